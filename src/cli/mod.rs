@@ -1,0 +1,89 @@
+//! The headless face: parse arguments, call one core function, print its result.
+
+pub mod args;
+pub mod output;
+pub mod prune;
+
+use std::ffi::OsString;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::core::version::version_line;
+use crate::core::Error;
+use crate::sys::env::Env;
+use args::{Cli, Command, ImageCommand};
+
+/// Run `smolvm` with these arguments (the first is the program name); returns the exit
+/// code.
+pub fn run(argv: Vec<OsString>) -> i32 {
+    let env = Env::from_process();
+    let cli = match Cli::command()
+        .try_get_matches_from(&argv)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&argv, e),
+    };
+    if cli.version {
+        output::line(version_line(&env));
+        return 0;
+    }
+    match cli.command {
+        Some(Command::Prune(a)) => prune::run("prune", &a, &env),
+        Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, &env),
+        None => {
+            // `-V` with nothing else was handled above; clap printed help for a bare call.
+            let _ = Cli::command().print_help();
+            2
+        }
+    }
+}
+
+/// A clap error: help and version go to stdout with exit 0; anything else is a usage
+/// error, exit 2, as `Error: …` on stderr or, when `--json` was asked for, one envelope.
+fn usage_error(argv: &[OsString], e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return 0;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return 2;
+        }
+        _ => {}
+    }
+    let rendered = e.render().to_string();
+    let json = argv.iter().skip(1).any(|a| a == "--json");
+    if json {
+        let message = rendered
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ")
+            .to_string();
+        let err = Error::usage(message);
+        output::print_json::<()>(&command_name(argv), err.exit_code(), None, Some(&err));
+    } else {
+        eprint!("{}", rendered.replacen("error: ", "Error: ", 1));
+    }
+    2
+}
+
+/// The dotted command name from the words before the first flag: `image prune` →
+/// `image.prune`.
+fn command_name(argv: &[OsString]) -> String {
+    let words: Vec<String> = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| !a.starts_with('-'))
+        .take(2)
+        .collect();
+    if words.is_empty() {
+        "smolvm".to_string()
+    } else {
+        words.join(".")
+    }
+}

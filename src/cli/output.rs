@@ -1,0 +1,85 @@
+//! Output conventions shared by every headless command: human text on stdout, errors on
+//! stderr as `Error: <message>`, and with `--json` exactly one JSON document on stdout in
+//! SmolVM's envelope, indented by 2, for success and failure alike.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::core::Error;
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    ok: bool,
+    command: &'a str,
+    exit_code: i32,
+    data: Option<&'a T>,
+    error: Option<ErrorBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery: Option<&'a str>,
+}
+
+/// Print SmolVM's envelope: `{"ok", "command", "exit_code", "data", "error"}`.
+/// `ok` is true only for exit code 0 with no error.
+pub fn print_json<T: Serialize>(
+    command: &str,
+    exit_code: i32,
+    data: Option<&T>,
+    error: Option<&Error>,
+) {
+    let env = Envelope {
+        ok: exit_code == 0 && error.is_none(),
+        command,
+        exit_code,
+        data,
+        error: error.map(|e| ErrorBody {
+            code: e.code.as_str(),
+            message: &e.message,
+            recovery: e.recovery.as_deref(),
+        }),
+    };
+    let text = serde_json::to_string_pretty(&env).unwrap_or_else(|e| {
+        // Serialising our own plain data cannot fail; if it ever did, still emit one valid
+        // document rather than nothing.
+        format!(
+            "{{\n  \"ok\": false,\n  \"command\": {},\n  \"exit_code\": 1,\n  \"data\": null,\n  \"error\": {{\n    \"code\": \"runtime_error\",\n    \"message\": {}\n  }}\n}}",
+            serde_json::Value::from(command),
+            serde_json::Value::from(e.to_string())
+        )
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// Report a failure the way the command was asked to: as an envelope with `--json`, else
+/// `Error: <message>` (and the recovery hint, if any) on stderr. Returns the exit code.
+pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
+    if json {
+        print_json::<()>(command, err.exit_code(), None, Some(err));
+    } else {
+        eprintln!("Error: {}", err.message);
+        if let Some(r) = &err.recovery {
+            eprintln!("{r}");
+        }
+    }
+    err.exit_code()
+}
+
+/// Print one human line to stdout now (progress lines must not wait in a buffer).
+pub fn line(text: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", text.as_ref());
+    let _ = out.flush();
+}
+
+/// A warning on stderr.
+pub fn warn(text: impl AsRef<str>) {
+    eprintln!("Warning: {}", text.as_ref());
+}

@@ -1,0 +1,10 @@
+//! Domain types and operations. Each action is one function here that reports progress
+//! through a [`progress::Progress`] sink; the CLI and the dashboard are faces over it.
+
+pub mod error;
+pub mod progress;
+pub mod prune;
+pub mod units;
+pub mod version;
+
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,4 @@
+pub mod cli;
+pub mod core;
+pub mod sys;
+pub mod tui;

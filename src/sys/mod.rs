@@ -1,0 +1,8 @@
+//! Every side effect lives here: environment, paths, the file system, `/proc`, the state
+//! database. The core calls these; the CLI and the dashboard never do directly.
+
+pub mod env;
+pub mod fs;
+pub mod paths;
+pub mod procfs;
+pub mod state;

@@ -1,0 +1,108 @@
+//! Reading `/proc`: which live processes hold files open.
+
+use std::path::{Path, PathBuf};
+
+/// A live process, as `/proc` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: i32,
+    pub comm: String,
+}
+
+/// For each of `dirs` (canonical paths), the first live process other than this one whose
+/// executable or an open file descriptor lies under it. Processes whose `/proc` entries we
+/// may not read (other users', when not root) are invisible here.
+pub fn holders_under(dirs: &[PathBuf]) -> Vec<Option<Holder>> {
+    let mut found: Vec<Option<Holder>> = vec![None; dirs.len()];
+    if dirs.is_empty() {
+        return found;
+    }
+    let me = std::process::id() as i32;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let base = p.path();
+        let mut targets: Vec<PathBuf> = Vec::new();
+        if let Ok(t) = std::fs::read_link(base.join("exe")) {
+            targets.push(t);
+        }
+        if let Ok(fds) = std::fs::read_dir(base.join("fd")) {
+            targets.extend(
+                fds.flatten()
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok()),
+            );
+        }
+        for t in &targets {
+            let t = strip_deleted(t);
+            for (i, d) in dirs.iter().enumerate() {
+                if found[i].is_none() && t.starts_with(d) {
+                    found[i] = Some(Holder {
+                        pid,
+                        comm: comm(pid),
+                    });
+                }
+            }
+        }
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found
+}
+
+fn strip_deleted(p: &Path) -> PathBuf {
+    let s = p.as_os_str().to_string_lossy();
+    match s.strip_suffix(" (deleted)") {
+        Some(rest) => PathBuf::from(rest),
+        None => p.to_path_buf(),
+    }
+}
+
+/// The process's short name (`/proc/<pid>/comm`), or `?` if it has gone.
+pub fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_child_holding_a_file_open() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().canonicalize().unwrap().join("held");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("f"), b"x").unwrap();
+        let other = t.path().canonicalize().unwrap().join("free");
+        std::fs::create_dir(&other).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$1\"; echo ready; exec sleep 30")
+            .arg("sh")
+            .arg(dir.join("f"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let found = holders_under(&[dir.clone(), other]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let h = found[0].clone().expect("holder found");
+        assert_eq!(h.pid, child.id() as i32);
+        assert!(found[1].is_none());
+    }
+}
