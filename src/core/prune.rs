@@ -207,7 +207,7 @@ pub fn plan(opts: &PruneOptions) -> Result<PrunePlan> {
             is_symlink,
             reason,
         };
-        if is_protected(&path, &opts.protected) {
+        if is_protected(&path, is_symlink, &opts.protected) {
             plan.kept.push(keep(KeepReason::Protected));
         } else if !is_symlink && std::fs::symlink_metadata(path.join(".fingerprint")).is_ok() {
             plan.kept.push(keep(KeepReason::CustomImage));
@@ -260,11 +260,23 @@ pub fn plan(opts: &PruneOptions) -> Result<PrunePlan> {
     Ok(plan)
 }
 
-fn is_protected(path: &Path, protected: &[PathBuf]) -> bool {
-    let canon = path.canonicalize().ok();
-    protected.iter().any(|p| {
-        path == p || canon.is_some() && canon.as_deref() == p.canonicalize().ok().as_deref()
-    })
+/// A protected directory (keys, snapshots) must not be removed through this entry: the
+/// entry is one of them, or (by real path) holds one or lies inside one. A symlink entry is
+/// only unlinked, so only its own path matters.
+fn is_protected(path: &Path, is_symlink: bool, protected: &[PathBuf]) -> bool {
+    if protected.iter().any(|p| p == path) {
+        return true;
+    }
+    if is_symlink {
+        return false;
+    }
+    let Ok(canon) = path.canonicalize() else {
+        return false;
+    };
+    protected
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .any(|p| p.starts_with(&canon) || canon.starts_with(&p))
 }
 
 /// For each candidate, why it is in use, if it is: a running/paused VM's file lies under

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# System packages smolvm's tests and runtime use on Debian/Ubuntu. Run as root.
+# (The Rust toolchain comes from rustup, never from apt.)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  e2fsprogs   # chattr (prune failure tests), mkfs.ext4
+  util-linux  # setpriv (run as an unprivileged user), mount
+  coreutils   # du (prune benchmark baseline)
+)
+apt-get update
+apt-get install -y --no-install-recommends "${packages[@]}"

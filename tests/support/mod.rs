@@ -1,0 +1,161 @@
+//! Test support: an isolated HOME / data dir per test, and helpers for real files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::Command;
+
+/// The image version tests treat as current.
+pub const CURRENT: &str = "0.0.14";
+
+/// A temporary HOME with `~/.smolvm/images` and a private data dir.
+pub struct Home {
+    pub tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = tmp.path().join("home");
+        let data = tmp.path().join("state");
+        std::fs::create_dir_all(home.join(".smolvm/images")).unwrap();
+        Home { tmp, home, data }
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.home.join(".smolvm/images")
+    }
+
+    /// `smolvm` with a clean environment: only PATH, this HOME, this data dir and the
+    /// test's current image version.
+    pub fn smolvm(&self) -> Command {
+        let mut c = Command::cargo_bin("smolvm").expect("binary");
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_STATE_HOME", self.home.join(".local/state"))
+            .env("SMOLVM_DATA_DIR", &self.data)
+            .env("SMOLVM_IMAGE_VERSION", CURRENT)
+            .env("SMOLVM_SOCKET_DIR", self.tmp.path().join("sockets"));
+        c
+    }
+
+    /// A cache directory under the images root holding one file of `bytes` real bytes.
+    pub fn cache(&self, name: &str, bytes: usize) -> PathBuf {
+        let d = self.images().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        if bytes > 0 {
+            std::fs::write(d.join("rootfs.ext4"), vec![0x5au8; bytes]).unwrap();
+        }
+        d
+    }
+}
+
+/// Parse stdout as the one JSON document a `--json` command must print.
+pub fn json(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Makes a directory impossible to empty for as long as it lives: `chattr +i` where the
+/// file system supports it, else (root only) a read-only bind mount of the directory onto
+/// itself. `None` when neither is possible here (then the caller says it skipped).
+pub struct Undeletable {
+    dir: PathBuf,
+    bind: bool,
+}
+
+impl Undeletable {
+    pub fn new(dir: &Path) -> Option<Self> {
+        if run("chattr", &["+i"], dir) {
+            return Some(Undeletable {
+                dir: dir.to_path_buf(),
+                bind: false,
+            });
+        }
+        if is_root()
+            && StdCommand::new("mount")
+                .args(["--bind"])
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success())
+            && StdCommand::new("mount")
+                .args(["-o", "remount,ro,bind"])
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            return Some(Undeletable {
+                dir: dir.to_path_buf(),
+                bind: true,
+            });
+        }
+        None
+    }
+}
+
+impl Drop for Undeletable {
+    fn drop(&mut self) {
+        if self.bind {
+            let _ = StdCommand::new("umount").arg(&self.dir).status();
+        } else {
+            run("chattr", &["-i"], &self.dir);
+        }
+    }
+}
+
+fn run(cmd: &str, args: &[&str], path: &Path) -> bool {
+    StdCommand::new(cmd)
+        .args(args)
+        .arg(path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// SmolVM's exact `vms` table DDL (reference §1) and a row in its JSON shapes.
+pub fn smolvm_db_with_vm(db: &Path, id: &str, status: &str, rootfs: &Path, kernel: &Path) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS vms (
+            id TEXT PRIMARY KEY, status TEXT NOT NULL, config TEXT NOT NULL, network TEXT,
+            pid INTEGER, socket_path TEXT, display TEXT,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS idx_vms_status ON vms(status);",
+    )
+    .unwrap();
+    let config = serde_json::json!({
+        "vm_id": id, "vcpu_count": 2, "mem_size_mib": 512,
+        "kernel_path": kernel, "rootfs_path": rootfs,
+        "boot_args": "console=ttyS0 reboot=k panic=1 pci=off",
+        "backend": "qemu", "guest_os": "alpine", "disk_mode": "isolated"
+    });
+    let network = serde_json::json!({
+        "guest_ip": "172.16.0.2", "gateway_ip": "172.16.0.1", "netmask": "255.255.255.0",
+        "tap_device": "tap2", "guest_mac": "AA:FC:00:00:00:02", "ssh_host_port": 2200,
+        "mode": "nat", "bridge": null
+    });
+    c.execute(
+        "INSERT INTO vms (id, status, config, network, pid, socket_path, display, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 4242, '/tmp/qmp-x.sock', NULL,
+                 '2026-05-07T12:00:00.123456+00:00', '2026-05-07T12:00:00.123456+00:00')",
+        rusqlite::params![id, status, config.to_string(), network.to_string()],
+    )
+    .unwrap();
+}
