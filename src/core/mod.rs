@@ -4,6 +4,7 @@
 pub mod error;
 pub mod progress;
 pub mod prune;
+pub mod time;
 pub mod units;
 pub mod version;
 

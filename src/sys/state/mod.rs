@@ -1,0 +1,514 @@
+//! The state database, `<data dir>/smolvm.db`, in SmolVM's exact schema so that a database
+//! written by Python SmolVM opens and lists here, and ours opens there.
+//!
+//! Improvements over SmolVM: WAL journal, a busy timeout, one short `BEGIN IMMEDIATE`
+//! transaction per change, and corruption handling: a file that is not a database, is
+//! truncated or fails `PRAGMA quick_check` is moved aside (never deleted) with its
+//! `-wal`/`-shm` files to `smolvm.db.corrupt-<YYYYmmddTHHMMSSZ>` and a new one created.
+//! A dry run opens nothing for writing: the file read-only, or an empty in-memory database
+//! when there is none or it is corrupt.
+
+mod types;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension};
+
+pub use types::{Leases, Network, TapAllocation, VmRecord, VmStatus};
+
+use crate::core::time::{compact, iso_now};
+
+/// SmolVM's SQLite busy timeout.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Additive migrations SmolVM applies after its DDL (`ALTER TABLE … ADD COLUMN` when the
+/// column is missing), including 0.0.36's snapshot columns.
+const MIGRATIONS: &[(&str, &str, &str)] = &[
+    ("vms", "display", "TEXT"),
+    ("snapshots", "backend", "TEXT"),
+    ("snapshots", "artifacts", "TEXT"),
+    ("snapshots", "snapshot_type", "TEXT"),
+    ("snapshots", "artifact_kind", "TEXT"),
+    ("snapshots", "virtual_size_bytes", "INTEGER"),
+    ("snapshots", "changed_bytes", "INTEGER"),
+    ("snapshots", "bitmap_granularity_bytes", "INTEGER"),
+    ("snapshots", "bitmap_name", "TEXT"),
+    ("browser_sessions", "vnc_url", "TEXT"),
+    ("browser_sessions", "vnc_port", "INTEGER"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path} is locked by another process (waited {waited} s); try again when it finishes")]
+    Locked { path: PathBuf, waited: u64 },
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state database {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VM {0} already exists")]
+    AlreadyExists(String),
+}
+
+/// How to open the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create or migrate as needed; corrupt files are moved aside.
+    ReadWrite,
+    /// Change nothing on disk: read the file read-only; an absent or corrupt file reads
+    /// as an empty store (corruption is reported, the file left where it is).
+    DryRun,
+}
+
+/// A corrupt database found while opening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    pub path: PathBuf,
+    pub reason: String,
+    /// Where the file was moved (`None` in a dry run).
+    pub moved_to: Option<PathBuf>,
+}
+
+pub struct StateStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    read_only: bool,
+    busy_timeout: Duration,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+impl StateStore {
+    /// Open (or create) the store at `path`. Returns the store and, if the file on disk was
+    /// corrupt, what was done about it.
+    pub fn open(
+        path: &Path,
+        mode: OpenMode,
+        busy_timeout: Duration,
+    ) -> Result<(StateStore, Option<Corruption>), StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let exists = path.exists();
+        let mut corruption = None;
+        if exists {
+            if let Some(reason) = check_health(path, busy_timeout)? {
+                let moved_to = match mode {
+                    OpenMode::ReadWrite => Some(move_aside(path)?),
+                    OpenMode::DryRun => None,
+                };
+                corruption = Some(Corruption {
+                    path: path.to_path_buf(),
+                    reason,
+                    moved_to,
+                });
+            }
+        }
+        let store = match mode {
+            OpenMode::DryRun if exists && corruption.is_none() => {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql)?;
+                conn.busy_timeout(busy_timeout).map_err(sql)?;
+                StateStore {
+                    path: path.to_path_buf(),
+                    conn: Mutex::new(conn),
+                    read_only: true,
+                    busy_timeout,
+                }
+            }
+            OpenMode::DryRun => {
+                let conn = Connection::open_in_memory().map_err(sql)?;
+                conn.execute_batch(SCHEMA).map_err(sql)?;
+                StateStore {
+                    path: path.to_path_buf(),
+                    conn: Mutex::new(conn),
+                    read_only: true,
+                    busy_timeout,
+                }
+            }
+            OpenMode::ReadWrite => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                }
+                let conn = Connection::open(path).map_err(sql)?;
+                conn.busy_timeout(busy_timeout).map_err(sql)?;
+                let store = StateStore {
+                    path: path.to_path_buf(),
+                    conn: Mutex::new(conn),
+                    read_only: false,
+                    busy_timeout,
+                };
+                store.init()?;
+                store
+            }
+        };
+        Ok((store, corruption))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        if is_busy(&source) {
+            StateError::Locked {
+                path: self.path.clone(),
+                waited: self.busy_timeout.as_secs(),
+            }
+        } else {
+            StateError::Sqlite {
+                path: self.path.clone(),
+                source,
+            }
+        }
+    }
+
+    fn init(&self) -> Result<(), StateError> {
+        let conn = self.lock();
+        // WAL lets the dashboard read while a cleanup writes; SmolVM opens it unchanged.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let _ = mode;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| self.err(e))?;
+        write_txn(&conn, |tx| {
+            tx.execute_batch(SCHEMA)?;
+            for (table, column, kind) in MIGRATIONS {
+                if !has_column(tx, table, column)? {
+                    tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    /// Every VM, oldest first (SmolVM's `ORDER BY created_at`).
+    pub fn list_vms(&self) -> Result<Vec<VmRecord>, StateError> {
+        let conn = self.lock();
+        if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = conn
+            .prepare("SELECT * FROM vms ORDER BY created_at, rowid")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], VmRecord::from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn get_vm(&self, id: &str) -> Result<Option<VmRecord>, StateError> {
+        let conn = self.lock();
+        if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
+            return Ok(None);
+        }
+        conn.query_row("SELECT * FROM vms WHERE id = ?1", [id], VmRecord::from_row)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// IP leases, SSH forwards and TAP reservations of every VM.
+    pub fn leases(&self) -> Result<Leases, StateError> {
+        let conn = self.lock();
+        let mut out = Leases::default();
+        if table_exists(&conn, "ip_leases").map_err(|e| self.err(e))? {
+            let mut s = conn
+                .prepare("SELECT vm_id, ip, tap_device FROM ip_leases")
+                .map_err(|e| self.err(e))?;
+            let rows = s
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (vm, ip, tap): (String, String, String) = row.map_err(|e| self.err(e))?;
+                out.ips.insert(vm, (ip, tap));
+            }
+        }
+        if table_exists(&conn, "ssh_forwards").map_err(|e| self.err(e))? {
+            let mut s = conn
+                .prepare("SELECT vm_id, host_port, guest_port FROM ssh_forwards")
+                .map_err(|e| self.err(e))?;
+            let rows = s
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (vm, hp, gp): (String, i64, i64) = row.map_err(|e| self.err(e))?;
+                out.ssh.insert(vm, (hp as u16, gp as u16));
+            }
+        }
+        if table_exists(&conn, "tap_allocations").map_err(|e| self.err(e))? {
+            let mut s = conn
+                .prepare("SELECT vm_id, tap_device, mode, bridge_name FROM tap_allocations")
+                .map_err(|e| self.err(e))?;
+            let rows = s
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        TapAllocation {
+                            tap_device: r.get(1)?,
+                            mode: r.get(2)?,
+                            bridge_name: r.get(3)?,
+                        },
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (vm, t) = row.map_err(|e| self.err(e))?;
+                out.taps.insert(vm, t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Insert a new VM row (status as given, timestamps now unless set).
+    pub fn insert_vm(&self, vm: &VmRecord) -> Result<(), StateError> {
+        self.write(|tx| {
+            let now = iso_now();
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO vms (id, status, config, network, pid, socket_path, display, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                rusqlite::params![
+                    vm.id,
+                    vm.status.as_str(),
+                    vm.config.to_string(),
+                    vm.network.as_ref().map(|n| serde_json::to_string(n).unwrap_or_default()),
+                    vm.pid,
+                    vm.socket_path,
+                    vm.display,
+                    if vm.created_at.is_empty() { &now } else { &vm.created_at },
+                    if vm.updated_at.is_empty() { &now } else { &vm.updated_at },
+                ],
+            )?;
+            Ok(n)
+        })
+        .and_then(|n| {
+            if n == 0 {
+                Err(StateError::AlreadyExists(vm.id.clone()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// Record a lease of `ip` on `tap` for a VM (SmolVM's `ip_leases`).
+    pub fn insert_ip_lease(&self, vm_id: &str, ip: &str, tap: &str) -> Result<(), StateError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![ip, vm_id, tap, iso_now()],
+            )
+        })
+        .map(drop)
+    }
+
+    /// Record an SSH host-port forward for a VM (SmolVM's `ssh_forwards`).
+    pub fn insert_ssh_forward(
+        &self,
+        vm_id: &str,
+        host_port: u16,
+        guest_port: u16,
+    ) -> Result<(), StateError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO ssh_forwards (vm_id, host_port, guest_port, created_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![vm_id, host_port, guest_port, iso_now()],
+            )
+        })
+        .map(drop)
+    }
+
+    /// Mark these running/paused VMs stale: status `error`, pid cleared (SmolVM's
+    /// reconcile update), in one transaction. Rows that changed meanwhile are left alone.
+    pub fn mark_stale(&self, ids: &[String]) -> Result<(), StateError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let now = iso_now();
+            for id in ids {
+                tx.execute(
+                    "UPDATE vms SET status = 'error', pid = NULL, updated_at = ?1
+                     WHERE id = ?2 AND status IN ('running', 'paused')",
+                    rusqlite::params![now, id],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Delete a VM's row and every lease it holds, in one transaction. `false` if there
+    /// was no such row (already deleted: not an error for an idempotent teardown).
+    pub fn delete_vm(&self, id: &str) -> Result<bool, StateError> {
+        self.write(|tx| {
+            for table in ["ip_leases", "ssh_forwards", "vsock_cids", "tap_allocations"] {
+                if table_exists(tx, table)? {
+                    tx.execute(&format!("DELETE FROM {table} WHERE vm_id = ?1"), [id])?;
+                }
+            }
+            Ok(tx.execute("DELETE FROM vms WHERE id = ?1", [id])? > 0)
+        })
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
+        if self.read_only {
+            return Err(StateError::Sqlite {
+                path: self.path.clone(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                    Some("opened for a dry run: no writes".into()),
+                ),
+            });
+        }
+        let conn = self.lock();
+        write_txn(&conn, f).map_err(|e| self.err(e))
+    }
+}
+
+/// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front (waiting
+/// up to the busy timeout), so two writers never deadlock upgrading a read lock.
+fn write_txn<T>(
+    conn: &Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [table],
+        |r| r.get(0),
+    )
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+    for n in names {
+        if n? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(SqliteCode::DatabaseBusy) | Some(SqliteCode::DatabaseLocked)
+    )
+}
+
+/// `None` if the file is a healthy database; else why not. A lock held past the busy
+/// timeout is an error, not corruption.
+fn check_health(path: &Path, busy_timeout: Duration) -> Result<Option<String>, StateError> {
+    let conn = match Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(c) => c,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    let _ = conn.busy_timeout(busy_timeout);
+    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+        Ok(s) if s == "ok" => Ok(None),
+        Ok(s) => Ok(Some(format!("quick_check: {s}"))),
+        Err(e) if is_busy(&e) => Err(StateError::Locked {
+            path: path.to_path_buf(),
+            waited: busy_timeout.as_secs(),
+        }),
+        Err(e) => Ok(Some(e.to_string())),
+    }
+}
+
+/// Move a corrupt database and its `-wal`/`-shm` files to `<name>.corrupt-<stamp>[-wal|-shm]`.
+fn move_aside(path: &Path) -> Result<PathBuf, StateError> {
+    let stamp = compact(SystemTime::now());
+    let mut target = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.corrupt-{stamp}.{n}", path.display()));
+        n += 1;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        let to = PathBuf::from(format!("{}{suffix}", target.display()));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+            Err(source) => return Err(StateError::Io { path: from, source }),
+        }
+    }
+    Ok(target)
+}
+
+/// A VM that is running or paused according to a database, and the host files its
+/// configuration points at. Read-only: never creates or migrates the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveVm {
+    pub id: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// VMs in status `running` or `paused` in the database at `db`, with their
+/// `kernel_path`, `rootfs_path`, `initrd_path` and extra drive paths.
+pub fn active_vms(db: &Path) -> rusqlite::Result<Vec<ActiveVm>> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    if !table_exists(&conn, "vms")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT * FROM vms WHERE status IN ('running', 'paused') ORDER BY created_at, rowid",
+    )?;
+    let rows = stmt.query_map([], VmRecord::from_row)?;
+    rows.map(|r| {
+        r.map(|vm| ActiveVm {
+            files: vm.host_files(),
+            id: vm.id,
+        })
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests;
