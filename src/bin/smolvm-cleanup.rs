@@ -1,6 +1,7 @@
-//! `smolvm-cleanup`: the standalone form of `smolvm cleanup`.
+//! `smolvm-cleanup`: the standalone form of `smolvm cleanup`, same flags and behaviour.
 
 fn main() {
-    eprintln!("Error: smolvm-cleanup is not implemented yet (tracked by the cleanup issue)");
-    std::process::exit(2);
+    std::process::exit(smolvm::cli::run_cleanup_standalone(
+        std::env::args_os().collect(),
+    ));
 }

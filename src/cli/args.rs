@@ -27,6 +27,11 @@ pub enum Command {
     /// Manage published and custom images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Remove stale or auto-created VMs and their resources (TAP, nftables, state, files).
+    Cleanup(CleanupArgs),
+    /// Manage sandboxes.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,4 +54,49 @@ pub struct PruneArgs {
     /// Alias of --image-dir kept for SmolVM compatibility.
     #[arg(long, value_name = "PATH", hide = true)]
     pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Delete all VMs, not just stale or auto-created ones.
+    #[arg(long)]
+    pub all: bool,
+    /// Auto-VM prefix to clean: only VMs starting with this prefix (or stale) are targeted.
+    #[arg(long, value_name = "PREFIX", default_value = "vm-")]
+    pub prefix: String,
+    /// Print targets without deleting.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the confirmation prompt (required without a TTY or with --json).
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `smolvm-cleanup`: the standalone form of `smolvm cleanup`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "smolvm-cleanup",
+    about = "Remove stale or auto-created VMs and their resources (same as `smolvm cleanup`)",
+    disable_version_flag = true
+)]
+pub struct CleanupCli {
+    #[command(flatten)]
+    pub args: CleanupArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// List sandboxes with their live status.
+    #[command(alias = "ls")]
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

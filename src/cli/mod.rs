@@ -1,8 +1,10 @@
 //! The headless face: parse arguments, call one core function, print its result.
 
 pub mod args;
+pub mod cleanup;
 pub mod output;
 pub mod prune;
+pub mod sandbox;
 
 use std::ffi::OsString;
 
@@ -11,7 +13,7 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::core::version::version_line;
 use crate::core::Error;
 use crate::sys::env::Env;
-use args::{Cli, Command, ImageCommand};
+use args::{CleanupCli, Cli, Command, ImageCommand, SandboxCommand};
 
 /// Run `smolvm` with these arguments (the first is the program name); returns the exit
 /// code.
@@ -31,11 +33,25 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     match cli.command {
         Some(Command::Prune(a)) => prune::run("prune", &a, &env),
         Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, &env),
+        Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, &env),
+        Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, &env),
         None => {
             // `-V` with nothing else was handled above; clap printed help for a bare call.
             let _ = Cli::command().print_help();
             2
         }
+    }
+}
+
+/// Run `smolvm-cleanup` with these arguments; returns the exit code.
+pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
+    let env = Env::from_process();
+    match CleanupCli::command()
+        .try_get_matches_from(&argv)
+        .and_then(|m| CleanupCli::from_arg_matches(&m))
+    {
+        Ok(cli) => cleanup::run("smolvm-cleanup", &cli.args, &env),
+        Err(e) => usage_error(&argv, e),
     }
 }
 

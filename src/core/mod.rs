@@ -1,9 +1,11 @@
 //! Domain types and operations. Each action is one function here that reports progress
 //! through a [`progress::Progress`] sink; the CLI and the dashboard are faces over it.
 
+pub mod cleanup;
 pub mod error;
 pub mod progress;
 pub mod prune;
+pub mod sandbox;
 pub mod time;
 pub mod units;
 pub mod version;

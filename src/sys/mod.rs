@@ -3,6 +3,9 @@
 
 pub mod env;
 pub mod fs;
+pub mod net;
 pub mod paths;
+pub mod process;
 pub mod procfs;
 pub mod state;
+pub mod vmm;

@@ -72,6 +72,39 @@ pub fn comm(pid: i32) -> String {
         .unwrap_or_else(|_| "?".to_string())
 }
 
+/// TAP/TUN interfaces held open by live processes: interface name → PIDs (from the
+/// `iff:` line of `/proc/<pid>/fdinfo/<fd>` for fds on `/dev/net/tun`). A TAP in this map
+/// has a VMM attached and is not an orphan, whichever database knows about it.
+pub fn tun_attachments() -> std::collections::HashMap<String, Vec<i32>> {
+    let mut out: std::collections::HashMap<String, Vec<i32>> = Default::default();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).ok().as_deref() != Some(Path::new("/dev/net/tun")) {
+                continue;
+            }
+            let info = std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name()))
+                .unwrap_or_default();
+            if let Some(name) = info
+                .lines()
+                .find_map(|l| l.strip_prefix("iff:"))
+                .map(str::trim)
+            {
+                out.entry(name.to_string()).or_default().push(pid);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

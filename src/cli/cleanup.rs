@@ -1,0 +1,299 @@
+//! `smolvm cleanup` and `smolvm-cleanup`: a thin face over [`core::cleanup`], with the
+//! seeds' exact lines, the confirmation prompt and the refusals.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use super::args::CleanupArgs;
+use super::output::{self, line, warn};
+use crate::core::cleanup::{
+    self, CleanupEvent, CleanupOptions, CleanupPlan, CleanupReport, StaleResource,
+};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::progress::Progress;
+use crate::sys::env::Env;
+use crate::sys::paths::Paths;
+
+#[derive(Serialize)]
+struct Summary {
+    target_count: usize,
+    deleted_count: usize,
+    failed_count: usize,
+}
+
+#[derive(Serialize)]
+struct FailedVm<'a> {
+    vm_id: &'a str,
+    error: &'a str,
+}
+
+#[derive(Serialize)]
+struct Resource<'a> {
+    kind: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vm_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Corrupt<'a> {
+    path: String,
+    reason: &'a str,
+    moved_to: Option<String>,
+}
+
+/// SmolVM's `DeleteResult` keys plus `stale_resources`, `warnings`, `corrupt_database`.
+#[derive(Serialize)]
+struct Data<'a> {
+    targets: &'a [String],
+    deleted: &'a [String],
+    failed: Vec<FailedVm<'a>>,
+    summary: Summary,
+    dry_run: bool,
+    reconciled_stale_ids: &'a [String],
+    stale_resources: Vec<Resource<'a>>,
+    warnings: &'a [String],
+    corrupt_database: Option<Corrupt<'a>>,
+}
+
+fn data(r: &CleanupReport) -> Data<'_> {
+    Data {
+        targets: &r.targets,
+        deleted: &r.deleted,
+        failed: r
+            .failed
+            .iter()
+            .map(|(vm_id, error)| FailedVm { vm_id, error })
+            .collect(),
+        summary: Summary {
+            target_count: r.targets.len(),
+            deleted_count: r.deleted.len(),
+            failed_count: r.failed.len(),
+        },
+        dry_run: r.dry_run,
+        reconciled_stale_ids: &r.stale_ids,
+        stale_resources: r
+            .stale_resources
+            .iter()
+            .map(|(s, e)| Resource {
+                kind: s.kind.as_str(),
+                name: &s.name,
+                vm_id: s.vm_id.as_deref(),
+                error: e.as_deref(),
+            })
+            .collect(),
+        warnings: &r.warnings,
+        corrupt_database: r.corruption.as_ref().map(|c| Corrupt {
+            path: c.path.display().to_string(),
+            reason: &c.reason,
+            moved_to: c.moved_to.as_ref().map(|p| p.display().to_string()),
+        }),
+    }
+}
+
+/// Run a cleanup; `program` is how the user invoked it (`smolvm cleanup` or
+/// `smolvm-cleanup`), used in the recovery hint.
+pub fn run(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return output::fail("cleanup", args.json, &Error::runtime(e.to_string())),
+    };
+    rt.block_on(run_async(program, args, env))
+}
+
+fn shown_resource(r: &StaleResource) -> String {
+    match &r.vm_id {
+        Some(id) => format!("{} {} (VM {id})", r.kind.as_str(), r.name),
+        None => format!("{} {}", r.kind.as_str(), r.name),
+    }
+}
+
+async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
+    const CMD: &str = "cleanup";
+    if cfg!(target_os = "linux") && !env.is_root() {
+        warn("not running as root. Cleanup may fail for TAP/nftables resources.");
+    }
+    let paths = Paths::resolve(env, None);
+    let prefix = Some(args.prefix.clone());
+    let needs_confirmation = !args.dry_run && !args.force;
+    let interactive = std::io::stdin().is_terminal();
+
+    // Unattended without --force: look (read-only), and refuse if anything would go.
+    if needs_confirmation && (args.json || !interactive) {
+        let opts = match CleanupOptions::new(&paths, env, args.all, prefix.clone(), true) {
+            Ok(o) => o,
+            Err(e) => return output::fail(CMD, args.json, &e),
+        };
+        let plan = match cleanup::prepare(opts).await {
+            Ok(p) => p,
+            Err(e) => return output::fail(CMD, args.json, &e),
+        };
+        if !plan.is_empty() {
+            let err = if args.json {
+                Error::new(
+                    ErrorCode::Refused,
+                    "Refusing to delete VMs without --force in --json mode.",
+                )
+                .with_recovery(format!("Run '{program} --force --json' to confirm."))
+            } else {
+                Error::new(
+                    ErrorCode::Refused,
+                    "Refusing to delete VMs without a confirmation prompt. Pass --force to confirm.",
+                )
+            };
+            return output::fail(CMD, args.json, &err);
+        }
+        let report = cleanup::execute(plan, &Progress::none()).await;
+        return finish(CMD, args, &report, false);
+    }
+
+    let opts = match CleanupOptions::new(&paths, env, args.all, prefix, args.dry_run) {
+        Ok(o) => o,
+        Err(e) => return output::fail(CMD, args.json, &e),
+    };
+    let plan = match cleanup::prepare(opts).await {
+        Ok(p) => p,
+        Err(e) => return output::fail(CMD, args.json, &e),
+    };
+    if !args.json {
+        print_plan(&plan);
+    }
+    if plan.is_empty() || args.dry_run {
+        let report = cleanup::execute(plan, &Progress::none()).await;
+        return finish(CMD, args, &report, args.dry_run);
+    }
+    if needs_confirmation {
+        let mut question = format!(
+            "This will permanently delete {} VM(s)",
+            plan.targets.len()
+        );
+        if !plan.stale_resources.is_empty() {
+            question.push_str(&format!(
+                " and {} stale resource(s)",
+                plan.stale_resources.len()
+            ));
+        }
+        line(format!("{question}. This action cannot be undone."));
+        if !confirm().await {
+            return 0;
+        }
+    }
+    let progress = if args.json {
+        Progress::none()
+    } else {
+        Progress::new(|ev: CleanupEvent| match ev {
+            CleanupEvent::Deleted { vm_id } => line(format!("Deleted: {vm_id}")),
+            CleanupEvent::Failed { vm_id, error } => line(format!("Failed:  {vm_id} ({error})")),
+            CleanupEvent::Cleaned(r) => line(format!("Cleaned: {}", shown_resource(&r))),
+            CleanupEvent::CleanFailed { resource, error } => {
+                line(format!("Failed:  {} ({error})", shown_resource(&resource)))
+            }
+            CleanupEvent::Deleting { .. } => {}
+        })
+    };
+    let report = cleanup::execute(plan, &progress).await;
+    finish(CMD, args, &report, false)
+}
+
+/// `Continue? [y/N] `: `y`/`yes` (any case, trimmed) proceeds; anything else, an empty
+/// line, end of input or Ctrl-C prints `Aborted.` and declines.
+async fn confirm() -> bool {
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "Continue? [y/N] ");
+        let _ = out.flush();
+    }
+    let read = tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        match std::io::stdin().read_line(&mut s) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(s),
+        }
+    });
+    let answer = tokio::select! {
+        r = read => r.ok().flatten(),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    match answer {
+        Some(a) if matches!(a.trim().to_lowercase().as_str(), "y" | "yes") => true,
+        Some(_) => {
+            line("Aborted.");
+            false
+        }
+        None => {
+            line("\nAborted.");
+            false
+        }
+    }
+}
+
+fn print_plan(plan: &CleanupPlan) {
+    if let Some(c) = &plan.corruption {
+        match &c.moved_to {
+            Some(to) => warn(format!(
+                "state database {} was corrupt ({}); moved it to {} and rebuilt state from the live system.",
+                c.path.display(),
+                c.reason,
+                to.display()
+            )),
+            None => warn(format!(
+                "state database {} is corrupt ({}); a real run moves it aside and rebuilds state from the live system.",
+                c.path.display(),
+                c.reason
+            )),
+        }
+    }
+    for w in &plan.warnings {
+        warn(w);
+    }
+    if !plan.stale_ids.is_empty() {
+        line(format!("Reconciled stale VMs: {}", plan.stale_ids.join(", ")));
+    }
+    if plan.targets.is_empty() {
+        line("No matching VMs to clean.");
+    } else {
+        line(format!("Targets ({}):", plan.targets.len()));
+        for t in &plan.targets {
+            line(format!("  - {}", t.vm.id));
+        }
+    }
+    if !plan.stale_resources.is_empty() {
+        line(format!("Stale resources ({}):", plan.stale_resources.len()));
+        for r in &plan.stale_resources {
+            line(format!("  - {}", shown_resource(r)));
+        }
+    }
+}
+
+fn finish(command: &str, args: &CleanupArgs, report: &CleanupReport, dry_run_line: bool) -> i32 {
+    let failures = report.failure_count();
+    let exit_code = i32::from(failures > 0);
+    if args.json {
+        let err = (failures > 0).then(|| {
+            Error::new(
+                ErrorCode::PartialFailure,
+                format!("Cleanup completed with {failures} failure(s)."),
+            )
+        });
+        output::print_json(command, exit_code, Some(&data(report)), err.as_ref());
+        return exit_code;
+    }
+    let nothing = report.targets.is_empty() && report.stale_resources.is_empty();
+    if dry_run_line && !nothing {
+        line("Dry run complete. No changes made.");
+    } else if !nothing && !report.dry_run {
+        if failures == 0 {
+            line("Cleanup complete.");
+        } else {
+            line(format!("Cleanup completed with {failures} failure(s)."));
+        }
+    }
+    exit_code
+}

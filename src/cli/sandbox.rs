@@ -1,0 +1,74 @@
+//! `smolvm sandbox list`.
+
+use serde::Serialize;
+
+use super::args::ListArgs;
+use super::output::{self, line};
+use crate::core::sandbox;
+use crate::sys::env::Env;
+use crate::sys::paths::Paths;
+
+#[derive(Serialize)]
+struct Data<'a> {
+    vms: &'a [sandbox::SandboxInfo],
+    count: usize,
+}
+
+pub fn list(args: &ListArgs, env: &Env) -> i32 {
+    let paths = Paths::resolve(env, None);
+    let vms = match sandbox::list(&paths, None) {
+        Ok(v) => v,
+        Err(e) => return output::fail("sandbox.list", args.json, &e),
+    };
+    if args.json {
+        output::print_json(
+            "sandbox.list",
+            0,
+            Some(&Data {
+                vms: &vms,
+                count: vms.len(),
+            }),
+            None,
+        );
+        return 0;
+    }
+    if vms.is_empty() {
+        line("No sandboxes.");
+        return 0;
+    }
+    let rows: Vec<[String; 6]> = vms
+        .iter()
+        .map(|v| {
+            [
+                v.id.clone(),
+                v.shown_status(),
+                v.backend.clone().unwrap_or_else(|| "-".into()),
+                v.ip.clone().unwrap_or_else(|| "-".into()),
+                v.pid.map_or("-".into(), |p| p.to_string()),
+                v.created_at.clone(),
+            ]
+        })
+        .collect();
+    let head = ["ID", "STATUS", "BACKEND", "IP", "PID", "CREATED"];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let fmt = |cells: [&str; 6]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    line(fmt(head));
+    for r in &rows {
+        line(fmt([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+    }
+    0
+}

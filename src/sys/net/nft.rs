@@ -1,0 +1,261 @@
+//! SmolVM's nftables tables, `ip smolvm_nat` and `inet smolvm_filter`: read their
+//! elements and commented rules (`nft -j`), and delete exactly the ones given in one atomic
+//! `nft -f -` batch. The tables, maps, sets and global rules themselves are never removed.
+
+use std::io::{self, Write};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+pub const NAT: (&str, &str) = ("ip", "smolvm_nat");
+pub const FILTER: (&str, &str) = ("inet", "smolvm_filter");
+
+/// An element of one of SmolVM's maps or sets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ElemKey {
+    /// `dnat_ext`, `dnat_local`: keyed by host port.
+    Port(u16),
+    /// `allowed_taps`.
+    Ifname(String),
+    /// `snat_return`, `fwd_allow`: `<ip> . <port>`.
+    AddrPort(String, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Element {
+    pub family: String,
+    pub table: String,
+    pub set: String,
+    pub key: ElemKey,
+    /// For a map element, the guest address it points at (`dnat_ext { 2200 : <ip> . 22 }`).
+    pub target: Option<String>,
+}
+
+impl Element {
+    fn key_text(&self) -> String {
+        match &self.key {
+            ElemKey::Port(p) => p.to_string(),
+            ElemKey::Ifname(n) => quote(n),
+            ElemKey::AddrPort(a, p) => format!("{a} . {p}"),
+        }
+    }
+
+    /// `ip smolvm_nat dnat_ext { 2200 }`
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {} {{ {} }}",
+            self.family,
+            self.table,
+            self.set,
+            self.key_text()
+        )
+    }
+
+    pub fn delete_command(&self) -> String {
+        format!("delete element {}", self.describe())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    pub family: String,
+    pub table: String,
+    pub chain: String,
+    pub handle: u64,
+    pub comment: String,
+}
+
+impl Rule {
+    /// `ip smolvm_nat output rule "smolvm:vm-a:local:8080:80"`
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {} rule {}",
+            self.family,
+            self.table,
+            self.chain,
+            quote(&self.comment)
+        )
+    }
+
+    pub fn delete_command(&self) -> String {
+        format!(
+            "delete rule {} {} {} handle {}",
+            self.family, self.table, self.chain, self.handle
+        )
+    }
+}
+
+/// SmolVM's `_quote`: double quotes, with `\` and `"` escaped.
+pub fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The elements and commented rules of SmolVM's two tables (absent tables read as empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NftState {
+    pub elements: Vec<Element>,
+    pub rules: Vec<Rule>,
+}
+
+/// Read both tables. Fails only if `nft` cannot be run or answers something unexpected;
+/// a missing table is simply empty.
+pub fn read() -> io::Result<NftState> {
+    let mut state = NftState::default();
+    for (family, table) in [NAT, FILTER] {
+        let out = Command::new("nft")
+            .args(["-j", "list", "table", family, table])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot run nft: {e}")))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No such file or directory") {
+                continue;
+            }
+            return Err(nft_error(&err));
+        }
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("nft -j: {e}")))?;
+        parse_into(&v, &mut state);
+    }
+    Ok(state)
+}
+
+fn nft_error(stderr: &str) -> io::Error {
+    let first = stderr.lines().next().unwrap_or("nft failed").trim();
+    if first.contains("Operation not permitted") {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "Permission denied: cannot change nftables rules",
+        )
+    } else {
+        io::Error::other(format!("nft: {first}"))
+    }
+}
+
+fn parse_into(v: &Value, state: &mut NftState) {
+    let Some(items) = v.get("nftables").and_then(Value::as_array) else {
+        return;
+    };
+    for item in items {
+        if let Some(set) = item.get("map").or_else(|| item.get("set")) {
+            let s = |k: &str| set.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            for e in set.get("elem").and_then(Value::as_array).into_iter().flatten() {
+                // A map element is `[key, value]`; a set element is the key itself.
+                let key = if item.get("map").is_some() {
+                    e.get(0).unwrap_or(e)
+                } else {
+                    e
+                };
+                let key = key.get("elem").and_then(|x| x.get("val")).unwrap_or(key);
+                let target = match (item.get("map").is_some(), e.get(1).map(parse_key)) {
+                    (true, Some(Some(ElemKey::AddrPort(ip, _)))) => Some(ip),
+                    _ => None,
+                };
+                if let Some(key) = parse_key(key) {
+                    state.elements.push(Element {
+                        family: s("family"),
+                        table: s("table"),
+                        set: s("name"),
+                        key,
+                        target,
+                    });
+                }
+            }
+        } else if let Some(rule) = item.get("rule") {
+            let Some(comment) = rule.get("comment").and_then(Value::as_str) else {
+                continue;
+            };
+            let s = |k: &str| rule.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            if let Some(handle) = rule.get("handle").and_then(Value::as_u64) {
+                state.rules.push(Rule {
+                    family: s("family"),
+                    table: s("table"),
+                    chain: s("chain"),
+                    handle,
+                    comment: comment.to_string(),
+                });
+            }
+        }
+    }
+}
+
+fn parse_key(v: &Value) -> Option<ElemKey> {
+    if let Some(p) = v.as_u64() {
+        return u16::try_from(p).ok().map(ElemKey::Port);
+    }
+    if let Some(s) = v.as_str() {
+        return Some(ElemKey::Ifname(s.to_string()));
+    }
+    let parts = v.get("concat")?.as_array()?;
+    match parts.as_slice() {
+        [a, p] => Some(ElemKey::AddrPort(
+            a.as_str()?.to_string(),
+            u16::try_from(p.as_u64()?).ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// Apply these commands as one atomic batch (`nft -f -`). Nothing to do is success.
+pub fn apply(commands: &[String]) -> io::Result<()> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run nft: {e}")))?;
+    {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(commands.join("\n").as_bytes())?;
+        stdin.write_all(b"\n")?;
+    }
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(nft_error(&String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nft_json_elements_and_rules() {
+        let v: Value = serde_json::from_str(r#"{"nftables": [
+          {"map": {"family": "ip", "name": "dnat_ext", "table": "smolvm_nat", "type": "inet_service",
+                   "map": "ipv4_addr . inet_service", "elem": [[2200, {"concat": ["172.16.0.2", 22]}]]}},
+          {"set": {"family": "ip", "name": "snat_return", "table": "smolvm_nat",
+                   "elem": [{"concat": ["172.16.0.2", 22]}]}},
+          {"set": {"family": "inet", "name": "allowed_taps", "table": "smolvm_filter", "elem": ["tap2"]}},
+          {"rule": {"family": "ip", "table": "smolvm_nat", "chain": "output", "handle": 8,
+                    "comment": "smolvm:vm-a:local:8080:80", "expr": []}},
+          {"rule": {"family": "ip", "table": "smolvm_nat", "chain": "output", "handle": 9, "expr": []}}
+        ]}"#).unwrap();
+        let mut s = NftState::default();
+        parse_into(&v, &mut s);
+        let d: Vec<String> = s.elements.iter().map(Element::delete_command).collect();
+        assert_eq!(
+            d,
+            [
+                "delete element ip smolvm_nat dnat_ext { 2200 }",
+                "delete element ip smolvm_nat snat_return { 172.16.0.2 . 22 }",
+                "delete element inet smolvm_filter allowed_taps { \"tap2\" }",
+            ]
+        );
+        assert_eq!(s.elements[0].target.as_deref(), Some("172.16.0.2"));
+        assert_eq!(s.elements[1].target, None);
+        assert_eq!(s.rules.len(), 1);
+        assert_eq!(
+            s.rules[0].delete_command(),
+            "delete rule ip smolvm_nat output handle 8"
+        );
+        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+}

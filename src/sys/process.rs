@@ -1,0 +1,321 @@
+//! Processes: identity from `/proc`, VMM discovery by socket name, and signalling through
+//! a pidfd that was verified to be the expected process, so a reused PID is never hit.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What `/proc/<pid>` says about a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub comm: String,
+    /// `R`, `S`, `Z`, … (field 3 of `stat`).
+    pub state: char,
+    /// Start time in clock ticks after boot (field 22 of `stat`).
+    pub start_ticks: u64,
+    pub cmdline: Vec<String>,
+}
+
+impl ProcInfo {
+    /// Exited but not yet reaped (or dead): not a live process.
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Read `/proc/<pid>`; `None` if there is no such process (or it cannot be read).
+pub fn info(pid: i32) -> Option<ProcInfo> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: it runs to the *last* ')'.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    let state = rest.first()?.chars().next()?;
+    let start_ticks = rest.get(19)?.parse().ok()?;
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Some(ProcInfo {
+        pid,
+        comm,
+        state,
+        start_ticks,
+        cmdline,
+    })
+}
+
+/// A live (non-zombie) process with this PID exists.
+pub fn is_alive(pid: i32) -> bool {
+    info(pid).is_some_and(|i| !i.is_zombie())
+}
+
+/// Every PID in `/proc`.
+pub fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Which VMM a socket name belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VmmKind {
+    Firecracker,
+    Qemu,
+}
+
+impl VmmKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmmKind::Firecracker => "firecracker",
+            VmmKind::Qemu => "qemu",
+        }
+    }
+}
+
+/// The VM a SmolVM control-socket file name belongs to: `fc-<id>.sock` (Firecracker) or
+/// `qmp-<id>.sock` (QEMU).
+pub fn socket_vm(name: &str) -> Option<(VmmKind, &str)> {
+    let stem = name.strip_suffix(".sock")?;
+    let (kind, id) = if let Some(id) = stem.strip_prefix("fc-") {
+        (VmmKind::Firecracker, id)
+    } else if let Some(id) = stem.strip_prefix("qmp-") {
+        (VmmKind::Qemu, id)
+    } else {
+        return None;
+    };
+    is_vm_id(id).then_some((kind, id))
+}
+
+/// SmolVM's VM id pattern: `^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$`.
+pub fn is_vm_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-';
+    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match b.len() {
+        1 => edge(&b[0]),
+        2..=64 => edge(&b[0]) && edge(&b[b.len() - 1]) && b.iter().all(inner),
+        _ => false,
+    }
+}
+
+/// A VMM process: its command line names a SmolVM control socket inside `socket_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmmProcess {
+    pub pid: i32,
+    pub start_ticks: u64,
+    pub comm: String,
+    pub kind: VmmKind,
+    pub vm_id: String,
+    pub socket: PathBuf,
+}
+
+/// The SmolVM control socket this command line carries, if any
+/// (`--api-sock <dir>/fc-<id>.sock`, `-qmp unix:<dir>/qmp-<id>.sock,server=on,…`), only in
+/// `socket_dir` when given.
+pub fn socket_in_cmdline(
+    cmdline: &[String],
+    socket_dir: Option<&Path>,
+) -> Option<(VmmKind, String, PathBuf)> {
+    for arg in cmdline {
+        for part in arg.split(',') {
+            let p = Path::new(part.strip_prefix("unix:").unwrap_or(part));
+            if !p.is_absolute() || socket_dir.is_some_and(|d| p.parent() != Some(d)) {
+                continue;
+            }
+            if let Some((kind, id)) = p.file_name().and_then(|n| n.to_str()).and_then(socket_vm) {
+                return Some((kind, id.to_string(), p.to_path_buf()));
+            }
+        }
+    }
+    None
+}
+
+/// Live VMM processes: those whose command line carries a SmolVM control socket, in
+/// `socket_dir` when given (processes with sockets elsewhere — another SmolVM install,
+/// parallel tests — are then not listed), else anywhere.
+pub fn vmm_processes(socket_dir: Option<&Path>) -> Vec<VmmProcess> {
+    let me = std::process::id() as i32;
+    all_pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter_map(info)
+        .filter(|i| !i.is_zombie())
+        .filter_map(|i| {
+            let (kind, vm_id, socket) = socket_in_cmdline(&i.cmdline, socket_dir)?;
+            Some(VmmProcess {
+                pid: i.pid,
+                start_ticks: i.start_ticks,
+                comm: i.comm,
+                kind,
+                vm_id,
+                socket,
+            })
+        })
+        .collect()
+}
+
+/// A handle on one specific process (Linux pidfd): signals go to that process or fail,
+/// never to a later process that reused its PID.
+#[derive(Debug)]
+pub struct Pidfd {
+    fd: OwnedFd,
+    pub pid: i32,
+}
+
+impl Pidfd {
+    /// A pidfd for `pid`, but only if the process is the one `is_expected` accepts.
+    /// `Ok(None)` when there is no such live process (already gone). Verification happens
+    /// after the pidfd is open and is confirmed by signal 0 through it, so the accepted
+    /// `/proc` facts belong to the process the pidfd refers to.
+    pub fn open_verified(
+        pid: i32,
+        is_expected: impl Fn(&ProcInfo) -> bool,
+    ) -> io::Result<Option<Pidfd>> {
+        if pid <= 0 {
+            return Ok(None);
+        }
+        // SAFETY: plain syscall; the returned fd is owned below.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if raw < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ESRCH) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: `raw` is a new, valid file descriptor we own.
+        let pfd = Pidfd {
+            fd: unsafe { OwnedFd::from_raw_fd(raw as i32) },
+            pid,
+        };
+        let Some(info) = info(pid) else {
+            return Ok(None);
+        };
+        if info.is_zombie() {
+            return Ok(None);
+        }
+        if !is_expected(&info) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "process {pid} ({}) is not the expected VMM; refusing to signal it",
+                    info.comm
+                ),
+            ));
+        }
+        match pfd.signal(0) {
+            Ok(()) => Ok(Some(pfd)),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Send `sig` (0 probes) to exactly this process.
+    pub fn signal(&self, sig: i32) -> io::Result<()> {
+        // SAFETY: valid pidfd, null siginfo, no flags.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the process has exited (a pidfd becomes readable on exit).
+    pub fn has_exited(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut p, 1, 0) > 0 }
+    }
+
+    /// Wait up to `timeout` for the process to exit; `true` if it did.
+    pub async fn wait_exit(&self, timeout: Duration) -> bool {
+        if self.has_exited() {
+            return true;
+        }
+        let Ok(dup) = self.fd.try_clone() else {
+            return false;
+        };
+        // SAFETY: the AsyncFd owns `dup`, so the descriptor stays open for as long as it
+        // is registered.
+        let Ok(afd) = (unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE)
+        }) else {
+            return false;
+        };
+        tokio::time::timeout(timeout, afd.readable()).await.is_ok() || self.has_exited()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_names_and_ids() {
+        assert_eq!(socket_vm("fc-vm-1.sock"), Some((VmmKind::Firecracker, "vm-1")));
+        assert_eq!(socket_vm("qmp-a.sock"), Some((VmmKind::Qemu, "a")));
+        assert_eq!(socket_vm("qmp-Bad.sock"), None);
+        assert_eq!(socket_vm("vsock-vm-1.sock"), None);
+        assert_eq!(socket_vm("fc-.sock"), None);
+        assert!(is_vm_id("vm-12345") && is_vm_id("a") && !is_vm_id("-a") && !is_vm_id("a-"));
+        assert!(!is_vm_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn finds_sockets_in_both_vmm_command_lines_only_in_our_dir() {
+        let dir = Path::new("/run/t");
+        let qemu: Vec<String> = ["qemu-system-x86_64", "-qmp", "unix:/run/t/qmp-vm-1.sock,server=on,wait=off"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            socket_in_cmdline(&qemu, Some(dir)),
+            Some((VmmKind::Qemu, "vm-1".into(), PathBuf::from("/run/t/qmp-vm-1.sock")))
+        );
+        let fc: Vec<String> = ["firecracker", "--api-sock", "/run/t/fc-x.sock"].map(String::from).to_vec();
+        assert_eq!(socket_in_cmdline(&fc, Some(dir)).unwrap().1, "x");
+        assert_eq!(socket_in_cmdline(&fc, Some(Path::new("/tmp"))), None);
+        assert_eq!(socket_in_cmdline(&fc, None).unwrap().1, "x");
+    }
+
+    #[tokio::test]
+    async fn pidfd_refuses_an_unexpected_process_and_stops_an_expected_one() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let err = Pidfd::open_verified(pid, |i| i.comm == "not-sleep").unwrap_err();
+        assert!(err.to_string().contains("not the expected VMM"), "{err}");
+        assert!(is_alive(pid));
+        let pfd = Pidfd::open_verified(pid, |i| i.comm == "sleep").unwrap().unwrap();
+        assert!(!pfd.wait_exit(Duration::from_millis(50)).await);
+        pfd.signal(libc::SIGTERM).unwrap();
+        assert!(pfd.wait_exit(Duration::from_secs(5)).await);
+        assert!(!is_alive(pid), "a zombie counts as gone");
+        child.wait().unwrap();
+        assert!(Pidfd::open_verified(pid, |_| true).unwrap().is_none());
+    }
+}
