@@ -7,6 +7,10 @@ packages=(
   e2fsprogs   # chattr (prune failure tests), mkfs.ext4
   util-linux  # setpriv (run as an unprivileged user), mount
   coreutils   # du (prune benchmark baseline)
+  iproute2    # ip netns / tuntap: every network test runs in its own namespace
+  nftables    # nft: SmolVM's smolvm_nat / smolvm_filter tables
+  qemu-system-x86  # QEMU: stand-in VMMs for cleanup tests, and real boots
+  python3     # SmolVM-compat DB checks and the fake Firecracker API in tests
 )
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"

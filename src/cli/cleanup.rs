@@ -150,6 +150,9 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
             };
             return output::fail(CMD, args.json, &err);
         }
+        if !args.json {
+            print_plan(&plan);
+        }
         let report = cleanup::execute(plan, &Progress::none()).await;
         return finish(CMD, args, &report, false);
     }
@@ -170,10 +173,7 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
         return finish(CMD, args, &report, args.dry_run);
     }
     if needs_confirmation {
-        let mut question = format!(
-            "This will permanently delete {} VM(s)",
-            plan.targets.len()
-        );
+        let mut question = format!("This will permanently delete {} VM(s)", plan.targets.len());
         if !plan.stale_resources.is_empty() {
             question.push_str(&format!(
                 " and {} stale resource(s)",
@@ -254,7 +254,10 @@ fn print_plan(plan: &CleanupPlan) {
         warn(w);
     }
     if !plan.stale_ids.is_empty() {
-        line(format!("Reconciled stale VMs: {}", plan.stale_ids.join(", ")));
+        line(format!(
+            "Reconciled stale VMs: {}",
+            plan.stale_ids.join(", ")
+        ));
     }
     if plan.targets.is_empty() {
         line("No matching VMs to clean.");

@@ -24,7 +24,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&argv, e),
+        Err(e) => return usage_error(&argv, e, None),
     };
     if cli.version {
         output::line(version_line(&env));
@@ -51,13 +51,13 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
         .and_then(|m| CleanupCli::from_arg_matches(&m))
     {
         Ok(cli) => cleanup::run("smolvm-cleanup", &cli.args, &env),
-        Err(e) => usage_error(&argv, e),
+        Err(e) => usage_error(&argv, e, Some("cleanup")),
     }
 }
 
 /// A clap error: help and version go to stdout with exit 0; anything else is a usage
 /// error, exit 2, as `Error: …` on stderr or, when `--json` was asked for, one envelope.
-fn usage_error(argv: &[OsString], e: clap::Error) -> i32 {
+fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -80,7 +80,8 @@ fn usage_error(argv: &[OsString], e: clap::Error) -> i32 {
             .trim_start_matches("error: ")
             .to_string();
         let err = Error::usage(message);
-        output::print_json::<()>(&command_name(argv), err.exit_code(), None, Some(&err));
+        let command = command.map_or_else(|| command_name(argv), str::to_string);
+        output::print_json::<()>(&command, err.exit_code(), None, Some(&err));
     } else {
         eprint!("{}", rendered.replacen("error: ", "Error: ", 1));
     }

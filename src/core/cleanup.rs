@@ -90,12 +90,16 @@ impl CleanupOptions {
                 .cloned()
                 .ok_or_else(|| Error::runtime("no data directory candidates"))?
         } else {
-            paths.data_dir().map_err(|e| Error::runtime(e.to_string()))?
+            paths
+                .data_dir()
+                .map_err(|e| Error::runtime(e.to_string()))?
         };
         let parallel = match env.get_str("SMOLVM_CLEANUP_PARALLEL") {
             None => DEFAULT_PARALLEL,
             Some(v) => v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                Error::usage(format!("SMOLVM_CLEANUP_PARALLEL must be at least 1, got '{v}'"))
+                Error::usage(format!(
+                    "SMOLVM_CLEANUP_PARALLEL must be at least 1, got '{v}'"
+                ))
             })?,
         };
         Ok(CleanupOptions {
@@ -243,11 +247,21 @@ impl CleanupPlan {
 /// Progress of a cleanup, in target order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CleanupEvent {
-    Deleting { vm_id: String },
-    Deleted { vm_id: String },
-    Failed { vm_id: String, error: String },
+    Deleting {
+        vm_id: String,
+    },
+    Deleted {
+        vm_id: String,
+    },
+    Failed {
+        vm_id: String,
+        error: String,
+    },
     Cleaned(StaleResource),
-    CleanFailed { resource: StaleResource, error: String },
+    CleanFailed {
+        resource: StaleResource,
+        error: String,
+    },
 }
 
 /// What a cleanup did.
@@ -295,9 +309,8 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
                     .write(true)
                     .open(&path)
                     .map_err(|e| runtime(format!("cannot open {}: {e}", path.display())))?;
-                Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| {
-                    runtime(format!("cannot lock {}: {e}", path.display()))
-                })
+                Flock::lock(f, FlockArg::LockExclusive)
+                    .map_err(|(_, e)| runtime(format!("cannot lock {}: {e}", path.display())))
             })
             .await
             .map_err(runtime)??,
@@ -493,7 +506,9 @@ fn is_nat_tap_name(name: &str) -> bool {
 
 fn is_bridge_tap_name(name: &str) -> bool {
     name.strip_prefix("svmb").is_some_and(|h| {
-        h.len() == 8 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 8
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -562,9 +577,8 @@ fn orphans(
 
     // 3. nftables elements and rules.
     if let Ok(state) = &live.nft {
-        let ip_dead = |ip: &str| {
-            !owned_ips.contains(ip) && !tap_for_ip(ip).is_some_and(|t| attached(&t))
-        };
+        let ip_dead =
+            |ip: &str| !owned_ips.contains(ip) && !tap_for_ip(ip).is_some_and(|t| attached(&t));
         for e in &state.elements {
             let orphan = match (&e.key, e.set.as_str()) {
                 (nft::ElemKey::Ifname(t), "allowed_taps") => {
@@ -592,10 +606,9 @@ fn orphans(
                 ["smolvm", "egress", tap, ..] | ["smolvm", "nat", "tap", tap, ..] => {
                     (!owned_taps.contains(tap) && !attached(tap), None)
                 }
-                ["smolvm", id, _, ..] if is_vm_id(id) => (
-                    !row_ids.contains(id) && !vm_alive(id),
-                    Some(id.to_string()),
-                ),
+                ["smolvm", id, _, ..] if is_vm_id(id) => {
+                    (!row_ids.contains(id) && !vm_alive(id), Some(id.to_string()))
+                }
                 _ => (false, None),
             };
             if orphan {
@@ -614,12 +627,14 @@ fn orphans(
         let mut found: Vec<(String, PathBuf)> = Vec::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let id = process::socket_vm(&name).map(|(_, id)| id.to_string()).or_else(|| {
-                name.strip_prefix("vsock-")
-                    .and_then(|s| s.strip_suffix(".sock"))
-                    .filter(|id| is_vm_id(id))
-                    .map(str::to_string)
-            });
+            let id = process::socket_vm(&name)
+                .map(|(_, id)| id.to_string())
+                .or_else(|| {
+                    name.strip_prefix("vsock-")
+                        .and_then(|s| s.strip_suffix(".sock"))
+                        .filter(|id| is_vm_id(id))
+                        .map(str::to_string)
+                });
             let Some(id) = id else { continue };
             let is_socket = e.file_type().is_ok_and(|t| {
                 use std::os::unix::fs::FileTypeExt;
@@ -833,7 +848,10 @@ async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
         ctx.opts.socket_dir.join(format!("qmp-{}.sock", vm.id)),
         ctx.opts.socket_dir.join(format!("vsock-{}.sock", vm.id)),
         ctx.opts.data_dir.join(format!("{}.log", vm.id)),
-        ctx.opts.data_dir.join("disks").join(format!("{}.ext4", vm.id)),
+        ctx.opts
+            .data_dir
+            .join("disks")
+            .join(format!("{}.ext4", vm.id)),
     ];
     if let Some(s) = &vm.socket_path {
         let s = PathBuf::from(s);
@@ -878,7 +896,12 @@ fn vm_nft_commands(state: &nft::NftState, vm_id: &str, res: &VmResources) -> Vec
     let tap_prefixes: Vec<String> = res
         .tap
         .iter()
-        .flat_map(|t| [format!("smolvm:egress:{t}:"), format!("smolvm:nat:tap:{t}:to:")])
+        .flat_map(|t| {
+            [
+                format!("smolvm:egress:{t}:"),
+                format!("smolvm:nat:tap:{t}:to:"),
+            ]
+        })
         .collect();
     for r in &state.rules {
         if r.comment.starts_with(&by_id) || tap_prefixes.iter().any(|p| r.comment.starts_with(p)) {
@@ -900,7 +923,10 @@ fn remove_file_if_exists(p: &Path) -> std::result::Result<(), String> {
     }
 }
 
-async fn remove_orphan(r: &StaleResource, opts: &CleanupOptions) -> std::result::Result<(), String> {
+async fn remove_orphan(
+    r: &StaleResource,
+    opts: &CleanupOptions,
+) -> std::result::Result<(), String> {
     match &r.action {
         OrphanAction::Stop(p) => stop_vmm(p, opts.stop_timeout).await,
         OrphanAction::DeleteLink(name) => net::delete_link(name)
@@ -960,7 +986,9 @@ pub async fn stop_vmm(p: &VmmProcess, budget: Duration) -> std::result::Result<(
             }
         }
         VmmKind::Firecracker => {
-            if firecracker::send_ctrl_alt_del(&p.socket, step).await.is_ok()
+            if firecracker::send_ctrl_alt_del(&p.socket, step)
+                .await
+                .is_ok()
                 && pfd.wait_exit(share(5)).await
             {
                 return Ok(());
@@ -984,7 +1012,10 @@ pub async fn stop_vmm(p: &VmmProcess, budget: Duration) -> std::result::Result<(
         return Ok(());
     }
     signal(libc::SIGKILL)?;
-    if pfd.wait_exit((remaining / 2).max(Duration::from_secs(1))).await {
+    if pfd
+        .wait_exit((remaining / 2).max(Duration::from_secs(1)))
+        .await
+    {
         return Ok(());
     }
     Err(format!("process {} ({}) did not exit", p.pid, p.comm))
@@ -1012,17 +1043,24 @@ mod tests {
         .ok();
         let r = VmResources::of(&vm, &Leases::default());
         assert_eq!(r.tap.as_deref(), Some("tap2"));
-        assert_eq!((r.guest_ip.as_deref(), r.ssh_host_port), (Some("172.16.0.2"), Some(2200)));
+        assert_eq!(
+            (r.guest_ip.as_deref(), r.ssh_host_port),
+            (Some("172.16.0.2"), Some(2200))
+        );
         // slirp networking has no host-side resources
         vm.network = serde_json::from_value(serde_json::json!({
             "guest_ip": "10.0.2.15", "tap_device": "usernet", "ssh_host_port": 2201
         }))
         .ok();
-        assert_eq!(VmResources::of(&vm, &Leases::default()), VmResources::default());
+        assert_eq!(
+            VmResources::of(&vm, &Leases::default()),
+            VmResources::default()
+        );
         // only a lease
         vm.network = None;
         let mut l = Leases::default();
-        l.ips.insert("vm-a".into(), ("172.16.0.7".into(), "tap7".into()));
+        l.ips
+            .insert("vm-a".into(), ("172.16.0.7".into(), "tap7".into()));
         l.ssh.insert("vm-a".into(), (2207, 22));
         let r = VmResources::of(&vm, &l);
         assert_eq!(r.tap.as_deref(), Some("tap7"));
@@ -1049,7 +1087,10 @@ mod tests {
             elements: vec![
                 e("dnat_ext", nft::ElemKey::Port(2200)),
                 e("dnat_ext", nft::ElemKey::Port(2201)),
-                e("snat_return", nft::ElemKey::AddrPort("172.16.0.2".into(), 22)),
+                e(
+                    "snat_return",
+                    nft::ElemKey::AddrPort("172.16.0.2".into(), 22),
+                ),
                 e("allowed_taps", nft::ElemKey::Ifname("tap2".into())),
                 e("allowed_taps", nft::ElemKey::Ifname("tap3".into())),
             ],

@@ -278,7 +278,10 @@ mod tests {
 
     #[test]
     fn socket_names_and_ids() {
-        assert_eq!(socket_vm("fc-vm-1.sock"), Some((VmmKind::Firecracker, "vm-1")));
+        assert_eq!(
+            socket_vm("fc-vm-1.sock"),
+            Some((VmmKind::Firecracker, "vm-1"))
+        );
         assert_eq!(socket_vm("qmp-a.sock"), Some((VmmKind::Qemu, "a")));
         assert_eq!(socket_vm("qmp-Bad.sock"), None);
         assert_eq!(socket_vm("vsock-vm-1.sock"), None);
@@ -290,14 +293,24 @@ mod tests {
     #[test]
     fn finds_sockets_in_both_vmm_command_lines_only_in_our_dir() {
         let dir = Path::new("/run/t");
-        let qemu: Vec<String> = ["qemu-system-x86_64", "-qmp", "unix:/run/t/qmp-vm-1.sock,server=on,wait=off"]
-            .map(String::from)
-            .to_vec();
+        let qemu: Vec<String> = [
+            "qemu-system-x86_64",
+            "-qmp",
+            "unix:/run/t/qmp-vm-1.sock,server=on,wait=off",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
             socket_in_cmdline(&qemu, Some(dir)),
-            Some((VmmKind::Qemu, "vm-1".into(), PathBuf::from("/run/t/qmp-vm-1.sock")))
+            Some((
+                VmmKind::Qemu,
+                "vm-1".into(),
+                PathBuf::from("/run/t/qmp-vm-1.sock")
+            ))
         );
-        let fc: Vec<String> = ["firecracker", "--api-sock", "/run/t/fc-x.sock"].map(String::from).to_vec();
+        let fc: Vec<String> = ["firecracker", "--api-sock", "/run/t/fc-x.sock"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(socket_in_cmdline(&fc, Some(dir)).unwrap().1, "x");
         assert_eq!(socket_in_cmdline(&fc, Some(Path::new("/tmp"))), None);
         assert_eq!(socket_in_cmdline(&fc, None).unwrap().1, "x");
@@ -305,12 +318,17 @@ mod tests {
 
     #[tokio::test]
     async fn pidfd_refuses_an_unexpected_process_and_stops_an_expected_one() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id() as i32;
         let err = Pidfd::open_verified(pid, |i| i.comm == "not-sleep").unwrap_err();
         assert!(err.to_string().contains("not the expected VMM"), "{err}");
         assert!(is_alive(pid));
-        let pfd = Pidfd::open_verified(pid, |i| i.comm == "sleep").unwrap().unwrap();
+        let pfd = Pidfd::open_verified(pid, |i| i.comm == "sleep")
+            .unwrap()
+            .unwrap();
         assert!(!pfd.wait_exit(Duration::from_millis(50)).await);
         pfd.signal(libc::SIGTERM).unwrap();
         assert!(pfd.wait_exit(Duration::from_secs(5)).await);

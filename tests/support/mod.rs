@@ -6,6 +6,8 @@ use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 
+pub mod cleanup;
+
 /// The image version tests treat as current.
 pub const CURRENT: &str = "0.0.14";
 
@@ -33,14 +35,32 @@ impl Home {
     /// test's current image version.
     pub fn smolvm(&self) -> Command {
         let mut c = Command::cargo_bin("smolvm").expect("binary");
-        c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_STATE_HOME", self.home.join(".local/state"))
-            .env("SMOLVM_DATA_DIR", &self.data)
-            .env("SMOLVM_IMAGE_VERSION", CURRENT)
-            .env("SMOLVM_SOCKET_DIR", self.tmp.path().join("sockets"));
+        self.apply_env(&mut c);
         c
+    }
+
+    /// The private socket dir (created).
+    pub fn sockets(&self) -> PathBuf {
+        let d = self.tmp.path().join("sockets");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A clean environment: only PATH, this HOME, this data dir, this socket dir and the
+    /// test's current image version.
+    pub fn apply_env(&self, c: &mut Command) {
+        c.env_clear().envs(self.env_vars());
+    }
+
+    pub fn env_vars(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+            ("HOME", self.home.clone().into()),
+            ("XDG_STATE_HOME", self.home.join(".local/state").into()),
+            ("SMOLVM_DATA_DIR", self.data.clone().into()),
+            ("SMOLVM_IMAGE_VERSION", CURRENT.into()),
+            ("SMOLVM_SOCKET_DIR", self.tmp.path().join("sockets").into()),
+        ]
     }
 
     /// A cache directory under the images root holding one file of `bytes` real bytes.

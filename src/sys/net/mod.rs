@@ -125,7 +125,9 @@ pub async fn delete_link(name: &str) -> io::Result<bool> {
     };
     match handle.link().del(index).execute().await {
         Ok(()) => Ok(true),
-        Err(rtnetlink::Error::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(libc::ENODEV) => {
+        Err(rtnetlink::Error::NetlinkError(m))
+            if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
+        {
             Ok(false)
         }
         Err(e) => Err(nl_error(&format!("delete TAP device {name}"), e)),

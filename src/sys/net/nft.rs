@@ -140,7 +140,12 @@ fn parse_into(v: &Value, state: &mut NftState) {
     for item in items {
         if let Some(set) = item.get("map").or_else(|| item.get("set")) {
             let s = |k: &str| set.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-            for e in set.get("elem").and_then(Value::as_array).into_iter().flatten() {
+            for e in set
+                .get("elem")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 // A map element is `[key, value]`; a set element is the key itself.
                 let key = if item.get("map").is_some() {
                     e.get(0).unwrap_or(e)
@@ -166,7 +171,12 @@ fn parse_into(v: &Value, state: &mut NftState) {
             let Some(comment) = rule.get("comment").and_then(Value::as_str) else {
                 continue;
             };
-            let s = |k: &str| rule.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let s = |k: &str| {
+                rule.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
             if let Some(handle) = rule.get("handle").and_then(Value::as_u64) {
                 state.rules.push(Rule {
                     family: s("family"),

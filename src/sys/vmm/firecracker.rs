@@ -21,7 +21,11 @@ impl Response {
     pub fn fault(&self) -> String {
         serde_json::from_str::<Value>(&self.body)
             .ok()
-            .and_then(|v| v.get("fault_message").and_then(Value::as_str).map(String::from))
+            .and_then(|v| {
+                v.get("fault_message")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
             .unwrap_or_else(|| self.body.trim().to_string())
     }
 }
@@ -73,7 +77,10 @@ async fn request_inner(
         }
     }
     parse(&buf)?.ok_or_else(|| {
-        io::Error::new(io::ErrorKind::UnexpectedEof, "Firecracker closed the connection mid-response")
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "Firecracker closed the connection mid-response",
+        )
     })
 }
 
@@ -128,7 +135,10 @@ mod tests {
         assert_eq!(r.status, 204);
         let raw = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 40\r\n\r\n{\"fault_message\":\"Invalid action type\"}\n";
         let r = parse(raw).unwrap().unwrap();
-        assert_eq!((r.status, r.fault()), (400, "Invalid action type".to_string()));
+        assert_eq!(
+            (r.status, r.fault()),
+            (400, "Invalid action type".to_string())
+        );
         assert_eq!(parse(&raw[..raw.len() - 5]).unwrap(), None);
     }
 }

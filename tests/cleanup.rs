@@ -1,0 +1,818 @@
+//! `smolvm cleanup` / `smolvm-cleanup` end to end, as root, each test in its own network
+//! namespace: a real SQLite file in SmolVM's shapes, real QEMU processes standing in for
+//! VMMs, real TAP devices and nftables tables.
+
+mod support;
+
+use std::process::Command;
+
+use support::cleanup::{
+    fake_firecracker, insert_rows, row_ids, run_with_pty, wait_for, NetNs, QemuStandIn, Row,
+};
+use support::{is_root, json, stderr, stdout, Home};
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIPPED: cleanup tests need root (network namespaces, TAPs, nftables)");
+            return;
+        }
+    };
+}
+
+/// A pid that is certainly not running.
+const DEAD_PID: i32 = 0x3fff_fff0;
+
+fn seed_rows(h: &Home) {
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[
+            Row {
+                status: "running",
+                pid: Some(DEAD_PID),
+                ..Row::stopped("vm-12345")
+            },
+            Row::stopped("vm-test-1"),
+            Row::stopped("vm-demo"),
+            Row::stopped("production-vm"),
+            Row::stopped("agent-worker-1"),
+        ],
+    );
+}
+
+#[test]
+fn dry_run_matches_the_seed_and_changes_nothing() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    seed_rows(&h);
+    let db = std::fs::read(h.data.join("smolvm.db")).unwrap();
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    insta::assert_snapshot!(stdout(&out), @r"
+    Reconciled stale VMs: vm-12345
+    Targets (3):
+      - vm-12345
+      - vm-test-1
+      - vm-demo
+    Dry run complete. No changes made.
+    ");
+    assert_eq!(
+        std::fs::read(h.data.join("smolvm.db")).unwrap(),
+        db,
+        "dry run wrote the DB"
+    );
+    assert!(!h.data.join("cleanup.lock").exists());
+}
+
+#[test]
+fn default_prefix_deletes_stale_and_vm_prefixed_only() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    seed_rows(&h);
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    insta::assert_snapshot!(stdout(&out), @r"
+    Reconciled stale VMs: vm-12345
+    Targets (3):
+      - vm-12345
+      - vm-test-1
+      - vm-demo
+    Deleted: vm-12345
+    Deleted: vm-test-1
+    Deleted: vm-demo
+    Cleanup complete.
+    ");
+    assert_eq!(row_ids(&h.data), ["production-vm", "agent-worker-1"]);
+}
+
+#[test]
+fn custom_prefix_and_all() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    seed_rows(&h);
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--prefix", "agent-", "-f"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    insta::assert_snapshot!(stdout(&out), @r"
+    Reconciled stale VMs: vm-12345
+    Targets (2):
+      - vm-12345
+      - agent-worker-1
+    Deleted: vm-12345
+    Deleted: agent-worker-1
+    Cleanup complete.
+    ");
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--prefix", "nomatch-", "--dry-run"])
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(stdout(&out), @r"
+    Targets (3):
+      - vm-test-1
+      - vm-demo
+      - production-vm
+    Dry run complete. No changes made.
+    ");
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).ends_with("Deleted: production-vm\nCleanup complete.\n"));
+    assert!(row_ids(&h.data).is_empty());
+}
+
+#[test]
+fn no_match_is_success_without_prompting() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("production-vm")]);
+    for args in [
+        &["cleanup", "--prefix", "foo-"][..],
+        &["cleanup", "--prefix", "foo-", "--json"],
+    ] {
+        let out = ns.cmd(&h, "smolvm").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        if args.len() == 3 {
+            assert_eq!(stdout(&out), "No matching VMs to clean.\n");
+        } else {
+            let v = json(&out);
+            assert_eq!(v["ok"], true);
+            assert_eq!(v["data"]["targets"], serde_json::json!([]));
+        }
+    }
+    assert_eq!(row_ids(&h.data), ["production-vm"]);
+}
+
+#[test]
+fn refuses_unattended_without_force_and_touches_nothing() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    seed_rows(&h);
+    let db = std::fs::read(h.data.join("smolvm.db")).unwrap();
+    // --json
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json(&out),
+        serde_json::json!({
+            "ok": false, "command": "cleanup", "exit_code": 1, "data": null,
+            "error": {"code": "refused",
+                      "message": "Refusing to delete VMs without --force in --json mode.",
+                      "recovery": "Run 'smolvm cleanup --force --json' to confirm."}
+        })
+    );
+    // piped stdin
+    let out = ns
+        .cmd(&h, "smolvm")
+        .arg("cleanup")
+        .write_stdin("y\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        "Error: Refusing to delete VMs without a confirmation prompt. Pass --force to confirm.\n"
+    );
+    // the standalone script names itself in the recovery hint
+    let out = ns.cmd(&h, "smolvm-cleanup").arg("--json").output().unwrap();
+    assert_eq!(
+        json(&out)["error"]["recovery"],
+        "Run 'smolvm-cleanup --force --json' to confirm."
+    );
+    assert_eq!(std::fs::read(h.data.join("smolvm.db")).unwrap(), db);
+}
+
+fn prompt(h: &Home, ns: &NetNs, input: &[u8]) -> std::process::Output {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.name])
+        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+        .arg("cleanup")
+        .env_clear()
+        .envs(h.env_vars());
+    run_with_pty(c, input)
+}
+
+#[test]
+fn prompt_yes_deletes_and_no_empty_or_eof_abort() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row::stopped("vm-a"), Row::stopped("vm-b")],
+    );
+    let head = "Targets (2):\n  - vm-a\n  - vm-b\nThis will permanently delete 2 VM(s). This action cannot be undone.\nContinue? [y/N] ";
+    for (input, tail) in [
+        (&b"no\n"[..], "Aborted.\n"),
+        (b"\n", "Aborted.\n"),
+        (b"\x04", "\nAborted.\n"), // Ctrl-D: end of input
+    ] {
+        let out = prompt(&h, &ns, input);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{head}{tail}"));
+        assert_eq!(row_ids(&h.data), ["vm-a", "vm-b"]);
+    }
+    let out = prompt(&h, &ns, b" YeS \n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("{head}Deleted: vm-a\nDeleted: vm-b\nCleanup complete.\n")
+    );
+    assert!(row_ids(&h.data).is_empty());
+}
+
+#[test]
+fn full_teardown_leaves_no_process_tap_nft_element_row_or_socket() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    ns.smolvm_nft(
+        "add rule ip smolvm_nat output ip daddr 127.0.0.1/32 tcp dport 8080 counter dnat to 172.16.0.2:80 comment \"smolvm:vm-live:local:8080:80\"",
+    );
+    for (tap, ip, port) in [("tap2", "172.16.0.2", 2200), ("tap3", "172.16.0.3", 2201)] {
+        ns.nat_tap(tap);
+        ns.ssh_forward(tap, ip, port);
+    }
+    let mut live = QemuStandIn::start(&ns, &sockets, "vm-live", Some("tap2"));
+    let mut keep = QemuStandIn::start(&ns, &sockets, "prod-keep", Some("tap3"));
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[
+            Row {
+                status: "running",
+                pid: Some(live.pid()),
+                tap: Some(("tap2", "172.16.0.2", 2200)),
+                ..Row::stopped("vm-live")
+            },
+            Row {
+                status: "running",
+                pid: Some(keep.pid()),
+                tap: Some(("tap3", "172.16.0.3", 2201)),
+                ..Row::stopped("prod-keep")
+            },
+        ],
+    );
+    std::fs::write(h.data.join("vm-live.log"), b"console").unwrap();
+    std::fs::create_dir_all(h.data.join("disks")).unwrap();
+    std::fs::write(h.data.join("disks/vm-live.ext4"), b"disk").unwrap();
+
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["data"]["deleted"], serde_json::json!(["vm-live"]));
+    assert_eq!(
+        v["data"]["summary"],
+        serde_json::json!({"target_count": 1, "deleted_count": 1, "failed_count": 0})
+    );
+    assert_eq!(v["data"]["reconciled_stale_ids"], serde_json::json!([]));
+
+    wait_for(|| !live.alive(), "vm-live's VMM to exit");
+    assert!(keep.alive(), "a VM that was not targeted was stopped");
+    let links = ns.links();
+    assert!(!links.contains("tap2") && links.contains("tap3"), "{links}");
+    let rules = ns.nft_ruleset();
+    for gone in ["2200", "172.16.0.2", "\"tap2\"", "smolvm:vm-live:"] {
+        assert!(!rules.contains(gone), "{gone} left in:\n{rules}");
+    }
+    for kept in [
+        "2201",
+        "172.16.0.3",
+        "\"tap3\"",
+        "smolvm:global:forward:established",
+        "smolvm:map:output:dnat_local",
+        "table ip smolvm_nat",
+        "table inet smolvm_filter",
+    ] {
+        assert!(rules.contains(kept), "{kept} removed from:\n{rules}");
+    }
+    assert_eq!(row_ids(&h.data), ["prod-keep"]);
+    assert!(!live.socket.exists() && keep.socket.exists());
+    assert!(!h.data.join("vm-live.log").exists());
+    assert!(!h.data.join("disks/vm-live.ext4").exists());
+}
+
+#[test]
+fn a_reused_pid_marks_the_row_stale_and_the_process_survives() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let mut unrelated = Command::new("sleep").arg("60").spawn().unwrap();
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row {
+            status: "running",
+            pid: Some(unrelated.id() as i32),
+            ..Row::stopped("prod-reused")
+        }],
+    );
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force", "--json"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(
+        v["data"]["reconciled_stale_ids"],
+        serde_json::json!(["prod-reused"])
+    );
+    assert_eq!(v["data"]["deleted"], serde_json::json!(["prod-reused"]));
+    assert!(
+        matches!(unrelated.try_wait(), Ok(None)),
+        "an unrelated process was signalled"
+    );
+    unrelated.kill().unwrap();
+    unrelated.wait().unwrap();
+}
+
+#[test]
+fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    ns.smolvm_nft("");
+    ns.nat_tap("tap7"); // orphan: no row, nothing attached
+    ns.ssh_forward("tap7", "172.16.0.7", 2207);
+    ns.nat_tap("tap8"); // in use by a VMM of another install: not ours to judge dead
+    ns.sh("ip tuntap add tap99 mode tap"); // no 172.16.0.1/32: not SmolVM's
+    let mut orphan = QemuStandIn::start(&ns, &sockets, "vm-gone", None);
+    let other_dir = h.tmp.path().join("other-sockets");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let mut foreign = QemuStandIn::start(&ns, &other_dir, "vm-foreign", Some("tap8"));
+    std::fs::write(h.data.join("vm-old.log"), b"log").unwrap_or_else(|_| {
+        std::fs::create_dir_all(&h.data).unwrap();
+        std::fs::write(h.data.join("vm-old.log"), b"log").unwrap();
+    });
+    std::fs::write(h.data.join("notes.txt"), b"mine").unwrap();
+    let stray = sockets.join("fc-vm-stray.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&stray).unwrap();
+    std::fs::write(
+        sockets.join("qmp-vm-file.sock"),
+        b"a regular file, not a socket",
+    )
+    .unwrap();
+
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--dry-run"])
+        .output()
+        .unwrap();
+    let s = sockets.display();
+    let d = h.data.display();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "No matching VMs to clean.\nStale resources (10):\n  - process {} qemu-system-x86 (VM vm-gone)\n  - tap tap7\n  - nft ip smolvm_nat dnat_ext {{ 2207 }}\n  - nft ip smolvm_nat dnat_local {{ 2207 }}\n  - nft ip smolvm_nat snat_return {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter fwd_allow {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter allowed_taps {{ \"tap7\" }}\n  - socket {s}/fc-vm-stray.sock (VM vm-stray)\n  - socket {s}/qmp-vm-gone.sock (VM vm-gone)\n  - file {d}/vm-old.log (VM vm-old)\nDry run complete. No changes made.\n",
+            orphan.pid()
+        )
+    );
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    let kinds: Vec<&str> = v["data"]["stale_resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["process", "tap", "nft", "nft", "nft", "nft", "nft", "socket", "socket", "file"]
+    );
+    wait_for(|| !orphan.alive(), "the orphan VMM to exit");
+    assert!(foreign.alive(), "a VMM outside our socket dir was stopped");
+    let links = ns.links();
+    assert!(
+        !links.contains("tap7 ") && links.contains("tap8") && links.contains("tap99"),
+        "{links}"
+    );
+    assert!(!ns.nft_ruleset().contains("2207"));
+    assert!(!stray.exists() && !h.data.join("vm-old.log").exists());
+    assert!(
+        sockets.join("qmp-vm-file.sock").is_file(),
+        "a regular file was removed"
+    );
+    assert!(h.data.join("notes.txt").is_file());
+}
+
+#[test]
+fn partial_failure_reports_the_failed_vm_and_continues() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[
+            Row::stopped("vm-test-1"),
+            Row::stopped("vm-test-2"),
+            Row::stopped("vm-test-3"),
+        ],
+    );
+    let disks = h.data.join("disks");
+    std::fs::create_dir_all(&disks).unwrap();
+    let stuck = disks.join("vm-test-2.ext4");
+    std::fs::write(&stuck, b"disk").unwrap();
+    let Some(guard) = support::Undeletable::new(&disks) else {
+        eprintln!("SKIPPED: cannot make a directory undeletable here");
+        return;
+    };
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force"])
+        .output()
+        .unwrap();
+    let again = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force", "--json"])
+        .output()
+        .unwrap();
+    drop(guard);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "Targets (3):\n  - vm-test-1\n  - vm-test-2\n  - vm-test-3\nDeleted: vm-test-1\nFailed:  vm-test-2 (Operation not permitted: cannot remove {})\nDeleted: vm-test-3\nCleanup completed with 1 failure(s).\n",
+            stuck.display()
+        )
+    );
+    let v = json(&again);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["code"], "partial_failure");
+    assert_eq!(v["data"]["failed"][0]["vm_id"], "vm-test-2");
+    assert_eq!(v["data"]["summary"]["failed_count"], 1);
+    assert_eq!(row_ids(&h.data), ["vm-test-2"]);
+    // Once the obstacle is gone, a rerun finishes the job.
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(row_ids(&h.data).is_empty());
+}
+
+#[test]
+fn non_root_gets_the_warning_and_permission_failures() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    ns.nat_tap("tap2");
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[
+            Row {
+                tap: Some(("tap2", "172.16.0.2", 2200)),
+                ..Row::stopped("vm-test-1")
+            },
+            Row::stopped("vm-test-2"),
+        ],
+    );
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(h.tmp.path())
+        .status();
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &ns.name,
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ])
+    .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+    .args(["cleanup", "--force"])
+    .env_clear()
+    .envs(h.env_vars());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(
+            "Warning: not running as root. Cleanup may fail for TAP/nftables resources.\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out),
+        "Targets (2):\n  - vm-test-1\n  - vm-test-2\nFailed:  vm-test-1 (Permission denied: cannot delete TAP device tap2)\nDeleted: vm-test-2\nCleanup completed with 1 failure(s).\n"
+    );
+    assert!(ns.links().contains("tap2"));
+    assert_eq!(row_ids(&h.data), ["vm-test-1"]);
+}
+
+#[test]
+fn fake_firecracker_is_stopped_through_its_api_and_a_stubborn_one_by_signals() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    let mut polite = fake_firecracker(&sockets, "vm-fc-polite", false);
+    let mut stubborn = fake_firecracker(&sockets, "vm-fc-stubborn", true);
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[
+            Row {
+                status: "running",
+                pid: Some(polite.id() as i32),
+                backend: "firecracker",
+                ..Row::stopped("vm-fc-polite")
+            },
+            Row {
+                status: "running",
+                pid: Some(stubborn.id() as i32),
+                backend: "firecracker",
+                ..Row::stopped("vm-fc-stubborn")
+            },
+        ],
+    );
+    let out = ns
+        .cmd(&h, "smolvm")
+        .env("SMOLVM_STOP_TIMEOUT", "2")
+        .args(["cleanup", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let polite_status = polite.wait().unwrap();
+    assert_eq!(
+        polite_status.code(),
+        Some(0),
+        "polite VMM should exit on SendCtrlAltDel"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(stubborn.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert!(row_ids(&h.data).is_empty());
+    assert!(!sockets.join("fc-vm-fc-stubborn.sock").exists());
+}
+
+#[test]
+fn garbage_and_truncated_databases_are_moved_aside_and_rebuilt_from_live_vmms() {
+    require_root!();
+    for (label, content) in [
+        (
+            "garbage",
+            b"definitely not sqlite, just garbage bytes ...".to_vec(),
+        ),
+        ("truncated", {
+            // A real multi-page SmolVM database cut to a third of its length.
+            let t = tempfile::tempdir().unwrap();
+            let ids: Vec<String> = (0..40).map(|i| format!("vm-x-{i}")).collect();
+            let rows: Vec<Row> = ids.iter().map(|id| Row::stopped(id)).collect();
+            insert_rows(t.path(), t.path(), &rows);
+            let bytes = std::fs::read(t.path().join("smolvm.db")).unwrap();
+            bytes[..bytes.len() / 3].to_vec()
+        }),
+    ] {
+        let (h, ns) = (Home::new(), NetNs::new());
+        let sockets = h.sockets();
+        std::fs::create_dir_all(&h.data).unwrap();
+        std::fs::write(h.data.join("smolvm.db"), &content).unwrap();
+        let mut auto = QemuStandIn::start(&ns, &sockets, "vm-auto", None);
+        let mut prod = QemuStandIn::start(&ns, &sockets, "prod-db", None);
+        let out = ns
+            .cmd(&h, "smolvm")
+            .args(["cleanup", "--force"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("was corrupt") && stderr(&out).contains("smolvm.db.corrupt-"),
+            "{label}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            stdout(&out),
+            "Targets (1):\n  - vm-auto\nDeleted: vm-auto\nCleanup complete.\n",
+            "{label}"
+        );
+        let backups: Vec<_> = std::fs::read_dir(&h.data)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("smolvm.db.corrupt-")
+            })
+            .collect();
+        assert_eq!(backups.len(), 1, "{label}");
+        assert_eq!(
+            std::fs::read(backups[0].path()).unwrap(),
+            content,
+            "{label}: backup altered"
+        );
+        wait_for(|| !auto.alive(), "vm-auto to stop");
+        assert!(
+            prod.alive(),
+            "{label}: a live VM outside the prefix was killed"
+        );
+        assert_eq!(
+            row_ids(&h.data),
+            ["prod-db"],
+            "{label}: live VM not re-registered"
+        );
+    }
+}
+
+#[test]
+fn two_cleanups_at_once_each_vm_deleted_once() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    let ids: Vec<String> = (0..6).map(|i| format!("vm-par-{i}")).collect();
+    let mut vmms: Vec<QemuStandIn> = ids
+        .iter()
+        .map(|id| QemuStandIn::start(&ns, &sockets, id, None))
+        .collect();
+    let rows: Vec<Row> = ids
+        .iter()
+        .zip(&vmms)
+        .map(|(id, v)| Row {
+            status: "running",
+            pid: Some(v.pid()),
+            ..Row::stopped(id)
+        })
+        .collect();
+    insert_rows(&h.data, &sockets, &rows);
+    let spawn = || {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.name])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+            .args(["cleanup", "--force", "--json"])
+            .env_clear()
+            .envs(h.env_vars())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(
+        (a.status.code(), b.status.code()),
+        (Some(0), Some(0)),
+        "{}{}",
+        stderr(&a),
+        stderr(&b)
+    );
+    let deleted = |o: &std::process::Output| -> Vec<String> {
+        json(o)["data"]["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut all = deleted(&a);
+    all.extend(deleted(&b));
+    all.sort();
+    assert_eq!(all, ids, "each VM deleted exactly once");
+    assert!(row_ids(&h.data).is_empty());
+    for v in &mut vmms {
+        wait_for(|| !v.alive(), "a VMM to stop");
+    }
+}
+
+#[test]
+fn cleanup_killed_midway_is_finished_by_a_rerun() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    ns.smolvm_nft("");
+    let mut vmms = Vec::new();
+    let mut rows_owned = Vec::new();
+    for i in 0..4u16 {
+        let tap = format!("tap{}", 10 + i);
+        let ip = format!("172.16.0.{}", 10 + i);
+        ns.nat_tap(&tap);
+        ns.ssh_forward(&tap, &ip, 2210 + i);
+        vmms.push(fake_firecracker(&sockets, &format!("vm-kill-{i}"), true));
+        rows_owned.push((format!("vm-kill-{i}"), tap, ip, 2210 + i));
+    }
+    let rows: Vec<Row> = rows_owned
+        .iter()
+        .zip(&vmms)
+        .map(|((id, tap, ip, port), c)| Row {
+            status: "running",
+            pid: Some(c.id() as i32),
+            tap: Some((tap, ip, *port)),
+            backend: "firecracker",
+            ..Row::stopped(id)
+        })
+        .collect();
+    insert_rows(&h.data, &sockets, &rows);
+    // Serial, slow stops (each VMM ignores SIGTERM): kill the cleanup in the middle.
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.name])
+        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+        .args(["cleanup", "--force"])
+        .env_clear()
+        .envs(h.env_vars())
+        .env("SMOLVM_STOP_TIMEOUT", "2")
+        .env("SMOLVM_CLEANUP_PARALLEL", "1")
+        .stdout(std::process::Stdio::piped());
+    let mut first = c.spawn().unwrap();
+    wait_for(|| row_ids(&h.data).len() < 4, "the first VM to be deleted");
+    // `ip netns exec` execs the binary, so this kills smolvm itself.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    first.wait().unwrap();
+    let left = row_ids(&h.data).len();
+    assert!(
+        (1..4).contains(&left),
+        "cleanup was not interrupted midway ({left} rows left)"
+    );
+
+    let out = ns
+        .cmd(&h, "smolvm")
+        .env("SMOLVM_STOP_TIMEOUT", "2")
+        .args(["cleanup", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    for v in &mut vmms {
+        let _ = v.wait();
+    }
+    assert!(row_ids(&h.data).is_empty());
+    let links = ns.links();
+    assert!(!links.contains("tap1"), "{links}");
+    let rules = ns.nft_ruleset();
+    assert!(
+        !rules.contains("172.16.0.1") && !rules.contains("221"),
+        "{rules}"
+    );
+    assert_eq!(std::fs::read_dir(&sockets).unwrap().count(), 0);
+}
+
+#[test]
+fn standalone_script_behaves_like_the_subcommand() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    seed_rows(&h);
+    let a = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let b = ns
+        .cmd(&h, "smolvm-cleanup")
+        .args(["--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&a), json(&b));
+    assert_eq!(
+        json(&a)["data"]["targets"],
+        serde_json::json!(["vm-12345", "vm-test-1", "vm-demo"])
+    );
+    let out = ns
+        .cmd(&h, "smolvm-cleanup")
+        .args(["--bogus", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "usage_error");
+    assert_eq!(json(&out)["command"], "cleanup");
+}
