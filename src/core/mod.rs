@@ -2,6 +2,7 @@
 //! through a [`progress::Progress`] sink; the CLI and the dashboard are faces over it.
 
 pub mod error;
+pub mod images;
 pub mod progress;
 pub mod prune;
 pub mod units;

@@ -3,6 +3,8 @@
 
 pub mod env;
 pub mod fs;
+pub mod http;
 pub mod paths;
 pub mod procfs;
+pub mod sparse;
 pub mod state;
