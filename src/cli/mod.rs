@@ -1,6 +1,7 @@
 //! The headless face: parse arguments, call one core function, print its result.
 
 pub mod args;
+pub mod image;
 pub mod output;
 pub mod prune;
 
@@ -31,6 +32,11 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     match cli.command {
         Some(Command::Prune(a)) => prune::run("prune", &a, &env),
         Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, &env),
+        Some(Command::Image(ImageCommand::Pull(a))) => image::pull("image.pull", &a, &env),
+        Some(Command::Image(ImageCommand::Ls(a))) => image::list("image.list", &a, &env),
+        Some(Command::Images(a)) => image::list("image.list", &a, &env),
+        Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
+        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
         None => {
             // `-V` with nothing else was handled above; clap printed help for a bare call.
             let _ = Cli::command().print_help();
