@@ -4,9 +4,11 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
-  e2fsprogs   # chattr (prune failure tests), mkfs.ext4
+  e2fsprogs   # chattr (prune failure tests), mkfs.ext4 and e2fsck (image tests)
   util-linux  # setpriv (run as an unprivileged user), mount
-  coreutils   # du (prune benchmark baseline)
+  coreutils   # du (prune benchmark baseline), sha256sum (image benchmark baseline)
+  zstd        # compresses the image tests' rootfs; image benchmark baseline
+  curl        # image benchmark baseline
 )
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"

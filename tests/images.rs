@@ -829,3 +829,55 @@ fn inspect_shows_the_row_and_cache_state() {
     );
     assert_eq!(v["data"]["files"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn pull_all_pulls_every_row_for_the_platform_and_reports_failures() {
+    let r = Release::new(rootfs_a());
+    let z = sha(&rootfs_a().zst);
+    let k = sha(KERNEL);
+    let row = |preset: &str, os: &str, url: &str| {
+        format!(
+            r#"{{"preset": "{preset}", "arch": "amd64", "vmm": "qemu", "os": "{os}",
+              "kernel_url": "vmlinux-amd64.image", "kernel_sha256": "{k}",
+              "rootfs_url": "{url}", "rootfs_sha256": "{z}"}}"#
+        )
+    };
+    r.manifest(&format!(
+        r#"{{"release": "t", "images": [{}, {}, {}]}}"#,
+        row("codex", "ubuntu", ZST),
+        row("pi", "alpine", ZST),
+        row("hermes", "ubuntu", "missing.zst"),
+    ));
+    let out = r
+        .smolvm()
+        .args(["image", "pull", "--all", "--json"])
+        .args(PLATFORM)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "partial_failure");
+    let pulled: Vec<&str> = v["data"]["pulled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(pulled, ["codex-amd64-qemu", "pi-amd64-qemu-alpine"]);
+    assert_eq!(v["data"]["failed"][0]["preset"], "hermes");
+    assert!(r
+        .version_dir()
+        .join("pi-amd64-qemu-alpine/rootfs.ext4")
+        .is_file());
+    // The kernel is shared: downloaded once for both images.
+    assert_eq!(r.server.requests("vmlinux-amd64.image"), 1);
+    // --os filters.
+    let out = r
+        .smolvm()
+        .args(["image", "pull", "--all", "--os", "alpine", "--json"])
+        .args(PLATFORM)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(json(&out)["data"]["pulled"][0]["already_cached"], true);
+}

@@ -61,12 +61,12 @@ impl HttpConfig {
     pub fn from_env(env: &Env) -> Self {
         let num = |k: &str| env.get_str(k).and_then(|v| v.parse::<u64>().ok());
         HttpConfig {
-            timeout: Duration::from_secs_f64(
-                env.get_str("SMOLVM_HTTP_TIMEOUT_SECS")
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .filter(|v| *v > 0.0)
-                    .unwrap_or(30.0),
-            ),
+            timeout: env
+                .get_str("SMOLVM_HTTP_TIMEOUT_SECS")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0)
+                .and_then(|v| Duration::try_from_secs_f64(v).ok())
+                .unwrap_or(Duration::from_secs(30)),
             retries: num("SMOLVM_HTTP_RETRIES").unwrap_or(4) as u32,
             backoff: Duration::from_millis(num("SMOLVM_HTTP_BACKOFF_MS").unwrap_or(500)),
         }

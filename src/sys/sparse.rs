@@ -59,6 +59,9 @@ impl SparseWriter {
             self.file
                 .write_all_at(&self.buf[s..len], self.pos + s as u64)?;
         }
+        if len > 0 {
+            start_writeback(&self.file, self.pos, len as u64);
+        }
         self.pos += len as u64;
         self.buf.drain(..len);
         Ok(())
@@ -87,6 +90,21 @@ impl Write for SparseWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Ask the kernel to start writing this range to disk now (without waiting), so the
+/// final fsync has little left to do and disk I/O overlaps the download and decoding.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a file descriptor we own; failure is harmless.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 

@@ -213,7 +213,7 @@ pub fn published_enabled(env: &Env) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootSource {
     /// A published row (pull it with [`pull::pull`]).
-    Published(Image),
+    Published(Box<Image>),
     /// A custom image built for the preset: `<images root>/<preset>/` holding a
     /// `.fingerprint` (the ImageBuilder's output).
     Custom(PathBuf),
@@ -229,7 +229,7 @@ pub fn boot_source(
 ) -> Result<BootSource> {
     if published_enabled(env) {
         if let Some(img) = manifest.lookup(&target.preset, target.arch, target.vmm, target.os) {
-            return Ok(BootSource::Published(img.clone()));
+            return Ok(BootSource::Published(Box::new(img.clone())));
         }
     }
     let custom = images_root.join(&target.preset);

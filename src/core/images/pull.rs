@@ -492,6 +492,13 @@ impl Sink for OnePass<'_> {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.hasher.update(chunk);
         self.file.write_all(chunk)?;
+        // Start writeback every 8 MiB so the final fsync is short.
+        const WB: u64 = 8 << 20;
+        let end = self.bytes + chunk.len() as u64;
+        if end / WB > self.bytes / WB {
+            let from = self.bytes / WB * WB;
+            crate::sys::sparse::start_writeback(&self.file, from, end - from);
+        }
         if let Some(d) = &mut self.decoder {
             if !self.decoder_failed && d.feed(chunk.to_vec()).is_err() {
                 // Keep downloading: the checksum says whether the data or the decoder
