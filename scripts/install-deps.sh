@@ -4,13 +4,15 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
-  e2fsprogs   # chattr (prune failure tests), mkfs.ext4
+  e2fsprogs   # chattr (prune failure tests), mkfs.ext4 and e2fsck (image tests)
   util-linux  # setpriv (run as an unprivileged user), mount
-  coreutils   # du (prune benchmark baseline)
+  coreutils   # du (prune benchmark baseline), sha256sum (image benchmark baseline)
   iproute2    # ip netns / tuntap: every network test runs in its own namespace
   nftables    # nft: SmolVM's smolvm_nat / smolvm_filter tables
   qemu-system-x86  # QEMU: stand-in VMMs for cleanup tests, and real boots
   python3     # SmolVM-compat DB checks and the fake Firecracker API in tests
+  zstd        # compresses the image tests' rootfs; image benchmark baseline
+  curl        # image benchmark baseline
 )
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"

@@ -32,12 +32,91 @@ pub enum Command {
     /// Manage sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// List cached images (same as `smolvm image ls`).
+    Images(ImageListArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Remove image caches of versions other than the current one (same as `smolvm prune`).
     Prune(PruneArgs),
+    /// Download a published image (kernel and rootfs), verify and unpack it.
+    Pull(ImagePullArgs),
+    /// List cached images.
+    #[command(alias = "list")]
+    Ls(ImageListArgs),
+    /// Remove cached images of the current version.
+    Rm(ImageRmArgs),
+    /// Show a preset's published image and what of it is cached.
+    Inspect(ImageInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePullArgs {
+    /// Preset to pull (codex, claude-code/claude, openclaw/claw, hermes, pi, ...).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub preset: Option<String>,
+    /// Pull every published image for this platform.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "PATH")]
+    pub image_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlatformArgs {
+    /// Guest architecture (default: this CPU's).
+    #[arg(long, value_parser = ["amd64", "arm64"])]
+    pub arch: Option<String>,
+    /// Virtual machine monitor (default: firecracker with hardware KVM, else qemu).
+    #[arg(long, value_parser = ["firecracker", "qemu"])]
+    pub vmm: Option<String>,
+    /// Guest OS flavour (default: ubuntu).
+    #[arg(long, value_parser = ["ubuntu", "alpine"])]
+    pub os: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageListArgs {
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "PATH")]
+    pub image_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageRmArgs {
+    /// Presets (or full image names such as codex-amd64-qemu) to remove.
+    #[arg(required = true)]
+    pub presets: Vec<String>,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "PATH")]
+    pub image_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// Preset to inspect.
+    pub preset: String,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "PATH")]
+    pub image_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

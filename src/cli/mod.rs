@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod cleanup;
+pub mod image;
 pub mod output;
 pub mod prune;
 pub mod sandbox;
@@ -35,6 +36,11 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, &env),
         Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, &env),
         Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, &env),
+        Some(Command::Image(ImageCommand::Pull(a))) => image::pull("image.pull", &a, &env),
+        Some(Command::Image(ImageCommand::Ls(a))) => image::list("image.list", &a, &env),
+        Some(Command::Images(a)) => image::list("image.list", &a, &env),
+        Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
+        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
         None => {
             // `-V` with nothing else was handled above; clap printed help for a bare call.
             let _ = Cli::command().print_help();

@@ -3,9 +3,11 @@
 
 pub mod env;
 pub mod fs;
+pub mod http;
 pub mod net;
 pub mod paths;
 pub mod process;
 pub mod procfs;
+pub mod sparse;
 pub mod state;
 pub mod vmm;

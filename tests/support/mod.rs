@@ -1,6 +1,8 @@
 //! Test support: an isolated HOME / data dir per test, and helpers for real files.
 #![allow(dead_code)]
 
+pub mod http_server;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 

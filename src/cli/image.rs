@@ -1,0 +1,628 @@
+//! `smolvm image pull|ls|rm|inspect` and `smolvm images`: thin faces over
+//! [`core::images`](crate::core::images).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::args::{ImageInspectArgs, ImageListArgs, ImagePullArgs, ImageRmArgs, PlatformArgs};
+use super::output::{self, line, warn};
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::images::catalog::{self, Entry};
+use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullOptions, PullReport};
+use crate::core::images::{published_enabled, Arch, HostProbe, Layout, Manifest, Os, Target, Vmm};
+use crate::core::progress::Progress;
+use crate::core::units::format_size;
+use crate::core::version::image_version;
+use crate::sys::env::Env;
+use crate::sys::http::HttpConfig;
+use crate::sys::paths::{display_path, Paths};
+
+struct Platform {
+    arch: Option<Arch>,
+    vmm: Option<Vmm>,
+    os: Option<Os>,
+}
+
+fn platform(p: &PlatformArgs) -> Platform {
+    // clap has checked the values.
+    Platform {
+        arch: p.arch.as_deref().and_then(Arch::parse),
+        vmm: p.vmm.as_deref().and_then(Vmm::parse),
+        os: p.os.as_deref().and_then(Os::parse),
+    }
+}
+
+#[derive(Serialize)]
+struct PullData<'a> {
+    preset: &'a str,
+    arch: &'a str,
+    vmm: &'a str,
+    os: &'a str,
+    version: &'a str,
+    release: &'a str,
+    name: &'a str,
+    image_dir: &'a Path,
+    kernel_path: &'a Path,
+    rootfs_path: &'a Path,
+    size_bytes: u64,
+    downloaded_bytes: u64,
+    already_cached: bool,
+}
+
+fn pull_data(r: &PullReport) -> PullData<'_> {
+    PullData {
+        preset: &r.preset,
+        arch: r.arch.as_str(),
+        vmm: r.vmm.as_str(),
+        os: r.os.as_str(),
+        version: &r.version,
+        release: &r.release,
+        name: &r.name,
+        image_dir: &r.image_dir,
+        kernel_path: &r.kernel_path,
+        rootfs_path: &r.rootfs_path,
+        size_bytes: r.size_bytes,
+        downloaded_bytes: r.downloaded_bytes,
+        already_cached: r.already_cached,
+    }
+}
+
+#[derive(Serialize)]
+struct PullFailure {
+    preset: String,
+    os: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct PullAllData<'a> {
+    arch: &'a str,
+    vmm: &'a str,
+    pulled: Vec<PullData<'a>>,
+    failed: Vec<PullFailure>,
+}
+
+fn refuse_if_disabled(env: &Env) -> Result<()> {
+    if published_enabled(env) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::Refused,
+            "published images are turned off (SMOLVM_USE_PUBLISHED=0)",
+        )
+        .with_recovery("Unset SMOLVM_USE_PUBLISHED to pull published images."))
+    }
+}
+
+pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
+    let paths = Paths::resolve(env, args.image_dir.as_deref());
+    let layout = Layout::new(&paths.images_root, &image_version(env));
+    let p = platform(&args.platform);
+    let probe = HostProbe::from_env(env);
+    let setup = (|| -> Result<(Manifest, PullOptions)> {
+        refuse_if_disabled(env)?;
+        let manifest = Manifest::load(env)?;
+        let opts = PullOptions {
+            layout: layout.clone(),
+            http: HttpConfig::from_env(env),
+            release: manifest.release.clone(),
+        };
+        Ok((manifest, opts))
+    })();
+    let (manifest, opts) = match setup {
+        Ok(x) => x,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let bars = Bars::new(!args.json && std::io::stderr().is_terminal());
+
+    if !args.all {
+        let preset = args.preset.as_deref().unwrap_or_default();
+        let r = Target::resolve(preset, p.arch, p.vmm, p.os, &probe).and_then(|t| {
+            let img = t.lookup(&manifest)?;
+            pull::pull(&opts, img, &bars.progress(&t.name(), args.json))
+        });
+        bars.clear();
+        return match r {
+            Err(e) => output::fail(command, args.json, &e),
+            Ok(r) => {
+                if args.json {
+                    output::print_json(command, 0, Some(&pull_data(&r)), None);
+                } else {
+                    human_pull(&r, &paths.home);
+                }
+                0
+            }
+        };
+    }
+
+    // --all: every (preset, os) published for this platform, filtered by --os.
+    let t = match Target::resolve("all", p.arch, p.vmm, p.os, &probe) {
+        Ok(t) => t,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let targets: Vec<_> = manifest
+        .images
+        .iter()
+        .filter(|i| i.arch == t.arch && i.vmm == t.vmm && p.os.is_none_or(|o| o == i.os))
+        .collect();
+    if targets.is_empty() {
+        let e = Error::runtime(format!(
+            "No published images for {}/{}{}",
+            t.arch,
+            t.vmm,
+            p.os.map(|o| format!(" ({o})")).unwrap_or_default()
+        ));
+        return output::fail(command, args.json, &e);
+    }
+    let mut pulled = Vec::new();
+    let mut failed = Vec::new();
+    for img in targets {
+        let name = crate::core::images::image_name(&img.preset, img.arch, img.vmm, img.os);
+        match pull::pull(&opts, img, &bars.progress(&name, args.json)) {
+            Ok(r) => {
+                bars.clear();
+                if !args.json {
+                    human_pull(&r, &paths.home);
+                }
+                pulled.push(r);
+            }
+            Err(e) => {
+                bars.clear();
+                if !args.json {
+                    line(format!("Failed: {name} — {}", e.message));
+                }
+                failed.push(PullFailure {
+                    preset: img.preset.clone(),
+                    os: img.os.to_string(),
+                    error: e.message,
+                });
+            }
+        }
+    }
+    let total = pulled.len() + failed.len();
+    let error = (!failed.is_empty()).then(|| {
+        Error::new(
+            ErrorCode::PartialFailure,
+            format!("Could not pull {} of {total} images.", failed.len()),
+        )
+        .with_recovery("Check the network connection and disk space, then retry.")
+    });
+    let code = if failed.is_empty() { 0 } else { 1 };
+    if args.json {
+        let data = PullAllData {
+            arch: t.arch.as_str(),
+            vmm: t.vmm.as_str(),
+            pulled: pulled.iter().map(pull_data).collect(),
+            failed,
+        };
+        output::print_json(command, code, Some(&data), error.as_ref());
+    } else if let Some(e) = error {
+        eprintln!("Error: {}", e.message);
+    }
+    code
+}
+
+fn human_pull(r: &PullReport, home: &Path) {
+    let state = if r.already_cached {
+        "Already cached:"
+    } else {
+        "Pulled"
+    };
+    line(format!(
+        "{state} {} ({})",
+        r.name,
+        format_size(r.size_bytes)
+    ));
+    line(format!("  kernel: {}", display_path(&r.kernel_path, home)));
+    line(format!("  rootfs: {}", display_path(&r.rootfs_path, home)));
+}
+
+/// An indicatif bar on stderr when it is a terminal; otherwise only retries and waits
+/// are reported (as warnings), and nothing at all with `--json`.
+struct Bars {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Bars {
+    fn new(tty: bool) -> Self {
+        let bar = tty.then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:32} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b
+        });
+        Bars { bar }
+    }
+
+    fn progress(&self, name: &str, json: bool) -> Progress<PullEvent> {
+        if json {
+            return Progress::none();
+        }
+        let bar = self.bar.clone();
+        let name = name.to_string();
+        let last: Arc<Mutex<(Artifact, Phase)>> =
+            Arc::new(Mutex::new((Artifact::Kernel, Phase::Download)));
+        Progress::new(move |ev| match ev {
+            PullEvent::Progress {
+                artifact,
+                phase,
+                bytes,
+                total,
+            } => {
+                if let Some(b) = &bar {
+                    if let Ok(mut l) = last.lock() {
+                        if *l != (artifact, phase) {
+                            *l = (artifact, phase);
+                            b.set_message(format!(
+                                "{name} {} {}",
+                                artifact.as_str(),
+                                phase.as_str()
+                            ));
+                            b.reset();
+                        }
+                    }
+                    if let Some(t) = total {
+                        b.set_length(t);
+                    }
+                    b.set_position(bytes);
+                }
+            }
+            PullEvent::Retry {
+                artifact,
+                attempt,
+                reason,
+            } => {
+                let msg = format!(
+                    "{name} {}: {reason}; retrying (attempt {})",
+                    artifact.as_str(),
+                    attempt + 1
+                );
+                match &bar {
+                    Some(b) => b.println(format!("Warning: {msg}")),
+                    None => warn(msg),
+                }
+            }
+            PullEvent::Waiting { artifact } => {
+                let msg = format!(
+                    "another smolvm is pulling {name} {}; waiting for it",
+                    artifact.as_str()
+                );
+                match &bar {
+                    Some(b) => b.println(msg),
+                    None => warn(msg),
+                }
+            }
+            PullEvent::Cached { .. } | PullEvent::Ready { .. } => {}
+        })
+    }
+
+    fn clear(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EntryData<'a> {
+    version: &'a str,
+    name: &'a str,
+    preset: &'a str,
+    arch: &'a str,
+    vmm: &'a str,
+    os: &'a str,
+    path: &'a Path,
+    compressed_bytes: u64,
+    unpacked_bytes: u64,
+    on_disk_bytes: u64,
+    current: bool,
+    status: &'a str,
+    ready: bool,
+    in_use_by: &'a [String],
+}
+
+fn entry_data(e: &Entry) -> EntryData<'_> {
+    EntryData {
+        version: &e.version,
+        name: &e.name,
+        preset: &e.preset,
+        arch: e.arch.as_str(),
+        vmm: e.vmm.as_str(),
+        os: e.os.as_str(),
+        path: &e.path,
+        compressed_bytes: e.compressed_bytes,
+        unpacked_bytes: e.unpacked_bytes,
+        on_disk_bytes: e.on_disk_bytes,
+        current: e.current,
+        status: if e.current { "current" } else { "stale" },
+        ready: e.ready,
+        in_use_by: &e.in_use_by,
+    }
+}
+
+#[derive(Serialize)]
+struct ListData<'a> {
+    images_root: &'a Path,
+    current_version: &'a str,
+    images: Vec<EntryData<'a>>,
+    total_on_disk_bytes: u64,
+}
+
+pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
+    let paths = Paths::resolve(env, args.image_dir.as_deref());
+    let version = image_version(env);
+    let entries = match catalog::list(&paths.images_root, &version, &paths.existing_state_dbs()) {
+        Ok(e) => e,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let total: u64 = entries.iter().map(|e| e.on_disk_bytes).sum();
+    if args.json {
+        let data = ListData {
+            images_root: &paths.images_root,
+            current_version: &version,
+            images: entries.iter().map(entry_data).collect(),
+            total_on_disk_bytes: total,
+        };
+        output::print_json(command, 0, Some(&data), None);
+        return 0;
+    }
+    if entries.is_empty() {
+        line(format!(
+            "No cached images in {}. Run 'smolvm image pull codex' to download one.",
+            display_path(&paths.images_root, &paths.home)
+        ));
+        return 0;
+    }
+    let mut rows = vec![[
+        "VERSION",
+        "PRESET",
+        "ARCH",
+        "VMM",
+        "OS",
+        "COMPRESSED",
+        "UNPACKED",
+        "ON DISK",
+        "STATUS",
+        "IN USE BY",
+    ]
+    .map(String::from)];
+    for e in &entries {
+        let mut status = if e.current { "current" } else { "stale" }.to_string();
+        if !e.ready {
+            status.push_str(" (incomplete)");
+        }
+        rows.push([
+            e.version.clone(),
+            e.preset.clone(),
+            e.arch.to_string(),
+            e.vmm.to_string(),
+            e.os.to_string(),
+            format_size(e.compressed_bytes),
+            format_size(e.unpacked_bytes),
+            format_size(e.on_disk_bytes),
+            status,
+            if e.in_use_by.is_empty() {
+                "-".to_string()
+            } else {
+                e.in_use_by.join(", ")
+            },
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        line(cells.join("  ").trim_end());
+    }
+    line(format!(
+        "Total: {} image(s), {} on disk in {}",
+        entries.len(),
+        format_size(total),
+        display_path(&paths.images_root, &paths.home)
+    ));
+    0
+}
+
+#[derive(Serialize)]
+struct RmData<'a> {
+    removed: Vec<EntryData<'a>>,
+    kept: Vec<EntryData<'a>>,
+    failed: Vec<RmFailure<'a>>,
+    freed_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct RmFailure<'a> {
+    path: &'a Path,
+    error: &'a str,
+}
+
+pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
+    let paths = Paths::resolve(env, args.image_dir.as_deref());
+    let version = image_version(env);
+    let r = match catalog::remove(
+        &paths.images_root,
+        &version,
+        &paths.existing_state_dbs(),
+        &args.presets,
+    ) {
+        Ok(r) => r,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let freed: u64 = r.removed.iter().map(|e| e.on_disk_bytes).sum();
+    let problems = r.kept.len() + r.failed.len();
+    let code = if problems == 0 { 0 } else { 1 };
+    if args.json {
+        let error = (problems > 0).then(|| {
+            Error::new(
+                ErrorCode::PartialFailure,
+                format!("{problems} image(s) could not be removed"),
+            )
+        });
+        let data = RmData {
+            removed: r.removed.iter().map(entry_data).collect(),
+            kept: r.kept.iter().map(entry_data).collect(),
+            failed: r
+                .failed
+                .iter()
+                .map(|(e, m)| RmFailure {
+                    path: &e.path,
+                    error: m,
+                })
+                .collect(),
+            freed_bytes: freed,
+        };
+        output::print_json(command, code, Some(&data), error.as_ref());
+        return code;
+    }
+    for e in &r.removed {
+        line(format!("Removed: {}/", display_path(&e.path, &paths.home)));
+    }
+    for e in &r.kept {
+        line(format!(
+            "Kept:    {}/ (in use by VM {})",
+            display_path(&e.path, &paths.home),
+            e.in_use_by.join(", ")
+        ));
+    }
+    for (e, m) in &r.failed {
+        line(format!(
+            "Failed:  {}/ ({m})",
+            display_path(&e.path, &paths.home)
+        ));
+    }
+    line(format!("Freed {}.", format_size(freed)));
+    code
+}
+
+#[derive(Serialize)]
+struct InspectData<'a> {
+    name: &'a str,
+    preset: &'a str,
+    arch: &'a str,
+    vmm: &'a str,
+    os: &'a str,
+    version: &'a str,
+    release: &'a str,
+    manifest: &'a str,
+    kernel_url: &'a str,
+    kernel_sha256: &'a str,
+    rootfs_url: &'a str,
+    rootfs_sha256: &'a str,
+    image_dir: &'a Path,
+    kernel_path: &'a Path,
+    rootfs_path: std::path::PathBuf,
+    ready: bool,
+    rootfs_sidecar: Option<&'a str>,
+    expected_sidecar: &'a str,
+    files: Vec<FileData<'a>>,
+}
+
+#[derive(Serialize)]
+struct FileData<'a> {
+    name: &'a str,
+    path: &'a Path,
+    size_bytes: u64,
+    on_disk_bytes: u64,
+}
+
+pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
+    let paths = Paths::resolve(env, args.image_dir.as_deref());
+    let version = image_version(env);
+    let layout = Layout::new(&paths.images_root, &version);
+    let p = platform(&args.platform);
+    let r = Manifest::load(env).and_then(|m| {
+        let t = Target::resolve(&args.preset, p.arch, p.vmm, p.os, &HostProbe::from_env(env))?;
+        let img = t.lookup(&m)?;
+        Ok((catalog::inspect(&layout, img), m))
+    });
+    let (i, m) = match r {
+        Ok(x) => x,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let data = InspectData {
+        name: &i.name,
+        preset: &i.image.preset,
+        arch: i.image.arch.as_str(),
+        vmm: i.image.vmm.as_str(),
+        os: i.image.os.as_str(),
+        version: &version,
+        release: &m.release,
+        manifest: &m.source,
+        kernel_url: i.image.kernel_url.as_str(),
+        kernel_sha256: &i.image.kernel_sha256,
+        rootfs_url: i.image.rootfs_url.as_str(),
+        rootfs_sha256: &i.image.rootfs_sha256,
+        image_dir: &i.image_dir,
+        kernel_path: &i.kernel_path,
+        rootfs_path: i.image_dir.join(crate::core::images::ROOTFS),
+        ready: i.ready,
+        rootfs_sidecar: i.sidecar.as_deref(),
+        expected_sidecar: &i.expected_sidecar,
+        files: i
+            .files
+            .iter()
+            .map(|f| FileData {
+                name: &f.name,
+                path: &f.path,
+                size_bytes: f.size_bytes,
+                on_disk_bytes: f.on_disk_bytes,
+            })
+            .collect(),
+    };
+    if args.json {
+        output::print_json(command, 0, Some(&data), None);
+        return 0;
+    }
+    let h = &paths.home;
+    line(format!("Name:           {}", data.name));
+    line(format!(
+        "Platform:       {}/{}/{}",
+        data.arch, data.vmm, data.os
+    ));
+    line(format!("Version:        {}", data.version));
+    line(format!(
+        "Release:        {} ({})",
+        data.release, data.manifest
+    ));
+    line(format!("Kernel URL:     {}", data.kernel_url));
+    line(format!("Kernel SHA-256: {}", data.kernel_sha256));
+    line(format!("Rootfs URL:     {}", data.rootfs_url));
+    line(format!("Rootfs SHA-256: {}", data.rootfs_sha256));
+    line(format!(
+        "Path:           {}",
+        display_path(data.image_dir, h)
+    ));
+    line(format!(
+        "Status:         {}",
+        if data.ready { "ready" } else { "not pulled" }
+    ));
+    if let Some(s) = data.rootfs_sidecar {
+        line(format!("Rootfs sidecar: {s}"));
+    }
+    for f in &data.files {
+        line(format!(
+            "  {}  {} ({} on disk)",
+            display_path(f.path, h),
+            format_size(f.size_bytes),
+            format_size(f.on_disk_bytes)
+        ));
+    }
+    0
+}

@@ -1,0 +1,271 @@
+//! What is in the image cache: list, remove, inspect.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::{
+    canonical_preset, parse_image_name, Arch, Image, Os, Vmm, ROOTFS, ROOTFS_ZST, SIDECAR,
+    SIDECAR_PREFIX,
+};
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::prune::cache_version;
+use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
+use crate::sys::state;
+
+/// One cached image directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub version: String,
+    pub name: String,
+    pub preset: String,
+    pub arch: Arch,
+    pub vmm: Vmm,
+    pub os: Os,
+    pub path: PathBuf,
+    /// `rootfs.ext4.zst`'s size (0 when absent).
+    pub compressed_bytes: u64,
+    /// `rootfs.ext4`'s apparent size (0 when absent).
+    pub unpacked_bytes: u64,
+    /// Disk usage of the whole directory (sparse files by their blocks).
+    pub on_disk_bytes: u64,
+    /// Belongs to the current image version (else `prune` removes it).
+    pub current: bool,
+    /// `rootfs.ext4` is there with a `sparse-v1:` sidecar: bootable.
+    pub ready: bool,
+    pub sidecar: Option<String>,
+    /// Running or paused VMs whose files lie in this directory.
+    pub in_use_by: Vec<String>,
+}
+
+/// Every `<version>/<image name>/` under `images_root`, sorted by version then name.
+pub fn list(
+    images_root: &Path,
+    current_version: &str,
+    state_dbs: &[PathBuf],
+) -> Result<Vec<Entry>> {
+    let versions = match std::fs::read_dir(images_root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::runtime(format!(
+                "cannot read image cache directory {}: {}",
+                images_root.display(),
+                io_reason(&e)
+            )))
+        }
+    };
+    let mut vms = Vec::new();
+    for db in state_dbs {
+        if let Ok(mut v) = state::active_vms(db) {
+            vms.append(&mut v);
+        }
+    }
+    let links = HardLinks::default();
+    let mut out = Vec::new();
+    for v in versions.flatten() {
+        let version = v.file_name().to_string_lossy().into_owned();
+        if cache_version(&version) != Some(version.as_str()) || !v.path().is_dir() {
+            continue;
+        }
+        let Ok(images) = std::fs::read_dir(v.path()) else {
+            continue;
+        };
+        for i in images.flatten() {
+            let name = i.file_name().to_string_lossy().into_owned();
+            let Some((preset, arch, vmm, os)) = parse_image_name(&name) else {
+                continue;
+            };
+            let path = i.path();
+            if !path.is_dir() {
+                continue;
+            }
+            out.push(entry(
+                version.clone(),
+                name,
+                preset,
+                arch,
+                vmm,
+                os,
+                path,
+                current_version,
+                &vms,
+                &links,
+            ));
+        }
+    }
+    out.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    version: String,
+    name: String,
+    preset: String,
+    arch: Arch,
+    vmm: Vmm,
+    os: Os,
+    path: PathBuf,
+    current_version: &str,
+    vms: &[state::ActiveVm],
+    links: &HardLinks,
+) -> Entry {
+    let len = |f: &str| {
+        std::fs::metadata(path.join(f))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let sidecar = std::fs::read_to_string(path.join(SIDECAR))
+        .ok()
+        .map(|s| s.trim().to_string());
+    let ready = path.join(ROOTFS).is_file()
+        && sidecar
+            .as_deref()
+            .is_some_and(|s| s.starts_with(SIDECAR_PREFIX));
+    let canon = path.canonicalize().ok();
+    let in_use_by = vms
+        .iter()
+        .filter(|vm| {
+            vm.files.iter().any(|f| {
+                f.starts_with(&path)
+                    || canon.as_ref().is_some_and(|c| {
+                        f.starts_with(c) || f.canonicalize().is_ok_and(|fc| fc.starts_with(c))
+                    })
+            })
+        })
+        .map(|vm| vm.id.clone())
+        .collect();
+    Entry {
+        current: version == current_version,
+        compressed_bytes: len(ROOTFS_ZST),
+        unpacked_bytes: len(ROOTFS),
+        on_disk_bytes: disk_usage(&path, links),
+        version,
+        name,
+        preset,
+        arch,
+        vmm,
+        os,
+        path,
+        ready,
+        sidecar,
+        in_use_by,
+    }
+}
+
+/// Whether an `image rm` argument names this entry: its preset (or an alias of it) or
+/// its full directory name.
+pub fn matches(arg: &str, e: &Entry) -> bool {
+    e.name == arg || e.preset == canonical_preset(arg)
+}
+
+/// What `image rm` did.
+#[derive(Debug, Clone, Default)]
+pub struct RmReport {
+    pub removed: Vec<Entry>,
+    /// In use by a VM: not removed.
+    pub kept: Vec<Entry>,
+    pub failed: Vec<(Entry, String)>,
+}
+
+/// Remove the current version's cached images named by `args` (presets, aliases or full
+/// names). An argument that matches nothing is an error before anything is removed; an
+/// image a running VM uses is kept.
+pub fn remove(
+    images_root: &Path,
+    current_version: &str,
+    state_dbs: &[PathBuf],
+    args: &[String],
+) -> Result<RmReport> {
+    let all: Vec<Entry> = list(images_root, current_version, state_dbs)?
+        .into_iter()
+        .filter(|e| e.current)
+        .collect();
+    for a in args {
+        if !all.iter().any(|e| matches(a, e)) {
+            return Err(Error::runtime(format!("No cached image named '{a}'."))
+                .with_recovery("Run 'smolvm image list' to see cached images."));
+        }
+    }
+    let mut report = RmReport::default();
+    for e in all
+        .into_iter()
+        .filter(|e| args.iter().any(|a| matches(a, e)))
+    {
+        if !e.in_use_by.is_empty() {
+            report.kept.push(e);
+            continue;
+        }
+        let parent = e.path.parent().unwrap_or(images_root).to_path_buf();
+        match remove_entry(&parent, std::ffi::OsStr::new(&e.name)) {
+            Ok(()) => report.removed.push(e),
+            Err(err) => {
+                let msg = err.to_string();
+                report.failed.push((e, msg));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// One file of an inspected image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub on_disk_bytes: u64,
+}
+
+/// A manifest row and what of it is in the cache.
+#[derive(Debug, Clone)]
+pub struct Inspect {
+    pub image: Image,
+    pub name: String,
+    pub image_dir: PathBuf,
+    pub kernel_path: PathBuf,
+    /// The sidecar the cache would need to be current (`sparse-v1:<rootfs sha256>`).
+    pub expected_sidecar: String,
+    pub sidecar: Option<String>,
+    /// Cached, decompressed from the manifest's current rootfs.
+    pub ready: bool,
+    pub files: Vec<FileInfo>,
+}
+
+pub fn inspect(layout: &super::Layout, image: &Image) -> Inspect {
+    let dir = layout.image_dir(&image.preset, image.arch, image.vmm, image.os);
+    let kernel_path = layout.kernel(image.arch, image.vmm);
+    let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
+    let sidecar = std::fs::read_to_string(dir.join(SIDECAR))
+        .ok()
+        .map(|s| s.trim().to_string());
+    let mut files = Vec::new();
+    let mut paths = vec![kernel_path.clone()];
+    paths.extend([ROOTFS_ZST, ROOTFS, SIDECAR].iter().map(|f| dir.join(f)));
+    for p in paths {
+        if let Ok(m) = std::fs::metadata(&p) {
+            files.push(FileInfo {
+                name: p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                size_bytes: m.len(),
+                on_disk_bytes: m.blocks() * 512,
+                path: p,
+            });
+        }
+    }
+    Inspect {
+        ready: dir.join(ROOTFS).is_file()
+            && sidecar.as_deref() == Some(expected.as_str())
+            && kernel_path.is_file(),
+        name: super::image_name(&image.preset, image.arch, image.vmm, image.os),
+        image: image.clone(),
+        image_dir: dir,
+        kernel_path,
+        expected_sidecar: expected,
+        sidecar,
+        files,
+    }
+}

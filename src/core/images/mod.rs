@@ -1,0 +1,345 @@
+//! Published images: the manifest, which row this host boots, where the cache lives, and
+//! the operations over it (pull, list, remove, inspect).
+//!
+//! Cache layout under `<images root>/<image version>/`:
+//! `vmlinux-<arch>.<elf|image>` (shared by every preset) and
+//! `<preset>-<arch>-<vmm>[-alpine]/` holding `rootfs.ext4.zst` (verified download),
+//! `rootfs.ext4` (sparse, decompressed once) and `rootfs.ext4.from-sha256`
+//! (`sparse-v1:<sha256 of the .zst>`, SmolVM's sidecar). Hidden files beside them are
+//! ours: `.lock` (flock), `.<file>.verified` (size/mtime at verification) and
+//! `.<file>.<pid>.partial` (in-flight temp files, removed by the next pull).
+
+pub mod catalog;
+pub mod manifest;
+pub mod pull;
+
+use std::path::{Path, PathBuf};
+
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::sys::env::Env;
+pub use manifest::{Arch, Image, Manifest, Os, Vmm};
+
+pub const ROOTFS_ZST: &str = "rootfs.ext4.zst";
+pub const ROOTFS: &str = "rootfs.ext4";
+pub const SIDECAR: &str = "rootfs.ext4.from-sha256";
+/// SmolVM's `_DECOMPRESSED_ROOTFS_CACHE_VERSION`.
+pub const SIDECAR_PREFIX: &str = "sparse-v1:";
+
+/// `claude` → `claude-code`, `claw` → `openclaw`; anything else as given.
+pub fn canonical_preset(p: &str) -> &str {
+    match p {
+        "claude" => "claude-code",
+        "claw" => "openclaw",
+        other => other,
+    }
+}
+
+/// `<preset>-<arch>-<vmm>[-alpine]`.
+pub fn image_name(preset: &str, arch: Arch, vmm: Vmm, os: Os) -> String {
+    match os {
+        Os::Ubuntu => format!("{preset}-{arch}-{vmm}"),
+        other => format!("{preset}-{arch}-{vmm}-{other}"),
+    }
+}
+
+/// The inverse of [`image_name`].
+pub fn parse_image_name(name: &str) -> Option<(String, Arch, Vmm, Os)> {
+    let (rest, os) = match name.strip_suffix("-alpine") {
+        Some(r) => (r, Os::Alpine),
+        None => (name, Os::Ubuntu),
+    };
+    let (rest, vmm) = rest.rsplit_once('-')?;
+    let (preset, arch) = rest.rsplit_once('-')?;
+    if preset.is_empty() || preset.starts_with('.') {
+        return None;
+    }
+    Some((preset.to_string(), Arch::parse(arch)?, Vmm::parse(vmm)?, os))
+}
+
+/// Where one image version's files live.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub images_root: PathBuf,
+    pub version: String,
+    pub version_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(images_root: &Path, version: &str) -> Self {
+        Layout {
+            images_root: images_root.to_path_buf(),
+            version: version.to_string(),
+            version_dir: images_root.join(version),
+        }
+    }
+
+    pub fn kernel(&self, arch: Arch, vmm: Vmm) -> PathBuf {
+        self.version_dir
+            .join(format!("vmlinux-{arch}.{}", vmm.kernel_format()))
+    }
+
+    pub fn image_dir(&self, preset: &str, arch: Arch, vmm: Vmm, os: Os) -> PathBuf {
+        self.version_dir.join(image_name(preset, arch, vmm, os))
+    }
+}
+
+/// The architecture of this CPU in SmolVM's names.
+pub fn host_arch() -> Result<Arch> {
+    match std::env::consts::ARCH {
+        "x86_64" => Ok(Arch::Amd64),
+        "aarch64" => Ok(Arch::Arm64),
+        other => Err(Error::usage(format!(
+            "SmolVM doesn't publish images for {other}; pass --arch amd64 or --arch arm64"
+        ))),
+    }
+}
+
+/// What decides the VMM on this host.
+#[derive(Debug, Clone)]
+pub struct HostProbe {
+    /// `PATH`, to find `firecracker`.
+    pub path: Option<std::ffi::OsString>,
+    /// `/sys/module`: `kvm_intel` or `kvm_amd` there means hardware KVM.
+    pub sys_module: PathBuf,
+}
+
+impl HostProbe {
+    pub fn from_env(env: &Env) -> Self {
+        HostProbe {
+            path: env.get("PATH").map(|p| p.to_os_string()),
+            sys_module: PathBuf::from("/sys/module"),
+        }
+    }
+
+    pub fn firecracker_binary(&self) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path.as_ref()?;
+        std::env::split_paths(path)
+            .map(|d| d.join("firecracker"))
+            .find(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    }
+
+    /// Hardware KVM (Intel VT-x or AMD-V); PVM and no KVM at all do not count.
+    pub fn hardware_kvm(&self) -> bool {
+        ["kvm_intel", "kvm_amd"]
+            .iter()
+            .any(|m| self.sys_module.join(m).exists())
+    }
+
+    /// Linux: Firecracker when its binary is found and the host has hardware KVM, else
+    /// QEMU (SmolVM would fail instead). macOS: QEMU.
+    pub fn vmm(&self) -> Vmm {
+        if cfg!(target_os = "linux") && self.hardware_kvm() && self.firecracker_binary().is_some() {
+            Vmm::Firecracker
+        } else {
+            Vmm::Qemu
+        }
+    }
+}
+
+/// The image a preset boots from, for one platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub preset: String,
+    pub arch: Arch,
+    pub vmm: Vmm,
+    pub os: Os,
+}
+
+impl Target {
+    /// Resolve flags and host facts: the alias-free preset, `--arch` or the CPU's,
+    /// `--vmm` or the probe's choice, `--os` or `ubuntu`.
+    pub fn resolve(
+        preset: &str,
+        arch: Option<Arch>,
+        vmm: Option<Vmm>,
+        os: Option<Os>,
+        probe: &HostProbe,
+    ) -> Result<Self> {
+        Ok(Target {
+            preset: canonical_preset(preset).to_string(),
+            arch: match arch {
+                Some(a) => a,
+                None => host_arch()?,
+            },
+            vmm: vmm.unwrap_or_else(|| probe.vmm()),
+            os: os.unwrap_or(Os::Ubuntu),
+        })
+    }
+
+    pub fn name(&self) -> String {
+        image_name(&self.preset, self.arch, self.vmm, self.os)
+    }
+
+    /// The row for this target, or SmolVM's "build one" error (exit 1).
+    pub fn lookup<'m>(&self, manifest: &'m Manifest) -> Result<&'m Image> {
+        manifest
+            .lookup(&self.preset, self.arch, self.vmm, self.os)
+            .ok_or_else(|| no_published_image(self))
+    }
+}
+
+/// `No published image for preset '<p>' on <arch>/<vmm>; build one with smolvm image build`
+/// (with the OS when it is not the default).
+pub fn no_published_image(t: &Target) -> Error {
+    let os = match t.os {
+        Os::Ubuntu => String::new(),
+        other => format!(" ({other})"),
+    };
+    Error::new(
+        ErrorCode::Runtime,
+        format!(
+            "No published image for preset '{}' on {}/{}{os}; build one with smolvm image build",
+            t.preset, t.arch, t.vmm
+        ),
+    )
+}
+
+/// Whether the published path is on: `SMOLVM_USE_PUBLISHED=0` (or `false`, `no`, `off`)
+/// turns it off for every preset.
+pub fn published_enabled(env: &Env) -> bool {
+    !matches!(
+        env.get_str("SMOLVM_USE_PUBLISHED")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("0" | "false" | "no" | "off")
+    )
+}
+
+/// What a preset boots from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootSource {
+    /// A published row (pull it with [`pull::pull`]).
+    Published(Box<Image>),
+    /// A custom image built for the preset: `<images root>/<preset>/` holding a
+    /// `.fingerprint` (the ImageBuilder's output).
+    Custom(PathBuf),
+}
+
+/// The boot decision: the published row unless `SMOLVM_USE_PUBLISHED=0` or there is
+/// none; then a custom image built for the preset; else the "build one" error.
+pub fn boot_source(
+    env: &Env,
+    images_root: &Path,
+    manifest: &Manifest,
+    target: &Target,
+) -> Result<BootSource> {
+    if published_enabled(env) {
+        if let Some(img) = manifest.lookup(&target.preset, target.arch, target.vmm, target.os) {
+            return Ok(BootSource::Published(Box::new(img.clone())));
+        }
+    }
+    let custom = images_root.join(&target.preset);
+    if custom.join(".fingerprint").is_file() {
+        return Ok(BootSource::Custom(custom));
+    }
+    Err(no_published_image(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for (p, a, v, o, n) in [
+            (
+                "codex",
+                Arch::Amd64,
+                Vmm::Qemu,
+                Os::Ubuntu,
+                "codex-amd64-qemu",
+            ),
+            (
+                "claude-code",
+                Arch::Arm64,
+                Vmm::Firecracker,
+                Os::Alpine,
+                "claude-code-arm64-firecracker-alpine",
+            ),
+            (
+                "linux-desktop",
+                Arch::Amd64,
+                Vmm::Qemu,
+                Os::Ubuntu,
+                "linux-desktop-amd64-qemu",
+            ),
+        ] {
+            assert_eq!(image_name(p, a, v, o), n);
+            assert_eq!(parse_image_name(n), Some((p.to_string(), a, v, o)));
+        }
+        for bad in [
+            "codex",
+            "codex-x86-qemu",
+            "codex-amd64-kvm",
+            "-amd64-qemu",
+            "vmlinux-amd64.elf",
+        ] {
+            assert_eq!(parse_image_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn aliases() {
+        assert_eq!(canonical_preset("claude"), "claude-code");
+        assert_eq!(canonical_preset("claw"), "openclaw");
+        assert_eq!(canonical_preset("codex"), "codex");
+    }
+
+    #[test]
+    fn firecracker_needs_its_binary_and_hardware_kvm() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("bin");
+        let sys = t.path().join("sys");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(sys.join("kvm")).unwrap();
+        std::fs::create_dir_all(sys.join("kvm_pvm")).unwrap();
+        let probe = HostProbe {
+            path: Some(bin.clone().into_os_string()),
+            sys_module: sys.clone(),
+        };
+        assert_eq!(probe.vmm(), Vmm::Qemu, "no binary, PVM only");
+        let fc = bin.join("firecracker");
+        std::fs::write(&fc, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&fc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(probe.vmm(), Vmm::Qemu, "PVM does not count");
+        std::fs::create_dir_all(sys.join("kvm_amd")).unwrap();
+        assert_eq!(probe.vmm(), Vmm::Firecracker);
+        std::fs::remove_file(&fc).unwrap();
+        assert_eq!(probe.vmm(), Vmm::Qemu, "KVM but no binary");
+    }
+
+    #[test]
+    fn use_published_zero_falls_back_to_custom_or_errors() {
+        let m = Manifest::parse(manifest::BUNDLED, "bundled", None, false).unwrap();
+        let t = Target {
+            preset: "codex".into(),
+            arch: Arch::Amd64,
+            vmm: Vmm::Qemu,
+            os: Os::Ubuntu,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let on = Env::default();
+        assert!(matches!(
+            boot_source(&on, dir.path(), &m, &t).unwrap(),
+            BootSource::Published(_)
+        ));
+        let off = Env::from_vars([("SMOLVM_USE_PUBLISHED", "0")], 1000);
+        let e = boot_source(&off, dir.path(), &m, &t).unwrap_err();
+        assert_eq!(
+            e.message,
+            "No published image for preset 'codex' on amd64/qemu; build one with smolvm image build"
+        );
+        assert_eq!(e.exit_code(), 1);
+        std::fs::create_dir_all(dir.path().join("codex")).unwrap();
+        std::fs::write(dir.path().join("codex/.fingerprint"), "x").unwrap();
+        assert_eq!(
+            boot_source(&off, dir.path(), &m, &t).unwrap(),
+            BootSource::Custom(dir.path().join("codex"))
+        );
+    }
+}

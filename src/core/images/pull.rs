@@ -1,0 +1,600 @@
+//! `pull`: make one published image ready to boot, in one pass.
+//!
+//! The body is streamed once: each chunk is hashed (SHA-256), appended to a temp file in
+//! the cache directory and, for the rootfs, handed to a zstd decoder on another thread that
+//! writes a sparse `.ext4` temp file. Only when the SHA-256 matches are the temp files
+//! fsynced and renamed into place (the `.zst`, then the `.ext4`), and only then is the
+//! `sparse-v1:` sidecar written (atomically). The old sidecar is removed before a new
+//! `.ext4` replaces the old one, so an `.ext4` is trusted only with a sidecar naming the
+//! manifest's checksum. A `kill -9` at any point leaves the old good files or none, plus
+//! temp files the next pull removes. A flock per directory makes concurrent pulls of the
+//! same image download once: the second waits, then finds the cache complete.
+//!
+//! A cached file is re-hashed only when its size or mtime differs from what was recorded
+//! when it was last verified (`.<file>.verified`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use sha2::{Digest, Sha256};
+
+use super::{Image, Layout, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::progress::Progress;
+use crate::sys::http::{FetchError, Http, HttpConfig, Sink, Url};
+use crate::sys::sparse::ZstdSparse;
+
+/// Which file an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    Kernel,
+    Rootfs,
+}
+
+impl Artifact {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Artifact::Kernel => "kernel",
+            Artifact::Rootfs => "rootfs",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Download,
+    Verify,
+    Decompress,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Download => "download",
+            Phase::Verify => "verify",
+            Phase::Decompress => "decompress",
+        }
+    }
+}
+
+/// Progress of a pull, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEvent {
+    /// Another process holds the lock on this file's directory; waiting for it.
+    Waiting { artifact: Artifact },
+    /// Bytes done so far in a phase (`total` when known).
+    Progress {
+        artifact: Artifact,
+        phase: Phase,
+        bytes: u64,
+        total: Option<u64>,
+    },
+    /// A download attempt failed and will be retried.
+    Retry {
+        artifact: Artifact,
+        attempt: u32,
+        reason: String,
+    },
+    /// The file was already in the cache and valid.
+    Cached { artifact: Artifact },
+    /// The file is in place.
+    Ready { artifact: Artifact, path: PathBuf },
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    pub preset: String,
+    pub arch: super::Arch,
+    pub vmm: super::Vmm,
+    pub os: super::Os,
+    pub version: String,
+    pub release: String,
+    pub name: String,
+    pub image_dir: PathBuf,
+    pub kernel_path: PathBuf,
+    pub rootfs_path: PathBuf,
+    /// Bytes received over the network (or read from `file:` URLs).
+    pub downloaded_bytes: u64,
+    /// Nothing was downloaded or decompressed.
+    pub already_cached: bool,
+    /// Disk usage of the image directory plus the kernel.
+    pub size_bytes: u64,
+}
+
+/// Where to put things and how to fetch them.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    pub layout: Layout,
+    pub http: HttpConfig,
+    pub release: String,
+}
+
+/// Pull one image: the kernel its VMM boots and its rootfs, verified and decompressed.
+pub fn pull(
+    opts: &PullOptions,
+    image: &Image,
+    progress: &Progress<PullEvent>,
+) -> Result<PullReport> {
+    let layout = &opts.layout;
+    let name = super::image_name(&image.preset, image.arch, image.vmm, image.os);
+    let dir = layout.image_dir(&image.preset, image.arch, image.vmm, image.os);
+    let kernel_path = layout.kernel(image.arch, image.vmm);
+    mkdir(&dir)?;
+    let http = Http::new(opts.http.clone()).map_err(|e| Error::runtime(e.to_string()))?;
+    let mut stats = Stats::default();
+
+    {
+        let _lock = lock_dir(&layout.version_dir, Artifact::Kernel, progress)?;
+        clean_partials(&layout.version_dir);
+        ensure_kernel(&http, image, &kernel_path, progress, &mut stats)?;
+    }
+    {
+        let _lock = lock_dir(&dir, Artifact::Rootfs, progress)?;
+        clean_partials(&dir);
+        ensure_rootfs(&http, image, &dir, progress, &mut stats)?;
+    }
+    let links = crate::sys::fs::HardLinks::default();
+    let size_bytes =
+        crate::sys::fs::disk_usage(&dir, &links) + crate::sys::fs::disk_usage(&kernel_path, &links);
+    Ok(PullReport {
+        preset: image.preset.clone(),
+        arch: image.arch,
+        vmm: image.vmm,
+        os: image.os,
+        version: layout.version.clone(),
+        release: opts.release.clone(),
+        name,
+        kernel_path,
+        rootfs_path: dir.join(ROOTFS),
+        image_dir: dir,
+        downloaded_bytes: stats.downloaded,
+        already_cached: !stats.changed,
+        size_bytes,
+    })
+}
+
+#[derive(Default)]
+struct Stats {
+    downloaded: u64,
+    changed: bool,
+}
+
+fn mkdir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::runtime(format!(
+            "cannot create {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })
+}
+
+fn io_err(what: &str, path: &Path, e: &io::Error) -> Error {
+    Error::runtime(format!(
+        "cannot {what} {}: {}",
+        path.display(),
+        io_reason(e)
+    ))
+}
+
+/// An exclusive flock on `<dir>/.lock`, waiting (and saying so) if another process has it.
+fn lock_dir(dir: &Path, artifact: Artifact, progress: &Progress<PullEvent>) -> Result<Flock<File>> {
+    let path = dir.join(".lock");
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("open lock", &path, &e))
+    };
+    match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(l),
+        Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+            progress.emit(PullEvent::Waiting { artifact });
+            Flock::lock(f, FlockArg::LockExclusive)
+                .map_err(|(_, e)| io_err("lock", &path, &io::Error::from(e)))
+        }
+        Err((_, e)) => Err(io_err("lock", &path, &io::Error::from(e))),
+    }
+}
+
+/// Remove temp files a killed pull left behind (we hold the directory's lock, so nobody
+/// is writing them).
+fn clean_partials(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".tmp")) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn hidden(path: &Path, suffix: &str) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}{suffix}"))
+}
+
+fn partial(path: &Path) -> PathBuf {
+    hidden(path, &format!(".{}.partial", std::process::id()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("sync", dir, &e))
+}
+
+/// Write `text` to `path` atomically: temp file, fsync, rename, fsync the directory.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = hidden(path, &format!(".{}.tmp", std::process::id()));
+    let r = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err("write", path, &e));
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// `.<file>.verified`: the checksum a file had, and its size and mtime then.
+fn stamp_text(sha: &str, meta: &std::fs::Metadata) -> String {
+    format!(
+        "sha256={sha}\nsize={}\nmtime_ns={}\n",
+        meta.len(),
+        meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128
+    )
+}
+
+fn write_stamp(path: &Path, sha: &str) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| io_err("stat", path, &e))?;
+    write_atomic(&hidden(path, ".verified"), &stamp_text(sha, &meta))
+}
+
+/// Whether `path` holds exactly the bytes with checksum `sha`: trusted from its stamp
+/// when size and mtime are unchanged, else re-hashed (and re-stamped when it matches).
+fn cached_and_valid(
+    path: &Path,
+    sha: &str,
+    artifact: Artifact,
+    progress: &Progress<PullEvent>,
+) -> Result<bool> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(false);
+    };
+    if !meta.is_file() {
+        return Ok(false);
+    }
+    let stamp = hidden(path, ".verified");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text(sha, &meta)) {
+        return Ok(true);
+    }
+    let total = meta.len();
+    let mut f = File::open(path).map_err(|e| io_err("read", path, &e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_err("read", path, &e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        done += n as u64;
+        progress.emit(PullEvent::Progress {
+            artifact,
+            phase: Phase::Verify,
+            bytes: done,
+            total: Some(total),
+        });
+    }
+    if hex(&h.finalize()) != sha {
+        return Ok(false);
+    }
+    write_stamp(path, sha)?;
+    Ok(true)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn ensure_kernel(
+    http: &Http,
+    image: &Image,
+    dest: &Path,
+    progress: &Progress<PullEvent>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let artifact = Artifact::Kernel;
+    if cached_and_valid(dest, &image.kernel_sha256, artifact, progress)? {
+        progress.emit(PullEvent::Cached { artifact });
+        return Ok(());
+    }
+    stats.changed = true;
+    let tmp = partial(dest);
+    let r = download_verified(
+        http,
+        &image.kernel_url,
+        &image.kernel_sha256,
+        &tmp,
+        None,
+        artifact,
+        progress,
+        stats,
+    )
+    .and_then(|_| {
+        std::fs::rename(&tmp, dest).map_err(|e| io_err("rename into", dest, &e))?;
+        sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
+        write_stamp(dest, &image.kernel_sha256)
+    });
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r?;
+    progress.emit(PullEvent::Ready {
+        artifact,
+        path: dest.to_path_buf(),
+    });
+    Ok(())
+}
+
+fn ensure_rootfs(
+    http: &Http,
+    image: &Image,
+    dir: &Path,
+    progress: &Progress<PullEvent>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let artifact = Artifact::Rootfs;
+    let zst = dir.join(ROOTFS_ZST);
+    let ext4 = dir.join(ROOTFS);
+    let sidecar = dir.join(SIDECAR);
+    let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
+    let zst_ok = cached_and_valid(&zst, &image.rootfs_sha256, artifact, progress)?;
+    let ext4_ok =
+        ext4.is_file() && std::fs::read_to_string(&sidecar).is_ok_and(|s| s.trim() == expected);
+    if zst_ok && ext4_ok {
+        progress.emit(PullEvent::Cached { artifact });
+        return Ok(());
+    }
+    stats.changed = true;
+    let zst_tmp = partial(&zst);
+    let ext4_tmp = partial(&ext4);
+    let cleanup = || {
+        let _ = std::fs::remove_file(&zst_tmp);
+        let _ = std::fs::remove_file(&ext4_tmp);
+    };
+    let r = (|| {
+        if zst_ok {
+            decompress_file(&zst, &ext4_tmp, progress)?;
+        } else {
+            download_verified(
+                http,
+                &image.rootfs_url,
+                &image.rootfs_sha256,
+                &zst_tmp,
+                Some(&ext4_tmp),
+                artifact,
+                progress,
+                stats,
+            )?;
+            std::fs::rename(&zst_tmp, &zst).map_err(|e| io_err("rename into", &zst, &e))?;
+            sync_dir(dir)?;
+            write_stamp(&zst, &image.rootfs_sha256)?;
+        }
+        // The old sidecar goes first: from here until the new one is written, no
+        // `.ext4` is trusted.
+        match std::fs::remove_file(&sidecar) {
+            Ok(()) => sync_dir(dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove", &sidecar, &e)),
+        }
+        std::fs::rename(&ext4_tmp, &ext4).map_err(|e| io_err("rename into", &ext4, &e))?;
+        sync_dir(dir)?;
+        write_atomic(&sidecar, &expected)
+    })();
+    if r.is_err() {
+        cleanup();
+    }
+    r?;
+    progress.emit(PullEvent::Ready {
+        artifact,
+        path: ext4,
+    });
+    Ok(())
+}
+
+/// Decompress a verified cached `.zst` into a sparse temp file (fsynced).
+fn decompress_file(zst: &Path, out: &Path, progress: &Progress<PullEvent>) -> Result<()> {
+    let mut f = File::open(zst).map_err(|e| io_err("read", zst, &e))?;
+    let total = f.metadata().ok().map(|m| m.len());
+    let outf = File::create(out).map_err(|e| io_err("create", out, &e))?;
+    let mut dec = ZstdSparse::start(outf).map_err(|e| io_err("decompress into", out, &e))?;
+    let mut done = 0u64;
+    loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let n = f.read(&mut buf).map_err(|e| io_err("read", zst, &e))?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        done += n as u64;
+        if dec.feed(buf).is_err() {
+            break;
+        }
+        progress.emit(PullEvent::Progress {
+            artifact: Artifact::Rootfs,
+            phase: Phase::Decompress,
+            bytes: done,
+            total,
+        });
+    }
+    dec.finish().map_err(|e| {
+        Error::runtime(format!(
+            "cannot decompress {}: {}",
+            zst.display(),
+            io_reason(&e)
+        ))
+    })?;
+    Ok(())
+}
+
+/// The download sink: hash, temp file and (optionally) the decoder, all fed in one pass.
+struct OnePass<'a> {
+    file: File,
+    path: &'a Path,
+    hasher: Sha256,
+    bytes: u64,
+    total: Option<u64>,
+    decode_to: Option<&'a Path>,
+    decoder: Option<ZstdSparse>,
+    decoder_failed: bool,
+    artifact: Artifact,
+    progress: &'a Progress<PullEvent>,
+}
+
+impl OnePass<'_> {
+    fn start_decoder(&mut self) -> io::Result<()> {
+        self.decoder = None;
+        self.decoder_failed = false;
+        if let Some(p) = self.decode_to {
+            self.decoder = Some(ZstdSparse::start(File::create(p)?)?);
+        }
+        Ok(())
+    }
+}
+
+impl Sink for OnePass<'_> {
+    fn total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        self.file = File::create(self.path)?;
+        self.hasher = Sha256::new();
+        self.bytes = 0;
+        self.start_decoder()
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.hasher.update(chunk);
+        self.file.write_all(chunk)?;
+        // Start writeback every 8 MiB so the final fsync is short.
+        const WB: u64 = 8 << 20;
+        let end = self.bytes + chunk.len() as u64;
+        if end / WB > self.bytes / WB {
+            let from = self.bytes / WB * WB;
+            crate::sys::sparse::start_writeback(&self.file, from, end - from);
+        }
+        if let Some(d) = &mut self.decoder {
+            if !self.decoder_failed && d.feed(chunk.to_vec()).is_err() {
+                // Keep downloading: the checksum says whether the data or the decoder
+                // is at fault.
+                self.decoder_failed = true;
+            }
+        }
+        self.bytes += chunk.len() as u64;
+        self.progress.emit(PullEvent::Progress {
+            artifact: self.artifact,
+            phase: Phase::Download,
+            bytes: self.bytes,
+            total: self.total,
+        });
+        Ok(())
+    }
+}
+
+/// Download `url` into `tmp` (and decode into `decode_to`), check the SHA-256 and fsync.
+/// On a mismatch the temp files are removed and SmolVM's error is returned.
+#[allow(clippy::too_many_arguments)]
+fn download_verified(
+    http: &Http,
+    url: &Url,
+    sha: &str,
+    tmp: &Path,
+    decode_to: Option<&Path>,
+    artifact: Artifact,
+    progress: &Progress<PullEvent>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let file = File::create(tmp).map_err(|e| io_err("create", tmp, &e))?;
+    let mut sink = OnePass {
+        file,
+        path: tmp,
+        hasher: Sha256::new(),
+        bytes: 0,
+        total: None,
+        decode_to,
+        decoder: None,
+        decoder_failed: false,
+        artifact,
+        progress,
+    };
+    sink.start_decoder()
+        .map_err(|e| io_err("create", decode_to.unwrap_or(tmp), &e))?;
+    let got = http.download(url, &mut sink, &mut |attempt, reason| {
+        progress.emit(PullEvent::Retry {
+            artifact,
+            attempt,
+            reason: reason.to_string(),
+        })
+    });
+    stats.downloaded += sink.bytes;
+    if let Err(e) = got {
+        return Err(match e {
+            FetchError::Status(s) => Error::runtime(format!("Download failed for {url}: HTTP {s}")),
+            FetchError::Network(m) => Error::runtime(format!("Download failed for {url}: {m}")),
+            FetchError::Local(e) => {
+                Error::runtime(format!("cannot write {}: {}", tmp.display(), io_reason(&e)))
+            }
+        }
+        .with_recovery("Check the network connection and retry the pull."));
+    }
+    let actual = hex(&sink.hasher.clone().finalize());
+    if actual != sha {
+        drop(sink);
+        let _ = std::fs::remove_file(tmp);
+        if let Some(p) = decode_to {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(Error::runtime(format!(
+            "SHA-256 mismatch for {url}\n  expected: {sha}\n  actual:   {actual}"
+        )));
+    }
+    progress.emit(PullEvent::Progress {
+        artifact,
+        phase: Phase::Verify,
+        bytes: sink.bytes,
+        total: Some(sink.bytes),
+    });
+    sink.file.sync_all().map_err(|e| io_err("sync", tmp, &e))?;
+    if let (Some(p), Some(d)) = (decode_to, sink.decoder.take()) {
+        progress.emit(PullEvent::Progress {
+            artifact,
+            phase: Phase::Decompress,
+            bytes: sink.bytes,
+            total: Some(sink.bytes),
+        });
+        d.finish().map_err(|e| {
+            Error::runtime(format!(
+                "cannot decompress {url} into {}: {}",
+                p.display(),
+                io_reason(&e)
+            ))
+        })?;
+    }
+    Ok(())
+}

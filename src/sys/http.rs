@@ -1,0 +1,338 @@
+//! Downloads: a blocking HTTP client (reqwest, rustls) with per-operation timeouts,
+//! bounded retries with exponential backoff on 5xx, timeouts and broken connections, and
+//! `Range` resume within one run. `file:` URLs stream the local file through the same
+//! sink, so a directory is a complete release.
+//!
+//! Settings (through [`Env`]): `SMOLVM_HTTP_TIMEOUT_SECS` (connect and each read/write,
+//! default 30), `SMOLVM_HTTP_RETRIES` (retries after the first try, default 4),
+//! `SMOLVM_HTTP_BACKOFF_MS` (first backoff, doubling, default 500).
+
+use std::io::{self, Read};
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use reqwest::StatusCode;
+pub use reqwest::Url;
+
+use super::env::Env;
+use crate::core::error::io_reason;
+
+/// Where downloaded bytes go, in order.
+pub trait Sink {
+    /// The server's total size, when it says (called before the first byte of each
+    /// response).
+    fn total(&mut self, total: Option<u64>);
+    /// The server restarted from byte 0 (it ignored a `Range`): drop what was received.
+    fn restart(&mut self) -> io::Result<()>;
+    /// The next bytes.
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()>;
+}
+
+/// Why a download failed.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The server answered with an error status.
+    Status(StatusCode),
+    /// Could not reach the server or lost it (after all retries).
+    Network(String),
+    /// Writing what arrived failed (disk, decoder): never retried.
+    Local(io::Error),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Status(s) => write!(f, "HTTP {s}"),
+            FetchError::Network(m) => f.write_str(m),
+            FetchError::Local(e) => f.write_str(&io_reason(e)),
+        }
+    }
+}
+
+/// Timeouts and retry policy.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+impl HttpConfig {
+    pub fn from_env(env: &Env) -> Self {
+        let num = |k: &str| env.get_str(k).and_then(|v| v.parse::<u64>().ok());
+        HttpConfig {
+            timeout: env
+                .get_str("SMOLVM_HTTP_TIMEOUT_SECS")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0)
+                .and_then(|v| Duration::try_from_secs_f64(v).ok())
+                .unwrap_or(Duration::from_secs(30)),
+            retries: num("SMOLVM_HTTP_RETRIES").unwrap_or(4) as u32,
+            backoff: Duration::from_millis(num("SMOLVM_HTTP_BACKOFF_MS").unwrap_or(500)),
+        }
+    }
+}
+
+/// A client for one operation.
+pub struct Http {
+    client: reqwest::blocking::Client,
+    cfg: HttpConfig,
+}
+
+/// Why one attempt stopped.
+enum Attempt {
+    Done,
+    Retry(String),
+    Fail(FetchError),
+}
+
+impl Http {
+    pub fn new(cfg: HttpConfig) -> Result<Self, FetchError> {
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(cfg.timeout)
+            .timeout(cfg.timeout)
+            .user_agent(concat!("smolvm/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Network(format!("cannot start the HTTP client: {e}")))?;
+        Ok(Http { client, cfg })
+    }
+
+    /// A small document (a manifest) in memory.
+    pub fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        struct Buf(Vec<u8>);
+        impl Sink for Buf {
+            fn total(&mut self, _: Option<u64>) {}
+            fn restart(&mut self) -> io::Result<()> {
+                self.0.clear();
+                Ok(())
+            }
+            fn write(&mut self, c: &[u8]) -> io::Result<()> {
+                self.0.extend_from_slice(c);
+                Ok(())
+            }
+        }
+        let mut b = Buf(Vec::new());
+        self.download(url, &mut b, &mut |_, _| {})?;
+        Ok(b.0)
+    }
+
+    /// Stream `url` into `sink`. Returns the number of bytes delivered. `on_retry` hears
+    /// of each retry (attempt number from 1, reason) before its backoff.
+    pub fn download(
+        &self,
+        url: &Url,
+        sink: &mut dyn Sink,
+        on_retry: &mut dyn FnMut(u32, &str),
+    ) -> Result<u64, FetchError> {
+        if url.scheme() == "file" {
+            return read_file(url, sink);
+        }
+        let mut offset = 0u64;
+        let mut failures = 0u32;
+        loop {
+            match self.attempt(url, &mut offset, sink) {
+                Attempt::Done => return Ok(offset),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(reason) => {
+                    failures += 1;
+                    if failures > self.cfg.retries {
+                        return Err(FetchError::Network(format!(
+                            "{reason} (gave up after {failures} attempts)"
+                        )));
+                    }
+                    on_retry(failures, &reason);
+                    let wait = self
+                        .cfg
+                        .backoff
+                        .saturating_mul(1 << (failures - 1).min(6))
+                        .min(Duration::from_secs(30));
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    fn attempt(&self, url: &Url, offset: &mut u64, sink: &mut dyn Sink) -> Attempt {
+        let mut req = self.client.get(url.clone());
+        if *offset > 0 {
+            req = req.header(RANGE, format!("bytes={offset}-"));
+        }
+        let mut resp = match req.send() {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry(describe(&e)),
+        };
+        let status = resp.status();
+        let header_u64 = |r: &reqwest::blocking::Response, h| {
+            r.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let length = header_u64(&resp, CONTENT_LENGTH);
+        match status {
+            StatusCode::OK => {
+                if *offset > 0 {
+                    if let Err(e) = sink.restart() {
+                        return Attempt::Fail(FetchError::Local(e));
+                    }
+                    *offset = 0;
+                }
+                sink.total(length);
+            }
+            StatusCode::PARTIAL_CONTENT if *offset > 0 => {
+                let start = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range_start);
+                if start != Some(*offset) {
+                    // A range we did not ask for: start over without one.
+                    if let Err(e) = sink.restart() {
+                        return Attempt::Fail(FetchError::Local(e));
+                    }
+                    *offset = 0;
+                    return Attempt::Retry("the server resumed at the wrong offset".into());
+                }
+                sink.total(length.map(|l| l + *offset));
+            }
+            s if s.is_server_error()
+                || s == StatusCode::TOO_MANY_REQUESTS
+                || s == StatusCode::REQUEST_TIMEOUT =>
+            {
+                return Attempt::Retry(format!("HTTP {s}"));
+            }
+            s => return Attempt::Fail(FetchError::Status(s)),
+        }
+        let expected_end = length.map(|l| l + *offset);
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            match resp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Err(e) = sink.write(&buf[..n]) {
+                        return Attempt::Fail(FetchError::Local(e));
+                    }
+                    *offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Attempt::Retry(format!(
+                        "connection lost after {offset} bytes: {}",
+                        io_chain(&e)
+                    ))
+                }
+            }
+        }
+        match expected_end {
+            Some(end) if *offset < end => Attempt::Retry(format!(
+                "connection closed before the full body arrived ({offset} of {end} bytes)"
+            )),
+            _ => Attempt::Done,
+        }
+    }
+}
+
+/// `bytes 100-199/200` → 100.
+fn content_range_start(v: &str) -> Option<u64> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    rest.split('-').next()?.trim().parse().ok()
+}
+
+fn read_file(url: &Url, sink: &mut dyn Sink) -> Result<u64, FetchError> {
+    let path = url
+        .to_file_path()
+        .map_err(|_| FetchError::Network(format!("not a local file URL: {url}")))?;
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| FetchError::Network(format!("{}: {}", path.display(), io_reason(&e))))?;
+    sink.total(f.metadata().ok().map(|m| m.len()));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| FetchError::Network(format!("{}: {}", path.display(), io_reason(&e))))?;
+        if n == 0 {
+            return Ok(total);
+        }
+        sink.write(&buf[..n]).map_err(FetchError::Local)?;
+        total += n as u64;
+    }
+}
+
+/// A reqwest error with its causes, without the URL (the caller names it once).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut causes = Vec::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !causes.contains(&t) {
+            causes.push(t);
+        }
+        src = s.source();
+    }
+    if causes.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", causes.join(": "))
+    }
+}
+
+fn io_chain(e: &io::Error) -> String {
+    let mut parts = vec![io_reason(e)];
+    let mut src = e.get_ref().and_then(|i| i.source());
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.contains(&t) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    let text = parts.join(": ");
+    if text.to_lowercase().contains("timed out") || e.kind() == io::ErrorKind::TimedOut {
+        if text.contains("timed out") {
+            text
+        } else {
+            format!("timed out: {text}")
+        }
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(content_range_start("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn config_from_env_with_defaults() {
+        let c = HttpConfig::from_env(&Env::default());
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.retries, 4);
+        let e = Env::from_vars(
+            [
+                ("SMOLVM_HTTP_TIMEOUT_SECS", "0.5"),
+                ("SMOLVM_HTTP_RETRIES", "1"),
+                ("SMOLVM_HTTP_BACKOFF_MS", "10"),
+            ],
+            1000,
+        );
+        let c = HttpConfig::from_env(&e);
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert_eq!(c.retries, 1);
+        assert_eq!(c.backoff, Duration::from_millis(10));
+    }
+}
