@@ -195,7 +195,6 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
             CleanupEvent::CleanFailed { resource, error } => {
                 line(format!("Failed:  {} ({error})", shown_resource(&resource)))
             }
-            CleanupEvent::Deleting { .. } => {}
         })
     };
     let report = cleanup::execute(plan, &progress).await;

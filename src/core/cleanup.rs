@@ -55,6 +55,9 @@ pub struct CleanupOptions {
     pub stop_timeout: Duration,
     pub parallel: usize,
     pub busy_timeout: Duration,
+    /// Delete exactly these VMs (the dashboard's delete of selected rows): no prefix or
+    /// stale targeting, no orphan removal.
+    pub only: Option<Vec<String>>,
 }
 
 impl CleanupOptions {
@@ -111,6 +114,7 @@ impl CleanupOptions {
             stop_timeout: secs("SMOLVM_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?,
             parallel,
             busy_timeout: secs("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT)?,
+            only: None,
         })
     }
 }
@@ -121,6 +125,7 @@ pub enum TargetReason {
     Stale,
     Prefix,
     All,
+    Selected,
 }
 
 impl TargetReason {
@@ -129,6 +134,7 @@ impl TargetReason {
             TargetReason::Stale => "stale",
             TargetReason::Prefix => "prefix",
             TargetReason::All => "all",
+            TargetReason::Selected => "selected",
         }
     }
 }
@@ -247,9 +253,6 @@ impl CleanupPlan {
 /// Progress of a cleanup, in target order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CleanupEvent {
-    Deleting {
-        vm_id: String,
-    },
     Deleted {
         vm_id: String,
     },
@@ -276,6 +279,8 @@ pub struct CleanupReport {
     /// Every orphan with the error its removal hit (`None`: removed, or a dry run).
     pub stale_resources: Vec<(StaleResource, Option<String>)>,
     pub warnings: Vec<String>,
+    /// Stopped early on request: targets not started are neither deleted nor failed.
+    pub cancelled: bool,
 }
 
 impl CleanupReport {
@@ -374,6 +379,28 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     );
 
     let by_id: HashMap<&str, &VmRecord> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    if let Some(only) = &opts.only {
+        let targets = only
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()))
+            .map(|vm| Target {
+                vm: (*vm).clone(),
+                reason: TargetReason::Selected,
+                resources: VmResources::of(vm, &leases),
+            })
+            .collect();
+        return Ok(CleanupPlan {
+            opts,
+            corruption,
+            stale_ids,
+            targets,
+            stale_resources: Vec::new(),
+            warnings,
+            store,
+            vmms: live.vmms_here,
+            _lock: lock,
+        });
+    }
     let mut targets: Vec<Target> = Vec::new();
     for id in &stale_ids {
         if let Some(vm) = by_id.get(id.as_str()) {
@@ -701,6 +728,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
         failed: Vec::new(),
         stale_resources: Vec::new(),
         warnings: plan.warnings.clone(),
+        cancelled: false,
     };
     if plan.opts.dry_run {
         report.stale_resources = plan
@@ -717,16 +745,24 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
     });
     let mut results = futures::stream::iter(plan.targets.iter().cloned().map(|t| {
         let ctx = ctx.clone();
+        let cancelled = progress.cancelled();
         async move {
             let id = t.vm.id.clone();
+            if cancelled {
+                return (id, None);
+            }
             let r = tokio::spawn(async move { teardown(&t, &ctx).await })
                 .await
                 .unwrap_or_else(|e| Err(format!("teardown task failed: {e}")));
-            (id, r)
+            (id, Some(r))
         }
     }))
     .buffered(plan.opts.parallel.max(1));
     while let Some((vm_id, r)) = results.next().await {
+        let Some(r) = r else {
+            report.cancelled = true;
+            continue;
+        };
         match r {
             Ok(()) => {
                 progress.emit(CleanupEvent::Deleted {
@@ -744,6 +780,10 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
         }
     }
     for r in &plan.stale_resources {
+        if progress.cancelled() {
+            report.cancelled = true;
+            break;
+        }
         let outcome = remove_orphan(r, &plan.opts).await;
         match &outcome {
             Ok(()) => progress.emit(CleanupEvent::Cleaned(r.clone())),

@@ -2,24 +2,46 @@
 //! passes one that prints lines as they happen, the dashboard one that forwards into its
 //! event channel; scripts and `--json` pass [`Progress::none`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-/// A sink for one operation's progress events.
+/// A sink for one operation's progress events, and the operation's cancel flag: an
+/// operation checks [`Progress::cancelled`] between items and stops cleanly (never in the
+/// middle of one item).
 pub struct Progress<E> {
     sink: Option<Box<dyn Fn(E) + Send + Sync>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl<E: Send + 'static> Progress<E> {
     /// Drop every event.
     pub fn none() -> Self {
-        Progress { sink: None }
+        Progress {
+            sink: None,
+            cancel: None,
+        }
     }
 
     /// Call `f` for every event (on the worker's thread).
     pub fn new(f: impl Fn(E) + Send + Sync + 'static) -> Self {
         Progress {
             sink: Some(Box::new(f)),
+            cancel: None,
         }
+    }
+
+    /// The same sink, cancelled when `flag` becomes true.
+    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// Whoever started the operation asked it to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     /// Send every event down a channel; a closed receiver is ignored (the operation

@@ -133,6 +133,8 @@ pub struct PruneReport {
     pub dry_run: bool,
     pub removed: Vec<StaleCache>,
     pub failed: Vec<Failure>,
+    /// Stopped early on request; what was not reached is neither removed nor failed.
+    pub cancelled: bool,
 }
 
 impl PruneReport {
@@ -363,12 +365,17 @@ pub fn run(opts: &PruneOptions, progress: &Progress<PruneEvent>) -> Result<Prune
         dry_run: opts.dry_run,
         removed: Vec::new(),
         failed: Vec::new(),
+        cancelled: false,
         plan,
     };
     if opts.dry_run {
         return Ok(report);
     }
     for s in &report.plan.stale {
+        if progress.cancelled() {
+            report.cancelled = true;
+            break;
+        }
         progress.emit(PruneEvent::Removing(s.clone()));
         match remove_entry(&report.plan.images_root, &s.name) {
             Ok(()) => {
