@@ -8,13 +8,16 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "smolvm",
     about = "Sandbox manager for coding agents: microVMs, image caches and cleanup",
-    disable_version_flag = true,
-    arg_required_else_help = true
+    disable_version_flag = true
 )]
 pub struct Cli {
     /// Print version information.
     #[arg(short = 'V', long = "version", global = false)]
     pub version: bool,
+
+    /// Dashboard only: disable every destructive action (prune, cleanup, stop, delete).
+    #[arg(long)]
+    pub readonly: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -22,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the operator dashboard (what `smolvm` alone does on a terminal).
+    Tui(TuiArgs),
     /// Remove image caches of SmolVM versions other than the current one.
     Prune(PruneArgs),
     /// Manage published and custom images.
@@ -178,4 +183,11 @@ pub struct ListArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// Disable every destructive action (prune, cleanup, stop, delete, start).
+    #[arg(long)]
+    pub readonly: bool,
 }

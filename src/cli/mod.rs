@@ -8,6 +8,7 @@ pub mod prune;
 pub mod sandbox;
 
 use std::ffi::OsString;
+use std::io::Write;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -41,10 +42,20 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Some(Command::Images(a)) => image::list("image.list", &a, &env),
         Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
+        Some(Command::Tui(a)) => crate::tui::run(a.readonly || cli.readonly),
         None => {
-            // `-V` with nothing else was handled above; clap printed help for a bare call.
-            let _ = Cli::command().print_help();
-            2
+            use std::io::IsTerminal;
+            if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+                crate::tui::run(cli.readonly)
+            } else {
+                // Scripts get the help text, not a dashboard.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}",
+                    Cli::command().render_help()
+                );
+                2
+            }
         }
     }
 }

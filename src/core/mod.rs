@@ -3,6 +3,7 @@
 
 pub mod cleanup;
 pub mod error;
+pub mod host;
 pub mod images;
 pub mod progress;
 pub mod prune;

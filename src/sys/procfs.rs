@@ -105,6 +105,58 @@ pub fn tun_attachments() -> std::collections::HashMap<String, Vec<i32>> {
     out
 }
 
+/// CPU time (user + system, in clock ticks), resident memory and start time of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStats {
+    pub cpu_ticks: u64,
+    pub rss_bytes: u64,
+    pub start_ticks: u64,
+}
+
+/// Read `/proc/<pid>/stat`; `None` if the process is gone.
+pub fn stats(pid: i32) -> Option<ProcStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
+    let num = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok());
+    // Fields after the command: state is index 0, utime 11, stime 12, starttime 19, rss 21.
+    Some(ProcStats {
+        cpu_ticks: num(11)? + num(12)?,
+        start_ticks: num(19)?,
+        rss_bytes: num(21)?.saturating_mul(page_size()),
+    })
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
+}
+
+/// Seconds since boot (`/proc/uptime`).
+pub fn uptime_secs() -> Option<f64> {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +189,14 @@ mod tests {
         let h = found[0].clone().expect("holder found");
         assert_eq!(h.pid, child.id() as i32);
         assert!(found[1].is_none());
+    }
+
+    #[test]
+    fn stats_of_this_process() {
+        let s = stats(std::process::id() as i32).unwrap();
+        assert!(s.rss_bytes > 0);
+        let up = uptime_secs().unwrap();
+        assert!((s.start_ticks as f64) / (ticks_per_second() as f64) <= up + 1.0);
+        assert!(stats(i32::MAX).is_none());
     }
 }

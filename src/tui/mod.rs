@@ -1,2 +1,174 @@
-//! The operator dashboard (ratatui + crossterm + tokio). It is a face over `core`, like the
-//! CLI: input event → action → worker → progress message → state → render. Not built yet.
+//! The operator dashboard (ratatui + crossterm + tokio), a face over `core` like the CLI:
+//! input event → [`app::App::update`] → effects → [`worker`] (tokio task running the
+//! core function) → message → update → render. [`ui::render`] only reads state; the loop
+//! draws only when something changed and ticks only while something animates.
+
+pub mod app;
+pub mod data;
+pub mod keymap;
+pub mod layout;
+pub mod theme;
+pub mod ui;
+pub mod worker;
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use futures::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+
+use crate::sys::env::Env;
+use app::{App, Effect, Input};
+use keymap::Keymap;
+use theme::Theme;
+
+/// `$XDG_CONFIG_HOME/smolvm` or `~/.config/smolvm`.
+pub fn config_dir(env: &Env) -> std::path::PathBuf {
+    env.get("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env.home().join(".config"))
+        .join("smolvm")
+}
+
+/// Build the app from the environment: keymap and theme files, `NO_COLOR`.
+pub fn new_app(env: &Env, readonly: bool) -> App {
+    let dir = config_dir(env);
+    let keymap = Keymap::load(&dir.join("keymap.toml"));
+    let theme_path = dir.join("theme.toml");
+    let theme_text = std::fs::read_to_string(&theme_path).ok();
+    let theme = Theme::with_user(
+        theme_text.as_deref(),
+        &theme_path.display().to_string(),
+        env.get("NO_COLOR").is_some(),
+    );
+    App::new(keymap, theme, readonly)
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(std::io::stdout(), DisableMouseCapture, LeaveAlternateScreen);
+}
+
+/// Run the dashboard until the user quits; returns the exit code.
+pub fn run(readonly: bool) -> i32 {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)");
+        return 2;
+    }
+    let env = Env::from_process();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    let result = rt.block_on(event_loop(env, readonly));
+    restore_terminal();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            1
+        }
+    }
+}
+
+async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
+    enable_raw_mode()?;
+    execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    let mut app = new_app(&env, readonly);
+    let size = terminal.size()?;
+    app.size = (size.width, size.height);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = worker::Workers::new(tx, env);
+    workers.run(Effect::Refresh { slow: true });
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(120));
+    let mut dirty = true;
+    loop {
+        if dirty {
+            terminal.draw(|f| ui::render(f, &app))?;
+            dirty = false;
+        }
+        if app.should_quit {
+            return Ok(());
+        }
+        let input = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) => Input::Key(k),
+                Some(Ok(Event::Mouse(m))) => Input::Mouse(m),
+                Some(Ok(Event::Resize(w, h))) => Input::Resize(w, h),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+            msg = rx.recv() => match msg {
+                Some(m) => Input::Msg(m),
+                None => return Ok(()),
+            },
+            _ = tick.tick(), if app.animating() => Input::Tick,
+        };
+        let before = app.version();
+        for fx in app.update(input) {
+            match fx {
+                Effect::Copy(text) => copy_osc52(&text),
+                other => workers.run(other),
+            }
+        }
+        dirty = app.version() != before;
+    }
+}
+
+/// Put text on the clipboard through the terminal (OSC 52; tmux with `set-clipboard on`,
+/// and most modern terminals, honour it).
+fn copy_osc52(text: &str) {
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]52;c;{}\x07", base64(text.as_bytes()));
+    let _ = out.flush();
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"ssh -p 2200"), "c3NoIC1wIDIyMDA=");
+    }
+}

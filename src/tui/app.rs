@@ -1,0 +1,1302 @@
+//! Dashboard state and its one mutator, [`App::update`]: an input (key, mouse, resize,
+//! worker message, tick) changes the state and returns the effects the event loop must
+//! run (workers, refreshes, clipboard). Nothing here does I/O, so every behaviour is
+//! testable by feeding inputs and reading state and effects.
+
+use std::collections::BTreeSet;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
+use tui_textarea::TextArea;
+
+use super::data::{ImageRow, Slow, Snapshot, VmRow};
+use super::keymap::{Action, Key, Keymap, Scope};
+use super::layout::Areas;
+use super::theme::Theme;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Vms,
+    Images,
+    Logs,
+    Tasks,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 4] = [Pane::Vms, Pane::Images, Pane::Logs, Pane::Tasks];
+
+    pub fn scope(self) -> Scope {
+        match self {
+            Pane::Vms => Scope::Vms,
+            Pane::Images => Scope::Images,
+            Pane::Logs => Scope::Logs,
+            Pane::Tasks => Scope::Tasks,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Vms => "VMs",
+            Pane::Images => "Images",
+            Pane::Logs => "Logs",
+            Pane::Tasks => "Tasks",
+        }
+    }
+
+    fn index(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// Selection, filter, sort and marks of one list pane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListState {
+    pub selected: usize,
+    pub filter: String,
+    pub sort_col: usize,
+    pub sort_desc: bool,
+    pub marks: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    App,
+    Vm(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogView {
+    pub source: LogSource,
+    pub lines: Vec<String>,
+    pub follow: bool,
+    pub wrap: bool,
+    /// First line shown when not following.
+    pub scroll: usize,
+    pub search: String,
+    pub matches: Vec<usize>,
+    pub current: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    Prune,
+    Cleanup,
+    Delete,
+    Stop,
+    Start,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskItem {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: u64,
+    pub kind: TaskKind,
+    pub title: String,
+    pub state: TaskState,
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+    pub items: Vec<TaskItem>,
+    pub summary: String,
+    pub took_ms: Option<u64>,
+}
+
+/// A preview computed by a dry run, shown in a confirmation dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preview<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunePreview {
+    /// (shown path, size)
+    pub stale: Vec<(String, u64)>,
+    /// (shown path, reason)
+    pub kept: Vec<(String, String)>,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupPreview {
+    /// (VM id, why it is a target: stale / prefix / all)
+    pub targets: Vec<(String, String)>,
+    pub stale_resources: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub struct CleanupDialog {
+    pub prefix: TextArea<'static>,
+    pub all: bool,
+    pub generation: u64,
+    pub preview: Preview<CleanupPreview>,
+}
+
+/// The start form's values, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartSpec {
+    pub preset: String,
+    pub name: Option<String>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub disk_mib: u32,
+}
+
+pub const PRESETS: [&str; 5] = ["claude-code", "codex", "hermes", "openclaw", "pi"];
+
+pub struct StartForm {
+    pub preset: usize,
+    /// 0 preset, 1 name, 2 memory, 3 CPUs, 4 disk.
+    pub field: usize,
+    pub name: TextArea<'static>,
+    pub memory: TextArea<'static>,
+    pub cpus: TextArea<'static>,
+    pub disk: TextArea<'static>,
+}
+
+pub enum Modal {
+    Help,
+    Palette(TextArea<'static>, Option<String>),
+    Filter(TextArea<'static>),
+    Search(TextArea<'static>),
+    Prune(Preview<PrunePreview>),
+    Cleanup(CleanupDialog),
+    Delete(Vec<String>),
+    Stop(Vec<String>),
+    Start(StartForm),
+    QuitConfirm,
+}
+
+/// What the event loop must do after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Refresh { slow: bool },
+    LoadLog(LogSource),
+    PrunePreview,
+    CleanupPreview { generation: u64, prefix: String, all: bool },
+    RunPrune { task: u64 },
+    RunCleanup { task: u64, prefix: String, all: bool },
+    RunDelete { task: u64, ids: Vec<String> },
+    RunStop { task: u64, ids: Vec<String> },
+    RunStart { task: u64, spec: StartSpec },
+    Cancel { task: u64 },
+    Copy(String),
+}
+
+/// A worker's report on a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskUpdate {
+    Phase(String),
+    Progress { done: u64, total: u64 },
+    Item(TaskItem),
+    Finished { state: TaskState, summary: String, took_ms: u64 },
+    /// A start finished: select this VM.
+    Started { vm_id: String },
+}
+
+/// Messages from workers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Snapshot(Box<Snapshot>),
+    Log { source: LogSource, lines: Vec<String> },
+    PrunePreview(Result<PrunePreview, String>),
+    CleanupPreview { generation: u64, result: Result<CleanupPreview, String> },
+    Task { id: u64, update: TaskUpdate },
+}
+
+/// Everything `update` reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    Msg(Msg),
+    Tick,
+}
+
+pub struct App {
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub readonly: bool,
+    pub focus: Pane,
+    /// The bottom-right pane when only one of Logs/Tasks fits.
+    pub lower: Pane,
+    pub size: (u16, u16),
+    pub vms: Vec<VmRow>,
+    pub images: Vec<ImageRow>,
+    pub slow: Option<Slow>,
+    pub errors: Vec<String>,
+    pub home: std::path::PathBuf,
+    pub vm_list: ListState,
+    pub image_list: ListState,
+    pub task_sel: usize,
+    pub logs: LogView,
+    pub app_log: Vec<String>,
+    pub tasks: Vec<Task>,
+    pub modal: Option<Modal>,
+    pub status: Option<String>,
+    pub spinner: usize,
+    pub should_quit: bool,
+    /// A VM to select as soon as a snapshot shows it (a start just finished).
+    pub pending_select: Option<String>,
+    next_id: u64,
+    version: u64,
+}
+
+pub const VM_COLUMNS: [&str; 10] = [
+    "ID", "STATUS", "BACKEND", "PRESET", "IP", "SSH", "PID", "UPTIME", "CPU%", "RSS",
+];
+pub const IMAGE_COLUMNS: [&str; 6] = ["VERSION", "IMAGE", "ARCH", "VMM", "SIZE", "STATE"];
+
+fn line_input(text: &str) -> TextArea<'static> {
+    let mut t = TextArea::new(vec![text.to_string()]);
+    t.move_cursor(tui_textarea::CursorMove::End);
+    t
+}
+
+pub fn text_of(t: &TextArea<'_>) -> String {
+    t.lines().join("")
+}
+
+impl App {
+    pub fn new(keymap: Keymap, theme: Theme, readonly: bool) -> App {
+        let mut app = App {
+            keymap,
+            theme,
+            readonly,
+            focus: Pane::Vms,
+            lower: Pane::Logs,
+            size: (80, 24),
+            vms: Vec::new(),
+            images: Vec::new(),
+            slow: None,
+            errors: Vec::new(),
+            home: std::path::PathBuf::new(),
+            vm_list: ListState::default(),
+            image_list: ListState::default(),
+            task_sel: 0,
+            logs: LogView {
+                source: LogSource::App,
+                lines: Vec::new(),
+                follow: true,
+                wrap: false,
+                scroll: 0,
+                search: String::new(),
+                matches: Vec::new(),
+                current: None,
+            },
+            app_log: Vec::new(),
+            tasks: Vec::new(),
+            modal: None,
+            status: None,
+            spinner: 0,
+            should_quit: false,
+            pending_select: None,
+            next_id: 1,
+            version: 0,
+        };
+        let problems: Vec<String> = app
+            .keymap
+            .problems
+            .iter()
+            .chain(&app.theme.problems)
+            .cloned()
+            .collect();
+        for p in problems {
+            app.log(format!("config: {p}"));
+            app.status = Some(format!("config problem: {p}"));
+        }
+        app
+    }
+
+    /// Append to the app's own log (shown in the Logs pane when it is the source).
+    pub fn log(&mut self, line: impl Into<String>) {
+        self.app_log.push(line.into());
+        if self.logs.source == LogSource::App {
+            self.logs.lines = self.app_log.clone();
+            self.after_lines_changed();
+        }
+    }
+
+    pub fn running_tasks(&self) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Running)
+            .count()
+    }
+
+    /// Something animates (a spinner), so the loop should tick.
+    pub fn animating(&self) -> bool {
+        self.running_tasks() > 0
+            || matches!(
+                &self.modal,
+                Some(Modal::Prune(Preview::Loading))
+                    | Some(Modal::Cleanup(CleanupDialog {
+                        preview: Preview::Loading,
+                        ..
+                    }))
+            )
+    }
+
+    /// VM rows after filter and sort, as shown.
+    pub fn vm_view(&self) -> Vec<&VmRow> {
+        let f = self.vm_list.filter.to_lowercase();
+        let mut v: Vec<&VmRow> = self
+            .vms
+            .iter()
+            .filter(|r| {
+                f.is_empty()
+                    || [
+                        r.info.id.as_str(),
+                        r.info.status.as_str(),
+                        r.info.backend.as_deref().unwrap_or(""),
+                        r.info.preset.as_deref().unwrap_or(""),
+                        r.info.ip.as_deref().unwrap_or(""),
+                    ]
+                    .iter()
+                    .any(|s| s.to_lowercase().contains(&f))
+            })
+            .collect();
+        let col = self.vm_list.sort_col;
+        v.sort_by(|a, b| {
+            let o = match col {
+                1 => a.info.status.cmp(&b.info.status),
+                2 => a.info.backend.cmp(&b.info.backend),
+                3 => a.info.preset.cmp(&b.info.preset),
+                4 => a.info.ip.cmp(&b.info.ip),
+                5 => a.info.ssh_port.cmp(&b.info.ssh_port),
+                6 => a.info.pid.cmp(&b.info.pid),
+                7 => a.uptime_secs.cmp(&b.uptime_secs),
+                8 => a
+                    .cpu_pct
+                    .partial_cmp(&b.cpu_pct)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+                9 => a.rss_bytes.cmp(&b.rss_bytes),
+                _ => std::cmp::Ordering::Equal, // 0: store order (oldest first)
+            };
+            let o = o.then_with(|| a.info.created_at.cmp(&b.info.created_at));
+            if self.vm_list.sort_desc {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        v
+    }
+
+    pub fn image_view(&self) -> Vec<&ImageRow> {
+        let f = self.image_list.filter.to_lowercase();
+        let mut v: Vec<&ImageRow> = self
+            .images
+            .iter()
+            .filter(|r| {
+                f.is_empty()
+                    || [&r.version, &r.name, &r.preset, &r.state()]
+                        .iter()
+                        .any(|s| s.to_lowercase().contains(&f))
+            })
+            .collect();
+        let col = self.image_list.sort_col;
+        v.sort_by(|a, b| {
+            let o = match col {
+                1 => a.name.cmp(&b.name),
+                2 => a.arch.cmp(&b.arch),
+                3 => a.vmm.cmp(&b.vmm),
+                4 => a.size_bytes.cmp(&b.size_bytes),
+                5 => a.state().cmp(&b.state()),
+                _ => a.version.cmp(&b.version),
+            }
+            .then_with(|| a.name.cmp(&b.name));
+            if self.image_list.sort_desc {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+        v
+    }
+
+    pub fn selected_vm(&self) -> Option<&VmRow> {
+        self.vm_view().get(self.vm_list.selected).copied()
+    }
+
+    /// The VMs an action applies to: the marked ones, else the selected one.
+    fn vm_targets(&self) -> Vec<String> {
+        if !self.vm_list.marks.is_empty() {
+            return self
+                .vm_view()
+                .iter()
+                .filter(|r| self.vm_list.marks.contains(&r.info.id))
+                .map(|r| r.info.id.clone())
+                .collect();
+        }
+        self.selected_vm()
+            .map(|r| vec![r.info.id.clone()])
+            .unwrap_or_default()
+    }
+
+    fn list_len(&self, pane: Pane) -> usize {
+        match pane {
+            Pane::Vms => self.vm_view().len(),
+            Pane::Images => self.image_view().len(),
+            Pane::Tasks => self.tasks.len(),
+            Pane::Logs => self.logs.lines.len(),
+        }
+    }
+
+    fn selection_mut(&mut self, pane: Pane) -> &mut usize {
+        match pane {
+            Pane::Vms => &mut self.vm_list.selected,
+            Pane::Images => &mut self.image_list.selected,
+            Pane::Tasks => &mut self.task_sel,
+            Pane::Logs => &mut self.logs.scroll,
+        }
+    }
+
+    fn clamp(&mut self) {
+        for pane in [Pane::Vms, Pane::Images, Pane::Tasks] {
+            let len = self.list_len(pane);
+            let sel = self.selection_mut(pane);
+            *sel = (*sel).min(len.saturating_sub(1));
+        }
+        let ids: BTreeSet<String> = self.vms.iter().map(|v| v.info.id.clone()).collect();
+        self.vm_list.marks.retain(|m| ids.contains(m));
+    }
+
+    pub fn areas(&self) -> Areas {
+        super::layout::areas(Rect::new(0, 0, self.size.0, self.size.1), self)
+    }
+
+    /// Rows of a pane that fit on screen (for paging).
+    fn page(&self, pane: Pane) -> usize {
+        let a = self.areas();
+        let r = match pane {
+            Pane::Vms => a.vms,
+            Pane::Images => a.images,
+            Pane::Logs => a.logs,
+            Pane::Tasks => a.tasks,
+        };
+        usize::from(r.map_or(10, |r| r.height.saturating_sub(3))).max(1)
+    }
+
+    fn new_task(&mut self, kind: TaskKind, title: String) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tasks.push(Task {
+            id,
+            kind,
+            title: title.clone(),
+            state: TaskState::Running,
+            phase: "starting".into(),
+            done: 0,
+            total: 0,
+            items: Vec::new(),
+            summary: String::new(),
+            took_ms: None,
+        });
+        self.task_sel = self.tasks.len() - 1;
+        self.log(format!("task {id} started: {title}"));
+        id
+    }
+
+    /// Changes whenever visible state may have changed (the loop redraws then).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Apply one input; returns the effects to run.
+    pub fn update(&mut self, input: Input) -> Vec<Effect> {
+        // A refresh that changed nothing must not cost a frame.
+        if let Input::Msg(Msg::Snapshot(s)) = &input {
+            let slow_same = s.slow.is_none() || s.slow == self.slow;
+            if slow_same && s.vms == self.vms && s.errors == self.errors {
+                return Vec::new();
+            }
+        }
+        self.version += 1;
+        let fx = match input {
+            Input::Key(k) => self.on_key(k),
+            Input::Mouse(m) => self.on_mouse(m),
+            Input::Resize(w, h) => {
+                self.size = (w, h);
+                Vec::new()
+            }
+            Input::Msg(m) => self.on_msg(m),
+            Input::Tick => {
+                self.spinner = self.spinner.wrapping_add(1);
+                Vec::new()
+            }
+        };
+        self.clamp();
+        fx
+    }
+
+    fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        if k.kind != crossterm::event::KeyEventKind::Press {
+            return Vec::new();
+        }
+        if self.modal.is_some() {
+            return self.on_modal_key(k);
+        }
+        self.status = None;
+        let key = Key::from_event(&k);
+        match self.keymap.lookup(self.focus.scope(), &key) {
+            Some(a) => self.act(a),
+            None if k.code == KeyCode::Esc => {
+                // Esc clears marks, then the filter.
+                let list = match self.focus {
+                    Pane::Vms => Some(&mut self.vm_list),
+                    Pane::Images => Some(&mut self.image_list),
+                    _ => None,
+                };
+                if let Some(l) = list {
+                    if !l.marks.is_empty() {
+                        l.marks.clear();
+                    } else {
+                        l.filter.clear();
+                    }
+                }
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn refuse_readonly(&mut self, what: &str) -> bool {
+        if self.readonly {
+            self.status = Some(format!("read-only mode: {what} is disabled"));
+        }
+        self.readonly
+    }
+
+    /// Run one action (from a key or the palette).
+    pub fn act(&mut self, a: Action) -> Vec<Effect> {
+        let pane = self.focus;
+        match a {
+            Action::Quit => {
+                if self.running_tasks() > 0 {
+                    self.modal = Some(Modal::QuitConfirm);
+                } else {
+                    self.should_quit = true;
+                }
+            }
+            Action::Help => self.modal = Some(Modal::Help),
+            Action::Palette => self.modal = Some(Modal::Palette(line_input(""), None)),
+            Action::NextPane => self.focus(Pane::ALL[(pane.index() + 1) % 4]),
+            Action::PrevPane => self.focus(Pane::ALL[(pane.index() + 3) % 4]),
+            Action::FocusVms => self.focus(Pane::Vms),
+            Action::FocusImages => self.focus(Pane::Images),
+            Action::FocusLogs => self.focus(Pane::Logs),
+            Action::FocusTasks => self.focus(Pane::Tasks),
+            Action::Refresh => return vec![Effect::Refresh { slow: true }],
+            Action::Prune => {
+                if !self.refuse_readonly("prune") {
+                    self.modal = Some(Modal::Prune(Preview::Loading));
+                    return vec![Effect::PrunePreview];
+                }
+            }
+            Action::Cleanup => {
+                if !self.refuse_readonly("cleanup") {
+                    return self.open_cleanup("vm-", false);
+                }
+            }
+            Action::Up => self.step(pane, -1),
+            Action::Down => self.step(pane, 1),
+            Action::PageUp => self.step(pane, -(self.page(pane) as isize)),
+            Action::PageDown => self.step(pane, self.page(pane) as isize),
+            Action::Top => {
+                if pane == Pane::Logs {
+                    self.logs.follow = false;
+                }
+                *self.selection_mut(pane) = 0;
+            }
+            Action::Bottom => {
+                if pane == Pane::Logs {
+                    self.logs.follow = true;
+                    self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+                } else {
+                    *self.selection_mut(pane) = self.list_len(pane).saturating_sub(1);
+                }
+            }
+            Action::Filter => {
+                let current = match pane {
+                    Pane::Vms => self.vm_list.filter.clone(),
+                    Pane::Images => self.image_list.filter.clone(),
+                    _ => return Vec::new(),
+                };
+                self.modal = Some(Modal::Filter(line_input(&current)));
+            }
+            Action::SortNext | Action::SortReverse => {
+                let (list, n) = match pane {
+                    Pane::Vms => (&mut self.vm_list, VM_COLUMNS.len()),
+                    Pane::Images => (&mut self.image_list, IMAGE_COLUMNS.len()),
+                    _ => return Vec::new(),
+                };
+                if a == Action::SortNext {
+                    list.sort_col = (list.sort_col + 1) % n;
+                } else {
+                    list.sort_desc = !list.sort_desc;
+                }
+            }
+            Action::Mark => {
+                let id = match pane {
+                    Pane::Vms => self.selected_vm().map(|r| r.info.id.clone()),
+                    Pane::Images => self
+                        .image_view()
+                        .get(self.image_list.selected)
+                        .map(|r| r.path.display().to_string()),
+                    _ => None,
+                };
+                if let Some(id) = id {
+                    let list = if pane == Pane::Vms {
+                        &mut self.vm_list
+                    } else {
+                        &mut self.image_list
+                    };
+                    if !list.marks.remove(&id) {
+                        list.marks.insert(id);
+                    }
+                    self.step(pane, 1);
+                }
+            }
+            Action::ClearMarks => self.vm_list.marks.clear(),
+            Action::Start => {
+                if !self.refuse_readonly("start") {
+                    self.modal = Some(Modal::Start(StartForm {
+                        preset: 0,
+                        field: 0,
+                        name: line_input(""),
+                        memory: line_input("2048"),
+                        cpus: line_input("2"),
+                        disk: line_input("8192"),
+                    }));
+                }
+            }
+            Action::Stop => {
+                let ids = self.vm_targets();
+                if !ids.is_empty() && !self.refuse_readonly("stop") {
+                    self.modal = Some(Modal::Stop(ids));
+                }
+            }
+            Action::Delete => {
+                let ids = self.vm_targets();
+                if !ids.is_empty() && !self.refuse_readonly("delete") {
+                    self.modal = Some(Modal::Delete(ids));
+                }
+            }
+            Action::Logs => {
+                if let Some(id) = self.selected_vm().map(|r| r.info.id.clone()) {
+                    return self.show_log(LogSource::Vm(id));
+                }
+            }
+            Action::CopySsh => {
+                if let Some(r) = self.selected_vm() {
+                    let cmd = ssh_command(&r.info);
+                    self.status = Some(format!("copied: {cmd}"));
+                    return vec![Effect::Copy(cmd)];
+                }
+            }
+            Action::Search => self.modal = Some(Modal::Search(line_input(&self.logs.search))),
+            Action::NextMatch | Action::PrevMatch => self.step_match(a == Action::NextMatch),
+            Action::Follow => {
+                self.logs.follow = !self.logs.follow;
+                if self.logs.follow {
+                    self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+                }
+            }
+            Action::Wrap => self.logs.wrap = !self.logs.wrap,
+            Action::AppLog => {
+                let next = match &self.logs.source {
+                    LogSource::App => self.selected_vm().map(|r| LogSource::Vm(r.info.id.clone())),
+                    LogSource::Vm(_) => Some(LogSource::App),
+                };
+                if let Some(s) = next {
+                    return self.show_log(s);
+                }
+            }
+            Action::Cancel => {
+                if let Some(t) = self.tasks.get(self.task_sel) {
+                    if t.state == TaskState::Running {
+                        self.status = Some(format!("cancelling task {}…", t.id));
+                        return vec![Effect::Cancel { task: t.id }];
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    fn focus(&mut self, p: Pane) {
+        self.focus = p;
+        if matches!(p, Pane::Logs | Pane::Tasks) {
+            self.lower = p;
+        }
+    }
+
+    fn step(&mut self, pane: Pane, by: isize) {
+        if pane == Pane::Logs {
+            let max = self.logs.lines.len().saturating_sub(1);
+            let cur = if self.logs.follow { max } else { self.logs.scroll };
+            self.logs.scroll = cur.saturating_add_signed(by).min(max);
+            self.logs.follow = self.logs.scroll >= max && by > 0;
+            return;
+        }
+        let len = self.list_len(pane);
+        let sel = self.selection_mut(pane);
+        *sel = sel.saturating_add_signed(by).min(len.saturating_sub(1));
+    }
+
+    fn show_log(&mut self, source: LogSource) -> Vec<Effect> {
+        self.logs.source = source.clone();
+        self.logs.follow = true;
+        self.focus(Pane::Logs);
+        if source == LogSource::App {
+            self.logs.lines = self.app_log.clone();
+            self.after_lines_changed();
+            return Vec::new();
+        }
+        self.logs.lines.clear();
+        vec![Effect::LoadLog(source)]
+    }
+
+    fn after_lines_changed(&mut self) {
+        self.recompute_matches();
+        if self.logs.follow {
+            self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+        }
+    }
+
+    fn recompute_matches(&mut self) {
+        let q = self.logs.search.to_lowercase();
+        self.logs.matches = if q.is_empty() {
+            Vec::new()
+        } else {
+            self.logs
+                .lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.to_lowercase().contains(&q))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        if self.logs.current.is_some_and(|c| c >= self.logs.matches.len()) {
+            self.logs.current = None;
+        }
+    }
+
+    fn step_match(&mut self, forward: bool) {
+        let n = self.logs.matches.len();
+        if n == 0 {
+            self.status = Some(if self.logs.search.is_empty() {
+                "no search: press / in Logs".into()
+            } else {
+                format!("no match for '{}'", self.logs.search)
+            });
+            return;
+        }
+        let next = match (self.logs.current, forward) {
+            (None, true) => 0,
+            (None, false) => n - 1,
+            (Some(c), true) => (c + 1) % n,
+            (Some(c), false) => (c + n - 1) % n,
+        };
+        self.logs.current = Some(next);
+        self.logs.follow = false;
+        self.logs.scroll = self.logs.matches[next];
+        self.status = Some(format!("match {}/{n}", next + 1));
+    }
+
+    fn open_cleanup(&mut self, prefix: &str, all: bool) -> Vec<Effect> {
+        self.next_id += 1;
+        let generation = self.next_id;
+        self.modal = Some(Modal::Cleanup(CleanupDialog {
+            prefix: line_input(prefix),
+            all,
+            generation,
+            preview: Preview::Loading,
+        }));
+        vec![Effect::CleanupPreview {
+            generation,
+            prefix: prefix.to_string(),
+            all,
+        }]
+    }
+
+    fn on_modal_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let Some(modal) = self.modal.take() else {
+            return Vec::new();
+        };
+        let esc = k.code == KeyCode::Esc;
+        let enter = k.code == KeyCode::Enter;
+        let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+        let yes = enter || matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y'));
+        let no = esc || ctrl_c || matches!(k.code, KeyCode::Char('n') | KeyCode::Char('N'));
+        match modal {
+            Modal::Help => {} // any key closes help
+            Modal::QuitConfirm => {
+                if yes {
+                    self.should_quit = true;
+                }
+            }
+            Modal::Prune(preview) => {
+                if no {
+                    return Vec::new();
+                }
+                match (&preview, yes) {
+                    (Preview::Ready(p), true) if !p.stale.is_empty() => {
+                        let task = self.new_task(
+                            TaskKind::Prune,
+                            format!("prune {} stale cache(s)", p.stale.len()),
+                        );
+                        self.focus(Pane::Tasks);
+                        return vec![Effect::RunPrune { task }];
+                    }
+                    (Preview::Ready(_) | Preview::Failed(_), true) => {}
+                    _ => self.modal = Some(Modal::Prune(preview)),
+                }
+            }
+            Modal::Cleanup(mut d) => {
+                if esc || ctrl_c {
+                    return Vec::new();
+                }
+                if enter {
+                    match &d.preview {
+                        Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
+                            let prefix = text_of(&d.prefix);
+                            let what = if d.all {
+                                "cleanup --all".to_string()
+                            } else {
+                                format!("cleanup --prefix {prefix}")
+                            };
+                            let task = self.new_task(TaskKind::Cleanup, what);
+                            self.focus(Pane::Tasks);
+                            return vec![Effect::RunCleanup {
+                                task,
+                                prefix,
+                                all: d.all,
+                            }];
+                        }
+                        Preview::Ready(_) => {
+                            self.status = Some("nothing to clean".into());
+                            return Vec::new();
+                        }
+                        _ => {
+                            self.modal = Some(Modal::Cleanup(d));
+                            return Vec::new();
+                        }
+                    }
+                }
+                let toggled = k.code == KeyCode::Tab
+                    || (k.code == KeyCode::Char('a') && k.modifiers.contains(KeyModifiers::CONTROL));
+                let before = (text_of(&d.prefix), d.all);
+                if toggled {
+                    d.all = !d.all;
+                } else {
+                    d.prefix.input(k);
+                }
+                let after = (text_of(&d.prefix), d.all);
+                if after != before {
+                    // Live preview: a new dry run; a late answer to an old one is ignored.
+                    self.next_id += 1;
+                    d.generation = self.next_id;
+                    d.preview = Preview::Loading;
+                    let fx = vec![Effect::CleanupPreview {
+                        generation: d.generation,
+                        prefix: after.0,
+                        all: after.1,
+                    }];
+                    self.modal = Some(Modal::Cleanup(d));
+                    return fx;
+                }
+                self.modal = Some(Modal::Cleanup(d));
+            }
+            Modal::Delete(ids) => {
+                if yes {
+                    let task = self.new_task(TaskKind::Delete, format!("delete {}", ids.join(", ")));
+                    self.vm_list.marks.clear();
+                    self.focus(Pane::Tasks);
+                    return vec![Effect::RunDelete { task, ids }];
+                }
+                if !no {
+                    self.modal = Some(Modal::Delete(ids));
+                }
+            }
+            Modal::Stop(ids) => {
+                if yes {
+                    let task = self.new_task(TaskKind::Stop, format!("stop {}", ids.join(", ")));
+                    self.vm_list.marks.clear();
+                    return vec![Effect::RunStop { task, ids }];
+                }
+                if !no {
+                    self.modal = Some(Modal::Stop(ids));
+                }
+            }
+            Modal::Filter(mut t) => {
+                if esc || enter {
+                    if enter {
+                        let v = text_of(&t);
+                        match self.focus {
+                            Pane::Images => self.image_list.filter = v,
+                            _ => self.vm_list.filter = v,
+                        }
+                    }
+                    return Vec::new();
+                }
+                t.input(k);
+                // Filter as you type.
+                let v = text_of(&t);
+                match self.focus {
+                    Pane::Images => {
+                        self.image_list.filter = v;
+                        self.image_list.selected = 0;
+                    }
+                    _ => {
+                        self.vm_list.filter = v;
+                        self.vm_list.selected = 0;
+                    }
+                }
+                self.modal = Some(Modal::Filter(t));
+            }
+            Modal::Search(mut t) => {
+                if esc {
+                    return Vec::new();
+                }
+                if enter {
+                    self.logs.search = text_of(&t);
+                    self.logs.current = None;
+                    self.recompute_matches();
+                    self.step_match(true);
+                    return Vec::new();
+                }
+                t.input(k);
+                self.modal = Some(Modal::Search(t));
+            }
+            Modal::Palette(mut t, _) => {
+                if esc {
+                    return Vec::new();
+                }
+                if enter {
+                    let line = text_of(&t);
+                    return match self.run_palette(&line) {
+                        Ok(fx) => fx,
+                        Err(e) => {
+                            self.modal = Some(Modal::Palette(t, Some(e)));
+                            Vec::new()
+                        }
+                    };
+                }
+                t.input(k);
+                self.modal = Some(Modal::Palette(t, None));
+            }
+            Modal::Start(mut f) => {
+                if esc || ctrl_c {
+                    return Vec::new();
+                }
+                match k.code {
+                    KeyCode::Tab | KeyCode::Down if f.field < 4 || k.code == KeyCode::Tab => {
+                        f.field = (f.field + 1) % 5;
+                    }
+                    KeyCode::BackTab | KeyCode::Up if f.field > 0 || k.code == KeyCode::BackTab => {
+                        f.field = (f.field + 4) % 5;
+                    }
+                    KeyCode::Enter => match validate(&f) {
+                        Ok(spec) => {
+                            let task = self.new_task(TaskKind::Start, format!("start {}", spec.preset));
+                            self.focus(Pane::Tasks);
+                            return vec![Effect::RunStart { task, spec }];
+                        }
+                        Err(_) => {}
+                    },
+                    _ if f.field == 0 => match k.code {
+                        KeyCode::Char('j') | KeyCode::Right => f.preset = (f.preset + 1) % PRESETS.len(),
+                        KeyCode::Char('k') | KeyCode::Left => {
+                            f.preset = (f.preset + PRESETS.len() - 1) % PRESETS.len()
+                        }
+                        _ => {}
+                    },
+                    _ => {
+                        let field = match f.field {
+                            1 => &mut f.name,
+                            2 => &mut f.memory,
+                            3 => &mut f.cpus,
+                            _ => &mut f.disk,
+                        };
+                        field.input(k);
+                    }
+                }
+                self.modal = Some(Modal::Start(f));
+            }
+        }
+        Vec::new()
+    }
+
+    /// `:prune`, `:cleanup [prefix|--all]`, `:start <preset>`, `:logs <vm>`, `:filter <text>`,
+    /// `:refresh`, `:help`, `:quit`, `:vms` / `:images` / `:logs` / `:tasks`.
+    pub fn run_palette(&mut self, line: &str) -> Result<Vec<Effect>, String> {
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or("").trim_start_matches(':');
+        let rest: Vec<&str> = words.collect();
+        let fx = match (cmd, rest.as_slice()) {
+            ("prune", []) => self.act(Action::Prune),
+            ("cleanup", []) => self.act(Action::Cleanup),
+            ("cleanup", ["--all"]) if !self.refuse_readonly("cleanup") => self.open_cleanup("vm-", true),
+            ("cleanup", [p]) if !self.refuse_readonly("cleanup") => self.open_cleanup(p, false),
+            ("start", [p]) => {
+                let canonical = crate::core::images::canonical_preset(p);
+                let i = PRESETS
+                    .iter()
+                    .position(|x| *x == canonical)
+                    .ok_or_else(|| format!("unknown preset '{p}'; presets: {}", PRESETS.join(", ")))?;
+                let fx = self.act(Action::Start);
+                if let Some(Modal::Start(f)) = &mut self.modal {
+                    f.preset = i;
+                }
+                fx
+            }
+            ("logs", [id]) => {
+                if !self.vms.iter().any(|v| v.info.id == *id) {
+                    return Err(format!("no VM '{id}'"));
+                }
+                self.show_log(LogSource::Vm(id.to_string()))
+            }
+            ("filter", words) => {
+                self.focus(Pane::Vms);
+                self.vm_list.filter = words.join(" ");
+                Vec::new()
+            }
+            ("refresh", []) => self.act(Action::Refresh),
+            ("help", []) => self.act(Action::Help),
+            ("q" | "quit", []) => self.act(Action::Quit),
+            ("vms", []) => self.act(Action::FocusVms),
+            ("images", []) => self.act(Action::FocusImages),
+            ("logs", []) => self.act(Action::FocusLogs),
+            ("tasks", []) => self.act(Action::FocusTasks),
+            ("", []) => Vec::new(),
+            _ => {
+                return Err(format!(
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, refresh, help, quit",
+                    line.trim().trim_start_matches(':')
+                ))
+            }
+        };
+        Ok(fx)
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
+        if self.modal.is_some() {
+            return Vec::new();
+        }
+        let a = self.areas();
+        let hit = |r: Option<Rect>| {
+            r.filter(|r| {
+                m.column >= r.x && m.column < r.x + r.width && m.row >= r.y && m.row < r.y + r.height
+            })
+        };
+        let panes = [
+            (Pane::Vms, a.vms),
+            (Pane::Images, a.images),
+            (Pane::Logs, a.logs),
+            (Pane::Tasks, a.tasks),
+        ];
+        let Some((pane, rect)) = panes
+            .into_iter()
+            .find_map(|(p, r)| hit(r).map(|r| (p, r)))
+        else {
+            return Vec::new();
+        };
+        match m.kind {
+            MouseEventKind::ScrollDown => self.step(pane, 3),
+            MouseEventKind::ScrollUp => self.step(pane, -3),
+            MouseEventKind::Down(MouseButton::Left) => {
+                self.focus(pane);
+                // Rows start below the border and the header line.
+                let header = if pane == Pane::Logs { 1 } else { 2 };
+                if m.row >= rect.y + header && pane != Pane::Logs {
+                    let visible = usize::from(rect.height.saturating_sub(3));
+                    let sel = match pane {
+                        Pane::Vms => self.vm_list.selected,
+                        Pane::Images => self.image_list.selected,
+                        _ => self.task_sel,
+                    };
+                    let offset = super::layout::scroll_offset(sel, visible);
+                    let idx = offset + usize::from(m.row - rect.y - header);
+                    if idx < self.list_len(pane) {
+                        *self.selection_mut(pane) = idx;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_msg(&mut self, m: Msg) -> Vec<Effect> {
+        match m {
+            Msg::Snapshot(s) => {
+                let selected_id = self.selected_vm().map(|r| r.info.id.clone());
+                self.vms = s.vms;
+                if s.slow.is_some() {
+                    self.images = s.slow.as_ref().map(|x| x.images.clone()).unwrap_or_default();
+                    self.slow = s.slow;
+                }
+                for e in &s.errors {
+                    if !self.errors.contains(e) {
+                        self.app_log.push(format!("error: {e}"));
+                    }
+                }
+                self.errors = s.errors;
+                self.home = s.home;
+                // Keep the same VM selected across refreshes (or select a new one).
+                if let Some(id) = self.pending_select.clone().or(selected_id) {
+                    if let Some(i) = self.vm_view().iter().position(|r| r.info.id == id) {
+                        self.vm_list.selected = i;
+                        if self.pending_select.as_deref() == Some(id.as_str()) {
+                            self.pending_select = None;
+                        }
+                    }
+                }
+            }
+            Msg::Log { source, lines } => {
+                if source == self.logs.source {
+                    self.logs.lines = lines;
+                    self.after_lines_changed();
+                }
+            }
+            Msg::PrunePreview(r) => {
+                if let Some(Modal::Prune(p)) = &mut self.modal {
+                    *p = match r {
+                        Ok(v) => Preview::Ready(v),
+                        Err(e) => Preview::Failed(e),
+                    };
+                }
+            }
+            Msg::CleanupPreview { generation, result } => {
+                if let Some(Modal::Cleanup(d)) = &mut self.modal {
+                    if d.generation == generation {
+                        d.preview = match result {
+                            Ok(v) => Preview::Ready(v),
+                            Err(e) => Preview::Failed(e),
+                        };
+                    }
+                }
+            }
+            Msg::Task { id, update } => return self.on_task(id, update),
+        }
+        Vec::new()
+    }
+
+    fn on_task(&mut self, id: u64, u: TaskUpdate) -> Vec<Effect> {
+        let Some(t) = self.tasks.iter_mut().find(|t| t.id == id) else {
+            return Vec::new();
+        };
+        match u {
+            TaskUpdate::Phase(p) => t.phase = p,
+            TaskUpdate::Progress { done, total } => {
+                t.done = done;
+                t.total = total;
+            }
+            TaskUpdate::Item(item) => {
+                let line = format!(
+                    "task {id}: {} {}{}",
+                    if item.ok { "ok" } else { "FAILED" },
+                    item.name,
+                    if item.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", item.detail)
+                    }
+                );
+                t.items.push(item);
+                self.log(line);
+            }
+            TaskUpdate::Started { vm_id } => {
+                self.vm_list.filter.clear();
+                self.focus(Pane::Vms);
+                match self.vm_view().iter().position(|r| r.info.id == vm_id) {
+                    Some(i) => self.vm_list.selected = i,
+                    None => self.pending_select = Some(vm_id),
+                }
+                return vec![Effect::Refresh { slow: false }];
+            }
+            TaskUpdate::Finished {
+                state,
+                summary,
+                took_ms,
+            } => {
+                t.state = state;
+                t.phase = match state {
+                    TaskState::Done => "done",
+                    TaskState::Failed => "failed",
+                    TaskState::Cancelled => "cancelled",
+                    TaskState::Running => "running",
+                }
+                .into();
+                t.summary = summary.clone();
+                t.took_ms = Some(took_ms);
+                let line = format!("task {id} {}: {summary}", t.phase);
+                self.log(line);
+                self.status = Some(summary);
+                return vec![Effect::Refresh { slow: true }];
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// The SSH command for a VM: the forwarded host port when there is one, else its IP.
+pub fn ssh_command(info: &crate::core::sandbox::SandboxInfo) -> String {
+    match (info.ssh_port, &info.ip) {
+        (Some(p), _) => format!("ssh -p {p} root@127.0.0.1"),
+        (None, Some(ip)) => format!("ssh root@{ip}"),
+        (None, None) => format!("smolvm sandbox ssh {}", info.id),
+    }
+}
+
+/// Field errors of the start form (`None` = valid), in field order.
+pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
+    let num = |t: &TextArea<'_>, lo: u32, hi: u32, what: &str| -> Option<String> {
+        match text_of(t).trim().parse::<u32>() {
+            Ok(v) if (lo..=hi).contains(&v) => None,
+            _ => Some(format!("{what}: a whole number from {lo} to {hi}")),
+        }
+    };
+    let name = text_of(&f.name);
+    [
+        None,
+        (!name.is_empty() && !crate::sys::process::is_vm_id(&name))
+            .then(|| "name: lowercase letters, digits, - and _ (1-64), starting and ending with a letter or digit".to_string()),
+        num(&f.memory, 128, 16384, "memory MiB"),
+        num(&f.cpus, 1, 32, "CPUs"),
+        num(&f.disk, 1024, 1_048_576, "disk MiB"),
+    ]
+}
+
+fn validate(f: &StartForm) -> Result<StartSpec, ()> {
+    if field_errors(f).iter().any(Option::is_some) {
+        return Err(());
+    }
+    let n = |t: &TextArea<'_>| text_of(t).trim().parse::<u32>().unwrap_or(0);
+    let name = text_of(&f.name);
+    Ok(StartSpec {
+        preset: PRESETS[f.preset].to_string(),
+        name: (!name.is_empty()).then_some(name),
+        memory_mib: n(&f.memory),
+        cpus: n(&f.cpus),
+        disk_mib: n(&f.disk),
+    })
+}

@@ -1,0 +1,889 @@
+//! Drawing. Every function here only reads the [`App`]; nothing changes state.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+
+use super::app::{
+    field_errors, App, LogSource, Modal, Pane, Preview, TaskState, IMAGE_COLUMNS, PRESETS,
+    VM_COLUMNS,
+};
+use super::keymap::{Action, Scope};
+use super::layout::scroll_offset;
+use crate::core::units::format_size;
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn render(f: &mut Frame, app: &App) {
+    let a = super::layout::areas(f.area(), app);
+    header(f, app, a.header);
+    if let Some(r) = a.vms {
+        vms(f, app, r);
+    }
+    if let Some(r) = a.images {
+        images(f, app, r);
+    }
+    if let Some(r) = a.logs {
+        logs(f, app, r);
+    }
+    if let Some(r) = a.tasks {
+        tasks(f, app, r);
+    }
+    footer(f, app, a.footer);
+    if let Some(m) = &app.modal {
+        modal(f, app, m);
+    }
+}
+
+fn block<'a>(app: &App, pane: Pane, title: String) -> Block<'a> {
+    let focused = app.focus == pane;
+    let n = match pane {
+        Pane::Vms => 1,
+        Pane::Images => 2,
+        Pane::Logs => 3,
+        Pane::Tasks => 4,
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(app.theme.border(focused))
+        .title(Span::styled(
+            format!(" {n} {title} "),
+            if focused {
+                app.theme.accent()
+            } else {
+                app.theme.header()
+            },
+        ))
+}
+
+fn header(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let mut l1 = vec![Span::styled(
+        format!("smolvm {}", crate::core::version::CRATE_VERSION),
+        t.accent(),
+    )];
+    let sep = || Span::styled(" │ ", t.muted());
+    match &app.slow {
+        Some(s) => {
+            l1.push(Span::raw(format!(" (images {})", s.current_version)));
+            l1.push(sep());
+            let kvm_style = if s.host.kvm == crate::core::host::KvmKind::Hardware {
+                t.ok()
+            } else {
+                t.warn()
+            };
+            l1.push(Span::styled(
+                format!("KVM: {} → {}", s.host.kvm.label(), s.host.accel.to_uppercase()),
+                kvm_style,
+            ));
+            l1.push(sep());
+            let mark = |ok: bool| if ok { "✓" } else { "✗" };
+            l1.push(Span::raw(format!(
+                "qemu {} firecracker {}",
+                mark(s.host.qemu.is_some()),
+                mark(s.host.firecracker.is_some())
+            )));
+            l1.push(sep());
+            l1.push(if s.host.root {
+                Span::styled("root", t.ok())
+            } else {
+                Span::styled("not root", t.warn())
+            });
+            l1.push(sep());
+            l1.push(Span::raw(format!(
+                "~/.smolvm {} · prune frees {}",
+                format_size(s.smolvm_bytes),
+                format_size(s.reclaimable_bytes)
+            )));
+        }
+        None => l1.push(Span::styled("  loading host facts…", t.muted())),
+    }
+    if app.readonly {
+        l1.push(sep());
+        l1.push(Span::styled("READ-ONLY", t.warn()));
+    }
+    let running = app.running_tasks();
+    let l2 = if let Some(s) = &app.status {
+        Line::from(Span::styled(s.clone(), t.warn()))
+    } else if running > 0 {
+        Line::from(vec![
+            Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
+            Span::raw(format!(" {running} task(s) running")),
+        ])
+    } else if let Some(e) = app.errors.first() {
+        Line::from(Span::styled(format!("error: {e}"), t.error()))
+    } else {
+        let failed = app
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Failed)
+            .count();
+        Line::from(Span::styled(
+            format!(
+                "{} VM(s) · {} image cache(s) · {} task(s){}",
+                app.vms.len(),
+                app.images.len(),
+                app.tasks.len(),
+                if failed > 0 {
+                    format!(", {failed} failed")
+                } else {
+                    String::new()
+                }
+            ),
+            t.muted(),
+        ))
+    };
+    f.render_widget(Paragraph::new(vec![Line::from(l1), l2]), r);
+}
+
+fn fmt_duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..=86_399 => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs / 3600 % 24),
+    }
+}
+
+fn sort_title(cols: &[&str], col: usize, desc: bool) -> String {
+    format!("sort {}{}", cols[col], if desc { "↓" } else { "↑" })
+}
+
+fn vms(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let view = app.vm_view();
+    let mut title = format!("VMs ({})", view.len());
+    if !app.vm_list.filter.is_empty() {
+        title.push_str(&format!(" /{}", app.vm_list.filter));
+    }
+    if !app.vm_list.marks.is_empty() {
+        title.push_str(&format!(" · {} marked", app.vm_list.marks.len()));
+    }
+    if app.vm_list.sort_col != 0 || app.vm_list.sort_desc {
+        title.push_str(&format!(
+            " · {}",
+            sort_title(&VM_COLUMNS, app.vm_list.sort_col, app.vm_list.sort_desc)
+        ));
+    }
+    let visible = usize::from(r.height.saturating_sub(3));
+    let offset = scroll_offset(app.vm_list.selected, visible);
+    let rows: Vec<Row> = view
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(visible)
+        .map(|(i, v)| {
+            let marked = app.vm_list.marks.contains(&v.info.id);
+            let dash = || "-".to_string();
+            let cells = vec![
+                Cell::from(format!("{}{}", if marked { "● " } else { "" }, v.info.id)),
+                Cell::from(Span::styled(
+                    v.info.shown_status(),
+                    t.status(&v.info.status, v.info.stale),
+                )),
+                Cell::from(v.info.backend.clone().unwrap_or_else(dash)),
+                Cell::from(v.info.preset.clone().unwrap_or_else(dash)),
+                Cell::from(v.info.ip.clone().unwrap_or_else(dash)),
+                Cell::from(v.info.ssh_port.map_or_else(dash, |p| p.to_string())),
+                Cell::from(v.info.pid.map_or_else(dash, |p| p.to_string())),
+                Cell::from(v.uptime_secs.map_or_else(dash, fmt_duration)),
+                Cell::from(v.cpu_pct.map_or_else(dash, |c| format!("{c:.1}"))),
+                Cell::from(v.rss_bytes.map_or_else(dash, format_size)),
+            ];
+            let mut row = Row::new(cells);
+            if marked {
+                row = row.style(t.marked());
+            }
+            if i == app.vm_list.selected && app.focus == Pane::Vms {
+                row = row.style(t.selected());
+            } else if i == app.vm_list.selected {
+                row = row.style(Style::new().add_modifier(Modifier::BOLD));
+            }
+            row
+        })
+        .collect();
+    let widths = [
+        Constraint::Min(12),
+        Constraint::Length(15),
+        Constraint::Length(11),
+        Constraint::Length(11),
+        Constraint::Length(12),
+        Constraint::Length(5),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(7),
+    ];
+    let head = Row::new(VM_COLUMNS.iter().map(|c| Cell::from(*c))).style(t.muted());
+    let blk = block(app, Pane::Vms, title);
+    if view.is_empty() {
+        let msg = if app.vms.is_empty() {
+            format!(
+                "No VMs. Press {} to start a preset.",
+                app.keymap.hint(Scope::Vms, Action::Start)
+            )
+        } else {
+            "No VMs match the filter (Esc clears it).".to_string()
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    f.render_widget(Table::new(rows, widths).header(head).block(blk).column_spacing(1), r);
+}
+
+fn images(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let view = app.image_view();
+    let mut title = format!("Images ({})", view.len());
+    if !app.image_list.filter.is_empty() {
+        title.push_str(&format!(" /{}", app.image_list.filter));
+    }
+    if app.image_list.sort_col != 0 || app.image_list.sort_desc {
+        title.push_str(&format!(
+            " · {}",
+            sort_title(&IMAGE_COLUMNS, app.image_list.sort_col, app.image_list.sort_desc)
+        ));
+    }
+    let blk = block(app, Pane::Images, title);
+    if view.is_empty() {
+        let msg = match &app.slow {
+            None => "Loading image caches…".to_string(),
+            Some(_) if app.images.is_empty() => "No image caches.".to_string(),
+            Some(_) => "No images match the filter (Esc clears it).".to_string(),
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    let visible = usize::from(r.height.saturating_sub(3));
+    let offset = scroll_offset(app.image_list.selected, visible);
+    let rows: Vec<Row> = view
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(visible)
+        .map(|(i, im)| {
+            let state = if im.in_use_by.is_empty() {
+                im.state()
+            } else {
+                format!("{} · used by {}", im.state(), im.in_use_by.join(", "))
+            };
+            let style = if im.current {
+                t.ok()
+            } else if im.kept.is_some() {
+                t.warn()
+            } else {
+                t.muted()
+            };
+            let mut row = Row::new(vec![
+                Cell::from(im.version.clone()),
+                Cell::from(im.name.clone()),
+                Cell::from(im.arch.clone()),
+                Cell::from(im.vmm.clone()),
+                Cell::from(format_size(im.size_bytes)),
+                Cell::from(Span::styled(state, style)),
+            ]);
+            if i == app.image_list.selected && app.focus == Pane::Images {
+                row = row.style(t.selected());
+            }
+            row
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(9),
+        Constraint::Min(16),
+        Constraint::Length(6),
+        Constraint::Length(11),
+        Constraint::Length(8),
+        Constraint::Min(10),
+    ];
+    let head = Row::new(IMAGE_COLUMNS.iter().map(|c| Cell::from(*c))).style(t.muted());
+    f.render_widget(Table::new(rows, widths).header(head).block(blk).column_spacing(1), r);
+}
+
+fn logs(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let l = &app.logs;
+    let src = match &l.source {
+        LogSource::App => "smolvm".to_string(),
+        LogSource::Vm(id) => id.clone(),
+    };
+    let mut flags = Vec::new();
+    if l.follow {
+        flags.push("follow".to_string());
+    }
+    if l.wrap {
+        flags.push("wrap".to_string());
+    }
+    if !l.search.is_empty() {
+        flags.push(format!(
+            "/{} {}",
+            l.search,
+            match l.current {
+                Some(c) => format!("{}/{}", c + 1, l.matches.len()),
+                None => format!("{} match(es)", l.matches.len()),
+            }
+        ));
+    }
+    let title = if flags.is_empty() {
+        format!("Logs: {src}")
+    } else {
+        format!("Logs: {src} · {}", flags.join(" · "))
+    };
+    let blk = block(app, Pane::Logs, title);
+    let height = usize::from(r.height.saturating_sub(2));
+    if l.lines.is_empty() {
+        let msg = match &l.source {
+            LogSource::App => "No messages yet.".to_string(),
+            LogSource::Vm(_) => "No console output (yet).".to_string(),
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    // Show the window ending at `scroll` when following, else starting at it.
+    let last = l.lines.len().saturating_sub(1);
+    let start = if l.follow {
+        last.saturating_sub(height.saturating_sub(1))
+    } else {
+        l.scroll.min(last)
+    };
+    let q = l.search.to_lowercase();
+    let lines: Vec<Line> = l
+        .lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(i, text)| {
+            let current = l.current.map(|c| l.matches[c]) == Some(i);
+            highlight(text, &q, t, current)
+        })
+        .collect();
+    let mut p = Paragraph::new(lines).block(blk);
+    if l.wrap {
+        p = p.wrap(Wrap { trim: false });
+    }
+    f.render_widget(p, r);
+}
+
+/// A log line with every case-insensitive match of `q` highlighted.
+fn highlight<'a>(text: &'a str, q: &str, t: &super::theme::Theme, current: bool) -> Line<'a> {
+    if q.is_empty() {
+        return Line::raw(text);
+    }
+    let lower = text.to_lowercase();
+    if lower.len() != text.len() {
+        // Case folding changed byte lengths: fall back to marking the whole line.
+        return if lower.contains(q) {
+            Line::styled(text, t.search_match())
+        } else {
+            Line::raw(text)
+        };
+    }
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while let Some(pos) = lower[at..].find(q) {
+        let s = at + pos;
+        if s > at {
+            spans.push(Span::raw(&text[at..s]));
+        }
+        let mut style = t.search_match();
+        if current {
+            style = style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
+        }
+        spans.push(Span::styled(&text[s..s + q.len()], style));
+        at = s + q.len();
+    }
+    if at < text.len() {
+        spans.push(Span::raw(&text[at..]));
+    }
+    Line::from(spans)
+}
+
+fn bar(done: u64, total: u64, width: usize) -> String {
+    if total == 0 {
+        return String::new();
+    }
+    let filled = ((done.min(total) as f64 / total as f64) * width as f64).round() as usize;
+    format!(
+        "[{}{}] {}%",
+        "█".repeat(filled),
+        "·".repeat(width - filled),
+        done.min(total) * 100 / total
+    )
+}
+
+fn tasks(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let blk = block(app, Pane::Tasks, format!("Tasks ({})", app.tasks.len()));
+    if app.tasks.is_empty() {
+        let msg = format!(
+            "No tasks yet: {} prune · {} cleanup · {} start",
+            app.keymap.hint(Scope::Vms, Action::Prune),
+            app.keymap.hint(Scope::Vms, Action::Cleanup),
+            app.keymap.hint(Scope::Vms, Action::Start)
+        );
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    let height = usize::from(r.height.saturating_sub(2));
+    let mut lines: Vec<Line> = Vec::new();
+    for (i, task) in app.tasks.iter().enumerate().rev() {
+        let (icon, style) = match task.state {
+            TaskState::Running => (SPINNER[app.spinner % SPINNER.len()], t.accent()),
+            TaskState::Done => ("✓", t.ok()),
+            TaskState::Failed => ("✗", t.error()),
+            TaskState::Cancelled => ("⊘", t.warn()),
+        };
+        let mut spans = vec![
+            Span::styled(format!("{icon} "), style),
+            Span::raw(format!("#{} {}", task.id, task.title)),
+            Span::styled(format!("  {}", task.phase), t.muted()),
+        ];
+        if task.state == TaskState::Running && task.total > 0 {
+            spans.push(Span::raw(format!("  {}", bar(task.done, task.total, 12))));
+        }
+        if !task.summary.is_empty() && task.state != TaskState::Running {
+            spans.push(Span::raw(format!("  {}", task.summary)));
+        }
+        let mut line = Line::from(spans);
+        if i == app.task_sel && app.focus == Pane::Tasks {
+            line = line.style(t.selected());
+        }
+        lines.push(line);
+        if i == app.task_sel {
+            for item in &task.items {
+                let (mark, st) = if item.ok { ("✓", t.ok()) } else { ("✗", t.error()) };
+                let detail = if item.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", item.detail)
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("    {mark} "), st),
+                    Span::raw(format!("{}{detail}", item.name)),
+                ]));
+            }
+        }
+    }
+    lines.truncate(height.max(1));
+    f.render_widget(Paragraph::new(lines).block(blk), r);
+}
+
+fn footer(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let scope = app.focus.scope();
+    let actions: &[Action] = match app.focus {
+        Pane::Vms => &[
+            Action::Start,
+            Action::Stop,
+            Action::Delete,
+            Action::Logs,
+            Action::CopySsh,
+            Action::Mark,
+            Action::Filter,
+            Action::Prune,
+            Action::Cleanup,
+            Action::Palette,
+            Action::Help,
+            Action::Quit,
+        ],
+        Pane::Images => &[
+            Action::Prune,
+            Action::Filter,
+            Action::SortNext,
+            Action::Cleanup,
+            Action::Palette,
+            Action::Help,
+            Action::Quit,
+        ],
+        Pane::Logs => &[
+            Action::Search,
+            Action::NextMatch,
+            Action::PrevMatch,
+            Action::Follow,
+            Action::Wrap,
+            Action::AppLog,
+            Action::Help,
+            Action::Quit,
+        ],
+        Pane::Tasks => &[Action::Cancel, Action::Prune, Action::Cleanup, Action::Help, Action::Quit],
+    };
+    let mut spans = Vec::new();
+    for a in actions {
+        if app.readonly
+            && matches!(
+                a,
+                Action::Start | Action::Stop | Action::Delete | Action::Prune | Action::Cleanup
+            )
+        {
+            continue;
+        }
+        spans.push(Span::styled(app.keymap.hint(scope, *a), t.accent()));
+        spans.push(Span::styled(format!(" {}  ", a.describe()), t.muted()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), r);
+}
+
+/// A centred rectangle of at most `w`×`h` cells.
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn dialog<'a>(app: &App, title: &str) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(app.theme.dialog_border())
+        .title(Span::styled(format!(" {title} "), app.theme.accent()))
+}
+
+fn buttons<'a>(app: &App, go: &str, label: &str) -> Line<'a> {
+    let t = &app.theme;
+    Line::from(vec![
+        Span::styled(format!("[{go}]"), t.accent()),
+        Span::raw(format!(" {label}   ")),
+        Span::styled("[n/Esc]", t.accent()),
+        Span::raw(" cancel"),
+    ])
+}
+
+/// At most `max` items, then `…and N more`.
+fn capped<'a>(mut lines: Vec<Line<'a>>, max: usize, t: &super::theme::Theme) -> Vec<Line<'a>> {
+    if lines.len() > max {
+        let more = lines.len() - (max - 1);
+        lines.truncate(max - 1);
+        lines.push(Line::styled(format!("  …and {more} more"), t.muted()));
+    }
+    lines
+}
+
+fn modal(f: &mut Frame, app: &App, m: &Modal) {
+    let t = &app.theme;
+    let area = f.area();
+    let list_room = usize::from(area.height.saturating_sub(12)).max(3);
+    match m {
+        Modal::Help => {
+            let r = centered(area, 72, area.height.saturating_sub(2));
+            let mut lines = vec![Line::styled(
+                format!("Keys in {} (remap in ~/.config/smolvm/keymap.toml)", app.focus.title()),
+                t.muted(),
+            )];
+            for scope in app.focus.scope().chain() {
+                let b = app.keymap.scope_bindings(*scope);
+                if b.is_empty() {
+                    continue;
+                }
+                lines.push(Line::styled(format!("[{}]", scope.name()), t.accent()));
+                for (a, keys) in b {
+                    let ks: Vec<String> = keys.iter().map(|k| k.display()).collect();
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {:<16}", ks.join(" ")), t.accent()),
+                        Span::raw(a.describe()),
+                    ]));
+                }
+            }
+            f.render_widget(Clear, r);
+            f.render_widget(Paragraph::new(lines).block(dialog(app, "Help")), r);
+        }
+        Modal::QuitConfirm => {
+            let r = centered(area, 50, 5);
+            f.render_widget(Clear, r);
+            f.render_widget(
+                Paragraph::new(vec![
+                    Line::raw(format!("{} task(s) still running. Quit anyway?", app.running_tasks())),
+                    Line::raw(""),
+                    buttons(app, "y", "quit"),
+                ])
+                .block(dialog(app, "Quit")),
+                r,
+            );
+        }
+        Modal::Palette(input, _) | Modal::Filter(input) | Modal::Search(input) => {
+            let err = match m {
+                Modal::Palette(_, e) => e.as_ref(),
+                _ => None,
+            };
+            let (title, hint) = match m {
+                Modal::Palette(..) => (
+                    "Command",
+                    err.cloned().unwrap_or_else(|| {
+                        "prune · cleanup [prefix|--all] · start <preset> · logs <vm> · filter <text> · refresh · help · quit".into()
+                    }),
+                ),
+                Modal::Filter(_) => (
+                    "Filter",
+                    "type to filter as you go · Enter keep · Esc close".to_string(),
+                ),
+                _ => (
+                    "Search logs",
+                    "Enter search · n/N next/previous · Esc close".to_string(),
+                ),
+            };
+            let r = centered(area, 76, 5);
+            f.render_widget(Clear, r);
+            let blk = dialog(app, title);
+            let inner = blk.inner(r);
+            f.render_widget(blk, r);
+            let [input_r, _, hint_r] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Length(1),
+                Constraint::Length(1),
+            ])
+            .areas(inner);
+            f.render_widget(input, input_r);
+            let style = if err.is_some() {
+                t.error()
+            } else {
+                t.muted()
+            };
+            f.render_widget(Paragraph::new(Span::styled(hint, style)), hint_r);
+        }
+        Modal::Prune(p) => {
+            let mut lines: Vec<Line> = Vec::new();
+            match p {
+                Preview::Loading => lines.push(Line::from(vec![
+                    Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
+                    Span::raw(" computing a dry run…"),
+                ])),
+                Preview::Failed(e) => lines.push(Line::styled(format!("Error: {e}"), t.error())),
+                Preview::Ready(p) if p.stale.is_empty() && p.kept.is_empty() => {
+                    lines.push(Line::raw("Nothing to prune — cache is clean."))
+                }
+                Preview::Ready(p) => {
+                    let w = p.stale.iter().map(|s| s.0.chars().count()).max().unwrap_or(0);
+                    lines.push(Line::raw(format!("Stale image caches ({}):", p.stale.len())));
+                    let items: Vec<Line> = p
+                        .stale
+                        .iter()
+                        .map(|(path, size)| Line::raw(format!("  - {path:<w$}   ({})", format_size(*size))))
+                        .collect();
+                    lines.extend(capped(items, list_room, t));
+                    if !p.kept.is_empty() {
+                        lines.push(Line::raw(""));
+                        lines.push(Line::styled(format!("Kept ({}):", p.kept.len()), t.warn()));
+                        let items: Vec<Line> = p
+                            .kept
+                            .iter()
+                            .map(|(path, why)| Line::raw(format!("  - {path}   ({why})")))
+                            .collect();
+                        lines.extend(capped(items, 4, t));
+                    }
+                    lines.push(Line::raw(""));
+                    lines.push(Line::styled(
+                        format!("Total reclaimable: {}", format_size(p.total)),
+                        t.accent(),
+                    ));
+                }
+            }
+            lines.push(Line::raw(""));
+            let ready = matches!(p, Preview::Ready(x) if !x.stale.is_empty());
+            lines.push(if ready {
+                buttons(app, "y/Enter", "prune")
+            } else {
+                Line::styled("[Esc] close", t.accent())
+            });
+            let h = (lines.len() as u16 + 2).min(area.height);
+            let r = centered(area, 78, h);
+            f.render_widget(Clear, r);
+            f.render_widget(Paragraph::new(lines).block(dialog(app, "Prune stale image caches")), r);
+        }
+        Modal::Cleanup(d) => {
+            let r = centered(area, 78, area.height.saturating_sub(2).min(24));
+            f.render_widget(Clear, r);
+            let blk = dialog(app, "Clean up VMs");
+            let inner = blk.inner(r);
+            f.render_widget(blk, r);
+            let [prefix_r, opts_r, _, body_r, btn_r] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Length(1),
+                Constraint::Length(1),
+                Constraint::Min(1),
+                Constraint::Length(1),
+            ])
+            .areas(inner);
+            let [label_r, input_r] =
+                Layout::horizontal([Constraint::Length(9), Constraint::Min(1)]).areas(prefix_r);
+            f.render_widget(Paragraph::new(Span::styled("Prefix:", t.accent())), label_r);
+            f.render_widget(&d.prefix, input_r);
+            f.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::styled("[Tab] ", t.accent()),
+                    Span::raw(format!(
+                        "--all: {}",
+                        if d.all { "on (every VM, prefix ignored)" } else { "off" }
+                    )),
+                ])),
+                opts_r,
+            );
+            let mut lines: Vec<Line> = Vec::new();
+            let room = usize::from(body_r.height).max(3);
+            match &d.preview {
+                Preview::Loading => lines.push(Line::from(vec![
+                    Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
+                    Span::raw(" computing targets (dry run)…"),
+                ])),
+                Preview::Failed(e) => lines.push(Line::styled(format!("Error: {e}"), t.error())),
+                Preview::Ready(p) => {
+                    for w in &p.warnings {
+                        lines.push(Line::styled(format!("Warning: {w}"), t.warn()));
+                    }
+                    if p.targets.is_empty() {
+                        lines.push(Line::raw("No matching VMs to clean."));
+                    } else {
+                        lines.push(Line::raw(format!("Targets ({}):", p.targets.len())));
+                        let w = p.targets.iter().map(|x| x.0.len()).max().unwrap_or(0);
+                        let items = p
+                            .targets
+                            .iter()
+                            .map(|(id, why)| {
+                                Line::from(vec![
+                                    Span::raw(format!("  - {id:<w$}  ")),
+                                    Span::styled(
+                                        why.clone(),
+                                        if why == "stale" { t.warn() } else { t.muted() },
+                                    ),
+                                ])
+                            })
+                            .collect();
+                        let cap = room.saturating_sub(2 + p.stale_resources.len().min(3)).max(2);
+                        lines.extend(capped(items, cap, t));
+                    }
+                    if !p.stale_resources.is_empty() {
+                        lines.push(Line::raw(format!(
+                            "Stale resources ({}):",
+                            p.stale_resources.len()
+                        )));
+                        let items = p
+                            .stale_resources
+                            .iter()
+                            .map(|s| Line::raw(format!("  - {s}")))
+                            .collect();
+                        lines.extend(capped(items, 3, t));
+                    }
+                }
+            }
+            f.render_widget(Paragraph::new(lines), body_r);
+            let ready = matches!(&d.preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
+            f.render_widget(
+                Paragraph::new(if ready {
+                    buttons(app, "Enter", "delete these")
+                } else {
+                    Line::styled("[Esc] close", t.accent())
+                }),
+                btn_r,
+            );
+        }
+        Modal::Delete(ids) | Modal::Stop(ids) => {
+            let (title, verb, what) = match m {
+                Modal::Delete(_) => (
+                    "Delete VMs",
+                    "delete",
+                    "Stops each VM and removes its TAP, nftables entries, state row, sockets, log and disk.",
+                ),
+                _ => ("Stop VMs", "stop", "Shuts each VM down (graceful first, then signals)."),
+            };
+            let mut lines = vec![Line::raw(format!("{} {} VM(s):", capitalize(verb), ids.len()))];
+            let items = ids.iter().map(|i| Line::raw(format!("  - {i}"))).collect();
+            lines.extend(capped(items, list_room, t));
+            lines.push(Line::raw(""));
+            lines.push(Line::styled(what, t.muted()));
+            lines.push(Line::raw(""));
+            lines.push(buttons(app, "y/Enter", verb));
+            let h = (lines.len() as u16 + 2).min(area.height);
+            let r = centered(area, 72, h);
+            f.render_widget(Clear, r);
+            f.render_widget(
+                Paragraph::new(lines).wrap(Wrap { trim: false }).block(dialog(app, title)),
+                r,
+            );
+        }
+        Modal::Start(form) => {
+            let r = centered(area, 72, 16);
+            f.render_widget(Clear, r);
+            let blk = dialog(app, "Start a sandbox");
+            let inner = blk.inner(r);
+            f.render_widget(blk, r);
+            let rows = Layout::vertical([Constraint::Length(1); 14]).split(inner);
+            let errors = field_errors(form);
+            let label = |i: usize, text: &str| {
+                let style = if form.field == i { t.accent() } else { t.header() };
+                Paragraph::new(Span::styled(
+                    format!("{}{text:<11}", if form.field == i { "› " } else { "  " }),
+                    style,
+                ))
+            };
+            let split = |r: Rect| {
+                let [l, v] =
+                    Layout::horizontal([Constraint::Length(13), Constraint::Min(1)]).areas(r);
+                (l, v)
+            };
+            let (l, v) = split(rows[0]);
+            f.render_widget(label(0, "Preset"), l);
+            let presets: Vec<Span> = PRESETS
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| {
+                    let s = if i == form.preset {
+                        t.selected()
+                    } else {
+                        t.muted()
+                    };
+                    [Span::styled(format!(" {p} "), s), Span::raw(" ")]
+                })
+                .collect();
+            f.render_widget(Paragraph::new(Line::from(presets)), v);
+            let fields = [
+                (1, "Name", &form.name, "optional; vm-<random> when empty"),
+                (2, "Memory MiB", &form.memory, ""),
+                (3, "CPUs", &form.cpus, ""),
+                (4, "Disk MiB", &form.disk, ""),
+            ];
+            for (row, (i, name, input, hint)) in fields.iter().enumerate() {
+                let (l, v) = split(rows[1 + row * 2]);
+                f.render_widget(label(*i, name), l);
+                f.render_widget(*input, v);
+                let note = match &errors[*i] {
+                    Some(e) => Span::styled(e.clone(), t.error()),
+                    None => Span::styled(hint.to_string(), t.muted()),
+                };
+                let (_, nv) = split(rows[2 + row * 2]);
+                f.render_widget(Paragraph::new(note), nv);
+            }
+            let ok = errors.iter().all(Option::is_none);
+            f.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::styled("[Tab/↑↓]", t.accent()),
+                    Span::raw(" field  "),
+                    Span::styled("[←→ on preset]", t.accent()),
+                    Span::raw(" choose  "),
+                    Span::styled("[Enter]", if ok { t.accent() } else { t.muted() }),
+                    Span::raw(if ok { " start  " } else { " (fix errors)  " }),
+                    Span::styled("[Esc]", t.accent()),
+                    Span::raw(" cancel"),
+                ])),
+                rows[11],
+            );
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}

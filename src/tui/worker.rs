@@ -1,0 +1,480 @@
+//! Effects become work here: each is a tokio task running the same core function as the
+//! headless command, reporting through a [`Progress`] sink into the app's message channel.
+//! Workers never touch the terminal.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::JoinHandle;
+
+use super::app::{
+    CleanupPreview, Effect, LogSource, Msg, PrunePreview, TaskItem, TaskState, TaskUpdate,
+};
+use super::data::{self, CpuSampler};
+use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
+use crate::core::progress::Progress;
+use crate::core::prune::{self, PruneEvent, PruneOptions};
+use crate::core::version::image_version;
+use crate::sys::env::Env;
+use crate::sys::paths::{display_path, Paths};
+
+/// How often VMs and `/proc` figures refresh without a file-system event.
+pub const FAST_REFRESH: Duration = Duration::from_secs(2);
+/// How often image caches and disk usage refresh without an event.
+pub const SLOW_REFRESH: Duration = Duration::from_secs(60);
+/// Lines of a console log kept in view.
+pub const LOG_TAIL: usize = 5000;
+
+pub struct Workers {
+    tx: UnboundedSender<Msg>,
+    env: Env,
+    cancels: HashMap<u64, Arc<AtomicBool>>,
+    refresh: mpsc::UnboundedSender<bool>,
+    log_task: Option<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Start the refresher (coalescing requests, so refreshes never pile up) and the
+    /// file-system watcher.
+    pub fn new(tx: UnboundedSender<Msg>, env: Env) -> Workers {
+        let (refresh, rx) = mpsc::unbounded_channel();
+        tokio::spawn(refresher(rx, tx.clone(), env.clone()));
+        tokio::spawn(watch(refresh.clone(), env.clone()));
+        Workers {
+            tx,
+            env,
+            cancels: HashMap::new(),
+            refresh,
+            log_task: None,
+        }
+    }
+
+    pub fn run(&mut self, fx: Effect) {
+        let tx = self.tx.clone();
+        let env = self.env.clone();
+        match fx {
+            Effect::Refresh { slow } => {
+                let _ = self.refresh.send(slow);
+            }
+            Effect::LoadLog(source) => {
+                if let Some(t) = self.log_task.take() {
+                    t.abort(); // a new selection cancels the previous follow
+                }
+                if let LogSource::Vm(id) = source {
+                    self.log_task = Some(tokio::spawn(follow_log(tx, env, id)));
+                }
+            }
+            Effect::PrunePreview => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Msg::PrunePreview(prune_preview(&env)));
+                });
+            }
+            Effect::CleanupPreview {
+                generation,
+                prefix,
+                all,
+            } => {
+                tokio::spawn(async move {
+                    let result = cleanup_preview(&env, prefix, all).await;
+                    let _ = tx.send(Msg::CleanupPreview { generation, result });
+                });
+            }
+            Effect::RunPrune { task } => {
+                let cancel = self.cancel_flag(task);
+                tokio::task::spawn_blocking(move || run_prune(task, &tx, &env, cancel));
+            }
+            Effect::RunCleanup { task, prefix, all } => {
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_cleanup(task, tx, env, cancel, Some(prefix), all, None));
+            }
+            Effect::RunDelete { task, ids } => {
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_cleanup(task, tx, env, cancel, None, false, Some(ids)));
+            }
+            Effect::RunStop { task, ids } => {
+                let _ = ids;
+                finish(
+                    &tx,
+                    task,
+                    TaskState::Failed,
+                    "stopping VMs needs the VM lifecycle (not in this build yet)".into(),
+                    Instant::now(),
+                );
+            }
+            Effect::RunStart { task, spec } => {
+                let _ = spec;
+                finish(
+                    &tx,
+                    task,
+                    TaskState::Failed,
+                    "starting VMs needs the VM lifecycle (not in this build yet)".into(),
+                    Instant::now(),
+                );
+            }
+            Effect::Cancel { task } => {
+                if let Some(c) = self.cancels.get(&task) {
+                    c.store(true, Ordering::Relaxed);
+                }
+            }
+            Effect::Copy(_) => {} // the event loop owns the terminal
+        }
+    }
+
+    fn cancel_flag(&mut self, task: u64) -> Arc<AtomicBool> {
+        let c = Arc::new(AtomicBool::new(false));
+        self.cancels.insert(task, c.clone());
+        c
+    }
+}
+
+fn send(tx: &UnboundedSender<Msg>, id: u64, update: TaskUpdate) {
+    let _ = tx.send(Msg::Task { id, update });
+}
+
+fn finish(tx: &UnboundedSender<Msg>, id: u64, state: TaskState, summary: String, t0: Instant) {
+    send(
+        tx,
+        id,
+        TaskUpdate::Finished {
+            state,
+            summary,
+            took_ms: t0.elapsed().as_millis() as u64,
+        },
+    );
+}
+
+async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Msg>, env: Env) {
+    let sampler = Arc::new(std::sync::Mutex::new(CpuSampler::default()));
+    let mut last_slow: Option<Instant> = None;
+    loop {
+        let want_slow = tokio::select! {
+            r = rx.recv() => match r { Some(s) => s, None => return },
+            _ = tokio::time::sleep(FAST_REFRESH) => false,
+        };
+        // Coalesce everything queued meanwhile into this one refresh.
+        let mut slow = want_slow;
+        while let Ok(s) = rx.try_recv() {
+            slow |= s;
+        }
+        slow |= last_slow.is_none_or(|t| t.elapsed() >= SLOW_REFRESH);
+        if slow {
+            last_slow = Some(Instant::now());
+        }
+        let (env, sampler) = (env.clone(), sampler.clone());
+        let snap = tokio::task::spawn_blocking(move || {
+            let mut s = sampler.lock().unwrap_or_else(|p| p.into_inner());
+            data::load(&env, &mut s, slow)
+        })
+        .await;
+        match snap {
+            Ok(s) => {
+                if tx.send(Msg::Snapshot(Box::new(s))).is_err() {
+                    return;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+}
+
+/// inotify on the data directory (state DB and its WAL, VM logs) and the images root:
+/// a change asks for a refresh (slow for images).
+async fn watch(refresh: mpsc::UnboundedSender<bool>, env: Env) {
+    use futures::StreamExt;
+    use inotify::{Inotify, WatchMask};
+    let paths = Paths::resolve(&env, None);
+    let Ok(ino) = Inotify::init() else { return };
+    let mask = WatchMask::MODIFY
+        | WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MOVED_TO
+        | WatchMask::MOVED_FROM;
+    let mut images = None;
+    for d in paths.data_dir_candidates() {
+        if d.is_dir() {
+            let _ = ino.watches().add(&d, mask);
+        }
+    }
+    if paths.images_root.is_dir() {
+        images = ino.watches().add(&paths.images_root, mask).ok();
+    }
+    let Ok(mut stream) = ino.into_event_stream([0u8; 4096]) else {
+        return;
+    };
+    while let Some(Ok(ev)) = stream.next().await {
+        let slow = images.as_ref() == Some(&ev.wd);
+        if refresh.send(slow).is_err() {
+            return;
+        }
+        // Debounce bursts (a WAL write is several events).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Follow a VM's console log (`<data dir>/<id>.log`): the last lines now, then again
+/// whenever the file grows or is replaced.
+async fn follow_log(tx: UnboundedSender<Msg>, env: Env, id: String) {
+    let paths = Paths::resolve(&env, None);
+    let file = paths
+        .data_dir_candidates()
+        .into_iter()
+        .map(|d| d.join(format!("{id}.log")))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            paths
+                .data_dir_candidates()
+                .first()
+                .cloned()
+                .unwrap_or_default()
+                .join(format!("{id}.log"))
+        });
+    let mut last: Option<(u64, u64)> = None;
+    loop {
+        let meta = std::fs::metadata(&file)
+            .ok()
+            .map(|m| (m.len(), std::os::unix::fs::MetadataExt::ino(&m)));
+        if meta != last {
+            last = meta;
+            let lines = tail(&file, LOG_TAIL);
+            if tx
+                .send(Msg::Log {
+                    source: LogSource::Vm(id.clone()),
+                    lines,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The last `n` lines of a file (lossy UTF-8), reading at most the last 4 MiB.
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(4 << 20);
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<String> = text
+        .lines()
+        .skip(usize::from(start > 0))
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    if lines.len() > n {
+        lines.drain(..lines.len() - n);
+    }
+    lines
+}
+
+fn prune_opts(env: &Env, dry_run: bool) -> (PruneOptions, PathBuf) {
+    let paths = Paths::resolve(env, None);
+    (
+        PruneOptions::new(&paths, image_version(env), dry_run),
+        paths.home,
+    )
+}
+
+fn prune_preview(env: &Env) -> Result<PrunePreview, String> {
+    let (opts, home) = prune_opts(env, true);
+    let plan = prune::plan(&opts).map_err(|e| e.message)?;
+    let shown = |p: &Path, link: bool| {
+        let s = display_path(p, &home);
+        if link {
+            s
+        } else {
+            format!("{s}/")
+        }
+    };
+    Ok(PrunePreview {
+        total: plan.reclaimable_bytes(),
+        stale: plan
+            .stale
+            .iter()
+            .map(|s| (shown(&s.path, s.is_symlink), s.size_bytes))
+            .collect(),
+        kept: plan
+            .kept
+            .iter()
+            .map(|k| (shown(&k.path, k.is_symlink), k.reason.to_string()))
+            .collect(),
+    })
+}
+
+fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<AtomicBool>) {
+    let t0 = Instant::now();
+    let (opts, home) = prune_opts(env, false);
+    send(tx, task, TaskUpdate::Phase("scanning".into()));
+    let ptx = tx.clone();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = Progress::new(move |ev: PruneEvent| {
+        let shown = |p: &Path| display_path(p, &home);
+        if let PruneEvent::Planned { stale, .. } = &ev {
+            total.store(*stale as u64, Ordering::Relaxed);
+            send(&ptx, task, TaskUpdate::Phase("removing".into()));
+            send(&ptx, task, TaskUpdate::Progress { done: 0, total: *stale as u64 });
+        }
+        if let Some(item) = ev_item(&ev, &shown) {
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            send(&ptx, task, TaskUpdate::Item(item));
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Progress {
+                    done: n,
+                    total: total.load(Ordering::Relaxed),
+                },
+            );
+        }
+    })
+    .with_cancel(cancel);
+    match prune::run(&opts, &progress) {
+        Ok(r) => {
+            let state = if r.cancelled {
+                TaskState::Cancelled
+            } else if r.failed.is_empty() {
+                TaskState::Done
+            } else {
+                TaskState::Failed
+            };
+            let mut summary = format!(
+                "reclaimed {} ({} removed",
+                crate::core::units::format_size(r.freed_bytes()),
+                r.removed.len()
+            );
+            if !r.failed.is_empty() {
+                summary.push_str(&format!(", {} failed", r.failed.len()));
+            }
+            summary.push(')');
+            finish(tx, task, state, summary, t0);
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+fn ev_item(ev: &PruneEvent, shown: &dyn Fn(&Path) -> String) -> Option<TaskItem> {
+    match ev {
+        PruneEvent::Removed(c) => Some(TaskItem {
+            name: shown(&c.path),
+            ok: true,
+            detail: crate::core::units::format_size(c.size_bytes),
+        }),
+        PruneEvent::Failed { cache, error } => Some(TaskItem {
+            name: shown(&cache.path),
+            ok: false,
+            detail: error.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn cleanup_opts(env: &Env, prefix: Option<String>, all: bool, dry_run: bool) -> Result<CleanupOptions, String> {
+    let paths = Paths::resolve(env, None);
+    CleanupOptions::new(&paths, env, all, prefix, dry_run).map_err(|e| e.message)
+}
+
+async fn cleanup_preview(env: &Env, prefix: String, all: bool) -> Result<CleanupPreview, String> {
+    let opts = cleanup_opts(env, Some(prefix), all, true)?;
+    let plan = cleanup::prepare(opts).await.map_err(|e| e.message)?;
+    let mut warnings = plan.warnings.clone();
+    if let Some(c) = &plan.corruption {
+        warnings.push(format!("state database is corrupt ({}); cleanup will move it aside", c.reason));
+    }
+    Ok(CleanupPreview {
+        targets: plan
+            .targets
+            .iter()
+            .map(|t| (t.vm.id.clone(), t.reason.as_str().to_string()))
+            .collect(),
+        stale_resources: plan
+            .stale_resources
+            .iter()
+            .map(|r| format!("{} {}", r.kind.as_str(), r.name))
+            .collect(),
+        warnings,
+    })
+}
+
+async fn run_cleanup(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    env: Env,
+    cancel: Arc<AtomicBool>,
+    prefix: Option<String>,
+    all: bool,
+    only: Option<Vec<String>>,
+) {
+    let t0 = Instant::now();
+    let mut opts = match cleanup_opts(&env, prefix, all, false) {
+        Ok(o) => o,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    opts.only = only;
+    send(&tx, task, TaskUpdate::Phase("reconciling".into()));
+    let plan = match cleanup::prepare(opts).await {
+        Ok(p) => p,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    let total = (plan.targets.len() + plan.stale_resources.len()) as u64;
+    send(&tx, task, TaskUpdate::Phase("deleting".into()));
+    send(&tx, task, TaskUpdate::Progress { done: 0, total });
+    let ptx = tx.clone();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = Progress::new(move |ev: CleanupEvent| {
+        let item = match ev {
+            CleanupEvent::Deleted { vm_id } => TaskItem {
+                name: vm_id,
+                ok: true,
+                detail: "deleted".into(),
+            },
+            CleanupEvent::Failed { vm_id, error } => TaskItem {
+                name: vm_id,
+                ok: false,
+                detail: error,
+            },
+            CleanupEvent::Cleaned(r) => TaskItem {
+                name: format!("{} {}", r.kind.as_str(), r.name),
+                ok: true,
+                detail: "cleaned".into(),
+            },
+            CleanupEvent::CleanFailed { resource, error } => TaskItem {
+                name: format!("{} {}", resource.kind.as_str(), resource.name),
+                ok: false,
+                detail: error,
+            },
+        };
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        send(&ptx, task, TaskUpdate::Item(item));
+        send(&ptx, task, TaskUpdate::Progress { done: n, total });
+    })
+    .with_cancel(cancel);
+    let report = cleanup::execute(plan, &progress).await;
+    let failures = report.failure_count();
+    let state = if report.cancelled {
+        TaskState::Cancelled
+    } else if failures == 0 {
+        TaskState::Done
+    } else {
+        TaskState::Failed
+    };
+    let cleaned = report.stale_resources.iter().filter(|(_, e)| e.is_none()).count();
+    let mut summary = format!("{} VM(s) deleted", report.deleted.len());
+    if cleaned > 0 {
+        summary.push_str(&format!(", {cleaned} stale resource(s) cleaned"));
+    }
+    if failures > 0 {
+        summary.push_str(&format!(", {failures} failure(s)"));
+    }
+    finish(&tx, task, state, summary, t0);
+}
