@@ -49,11 +49,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                 crate::tui::run(cli.readonly)
             } else {
                 // Scripts get the help text, not a dashboard.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{}",
-                    Cli::command().render_help()
-                );
+                let _ = writeln!(std::io::stderr(), "{}", Cli::command().render_help());
                 2
             }
         }

@@ -55,28 +55,28 @@ pub struct HostFacts {
 /// Find an executable on `PATH`.
 pub fn which(env: &Env, name: &str) -> Option<PathBuf> {
     let path = env.get("PATH")?;
-    std::env::split_paths(path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    std::env::split_paths(path).map(|d| d.join(name)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 pub fn probe(env: &Env) -> HostFacts {
     let kvm = KvmKind::detect(Path::new("/sys/module"), Path::new("/dev/kvm"));
     HostFacts {
         kvm,
-        accel: if kvm == KvmKind::Hardware { "kvm" } else { "tcg" },
+        accel: if kvm == KvmKind::Hardware {
+            "kvm"
+        } else {
+            "tcg"
+        },
         qemu: which(env, "qemu-system-x86_64").or_else(|| which(env, "qemu-system-aarch64")),
         firecracker: env
             .get("SMOLVM_FIRECRACKER_BIN")
             .map(PathBuf::from)
             .filter(|p| p.is_file())
             .or_else(|| which(env, "firecracker"))
-            .or_else(|| {
-                Some(env.home().join(".smolvm/bin/firecracker")).filter(|p| p.is_file())
-            }),
+            .or_else(|| Some(env.home().join(".smolvm/bin/firecracker")).filter(|p| p.is_file())),
         root: env.is_root(),
     }
 }

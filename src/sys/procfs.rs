@@ -116,7 +116,10 @@ pub struct ProcStats {
 /// Read `/proc/<pid>/stat`; `None` if the process is gone.
 pub fn stats(pid: i32) -> Option<ProcStats> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
+    let rest: Vec<&str> = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .collect();
     let num = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok());
     // Fields after the command: state is index 0, utime 11, stime 12, starttime 19, rss 21.
     Some(ProcStats {

@@ -175,26 +175,49 @@ pub enum Modal {
     Filter(TextArea<'static>),
     Search(TextArea<'static>),
     Prune(Preview<PrunePreview>),
-    Cleanup(CleanupDialog),
+    Cleanup(Box<CleanupDialog>),
     Delete(Vec<String>),
     Stop(Vec<String>),
-    Start(StartForm),
+    Start(Box<StartForm>),
     QuitConfirm,
 }
 
 /// What the event loop must do after an update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    Refresh { slow: bool },
+    Refresh {
+        slow: bool,
+    },
     LoadLog(LogSource),
     PrunePreview,
-    CleanupPreview { generation: u64, prefix: String, all: bool },
-    RunPrune { task: u64 },
-    RunCleanup { task: u64, prefix: String, all: bool },
-    RunDelete { task: u64, ids: Vec<String> },
-    RunStop { task: u64, ids: Vec<String> },
-    RunStart { task: u64, spec: StartSpec },
-    Cancel { task: u64 },
+    CleanupPreview {
+        generation: u64,
+        prefix: String,
+        all: bool,
+    },
+    RunPrune {
+        task: u64,
+    },
+    RunCleanup {
+        task: u64,
+        prefix: String,
+        all: bool,
+    },
+    RunDelete {
+        task: u64,
+        ids: Vec<String>,
+    },
+    RunStop {
+        task: u64,
+        ids: Vec<String>,
+    },
+    RunStart {
+        task: u64,
+        spec: StartSpec,
+    },
+    Cancel {
+        task: u64,
+    },
     Copy(String),
 }
 
@@ -202,21 +225,39 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskUpdate {
     Phase(String),
-    Progress { done: u64, total: u64 },
+    Progress {
+        done: u64,
+        total: u64,
+    },
     Item(TaskItem),
-    Finished { state: TaskState, summary: String, took_ms: u64 },
+    Finished {
+        state: TaskState,
+        summary: String,
+        took_ms: u64,
+    },
     /// A start finished: select this VM.
-    Started { vm_id: String },
+    Started {
+        vm_id: String,
+    },
 }
 
 /// Messages from workers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     Snapshot(Box<Snapshot>),
-    Log { source: LogSource, lines: Vec<String> },
+    Log {
+        source: LogSource,
+        lines: Vec<String>,
+    },
     PrunePreview(Result<PrunePreview, String>),
-    CleanupPreview { generation: u64, result: Result<CleanupPreview, String> },
-    Task { id: u64, update: TaskUpdate },
+    CleanupPreview {
+        generation: u64,
+        result: Result<CleanupPreview, String>,
+    },
+    Task {
+        id: u64,
+        update: TaskUpdate,
+    },
 }
 
 /// Everything `update` reacts to.
@@ -255,6 +296,7 @@ pub struct App {
     /// A VM to select as soon as a snapshot shows it (a start just finished).
     pub pending_select: Option<String>,
     next_id: u64,
+    generation: u64,
     version: u64,
 }
 
@@ -308,6 +350,7 @@ impl App {
             should_quit: false,
             pending_select: None,
             next_id: 1,
+            generation: 0,
             version: 0,
         };
         let problems: Vec<String> = app
@@ -343,14 +386,8 @@ impl App {
     /// Something animates (a spinner), so the loop should tick.
     pub fn animating(&self) -> bool {
         self.running_tasks() > 0
-            || matches!(
-                &self.modal,
-                Some(Modal::Prune(Preview::Loading))
-                    | Some(Modal::Cleanup(CleanupDialog {
-                        preview: Preview::Loading,
-                        ..
-                    }))
-            )
+            || matches!(&self.modal, Some(Modal::Prune(Preview::Loading)))
+            || matches!(&self.modal, Some(Modal::Cleanup(d)) if d.preview == Preview::Loading)
     }
 
     /// VM rows after filter and sort, as shown.
@@ -677,14 +714,14 @@ impl App {
             Action::ClearMarks => self.vm_list.marks.clear(),
             Action::Start => {
                 if !self.refuse_readonly("start") {
-                    self.modal = Some(Modal::Start(StartForm {
+                    self.modal = Some(Modal::Start(Box::new(StartForm {
                         preset: 0,
                         field: 0,
                         name: line_input(""),
                         memory: line_input("2048"),
                         cpus: line_input("2"),
                         disk: line_input("8192"),
-                    }));
+                    })));
                 }
             }
             Action::Stop => {
@@ -751,7 +788,11 @@ impl App {
     fn step(&mut self, pane: Pane, by: isize) {
         if pane == Pane::Logs {
             let max = self.logs.lines.len().saturating_sub(1);
-            let cur = if self.logs.follow { max } else { self.logs.scroll };
+            let cur = if self.logs.follow {
+                max
+            } else {
+                self.logs.scroll
+            };
             self.logs.scroll = cur.saturating_add_signed(by).min(max);
             self.logs.follow = self.logs.scroll >= max && by > 0;
             return;
@@ -794,7 +835,11 @@ impl App {
                 .map(|(i, _)| i)
                 .collect()
         };
-        if self.logs.current.is_some_and(|c| c >= self.logs.matches.len()) {
+        if self
+            .logs
+            .current
+            .is_some_and(|c| c >= self.logs.matches.len())
+        {
             self.logs.current = None;
         }
     }
@@ -822,14 +867,14 @@ impl App {
     }
 
     fn open_cleanup(&mut self, prefix: &str, all: bool) -> Vec<Effect> {
-        self.next_id += 1;
-        let generation = self.next_id;
-        self.modal = Some(Modal::Cleanup(CleanupDialog {
+        self.generation += 1;
+        let generation = self.generation;
+        self.modal = Some(Modal::Cleanup(Box::new(CleanupDialog {
             prefix: line_input(prefix),
             all,
             generation,
             preview: Preview::Loading,
-        }));
+        })));
         vec![Effect::CleanupPreview {
             generation,
             prefix: prefix.to_string(),
@@ -876,7 +921,9 @@ impl App {
                 }
                 if enter {
                     match &d.preview {
-                        Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
+                        Preview::Ready(p)
+                            if !p.targets.is_empty() || !p.stale_resources.is_empty() =>
+                        {
                             let prefix = text_of(&d.prefix);
                             let what = if d.all {
                                 "cleanup --all".to_string()
@@ -902,7 +949,8 @@ impl App {
                     }
                 }
                 let toggled = k.code == KeyCode::Tab
-                    || (k.code == KeyCode::Char('a') && k.modifiers.contains(KeyModifiers::CONTROL));
+                    || (k.code == KeyCode::Char('a')
+                        && k.modifiers.contains(KeyModifiers::CONTROL));
                 let before = (text_of(&d.prefix), d.all);
                 if toggled {
                     d.all = !d.all;
@@ -912,8 +960,8 @@ impl App {
                 let after = (text_of(&d.prefix), d.all);
                 if after != before {
                     // Live preview: a new dry run; a late answer to an old one is ignored.
-                    self.next_id += 1;
-                    d.generation = self.next_id;
+                    self.generation += 1;
+                    d.generation = self.generation;
                     d.preview = Preview::Loading;
                     let fx = vec![Effect::CleanupPreview {
                         generation: d.generation,
@@ -927,7 +975,8 @@ impl App {
             }
             Modal::Delete(ids) => {
                 if yes {
-                    let task = self.new_task(TaskKind::Delete, format!("delete {}", ids.join(", ")));
+                    let task =
+                        self.new_task(TaskKind::Delete, format!("delete {}", ids.join(", ")));
                     self.vm_list.marks.clear();
                     self.focus(Pane::Tasks);
                     return vec![Effect::RunDelete { task, ids }];
@@ -1014,16 +1063,19 @@ impl App {
                     KeyCode::BackTab | KeyCode::Up if f.field > 0 || k.code == KeyCode::BackTab => {
                         f.field = (f.field + 4) % 5;
                     }
-                    KeyCode::Enter => match validate(&f) {
-                        Ok(spec) => {
-                            let task = self.new_task(TaskKind::Start, format!("start {}", spec.preset));
+                    KeyCode::Enter => {
+                        // An invalid form stays open, its errors shown under the fields.
+                        if let Some(spec) = validate(&f) {
+                            let task =
+                                self.new_task(TaskKind::Start, format!("start {}", spec.preset));
                             self.focus(Pane::Tasks);
                             return vec![Effect::RunStart { task, spec }];
                         }
-                        Err(_) => {}
-                    },
+                    }
                     _ if f.field == 0 => match k.code {
-                        KeyCode::Char('j') | KeyCode::Right => f.preset = (f.preset + 1) % PRESETS.len(),
+                        KeyCode::Char('j') | KeyCode::Right => {
+                            f.preset = (f.preset + 1) % PRESETS.len()
+                        }
                         KeyCode::Char('k') | KeyCode::Left => {
                             f.preset = (f.preset + PRESETS.len() - 1) % PRESETS.len()
                         }
@@ -1054,8 +1106,15 @@ impl App {
         let fx = match (cmd, rest.as_slice()) {
             ("prune", []) => self.act(Action::Prune),
             ("cleanup", []) => self.act(Action::Cleanup),
-            ("cleanup", ["--all"]) if !self.refuse_readonly("cleanup") => self.open_cleanup("vm-", true),
-            ("cleanup", [p]) if !self.refuse_readonly("cleanup") => self.open_cleanup(p, false),
+            ("cleanup", [arg]) => {
+                if self.refuse_readonly("cleanup") {
+                    Vec::new()
+                } else if *arg == "--all" {
+                    self.open_cleanup("vm-", true)
+                } else {
+                    self.open_cleanup(arg, false)
+                }
+            }
             ("start", [p]) => {
                 let canonical = crate::core::images::canonical_preset(p);
                 let i = PRESETS
@@ -1104,7 +1163,10 @@ impl App {
         let a = self.areas();
         let hit = |r: Option<Rect>| {
             r.filter(|r| {
-                m.column >= r.x && m.column < r.x + r.width && m.row >= r.y && m.row < r.y + r.height
+                m.column >= r.x
+                    && m.column < r.x + r.width
+                    && m.row >= r.y
+                    && m.row < r.y + r.height
             })
         };
         let panes = [
@@ -1113,10 +1175,7 @@ impl App {
             (Pane::Logs, a.logs),
             (Pane::Tasks, a.tasks),
         ];
-        let Some((pane, rect)) = panes
-            .into_iter()
-            .find_map(|(p, r)| hit(r).map(|r| (p, r)))
-        else {
+        let Some((pane, rect)) = panes.into_iter().find_map(|(p, r)| hit(r).map(|r| (p, r))) else {
             return Vec::new();
         };
         match m.kind {
@@ -1151,7 +1210,11 @@ impl App {
                 let selected_id = self.selected_vm().map(|r| r.info.id.clone());
                 self.vms = s.vms;
                 if s.slow.is_some() {
-                    self.images = s.slow.as_ref().map(|x| x.images.clone()).unwrap_or_default();
+                    self.images = s
+                        .slow
+                        .as_ref()
+                        .map(|x| x.images.clone())
+                        .unwrap_or_default();
                     self.slow = s.slow;
                 }
                 for e in &s.errors {
@@ -1279,20 +1342,20 @@ pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
     [
         None,
         (!name.is_empty() && !crate::sys::process::is_vm_id(&name))
-            .then(|| "name: lowercase letters, digits, - and _ (1-64), starting and ending with a letter or digit".to_string()),
+            .then(|| "name: a-z 0-9 - _, up to 64, letter/digit at both ends".to_string()),
         num(&f.memory, 128, 16384, "memory MiB"),
         num(&f.cpus, 1, 32, "CPUs"),
         num(&f.disk, 1024, 1_048_576, "disk MiB"),
     ]
 }
 
-fn validate(f: &StartForm) -> Result<StartSpec, ()> {
+fn validate(f: &StartForm) -> Option<StartSpec> {
     if field_errors(f).iter().any(Option::is_some) {
-        return Err(());
+        return None;
     }
     let n = |t: &TextArea<'_>| text_of(t).trim().parse::<u32>().unwrap_or(0);
     let name = text_of(&f.name);
-    Ok(StartSpec {
+    Some(StartSpec {
         preset: PRESETS[f.preset].to_string(),
         name: (!name.is_empty()).then_some(name),
         memory_mib: n(&f.memory),

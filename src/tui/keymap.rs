@@ -234,7 +234,8 @@ pub struct Key {
 
 impl Key {
     pub fn from_event(ev: &KeyEvent) -> Key {
-        let mut mods = ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut mods =
+            ev.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         let code = match ev.code {
             KeyCode::Char(c) => {
                 mods.remove(KeyModifiers::SHIFT);
@@ -299,7 +300,9 @@ impl Key {
                 "end" => KeyCode::End,
                 "pageup" => KeyCode::PageUp,
                 "pagedown" => KeyCode::PageDown,
-                f if f.starts_with('f') && f[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)) => {
+                f if f.starts_with('f')
+                    && f[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)) =>
+                {
                     KeyCode::F(f[1..].parse().unwrap_or(1))
                 }
                 _ => return Err(format!("unknown key '{s}'")),
@@ -369,7 +372,11 @@ impl Keymap {
         let table = parse_table(DEFAULT_KEYMAP).expect("assets/keymap.toml parses");
         km.apply(&table, "assets/keymap.toml");
         assert!(km.problems.is_empty(), "default keymap: {:?}", km.problems);
-        assert!(km.clashes().is_empty(), "default keymap clashes: {:?}", km.clashes());
+        assert!(
+            km.clashes().is_empty(),
+            "default keymap clashes: {:?}",
+            km.clashes()
+        );
         km
     }
 
@@ -451,9 +458,9 @@ impl Keymap {
                 for k in keys {
                     match Key::parse(k) {
                         Ok(key) => parsed.push(key),
-                        Err(e) => self
-                            .problems
-                            .push(format!("{origin}: {scope_name}.{action_name}: {e}; ignored")),
+                        Err(e) => self.problems.push(format!(
+                            "{origin}: {scope_name}.{action_name}: {e}; ignored"
+                        )),
                     }
                 }
                 if !parsed.is_empty() || keys.is_empty() {
@@ -560,7 +567,13 @@ mod tests {
     #[test]
     fn parses_and_shows_keys() {
         assert_eq!(key("ctrl-c").display(), "Ctrl-c");
-        assert_eq!(key("G"), Key { code: KeyCode::Char('G'), mods: KeyModifiers::NONE });
+        assert_eq!(
+            key("G"),
+            Key {
+                code: KeyCode::Char('G'),
+                mods: KeyModifiers::NONE
+            }
+        );
         assert_eq!(key("shift-g"), key("G"));
         assert_eq!(key("shift-tab"), key("backtab"));
         assert_eq!(key("space").display(), "Space");
@@ -580,7 +593,11 @@ mod tests {
         // `d` is delete in the VMs pane: binding prune to it globally clashes there.
         let km = Keymap::with_user("[global]\nprune = [\"d\"]\n", "user.toml");
         assert_eq!(km.problems.len(), 1, "{:?}", km.problems);
-        assert!(km.problems[0].contains("key d is bound to both"), "{}", km.problems[0]);
+        assert!(
+            km.problems[0].contains("key d is bound to both"),
+            "{}",
+            km.problems[0]
+        );
         assert!(km.problems[0].contains("keeping the default for global.prune"));
         assert_eq!(km.lookup(Scope::Vms, &key("p")), Some(Action::Prune));
         assert_eq!(km.lookup(Scope::Vms, &key("d")), Some(Action::Delete));
@@ -589,7 +606,10 @@ mod tests {
 
     #[test]
     fn bad_user_files_are_reported_not_ignored() {
-        let km = Keymap::with_user("[vms]\nfly = [\"f\"]\nstop = [\"hyper-s\"]\n[nope]\n", "u.toml");
+        let km = Keymap::with_user(
+            "[vms]\nfly = [\"f\"]\nstop = [\"hyper-s\"]\n[nope]\n",
+            "u.toml",
+        );
         assert_eq!(km.problems.len(), 3, "{:?}", km.problems);
         assert_eq!(km.lookup(Scope::Vms, &key("s")), Some(Action::Stop));
         let km = Keymap::with_user("not toml [", "u.toml");

@@ -58,7 +58,9 @@ fn restore_terminal() {
 /// Run the dashboard until the user quits; returns the exit code.
 pub fn run(readonly: bool) -> i32 {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!("Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)");
+        eprintln!(
+            "Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)"
+        );
         return 2;
     }
     let env = Env::from_process();
@@ -94,6 +96,20 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
     execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let mut app = new_app(&env, readonly);
+    let paths = crate::sys::paths::Paths::resolve(&env, None);
+    app.log(format!(
+        "smolvm {} dashboard: state in {}, images in {}",
+        crate::core::version::CRATE_VERSION,
+        paths
+            .data_dir_candidates()
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        paths.images_root.display()
+    ));
+    if readonly {
+        app.log("read-only mode: prune, cleanup, start, stop and delete are disabled");
+    }
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -148,7 +164,11 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

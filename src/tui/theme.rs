@@ -106,7 +106,11 @@ impl Theme {
         }
     }
     pub fn search_match(&self) -> Style {
-        match (self.color, self.colors.get("match_bg"), self.colors.get("match_fg")) {
+        match (
+            self.color,
+            self.colors.get("match_bg"),
+            self.colors.get("match_fg"),
+        ) {
             (true, Some(bg), Some(fg)) => Style::new().bg(*bg).fg(*fg),
             _ => Style::new().add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
         }
@@ -140,7 +144,11 @@ mod tests {
 
     #[test]
     fn user_colours_override_and_bad_ones_are_reported() {
-        let t = Theme::with_user(Some("ok = \"#00ff00\"\nerror = \"mauve-ish\"\n"), "t.toml", false);
+        let t = Theme::with_user(
+            Some("ok = \"#00ff00\"\nerror = \"mauve-ish\"\n"),
+            "t.toml",
+            false,
+        );
         assert_eq!(t.ok(), Style::new().fg(Color::Rgb(0, 255, 0)));
         assert_eq!(t.problems.len(), 1);
         assert!(t.problems[0].contains("error = \"mauve-ish\""));

@@ -80,7 +80,11 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
                 t.warn()
             };
             l1.push(Span::styled(
-                format!("KVM: {} → {}", s.host.kvm.label(), s.host.accel.to_uppercase()),
+                format!(
+                    "KVM: {} → {}",
+                    s.host.kvm.label(),
+                    s.host.accel.to_uppercase()
+                ),
                 kvm_style,
             ));
             l1.push(sep());
@@ -108,6 +112,9 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
     if app.readonly {
         l1.push(sep());
         l1.push(Span::styled("READ-ONLY", t.warn()));
+    }
+    if Line::from(l1.clone()).width() > usize::from(r.width) {
+        l1 = compact_header(app);
     }
     let running = app.running_tasks();
     let l2 = if let Some(s) = &app.status {
@@ -143,6 +150,39 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
     f.render_widget(Paragraph::new(vec![Line::from(l1), l2]), r);
 }
 
+/// The header for narrow terminals: same facts, fewer words.
+fn compact_header(app: &App) -> Vec<Span<'static>> {
+    let t = &app.theme;
+    let mut v = vec![Span::styled(
+        format!("smolvm {}", crate::core::version::CRATE_VERSION),
+        t.accent(),
+    )];
+    if let Some(s) = &app.slow {
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        v.push(Span::raw(" "));
+        v.push(Span::styled(
+            format!("{}→{}", s.host.kvm.label(), s.host.accel.to_uppercase()),
+            if s.host.kvm == crate::core::host::KvmKind::Hardware {
+                t.ok()
+            } else {
+                t.warn()
+            },
+        ));
+        v.push(Span::raw(format!(
+            " qemu{} fc{} {} │ {} · frees {}",
+            mark(s.host.qemu.is_some()),
+            mark(s.host.firecracker.is_some()),
+            if s.host.root { "root" } else { "user" },
+            format_size(s.smolvm_bytes),
+            format_size(s.reclaimable_bytes)
+        )));
+    }
+    if app.readonly {
+        v.push(Span::styled(" RO", t.warn()));
+    }
+    v
+}
+
 fn fmt_duration(secs: u64) -> String {
     match secs {
         0..=59 => format!("{secs}s"),
@@ -172,6 +212,29 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
             sort_title(&VM_COLUMNS, app.vm_list.sort_col, app.vm_list.sort_desc)
         ));
     }
+    let blk = block(app, Pane::Vms, title);
+    if view.is_empty() {
+        let msg = if app.vms.is_empty() {
+            format!(
+                "No VMs. Press {} to start a preset.",
+                app.keymap.hint(Scope::Vms, Action::Start)
+            )
+        } else {
+            "No VMs match the filter (Esc clears it).".to_string()
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    // ID STATUS BACKEND PRESET IP SSH PID UPTIME CPU% RSS; the ID column takes the slack.
+    let id_w = view
+        .iter()
+        .map(|v| v.info.id.chars().count() + 2)
+        .max()
+        .unwrap_or(0)
+        .clamp(12, 40) as u16;
+    let w: [u16; 10] = [id_w, 15, 11, 11, 14, 5, 7, 7, 5, 7];
+    const PRIORITY: [usize; 10] = [0, 1, 4, 5, 3, 6, 2, 7, 8, 9];
+    let cols = super::layout::fit_columns(&w, &PRIORITY, r.width.saturating_sub(2));
     let visible = usize::from(r.height.saturating_sub(3));
     let offset = scroll_offset(app.vm_list.selected, visible);
     let rows: Vec<Row> = view
@@ -182,7 +245,7 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
         .map(|(i, v)| {
             let marked = app.vm_list.marks.contains(&v.info.id);
             let dash = || "-".to_string();
-            let cells = vec![
+            let all = [
                 Cell::from(format!("{}{}", if marked { "● " } else { "" }, v.info.id)),
                 Cell::from(Span::styled(
                     v.info.shown_status(),
@@ -197,7 +260,7 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
                 Cell::from(v.cpu_pct.map_or_else(dash, |c| format!("{c:.1}"))),
                 Cell::from(v.rss_bytes.map_or_else(dash, format_size)),
             ];
-            let mut row = Row::new(cells);
+            let mut row = Row::new(pick(all, &cols));
             if marked {
                 row = row.style(t.marked());
             }
@@ -209,33 +272,25 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
             row
         })
         .collect();
-    let widths = [
-        Constraint::Min(12),
-        Constraint::Length(15),
-        Constraint::Length(11),
-        Constraint::Length(11),
-        Constraint::Length(12),
-        Constraint::Length(5),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(5),
-        Constraint::Length(7),
-    ];
-    let head = Row::new(VM_COLUMNS.iter().map(|c| Cell::from(*c))).style(t.muted());
-    let blk = block(app, Pane::Vms, title);
-    if view.is_empty() {
-        let msg = if app.vms.is_empty() {
-            format!(
-                "No VMs. Press {} to start a preset.",
-                app.keymap.hint(Scope::Vms, Action::Start)
-            )
-        } else {
-            "No VMs match the filter (Esc clears it).".to_string()
-        };
-        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
-        return;
-    }
-    f.render_widget(Table::new(rows, widths).header(head).block(blk).column_spacing(1), r);
+    let widths: Vec<Constraint> = cols.iter().map(|&c| Constraint::Length(w[c])).collect();
+    let head = Row::new(pick(VM_COLUMNS.map(Cell::from), &cols)).style(t.muted());
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(head)
+            .block(blk)
+            .column_spacing(1),
+        r,
+    );
+}
+
+/// The cells of the chosen columns, in order.
+fn pick<'a, const N: usize>(cells: [Cell<'a>; N], cols: &[usize]) -> Vec<Cell<'a>> {
+    cells
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| cols.contains(i))
+        .map(|(_, c)| c)
+        .collect()
 }
 
 fn images(f: &mut Frame, app: &App, r: Rect) {
@@ -248,7 +303,11 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     if app.image_list.sort_col != 0 || app.image_list.sort_desc {
         title.push_str(&format!(
             " · {}",
-            sort_title(&IMAGE_COLUMNS, app.image_list.sort_col, app.image_list.sort_desc)
+            sort_title(
+                &IMAGE_COLUMNS,
+                app.image_list.sort_col,
+                app.image_list.sort_desc
+            )
         ));
     }
     let blk = block(app, Pane::Images, title);
@@ -261,6 +320,16 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
         f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
         return;
     }
+    // VERSION IMAGE ARCH VMM SIZE STATE; IMAGE and STATE take the slack.
+    let name_w = view
+        .iter()
+        .map(|i| i.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(16, 44) as u16;
+    let w: [u16; 6] = [9, name_w, 6, 11, 8, 10];
+    const PRIORITY: [usize; 6] = [1, 0, 4, 5, 3, 2];
+    let cols = super::layout::fit_columns(&w, &PRIORITY, r.width.saturating_sub(2));
     let visible = usize::from(r.height.saturating_sub(3));
     let offset = scroll_offset(app.image_list.selected, visible);
     let rows: Vec<Row> = view
@@ -281,30 +350,38 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
             } else {
                 t.muted()
             };
-            let mut row = Row::new(vec![
-                Cell::from(im.version.clone()),
-                Cell::from(im.name.clone()),
-                Cell::from(im.arch.clone()),
-                Cell::from(im.vmm.clone()),
-                Cell::from(format_size(im.size_bytes)),
-                Cell::from(Span::styled(state, style)),
-            ]);
+            let mut row = Row::new(pick(
+                [
+                    Cell::from(im.version.clone()),
+                    Cell::from(im.name.clone()),
+                    Cell::from(im.arch.clone()),
+                    Cell::from(im.vmm.clone()),
+                    Cell::from(format_size(im.size_bytes)),
+                    Cell::from(Span::styled(state, style)),
+                ],
+                &cols,
+            ));
             if i == app.image_list.selected && app.focus == Pane::Images {
                 row = row.style(t.selected());
             }
             row
         })
         .collect();
-    let widths = [
-        Constraint::Length(9),
-        Constraint::Min(16),
-        Constraint::Length(6),
-        Constraint::Length(11),
-        Constraint::Length(8),
-        Constraint::Min(10),
-    ];
-    let head = Row::new(IMAGE_COLUMNS.iter().map(|c| Cell::from(*c))).style(t.muted());
-    f.render_widget(Table::new(rows, widths).header(head).block(blk).column_spacing(1), r);
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .map(|&c| match c {
+            5 => Constraint::Min(w[c]),
+            _ => Constraint::Length(w[c]),
+        })
+        .collect();
+    let head = Row::new(pick(IMAGE_COLUMNS.map(Cell::from), &cols)).style(t.muted());
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(head)
+            .block(blk)
+            .column_spacing(1),
+        r,
+    );
 }
 
 fn logs(f: &mut Frame, app: &App, r: Rect) {
@@ -459,7 +536,11 @@ fn tasks(f: &mut Frame, app: &App, r: Rect) {
         lines.push(line);
         if i == app.task_sel {
             for item in &task.items {
-                let (mark, st) = if item.ok { ("✓", t.ok()) } else { ("✗", t.error()) };
+                let (mark, st) = if item.ok {
+                    ("✓", t.ok())
+                } else {
+                    ("✗", t.error())
+                };
                 let detail = if item.detail.is_empty() {
                     String::new()
                 } else {
@@ -479,6 +560,7 @@ fn tasks(f: &mut Frame, app: &App, r: Rect) {
 fn footer(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
     let scope = app.focus.scope();
+    let always = [Action::Help, Action::Quit];
     let actions: &[Action] = match app.focus {
         Pane::Vms => &[
             Action::Start,
@@ -491,8 +573,6 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Prune,
             Action::Cleanup,
             Action::Palette,
-            Action::Help,
-            Action::Quit,
         ],
         Pane::Images => &[
             Action::Prune,
@@ -500,8 +580,6 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::SortNext,
             Action::Cleanup,
             Action::Palette,
-            Action::Help,
-            Action::Quit,
         ],
         Pane::Logs => &[
             Action::Search,
@@ -510,13 +588,16 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Follow,
             Action::Wrap,
             Action::AppLog,
-            Action::Help,
-            Action::Quit,
         ],
-        Pane::Tasks => &[Action::Cancel, Action::Prune, Action::Cleanup, Action::Help, Action::Quit],
+        Pane::Tasks => &[
+            Action::Cancel,
+            Action::Prune,
+            Action::Cleanup,
+            Action::Palette,
+        ],
     };
     let mut spans = Vec::new();
-    for a in actions {
+    for a in always.iter().chain(actions) {
         if app.readonly
             && matches!(
                 a,
@@ -579,7 +660,10 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
         Modal::Help => {
             let r = centered(area, 72, area.height.saturating_sub(2));
             let mut lines = vec![Line::styled(
-                format!("Keys in {} (remap in ~/.config/smolvm/keymap.toml)", app.focus.title()),
+                format!(
+                    "Keys in {} (remap in ~/.config/smolvm/keymap.toml)",
+                    app.focus.title()
+                ),
                 t.muted(),
             )];
             for scope in app.focus.scope().chain() {
@@ -604,7 +688,10 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(vec![
-                    Line::raw(format!("{} task(s) still running. Quit anyway?", app.running_tasks())),
+                    Line::raw(format!(
+                        "{} task(s) still running. Quit anyway?",
+                        app.running_tasks()
+                    )),
                     Line::raw(""),
                     buttons(app, "y", "quit"),
                 ])
@@ -645,11 +732,7 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             ])
             .areas(inner);
             f.render_widget(input, input_r);
-            let style = if err.is_some() {
-                t.error()
-            } else {
-                t.muted()
-            };
+            let style = if err.is_some() { t.error() } else { t.muted() };
             f.render_widget(Paragraph::new(Span::styled(hint, style)), hint_r);
         }
         Modal::Prune(p) => {
@@ -664,12 +747,22 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                     lines.push(Line::raw("Nothing to prune — cache is clean."))
                 }
                 Preview::Ready(p) => {
-                    let w = p.stale.iter().map(|s| s.0.chars().count()).max().unwrap_or(0);
-                    lines.push(Line::raw(format!("Stale image caches ({}):", p.stale.len())));
+                    let w = p
+                        .stale
+                        .iter()
+                        .map(|s| s.0.chars().count())
+                        .max()
+                        .unwrap_or(0);
+                    lines.push(Line::raw(format!(
+                        "Stale image caches ({}):",
+                        p.stale.len()
+                    )));
                     let items: Vec<Line> = p
                         .stale
                         .iter()
-                        .map(|(path, size)| Line::raw(format!("  - {path:<w$}   ({})", format_size(*size))))
+                        .map(|(path, size)| {
+                            Line::raw(format!("  - {path:<w$}   ({})", format_size(*size)))
+                        })
                         .collect();
                     lines.extend(capped(items, list_room, t));
                     if !p.kept.is_empty() {
@@ -699,7 +792,10 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             let h = (lines.len() as u16 + 2).min(area.height);
             let r = centered(area, 78, h);
             f.render_widget(Clear, r);
-            f.render_widget(Paragraph::new(lines).block(dialog(app, "Prune stale image caches")), r);
+            f.render_widget(
+                Paragraph::new(lines).block(dialog(app, "Prune stale image caches")),
+                r,
+            );
         }
         Modal::Cleanup(d) => {
             let r = centered(area, 78, area.height.saturating_sub(2).min(24));
@@ -724,7 +820,11 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                     Span::styled("[Tab] ", t.accent()),
                     Span::raw(format!(
                         "--all: {}",
-                        if d.all { "on (every VM, prefix ignored)" } else { "off" }
+                        if d.all {
+                            "on (every VM, prefix ignored)"
+                        } else {
+                            "off"
+                        }
                     )),
                 ])),
                 opts_r,
@@ -759,7 +859,9 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                                 ])
                             })
                             .collect();
-                        let cap = room.saturating_sub(2 + p.stale_resources.len().min(3)).max(2);
+                        let cap = room
+                            .saturating_sub(2 + p.stale_resources.len().min(3))
+                            .max(2);
                         lines.extend(capped(items, cap, t));
                     }
                     if !p.stale_resources.is_empty() {
@@ -780,7 +882,12 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             let ready = matches!(&d.preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
             f.render_widget(
                 Paragraph::new(if ready {
-                    buttons(app, "Enter", "delete these")
+                    Line::from(vec![
+                        Span::styled("[Enter]", t.accent()),
+                        Span::raw(" delete these   "),
+                        Span::styled("[Esc]", t.accent()),
+                        Span::raw(" cancel"),
+                    ])
                 } else {
                     Line::styled("[Esc] close", t.accent())
                 }),
@@ -796,7 +903,11 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                 ),
                 _ => ("Stop VMs", "stop", "Shuts each VM down (graceful first, then signals)."),
             };
-            let mut lines = vec![Line::raw(format!("{} {} VM(s):", capitalize(verb), ids.len()))];
+            let mut lines = vec![Line::raw(format!(
+                "{} {} VM(s):",
+                capitalize(verb),
+                ids.len()
+            ))];
             let items = ids.iter().map(|i| Line::raw(format!("  - {i}"))).collect();
             lines.extend(capped(items, list_room, t));
             lines.push(Line::raw(""));
@@ -807,7 +918,9 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             let r = centered(area, 72, h);
             f.render_widget(Clear, r);
             f.render_widget(
-                Paragraph::new(lines).wrap(Wrap { trim: false }).block(dialog(app, title)),
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(dialog(app, title)),
                 r,
             );
         }
@@ -820,7 +933,11 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             let rows = Layout::vertical([Constraint::Length(1); 14]).split(inner);
             let errors = field_errors(form);
             let label = |i: usize, text: &str| {
-                let style = if form.field == i { t.accent() } else { t.header() };
+                let style = if form.field == i {
+                    t.accent()
+                } else {
+                    t.header()
+                };
                 Paragraph::new(Span::styled(
                     format!("{}{text:<11}", if form.field == i { "› " } else { "  " }),
                     style,
@@ -866,12 +983,16 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             let ok = errors.iter().all(Option::is_none);
             f.render_widget(
                 Paragraph::new(Line::from(vec![
-                    Span::styled("[Tab/↑↓]", t.accent()),
+                    Span::styled("[Tab]", t.accent()),
                     Span::raw(" field  "),
-                    Span::styled("[←→ on preset]", t.accent()),
-                    Span::raw(" choose  "),
+                    Span::styled("[←→]", t.accent()),
+                    Span::raw(" preset  "),
                     Span::styled("[Enter]", if ok { t.accent() } else { t.muted() }),
-                    Span::raw(if ok { " start  " } else { " (fix errors)  " }),
+                    Span::raw(if ok {
+                        " start  "
+                    } else {
+                        " fix errors first  "
+                    }),
                     Span::styled("[Esc]", t.accent()),
                     Span::raw(" cancel"),
                 ])),

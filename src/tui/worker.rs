@@ -323,7 +323,14 @@ fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<Atomic
         if let PruneEvent::Planned { stale, .. } = &ev {
             total.store(*stale as u64, Ordering::Relaxed);
             send(&ptx, task, TaskUpdate::Phase("removing".into()));
-            send(&ptx, task, TaskUpdate::Progress { done: 0, total: *stale as u64 });
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Progress {
+                    done: 0,
+                    total: *stale as u64,
+                },
+            );
         }
         if let Some(item) = ev_item(&ev, &shown) {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -379,7 +386,12 @@ fn ev_item(ev: &PruneEvent, shown: &dyn Fn(&Path) -> String) -> Option<TaskItem>
     }
 }
 
-fn cleanup_opts(env: &Env, prefix: Option<String>, all: bool, dry_run: bool) -> Result<CleanupOptions, String> {
+fn cleanup_opts(
+    env: &Env,
+    prefix: Option<String>,
+    all: bool,
+    dry_run: bool,
+) -> Result<CleanupOptions, String> {
     let paths = Paths::resolve(env, None);
     CleanupOptions::new(&paths, env, all, prefix, dry_run).map_err(|e| e.message)
 }
@@ -389,7 +401,10 @@ async fn cleanup_preview(env: &Env, prefix: String, all: bool) -> Result<Cleanup
     let plan = cleanup::prepare(opts).await.map_err(|e| e.message)?;
     let mut warnings = plan.warnings.clone();
     if let Some(c) = &plan.corruption {
-        warnings.push(format!("state database is corrupt ({}); cleanup will move it aside", c.reason));
+        warnings.push(format!(
+            "state database is corrupt ({}); cleanup will move it aside",
+            c.reason
+        ));
     }
     Ok(CleanupPreview {
         targets: plan
@@ -468,7 +483,11 @@ async fn run_cleanup(
     } else {
         TaskState::Failed
     };
-    let cleaned = report.stale_resources.iter().filter(|(_, e)| e.is_none()).count();
+    let cleaned = report
+        .stale_resources
+        .iter()
+        .filter(|(_, e)| e.is_none())
+        .count();
     let mut summary = format!("{} VM(s) deleted", report.deleted.len());
     if cleaned > 0 {
         summary.push_str(&format!(", {cleaned} stale resource(s) cleaned"));

@@ -1,0 +1,761 @@
+//! The dashboard without a terminal: `update()` driven by key sequences, a real worker
+//! reporting progress into state, and every pane and dialog rendered to a `TestBackend`
+//! and snapshotted at 80×24 and 160×48.
+
+mod support;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use smolvm::core::host::{HostFacts, KvmKind};
+use smolvm::core::sandbox::SandboxInfo;
+use smolvm::tui::app::{
+    App, CleanupPreview, Effect, Input, LogSource, Modal, Msg, Pane, Preview, PrunePreview,
+    StartSpec, TaskItem, TaskState, TaskUpdate,
+};
+use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
+use smolvm::tui::keymap::Keymap;
+use smolvm::tui::theme::Theme;
+use smolvm::tui::ui;
+
+fn key(c: char) -> Input {
+    Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn code(k: KeyCode) -> Input {
+    Input::Key(KeyEvent::new(k, KeyModifiers::NONE))
+}
+
+fn ctrl(c: char) -> Input {
+    Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn typed(app: &mut App, s: &str) -> Vec<Effect> {
+    s.chars().flat_map(|c| app.update(key(c))).collect()
+}
+
+/// Creation order of the fixture VMs (the store lists oldest first).
+const ORDER: [&str; 5] = [
+    "vm-12345",
+    "vm-agent-1",
+    "production-vm",
+    "vm-demo",
+    "vm-new",
+];
+
+fn vm(
+    id: &str,
+    status: &str,
+    stale: bool,
+    pid: Option<i64>,
+    ip: Option<&str>,
+    port: Option<u16>,
+) -> VmRow {
+    VmRow {
+        info: SandboxInfo {
+            id: id.into(),
+            status: status.into(),
+            stale,
+            backend: Some("qemu".into()),
+            preset: Some("claude-code".into()),
+            ip: ip.map(String::from),
+            ssh_port: port,
+            tap: ip.map(|_| "tap2".into()),
+            pid,
+            created_at: format!(
+                "2026-05-07T12:00:{:02}+00:00",
+                ORDER.iter().position(|x| *x == id).unwrap_or(99)
+            ),
+        },
+        cpu_pct: pid.filter(|_| !stale).map(|_| 12.5),
+        rss_bytes: pid.filter(|_| !stale).map(|_| 187_000_000),
+        uptime_secs: pid.filter(|_| !stale).map(|_| 3725),
+    }
+}
+
+fn image(version: &str, name: &str, current: bool, kept: Option<&str>, users: &[&str]) -> ImageRow {
+    ImageRow {
+        version: version.into(),
+        name: name.into(),
+        preset: "claude-code".into(),
+        arch: "amd64".into(),
+        vmm: "qemu".into(),
+        size_bytes: 412_000_000,
+        current,
+        kept: kept.map(String::from),
+        in_use_by: users.iter().map(|s| s.to_string()).collect(),
+        path: format!("/home/u/.smolvm/images/{version}/{name}").into(),
+    }
+}
+
+fn full_snapshot() -> Snapshot {
+    Snapshot {
+        vms: vec![
+            vm(
+                "vm-12345",
+                "running",
+                true,
+                Some(4242),
+                Some("172.16.0.2"),
+                Some(2200),
+            ),
+            vm(
+                "vm-agent-1",
+                "running",
+                false,
+                Some(5151),
+                Some("172.16.0.3"),
+                Some(2201),
+            ),
+            vm(
+                "production-vm",
+                "stopped",
+                false,
+                None,
+                Some("172.16.0.4"),
+                Some(2202),
+            ),
+            vm("vm-demo", "error", false, None, None, None),
+        ],
+        slow: Some(Slow {
+            host: HostFacts {
+                kvm: KvmKind::Pvm,
+                accel: "tcg",
+                qemu: Some("/usr/bin/qemu-system-x86_64".into()),
+                firecracker: None,
+                root: true,
+            },
+            images: vec![
+                image("0.0.12", "claude-code-amd64-qemu", false, None, &[]),
+                image(
+                    "0.0.13",
+                    "codex-amd64-qemu",
+                    false,
+                    Some("in use by VM vm-agent-1"),
+                    &["vm-agent-1"],
+                ),
+                image("0.1.0", "claude-code-amd64-qemu", true, None, &["vm-12345"]),
+            ],
+            smolvm_bytes: 1_236_000_000,
+            reclaimable_bytes: 412_000_000,
+            current_version: "0.1.0".into(),
+        }),
+        errors: vec![],
+        data_dir: "/home/u/.local/state/smolvm".into(),
+        home: "/home/u".into(),
+    }
+}
+
+fn app() -> App {
+    App::new(Keymap::defaults(), Theme::defaults(true), false)
+}
+
+fn full_app(w: u16, h: u16) -> App {
+    let mut a = app();
+    a.update(Input::Resize(w, h));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a
+}
+
+fn render(a: &App) -> String {
+    let (w, h) = a.size;
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::render(f, a)).unwrap();
+    t.backend().to_string()
+}
+
+// ---- update(): keys to actions and effects -------------------------------------------
+
+#[test]
+fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
+    let mut a = full_app(160, 48);
+    assert_eq!(a.update(key('p')), vec![Effect::PrunePreview]);
+    assert!(matches!(a.modal, Some(Modal::Prune(Preview::Loading))));
+    // `y` before the preview arrives does nothing.
+    assert!(a.update(key('y')).is_empty());
+    let preview = PrunePreview {
+        stale: vec![("~/.smolvm/images/0.0.12/".into(), 412_000_000)],
+        kept: vec![],
+        total: 412_000_000,
+    };
+    a.update(Input::Msg(Msg::PrunePreview(Ok(preview))));
+    let fx = a.update(key('y'));
+    assert_eq!(fx, vec![Effect::RunPrune { task: 1 }]);
+    assert!(a.modal.is_none());
+    assert_eq!(a.tasks[0].state, TaskState::Running);
+    assert_eq!(a.focus, Pane::Tasks);
+    // n/Esc cancel without running anything
+    a.update(key('p'));
+    assert!(a.update(code(KeyCode::Esc)).is_empty());
+    assert!(a.modal.is_none());
+}
+
+#[test]
+fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
+    let mut a = full_app(160, 48);
+    let fx = a.update(key('c'));
+    let Effect::CleanupPreview {
+        generation: g1,
+        prefix,
+        all,
+    } = fx[0].clone()
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!((prefix.as_str(), all), ("vm-", false));
+    // Edit the prefix: each change asks for a new dry run.
+    a.update(code(KeyCode::Backspace));
+    a.update(code(KeyCode::Backspace));
+    a.update(code(KeyCode::Backspace));
+    let fx = typed(&mut a, "prod");
+    let Some(Effect::CleanupPreview {
+        generation: g2,
+        prefix,
+        ..
+    }) = fx.last().cloned()
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(prefix, "prod");
+    assert!(g2 > g1);
+    // The late answer to the first preview is ignored.
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation: g1,
+        result: Ok(CleanupPreview {
+            targets: vec![("vm-x".into(), "prefix".into())],
+            stale_resources: vec![],
+            warnings: vec![],
+        }),
+    }));
+    assert!(matches!(&a.modal, Some(Modal::Cleanup(d)) if d.preview == Preview::Loading));
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation: g2,
+        result: Ok(CleanupPreview {
+            targets: vec![
+                ("vm-12345".into(), "stale".into()),
+                ("production-vm".into(), "prefix".into()),
+            ],
+            stale_resources: vec![],
+            warnings: vec![],
+        }),
+    }));
+    // Tab toggles --all (a new preview), then Enter runs with what the dialog shows.
+    let fx = a.update(code(KeyCode::Tab));
+    assert!(matches!(&fx[0], Effect::CleanupPreview { all: true, .. }));
+    let Effect::CleanupPreview { generation: g3, .. } = fx[0].clone() else {
+        unreachable!()
+    };
+    assert!(
+        a.update(code(KeyCode::Enter)).is_empty(),
+        "Enter while loading must not run"
+    );
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation: g3,
+        result: Ok(CleanupPreview {
+            targets: vec![("vm-a".into(), "all".into())],
+            stale_resources: vec![],
+            warnings: vec![],
+        }),
+    }));
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunCleanup {
+            task: 1,
+            prefix: "prod".into(),
+            all: true
+        }]
+    );
+}
+
+#[test]
+fn readonly_mode_refuses_every_destructive_action() {
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    for k in ['p', 'c', 'n', 's', 'd'] {
+        assert!(a.update(key(k)).is_empty(), "{k}");
+        assert!(a.modal.is_none(), "{k} opened a dialog in read-only mode");
+        assert!(a
+            .status
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("read-only mode"));
+    }
+    assert!(a.update(key(':')).is_empty());
+    assert!(typed(&mut a, "cleanup agent-").is_empty());
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(a.modal.is_none());
+}
+
+#[test]
+fn marks_filter_sort_and_bulk_delete() {
+    let mut a = full_app(160, 48);
+    // `/` filters as you type.
+    a.update(key('/'));
+    typed(&mut a, "vm-");
+    assert_eq!(a.vm_view().len(), 3);
+    a.update(code(KeyCode::Enter));
+    assert_eq!(a.vm_list.filter, "vm-");
+    // Space marks and moves down; delete asks about the marked rows only.
+    a.update(key(' '));
+    a.update(key(' '));
+    assert_eq!(a.vm_list.marks.len(), 2);
+    a.update(key('d'));
+    let Some(Modal::Delete(ids)) = &a.modal else {
+        panic!("no delete dialog")
+    };
+    assert_eq!(ids, &vec!["vm-12345".to_string(), "vm-agent-1".to_string()]);
+    let fx = a.update(key('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunDelete {
+            task: 1,
+            ids: vec!["vm-12345".into(), "vm-agent-1".into()]
+        }]
+    );
+    assert!(a.vm_list.marks.is_empty());
+    // Esc clears the filter; `o` sorts by the next column, `O` reverses.
+    a.update(key('1'));
+    a.update(code(KeyCode::Esc));
+    assert_eq!(a.vm_view().len(), 4);
+    a.update(key('o'));
+    a.update(key('O'));
+    let ids: Vec<&str> = a.vm_view().iter().map(|v| v.info.id.as_str()).collect();
+    assert_eq!(
+        ids[0], "production-vm",
+        "sorted by STATUS descending: stopped first"
+    );
+}
+
+#[test]
+fn palette_commands_and_errors() {
+    let mut a = full_app(160, 48);
+    a.update(key(':'));
+    typed(&mut a, "cleanup agent-");
+    let fx = a.update(code(KeyCode::Enter));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { prefix, all: false, .. }] if prefix == "agent-")
+    );
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "start claude");
+    a.update(code(KeyCode::Enter));
+    let Some(Modal::Start(f)) = &a.modal else {
+        panic!("no start form")
+    };
+    assert_eq!(smolvm::tui::app::PRESETS[f.preset], "claude-code");
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "fly away");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    let Some(Modal::Palette(_, Some(err))) = &a.modal else {
+        panic!("no error shown")
+    };
+    assert!(err.starts_with("unknown command ':fly away'"), "{err}");
+}
+
+#[test]
+fn start_form_validates_as_you_type_and_submits_a_spec() {
+    let mut a = full_app(160, 48);
+    a.update(key('n'));
+    a.update(code(KeyCode::Right)); // preset: codex
+    a.update(code(KeyCode::Tab)); // name
+    typed(&mut a, "Bad Name");
+    let Some(Modal::Start(f)) = &a.modal else {
+        panic!()
+    };
+    assert!(smolvm::tui::app::field_errors(f)[1].is_some());
+    assert!(
+        a.update(code(KeyCode::Enter)).is_empty(),
+        "invalid form submitted"
+    );
+    for _ in 0..8 {
+        a.update(code(KeyCode::Backspace));
+    }
+    typed(&mut a, "my-box");
+    a.update(code(KeyCode::Tab)); // memory
+    for _ in 0..4 {
+        a.update(code(KeyCode::Backspace));
+    }
+    typed(&mut a, "4096");
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunStart {
+            task: 1,
+            spec: StartSpec {
+                preset: "codex".into(),
+                name: Some("my-box".into()),
+                memory_mib: 4096,
+                cpus: 2,
+                disk_mib: 8192
+            }
+        }]
+    );
+}
+
+#[test]
+fn quitting_asks_while_a_task_runs() {
+    let mut a = full_app(80, 24);
+    a.update(key('q'));
+    assert!(a.should_quit);
+    let mut a = full_app(80, 24);
+    a.update(key('p'));
+    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
+        stale: vec![("x".into(), 1)],
+        kept: vec![],
+        total: 1,
+    }))));
+    a.update(key('y'));
+    a.update(ctrl('c'));
+    assert!(!a.should_quit);
+    assert!(matches!(a.modal, Some(Modal::QuitConfirm)));
+    a.update(key('n'));
+    assert!(!a.should_quit && a.modal.is_none());
+    a.update(key('q'));
+    a.update(key('y'));
+    assert!(a.should_quit);
+}
+
+#[test]
+fn logs_follow_search_and_step_through_matches() {
+    let mut a = full_app(160, 48);
+    let fx = a.update(key('l'));
+    assert_eq!(fx, vec![Effect::LoadLog(LogSource::Vm("vm-12345".into()))]);
+    assert_eq!(a.focus, Pane::Logs);
+    let lines: Vec<String> = (0..100)
+        .map(|i| {
+            if i % 30 == 7 {
+                format!("line {i}: ERROR boom")
+            } else {
+                format!("line {i}")
+            }
+        })
+        .collect();
+    a.update(Input::Msg(Msg::Log {
+        source: LogSource::Vm("vm-12345".into()),
+        lines,
+    }));
+    assert!(a.logs.follow);
+    a.update(key('/'));
+    typed(&mut a, "error");
+    a.update(code(KeyCode::Enter));
+    assert_eq!(a.logs.matches, vec![7, 37, 67, 97]);
+    assert_eq!(
+        (a.logs.current, a.logs.scroll, a.logs.follow),
+        (Some(0), 7, false)
+    );
+    a.update(key('n'));
+    assert_eq!(a.logs.scroll, 37);
+    a.update(key('N'));
+    a.update(key('N'));
+    assert_eq!(a.logs.scroll, 97, "N wraps backwards");
+    a.update(key('f'));
+    assert!(a.logs.follow);
+    // A log for another VM (an old follow) is ignored.
+    a.update(Input::Msg(Msg::Log {
+        source: LogSource::Vm("other".into()),
+        lines: vec!["x".into()],
+    }));
+    assert_eq!(a.logs.lines.len(), 100);
+}
+
+#[test]
+fn mouse_click_focuses_and_selects_and_wheel_scrolls() {
+    let mut a = full_app(160, 48);
+    let vms = a.areas().vms.unwrap();
+    a.update(key('2'));
+    a.update(Input::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: vms.x + 3,
+        row: vms.y + 2 + 2, // third row
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(a.focus, Pane::Vms);
+    assert_eq!(a.selected_vm().unwrap().info.id, "production-vm");
+    a.update(Input::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: vms.x + 3,
+        row: vms.y + 3,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(a.vm_list.selected, 0);
+}
+
+#[test]
+fn a_finished_start_selects_the_new_vm_when_it_appears() {
+    let mut a = full_app(160, 48);
+    a.update(key('n'));
+    let fx = a.update(code(KeyCode::Enter));
+    let Effect::RunStart { task, .. } = fx[0].clone() else {
+        panic!("{fx:?}")
+    };
+    a.update(Input::Msg(Msg::Task {
+        id: task,
+        update: TaskUpdate::Started {
+            vm_id: "vm-new".into(),
+        },
+    }));
+    assert_eq!(a.pending_select.as_deref(), Some("vm-new"));
+    let mut snap = full_snapshot();
+    snap.vms.push(vm(
+        "vm-new",
+        "running",
+        false,
+        Some(999),
+        Some("172.16.0.9"),
+        Some(2209),
+    ));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+    assert_eq!(a.selected_vm().unwrap().info.id, "vm-new");
+    assert!(a.pending_select.is_none());
+}
+
+#[test]
+fn an_unchanged_refresh_costs_no_frame() {
+    let mut a = full_app(160, 48);
+    let v = a.version();
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    assert_eq!(a.version(), v);
+    let mut s = full_snapshot();
+    s.vms.pop();
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    assert_ne!(a.version(), v);
+}
+
+// ---- a real worker: progress events reach state ----------------------------------------
+
+#[test]
+fn prune_worker_progress_reaches_state_and_the_caches_go() {
+    let h = support::Home::new();
+    for v in ["0.0.11", "0.0.12"] {
+        h.cache(v, 100_000);
+    }
+    h.cache(support::CURRENT, 100_000);
+    let env = smolvm::sys::env::Env::from_vars(
+        h.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
+        nix::unistd::geteuid().as_raw(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut a = full_app(160, 48);
+        for fx in a.update(key('p')) {
+            workers.run(fx);
+        }
+        // Drive the loop by hand until the task finishes.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("worker answered")
+                .unwrap();
+            let is_preview = matches!(msg, Msg::PrunePreview(_));
+            for fx in a.update(Input::Msg(msg)) {
+                if !matches!(fx, Effect::Refresh { .. }) {
+                    workers.run(fx);
+                }
+            }
+            if is_preview {
+                let Some(Modal::Prune(Preview::Ready(p))) = &a.modal else {
+                    panic!("no preview")
+                };
+                assert_eq!(p.stale.len(), 2);
+                assert_eq!(p.stale[0].0, "~/.smolvm/images/0.0.11/");
+                for fx in a.update(key('y')) {
+                    workers.run(fx);
+                }
+            }
+            if a.tasks
+                .first()
+                .is_some_and(|t| t.state != TaskState::Running)
+            {
+                break;
+            }
+        }
+        let t = &a.tasks[0];
+        assert_eq!(t.state, TaskState::Done, "{t:?}");
+        assert_eq!((t.done, t.total), (2, 2));
+        assert_eq!(
+            t.items,
+            vec![
+                TaskItem {
+                    name: "~/.smolvm/images/0.0.11".into(),
+                    ok: true,
+                    detail: t.items[0].detail.clone()
+                },
+                TaskItem {
+                    name: "~/.smolvm/images/0.0.12".into(),
+                    ok: true,
+                    detail: t.items[1].detail.clone()
+                },
+            ]
+        );
+        assert!(t.summary.starts_with("reclaimed "), "{}", t.summary);
+    });
+    assert!(!h.images().join("0.0.11").exists());
+    assert!(h.images().join(support::CURRENT).exists());
+}
+
+// ---- snapshots of every pane and dialog ---------------------------------------------
+
+fn with_tasks(a: &mut App) {
+    a.update(key('p'));
+    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
+        stale: vec![("~/.smolvm/images/0.0.12/".into(), 412_000_000)],
+        kept: vec![],
+        total: 412_000_000,
+    }))));
+    a.update(key('y'));
+    a.update(Input::Msg(Msg::Task {
+        id: 1,
+        update: TaskUpdate::Item(TaskItem {
+            name: "~/.smolvm/images/0.0.12".into(),
+            ok: true,
+            detail: "412 MB".into(),
+        }),
+    }));
+    a.update(Input::Msg(Msg::Task {
+        id: 1,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "reclaimed 412 MB (1 removed)".into(),
+            took_ms: 40,
+        },
+    }));
+    a.update(key('1'));
+    a.update(key('n'));
+    a.update(code(KeyCode::Enter));
+    a.update(Input::Msg(Msg::Task {
+        id: 2,
+        update: TaskUpdate::Phase("download".into()),
+    }));
+    a.update(Input::Msg(Msg::Task {
+        id: 2,
+        update: TaskUpdate::Progress {
+            done: 45,
+            total: 100,
+        },
+    }));
+}
+
+macro_rules! snap_both {
+    ($name:ident, $setup:expr) => {
+        #[test]
+        fn $name() {
+            for (w, h) in [(80u16, 24u16), (160, 48)] {
+                let mut a = full_app(w, h);
+                let setup: &dyn Fn(&mut App) = &$setup;
+                setup(&mut a);
+                insta::assert_snapshot!(format!("{}_{w}x{h}", stringify!($name)), render(&a));
+            }
+        }
+    };
+}
+
+snap_both!(main_full, |_a| {});
+snap_both!(main_empty, |a| {
+    a.update(Input::Msg(Msg::Snapshot(Box::new(Snapshot {
+        vms: vec![],
+        slow: None,
+        errors: vec![],
+        data_dir: "/d".into(),
+        home: "/h".into(),
+    }))));
+    a.images.clear();
+    a.slow = None;
+});
+snap_both!(help_vms, |a| {
+    a.update(key('?'));
+});
+snap_both!(help_logs, |a| {
+    a.update(key('3'));
+    a.update(key('?'));
+});
+snap_both!(prune_loading, |a| {
+    a.update(key('p'));
+});
+snap_both!(prune_ready, |a| {
+    a.update(key('p'));
+    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
+        stale: vec![
+            ("~/.smolvm/images/0.0.12/".into(), 412_000_000),
+            ("~/.smolvm/images/0.0.13/".into(), 487_000_000),
+        ],
+        kept: vec![(
+            "~/.smolvm/images/0.0.11/".into(),
+            "in use by VM vm-agent-1".into(),
+        )],
+        total: 899_000_000,
+    }))));
+});
+snap_both!(prune_clean, |a| {
+    a.update(key('p'));
+    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
+        stale: vec![],
+        kept: vec![],
+        total: 0,
+    }))));
+});
+snap_both!(cleanup_dialog, |a| {
+    let fx = a.update(key('c'));
+    let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
+        unreachable!()
+    };
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation,
+        result: Ok(CleanupPreview {
+            targets: vec![
+                ("vm-12345".into(), "stale".into()),
+                ("vm-agent-1".into(), "prefix".into()),
+                ("vm-demo".into(), "prefix".into()),
+            ],
+            stale_resources: vec!["tap tap7".into(), "socket /tmp/qmp-vm-gone.sock".into()],
+            warnings: vec![],
+        }),
+    }));
+});
+snap_both!(delete_dialog, |a| {
+    a.update(key(' '));
+    a.update(key(' '));
+    a.update(key('d'));
+});
+snap_both!(start_form_error, |a| {
+    a.update(key('n'));
+    a.update(code(KeyCode::Tab));
+    typed(a, "Bad!");
+});
+snap_both!(palette, |a| {
+    a.update(key(':'));
+    typed(a, "cleanup agent-");
+});
+snap_both!(filter_vms, |a| {
+    a.update(key('/'));
+    typed(a, "agent");
+});
+snap_both!(tasks_running, with_tasks);
+snap_both!(logs_search, |a| {
+    a.update(key('l'));
+    let lines: Vec<String> = (0..60)
+        .map(|i| {
+            if i % 20 == 5 {
+                format!("[{i:3}] kernel: virtio_net ERROR link down")
+            } else {
+                format!("[{i:3}] boot message")
+            }
+        })
+        .collect();
+    a.update(Input::Msg(Msg::Log {
+        source: LogSource::Vm("vm-12345".into()),
+        lines,
+    }));
+    a.update(key('/'));
+    typed(a, "error");
+    a.update(code(KeyCode::Enter));
+});
+snap_both!(quit_confirm, |a| {
+    with_tasks(a);
+    a.update(key('q'));
+});
