@@ -13,6 +13,8 @@ packages=(
   python3     # SmolVM-compat DB checks and the fake Firecracker API in tests
   zstd        # compresses the image tests' rootfs; image benchmark baseline
   curl        # image benchmark baseline
+  tmux        # drives the real dashboard in the end-to-end test
+  fonts-dejavu-core  # DejaVu Sans Mono for the dashboard screenshots
 )
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"

@@ -1,0 +1,133 @@
+//! The real dashboard binary driven through tmux (send-keys / capture-pane) against a temp
+//! HOME with real stale caches and real VM rows, inside its own network namespace.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::cleanup::{insert_rows, row_ids, NetNs, Row};
+use support::{is_root, Home, CURRENT};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "dash"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "dash"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Wait until `f(screen)` holds; panics with the last screen after 30 s.
+    fn wait(&self, what: &str, f: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if f(&s) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "has-session", "-t", "dash"])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn wait_fs(what: &str, f: impl Fn() -> bool) {
+    support::cleanup::wait_for(f, what);
+}
+
+#[test]
+fn prune_and_cleanup_through_the_dashboard_in_tmux() {
+    if !is_root() || Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs root (network namespace) and tmux");
+        return;
+    }
+    let (h, ns) = (Home::new(), NetNs::new());
+    h.cache("0.0.12", 300_000);
+    h.cache("0.0.13", 200_000);
+    let current = h.cache(&format!("{CURRENT}/claude-code-amd64-qemu"), 100_000);
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row::stopped("vm-a"), Row::stopped("vm-b"), Row::stopped("prod-x")],
+    );
+    let env: Vec<String> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
+        .collect();
+    let cmd = format!(
+        "ip netns exec {} env -i {} TERM=xterm-256color {}",
+        ns.name,
+        env.join(" "),
+        assert_cmd::cargo::cargo_bin("smolvm").display()
+    );
+    let t = Tmux {
+        socket: format!("smolvm-e2e-{}", std::process::id()),
+    };
+    t.run(&["new-session", "-d", "-s", "dash", "-x", "160", "-y", "48", &cmd]);
+    t.wait("the VM list", |s| s.contains("VMs (3)") && s.contains("Images (3)"));
+
+    // Prune: a dry-run preview, confirm, progress, the stale caches go.
+    t.keys(&["p"]);
+    t.wait("the prune preview", |s| s.contains("Stale image caches (2):"));
+    assert!(t.screen().contains("~/.smolvm/images/0.0.12/"));
+    t.keys(&["y"]);
+    wait_fs("stale caches removed", || {
+        !h.images().join("0.0.12").exists() && !h.images().join("0.0.13").exists()
+    });
+    t.wait("the prune result", |s| s.contains("reclaimed") && s.contains("2 removed"));
+    assert!(current.join("rootfs.ext4").is_file());
+
+    // Cleanup: edit the prefix to target one VM, see the live preview, confirm.
+    t.keys(&["c"]);
+    t.wait("the cleanup preview", |s| s.contains("Targets (2):"));
+    t.keys(&["BSpace", "BSpace", "BSpace"]);
+    t.keys(&["vm-a"]);
+    t.wait("the edited preview", |s| s.contains("Targets (1):") && s.contains("- vm-a"));
+    t.keys(&["Enter"]);
+    wait_fs("vm-a deleted", || row_ids(&h.data) == ["vm-b", "prod-x"]);
+    t.wait("the cleanup result", |s| s.contains("1 VM(s) deleted"));
+    t.wait("the refreshed list", |s| s.contains("VMs (2)"));
+
+    // Quit.
+    t.keys(&["q"]);
+    let start = Instant::now();
+    while t.alive() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!t.alive(), "the dashboard did not exit on q");
+}
