@@ -759,3 +759,75 @@ snap_both!(quit_confirm, |a| {
     with_tasks(a);
     a.update(key('q'));
 });
+
+// ---- screenshots for the README ---------------------------------------------------------
+
+/// Renders the main screen, the cleanup dialog and a running start to PNG (in colour) and
+/// checks each image; with `SMOLVM_SCREENSHOTS=<dir>` (scripts/screenshots.sh) it also
+/// writes them there.
+#[test]
+fn screenshots_render_to_png() {
+    let dir = std::env::var_os("SMOLVM_SCREENSHOTS").map(std::path::PathBuf::from);
+    let shots: [(&str, &dyn Fn(&mut App)); 3] = [
+        ("main", &|a: &mut App| {
+            a.update(key('l'));
+            let lines = vec![
+                "[    0.000000] Linux version 6.1.0 (smolvm microvm) #1 SMP".to_string(),
+                "[    0.412000] virtio_blk virtio0: [vda] 16777216 512-byte logical blocks".into(),
+                "[    0.530000] EXT4-fs (vda): mounted filesystem with ordered data mode".into(),
+                "[    1.910000] smolvm: network 172.16.0.2/24 via 172.16.0.1".into(),
+                "SmolVM init complete: IP=172.16.0.2, SSH listening on port 22".into(),
+            ];
+            a.update(Input::Msg(Msg::Log {
+                source: LogSource::Vm("vm-12345".into()),
+                lines,
+            }));
+            a.update(key('1'));
+        }),
+        ("cleanup-dialog", &|a: &mut App| {
+            let fx = a.update(key('c'));
+            let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
+                unreachable!()
+            };
+            a.update(Input::Msg(Msg::CleanupPreview {
+                generation,
+                result: Ok(CleanupPreview {
+                    targets: vec![
+                        ("vm-12345".into(), "stale".into()),
+                        ("vm-agent-1".into(), "prefix".into()),
+                        ("vm-demo".into(), "prefix".into()),
+                    ],
+                    stale_resources: vec![
+                        "tap tap7".into(),
+                        "nft ip smolvm_nat dnat_ext { 2207 }".into(),
+                    ],
+                    warnings: vec![],
+                }),
+            }));
+        }),
+        ("start-progress", &with_tasks),
+    ];
+    for (name, setup) in shots {
+        let mut a = App::new(Keymap::defaults(), Theme::defaults(false), false);
+        a.update(Input::Resize(160, 48));
+        a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+        setup(&mut a);
+        let mut t = Terminal::new(TestBackend::new(160, 48)).unwrap();
+        t.draw(|f| ui::render(f, &a)).unwrap();
+        let Some((w, h, png)) = support::screenshot::render_png(t.backend().buffer()) else {
+            eprintln!("SKIPPED: DejaVu Sans Mono is not installed (fonts-dejavu-core)");
+            return;
+        };
+        assert!(w >= 160 * 8 && h >= 48 * 16, "{name}: {w}x{h}");
+        let decoded = png::Decoder::new(std::io::Cursor::new(&png))
+            .read_info()
+            .unwrap();
+        assert_eq!((decoded.info().width, decoded.info().height), (w, h));
+        assert!(
+            png.len() > 20_000,
+            "{name}: suspiciously empty image ({} bytes)",
+            png.len()
+        );
+        support::screenshot::save(dir.as_deref(), name, &png);
+    }
+}

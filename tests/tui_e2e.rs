@@ -82,7 +82,11 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
     insert_rows(
         &h.data,
         &h.sockets(),
-        &[Row::stopped("vm-a"), Row::stopped("vm-b"), Row::stopped("prod-x")],
+        &[
+            Row::stopped("vm-a"),
+            Row::stopped("vm-b"),
+            Row::stopped("prod-x"),
+        ],
     );
     let env: Vec<String> = h
         .env_vars()
@@ -98,18 +102,34 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
     let t = Tmux {
         socket: format!("smolvm-e2e-{}", std::process::id()),
     };
-    t.run(&["new-session", "-d", "-s", "dash", "-x", "160", "-y", "48", &cmd]);
-    t.wait("the VM list", |s| s.contains("VMs (3)") && s.contains("Images (3)"));
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+    t.wait("the VM list", |s| {
+        s.contains("VMs (3)") && s.contains("Images (3)")
+    });
 
     // Prune: a dry-run preview, confirm, progress, the stale caches go.
     t.keys(&["p"]);
-    t.wait("the prune preview", |s| s.contains("Stale image caches (2):"));
+    t.wait("the prune preview", |s| {
+        s.contains("Stale image caches (2):")
+    });
     assert!(t.screen().contains("~/.smolvm/images/0.0.12/"));
     t.keys(&["y"]);
     wait_fs("stale caches removed", || {
         !h.images().join("0.0.12").exists() && !h.images().join("0.0.13").exists()
     });
-    t.wait("the prune result", |s| s.contains("reclaimed") && s.contains("2 removed"));
+    t.wait("the prune result", |s| {
+        s.contains("reclaimed") && s.contains("2 removed")
+    });
     assert!(current.join("rootfs.ext4").is_file());
 
     // Cleanup: edit the prefix to target one VM, see the live preview, confirm.
@@ -117,7 +137,9 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
     t.wait("the cleanup preview", |s| s.contains("Targets (2):"));
     t.keys(&["BSpace", "BSpace", "BSpace"]);
     t.keys(&["vm-a"]);
-    t.wait("the edited preview", |s| s.contains("Targets (1):") && s.contains("- vm-a"));
+    t.wait("the edited preview", |s| {
+        s.contains("Targets (1):") && s.contains("- vm-a")
+    });
     t.keys(&["Enter"]);
     wait_fs("vm-a deleted", || row_ids(&h.data) == ["vm-b", "prod-x"]);
     t.wait("the cleanup result", |s| s.contains("1 VM(s) deleted"));

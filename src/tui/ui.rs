@@ -798,7 +798,20 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             );
         }
         Modal::Cleanup(d) => {
-            let r = centered(area, 78, area.height.saturating_sub(2).min(24));
+            let body = match &d.preview {
+                Preview::Ready(p) => {
+                    p.warnings.len()
+                        + 1
+                        + p.targets.len()
+                        + if p.stale_resources.is_empty() {
+                            0
+                        } else {
+                            1 + p.stale_resources.len().min(3)
+                        }
+                }
+                _ => 1,
+            } as u16;
+            let r = centered(area, 78, (body + 7).clamp(9, area.height.saturating_sub(2)));
             f.render_widget(Clear, r);
             let blk = dialog(app, "Clean up VMs");
             let inner = blk.inner(r);
