@@ -768,7 +768,8 @@ snap_both!(quit_confirm, |a| {
 #[test]
 fn screenshots_render_to_png() {
     let dir = std::env::var_os("SMOLVM_SCREENSHOTS").map(std::path::PathBuf::from);
-    let shots: [(&str, &dyn Fn(&mut App)); 3] = [
+    type Setup<'a> = &'a dyn Fn(&mut App);
+    let shots: [(&str, Setup); 3] = [
         ("main", &|a: &mut App| {
             a.update(key('l'));
             let lines = vec![
