@@ -298,6 +298,20 @@ pub struct App {
     next_id: u64,
     generation: u64,
     version: u64,
+    /// Row order of the VMs and Images panes after filter and sort (indices into `vms` /
+    /// `images`), rebuilt only when data, filter or sort change: a key press on 10,000
+    /// rows must not re-sort them.
+    vm_order: Vec<usize>,
+    image_order: Vec<usize>,
+    order_key: Option<OrderKey>,
+    data_gen: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OrderKey {
+    data_gen: u64,
+    vm: (String, usize, bool),
+    image: (String, usize, bool),
 }
 
 pub const VM_COLUMNS: [&str; 10] = [
@@ -352,6 +366,10 @@ impl App {
             next_id: 1,
             generation: 0,
             version: 0,
+            vm_order: Vec::new(),
+            image_order: Vec::new(),
+            order_key: None,
+            data_gen: 0,
         };
         let problems: Vec<String> = app
             .keymap
@@ -392,11 +410,49 @@ impl App {
 
     /// VM rows after filter and sort, as shown.
     pub fn vm_view(&self) -> Vec<&VmRow> {
+        self.vm_order
+            .iter()
+            .filter_map(|&i| self.vms.get(i))
+            .collect()
+    }
+
+    pub fn image_view(&self) -> Vec<&ImageRow> {
+        self.image_order
+            .iter()
+            .filter_map(|&i| self.images.get(i))
+            .collect()
+    }
+
+    /// Recompute the pane orders if data, filter or sort changed since the last time.
+    fn rebuild_views(&mut self) {
+        let key = OrderKey {
+            data_gen: self.data_gen,
+            vm: (
+                self.vm_list.filter.clone(),
+                self.vm_list.sort_col,
+                self.vm_list.sort_desc,
+            ),
+            image: (
+                self.image_list.filter.clone(),
+                self.image_list.sort_col,
+                self.image_list.sort_desc,
+            ),
+        };
+        if self.order_key.as_ref() == Some(&key) {
+            return;
+        }
+        self.vm_order = self.compute_vm_order();
+        self.image_order = self.compute_image_order();
+        self.order_key = Some(key);
+    }
+
+    fn compute_vm_order(&self) -> Vec<usize> {
         let f = self.vm_list.filter.to_lowercase();
-        let mut v: Vec<&VmRow> = self
+        let mut v: Vec<(usize, &VmRow)> = self
             .vms
             .iter()
-            .filter(|r| {
+            .enumerate()
+            .filter(|(_, r)| {
                 f.is_empty()
                     || [
                         r.info.id.as_str(),
@@ -410,7 +466,7 @@ impl App {
             })
             .collect();
         let col = self.vm_list.sort_col;
-        v.sort_by(|a, b| {
+        v.sort_by(|(_, a), (_, b)| {
             let o = match col {
                 1 => a.info.status.cmp(&b.info.status),
                 2 => a.info.backend.cmp(&b.info.backend),
@@ -433,15 +489,16 @@ impl App {
                 o
             }
         });
-        v
+        v.into_iter().map(|(i, _)| i).collect()
     }
 
-    pub fn image_view(&self) -> Vec<&ImageRow> {
+    fn compute_image_order(&self) -> Vec<usize> {
         let f = self.image_list.filter.to_lowercase();
-        let mut v: Vec<&ImageRow> = self
+        let mut v: Vec<(usize, &ImageRow)> = self
             .images
             .iter()
-            .filter(|r| {
+            .enumerate()
+            .filter(|(_, r)| {
                 f.is_empty()
                     || [&r.version, &r.name, &r.preset, &r.state()]
                         .iter()
@@ -449,7 +506,7 @@ impl App {
             })
             .collect();
         let col = self.image_list.sort_col;
-        v.sort_by(|a, b| {
+        v.sort_by(|(_, a), (_, b)| {
             let o = match col {
                 1 => a.name.cmp(&b.name),
                 2 => a.arch.cmp(&b.arch),
@@ -465,11 +522,13 @@ impl App {
                 o
             }
         });
-        v
+        v.into_iter().map(|(i, _)| i).collect()
     }
 
     pub fn selected_vm(&self) -> Option<&VmRow> {
-        self.vm_view().get(self.vm_list.selected).copied()
+        self.vm_order
+            .get(self.vm_list.selected)
+            .and_then(|&i| self.vms.get(i))
     }
 
     /// The VMs an action applies to: the marked ones, else the selected one.
@@ -489,8 +548,8 @@ impl App {
 
     fn list_len(&self, pane: Pane) -> usize {
         match pane {
-            Pane::Vms => self.vm_view().len(),
-            Pane::Images => self.image_view().len(),
+            Pane::Vms => self.vm_order.len(),
+            Pane::Images => self.image_order.len(),
             Pane::Tasks => self.tasks.len(),
             Pane::Logs => self.logs.lines.len(),
         }
@@ -579,6 +638,7 @@ impl App {
                 Vec::new()
             }
         };
+        self.rebuild_views();
         self.clamp();
         fx
     }
@@ -1217,6 +1277,8 @@ impl App {
                         .unwrap_or_default();
                     self.slow = s.slow;
                 }
+                self.data_gen += 1;
+                self.rebuild_views();
                 for e in &s.errors {
                     if !self.errors.contains(e) {
                         self.app_log.push(format!("error: {e}"));
@@ -1289,6 +1351,7 @@ impl App {
             }
             TaskUpdate::Started { vm_id } => {
                 self.vm_list.filter.clear();
+                self.rebuild_views();
                 self.focus(Pane::Vms);
                 match self.vm_view().iter().position(|r| r.info.id == vm_id) {
                     Some(i) => self.vm_list.selected = i,
