@@ -4,9 +4,11 @@
 pub mod cleanup;
 pub mod error;
 pub mod images;
+pub mod lifecycle;
 pub mod progress;
 pub mod prune;
 pub mod sandbox;
+pub mod start;
 pub mod time;
 pub mod units;
 pub mod version;

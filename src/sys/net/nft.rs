@@ -261,14 +261,64 @@ pub fn setup_commands(state: &NftState, iface: &str, vm: &VmNat<'_>) -> Vec<Stri
     .map(String::from)
     .to_vec();
     let rules: [(&str, &str, &str, String, String); 8] = [
-        ("ip", "smolvm_nat", "prerouting", format!("iifname {q} dnat to tcp dport map @dnat_ext"), "smolvm:map:prerouting:dnat_ext".into()),
-        ("ip", "smolvm_nat", "output", "ip daddr 127.0.0.1/32 dnat to tcp dport map @dnat_local".into(), "smolvm:map:output:dnat_local".into()),
-        ("ip", "smolvm_nat", "postrouting", "ip saddr 127.0.0.0/8 ip daddr . tcp dport @snat_return counter snat to 172.16.0.1".into(), "smolvm:map:postrouting:snat_return".into()),
-        ("ip", "smolvm_nat", "postrouting", format!("oifname {q} counter masquerade"), format!("smolvm:global:nat:masquerade:{iface}")),
-        ("inet", "smolvm_filter", "forward", "ct state related,established counter accept".into(), "smolvm:global:forward:established".into()),
-        ("inet", "smolvm_filter", "forward", "iifname \"tap*\" oifname \"tap*\" counter drop".into(), "smolvm:global:forward:tap-isolation".into()),
-        ("inet", "smolvm_filter", "forward", "ip daddr . tcp dport @fwd_allow ct state new,related,established counter accept".into(), "smolvm:map:forward:fwd_allow".into()),
-        ("inet", "smolvm_filter", "forward", format!("iifname @allowed_taps oifname {q} counter accept"), "smolvm:map:forward:allowed_taps".into()),
+        (
+            "ip",
+            "smolvm_nat",
+            "prerouting",
+            format!("iifname {q} dnat to tcp dport map @dnat_ext"),
+            "smolvm:map:prerouting:dnat_ext".into(),
+        ),
+        (
+            "ip",
+            "smolvm_nat",
+            "output",
+            "ip daddr 127.0.0.1/32 dnat to tcp dport map @dnat_local".into(),
+            "smolvm:map:output:dnat_local".into(),
+        ),
+        (
+            "ip",
+            "smolvm_nat",
+            "postrouting",
+            "ip saddr 127.0.0.0/8 ip daddr . tcp dport @snat_return counter snat to 172.16.0.1"
+                .into(),
+            "smolvm:map:postrouting:snat_return".into(),
+        ),
+        (
+            "ip",
+            "smolvm_nat",
+            "postrouting",
+            format!("oifname {q} counter masquerade"),
+            format!("smolvm:global:nat:masquerade:{iface}"),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            "ct state related,established counter accept".into(),
+            "smolvm:global:forward:established".into(),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            "iifname \"tap*\" oifname \"tap*\" counter drop".into(),
+            "smolvm:global:forward:tap-isolation".into(),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            "ip daddr . tcp dport @fwd_allow ct state new,related,established counter accept"
+                .into(),
+            "smolvm:map:forward:fwd_allow".into(),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            format!("iifname @allowed_taps oifname {q} counter accept"),
+            "smolvm:map:forward:allowed_taps".into(),
+        ),
     ];
     for (family, table, chain, expr, comment) in rules {
         let present = state.rules.iter().any(|r| {
@@ -287,10 +337,18 @@ pub fn setup_commands(state: &NftState, iface: &str, vm: &VmNat<'_>) -> Vec<Stri
     ));
     if let Some(hp) = vm.ssh_host_port {
         let gip = vm.guest_ip;
-        cmds.push(format!("add element ip smolvm_nat dnat_ext {{ {hp} : {gip} . 22 }}"));
-        cmds.push(format!("add element ip smolvm_nat dnat_local {{ {hp} : {gip} . 22 }}"));
-        cmds.push(format!("add element ip smolvm_nat snat_return {{ {gip} . 22 }}"));
-        cmds.push(format!("add element inet smolvm_filter fwd_allow {{ {gip} . 22 }}"));
+        cmds.push(format!(
+            "add element ip smolvm_nat dnat_ext {{ {hp} : {gip} . 22 }}"
+        ));
+        cmds.push(format!(
+            "add element ip smolvm_nat dnat_local {{ {hp} : {gip} . 22 }}"
+        ));
+        cmds.push(format!(
+            "add element ip smolvm_nat snat_return {{ {gip} . 22 }}"
+        ));
+        cmds.push(format!(
+            "add element inet smolvm_filter fwd_allow {{ {gip} . 22 }}"
+        ));
     }
     cmds
 }
@@ -340,9 +398,14 @@ mod tests {
             ssh_host_port: Some(2200),
         };
         let fresh = setup_commands(&NftState::default(), "eth0", &vm);
-        assert_eq!(fresh.iter().filter(|c| c.starts_with("add rule")).count(), 8);
+        assert_eq!(
+            fresh.iter().filter(|c| c.starts_with("add rule")).count(),
+            8
+        );
         assert!(fresh.contains(&"add rule ip smolvm_nat postrouting oifname \"eth0\" counter masquerade comment \"smolvm:global:nat:masquerade:eth0\"".to_string()));
-        assert!(fresh.contains(&"add element ip smolvm_nat dnat_ext { 2200 : 172.16.0.2 . 22 }".to_string()));
+        assert!(fresh.contains(
+            &"add element ip smolvm_nat dnat_ext { 2200 : 172.16.0.2 . 22 }".to_string()
+        ));
         let have = NftState {
             elements: vec![],
             rules: vec![Rule {
@@ -353,8 +416,18 @@ mod tests {
                 comment: "smolvm:global:forward:established".into(),
             }],
         };
-        let again = setup_commands(&have, "eth0", &VmNat { ssh_host_port: None, ..vm });
-        assert_eq!(again.iter().filter(|c| c.starts_with("add rule")).count(), 7);
+        let again = setup_commands(
+            &have,
+            "eth0",
+            &VmNat {
+                ssh_host_port: None,
+                ..vm
+            },
+        );
+        assert_eq!(
+            again.iter().filter(|c| c.starts_with("add rule")).count(),
+            7
+        );
         assert!(!again.iter().any(|c| c.contains("dnat_ext {")));
     }
 }

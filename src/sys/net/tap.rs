@@ -177,11 +177,7 @@ pub async fn default_interface() -> io::Result<Option<String>> {
         .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
         .execute();
     let mut oif = None;
-    while let Some(r) = routes
-        .try_next()
-        .await
-        .map_err(|e| nl("list routes", e))?
-    {
+    while let Some(r) = routes.try_next().await.map_err(|e| nl("list routes", e))? {
         if is_main_default(&r) {
             oif = r.attributes.iter().find_map(|a| match a {
                 RouteAttribute::Oif(i) => Some(*i),

@@ -161,9 +161,11 @@ impl StateStore {
         if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
             return Ok(false);
         }
-        conn.query_row("SELECT EXISTS(SELECT 1 FROM vms WHERE id = ?1)", [id], |r| {
-            r.get(0)
-        })
+        conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM vms WHERE id = ?1)",
+            [id],
+            |r| r.get(0),
+        )
         .map_err(|e| self.err(e))
     }
 }
@@ -191,11 +193,17 @@ mod tests {
         assert!(a.ssh_host_port.unwrap() >= 2200);
         assert_eq!(s.allocate_network("vm-a", true).unwrap(), a);
         let b = s.allocate_network("vm-b", false).unwrap();
-        assert_eq!((b.guest_ip.to_string(), b.ssh_host_port), ("172.16.0.3".into(), None));
+        assert_eq!(
+            (b.guest_ip.to_string(), b.ssh_host_port),
+            ("172.16.0.3".into(), None)
+        );
         // Freeing a's lease makes .2 the first free again.
         s.delete_vm("vm-a").unwrap();
         assert_eq!(
-            s.allocate_network("vm-c", false).unwrap().guest_ip.to_string(),
+            s.allocate_network("vm-c", false)
+                .unwrap()
+                .guest_ip
+                .to_string(),
             "172.16.0.2"
         );
         // Fill the pool.
@@ -216,7 +224,8 @@ mod tests {
             }
             conn.execute_batch("COMMIT").unwrap();
         }
-        s.insert_vm(&VmRecord::new("vm-d", VmStatus::Created)).unwrap();
+        s.insert_vm(&VmRecord::new("vm-d", VmStatus::Created))
+            .unwrap();
         let e = s.allocate_network("vm-d", true).unwrap_err();
         assert_eq!(e.to_string(), "No IP addresses available in pool");
     }

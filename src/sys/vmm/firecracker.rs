@@ -159,20 +159,40 @@ impl FcConfig {
     pub fn requests(&self) -> Vec<(&'static str, String, Value)> {
         use serde_json::json;
         vec![
-            ("PUT", "/boot-source".into(), json!({
-                "kernel_image_path": self.kernel, "boot_args": self.boot_args
-            })),
-            ("PUT", "/machine-config".into(), json!({
-                "vcpu_count": self.vcpus, "mem_size_mib": self.mem_mib
-            })),
-            ("PUT", "/drives/rootfs".into(), json!({
-                "drive_id": "rootfs", "path_on_host": self.rootfs,
-                "is_root_device": true, "is_read_only": false
-            })),
-            ("PUT", "/network-interfaces/eth0".into(), json!({
-                "iface_id": "eth0", "host_dev_name": self.tap, "guest_mac": self.mac
-            })),
-            ("PUT", "/actions".into(), json!({"action_type": "InstanceStart"})),
+            (
+                "PUT",
+                "/boot-source".into(),
+                json!({
+                    "kernel_image_path": self.kernel, "boot_args": self.boot_args
+                }),
+            ),
+            (
+                "PUT",
+                "/machine-config".into(),
+                json!({
+                    "vcpu_count": self.vcpus, "mem_size_mib": self.mem_mib
+                }),
+            ),
+            (
+                "PUT",
+                "/drives/rootfs".into(),
+                json!({
+                    "drive_id": "rootfs", "path_on_host": self.rootfs,
+                    "is_root_device": true, "is_read_only": false
+                }),
+            ),
+            (
+                "PUT",
+                "/network-interfaces/eth0".into(),
+                json!({
+                    "iface_id": "eth0", "host_dev_name": self.tap, "guest_mac": self.mac
+                }),
+            ),
+            (
+                "PUT",
+                "/actions".into(),
+                json!({"action_type": "InstanceStart"}),
+            ),
         ]
     }
 }

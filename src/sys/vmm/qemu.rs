@@ -253,7 +253,10 @@ mod tests {
     fn machine_choice() {
         assert_eq!(Machine::choose(None, Accel::Kvm), Ok(Machine::Microvm));
         assert_eq!(Machine::choose(Some("auto"), Accel::Tcg), Ok(Machine::Q35));
-        assert_eq!(Machine::choose(Some("microvm"), Accel::Tcg), Ok(Machine::Microvm));
+        assert_eq!(
+            Machine::choose(Some("microvm"), Accel::Tcg),
+            Ok(Machine::Microvm)
+        );
         assert!(Machine::choose(Some("pc"), Accel::Tcg).is_err());
     }
 }
