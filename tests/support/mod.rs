@@ -9,6 +9,7 @@ use std::process::Command as StdCommand;
 use assert_cmd::Command;
 
 pub mod cleanup;
+pub mod images;
 
 /// The image version tests treat as current.
 pub const CURRENT: &str = "0.0.14";
