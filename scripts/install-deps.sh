@@ -13,6 +13,10 @@ packages=(
   python3     # SmolVM-compat DB checks and the fake Firecracker API in tests
   zstd        # compresses the image tests' rootfs; image benchmark baseline
   curl        # image benchmark baseline
+  # Boot tests: the test kernel (built once per machine, cached in ~/.cache/smolvm-tests),
+  # a busybox rootfs and a Debian rootfs with sshd, and the SSH client for sandbox ssh/exec.
+  linux-source-6.1 bc flex bison libelf-dev libssl-dev make gcc libc6-dev xz-utils
+  busybox-static debootstrap openssh-client
 )
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"

@@ -143,8 +143,41 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
     }
     a.push(format!("root@{ip}"));
     if !command.is_empty() {
+        // ssh joins its arguments with spaces for the remote shell: quote each one so
+        // `exec -- sh -c 'exit 7'` means there what it means here.
         a.push("--".into());
-        a.extend(command.iter().cloned());
+        a.push(
+            command
+                .iter()
+                .map(|c| shell_quote(c))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
     }
     Ok(a)
+}
+
+/// One word for a POSIX shell: as is when it is plain, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("uname"), "uname");
+        assert_eq!(shell_quote("exit 7"), "'exit 7'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

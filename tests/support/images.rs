@@ -40,7 +40,11 @@ fn hash(parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn sha256_file(p: &Path) -> String {
@@ -73,7 +77,11 @@ fn cached(dir: &Path, done: &str, build: impl FnOnce(&Path)) -> PathBuf {
         .unwrap();
     if !target.exists() {
         build(dir);
-        assert!(target.exists(), "build did not produce {}", target.display());
+        assert!(
+            target.exists(),
+            "build did not produce {}",
+            target.display()
+        );
     }
     target
 }
@@ -102,7 +110,11 @@ pub fn kernel() -> (PathBuf, PathBuf) {
         std::fs::write(&frag, KERNEL_FRAGMENT).unwrap();
         let script = dir.join("build-kernel.sh");
         std::fs::write(&script, KERNEL_SCRIPT).unwrap();
-        run(Command::new("bash").arg(&script).arg(src).arg(&frag).arg(dir));
+        run(Command::new("bash")
+            .arg(&script)
+            .arg(src)
+            .arg(&frag)
+            .arg(dir));
     });
     (bz, dir.join("vmlinux"))
 }
@@ -148,8 +160,7 @@ pub fn busybox_rootfs(init: Init) -> PathBuf {
         Init::Ready => BUSYBOX_INIT,
         Init::NeverReady => NEVER_READY_INIT,
     };
-    let bb = std::fs::read("/bin/busybox")
-        .expect("/bin/busybox (install busybox-static)");
+    let bb = std::fs::read("/bin/busybox").expect("/bin/busybox (install busybox-static)");
     let key = hash(&[script.as_bytes(), &bb]);
     let dir = cache_root().join(format!("busybox-{key}"));
     cached(&dir, "rootfs.ext4", |dir| {
@@ -242,7 +253,10 @@ pub fn debian_rootfs() -> PathBuf {
     let key = hash(&[DEBIAN_INIT.as_bytes(), packages.as_bytes(), b"bookworm"]);
     let dir = cache_root().join(format!("debian-{key}"));
     cached(&dir, "rootfs.ext4", |dir| {
-        eprintln!("debootstrapping the test Debian rootfs into {} (once)", dir.display());
+        eprintln!(
+            "debootstrapping the test Debian rootfs into {} (once)",
+            dir.display()
+        );
         let root = dir.join("root");
         let _ = std::fs::remove_dir_all(&root);
         run(Command::new("debootstrap")
@@ -317,7 +331,9 @@ fn sha256_sidecar(p: &Path) -> String {
     let stamp = format!(
         "{}:{:?}",
         m.len(),
-        m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        m.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
     );
     let side = p.with_file_name(format!(
         ".{}.sha256",
