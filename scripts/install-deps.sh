@@ -15,6 +15,10 @@ packages=(
   curl        # image benchmark baseline
   tmux        # drives the real dashboard in the end-to-end test
   fonts-dejavu-core  # DejaVu Sans Mono for the dashboard screenshots
+  # Boot tests: the test kernel (built once per machine, cached in ~/.cache/smolvm-tests),
+  # a busybox rootfs and a Debian rootfs with sshd, and the SSH client for sandbox ssh/exec.
+  linux-source-6.1 bc flex bison libelf-dev libssl-dev make gcc libc6-dev xz-utils
+  busybox-static debootstrap openssh-client
 )
 apt-get update
 apt-get install -y --no-install-recommends "${packages[@]}"

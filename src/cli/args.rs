@@ -39,6 +39,73 @@ pub enum Command {
     Sandbox(SandboxCommand),
     /// List cached images (same as `smolvm image ls`).
     Images(ImageListArgs),
+    /// The openclaw preset (alias: claw).
+    #[command(subcommand, alias = "claw")]
+    Openclaw(PresetCommand),
+    /// The claude-code preset (alias: claude).
+    #[command(subcommand, name = "claude-code", alias = "claude")]
+    ClaudeCode(PresetCommand),
+    /// The codex preset.
+    #[command(subcommand)]
+    Codex(PresetCommand),
+    /// The hermes preset.
+    #[command(subcommand)]
+    Hermes(PresetCommand),
+    /// The pi preset.
+    #[command(subcommand)]
+    Pi(PresetCommand),
+}
+
+impl Command {
+    /// The canonical preset name of a preset command.
+    pub fn preset(&self) -> Option<(&'static str, &PresetCommand)> {
+        match self {
+            Command::Openclaw(c) => Some(("openclaw", c)),
+            Command::ClaudeCode(c) => Some(("claude-code", c)),
+            Command::Codex(c) => Some(("codex", c)),
+            Command::Hermes(c) => Some(("hermes", c)),
+            Command::Pi(c) => Some(("pi", c)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PresetCommand {
+    /// Create and boot a sandbox from the preset's published image.
+    Start(StartFlags),
+}
+
+/// Flags shared by `<preset> start` and `sandbox create`.
+#[derive(Debug, Args, Clone)]
+pub struct StartFlags {
+    /// Sandbox id (default: vm-<8 hex>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Guest memory in MiB (default: 2048 for presets, 512 otherwise).
+    #[arg(long, value_name = "MIB")]
+    pub memory: Option<u32>,
+    /// Guest vCPUs (default 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub cpus: Option<u32>,
+    /// Grow the sandbox's disk (and its ext4) to this many MiB.
+    #[arg(long, value_name = "MIB")]
+    pub disk_size: Option<u64>,
+    /// Virtual machine monitor: firecracker with hardware KVM, else qemu.
+    #[arg(long, value_parser = ["auto", "firecracker", "qemu"], default_value = "auto")]
+    pub backend: String,
+    /// CPU accelerator (default: $SMOLVM_ACCEL, else auto = KVM with hardware KVM, else TCG).
+    #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
+    pub accel: Option<String>,
+    /// Guest OS flavour of the preset's image (default: ubuntu).
+    #[arg(long, value_parser = ["ubuntu", "alpine"])]
+    pub os: Option<String>,
+    /// Seconds to wait for the guest to be ready (default 30 with KVM, 120 under TCG).
+    #[arg(long, value_name = "SECONDS")]
+    pub boot_timeout: Option<f64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +243,110 @@ pub enum SandboxCommand {
     /// List sandboxes with their live status.
     #[command(alias = "ls")]
     List(ListArgs),
+    /// Create a sandbox from a preset or a kernel and rootfs (and boot it with --start).
+    Create(CreateArgs),
+    /// Show one sandbox.
+    Info(IdArgs),
+    /// Boot a created or stopped sandbox.
+    Start(SandboxStartArgs),
+    /// Stop a running sandbox (its disk and network stay).
+    Stop(StopArgs),
+    /// Delete sandboxes and everything they hold.
+    #[command(alias = "rm")]
+    Delete(DeleteArgs),
+    /// Print a sandbox's console log.
+    Logs(LogsArgs),
+    /// Open an SSH session to a sandbox (or run a command: -- cmd).
+    Ssh(SshArgs),
+    /// Run a command in a sandbox over SSH: smolvm sandbox exec ID -- cmd args.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Preset image to boot (claude-code/claude, codex, openclaw/claw, hermes, pi).
+    #[arg(long, conflicts_with_all = ["kernel", "rootfs"])]
+    pub preset: Option<String>,
+    /// Kernel to boot (with --rootfs).
+    #[arg(long, requires = "rootfs")]
+    pub kernel: Option<PathBuf>,
+    /// ext4 root file system to copy for the sandbox (with --kernel).
+    #[arg(long, requires = "kernel")]
+    pub rootfs: Option<PathBuf>,
+    /// Boot it now.
+    #[arg(long)]
+    pub start: bool,
+    #[command(flatten)]
+    pub flags: StartFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    pub id: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxStartArgs {
+    pub id: String,
+    /// CPU accelerator (default: the one it was created with).
+    #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
+    pub accel: Option<String>,
+    /// Seconds to wait for the guest to be ready.
+    #[arg(long, value_name = "SECONDS")]
+    pub boot_timeout: Option<f64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    pub id: String,
+    /// Seconds to wait for the VM to stop before killing it.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Seconds to wait for each VM to stop before killing it.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub id: String,
+    /// Keep printing new output until the VM stops (or Ctrl-C).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    pub id: String,
+    /// A command to run instead of a shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

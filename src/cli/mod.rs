@@ -6,6 +6,7 @@ pub mod image;
 pub mod output;
 pub mod prune;
 pub mod sandbox;
+pub mod start;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -43,6 +44,19 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
         Some(Command::Tui(a)) => crate::tui::run(a.readonly || cli.readonly),
+        Some(Command::Sandbox(c)) => start::sandbox(c, &env),
+        Some(
+            c @ (Command::Openclaw(_)
+            | Command::ClaudeCode(_)
+            | Command::Codex(_)
+            | Command::Hermes(_)
+            | Command::Pi(_)),
+        ) => match c.preset() {
+            Some((preset, args::PresetCommand::Start(flags))) => {
+                start::preset_start(preset, flags, &env)
+            }
+            None => 2,
+        },
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {

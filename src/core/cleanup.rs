@@ -807,14 +807,17 @@ struct Ctx {
 /// interrupted at any point is finished by the next one.
 async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
     let vm = &t.vm;
-    // 1. The VMM: every live process carrying this VM's socket in our socket dir, and the
-    //    row's PID when it still carries the row's own socket (SmolVM's /tmp sockets).
-    let mut procs: Vec<VmmProcess> = ctx
-        .vmms
-        .iter()
-        .filter(|v| v.vm_id == vm.id)
-        .cloned()
-        .collect();
+    // 1. The VMM.
+    for p in &vm_processes(vm, &ctx.vmms, &ctx.opts.socket_dir) {
+        stop_vmm(p, ctx.opts.stop_timeout).await?;
+    }
+    teardown_resources(t, ctx).await
+}
+
+/// Every live process carrying this VM's socket in our socket dir, and the row's PID when
+/// it still carries the row's own socket (SmolVM's /tmp sockets).
+fn vm_processes(vm: &VmRecord, vmms: &[VmmProcess], socket_dir: &Path) -> Vec<VmmProcess> {
+    let mut procs: Vec<VmmProcess> = vmms.iter().filter(|v| v.vm_id == vm.id).cloned().collect();
     if let Some(info) = vm
         .pid
         .filter(|p| *p > 0 && *p <= i64::from(i32::MAX))
@@ -822,7 +825,7 @@ async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
     {
         if !info.is_zombie() && !procs.iter().any(|p| p.pid == info.pid) {
             if let Some((kind, vm_id, socket)) = process::socket_in_cmdline(&info.cmdline, None) {
-                if carries_socket_of(&info, vm, &ctx.opts.socket_dir) {
+                if carries_socket_of(&info, vm, socket_dir) {
                     procs.push(VmmProcess {
                         pid: info.pid,
                         start_ticks: info.start_ticks,
@@ -835,10 +838,62 @@ async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
             }
         }
     }
-    for p in &procs {
-        stop_vmm(p, ctx.opts.stop_timeout).await?;
-    }
+    procs
+}
 
+/// Stop this VM's VMM processes (graceful first, SIGKILL last, verified pidfds only).
+pub async fn stop_vm(
+    vm: &VmRecord,
+    socket_dir: &Path,
+    budget: Duration,
+) -> std::result::Result<(), String> {
+    let dir = socket_dir.to_path_buf();
+    let vmms = tokio::task::spawn_blocking(move || process::vmm_processes(Some(&dir)))
+        .await
+        .map_err(|e| e.to_string())?;
+    for p in &vm_processes(vm, &vmms, socket_dir) {
+        stop_vmm(p, budget).await?;
+    }
+    Ok(())
+}
+
+/// Tear one VM down completely, as `cleanup` does for a target: its VMM, TAP, nftables
+/// elements and rules, sockets, log, disk, and last its row and leases. What `sandbox
+/// delete` and a failed start's rollback use, so creation and teardown stay symmetric.
+/// A VM with no row is success.
+pub async fn teardown_vm(
+    store: Arc<StateStore>,
+    vm_id: &str,
+    opts: CleanupOptions,
+) -> std::result::Result<(), String> {
+    let id = vm_id.to_string();
+    let st = store.clone();
+    let (vm, leases) = tokio::task::spawn_blocking(move || {
+        Ok::<_, String>((
+            st.get_vm(&id).map_err(|e| e.to_string())?,
+            st.leases().map_err(|e| e.to_string())?,
+        ))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let Some(vm) = vm else { return Ok(()) };
+    stop_vm(&vm, &opts.socket_dir, opts.stop_timeout).await?;
+    let t = Target {
+        resources: VmResources::of(&vm, &leases),
+        vm,
+        reason: TargetReason::All,
+    };
+    let ctx = Ctx {
+        store,
+        vmms: Vec::new(),
+        opts,
+    };
+    teardown_resources(&t, &ctx).await
+}
+
+/// Steps 2–5 of a teardown: everything but the VMM process.
+async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
+    let vm = &t.vm;
     // 2. The TAP device (a bridge TAP only if its alias says it is this VM's).
     if let Some(tap) = &t.resources.tap {
         let mine = if t.resources.bridge {

@@ -25,7 +25,7 @@ pub struct SandboxInfo {
 }
 
 impl SandboxInfo {
-    fn of(vm: &VmRecord, paths: &Paths) -> Self {
+    pub fn of(vm: &VmRecord, paths: &Paths) -> Self {
         let net = vm.network.clone().unwrap_or_default();
         SandboxInfo {
             id: vm.id.clone(),

@@ -1,6 +1,7 @@
 //! Every side effect lives here: environment, paths, the file system, `/proc`, the state
 //! database. The core calls these; the CLI and the dashboard never do directly.
 
+pub mod disk;
 pub mod env;
 pub mod fs;
 pub mod http;

@@ -10,6 +10,7 @@ use assert_cmd::Command;
 
 pub mod cleanup;
 pub mod screenshot;
+pub mod images;
 
 /// The image version tests treat as current.
 pub const CURRENT: &str = "0.0.14";

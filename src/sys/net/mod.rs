@@ -1,6 +1,7 @@
 //! Host networking: links through netlink (rtnetlink) and SmolVM's nftables tables.
 
 pub mod nft;
+pub mod tap;
 
 use std::io;
 use std::net::IpAddr;

@@ -232,6 +232,127 @@ pub fn apply(commands: &[String]) -> io::Result<()> {
     }
 }
 
+/// A VM's NAT setup: the TAP allowed out, and its SSH forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmNat<'a> {
+    pub tap: &'a str,
+    pub guest_ip: &'a str,
+    pub ssh_host_port: Option<u16>,
+}
+
+/// SmolVM's tables, chains, maps and sets (idempotent `add`s), every commented map and
+/// global rule that `state` lacks (matched by chain and comment, as SmolVM does), and this
+/// VM's elements: one batch for [`apply`]. `iface` is the outbound interface.
+pub fn setup_commands(state: &NftState, iface: &str, vm: &VmNat<'_>) -> Vec<String> {
+    let q = quote(iface);
+    let mut cmds: Vec<String> = [
+        "add table ip smolvm_nat",
+        "add chain ip smolvm_nat prerouting { type nat hook prerouting priority dstnat; policy accept; }",
+        "add chain ip smolvm_nat output { type nat hook output priority -100; policy accept; }",
+        "add chain ip smolvm_nat postrouting { type nat hook postrouting priority srcnat; policy accept; }",
+        "add table inet smolvm_filter",
+        "add chain inet smolvm_filter forward { type filter hook forward priority filter; policy accept; }",
+        "add map ip smolvm_nat dnat_ext { type inet_service : ipv4_addr . inet_service ; }",
+        "add map ip smolvm_nat dnat_local { type inet_service : ipv4_addr . inet_service ; }",
+        "add set ip smolvm_nat snat_return { type ipv4_addr . inet_service ; }",
+        "add set inet smolvm_filter fwd_allow { type ipv4_addr . inet_service ; }",
+        "add set inet smolvm_filter allowed_taps { type ifname ; }",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rules: [(&str, &str, &str, String, String); 8] = [
+        (
+            "ip",
+            "smolvm_nat",
+            "prerouting",
+            format!("iifname {q} dnat to tcp dport map @dnat_ext"),
+            "smolvm:map:prerouting:dnat_ext".into(),
+        ),
+        (
+            "ip",
+            "smolvm_nat",
+            "output",
+            "ip daddr 127.0.0.1/32 dnat to tcp dport map @dnat_local".into(),
+            "smolvm:map:output:dnat_local".into(),
+        ),
+        (
+            "ip",
+            "smolvm_nat",
+            "postrouting",
+            "ip saddr 127.0.0.0/8 ip daddr . tcp dport @snat_return counter snat to 172.16.0.1"
+                .into(),
+            "smolvm:map:postrouting:snat_return".into(),
+        ),
+        (
+            "ip",
+            "smolvm_nat",
+            "postrouting",
+            format!("oifname {q} counter masquerade"),
+            format!("smolvm:global:nat:masquerade:{iface}"),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            "ct state related,established counter accept".into(),
+            "smolvm:global:forward:established".into(),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            "iifname \"tap*\" oifname \"tap*\" counter drop".into(),
+            "smolvm:global:forward:tap-isolation".into(),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            "ip daddr . tcp dport @fwd_allow ct state new,related,established counter accept"
+                .into(),
+            "smolvm:map:forward:fwd_allow".into(),
+        ),
+        (
+            "inet",
+            "smolvm_filter",
+            "forward",
+            format!("iifname @allowed_taps oifname {q} counter accept"),
+            "smolvm:map:forward:allowed_taps".into(),
+        ),
+    ];
+    for (family, table, chain, expr, comment) in rules {
+        let present = state.rules.iter().any(|r| {
+            r.family == family && r.table == table && r.chain == chain && r.comment == comment
+        });
+        if !present {
+            cmds.push(format!(
+                "add rule {family} {table} {chain} {expr} comment {}",
+                quote(&comment)
+            ));
+        }
+    }
+    cmds.push(format!(
+        "add element inet smolvm_filter allowed_taps {{ {} }}",
+        quote(vm.tap)
+    ));
+    if let Some(hp) = vm.ssh_host_port {
+        let gip = vm.guest_ip;
+        cmds.push(format!(
+            "add element ip smolvm_nat dnat_ext {{ {hp} : {gip} . 22 }}"
+        ));
+        cmds.push(format!(
+            "add element ip smolvm_nat dnat_local {{ {hp} : {gip} . 22 }}"
+        ));
+        cmds.push(format!(
+            "add element ip smolvm_nat snat_return {{ {gip} . 22 }}"
+        ));
+        cmds.push(format!(
+            "add element inet smolvm_filter fwd_allow {{ {gip} . 22 }}"
+        ));
+    }
+    cmds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +388,48 @@ mod tests {
             "delete rule ip smolvm_nat output handle 8"
         );
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn setup_adds_missing_rules_once_and_this_vms_elements() {
+        let vm = VmNat {
+            tap: "tap2",
+            guest_ip: "172.16.0.2",
+            ssh_host_port: Some(2200),
+        };
+        let fresh = setup_commands(&NftState::default(), "eth0", &vm);
+        assert_eq!(
+            fresh.iter().filter(|c| c.starts_with("add rule")).count(),
+            8
+        );
+        assert!(fresh.contains(&"add rule ip smolvm_nat postrouting oifname \"eth0\" counter masquerade comment \"smolvm:global:nat:masquerade:eth0\"".to_string()));
+        assert!(fresh.contains(
+            &"add element ip smolvm_nat dnat_ext { 2200 : 172.16.0.2 . 22 }".to_string()
+        ));
+        let have = NftState {
+            elements: vec![],
+            rules: vec![Rule {
+                family: "inet".into(),
+                table: "smolvm_filter".into(),
+                chain: "forward".into(),
+                handle: 3,
+                comment: "smolvm:global:forward:established".into(),
+            }],
+        };
+        let again = setup_commands(
+            &have,
+            "eth0",
+            &VmNat {
+                ssh_host_port: None,
+                ..vm
+            },
+        );
+        assert_eq!(
+            again.iter().filter(|c| c.starts_with("add rule")).count(),
+            7
+        );
+        assert!(!again
+            .iter()
+            .any(|c| c.starts_with("add element ip smolvm_nat dnat_ext")));
     }
 }

@@ -8,6 +8,7 @@
 //! A dry run opens nothing for writing: the file read-only, or an empty in-memory database
 //! when there is none or it is corrupt.
 
+mod pools;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension};
 
+pub use pools::{pool_ip, NetLease, IP_POOL, SSH_PORT_POOL};
 pub use types::{Leases, Network, TapAllocation, VmRecord, VmStatus};
 
 use crate::core::time::{compact, iso_now};
@@ -59,6 +61,9 @@ pub enum StateError {
     },
     #[error("VM {0} already exists")]
     AlreadyExists(String),
+    /// An address pool has no free entry (SmolVM's messages).
+    #[error("{0}")]
+    Pool(String),
 }
 
 /// How to open the store.

@@ -122,6 +122,154 @@ pub async fn send_ctrl_alt_del(socket: &Path, timeout: Duration) -> io::Result<(
     }
 }
 
+/// SmolVM's message for a missing binary.
+pub const NOT_FOUND: &str = "Firecracker binary not found. Install it with: smolvm.host.manager.HostManager().install_firecracker()";
+
+/// The Firecracker binary: `SMOLVM_FIRECRACKER_BIN` › `PATH` › `~/.smolvm/bin/firecracker`.
+pub fn find_binary(
+    override_bin: Option<&Path>,
+    path: Option<&std::ffi::OsStr>,
+    home: &Path,
+) -> Option<std::path::PathBuf> {
+    use super::qemu::is_executable;
+    if let Some(b) = override_bin {
+        return is_executable(b).then(|| b.to_path_buf());
+    }
+    path.into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("firecracker"))
+        .chain(std::iter::once(home.join(".smolvm/bin/firecracker")))
+        .find(|p| is_executable(p))
+}
+
+/// One guest's configuration, as SmolVM sends it.
+#[derive(Debug, Clone)]
+pub struct FcConfig {
+    pub kernel: std::path::PathBuf,
+    pub boot_args: String,
+    pub vcpus: u32,
+    pub mem_mib: u32,
+    pub rootfs: std::path::PathBuf,
+    pub tap: String,
+    pub mac: String,
+}
+
+impl FcConfig {
+    /// SmolVM's start sequence: (method, path, body), InstanceStart last.
+    pub fn requests(&self) -> Vec<(&'static str, String, Value)> {
+        use serde_json::json;
+        vec![
+            (
+                "PUT",
+                "/boot-source".into(),
+                json!({
+                    "kernel_image_path": self.kernel, "boot_args": self.boot_args
+                }),
+            ),
+            (
+                "PUT",
+                "/machine-config".into(),
+                json!({
+                    "vcpu_count": self.vcpus, "mem_size_mib": self.mem_mib
+                }),
+            ),
+            (
+                "PUT",
+                "/drives/rootfs".into(),
+                json!({
+                    "drive_id": "rootfs", "path_on_host": self.rootfs,
+                    "is_root_device": true, "is_read_only": false
+                }),
+            ),
+            (
+                "PUT",
+                "/network-interfaces/eth0".into(),
+                json!({
+                    "iface_id": "eth0", "host_dev_name": self.tap, "guest_mac": self.mac
+                }),
+            ),
+            (
+                "PUT",
+                "/actions".into(),
+                json!({"action_type": "InstanceStart"}),
+            ),
+        ]
+    }
+}
+
+/// An API call that did not succeed: Firecracker's fault message verbatim, or the
+/// transport error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("API error: {message} ({method} {path}, HTTP {status})")]
+    Fault {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error("Request failed: {0}")]
+    Transport(String),
+}
+
+/// One call that must answer 200 or 204.
+pub async fn call(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    match request(socket, method, path, body, timeout).await {
+        Ok(r) if r.status == 200 || r.status == 204 => Ok(()),
+        Ok(r) => Err(ApiError::Fault {
+            method: method.into(),
+            path: path.into(),
+            status: r.status,
+            message: r.fault(),
+        }),
+        Err(e) => Err(ApiError::Transport(e.to_string())),
+    }
+}
+
+/// Wait until the API socket accepts connections (or `timeout`).
+pub async fn wait_for_socket(socket: &Path, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if UnixStream::connect(socket).await.is_ok() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Send the whole configuration and `InstanceStart`. An InstanceStart whose transport
+/// failed is retried once; "not supported after starting the microVM" then means it did
+/// start (SmolVM's rule).
+pub async fn configure_and_start(
+    socket: &Path,
+    cfg: &FcConfig,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    for (method, path, body) in cfg.requests() {
+        let r = call(socket, method, &path, Some(&body), timeout).await;
+        match r {
+            Err(ApiError::Transport(_)) if path == "/actions" => {
+                match call(socket, method, &path, Some(&body), timeout).await {
+                    Err(ApiError::Fault { message, .. })
+                        if message.contains("not supported after starting the microVM") => {}
+                    other => other?,
+                }
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +288,33 @@ mod tests {
             (400, "Invalid action type".to_string())
         );
         assert_eq!(parse(&raw[..raw.len() - 5]).unwrap(), None);
+    }
+
+    #[test]
+    fn start_sequence_is_smolvms() {
+        let cfg = FcConfig {
+            kernel: "/k/vmlinux".into(),
+            boot_args: "console=ttyS0 reboot=k panic=1 pci=off".into(),
+            vcpus: 2,
+            mem_mib: 512,
+            rootfs: "/d/vm-a.ext4".into(),
+            tap: "tap2".into(),
+            mac: "AA:FC:00:00:00:02".into(),
+        };
+        let r: Vec<String> = cfg
+            .requests()
+            .iter()
+            .map(|(m, p, b)| format!("{m} {p} {b}"))
+            .collect();
+        assert_eq!(
+            r,
+            [
+                r#"PUT /boot-source {"boot_args":"console=ttyS0 reboot=k panic=1 pci=off","kernel_image_path":"/k/vmlinux"}"#,
+                r#"PUT /machine-config {"mem_size_mib":512,"vcpu_count":2}"#,
+                r#"PUT /drives/rootfs {"drive_id":"rootfs","is_read_only":false,"is_root_device":true,"path_on_host":"/d/vm-a.ext4"}"#,
+                r#"PUT /network-interfaces/eth0 {"guest_mac":"AA:FC:00:00:00:02","host_dev_name":"tap2","iface_id":"eth0"}"#,
+                r#"PUT /actions {"action_type":"InstanceStart"}"#,
+            ]
+        );
     }
 }

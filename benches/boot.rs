@@ -1,0 +1,173 @@
+//! Boot benchmark (`cargo bench --bench boot`, as root): start-to-ready of
+//! `smolvm claude-code start --backend qemu` with the image already cached (wall clock of
+//! the command, and its per-phase timings), against the same kernel and rootfs booted by
+//! a bare `qemu-system-x86_64` with the same machine, devices and boot args (spawn until
+//! the guest's ready line). Both run in one network namespace; each smolvm boot is deleted
+//! before the next. The accelerator is whatever `--accel auto` picks here (TCG without
+//! hardware KVM). `SMOLVM_BENCH_BOOTS` sets the count (default 20).
+//!
+//! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::cleanup::NetNs;
+use support::images::{self, Init, Row};
+use support::Home;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("boot bench skipped under cargo test (run: cargo bench --bench boot)");
+        return;
+    }
+    if !support::is_root() {
+        println!("boot bench skipped: needs root (network namespaces, TAPs, nftables)");
+        return;
+    }
+    let n: usize = std::env::var("SMOLVM_BENCH_BOOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let (bz, _) = images::kernel();
+    let h = Home::new();
+    let manifest = images::manifest(
+        h.tmp.path(),
+        &[Row {
+            preset: "claude-code",
+            rootfs: &rootfs,
+        }],
+    );
+    let ns = NetNs::new();
+    ns.sh("ip link set lo up; ip link add up0 type veth peer name up1
+         ip addr add 10.254.0.1/24 dev up0; ip link set up0 up; ip link set up1 up
+         ip route add default via 10.254.0.2 dev up0");
+    let smolvm = |args: &[&str]| {
+        let mut c = ns.cmd(&h, "smolvm");
+        c.env("SMOLVM_MANIFEST", &manifest).args(args);
+        c.output().unwrap()
+    };
+    // Warm the image cache (pull + unpack) and the page cache.
+    let out = smolvm(&[
+        "claude",
+        "start",
+        "--backend",
+        "qemu",
+        "--name",
+        "vm-warm",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let accel = support::json(&out)["data"]["accelerator"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    smolvm(&["sandbox", "delete", "vm-warm", "--timeout", "2"]);
+
+    let mut wall = Vec::new();
+    let mut phases: [Vec<f64>; 4] = Default::default();
+    for i in 0..n {
+        let id = format!("vm-b{i}");
+        let t = Instant::now();
+        let out = smolvm(&[
+            "claude",
+            "start",
+            "--backend",
+            "qemu",
+            "--name",
+            &id,
+            "--json",
+        ]);
+        wall.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let v = support::json(&out);
+        for (k, name) in ["image_ms", "network_ms", "spawn_ms", "boot_ms"]
+            .iter()
+            .enumerate()
+        {
+            phases[k].push(v["data"]["timings"][name].as_f64().unwrap_or(0.0));
+        }
+        smolvm(&["sandbox", "delete", &id, "--timeout", "2"]);
+    }
+
+    // Baseline: bare QEMU, same machine, devices and boot args, on its own TAP.
+    ns.sh("ip tuntap add tapb mode tap && ip link set tapb up");
+    let disk = h.tmp.path().join("bare.ext4");
+    std::fs::copy(&rootfs, &disk).unwrap();
+    let accel_arg = format!("q35,accel={accel}");
+    let cpu = if accel == "kvm" { "host" } else { "max" };
+    let mut bare = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "qemu-system-x86_64", "-smp", "2", "-m", "2048"])
+            .arg("-kernel")
+            .arg(&bz)
+            .args([
+                "-append",
+                "console=ttyS0 reboot=k panic=1 init=/init root=/dev/vda rw ip=172.16.0.2::172.16.0.1:255.255.255.0::eth0:off",
+            ])
+            .arg("-drive")
+            .arg(format!("file={},if=none,format=raw,id=d0", disk.display()))
+            .args([
+                "-netdev", "tap,id=net0,ifname=tapb,script=no,downscript=no", "-nographic",
+                "-no-reboot", "-machine", &accel_arg, "-cpu", cpu, "-device",
+                "virtio-blk-pci,drive=d0", "-device", "virtio-net-pci,netdev=net0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        for line in BufReader::new(out).lines() {
+            if line.unwrap_or_default().contains("SmolVM init complete") {
+                break;
+            }
+        }
+        bare.push(t.elapsed().as_secs_f64() * 1000.0);
+        let _ = child.kill();
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let accel_name = accel.to_uppercase();
+    println!(
+        "boot bench: {n} boots each, accelerator {accel_name}, q35, busybox rootfs, image cached"
+    );
+    let (p50, p95) = (pct(&mut wall.clone(), 0.5), pct(&mut wall, 0.95));
+    let (b50, b95) = (pct(&mut bare.clone(), 0.5), pct(&mut bare, 0.95));
+    println!("  smolvm claude-code start (wall, to ready): p50 {p50:.0} ms, p95 {p95:.0} ms");
+    for (k, name) in ["image", "network", "spawn", "boot"].iter().enumerate() {
+        let v = &mut phases[k];
+        println!(
+            "    {name:<8} p50 {:.1} ms, p95 {:.1} ms",
+            pct(&mut v.clone(), 0.5),
+            pct(v, 0.95)
+        );
+    }
+    println!("  bare qemu-system-x86_64 (spawn to ready line): p50 {b50:.0} ms, p95 {b95:.0} ms");
+    println!(
+        "  smolvm overhead at p50: {:.0} ms ({:.1}% of the bare boot)",
+        p50 - b50,
+        (p50 - b50) / b50 * 100.0
+    );
+}

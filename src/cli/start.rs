@@ -1,0 +1,334 @@
+//! `smolvm <preset> start` and `smolvm sandbox create|info|start|stop|delete|logs|ssh|exec`:
+//! thin faces over [`core::start`] and [`core::lifecycle`].
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::args::{CreateArgs, SandboxCommand, StartFlags};
+use super::output::{self, line, warn};
+use crate::core::error::{Error, Result};
+use crate::core::images::pull::PullEvent;
+use crate::core::images::Os;
+use crate::core::lifecycle;
+use crate::core::progress::Progress;
+use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
+use crate::sys::env::Env;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::runtime(format!("cannot start the async runtime: {e}")))
+}
+
+fn secs(v: Option<f64>) -> Result<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(Error::usage(format!(
+            "--boot-timeout must be a positive number of seconds, got {s}"
+        ))),
+    }
+}
+
+fn options(flags: &StartFlags) -> Result<StartOptions> {
+    Ok(StartOptions {
+        name: flags.name.clone(),
+        memory_mib: flags.memory,
+        vcpus: flags.cpus,
+        disk_size_mib: flags.disk_size,
+        backend: Some(flags.backend.clone()),
+        accel: flags.accel.clone(),
+        os: flags.os.as_deref().and_then(Os::parse),
+        boot_timeout: secs(flags.boot_timeout)?,
+        ..Default::default()
+    })
+}
+
+/// Progress lines for a human (stderr keeps stdout for the result); nothing with --json
+/// except warnings, which go to stderr in both modes.
+fn progress(json: bool) -> Progress<StartEvent> {
+    Progress::new(move |e| match e {
+        StartEvent::Warning(w) => warn(w),
+        _ if json => {}
+        StartEvent::PhaseStarted(p) => eprintln!("{}...", p.as_str()),
+        StartEvent::PhaseDone(p, d) => eprintln!("{} done in {:.2} s", p.as_str(), d.as_secs_f64()),
+        StartEvent::Pull(PullEvent::Ready { artifact, path }) => {
+            eprintln!("  {} ready: {}", artifact.as_str(), path.display())
+        }
+        StartEvent::Pull(PullEvent::Retry {
+            artifact, reason, ..
+        }) => {
+            eprintln!("  retrying {} download: {reason}", artifact.as_str())
+        }
+        StartEvent::Pull(_) => {}
+        StartEvent::RollingBack(why) => eprintln!("start failed ({why}); rolling back"),
+    })
+}
+
+fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
+    if json {
+        output::print_json(command, 0, Some(r), None);
+        return 0;
+    }
+    line(format!("Sandbox {} is {}.", r.id, r.status));
+    line(format!("  IP:       {}", r.ip));
+    if let Some(p) = r.ssh_host_port {
+        line(format!("  SSH port: {p} (forwarded to {}:22)", r.ip));
+    }
+    line(format!(
+        "  Backend:  {} ({}{})",
+        r.backend,
+        r.accelerator,
+        r.machine
+            .as_deref()
+            .map(|m| format!(", {m}"))
+            .unwrap_or_default()
+    ));
+    if let Some(pid) = r.pid {
+        line(format!("  PID:      {pid}"));
+        line(format!(
+            "  Ready in  {:.2} s (image {:.0} ms, network {:.0} ms, spawn {:.0} ms, boot {:.0} ms)",
+            r.timings.total_ms / 1000.0,
+            r.timings.image_ms,
+            r.timings.network_ms,
+            r.timings.spawn_ms,
+            r.timings.boot_ms
+        ));
+        line(format!("Connect: smolvm sandbox ssh {}", r.id));
+    } else {
+        line(format!("Start it: smolvm sandbox start {}", r.id));
+    }
+    0
+}
+
+/// `smolvm <preset> start`.
+pub fn preset_start(preset: &str, flags: &StartFlags, env: &Env) -> i32 {
+    let command = format!("{preset}.start");
+    let r = (|| {
+        let mut opts = options(flags)?;
+        opts.preset = Some(preset.to_string());
+        let ctx = Ctx::open(env)?;
+        runtime()?.block_on(start::create(&ctx, &opts, &progress(flags.json)))
+    })();
+    match r {
+        Ok(rep) => print_started(&command, flags.json, &rep),
+        Err(e) => output::fail(&command, flags.json, &e),
+    }
+}
+
+fn create(args: &CreateArgs, env: &Env) -> i32 {
+    let json = args.flags.json;
+    let r = (|| {
+        let mut opts = options(&args.flags)?;
+        opts.preset = args.preset.clone();
+        opts.kernel = args.kernel.clone();
+        opts.rootfs = args.rootfs.clone();
+        opts.create_only = !args.start;
+        let ctx = Ctx::open(env)?;
+        runtime()?.block_on(start::create(&ctx, &opts, &progress(json)))
+    })();
+    match r {
+        Ok(rep) => print_started("sandbox.create", json, &rep),
+        Err(e) => output::fail("sandbox.create", json, &e),
+    }
+}
+
+#[derive(Serialize)]
+struct Deleted<'a> {
+    deleted: &'a [String],
+    failed: Vec<serde_json::Value>,
+}
+
+/// Every `sandbox` subcommand but `list`.
+pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
+    match cmd {
+        SandboxCommand::List(a) => super::sandbox::list(&a, env),
+        SandboxCommand::Create(a) => create(&a, env),
+        SandboxCommand::Info(a) => {
+            let r = Ctx::open(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
+            match r {
+                Ok(i) if a.json => {
+                    output::print_json("sandbox.info", 0, Some(&i), None);
+                    0
+                }
+                Ok(i) => {
+                    let s = &i.summary;
+                    line(format!("ID:       {}", s.id));
+                    line(format!("Status:   {}", s.shown_status()));
+                    line(format!("Backend:  {}", s.backend.as_deref().unwrap_or("-")));
+                    line(format!("Preset:   {}", s.preset.as_deref().unwrap_or("-")));
+                    line(format!("IP:       {}", s.ip.as_deref().unwrap_or("-")));
+                    line(format!(
+                        "SSH port: {}",
+                        s.ssh_port.map_or("-".into(), |p| p.to_string())
+                    ));
+                    line(format!("TAP:      {}", s.tap.as_deref().unwrap_or("-")));
+                    line(format!(
+                        "PID:      {}",
+                        s.pid.map_or("-".into(), |p| p.to_string())
+                    ));
+                    line(format!("Log:      {}", i.log_path.display()));
+                    line(format!("Created:  {}", s.created_at));
+                    0
+                }
+                Err(e) => output::fail("sandbox.info", a.json, &e),
+            }
+        }
+        SandboxCommand::Start(a) => {
+            let r = (|| {
+                let bt = secs(a.boot_timeout)?;
+                let ctx = Ctx::open(env)?;
+                runtime()?.block_on(start::start_existing(
+                    &ctx,
+                    &a.id,
+                    a.accel.as_deref(),
+                    bt,
+                    &progress(a.json),
+                ))
+            })();
+            match r {
+                Ok(rep) => print_started("sandbox.start", a.json, &rep),
+                Err(e) => output::fail("sandbox.start", a.json, &e),
+            }
+        }
+        SandboxCommand::Stop(a) => {
+            let r = (|| {
+                let ctx = Ctx::open(env)?;
+                let t = Duration::from_secs_f64(a.timeout.max(0.0));
+                runtime()?.block_on(lifecycle::stop(&ctx, &a.id, t))
+            })();
+            match r {
+                Ok(s) if a.json => {
+                    output::print_json("sandbox.stop", 0, Some(&s), None);
+                    0
+                }
+                Ok(s) => {
+                    if s.was_running {
+                        line(format!("Stopped {}.", s.id));
+                    } else {
+                        warn(format!(
+                            "Sandbox {} is not running (status: {}).",
+                            s.id, s.status
+                        ));
+                    }
+                    0
+                }
+                Err(e) => output::fail("sandbox.stop", a.json, &e),
+            }
+        }
+        SandboxCommand::Delete(a) => {
+            let (deleted, failed) = match (|| {
+                let ctx = Ctx::open(env)?;
+                let rt = runtime()?;
+                let t = Duration::from_secs_f64(a.timeout.max(0.0));
+                let mut ok = Vec::new();
+                let mut bad = Vec::new();
+                for id in &a.ids {
+                    match rt.block_on(lifecycle::delete(&ctx, id, t)) {
+                        Ok(()) => ok.push(id.clone()),
+                        Err(e) => bad.push((id.clone(), e.message)),
+                    }
+                }
+                Ok::<_, Error>((ok, bad))
+            })() {
+                Ok(v) => v,
+                Err(e) => return output::fail("sandbox.delete", a.json, &e),
+            };
+            let code = i32::from(!failed.is_empty());
+            if a.json {
+                let data = Deleted {
+                    deleted: &deleted,
+                    failed: failed
+                        .iter()
+                        .map(|(id, e)| serde_json::json!({"vm_id": id, "error": e}))
+                        .collect(),
+                };
+                let err = (!failed.is_empty()).then(|| {
+                    Error::new(
+                        crate::core::ErrorCode::PartialFailure,
+                        format!("{} of {} deletions failed", failed.len(), a.ids.len()),
+                    )
+                });
+                output::print_json("sandbox.delete", code, Some(&data), err.as_ref());
+            } else {
+                for id in &deleted {
+                    line(format!("Deleted: {id}"));
+                }
+                for (id, e) in &failed {
+                    eprintln!("Error: {id}: {e}");
+                }
+            }
+            code
+        }
+        SandboxCommand::Logs(a) => logs(&a.id, a.follow, env),
+        SandboxCommand::Ssh(a) => ssh(&a.id, &a.command, true, env),
+        SandboxCommand::Exec(a) => ssh(&a.id, &a.command, false, env),
+    }
+}
+
+fn logs(id: &str, follow: bool, env: &Env) -> i32 {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let r = (|| -> Result<()> {
+        let ctx = Ctx::open(env)?;
+        let path = lifecycle::log_path(&ctx, id)?;
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(_) if !follow => return Ok(()),
+            Err(e) => {
+                return Err(Error::runtime(format!(
+                    "cannot open {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let mut pos = 0u64;
+        loop {
+            let mut buf = Vec::new();
+            f.seek(SeekFrom::Start(pos))
+                .map_err(|e| Error::runtime(e.to_string()))?;
+            let n = f
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::runtime(e.to_string()))?;
+            pos += n as u64;
+            if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+                return Ok(()); // reader went away
+            }
+            if !follow {
+                return Ok(());
+            }
+            if n == 0 && !lifecycle::is_running(&ctx, id) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })();
+    match r {
+        Ok(()) => 0,
+        Err(e) => output::fail("sandbox.logs", false, &e),
+    }
+}
+
+/// Run `ssh` in place of this process (its exit code becomes ours), or report why not.
+fn ssh(id: &str, command: &[String], interactive: bool, env: &Env) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let name = if interactive {
+        "sandbox.ssh"
+    } else {
+        "sandbox.exec"
+    };
+    let argv =
+        match Ctx::open(env).and_then(|ctx| lifecycle::ssh_argv(&ctx, id, command, interactive)) {
+            Ok(a) => a,
+            Err(e) => return output::fail(name, false, &e),
+        };
+    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    output::fail(
+        name,
+        false,
+        &Error::runtime(format!("cannot run ssh ({err}); install openssh-client")),
+    )
+}

@@ -1,0 +1,183 @@
+//! The sandbox lifecycle after `start`: info, stop, delete, logs, and the SSH command
+//! `ssh`/`exec` run. Each is one function the CLI and the dashboard both call; all of them
+//! keep the state store current.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::cleanup;
+use super::error::{Error, Result};
+use super::sandbox::SandboxInfo;
+use super::start::{not_found, Ctx};
+use crate::sys::state::{VmRecord, VmStatus};
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
+fn get(ctx: &Ctx, id: &str) -> Result<VmRecord> {
+    ctx.store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| not_found(id))
+}
+
+/// One sandbox in detail.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    #[serde(flatten)]
+    pub summary: SandboxInfo,
+    pub config: serde_json::Value,
+    pub network: Option<crate::sys::state::Network>,
+    pub socket_path: Option<String>,
+    pub log_path: PathBuf,
+    pub updated_at: String,
+}
+
+pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
+    let vm = get(ctx, id)?;
+    Ok(Info {
+        summary: SandboxInfo::of(&vm, &ctx.paths),
+        config: vm.config.clone(),
+        network: vm.network.clone(),
+        socket_path: vm.socket_path.clone(),
+        log_path: ctx.log_path(id),
+        updated_at: vm.updated_at.clone(),
+    })
+}
+
+/// What `stop` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StopReport {
+    pub id: String,
+    pub status: String,
+    /// It was not running (SmolVM warns and changes nothing).
+    pub was_running: bool,
+}
+
+/// Stop a running or paused sandbox within `timeout` (graceful first, then SIGKILL,
+/// through a verified pidfd); status `stopped`, pid and socket cleared. The TAP,
+/// leases, nftables entries and disk stay for the next `start`.
+pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> {
+    let vm = get(ctx, id)?;
+    if !vm.status.is_active() {
+        return Ok(StopReport {
+            id: id.into(),
+            status: vm.status.to_string(),
+            was_running: false,
+        });
+    }
+    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, timeout)
+        .await
+        .map_err(rt)?;
+    for s in [ctx.paths.qmp_socket(id), ctx.paths.firecracker_socket(id)] {
+        let _ = std::fs::remove_file(s);
+    }
+    ctx.store
+        .set_status(id, &VmStatus::Stopped, None, None)
+        .map_err(rt)?;
+    Ok(StopReport {
+        id: id.into(),
+        status: "stopped".into(),
+        was_running: true,
+    })
+}
+
+/// Delete a sandbox and everything it holds (the same teardown `cleanup` uses).
+pub async fn delete(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()> {
+    get(ctx, id)?;
+    cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout))
+        .await
+        .map_err(rt)
+}
+
+/// The console log path of a sandbox (it must exist as a row).
+pub fn log_path(ctx: &Ctx, id: &str) -> Result<PathBuf> {
+    get(ctx, id)?;
+    Ok(ctx.log_path(id))
+}
+
+/// Whether the sandbox's VMM is still running (for `logs -f`).
+pub fn is_running(ctx: &Ctx, id: &str) -> bool {
+    match ctx.store.get_vm(id) {
+        Ok(Some(vm)) => vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir),
+        _ => false,
+    }
+}
+
+/// The `ssh` command line that reaches a running sandbox as root with smolvm's key;
+/// `command` empty means an interactive shell.
+pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> Result<Vec<String>> {
+    let vm = get(ctx, id)?;
+    if !vm.status.is_active() || cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) {
+        return Err(Error::runtime(format!("Sandbox '{id}' is not running"))
+            .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
+    }
+    let ip = vm
+        .network
+        .as_ref()
+        .and_then(|n| n.guest_ip.clone())
+        .ok_or_else(|| rt(format!("Sandbox '{id}' has no network configuration")))?;
+    let key = ctx.paths.keys_dir.join("id_ed25519");
+    let mut a: Vec<String> = vec![
+        "ssh".into(),
+        "-i".into(),
+        key.display().to_string(),
+        "-o".into(),
+        "StrictHostKeyChecking=no".into(),
+        "-o".into(),
+        "UserKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "LogLevel=ERROR".into(),
+        "-o".into(),
+        "ConnectTimeout=10".into(),
+    ];
+    if interactive {
+        if command.is_empty() {
+            a.push("-t".into());
+        }
+    } else {
+        a.extend(["-T", "-o", "BatchMode=yes"].map(String::from));
+    }
+    a.push(format!("root@{ip}"));
+    if !command.is_empty() {
+        // ssh joins its arguments with spaces for the remote shell: quote each one so
+        // `exec -- sh -c 'exit 7'` means there what it means here.
+        a.push("--".into());
+        a.push(
+            command
+                .iter()
+                .map(|c| shell_quote(c))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    Ok(a)
+}
+
+/// One word for a POSIX shell: as is when it is plain, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("uname"), "uname");
+        assert_eq!(shell_quote("exit 7"), "'exit 7'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

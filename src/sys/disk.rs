@@ -1,0 +1,139 @@
+//! Per-VM disks: a reflink (FICLONE) of the cached image where the file system can, else a
+//! sparse copy (holes preserved via SEEK_DATA/SEEK_HOLE), written to a temporary name and
+//! renamed into place; then grown to the requested size.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+const FICLONE: libc::c_ulong = 0x4004_9409;
+
+/// Copy `src` to `dst` atomically (temp file + rename), reflinked when possible.
+/// Returns `true` when it was a reflink.
+pub fn isolated_copy(src: &Path, dst: &Path) -> io::Result<bool> {
+    let name = dst
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dst.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let r = (|| {
+        let input = File::open(src)?;
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        // SAFETY: two valid fds; FICLONE takes the source fd as its argument.
+        let cloned = unsafe { libc::ioctl(out.as_raw_fd(), FICLONE as _, input.as_raw_fd()) } == 0;
+        if !cloned {
+            sparse_copy(&input, &out)?;
+        }
+        out.sync_data()?;
+        Ok(cloned)
+    })();
+    match r {
+        Ok(c) => {
+            std::fs::rename(&tmp, dst)?;
+            Ok(c)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn sparse_copy(input: &File, out: &File) -> io::Result<()> {
+    let len = input.metadata()?.len();
+    out.set_len(len)?;
+    let (ifd, ofd) = (input.as_raw_fd(), out.as_raw_fd());
+    let mut pos: i64 = 0;
+    while (pos as u64) < len {
+        // SAFETY: plain lseek on a valid fd.
+        let data = unsafe { libc::lseek(ifd, pos, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                break; // only a hole remains
+            }
+            return Err(e);
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(ifd, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (mut off_in, mut off_out) = (data, data);
+        let mut left = (hole - data) as usize;
+        while left > 0 {
+            // SAFETY: valid fds and offsets owned by this frame.
+            let n = unsafe { libc::copy_file_range(ifd, &mut off_in, ofd, &mut off_out, left, 0) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n == 0 {
+                break;
+            }
+            left -= n as usize;
+        }
+        pos = hole;
+    }
+    Ok(())
+}
+
+/// Grow the ext4 image at `path` to `size` bytes (file and file system; never shrinks).
+pub fn grow_ext4(path: &Path, size: u64) -> io::Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    if f.metadata()?.len() >= size {
+        return Ok(());
+    }
+    f.set_len(size)?;
+    drop(f);
+    let out = std::process::Command::new("resize2fs")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run resize2fs: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "resize2fs {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn sparse_copy_keeps_data_and_holes() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("a");
+        let mut f = File::create(&src).unwrap();
+        f.write_all(b"head").unwrap();
+        f.seek(SeekFrom::Start(64 << 20)).unwrap();
+        f.write_all(b"tail").unwrap();
+        drop(f);
+        let dst = t.path().join("b");
+        isolated_copy(&src, &dst).unwrap();
+        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
+        let m = std::fs::metadata(&dst).unwrap();
+        assert!(
+            m.blocks() * 512 < 8 << 20,
+            "holes kept: {} blocks",
+            m.blocks()
+        );
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            2,
+            "no temp left"
+        );
+    }
+}

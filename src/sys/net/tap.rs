@@ -1,0 +1,239 @@
+//! Per-VM TAP devices, SmolVM's NAT way: created persistent through the TUN ioctl, then
+//! configured through netlink — `172.16.0.1/32` on the TAP, link up, a `/32` route to the
+//! guest — plus `route_localnet` on the TAP and `ip_forward`.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
+use rtnetlink::{LinkUnspec, RouteMessageBuilder};
+
+use super::HOST_IP;
+
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
+
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// Create a persistent TAP named `name` (TUN ioctl). An existing TAP of that name is
+/// success (SmolVM's "File exists ⇒ already exists").
+pub fn create_persistent(name: &str) -> io::Result<()> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid TAP device name '{name}'"),
+        ));
+    }
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open /dev/net/tun to create TAP device '{name}': {e}"),
+            )
+        })?;
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: IFF_TAP | IFF_NO_PI,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: valid fd and a properly sized, initialised ifreq.
+    let r = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF as _, &mut req) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::EPERM) => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("Permission denied: cannot create TAP device '{name}' (needs root or CAP_NET_ADMIN)"),
+            ),
+            // A TAP of that name held open by a VMM: it exists.
+            Some(libc::EBUSY) => return Ok(()),
+            _ => io::Error::new(e.kind(), format!("Failed to create TAP device '{name}': {e}")),
+        });
+    }
+    // SAFETY: valid fd; TUNSETPERSIST takes an int argument.
+    let r = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETPERSIST as _, 1 as libc::c_ulong) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("Failed to make TAP device '{name}' persistent: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn connect() -> io::Result<rtnetlink::Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+fn nl(context: &str, e: rtnetlink::Error) -> io::Error {
+    match errno(&e) {
+        Some(libc::EPERM) | Some(libc::EACCES) => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("Permission denied: cannot {context}"),
+        ),
+        Some(n) => io::Error::new(
+            io::Error::from_raw_os_error(n).kind(),
+            format!("cannot {context}: {}", io::Error::from_raw_os_error(n)),
+        ),
+        None => io::Error::other(format!("cannot {context}: {e}")),
+    }
+}
+
+async fn index_of(handle: &rtnetlink::Handle, name: &str) -> io::Result<Option<u32>> {
+    let mut s = handle.link().get().match_name(name.to_string()).execute();
+    match s.try_next().await {
+        Ok(Some(m)) => Ok(Some(m.header.index)),
+        Ok(None) => Ok(None),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl(&format!("find link {name}"), e)),
+    }
+}
+
+/// Create and configure the TAP for a guest: persistent TAP, `172.16.0.1/32`, up, route
+/// `<guest_ip>/32 dev <tap>`, `route_localnet=1` on it and `ip_forward=1`. Idempotent.
+pub async fn setup(tap: &str, guest_ip: Ipv4Addr) -> io::Result<()> {
+    let name = tap.to_string();
+    tokio::task::spawn_blocking(move || create_persistent(&name))
+        .await
+        .map_err(io::Error::other)??;
+    let handle = connect().await?;
+    let index = index_of(&handle, tap)
+        .await?
+        .ok_or_else(|| io::Error::other(format!("TAP device '{tap}' vanished after creation")))?;
+    let host: Ipv4Addr = HOST_IP.parse().expect("valid host ip");
+    match handle
+        .address()
+        .add(index, IpAddr::V4(host), 32)
+        .execute()
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+        Err(e) => return Err(nl(&format!("add {HOST_IP}/32 to {tap}"), e)),
+    }
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("bring {tap} up"), e))?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(guest_ip, 32)
+        .output_interface(index)
+        .build();
+    handle
+        .route()
+        .add(route)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("add route {guest_ip}/32 dev {tap}"), e))?;
+    write_sysctl(&format!("net/ipv4/conf/{tap}/route_localnet"), "1")?;
+    write_sysctl("net/ipv4/ip_forward", "1")?;
+    Ok(())
+}
+
+fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+    let path = format!("/proc/sys/{key}");
+    if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == value) {
+        return Ok(());
+    }
+    std::fs::write(&path, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot set {}={value}: {e}", key.replace('/', ".")),
+        )
+    })
+}
+
+/// The interface of the IPv4 default route (SmolVM's outbound interface for NAT).
+pub async fn default_interface() -> io::Result<Option<String>> {
+    let handle = connect().await?;
+    let mut routes = handle
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute();
+    let mut oif = None;
+    while let Some(r) = routes.try_next().await.map_err(|e| nl("list routes", e))? {
+        if is_main_default(&r) {
+            oif = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            if oif.is_some() {
+                break;
+            }
+        }
+    }
+    let Some(oif) = oif else { return Ok(None) };
+    let mut s = handle.link().get().match_index(oif).execute();
+    let msg = s
+        .try_next()
+        .await
+        .map_err(|e| nl("find the default route's interface", e))?;
+    Ok(msg.and_then(|m| {
+        m.attributes.into_iter().find_map(|a| match a {
+            rtnetlink::packet_route::link::LinkAttribute::IfName(n) => Some(n),
+            _ => None,
+        })
+    }))
+}
+
+fn is_main_default(r: &RouteMessage) -> bool {
+    let table = r
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table));
+    r.header.destination_prefix_length == 0 && table == 254
+}
+
+/// SmolVM's NAT MAC for pool index `n`: `AA:FC:00:00:<n>>8>:<n&0xff>` (upper-case hex).
+pub fn mac_for_index(n: u32) -> String {
+    format!("AA:FC:00:00:{:02X}:{:02X}", (n >> 8) & 0xff, n & 0xff)
+}
+
+/// Pool index of a 172.16.a.b address (a·256 + b).
+pub fn pool_index(ip: Ipv4Addr) -> Option<u32> {
+    let o = ip.octets();
+    (o[0] == 172 && o[1] == 16).then(|| u32::from(o[2]) * 256 + u32::from(o[3]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_and_index_follow_smolvm() {
+        assert_eq!(mac_for_index(2), "AA:FC:00:00:00:02");
+        assert_eq!(mac_for_index(261), "AA:FC:00:00:01:05");
+        assert_eq!(pool_index("172.16.1.5".parse().unwrap()), Some(261));
+        assert_eq!(pool_index("10.0.2.15".parse().unwrap()), None);
+    }
+}

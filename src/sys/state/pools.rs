@@ -1,0 +1,232 @@
+//! SmolVM's address pools and row updates for starting VMs: the guest IP pool
+//! (`172.16.0.2` … `172.16.255.254`, first free ascending, `tap<N>` by pool index) and the
+//! SSH host-port pool (2200 … 65535, first free, skipping ports bound on this host). Each
+//! allocation is one `BEGIN IMMEDIATE` transaction, so two starts never get the same lease.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use rusqlite::OptionalExtension;
+
+use super::{table_exists, Network, StateError, StateStore, VmStatus};
+use crate::core::time::iso_now;
+
+/// First and last pool index (SmolVM `_base.py`).
+pub const IP_POOL: std::ops::RangeInclusive<u32> = 2..=65534;
+pub const SSH_PORT_POOL: std::ops::RangeInclusive<u32> = 2200..=65535;
+
+/// A VM's NAT network leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetLease {
+    pub guest_ip: Ipv4Addr,
+    pub index: u32,
+    pub tap: String,
+    pub ssh_host_port: Option<u16>,
+}
+
+/// `172.16.{i>>8}.{i&0xFF}`.
+pub fn pool_ip(i: u32) -> Ipv4Addr {
+    Ipv4Addr::new(172, 16, (i >> 8) as u8, (i & 0xff) as u8)
+}
+
+fn pool_error(msg: &str) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(PoolExhausted(msg.to_string())))
+}
+
+/// A pool has no free entry.
+#[derive(Debug)]
+pub struct PoolExhausted(pub String);
+
+impl std::fmt::Display for PoolExhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PoolExhausted {}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+}
+
+impl StateStore {
+    /// Lease a guest IP (and its `tap<N>`) and, when `ssh` is set, an SSH host port for
+    /// `vm_id`, in one transaction. Idempotent: a VM that already holds leases gets them
+    /// back. Errors name the pool that ran out, as SmolVM's do.
+    pub fn allocate_network(&self, vm_id: &str, ssh: bool) -> Result<NetLease, StateError> {
+        let r = self.write(|tx| {
+            let existing: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT ip, tap_device FROM ip_leases WHERE vm_id = ?1",
+                    [vm_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (ip, tap) = match existing {
+                Some((ip, tap)) => (ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), tap),
+                None => {
+                    let mut s = tx.prepare("SELECT ip FROM ip_leases")?;
+                    let taken: HashSet<String> =
+                        s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                    let i = IP_POOL
+                        .clone()
+                        .find(|i| !taken.contains(&pool_ip(*i).to_string()))
+                        .ok_or_else(|| pool_error("No IP addresses available in pool"))?;
+                    let (ip, tap) = (pool_ip(i), format!("tap{i}"));
+                    tx.execute(
+                        "INSERT INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![ip.to_string(), vm_id, tap, iso_now()],
+                    )?;
+                    (ip, tap)
+                }
+            };
+            let mut port = None;
+            if ssh {
+                let have: Option<i64> = tx
+                    .query_row(
+                        "SELECT host_port FROM ssh_forwards WHERE vm_id = ?1",
+                        [vm_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                port = Some(match have {
+                    Some(p) => p as u16,
+                    None => {
+                        let mut s = tx.prepare("SELECT host_port FROM ssh_forwards")?;
+                        let taken: HashSet<i64> =
+                            s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                        let p = SSH_PORT_POOL
+                            .clone()
+                            .find(|p| !taken.contains(&i64::from(*p)) && port_is_free(*p as u16))
+                            .ok_or_else(|| pool_error("No SSH host ports available in pool"))?
+                            as u16;
+                        tx.execute(
+                            "INSERT INTO ssh_forwards (vm_id, host_port, guest_port, created_at) VALUES (?1, ?2, 22, ?3)",
+                            rusqlite::params![vm_id, p, iso_now()],
+                        )?;
+                        p
+                    }
+                });
+            }
+            Ok((ip, tap, port))
+        });
+        match r {
+            Ok((guest_ip, tap, ssh_host_port)) => Ok(NetLease {
+                index: super::super::net::tap::pool_index(guest_ip).unwrap_or(0),
+                guest_ip,
+                tap,
+                ssh_host_port,
+            }),
+            Err(StateError::Sqlite {
+                source: rusqlite::Error::ToSqlConversionFailure(e),
+                ..
+            }) => Err(StateError::Pool(e.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Set a VM's status; `running` with its pid and control socket, anything else clears
+    /// both (SmolVM's `update_vm(..., clear_pid=True)`).
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: &VmStatus,
+        pid: Option<i64>,
+        socket_path: Option<&str>,
+    ) -> Result<(), StateError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE vms SET status = ?1, pid = ?2, socket_path = ?3, updated_at = ?4 WHERE id = ?5",
+                rusqlite::params![status.as_str(), pid, socket_path, iso_now(), id],
+            )
+        })
+        .map(drop)
+    }
+
+    /// Store a VM's NetworkConfig JSON.
+    pub fn set_network(&self, id: &str, network: &Network) -> Result<(), StateError> {
+        let text = serde_json::to_string(network).unwrap_or_default();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE vms SET network = ?1, updated_at = ?2 WHERE id = ?3",
+                rusqlite::params![text, iso_now(), id],
+            )
+        })
+        .map(drop)
+    }
+
+    /// Whether a row exists with this id.
+    pub fn vm_exists(&self, id: &str) -> Result<bool, StateError> {
+        let conn = self.lock();
+        if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
+            return Ok(false);
+        }
+        conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM vms WHERE id = ?1)",
+            [id],
+            |r| r.get(0),
+        )
+        .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::state::{OpenMode, VmRecord, DEFAULT_BUSY_TIMEOUT};
+
+    #[test]
+    fn leases_are_first_free_idempotent_and_exhaust_with_smolvms_message() {
+        let t = tempfile::tempdir().unwrap();
+        let (s, _) = StateStore::open(
+            &t.path().join("smolvm.db"),
+            OpenMode::ReadWrite,
+            DEFAULT_BUSY_TIMEOUT,
+        )
+        .unwrap();
+        for id in ["vm-a", "vm-b", "vm-c"] {
+            s.insert_vm(&VmRecord::new(id, VmStatus::Created)).unwrap();
+        }
+        let a = s.allocate_network("vm-a", true).unwrap();
+        assert_eq!(a.guest_ip.to_string(), "172.16.0.2");
+        assert_eq!((a.tap.as_str(), a.index), ("tap2", 2));
+        assert!(a.ssh_host_port.unwrap() >= 2200);
+        assert_eq!(s.allocate_network("vm-a", true).unwrap(), a);
+        let b = s.allocate_network("vm-b", false).unwrap();
+        assert_eq!(
+            (b.guest_ip.to_string(), b.ssh_host_port),
+            ("172.16.0.3".into(), None)
+        );
+        // Freeing a's lease makes .2 the first free again.
+        s.delete_vm("vm-a").unwrap();
+        assert_eq!(
+            s.allocate_network("vm-c", false)
+                .unwrap()
+                .guest_ip
+                .to_string(),
+            "172.16.0.2"
+        );
+        // Fill the pool.
+        {
+            let conn = s.lock();
+            conn.execute_batch("BEGIN").unwrap();
+            for i in IP_POOL {
+                conn.execute(
+                    "INSERT OR IGNORE INTO vms (id, status, config, created_at, updated_at) VALUES (?1, 'created', '{}', 'x', 'x')",
+                    [format!("f{i}")],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT OR IGNORE INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, 'x')",
+                    rusqlite::params![pool_ip(i).to_string(), format!("f{i}"), format!("tap{i}")],
+                )
+                .unwrap();
+            }
+            conn.execute_batch("COMMIT").unwrap();
+        }
+        s.insert_vm(&VmRecord::new("vm-d", VmStatus::Created))
+            .unwrap();
+        let e = s.allocate_network("vm-d", true).unwrap_err();
+        assert_eq!(e.to_string(), "No IP addresses available in pool");
+    }
+}

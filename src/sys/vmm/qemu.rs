@@ -1,0 +1,262 @@
+//! The QEMU driver: SmolVM's `qemu-system-x86_64` command line (direct kernel boot,
+//! virtio-blk rootfs, TAP netdev, serial console to the VM log, QMP socket), the machine
+//! and accelerator choice, and spawning it in a new session.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::Accel;
+
+/// The QEMU binary for this host: `SMOLVM_QEMU_BIN`, else `qemu-system-x86_64` (x86_64)
+/// or `qemu-system-aarch64` (arm64) on `PATH`.
+pub fn find_binary(override_bin: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    if let Some(b) = override_bin {
+        return is_executable(b).then(|| b.to_path_buf());
+    }
+    let name = if cfg!(target_arch = "aarch64") {
+        "qemu-system-aarch64"
+    } else {
+        "qemu-system-x86_64"
+    };
+    std::env::split_paths(path?)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// SmolVM's install hint for a missing QEMU (Debian wording).
+pub const INSTALL_HINT: &str =
+    "Install QEMU with 'sudo apt-get update && sudo apt-get install -y qemu-system-x86 qemu-utils'.";
+
+/// QEMU's machine type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Machine {
+    /// `microvm` with virtio-mmio devices (`-nodefaults`).
+    Microvm,
+    /// `q35` with virtio-pci devices.
+    Q35,
+}
+
+impl Machine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+
+    /// `auto`: microvm with KVM, q35 under TCG (microvm under TCG can hang in TSC
+    /// calibration unless told the TSC frequency). `SMOLVM_QEMU_MACHINE` overrides.
+    pub fn choose(requested: Option<&str>, accel: Accel) -> Result<Machine, String> {
+        match requested.unwrap_or("auto") {
+            "auto" => Ok(match accel {
+                Accel::Kvm => Machine::Microvm,
+                Accel::Tcg => Machine::Q35,
+            }),
+            "q35" => Ok(Machine::Q35),
+            "microvm" => Ok(Machine::Microvm),
+            other => Err(format!(
+                "SMOLVM_QEMU_MACHINE must be auto, q35 or microvm, got '{other}'"
+            )),
+        }
+    }
+}
+
+/// Everything one QEMU guest needs.
+#[derive(Debug, Clone)]
+pub struct QemuSpec {
+    pub binary: PathBuf,
+    pub vcpus: u32,
+    pub mem_mib: u32,
+    pub kernel: PathBuf,
+    pub rootfs: PathBuf,
+    pub boot_args: String,
+    pub tap: String,
+    /// Upper-case SmolVM MAC; QEMU gets it lower-cased.
+    pub mac: String,
+    pub qmp_socket: PathBuf,
+    pub accel: Accel,
+    pub machine: Machine,
+}
+
+/// The host TSC frequency in kHz (`/proc/cpuinfo` "cpu MHz"), for `tsc_early_khz=`.
+pub fn host_tsc_khz() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = text
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((mhz * 1000.0).round() as u64)
+}
+
+impl QemuSpec {
+    /// The full command line, program first, in SmolVM's order.
+    pub fn argv(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            self.binary.display().to_string(),
+            "-smp".into(),
+            self.vcpus.to_string(),
+            "-m".into(),
+            self.mem_mib.to_string(),
+        ];
+        let microvm = self.machine == Machine::Microvm;
+        if microvm {
+            a.extend(["-nodefaults", "-serial", "stdio"].map(String::from));
+        }
+        let mut append = self.boot_args.clone();
+        if microvm && self.accel == Accel::Tcg && !append.contains("tsc_early_khz=") {
+            if let Some(khz) = host_tsc_khz() {
+                append.push_str(&format!(" tsc_early_khz={khz}"));
+            }
+        }
+        a.extend([
+            "-kernel".into(),
+            self.kernel.display().to_string(),
+            "-append".into(),
+            append,
+            "-drive".into(),
+            format!(
+                "file={},if=none,format=raw,id=rootdisk0-drive,node-name=rootdisk0",
+                self.rootfs.display()
+            ),
+            "-netdev".into(),
+            format!("tap,id=net0,ifname={},script=no,downscript=no", self.tap),
+            "-nographic".into(),
+            "-no-reboot".into(),
+        ]);
+        if microvm {
+            a.extend(["-monitor", "none"].map(String::from));
+        }
+        a.extend([
+            "-rtc".into(),
+            "base=utc,clock=host".into(),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", self.qmp_socket.display()),
+        ]);
+        let mac = self.mac.to_ascii_lowercase();
+        let (cpu, accel) = match self.accel {
+            Accel::Kvm => ("host", "kvm"),
+            Accel::Tcg => ("max", "tcg"),
+        };
+        if microvm {
+            a.extend([
+                "-machine".into(),
+                format!("microvm,accel={accel},acpi=on,pcie=off,pic=off,pit=off,rtc=on"),
+                "-cpu".into(),
+                cpu.into(),
+                "-device".into(),
+                "virtio-blk-device,drive=rootdisk0-drive".into(),
+                "-device".into(),
+                format!("virtio-net-device,netdev=net0,mac={mac}"),
+            ]);
+        } else {
+            a.extend([
+                "-machine".into(),
+                format!("q35,accel={accel}"),
+                "-cpu".into(),
+                cpu.into(),
+                "-device".into(),
+                "virtio-blk-pci,drive=rootdisk0-drive".into(),
+                "-device".into(),
+                format!("virtio-net-pci,netdev=net0,mac={mac}"),
+            ]);
+        }
+        a
+    }
+}
+
+/// Start `argv` in a new session with stdin from /dev/null and stdout and stderr appended
+/// to `log` (SmolVM's spawn). The caller owns (and must eventually reap) the child.
+pub fn spawn(argv: &[String], log: &Path) -> io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let err = out.try_clone()?;
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(machine: Machine, accel: Accel) -> QemuSpec {
+        QemuSpec {
+            binary: "/usr/bin/qemu-system-x86_64".into(),
+            vcpus: 2,
+            mem_mib: 512,
+            kernel: "/k".into(),
+            rootfs: "/r.ext4".into(),
+            boot_args: "console=ttyS0 root=/dev/vda rw".into(),
+            tap: "tap2".into(),
+            mac: "AA:FC:00:00:00:02".into(),
+            qmp_socket: "/tmp/qmp-vm-a.sock".into(),
+            accel,
+            machine,
+        }
+    }
+
+    #[test]
+    fn q35_tcg_command_line() {
+        let a = spec(Machine::Q35, Accel::Tcg).argv().join(" ");
+        assert_eq!(
+            a,
+            "/usr/bin/qemu-system-x86_64 -smp 2 -m 512 -kernel /k -append console=ttyS0 root=/dev/vda rw \
+             -drive file=/r.ext4,if=none,format=raw,id=rootdisk0-drive,node-name=rootdisk0 \
+             -netdev tap,id=net0,ifname=tap2,script=no,downscript=no -nographic -no-reboot \
+             -rtc base=utc,clock=host -qmp unix:/tmp/qmp-vm-a.sock,server=on,wait=off \
+             -machine q35,accel=tcg -cpu max -device virtio-blk-pci,drive=rootdisk0-drive \
+             -device virtio-net-pci,netdev=net0,mac=aa:fc:00:00:00:02"
+        );
+    }
+
+    #[test]
+    fn microvm_kvm_command_line_matches_smolvm() {
+        let a = spec(Machine::Microvm, Accel::Kvm).argv();
+        let s = a.join(" ");
+        assert!(s.contains("-nodefaults -serial stdio -kernel"), "{s}");
+        assert!(s.contains("-no-reboot -monitor none -rtc"), "{s}");
+        assert!(s.contains("-machine microvm,accel=kvm,acpi=on,pcie=off,pic=off,pit=off,rtc=on -cpu host -device virtio-blk-device,drive=rootdisk0-drive -device virtio-net-device,netdev=net0,mac=aa:fc:00:00:00:02"), "{s}");
+        assert!(!s.contains("tsc_early_khz"));
+        let t = spec(Machine::Microvm, Accel::Tcg).argv().join(" ");
+        if host_tsc_khz().is_some() {
+            assert!(t.contains(" tsc_early_khz="), "{t}");
+        }
+    }
+
+    #[test]
+    fn machine_choice() {
+        assert_eq!(Machine::choose(None, Accel::Kvm), Ok(Machine::Microvm));
+        assert_eq!(Machine::choose(Some("auto"), Accel::Tcg), Ok(Machine::Q35));
+        assert_eq!(
+            Machine::choose(Some("microvm"), Accel::Tcg),
+            Ok(Machine::Microvm)
+        );
+        assert!(Machine::choose(Some("pc"), Accel::Tcg).is_err());
+    }
+}

@@ -1,0 +1,643 @@
+//! Booting real microVMs, end to end, as root: QEMU (TCG on this machine kind) boots the
+//! test kernel and rootfs built by `support::images` and served through a local manifest,
+//! over real TAPs and nftables, each test in its own network namespace (with a veth pair
+//! and a default route inside, for NAT). After every test nothing may be left: process,
+//! TAP, nft element, row, socket, disk or log.
+
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::cleanup::NetNs;
+use support::images::{self, Init, Row};
+use support::{is_root, json, stderr, stdout, Home};
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIPPED: boot tests need root (network namespaces, TAPs, nftables)");
+            return;
+        }
+    };
+}
+
+/// A namespace with `lo` up and a default route out of a veth pair whose peer stays in
+/// the namespace: NAT has an outbound interface, and no packet can leave.
+fn netns() -> NetNs {
+    let ns = NetNs::new();
+    ns.sh("ip link set lo up
+         ip link add up0 type veth peer name up1
+         ip addr add 10.254.0.1/24 dev up0
+         ip link set up0 up && ip link set up1 up
+         ip route add default via 10.254.0.2 dev up0");
+    ns
+}
+
+struct Env {
+    h: Home,
+    ns: NetNs,
+    manifest: Option<PathBuf>,
+    extra: Vec<(String, String)>,
+}
+
+impl Env {
+    fn new(rows: &[Row<'_>]) -> Env {
+        let h = Home::new();
+        let manifest = (!rows.is_empty()).then(|| images::manifest(h.tmp.path(), rows));
+        Env {
+            h,
+            ns: netns(),
+            manifest,
+            extra: Vec::new(),
+        }
+    }
+
+    fn smolvm(&self, args: &[&str]) -> std::process::Output {
+        let mut c = self.ns.cmd(&self.h, "smolvm");
+        if let Some(m) = &self.manifest {
+            c.env("SMOLVM_MANIFEST", m);
+        }
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c.args(args)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap()
+    }
+
+    fn ok_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.smolvm(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "smolvm {args:?}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        json(&out)
+    }
+
+    /// Read the first line a TCP server at `addr` sends, from inside the namespace.
+    fn banner(&self, host: &str, port: u16) -> String {
+        for _ in 0..3 {
+            let b = self.banner_once(host, port);
+            if !b.is_empty() {
+                return b;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        self.banner_once(host, port)
+    }
+
+    fn banner_once(&self, host: &str, port: u16) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns.name,
+                "timeout",
+                "10",
+                "bash",
+                "-c",
+            ])
+            .arg(format!("exec 3<>/dev/tcp/{host}/{port} && head -n1 <&3"))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "banner {host}:{port}: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.ns.sh("ip addr; ip route; nft list ruleset")
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Everything a VM could leave behind, as text to compare with nothing.
+    fn leftovers(&self, id: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        let links = self.ns.links();
+        for l in links.split_whitespace() {
+            if l.starts_with("tap") {
+                left.push(format!("link {l}"));
+            }
+        }
+        let rules = self.ns.sh("nft list ruleset 2>/dev/null || true");
+        for set in [
+            "dnat_ext",
+            "dnat_local",
+            "snat_return",
+            "fwd_allow",
+            "allowed_taps",
+        ] {
+            if let Some(i) = rules.find(&format!("{set} {{")) {
+                let body = &rules[i..rules[i..].find('}').map_or(rules.len(), |j| i + j)];
+                if body.contains("elements") {
+                    left.push(format!("nft {body}"));
+                }
+            }
+        }
+        for p in [
+            self.h.sockets().join(format!("qmp-{id}.sock")),
+            self.h.data.join(format!("disks/{id}.ext4")),
+            self.h.data.join(format!("{id}.log")),
+        ] {
+            if p.exists() {
+                left.push(format!("file {}", p.display()));
+            }
+        }
+        if smolvm::sys::process::vmm_processes(Some(&self.h.sockets()))
+            .iter()
+            .any(|v| v.vm_id == id)
+        {
+            left.push(format!("process of {id}"));
+        }
+        if support::cleanup::row_ids(&self.h.data).contains(&id.to_string()) {
+            left.push(format!("row {id}"));
+        }
+        left
+    }
+}
+
+impl Drop for Env {
+    /// A failed test must not leak a running VM: clean up everything of this HOME.
+    fn drop(&mut self) {
+        let _ = self.smolvm(&["cleanup", "--all", "--force", "--json"]);
+    }
+}
+
+fn pid_alive(pid: i64) -> bool {
+    smolvm::sys::process::is_alive(pid as i32)
+}
+
+#[test]
+fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
+    require_root!();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let e = Env::new(&[Row {
+        preset: "claude-code",
+        rootfs: &rootfs,
+    }]);
+    let v = e.ok_json(&["claude", "start", "--backend", "qemu", "--json"]);
+    assert_eq!(v["command"], "claude-code.start");
+    let d = &v["data"];
+    let id = d["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("vm-"), "{id}");
+    assert_eq!(d["ip"], "172.16.0.2");
+    assert_eq!(d["backend"], "qemu");
+    assert_eq!(
+        d["accelerator"],
+        if smolvm::sys::vmm::hardware_kvm(Path::new("/sys/module")) {
+            "kvm"
+        } else {
+            "tcg"
+        }
+    );
+    assert_eq!(d["status"], "running");
+    assert_eq!(d["preset"], "claude-code");
+    for phase in ["image_ms", "network_ms", "spawn_ms", "boot_ms", "total_ms"] {
+        assert!(d["timings"][phase].as_f64().unwrap() >= 0.0, "{phase}");
+    }
+    let port = d["ssh_host_port"].as_u64().unwrap() as u16;
+    assert!(port >= 2200);
+    let pid = d["pid"].as_i64().unwrap();
+    assert!(pid_alive(pid));
+
+    // The host reaches the guest directly and through the SSH forward on localhost.
+    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
+    assert_eq!(e.banner("127.0.0.1", port), "SSH-2.0-smolvm-test-busybox");
+
+    // Recorded as SmolVM records it.
+    let info = e.ok_json(&["sandbox", "info", &id, "--json"]);
+    let i = &info["data"];
+    assert_eq!(i["status"], "running");
+    assert_eq!(i["network"]["tap_device"], "tap2");
+    assert_eq!(i["network"]["guest_mac"], "AA:FC:00:00:00:02");
+    assert_eq!(i["network"]["mode"], "nat");
+    assert_eq!(i["config"]["backend"], "qemu");
+    assert_eq!(i["config"]["preset"], "claude-code");
+    assert!(i["config"]["kernel_path"]
+        .as_str()
+        .unwrap()
+        .ends_with("vmlinux-amd64.image"));
+    let rules = e.ns.nft_ruleset();
+    for c in [
+        "smolvm:map:prerouting:dnat_ext",
+        "smolvm:map:output:dnat_local",
+        "smolvm:map:postrouting:snat_return",
+        "smolvm:map:forward:fwd_allow",
+        "smolvm:map:forward:allowed_taps",
+        "smolvm:global:nat:masquerade:up0",
+        "smolvm:global:forward:established",
+        "smolvm:global:forward:tap-isolation",
+    ] {
+        assert_eq!(rules.matches(c).count(), 1, "{c} once in\n{rules}");
+    }
+    let logs = e.smolvm(&["sandbox", "logs", &id]);
+    assert!(
+        stdout(&logs).contains("SmolVM init complete: IP=172.16.0.2"),
+        "{}",
+        stdout(&logs)
+    );
+
+    // Stop: process gone, row stopped, network kept for the next start.
+    let s = e.ok_json(&["sandbox", "stop", &id, "--timeout", "3", "--json"]);
+    assert_eq!(s["data"]["status"], "stopped");
+    assert!(!pid_alive(pid));
+    let list = e.ok_json(&["sandbox", "list", "--json"]);
+    assert_eq!(list["data"]["vms"][0]["status"], "stopped");
+
+    // Start again: a second boot on the same disk, IP and port.
+    let again = e.ok_json(&["sandbox", "start", &id, "--json"]);
+    assert_eq!(again["data"]["ip"], "172.16.0.2");
+    assert_eq!(
+        again["data"]["ssh_host_port"].as_u64(),
+        Some(u64::from(port))
+    );
+    assert_eq!(e.banner("127.0.0.1", port), "SSH-2.0-smolvm-test-busybox");
+
+    // Delete: nothing left but the shared tables.
+    let del = e.ok_json(&["sandbox", "delete", &id, "--timeout", "3", "--json"]);
+    assert_eq!(del["data"]["deleted"][0], id.as_str());
+    assert_eq!(e.leftovers(&id), Vec::<String>::new());
+    let rules = e.ns.nft_ruleset();
+    assert!(
+        rules.contains("table ip smolvm_nat")
+            && rules.contains("smolvm:global:forward:established")
+    );
+}
+
+#[test]
+fn debian_image_answers_ssh_and_exec() {
+    require_root!();
+    let rootfs = images::debian_rootfs();
+    let e = Env::new(&[Row {
+        preset: "codex",
+        rootfs: &rootfs,
+    }]);
+    let v = e.ok_json(&[
+        "codex",
+        "start",
+        "--backend",
+        "qemu",
+        "--name",
+        "vm-deb",
+        "--memory",
+        "512",
+        "--json",
+    ]);
+    let port = v["data"]["ssh_host_port"].as_u64().unwrap();
+    let out = e.smolvm(&[
+        "sandbox",
+        "exec",
+        "vm-deb",
+        "--",
+        "cat",
+        "/etc/debian_version",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).trim().starts_with("12"), "{}", stdout(&out));
+    let out = e.smolvm(&["sandbox", "ssh", "vm-deb", "--", "uname"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Linux");
+    // The remote exit code comes back.
+    let out = e.smolvm(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    // The forwarded port is the guest's sshd.
+    assert!(e
+        .banner("127.0.0.1", port as u16)
+        .starts_with("SSH-2.0-OpenSSH"));
+    e.ok_json(&["sandbox", "delete", "vm-deb", "--timeout", "3", "--json"]);
+    assert_eq!(e.leftovers("vm-deb"), Vec::<String>::new());
+}
+
+#[test]
+fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let e = Env::new(&[]);
+    let v = e.ok_json(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "vm-killed",
+        "--backend",
+        "qemu",
+        "--start",
+        "--json",
+    ]);
+    let pid = v["data"]["pid"].as_i64().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    support::cleanup::wait_for(|| !pid_alive(pid), "the VM to die");
+    let c = e.ok_json(&["cleanup", "--force", "--json"]);
+    assert_eq!(c["data"]["reconciled_stale_ids"][0], "vm-killed", "{c}");
+    assert_eq!(c["data"]["deleted"][0], "vm-killed", "{c}");
+    assert_eq!(e.leftovers("vm-killed"), Vec::<String>::new());
+}
+
+/// A failed start: exit 1, one JSON envelope naming the problem, nothing left.
+fn assert_failed_cleanly(e: &Env, out: &std::process::Output, id: &str, message: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        stdout(out),
+        stderr(out)
+    );
+    let v = json(out);
+    assert_eq!(v["ok"], false);
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains(message), "{m:?} lacks {message:?}");
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+}
+
+#[test]
+fn a_boot_that_never_gets_ready_times_out_and_rolls_back() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::new(&[]);
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "vm-slow",
+        "--backend",
+        "qemu",
+        "--start",
+        "--boot-timeout",
+        "8",
+        "--json",
+    ]);
+    assert_failed_cleanly(&e, &out, "vm-slow", "did not become ready within 8 s");
+}
+
+#[test]
+fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
+    require_root!();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let e = Env::new(&[]);
+    let bogus = e.h.tmp.path().join("not-a-kernel");
+    std::fs::write(&bogus, b"this is not a kernel").unwrap();
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        bogus.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "vm-early",
+        "--backend",
+        "qemu",
+        "--start",
+        "--json",
+    ]);
+    assert_failed_cleanly(
+        &e,
+        &out,
+        "vm-early",
+        "QEMU exited early while booting VM 'vm-early'",
+    );
+}
+
+#[test]
+fn missing_qemu_is_a_clear_error() {
+    require_root!();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let mut e = Env::new(&[]);
+    e.extra.push((
+        "SMOLVM_QEMU_BIN".into(),
+        "/nonexistent/qemu-system-x86_64".into(),
+    ));
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        rootfs.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "vm-noqemu",
+        "--backend",
+        "qemu",
+        "--start",
+        "--json",
+    ]);
+    assert_failed_cleanly(
+        &e,
+        &out,
+        "vm-noqemu",
+        "qemu-system binary is missing; Install QEMU with",
+    );
+}
+
+#[test]
+fn an_exhausted_ip_pool_is_a_clear_error_and_leaves_nothing() {
+    require_root!();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let e = Env::new(&[]);
+    // Fill the pool the way SmolVM's rows would: one lease per address.
+    std::fs::create_dir_all(&e.h.data).unwrap();
+    let db = e.h.data.join("smolvm.db");
+    smolvm::sys::state::StateStore::open(
+        &db,
+        smolvm::sys::state::OpenMode::ReadWrite,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch("BEGIN").unwrap();
+    for i in smolvm::sys::state::IP_POOL {
+        c.execute(
+            "INSERT INTO vms (id, status, config, created_at, updated_at) VALUES (?1, 'stopped', '{}', 'x', 'x')",
+            [format!("busy{i}")],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, 'x')",
+            rusqlite::params![
+                smolvm::sys::state::pool_ip(i).to_string(),
+                format!("busy{i}"),
+                format!("tap{i}")
+            ],
+        )
+        .unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        rootfs.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "vm-full",
+        "--backend",
+        "qemu",
+        "--start",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["error"]["message"], "No IP addresses available in pool");
+    assert_eq!(e.leftovers("vm-full"), Vec::<String>::new());
+    // The stand-in rows are not VMs: drop them rather than have cleanup tear down 65k.
+    c.execute_batch("DELETE FROM ip_leases; DELETE FROM vms;")
+        .unwrap();
+}
+
+#[test]
+fn firecracker_backend_refuses_without_hardware_kvm() {
+    require_root!();
+    if smolvm::sys::vmm::hardware_kvm(Path::new("/sys/module")) {
+        eprintln!("SKIPPED: this host has hardware KVM, so Firecracker is allowed");
+        return;
+    }
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let mut e = Env::new(&[]);
+    // A stand-in binary: it is never run, since the KVM check comes first.
+    let fc = e.h.tmp.path().join("firecracker");
+    std::fs::write(&fc, "#!/bin/sh\nexit 99\n").unwrap();
+    Command::new("chmod").arg("755").arg(&fc).status().unwrap();
+    e.extra
+        .push(("SMOLVM_FIRECRACKER_BIN".into(), fc.display().to_string()));
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        rootfs.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "vm-fc",
+        "--backend",
+        "firecracker",
+        "--start",
+        "--json",
+    ]);
+    assert_failed_cleanly(&e, &out, "vm-fc", "Firecracker needs hardware KVM");
+    let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        m.contains("PVM") || m.contains("/dev/kvm") || m.contains("kvm_intel"),
+        "{m}"
+    );
+}
+
+#[test]
+fn firecracker_without_a_binary_gives_smolvms_install_hint() {
+    require_root!();
+    let e = Env::new(&[]);
+    let rootfs = e.h.tmp.path().join("r.ext4");
+    std::fs::write(&rootfs, b"x").unwrap();
+    let mut e = e;
+    e.extra.push((
+        "SMOLVM_FIRECRACKER_BIN".into(),
+        "/nonexistent/firecracker".into(),
+    ));
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        rootfs.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--backend",
+        "firecracker",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json(&out)["error"]["message"],
+        "Firecracker binary not found. Install it with: smolvm.host.manager.HostManager().install_firecracker()"
+    );
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+}
+
+/// The Firecracker driver against a real `firecracker` binary (`SMOLVM_FIRECRACKER_BIN`
+/// or `PATH`): the API accepts the whole configuration and InstanceStart (on PVM the
+/// guest then stops), faults come back verbatim, and the process stops through its API or
+/// SIGKILL. CI has no binary: then this says so and skips.
+#[test]
+fn firecracker_driver_configures_starts_and_stops_a_real_binary() {
+    require_root!();
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let bin = smolvm::sys::vmm::firecracker::find_binary(
+        std::env::var_os("SMOLVM_FIRECRACKER_BIN")
+            .as_deref()
+            .map(Path::new),
+        std::env::var_os("PATH").as_deref(),
+        &home,
+    );
+    let Some(bin) = bin else {
+        eprintln!("SKIPPED: no firecracker binary (set SMOLVM_FIRECRACKER_BIN or put it on PATH)");
+        return;
+    };
+    let (_, vmlinux) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let ns = netns();
+    ns.nat_tap("tap9");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("fc-vm-fc.sock");
+    let log = dir.path().join("vm-fc.log");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(&bin)
+        .arg("--api-sock")
+        .arg(&socket)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    use smolvm::sys::vmm::firecracker as fc;
+    rt.block_on(async {
+        assert!(fc::wait_for_socket(&socket, Duration::from_secs(10)).await);
+        // A fault is surfaced verbatim.
+        let bad = serde_json::json!({"action_type": "NoSuchAction"});
+        let err = fc::call(&socket, "PUT", "/actions", Some(&bad), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, fc::ApiError::Fault { status: 400, .. }), "{err}");
+        let cfg = fc::FcConfig {
+            kernel: vmlinux.clone(),
+            boot_args: "console=ttyS0 reboot=k panic=1 pci=off init=/init ip=172.16.0.9::172.16.0.1:255.255.255.0::eth0:off".into(),
+            vcpus: 1,
+            mem_mib: 128,
+            rootfs: rootfs.clone(),
+            tap: "tap9".into(),
+            mac: "AA:FC:00:00:00:09".into(),
+        };
+        fc::configure_and_start(&socket, &cfg, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nlog: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+        // Stop: SendCtrlAltDel if the VM still answers, then SIGKILL.
+        let _ = fc::send_ctrl_alt_del(&socket, Duration::from_secs(2)).await;
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let st = child.wait().unwrap();
+    assert!(!st.success() || st.code().is_some());
+    let mut s = String::new();
+    let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut s));
+    eprintln!("firecracker log tail: {}", s.lines().last().unwrap_or(""));
+}
