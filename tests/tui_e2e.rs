@@ -69,10 +69,52 @@ fn wait_fs(what: &str, f: impl Fn() -> bool) {
     support::cleanup::wait_for(f, what);
 }
 
-#[test]
-fn prune_and_cleanup_through_the_dashboard_in_tmux() {
+/// Open the real dashboard in tmux, inside `ns`, with `h`'s environment plus `extra`.
+fn open_dashboard(h: &Home, ns: &NetNs, extra: &[(&str, String)]) -> Tmux {
+    let env: Vec<String> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
+        .chain(extra.iter().map(|(k, v)| format!("{k}={v}")))
+        .collect();
+    let cmd = format!(
+        "ip netns exec {} env -i {} TERM=xterm-256color {}",
+        ns.name,
+        env.join(" "),
+        assert_cmd::cargo::cargo_bin("smolvm").display()
+    );
+    let t = Tmux {
+        socket: format!(
+            "smolvm-e2e-{}-{}",
+            std::process::id(),
+            ns.name.rsplit('-').next().unwrap_or("0")
+        ),
+    };
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+    t
+}
+
+fn usable() -> bool {
     if !is_root() || Command::new("tmux").arg("-V").output().is_err() {
         eprintln!("SKIPPED: needs root (network namespace) and tmux");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn prune_and_cleanup_through_the_dashboard_in_tmux() {
+    if !usable() {
         return;
     }
     let (h, ns) = (Home::new(), NetNs::new());
@@ -152,4 +194,75 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!t.alive(), "the dashboard did not exit on q");
+}
+
+/// Removes every VM of a test home when dropped, so a failing test leaks nothing.
+struct CleanupAll<'a>(&'a Home, &'a NetNs);
+
+impl Drop for CleanupAll<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .1
+            .cmd(self.0, "smolvm")
+            .args(["cleanup", "--all", "--force"])
+            .output();
+    }
+}
+
+#[test]
+fn start_a_preset_through_the_dashboard_in_tmux() {
+    if !usable() {
+        return;
+    }
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    let _cleanup = CleanupAll(&h, &ns);
+    let rootfs = support::images::busybox_rootfs(support::images::Init::Ready);
+    let manifest = support::images::manifest(
+        h.tmp.path(),
+        &[support::images::Row {
+            preset: "claude-code",
+            rootfs: &rootfs,
+        }],
+    );
+    let t = open_dashboard(
+        &h,
+        &ns,
+        &[("SMOLVM_MANIFEST", manifest.display().to_string())],
+    );
+    t.wait("the empty VM list", |s| {
+        s.contains("No VMs. Press n to start a preset.")
+    });
+    // The form: preset claude-code is first; a name; Enter starts.
+    t.keys(&["n"]);
+    t.wait("the start form", |s| s.contains("Start a sandbox"));
+    t.keys(&["Tab"]);
+    t.keys(&["vm-dash"]);
+    t.keys(&["Enter"]);
+    // Progress through the phases, then the new VM is listed, running, and selected.
+    let start = Instant::now();
+    loop {
+        let s = t.screen();
+        if s.contains("vm-dash running at 172.16.0.") {
+            break;
+        }
+        assert!(!s.contains("✗ #1 start"), "the start failed; screen:\n{s}");
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "timed out waiting for the VM to boot; screen:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.wait("the VM row", |s| {
+        s.lines()
+            .any(|l| l.contains("vm-dash") && l.contains("running") && l.contains("claude-code"))
+    });
+    let rows = support::cleanup::row_ids(&h.data);
+    assert_eq!(rows, ["vm-dash"]);
+    // `l` follows its console log: SmolVM's ready line is there.
+    t.keys(&["l"]);
+    t.wait("the console log", |s| {
+        s.contains("SmolVM init complete: IP=172.16.0.")
+    });
+    t.keys(&["q"]);
 }

@@ -891,7 +891,7 @@ async fn wait_ready(
     ip: Ipv4Addr,
     deadline: Instant,
     timeout: Duration,
-    exited: &dyn Fn(&mut std::process::Child) -> Option<Error>,
+    exited: &(dyn Fn(&mut std::process::Child) -> Option<Error> + Sync),
 ) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(log).map_err(rt)?;

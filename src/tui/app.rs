@@ -154,7 +154,8 @@ pub struct StartSpec {
     pub name: Option<String>,
     pub memory_mib: u32,
     pub cpus: u32,
-    pub disk_mib: u32,
+    /// `None`: the image's own size (no resize).
+    pub disk_mib: Option<u32>,
 }
 
 pub const PRESETS: [&str; 5] = ["claude-code", "codex", "hermes", "openclaw", "pi"];
@@ -780,7 +781,7 @@ impl App {
                         name: line_input(""),
                         memory: line_input("2048"),
                         cpus: line_input("2"),
-                        disk: line_input("8192"),
+                        disk: line_input(""),
                     })));
                 }
             }
@@ -1408,7 +1409,11 @@ pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
             .then(|| "name: a-z 0-9 - _, up to 64, letter/digit at both ends".to_string()),
         num(&f.memory, 128, 16384, "memory MiB"),
         num(&f.cpus, 1, 32, "CPUs"),
-        num(&f.disk, 1024, 1_048_576, "disk MiB"),
+        if text_of(&f.disk).trim().is_empty() {
+            None
+        } else {
+            num(&f.disk, 1024, 1_048_576, "disk MiB")
+        },
     ]
 }
 
@@ -1423,6 +1428,6 @@ fn validate(f: &StartForm) -> Option<StartSpec> {
         name: (!name.is_empty()).then_some(name),
         memory_mib: n(&f.memory),
         cpus: n(&f.cpus),
-        disk_mib: n(&f.disk),
+        disk_mib: (!text_of(&f.disk).trim().is_empty()).then(|| n(&f.disk)),
     })
 }

@@ -980,7 +980,12 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                 (1, "Name", &form.name, "optional; vm-<random> when empty"),
                 (2, "Memory MiB", &form.memory, ""),
                 (3, "CPUs", &form.cpus, ""),
-                (4, "Disk MiB", &form.disk, ""),
+                (
+                    4,
+                    "Disk MiB",
+                    &form.disk,
+                    "optional; the image's own size when empty",
+                ),
             ];
             for (row, (i, name, input, hint)) in fields.iter().enumerate() {
                 let (l, v) = split(rows[1 + row * 2]);

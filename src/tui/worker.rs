@@ -12,7 +12,8 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use super::app::{
-    CleanupPreview, Effect, LogSource, Msg, PrunePreview, TaskItem, TaskState, TaskUpdate,
+    CleanupPreview, Effect, LogSource, Msg, PrunePreview, StartSpec, TaskItem, TaskState,
+    TaskUpdate,
 };
 use super::data::{self, CpuSampler};
 use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
@@ -96,24 +97,11 @@ impl Workers {
                 tokio::spawn(run_cleanup(task, tx, env, cancel, None, false, Some(ids)));
             }
             Effect::RunStop { task, ids } => {
-                let _ = ids;
-                finish(
-                    &tx,
-                    task,
-                    TaskState::Failed,
-                    "stopping VMs needs the VM lifecycle (not in this build yet)".into(),
-                    Instant::now(),
-                );
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_stop(task, tx, env, cancel, ids));
             }
             Effect::RunStart { task, spec } => {
-                let _ = spec;
-                finish(
-                    &tx,
-                    task,
-                    TaskState::Failed,
-                    "starting VMs needs the VM lifecycle (not in this build yet)".into(),
-                    Instant::now(),
-                );
+                tokio::spawn(run_start(task, tx, env, spec));
             }
             Effect::Cancel { task } => {
                 if let Some(c) = self.cancels.get(&task) {
@@ -496,4 +484,172 @@ async fn run_cleanup(
         summary.push_str(&format!(", {failures} failure(s)"));
     }
     finish(&tx, task, state, summary, t0);
+}
+
+/// Start a preset with the form's values: the same `core::start::create` as
+/// `smolvm <preset> start`, its phases and download progress shown in the task.
+async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
+    use crate::core::images::pull::{Phase as PullPhase, PullEvent};
+    use crate::core::start::{self, StartEvent, StartOptions};
+    let t0 = Instant::now();
+    let ctx = match start::Ctx::open(&env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    let opts = StartOptions {
+        name: spec.name.clone(),
+        preset: Some(spec.preset.clone()),
+        memory_mib: Some(spec.memory_mib),
+        vcpus: Some(spec.cpus),
+        disk_size_mib: spec.disk_mib.map(u64::from),
+        ..StartOptions::default()
+    };
+    let ptx = tx.clone();
+    let progress = Progress::new(move |ev: StartEvent| match ev {
+        StartEvent::PhaseStarted(p) => {
+            send(&ptx, task, TaskUpdate::Phase(p.as_str().to_string()));
+            send(&ptx, task, TaskUpdate::Progress { done: 0, total: 0 });
+        }
+        StartEvent::PhaseDone(p, d) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(TaskItem {
+                name: p.as_str().to_string(),
+                ok: true,
+                detail: format!("{:.2} s", d.as_secs_f64()),
+            }),
+        ),
+        StartEvent::Pull(PullEvent::Progress {
+            artifact,
+            phase,
+            bytes,
+            total,
+        }) => {
+            let what = match phase {
+                PullPhase::Download => "download",
+                PullPhase::Verify => "verify",
+                _ => "decompress",
+            };
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Phase(format!("image: {what} {}", artifact.as_str())),
+            );
+            if let Some(total) = total {
+                send(&ptx, task, TaskUpdate::Progress { done: bytes, total });
+            }
+        }
+        StartEvent::RollingBack(why) => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!("rolling back: {why}")),
+        ),
+        StartEvent::Warning(w) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(TaskItem {
+                name: "warning".into(),
+                ok: true,
+                detail: w,
+            }),
+        ),
+        StartEvent::Pull(_) => {}
+    });
+    match start::create(&ctx, &opts, &progress).await {
+        Ok(r) => {
+            send(
+                &tx,
+                task,
+                TaskUpdate::Started {
+                    vm_id: r.id.clone(),
+                },
+            );
+            let summary = format!(
+                "{} {} at {} ({}, {}) in {:.1} s · {}",
+                r.id,
+                r.status,
+                r.ip,
+                r.backend,
+                r.accelerator,
+                r.timings.total_ms / 1000.0,
+                r.ssh_command
+            );
+            finish(&tx, task, TaskState::Done, summary, t0);
+        }
+        Err(e) => finish(&tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Stop VMs one by one (`core::lifecycle::stop`, as `smolvm sandbox stop`).
+async fn run_stop(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    env: Env,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+) {
+    use crate::core::{lifecycle, start};
+    let t0 = Instant::now();
+    let ctx = match start::Ctx::open(&env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    let timeout = match CleanupOptions::new(&ctx.paths, &env, false, None, true) {
+        Ok(o) => o.stop_timeout,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    send(&tx, task, TaskUpdate::Phase("stopping".into()));
+    let total = ids.len() as u64;
+    let mut failed = 0;
+    for (n, id) in ids.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return finish(
+                &tx,
+                task,
+                TaskState::Cancelled,
+                format!("{n} of {total} stopped"),
+                t0,
+            );
+        }
+        let item = match lifecycle::stop(&ctx, id, timeout).await {
+            Ok(r) => TaskItem {
+                name: id.clone(),
+                ok: true,
+                detail: if r.was_running {
+                    "stopped".into()
+                } else {
+                    format!("was {}", r.status)
+                },
+            },
+            Err(e) => {
+                failed += 1;
+                TaskItem {
+                    name: id.clone(),
+                    ok: false,
+                    detail: e.message,
+                }
+            }
+        };
+        send(&tx, task, TaskUpdate::Item(item));
+        send(
+            &tx,
+            task,
+            TaskUpdate::Progress {
+                done: n as u64 + 1,
+                total,
+            },
+        );
+    }
+    let state = if failed == 0 {
+        TaskState::Done
+    } else {
+        TaskState::Failed
+    };
+    finish(
+        &tx,
+        task,
+        state,
+        format!("{} stopped, {failed} failed", total - failed),
+        t0,
+    );
 }

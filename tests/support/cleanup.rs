@@ -36,6 +36,18 @@ impl NetNs {
         NetNs { name }
     }
 
+    /// A namespace with `lo` up and a default route out of a veth pair whose peer stays in
+    /// the namespace: NAT has an outbound interface, and no packet can leave.
+    pub fn with_uplink() -> NetNs {
+        let ns = NetNs::new();
+        ns.sh("ip link set lo up
+             ip link add up0 type veth peer name up1
+             ip addr add 10.254.0.1/24 dev up0
+             ip link set up0 up && ip link set up1 up
+             ip route add default via 10.254.0.2 dev up0");
+        ns
+    }
+
     /// Run a shell script inside the namespace; panics on failure.
     pub fn sh(&self, script: &str) -> String {
         let out = Command::new("ip")

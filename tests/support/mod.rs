@@ -9,8 +9,8 @@ use std::process::Command as StdCommand;
 use assert_cmd::Command;
 
 pub mod cleanup;
-pub mod screenshot;
 pub mod images;
+pub mod screenshot;
 
 /// The image version tests treat as current.
 pub const CURRENT: &str = "0.0.14";
