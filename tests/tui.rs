@@ -389,7 +389,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
                 name: Some("my-box".into()),
                 memory_mib: 4096,
                 cpus: 2,
-                disk_mib: 8192
+                disk_mib: None
             }
         }]
     );
