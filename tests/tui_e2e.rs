@@ -130,31 +130,7 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
             Row::stopped("prod-x"),
         ],
     );
-    let env: Vec<String> = h
-        .env_vars()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
-        .collect();
-    let cmd = format!(
-        "ip netns exec {} env -i {} TERM=xterm-256color {}",
-        ns.name,
-        env.join(" "),
-        assert_cmd::cargo::cargo_bin("smolvm").display()
-    );
-    let t = Tmux {
-        socket: format!("smolvm-e2e-{}", std::process::id()),
-    };
-    t.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "dash",
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &cmd,
-    ]);
+    let t = open_dashboard(&h, &ns, &[]);
     t.wait("the VM list", |s| {
         s.contains("VMs (3)") && s.contains("Images (3)")
     });
