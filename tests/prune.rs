@@ -570,6 +570,30 @@ fn usage_errors_exit_2_with_an_envelope_under_json() {
 }
 
 #[test]
+fn usage_error_envelopes_use_canonical_command_names() {
+    let h = Home::new();
+    for (args, name) in [
+        (
+            &["claude", "start", "--bogus", "--json"][..],
+            "claude-code.start",
+        ),
+        (
+            &["claw", "start", "--bogus", "--json"][..],
+            "openclaw.start",
+        ),
+        (&["images", "--bogus", "--json"][..], "image.list"),
+        (&["image", "ls", "--bogus", "--json"][..], "image.list"),
+        (&["image", "prune", "--bogus", "--json"][..], "image.prune"),
+    ] {
+        let out = h.smolvm().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let v = json(&out);
+        assert_eq!(v["command"], name, "{args:?}");
+        assert_eq!(v["error"]["code"], "usage_error");
+    }
+}
+
+#[test]
 fn json_success_envelope_has_every_field_in_order() {
     let h = Home::new();
     h.cache("0.0.12", MB);

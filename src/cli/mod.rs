@@ -125,9 +125,22 @@ fn command_name(argv: &[OsString]) -> String {
         .take_while(|a| !a.starts_with('-'))
         .take(2)
         .collect();
-    if words.is_empty() {
-        "smolvm".to_string()
-    } else {
-        words.join(".")
+    // The canonical names successful runs use: aliases resolved, `images` = `image.list`.
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] => "smolvm".to_string(),
+        ["images"] | ["image", "ls" | "list"] => "image.list".to_string(),
+        [preset, rest @ ..]
+            if crate::core::start::PRESETS
+                .contains(&crate::core::images::canonical_preset(preset)) =>
+        {
+            let mut name = crate::core::images::canonical_preset(preset).to_string();
+            for w in rest {
+                name.push('.');
+                name.push_str(w);
+            }
+            name
+        }
+        _ => words.join("."),
     }
 }
