@@ -396,6 +396,30 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
 }
 
 #[test]
+fn cancel_applies_to_prune_but_a_start_says_why_not() {
+    let mut a = full_app(160, 48);
+    a.update(key('p'));
+    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
+        stale: vec![("x".into(), 1)],
+        kept: vec![],
+        total: 1,
+    }))));
+    a.update(key('y'));
+    assert_eq!(a.focus, Pane::Tasks);
+    assert_eq!(a.update(key('x')), vec![Effect::Cancel { task: 1 }]);
+    a.update(key('1'));
+    a.update(key('n'));
+    a.update(code(KeyCode::Enter));
+    a.update(key('G'));
+    assert!(a.update(key('x')).is_empty());
+    assert!(a
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("a start cannot be stopped midway"));
+}
+
+#[test]
 fn quitting_asks_while_a_task_runs() {
     let mut a = full_app(80, 24);
     a.update(key('q'));

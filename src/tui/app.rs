@@ -829,7 +829,11 @@ impl App {
             }
             Action::Cancel => {
                 if let Some(t) = self.tasks.get(self.task_sel) {
-                    if t.state == TaskState::Running {
+                    if t.state == TaskState::Running && t.kind == TaskKind::Start {
+                        self.status = Some(
+                            "a start cannot be stopped midway (it rolls back on failure); delete the VM once it is up".into(),
+                        );
+                    } else if t.state == TaskState::Running {
                         self.status = Some(format!("cancelling task {}…", t.id));
                         return vec![Effect::Cancel { task: t.id }];
                     }
