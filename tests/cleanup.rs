@@ -226,6 +226,7 @@ fn prompt_yes_deletes_and_no_empty_or_eof_abort() {
         (&b"no\n"[..], "Aborted.\n"),
         (b"\n", "Aborted.\n"),
         (b"\x04", "\nAborted.\n"), // Ctrl-D: end of input
+        (b"\x03", "\nAborted.\n"), // Ctrl-C
     ] {
         let out = prompt(&h, &ns, input);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -97,15 +97,8 @@ fn data(r: &CleanupReport) -> Data<'_> {
 /// Run a cleanup; `program` is how the user invoked it (`smolvm cleanup` or
 /// `smolvm-cleanup`), used in the recovery hint.
 pub fn run(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return output::fail("cleanup", args.json, &Error::runtime(e.to_string())),
-    };
-    rt.block_on(run_async(program, args, env))
+    super::block_on(run_async(program, args, env))
+        .unwrap_or_else(|e| output::fail("cleanup", args.json, &e))
 }
 
 fn shown_resource(r: &StaleResource) -> String {

@@ -15,14 +15,6 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
 use crate::sys::env::Env;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::runtime(format!("cannot start the async runtime: {e}")))
-}
-
 fn secs(v: Option<f64>) -> Result<Option<Duration>> {
     match v {
         None => Ok(None),
@@ -111,7 +103,7 @@ pub fn preset_start(preset: &str, flags: &StartFlags, env: &Env) -> i32 {
         let mut opts = options(flags)?;
         opts.preset = Some(preset.to_string());
         let ctx = Ctx::open(env)?;
-        runtime()?.block_on(start::create(&ctx, &opts, &progress(flags.json)))
+        super::block_on(start::create(&ctx, &opts, &progress(flags.json)))?
     })();
     match r {
         Ok(rep) => print_started(&command, flags.json, &rep),
@@ -128,7 +120,7 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         opts.rootfs = args.rootfs.clone();
         opts.create_only = !args.start;
         let ctx = Ctx::open(env)?;
-        runtime()?.block_on(start::create(&ctx, &opts, &progress(json)))
+        super::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();
     match r {
         Ok(rep) => print_started("sandbox.create", json, &rep),
@@ -181,13 +173,13 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             let r = (|| {
                 let bt = secs(a.boot_timeout)?;
                 let ctx = Ctx::open(env)?;
-                runtime()?.block_on(start::start_existing(
+                super::block_on(start::start_existing(
                     &ctx,
                     &a.id,
                     a.accel.as_deref(),
                     bt,
                     &progress(a.json),
-                ))
+                ))?
             })();
             match r {
                 Ok(rep) => print_started("sandbox.start", a.json, &rep),
@@ -198,7 +190,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             let r = (|| {
                 let ctx = Ctx::open(env)?;
                 let t = Duration::from_secs_f64(a.timeout.max(0.0));
-                runtime()?.block_on(lifecycle::stop(&ctx, &a.id, t))
+                super::block_on(lifecycle::stop(&ctx, &a.id, t))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -222,17 +214,18 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Delete(a) => {
             let (deleted, failed) = match (|| {
                 let ctx = Ctx::open(env)?;
-                let rt = runtime()?;
                 let t = Duration::from_secs_f64(a.timeout.max(0.0));
-                let mut ok = Vec::new();
-                let mut bad = Vec::new();
-                for id in &a.ids {
-                    match rt.block_on(lifecycle::delete(&ctx, id, t)) {
-                        Ok(()) => ok.push(id.clone()),
-                        Err(e) => bad.push((id.clone(), e.message)),
+                super::block_on(async {
+                    let mut ok = Vec::new();
+                    let mut bad = Vec::new();
+                    for id in &a.ids {
+                        match lifecycle::delete(&ctx, id, t).await {
+                            Ok(()) => ok.push(id.clone()),
+                            Err(e) => bad.push((id.clone(), e.message)),
+                        }
                     }
-                }
-                Ok::<_, Error>((ok, bad))
+                    (ok, bad)
+                })
             })() {
                 Ok(v) => v,
                 Err(e) => return output::fail("sandbox.delete", a.json, &e),

@@ -64,23 +64,18 @@ pub fn run(readonly: bool) -> i32 {
         return 2;
     }
     let env = Env::from_process();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return 1;
-        }
-    };
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
         previous(info);
     }));
-    let result = rt.block_on(event_loop(env, readonly));
+    let result = match crate::cli::block_on(event_loop(env, readonly)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return 1;
+        }
+    };
     restore_terminal();
     match result {
         Ok(()) => 0,

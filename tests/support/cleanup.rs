@@ -325,10 +325,29 @@ pub fn row_ids(data: &Path) -> Vec<String> {
 pub fn run_with_pty(mut cmd: Command, input: &[u8]) -> Output {
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let slave: OwnedFd = pty.slave;
+    // The child gets the slave as stdin only: neither original descriptor may leak into it.
+    for fd in [&pty.master, &slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .expect("FD_CLOEXEC");
+    }
     let mut master = std::fs::File::from(pty.master);
     cmd.stdin(Stdio::from(slave))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Make the pty the child's controlling terminal, so Ctrl-C typed into it is SIGINT.
+    // SAFETY: setsid and ioctl are async-signal-safe; no memory of the parent is touched.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     // Read until the prompt, then answer.
