@@ -817,3 +817,30 @@ fn standalone_script_behaves_like_the_subcommand() {
     assert_eq!(json(&out)["error"]["code"], "usage_error");
     assert_eq!(json(&out)["command"], "cleanup");
 }
+
+#[test]
+fn a_database_locked_by_another_process_is_a_clear_error_and_nothing_changes() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    seed_rows(&h);
+    let db = h.data.join("smolvm.db");
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let out = ns
+        .cmd(&h, "smolvm")
+        .env("SMOLVM_DB_BUSY_TIMEOUT", "0.5")
+        .args(["cleanup", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "Error: state database {} is locked by another process (waited 0.5 s); try again when it finishes\n",
+            db.display()
+        )
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(row_ids(&h.data).len(), 5, "rows changed despite the lock");
+}

@@ -45,8 +45,8 @@ const MIGRATIONS: &[(&str, &str, &str)] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state database {path} is locked by another process (waited {waited} s); try again when it finishes")]
-    Locked { path: PathBuf, waited: u64 },
+    #[error("state database {path} is locked by another process (waited {waited:.1} s); try again when it finishes")]
+    Locked { path: PathBuf, waited: f64 },
     #[error("state database {path}: {source}")]
     Sqlite {
         path: PathBuf,
@@ -187,7 +187,7 @@ impl StateStore {
         if is_busy(&source) {
             StateError::Locked {
                 path: self.path.clone(),
-                waited: self.busy_timeout.as_secs(),
+                waited: self.busy_timeout.as_secs_f64(),
             }
         } else {
             StateError::Sqlite {
@@ -456,7 +456,7 @@ fn check_health(path: &Path, busy_timeout: Duration) -> Result<Option<String>, S
         Ok(s) => Ok(Some(format!("quick_check: {s}"))),
         Err(e) if is_busy(&e) => Err(StateError::Locked {
             path: path.to_path_buf(),
-            waited: busy_timeout.as_secs(),
+            waited: busy_timeout.as_secs_f64(),
         }),
         Err(e) => Ok(Some(e.to_string())),
     }
