@@ -39,6 +39,8 @@ pub enum Command {
     Sandbox(SandboxCommand),
     /// List cached images (same as `smolvm image ls`).
     Images(ImageListArgs),
+    /// Check what this host can do (KVM, VMMs, networking, Docker, disk, state) and how to fix it.
+    Doctor(DoctorArgs),
     /// The openclaw preset (alias: claw).
     #[command(subcommand, alias = "claw")]
     Openclaw(PresetCommand),
@@ -354,6 +356,16 @@ pub struct ListArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

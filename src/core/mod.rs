@@ -2,6 +2,8 @@
 //! through a [`progress::Progress`] sink; the CLI and the dashboard are faces over it.
 
 pub mod cleanup;
+pub mod docker;
+pub mod doctor;
 pub mod error;
 pub mod host;
 pub mod images;
