@@ -123,6 +123,44 @@ pub enum ImageCommand {
     Rm(ImageRmArgs),
     /// Show a preset's published image and what of it is cached.
     Inspect(ImageInspectArgs),
+    /// Build a custom image (Alpine or Debian with SSH access), cached by name.
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Base distribution.
+    #[arg(long, value_parser = ["alpine", "debian"])]
+    pub base: String,
+    /// Root password for SSH logins.
+    #[arg(
+        long,
+        value_name = "PW",
+        conflicts_with = "ssh_key",
+        required_unless_present = "ssh_key"
+    )]
+    pub ssh_password: Option<String>,
+    /// Public key file allowed to log in as root.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Root file system size in MiB (default: 512 alpine, 2048 debian).
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub size: Option<u64>,
+    /// Kernel to ship with the image.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Where images are cached (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Build engine: docker when its daemon answers, else debootstrap (Debian only).
+    #[arg(long, value_parser = ["auto", "docker", "debootstrap"], default_value = "auto")]
+    pub engine: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -626,3 +626,66 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     }
     0
 }
+
+/// `smolvm image build`: a thin face over [`core::builder::build`](crate::core::builder::build).
+/// Exit codes: 0 built or cached, 1 the build failed (nothing half-built is left), 2 usage.
+pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i32 {
+    use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, Engine};
+    let setup = || -> Result<BuildOptions> {
+        let base = Base::parse(&args.base).ok_or_else(|| Error::usage("unknown --base"))?;
+        let auth = match (&args.ssh_password, &args.ssh_key) {
+            (Some(p), _) => Auth::Password(p.clone()),
+            (None, Some(f)) => Auth::Key(std::fs::read_to_string(f).map_err(|e| {
+                Error::runtime(format!(
+                    "cannot read SSH key {}: {}",
+                    f.display(),
+                    crate::core::error::io_reason(&e)
+                ))
+            })?),
+            (None, None) => return Err(Error::usage("pass --ssh-password or --ssh-key")),
+        };
+        let kernel = args.kernel.clone().ok_or_else(|| {
+            Error::usage("--kernel is required (the published kernel is not wired into builds yet)")
+        })?;
+        let cache_dir = Paths::resolve(env, args.cache_dir.as_deref()).images_root;
+        Ok(BuildOptions {
+            base,
+            auth,
+            name: args.name.clone(),
+            size_mib: args.size,
+            kernel,
+            cache_dir,
+            engine: Engine::parse(&args.engine).unwrap_or(Engine::Auto),
+        })
+    };
+    let opts = match setup() {
+        Ok(o) => o,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let progress = if args.json {
+        Progress::none()
+    } else {
+        Progress::new(|e: BuildEvent| match e {
+            BuildEvent::Cached => line("Up to date (cached): inputs unchanged, nothing to build"),
+            BuildEvent::Engine(engine) => line(format!("Building with the {engine} engine")),
+            BuildEvent::Step(s) => line(format!("  {s}")),
+        })
+    };
+    match builder::build(env, &opts, &progress) {
+        Ok(r) => {
+            if args.json {
+                output::print_json(command, 0, Some(&r), None);
+            } else {
+                line(format!(
+                    "Image {} {}: kernel {} rootfs {}",
+                    r.name,
+                    if r.cached { "(cached)" } else { "built" },
+                    r.kernel_path.display(),
+                    r.rootfs_path.display()
+                ));
+            }
+            0
+        }
+        Err(e) => output::fail(command, args.json, &e),
+    }
+}

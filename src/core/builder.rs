@@ -1,0 +1,740 @@
+//! The image builder (SmolVM's `ImageBuilder`): a base (Alpine or Debian) plus SSH access,
+//! built into `<cache dir>/<name>/` as `rootfs.ext4` + `vmlinux.bin` + `.fingerprint`.
+//!
+//! * **Cache by name.** The fingerprint is a SHA-256 of every input (base, recipe, the
+//!   password's or key's hash, size, `/init`, kernel checksum). Same inputs → the cached
+//!   paths, without running anything. Changed inputs → a build in a staging directory
+//!   beside the cache, swapped in atomically (`renameat2(RENAME_EXCHANGE)`), so a failed
+//!   build leaves the previous good image, or nothing — never a half image.
+//! * **Engines.** `debootstrap` (Debian, no Docker): `debootstrap --variant=minbase`, then
+//!   `/init`, SSH access and `mkfs.ext4 -d` (no loop mount). `docker`: diagnosed first with
+//!   SmolVM's messages ([`crate::core::docker`]). `auto`: Docker when its daemon answers,
+//!   else debootstrap for Debian, else an error saying Alpine needs Docker and why.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::core::docker::{self, DockerProblem};
+use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::progress::Progress;
+use crate::core::prune::cache_version;
+use crate::sys::env::Env;
+
+/// SmolVM's `/init`, installed into every built image.
+pub const INIT_SCRIPT: &str = include_str!("../../assets/init.sh");
+
+/// The Debian release debootstrap installs.
+pub const DEBIAN_SUITE: &str = "bookworm";
+/// Packages added to the minbase variant.
+pub const DEBIAN_PACKAGES: &str = "openssh-server,iproute2,ca-certificates,procps";
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+/// About how much a Debian tree takes before it is packed (MiB).
+pub const DEBIAN_TREE_MIB: u64 = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    Alpine,
+    Debian,
+}
+
+impl Base {
+    pub fn parse(s: &str) -> Option<Base> {
+        match s {
+            "alpine" => Some(Base::Alpine),
+            "debian" => Some(Base::Debian),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Base::Alpine => "alpine",
+            Base::Debian => "debian",
+        }
+    }
+
+    /// SmolVM's default rootfs size.
+    pub fn default_size_mib(self) -> u64 {
+        match self {
+            Base::Alpine => 512,
+            Base::Debian => 2048,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Auto,
+    Docker,
+    Debootstrap,
+}
+
+impl Engine {
+    pub fn parse(s: &str) -> Option<Engine> {
+        match s {
+            "auto" => Some(Engine::Auto),
+            "docker" => Some(Engine::Docker),
+            "debootstrap" => Some(Engine::Debootstrap),
+            _ => None,
+        }
+    }
+}
+
+/// How root logs in to the built image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    Password(String),
+    /// An OpenSSH public key line (validated by [`validate_public_key`]).
+    Key(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub base: Base,
+    pub auth: Auth,
+    /// Default: SmolVM's (`alpine-ssh`, `alpine-ssh-key`, `debian-ssh-key`).
+    pub name: Option<String>,
+    pub size_mib: Option<u64>,
+    /// The kernel to ship with the image.
+    pub kernel: PathBuf,
+    /// Where `<name>/` lives (the images root by default).
+    pub cache_dir: PathBuf,
+    pub engine: Engine,
+}
+
+impl BuildOptions {
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            match (self.base, &self.auth) {
+                (Base::Alpine, Auth::Password(_)) => "alpine-ssh",
+                (Base::Alpine, Auth::Key(_)) => "alpine-ssh-key",
+                (Base::Debian, Auth::Key(_)) => "debian-ssh-key",
+                (Base::Debian, Auth::Password(_)) => "debian-ssh",
+            }
+            .to_string()
+        })
+    }
+
+    pub fn size_mib(&self) -> u64 {
+        self.size_mib.unwrap_or(self.base.default_size_mib())
+    }
+}
+
+/// Progress of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// The fingerprint matched: nothing will run.
+    Cached,
+    /// Building with this engine.
+    Engine(&'static str),
+    /// A step starts (human text).
+    Step(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BuildReport {
+    pub name: String,
+    pub base: &'static str,
+    pub image_dir: PathBuf,
+    pub kernel_path: PathBuf,
+    pub rootfs_path: PathBuf,
+    pub fingerprint: String,
+    /// Returned from the cache without building.
+    pub cached: bool,
+    /// The engine that built it (`None` when cached).
+    pub engine: Option<&'static str>,
+    pub size_mib: u64,
+}
+
+/// SmolVM's check of a public key: one line `<type> <base64> [comment]` whose blob starts
+/// with the same type. Returns the normalised line.
+pub fn validate_public_key(text: &str) -> Result<String> {
+    let invalid = || Error::runtime("Invalid SSH public key format");
+    let line = text.trim();
+    if line.is_empty() || line.contains('\n') {
+        return Err(invalid());
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    const TYPES: &[&str] = &[
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ssh-dss",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    if !TYPES.contains(&kind) {
+        return Err(invalid());
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| invalid())?;
+    if blob.len() < 4 {
+        return Err(invalid());
+    }
+    let n = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+    if blob.get(4..4 + n) != Some(kind.as_bytes()) {
+        return Err(invalid());
+    }
+    Ok(line.to_string())
+}
+
+/// An image name must be a plain directory name and must not read as a version (prune
+/// would treat `<cache>/0.0.12/` as a stale cache of another release).
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(Error::usage(format!(
+            "invalid image name {name:?}: use letters, digits, '.', '_' and '-' (not starting with '.')"
+        )));
+    }
+    if cache_version(name).is_some() {
+        return Err(Error::usage(format!(
+            "image name {name:?} looks like a version; it would read as a stale image cache and be pruned"
+        ))
+        .with_recovery("Pick a name such as my-debian or team-image."));
+    }
+    Ok(())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(data);
+    hex(&h.finalize())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(p).map_err(|e| {
+        Error::runtime(format!(
+            "cannot read kernel {}: {}",
+            p.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| {
+        Error::runtime(format!(
+            "cannot read kernel {}: {}",
+            p.display(),
+            io_reason(&e)
+        ))
+    })?;
+    Ok(hex(&h.finalize()))
+}
+
+/// The recipe text of a base (what the engines install), part of the fingerprint.
+fn recipe(base: Base) -> String {
+    match base {
+        Base::Debian => format!("debian {DEBIAN_SUITE} minbase +{DEBIAN_PACKAGES}"),
+        Base::Alpine => "alpine:3.19 +openssh,iproute2,curl,bash,python3".to_string(),
+    }
+}
+
+/// The fingerprint of every input of a build.
+pub fn fingerprint(opts: &BuildOptions, kernel_sha: &str) -> String {
+    let auth = match &opts.auth {
+        Auth::Password(p) => format!("password:{}", sha256_hex(p.as_bytes())),
+        Auth::Key(k) => format!("key:{}", sha256_hex(k.trim().as_bytes())),
+    };
+    let parts = [
+        "smolvm-image-v1".to_string(),
+        format!("base={}", opts.base.as_str()),
+        format!("recipe={}", recipe(opts.base)),
+        format!("auth={auth}"),
+        format!("size_mib={}", opts.size_mib()),
+        format!("init={}", sha256_hex(INIT_SCRIPT.as_bytes())),
+        format!("kernel={kernel_sha}"),
+    ];
+    sha256_hex(parts.join("\n").as_bytes())
+}
+
+/// The Debian mirror: `SMOLVM_DEBIAN_MIRROR`, else the host's apt source when the host is
+/// Debian, else Debian's CDN.
+pub fn debian_mirror(env: &Env) -> String {
+    if let Some(m) = env.get_str("SMOLVM_DEBIAN_MIRROR") {
+        return m.to_string();
+    }
+    host_debian_mirror(Path::new("/etc/apt")).unwrap_or_else(|| DEFAULT_MIRROR.to_string())
+}
+
+fn host_debian_mirror(apt: &Path) -> Option<String> {
+    let is_debian_uri = |u: &str| {
+        (u.starts_with("http://") || u.starts_with("https://"))
+            && u.trim_end_matches('/').ends_with("/debian")
+    };
+    if let Ok(rd) = std::fs::read_dir(apt.join("sources.list.d")) {
+        let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            for line in text.lines() {
+                if let Some(uris) = line.strip_prefix("URIs:") {
+                    if let Some(u) = uris.split_whitespace().find(|u| is_debian_uri(u)) {
+                        return Some(u.trim_end_matches('/').to_string());
+                    }
+                }
+                let mut w = line.split_whitespace();
+                if w.next() == Some("deb") {
+                    if let Some(u) = w.find(|u| !u.starts_with('[')) {
+                        if is_debian_uri(u) {
+                            return Some(u.trim_end_matches('/').to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let text = std::fs::read_to_string(apt.join("sources.list")).ok()?;
+    text.lines().find_map(|line| {
+        let mut w = line.split_whitespace();
+        (w.next() == Some("deb"))
+            .then(|| w.find(|u| !u.starts_with('[')))
+            .flatten()
+            .filter(|u| is_debian_uri(u))
+            .map(|u| u.trim_end_matches('/').to_string())
+    })
+}
+
+/// A staging directory removed on drop unless it was swapped in.
+struct Staging(Option<PathBuf>);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+}
+
+fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(&e)))
+}
+
+/// Build (or return from the cache) the image `opts` describes.
+pub fn build(
+    env: &Env,
+    opts: &BuildOptions,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
+    let name = opts.name();
+    validate_name(&name)?;
+    let auth = match &opts.auth {
+        Auth::Key(k) => Auth::Key(validate_public_key(k)?),
+        Auth::Password(p) if p.is_empty() => {
+            return Err(Error::usage("the SSH password must not be empty"))
+        }
+        a => a.clone(),
+    };
+    let opts = BuildOptions {
+        auth,
+        ..opts.clone()
+    };
+    if !opts.kernel.is_file() {
+        return Err(Error::runtime(format!(
+            "kernel {} does not exist",
+            opts.kernel.display()
+        )));
+    }
+    let fp = fingerprint(&opts, &sha256_file(&opts.kernel)?);
+    let dir = opts.cache_dir.join(&name);
+    let report = |cached: bool, engine: Option<&'static str>| BuildReport {
+        name: name.clone(),
+        base: opts.base.as_str(),
+        image_dir: dir.clone(),
+        kernel_path: dir.join("vmlinux.bin"),
+        rootfs_path: dir.join("rootfs.ext4"),
+        fingerprint: fp.clone(),
+        cached,
+        engine,
+        size_mib: opts.size_mib(),
+    };
+    if is_cached(&dir, &fp) {
+        progress.emit(BuildEvent::Cached);
+        return Ok(report(true, None));
+    }
+
+    let engine = resolve_engine(env, &opts)?;
+    std::fs::create_dir_all(&opts.cache_dir)
+        .map_err(|e| io_err("cannot create", &opts.cache_dir, e))?;
+    // One build at a time per cache dir (a lock on the directory itself: no lock file).
+    let lock = std::fs::File::open(&opts.cache_dir)
+        .map_err(|e| io_err("cannot open", &opts.cache_dir, e))?;
+    let _lock =
+        nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+            Error::runtime(format!("cannot lock {}: {e}", opts.cache_dir.display()))
+        })?;
+    if is_cached(&dir, &fp) {
+        progress.emit(BuildEvent::Cached);
+        return Ok(report(true, None));
+    }
+    progress.emit(BuildEvent::Engine(engine));
+    // A Debian minbase tree with sshd is ~350 MiB, and its ext4 image holds the same again.
+    let need_mib = DEBIAN_TREE_MIB * 2;
+    if let Some((_, free)) = crate::core::doctor::free_bytes(&opts.cache_dir) {
+        if free < need_mib << 20 {
+            return Err(space_error(&opts.cache_dir, need_mib));
+        }
+    }
+
+    let staging_path = opts
+        .cache_dir
+        .join(format!(".{name}.staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging_path);
+    std::fs::create_dir(&staging_path).map_err(|e| io_err("cannot create", &staging_path, e))?;
+    let mut staging = Staging(Some(staging_path.clone()));
+    let tree = staging_path.join("root");
+
+    match engine {
+        "debootstrap" => debootstrap(env, &tree, &staging_path, progress)?,
+        _ => {
+            return Err(Error::runtime(
+                "building with the Docker engine is not implemented yet; use --engine debootstrap for Debian",
+            ))
+        }
+    }
+    progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
+    customise(&tree, &opts.auth)?;
+    progress.emit(BuildEvent::Step(format!(
+        "making rootfs.ext4 ({} MiB) with mkfs.ext4 -d",
+        opts.size_mib()
+    )));
+    mkfs(
+        &tree,
+        &staging_path.join("rootfs.ext4"),
+        opts.size_mib(),
+        &opts.cache_dir,
+    )?;
+    std::fs::remove_dir_all(&tree).map_err(|e| io_err("cannot remove", &tree, e))?;
+    let _ = std::fs::remove_file(staging_path.join("debootstrap.log"));
+    std::fs::copy(&opts.kernel, staging_path.join("vmlinux.bin"))
+        .map_err(|e| io_err("cannot copy kernel", &opts.kernel, e))?;
+    write_file(
+        &staging_path.join(".fingerprint"),
+        format!("{fp}\n").as_bytes(),
+    )?;
+
+    // Swap in: exchange with the old image when there is one (then remove it), else rename.
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &staging_path,
+            nix::fcntl::AT_FDCWD,
+            &dir,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(|e| Error::runtime(format!("cannot swap in {}: {e}", dir.display())))?;
+        // The staging path now holds the old image; the guard removes it.
+    } else {
+        std::fs::rename(&staging_path, &dir).map_err(|e| io_err("cannot move into", &dir, e))?;
+        staging.0 = None;
+    }
+    drop(staging);
+    Ok(report(false, Some(engine)))
+}
+
+fn is_cached(dir: &Path, fp: &str) -> bool {
+    dir.join("rootfs.ext4").is_file()
+        && dir.join("vmlinux.bin").is_file()
+        && std::fs::read_to_string(dir.join(".fingerprint")).is_ok_and(|s| s.trim() == fp)
+}
+
+fn write_file(p: &Path, data: &[u8]) -> Result<()> {
+    let mut f = std::fs::File::create(p).map_err(|e| io_err("cannot write", p, e))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io_err("cannot write", p, e))
+}
+
+/// Pick the engine: Docker when asked (and diagnosed healthy) or, for `auto`, when its
+/// daemon answers; else debootstrap for Debian.
+fn resolve_engine(env: &Env, opts: &BuildOptions) -> Result<&'static str> {
+    let docker_err = |p: DockerProblem| Error::runtime(p.message());
+    match (opts.engine, opts.base) {
+        (Engine::Docker, _) => docker::check(env).map(|_| "docker").map_err(docker_err),
+        (Engine::Debootstrap, Base::Alpine) => Err(Error::usage(
+            "the debootstrap engine builds Debian images only; Alpine images need --engine docker",
+        )),
+        (Engine::Debootstrap, Base::Debian) => Ok("debootstrap"),
+        (Engine::Auto, base) => match docker::check(env) {
+            Ok(_) => Ok("docker"),
+            Err(_) if base == Base::Debian => Ok("debootstrap"),
+            Err(p) => Err(Error::runtime(format!(
+                "Alpine images are built with Docker (debootstrap builds Debian only), and Docker is not usable: {}",
+                p.message()
+            ))
+            .with_recovery("Start Docker, or build a Debian image without it: --base debian")),
+        },
+    }
+}
+
+fn no_space(text: &str) -> bool {
+    let t = text.to_lowercase();
+    t.contains("no space left on device") || t.contains("could not allocate block")
+}
+
+fn space_error(cache_dir: &Path, need_mib: u64) -> Error {
+    let free = crate::core::doctor::free_bytes(cache_dir)
+        .map(|(_, b)| crate::core::units::format_size(b))
+        .unwrap_or_else(|| "unknown".into());
+    Error::new(
+        ErrorCode::Runtime,
+        format!(
+            "Not enough disk space to build the image in {}: about {need_mib} MiB needed, {free} free.",
+            cache_dir.display()
+        ),
+    )
+    .with_recovery(
+        "Free space (smolvm prune, smolvm image rm <preset>, docker system prune) or pass --cache-dir on a larger disk.",
+    )
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn debootstrap(
+    env: &Env,
+    tree: &Path,
+    staging: &Path,
+    progress: &Progress<BuildEvent>,
+) -> Result<()> {
+    let Some(bin) = crate::core::host::which(env, "debootstrap") else {
+        return Err(Error::runtime("debootstrap is not installed")
+            .with_recovery("Install it: apt-get install debootstrap (or use --engine docker)"));
+    };
+    if !env.is_root() {
+        return Err(Error::runtime(
+            "the debootstrap engine needs root (it creates device nodes and file ownership)",
+        )
+        .with_recovery("Run the build with sudo, or use --engine docker"));
+    }
+    let mirror = debian_mirror(env);
+    progress.emit(BuildEvent::Step(format!(
+        "debootstrap {DEBIAN_SUITE} (minbase +{DEBIAN_PACKAGES}) from {mirror}"
+    )));
+    let log = staging.join("debootstrap.log");
+    let log_file = std::fs::File::create(&log).map_err(|e| io_err("cannot write", &log, e))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| io_err("cannot write", &log, e))?;
+    let status = Command::new(bin)
+        .arg("--variant=minbase")
+        .arg(format!("--include={DEBIAN_PACKAGES}"))
+        .arg(DEBIAN_SUITE)
+        .arg(tree)
+        .arg(&mirror)
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .status()
+        .map_err(|e| Error::runtime(format!("cannot run debootstrap: {}", io_reason(&e))))?;
+    if !status.success() {
+        let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Ok(more) = std::fs::read_to_string(tree.join("debootstrap/debootstrap.log")) {
+            text.push_str(&more);
+        }
+        if no_space(&text) {
+            return Err(space_error(
+                staging.parent().unwrap_or(staging),
+                DEBIAN_TREE_MIB * 2,
+            ));
+        }
+        return Err(Error::runtime(format!(
+            "Image build failed: debootstrap exited with {status}:\n{}",
+            tail(&text, 15)
+        )));
+    }
+    Ok(())
+}
+
+/// `/init`, SSH access, hostname; host keys removed (each VM makes its own at boot).
+fn customise(tree: &Path, auth: &Auth) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let init = tree.join("init");
+    write_file(&init, INIT_SCRIPT.as_bytes())?;
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| io_err("cannot chmod", &init, e))?;
+    write_file(&tree.join("etc/hostname"), b"smolvm\n")?;
+    if let Ok(rd) = std::fs::read_dir(tree.join("etc/ssh")) {
+        for k in rd.flatten() {
+            if k.file_name().to_string_lossy().starts_with("ssh_host_") {
+                let _ = std::fs::remove_file(k.path());
+            }
+        }
+    }
+    let archives = tree.join("var/cache/apt/archives");
+    let _ = std::fs::remove_dir_all(&archives);
+    let _ = std::fs::create_dir_all(archives.join("partial"));
+    let ssh_dir = tree.join("root/.ssh");
+    std::fs::create_dir_all(&ssh_dir).map_err(|e| io_err("cannot create", &ssh_dir, e))?;
+    std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_err("cannot chmod", &ssh_dir, e))?;
+    let sshd_dropin = tree.join("etc/ssh/sshd_config.d");
+    let _ = std::fs::create_dir_all(&sshd_dropin);
+    match auth {
+        Auth::Key(k) => {
+            let ak = ssh_dir.join("authorized_keys");
+            write_file(&ak, format!("{k}\n").as_bytes())?;
+            std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_err("cannot chmod", &ak, e))?;
+            write_file(
+                &sshd_dropin.join("smolvm.conf"),
+                b"PermitRootLogin prohibit-password\nPasswordAuthentication no\n",
+            )?;
+        }
+        Auth::Password(p) => {
+            write_file(
+                &sshd_dropin.join("smolvm.conf"),
+                b"PermitRootLogin yes\nPasswordAuthentication yes\n",
+            )?;
+            let mut child = Command::new("chroot")
+                .arg(tree)
+                .arg("chpasswd")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| {
+                    Error::runtime(format!("cannot run chroot chpasswd: {}", io_reason(&e)))
+                })?;
+            if let Some(mut i) = child.stdin.take() {
+                let _ = writeln!(i, "root:{p}");
+            }
+            let out = child
+                .wait_with_output()
+                .map_err(|e| Error::runtime(format!("chpasswd: {}", io_reason(&e))))?;
+            if !out.status.success() {
+                return Err(Error::runtime(format!(
+                    "Image build failed: chpasswd: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mkfs(tree: &Path, out: &Path, size_mib: u64, cache_dir: &Path) -> Result<()> {
+    let res = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0", "-d"])
+        .arg(tree)
+        .arg(out)
+        .arg(format!("{size_mib}M"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::runtime(format!("cannot run mkfs.ext4: {}", io_reason(&e))))?;
+    if !res.status.success() {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&res.stdout),
+            String::from_utf8_lossy(&res.stderr)
+        );
+        if text.to_lowercase().contains("could not allocate block") {
+            return Err(Error::runtime(format!(
+                "Image build failed: the root file system does not fit in {size_mib} MiB"
+            ))
+            .with_recovery("Pass a larger --size."));
+        }
+        if no_space(&text) {
+            return Err(space_error(cache_dir, size_mib));
+        }
+        return Err(Error::runtime(format!(
+            "Image build failed: mkfs.ext4: {}",
+            tail(&text, 10)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHgxqBmgYdYMNh9O0bGvS8m9T3ZaVnJ1ZGyTl0R8Wq9Z me@host";
+
+    #[test]
+    fn public_keys_are_checked() {
+        assert_eq!(validate_public_key(&format!("{KEY}\n")).unwrap(), KEY);
+        for bad in [
+            "",
+            "not a key",
+            "ssh-ed25519",
+            "ssh-ed25519 !!!notbase64",
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHgxqBmgYdYMNh9O0bGvS8m9T3ZaVnJ1ZGyTl0R8Wq9Z",
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        ] {
+            let e = validate_public_key(bad).unwrap_err();
+            assert_eq!(e.message, "Invalid SSH public key format", "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("debian-ssh-key").is_ok());
+        assert!(validate_name("0.0.12").is_err());
+        assert!(validate_name("x-v0.0.24-y").is_err());
+        assert!(validate_name("../x").is_err());
+        assert!(validate_name(".hidden").is_err());
+    }
+
+    #[test]
+    fn fingerprint_covers_inputs() {
+        let o = BuildOptions {
+            base: Base::Debian,
+            auth: Auth::Key(KEY.into()),
+            name: None,
+            size_mib: None,
+            kernel: PathBuf::from("/k"),
+            cache_dir: PathBuf::from("/c"),
+            engine: Engine::Auto,
+        };
+        let a = fingerprint(&o, "k1");
+        assert_eq!(a, fingerprint(&o, "k1"));
+        assert_ne!(a, fingerprint(&o, "k2"));
+        let mut o2 = o.clone();
+        o2.size_mib = Some(1024);
+        assert_ne!(a, fingerprint(&o2, "k1"));
+        let mut o3 = o.clone();
+        o3.auth = Auth::Password("x".into());
+        assert_ne!(a, fingerprint(&o3, "k1"));
+        assert_eq!(o.name(), "debian-ssh-key");
+        assert_eq!(o.size_mib(), 2048);
+    }
+
+    #[test]
+    fn mirror_from_host_sources() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("sources.list.d")).unwrap();
+        std::fs::write(
+            t.path().join("sources.list.d/debian.sources"),
+            "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n",
+        )
+        .unwrap();
+        assert_eq!(
+            host_debian_mirror(t.path()).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+    }
+}
