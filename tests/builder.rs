@@ -1,4 +1,5 @@
-//! `smolvm image build`: a real Debian image built with debootstrap, booted under QEMU in a
+//! `smolvm image build`: a real Debian image built with debootstrap, booted (`sandbox create
+//! --image`) under QEMU in a
 //! network namespace and logged into over SSH with the generated key; the cache by name
 //! (same inputs → cached, a changed key → rebuilt); and Docker's diagnostics for real
 //! (no `docker` on PATH, the CLI without a daemon, a socket this user may not open) and a
@@ -167,10 +168,8 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
     let out = vms.smolvm(&[
         "sandbox",
         "create",
-        "--kernel",
-        kernel.to_str().unwrap(),
-        "--rootfs",
-        rootfs.to_str().unwrap(),
+        "--image",
+        "debian-ssh-key",
         "--start",
         "--backend",
         "qemu",
@@ -182,6 +181,7 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
     ]);
     let created = ok_json(&out);
     let ip = created["data"]["ip"].as_str().unwrap().to_string();
+    assert_eq!(created["data"]["kernel_path"], kernel.display().to_string());
     let out = vms.smolvm(&["sandbox", "exec", "vm-built", "--", "uname", "-a"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -262,6 +262,33 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
             .trim()
     );
     assert_eq!(entries(&cache), ["debian-ssh-key"]);
+}
+
+#[test]
+fn sandbox_create_with_an_unbuilt_image_says_how_to_build_it() {
+    let h = Home::new();
+    let out = h
+        .smolvm()
+        .args(["sandbox", "create", "--image", "nope", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["command"], "sandbox.create");
+    assert_eq!(
+        v["error"]["message"],
+        format!("no built image named nope in {}", h.images().display())
+    );
+    assert!(v["error"]["recovery"]
+        .as_str()
+        .unwrap()
+        .contains("smolvm image build"));
+    let out = h
+        .smolvm()
+        .args(["sandbox", "create", "--image", "x", "--preset", "codex"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -313,6 +313,9 @@ pub struct CreateArgs {
     /// ext4 root file system to copy for the sandbox (with --kernel).
     #[arg(long, requires = "kernel")]
     pub rootfs: Option<PathBuf>,
+    /// A custom image built with `smolvm image build` (its name in the images root).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["preset", "kernel", "rootfs"])]
+    pub image: Option<String>,
     /// Boot it now.
     #[arg(long)]
     pub start: bool,

@@ -452,6 +452,24 @@ pub fn build(
     Ok(report(false, Some(engine)))
 }
 
+/// The `(kernel, rootfs)` of an image built into `cache_dir` under `name`.
+pub fn built_image(cache_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
+    validate_name(name)?;
+    let dir = cache_dir.join(name);
+    let (k, r) = (dir.join("vmlinux.bin"), dir.join("rootfs.ext4"));
+    if dir.join(".fingerprint").is_file() && k.is_file() && r.is_file() {
+        Ok((k, r))
+    } else {
+        Err(Error::runtime(format!(
+            "no built image named {name} in {}",
+            cache_dir.display()
+        ))
+        .with_recovery(
+            "Build it first: smolvm image build --base debian --ssh-key ~/.ssh/id_ed25519.pub --name NAME",
+        ))
+    }
+}
+
 fn is_cached(dir: &Path, fp: &str) -> bool {
     dir.join("rootfs.ext4").is_file()
         && dir.join("vmlinux.bin").is_file()
