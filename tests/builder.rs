@@ -69,7 +69,12 @@ impl Drop for Vms<'_> {
 }
 
 fn build(h: &Home, args: &[&str]) -> std::process::Output {
+    build_with(h, args, &[])
+}
+
+fn build_with(h: &Home, args: &[&str], env: &[(&str, &Path)]) -> std::process::Output {
     let mut c = h.smolvm();
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_os_str())));
     if let Some(m) = std::env::var_os("SMOLVM_TEST_DEBIAN_MIRROR").filter(|m| !m.is_empty()) {
         c.env("SMOLVM_DEBIAN_MIRROR", m);
     }
@@ -246,11 +251,23 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("(cached)"), "{}", stdout(&out));
 
-    // 4. A changed key rebuilds, swapping the new image in.
+    // 4. A changed key rebuilds, swapping the new image in. Without --kernel this time: the
+    // kernel comes through the images pipeline (a local manifest publishing the same
+    // kernel), so only the key changed.
     let key2 = keygen(&keys, "second");
     let argv2 = args(&key2.with_extension("pub"));
-    let argv2: Vec<&str> = argv2.iter().map(String::as_str).collect();
-    let v = ok_json(&build(&h, &argv2));
+    let mut argv2: Vec<&str> = argv2.iter().map(String::as_str).collect();
+    let k = argv2.iter().position(|a| *a == "--kernel").unwrap();
+    argv2.drain(k..k + 2);
+    let busybox = images::busybox_rootfs(images::Init::Ready);
+    let manifest = images::manifest(
+        h.tmp.path(),
+        &[images::Row {
+            preset: "codex",
+            rootfs: &busybox,
+        }],
+    );
+    let v = ok_json(&build_with(&h, &argv2, &[("SMOLVM_MANIFEST", &manifest)]));
     assert_eq!(v["data"]["cached"], false);
     assert_eq!(v["data"]["engine"], "debootstrap");
     let fp2 = std::fs::read_to_string(dir.join(".fingerprint")).unwrap();
@@ -261,7 +278,13 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
             .unwrap()
             .trim()
     );
-    assert_eq!(entries(&cache), ["debian-ssh-key"]);
+    assert_eq!(std::fs::read(&kernel).unwrap(), std::fs::read(&bz).unwrap());
+    let mut names = entries(&cache);
+    names.sort();
+    assert_eq!(names, [support::CURRENT, "debian-ssh-key"]);
+    let mut names = entries(&dir);
+    names.sort();
+    assert_eq!(names, [".fingerprint", "rootfs.ext4", "vmlinux.bin"]);
 }
 
 #[test]

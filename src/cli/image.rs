@@ -635,19 +635,30 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
         let base = Base::parse(&args.base).ok_or_else(|| Error::usage("unknown --base"))?;
         let auth = match (&args.ssh_password, &args.ssh_key) {
             (Some(p), _) => Auth::Password(p.clone()),
-            (None, Some(f)) => Auth::Key(std::fs::read_to_string(f).map_err(|e| {
-                Error::runtime(format!(
-                    "cannot read SSH key {}: {}",
-                    f.display(),
-                    crate::core::error::io_reason(&e)
-                ))
-            })?),
+            (None, Some(f)) => Auth::Key(builder::validate_public_key(
+                &std::fs::read_to_string(f).map_err(|e| {
+                    Error::runtime(format!(
+                        "cannot read SSH key {}: {}",
+                        f.display(),
+                        crate::core::error::io_reason(&e)
+                    ))
+                })?,
+            )?),
             (None, None) => return Err(Error::usage("pass --ssh-password or --ssh-key")),
         };
-        let kernel = args.kernel.clone().ok_or_else(|| {
-            Error::usage("--kernel is required (the published kernel is not wired into builds yet)")
-        })?;
+        if let Some(n) = &args.name {
+            builder::validate_name(n)?;
+        }
         let cache_dir = Paths::resolve(env, args.cache_dir.as_deref()).images_root;
+        let kernel = match &args.kernel {
+            Some(k) => k.clone(),
+            None => {
+                if !args.json {
+                    line("Fetching the published kernel (--kernel not given)");
+                }
+                builder::default_kernel(env, &Paths::resolve(env, None).images_root)?
+            }
+        };
         Ok(BuildOptions {
             base,
             auth,

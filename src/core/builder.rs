@@ -452,6 +452,44 @@ pub fn build(
     Ok(report(false, Some(engine)))
 }
 
+/// The kernel a build ships when none is given: the published kernel for this CPU and the
+/// VMM this host uses, through the images pipeline (cached and verified in the images root).
+pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
+    use crate::core::images::{self, pull, HostProbe, Layout, Manifest};
+    let recovery = "Pass --kernel PATH to use a kernel of your own.";
+    if !images::published_enabled(env) {
+        return Err(Error::usage(
+            "published images are turned off (SMOLVM_USE_PUBLISHED=0), so there is no default kernel",
+        )
+        .with_recovery(recovery));
+    }
+    let manifest = Manifest::load(env)?;
+    let arch = images::host_arch()?;
+    let vmm = HostProbe::from_env(env).vmm();
+    let mut rows: Vec<&images::Image> = manifest
+        .images
+        .iter()
+        .filter(|i| i.arch == arch && i.vmm == vmm)
+        .collect();
+    rows.sort_by_key(|i| i.os != images::Os::Ubuntu);
+    let Some(image) = rows.first() else {
+        return Err(Error::runtime(format!(
+            "the image manifest publishes no kernel for {arch}/{vmm}",
+            arch = arch.as_str(),
+            vmm = vmm.as_str()
+        ))
+        .with_recovery(recovery));
+    };
+    let opts = pull::PullOptions {
+        layout: Layout::new(images_root, &crate::core::version::image_version(env)),
+        http: crate::sys::http::HttpConfig::from_env(env),
+        release: manifest.release.clone(),
+    };
+    pull::pull_kernel(&opts, image, &Progress::none()).map_err(|e| {
+        Error::runtime(format!("Failed to download kernel: {}", e.message)).with_recovery(recovery)
+    })
+}
+
 /// The `(kernel, rootfs)` of an image built into `cache_dir` under `name`.
 pub fn built_image(cache_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
     validate_name(name)?;
