@@ -243,8 +243,19 @@ fn sha256_file(p: &Path) -> Result<String> {
 /// The recipe text of a base (what the engines install), part of the fingerprint.
 fn recipe(base: Base) -> String {
     match base {
-        Base::Debian => format!("debian {DEBIAN_SUITE} minbase +{DEBIAN_PACKAGES}"),
-        Base::Alpine => "alpine:3.19 +openssh,iproute2,curl,bash,python3".to_string(),
+        Base::Debian => format!(
+            "debian {DEBIAN_SUITE} minbase +{DEBIAN_PACKAGES}\n{}",
+            dockerfile(base)
+        ),
+        Base::Alpine => dockerfile(base).to_string(),
+    }
+}
+
+/// The Dockerfile the Docker engine builds for a base (kept in `assets/`).
+pub fn dockerfile(base: Base) -> &'static str {
+    match base {
+        Base::Alpine => include_str!("../../assets/Dockerfile.alpine"),
+        Base::Debian => include_str!("../../assets/Dockerfile.debian"),
     }
 }
 
@@ -406,11 +417,7 @@ pub fn build(
 
     match engine {
         "debootstrap" => debootstrap(env, &tree, &staging_path, progress)?,
-        _ => {
-            return Err(Error::runtime(
-                "building with the Docker engine is not implemented yet; use --engine debootstrap for Debian",
-            ))
-        }
+        _ => docker_build(env, opts.base, &name, &fp, &tree, &staging_path, progress)?,
     }
     progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
     customise(&tree, &opts.auth)?;
@@ -624,6 +631,134 @@ fn debootstrap(
     Ok(())
 }
 
+/// Kills and removes a container on drop.
+struct Container<'a> {
+    docker: &'a Path,
+    id: String,
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(self.docker)
+            .args(["rm", "-f", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `docker build` of the base's Dockerfile, `docker create`, `docker export` streamed into
+/// `tar -x` (file ownership kept, hence root), then the container is removed.
+fn docker_build(
+    env: &Env,
+    base: Base,
+    name: &str,
+    fp: &str,
+    tree: &Path,
+    staging: &Path,
+    progress: &Progress<BuildEvent>,
+) -> Result<()> {
+    let Some(docker) = crate::core::host::which(env, "docker") else {
+        return Err(Error::runtime(docker::NOT_INSTALLED));
+    };
+    if !env.is_root() {
+        return Err(Error::runtime(
+            "the Docker engine unpacks the exported image with its file ownership and needs root",
+        )
+        .with_recovery("Run the build with sudo."));
+    }
+    let ctx = staging.join("context");
+    std::fs::create_dir_all(&ctx).map_err(|e| io_err("cannot create", &ctx, e))?;
+    write_file(&ctx.join("Dockerfile"), dockerfile(base).as_bytes())?;
+    let platform = match std::env::consts::ARCH {
+        "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    };
+    let tag = format!("smolvm-build/{}:{}", name.to_ascii_lowercase(), &fp[..12]);
+    progress.emit(BuildEvent::Step(format!(
+        "docker build -t {tag} ({platform})"
+    )));
+    let out = Command::new(&docker)
+        .args(["build", "--platform", platform, "-t", &tag])
+        .arg(&ctx)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
+    if !out.status.success() {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if no_space(&text) {
+            return Err(space_error(
+                staging.parent().unwrap_or(staging),
+                DEBIAN_TREE_MIB * 2,
+            ));
+        }
+        return Err(Error::runtime(format!(
+            "Image build failed: docker build:\n{}",
+            tail(&text, 15)
+        )));
+    }
+    let out = Command::new(&docker)
+        .args(["create", &tag])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || id.is_empty() {
+        return Err(Error::runtime(format!(
+            "Image build failed: docker create: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let _container = Container {
+        docker: &docker,
+        id: id.clone(),
+    };
+    progress.emit(BuildEvent::Step("docker export | tar -x".into()));
+    std::fs::create_dir_all(tree).map_err(|e| io_err("cannot create", tree, e))?;
+    let mut export = Command::new(&docker)
+        .args(["export", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
+    let stream = export.stdout.take().expect("piped stdout");
+    let tar = Command::new("tar")
+        .args(["-x", "--numeric-owner", "-p", "-C"])
+        .arg(tree)
+        .stdin(stream)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| Error::runtime(format!("cannot run tar: {}", io_reason(&e))))?;
+    let exported = export
+        .wait_with_output()
+        .map_err(|e| Error::runtime(format!("docker export: {}", io_reason(&e))))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&exported.stderr),
+        String::from_utf8_lossy(&tar.stderr)
+    );
+    if !exported.status.success() || !tar.status.success() {
+        if no_space(&text) {
+            return Err(space_error(
+                staging.parent().unwrap_or(staging),
+                DEBIAN_TREE_MIB * 2,
+            ));
+        }
+        return Err(Error::runtime(format!(
+            "Image build failed: docker export: {}",
+            tail(&text, 10)
+        )));
+    }
+    let _ = std::fs::remove_dir_all(&ctx);
+    Ok(())
+}
+
 /// `/init`, SSH access, hostname; host keys removed (each VM makes its own at boot).
 fn customise(tree: &Path, auth: &Auth) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -646,24 +781,19 @@ fn customise(tree: &Path, auth: &Auth) -> Result<()> {
     std::fs::create_dir_all(&ssh_dir).map_err(|e| io_err("cannot create", &ssh_dir, e))?;
     std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| io_err("cannot chmod", &ssh_dir, e))?;
-    let sshd_dropin = tree.join("etc/ssh/sshd_config.d");
-    let _ = std::fs::create_dir_all(&sshd_dropin);
+    let sshd_settings: &[u8] = match auth {
+        Auth::Key(_) => b"PermitRootLogin prohibit-password\nPasswordAuthentication no\n",
+        Auth::Password(_) => b"PermitRootLogin yes\nPasswordAuthentication yes\n",
+    };
+    sshd_config(tree, sshd_settings)?;
     match auth {
         Auth::Key(k) => {
             let ak = ssh_dir.join("authorized_keys");
             write_file(&ak, format!("{k}\n").as_bytes())?;
             std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| io_err("cannot chmod", &ak, e))?;
-            write_file(
-                &sshd_dropin.join("smolvm.conf"),
-                b"PermitRootLogin prohibit-password\nPasswordAuthentication no\n",
-            )?;
         }
         Auth::Password(p) => {
-            write_file(
-                &sshd_dropin.join("smolvm.conf"),
-                b"PermitRootLogin yes\nPasswordAuthentication yes\n",
-            )?;
             let mut child = Command::new("chroot")
                 .arg(tree)
                 .arg("chpasswd")
@@ -689,6 +819,23 @@ fn customise(tree: &Path, auth: &Auth) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// sshd settings: a drop-in when `sshd_config` includes `sshd_config.d` (Debian), else
+/// placed before everything else in `sshd_config` (sshd keeps the first value it reads).
+fn sshd_config(tree: &Path, settings: &[u8]) -> Result<()> {
+    let main = tree.join("etc/ssh/sshd_config");
+    let text = std::fs::read_to_string(&main).unwrap_or_default();
+    if text.contains("sshd_config.d/") {
+        let dropin = tree.join("etc/ssh/sshd_config.d");
+        std::fs::create_dir_all(&dropin).map_err(|e| io_err("cannot create", &dropin, e))?;
+        write_file(&dropin.join("smolvm.conf"), settings)
+    } else {
+        let mut new = b"# smolvm image build\n".to_vec();
+        new.extend_from_slice(settings);
+        new.extend_from_slice(text.as_bytes());
+        write_file(&main, &new)
+    }
 }
 
 fn mkfs(tree: &Path, out: &Path, size_mib: u64, cache_dir: &Path) -> Result<()> {
@@ -777,6 +924,60 @@ mod tests {
         assert_ne!(a, fingerprint(&o3, "k1"));
         assert_eq!(o.name(), "debian-ssh-key");
         assert_eq!(o.size_mib(), 2048);
+    }
+
+    #[test]
+    fn customise_installs_init_key_and_sshd_settings() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("etc/ssh")).unwrap();
+        std::fs::write(tree.join("etc/ssh/ssh_host_rsa_key"), "x").unwrap();
+        // Alpine-like: no Include, so the settings go first in sshd_config.
+        std::fs::write(tree.join("etc/ssh/sshd_config"), "#PermitRootLogin no\n").unwrap();
+        customise(tree, &Auth::Key(KEY.into())).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tree.join("init")).unwrap(),
+            INIT_SCRIPT
+        );
+        let mode = |p: &str| {
+            std::fs::metadata(tree.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("init"), 0o755);
+        assert_eq!(mode("root/.ssh"), 0o700);
+        assert_eq!(mode("root/.ssh/authorized_keys"), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(tree.join("root/.ssh/authorized_keys")).unwrap(),
+            format!("{KEY}\n")
+        );
+        assert!(!tree.join("etc/ssh/ssh_host_rsa_key").exists());
+        let cfg = std::fs::read_to_string(tree.join("etc/ssh/sshd_config")).unwrap();
+        assert!(
+            cfg.starts_with("# smolvm image build\nPermitRootLogin prohibit-password\n"),
+            "{cfg}"
+        );
+        assert!(cfg.ends_with("#PermitRootLogin no\n"));
+
+        // Debian-like: a drop-in.
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("etc/ssh")).unwrap();
+        let main = "Include /etc/ssh/sshd_config.d/*.conf\n";
+        std::fs::write(tree.join("etc/ssh/sshd_config"), main).unwrap();
+        customise(tree, &Auth::Key(KEY.into())).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tree.join("etc/ssh/sshd_config")).unwrap(),
+            main
+        );
+        assert!(
+            std::fs::read_to_string(tree.join("etc/ssh/sshd_config.d/smolvm.conf"))
+                .unwrap()
+                .contains("PasswordAuthentication no")
+        );
     }
 
     #[test]
