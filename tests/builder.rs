@@ -267,7 +267,11 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
             rootfs: &busybox,
         }],
     );
+    // What a killed build leaves behind is cleared by the next one.
+    let stale = cache.join(".debian-ssh-key.staging-1");
+    std::fs::create_dir_all(stale.join("root/etc")).unwrap();
     let v = ok_json(&build_with(&h, &argv2, &[("SMOLVM_MANIFEST", &manifest)]));
+    assert!(!stale.exists());
     assert_eq!(v["data"]["cached"], false);
     assert_eq!(v["data"]["engine"], "debootstrap");
     let fp2 = std::fs::read_to_string(dir.join(".fingerprint")).unwrap();

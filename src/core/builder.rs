@@ -407,10 +407,19 @@ pub fn build(
         }
     }
 
+    // Staging left by a build that was killed (no other build can be running: we hold the
+    // lock).
+    let prefix = format!(".{name}.staging-");
+    if let Ok(rd) = std::fs::read_dir(&opts.cache_dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let staging_path = opts
         .cache_dir
-        .join(format!(".{name}.staging-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging_path);
+        .join(format!("{prefix}{}", std::process::id()));
     std::fs::create_dir(&staging_path).map_err(|e| io_err("cannot create", &staging_path, e))?;
     let mut staging = Staging(Some(staging_path.clone()));
     let tree = staging_path.join("root");
@@ -796,7 +805,11 @@ fn customise(tree: &Path, auth: &Auth) -> Result<()> {
         Auth::Password(p) => {
             let mut child = Command::new("chroot")
                 .arg(tree)
-                .arg("chpasswd")
+                .args([
+                    "/usr/bin/env",
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "chpasswd",
+                ])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -978,6 +991,42 @@ mod tests {
                 .unwrap()
                 .contains("PasswordAuthentication no")
         );
+    }
+
+    /// The password path feeds `root:<password>` to the tree's own `chpasswd`, run in a
+    /// chroot. Debian's busybox has no chpasswd applet, so the tree's `chpasswd` here is a
+    /// busybox `sh` script that records its input (the chroot and the shell are real).
+    #[test]
+    fn customise_feeds_the_root_password_to_chpasswd_in_a_chroot() {
+        use std::os::unix::fs::PermissionsExt;
+        let bb = Path::new("/bin/busybox");
+        if !nix::unistd::geteuid().is_root() || !bb.is_file() {
+            eprintln!("SKIPPED: needs root and /bin/busybox (busybox-static)");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        for d in ["bin", "usr/bin", "usr/sbin", "etc/ssh"] {
+            std::fs::create_dir_all(tree.join(d)).unwrap();
+        }
+        std::fs::copy(bb, tree.join("bin/busybox")).unwrap();
+        for a in ["bin/sh", "bin/cat", "usr/bin/env"] {
+            std::os::unix::fs::symlink("/bin/busybox", tree.join(a)).unwrap();
+        }
+        let script = tree.join("usr/sbin/chpasswd");
+        std::fs::write(&script, "#!/bin/sh\ncat > /etc/chpasswd.input\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        customise(tree, &Auth::Password("s3cret".into())).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tree.join("etc/chpasswd.input")).unwrap(),
+            "root:s3cret\n"
+        );
+        let cfg = std::fs::read_to_string(tree.join("etc/ssh/sshd_config")).unwrap();
+        assert!(
+            cfg.contains("PermitRootLogin yes\nPasswordAuthentication yes\n"),
+            "{cfg}"
+        );
+        assert!(!tree.join("root/.ssh/authorized_keys").exists());
     }
 
     #[test]
