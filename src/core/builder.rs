@@ -34,6 +34,18 @@ pub const DEBIAN_PACKAGES: &str = "openssh-server,iproute2,ca-certificates,procp
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// About how much a Debian tree takes before it is packed (MiB).
 pub const DEBIAN_TREE_MIB: u64 = 512;
+/// About how much an Alpine tree takes before it is packed (MiB).
+pub const ALPINE_TREE_MIB: u64 = 128;
+
+impl Base {
+    /// Free space a build needs in the cache dir: the unpacked tree plus its ext4 copy.
+    pub fn build_space_mib(self) -> u64 {
+        2 * match self {
+            Base::Alpine => ALPINE_TREE_MIB,
+            Base::Debian => DEBIAN_TREE_MIB,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Base {
@@ -400,7 +412,7 @@ pub fn build(
     }
     progress.emit(BuildEvent::Engine(engine));
     // A Debian minbase tree with sshd is ~350 MiB, and its ext4 image holds the same again.
-    let need_mib = DEBIAN_TREE_MIB * 2;
+    let need_mib = opts.base.build_space_mib();
     if let Some((_, free)) = crate::core::doctor::free_bytes(&opts.cache_dir) {
         if free < need_mib << 20 {
             return Err(space_error(&opts.cache_dir, need_mib));
@@ -629,7 +641,7 @@ fn debootstrap(
         if no_space(&text) {
             return Err(space_error(
                 staging.parent().unwrap_or(staging),
-                DEBIAN_TREE_MIB * 2,
+                Base::Debian.build_space_mib(),
             ));
         }
         return Err(Error::runtime(format!(
@@ -702,7 +714,7 @@ fn docker_build(
         if no_space(&text) {
             return Err(space_error(
                 staging.parent().unwrap_or(staging),
-                DEBIAN_TREE_MIB * 2,
+                base.build_space_mib(),
             ));
         }
         return Err(Error::runtime(format!(
@@ -756,7 +768,7 @@ fn docker_build(
         if no_space(&text) {
             return Err(space_error(
                 staging.parent().unwrap_or(staging),
-                DEBIAN_TREE_MIB * 2,
+                base.build_space_mib(),
             ));
         }
         return Err(Error::runtime(format!(
