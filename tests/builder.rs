@@ -462,6 +462,26 @@ fn docker_cli_without_a_daemon() {
     );
 }
 
+/// A daemon socket that accepts connections and never answers: SmolVM's timeout message
+/// once `docker info` has had its time (shortened here with `SMOLVM_DOCKER_TIMEOUT_MS`).
+#[test]
+fn docker_daemon_that_never_answers() {
+    if !has_tool("docker") {
+        eprintln!("SKIPPED: needs the Docker CLI (docker.io)");
+        return;
+    }
+    let h = Home::new();
+    let sock = h.tmp.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let host = format!("unix://{}", sock.display());
+    docker_fails(
+        &h,
+        &std::env::var_os("PATH").unwrap(),
+        &[("DOCKER_HOST", &host), ("SMOLVM_DOCKER_TIMEOUT_MS", "500")],
+        &format!("{NO_DAEMON_HINT}timed out while contacting Docker."),
+    );
+}
+
 #[test]
 fn docker_socket_this_user_may_not_open() {
     if !is_root() || !has_tool("docker") || !has_tool("setpriv") {

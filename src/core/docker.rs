@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crate::core::host::which;
 use crate::sys::env::Env;
 
-/// How long `docker info` may take before the daemon counts as unreachable (SmolVM: 10 s).
+/// How long `docker info` may take before the daemon counts as unreachable (SmolVM: 10 s;
+/// `SMOLVM_DOCKER_TIMEOUT_MS` overrides it).
 pub const INFO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const NOT_INSTALLED: &str =
@@ -112,7 +113,15 @@ pub fn check(env: &Env) -> Result<String, DockerProblem> {
     let Some(docker) = which(env, "docker") else {
         return Err(DockerProblem::NotInstalled);
     };
-    check_binary(&docker, INFO_TIMEOUT)
+    check_binary(&docker, info_timeout(env))
+}
+
+/// [`INFO_TIMEOUT`], or `SMOLVM_DOCKER_TIMEOUT_MS` when set (tests use a short one).
+pub fn info_timeout(env: &Env) -> Duration {
+    env.get_str("SMOLVM_DOCKER_TIMEOUT_MS")
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(INFO_TIMEOUT)
 }
 
 pub fn check_binary(docker: &Path, timeout: Duration) -> Result<String, DockerProblem> {
