@@ -482,6 +482,64 @@ fn docker_daemon_that_never_answers() {
     );
 }
 
+/// SmolVM's Dockerfile form, `image build -t NAME CONTEXT`: Docker only, diagnosed first.
+#[test]
+fn dockerfile_form_needs_docker_and_checks_its_arguments() {
+    let h = Home::new();
+    let ctx = h.tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM alpine:3.19\n").unwrap();
+    let kernel = h.tmp.path().join("kernel");
+    std::fs::write(&kernel, b"k").unwrap();
+    let cache = h.tmp.path().join("cache");
+    let run = |path: &std::ffi::OsStr, extra: &[&str], context: &Path| {
+        let mut c = h.smolvm();
+        c.env("PATH", path)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", h.tmp.path().join("docker.sock").display()),
+            )
+            .args(["image", "build"])
+            .args(extra)
+            .arg(context)
+            .args(["--kernel", kernel.to_str().unwrap()])
+            .args(["--cache-dir", cache.to_str().unwrap(), "--json"]);
+        c.output().unwrap()
+    };
+    let empty = h.tmp.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(empty.as_os_str(), &["-t", "myimg"], &ctx);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json(&out)["error"]["message"],
+        "Docker is required to build images. Install Docker Desktop (macOS) or docker.io (Linux)."
+    );
+    if has_tool("docker") {
+        let out = run(&std::env::var_os("PATH").unwrap(), &["-t", "myimg"], &ctx);
+        assert_eq!(out.status.code(), Some(1));
+        let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.starts_with(NO_DAEMON_HINT), "{msg}");
+    }
+    assert!(entries(&cache).is_empty());
+    // A version-like name, a context without a Dockerfile, -t with --base: usage errors.
+    let out = run(empty.as_os_str(), &["-t", "0.0.12"], &ctx);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(empty.as_os_str(), &["-t", "myimg"], h.tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(json(&out)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("no Dockerfile in the build context"));
+    let out = run(
+        empty.as_os_str(),
+        &["-t", "myimg", "--base", "debian"],
+        &ctx,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "usage_error");
+    assert!(!cache.exists() || entries(&cache).is_empty());
+}
+
 #[test]
 fn docker_socket_this_user_may_not_open() {
     if !is_root() || !has_tool("docker") || !has_tool("setpriv") {

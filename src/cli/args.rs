@@ -130,19 +130,30 @@ pub enum ImageCommand {
 #[derive(Debug, Args)]
 pub struct ImageBuildArgs {
     /// Base distribution.
-    #[arg(long, value_parser = ["alpine", "debian"])]
-    pub base: String,
+    #[arg(long, value_parser = ["alpine", "debian"], required_unless_present = "tag")]
+    pub base: Option<String>,
     /// Root password for SSH logins.
     #[arg(
         long,
         value_name = "PW",
         conflicts_with = "ssh_key",
-        required_unless_present = "ssh_key"
+        required_unless_present_any = ["ssh_key", "tag"]
     )]
     pub ssh_password: Option<String>,
     /// Public key file allowed to log in as root.
     #[arg(long, value_name = "FILE")]
     pub ssh_key: Option<PathBuf>,
+    /// SmolVM's form: build the Dockerfile in CONTEXT into the image NAME (Docker engine).
+    #[arg(
+        short = 't',
+        long = "tag",
+        value_name = "NAME",
+        conflicts_with_all = ["base", "ssh_password", "ssh_key", "name"]
+    )]
+    pub tag: Option<String>,
+    /// Build context holding the Dockerfile (with -t; default: the current directory).
+    #[arg(value_name = "CONTEXT", requires = "tag")]
+    pub context: Option<PathBuf>,
     /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
     #[arg(long)]
     pub name: Option<String>,

@@ -372,90 +372,244 @@ pub fn build(
         auth,
         ..opts.clone()
     };
-    if !opts.kernel.is_file() {
-        return Err(Error::runtime(format!(
-            "kernel {} does not exist",
-            opts.kernel.display()
+    let fp = fingerprint(&opts, &kernel_sha(&opts.kernel)?);
+    let plan = Plan {
+        name,
+        fp,
+        label: opts.base.as_str(),
+        cache_dir: &opts.cache_dir,
+        kernel: &opts.kernel,
+        size_mib: opts.size_mib(),
+        need_mib: opts.base.build_space_mib(),
+    };
+    run_plan(
+        &plan,
+        progress,
+        || resolve_engine(env, &opts),
+        |engine, tree, staging| {
+            match engine {
+                "debootstrap" => debootstrap(env, tree, staging, progress)?,
+                _ => {
+                    let ctx = staging.join("context");
+                    std::fs::create_dir_all(&ctx).map_err(|e| io_err("cannot create", &ctx, e))?;
+                    write_file(&ctx.join("Dockerfile"), dockerfile(opts.base).as_bytes())?;
+                    docker_build(env, &ctx, &plan.name, &plan.fp, tree, staging, progress)?;
+                    let _ = std::fs::remove_dir_all(&ctx);
+                }
+            }
+            progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
+            customise(tree, &opts.auth)
+        },
+    )
+}
+
+/// SmolVM's `image build -t NAME [CONTEXT]`: a Dockerfile build (Docker engine only).
+#[derive(Debug, Clone)]
+pub struct DockerfileOptions {
+    pub name: String,
+    /// The build context holding `Dockerfile`.
+    pub context: PathBuf,
+    /// Default 2048.
+    pub size_mib: Option<u64>,
+    pub kernel: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+/// The fingerprint of a Dockerfile build: every file of the context (path, mode, contents;
+/// symlinks by target), the size, `/init` and the kernel.
+pub fn dockerfile_fingerprint(opts: &DockerfileOptions, kernel_sha: &str) -> Result<String> {
+    let mut files = Vec::new();
+    walk(&opts.context, Path::new(""), &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    h.update(b"smolvm-dockerfile-v1\n");
+    for rel in files {
+        let p = opts.context.join(&rel);
+        let meta = std::fs::symlink_metadata(&p).map_err(|e| io_err("cannot read", &p, e))?;
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        use std::os::unix::fs::PermissionsExt;
+        h.update(meta.permissions().mode().to_le_bytes());
+        if meta.file_type().is_symlink() {
+            let t = std::fs::read_link(&p).map_err(|e| io_err("cannot read", &p, e))?;
+            h.update(t.to_string_lossy().as_bytes());
+        } else {
+            let data = std::fs::read(&p).map_err(|e| io_err("cannot read", &p, e))?;
+            h.update((data.len() as u64).to_le_bytes());
+            h.update(&data);
+        }
+    }
+    h.update(format!(
+        "\nsize_mib={}\ninit={}\nkernel={kernel_sha}\n",
+        opts.size_mib.unwrap_or(2048),
+        sha256_hex(INIT_SCRIPT.as_bytes())
+    ));
+    Ok(hex(&h.finalize()))
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let dir = root.join(rel);
+    let rd = std::fs::read_dir(&dir).map_err(|e| io_err("cannot read", &dir, e))?;
+    for e in rd.flatten() {
+        let r = rel.join(e.file_name());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(root, &r, out)?;
+        } else {
+            out.push(r);
+        }
+    }
+    Ok(())
+}
+
+/// Build `<cache dir>/<name>/` from a Docker build context; `/init` is installed when the
+/// image has none (SSH access comes from the key smolvm passes at boot).
+pub fn build_dockerfile(
+    env: &Env,
+    opts: &DockerfileOptions,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
+    validate_name(&opts.name)?;
+    if !opts.context.join("Dockerfile").is_file() {
+        return Err(Error::usage(format!(
+            "no Dockerfile in the build context {}",
+            opts.context.display()
         )));
     }
-    let fp = fingerprint(&opts, &sha256_file(&opts.kernel)?);
-    let dir = opts.cache_dir.join(&name);
+    let fp = dockerfile_fingerprint(opts, &kernel_sha(&opts.kernel)?)?;
+    let plan = Plan {
+        name: opts.name.clone(),
+        fp,
+        label: "dockerfile",
+        cache_dir: &opts.cache_dir,
+        kernel: &opts.kernel,
+        size_mib: opts.size_mib.unwrap_or(2048),
+        need_mib: Base::Debian.build_space_mib(),
+    };
+    run_plan(
+        &plan,
+        progress,
+        || {
+            docker::check(env)
+                .map(|_| "docker")
+                .map_err(|p| Error::runtime(p.message()))
+        },
+        |_, tree, staging| {
+            docker_build(
+                env,
+                &opts.context,
+                &plan.name,
+                &plan.fp,
+                tree,
+                staging,
+                progress,
+            )?;
+            if !tree.join("init").exists() {
+                progress.emit(BuildEvent::Step("installing /init".into()));
+                use std::os::unix::fs::PermissionsExt;
+                let init = tree.join("init");
+                write_file(&init, INIT_SCRIPT.as_bytes())?;
+                std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| io_err("cannot chmod", &init, e))?;
+            }
+            Ok(())
+        },
+    )
+}
+
+fn kernel_sha(kernel: &Path) -> Result<String> {
+    if !kernel.is_file() {
+        return Err(Error::runtime(format!(
+            "kernel {} does not exist",
+            kernel.display()
+        )));
+    }
+    sha256_file(kernel)
+}
+
+/// One build, whatever makes its tree.
+struct Plan<'a> {
+    name: String,
+    fp: String,
+    label: &'static str,
+    cache_dir: &'a Path,
+    kernel: &'a Path,
+    size_mib: u64,
+    need_mib: u64,
+}
+
+/// The cache check, the engine check, the lock, the staging directory, `populate` (the
+/// engine's tree), `mkfs.ext4 -d`, the kernel, the fingerprint and the atomic swap-in.
+fn run_plan(
+    plan: &Plan<'_>,
+    progress: &Progress<BuildEvent>,
+    engine: impl FnOnce() -> Result<&'static str>,
+    populate: impl FnOnce(&'static str, &Path, &Path) -> Result<()>,
+) -> Result<BuildReport> {
+    let (name, fp, cache_dir) = (&plan.name, &plan.fp, plan.cache_dir);
+    let dir = cache_dir.join(name);
     let report = |cached: bool, engine: Option<&'static str>| BuildReport {
         name: name.clone(),
-        base: opts.base.as_str(),
+        base: plan.label,
         image_dir: dir.clone(),
         kernel_path: dir.join("vmlinux.bin"),
         rootfs_path: dir.join("rootfs.ext4"),
         fingerprint: fp.clone(),
         cached,
         engine,
-        size_mib: opts.size_mib(),
+        size_mib: plan.size_mib,
     };
-    if is_cached(&dir, &fp) {
+    if is_cached(&dir, fp) {
         progress.emit(BuildEvent::Cached);
         return Ok(report(true, None));
     }
 
-    let engine = resolve_engine(env, &opts)?;
-    std::fs::create_dir_all(&opts.cache_dir)
-        .map_err(|e| io_err("cannot create", &opts.cache_dir, e))?;
+    let engine = engine()?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| io_err("cannot create", cache_dir, e))?;
     // One build at a time per cache dir (a lock on the directory itself: no lock file).
-    let lock = std::fs::File::open(&opts.cache_dir)
-        .map_err(|e| io_err("cannot open", &opts.cache_dir, e))?;
-    let _lock =
-        nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
-            Error::runtime(format!("cannot lock {}: {e}", opts.cache_dir.display()))
-        })?;
-    if is_cached(&dir, &fp) {
+    let lock = std::fs::File::open(cache_dir).map_err(|e| io_err("cannot open", cache_dir, e))?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::runtime(format!("cannot lock {}: {e}", cache_dir.display())))?;
+    if is_cached(&dir, fp) {
         progress.emit(BuildEvent::Cached);
         return Ok(report(true, None));
     }
     progress.emit(BuildEvent::Engine(engine));
-    // A Debian minbase tree with sshd is ~350 MiB, and its ext4 image holds the same again.
-    let need_mib = opts.base.build_space_mib();
-    if let Some((_, free)) = crate::core::doctor::free_bytes(&opts.cache_dir) {
-        if free < need_mib << 20 {
-            return Err(space_error(&opts.cache_dir, need_mib));
+    if let Some((_, free)) = crate::core::doctor::free_bytes(cache_dir) {
+        if free < plan.need_mib << 20 {
+            return Err(space_error(cache_dir, plan.need_mib));
         }
     }
 
     // Staging left by a build that was killed (no other build can be running: we hold the
     // lock).
     let prefix = format!(".{name}.staging-");
-    if let Ok(rd) = std::fs::read_dir(&opts.cache_dir) {
+    if let Ok(rd) = std::fs::read_dir(cache_dir) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with(&prefix) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
-    let staging_path = opts
-        .cache_dir
-        .join(format!("{prefix}{}", std::process::id()));
+    let staging_path = cache_dir.join(format!("{prefix}{}", std::process::id()));
     std::fs::create_dir(&staging_path).map_err(|e| io_err("cannot create", &staging_path, e))?;
     let mut staging = Staging(Some(staging_path.clone()));
     let tree = staging_path.join("root");
 
-    match engine {
-        "debootstrap" => debootstrap(env, &tree, &staging_path, progress)?,
-        _ => docker_build(env, opts.base, &name, &fp, &tree, &staging_path, progress)?,
-    }
-    progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
-    customise(&tree, &opts.auth)?;
+    populate(engine, &tree, &staging_path)?;
     progress.emit(BuildEvent::Step(format!(
         "making rootfs.ext4 ({} MiB) with mkfs.ext4 -d",
-        opts.size_mib()
+        plan.size_mib
     )));
     mkfs(
         &tree,
         &staging_path.join("rootfs.ext4"),
-        opts.size_mib(),
-        &opts.cache_dir,
+        plan.size_mib,
+        cache_dir,
     )?;
     std::fs::remove_dir_all(&tree).map_err(|e| io_err("cannot remove", &tree, e))?;
     let _ = std::fs::remove_file(staging_path.join("debootstrap.log"));
-    std::fs::copy(&opts.kernel, staging_path.join("vmlinux.bin"))
-        .map_err(|e| io_err("cannot copy kernel", &opts.kernel, e))?;
+    std::fs::copy(plan.kernel, staging_path.join("vmlinux.bin"))
+        .map_err(|e| io_err("cannot copy kernel", plan.kernel, e))?;
     write_file(
         &staging_path.join(".fingerprint"),
         format!("{fp}\n").as_bytes(),
@@ -668,11 +822,11 @@ impl Drop for Container<'_> {
     }
 }
 
-/// `docker build` of the base's Dockerfile, `docker create`, `docker export` streamed into
+/// `docker build` of a build context, `docker create`, `docker export` streamed into
 /// `tar -x` (file ownership kept, hence root), then the container is removed.
 fn docker_build(
     env: &Env,
-    base: Base,
+    ctx: &Path,
     name: &str,
     fp: &str,
     tree: &Path,
@@ -688,9 +842,6 @@ fn docker_build(
         )
         .with_recovery("Run the build with sudo."));
     }
-    let ctx = staging.join("context");
-    std::fs::create_dir_all(&ctx).map_err(|e| io_err("cannot create", &ctx, e))?;
-    write_file(&ctx.join("Dockerfile"), dockerfile(base).as_bytes())?;
     let platform = match std::env::consts::ARCH {
         "aarch64" => "linux/arm64",
         _ => "linux/amd64",
@@ -714,7 +865,7 @@ fn docker_build(
         if no_space(&text) {
             return Err(space_error(
                 staging.parent().unwrap_or(staging),
-                base.build_space_mib(),
+                Base::Debian.build_space_mib(),
             ));
         }
         return Err(Error::runtime(format!(
@@ -768,7 +919,7 @@ fn docker_build(
         if no_space(&text) {
             return Err(space_error(
                 staging.parent().unwrap_or(staging),
-                base.build_space_mib(),
+                Base::Debian.build_space_mib(),
             ));
         }
         return Err(Error::runtime(format!(
@@ -776,7 +927,6 @@ fn docker_build(
             tail(&text, 10)
         )));
     }
-    let _ = std::fs::remove_dir_all(&ctx);
     Ok(())
 }
 
@@ -1039,6 +1189,28 @@ mod tests {
             "{cfg}"
         );
         assert!(!tree.join("root/.ssh/authorized_keys").exists());
+    }
+
+    #[test]
+    fn dockerfile_fingerprint_covers_the_context() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = t.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("sub")).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM alpine\n").unwrap();
+        std::fs::write(ctx.join("sub/a"), "1").unwrap();
+        let o = DockerfileOptions {
+            name: "x".into(),
+            context: ctx.clone(),
+            size_mib: None,
+            kernel: PathBuf::from("/k"),
+            cache_dir: PathBuf::from("/c"),
+        };
+        let a = dockerfile_fingerprint(&o, "k").unwrap();
+        assert_eq!(a, dockerfile_fingerprint(&o, "k").unwrap());
+        std::fs::write(ctx.join("sub/a"), "2").unwrap();
+        let b = dockerfile_fingerprint(&o, "k").unwrap();
+        assert_ne!(a, b);
+        assert_ne!(b, dockerfile_fingerprint(&o, "k2").unwrap());
     }
 
     #[test]
