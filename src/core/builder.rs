@@ -852,7 +852,7 @@ fn docker_build(
     )));
     let out = Command::new(&docker)
         .args(["build", "--platform", platform, "-t", &tag])
-        .arg(&ctx)
+        .arg(ctx)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
