@@ -585,6 +585,63 @@ fn docker_socket_this_user_may_not_open() {
     assert!(entries(&cache).is_empty());
 }
 
+/// debootstrap as an unprivileged user, or without debootstrap: said before anything is
+/// written.
+#[test]
+fn debootstrap_needs_root_and_debootstrap() {
+    let h = Home::new();
+    let kernel = h.tmp.path().join("kernel");
+    std::fs::write(&kernel, b"k").unwrap();
+    let key = keygen(h.tmp.path(), "k");
+    let cache = h.tmp.path().join("cache");
+    let args = [
+        "image",
+        "build",
+        "--base",
+        "debian",
+        "--engine",
+        "debootstrap",
+        "--ssh-key",
+        key.with_extension("pub").to_str().unwrap(),
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--json",
+    ]
+    .map(String::from);
+    let empty = h.tmp.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = h.smolvm().env("PATH", &empty).args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json(&out)["error"]["message"],
+        "debootstrap is not installed"
+    );
+    assert!(!cache.exists());
+    if is_root() && has_tool("debootstrap") && has_tool("setpriv") {
+        use std::os::unix::fs::PermissionsExt;
+        for d in [h.tmp.path(), &h.home] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        for f in [key.with_extension("pub"), kernel.clone()] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let mut c = assert_cmd::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"));
+        h.apply_env(&mut c);
+        let out = c.args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let v = json(&out);
+        assert_eq!(
+            v["error"]["message"],
+            "the debootstrap engine needs root (it creates device nodes and file ownership)"
+        );
+        assert!(!cache.exists());
+    }
+}
+
 /// A cache dir on a small, nearly full tmpfs: the disk-space message, exit 1, nothing left.
 #[test]
 fn a_nearly_full_cache_dir_reports_disk_space() {

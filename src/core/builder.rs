@@ -712,10 +712,10 @@ fn resolve_engine(env: &Env, opts: &BuildOptions) -> Result<&'static str> {
         (Engine::Debootstrap, Base::Alpine) => Err(Error::usage(
             "the debootstrap engine builds Debian images only; Alpine images need --engine docker",
         )),
-        (Engine::Debootstrap, Base::Debian) => Ok("debootstrap"),
+        (Engine::Debootstrap, Base::Debian) => debootstrap_usable(env).map(|_| "debootstrap"),
         (Engine::Auto, base) => match docker::check(env) {
             Ok(_) => Ok("docker"),
-            Err(_) if base == Base::Debian => Ok("debootstrap"),
+            Err(_) if base == Base::Debian => debootstrap_usable(env).map(|_| "debootstrap"),
             Err(p) => Err(Error::runtime(format!(
                 "Alpine images are built with Docker (debootstrap builds Debian only), and Docker is not usable: {}",
                 p.message()
@@ -723,6 +723,21 @@ fn resolve_engine(env: &Env, opts: &BuildOptions) -> Result<&'static str> {
             .with_recovery("Start Docker, or build a Debian image without it: --base debian")),
         },
     }
+}
+
+/// debootstrap is installed and we are root: checked before anything is written.
+fn debootstrap_usable(env: &Env) -> Result<PathBuf> {
+    let Some(bin) = crate::core::host::which(env, "debootstrap") else {
+        return Err(Error::runtime("debootstrap is not installed")
+            .with_recovery("Install it: apt-get install debootstrap (or use --engine docker)"));
+    };
+    if !env.is_root() {
+        return Err(Error::runtime(
+            "the debootstrap engine needs root (it creates device nodes and file ownership)",
+        )
+        .with_recovery("Run the build with sudo, or use --engine docker"));
+    }
+    Ok(bin)
 }
 
 fn no_space(text: &str) -> bool {
@@ -757,16 +772,7 @@ fn debootstrap(
     staging: &Path,
     progress: &Progress<BuildEvent>,
 ) -> Result<()> {
-    let Some(bin) = crate::core::host::which(env, "debootstrap") else {
-        return Err(Error::runtime("debootstrap is not installed")
-            .with_recovery("Install it: apt-get install debootstrap (or use --engine docker)"));
-    };
-    if !env.is_root() {
-        return Err(Error::runtime(
-            "the debootstrap engine needs root (it creates device nodes and file ownership)",
-        )
-        .with_recovery("Run the build with sudo, or use --engine docker"));
-    }
+    let bin = debootstrap_usable(env)?;
     let mirror = debian_mirror(env);
     progress.emit(BuildEvent::Step(format!(
         "debootstrap {DEBIAN_SUITE} (minbase +{DEBIAN_PACKAGES}) from {mirror}"
