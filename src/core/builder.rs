@@ -403,6 +403,97 @@ pub fn build(
     )
 }
 
+/// The library face, one method per SmolVM `ImageBuilder` method; each returns
+/// `(kernel path, rootfs path)`.
+pub struct ImageBuilder {
+    env: Env,
+    cache_dir: PathBuf,
+    kernel: Option<PathBuf>,
+    engine: Engine,
+}
+
+impl ImageBuilder {
+    /// `cache_dir`: default `$SMOLVM_IMAGE_DIR` or `~/.smolvm/images`; `kernel`: default the
+    /// published kernel for this host.
+    pub fn new(env: &Env, cache_dir: Option<PathBuf>, kernel: Option<PathBuf>) -> Self {
+        ImageBuilder {
+            cache_dir: cache_dir
+                .unwrap_or_else(|| crate::sys::paths::Paths::resolve(env, None).images_root),
+            env: env.clone(),
+            kernel,
+            engine: Engine::Auto,
+        }
+    }
+
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    fn run(
+        &self,
+        base: Base,
+        auth: Auth,
+        name: Option<&str>,
+        size_mib: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        if let Auth::Key(k) = &auth {
+            validate_public_key(k)?;
+        }
+        let kernel = match &self.kernel {
+            Some(k) => k.clone(),
+            None => default_kernel(
+                &self.env,
+                &crate::sys::paths::Paths::resolve(&self.env, None).images_root,
+            )?,
+        };
+        let opts = BuildOptions {
+            base,
+            auth,
+            name: name.map(str::to_string),
+            size_mib,
+            kernel,
+            cache_dir: self.cache_dir.clone(),
+            engine: self.engine,
+        };
+        let r = build(&self.env, &opts, &Progress::none())?;
+        Ok((r.kernel_path, r.rootfs_path))
+    }
+
+    /// Alpine with root password login (`alpine-ssh`, 512 MB; SmolVM's password `smolvm`).
+    pub fn build_alpine_ssh(
+        &self,
+        name: Option<&str>,
+        ssh_password: Option<&str>,
+        rootfs_size_mb: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let pw = ssh_password.unwrap_or("smolvm").to_string();
+        self.run(Base::Alpine, Auth::Password(pw), name, rootfs_size_mb)
+    }
+
+    /// Alpine with a public key for root (`alpine-ssh-key`, 512 MB).
+    pub fn build_alpine_ssh_key(
+        &self,
+        ssh_public_key: &str,
+        name: Option<&str>,
+        rootfs_size_mb: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let key = Auth::Key(ssh_public_key.to_string());
+        self.run(Base::Alpine, key, name, rootfs_size_mb)
+    }
+
+    /// Debian with a public key for root (`debian-ssh-key`, 2048 MB).
+    pub fn build_debian_ssh_key(
+        &self,
+        ssh_public_key: &str,
+        name: Option<&str>,
+        rootfs_size_mb: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let key = Auth::Key(ssh_public_key.to_string());
+        self.run(Base::Debian, key, name, rootfs_size_mb)
+    }
+}
+
 /// SmolVM's `image build -t NAME [CONTEXT]`: a Dockerfile build (Docker engine only).
 #[derive(Debug, Clone)]
 pub struct DockerfileOptions {
@@ -1217,6 +1308,37 @@ mod tests {
         let b = dockerfile_fingerprint(&o, "k").unwrap();
         assert_ne!(a, b);
         assert_ne!(b, dockerfile_fingerprint(&o, "k2").unwrap());
+    }
+
+    #[test]
+    fn library_face_checks_the_key_first_and_returns_cached_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let env = Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
+        let kernel = t.path().join("k");
+        std::fs::write(&kernel, b"kernel").unwrap();
+        let b = ImageBuilder::new(&env, Some(t.path().join("c")), Some(kernel.clone()));
+        let e = b.build_debian_ssh_key("nope", None, None).unwrap_err();
+        assert_eq!(e.message, "Invalid SSH public key format");
+        assert!(!t.path().join("c").exists());
+        // A finished image with the matching fingerprint is returned without building.
+        let opts = BuildOptions {
+            base: Base::Debian,
+            auth: Auth::Key(KEY.into()),
+            name: None,
+            size_mib: None,
+            kernel: kernel.clone(),
+            cache_dir: t.path().join("c"),
+            engine: Engine::Auto,
+        };
+        let fp = fingerprint(&opts, &sha256_file(&kernel).unwrap());
+        let dir = t.path().join("c/debian-ssh-key");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["rootfs.ext4", "vmlinux.bin"] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        std::fs::write(dir.join(".fingerprint"), format!("{fp}\n")).unwrap();
+        let (k, r) = b.build_debian_ssh_key(KEY, None, None).unwrap();
+        assert_eq!((k, r), (dir.join("vmlinux.bin"), dir.join("rootfs.ext4")));
     }
 
     #[test]
