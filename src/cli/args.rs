@@ -39,6 +39,8 @@ pub enum Command {
     Sandbox(SandboxCommand),
     /// List cached images (same as `smolvm image ls`).
     Images(ImageListArgs),
+    /// Check what this host can do (KVM, VMMs, networking, Docker, disk, state) and how to fix it.
+    Doctor(DoctorArgs),
     /// The openclaw preset (alias: claw).
     #[command(subcommand, alias = "claw")]
     Openclaw(PresetCommand),
@@ -121,6 +123,55 @@ pub enum ImageCommand {
     Rm(ImageRmArgs),
     /// Show a preset's published image and what of it is cached.
     Inspect(ImageInspectArgs),
+    /// Build a custom image (Alpine or Debian with SSH access), cached by name.
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Base distribution.
+    #[arg(long, value_parser = ["alpine", "debian"], required_unless_present = "tag")]
+    pub base: Option<String>,
+    /// Root password for SSH logins.
+    #[arg(
+        long,
+        value_name = "PW",
+        conflicts_with = "ssh_key",
+        required_unless_present_any = ["ssh_key", "tag"]
+    )]
+    pub ssh_password: Option<String>,
+    /// Public key file allowed to log in as root.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// SmolVM's form: build the Dockerfile in CONTEXT into the image NAME (Docker engine).
+    #[arg(
+        short = 't',
+        long = "tag",
+        value_name = "NAME",
+        conflicts_with_all = ["base", "ssh_password", "ssh_key", "name"]
+    )]
+    pub tag: Option<String>,
+    /// Build context holding the Dockerfile (with -t; default: the current directory).
+    #[arg(value_name = "CONTEXT", requires = "tag")]
+    pub context: Option<PathBuf>,
+    /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Root file system size in MiB (default: 512 alpine, 2048 debian).
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub size: Option<u64>,
+    /// Kernel to ship with the image.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Where images are cached (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Build engine: docker when its daemon answers, else debootstrap (Debian only).
+    #[arg(long, value_parser = ["auto", "docker", "debootstrap"], default_value = "auto")]
+    pub engine: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +324,9 @@ pub struct CreateArgs {
     /// ext4 root file system to copy for the sandbox (with --kernel).
     #[arg(long, requires = "kernel")]
     pub rootfs: Option<PathBuf>,
+    /// A custom image built with `smolvm image build` (its name in the images root).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["preset", "kernel", "rootfs"])]
+    pub image: Option<String>,
     /// Boot it now.
     #[arg(long)]
     pub start: bool,
@@ -354,6 +408,16 @@ pub struct ListArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

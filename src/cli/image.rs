@@ -626,3 +626,99 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     }
     0
 }
+
+/// `smolvm image build`: a thin face over [`core::builder::build`](crate::core::builder::build)
+/// and, for SmolVM's `-t NAME [CONTEXT]` form, `build_dockerfile`.
+/// Exit codes: 0 built or cached, 1 the build failed (nothing half-built is left), 2 usage.
+pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i32 {
+    use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, Engine};
+    use std::path::PathBuf;
+    let kernel = || -> Result<PathBuf> {
+        match &args.kernel {
+            Some(k) => Ok(k.clone()),
+            None => {
+                if !args.json {
+                    line("Fetching the published kernel (--kernel not given)");
+                }
+                builder::default_kernel(env, &Paths::resolve(env, None).images_root)
+            }
+        }
+    };
+    let cache_dir = Paths::resolve(env, args.cache_dir.as_deref()).images_root;
+    let progress = || {
+        if args.json {
+            Progress::none()
+        } else {
+            Progress::new(|e: BuildEvent| match e {
+                BuildEvent::Cached => {
+                    line("Up to date (cached): inputs unchanged, nothing to build")
+                }
+                BuildEvent::Engine(engine) => line(format!("Building with the {engine} engine")),
+                BuildEvent::Step(s) => line(format!("  {s}")),
+            })
+        }
+    };
+    let result = (|| match &args.tag {
+        Some(tag) => {
+            builder::validate_name(tag)?;
+            let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
+            let opts = builder::DockerfileOptions {
+                name: tag.clone(),
+                context: std::path::absolute(&context).unwrap_or(context),
+                size_mib: args.size,
+                kernel: kernel()?,
+                cache_dir: cache_dir.clone(),
+            };
+            builder::build_dockerfile(env, &opts, &progress())
+        }
+        None => {
+            let base =
+                args.base.as_deref().and_then(Base::parse).ok_or_else(|| {
+                    Error::usage("pass --base alpine|debian (or -t NAME CONTEXT)")
+                })?;
+            let auth = match (&args.ssh_password, &args.ssh_key) {
+                (Some(p), _) => Auth::Password(p.clone()),
+                (None, Some(f)) => Auth::Key(builder::validate_public_key(
+                    &std::fs::read_to_string(f).map_err(|e| {
+                        Error::runtime(format!(
+                            "cannot read SSH key {}: {}",
+                            f.display(),
+                            crate::core::error::io_reason(&e)
+                        ))
+                    })?,
+                )?),
+                (None, None) => return Err(Error::usage("pass --ssh-password or --ssh-key")),
+            };
+            if let Some(n) = &args.name {
+                builder::validate_name(n)?;
+            }
+            let opts = BuildOptions {
+                base,
+                auth,
+                name: args.name.clone(),
+                size_mib: args.size,
+                kernel: kernel()?,
+                cache_dir: cache_dir.clone(),
+                engine: Engine::parse(&args.engine).unwrap_or(Engine::Auto),
+            };
+            builder::build(env, &opts, &progress())
+        }
+    })();
+    match result {
+        Ok(r) => {
+            if args.json {
+                output::print_json(command, 0, Some(&r), None);
+            } else {
+                line(format!(
+                    "Image {} {}: kernel {} rootfs {}",
+                    r.name,
+                    if r.cached { "(cached)" } else { "built" },
+                    r.kernel_path.display(),
+                    r.rootfs_path.display()
+                ));
+            }
+            0
+        }
+        Err(e) => output::fail(command, args.json, &e),
+    }
+}

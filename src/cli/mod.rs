@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod cleanup;
+pub mod doctor;
 pub mod image;
 pub mod output;
 pub mod prune;
@@ -43,6 +44,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Some(Command::Images(a)) => image::list("image.list", &a, &env),
         Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
+        Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, &env),
+        Some(Command::Doctor(a)) => doctor::run(&a, &env),
         Some(Command::Tui(a)) => crate::tui::run(a.readonly || cli.readonly),
         Some(Command::Sandbox(c)) => start::sandbox(c, &env),
         Some(

@@ -118,6 +118,12 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         opts.preset = args.preset.clone();
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
+        if let Some(name) = &args.image {
+            let root = crate::sys::paths::Paths::resolve(env, None).images_root;
+            let (k, r) = crate::core::builder::built_image(&root, name)?;
+            opts.kernel = Some(k);
+            opts.rootfs = Some(r);
+        }
         opts.create_only = !args.start;
         let ctx = Ctx::open(env)?;
         super::block_on(start::create(&ctx, &opts, &progress(json)))?

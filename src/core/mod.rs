@@ -1,7 +1,10 @@
 //! Domain types and operations. Each action is one function here that reports progress
 //! through a [`progress::Progress`] sink; the CLI and the dashboard are faces over it.
 
+pub mod builder;
 pub mod cleanup;
+pub mod docker;
+pub mod doctor;
 pub mod error;
 pub mod host;
 pub mod images;

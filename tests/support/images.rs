@@ -7,7 +7,7 @@
 //! * a busybox rootfs whose `/init` behaves like SmolVM's (network from `ip=`, the ready
 //!   line, a listener on port 22) — and a variant whose init never gets ready;
 //! * a Debian bookworm minbase rootfs with `openssh-server` (`debootstrap`, ~1 min) and
-//!   SmolVM's `/init` (host key, `smolvm.authorized_key_b64=`, `sshd`, ready line).
+//!   SmolVM's `/init` (`assets/init.sh`, the one `smolvm image build` installs).
 //!
 //! ext4 images are made with `mkfs.ext4 -d` (no loop mounts). Builds take a file lock, so
 //! parallel tests wait for one build. [`manifest`] serves them through the images
@@ -206,38 +206,8 @@ fn mkfs(root: &Path, out: &Path, mib: u64) {
     std::fs::rename(&tmp, out).unwrap();
 }
 
-/// SmolVM's `/init` (builder.py `_base_init_script`), trimmed to what a test needs.
-const DEBIAN_INIT: &str = r#"#!/bin/sh
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
-mount -t tmpfs tmpfs /run
-mount -o remount,rw /
-mkdir -p /run/sshd /var/log /tmp && chmod 1777 /tmp
-ip=172.16.0.2 gw=172.16.0.1 key=
-for tok in $(cat /proc/cmdline); do
-  case "$tok" in
-    ip=*) v=${tok#ip=}; ip=$(echo "$v" | cut -d: -f1); gw=$(echo "$v" | cut -d: -f3) ;;
-    smolvm.authorized_key_b64=*) key=${tok#smolvm.authorized_key_b64=} ;;
-  esac
-done
-ip link set lo up
-ip link set eth0 up
-ip addr add "$ip/24" dev eth0 2>/dev/null
-ip route add default via "$gw" 2>/dev/null
-printf 'nameserver %s\n' "$gw" > /etc/resolv.conf
-hostname smolvm
-ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || ssh-keygen -q -t ed25519 -f /etc/ssh/ssh_host_ed25519_key -N ""
-if [ -n "$key" ]; then
-  mkdir -p /root/.ssh && chmod 700 /root/.ssh
-  echo "$key" | base64 -d > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
-fi
-/usr/sbin/sshd -e
-echo "SmolVM init complete: IP=$ip, SSH listening on port 22"
-while true; do sleep 3600 & wait $!; done
-"#;
+/// SmolVM's `/init`: the same script `smolvm image build` installs.
+const DEBIAN_INIT: &str = include_str!("../../assets/init.sh");
 
 /// The Debian mirror for debootstrap: `SMOLVM_TEST_DEBIAN_MIRROR`, else Debian's.
 fn mirror() -> String {

@@ -157,6 +157,24 @@ pub fn pull(
     })
 }
 
+/// Pull only the kernel an image boots (the image builder ships it with custom images);
+/// returns its path in the cache.
+pub fn pull_kernel(
+    opts: &PullOptions,
+    image: &Image,
+    progress: &Progress<PullEvent>,
+) -> Result<PathBuf> {
+    let layout = &opts.layout;
+    let kernel_path = layout.kernel(image.arch, image.vmm);
+    mkdir(&layout.version_dir)?;
+    let http = Http::new(opts.http.clone()).map_err(|e| Error::runtime(e.to_string()))?;
+    let mut stats = Stats::default();
+    let _lock = lock_dir(&layout.version_dir, Artifact::Kernel, progress)?;
+    clean_partials(&layout.version_dir);
+    ensure_kernel(&http, image, &kernel_path, progress, &mut stats)?;
+    Ok(kernel_path)
+}
+
 #[derive(Default)]
 struct Stats {
     downloaded: u64,

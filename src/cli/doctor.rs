@@ -1,0 +1,71 @@
+//! `smolvm doctor [--json] [--strict]`: a thin face over [`core::doctor`](crate::core::doctor).
+//!
+//! Exit codes: 0 all checks pass (warnings allowed), 1 any FAIL (or any WARN with
+//! `--strict`).
+
+use serde::Serialize;
+
+use super::args::DoctorArgs;
+use super::output::{self, line};
+use crate::core::doctor::{self, Check};
+use crate::core::error::Error;
+use crate::core::progress::Progress;
+use crate::sys::env::Env;
+
+#[derive(Serialize)]
+struct DoctorData<'a> {
+    strict: bool,
+    checks: &'a [Check],
+}
+
+/// One human line: `OK    name  message`, and the fix indented below when there is one.
+pub fn format_check(c: &Check) -> String {
+    let mut s = format!("{:<4}  {:<12} {}", c.status.label(), c.name, c.message);
+    if !c.fix.is_empty() {
+        s.push_str(&format!("\n      {:<12} fix: {}", "", c.fix));
+    }
+    s
+}
+
+pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
+    let progress = if args.json {
+        Progress::none()
+    } else {
+        Progress::new(|c: Check| line(format_check(&c)))
+    };
+    let checks = doctor::run(env, &progress);
+    let code = doctor::exit_code(&checks, args.strict);
+    let fails = checks
+        .iter()
+        .filter(|c| c.status == doctor::Status::Fail)
+        .count();
+    let warns = checks
+        .iter()
+        .filter(|c| c.status == doctor::Status::Warn)
+        .count();
+    let summary = format!("{fails} failed, {warns} warnings");
+    if args.json {
+        let err = (code != 0).then(|| {
+            Error::runtime(if fails > 0 {
+                format!("doctor found problems: {summary}")
+            } else {
+                format!("doctor found warnings (--strict): {summary}")
+            })
+        });
+        output::print_json(
+            "doctor",
+            code,
+            Some(&DoctorData {
+                strict: args.strict,
+                checks: &checks,
+            }),
+            err.as_ref(),
+        );
+    } else {
+        line(format!(
+            "Result: {} ({summary})",
+            if code == 0 { "OK" } else { "FAIL" }
+        ));
+    }
+    code
+}

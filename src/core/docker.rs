@@ -1,0 +1,176 @@
+//! Docker reachability, diagnosed with SmolVM's exact messages
+//! (`images/builder.py: docker_requirement_error`, reference §6). Shared by the image
+//! builder (before a Docker build) and `doctor`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::core::host::which;
+use crate::sys::env::Env;
+
+/// How long `docker info` may take before the daemon counts as unreachable (SmolVM: 10 s;
+/// `SMOLVM_DOCKER_TIMEOUT_MS` overrides it).
+pub const INFO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const NOT_INSTALLED: &str =
+    "Docker is required to build images. Install Docker Desktop (macOS) or docker.io (Linux).";
+const START_HINT: &str = "Docker is installed, but SmolVM could not reach the Docker daemon. Start Docker Desktop or the Docker service and try again.";
+
+/// Why Docker cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerProblem {
+    NotInstalled,
+    Timeout,
+    PermissionDenied(String),
+    DaemonDown(String),
+    Other(String),
+}
+
+impl DockerProblem {
+    /// SmolVM's message for this problem, word for word.
+    pub fn message(&self) -> String {
+        match self {
+            DockerProblem::NotInstalled => NOT_INSTALLED.to_string(),
+            DockerProblem::Timeout => format!(
+                "{START_HINT} Original Docker error: timed out while contacting Docker."
+            ),
+            DockerProblem::PermissionDenied(d) => format!(
+                "Docker is installed, but this user cannot access the Docker daemon socket. Make sure Docker Desktop is running or grant access to /var/run/docker.sock. Original Docker error: {d}"
+            ),
+            DockerProblem::DaemonDown(d) => format!("{START_HINT} Original Docker error: {d}"),
+            DockerProblem::Other(d) => format!(
+                "Docker is required to build images, but Docker could not be used successfully. Install Docker Desktop (macOS) or docker.io (Linux). Original Docker error: {}",
+                if d.is_empty() { "unknown error." } else { d }
+            ),
+        }
+    }
+
+    /// Classify a failed `docker info`'s output the way SmolVM does.
+    pub fn classify(details: &str) -> DockerProblem {
+        let d = details.trim().to_string();
+        let lower = d.to_lowercase();
+        if lower.contains("permission denied") && lower.contains("docker.sock") {
+            DockerProblem::PermissionDenied(d)
+        } else if lower.contains("cannot connect to the docker daemon")
+            || lower.contains("is the docker daemon running")
+            || lower.contains("error during connect")
+        {
+            DockerProblem::DaemonDown(d)
+        } else {
+            DockerProblem::Other(d)
+        }
+    }
+}
+
+/// Run `cmd` and wait at most `timeout`; `Ok(None)` when it timed out (it is killed).
+/// Output is read on threads so a chatty child never blocks on a full pipe.
+pub fn run_bounded(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> std::io::Result<Option<(std::process::ExitStatus, String, String)>> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let stderr = t_err.join().unwrap_or_default();
+    Ok(status.map(|s| (s, stdout, stderr)))
+}
+
+/// The Docker server version when the daemon answers, else why not (`docker info`, bounded).
+pub fn check(env: &Env) -> Result<String, DockerProblem> {
+    let Some(docker) = which(env, "docker") else {
+        return Err(DockerProblem::NotInstalled);
+    };
+    check_binary(&docker, info_timeout(env))
+}
+
+/// [`INFO_TIMEOUT`], or `SMOLVM_DOCKER_TIMEOUT_MS` when set (tests use a short one).
+pub fn info_timeout(env: &Env) -> Duration {
+    env.get_str("SMOLVM_DOCKER_TIMEOUT_MS")
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(INFO_TIMEOUT)
+}
+
+pub fn check_binary(docker: &Path, timeout: Duration) -> Result<String, DockerProblem> {
+    let mut cmd = Command::new(docker);
+    cmd.args(["info", "--format", "{{.ServerVersion}}"]);
+    match run_bounded(&mut cmd, timeout) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DockerProblem::NotInstalled),
+        Err(e) => Err(DockerProblem::Other(crate::core::error::io_reason(&e))),
+        Ok(None) => Err(DockerProblem::Timeout),
+        Ok(Some((st, out, err))) => {
+            let version = out.trim();
+            if st.success() && !version.is_empty() {
+                Ok(version.to_string())
+            } else {
+                let details = if err.trim().is_empty() { out } else { err };
+                Err(DockerProblem::classify(&details))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_like_smolvm() {
+        let d = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?";
+        let p = DockerProblem::classify(d);
+        assert_eq!(p, DockerProblem::DaemonDown(d.to_string()));
+        assert_eq!(
+            p.message(),
+            format!("Docker is installed, but SmolVM could not reach the Docker daemon. Start Docker Desktop or the Docker service and try again. Original Docker error: {d}")
+        );
+        let d = "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock";
+        assert!(matches!(
+            DockerProblem::classify(d),
+            DockerProblem::PermissionDenied(_)
+        ));
+        assert!(DockerProblem::Other(String::new())
+            .message()
+            .ends_with("Original Docker error: unknown error."));
+    }
+
+    #[test]
+    fn bounded_run_times_out() {
+        let r = run_bounded(Command::new("sleep").arg("5"), Duration::from_millis(100)).unwrap();
+        assert!(r.is_none());
+        let r = run_bounded(Command::new("echo").arg("hi"), Duration::from_secs(5)).unwrap();
+        assert_eq!(r.unwrap().1, "hi\n");
+    }
+}

@@ -1,0 +1,362 @@
+//! `smolvm doctor`: what this host can and cannot do, one check per line, each with a
+//! one-line fix. PVM, no Firecracker and no Docker daemon are warnings (a QEMU/TCG host
+//! still runs sandboxes); anything that stops every sandbox is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::core::docker::{self, DockerProblem};
+use crate::core::host::{self, KvmKind};
+use crate::core::progress::Progress;
+use crate::sys::env::Env;
+use crate::sys::paths::Paths;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// One verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub message: String,
+    /// What to do about it (empty when nothing needs doing).
+    pub fix: String,
+}
+
+fn check(name: &'static str, status: Status, message: impl Into<String>, fix: &str) -> Check {
+    Check {
+        name,
+        status,
+        message: message.into(),
+        fix: fix.to_string(),
+    }
+}
+
+/// Below this much free space under `~/.smolvm` doctor fails; below [`DISK_WARN`] it warns.
+pub const DISK_FAIL: u64 = 1 << 30;
+pub const DISK_WARN: u64 = 5 << 30;
+
+/// Run every check, reporting each as it completes; returns them in order.
+pub fn run(env: &Env, progress: &Progress<Check>) -> Vec<Check> {
+    let facts = host::probe(env);
+    let paths = Paths::resolve(env, None);
+    let mut out = Vec::new();
+    let mut push = |c: Check| {
+        progress.emit(c.clone());
+        out.push(c);
+    };
+    push(kvm(facts.kvm, Path::new("/dev/kvm")));
+    push(binary(
+        "qemu",
+        facts.qemu.as_deref(),
+        Status::Fail,
+        "QEMU is not installed; no sandbox can boot",
+        "Install QEMU: apt-get install qemu-system-x86",
+    ));
+    push(binary(
+        "firecracker",
+        facts.firecracker.as_deref(),
+        Status::Warn,
+        "Firecracker is not installed; sandboxes use QEMU",
+        "Install Firecracker into ~/.smolvm/bin/ or set SMOLVM_FIRECRACKER_BIN (needs hardware KVM)",
+    ));
+    for (name, tool, pkg) in [("nft", "nft", "nftables"), ("ip", "ip", "iproute2")] {
+        push(match host::which(env, tool) {
+            Some(p) => check(name, Status::Ok, format!("{}", p.display()), ""),
+            None => check(
+                name,
+                Status::Fail,
+                format!("`{tool}` is not on PATH; sandbox networking cannot be set up"),
+                &format!("Install it: apt-get install {pkg}"),
+            ),
+        });
+    }
+    push(ip_forward(Path::new("/proc/sys/net/ipv4/ip_forward")));
+    push(privileges(env.is_root(), cap_net_admin()));
+    push(match docker::check(env) {
+        Ok(v) => check("docker", Status::Ok, format!("daemon answers (server {v})"), ""),
+        Err(DockerProblem::NotInstalled) => check(
+            "docker",
+            Status::Warn,
+            "Docker is not installed; images build with debootstrap (Debian only)",
+            "Install docker.io to build Alpine and Dockerfile images",
+        ),
+        Err(p) => check(
+            "docker",
+            Status::Warn,
+            p.message(),
+            "Start the Docker service (systemctl start docker) to build Alpine and Dockerfile images",
+        ),
+    });
+    push(match host::which(env, "debootstrap") {
+        Some(p) => check("debootstrap", Status::Ok, format!("{}", p.display()), ""),
+        None => check(
+            "debootstrap",
+            Status::Warn,
+            "debootstrap is not installed; Debian images need Docker to build",
+            "Install it: apt-get install debootstrap",
+        ),
+    });
+    push(disk(&paths.home.join(".smolvm")));
+    push(state_db(&paths.existing_state_dbs()));
+    out
+}
+
+fn kvm(kind: KvmKind, dev: &Path) -> Check {
+    let access = nix::unistd::access(
+        dev,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    )
+    .is_ok();
+    match kind {
+        KvmKind::Hardware if access => check(
+            "kvm",
+            Status::Ok,
+            "hardware KVM, /dev/kvm is accessible",
+            "",
+        ),
+        KvmKind::Hardware => check(
+            "kvm",
+            Status::Warn,
+            "hardware KVM, but this user cannot open /dev/kvm; QEMU falls back to TCG (slow)",
+            "Add this user to the kvm group: usermod -aG kvm $USER (then log in again)",
+        ),
+        KvmKind::Pvm => check(
+            "kvm",
+            Status::Warn,
+            "PVM (kvm_pvm): stock guests do not run under it; QEMU uses TCG (slow), Firecracker is unavailable",
+            "Run on a host with hardware virtualisation (kvm_intel/kvm_amd) for fast boots",
+        ),
+        KvmKind::Other => check(
+            "kvm",
+            Status::Warn,
+            "/dev/kvm is provided by an unknown module; QEMU uses TCG",
+            "Load kvm_intel or kvm_amd for hardware virtualisation",
+        ),
+        KvmKind::None => check(
+            "kvm",
+            Status::Warn,
+            "no KVM on this host; QEMU uses TCG (slow), Firecracker is unavailable",
+            "Enable virtualisation in the firmware and load kvm_intel or kvm_amd",
+        ),
+    }
+}
+
+/// A VMM binary: present with its version, or `missing` with `fix`.
+fn binary(name: &'static str, path: Option<&Path>, missing: Status, why: &str, fix: &str) -> Check {
+    let Some(p) = path else {
+        return check(name, missing, why, fix);
+    };
+    let mut cmd = Command::new(p);
+    cmd.arg("--version");
+    match docker::run_bounded(&mut cmd, Duration::from_secs(5)) {
+        Ok(Some((st, out, _))) if st.success() => {
+            let v = out.lines().next().unwrap_or("").trim().to_string();
+            check(name, Status::Ok, format!("{} ({v})", p.display()), "")
+        }
+        _ => check(
+            name,
+            missing,
+            format!("{} does not run (`--version` failed)", p.display()),
+            fix,
+        ),
+    }
+}
+
+fn ip_forward(path: &Path) -> Check {
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim() == "1" => check("ip-forward", Status::Ok, "net.ipv4.ip_forward = 1", ""),
+        Ok(s) => check(
+            "ip-forward",
+            Status::Warn,
+            format!(
+                "net.ipv4.ip_forward = {}; smolvm turns it on when it starts a sandbox",
+                s.trim()
+            ),
+            "sysctl -w net.ipv4.ip_forward=1",
+        ),
+        Err(e) => check(
+            "ip-forward",
+            Status::Warn,
+            format!(
+                "cannot read {}: {}",
+                path.display(),
+                crate::core::error::io_reason(&e)
+            ),
+            "Check that /proc is mounted",
+        ),
+    }
+}
+
+/// This process holds CAP_NET_ADMIN in its effective set.
+fn cap_net_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 12) != 0)
+}
+
+fn privileges(root: bool, net_admin: bool) -> Check {
+    if root {
+        check("privileges", Status::Ok, "running as root", "")
+    } else if net_admin {
+        check("privileges", Status::Ok, "CAP_NET_ADMIN", "")
+    } else {
+        check(
+            "privileges",
+            Status::Fail,
+            "neither root nor CAP_NET_ADMIN: TAP devices and nftables rules cannot be created",
+            "Run smolvm with sudo, or grant it: setcap cap_net_admin+ep $(command -v smolvm)",
+        )
+    }
+}
+
+/// Free space on the file system that holds `dir` (or its nearest existing ancestor).
+pub fn free_bytes(dir: &Path) -> Option<(PathBuf, u64)> {
+    let mut p = dir.to_path_buf();
+    loop {
+        if p.exists() {
+            let st = nix::sys::statvfs::statvfs(&p).ok()?;
+            return Some((p, st.blocks_available() as u64 * st.fragment_size() as u64));
+        }
+        if !p.pop() {
+            return None;
+        }
+    }
+}
+
+fn disk(dir: &Path) -> Check {
+    let Some((at, free)) = free_bytes(dir) else {
+        return check(
+            "disk",
+            Status::Warn,
+            format!("cannot measure free space for {}", dir.display()),
+            "Check that the home directory exists",
+        );
+    };
+    let text = format!(
+        "{} free at {}",
+        crate::core::units::format_size(free),
+        at.display()
+    );
+    let fix = "Free space: smolvm prune, smolvm image rm <preset>, or delete unused sandboxes";
+    if free < DISK_FAIL {
+        check("disk", Status::Fail, text, fix)
+    } else if free < DISK_WARN {
+        check("disk", Status::Warn, text, fix)
+    } else {
+        check("disk", Status::Ok, text, "")
+    }
+}
+
+fn state_db(dbs: &[PathBuf]) -> Check {
+    if dbs.is_empty() {
+        return check("state-db", Status::Ok, "no state database yet", "");
+    }
+    let mut bad = Vec::new();
+    for db in dbs {
+        if let Some(reason) = quick_check(db) {
+            bad.push(format!("{}: {reason}", db.display()));
+        }
+    }
+    if bad.is_empty() {
+        let names: Vec<String> = dbs.iter().map(|p| p.display().to_string()).collect();
+        check(
+            "state-db",
+            Status::Ok,
+            format!("{} healthy", names.join(", ")),
+            "",
+        )
+    } else {
+        check(
+            "state-db",
+            Status::Fail,
+            bad.join("; "),
+            "Run any sandbox command (e.g. smolvm sandbox list): a corrupt database is moved aside and recreated",
+        )
+    }
+}
+
+/// `None` when the database opens read-only and passes `PRAGMA quick_check`.
+fn quick_check(db: &Path) -> Option<String> {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = match Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(c) => c,
+        Err(e) => return Some(e.to_string()),
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+        Ok(s) if s == "ok" => None,
+        Ok(s) => Some(format!("quick_check: {s}")),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// The exit code for these checks: 1 on any failure, or any warning with `strict`.
+pub fn exit_code(checks: &[Check], strict: bool) -> i32 {
+    let worst = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
+    match worst {
+        Status::Fail => 1,
+        Status::Warn if strict => 1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(privileges(false, false).status, Status::Fail);
+        assert_eq!(privileges(false, true).status, Status::Ok);
+        assert_eq!(
+            kvm(KvmKind::Pvm, Path::new("/nonexistent")).status,
+            Status::Warn
+        );
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("fwd");
+        std::fs::write(&f, "1\n").unwrap();
+        assert_eq!(ip_forward(&f).status, Status::Ok);
+        std::fs::write(&f, "0\n").unwrap();
+        assert_eq!(ip_forward(&f).status, Status::Warn);
+        let db = t.path().join("bad.db");
+        std::fs::write(&db, b"this is not a database, just text long enough").unwrap();
+        assert_eq!(state_db(&[db]).status, Status::Fail);
+        let good = t.path().join("good.db");
+        rusqlite::Connection::open(&good)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x);")
+            .unwrap();
+        assert_eq!(state_db(&[good]).status, Status::Ok);
+        let w = check("x", Status::Warn, "", "");
+        assert_eq!(exit_code(std::slice::from_ref(&w), false), 0);
+        assert_eq!(exit_code(&[w], true), 1);
+    }
+}

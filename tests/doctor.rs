@@ -1,0 +1,190 @@
+//! `smolvm doctor` on this machine (PVM, QEMU, no Firecracker, Docker CLI without a
+//! daemon) and with every tool hidden from PATH.
+
+mod support;
+
+use support::{json, stdout, Home};
+
+fn has_tool(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+fn statuses(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["data"]["checks"]
+        .as_array()
+        .expect("data.checks")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn status_of<'a>(s: &'a [(String, String)], name: &str) -> &'a str {
+    &s.iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no check {name}"))
+        .1
+}
+
+#[test]
+fn json_shape_lists_every_check_with_a_fix() {
+    let h = Home::new();
+    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let v = json(&out);
+    assert_eq!(v["command"], "doctor");
+    assert_eq!(
+        v["exit_code"].as_i64().unwrap(),
+        i64::from(out.status.code().unwrap())
+    );
+    let checks = v["data"]["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "kvm",
+            "qemu",
+            "firecracker",
+            "nft",
+            "ip",
+            "ip-forward",
+            "privileges",
+            "docker",
+            "debootstrap",
+            "disk",
+            "state-db"
+        ]
+    );
+    for c in checks {
+        let obj = c.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["fix", "message", "name", "status"]);
+        let st = c["status"].as_str().unwrap();
+        assert!(["ok", "warn", "fail"].contains(&st), "{c}");
+        if st != "ok" {
+            assert!(!c["fix"].as_str().unwrap().is_empty(), "no fix: {c}");
+        }
+    }
+}
+
+/// This machine: QEMU present, no Firecracker, the Docker CLI without a daemon → warnings
+/// only, exit 0; `--strict` turns the warnings into exit 1.
+#[test]
+fn this_machine_passes_with_warnings_and_strict_fails() {
+    if !support::is_root() || !has_tool("qemu-system-x86_64") || !has_tool("nft") {
+        eprintln!("SKIPPED: needs root, QEMU and nft (scripts/install-deps.sh)");
+        return;
+    }
+    let h = Home::new();
+    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let v = json(&out);
+    let s = statuses(&v);
+    assert_eq!(status_of(&s, "qemu"), "ok");
+    assert_eq!(status_of(&s, "nft"), "ok");
+    assert_eq!(status_of(&s, "ip"), "ok");
+    assert_eq!(status_of(&s, "privileges"), "ok");
+    assert_eq!(status_of(&s, "state-db"), "ok");
+    if std::path::Path::new("/sys/module/kvm_pvm").exists() {
+        assert_eq!(status_of(&s, "kvm"), "warn");
+        let kvm = &v["data"]["checks"][0]["message"];
+        assert!(kvm.as_str().unwrap().contains("PVM"), "{kvm}");
+    }
+    if !has_tool("firecracker") {
+        assert_eq!(status_of(&s, "firecracker"), "warn");
+    }
+    let docker_daemon = std::path::Path::new("/var/run/docker.sock").exists();
+    if has_tool("docker") && !docker_daemon {
+        assert_eq!(status_of(&s, "docker"), "warn");
+        let msg = v["data"]["checks"][7]["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("Docker is installed, but SmolVM could not reach the Docker daemon."),
+            "{msg}"
+        );
+    }
+    let any_fail = s.iter().any(|(_, st)| st == "fail");
+    let any_warn = s.iter().any(|(_, st)| st == "warn");
+    assert!(!any_fail, "{v:#}");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(v["ok"], true);
+
+    // Human form: one line per check starting with its verdict, and the result line.
+    let out = h.smolvm().arg("doctor").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l.starts_with("OK    qemu")), "{text}");
+    if any_warn {
+        assert!(text.lines().any(|l| l.starts_with("WARN  ")), "{text}");
+        assert!(text.contains("fix: "), "{text}");
+        let strict = h.smolvm().args(["doctor", "--strict"]).output().unwrap();
+        assert_eq!(strict.status.code(), Some(1));
+        let sj = h
+            .smolvm()
+            .args(["doctor", "--strict", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(sj.status.code(), Some(1));
+        let sv = json(&sj);
+        assert_eq!(sv["ok"], false);
+        assert_eq!(sv["error"]["code"], "runtime_error");
+        assert!(sv["data"]["checks"].is_array());
+    }
+}
+
+/// Every tool hidden from PATH: QEMU, nft and ip fail; Docker and debootstrap warn.
+#[test]
+fn tools_hidden_from_path_fail() {
+    let h = Home::new();
+    let empty = h.tmp.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = h
+        .smolvm()
+        .env("PATH", &empty)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    let s = statuses(&v);
+    for name in ["qemu", "nft", "ip"] {
+        assert_eq!(status_of(&s, name), "fail", "{name}: {v:#}");
+    }
+    assert_eq!(status_of(&s, "docker"), "warn");
+    assert_eq!(status_of(&s, "debootstrap"), "warn");
+    let docker = v["data"]["checks"][7]["message"].as_str().unwrap();
+    assert!(docker.starts_with("Docker is not installed"), "{docker}");
+
+    let out = h
+        .smolvm()
+        .env("PATH", &empty)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.lines().any(|l| l.starts_with("FAIL  qemu")), "{text}");
+    assert!(text.contains("Result: FAIL"), "{text}");
+}
+
+/// A corrupt state database is a failure with a fix.
+#[test]
+fn corrupt_state_db_fails() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    std::fs::write(h.data.join("smolvm.db"), vec![0x42u8; 8192]).unwrap();
+    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let s = statuses(&v);
+    assert_eq!(status_of(&s, "state-db"), "fail");
+    // Read-only: the file is left as it was.
+    assert_eq!(
+        std::fs::read(h.data.join("smolvm.db")).unwrap(),
+        vec![0x42u8; 8192]
+    );
+}
