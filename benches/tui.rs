@@ -64,6 +64,7 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
             smolvm_bytes: 400_000_000_000,
             reclaimable_bytes: 390_000_000_000,
             current_version: "0.1.0".into(),
+            doctor: doctor_fixture(),
         }),
         errors: vec![],
         data_dir: "/d".into(),
@@ -199,4 +200,8 @@ fn idle_cpu() {
         c1 - c0
     );
     tmux(&["kill-server"]);
+}
+
+fn doctor_fixture() -> Vec<smolvm::core::doctor::Check> {
+    Vec::new()
 }

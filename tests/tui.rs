@@ -140,6 +140,7 @@ fn full_snapshot() -> Snapshot {
             smolvm_bytes: 1_236_000_000,
             reclaimable_bytes: 412_000_000,
             current_version: "0.1.0".into(),
+            doctor: doctor_fixture(),
         }),
         errors: vec![],
         data_dir: "/home/u/.local/state/smolvm".into(),
@@ -779,6 +780,11 @@ snap_both!(logs_search, |a| {
     typed(a, "error");
     a.update(code(KeyCode::Enter));
 });
+snap_both!(doctor_dialog, |a| {
+    a.update(key(':'));
+    typed(a, "doctor");
+    a.update(code(KeyCode::Enter));
+});
 snap_both!(quit_confirm, |a| {
     with_tasks(a);
     a.update(key('q'));
@@ -855,4 +861,36 @@ fn screenshots_render_to_png() {
         );
         support::screenshot::save(dir.as_deref(), name, &png);
     }
+}
+
+/// Doctor's verdicts as on a PVM host without Firecracker or a Docker daemon.
+fn doctor_fixture() -> Vec<smolvm::core::doctor::Check> {
+    use smolvm::core::doctor::{Check, Status};
+    let c = |name, status, message: &str, fix: &str| Check {
+        name,
+        status,
+        message: message.into(),
+        fix: fix.into(),
+    };
+    vec![
+        c(
+            "kvm",
+            Status::Warn,
+            "KVM is PVM: stock guests cannot run under it; VMs boot under TCG",
+            "use a host with hardware virtualisation for KVM speed",
+        ),
+        c(
+            "qemu",
+            Status::Ok,
+            "/usr/bin/qemu-system-x86_64 (QEMU emulator version 7.2.19)",
+            "",
+        ),
+        c(
+            "firecracker",
+            Status::Warn,
+            "Firecracker binary not found",
+            "install it or set SMOLVM_FIRECRACKER_BIN",
+        ),
+        c("nft", Status::Ok, "/usr/sbin/nft", ""),
+    ]
 }

@@ -180,6 +180,8 @@ pub enum Modal {
     Delete(Vec<String>),
     Stop(Vec<String>),
     Start(Box<StartForm>),
+    /// `:doctor`: every check with its fix.
+    Doctor,
     QuitConfirm,
 }
 
@@ -957,7 +959,7 @@ impl App {
         let yes = enter || matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y'));
         let no = esc || ctrl_c || matches!(k.code, KeyCode::Char('n') | KeyCode::Char('N'));
         match modal {
-            Modal::Help => {} // any key closes help
+            Modal::Help | Modal::Doctor => {} // any key closes them
             Modal::QuitConfirm => {
                 if yes {
                     self.should_quit = true;
@@ -1204,6 +1206,10 @@ impl App {
                 Vec::new()
             }
             ("refresh", []) => self.act(Action::Refresh),
+            ("doctor", []) => {
+                self.modal = Some(Modal::Doctor);
+                Vec::new()
+            }
             ("help", []) => self.act(Action::Help),
             ("q" | "quit", []) => self.act(Action::Quit),
             ("vms", []) => self.act(Action::FocusVms),
@@ -1213,7 +1219,7 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }

@@ -60,6 +60,8 @@ pub struct Slow {
     /// What `prune` would free now.
     pub reclaimable_bytes: u64,
     pub current_version: String,
+    /// `smolvm doctor`'s verdicts.
+    pub doctor: Vec<crate::core::doctor::Check>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +217,7 @@ fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
     }
     images.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     Slow {
+        doctor: crate::core::doctor::run(env, &crate::core::progress::Progress::none()),
         host: host::probe(env),
         images,
         smolvm_bytes: disk_usage(&paths.home.join(".smolvm"), &HardLinks::default()),

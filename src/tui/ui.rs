@@ -132,7 +132,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
             .iter()
             .filter(|t| t.state == TaskState::Failed)
             .count();
-        Line::from(Span::styled(
+        let mut spans = vec![Span::styled(
             format!(
                 "{} VM(s) · {} image cache(s) · {} task(s){}",
                 app.vms.len(),
@@ -145,9 +145,50 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
                 }
             ),
             t.muted(),
-        ))
+        )];
+        spans.extend(doctor_summary(app));
+        Line::from(spans)
     };
     f.render_widget(Paragraph::new(vec![Line::from(l1), l2]), r);
+}
+
+/// `doctor: 7 OK · 4 WARN (kvm, firecracker, …)`, coloured by the worst verdict.
+fn doctor_summary(app: &App) -> Vec<Span<'static>> {
+    use crate::core::doctor::Status;
+    let t = &app.theme;
+    let Some(checks) = app
+        .slow
+        .as_ref()
+        .map(|s| &s.doctor)
+        .filter(|c| !c.is_empty())
+    else {
+        return Vec::new();
+    };
+    let count = |st: Status| checks.iter().filter(|c| c.status == st).count();
+    let (ok, warn, fail) = (count(Status::Ok), count(Status::Warn), count(Status::Fail));
+    let mut text = format!("doctor: {ok} OK");
+    if warn > 0 {
+        text.push_str(&format!(" · {warn} WARN"));
+    }
+    if fail > 0 {
+        text.push_str(&format!(" · {fail} FAIL"));
+    }
+    let names: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status != Status::Ok)
+        .map(|c| c.name)
+        .collect();
+    if !names.is_empty() {
+        text.push_str(&format!(" ({}) — :doctor for fixes", names.join(", ")));
+    }
+    let style = if fail > 0 {
+        t.error()
+    } else if warn > 0 {
+        t.warn()
+    } else {
+        t.ok()
+    };
+    vec![Span::styled("  │  ", t.muted()), Span::styled(text, style)]
 }
 
 /// The header for narrow terminals: same facts, fewer words.
@@ -683,6 +724,45 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
             f.render_widget(Clear, r);
             f.render_widget(Paragraph::new(lines).block(dialog(app, "Help")), r);
         }
+        Modal::Doctor => {
+            use crate::core::doctor::Status;
+            let mut lines = Vec::new();
+            match app.slow.as_ref().map(|s| &s.doctor) {
+                Some(checks) if !checks.is_empty() => {
+                    for c in checks {
+                        let style = match c.status {
+                            Status::Ok => t.ok(),
+                            Status::Warn => t.warn(),
+                            Status::Fail => t.error(),
+                        };
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("{:<5}", c.status.label()), style),
+                            Span::styled(format!("{:<12}", c.name), t.accent()),
+                            Span::raw(c.message.clone()),
+                        ]));
+                        if !c.fix.is_empty() && c.status != Status::Ok {
+                            lines.push(Line::styled(
+                                format!("                 fix: {}", c.fix),
+                                t.muted(),
+                            ));
+                        }
+                    }
+                }
+                _ => lines.push(Line::styled(
+                    "The checks run with the next refresh…",
+                    t.muted(),
+                )),
+            }
+            let h = (lines.len() as u16 + 2).min(area.height);
+            let r = centered(area, area.width.saturating_sub(4).min(130), h);
+            f.render_widget(Clear, r);
+            f.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(dialog(app, "smolvm doctor")),
+                r,
+            );
+        }
         Modal::QuitConfirm => {
             let r = centered(area, 50, 5);
             f.render_widget(Clear, r);
@@ -708,7 +788,7 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                 Modal::Palette(..) => (
                     "Command",
                     err.cloned().unwrap_or_else(|| {
-                        "prune · cleanup [prefix|--all] · start <preset> · logs <vm> · filter <text> · refresh · help · quit".into()
+                        "prune · cleanup [prefix|--all] · start <preset> · logs <vm> · filter <text> · doctor · refresh · help · quit".into()
                     }),
                 ),
                 Modal::Filter(_) => (
