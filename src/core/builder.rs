@@ -836,6 +836,15 @@ fn no_space(text: &str) -> bool {
     t.contains("no space left on device") || t.contains("could not allocate block")
 }
 
+/// A failed build step: our disk-space message when its output says the disk is full
+/// (`need_mib` needed under `dir`), else `Image build failed: <what><last lines of output>`.
+fn step_error(dir: &Path, need_mib: u64, output: &str, what: &str, lines: usize) -> Error {
+    if no_space(output) {
+        return space_error(dir, need_mib);
+    }
+    Error::runtime(format!("Image build failed: {what}{}", tail(output, lines)))
+}
+
 fn space_error(cache_dir: &Path, need_mib: u64) -> Error {
     let free = crate::core::doctor::free_bytes(cache_dir)
         .map(|(_, b)| crate::core::units::format_size(b))
@@ -889,16 +898,13 @@ fn debootstrap(
         if let Ok(more) = std::fs::read_to_string(tree.join("debootstrap/debootstrap.log")) {
             text.push_str(&more);
         }
-        if no_space(&text) {
-            return Err(space_error(
-                staging.parent().unwrap_or(staging),
-                Base::Debian.build_space_mib(),
-            ));
-        }
-        return Err(Error::runtime(format!(
-            "Image build failed: debootstrap exited with {status}:\n{}",
-            tail(&text, 15)
-        )));
+        return Err(step_error(
+            staging.parent().unwrap_or(staging),
+            Base::Debian.build_space_mib(),
+            &text,
+            &format!("debootstrap exited with {status}:\n"),
+            15,
+        ));
     }
     Ok(())
 }
@@ -959,16 +965,13 @@ fn docker_build(
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        if no_space(&text) {
-            return Err(space_error(
-                staging.parent().unwrap_or(staging),
-                Base::Debian.build_space_mib(),
-            ));
-        }
-        return Err(Error::runtime(format!(
-            "Image build failed: docker build:\n{}",
-            tail(&text, 15)
-        )));
+        return Err(step_error(
+            staging.parent().unwrap_or(staging),
+            Base::Debian.build_space_mib(),
+            &text,
+            "docker build:\n",
+            15,
+        ));
     }
     let out = Command::new(&docker)
         .args(["create", &tag])
@@ -1013,16 +1016,13 @@ fn docker_build(
         String::from_utf8_lossy(&tar.stderr)
     );
     if !exported.status.success() || !tar.status.success() {
-        if no_space(&text) {
-            return Err(space_error(
-                staging.parent().unwrap_or(staging),
-                Base::Debian.build_space_mib(),
-            ));
-        }
-        return Err(Error::runtime(format!(
-            "Image build failed: docker export: {}",
-            tail(&text, 10)
-        )));
+        return Err(step_error(
+            staging.parent().unwrap_or(staging),
+            Base::Debian.build_space_mib(),
+            &text,
+            "docker export: ",
+            10,
+        ));
     }
     Ok(())
 }
@@ -1131,13 +1131,7 @@ fn mkfs(tree: &Path, out: &Path, size_mib: u64, cache_dir: &Path) -> Result<()> 
             ))
             .with_recovery("Pass a larger --size."));
         }
-        if no_space(&text) {
-            return Err(space_error(cache_dir, size_mib));
-        }
-        return Err(Error::runtime(format!(
-            "Image build failed: mkfs.ext4: {}",
-            tail(&text, 10)
-        )));
+        return Err(step_error(cache_dir, size_mib, &text, "mkfs.ext4: ", 10));
     }
     Ok(())
 }
