@@ -197,6 +197,9 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
 /// `Continue? [y/N] `: `y`/`yes` (any case, trimmed) proceeds; anything else, an empty
 /// line, end of input or Ctrl-C prints `Aborted.` and declines.
 async fn confirm() -> bool {
+    // Take over SIGINT before the prompt is shown: a Ctrl-C typed the instant it appears
+    // must abort cleanly, not kill the process with the default action.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     {
         let mut out = std::io::stdout().lock();
         let _ = write!(out, "Continue? [y/N] ");
@@ -211,7 +214,14 @@ async fn confirm() -> bool {
     });
     let answer = tokio::select! {
         r = read => r.ok().flatten(),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = async {
+            match sigint.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        } => None,
     };
     match answer {
         Some(a) if matches!(a.trim().to_lowercase().as_str(), "y" | "yes") => true,
