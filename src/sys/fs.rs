@@ -2,7 +2,10 @@
 //! tree removal both work relative to open directory descriptors (`openat`, `fstatat`,
 //! `unlinkat` with `O_NOFOLLOW`), so a symlink inside a tree is measured and removed as a
 //! link and never followed, and a directory swapped for a symlink mid-walk cannot redirect
-//! the walk outside the tree. Neither crosses into another mounted file system.
+//! the walk outside the tree. Neither crosses a mount boundary: every directory is
+//! compared by **mount id** (`statx` `STATX_MNT_ID`) with the directory the walk started
+//! from, so another file system, a bind mount of the same file system (same `st_dev`) and a
+//! mount on the starting directory itself are all refused.
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
@@ -41,6 +44,80 @@ fn is_dir(st: &FileStat) -> bool {
 
 fn is_symlink(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
+}
+
+/// The id of the mount `fd` is on (`statx` `STATX_MNT_ID`, Linux ≥ 5.8; else the
+/// `mnt_id:` line of `/proc/self/fdinfo/<fd>`). Two directories with the same `st_dev`
+/// can be on different mounts (a bind mount): only the mount id tells them apart.
+pub fn mount_id(fd: &impl AsFd) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: an all-zero `statx` is a valid value for the kernel to fill in.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd, an empty NUL-terminated path with AT_EMPTY_PATH, and a buffer
+    // of the right type.
+    let r = unsafe {
+        libc::statx(
+            raw,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if r == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0 {
+        return Ok(stx.stx_mnt_id);
+    }
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}"))?;
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("cannot tell which mount a directory is on"))
+}
+
+/// The error for a directory that is a mount point (of any kind).
+fn mount_point_error() -> io::Error {
+    io::Error::other(
+        "a file system or bind mount is mounted here; refusing to cross a mount boundary",
+    )
+}
+
+/// Mount points strictly below the directory `fd` refers to (from `/proc/self/mountinfo`,
+/// compared with the directory's real path).
+fn mounts_below(fd: &OwnedFd) -> io::Result<Vec<PathBuf>> {
+    use std::os::fd::AsRawFd;
+    let here = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(OsStr::from_bytes(&unescape_mountinfo(p))))
+        .filter(|p| p != &here && p.starts_with(&here))
+        .collect())
+}
+
+/// `/proc/self/mountinfo` writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |a, c| a.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn blocks_bytes(st: &FileStat) -> u64 {
@@ -99,12 +176,15 @@ pub fn disk_usage(path: &Path, links: &HardLinks) -> u64 {
         return 0;
     };
     match openat(nix::fcntl::AT_FDCWD, c.as_c_str(), DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => blocks_bytes(&st) + dir_usage(&fd, st.st_dev, links),
+        Ok(fd) => match mount_id(&fd) {
+            Ok(mnt) => blocks_bytes(&st) + dir_usage(&fd, mnt, links),
+            Err(_) => blocks_bytes(&st),
+        },
         Err(_) => blocks_bytes(&st),
     }
 }
 
-fn dir_usage(fd: &OwnedFd, dev: u64, links: &HardLinks) -> u64 {
+fn dir_usage(fd: &OwnedFd, mnt: u64, links: &HardLinks) -> u64 {
     let Ok(entries) = list(fd) else {
         return 0;
     };
@@ -131,10 +211,10 @@ fn dir_usage(fd: &OwnedFd, dev: u64, links: &HardLinks) -> u64 {
         let Ok(st) = fstat(&child) else {
             return 0;
         };
-        if st.st_dev != dev {
-            return 0; // another file system mounted here: not ours to count
+        if mount_id(&child).ok() != Some(mnt) {
+            return 0; // something is mounted here: not ours to count
         }
-        blocks_bytes(&st) + dir_usage(&child, dev, links)
+        blocks_bytes(&st) + dir_usage(&child, mnt, links)
     };
     total
         + if subdirs.len() > 1 {
@@ -168,9 +248,10 @@ fn errno_io(e: nix::errno::Errno) -> io::Error {
 
 /// Remove the entry `name` of directory `parent`: a symlink is unlinked (its target is
 /// never touched), a directory is removed with everything below it. Nothing below is
-/// followed through a symlink, and a mount point below stops that branch with an error
-/// (`rm --one-file-system`). Removal goes on past a failure so that as much as possible
-/// goes; the first failure is returned.
+/// followed through a symlink. A directory that is a mount point — `name` itself, or one
+/// below it — is refused (mount ids compared with `parent`'s): `name` itself being one
+/// removes nothing at all, one below stops that branch with an error. Removal goes on past
+/// a failure so that as much as possible goes; the first failure is returned.
 pub fn remove_entry(parent: &Path, name: &OsStr) -> Result<(), RemoveError> {
     let at = |error: io::Error| RemoveError {
         path: parent.join(name),
@@ -192,15 +273,27 @@ pub fn remove_entry(parent: &Path, name: &OsStr) -> Result<(), RemoveError> {
             .map_err(|e| at(errno_io(e)));
     }
     let dfd = open_dir_at(&pfd, cname.as_c_str()).map_err(|e| at(errno_io(e)))?;
+    let mnt = mount_id(&pfd).map_err(at)?;
+    if mount_id(&dfd).map_err(at)? != mnt {
+        return Err(at(mount_point_error()));
+    }
+    // Refuse the whole tree, before anything in it is removed, when a mount lies below it
+    // (the per-directory check below still guards against one appearing mid-walk).
+    if let Some(m) = mounts_below(&dfd).map_err(at)?.first() {
+        return Err(at(io::Error::other(format!(
+            "{} is a mount point inside it; refusing to cross a mount boundary",
+            m.display()
+        ))));
+    }
     let here = parent.join(name);
-    let contents = remove_contents(&dfd, &here, st.st_dev);
+    let contents = remove_contents(&dfd, &here, mnt);
     drop(dfd);
     let this =
         unlinkat(&pfd, cname.as_c_str(), UnlinkatFlags::RemoveDir).map_err(|e| at(errno_io(e)));
     contents.and(this)
 }
 
-fn remove_contents(fd: &OwnedFd, path: &Path, dev: u64) -> Result<(), RemoveError> {
+fn remove_contents(fd: &OwnedFd, path: &Path, mnt: u64) -> Result<(), RemoveError> {
     let entries = list(fd).map_err(|e| RemoveError {
         path: path.to_path_buf(),
         error: errno_io(e),
@@ -208,7 +301,7 @@ fn remove_contents(fd: &OwnedFd, path: &Path, dev: u64) -> Result<(), RemoveErro
     let mut first: Option<RemoveError> = None;
     for (name, kind) in entries {
         let child = path.join(OsStr::from_bytes(name.to_bytes()));
-        if let Err(e) = remove_child(fd, &name, kind, &child, dev) {
+        if let Err(e) = remove_child(fd, &name, kind, &child, mnt) {
             first.get_or_insert(e);
         }
     }
@@ -220,7 +313,7 @@ fn remove_child(
     name: &CStr,
     kind: Option<Type>,
     path: &Path,
-    dev: u64,
+    mnt: u64,
 ) -> Result<(), RemoveError> {
     let at = |e: nix::errno::Errno| RemoveError {
         path: path.to_path_buf(),
@@ -245,16 +338,17 @@ fn remove_child(
         }
         Err(e) => return Err(at(e)),
     };
-    let st = fstat(&child).map_err(at)?;
-    if st.st_dev != dev {
+    if mount_id(&child).map_err(|error| RemoveError {
+        path: path.to_path_buf(),
+        error,
+    })? != mnt
+    {
         return Err(RemoveError {
             path: path.to_path_buf(),
-            error: io::Error::other(
-                "another file system is mounted here; refusing to cross into it",
-            ),
+            error: mount_point_error(),
         });
     }
-    let inner = remove_contents(&child, path, dev);
+    let inner = remove_contents(&child, path, mnt);
     drop(child);
     let this = unlinkat(fd, name, UnlinkatFlags::RemoveDir).map_err(at);
     inner.and(this)
@@ -312,6 +406,19 @@ mod tests {
         remove_entry(&t.path().join("root"), OsStr::new("stale")).unwrap();
         assert!(!d.exists());
         assert_eq!(std::fs::read(outside.join("sub/keep")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn mountinfo_escapes_decode_and_mount_ids_match_within_one_mount() {
+        assert_eq!(unescape_mountinfo(r"/a\040b\011c\134d"), b"/a b\tc\\d");
+        assert_eq!(unescape_mountinfo(r"/x\04"), b"/x\\04");
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("d")).unwrap();
+        let a = std::fs::File::open(t.path()).unwrap();
+        let b = std::fs::File::open(t.path().join("d")).unwrap();
+        assert_eq!(mount_id(&a).unwrap(), mount_id(&b).unwrap());
+        let proc_ = std::fs::File::open("/proc").unwrap();
+        assert_ne!(mount_id(&a).unwrap(), mount_id(&proc_).unwrap());
     }
 
     #[test]
