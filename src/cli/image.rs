@@ -200,7 +200,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
         };
         output::print_json(command, code, Some(&data), error.as_ref());
     } else if let Some(e) = error {
-        eprintln!("Error: {}", e.message);
+        output::err_line(format!("Error: {}", e.message));
     }
     code
 }

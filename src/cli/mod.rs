@@ -1,4 +1,7 @@
 //! The headless face: parse arguments, call one core function, print its result.
+//!
+//! Output only through [`output`]'s helpers: `println!` and friends panic on a closed pipe
+//! (the crate denies them outside tests).
 
 pub mod args;
 pub mod cleanup;
@@ -10,7 +13,6 @@ pub mod sandbox;
 pub mod start;
 
 use std::ffi::OsString;
-use std::io::Write;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -66,7 +68,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                 crate::tui::run(cli.readonly)
             } else {
                 // Scripts get the help text, not a dashboard.
-                let _ = writeln!(std::io::stderr(), "{}", Cli::command().render_help());
+                output::err_line(Cli::command().render_help().to_string());
                 2
             }
         }
@@ -127,7 +129,7 @@ fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 
         let command = command.map_or_else(|| command_name(argv), str::to_string);
         output::print_json::<()>(&command, err.exit_code(), None, Some(&err));
     } else {
-        eprint!("{}", rendered.replacen("error: ", "Error: ", 1));
+        output::err_text(rendered.replacen("error: ", "Error: ", 1));
     }
     2
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::args::{CreateArgs, SandboxCommand, StartFlags};
-use super::output::{self, line, warn};
+use super::output::{self, err_line, line, warn};
 use crate::core::error::{Error, Result};
 use crate::core::images::pull::PullEvent;
 use crate::core::images::Os;
@@ -45,18 +45,21 @@ fn progress(json: bool) -> Progress<StartEvent> {
     Progress::new(move |e| match e {
         StartEvent::Warning(w) => warn(w),
         _ if json => {}
-        StartEvent::PhaseStarted(p) => eprintln!("{}...", p.as_str()),
-        StartEvent::PhaseDone(p, d) => eprintln!("{} done in {:.2} s", p.as_str(), d.as_secs_f64()),
+        StartEvent::PhaseStarted(p) => err_line(format!("{}...", p.as_str())),
+        StartEvent::PhaseDone(p, d) => {
+            err_line(format!("{} done in {:.2} s", p.as_str(), d.as_secs_f64()))
+        }
         StartEvent::Pull(PullEvent::Ready { artifact, path }) => {
-            eprintln!("  {} ready: {}", artifact.as_str(), path.display())
+            err_line(format!("  {} ready: {}", artifact.as_str(), path.display()))
         }
         StartEvent::Pull(PullEvent::Retry {
             artifact, reason, ..
-        }) => {
-            eprintln!("  retrying {} download: {reason}", artifact.as_str())
-        }
+        }) => err_line(format!(
+            "  retrying {} download: {reason}",
+            artifact.as_str()
+        )),
         StartEvent::Pull(_) => {}
-        StartEvent::RollingBack(why) => eprintln!("start failed ({why}); rolling back"),
+        StartEvent::RollingBack(why) => err_line(format!("start failed ({why}); rolling back")),
     })
 }
 
@@ -257,7 +260,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                     line(format!("Deleted: {id}"));
                 }
                 for (id, e) in &failed {
-                    eprintln!("Error: {id}: {e}");
+                    err_line(format!("Error: {id}: {e}"));
                 }
             }
             code
