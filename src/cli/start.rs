@@ -15,16 +15,6 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
 use crate::sys::env::Env;
 
-fn secs(v: Option<f64>) -> Result<Option<Duration>> {
-    match v {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(Error::usage(format!(
-            "--boot-timeout must be a positive number of seconds, got {s}"
-        ))),
-    }
-}
-
 fn options(flags: &StartFlags) -> Result<StartOptions> {
     Ok(StartOptions {
         name: flags.name.clone(),
@@ -34,7 +24,7 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
         backend: Some(flags.backend.clone()),
         accel: flags.accel.clone(),
         os: flags.os.as_deref().and_then(Os::parse),
-        boot_timeout: secs(flags.boot_timeout)?,
+        boot_timeout: flags.boot_timeout,
         ..Default::default()
     })
 }
@@ -180,13 +170,12 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Start(a) => {
             let r = (|| {
-                let bt = secs(a.boot_timeout)?;
                 let ctx = Ctx::open(env)?;
                 super::block_on(start::start_existing(
                     &ctx,
                     &a.id,
                     a.accel.as_deref(),
-                    bt,
+                    a.boot_timeout,
                     &progress(a.json),
                 ))?
             })();
@@ -198,8 +187,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Stop(a) => {
             let r = (|| {
                 let ctx = Ctx::open(env)?;
-                let t = Duration::from_secs_f64(a.timeout.max(0.0));
-                super::block_on(lifecycle::stop(&ctx, &a.id, t))?
+                super::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -223,7 +211,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Delete(a) => {
             let (deleted, failed) = match (|| {
                 let ctx = Ctx::open(env)?;
-                let t = Duration::from_secs_f64(a.timeout.max(0.0));
+                let t = a.timeout;
                 super::block_on(async {
                     let mut ok = Vec::new();
                     let mut bad = Vec::new();
