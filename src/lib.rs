@@ -1,3 +1,6 @@
+// Output goes through `cli::output`'s helpers: `println!`/`eprintln!` panic on a closed pipe.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod cli;
 pub mod core;
 pub mod sys;

@@ -1,8 +1,25 @@
 //! Command-line grammar (clap). Handlers live in the sibling modules; nothing here acts.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+/// A flag carrying seconds (`--timeout`): the one duration parser, 0 to 24 h.
+fn seconds(text: &str) -> Result<Duration, String> {
+    crate::core::units::parse_seconds(text, false)
+}
+
+/// `--boot-timeout`: as [`seconds`], but more than 0.
+fn boot_seconds(text: &str) -> Result<Duration, String> {
+    crate::core::units::parse_seconds(text, true)
+}
+
+/// `cleanup --prefix`: checked by [`validate_prefix`](crate::core::cleanup::validate_prefix).
+fn prefix(text: &str) -> Result<String, String> {
+    crate::core::cleanup::validate_prefix(text)?;
+    Ok(text.to_string())
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -102,9 +119,10 @@ pub struct StartFlags {
     /// Guest OS flavour of the preset's image (default: ubuntu).
     #[arg(long, value_parser = ["ubuntu", "alpine"])]
     pub os: Option<String>,
-    /// Seconds to wait for the guest to be ready (default 30 with KVM, 120 under TCG).
-    #[arg(long, value_name = "SECONDS")]
-    pub boot_timeout: Option<f64>,
+    /// Seconds to wait for the guest to be ready (default 30 with KVM, 120 under TCG; at
+    /// most 86400).
+    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    pub boot_timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -264,7 +282,7 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub all: bool,
     /// Auto-VM prefix to clean: only VMs starting with this prefix (or stale) are targeted.
-    #[arg(long, value_name = "PREFIX", default_value = "vm-")]
+    #[arg(long, value_name = "PREFIX", default_value = "vm-", value_parser = prefix)]
     pub prefix: String,
     /// Print targets without deleting.
     #[arg(long)]
@@ -348,9 +366,9 @@ pub struct SandboxStartArgs {
     /// CPU accelerator (default: the one it was created with).
     #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
     pub accel: Option<String>,
-    /// Seconds to wait for the guest to be ready.
-    #[arg(long, value_name = "SECONDS")]
-    pub boot_timeout: Option<f64>,
+    /// Seconds to wait for the guest to be ready (at most 86400).
+    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    pub boot_timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -359,9 +377,9 @@ pub struct SandboxStartArgs {
 #[derive(Debug, Args)]
 pub struct StopArgs {
     pub id: String,
-    /// Seconds to wait for the VM to stop before killing it.
-    #[arg(long, default_value_t = 10.0)]
-    pub timeout: f64,
+    /// Seconds to wait for the VM to stop before killing it (0 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub timeout: Duration,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -371,9 +389,9 @@ pub struct StopArgs {
 pub struct DeleteArgs {
     #[arg(required = true)]
     pub ids: Vec<String>,
-    /// Seconds to wait for each VM to stop before killing it.
-    #[arg(long, default_value_t = 10.0)]
-    pub timeout: f64,
+    /// Seconds to wait for each VM to stop before killing it (0 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub timeout: Duration,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -99,15 +99,16 @@ fn refuse_if_disabled(env: &Env) -> Result<()> {
 
 pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, args.image_dir.as_deref());
-    let layout = Layout::new(&paths.images_root, &image_version(env));
     let p = platform(&args.platform);
     let probe = HostProbe::from_env(env);
     let setup = (|| -> Result<(Manifest, PullOptions)> {
+        let layout = Layout::new(&paths.images_root, &image_version(env)?);
+        let http = HttpConfig::from_env(env)?;
         refuse_if_disabled(env)?;
         let manifest = Manifest::load(env)?;
         let opts = PullOptions {
-            layout: layout.clone(),
-            http: HttpConfig::from_env(env),
+            layout,
+            http,
             release: manifest.release.clone(),
         };
         Ok((manifest, opts))
@@ -200,7 +201,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
         };
         output::print_json(command, code, Some(&data), error.as_ref());
     } else if let Some(e) = error {
-        eprintln!("Error: {}", e.message);
+        output::err_line(format!("Error: {}", e.message));
     }
     code
 }
@@ -361,7 +362,10 @@ struct ListData<'a> {
 
 pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, args.image_dir.as_deref());
-    let version = image_version(env);
+    let version = match image_version(env) {
+        Ok(v) => v,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
     let entries = match catalog::list(&paths.images_root, &version, &paths.existing_state_dbs()) {
         Ok(e) => e,
         Err(e) => return output::fail(command, args.json, &e),
@@ -455,7 +459,10 @@ struct RmFailure<'a> {
 
 pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, args.image_dir.as_deref());
-    let version = image_version(env);
+    let version = match image_version(env) {
+        Ok(v) => v,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
     let r = match catalog::remove(
         &paths.images_root,
         &version,
@@ -544,7 +551,10 @@ struct FileData<'a> {
 
 pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, args.image_dir.as_deref());
-    let version = image_version(env);
+    let version = match image_version(env) {
+        Ok(v) => v,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
     let layout = Layout::new(&paths.images_root, &version);
     let p = platform(&args.platform);
     let r = Manifest::load(env).and_then(|m| {

@@ -1,4 +1,7 @@
 //! The headless face: parse arguments, call one core function, print its result.
+//!
+//! Output only through [`output`]'s helpers: `println!` and friends panic on a closed pipe
+//! (the crate denies them outside tests).
 
 pub mod args;
 pub mod cleanup;
@@ -10,7 +13,6 @@ pub mod sandbox;
 pub mod start;
 
 use std::ffi::OsString;
-use std::io::Write;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -31,8 +33,13 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Err(e) => return usage_error(&argv, e, None),
     };
     if cli.version {
-        output::line(version_line(&env));
-        return 0;
+        return match version_line(&env) {
+            Ok(l) => {
+                output::line(l);
+                0
+            }
+            Err(e) => output::fail("smolvm", false, &e),
+        };
     }
     match cli.command {
         Some(Command::Prune(a)) => prune::run("prune", &a, &env),
@@ -66,7 +73,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                 crate::tui::run(cli.readonly)
             } else {
                 // Scripts get the help text, not a dashboard.
-                let _ = writeln!(std::io::stderr(), "{}", Cli::command().render_help());
+                output::err_line(Cli::command().render_help().to_string());
                 2
             }
         }
@@ -117,17 +124,18 @@ fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 
     let rendered = e.render().to_string();
     let json = argv.iter().skip(1).any(|a| a == "--json");
     if json {
-        let message = rendered
-            .lines()
-            .next()
-            .unwrap_or("invalid arguments")
-            .trim_start_matches("error: ")
-            .to_string();
+        // The first paragraph: clap's one-line message, unless a value quoted in it holds a
+        // newline of its own (`--prefix $'vm-\n'`).
+        let first = rendered.split("\n\n").next().unwrap_or_default().trim();
+        let message = match first.trim_start_matches("error: ") {
+            "" => "invalid arguments".to_string(),
+            m => m.to_string(),
+        };
         let err = Error::usage(message);
         let command = command.map_or_else(|| command_name(argv), str::to_string);
         output::print_json::<()>(&command, err.exit_code(), None, Some(&err));
     } else {
-        eprint!("{}", rendered.replacen("error: ", "Error: ", 1));
+        output::err_text(rendered.replacen("error: ", "Error: ", 1));
     }
     2
 }

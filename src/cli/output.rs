@@ -1,6 +1,13 @@
 //! Output conventions shared by every headless command: human text on stdout, errors on
 //! stderr as `Error: <message>`, and with `--json` exactly one JSON document on stdout in
 //! SmolVM's envelope, indented by 2, for success and failure alike.
+//!
+//! Everything the binaries print goes through the helpers here ([`line`], [`err_line`],
+//! [`err_text`], [`print_json`]), never `println!`/`eprintln!`: those panic when the
+//! stream is a closed pipe (Rust ignores SIGPIPE, so a write fails with EPIPE). These
+//! ignore write errors, so `smolvm … | head -c0` or a closed stderr ends quietly with the
+//! exit code the command would have had. SIGPIPE stays ignored: a peer closing one of our
+//! sockets must not kill the process.
 
 use std::io::Write;
 
@@ -53,9 +60,7 @@ pub fn print_json<T: Serialize>(
             serde_json::Value::from(e.to_string())
         )
     });
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
+    write_ignoring_errors(&mut std::io::stdout().lock(), &format!("{text}\n"));
 }
 
 /// Report a failure the way the command was asked to: as an envelope with `--json`, else
@@ -64,22 +69,40 @@ pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
     if json {
         print_json::<()>(command, err.exit_code(), None, Some(err));
     } else {
-        eprintln!("Error: {}", err.message);
+        err_line(format!("Error: {}", err.message));
         if let Some(r) = &err.recovery {
-            eprintln!("{r}");
+            err_line(r);
         }
     }
     err.exit_code()
 }
 
+/// Write and flush, ignoring every error (a closed pipe above all): output is best effort,
+/// the work and the exit code do not depend on anyone reading it.
+fn write_ignoring_errors(w: &mut impl Write, text: &str) {
+    let _ = w.write_all(text.as_bytes());
+    let _ = w.flush();
+}
+
 /// Print one human line to stdout now (progress lines must not wait in a buffer).
 pub fn line(text: impl AsRef<str>) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", text.as_ref());
-    let _ = out.flush();
+    write_ignoring_errors(
+        &mut std::io::stdout().lock(),
+        &format!("{}\n", text.as_ref()),
+    );
+}
+
+/// One line on stderr (errors, progress of `start`).
+pub fn err_line(text: impl AsRef<str>) {
+    err_text(format!("{}\n", text.as_ref()));
+}
+
+/// Text on stderr as is (no newline added).
+pub fn err_text(text: impl AsRef<str>) {
+    write_ignoring_errors(&mut std::io::stderr().lock(), text.as_ref());
 }
 
 /// A warning on stderr.
 pub fn warn(text: impl AsRef<str>) {
-    eprintln!("Warning: {}", text.as_ref());
+    err_line(format!("Warning: {}", text.as_ref()));
 }

@@ -51,7 +51,11 @@ struct FailedPath<'a> {
 pub fn run(command: &str, args: &PruneArgs, env: &Env) -> i32 {
     let flag = args.image_dir.as_deref().or(args.cache_dir.as_deref());
     let paths = Paths::resolve(env, flag);
-    let opts = PruneOptions::new(&paths, image_version(env), args.dry_run);
+    let version = match image_version(env) {
+        Ok(v) => v,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let opts = PruneOptions::new(&paths, version, args.dry_run);
     let home = paths.home.clone();
 
     let progress = if args.json {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::args::{CreateArgs, SandboxCommand, StartFlags};
-use super::output::{self, line, warn};
+use super::output::{self, err_line, line, warn};
 use crate::core::error::{Error, Result};
 use crate::core::images::pull::PullEvent;
 use crate::core::images::Os;
@@ -14,16 +14,6 @@ use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
 use crate::sys::env::Env;
-
-fn secs(v: Option<f64>) -> Result<Option<Duration>> {
-    match v {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(Error::usage(format!(
-            "--boot-timeout must be a positive number of seconds, got {s}"
-        ))),
-    }
-}
 
 fn options(flags: &StartFlags) -> Result<StartOptions> {
     Ok(StartOptions {
@@ -34,7 +24,7 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
         backend: Some(flags.backend.clone()),
         accel: flags.accel.clone(),
         os: flags.os.as_deref().and_then(Os::parse),
-        boot_timeout: secs(flags.boot_timeout)?,
+        boot_timeout: flags.boot_timeout,
         ..Default::default()
     })
 }
@@ -45,18 +35,21 @@ fn progress(json: bool) -> Progress<StartEvent> {
     Progress::new(move |e| match e {
         StartEvent::Warning(w) => warn(w),
         _ if json => {}
-        StartEvent::PhaseStarted(p) => eprintln!("{}...", p.as_str()),
-        StartEvent::PhaseDone(p, d) => eprintln!("{} done in {:.2} s", p.as_str(), d.as_secs_f64()),
+        StartEvent::PhaseStarted(p) => err_line(format!("{}...", p.as_str())),
+        StartEvent::PhaseDone(p, d) => {
+            err_line(format!("{} done in {:.2} s", p.as_str(), d.as_secs_f64()))
+        }
         StartEvent::Pull(PullEvent::Ready { artifact, path }) => {
-            eprintln!("  {} ready: {}", artifact.as_str(), path.display())
+            err_line(format!("  {} ready: {}", artifact.as_str(), path.display()))
         }
         StartEvent::Pull(PullEvent::Retry {
             artifact, reason, ..
-        }) => {
-            eprintln!("  retrying {} download: {reason}", artifact.as_str())
-        }
+        }) => err_line(format!(
+            "  retrying {} download: {reason}",
+            artifact.as_str()
+        )),
         StartEvent::Pull(_) => {}
-        StartEvent::RollingBack(why) => eprintln!("start failed ({why}); rolling back"),
+        StartEvent::RollingBack(why) => err_line(format!("start failed ({why}); rolling back")),
     })
 }
 
@@ -177,13 +170,12 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Start(a) => {
             let r = (|| {
-                let bt = secs(a.boot_timeout)?;
                 let ctx = Ctx::open(env)?;
                 super::block_on(start::start_existing(
                     &ctx,
                     &a.id,
                     a.accel.as_deref(),
-                    bt,
+                    a.boot_timeout,
                     &progress(a.json),
                 ))?
             })();
@@ -195,8 +187,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Stop(a) => {
             let r = (|| {
                 let ctx = Ctx::open(env)?;
-                let t = Duration::from_secs_f64(a.timeout.max(0.0));
-                super::block_on(lifecycle::stop(&ctx, &a.id, t))?
+                super::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -220,7 +211,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Delete(a) => {
             let (deleted, failed) = match (|| {
                 let ctx = Ctx::open(env)?;
-                let t = Duration::from_secs_f64(a.timeout.max(0.0));
+                let t = a.timeout;
                 super::block_on(async {
                     let mut ok = Vec::new();
                     let mut bad = Vec::new();
@@ -257,7 +248,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                     line(format!("Deleted: {id}"));
                 }
                 for (id, e) in &failed {
-                    eprintln!("Error: {id}: {e}");
+                    err_line(format!("Error: {id}: {e}"));
                 }
             }
             code

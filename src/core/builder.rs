@@ -754,8 +754,8 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
         .with_recovery(recovery));
     };
     let opts = pull::PullOptions {
-        layout: Layout::new(images_root, &crate::core::version::image_version(env)),
-        http: crate::sys::http::HttpConfig::from_env(env),
+        layout: Layout::new(images_root, &crate::core::version::image_version(env)?),
+        http: crate::sys::http::HttpConfig::from_env(env)?,
         release: manifest.release.clone(),
     };
     pull::pull_kernel(&opts, image, &Progress::none()).map_err(|e| {

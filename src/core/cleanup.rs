@@ -43,6 +43,25 @@ pub const DEFAULT_PREFIX: &str = "vm-";
 pub const DEFAULT_PARALLEL: usize = 8;
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A cleanup prefix is never empty (it would match every VM, which is `--all`'s job) and
+/// never holds whitespace or control characters (no VM id does). The error is the reason.
+pub fn validate_prefix(prefix: &str) -> std::result::Result<(), String> {
+    if prefix.is_empty() {
+        return Err(
+            "the prefix must not be empty (it would match every VM); use --all to target every VM"
+                .into(),
+        );
+    }
+    if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "the prefix must not contain whitespace or control characters; use --all to \
+                    target every VM"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// What to clean and how.
 #[derive(Debug, Clone)]
 pub struct CleanupOptions {
@@ -71,19 +90,12 @@ impl CleanupOptions {
         prefix: Option<String>,
         dry_run: bool,
     ) -> Result<Self> {
-        let secs = |key: &str, default: Duration| -> Result<Duration> {
-            match env.get_str(key) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| {
-                        Error::usage(format!("{key} must be a number of seconds, got '{v}'"))
-                    }),
-            }
-        };
+        // Validated before anything else is looked at (durations: the one parser, 0 to 24 h).
+        let stop_timeout = env.seconds("SMOLVM_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, false)?;
+        let busy_timeout = env.seconds("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT, false)?;
+        if let (false, Some(p)) = (all, &prefix) {
+            validate_prefix(p).map_err(|why| Error::usage(format!("--prefix: {why}")))?;
+        }
         let data_dir = if dry_run {
             let candidates = paths.data_dir_candidates();
             candidates
@@ -111,9 +123,9 @@ impl CleanupOptions {
             dry_run,
             data_dir,
             socket_dir: paths.socket_dir.clone(),
-            stop_timeout: secs("SMOLVM_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?,
+            stop_timeout,
             parallel,
-            busy_timeout: secs("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT)?,
+            busy_timeout,
             only: None,
         })
     }

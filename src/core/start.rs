@@ -348,12 +348,12 @@ fn resolve_image(
         let manifest = Manifest::load(&ctx.env)?;
         let probe = HostProbe::from_env(&ctx.env);
         let target = Target::resolve(preset, None, Some(vmm), opts.os, &probe)?;
-        let layout = Layout::new(&ctx.paths.images_root, &image_version(&ctx.env));
+        let layout = Layout::new(&ctx.paths.images_root, &image_version(&ctx.env)?);
         return match images::boot_source(&ctx.env, &ctx.paths.images_root, &manifest, &target)? {
             BootSource::Published(img) => {
                 let popts = PullOptions {
                     layout,
-                    http: HttpConfig::from_env(&ctx.env),
+                    http: HttpConfig::from_env(&ctx.env)?,
                     release: manifest.release.clone(),
                 };
                 // The pull reports on a channel; forward each event as it comes.

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The variables smolvm reads, and the effective user id.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +57,23 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// A variable carrying seconds, through the one duration parser
+    /// ([`parse_seconds`](crate::core::units::parse_seconds)): `default` when unset or
+    /// empty, else a usage error naming the variable and the accepted range.
+    pub fn seconds(
+        &self,
+        key: &str,
+        default: Duration,
+        positive: bool,
+    ) -> Result<Duration, crate::core::Error> {
+        let Some(raw) = self.get(key) else {
+            return Ok(default);
+        };
+        let text = raw.to_string_lossy();
+        crate::core::units::parse_seconds(&text, positive)
+            .map_err(|why| crate::core::Error::usage(format!("{key} {why}, got '{text}'")))
+    }
+
     pub fn euid(&self) -> u32 {
         self.euid
     }
@@ -90,5 +108,30 @@ impl Env {
             .ok()
             .flatten()
             .map(|u| u.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_variables_default_parse_or_name_themselves() {
+        let d = Duration::from_secs(7);
+        let e = Env::from_vars([("A", "2.5"), ("B", ""), ("C", "1e20"), ("D", "0")], 1000);
+        assert_eq!(
+            e.seconds("A", d, false).unwrap(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(e.seconds("B", d, false).unwrap(), d);
+        assert_eq!(e.seconds("UNSET", d, true).unwrap(), d);
+        let err = e.seconds("C", d, false).unwrap_err();
+        assert_eq!(err.code, crate::core::ErrorCode::Usage);
+        assert_eq!(
+            err.message,
+            "C must be a number of seconds from 0 to 86400 (24 h), got '1e20'"
+        );
+        assert_eq!(e.seconds("D", d, false).unwrap(), Duration::ZERO);
+        assert!(e.seconds("D", d, true).is_err());
     }
 }

@@ -58,18 +58,15 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    pub fn from_env(env: &Env) -> Self {
+    /// From the environment; `SMOLVM_HTTP_TIMEOUT_SECS` goes through the one duration
+    /// parser (more than 0, at most 24 h): anything else is a usage error naming it.
+    pub fn from_env(env: &Env) -> Result<Self, crate::core::Error> {
         let num = |k: &str| env.get_str(k).and_then(|v| v.parse::<u64>().ok());
-        HttpConfig {
-            timeout: env
-                .get_str("SMOLVM_HTTP_TIMEOUT_SECS")
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| *v > 0.0)
-                .and_then(|v| Duration::try_from_secs_f64(v).ok())
-                .unwrap_or(Duration::from_secs(30)),
+        Ok(HttpConfig {
+            timeout: env.seconds("SMOLVM_HTTP_TIMEOUT_SECS", Duration::from_secs(30), true)?,
             retries: num("SMOLVM_HTTP_RETRIES").unwrap_or(4) as u32,
             backoff: Duration::from_millis(num("SMOLVM_HTTP_BACKOFF_MS").unwrap_or(500)),
-        }
+        })
     }
 }
 
@@ -319,7 +316,7 @@ mod tests {
 
     #[test]
     fn config_from_env_with_defaults() {
-        let c = HttpConfig::from_env(&Env::default());
+        let c = HttpConfig::from_env(&Env::default()).unwrap();
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!(c.retries, 4);
         let e = Env::from_vars(
@@ -330,9 +327,17 @@ mod tests {
             ],
             1000,
         );
-        let c = HttpConfig::from_env(&e);
+        let c = HttpConfig::from_env(&e).unwrap();
         assert_eq!(c.timeout, Duration::from_millis(500));
         assert_eq!(c.retries, 1);
         assert_eq!(c.backoff, Duration::from_millis(10));
+        for bad in ["1e20", "inf", "0", "-1"] {
+            let e = Env::from_vars([("SMOLVM_HTTP_TIMEOUT_SECS", bad)], 1000);
+            let err = HttpConfig::from_env(&e).unwrap_err();
+            assert!(
+                err.message.starts_with("SMOLVM_HTTP_TIMEOUT_SECS must be"),
+                "{err}"
+            );
+        }
     }
 }

@@ -135,7 +135,21 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
 }
 
 fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
-    let version = image_version(env);
+    let version = match image_version(env) {
+        Ok(v) => v,
+        Err(e) => {
+            // A bad SMOLVM_IMAGE_VERSION: say so, and list no images rather than guess.
+            errors.push(e.message);
+            return Slow {
+                doctor: crate::core::doctor::run(env, &crate::core::progress::Progress::none()),
+                host: host::probe(env),
+                images: Vec::new(),
+                smolvm_bytes: disk_usage(&paths.home.join(".smolvm"), &HardLinks::default()),
+                reclaimable_bytes: 0,
+                current_version: String::new(),
+            };
+        }
+    };
     let dbs = paths.existing_state_dbs();
     let mut images: Vec<ImageRow> = catalog::list(&paths.images_root, &version, &dbs)
         .unwrap_or_else(|e| {

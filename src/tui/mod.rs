@@ -58,8 +58,8 @@ fn restore_terminal() {
 /// Run the dashboard until the user quits; returns the exit code.
 pub fn run(readonly: bool) -> i32 {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!(
-            "Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)"
+        crate::cli::output::err_line(
+            "Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)",
         );
         return 2;
     }
@@ -72,7 +72,7 @@ pub fn run(readonly: bool) -> i32 {
     let result = match crate::cli::block_on(event_loop(env, readonly)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("Error: {e}");
+            crate::cli::output::err_line(format!("Error: {e}"));
             return 1;
         }
     };
@@ -80,7 +80,7 @@ pub fn run(readonly: bool) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("Error: {e}");
+            crate::cli::output::err_line(format!("Error: {e}"));
             1
         }
     }

@@ -265,16 +265,14 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
     lines
 }
 
-fn prune_opts(env: &Env, dry_run: bool) -> (PruneOptions, PathBuf) {
+fn prune_opts(env: &Env, dry_run: bool) -> Result<(PruneOptions, PathBuf), String> {
     let paths = Paths::resolve(env, None);
-    (
-        PruneOptions::new(&paths, image_version(env), dry_run),
-        paths.home,
-    )
+    let version = image_version(env).map_err(|e| e.message)?;
+    Ok((PruneOptions::new(&paths, version, dry_run), paths.home))
 }
 
 fn prune_preview(env: &Env) -> Result<PrunePreview, String> {
-    let (opts, home) = prune_opts(env, true);
+    let (opts, home) = prune_opts(env, true)?;
     let plan = prune::plan(&opts).map_err(|e| e.message)?;
     let shown = |p: &Path, link: bool| {
         let s = display_path(p, &home);
@@ -301,7 +299,10 @@ fn prune_preview(env: &Env) -> Result<PrunePreview, String> {
 
 fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<AtomicBool>) {
     let t0 = Instant::now();
-    let (opts, home) = prune_opts(env, false);
+    let (opts, home) = match prune_opts(env, false) {
+        Ok(x) => x,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
     send(tx, task, TaskUpdate::Phase("scanning".into()));
     let ptx = tx.clone();
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -204,7 +204,7 @@ impl Manifest {
             let url = Url::parse(spec)
                 .map_err(|e| Error::runtime(format!("SMOLVM_MANIFEST {spec}: {e}")))?;
             let http =
-                Http::new(HttpConfig::from_env(env)).map_err(|e| Error::runtime(e.to_string()))?;
+                Http::new(HttpConfig::from_env(env)?).map_err(|e| Error::runtime(e.to_string()))?;
             let bytes = http.get_bytes(&url).map_err(|e| {
                 Error::runtime(format!("cannot fetch manifest {url}: {e}"))
                     .with_recovery("Check SMOLVM_MANIFEST and the network, then retry.")

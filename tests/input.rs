@@ -1,0 +1,609 @@
+//! Hostile input from flags and environment variables: a clear usage error (exit 2, JSON
+//! code `usage_error`), nothing touched, and never a panic — and output to a closed pipe
+//! ends quietly. Every test runs the real binaries in an isolated [`Home`].
+
+mod support;
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Command as StdCommand, Output, Stdio};
+
+use support::{json, stderr, stdout, Home};
+
+/// Fails with the whole output when the binary panicked.
+fn assert_no_panic(out: &Output, what: &str) {
+    let err = stderr(out);
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what}: panicked\n{err}"
+    );
+    assert_ne!(out.status.code(), Some(101), "{what}: exit 101\n{err}");
+}
+
+/// Exit 2, no panic, `Error: ...` naming `name` on stderr, nothing on stdout.
+fn assert_usage(out: &Output, name: &str, what: &str) {
+    assert_no_panic(out, what);
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: exit code\nstdout: {}\nstderr: {err}",
+        stdout(out)
+    );
+    assert!(err.contains("Error:"), "{what}: no Error: line\n{err}");
+    assert!(
+        err.contains(name),
+        "{what}: message does not name {name}\n{err}"
+    );
+    assert!(stdout(out).is_empty(), "{what}: stdout\n{}", stdout(out));
+}
+
+/// One JSON envelope: `ok: false`, exit 2, code `usage_error`, a message naming `name`.
+fn assert_usage_json(out: &Output, name: &str, command: &str, what: &str) {
+    assert_no_panic(out, what);
+    assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(out));
+    let v = json(out);
+    assert_eq!(v["ok"], false, "{what}: {v}");
+    assert_eq!(v["exit_code"], 2, "{what}: {v}");
+    assert_eq!(v["command"], command, "{what}: {v}");
+    assert_eq!(v["error"]["code"], "usage_error", "{what}: {v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(name),
+        "{what}: message does not name {name}: {v}"
+    );
+}
+
+/// Every entry under `dir`, sorted, as relative paths (a "nothing touched" check).
+fn tree(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            v.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------- SMOLVM_IMAGE_VERSION
+
+const BAD_VERSIONS: &[&str] = &[
+    "../x",
+    "..",
+    ".",
+    "/etc",
+    "/tmp/elsewhere",
+    "0.0.1/../../x",
+    "a/b",
+    "0.0.1 x",
+    "-rf",
+    ".hidden",
+    "0.0.1\u{7f}",
+    "0.0.\u{e9}",
+];
+
+fn long_version() -> String {
+    "1".repeat(200)
+}
+
+#[test]
+fn bad_image_version_is_a_usage_error_for_prune_and_nothing_is_removed() {
+    let h = Home::new();
+    h.cache("0.0.12", 4096);
+    h.cache("0.0.13", 4096);
+    // What `../x` would name relative to a version dir, and a sibling of the root.
+    std::fs::create_dir_all(h.home.join(".smolvm/x")).unwrap();
+    let before = tree(&h.home);
+    let long = long_version();
+    for v in BAD_VERSIONS.iter().copied().chain([long.as_str()]) {
+        for cmd in [&["prune"][..], &["prune", "--dry-run"], &["image", "prune"]] {
+            let out = h
+                .smolvm()
+                .env("SMOLVM_IMAGE_VERSION", v)
+                .args(cmd)
+                .output()
+                .unwrap();
+            assert_usage(&out, "SMOLVM_IMAGE_VERSION", &format!("{cmd:?} with {v:?}"));
+            let out = h
+                .smolvm()
+                .env("SMOLVM_IMAGE_VERSION", v)
+                .args(cmd)
+                .arg("--json")
+                .output()
+                .unwrap();
+            let name = if cmd[0] == "image" {
+                "image.prune"
+            } else {
+                "prune"
+            };
+            assert_usage_json(
+                &out,
+                "SMOLVM_IMAGE_VERSION",
+                name,
+                &format!("{cmd:?} --json with {v:?}"),
+            );
+        }
+    }
+    assert_eq!(tree(&h.home), before, "prune touched something");
+}
+
+#[test]
+fn bad_image_version_is_a_usage_error_for_image_ls_and_pull() {
+    let h = Home::new();
+    h.cache("0.0.14/codex-amd64-qemu", 4096);
+    let before = tree(h.tmp.path());
+    for v in ["../x", "/tmp", "..", "a/b", &long_version()] {
+        for cmd in [
+            &["image", "ls"][..],
+            &["images"],
+            &["image", "pull", "codex", "--vmm", "qemu", "--arch", "amd64"],
+            &[
+                "image", "inspect", "codex", "--vmm", "qemu", "--arch", "amd64",
+            ],
+            &["image", "rm", "codex"],
+        ] {
+            let run = |json: bool| {
+                let mut c = h.smolvm();
+                c.env("SMOLVM_IMAGE_VERSION", v)
+                    // Never the network: a manifest that does not exist.
+                    .env("SMOLVM_MANIFEST", h.tmp.path().join("no-manifest.json"))
+                    .env("SMOLVM_HTTP_RETRIES", "0")
+                    .args(cmd);
+                if json {
+                    c.arg("--json");
+                }
+                c.output().unwrap()
+            };
+            assert_usage(
+                &run(false),
+                "SMOLVM_IMAGE_VERSION",
+                &format!("{cmd:?} with {v:?}"),
+            );
+            let command = match cmd {
+                ["images"] | ["image", "ls"] => "image.list".to_string(),
+                [a, b, ..] => format!("{a}.{b}"),
+                _ => unreachable!(),
+            };
+            assert_usage_json(
+                &run(true),
+                "SMOLVM_IMAGE_VERSION",
+                &command,
+                &format!("{cmd:?} --json with {v:?}"),
+            );
+        }
+    }
+    assert_eq!(tree(h.tmp.path()), before);
+}
+
+#[test]
+fn bad_image_version_is_a_usage_error_for_version_flag() {
+    let h = Home::new();
+    let out = h
+        .smolvm()
+        .env("SMOLVM_IMAGE_VERSION", "../x")
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_usage(&out, "SMOLVM_IMAGE_VERSION", "--version");
+}
+
+#[test]
+fn version_like_image_versions_are_accepted() {
+    let h = Home::new();
+    for v in [
+        "0.0.14",
+        "0.0.24.post3",
+        "1.2.3-rc.1+build_5",
+        "v2",
+        "0.1.0a1",
+    ] {
+        let out = h
+            .smolvm()
+            .env("SMOLVM_IMAGE_VERSION", v)
+            .args(["image", "ls", "--json"])
+            .output()
+            .unwrap();
+        assert_no_panic(&out, v);
+        assert_eq!(out.status.code(), Some(0), "{v}: {}", stderr(&out));
+        assert_eq!(json(&out)["data"]["current_version"], v);
+    }
+    // Unset or empty means this build's version (SmolVM tests the variable for truth).
+    for v in [None, Some("")] {
+        let mut c = h.smolvm();
+        c.env_remove("SMOLVM_IMAGE_VERSION");
+        if let Some(v) = v {
+            c.env("SMOLVM_IMAGE_VERSION", v);
+        }
+        let out = c.args(["image", "ls", "--json"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{v:?}: {}", stderr(&out));
+        assert_eq!(
+            json(&out)["data"]["current_version"],
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+}
+
+// ------------------------------------------------------------------------ durations
+
+/// Values no duration flag or variable may take.
+const BAD_SECONDS: &[&str] = &[
+    "1e20",
+    "inf",
+    "-inf",
+    "infinity",
+    "nan",
+    "NaN",
+    "-1",
+    "-0",
+    "-0.0",
+    "86401",
+    "1e5",
+    "99999999999999999999999",
+    "18446744073709551616",
+    "abc",
+    "",
+    "1s",
+    "0x10",
+];
+
+#[test]
+fn out_of_range_timeouts_on_stop_and_delete_are_usage_errors() {
+    let h = Home::new();
+    for cmd in ["stop", "delete"] {
+        for v in BAD_SECONDS {
+            let flag = format!("--timeout={v}");
+            let out = h
+                .smolvm()
+                .args(["sandbox", cmd, "vm-x", &flag])
+                .output()
+                .unwrap();
+            assert_usage(&out, "--timeout", &format!("sandbox {cmd} {flag}"));
+            assert!(
+                stderr(&out).contains("86400"),
+                "the limit is not said: {}",
+                stderr(&out)
+            );
+            let out = h
+                .smolvm()
+                .args(["sandbox", cmd, "vm-x", &flag, "--json"])
+                .output()
+                .unwrap();
+            assert_usage_json(
+                &out,
+                "--timeout",
+                &format!("sandbox.{cmd}"),
+                &format!("sandbox {cmd} {flag} --json"),
+            );
+        }
+        // The space-separated form of the reported panics.
+        for v in ["1e20", "inf", "nan"] {
+            let out = h
+                .smolvm()
+                .args(["sandbox", cmd, "vm-x", "--timeout", v])
+                .output()
+                .unwrap();
+            assert_usage(&out, "--timeout", &format!("sandbox {cmd} --timeout {v}"));
+        }
+    }
+}
+
+#[test]
+fn in_range_timeouts_are_accepted() {
+    let h = Home::new();
+    for cmd in ["stop", "delete"] {
+        for v in ["0", "0.0", "2.5", "10", "86400", "+3", "1e3"] {
+            let out = h
+                .smolvm()
+                .args(["sandbox", cmd, "vm-nope", "--timeout", v])
+                .output()
+                .unwrap();
+            assert_no_panic(&out, v);
+            // Past the parser: the sandbox does not exist.
+            assert_eq!(out.status.code(), Some(1), "{cmd} {v}: {}", stderr(&out));
+            assert!(stderr(&out).contains("vm-nope"), "{}", stderr(&out));
+        }
+    }
+}
+
+#[test]
+fn out_of_range_boot_timeouts_are_usage_errors() {
+    let h = Home::new();
+    let bad: Vec<&str> = BAD_SECONDS.iter().copied().chain(["0", "0.0"]).collect();
+    for v in bad {
+        let flag = format!("--boot-timeout={v}");
+        for cmd in [
+            vec!["sandbox", "start", "vm-x", &flag],
+            vec!["codex", "start", &flag],
+            vec!["sandbox", "create", "--preset", "codex", &flag],
+        ] {
+            let out = h.smolvm().args(&cmd).output().unwrap();
+            assert_usage(&out, "--boot-timeout", &format!("{cmd:?}"));
+            let out = h.smolvm().args(&cmd).arg("--json").output().unwrap();
+            let command = if cmd[0] == "codex" {
+                "codex.start".to_string()
+            } else {
+                format!("sandbox.{}", cmd[1])
+            };
+            assert_usage_json(&out, "--boot-timeout", &command, &format!("{cmd:?} --json"));
+        }
+    }
+    // Nothing was made: no state, no images, no disks.
+    assert!(!h.data.join("disks").exists());
+    assert_eq!(tree(&h.images()), Vec::<String>::new());
+}
+
+#[test]
+fn out_of_range_duration_variables_are_usage_errors() {
+    let h = Home::new();
+    for var in ["SMOLVM_STOP_TIMEOUT", "SMOLVM_DB_BUSY_TIMEOUT"] {
+        for v in BAD_SECONDS.iter().filter(|v| !v.is_empty()) {
+            for (bin, args) in [
+                ("smolvm", &["cleanup", "--dry-run"][..]),
+                ("smolvm", &["cleanup", "--force"]),
+                ("smolvm-cleanup", &["--dry-run"]),
+            ] {
+                let run = |json: bool| {
+                    let mut c = assert_cmd::Command::cargo_bin(bin).unwrap();
+                    h.apply_env(&mut c);
+                    c.env(var, v).args(args);
+                    if json {
+                        c.arg("--json");
+                    }
+                    c.output().unwrap()
+                };
+                let what = format!("{var}={v} {bin} {args:?}");
+                let out = run(false);
+                assert_usage(&out, var, &what);
+                assert!(stderr(&out).contains("86400"), "{what}: {}", stderr(&out));
+                assert_usage_json(&run(true), var, "cleanup", &what);
+            }
+        }
+    }
+    // A dry run and a refused run create nothing.
+    assert!(!h.data.join("smolvm.db").exists());
+}
+
+#[test]
+fn http_timeout_variable_uses_the_same_limits() {
+    let h = Home::new();
+    for v in ["1e20", "inf", "nan", "-1", "0", "86401"] {
+        let out = h
+            .smolvm()
+            .env("SMOLVM_HTTP_TIMEOUT_SECS", v)
+            .env("SMOLVM_MANIFEST", h.tmp.path().join("no-manifest.json"))
+            .args(["image", "pull", "codex", "--vmm", "qemu", "--arch", "amd64"])
+            .output()
+            .unwrap();
+        assert_usage(&out, "SMOLVM_HTTP_TIMEOUT_SECS", v);
+    }
+}
+
+// ------------------------------------------------------------------------ --prefix
+
+#[test]
+fn empty_or_blank_cleanup_prefix_is_a_usage_error() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    let disk = h.tmp.path().join("rootfs.ext4");
+    std::fs::write(&disk, b"x").unwrap();
+    support::smolvm_db_with_vm(
+        &h.data.join("smolvm.db"),
+        "keep-me",
+        "stopped",
+        &disk,
+        &disk,
+    );
+    let db_before = std::fs::read(h.data.join("smolvm.db")).unwrap();
+    for p in ["", " ", "vm -", "\t", "vm-\n", "vm-\u{1}"] {
+        for bin in ["smolvm", "smolvm-cleanup"] {
+            let run = |extra: &[&str]| {
+                let mut c = assert_cmd::Command::cargo_bin(bin).unwrap();
+                h.apply_env(&mut c);
+                if bin == "smolvm" {
+                    c.arg("cleanup");
+                }
+                c.arg(format!("--prefix={p}")).args(extra);
+                c.output().unwrap()
+            };
+            let what = format!("{bin} --prefix={p:?}");
+            for extra in [&["--dry-run"][..], &[]] {
+                let out = run(extra);
+                assert_usage(&out, "--prefix", &what);
+                assert!(stderr(&out).contains("--all"), "{what}: {}", stderr(&out));
+            }
+            for extra in [&["--dry-run", "--json"][..], &["--force", "--json"]] {
+                assert_usage_json(&run(extra), "--prefix", "cleanup", &what);
+            }
+            // Space-separated form too.
+            let mut c = assert_cmd::Command::cargo_bin(bin).unwrap();
+            h.apply_env(&mut c);
+            if bin == "smolvm" {
+                c.arg("cleanup");
+            }
+            let out = c.args(["--prefix", p, "--dry-run"]).output().unwrap();
+            assert_usage(&out, "--prefix", &what);
+        }
+    }
+    assert_eq!(std::fs::read(h.data.join("smolvm.db")).unwrap(), db_before);
+}
+
+// ------------------------------------------------------------------------ closed pipes
+
+/// A pipe whose read end is already closed: writing to it fails with EPIPE.
+fn closed_pipe() -> OwnedFd {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    w
+}
+
+fn smolvm_std(h: &Home, bin: &str) -> StdCommand {
+    let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin(bin));
+    c.env_clear().envs(h.env_vars());
+    c
+}
+
+/// Run with stderr on a closed pipe (stdout captured); returns the exit code.
+fn with_closed_stderr(mut c: StdCommand) -> (Option<i32>, String) {
+    let out = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(closed_pipe()))
+        .output()
+        .unwrap();
+    (out.status.code(), stdout(&out))
+}
+
+/// Run with stdout on a closed pipe (stderr captured).
+fn with_closed_stdout(mut c: StdCommand) -> Output {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::from(closed_pipe()))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn errors_to_a_closed_stderr_do_not_panic() {
+    let h = Home::new();
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, i32);
+    let cases: Vec<Case> = vec![
+        ("smolvm", vec!["sandbox", "info", "vm-nope"], vec![], 1),
+        ("smolvm", vec!["sandbox", "stop", "vm-nope"], vec![], 1),
+        ("smolvm", vec!["sandbox", "delete", "vm-nope"], vec![], 1),
+        ("smolvm", vec!["sandbox", "logs", "vm-nope"], vec![], 1),
+        ("smolvm", vec!["no-such-command"], vec![], 2),
+        ("smolvm", vec!["prune", "--no-such-flag"], vec![], 2),
+        (
+            "smolvm",
+            vec!["sandbox", "stop", "x", "--timeout", "1e20"],
+            vec![],
+            2,
+        ),
+        (
+            "smolvm",
+            vec!["prune"],
+            vec![("SMOLVM_IMAGE_VERSION", "../x")],
+            2,
+        ),
+        (
+            "smolvm",
+            vec!["cleanup", "--dry-run"],
+            vec![("SMOLVM_STOP_TIMEOUT", "1e20")],
+            2,
+        ),
+        ("smolvm", vec!["cleanup", "--prefix="], vec![], 2),
+        ("smolvm-cleanup", vec!["--prefix="], vec![], 2),
+        ("smolvm-cleanup", vec!["--bogus"], vec![], 2),
+        ("smolvm", vec!["tui"], vec![], 2),
+        ("smolvm", vec![], vec![], 2),
+        (
+            "smolvm",
+            vec!["image", "pull", "codex", "--vmm", "qemu", "--arch", "amd64"],
+            vec![("SMOLVM_MANIFEST", "/nonexistent/manifest.json")],
+            1,
+        ),
+    ];
+    for (bin, args, env, want) in cases {
+        let mut c = smolvm_std(&h, bin);
+        c.args(&args).envs(env.iter().copied());
+        let (code, _) = with_closed_stderr(c);
+        assert_eq!(
+            code,
+            Some(want),
+            "{bin} {args:?} {env:?} with stderr closed"
+        );
+    }
+}
+
+#[test]
+fn output_to_a_closed_stdout_does_not_panic() {
+    let h = Home::new();
+    h.cache("0.0.12", 4096);
+    let cases: Vec<(&str, Vec<&str>, i32)> = vec![
+        ("smolvm", vec!["--version"], 0),
+        ("smolvm", vec!["--help"], 0),
+        ("smolvm", vec!["sandbox", "list"], 0),
+        ("smolvm", vec!["sandbox", "list", "--json"], 0),
+        ("smolvm", vec!["image", "ls"], 0),
+        ("smolvm", vec!["prune", "--dry-run"], 0),
+        ("smolvm", vec!["prune", "--dry-run", "--json"], 0),
+        ("smolvm", vec!["cleanup", "--dry-run"], 0),
+        ("smolvm", vec!["cleanup", "--dry-run", "--json"], 0),
+        ("smolvm-cleanup", vec!["--dry-run"], 0),
+        ("smolvm-cleanup", vec!["--help"], 0),
+        (
+            "smolvm",
+            vec!["sandbox", "stop", "x", "--timeout=nan", "--json"],
+            2,
+        ),
+    ];
+    for (bin, args, want) in cases {
+        let mut c = smolvm_std(&h, bin);
+        c.args(&args);
+        let out = with_closed_stdout(c);
+        assert_no_panic(&out, &format!("{bin} {args:?}"));
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{bin} {args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        h.images().join("0.0.12").exists(),
+        "dry runs removed a cache"
+    );
+}
+
+#[test]
+fn a_real_prune_with_stdout_closed_finishes_its_work() {
+    let h = Home::new();
+    h.cache("0.0.12", 4096);
+    h.cache("0.0.13", 4096);
+    h.cache(support::CURRENT, 4096);
+    for closed_err in [false, true] {
+        let mut c = smolvm_std(&h, "smolvm");
+        c.arg("prune");
+        c.stdin(Stdio::null()).stdout(Stdio::from(closed_pipe()));
+        if closed_err {
+            c.stderr(Stdio::from(closed_pipe()));
+        } else {
+            c.stderr(Stdio::piped());
+        }
+        let out = c.output().unwrap();
+        assert_no_panic(&out, "prune");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!h.images().join("0.0.12").exists());
+        assert!(!h.images().join("0.0.13").exists());
+        assert!(h.images().join(support::CURRENT).exists());
+        h.cache("0.0.12", 4096);
+        h.cache("0.0.13", 4096);
+    }
+}
+
+#[test]
+fn core_cleanup_options_refuse_an_empty_prefix_too() {
+    // The dashboard builds its options without clap: the same rule holds there.
+    use smolvm::core::cleanup::CleanupOptions;
+    use smolvm::sys::{env::Env, paths::Paths};
+    let h = Home::new();
+    let env = Env::from_vars(h.env_vars(), 0);
+    let paths = Paths::resolve(&env, None);
+    for p in ["", " ", "vm -", "a\u{0}b"] {
+        let e = CleanupOptions::new(&paths, &env, false, Some(p.into()), true).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{p:?}: {e}");
+        assert!(e.message.contains("--all"), "{p:?}: {e}");
+    }
+    // With --all the prefix is ignored; a normal prefix is fine.
+    assert!(CleanupOptions::new(&paths, &env, true, Some(String::new()), true).is_ok());
+    assert!(CleanupOptions::new(&paths, &env, false, Some("agent-".into()), true).is_ok());
+}
