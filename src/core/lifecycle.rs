@@ -72,8 +72,9 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     cleanup::stop_vm(&vm, &ctx.paths.socket_dir, timeout)
         .await
         .map_err(rt)?;
+    // Only a socket is unlinked; anything else at these names is not ours and stays.
     for s in [ctx.paths.qmp_socket(id), ctx.paths.firecracker_socket(id)] {
-        let _ = std::fs::remove_file(s);
+        let _ = crate::sys::open::remove_socket(&s);
     }
     ctx.store
         .set_status(id, &VmStatus::Stopped, None, None)
