@@ -299,7 +299,7 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(dir).map_err(|e| path_err("create", dir, &e))?;
     let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    let tmp_dir = open::create_private_dir(dir, ".keygen-")
+    let tmp_dir = open::create_unique_dir(dir, ".keygen-", 0o700)
         .map_err(|e| path_err("create a directory in", dir, &e))?;
     let r = (|| {
         let tmp = tmp_dir.join("id_ed25519");

@@ -266,12 +266,14 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Replace `path` atomically with `data`: a new temporary file beside it (`O_EXCL`),
-/// written, fsynced, renamed over `path` (a symbolic link at `path` is replaced, never
+/// written, given exactly `mode` (not masked by the umask), fsynced, renamed over `path` (a symbolic link at `path` is replaced, never
 /// followed), then the directory fsynced.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let (mut f, tmp) = create_temp_beside(path, ".tmp", mode)?;
     let r = f
         .write_all(data)
+        .and_then(|_| f.set_permissions(std::fs::Permissions::from_mode(mode)))
         .and_then(|_| f.sync_all())
         .and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = r {
@@ -364,16 +366,17 @@ pub fn regular(path: &Path) -> io::Result<()> {
     }
 }
 
-/// A new directory `<parent>/<prefix><pid>-<random>` (mkdir, mode 0700): a name this
-/// process generated, so it is ours to remove later.
-pub fn create_private_dir(parent: &Path, prefix: &str) -> io::Result<PathBuf> {
+/// A new directory `<parent>/<prefix><pid>-<random>` (mkdir with `mode`, so it fails
+/// rather than reuse anything already there): a name this process generated, so it is
+/// ours to remove later.
+pub fn create_unique_dir(parent: &Path, prefix: &str, mode: u32) -> io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let mut last = None;
     for _ in 0..8 {
         let mut name = OsString::from(prefix).into_vec();
         name.extend_from_slice(format!("{}-{}", std::process::id(), random_hex(6)).as_bytes());
         let p = parent.join(OsString::from_vec(name));
-        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+        match std::fs::DirBuilder::new().mode(mode).create(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),
@@ -498,8 +501,8 @@ mod tests {
         assert_eq!(std::fs::read(&b).unwrap(), b"b");
         std::fs::remove_file(&b).unwrap();
         rename_noreplace(&a, &b).unwrap();
-        let d1 = create_private_dir(t.path(), ".x.staging-").unwrap();
-        let d2 = create_private_dir(t.path(), ".x.staging-").unwrap();
+        let d1 = create_unique_dir(t.path(), ".x.staging-", 0o700).unwrap();
+        let d2 = create_unique_dir(t.path(), ".x.staging-", 0o700).unwrap();
         assert_ne!(d1, d2);
         assert!(d1.is_dir());
     }
