@@ -288,3 +288,40 @@ fn sandbox_start_refuses_a_symlink_at_the_qmp_socket_path() {
     assert!(std::fs::symlink_metadata(&sock).unwrap().is_symlink());
     no_vmm(&e);
 }
+
+#[test]
+fn sandbox_logs_does_not_read_through_a_symlinked_log() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-logs")]);
+    let secret = h.tmp.path().join("secret");
+    std::fs::write(&secret, b"root-only secret\n").unwrap();
+    let log = h.data.join("vm-logs.log");
+    symlink(&secret, &log).unwrap();
+    let out = h
+        .smolvm()
+        .args(["sandbox", "logs", "vm-logs"])
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&out).contains("root-only secret"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&log.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    // A regular log is shown as before.
+    std::fs::remove_file(&log).unwrap();
+    std::fs::write(&log, b"console line\n").unwrap();
+    let out = h
+        .smolvm()
+        .args(["sandbox", "logs", "vm-logs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "console line\n");
+}

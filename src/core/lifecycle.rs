@@ -100,6 +100,22 @@ pub fn log_path(ctx: &Ctx, id: &str) -> Result<PathBuf> {
     Ok(ctx.log_path(id))
 }
 
+/// The console log of a sandbox, opened for reading without following a symbolic link
+/// (`None` when there is none yet). Anything but a regular file there is an error naming
+/// the path, so `logs` never prints a file the link points to.
+pub fn open_log(ctx: &Ctx, id: &str) -> Result<Option<std::fs::File>> {
+    let path = log_path(ctx, id)?;
+    match crate::sys::open::open_read(&path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::runtime(format!(
+            "cannot read {}: {}",
+            path.display(),
+            super::error::io_reason(&e)
+        ))),
+    }
+}
+
 /// Whether the sandbox's VMM is still running (for `logs -f`).
 pub fn is_running(ctx: &Ctx, id: &str) -> bool {
     match ctx.store.get_vm(id) {
