@@ -692,3 +692,122 @@ fn a_nearly_full_cache_dir_reports_disk_space() {
     assert!(err.contains("smolvm prune"), "{err}");
     assert!(err.lines().any(|l| l == "left: "), "{err}");
 }
+
+/// A manifest publishing a tiny kernel with a wrong checksum: a build that reached the
+/// kernel download would fail fast there instead of fetching anything real.
+fn tiny_manifest(h: &Home) -> PathBuf {
+    let tiny = h.tmp.path().join("tiny-kernel");
+    std::fs::write(&tiny, b"tiny").unwrap();
+    let rows: Vec<serde_json::Value> = ["qemu", "firecracker"]
+        .iter()
+        .map(|vmm| {
+            serde_json::json!({
+                "preset": "codex", "arch": "amd64", "vmm": vmm, "os": "ubuntu",
+                "kernel_url": format!("file://{}", tiny.display()),
+                "kernel_sha256": "0".repeat(64),
+                "rootfs_url": format!("file://{}", tiny.display()),
+                "rootfs_sha256": "0".repeat(64),
+            })
+        })
+        .collect();
+    let m = h.tmp.path().join("manifest.json");
+    std::fs::write(
+        &m,
+        serde_json::json!({"release": "t", "images": rows}).to_string(),
+    )
+    .unwrap();
+    m
+}
+
+/// `image build --base debian --ssh-key K` (no --kernel) with `<cache>/debian-ssh-key`
+/// already taken by something smolvm did not build: exit 1 naming the folder, before the
+/// kernel download or any engine runs.
+fn build_over(h: &Home) -> std::process::Output {
+    let keys = h.tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keys.join("k");
+    if !key.exists() {
+        keygen(&keys, "k");
+    }
+    let manifest = tiny_manifest(h);
+    build_with(
+        h,
+        &[
+            "--base",
+            "debian",
+            "--ssh-key",
+            key.with_extension("pub").to_str().unwrap(),
+            "--engine",
+            "debootstrap",
+            "--json",
+        ],
+        &[("SMOLVM_MANIFEST", &manifest)],
+    )
+}
+
+fn assert_refused_naming(out: &std::process::Output, dir: &Path) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    let v = json(out);
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains(&dir.display().to_string()) && m.contains("not an image smolvm built"),
+        "{m:?} should name {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn image_build_refuses_to_replace_a_folder_it_did_not_build() {
+    let h = Home::new();
+    let dir = h.images().join("debian-ssh-key");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("precious.txt"), b"mine").unwrap();
+    let out = build_over(&h);
+    assert_refused_naming(&out, &dir);
+    assert_eq!(std::fs::read(dir.join("precious.txt")).unwrap(), b"mine");
+    assert_eq!(entries(&dir), ["precious.txt"]);
+    // Nothing else in the cache: no staging, no kernel download.
+    assert_eq!(entries(&h.images()), ["debian-ssh-key"]);
+}
+
+#[test]
+fn image_build_refuses_a_symlink_or_a_file_in_the_images_place() {
+    let h = Home::new();
+    let outside = h.tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious.txt"), b"mine").unwrap();
+    std::fs::write(outside.join(".fingerprint"), b"x\n").unwrap();
+    let dir = h.images().join("debian-ssh-key");
+    std::os::unix::fs::symlink(&outside, &dir).unwrap();
+    let out = build_over(&h);
+    assert_refused_naming(&out, &dir);
+    assert!(std::fs::symlink_metadata(&dir).unwrap().is_symlink());
+    let mut names = entries(&outside);
+    names.sort();
+    assert_eq!(names, [".fingerprint", "precious.txt"]);
+    assert_eq!(
+        std::fs::read(outside.join("precious.txt")).unwrap(),
+        b"mine"
+    );
+
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::write(&dir, b"a file").unwrap();
+    let out = build_over(&h);
+    assert_refused_naming(&out, &dir);
+    assert_eq!(std::fs::read(&dir).unwrap(), b"a file");
+
+    // A folder whose .fingerprint is a symlink is not one smolvm built either.
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(outside.join(".fingerprint"), dir.join(".fingerprint")).unwrap();
+    std::fs::write(dir.join("precious.txt"), b"mine").unwrap();
+    let out = build_over(&h);
+    assert_refused_naming(&out, &dir);
+    assert_eq!(std::fs::read(dir.join("precious.txt")).unwrap(), b"mine");
+}

@@ -881,3 +881,42 @@ fn pull_all_pulls_every_row_for_the_platform_and_reports_failures() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(json(&out)["data"]["pulled"][0]["already_cached"], true);
 }
+
+/// Names in the cache are never followed: a symbolic link at the lock is refused (its
+/// target is not created), and a symlinked `rootfs.ext4` is never trusted as the image
+/// even with a matching sidecar — it is replaced, its target left as it was.
+#[test]
+fn pull_never_follows_a_symlink_in_the_cache() {
+    let r = Release::new(rootfs_a());
+    let outside = r.home.tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+
+    // A dangling symlink as the image directory's lock.
+    std::fs::create_dir_all(r.image_dir()).unwrap();
+    let lock = r.image_dir().join(".lock");
+    std::os::unix::fs::symlink(outside.join("created-by-smolvm"), &lock).unwrap();
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        m.contains(&lock.display().to_string()) && m.contains("symbolic link"),
+        "{m}"
+    );
+    assert!(!outside.join("created-by-smolvm").exists());
+    std::fs::remove_file(&lock).unwrap();
+
+    // A good pull, then rootfs.ext4 swapped for a link to something else.
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ext4 = r.image_dir().join("rootfs.ext4");
+    let fake = outside.join("fake.ext4");
+    std::fs::write(&fake, b"not the published image").unwrap();
+    std::fs::remove_file(&ext4).unwrap();
+    std::os::unix::fs::symlink(&fake, &ext4).unwrap();
+    let out = r.pull();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["data"]["already_cached"], false);
+    assert!(!std::fs::symlink_metadata(&ext4).unwrap().is_symlink());
+    r.assert_good(rootfs_a());
+    assert_eq!(std::fs::read(&fake).unwrap(), b"not the published image");
+}

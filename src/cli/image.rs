@@ -670,7 +670,8 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
     };
     let result = (|| match &args.tag {
         Some(tag) => {
-            builder::validate_name(tag)?;
+            // Before the kernel download: never replace what smolvm did not build.
+            builder::check_replaceable(&cache_dir, tag)?;
             let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
             let opts = builder::DockerfileOptions {
                 name: tag.clone(),
@@ -699,18 +700,18 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 )?),
                 (None, None) => return Err(Error::usage("pass --ssh-password or --ssh-key")),
             };
-            if let Some(n) = &args.name {
-                builder::validate_name(n)?;
-            }
-            let opts = BuildOptions {
+            let mut opts = BuildOptions {
                 base,
                 auth,
                 name: args.name.clone(),
                 size_mib: args.size,
-                kernel: kernel()?,
+                kernel: PathBuf::new(),
                 cache_dir: cache_dir.clone(),
                 engine: Engine::parse(&args.engine).unwrap_or(Engine::Auto),
             };
+            // Before the kernel download: never replace what smolvm did not build.
+            builder::check_replaceable(&cache_dir, &opts.name())?;
+            opts.kernel = kernel()?;
             builder::build(env, &opts, &progress())
         }
     })();

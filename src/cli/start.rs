@@ -264,12 +264,12 @@ fn logs(id: &str, follow: bool, env: &Env) -> i32 {
     let r = (|| -> Result<()> {
         let ctx = Ctx::open(env)?;
         let path = lifecycle::log_path(&ctx, id)?;
-        let mut f = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(_) if !follow => return Ok(()),
-            Err(e) => {
+        let mut f = match lifecycle::open_log(&ctx, id)? {
+            Some(f) => f,
+            None if !follow => return Ok(()),
+            None => {
                 return Err(Error::runtime(format!(
-                    "cannot open {}: {e}",
+                    "cannot open {}: No such file or directory",
                     path.display()
                 )))
             }

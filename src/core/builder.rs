@@ -23,6 +23,7 @@ use crate::core::error::{io_reason, Error, ErrorCode, Result};
 use crate::core::progress::Progress;
 use crate::core::prune::cache_version;
 use crate::sys::env::Env;
+use crate::sys::open;
 
 /// SmolVM's `/init`, installed into every built image.
 pub const INIT_SCRIPT: &str = include_str!("../../assets/init.sh");
@@ -338,14 +339,61 @@ fn host_debian_mirror(apt: &Path) -> Option<String> {
     })
 }
 
-/// A staging directory removed on drop unless it was swapped in.
-struct Staging(Option<PathBuf>);
+/// A staging directory this build created (mkdir of a name it generated inside the cache
+/// dir it holds the lock of), removed on drop unless it was moved into place — with
+/// `sys::fs::remove_entry`, which never follows a symbolic link or crosses a mount.
+struct Staging {
+    cache_dir: PathBuf,
+    name: Option<std::ffi::OsString>,
+}
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(&p);
+        if let Some(n) = self.name.take() {
+            let _ = crate::sys::fs::remove_entry(&self.cache_dir, &n);
         }
+    }
+}
+
+/// `.<name>.staging-` followed by what [`open::create_unique_dir`] (`<pid>-<hex>`) or an
+/// older smolvm (`<pid>`) appends: a staging directory some build of `name` made.
+fn is_staging_name(entry: &str, prefix: &str) -> bool {
+    entry.strip_prefix(prefix).is_some_and(|rest| {
+        let (pid, rand) = rest.split_once('-').unwrap_or((rest, ""));
+        !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && rand.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Whether a build may put an image at `<cache dir>/<name>`: nothing is there, or an image
+/// smolvm built — a real directory (not a symbolic link) carrying a `.fingerprint` regular
+/// file. Anything else (a folder without `.fingerprint`, a file, a symbolic link) is an
+/// error naming it, and nothing is touched. Checked before any expensive step (the kernel
+/// download, the engine) and again, under the lock, right before the swap.
+pub fn check_replaceable(cache_dir: &Path, name: &str) -> Result<()> {
+    validate_name(name)?;
+    owned_image_dir(&cache_dir.join(name))
+}
+
+fn owned_image_dir(dir: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::runtime(format!(
+            "{} exists and is not an image smolvm built ({why}); refusing to replace it",
+            dir.display()
+        ))
+        .with_recovery("Move it away, or build under another name."))
+    };
+    match open::kind(dir) {
+        Ok(None) => Ok(()),
+        Ok(Some(open::Kind::Dir)) => match open::kind(&dir.join(".fingerprint")) {
+            Ok(Some(open::Kind::File)) => Ok(()),
+            Ok(None) => refuse("it has no .fingerprint file".into()),
+            Ok(Some(k)) => refuse(format!("its .fingerprint is {}", k.describe())),
+            Err(e) => Err(io_err("cannot read", dir, e)),
+        },
+        Ok(Some(k)) => refuse(format!("it is {}", k.describe())),
+        Err(e) => Err(io_err("cannot read", dir, e)),
     }
 }
 
@@ -360,7 +408,7 @@ pub fn build(
     progress: &Progress<BuildEvent>,
 ) -> Result<BuildReport> {
     let name = opts.name();
-    validate_name(&name)?;
+    check_replaceable(&opts.cache_dir, &name)?;
     let auth = match &opts.auth {
         Auth::Key(k) => Auth::Key(validate_public_key(k)?),
         Auth::Password(p) if p.is_empty() => {
@@ -392,9 +440,13 @@ pub fn build(
                 _ => {
                     let ctx = staging.join("context");
                     std::fs::create_dir_all(&ctx).map_err(|e| io_err("cannot create", &ctx, e))?;
-                    write_file(&ctx.join("Dockerfile"), dockerfile(opts.base).as_bytes())?;
+                    write_file(
+                        &ctx.join("Dockerfile"),
+                        dockerfile(opts.base).as_bytes(),
+                        0o644,
+                    )?;
                     docker_build(env, &ctx, &plan.name, &plan.fp, tree, staging, progress)?;
-                    let _ = std::fs::remove_dir_all(&ctx);
+                    let _ = crate::sys::fs::remove_entry(staging, std::ffi::OsStr::new("context"));
                 }
             }
             progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
@@ -559,7 +611,7 @@ pub fn build_dockerfile(
     opts: &DockerfileOptions,
     progress: &Progress<BuildEvent>,
 ) -> Result<BuildReport> {
-    validate_name(&opts.name)?;
+    check_replaceable(&opts.cache_dir, &opts.name)?;
     if !opts.context.join("Dockerfile").is_file() {
         return Err(Error::usage(format!(
             "no Dockerfile in the build context {}",
@@ -594,13 +646,12 @@ pub fn build_dockerfile(
                 staging,
                 progress,
             )?;
-            if !tree.join("init").exists() {
+            // Anything at /init — even a dangling symbolic link — is the image's own: it
+            // is left alone, never written through.
+            let init = tree.join("init");
+            if open::kind(&init).is_ok_and(|k| k.is_none()) {
                 progress.emit(BuildEvent::Step("installing /init".into()));
-                use std::os::unix::fs::PermissionsExt;
-                let init = tree.join("init");
-                write_file(&init, INIT_SCRIPT.as_bytes())?;
-                std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))
-                    .map_err(|e| io_err("cannot chmod", &init, e))?;
+                write_file(&init, INIT_SCRIPT.as_bytes(), 0o755)?;
             }
             Ok(())
         },
@@ -649,6 +700,7 @@ fn run_plan(
         engine,
         size_mib: plan.size_mib,
     };
+    owned_image_dir(&dir)?;
     if is_cached(&dir, fp) {
         progress.emit(BuildEvent::Cached);
         return Ok(report(true, None));
@@ -660,6 +712,7 @@ fn run_plan(
     let lock = std::fs::File::open(cache_dir).map_err(|e| io_err("cannot open", cache_dir, e))?;
     let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| Error::runtime(format!("cannot lock {}: {e}", cache_dir.display())))?;
+    owned_image_dir(&dir)?;
     if is_cached(&dir, fp) {
         progress.emit(BuildEvent::Cached);
         return Ok(report(true, None));
@@ -672,18 +725,26 @@ fn run_plan(
     }
 
     // Staging left by a build that was killed (no other build can be running: we hold the
-    // lock).
+    // lock): only names a build of this image generates, removed without following a
+    // symbolic link or crossing a mount.
     let prefix = format!(".{name}.staging-");
     if let Ok(rd) = std::fs::read_dir(cache_dir) {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_dir_all(e.path());
+            if is_staging_name(&e.file_name().to_string_lossy(), &prefix) {
+                let _ = crate::sys::fs::remove_entry(cache_dir, &e.file_name());
             }
         }
     }
-    let staging_path = cache_dir.join(format!("{prefix}{}", std::process::id()));
-    std::fs::create_dir(&staging_path).map_err(|e| io_err("cannot create", &staging_path, e))?;
-    let mut staging = Staging(Some(staging_path.clone()));
+    let staging_path = open::create_unique_dir(cache_dir, &prefix, 0o755)
+        .map_err(|e| io_err("cannot create a staging directory in", cache_dir, e))?;
+    let staging_name = staging_path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    let mut staging = Staging {
+        cache_dir: cache_dir.to_path_buf(),
+        name: Some(staging_name.clone()),
+    };
     let tree = staging_path.join("root");
 
     populate(engine, &tree, &staging_path)?;
@@ -697,29 +758,43 @@ fn run_plan(
         plan.size_mib,
         cache_dir,
     )?;
-    std::fs::remove_dir_all(&tree).map_err(|e| io_err("cannot remove", &tree, e))?;
+    crate::sys::fs::remove_entry(&staging_path, std::ffi::OsStr::new("root"))
+        .map_err(|e| Error::runtime(format!("cannot remove {e}")))?;
     let _ = std::fs::remove_file(staging_path.join("debootstrap.log"));
-    std::fs::copy(plan.kernel, staging_path.join("vmlinux.bin"))
-        .map_err(|e| io_err("cannot copy kernel", plan.kernel, e))?;
-    write_file(
-        &staging_path.join(".fingerprint"),
-        format!("{fp}\n").as_bytes(),
-    )?;
+    copy_new(plan.kernel, &staging_path.join("vmlinux.bin"))?;
+    let fp_path = staging_path.join(".fingerprint");
+    let mut f =
+        open::create_new(&fp_path, 0o644).map_err(|e| io_err("cannot write", &fp_path, e))?;
+    f.write_all(format!("{fp}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io_err("cannot write", &fp_path, e))?;
 
-    // Swap in: exchange with the old image when there is one (then remove it), else rename.
-    if std::fs::symlink_metadata(&dir).is_ok() {
-        nix::fcntl::renameat2(
-            nix::fcntl::AT_FDCWD,
-            &staging_path,
-            nix::fcntl::AT_FDCWD,
-            &dir,
-            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-        )
-        .map_err(|e| Error::runtime(format!("cannot swap in {}: {e}", dir.display())))?;
-        // The staging path now holds the old image; the guard removes it.
+    // Swap in, only over an image smolvm built: exchange with it (then remove it from the
+    // staging name), else a rename that fails if anything appeared meanwhile.
+    owned_image_dir(&dir)?;
+    if open::kind(&dir).is_ok_and(|k| k.is_some()) {
+        let exchange = |a: &Path, b: &Path| {
+            nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                a,
+                nix::fcntl::AT_FDCWD,
+                b,
+                nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+            )
+            .map_err(|e| Error::runtime(format!("cannot swap in {}: {e}", dir.display())))
+        };
+        exchange(&staging_path, &dir)?;
+        // The staging name now holds what was at `dir`: it must still be an image smolvm
+        // built (nothing swapped it since the check), else swap back and stop.
+        if let Err(e) = owned_image_dir(&staging_path) {
+            exchange(&staging_path, &dir)?;
+            return Err(e);
+        }
+        // The guard removes the old image from the staging name.
     } else {
-        std::fs::rename(&staging_path, &dir).map_err(|e| io_err("cannot move into", &dir, e))?;
-        staging.0 = None;
+        open::rename_noreplace(&staging_path, &dir)
+            .map_err(|e| io_err("cannot move into", &dir, e))?;
+        staging.name = None;
     }
     drop(staging);
     Ok(report(false, Some(engine)))
@@ -782,16 +857,26 @@ pub fn built_image(cache_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn is_cached(dir: &Path, fp: &str) -> bool {
-    dir.join("rootfs.ext4").is_file()
-        && dir.join("vmlinux.bin").is_file()
-        && std::fs::read_to_string(dir.join(".fingerprint")).is_ok_and(|s| s.trim() == fp)
+    let file = |n: &str| open::kind(&dir.join(n)).is_ok_and(|k| k == Some(open::Kind::File));
+    open::kind(dir).is_ok_and(|k| k == Some(open::Kind::Dir))
+        && file("rootfs.ext4")
+        && file("vmlinux.bin")
+        && open::read_to_string(&dir.join(".fingerprint")).is_ok_and(|s| s.trim() == fp)
 }
 
-fn write_file(p: &Path, data: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(p).map_err(|e| io_err("cannot write", p, e))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| io_err("cannot write", p, e))
+/// Write a file of the image tree (or the build context) with `mode`: a new file beside it,
+/// renamed over it, so a symbolic link at `p` is replaced, never written through.
+fn write_file(p: &Path, data: &[u8], mode: u32) -> Result<()> {
+    open::write_atomic(p, data, mode).map_err(|e| io_err("cannot write", p, e))
+}
+
+/// Copy `from` into a new file `to` (`O_EXCL`, never through a symbolic link).
+fn copy_new(from: &Path, to: &Path) -> Result<()> {
+    let mut src = std::fs::File::open(from).map_err(|e| io_err("cannot copy kernel", from, e))?;
+    let mut out = open::create_new(to, 0o644).map_err(|e| io_err("cannot write", to, e))?;
+    std::io::copy(&mut src, &mut out)
+        .and_then(|_| out.sync_all())
+        .map_err(|e| io_err("cannot copy kernel", from, e))
 }
 
 /// Pick the engine: Docker when asked (and diagnosed healthy) or, for `auto`, when its
@@ -878,7 +963,7 @@ fn debootstrap(
         "debootstrap {DEBIAN_SUITE} (minbase +{DEBIAN_PACKAGES}) from {mirror}"
     )));
     let log = staging.join("debootstrap.log");
-    let log_file = std::fs::File::create(&log).map_err(|e| io_err("cannot write", &log, e))?;
+    let log_file = open::create_new(&log, 0o600).map_err(|e| io_err("cannot write", &log, e))?;
     let log_err = log_file
         .try_clone()
         .map_err(|e| io_err("cannot write", &log, e))?;
@@ -1030,11 +1115,8 @@ fn docker_build(
 /// `/init`, SSH access, hostname; host keys removed (each VM makes its own at boot).
 fn customise(tree: &Path, auth: &Auth) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let init = tree.join("init");
-    write_file(&init, INIT_SCRIPT.as_bytes())?;
-    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| io_err("cannot chmod", &init, e))?;
-    write_file(&tree.join("etc/hostname"), b"smolvm\n")?;
+    write_file(&tree.join("init"), INIT_SCRIPT.as_bytes(), 0o755)?;
+    write_file(&tree.join("etc/hostname"), b"smolvm\n", 0o644)?;
     if let Ok(rd) = std::fs::read_dir(tree.join("etc/ssh")) {
         for k in rd.flatten() {
             if k.file_name().to_string_lossy().starts_with("ssh_host_") {
@@ -1043,7 +1125,10 @@ fn customise(tree: &Path, auth: &Auth) -> Result<()> {
         }
     }
     let archives = tree.join("var/cache/apt/archives");
-    let _ = std::fs::remove_dir_all(&archives);
+    let _ = crate::sys::fs::remove_entry(
+        &tree.join("var/cache/apt"),
+        std::ffi::OsStr::new("archives"),
+    );
     let _ = std::fs::create_dir_all(archives.join("partial"));
     let ssh_dir = tree.join("root/.ssh");
     std::fs::create_dir_all(&ssh_dir).map_err(|e| io_err("cannot create", &ssh_dir, e))?;
@@ -1056,10 +1141,11 @@ fn customise(tree: &Path, auth: &Auth) -> Result<()> {
     sshd_config(tree, sshd_settings)?;
     match auth {
         Auth::Key(k) => {
-            let ak = ssh_dir.join("authorized_keys");
-            write_file(&ak, format!("{k}\n").as_bytes())?;
-            std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| io_err("cannot chmod", &ak, e))?;
+            write_file(
+                &ssh_dir.join("authorized_keys"),
+                format!("{k}\n").as_bytes(),
+                0o600,
+            )?;
         }
         Auth::Password(p) => {
             let mut child = Command::new("chroot")
@@ -1101,12 +1187,12 @@ fn sshd_config(tree: &Path, settings: &[u8]) -> Result<()> {
     if text.contains("sshd_config.d/") {
         let dropin = tree.join("etc/ssh/sshd_config.d");
         std::fs::create_dir_all(&dropin).map_err(|e| io_err("cannot create", &dropin, e))?;
-        write_file(&dropin.join("smolvm.conf"), settings)
+        write_file(&dropin.join("smolvm.conf"), settings, 0o644)
     } else {
         let mut new = b"# smolvm image build\n".to_vec();
         new.extend_from_slice(settings);
         new.extend_from_slice(text.as_bytes());
-        write_file(&main, &new)
+        write_file(&main, &new, 0o644)
     }
 }
 
@@ -1348,5 +1434,110 @@ mod tests {
             host_debian_mirror(t.path()).as_deref(),
             Some("http://mirror.example/debian")
         );
+    }
+}
+
+#[cfg(test)]
+mod swap_tests {
+    use super::*;
+
+    fn plan<'a>(cache: &'a Path, kernel: &'a Path) -> Plan<'a> {
+        Plan {
+            name: "img".into(),
+            fp: "fp-new".into(),
+            label: "test",
+            cache_dir: cache,
+            kernel,
+            size_mib: 8,
+            need_mib: 1,
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn populate(_: &'static str, tree: &Path, _: &Path) -> Result<()> {
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::write(tree.join("etc/hostname"), b"smolvm\n").unwrap();
+        Ok(())
+    }
+
+    #[test]
+    fn staging_names() {
+        let p = ".img.staging-";
+        assert!(is_staging_name(".img.staging-1", p));
+        assert!(is_staging_name(".img.staging-42-0a1b2c", p));
+        assert!(!is_staging_name(".img.staging-", p));
+        assert!(!is_staging_name(".img.staging-1-zz", p));
+        assert!(!is_staging_name(".img.staging-x", p));
+        assert!(!is_staging_name("img", p));
+    }
+
+    #[test]
+    fn a_folder_without_fingerprint_is_never_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let kernel = t.path().join("vmlinux");
+        std::fs::write(&kernel, b"k").unwrap();
+        let cache = t.path().join("cache");
+        std::fs::create_dir_all(cache.join("img")).unwrap();
+        std::fs::write(cache.join("img/precious.txt"), b"mine").unwrap();
+        let e = run_plan(
+            &plan(&cache, &kernel),
+            &Progress::none(),
+            || Ok("test"),
+            |_, _, _| panic!("must not build"),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("not an image smolvm built"),
+            "{}",
+            e.message
+        );
+        assert_eq!(names(&cache), ["img"]);
+        assert_eq!(
+            std::fs::read(cache.join("img/precious.txt")).unwrap(),
+            b"mine"
+        );
+    }
+
+    #[test]
+    fn an_image_smolvm_built_is_swapped_out_and_stale_staging_links_are_only_unlinked() {
+        let t = tempfile::tempdir().unwrap();
+        let kernel = t.path().join("vmlinux");
+        std::fs::write(&kernel, b"k").unwrap();
+        let cache = t.path().join("cache");
+        let old = cache.join("img");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(".fingerprint"), b"fp-old\n").unwrap();
+        std::fs::write(old.join("rootfs.ext4"), b"old").unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, cache.join(".img.staging-1")).unwrap();
+        std::fs::create_dir_all(cache.join(".img.staging-2-ab/root")).unwrap();
+        // Not a name a build generates: left alone.
+        std::fs::create_dir_all(cache.join(".img.staging-notours")).unwrap();
+        let r = run_plan(
+            &plan(&cache, &kernel),
+            &Progress::none(),
+            || Ok("test"),
+            populate,
+        )
+        .unwrap();
+        assert!(!r.cached);
+        assert_eq!(names(&cache), [".img.staging-notours", "img"]);
+        assert_eq!(names(&old), [".fingerprint", "rootfs.ext4", "vmlinux.bin"]);
+        assert_eq!(
+            std::fs::read_to_string(old.join(".fingerprint")).unwrap(),
+            "fp-new\n"
+        );
+        assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"x");
     }
 }

@@ -72,8 +72,9 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     cleanup::stop_vm(&vm, &ctx.paths.socket_dir, timeout)
         .await
         .map_err(rt)?;
+    // Only a socket is unlinked; anything else at these names is not ours and stays.
     for s in [ctx.paths.qmp_socket(id), ctx.paths.firecracker_socket(id)] {
-        let _ = std::fs::remove_file(s);
+        let _ = crate::sys::open::remove_socket(&s);
     }
     ctx.store
         .set_status(id, &VmStatus::Stopped, None, None)
@@ -97,6 +98,22 @@ pub async fn delete(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()> {
 pub fn log_path(ctx: &Ctx, id: &str) -> Result<PathBuf> {
     get(ctx, id)?;
     Ok(ctx.log_path(id))
+}
+
+/// The console log of a sandbox, opened for reading without following a symbolic link
+/// (`None` when there is none yet). Anything but a regular file there is an error naming
+/// the path, so `logs` never prints a file the link points to.
+pub fn open_log(ctx: &Ctx, id: &str) -> Result<Option<std::fs::File>> {
+    let path = log_path(ctx, id)?;
+    match crate::sys::open::open_read(&path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::runtime(format!(
+            "cannot read {}: {}",
+            path.display(),
+            super::error::io_reason(&e)
+        ))),
+    }
 }
 
 /// Whether the sandbox's VMM is still running (for `logs -f`).

@@ -24,6 +24,7 @@ use super::version::image_version;
 use crate::sys::env::Env;
 use crate::sys::http::HttpConfig;
 use crate::sys::net::{nft, tap};
+use crate::sys::open;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process::is_vm_id;
 use crate::sys::state::{Network, OpenMode, StateError, StateStore, VmRecord, VmStatus};
@@ -277,45 +278,117 @@ impl Ctx {
 }
 
 /// `~/.smolvm/keys/id_ed25519` (+ `.pub`), generated with `ssh-keygen` when missing: into a
-/// temporary name, then renamed, public key last, so a half-made pair is never used.
+/// fresh private directory of our own (a name this process generated, mode 0700), then
+/// renamed into place, public key last, so a half-made pair is never used. A symbolic link
+/// (or anything but a regular file) at either name is refused, never followed.
 pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
     let key = dir.join("id_ed25519");
     let public = dir.join("id_ed25519.pub");
-    if key.is_file() && public.is_file() {
-        return Ok(key);
+    let kinds = (open::kind(&key), open::kind(&public));
+    match kinds {
+        (Ok(Some(open::Kind::File)), Ok(Some(open::Kind::File))) => return Ok(key),
+        (Ok(k), Ok(p)) => {
+            for (path, kind) in [(&key, k), (&public, p)] {
+                if let Some(kind) = kind.filter(|k| *k != open::Kind::File) {
+                    return Err(path_err("use SSH key", path, &open::refuse(kind)));
+                }
+            }
+        }
+        (Err(e), _) => return Err(path_err("read", &key, &e)),
+        (_, Err(e)) => return Err(path_err("read", &public, &e)),
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        rt(format!(
-            "cannot create {}: {}",
-            dir.display(),
-            io_reason(&e)
-        ))
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| path_err("create", dir, &e))?;
     let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    let tmp = dir.join(format!(".id_ed25519.{}.partial", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_file(tmp.with_extension("partial.pub"));
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "smolvm", "-f"])
-        .arg(&tmp)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            rt(format!(
-                "cannot run ssh-keygen ({}); install openssh-client",
-                io_reason(&e)
-            ))
-        })?;
-    if !out.status.success() {
-        return Err(rt(format!(
-            "ssh-keygen failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+    let tmp_dir = open::create_unique_dir(dir, ".keygen-", 0o700)
+        .map_err(|e| path_err("create a directory in", dir, &e))?;
+    let r = (|| {
+        let tmp = tmp_dir.join("id_ed25519");
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "smolvm", "-f"])
+            .arg(&tmp)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| {
+                rt(format!(
+                    "cannot run ssh-keygen ({}); install openssh-client",
+                    io_reason(&e)
+                ))
+            })?;
+        if !out.status.success() {
+            return Err(rt(format!(
+                "ssh-keygen failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        // Renames replace whatever is at the destination name without following it.
+        std::fs::rename(&tmp, &key).map_err(|e| path_err("write", &key, &e))?;
+        std::fs::rename(tmp_dir.join("id_ed25519.pub"), &public)
+            .map_err(|e| path_err("write", &public, &e))
+    })();
+    if let Some(name) = tmp_dir.file_name() {
+        let _ = crate::sys::fs::remove_entry(dir, name);
     }
-    let tmp_pub = PathBuf::from(format!("{}.pub", tmp.display()));
-    std::fs::rename(&tmp, &key).map_err(rt)?;
-    std::fs::rename(&tmp_pub, &public).map_err(rt)?;
-    Ok(key)
+    r.map(|_| key)
+}
+
+fn path_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
+    Error::runtime(format!("cannot {what} {}: {}", p.display(), io_reason(e)))
+}
+
+/// The control socket path of a VM on this VMM.
+fn control_socket(ctx: &Ctx, id: &str, vmm: Vmm) -> PathBuf {
+    match vmm {
+        Vmm::Qemu => ctx.paths.qmp_socket(id),
+        Vmm::Firecracker => ctx.paths.firecracker_socket(id),
+    }
+}
+
+/// Nothing, or a stale socket, at a control socket path (anything else is refused).
+fn check_socket_path(socket: &Path) -> Result<()> {
+    match open::kind(socket) {
+        Ok(None) | Ok(Some(open::Kind::Socket)) => Ok(()),
+        Ok(Some(k)) => Err(path_err(
+            "use control socket path",
+            socket,
+            &open::refuse(k),
+        )),
+        Err(e) => Err(path_err("use control socket path", socket, &e)),
+    }
+}
+
+/// Before a new sandbox gets a row: its console log may be missing or a regular file (it
+/// is emptied at each start), its disk must not exist yet, and its control socket path may
+/// hold only a stale socket. Anything else — a symbolic link above all — is refused here,
+/// before anything is pulled, created or spawned.
+fn preflight_new(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<()> {
+    let log = ctx.log_path(id);
+    open::absent_or_regular(&log).map_err(|e| path_err("write", &log, &e))?;
+    let disk = ctx.disk_path(id);
+    open::absent(&disk).map_err(|e| {
+        path_err("create disk", &disk, &e).with_recovery(
+            "Move it away (or run 'smolvm cleanup' if it is left from a deleted sandbox), or pick another --name.",
+        )
+    })?;
+    check_socket_path(&control_socket(ctx, id, vmm))
+}
+
+/// What a start writes under predictable names, made safe before the network or the VMM
+/// is touched: the disk must be a regular file (never a symbolic link: the VMM opens it),
+/// the control socket path free or a stale socket (unlinked), and the console log opened
+/// here — `O_NOFOLLOW`, a single-link regular file, emptied — and handed to the VMM as its
+/// stdout/stderr, so no VMM ever opens the log path itself. Nothing is changed when
+/// something is refused. Returns the open log and the socket path.
+fn prepare_files(ctx: &Ctx, id: &str, vmm: Vmm, disk: &Path) -> Result<(std::fs::File, PathBuf)> {
+    open::regular(disk).map_err(|e| path_err("use disk", disk, &e))?;
+    let socket = control_socket(ctx, id, vmm);
+    check_socket_path(&socket)?;
+    std::fs::create_dir_all(&ctx.paths.socket_dir)
+        .map_err(|e| path_err("create", &ctx.paths.socket_dir, &e))?;
+    let log = ctx.log_path(id);
+    let log_file = open::open_truncated(&log, 0o600).map_err(|e| path_err("write", &log, &e))?;
+    open::prepare_socket_path(&socket)
+        .map_err(|e| path_err("use control socket path", &socket, &e))?;
+    Ok((log_file, socket))
 }
 
 fn random_id() -> String {
@@ -489,6 +562,8 @@ pub async fn create(
         progress,
     )?;
 
+    preflight_new(ctx, &id, runtime.vmm)?;
+
     // Image.
     progress.emit(StartEvent::PhaseStarted(Phase::Image));
     let ti = Instant::now();
@@ -497,8 +572,9 @@ pub async fn create(
     progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
 
     let key = ctx.ssh_key()?;
+    let public_path = PathBuf::from(format!("{}.pub", key.display()));
     let public_key =
-        std::fs::read_to_string(PathBuf::from(format!("{}.pub", key.display()))).map_err(rt)?;
+        open::read_to_string(&public_path).map_err(|e| path_err("read", &public_path, &e))?;
     let disk = ctx.disk_path(&id);
     let mem = opts
         .memory_mib
@@ -566,7 +642,8 @@ pub async fn create(
             rep.timings.total_ms = ms(t0.elapsed());
             return Ok(rep);
         }
-        let mut rep = boot(ctx, &id, &runtime, progress).await?;
+        let (log, socket) = prepare_files(ctx, &id, runtime.vmm, &disk)?;
+        let mut rep = boot(ctx, &id, &runtime, log, socket, progress).await?;
         rep.preset = preset.clone();
         rep.timings.image_ms = ms(image_time);
         rep.timings.total_ms = ms(t0.elapsed());
@@ -657,12 +734,7 @@ async fn setup_network(ctx: &Ctx, id: &str, progress: &Progress<StartEvent>) -> 
         lease.ssh_host_port,
     );
     tokio::task::spawn_blocking(move || -> Result<()> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(rt)?;
+        let f = open::open_lock(&lock_path, 0o600).map_err(|e| path_err("open", &lock_path, &e))?;
         let _lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| rt(format!("cannot lock {}: {e}", lock_path.display())))?;
         let state = nft::read().map_err(rt)?;
@@ -702,6 +774,8 @@ async fn boot(
     ctx: &Ctx,
     id: &str,
     runtime: &Runtime,
+    log: std::fs::File,
+    socket: PathBuf,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
     let t_net = Instant::now();
@@ -723,19 +797,13 @@ async fn boot(
         s("ssh_public_key").as_deref(),
         &net,
     );
-    let log = ctx.log_path(id);
-    std::fs::write(&log, b"")
-        .map_err(|e| rt(format!("cannot write {}: {}", log.display(), io_reason(&e))))?;
-    std::fs::create_dir_all(&ctx.paths.socket_dir).map_err(rt)?;
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
     let t_spawn = Instant::now();
     let tap_name = net.tap_device.clone().unwrap_or_default();
     let mac = net.guest_mac.clone().unwrap_or_default();
-    let (mut child, socket) = match runtime.vmm {
+    let mut child = match runtime.vmm {
         Vmm::Qemu => {
-            let socket = ctx.paths.qmp_socket(id);
-            let _ = std::fs::remove_file(&socket);
             let spec = QemuSpec {
                 binary: runtime.binary.clone(),
                 vcpus: n("vcpu_count", 2) as u32,
@@ -756,11 +824,9 @@ async fn boot(
                     io_reason(&e)
                 ))
             })?;
-            (child, socket)
+            child
         }
         Vmm::Firecracker => {
-            let socket = ctx.paths.firecracker_socket(id);
-            let _ = std::fs::remove_file(&socket);
             let argv = vec![
                 runtime.binary.display().to_string(),
                 "--api-sock".into(),
@@ -773,7 +839,7 @@ async fn boot(
                     io_reason(&e)
                 ))
             })?;
-            (child, socket)
+            child
         }
     };
     let pid = i64::from(child.id());
@@ -887,22 +953,22 @@ fn args_for_fc(row: &VmRecord, net: &Network) -> String {
 /// Ready: the console says `SmolVM init complete`, or the guest's port 22 accepts.
 async fn wait_ready(
     child: &mut std::process::Child,
-    log: &Path,
+    log: &std::fs::File,
     ip: Ipv4Addr,
     deadline: Instant,
     timeout: Duration,
     exited: &(dyn Fn(&mut std::process::Child) -> Option<Error> + Sync),
 ) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(log).map_err(rt)?;
+    use std::os::unix::fs::FileExt;
     let mut pos = 0u64;
     let mut tail = String::new();
     let mut probe: Option<tokio::task::JoinHandle<bool>> = None;
     let mut last_probe = Instant::now() - Duration::from_secs(1);
     loop {
-        let mut buf = Vec::new();
-        f.seek(SeekFrom::Start(pos)).map_err(rt)?;
-        let n = f.read_to_end(&mut buf).map_err(rt)?;
+        // Positional reads of the log we opened (the VMM appends to the same file).
+        let mut buf = vec![0u8; 64 << 10];
+        let n = log.read_at(&mut buf, pos).map_err(rt)?;
+        buf.truncate(n);
         pos += n as u64;
         if n > 0 {
             tail.push_str(&String::from_utf8_lossy(&buf));
@@ -953,8 +1019,13 @@ async fn wait_ready(
 }
 
 /// `: <last console line>` for error messages, when the log has one.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
+fn log_tail(log: &std::fs::File) -> String {
+    use std::os::unix::fs::FileExt;
+    let len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(64 << 10);
+    let mut text = vec![0u8; (len - from) as usize];
+    let n = log.read_at(&mut text, from).unwrap_or(0);
+    text.truncate(n);
     let text = String::from_utf8_lossy(&text);
     match text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
         Some(l) => format!(": {}", l.chars().take(300).collect::<String>()),
@@ -992,8 +1063,16 @@ pub async fn start_existing(
         boot_timeout,
         progress,
     )?;
+    // Refusals here change nothing (the row keeps its status).
+    let disk = PathBuf::from(
+        row.config
+            .get("rootfs_path")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+    );
+    let (log, socket) = prepare_files(ctx, id, runtime.vmm, &disk)?;
     let t0 = Instant::now();
-    match boot(ctx, id, &runtime, progress).await {
+    match boot(ctx, id, &runtime, log, socket, progress).await {
         Ok(mut rep) => {
             rep.preset = row.preset().map(str::to_string);
             rep.timings.total_ms = ms(t0.elapsed());

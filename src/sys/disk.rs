@@ -1,6 +1,6 @@
 //! Per-VM disks: a reflink (FICLONE) of the cached image where the file system can, else a
-//! sparse copy (holes preserved via SEEK_DATA/SEEK_HOLE), written to a temporary name and
-//! renamed into place; then grown to the requested size.
+//! sparse copy (holes preserved via SEEK_DATA/SEEK_HOLE), written to a temporary name of
+//! our own and renamed into place (never over anything); then grown to the requested size.
 
 use std::fs::File;
 use std::io;
@@ -9,39 +9,27 @@ use std::path::Path;
 
 const FICLONE: libc::c_ulong = 0x4004_9409;
 
-/// Copy `src` to `dst` atomically (temp file + rename), reflinked when possible.
-/// Returns `true` when it was a reflink.
+/// Copy `src` to `dst`, which must not exist yet: into a new temporary file beside it (a
+/// name of our own, `O_EXCL|O_NOFOLLOW`), reflinked when possible, then renamed into place
+/// only if nothing appeared at `dst` meanwhile (`RENAME_NOREPLACE`). Returns `true` when it
+/// was a reflink.
 pub fn isolated_copy(src: &Path, dst: &Path) -> io::Result<bool> {
-    let name = dst
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dst.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let (out, tmp) = super::open::create_temp_beside(dst, ".partial", 0o600)?;
     let r = (|| {
         let input = File::open(src)?;
-        let out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
         // SAFETY: two valid fds; FICLONE takes the source fd as its argument.
         let cloned = unsafe { libc::ioctl(out.as_raw_fd(), FICLONE as _, input.as_raw_fd()) } == 0;
         if !cloned {
             sparse_copy(&input, &out)?;
         }
         out.sync_data()?;
+        super::open::rename_noreplace(&tmp, dst)?;
         Ok(cloned)
     })();
-    match r {
-        Ok(c) => {
-            std::fs::rename(&tmp, dst)?;
-            Ok(c)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    r
 }
 
 fn sparse_copy(input: &File, out: &File) -> io::Result<()> {
@@ -84,7 +72,7 @@ fn sparse_copy(input: &File, out: &File) -> io::Result<()> {
 
 /// Grow the ext4 image at `path` to `size` bytes (file and file system; never shrinks).
 pub fn grow_ext4(path: &Path, size: u64) -> io::Result<()> {
-    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    let f = super::open::open_existing_rw(path)?;
     if f.metadata()?.len() >= size {
         return Ok(());
     }
@@ -133,6 +121,27 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(t.path()).unwrap().count(),
             2,
+            "no temp left"
+        );
+    }
+
+    #[test]
+    fn isolated_copy_never_replaces_or_follows_what_is_at_the_destination() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("a");
+        std::fs::write(&src, b"image").unwrap();
+        let target = t.path().join("precious");
+        std::fs::write(&target, b"keep").unwrap();
+        let dst = t.path().join("vm.ext4");
+        std::os::unix::fs::symlink(&target, &dst).unwrap();
+        assert!(isolated_copy(&src, &dst).is_err());
+        assert!(std::fs::symlink_metadata(&dst).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(grow_ext4(&dst, 1 << 20).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            3,
             "no temp left"
         );
     }

@@ -6,6 +6,7 @@ pub mod env;
 pub mod fs;
 pub mod http;
 pub mod net;
+pub mod open;
 pub mod paths;
 pub mod process;
 pub mod procfs;

@@ -7,7 +7,8 @@
 //! `rootfs.ext4` (sparse, decompressed once) and `rootfs.ext4.from-sha256`
 //! (`sparse-v1:<sha256 of the .zst>`, SmolVM's sidecar). Hidden files beside them are
 //! ours: `.lock` (flock), `.<file>.verified` (size/mtime at verification) and
-//! `.<file>.<pid>.partial` (in-flight temp files, removed by the next pull).
+//! `.<file>.<pid>-<random>.partial` (in-flight temp files, created with `O_EXCL`, removed
+//! by the next pull). Nothing here is opened through a symbolic link.
 
 pub mod catalog;
 pub mod manifest;

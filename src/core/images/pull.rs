@@ -13,7 +13,7 @@
 //! A cached file is re-hashed only when its size or mtime differs from what was recorded
 //! when it was last verified (`.<file>.verified`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use super::{Image, Layout, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::progress::Progress;
 use crate::sys::http::{FetchError, Http, HttpConfig, Sink, Url};
+use crate::sys::open;
 use crate::sys::sparse::ZstdSparse;
 
 /// Which file an event is about.
@@ -202,15 +203,8 @@ fn io_err(what: &str, path: &Path, e: &io::Error) -> Error {
 /// An exclusive flock on `<dir>/.lock`, waiting (and saying so) if another process has it.
 fn lock_dir(dir: &Path, artifact: Artifact, progress: &Progress<PullEvent>) -> Result<Flock<File>> {
     let path = dir.join(".lock");
-    let open = || {
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| io_err("open lock", &path, &e))
-    };
-    match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+    let lock_file = open::open_lock(&path, 0o644).map_err(|e| io_err("open lock", &path, &e))?;
+    match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(l),
         Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
             progress.emit(PullEvent::Waiting { artifact });
@@ -241,30 +235,21 @@ fn hidden(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!(".{name}{suffix}"))
 }
 
-fn partial(path: &Path) -> PathBuf {
-    hidden(path, &format!(".{}.partial", std::process::id()))
+/// A new temp file beside `path`: `.<name>.<pid>-<random>.partial`, created with
+/// `O_EXCL|O_NOFOLLOW` (never an existing file or a symbolic link).
+fn partial(path: &Path) -> Result<(File, PathBuf)> {
+    open::create_temp_beside(path, ".partial", 0o644)
+        .map_err(|e| io_err("create a temp file for", path, &e))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("sync", dir, &e))
+    open::sync_dir(dir).map_err(|e| io_err("sync", dir, &e))
 }
 
-/// Write `text` to `path` atomically: temp file, fsync, rename, fsync the directory.
+/// Write `text` to `path` atomically: a new temp file, fsync, rename (a symbolic link at
+/// `path` is replaced, never followed), fsync the directory.
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = hidden(path, &format!(".{}.tmp", std::process::id()));
-    let r = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err("write", path, &e));
-    }
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    open::write_atomic(path, text.as_bytes(), 0o644).map_err(|e| io_err("write", path, &e))
 }
 
 /// `.<file>.verified`: the checksum a file had, and its size and mtime then.
@@ -277,7 +262,7 @@ fn stamp_text(sha: &str, meta: &std::fs::Metadata) -> String {
 }
 
 fn write_stamp(path: &Path, sha: &str) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| io_err("stat", path, &e))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_err("stat", path, &e))?;
     write_atomic(&hidden(path, ".verified"), &stamp_text(sha, &meta))
 }
 
@@ -289,18 +274,19 @@ fn cached_and_valid(
     artifact: Artifact,
     progress: &Progress<PullEvent>,
 ) -> Result<bool> {
-    let Ok(meta) = std::fs::metadata(path) else {
+    // Only a regular file counts (a symbolic link in the cache is never trusted).
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(false);
     };
     if !meta.is_file() {
         return Ok(false);
     }
     let stamp = hidden(path, ".verified");
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text(sha, &meta)) {
+    if open::read_to_string(&stamp).is_ok_and(|s| s == stamp_text(sha, &meta)) {
         return Ok(true);
     }
     let total = meta.len();
-    let mut f = File::open(path).map_err(|e| io_err("read", path, &e))?;
+    let mut f = open::open_read(path).map_err(|e| io_err("read", path, &e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
@@ -342,12 +328,12 @@ fn ensure_kernel(
         return Ok(());
     }
     stats.changed = true;
-    let tmp = partial(dest);
+    let (file, tmp) = partial(dest)?;
     let r = download_verified(
         http,
         &image.kernel_url,
         &image.kernel_sha256,
-        &tmp,
+        (file, &tmp),
         None,
         artifact,
         progress,
@@ -382,34 +368,32 @@ fn ensure_rootfs(
     let sidecar = dir.join(SIDECAR);
     let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
     let zst_ok = cached_and_valid(&zst, &image.rootfs_sha256, artifact, progress)?;
-    let ext4_ok =
-        ext4.is_file() && std::fs::read_to_string(&sidecar).is_ok_and(|s| s.trim() == expected);
+    let ext4_ok = open::kind(&ext4).is_ok_and(|k| k == Some(open::Kind::File))
+        && open::read_to_string(&sidecar).is_ok_and(|s| s.trim() == expected);
     if zst_ok && ext4_ok {
         progress.emit(PullEvent::Cached { artifact });
         return Ok(());
     }
     stats.changed = true;
-    let zst_tmp = partial(&zst);
-    let ext4_tmp = partial(&ext4);
-    let cleanup = || {
-        let _ = std::fs::remove_file(&zst_tmp);
-        let _ = std::fs::remove_file(&ext4_tmp);
-    };
+    let (ext4_file, ext4_tmp) = partial(&ext4)?;
+    let mut zst_tmp: Option<PathBuf> = None;
     let r = (|| {
         if zst_ok {
-            decompress_file(&zst, &ext4_tmp, progress)?;
+            decompress_file(&zst, (ext4_file, &ext4_tmp), progress)?;
         } else {
+            let (zst_file, tmp) = partial(&zst)?;
+            let zst_tmp = zst_tmp.insert(tmp);
             download_verified(
                 http,
                 &image.rootfs_url,
                 &image.rootfs_sha256,
-                &zst_tmp,
-                Some(&ext4_tmp),
+                (zst_file, zst_tmp),
+                Some((ext4_file, &ext4_tmp)),
                 artifact,
                 progress,
                 stats,
             )?;
-            std::fs::rename(&zst_tmp, &zst).map_err(|e| io_err("rename into", &zst, &e))?;
+            std::fs::rename(&*zst_tmp, &zst).map_err(|e| io_err("rename into", &zst, &e))?;
             sync_dir(dir)?;
             write_stamp(&zst, &image.rootfs_sha256)?;
         }
@@ -425,7 +409,10 @@ fn ensure_rootfs(
         write_atomic(&sidecar, &expected)
     })();
     if r.is_err() {
-        cleanup();
+        let _ = std::fs::remove_file(&ext4_tmp);
+        if let Some(t) = &zst_tmp {
+            let _ = std::fs::remove_file(t);
+        }
     }
     r?;
     progress.emit(PullEvent::Ready {
@@ -436,10 +423,13 @@ fn ensure_rootfs(
 }
 
 /// Decompress a verified cached `.zst` into a sparse temp file (fsynced).
-fn decompress_file(zst: &Path, out: &Path, progress: &Progress<PullEvent>) -> Result<()> {
-    let mut f = File::open(zst).map_err(|e| io_err("read", zst, &e))?;
+fn decompress_file(
+    zst: &Path,
+    (outf, out): (File, &Path),
+    progress: &Progress<PullEvent>,
+) -> Result<()> {
+    let mut f = open::open_read(zst).map_err(|e| io_err("read", zst, &e))?;
     let total = f.metadata().ok().map(|m| m.len());
-    let outf = File::create(out).map_err(|e| io_err("create", out, &e))?;
     let mut dec = ZstdSparse::start(outf).map_err(|e| io_err("decompress into", out, &e))?;
     let mut done = 0u64;
     loop {
@@ -473,11 +463,11 @@ fn decompress_file(zst: &Path, out: &Path, progress: &Progress<PullEvent>) -> Re
 /// The download sink: hash, temp file and (optionally) the decoder, all fed in one pass.
 struct OnePass<'a> {
     file: File,
-    path: &'a Path,
     hasher: Sha256,
     bytes: u64,
     total: Option<u64>,
-    decode_to: Option<&'a Path>,
+    /// The decoder's temp file (created once, `O_EXCL`); each (re)start empties it.
+    decode_file: Option<File>,
     decoder: Option<ZstdSparse>,
     decoder_failed: bool,
     artifact: Artifact,
@@ -486,10 +476,13 @@ struct OnePass<'a> {
 
 impl OnePass<'_> {
     fn start_decoder(&mut self) -> io::Result<()> {
+        // Dropping the old decoder joins its thread: nothing writes the file any more.
         self.decoder = None;
         self.decoder_failed = false;
-        if let Some(p) = self.decode_to {
-            self.decoder = Some(ZstdSparse::start(File::create(p)?)?);
+        if let Some(f) = &self.decode_file {
+            let f = f.try_clone()?;
+            f.set_len(0)?;
+            self.decoder = Some(ZstdSparse::start(f)?);
         }
         Ok(())
     }
@@ -501,7 +494,10 @@ impl Sink for OnePass<'_> {
     }
 
     fn restart(&mut self) -> io::Result<()> {
-        self.file = File::create(self.path)?;
+        use std::io::Seek;
+        // The same temp file (ours, created with O_EXCL), emptied: never a path reopened.
+        self.file.set_len(0)?;
+        self.file.seek(io::SeekFrom::Start(0))?;
         self.hasher = Sha256::new();
         self.bytes = 0;
         self.start_decoder()
@@ -542,20 +538,19 @@ fn download_verified(
     http: &Http,
     url: &Url,
     sha: &str,
-    tmp: &Path,
-    decode_to: Option<&Path>,
+    (file, tmp): (File, &Path),
+    decode: Option<(File, &Path)>,
     artifact: Artifact,
     progress: &Progress<PullEvent>,
     stats: &mut Stats,
 ) -> Result<()> {
-    let file = File::create(tmp).map_err(|e| io_err("create", tmp, &e))?;
+    let decode_to = decode.as_ref().map(|(_, p)| *p);
     let mut sink = OnePass {
         file,
-        path: tmp,
         hasher: Sha256::new(),
         bytes: 0,
         total: None,
-        decode_to,
+        decode_file: decode.map(|(f, _)| f),
         decoder: None,
         decoder_failed: false,
         artifact,

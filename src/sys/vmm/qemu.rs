@@ -175,14 +175,14 @@ impl QemuSpec {
     }
 }
 
-/// Start `argv` in a new session with stdin from /dev/null and stdout and stderr appended
-/// to `log` (SmolVM's spawn). The caller owns (and must eventually reap) the child.
-pub fn spawn(argv: &[String], log: &Path) -> io::Result<Child> {
+/// Start `argv` in a new session with stdin from /dev/null and stdout and stderr going to
+/// `log` (SmolVM's spawn). The log is a file the caller opened itself (without following a
+/// symbolic link, see [`crate::sys::open::open_truncated`]) and is handed over as the
+/// child's stdout/stderr, so the VMM never opens a path of ours. The caller owns (and must
+/// eventually reap) the child.
+pub fn spawn(argv: &[String], log: &std::fs::File) -> io::Result<Child> {
     use std::os::unix::process::CommandExt;
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
+    let out = log.try_clone()?;
     let err = out.try_clone()?;
     let mut c = Command::new(&argv[0]);
     c.args(&argv[1..])

@@ -1,0 +1,327 @@
+//! Files smolvm writes under predictable names, as root on a shared host: a symbolic link
+//! (or anything else that is not ours) at a console log, a per-VM disk or a control socket
+//! path makes `start` fail with a clear error naming the path — before any VMM is spawned —
+//! and the link's target (or the file) is left exactly as it was. Every smolvm run happens
+//! in a network namespace of its own, so even a regression cannot touch the host's network.
+
+mod support;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::cleanup::{insert_rows, NetNs, Row};
+use support::{is_root, json, stderr, stdout, Home};
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIPPED: needs root (network namespaces)");
+            return;
+        }
+    };
+}
+
+const PRECIOUS: &[u8] = b"root-owned data that must survive\n";
+
+struct Env {
+    h: Home,
+    ns: NetNs,
+    /// A small manifest publishing tiny (wrong) files, so a preset start never downloads
+    /// anything real.
+    manifest: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let h = Home::new();
+        std::fs::create_dir_all(&h.data).unwrap();
+        let ns = NetNs::with_uplink();
+        let tiny = h.tmp.path().join("tiny");
+        std::fs::write(&tiny, b"tiny").unwrap();
+        let row = |vmm: &str| {
+            serde_json::json!({
+                "preset": "codex", "arch": "amd64", "vmm": vmm, "os": "ubuntu",
+                "kernel_url": format!("file://{}", tiny.display()),
+                "kernel_sha256": "0".repeat(64),
+                "rootfs_url": format!("file://{}", tiny.display()),
+                "rootfs_sha256": "0".repeat(64),
+            })
+        };
+        let manifest = h.tmp.path().join("manifest.json");
+        std::fs::write(
+            &manifest,
+            serde_json::json!({"release": "t", "images": [row("qemu"), row("firecracker")]})
+                .to_string(),
+        )
+        .unwrap();
+        Env { h, ns, manifest }
+    }
+
+    fn smolvm(&self, args: &[&str]) -> std::process::Output {
+        self.ns
+            .cmd(&self.h, "smolvm")
+            .env("SMOLVM_MANIFEST", &self.manifest)
+            .args(args)
+            .timeout(Duration::from_secs(120))
+            .output()
+            .unwrap()
+    }
+
+    /// A file outside every smolvm directory, standing for a root-owned file.
+    fn precious(&self) -> PathBuf {
+        let p = self.h.tmp.path().join("precious");
+        std::fs::write(&p, PRECIOUS).unwrap();
+        p
+    }
+
+    fn kernel_and_rootfs(&self) -> (PathBuf, PathBuf) {
+        let k = self.h.tmp.path().join("kernel");
+        let r = self.h.tmp.path().join("rootfs.ext4");
+        std::fs::write(&k, b"not a kernel").unwrap();
+        std::fs::write(&r, vec![0u8; 4096]).unwrap();
+        (k, r)
+    }
+
+    /// A `created` sandbox row whose disk is `<data>/disks/<id>.ext4` (a regular file
+    /// unless the test replaces it).
+    fn created_row(&self, id: &str) {
+        insert_rows(&self.h.data, &self.h.sockets(), &[Row::stopped(id)]);
+        let (k, _) = self.kernel_and_rootfs();
+        let disks = self.h.data.join("disks");
+        std::fs::create_dir_all(&disks).unwrap();
+        let disk = disks.join(format!("{id}.ext4"));
+        std::fs::write(&disk, vec![0u8; 4096]).unwrap();
+        let config = serde_json::json!({
+            "vm_id": id, "vcpu_count": 1, "mem_size_mib": 64, "backend": "qemu",
+            "accel": "tcg", "kernel_path": k, "rootfs_path": disk,
+        });
+        let c = rusqlite::Connection::open(self.h.data.join("smolvm.db")).unwrap();
+        c.execute(
+            "UPDATE vms SET status = 'created', config = ?1 WHERE id = ?2",
+            rusqlite::params![config.to_string(), id],
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.smolvm(&["cleanup", "--all", "--force", "--json"]);
+    }
+}
+
+/// Exit 1, one JSON error envelope whose message names `path` and says why.
+fn assert_refused(out: &std::process::Output, path: &Path, why: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    let v = json(out);
+    assert_eq!(v["ok"], false);
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains(&path.display().to_string()) && m.contains(why),
+        "{m:?} should name {} and say {why:?}",
+        path.display()
+    );
+}
+
+fn no_vmm(e: &Env) {
+    assert!(
+        smolvm::sys::process::vmm_processes(Some(&e.h.sockets())).is_empty(),
+        "a VMM was spawned"
+    );
+}
+
+#[test]
+fn sandbox_start_refuses_a_symlinked_console_log_and_leaves_its_target() {
+    require_root!();
+    let e = Env::new();
+    e.created_row("vm-log");
+    let target = e.precious();
+    let log = e.h.data.join("vm-log.log");
+    symlink(&target, &log).unwrap();
+    let out = e.smolvm(&["sandbox", "start", "vm-log", "--accel", "tcg", "--json"]);
+    assert_refused(&out, &log, "symbolic link");
+    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+    assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+    no_vmm(&e);
+}
+
+#[test]
+fn sandbox_create_start_refuses_a_symlinked_console_log_and_leaves_its_target() {
+    require_root!();
+    let e = Env::new();
+    let (k, r) = e.kernel_and_rootfs();
+    let target = e.precious();
+    let log = e.h.data.join("vm-new.log");
+    symlink(&target, &log).unwrap();
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        k.to_str().unwrap(),
+        "--rootfs",
+        r.to_str().unwrap(),
+        "--name",
+        "vm-new",
+        "--backend",
+        "qemu",
+        "--accel",
+        "tcg",
+        "--start",
+        "--json",
+    ]);
+    assert_refused(&out, &log, "symbolic link");
+    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+    assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+    assert!(!e.h.data.join("disks/vm-new.ext4").exists());
+    no_vmm(&e);
+}
+
+#[test]
+fn preset_start_refuses_a_symlinked_console_log_before_pulling() {
+    require_root!();
+    let e = Env::new();
+    let target = e.precious();
+    let log = e.h.data.join("vm-pre.log");
+    symlink(&target, &log).unwrap();
+    let out = e.smolvm(&[
+        "codex",
+        "start",
+        "--name",
+        "vm-pre",
+        "--backend",
+        "qemu",
+        "--accel",
+        "tcg",
+        "--json",
+    ]);
+    assert_refused(&out, &log, "symbolic link");
+    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+    assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+    no_vmm(&e);
+}
+
+#[test]
+fn sandbox_create_refuses_a_symlinked_disk_path_and_leaves_its_target() {
+    require_root!();
+    let e = Env::new();
+    let (k, r) = e.kernel_and_rootfs();
+    let target = e.precious();
+    let disks = e.h.data.join("disks");
+    std::fs::create_dir_all(&disks).unwrap();
+    let disk = disks.join("vm-disk.ext4");
+    symlink(&target, &disk).unwrap();
+    let out = e.smolvm(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        k.to_str().unwrap(),
+        "--rootfs",
+        r.to_str().unwrap(),
+        "--name",
+        "vm-disk",
+        "--backend",
+        "qemu",
+        "--accel",
+        "tcg",
+        "--json",
+    ]);
+    assert_refused(&out, &disk, "symbolic link");
+    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+    assert!(std::fs::symlink_metadata(&disk).unwrap().is_symlink());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+    // Nothing of ours left beside it (no temp file).
+    let left: Vec<_> = std::fs::read_dir(&disks)
+        .unwrap()
+        .flatten()
+        .map(|d| d.file_name())
+        .collect();
+    assert_eq!(left, ["vm-disk.ext4"]);
+}
+
+#[test]
+fn sandbox_start_refuses_a_symlinked_disk() {
+    require_root!();
+    let e = Env::new();
+    e.created_row("vm-sd");
+    let target = e.precious();
+    let disk = e.h.data.join("disks/vm-sd.ext4");
+    std::fs::remove_file(&disk).unwrap();
+    symlink(&target, &disk).unwrap();
+    let out = e.smolvm(&["sandbox", "start", "vm-sd", "--accel", "tcg", "--json"]);
+    assert_refused(&out, &disk, "symbolic link");
+    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+    no_vmm(&e);
+}
+
+#[test]
+fn sandbox_start_leaves_a_regular_file_at_the_qmp_socket_path() {
+    require_root!();
+    let e = Env::new();
+    e.created_row("vm-sock");
+    let sock = e.h.sockets().join("qmp-vm-sock.sock");
+    std::fs::write(&sock, PRECIOUS).unwrap();
+    let out = e.smolvm(&["sandbox", "start", "vm-sock", "--accel", "tcg", "--json"]);
+    assert_refused(&out, &sock, "regular file");
+    assert_eq!(std::fs::read(&sock).unwrap(), PRECIOUS);
+    no_vmm(&e);
+}
+
+#[test]
+fn sandbox_start_refuses_a_symlink_at_the_qmp_socket_path() {
+    require_root!();
+    let e = Env::new();
+    e.created_row("vm-sl");
+    let target = e.precious();
+    let sock = e.h.sockets().join("qmp-vm-sl.sock");
+    symlink(&target, &sock).unwrap();
+    let out = e.smolvm(&["sandbox", "start", "vm-sl", "--accel", "tcg", "--json"]);
+    assert_refused(&out, &sock, "symbolic link");
+    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+    assert!(std::fs::symlink_metadata(&sock).unwrap().is_symlink());
+    no_vmm(&e);
+}
+
+#[test]
+fn sandbox_logs_does_not_read_through_a_symlinked_log() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-logs")]);
+    let secret = h.tmp.path().join("secret");
+    std::fs::write(&secret, b"root-only secret\n").unwrap();
+    let log = h.data.join("vm-logs.log");
+    symlink(&secret, &log).unwrap();
+    let out = h
+        .smolvm()
+        .args(["sandbox", "logs", "vm-logs"])
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&out).contains("root-only secret"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&log.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    // A regular log is shown as before.
+    std::fs::remove_file(&log).unwrap();
+    std::fs::write(&log, b"console line\n").unwrap();
+    let out = h
+        .smolvm()
+        .args(["sandbox", "logs", "vm-logs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "console line\n");
+}
