@@ -2,12 +2,22 @@
 //! written by Python SmolVM opens and lists here, and ours opens there.
 //!
 //! Improvements over SmolVM: WAL journal, a busy timeout, one short `BEGIN IMMEDIATE`
-//! transaction per change, and corruption handling: a file that is not a database, is
-//! truncated or fails `PRAGMA quick_check` is moved aside (never deleted) with its
-//! `-wal`/`-shm` files to `smolvm.db.corrupt-<YYYYmmddTHHMMSSZ>` and a new one created.
-//! A dry run opens nothing for writing: the file read-only, or an empty in-memory database
-//! when there is none or it is corrupt.
+//! transaction per change, and corruption handling: a file SQLite reports as damaged (not
+//! a database, truncated, failing `PRAGMA quick_check`) is moved aside (never deleted)
+//! with its `-journal`/`-wal`/`-shm` files to `smolvm.db.corrupt-<YYYYmmddTHHMMSSZ>` and a
+//! new one created. A lock, a file this user cannot write or open, or an I/O error is an
+//! error, never corruption. A hot rollback journal left by a SmolVM killed mid-write is
+//! rolled back (read-write opens), or rolled back in a private copy (dry runs and files
+//! this user cannot write): see [`copy`].
+//!
+//! A dry run changes nothing on disk: it reads the file in place read-only only while a
+//! WAL writer has it open, else a private copy; an absent or corrupt file reads as an
+//! empty in-memory database.
+//!
+//! Rows are decoded one at a time and validated (see [`types`]): a row whose values are
+//! invalid is never returned as a record but as a [`SkippedRow`] with the reason.
 
+mod copy;
 mod pools;
 mod types;
 
@@ -71,8 +81,9 @@ pub enum StateError {
 pub enum OpenMode {
     /// Create or migrate as needed; corrupt files are moved aside.
     ReadWrite,
-    /// Change nothing on disk: read the file read-only; an absent or corrupt file reads
-    /// as an empty store (corruption is reported, the file left where it is).
+    /// Change nothing on disk: read the file (or a private copy of it) read-only; an
+    /// absent or corrupt file reads as an empty store (corruption is reported, the file
+    /// left where it is).
     DryRun,
 }
 
@@ -81,8 +92,31 @@ pub enum OpenMode {
 pub struct Corruption {
     pub path: PathBuf,
     pub reason: String,
-    /// Where the file was moved (`None` in a dry run).
+    /// Where the file was moved (`None` in a dry run, or when it is not writable).
     pub moved_to: Option<PathBuf>,
+}
+
+/// The warning to show: `state database <path> was corrupt (<reason>); moved it to <to>
+/// and started a new one` or, when nothing was moved, `… is corrupt (<reason>); read as
+/// empty, nothing was changed`.
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.moved_to {
+            Some(to) => write!(
+                f,
+                "state database {} was corrupt ({}); moved it to {} and started a new one",
+                self.path.display(),
+                self.reason,
+                to.display()
+            ),
+            None => write!(
+                f,
+                "state database {} is corrupt ({}); read as empty, nothing was changed",
+                self.path.display(),
+                self.reason
+            ),
+        }
+    }
 }
 
 pub struct StateStore {
@@ -90,6 +124,9 @@ pub struct StateStore {
     conn: Mutex<Connection>,
     read_only: bool,
     busy_timeout: Duration,
+    /// The private copy a read-only store reads, removed when the store is dropped
+    /// (after `conn`, which is declared first and so closed first).
+    _copy: Option<copy::PrivateDir>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -103,76 +140,214 @@ impl std::fmt::Debug for StateStore {
 
 impl StateStore {
     /// Open (or create) the store at `path`. Returns the store and, if the file on disk was
-    /// corrupt, what was done about it.
+    /// corrupt, what was done about it: callers must show that report to the user.
+    ///
+    /// Only SQLite itself saying the file is damaged (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, a
+    /// failed `quick_check`) counts as corruption; a lock, a read-only or unopenable file
+    /// and I/O errors are errors, and nothing is moved.
     pub fn open(
         path: &Path,
         mode: OpenMode,
         busy_timeout: Duration,
     ) -> Result<(StateStore, Option<Corruption>), StateError> {
-        let sql = |source| StateError::Sqlite {
-            path: path.to_path_buf(),
-            source,
+        let exists = match std::fs::symlink_metadata(path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         };
-        let exists = path.exists();
-        let mut corruption = None;
-        if exists {
-            if let Some(reason) = check_health(path, busy_timeout)? {
-                let moved_to = match mode {
-                    OpenMode::ReadWrite => Some(move_aside(path)?),
-                    OpenMode::DryRun => None,
-                };
-                corruption = Some(Corruption {
-                    path: path.to_path_buf(),
-                    reason,
-                    moved_to,
-                });
-            }
-        }
-        let store = match mode {
-            OpenMode::DryRun if exists && corruption.is_none() => {
-                let conn = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(sql)?;
-                conn.busy_timeout(busy_timeout).map_err(sql)?;
-                StateStore {
-                    path: path.to_path_buf(),
-                    conn: Mutex::new(conn),
-                    read_only: true,
-                    busy_timeout,
-                }
-            }
-            OpenMode::DryRun => {
-                let conn = Connection::open_in_memory().map_err(sql)?;
-                conn.execute_batch(SCHEMA).map_err(sql)?;
-                StateStore {
-                    path: path.to_path_buf(),
-                    conn: Mutex::new(conn),
-                    read_only: true,
-                    busy_timeout,
-                }
-            }
-            OpenMode::ReadWrite => {
+        match mode {
+            OpenMode::DryRun if !exists => Ok((Self::empty(path, busy_timeout)?, None)),
+            OpenMode::DryRun => Self::open_read_only(path, busy_timeout),
+            OpenMode::ReadWrite if !exists => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
                         path: path.to_path_buf(),
                         source,
                     })?;
                 }
-                let conn = Connection::open(path).map_err(sql)?;
-                conn.busy_timeout(busy_timeout).map_err(sql)?;
-                let store = StateStore {
+                Ok((Self::create(path, busy_timeout)?, None))
+            }
+            OpenMode::ReadWrite => {
+                // Check first without changing anything (read-write SQLite would already
+                // have rolled back, or deleted, a damaged file's journal), so that a
+                // damaged file is moved aside exactly as it was found.
+                let (read_only, corrupt) = Self::open_read_only(path, busy_timeout)?;
+                let reason = match corrupt {
+                    Some(c) => Some(c.reason),
+                    None => match open_in_place(path, busy_timeout)? {
+                        InPlace::Healthy(conn) => {
+                            let store = StateStore {
+                                path: path.to_path_buf(),
+                                conn: Mutex::new(conn),
+                                read_only: false,
+                                busy_timeout,
+                                _copy: None,
+                            };
+                            store.init()?;
+                            return Ok((store, None));
+                        }
+                        // Not ours to write (another user's file, a read-only mount).
+                        InPlace::NotWritable => return Ok((read_only, None)),
+                        InPlace::Corrupt(reason) => Some(reason),
+                    },
+                };
+                drop(read_only);
+                let reason = reason.unwrap_or_default();
+                let moved_to = move_aside(path)?;
+                let store = Self::create(path, busy_timeout)?;
+                Ok((
+                    store,
+                    Some(Corruption {
+                        path: path.to_path_buf(),
+                        reason,
+                        moved_to: Some(moved_to),
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// A new database file at `path`, with SmolVM's schema.
+    fn create(path: &Path, busy_timeout: Duration) -> Result<StateStore, StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(busy_timeout).map_err(sql)?;
+        let store = StateStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            read_only: false,
+            busy_timeout,
+            _copy: None,
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// An empty read-only store (no file, or a corrupt one in a dry run).
+    fn empty(path: &Path, busy_timeout: Duration) -> Result<StateStore, StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_in_memory().map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(StateStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            read_only: true,
+            busy_timeout,
+            _copy: None,
+        })
+    }
+
+    /// Read an existing database without changing anything on disk. When another
+    /// connection has it open in WAL mode (its `-wal`/`-shm` exist), SQLite reads it in
+    /// place, read-only, consistently with that writer. Otherwise (a rollback journal,
+    /// maybe hot; or a closed WAL database, which a read-only open would add `-wal`/`-shm`
+    /// files to) a private copy is read: see [`copy`].
+    fn open_read_only(
+        path: &Path,
+        busy_timeout: Duration,
+    ) -> Result<(StateStore, Option<Corruption>), StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let corrupt = |reason: String| -> Result<(StateStore, Option<Corruption>), StateError> {
+            Ok((
+                Self::empty(path, busy_timeout)?,
+                Some(Corruption {
+                    path: path.to_path_buf(),
+                    reason,
+                    moved_to: None,
+                }),
+            ))
+        };
+        let live_wal = !copy::has_sidecar(path, "-journal")
+            && (copy::has_sidecar(path, "-wal") || copy::has_sidecar(path, "-shm"));
+        if live_wal {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+            );
+            let checked = conn.and_then(|c| {
+                c.busy_timeout(busy_timeout)?;
+                health(&c).map(|h| (c, h))
+            });
+            match checked {
+                Ok((conn, None)) => {
+                    return Ok((
+                        StateStore {
+                            path: path.to_path_buf(),
+                            conn: Mutex::new(conn),
+                            read_only: true,
+                            busy_timeout,
+                            _copy: None,
+                        },
+                        None,
+                    ))
+                }
+                Ok((_, Some(reason))) => return corrupt(reason),
+                Err(e) if is_busy(&e) => {
+                    return Err(StateError::Locked {
+                        path: path.to_path_buf(),
+                        waited: busy_timeout.as_secs_f64(),
+                    })
+                }
+                // The writer went away meanwhile, or its `-shm` is not ours to use: copy.
+                Err(e) if is_read_only_error(&e) => {}
+                Err(e) => return Err(sql(e)),
+            }
+        }
+        let dir = copy::PrivateDir::new().map_err(|source| StateError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let copied = copy::copy_database(path, dir.path(), busy_timeout).map_err(|e| match e {
+            copy::CopyError::Busy => StateError::Locked {
+                path: path.to_path_buf(),
+                waited: busy_timeout.as_secs_f64(),
+            },
+            copy::CopyError::Io(path, source) => StateError::Io { path, source },
+        })?;
+        let conn = Connection::open_with_flags(
+            &copied,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(sql)?;
+        match health(&conn) {
+            Ok(None) => Ok((
+                StateStore {
                     path: path.to_path_buf(),
                     conn: Mutex::new(conn),
-                    read_only: false,
+                    read_only: true,
                     busy_timeout,
-                };
-                store.init()?;
-                store
-            }
-        };
-        Ok((store, corruption))
+                    _copy: Some(dir),
+                },
+                None,
+            )),
+            Ok(Some(reason)) => corrupt(reason),
+            Err(e) => Err(sql(e)),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -393,7 +568,10 @@ impl StateStore {
                 path: self.path.clone(),
                 source: rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
-                    Some("opened for a dry run: no writes".into()),
+                    Some(
+                        "opened read-only (a dry run, or a file this user cannot write): no writes"
+                            .into(),
+                    ),
                 ),
             });
         }
@@ -440,38 +618,86 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// `None` if the file is a healthy database; else why not. A lock held past the busy
-/// timeout is an error, not corruption.
-fn check_health(path: &Path, busy_timeout: Duration) -> Result<Option<String>, StateError> {
-    let conn = match Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) {
-        Ok(c) => c,
-        Err(e) => return Ok(Some(e.to_string())),
+/// How an existing database opened for writing turned out.
+enum InPlace {
+    Healthy(Connection),
+    NotWritable,
+    Corrupt(String),
+}
+
+/// Open `path` read-write (never creating it) and check it. Reading it once makes SQLite
+/// roll back a hot journal a killed writer left, as any SmolVM or `sqlite3` would.
+fn open_in_place(path: &Path, busy_timeout: Duration) -> Result<InPlace, StateError> {
+    let sql = |source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
     };
-    let _ = conn.busy_timeout(busy_timeout);
-    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
-        Ok(s) if s == "ok" => Ok(None),
-        Ok(s) => Ok(Some(format!("quick_check: {s}"))),
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(sql)?;
+    conn.busy_timeout(busy_timeout).map_err(sql)?;
+    // SQLite opens a file it may not write read-only, silently.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(sql)? {
+        return Ok(InPlace::NotWritable);
+    }
+    match health(&conn) {
+        Ok(None) => Ok(InPlace::Healthy(conn)),
+        Ok(Some(reason)) => Ok(InPlace::Corrupt(reason)),
         Err(e) if is_busy(&e) => Err(StateError::Locked {
             path: path.to_path_buf(),
             waited: busy_timeout.as_secs_f64(),
         }),
-        Err(e) => Ok(Some(e.to_string())),
+        Err(e) if is_read_only_error(&e) => Ok(InPlace::NotWritable),
+        Err(e) => Err(sql(e)),
     }
 }
 
-/// Move a corrupt database and its `-wal`/`-shm` files to `<name>.corrupt-<stamp>[-wal|-shm]`.
+/// `Ok(None)` if SQLite reads the database and `quick_check` passes, `Ok(Some(why))` if
+/// SQLite says it is damaged; any other failure (locked, read-only, I/O) is an error.
+fn health(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+        Ok(s) if s == "ok" => Ok(None),
+        Ok(s) => Ok(Some(format!("quick_check: {s}"))),
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(SqliteCode::DatabaseCorrupt) | Some(SqliteCode::NotADatabase)
+            ) =>
+        {
+            Ok(Some(e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// SQLite cannot write what it needs to (the file, its journal, its `-shm`).
+fn is_read_only_error(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(SqliteCode::ReadOnly))
+}
+
+/// Move a corrupt database and its `-journal`/`-wal`/`-shm` files to
+/// `<name>.corrupt-<stamp>[-journal|-wal|-shm]`: the sidecars first, so that a crash half
+/// way leaves the damaged file where the next open finds it again, and never a journal
+/// without its database (SQLite deletes a journal whose database is gone).
 fn move_aside(path: &Path) -> Result<PathBuf, StateError> {
+    const SUFFIXES: [&str; 4] = ["-journal", "-wal", "-shm", ""];
     let stamp = compact(SystemTime::now());
+    let taken = |t: &PathBuf| {
+        SUFFIXES
+            .iter()
+            .any(|s| std::fs::symlink_metadata(format!("{}{s}", t.display())).is_ok())
+    };
     let mut target = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
     let mut n = 1;
-    while target.exists() {
+    while taken(&target) {
         target = PathBuf::from(format!("{}.corrupt-{stamp}.{n}", path.display()));
         n += 1;
     }
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in SUFFIXES {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         let to = PathBuf::from(format!("{}{suffix}", target.display()));
         match std::fs::rename(&from, &to) {

@@ -267,3 +267,166 @@ fn active_vms_reads_paths_read_only() {
     assert_eq!(got[0].files, vec![PathBuf::from("/k"), PathBuf::from("/r")]);
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
+
+fn have_python_sqlite3() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import sqlite3"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// SmolVM (Python's sqlite3, rollback journal) killed mid-transaction: `n` rows `vm-0…`
+/// committed, then a transaction that rewrote and deleted them spilled into the file and
+/// the process died before its commit, leaving a hot `-journal`.
+fn hot_journal_db(db: &Path, n: usize) {
+    let script = r#"
+import os, sqlite3, sys
+db, n, schema = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("PRAGMA journal_mode=DELETE")
+c.executescript(schema)
+c.execute("BEGIN")
+for i in range(n):
+    ts = "2026-05-07T12:00:00.%06d+00:00" % i
+    c.execute("INSERT INTO vms (id, status, config, created_at, updated_at) VALUES (?, 'stopped', '{}', ?, ?)", ("vm-%d" % i, ts, ts))
+c.execute("COMMIT")
+c.execute("PRAGMA cache_size=1")
+c.execute("BEGIN")
+c.execute("UPDATE vms SET config = ?", ("x" * 4000,))
+c.execute("DELETE FROM vms WHERE id != 'vm-0'")
+os._exit(0)
+"#;
+    let st = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(db)
+        .arg(n.to_string())
+        .arg(SCHEMA)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let journal = PathBuf::from(format!("{}-journal", db.display()));
+    assert!(
+        std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0),
+        "no hot journal was left behind"
+    );
+}
+
+/// Every file in `dir` with its bytes.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn ids(s: &StateStore) -> Vec<String> {
+    s.list_vms().unwrap().into_iter().map(|v| v.id).collect()
+}
+
+fn expected_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("vm-{i}")).collect()
+}
+
+#[test]
+fn a_hot_journal_is_rolled_back_not_taken_for_corruption() {
+    if !have_python_sqlite3() {
+        eprintln!("SKIPPED: python3 with sqlite3 is not installed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    hot_journal_db(&db, 30);
+    let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(2)).unwrap();
+    assert_eq!(corrupt, None);
+    assert_eq!(ids(&s), expected_ids(30));
+    let names: Vec<String> = snapshot(t.path()).into_keys().collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("corrupt") || n.ends_with("-journal")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_dry_run_rolls_a_hot_journal_back_in_a_private_copy_and_changes_nothing() {
+    if !have_python_sqlite3() {
+        eprintln!("SKIPPED: python3 with sqlite3 is not installed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    hot_journal_db(&db, 30);
+    let before = snapshot(t.path());
+    let (s, corrupt) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(2)).unwrap();
+    assert_eq!(corrupt, None);
+    assert_eq!(ids(&s), expected_ids(30));
+    assert!(
+        s.delete_vm("vm-1").is_err(),
+        "a dry-run store accepted a write"
+    );
+    drop(s);
+    assert_eq!(
+        snapshot(t.path()),
+        before,
+        "a dry run changed the directory"
+    );
+}
+
+#[test]
+fn a_dry_run_of_a_wal_database_creates_no_files() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    {
+        let s = open(&db);
+        s.insert_vm(&VmRecord::new("vm-1", VmStatus::Stopped))
+            .unwrap();
+    }
+    let before = snapshot(t.path());
+    assert_eq!(before.len(), 1, "{:?}", before.keys());
+    let (s, corrupt) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(2)).unwrap();
+    assert_eq!(corrupt, None);
+    assert_eq!(ids(&s), ["vm-1"]);
+    drop(s);
+    assert_eq!(snapshot(t.path()), before);
+}
+
+#[test]
+fn a_corrupt_database_is_moved_aside_with_its_journal() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    std::fs::write(
+        &db,
+        b"not a database at all, but long enough to have a header",
+    )
+    .unwrap();
+    std::fs::write(t.path().join("smolvm.db-journal"), b"journal junk").unwrap();
+    let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(1)).unwrap();
+    let moved = corrupt.expect("reported").moved_to.expect("moved");
+    assert_eq!(
+        std::fs::read(format!("{}-journal", moved.display())).unwrap(),
+        b"journal junk"
+    );
+    assert!(!t.path().join("smolvm.db-journal").exists());
+    assert!(s.list_vms().unwrap().is_empty());
+}
+
+#[test]
+fn an_unopenable_database_is_an_error_and_nothing_is_moved() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    std::fs::create_dir(&db).unwrap();
+    std::fs::write(db.join("inside"), b"x").unwrap();
+    for mode in [OpenMode::ReadWrite, OpenMode::DryRun] {
+        let err = StateStore::open(&db, mode, Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("smolvm.db"), "{err}");
+        let names: Vec<String> = snapshot(t.path()).into_keys().collect();
+        assert_eq!(names, ["smolvm.db"], "{mode:?}");
+    }
+}
