@@ -256,3 +256,163 @@ fn a_corrupt_database_found_by_sandbox_info_is_reported_on_stderr() {
     );
     assert_eq!(json(&out)["error"]["message"], "Sandbox 'vm-1' not found");
 }
+
+/// Raw rows in SmolVM's schema: `(id, status, pid, network JSON)` (`pid` and `id` as SQL
+/// literals, so a test can store what SmolVM's types never would), plus raw `ip_leases`.
+fn raw_db(data: &Path, vms: &[(&str, &str, &str, Option<&str>)], leases: &[(&str, &str, &str)]) {
+    std::fs::create_dir_all(data).unwrap();
+    let c = rusqlite::Connection::open(data.join("smolvm.db")).unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    for (i, (id, status, pid, network)) in vms.iter().enumerate() {
+        let ts = format!("2026-05-07T12:00:{i:02}.000000+00:00");
+        c.execute(
+            &format!(
+                "INSERT INTO vms (id, status, config, network, pid, created_at, updated_at)
+                 VALUES ({id}, ?1, '{{\"backend\":\"qemu\"}}', ?2, {pid}, ?3, ?3)"
+            ),
+            rusqlite::params![status, network, ts],
+        )
+        .unwrap();
+    }
+    for (ip, vm, tap) in leases {
+        c.execute(
+            "INSERT INTO ip_leases VALUES (?1, ?2, ?3, 'x')",
+            rusqlite::params![ip, vm, tap],
+        )
+        .unwrap();
+    }
+}
+
+const NAT: &str = r#"{"guest_ip":"172.16.0.2","gateway_ip":"172.16.0.1","netmask":"255.255.255.0","tap_device":"tap2","guest_mac":"AA:FC:00:00:00:02","ssh_host_port":2200,"mode":"nat","bridge":null}"#;
+const ETH0: &str = r#"{"guest_ip":"172.16.0.3","gateway_ip":"172.16.0.1","netmask":"255.255.255.0","tap_device":"eth0","guest_mac":"AA:FC:00:00:00:03","ssh_host_port":2201,"mode":"nat","bridge":null}"#;
+
+/// Good rows, and rows SmolVM never writes: a mistyped pid, ids that are paths, a network
+/// naming the host's `eth0`, a lease naming it.
+fn mixed_db(data: &Path) {
+    raw_db(
+        data,
+        &[
+            ("'vm-good-1'", "stopped", "NULL", None),
+            ("'vm-badpid'", "stopped", "'abc'", None),
+            ("'vm-good-2'", "stopped", "NULL", Some(NAT)),
+            ("'../victim/precious'", "stopped", "NULL", None),
+            ("'/abs/x'", "stopped", "NULL", None),
+            ("'vm-eth0'", "stopped", "NULL", Some(ETH0)),
+            ("'vm-lease'", "stopped", "NULL", None),
+        ],
+        &[
+            ("172.16.0.2", "vm-good-2", "tap2"),
+            ("172.16.0.7", "vm-lease", "eth0"),
+        ],
+    );
+}
+
+const GOOD: [&str; 3] = ["vm-good-1", "vm-good-2", "vm-lease"];
+
+/// Each bad row is named in exactly one warning.
+fn assert_reports_bad_rows(warnings: &[String]) {
+    for bad in [
+        "\"vm-badpid\"",
+        "\"../victim/precious\"",
+        "\"/abs/x\"",
+        "\"vm-eth0\"",
+        "\"vm-lease\"",
+    ] {
+        assert_eq!(
+            warnings.iter().filter(|w| w.contains(bad)).count(),
+            1,
+            "{bad} in {warnings:#?}"
+        );
+    }
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("eth0") && w.contains("ip_leases")),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
+    let h = Home::new();
+    mixed_db(&h.data);
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listed_ids(&out), GOOD);
+    assert_reports_bad_rows(&strings(&json(&out)["data"]["warnings"]));
+
+    let out = h.smolvm().args(["sandbox", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let warnings: Vec<String> = err.lines().map(str::to_string).collect();
+    assert!(warnings.iter().all(|w| w.starts_with("Warning: ")), "{err}");
+    assert_reports_bad_rows(&warnings);
+    for id in GOOD {
+        assert!(
+            support::stdout(&out).contains(id),
+            "{}",
+            support::stdout(&out)
+        );
+    }
+
+    let out = h
+        .smolvm()
+        .args(["sandbox", "info", "vm-badpid", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("vm-badpid") && msg.contains("pid"), "{msg}");
+}
+
+#[test]
+fn invalid_rows_are_reported_and_never_acted_on_by_cleanup() {
+    if !is_root() {
+        eprintln!("SKIPPED: cleanup tests need root (network namespaces)");
+        return;
+    }
+    let (h, ns) = (Home::new(), NetNs::new());
+    mixed_db(&h.data);
+    // What the path-shaped id would name if it were ever used as one.
+    let victim_log = h.tmp.path().join("victim/precious.log");
+    let victim_disk = h.data.join("victim/precious.ext4");
+    // Files of VMs whose rows are skipped: theirs, not orphans.
+    let badpid_log = h.data.join("vm-badpid.log");
+    let eth0_disk = h.data.join("disks/vm-eth0.ext4");
+    let kept = [&victim_log, &victim_disk, &badpid_log, &eth0_disk];
+    for f in kept {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b"precious").unwrap();
+    }
+
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(strings(&v["data"]["targets"]), GOOD, "{v}");
+    assert_reports_bad_rows(&strings(&v["data"]["warnings"]));
+
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(strings(&v["data"]["deleted"]), GOOD, "{v}");
+    assert_reports_bad_rows(&strings(&v["data"]["warnings"]));
+    for f in kept {
+        assert_eq!(std::fs::read(f).unwrap(), b"precious", "{}", f.display());
+    }
+    assert_eq!(
+        support::cleanup::row_ids(&h.data),
+        ["vm-badpid", "../victim/precious", "/abs/x", "vm-eth0"]
+    );
+}

@@ -28,7 +28,10 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension};
 
 pub use pools::{pool_ip, NetLease, IP_POOL, SSH_PORT_POOL};
-pub use types::{Leases, Network, TapAllocation, VmRecord, VmStatus};
+pub use types::{
+    describe, is_ifname, is_smolvm_device, is_smolvm_tap, Leases, Network, SkippedRow,
+    TapAllocation, VmRecord, VmRows, VmStatus,
+};
 
 use crate::core::time::{compact, iso_now};
 
@@ -74,6 +77,12 @@ pub enum StateError {
     /// An address pool has no free entry (SmolVM's messages).
     #[error("{0}")]
     Pool(String),
+    /// The row asked for has invalid values (see [`SkippedRow`]): it is not acted on.
+    #[error("state database {path}: the {} row of {} is invalid: {}; fix or delete that row", row.table, row.id, row.reason)]
+    InvalidRow { path: PathBuf, row: SkippedRow },
+    /// A read-only reader found the file corrupt.
+    #[error("{0}")]
+    Corrupt(Corruption),
 }
 
 /// How to open the store.
@@ -393,80 +402,112 @@ impl StateStore {
         .map_err(|e| self.err(e))
     }
 
-    /// Every VM, oldest first (SmolVM's `ORDER BY created_at`).
-    pub fn list_vms(&self) -> Result<Vec<VmRecord>, StateError> {
+    /// Every valid VM row, oldest first (SmolVM's `ORDER BY created_at`), and the rows
+    /// skipped because a value in them is invalid (never acted on; show them).
+    pub fn list_vms(&self) -> Result<VmRows, StateError> {
         let conn = self.lock();
+        let mut out = VmRows::default();
         if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let mut stmt = conn
             .prepare("SELECT * FROM vms ORDER BY created_at, rowid")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], VmRecord::from_row)
+            .query_map([], types::decode_vm)
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        for row in rows {
+            match row.map_err(|e| self.err(e))? {
+                Ok(vm) => out.vms.push(vm),
+                Err(skipped) => out.skipped.push(skipped),
+            }
+        }
+        Ok(out)
     }
 
+    /// The row with this id; [`StateError::InvalidRow`] if its values are invalid.
     pub fn get_vm(&self, id: &str) -> Result<Option<VmRecord>, StateError> {
         let conn = self.lock();
         if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
             return Ok(None);
         }
-        conn.query_row("SELECT * FROM vms WHERE id = ?1", [id], VmRecord::from_row)
+        match conn
+            .query_row("SELECT * FROM vms WHERE id = ?1", [id], types::decode_vm)
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?
+        {
+            None => Ok(None),
+            Some(Ok(vm)) => Ok(Some(vm)),
+            Some(Err(row)) => Err(StateError::InvalidRow {
+                path: self.path.clone(),
+                row,
+            }),
+        }
     }
 
-    /// IP leases, SSH forwards and TAP reservations of every VM.
+    /// IP leases, SSH forwards and TAP reservations of every VM: the valid rows, and in
+    /// `skipped` the others.
     pub fn leases(&self) -> Result<Leases, StateError> {
         let conn = self.lock();
         let mut out = Leases::default();
-        if table_exists(&conn, "ip_leases").map_err(|e| self.err(e))? {
-            let mut s = conn
-                .prepare("SELECT vm_id, ip, tap_device FROM ip_leases")
-                .map_err(|e| self.err(e))?;
-            let rows = s
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (vm, ip, tap): (String, String, String) = row.map_err(|e| self.err(e))?;
-                out.ips.insert(vm, (ip, tap));
+        let read = |table: &str,
+                    sql: &str,
+                    f: &mut dyn FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>|
+         -> Result<(), StateError> {
+            if !table_exists(&conn, table).map_err(|e| self.err(e))? {
+                return Ok(());
             }
-        }
-        if table_exists(&conn, "ssh_forwards").map_err(|e| self.err(e))? {
-            let mut s = conn
-                .prepare("SELECT vm_id, host_port, guest_port FROM ssh_forwards")
-                .map_err(|e| self.err(e))?;
-            let rows = s
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (vm, hp, gp): (String, i64, i64) = row.map_err(|e| self.err(e))?;
-                out.ssh.insert(vm, (hp as u16, gp as u16));
+            let mut s = conn.prepare(sql).map_err(|e| self.err(e))?;
+            let mut rows = s.query([]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                f(r).map_err(|e| self.err(e))?;
             }
-        }
-        if table_exists(&conn, "tap_allocations").map_err(|e| self.err(e))? {
-            let mut s = conn
-                .prepare("SELECT vm_id, tap_device, mode, bridge_name FROM tap_allocations")
-                .map_err(|e| self.err(e))?;
-            let rows = s
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        TapAllocation {
-                            tap_device: r.get(1)?,
-                            mode: r.get(2)?,
-                            bridge_name: r.get(3)?,
-                        },
-                    ))
-                })
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (vm, t) = row.map_err(|e| self.err(e))?;
-                out.taps.insert(vm, t);
-            }
-        }
+            Ok(())
+        };
+        let mut skipped = Vec::new();
+        read(
+            "ip_leases",
+            "SELECT vm_id, ip, tap_device FROM ip_leases ORDER BY rowid",
+            &mut |r| {
+                match types::decode_ip_lease(r)? {
+                    Ok((vm, ip, Some(tap))) => {
+                        out.ips.insert(vm, (ip, tap));
+                    }
+                    Ok((vm, ip, None)) => {
+                        out.pending_ips.insert(vm, ip);
+                    }
+                    Err(s) => skipped.push(s),
+                }
+                Ok(())
+            },
+        )?;
+        read(
+            "ssh_forwards",
+            "SELECT vm_id, host_port, guest_port FROM ssh_forwards ORDER BY rowid",
+            &mut |r| {
+                match types::decode_ssh_forward(r)? {
+                    Ok((vm, h, g)) => {
+                        out.ssh.insert(vm, (h, g));
+                    }
+                    Err(s) => skipped.push(s),
+                }
+                Ok(())
+            },
+        )?;
+        read(
+            "tap_allocations",
+            "SELECT vm_id, tap_device, mode, bridge_name FROM tap_allocations ORDER BY rowid",
+            &mut |r| {
+                match types::decode_tap_allocation(r)? {
+                    Ok((vm, t)) => {
+                        out.taps.insert(vm, t);
+                    }
+                    Err(s) => skipped.push(s),
+                }
+                Ok(())
+            },
+        )?;
+        out.skipped = skipped;
         Ok(out)
     }
 
@@ -710,35 +751,49 @@ fn move_aside(path: &Path) -> Result<PathBuf, StateError> {
 }
 
 /// A VM that is running or paused according to a database, and the host files its
-/// configuration points at. Read-only: never creates or migrates the database.
+/// configuration points at. Read-only: never creates, migrates or changes the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveVm {
+    /// The VM id, or for a row whose id is not a valid one, the id escaped for display.
     pub id: String,
     pub files: Vec<PathBuf>,
 }
 
 /// VMs in status `running` or `paused` in the database at `db`, with their
-/// `kernel_path`, `rootfs_path`, `initrd_path` and extra drive paths.
-pub fn active_vms(db: &Path) -> rusqlite::Result<Vec<ActiveVm>> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    if !table_exists(&conn, "vms")? {
+/// `kernel_path`, `rootfs_path`, `initrd_path` and extra drive paths. For keeping files in
+/// use, so deliberately lenient: a row that the strict reader would skip still counts
+/// with whatever paths its config names (keeping too much is safe).
+pub fn active_vms(db: &Path) -> Result<Vec<ActiveVm>, StateError> {
+    let (store, corruption) = StateStore::open(db, OpenMode::DryRun, Duration::from_secs(5))?;
+    if let Some(c) = corruption {
+        return Err(StateError::Corrupt(c));
+    }
+    let conn = store.lock();
+    let err = |e| store.err(e);
+    if !table_exists(&conn, "vms").map_err(err)? {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare(
-        "SELECT * FROM vms WHERE status IN ('running', 'paused') ORDER BY created_at, rowid",
-    )?;
-    let rows = stmt.query_map([], VmRecord::from_row)?;
-    rows.map(|r| {
-        r.map(|vm| ActiveVm {
-            files: vm.host_files(),
-            id: vm.id,
-        })
-    })
-    .collect()
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, config FROM vms WHERE status IN ('running', 'paused') ORDER BY created_at, rowid",
+        )
+        .map_err(err)?;
+    let mut rows = stmt.query([]).map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(err)? {
+        let id = r.get_ref(0).map_err(err)?;
+        let config = r.get_ref(1).map_err(err)?;
+        out.push(ActiveVm {
+            id: types::text(id)
+                .filter(|s| crate::sys::process::is_vm_id(s))
+                .map_or_else(|| describe(id), str::to_string),
+            files: types::text(config)
+                .and_then(|c| serde_json::from_str(c).ok())
+                .map(|c| types::config_host_files(&c))
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
