@@ -798,3 +798,6 @@ pub fn active_vms(db: &Path) -> Result<Vec<ActiveVm>, StateError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
