@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::args::ListArgs;
-use super::output::{self, line};
+use super::output::{self, line, warn};
 use crate::core::sandbox;
 use crate::sys::env::Env;
 use crate::sys::paths::Paths;
@@ -12,25 +12,32 @@ use crate::sys::paths::Paths;
 struct Data<'a> {
     vms: &'a [sandbox::SandboxInfo],
     count: usize,
+    /// Rows of the state database that were skipped, and why.
+    warnings: &'a [String],
 }
 
 pub fn list(args: &ListArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, None);
-    let vms = match sandbox::list(&paths, None) {
+    let listing = match sandbox::list(&paths, None) {
         Ok(v) => v,
         Err(e) => return output::fail("sandbox.list", args.json, &e),
     };
+    let vms = &listing.vms;
     if args.json {
         output::print_json(
             "sandbox.list",
             0,
             Some(&Data {
-                vms: &vms,
+                vms,
                 count: vms.len(),
+                warnings: &listing.warnings,
             }),
             None,
         );
         return 0;
+    }
+    for w in &listing.warnings {
+        warn(w);
     }
     if vms.is_empty() {
         line("No sandboxes.");

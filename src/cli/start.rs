@@ -53,6 +53,16 @@ fn progress(json: bool) -> Progress<StartEvent> {
     })
 }
 
+/// [`Ctx::open`], its corruption report (the database was moved aside) shown as a
+/// warning on stderr, in both modes like every warning of these commands.
+fn open_ctx(env: &Env) -> Result<Ctx> {
+    let ctx = Ctx::open(env)?;
+    if let Some(c) = &ctx.corruption {
+        warn(c.to_string());
+    }
+    Ok(ctx)
+}
+
 fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
     if json {
         output::print_json(command, 0, Some(r), None);
@@ -95,7 +105,7 @@ pub fn preset_start(preset: &str, flags: &StartFlags, env: &Env) -> i32 {
     let r = (|| {
         let mut opts = options(flags)?;
         opts.preset = Some(preset.to_string());
-        let ctx = Ctx::open(env)?;
+        let ctx = open_ctx(env)?;
         super::block_on(start::create(&ctx, &opts, &progress(flags.json)))?
     })();
     match r {
@@ -118,7 +128,7 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
             opts.rootfs = Some(r);
         }
         opts.create_only = !args.start;
-        let ctx = Ctx::open(env)?;
+        let ctx = open_ctx(env)?;
         super::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();
     match r {
@@ -139,7 +149,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::List(a) => super::sandbox::list(&a, env),
         SandboxCommand::Create(a) => create(&a, env),
         SandboxCommand::Info(a) => {
-            let r = Ctx::open(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
+            let r = open_ctx(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
             match r {
                 Ok(i) if a.json => {
                     output::print_json("sandbox.info", 0, Some(&i), None);
@@ -170,7 +180,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Start(a) => {
             let r = (|| {
-                let ctx = Ctx::open(env)?;
+                let ctx = open_ctx(env)?;
                 super::block_on(start::start_existing(
                     &ctx,
                     &a.id,
@@ -186,7 +196,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Stop(a) => {
             let r = (|| {
-                let ctx = Ctx::open(env)?;
+                let ctx = open_ctx(env)?;
                 super::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
             })();
             match r {
@@ -210,7 +220,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Delete(a) => {
             let (deleted, failed) = match (|| {
-                let ctx = Ctx::open(env)?;
+                let ctx = open_ctx(env)?;
                 let t = a.timeout;
                 super::block_on(async {
                     let mut ok = Vec::new();
@@ -262,7 +272,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
 fn logs(id: &str, follow: bool, env: &Env) -> i32 {
     use std::io::{Read, Seek, SeekFrom, Write};
     let r = (|| -> Result<()> {
-        let ctx = Ctx::open(env)?;
+        let ctx = open_ctx(env)?;
         let path = lifecycle::log_path(&ctx, id)?;
         let mut f = match lifecycle::open_log(&ctx, id)? {
             Some(f) => f,
@@ -311,7 +321,7 @@ fn ssh(id: &str, command: &[String], interactive: bool, env: &Env) -> i32 {
         "sandbox.exec"
     };
     let argv =
-        match Ctx::open(env).and_then(|ctx| lifecycle::ssh_argv(&ctx, id, command, interactive)) {
+        match open_ctx(env).and_then(|ctx| lifecycle::ssh_argv(&ctx, id, command, interactive)) {
             Ok(a) => a,
             Err(e) => return output::fail(name, false, &e),
         };

@@ -349,8 +349,19 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
 
     let live = scan(&opts).await;
     let mut warnings = Vec::new();
-    let mut rows = store.list_vms().map_err(runtime)?;
+    let listed = store.list_vms().map_err(runtime)?;
+    let mut rows = listed.vms;
     let leases = store.leases().map_err(runtime)?;
+    // Rows with invalid values are reported and never acted on. The resources such a row
+    // names are unknown, so nothing may be judged unowned: no orphan sweep this time.
+    let skipped: Vec<String> = listed
+        .skipped
+        .iter()
+        .chain(&leases.skipped)
+        .map(ToString::to_string)
+        .collect();
+    let sweep_orphans = skipped.is_empty();
+    warnings.extend(skipped);
 
     // A database rebuilt after corruption adopts the VMMs still running from our socket
     // dir, so they are targeted (or spared) by the usual rules instead of being killed as
@@ -446,7 +457,15 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
         });
     }
 
-    let stale_resources = orphans(&opts, &rows, &leases, &live, &mut warnings);
+    let stale_resources = if sweep_orphans {
+        orphans(&opts, &rows, &leases, &live, &mut warnings)
+    } else {
+        warnings.push(
+            "orphaned resources were not looked for: the state database has rows that could not be read (above)"
+                .into(),
+        );
+        Vec::new()
+    };
     Ok(CleanupPlan {
         opts,
         corruption,

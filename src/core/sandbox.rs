@@ -51,16 +51,24 @@ impl SandboxInfo {
     }
 }
 
-/// Every sandbox in the first existing state database, oldest first. Read-only: opens
-/// nothing for writing and creates nothing.
-pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Vec<SandboxInfo>> {
+/// What `sandbox list` shows: every valid row, and a warning for each row skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub vms: Vec<SandboxInfo>,
+    /// One line per skipped row (its table, escaped id and reason).
+    pub warnings: Vec<String>,
+}
+
+/// Every sandbox in the first existing state database, oldest first. Read-only: changes
+/// nothing on disk. Rows with invalid values are not listed but reported in `warnings`.
+pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
     let Some(db) = paths
         .data_dir_candidates()
         .into_iter()
         .map(|d| d.join(STATE_DB_FILE))
         .find(|p| p.exists())
     else {
-        return Ok(Vec::new());
+        return Ok(Listing::default());
     };
     let (store, corrupt) = StateStore::open(
         &db,
@@ -75,8 +83,17 @@ pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Vec<Sandbox
             c.reason
         )));
     }
-    let rows = store
-        .list_vms()
-        .map_err(|e| Error::runtime(e.to_string()))?;
-    Ok(rows.iter().map(|r| SandboxInfo::of(r, paths)).collect())
+    let rt = |e: crate::sys::state::StateError| Error::runtime(e.to_string());
+    let rows = store.list_vms().map_err(rt)?;
+    // Leases are read only for their warnings: what cleanup would skip, list reports.
+    let leases = store.leases().map_err(rt)?;
+    Ok(Listing {
+        vms: rows.vms.iter().map(|r| SandboxInfo::of(r, paths)).collect(),
+        warnings: rows
+            .skipped
+            .iter()
+            .chain(&leases.skipped)
+            .map(ToString::to_string)
+            .collect(),
+    })
 }

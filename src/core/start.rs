@@ -27,7 +27,9 @@ use crate::sys::net::{nft, tap};
 use crate::sys::open;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process::is_vm_id;
-use crate::sys::state::{Network, OpenMode, StateError, StateStore, VmRecord, VmStatus};
+use crate::sys::state::{
+    Corruption, Network, OpenMode, StateError, StateStore, VmRecord, VmStatus,
+};
 use crate::sys::vmm::qemu::{self, Machine, QemuSpec};
 use crate::sys::vmm::{self, firecracker, qmp::Qmp, Accel};
 
@@ -228,14 +230,18 @@ pub struct Ctx {
     pub paths: Paths,
     pub data_dir: PathBuf,
     pub store: Arc<StateStore>,
+    /// The state database was corrupt and moved aside while opening: every caller shows
+    /// this to the user (`Display` is the warning text).
+    pub corruption: Option<Corruption>,
 }
 
 impl Ctx {
-    /// Resolve paths and open the state store for writing.
+    /// Resolve paths and open the state store for writing (read-only when the file is
+    /// not this user's to write). A corruption report is in [`Ctx::corruption`].
     pub fn open(env: &Env) -> Result<Ctx> {
         let paths = Paths::resolve(env, None);
         let data_dir = paths.data_dir().map_err(rt)?;
-        let (store, _) = StateStore::open(
+        let (store, corruption) = StateStore::open(
             &data_dir.join(STATE_DB_FILE),
             OpenMode::ReadWrite,
             crate::sys::state::DEFAULT_BUSY_TIMEOUT,
@@ -246,6 +252,7 @@ impl Ctx {
             paths,
             data_dir,
             store: Arc::new(store),
+            corruption,
         })
     }
 

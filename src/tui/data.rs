@@ -96,10 +96,16 @@ impl CpuSampler {
 pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
     let paths = Paths::resolve(env, None);
     let mut errors = Vec::new();
-    let infos = sandbox::list(&paths, None).unwrap_or_else(|e| {
-        errors.push(e.message);
-        Vec::new()
-    });
+    let infos = match sandbox::list(&paths, None) {
+        Ok(l) => {
+            errors.extend(l.warnings);
+            l.vms
+        }
+        Err(e) => {
+            errors.push(e.message);
+            Vec::new()
+        }
+    };
     let hz = procfs::ticks_per_second();
     let up = procfs::uptime_secs();
     let vms = infos

@@ -487,6 +487,21 @@ async fn run_cleanup(
     finish(&tx, task, state, summary, t0);
 }
 
+/// The state database was found corrupt and moved aside while opening: say so in the task.
+fn report_corruption(tx: &UnboundedSender<Msg>, task: u64, ctx: &crate::core::start::Ctx) {
+    if let Some(c) = &ctx.corruption {
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(TaskItem {
+                name: "state database".into(),
+                ok: false,
+                detail: c.to_string(),
+            }),
+        );
+    }
+}
+
 /// Start a preset with the form's values: the same `core::start::create` as
 /// `smolvm <preset> start`, its phases and download progress shown in the task.
 async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
@@ -497,6 +512,7 @@ async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpe
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
+    report_corruption(&tx, task, &ctx);
     let opts = StartOptions {
         name: spec.name.clone(),
         preset: Some(spec.preset.clone()),
@@ -595,6 +611,7 @@ async fn run_stop(
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
+    report_corruption(&tx, task, &ctx);
     let timeout = match CleanupOptions::new(&ctx.paths, &env, false, None, true) {
         Ok(o) => o.stop_timeout,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),

@@ -2,12 +2,22 @@
 //! written by Python SmolVM opens and lists here, and ours opens there.
 //!
 //! Improvements over SmolVM: WAL journal, a busy timeout, one short `BEGIN IMMEDIATE`
-//! transaction per change, and corruption handling: a file that is not a database, is
-//! truncated or fails `PRAGMA quick_check` is moved aside (never deleted) with its
-//! `-wal`/`-shm` files to `smolvm.db.corrupt-<YYYYmmddTHHMMSSZ>` and a new one created.
-//! A dry run opens nothing for writing: the file read-only, or an empty in-memory database
-//! when there is none or it is corrupt.
+//! transaction per change, and corruption handling: a file SQLite reports as damaged (not
+//! a database, truncated, failing `PRAGMA quick_check`) is moved aside (never deleted)
+//! with its `-journal`/`-wal`/`-shm` files to `smolvm.db.corrupt-<YYYYmmddTHHMMSSZ>` and a
+//! new one created. A lock, a file this user cannot write or open, or an I/O error is an
+//! error, never corruption. A hot rollback journal left by a SmolVM killed mid-write is
+//! rolled back (read-write opens), or rolled back in a private copy (dry runs and files
+//! this user cannot write): see [`copy`].
+//!
+//! A dry run changes nothing on disk: it reads the file in place read-only only while a
+//! WAL writer has it open, else a private copy; an absent or corrupt file reads as an
+//! empty in-memory database.
+//!
+//! Rows are decoded one at a time and validated (see [`types`]): a row whose values are
+//! invalid is never returned as a record but as a [`SkippedRow`] with the reason.
 
+mod copy;
 mod pools;
 mod types;
 
@@ -18,7 +28,10 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension};
 
 pub use pools::{pool_ip, NetLease, IP_POOL, SSH_PORT_POOL};
-pub use types::{Leases, Network, TapAllocation, VmRecord, VmStatus};
+pub use types::{
+    describe, is_ifname, is_smolvm_device, is_smolvm_tap, Leases, Network, SkippedRow,
+    TapAllocation, VmRecord, VmRows, VmStatus,
+};
 
 use crate::core::time::{compact, iso_now};
 
@@ -64,6 +77,12 @@ pub enum StateError {
     /// An address pool has no free entry (SmolVM's messages).
     #[error("{0}")]
     Pool(String),
+    /// The row asked for has invalid values (see [`SkippedRow`]): it is not acted on.
+    #[error("state database {path}: the {} row of {} is invalid: {}; fix or delete that row", row.table, row.id, row.reason)]
+    InvalidRow { path: PathBuf, row: SkippedRow },
+    /// A read-only reader found the file corrupt.
+    #[error("{0}")]
+    Corrupt(Corruption),
 }
 
 /// How to open the store.
@@ -71,8 +90,9 @@ pub enum StateError {
 pub enum OpenMode {
     /// Create or migrate as needed; corrupt files are moved aside.
     ReadWrite,
-    /// Change nothing on disk: read the file read-only; an absent or corrupt file reads
-    /// as an empty store (corruption is reported, the file left where it is).
+    /// Change nothing on disk: read the file (or a private copy of it) read-only; an
+    /// absent or corrupt file reads as an empty store (corruption is reported, the file
+    /// left where it is).
     DryRun,
 }
 
@@ -81,8 +101,31 @@ pub enum OpenMode {
 pub struct Corruption {
     pub path: PathBuf,
     pub reason: String,
-    /// Where the file was moved (`None` in a dry run).
+    /// Where the file was moved (`None` in a dry run, or when it is not writable).
     pub moved_to: Option<PathBuf>,
+}
+
+/// The warning to show: `state database <path> was corrupt (<reason>); moved it to <to>
+/// and started a new one` or, when nothing was moved, `… is corrupt (<reason>); read as
+/// empty, nothing was changed`.
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.moved_to {
+            Some(to) => write!(
+                f,
+                "state database {} was corrupt ({}); moved it to {} and started a new one",
+                self.path.display(),
+                self.reason,
+                to.display()
+            ),
+            None => write!(
+                f,
+                "state database {} is corrupt ({}); read as empty, nothing was changed",
+                self.path.display(),
+                self.reason
+            ),
+        }
+    }
 }
 
 pub struct StateStore {
@@ -90,6 +133,9 @@ pub struct StateStore {
     conn: Mutex<Connection>,
     read_only: bool,
     busy_timeout: Duration,
+    /// The private copy a read-only store reads, removed when the store is dropped
+    /// (after `conn`, which is declared first and so closed first).
+    _copy: Option<copy::PrivateDir>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -103,76 +149,214 @@ impl std::fmt::Debug for StateStore {
 
 impl StateStore {
     /// Open (or create) the store at `path`. Returns the store and, if the file on disk was
-    /// corrupt, what was done about it.
+    /// corrupt, what was done about it: callers must show that report to the user.
+    ///
+    /// Only SQLite itself saying the file is damaged (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, a
+    /// failed `quick_check`) counts as corruption; a lock, a read-only or unopenable file
+    /// and I/O errors are errors, and nothing is moved.
     pub fn open(
         path: &Path,
         mode: OpenMode,
         busy_timeout: Duration,
     ) -> Result<(StateStore, Option<Corruption>), StateError> {
-        let sql = |source| StateError::Sqlite {
-            path: path.to_path_buf(),
-            source,
+        let exists = match std::fs::symlink_metadata(path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(source) => {
+                return Err(StateError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         };
-        let exists = path.exists();
-        let mut corruption = None;
-        if exists {
-            if let Some(reason) = check_health(path, busy_timeout)? {
-                let moved_to = match mode {
-                    OpenMode::ReadWrite => Some(move_aside(path)?),
-                    OpenMode::DryRun => None,
-                };
-                corruption = Some(Corruption {
-                    path: path.to_path_buf(),
-                    reason,
-                    moved_to,
-                });
-            }
-        }
-        let store = match mode {
-            OpenMode::DryRun if exists && corruption.is_none() => {
-                let conn = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(sql)?;
-                conn.busy_timeout(busy_timeout).map_err(sql)?;
-                StateStore {
-                    path: path.to_path_buf(),
-                    conn: Mutex::new(conn),
-                    read_only: true,
-                    busy_timeout,
-                }
-            }
-            OpenMode::DryRun => {
-                let conn = Connection::open_in_memory().map_err(sql)?;
-                conn.execute_batch(SCHEMA).map_err(sql)?;
-                StateStore {
-                    path: path.to_path_buf(),
-                    conn: Mutex::new(conn),
-                    read_only: true,
-                    busy_timeout,
-                }
-            }
-            OpenMode::ReadWrite => {
+        match mode {
+            OpenMode::DryRun if !exists => Ok((Self::empty(path, busy_timeout)?, None)),
+            OpenMode::DryRun => Self::open_read_only(path, busy_timeout),
+            OpenMode::ReadWrite if !exists => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
                         path: path.to_path_buf(),
                         source,
                     })?;
                 }
-                let conn = Connection::open(path).map_err(sql)?;
-                conn.busy_timeout(busy_timeout).map_err(sql)?;
-                let store = StateStore {
+                Ok((Self::create(path, busy_timeout)?, None))
+            }
+            OpenMode::ReadWrite => {
+                // Check first without changing anything (read-write SQLite would already
+                // have rolled back, or deleted, a damaged file's journal), so that a
+                // damaged file is moved aside exactly as it was found.
+                let (read_only, corrupt) = Self::open_read_only(path, busy_timeout)?;
+                let reason = match corrupt {
+                    Some(c) => Some(c.reason),
+                    None => match open_in_place(path, busy_timeout)? {
+                        InPlace::Healthy(conn) => {
+                            let store = StateStore {
+                                path: path.to_path_buf(),
+                                conn: Mutex::new(conn),
+                                read_only: false,
+                                busy_timeout,
+                                _copy: None,
+                            };
+                            store.init()?;
+                            return Ok((store, None));
+                        }
+                        // Not ours to write (another user's file, a read-only mount).
+                        InPlace::NotWritable => return Ok((read_only, None)),
+                        InPlace::Corrupt(reason) => Some(reason),
+                    },
+                };
+                drop(read_only);
+                let reason = reason.unwrap_or_default();
+                let moved_to = move_aside(path)?;
+                let store = Self::create(path, busy_timeout)?;
+                Ok((
+                    store,
+                    Some(Corruption {
+                        path: path.to_path_buf(),
+                        reason,
+                        moved_to: Some(moved_to),
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// A new database file at `path`, with SmolVM's schema.
+    fn create(path: &Path, busy_timeout: Duration) -> Result<StateStore, StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(busy_timeout).map_err(sql)?;
+        let store = StateStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            read_only: false,
+            busy_timeout,
+            _copy: None,
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// An empty read-only store (no file, or a corrupt one in a dry run).
+    fn empty(path: &Path, busy_timeout: Duration) -> Result<StateStore, StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_in_memory().map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(StateStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            read_only: true,
+            busy_timeout,
+            _copy: None,
+        })
+    }
+
+    /// Read an existing database without changing anything on disk. When another
+    /// connection has it open in WAL mode (its `-wal`/`-shm` exist), SQLite reads it in
+    /// place, read-only, consistently with that writer. Otherwise (a rollback journal,
+    /// maybe hot; or a closed WAL database, which a read-only open would add `-wal`/`-shm`
+    /// files to) a private copy is read: see [`copy`].
+    fn open_read_only(
+        path: &Path,
+        busy_timeout: Duration,
+    ) -> Result<(StateStore, Option<Corruption>), StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let corrupt = |reason: String| -> Result<(StateStore, Option<Corruption>), StateError> {
+            Ok((
+                Self::empty(path, busy_timeout)?,
+                Some(Corruption {
+                    path: path.to_path_buf(),
+                    reason,
+                    moved_to: None,
+                }),
+            ))
+        };
+        let live_wal = !copy::has_sidecar(path, "-journal")
+            && (copy::has_sidecar(path, "-wal") || copy::has_sidecar(path, "-shm"));
+        if live_wal {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+            );
+            let checked = conn.and_then(|c| {
+                c.busy_timeout(busy_timeout)?;
+                health(&c).map(|h| (c, h))
+            });
+            match checked {
+                Ok((conn, None)) => {
+                    return Ok((
+                        StateStore {
+                            path: path.to_path_buf(),
+                            conn: Mutex::new(conn),
+                            read_only: true,
+                            busy_timeout,
+                            _copy: None,
+                        },
+                        None,
+                    ))
+                }
+                Ok((_, Some(reason))) => return corrupt(reason),
+                Err(e) if is_busy(&e) => {
+                    return Err(StateError::Locked {
+                        path: path.to_path_buf(),
+                        waited: busy_timeout.as_secs_f64(),
+                    })
+                }
+                // The writer went away meanwhile, or its `-shm` is not ours to use: copy.
+                Err(e) if is_read_only_error(&e) => {}
+                Err(e) => return Err(sql(e)),
+            }
+        }
+        let dir = copy::PrivateDir::new().map_err(|source| StateError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let copied = copy::copy_database(path, dir.path(), busy_timeout).map_err(|e| match e {
+            copy::CopyError::Busy => StateError::Locked {
+                path: path.to_path_buf(),
+                waited: busy_timeout.as_secs_f64(),
+            },
+            copy::CopyError::Io(path, source) => StateError::Io { path, source },
+        })?;
+        let conn = Connection::open_with_flags(
+            &copied,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(sql)?;
+        match health(&conn) {
+            Ok(None) => Ok((
+                StateStore {
                     path: path.to_path_buf(),
                     conn: Mutex::new(conn),
-                    read_only: false,
+                    read_only: true,
                     busy_timeout,
-                };
-                store.init()?;
-                store
-            }
-        };
-        Ok((store, corruption))
+                    _copy: Some(dir),
+                },
+                None,
+            )),
+            Ok(Some(reason)) => corrupt(reason),
+            Err(e) => Err(sql(e)),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -218,80 +402,112 @@ impl StateStore {
         .map_err(|e| self.err(e))
     }
 
-    /// Every VM, oldest first (SmolVM's `ORDER BY created_at`).
-    pub fn list_vms(&self) -> Result<Vec<VmRecord>, StateError> {
+    /// Every valid VM row, oldest first (SmolVM's `ORDER BY created_at`), and the rows
+    /// skipped because a value in them is invalid (never acted on; show them).
+    pub fn list_vms(&self) -> Result<VmRows, StateError> {
         let conn = self.lock();
+        let mut out = VmRows::default();
         if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let mut stmt = conn
             .prepare("SELECT * FROM vms ORDER BY created_at, rowid")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], VmRecord::from_row)
+            .query_map([], types::decode_vm)
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        for row in rows {
+            match row.map_err(|e| self.err(e))? {
+                Ok(vm) => out.vms.push(vm),
+                Err(skipped) => out.skipped.push(skipped),
+            }
+        }
+        Ok(out)
     }
 
+    /// The row with this id; [`StateError::InvalidRow`] if its values are invalid.
     pub fn get_vm(&self, id: &str) -> Result<Option<VmRecord>, StateError> {
         let conn = self.lock();
         if !table_exists(&conn, "vms").map_err(|e| self.err(e))? {
             return Ok(None);
         }
-        conn.query_row("SELECT * FROM vms WHERE id = ?1", [id], VmRecord::from_row)
+        match conn
+            .query_row("SELECT * FROM vms WHERE id = ?1", [id], types::decode_vm)
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?
+        {
+            None => Ok(None),
+            Some(Ok(vm)) => Ok(Some(vm)),
+            Some(Err(row)) => Err(StateError::InvalidRow {
+                path: self.path.clone(),
+                row,
+            }),
+        }
     }
 
-    /// IP leases, SSH forwards and TAP reservations of every VM.
+    /// IP leases, SSH forwards and TAP reservations of every VM: the valid rows, and in
+    /// `skipped` the others.
     pub fn leases(&self) -> Result<Leases, StateError> {
         let conn = self.lock();
         let mut out = Leases::default();
-        if table_exists(&conn, "ip_leases").map_err(|e| self.err(e))? {
-            let mut s = conn
-                .prepare("SELECT vm_id, ip, tap_device FROM ip_leases")
-                .map_err(|e| self.err(e))?;
-            let rows = s
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (vm, ip, tap): (String, String, String) = row.map_err(|e| self.err(e))?;
-                out.ips.insert(vm, (ip, tap));
+        let read = |table: &str,
+                    sql: &str,
+                    f: &mut dyn FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>|
+         -> Result<(), StateError> {
+            if !table_exists(&conn, table).map_err(|e| self.err(e))? {
+                return Ok(());
             }
-        }
-        if table_exists(&conn, "ssh_forwards").map_err(|e| self.err(e))? {
-            let mut s = conn
-                .prepare("SELECT vm_id, host_port, guest_port FROM ssh_forwards")
-                .map_err(|e| self.err(e))?;
-            let rows = s
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (vm, hp, gp): (String, i64, i64) = row.map_err(|e| self.err(e))?;
-                out.ssh.insert(vm, (hp as u16, gp as u16));
+            let mut s = conn.prepare(sql).map_err(|e| self.err(e))?;
+            let mut rows = s.query([]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                f(r).map_err(|e| self.err(e))?;
             }
-        }
-        if table_exists(&conn, "tap_allocations").map_err(|e| self.err(e))? {
-            let mut s = conn
-                .prepare("SELECT vm_id, tap_device, mode, bridge_name FROM tap_allocations")
-                .map_err(|e| self.err(e))?;
-            let rows = s
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        TapAllocation {
-                            tap_device: r.get(1)?,
-                            mode: r.get(2)?,
-                            bridge_name: r.get(3)?,
-                        },
-                    ))
-                })
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (vm, t) = row.map_err(|e| self.err(e))?;
-                out.taps.insert(vm, t);
-            }
-        }
+            Ok(())
+        };
+        let mut skipped = Vec::new();
+        read(
+            "ip_leases",
+            "SELECT vm_id, ip, tap_device FROM ip_leases ORDER BY rowid",
+            &mut |r| {
+                match types::decode_ip_lease(r)? {
+                    Ok((vm, ip, Some(tap))) => {
+                        out.ips.insert(vm, (ip, tap));
+                    }
+                    Ok((vm, ip, None)) => {
+                        out.pending_ips.insert(vm, ip);
+                    }
+                    Err(s) => skipped.push(s),
+                }
+                Ok(())
+            },
+        )?;
+        read(
+            "ssh_forwards",
+            "SELECT vm_id, host_port, guest_port FROM ssh_forwards ORDER BY rowid",
+            &mut |r| {
+                match types::decode_ssh_forward(r)? {
+                    Ok((vm, h, g)) => {
+                        out.ssh.insert(vm, (h, g));
+                    }
+                    Err(s) => skipped.push(s),
+                }
+                Ok(())
+            },
+        )?;
+        read(
+            "tap_allocations",
+            "SELECT vm_id, tap_device, mode, bridge_name FROM tap_allocations ORDER BY rowid",
+            &mut |r| {
+                match types::decode_tap_allocation(r)? {
+                    Ok((vm, t)) => {
+                        out.taps.insert(vm, t);
+                    }
+                    Err(s) => skipped.push(s),
+                }
+                Ok(())
+            },
+        )?;
+        out.skipped = skipped;
         Ok(out)
     }
 
@@ -393,7 +609,10 @@ impl StateStore {
                 path: self.path.clone(),
                 source: rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
-                    Some("opened for a dry run: no writes".into()),
+                    Some(
+                        "opened read-only (a dry run, or a file this user cannot write): no writes"
+                            .into(),
+                    ),
                 ),
             });
         }
@@ -440,38 +659,86 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// `None` if the file is a healthy database; else why not. A lock held past the busy
-/// timeout is an error, not corruption.
-fn check_health(path: &Path, busy_timeout: Duration) -> Result<Option<String>, StateError> {
-    let conn = match Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) {
-        Ok(c) => c,
-        Err(e) => return Ok(Some(e.to_string())),
+/// How an existing database opened for writing turned out.
+enum InPlace {
+    Healthy(Connection),
+    NotWritable,
+    Corrupt(String),
+}
+
+/// Open `path` read-write (never creating it) and check it. Reading it once makes SQLite
+/// roll back a hot journal a killed writer left, as any SmolVM or `sqlite3` would.
+fn open_in_place(path: &Path, busy_timeout: Duration) -> Result<InPlace, StateError> {
+    let sql = |source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
     };
-    let _ = conn.busy_timeout(busy_timeout);
-    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
-        Ok(s) if s == "ok" => Ok(None),
-        Ok(s) => Ok(Some(format!("quick_check: {s}"))),
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(sql)?;
+    conn.busy_timeout(busy_timeout).map_err(sql)?;
+    // SQLite opens a file it may not write read-only, silently.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(sql)? {
+        return Ok(InPlace::NotWritable);
+    }
+    match health(&conn) {
+        Ok(None) => Ok(InPlace::Healthy(conn)),
+        Ok(Some(reason)) => Ok(InPlace::Corrupt(reason)),
         Err(e) if is_busy(&e) => Err(StateError::Locked {
             path: path.to_path_buf(),
             waited: busy_timeout.as_secs_f64(),
         }),
-        Err(e) => Ok(Some(e.to_string())),
+        Err(e) if is_read_only_error(&e) => Ok(InPlace::NotWritable),
+        Err(e) => Err(sql(e)),
     }
 }
 
-/// Move a corrupt database and its `-wal`/`-shm` files to `<name>.corrupt-<stamp>[-wal|-shm]`.
+/// `Ok(None)` if SQLite reads the database and `quick_check` passes, `Ok(Some(why))` if
+/// SQLite says it is damaged; any other failure (locked, read-only, I/O) is an error.
+fn health(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+        Ok(s) if s == "ok" => Ok(None),
+        Ok(s) => Ok(Some(format!("quick_check: {s}"))),
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(SqliteCode::DatabaseCorrupt) | Some(SqliteCode::NotADatabase)
+            ) =>
+        {
+            Ok(Some(e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// SQLite cannot write what it needs to (the file, its journal, its `-shm`).
+fn is_read_only_error(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(SqliteCode::ReadOnly))
+}
+
+/// Move a corrupt database and its `-journal`/`-wal`/`-shm` files to
+/// `<name>.corrupt-<stamp>[-journal|-wal|-shm]`: the sidecars first, so that a crash half
+/// way leaves the damaged file where the next open finds it again, and never a journal
+/// without its database (SQLite deletes a journal whose database is gone).
 fn move_aside(path: &Path) -> Result<PathBuf, StateError> {
+    const SUFFIXES: [&str; 4] = ["-journal", "-wal", "-shm", ""];
     let stamp = compact(SystemTime::now());
+    let taken = |t: &PathBuf| {
+        SUFFIXES
+            .iter()
+            .any(|s| std::fs::symlink_metadata(format!("{}{s}", t.display())).is_ok())
+    };
     let mut target = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
     let mut n = 1;
-    while target.exists() {
+    while taken(&target) {
         target = PathBuf::from(format!("{}.corrupt-{stamp}.{n}", path.display()));
         n += 1;
     }
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in SUFFIXES {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         let to = PathBuf::from(format!("{}{suffix}", target.display()));
         match std::fs::rename(&from, &to) {
@@ -484,36 +751,53 @@ fn move_aside(path: &Path) -> Result<PathBuf, StateError> {
 }
 
 /// A VM that is running or paused according to a database, and the host files its
-/// configuration points at. Read-only: never creates or migrates the database.
+/// configuration points at. Read-only: never creates, migrates or changes the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveVm {
+    /// The VM id, or for a row whose id is not a valid one, the id escaped for display.
     pub id: String,
     pub files: Vec<PathBuf>,
 }
 
 /// VMs in status `running` or `paused` in the database at `db`, with their
-/// `kernel_path`, `rootfs_path`, `initrd_path` and extra drive paths.
-pub fn active_vms(db: &Path) -> rusqlite::Result<Vec<ActiveVm>> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    if !table_exists(&conn, "vms")? {
+/// `kernel_path`, `rootfs_path`, `initrd_path` and extra drive paths. For keeping files in
+/// use, so deliberately lenient: a row that the strict reader would skip still counts
+/// with whatever paths its config names (keeping too much is safe).
+pub fn active_vms(db: &Path) -> Result<Vec<ActiveVm>, StateError> {
+    let (store, corruption) = StateStore::open(db, OpenMode::DryRun, Duration::from_secs(5))?;
+    if let Some(c) = corruption {
+        return Err(StateError::Corrupt(c));
+    }
+    let conn = store.lock();
+    let err = |e| store.err(e);
+    if !table_exists(&conn, "vms").map_err(err)? {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare(
-        "SELECT * FROM vms WHERE status IN ('running', 'paused') ORDER BY created_at, rowid",
-    )?;
-    let rows = stmt.query_map([], VmRecord::from_row)?;
-    rows.map(|r| {
-        r.map(|vm| ActiveVm {
-            files: vm.host_files(),
-            id: vm.id,
-        })
-    })
-    .collect()
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, config FROM vms WHERE status IN ('running', 'paused') ORDER BY created_at, rowid",
+        )
+        .map_err(err)?;
+    let mut rows = stmt.query([]).map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(err)? {
+        let id = r.get_ref(0).map_err(err)?;
+        let config = r.get_ref(1).map_err(err)?;
+        out.push(ActiveVm {
+            id: types::text(id)
+                .filter(|s| crate::sys::process::is_vm_id(s))
+                .map_or_else(|| describe(id), str::to_string),
+            files: types::text(config)
+                .and_then(|c| serde_json::from_str(c).ok())
+                .map(|c| types::config_host_files(&c))
+                .unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

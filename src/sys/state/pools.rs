@@ -63,7 +63,15 @@ impl StateStore {
                 )
                 .optional()?;
             let (ip, tap) = match existing {
-                Some((ip, tap)) => (ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), tap),
+                Some((ip, tap)) => match ip.parse::<Ipv4Addr>() {
+                    // Only a lease this reader would return names a device to create.
+                    Ok(addr) if super::is_smolvm_tap(&tap) => (addr, tap),
+                    _ => {
+                        return Err(pool_error(&format!(
+                            "the state database's IP lease of {vm_id} is invalid (ip {ip:?}, tap_device {tap:?}); fix or delete that row"
+                        )))
+                    }
+                },
                 None => {
                     let mut s = tx.prepare("SELECT ip FROM ip_leases")?;
                     let taken: HashSet<String> =
@@ -90,7 +98,11 @@ impl StateStore {
                     )
                     .optional()?;
                 port = Some(match have {
-                    Some(p) => p as u16,
+                    Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                        pool_error(&format!(
+                            "the state database's SSH forward of {vm_id} is invalid (host_port {p}); fix or delete that row"
+                        ))
+                    })?,
                     None => {
                         let mut s = tx.prepare("SELECT host_port FROM ssh_forwards")?;
                         let taken: HashSet<i64> =
@@ -228,5 +240,24 @@ mod tests {
             .unwrap();
         let e = s.allocate_network("vm-d", true).unwrap_err();
         assert_eq!(e.to_string(), "No IP addresses available in pool");
+    }
+
+    #[test]
+    fn an_invalid_existing_lease_is_an_error_not_a_device_to_create() {
+        let t = tempfile::tempdir().unwrap();
+        let (s, _) = StateStore::open(
+            &t.path().join("smolvm.db"),
+            OpenMode::ReadWrite,
+            DEFAULT_BUSY_TIMEOUT,
+        )
+        .unwrap();
+        s.insert_vm(&VmRecord::new("vm-a", VmStatus::Created))
+            .unwrap();
+        s.insert_ip_lease("vm-a", "172.16.0.2", "eth0").unwrap();
+        let e = s.allocate_network("vm-a", false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the state database's IP lease of vm-a is invalid (ip \"172.16.0.2\", tap_device \"eth0\"); fix or delete that row"
+        );
     }
 }

@@ -34,7 +34,7 @@ fn opens_and_migrates_a_smolvm_database_and_lists_it_in_order() {
     let db = t.path().join("smolvm.db");
     smolvm_v029_db(&db);
     let s = open(&db);
-    let vms = s.list_vms().unwrap();
+    let vms = s.list_vms().unwrap().vms;
     assert_eq!(
         vms.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
         ["vm-b", "vm-a"]
@@ -140,7 +140,7 @@ fn garbage_and_truncated_files_are_moved_aside_and_recreated() {
         std::fs::read(format!("{}-wal", moved.display())).unwrap(),
         b"wal junk"
     );
-    assert!(s.list_vms().unwrap().is_empty());
+    assert!(s.list_vms().unwrap().vms.is_empty());
 
     // truncated: a real database cut in half
     let db = t.path().join("b/smolvm.db");
@@ -162,7 +162,7 @@ fn garbage_and_truncated_files_are_moved_aside_and_recreated() {
     drop(f);
     let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(1)).unwrap();
     assert!(corrupt.expect("truncation detected").moved_to.is_some());
-    assert!(s.list_vms().unwrap().is_empty());
+    assert!(s.list_vms().unwrap().vms.is_empty());
 }
 
 #[test]
@@ -171,13 +171,13 @@ fn dry_run_never_writes_even_for_a_corrupt_or_missing_file() {
     let db = t.path().join("smolvm.db");
     let (s, c) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(1)).unwrap();
     assert!(c.is_none());
-    assert!(s.list_vms().unwrap().is_empty());
+    assert!(s.list_vms().unwrap().vms.is_empty());
     assert!(!db.exists(), "dry run created the database");
     std::fs::write(&db, b"garbage garbage garbage garbage garbage garbage").unwrap();
     let (s, c) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(1)).unwrap();
     let c = c.expect("reported");
     assert!(c.moved_to.is_none());
-    assert!(s.list_vms().unwrap().is_empty());
+    assert!(s.list_vms().unwrap().vms.is_empty());
     assert!(
         s.delete_vm("x").is_err(),
         "a dry-run store accepted a write"
@@ -189,7 +189,7 @@ fn dry_run_never_writes_even_for_a_corrupt_or_missing_file() {
     smolvm_v029_db(&db);
     let before = std::fs::read(&db).unwrap();
     let (s, _) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(1)).unwrap();
-    assert_eq!(s.list_vms().unwrap().len(), 2);
+    assert_eq!(s.list_vms().unwrap().vms.len(), 2);
     drop(s);
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
@@ -216,7 +216,7 @@ fn a_lock_held_elsewhere_is_a_clear_error_after_the_timeout() {
     );
     holder.execute_batch("ROLLBACK").unwrap();
     assert_eq!(
-        s.list_vms().unwrap().len(),
+        s.list_vms().unwrap().vms.len(),
         1,
         "the row changed despite the lock"
     );
@@ -266,4 +266,391 @@ fn active_vms_reads_paths_read_only() {
     assert_eq!(got[0].id, "vm-a");
     assert_eq!(got[0].files, vec![PathBuf::from("/k"), PathBuf::from("/r")]);
     assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+fn have_python_sqlite3() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import sqlite3"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// SmolVM (Python's sqlite3, rollback journal) killed mid-transaction: `n` rows `vm-0…`
+/// committed, then a transaction that rewrote and deleted them spilled into the file and
+/// the process died before its commit, leaving a hot `-journal`.
+fn hot_journal_db(db: &Path, n: usize) {
+    let script = r#"
+import os, sqlite3, sys
+db, n, schema = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("PRAGMA journal_mode=DELETE")
+c.executescript(schema)
+c.execute("BEGIN")
+for i in range(n):
+    ts = "2026-05-07T12:00:00.%06d+00:00" % i
+    c.execute("INSERT INTO vms (id, status, config, created_at, updated_at) VALUES (?, 'stopped', '{}', ?, ?)", ("vm-%d" % i, ts, ts))
+c.execute("COMMIT")
+c.execute("PRAGMA cache_size=1")
+c.execute("BEGIN")
+c.execute("UPDATE vms SET config = ?", ("x" * 4000,))
+c.execute("DELETE FROM vms WHERE id != 'vm-0'")
+os._exit(0)
+"#;
+    let st = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(db)
+        .arg(n.to_string())
+        .arg(SCHEMA)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let journal = PathBuf::from(format!("{}-journal", db.display()));
+    assert!(
+        std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0),
+        "no hot journal was left behind"
+    );
+}
+
+/// Every file in `dir` with its bytes.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn ids(s: &StateStore) -> Vec<String> {
+    s.list_vms()
+        .unwrap()
+        .vms
+        .into_iter()
+        .map(|v| v.id)
+        .collect()
+}
+
+fn expected_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("vm-{i}")).collect()
+}
+
+#[test]
+fn a_hot_journal_is_rolled_back_not_taken_for_corruption() {
+    if !have_python_sqlite3() {
+        eprintln!("SKIPPED: python3 with sqlite3 is not installed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    hot_journal_db(&db, 30);
+    let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(2)).unwrap();
+    assert_eq!(corrupt, None);
+    assert_eq!(ids(&s), expected_ids(30));
+    let names: Vec<String> = snapshot(t.path()).into_keys().collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("corrupt") || n.ends_with("-journal")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_dry_run_rolls_a_hot_journal_back_in_a_private_copy_and_changes_nothing() {
+    if !have_python_sqlite3() {
+        eprintln!("SKIPPED: python3 with sqlite3 is not installed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    hot_journal_db(&db, 30);
+    let before = snapshot(t.path());
+    let (s, corrupt) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(2)).unwrap();
+    assert_eq!(corrupt, None);
+    assert_eq!(ids(&s), expected_ids(30));
+    assert!(
+        s.delete_vm("vm-1").is_err(),
+        "a dry-run store accepted a write"
+    );
+    drop(s);
+    assert_eq!(
+        snapshot(t.path()),
+        before,
+        "a dry run changed the directory"
+    );
+}
+
+#[test]
+fn a_dry_run_of_a_wal_database_creates_no_files() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    {
+        let s = open(&db);
+        s.insert_vm(&VmRecord::new("vm-1", VmStatus::Stopped))
+            .unwrap();
+    }
+    let before = snapshot(t.path());
+    assert_eq!(before.len(), 1, "{:?}", before.keys());
+    let (s, corrupt) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(2)).unwrap();
+    assert_eq!(corrupt, None);
+    assert_eq!(ids(&s), ["vm-1"]);
+    drop(s);
+    assert_eq!(snapshot(t.path()), before);
+}
+
+#[test]
+fn a_corrupt_database_is_moved_aside_with_its_journal() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    std::fs::write(
+        &db,
+        b"not a database at all, but long enough to have a header",
+    )
+    .unwrap();
+    std::fs::write(t.path().join("smolvm.db-journal"), b"journal junk").unwrap();
+    let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(1)).unwrap();
+    let moved = corrupt.expect("reported").moved_to.expect("moved");
+    assert_eq!(
+        std::fs::read(format!("{}-journal", moved.display())).unwrap(),
+        b"journal junk"
+    );
+    assert!(!t.path().join("smolvm.db-journal").exists());
+    assert!(s.list_vms().unwrap().vms.is_empty());
+}
+
+#[test]
+fn an_unopenable_database_is_an_error_and_nothing_is_moved() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    std::fs::create_dir(&db).unwrap();
+    std::fs::write(db.join("inside"), b"x").unwrap();
+    for mode in [OpenMode::ReadWrite, OpenMode::DryRun] {
+        let err = StateStore::open(&db, mode, Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("smolvm.db"), "{err}");
+        let names: Vec<String> = snapshot(t.path()).into_keys().collect();
+        assert_eq!(names, ["smolvm.db"], "{mode:?}");
+    }
+}
+
+/// A database in SmolVM's schema with rows inserted raw (values as SQL literals).
+fn raw_store(t: &Path, vms: &[(&str, &str, &str, &str)], extra_sql: &str) -> StateStore {
+    let db = t.join("smolvm.db");
+    let c = Connection::open(&db).unwrap();
+    c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    for (i, (id, status, pid, network)) in vms.iter().enumerate() {
+        c.execute_batch(&format!(
+            "INSERT INTO vms (id, status, config, network, pid, created_at, updated_at)
+             VALUES ({id}, {status}, '{{}}', {network}, {pid}, '2026-05-07T12:00:{i:02}', 'x')"
+        ))
+        .unwrap();
+    }
+    c.execute_batch(extra_sql).unwrap();
+    drop(c);
+    open(&db)
+}
+
+#[test]
+fn rows_with_invalid_values_are_skipped_with_their_reasons() {
+    let t = tempfile::tempdir().unwrap();
+    let net = |tap: &str| {
+        format!(
+            "'{{\"guest_ip\":\"172.16.0.2\",\"tap_device\":\"{tap}\",\"ssh_host_port\":2200,\"mode\":\"nat\"}}'"
+        )
+    };
+    let s = raw_store(
+        t.path(),
+        &[
+            ("'vm-good'", "'running'", "4242", &net("tap2")),
+            ("'vm-slirp'", "'stopped'", "NULL", &net("usernet")),
+            ("'vm-bridge'", "'stopped'", "NULL", &net("svmb0a1b2c3d")),
+            ("'vm-badpid'", "'stopped'", "'abc'", "NULL"),
+            ("'vm-negpid'", "'stopped'", "-5", "NULL"),
+            ("'vm-bigpid'", "'stopped'", "4294967296", "NULL"),
+            ("'vm-realpid'", "'stopped'", "1.5", "NULL"),
+            ("'../victim/precious'", "'stopped'", "NULL", "NULL"),
+            ("'/abs/x'", "'stopped'", "NULL", "NULL"),
+            ("''", "'stopped'", "NULL", "NULL"),
+            ("'VM-UPPER'", "'stopped'", "NULL", "NULL"),
+            ("'vm' || char(0) || 'x'", "'stopped'", "NULL", "NULL"),
+            ("x'766d2d62'", "'stopped'", "NULL", "NULL"),
+            ("'vm-status'", "'bogus'", "NULL", "NULL"),
+            ("'vm-eth0'", "'stopped'", "NULL", &net("eth0")),
+            ("'vm-docker0'", "'stopped'", "NULL", &net("docker0")),
+            ("'vm-slash'", "'stopped'", "NULL", &net("tap2/../x")),
+            ("'vm-json'", "'stopped'", "NULL", "'{not json'"),
+            (
+                "'vm-ip'",
+                "'stopped'",
+                "NULL",
+                "'{\"guest_ip\":\"172.16.0.300\"}'",
+            ),
+            ("'vm-port0'", "'stopped'", "NULL", "'{\"ssh_host_port\":0}'"),
+            (
+                "'vm-port-big'",
+                "'stopped'",
+                "NULL",
+                "'{\"ssh_host_port\":70000}'",
+            ),
+        ],
+        "UPDATE vms SET socket_path = '/run/../etc/fc-vm-good.sock' WHERE id = 'vm-status';
+         INSERT INTO vms (id, status, config, socket_path, created_at, updated_at)
+            VALUES ('vm-sock', 'stopped', '{}', 'relative/fc-vm-sock.sock', 'z', 'z');",
+    );
+    let rows = s.list_vms().unwrap();
+    assert_eq!(
+        rows.vms.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+        ["vm-good", "vm-slirp", "vm-bridge"]
+    );
+    let skipped: Vec<(&str, &str)> = rows
+        .skipped
+        .iter()
+        .map(|r| (r.id.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(skipped.len(), 19, "{skipped:#?}");
+    for (id, reason) in [
+        ("\"vm-badpid\"", "pid \"abc\" is not a process id"),
+        ("\"vm-negpid\"", "pid -5 is not a process id"),
+        ("\"vm-bigpid\"", "pid 4294967296 is not a process id"),
+        ("\"vm-realpid\"", "pid 1.5 is not a process id"),
+        ("\"../victim/precious\"", "id \"../victim/precious\" is not a valid VM id"),
+        ("\"/abs/x\"", "id \"/abs/x\" is not a valid VM id"),
+        ("\"\"", "id \"\" is not a valid VM id"),
+        ("\"VM-UPPER\"", "id \"VM-UPPER\" is not a valid VM id"),
+        ("\"vm\\0x\"", "id \"vm\\0x\" is not a valid VM id"),
+        ("a 4-byte blob", "id a 4-byte blob is not a valid VM id"),
+        (
+            "\"vm-status\"",
+            "status \"bogus\" is not one of created, running, paused, stopped, error",
+        ),
+        (
+            "\"vm-eth0\"",
+            "network.tap_device \"eth0\" is not a device smolvm creates (tap<N>, svmb<8 hex digits>, usernet)",
+        ),
+        ("\"vm-ip\"", "network.guest_ip \"172.16.0.300\" is not an IPv4 address"),
+        ("\"vm-port0\"", "network.ssh_host_port 0 is not a port"),
+        (
+            "\"vm-sock\"",
+            "socket_path \"relative/fc-vm-sock.sock\" is not an absolute path without '.' or '..'",
+        ),
+    ] {
+        assert!(skipped.contains(&(id, reason)), "{id}: {reason}\n{skipped:#?}");
+    }
+    let by_id = |id: &str| rows.skipped.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(by_id("\"vm-badpid\"").vm_id.as_deref(), Some("vm-badpid"));
+    assert_eq!(by_id("\"/abs/x\"").vm_id, None);
+    assert!(by_id("\"vm-json\"")
+        .reason
+        .starts_with("network is not a NetworkConfig"));
+    assert!(by_id("\"vm-port-big\"")
+        .reason
+        .starts_with("network is not a NetworkConfig"));
+    assert_eq!(
+        by_id("\"vm-badpid\"").to_string(),
+        "state database: skipped vms row \"vm-badpid\": pid \"abc\" is not a process id (it is left alone; fix or delete it)"
+    );
+
+    // get_vm: the valid row, a clear error for an invalid one, nothing for no row.
+    assert_eq!(s.get_vm("vm-good").unwrap().unwrap().pid, Some(4242));
+    let e = s.get_vm("vm-badpid").unwrap_err();
+    assert!(matches!(e, StateError::InvalidRow { .. }));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "state database {}: the vms row of \"vm-badpid\" is invalid: pid \"abc\" is not a process id; fix or delete that row",
+            s.path().display()
+        )
+    );
+    assert!(s.get_vm("../victim/precious").is_err());
+    assert_eq!(s.get_vm("vm-none").unwrap(), None);
+}
+
+#[test]
+fn lease_rows_with_invalid_values_are_skipped_and_pending_taps_are_not_devices() {
+    let t = tempfile::tempdir().unwrap();
+    let s = raw_store(
+        t.path(),
+        &[("'vm-a'", "'running'", "NULL", "NULL")],
+        "INSERT INTO ip_leases VALUES ('172.16.0.2', 'vm-a', 'tap2', 'x');
+         INSERT INTO ip_leases VALUES ('172.16.0.3', 'vm-b', 'eth0', 'x');
+         INSERT INTO ip_leases VALUES ('172.16.0.4', 'vm-c', 'usernet', 'x');
+         INSERT INTO ip_leases VALUES ('172.16.0.5', 'vm-new', 'pending', 'x');
+         INSERT INTO ip_leases VALUES ('nope', 'vm-d', 'tap6', 'x');
+         INSERT INTO ip_leases VALUES ('172.16.0.7', '../x', 'tap7', 'x');
+         INSERT INTO ip_leases VALUES ('172.16.0.8', 'vm-e', 'tap 8', 'x');
+         INSERT INTO ssh_forwards VALUES ('vm-a', 2200, 22, 'x');
+         INSERT INTO ssh_forwards VALUES ('vm-b', 0, 22, 'x');
+         INSERT INTO ssh_forwards VALUES ('vm-c', 70000, 22, 'x');
+         INSERT INTO ssh_forwards VALUES ('vm-d', 2203, 'ssh', 'x');
+         INSERT INTO tap_allocations VALUES ('vm-a', 'svmb0a1b2c3d', 'bridge', 'br0', 'x');
+         INSERT INTO tap_allocations VALUES ('vm-b', 'docker0', 'bridge', 'br0', 'x');
+         INSERT INTO tap_allocations VALUES ('vm-c', 'svmb00000001', 'weird', NULL, 'x');
+         INSERT INTO tap_allocations VALUES ('vm-d', 'svmb00000002', 'bridge', 'br0:1', 'x');",
+    );
+    let l = s.leases().unwrap();
+    assert_eq!(l.ips.len(), 1);
+    assert_eq!(l.ips["vm-a"], ("172.16.0.2".into(), "tap2".into()));
+    assert_eq!(l.pending_ips["vm-new"], "172.16.0.5");
+    assert_eq!(l.ssh.len(), 1);
+    assert_eq!(l.ssh["vm-a"], (2200, 22));
+    assert_eq!(l.taps.len(), 1);
+    assert_eq!(l.taps["vm-a"].tap_device, "svmb0a1b2c3d");
+    let skipped: Vec<String> = l
+        .skipped
+        .iter()
+        .map(|r| format!("{} {} {}", r.table, r.id, r.reason))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "ip_leases \"vm-b\" tap_device \"eth0\" is not a TAP smolvm creates (tap<N>, svmb<8 hex digits>)",
+            "ip_leases \"vm-c\" tap_device \"usernet\" is not a TAP smolvm creates (tap<N>, svmb<8 hex digits>)",
+            "ip_leases \"vm-d\" ip \"nope\" is not an IPv4 address",
+            "ip_leases \"../x\" vm_id \"../x\" is not a valid VM id",
+            "ip_leases \"vm-e\" tap_device \"tap 8\" is not a TAP smolvm creates (tap<N>, svmb<8 hex digits>)",
+            "ssh_forwards \"vm-b\" host_port 0 is not a port (1-65535)",
+            "ssh_forwards \"vm-c\" host_port 70000 is not a port (1-65535)",
+            "ssh_forwards \"vm-d\" guest_port \"ssh\" is not a port (1-65535)",
+            "tap_allocations \"vm-b\" tap_device \"docker0\" is not a TAP smolvm creates (tap<N>, svmb<8 hex digits>)",
+            "tap_allocations \"vm-c\" mode \"weird\" is not nat or bridge",
+            "tap_allocations \"vm-d\" bridge_name \"br0:1\" is not an interface name",
+        ]
+    );
+}
+
+#[test]
+fn device_name_rules() {
+    for ok in ["tap2", "tap65534", "svmb0a1b2c3d", "usernet"] {
+        assert!(is_smolvm_device(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "tap",
+        "tapx",
+        "tap02",
+        "tap-1",
+        "tap65536",
+        "tap123456789012",
+        "svmb0A1B2C3D",
+        "svmb0a1b2c3",
+        "svmb0a1b2c3d4",
+        "eth0",
+        "docker0",
+        "wg0",
+        "lo",
+        "tap2/..",
+        "tap2:1",
+        "tap 2",
+        "tap2\0",
+        "../tap2",
+    ] {
+        assert!(!is_smolvm_device(bad), "{bad:?}");
+    }
+    assert!(!is_smolvm_tap("usernet"));
+    assert!(is_ifname("br0") && is_ifname("a-very-long-nm") && !is_ifname("sixteen-bytes-xx"));
+    assert!(!is_ifname("br 0") && !is_ifname("br/0") && !is_ifname("..") && !is_ifname(""));
 }

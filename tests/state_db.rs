@@ -1,0 +1,418 @@
+//! The state database as the real binary reads it: a SmolVM (Python) writer killed
+//! mid-transaction, rows with invalid values, a file this user cannot write. Real SQLite
+//! files, the real `smolvm` binary.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::cleanup::NetNs;
+use support::{is_root, json, stderr, Home};
+
+const SCHEMA: &str = include_str!("../src/sys/state/schema.sql");
+
+fn have_python_sqlite3() -> bool {
+    Command::new("python3")
+        .args(["-c", "import sqlite3"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+macro_rules! require_python {
+    () => {
+        if !have_python_sqlite3() {
+            eprintln!("SKIPPED: needs python3 with sqlite3 (SmolVM's writer)");
+            return;
+        }
+    };
+}
+
+/// SmolVM's writer (Python's sqlite3, rollback journal) killed mid-transaction: `n` rows
+/// `vm-0…` committed, then a transaction that rewrote and deleted them spilled into the
+/// file and the process died (SIGKILL) before its commit, leaving a hot `-journal`.
+fn hot_journal_db(data: &Path, n: usize) {
+    std::fs::create_dir_all(data).unwrap();
+    let db = data.join("smolvm.db");
+    let script = r#"
+import os, signal, sqlite3, sys
+db, n, schema = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("PRAGMA journal_mode=DELETE")
+c.executescript(schema)
+c.execute("BEGIN")
+for i in range(n):
+    ts = "2026-05-07T12:00:00.%06d+00:00" % i
+    c.execute("INSERT INTO vms (id, status, config, created_at, updated_at) VALUES (?, 'stopped', '{}', ?, ?)", ("vm-%d" % i, ts, ts))
+c.execute("COMMIT")
+c.execute("PRAGMA cache_size=1")
+c.execute("BEGIN")
+c.execute("UPDATE vms SET config = ?", ("x" * 4000,))
+c.execute("DELETE FROM vms WHERE id != 'vm-0'")
+os.kill(os.getpid(), signal.SIGKILL)
+"#;
+    let st = Command::new("python3")
+        .args(["-c", script])
+        .arg(&db)
+        .arg(n.to_string())
+        .arg(SCHEMA)
+        .status()
+        .unwrap();
+    assert!(!st.success(), "the writer was not killed");
+    assert!(
+        std::fs::metadata(data.join("smolvm.db-journal")).is_ok_and(|m| m.len() > 0),
+        "no hot journal was left behind"
+    );
+}
+
+/// Every file in `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn expected_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("vm-{i}")).collect()
+}
+
+fn listed_ids(out: &Output) -> Vec<String> {
+    let v = json(out);
+    assert_eq!(v["exit_code"], 0, "{v}\n{}", stderr(out));
+    v["data"]["vms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no vms: {v}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn no_corrupt_copies(dir: &Path) {
+    let names: Vec<String> = snapshot(dir).into_keys().collect();
+    assert!(
+        !names.iter().any(|n| n.contains(".corrupt-")),
+        "moved aside: {names:?}"
+    );
+}
+
+/// `smolvm <args>` as the unprivileged user 65534 (nobody), with this test's environment.
+fn as_nobody(h: &Home, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+        .args(args)
+        .env_clear()
+        .envs(h.env_vars())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
+    require_python!();
+    let h = Home::new();
+    hot_journal_db(&h.data, 30);
+    let before = snapshot(&h.data);
+
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listed_ids(&out), expected_ids(30));
+    assert_eq!(
+        snapshot(&h.data),
+        before,
+        "sandbox list changed the data dir"
+    );
+
+    let human = h.smolvm().args(["sandbox", "list"]).output().unwrap();
+    assert_eq!(human.status.code(), Some(0), "{}", stderr(&human));
+    assert_eq!(snapshot(&h.data), before);
+
+    if is_root() {
+        let ns = NetNs::new();
+        let out = ns
+            .cmd(&h, "smolvm")
+            .args(["cleanup", "--dry-run", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v = json(&out);
+        assert_eq!(strings(&v["data"]["targets"]), expected_ids(30), "{v}");
+        assert_eq!(
+            v["data"]["corrupt_database"],
+            serde_json::Value::Null,
+            "{v}"
+        );
+        assert_eq!(
+            snapshot(&h.data),
+            before,
+            "cleanup --dry-run changed the data dir"
+        );
+    }
+}
+
+#[test]
+fn sandbox_info_recovers_a_hot_journal_instead_of_moving_the_database_aside() {
+    require_python!();
+    let h = Home::new();
+    hot_journal_db(&h.data, 30);
+    let out = h
+        .smolvm()
+        .args(["sandbox", "info", "vm-17", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["data"]["id"], "vm-17");
+    assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
+    no_corrupt_copies(&h.data);
+    assert!(!h.data.join("smolvm.db-journal").exists());
+    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM vms", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 30);
+}
+
+#[test]
+fn a_user_who_cannot_write_the_database_reads_a_private_copy() {
+    require_python!();
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: needs root and setpriv to run the binary as another user");
+        return;
+    }
+    let h = Home::new();
+    hot_journal_db(&h.data, 12);
+    // Readable, not writable, by nobody.
+    for p in [h.tmp.path(), h.home.as_path(), &h.data] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for f in ["smolvm.db", "smolvm.db-journal"] {
+        std::fs::set_permissions(h.data.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let before = snapshot(&h.data);
+
+    let out = as_nobody(&h, &["sandbox", "list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listed_ids(&out), expected_ids(12));
+
+    let out = as_nobody(&h, &["sandbox", "info", "vm-11", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["data"]["id"], "vm-11");
+
+    assert_eq!(
+        snapshot(&h.data),
+        before,
+        "an unprivileged read changed the data dir"
+    );
+}
+
+#[test]
+fn a_corrupt_database_found_by_sandbox_info_is_reported_on_stderr() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    std::fs::write(
+        h.data.join("smolvm.db"),
+        b"this is not a database, just some text that is long enough",
+    )
+    .unwrap();
+    let out = h
+        .smolvm()
+        .args(["sandbox", "info", "vm-1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let moved: Vec<String> = snapshot(&h.data)
+        .into_keys()
+        .filter(|n| n.starts_with("smolvm.db.corrupt-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert!(
+        err.starts_with(&format!(
+            "Warning: state database {} was corrupt (",
+            h.data.join("smolvm.db").display()
+        )) && err.contains(&moved[0]),
+        "{err}"
+    );
+    assert_eq!(json(&out)["error"]["message"], "Sandbox 'vm-1' not found");
+}
+
+/// Raw rows in SmolVM's schema: `(id, status, pid, network JSON)` (`pid` and `id` as SQL
+/// literals, so a test can store what SmolVM's types never would), plus raw `ip_leases`.
+fn raw_db(data: &Path, vms: &[(&str, &str, &str, Option<&str>)], leases: &[(&str, &str, &str)]) {
+    std::fs::create_dir_all(data).unwrap();
+    let c = rusqlite::Connection::open(data.join("smolvm.db")).unwrap();
+    c.execute_batch(SCHEMA).unwrap();
+    for (i, (id, status, pid, network)) in vms.iter().enumerate() {
+        let ts = format!("2026-05-07T12:00:{i:02}.000000+00:00");
+        c.execute(
+            &format!(
+                "INSERT INTO vms (id, status, config, network, pid, created_at, updated_at)
+                 VALUES ({id}, ?1, '{{\"backend\":\"qemu\"}}', ?2, {pid}, ?3, ?3)"
+            ),
+            rusqlite::params![status, network, ts],
+        )
+        .unwrap();
+    }
+    for (ip, vm, tap) in leases {
+        c.execute(
+            "INSERT INTO ip_leases VALUES (?1, ?2, ?3, 'x')",
+            rusqlite::params![ip, vm, tap],
+        )
+        .unwrap();
+    }
+}
+
+const NAT: &str = r#"{"guest_ip":"172.16.0.2","gateway_ip":"172.16.0.1","netmask":"255.255.255.0","tap_device":"tap2","guest_mac":"AA:FC:00:00:00:02","ssh_host_port":2200,"mode":"nat","bridge":null}"#;
+const ETH0: &str = r#"{"guest_ip":"172.16.0.3","gateway_ip":"172.16.0.1","netmask":"255.255.255.0","tap_device":"eth0","guest_mac":"AA:FC:00:00:00:03","ssh_host_port":2201,"mode":"nat","bridge":null}"#;
+
+/// Good rows, and rows SmolVM never writes: a mistyped pid, ids that are paths, a network
+/// naming the host's `eth0`, a lease naming it.
+fn mixed_db(data: &Path) {
+    raw_db(
+        data,
+        &[
+            ("'vm-good-1'", "stopped", "NULL", None),
+            ("'vm-badpid'", "stopped", "'abc'", None),
+            ("'vm-good-2'", "stopped", "NULL", Some(NAT)),
+            ("'../victim/precious'", "stopped", "NULL", None),
+            ("'/abs/x'", "stopped", "NULL", None),
+            ("'vm-eth0'", "stopped", "NULL", Some(ETH0)),
+            ("'vm-lease'", "stopped", "NULL", None),
+        ],
+        &[
+            ("172.16.0.2", "vm-good-2", "tap2"),
+            ("172.16.0.7", "vm-lease", "eth0"),
+        ],
+    );
+}
+
+const GOOD: [&str; 3] = ["vm-good-1", "vm-good-2", "vm-lease"];
+
+/// Each bad row is named in exactly one warning.
+fn assert_reports_bad_rows(warnings: &[String]) {
+    for bad in [
+        "\"vm-badpid\"",
+        "\"../victim/precious\"",
+        "\"/abs/x\"",
+        "\"vm-eth0\"",
+        "\"vm-lease\"",
+    ] {
+        assert_eq!(
+            warnings.iter().filter(|w| w.contains(bad)).count(),
+            1,
+            "{bad} in {warnings:#?}"
+        );
+    }
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("eth0") && w.contains("ip_leases")),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
+    let h = Home::new();
+    mixed_db(&h.data);
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listed_ids(&out), GOOD);
+    assert_reports_bad_rows(&strings(&json(&out)["data"]["warnings"]));
+
+    let out = h.smolvm().args(["sandbox", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let warnings: Vec<String> = err.lines().map(str::to_string).collect();
+    assert!(warnings.iter().all(|w| w.starts_with("Warning: ")), "{err}");
+    assert_reports_bad_rows(&warnings);
+    for id in GOOD {
+        assert!(
+            support::stdout(&out).contains(id),
+            "{}",
+            support::stdout(&out)
+        );
+    }
+
+    let out = h
+        .smolvm()
+        .args(["sandbox", "info", "vm-badpid", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("vm-badpid") && msg.contains("pid"), "{msg}");
+}
+
+#[test]
+fn invalid_rows_are_reported_and_never_acted_on_by_cleanup() {
+    if !is_root() {
+        eprintln!("SKIPPED: cleanup tests need root (network namespaces)");
+        return;
+    }
+    let (h, ns) = (Home::new(), NetNs::new());
+    mixed_db(&h.data);
+    // What the path-shaped id would name if it were ever used as one.
+    let victim_log = h.tmp.path().join("victim/precious.log");
+    let victim_disk = h.data.join("victim/precious.ext4");
+    // Files of VMs whose rows are skipped: theirs, not orphans.
+    let badpid_log = h.data.join("vm-badpid.log");
+    let eth0_disk = h.data.join("disks/vm-eth0.ext4");
+    let kept = [&victim_log, &victim_disk, &badpid_log, &eth0_disk];
+    for f in kept {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b"precious").unwrap();
+    }
+
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(strings(&v["data"]["targets"]), GOOD, "{v}");
+    assert_reports_bad_rows(&strings(&v["data"]["warnings"]));
+
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(strings(&v["data"]["deleted"]), GOOD, "{v}");
+    assert_reports_bad_rows(&strings(&v["data"]["warnings"]));
+    for f in kept {
+        assert_eq!(std::fs::read(f).unwrap(), b"precious", "{}", f.display());
+    }
+    assert_eq!(
+        support::cleanup::row_ids(&h.data),
+        ["vm-badpid", "../victim/precious", "/abs/x", "vm-eth0"]
+    );
+}
