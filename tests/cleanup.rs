@@ -360,17 +360,24 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
     ns.ssh_forward("tap7", "172.16.0.7", 2207);
     ns.nat_tap("tap8"); // in use by a VMM of another install: not ours to judge dead
     ns.sh("ip tuntap add tap99 mode tap"); // no 172.16.0.1/32: not SmolVM's
-    let mut orphan = QemuStandIn::start(&ns, &sockets, "vm-gone", None);
+                                           // Started by this install (its console log is in our data dir): provably ours.
+    let mut orphan = QemuStandIn::started_here(&ns, &h, "vm-gone", None);
+    // Recorded nowhere but not started with our files: not ours to stop.
+    let mut stranger = QemuStandIn::start(&ns, &sockets, "vm-stranger", None);
     let other_dir = h.tmp.path().join("other-sockets");
     std::fs::create_dir_all(&other_dir).unwrap();
     let mut foreign = QemuStandIn::start(&ns, &other_dir, "vm-foreign", Some("tap8"));
-    std::fs::write(h.data.join("vm-old.log"), b"log").unwrap_or_else(|_| {
-        std::fs::create_dir_all(&h.data).unwrap();
-        std::fs::write(h.data.join("vm-old.log"), b"log").unwrap();
-    });
+    // A VM this install made files for (its ledger entry), whose row is gone.
+    std::fs::create_dir_all(h.data.join("vm-ids")).unwrap();
+    std::fs::write(h.data.join("vm-ids/vm-old"), b"").unwrap();
+    std::fs::write(h.data.join("vm-old.log"), b"log").unwrap();
     std::fs::write(h.data.join("notes.txt"), b"mine").unwrap();
     let stray = sockets.join("fc-vm-stray.sock");
-    let _listener = std::os::unix::net::UnixListener::bind(&stray).unwrap();
+    // A dead socket: bound, then its listener gone.
+    drop(std::os::unix::net::UnixListener::bind(&stray).unwrap());
+    // A socket something still listens on is not stale.
+    let answering = sockets.join("fc-vm-answering.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&answering).unwrap();
     std::fs::write(
         sockets.join("qmp-vm-file.sock"),
         b"a regular file, not a socket",
@@ -387,7 +394,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
     assert_eq!(
         stdout(&out),
         format!(
-            "No matching VMs to clean.\nStale resources (10):\n  - process {} qemu-system-x86 (VM vm-gone)\n  - tap tap7\n  - nft ip smolvm_nat dnat_ext {{ 2207 }}\n  - nft ip smolvm_nat dnat_local {{ 2207 }}\n  - nft ip smolvm_nat snat_return {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter fwd_allow {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter allowed_taps {{ \"tap7\" }}\n  - socket {s}/fc-vm-stray.sock (VM vm-stray)\n  - socket {s}/qmp-vm-gone.sock (VM vm-gone)\n  - file {d}/vm-old.log (VM vm-old)\nDry run complete. No changes made.\n",
+            "No matching VMs to clean.\nStale resources (11):\n  - process {} qemu-system-x86 (VM vm-gone)\n  - tap tap7\n  - nft ip smolvm_nat dnat_ext {{ 2207 }}\n  - nft ip smolvm_nat dnat_local {{ 2207 }}\n  - nft ip smolvm_nat snat_return {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter fwd_allow {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter allowed_taps {{ \"tap7\" }}\n  - socket {s}/fc-vm-stray.sock (VM vm-stray)\n  - socket {s}/qmp-vm-gone.sock (VM vm-gone)\n  - file {d}/vm-gone.log (VM vm-gone)\n  - file {d}/vm-old.log (VM vm-old)\nDry run complete. No changes made.\n",
             orphan.pid()
         )
     );
@@ -406,10 +413,16 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
         .collect();
     assert_eq!(
         kinds,
-        ["process", "tap", "nft", "nft", "nft", "nft", "nft", "socket", "socket", "file"]
+        ["process", "tap", "nft", "nft", "nft", "nft", "nft", "socket", "socket", "file", "file"]
     );
     wait_for(|| !orphan.alive(), "the orphan VMM to exit");
     assert!(foreign.alive(), "a VMM outside our socket dir was stopped");
+    assert!(
+        stranger.alive(),
+        "a VMM not started by this install was stopped"
+    );
+    assert!(answering.exists(), "a socket with a listener was removed");
+    assert!(!h.data.join("vm-ids/vm-old").exists(), "ledger entry left");
     let links = ns.links();
     assert!(
         !links.contains("tap7 ") && links.contains("tap8") && links.contains("tap99"),
@@ -604,8 +617,8 @@ fn garbage_and_truncated_databases_are_moved_aside_and_rebuilt_from_live_vmms() 
         let sockets = h.sockets();
         std::fs::create_dir_all(&h.data).unwrap();
         std::fs::write(h.data.join("smolvm.db"), &content).unwrap();
-        let mut auto = QemuStandIn::start(&ns, &sockets, "vm-auto", None);
-        let mut prod = QemuStandIn::start(&ns, &sockets, "prod-db", None);
+        let mut auto = QemuStandIn::started_here(&ns, &h, "vm-auto", None);
+        let mut prod = QemuStandIn::started_here(&ns, &h, "prod-db", None);
         let out = ns
             .cmd(&h, "smolvm")
             .args(["cleanup", "--force"])

@@ -27,15 +27,18 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::error::{Error, Result};
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::error::{io_reason, Error, Result};
 use super::progress::Progress;
 use crate::sys::env::Env;
-use crate::sys::net::{self, nft, Link};
+use crate::sys::fs::{self, VmFile};
+use crate::sys::net::{self, nft, Link, OwnedTap, TapClaim};
 use crate::sys::paths::{Paths, STATE_DB_FILE};
-use crate::sys::process::{self, is_vm_id, Pidfd, ProcInfo, VmmKind, VmmProcess};
+use crate::sys::process::{self, is_vm_id, OwnedVmm, ProcInfo, VmmClaim, VmmKind, VmmProcess};
 use crate::sys::procfs;
 use crate::sys::state::{
-    Corruption, Leases, OpenMode, StateStore, VmRecord, VmStatus, DEFAULT_BUSY_TIMEOUT,
+    Corruption, Known, Leases, OpenMode, StateStore, VmRecord, VmStatus, DEFAULT_BUSY_TIMEOUT,
 };
 use crate::sys::vmm::{firecracker, qmp::Qmp};
 
@@ -77,6 +80,9 @@ pub struct CleanupOptions {
     /// Delete exactly these VMs (the dashboard's delete of selected rows): no prefix or
     /// stale targeting, no orphan removal.
     pub only: Option<Vec<String>>,
+    /// Every candidate state database ([`Paths::candidate_state_dbs`]): the active one
+    /// supplies targets, the others protect what they record.
+    pub candidate_dbs: Vec<PathBuf>,
 }
 
 impl CleanupOptions {
@@ -127,6 +133,7 @@ impl CleanupOptions {
             parallel,
             busy_timeout,
             only: None,
+            candidate_dbs: paths.candidate_state_dbs(),
         })
     }
 }
@@ -226,8 +233,8 @@ impl ResourceKind {
 enum OrphanAction {
     Stop(VmmProcess),
     DeleteLink(String),
-    Nft(String),
-    Unlink(PathBuf),
+    Nft(nft::Deletion),
+    Remove(VmFile, String),
 }
 
 /// A live resource that no VM owns.
@@ -251,7 +258,7 @@ pub struct CleanupPlan {
     pub stale_resources: Vec<StaleResource>,
     pub warnings: Vec<String>,
     store: Arc<StateStore>,
-    vmms: Vec<VmmProcess>,
+    known: Arc<Known>,
     _lock: Option<Flock<File>>,
 }
 
@@ -310,6 +317,21 @@ fn runtime(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
 }
 
+/// What every candidate state database records: the other databases read without
+/// changing them, plus the active one's `rows` and `leases`.
+fn known_from(opts: &CleanupOptions, rows: &[VmRecord], leases: &Leases) -> (Known, Vec<String>) {
+    let active = opts.data_dir.join(STATE_DB_FILE);
+    let others: Vec<PathBuf> = opts
+        .candidate_dbs
+        .iter()
+        .filter(|d| **d != active)
+        .cloned()
+        .collect();
+    let (mut known, warnings) = Known::read(&others, opts.busy_timeout);
+    known.add(rows, leases);
+    (known, warnings)
+}
+
 /// Take the cleanup lock (waiting for another cleanup to finish), open the store,
 /// reconcile it with the live system (stored unless a dry run) and compute the targets
 /// and orphans. Deletes nothing.
@@ -324,6 +346,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
                     .create(true)
                     .truncate(false)
                     .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .map_err(|e| runtime(format!("cannot open {}: {e}", path.display())))?;
                 Flock::lock(f, FlockArg::LockExclusive)
@@ -364,11 +387,16 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     warnings.extend(skipped);
 
     // A database rebuilt after corruption adopts the VMMs still running from our socket
-    // dir, so they are targeted (or spared) by the usual rules instead of being killed as
-    // orphans.
+    // dir that were started with this install's files, so they are targeted (or spared)
+    // by the usual rules instead of being killed as orphans.
     if corruption.is_some() {
         let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
         for v in live.vmms_here.iter().filter(|v| !known.contains(&v.vm_id)) {
+            let started_here =
+                process::info(v.pid).is_some_and(|i| i.names_data_dir(&opts.data_dir, &v.vm_id));
+            if !started_here {
+                continue;
+            }
             let mut rec = VmRecord::new(v.vm_id.clone(), VmStatus::Running);
             rec.pid = Some(i64::from(v.pid));
             rec.socket_path = Some(v.socket.display().to_string());
@@ -384,6 +412,14 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
             rows.push(rec);
         }
     }
+    let (known, read_warnings) = {
+        let opts = opts.clone();
+        let (rows, leases) = (rows.clone(), leases.clone());
+        tokio::task::spawn_blocking(move || known_from(&opts, &rows, &leases))
+            .await
+            .map_err(runtime)?
+    };
+    warnings.extend(read_warnings);
 
     // Reconcile: which running/paused rows have no live, matching process.
     let newly_stale: Vec<String> = rows
@@ -402,6 +438,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     );
 
     let by_id: HashMap<&str, &VmRecord> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let known = Arc::new(known);
     if let Some(only) = &opts.only {
         let targets = only
             .iter()
@@ -420,7 +457,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
             stale_resources: Vec::new(),
             warnings,
             store,
-            vmms: live.vmms_here,
+            known,
             _lock: lock,
         });
     }
@@ -458,7 +495,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     }
 
     let stale_resources = if sweep_orphans {
-        orphans(&opts, &rows, &leases, &live, &mut warnings)
+        orphans(&opts, &known, &live, &mut warnings)
     } else {
         warnings.push(
             "orphaned resources were not looked for: the state database has rows that could not be read (above)"
@@ -474,13 +511,13 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
         stale_resources,
         warnings,
         store,
-        vmms: live.vmms_here,
+        known,
         _lock: lock,
     })
 }
 
 /// A running/paused row is stale when its PID is missing, dead, a zombie, or now a
-/// process that does not carry this VM's control socket (the PID was reused).
+/// process that is not a VMM carrying this VM's control socket (the PID was reused).
 pub fn row_is_stale(vm: &VmRecord, socket_dir: &Path) -> bool {
     if !vm.status.is_active() {
         return false;
@@ -491,7 +528,7 @@ pub fn row_is_stale(vm: &VmRecord, socket_dir: &Path) -> bool {
     match process::info(pid as i32) {
         None => true,
         Some(info) if info.is_zombie() => true,
-        Some(info) => !carries_socket_of(&info, vm, socket_dir),
+        Some(info) => !info.is_vmm_binary() || !carries_socket_of(&info, vm, socket_dir),
     }
 }
 
@@ -557,37 +594,34 @@ fn tap_for_ip(ip: &str) -> Option<String> {
     Some(format!("tap{n}"))
 }
 
-fn is_nat_tap_name(name: &str) -> bool {
-    name.strip_prefix("tap")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+/// Whether a process is listening on the Unix socket at `path` (a dead socket file
+/// refuses the connection).
+fn socket_listening(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
 }
 
-fn is_bridge_tap_name(name: &str) -> bool {
-    name.strip_prefix("svmb").is_some_and(|h| {
-        h.len() == 8
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
+/// Orphans: only what is provably this install's and dead. Nothing is an orphan while a
+/// candidate state database could not be read (it might record it).
 fn orphans(
     opts: &CleanupOptions,
-    rows: &[VmRecord],
-    leases: &Leases,
+    known: &Known,
     live: &Live,
     warnings: &mut Vec<String>,
 ) -> Vec<StaleResource> {
-    let row_ids: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let res: Vec<VmResources> = rows.iter().map(|r| VmResources::of(r, leases)).collect();
-    let owned_taps: HashSet<&str> = res.iter().filter_map(|r| r.tap.as_deref()).collect();
-    let owned_ips: HashSet<&str> = res.iter().filter_map(|r| r.guest_ip.as_deref()).collect();
-    let owned_ports: HashSet<u16> = res.iter().filter_map(|r| r.ssh_host_port).collect();
     let mut out = Vec::new();
+    if known.incomplete {
+        return out;
+    }
 
-    // 1. VMM processes with no row.
+    // 1. VMM processes no database records, started with this install's files.
+    let claim = VmmClaim::Orphan {
+        socket_dir: &opts.socket_dir,
+        data_dir: &opts.data_dir,
+        known,
+    };
     let mut dying: HashSet<i32> = HashSet::new();
     for v in &live.vmms_here {
-        if !row_ids.contains(v.vm_id.as_str()) {
+        if claim.holds(v) {
             dying.insert(v.pid);
             out.push(StaleResource {
                 kind: ResourceKind::Process,
@@ -597,6 +631,12 @@ fn orphans(
             });
         }
     }
+    let dying_ids: HashSet<&str> = live
+        .vmms_here
+        .iter()
+        .filter(|v| dying.contains(&v.pid))
+        .map(|v| v.vm_id.as_str())
+        .collect();
     let attached = |tap: &str| {
         live.attached
             .get(tap)
@@ -609,7 +649,8 @@ fn orphans(
             || (live.ids_anywhere.contains(id) && !live.vmms_here.iter().any(|v| v.vm_id == id))
     };
 
-    // 2. TAP devices.
+    // 2. TAP devices: SmolVM-shaped, recorded nowhere, held by nothing (the same rules
+    //    `OwnedTap::prove` checks again right before the delete).
     match &live.links {
         Ok(links) => {
             for l in links.iter().filter(|l| l.is_tun) {
@@ -617,10 +658,10 @@ fn orphans(
                     .alias
                     .as_deref()
                     .and_then(|a| a.strip_prefix("smolvm-bridge:"));
-                let ours = (is_nat_tap_name(&l.name) && l.has_addr(net::HOST_IP, 32))
-                    || (is_bridge_tap_name(&l.name)
-                        && bridge_owner.is_some_and(|id| !row_ids.contains(id)));
-                if ours && !owned_taps.contains(l.name.as_str()) && !attached(&l.name) {
+                let shaped = (net::is_nat_tap_name(&l.name) && l.has_addr(net::HOST_IP, 32))
+                    || (net::is_bridge_tap_name(&l.name)
+                        && bridge_owner.is_some_and(|id| !known.ids.contains(id)));
+                if shaped && !known.taps.contains_key(&l.name) && !attached(&l.name) {
                     out.push(StaleResource {
                         kind: ResourceKind::Tap,
                         name: l.name.clone(),
@@ -633,27 +674,28 @@ fn orphans(
         Err(e) => warnings.push(format!("cannot list network links: {e}")),
     }
 
-    // 3. nftables elements and rules.
+    // 3. nftables elements and rules of SmolVM's tables that no database records.
     if let Ok(state) = &live.nft {
-        let ip_dead =
-            |ip: &str| !owned_ips.contains(ip) && !tap_for_ip(ip).is_some_and(|t| attached(&t));
+        let ip_dead = |ip: &str| {
+            !known.guest_ips.contains(ip) && !tap_for_ip(ip).is_some_and(|t| attached(&t))
+        };
         for e in &state.elements {
             let orphan = match (&e.key, e.set.as_str()) {
                 (nft::ElemKey::Ifname(t), "allowed_taps") => {
-                    !owned_taps.contains(t.as_str()) && !attached(t)
+                    !known.taps.contains_key(t.as_str()) && !attached(t)
                 }
                 (nft::ElemKey::Port(p), "dnat_ext" | "dnat_local") => {
-                    !owned_ports.contains(p) && e.target.as_deref().is_none_or(ip_dead)
+                    !known.ports.contains(p) && e.target.as_deref().is_none_or(ip_dead)
                 }
                 (nft::ElemKey::AddrPort(ip, _), "snat_return" | "fwd_allow") => ip_dead(ip),
                 _ => false,
             };
-            if orphan {
+            if let Some(d) = e.deletion().filter(|_| orphan) {
                 out.push(StaleResource {
                     kind: ResourceKind::Nft,
                     name: e.describe(),
                     vm_id: None,
-                    action: OrphanAction::Nft(e.delete_command()),
+                    action: OrphanAction::Nft(d),
                 });
             }
         }
@@ -662,93 +704,110 @@ fn orphans(
             let (orphan, vm_id) = match parts.as_slice() {
                 ["smolvm", "map" | "global", ..] => (false, None),
                 ["smolvm", "egress", tap, ..] | ["smolvm", "nat", "tap", tap, ..] => {
-                    (!owned_taps.contains(tap) && !attached(tap), None)
+                    (!known.taps.contains_key(*tap) && !attached(tap), None)
                 }
-                ["smolvm", id, _, ..] if is_vm_id(id) => {
-                    (!row_ids.contains(id) && !vm_alive(id), Some(id.to_string()))
-                }
+                ["smolvm", id, _, ..] if is_vm_id(id) => (
+                    !known.ids.contains(*id) && !vm_alive(id),
+                    Some(id.to_string()),
+                ),
                 _ => (false, None),
             };
-            if orphan {
+            if let Some(d) = r.deletion().filter(|_| orphan) {
                 out.push(StaleResource {
                     kind: ResourceKind::Nft,
                     name: r.describe(),
                     vm_id,
-                    action: OrphanAction::Nft(r.delete_command()),
+                    action: OrphanAction::Nft(d),
                 });
             }
         }
     }
 
-    // 4. Control sockets in our socket dir.
+    // 4. Dead control sockets in our socket dir (no listener) of VMs recorded nowhere.
     if let Ok(rd) = std::fs::read_dir(&opts.socket_dir) {
-        let mut found: Vec<(String, PathBuf)> = Vec::new();
+        let mut found: Vec<(String, VmFile, PathBuf)> = Vec::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let id = process::socket_vm(&name)
-                .map(|(_, id)| id.to_string())
+            let parsed = process::socket_vm(&name)
+                .map(|(kind, id)| {
+                    let f = match kind {
+                        VmmKind::Firecracker => VmFile::FcSocket,
+                        VmmKind::Qemu => VmFile::QmpSocket,
+                    };
+                    (id.to_string(), f)
+                })
                 .or_else(|| {
                     name.strip_prefix("vsock-")
                         .and_then(|s| s.strip_suffix(".sock"))
                         .filter(|id| is_vm_id(id))
-                        .map(str::to_string)
+                        .map(|id| (id.to_string(), VmFile::VsockSocket))
                 });
-            let Some(id) = id else { continue };
-            let is_socket = e.file_type().is_ok_and(|t| {
-                use std::os::unix::fs::FileTypeExt;
-                t.is_socket()
+            let Some((id, file)) = parsed else { continue };
+            let mine = e.metadata().is_ok_and(|m| {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                m.file_type().is_socket() && m.uid() == nix::unistd::geteuid().as_raw()
             });
-            if is_socket && !row_ids.contains(id.as_str()) && !vm_alive(&id) {
-                found.push((id, e.path()));
+            // A socket still answering belongs to a live process, unless that is an
+            // orphan VMM stopped just before (its socket then goes with it).
+            let dying_vm = dying_ids.contains(id.as_str());
+            if mine
+                && !known.ids.contains(id.as_str())
+                && !known.sockets.contains(&e.path())
+                && !vm_alive(&id)
+                && (dying_vm || !socket_listening(&e.path()))
+            {
+                found.push((id, file, e.path()));
             }
         }
-        found.sort_by(|a, b| a.1.cmp(&b.1));
-        for (id, path) in found {
+        found.sort_by(|a, b| a.2.cmp(&b.2));
+        for (id, file, path) in found {
             out.push(StaleResource {
                 kind: ResourceKind::Socket,
                 name: path.display().to_string(),
-                vm_id: Some(id),
-                action: OrphanAction::Unlink(path),
+                vm_id: Some(id.clone()),
+                action: OrphanAction::Remove(file, id),
             });
         }
     }
 
-    // 5. Per-VM files in the data dir: `<id>.log`, `disks/<id>.ext4`.
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for (dir, suffix) in [
-        (opts.data_dir.clone(), ".log"),
-        (opts.data_dir.join("disks"), ".ext4"),
-    ] {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+    // 5. Per-VM files (`<id>.log`, `disks/<id>.ext4`) of VMs this install's ledger says it
+    //    made files for, that no database records any more. Nothing else in the data dir
+    //    is ever touched, whatever its name.
+    //    An orphan VMM proved ours (it was started with these files) makes its id known too.
+    let mut files: Vec<(String, VmFile, PathBuf)> = Vec::new();
+    let mut ids = fs::recorded_vm_ids(&opts.data_dir);
+    ids.extend(dying_ids.iter().map(|s| s.to_string()));
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        if known.ids.contains(id.as_str()) || vm_alive(&id) {
             continue;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(suffix) else {
-                continue;
-            };
-            if !is_vm_id(id) || id == "smolvm" || !e.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            if !row_ids.contains(id) && !vm_alive(id) {
-                files.push((id.to_string(), e.path()));
+        }
+        for f in [VmFile::Log, VmFile::Disk] {
+            if let Some(p) = f.path(&opts.data_dir, &opts.socket_dir, &id) {
+                if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                    files.push((id.clone(), f, p));
+                }
             }
         }
     }
-    files.sort_by(|a, b| a.1.cmp(&b.1));
-    for (id, path) in files {
+    files.sort_by(|a, b| a.2.cmp(&b.2));
+    for (id, file, path) in files {
         out.push(StaleResource {
             kind: ResourceKind::File,
             name: path.display().to_string(),
-            vm_id: Some(id),
-            action: OrphanAction::Unlink(path),
+            vm_id: Some(id.clone()),
+            action: OrphanAction::Remove(file, id),
         });
     }
     out
 }
 
 /// Tear down every target (in parallel, bounded by `opts.parallel`; events in target
-/// order), then remove every orphan. A failure does not stop the others.
+/// order), then remove every orphan. A failure does not stop the others. The prompt may
+/// have waited minutes since the plan: each target's row is read again before it is torn
+/// down, and the orphans are computed again from a fresh look at every database and the
+/// live system — only those still orphans are removed, each proved again at its delete.
 pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> CleanupReport {
     let mut report = CleanupReport {
         dry_run: plan.opts.dry_run,
@@ -771,7 +830,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
     }
     let ctx = Arc::new(Ctx {
         store: plan.store.clone(),
-        vmms: plan.vmms.clone(),
+        known: plan.known.clone(),
         opts: plan.opts.clone(),
     });
     let mut results = futures::stream::iter(plan.targets.iter().cloned().map(|t| {
@@ -810,12 +869,35 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             }
         }
     }
+    if plan.stale_resources.is_empty() {
+        return report;
+    }
+    // A fresh look before any orphan is touched.
+    let fresh = match fresh_known(&plan).await {
+        Ok(k) => k,
+        Err(e) => {
+            report
+                .warnings
+                .push(format!("stale resources left alone: {e}"));
+            return report;
+        }
+    };
+    let live = scan(&plan.opts).await;
+    let still: Vec<StaleResource> = orphans(&plan.opts, &fresh, &live, &mut Vec::new());
     for r in &plan.stale_resources {
         if progress.cancelled() {
             report.cancelled = true;
             break;
         }
-        let outcome = remove_orphan(r, &plan.opts).await;
+        if !still.iter().any(|s| s.kind == r.kind && s.name == r.name) {
+            report.warnings.push(format!(
+                "{} {} is no longer stale (it changed since the plan); left alone",
+                r.kind.as_str(),
+                r.name
+            ));
+            continue;
+        }
+        let outcome = remove_orphan(r, &plan.opts, &fresh).await;
         match &outcome {
             Ok(()) => progress.emit(CleanupEvent::Cleaned(r.clone())),
             Err(e) => progress.emit(CleanupEvent::CleanFailed {
@@ -825,65 +907,125 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
         }
         report.stale_resources.push((r.clone(), outcome.err()));
     }
+    // Ledger entries whose VM is recorded nowhere and whose files are all gone.
+    for id in fs::recorded_vm_ids(&plan.opts.data_dir) {
+        let files_left = [VmFile::Log, VmFile::Disk].iter().any(|f| {
+            f.path(&plan.opts.data_dir, &plan.opts.socket_dir, &id)
+                .is_some_and(|p| std::fs::symlink_metadata(p).is_ok())
+        });
+        if !fresh.ids.contains(&id) && !files_left {
+            let _ = fs::remove_vm_file(
+                VmFile::Ledger,
+                &plan.opts.data_dir,
+                &plan.opts.socket_dir,
+                &id,
+            );
+        }
+    }
     report
+}
+
+/// Every candidate database read again now.
+async fn fresh_known(plan: &CleanupPlan) -> std::result::Result<Known, String> {
+    let store = plan.store.clone();
+    let opts = plan.opts.clone();
+    tokio::task::spawn_blocking(move || {
+        let rows = store.list_vms().map_err(|e| e.to_string())?;
+        let leases = store.leases().map_err(|e| e.to_string())?;
+        let (known, _) = known_from(&opts, &rows.vms, &leases);
+        if known.incomplete || !rows.skipped.is_empty() || !leases.skipped.is_empty() {
+            return Err("a state database could not be read".to_string());
+        }
+        Ok(known)
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 struct Ctx {
     store: Arc<StateStore>,
-    vmms: Vec<VmmProcess>,
+    known: Arc<Known>,
     opts: CleanupOptions,
 }
 
 /// Tear down one VM. Each step tolerates "already gone"; the row goes last, so a run
-/// interrupted at any point is finished by the next one.
+/// interrupted at any point is finished by the next one. The row is read again first: a
+/// row deleted meanwhile is done, and a stale VM that was started again meanwhile is left
+/// alone.
 async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
-    let vm = &t.vm;
-    // 1. The VMM.
-    for p in &vm_processes(vm, &ctx.vmms, &ctx.opts.socket_dir) {
-        stop_vmm(p, ctx.opts.stop_timeout).await?;
-    }
-    teardown_resources(t, ctx).await
-}
-
-/// Every live process carrying this VM's socket in our socket dir, and the row's PID when
-/// it still carries the row's own socket (SmolVM's /tmp sockets).
-fn vm_processes(vm: &VmRecord, vmms: &[VmmProcess], socket_dir: &Path) -> Vec<VmmProcess> {
-    let mut procs: Vec<VmmProcess> = vmms.iter().filter(|v| v.vm_id == vm.id).cloned().collect();
-    if let Some(info) = vm
-        .pid
-        .filter(|p| *p > 0 && *p <= i64::from(i32::MAX))
-        .and_then(|p| process::info(p as i32))
+    let store = ctx.store.clone();
+    let id = t.vm.id.clone();
+    let (fresh, leases) = tokio::task::spawn_blocking(move || {
+        Ok::<_, String>((
+            store.get_vm(&id).map_err(|e| e.to_string())?,
+            store.leases().map_err(|e| e.to_string())?,
+        ))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let Some(vm) = fresh else { return Ok(()) };
+    if t.reason == TargetReason::Stale
+        && vm.status.is_active()
+        && !row_is_stale(&vm, &ctx.opts.socket_dir)
     {
-        if !info.is_zombie() && !procs.iter().any(|p| p.pid == info.pid) {
-            if let Some((kind, vm_id, socket)) = process::socket_in_cmdline(&info.cmdline, None) {
-                if carries_socket_of(&info, vm, socket_dir) {
-                    procs.push(VmmProcess {
-                        pid: info.pid,
-                        start_ticks: info.start_ticks,
-                        comm: info.comm.clone(),
-                        kind,
-                        vm_id,
-                        socket,
-                    });
-                }
-            }
-        }
+        return Err(format!(
+            "VM {} was started again since the plan ({}); not deleted",
+            vm.id, vm.status
+        ));
     }
-    procs
+    stop_vm(
+        &vm,
+        &ctx.opts.socket_dir,
+        &ctx.opts.data_dir,
+        ctx.opts.stop_timeout,
+    )
+    .await?;
+    let t = Target {
+        resources: VmResources::of(&vm, &leases),
+        vm,
+        reason: t.reason,
+    };
+    teardown_resources(&t, ctx).await
 }
 
-/// Stop this VM's VMM processes (graceful first, SIGKILL last, verified pidfds only).
+/// Every live VMM process of this VM that its row proves ours: carrying the row's control
+/// socket (ours in the socket dir, or the one the row records), and being the row's PID or
+/// started with this install's files.
+fn vm_processes(vm: &VmRecord, socket_dir: &Path, data_dir: &Path) -> Vec<VmmProcess> {
+    let claim = VmmClaim::Row {
+        vm,
+        socket_dir,
+        data_dir,
+    };
+    process::vmm_processes(None)
+        .into_iter()
+        .filter(|p| p.vm_id == vm.id && claim.holds(p))
+        .collect()
+}
+
+/// Stop this VM's VMM processes (graceful first, SIGKILL last, proved pidfds only).
 pub async fn stop_vm(
     vm: &VmRecord,
     socket_dir: &Path,
+    data_dir: &Path,
     budget: Duration,
 ) -> std::result::Result<(), String> {
-    let dir = socket_dir.to_path_buf();
-    let vmms = tokio::task::spawn_blocking(move || process::vmm_processes(Some(&dir)))
+    let (v, s, d) = (vm.clone(), socket_dir.to_path_buf(), data_dir.to_path_buf());
+    let procs = tokio::task::spawn_blocking(move || vm_processes(&v, &s, &d))
         .await
         .map_err(|e| e.to_string())?;
-    for p in &vm_processes(vm, &vmms, socket_dir) {
-        stop_vmm(p, budget).await?;
+    for p in &procs {
+        let claim = VmmClaim::Row {
+            vm,
+            socket_dir,
+            data_dir,
+        };
+        let owned = match OwnedVmm::prove(p, claim) {
+            Ok(Some(o)) => o,
+            Ok(None) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        stop_vmm(&owned, budget).await?;
     }
     Ok(())
 }
@@ -899,48 +1041,47 @@ pub async fn teardown_vm(
 ) -> std::result::Result<(), String> {
     let id = vm_id.to_string();
     let st = store.clone();
-    let (vm, leases) = tokio::task::spawn_blocking(move || {
-        Ok::<_, String>((
-            st.get_vm(&id).map_err(|e| e.to_string())?,
-            st.leases().map_err(|e| e.to_string())?,
-        ))
+    let o = opts.clone();
+    let (vm, known) = tokio::task::spawn_blocking(move || {
+        let vm = st.get_vm(&id).map_err(|e| e.to_string())?;
+        let rows = st.list_vms().map_err(|e| e.to_string())?;
+        let leases = st.leases().map_err(|e| e.to_string())?;
+        Ok::<_, String>((vm, known_from(&o, &rows.vms, &leases).0))
     })
     .await
     .map_err(|e| e.to_string())??;
     let Some(vm) = vm else { return Ok(()) };
-    stop_vm(&vm, &opts.socket_dir, opts.stop_timeout).await?;
     let t = Target {
-        resources: VmResources::of(&vm, &leases),
+        resources: VmResources::default(),
         vm,
         reason: TargetReason::All,
     };
     let ctx = Ctx {
         store,
-        vmms: Vec::new(),
+        known: Arc::new(known),
         opts,
     };
-    teardown_resources(&t, &ctx).await
+    teardown(&t, &ctx).await
 }
 
 /// Steps 2–5 of a teardown: everything but the VMM process.
 async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
     let vm = &t.vm;
-    // 2. The TAP device (a bridge TAP only if its alias says it is this VM's).
+    // 2. The TAP device, when it is provably this VM's (a TAP another VM records, one
+    //    without SmolVM's address or alias, or one still held open is left alone).
     if let Some(tap) = &t.resources.tap {
-        let mine = if t.resources.bridge {
-            let want = format!("smolvm-bridge:{}", vm.id);
-            match net::links().await {
-                Ok(links) => links
-                    .iter()
-                    .find(|l| &l.name == tap)
-                    .is_none_or(|l| l.alias.as_deref() == Some(want.as_str())),
-                Err(e) => return Err(e.to_string()),
-            }
-        } else {
-            true
+        let claim = TapClaim::Vm {
+            vm_id: &vm.id,
+            bridge: t.resources.bridge,
+            known: &ctx.known,
         };
-        if mine {
-            net::delete_link(tap).await.map_err(|e| e.to_string())?;
+        match OwnedTap::prove(tap, claim).await {
+            Ok(Some(owned)) => {
+                net::delete_link(&owned).await.map_err(|e| e.to_string())?;
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(e) => return Err(e.to_string()),
         }
     }
 
@@ -956,8 +1097,7 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), St
                 Err(e) if has_net => return Err(e.to_string()),
                 Err(_) => return Ok(()), // nothing provable to remove without rights to look
             };
-            let cmds = vm_nft_commands(&state, &id, &res);
-            match nft::apply(&cmds) {
+            match nft::delete(&vm_nft_deletions(&state, &id, &res)) {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt == 2 => return Err(e.to_string()),
                 Err(_) => continue,
@@ -968,43 +1108,42 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), St
     .await
     .map_err(|e| e.to_string())??;
 
-    // 4. Files: control sockets, console log, isolated disk.
-    let mut files = vec![
-        ctx.opts.socket_dir.join(format!("fc-{}.sock", vm.id)),
-        ctx.opts.socket_dir.join(format!("qmp-{}.sock", vm.id)),
-        ctx.opts.socket_dir.join(format!("vsock-{}.sock", vm.id)),
-        ctx.opts.data_dir.join(format!("{}.log", vm.id)),
-        ctx.opts
-            .data_dir
-            .join("disks")
-            .join(format!("{}.ext4", vm.id)),
-    ];
-    if let Some(s) = &vm.socket_path {
-        let s = PathBuf::from(s);
-        if s.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(process::socket_vm)
-            .is_some_and(|(_, sid)| sid == vm.id)
-        {
-            files.push(s);
-        }
-    }
-    for f in files {
-        remove_file_if_exists(&f)?;
+    // 4. Files, by the names smolvm generates for this id in the dirs it owns: control
+    //    sockets, console log, isolated disk (never a path read from the row).
+    for f in [
+        VmFile::FcSocket,
+        VmFile::QmpSocket,
+        VmFile::VsockSocket,
+        VmFile::Log,
+        VmFile::Disk,
+    ] {
+        fs::remove_vm_file(f, &ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id).map_err(|e| {
+            let path = f.path(&ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id);
+            let shown = path.as_deref().unwrap_or(Path::new(&vm.id)).display();
+            format!("{}: cannot remove {shown}", io_reason(&e))
+        })?;
     }
 
-    // 5. The row and its leases, in one transaction.
+    // 5. The row and its leases, in one transaction; then the ledger entry.
     let store = ctx.store.clone();
     let id = vm.id.clone();
     tokio::task::spawn_blocking(move || store.delete_vm(&id).map(drop))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    fs::remove_vm_file(
+        VmFile::Ledger,
+        &ctx.opts.data_dir,
+        &ctx.opts.socket_dir,
+        &vm.id,
+    )
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
-/// This VM's nftables elements and rules, as delete commands.
-fn vm_nft_commands(state: &nft::NftState, vm_id: &str, res: &VmResources) -> Vec<String> {
-    let mut cmds = Vec::new();
+/// This VM's nftables elements and rules, as deletions.
+fn vm_nft_deletions(state: &nft::NftState, vm_id: &str, res: &VmResources) -> Vec<nft::Deletion> {
+    let mut out = Vec::new();
     for e in &state.elements {
         let mine = match (&e.key, e.set.as_str()) {
             (nft::ElemKey::Ifname(t), "allowed_taps") => res.tap.as_deref() == Some(t.as_str()),
@@ -1014,9 +1153,7 @@ fn vm_nft_commands(state: &nft::NftState, vm_id: &str, res: &VmResources) -> Vec
             }
             _ => false,
         };
-        if mine {
-            cmds.push(e.delete_command());
-        }
+        out.extend(e.deletion().filter(|_| mine));
     }
     let by_id = format!("smolvm:{vm_id}:");
     let tap_prefixes: Vec<String> = res
@@ -1031,37 +1168,43 @@ fn vm_nft_commands(state: &nft::NftState, vm_id: &str, res: &VmResources) -> Vec
         .collect();
     for r in &state.rules {
         if r.comment.starts_with(&by_id) || tap_prefixes.iter().any(|p| r.comment.starts_with(p)) {
-            cmds.push(r.delete_command());
+            out.extend(r.deletion());
         }
     }
-    cmds
-}
-
-fn remove_file_if_exists(p: &Path) -> std::result::Result<(), String> {
-    match std::fs::remove_file(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!(
-            "{}: cannot remove {}",
-            super::error::io_reason(&e),
-            p.display()
-        )),
-    }
+    out
 }
 
 async fn remove_orphan(
     r: &StaleResource,
     opts: &CleanupOptions,
+    known: &Known,
 ) -> std::result::Result<(), String> {
     match &r.action {
-        OrphanAction::Stop(p) => stop_vmm(p, opts.stop_timeout).await,
-        OrphanAction::DeleteLink(name) => net::delete_link(name)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        OrphanAction::Nft(cmd) => {
-            let cmd = cmd.clone();
-            tokio::task::spawn_blocking(move || nft::apply(&[cmd]))
+        OrphanAction::Stop(p) => {
+            let claim = VmmClaim::Orphan {
+                socket_dir: &opts.socket_dir,
+                data_dir: &opts.data_dir,
+                known,
+            };
+            match OwnedVmm::prove(p, claim) {
+                Ok(Some(owned)) => stop_vmm(&owned, opts.stop_timeout).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        OrphanAction::DeleteLink(name) => {
+            match OwnedTap::prove(name, TapClaim::Orphan { known }).await {
+                Ok(Some(owned)) => net::delete_link(&owned)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        OrphanAction::Nft(d) => {
+            let d = d.clone();
+            tokio::task::spawn_blocking(move || nft::delete(&[d]))
                 .await
                 .map_err(|e| e.to_string())?
                 .or_else(|e| {
@@ -1073,26 +1216,20 @@ async fn remove_orphan(
                     }
                 })
         }
-        OrphanAction::Unlink(p) => remove_file_if_exists(p),
+        OrphanAction::Remove(file, id) => {
+            fs::remove_vm_file(*file, &opts.data_dir, &opts.socket_dir, id)
+                .map(drop)
+                .map_err(|e| format!("{}: cannot remove {}", io_reason(&e), r.name))
+        }
     }
 }
 
 /// Stop one VMM within `budget`: ask the guest to power off (Firecracker
 /// `SendCtrlAltDel`, QEMU `system_powerdown` when it is running), then QEMU `quit`, then
-/// SIGTERM, then SIGKILL, each with a bounded wait. Signals go through a pidfd opened only
-/// after proving the process is this VMM (same start time, same control socket). A
-/// process that is already gone is success.
-pub async fn stop_vmm(p: &VmmProcess, budget: Duration) -> std::result::Result<(), String> {
-    let expected = |i: &ProcInfo| {
-        i.start_ticks == p.start_ticks
-            && process::socket_in_cmdline(&i.cmdline, None)
-                .is_some_and(|(_, id, s)| id == p.vm_id && s == p.socket)
-    };
-    let pfd = match Pidfd::open_verified(p.pid, expected) {
-        Ok(Some(f)) => f,
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
+/// SIGTERM, then SIGKILL, each with a bounded wait. Signals go only to a VMM proved ours
+/// ([`OwnedVmm`]). A process that is already gone is success.
+async fn stop_vmm(owned: &OwnedVmm, budget: Duration) -> std::result::Result<(), String> {
+    let p = &owned.process;
     let share = |n: u32| budget * n / 10;
     let step = share(1).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let started = Instant::now();
@@ -1101,12 +1238,12 @@ pub async fn stop_vmm(p: &VmmProcess, budget: Duration) -> std::result::Result<(
             if let Ok(mut q) = Qmp::connect(&p.socket, step).await {
                 if q.query_status().await.ok().as_deref() == Some("running")
                     && q.execute("system_powerdown", None).await.is_ok()
-                    && pfd.wait_exit(share(5)).await
+                    && owned.wait_exit(share(5)).await
                 {
                     return Ok(());
                 }
                 let _ = q.execute("quit", None).await;
-                if pfd.wait_exit(share(2)).await {
+                if owned.wait_exit(share(2)).await {
                     return Ok(());
                 }
             }
@@ -1115,14 +1252,14 @@ pub async fn stop_vmm(p: &VmmProcess, budget: Duration) -> std::result::Result<(
             if firecracker::send_ctrl_alt_del(&p.socket, step)
                 .await
                 .is_ok()
-                && pfd.wait_exit(share(5)).await
+                && owned.wait_exit(share(5)).await
             {
                 return Ok(());
             }
         }
     }
     let signal = |sig: i32| -> std::result::Result<(), String> {
-        match pfd.signal(sig) {
+        match owned.signal(sig) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(format!(
@@ -1134,11 +1271,11 @@ pub async fn stop_vmm(p: &VmmProcess, budget: Duration) -> std::result::Result<(
     };
     let remaining = budget.saturating_sub(started.elapsed());
     signal(libc::SIGTERM)?;
-    if pfd.wait_exit(remaining / 2).await {
+    if owned.wait_exit(remaining / 2).await {
         return Ok(());
     }
     signal(libc::SIGKILL)?;
-    if pfd
+    if owned
         .wait_exit((remaining / 2).max(Duration::from_secs(1)))
         .await
     {
@@ -1156,8 +1293,14 @@ mod tests {
         assert_eq!(tap_for_ip("172.16.0.2").as_deref(), Some("tap2"));
         assert_eq!(tap_for_ip("172.16.1.5").as_deref(), Some("tap261"));
         assert_eq!(tap_for_ip("10.0.2.15"), None);
-        assert!(is_nat_tap_name("tap2") && !is_nat_tap_name("tap") && !is_nat_tap_name("tapx"));
-        assert!(is_bridge_tap_name("svmb0a1b2c3d") && !is_bridge_tap_name("svmb0A1B2C3D"));
+        assert!(
+            net::is_nat_tap_name("tap2")
+                && !net::is_nat_tap_name("tap")
+                && !net::is_nat_tap_name("tapx")
+        );
+        assert!(
+            net::is_bridge_tap_name("svmb0a1b2c3d") && !net::is_bridge_tap_name("svmb0A1B2C3D")
+        );
     }
 
     #[test]
@@ -1202,6 +1345,11 @@ mod tests {
             key,
             target: None,
         };
+        let filter = |mut e: nft::Element| {
+            e.family = "inet".into();
+            e.table = "smolvm_filter".into();
+            e
+        };
         let rule = |h: u64, c: &str| nft::Rule {
             family: "ip".into(),
             table: "smolvm_nat".into(),
@@ -1217,8 +1365,8 @@ mod tests {
                     "snat_return",
                     nft::ElemKey::AddrPort("172.16.0.2".into(), 22),
                 ),
-                e("allowed_taps", nft::ElemKey::Ifname("tap2".into())),
-                e("allowed_taps", nft::ElemKey::Ifname("tap3".into())),
+                filter(e("allowed_taps", nft::ElemKey::Ifname("tap2".into()))),
+                filter(e("allowed_taps", nft::ElemKey::Ifname("tap3".into()))),
             ],
             rules: vec![
                 rule(1, "smolvm:vm-a:local:8080:80"),
@@ -1234,11 +1382,14 @@ mod tests {
             ssh_host_port: Some(2200),
         };
         assert_eq!(
-            vm_nft_commands(&state, "vm-a", &res),
+            vm_nft_deletions(&state, "vm-a", &res)
+                .iter()
+                .map(|d| d.command())
+                .collect::<Vec<_>>(),
             [
                 "delete element ip smolvm_nat dnat_ext { 2200 }",
                 "delete element ip smolvm_nat snat_return { 172.16.0.2 . 22 }",
-                "delete element ip smolvm_nat allowed_taps { \"tap2\" }",
+                "delete element inet smolvm_filter allowed_taps { \"tap2\" }",
                 "delete rule ip smolvm_nat output handle 1",
                 "delete rule ip smolvm_nat output handle 4",
             ]

@@ -2,6 +2,7 @@
 //! `ssh`/`exec` run. Each is one function the CLI and the dashboard both call; all of them
 //! keep the state store current.
 
+use crate::sys::fs::{remove_vm_file, VmFile};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,12 +70,11 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
             was_running: false,
         });
     }
-    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, timeout)
+    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout)
         .await
         .map_err(rt)?;
-    // Only a socket is unlinked; anything else at these names is not ours and stays.
-    for s in [ctx.paths.qmp_socket(id), ctx.paths.firecracker_socket(id)] {
-        let _ = crate::sys::open::remove_socket(&s);
+    for f in [VmFile::QmpSocket, VmFile::FcSocket] {
+        let _ = remove_vm_file(f, &ctx.data_dir, &ctx.paths.socket_dir, id);
     }
     ctx.store
         .set_status(id, &VmStatus::Stopped, None, None)

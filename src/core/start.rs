@@ -275,6 +275,7 @@ impl Ctx {
             parallel: 1,
             busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
             only: None,
+            candidate_dbs: self.paths.candidate_state_dbs(),
         }
     }
 
@@ -623,7 +624,10 @@ pub async fn create(
     let r: Result<StartReport> = async {
         let d = disk.clone();
         let src = source_rootfs.clone();
+        let (data_dir, vm_id) = (ctx.data_dir.clone(), id.clone());
         tokio::task::spawn_blocking(move || -> Result<()> {
+            // The ledger entry before any file: the VM's files are then provably ours.
+            crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
             if let Some(p) = d.parent() {
                 std::fs::create_dir_all(p).map_err(rt)?;
             }
@@ -1077,6 +1081,7 @@ pub async fn start_existing(
             .and_then(|v| v.as_str())
             .unwrap_or_default(),
     );
+    crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
     let (log, socket) = prepare_files(ctx, id, runtime.vmm, &disk)?;
     let t0 = Instant::now();
     match boot(ctx, id, &runtime, log, socket, progress).await {
@@ -1087,7 +1092,13 @@ pub async fn start_existing(
         }
         Err(e) => {
             if let Ok(Some(vm)) = ctx.store.get_vm(id) {
-                let _ = cleanup::stop_vm(&vm, &ctx.paths.socket_dir, Duration::from_secs(5)).await;
+                let _ = cleanup::stop_vm(
+                    &vm,
+                    &ctx.paths.socket_dir,
+                    &ctx.data_dir,
+                    Duration::from_secs(5),
+                )
+                .await;
             }
             let _ = ctx.store.set_status(id, &VmStatus::Error, None, None);
             Err(e)

@@ -354,6 +354,169 @@ fn remove_child(
     inner.and(this)
 }
 
+/// The files smolvm makes for one VM, each under a name it generates from the VM's id
+/// inside a directory it owns. The only per-VM files smolvm ever removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmFile {
+    /// `<data dir>/<id>.log`, the console log.
+    Log,
+    /// `<data dir>/disks/<id>.ext4`, the VM's own disk.
+    Disk,
+    /// `<data dir>/vm-ids/<id>`: the ledger entry saying this install made files for the
+    /// id (written before any of them, removed after the row).
+    Ledger,
+    /// `<socket dir>/fc-<id>.sock`.
+    FcSocket,
+    /// `<socket dir>/qmp-<id>.sock`.
+    QmpSocket,
+    /// `<socket dir>/vsock-<id>.sock`.
+    VsockSocket,
+}
+
+/// The ledger directory inside the data dir.
+pub const LEDGER_DIR: &str = "vm-ids";
+
+impl VmFile {
+    pub const ALL: [VmFile; 6] = [
+        VmFile::FcSocket,
+        VmFile::QmpSocket,
+        VmFile::VsockSocket,
+        VmFile::Log,
+        VmFile::Disk,
+        VmFile::Ledger,
+    ];
+
+    pub fn is_socket(self) -> bool {
+        matches!(
+            self,
+            VmFile::FcSocket | VmFile::QmpSocket | VmFile::VsockSocket
+        )
+    }
+
+    /// The directory (under `data_dir` or `socket_dir`) and the name, for a valid id only.
+    pub fn locate(
+        self,
+        data_dir: &Path,
+        socket_dir: &Path,
+        vm_id: &str,
+    ) -> Option<(PathBuf, String)> {
+        if !crate::sys::process::is_vm_id(vm_id) {
+            return None;
+        }
+        Some(match self {
+            VmFile::Log => (data_dir.to_path_buf(), format!("{vm_id}.log")),
+            VmFile::Disk => (data_dir.join("disks"), format!("{vm_id}.ext4")),
+            VmFile::Ledger => (data_dir.join(LEDGER_DIR), vm_id.to_string()),
+            VmFile::FcSocket => (socket_dir.to_path_buf(), format!("fc-{vm_id}.sock")),
+            VmFile::QmpSocket => (socket_dir.to_path_buf(), format!("qmp-{vm_id}.sock")),
+            VmFile::VsockSocket => (socket_dir.to_path_buf(), format!("vsock-{vm_id}.sock")),
+        })
+    }
+
+    /// The full path, for a valid id only.
+    pub fn path(self, data_dir: &Path, socket_dir: &Path, vm_id: &str) -> Option<PathBuf> {
+        self.locate(data_dir, socket_dir, vm_id)
+            .map(|(d, n)| d.join(n))
+    }
+}
+
+/// Remove one of a VM's files. The name is generated from the validated id, the
+/// directory is opened without following a symlink, and only the expected kind of file is
+/// unlinked: a regular file (a socket for sockets, owned by this user since the socket dir
+/// may be shared). `Ok(false)` when there is nothing of ours to remove (absent, or a
+/// socket of another user or another type, left alone); an error for a log, disk or
+/// ledger entry that is not a regular file (a symlink is never followed nor removed).
+pub fn remove_vm_file(
+    kind: VmFile,
+    data_dir: &Path,
+    socket_dir: &Path,
+    vm_id: &str,
+) -> io::Result<bool> {
+    let Some((dir, name)) = kind.locate(data_dir, socket_dir, vm_id) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid VM id {vm_id:?}"),
+        ));
+    };
+    let cdir = cpath(dir.as_os_str())?;
+    let dfd = match openat(
+        nix::fcntl::AT_FDCWD,
+        cdir.as_c_str(),
+        DIR_FLAGS,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(errno_io(e)),
+    };
+    let cname = cpath(OsStr::new(&name))?;
+    let st = match fstatat(&dfd, cname.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(errno_io(e)),
+    };
+    let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if kind.is_socket() {
+        if fmt != SFlag::S_IFSOCK || st.st_uid != nix::unistd::geteuid().as_raw() {
+            return Ok(false);
+        }
+    } else if fmt != SFlag::S_IFREG {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file; not removing it",
+            dir.join(&name).display()
+        )));
+    }
+    match unlinkat(&dfd, cname.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
+/// Record in the ledger that this install makes files for `vm_id` (before making them).
+pub fn record_vm_id(data_dir: &Path, vm_id: &str) -> io::Result<()> {
+    let Some((dir, name)) = VmFile::Ledger.locate(data_dir, data_dir, vm_id) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid VM id {vm_id:?}"),
+        ));
+    };
+    std::fs::create_dir_all(&dir)?;
+    let cdir = cpath(dir.as_os_str())?;
+    let dfd = openat(
+        nix::fcntl::AT_FDCWD,
+        cdir.as_c_str(),
+        DIR_FLAGS,
+        Mode::empty(),
+    )
+    .map_err(errno_io)?;
+    let cname = cpath(OsStr::new(&name))?;
+    match openat(
+        &dfd,
+        cname.as_c_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
+/// The VM ids this install's ledger records (valid ids only, regular files only).
+pub fn recorded_vm_ids(data_dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(data_dir.join(LEDGER_DIR)) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|id| crate::sys::process::is_vm_id(id))
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

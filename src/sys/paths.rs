@@ -110,12 +110,32 @@ impl Paths {
         ))
     }
 
-    /// State databases that exist now, without creating anything: the override's, or every
-    /// candidate's (a VM registered in either must be respected by read-only checks).
+    /// The candidate state databases, whether they exist or not: the active one
+    /// (`SMOLVM_DATA_DIR`'s when set) **plus** the user state dir's (the invoking user's
+    /// under `sudo`) **plus** the system one (`/var/lib/smolvm`). Only the active one
+    /// supplies targets; a VM, TAP, address or socket recorded in any of them is never
+    /// judged an orphan.
+    pub fn candidate_state_dbs(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for d in self
+            .data_dir_override
+            .iter()
+            .chain(self.data_dir_candidates.iter())
+        {
+            let db = d.join(STATE_DB_FILE);
+            if !out.contains(&db) {
+                out.push(db);
+            }
+        }
+        out
+    }
+
+    /// The candidate state databases ([`Paths::candidate_state_dbs`]) that exist now,
+    /// found without creating anything (a VM registered in any of them must be respected
+    /// by read-only checks).
     pub fn existing_state_dbs(&self) -> Vec<PathBuf> {
-        self.data_dir_candidates()
+        self.candidate_state_dbs()
             .into_iter()
-            .map(|d| d.join(STATE_DB_FILE))
             .filter(|p| p.is_file())
             .collect()
     }
@@ -144,7 +164,11 @@ fn data_dir_candidates(env: &Env, home: &Path) -> Vec<PathBuf> {
         (None, Some(x)) => expand(Path::new(x), home).join("smolvm"),
         (None, None) => home.join(".local/state/smolvm"),
     };
-    let system = PathBuf::from(SYSTEM_DATA_DIR);
+    // `SMOLVM_SYSTEM_DATA_DIR` moves the system directory (tests keep every path private).
+    let system = env
+        .get("SMOLVM_SYSTEM_DATA_DIR")
+        .map(|p| expand(Path::new(p), home))
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_DATA_DIR));
     if env.is_root() && sudo_home.is_none() {
         vec![system, user_state]
     } else {

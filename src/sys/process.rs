@@ -1,10 +1,19 @@
-//! Processes: identity from `/proc`, VMM discovery by socket name, and signalling through
-//! a pidfd that was verified to be the expected process, so a reused PID is never hit.
+//! Processes: identity from `/proc`, VMM discovery, and signalling only through an
+//! [`OwnedVmm`]: a pidfd opened after proving the process is a VMM of ours.
+//!
+//! A process is a VMM of ours when it is a QEMU or Firecracker binary (`/proc/<pid>/exe`)
+//! carrying a SmolVM control socket, and either a row of a candidate state database records
+//! it (its id and socket, and its PID or this install's files) or — an orphan, recorded
+//! nowhere — its command line or open files name this install's data dir (the VM's
+//! `<id>.log` or `disks/<id>.ext4`). A socket name alone proves nothing: any process may
+//! carry one in its arguments (`tail -f /tmp/fc-x.sock`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use super::state::{Known, VmRecord};
 
 /// What `/proc/<pid>` says about a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +31,56 @@ impl ProcInfo {
     /// Exited but not yet reaped (or dead): not a live process.
     pub fn is_zombie(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x')
+    }
+
+    /// The process runs a QEMU or Firecracker binary: the name of `/proc/<pid>/exe` (its
+    /// `comm` when that link cannot be read) is `qemu-system-*`, `qemu-kvm` or
+    /// `firecracker*`.
+    pub fn is_vmm_binary(&self) -> bool {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok();
+        let exe_name = exe
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned());
+        let name = exe_name.as_deref().unwrap_or(&self.comm);
+        let name = name.strip_suffix(" (deleted)").unwrap_or(name);
+        name.starts_with("qemu-system-") || name == "qemu-kvm" || name.starts_with("firecracker")
+    }
+
+    /// The command line or an open file of the process names this VM's files in
+    /// `data_dir` (`<id>.log`, `disks/<id>.ext4`): the VMM was started by this install.
+    pub fn names_data_dir(&self, data_dir: &Path, vm_id: &str) -> bool {
+        if !is_vm_id(vm_id) {
+            return false;
+        }
+        let mut wanted = Vec::new();
+        for dir in [
+            Some(data_dir.to_path_buf()),
+            std::fs::canonicalize(data_dir).ok(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            wanted.push(dir.join(format!("{vm_id}.log")));
+            wanted.push(dir.join("disks").join(format!("{vm_id}.ext4")));
+        }
+        let in_args = self.cmdline.iter().any(|arg| {
+            arg.split([',', '='])
+                .any(|part| wanted.iter().any(|w| Path::new(part) == w))
+        });
+        if in_args {
+            return true;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", self.pid)) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| {
+                let t = t.to_string_lossy();
+                let t = Path::new(t.strip_suffix(" (deleted)").unwrap_or(&t));
+                wanted.iter().any(|w| t == w)
+            })
+        })
     }
 }
 
@@ -143,16 +202,16 @@ pub fn socket_in_cmdline(
     None
 }
 
-/// Live VMM processes: those whose command line carries a SmolVM control socket, in
-/// `socket_dir` when given (processes with sockets elsewhere — another SmolVM install,
-/// parallel tests — are then not listed), else anywhere.
+/// Live VMM processes: QEMU or Firecracker binaries whose command line carries a SmolVM
+/// control socket, in `socket_dir` when given (processes with sockets elsewhere — another
+/// SmolVM install, parallel tests — are then not listed), else anywhere.
 pub fn vmm_processes(socket_dir: Option<&Path>) -> Vec<VmmProcess> {
     let me = std::process::id() as i32;
     all_pids()
         .into_iter()
         .filter(|&pid| pid != me)
         .filter_map(info)
-        .filter(|i| !i.is_zombie())
+        .filter(|i| !i.is_zombie() && i.is_vmm_binary())
         .filter_map(|i| {
             let (kind, vm_id, socket) = socket_in_cmdline(&i.cmdline, socket_dir)?;
             Some(VmmProcess {
@@ -167,12 +226,148 @@ pub fn vmm_processes(socket_dir: Option<&Path>) -> Vec<VmmProcess> {
         .collect()
 }
 
+/// Why a process is claimed as a VMM of ours.
+#[derive(Debug, Clone, Copy)]
+pub enum VmmClaim<'a> {
+    /// `vm`, a row of the active state database, records this VMM: same id, its control
+    /// socket is the row's (`socket_path`) or the one smolvm names in `socket_dir`, and
+    /// the process is the row's PID or names the VM's files in `data_dir`.
+    Row {
+        vm: &'a VmRecord,
+        socket_dir: &'a Path,
+        data_dir: &'a Path,
+    },
+    /// No candidate database records it (`known`): an orphan, ours only when its socket is
+    /// in `socket_dir` and it names the VM's files in `data_dir`.
+    Orphan {
+        socket_dir: &'a Path,
+        data_dir: &'a Path,
+        known: &'a Known,
+    },
+}
+
+impl VmmClaim<'_> {
+    /// Whether the claim holds for the process `i` carrying socket `socket` of `vm_id`;
+    /// the reason when it does not.
+    fn check(&self, i: &ProcInfo, vm_id: &str, socket: &Path) -> Result<(), String> {
+        if !i.is_vmm_binary() {
+            return Err("not a QEMU or Firecracker binary".into());
+        }
+        match *self {
+            VmmClaim::Row {
+                vm,
+                socket_dir,
+                data_dir,
+            } => {
+                let ours = [
+                    socket_dir.join(format!("fc-{vm_id}.sock")),
+                    socket_dir.join(format!("qmp-{vm_id}.sock")),
+                ];
+                let recorded = vm.socket_path.as_deref().map(Path::new) == Some(socket);
+                if vm.id != vm_id || !(recorded || ours.iter().any(|o| o == socket)) {
+                    return Err(format!("its control socket is not VM {}'s", vm.id));
+                }
+                if vm.pid != Some(i64::from(i.pid)) && !i.names_data_dir(data_dir, vm_id) {
+                    return Err(
+                        "neither the row's PID nor started with this install's files".into(),
+                    );
+                }
+                Ok(())
+            }
+            VmmClaim::Orphan {
+                socket_dir,
+                data_dir,
+                known,
+            } => {
+                if known.incomplete {
+                    Err("a state database could not be read".into())
+                } else if socket.parent() != Some(socket_dir) {
+                    Err("its control socket is not in this install's socket dir".into())
+                } else if known.ids.contains(vm_id) || known.sockets.contains(socket) {
+                    Err(format!("a state database records VM {vm_id}"))
+                } else if !i.names_data_dir(data_dir, vm_id) {
+                    Err("it was not started with this install's files".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Whether the claim holds for `p` as it was scanned.
+    pub fn holds(&self, p: &VmmProcess) -> bool {
+        info(p.pid).is_some_and(|i| {
+            i.start_ticks == p.start_ticks && self.check(&i, &p.vm_id, &p.socket).is_ok()
+        })
+    }
+}
+
+/// A VMM process proved to be ours: the only thing smolvm signals. Built only by
+/// [`OwnedVmm::prove`], through a pidfd, so a reused PID is never hit.
+#[derive(Debug)]
+pub struct OwnedVmm {
+    pidfd: Pidfd,
+    pub process: VmmProcess,
+}
+
+impl OwnedVmm {
+    /// Prove that `p` (seen by a scan) is still that VMM — same start time, a VMM binary,
+    /// the same control socket in its command line — and that `claim` holds for it now.
+    /// `Ok(None)` when it has already gone; an error (nothing signalled) when it is not
+    /// provably ours.
+    pub fn prove(p: &VmmProcess, claim: VmmClaim<'_>) -> io::Result<Option<OwnedVmm>> {
+        let mut why = String::new();
+        let pidfd = Pidfd::open_verified(p.pid, |i| {
+            let same = i.start_ticks == p.start_ticks
+                && socket_in_cmdline(&i.cmdline, None)
+                    .is_some_and(|(_, id, s)| id == p.vm_id && s == p.socket);
+            if !same {
+                why = "it is no longer the process that was found".into();
+                return false;
+            }
+            match claim.check(i, &p.vm_id, &p.socket) {
+                Ok(()) => true,
+                Err(e) => {
+                    why = e;
+                    false
+                }
+            }
+        })
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::PermissionDenied && !why.is_empty() {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "process {} ({}) is not provably VM {}'s VMM ({why}); refusing to signal it",
+                        p.pid, p.comm, p.vm_id
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok(pidfd.map(|pidfd| OwnedVmm {
+            pidfd,
+            process: p.clone(),
+        }))
+    }
+
+    /// Send `sig` to exactly this process.
+    pub fn signal(&self, sig: i32) -> io::Result<()> {
+        self.pidfd.signal(sig)
+    }
+
+    /// Wait up to `timeout` for the process to exit; `true` if it did.
+    pub async fn wait_exit(&self, timeout: Duration) -> bool {
+        self.pidfd.wait_exit(timeout).await
+    }
+}
+
 /// A handle on one specific process (Linux pidfd): signals go to that process or fail,
 /// never to a later process that reused its PID.
 #[derive(Debug)]
-pub struct Pidfd {
+struct Pidfd {
     fd: OwnedFd,
-    pub pid: i32,
 }
 
 impl Pidfd {
@@ -180,9 +375,9 @@ impl Pidfd {
     /// `Ok(None)` when there is no such live process (already gone). Verification happens
     /// after the pidfd is open and is confirmed by signal 0 through it, so the accepted
     /// `/proc` facts belong to the process the pidfd refers to.
-    pub fn open_verified(
+    fn open_verified(
         pid: i32,
-        is_expected: impl Fn(&ProcInfo) -> bool,
+        mut is_expected: impl FnMut(&ProcInfo) -> bool,
     ) -> io::Result<Option<Pidfd>> {
         if pid <= 0 {
             return Ok(None);
@@ -199,7 +394,6 @@ impl Pidfd {
         // SAFETY: `raw` is a new, valid file descriptor we own.
         let pfd = Pidfd {
             fd: unsafe { OwnedFd::from_raw_fd(raw as i32) },
-            pid,
         };
         let Some(info) = info(pid) else {
             return Ok(None);
@@ -224,7 +418,7 @@ impl Pidfd {
     }
 
     /// Send `sig` (0 probes) to exactly this process.
-    pub fn signal(&self, sig: i32) -> io::Result<()> {
+    fn signal(&self, sig: i32) -> io::Result<()> {
         // SAFETY: valid pidfd, null siginfo, no flags.
         let r = unsafe {
             libc::syscall(
@@ -243,7 +437,7 @@ impl Pidfd {
     }
 
     /// Whether the process has exited (a pidfd becomes readable on exit).
-    pub fn has_exited(&self) -> bool {
+    fn has_exited(&self) -> bool {
         let mut p = libc::pollfd {
             fd: self.fd.as_raw_fd(),
             events: libc::POLLIN,
@@ -254,7 +448,7 @@ impl Pidfd {
     }
 
     /// Wait up to `timeout` for the process to exit; `true` if it did.
-    pub async fn wait_exit(&self, timeout: Duration) -> bool {
+    async fn wait_exit(&self, timeout: Duration) -> bool {
         if self.has_exited() {
             return true;
         }

@@ -139,6 +139,25 @@ pub struct QemuStandIn {
 
 impl QemuStandIn {
     pub fn start(ns: &NetNs, socket_dir: &Path, vm_id: &str, tap: Option<&str>) -> QemuStandIn {
+        Self::spawn(ns, socket_dir, vm_id, tap, None)
+    }
+
+    /// A stand-in started the way smolvm starts a VMM of this install: its socket in the
+    /// home's socket dir and its output appended to `<data dir>/<id>.log` (the evidence an
+    /// orphan VMM is ours).
+    pub fn started_here(ns: &NetNs, home: &Home, vm_id: &str, tap: Option<&str>) -> QemuStandIn {
+        std::fs::create_dir_all(&home.data).unwrap();
+        let log = home.data.join(format!("{vm_id}.log"));
+        Self::spawn(ns, &home.sockets(), vm_id, tap, Some(&log))
+    }
+
+    fn spawn(
+        ns: &NetNs,
+        socket_dir: &Path,
+        vm_id: &str,
+        tap: Option<&str>,
+        log: Option<&Path>,
+    ) -> QemuStandIn {
         let socket = socket_dir.join(format!("qmp-{vm_id}.sock"));
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &ns.name, "qemu-system-x86_64"])
@@ -159,9 +178,19 @@ impl QemuStandIn {
                 &format!("tap,id=n0,ifname={t},script=no,downscript=no"),
             ]);
         }
+        let out = match log {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .unwrap(),
+            ),
+            None => Stdio::null(),
+        };
         let child = c
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(Stdio::null())
             .spawn()
             .expect("qemu-system-x86_64 (install qemu-system-x86)");
@@ -208,7 +237,9 @@ while True:
     if "SendCtrlAltDel" in req and not stubborn:
         os.unlink(path); sys.exit(0)
 "#;
-    let child = Command::new("python3")
+    let (bin, home) = fake_firecracker_binary();
+    let child = Command::new(bin)
+        .env("PYTHONHOME", home)
         .args(["-c", script, "--api-sock"])
         .arg(&socket)
         .arg(if stubborn { "stubborn" } else { "polite" })
@@ -217,6 +248,32 @@ while True:
         .expect("python3");
     wait_for(|| socket.exists(), "fake Firecracker API socket");
     child
+}
+
+/// The FAKE Firecracker's binary: a copy of the Python interpreter named `firecracker`
+/// (smolvm signals only QEMU and Firecracker binaries), made once per test process, and the
+/// `PYTHONHOME` it needs.
+pub fn fake_firecracker_binary() -> (PathBuf, String) {
+    static BIN: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys; print(sys.executable); print(sys.base_prefix)",
+            ])
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let exe = std::fs::canonicalize(lines.next().expect("sys.executable")).unwrap();
+        let prefix = lines.next().expect("sys.base_prefix").to_string();
+        let dir = std::env::temp_dir().join(format!("smolvm-fake-fc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("firecracker");
+        std::fs::copy(&exe, &bin).unwrap();
+        (bin, prefix)
+    })
+    .clone()
 }
 
 pub fn wait_for(mut f: impl FnMut() -> bool, what: &str) {

@@ -62,6 +62,10 @@ impl Home {
             ("HOME", self.home.clone().into()),
             ("XDG_STATE_HOME", self.home.join(".local/state").into()),
             ("SMOLVM_DATA_DIR", self.data.clone().into()),
+            (
+                "SMOLVM_SYSTEM_DATA_DIR",
+                self.tmp.path().join("system-state").into(),
+            ),
             ("SMOLVM_IMAGE_VERSION", CURRENT.into()),
             ("SMOLVM_SOCKET_DIR", self.tmp.path().join("sockets").into()),
         ]

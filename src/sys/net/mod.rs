@@ -10,6 +10,8 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
 
+use super::state::Known;
+
 /// SmolVM's host side of every NAT TAP (`DEFAULT_HOST_IP`, assigned as /32).
 pub const HOST_IP: &str = "172.16.0.1";
 
@@ -110,13 +112,127 @@ pub async fn links() -> io::Result<Vec<Link>> {
     Ok(out)
 }
 
-/// Delete the link named `name`; `Ok(false)` if there is none (already gone).
-pub async fn delete_link(name: &str) -> io::Result<bool> {
+/// SmolVM's NAT TAP names: `tap<N>`.
+pub fn is_nat_tap_name(name: &str) -> bool {
+    name.strip_prefix("tap")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// SmolVM's bridge TAP names: `svmb<8 lowercase hex>`.
+pub fn is_bridge_tap_name(name: &str) -> bool {
+    name.strip_prefix("svmb").is_some_and(|h| {
+        h.len() == 8
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Why a TAP is claimed as ours.
+#[derive(Debug, Clone, Copy)]
+pub enum TapClaim<'a> {
+    /// The TAP a row of the active database records for `vm_id` (a bridge TAP when
+    /// `bridge`); no other VM of any candidate database (`known`) records it.
+    Vm {
+        vm_id: &'a str,
+        bridge: bool,
+        known: &'a Known,
+    },
+    /// No candidate database records it (or, for a bridge TAP, the VM its alias names).
+    Orphan { known: &'a Known },
+}
+
+/// A TAP device proved to be smolvm's and unused: the only kind of link smolvm deletes.
+/// Built only by [`OwnedTap::prove`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedTap {
+    index: u32,
+    name: String,
+}
+
+impl OwnedTap {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Prove that the link `name` is a TAP of ours, now: a TUN device named `tap<N>`
+    /// carrying SmolVM's host address 172.16.0.1/32, or `svmb<hex>` whose alias is
+    /// `smolvm-bridge:<vm id>`; held open by no live process; and `claim` holds.
+    /// `Ok(None)` when there is no such link; an error when it is not provably ours.
+    pub async fn prove(name: &str, claim: TapClaim<'_>) -> io::Result<Option<OwnedTap>> {
+        let refuse = |why: String| {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("TAP device {name} is not provably smolvm's ({why}); leaving it"),
+            ))
+        };
+        if !is_nat_tap_name(name) && !is_bridge_tap_name(name) {
+            return refuse("not a name smolvm gives its TAPs".into());
+        }
+        let Some(link) = links().await?.into_iter().find(|l| l.name == name) else {
+            return Ok(None);
+        };
+        if !link.is_tun {
+            return refuse("not a TUN/TAP device".into());
+        }
+        let alias_id = link
+            .alias
+            .as_deref()
+            .and_then(|a| a.strip_prefix("smolvm-bridge:"));
+        let shape = if is_nat_tap_name(name) {
+            link.has_addr(HOST_IP, 32)
+        } else {
+            alias_id.is_some()
+        };
+        if !shape {
+            return refuse("no 172.16.0.1/32 and no smolvm-bridge alias".into());
+        }
+        match claim {
+            TapClaim::Vm {
+                vm_id,
+                bridge,
+                known,
+            } => {
+                if bridge && alias_id != Some(vm_id) {
+                    return refuse(format!("its alias does not name VM {vm_id}"));
+                }
+                if known.tap_recorded_by_other(name, vm_id) {
+                    return refuse("another VM's row records it".into());
+                }
+            }
+            TapClaim::Orphan { known } => {
+                if known.incomplete {
+                    return refuse("a state database could not be read".into());
+                }
+                if known.taps.contains_key(name)
+                    || alias_id.is_some_and(|id| known.ids.contains(id))
+                {
+                    return refuse("a state database records it".into());
+                }
+            }
+        }
+        if let Some(pids) = crate::sys::procfs::tun_attachments().get(name) {
+            return refuse(format!("held open by process {}", pids[0]));
+        }
+        Ok(Some(OwnedTap {
+            index: link.index,
+            name: link.name,
+        }))
+    }
+}
+
+/// Delete a TAP proved ours; `Ok(false)` if it has gone meanwhile. The link is deleted by
+/// the index that was proved, after checking the index still carries the same name.
+pub async fn delete_link(tap: &OwnedTap) -> io::Result<bool> {
+    let (index, name) = (tap.index, tap.name.as_str());
     let handle = connect().await?;
-    let mut found = handle.link().get().match_name(name.to_string()).execute();
-    let index = match found.try_next().await {
-        Ok(Some(msg)) => msg.header.index,
-        Ok(None) => return Ok(false),
+    let mut found = handle.link().get().match_index(index).execute();
+    match found.try_next().await {
+        Ok(Some(msg))
+            if msg
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name)) => {}
+        Ok(_) => return Ok(false),
         Err(rtnetlink::Error::NetlinkError(m))
             if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
         {

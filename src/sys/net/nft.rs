@@ -51,8 +51,17 @@ impl Element {
         )
     }
 
-    pub fn delete_command(&self) -> String {
-        format!("delete element {}", self.describe())
+    /// The command deleting this element, only for an element of SmolVM's own per-VM
+    /// sets and maps (never a table, a map or a set itself).
+    pub fn deletion(&self) -> Option<Deletion> {
+        let ours = match (self.family.as_str(), self.table.as_str()) {
+            ("ip", "smolvm_nat") => {
+                matches!(self.set.as_str(), "dnat_ext" | "dnat_local" | "snat_return")
+            }
+            ("inet", "smolvm_filter") => matches!(self.set.as_str(), "fwd_allow" | "allowed_taps"),
+            _ => false,
+        };
+        ours.then(|| Deletion(format!("delete element {}", self.describe())))
     }
 }
 
@@ -77,12 +86,38 @@ impl Rule {
         )
     }
 
-    pub fn delete_command(&self) -> String {
-        format!(
-            "delete rule {} {} {} handle {}",
-            self.family, self.table, self.chain, self.handle
-        )
+    /// The command deleting this rule, only for a per-VM rule of SmolVM's tables (its
+    /// comment `smolvm:<vm id>:…`, `smolvm:egress:<tap>:…` or `smolvm:nat:tap:<tap>:…`;
+    /// never a `smolvm:map:…` or `smolvm:global:…` rule).
+    pub fn deletion(&self) -> Option<Deletion> {
+        let table = (self.family.as_str(), self.table.as_str());
+        let per_vm = self.comment.starts_with("smolvm:")
+            && !self.comment.starts_with("smolvm:map:")
+            && !self.comment.starts_with("smolvm:global:");
+        ((table == NAT || table == FILTER) && per_vm).then(|| {
+            Deletion(format!(
+                "delete rule {} {} {} handle {}",
+                self.family, self.table, self.chain, self.handle
+            ))
+        })
     }
+}
+
+/// One `delete` command for an element or per-VM rule of SmolVM's tables: the only thing
+/// [`delete`] takes, built only by [`Element::deletion`] and [`Rule::deletion`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Deletion(String);
+
+impl Deletion {
+    pub fn command(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Delete these elements and rules as one atomic batch. Nothing to do is success.
+pub fn delete(deletions: &[Deletion]) -> io::Result<()> {
+    let cmds: Vec<String> = deletions.iter().map(|d| d.0.clone()).collect();
+    run_batch(&cmds)
 }
 
 /// SmolVM's `_quote`: double quotes, with `\` and `"` escaped.
@@ -207,8 +242,20 @@ fn parse_key(v: &Value) -> Option<ElemKey> {
     }
 }
 
-/// Apply these commands as one atomic batch (`nft -f -`). Nothing to do is success.
+/// Apply these `add …` commands as one atomic batch (`nft -f -`); anything else (a
+/// `delete`, `flush` or `destroy`) is refused: deleting goes through [`delete`]. Nothing to
+/// do is success.
 pub fn apply(commands: &[String]) -> io::Result<()> {
+    if let Some(c) = commands.iter().find(|c| !c.starts_with("add ")) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing a non-add nftables command: {c}"),
+        ));
+    }
+    run_batch(commands)
+}
+
+fn run_batch(commands: &[String]) -> io::Result<()> {
     if commands.is_empty() {
         return Ok(());
     }
@@ -371,7 +418,11 @@ mod tests {
         ]}"#).unwrap();
         let mut s = NftState::default();
         parse_into(&v, &mut s);
-        let d: Vec<String> = s.elements.iter().map(Element::delete_command).collect();
+        let d: Vec<String> = s
+            .elements
+            .iter()
+            .map(|e| e.deletion().unwrap().command().to_string())
+            .collect();
         assert_eq!(
             d,
             [
@@ -384,9 +435,17 @@ mod tests {
         assert_eq!(s.elements[1].target, None);
         assert_eq!(s.rules.len(), 1);
         assert_eq!(
-            s.rules[0].delete_command(),
+            s.rules[0].deletion().unwrap().command(),
             "delete rule ip smolvm_nat output handle 8"
         );
+        // Never a shared rule, a foreign table or a set of another name.
+        let mut global = s.rules[0].clone();
+        global.comment = "smolvm:global:forward:established".into();
+        assert_eq!(global.deletion(), None);
+        let mut foreign = s.elements[0].clone();
+        foreign.table = "filter".into();
+        assert_eq!(foreign.deletion(), None);
+        assert!(apply(&["delete table ip smolvm_nat".into()]).is_err());
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
     }
 

@@ -18,6 +18,7 @@
 //! invalid is never returned as a record but as a [`SkippedRow`] with the reason.
 
 mod copy;
+mod known;
 mod pools;
 mod types;
 
@@ -27,6 +28,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension};
 
+pub use known::Known;
 pub use pools::{pool_ip, NetLease, IP_POOL, SSH_PORT_POOL};
 pub use types::{
     describe, is_ifname, is_smolvm_device, is_smolvm_tap, Leases, Network, SkippedRow,
