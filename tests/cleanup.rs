@@ -614,7 +614,7 @@ fn garbage_and_truncated_databases_are_moved_aside_and_rebuilt_from_live_vmms() 
         }),
     ] {
         let (h, ns) = (Home::new(), NetNs::new());
-        let sockets = h.sockets();
+        h.sockets();
         std::fs::create_dir_all(&h.data).unwrap();
         std::fs::write(h.data.join("smolvm.db"), &content).unwrap();
         let mut auto = QemuStandIn::started_here(&ns, &h, "vm-auto", None);
