@@ -7,7 +7,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{is_root, stderr, stdout, Home};
+use support::cleanup::{insert_rows, row_ids, run_with_pty_then, NetNs, QemuStandIn, Row};
+use support::{is_root, json, stderr, stdout, Home};
 
 macro_rules! require_root {
     () => {
@@ -101,4 +102,324 @@ fn prune_refuses_every_kind_of_mount_and_deletes_nothing_behind_it() {
         assert!(["0.0.10", "0.0.11", "0.0.12"].contains(&name.as_str()));
         assert!(error.contains("mount"), "{name}: {error}");
     }
+}
+
+/// The user state dir's database (a candidate database that is not the active one).
+fn user_db_dir(h: &Home) -> std::path::PathBuf {
+    h.home.join(".local/state/smolvm")
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+// 3. cleanup killed processes that are not its VMMs: any process whose arguments name a
+//    control socket in the socket dir, and a VM recorded in another candidate database.
+#[test]
+fn cleanup_never_signals_a_process_that_is_not_provably_its_vmm() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    // Not a VMM binary, though its arguments name a control socket in our socket dir.
+    let fake = sockets.join("fc-vm-zzz.sock");
+    std::fs::write(&fake, "").unwrap();
+    let mut tail = Command::new("tail").arg("-f").arg(&fake).spawn().unwrap();
+    // A real VMM started with this install's files, but recorded in the user's database
+    // (root's cleanup on a shared host, the user's VM).
+    let mut users = QemuStandIn::started_here(&ns, &h, "vm-user", None);
+    insert_rows(
+        &user_db_dir(&h),
+        &sockets,
+        &[Row {
+            id: "vm-user",
+            status: "running",
+            pid: Some(users.pid()),
+            tap: None,
+            backend: "qemu",
+        }],
+    );
+    // A VMM recorded nowhere and not started with this install's files.
+    let mut stranger = QemuStandIn::start(&ns, &sockets, "vm-stranger", None);
+    let dry = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&dry),
+        "No matching VMs to clean.\n"
+    );
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["data"]["stale_resources"], serde_json::json!([]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(alive(tail.id()), "a tail -f of a socket path was killed");
+    assert!(users.alive(), "a VM in the user's database was stopped");
+    assert!(
+        stranger.alive(),
+        "a VMM not started by this install was stopped"
+    );
+    assert_eq!(row_ids(&user_db_dir(&h)), ["vm-user"]);
+    let _ = tail.kill();
+    let _ = tail.wait();
+}
+
+// 4. cleanup deleted another install's TAP and nft entries (a stopped VM in a user's
+//    database could no longer boot).
+#[test]
+fn cleanup_leaves_taps_and_forwards_that_another_database_records() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    ns.smolvm_nft("");
+    ns.nat_tap("tap3");
+    ns.ssh_forward("tap3", "172.16.0.3", 2203);
+    ns.nat_tap("tap4"); // recorded nowhere: an orphan, still cleaned
+    let mut user_vm = Row::stopped("vm-user-stopped");
+    user_vm.tap = Some(("tap3", "172.16.0.3", 2203));
+    insert_rows(&user_db_dir(&h), &sockets, &[user_vm]);
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Cleaned: tap tap4"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("tap3"), "{}", stdout(&out));
+    let links = ns.links();
+    assert!(
+        links.contains("tap3") && !links.contains("tap4 "),
+        "{links}"
+    );
+    let rules = ns.nft_ruleset();
+    assert!(
+        rules.contains("2203") && rules.contains("172.16.0.3"),
+        "{rules}"
+    );
+    assert!(rules.contains("\"tap3\""), "{rules}");
+}
+
+// 5. Hostile database values: ids that are paths, a socket_path naming another file,
+//    tap names of host interfaces, and a tap<N> that is not SmolVM's.
+#[test]
+fn hostile_database_values_never_name_what_cleanup_deletes() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    // Host interfaces by those names (veth pairs here), and a TUN `tap5` without SmolVM's
+    // address.
+    ns.sh(
+        "for i in eth0 docker0 wg0; do ip link add $i type veth peer name $i-p; done
+           ip tuntap add tap5 mode tap",
+    );
+    let victim = h.tmp.path().join("victim");
+    write(&victim.join("precious.log"), "log");
+    std::fs::create_dir_all(h.data.join("disks")).unwrap();
+    write(&victim.join("precious.ext4"), "disk");
+    let elsewhere = h.tmp.path().join("elsewhere/qmp-vm-sock.sock");
+    write(&elsewhere, "a regular file named like a socket");
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[Row::stopped("vm-sock"), Row::stopped("vm-tap5")],
+    );
+    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
+    let net = |tap: &str| {
+        serde_json::json!({"guest_ip": "172.16.0.9", "tap_device": tap, "ssh_host_port": 2209})
+            .to_string()
+    };
+    c.execute(
+        "UPDATE vms SET socket_path = ?1 WHERE id = 'vm-sock'",
+        [elsewhere.display().to_string()],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE vms SET network = ?1 WHERE id = 'vm-tap5'",
+        [net("tap5")],
+    )
+    .unwrap();
+    for (id, tap) in [
+        ("../victim/precious", "tap9"),
+        (&*format!("{}/precious", victim.display()), "tap9"),
+        ("vm-eth0", "eth0"),
+        ("vm-docker0", "docker0"),
+    ] {
+        c.execute(
+            "INSERT INTO vms (id, status, config, network, created_at, updated_at)
+             VALUES (?1, 'stopped', '{}', ?2, 'x', 'x')",
+            [id, &net(tap)],
+        )
+        .unwrap();
+    }
+    c.execute(
+        "INSERT INTO vms (id, status, config, created_at, updated_at)
+         VALUES ('vm-wg0', 'stopped', '{}', 'x', 'x')",
+        [],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO ip_leases VALUES ('172.16.0.10', 'vm-wg0', 'wg0', 'x')",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force", "--json"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let deleted: Vec<&str> = v["data"]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    // vm-wg0's row is valid; only its lease naming wg0 is skipped (and never acted on).
+    assert_eq!(deleted, ["vm-sock", "vm-tap5", "vm-wg0"], "{v}");
+    let warnings = v["data"]["warnings"].to_string();
+    for bad in ["precious", "eth0", "docker0", "wg0"] {
+        assert!(warnings.contains(bad), "{bad} not reported: {warnings}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(victim.join("precious.log")).unwrap(),
+        "log"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("precious.ext4")).unwrap(),
+        "disk"
+    );
+    assert!(
+        elsewhere.is_file(),
+        "a file named by socket_path was removed"
+    );
+    let links = ns.links();
+    for l in ["eth0", "docker0", "wg0", "tap5"] {
+        assert!(links.contains(l), "{l} was deleted: {links}");
+    }
+}
+
+// 8. Orphan-file cleanup deleted every `*.log` and `disks/*.ext4` whose name looks like
+//    an id.
+#[test]
+fn files_in_the_data_dir_that_smolvm_did_not_make_are_never_orphans() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    h.sockets();
+    for f in [
+        "build.log",
+        "notes.log",
+        "disks/backup.ext4",
+        "vm-1234abcd.log",
+    ] {
+        write(&h.data.join(f), "mine");
+    }
+    // One this install did make (its ledger entry) for a VM whose row is gone: cleaned.
+    write(&h.data.join("vm-ids/vm-made"), "");
+    write(&h.data.join("disks/vm-made.ext4"), "disk");
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names: Vec<String> = json(&out)["data"]["stale_resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["name"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["vm-made.ext4"]);
+    for f in [
+        "build.log",
+        "notes.log",
+        "disks/backup.ext4",
+        "vm-1234abcd.log",
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(h.data.join(f)).unwrap(),
+            "mine",
+            "{f}"
+        );
+    }
+    assert!(!h.data.join("disks/vm-made.ext4").exists());
+    assert!(!h.data.join("vm-ids/vm-made").exists());
+}
+
+// 9. Orphans were deleted without a re-check after the prompt: a TAP taken over by a new
+//    VM while the prompt waited was deleted.
+#[test]
+fn an_orphan_taken_over_while_the_prompt_waits_is_left_alone() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    ns.smolvm_nft("");
+    ns.nat_tap("tap7");
+    insert_rows(&h.data, &sockets, &[Row::stopped("keep-me")]);
+    let mut vmm: Option<QemuStandIn> = None;
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.name])
+        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+        .arg("cleanup")
+        .env_clear()
+        .envs(h.env_vars());
+    let out = run_with_pty_then(
+        c,
+        || {
+            // A new VM takes tap7 over: its row records it and its VMM holds it.
+            let q = QemuStandIn::started_here(&ns, &h, "vm-new", Some("tap7"));
+            insert_rows(
+                &h.data,
+                &sockets,
+                &[Row {
+                    id: "vm-new",
+                    status: "running",
+                    pid: Some(q.pid()),
+                    tap: Some(("tap7", "172.16.0.7", 2207)),
+                    backend: "qemu",
+                }],
+            );
+            vmm = Some(q);
+        },
+        b"y\n",
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("  - tap tap7"),
+        "tap7 was not planned: {text}"
+    );
+    assert!(
+        ns.links().contains("tap7"),
+        "a TAP taken over meanwhile was deleted"
+    );
+    assert!(
+        stderr(&out).contains("tap tap7 is no longer stale"),
+        "{}",
+        stderr(&out)
+    );
+    let mut q = vmm.expect("the new VM");
+    assert!(q.alive(), "the new VM was stopped");
+    assert!(row_ids(&h.data).contains(&"vm-new".to_string()));
 }

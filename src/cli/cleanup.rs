@@ -190,7 +190,14 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
             }
         })
     };
+    let planned = plan.warnings.len();
     let report = cleanup::execute(plan, &progress).await;
+    if !args.json {
+        // What changed while the prompt waited (an orphan no longer stale, …).
+        for w in report.warnings.iter().skip(planned) {
+            warn(w);
+        }
+    }
     finish(CMD, args, &report, false)
 }
 

@@ -379,7 +379,13 @@ pub fn row_ids(data: &Path) -> Vec<String> {
 
 /// Run a command with a pseudo-terminal as its stdin, type `input` once the prompt
 /// appears, and return its output (stdout is a pipe, so it is captured exactly).
-pub fn run_with_pty(mut cmd: Command, input: &[u8]) -> Output {
+pub fn run_with_pty(cmd: Command, input: &[u8]) -> Output {
+    run_with_pty_then(cmd, || {}, input)
+}
+
+/// [`run_with_pty`], running `meanwhile` after the prompt appears and before answering
+/// (the world changing while a user reads the prompt).
+pub fn run_with_pty_then(mut cmd: Command, meanwhile: impl FnOnce(), input: &[u8]) -> Output {
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let slave: OwnedFd = pty.slave;
     // The child gets the slave as stdin only: neither original descriptor may leak into it.
@@ -415,6 +421,7 @@ pub fn run_with_pty(mut cmd: Command, input: &[u8]) -> Output {
         assert!(n > 0, "no prompt; got: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
+    meanwhile();
     master.write_all(input).unwrap();
     master.flush().unwrap();
     let _ = master.as_raw_fd();
