@@ -151,10 +151,7 @@ fn cleanup_never_signals_a_process_that_is_not_provably_its_vmm() {
         .args(["cleanup", "--dry-run"])
         .output()
         .unwrap();
-    assert_eq!(
-        stdout(&dry),
-        "No matching VMs to clean.\n"
-    );
+    assert_eq!(stdout(&dry), "No matching VMs to clean.\n");
     let out = ns
         .cmd(&h, "smolvm")
         .args(["cleanup", "--all", "--force", "--json"])

@@ -760,7 +760,7 @@ fn run_plan(
     )?;
     crate::sys::fs::remove_entry(&staging_path, std::ffi::OsStr::new("root"))
         .map_err(|e| Error::runtime(format!("cannot remove {e}")))?;
-    let _ = std::fs::remove_file(staging_path.join("debootstrap.log"));
+    let _ = crate::sys::fs::remove_generated_file(&staging_path.join("debootstrap.log"));
     copy_new(plan.kernel, &staging_path.join("vmlinux.bin"))?;
     let fp_path = staging_path.join(".fingerprint");
     let mut f =
@@ -1120,7 +1120,7 @@ fn customise(tree: &Path, auth: &Auth) -> Result<()> {
     if let Ok(rd) = std::fs::read_dir(tree.join("etc/ssh")) {
         for k in rd.flatten() {
             if k.file_name().to_string_lossy().starts_with("ssh_host_") {
-                let _ = std::fs::remove_file(k.path());
+                let _ = crate::sys::fs::remove_generated_file(&k.path());
             }
         }
     }

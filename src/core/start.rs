@@ -329,8 +329,9 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
             )));
         }
         // Renames replace whatever is at the destination name without following it.
-        std::fs::rename(&tmp, &key).map_err(|e| path_err("write", &key, &e))?;
-        std::fs::rename(tmp_dir.join("id_ed25519.pub"), &public)
+        crate::sys::fs::replace_with_generated(&tmp, &key)
+            .map_err(|e| path_err("write", &key, &e))?;
+        crate::sys::fs::replace_with_generated(&tmp_dir.join("id_ed25519.pub"), &public)
             .map_err(|e| path_err("write", &public, &e))
     })();
     if let Some(name) = tmp_dir.file_name() {

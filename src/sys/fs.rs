@@ -134,6 +134,20 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
 
+/// Open a configured directory path (the data dir, the socket dir, a cache dir): the path
+/// is configuration and may pass through symbolic links; the names smolvm generates inside
+/// it never are followed.
+fn open_config_dir(dir: &Path) -> io::Result<OwnedFd> {
+    let c = cpath(dir.as_os_str())?;
+    openat(
+        nix::fcntl::AT_FDCWD,
+        c.as_c_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno_io)
+}
+
 /// Open `name` under `parent` as a directory, refusing symlinks.
 fn open_dir_at(parent: impl AsFd, name: &CStr) -> nix::Result<OwnedFd> {
     openat(parent, name, DIR_FLAGS, Mode::empty())
@@ -438,16 +452,10 @@ pub fn remove_vm_file(
             format!("invalid VM id {vm_id:?}"),
         ));
     };
-    let cdir = cpath(dir.as_os_str())?;
-    let dfd = match openat(
-        nix::fcntl::AT_FDCWD,
-        cdir.as_c_str(),
-        DIR_FLAGS,
-        Mode::empty(),
-    ) {
+    let dfd = match open_config_dir(&dir) {
         Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(false),
-        Err(e) => return Err(errno_io(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
     };
     let cname = cpath(OsStr::new(&name))?;
     let st = match fstatat(&dfd, cname.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -473,6 +481,63 @@ pub fn remove_vm_file(
     }
 }
 
+/// Remove a regular file smolvm made under a name it generated (a temporary file, a
+/// sidecar, a partial download, a build's scratch file): the directory is opened, the
+/// entry checked without following a symbolic link, and only a regular file unlinked.
+/// `Ok(false)` when nothing is there; an error (nothing removed) for anything else.
+pub fn remove_generated_file(path: &Path) -> io::Result<bool> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file path",
+        ));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let dfd = match open_config_dir(dir) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let cname = cpath(name)?;
+    let st = match fstatat(&dfd, cname.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(errno_io(e)),
+    };
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file; not removing it",
+            path.display()
+        )));
+    }
+    match unlinkat(&dfd, cname.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
+/// Move a file smolvm just wrote under a generated name (`from`) to its place `to`,
+/// replacing only a regular file or nothing (a symbolic link or a directory at `to` is an
+/// error and stays).
+pub fn replace_with_generated(from: &Path, to: &Path) -> io::Result<()> {
+    match nix::sys::stat::lstat(to) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG => {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file; not replacing it",
+                to.display()
+            )));
+        }
+        Ok(_) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(errno_io(e)),
+    }
+    std::fs::rename(from, to)
+}
+
 /// Record in the ledger that this install makes files for `vm_id` (before making them).
 pub fn record_vm_id(data_dir: &Path, vm_id: &str) -> io::Result<()> {
     let Some((dir, name)) = VmFile::Ledger.locate(data_dir, data_dir, vm_id) else {
@@ -482,14 +547,7 @@ pub fn record_vm_id(data_dir: &Path, vm_id: &str) -> io::Result<()> {
         ));
     };
     std::fs::create_dir_all(&dir)?;
-    let cdir = cpath(dir.as_os_str())?;
-    let dfd = openat(
-        nix::fcntl::AT_FDCWD,
-        cdir.as_c_str(),
-        DIR_FLAGS,
-        Mode::empty(),
-    )
-    .map_err(errno_io)?;
+    let dfd = open_config_dir(&dir)?;
     let cname = cpath(OsStr::new(&name))?;
     match openat(
         &dfd,

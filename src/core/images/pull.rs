@@ -225,7 +225,7 @@ fn clean_partials(dir: &Path) {
         let n = e.file_name();
         let n = n.to_string_lossy();
         if n.starts_with('.') && (n.ends_with(".partial") || n.ends_with(".tmp")) {
-            let _ = std::fs::remove_file(e.path());
+            let _ = crate::sys::fs::remove_generated_file(&e.path());
         }
     }
 }
@@ -340,12 +340,13 @@ fn ensure_kernel(
         stats,
     )
     .and_then(|_| {
-        std::fs::rename(&tmp, dest).map_err(|e| io_err("rename into", dest, &e))?;
+        crate::sys::fs::replace_with_generated(&tmp, dest)
+            .map_err(|e| io_err("rename into", dest, &e))?;
         sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
         write_stamp(dest, &image.kernel_sha256)
     });
     if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = crate::sys::fs::remove_generated_file(&tmp);
     }
     r?;
     progress.emit(PullEvent::Ready {
@@ -393,25 +394,27 @@ fn ensure_rootfs(
                 progress,
                 stats,
             )?;
-            std::fs::rename(&*zst_tmp, &zst).map_err(|e| io_err("rename into", &zst, &e))?;
+            crate::sys::fs::replace_with_generated(&zst_tmp, &zst)
+                .map_err(|e| io_err("rename into", &zst, &e))?;
             sync_dir(dir)?;
             write_stamp(&zst, &image.rootfs_sha256)?;
         }
         // The old sidecar goes first: from here until the new one is written, no
         // `.ext4` is trusted.
-        match std::fs::remove_file(&sidecar) {
-            Ok(()) => sync_dir(dir)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        match crate::sys::fs::remove_generated_file(&sidecar) {
+            Ok(true) => sync_dir(dir)?,
+            Ok(false) => {}
             Err(e) => return Err(io_err("remove", &sidecar, &e)),
         }
-        std::fs::rename(&ext4_tmp, &ext4).map_err(|e| io_err("rename into", &ext4, &e))?;
+        crate::sys::fs::replace_with_generated(&ext4_tmp, &ext4)
+            .map_err(|e| io_err("rename into", &ext4, &e))?;
         sync_dir(dir)?;
         write_atomic(&sidecar, &expected)
     })();
     if r.is_err() {
-        let _ = std::fs::remove_file(&ext4_tmp);
+        let _ = crate::sys::fs::remove_generated_file(&ext4_tmp);
         if let Some(t) = &zst_tmp {
-            let _ = std::fs::remove_file(t);
+            let _ = crate::sys::fs::remove_generated_file(t);
         }
     }
     r?;
@@ -579,9 +582,9 @@ fn download_verified(
     let actual = hex(&sink.hasher.clone().finalize());
     if actual != sha {
         drop(sink);
-        let _ = std::fs::remove_file(tmp);
+        let _ = crate::sys::fs::remove_generated_file(tmp);
         if let Some(p) = decode_to {
-            let _ = std::fs::remove_file(p);
+            let _ = crate::sys::fs::remove_generated_file(p);
         }
         return Err(Error::runtime(format!(
             "SHA-256 mismatch for {url}\n  expected: {sha}\n  actual:   {actual}"

@@ -1,0 +1,247 @@
+//! Every destructive call site goes through the ownership rules. This test reads the
+//! source and finds each place that signals a process, unlinks or renames over a file,
+//! removes a directory, deletes a network link, deletes nftables entries or deletes state
+//! database rows; each must be inside one of the few functions below, which are the rules
+//! themselves (they take a proof type or check what they act on before acting). A new call
+//! anywhere else fails this test: route it through one of these functions instead.
+
+use std::path::{Path, PathBuf};
+
+/// (file, enclosing function, why it is allowed).
+const ALLOWED: &[(&str, &str, &str)] = &[
+    // Processes: only a VMM proved ours, through a pidfd.
+    (
+        "src/sys/process.rs",
+        "signal",
+        "Pidfd::signal, reachable only through OwnedVmm::prove",
+    ),
+    (
+        "src/core/docker.rs",
+        "run_bounded",
+        "kills the docker client it spawned itself (its own Child)",
+    ),
+    // Trees: never follow a symlink, never cross a mount.
+    (
+        "src/sys/fs.rs",
+        "remove_entry",
+        "dirfd walk, O_NOFOLLOW, mount ids compared",
+    ),
+    (
+        "src/sys/fs.rs",
+        "remove_child",
+        "dirfd walk, O_NOFOLLOW, mount ids compared",
+    ),
+    // Files: names smolvm generated, in dirs it owns, checked by type first.
+    (
+        "src/sys/fs.rs",
+        "remove_vm_file",
+        "VmFile: name generated from a validated id, type checked",
+    ),
+    (
+        "src/sys/fs.rs",
+        "remove_generated_file",
+        "only a regular file, checked without following",
+    ),
+    (
+        "src/sys/fs.rs",
+        "replace_with_generated",
+        "only over a regular file or nothing",
+    ),
+    (
+        "src/sys/open.rs",
+        "write_atomic",
+        "its own O_EXCL temp file, renamed over the target",
+    ),
+    (
+        "src/sys/open.rs",
+        "prepare_socket_path",
+        "only a socket (lstat)",
+    ),
+    ("src/sys/open.rs", "remove_socket", "only a socket (lstat)"),
+    (
+        "src/sys/disk.rs",
+        "isolated_copy",
+        "its own O_EXCL temp file on failure",
+    ),
+    (
+        "src/sys/state/mod.rs",
+        "move_aside",
+        "moves a damaged DB to a new unique name, deletes nothing",
+    ),
+    (
+        "src/sys/state/copy.rs",
+        "drop",
+        "the private 0700 temp dir it created for a read-only copy",
+    ),
+    // Network links: only an OwnedTap.
+    (
+        "src/sys/net/mod.rs",
+        "delete_link",
+        "takes an OwnedTap, deletes by the proved index",
+    ),
+    // nftables: only Deletions of SmolVM's per-VM elements and rules.
+    (
+        "src/sys/net/nft.rs",
+        "deletion",
+        "Element/Rule::deletion: SmolVM's per-VM entries only",
+    ),
+    ("src/sys/net/nft.rs", "delete", "takes Deletions only"),
+    (
+        "src/sys/net/nft.rs",
+        "apply",
+        "refuses anything but `add` commands",
+    ),
+    (
+        "src/sys/net/nft.rs",
+        "run_batch",
+        "private: reached through delete and apply",
+    ),
+    // State database rows: a validated id, one transaction.
+    (
+        "src/sys/state/mod.rs",
+        "delete_vm",
+        "one VM's row and leases by id",
+    ),
+];
+
+/// The destructive primitives looked for.
+const PRIMITIVES: &[&str] = &[
+    "unlinkat(",
+    "remove_file(",
+    "remove_dir(",
+    "remove_dir_all(",
+    "fs::rename(",
+    "pidfd_send_signal",
+    "libc::kill(",
+    "signal::kill(",
+    ".kill()",
+    "link().del(",
+    "\"delete element",
+    "\"delete rule",
+    "\"delete table",
+    "\"delete chain",
+    "\"delete set",
+    "\"delete map",
+    "\"flush ",
+    "DELETE FROM",
+    "run_batch(",
+];
+
+/// (line number, enclosing function, line) of each destructive call outside tests.
+fn destructive_sites(source: &str) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    let mut func = String::new();
+    let lines: Vec<&str> = source.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        // The unit tests at the end of a file.
+        if t.starts_with("#[cfg(test)]")
+            && lines
+                .get(i + 1)
+                .is_some_and(|n| n.trim_start().starts_with("mod "))
+        {
+            break;
+        }
+        if t.starts_with("//") {
+            continue;
+        }
+        if let Some(name) = fn_name(t) {
+            func = name;
+        }
+        if PRIMITIVES.iter().any(|p| t.contains(p)) {
+            out.push((i + 1, func.clone(), t.to_string()));
+        }
+    }
+    out
+}
+
+fn fn_name(t: &str) -> Option<String> {
+    let mut words = t.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        if w == "fn" {
+            let name = words.next()?;
+            return Some(name.split(['(', '<']).next().unwrap_or(name).to_string());
+        }
+        if !(w.starts_with("pub") || w == "async" || w == "unsafe" || w == "const") {
+            return None;
+        }
+    }
+    None
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Files that are test modules as a whole (declared `#[cfg(test)] mod …;`).
+const TEST_FILES: &[&str] = &["src/sys/state/tests.rs", "src/sys/state/fuzz.rs"];
+
+#[test]
+fn every_destructive_call_site_is_one_of_the_ownership_rules() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.sort();
+    let mut unexpected = Vec::new();
+    let mut used = vec![false; ALLOWED.len()];
+    for f in &files {
+        let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if TEST_FILES.contains(&rel.as_str()) {
+            continue;
+        }
+        let src = std::fs::read_to_string(f).unwrap();
+        for (line, func, text) in destructive_sites(&src) {
+            match ALLOWED
+                .iter()
+                .position(|(file, fun, _)| *file == rel && *fun == func)
+            {
+                Some(i) => used[i] = true,
+                None => unexpected.push(format!("{rel}:{line} in fn {func}: {text}")),
+            }
+        }
+    }
+    assert!(
+        unexpected.is_empty(),
+        "destructive calls outside the ownership rules (route them through sys::fs, \
+         sys::open, OwnedVmm, OwnedTap, nft::delete or StateStore::delete_vm):\n{}",
+        unexpected.join("\n")
+    );
+    let stale: Vec<String> = ALLOWED
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|((f, func, _), _)| format!("{f} fn {func}"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "allowed sites that no longer exist (keep the list exact): {stale:?}"
+    );
+}
+
+#[test]
+fn the_scan_finds_a_planted_destructive_call_and_ignores_tests_and_comments() {
+    let planted = "pub async fn sneaky(p: &Path) {\n    // std::fs::remove_file(p) in a comment\n    let _ = std::fs::remove_file(p);\n}\nfn quiet() {}\n#[cfg(test)]\nmod tests {\n    fn t() { std::fs::remove_dir_all(\"/x\").unwrap(); }\n}\n";
+    let sites = destructive_sites(planted);
+    assert_eq!(sites.len(), 1, "{sites:?}");
+    assert_eq!(sites[0].0, 3);
+    assert_eq!(sites[0].1, "sneaky");
+    for p in [
+        "nix::sys::signal::kill(pid, SIGKILL)",
+        "handle.link().del(3)",
+        "tx.execute(\"DELETE FROM vms\")",
+        "format!(\"delete table ip x\")",
+    ] {
+        assert_eq!(
+            destructive_sites(&format!("fn f() {{ {p} }}")).len(),
+            1,
+            "{p}"
+        );
+    }
+}
