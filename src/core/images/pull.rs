@@ -394,7 +394,7 @@ fn ensure_rootfs(
                 progress,
                 stats,
             )?;
-            crate::sys::fs::replace_with_generated(&zst_tmp, &zst)
+            crate::sys::fs::replace_with_generated(zst_tmp, &zst)
                 .map_err(|e| io_err("rename into", &zst, &e))?;
             sync_dir(dir)?;
             write_stamp(&zst, &image.rootfs_sha256)?;
