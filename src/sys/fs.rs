@@ -522,13 +522,17 @@ pub fn remove_generated_file(path: &Path) -> io::Result<bool> {
 }
 
 /// Move a file smolvm just wrote under a generated name (`from`) to its place `to`,
-/// replacing only a regular file or nothing (a symbolic link or a directory at `to` is an
-/// error and stays).
+/// replacing only a regular file, a symbolic link (the link itself, its target untouched)
+/// or nothing; a directory or a special file at `to` is an error and stays.
 pub fn replace_with_generated(from: &Path, to: &Path) -> io::Result<()> {
+    let replaceable = |st: &FileStat| {
+        let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        fmt == SFlag::S_IFREG || fmt == SFlag::S_IFLNK
+    };
     match nix::sys::stat::lstat(to) {
-        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG => {
+        Ok(st) if !replaceable(&st) => {
             return Err(io::Error::other(format!(
-                "{} is not a regular file; not replacing it",
+                "{} is not a regular file or a link; not replacing it",
                 to.display()
             )));
         }
