@@ -920,3 +920,81 @@ fn pull_never_follows_a_symlink_in_the_cache() {
     r.assert_good(rootfs_a());
     assert_eq!(std::fs::read(&fake).unwrap(), b"not the published image");
 }
+
+/// Run `smolvm image pull codex` with the images root on a 64 MiB tmpfs in a private mount
+/// namespace; returns the pull's output and what is left in the image directory.
+fn pull_on_small_tmpfs(r: &Release) -> (std::process::Output, String) {
+    let img = r.home.images();
+    let script = format!(
+        "mount -t tmpfs -o size=64m none {img}
+         \"$SMOLVM\" image pull codex --json --arch amd64 --vmm qemu > {t}/out.json 2> {t}/err.txt || true
+         ls -A {img}/{CURRENT}/codex-amd64-qemu 2>/dev/null | grep -v '^.lock$' || true",
+        img = img.display(),
+        t = r.home.tmp.path().display()
+    );
+    let mut c = StdCommand::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-ec", &script])
+        .env("SMOLVM", env!("CARGO_BIN_EXE_smolvm"))
+        .env("SMOLVM_MANIFEST", r.server.url("manifest.json"));
+    for (k, v) in r.home.env_vars() {
+        c.env(k, v);
+    }
+    r.env(&mut c);
+    let left = c.output().expect("unshare (util-linux)");
+    let mut out = left.clone();
+    out.stdout = std::fs::read(r.home.tmp.path().join("out.json")).unwrap_or_default();
+    out.stderr = std::fs::read(r.home.tmp.path().join("err.txt")).unwrap_or_default();
+    (out, String::from_utf8_lossy(&left.stdout).into_owned())
+}
+
+/// An unverified stream never fills the disk: a zstd bomb (a few KiB that unpack to 256
+/// MiB of non-zero blocks, on a 64 MiB file system) and an endless body each stop with a
+/// clear error while the file system keeps its reserve free, and leave nothing behind.
+#[test]
+fn a_zstd_bomb_or_an_endless_body_never_fills_the_disk() {
+    if !support::is_root() {
+        eprintln!("SKIPPED: needs root (a tmpfs in a private mount namespace)");
+        return;
+    }
+    let bomb = {
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        let block = vec![0x5au8; 1 << 20];
+        for _ in 0..256 {
+            std::io::Write::write_all(&mut enc, &block).unwrap();
+        }
+        enc.finish().unwrap()
+    };
+    assert!(bomb.len() < 1 << 20, "not a bomb: {} bytes", bomb.len());
+    let r = Release::new(rootfs_a());
+    let bomb_rootfs = Rootfs {
+        zst: bomb.clone(),
+        ext4: Vec::new(),
+    };
+    // With its true checksum, only the room check can stop the unpacking.
+    r.publish(&bomb_rootfs, None);
+    let (out, left) = pull_on_small_tmpfs(&r);
+    assert_eq!(out.status.code(), Some(0), "the namespace script failed");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(v["exit_code"], 1, "{v}");
+    assert!(msg.contains("stopped before the disk fills"), "{msg}");
+    assert!(!msg.contains("No space left"), "{msg}");
+    assert_eq!(left, "", "left behind: {left}");
+    // With a wrong checksum: the same guard, then the mismatch; nothing left.
+    r.publish(&bomb_rootfs, Some(&"0".repeat(64)));
+    let (out, left) = pull_on_small_tmpfs(&r);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exit_code"], 1, "{v}");
+    assert!(!v.to_string().contains("No space left"), "{v}");
+    assert_eq!(left, "", "left behind: {left}");
+    // A body that never ends.
+    r.publish(rootfs_a(), None);
+    r.server.set(ZST, Behaviour::Endless);
+    let (out, left) = pull_on_small_tmpfs(&r);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(v["exit_code"], 1, "{v}");
+    assert!(msg.contains("stopped before the disk fills"), "{msg}");
+    assert_eq!(left, "", "left behind: {left}");
+}

@@ -9,6 +9,29 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
+/// Whether `more` bytes can be written to `file`'s file system and still leave its
+/// reserve free: 5% of the file system, at most 1 GiB. An unverified download or unpack
+/// (a zstd bomb, an endless body) checks this before each MiB it writes, so it stops with
+/// a clear error instead of filling the disk.
+pub fn check_room(file: &File, more: u64) -> io::Result<()> {
+    let st = nix::sys::statvfs::fstatvfs(file).map_err(io::Error::from)?;
+    let unit = st.fragment_size();
+    let total = st.blocks().saturating_mul(unit);
+    let avail = st.blocks_available().saturating_mul(unit);
+    let reserve = (total / 20).min(1 << 30);
+    if avail < reserve.saturating_add(more) {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "stopped before the disk fills: {} MiB free, and at least {} MiB must stay free",
+                avail >> 20,
+                reserve.div_ceil(1 << 20)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The hole granularity: ext4's block size.
 pub const BLOCK: usize = 4096;
 const BUFFER: usize = 1 << 20;
@@ -39,6 +62,9 @@ impl SparseWriter {
         } else {
             self.buf.len() / BLOCK * BLOCK
         };
+        if len > 0 {
+            check_room(&self.file, len as u64)?;
+        }
         let mut run_start: Option<usize> = None;
         let mut i = 0;
         while i < len {

@@ -32,6 +32,9 @@ pub enum Behaviour {
     Slow(Duration),
     /// Ignore `Range` and always send the whole file with 200.
     NoRange,
+    /// A body that never ends: 200 without a length, the file's bytes repeated until the
+    /// client goes away or the server stops.
+    Endless,
 }
 
 #[derive(Default)]
@@ -195,6 +198,20 @@ fn handle(
         }
     }
     let body = &data[start..];
+    if behaviour == Behaviour::Endless {
+        out.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+        )?;
+        let chunk = if data.is_empty() {
+            vec![0x5a; 64 << 10]
+        } else {
+            data.clone()
+        };
+        while !stop.load(Ordering::SeqCst) {
+            out.write_all(&chunk)?;
+        }
+        return Ok(());
+    }
     let head = if start > 0 {
         format!(
             "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {}-{}/{}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n",

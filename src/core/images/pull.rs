@@ -507,6 +507,11 @@ impl Sink for OnePass<'_> {
     }
 
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        // Nothing is verified yet: never let the body fill the disk (an endless body).
+        const ROOM: u64 = 1 << 20;
+        if self.bytes == 0 || (self.bytes + chunk.len() as u64) / ROOM > self.bytes / ROOM {
+            crate::sys::sparse::check_room(&self.file, ROOM.max(chunk.len() as u64))?;
+        }
         self.hasher.update(chunk);
         self.file.write_all(chunk)?;
         // Start writeback every 8 MiB so the final fsync is short.
