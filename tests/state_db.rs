@@ -172,6 +172,25 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
 }
 
 #[test]
+fn doctor_reads_past_a_hot_journal_without_calling_it_corrupt_or_changing_anything() {
+    require_python!();
+    let h = Home::new();
+    hot_journal_db(&h.data, 5);
+    let before = snapshot(&h.data);
+    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let v = json(&out);
+    let check = v["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "state-db")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(snapshot(&h.data), before, "doctor changed the data dir");
+}
+
+#[test]
 fn sandbox_info_recovers_a_hot_journal_instead_of_moving_the_database_aside() {
     require_python!();
     let h = Home::new();

@@ -13,6 +13,7 @@ use crate::core::host::{self, KvmKind};
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::paths::Paths;
+use crate::sys::state::{OpenMode, StateStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -302,18 +303,11 @@ fn state_db(dbs: &[PathBuf]) -> Check {
 
 /// `None` when the database opens read-only and passes `PRAGMA quick_check`.
 fn quick_check(db: &Path) -> Option<String> {
-    use rusqlite::{Connection, OpenFlags};
-    let conn = match Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) {
-        Ok(c) => c,
-        Err(e) => return Some(e.to_string()),
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
-    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
-        Ok(s) if s == "ok" => None,
-        Ok(s) => Some(format!("quick_check: {s}")),
+    // The same no-change open every read-only command uses: a hot journal is rolled back
+    // in a private copy (not reported as damage), and nothing is created beside the file.
+    match StateStore::open(db, OpenMode::DryRun, Duration::from_secs(5)) {
+        Ok((_, None)) => None,
+        Ok((_, Some(c))) => Some(c.reason),
         Err(e) => Some(e.to_string()),
     }
 }
