@@ -420,3 +420,37 @@ fn an_orphan_taken_over_while_the_prompt_waits_is_left_alone() {
     assert!(q.alive(), "the new VM was stopped");
     assert!(row_ids(&h.data).contains(&"vm-new".to_string()));
 }
+
+/// TAP names are per network namespace: a VMM in another namespace holding its own `tap2`
+/// does not make this namespace's `tap2` "in use" (a teardown deletes it), and the other
+/// namespace's device is untouched.
+#[test]
+fn a_tap_held_in_another_network_namespace_does_not_block_ours() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let other = NetNs::new();
+    let sockets = h.sockets();
+    ns.nat_tap("tap2");
+    other.nat_tap("tap2");
+    let elsewhere = h.tmp.path().join("other-sockets");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let mut holder = QemuStandIn::start(&other, &elsewhere, "vm-other", Some("tap2"));
+    let mut vm = Row::stopped("vm-mine");
+    vm.tap = Some(("tap2", "172.16.0.2", 2200));
+    insert_rows(&h.data, &sockets, &[vm]);
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--force"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(!ns.links().contains("tap2"), "{}", ns.links());
+    assert!(other.links().contains("tap2"), "{}", other.links());
+    assert!(holder.alive());
+}

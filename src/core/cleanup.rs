@@ -1067,8 +1067,9 @@ pub async fn teardown_vm(
 /// Steps 2–5 of a teardown: everything but the VMM process.
 async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
     let vm = &t.vm;
-    // 2. The TAP device, when it is provably this VM's (a TAP another VM records, one
-    //    without SmolVM's address or alias, or one still held open is left alone).
+    // 2. The TAP device, when it is provably this VM's: a TAP another VM records, or one
+    //    without SmolVM's address or alias, is not ours and is left alone; one still held
+    //    open by a live process fails the teardown (the row stays for a later run).
     if let Some(tap) = &t.resources.tap {
         let claim = TapClaim::Vm {
             vm_id: &vm.id,

@@ -72,18 +72,26 @@ pub fn comm(pid: i32) -> String {
         .unwrap_or_else(|_| "?".to_string())
 }
 
-/// TAP/TUN interfaces held open by live processes: interface name → PIDs (from the
-/// `iff:` line of `/proc/<pid>/fdinfo/<fd>` for fds on `/dev/net/tun`). A TAP in this map
-/// has a VMM attached and is not an orphan, whichever database knows about it.
+/// TAP/TUN interfaces held open by live processes of this network namespace: interface
+/// name → PIDs (from the `iff:` line of `/proc/<pid>/fdinfo/<fd>` for fds on
+/// `/dev/net/tun`). A TAP in this map has a VMM attached and is not an orphan, whichever
+/// database knows about it. Interface names are per namespace, so a process in another
+/// network namespace holding its own `tap2` says nothing about ours.
 pub fn tun_attachments() -> std::collections::HashMap<String, Vec<i32>> {
     let mut out: std::collections::HashMap<String, Vec<i32>> = Default::default();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
     };
+    let here = std::fs::read_link("/proc/self/ns/net").ok();
     for p in procs.flatten() {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
+        // A process whose namespace cannot be read counts as ours (the safe side).
+        let ns = std::fs::read_link(p.path().join("ns/net")).ok();
+        if here.is_some() && ns.is_some() && ns != here {
+            continue;
+        }
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
             continue;
         };

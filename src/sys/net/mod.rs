@@ -157,7 +157,8 @@ impl OwnedTap {
     /// Prove that the link `name` is a TAP of ours, now: a TUN device named `tap<N>`
     /// carrying SmolVM's host address 172.16.0.1/32, or `svmb<hex>` whose alias is
     /// `smolvm-bridge:<vm id>`; held open by no live process; and `claim` holds.
-    /// `Ok(None)` when there is no such link; an error when it is not provably ours.
+    /// `Ok(None)` when there is no such link; an error when it is not provably ours
+    /// (`PermissionDenied`) or still in use (`ResourceBusy`).
     pub async fn prove(name: &str, claim: TapClaim<'_>) -> io::Result<Option<OwnedTap>> {
         let refuse = |why: String| {
             Err(io::Error::new(
@@ -211,7 +212,13 @@ impl OwnedTap {
             }
         }
         if let Some(pids) = crate::sys::procfs::tun_attachments().get(name) {
-            return refuse(format!("held open by process {}", pids[0]));
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "TAP device {name} is held open by process {}; not deleting it",
+                    pids[0]
+                ),
+            ));
         }
         Ok(Some(OwnedTap {
             index: link.index,
