@@ -27,8 +27,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use nix::fcntl::{Flock, FlockArg};
 
-use std::os::unix::fs::OpenOptionsExt;
-
 use super::error::{io_reason, Error, Result};
 use super::progress::Progress;
 use crate::sys::env::Env;
@@ -342,12 +340,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
         let path = opts.data_dir.join("cleanup.lock");
         Some(
             tokio::task::spawn_blocking(move || -> Result<Flock<File>> {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
+                let f = crate::sys::open::open_lock(&path, 0o600)
                     .map_err(|e| runtime(format!("cannot open {}: {e}", path.display())))?;
                 Flock::lock(f, FlockArg::LockExclusive)
                     .map_err(|(_, e)| runtime(format!("cannot lock {}: {e}", path.display())))

@@ -130,44 +130,40 @@ fn clear_nonblock(f: &File) -> io::Result<()> {
 /// link, a directory, a FIFO, a device or a hard-linked file there is refused before any
 /// byte changes (`O_NONBLOCK` while opening, so a FIFO cannot block us).
 pub fn open_truncated(path: &Path, mode: u32) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(mode)
+    let f = open_checked(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(mode),
+        true,
+    )?;
+    f.set_len(0)?;
+    Ok(f)
+}
+
+/// Open with `opts` plus `O_NOFOLLOW` (and `O_NONBLOCK` while opening, so a FIFO cannot
+/// block us), then accept only a regular file (with one link when `single_link`).
+fn open_checked(path: &Path, opts: &mut OpenOptions, single_link: bool) -> io::Result<File> {
+    let f = opts
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| explain(path, e))?;
-    check_regular(&f, true)?;
+    check_regular(&f, single_link)?;
     clear_nonblock(&f)?;
-    f.set_len(0)?;
     Ok(f)
 }
 
 /// Open an existing regular file for reading and writing without following a symbolic
 /// link (a per-VM disk to grow).
 pub fn open_existing_rw(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| explain(path, e))?;
-    check_regular(&f, true)?;
-    clear_nonblock(&f)?;
-    Ok(f)
+    open_checked(path, OpenOptions::new().read(true).write(true), true)
 }
 
 /// Open an existing regular file for reading without following a symbolic link.
 pub fn open_read(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| explain(path, e))?;
-    check_regular(&f, false)?;
-    clear_nonblock(&f)?;
-    Ok(f)
+    open_checked(path, OpenOptions::new().read(true), false)
 }
 
 /// [`open_read`] the whole file as text.
@@ -181,18 +177,16 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
 /// A lock file: opened (created with `mode` when missing) read-write, never through a
 /// symbolic link, never truncated.
 pub fn open_lock(path: &Path, mode: u32) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| explain(path, e))?;
-    check_regular(&f, false)?;
-    clear_nonblock(&f)?;
-    Ok(f)
+    open_checked(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(mode),
+        false,
+    )
 }
 
 /// Create a file that must not exist yet (`O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`), read-write.
