@@ -487,7 +487,13 @@ pub async fn create(
     // Image.
     progress.emit(StartEvent::PhaseStarted(Phase::Image));
     let ti = Instant::now();
-    let (kernel, source_rootfs) = resolve_image(ctx, opts, runtime.vmm, progress)?;
+    // On a plain thread: the manifest fetch and the pull use a blocking HTTP client, which
+    // must not run (nor be dropped) inside the async runtime.
+    let (kernel, source_rootfs) = std::thread::scope(|s| {
+        s.spawn(|| resolve_image(ctx, opts, runtime.vmm, progress))
+            .join()
+    })
+    .map_err(|_| rt("image resolution panicked"))??;
     let image_time = ti.elapsed();
     progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
 
