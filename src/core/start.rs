@@ -176,12 +176,18 @@ impl Ctx {
         })
     }
 
-    pub fn disk_path(&self, id: &str) -> PathBuf {
-        self.data_dir.join("disks").join(format!("{id}.ext4"))
+    /// The VM's own disk ([`Paths::vm_disk`]); an invalid id is an error, never a path.
+    pub fn disk_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_disk(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
     }
 
-    pub fn log_path(&self, id: &str) -> PathBuf {
-        self.data_dir.join(format!("{id}.log"))
+    /// The VM's console log ([`Paths::vm_log`]); an invalid id is an error, never a path.
+    pub fn log_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_log(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
     }
 
     pub fn cleanup_options(&self, stop_timeout: Duration) -> CleanupOptions {
@@ -265,11 +271,19 @@ fn path_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
 }
 
 /// The control socket path of a VM on this VMM.
-fn control_socket(ctx: &Ctx, id: &str, vmm: Vmm) -> PathBuf {
+fn control_socket(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<PathBuf> {
     match vmm {
         Vmm::Qemu => ctx.paths.qmp_socket(id),
         Vmm::Firecracker => ctx.paths.firecracker_socket(id),
     }
+    .ok_or_else(|| invalid_id(id))
+}
+
+/// A sandbox id that cannot name files (a row from a foreign database, say).
+fn invalid_id(id: &str) -> Error {
+    Error::runtime(format!(
+        "Invalid sandbox id '{id}': it cannot name the sandbox's files"
+    ))
 }
 
 /// Nothing, or a stale socket, at a control socket path (anything else is refused).
@@ -290,15 +304,15 @@ fn check_socket_path(socket: &Path) -> Result<()> {
 /// hold only a stale socket. Anything else — a symbolic link above all — is refused here,
 /// before anything is pulled, created or spawned.
 fn preflight_new(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<()> {
-    let log = ctx.log_path(id);
+    let log = ctx.log_path(id)?;
     open::absent_or_regular(&log).map_err(|e| path_err("write", &log, &e))?;
-    let disk = ctx.disk_path(id);
+    let disk = ctx.disk_path(id)?;
     open::absent(&disk).map_err(|e| {
         path_err("create disk", &disk, &e).with_recovery(
             "Move it away (or run 'smolvm cleanup' if it is left from a deleted sandbox), or pick another --name.",
         )
     })?;
-    check_socket_path(&control_socket(ctx, id, vmm))
+    check_socket_path(&control_socket(ctx, id, vmm)?)
 }
 
 /// What a start writes under predictable names, made safe before the network or the VMM
@@ -309,11 +323,11 @@ fn preflight_new(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<()> {
 /// something is refused. Returns the open log and the socket path.
 fn prepare_files(ctx: &Ctx, id: &str, vmm: Vmm, disk: &Path) -> Result<(std::fs::File, PathBuf)> {
     open::regular(disk).map_err(|e| path_err("use disk", disk, &e))?;
-    let socket = control_socket(ctx, id, vmm);
+    let socket = control_socket(ctx, id, vmm)?;
     check_socket_path(&socket)?;
     std::fs::create_dir_all(&ctx.paths.socket_dir)
         .map_err(|e| path_err("create", &ctx.paths.socket_dir, &e))?;
-    let log = ctx.log_path(id);
+    let log = ctx.log_path(id)?;
     let log_file = open::open_truncated(&log, 0o600).map_err(|e| path_err("write", &log, &e))?;
     open::prepare_socket_path(&socket)
         .map_err(|e| path_err("use control socket path", &socket, &e))?;
@@ -501,7 +515,7 @@ pub async fn create(
     let public_path = PathBuf::from(format!("{}.pub", key.display()));
     let public_key =
         open::read_to_string(&public_path).map_err(|e| path_err("read", &public_path, &e))?;
-    let disk = ctx.disk_path(&id);
+    let disk = ctx.disk_path(&id)?;
     let mem = opts
         .memory_mib
         .unwrap_or(if preset.is_some() { 2048 } else { 512 });
@@ -566,7 +580,7 @@ pub async fn create(
         .map_err(rt)??;
         if opts.create_only {
             let net = setup_network(ctx, &id, progress).await?;
-            let mut rep = report(ctx, &id, &runtime, preset.clone(), &kernel, &net, None);
+            let mut rep = report(ctx, &id, &runtime, preset.clone(), &kernel, &net, None)?;
             rep.timings.image_ms = ms(image_time);
             rep.timings.total_ms = ms(t0.elapsed());
             return Ok(rep);
@@ -612,10 +626,10 @@ fn report(
     kernel: &Path,
     net: &Network,
     pid: Option<i64>,
-) -> StartReport {
+) -> Result<StartReport> {
     let ip = net.guest_ip.clone().unwrap_or_default();
     let key = ctx.paths.keys_dir.join("id_ed25519");
-    StartReport {
+    Ok(StartReport {
         id: id.to_string(),
         status: if pid.is_some() { "running" } else { "created" }.into(),
         preset,
@@ -630,10 +644,10 @@ fn report(
         machine: runtime.machine,
         pid,
         kernel_path: kernel.to_path_buf(),
-        disk_path: ctx.disk_path(id),
-        log_path: ctx.log_path(id),
+        disk_path: ctx.disk_path(id)?,
+        log_path: ctx.log_path(id)?,
         timings: Timings::default(),
-    }
+    })
 }
 
 /// Leases, TAP, route and nftables for a VM; stores its NetworkConfig JSON. Idempotent
@@ -858,7 +872,7 @@ async fn boot(
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    let mut rep = report(ctx, id, runtime, None, &kernel, &net, Some(pid));
+    let mut rep = report(ctx, id, runtime, None, &kernel, &net, Some(pid))?;
     rep.timings = Timings {
         image_ms: 0.0,
         network_ms: ms(network_time),
