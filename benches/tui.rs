@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use smolvm::core::host::{HostFacts, KvmKind};
+use smolvm::core::host::{DevAccess, Host, KvmKind};
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::tui::app::{App, Input, Msg};
 use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
@@ -40,12 +40,13 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
             })
             .collect(),
         slow: Some(Slow {
-            host: HostFacts {
+            host: Host {
                 kvm: KvmKind::Pvm,
-                accel: "tcg",
+                dev_kvm: DevAccess::ReadWrite,
                 qemu: Some("/usr/bin/qemu-system-x86_64".into()),
                 firecracker: None,
                 root: true,
+                ..Host::default()
             },
             images: (0..caches)
                 .map(|i| ImageRow {

@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,6 +22,11 @@ macro_rules! require_root {
             return;
         }
     };
+}
+
+/// This host as smolvm sees it (the same probe the binary makes).
+fn this_host() -> smolvm::core::host::Host {
+    smolvm::core::host::Host::probe(&smolvm::sys::env::Env::from_process())
 }
 
 fn netns() -> NetNs {
@@ -183,7 +188,7 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
     assert_eq!(d["backend"], "qemu");
     assert_eq!(
         d["accelerator"],
-        if smolvm::sys::vmm::hardware_kvm(Path::new("/sys/module")) {
+        if this_host().hardware_kvm() {
             "kvm"
         } else {
             "tcg"
@@ -501,7 +506,7 @@ fn an_exhausted_ip_pool_is_a_clear_error_and_leaves_nothing() {
 #[test]
 fn firecracker_backend_refuses_without_hardware_kvm() {
     require_root!();
-    if smolvm::sys::vmm::hardware_kvm(Path::new("/sys/module")) {
+    if this_host().hardware_kvm() {
         eprintln!("SKIPPED: this host has hardware KVM, so Firecracker is allowed");
         return;
     }
@@ -572,15 +577,7 @@ fn firecracker_without_a_binary_gives_smolvms_install_hint() {
 #[test]
 fn firecracker_driver_configures_starts_and_stops_a_real_binary() {
     require_root!();
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    let bin = smolvm::sys::vmm::firecracker::find_binary(
-        std::env::var_os("SMOLVM_FIRECRACKER_BIN")
-            .as_deref()
-            .map(Path::new),
-        std::env::var_os("PATH").as_deref(),
-        &home,
-    );
-    let Some(bin) = bin else {
+    let Some(bin) = this_host().firecracker else {
         eprintln!("SKIPPED: no firecracker binary (set SMOLVM_FIRECRACKER_BIN or put it on PATH)");
         return;
     };

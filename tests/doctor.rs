@@ -31,6 +31,17 @@ fn status_of<'a>(s: &'a [(String, String)], name: &str) -> &'a str {
         .1
 }
 
+fn message_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
+    v["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}"))["message"]
+        .as_str()
+        .unwrap()
+}
+
 #[test]
 fn json_shape_lists_every_check_with_a_fix() {
     let h = Home::new();
@@ -49,6 +60,7 @@ fn json_shape_lists_every_check_with_a_fix() {
             "kvm",
             "qemu",
             "firecracker",
+            "backend",
             "nft",
             "ip",
             "ip-forward",
@@ -89,7 +101,13 @@ fn this_machine_passes_with_warnings_and_strict_fails() {
     assert_eq!(status_of(&s, "ip"), "ok");
     assert_eq!(status_of(&s, "privileges"), "ok");
     assert_eq!(status_of(&s, "state-db"), "ok");
+    assert_eq!(status_of(&s, "backend"), "ok");
     if std::path::Path::new("/sys/module/kvm_pvm").exists() {
+        assert_eq!(
+            message_of(&v, "backend"),
+            "QEMU: no hardware KVM (PVM host); TCG: no hardware KVM (PVM host)"
+        );
+        assert_eq!(v["data"]["runtime"]["accelerator"], "tcg");
         assert_eq!(status_of(&s, "kvm"), "warn");
         let kvm = &v["data"]["checks"][0]["message"];
         assert!(kvm.as_str().unwrap().contains("PVM"), "{kvm}");
@@ -100,7 +118,7 @@ fn this_machine_passes_with_warnings_and_strict_fails() {
     let docker_daemon = std::path::Path::new("/var/run/docker.sock").exists();
     if has_tool("docker") && !docker_daemon {
         assert_eq!(status_of(&s, "docker"), "warn");
-        let msg = v["data"]["checks"][7]["message"].as_str().unwrap();
+        let msg = message_of(&v, "docker");
         assert!(
             msg.starts_with("Docker is installed, but SmolVM could not reach the Docker daemon."),
             "{msg}"
@@ -151,12 +169,22 @@ fn tools_hidden_from_path_fail() {
     let v = json(&out);
     assert_eq!(v["ok"], false);
     let s = statuses(&v);
-    for name in ["qemu", "nft", "ip"] {
+    for name in ["qemu", "backend", "nft", "ip"] {
         assert_eq!(status_of(&s, name), "fail", "{name}: {v:#}");
     }
+    // What `--backend auto` would run, and why that start fails now.
+    let rt = &v["data"]["runtime"];
+    assert_eq!(rt["backend"], "qemu", "{rt}");
+    assert!(
+        rt["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("qemu-system binary is missing"),
+        "{rt}"
+    );
     assert_eq!(status_of(&s, "docker"), "warn");
     assert_eq!(status_of(&s, "debootstrap"), "warn");
-    let docker = v["data"]["checks"][7]["message"].as_str().unwrap();
+    let docker = message_of(&v, "docker");
     assert!(docker.starts_with("Docker is not installed"), "{docker}");
 
     let out = h

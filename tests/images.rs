@@ -998,3 +998,131 @@ fn a_zstd_bomb_or_an_endless_body_never_fills_the_disk() {
     assert!(msg.contains("stopped before the disk fills"), "{msg}");
     assert_eq!(left, "", "left behind: {left}");
 }
+
+/// One decision in one place: on the same host, `doctor` (its `runtime`), `image inspect`,
+/// `image pull` and `<preset> start` pick the same VMM — wherever the Firecracker binary
+/// is found (`PATH`, `SMOLVM_FIRECRACKER_BIN`, `~/.smolvm/bin`). The manifest publishes
+/// the preset for both VMMs with artifacts that are not there, so a pull and a start fail
+/// at the download naming the row they chose (no VM is booted, nothing is created). On a
+/// host without hardware KVM (PVM here) that is QEMU, with the reason given.
+#[test]
+fn pull_start_and_doctor_choose_the_same_vmm() {
+    let r = Release::new(rootfs_a());
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    let row = |vmm: &str| {
+        format!(
+            r#"{{"preset": "claude-code", "arch": "{arch}", "vmm": "{vmm}", "os": "ubuntu",
+                "kernel_url": "missing-{vmm}-vmlinux", "kernel_sha256": "{z}",
+                "rootfs_url": "missing-{vmm}-rootfs.ext4.zst", "rootfs_sha256": "{z}"}}"#,
+            z = "0".repeat(64)
+        )
+    };
+    r.manifest(&format!(
+        r#"{{"release": "images-test", "images": [{}, {}]}}"#,
+        row("qemu"),
+        row("firecracker")
+    ));
+    let fake = |p: &Path| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "#!/bin/sh\necho 'Firecracker v0.0.0-fake'\n").unwrap();
+        run("chmod", &["755", p.to_str().unwrap()]);
+    };
+    // A stand-in QEMU too (never run: every start here stops at the image download).
+    let qemu = r.home.tmp.path().join("fake-qemu/qemu-system");
+    fake(&qemu);
+    let bin_dir = r.home.tmp.path().join("fake-bin");
+    let own = r.home.tmp.path().join("own/firecracker");
+    let home_bin = r.home.home.join(".smolvm/bin/firecracker");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut with_bin_dir = std::ffi::OsString::from(bin_dir.as_os_str());
+    with_bin_dir.push(":");
+    with_bin_dir.push(&path);
+    let hardware_kvm_modules = ["kvm_intel", "kvm_amd"]
+        .iter()
+        .any(|m| Path::new("/sys/module").join(m).exists());
+
+    for placement in ["PATH", "SMOLVM_FIRECRACKER_BIN", "~/.smolvm/bin"] {
+        let _ = std::fs::remove_file(bin_dir.join("firecracker"));
+        let _ = std::fs::remove_file(&home_bin);
+        let _ = std::fs::remove_file(&own);
+        match placement {
+            "PATH" => fake(&bin_dir.join("firecracker")),
+            "SMOLVM_FIRECRACKER_BIN" => fake(&own),
+            _ => fake(&home_bin),
+        }
+        let cmd = |args: &[&str]| {
+            let mut c = r.smolvm();
+            c.env("PATH", &with_bin_dir)
+                .env("SMOLVM_QEMU_BIN", &qemu)
+                .args(args);
+            if placement == "SMOLVM_FIRECRACKER_BIN" {
+                c.env("SMOLVM_FIRECRACKER_BIN", &own);
+            }
+            c.output().unwrap()
+        };
+
+        let doctor = json(&cmd(&["doctor", "--json"]));
+        let rt = &doctor["data"]["runtime"];
+        let vmm = rt["backend"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{doctor:#}"));
+        assert_eq!(rt["error"], serde_json::Value::Null, "{placement}: {rt}");
+        let reason = rt["backend_reason"].as_str().unwrap();
+        if !hardware_kvm_modules {
+            assert_eq!(vmm, "qemu", "{placement}: {rt}");
+            assert!(reason.starts_with("QEMU: no hardware KVM ("), "{reason}");
+        } else if vmm == "firecracker" {
+            assert!(
+                reason.starts_with("Firecracker: hardware KVM and "),
+                "{reason}"
+            );
+        }
+        let check = doctor["data"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "backend")
+            .unwrap_or_else(|| panic!("no backend check: {doctor:#}"));
+        assert!(
+            check["message"].as_str().unwrap().starts_with(reason),
+            "{check}"
+        );
+
+        let inspect = json(&cmd(&["image", "inspect", "claude-code", "--json"]));
+        assert_eq!(inspect["data"]["vmm"], vmm, "{placement}: {inspect:#}");
+        assert_eq!(
+            inspect["data"]["name"],
+            format!("claude-code-{arch}-{vmm}"),
+            "{placement}"
+        );
+
+        let missing = format!("missing-{vmm}-");
+        let pull = cmd(&["image", "pull", "claude", "--json"]);
+        assert_eq!(
+            pull.status.code(),
+            Some(1),
+            "{placement}: {}",
+            stdout(&pull)
+        );
+        let msg = json(&pull)["error"]["message"].to_string();
+        assert!(msg.contains(&missing), "{placement}: pull: {msg}");
+
+        let start = cmd(&["claude-code", "start", "--json"]);
+        assert_eq!(
+            start.status.code(),
+            Some(1),
+            "{placement}: {}{}",
+            stdout(&start),
+            stderr(&start)
+        );
+        let msg = json(&start)["error"]["message"].to_string();
+        assert!(msg.contains(&missing), "{placement}: start: {msg}");
+        assert!(
+            support::cleanup::row_ids(&r.home.data).is_empty(),
+            "{placement}: a failed start left a row"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use super::args::DoctorArgs;
 use super::output::{self, line};
 use crate::core::doctor::{self, Check};
 use crate::core::error::Error;
+use crate::core::host::{AutoChoice, Host};
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
 
@@ -16,6 +17,8 @@ use crate::sys::env::Env;
 struct DoctorData<'a> {
     strict: bool,
     checks: &'a [Check],
+    /// What `--backend auto` runs on this host and why (the decision `start` makes).
+    runtime: &'a AutoChoice,
 }
 
 /// One human line: `OK    name  message`, and the fix indented below when there is one.
@@ -33,7 +36,8 @@ pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
     } else {
         Progress::new(|c: Check| line(format_check(&c)))
     };
-    let checks = doctor::run(env, &progress);
+    let host = Host::probe(env);
+    let checks = doctor::run(env, &host, &progress);
     let code = doctor::exit_code(&checks, args.strict);
     let fails = checks
         .iter()
@@ -58,6 +62,7 @@ pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
             Some(&DoctorData {
                 strict: args.strict,
                 checks: &checks,
+                runtime: &host.auto(),
             }),
             err.as_ref(),
         );

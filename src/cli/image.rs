@@ -10,9 +10,10 @@ use serde::Serialize;
 use super::args::{ImageInspectArgs, ImageListArgs, ImagePullArgs, ImageRmArgs, PlatformArgs};
 use super::output::{self, line, warn};
 use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::host::Host;
 use crate::core::images::catalog::{self, Entry};
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullOptions, PullReport};
-use crate::core::images::{published_enabled, Arch, HostProbe, Layout, Manifest, Os, Target, Vmm};
+use crate::core::images::{published_enabled, Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
 use crate::core::units::format_size;
 use crate::core::version::image_version;
@@ -100,7 +101,7 @@ fn refuse_if_disabled(env: &Env) -> Result<()> {
 pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, args.image_dir.as_deref());
     let p = platform(&args.platform);
-    let probe = HostProbe::from_env(env);
+    let host = Host::probe(env);
     let setup = (|| -> Result<(Manifest, PullOptions)> {
         let layout = Layout::new(&paths.images_root, &image_version(env)?);
         let http = HttpConfig::from_env(env)?;
@@ -121,7 +122,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
 
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
-        let r = Target::resolve(preset, p.arch, p.vmm, p.os, &probe).and_then(|t| {
+        let r = Target::resolve(preset, p.arch, p.vmm, p.os, &host).and_then(|t| {
             let img = t.lookup(&manifest)?;
             pull::pull(&opts, img, &bars.progress(&t.name(), args.json))
         });
@@ -140,7 +141,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     }
 
     // --all: every (preset, os) published for this platform, filtered by --os.
-    let t = match Target::resolve("all", p.arch, p.vmm, p.os, &probe) {
+    let t = match Target::resolve("all", p.arch, p.vmm, p.os, &host) {
         Ok(t) => t,
         Err(e) => return output::fail(command, args.json, &e),
     };
@@ -558,7 +559,7 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     let layout = Layout::new(&paths.images_root, &version);
     let p = platform(&args.platform);
     let r = Manifest::load(env).and_then(|m| {
-        let t = Target::resolve(&args.preset, p.arch, p.vmm, p.os, &HostProbe::from_env(env))?;
+        let t = Target::resolve(&args.preset, p.arch, p.vmm, p.os, &Host::probe(env))?;
         let img = t.lookup(&m)?;
         Ok((catalog::inspect(&layout, img), m))
     });

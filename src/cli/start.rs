@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::args::{CreateArgs, SandboxCommand, StartFlags};
 use super::output::{self, err_line, line, warn};
 use crate::core::error::{Error, Result};
+use crate::core::host::{AccelRequest, Backend};
 use crate::core::images::pull::PullEvent;
 use crate::core::images::Os;
 use crate::core::lifecycle;
@@ -21,8 +22,9 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
         memory_mib: flags.memory,
         vcpus: flags.cpus,
         disk_size_mib: flags.disk_size,
-        backend: Some(flags.backend.clone()),
-        accel: flags.accel.clone(),
+        // clap has checked the values.
+        backend: Backend::parse(&flags.backend).unwrap_or_default(),
+        accel: flags.accel.as_deref().and_then(AccelRequest::parse),
         os: flags.os.as_deref().and_then(Os::parse),
         boot_timeout: flags.boot_timeout,
         ..Default::default()
@@ -77,10 +79,7 @@ fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
         "  Backend:  {} ({}{})",
         r.backend,
         r.accelerator,
-        r.machine
-            .as_deref()
-            .map(|m| format!(", {m}"))
-            .unwrap_or_default()
+        r.machine.map(|m| format!(", {m}")).unwrap_or_default()
     ));
     if let Some(pid) = r.pid {
         line(format!("  PID:      {pid}"));
@@ -184,7 +183,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 super::block_on(start::start_existing(
                     &ctx,
                     &a.id,
-                    a.accel.as_deref(),
+                    a.accel.as_deref().and_then(AccelRequest::parse),
                     a.boot_timeout,
                     &progress(a.json),
                 ))?

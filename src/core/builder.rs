@@ -803,7 +803,7 @@ fn run_plan(
 /// The kernel a build ships when none is given: the published kernel for this CPU and the
 /// VMM this host uses, through the images pipeline (cached and verified in the images root).
 pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
-    use crate::core::images::{self, pull, HostProbe, Layout, Manifest};
+    use crate::core::images::{self, pull, Layout, Manifest};
     let recovery = "Pass --kernel PATH to use a kernel of your own.";
     if !images::published_enabled(env) {
         return Err(Error::usage(
@@ -813,7 +813,9 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
     }
     let manifest = Manifest::load(env)?;
     let arch = images::host_arch()?;
-    let vmm = HostProbe::from_env(env).vmm();
+    let vmm = crate::core::host::Host::probe(env)
+        .backend(crate::core::host::Backend::Auto)
+        .value;
     let mut rows: Vec<&images::Image> = manifest
         .images
         .iter()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::core::docker::{self, DockerProblem};
-use crate::core::host::{self, KvmKind};
+use crate::core::host::{self, AutoChoice, DevAccess, Host, KvmKind};
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::paths::Paths;
@@ -56,30 +56,31 @@ fn check(name: &'static str, status: Status, message: impl Into<String>, fix: &s
 pub const DISK_FAIL: u64 = 1 << 30;
 pub const DISK_WARN: u64 = 5 << 30;
 
-/// Run every check, reporting each as it completes; returns them in order.
-pub fn run(env: &Env, progress: &Progress<Check>) -> Vec<Check> {
-    let facts = host::probe(env);
+/// Run every check against `host` (probed once by the caller), reporting each as it
+/// completes; returns them in order.
+pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
     let paths = Paths::resolve(env, None);
     let mut out = Vec::new();
     let mut push = |c: Check| {
         progress.emit(c.clone());
         out.push(c);
     };
-    push(kvm(facts.kvm, Path::new("/dev/kvm")));
+    push(kvm(host));
     push(binary(
         "qemu",
-        facts.qemu.as_deref(),
+        host.qemu.as_deref(),
         Status::Fail,
         "QEMU is not installed; no sandbox can boot",
         "Install QEMU: apt-get install qemu-system-x86",
     ));
     push(binary(
         "firecracker",
-        facts.firecracker.as_deref(),
+        host.firecracker.as_deref(),
         Status::Warn,
         "Firecracker is not installed; sandboxes use QEMU",
         "Install Firecracker into ~/.smolvm/bin/ or set SMOLVM_FIRECRACKER_BIN (needs hardware KVM)",
     ));
+    push(backend(&host.auto()));
     for (name, tool, pkg) in [("nft", "nft", "nftables"), ("ip", "ip", "iproute2")] {
         push(match host::which(env, tool) {
             Some(p) => check(name, Status::Ok, format!("{}", p.display()), ""),
@@ -122,13 +123,28 @@ pub fn run(env: &Env, progress: &Progress<Check>) -> Vec<Check> {
     out
 }
 
-fn kvm(kind: KvmKind, dev: &Path) -> Check {
-    let access = nix::unistd::access(
-        dev,
-        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
-    )
-    .is_ok();
-    match kind {
+/// What `--backend auto` runs here and why (the same decision `start` and `image pull`
+/// make); a failure when such a start could not run.
+fn backend(auto: &AutoChoice) -> Check {
+    match &auto.error {
+        None => check(
+            "backend",
+            Status::Ok,
+            format!("{}; {}", auto.backend_reason, auto.accelerator_reason),
+            "",
+        ),
+        Some(e) => check(
+            "backend",
+            Status::Fail,
+            format!("{} — but a start fails: {e}", auto.backend_reason),
+            "Fix the failing check above, or pass --backend/--accel explicitly",
+        ),
+    }
+}
+
+fn kvm(host: &Host) -> Check {
+    let access = host.dev_kvm == DevAccess::ReadWrite;
+    match host.kvm {
         KvmKind::Hardware if access => check(
             "kvm",
             Status::Ok,
@@ -330,9 +346,34 @@ mod tests {
     fn verdicts() {
         assert_eq!(privileges(false, false).status, Status::Fail);
         assert_eq!(privileges(false, true).status, Status::Ok);
+        let pvm = Host {
+            kvm: KvmKind::Pvm,
+            dev_kvm: DevAccess::ReadWrite,
+            qemu: Some("/usr/bin/qemu-system-x86_64".into()),
+            ..Host::default()
+        };
+        assert_eq!(kvm(&pvm).status, Status::Warn);
+        let hw = |dev| Host {
+            kvm: KvmKind::Hardware,
+            dev_kvm: dev,
+            ..pvm.clone()
+        };
+        assert_eq!(kvm(&hw(DevAccess::ReadWrite)).status, Status::Ok);
+        assert_eq!(kvm(&hw(DevAccess::Denied)).status, Status::Warn);
+        let b = backend(&pvm.auto());
         assert_eq!(
-            kvm(KvmKind::Pvm, Path::new("/nonexistent")).status,
-            Status::Warn
+            (b.status, b.message.as_str()),
+            (
+                Status::Ok,
+                "QEMU: no hardware KVM (PVM host); TCG: no hardware KVM (PVM host)"
+            )
+        );
+        let b = backend(&Host { qemu: None, ..pvm }.auto());
+        assert_eq!(b.status, Status::Fail);
+        assert!(
+            b.message.contains("qemu-system binary is missing"),
+            "{}",
+            b.message
         );
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("fwd");

@@ -44,7 +44,7 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
         config: vm.config.clone(),
         network: vm.network.clone(),
         socket_path: vm.socket_path.clone(),
-        log_path: ctx.log_path(id),
+        log_path: ctx.log_path(id)?,
         updated_at: vm.updated_at.clone(),
     })
 }
@@ -97,7 +97,7 @@ pub async fn delete(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()> {
 /// The console log path of a sandbox (it must exist as a row).
 pub fn log_path(ctx: &Ctx, id: &str) -> Result<PathBuf> {
     get(ctx, id)?;
-    Ok(ctx.log_path(id))
+    ctx.log_path(id)
 }
 
 /// The console log of a sandbox, opened for reading without following a symbolic link

@@ -17,8 +17,9 @@ use serde::Serialize;
 
 use super::cleanup::{self, CleanupOptions};
 use super::error::{io_reason, Error, ErrorCode, Result};
+use super::host::{AccelRequest, Backend, Host, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
-use super::images::{self, BootSource, HostProbe, Layout, Manifest, Os, Target, Vmm};
+use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
 use super::progress::Progress;
 use super::version::image_version;
 use crate::sys::env::Env;
@@ -30,7 +31,7 @@ use crate::sys::process::is_vm_id;
 use crate::sys::state::{
     Corruption, Network, OpenMode, StateError, StateStore, VmRecord, VmStatus,
 };
-use crate::sys::vmm::qemu::{self, Machine, QemuSpec};
+use crate::sys::vmm::qemu::{Machine, QemuSpec};
 use crate::sys::vmm::{self, firecracker, qmp::Qmp, Accel};
 
 /// SmolVM's ready line on the serial console.
@@ -51,10 +52,10 @@ pub struct StartOptions {
     pub memory_mib: Option<u32>,
     pub vcpus: Option<u32>,
     pub disk_size_mib: Option<u64>,
-    /// `auto|firecracker|qemu` (default auto).
-    pub backend: Option<String>,
-    /// `auto|kvm|tcg` (default: `SMOLVM_ACCEL`, else auto).
-    pub accel: Option<String>,
+    /// `--backend` (default auto).
+    pub backend: Backend,
+    /// `--accel` (default: `SMOLVM_ACCEL`, else auto).
+    pub accel: Option<AccelRequest>,
     pub os: Option<Os>,
     pub boot_timeout: Option<Duration>,
     /// Create only (`sandbox create` without `--start`).
@@ -111,9 +112,9 @@ pub struct StartReport {
     pub ip: String,
     pub ssh_host_port: Option<u16>,
     pub ssh_command: String,
-    pub backend: String,
-    pub accelerator: String,
-    pub machine: Option<String>,
+    pub backend: Vmm,
+    pub accelerator: Accel,
+    pub machine: Option<Machine>,
     pub pid: Option<i64>,
     pub kernel_path: PathBuf,
     pub disk_path: PathBuf,
@@ -125,103 +126,19 @@ fn rt(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
 }
 
-/// What a VM runs on, decided before anything is created.
-#[derive(Debug, Clone)]
-struct Runtime {
-    vmm: Vmm,
-    binary: PathBuf,
-    accel: Accel,
-    machine: Option<Machine>,
-    boot_timeout: Duration,
-}
-
-fn resolve_runtime(
-    env: &Env,
-    paths: &Paths,
-    backend: &str,
-    accel: Option<&str>,
+/// The runtime for this start, decided by the host service; its warning (TCG) is shown.
+fn runtime(
+    ctx: &Ctx,
+    backend: Backend,
+    accel: Option<AccelRequest>,
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<Runtime> {
-    let sys_module = PathBuf::from("/sys/module");
-    let fc_bin = firecracker::find_binary(
-        env.get("SMOLVM_FIRECRACKER_BIN").map(Path::new),
-        env.get("PATH"),
-        &paths.home,
-    );
-    let kvm = vmm::hardware_kvm(&sys_module);
-    let vmm = match backend {
-        "qemu" => Vmm::Qemu,
-        "firecracker" => Vmm::Firecracker,
-        "auto" => {
-            if kvm && fc_bin.is_some() {
-                Vmm::Firecracker
-            } else {
-                Vmm::Qemu
-            }
-        }
-        other => {
-            return Err(Error::usage(format!(
-                "--backend must be auto, firecracker or qemu, got '{other}'"
-            )))
-        }
-    };
-    let accel_req = accel
-        .map(str::to_string)
-        .or_else(|| env.get_str("SMOLVM_ACCEL").map(str::to_string))
-        .unwrap_or_else(|| "auto".into());
-    match vmm {
-        Vmm::Firecracker => {
-            let binary = fc_bin.ok_or_else(|| Error::runtime(firecracker::NOT_FOUND))?;
-            if !kvm {
-                return Err(Error::runtime(format!(
-                    "Firecracker needs hardware KVM, but {}.",
-                    vmm::why_no_kvm(&sys_module)
-                ))
-                .with_recovery("Run with '--backend qemu' (QEMU falls back to TCG emulation)."));
-            }
-            if accel_req == "tcg" {
-                return Err(Error::usage(
-                    "Firecracker only runs under KVM; use '--backend qemu' for --accel tcg",
-                ));
-            }
-            Ok(Runtime {
-                vmm,
-                binary,
-                accel: Accel::Kvm,
-                machine: None,
-                boot_timeout: boot_timeout.unwrap_or(Duration::from_secs(30)),
-            })
-        }
-        Vmm::Qemu => {
-            let binary =
-                qemu::find_binary(env.get("SMOLVM_QEMU_BIN").map(Path::new), env.get("PATH"))
-                    .ok_or_else(|| {
-                        Error::runtime(format!(
-                            "qemu-system binary is missing; {}",
-                            qemu::INSTALL_HINT
-                        ))
-                    })?;
-            let (accel, warning) =
-                vmm::choose_accel(&accel_req, &sys_module).map_err(Error::usage)?;
-            if let Some(w) = warning {
-                progress.emit(StartEvent::Warning(w));
-            }
-            let machine =
-                Machine::choose(env.get_str("SMOLVM_QEMU_MACHINE"), accel).map_err(Error::usage)?;
-            let default = match accel {
-                Accel::Kvm => Duration::from_secs(30),
-                Accel::Tcg => Duration::from_secs(120),
-            };
-            Ok(Runtime {
-                vmm,
-                binary,
-                accel,
-                machine: Some(machine),
-                boot_timeout: boot_timeout.unwrap_or(default),
-            })
-        }
+    let rt = ctx.host.runtime(backend, accel, boot_timeout)?;
+    if let Some(w) = &rt.warning {
+        progress.emit(StartEvent::Warning(w.clone()));
     }
+    Ok(rt)
 }
 
 /// Everything a start works with.
@@ -233,6 +150,8 @@ pub struct Ctx {
     /// The state database was corrupt and moved aside while opening: every caller shows
     /// this to the user (`Display` is the warning text).
     pub corruption: Option<Corruption>,
+    /// This host, probed once: every runtime and image decision of this start reads it.
+    pub host: Host,
 }
 
 impl Ctx {
@@ -253,15 +172,22 @@ impl Ctx {
             data_dir,
             store: Arc::new(store),
             corruption,
+            host: Host::probe(env),
         })
     }
 
-    pub fn disk_path(&self, id: &str) -> PathBuf {
-        self.data_dir.join("disks").join(format!("{id}.ext4"))
+    /// The VM's own disk ([`Paths::vm_disk`]); an invalid id is an error, never a path.
+    pub fn disk_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_disk(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
     }
 
-    pub fn log_path(&self, id: &str) -> PathBuf {
-        self.data_dir.join(format!("{id}.log"))
+    /// The VM's console log ([`Paths::vm_log`]); an invalid id is an error, never a path.
+    pub fn log_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_log(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
     }
 
     pub fn cleanup_options(&self, stop_timeout: Duration) -> CleanupOptions {
@@ -345,11 +271,19 @@ fn path_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
 }
 
 /// The control socket path of a VM on this VMM.
-fn control_socket(ctx: &Ctx, id: &str, vmm: Vmm) -> PathBuf {
+fn control_socket(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<PathBuf> {
     match vmm {
         Vmm::Qemu => ctx.paths.qmp_socket(id),
         Vmm::Firecracker => ctx.paths.firecracker_socket(id),
     }
+    .ok_or_else(|| invalid_id(id))
+}
+
+/// A sandbox id that cannot name files (a row from a foreign database, say).
+fn invalid_id(id: &str) -> Error {
+    Error::runtime(format!(
+        "Invalid sandbox id '{id}': it cannot name the sandbox's files"
+    ))
 }
 
 /// Nothing, or a stale socket, at a control socket path (anything else is refused).
@@ -370,15 +304,15 @@ fn check_socket_path(socket: &Path) -> Result<()> {
 /// hold only a stale socket. Anything else — a symbolic link above all — is refused here,
 /// before anything is pulled, created or spawned.
 fn preflight_new(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<()> {
-    let log = ctx.log_path(id);
+    let log = ctx.log_path(id)?;
     open::absent_or_regular(&log).map_err(|e| path_err("write", &log, &e))?;
-    let disk = ctx.disk_path(id);
+    let disk = ctx.disk_path(id)?;
     open::absent(&disk).map_err(|e| {
         path_err("create disk", &disk, &e).with_recovery(
             "Move it away (or run 'smolvm cleanup' if it is left from a deleted sandbox), or pick another --name.",
         )
     })?;
-    check_socket_path(&control_socket(ctx, id, vmm))
+    check_socket_path(&control_socket(ctx, id, vmm)?)
 }
 
 /// What a start writes under predictable names, made safe before the network or the VMM
@@ -389,11 +323,11 @@ fn preflight_new(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<()> {
 /// something is refused. Returns the open log and the socket path.
 fn prepare_files(ctx: &Ctx, id: &str, vmm: Vmm, disk: &Path) -> Result<(std::fs::File, PathBuf)> {
     open::regular(disk).map_err(|e| path_err("use disk", disk, &e))?;
-    let socket = control_socket(ctx, id, vmm);
+    let socket = control_socket(ctx, id, vmm)?;
     check_socket_path(&socket)?;
     std::fs::create_dir_all(&ctx.paths.socket_dir)
         .map_err(|e| path_err("create", &ctx.paths.socket_dir, &e))?;
-    let log = ctx.log_path(id);
+    let log = ctx.log_path(id)?;
     let log_file = open::open_truncated(&log, 0o600).map_err(|e| path_err("write", &log, &e))?;
     open::prepare_socket_path(&socket)
         .map_err(|e| path_err("use control socket path", &socket, &e))?;
@@ -428,8 +362,7 @@ fn resolve_image(
 ) -> Result<(PathBuf, PathBuf)> {
     if let Some(preset) = &opts.preset {
         let manifest = Manifest::load(&ctx.env)?;
-        let probe = HostProbe::from_env(&ctx.env);
-        let target = Target::resolve(preset, None, Some(vmm), opts.os, &probe)?;
+        let target = Target::resolve(preset, None, Some(vmm), opts.os, &ctx.host)?;
         let layout = Layout::new(&ctx.paths.images_root, &image_version(&ctx.env)?);
         return match images::boot_source(&ctx.env, &ctx.paths.images_root, &manifest, &target)? {
             BootSource::Published(img) => {
@@ -561,22 +494,20 @@ pub async fn create(
             )),
         );
     }
-    let backend = opts.backend.as_deref().unwrap_or("auto");
-    let runtime = resolve_runtime(
-        &ctx.env,
-        &ctx.paths,
-        backend,
-        opts.accel.as_deref(),
-        opts.boot_timeout,
-        progress,
-    )?;
+    let runtime = runtime(ctx, opts.backend, opts.accel, opts.boot_timeout, progress)?;
 
     preflight_new(ctx, &id, runtime.vmm)?;
 
     // Image.
     progress.emit(StartEvent::PhaseStarted(Phase::Image));
     let ti = Instant::now();
-    let (kernel, source_rootfs) = resolve_image(ctx, opts, runtime.vmm, progress)?;
+    // On a plain thread: the manifest fetch and the pull use a blocking HTTP client, which
+    // must not run (nor be dropped) inside the async runtime.
+    let (kernel, source_rootfs) = std::thread::scope(|s| {
+        s.spawn(|| resolve_image(ctx, opts, runtime.vmm, progress))
+            .join()
+    })
+    .map_err(|_| rt("image resolution panicked"))??;
     let image_time = ti.elapsed();
     progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
 
@@ -584,7 +515,7 @@ pub async fn create(
     let public_path = PathBuf::from(format!("{}.pub", key.display()));
     let public_key =
         open::read_to_string(&public_path).map_err(|e| path_err("read", &public_path, &e))?;
-    let disk = ctx.disk_path(&id);
+    let disk = ctx.disk_path(&id)?;
     let mem = opts
         .memory_mib
         .unwrap_or(if preset.is_some() { 2048 } else { 512 });
@@ -600,9 +531,9 @@ pub async fn create(
         "initrd_path": null,
         "boot_args": DEFAULT_BOOT_ARGS,
         "boot_mode": "direct_kernel",
-        "backend": runtime.vmm.as_str(),
-        "accel": runtime.accel.as_str(),
-        "qemu_machine": runtime.machine.map(Machine::as_str),
+        "backend": runtime.vmm,
+        "accel": runtime.accel,
+        "qemu_machine": runtime.machine,
         "guest_os": opts.os.unwrap_or(Os::Ubuntu).as_str(),
         "preset": preset,
         "disk_mode": "isolated",
@@ -649,7 +580,7 @@ pub async fn create(
         .map_err(rt)??;
         if opts.create_only {
             let net = setup_network(ctx, &id, progress).await?;
-            let mut rep = report(ctx, &id, &runtime, preset.clone(), &kernel, &net, None);
+            let mut rep = report(ctx, &id, &runtime, preset.clone(), &kernel, &net, None)?;
             rep.timings.image_ms = ms(image_time);
             rep.timings.total_ms = ms(t0.elapsed());
             return Ok(rep);
@@ -695,10 +626,10 @@ fn report(
     kernel: &Path,
     net: &Network,
     pid: Option<i64>,
-) -> StartReport {
+) -> Result<StartReport> {
     let ip = net.guest_ip.clone().unwrap_or_default();
     let key = ctx.paths.keys_dir.join("id_ed25519");
-    StartReport {
+    Ok(StartReport {
         id: id.to_string(),
         status: if pid.is_some() { "running" } else { "created" }.into(),
         preset,
@@ -708,15 +639,15 @@ fn report(
         ),
         ip,
         ssh_host_port: net.ssh_host_port,
-        backend: runtime.vmm.as_str().into(),
-        accelerator: runtime.accel.as_str().into(),
-        machine: runtime.machine.map(|m| m.as_str().to_string()),
+        backend: runtime.vmm,
+        accelerator: runtime.accel,
+        machine: runtime.machine,
         pid,
         kernel_path: kernel.to_path_buf(),
-        disk_path: ctx.disk_path(id),
-        log_path: ctx.log_path(id),
+        disk_path: ctx.disk_path(id)?,
+        log_path: ctx.log_path(id)?,
         timings: Timings::default(),
-    }
+    })
 }
 
 /// Leases, TAP, route and nftables for a VM; stores its NetworkConfig JSON. Idempotent
@@ -941,7 +872,7 @@ async fn boot(
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    let mut rep = report(ctx, id, runtime, None, &kernel, &net, Some(pid));
+    let mut rep = report(ctx, id, runtime, None, &kernel, &net, Some(pid))?;
     rep.timings = Timings {
         image_ms: 0.0,
         network_ms: ms(network_time),
@@ -1050,7 +981,7 @@ fn log_tail(log: &std::fs::File) -> String {
 pub async fn start_existing(
     ctx: &Ctx,
     id: &str,
-    accel: Option<&str>,
+    accel: Option<AccelRequest>,
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
@@ -1065,16 +996,24 @@ pub async fn start_existing(
             row.status
         )));
     }
-    let backend = row.backend().unwrap_or("qemu").to_string();
-    let accel = accel.or_else(|| row.config.get("accel").and_then(|v| v.as_str()));
-    let runtime = resolve_runtime(
-        &ctx.env,
-        &ctx.paths,
-        &backend,
-        accel,
-        boot_timeout,
-        progress,
-    )?;
+    // The VMM it was created with (a row without one is SmolVM's default, QEMU), and the
+    // accelerator unless one is given now.
+    let backend = match row.backend() {
+        None => Backend::Qemu,
+        Some(b) => Vmm::parse(b)
+            .map(|v| Backend::from_vmm(Some(v)))
+            .ok_or_else(|| {
+                Error::runtime(format!("Sandbox '{id}' has an unknown backend '{b}'"))
+            })?,
+    };
+    let accel = match (accel, row.config.get("accel").and_then(|v| v.as_str())) {
+        (Some(a), _) => Some(a),
+        (None, None) => None,
+        (None, Some(a)) => Some(AccelRequest::parse(a).ok_or_else(|| {
+            Error::runtime(format!("Sandbox '{id}' has an unknown accelerator '{a}'"))
+        })?),
+    };
+    let runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
     // Refusals here change nothing (the row keeps its status).
     let disk = PathBuf::from(
         row.config

@@ -389,6 +389,8 @@ pub enum VmFile {
 
 /// The ledger directory inside the data dir.
 pub const LEDGER_DIR: &str = "vm-ids";
+/// The VMs' own disks, inside the data dir.
+pub const DISKS_DIR: &str = "disks";
 
 impl VmFile {
     pub const ALL: [VmFile; 6] = [
@@ -408,6 +410,8 @@ impl VmFile {
     }
 
     /// The directory (under `data_dir` or `socket_dir`) and the name, for a valid id only.
+    /// The one place these names are made: [`Paths`](crate::sys::paths::Paths), the
+    /// ownership rules and every removal use it.
     pub fn locate(
         self,
         data_dir: &Path,
@@ -419,7 +423,7 @@ impl VmFile {
         }
         Some(match self {
             VmFile::Log => (data_dir.to_path_buf(), format!("{vm_id}.log")),
-            VmFile::Disk => (data_dir.join("disks"), format!("{vm_id}.ext4")),
+            VmFile::Disk => (data_dir.join(DISKS_DIR), format!("{vm_id}.ext4")),
             VmFile::Ledger => (data_dir.join(LEDGER_DIR), vm_id.to_string()),
             VmFile::FcSocket => (socket_dir.to_path_buf(), format!("fc-{vm_id}.sock")),
             VmFile::QmpSocket => (socket_dir.to_path_buf(), format!("qmp-{vm_id}.sock")),
@@ -431,6 +435,24 @@ impl VmFile {
     pub fn path(self, data_dir: &Path, socket_dir: &Path, vm_id: &str) -> Option<PathBuf> {
         self.locate(data_dir, socket_dir, vm_id)
             .map(|(d, n)| d.join(n))
+    }
+
+    /// The socket and the VM a file name in the socket dir stands for (`fc-<id>.sock`,
+    /// `qmp-<id>.sock`, `vsock-<id>.sock` with a valid id): exactly the names
+    /// [`VmFile::locate`] makes.
+    pub fn parse_socket_name(name: &str) -> Option<(VmFile, &str)> {
+        let stem = name.strip_suffix(".sock")?;
+        [
+            (VmFile::FcSocket, "fc-"),
+            (VmFile::QmpSocket, "qmp-"),
+            (VmFile::VsockSocket, "vsock-"),
+        ]
+        .into_iter()
+        .find_map(|(f, prefix)| stem.strip_prefix(prefix).map(|id| (f, id)))
+        .filter(|(f, id)| {
+            f.locate(Path::new(""), Path::new(""), id)
+                .is_some_and(|(_, n)| n == name)
+        })
     }
 }
 
@@ -583,6 +605,23 @@ pub fn recorded_vm_ids(data_dir: &Path) -> Vec<String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn socket_names_round_trip() {
+        for f in [VmFile::FcSocket, VmFile::QmpSocket, VmFile::VsockSocket] {
+            let (_, name) = f.locate(Path::new("/d"), Path::new("/s"), "vm-1").unwrap();
+            assert_eq!(VmFile::parse_socket_name(&name), Some((f, "vm-1")));
+        }
+        for bad in [
+            "fc-.sock",
+            "qmp-Bad.sock",
+            "fc-vm-1",
+            "x-vm-1.sock",
+            "qmp-a/b.sock",
+        ] {
+            assert_eq!(VmFile::parse_socket_name(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn usage_counts_blocks_not_apparent_size_and_hard_links_once() {

@@ -4,6 +4,7 @@
 pub mod disk;
 pub mod env;
 pub mod fs;
+pub mod host;
 pub mod http;
 pub mod net;
 pub mod open;

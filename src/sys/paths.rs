@@ -6,6 +6,8 @@
 //!   (`$XDG_STATE_HOME/smolvm` or `~/.local/state/smolvm`, and `/var/lib/smolvm`; a plain
 //!   root process tries `/var/lib/smolvm` first, a `sudo` one uses the invoking user's home)
 //! - sockets: `SMOLVM_SOCKET_DIR` › `/tmp` (`fc-<id>.sock`, `qmp-<id>.sock`)
+//! - per VM: `<data dir>/<id>.log`, `<data dir>/disks/<id>.ext4` and the sockets, named
+//!   in one place ([`VmFile`]) and reached through [`Paths::vm_file`]
 //!
 //! `~` is `HOME`. Relative overrides are made absolute against the working directory, so
 //! every path smolvm prints or stores is absolute.
@@ -14,6 +16,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use super::env::Env;
+use super::fs::VmFile;
 
 /// SmolVM's system-wide data directory (`vm.py: DEFAULT_SYSTEM_DATA_DIR`).
 pub const SYSTEM_DATA_DIR: &str = "/var/lib/smolvm";
@@ -140,14 +143,31 @@ impl Paths {
             .collect()
     }
 
-    /// Firecracker's API socket for a VM (SmolVM's name).
-    pub fn firecracker_socket(&self, vm_id: &str) -> PathBuf {
-        self.socket_dir.join(format!("fc-{vm_id}.sock"))
+    /// One of a VM's files (console log, disk, ledger entry, control sockets) under
+    /// `data_dir` (the resolved [`Paths::data_dir`]) or the socket dir, by the names
+    /// [`VmFile`] makes; `None` for an id that is not a valid VM id (it never names a path).
+    pub fn vm_file(&self, kind: VmFile, data_dir: &Path, vm_id: &str) -> Option<PathBuf> {
+        kind.path(data_dir, &self.socket_dir, vm_id)
     }
 
-    /// QEMU's QMP socket for a VM (SmolVM's name).
-    pub fn qmp_socket(&self, vm_id: &str) -> PathBuf {
-        self.socket_dir.join(format!("qmp-{vm_id}.sock"))
+    /// `<data dir>/<id>.log`, the VM's console log.
+    pub fn vm_log(&self, data_dir: &Path, vm_id: &str) -> Option<PathBuf> {
+        self.vm_file(VmFile::Log, data_dir, vm_id)
+    }
+
+    /// `<data dir>/disks/<id>.ext4`, the VM's own disk.
+    pub fn vm_disk(&self, data_dir: &Path, vm_id: &str) -> Option<PathBuf> {
+        self.vm_file(VmFile::Disk, data_dir, vm_id)
+    }
+
+    /// Firecracker's API socket for a VM (SmolVM's name, `fc-<id>.sock`).
+    pub fn firecracker_socket(&self, vm_id: &str) -> Option<PathBuf> {
+        VmFile::FcSocket.path(Path::new(""), &self.socket_dir, vm_id)
+    }
+
+    /// QEMU's QMP socket for a VM (SmolVM's name, `qmp-<id>.sock`).
+    pub fn qmp_socket(&self, vm_id: &str) -> Option<PathBuf> {
+        VmFile::QmpSocket.path(Path::new(""), &self.socket_dir, vm_id)
     }
 
     /// Directories that no cleanup may ever delete, even when the images root is pointed
@@ -347,9 +367,8 @@ mod tests {
         let p = Paths::resolve(&e, None);
         assert_eq!(
             p.firecracker_socket("vm-1"),
-            PathBuf::from("/run/s/fc-vm-1.sock")
+            Some(PathBuf::from("/run/s/fc-vm-1.sock"))
         );
-        assert_eq!(p.qmp_socket("vm-1"), PathBuf::from("/run/s/qmp-vm-1.sock"));
         let e = env(&[("HOME", "/h")], 1000);
         assert_eq!(Paths::resolve(&e, None).socket_dir, PathBuf::from("/tmp"));
     }
@@ -363,5 +382,38 @@ mod tests {
         );
         assert_eq!(display_path(Path::new("/home/user2/x"), h), "/home/user2/x");
         assert_eq!(display_path(Path::new("/srv/x"), Path::new("/")), "/srv/x");
+    }
+
+    #[test]
+    fn per_vm_files_are_named_in_one_place() {
+        let e = env(&[("HOME", "/h"), ("SMOLVM_SOCKET_DIR", "/run/s")], 1000);
+        let p = Paths::resolve(&e, None);
+        let d = Path::new("/data");
+        assert_eq!(p.vm_log(d, "vm-1"), Some(PathBuf::from("/data/vm-1.log")));
+        assert_eq!(
+            p.vm_disk(d, "vm-1"),
+            Some(PathBuf::from("/data/disks/vm-1.ext4"))
+        );
+        assert_eq!(
+            p.firecracker_socket("vm-1"),
+            Some(PathBuf::from("/run/s/fc-vm-1.sock"))
+        );
+        assert_eq!(
+            p.qmp_socket("vm-1"),
+            Some(PathBuf::from("/run/s/qmp-vm-1.sock"))
+        );
+        assert_eq!(
+            p.vm_file(VmFile::VsockSocket, d, "vm-1"),
+            Some(PathBuf::from("/run/s/vsock-vm-1.sock"))
+        );
+        assert_eq!(
+            p.vm_file(VmFile::Ledger, d, "vm-1"),
+            Some(PathBuf::from("/data/vm-ids/vm-1"))
+        );
+        // An id that is not a VM id names nothing.
+        for bad in ["../etc/passwd", "a/b", "", ".x", "VM"] {
+            assert_eq!(p.vm_log(d, bad), None, "{bad}");
+            assert_eq!(p.qmp_socket(bad), None, "{bad}");
+        }
     }
 }

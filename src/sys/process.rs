@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::fs::VmFile;
 use super::state::{Known, VmRecord};
 
 /// What `/proc/<pid>` says about a process.
@@ -61,8 +62,9 @@ impl ProcInfo {
         .into_iter()
         .flatten()
         {
-            wanted.push(dir.join(format!("{vm_id}.log")));
-            wanted.push(dir.join("disks").join(format!("{vm_id}.ext4")));
+            for f in [VmFile::Log, VmFile::Disk] {
+                wanted.extend(f.path(&dir, &dir, vm_id));
+            }
         }
         let in_args = self.cmdline.iter().any(|arg| {
             arg.split([',', '='])
@@ -145,17 +147,13 @@ impl VmmKind {
 }
 
 /// The VM a SmolVM control-socket file name belongs to: `fc-<id>.sock` (Firecracker) or
-/// `qmp-<id>.sock` (QEMU).
+/// `qmp-<id>.sock` (QEMU) — the inverse of [`VmFile::locate`].
 pub fn socket_vm(name: &str) -> Option<(VmmKind, &str)> {
-    let stem = name.strip_suffix(".sock")?;
-    let (kind, id) = if let Some(id) = stem.strip_prefix("fc-") {
-        (VmmKind::Firecracker, id)
-    } else if let Some(id) = stem.strip_prefix("qmp-") {
-        (VmmKind::Qemu, id)
-    } else {
-        return None;
-    };
-    is_vm_id(id).then_some((kind, id))
+    match VmFile::parse_socket_name(name)? {
+        (VmFile::FcSocket, id) => Some((VmmKind::Firecracker, id)),
+        (VmFile::QmpSocket, id) => Some((VmmKind::Qemu, id)),
+        _ => None,
+    }
 }
 
 /// SmolVM's VM id pattern: `^[a-z0-9][a-z0-9_-]{0,62}[a-z0-9]$|^[a-z0-9]$`.
@@ -259,10 +257,10 @@ impl VmmClaim<'_> {
                 socket_dir,
                 data_dir,
             } => {
-                let ours = [
-                    socket_dir.join(format!("fc-{vm_id}.sock")),
-                    socket_dir.join(format!("qmp-{vm_id}.sock")),
-                ];
+                let ours: Vec<PathBuf> = [VmFile::FcSocket, VmFile::QmpSocket]
+                    .iter()
+                    .filter_map(|f| f.path(data_dir, socket_dir, vm_id))
+                    .collect();
                 let recorded = vm.socket_path.as_deref().map(Path::new) == Some(socket);
                 if vm.id != vm_id || !(recorded || ours.iter().any(|o| o == socket)) {
                     return Err(format!("its control socket is not VM {}'s", vm.id));

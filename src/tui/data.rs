@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::core::host::{self, HostFacts};
+use crate::core::host::Host;
 use crate::core::images::catalog;
 use crate::core::prune::{self, PruneOptions};
 use crate::core::sandbox::{self, SandboxInfo};
@@ -53,7 +53,7 @@ impl ImageRow {
 /// Everything slow to compute: disk walks and host probes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slow {
-    pub host: HostFacts,
+    pub host: Host,
     pub images: Vec<ImageRow>,
     /// Disk used under `~/.smolvm`.
     pub smolvm_bytes: u64,
@@ -141,14 +141,20 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
 }
 
 fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
+    // One probe for the header and the doctor summary.
+    let host = Host::probe(env);
     let version = match image_version(env) {
         Ok(v) => v,
         Err(e) => {
             // A bad SMOLVM_IMAGE_VERSION: say so, and list no images rather than guess.
             errors.push(e.message);
             return Slow {
-                doctor: crate::core::doctor::run(env, &crate::core::progress::Progress::none()),
-                host: host::probe(env),
+                doctor: crate::core::doctor::run(
+                    env,
+                    &host,
+                    &crate::core::progress::Progress::none(),
+                ),
+                host,
                 images: Vec::new(),
                 smolvm_bytes: disk_usage(&paths.home.join(".smolvm"), &HardLinks::default()),
                 reclaimable_bytes: 0,
@@ -237,8 +243,8 @@ fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
     }
     images.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     Slow {
-        doctor: crate::core::doctor::run(env, &crate::core::progress::Progress::none()),
-        host: host::probe(env),
+        doctor: crate::core::doctor::run(env, &host, &crate::core::progress::Progress::none()),
+        host,
         images,
         smolvm_bytes: disk_usage(&paths.home.join(".smolvm"), &HardLinks::default()),
         reclaimable_bytes,

@@ -74,7 +74,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
         Some(s) => {
             l1.push(Span::raw(format!(" (images {})", s.current_version)));
             l1.push(sep());
-            let kvm_style = if s.host.kvm == crate::core::host::KvmKind::Hardware {
+            let kvm_style = if s.host.hardware_kvm() {
                 t.ok()
             } else {
                 t.warn()
@@ -83,7 +83,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
                 format!(
                     "KVM: {} → {}",
                     s.host.kvm.label(),
-                    s.host.accel.to_uppercase()
+                    s.host.auto().accelerator.as_str().to_uppercase()
                 ),
                 kvm_style,
             ));
@@ -202,8 +202,12 @@ fn compact_header(app: &App) -> Vec<Span<'static>> {
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
         v.push(Span::raw(" "));
         v.push(Span::styled(
-            format!("{}→{}", s.host.kvm.label(), s.host.accel.to_uppercase()),
-            if s.host.kvm == crate::core::host::KvmKind::Hardware {
+            format!(
+                "{}→{}",
+                s.host.kvm.label(),
+                s.host.auto().accelerator.as_str().to_uppercase()
+            ),
+            if s.host.hardware_kvm() {
                 t.ok()
             } else {
                 t.warn()

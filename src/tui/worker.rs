@@ -207,19 +207,14 @@ async fn watch(refresh: mpsc::UnboundedSender<bool>, env: Env) {
 /// whenever the file grows or is replaced.
 async fn follow_log(tx: UnboundedSender<Msg>, env: Env, id: String) {
     let paths = Paths::resolve(&env, None);
-    let file = paths
+    let logs: Vec<PathBuf> = paths
         .data_dir_candidates()
-        .into_iter()
-        .map(|d| d.join(format!("{id}.log")))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            paths
-                .data_dir_candidates()
-                .first()
-                .cloned()
-                .unwrap_or_default()
-                .join(format!("{id}.log"))
-        });
+        .iter()
+        .filter_map(|d| paths.vm_log(d, &id))
+        .collect();
+    let Some(file) = logs.iter().find(|p| p.exists()).or(logs.first()).cloned() else {
+        return; // not a valid VM id: it names no log
+    };
     let mut last: Option<(u64, u64)> = None;
     loop {
         let meta = std::fs::metadata(&file)

@@ -17,6 +17,7 @@ pub mod pull;
 use std::path::{Path, PathBuf};
 
 use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::host::{Backend, Host};
 use crate::sys::env::Env;
 pub use manifest::{Arch, Image, Manifest, Os, Vmm};
 
@@ -95,52 +96,6 @@ pub fn host_arch() -> Result<Arch> {
     }
 }
 
-/// What decides the VMM on this host.
-#[derive(Debug, Clone)]
-pub struct HostProbe {
-    /// `PATH`, to find `firecracker`.
-    pub path: Option<std::ffi::OsString>,
-    /// `/sys/module`: `kvm_intel` or `kvm_amd` there means hardware KVM.
-    pub sys_module: PathBuf,
-}
-
-impl HostProbe {
-    pub fn from_env(env: &Env) -> Self {
-        HostProbe {
-            path: env.get("PATH").map(|p| p.to_os_string()),
-            sys_module: PathBuf::from("/sys/module"),
-        }
-    }
-
-    pub fn firecracker_binary(&self) -> Option<PathBuf> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.path.as_ref()?;
-        std::env::split_paths(path)
-            .map(|d| d.join("firecracker"))
-            .find(|p| {
-                std::fs::metadata(p)
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
-    }
-
-    /// Hardware KVM (Intel VT-x or AMD-V); PVM and no KVM at all do not count.
-    pub fn hardware_kvm(&self) -> bool {
-        ["kvm_intel", "kvm_amd"]
-            .iter()
-            .any(|m| self.sys_module.join(m).exists())
-    }
-
-    /// Linux: Firecracker when its binary is found and the host has hardware KVM, else
-    /// QEMU (SmolVM would fail instead). macOS: QEMU.
-    pub fn vmm(&self) -> Vmm {
-        if cfg!(target_os = "linux") && self.hardware_kvm() && self.firecracker_binary().is_some() {
-            Vmm::Firecracker
-        } else {
-            Vmm::Qemu
-        }
-    }
-}
-
 /// The image a preset boots from, for one platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -152,13 +107,14 @@ pub struct Target {
 
 impl Target {
     /// Resolve flags and host facts: the alias-free preset, `--arch` or the CPU's,
-    /// `--vmm` or the probe's choice, `--os` or `ubuntu`.
+    /// `--vmm` or the host's `--backend auto` choice (the one `start` makes), `--os` or
+    /// `ubuntu`.
     pub fn resolve(
         preset: &str,
         arch: Option<Arch>,
         vmm: Option<Vmm>,
         os: Option<Os>,
-        probe: &HostProbe,
+        host: &Host,
     ) -> Result<Self> {
         Ok(Target {
             preset: canonical_preset(preset).to_string(),
@@ -166,7 +122,7 @@ impl Target {
                 Some(a) => a,
                 None => host_arch()?,
             },
-            vmm: vmm.unwrap_or_else(|| probe.vmm()),
+            vmm: host.backend(Backend::from_vmm(vmm)).value,
             os: os.unwrap_or(Os::Ubuntu),
         })
     }
@@ -288,30 +244,6 @@ mod tests {
         assert_eq!(canonical_preset("claude"), "claude-code");
         assert_eq!(canonical_preset("claw"), "openclaw");
         assert_eq!(canonical_preset("codex"), "codex");
-    }
-
-    #[test]
-    fn firecracker_needs_its_binary_and_hardware_kvm() {
-        use std::os::unix::fs::PermissionsExt;
-        let t = tempfile::tempdir().unwrap();
-        let bin = t.path().join("bin");
-        let sys = t.path().join("sys");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(sys.join("kvm")).unwrap();
-        std::fs::create_dir_all(sys.join("kvm_pvm")).unwrap();
-        let probe = HostProbe {
-            path: Some(bin.clone().into_os_string()),
-            sys_module: sys.clone(),
-        };
-        assert_eq!(probe.vmm(), Vmm::Qemu, "no binary, PVM only");
-        let fc = bin.join("firecracker");
-        std::fs::write(&fc, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&fc, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(probe.vmm(), Vmm::Qemu, "PVM does not count");
-        std::fs::create_dir_all(sys.join("kvm_amd")).unwrap();
-        assert_eq!(probe.vmm(), Vmm::Firecracker);
-        std::fs::remove_file(&fc).unwrap();
-        assert_eq!(probe.vmm(), Vmm::Qemu, "KVM but no binary");
     }
 
     #[test]

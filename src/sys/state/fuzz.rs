@@ -383,10 +383,13 @@ fn run_case(seed: u64, dir: &Path) {
     let (data, sockets) = (Path::new("/data/dir"), Path::new("/run/sockets"));
     for vm in &listed.vms {
         assert!(is_vm_id(&vm.id), "{:?}", vm.id);
-        direct_child(data, &format!("{}.log", vm.id));
-        direct_child(&data.join("disks"), &format!("{}.ext4", vm.id));
-        for prefix in ["fc-", "qmp-", "vsock-"] {
-            direct_child(sockets, &format!("{prefix}{}.sock", vm.id));
+        // The names smolvm makes for its files stay inside their directories.
+        for f in crate::sys::fs::VmFile::ALL {
+            let (dir, name) = f
+                .locate(data, sockets, &vm.id)
+                .unwrap_or_else(|| panic!("{:?}: no {f:?} name", vm.id));
+            assert!(dir.starts_with(data) || dir.starts_with(sockets), "{f:?}");
+            direct_child(&dir, &name);
         }
         assert!(vm.pid.is_none_or(|p| p > 0 && p <= i64::from(i32::MAX)));
         if let Some(n) = &vm.network {

@@ -125,23 +125,6 @@ pub async fn send_ctrl_alt_del(socket: &Path, timeout: Duration) -> io::Result<(
 /// SmolVM's message for a missing binary.
 pub const NOT_FOUND: &str = "Firecracker binary not found. Install it with: smolvm.host.manager.HostManager().install_firecracker()";
 
-/// The Firecracker binary: `SMOLVM_FIRECRACKER_BIN` › `PATH` › `~/.smolvm/bin/firecracker`.
-pub fn find_binary(
-    override_bin: Option<&Path>,
-    path: Option<&std::ffi::OsStr>,
-    home: &Path,
-) -> Option<std::path::PathBuf> {
-    use super::qemu::is_executable;
-    if let Some(b) = override_bin {
-        return is_executable(b).then(|| b.to_path_buf());
-    }
-    path.into_iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("firecracker"))
-        .chain(std::iter::once(home.join(".smolvm/bin/firecracker")))
-        .find(|p| is_executable(p))
-}
-
 /// One guest's configuration, as SmolVM sends it.
 #[derive(Debug, Clone)]
 pub struct FcConfig {

@@ -1,37 +1,13 @@
 //! The QEMU driver: SmolVM's `qemu-system-x86_64` command line (direct kernel boot,
-//! virtio-blk rootfs, TAP netdev, serial console to the VM log, QMP socket), the machine
-//! and accelerator choice, and spawning it in a new session.
+//! virtio-blk rootfs, TAP netdev, serial console to the VM log, QMP socket) for a machine
+//! and accelerator chosen in [`core::host`](crate::core::host), and spawning it in a new
+//! session.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use super::Accel;
-
-/// The QEMU binary for this host: `SMOLVM_QEMU_BIN`, else `qemu-system-x86_64` (x86_64)
-/// or `qemu-system-aarch64` (arm64) on `PATH`.
-pub fn find_binary(override_bin: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
-    if let Some(b) = override_bin {
-        return is_executable(b).then(|| b.to_path_buf());
-    }
-    let name = if cfg!(target_arch = "aarch64") {
-        "qemu-system-aarch64"
-    } else {
-        "qemu-system-x86_64"
-    };
-    std::env::split_paths(path?)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-pub fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// SmolVM's install hint for a missing QEMU (Debian wording).
-pub const INSTALL_HINT: &str =
-    "Install QEMU with 'sudo apt-get update && sudo apt-get install -y qemu-system-x86 qemu-utils'.";
 
 /// QEMU's machine type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -50,21 +26,11 @@ impl Machine {
             Machine::Q35 => "q35",
         }
     }
+}
 
-    /// `auto`: microvm with KVM, q35 under TCG (microvm under TCG can hang in TSC
-    /// calibration unless told the TSC frequency). `SMOLVM_QEMU_MACHINE` overrides.
-    pub fn choose(requested: Option<&str>, accel: Accel) -> Result<Machine, String> {
-        match requested.unwrap_or("auto") {
-            "auto" => Ok(match accel {
-                Accel::Kvm => Machine::Microvm,
-                Accel::Tcg => Machine::Q35,
-            }),
-            "q35" => Ok(Machine::Q35),
-            "microvm" => Ok(Machine::Microvm),
-            other => Err(format!(
-                "SMOLVM_QEMU_MACHINE must be auto, q35 or microvm, got '{other}'"
-            )),
-        }
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -247,16 +213,5 @@ mod tests {
         if host_tsc_khz().is_some() {
             assert!(t.contains(" tsc_early_khz="), "{t}");
         }
-    }
-
-    #[test]
-    fn machine_choice() {
-        assert_eq!(Machine::choose(None, Accel::Kvm), Ok(Machine::Microvm));
-        assert_eq!(Machine::choose(Some("auto"), Accel::Tcg), Ok(Machine::Q35));
-        assert_eq!(
-            Machine::choose(Some("microvm"), Accel::Tcg),
-            Ok(Machine::Microvm)
-        );
-        assert!(Machine::choose(Some("pc"), Accel::Tcg).is_err());
     }
 }
