@@ -13,7 +13,6 @@ pub mod progress;
 pub mod prune;
 pub mod sandbox;
 pub mod start;
-pub mod time;
 pub mod units;
 pub mod version;
 

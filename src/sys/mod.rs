@@ -12,4 +12,28 @@ pub mod process;
 pub mod procfs;
 pub mod sparse;
 pub mod state;
+pub mod time;
 pub mod vmm;
+
+/// An `io::Error` as a person reads it: "Permission denied", not
+/// "Permission denied (os error 13)".
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_reason_drops_os_error_suffix() {
+        let e = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(io_reason(&e), "Permission denied");
+        let e = std::io::Error::other("custom (thing)");
+        assert_eq!(io_reason(&e), "custom (thing)");
+    }
+}
