@@ -92,20 +92,6 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
     }
 }
 
-/// Run async core work to completion on a fresh tokio runtime, then shut the runtime
-/// down without waiting for blocking tasks: a prompt's `read_line` left blocked by Ctrl-C
-/// must not keep the process alive.
-pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Error> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::runtime(format!("cannot start the async runtime: {e}")))?;
-    let out = rt.block_on(f);
-    rt.shutdown_background();
-    Ok(out)
-}
-
 /// A clap error: help and version go to stdout with exit 0; anything else is a usage
 /// error, exit 2, as `Error: …` on stderr or, when `--json` was asked for, one envelope.
 fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 {

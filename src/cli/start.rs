@@ -106,7 +106,7 @@ pub fn preset_start(preset: &str, flags: &StartFlags, env: &Env) -> i32 {
         let mut opts = options(flags)?;
         opts.preset = Some(preset.to_string());
         let ctx = open_ctx(env)?;
-        super::block_on(start::create(&ctx, &opts, &progress(flags.json)))?
+        crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(flags.json)))?
     })();
     match r {
         Ok(rep) => print_started(&command, flags.json, &rep),
@@ -129,7 +129,7 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         }
         opts.create_only = !args.start;
         let ctx = open_ctx(env)?;
-        super::block_on(start::create(&ctx, &opts, &progress(json)))?
+        crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();
     match r {
         Ok(rep) => print_started("sandbox.create", json, &rep),
@@ -181,7 +181,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Start(a) => {
             let r = (|| {
                 let ctx = open_ctx(env)?;
-                super::block_on(start::start_existing(
+                crate::core::runtime::block_on(start::start_existing(
                     &ctx,
                     &a.id,
                     a.accel.as_deref(),
@@ -197,7 +197,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Stop(a) => {
             let r = (|| {
                 let ctx = open_ctx(env)?;
-                super::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
+                crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -222,7 +222,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             let (deleted, failed) = match (|| {
                 let ctx = open_ctx(env)?;
                 let t = a.timeout;
-                super::block_on(async {
+                crate::core::runtime::block_on(async {
                     let mut ok = Vec::new();
                     let mut bad = Vec::new();
                     for id in &a.ids {

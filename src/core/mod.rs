@@ -11,6 +11,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod progress;
 pub mod prune;
+pub mod runtime;
 pub mod sandbox;
 pub mod start;
 pub mod units;
