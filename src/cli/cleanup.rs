@@ -12,8 +12,8 @@ use crate::core::cleanup::{
 };
 use crate::core::error::{Error, ErrorCode};
 use crate::core::progress::Progress;
-use crate::sys::env::Env;
-use crate::sys::paths::Paths;
+use crate::core::Env;
+use crate::core::Paths;
 
 #[derive(Serialize)]
 struct Summary {

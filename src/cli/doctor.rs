@@ -10,7 +10,7 @@ use super::output::{self, line};
 use crate::core::doctor::{self, Check};
 use crate::core::error::Error;
 use crate::core::progress::Progress;
-use crate::sys::env::Env;
+use crate::core::Env;
 
 #[derive(Serialize)]
 struct DoctorData<'a> {

@@ -17,8 +17,8 @@ use std::ffi::OsString;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::core::version::version_line;
+use crate::core::Env;
 use crate::core::Error;
-use crate::sys::env::Env;
 use args::{CleanupCli, Cli, Command, ImageCommand, SandboxCommand};
 
 /// What `smolvm` does after parsing its arguments: a command ran here (its exit code), or

@@ -13,7 +13,7 @@ use crate::core::images::Os;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
-use crate::sys::env::Env;
+use crate::core::Env;
 
 fn options(flags: &StartFlags) -> Result<StartOptions> {
     Ok(StartOptions {
@@ -122,7 +122,7 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
         if let Some(name) = &args.image {
-            let root = crate::sys::paths::Paths::resolve(env, None).images_root;
+            let root = crate::core::Paths::resolve(env, None).images_root;
             let (k, r) = crate::core::builder::built_image(&root, name)?;
             opts.kernel = Some(k);
             opts.rootfs = Some(r);

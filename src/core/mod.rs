@@ -18,3 +18,11 @@ pub mod units;
 pub mod version;
 
 pub use error::{Error, ErrorCode, Result};
+
+// The sys values the faces hold, re-exported on purpose (and only these:
+// `tests/architecture.rs` keeps the list, `REEXPORTS`). Every command starts from the
+// environment snapshot and the locations resolved from it, and hands both to core
+// functions; `display_path` is how those locations are shown (`~/…`). Anything else a
+// face needs from sys goes through a core function.
+pub use crate::sys::env::Env;
+pub use crate::sys::paths::{display_path, Paths};

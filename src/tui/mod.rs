@@ -24,7 +24,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
 use crate::core::runtime::{block_on, err_line};
-use crate::sys::env::Env;
+use crate::core::Env;
 use app::{App, Effect, Input};
 use keymap::Keymap;
 use theme::Theme;
@@ -90,7 +90,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
     execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let mut app = new_app(&env, readonly);
-    let paths = crate::sys::paths::Paths::resolve(&env, None);
+    let paths = crate::core::Paths::resolve(&env, None);
     app.log(format!(
         "smolvm {} dashboard: state in {}, images in {}",
         crate::core::version::CRATE_VERSION,
