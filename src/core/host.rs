@@ -1,5 +1,5 @@
 //! What this host can do: KVM kind, accelerator, backends, privileges. Shared by the
-//! dashboard's header and (later) `doctor`.
+//! dashboard's header and `doctor`; the probes themselves read through sys.
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,9 @@
 //!
 //! Everything that reads `HOME`, `XDG_*` or `SMOLVM_*` goes through [`Env`], so tests
 //! (and the dashboard) can resolve paths for an environment without mutating the
-//! process's own.
+//! process's own. A malformed variable is a [`BadSetting`] (core reports it as a usage
+//! error); [`parse_seconds`] is the one seconds parser, for flags too (through
+//! `core::units`).
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

@@ -1,5 +1,9 @@
 //! Every side effect lives here: environment, paths, the file system, `/proc`, the state
-//! database. The core calls these; the CLI and the dashboard never do directly.
+//! database, processes, network, the VMMs. The bottom layer: sys imports nothing from
+//! core, cli or tui (its errors are its own: [`env::BadSetting`], [`io_reason`]'s text,
+//! which core maps to its `Error`). Core calls these; the CLI and the dashboard never do
+//! directly, only through the few values core re-exports (`Env`, `Paths`,
+//! `display_path`, `io_reason`, `parse_seconds`, `is_vm_id`; `tests/architecture.rs`).
 
 pub mod disk;
 pub mod env;
