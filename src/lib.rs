@@ -1,4 +1,5 @@
-// Output goes through `cli::output`'s helpers: `println!`/`eprintln!` panic on a closed pipe.
+// Output goes through `core::runtime`'s stream writers (`cli::output` re-exports them):
+// `println!`/`eprintln!` panic on a closed pipe.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod cli;

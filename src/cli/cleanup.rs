@@ -12,8 +12,8 @@ use crate::core::cleanup::{
 };
 use crate::core::error::{Error, ErrorCode};
 use crate::core::progress::Progress;
-use crate::sys::env::Env;
-use crate::sys::paths::Paths;
+use crate::core::Env;
+use crate::core::Paths;
 
 #[derive(Serialize)]
 struct Summary {
@@ -97,7 +97,7 @@ fn data(r: &CleanupReport) -> Data<'_> {
 /// Run a cleanup; `program` is how the user invoked it (`smolvm cleanup` or
 /// `smolvm-cleanup`), used in the recovery hint.
 pub fn run(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
-    super::block_on(run_async(program, args, env))
+    crate::core::runtime::block_on(run_async(program, args, env))
         .unwrap_or_else(|e| output::fail("cleanup", args.json, &e))
 }
 

@@ -11,7 +11,7 @@ use crate::core::doctor::{self, Check};
 use crate::core::error::Error;
 use crate::core::host::{AutoChoice, Host};
 use crate::core::progress::Progress;
-use crate::sys::env::Env;
+use crate::core::Env;
 
 #[derive(Serialize)]
 struct DoctorData<'a> {

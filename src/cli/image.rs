@@ -17,9 +17,8 @@ use crate::core::images::{published_enabled, Arch, Layout, Manifest, Os, Target,
 use crate::core::progress::Progress;
 use crate::core::units::format_size;
 use crate::core::version::image_version;
-use crate::sys::env::Env;
-use crate::sys::http::HttpConfig;
-use crate::sys::paths::{display_path, Paths};
+use crate::core::Env;
+use crate::core::{display_path, Paths};
 
 struct Platform {
     arch: Option<Arch>,
@@ -104,7 +103,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     let host = Host::probe(env);
     let setup = (|| -> Result<(Manifest, PullOptions)> {
         let layout = Layout::new(&paths.images_root, &image_version(env)?);
-        let http = HttpConfig::from_env(env)?;
+        let http = pull::http_config(env)?;
         refuse_if_disabled(env)?;
         let manifest = Manifest::load(env)?;
         let opts = PullOptions {

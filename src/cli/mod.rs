@@ -17,31 +17,40 @@ use std::ffi::OsString;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::core::version::version_line;
+use crate::core::Env;
 use crate::core::Error;
-use crate::sys::env::Env;
 use args::{CleanupCli, Cli, Command, ImageCommand, SandboxCommand};
 
-/// Run `smolvm` with these arguments (the first is the program name); returns the exit
-/// code.
-pub fn run(argv: Vec<OsString>) -> i32 {
+/// What `smolvm` does after parsing its arguments: a command ran here (its exit code), or
+/// the dashboard is asked for, which the entry point (`main.rs`) opens: the CLI never
+/// starts the other face itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Exit(i32),
+    Dashboard { readonly: bool },
+}
+
+/// Run `smolvm` with these arguments (the first is the program name): a subcommand runs
+/// here; `smolvm tui`, and bare `smolvm` on a terminal, ask for the dashboard.
+pub fn run(argv: Vec<OsString>) -> Outcome {
     let env = Env::from_process();
     let cli = match Cli::command()
         .try_get_matches_from(&argv)
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&argv, e, None),
+        Err(e) => return Outcome::Exit(usage_error(&argv, e, None)),
     };
     if cli.version {
-        return match version_line(&env) {
+        return Outcome::Exit(match version_line(&env) {
             Ok(l) => {
                 output::line(l);
                 0
             }
             Err(e) => output::fail("smolvm", false, &e),
-        };
+        });
     }
-    match cli.command {
+    Outcome::Exit(match cli.command {
         Some(Command::Prune(a)) => prune::run("prune", &a, &env),
         Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, &env),
         Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, &env),
@@ -53,7 +62,11 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
         Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, &env),
         Some(Command::Doctor(a)) => doctor::run(&a, &env),
-        Some(Command::Tui(a)) => crate::tui::run(a.readonly || cli.readonly),
+        Some(Command::Tui(a)) => {
+            return Outcome::Dashboard {
+                readonly: a.readonly || cli.readonly,
+            }
+        }
         Some(Command::Sandbox(c)) => start::sandbox(c, &env),
         Some(
             c @ (Command::Openclaw(_)
@@ -70,14 +83,15 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-                crate::tui::run(cli.readonly)
-            } else {
-                // Scripts get the help text, not a dashboard.
-                output::err_line(Cli::command().render_help().to_string());
-                2
+                return Outcome::Dashboard {
+                    readonly: cli.readonly,
+                };
             }
+            // Scripts get the help text, not a dashboard.
+            output::err_line(Cli::command().render_help().to_string());
+            2
         }
-    }
+    })
 }
 
 /// Run `smolvm-cleanup` with these arguments; returns the exit code.
@@ -90,20 +104,6 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
         Ok(cli) => cleanup::run("smolvm-cleanup", &cli.args, &env),
         Err(e) => usage_error(&argv, e, Some("cleanup")),
     }
-}
-
-/// Run async core work to completion on a fresh tokio runtime, then shut the runtime
-/// down without waiting for blocking tasks: a prompt's `read_line` left blocked by Ctrl-C
-/// must not keep the process alive.
-pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Error> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::runtime(format!("cannot start the async runtime: {e}")))?;
-    let out = rt.block_on(f);
-    rt.shutdown_background();
-    Ok(out)
 }
 
 /// A clap error: help and version go to stdout with exit 0; anything else is a usage
@@ -167,5 +167,31 @@ fn command_name(argv: &[OsString]) -> String {
             name
         }
         _ => words.join("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{run, Outcome};
+
+    fn argv(args: &[&str]) -> Vec<std::ffi::OsString> {
+        std::iter::once("smolvm")
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_is_asked_of_the_entry_point_not_opened_here() {
+        assert_eq!(run(argv(&["tui"])), Outcome::Dashboard { readonly: false });
+        assert_eq!(
+            run(argv(&["tui", "--readonly"])),
+            Outcome::Dashboard { readonly: true }
+        );
+        assert_eq!(
+            run(argv(&["--readonly", "tui"])),
+            Outcome::Dashboard { readonly: true }
+        );
+        assert_eq!(run(argv(&["--no-such-flag"])), Outcome::Exit(2));
     }
 }

@@ -4,16 +4,17 @@
 //!
 //! Everything the binaries print goes through the helpers here ([`line`], [`err_line`],
 //! [`err_text`], [`print_json`]), never `println!`/`eprintln!`: those panic when the
-//! stream is a closed pipe (Rust ignores SIGPIPE, so a write fails with EPIPE). These
-//! ignore write errors, so `smolvm … | head -c0` or a closed stderr ends quietly with the
-//! exit code the command would have had. SIGPIPE stays ignored: a peer closing one of our
-//! sockets must not kill the process.
-
-use std::io::Write;
+//! stream is a closed pipe. These ignore write errors (see [`crate::core::runtime`], where
+//! the stream writers live so the dashboard can use them too).
 
 use serde::Serialize;
 
+use crate::core::runtime::out_text;
 use crate::core::Error;
+
+/// The stream writers live in core (both faces print through them); the CLI's output is
+/// these and the envelope below.
+pub use crate::core::runtime::{err_line, err_text, line};
 
 #[derive(Serialize)]
 struct Envelope<'a, T: Serialize> {
@@ -60,7 +61,7 @@ pub fn print_json<T: Serialize>(
             serde_json::Value::from(e.to_string())
         )
     });
-    write_ignoring_errors(&mut std::io::stdout().lock(), &format!("{text}\n"));
+    out_text(format!("{text}\n"));
 }
 
 /// Report a failure the way the command was asked to: as an envelope with `--json`, else
@@ -75,31 +76,6 @@ pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
         }
     }
     err.exit_code()
-}
-
-/// Write and flush, ignoring every error (a closed pipe above all): output is best effort,
-/// the work and the exit code do not depend on anyone reading it.
-fn write_ignoring_errors(w: &mut impl Write, text: &str) {
-    let _ = w.write_all(text.as_bytes());
-    let _ = w.flush();
-}
-
-/// Print one human line to stdout now (progress lines must not wait in a buffer).
-pub fn line(text: impl AsRef<str>) {
-    write_ignoring_errors(
-        &mut std::io::stdout().lock(),
-        &format!("{}\n", text.as_ref()),
-    );
-}
-
-/// One line on stderr (errors, progress of `start`).
-pub fn err_line(text: impl AsRef<str>) {
-    err_text(format!("{}\n", text.as_ref()));
-}
-
-/// Text on stderr as is (no newline added).
-pub fn err_text(text: impl AsRef<str>) {
-    write_ignoring_errors(&mut std::io::stderr().lock(), text.as_ref());
 }
 
 /// A warning on stderr.

@@ -11,8 +11,8 @@ use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions, PruneReport};
 use crate::core::units::format_size;
 use crate::core::version::image_version;
-use crate::sys::env::Env;
-use crate::sys::paths::{display_path, Paths};
+use crate::core::Env;
+use crate::core::{display_path, Paths};
 
 /// JSON `data`: SmolVM's keys (`dry_run`, `would_remove`, `would_free_bytes`, `removed`,
 /// `freed_bytes`) always present, plus `current_version`, `images_root`, `kept`, `failed`.

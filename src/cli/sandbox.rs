@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::args::ListArgs;
 use super::output::{self, line, warn};
 use crate::core::sandbox;
-use crate::sys::env::Env;
-use crate::sys::paths::Paths;
+use crate::core::Env;
+use crate::core::Paths;
 
 #[derive(Serialize)]
 struct Data<'a> {

@@ -14,7 +14,7 @@ use crate::core::images::Os;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
-use crate::sys::env::Env;
+use crate::core::Env;
 
 fn options(flags: &StartFlags) -> Result<StartOptions> {
     Ok(StartOptions {
@@ -105,7 +105,7 @@ pub fn preset_start(preset: &str, flags: &StartFlags, env: &Env) -> i32 {
         let mut opts = options(flags)?;
         opts.preset = Some(preset.to_string());
         let ctx = open_ctx(env)?;
-        super::block_on(start::create(&ctx, &opts, &progress(flags.json)))?
+        crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(flags.json)))?
     })();
     match r {
         Ok(rep) => print_started(&command, flags.json, &rep),
@@ -121,14 +121,14 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
         if let Some(name) = &args.image {
-            let root = crate::sys::paths::Paths::resolve(env, None).images_root;
+            let root = crate::core::Paths::resolve(env, None).images_root;
             let (k, r) = crate::core::builder::built_image(&root, name)?;
             opts.kernel = Some(k);
             opts.rootfs = Some(r);
         }
         opts.create_only = !args.start;
         let ctx = open_ctx(env)?;
-        super::block_on(start::create(&ctx, &opts, &progress(json)))?
+        crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();
     match r {
         Ok(rep) => print_started("sandbox.create", json, &rep),
@@ -180,7 +180,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Start(a) => {
             let r = (|| {
                 let ctx = open_ctx(env)?;
-                super::block_on(start::start_existing(
+                crate::core::runtime::block_on(start::start_existing(
                     &ctx,
                     &a.id,
                     a.accel.as_deref().and_then(AccelRequest::parse),
@@ -196,7 +196,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Stop(a) => {
             let r = (|| {
                 let ctx = open_ctx(env)?;
-                super::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
+                crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -221,7 +221,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             let (deleted, failed) = match (|| {
                 let ctx = open_ctx(env)?;
                 let t = a.timeout;
-                super::block_on(async {
+                crate::core::runtime::block_on(async {
                     let mut ok = Vec::new();
                     let mut bad = Vec::new();
                     for id in &a.ids {

@@ -9,9 +9,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::core::docker::{self, DockerProblem};
-use crate::core::host::{self, AutoChoice, DevAccess, Host, KvmKind};
+use crate::core::host::{self, AutoChoice, Host, KvmKind};
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
+use crate::sys::host::DevAccess;
 use crate::sys::paths::Paths;
 use crate::sys::state::{OpenMode, StateStore};
 

@@ -77,17 +77,20 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// An `io::Error` as a person reads it: "Permission denied", not
-/// "Permission denied (os error 13)".
-pub fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) if s.ends_with(')') => s[..i].to_string(),
-        _ => s,
+/// A malformed variable (`SMOLVM_STOP_TIMEOUT=abc`) is the user's input: a usage error,
+/// exit 2, with sys's message as is.
+impl From<crate::sys::env::BadSetting> for Error {
+    fn from(e: crate::sys::env::BadSetting) -> Self {
+        Error::usage(e.message)
     }
 }
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How an I/O error reads in a message. It lives in sys (whose own errors word I/O
+/// failures the same way) and is re-exported here on purpose: every core message uses it,
+/// and it is pure formatting a face may use too (`tests/architecture.rs`, `REEXPORTS`).
+pub use crate::sys::io_reason;
 
 #[cfg(test)]
 mod tests {
@@ -107,10 +110,17 @@ mod tests {
     }
 
     #[test]
-    fn io_reason_drops_os_error_suffix() {
-        let e = std::io::Error::from_raw_os_error(libc::EACCES);
-        assert_eq!(io_reason(&e), "Permission denied");
-        let e = std::io::Error::other("custom (thing)");
-        assert_eq!(io_reason(&e), "custom (thing)");
+    fn a_bad_setting_is_a_usage_error_with_its_message() {
+        let env = crate::sys::env::Env::from_vars([("SMOLVM_STOP_TIMEOUT", "abc")], 1000);
+        let bad = env
+            .seconds("SMOLVM_STOP_TIMEOUT", std::time::Duration::ZERO, false)
+            .unwrap_err();
+        let e = Error::from(bad);
+        assert_eq!(e.code, ErrorCode::Usage);
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.message,
+            "SMOLVM_STOP_TIMEOUT must be a number of seconds from 0 to 86400 (24 h), got 'abc'"
+        );
     }
 }

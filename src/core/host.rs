@@ -24,11 +24,11 @@ use serde::Serialize;
 use crate::core::error::{Error, Result};
 use crate::core::images::Vmm;
 use crate::sys::env::Env;
-pub use crate::sys::host::DevAccess;
+use crate::sys::host::DevAccess;
 use crate::sys::host::{self as probe, KvmModules};
 use crate::sys::vmm::firecracker;
-pub use crate::sys::vmm::qemu::Machine;
-pub use crate::sys::vmm::Accel;
+use crate::sys::vmm::qemu::Machine;
+use crate::sys::vmm::Accel;
 
 /// The kind of KVM this host offers (from the loaded modules).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

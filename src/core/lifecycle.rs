@@ -1,6 +1,6 @@
 //! The sandbox lifecycle after `start`: info, stop, delete, logs, and the SSH command
-//! `ssh`/`exec` run. Each is one function the CLI and the dashboard both call; all of them
-//! keep the state store current.
+//! `ssh`/`exec` run. Each is one core function the faces call; the effects themselves
+//! (signals, files, state rows) are sys's, and all of them keep the state store current.
 
 use crate::sys::fs::{remove_vm_file, VmFile};
 use std::path::PathBuf;

@@ -1,5 +1,11 @@
 //! Domain types and operations. Each action is one function here that reports progress
 //! through a [`progress::Progress`] sink; the CLI and the dashboard are faces over it.
+//!
+//! The layers (README, "How the code is laid out"; `tests/architecture.rs` holds them):
+//! core uses sys for every side effect and never names a face (`cli`, `tui`); the faces
+//! use core and never sys, except the few sys items re-exported below on purpose.
+//! [`runtime`] is what both faces need from the process (the async runtime, the
+//! standard streams).
 
 pub mod builder;
 pub mod cleanup;
@@ -11,10 +17,18 @@ pub mod images;
 pub mod lifecycle;
 pub mod progress;
 pub mod prune;
+pub mod runtime;
 pub mod sandbox;
 pub mod start;
-pub mod time;
 pub mod units;
 pub mod version;
 
 pub use error::{Error, ErrorCode, Result};
+
+// The sys values the faces hold, re-exported on purpose (and only these:
+// `tests/architecture.rs` keeps the list, `REEXPORTS`). Every command starts from the
+// environment snapshot and the locations resolved from it, and hands both to core
+// functions; `display_path` is how those locations are shown (`~/…`). Anything else a
+// face needs from sys goes through a core function.
+pub use crate::sys::env::Env;
+pub use crate::sys::paths::{display_path, Paths};

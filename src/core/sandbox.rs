@@ -1,11 +1,19 @@
 //! Sandbox inventory: what the state database says, checked against live processes.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use super::cleanup::row_is_stale;
 use super::error::{Error, Result};
+use crate::sys::fs::{disk_usage, HardLinks};
 use crate::sys::paths::{Paths, STATE_DB_FILE};
+use crate::sys::procfs;
 use crate::sys::state::{OpenMode, StateStore, VmRecord, DEFAULT_BUSY_TIMEOUT};
+
+/// SmolVM's VM id pattern, which a sandbox name must match. It lives in sys (which
+/// validates every id it reads before it names a path) and is re-exported here on purpose:
+/// the dashboard's start form checks names with it (`tests/architecture.rs`, `REEXPORTS`).
+pub use crate::sys::process::is_vm_id;
 
 /// One sandbox as `sandbox list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -96,4 +104,117 @@ pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
             .map(ToString::to_string)
             .collect(),
     })
+}
+
+/// What `/proc` says about a sandbox's VMM process now (the dashboard's VM table).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LiveFigures {
+    /// CPU use since the previous sample of the same process; `None` on the first.
+    pub cpu_pct: Option<f64>,
+    pub rss_bytes: Option<u64>,
+    pub uptime_secs: Option<u64>,
+}
+
+/// CPU% needs two samples: the previous CPU time of each PID.
+#[derive(Default)]
+pub struct CpuSampler {
+    last: HashMap<i32, (u64, u64, Instant)>,
+}
+
+impl CpuSampler {
+    /// The live figures of each sandbox, in order: none for one without a process or whose
+    /// row is stale (its PID is not its VMM any more).
+    pub fn figures(&mut self, vms: &[SandboxInfo]) -> Vec<LiveFigures> {
+        let hz = procfs::ticks_per_second();
+        let up = procfs::uptime_secs();
+        vms.iter()
+            .map(|info| {
+                let st = info
+                    .pid
+                    .filter(|_| !info.stale)
+                    .and_then(|p| i32::try_from(p).ok())
+                    .and_then(|p| procfs::stats(p).map(|s| (p, s)));
+                LiveFigures {
+                    cpu_pct: st.and_then(|(p, s)| self.sample(p, &s, hz)),
+                    rss_bytes: st.map(|(_, s)| s.rss_bytes),
+                    uptime_secs: st.and_then(|(_, s)| {
+                        up.map(|u| (u - s.start_ticks as f64 / hz as f64).max(0.0) as u64)
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn sample(&mut self, pid: i32, st: &procfs::ProcStats, hz: u64) -> Option<f64> {
+        let now = Instant::now();
+        let prev = self.last.insert(pid, (st.start_ticks, st.cpu_ticks, now));
+        let (start, ticks, at) = prev?;
+        if start != st.start_ticks {
+            return None; // a different process now has this PID
+        }
+        let wall = now.duration_since(at).as_secs_f64();
+        (wall > 0.0).then(|| (st.cpu_ticks.saturating_sub(ticks)) as f64 / hz as f64 / wall * 100.0)
+    }
+}
+
+/// Bytes used under `~/.smolvm` (image caches, sandbox disks, logs), counted like `du -s`:
+/// hard links once, without following symlinks or leaving the file system.
+pub fn smolvm_disk_usage(paths: &Paths) -> u64 {
+    disk_usage(&paths.home.join(".smolvm"), &HardLinks::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(pid: Option<i64>, stale: bool) -> SandboxInfo {
+        SandboxInfo {
+            id: "vm-1".into(),
+            status: "running".into(),
+            stale,
+            backend: None,
+            preset: None,
+            ip: None,
+            ssh_port: None,
+            tap: None,
+            pid,
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn live_figures_come_from_the_process_and_cpu_from_two_samples() {
+        let me = i64::from(std::process::id());
+        let vms = [
+            info(Some(me), false),
+            info(Some(me), true),
+            info(None, false),
+        ];
+        let mut sampler = CpuSampler::default();
+        let first = sampler.figures(&vms);
+        assert!(first[0].rss_bytes.is_some_and(|b| b > 0), "{first:?}");
+        assert!(first[0].uptime_secs.is_some());
+        assert_eq!(first[0].cpu_pct, None, "one sample gives no CPU%");
+        assert_eq!(
+            first[1],
+            LiveFigures::default(),
+            "a stale row shows nothing"
+        );
+        assert_eq!(first[2], LiveFigures::default());
+        std::thread::sleep(Duration::from_millis(20));
+        let second = sampler.figures(&vms);
+        assert!(second[0].cpu_pct.is_some_and(|c| c >= 0.0), "{second:?}");
+    }
+
+    #[test]
+    fn disk_usage_counts_under_dot_smolvm_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        std::fs::create_dir_all(home.join(".smolvm")).unwrap();
+        std::fs::write(home.join(".smolvm/a"), vec![1u8; 64 * 1024]).unwrap();
+        std::fs::write(home.join("outside"), vec![1u8; 256 * 1024]).unwrap();
+        let env = crate::sys::env::Env::from_vars([("HOME", home.as_os_str())], 1000);
+        let used = smolvm_disk_usage(&Paths::resolve(&env, None));
+        assert!((64 * 1024..256 * 1024).contains(&used), "{used}");
+    }
 }

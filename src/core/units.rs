@@ -1,43 +1,9 @@
 //! Sizes as people read them, and durations as people type them.
 
-use std::time::Duration;
-
-/// The longest duration any smolvm flag or variable carrying seconds accepts: 24 hours.
-/// Larger values are surely typos, and would overflow deadlines and timers.
-pub const MAX_SECONDS: u64 = 24 * 60 * 60;
-
-/// The one parser for every flag (`--timeout`, `--boot-timeout`) and variable
-/// (`SMOLVM_STOP_TIMEOUT`, `SMOLVM_DB_BUSY_TIMEOUT`, `SMOLVM_HTTP_TIMEOUT_SECS`) that
-/// carries seconds: a finite, non-negative decimal number (`10`, `2.5`, `1e3`) of at most
-/// [`MAX_SECONDS`]. `positive` also refuses zero. The error is the reason alone
-/// (`must be …`), for the caller to prefix with the flag or variable's name.
-pub fn parse_seconds(text: &str, positive: bool) -> Result<Duration, String> {
-    let reason = || {
-        if positive {
-            format!("must be a number of seconds greater than 0 and at most {MAX_SECONDS} (24 h)")
-        } else {
-            format!("must be a number of seconds from 0 to {MAX_SECONDS} (24 h)")
-        }
-    };
-    let t = text.trim();
-    // Only plain decimal numbers: Rust's float parser also takes `inf`, `nan` and
-    // `infinity`, which no one means as a timeout.
-    let plain = !t.is_empty()
-        && t.bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
-    let secs = plain.then(|| t.parse::<f64>().ok()).flatten();
-    match secs {
-        Some(s)
-            if s.is_finite()
-                && !s.is_sign_negative()
-                && s <= MAX_SECONDS as f64
-                && (!positive || s > 0.0) =>
-        {
-            Duration::try_from_secs_f64(s).map_err(|_| reason())
-        }
-        _ => Err(reason()),
-    }
-}
+/// The one seconds parser, for flags and variables alike. It lives in sys, beside the
+/// environment reads that use it, and is re-exported here on purpose: the CLI's value
+/// parsers call it (`tests/architecture.rs`, `REEXPORTS`).
+pub use crate::sys::env::parse_seconds;
 
 /// SI sizes like SmolVM's docs: whole numbers below 1 GB (`0 B`, `512 KB`, `412 MB`), one
 /// decimal from 1 GB (`1.2 GB`, `3.4 TB`). Values round to nearest; a value that rounds up
@@ -71,53 +37,6 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_in_range_parse() {
-        let ok = |t: &str| parse_seconds(t, false).unwrap();
-        assert_eq!(ok("0"), Duration::ZERO);
-        assert_eq!(ok("10"), Duration::from_secs(10));
-        assert_eq!(ok("2.5"), Duration::from_millis(2500));
-        assert_eq!(ok("+3"), Duration::from_secs(3));
-        assert_eq!(ok("1e3"), Duration::from_secs(1000));
-        assert_eq!(ok(" 86400 "), Duration::from_secs(MAX_SECONDS));
-        assert_eq!(
-            parse_seconds("0.001", true).unwrap(),
-            Duration::from_millis(1)
-        );
-    }
-
-    #[test]
-    fn seconds_out_of_range_are_refused_with_the_limit() {
-        for t in [
-            "1e20",
-            "inf",
-            "-inf",
-            "infinity",
-            "nan",
-            "NaN",
-            "-1",
-            "-0",
-            "-0.0",
-            "86400.5",
-            "1e5",
-            "99999999999999999999999",
-            "",
-            " ",
-            "1s",
-            "0x10",
-            "1_000",
-            "--1",
-            "e",
-        ] {
-            let e = parse_seconds(t, false).unwrap_err();
-            assert!(e.contains("from 0 to 86400 (24 h)"), "{t}: {e}");
-        }
-        for t in ["0", "0.0", "0e5"] {
-            let e = parse_seconds(t, true).unwrap_err();
-            assert!(e.contains("greater than 0"), "{t}: {e}");
-        }
-    }
 
     #[test]
     fn matches_the_seed_style() {

@@ -2,12 +2,66 @@
 //!
 //! Everything that reads `HOME`, `XDG_*` or `SMOLVM_*` goes through [`Env`], so tests
 //! (and the dashboard) can resolve paths for an environment without mutating the
-//! process's own.
+//! process's own. A malformed variable is a [`BadSetting`] (core reports it as a usage
+//! error); [`parse_seconds`] is the one seconds parser, for flags too (through
+//! `core::units`).
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// A variable that is set but does not hold what it must; `message` is the whole line
+/// (`SMOLVM_STOP_TIMEOUT must be …, got 'x'`). Core turns it into a usage error (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadSetting {
+    pub message: String,
+}
+
+impl std::fmt::Display for BadSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BadSetting {}
+
+/// The longest duration any smolvm flag or variable carrying seconds accepts: 24 hours.
+/// Larger values are surely typos, and would overflow deadlines and timers.
+pub const MAX_SECONDS: u64 = 24 * 60 * 60;
+
+/// The one parser for every flag (`--timeout`, `--boot-timeout`) and variable
+/// (`SMOLVM_STOP_TIMEOUT`, `SMOLVM_DB_BUSY_TIMEOUT`, `SMOLVM_HTTP_TIMEOUT_SECS`) that
+/// carries seconds: a finite, non-negative decimal number (`10`, `2.5`, `1e3`) of at most
+/// [`MAX_SECONDS`]. `positive` also refuses zero. The error is the reason alone
+/// (`must be …`), for the caller to prefix with the flag or variable's name.
+pub fn parse_seconds(text: &str, positive: bool) -> Result<Duration, String> {
+    let reason = || {
+        if positive {
+            format!("must be a number of seconds greater than 0 and at most {MAX_SECONDS} (24 h)")
+        } else {
+            format!("must be a number of seconds from 0 to {MAX_SECONDS} (24 h)")
+        }
+    };
+    let t = text.trim();
+    // Only plain decimal numbers: Rust's float parser also takes `inf`, `nan` and
+    // `infinity`, which no one means as a timeout.
+    let plain = !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let secs = plain.then(|| t.parse::<f64>().ok()).flatten();
+    match secs {
+        Some(s)
+            if s.is_finite()
+                && !s.is_sign_negative()
+                && s <= MAX_SECONDS as f64
+                && (!positive || s > 0.0) =>
+        {
+            Duration::try_from_secs_f64(s).map_err(|_| reason())
+        }
+        _ => Err(reason()),
+    }
+}
 
 /// The variables smolvm reads, and the effective user id.
 #[derive(Debug, Clone, Default)]
@@ -57,21 +111,22 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
-    /// A variable carrying seconds, through the one duration parser
-    /// ([`parse_seconds`](crate::core::units::parse_seconds)): `default` when unset or
-    /// empty, else a usage error naming the variable and the accepted range.
+    /// A variable carrying seconds, through the one duration parser ([`parse_seconds`]):
+    /// `default` when unset or empty, else a [`BadSetting`] naming the variable and the
+    /// accepted range (core reports it as a usage error, exit 2).
     pub fn seconds(
         &self,
         key: &str,
         default: Duration,
         positive: bool,
-    ) -> Result<Duration, crate::core::Error> {
+    ) -> Result<Duration, BadSetting> {
         let Some(raw) = self.get(key) else {
             return Ok(default);
         };
         let text = raw.to_string_lossy();
-        crate::core::units::parse_seconds(&text, positive)
-            .map_err(|why| crate::core::Error::usage(format!("{key} {why}, got '{text}'")))
+        parse_seconds(&text, positive).map_err(|why| BadSetting {
+            message: format!("{key} {why}, got '{text}'"),
+        })
     }
 
     pub fn euid(&self) -> u32 {
@@ -116,6 +171,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn seconds_in_range_parse() {
+        let ok = |t: &str| parse_seconds(t, false).unwrap();
+        assert_eq!(ok("0"), Duration::ZERO);
+        assert_eq!(ok("10"), Duration::from_secs(10));
+        assert_eq!(ok("2.5"), Duration::from_millis(2500));
+        assert_eq!(ok("+3"), Duration::from_secs(3));
+        assert_eq!(ok("1e3"), Duration::from_secs(1000));
+        assert_eq!(ok(" 86400 "), Duration::from_secs(MAX_SECONDS));
+        assert_eq!(
+            parse_seconds("0.001", true).unwrap(),
+            Duration::from_millis(1)
+        );
+    }
+
+    #[test]
+    fn seconds_out_of_range_are_refused_with_the_limit() {
+        for t in [
+            "1e20",
+            "inf",
+            "-inf",
+            "infinity",
+            "nan",
+            "NaN",
+            "-1",
+            "-0",
+            "-0.0",
+            "86400.5",
+            "1e5",
+            "99999999999999999999999",
+            "",
+            " ",
+            "1s",
+            "0x10",
+            "1_000",
+            "--1",
+            "e",
+        ] {
+            let e = parse_seconds(t, false).unwrap_err();
+            assert!(e.contains("from 0 to 86400 (24 h)"), "{t}: {e}");
+        }
+        for t in ["0", "0.0", "0e5"] {
+            let e = parse_seconds(t, true).unwrap_err();
+            assert!(e.contains("greater than 0"), "{t}: {e}");
+        }
+    }
+
+    #[test]
     fn seconds_variables_default_parse_or_name_themselves() {
         let d = Duration::from_secs(7);
         let e = Env::from_vars([("A", "2.5"), ("B", ""), ("C", "1e20"), ("D", "0")], 1000);
@@ -126,7 +228,6 @@ mod tests {
         assert_eq!(e.seconds("B", d, false).unwrap(), d);
         assert_eq!(e.seconds("UNSET", d, true).unwrap(), d);
         let err = e.seconds("C", d, false).unwrap_err();
-        assert_eq!(err.code, crate::core::ErrorCode::Usage);
         assert_eq!(
             err.message,
             "C must be a number of seconds from 0 to 86400 (24 h), got '1e20'"

@@ -251,7 +251,7 @@ impl std::fmt::Display for RemoveError {
             f,
             "{}: {}",
             self.path.display(),
-            crate::core::error::io_reason(&self.error)
+            crate::sys::io_reason(&self.error)
         )
     }
 }

@@ -14,8 +14,8 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 pub use reqwest::Url;
 
-use super::env::Env;
-use crate::core::error::io_reason;
+use super::env::{BadSetting, Env};
+use crate::sys::io_reason;
 
 /// Where downloaded bytes go, in order.
 pub trait Sink {
@@ -59,8 +59,8 @@ pub struct HttpConfig {
 
 impl HttpConfig {
     /// From the environment; `SMOLVM_HTTP_TIMEOUT_SECS` goes through the one duration
-    /// parser (more than 0, at most 24 h): anything else is a usage error naming it.
-    pub fn from_env(env: &Env) -> Result<Self, crate::core::Error> {
+    /// parser (more than 0, at most 24 h): anything else is a [`BadSetting`] naming it.
+    pub fn from_env(env: &Env) -> Result<Self, BadSetting> {
         let num = |k: &str| env.get_str(k).and_then(|v| v.parse::<u64>().ok());
         Ok(HttpConfig {
             timeout: env.seconds("SMOLVM_HTTP_TIMEOUT_SECS", Duration::from_secs(30), true)?,

@@ -1,5 +1,9 @@
 //! Every side effect lives here: environment, paths, the file system, `/proc`, the state
-//! database. The core calls these; the CLI and the dashboard never do directly.
+//! database, processes, network, the VMMs. The bottom layer: sys imports nothing from
+//! core, cli or tui (its errors are its own: [`env::BadSetting`], [`io_reason`]'s text,
+//! which core maps to its `Error`). Core calls these; the CLI and the dashboard never do
+//! directly, only through the few values core re-exports (`Env`, `Paths`,
+//! `display_path`, `io_reason`, `parse_seconds`, `is_vm_id`; `tests/architecture.rs`).
 
 pub mod disk;
 pub mod env;
@@ -13,4 +17,28 @@ pub mod process;
 pub mod procfs;
 pub mod sparse;
 pub mod state;
+pub mod time;
 pub mod vmm;
+
+/// An `io::Error` as a person reads it: "Permission denied", not
+/// "Permission denied (os error 13)".
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_reason_drops_os_error_suffix() {
+        let e = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(io_reason(&e), "Permission denied");
+        let e = std::io::Error::other("custom (thing)");
+        assert_eq!(io_reason(&e), "custom (thing)");
+    }
+}

@@ -1,4 +1,5 @@
-//! Where smolvm keeps things. One module, used by every command and the dashboard.
+//! Where smolvm keeps things. One module, used by every command and the dashboard (the
+//! faces get [`Paths`] and [`display_path`] through `core`'s re-export).
 //!
 //! - images root: `--image-dir` › `SMOLVM_IMAGE_DIR` › `~/.smolvm/images`
 //! - snapshots `~/.smolvm/snapshots`, keys `~/.smolvm/keys` (never pruned)

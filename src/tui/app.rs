@@ -1415,7 +1415,7 @@ pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
     let name = text_of(&f.name);
     [
         None,
-        (!name.is_empty() && !crate::sys::process::is_vm_id(&name))
+        (!name.is_empty() && !crate::core::sandbox::is_vm_id(&name))
             .then(|| "name: a-z 0-9 - _, up to 64, letter/digit at both ends".to_string()),
         num(&f.memory, 128, 16384, "memory MiB"),
         num(&f.cpus, 1, 32, "CPUs"),

@@ -1,20 +1,19 @@
-//! What the dashboard shows, loaded through the core (never computed in a pane): VMs from
-//! the state store with live `/proc` figures, image caches from the catalog and prune's
-//! dry run, host facts.
+//! What the dashboard shows, loaded through core functions (never computed in a pane,
+//! never read from sys directly): VMs from the state store with their live `/proc`
+//! figures ([`sandbox::CpuSampler`]), image caches from the catalog and prune's dry run,
+//! disk use, host facts.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use crate::core::host::Host;
 use crate::core::images::catalog;
 use crate::core::prune::{self, PruneOptions};
-use crate::core::sandbox::{self, SandboxInfo};
+use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
 use crate::core::version::image_version;
-use crate::sys::env::Env;
-use crate::sys::fs::{disk_usage, HardLinks};
-use crate::sys::paths::Paths;
-use crate::sys::procfs;
+use crate::core::{Env, Paths};
+
+/// The dashboard keeps one sampler across refreshes (CPU% needs two samples).
+pub use crate::core::sandbox::CpuSampler;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmRow {
@@ -73,25 +72,6 @@ pub struct Snapshot {
     pub home: PathBuf,
 }
 
-/// CPU% needs two samples: the previous CPU time of each PID.
-#[derive(Default)]
-pub struct CpuSampler {
-    last: HashMap<i32, (u64, u64, Instant)>,
-}
-
-impl CpuSampler {
-    fn sample(&mut self, pid: i32, st: &procfs::ProcStats, hz: u64) -> Option<f64> {
-        let now = Instant::now();
-        let prev = self.last.insert(pid, (st.start_ticks, st.cpu_ticks, now));
-        let (start, ticks, at) = prev?;
-        if start != st.start_ticks {
-            return None; // a different process now has this PID
-        }
-        let wall = now.duration_since(at).as_secs_f64();
-        (wall > 0.0).then(|| (st.cpu_ticks.saturating_sub(ticks)) as f64 / hz as f64 / wall * 100.0)
-    }
-}
-
 /// Load VMs (always) and, when `slow` is asked for, images and host facts.
 pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
     let paths = Paths::resolve(env, None);
@@ -106,24 +86,15 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
             Vec::new()
         }
     };
-    let hz = procfs::ticks_per_second();
-    let up = procfs::uptime_secs();
+    let figures = sampler.figures(&infos);
     let vms = infos
         .into_iter()
-        .map(|info| {
-            let st = info
-                .pid
-                .filter(|_| !info.stale)
-                .and_then(|p| i32::try_from(p).ok())
-                .and_then(|p| procfs::stats(p).map(|s| (p, s)));
-            VmRow {
-                cpu_pct: st.and_then(|(p, s)| sampler.sample(p, &s, hz)),
-                rss_bytes: st.map(|(_, s)| s.rss_bytes),
-                uptime_secs: st.and_then(|(_, s)| {
-                    up.map(|u| (u - s.start_ticks as f64 / hz as f64).max(0.0) as u64)
-                }),
-                info,
-            }
+        .zip(figures)
+        .map(|(info, f)| VmRow {
+            cpu_pct: f.cpu_pct,
+            rss_bytes: f.rss_bytes,
+            uptime_secs: f.uptime_secs,
+            info,
         })
         .collect();
     let data_dir = paths
@@ -156,7 +127,7 @@ fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
                 ),
                 host,
                 images: Vec::new(),
-                smolvm_bytes: disk_usage(&paths.home.join(".smolvm"), &HardLinks::default()),
+                smolvm_bytes: smolvm_disk_usage(paths),
                 reclaimable_bytes: 0,
                 current_version: String::new(),
             };
@@ -246,7 +217,7 @@ fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
         doctor: crate::core::doctor::run(env, &host, &crate::core::progress::Progress::none()),
         host,
         images,
-        smolvm_bytes: disk_usage(&paths.home.join(".smolvm"), &HardLinks::default()),
+        smolvm_bytes: smolvm_disk_usage(paths),
         reclaimable_bytes,
         current_version: version,
     }

@@ -23,7 +23,8 @@ use futures::StreamExt;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
-use crate::sys::env::Env;
+use crate::core::runtime::{block_on, err_line};
+use crate::core::Env;
 use app::{App, Effect, Input};
 use keymap::Keymap;
 use theme::Theme;
@@ -58,9 +59,7 @@ fn restore_terminal() {
 /// Run the dashboard until the user quits; returns the exit code.
 pub fn run(readonly: bool) -> i32 {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        crate::cli::output::err_line(
-            "Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)",
-        );
+        err_line("Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)");
         return 2;
     }
     let env = Env::from_process();
@@ -69,10 +68,10 @@ pub fn run(readonly: bool) -> i32 {
         restore_terminal();
         previous(info);
     }));
-    let result = match crate::cli::block_on(event_loop(env, readonly)) {
+    let result = match block_on(event_loop(env, readonly)) {
         Ok(r) => r,
         Err(e) => {
-            crate::cli::output::err_line(format!("Error: {e}"));
+            err_line(format!("Error: {e}"));
             return 1;
         }
     };
@@ -80,7 +79,7 @@ pub fn run(readonly: bool) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            crate::cli::output::err_line(format!("Error: {e}"));
+            err_line(format!("Error: {e}"));
             1
         }
     }
@@ -91,7 +90,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
     execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let mut app = new_app(&env, readonly);
-    let paths = crate::sys::paths::Paths::resolve(&env, None);
+    let paths = crate::core::Paths::resolve(&env, None);
     app.log(format!(
         "smolvm {} dashboard: state in {}, images in {}",
         crate::core::version::CRATE_VERSION,

@@ -20,8 +20,8 @@ use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions};
 use crate::core::version::image_version;
-use crate::sys::env::Env;
-use crate::sys::paths::{display_path, Paths};
+use crate::core::Env;
+use crate::core::{display_path, Paths};
 
 /// How often VMs and `/proc` figures refresh without a file-system event.
 pub const FAST_REFRESH: Duration = Duration::from_secs(2);

@@ -114,6 +114,12 @@ pub struct PullOptions {
     pub release: String,
 }
 
+/// The download settings from the environment (`SMOLVM_HTTP_*`); a malformed one is a
+/// usage error naming it.
+pub fn http_config(env: &crate::core::Env) -> Result<HttpConfig> {
+    Ok(HttpConfig::from_env(env)?)
+}
+
 /// Pull one image: the kernel its VMM boots and its rootfs, verified and decompressed.
 pub fn pull(
     opts: &PullOptions,

@@ -35,7 +35,7 @@ pub use types::{
     TapAllocation, VmRecord, VmRows, VmStatus,
 };
 
-use crate::core::time::{compact, iso_now};
+use crate::sys::time::{compact, iso_now};
 
 /// SmolVM's SQLite busy timeout.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use rusqlite::OptionalExtension;
 
 use super::{table_exists, Network, StateError, StateStore, VmStatus};
-use crate::core::time::iso_now;
+use crate::sys::time::iso_now;
 
 /// First and last pool index (SmolVM `_base.py`).
 pub const IP_POOL: std::ops::RangeInclusive<u32> = 2..=65534;

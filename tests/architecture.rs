@@ -1,0 +1,680 @@
+//! The layers hold. This test reads every `src/**/*.rs` file and fails on an import that
+//! crosses a layer the wrong way:
+//!
+//! ```text
+//!   entry  (src/main.rs, src/bin/*)   picks the face; may use cli and tui
+//!   faces  (cli, tui)                 may use core; never each other, never sys
+//!   core                              may use sys; never a face
+//!   sys                               every side effect; uses nothing above it
+//! ```
+//!
+//! Any path into a layer counts: `use` statements, grouped imports
+//! (`use crate::{core::X, sys::Y}`), inline paths (`crate::sys::fs::disk_usage(..)`),
+//! `super::` chains that climb out of a layer, and code inside `#[cfg(test)]` modules.
+//! Comments (doc links included) and string literals do not.
+//!
+//! The faces reach sys only through the few items core re-exports on purpose
+//! ([`REEXPORTS`]); a `pub use` (or `pub type`) in core that hands out any other sys item
+//! fails too, and so does an entry of the list that no longer exists.
+
+use std::path::{Path, PathBuf};
+
+/// The sys items core re-exports, and why the faces may have them. Everything else a face
+/// needs from sys goes through a core function.
+const REEXPORTS: &[(&str, &str, &str)] = &[
+    (
+        "src/core/mod.rs",
+        "sys::env::Env",
+        "the environment snapshot every command starts from; faces build it once and pass it",
+    ),
+    (
+        "src/core/mod.rs",
+        "sys::paths::Paths",
+        "the resolved locations (state DBs, images, sockets) every core function takes",
+    ),
+    (
+        "src/core/mod.rs",
+        "sys::paths::display_path",
+        "how a path is shown to a person (`~/…`), pure formatting",
+    ),
+    (
+        "src/core/error.rs",
+        "sys::io_reason",
+        "how an I/O error reads in a message, pure formatting core uses everywhere",
+    ),
+    (
+        "src/core/units.rs",
+        "sys::env::parse_seconds",
+        "the one seconds parser, for flags (cli) and variables (sys::env) alike",
+    ),
+    (
+        "src/core/sandbox.rs",
+        "sys::process::is_vm_id",
+        "SmolVM's id pattern, pure; the dashboard's start form checks names with it",
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    /// `src/main.rs`, `src/bin/*`: pick the face, and nothing else.
+    Entry,
+    /// `src/lib.rs`: declares the layers (names no paths).
+    Root,
+    Cli,
+    Tui,
+    Core,
+    Sys,
+}
+
+impl Layer {
+    fn of_module(name: &str) -> Option<Layer> {
+        match name {
+            "cli" => Some(Layer::Cli),
+            "tui" => Some(Layer::Tui),
+            "core" => Some(Layer::Core),
+            "sys" => Some(Layer::Sys),
+            _ => None,
+        }
+    }
+
+    /// May code in `self` name a path into `to`?
+    fn may_use(self, to: Layer) -> bool {
+        use Layer::*;
+        match self {
+            Entry => matches!(to, Cli | Tui),
+            Root => true,
+            Cli => matches!(to, Cli | Core),
+            Tui => matches!(to, Tui | Core),
+            Core => matches!(to, Core | Sys),
+            Sys => to == Sys,
+        }
+    }
+}
+
+/// The layer and module path (`["core", "images", "pull"]`) of a file under `src/`.
+fn file_module(rel: &str) -> (Layer, Vec<String>) {
+    let rel = rel.strip_prefix("src/").unwrap_or(rel);
+    if rel == "main.rs" || rel.starts_with("bin/") {
+        return (Layer::Entry, Vec::new());
+    }
+    if rel == "lib.rs" {
+        return (Layer::Root, Vec::new());
+    }
+    let mut parts: Vec<String> = rel
+        .trim_end_matches(".rs")
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    let layer = parts
+        .first()
+        .and_then(|p| Layer::of_module(p))
+        .unwrap_or_else(|| panic!("src/{rel} is in no known layer: add it to the picture"));
+    (layer, parts)
+}
+
+/// The source with comments and the contents of string and character literals blanked
+/// (newlines kept, so line numbers stay right).
+fn code_only(src: &str) -> String {
+    let b = src.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let blank = |out: &mut Vec<u8>, c: u8| out.push(if c == b'\n' { b'\n' } else { b' ' });
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        if c == b'/' && next == Some(b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                out.push(b' ');
+                i += 1;
+            }
+        } else if c == b'/' && next == Some(b'*') {
+            let mut depth = 0;
+            while i < b.len() {
+                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    out.extend_from_slice(b"  ");
+                    i += 2;
+                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    out.extend_from_slice(b"  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    blank(&mut out, b[i]);
+                    i += 1;
+                }
+            }
+        } else if (c == b'r' || (c == b'b' && next == Some(b'r')))
+            && !prev_is_ident(b, i)
+            && raw_string_start(b, i + usize::from(c == b'b') + 1).is_some()
+        {
+            let start = i + usize::from(c == b'b') + 1;
+            let hashes = raw_string_start(b, start).unwrap_or(0);
+            let body = start + hashes + 1;
+            out.extend(std::iter::repeat_n(b' ', body - i));
+            i = body;
+            let close: Vec<u8> = std::iter::once(b'"')
+                .chain(std::iter::repeat_n(b'#', hashes))
+                .collect();
+            while i < b.len() && !b[i..].starts_with(&close) {
+                blank(&mut out, b[i]);
+                i += 1;
+            }
+            out.extend(std::iter::repeat_n(b' ', close.len().min(b.len() - i)));
+            i += close.len();
+        } else if c == b'"' {
+            out.push(b' ');
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' {
+                    blank(&mut out, b[i]);
+                    i += 1;
+                }
+                if i < b.len() {
+                    blank(&mut out, b[i]);
+                    i += 1;
+                }
+            }
+            out.push(b' ');
+            i += 1;
+        } else if c == b'\'' {
+            // A character literal ('x', '\n', '\u{7f}', '"') or a lifetime ('a).
+            let len = if next == Some(b'\\') {
+                // After the escaped character: `'\''`, `'\n'`, `'\u{7f}'`.
+                b.get(i + 3..)
+                    .and_then(|rest| rest.iter().position(|&x| x == b'\''))
+                    .map(|p| p + 4)
+            } else if b.get(i + 2) == Some(&b'\'') {
+                Some(3)
+            } else {
+                std::str::from_utf8(&b[i + 1..])
+                    .ok()
+                    .and_then(|s| s.chars().next())
+                    .filter(|ch| !ch.is_ascii())
+                    .map(|ch| ch.len_utf8() + 2)
+                    .filter(|&l| b.get(i + l - 1) == Some(&b'\''))
+            };
+            match len {
+                Some(l) => {
+                    out.extend(std::iter::repeat_n(b' ', l));
+                    i += l;
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn prev_is_ident(b: &[u8], i: usize) -> bool {
+    i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')
+}
+
+/// At `i`: `#*"` opening a raw string? The number of `#`s.
+fn raw_string_start(b: &[u8], i: usize) -> Option<usize> {
+    let hashes = b[i.min(b.len())..]
+        .iter()
+        .take_while(|&&c| c == b'#')
+        .count();
+    (b.get(i + hashes) == Some(&b'"')).then_some(hashes)
+}
+
+/// A token stream good enough for paths: identifiers, `::`, and single punctuation.
+fn tokens(code: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut line = 1;
+    let b = code.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\n' {
+            line += 1;
+            i += 1;
+        } else if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' {
+            let s = i;
+            i += 1;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push((line, code[s..i].to_string()));
+        } else if c == b':' && b.get(i + 1) == Some(&b':') {
+            out.push((line, "::".to_string()));
+            i += 2;
+        } else {
+            let ch = code[i..].chars().next().unwrap_or(' ');
+            out.push((line, ch.to_string()));
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// One path into a layer: where it is written and the module path it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reference {
+    line: usize,
+    /// The absolute module path named, from the crate root (`["sys", "env", "Env"]`).
+    path: Vec<String>,
+    /// The path as written (`crate::sys::env::Env`, `super::super::sys`).
+    written: String,
+}
+
+/// Every path that names a module from the crate root: `crate::…`, `$crate::…`,
+/// `smolvm::…` and `super::…` chains, with grouped imports expanded one level.
+fn references(rel: &str, src: &str) -> Vec<Reference> {
+    let (_, file_mod) = file_module(rel);
+    let toks = tokens(&code_only(src));
+    // Inline modules (`mod tests { … }`) deepen the module `super` starts from.
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0usize;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let (line, t) = (&toks[i].0, toks[i].1.as_str());
+        match t {
+            "{" => depth += 1,
+            "}" => {
+                depth = depth.saturating_sub(1);
+                if inline.last().is_some_and(|(_, d)| *d == depth) {
+                    inline.pop();
+                }
+            }
+            "mod" if toks.get(i + 2).is_some_and(|(_, x)| x == "{") => {
+                inline.push((toks[i + 1].1.clone(), depth));
+            }
+            _ => {}
+        }
+        let prev_is_path = i > 0 && toks[i - 1].1 == "::";
+        let here: Vec<String> = file_mod
+            .iter()
+            .cloned()
+            .chain(inline.iter().map(|(n, _)| n.clone()))
+            .collect();
+        let base = match t {
+            "crate" | "$crate" | "smolvm" if !prev_is_path => Some((Vec::new(), i + 1)),
+            "super" if !prev_is_path => {
+                let mut k = i;
+                let mut up = 0;
+                while toks.get(k).is_some_and(|(_, x)| x == "super")
+                    && toks.get(k + 1).is_some_and(|(_, x)| x == "::")
+                {
+                    up += 1;
+                    k += 2;
+                }
+                (up > 0).then(|| {
+                    let keep = here.len().saturating_sub(up);
+                    (here[..keep].to_vec(), k - 1)
+                })
+            }
+            _ => None,
+        };
+        let Some((base, after)) = base else {
+            i += 1;
+            continue;
+        };
+        // `after` is the token after the first segment (`crate`) or the last `super`.
+        let written_head: String = toks[i..after].iter().map(|(_, x)| x.as_str()).collect();
+        if toks.get(after).is_some_and(|(_, x)| x == "::") {
+            match toks.get(after + 1).map(|(_, x)| x.as_str()) {
+                Some("{") => {
+                    // `crate::{core::Error, sys::{env::Env}}`: the first segment of each item.
+                    let mut k = after + 2;
+                    let mut level = 0;
+                    let mut expect_item = true;
+                    while let Some((l, x)) = toks.get(k) {
+                        match x.as_str() {
+                            "{" => level += 1,
+                            "}" if level == 0 => break,
+                            "}" => level -= 1,
+                            "," if level == 0 => expect_item = true,
+                            name if expect_item && level == 0 => {
+                                expect_item = false;
+                                if name != "self" && name != "super" {
+                                    let mut path = base.clone();
+                                    path.push(name.to_string());
+                                    out.push(Reference {
+                                        line: *l,
+                                        path,
+                                        written: format!("{written_head}::{{{name}…}}"),
+                                    });
+                                }
+                            }
+                            _ => {}
+                        }
+                        k += 1;
+                    }
+                }
+                Some(name) if name.starts_with(|c: char| c.is_alphabetic() || c == '_') => {
+                    let mut path = base.clone();
+                    let mut k = after + 1;
+                    while let Some((_, seg)) = toks.get(k) {
+                        path.push(seg.clone());
+                        if toks.get(k + 1).is_some_and(|(_, x)| x == "::")
+                            && toks
+                                .get(k + 2)
+                                .is_some_and(|(_, x)| x.starts_with(char::is_alphabetic))
+                        {
+                            k += 2;
+                        } else {
+                            break;
+                        }
+                    }
+                    out.push(Reference {
+                        line: *line,
+                        written: format!("{written_head}::{}", path[base.len()..].join("::")),
+                        path,
+                    });
+                }
+                _ => {}
+            }
+        } else if t == "super" && !base.is_empty() {
+            // `use super::super;` names the module itself.
+            out.push(Reference {
+                line: *line,
+                path: base.clone(),
+                written: written_head,
+            });
+        }
+        i = after.max(i + 1);
+    }
+    out
+}
+
+/// The forbidden edges in one file, as `file:line: written (layer → layer)` lines.
+fn violations(rel: &str, src: &str) -> Vec<String> {
+    let (from, _) = file_module(rel);
+    references(rel, src)
+        .into_iter()
+        .filter_map(|r| {
+            let to = Layer::of_module(r.path.first()?)?;
+            (!from.may_use(to))
+                .then(|| format!("{rel}:{}: {} ({from:?} → {to:?})", r.line, r.written))
+        })
+        .collect()
+}
+
+/// The leaf paths of a use tree (`a::{b, c::{d as e}, f::*}` → `a::b`, `a::c::d`, `a::f::*`).
+fn use_tree_leaves(toks: &[&str]) -> Vec<Vec<String>> {
+    fn walk(toks: &[&str], prefix: &[String], out: &mut Vec<Vec<String>>) {
+        let mut path = prefix.to_vec();
+        let mut k = 0;
+        while k < toks.len() {
+            match toks[k] {
+                "::" => {}
+                "{" => {
+                    // Split the group's items at top-level commas.
+                    let mut level = 0;
+                    let mut item_start = k + 1;
+                    for j in k + 1..toks.len() {
+                        match toks[j] {
+                            "{" => level += 1,
+                            "}" if level == 0 => {
+                                if item_start < j {
+                                    walk(&toks[item_start..j], &path, out);
+                                }
+                                return;
+                            }
+                            "}" => level -= 1,
+                            "," if level == 0 => {
+                                walk(&toks[item_start..j], &path, out);
+                                item_start = j + 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                    return;
+                }
+                "as" => break,
+                "self" if !path.is_empty() => {}
+                seg => path.push(seg.to_string()),
+            }
+            k += 1;
+        }
+        out.push(path);
+    }
+    let mut out = Vec::new();
+    walk(toks, &[], &mut out);
+    out
+}
+
+/// Each sys item a core file hands out with `pub use` or `pub type`, as
+/// (line, `sys::…::Item`).
+fn core_reexports_of_sys(rel: &str, src: &str) -> Vec<(usize, String)> {
+    let (layer, here) = file_module(rel);
+    if layer != Layer::Core {
+        return Vec::new();
+    }
+    let toks = tokens(&code_only(src));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        if toks[i].1 != "pub" {
+            i += 1;
+            continue;
+        }
+        let mut k = i + 1;
+        if toks.get(k).is_some_and(|(_, x)| x == "(") {
+            while toks.get(k).is_some_and(|(_, x)| x != ")") {
+                k += 1;
+            }
+            k += 1;
+        }
+        let Some((line, kind)) = toks.get(k).map(|(l, x)| (*l, x.as_str())) else {
+            break;
+        };
+        let mut end = k;
+        while toks.get(end).is_some_and(|(_, x)| x != ";") {
+            end += 1;
+        }
+        let body: Vec<&str> = toks[k + 1..end.min(toks.len())]
+            .iter()
+            .map(|(_, x)| x.as_str())
+            .collect();
+        let leaves = match kind {
+            "use" => use_tree_leaves(&body),
+            // `pub type Name<…> = path<…>;`: the path after `=`, up to its generics.
+            "type" => body
+                .iter()
+                .position(|x| *x == "=")
+                .map(|eq| {
+                    let rhs: Vec<&str> = body[eq + 1..]
+                        .iter()
+                        .take_while(|x| **x != "<")
+                        .copied()
+                        .collect();
+                    use_tree_leaves(&rhs)
+                })
+                .unwrap_or_default(),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        for leaf in leaves {
+            if let Some(path) = absolute(&leaf, &here) {
+                if path.first().is_some_and(|p| p == "sys") {
+                    out.push((line, path.join("::")));
+                }
+            }
+        }
+        i = end;
+    }
+    out
+}
+
+/// A path as written (`crate::sys::x`, `super::super::sys::x`) from the crate root, or
+/// `None` for one that does not start at a module (`std::…`, a local name).
+fn absolute(path: &[String], here: &[String]) -> Option<Vec<String>> {
+    match path.first().map(String::as_str) {
+        Some("crate" | "$crate" | "smolvm") => Some(path[1..].to_vec()),
+        Some("super") => {
+            let up = path.iter().take_while(|s| *s == "super").count();
+            let keep = here.len().checked_sub(up)?;
+            Some(here[..keep].iter().chain(&path[up..]).cloned().collect())
+        }
+        Some("self") => Some(here.iter().chain(&path[1..]).cloned().collect()),
+        _ => None,
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn sources() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let src = std::fs::read_to_string(&f).unwrap();
+            (rel, src)
+        })
+        .collect()
+}
+
+#[test]
+fn no_layer_imports_against_the_picture() {
+    let found: Vec<String> = sources()
+        .iter()
+        .flat_map(|(rel, src)| violations(rel, src))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "imports against the layers (entry → faces (cli, tui) → core → sys; faces reach sys \
+         only through what core re-exports):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn core_re_exports_only_the_listed_sys_items() {
+    let mut seen = vec![false; REEXPORTS.len()];
+    let mut unlisted = Vec::new();
+    for (rel, src) in sources() {
+        for (line, item) in core_reexports_of_sys(&rel, &src) {
+            match REEXPORTS
+                .iter()
+                .position(|(f, it, _)| *f == rel && *it == item)
+            {
+                Some(i) => seen[i] = true,
+                None => unlisted.push(format!("{rel}:{line}: {item}")),
+            }
+        }
+    }
+    assert!(
+        unlisted.is_empty(),
+        "core hands sys items to the faces that are not in REEXPORTS (wrap them in a core \
+         function instead, or list them with the reason):\n{}",
+        unlisted.join("\n")
+    );
+    let stale: Vec<String> = REEXPORTS
+        .iter()
+        .zip(&seen)
+        .filter(|(_, s)| !**s)
+        .map(|((f, it, _), _)| format!("{f}: {it}"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "REEXPORTS entries core no longer re-exports (keep the list exact): {stale:?}"
+    );
+}
+
+#[test]
+fn the_scan_reports_a_planted_forbidden_import() {
+    let planted = "use crate::tui::app;\n";
+    assert_eq!(
+        violations("src/core/x.rs", planted),
+        ["src/core/x.rs:1: crate::tui::app (Core → Tui)"]
+    );
+    // Every form of path counts, in test modules too; comments and strings do not.
+    let src = r##"//! See [`run`](crate::tui::run).
+use crate::{core::Error, sys::{env::Env, paths}};
+fn f() {
+    let _ = "crate::cli::run";
+    let _ = ['"', '\'', '\u{7b}', '{'];
+    let _: &'static str = r#"crate::tui::x"#;
+    crate::cli::output::line("x"); /* crate::tui::x */
+}
+#[cfg(test)]
+mod tests {
+    use super::super::super::super::tui::app::App;
+    use super::super::fs;
+}
+"##;
+    assert_eq!(
+        violations("src/sys/state/x.rs", src),
+        [
+            "src/sys/state/x.rs:2: crate::{core…} (Sys → Core)",
+            "src/sys/state/x.rs:7: crate::cli::output::line (Sys → Cli)",
+            "src/sys/state/x.rs:11: super::super::super::super::tui::app::App (Sys → Tui)",
+        ]
+    );
+    // Faces: never each other, never sys.
+    assert_eq!(
+        violations("src/cli/mod.rs", "fn f() { crate::tui::run(false); }").len(),
+        1
+    );
+    assert_eq!(
+        violations(
+            "src/tui/data.rs",
+            "use crate::sys::procfs;\nuse crate::core::Env;"
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        violations("src/tui/mod.rs", "use super::super::cli::output;").len(),
+        1
+    );
+    // The entry points pick the face.
+    assert!(violations("src/main.rs", "smolvm::tui::run(smolvm::cli::run(a))").is_empty());
+    assert!(violations("src/bin/smolvm-cleanup.rs", "smolvm::cli::run(a)").is_empty());
+    assert_eq!(
+        violations("src/main.rs", "smolvm::sys::fs::x()"),
+        ["src/main.rs:1: smolvm::sys::fs::x (Entry → Sys)"]
+    );
+    // Allowed: core → sys, a face → core, sibling modules.
+    assert!(violations("src/core/x.rs", "use crate::sys::fs; use super::error;").is_empty());
+}
+
+#[test]
+fn the_scan_reports_what_core_re_exports_from_sys() {
+    let src = "pub use crate::sys::paths::{display_path, Paths as P};\n\
+               pub(crate) use crate::sys::procfs;\n\
+               use crate::sys::fs::disk_usage;\n\
+               pub use error::{Error, Result};\n\
+               pub type Store = crate::sys::state::StateStore;\n";
+    assert_eq!(
+        core_reexports_of_sys("src/core/mod.rs", src),
+        [
+            (1, "sys::paths::display_path".to_string()),
+            (1, "sys::paths::Paths".to_string()),
+            (2, "sys::procfs".to_string()),
+            (5, "sys::state::StateStore".to_string()),
+        ]
+    );
+}
