@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::core::error::{Error, Result};
 use crate::core::images::Vmm;
 use crate::sys::env::Env;
-use crate::sys::host::DevAccess;
+pub use crate::sys::host::DevAccess;
 use crate::sys::host::{self as probe, KvmModules};
 use crate::sys::vmm::firecracker;
 use crate::sys::vmm::qemu::Machine;
