@@ -377,9 +377,10 @@ pub struct SandboxStartArgs {
 #[derive(Debug, Args)]
 pub struct StopArgs {
     pub id: String,
-    /// Seconds to wait for the VM to stop before killing it (0 to 86400).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
-    pub timeout: Duration,
+    /// Seconds to wait for the VM to stop before killing it (0 to 86400; default:
+    /// $SMOLVM_STOP_TIMEOUT, else 10).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -389,9 +390,10 @@ pub struct StopArgs {
 pub struct DeleteArgs {
     #[arg(required = true)]
     pub ids: Vec<String>,
-    /// Seconds to wait for each VM to stop before killing it (0 to 86400).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
-    pub timeout: Duration,
+    /// Seconds to wait for each VM to stop before killing it (0 to 86400; default:
+    /// $SMOLVM_STOP_TIMEOUT, else 10).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -274,7 +274,6 @@ impl Ctx {
             stop_timeout,
             parallel: 1,
             busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
-            only: None,
             candidate_dbs: self.paths.candidate_state_dbs(),
         }
     }
