@@ -3,7 +3,7 @@
 //! keep the state store current.
 
 use crate::sys::fs::{remove_vm_file, VmFile};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -196,7 +196,14 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
         .as_ref()
         .and_then(|n| n.guest_ip.clone())
         .ok_or_else(|| rt(format!("Sandbox '{id}' has no network configuration")))?;
-    let key = ctx.paths.keys_dir.join("id_ed25519");
+    Ok(ssh_args(&ctx.paths.keys_dir, &ip, command, interactive))
+}
+
+/// The one `ssh` recipe: root at the guest's IP with smolvm's key
+/// (`<keys dir>/id_ed25519`), no host-key prompts; `interactive` asks for a terminal when
+/// there is no command, else batch mode. `command` empty means a shell.
+pub fn ssh_args(keys_dir: &Path, ip: &str, command: &[String], interactive: bool) -> Vec<String> {
+    let key = keys_dir.join("id_ed25519");
     let mut a: Vec<String> = vec![
         "ssh".into(),
         "-i".into(),
@@ -230,7 +237,17 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
                 .join(" "),
         );
     }
-    Ok(a)
+    a
+}
+
+/// What `smolvm sandbox ssh` runs, as one line to paste into a shell (the dashboard's
+/// copy, the start report's `ssh_command`).
+pub fn ssh_command(keys_dir: &Path, ip: &str) -> String {
+    ssh_args(keys_dir, ip, &[], true)
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One word for a POSIX shell: as is when it is plain, else in single quotes.

@@ -696,15 +696,11 @@ fn report(
     pid: Option<i64>,
 ) -> StartReport {
     let ip = net.guest_ip.clone().unwrap_or_default();
-    let key = ctx.paths.keys_dir.join("id_ed25519");
     StartReport {
         id: id.to_string(),
         status: if pid.is_some() { "running" } else { "created" }.into(),
         preset,
-        ssh_command: format!(
-            "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@{ip}",
-            key.display()
-        ),
+        ssh_command: super::lifecycle::ssh_command(&ctx.paths.keys_dir, &ip),
         ip,
         ssh_host_port: net.ssh_host_port,
         backend: runtime.vmm.as_str().into(),

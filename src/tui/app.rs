@@ -1395,13 +1395,12 @@ impl App {
     }
 }
 
-/// The SSH command for a VM: the forwarded host port when there is one, else its IP.
+/// The SSH command for a VM: core's, exactly what `smolvm sandbox ssh <id>` runs (key,
+/// options, guest IP); that command itself when the VM has no IP.
 pub fn ssh_command(info: &crate::core::sandbox::SandboxInfo) -> String {
-    match (info.ssh_port, &info.ip) {
-        (Some(p), _) => format!("ssh -p {p} root@127.0.0.1"),
-        (None, Some(ip)) => format!("ssh root@{ip}"),
-        (None, None) => format!("smolvm sandbox ssh {}", info.id),
-    }
+    info.ssh_command
+        .clone()
+        .unwrap_or_else(|| format!("smolvm sandbox ssh {}", info.id))
 }
 
 /// Field errors of the start form (`None` = valid), in field order.
