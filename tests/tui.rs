@@ -351,7 +351,7 @@ fn palette_commands_and_errors() {
     let Some(Modal::Start(f)) = &a.modal else {
         panic!("no start form")
     };
-    assert_eq!(smolvm::tui::app::PRESETS[f.preset], "claude-code");
+    assert_eq!(smolvm::tui::app::PRESETS[f.preset].name, "claude-code");
     a.update(code(KeyCode::Esc));
     a.update(key(':'));
     typed(&mut a, "fly away");
@@ -976,4 +976,59 @@ fn the_copied_ssh_command_is_the_clis_and_names_the_key() {
         "{copied}"
     );
     assert!(copied.ends_with("root@172.16.0.7"), "{copied}");
+}
+
+// ---- start limits: core's, word for word in the CLI and the form -----------------------
+
+#[test]
+fn a_bad_start_value_gets_the_same_message_from_the_cli_and_the_form() {
+    let h = support::Home::new();
+    // (form field, CLI flag, bad value)
+    let cases = [
+        (2, "--memory", "99"),
+        (2, "--memory", "16385"),
+        (2, "--memory", "lots"),
+        (3, "--cpus", "0"),
+        (3, "--cpus", "33"),
+        (4, "--disk-size", "100"),
+        (4, "--disk-size", "-5"),
+    ];
+    for (field, flag, value) in cases {
+        let mut a = full_app(160, 48);
+        a.update(key('n'));
+        for _ in 0..field {
+            a.update(code(KeyCode::Tab));
+        }
+        for _ in 0..8 {
+            a.update(code(KeyCode::Backspace));
+        }
+        typed(&mut a, value);
+        let Some(Modal::Start(f)) = &a.modal else {
+            panic!("no start form")
+        };
+        let form = smolvm::tui::app::field_errors(f)[field]
+            .clone()
+            .unwrap_or_else(|| panic!("the form accepts {flag} {value}"));
+        assert!(
+            a.update(code(KeyCode::Enter)).is_empty(),
+            "submitted {value}"
+        );
+        for cmd in [
+            vec!["codex", "start"],
+            vec!["sandbox", "create", "--preset", "codex"],
+        ] {
+            let out = h
+                .smolvm()
+                .args(&cmd)
+                .arg(format!("{flag}={value}"))
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{cmd:?} {flag}={value}");
+            let err = support::stderr(&out);
+            assert!(
+                err.contains(&form),
+                "{cmd:?} {flag}={value}: the CLI says\n{err}\nthe form says\n{form}"
+            );
+        }
+    }
 }
