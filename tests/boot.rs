@@ -301,6 +301,22 @@ fn debian_image_answers_ssh_and_exec() {
     let out = e.smolvm(&["sandbox", "ssh", "vm-deb", "--", "uname"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "Linux");
+    // The dashboard's copied command (`y`) logs in as it is, and is the start report's.
+    let env = smolvm::sys::env::Env::from_vars(
+        e.h.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
+        0,
+    );
+    let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+    let row = snap.vms.iter().find(|r| r.info.id == "vm-deb").unwrap();
+    let copied = smolvm::tui::app::ssh_command(&row.info);
+    assert_eq!(v["data"]["ssh_command"], copied.as_str());
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &e.ns.name, "sh", "-c"])
+        .arg(format!("{copied} uname </dev/null"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{copied}: {}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Linux", "{copied}");
     // The remote exit code comes back.
     let out = e.smolvm(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));

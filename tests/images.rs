@@ -1126,3 +1126,52 @@ fn pull_start_and_doctor_choose_the_same_vmm() {
         );
     }
 }
+
+#[test]
+fn rm_keeps_an_image_a_live_process_holds_open_as_prune_does() {
+    let h = Home::new();
+    let dir = h.images().join(CURRENT).join("codex-amd64-qemu");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rootfs.ext4"), vec![0x5au8; 4096]).unwrap();
+    // A process (no VM row anywhere) holding the rootfs open, as a VMM would.
+    let mut child = StdCommand::new("sh")
+        .arg("-c")
+        .arg("exec 3<\"$1\"; echo ready; exec sleep 60")
+        .arg("sh")
+        .arg(dir.join("rootfs.ext4"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    let human = h.smolvm().args(["image", "rm", "codex"]).output().unwrap();
+    let js = h
+        .smolvm()
+        .args(["image", "rm", "codex", "--json"])
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let why = format!("open by process {} (sleep)", child.id());
+    assert_eq!(human.status.code(), Some(1), "{}", stdout(&human));
+    assert_eq!(
+        stdout(&human),
+        format!("Kept:    ~/.smolvm/images/{CURRENT}/codex-amd64-qemu/ ({why})\nFreed 0 B.\n")
+    );
+    assert_eq!(js.status.code(), Some(1));
+    let v = json(&js);
+    assert_eq!(v["data"]["kept"][0]["name"], "codex-amd64-qemu");
+    assert_eq!(v["data"]["kept"][0]["reason"], why.as_str());
+    assert!(
+        dir.join("rootfs.ext4").is_file(),
+        "a cache in use was removed"
+    );
+    // Nothing holds it now: removed.
+    let out = h.smolvm().args(["image", "rm", "codex"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!dir.exists());
+}

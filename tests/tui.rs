@@ -67,6 +67,12 @@ fn vm(
                 "2026-05-07T12:00:{:02}+00:00",
                 ORDER.iter().position(|x| *x == id).unwrap_or(99)
             ),
+            ssh_command: ip.map(|ip| {
+                smolvm::core::lifecycle::ssh_command(
+                    std::path::Path::new("/home/u/.smolvm/keys"),
+                    ip,
+                )
+            }),
         },
         cpu_pct: pid.filter(|_| !stale).map(|_| 12.5),
         rss_bytes: pid.filter(|_| !stale).map(|_| 187_000_000),
@@ -346,7 +352,7 @@ fn palette_commands_and_errors() {
     let Some(Modal::Start(f)) = &a.modal else {
         panic!("no start form")
     };
-    assert_eq!(smolvm::tui::app::PRESETS[f.preset], "claude-code");
+    assert_eq!(smolvm::tui::app::PRESETS[f.preset].name, "claude-code");
     a.update(code(KeyCode::Esc));
     a.update(key(':'));
     typed(&mut a, "fly away");
@@ -894,4 +900,136 @@ fn doctor_fixture() -> Vec<smolvm::core::doctor::Check> {
         ),
         c("nft", Status::Ok, "/usr/sbin/nft", ""),
     ]
+}
+
+// ---- the copied SSH command is the one `sandbox ssh` runs ------------------------------
+
+#[test]
+fn the_copied_ssh_command_is_the_clis_and_names_the_key() {
+    use support::cleanup::{fake_firecracker, insert_rows, Row};
+    let h = support::Home::new();
+    let sockets = h.sockets();
+    // Killed on drop, so a failed assertion leaves no stand-in behind.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let vmm = Reap(fake_firecracker(&sockets, "vm-ssh", false));
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[Row {
+            status: "running",
+            pid: Some(vmm.0.id() as i32),
+            tap: Some(("tap7", "172.16.0.7", 2207)),
+            backend: "firecracker",
+            ..Row::stopped("vm-ssh")
+        }],
+    );
+    // An `ssh` first on PATH that prints the arguments it was given, one per line.
+    let bin = h.tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("ssh"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut vars = h.env_vars();
+    let path =
+        std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(&vars[0].1)))
+            .unwrap();
+    vars[0] = ("PATH", path);
+
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("smolvm"))
+        .env_clear()
+        .envs(vars.iter().cloned())
+        .args(["sandbox", "ssh", "vm-ssh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let argv: Vec<String> = support::stdout(&out).lines().map(String::from).collect();
+    let cli = std::iter::once("ssh".to_string())
+        .chain(argv.iter().map(|a| smolvm::core::lifecycle::shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+
+    let env = smolvm::sys::env::Env::from_vars(
+        vars.iter().map(|(k, v)| (k.to_string(), v.clone())),
+        nix::unistd::geteuid().as_raw(),
+    );
+    let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+    assert_eq!(a.selected_vm().map(|v| v.info.id.as_str()), Some("vm-ssh"));
+    let fx = a.update(key('y'));
+    let [Effect::Copy(copied)] = &fx[..] else {
+        panic!("no copy: {fx:?}")
+    };
+    assert_eq!(
+        copied, &cli,
+        "the dashboard copies another command than `sandbox ssh` runs"
+    );
+    let key_path = h.home.join(".smolvm/keys/id_ed25519");
+    assert!(
+        copied.contains(&format!("-i {}", key_path.display())),
+        "{copied}"
+    );
+    assert!(copied.ends_with("root@172.16.0.7"), "{copied}");
+}
+
+// ---- start limits: core's, word for word in the CLI and the form -----------------------
+
+#[test]
+fn a_bad_start_value_gets_the_same_message_from_the_cli_and_the_form() {
+    let h = support::Home::new();
+    // (form field, CLI flag, bad value)
+    let cases = [
+        (2, "--memory", "99"),
+        (2, "--memory", "16385"),
+        (2, "--memory", "lots"),
+        (3, "--cpus", "0"),
+        (3, "--cpus", "33"),
+        (4, "--disk-size", "100"),
+        (4, "--disk-size", "-5"),
+    ];
+    for (field, flag, value) in cases {
+        let mut a = full_app(160, 48);
+        a.update(key('n'));
+        for _ in 0..field {
+            a.update(code(KeyCode::Tab));
+        }
+        for _ in 0..8 {
+            a.update(code(KeyCode::Backspace));
+        }
+        typed(&mut a, value);
+        let Some(Modal::Start(f)) = &a.modal else {
+            panic!("no start form")
+        };
+        let form = smolvm::tui::app::field_errors(f)[field]
+            .clone()
+            .unwrap_or_else(|| panic!("the form accepts {flag} {value}"));
+        assert!(
+            a.update(code(KeyCode::Enter)).is_empty(),
+            "submitted {value}"
+        );
+        for cmd in [
+            vec!["codex", "start"],
+            vec!["sandbox", "create", "--preset", "codex"],
+        ] {
+            let out = h
+                .smolvm()
+                .args(&cmd)
+                .arg(format!("{flag}={value}"))
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{cmd:?} {flag}={value}");
+            let err = support::stderr(&out);
+            assert!(
+                err.contains(&form),
+                "{cmd:?} {flag}={value}: the CLI says\n{err}\nthe form says\n{form}"
+            );
+        }
+    }
 }

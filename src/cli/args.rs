@@ -15,6 +15,20 @@ fn boot_seconds(text: &str) -> Result<Duration, String> {
     crate::core::units::parse_seconds(text, true)
 }
 
+/// `--memory`, `--cpus`, `--disk-size`: core's limits and messages (the dashboard's form
+/// shows the same).
+fn memory(text: &str) -> Result<u32, String> {
+    crate::core::presets::parse_memory(text)
+}
+
+fn cpus(text: &str) -> Result<u32, String> {
+    crate::core::presets::parse_vcpus(text)
+}
+
+fn disk_size(text: &str) -> Result<u64, String> {
+    crate::core::presets::parse_disk(text)
+}
+
 /// `cleanup --prefix`: checked by [`validate_prefix`](crate::core::cleanup::validate_prefix).
 fn prefix(text: &str) -> Result<String, String> {
     crate::core::cleanup::validate_prefix(text)?;
@@ -101,14 +115,14 @@ pub struct StartFlags {
     /// Sandbox id (default: vm-<8 hex>).
     #[arg(long)]
     pub name: Option<String>,
-    /// Guest memory in MiB (default: 2048 for presets, 512 otherwise).
-    #[arg(long, value_name = "MIB")]
+    /// Guest memory in MiB, 128 to 16384 (default: 2048 for presets, 512 otherwise).
+    #[arg(long, value_name = "MIB", value_parser = memory, allow_hyphen_values = true)]
     pub memory: Option<u32>,
-    /// Guest vCPUs (default 2).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=32))]
+    /// Guest vCPUs, 1 to 32 (default 2).
+    #[arg(long, value_name = "N", value_parser = cpus, allow_hyphen_values = true)]
     pub cpus: Option<u32>,
-    /// Grow the sandbox's disk (and its ext4) to this many MiB.
-    #[arg(long, value_name = "MIB")]
+    /// Grow the sandbox's disk (and its ext4) to this many MiB, 1024 to 1048576.
+    #[arg(long, value_name = "MIB", value_parser = disk_size, allow_hyphen_values = true)]
     pub disk_size: Option<u64>,
     /// Virtual machine monitor: firecracker with hardware KVM, else qemu.
     #[arg(long, value_parser = ["auto", "firecracker", "qemu"], default_value = "auto")]
@@ -194,7 +208,7 @@ pub struct ImageBuildArgs {
 
 #[derive(Debug, Args)]
 pub struct ImagePullArgs {
-    /// Preset to pull (codex, claude-code/claude, openclaw/claw, hermes, pi, ...).
+    /// Preset to pull (claude-code/claude, codex, hermes, openclaw/claw, pi, ...).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub preset: Option<String>,
     /// Pull every published image for this platform.
@@ -333,7 +347,7 @@ pub enum SandboxCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Preset image to boot (claude-code/claude, codex, openclaw/claw, hermes, pi).
+    /// Preset image to boot (claude-code/claude, codex, hermes, openclaw/claw, pi).
     #[arg(long, conflicts_with_all = ["kernel", "rootfs"])]
     pub preset: Option<String>,
     /// Kernel to boot (with --rootfs).
@@ -377,9 +391,10 @@ pub struct SandboxStartArgs {
 #[derive(Debug, Args)]
 pub struct StopArgs {
     pub id: String,
-    /// Seconds to wait for the VM to stop before killing it (0 to 86400).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
-    pub timeout: Duration,
+    /// Seconds to wait for the VM to stop before killing it (0 to 86400; default:
+    /// $SMOLVM_STOP_TIMEOUT, else 10).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -389,9 +404,10 @@ pub struct StopArgs {
 pub struct DeleteArgs {
     #[arg(required = true)]
     pub ids: Vec<String>,
-    /// Seconds to wait for each VM to stop before killing it (0 to 86400).
-    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
-    pub timeout: Duration,
+    /// Seconds to wait for each VM to stop before killing it (0 to 86400; default:
+    /// $SMOLVM_STOP_TIMEOUT, else 10).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -446,9 +446,17 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
 #[derive(Serialize)]
 struct RmData<'a> {
     removed: Vec<EntryData<'a>>,
-    kept: Vec<EntryData<'a>>,
+    kept: Vec<KeptData<'a>>,
     failed: Vec<RmFailure<'a>>,
     freed_bytes: u64,
+}
+
+/// A kept image: its entry and why (`in use by VM …`, `open by process …`).
+#[derive(Serialize)]
+struct KeptData<'a> {
+    #[serde(flatten)]
+    entry: EntryData<'a>,
+    reason: String,
 }
 
 #[derive(Serialize)]
@@ -472,6 +480,9 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
         Ok(r) => r,
         Err(e) => return output::fail(command, args.json, &e),
     };
+    for w in &r.warnings {
+        warn(w.clone());
+    }
     let freed: u64 = r.removed.iter().map(|e| e.on_disk_bytes).sum();
     let problems = r.kept.len() + r.failed.len();
     let code = if problems == 0 { 0 } else { 1 };
@@ -484,7 +495,14 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
         });
         let data = RmData {
             removed: r.removed.iter().map(entry_data).collect(),
-            kept: r.kept.iter().map(entry_data).collect(),
+            kept: r
+                .kept
+                .iter()
+                .map(|(e, why)| KeptData {
+                    entry: entry_data(e),
+                    reason: why.to_string(),
+                })
+                .collect(),
             failed: r
                 .failed
                 .iter()
@@ -501,11 +519,10 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
     for e in &r.removed {
         line(format!("Removed: {}/", display_path(&e.path, &paths.home)));
     }
-    for e in &r.kept {
+    for (e, why) in &r.kept {
         line(format!(
-            "Kept:    {}/ (in use by VM {})",
-            display_path(&e.path, &paths.home),
-            e.in_use_by.join(", ")
+            "Kept:    {}/ ({why})",
+            display_path(&e.path, &paths.home)
         ));
     }
     for (e, m) in &r.failed {

@@ -155,11 +155,8 @@ fn command_name(argv: &[OsString]) -> String {
     match words.as_slice() {
         [] => "smolvm".to_string(),
         ["images"] | ["image", "ls" | "list"] => "image.list".to_string(),
-        [preset, rest @ ..]
-            if crate::core::start::PRESETS
-                .contains(&crate::core::images::canonical_preset(preset)) =>
-        {
-            let mut name = crate::core::images::canonical_preset(preset).to_string();
+        [preset, rest @ ..] if crate::core::presets::find(preset).is_some() => {
+            let mut name = crate::core::presets::canonical(preset).to_string();
             for w in rest {
                 name.push('.');
                 name.push_str(w);

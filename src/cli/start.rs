@@ -195,8 +195,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Stop(a) => {
             let r = (|| {
+                let timeout = lifecycle::stop_timeout(env, a.timeout)?;
                 let ctx = open_ctx(env)?;
-                crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, a.timeout))?
+                crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -218,24 +219,20 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             }
         }
         SandboxCommand::Delete(a) => {
-            let (deleted, failed) = match (|| {
+            let report = match (|| {
+                let timeout = lifecycle::stop_timeout(env, a.timeout)?;
                 let ctx = open_ctx(env)?;
-                let t = a.timeout;
-                crate::core::runtime::block_on(async {
-                    let mut ok = Vec::new();
-                    let mut bad = Vec::new();
-                    for id in &a.ids {
-                        match lifecycle::delete(&ctx, id, t).await {
-                            Ok(()) => ok.push(id.clone()),
-                            Err(e) => bad.push((id.clone(), e.message)),
-                        }
-                    }
-                    (ok, bad)
-                })
+                crate::core::runtime::block_on(lifecycle::delete(
+                    &ctx,
+                    &a.ids,
+                    timeout,
+                    &Progress::none(),
+                ))
             })() {
-                Ok(v) => v,
+                Ok(r) => r,
                 Err(e) => return output::fail("sandbox.delete", a.json, &e),
             };
+            let (deleted, failed) = (report.deleted, report.failed);
             let code = i32::from(!failed.is_empty());
             if a.json {
                 let data = Deleted {

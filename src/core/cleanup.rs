@@ -75,9 +75,6 @@ pub struct CleanupOptions {
     pub stop_timeout: Duration,
     pub parallel: usize,
     pub busy_timeout: Duration,
-    /// Delete exactly these VMs (the dashboard's delete of selected rows): no prefix or
-    /// stale targeting, no orphan removal.
-    pub only: Option<Vec<String>>,
     /// Every candidate state database ([`Paths::candidate_state_dbs`]): the active one
     /// supplies targets, the others protect what they record.
     pub candidate_dbs: Vec<PathBuf>,
@@ -95,7 +92,7 @@ impl CleanupOptions {
         dry_run: bool,
     ) -> Result<Self> {
         // Validated before anything else is looked at (durations: the one parser, 0 to 24 h).
-        let stop_timeout = env.seconds("SMOLVM_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, false)?;
+        let stop_timeout = super::lifecycle::stop_timeout(env, None)?;
         let busy_timeout = env.seconds("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT, false)?;
         if let (false, Some(p)) = (all, &prefix) {
             validate_prefix(p).map_err(|why| Error::usage(format!("--prefix: {why}")))?;
@@ -130,7 +127,6 @@ impl CleanupOptions {
             stop_timeout,
             parallel,
             busy_timeout,
-            only: None,
             candidate_dbs: paths.candidate_state_dbs(),
         })
     }
@@ -142,7 +138,6 @@ pub enum TargetReason {
     Stale,
     Prefix,
     All,
-    Selected,
 }
 
 impl TargetReason {
@@ -151,7 +146,6 @@ impl TargetReason {
             TargetReason::Stale => "stale",
             TargetReason::Prefix => "prefix",
             TargetReason::All => "all",
-            TargetReason::Selected => "selected",
         }
     }
 }
@@ -432,28 +426,6 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
 
     let by_id: HashMap<&str, &VmRecord> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
     let known = Arc::new(known);
-    if let Some(only) = &opts.only {
-        let targets = only
-            .iter()
-            .filter_map(|id| by_id.get(id.as_str()))
-            .map(|vm| Target {
-                vm: (*vm).clone(),
-                reason: TargetReason::Selected,
-                resources: VmResources::of(vm, &leases),
-            })
-            .collect();
-        return Ok(CleanupPlan {
-            opts,
-            corruption,
-            stale_ids,
-            targets,
-            stale_resources: Vec::new(),
-            warnings,
-            store,
-            known,
-            _lock: lock,
-        });
-    }
     let mut targets: Vec<Target> = Vec::new();
     for id in &stale_ids {
         if let Some(vm) = by_id.get(id.as_str()) {

@@ -3,15 +3,17 @@
 //! (signals, files, state rows) are sys's, and all of them keep the state store current.
 
 use crate::sys::fs::{remove_vm_file, VmFile};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::cleanup;
 use super::error::{Error, Result};
+use super::progress::Progress;
 use super::sandbox::SandboxInfo;
 use super::start::{not_found, Ctx};
+use crate::sys::env::Env;
 use crate::sys::state::{VmRecord, VmStatus};
 
 fn rt(e: impl std::fmt::Display) -> Error {
@@ -58,6 +60,20 @@ pub struct StopReport {
     pub was_running: bool,
 }
 
+/// The budget `stop` and `delete` give each VMM, the same for every face: the `--timeout`
+/// flag when given, else `SMOLVM_STOP_TIMEOUT`, else 10 s (the one duration parser, 0 to
+/// 24 h; a bad variable is a usage error naming it).
+pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
+    match flag {
+        Some(t) => Ok(t),
+        None => Ok(env.seconds(
+            "SMOLVM_STOP_TIMEOUT",
+            cleanup::DEFAULT_STOP_TIMEOUT,
+            false,
+        )?),
+    }
+}
+
 /// Stop a running or paused sandbox within `timeout` (graceful first, then SIGKILL,
 /// through a verified pidfd); status `stopped`, pid and socket cleared. The TAP,
 /// leases, nftables entries and disk stay for the next `start`.
@@ -86,12 +102,59 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     })
 }
 
-/// Delete a sandbox and everything it holds (the same teardown `cleanup` uses).
-pub async fn delete(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()> {
-    get(ctx, id)?;
-    cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout))
-        .await
-        .map_err(rt)
+/// One sandbox of a [`delete`], as it finishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteEvent {
+    Deleted { vm_id: String },
+    Failed { vm_id: String, error: String },
+}
+
+/// What [`delete`] did, in the order asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteReport {
+    pub deleted: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    /// Cancelled before every sandbox was tried (the dashboard's `x`).
+    pub cancelled: bool,
+}
+
+/// Delete sandboxes and everything they hold — VMM (within `timeout` each, see
+/// [`stop_timeout`]), TAP, nftables entries, sockets, log, disk, row and leases — one by
+/// one through the teardown `cleanup` uses. A failure (an unknown id included) does not
+/// stop the others. What `smolvm sandbox delete` and the dashboard's `d` both run.
+pub async fn delete(
+    ctx: &Ctx,
+    ids: &[String],
+    timeout: Duration,
+    progress: &Progress<DeleteEvent>,
+) -> DeleteReport {
+    let mut report = DeleteReport::default();
+    for id in ids {
+        if progress.cancelled() {
+            report.cancelled = true;
+            break;
+        }
+        let r = match get(ctx, id) {
+            Ok(_) => cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout))
+                .await
+                .map_err(rt),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => {
+                progress.emit(DeleteEvent::Deleted { vm_id: id.clone() });
+                report.deleted.push(id.clone());
+            }
+            Err(e) => {
+                progress.emit(DeleteEvent::Failed {
+                    vm_id: id.clone(),
+                    error: e.message.clone(),
+                });
+                report.failed.push((id.clone(), e.message));
+            }
+        }
+    }
+    report
 }
 
 /// The console log path of a sandbox (it must exist as a row).
@@ -137,7 +200,14 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
         .as_ref()
         .and_then(|n| n.guest_ip.clone())
         .ok_or_else(|| rt(format!("Sandbox '{id}' has no network configuration")))?;
-    let key = ctx.paths.keys_dir.join("id_ed25519");
+    Ok(ssh_args(&ctx.paths.keys_dir, &ip, command, interactive))
+}
+
+/// The one `ssh` recipe: root at the guest's IP with smolvm's key
+/// (`<keys dir>/id_ed25519`), no host-key prompts; `interactive` asks for a terminal when
+/// there is no command, else batch mode. `command` empty means a shell.
+pub fn ssh_args(keys_dir: &Path, ip: &str, command: &[String], interactive: bool) -> Vec<String> {
+    let key = keys_dir.join("id_ed25519");
     let mut a: Vec<String> = vec![
         "ssh".into(),
         "-i".into(),
@@ -171,7 +241,17 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
                 .join(" "),
         );
     }
-    Ok(a)
+    a
+}
+
+/// What `smolvm sandbox ssh` runs, as one line to paste into a shell (the dashboard's
+/// copy, the start report's `ssh_command`).
+pub fn ssh_command(keys_dir: &Path, ip: &str) -> String {
+    ssh_args(keys_dir, ip, &[], true)
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One word for a POSIX shell: as is when it is plain, else in single quotes.
@@ -189,6 +269,24 @@ pub fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_timeout_is_flag_then_variable_then_ten_seconds() {
+        let env = |v: Option<&str>| Env::from_vars(v.map(|v| ("SMOLVM_STOP_TIMEOUT", v)), 0);
+        let s = Duration::from_secs;
+        assert_eq!(stop_timeout(&env(None), None).unwrap(), s(10));
+        assert_eq!(stop_timeout(&env(Some("2")), None).unwrap(), s(2));
+        assert_eq!(stop_timeout(&env(Some("2")), Some(s(5))).unwrap(), s(5));
+        let e = stop_timeout(&env(Some("1e20")), None).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message.starts_with("SMOLVM_STOP_TIMEOUT "),
+            "{}",
+            e.message
+        );
+        // A flag wins even over a bad variable (it is never read).
+        assert_eq!(stop_timeout(&env(Some("x")), Some(s(1))).unwrap(), s(1));
+    }
 
     #[test]
     fn shell_quoting() {

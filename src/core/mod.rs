@@ -15,6 +15,7 @@ pub mod error;
 pub mod host;
 pub mod images;
 pub mod lifecycle;
+pub mod presets;
 pub mod progress;
 pub mod prune;
 pub mod runtime;

@@ -281,69 +281,99 @@ fn is_protected(path: &Path, is_symlink: bool, protected: &[PathBuf]) -> bool {
         .any(|p| p.starts_with(&canon) || canon.starts_with(&p))
 }
 
-/// For each candidate, why it is in use, if it is: a running/paused VM's file lies under
-/// it (by its path as configured or its real path), or a live process holds a file under
-/// it open. A symlink candidate only counts as used through its own path: removing the
-/// link never touches what it points at.
+/// The one in-use check for image caches, shared by `prune` and `image rm`: a cache is in
+/// use when a running/paused VM recorded in any candidate state database
+/// ([`Paths::existing_state_dbs`]) has a file under it (by its path as configured or its
+/// real path), or when a live process holds a file under it open. A symlink entry only
+/// counts as used through its own path: removing the link never touches what it points at.
+pub struct InUse {
+    vms: Vec<state::ActiveVm>,
+    /// A state database that could not be read (the check then relies on open files).
+    pub warnings: Vec<String>,
+}
+
+impl InUse {
+    /// Read the running/paused VMs of every database in `state_dbs`.
+    pub fn read(state_dbs: &[PathBuf]) -> InUse {
+        let mut vms = Vec::new();
+        let mut warnings = Vec::new();
+        for db in state_dbs {
+            match state::active_vms(db) {
+                Ok(mut v) => vms.append(&mut v),
+                Err(e) => warnings.push(format!(
+                    "cannot read state database {} ({e}); in-use checks rely on open files of live processes only",
+                    db.display()
+                )),
+            }
+        }
+        InUse { vms, warnings }
+    }
+
+    /// The VMs (ids, in database order) with a file under `dir`.
+    pub fn vms_using(&self, dir: &Path, is_symlink: bool) -> Vec<String> {
+        let canon = if is_symlink {
+            None
+        } else {
+            dir.canonicalize().ok()
+        };
+        self.vms
+            .iter()
+            .filter(|vm| {
+                vm.files.iter().any(|f| {
+                    f.starts_with(dir)
+                        || canon.as_ref().is_some_and(|c| {
+                            f.starts_with(c) || f.canonicalize().is_ok_and(|fc| fc.starts_with(c))
+                        })
+                })
+            })
+            .map(|vm| vm.id.clone())
+            .collect()
+    }
+
+    /// For each `(dir, is_symlink)`, why it is in use, if it is: a VM first, else a live
+    /// process holding a file under it open.
+    pub fn reasons(&self, dirs: &[(PathBuf, bool)]) -> Vec<Option<KeepReason>> {
+        let mut reasons: Vec<Option<KeepReason>> = dirs
+            .iter()
+            .map(|(d, link)| {
+                let ids = self.vms_using(d, *link);
+                (!ids.is_empty()).then(|| KeepReason::InUseByVm {
+                    vm_id: ids.join(", "),
+                })
+            })
+            .collect();
+        let unresolved: Vec<(usize, PathBuf)> = dirs
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, link))| reasons[*i].is_none() && !link)
+            .filter_map(|(i, (d, _))| d.canonicalize().ok().map(|c| (i, c)))
+            .collect();
+        let canon: Vec<PathBuf> = unresolved.iter().map(|(_, c)| c.clone()).collect();
+        for ((i, _), holder) in unresolved.iter().zip(procfs::holders_under(&canon)) {
+            if let Some(h) = holder {
+                reasons[*i] = Some(KeepReason::OpenByProcess {
+                    pid: h.pid,
+                    comm: h.comm,
+                });
+            }
+        }
+        reasons
+    }
+}
+
+/// For each candidate, why it is in use, if it is ([`InUse`]).
 fn in_use_reasons(
     stale: &[StaleCache],
     state_dbs: &[PathBuf],
     warnings: &mut Vec<String>,
 ) -> Vec<Option<KeepReason>> {
-    let mut vms = Vec::new();
-    for db in state_dbs {
-        match state::active_vms(db) {
-            Ok(mut v) => vms.append(&mut v),
-            Err(e) => warnings.push(format!(
-                "cannot read state database {} ({e}); in-use checks rely on open files of live processes only",
-                db.display()
-            )),
-        }
-    }
-    let canon: Vec<Option<PathBuf>> = stale
+    let in_use = InUse::read(state_dbs);
+    warnings.extend(in_use.warnings.iter().cloned());
+    let dirs: Vec<(PathBuf, bool)> = stale
         .iter()
-        .map(|s| {
-            if s.is_symlink {
-                None
-            } else {
-                s.path.canonicalize().ok()
-            }
-        })
+        .map(|s| (s.path.clone(), s.is_symlink))
         .collect();
-    let mut reasons: Vec<Option<KeepReason>> = stale
-        .iter()
-        .zip(&canon)
-        .map(|(s, c)| {
-            vms.iter().find_map(|vm| {
-                let hit = vm.files.iter().any(|f| {
-                    f.starts_with(&s.path)
-                        || c.as_ref().is_some_and(|c| {
-                            f.starts_with(c) || f.canonicalize().is_ok_and(|fc| fc.starts_with(c))
-                        })
-                });
-                hit.then(|| KeepReason::InUseByVm {
-                    vm_id: vm.id.clone(),
-                })
-            })
-        })
-        .collect();
-
-    let unresolved: Vec<usize> = (0..stale.len())
-        .filter(|&i| reasons[i].is_none() && canon[i].is_some())
-        .collect();
-    let dirs: Vec<PathBuf> = unresolved
-        .iter()
-        .filter_map(|&i| canon[i].clone())
-        .collect();
-    for (i, holder) in unresolved.into_iter().zip(procfs::holders_under(&dirs)) {
-        if let Some(h) = holder {
-            reasons[i] = Some(KeepReason::OpenByProcess {
-                pid: h.pid,
-                comm: h.comm,
-            });
-        }
-    }
-    reasons
+    in_use.reasons(&dirs)
 }
 
 /// Prune: plan, then (unless a dry run) remove each stale cache that is not kept. One

@@ -30,6 +30,10 @@ pub struct SandboxInfo {
     pub tap: Option<String>,
     pub pid: Option<i64>,
     pub created_at: String,
+    /// What `smolvm sandbox ssh <id>` runs, as one shell line
+    /// ([`ssh_command`](super::lifecycle::ssh_command)); `None` without a guest IP.
+    #[serde(skip)]
+    pub ssh_command: Option<String>,
 }
 
 impl SandboxInfo {
@@ -41,6 +45,10 @@ impl SandboxInfo {
             stale: row_is_stale(vm, &paths.socket_dir),
             backend: vm.backend().map(str::to_string),
             preset: vm.preset().map(str::to_string),
+            ssh_command: net
+                .guest_ip
+                .as_deref()
+                .map(|ip| super::lifecycle::ssh_command(&paths.keys_dir, ip)),
             ip: net.guest_ip,
             ssh_port: net.ssh_host_port,
             tap: net.tap_device,
@@ -179,6 +187,7 @@ mod tests {
             tap: None,
             pid,
             created_at: String::new(),
+            ssh_command: None,
         }
     }
 

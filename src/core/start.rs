@@ -38,7 +38,6 @@ use crate::sys::vmm::{self, firecracker, qmp::Qmp, Accel};
 pub const READY_MARKER: &str = "SmolVM init complete";
 /// SmolVM's `SSH_BOOT_ARGS` (its images' `/init` is PID 1).
 pub const DEFAULT_BOOT_ARGS: &str = "console=ttyS0 reboot=k panic=1 pci=off init=/init";
-pub const PRESETS: &[&str] = &["openclaw", "claude-code", "codex", "hermes", "pi"];
 
 /// How to create (and maybe start) a sandbox.
 #[derive(Debug, Clone, Default)]
@@ -200,7 +199,6 @@ impl Ctx {
             stop_timeout,
             parallel: 1,
             busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
-            only: None,
             candidate_dbs: self.paths.candidate_state_dbs(),
         }
     }
@@ -343,15 +341,6 @@ fn random_id() -> String {
     format!("vm-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
 }
 
-/// Preset defaults (SmolVM `presets/`): 2048 MiB memory, 8192 MiB disk (hermes 10240).
-fn preset_disk_mib(preset: &str) -> u64 {
-    if preset == "hermes" {
-        10240
-    } else {
-        8192
-    }
-}
-
 /// Resolve the image: pull the preset's (or use the custom build), or take the given
 /// kernel and rootfs.
 fn resolve_image(
@@ -467,17 +456,13 @@ pub async fn create(
             "Pass either --preset or --kernel and --rootfs, not both",
         ));
     }
-    let preset = opts
+    let registry = opts
         .preset
         .as_deref()
-        .map(|p| images::canonical_preset(p).to_string());
-    if let Some(p) = &preset {
-        if !PRESETS.contains(&p.as_str()) {
-            return Err(Error::usage(format!(
-                "Unknown preset '{p}'. Available: claude-code, codex, hermes, openclaw, pi"
-            )));
-        }
-    }
+        .map(super::presets::lookup)
+        .transpose()?;
+    let preset = registry.map(|p| p.name.to_string());
+    super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
     let id = match &opts.name {
         Some(n) if !is_vm_id(n) => {
             return Err(Error::usage(format!(
@@ -518,8 +503,8 @@ pub async fn create(
     let disk = ctx.disk_path(&id)?;
     let mem = opts
         .memory_mib
-        .unwrap_or(if preset.is_some() { 2048 } else { 512 });
-    let vcpus = opts.vcpus.unwrap_or(2);
+        .unwrap_or(registry.map_or(super::presets::DEFAULT_MEMORY_MIB, |p| p.memory_mib));
+    let vcpus = opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS);
     let disk_mib = opts.disk_size_mib;
     let config = serde_json::json!({
         "vm_id": id,
@@ -537,7 +522,7 @@ pub async fn create(
         "guest_os": opts.os.unwrap_or(Os::Ubuntu).as_str(),
         "preset": preset,
         "disk_mode": "isolated",
-        "disk_size_mib": disk_mib.or(preset.as_deref().map(preset_disk_mib)),
+        "disk_size_mib": disk_mib.or(registry.map(|p| p.disk_mib)),
         "retain_disk_on_delete": false,
         "ssh_public_key": public_key.trim(),
         "boot_timeout": runtime.boot_timeout.as_secs_f64(),
@@ -628,15 +613,11 @@ fn report(
     pid: Option<i64>,
 ) -> Result<StartReport> {
     let ip = net.guest_ip.clone().unwrap_or_default();
-    let key = ctx.paths.keys_dir.join("id_ed25519");
     Ok(StartReport {
         id: id.to_string(),
         status: if pid.is_some() { "running" } else { "created" }.into(),
         preset,
-        ssh_command: format!(
-            "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@{ip}",
-            key.display()
-        ),
+        ssh_command: super::lifecycle::ssh_command(&ctx.paths.keys_dir, &ip),
         ip,
         ssh_host_port: net.ssh_host_port,
         backend: runtime.vmm,

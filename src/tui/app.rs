@@ -158,7 +158,8 @@ pub struct StartSpec {
     pub disk_mib: Option<u32>,
 }
 
-pub const PRESETS: [&str; 5] = ["claude-code", "codex", "hermes", "openclaw", "pi"];
+/// The form's presets: core's registry, in its order.
+pub use crate::core::presets::PRESETS;
 
 pub struct StartForm {
     pub preset: usize,
@@ -781,8 +782,8 @@ impl App {
                         preset: 0,
                         field: 0,
                         name: line_input(""),
-                        memory: line_input("2048"),
-                        cpus: line_input("2"),
+                        memory: line_input(&PRESETS[0].memory_mib.to_string()),
+                        cpus: line_input(&crate::core::presets::DEFAULT_VCPUS.to_string()),
                         disk: line_input(""),
                     })));
                 }
@@ -1183,11 +1184,11 @@ impl App {
                 }
             }
             ("start", [p]) => {
-                let canonical = crate::core::images::canonical_preset(p);
+                let preset = crate::core::presets::lookup(p).map_err(|e| e.message)?;
                 let i = PRESETS
                     .iter()
-                    .position(|x| *x == canonical)
-                    .ok_or_else(|| format!("unknown preset '{p}'; presets: {}", PRESETS.join(", ")))?;
+                    .position(|x| x.name == preset.name)
+                    .unwrap_or(0);
                 let fx = self.act(Action::Start);
                 if let Some(Modal::Start(f)) = &mut self.modal {
                     f.preset = i;
@@ -1395,49 +1396,50 @@ impl App {
     }
 }
 
-/// The SSH command for a VM: the forwarded host port when there is one, else its IP.
+/// The SSH command for a VM: core's, exactly what `smolvm sandbox ssh <id>` runs (key,
+/// options, guest IP); that command itself when the VM has no IP.
 pub fn ssh_command(info: &crate::core::sandbox::SandboxInfo) -> String {
-    match (info.ssh_port, &info.ip) {
-        (Some(p), _) => format!("ssh -p {p} root@127.0.0.1"),
-        (None, Some(ip)) => format!("ssh root@{ip}"),
-        (None, None) => format!("smolvm sandbox ssh {}", info.id),
-    }
+    info.ssh_command
+        .clone()
+        .unwrap_or_else(|| format!("smolvm sandbox ssh {}", info.id))
 }
 
-/// Field errors of the start form (`None` = valid), in field order.
+/// Field errors of the start form (`None` = valid), in field order: core's limits and
+/// messages, the same the CLI's flags give.
 pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
-    let num = |t: &TextArea<'_>, lo: u32, hi: u32, what: &str| -> Option<String> {
-        match text_of(t).trim().parse::<u32>() {
-            Ok(v) if (lo..=hi).contains(&v) => None,
-            _ => Some(format!("{what}: a whole number from {lo} to {hi}")),
-        }
-    };
+    use crate::core::presets;
     let name = text_of(&f.name);
+    let disk = text_of(&f.disk);
     [
         None,
         (!name.is_empty() && !crate::core::sandbox::is_vm_id(&name))
             .then(|| "name: a-z 0-9 - _, up to 64, letter/digit at both ends".to_string()),
-        num(&f.memory, 128, 16384, "memory MiB"),
-        num(&f.cpus, 1, 32, "CPUs"),
-        if text_of(&f.disk).trim().is_empty() {
+        presets::parse_memory(&text_of(&f.memory)).err(),
+        presets::parse_vcpus(&text_of(&f.cpus)).err(),
+        if disk.trim().is_empty() {
             None
         } else {
-            num(&f.disk, 1024, 1_048_576, "disk MiB")
+            presets::parse_disk(&disk).err()
         },
     ]
 }
 
 fn validate(f: &StartForm) -> Option<StartSpec> {
+    use crate::core::presets;
     if field_errors(f).iter().any(Option::is_some) {
         return None;
     }
-    let n = |t: &TextArea<'_>| text_of(t).trim().parse::<u32>().unwrap_or(0);
     let name = text_of(&f.name);
+    let disk = text_of(&f.disk);
     Some(StartSpec {
-        preset: PRESETS[f.preset].to_string(),
+        preset: PRESETS[f.preset].name.to_string(),
         name: (!name.is_empty()).then_some(name),
-        memory_mib: n(&f.memory),
-        cpus: n(&f.cpus),
-        disk_mib: (!text_of(&f.disk).trim().is_empty()).then(|| n(&f.disk)),
+        memory_mib: presets::parse_memory(&text_of(&f.memory)).ok()?,
+        cpus: presets::parse_vcpus(&text_of(&f.cpus)).ok()?,
+        disk_mib: if disk.trim().is_empty() {
+            None
+        } else {
+            Some(u32::try_from(presets::parse_disk(&disk).ok()?).ok()?)
+        },
     })
 }

@@ -1056,7 +1056,7 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                     } else {
                         t.muted()
                     };
-                    [Span::styled(format!(" {p} "), s), Span::raw(" ")]
+                    [Span::styled(format!(" {} ", p.name), s), Span::raw(" ")]
                 })
                 .collect();
             f.render_widget(Paragraph::new(Line::from(presets)), v);

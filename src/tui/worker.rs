@@ -90,11 +90,11 @@ impl Workers {
             }
             Effect::RunCleanup { task, prefix, all } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_cleanup(task, tx, env, cancel, Some(prefix), all, None));
+                tokio::spawn(run_cleanup(task, tx, env, cancel, prefix, all));
             }
             Effect::RunDelete { task, ids } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_cleanup(task, tx, env, cancel, None, false, Some(ids)));
+                tokio::spawn(run_delete(task, tx, env, cancel, ids));
             }
             Effect::RunStop { task, ids } => {
                 let cancel = self.cancel_flag(task);
@@ -410,16 +410,14 @@ async fn run_cleanup(
     tx: UnboundedSender<Msg>,
     env: Env,
     cancel: Arc<AtomicBool>,
-    prefix: Option<String>,
+    prefix: String,
     all: bool,
-    only: Option<Vec<String>>,
 ) {
     let t0 = Instant::now();
-    let mut opts = match cleanup_opts(&env, prefix, all, false) {
+    let opts = match cleanup_opts(&env, Some(prefix), all, false) {
         Ok(o) => o,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    opts.only = only;
     send(&tx, task, TaskUpdate::Phase("reconciling".into()));
     let plan = match cleanup::prepare(opts).await {
         Ok(p) => p,
@@ -592,7 +590,67 @@ async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpe
     }
 }
 
-/// Stop VMs one by one (`core::lifecycle::stop`, as `smolvm sandbox stop`).
+/// Delete VMs: `core::lifecycle::delete`, as `smolvm sandbox delete` (the same teardown
+/// and the same stop budget), each VM an item as it finishes.
+async fn run_delete(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    env: Env,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+) {
+    use crate::core::lifecycle::{self, DeleteEvent};
+    use crate::core::start;
+    let t0 = Instant::now();
+    let timeout = match lifecycle::stop_timeout(&env, None) {
+        Ok(t) => t,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    let ctx = match start::Ctx::open(&env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    report_corruption(&tx, task, &ctx);
+    let total = ids.len() as u64;
+    send(&tx, task, TaskUpdate::Phase("deleting".into()));
+    send(&tx, task, TaskUpdate::Progress { done: 0, total });
+    let ptx = tx.clone();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = Progress::new(move |ev: DeleteEvent| {
+        let item = match ev {
+            DeleteEvent::Deleted { vm_id } => TaskItem {
+                name: vm_id,
+                ok: true,
+                detail: "deleted".into(),
+            },
+            DeleteEvent::Failed { vm_id, error } => TaskItem {
+                name: vm_id,
+                ok: false,
+                detail: error,
+            },
+        };
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        send(&ptx, task, TaskUpdate::Item(item));
+        send(&ptx, task, TaskUpdate::Progress { done: n, total });
+    })
+    .with_cancel(cancel);
+    let report = lifecycle::delete(&ctx, &ids, timeout, &progress).await;
+    let state = if report.cancelled {
+        TaskState::Cancelled
+    } else if report.failed.is_empty() {
+        TaskState::Done
+    } else {
+        TaskState::Failed
+    };
+    let mut summary = format!("{} VM(s) deleted", report.deleted.len());
+    if !report.failed.is_empty() {
+        summary.push_str(&format!(", {} failure(s)", report.failed.len()));
+    }
+    finish(&tx, task, state, summary, t0);
+}
+
+/// Stop VMs one by one (`core::lifecycle::stop`, as `smolvm sandbox stop`, with the same
+/// budget: `SMOLVM_STOP_TIMEOUT`, else 10 s).
 async fn run_stop(
     task: u64,
     tx: UnboundedSender<Msg>,
@@ -607,8 +665,8 @@ async fn run_stop(
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     report_corruption(&tx, task, &ctx);
-    let timeout = match CleanupOptions::new(&ctx.paths, &env, false, None, true) {
-        Ok(o) => o.stop_timeout,
+    let timeout = match lifecycle::stop_timeout(&env, None) {
+        Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     send(&tx, task, TaskUpdate::Phase("stopping".into()));

@@ -8,9 +8,8 @@ use super::{
     SIDECAR_PREFIX,
 };
 use crate::core::error::{io_reason, Error, Result};
-use crate::core::prune::cache_version;
+use crate::core::prune::{cache_version, InUse, KeepReason};
 use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
-use crate::sys::state;
 
 /// One cached image directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +53,7 @@ pub fn list(
             )))
         }
     };
-    let mut vms = Vec::new();
-    for db in state_dbs {
-        if let Ok(mut v) = state::active_vms(db) {
-            vms.append(&mut v);
-        }
-    }
+    let in_use = InUse::read(state_dbs);
     let links = HardLinks::default();
     let mut out = Vec::new();
     for v in versions.flatten() {
@@ -88,7 +82,7 @@ pub fn list(
                 os,
                 path,
                 current_version,
-                &vms,
+                &in_use,
                 &links,
             ));
         }
@@ -107,7 +101,7 @@ fn entry(
     os: Os,
     path: PathBuf,
     current_version: &str,
-    vms: &[state::ActiveVm],
+    in_use: &InUse,
     links: &HardLinks,
 ) -> Entry {
     let len = |f: &str| {
@@ -122,19 +116,8 @@ fn entry(
         && sidecar
             .as_deref()
             .is_some_and(|s| s.starts_with(SIDECAR_PREFIX));
-    let canon = path.canonicalize().ok();
-    let in_use_by = vms
-        .iter()
-        .filter(|vm| {
-            vm.files.iter().any(|f| {
-                f.starts_with(&path)
-                    || canon.as_ref().is_some_and(|c| {
-                        f.starts_with(c) || f.canonicalize().is_ok_and(|fc| fc.starts_with(c))
-                    })
-            })
-        })
-        .map(|vm| vm.id.clone())
-        .collect();
+    let is_symlink = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+    let in_use_by = in_use.vms_using(&path, is_symlink);
     Entry {
         current: version == current_version,
         compressed_bytes: len(ROOTFS_ZST),
@@ -163,14 +146,16 @@ pub fn matches(arg: &str, e: &Entry) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct RmReport {
     pub removed: Vec<Entry>,
-    /// In use by a VM: not removed.
-    pub kept: Vec<Entry>,
+    /// In use (by a VM, or open in a live process): not removed, with why.
+    pub kept: Vec<(Entry, KeepReason)>,
     pub failed: Vec<(Entry, String)>,
+    /// A state database that could not be read ([`InUse::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// Remove the current version's cached images named by `args` (presets, aliases or full
 /// names). An argument that matches nothing is an error before anything is removed; an
-/// image a running VM uses is kept.
+/// image in use is kept, by the same check `prune` makes ([`InUse`]).
 pub fn remove(
     images_root: &Path,
     current_version: &str,
@@ -187,13 +172,26 @@ pub fn remove(
                 .with_recovery("Run 'smolvm image list' to see cached images."));
         }
     }
-    let mut report = RmReport::default();
-    for e in all
+    let chosen: Vec<Entry> = all
         .into_iter()
         .filter(|e| args.iter().any(|a| matches(a, e)))
-    {
-        if !e.in_use_by.is_empty() {
-            report.kept.push(e);
+        .collect();
+    let in_use = InUse::read(state_dbs);
+    let dirs: Vec<(PathBuf, bool)> = chosen
+        .iter()
+        .map(|e| {
+            let link = std::fs::symlink_metadata(&e.path).is_ok_and(|m| m.file_type().is_symlink());
+            (e.path.clone(), link)
+        })
+        .collect();
+    let reasons = in_use.reasons(&dirs);
+    let mut report = RmReport {
+        warnings: in_use.warnings,
+        ..RmReport::default()
+    };
+    for (e, reason) in chosen.into_iter().zip(reasons) {
+        if let Some(r) = reason {
+            report.kept.push((e, r));
             continue;
         }
         let parent = e.path.parent().unwrap_or(images_root).to_path_buf();

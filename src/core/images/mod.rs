@@ -29,11 +29,7 @@ pub const SIDECAR_PREFIX: &str = "sparse-v1:";
 
 /// `claude` → `claude-code`, `claw` → `openclaw`; anything else as given.
 pub fn canonical_preset(p: &str) -> &str {
-    match p {
-        "claude" => "claude-code",
-        "claw" => "openclaw",
-        other => other,
-    }
+    crate::core::presets::canonical(p)
 }
 
 /// `<preset>-<arch>-<vmm>[-alpine]`.
