@@ -693,20 +693,7 @@ fn orphans(
         let mut found: Vec<(String, VmFile, PathBuf)> = Vec::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let parsed = process::socket_vm(&name)
-                .map(|(kind, id)| {
-                    let f = match kind {
-                        VmmKind::Firecracker => VmFile::FcSocket,
-                        VmmKind::Qemu => VmFile::QmpSocket,
-                    };
-                    (id.to_string(), f)
-                })
-                .or_else(|| {
-                    name.strip_prefix("vsock-")
-                        .and_then(|s| s.strip_suffix(".sock"))
-                        .filter(|id| is_vm_id(id))
-                        .map(|id| (id.to_string(), VmFile::VsockSocket))
-                });
+            let parsed = VmFile::parse_socket_name(&name).map(|(f, id)| (id.to_string(), f));
             let Some((id, file)) = parsed else { continue };
             let mine = e.metadata().is_ok_and(|m| {
                 use std::os::unix::fs::{FileTypeExt, MetadataExt};

@@ -66,11 +66,7 @@ pub struct StopReport {
 pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
     match flag {
         Some(t) => Ok(t),
-        None => Ok(env.seconds(
-            "SMOLVM_STOP_TIMEOUT",
-            cleanup::DEFAULT_STOP_TIMEOUT,
-            false,
-        )?),
+        None => Ok(env.seconds("SMOLVM_STOP_TIMEOUT", cleanup::DEFAULT_STOP_TIMEOUT, false)?),
     }
 }
 
