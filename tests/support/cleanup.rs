@@ -251,7 +251,7 @@ while True:
 }
 
 /// The FAKE Firecracker's binary: a copy of the Python interpreter named `firecracker`
-/// (smolvm signals only QEMU and Firecracker binaries), made once per test process, and the
+/// (smolvm signals only QEMU and Firecracker binaries), cached outside the clone, and the
 /// `PYTHONHOME` it needs.
 pub fn fake_firecracker_binary() -> (PathBuf, String) {
     static BIN: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
@@ -267,10 +267,27 @@ pub fn fake_firecracker_binary() -> (PathBuf, String) {
         let mut lines = text.lines();
         let exe = std::fs::canonicalize(lines.next().expect("sys.executable")).unwrap();
         let prefix = lines.next().expect("sys.base_prefix").to_string();
-        let dir = std::env::temp_dir().join(format!("smolvm-fake-fc-{}", std::process::id()));
+        // Cached beside the test kernel, keyed by the interpreter, so runs reuse one copy
+        // and nothing piles up in /tmp; made under a temporary name, then renamed in.
+        let key: String = exe
+            .to_string_lossy()
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    b as char
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = super::images::cache_root().join(format!("fake-firecracker{key}"));
         std::fs::create_dir_all(&dir).unwrap();
         let bin = dir.join("firecracker");
-        std::fs::copy(&exe, &bin).unwrap();
+        if !bin.is_file() {
+            let tmp = dir.join(format!(".firecracker.{}", std::process::id()));
+            std::fs::copy(&exe, &tmp).unwrap();
+            std::fs::rename(&tmp, &bin).unwrap();
+        }
         (bin, prefix)
     })
     .clone()
