@@ -11,8 +11,8 @@ use ratatui::Terminal;
 use smolvm::core::host::{DevAccess, Host, KvmKind};
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::tui::app::{
-    App, CleanupPreview, Effect, Input, LogSource, Modal, Msg, Pane, Preview, PrunePreview,
-    StartSpec, TaskItem, TaskState, TaskUpdate,
+    App, CleanupPreview, ConfirmAction, Effect, Input, LogSource, Modal, Msg, Pane, Preview,
+    PrunePreview, StartSpec, TaskItem, TaskState, TaskUpdate,
 };
 use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
 use smolvm::tui::keymap::Keymap;
@@ -310,7 +310,7 @@ fn marks_filter_sort_and_bulk_delete() {
     a.update(key(' '));
     assert_eq!(a.vm_list.marks.len(), 2);
     a.update(key('d'));
-    let Some(Modal::Delete(ids)) = &a.modal else {
+    let Some(Modal::Confirm(ConfirmAction::Delete(ids))) = &a.modal else {
         panic!("no delete dialog")
     };
     assert_eq!(ids, &vec!["vm-12345".to_string(), "vm-agent-1".to_string()]);
@@ -442,7 +442,11 @@ fn quitting_asks_while_a_task_runs() {
     a.update(key('y'));
     a.update(ctrl('c'));
     assert!(!a.should_quit);
-    assert!(matches!(a.modal, Some(Modal::QuitConfirm)));
+    assert!(matches!(a.modal, Some(Modal::Confirm(ConfirmAction::Quit))));
+    // A stray key neither quits nor dismisses the typed confirmation.
+    a.update(key('x'));
+    assert!(!a.should_quit);
+    assert!(matches!(a.modal, Some(Modal::Confirm(ConfirmAction::Quit))));
     a.update(key('n'));
     assert!(!a.should_quit && a.modal.is_none());
     a.update(key('q'));

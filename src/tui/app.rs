@@ -178,12 +178,24 @@ pub enum Modal {
     Search(TextArea<'static>),
     Prune(Preview<PrunePreview>),
     Cleanup(Box<CleanupDialog>),
-    Delete(Vec<String>),
-    Stop(Vec<String>),
+    /// A destructive action waiting for `y`/`Enter` (`n`/`Esc`/Ctrl-C cancels).
+    Confirm(ConfirmAction),
     Start(Box<StartForm>),
     /// `:doctor`: every check with its fix.
     Doctor,
-    QuitConfirm,
+}
+
+/// The one typed confirmation every destructive action without a preview of its own goes
+/// through (prune and cleanup confirm in their preview dialogs): the dialog shows exactly
+/// what will run, and confirming runs exactly that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmAction {
+    /// Stop and remove these VMs and everything they hold (`core::lifecycle::delete`).
+    Delete(Vec<String>),
+    /// Stop these VMs (`core::lifecycle::stop`).
+    Stop(Vec<String>),
+    /// Quit while tasks still run.
+    Quit,
 }
 
 /// What the event loop must do after an update.
@@ -691,7 +703,7 @@ impl App {
         match a {
             Action::Quit => {
                 if self.running_tasks() > 0 {
-                    self.modal = Some(Modal::QuitConfirm);
+                    self.modal = Some(Modal::Confirm(ConfirmAction::Quit));
                 } else {
                     self.should_quit = true;
                 }
@@ -791,13 +803,13 @@ impl App {
             Action::Stop => {
                 let ids = self.vm_targets();
                 if !ids.is_empty() && !self.refuse_readonly("stop") {
-                    self.modal = Some(Modal::Stop(ids));
+                    self.modal = Some(Modal::Confirm(ConfirmAction::Stop(ids)));
                 }
             }
             Action::Delete => {
                 let ids = self.vm_targets();
                 if !ids.is_empty() && !self.refuse_readonly("delete") {
-                    self.modal = Some(Modal::Delete(ids));
+                    self.modal = Some(Modal::Confirm(ConfirmAction::Delete(ids)));
                 }
             }
             Action::Logs => {
@@ -950,6 +962,27 @@ impl App {
         }]
     }
 
+    /// Run a confirmed action.
+    fn confirmed(&mut self, action: ConfirmAction) -> Vec<Effect> {
+        match action {
+            ConfirmAction::Delete(ids) => {
+                let task = self.new_task(TaskKind::Delete, format!("delete {}", ids.join(", ")));
+                self.vm_list.marks.clear();
+                self.focus(Pane::Tasks);
+                vec![Effect::RunDelete { task, ids }]
+            }
+            ConfirmAction::Stop(ids) => {
+                let task = self.new_task(TaskKind::Stop, format!("stop {}", ids.join(", ")));
+                self.vm_list.marks.clear();
+                vec![Effect::RunStop { task, ids }]
+            }
+            ConfirmAction::Quit => {
+                self.should_quit = true;
+                Vec::new()
+            }
+        }
+    }
+
     fn on_modal_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let Some(modal) = self.modal.take() else {
             return Vec::new();
@@ -961,9 +994,12 @@ impl App {
         let no = esc || ctrl_c || matches!(k.code, KeyCode::Char('n') | KeyCode::Char('N'));
         match modal {
             Modal::Help | Modal::Doctor => {} // any key closes them
-            Modal::QuitConfirm => {
+            Modal::Confirm(action) => {
                 if yes {
-                    self.should_quit = true;
+                    return self.confirmed(action);
+                }
+                if !no {
+                    self.modal = Some(Modal::Confirm(action));
                 }
             }
             Modal::Prune(preview) => {
@@ -1040,28 +1076,6 @@ impl App {
                     return fx;
                 }
                 self.modal = Some(Modal::Cleanup(d));
-            }
-            Modal::Delete(ids) => {
-                if yes {
-                    let task =
-                        self.new_task(TaskKind::Delete, format!("delete {}", ids.join(", ")));
-                    self.vm_list.marks.clear();
-                    self.focus(Pane::Tasks);
-                    return vec![Effect::RunDelete { task, ids }];
-                }
-                if !no {
-                    self.modal = Some(Modal::Delete(ids));
-                }
-            }
-            Modal::Stop(ids) => {
-                if yes {
-                    let task = self.new_task(TaskKind::Stop, format!("stop {}", ids.join(", ")));
-                    self.vm_list.marks.clear();
-                    return vec![Effect::RunStop { task, ids }];
-                }
-                if !no {
-                    self.modal = Some(Modal::Stop(ids));
-                }
             }
             Modal::Filter(mut t) => {
                 if esc || enter {

@@ -7,8 +7,8 @@ use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, 
 use ratatui::Frame;
 
 use super::app::{
-    field_errors, App, LogSource, Modal, Pane, Preview, TaskState, IMAGE_COLUMNS, PRESETS,
-    VM_COLUMNS,
+    field_errors, App, ConfirmAction, LogSource, Modal, Pane, Preview, TaskState, IMAGE_COLUMNS,
+    PRESETS, VM_COLUMNS,
 };
 use super::keymap::{Action, Scope};
 use super::layout::scroll_offset;
@@ -767,7 +767,7 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                 r,
             );
         }
-        Modal::QuitConfirm => {
+        Modal::Confirm(ConfirmAction::Quit) => {
             let r = centered(area, 50, 5);
             f.render_widget(Clear, r);
             f.render_widget(
@@ -991,9 +991,9 @@ fn modal(f: &mut Frame, app: &App, m: &Modal) {
                 btn_r,
             );
         }
-        Modal::Delete(ids) | Modal::Stop(ids) => {
-            let (title, verb, what) = match m {
-                Modal::Delete(_) => (
+        Modal::Confirm(action @ (ConfirmAction::Delete(ids) | ConfirmAction::Stop(ids))) => {
+            let (title, verb, what) = match action {
+                ConfirmAction::Delete(_) => (
                     "Delete VMs",
                     "delete",
                     "Stops each VM and removes its TAP, nftables entries, state row, sockets, log and disk.",
