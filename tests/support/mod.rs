@@ -11,6 +11,7 @@ use assert_cmd::Command;
 pub mod cleanup;
 pub mod images;
 pub mod screenshot;
+pub mod sources;
 pub mod sqlite;
 
 /// The image version tests treat as current.
