@@ -13,6 +13,7 @@ pub mod images;
 pub mod screenshot;
 pub mod sources;
 pub mod sqlite;
+pub mod tui;
 
 /// The image version tests treat as current.
 pub const CURRENT: &str = "0.0.14";
