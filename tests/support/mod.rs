@@ -91,6 +91,19 @@ pub fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
 }
 
+/// Assert the command exited with `code` (showing its stdout and stderr if not), then
+/// parse its stdout as [`json`].
+pub fn json_exit(out: &std::process::Output, code: i32) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    json(out)
+}
+
 pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
