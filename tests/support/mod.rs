@@ -85,6 +85,26 @@ impl Home {
     }
 }
 
+/// A live process (`sh`, then `sleep 60`) holding `file` open, as a VMM holds its rootfs;
+/// returned once the file is open. The caller kills and reaps it.
+pub fn hold_open(file: &Path) -> std::process::Child {
+    let mut child = StdCommand::new("sh")
+        .arg("-c")
+        .arg("exec 3<\"$1\"; echo ready; exec sleep 60")
+        .arg("sh")
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    child
+}
+
 /// Parse stdout as the one JSON document a `--json` command must print.
 pub fn json(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
