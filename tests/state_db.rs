@@ -88,11 +88,7 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
 
     if is_root() {
         let ns = NetNs::new();
-        let out = ns
-            .cmd(&h, "smolvm")
-            .args(["cleanup", "--dry-run", "--json"])
-            .output()
-            .unwrap();
+        let out = ns.smolvm(&h, &["cleanup", "--dry-run", "--json"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let v = json(&out);
         assert_eq!(strings(&v["data"]["targets"]), expected_ids(30), "{v}");
@@ -346,21 +342,13 @@ fn invalid_rows_are_reported_and_never_acted_on_by_cleanup() {
         std::fs::write(f, b"precious").unwrap();
     }
 
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--dry-run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(strings(&v["data"]["targets"]), GOOD, "{v}");
     assert_reports_bad_rows(&strings(&v["data"]["warnings"]));
 
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--all", "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(strings(&v["data"]["deleted"]), GOOD, "{v}");
