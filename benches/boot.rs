@@ -57,16 +57,19 @@ fn main() {
         c.env("SMOLVM_MANIFEST", &manifest).args(args);
         c.output().unwrap()
     };
+    let start = |name: &str| {
+        smolvm(&[
+            "claude",
+            "start",
+            "--backend",
+            "qemu",
+            "--name",
+            name,
+            "--json",
+        ])
+    };
     // Warm the image cache (pull + unpack) and the page cache.
-    let out = smolvm(&[
-        "claude",
-        "start",
-        "--backend",
-        "qemu",
-        "--name",
-        "vm-warm",
-        "--json",
-    ]);
+    let out = start("vm-warm");
     assert!(
         out.status.success(),
         "{}",
@@ -83,15 +86,7 @@ fn main() {
     for i in 0..n {
         let id = format!("vm-b{i}");
         let t = Instant::now();
-        let out = smolvm(&[
-            "claude",
-            "start",
-            "--backend",
-            "qemu",
-            "--name",
-            &id,
-            "--json",
-        ]);
+        let out = start(&id);
         wall.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(
             out.status.success(),

@@ -6,12 +6,14 @@
 //!
 //! Under `cargo test` (no `--bench`) it runs a tiny version of (1) only.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use smolvm::core::host::{DevAccess, Host, KvmKind};
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::tui::app::{App, Input, Msg};
 use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
@@ -41,14 +43,7 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
             })
             .collect(),
         slow: Some(Slow {
-            host: Host {
-                kvm: KvmKind::Pvm,
-                dev_kvm: DevAccess::ReadWrite,
-                qemu: Some("/usr/bin/qemu-system-x86_64".into()),
-                firecracker: None,
-                root: true,
-                ..Host::default()
-            },
+            host: support::tui::pvm_host(),
             images: (0..caches)
                 .map(|i| ImageRow {
                     version: format!("0.0.{}", i / 10),

@@ -17,7 +17,9 @@
 //! ([`REEXPORTS`]); a `pub use` (or `pub type`) in core that hands out any other sys item
 //! fails too, and so does an entry of the list that no longer exists.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use support::sources::{sources, AllowList};
 
 /// The sys items core re-exports, and why the faces may have them. Everything else a face
 /// needs from sys goes through a core function.
@@ -535,32 +537,6 @@ fn absolute(path: &[String], here: &[String]) -> Option<Vec<String>> {
     }
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
-fn sources() -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    rust_files(&root.join("src"), &mut files);
-    files.sort();
-    files
-        .into_iter()
-        .map(|f| {
-            let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let src = std::fs::read_to_string(&f).unwrap();
-            (rel, src)
-        })
-        .collect()
-}
-
 #[test]
 fn no_layer_imports_against_the_picture() {
     let found: Vec<String> = sources()
@@ -577,34 +553,17 @@ fn no_layer_imports_against_the_picture() {
 
 #[test]
 fn core_re_exports_only_the_listed_sys_items() {
-    let mut seen = vec![false; REEXPORTS.len()];
-    let mut unlisted = Vec::new();
+    let mut listed = AllowList::new(REEXPORTS);
     for (rel, src) in sources() {
         for (line, item) in core_reexports_of_sys(&rel, &src) {
-            match REEXPORTS
-                .iter()
-                .position(|(f, it, _)| *f == rel && *it == item)
-            {
-                Some(i) => seen[i] = true,
-                None => unlisted.push(format!("{rel}:{line}: {item}")),
-            }
+            listed.check(&rel, &item, || format!("{rel}:{line}: {item}"));
         }
     }
-    assert!(
-        unlisted.is_empty(),
+    listed.assert_exact(
         "core hands sys items to the faces that are not in REEXPORTS (wrap them in a core \
-         function instead, or list them with the reason):\n{}",
-        unlisted.join("\n")
-    );
-    let stale: Vec<String> = REEXPORTS
-        .iter()
-        .zip(&seen)
-        .filter(|(_, s)| !**s)
-        .map(|((f, it, _), _)| format!("{f}: {it}"))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "REEXPORTS entries core no longer re-exports (keep the list exact): {stale:?}"
+         function instead, or list them with the reason)",
+        "REEXPORTS entries core no longer re-exports (keep the list exact)",
+        |f, it| format!("{f}: {it}"),
     );
 }
 

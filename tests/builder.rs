@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use support::cleanup::NetNs;
 use support::images;
-use support::{is_root, json, stderr, stdout, Home};
+use support::{is_root, json, json_exit, stderr, stdout, Home};
 
 const NO_DAEMON_HINT: &str = "Docker is installed, but SmolVM could not reach the Docker daemon. Start Docker Desktop or the Docker service and try again. Original Docker error: ";
 
@@ -86,14 +86,7 @@ fn build_with(h: &Home, args: &[&str], env: &[(&str, &Path)]) -> std::process::O
 }
 
 fn ok_json(out: &std::process::Output) -> serde_json::Value {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-    json(out)
+    json_exit(out, 0)
 }
 
 /// The file at `path` inside an ext4 image, read with debugfs (no mount).
@@ -693,32 +686,6 @@ fn a_nearly_full_cache_dir_reports_disk_space() {
     assert!(err.lines().any(|l| l == "left: "), "{err}");
 }
 
-/// A manifest publishing a tiny kernel with a wrong checksum: a build that reached the
-/// kernel download would fail fast there instead of fetching anything real.
-fn tiny_manifest(h: &Home) -> PathBuf {
-    let tiny = h.tmp.path().join("tiny-kernel");
-    std::fs::write(&tiny, b"tiny").unwrap();
-    let rows: Vec<serde_json::Value> = ["qemu", "firecracker"]
-        .iter()
-        .map(|vmm| {
-            serde_json::json!({
-                "preset": "codex", "arch": "amd64", "vmm": vmm, "os": "ubuntu",
-                "kernel_url": format!("file://{}", tiny.display()),
-                "kernel_sha256": "0".repeat(64),
-                "rootfs_url": format!("file://{}", tiny.display()),
-                "rootfs_sha256": "0".repeat(64),
-            })
-        })
-        .collect();
-    let m = h.tmp.path().join("manifest.json");
-    std::fs::write(
-        &m,
-        serde_json::json!({"release": "t", "images": rows}).to_string(),
-    )
-    .unwrap();
-    m
-}
-
 /// `image build --base debian --ssh-key K` (no --kernel) with `<cache>/debian-ssh-key`
 /// already taken by something smolvm did not build: exit 1 naming the folder, before the
 /// kernel download or any engine runs.
@@ -729,7 +696,7 @@ fn build_over(h: &Home) -> std::process::Output {
     if !key.exists() {
         keygen(&keys, "k");
     }
-    let manifest = tiny_manifest(h);
+    let manifest = images::tiny_manifest(h.tmp.path());
     build_with(
         h,
         &[
@@ -746,14 +713,7 @@ fn build_over(h: &Home) -> std::process::Output {
 }
 
 fn assert_refused_naming(out: &std::process::Output, dir: &Path) {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-    let v = json(out);
+    let v = json_exit(out, 1);
     let m = v["error"]["message"].as_str().unwrap();
     assert!(
         m.contains(&dir.display().to_string()) && m.contains("not an image smolvm built"),

@@ -47,11 +47,7 @@ fn dry_run_matches_the_seed_and_changes_nothing() {
     let (h, ns) = (Home::new(), NetNs::new());
     seed_rows(&h);
     let db = std::fs::read(h.data.join("smolvm.db")).unwrap();
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--dry-run"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     insta::assert_snapshot!(stdout(&out), @r"
     Reconciled stale VMs: vm-12345
@@ -74,11 +70,7 @@ fn default_prefix_deletes_stale_and_vm_prefixed_only() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
     seed_rows(&h);
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     insta::assert_snapshot!(stdout(&out), @r"
     Reconciled stale VMs: vm-12345
@@ -99,11 +91,7 @@ fn custom_prefix_and_all() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
     seed_rows(&h);
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--prefix", "agent-", "-f"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--prefix", "agent-", "-f"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     insta::assert_snapshot!(stdout(&out), @r"
     Reconciled stale VMs: vm-12345
@@ -114,11 +102,10 @@ fn custom_prefix_and_all() {
     Deleted: agent-worker-1
     Cleanup complete.
     ");
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--prefix", "nomatch-", "--dry-run"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(
+        &h,
+        &["cleanup", "--all", "--prefix", "nomatch-", "--dry-run"],
+    );
     insta::assert_snapshot!(stdout(&out), @r"
     Targets (3):
       - vm-test-1
@@ -126,11 +113,7 @@ fn custom_prefix_and_all() {
       - production-vm
     Dry run complete. No changes made.
     ");
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--all", "--force"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).ends_with("Deleted: production-vm\nCleanup complete.\n"));
     assert!(row_ids(&h.data).is_empty());
@@ -165,11 +148,7 @@ fn refuses_unattended_without_force_and_touches_nothing() {
     seed_rows(&h);
     let db = std::fs::read(h.data.join("smolvm.db")).unwrap();
     // --json
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         json(&out),
@@ -278,11 +257,7 @@ fn full_teardown_leaves_no_process_tap_nft_element_row_or_socket() {
     std::fs::create_dir_all(h.data.join("disks")).unwrap();
     std::fs::write(h.data.join("disks/vm-live.ext4"), b"disk").unwrap();
 
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["data"]["deleted"], serde_json::json!(["vm-live"]));
@@ -331,11 +306,7 @@ fn a_reused_pid_marks_the_row_stale_and_the_process_survives() {
             ..Row::stopped("prod-reused")
         }],
     );
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
     let v = json(&out);
     assert_eq!(
         v["data"]["reconciled_stale_ids"],
@@ -384,11 +355,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
     )
     .unwrap();
 
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--dry-run"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--dry-run"]);
     let s = sockets.display();
     let d = h.data.display();
     assert_eq!(
@@ -398,11 +365,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
             orphan.pid()
         )
     );
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     let kinds: Vec<&str> = v["data"]["stale_resources"]
@@ -458,16 +421,8 @@ fn partial_failure_reports_the_failed_vm_and_continues() {
         eprintln!("SKIPPED: cannot make a directory undeletable here");
         return;
     };
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force"])
-        .output()
-        .unwrap();
-    let again = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force"]);
+    let again = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
     drop(guard);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -484,11 +439,7 @@ fn partial_failure_reports_the_failed_vm_and_continues() {
     assert_eq!(v["data"]["summary"]["failed_count"], 1);
     assert_eq!(row_ids(&h.data), ["vm-test-2"]);
     // Once the obstacle is gone, a rerun finishes the job.
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(row_ids(&h.data).is_empty());
 }
@@ -619,11 +570,7 @@ fn garbage_and_truncated_databases_are_moved_aside_and_rebuilt_from_live_vmms() 
         std::fs::write(h.data.join("smolvm.db"), &content).unwrap();
         let mut auto = QemuStandIn::started_here(&ns, &h, "vm-auto", None);
         let mut prod = QemuStandIn::started_here(&ns, &h, "prod-db", None);
-        let out = ns
-            .cmd(&h, "smolvm")
-            .args(["cleanup", "--force"])
-            .output()
-            .unwrap();
+        let out = ns.smolvm(&h, &["cleanup", "--force"]);
         assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("was corrupt") && stderr(&out).contains("smolvm.db.corrupt-"),
@@ -806,11 +753,7 @@ fn standalone_script_behaves_like_the_subcommand() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
     seed_rows(&h);
-    let a = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let a = ns.smolvm(&h, &["cleanup", "--dry-run", "--json"]);
     let b = ns
         .cmd(&h, "smolvm-cleanup")
         .args(["--dry-run", "--json"])
@@ -1047,11 +990,7 @@ fn dashboard_delete_and_cli_delete_tear_down_the_same() {
     }
     insert_rows(&h.data, &h.sockets(), &rows);
 
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["sandbox", "delete", "vm-cli"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["sandbox", "delete", "vm-cli"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "Deleted: vm-cli\n");
     let (task, _) = dashboard(&ns, &h, 'd', "vm-tui", &[]);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::cleanup::{insert_rows, NetNs, Row};
-use support::{is_root, json, stderr, stdout, Home};
+use support::{is_root, json_exit, stderr, stdout, Home};
 
 macro_rules! require_root {
     () => {
@@ -37,24 +37,7 @@ impl Env {
         let h = Home::new();
         std::fs::create_dir_all(&h.data).unwrap();
         let ns = NetNs::with_uplink();
-        let tiny = h.tmp.path().join("tiny");
-        std::fs::write(&tiny, b"tiny").unwrap();
-        let row = |vmm: &str| {
-            serde_json::json!({
-                "preset": "codex", "arch": "amd64", "vmm": vmm, "os": "ubuntu",
-                "kernel_url": format!("file://{}", tiny.display()),
-                "kernel_sha256": "0".repeat(64),
-                "rootfs_url": format!("file://{}", tiny.display()),
-                "rootfs_sha256": "0".repeat(64),
-            })
-        };
-        let manifest = h.tmp.path().join("manifest.json");
-        std::fs::write(
-            &manifest,
-            serde_json::json!({"release": "t", "images": [row("qemu"), row("firecracker")]})
-                .to_string(),
-        )
-        .unwrap();
+        let manifest = support::images::tiny_manifest(h.tmp.path());
         Env { h, ns, manifest }
     }
 
@@ -113,14 +96,7 @@ impl Drop for Env {
 
 /// Exit 1, one JSON error envelope whose message names `path` and says why.
 fn assert_refused(out: &std::process::Output, path: &Path, why: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        stderr(out)
-    );
-    let v = json(out);
+    let v = json_exit(out, 1);
     assert_eq!(v["ok"], false);
     let m = v["error"]["message"].as_str().unwrap();
     assert!(

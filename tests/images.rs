@@ -1134,20 +1134,7 @@ fn rm_keeps_an_image_a_live_process_holds_open_as_prune_does() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("rootfs.ext4"), vec![0x5au8; 4096]).unwrap();
     // A process (no VM row anywhere) holding the rootfs open, as a VMM would.
-    let mut child = StdCommand::new("sh")
-        .arg("-c")
-        .arg("exec 3<\"$1\"; echo ready; exec sleep 60")
-        .arg("sh")
-        .arg(dir.join("rootfs.ext4"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
+    let mut child = support::hold_open(&dir.join("rootfs.ext4"));
     let human = h.smolvm().args(["image", "rm", "codex"]).output().unwrap();
     let js = h
         .smolvm()

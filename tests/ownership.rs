@@ -5,7 +5,9 @@
 //! themselves (they take a proof type or check what they act on before acting). A new call
 //! anywhere else fails this test: route it through one of these functions instead.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use support::sources::{sources, AllowList};
 
 /// (file, enclosing function, why it is allowed).
 const ALLOWED: &[(&str, &str, &str)] = &[
@@ -169,59 +171,25 @@ fn fn_name(t: &str) -> Option<String> {
     None
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 /// Files that are test modules as a whole (declared `#[cfg(test)] mod …;`).
 const TEST_FILES: &[&str] = &["src/sys/state/tests.rs", "src/sys/state/fuzz.rs"];
 
 #[test]
 fn every_destructive_call_site_is_one_of_the_ownership_rules() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    rust_files(&root.join("src"), &mut files);
-    files.sort();
-    let mut unexpected = Vec::new();
-    let mut used = vec![false; ALLOWED.len()];
-    for f in &files {
-        let rel = f.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+    let mut allowed = AllowList::new(ALLOWED);
+    for (rel, src) in sources() {
         if TEST_FILES.contains(&rel.as_str()) {
             continue;
         }
-        let src = std::fs::read_to_string(f).unwrap();
         for (line, func, text) in destructive_sites(&src) {
-            match ALLOWED
-                .iter()
-                .position(|(file, fun, _)| *file == rel && *fun == func)
-            {
-                Some(i) => used[i] = true,
-                None => unexpected.push(format!("{rel}:{line} in fn {func}: {text}")),
-            }
+            allowed.check(&rel, &func, || format!("{rel}:{line} in fn {func}: {text}"));
         }
     }
-    assert!(
-        unexpected.is_empty(),
+    allowed.assert_exact(
         "destructive calls outside the ownership rules (route them through sys::fs, \
-         sys::open, OwnedVmm, OwnedTap, nft::delete or StateStore::delete_vm):\n{}",
-        unexpected.join("\n")
-    );
-    let stale: Vec<String> = ALLOWED
-        .iter()
-        .zip(&used)
-        .filter(|(_, u)| !**u)
-        .map(|((f, func, _), _)| format!("{f} fn {func}"))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "allowed sites that no longer exist (keep the list exact): {stale:?}"
+         sys::open, OwnedVmm, OwnedTap, nft::delete or StateStore::delete_vm)",
+        "allowed sites that no longer exist (keep the list exact)",
+        |f, func| format!("{f} fn {func}"),
     );
 }
 

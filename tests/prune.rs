@@ -278,20 +278,7 @@ fn a_cache_used_by_a_running_vm_is_kept_and_not_counted() {
 fn a_cache_with_a_file_open_in_a_live_process_is_kept() {
     let h = Home::new();
     let held = h.cache("0.0.12", MB);
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("exec 3<\"$1\"; echo ready; exec sleep 60")
-        .arg("sh")
-        .arg(held.join("rootfs.ext4"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut ready,
-    )
-    .unwrap();
+    let mut child = support::hold_open(&held.join("rootfs.ext4"));
     let out = h.smolvm().args(["prune", "--json"]).output().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();

@@ -146,17 +146,9 @@ fn cleanup_never_signals_a_process_that_is_not_provably_its_vmm() {
     );
     // A VMM recorded nowhere and not started with this install's files.
     let mut stranger = QemuStandIn::start(&ns, &sockets, "vm-stranger", None);
-    let dry = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--dry-run"])
-        .output()
-        .unwrap();
+    let dry = ns.smolvm(&h, &["cleanup", "--dry-run"]);
     assert_eq!(stdout(&dry), "No matching VMs to clean.\n");
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--all", "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["data"]["stale_resources"], serde_json::json!([]));
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -185,11 +177,7 @@ fn cleanup_leaves_taps_and_forwards_that_another_database_records() {
     let mut user_vm = Row::stopped("vm-user-stopped");
     user_vm.tap = Some(("tap3", "172.16.0.3", 2203));
     insert_rows(&user_db_dir(&h), &sockets, &[user_vm]);
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--all", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("Cleaned: tap tap4"),
@@ -274,11 +262,7 @@ fn hostile_database_values_never_name_what_cleanup_deletes() {
     )
     .unwrap();
     drop(c);
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--all", "--force", "--json"]);
     let v = json(&out);
     let deleted: Vec<&str> = v["data"]["deleted"]
         .as_array()
@@ -328,11 +312,7 @@ fn files_in_the_data_dir_that_smolvm_did_not_make_are_never_orphans() {
     // One this install did make (its ledger entry) for a VM whose row is gone: cleaned.
     write(&h.data.join("vm-ids/vm-made"), "");
     write(&h.data.join("disks/vm-made.ext4"), "disk");
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let names: Vec<String> = json(&out)["data"]["stale_resources"]
         .as_array()
@@ -438,11 +418,7 @@ fn a_tap_held_in_another_network_namespace_does_not_block_ours() {
     let mut vm = Row::stopped("vm-mine");
     vm.tap = Some(("tap2", "172.16.0.2", 2200));
     insert_rows(&h.data, &sockets, &[vm]);
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--force"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force"]);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -4,22 +4,15 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use support::cleanup::NetNs;
+use support::sqlite::{expected_ids, have_python_sqlite3, hot_journal_db, snapshot};
 use support::{is_root, json, stderr, Home};
 
 const SCHEMA: &str = include_str!("../src/sys/state/schema.sql");
-
-fn have_python_sqlite3() -> bool {
-    Command::new("python3")
-        .args(["-c", "import sqlite3"])
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 macro_rules! require_python {
     () => {
@@ -28,61 +21,6 @@ macro_rules! require_python {
             return;
         }
     };
-}
-
-/// SmolVM's writer (Python's sqlite3, rollback journal) killed mid-transaction: `n` rows
-/// `vm-0…` committed, then a transaction that rewrote and deleted them spilled into the
-/// file and the process died (SIGKILL) before its commit, leaving a hot `-journal`.
-fn hot_journal_db(data: &Path, n: usize) {
-    std::fs::create_dir_all(data).unwrap();
-    let db = data.join("smolvm.db");
-    let script = r#"
-import os, signal, sqlite3, sys
-db, n, schema = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-c = sqlite3.connect(db, isolation_level=None)
-c.execute("PRAGMA journal_mode=DELETE")
-c.executescript(schema)
-c.execute("BEGIN")
-for i in range(n):
-    ts = "2026-05-07T12:00:00.%06d+00:00" % i
-    c.execute("INSERT INTO vms (id, status, config, created_at, updated_at) VALUES (?, 'stopped', '{}', ?, ?)", ("vm-%d" % i, ts, ts))
-c.execute("COMMIT")
-c.execute("PRAGMA cache_size=1")
-c.execute("BEGIN")
-c.execute("UPDATE vms SET config = ?", ("x" * 4000,))
-c.execute("DELETE FROM vms WHERE id != 'vm-0'")
-os.kill(os.getpid(), signal.SIGKILL)
-"#;
-    let st = Command::new("python3")
-        .args(["-c", script])
-        .arg(&db)
-        .arg(n.to_string())
-        .arg(SCHEMA)
-        .status()
-        .unwrap();
-    assert!(!st.success(), "the writer was not killed");
-    assert!(
-        std::fs::metadata(data.join("smolvm.db-journal")).is_ok_and(|m| m.len() > 0),
-        "no hot journal was left behind"
-    );
-}
-
-/// Every file in `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn expected_ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("vm-{i}")).collect()
 }
 
 fn listed_ids(out: &Output) -> Vec<String> {
@@ -128,7 +66,7 @@ fn as_nobody(h: &Home, args: &[&str]) -> Output {
 fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
     require_python!();
     let h = Home::new();
-    hot_journal_db(&h.data, 30);
+    hot_journal_db(&h.data.join("smolvm.db"), 30, SCHEMA);
     let before = snapshot(&h.data);
 
     let out = h
@@ -150,11 +88,7 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
 
     if is_root() {
         let ns = NetNs::new();
-        let out = ns
-            .cmd(&h, "smolvm")
-            .args(["cleanup", "--dry-run", "--json"])
-            .output()
-            .unwrap();
+        let out = ns.smolvm(&h, &["cleanup", "--dry-run", "--json"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let v = json(&out);
         assert_eq!(strings(&v["data"]["targets"]), expected_ids(30), "{v}");
@@ -175,7 +109,7 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
 fn doctor_reads_past_a_hot_journal_without_calling_it_corrupt_or_changing_anything() {
     require_python!();
     let h = Home::new();
-    hot_journal_db(&h.data, 5);
+    hot_journal_db(&h.data.join("smolvm.db"), 5, SCHEMA);
     let before = snapshot(&h.data);
     let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
     let v = json(&out);
@@ -194,7 +128,7 @@ fn doctor_reads_past_a_hot_journal_without_calling_it_corrupt_or_changing_anythi
 fn sandbox_info_recovers_a_hot_journal_instead_of_moving_the_database_aside() {
     require_python!();
     let h = Home::new();
-    hot_journal_db(&h.data, 30);
+    hot_journal_db(&h.data.join("smolvm.db"), 30, SCHEMA);
     let out = h
         .smolvm()
         .args(["sandbox", "info", "vm-17", "--json"])
@@ -220,7 +154,7 @@ fn a_user_who_cannot_write_the_database_reads_a_private_copy() {
         return;
     }
     let h = Home::new();
-    hot_journal_db(&h.data, 12);
+    hot_journal_db(&h.data.join("smolvm.db"), 12, SCHEMA);
     // Readable, not writable, by nobody.
     for p in [h.tmp.path(), h.home.as_path(), &h.data] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -408,21 +342,13 @@ fn invalid_rows_are_reported_and_never_acted_on_by_cleanup() {
         std::fs::write(f, b"precious").unwrap();
     }
 
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--dry-run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(strings(&v["data"]["targets"]), GOOD, "{v}");
     assert_reports_bad_rows(&strings(&v["data"]["warnings"]));
 
-    let out = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--all", "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(strings(&v["data"]["deleted"]), GOOD, "{v}");

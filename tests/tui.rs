@@ -8,7 +8,6 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use smolvm::core::host::{DevAccess, Host, KvmKind};
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::tui::app::{
     App, CleanupPreview, ConfirmAction, Effect, Input, LogSource, Modal, Msg, Pane, Preview,
@@ -125,14 +124,7 @@ fn full_snapshot() -> Snapshot {
             vm("vm-demo", "error", false, None, None, None),
         ],
         slow: Some(Slow {
-            host: Host {
-                kvm: KvmKind::Pvm,
-                dev_kvm: DevAccess::ReadWrite,
-                qemu: Some("/usr/bin/qemu-system-x86_64".into()),
-                firecracker: None,
-                root: true,
-                ..Host::default()
-            },
+            host: support::tui::pvm_host(),
             images: vec![
                 image("0.0.12", "claude-code-amd64-qemu", false, None, &[]),
                 image(

@@ -26,6 +26,12 @@ struct Platform {
     os: Option<Os>,
 }
 
+/// The image store `ls`, `rm` and `inspect` act on: its paths (`--image-dir` or the
+/// default) and the current image version.
+fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths, String)> {
+    Ok((Paths::resolve(env, image_dir), image_version(env)?))
+}
+
 fn platform(p: &PlatformArgs) -> Platform {
     // clap has checked the values.
     Platform {
@@ -361,9 +367,8 @@ struct ListData<'a> {
 }
 
 pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
-    let paths = Paths::resolve(env, args.image_dir.as_deref());
-    let version = match image_version(env) {
-        Ok(v) => v,
+    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+        Ok(s) => s,
         Err(e) => return output::fail(command, args.json, &e),
     };
     let entries = match catalog::list(&paths.images_root, &version, &paths.existing_state_dbs()) {
@@ -466,9 +471,8 @@ struct RmFailure<'a> {
 }
 
 pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
-    let paths = Paths::resolve(env, args.image_dir.as_deref());
-    let version = match image_version(env) {
-        Ok(v) => v,
+    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+        Ok(s) => s,
         Err(e) => return output::fail(command, args.json, &e),
     };
     let r = match catalog::remove(
@@ -567,9 +571,8 @@ struct FileData<'a> {
 }
 
 pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
-    let paths = Paths::resolve(env, args.image_dir.as_deref());
-    let version = match image_version(env) {
-        Ok(v) => v,
+    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+        Ok(s) => s,
         Err(e) => return output::fail(command, args.json, &e),
     };
     let layout = Layout::new(&paths.images_root, &version);

@@ -145,38 +145,34 @@ fn backend(auto: &AutoChoice) -> Check {
 
 fn kvm(host: &Host) -> Check {
     let access = host.dev_kvm == DevAccess::ReadWrite;
-    match host.kvm {
-        KvmKind::Hardware if access => check(
-            "kvm",
+    let (status, message, fix) = match host.kvm {
+        KvmKind::Hardware if access => (
             Status::Ok,
             "hardware KVM, /dev/kvm is accessible",
             "",
         ),
-        KvmKind::Hardware => check(
-            "kvm",
+        KvmKind::Hardware => (
             Status::Warn,
             "hardware KVM, but this user cannot open /dev/kvm; QEMU falls back to TCG (slow)",
             "Add this user to the kvm group: usermod -aG kvm $USER (then log in again)",
         ),
-        KvmKind::Pvm => check(
-            "kvm",
+        KvmKind::Pvm => (
             Status::Warn,
             "PVM (kvm_pvm): stock guests do not run under it; QEMU uses TCG (slow), Firecracker is unavailable",
             "Run on a host with hardware virtualisation (kvm_intel/kvm_amd) for fast boots",
         ),
-        KvmKind::Other => check(
-            "kvm",
+        KvmKind::Other => (
             Status::Warn,
             "/dev/kvm is provided by an unknown module; QEMU uses TCG",
             "Load kvm_intel or kvm_amd for hardware virtualisation",
         ),
-        KvmKind::None => check(
-            "kvm",
+        KvmKind::None => (
             Status::Warn,
             "no KVM on this host; QEMU uses TCG (slow), Firecracker is unavailable",
             "Enable virtualisation in the firmware and load kvm_intel or kvm_amd",
         ),
-    }
+    };
+    check("kvm", status, message, fix)
 }
 
 /// A VMM binary: present with its version, or `missing` with `fix`.

@@ -726,7 +726,7 @@ async fn boot(
     let t_spawn = Instant::now();
     let tap_name = net.tap_device.clone().unwrap_or_default();
     let mac = net.guest_mac.clone().unwrap_or_default();
-    let mut child = match runtime.vmm {
+    let argv = match runtime.vmm {
         Vmm::Qemu => {
             let spec = QemuSpec {
                 binary: runtime.binary.clone(),
@@ -741,31 +741,21 @@ async fn boot(
                 accel: runtime.accel,
                 machine: runtime.machine.unwrap_or(Machine::Q35),
             };
-            let child = vmm::spawn(&spec.argv(), &log).map_err(|e| {
-                rt(format!(
-                    "cannot start {}: {}",
-                    runtime.binary.display(),
-                    io_reason(&e)
-                ))
-            })?;
-            child
+            spec.argv()
         }
-        Vmm::Firecracker => {
-            let argv = vec![
-                runtime.binary.display().to_string(),
-                "--api-sock".into(),
-                socket.display().to_string(),
-            ];
-            let child = vmm::spawn(&argv, &log).map_err(|e| {
-                rt(format!(
-                    "cannot start {}: {}",
-                    runtime.binary.display(),
-                    io_reason(&e)
-                ))
-            })?;
-            child
-        }
+        Vmm::Firecracker => vec![
+            runtime.binary.display().to_string(),
+            "--api-sock".into(),
+            socket.display().to_string(),
+        ],
     };
+    let mut child = vmm::spawn(&argv, &log).map_err(|e| {
+        rt(format!(
+            "cannot start {}: {}",
+            runtime.binary.display(),
+            io_reason(&e)
+        ))
+    })?;
     let pid = i64::from(child.id());
     // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.
     ctx.store

@@ -135,6 +135,43 @@ fn finish(tx: &UnboundedSender<Msg>, id: u64, state: TaskState, summary: String,
     );
 }
 
+/// How a task that can be cancelled ended.
+fn end_state(cancelled: bool, failed: bool) -> TaskState {
+    if cancelled {
+        TaskState::Cancelled
+    } else if failed {
+        TaskState::Failed
+    } else {
+        TaskState::Done
+    }
+}
+
+fn item(name: String, ok: bool, detail: String) -> TaskItem {
+    TaskItem { name, ok, detail }
+}
+
+/// The progress sink of a deleting task of `total` items: shows the phase, then each
+/// event as the item `to_item` makes of it, moving the count on.
+fn deleting<E: Send + 'static>(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    total: u64,
+    cancel: Arc<AtomicBool>,
+    to_item: impl Fn(E) -> TaskItem + Send + Sync + 'static,
+) -> Progress<E> {
+    send(tx, task, TaskUpdate::Phase("deleting".into()));
+    send(tx, task, TaskUpdate::Progress { done: 0, total });
+    let ptx = tx.clone();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    Progress::new(move |ev: E| {
+        let item = to_item(ev);
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        send(&ptx, task, TaskUpdate::Item(item));
+        send(&ptx, task, TaskUpdate::Progress { done: n, total });
+    })
+    .with_cancel(cancel)
+}
+
 async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Msg>, env: Env) {
     let sampler = Arc::new(std::sync::Mutex::new(CpuSampler::default()));
     let mut last_slow: Option<Instant> = None;
@@ -332,13 +369,7 @@ fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<Atomic
     .with_cancel(cancel);
     match prune::run(&opts, &progress) {
         Ok(r) => {
-            let state = if r.cancelled {
-                TaskState::Cancelled
-            } else if r.failed.is_empty() {
-                TaskState::Done
-            } else {
-                TaskState::Failed
-            };
+            let state = end_state(r.cancelled, !r.failed.is_empty());
             let mut summary = format!(
                 "reclaimed {} ({} removed",
                 crate::core::units::format_size(r.freed_bytes()),
@@ -424,47 +455,23 @@ async fn run_cleanup(
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     let total = (plan.targets.len() + plan.stale_resources.len()) as u64;
-    send(&tx, task, TaskUpdate::Phase("deleting".into()));
-    send(&tx, task, TaskUpdate::Progress { done: 0, total });
-    let ptx = tx.clone();
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let progress = Progress::new(move |ev: CleanupEvent| {
-        let item = match ev {
-            CleanupEvent::Deleted { vm_id } => TaskItem {
-                name: vm_id,
-                ok: true,
-                detail: "deleted".into(),
-            },
-            CleanupEvent::Failed { vm_id, error } => TaskItem {
-                name: vm_id,
-                ok: false,
-                detail: error,
-            },
-            CleanupEvent::Cleaned(r) => TaskItem {
-                name: format!("{} {}", r.kind.as_str(), r.name),
-                ok: true,
-                detail: "cleaned".into(),
-            },
-            CleanupEvent::CleanFailed { resource, error } => TaskItem {
-                name: format!("{} {}", resource.kind.as_str(), resource.name),
-                ok: false,
-                detail: error,
-            },
-        };
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        send(&ptx, task, TaskUpdate::Item(item));
-        send(&ptx, task, TaskUpdate::Progress { done: n, total });
-    })
-    .with_cancel(cancel);
+    let progress = deleting(&tx, task, total, cancel, |ev: CleanupEvent| match ev {
+        CleanupEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
+        CleanupEvent::Failed { vm_id, error } => item(vm_id, false, error),
+        CleanupEvent::Cleaned(r) => item(
+            format!("{} {}", r.kind.as_str(), r.name),
+            true,
+            "cleaned".into(),
+        ),
+        CleanupEvent::CleanFailed { resource, error } => item(
+            format!("{} {}", resource.kind.as_str(), resource.name),
+            false,
+            error,
+        ),
+    });
     let report = cleanup::execute(plan, &progress).await;
     let failures = report.failure_count();
-    let state = if report.cancelled {
-        TaskState::Cancelled
-    } else if failures == 0 {
-        TaskState::Done
-    } else {
-        TaskState::Failed
-    };
+    let state = end_state(report.cancelled, failures > 0);
     let cleaned = report
         .stale_resources
         .iter()
@@ -480,19 +487,23 @@ async fn run_cleanup(
     finish(&tx, task, state, summary, t0);
 }
 
-/// The state database was found corrupt and moved aside while opening: say so in the task.
-fn report_corruption(tx: &UnboundedSender<Msg>, task: u64, ctx: &crate::core::start::Ctx) {
+/// Open the start context (`core::start::Ctx`) for a task; a state database found corrupt
+/// and moved aside while opening is said in the task. The error is the task's summary.
+fn open_ctx(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    env: &Env,
+) -> Result<crate::core::start::Ctx, String> {
+    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
     if let Some(c) = &ctx.corruption {
+        let detail = c.to_string();
         send(
             tx,
             task,
-            TaskUpdate::Item(TaskItem {
-                name: "state database".into(),
-                ok: false,
-                detail: c.to_string(),
-            }),
+            TaskUpdate::Item(item("state database".into(), false, detail)),
         );
     }
+    Ok(ctx)
 }
 
 /// Start a preset with the form's values: the same `core::start::create` as
@@ -501,11 +512,10 @@ async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpe
     use crate::core::images::pull::{Phase as PullPhase, PullEvent};
     use crate::core::start::{self, StartEvent, StartOptions};
     let t0 = Instant::now();
-    let ctx = match start::Ctx::open(&env) {
+    let ctx = match open_ctx(&tx, task, &env) {
         Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    report_corruption(&tx, task, &ctx);
     let opts = StartOptions {
         name: spec.name.clone(),
         preset: Some(spec.preset.clone()),
@@ -600,48 +610,22 @@ async fn run_delete(
     ids: Vec<String>,
 ) {
     use crate::core::lifecycle::{self, DeleteEvent};
-    use crate::core::start;
     let t0 = Instant::now();
     let timeout = match lifecycle::stop_timeout(&env, None) {
         Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
-    let ctx = match start::Ctx::open(&env) {
+    let ctx = match open_ctx(&tx, task, &env) {
         Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    report_corruption(&tx, task, &ctx);
     let total = ids.len() as u64;
-    send(&tx, task, TaskUpdate::Phase("deleting".into()));
-    send(&tx, task, TaskUpdate::Progress { done: 0, total });
-    let ptx = tx.clone();
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let progress = Progress::new(move |ev: DeleteEvent| {
-        let item = match ev {
-            DeleteEvent::Deleted { vm_id } => TaskItem {
-                name: vm_id,
-                ok: true,
-                detail: "deleted".into(),
-            },
-            DeleteEvent::Failed { vm_id, error } => TaskItem {
-                name: vm_id,
-                ok: false,
-                detail: error,
-            },
-        };
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        send(&ptx, task, TaskUpdate::Item(item));
-        send(&ptx, task, TaskUpdate::Progress { done: n, total });
-    })
-    .with_cancel(cancel);
+    let progress = deleting(&tx, task, total, cancel, |ev: DeleteEvent| match ev {
+        DeleteEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
+        DeleteEvent::Failed { vm_id, error } => item(vm_id, false, error),
+    });
     let report = lifecycle::delete(&ctx, &ids, timeout, &progress).await;
-    let state = if report.cancelled {
-        TaskState::Cancelled
-    } else if report.failed.is_empty() {
-        TaskState::Done
-    } else {
-        TaskState::Failed
-    };
+    let state = end_state(report.cancelled, !report.failed.is_empty());
     let mut summary = format!("{} VM(s) deleted", report.deleted.len());
     if !report.failed.is_empty() {
         summary.push_str(&format!(", {} failure(s)", report.failed.len()));
@@ -658,13 +642,12 @@ async fn run_stop(
     cancel: Arc<AtomicBool>,
     ids: Vec<String>,
 ) {
-    use crate::core::{lifecycle, start};
+    use crate::core::lifecycle;
     let t0 = Instant::now();
-    let ctx = match start::Ctx::open(&env) {
+    let ctx = match open_ctx(&tx, task, &env) {
         Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    report_corruption(&tx, task, &ctx);
     let timeout = match lifecycle::stop_timeout(&env, None) {
         Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),

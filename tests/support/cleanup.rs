@@ -120,6 +120,11 @@ EOF"
         home.apply_env(&mut c);
         c
     }
+
+    /// Run `smolvm <args>` inside the namespace to the end.
+    pub fn smolvm(&self, home: &Home, args: &[&str]) -> std::process::Output {
+        self.cmd(home, "smolvm").args(args).output().unwrap()
+    }
 }
 
 impl Drop for NetNs {

@@ -295,6 +295,33 @@ pub fn manifest(dir: &Path, rows: &[Row<'_>]) -> PathBuf {
     path
 }
 
+/// Write `<dir>/manifest.json` publishing the `codex` preset (amd64/ubuntu, QEMU and
+/// Firecracker) as a tiny file with a wrong checksum: a start or build that reached the
+/// download fails fast there instead of fetching anything real. Returns its path.
+pub fn tiny_manifest(dir: &Path) -> PathBuf {
+    let tiny = dir.join("tiny");
+    std::fs::write(&tiny, b"tiny").unwrap();
+    let rows: Vec<serde_json::Value> = ["qemu", "firecracker"]
+        .iter()
+        .map(|vmm| {
+            serde_json::json!({
+                "preset": "codex", "arch": "amd64", "vmm": vmm, "os": "ubuntu",
+                "kernel_url": format!("file://{}", tiny.display()),
+                "kernel_sha256": "0".repeat(64),
+                "rootfs_url": format!("file://{}", tiny.display()),
+                "rootfs_sha256": "0".repeat(64),
+            })
+        })
+        .collect();
+    let m = dir.join("manifest.json");
+    std::fs::write(
+        &m,
+        serde_json::json!({"release": "t", "images": rows}).to_string(),
+    )
+    .unwrap();
+    m
+}
+
 /// The file's SHA-256, cached beside it (`.<name>.sha256`) keyed by size and mtime.
 fn sha256_sidecar(p: &Path) -> String {
     let m = std::fs::metadata(p).unwrap();

@@ -11,6 +11,9 @@ use assert_cmd::Command;
 pub mod cleanup;
 pub mod images;
 pub mod screenshot;
+pub mod sources;
+pub mod sqlite;
+pub mod tui;
 
 /// The image version tests treat as current.
 pub const CURRENT: &str = "0.0.14";
@@ -82,10 +85,43 @@ impl Home {
     }
 }
 
+/// A live process (`sh`, then `sleep 60`) holding `file` open, as a VMM holds its rootfs;
+/// returned once the file is open. The caller kills and reaps it.
+pub fn hold_open(file: &Path) -> std::process::Child {
+    let mut child = StdCommand::new("sh")
+        .arg("-c")
+        .arg("exec 3<\"$1\"; echo ready; exec sleep 60")
+        .arg("sh")
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    child
+}
+
 /// Parse stdout as the one JSON document a `--json` command must print.
 pub fn json(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
+}
+
+/// Assert the command exited with `code` (showing its stdout and stderr if not), then
+/// parse its stdout as [`json`].
+pub fn json_exit(out: &std::process::Output, code: i32) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    json(out)
 }
 
 pub fn stdout(out: &std::process::Output) -> String {

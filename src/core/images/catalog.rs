@@ -66,44 +66,41 @@ pub fn list(
         };
         for i in images.flatten() {
             let name = i.file_name().to_string_lossy().into_owned();
-            let Some((preset, arch, vmm, os)) = parse_image_name(&name) else {
+            let Some(parsed) = parse_image_name(&name) else {
                 continue;
             };
             let path = i.path();
             if !path.is_dir() {
                 continue;
             }
-            out.push(entry(
-                version.clone(),
+            let found = Found {
+                version: version.clone(),
                 name,
-                preset,
-                arch,
-                vmm,
-                os,
+                parsed,
                 path,
-                current_version,
-                &in_use,
-                &links,
-            ));
+            };
+            out.push(entry(found, current_version, &in_use, &links));
         }
     }
     out.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn entry(
+/// An image directory found in the cache: `<version>/<name>/` with its name parsed.
+struct Found {
     version: String,
     name: String,
-    preset: String,
-    arch: Arch,
-    vmm: Vmm,
-    os: Os,
+    parsed: (String, Arch, Vmm, Os),
     path: PathBuf,
-    current_version: &str,
-    in_use: &InUse,
-    links: &HardLinks,
-) -> Entry {
+}
+
+fn entry(found: Found, current_version: &str, in_use: &InUse, links: &HardLinks) -> Entry {
+    let Found {
+        version,
+        name,
+        parsed: (preset, arch, vmm, os),
+        path,
+    } = found;
     let len = |f: &str| {
         std::fs::metadata(path.join(f))
             .map(|m| m.len())

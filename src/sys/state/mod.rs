@@ -192,15 +192,7 @@ impl StateStore {
                     Some(c) => Some(c.reason),
                     None => match open_in_place(path, busy_timeout)? {
                         InPlace::Healthy(conn) => {
-                            let store = StateStore {
-                                path: path.to_path_buf(),
-                                conn: Mutex::new(conn),
-                                read_only: false,
-                                busy_timeout,
-                                _copy: None,
-                            };
-                            store.init()?;
-                            return Ok((store, None));
+                            return Ok((Self::writable(path, conn, busy_timeout)?, None));
                         }
                         // Not ours to write (another user's file, a read-only mount).
                         InPlace::NotWritable => return Ok((read_only, None)),
@@ -225,19 +217,16 @@ impl StateStore {
 
     /// A new database file at `path`, with SmolVM's schema.
     fn create(path: &Path, busy_timeout: Duration) -> Result<StateStore, StateError> {
-        let sql = |source| StateError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .map_err(sql)?;
-        conn.busy_timeout(busy_timeout).map_err(sql)?;
+        let conn = open_read_write(path, true, busy_timeout)?;
+        Self::writable(path, conn, busy_timeout)
+    }
+
+    /// The read-write store over `conn` (already open at `path`), its schema made sure of.
+    fn writable(
+        path: &Path,
+        conn: Connection,
+        busy_timeout: Duration,
+    ) -> Result<StateStore, StateError> {
         let store = StateStore {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -251,10 +240,7 @@ impl StateStore {
 
     /// An empty read-only store (no file, or a corrupt one in a dry run).
     fn empty(path: &Path, busy_timeout: Duration) -> Result<StateStore, StateError> {
-        let sql = |source| StateError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let sql = sql_error(path);
         let conn = Connection::open_in_memory().map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(StateStore {
@@ -275,10 +261,7 @@ impl StateStore {
         path: &Path,
         busy_timeout: Duration,
     ) -> Result<(StateStore, Option<Corruption>), StateError> {
-        let sql = |source| StateError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let sql = sql_error(path);
         let corrupt = |reason: String| -> Result<(StateStore, Option<Corruption>), StateError> {
             Ok((
                 Self::empty(path, busy_timeout)?,
@@ -661,6 +644,33 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Turns a SQLite error about the database at `path` into a [`StateError`].
+fn sql_error(path: &Path) -> impl Fn(rusqlite::Error) -> StateError + Copy + '_ {
+    move |source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Opens `path` read-write (creating it only when `create`), never through a symlink,
+/// with `busy_timeout` set.
+fn open_read_write(
+    path: &Path,
+    create: bool,
+    busy_timeout: Duration,
+) -> Result<Connection, StateError> {
+    let sql = sql_error(path);
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+    conn.busy_timeout(busy_timeout).map_err(sql)?;
+    Ok(conn)
+}
+
 /// How an existing database opened for writing turned out.
 enum InPlace {
     Healthy(Connection),
@@ -671,18 +681,8 @@ enum InPlace {
 /// Open `path` read-write (never creating it) and check it. Reading it once makes SQLite
 /// roll back a hot journal a killed writer left, as any SmolVM or `sqlite3` would.
 fn open_in_place(path: &Path, busy_timeout: Duration) -> Result<InPlace, StateError> {
-    let sql = |source| StateError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .map_err(sql)?;
-    conn.busy_timeout(busy_timeout).map_err(sql)?;
+    let sql = sql_error(path);
+    let conn = open_read_write(path, false, busy_timeout)?;
     // SQLite opens a file it may not write read-only, silently.
     if conn.is_readonly(rusqlite::MAIN_DB).map_err(sql)? {
         return Ok(InPlace::NotWritable);

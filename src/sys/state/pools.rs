@@ -45,6 +45,16 @@ impl std::fmt::Display for PoolExhausted {
 
 impl std::error::Error for PoolExhausted {}
 
+/// Every value of the one column `sql` selects (the leases already taken).
+fn column<T: rusqlite::types::FromSql + std::hash::Hash + Eq>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> rusqlite::Result<HashSet<T>> {
+    let mut s = conn.prepare(sql)?;
+    let values = s.query_map([], |r| r.get(0))?.collect();
+    values
+}
+
 fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
 }
@@ -73,9 +83,7 @@ impl StateStore {
                     }
                 },
                 None => {
-                    let mut s = tx.prepare("SELECT ip FROM ip_leases")?;
-                    let taken: HashSet<String> =
-                        s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                    let taken: HashSet<String> = column(tx, "SELECT ip FROM ip_leases")?;
                     let i = IP_POOL
                         .clone()
                         .find(|i| !taken.contains(&pool_ip(*i).to_string()))
@@ -104,9 +112,8 @@ impl StateStore {
                         ))
                     })?,
                     None => {
-                        let mut s = tx.prepare("SELECT host_port FROM ssh_forwards")?;
                         let taken: HashSet<i64> =
-                            s.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                            column(tx, "SELECT host_port FROM ssh_forwards")?;
                         let p = SSH_PORT_POOL
                             .clone()
                             .find(|p| !taken.contains(&i64::from(*p)) && port_is_free(*p as u16))
@@ -187,15 +194,17 @@ mod tests {
     use super::*;
     use crate::sys::state::{OpenMode, VmRecord, DEFAULT_BUSY_TIMEOUT};
 
+    /// A new read-write store at `dir/smolvm.db`.
+    fn fresh_store(dir: &std::path::Path) -> StateStore {
+        let db = dir.join("smolvm.db");
+        let (s, _) = StateStore::open(&db, OpenMode::ReadWrite, DEFAULT_BUSY_TIMEOUT).unwrap();
+        s
+    }
+
     #[test]
     fn leases_are_first_free_idempotent_and_exhaust_with_smolvms_message() {
         let t = tempfile::tempdir().unwrap();
-        let (s, _) = StateStore::open(
-            &t.path().join("smolvm.db"),
-            OpenMode::ReadWrite,
-            DEFAULT_BUSY_TIMEOUT,
-        )
-        .unwrap();
+        let s = fresh_store(t.path());
         for id in ["vm-a", "vm-b", "vm-c"] {
             s.insert_vm(&VmRecord::new(id, VmStatus::Created)).unwrap();
         }
@@ -245,12 +254,7 @@ mod tests {
     #[test]
     fn an_invalid_existing_lease_is_an_error_not_a_device_to_create() {
         let t = tempfile::tempdir().unwrap();
-        let (s, _) = StateStore::open(
-            &t.path().join("smolvm.db"),
-            OpenMode::ReadWrite,
-            DEFAULT_BUSY_TIMEOUT,
-        )
-        .unwrap();
+        let s = fresh_store(t.path());
         s.insert_vm(&VmRecord::new("vm-a", VmStatus::Created))
             .unwrap();
         s.insert_ip_lease("vm-a", "172.16.0.2", "eth0").unwrap();

@@ -1,5 +1,9 @@
 use super::*;
 
+#[path = "../../../tests/support/sqlite.rs"]
+mod sqlite;
+use sqlite::{expected_ids, have_python_sqlite3, hot_journal_db, snapshot};
+
 fn smolvm_v029_db(path: &Path) {
     // SmolVM 0.0.29's vms table before its `display` migration, written the way Python's
     // sqlite3 module writes it (rollback journal, no WAL).
@@ -111,19 +115,27 @@ fn python_sqlite3_reads_our_database_like_smolvm() {
     );
 }
 
+/// `garbage` (not a database) at `db` with `junk` in its `suffix` sidecar, opened
+/// read-write.
+fn open_garbage(
+    db: &Path,
+    garbage: &[u8],
+    suffix: &str,
+    junk: &[u8],
+) -> (StateStore, Option<Corruption>) {
+    std::fs::write(db, garbage).unwrap();
+    std::fs::write(format!("{}{suffix}", db.display()), junk).unwrap();
+    StateStore::open(db, OpenMode::ReadWrite, Duration::from_secs(1)).unwrap()
+}
+
 #[test]
 fn garbage_and_truncated_files_are_moved_aside_and_recreated() {
     let t = tempfile::tempdir().unwrap();
     // garbage
     let db = t.path().join("a/smolvm.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    std::fs::write(
-        &db,
-        b"this is not a database, just some text that is long enough",
-    )
-    .unwrap();
-    std::fs::write(t.path().join("a/smolvm.db-wal"), b"wal junk").unwrap();
-    let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(1)).unwrap();
+    let garbage = b"this is not a database, just some text that is long enough";
+    let (s, corrupt) = open_garbage(&db, garbage, "-wal", b"wal junk");
     let c = corrupt.expect("corruption reported");
     let moved = c.moved_to.unwrap();
     assert!(moved
@@ -268,63 +280,6 @@ fn active_vms_reads_paths_read_only() {
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
 
-fn have_python_sqlite3() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import sqlite3"])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// SmolVM (Python's sqlite3, rollback journal) killed mid-transaction: `n` rows `vm-0…`
-/// committed, then a transaction that rewrote and deleted them spilled into the file and
-/// the process died before its commit, leaving a hot `-journal`.
-fn hot_journal_db(db: &Path, n: usize) {
-    let script = r#"
-import os, sqlite3, sys
-db, n, schema = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-c = sqlite3.connect(db, isolation_level=None)
-c.execute("PRAGMA journal_mode=DELETE")
-c.executescript(schema)
-c.execute("BEGIN")
-for i in range(n):
-    ts = "2026-05-07T12:00:00.%06d+00:00" % i
-    c.execute("INSERT INTO vms (id, status, config, created_at, updated_at) VALUES (?, 'stopped', '{}', ?, ?)", ("vm-%d" % i, ts, ts))
-c.execute("COMMIT")
-c.execute("PRAGMA cache_size=1")
-c.execute("BEGIN")
-c.execute("UPDATE vms SET config = ?", ("x" * 4000,))
-c.execute("DELETE FROM vms WHERE id != 'vm-0'")
-os._exit(0)
-"#;
-    let st = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(db)
-        .arg(n.to_string())
-        .arg(SCHEMA)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let journal = PathBuf::from(format!("{}-journal", db.display()));
-    assert!(
-        std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0),
-        "no hot journal was left behind"
-    );
-}
-
-/// Every file in `dir` with its bytes.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 fn ids(s: &StateStore) -> Vec<String> {
     s.list_vms()
         .unwrap()
@@ -334,19 +289,24 @@ fn ids(s: &StateStore) -> Vec<String> {
         .collect()
 }
 
-fn expected_ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("vm-{i}")).collect()
+/// A hot-journal database (see [`hot_journal_db`]) of `n` rows in a new directory, or
+/// `None` (the test skipped) without python3's sqlite3.
+fn hot_journal_in_tempdir(n: usize) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !have_python_sqlite3() {
+        eprintln!("SKIPPED: python3 with sqlite3 is not installed");
+        return None;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    hot_journal_db(&db, n, SCHEMA);
+    Some((t, db))
 }
 
 #[test]
 fn a_hot_journal_is_rolled_back_not_taken_for_corruption() {
-    if !have_python_sqlite3() {
-        eprintln!("SKIPPED: python3 with sqlite3 is not installed");
+    let Some((t, db)) = hot_journal_in_tempdir(30) else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let db = t.path().join("smolvm.db");
-    hot_journal_db(&db, 30);
+    };
     let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(2)).unwrap();
     assert_eq!(corrupt, None);
     assert_eq!(ids(&s), expected_ids(30));
@@ -361,13 +321,9 @@ fn a_hot_journal_is_rolled_back_not_taken_for_corruption() {
 
 #[test]
 fn a_dry_run_rolls_a_hot_journal_back_in_a_private_copy_and_changes_nothing() {
-    if !have_python_sqlite3() {
-        eprintln!("SKIPPED: python3 with sqlite3 is not installed");
+    let Some((t, db)) = hot_journal_in_tempdir(30) else {
         return;
-    }
-    let t = tempfile::tempdir().unwrap();
-    let db = t.path().join("smolvm.db");
-    hot_journal_db(&db, 30);
+    };
     let before = snapshot(t.path());
     let (s, corrupt) = StateStore::open(&db, OpenMode::DryRun, Duration::from_secs(2)).unwrap();
     assert_eq!(corrupt, None);
@@ -406,13 +362,8 @@ fn a_dry_run_of_a_wal_database_creates_no_files() {
 fn a_corrupt_database_is_moved_aside_with_its_journal() {
     let t = tempfile::tempdir().unwrap();
     let db = t.path().join("smolvm.db");
-    std::fs::write(
-        &db,
-        b"not a database at all, but long enough to have a header",
-    )
-    .unwrap();
-    std::fs::write(t.path().join("smolvm.db-journal"), b"journal junk").unwrap();
-    let (s, corrupt) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(1)).unwrap();
+    let garbage = b"not a database at all, but long enough to have a header";
+    let (s, corrupt) = open_garbage(&db, garbage, "-journal", b"journal junk");
     let moved = corrupt.expect("reported").moved_to.expect("moved");
     assert_eq!(
         std::fs::read(format!("{}-journal", moved.display())).unwrap(),
