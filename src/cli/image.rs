@@ -15,6 +15,7 @@ use crate::core::images::catalog::{self, Entry};
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullOptions, PullReport};
 use crate::core::images::{published_enabled, Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
+use crate::core::table;
 use crate::core::units::format_size;
 use crate::core::version::image_version;
 use crate::core::Env;
@@ -393,19 +394,7 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
         ));
         return 0;
     }
-    let mut rows = vec![[
-        "VERSION",
-        "PRESET",
-        "ARCH",
-        "VMM",
-        "OS",
-        "COMPRESSED",
-        "UNPACKED",
-        "ON DISK",
-        "STATUS",
-        "IN USE BY",
-    ]
-    .map(String::from)];
+    let mut rows = Vec::new();
     for e in &entries {
         let mut status = if e.current { "current" } else { "stale" }.to_string();
         if !e.ready {
@@ -428,16 +417,8 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
             },
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        line(cells.join("  ").trim_end());
+    for l in table::text_table(table::titles(&table::IMAGE_LS), &rows) {
+        line(l);
     }
     line(format!(
         "Total: {} image(s), {} on disk in {}",

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::args::ListArgs;
 use super::output::{self, line, warn};
 use crate::core::sandbox;
+use crate::core::table;
 use crate::core::Env;
 use crate::core::Paths;
 
@@ -56,26 +57,8 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
             ]
         })
         .collect();
-    let head = ["ID", "STATUS", "BACKEND", "IP", "PID", "CREATED"];
-    let mut w = head.map(str::len);
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let fmt = |cells: [&str; 6]| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    line(fmt(head));
-    for r in &rows {
-        line(fmt([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+    for l in table::text_table(table::titles(&table::VM_LIST), &rows) {
+        line(l);
     }
     0
 }

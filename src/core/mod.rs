@@ -21,6 +21,7 @@ pub mod prune;
 pub mod runtime;
 pub mod sandbox;
 pub mod start;
+pub mod table;
 pub mod units;
 pub mod version;
 

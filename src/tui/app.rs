@@ -13,6 +13,7 @@ use super::data::{ImageRow, Slow, Snapshot, VmRow};
 use super::keymap::{Action, Key, Keymap, Scope};
 use super::layout::Areas;
 use super::theme::Theme;
+use crate::core::table::{ImageCol, VmCol};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -330,10 +331,9 @@ struct OrderKey {
     image: (String, usize, bool),
 }
 
-pub const VM_COLUMNS: [&str; 10] = [
-    "ID", "STATUS", "BACKEND", "PRESET", "IP", "SSH", "PID", "UPTIME", "CPU%", "RSS",
-];
-pub const IMAGE_COLUMNS: [&str; 6] = ["VERSION", "IMAGE", "ARCH", "VMM", "SIZE", "STATE"];
+/// The columns of the VMs and Images panes (shared with the CLI's tables); a pane's
+/// `sort_col` indexes these.
+pub use crate::core::table::{IMAGE_PANE as IMAGE_COLUMNS, VM_PANE as VM_COLUMNS};
 
 fn line_input(text: &str) -> TextArea<'static> {
     let mut t = TextArea::new(vec![text.to_string()]);
@@ -481,22 +481,24 @@ impl App {
                     .any(|s| s.to_lowercase().contains(&f))
             })
             .collect();
-        let col = self.vm_list.sort_col;
+        let key = VM_COLUMNS.get(self.vm_list.sort_col).map(|c| c.id);
         v.sort_by(|(_, a), (_, b)| {
-            let o = match col {
-                1 => a.info.status.cmp(&b.info.status),
-                2 => a.info.backend.cmp(&b.info.backend),
-                3 => a.info.preset.cmp(&b.info.preset),
-                4 => a.info.ip.cmp(&b.info.ip),
-                5 => a.info.ssh_port.cmp(&b.info.ssh_port),
-                6 => a.info.pid.cmp(&b.info.pid),
-                7 => a.uptime_secs.cmp(&b.uptime_secs),
-                8 => a
+            let o = match key {
+                Some(VmCol::Status) => a.info.status.cmp(&b.info.status),
+                Some(VmCol::Backend) => a.info.backend.cmp(&b.info.backend),
+                Some(VmCol::Preset) => a.info.preset.cmp(&b.info.preset),
+                Some(VmCol::Ip) => a.info.ip.cmp(&b.info.ip),
+                Some(VmCol::Ssh) => a.info.ssh_port.cmp(&b.info.ssh_port),
+                Some(VmCol::Pid) => a.info.pid.cmp(&b.info.pid),
+                Some(VmCol::Uptime) => a.uptime_secs.cmp(&b.uptime_secs),
+                Some(VmCol::Cpu) => a
                     .cpu_pct
                     .partial_cmp(&b.cpu_pct)
                     .unwrap_or(std::cmp::Ordering::Equal),
-                9 => a.rss_bytes.cmp(&b.rss_bytes),
-                _ => std::cmp::Ordering::Equal, // 0: store order (oldest first)
+                Some(VmCol::Rss) => a.rss_bytes.cmp(&b.rss_bytes),
+                Some(VmCol::Created) => a.info.created_at.cmp(&b.info.created_at),
+                // ID: store order (oldest first)
+                Some(VmCol::Id) | None => std::cmp::Ordering::Equal,
             };
             let o = o.then_with(|| a.info.created_at.cmp(&b.info.created_at));
             if self.vm_list.sort_desc {
@@ -521,14 +523,15 @@ impl App {
                         .any(|s| s.to_lowercase().contains(&f))
             })
             .collect();
-        let col = self.image_list.sort_col;
+        let key = IMAGE_COLUMNS.get(self.image_list.sort_col).map(|c| c.id);
         v.sort_by(|(_, a), (_, b)| {
-            let o = match col {
-                1 => a.name.cmp(&b.name),
-                2 => a.arch.cmp(&b.arch),
-                3 => a.vmm.cmp(&b.vmm),
-                4 => a.size_bytes.cmp(&b.size_bytes),
-                5 => a.state().cmp(&b.state()),
+            let o = match key {
+                Some(ImageCol::Image) => a.name.cmp(&b.name),
+                Some(ImageCol::Arch) => a.arch.cmp(&b.arch),
+                Some(ImageCol::Vmm) => a.vmm.cmp(&b.vmm),
+                Some(ImageCol::Size) => a.size_bytes.cmp(&b.size_bytes),
+                Some(ImageCol::State) => a.state().cmp(&b.state()),
+                // VERSION (and the CLI-only columns, which the pane does not show)
                 _ => a.version.cmp(&b.version),
             }
             .then_with(|| a.name.cmp(&b.name));

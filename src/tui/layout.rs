@@ -70,34 +70,12 @@ pub fn scroll_offset(selected: usize, visible: usize) -> usize {
     selected.saturating_sub(visible - 1)
 }
 
-/// Which columns fit in `avail` cells: columns are taken in `priority` order while they
-/// fit (with one cell between columns), then returned in display order. The first
-/// priority column is always kept.
-pub fn fit_columns(widths: &[u16], priority: &[usize], avail: u16) -> Vec<usize> {
-    let mut used = 0u16;
-    let mut chosen = Vec::new();
-    for (n, &i) in priority.iter().enumerate() {
-        let need = widths[i] + u16::from(!chosen.is_empty());
-        if n == 0 || used + need <= avail {
-            used += need;
-            chosen.push(i);
-        }
-    }
-    chosen.sort_unstable();
-    chosen
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn columns_drop_by_priority_when_narrow() {
-        let w = [10, 5, 5, 5];
-        assert_eq!(fit_columns(&w, &[0, 2, 1, 3], 100), vec![0, 1, 2, 3]);
-        assert_eq!(fit_columns(&w, &[0, 2, 1, 3], 22), vec![0, 1, 2]);
-        assert_eq!(fit_columns(&w, &[0, 2, 1, 3], 16), vec![0, 2]);
-        assert_eq!(fit_columns(&w, &[0, 2, 1, 3], 3), vec![0]);
+    fn scroll_keeps_the_selection_visible() {
         assert_eq!(scroll_offset(0, 5), 0);
         assert_eq!(scroll_offset(7, 5), 3);
     }

@@ -12,6 +12,7 @@ use super::app::{
 };
 use super::keymap::{Action, Scope};
 use super::layout::scroll_offset;
+use crate::core::table::{self, Column, ImageCol, VmCol};
 use crate::core::units::format_size;
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -237,8 +238,8 @@ fn fmt_duration(secs: u64) -> String {
     }
 }
 
-fn sort_title(cols: &[&str], col: usize, desc: bool) -> String {
-    format!("sort {}{}", cols[col], if desc { "↓" } else { "↑" })
+fn sort_title<K>(cols: &[Column<K>], col: usize, desc: bool) -> String {
+    format!("sort {}{}", cols[col].title, if desc { "↓" } else { "↑" })
 }
 
 fn vms(f: &mut Frame, app: &App, r: Rect) {
@@ -270,16 +271,17 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
         f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
         return;
     }
-    // ID STATUS BACKEND PRESET IP SSH PID UPTIME CPU% RSS; the ID column takes the slack.
+    // The ID column is as wide as the longest ID (and a mark), within its range.
     let id_w = view
         .iter()
         .map(|v| v.info.id.chars().count() + 2)
         .max()
-        .unwrap_or(0)
-        .clamp(12, 40) as u16;
-    let w: [u16; 10] = [id_w, 15, 11, 11, 14, 5, 7, 7, 5, 7];
-    const PRIORITY: [usize; 10] = [0, 1, 4, 5, 3, 6, 2, 7, 8, 9];
-    let cols = super::layout::fit_columns(&w, &PRIORITY, r.width.saturating_sub(2));
+        .unwrap_or(0);
+    let w = VM_COLUMNS.map(|c| match c.id {
+        VmCol::Id => c.width_for(id_w),
+        _ => c.min,
+    });
+    let cols = table::fit(&VM_COLUMNS, &w, r.width.saturating_sub(2));
     let visible = usize::from(r.height.saturating_sub(3));
     let offset = scroll_offset(app.vm_list.selected, visible);
     let rows: Vec<Row> = view
@@ -318,7 +320,7 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
         })
         .collect();
     let widths: Vec<Constraint> = cols.iter().map(|&c| Constraint::Length(w[c])).collect();
-    let head = Row::new(pick(VM_COLUMNS.map(Cell::from), &cols)).style(t.muted());
+    let head = Row::new(pick(table::titles(&VM_COLUMNS).map(Cell::from), &cols)).style(t.muted());
     f.render_widget(
         Table::new(rows, widths)
             .header(head)
@@ -365,16 +367,17 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
         f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
         return;
     }
-    // VERSION IMAGE ARCH VMM SIZE STATE; IMAGE and STATE take the slack.
+    // The IMAGE column is as wide as the longest name, within its range.
     let name_w = view
         .iter()
         .map(|i| i.name.chars().count())
         .max()
-        .unwrap_or(0)
-        .clamp(16, 44) as u16;
-    let w: [u16; 6] = [9, name_w, 6, 11, 8, 10];
-    const PRIORITY: [usize; 6] = [1, 0, 4, 5, 3, 2];
-    let cols = super::layout::fit_columns(&w, &PRIORITY, r.width.saturating_sub(2));
+        .unwrap_or(0);
+    let w = IMAGE_COLUMNS.map(|c| match c.id {
+        ImageCol::Image => c.width_for(name_w),
+        _ => c.min,
+    });
+    let cols = table::fit(&IMAGE_COLUMNS, &w, r.width.saturating_sub(2));
     let visible = usize::from(r.height.saturating_sub(3));
     let offset = scroll_offset(app.image_list.selected, visible);
     let rows: Vec<Row> = view
@@ -414,12 +417,16 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
         .collect();
     let widths: Vec<Constraint> = cols
         .iter()
-        .map(|&c| match c {
-            5 => Constraint::Min(w[c]),
-            _ => Constraint::Length(w[c]),
+        .map(|&c| {
+            if IMAGE_COLUMNS[c].grow {
+                Constraint::Min(w[c])
+            } else {
+                Constraint::Length(w[c])
+            }
         })
         .collect();
-    let head = Row::new(pick(IMAGE_COLUMNS.map(Cell::from), &cols)).style(t.muted());
+    let head =
+        Row::new(pick(table::titles(&IMAGE_COLUMNS).map(Cell::from), &cols)).style(t.muted());
     f.render_widget(
         Table::new(rows, widths)
             .header(head)
