@@ -1,0 +1,674 @@
+//! `cleanup`: reconcile the state database with the live system, then tear down the
+//! targeted VMs and every orphaned resource, safely. This module is the plan: the options,
+//! the types a face shows, [`prepare`] (lock, reconcile, targets, orphans) and [`execute`].
+//! `orphans.rs` finds and removes what no VM owns; `teardown.rs` takes one VM down (also
+//! what `sandbox delete`, `stop` and a failed start's rollback use).
+//!
+//! * **Stale rows**: running/paused rows whose process is gone, is a zombie, or whose PID
+//!   now belongs to a process that does not carry this VM's control socket (PID reuse).
+//!   They are marked `error` (pid cleared) unless this is a dry run.
+//! * **Targets**: stale rows (new and already `error`) first, then every row whose id
+//!   starts with the prefix (default `vm-`) — or every row with `all` — oldest first.
+//! * **Orphans** ("stale resources"), only what is provably ours and dead (`orphans.rs`),
+//!   computed again from a fresh look before anything is removed.
+//! * **Teardown** of a target, each step idempotent so a rerun after a crash finishes the
+//!   job (`teardown.rs`): VMM, TAP, nftables entries, files, and last the row.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::error::{Error, Result};
+use super::progress::Progress;
+use crate::sys::env::Env;
+use crate::sys::fs::{self, VmFile};
+use crate::sys::paths::{Paths, STATE_DB_FILE};
+use crate::sys::process::{self, ProcInfo};
+use crate::sys::state::{
+    Corruption, Known, Leases, OpenMode, StateStore, VmRecord, VmStatus, DEFAULT_BUSY_TIMEOUT,
+};
+
+mod orphans;
+mod teardown;
+
+use orphans::{orphans, remove_orphan, scan, OrphanAction};
+pub use teardown::{stop_vm, teardown_vm};
+use teardown::{teardown, Ctx};
+
+pub const DEFAULT_PREFIX: &str = "vm-";
+pub const DEFAULT_PARALLEL: usize = 8;
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A cleanup prefix is never empty (it would match every VM, which is `--all`'s job) and
+/// never holds whitespace or control characters (no VM id does). The error is the reason.
+pub fn validate_prefix(prefix: &str) -> std::result::Result<(), String> {
+    if prefix.is_empty() {
+        return Err(
+            "the prefix must not be empty (it would match every VM); use --all to target every VM"
+                .into(),
+        );
+    }
+    if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "the prefix must not contain whitespace or control characters; use --all to \
+                    target every VM"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// What to clean and how.
+#[derive(Debug, Clone)]
+pub struct CleanupOptions {
+    pub all: bool,
+    pub prefix: String,
+    pub dry_run: bool,
+    pub data_dir: PathBuf,
+    pub socket_dir: PathBuf,
+    /// The whole budget for stopping one VMM, graceful steps included.
+    pub stop_timeout: Duration,
+    pub parallel: usize,
+    pub busy_timeout: Duration,
+    /// Every candidate state database ([`Paths::candidate_state_dbs`]): the active one
+    /// supplies targets, the others protect what they record.
+    pub candidate_dbs: Vec<PathBuf>,
+}
+
+impl CleanupOptions {
+    /// Options from resolved paths and the environment (`SMOLVM_STOP_TIMEOUT`,
+    /// `SMOLVM_DB_BUSY_TIMEOUT`, `SMOLVM_CLEANUP_PARALLEL`). A dry run never creates the
+    /// data directory.
+    pub fn new(
+        paths: &Paths,
+        env: &Env,
+        all: bool,
+        prefix: Option<String>,
+        dry_run: bool,
+    ) -> Result<Self> {
+        // Validated before anything else is looked at (durations: the one parser, 0 to 24 h).
+        let stop_timeout = super::lifecycle::stop_timeout(env, None)?;
+        let busy_timeout = env.seconds("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT, false)?;
+        if let (false, Some(p)) = (all, &prefix) {
+            validate_prefix(p).map_err(|why| Error::usage(format!("--prefix: {why}")))?;
+        }
+        let data_dir = if dry_run {
+            let candidates = paths.data_dir_candidates();
+            candidates
+                .iter()
+                .find(|d| d.join(STATE_DB_FILE).exists())
+                .or(candidates.first())
+                .cloned()
+                .ok_or_else(|| Error::runtime("no data directory candidates"))?
+        } else {
+            paths
+                .data_dir()
+                .map_err(|e| Error::runtime(e.to_string()))?
+        };
+        let parallel = match env.get_str("SMOLVM_CLEANUP_PARALLEL") {
+            None => DEFAULT_PARALLEL,
+            Some(v) => v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Error::usage(format!(
+                    "SMOLVM_CLEANUP_PARALLEL must be at least 1, got '{v}'"
+                ))
+            })?,
+        };
+        Ok(CleanupOptions {
+            all,
+            prefix: prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
+            dry_run,
+            data_dir,
+            socket_dir: paths.socket_dir.clone(),
+            stop_timeout,
+            parallel,
+            busy_timeout,
+            candidate_dbs: paths.candidate_state_dbs(),
+        })
+    }
+}
+
+/// Why a VM is a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetReason {
+    Stale,
+    Prefix,
+    All,
+}
+
+impl TargetReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetReason::Stale => "stale",
+            TargetReason::Prefix => "prefix",
+            TargetReason::All => "all",
+        }
+    }
+}
+
+/// The host resources a VM row points at (its network JSON and its leases).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmResources {
+    pub tap: Option<String>,
+    pub bridge: bool,
+    pub guest_ip: Option<String>,
+    pub ssh_host_port: Option<u16>,
+}
+
+impl VmResources {
+    fn of(vm: &VmRecord, leases: &Leases) -> Self {
+        let net = vm.network.clone().unwrap_or_default();
+        let lease = leases.ips.get(&vm.id);
+        let alloc = leases.taps.get(&vm.id);
+        let tap = net
+            .tap_device
+            .clone()
+            .filter(|t| t != "usernet" && !t.is_empty())
+            .or_else(|| lease.map(|l| l.1.clone()))
+            .or_else(|| alloc.map(|a| a.tap_device.clone()));
+        let bridge = net.mode.as_deref() == Some("bridge")
+            || alloc.is_some_and(|a| a.mode == "bridge")
+            || tap.as_deref().is_some_and(|t| t.starts_with("svmb"));
+        // Guest IPs and SSH ports only have host-side rules for TAP (NAT) networking.
+        let (guest_ip, ssh_host_port) = if tap.is_some() && !bridge {
+            (
+                net.guest_ip.clone().or_else(|| lease.map(|l| l.0.clone())),
+                net.ssh_host_port
+                    .or_else(|| leases.ssh.get(&vm.id).map(|s| s.0)),
+            )
+        } else {
+            (None, None)
+        };
+        VmResources {
+            tap,
+            bridge,
+            guest_ip,
+            ssh_host_port,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub vm: VmRecord,
+    pub reason: TargetReason,
+    pub resources: VmResources,
+}
+
+/// Kinds of orphaned resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Process,
+    Tap,
+    Nft,
+    Socket,
+    File,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Process => "process",
+            ResourceKind::Tap => "tap",
+            ResourceKind::Nft => "nft",
+            ResourceKind::Socket => "socket",
+            ResourceKind::File => "file",
+        }
+    }
+}
+
+/// A live resource that no VM owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleResource {
+    pub kind: ResourceKind,
+    pub name: String,
+    pub vm_id: Option<String>,
+    action: OrphanAction,
+}
+
+/// Everything a cleanup will do, computed before anything is deleted (the confirmation
+/// prompt shows it). Holds the cleanup lock, so a second cleanup waits until this one is
+/// executed or dropped.
+pub struct CleanupPlan {
+    pub opts: CleanupOptions,
+    pub corruption: Option<Corruption>,
+    /// Stale VMs: newly reconciled, then rows already in `error`.
+    pub stale_ids: Vec<String>,
+    pub targets: Vec<Target>,
+    pub stale_resources: Vec<StaleResource>,
+    pub warnings: Vec<String>,
+    store: Arc<StateStore>,
+    known: Arc<Known>,
+    _lock: Option<Flock<File>>,
+}
+
+impl CleanupPlan {
+    /// Nothing to delete at all.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty() && self.stale_resources.is_empty()
+    }
+}
+
+/// Progress of a cleanup, in target order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CleanupEvent {
+    Deleted {
+        vm_id: String,
+    },
+    Failed {
+        vm_id: String,
+        error: String,
+    },
+    Cleaned(StaleResource),
+    CleanFailed {
+        resource: StaleResource,
+        error: String,
+    },
+}
+
+/// What a cleanup did.
+#[derive(Debug, Clone)]
+pub struct CleanupReport {
+    pub dry_run: bool,
+    pub corruption: Option<Corruption>,
+    pub stale_ids: Vec<String>,
+    pub targets: Vec<String>,
+    pub deleted: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    /// Every orphan with the error its removal hit (`None`: removed, or a dry run).
+    pub stale_resources: Vec<(StaleResource, Option<String>)>,
+    pub warnings: Vec<String>,
+    /// Stopped early on request: targets not started are neither deleted nor failed.
+    pub cancelled: bool,
+}
+
+impl CleanupReport {
+    pub fn failure_count(&self) -> usize {
+        self.failed.len()
+            + self
+                .stale_resources
+                .iter()
+                .filter(|(_, e)| e.is_some())
+                .count()
+    }
+}
+
+fn runtime(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
+/// What every candidate state database records: the other databases read without
+/// changing them, plus the active one's `rows` and `leases`.
+fn known_from(opts: &CleanupOptions, rows: &[VmRecord], leases: &Leases) -> (Known, Vec<String>) {
+    let active = opts.data_dir.join(STATE_DB_FILE);
+    let others: Vec<PathBuf> = opts
+        .candidate_dbs
+        .iter()
+        .filter(|d| **d != active)
+        .cloned()
+        .collect();
+    let (mut known, warnings) = Known::read(&others, opts.busy_timeout);
+    known.add(rows, leases);
+    (known, warnings)
+}
+
+/// Take the cleanup lock (waiting for another cleanup to finish), open the store,
+/// reconcile it with the live system (stored unless a dry run) and compute the targets
+/// and orphans. Deletes nothing.
+pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
+    let lock = if opts.dry_run {
+        None
+    } else {
+        let path = opts.data_dir.join("cleanup.lock");
+        Some(
+            tokio::task::spawn_blocking(move || -> Result<Flock<File>> {
+                let f = crate::sys::open::open_lock(&path, 0o600)
+                    .map_err(|e| runtime(format!("cannot open {}: {e}", path.display())))?;
+                Flock::lock(f, FlockArg::LockExclusive)
+                    .map_err(|(_, e)| runtime(format!("cannot lock {}: {e}", path.display())))
+            })
+            .await
+            .map_err(runtime)??,
+        )
+    };
+    let db = opts.data_dir.join(STATE_DB_FILE);
+    let mode = if opts.dry_run {
+        OpenMode::DryRun
+    } else {
+        OpenMode::ReadWrite
+    };
+    let busy = opts.busy_timeout;
+    let (store, corruption) =
+        tokio::task::spawn_blocking(move || StateStore::open(&db, mode, busy))
+            .await
+            .map_err(runtime)?
+            .map_err(runtime)?;
+    let store = Arc::new(store);
+
+    let live = scan(&opts).await;
+    let mut warnings = Vec::new();
+    let listed = store.list_vms().map_err(runtime)?;
+    let mut rows = listed.vms;
+    let leases = store.leases().map_err(runtime)?;
+    // Rows with invalid values are reported and never acted on. The resources such a row
+    // names are unknown, so nothing may be judged unowned: no orphan sweep this time.
+    let skipped: Vec<String> = listed
+        .skipped
+        .iter()
+        .chain(&leases.skipped)
+        .map(ToString::to_string)
+        .collect();
+    let sweep_orphans = skipped.is_empty();
+    warnings.extend(skipped);
+
+    // A database rebuilt after corruption adopts the VMMs still running from our socket
+    // dir that were started with this install's files, so they are targeted (or spared)
+    // by the usual rules instead of being killed as orphans.
+    if corruption.is_some() {
+        let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        for v in live.vmms_here.iter().filter(|v| !known.contains(&v.vm_id)) {
+            let started_here =
+                process::info(v.pid).is_some_and(|i| i.names_data_dir(&opts.data_dir, &v.vm_id));
+            if !started_here {
+                continue;
+            }
+            let mut rec = VmRecord::new(v.vm_id.clone(), VmStatus::Running);
+            rec.pid = Some(i64::from(v.pid));
+            rec.socket_path = Some(v.socket.display().to_string());
+            rec.config = serde_json::json!({
+                "vm_id": v.vm_id, "backend": v.kind.as_str(), "adopted": true
+            });
+            if !opts.dry_run {
+                store.insert_vm(&rec).map_err(runtime)?;
+                if let Some(r) = store.get_vm(&v.vm_id).map_err(runtime)? {
+                    rec = r;
+                }
+            }
+            rows.push(rec);
+        }
+    }
+    let (known, read_warnings) = {
+        let opts = opts.clone();
+        let (rows, leases) = (rows.clone(), leases.clone());
+        tokio::task::spawn_blocking(move || known_from(&opts, &rows, &leases))
+            .await
+            .map_err(runtime)?
+    };
+    warnings.extend(read_warnings);
+
+    // Reconcile: which running/paused rows have no live, matching process.
+    let newly_stale: Vec<String> = rows
+        .iter()
+        .filter(|r| row_is_stale(r, &opts.socket_dir))
+        .map(|r| r.id.clone())
+        .collect();
+    if !opts.dry_run {
+        store.mark_stale(&newly_stale).map_err(runtime)?;
+    }
+    let mut stale_ids = newly_stale.clone();
+    stale_ids.extend(
+        rows.iter()
+            .filter(|r| r.status == VmStatus::Error && !newly_stale.contains(&r.id))
+            .map(|r| r.id.clone()),
+    );
+
+    let by_id: HashMap<&str, &VmRecord> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let known = Arc::new(known);
+    let mut targets: Vec<Target> = Vec::new();
+    for id in &stale_ids {
+        if let Some(vm) = by_id.get(id.as_str()) {
+            let mut vm = (*vm).clone();
+            if newly_stale.contains(id) {
+                vm.status = VmStatus::Error;
+                vm.pid = None;
+            }
+            targets.push(Target {
+                resources: VmResources::of(&vm, &leases),
+                vm,
+                reason: TargetReason::Stale,
+            });
+        }
+    }
+    for vm in &rows {
+        if stale_ids.contains(&vm.id) {
+            continue;
+        }
+        let reason = if opts.all {
+            TargetReason::All
+        } else if vm.id.starts_with(&opts.prefix) {
+            TargetReason::Prefix
+        } else {
+            continue;
+        };
+        targets.push(Target {
+            vm: vm.clone(),
+            reason,
+            resources: VmResources::of(vm, &leases),
+        });
+    }
+
+    let stale_resources = if sweep_orphans {
+        orphans(&opts, &known, &live, &mut warnings)
+    } else {
+        warnings.push(
+            "orphaned resources were not looked for: the state database has rows that could not be read (above)"
+                .into(),
+        );
+        Vec::new()
+    };
+    Ok(CleanupPlan {
+        opts,
+        corruption,
+        stale_ids,
+        targets,
+        stale_resources,
+        warnings,
+        store,
+        known,
+        _lock: lock,
+    })
+}
+
+/// A running/paused row is stale when its PID is missing, dead, a zombie, or now a
+/// process that is not a VMM carrying this VM's control socket (the PID was reused).
+pub fn row_is_stale(vm: &VmRecord, socket_dir: &Path) -> bool {
+    if !vm.status.is_active() {
+        return false;
+    }
+    let Some(pid) = vm.pid.filter(|p| *p > 0 && *p <= i64::from(i32::MAX)) else {
+        return true;
+    };
+    match process::info(pid as i32) {
+        None => true,
+        Some(info) if info.is_zombie() => true,
+        Some(info) => !info.is_vmm_binary() || !carries_socket_of(&info, vm, socket_dir),
+    }
+}
+
+fn carries_socket_of(info: &ProcInfo, vm: &VmRecord, socket_dir: &Path) -> bool {
+    process::socket_in_cmdline(&info.cmdline, None).is_some_and(|(_, id, path)| {
+        id == vm.id
+            && (path.parent() == Some(socket_dir)
+                || vm.socket_path.as_deref() == Some(path.to_string_lossy().as_ref()))
+    })
+}
+/// Tear down every target (in parallel, bounded by `opts.parallel`; events in target
+/// order), then remove every orphan. A failure does not stop the others. The prompt may
+/// have waited minutes since the plan: each target's row is read again before it is torn
+/// down, and the orphans are computed again from a fresh look at every database and the
+/// live system — only those still orphans are removed, each proved again at its delete.
+pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> CleanupReport {
+    let mut report = CleanupReport {
+        dry_run: plan.opts.dry_run,
+        corruption: plan.corruption.clone(),
+        stale_ids: plan.stale_ids.clone(),
+        targets: plan.targets.iter().map(|t| t.vm.id.clone()).collect(),
+        deleted: Vec::new(),
+        failed: Vec::new(),
+        stale_resources: Vec::new(),
+        warnings: plan.warnings.clone(),
+        cancelled: false,
+    };
+    if plan.opts.dry_run {
+        report.stale_resources = plan
+            .stale_resources
+            .iter()
+            .map(|r| (r.clone(), None))
+            .collect();
+        return report;
+    }
+    let ctx = Arc::new(Ctx {
+        store: plan.store.clone(),
+        known: plan.known.clone(),
+        opts: plan.opts.clone(),
+    });
+    let mut results = futures::stream::iter(plan.targets.iter().cloned().map(|t| {
+        let ctx = ctx.clone();
+        let cancelled = progress.cancelled();
+        async move {
+            let id = t.vm.id.clone();
+            if cancelled {
+                return (id, None);
+            }
+            let r = tokio::spawn(async move { teardown(&t, &ctx).await })
+                .await
+                .unwrap_or_else(|e| Err(format!("teardown task failed: {e}")));
+            (id, Some(r))
+        }
+    }))
+    .buffered(plan.opts.parallel.max(1));
+    while let Some((vm_id, r)) = results.next().await {
+        let Some(r) = r else {
+            report.cancelled = true;
+            continue;
+        };
+        match r {
+            Ok(()) => {
+                progress.emit(CleanupEvent::Deleted {
+                    vm_id: vm_id.clone(),
+                });
+                report.deleted.push(vm_id);
+            }
+            Err(error) => {
+                progress.emit(CleanupEvent::Failed {
+                    vm_id: vm_id.clone(),
+                    error: error.clone(),
+                });
+                report.failed.push((vm_id, error));
+            }
+        }
+    }
+    if plan.stale_resources.is_empty() {
+        return report;
+    }
+    // A fresh look before any orphan is touched.
+    let fresh = match fresh_known(&plan).await {
+        Ok(k) => k,
+        Err(e) => {
+            report
+                .warnings
+                .push(format!("stale resources left alone: {e}"));
+            return report;
+        }
+    };
+    let live = scan(&plan.opts).await;
+    let still: Vec<StaleResource> = orphans(&plan.opts, &fresh, &live, &mut Vec::new());
+    for r in &plan.stale_resources {
+        if progress.cancelled() {
+            report.cancelled = true;
+            break;
+        }
+        if !still.iter().any(|s| s.kind == r.kind && s.name == r.name) {
+            report.warnings.push(format!(
+                "{} {} is no longer stale (it changed since the plan); left alone",
+                r.kind.as_str(),
+                r.name
+            ));
+            continue;
+        }
+        let outcome = remove_orphan(r, &plan.opts, &fresh).await;
+        match &outcome {
+            Ok(()) => progress.emit(CleanupEvent::Cleaned(r.clone())),
+            Err(e) => progress.emit(CleanupEvent::CleanFailed {
+                resource: r.clone(),
+                error: e.clone(),
+            }),
+        }
+        report.stale_resources.push((r.clone(), outcome.err()));
+    }
+    // Ledger entries whose VM is recorded nowhere and whose files are all gone.
+    for id in fs::recorded_vm_ids(&plan.opts.data_dir) {
+        let files_left = [VmFile::Log, VmFile::Disk].iter().any(|f| {
+            f.path(&plan.opts.data_dir, &plan.opts.socket_dir, &id)
+                .is_some_and(|p| std::fs::symlink_metadata(p).is_ok())
+        });
+        if !fresh.ids.contains(&id) && !files_left {
+            let _ = fs::remove_vm_file(
+                VmFile::Ledger,
+                &plan.opts.data_dir,
+                &plan.opts.socket_dir,
+                &id,
+            );
+        }
+    }
+    report
+}
+
+/// Every candidate database read again now.
+async fn fresh_known(plan: &CleanupPlan) -> std::result::Result<Known, String> {
+    let store = plan.store.clone();
+    let opts = plan.opts.clone();
+    tokio::task::spawn_blocking(move || {
+        let rows = store.list_vms().map_err(|e| e.to_string())?;
+        let leases = store.leases().map_err(|e| e.to_string())?;
+        let (known, _) = known_from(&opts, &rows.vms, &leases);
+        if known.incomplete || !rows.skipped.is_empty() || !leases.skipped.is_empty() {
+            return Err("a state database could not be read".to_string());
+        }
+        Ok(known)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_come_from_network_json_and_leases() {
+        let mut vm = VmRecord::new("vm-a", VmStatus::Running);
+        vm.network = serde_json::from_value(serde_json::json!({
+            "guest_ip": "172.16.0.2", "tap_device": "tap2", "ssh_host_port": 2200, "mode": "nat"
+        }))
+        .ok();
+        let r = VmResources::of(&vm, &Leases::default());
+        assert_eq!(r.tap.as_deref(), Some("tap2"));
+        assert_eq!(
+            (r.guest_ip.as_deref(), r.ssh_host_port),
+            (Some("172.16.0.2"), Some(2200))
+        );
+        // slirp networking has no host-side resources
+        vm.network = serde_json::from_value(serde_json::json!({
+            "guest_ip": "10.0.2.15", "tap_device": "usernet", "ssh_host_port": 2201
+        }))
+        .ok();
+        assert_eq!(
+            VmResources::of(&vm, &Leases::default()),
+            VmResources::default()
+        );
+        // only a lease
+        vm.network = None;
+        let mut l = Leases::default();
+        l.ips
+            .insert("vm-a".into(), ("172.16.0.7".into(), "tap7".into()));
+        l.ssh.insert("vm-a".into(), (2207, 22));
+        let r = VmResources::of(&vm, &l);
+        assert_eq!(r.tap.as_deref(), Some("tap7"));
+        assert_eq!(r.ssh_host_port, Some(2207));
+    }
+}

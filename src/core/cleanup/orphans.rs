@@ -1,0 +1,348 @@
+//! The orphan scan ("stale resources"): only what is provably ours and dead. VMM
+//! processes in our socket dir with no row; `tap<N>` devices carrying 172.16.0.1/32 and
+//! `svmb<hex>` devices whose `smolvm-bridge:<id>` alias names no row, that no live process
+//! holds open; nftables elements and commented rules in `smolvm_nat`/`smolvm_filter` that
+//! belong to no row and no live TAP or VMM; control sockets in our socket dir and per-VM
+//! files in the data dir whose VM has no row and no live process. Each is proved again
+//! right before it is removed ([`remove_orphan`]).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::teardown::stop_vmm;
+use super::{CleanupOptions, ResourceKind, StaleResource};
+use crate::core::error::io_reason;
+use crate::sys::fs::{self, VmFile};
+use crate::sys::net::{self, nft, Link, OwnedTap, TapClaim};
+use crate::sys::process::{self, is_vm_id, OwnedVmm, VmmClaim, VmmProcess};
+use crate::sys::procfs;
+use crate::sys::state::Known;
+
+/// How an orphan is removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OrphanAction {
+    Stop(VmmProcess),
+    DeleteLink(String),
+    Nft(nft::Deletion),
+    Remove(VmFile, String),
+}
+
+/// The live system as cleanup sees it.
+pub(super) struct Live {
+    /// VMMs whose control socket is in our socket dir (the only ones we may stop).
+    pub(super) vmms_here: Vec<VmmProcess>,
+    /// VM ids of every live VMM anywhere (for liveness checks only).
+    ids_anywhere: HashSet<String>,
+    links: std::result::Result<Vec<Link>, String>,
+    nft: std::result::Result<nft::NftState, String>,
+    /// TAP name → PIDs holding it open.
+    attached: HashMap<String, Vec<i32>>,
+}
+
+pub(super) async fn scan(opts: &CleanupOptions) -> Live {
+    let socket_dir = opts.socket_dir.clone();
+    let blocking = tokio::task::spawn_blocking(move || {
+        let all = process::vmm_processes(None);
+        let ids_anywhere = all.iter().map(|v| v.vm_id.clone()).collect();
+        let here = all
+            .into_iter()
+            .filter(|v| v.socket.parent() == Some(socket_dir.as_path()))
+            .collect();
+        (
+            here,
+            ids_anywhere,
+            nft::read().map_err(|e| e.to_string()),
+            procfs::tun_attachments(),
+        )
+    });
+    let links = net::links().await.map_err(|e| e.to_string());
+    let (vmms_here, ids_anywhere, nft, attached) = blocking.await.unwrap_or_else(|e| {
+        (
+            Vec::new(),
+            HashSet::new(),
+            Err(e.to_string()),
+            HashMap::new(),
+        )
+    });
+    Live {
+        vmms_here,
+        ids_anywhere,
+        links,
+        nft,
+        attached,
+    }
+}
+
+/// `tap<N>` for a pool address 172.16.a.b (N = a·256 + b), SmolVM's NAT naming.
+fn tap_for_ip(ip: &str) -> Option<String> {
+    let rest = ip.strip_prefix("172.16.")?;
+    let (a, b) = rest.split_once('.')?;
+    let n = a.parse::<u32>().ok()? * 256 + b.parse::<u32>().ok()?;
+    Some(format!("tap{n}"))
+}
+
+/// Whether a process is listening on the Unix socket at `path` (a dead socket file
+/// refuses the connection).
+fn socket_listening(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+/// Orphans: only what is provably this install's and dead. Nothing is an orphan while a
+/// candidate state database could not be read (it might record it).
+pub(super) fn orphans(
+    opts: &CleanupOptions,
+    known: &Known,
+    live: &Live,
+    warnings: &mut Vec<String>,
+) -> Vec<StaleResource> {
+    let mut out = Vec::new();
+    if known.incomplete {
+        return out;
+    }
+
+    // 1. VMM processes no database records, started with this install's files.
+    let claim = VmmClaim::Orphan {
+        socket_dir: &opts.socket_dir,
+        data_dir: &opts.data_dir,
+        known,
+    };
+    let mut dying: HashSet<i32> = HashSet::new();
+    for v in &live.vmms_here {
+        if claim.holds(v) {
+            dying.insert(v.pid);
+            out.push(StaleResource {
+                kind: ResourceKind::Process,
+                name: format!("{} {}", v.pid, v.comm),
+                vm_id: Some(v.vm_id.clone()),
+                action: OrphanAction::Stop(v.clone()),
+            });
+        }
+    }
+    let dying_ids: HashSet<&str> = live
+        .vmms_here
+        .iter()
+        .filter(|v| dying.contains(&v.pid))
+        .map(|v| v.vm_id.as_str())
+        .collect();
+    let attached = |tap: &str| {
+        live.attached
+            .get(tap)
+            .is_some_and(|pids| pids.iter().any(|p| !dying.contains(p)))
+    };
+    let vm_alive = |id: &str| {
+        live.vmms_here
+            .iter()
+            .any(|v| v.vm_id == id && !dying.contains(&v.pid))
+            || (live.ids_anywhere.contains(id) && !live.vmms_here.iter().any(|v| v.vm_id == id))
+    };
+
+    // 2. TAP devices: SmolVM-shaped, recorded nowhere, held by nothing (the same rules
+    //    `OwnedTap::prove` checks again right before the delete).
+    match &live.links {
+        Ok(links) => {
+            for l in links.iter().filter(|l| l.is_tun) {
+                let bridge_owner = l
+                    .alias
+                    .as_deref()
+                    .and_then(|a| a.strip_prefix("smolvm-bridge:"));
+                let shaped = (net::is_nat_tap_name(&l.name) && l.has_addr(net::HOST_IP, 32))
+                    || (net::is_bridge_tap_name(&l.name)
+                        && bridge_owner.is_some_and(|id| !known.ids.contains(id)));
+                if shaped && !known.taps.contains_key(&l.name) && !attached(&l.name) {
+                    out.push(StaleResource {
+                        kind: ResourceKind::Tap,
+                        name: l.name.clone(),
+                        vm_id: bridge_owner.map(str::to_string),
+                        action: OrphanAction::DeleteLink(l.name.clone()),
+                    });
+                }
+            }
+        }
+        Err(e) => warnings.push(format!("cannot list network links: {e}")),
+    }
+
+    // 3. nftables elements and rules of SmolVM's tables that no database records.
+    if let Ok(state) = &live.nft {
+        let ip_dead = |ip: &str| {
+            !known.guest_ips.contains(ip) && !tap_for_ip(ip).is_some_and(|t| attached(&t))
+        };
+        for e in &state.elements {
+            let orphan = match (&e.key, e.set.as_str()) {
+                (nft::ElemKey::Ifname(t), "allowed_taps") => {
+                    !known.taps.contains_key(t.as_str()) && !attached(t)
+                }
+                (nft::ElemKey::Port(p), "dnat_ext" | "dnat_local") => {
+                    !known.ports.contains(p) && e.target.as_deref().is_none_or(ip_dead)
+                }
+                (nft::ElemKey::AddrPort(ip, _), "snat_return" | "fwd_allow") => ip_dead(ip),
+                _ => false,
+            };
+            if let Some(d) = e.deletion().filter(|_| orphan) {
+                out.push(StaleResource {
+                    kind: ResourceKind::Nft,
+                    name: e.describe(),
+                    vm_id: None,
+                    action: OrphanAction::Nft(d),
+                });
+            }
+        }
+        for r in &state.rules {
+            let parts: Vec<&str> = r.comment.split(':').collect();
+            let (orphan, vm_id) = match parts.as_slice() {
+                ["smolvm", "map" | "global", ..] => (false, None),
+                ["smolvm", "egress", tap, ..] | ["smolvm", "nat", "tap", tap, ..] => {
+                    (!known.taps.contains_key(*tap) && !attached(tap), None)
+                }
+                ["smolvm", id, _, ..] if is_vm_id(id) => (
+                    !known.ids.contains(*id) && !vm_alive(id),
+                    Some(id.to_string()),
+                ),
+                _ => (false, None),
+            };
+            if let Some(d) = r.deletion().filter(|_| orphan) {
+                out.push(StaleResource {
+                    kind: ResourceKind::Nft,
+                    name: r.describe(),
+                    vm_id,
+                    action: OrphanAction::Nft(d),
+                });
+            }
+        }
+    }
+
+    // 4. Dead control sockets in our socket dir (no listener) of VMs recorded nowhere.
+    if let Ok(rd) = std::fs::read_dir(&opts.socket_dir) {
+        let mut found: Vec<(String, VmFile, PathBuf)> = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let parsed = VmFile::parse_socket_name(&name).map(|(f, id)| (id.to_string(), f));
+            let Some((id, file)) = parsed else { continue };
+            let mine = e.metadata().is_ok_and(|m| {
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                m.file_type().is_socket() && m.uid() == nix::unistd::geteuid().as_raw()
+            });
+            // A socket still answering belongs to a live process, unless that is an
+            // orphan VMM stopped just before (its socket then goes with it).
+            let dying_vm = dying_ids.contains(id.as_str());
+            if mine
+                && !known.ids.contains(id.as_str())
+                && !known.sockets.contains(&e.path())
+                && !vm_alive(&id)
+                && (dying_vm || !socket_listening(&e.path()))
+            {
+                found.push((id, file, e.path()));
+            }
+        }
+        found.sort_by(|a, b| a.2.cmp(&b.2));
+        for (id, file, path) in found {
+            out.push(StaleResource {
+                kind: ResourceKind::Socket,
+                name: path.display().to_string(),
+                vm_id: Some(id.clone()),
+                action: OrphanAction::Remove(file, id),
+            });
+        }
+    }
+
+    // 5. Per-VM files (`<id>.log`, `disks/<id>.ext4`) of VMs this install's ledger says it
+    //    made files for, that no database records any more. Nothing else in the data dir
+    //    is ever touched, whatever its name.
+    //    An orphan VMM proved ours (it was started with these files) makes its id known too.
+    let mut files: Vec<(String, VmFile, PathBuf)> = Vec::new();
+    let mut ids = fs::recorded_vm_ids(&opts.data_dir);
+    ids.extend(dying_ids.iter().map(|s| s.to_string()));
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        if known.ids.contains(id.as_str()) || vm_alive(&id) {
+            continue;
+        }
+        for f in [VmFile::Log, VmFile::Disk] {
+            if let Some(p) = f.path(&opts.data_dir, &opts.socket_dir, &id) {
+                if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                    files.push((id.clone(), f, p));
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.2.cmp(&b.2));
+    for (id, file, path) in files {
+        out.push(StaleResource {
+            kind: ResourceKind::File,
+            name: path.display().to_string(),
+            vm_id: Some(id.clone()),
+            action: OrphanAction::Remove(file, id),
+        });
+    }
+    out
+}
+
+pub(super) async fn remove_orphan(
+    r: &StaleResource,
+    opts: &CleanupOptions,
+    known: &Known,
+) -> std::result::Result<(), String> {
+    match &r.action {
+        OrphanAction::Stop(p) => {
+            let claim = VmmClaim::Orphan {
+                socket_dir: &opts.socket_dir,
+                data_dir: &opts.data_dir,
+                known,
+            };
+            match OwnedVmm::prove(p, claim) {
+                Ok(Some(owned)) => stop_vmm(&owned, opts.stop_timeout).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        OrphanAction::DeleteLink(name) => {
+            match OwnedTap::prove(name, TapClaim::Orphan { known }).await {
+                Ok(Some(owned)) => net::delete_link(&owned)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        OrphanAction::Nft(d) => {
+            let d = d.clone();
+            tokio::task::spawn_blocking(move || nft::delete(&[d]))
+                .await
+                .map_err(|e| e.to_string())?
+                .or_else(|e| {
+                    // Already gone (e.g. removed with its VM or TAP a moment ago).
+                    if e.to_string().contains("No such file or directory") {
+                        Ok(())
+                    } else {
+                        Err(e.to_string())
+                    }
+                })
+        }
+        OrphanAction::Remove(file, id) => {
+            fs::remove_vm_file(*file, &opts.data_dir, &opts.socket_dir, id)
+                .map(drop)
+                .map_err(|e| format!("{}: cannot remove {}", io_reason(&e), r.name))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_names_and_pool_addresses() {
+        assert_eq!(tap_for_ip("172.16.0.2").as_deref(), Some("tap2"));
+        assert_eq!(tap_for_ip("172.16.1.5").as_deref(), Some("tap261"));
+        assert_eq!(tap_for_ip("10.0.2.15"), None);
+        assert!(
+            net::is_nat_tap_name("tap2")
+                && !net::is_nat_tap_name("tap")
+                && !net::is_nat_tap_name("tapx")
+        );
+        assert!(
+            net::is_bridge_tap_name("svmb0a1b2c3d") && !net::is_bridge_tap_name("svmb0A1B2C3D")
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Teardown of one VM, each step idempotent so a rerun after a crash finishes the job:
+//! stop the VMM (Firecracker `SendCtrlAltDel` / QEMU QMP `system_powerdown`, then `quit`,
+//! then SIGTERM, then SIGKILL, through a verified pidfd), delete its TAP, delete its
+//! nftables elements and rules (never the shared tables, maps or global rules), remove its
+//! sockets, log and disk, and last delete its row and leases in one transaction. Used for
+//! cleanup's targets and, through [`teardown_vm`] and [`stop_vm`], by `sandbox delete`,
+//! `stop` and a failed start's rollback.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{known_from, row_is_stale, CleanupOptions, Target, TargetReason, VmResources};
+use crate::core::error::io_reason;
+use crate::sys::fs::{self, VmFile};
+use crate::sys::net::{self, nft, OwnedTap, TapClaim};
+use crate::sys::process::{self, OwnedVmm, VmmClaim, VmmKind, VmmProcess};
+use crate::sys::state::{Known, StateStore, VmRecord};
+use crate::sys::vmm::{firecracker, qmp::Qmp};
+
+/// What every teardown of one cleanup shares: the store, what every database records
+/// (so a TAP another VM records is never taken), and the options.
+pub(super) struct Ctx {
+    pub(super) store: Arc<StateStore>,
+    pub(super) known: Arc<Known>,
+    pub(super) opts: CleanupOptions,
+}
+
+/// Tear down one VM. Each step tolerates "already gone"; the row goes last, so a run
+/// interrupted at any point is finished by the next one. The row is read again first: a
+/// row deleted meanwhile is done, and a stale VM that was started again meanwhile is left
+/// alone.
+pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
+    let store = ctx.store.clone();
+    let id = t.vm.id.clone();
+    let (fresh, leases) = tokio::task::spawn_blocking(move || {
+        Ok::<_, String>((
+            store.get_vm(&id).map_err(|e| e.to_string())?,
+            store.leases().map_err(|e| e.to_string())?,
+        ))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let Some(vm) = fresh else { return Ok(()) };
+    if t.reason == TargetReason::Stale
+        && vm.status.is_active()
+        && !row_is_stale(&vm, &ctx.opts.socket_dir)
+    {
+        return Err(format!(
+            "VM {} was started again since the plan ({}); not deleted",
+            vm.id, vm.status
+        ));
+    }
+    stop_vm(
+        &vm,
+        &ctx.opts.socket_dir,
+        &ctx.opts.data_dir,
+        ctx.opts.stop_timeout,
+    )
+    .await?;
+    let t = Target {
+        resources: VmResources::of(&vm, &leases),
+        vm,
+        reason: t.reason,
+    };
+    teardown_resources(&t, ctx).await
+}
+
+/// Every live VMM process of this VM that its row proves ours: carrying the row's control
+/// socket (ours in the socket dir, or the one the row records), and being the row's PID or
+/// started with this install's files.
+fn vm_processes(vm: &VmRecord, socket_dir: &Path, data_dir: &Path) -> Vec<VmmProcess> {
+    let claim = VmmClaim::Row {
+        vm,
+        socket_dir,
+        data_dir,
+    };
+    process::vmm_processes(None)
+        .into_iter()
+        .filter(|p| p.vm_id == vm.id && claim.holds(p))
+        .collect()
+}
+
+/// Stop this VM's VMM processes (graceful first, SIGKILL last, proved pidfds only).
+pub async fn stop_vm(
+    vm: &VmRecord,
+    socket_dir: &Path,
+    data_dir: &Path,
+    budget: Duration,
+) -> std::result::Result<(), String> {
+    let (v, s, d) = (vm.clone(), socket_dir.to_path_buf(), data_dir.to_path_buf());
+    let procs = tokio::task::spawn_blocking(move || vm_processes(&v, &s, &d))
+        .await
+        .map_err(|e| e.to_string())?;
+    for p in &procs {
+        let claim = VmmClaim::Row {
+            vm,
+            socket_dir,
+            data_dir,
+        };
+        let owned = match OwnedVmm::prove(p, claim) {
+            Ok(Some(o)) => o,
+            Ok(None) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        stop_vmm(&owned, budget).await?;
+    }
+    Ok(())
+}
+
+/// Tear one VM down completely, as `cleanup` does for a target: its VMM, TAP, nftables
+/// elements and rules, sockets, log, disk, and last its row and leases. What `sandbox
+/// delete` and a failed start's rollback use, so creation and teardown stay symmetric.
+/// A VM with no row is success.
+pub async fn teardown_vm(
+    store: Arc<StateStore>,
+    vm_id: &str,
+    opts: CleanupOptions,
+) -> std::result::Result<(), String> {
+    let id = vm_id.to_string();
+    let st = store.clone();
+    let o = opts.clone();
+    let (vm, known) = tokio::task::spawn_blocking(move || {
+        let vm = st.get_vm(&id).map_err(|e| e.to_string())?;
+        let rows = st.list_vms().map_err(|e| e.to_string())?;
+        let leases = st.leases().map_err(|e| e.to_string())?;
+        Ok::<_, String>((vm, known_from(&o, &rows.vms, &leases).0))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let Some(vm) = vm else { return Ok(()) };
+    let t = Target {
+        resources: VmResources::default(),
+        vm,
+        reason: TargetReason::All,
+    };
+    let ctx = Ctx {
+        store,
+        known: Arc::new(known),
+        opts,
+    };
+    teardown(&t, &ctx).await
+}
+
+/// Steps 2–5 of a teardown: everything but the VMM process.
+async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
+    let vm = &t.vm;
+    // 2. The TAP device, when it is provably this VM's: a TAP another VM records, or one
+    //    without SmolVM's address or alias, is not ours and is left alone; one still held
+    //    open by a live process fails the teardown (the row stays for a later run).
+    if let Some(tap) = &t.resources.tap {
+        let claim = TapClaim::Vm {
+            vm_id: &vm.id,
+            bridge: t.resources.bridge,
+            known: &ctx.known,
+        };
+        match OwnedTap::prove(tap, claim).await {
+            Ok(Some(owned)) => {
+                net::delete_link(&owned).await.map_err(|e| e.to_string())?;
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+
+    // 3. nftables: exactly this VM's elements and rules, as one batch. Re-read on a
+    //    conflict (a parallel teardown changed the tables).
+    let res = t.resources.clone();
+    let id = vm.id.clone();
+    let has_net = res.tap.is_some();
+    tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
+        for attempt in 0..3 {
+            let state = match nft::read() {
+                Ok(s) => s,
+                Err(e) if has_net => return Err(e.to_string()),
+                Err(_) => return Ok(()), // nothing provable to remove without rights to look
+            };
+            match nft::delete(&vm_nft_deletions(&state, &id, &res)) {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt == 2 => return Err(e.to_string()),
+                Err(_) => continue,
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+
+    // 4. Files, by the names smolvm generates for this id in the dirs it owns: control
+    //    sockets, console log, isolated disk (never a path read from the row).
+    for f in [
+        VmFile::FcSocket,
+        VmFile::QmpSocket,
+        VmFile::VsockSocket,
+        VmFile::Log,
+        VmFile::Disk,
+    ] {
+        fs::remove_vm_file(f, &ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id).map_err(|e| {
+            let path = f.path(&ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id);
+            let shown = path.as_deref().unwrap_or(Path::new(&vm.id)).display();
+            format!("{}: cannot remove {shown}", io_reason(&e))
+        })?;
+    }
+
+    // 5. The row and its leases, in one transaction; then the ledger entry.
+    let store = ctx.store.clone();
+    let id = vm.id.clone();
+    tokio::task::spawn_blocking(move || store.delete_vm(&id).map(drop))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    fs::remove_vm_file(
+        VmFile::Ledger,
+        &ctx.opts.data_dir,
+        &ctx.opts.socket_dir,
+        &vm.id,
+    )
+    .map(drop)
+    .map_err(|e| e.to_string())
+}
+
+/// This VM's nftables elements and rules, as deletions.
+fn vm_nft_deletions(state: &nft::NftState, vm_id: &str, res: &VmResources) -> Vec<nft::Deletion> {
+    let mut out = Vec::new();
+    for e in &state.elements {
+        let mine = match (&e.key, e.set.as_str()) {
+            (nft::ElemKey::Ifname(t), "allowed_taps") => res.tap.as_deref() == Some(t.as_str()),
+            (nft::ElemKey::Port(p), "dnat_ext" | "dnat_local") => res.ssh_host_port == Some(*p),
+            (nft::ElemKey::AddrPort(ip, _), "snat_return" | "fwd_allow") => {
+                res.guest_ip.as_deref() == Some(ip.as_str())
+            }
+            _ => false,
+        };
+        out.extend(e.deletion().filter(|_| mine));
+    }
+    let by_id = format!("smolvm:{vm_id}:");
+    let tap_prefixes: Vec<String> = res
+        .tap
+        .iter()
+        .flat_map(|t| {
+            [
+                format!("smolvm:egress:{t}:"),
+                format!("smolvm:nat:tap:{t}:to:"),
+            ]
+        })
+        .collect();
+    for r in &state.rules {
+        if r.comment.starts_with(&by_id) || tap_prefixes.iter().any(|p| r.comment.starts_with(p)) {
+            out.extend(r.deletion());
+        }
+    }
+    out
+}
+
+/// Stop one VMM within `budget`: ask the guest to power off (Firecracker
+/// `SendCtrlAltDel`, QEMU `system_powerdown` when it is running), then QEMU `quit`, then
+/// SIGTERM, then SIGKILL, each with a bounded wait. Signals go only to a VMM proved ours
+/// ([`OwnedVmm`]). A process that is already gone is success.
+pub(super) async fn stop_vmm(
+    owned: &OwnedVmm,
+    budget: Duration,
+) -> std::result::Result<(), String> {
+    let p = &owned.process;
+    let share = |n: u32| budget * n / 10;
+    let step = share(1).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let started = Instant::now();
+    match p.kind {
+        VmmKind::Qemu => {
+            if let Ok(mut q) = Qmp::connect(&p.socket, step).await {
+                if q.query_status().await.ok().as_deref() == Some("running")
+                    && q.execute("system_powerdown", None).await.is_ok()
+                    && owned.wait_exit(share(5)).await
+                {
+                    return Ok(());
+                }
+                let _ = q.execute("quit", None).await;
+                if owned.wait_exit(share(2)).await {
+                    return Ok(());
+                }
+            }
+        }
+        VmmKind::Firecracker => {
+            if firecracker::send_ctrl_alt_del(&p.socket, step)
+                .await
+                .is_ok()
+                && owned.wait_exit(share(5)).await
+            {
+                return Ok(());
+            }
+        }
+    }
+    let signal = |sig: i32| -> std::result::Result<(), String> {
+        match owned.signal(sig) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(format!(
+                "Permission denied: cannot stop process {} ({})",
+                p.pid, p.comm
+            )),
+            Err(e) => Err(format!("cannot signal process {}: {e}", p.pid)),
+        }
+    };
+    let remaining = budget.saturating_sub(started.elapsed());
+    signal(libc::SIGTERM)?;
+    if owned.wait_exit(remaining / 2).await {
+        return Ok(());
+    }
+    signal(libc::SIGKILL)?;
+    if owned
+        .wait_exit((remaining / 2).max(Duration::from_secs(1)))
+        .await
+    {
+        return Ok(());
+    }
+    Err(format!("process {} ({}) did not exit", p.pid, p.comm))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_nft_commands_pick_only_this_vms_entries() {
+        let e = |set: &str, key: nft::ElemKey| nft::Element {
+            family: "ip".into(),
+            table: "smolvm_nat".into(),
+            set: set.into(),
+            key,
+            target: None,
+        };
+        let filter = |mut e: nft::Element| {
+            e.family = "inet".into();
+            e.table = "smolvm_filter".into();
+            e
+        };
+        let rule = |h: u64, c: &str| nft::Rule {
+            family: "ip".into(),
+            table: "smolvm_nat".into(),
+            chain: "output".into(),
+            handle: h,
+            comment: c.into(),
+        };
+        let state = nft::NftState {
+            elements: vec![
+                e("dnat_ext", nft::ElemKey::Port(2200)),
+                e("dnat_ext", nft::ElemKey::Port(2201)),
+                e(
+                    "snat_return",
+                    nft::ElemKey::AddrPort("172.16.0.2".into(), 22),
+                ),
+                filter(e("allowed_taps", nft::ElemKey::Ifname("tap2".into()))),
+                filter(e("allowed_taps", nft::ElemKey::Ifname("tap3".into()))),
+            ],
+            rules: vec![
+                rule(1, "smolvm:vm-a:local:8080:80"),
+                rule(2, "smolvm:vm-ab:local:8080:80"),
+                rule(3, "smolvm:global:forward:established"),
+                rule(4, "smolvm:egress:tap2:drop"),
+            ],
+        };
+        let res = VmResources {
+            tap: Some("tap2".into()),
+            bridge: false,
+            guest_ip: Some("172.16.0.2".into()),
+            ssh_host_port: Some(2200),
+        };
+        assert_eq!(
+            vm_nft_deletions(&state, "vm-a", &res)
+                .iter()
+                .map(|d| d.command())
+                .collect::<Vec<_>>(),
+            [
+                "delete element ip smolvm_nat dnat_ext { 2200 }",
+                "delete element ip smolvm_nat snat_return { 172.16.0.2 . 22 }",
+                "delete element inet smolvm_filter allowed_taps { \"tap2\" }",
+                "delete rule ip smolvm_nat output handle 1",
+                "delete rule ip smolvm_nat output handle 4",
+            ]
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The spawn and boot phases: the VMM's command line (SmolVM's boot args), the process
+//! spawned with the console log as its output, its control socket answering (Firecracker
+//! configured through it), then the guest ready.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::network::setup_network;
+use super::report::{ms, report};
+use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, DEFAULT_BOOT_ARGS, READY_MARKER};
+use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::host::Runtime;
+use crate::core::images::Vmm;
+use crate::core::progress::Progress;
+use crate::sys::state::{Network, VmRecord, VmStatus};
+use crate::sys::vmm::qemu::{Machine, QemuSpec};
+use crate::sys::vmm::{self, firecracker, qmp::Qmp};
+
+/// Network, spawn and boot for an existing row (created or stopped). On failure the
+/// caller decides: `create` rolls everything back, `sandbox start` marks the row `error`
+/// after stopping the process.
+pub(super) async fn boot(
+    ctx: &Ctx,
+    id: &str,
+    runtime: &Runtime,
+    log: std::fs::File,
+    socket: PathBuf,
+    progress: &Progress<StartEvent>,
+) -> Result<StartReport> {
+    let t_net = Instant::now();
+    let net = setup_network(ctx, id, progress).await?;
+    let network_time = t_net.elapsed();
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while starting")))?;
+    let cfg = &row.config;
+    let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
+    let kernel = PathBuf::from(s("kernel_path").unwrap_or_default());
+    let disk = PathBuf::from(s("rootfs_path").unwrap_or_default());
+    let args = boot_args(
+        &s("boot_args").unwrap_or_else(|| DEFAULT_BOOT_ARGS.into()),
+        runtime.vmm,
+        s("ssh_public_key").as_deref(),
+        &net,
+    );
+
+    progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
+    let t_spawn = Instant::now();
+    let tap_name = net.tap_device.clone().unwrap_or_default();
+    let mac = net.guest_mac.clone().unwrap_or_default();
+    let argv = match runtime.vmm {
+        Vmm::Qemu => {
+            let spec = QemuSpec {
+                binary: runtime.binary.clone(),
+                vcpus: n("vcpu_count", 2) as u32,
+                mem_mib: n("mem_size_mib", 512) as u32,
+                kernel: kernel.clone(),
+                rootfs: disk,
+                boot_args: args,
+                tap: tap_name,
+                mac,
+                qmp_socket: socket.clone(),
+                accel: runtime.accel,
+                machine: runtime.machine.unwrap_or(Machine::Q35),
+            };
+            spec.argv()
+        }
+        Vmm::Firecracker => vec![
+            runtime.binary.display().to_string(),
+            "--api-sock".into(),
+            socket.display().to_string(),
+        ],
+    };
+    let mut child = vmm::spawn(&argv, &log).map_err(|e| {
+        rt(format!(
+            "cannot start {}: {}",
+            runtime.binary.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let pid = i64::from(child.id());
+    // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.
+    ctx.store
+        .set_status(
+            id,
+            &VmStatus::Running,
+            Some(pid),
+            Some(&socket.display().to_string()),
+        )
+        .map_err(rt)?;
+    let what = match runtime.vmm {
+        Vmm::Qemu => "QEMU",
+        Vmm::Firecracker => "Firecracker",
+    };
+    let deadline = Instant::now() + runtime.boot_timeout;
+    let exited = |child: &mut std::process::Child| -> Option<Error> {
+        match child.try_wait() {
+            Ok(Some(st)) => Some(Error::runtime(format!(
+                "{what} exited early while booting VM '{id}' ({st}){}",
+                log_tail(&log)
+            ))),
+            _ => None,
+        }
+    };
+    // Control socket up.
+    loop {
+        if let Some(e) = exited(&mut child) {
+            return Err(e);
+        }
+        let up = match runtime.vmm {
+            Vmm::Qemu => Qmp::connect(&socket, Duration::from_millis(200))
+                .await
+                .is_ok(),
+            Vmm::Firecracker => {
+                firecracker::wait_for_socket(&socket, Duration::from_millis(50)).await
+            }
+        };
+        if up {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::runtime(format!(
+                "Timed out waiting for {what} control socket{}",
+                log_tail(&log)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if runtime.vmm == Vmm::Firecracker {
+        let cfg = firecracker::FcConfig {
+            kernel: kernel.clone(),
+            boot_args: args_for_fc(&row, &net),
+            vcpus: n("vcpu_count", 2) as u32,
+            mem_mib: n("mem_size_mib", 512) as u32,
+            rootfs: PathBuf::from(s("rootfs_path").unwrap_or_default()),
+            tap: net.tap_device.clone().unwrap_or_default(),
+            mac: net.guest_mac.clone().unwrap_or_default(),
+        };
+        firecracker::configure_and_start(&socket, &cfg, Duration::from_secs(10))
+            .await
+            .map_err(rt)?;
+    }
+    let spawn_time = t_spawn.elapsed();
+    progress.emit(StartEvent::PhaseDone(Phase::Spawn, spawn_time));
+
+    progress.emit(StartEvent::PhaseStarted(Phase::Boot));
+    let t_boot = Instant::now();
+    let ip: Ipv4Addr = net
+        .guest_ip
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    wait_ready(
+        &mut child,
+        &log,
+        ip,
+        deadline,
+        runtime.boot_timeout,
+        &exited,
+    )
+    .await?;
+    let boot_time = t_boot.elapsed();
+    progress.emit(StartEvent::PhaseDone(Phase::Boot, boot_time));
+    // Reap the VMM whenever it exits, for a long-lived caller (the dashboard).
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    let mut rep = report(ctx, id, runtime, None, &kernel, &net, Some(pid))?;
+    rep.timings = Timings {
+        image_ms: 0.0,
+        network_ms: ms(network_time),
+        spawn_ms: ms(spawn_time),
+        boot_ms: ms(boot_time),
+        total_ms: 0.0,
+    };
+    Ok(rep)
+}
+
+fn args_for_fc(row: &VmRecord, net: &Network) -> String {
+    let base = row
+        .config
+        .get("boot_args")
+        .and_then(|v| v.as_str())
+        .unwrap_or(DEFAULT_BOOT_ARGS);
+    let key = row.config.get("ssh_public_key").and_then(|v| v.as_str());
+    boot_args(base, Vmm::Firecracker, key, net)
+}
+
+/// Ready: the console says `SmolVM init complete`, or the guest's port 22 accepts.
+async fn wait_ready(
+    child: &mut std::process::Child,
+    log: &std::fs::File,
+    ip: Ipv4Addr,
+    deadline: Instant,
+    timeout: Duration,
+    exited: &(dyn Fn(&mut std::process::Child) -> Option<Error> + Sync),
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = 0u64;
+    let mut tail = String::new();
+    let mut probe: Option<tokio::task::JoinHandle<bool>> = None;
+    let mut last_probe = Instant::now() - Duration::from_secs(1);
+    loop {
+        // Positional reads of the log we opened (the VMM appends to the same file).
+        let mut buf = vec![0u8; 64 << 10];
+        let n = log.read_at(&mut buf, pos).map_err(rt)?;
+        buf.truncate(n);
+        pos += n as u64;
+        if n > 0 {
+            tail.push_str(&String::from_utf8_lossy(&buf));
+            if tail.contains(READY_MARKER) {
+                return Ok(());
+            }
+            if tail.len() > 4096 {
+                let cut = tail.len() - 256;
+                let cut = (cut..tail.len())
+                    .find(|i| tail.is_char_boundary(*i))
+                    .unwrap_or(cut);
+                tail.drain(..cut);
+            }
+        }
+        if let Some(e) = exited(child) {
+            return Err(e);
+        }
+        if let Some(h) = &probe {
+            if h.is_finished() && probe.take().expect("probe").await.unwrap_or(false) {
+                return Ok(());
+            }
+        } else if last_probe.elapsed() >= Duration::from_millis(250) {
+            last_probe = Instant::now();
+            probe = Some(tokio::spawn(async move {
+                matches!(
+                    tokio::time::timeout(
+                        Duration::from_millis(250),
+                        tokio::net::TcpStream::connect((ip, 22))
+                    )
+                    .await,
+                    Ok(Ok(_))
+                )
+            }));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorCode::Runtime,
+                format!(
+                    "VM did not become ready within {} s (no '{READY_MARKER}' on the console, port 22 closed){}",
+                    timeout.as_secs(),
+                    log_tail(log)
+                ),
+            )
+            .with_recovery("Check the image's /init, or raise --boot-timeout."));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `: <last console line>` for error messages, when the log has one.
+fn log_tail(log: &std::fs::File) -> String {
+    use std::os::unix::fs::FileExt;
+    let len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(64 << 10);
+    let mut text = vec![0u8; (len - from) as usize];
+    let n = log.read_at(&mut text, from).unwrap_or(0);
+    text.truncate(n);
+    let text = String::from_utf8_lossy(&text);
+    match text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+        Some(l) => format!(": {}", l.chars().take(300).collect::<String>()),
+        None => String::new(),
+    }
+}
+/// Boot args as SmolVM builds them: QEMU drops `pci=off` and adds `root=/dev/vda rw`; the
+/// public key as `smolvm.authorized_key_b64=`; NAT `ip=<guest>::<gw>:<mask>::eth0:off`.
+pub fn boot_args(base: &str, vmm: Vmm, public_key: Option<&str>, net: &Network) -> String {
+    let mut toks: Vec<String> = base.split_whitespace().map(String::from).collect();
+    if vmm == Vmm::Qemu {
+        toks.retain(|t| t != "pci=off");
+        if !toks.iter().any(|t| t.starts_with("root=")) {
+            toks.push("root=/dev/vda".into());
+            toks.push("rw".into());
+        }
+    }
+    if let Some(k) = public_key {
+        if !toks
+            .iter()
+            .any(|t| t.starts_with("smolvm.authorized_key_b64="))
+        {
+            toks.push(format!(
+                "smolvm.authorized_key_b64={}",
+                base64(k.trim().as_bytes())
+            ));
+        }
+    }
+    if !toks.iter().any(|t| t.starts_with("ip=")) {
+        toks.push(format!(
+            "ip={}::{}:{}::eth0:off",
+            net.guest_ip.as_deref().unwrap_or_default(),
+            net.gateway_ip.as_deref().unwrap_or("172.16.0.1"),
+            net.netmask.as_deref().unwrap_or("255.255.255.0")
+        ));
+    }
+    toks.join(" ")
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_args_follow_smolvm() {
+        let net = Network {
+            guest_ip: Some("172.16.0.2".into()),
+            gateway_ip: Some("172.16.0.1".into()),
+            netmask: Some("255.255.255.0".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            boot_args("console=ttyS0 reboot=k panic=1 pci=off", Vmm::Qemu, Some("ssh-ed25519 AAA x\n"), &net),
+            format!(
+                "console=ttyS0 reboot=k panic=1 root=/dev/vda rw smolvm.authorized_key_b64={} ip=172.16.0.2::172.16.0.1:255.255.255.0::eth0:off",
+                base64(b"ssh-ed25519 AAA x")
+            )
+        );
+        assert_eq!(
+            boot_args(
+                "console=ttyS0 pci=off ip=1.2.3.4",
+                Vmm::Firecracker,
+                None,
+                &net
+            ),
+            "console=ttyS0 pci=off ip=1.2.3.4"
+        );
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+}

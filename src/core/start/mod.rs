@@ -1,0 +1,505 @@
+//! `start`: bring a sandbox up — image, isolated disk, row, network, VMM, ready — as one
+//! function reporting progress per phase, used by `smolvm <preset> start`, `smolvm
+//! sandbox create [--start]`, `smolvm sandbox start` and the dashboard.
+//!
+//! Phases: **image** (resolve and pull the preset's image, or take `--kernel/--rootfs`),
+//! **network** (IP and SSH-port leases, TAP, route, nftables), **spawn** (the VMM up and its
+//! control socket answering), **boot** (SmolVM's `SmolVM init complete` console line, or
+//! the guest's port 22 answering). Any failure rolls back everything this call created —
+//! through the same teardown `cleanup` and `sandbox delete` use.
+//!
+//! This module is the flow: options, events, the context, the image phase, [`create`] and
+//! [`start_existing`]. The runtime choice is the host service's ([`super::host`]);
+//! `files.rs` makes the predictable names safe (and the SSH key), `network.rs` sets up a
+//! VM's network, `boot.rs` spawns the VMM and waits for the guest, and `report.rs` is how
+//! a start ends (its report, or the rollback).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::cleanup::{self, CleanupOptions};
+use super::error::{io_reason, Error, Result};
+use super::host::{AccelRequest, Backend, Host, Runtime};
+use super::images::pull::{self, PullEvent, PullOptions};
+use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
+use super::progress::Progress;
+use super::version::image_version;
+use crate::sys::env::Env;
+use crate::sys::http::HttpConfig;
+use crate::sys::open;
+use crate::sys::paths::{Paths, STATE_DB_FILE};
+use crate::sys::process::is_vm_id;
+use crate::sys::state::{Corruption, OpenMode, StateError, StateStore, VmRecord, VmStatus};
+use crate::sys::vmm::qemu::Machine;
+use crate::sys::vmm::Accel;
+
+mod boot;
+mod files;
+mod network;
+mod report;
+
+use boot::boot;
+pub use boot::boot_args;
+pub use files::ensure_key;
+use files::{invalid_id, path_err, preflight_new, prepare_files};
+use network::setup_network;
+use report::{mark_failed, ms, report, roll_back};
+
+/// SmolVM's ready line on the serial console.
+pub const READY_MARKER: &str = "SmolVM init complete";
+/// SmolVM's `SSH_BOOT_ARGS` (its images' `/init` is PID 1).
+pub const DEFAULT_BOOT_ARGS: &str = "console=ttyS0 reboot=k panic=1 pci=off init=/init";
+
+/// How to create (and maybe start) a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The VM id; `vm-<8 hex>` when absent.
+    pub name: Option<String>,
+    /// A preset (aliases allowed), or `kernel` + `rootfs`.
+    pub preset: Option<String>,
+    pub kernel: Option<PathBuf>,
+    pub rootfs: Option<PathBuf>,
+    pub memory_mib: Option<u32>,
+    pub vcpus: Option<u32>,
+    pub disk_size_mib: Option<u64>,
+    /// `--backend` (default auto).
+    pub backend: Backend,
+    /// `--accel` (default: `SMOLVM_ACCEL`, else auto).
+    pub accel: Option<AccelRequest>,
+    pub os: Option<Os>,
+    pub boot_timeout: Option<Duration>,
+    /// Create only (`sandbox create` without `--start`).
+    pub create_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Image,
+    Network,
+    Spawn,
+    Boot,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Image => "image",
+            Phase::Network => "network",
+            Phase::Spawn => "spawn",
+            Phase::Boot => "boot",
+        }
+    }
+}
+
+/// Progress of a start, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartEvent {
+    Warning(String),
+    PhaseStarted(Phase),
+    PhaseDone(Phase, Duration),
+    Pull(PullEvent),
+    /// Something failed; everything created is being removed.
+    RollingBack(String),
+}
+
+/// Milliseconds per phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub image_ms: f64,
+    pub network_ms: f64,
+    pub spawn_ms: f64,
+    pub boot_ms: f64,
+    pub total_ms: f64,
+}
+
+/// A started (or created) sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StartReport {
+    pub id: String,
+    pub status: String,
+    pub preset: Option<String>,
+    pub ip: String,
+    pub ssh_host_port: Option<u16>,
+    pub ssh_command: String,
+    pub backend: Vmm,
+    pub accelerator: Accel,
+    pub machine: Option<Machine>,
+    pub pid: Option<i64>,
+    pub kernel_path: PathBuf,
+    pub disk_path: PathBuf,
+    pub log_path: PathBuf,
+    pub timings: Timings,
+}
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
+/// The runtime for this start, decided by the host service; its warning (TCG) is shown.
+fn runtime(
+    ctx: &Ctx,
+    backend: Backend,
+    accel: Option<AccelRequest>,
+    boot_timeout: Option<Duration>,
+    progress: &Progress<StartEvent>,
+) -> Result<Runtime> {
+    let rt = ctx.host.runtime(backend, accel, boot_timeout)?;
+    if let Some(w) = &rt.warning {
+        progress.emit(StartEvent::Warning(w.clone()));
+    }
+    Ok(rt)
+}
+
+/// Everything a start works with.
+pub struct Ctx {
+    pub env: Env,
+    pub paths: Paths,
+    pub data_dir: PathBuf,
+    pub store: Arc<StateStore>,
+    /// The state database was corrupt and moved aside while opening: every caller shows
+    /// this to the user (`Display` is the warning text).
+    pub corruption: Option<Corruption>,
+    /// This host, probed once: every runtime and image decision of this start reads it.
+    pub host: Host,
+}
+
+impl Ctx {
+    /// Resolve paths and open the state store for writing (read-only when the file is
+    /// not this user's to write). A corruption report is in [`Ctx::corruption`].
+    pub fn open(env: &Env) -> Result<Ctx> {
+        let paths = Paths::resolve(env, None);
+        let data_dir = paths.data_dir().map_err(rt)?;
+        let (store, corruption) = StateStore::open(
+            &data_dir.join(STATE_DB_FILE),
+            OpenMode::ReadWrite,
+            crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+        )
+        .map_err(rt)?;
+        Ok(Ctx {
+            env: env.clone(),
+            paths,
+            data_dir,
+            store: Arc::new(store),
+            corruption,
+            host: Host::probe(env),
+        })
+    }
+
+    /// The VM's own disk ([`Paths::vm_disk`]); an invalid id is an error, never a path.
+    pub fn disk_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_disk(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
+    }
+
+    /// The VM's console log ([`Paths::vm_log`]); an invalid id is an error, never a path.
+    pub fn log_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_log(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
+    }
+
+    pub fn cleanup_options(&self, stop_timeout: Duration) -> CleanupOptions {
+        CleanupOptions {
+            all: false,
+            prefix: cleanup::DEFAULT_PREFIX.into(),
+            dry_run: false,
+            data_dir: self.data_dir.clone(),
+            socket_dir: self.paths.socket_dir.clone(),
+            stop_timeout,
+            parallel: 1,
+            busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+            candidate_dbs: self.paths.candidate_state_dbs(),
+        }
+    }
+
+    /// The SSH key pair under `~/.smolvm/keys/` (created once, atomically).
+    pub fn ssh_key(&self) -> Result<PathBuf> {
+        ensure_key(&self.paths.keys_dir)
+    }
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    format!("vm-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
+}
+
+/// Resolve the image: pull the preset's (or use the custom build), or take the given
+/// kernel and rootfs.
+fn resolve_image(
+    ctx: &Ctx,
+    opts: &StartOptions,
+    vmm: Vmm,
+    progress: &Progress<StartEvent>,
+) -> Result<(PathBuf, PathBuf)> {
+    if let Some(preset) = &opts.preset {
+        let manifest = Manifest::load(&ctx.env)?;
+        let target = Target::resolve(preset, None, Some(vmm), opts.os, &ctx.host)?;
+        let layout = Layout::new(&ctx.paths.images_root, &image_version(&ctx.env)?);
+        return match images::boot_source(&ctx.env, &ctx.paths.images_root, &manifest, &target)? {
+            BootSource::Published(img) => {
+                let popts = PullOptions {
+                    layout,
+                    http: HttpConfig::from_env(&ctx.env)?,
+                    release: manifest.release.clone(),
+                };
+                // The pull reports on a channel; forward each event as it comes.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let r = std::thread::scope(|s| {
+                    let h = s.spawn(move || pull::pull(&popts, &img, &Progress::channel(tx)));
+                    for e in rx {
+                        progress.emit(StartEvent::Pull(e));
+                    }
+                    h.join()
+                })
+                .map_err(|_| rt("image pull panicked"))??;
+                Ok((r.kernel_path, r.rootfs_path))
+            }
+            BootSource::Custom(dir) => Ok((dir.join("vmlinux.bin"), dir.join("rootfs.ext4"))),
+        };
+    }
+    let (Some(k), Some(r)) = (&opts.kernel, &opts.rootfs) else {
+        return Err(Error::usage("Pass --preset, or both --kernel and --rootfs"));
+    };
+    for (what, p) in [("kernel", k), ("rootfs", r)] {
+        if !p.is_file() {
+            return Err(Error::runtime(format!(
+                "{what} {} does not exist",
+                p.display()
+            )));
+        }
+    }
+    Ok((
+        crate::sys::paths::absolute(k),
+        crate::sys::paths::absolute(r),
+    ))
+}
+
+/// Create a sandbox and (unless `create_only`) start it. On failure nothing it created is
+/// left: row, leases, TAP, nftables elements, disk, log, socket, process.
+pub async fn create(
+    ctx: &Ctx,
+    opts: &StartOptions,
+    progress: &Progress<StartEvent>,
+) -> Result<StartReport> {
+    let t0 = Instant::now();
+    if opts.preset.is_some() == (opts.kernel.is_some() || opts.rootfs.is_some()) {
+        return Err(Error::usage(
+            "Pass either --preset or --kernel and --rootfs, not both",
+        ));
+    }
+    let registry = opts
+        .preset
+        .as_deref()
+        .map(super::presets::lookup)
+        .transpose()?;
+    let preset = registry.map(|p| p.name.to_string());
+    super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
+    let id = match &opts.name {
+        Some(n) if !is_vm_id(n) => {
+            return Err(Error::usage(format!(
+                "Invalid sandbox name '{n}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
+            )))
+        }
+        Some(n) => n.clone(),
+        None => random_id(),
+    };
+    if ctx.store.vm_exists(&id).map_err(rt)? {
+        return Err(
+            Error::runtime(format!("Sandbox '{id}' already exists")).with_recovery(format!(
+                "Run 'smolvm sandbox delete {id}' first, or pick another --name."
+            )),
+        );
+    }
+    let runtime = runtime(ctx, opts.backend, opts.accel, opts.boot_timeout, progress)?;
+
+    preflight_new(ctx, &id, runtime.vmm)?;
+
+    // Image.
+    progress.emit(StartEvent::PhaseStarted(Phase::Image));
+    let ti = Instant::now();
+    // On a plain thread: the manifest fetch and the pull use a blocking HTTP client, which
+    // must not run (nor be dropped) inside the async runtime.
+    let (kernel, source_rootfs) = std::thread::scope(|s| {
+        s.spawn(|| resolve_image(ctx, opts, runtime.vmm, progress))
+            .join()
+    })
+    .map_err(|_| rt("image resolution panicked"))??;
+    let image_time = ti.elapsed();
+    progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
+
+    let key = ctx.ssh_key()?;
+    let public_path = PathBuf::from(format!("{}.pub", key.display()));
+    let public_key =
+        open::read_to_string(&public_path).map_err(|e| path_err("read", &public_path, &e))?;
+    let disk = ctx.disk_path(&id)?;
+    let mem = opts
+        .memory_mib
+        .unwrap_or(registry.map_or(super::presets::DEFAULT_MEMORY_MIB, |p| p.memory_mib));
+    let vcpus = opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS);
+    let disk_mib = opts.disk_size_mib;
+    let config = serde_json::json!({
+        "vm_id": id,
+        "vcpu_count": vcpus,
+        "mem_size_mib": mem,
+        "kernel_path": kernel,
+        "rootfs_path": disk,
+        "source_rootfs_path": source_rootfs,
+        "initrd_path": null,
+        "boot_args": DEFAULT_BOOT_ARGS,
+        "boot_mode": "direct_kernel",
+        "backend": runtime.vmm,
+        "accel": runtime.accel,
+        "qemu_machine": runtime.machine,
+        "guest_os": opts.os.unwrap_or(Os::Ubuntu).as_str(),
+        "preset": preset,
+        "disk_mode": "isolated",
+        "disk_size_mib": disk_mib.or(registry.map(|p| p.disk_mib)),
+        "retain_disk_on_delete": false,
+        "ssh_public_key": public_key.trim(),
+        "boot_timeout": runtime.boot_timeout.as_secs_f64(),
+    });
+    let mut row = VmRecord::new(id.clone(), VmStatus::Created);
+    row.config = config;
+    match ctx.store.insert_vm(&row) {
+        Ok(()) => {}
+        Err(StateError::AlreadyExists(_)) => {
+            return Err(Error::runtime(format!("Sandbox '{id}' already exists")))
+        }
+        Err(e) => return Err(rt(e)),
+    }
+
+    // From here on, every failure rolls back.
+    let r: Result<StartReport> = async {
+        let d = disk.clone();
+        let src = source_rootfs.clone();
+        let (data_dir, vm_id) = (ctx.data_dir.clone(), id.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            // The ledger entry before any file: the VM's files are then provably ours.
+            crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
+            if let Some(p) = d.parent() {
+                std::fs::create_dir_all(p).map_err(rt)?;
+            }
+            crate::sys::disk::isolated_copy(&src, &d).map_err(|e| {
+                rt(format!(
+                    "cannot copy {} to {}: {}",
+                    src.display(),
+                    d.display(),
+                    io_reason(&e)
+                ))
+            })?;
+            if let Some(mib) = disk_mib {
+                crate::sys::disk::grow_ext4(&d, mib << 20).map_err(rt)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(rt)??;
+        if opts.create_only {
+            let net = setup_network(ctx, &id, progress).await?;
+            let mut rep = report(ctx, &id, &runtime, preset.clone(), &kernel, &net, None)?;
+            rep.timings.image_ms = ms(image_time);
+            rep.timings.total_ms = ms(t0.elapsed());
+            return Ok(rep);
+        }
+        let (log, socket) = prepare_files(ctx, &id, runtime.vmm, &disk)?;
+        let mut rep = boot(ctx, &id, &runtime, log, socket, progress).await?;
+        rep.preset = preset.clone();
+        rep.timings.image_ms = ms(image_time);
+        rep.timings.total_ms = ms(t0.elapsed());
+        Ok(rep)
+    }
+    .await;
+    match r {
+        Ok(rep) => Ok(rep),
+        Err(e) => Err(roll_back(ctx, &id, e, progress).await),
+    }
+}
+
+/// `sandbox start <id>`: boot a created or stopped sandbox again. On failure the process
+/// is stopped and the row marked `error` (SmolVM's rule); its resources stay for `delete`.
+pub async fn start_existing(
+    ctx: &Ctx,
+    id: &str,
+    accel: Option<AccelRequest>,
+    boot_timeout: Option<Duration>,
+    progress: &Progress<StartEvent>,
+) -> Result<StartReport> {
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| not_found(id))?;
+    if !matches!(row.status, VmStatus::Created | VmStatus::Stopped) {
+        return Err(Error::runtime(format!(
+            "Cannot start VM in state '{}'",
+            row.status
+        )));
+    }
+    // The VMM it was created with (a row without one is SmolVM's default, QEMU), and the
+    // accelerator unless one is given now.
+    let backend = match row.backend() {
+        None => Backend::Qemu,
+        Some(b) => Vmm::parse(b)
+            .map(|v| Backend::from_vmm(Some(v)))
+            .ok_or_else(|| {
+                Error::runtime(format!("Sandbox '{id}' has an unknown backend '{b}'"))
+            })?,
+    };
+    let accel = match (accel, row.config.get("accel").and_then(|v| v.as_str())) {
+        (Some(a), _) => Some(a),
+        (None, None) => None,
+        (None, Some(a)) => Some(AccelRequest::parse(a).ok_or_else(|| {
+            Error::runtime(format!("Sandbox '{id}' has an unknown accelerator '{a}'"))
+        })?),
+    };
+    let runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
+    // Refusals here change nothing (the row keeps its status).
+    let disk = PathBuf::from(
+        row.config
+            .get("rootfs_path")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+    );
+    crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
+    let (log, socket) = prepare_files(ctx, id, runtime.vmm, &disk)?;
+    let t0 = Instant::now();
+    match boot(ctx, id, &runtime, log, socket, progress).await {
+        Ok(mut rep) => {
+            rep.preset = row.preset().map(str::to_string);
+            rep.timings.total_ms = ms(t0.elapsed());
+            Ok(rep)
+        }
+        Err(e) => {
+            mark_failed(ctx, id).await;
+            Err(e)
+        }
+    }
+}
+
+pub fn not_found(id: &str) -> Error {
+    Error::runtime(format!("Sandbox '{id}' not found"))
+        .with_recovery("Run 'smolvm sandbox list' to see sandboxes.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_vm_prefixed_and_valid() {
+        let id = random_id();
+        assert!(
+            id.starts_with("vm-") && is_vm_id(&id) && id.len() == 11,
+            "{id}"
+        );
+    }
+}
