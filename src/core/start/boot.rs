@@ -227,8 +227,12 @@ async fn wait_ready(
             return Err(e);
         }
         if let Some(h) = &probe {
-            if h.is_finished() && probe.take().expect("probe").await.unwrap_or(false) {
-                return Ok(());
+            if h.is_finished() {
+                if let Some(done) = probe.take() {
+                    if done.await.unwrap_or(false) {
+                        return Ok(());
+                    }
+                }
             }
         } else if last_probe.elapsed() >= Duration::from_millis(250) {
             last_probe = Instant::now();
