@@ -36,13 +36,10 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     // Files: names smolvm generated, in dirs it owns, checked by type first.
     (
         "src/sys/fs.rs",
-        "remove_vm_file",
-        "VmFile: name generated from a validated id, type checked",
-    ),
-    (
-        "src/sys/fs.rs",
-        "remove_generated_file",
-        "only a regular file, checked without following",
+        "unlink_generated",
+        "private: reached through remove_vm_file (VmFile: a name generated from a validated \
+         id) and remove_generated_file; only a regular file or this user's socket, checked \
+         without following",
     ),
     (
         "src/sys/fs.rs",

@@ -474,27 +474,51 @@ pub fn remove_vm_file(
             format!("invalid VM id {vm_id:?}"),
         ));
     };
-    let dfd = match open_config_dir(&dir) {
+    let expect = if kind.is_socket() {
+        Expect::OwnSocket
+    } else {
+        Expect::Regular
+    };
+    unlink_generated(&dir, OsStr::new(&name), expect)
+}
+
+/// What may be unlinked at a name smolvm generated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// A regular file; anything else there is an error (and stays).
+    Regular,
+    /// A socket of this user; anything else there is not ours and is left alone.
+    OwnSocket,
+}
+
+/// Unlink `name` in the configured directory `dir` only when it is what `expect` says,
+/// checked without following a symbolic link. `Ok(false)` when nothing (of ours) is there.
+fn unlink_generated(dir: &Path, name: &OsStr, expect: Expect) -> io::Result<bool> {
+    let dfd = match open_config_dir(dir) {
         Ok(fd) => fd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    let cname = cpath(OsStr::new(&name))?;
+    let cname = cpath(name)?;
     let st = match fstatat(&dfd, cname.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(nix::errno::Errno::ENOENT) => return Ok(false),
         Err(e) => return Err(errno_io(e)),
     };
     let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-    if kind.is_socket() {
-        if fmt != SFlag::S_IFSOCK || st.st_uid != nix::unistd::geteuid().as_raw() {
-            return Ok(false);
+    match expect {
+        Expect::OwnSocket
+            if fmt != SFlag::S_IFSOCK || st.st_uid != nix::unistd::geteuid().as_raw() =>
+        {
+            return Ok(false)
         }
-    } else if fmt != SFlag::S_IFREG {
-        return Err(io::Error::other(format!(
-            "{} is not a regular file; not removing it",
-            dir.join(&name).display()
-        )));
+        Expect::Regular if fmt != SFlag::S_IFREG => {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file; not removing it",
+                dir.join(name).display()
+            )))
+        }
+        _ => {}
     }
     match unlinkat(&dfd, cname.as_c_str(), UnlinkatFlags::NoRemoveDir) {
         Ok(()) => Ok(true),
@@ -519,28 +543,7 @@ pub fn remove_generated_file(path: &Path) -> io::Result<bool> {
     } else {
         dir
     };
-    let dfd = match open_config_dir(dir) {
-        Ok(fd) => fd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let cname = cpath(name)?;
-    let st = match fstatat(&dfd, cname.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(nix::errno::Errno::ENOENT) => return Ok(false),
-        Err(e) => return Err(errno_io(e)),
-    };
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err(io::Error::other(format!(
-            "{} is not a regular file; not removing it",
-            path.display()
-        )));
-    }
-    match unlinkat(&dfd, cname.as_c_str(), UnlinkatFlags::NoRemoveDir) {
-        Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ENOENT) => Ok(false),
-        Err(e) => Err(errno_io(e)),
-    }
+    unlink_generated(dir, name, Expect::Regular)
 }
 
 /// Move a file smolvm just wrote under a generated name (`from`) to its place `to`,
