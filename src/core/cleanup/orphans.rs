@@ -140,14 +140,12 @@ pub(super) fn orphans(
     //    `OwnedTap::prove` checks again right before the delete).
     match &live.links {
         Ok(links) => {
-            for l in links.iter().filter(|l| l.is_tun) {
-                let bridge_owner = l
-                    .alias
-                    .as_deref()
-                    .and_then(|a| a.strip_prefix("smolvm-bridge:"));
-                let shaped = (net::is_nat_tap_name(&l.name) && l.has_addr(net::HOST_IP, 32))
-                    || (net::is_bridge_tap_name(&l.name)
-                        && bridge_owner.is_some_and(|id| !known.ids.contains(id)));
+            for l in links {
+                let (shaped, bridge_owner) = match l.smolvm_tap() {
+                    Some(net::TapShape::Nat) => (true, None),
+                    Some(net::TapShape::Bridge(id)) => (!known.ids.contains(id), Some(id)),
+                    None => (false, None),
+                };
                 if shaped && !known.taps.contains_key(&l.name) && !attached(&l.name) {
                     out.push(StaleResource {
                         kind: ResourceKind::Tap,
@@ -340,6 +338,8 @@ mod tests {
             net::is_nat_tap_name("tap2")
                 && !net::is_nat_tap_name("tap")
                 && !net::is_nat_tap_name("tapx")
+                && !net::is_nat_tap_name("tap02")
+                && !net::is_nat_tap_name("tap65536")
         );
         assert!(
             net::is_bridge_tap_name("svmb0a1b2c3d") && !net::is_bridge_tap_name("svmb0A1B2C3D")

@@ -33,6 +33,36 @@ impl Link {
             .iter()
             .any(|(a, p)| *p == prefix && a.to_string() == ip)
     }
+
+    /// How this link looks like one of SmolVM's TAPs, if it does: a TUN device named
+    /// `tap<N>` carrying SmolVM's host address 172.16.0.1/32, or `svmb<hex>` whose alias is
+    /// `smolvm-bridge:<vm id>`. The one definition the orphan scan and [`OwnedTap::prove`]
+    /// both use.
+    pub fn smolvm_tap(&self) -> Option<TapShape<'_>> {
+        if !self.is_tun {
+            return None;
+        }
+        if is_nat_tap_name(&self.name) {
+            return self.has_addr(HOST_IP, 32).then_some(TapShape::Nat);
+        }
+        let owner = self
+            .alias
+            .as_deref()
+            .and_then(|a| a.strip_prefix("smolvm-bridge:"));
+        match owner {
+            Some(id) if is_bridge_tap_name(&self.name) => Some(TapShape::Bridge(id)),
+            _ => None,
+        }
+    }
+}
+
+/// The two kinds of TAP SmolVM makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapShape<'a> {
+    /// `tap<N>` with 172.16.0.1/32 (NAT networking).
+    Nat,
+    /// `svmb<hex>` aliased to this VM id (bridge networking).
+    Bridge(&'a str),
 }
 
 fn nl_error(context: &str, e: rtnetlink::Error) -> io::Error {
@@ -112,10 +142,13 @@ pub async fn links() -> io::Result<Vec<Link>> {
     Ok(out)
 }
 
-/// SmolVM's NAT TAP names: `tap<N>`.
+/// SmolVM's NAT TAP names: `tap<N>`, N a pool index (0..=65535, no leading zero).
 pub fn is_nat_tap_name(name: &str) -> bool {
-    name.strip_prefix("tap")
-        .is_some_and(|n| !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit()))
+    name.strip_prefix("tap").is_some_and(|n| {
+        n.bytes().all(|b| b.is_ascii_digit())
+            && !(n.len() > 1 && n.starts_with('0'))
+            && n.parse::<u32>().is_ok_and(|i| i <= 65535)
+    })
 }
 
 /// SmolVM's bridge TAP names: `svmb<8 lowercase hex>`.
@@ -175,18 +208,13 @@ impl OwnedTap {
         if !link.is_tun {
             return refuse("not a TUN/TAP device".into());
         }
-        let alias_id = link
-            .alias
-            .as_deref()
-            .and_then(|a| a.strip_prefix("smolvm-bridge:"));
-        let shape = if is_nat_tap_name(name) {
-            link.has_addr(HOST_IP, 32)
-        } else {
-            alias_id.is_some()
-        };
-        if !shape {
+        let Some(shape) = link.smolvm_tap() else {
             return refuse("no 172.16.0.1/32 and no smolvm-bridge alias".into());
-        }
+        };
+        let alias_id = match shape {
+            TapShape::Bridge(id) => Some(id),
+            TapShape::Nat => None,
+        };
         match claim {
             TapClaim::Vm {
                 vm_id,

@@ -251,17 +251,8 @@ pub fn is_ifname(name: &str) -> bool {
 /// A TAP smolvm creates: `tap<N>` (NAT, N a pool index: 0..=65535, no leading zero) or
 /// `svmb<8 lowercase hex>` (bridge).
 pub fn is_smolvm_tap(name: &str) -> bool {
-    let nat = name.strip_prefix("tap").is_some_and(|n| {
-        n.bytes().all(|b| b.is_ascii_digit())
-            && !(n.len() > 1 && n.starts_with('0'))
-            && n.parse::<u32>().is_ok_and(|i| i <= 65535)
-    });
-    let bridge = name.strip_prefix("svmb").is_some_and(|h| {
-        h.len() == 8
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    is_ifname(name) && (nat || bridge)
+    is_ifname(name)
+        && (crate::sys::net::is_nat_tap_name(name) || crate::sys::net::is_bridge_tap_name(name))
 }
 
 /// A `vms.network.tap_device` smolvm could own: a TAP it creates, or `usernet` (user-mode
