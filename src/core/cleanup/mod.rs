@@ -521,10 +521,15 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             .collect();
         return report;
     }
+    // One scan of the live VMMs for every target (after the prompt: fresh).
+    let vmms = tokio::task::spawn_blocking(|| crate::sys::process::vmm_processes(None))
+        .await
+        .unwrap_or_default();
     let ctx = Arc::new(Ctx {
         store: plan.store.clone(),
         known: plan.known.clone(),
         opts: plan.opts.clone(),
+        vmms,
     });
     let mut results = futures::stream::iter(plan.targets.iter().cloned().map(|t| {
         let ctx = ctx.clone();

@@ -24,6 +24,9 @@ pub(super) struct Ctx {
     pub(super) store: Arc<StateStore>,
     pub(super) known: Arc<Known>,
     pub(super) opts: CleanupOptions,
+    /// Live VMM processes, scanned once for the whole run (after the prompt); each one a
+    /// target claims is proved again, through a pidfd, right before it is signalled.
+    pub(super) vmms: Vec<VmmProcess>,
 }
 
 /// Tear down one VM. Each step tolerates "already gone"; the row goes last, so a run
@@ -51,8 +54,9 @@ pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), S
             vm.id, vm.status
         ));
     }
-    stop_vm(
+    stop_found(
         &vm,
+        &ctx.vmms,
         &ctx.opts.socket_dir,
         &ctx.opts.data_dir,
         ctx.opts.stop_timeout,
@@ -66,18 +70,23 @@ pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), S
     teardown_resources(&t, ctx).await
 }
 
-/// Every live VMM process of this VM that its row proves ours: carrying the row's control
-/// socket (ours in the socket dir, or the one the row records), and being the row's PID or
-/// started with this install's files.
-fn vm_processes(vm: &VmRecord, socket_dir: &Path, data_dir: &Path) -> Vec<VmmProcess> {
+/// Of the live VMM processes `vmms`, those of this VM that its row proves ours: carrying
+/// the row's control socket (ours in the socket dir, or the one the row records), and being
+/// the row's PID or started with this install's files.
+fn vm_processes(
+    vm: &VmRecord,
+    vmms: &[VmmProcess],
+    socket_dir: &Path,
+    data_dir: &Path,
+) -> Vec<VmmProcess> {
     let claim = VmmClaim::Row {
         vm,
         socket_dir,
         data_dir,
     };
-    process::vmm_processes(None)
-        .into_iter()
+    vmms.iter()
         .filter(|p| p.vm_id == vm.id && claim.holds(p))
+        .cloned()
         .collect()
 }
 
@@ -88,8 +97,26 @@ pub async fn stop_vm(
     data_dir: &Path,
     budget: Duration,
 ) -> std::result::Result<(), String> {
+    let vmms = tokio::task::spawn_blocking(|| process::vmm_processes(None))
+        .await
+        .map_err(|e| e.to_string())?;
+    stop_found(vm, &vmms, socket_dir, data_dir, budget).await
+}
+
+/// [`stop_vm`] over an existing scan of the live VMMs.
+async fn stop_found(
+    vm: &VmRecord,
+    vmms: &[VmmProcess],
+    socket_dir: &Path,
+    data_dir: &Path,
+    budget: Duration,
+) -> std::result::Result<(), String> {
+    let candidates: Vec<VmmProcess> = vmms.iter().filter(|p| p.vm_id == vm.id).cloned().collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
     let (v, s, d) = (vm.clone(), socket_dir.to_path_buf(), data_dir.to_path_buf());
-    let procs = tokio::task::spawn_blocking(move || vm_processes(&v, &s, &d))
+    let procs = tokio::task::spawn_blocking(move || vm_processes(&v, &candidates, &s, &d))
         .await
         .map_err(|e| e.to_string())?;
     for p in &procs {
@@ -120,11 +147,12 @@ pub async fn teardown_vm(
     let id = vm_id.to_string();
     let st = store.clone();
     let o = opts.clone();
-    let (vm, known) = tokio::task::spawn_blocking(move || {
+    let (vm, known, vmms) = tokio::task::spawn_blocking(move || {
         let vm = st.get_vm(&id).map_err(|e| e.to_string())?;
         let rows = st.list_vms().map_err(|e| e.to_string())?;
         let leases = st.leases().map_err(|e| e.to_string())?;
-        Ok::<_, String>((vm, known_from(&o, &rows.vms, &leases).0))
+        let known = known_from(&o, &rows.vms, &leases).0;
+        Ok::<_, String>((vm, known, process::vmm_processes(None)))
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -138,6 +166,7 @@ pub async fn teardown_vm(
         store,
         known: Arc::new(known),
         opts,
+        vmms,
     };
     teardown(&t, &ctx).await
 }
