@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod docker;
 pub mod doctor;
 pub mod error;
+pub mod guest_env;
 pub mod host;
 pub mod images;
 pub mod lifecycle;
