@@ -22,7 +22,37 @@ use sha2::{Digest, Sha256};
 
 const KERNEL_SCRIPT: &str = include_str!("../assets/build-kernel.sh");
 const KERNEL_FRAGMENT: &str = include_str!("../assets/microvm-kernel.config");
+/// Debian 12's kernel source, which the fragment was measured on; another distribution's
+/// `linux-source-*` package (scripts/install-deps.sh picks it) is taken when it is absent.
 const LINUX_SOURCE: &str = "/usr/src/linux-source-6.1.tar.xz";
+
+/// The kernel source tarball: Debian 12's, else the newest `/usr/src/linux-source-*.tar.xz`.
+fn linux_source() -> Option<PathBuf> {
+    if Path::new(LINUX_SOURCE).is_file() {
+        return Some(PathBuf::from(LINUX_SOURCE));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/src")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("linux-source-") && n.ends_with(".tar.xz")
+            })
+        })
+        .collect();
+    // Version order: compare the dotted numbers, not the text.
+    let version = |p: &PathBuf| -> Vec<u64> {
+        let n = p.file_name().unwrap().to_string_lossy();
+        n.trim_start_matches("linux-source-")
+            .trim_end_matches(".tar.xz")
+            .split('.')
+            .map(|x| x.parse().unwrap_or(0))
+            .collect()
+    };
+    found.sort_by_key(version);
+    found.pop()
+}
 
 pub fn cache_root() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -89,12 +119,13 @@ fn cached(dir: &Path, done: &str, build: impl FnOnce(&Path)) -> PathBuf {
 /// The test kernel: `(bzImage, vmlinux)`. Builds it (once per machine) when missing;
 /// panics with the apt packages to install when the source is not there.
 pub fn kernel() -> (PathBuf, PathBuf) {
-    let src = Path::new(LINUX_SOURCE);
-    let meta = std::fs::metadata(src).unwrap_or_else(|_| {
+    let src = linux_source().unwrap_or_else(|| {
         panic!(
-            "{LINUX_SOURCE} is missing: run scripts/install-deps.sh (linux-source-6.1 bc flex bison libelf-dev libssl-dev)"
+            "no /usr/src/linux-source-*.tar.xz: run scripts/install-deps.sh --test (linux-source bc flex bison libelf-dev libssl-dev)"
         )
     });
+    let src = src.as_path();
+    let meta = std::fs::metadata(src).unwrap();
     let key = hash(&[
         KERNEL_SCRIPT.as_bytes(),
         KERNEL_FRAGMENT.as_bytes(),
