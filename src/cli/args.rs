@@ -87,6 +87,39 @@ pub enum Command {
     /// The pi preset.
     #[command(subcommand)]
     Pi(PresetCommand),
+    /// Print a shell completion script: `source <(smolvm completions bash)`.
+    #[command(alias = "completion")]
+    Completions(CompletionsArgs),
+    /// Print the man page of smolvm or of a subcommand (roff): `smolvm man sandbox list | man -l -`.
+    Man(ManArgs),
+    /// Names for the completion scripts (VM ids, presets), one per line.
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (`sandbox list`); none for smolvm's own.
+    pub subcommand: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    #[arg(value_enum)]
+    pub what: CompleteWhat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompleteWhat {
+    Ids,
+    Presets,
 }
 
 impl Command {

@@ -10,6 +10,7 @@ pub mod image;
 pub mod output;
 pub mod prune;
 pub mod sandbox;
+pub mod shell;
 pub mod start;
 
 use std::ffi::OsString;
@@ -68,6 +69,9 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
             }
         }
         Some(Command::Sandbox(c)) => start::sandbox(c, &env),
+        Some(Command::Completions(a)) => shell::completions(&a),
+        Some(Command::Man(a)) => shell::man(&a),
+        Some(Command::Complete(a)) => shell::complete(a.what, &env),
         Some(
             c @ (Command::Openclaw(_)
             | Command::ClaudeCode(_)

@@ -36,9 +36,9 @@ fn linux_source() -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("linux-source-") && n.ends_with(".tar.xz")
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("linux-source-") && n.ends_with(".tar.xz"))
         })
         .collect();
     // Version order: compare the dotted numbers, not the text.

@@ -1,0 +1,179 @@
+//! Shell integration: completion scripts (a real bash completing a VM id from a real
+//! state DB) and man pages, both generated from the clap definitions.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{smolvm_db_with_vm, stdout, Home};
+
+/// Complete `words` (the last is the word under the cursor) in a real bash that sourced
+/// `smolvm completions bash`, with this HOME's environment; COMPREPLY, one per line.
+fn bash_complete(home: &Home, words: &[&str]) -> Vec<String> {
+    let script = home
+        .smolvm()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert_eq!(script.status.code(), Some(0));
+    let file = home.tmp.path().join("smolvm.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("smolvm");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE=\"${{COMP_WORDS[*]}}\"; COMP_POINT=${{#COMP_LINE}}; \
+         _smolvm_ids smolvm \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display(),
+        quoted.join(" "),
+        words.len() - 1
+    );
+    let mut c = Command::new("bash");
+    c.env_clear().envs(home.env_vars());
+    // `smolvm` itself must be found by the hook, first on PATH.
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = c
+        .env("PATH", path)
+        .args(["--norc", "--noprofile", "-c", &program])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_lines(&out.stdout)
+}
+
+fn stdout_lines(b: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(b)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+fn home_with_vms(ids: &[&str]) -> Home {
+    let home = Home::new();
+    std::fs::create_dir_all(&home.data).unwrap();
+    for id in ids {
+        smolvm_db_with_vm(
+            &home.data.join("smolvm.db"),
+            id,
+            "stopped",
+            Path::new("/nonexistent/rootfs.ext4"),
+            Path::new("/nonexistent/vmlinux"),
+        );
+    }
+    home
+}
+
+#[test]
+fn bash_completes_vm_ids_from_the_state_db() {
+    let home = home_with_vms(&["vm-alpha", "vm-beta", "other-1"]);
+    assert_eq!(
+        bash_complete(&home, &["smolvm", "sandbox", "info", "vm-"]),
+        vec!["vm-alpha", "vm-beta"]
+    );
+    // A grouped verb: `sandbox env set ID`.
+    assert_eq!(
+        bash_complete(&home, &["smolvm", "sandbox", "env", "set", "oth"]),
+        vec!["other-1"]
+    );
+    // Flags still come from clap's script, not from the id list.
+    let flags = bash_complete(&home, &["smolvm", "sandbox", "list", "--"]);
+    assert!(flags.contains(&"--json".to_string()), "{flags:?}");
+    assert!(!flags.iter().any(|f| f.starts_with("vm-")), "{flags:?}");
+    // `sandbox list` takes no id.
+    assert!(bash_complete(&home, &["smolvm", "sandbox", "list", "vm"]).is_empty());
+}
+
+#[test]
+fn bash_completes_presets_and_verbs_and_nothing_without_a_db() {
+    let home = Home::new();
+    assert_eq!(bash_complete(&home, &["smolvm", "cod"]), vec!["codex"]);
+    let presets = bash_complete(&home, &["smolvm", "cl"]);
+    assert!(presets.contains(&"claude-code".to_string()), "{presets:?}");
+    assert!(presets.contains(&"cleanup".to_string()), "{presets:?}");
+    // No state DB: no ids and no error text in the reply.
+    assert!(bash_complete(&home, &["smolvm", "sandbox", "stop", ""]).is_empty());
+}
+
+#[test]
+fn every_shell_gets_a_script_and_completion_is_an_alias() {
+    let home = Home::new();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef smolvm"),
+        ("fish", "complete -c smolvm"),
+        ("elvish", "edit:completion:arg-completer"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        for verb in ["completions", "completion"] {
+            let out = home.smolvm().args([verb, shell]).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{verb} {shell}");
+            assert!(stdout(&out).contains(marker), "{verb} {shell}");
+        }
+    }
+    let out = home
+        .smolvm()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn man_pages_come_from_the_clap_definitions() {
+    let home = Home::new();
+    let out = home.smolvm().arg("man").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout(&out);
+    assert!(page.contains(".TH smolvm 1"), "{page}");
+    for sub in ["sandbox", "cleanup", "prune", "doctor", "claude\\-code"] {
+        assert!(page.contains(sub), "{sub} missing from the page");
+    }
+    let out = home
+        .smolvm()
+        .args(["man", "sandbox", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let page = stdout(&out);
+    assert!(page.contains(".TH smolvm-sandbox-list 1"), "{page}");
+    assert!(page.contains("\\-\\-json"), "{page}");
+    // The page renders: man's own formatter reads it without complaint.
+    if Path::new("/usr/bin/man").exists() {
+        let f = home.tmp.path().join("smolvm-sandbox-list.1");
+        std::fs::write(&f, page.as_bytes()).unwrap();
+        let rendered = Command::new("man")
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .args(["-l", "-P", "cat"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(rendered.status.success());
+        // Drop the overstrikes (`X\bX` for bold) the pager-less output keeps.
+        let mut text = String::new();
+        for ch in String::from_utf8_lossy(&rendered.stdout).chars() {
+            if ch == '\u{8}' {
+                text.pop();
+            } else {
+                text.push(ch);
+            }
+        }
+        assert!(text.contains("smolvm sandbox list"), "{text}");
+    }
+    let out = home
+        .smolvm()
+        .args(["man", "sandbox", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(support::stderr(&out).contains("Unknown command 'smolvm sandbox nope'"));
+}
