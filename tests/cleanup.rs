@@ -142,6 +142,32 @@ fn no_match_is_success_without_prompting() {
 }
 
 #[test]
+fn stale_resources_alone_say_what_was_cleaned_and_json_is_not_a_dry_run() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    ns.smolvm_nft("");
+    // Unattended `--json` without --force and nothing to do: a real (empty) run.
+    let out = ns.smolvm(&h, &["cleanup", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["data"]["dry_run"], false);
+    // Only a stale file: no VM is deleted, and the lines say so without contradiction.
+    std::fs::create_dir_all(h.data.join("vm-ids")).unwrap();
+    std::fs::write(h.data.join("vm-ids/vm-old"), b"").unwrap();
+    std::fs::write(h.data.join("vm-old.log"), b"log").unwrap();
+    let out = ns.smolvm(&h, &["cleanup", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let f = h.data.join("vm-old.log");
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "No matching VMs to delete.\nStale resources (1):\n  - file {f} (VM vm-old)\nCleaned: file {f} (VM vm-old)\nCleanup complete: removed 1 stale resource(s).\n",
+            f = f.display()
+        )
+    );
+    assert!(!f.exists());
+}
+
+#[test]
 fn refuses_unattended_without_force_and_touches_nothing() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
@@ -361,7 +387,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
     assert_eq!(
         stdout(&out),
         format!(
-            "No matching VMs to clean.\nStale resources (11):\n  - process {} qemu-system-x86 (VM vm-gone)\n  - tap tap7\n  - nft ip smolvm_nat dnat_ext {{ 2207 }}\n  - nft ip smolvm_nat dnat_local {{ 2207 }}\n  - nft ip smolvm_nat snat_return {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter fwd_allow {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter allowed_taps {{ \"tap7\" }}\n  - socket {s}/fc-vm-stray.sock (VM vm-stray)\n  - socket {s}/qmp-vm-gone.sock (VM vm-gone)\n  - file {d}/vm-gone.log (VM vm-gone)\n  - file {d}/vm-old.log (VM vm-old)\nDry run complete. No changes made.\n",
+            "No matching VMs to delete.\nStale resources (11):\n  - process {} qemu-system-x86 (VM vm-gone)\n  - tap tap7\n  - nft ip smolvm_nat dnat_ext {{ 2207 }}\n  - nft ip smolvm_nat dnat_local {{ 2207 }}\n  - nft ip smolvm_nat snat_return {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter fwd_allow {{ 172.16.0.7 . 22 }}\n  - nft inet smolvm_filter allowed_taps {{ \"tap7\" }}\n  - socket {s}/fc-vm-stray.sock (VM vm-stray)\n  - socket {s}/qmp-vm-gone.sock (VM vm-gone)\n  - file {d}/vm-gone.log (VM vm-gone)\n  - file {d}/vm-old.log (VM vm-old)\nDry run complete. No changes made.\n",
             orphan.pid()
         )
     );

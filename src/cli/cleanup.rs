@@ -146,7 +146,10 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
         if !args.json {
             print_plan(&plan);
         }
-        let report = cleanup::execute(plan, &Progress::none()).await;
+        // Nothing to do: the read-only look stands for the real run the user asked for,
+        // so the report is not a dry run's.
+        let mut report = cleanup::execute(plan, &Progress::none()).await;
+        report.dry_run = args.dry_run;
         return finish(CMD, args, &report, false);
     }
 
@@ -268,8 +271,11 @@ fn print_plan(plan: &CleanupPlan) {
             plan.stale_ids.join(", ")
         ));
     }
-    if plan.targets.is_empty() {
+    if plan.targets.is_empty() && plan.stale_resources.is_empty() {
         line("No matching VMs to clean.");
+    } else if plan.targets.is_empty() {
+        // Stale resources will still go: not "nothing to clean".
+        line("No matching VMs to delete.");
     } else {
         line(format!("Targets ({}):", plan.targets.len()));
         for t in &plan.targets {
@@ -301,7 +307,12 @@ fn finish(command: &str, args: &CleanupArgs, report: &CleanupReport, dry_run_lin
     if dry_run_line && !nothing {
         line("Dry run complete. No changes made.");
     } else if !nothing && !report.dry_run {
-        if failures == 0 {
+        if failures == 0 && report.targets.is_empty() {
+            line(format!(
+                "Cleanup complete: removed {} stale resource(s).",
+                report.stale_resources.len()
+            ));
+        } else if failures == 0 {
             line("Cleanup complete.");
         } else {
             line(format!("Cleanup completed with {failures} failure(s)."));
