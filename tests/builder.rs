@@ -441,18 +441,35 @@ fn docker_cli_without_a_daemon() {
         eprintln!("SKIPPED: needs the Docker CLI (docker.io)");
         return;
     }
-    let h = Home::new();
-    // A socket path where no daemon listens (this machine has none anywhere).
-    let sock = h.tmp.path().join("docker.sock");
-    let host = format!("unix://{}", sock.display());
-    let details =
-        format!("Cannot connect to the Docker daemon at {host}. Is the docker daemon running?");
-    docker_fails(
-        &h,
-        &std::env::var_os("PATH").unwrap(),
-        &[("DOCKER_HOST", &host)],
-        &format!("{NO_DAEMON_HINT}{details}"),
-    );
+    // Both clients these machines have: Debian's 20.10 (`/usr/bin/docker`, whose `docker
+    // info --format` reports only a template error when the daemon is down) and a newer
+    // one earlier on PATH. Each must give SmolVM's message.
+    let clients: Vec<std::path::PathBuf> = ["/usr/local/bin/docker", "/usr/bin/docker"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(!clients.is_empty());
+    for client in clients {
+        let h = Home::new();
+        let bin = h.tmp.path().join("client-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(&client, bin.join("docker")).unwrap();
+        let mut path = std::ffi::OsString::from(&bin);
+        path.push(":");
+        path.push(std::env::var_os("PATH").unwrap());
+        // A socket path where no daemon listens.
+        let sock = h.tmp.path().join("docker.sock");
+        let host = format!("unix://{}", sock.display());
+        let details =
+            format!("Cannot connect to the Docker daemon at {host}. Is the docker daemon running?");
+        docker_fails(
+            &h,
+            &path,
+            &[("DOCKER_HOST", &host)],
+            &format!("{NO_DAEMON_HINT}{details}"),
+        );
+    }
 }
 
 /// A daemon socket that accepts connections and never answers: SmolVM's timeout message

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::core::host::which;
 use crate::sys::env::Env;
 
-/// How long `docker info` may take before the daemon counts as unreachable (SmolVM: 10 s;
+/// How long `docker version` may take before the daemon counts as unreachable (SmolVM: 10 s;
 /// `SMOLVM_DOCKER_TIMEOUT_MS` overrides it).
 pub const INFO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,7 +47,7 @@ impl DockerProblem {
         }
     }
 
-    /// Classify a failed `docker info`'s output the way SmolVM does.
+    /// Classify a failed `docker version`'s output the way SmolVM does.
     pub fn classify(details: &str) -> DockerProblem {
         let d = details.trim().to_string();
         let lower = d.to_lowercase();
@@ -108,7 +108,8 @@ pub fn run_bounded(
     Ok(status.map(|s| (s, stdout, stderr)))
 }
 
-/// The Docker server version when the daemon answers, else why not (`docker info`, bounded).
+/// The Docker server version when the daemon answers, else why not (`docker version`,
+/// bounded).
 pub fn check(env: &Env) -> Result<String, DockerProblem> {
     let Some(docker) = which(env, "docker") else {
         return Err(DockerProblem::NotInstalled);
@@ -125,8 +126,12 @@ pub fn info_timeout(env: &Env) -> Duration {
 }
 
 pub fn check_binary(docker: &Path, timeout: Duration) -> Result<String, DockerProblem> {
+    // `docker version` rather than `docker info --format {{.ServerVersion}}`: with the
+    // daemon down, Debian's 20.10 client answers the latter with only a template error
+    // (`<.ServerVersion>: … nil pointer`), while every client's `version` names the socket
+    // it could not reach.
     let mut cmd = Command::new(docker);
-    cmd.args(["info", "--format", "{{.ServerVersion}}"]);
+    cmd.args(["version", "--format", "{{.Server.Version}}"]);
     match run_bounded(&mut cmd, timeout) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DockerProblem::NotInstalled),
         Err(e) => Err(DockerProblem::Other(crate::core::error::io_reason(&e))),
