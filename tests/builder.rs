@@ -284,6 +284,152 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
     assert_eq!(names, [".fingerprint", "rootfs.ext4", "vmlinux.bin"]);
 }
 
+/// The Docker engine for real: a private dockerd (tests/support/docker.rs) builds
+/// `--base debian --engine docker` and the `-t NAME CONTEXT` form; both boot under QEMU and
+/// answer over SSH. The default Docker socket is never brought up.
+#[test]
+fn docker_engine_builds_boot_and_log_in() {
+    if !is_root() || !has_tool("qemu-system-x86_64") || !has_tool("debootstrap") {
+        assert!(
+            !support::docker::required(),
+            "the Docker test must run here"
+        );
+        eprintln!("SKIPPED (LOUDLY): needs root, QEMU and debootstrap; the Docker engine was not exercised");
+        return;
+    }
+    let default_socket = Path::new("/var/run/docker.sock");
+    let default_before = support::docker::answers_at(default_socket);
+    let Some(dockerd) = support::docker::Dockerd::start() else {
+        return;
+    };
+    dockerd.ensure_debian_base();
+    let (bz, _) = images::kernel();
+    let h = Home::new();
+    let keys = h.tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keygen(&keys, "docker");
+    let docker_build = |args: &[&str]| -> serde_json::Value {
+        let out = h
+            .smolvm()
+            .env("DOCKER_HOST", &dockerd.host)
+            .args(["image", "build"])
+            .args(args)
+            .args(["--kernel", bz.to_str().unwrap(), "--json"])
+            .timeout(Duration::from_secs(900))
+            .output()
+            .unwrap();
+        if out.status.code() != Some(0) {
+            eprintln!("dockerd log:\n{}", dockerd.log());
+        }
+        json_exit(&out, 0)
+    };
+    // 1. The preset-style form: --base debian --engine docker.
+    let pubkey = key.with_extension("pub");
+    let v = docker_build(&[
+        "--base",
+        "debian",
+        "--engine",
+        "docker",
+        "--ssh-key",
+        pubkey.to_str().unwrap(),
+        "--size",
+        "1024",
+    ]);
+    assert_eq!(v["data"]["engine"], "docker", "{v:#}");
+    assert_eq!(v["data"]["name"], "debian-ssh-key");
+    // 2. The Dockerfile form, with a marker of its own.
+    let ctx = h.tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server iproute2 && rm -rf /var/lib/apt/lists/* && rm -f /etc/ssh/ssh_host_*\nRUN echo built-from-context > /etc/smolvm-marker\n",
+            support::docker::DEBIAN_BASE_TAG
+        ),
+    )
+    .unwrap();
+    let v = docker_build(&["-t", "ctx-image", ctx.to_str().unwrap(), "--size", "1024"]);
+    assert_eq!(v["data"]["name"], "ctx-image", "{v:#}");
+    assert_eq!(
+        ext4_cat(
+            &h.images().join("ctx-image/rootfs.ext4"),
+            "/etc/smolvm-marker"
+        )
+        .trim(),
+        "built-from-context"
+    );
+
+    // 3. Boot each under QEMU and log in.
+    let ns = NetNs::with_uplink();
+    let vms = Vms { h: &h, ns: &ns };
+    for (image, vm, check) in [
+        ("debian-ssh-key", "vm-docker", "cat /etc/debian_version"),
+        ("ctx-image", "vm-ctx", "cat /etc/smolvm-marker"),
+    ] {
+        let out = vms.smolvm(&[
+            "sandbox",
+            "create",
+            "--image",
+            image,
+            "--start",
+            "--backend",
+            "qemu",
+            "--name",
+            vm,
+            "--memory",
+            "512",
+            "--json",
+        ]);
+        let created = json_exit(&out, 0);
+        let out = vms.smolvm(&["sandbox", "exec", vm, "--", "sh", "-c", check]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        if image == "ctx-image" {
+            assert_eq!(text.trim(), "built-from-context");
+        } else {
+            assert!(text.starts_with("12"), "{text}");
+            // The key baked into the image logs in too.
+            let ip = created["data"]["ip"].as_str().unwrap();
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns.name, "ssh", "-i"])
+                .arg(&key)
+                .args([
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "ConnectTimeout=30",
+                    &format!("root@{ip}"),
+                    "true",
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ssh: {}", stderr(&out));
+        }
+        let out = vms.smolvm(&["sandbox", "delete", vm, "--timeout", "3", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    drop(vms);
+    let private = dockerd.host.trim_start_matches("unix://").to_string();
+    let private = Path::new(&private).parent().unwrap().to_path_buf();
+    drop(dockerd);
+    // Nothing of the private daemon is left: no mount, no dir.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(private.to_str().unwrap()),
+        "{mountinfo}"
+    );
+    assert!(!private.exists(), "{} left behind", private.display());
+    assert_eq!(
+        support::docker::answers_at(default_socket),
+        default_before,
+        "the default Docker socket changed state"
+    );
+}
+
 #[test]
 fn sandbox_create_with_an_unbuilt_image_says_how_to_build_it() {
     let h = Home::new();

@@ -1041,7 +1041,17 @@ fn docker_build(
         "docker build -t {tag} ({platform})"
     )));
     let out = Command::new(&docker)
-        .args(["build", "--platform", platform, "-t", &tag])
+        // The host's network, as the debootstrap engine has: the daemon may run without a
+        // bridge (`--bridge=none`), and the steps see the host's resolver and proxy.
+        .args([
+            "build",
+            "--network",
+            "host",
+            "--platform",
+            platform,
+            "-t",
+            &tag,
+        ])
         .arg(ctx)
         .stdin(Stdio::null())
         .output()
@@ -1061,7 +1071,9 @@ fn docker_build(
         ));
     }
     let out = Command::new(&docker)
-        .args(["create", &tag])
+        // A command of our own: `create` refuses an image without CMD ("No command
+        // specified"), and the container is only exported, never started.
+        .args(["create", &tag, "/bin/true"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;

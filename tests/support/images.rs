@@ -282,6 +282,36 @@ pub fn debian_rootfs() -> PathBuf {
     })
 }
 
+/// A Debian bookworm minbase tree as a tarball (cached): the base the Docker-engine tests
+/// `docker import` as `debian:bookworm-slim`, since no registry is reachable here.
+pub fn debian_base_tarball() -> PathBuf {
+    let key = hash(&[b"minbase", b"bookworm", mirror().as_bytes()]);
+    let dir = cache_root().join(format!("debian-base-{key}"));
+    cached(&dir, "rootfs.tar", |dir| {
+        eprintln!(
+            "debootstrapping the Docker base into {} (once)",
+            dir.display()
+        );
+        let root = dir.join("root");
+        let _ = std::fs::remove_dir_all(&root);
+        run(Command::new("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&root)
+            .arg(mirror()));
+        let _ = std::fs::remove_dir_all(root.join("var/cache/apt/archives"));
+        std::fs::create_dir_all(root.join("var/cache/apt/archives/partial")).unwrap();
+        let partial = dir.join("rootfs.tar.partial");
+        run(Command::new("tar")
+            .args(["--numeric-owner", "-C"])
+            .arg(&root)
+            .arg("-cf")
+            .arg(&partial)
+            .arg("."));
+        std::fs::rename(&partial, dir.join("rootfs.tar")).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+    })
+}
+
 /// `<image>.zst` beside it (cached).
 pub fn zst(rootfs: &Path) -> PathBuf {
     let dir = rootfs.parent().unwrap();

@@ -9,6 +9,7 @@ use std::process::Command as StdCommand;
 use assert_cmd::Command;
 
 pub mod cleanup;
+pub mod docker;
 pub mod images;
 pub mod screenshot;
 pub mod sources;
