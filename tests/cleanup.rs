@@ -5,6 +5,7 @@
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 
 use support::cleanup::{
     fake_firecracker, insert_rows, row_ids, run_with_pty, wait_for, NetNs, QemuStandIn, Row,
@@ -570,6 +571,115 @@ fn fake_firecracker_is_stopped_through_its_api_and_a_stubborn_one_by_signals() {
     assert_eq!(stubborn.wait().unwrap().signal(), Some(libc::SIGKILL));
     assert!(row_ids(&h.data).is_empty());
     assert!(!sockets.join("fc-vm-fc-stubborn.sock").exists());
+}
+
+/// The real Firecracker binary (`SMOLVM_FIRECRACKER_BIN`, which `.ci/run` exports): a
+/// started VMM on a TAP of its own, its row running. Deleting it goes through the API
+/// first (SendCtrlAltDel, which a PVM host's guest never honours), then signals; the
+/// process is gone and so are its socket (Firecracker leaves it behind), its TAP and its
+/// row. Skips loudly only when no binary is configured; a configured one must exist.
+#[test]
+fn real_firecracker_is_stopped_and_its_socket_tap_and_row_removed() {
+    require_root!();
+    let Some(bin) = std::env::var_os("SMOLVM_FIRECRACKER_BIN").map(std::path::PathBuf::from) else {
+        eprintln!("SKIPPED (LOUDLY): SMOLVM_FIRECRACKER_BIN is not set; the real Firecracker binary was not exercised");
+        return;
+    };
+    assert!(
+        bin.is_file(),
+        "SMOLVM_FIRECRACKER_BIN={} does not exist",
+        bin.display()
+    );
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    ns.smolvm_nft("");
+    ns.nat_tap("tap2");
+    ns.ssh_forward("tap2", "172.16.0.2", 2200);
+    let socket = sockets.join("fc-vm-real-fc.sock");
+    let log = h.tmp.path().join("fc.log");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(&bin)
+        .arg("--api-sock")
+        .arg(&socket)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| socket.exists(), "the Firecracker API socket");
+    // Configure and start it through the driver: a configuration error comes back as
+    // Firecracker's own words, then a valid configuration starts the VM.
+    let (_, vmlinux) = support::images::kernel();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    use smolvm::sys::vmm::firecracker as fc;
+    rt.block_on(async {
+        let mut cfg = fc::FcConfig {
+            kernel: "/nonexistent/vmlinux".into(),
+            boot_args: "console=ttyS0 reboot=k panic=1 pci=off".into(),
+            vcpus: 1,
+            mem_mib: 128,
+            rootfs: "/nonexistent/rootfs.ext4".into(),
+            tap: "tap2".into(),
+            mac: "AA:FC:00:00:00:02".into(),
+        };
+        let err = fc::configure_and_start(&socket, &cfg, Duration::from_secs(10))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Boot source error: The kernel file cannot be opened: No such file or directory (os error 2)"),
+            "{err}"
+        );
+        cfg.kernel = vmlinux.clone();
+        cfg.rootfs = support::images::busybox_rootfs(support::images::Init::Ready);
+        fc::configure_and_start(&socket, &cfg, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nlog: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "Firecracker exited early"
+    );
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[Row {
+            status: "running",
+            pid: Some(child.id() as i32),
+            backend: "firecracker",
+            tap: Some(("tap2", "172.16.0.2", 2200)),
+            ..Row::stopped("vm-real-fc")
+        }],
+    );
+    // `ip netns exec` execs: the child's pid is Firecracker's own.
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args([
+            "sandbox",
+            "delete",
+            "vm-real-fc",
+            "--timeout",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let st = child.wait().unwrap();
+    assert!(
+        !st.success(),
+        "Firecracker should have been signalled: {st:?}"
+    );
+    assert!(!socket.exists(), "the API socket was left behind");
+    assert!(!ns.links().contains("tap2"), "{}", ns.links());
+    assert!(!ns.nft_ruleset().contains("2200"), "{}", ns.nft_ruleset());
+    assert!(row_ids(&h.data).is_empty());
 }
 
 #[test]
