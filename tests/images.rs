@@ -337,6 +337,21 @@ fn wrong_checksum_is_rejected_and_nothing_is_left() {
         "{err}"
     );
     assert!(r.files().is_empty(), "left in cache: {:?}", r.files());
+    // Not even the image's directory and its lock: `image ls` and the Images pane would
+    // list an empty cache.
+    assert!(
+        !r.image_dir().exists(),
+        "left behind: {:?}",
+        std::fs::read_dir(r.image_dir())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+    let out = r.smolvm().args(["image", "ls", "--json"]).output().unwrap();
+    assert_eq!(
+        json(&out)["data"]["images"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        stdout(&out)
+    );
     // --json: one envelope on failure too.
     let out = r.pull();
     assert_eq!(out.status.code(), Some(1));

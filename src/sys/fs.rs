@@ -546,6 +546,49 @@ pub fn remove_generated_file(path: &Path) -> io::Result<bool> {
     unlink_generated(dir, name, Expect::Regular)
 }
 
+/// Remove a cache directory a failed download left holding nothing but its lock file
+/// (`.lock`, a regular file), which the caller holds. The directory is opened without
+/// following a symbolic link and listed; anything else in it, or a `.lock` that is not a
+/// regular file, and it stays (`Ok(false)`). A waiter on the old lock finds its file gone
+/// and locks afresh (the pull's lock loop checks the locked file is the one at the path).
+pub fn remove_lock_only_dir(dir: &Path) -> io::Result<bool> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(false);
+    };
+    let pfd = open_config_dir(if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    })?;
+    let cname = cpath(name)?;
+    let dfd = match open_dir_at(&pfd, cname.as_c_str()) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(errno_io(e)),
+    };
+    let names = list(&dfd).map_err(errno_io)?;
+    let lock = c".lock";
+    match names.as_slice() {
+        [] => {}
+        [(n, _)] if n.as_c_str() == lock => {
+            let st = fstatat(&dfd, lock, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno_io)?;
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+                return Ok(false);
+            }
+            unlinkat(&dfd, lock, UnlinkatFlags::NoRemoveDir).map_err(errno_io)?;
+        }
+        _ => return Ok(false),
+    }
+    // rmdir removes only an empty directory: anything that appeared meanwhile keeps it.
+    match unlinkat(&pfd, cname.as_c_str(), UnlinkatFlags::RemoveDir) {
+        Ok(()) => Ok(true),
+        Err(
+            nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTEMPTY | nix::errno::Errno::EEXIST,
+        ) => Ok(false),
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
 /// Move a file smolvm just wrote under a generated name (`from`) to its place `to`,
 /// replacing only a regular file, a symbolic link (the link itself, its target untouched)
 /// or nothing; a directory or a special file at `to` is an error and stays.

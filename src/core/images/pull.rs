@@ -130,19 +130,27 @@ pub fn pull(
     let name = super::image_name(&image.preset, image.arch, image.vmm, image.os);
     let dir = layout.image_dir(&image.preset, image.arch, image.vmm, image.os);
     let kernel_path = layout.kernel(image.arch, image.vmm);
-    mkdir(&dir)?;
     let http = Http::new(opts.http.clone()).map_err(|e| Error::runtime(e.to_string()))?;
     let mut stats = Stats::default();
 
+    // A failed pull leaves no directory of its own behind (not even an empty one with its
+    // lock, which `image ls` and the Images pane would list): each is removed, under its
+    // lock, when it holds nothing else.
     {
         let _lock = lock_dir(&layout.version_dir, Artifact::Kernel, progress)?;
         clean_partials(&layout.version_dir);
-        ensure_kernel(&http, image, &kernel_path, progress, &mut stats)?;
+        if let Err(e) = ensure_kernel(&http, image, &kernel_path, progress, &mut stats) {
+            let _ = crate::sys::fs::remove_lock_only_dir(&layout.version_dir);
+            return Err(e);
+        }
     }
     {
         let _lock = lock_dir(&dir, Artifact::Rootfs, progress)?;
         clean_partials(&dir);
-        ensure_rootfs(&http, image, &dir, progress, &mut stats)?;
+        if let Err(e) = ensure_rootfs(&http, image, &dir, progress, &mut stats) {
+            let _ = crate::sys::fs::remove_lock_only_dir(&dir);
+            return Err(e);
+        }
     }
     let links = crate::sys::fs::HardLinks::default();
     let size_bytes =
@@ -173,12 +181,14 @@ pub fn pull_kernel(
 ) -> Result<PathBuf> {
     let layout = &opts.layout;
     let kernel_path = layout.kernel(image.arch, image.vmm);
-    mkdir(&layout.version_dir)?;
     let http = Http::new(opts.http.clone()).map_err(|e| Error::runtime(e.to_string()))?;
     let mut stats = Stats::default();
     let _lock = lock_dir(&layout.version_dir, Artifact::Kernel, progress)?;
     clean_partials(&layout.version_dir);
-    ensure_kernel(&http, image, &kernel_path, progress, &mut stats)?;
+    if let Err(e) = ensure_kernel(&http, image, &kernel_path, progress, &mut stats) {
+        let _ = crate::sys::fs::remove_lock_only_dir(&layout.version_dir);
+        return Err(e);
+    }
     Ok(kernel_path)
 }
 
@@ -206,18 +216,37 @@ fn io_err(what: &str, path: &Path, e: &io::Error) -> Error {
     ))
 }
 
-/// An exclusive flock on `<dir>/.lock`, waiting (and saying so) if another process has it.
+/// Create `dir` and take an exclusive flock on `<dir>/.lock`, waiting (and saying so) if
+/// another process has it. A failed pull removes its directory and lock under the lock
+/// (`remove_lock_only_dir`): a waiter then holds a file no longer at the path, so it
+/// checks, after locking, that its file is the one the path names, and starts over if not.
 fn lock_dir(dir: &Path, artifact: Artifact, progress: &Progress<PullEvent>) -> Result<Flock<File>> {
+    use std::os::unix::fs::MetadataExt;
     let path = dir.join(".lock");
-    let lock_file = open::open_lock(&path, 0o644).map_err(|e| io_err("open lock", &path, &e))?;
-    match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => Ok(l),
-        Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
-            progress.emit(PullEvent::Waiting { artifact });
-            Flock::lock(f, FlockArg::LockExclusive)
-                .map_err(|(_, e)| io_err("lock", &path, &io::Error::from(e)))
+    let mut said = false;
+    loop {
+        mkdir(dir)?;
+        let lock_file =
+            open::open_lock(&path, 0o644).map_err(|e| io_err("open lock", &path, &e))?;
+        let locked = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                if !said {
+                    progress.emit(PullEvent::Waiting { artifact });
+                    said = true;
+                }
+                Flock::lock(f, FlockArg::LockExclusive)
+                    .map_err(|(_, e)| io_err("lock", &path, &io::Error::from(e)))?
+            }
+            Err((_, e)) => return Err(io_err("lock", &path, &io::Error::from(e))),
+        };
+        let held = locked.metadata().map_err(|e| io_err("lock", &path, &e))?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => return Ok(locked),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("lock", &path, &e)),
         }
-        Err((_, e)) => Err(io_err("lock", &path, &io::Error::from(e))),
     }
 }
 
