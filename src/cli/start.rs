@@ -239,7 +239,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                     deleted: &deleted,
                     failed: failed
                         .iter()
-                        .map(|(id, e)| serde_json::json!({"vm_id": id, "error": e}))
+                        .map(|(id, e)| {
+                            serde_json::json!({"vm_id": id, "error": e.message, "code": e.code.as_str()})
+                        })
                         .collect(),
                 };
                 let err = (!failed.is_empty()).then(|| {
