@@ -515,19 +515,15 @@ fn open_ctx(
 /// `smolvm <preset> start`, its phases and download progress shown in the task.
 async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
     use crate::core::images::pull::{Phase as PullPhase, PullEvent};
-    use crate::core::start::{self, StartEvent, StartOptions};
+    use crate::core::start::{self, StartEvent};
     let t0 = Instant::now();
     let ctx = match open_ctx(&tx, task, &env) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let opts = StartOptions {
-        name: spec.name.clone(),
-        preset: Some(spec.preset.clone()),
-        memory_mib: Some(spec.memory_mib),
-        vcpus: Some(spec.cpus),
-        disk_size_mib: spec.disk_mib.map(u64::from),
-        ..StartOptions::default()
+    let opts = match spec.options(&ctx.paths) {
+        Ok(o) => o,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     let ptx = tx.clone();
     let progress = Progress::new(move |ev: StartEvent| match ev {
