@@ -1,7 +1,8 @@
 //! Dashboard state and its one mutator, [`App::update`]: an input (key, mouse, resize,
 //! worker message, tick) changes the state and returns the effects the event loop must
 //! run (workers, refreshes, clipboard). Nothing here does I/O, so every behaviour is
-//! testable by feeding inputs and reading state and effects.
+//! testable by feeding inputs and reading state and effects. An open dialog
+//! ([`super::dialogs`]) reads its own keys; the app carries out what it asks for.
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,5 @@
-//! Drawing. Every function here only reads the [`App`]; nothing changes state.
+//! Drawing the panes, the header and the footer (each dialog draws itself:
+//! [`super::dialogs`]). Every function here only reads the [`App`]; nothing changes state.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
