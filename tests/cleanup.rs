@@ -1080,12 +1080,12 @@ fn dashboard_and_cli_stop_and_delete_honour_smolvm_stop_timeout() {
 #[test]
 fn a_teardown_failure_keeps_its_error_code_in_the_json() {
     let h = Home::new();
-    std::fs::create_dir_all(&h.data).unwrap();
     let disk = h.tmp.path().join("rootfs.ext4");
-    std::fs::write(&disk, b"x").unwrap();
     for id in ["vm-tear-del", "vm-tear-clean"] {
-        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, "stopped", &disk, &disk);
+        // The console log's place holds a directory (this makes the data dir too).
         std::fs::create_dir_all(h.data.join(format!("{id}.log/inside"))).unwrap();
+        std::fs::write(&disk, b"x").unwrap();
+        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, "stopped", &disk, &disk);
     }
     let check = |out: &std::process::Output, id: &str, command: &str| {
         assert_eq!(out.status.code(), Some(1), "{command}: {}", stderr(out));

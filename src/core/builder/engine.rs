@@ -91,6 +91,18 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// A failed step of an engine building in `staging` (inside the cache dir, which needs
+/// room for a Debian-sized tree).
+fn staging_error(staging: &Path, text: &str, what: &str, lines: usize) -> Error {
+    step_error(
+        staging.parent().unwrap_or(staging),
+        Base::Debian.build_space_mib(),
+        text,
+        what,
+        lines,
+    )
+}
+
 pub(super) fn debootstrap(
     env: &Env,
     tree: &Path,
@@ -121,9 +133,8 @@ pub(super) fn debootstrap(
         if let Ok(more) = std::fs::read_to_string(tree.join("debootstrap/debootstrap.log")) {
             text.push_str(&more);
         }
-        return Err(step_error(
-            staging.parent().unwrap_or(staging),
-            Base::Debian.build_space_mib(),
+        return Err(staging_error(
+            staging,
             &text,
             &format!("debootstrap exited with {status}:\n"),
             15,
@@ -163,13 +174,7 @@ pub(super) fn docker_build(
         .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
     if !out.status.success() {
         let text = proc::output_text(&out);
-        return Err(step_error(
-            staging.parent().unwrap_or(staging),
-            Base::Debian.build_space_mib(),
-            &text,
-            "docker build:\n",
-            15,
-        ));
+        return Err(staging_error(staging, &text, "docker build:\n", 15));
     }
     let out = proc::docker_create(&docker, &tag)
         .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
@@ -196,13 +201,7 @@ pub(super) fn docker_build(
         String::from_utf8_lossy(&tar.stderr)
     );
     if !exported.status.success() || !tar.status.success() {
-        return Err(step_error(
-            staging.parent().unwrap_or(staging),
-            Base::Debian.build_space_mib(),
-            &text,
-            "docker export: ",
-            10,
-        ));
+        return Err(staging_error(staging, &text, "docker export: ", 10));
     }
     Ok(())
 }

@@ -227,6 +227,15 @@ mod tests {
         }
     }
 
+    /// A temp dir holding a kernel file, and the cache dir (not created) beside it.
+    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let kernel = t.path().join("vmlinux");
+        std::fs::write(&kernel, b"k").unwrap();
+        let cache = t.path().join("cache");
+        (t, kernel, cache)
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -256,10 +265,7 @@ mod tests {
 
     #[test]
     fn a_folder_without_fingerprint_is_never_replaced() {
-        let t = tempfile::tempdir().unwrap();
-        let kernel = t.path().join("vmlinux");
-        std::fs::write(&kernel, b"k").unwrap();
-        let cache = t.path().join("cache");
+        let (_t, kernel, cache) = setup();
         std::fs::create_dir_all(cache.join("img")).unwrap();
         std::fs::write(cache.join("img/precious.txt"), b"mine").unwrap();
         let e = run_plan(
@@ -283,10 +289,7 @@ mod tests {
 
     #[test]
     fn an_image_smolvm_built_is_swapped_out_and_stale_staging_links_are_only_unlinked() {
-        let t = tempfile::tempdir().unwrap();
-        let kernel = t.path().join("vmlinux");
-        std::fs::write(&kernel, b"k").unwrap();
-        let cache = t.path().join("cache");
+        let (t, kernel, cache) = setup();
         let old = cache.join("img");
         std::fs::create_dir_all(&old).unwrap();
         std::fs::write(old.join(".fingerprint"), b"fp-old\n").unwrap();
