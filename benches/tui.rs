@@ -43,6 +43,7 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
             })
             .collect(),
         slow: Some(Slow {
+            built_images: vec![],
             host: support::tui::pvm_host(),
             images: (0..caches)
                 .map(|i| ImageRow {

@@ -1209,3 +1209,45 @@ fn dashboard_and_cli_stop_and_delete_honour_smolvm_stop_timeout() {
     }
     assert_eq!(row_ids(&h.data), ["vm-cli-stop", "vm-tui-stop"]);
 }
+
+/// A teardown that fails keeps its error code: `sandbox delete --json` and `cleanup
+/// --json` list the failed VM with `code` next to `error` (the console log's place holds a
+/// directory, which teardown never removes), and the row stays for a later run.
+#[test]
+fn a_teardown_failure_keeps_its_error_code_in_the_json() {
+    let h = Home::new();
+    let disk = h.tmp.path().join("rootfs.ext4");
+    for id in ["vm-tear-del", "vm-tear-clean"] {
+        // The console log's place holds a directory (this makes the data dir too).
+        std::fs::create_dir_all(h.data.join(format!("{id}.log/inside"))).unwrap();
+        std::fs::write(&disk, b"x").unwrap();
+        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, "stopped", &disk, &disk);
+    }
+    let check = |out: &std::process::Output, id: &str, command: &str| {
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", stderr(out));
+        let v = json(out);
+        assert_eq!(v["ok"], false, "{command}: {v}");
+        assert_eq!(v["error"]["code"], "partial_failure", "{command}: {v}");
+        let failed = v["data"]["failed"].as_array().expect("failed list");
+        assert_eq!(failed.len(), 1, "{command}: {v}");
+        assert_eq!(failed[0]["vm_id"], id, "{command}: {v}");
+        assert_eq!(failed[0]["code"], "runtime_error", "{command}: {v}");
+        let error = failed[0]["error"].as_str().unwrap();
+        assert!(error.contains("not a regular file"), "{command}: {error}");
+    };
+    let out = h
+        .smolvm()
+        .args(["sandbox", "delete", "vm-tear-del", "--json"])
+        .output()
+        .unwrap();
+    check(&out, "vm-tear-del", "sandbox delete");
+    let out = h
+        .smolvm()
+        .args(["cleanup", "--prefix", "vm-tear-clean", "--force", "--json"])
+        .output()
+        .unwrap();
+    check(&out, "vm-tear-clean", "cleanup");
+    for id in ["vm-tear-del", "vm-tear-clean"] {
+        assert!(h.data.join(format!("{id}.log/inside")).is_dir(), "{id}");
+    }
+}

@@ -10,8 +10,8 @@ use ratatui::Terminal;
 
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::tui::app::{
-    App, CleanupPreview, ConfirmAction, Effect, Input, LogSource, Modal, Msg, Pane, Preview,
-    PrunePreview, StartSpec, TaskItem, TaskState, TaskUpdate,
+    App, CleanupPreview, ConfirmAction, Dialog, Effect, Input, LogSource, Msg, Pane, Preview,
+    PrunePreview, StartImage, StartSpec, TaskItem, TaskState, TaskUpdate,
 };
 use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
 use smolvm::tui::keymap::Keymap;
@@ -124,6 +124,7 @@ fn full_snapshot() -> Snapshot {
             vm("vm-demo", "error", false, None, None, None),
         ],
         slow: Some(Slow {
+            built_images: vec![],
             host: support::tui::pvm_host(),
             images: vec![
                 image("0.0.12", "claude-code-amd64-qemu", false, None, &[]),
@@ -171,7 +172,7 @@ fn render(a: &App) -> String {
 fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     let mut a = full_app(160, 48);
     assert_eq!(a.update(key('p')), vec![Effect::PrunePreview]);
-    assert!(matches!(a.modal, Some(Modal::Prune(Preview::Loading))));
+    assert!(matches!(a.dialog, Some(Dialog::Prune(Preview::Loading))));
     // `y` before the preview arrives does nothing.
     assert!(a.update(key('y')).is_empty());
     let preview = PrunePreview {
@@ -182,13 +183,13 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     a.update(Input::Msg(Msg::PrunePreview(Ok(preview))));
     let fx = a.update(key('y'));
     assert_eq!(fx, vec![Effect::RunPrune { task: 1 }]);
-    assert!(a.modal.is_none());
+    assert!(a.dialog.is_none());
     assert_eq!(a.tasks[0].state, TaskState::Running);
     assert_eq!(a.focus, Pane::Tasks);
     // n/Esc cancel without running anything
     a.update(key('p'));
     assert!(a.update(code(KeyCode::Esc)).is_empty());
-    assert!(a.modal.is_none());
+    assert!(a.dialog.is_none());
 }
 
 #[test]
@@ -228,7 +229,7 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
             warnings: vec![],
         }),
     }));
-    assert!(matches!(&a.modal, Some(Modal::Cleanup(d)) if d.preview == Preview::Loading));
+    assert!(matches!(&a.dialog, Some(Dialog::Cleanup(d)) if d.preview == Preview::Loading));
     a.update(Input::Msg(Msg::CleanupPreview {
         generation: g2,
         result: Ok(CleanupPreview {
@@ -275,7 +276,7 @@ fn readonly_mode_refuses_every_destructive_action() {
     a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
     for k in ['p', 'c', 'n', 's', 'd'] {
         assert!(a.update(key(k)).is_empty(), "{k}");
-        assert!(a.modal.is_none(), "{k} opened a dialog in read-only mode");
+        assert!(a.dialog.is_none(), "{k} opened a dialog in read-only mode");
         assert!(a
             .status
             .as_deref()
@@ -285,7 +286,7 @@ fn readonly_mode_refuses_every_destructive_action() {
     assert!(a.update(key(':')).is_empty());
     assert!(typed(&mut a, "cleanup agent-").is_empty());
     assert!(a.update(code(KeyCode::Enter)).is_empty());
-    assert!(a.modal.is_none());
+    assert!(a.dialog.is_none());
 }
 
 #[test]
@@ -302,7 +303,7 @@ fn marks_filter_sort_and_bulk_delete() {
     a.update(key(' '));
     assert_eq!(a.vm_list.marks.len(), 2);
     a.update(key('d'));
-    let Some(Modal::Confirm(ConfirmAction::Delete(ids))) = &a.modal else {
+    let Some(Dialog::Confirm(ConfirmAction::Delete(ids))) = &a.dialog else {
         panic!("no delete dialog")
     };
     assert_eq!(ids, &vec!["vm-12345".to_string(), "vm-agent-1".to_string()]);
@@ -341,7 +342,7 @@ fn palette_commands_and_errors() {
     a.update(key(':'));
     typed(&mut a, "start claude");
     a.update(code(KeyCode::Enter));
-    let Some(Modal::Start(f)) = &a.modal else {
+    let Some(Dialog::Start(f)) = &a.dialog else {
         panic!("no start form")
     };
     assert_eq!(smolvm::tui::app::PRESETS[f.preset].name, "claude-code");
@@ -349,7 +350,7 @@ fn palette_commands_and_errors() {
     a.update(key(':'));
     typed(&mut a, "fly away");
     assert!(a.update(code(KeyCode::Enter)).is_empty());
-    let Some(Modal::Palette(_, Some(err))) = &a.modal else {
+    let Some(Dialog::Palette(_, Some(err))) = &a.dialog else {
         panic!("no error shown")
     };
     assert!(err.starts_with("unknown command ':fly away'"), "{err}");
@@ -362,7 +363,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
     a.update(code(KeyCode::Right)); // preset: codex
     a.update(code(KeyCode::Tab)); // name
     typed(&mut a, "Bad Name");
-    let Some(Modal::Start(f)) = &a.modal else {
+    let Some(Dialog::Start(f)) = &a.dialog else {
         panic!()
     };
     assert!(smolvm::tui::app::field_errors(f)[1].is_some());
@@ -385,7 +386,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
         vec![Effect::RunStart {
             task: 1,
             spec: StartSpec {
-                preset: "codex".into(),
+                image: StartImage::Preset("codex".into()),
                 name: Some("my-box".into()),
                 memory_mib: 4096,
                 cpus: 2,
@@ -434,13 +435,19 @@ fn quitting_asks_while_a_task_runs() {
     a.update(key('y'));
     a.update(ctrl('c'));
     assert!(!a.should_quit);
-    assert!(matches!(a.modal, Some(Modal::Confirm(ConfirmAction::Quit))));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Quit))
+    ));
     // A stray key neither quits nor dismisses the typed confirmation.
     a.update(key('x'));
     assert!(!a.should_quit);
-    assert!(matches!(a.modal, Some(Modal::Confirm(ConfirmAction::Quit))));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Quit))
+    ));
     a.update(key('n'));
-    assert!(!a.should_quit && a.modal.is_none());
+    assert!(!a.should_quit && a.dialog.is_none());
     a.update(key('q'));
     a.update(key('y'));
     assert!(a.should_quit);
@@ -587,7 +594,7 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 }
             }
             if is_preview {
-                let Some(Modal::Prune(Preview::Ready(p))) = &a.modal else {
+                let Some(Dialog::Prune(Preview::Ready(p))) = &a.dialog else {
                     panic!("no preview")
                 };
                 assert_eq!(p.stale.len(), 2);
@@ -1000,7 +1007,7 @@ fn a_bad_start_value_gets_the_same_message_from_the_cli_and_the_form() {
             a.update(code(KeyCode::Backspace));
         }
         typed(&mut a, value);
-        let Some(Modal::Start(f)) = &a.modal else {
+        let Some(Dialog::Start(f)) = &a.dialog else {
             panic!("no start form")
         };
         let form = smolvm::tui::app::field_errors(f)[field]

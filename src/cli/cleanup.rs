@@ -26,6 +26,8 @@ struct Summary {
 struct FailedVm<'a> {
     vm_id: &'a str,
     error: &'a str,
+    /// The failure's error code (`runtime_error`, `refused`).
+    code: &'static str,
 }
 
 #[derive(Serialize)]
@@ -66,7 +68,11 @@ fn data(r: &CleanupReport) -> Data<'_> {
         failed: r
             .failed
             .iter()
-            .map(|(vm_id, error)| FailedVm { vm_id, error })
+            .map(|(vm_id, e)| FailedVm {
+                vm_id,
+                error: &e.message,
+                code: e.code.as_str(),
+            })
             .collect(),
         summary: Summary {
             target_count: r.targets.len(),

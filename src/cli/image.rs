@@ -151,59 +151,42 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
         Ok(t) => t,
         Err(e) => return output::fail(command, args.json, &e),
     };
-    let targets: Vec<_> = manifest
-        .images
+    let report = pull::pull_all(
+        &opts,
+        &manifest,
+        &t,
+        p.os,
+        |name| bars.progress(name, args.json),
+        |r| {
+            bars.clear();
+            if !args.json {
+                match r {
+                    Ok(r) => human_pull(r, &paths.home),
+                    Err(f) => line(format!("Failed: {} — {}", f.name, f.error.message)),
+                }
+            }
+        },
+    );
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let error = report.error();
+    let failed: Vec<PullFailure> = report
+        .failed
         .iter()
-        .filter(|i| i.arch == t.arch && i.vmm == t.vmm && p.os.is_none_or(|o| o == i.os))
+        .map(|f| PullFailure {
+            preset: f.preset.clone(),
+            os: f.os.to_string(),
+            error: f.error.message.clone(),
+        })
         .collect();
-    if targets.is_empty() {
-        let e = Error::runtime(format!(
-            "No published images for {}/{}{}",
-            t.arch,
-            t.vmm,
-            p.os.map(|o| format!(" ({o})")).unwrap_or_default()
-        ));
-        return output::fail(command, args.json, &e);
-    }
-    let mut pulled = Vec::new();
-    let mut failed = Vec::new();
-    for img in targets {
-        let name = crate::core::images::image_name(&img.preset, img.arch, img.vmm, img.os);
-        match pull::pull(&opts, img, &bars.progress(&name, args.json)) {
-            Ok(r) => {
-                bars.clear();
-                if !args.json {
-                    human_pull(&r, &paths.home);
-                }
-                pulled.push(r);
-            }
-            Err(e) => {
-                bars.clear();
-                if !args.json {
-                    line(format!("Failed: {name} — {}", e.message));
-                }
-                failed.push(PullFailure {
-                    preset: img.preset.clone(),
-                    os: img.os.to_string(),
-                    error: e.message,
-                });
-            }
-        }
-    }
-    let total = pulled.len() + failed.len();
-    let error = (!failed.is_empty()).then(|| {
-        Error::new(
-            ErrorCode::PartialFailure,
-            format!("Could not pull {} of {total} images.", failed.len()),
-        )
-        .with_recovery("Check the network connection and disk space, then retry.")
-    });
     let code = if failed.is_empty() { 0 } else { 1 };
     if args.json {
         let data = PullAllData {
             arch: t.arch.as_str(),
             vmm: t.vmm.as_str(),
-            pulled: pulled.iter().map(pull_data).collect(),
+            pulled: report.pulled.iter().map(pull_data).collect(),
             failed,
         };
         output::print_json(command, code, Some(&data), error.as_ref());

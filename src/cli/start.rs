@@ -121,8 +121,8 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
         if let Some(name) = &args.image {
-            let root = crate::core::Paths::resolve(env, None).images_root;
-            let (k, r) = crate::core::builder::built_image(&root, name)?;
+            let paths = crate::core::Paths::resolve(env, None);
+            let (k, r) = crate::core::images::resolve_image(&paths, name)?;
             opts.kernel = Some(k);
             opts.rootfs = Some(r);
         }
@@ -239,7 +239,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                     deleted: &deleted,
                     failed: failed
                         .iter()
-                        .map(|(id, e)| serde_json::json!({"vm_id": id, "error": e}))
+                        .map(|(id, e)| {
+                            serde_json::json!({"vm_id": id, "error": e.message, "code": e.code.as_str()})
+                        })
                         .collect(),
                 };
                 let err = (!failed.is_empty()).then(|| {

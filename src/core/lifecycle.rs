@@ -82,9 +82,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
             was_running: false,
         });
     }
-    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout)
-        .await
-        .map_err(rt)?;
+    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout).await?;
     for f in [VmFile::QmpSocket, VmFile::FcSocket] {
         let _ = remove_vm_file(f, &ctx.data_dir, &ctx.paths.socket_dir, id);
     }
@@ -101,15 +99,23 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
 /// One sandbox of a [`delete`], as it finishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteEvent {
-    Deleted { vm_id: String },
-    Failed { vm_id: String, error: String },
+    Deleted {
+        vm_id: String,
+    },
+    /// Its teardown failed; the error keeps its code.
+    Failed {
+        vm_id: String,
+        error: Error,
+    },
 }
 
 /// What [`delete`] did, in the order asked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteReport {
     pub deleted: Vec<String>,
-    pub failed: Vec<(String, String)>,
+    /// Each failed id with its error (code included: the CLI's `--json` and the
+    /// dashboard show it).
+    pub failed: Vec<(String, Error)>,
     /// Cancelled before every sandbox was tried (the dashboard's `x`).
     pub cancelled: bool,
 }
@@ -131,9 +137,9 @@ pub async fn delete(
             break;
         }
         let r = match get(ctx, id) {
-            Ok(_) => cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout))
-                .await
-                .map_err(rt),
+            Ok(_) => {
+                cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout)).await
+            }
             Err(e) => Err(e),
         };
         match r {
@@ -144,9 +150,9 @@ pub async fn delete(
             Err(e) => {
                 progress.emit(DeleteEvent::Failed {
                     vm_id: id.clone(),
-                    error: e.message.clone(),
+                    error: e.clone(),
                 });
-                report.failed.push((id.clone(), e.message));
+                report.failed.push((id.clone(), e));
             }
         }
     }

@@ -5,6 +5,7 @@
 //! directly, only through the few values core re-exports (`Env`, `Paths`,
 //! `display_path`, `io_reason`, `parse_seconds`, `is_vm_id`; `tests/architecture.rs`).
 
+pub mod build;
 pub mod disk;
 pub mod env;
 pub mod fs;

@@ -1,11 +1,12 @@
 //! Dashboard state and its one mutator, [`App::update`]: an input (key, mouse, resize,
 //! worker message, tick) changes the state and returns the effects the event loop must
 //! run (workers, refreshes, clipboard). Nothing here does I/O, so every behaviour is
-//! testable by feeding inputs and reading state and effects.
+//! testable by feeding inputs and reading state and effects. An open dialog
+//! ([`super::dialogs`]) reads its own keys; the app carries out what it asks for.
 
 use std::collections::BTreeSet;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Rect;
 use tui_textarea::TextArea;
 
@@ -116,88 +117,13 @@ pub struct Task {
     pub took_ms: Option<u64>,
 }
 
-/// A preview computed by a dry run, shown in a confirmation dialog.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Preview<T> {
-    Loading,
-    Ready(T),
-    Failed(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrunePreview {
-    /// (shown path, size)
-    pub stale: Vec<(String, u64)>,
-    /// (shown path, reason)
-    pub kept: Vec<(String, String)>,
-    pub total: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CleanupPreview {
-    /// (VM id, why it is a target: stale / prefix / all)
-    pub targets: Vec<(String, String)>,
-    pub stale_resources: Vec<String>,
-    pub warnings: Vec<String>,
-}
-
-pub struct CleanupDialog {
-    pub prefix: TextArea<'static>,
-    pub all: bool,
-    pub generation: u64,
-    pub preview: Preview<CleanupPreview>,
-}
-
-/// The start form's values, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartSpec {
-    pub preset: String,
-    pub name: Option<String>,
-    pub memory_mib: u32,
-    pub cpus: u32,
-    /// `None`: the image's own size (no resize).
-    pub disk_mib: Option<u32>,
-}
+pub use super::dialogs::{
+    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, Dialog, Field, Outcome, Preview,
+    PrunePreview, Request, StartForm, StartImage, StartSpec,
+};
 
 /// The form's presets: core's registry, in its order.
 pub use crate::core::presets::PRESETS;
-
-pub struct StartForm {
-    pub preset: usize,
-    /// 0 preset, 1 name, 2 memory, 3 CPUs, 4 disk.
-    pub field: usize,
-    pub name: TextArea<'static>,
-    pub memory: TextArea<'static>,
-    pub cpus: TextArea<'static>,
-    pub disk: TextArea<'static>,
-}
-
-pub enum Modal {
-    Help,
-    Palette(TextArea<'static>, Option<String>),
-    Filter(TextArea<'static>),
-    Search(TextArea<'static>),
-    Prune(Preview<PrunePreview>),
-    Cleanup(Box<CleanupDialog>),
-    /// A destructive action waiting for `y`/`Enter` (`n`/`Esc`/Ctrl-C cancels).
-    Confirm(ConfirmAction),
-    Start(Box<StartForm>),
-    /// `:doctor`: every check with its fix.
-    Doctor,
-}
-
-/// The one typed confirmation every destructive action without a preview of its own goes
-/// through (prune and cleanup confirm in their preview dialogs): the dialog shows exactly
-/// what will run, and confirming runs exactly that.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfirmAction {
-    /// Stop and remove these VMs and everything they hold (`core::lifecycle::delete`).
-    Delete(Vec<String>),
-    /// Stop these VMs (`core::lifecycle::stop`).
-    Stop(Vec<String>),
-    /// Quit while tasks still run.
-    Quit,
-}
 
 /// What the event loop must do after an update.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,7 +232,7 @@ pub struct App {
     pub logs: LogView,
     pub app_log: Vec<String>,
     pub tasks: Vec<Task>,
-    pub modal: Option<Modal>,
+    pub dialog: Option<Dialog>,
     pub status: Option<String>,
     pub spinner: usize,
     pub should_quit: bool,
@@ -335,7 +261,7 @@ struct OrderKey {
 /// `sort_col` indexes these.
 pub use crate::core::table::{IMAGE_PANE as IMAGE_COLUMNS, VM_PANE as VM_COLUMNS};
 
-fn line_input(text: &str) -> TextArea<'static> {
+pub(crate) fn line_input(text: &str) -> TextArea<'static> {
     let mut t = TextArea::new(vec![text.to_string()]);
     t.move_cursor(tui_textarea::CursorMove::End);
     t
@@ -374,7 +300,7 @@ impl App {
             },
             app_log: Vec::new(),
             tasks: Vec::new(),
-            modal: None,
+            dialog: None,
             status: None,
             spinner: 0,
             should_quit: false,
@@ -419,9 +345,7 @@ impl App {
 
     /// Something animates (a spinner), so the loop should tick.
     pub fn animating(&self) -> bool {
-        self.running_tasks() > 0
-            || matches!(&self.modal, Some(Modal::Prune(Preview::Loading)))
-            || matches!(&self.modal, Some(Modal::Cleanup(d)) if d.preview == Preview::Loading)
+        self.running_tasks() > 0 || self.dialog.as_ref().is_some_and(Dialog::animating)
     }
 
     /// VM rows after filter and sort, as shown.
@@ -666,8 +590,8 @@ impl App {
         if k.kind != crossterm::event::KeyEventKind::Press {
             return Vec::new();
         }
-        if self.modal.is_some() {
-            return self.on_modal_key(k);
+        if self.dialog.is_some() {
+            return self.on_dialog_key(k);
         }
         self.status = None;
         let key = Key::from_event(&k);
@@ -706,13 +630,13 @@ impl App {
         match a {
             Action::Quit => {
                 if self.running_tasks() > 0 {
-                    self.modal = Some(Modal::Confirm(ConfirmAction::Quit));
+                    self.dialog = Some(Dialog::Confirm(ConfirmAction::Quit));
                 } else {
                     self.should_quit = true;
                 }
             }
-            Action::Help => self.modal = Some(Modal::Help),
-            Action::Palette => self.modal = Some(Modal::Palette(line_input(""), None)),
+            Action::Help => self.dialog = Some(Dialog::Help),
+            Action::Palette => self.dialog = Some(Dialog::Palette(line_input(""), None)),
             Action::NextPane => self.focus(Pane::ALL[(pane.index() + 1) % 4]),
             Action::PrevPane => self.focus(Pane::ALL[(pane.index() + 3) % 4]),
             Action::FocusVms => self.focus(Pane::Vms),
@@ -722,7 +646,7 @@ impl App {
             Action::Refresh => return vec![Effect::Refresh { slow: true }],
             Action::Prune => {
                 if !self.refuse_readonly("prune") {
-                    self.modal = Some(Modal::Prune(Preview::Loading));
+                    self.dialog = Some(Dialog::Prune(Preview::Loading));
                     return vec![Effect::PrunePreview];
                 }
             }
@@ -755,7 +679,7 @@ impl App {
                     Pane::Images => self.image_list.filter.clone(),
                     _ => return Vec::new(),
                 };
-                self.modal = Some(Modal::Filter(line_input(&current)));
+                self.dialog = Some(Dialog::Filter(line_input(&current)));
             }
             Action::SortNext | Action::SortReverse => {
                 let (list, n) = match pane {
@@ -793,26 +717,24 @@ impl App {
             Action::ClearMarks => self.vm_list.marks.clear(),
             Action::Start => {
                 if !self.refuse_readonly("start") {
-                    self.modal = Some(Modal::Start(Box::new(StartForm {
-                        preset: 0,
-                        field: 0,
-                        name: line_input(""),
-                        memory: line_input(&PRESETS[0].memory_mib.to_string()),
-                        cpus: line_input(&crate::core::presets::DEFAULT_VCPUS.to_string()),
-                        disk: line_input(""),
-                    })));
+                    let built = self
+                        .slow
+                        .as_ref()
+                        .map(|s| s.built_images.clone())
+                        .unwrap_or_default();
+                    self.dialog = Some(Dialog::Start(Box::new(StartForm::new(built))));
                 }
             }
             Action::Stop => {
                 let ids = self.vm_targets();
                 if !ids.is_empty() && !self.refuse_readonly("stop") {
-                    self.modal = Some(Modal::Confirm(ConfirmAction::Stop(ids)));
+                    self.dialog = Some(Dialog::Confirm(ConfirmAction::Stop(ids)));
                 }
             }
             Action::Delete => {
                 let ids = self.vm_targets();
                 if !ids.is_empty() && !self.refuse_readonly("delete") {
-                    self.modal = Some(Modal::Confirm(ConfirmAction::Delete(ids)));
+                    self.dialog = Some(Dialog::Confirm(ConfirmAction::Delete(ids)));
                 }
             }
             Action::Logs => {
@@ -827,7 +749,7 @@ impl App {
                     return vec![Effect::Copy(cmd)];
                 }
             }
-            Action::Search => self.modal = Some(Modal::Search(line_input(&self.logs.search))),
+            Action::Search => self.dialog = Some(Dialog::Search(line_input(&self.logs.search))),
             Action::NextMatch | Action::PrevMatch => self.step_match(a == Action::NextMatch),
             Action::Follow => {
                 self.logs.follow = !self.logs.follow;
@@ -952,7 +874,7 @@ impl App {
     fn open_cleanup(&mut self, prefix: &str, all: bool) -> Vec<Effect> {
         self.generation += 1;
         let generation = self.generation;
-        self.modal = Some(Modal::Cleanup(Box::new(CleanupDialog {
+        self.dialog = Some(Dialog::Cleanup(Box::new(CleanupDialog {
             prefix: line_input(prefix),
             all,
             generation,
@@ -986,198 +908,91 @@ impl App {
         }
     }
 
-    fn on_modal_key(&mut self, k: KeyEvent) -> Vec<Effect> {
-        let Some(modal) = self.modal.take() else {
+    /// A key while a dialog is open: the dialog decides what it means.
+    fn on_dialog_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        let Some(mut dialog) = self.dialog.take() else {
             return Vec::new();
         };
-        let esc = k.code == KeyCode::Esc;
-        let enter = k.code == KeyCode::Enter;
-        let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
-        let yes = enter || matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y'));
-        let no = esc || ctrl_c || matches!(k.code, KeyCode::Char('n') | KeyCode::Char('N'));
-        match modal {
-            Modal::Help | Modal::Doctor => {} // any key closes them
-            Modal::Confirm(action) => {
-                if yes {
-                    return self.confirmed(action);
-                }
-                if !no {
-                    self.modal = Some(Modal::Confirm(action));
-                }
+        match dialog.handle_key(k) {
+            Outcome::Keep => {
+                self.dialog = Some(dialog);
+                Vec::new()
             }
-            Modal::Prune(preview) => {
-                if no {
-                    return Vec::new();
-                }
-                match (&preview, yes) {
-                    (Preview::Ready(p), true) if !p.stale.is_empty() => {
-                        let task = self.new_task(
-                            TaskKind::Prune,
-                            format!("prune {} stale cache(s)", p.stale.len()),
-                        );
-                        self.focus(Pane::Tasks);
-                        return vec![Effect::RunPrune { task }];
-                    }
-                    (Preview::Ready(_) | Preview::Failed(_), true) => {}
-                    _ => self.modal = Some(Modal::Prune(preview)),
-                }
+            Outcome::Close => Vec::new(),
+            Outcome::Done(r) => self.request(r),
+            Outcome::Also(r) => {
+                self.dialog = Some(dialog);
+                self.request(r)
             }
-            Modal::Cleanup(mut d) => {
-                if esc || ctrl_c {
-                    return Vec::new();
-                }
-                if enter {
-                    match &d.preview {
-                        Preview::Ready(p)
-                            if !p.targets.is_empty() || !p.stale_resources.is_empty() =>
-                        {
-                            let prefix = text_of(&d.prefix);
-                            let what = if d.all {
-                                "cleanup --all".to_string()
-                            } else {
-                                format!("cleanup --prefix {prefix}")
-                            };
-                            let task = self.new_task(TaskKind::Cleanup, what);
-                            self.focus(Pane::Tasks);
-                            return vec![Effect::RunCleanup {
-                                task,
-                                prefix,
-                                all: d.all,
-                            }];
-                        }
-                        Preview::Ready(_) => {
-                            self.status = Some("nothing to clean".into());
-                            return Vec::new();
-                        }
-                        _ => {
-                            self.modal = Some(Modal::Cleanup(d));
-                            return Vec::new();
-                        }
-                    }
-                }
-                let toggled = k.code == KeyCode::Tab
-                    || (k.code == KeyCode::Char('a')
-                        && k.modifiers.contains(KeyModifiers::CONTROL));
-                let before = (text_of(&d.prefix), d.all);
-                if toggled {
-                    d.all = !d.all;
+        }
+    }
+
+    /// Carry out what a dialog asked for.
+    fn request(&mut self, r: Request) -> Vec<Effect> {
+        match r {
+            Request::Confirmed(action) => return self.confirmed(action),
+            Request::Prune { count } => {
+                let task = self.new_task(TaskKind::Prune, format!("prune {count} stale cache(s)"));
+                self.focus(Pane::Tasks);
+                return vec![Effect::RunPrune { task }];
+            }
+            Request::Cleanup { prefix, all } => {
+                let what = if all {
+                    "cleanup --all".to_string()
                 } else {
-                    d.prefix.input(k);
-                }
-                let after = (text_of(&d.prefix), d.all);
-                if after != before {
-                    // Live preview: a new dry run; a late answer to an old one is ignored.
-                    self.generation += 1;
-                    d.generation = self.generation;
-                    d.preview = Preview::Loading;
-                    let fx = vec![Effect::CleanupPreview {
-                        generation: d.generation,
-                        prefix: after.0,
-                        all: after.1,
-                    }];
-                    self.modal = Some(Modal::Cleanup(d));
-                    return fx;
-                }
-                self.modal = Some(Modal::Cleanup(d));
+                    format!("cleanup --prefix {prefix}")
+                };
+                let task = self.new_task(TaskKind::Cleanup, what);
+                self.focus(Pane::Tasks);
+                return vec![Effect::RunCleanup { task, prefix, all }];
             }
-            Modal::Filter(mut t) => {
-                if esc || enter {
-                    if enter {
-                        let v = text_of(&t);
-                        match self.focus {
-                            Pane::Images => self.image_list.filter = v,
-                            _ => self.vm_list.filter = v,
-                        }
-                    }
-                    return Vec::new();
+            Request::CleanupPreview { prefix, all } => {
+                // A late answer to an old dry run is ignored (by its generation).
+                self.generation += 1;
+                let generation = self.generation;
+                if let Some(Dialog::Cleanup(d)) = &mut self.dialog {
+                    d.generation = generation;
                 }
-                t.input(k);
-                // Filter as you type.
-                let v = text_of(&t);
-                match self.focus {
-                    Pane::Images => {
-                        self.image_list.filter = v;
-                        self.image_list.selected = 0;
-                    }
-                    _ => {
-                        self.vm_list.filter = v;
-                        self.vm_list.selected = 0;
-                    }
-                }
-                self.modal = Some(Modal::Filter(t));
+                return vec![Effect::CleanupPreview {
+                    generation,
+                    prefix,
+                    all,
+                }];
             }
-            Modal::Search(mut t) => {
-                if esc {
-                    return Vec::new();
+            Request::Filter { text, live } => {
+                let list = match self.focus {
+                    Pane::Images => &mut self.image_list,
+                    _ => &mut self.vm_list,
+                };
+                list.filter = text;
+                if live {
+                    list.selected = 0;
                 }
-                if enter {
-                    self.logs.search = text_of(&t);
-                    self.logs.current = None;
-                    self.recompute_matches();
-                    self.step_match(true);
-                    return Vec::new();
-                }
-                t.input(k);
-                self.modal = Some(Modal::Search(t));
             }
-            Modal::Palette(mut t, _) => {
-                if esc {
-                    return Vec::new();
-                }
-                if enter {
-                    let line = text_of(&t);
-                    return match self.run_palette(&line) {
-                        Ok(fx) => fx,
-                        Err(e) => {
-                            self.modal = Some(Modal::Palette(t, Some(e)));
-                            Vec::new()
-                        }
-                    };
-                }
-                t.input(k);
-                self.modal = Some(Modal::Palette(t, None));
+            Request::Search(text) => {
+                self.logs.search = text;
+                self.logs.current = None;
+                self.recompute_matches();
+                self.step_match(true);
             }
-            Modal::Start(mut f) => {
-                if esc || ctrl_c {
-                    return Vec::new();
-                }
-                match k.code {
-                    KeyCode::Tab | KeyCode::Down if f.field < 4 || k.code == KeyCode::Tab => {
-                        f.field = (f.field + 1) % 5;
-                    }
-                    KeyCode::BackTab | KeyCode::Up if f.field > 0 || k.code == KeyCode::BackTab => {
-                        f.field = (f.field + 4) % 5;
-                    }
-                    KeyCode::Enter => {
-                        // An invalid form stays open, its errors shown under the fields.
-                        if let Some(spec) = validate(&f) {
-                            let task =
-                                self.new_task(TaskKind::Start, format!("start {}", spec.preset));
-                            self.focus(Pane::Tasks);
-                            return vec![Effect::RunStart { task, spec }];
+            Request::Palette(line) => {
+                let palette = self.dialog.take();
+                return match self.run_palette(&line) {
+                    Ok(fx) => fx,
+                    Err(e) => {
+                        if let Some(Dialog::Palette(t, _)) = palette {
+                            self.dialog = Some(Dialog::Palette(t, Some(e)));
                         }
+                        Vec::new()
                     }
-                    _ if f.field == 0 => match k.code {
-                        KeyCode::Char('j') | KeyCode::Right => {
-                            f.preset = (f.preset + 1) % PRESETS.len()
-                        }
-                        KeyCode::Char('k') | KeyCode::Left => {
-                            f.preset = (f.preset + PRESETS.len() - 1) % PRESETS.len()
-                        }
-                        _ => {}
-                    },
-                    _ => {
-                        let field = match f.field {
-                            1 => &mut f.name,
-                            2 => &mut f.memory,
-                            3 => &mut f.cpus,
-                            _ => &mut f.disk,
-                        };
-                        field.input(k);
-                    }
-                }
-                self.modal = Some(Modal::Start(f));
+                };
             }
+            Request::Start(spec) => {
+                let task = self.new_task(TaskKind::Start, spec.title());
+                self.focus(Pane::Tasks);
+                return vec![Effect::RunStart { task, spec }];
+            }
+            Request::Status(s) => self.status = Some(s),
         }
         Vec::new()
     }
@@ -1207,7 +1022,7 @@ impl App {
                     .position(|x| x.name == preset.name)
                     .unwrap_or(0);
                 let fx = self.act(Action::Start);
-                if let Some(Modal::Start(f)) = &mut self.modal {
+                if let Some(Dialog::Start(f)) = &mut self.dialog {
                     f.preset = i;
                 }
                 fx
@@ -1225,7 +1040,7 @@ impl App {
             }
             ("refresh", []) => self.act(Action::Refresh),
             ("doctor", []) => {
-                self.modal = Some(Modal::Doctor);
+                self.dialog = Some(Dialog::Doctor);
                 Vec::new()
             }
             ("help", []) => self.act(Action::Help),
@@ -1246,7 +1061,7 @@ impl App {
     }
 
     fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
-        if self.modal.is_some() {
+        if self.dialog.is_some() {
             return Vec::new();
         }
         let a = self.areas();
@@ -1332,7 +1147,7 @@ impl App {
                 }
             }
             Msg::PrunePreview(r) => {
-                if let Some(Modal::Prune(p)) = &mut self.modal {
+                if let Some(Dialog::Prune(p)) = &mut self.dialog {
                     *p = match r {
                         Ok(v) => Preview::Ready(v),
                         Err(e) => Preview::Failed(e),
@@ -1340,7 +1155,7 @@ impl App {
                 }
             }
             Msg::CleanupPreview { generation, result } => {
-                if let Some(Modal::Cleanup(d)) = &mut self.modal {
+                if let Some(Dialog::Cleanup(d)) = &mut self.dialog {
                     if d.generation == generation {
                         d.preview = match result {
                             Ok(v) => Preview::Ready(v),
@@ -1419,44 +1234,4 @@ pub fn ssh_command(info: &crate::core::sandbox::SandboxInfo) -> String {
     info.ssh_command
         .clone()
         .unwrap_or_else(|| format!("smolvm sandbox ssh {}", info.id))
-}
-
-/// Field errors of the start form (`None` = valid), in field order: core's limits and
-/// messages, the same the CLI's flags give.
-pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
-    use crate::core::presets;
-    let name = text_of(&f.name);
-    let disk = text_of(&f.disk);
-    [
-        None,
-        (!name.is_empty() && !crate::core::sandbox::is_vm_id(&name))
-            .then(|| "name: a-z 0-9 - _, up to 64, letter/digit at both ends".to_string()),
-        presets::parse_memory(&text_of(&f.memory)).err(),
-        presets::parse_vcpus(&text_of(&f.cpus)).err(),
-        if disk.trim().is_empty() {
-            None
-        } else {
-            presets::parse_disk(&disk).err()
-        },
-    ]
-}
-
-fn validate(f: &StartForm) -> Option<StartSpec> {
-    use crate::core::presets;
-    if field_errors(f).iter().any(Option::is_some) {
-        return None;
-    }
-    let name = text_of(&f.name);
-    let disk = text_of(&f.disk);
-    Some(StartSpec {
-        preset: PRESETS[f.preset].name.to_string(),
-        name: (!name.is_empty()).then_some(name),
-        memory_mib: presets::parse_memory(&text_of(&f.memory)).ok()?,
-        cpus: presets::parse_vcpus(&text_of(&f.cpus)).ok()?,
-        disk_mib: if disk.trim().is_empty() {
-            None
-        } else {
-            Some(u32::try_from(presets::parse_disk(&disk).ok()?).ok()?)
-        },
-    })
 }

@@ -61,6 +61,8 @@ pub struct Slow {
     pub current_version: String,
     /// `smolvm doctor`'s verdicts.
     pub doctor: Vec<crate::core::doctor::Check>,
+    /// Images `smolvm image build` made (the start form offers them after the presets).
+    pub built_images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +122,7 @@ fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
             // A bad SMOLVM_IMAGE_VERSION: say so, and list no images rather than guess.
             errors.push(e.message);
             return Slow {
+                built_images: crate::core::images::built_images(paths),
                 doctor: crate::core::doctor::run(
                     env,
                     &host,
@@ -214,6 +217,7 @@ fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
     }
     images.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     Slow {
+        built_images: crate::core::images::built_images(paths),
         doctor: crate::core::doctor::run(env, &host, &crate::core::progress::Progress::none()),
         host,
         images,

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod data;
+pub mod dialogs;
 pub mod keymap;
 pub mod layout;
 pub mod theme;

@@ -146,6 +146,11 @@ fn end_state(cancelled: bool, failed: bool) -> TaskState {
     }
 }
 
+/// A failed item's detail: its error code, then the message (`refused: VM … not deleted`).
+fn failure(e: &crate::core::Error) -> String {
+    format!("{}: {}", e.code.as_str(), e.message)
+}
+
 fn item(name: String, ok: bool, detail: String) -> TaskItem {
     TaskItem { name, ok, detail }
 }
@@ -457,7 +462,7 @@ async fn run_cleanup(
     let total = (plan.targets.len() + plan.stale_resources.len()) as u64;
     let progress = deleting(&tx, task, total, cancel, |ev: CleanupEvent| match ev {
         CleanupEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
-        CleanupEvent::Failed { vm_id, error } => item(vm_id, false, error),
+        CleanupEvent::Failed { vm_id, error } => item(vm_id, false, failure(&error)),
         CleanupEvent::Cleaned(r) => item(
             format!("{} {}", r.kind.as_str(), r.name),
             true,
@@ -510,19 +515,15 @@ fn open_ctx(
 /// `smolvm <preset> start`, its phases and download progress shown in the task.
 async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
     use crate::core::images::pull::{Phase as PullPhase, PullEvent};
-    use crate::core::start::{self, StartEvent, StartOptions};
+    use crate::core::start::{self, StartEvent};
     let t0 = Instant::now();
     let ctx = match open_ctx(&tx, task, &env) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let opts = StartOptions {
-        name: spec.name.clone(),
-        preset: Some(spec.preset.clone()),
-        memory_mib: Some(spec.memory_mib),
-        vcpus: Some(spec.cpus),
-        disk_size_mib: spec.disk_mib.map(u64::from),
-        ..StartOptions::default()
+    let opts = match spec.options(&ctx.paths) {
+        Ok(o) => o,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     let ptx = tx.clone();
     let progress = Progress::new(move |ev: StartEvent| match ev {
@@ -622,7 +623,7 @@ async fn run_delete(
     let total = ids.len() as u64;
     let progress = deleting(&tx, task, total, cancel, |ev: DeleteEvent| match ev {
         DeleteEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
-        DeleteEvent::Failed { vm_id, error } => item(vm_id, false, error),
+        DeleteEvent::Failed { vm_id, error } => item(vm_id, false, failure(&error)),
     });
     let report = lifecycle::delete(&ctx, &ids, timeout, &progress).await;
     let state = end_state(report.cancelled, !report.failed.is_empty());
@@ -680,7 +681,7 @@ async fn run_stop(
                 TaskItem {
                     name: id.clone(),
                     ok: false,
-                    detail: e.message,
+                    detail: failure(&e),
                 }
             }
         };

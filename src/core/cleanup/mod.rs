@@ -259,9 +259,10 @@ pub enum CleanupEvent {
     Deleted {
         vm_id: String,
     },
+    /// A target's teardown failed; the error keeps its code.
     Failed {
         vm_id: String,
-        error: String,
+        error: Error,
     },
     Cleaned(StaleResource),
     CleanFailed {
@@ -278,7 +279,8 @@ pub struct CleanupReport {
     pub stale_ids: Vec<String>,
     pub targets: Vec<String>,
     pub deleted: Vec<String>,
-    pub failed: Vec<(String, String)>,
+    /// Each failed target with its error (code included).
+    pub failed: Vec<(String, Error)>,
     /// Every orphan with the error its removal hit (`None`: removed, or a dry run).
     pub stale_resources: Vec<(StaleResource, Option<String>)>,
     pub warnings: Vec<String>,
@@ -541,7 +543,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             }
             let r = tokio::spawn(async move { teardown(&t, &ctx).await })
                 .await
-                .unwrap_or_else(|e| Err(format!("teardown task failed: {e}")));
+                .unwrap_or_else(|e| Err(runtime(format!("teardown task failed: {e}"))));
             (id, Some(r))
         }
     }))

@@ -288,7 +288,9 @@ pub(super) async fn remove_orphan(
                 known,
             };
             match OwnedVmm::prove(p, claim) {
-                Ok(Some(owned)) => stop_vmm(&owned, opts.stop_timeout).await,
+                Ok(Some(owned)) => stop_vmm(&owned, opts.stop_timeout)
+                    .await
+                    .map_err(|e| e.message),
                 Ok(None) => Ok(()),
                 Err(e) => Err(e.to_string()),
             }

@@ -11,7 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{known_from, row_is_stale, CleanupOptions, Target, TargetReason, VmResources};
-use crate::core::error::io_reason;
+use crate::core::error::{io_reason, Error, ErrorCode, Result};
+
+/// A failure of a step, as a runtime error with its message (the code travels with it to
+/// the CLI's `--json` and the dashboard).
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
 use crate::sys::fs::{self, VmFile};
 use crate::sys::net::{self, nft, OwnedTap, TapClaim};
 use crate::sys::process::{self, OwnedVmm, VmmClaim, VmmKind, VmmProcess};
@@ -33,25 +39,25 @@ pub(super) struct Ctx {
 /// interrupted at any point is finished by the next one. The row is read again first: a
 /// row deleted meanwhile is done, and a stale VM that was started again meanwhile is left
 /// alone.
-pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
+pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> Result<()> {
     let store = ctx.store.clone();
     let id = t.vm.id.clone();
     let (fresh, leases) = tokio::task::spawn_blocking(move || {
-        Ok::<_, String>((
-            store.get_vm(&id).map_err(|e| e.to_string())?,
-            store.leases().map_err(|e| e.to_string())?,
-        ))
+        Ok::<_, Error>((store.get_vm(&id).map_err(rt)?, store.leases().map_err(rt)?))
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(rt)??;
     let Some(vm) = fresh else { return Ok(()) };
     if t.reason == TargetReason::Stale
         && vm.status.is_active()
         && !row_is_stale(&vm, &ctx.opts.socket_dir)
     {
-        return Err(format!(
-            "VM {} was started again since the plan ({}); not deleted",
-            vm.id, vm.status
+        return Err(Error::new(
+            ErrorCode::Refused,
+            format!(
+                "VM {} was started again since the plan ({}); not deleted",
+                vm.id, vm.status
+            ),
         ));
     }
     stop_found(
@@ -96,10 +102,10 @@ pub async fn stop_vm(
     socket_dir: &Path,
     data_dir: &Path,
     budget: Duration,
-) -> std::result::Result<(), String> {
+) -> Result<()> {
     let vmms = tokio::task::spawn_blocking(|| process::vmm_processes(None))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(rt)?;
     stop_found(vm, &vmms, socket_dir, data_dir, budget).await
 }
 
@@ -110,7 +116,7 @@ async fn stop_found(
     socket_dir: &Path,
     data_dir: &Path,
     budget: Duration,
-) -> std::result::Result<(), String> {
+) -> Result<()> {
     let candidates: Vec<VmmProcess> = vmms.iter().filter(|p| p.vm_id == vm.id).cloned().collect();
     if candidates.is_empty() {
         return Ok(());
@@ -118,7 +124,7 @@ async fn stop_found(
     let (v, s, d) = (vm.clone(), socket_dir.to_path_buf(), data_dir.to_path_buf());
     let procs = tokio::task::spawn_blocking(move || vm_processes(&v, &candidates, &s, &d))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(rt)?;
     for p in &procs {
         let claim = VmmClaim::Row {
             vm,
@@ -128,7 +134,7 @@ async fn stop_found(
         let owned = match OwnedVmm::prove(p, claim) {
             Ok(Some(o)) => o,
             Ok(None) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(rt(e)),
         };
         stop_vmm(&owned, budget).await?;
     }
@@ -139,23 +145,19 @@ async fn stop_found(
 /// elements and rules, sockets, log, disk, and last its row and leases. What `sandbox
 /// delete` and a failed start's rollback use, so creation and teardown stay symmetric.
 /// A VM with no row is success.
-pub async fn teardown_vm(
-    store: Arc<StateStore>,
-    vm_id: &str,
-    opts: CleanupOptions,
-) -> std::result::Result<(), String> {
+pub async fn teardown_vm(store: Arc<StateStore>, vm_id: &str, opts: CleanupOptions) -> Result<()> {
     let id = vm_id.to_string();
     let st = store.clone();
     let o = opts.clone();
     let (vm, known, vmms) = tokio::task::spawn_blocking(move || {
-        let vm = st.get_vm(&id).map_err(|e| e.to_string())?;
-        let rows = st.list_vms().map_err(|e| e.to_string())?;
-        let leases = st.leases().map_err(|e| e.to_string())?;
+        let vm = st.get_vm(&id).map_err(rt)?;
+        let rows = st.list_vms().map_err(rt)?;
+        let leases = st.leases().map_err(rt)?;
         let known = known_from(&o, &rows.vms, &leases).0;
-        Ok::<_, String>((vm, known, process::vmm_processes(None)))
+        Ok::<_, Error>((vm, known, process::vmm_processes(None)))
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(rt)??;
     let Some(vm) = vm else { return Ok(()) };
     let t = Target {
         resources: VmResources::default(),
@@ -172,7 +174,7 @@ pub async fn teardown_vm(
 }
 
 /// Steps 2–5 of a teardown: everything but the VMM process.
-async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), String> {
+async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
     let vm = &t.vm;
     // 2. The TAP device, when it is provably this VM's: a TAP another VM records, or one
     //    without SmolVM's address or alias, is not ours and is left alone; one still held
@@ -185,11 +187,11 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), St
         };
         match OwnedTap::prove(tap, claim).await {
             Ok(Some(owned)) => {
-                net::delete_link(&owned).await.map_err(|e| e.to_string())?;
+                net::delete_link(&owned).await.map_err(rt)?;
             }
             Ok(None) => {}
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(rt(e)),
         }
     }
 
@@ -198,23 +200,23 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), St
     let res = t.resources.clone();
     let id = vm.id.clone();
     let has_net = res.tap.is_some();
-    tokio::task::spawn_blocking(move || -> std::result::Result<(), String> {
+    tokio::task::spawn_blocking(move || -> Result<()> {
         for attempt in 0..3 {
             let state = match nft::read() {
                 Ok(s) => s,
-                Err(e) if has_net => return Err(e.to_string()),
+                Err(e) if has_net => return Err(rt(e)),
                 Err(_) => return Ok(()), // nothing provable to remove without rights to look
             };
             match nft::delete(&vm_nft_deletions(&state, &id, &res)) {
                 Ok(()) => return Ok(()),
-                Err(e) if attempt == 2 => return Err(e.to_string()),
+                Err(e) if attempt == 2 => return Err(rt(e)),
                 Err(_) => continue,
             }
         }
         Ok(())
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(rt)??;
 
     // 4. Files, by the names smolvm generates for this id in the dirs it owns: control
     //    sockets, console log, isolated disk (never a path read from the row).
@@ -228,7 +230,7 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), St
         fs::remove_vm_file(f, &ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id).map_err(|e| {
             let path = f.path(&ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id);
             let shown = path.as_deref().unwrap_or(Path::new(&vm.id)).display();
-            format!("{}: cannot remove {shown}", io_reason(&e))
+            Error::runtime(format!("{}: cannot remove {shown}", io_reason(&e)))
         })?;
     }
 
@@ -237,8 +239,8 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), St
     let id = vm.id.clone();
     tokio::task::spawn_blocking(move || store.delete_vm(&id).map(drop))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(rt)?
+        .map_err(rt)?;
     fs::remove_vm_file(
         VmFile::Ledger,
         &ctx.opts.data_dir,
@@ -246,7 +248,7 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> std::result::Result<(), St
         &vm.id,
     )
     .map(drop)
-    .map_err(|e| e.to_string())
+    .map_err(rt)
 }
 
 /// This VM's nftables elements and rules, as deletions.
@@ -286,10 +288,7 @@ fn vm_nft_deletions(state: &nft::NftState, vm_id: &str, res: &VmResources) -> Ve
 /// `SendCtrlAltDel`, QEMU `system_powerdown` when it is running), then QEMU `quit`, then
 /// SIGTERM, then SIGKILL, each with a bounded wait. Signals go only to a VMM proved ours
 /// ([`OwnedVmm`]). A process that is already gone is success.
-pub(super) async fn stop_vmm(
-    owned: &OwnedVmm,
-    budget: Duration,
-) -> std::result::Result<(), String> {
+pub(super) async fn stop_vmm(owned: &OwnedVmm, budget: Duration) -> Result<()> {
     let p = &owned.process;
     let share = |n: u32| budget * n / 10;
     let step = share(1).clamp(Duration::from_millis(100), Duration::from_secs(1));
@@ -319,15 +318,18 @@ pub(super) async fn stop_vmm(
             }
         }
     }
-    let signal = |sig: i32| -> std::result::Result<(), String> {
+    let signal = |sig: i32| -> Result<()> {
         match owned.signal(sig) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(format!(
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(Error::runtime(format!(
                 "Permission denied: cannot stop process {} ({})",
                 p.pid, p.comm
-            )),
-            Err(e) => Err(format!("cannot signal process {}: {e}", p.pid)),
+            ))),
+            Err(e) => Err(Error::runtime(format!(
+                "cannot signal process {}: {e}",
+                p.pid
+            ))),
         }
     };
     let remaining = budget.saturating_sub(started.elapsed());
@@ -342,7 +344,10 @@ pub(super) async fn stop_vmm(
     {
         return Ok(());
     }
-    Err(format!("process {} ({}) did not exit", p.pid, p.comm))
+    Err(Error::runtime(format!(
+        "process {} ({}) did not exit",
+        p.pid, p.comm
+    )))
 }
 
 #[cfg(test)]

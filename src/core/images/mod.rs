@@ -192,9 +192,58 @@ pub fn boot_source(
     Err(no_published_image(target))
 }
 
+/// `--image NAME`: the `(kernel, rootfs)` of the image `smolvm image build` made under
+/// that name in the images root, or the "build it first" error. What `sandbox create
+/// --image NAME` and the dashboard's start form (a built image chosen) both start from.
+pub fn resolve_image(paths: &crate::core::Paths, name: &str) -> Result<(PathBuf, PathBuf)> {
+    crate::core::builder::built_image(&paths.images_root, name)
+}
+
+/// The names [`resolve_image`] accepts: every finished `image build` in the images root
+/// (a valid name, `.fingerprint`, kernel and rootfs), sorted.
+pub fn built_images(paths: &crate::core::Paths) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(&paths.images_root) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| resolve_image(paths, n).is_ok())
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_images_are_listed_and_resolved_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let env = Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
+        let paths = crate::core::Paths::resolve(&env, None);
+        let dir = paths.images_root.join("my-debian");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        // Not built images: a version cache, a folder without a fingerprint.
+        std::fs::create_dir_all(paths.images_root.join("0.0.12/codex-amd64-qemu")).unwrap();
+        std::fs::create_dir_all(paths.images_root.join("half")).unwrap();
+        assert_eq!(built_images(&paths), ["my-debian"]);
+        assert_eq!(
+            resolve_image(&paths, "my-debian").unwrap(),
+            (dir.join("vmlinux.bin"), dir.join("rootfs.ext4"))
+        );
+        let e = resolve_image(&paths, "half").unwrap_err();
+        assert!(
+            e.message.starts_with("no built image named half"),
+            "{}",
+            e.message
+        );
+        assert!(resolve_image(&paths, "../x").is_err());
+    }
 
     #[test]
     fn names_round_trip() {

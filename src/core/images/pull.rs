@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use super::{Image, Layout, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
+use super::{Image, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::progress::Progress;
 use crate::sys::http::{FetchError, Http, HttpConfig, Sink, Url};
@@ -104,6 +104,91 @@ pub struct PullReport {
     pub already_cached: bool,
     /// Disk usage of the image directory plus the kernel.
     pub size_bytes: u64,
+}
+
+/// A published image `pull --all` could not fetch.
+#[derive(Debug, Clone)]
+pub struct PullFailure {
+    pub preset: String,
+    pub os: super::Os,
+    pub name: String,
+    pub error: Error,
+}
+
+/// What `pull --all` did, in manifest order.
+#[derive(Debug, Clone)]
+pub struct PullAllReport {
+    pub arch: super::Arch,
+    pub vmm: super::Vmm,
+    pub pulled: Vec<PullReport>,
+    pub failed: Vec<PullFailure>,
+}
+
+impl PullAllReport {
+    /// The partial failure to report when some pulls failed.
+    pub fn error(&self) -> Option<Error> {
+        let total = self.pulled.len() + self.failed.len();
+        (!self.failed.is_empty()).then(|| {
+            Error::new(
+                crate::core::ErrorCode::PartialFailure,
+                format!("Could not pull {} of {total} images.", self.failed.len()),
+            )
+            .with_recovery("Check the network connection and disk space, then retry.")
+        })
+    }
+}
+
+/// `image pull --all`: every (preset, os) the manifest publishes for the target's
+/// arch/VMM (only `os` when given), one after the other; a failure does not stop the
+/// others. `progress` gives each image's sink (by image name); `done` hears each result
+/// as it lands. No published image for the platform is an error.
+pub fn pull_all(
+    opts: &PullOptions,
+    manifest: &Manifest,
+    target: &super::Target,
+    os: Option<super::Os>,
+    progress: impl Fn(&str) -> Progress<PullEvent>,
+    mut done: impl FnMut(std::result::Result<&PullReport, &PullFailure>),
+) -> Result<PullAllReport> {
+    let targets: Vec<&Image> = manifest
+        .images
+        .iter()
+        .filter(|i| i.arch == target.arch && i.vmm == target.vmm && os.is_none_or(|o| o == i.os))
+        .collect();
+    if targets.is_empty() {
+        return Err(Error::runtime(format!(
+            "No published images for {}/{}{}",
+            target.arch,
+            target.vmm,
+            os.map(|o| format!(" ({o})")).unwrap_or_default()
+        )));
+    }
+    let mut report = PullAllReport {
+        arch: target.arch,
+        vmm: target.vmm,
+        pulled: Vec::new(),
+        failed: Vec::new(),
+    };
+    for img in targets {
+        let name = super::image_name(&img.preset, img.arch, img.vmm, img.os);
+        match pull(opts, img, &progress(&name)) {
+            Ok(r) => {
+                done(Ok(&r));
+                report.pulled.push(r);
+            }
+            Err(error) => {
+                let f = PullFailure {
+                    preset: img.preset.clone(),
+                    os: img.os,
+                    name,
+                    error,
+                };
+                done(Err(&f));
+                report.failed.push(f);
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Where to put things and how to fetch them.

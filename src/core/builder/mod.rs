@@ -1,0 +1,585 @@
+//! The image builder (SmolVM's `ImageBuilder`): a base (Alpine or Debian) plus SSH access,
+//! built into `<cache dir>/<name>/` as `rootfs.ext4` + `vmlinux.bin` + `.fingerprint`.
+//! This file holds the options, the two entry points ([`build`], [`build_dockerfile`]) and
+//! the library face; the decisions live beside it, the processes in `sys::build`:
+//!
+//! * `recipe.rs`: what an image holds — the Debian suite and packages, the Dockerfiles,
+//!   `/init`, SSH access (key or password), the mirror.
+//! * `fingerprint.rs`: **cache by name.** A SHA-256 of every input (base, recipe, the
+//!   password's or key's hash, size, `/init`, kernel checksum); same inputs → the cached
+//!   paths, without running anything.
+//! * `plan.rs`: a build in a staging directory beside the cache, under a lock on the cache
+//!   dir, swapped in atomically (`renameat2(RENAME_EXCHANGE)`) and only over an image
+//!   smolvm built, so a failed build leaves the previous good image, or nothing — never a
+//!   half image.
+//! * `engine.rs`: **engines.** `debootstrap` (Debian, no Docker): `debootstrap
+//!   --variant=minbase`, then `/init`, SSH access and `mkfs.ext4 -d` (no loop mount).
+//!   `docker`: diagnosed first with SmolVM's messages ([`crate::core::docker`]). `auto`:
+//!   Docker when its daemon answers, else debootstrap for Debian, else an error saying
+//!   Alpine needs Docker and why. A failed step reads as SmolVM's `Image build failed: …`,
+//!   or as our disk-space message when its output says the disk is full.
+
+mod engine;
+mod fingerprint;
+mod plan;
+mod recipe;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use crate::core::docker;
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::progress::Progress;
+use crate::core::prune::cache_version;
+use crate::sys::env::Env;
+use crate::sys::open;
+
+pub use fingerprint::{dockerfile_fingerprint, fingerprint};
+pub use plan::check_replaceable;
+pub use recipe::{
+    debian_mirror, dockerfile, ALPINE_TREE_MIB, DEBIAN_PACKAGES, DEBIAN_SUITE, DEBIAN_TREE_MIB,
+    DEFAULT_MIRROR, INIT_SCRIPT,
+};
+
+use engine::{debootstrap, docker_build, resolve_engine};
+use fingerprint::kernel_sha;
+use plan::{run_plan, Plan};
+use recipe::customise;
+
+impl Base {
+    /// Free space a build needs in the cache dir: the unpacked tree plus its ext4 copy.
+    pub fn build_space_mib(self) -> u64 {
+        2 * match self {
+            Base::Alpine => ALPINE_TREE_MIB,
+            Base::Debian => DEBIAN_TREE_MIB,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    Alpine,
+    Debian,
+}
+
+impl Base {
+    pub fn parse(s: &str) -> Option<Base> {
+        match s {
+            "alpine" => Some(Base::Alpine),
+            "debian" => Some(Base::Debian),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Base::Alpine => "alpine",
+            Base::Debian => "debian",
+        }
+    }
+
+    /// SmolVM's default rootfs size.
+    pub fn default_size_mib(self) -> u64 {
+        match self {
+            Base::Alpine => 512,
+            Base::Debian => 2048,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Auto,
+    Docker,
+    Debootstrap,
+}
+
+impl Engine {
+    pub fn parse(s: &str) -> Option<Engine> {
+        match s {
+            "auto" => Some(Engine::Auto),
+            "docker" => Some(Engine::Docker),
+            "debootstrap" => Some(Engine::Debootstrap),
+            _ => None,
+        }
+    }
+}
+
+/// How root logs in to the built image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    Password(String),
+    /// An OpenSSH public key line (validated by [`validate_public_key`]).
+    Key(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub base: Base,
+    pub auth: Auth,
+    /// Default: SmolVM's (`alpine-ssh`, `alpine-ssh-key`, `debian-ssh-key`).
+    pub name: Option<String>,
+    pub size_mib: Option<u64>,
+    /// The kernel to ship with the image.
+    pub kernel: PathBuf,
+    /// Where `<name>/` lives (the images root by default).
+    pub cache_dir: PathBuf,
+    pub engine: Engine,
+}
+
+impl BuildOptions {
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            match (self.base, &self.auth) {
+                (Base::Alpine, Auth::Password(_)) => "alpine-ssh",
+                (Base::Alpine, Auth::Key(_)) => "alpine-ssh-key",
+                (Base::Debian, Auth::Key(_)) => "debian-ssh-key",
+                (Base::Debian, Auth::Password(_)) => "debian-ssh",
+            }
+            .to_string()
+        })
+    }
+
+    pub fn size_mib(&self) -> u64 {
+        self.size_mib.unwrap_or(self.base.default_size_mib())
+    }
+}
+
+/// Progress of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// The fingerprint matched: nothing will run.
+    Cached,
+    /// Building with this engine.
+    Engine(&'static str),
+    /// A step starts (human text).
+    Step(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BuildReport {
+    pub name: String,
+    pub base: &'static str,
+    pub image_dir: PathBuf,
+    pub kernel_path: PathBuf,
+    pub rootfs_path: PathBuf,
+    pub fingerprint: String,
+    /// Returned from the cache without building.
+    pub cached: bool,
+    /// The engine that built it (`None` when cached).
+    pub engine: Option<&'static str>,
+    pub size_mib: u64,
+}
+
+/// SmolVM's check of a public key: one line `<type> <base64> [comment]` whose blob starts
+/// with the same type. Returns the normalised line.
+pub fn validate_public_key(text: &str) -> Result<String> {
+    let invalid = || Error::runtime("Invalid SSH public key format");
+    let line = text.trim();
+    if line.is_empty() || line.contains('\n') {
+        return Err(invalid());
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    const TYPES: &[&str] = &[
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ssh-dss",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    if !TYPES.contains(&kind) {
+        return Err(invalid());
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| invalid())?;
+    if blob.len() < 4 {
+        return Err(invalid());
+    }
+    let n = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+    if blob.get(4..4 + n) != Some(kind.as_bytes()) {
+        return Err(invalid());
+    }
+    Ok(line.to_string())
+}
+
+/// An image name must be a plain directory name and must not read as a version (prune
+/// would treat `<cache>/0.0.12/` as a stale cache of another release).
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(Error::usage(format!(
+            "invalid image name {name:?}: use letters, digits, '.', '_' and '-' (not starting with '.')"
+        )));
+    }
+    if cache_version(name).is_some() {
+        return Err(Error::usage(format!(
+            "image name {name:?} looks like a version; it would read as a stale image cache and be pruned"
+        ))
+        .with_recovery("Pick a name such as my-debian or team-image."));
+    }
+    Ok(())
+}
+pub(super) fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(&e)))
+}
+
+/// Build (or return from the cache) the image `opts` describes.
+pub fn build(
+    env: &Env,
+    opts: &BuildOptions,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
+    let name = opts.name();
+    check_replaceable(&opts.cache_dir, &name)?;
+    let auth = match &opts.auth {
+        Auth::Key(k) => Auth::Key(validate_public_key(k)?),
+        Auth::Password(p) if p.is_empty() => {
+            return Err(Error::usage("the SSH password must not be empty"))
+        }
+        a => a.clone(),
+    };
+    let opts = BuildOptions {
+        auth,
+        ..opts.clone()
+    };
+    let fp = fingerprint(&opts, &kernel_sha(&opts.kernel)?);
+    let plan = Plan {
+        name,
+        fp,
+        label: opts.base.as_str(),
+        cache_dir: &opts.cache_dir,
+        kernel: &opts.kernel,
+        size_mib: opts.size_mib(),
+        need_mib: opts.base.build_space_mib(),
+    };
+    run_plan(
+        &plan,
+        progress,
+        || resolve_engine(env, &opts),
+        |engine, tree, staging| {
+            match engine {
+                "debootstrap" => debootstrap(env, tree, staging, progress)?,
+                _ => {
+                    let ctx = staging.join("context");
+                    std::fs::create_dir_all(&ctx).map_err(|e| io_err("cannot create", &ctx, e))?;
+                    write_file(
+                        &ctx.join("Dockerfile"),
+                        dockerfile(opts.base).as_bytes(),
+                        0o644,
+                    )?;
+                    docker_build(env, &ctx, &plan.name, &plan.fp, tree, staging, progress)?;
+                    let _ = crate::sys::fs::remove_entry(staging, std::ffi::OsStr::new("context"));
+                }
+            }
+            progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
+            customise(tree, &opts.auth)
+        },
+    )
+}
+
+/// The library face, one method per SmolVM `ImageBuilder` method; each returns
+/// `(kernel path, rootfs path)`.
+pub struct ImageBuilder {
+    env: Env,
+    cache_dir: PathBuf,
+    kernel: Option<PathBuf>,
+    engine: Engine,
+}
+
+impl ImageBuilder {
+    /// `cache_dir`: default `$SMOLVM_IMAGE_DIR` or `~/.smolvm/images`; `kernel`: default the
+    /// published kernel for this host.
+    pub fn new(env: &Env, cache_dir: Option<PathBuf>, kernel: Option<PathBuf>) -> Self {
+        ImageBuilder {
+            cache_dir: cache_dir
+                .unwrap_or_else(|| crate::sys::paths::Paths::resolve(env, None).images_root),
+            env: env.clone(),
+            kernel,
+            engine: Engine::Auto,
+        }
+    }
+
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    fn run(
+        &self,
+        base: Base,
+        auth: Auth,
+        name: Option<&str>,
+        size_mib: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        if let Auth::Key(k) = &auth {
+            validate_public_key(k)?;
+        }
+        let kernel = match &self.kernel {
+            Some(k) => k.clone(),
+            None => default_kernel(
+                &self.env,
+                &crate::sys::paths::Paths::resolve(&self.env, None).images_root,
+            )?,
+        };
+        let opts = BuildOptions {
+            base,
+            auth,
+            name: name.map(str::to_string),
+            size_mib,
+            kernel,
+            cache_dir: self.cache_dir.clone(),
+            engine: self.engine,
+        };
+        let r = build(&self.env, &opts, &Progress::none())?;
+        Ok((r.kernel_path, r.rootfs_path))
+    }
+
+    /// Alpine with root password login (`alpine-ssh`, 512 MB; SmolVM's password `smolvm`).
+    pub fn build_alpine_ssh(
+        &self,
+        name: Option<&str>,
+        ssh_password: Option<&str>,
+        rootfs_size_mb: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let pw = ssh_password.unwrap_or("smolvm").to_string();
+        self.run(Base::Alpine, Auth::Password(pw), name, rootfs_size_mb)
+    }
+
+    /// Alpine with a public key for root (`alpine-ssh-key`, 512 MB).
+    pub fn build_alpine_ssh_key(
+        &self,
+        ssh_public_key: &str,
+        name: Option<&str>,
+        rootfs_size_mb: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let key = Auth::Key(ssh_public_key.to_string());
+        self.run(Base::Alpine, key, name, rootfs_size_mb)
+    }
+
+    /// Debian with a public key for root (`debian-ssh-key`, 2048 MB).
+    pub fn build_debian_ssh_key(
+        &self,
+        ssh_public_key: &str,
+        name: Option<&str>,
+        rootfs_size_mb: Option<u64>,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let key = Auth::Key(ssh_public_key.to_string());
+        self.run(Base::Debian, key, name, rootfs_size_mb)
+    }
+}
+
+/// SmolVM's `image build -t NAME [CONTEXT]`: a Dockerfile build (Docker engine only).
+#[derive(Debug, Clone)]
+pub struct DockerfileOptions {
+    pub name: String,
+    /// The build context holding `Dockerfile`.
+    pub context: PathBuf,
+    /// Default 2048.
+    pub size_mib: Option<u64>,
+    pub kernel: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+/// Build `<cache dir>/<name>/` from a Docker build context; `/init` is installed when the
+/// image has none (SSH access comes from the key smolvm passes at boot).
+pub fn build_dockerfile(
+    env: &Env,
+    opts: &DockerfileOptions,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
+    check_replaceable(&opts.cache_dir, &opts.name)?;
+    if !opts.context.join("Dockerfile").is_file() {
+        return Err(Error::usage(format!(
+            "no Dockerfile in the build context {}",
+            opts.context.display()
+        )));
+    }
+    let fp = dockerfile_fingerprint(opts, &kernel_sha(&opts.kernel)?)?;
+    let plan = Plan {
+        name: opts.name.clone(),
+        fp,
+        label: "dockerfile",
+        cache_dir: &opts.cache_dir,
+        kernel: &opts.kernel,
+        size_mib: opts.size_mib.unwrap_or(2048),
+        need_mib: Base::Debian.build_space_mib(),
+    };
+    run_plan(
+        &plan,
+        progress,
+        || {
+            docker::check(env)
+                .map(|_| "docker")
+                .map_err(|p| Error::runtime(p.message()))
+        },
+        |_, tree, staging| {
+            docker_build(
+                env,
+                &opts.context,
+                &plan.name,
+                &plan.fp,
+                tree,
+                staging,
+                progress,
+            )?;
+            // Anything at /init — even a dangling symbolic link — is the image's own: it
+            // is left alone, never written through.
+            let init = tree.join("init");
+            if open::kind(&init).is_ok_and(|k| k.is_none()) {
+                progress.emit(BuildEvent::Step("installing /init".into()));
+                write_file(&init, INIT_SCRIPT.as_bytes(), 0o755)?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// The kernel a build ships when none is given: the published kernel for this CPU and the
+/// VMM this host uses, through the images pipeline (cached and verified in the images root).
+pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
+    use crate::core::images::{self, pull, Layout, Manifest};
+    let recovery = "Pass --kernel PATH to use a kernel of your own.";
+    if !images::published_enabled(env) {
+        return Err(Error::usage(
+            "published images are turned off (SMOLVM_USE_PUBLISHED=0), so there is no default kernel",
+        )
+        .with_recovery(recovery));
+    }
+    let manifest = Manifest::load(env)?;
+    let arch = images::host_arch()?;
+    let vmm = crate::core::host::Host::probe(env)
+        .backend(crate::core::host::Backend::Auto)
+        .value;
+    let mut rows: Vec<&images::Image> = manifest
+        .images
+        .iter()
+        .filter(|i| i.arch == arch && i.vmm == vmm)
+        .collect();
+    rows.sort_by_key(|i| i.os != images::Os::Ubuntu);
+    let Some(image) = rows.first() else {
+        return Err(Error::runtime(format!(
+            "the image manifest publishes no kernel for {arch}/{vmm}",
+            arch = arch.as_str(),
+            vmm = vmm.as_str()
+        ))
+        .with_recovery(recovery));
+    };
+    let opts = pull::PullOptions {
+        layout: Layout::new(images_root, &crate::core::version::image_version(env)?),
+        http: crate::sys::http::HttpConfig::from_env(env)?,
+        release: manifest.release.clone(),
+    };
+    pull::pull_kernel(&opts, image, &Progress::none()).map_err(|e| {
+        Error::runtime(format!("Failed to download kernel: {}", e.message)).with_recovery(recovery)
+    })
+}
+
+/// The `(kernel, rootfs)` of an image built into `cache_dir` under `name`.
+pub fn built_image(cache_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
+    validate_name(name)?;
+    let dir = cache_dir.join(name);
+    let (k, r) = (dir.join("vmlinux.bin"), dir.join("rootfs.ext4"));
+    if dir.join(".fingerprint").is_file() && k.is_file() && r.is_file() {
+        Ok((k, r))
+    } else {
+        Err(Error::runtime(format!(
+            "no built image named {name} in {}",
+            cache_dir.display()
+        ))
+        .with_recovery(
+            "Build it first: smolvm image build --base debian --ssh-key ~/.ssh/id_ed25519.pub --name NAME",
+        ))
+    }
+}
+
+/// Write a file of the image tree (or the build context) with `mode`: a new file beside it,
+/// renamed over it, so a symbolic link at `p` is replaced, never written through.
+pub(super) fn write_file(p: &Path, data: &[u8], mode: u32) -> Result<()> {
+    open::write_atomic(p, data, mode).map_err(|e| io_err("cannot write", p, e))
+}
+
+/// Copy `from` into a new file `to` (`O_EXCL`, never through a symbolic link).
+pub(super) fn copy_new(from: &Path, to: &Path) -> Result<()> {
+    let mut src = std::fs::File::open(from).map_err(|e| io_err("cannot copy kernel", from, e))?;
+    let mut out = open::create_new(to, 0o644).map_err(|e| io_err("cannot write", to, e))?;
+    std::io::copy(&mut src, &mut out)
+        .and_then(|_| out.sync_all())
+        .map_err(|e| io_err("cannot copy kernel", from, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHgxqBmgYdYMNh9O0bGvS8m9T3ZaVnJ1ZGyTl0R8Wq9Z me@host";
+
+    #[test]
+    fn public_keys_are_checked() {
+        assert_eq!(validate_public_key(&format!("{KEY}\n")).unwrap(), KEY);
+        for bad in [
+            "",
+            "not a key",
+            "ssh-ed25519",
+            "ssh-ed25519 !!!notbase64",
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHgxqBmgYdYMNh9O0bGvS8m9T3ZaVnJ1ZGyTl0R8Wq9Z",
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        ] {
+            let e = validate_public_key(bad).unwrap_err();
+            assert_eq!(e.message, "Invalid SSH public key format", "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("debian-ssh-key").is_ok());
+        assert!(validate_name("0.0.12").is_err());
+        assert!(validate_name("x-v0.0.24-y").is_err());
+        assert!(validate_name("../x").is_err());
+        assert!(validate_name(".hidden").is_err());
+    }
+
+    #[test]
+    fn library_face_checks_the_key_first_and_returns_cached_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let env = Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
+        let kernel = t.path().join("k");
+        std::fs::write(&kernel, b"kernel").unwrap();
+        let b = ImageBuilder::new(&env, Some(t.path().join("c")), Some(kernel.clone()));
+        let e = b.build_debian_ssh_key("nope", None, None).unwrap_err();
+        assert_eq!(e.message, "Invalid SSH public key format");
+        assert!(!t.path().join("c").exists());
+        // A finished image with the matching fingerprint is returned without building.
+        let opts = BuildOptions {
+            base: Base::Debian,
+            auth: Auth::Key(KEY.into()),
+            name: None,
+            size_mib: None,
+            kernel: kernel.clone(),
+            cache_dir: t.path().join("c"),
+            engine: Engine::Auto,
+        };
+        let fp = fingerprint(&opts, &fingerprint::sha256_file(&kernel).unwrap());
+        let dir = t.path().join("c/debian-ssh-key");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["rootfs.ext4", "vmlinux.bin"] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        std::fs::write(dir.join(".fingerprint"), format!("{fp}\n")).unwrap();
+        let (k, r) = b.build_debian_ssh_key(KEY, None, None).unwrap();
+        assert_eq!((k, r), (dir.join("vmlinux.bin"), dir.join("rootfs.ext4")));
+    }
+}

@@ -1,0 +1,320 @@
+//! One build, whatever makes its tree: the cache check, the lock on the cache dir, a
+//! staging directory beside the image, the engine's tree, `mkfs.ext4 -d`, the kernel, the
+//! fingerprint, and the swap-in — only over an image smolvm built (`renameat2` exchange,
+//! or a rename that fails if anything appeared meanwhile).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::engine::{space_error, step_error};
+use super::fingerprint::is_cached;
+use super::{copy_new, io_err, validate_name, BuildEvent, BuildReport};
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::progress::Progress;
+use crate::sys::{build as proc, open};
+
+/// A staging directory this build created (mkdir of a name it generated inside the cache
+/// dir it holds the lock of), removed on drop unless it was moved into place — with
+/// `sys::fs::remove_entry`, which never follows a symbolic link or crosses a mount.
+struct Staging {
+    cache_dir: PathBuf,
+    name: Option<std::ffi::OsString>,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(n) = self.name.take() {
+            let _ = crate::sys::fs::remove_entry(&self.cache_dir, &n);
+        }
+    }
+}
+
+/// `.<name>.staging-` followed by what [`open::create_unique_dir`] (`<pid>-<hex>`) or an
+/// older smolvm (`<pid>`) appends: a staging directory some build of `name` made.
+fn is_staging_name(entry: &str, prefix: &str) -> bool {
+    entry.strip_prefix(prefix).is_some_and(|rest| {
+        let (pid, rand) = rest.split_once('-').unwrap_or((rest, ""));
+        !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && rand.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Whether a build may put an image at `<cache dir>/<name>`: nothing is there, or an image
+/// smolvm built — a real directory (not a symbolic link) carrying a `.fingerprint` regular
+/// file. Anything else (a folder without `.fingerprint`, a file, a symbolic link) is an
+/// error naming it, and nothing is touched. Checked before any expensive step (the kernel
+/// download, the engine) and again, under the lock, right before the swap.
+pub fn check_replaceable(cache_dir: &Path, name: &str) -> Result<()> {
+    validate_name(name)?;
+    owned_image_dir(&cache_dir.join(name))
+}
+
+fn owned_image_dir(dir: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::runtime(format!(
+            "{} exists and is not an image smolvm built ({why}); refusing to replace it",
+            dir.display()
+        ))
+        .with_recovery("Move it away, or build under another name."))
+    };
+    match open::kind(dir) {
+        Ok(None) => Ok(()),
+        Ok(Some(open::Kind::Dir)) => match open::kind(&dir.join(".fingerprint")) {
+            Ok(Some(open::Kind::File)) => Ok(()),
+            Ok(None) => refuse("it has no .fingerprint file".into()),
+            Ok(Some(k)) => refuse(format!("its .fingerprint is {}", k.describe())),
+            Err(e) => Err(io_err("cannot read", dir, e)),
+        },
+        Ok(Some(k)) => refuse(format!("it is {}", k.describe())),
+        Err(e) => Err(io_err("cannot read", dir, e)),
+    }
+}
+/// One build, whatever makes its tree.
+pub(super) struct Plan<'a> {
+    pub(super) name: String,
+    pub(super) fp: String,
+    pub(super) label: &'static str,
+    pub(super) cache_dir: &'a Path,
+    pub(super) kernel: &'a Path,
+    pub(super) size_mib: u64,
+    pub(super) need_mib: u64,
+}
+
+/// The cache check, the engine check, the lock, the staging directory, `populate` (the
+/// engine's tree), `mkfs.ext4 -d`, the kernel, the fingerprint and the atomic swap-in.
+pub(super) fn run_plan(
+    plan: &Plan<'_>,
+    progress: &Progress<BuildEvent>,
+    engine: impl FnOnce() -> Result<&'static str>,
+    populate: impl FnOnce(&'static str, &Path, &Path) -> Result<()>,
+) -> Result<BuildReport> {
+    let (name, fp, cache_dir) = (&plan.name, &plan.fp, plan.cache_dir);
+    let dir = cache_dir.join(name);
+    let report = |cached: bool, engine: Option<&'static str>| BuildReport {
+        name: name.clone(),
+        base: plan.label,
+        image_dir: dir.clone(),
+        kernel_path: dir.join("vmlinux.bin"),
+        rootfs_path: dir.join("rootfs.ext4"),
+        fingerprint: fp.clone(),
+        cached,
+        engine,
+        size_mib: plan.size_mib,
+    };
+    owned_image_dir(&dir)?;
+    if is_cached(&dir, fp) {
+        progress.emit(BuildEvent::Cached);
+        return Ok(report(true, None));
+    }
+
+    let engine = engine()?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| io_err("cannot create", cache_dir, e))?;
+    // One build at a time per cache dir (a lock on the directory itself: no lock file).
+    let lock = std::fs::File::open(cache_dir).map_err(|e| io_err("cannot open", cache_dir, e))?;
+    let _lock = proc::lock_dir(lock)
+        .map_err(|e| Error::runtime(format!("cannot lock {}: {e}", cache_dir.display())))?;
+    owned_image_dir(&dir)?;
+    if is_cached(&dir, fp) {
+        progress.emit(BuildEvent::Cached);
+        return Ok(report(true, None));
+    }
+    progress.emit(BuildEvent::Engine(engine));
+    if let Some((_, free)) = crate::core::doctor::free_bytes(cache_dir) {
+        if free < plan.need_mib << 20 {
+            return Err(space_error(cache_dir, plan.need_mib));
+        }
+    }
+
+    // Staging left by a build that was killed (no other build can be running: we hold the
+    // lock): only names a build of this image generates, removed without following a
+    // symbolic link or crossing a mount.
+    let prefix = format!(".{name}.staging-");
+    if let Ok(rd) = std::fs::read_dir(cache_dir) {
+        for e in rd.flatten() {
+            if is_staging_name(&e.file_name().to_string_lossy(), &prefix) {
+                let _ = crate::sys::fs::remove_entry(cache_dir, &e.file_name());
+            }
+        }
+    }
+    let staging_path = open::create_unique_dir(cache_dir, &prefix, 0o755)
+        .map_err(|e| io_err("cannot create a staging directory in", cache_dir, e))?;
+    let staging_name = staging_path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    let mut staging = Staging {
+        cache_dir: cache_dir.to_path_buf(),
+        name: Some(staging_name.clone()),
+    };
+    let tree = staging_path.join("root");
+
+    populate(engine, &tree, &staging_path)?;
+    progress.emit(BuildEvent::Step(format!(
+        "making rootfs.ext4 ({} MiB) with mkfs.ext4 -d",
+        plan.size_mib
+    )));
+    mkfs(
+        &tree,
+        &staging_path.join("rootfs.ext4"),
+        plan.size_mib,
+        cache_dir,
+    )?;
+    crate::sys::fs::remove_entry(&staging_path, std::ffi::OsStr::new("root"))
+        .map_err(|e| Error::runtime(format!("cannot remove {e}")))?;
+    let _ = crate::sys::fs::remove_generated_file(&staging_path.join("debootstrap.log"));
+    copy_new(plan.kernel, &staging_path.join("vmlinux.bin"))?;
+    let fp_path = staging_path.join(".fingerprint");
+    let mut f =
+        open::create_new(&fp_path, 0o644).map_err(|e| io_err("cannot write", &fp_path, e))?;
+    f.write_all(format!("{fp}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io_err("cannot write", &fp_path, e))?;
+
+    // Swap in, only over an image smolvm built: exchange with it (then remove it from the
+    // staging name), else a rename that fails if anything appeared meanwhile.
+    owned_image_dir(&dir)?;
+    if open::kind(&dir).is_ok_and(|k| k.is_some()) {
+        let exchange = |a: &Path, b: &Path| {
+            proc::exchange(a, b)
+                .map_err(|e| Error::runtime(format!("cannot swap in {}: {e}", dir.display())))
+        };
+        exchange(&staging_path, &dir)?;
+        // The staging name now holds what was at `dir`: it must still be an image smolvm
+        // built (nothing swapped it since the check), else swap back and stop.
+        if let Err(e) = owned_image_dir(&staging_path) {
+            exchange(&staging_path, &dir)?;
+            return Err(e);
+        }
+        // The guard removes the old image from the staging name.
+    } else {
+        open::rename_noreplace(&staging_path, &dir)
+            .map_err(|e| io_err("cannot move into", &dir, e))?;
+        staging.name = None;
+    }
+    drop(staging);
+    Ok(report(false, Some(engine)))
+}
+fn mkfs(tree: &Path, out: &Path, size_mib: u64, cache_dir: &Path) -> Result<()> {
+    let res = proc::mkfs_ext4(tree, out, size_mib)
+        .map_err(|e| Error::runtime(format!("cannot run mkfs.ext4: {}", io_reason(&e))))?;
+    if !res.status.success() {
+        let text = proc::output_text(&res);
+        if text.to_lowercase().contains("could not allocate block") {
+            return Err(Error::runtime(format!(
+                "Image build failed: the root file system does not fit in {size_mib} MiB"
+            ))
+            .with_recovery("Pass a larger --size."));
+        }
+        return Err(step_error(cache_dir, size_mib, &text, "mkfs.ext4: ", 10));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan<'a>(cache: &'a Path, kernel: &'a Path) -> Plan<'a> {
+        Plan {
+            name: "img".into(),
+            fp: "fp-new".into(),
+            label: "test",
+            cache_dir: cache,
+            kernel,
+            size_mib: 8,
+            need_mib: 1,
+        }
+    }
+
+    /// A temp dir holding a kernel file, and the cache dir (not created) beside it.
+    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let kernel = t.path().join("vmlinux");
+        std::fs::write(&kernel, b"k").unwrap();
+        let cache = t.path().join("cache");
+        (t, kernel, cache)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn populate(_: &'static str, tree: &Path, _: &Path) -> Result<()> {
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::write(tree.join("etc/hostname"), b"smolvm\n").unwrap();
+        Ok(())
+    }
+
+    #[test]
+    fn staging_names() {
+        let p = ".img.staging-";
+        assert!(is_staging_name(".img.staging-1", p));
+        assert!(is_staging_name(".img.staging-42-0a1b2c", p));
+        assert!(!is_staging_name(".img.staging-", p));
+        assert!(!is_staging_name(".img.staging-1-zz", p));
+        assert!(!is_staging_name(".img.staging-x", p));
+        assert!(!is_staging_name("img", p));
+    }
+
+    #[test]
+    fn a_folder_without_fingerprint_is_never_replaced() {
+        let (_t, kernel, cache) = setup();
+        std::fs::create_dir_all(cache.join("img")).unwrap();
+        std::fs::write(cache.join("img/precious.txt"), b"mine").unwrap();
+        let e = run_plan(
+            &plan(&cache, &kernel),
+            &Progress::none(),
+            || Ok("test"),
+            |_, _, _| panic!("must not build"),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("not an image smolvm built"),
+            "{}",
+            e.message
+        );
+        assert_eq!(names(&cache), ["img"]);
+        assert_eq!(
+            std::fs::read(cache.join("img/precious.txt")).unwrap(),
+            b"mine"
+        );
+    }
+
+    #[test]
+    fn an_image_smolvm_built_is_swapped_out_and_stale_staging_links_are_only_unlinked() {
+        let (t, kernel, cache) = setup();
+        let old = cache.join("img");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(".fingerprint"), b"fp-old\n").unwrap();
+        std::fs::write(old.join("rootfs.ext4"), b"old").unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, cache.join(".img.staging-1")).unwrap();
+        std::fs::create_dir_all(cache.join(".img.staging-2-ab/root")).unwrap();
+        // Not a name a build generates: left alone.
+        std::fs::create_dir_all(cache.join(".img.staging-notours")).unwrap();
+        let r = run_plan(
+            &plan(&cache, &kernel),
+            &Progress::none(),
+            || Ok("test"),
+            populate,
+        )
+        .unwrap();
+        assert!(!r.cached);
+        assert_eq!(names(&cache), [".img.staging-notours", "img"]);
+        assert_eq!(names(&old), [".fingerprint", "rootfs.ext4", "vmlinux.bin"]);
+        assert_eq!(
+            std::fs::read_to_string(old.join(".fingerprint")).unwrap(),
+            "fp-new\n"
+        );
+        assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"x");
+    }
+}

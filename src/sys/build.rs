@@ -1,0 +1,179 @@
+//! The processes an image build runs — `debootstrap`, `docker build|create|export` piped
+//! into `tar -x`, `chroot … chpasswd`, `mkfs.ext4 -d` — and the two calls that put a built
+//! image in place (a directory lock, `renameat2(RENAME_EXCHANGE)`). Each function spawns
+//! one step and hands back what it printed; what a failure means (a full disk, a bad size)
+//! and how it reads is the builder's decision (`core::builder`).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+
+/// `debootstrap --variant=minbase --include=<packages> <suite> <tree> <mirror>`, its
+/// output into `log` (stdout and stderr).
+pub fn debootstrap(
+    bin: &Path,
+    packages: &str,
+    suite: &str,
+    tree: &Path,
+    mirror: &str,
+    log: (File, File),
+) -> io::Result<ExitStatus> {
+    Command::new(bin)
+        .arg("--variant=minbase")
+        .arg(format!("--include={packages}"))
+        .arg(suite)
+        .arg(tree)
+        .arg(mirror)
+        .stdin(Stdio::null())
+        .stdout(log.0)
+        .stderr(log.1)
+        .status()
+}
+
+/// `docker build --platform <platform> -t <tag> <ctx>`.
+pub fn docker_build(docker: &Path, platform: &str, tag: &str, ctx: &Path) -> io::Result<Output> {
+    Command::new(docker)
+        .args(["build", "--platform", platform, "-t", tag])
+        .arg(ctx)
+        .stdin(Stdio::null())
+        .output()
+}
+
+/// `docker create <tag>` (the container id is its stdout).
+pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
+    Command::new(docker)
+        .args(["create", tag])
+        .stdin(Stdio::null())
+        .output()
+}
+
+/// A container this build created: removed (`docker rm -f`) on drop.
+pub struct Container {
+    docker: PathBuf,
+    pub id: String,
+}
+
+impl Container {
+    pub fn new(docker: &Path, id: String) -> Self {
+        Container {
+            docker: docker.to_path_buf(),
+            id,
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.docker)
+            .args(["rm", "-f", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Which process of `docker export | tar -x` could not be run or waited for.
+#[derive(Debug)]
+pub enum ExportError {
+    /// `docker export` could not be spawned.
+    Docker(io::Error),
+    /// `tar` could not be run.
+    Tar(io::Error),
+    /// Waiting for `docker export` failed.
+    Wait(io::Error),
+}
+
+/// `docker export <id>` streamed into `tar -x --numeric-owner -p -C <tree>` (file
+/// ownership kept): the `(export, tar)` outputs, their stderr captured.
+pub fn docker_export(
+    docker: &Path,
+    container: &Container,
+    tree: &Path,
+) -> Result<(Output, Output), ExportError> {
+    let mut export = Command::new(docker)
+        .args(["export", &container.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(ExportError::Docker)?;
+    let Some(stream) = export.stdout.take() else {
+        return Err(ExportError::Docker(io::Error::other("no stdout pipe")));
+    };
+    let tar = Command::new("tar")
+        .args(["-x", "--numeric-owner", "-p", "-C"])
+        .arg(tree)
+        .stdin(stream)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(ExportError::Tar)?;
+    let exported = export.wait_with_output().map_err(ExportError::Wait)?;
+    Ok((exported, tar))
+}
+
+/// Which half of a run failed: starting the process or waiting for it.
+#[derive(Debug)]
+pub enum RunError {
+    Spawn(io::Error),
+    Wait(io::Error),
+}
+
+/// `chroot <tree> /usr/bin/env PATH=… chpasswd`, fed `<user>:<password>` on stdin: the
+/// tree's own `chpasswd` sets the password.
+pub fn chroot_chpasswd(tree: &Path, user: &str, password: &str) -> Result<Output, RunError> {
+    let mut child = Command::new("chroot")
+        .arg(tree)
+        .args([
+            "/usr/bin/env",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "chpasswd",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(RunError::Spawn)?;
+    if let Some(mut i) = child.stdin.take() {
+        let _ = writeln!(i, "{user}:{password}");
+    }
+    child.wait_with_output().map_err(RunError::Wait)
+}
+
+/// `mkfs.ext4 -q -F -L rootfs -E root_owner=0:0 -d <tree> <out> <size>M`: an ext4 image
+/// of the tree, without a loop mount.
+pub fn mkfs_ext4(tree: &Path, out: &Path, size_mib: u64) -> io::Result<Output> {
+    Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0", "-d"])
+        .arg(tree)
+        .arg(out)
+        .arg(format!("{size_mib}M"))
+        .stdin(Stdio::null())
+        .output()
+}
+
+/// An exclusive lock on the directory itself (no lock file), held until dropped.
+pub fn lock_dir(dir: File) -> Result<nix::fcntl::Flock<File>, nix::errno::Errno> {
+    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e)
+}
+
+/// Swap two paths atomically (`renameat2(RENAME_EXCHANGE)`): both must exist.
+pub fn exchange(a: &Path, b: &Path) -> Result<(), nix::errno::Errno> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        a,
+        nix::fcntl::AT_FDCWD,
+        b,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    )
+}
+
+/// stdout then stderr of a step, as text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -1,0 +1,179 @@
+//! `c` / `:cleanup`: a prefix (or `--all`), the targets a dry run finds (recomputed as the
+//! prefix changes; a late answer to an old one is ignored), confirmed with `Enter`.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Constraint, Layout};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+use ratatui::Frame;
+use tui_textarea::TextArea;
+
+use super::{capped, centered, dialog, Outcome, Preview, Request, SPINNER};
+use crate::tui::app::{text_of, App};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupPreview {
+    /// (VM id, why it is a target: stale / prefix / all)
+    pub targets: Vec<(String, String)>,
+    pub stale_resources: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub struct CleanupDialog {
+    pub prefix: TextArea<'static>,
+    pub all: bool,
+    pub generation: u64,
+    pub preview: Preview<CleanupPreview>,
+}
+
+impl CleanupDialog {
+    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        if k.code == KeyCode::Esc || (k.code == KeyCode::Char('c') && ctrl) {
+            return Outcome::Close;
+        }
+        if k.code == KeyCode::Enter {
+            return match &self.preview {
+                Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
+                    Outcome::Done(Request::Cleanup {
+                        prefix: text_of(&self.prefix),
+                        all: self.all,
+                    })
+                }
+                Preview::Ready(_) => Outcome::Done(Request::Status("nothing to clean".into())),
+                _ => Outcome::Keep,
+            };
+        }
+        let toggled = k.code == KeyCode::Tab || (k.code == KeyCode::Char('a') && ctrl);
+        let before = (text_of(&self.prefix), self.all);
+        if toggled {
+            self.all = !self.all;
+        } else {
+            self.prefix.input(k);
+        }
+        let after = (text_of(&self.prefix), self.all);
+        if after == before {
+            return Outcome::Keep;
+        }
+        // Live preview: a new dry run (the app numbers it).
+        self.preview = Preview::Loading;
+        Outcome::Also(Request::CleanupPreview {
+            prefix: after.0,
+            all: after.1,
+        })
+    }
+
+    pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let d = self;
+        let t = &app.theme;
+        let area = f.area();
+        let body = match &d.preview {
+            Preview::Ready(p) => {
+                p.warnings.len()
+                    + 1
+                    + p.targets.len()
+                    + if p.stale_resources.is_empty() {
+                        0
+                    } else {
+                        1 + p.stale_resources.len().min(3)
+                    }
+            }
+            _ => 1,
+        } as u16;
+        let r = centered(area, 78, (body + 7).clamp(9, area.height.saturating_sub(2)));
+        f.render_widget(Clear, r);
+        let blk = dialog(app, "Clean up VMs");
+        let inner = blk.inner(r);
+        f.render_widget(blk, r);
+        let [prefix_r, opts_r, _, body_r, btn_r] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+        ])
+        .areas(inner);
+        let [label_r, input_r] =
+            Layout::horizontal([Constraint::Length(9), Constraint::Min(1)]).areas(prefix_r);
+        f.render_widget(Paragraph::new(Span::styled("Prefix:", t.accent())), label_r);
+        f.render_widget(&d.prefix, input_r);
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled("[Tab] ", t.accent()),
+                Span::raw(format!(
+                    "--all: {}",
+                    if d.all {
+                        "on (every VM, prefix ignored)"
+                    } else {
+                        "off"
+                    }
+                )),
+            ])),
+            opts_r,
+        );
+        let mut lines: Vec<Line> = Vec::new();
+        let room = usize::from(body_r.height).max(3);
+        match &d.preview {
+            Preview::Loading => lines.push(Line::from(vec![
+                Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
+                Span::raw(" computing targets (dry run)…"),
+            ])),
+            Preview::Failed(e) => lines.push(Line::styled(format!("Error: {e}"), t.error())),
+            Preview::Ready(p) => {
+                for w in &p.warnings {
+                    lines.push(Line::styled(format!("Warning: {w}"), t.warn()));
+                }
+                if p.targets.is_empty() {
+                    lines.push(Line::raw("No matching VMs to clean."));
+                } else {
+                    lines.push(Line::raw(format!("Targets ({}):", p.targets.len())));
+                    let w = p.targets.iter().map(|x| x.0.len()).max().unwrap_or(0);
+                    let items = p
+                        .targets
+                        .iter()
+                        .map(|(id, why)| {
+                            Line::from(vec![
+                                Span::raw(format!("  - {id:<w$}  ")),
+                                Span::styled(
+                                    why.clone(),
+                                    if why == "stale" { t.warn() } else { t.muted() },
+                                ),
+                            ])
+                        })
+                        .collect();
+                    let cap = room
+                        .saturating_sub(2 + p.stale_resources.len().min(3))
+                        .max(2);
+                    lines.extend(capped(items, cap, t));
+                }
+                if !p.stale_resources.is_empty() {
+                    lines.push(Line::raw(format!(
+                        "Stale resources ({}):",
+                        p.stale_resources.len()
+                    )));
+                    let items = p
+                        .stale_resources
+                        .iter()
+                        .map(|s| Line::raw(format!("  - {s}")))
+                        .collect();
+                    lines.extend(capped(items, 3, t));
+                }
+            }
+        }
+        f.render_widget(Paragraph::new(lines), body_r);
+        let ready = matches!(&d.preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
+        f.render_widget(
+            Paragraph::new(if ready {
+                Line::from(vec![
+                    Span::styled("[Enter]", t.accent()),
+                    Span::raw(" delete these   "),
+                    Span::styled("[Esc]", t.accent()),
+                    Span::raw(" cancel"),
+                ])
+            } else {
+                Line::styled("[Esc] close", t.accent())
+            }),
+            btn_r,
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! The one typed confirmation every destructive action without a preview of its own goes
+//! through (prune and cleanup confirm in their preview dialogs): the dialog shows exactly
+//! what will run, and confirming runs exactly that. `y`/`Enter` confirms; `n`/`Esc`/Ctrl-C
+//! cancels.
+
+use crossterm::event::KeyEvent;
+use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{buttons, capped, centered, dialog, Answer, Outcome, Request};
+use crate::tui::app::App;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmAction {
+    /// Stop and remove these VMs and everything they hold (`core::lifecycle::delete`).
+    Delete(Vec<String>),
+    /// Stop these VMs (`core::lifecycle::stop`).
+    Stop(Vec<String>),
+    /// Quit while tasks still run.
+    Quit,
+}
+
+impl ConfirmAction {
+    pub(super) fn handle_key(&self, k: &KeyEvent) -> Outcome {
+        let a = Answer::of(k);
+        if a.yes {
+            Outcome::Done(Request::Confirmed(self.clone()))
+        } else if a.no {
+            Outcome::Close
+        } else {
+            Outcome::Keep
+        }
+    }
+
+    pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let ids = match self {
+            ConfirmAction::Quit => return render_quit(f, app),
+            ConfirmAction::Delete(ids) | ConfirmAction::Stop(ids) => ids,
+        };
+        let action = self;
+        let t = &app.theme;
+        let area = f.area();
+        let list_room = usize::from(area.height.saturating_sub(12)).max(3);
+        let (title, verb, what) = match action {
+            ConfirmAction::Delete(_) => (
+                "Delete VMs",
+                "delete",
+                "Stops each VM and removes its TAP, nftables entries, state row, sockets, log and disk.",
+            ),
+            _ => ("Stop VMs", "stop", "Shuts each VM down (graceful first, then signals)."),
+        };
+        let mut lines = vec![Line::raw(format!(
+            "{} {} VM(s):",
+            capitalize(verb),
+            ids.len()
+        ))];
+        let items = ids.iter().map(|i| Line::raw(format!("  - {i}"))).collect();
+        lines.extend(capped(items, list_room, t));
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(what, t.muted()));
+        lines.push(Line::raw(""));
+        lines.push(buttons(app, "y/Enter", verb));
+        let h = (lines.len() as u16 + 2).min(area.height);
+        let r = centered(area, 72, h);
+        f.render_widget(Clear, r);
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(dialog(app, title)),
+            r,
+        );
+    }
+}
+
+fn render_quit(f: &mut Frame, app: &App) {
+    let area = f.area();
+    let r = centered(area, 50, 5);
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::raw(format!(
+                "{} task(s) still running. Quit anyway?",
+                app.running_tasks()
+            )),
+            Line::raw(""),
+            buttons(app, "y", "quit"),
+        ])
+        .block(dialog(app, "Quit")),
+        r,
+    );
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}

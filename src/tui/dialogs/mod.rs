@@ -1,0 +1,198 @@
+//! The dashboard's dialogs. Each owns its keys and its drawing: [`Dialog::handle_key`]
+//! changes the dialog and answers an [`Outcome`] (stay, close, and maybe a [`Request`]
+//! the app carries out — a task, a filter, a dry run); [`Dialog::render`] draws it over the
+//! panes. The app never looks inside a dialog to decide what a key means.
+//!
+//! `info.rs` help and doctor · `prompt.rs` palette, filter, search · `confirm.rs` the one
+//! typed confirmation of destructive actions · `prune.rs` and `cleanup.rs` the previews
+//! that confirm themselves · `start.rs` the start form.
+
+mod cleanup;
+mod confirm;
+mod info;
+mod prompt;
+mod prune;
+mod start;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders};
+use ratatui::Frame;
+use tui_textarea::TextArea;
+
+pub use cleanup::{CleanupDialog, CleanupPreview};
+pub use confirm::ConfirmAction;
+pub use prune::PrunePreview;
+pub use start::{field_errors, Field, StartForm, StartImage, StartSpec};
+
+use super::app::App;
+
+/// A preview computed by a dry run, shown in a confirmation dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preview<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+pub enum Dialog {
+    Help,
+    /// The command line and the error of the last command run from it.
+    Palette(TextArea<'static>, Option<String>),
+    Filter(TextArea<'static>),
+    Search(TextArea<'static>),
+    Prune(Preview<PrunePreview>),
+    Cleanup(Box<CleanupDialog>),
+    /// A destructive action waiting for `y`/`Enter` (`n`/`Esc`/Ctrl-C cancels).
+    Confirm(ConfirmAction),
+    Start(Box<StartForm>),
+    /// `:doctor`: every check with its fix.
+    Doctor,
+}
+
+/// What a key did to a dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stay open.
+    Keep,
+    /// Close.
+    Close,
+    /// Close, then carry this out.
+    Done(Request),
+    /// Stay open, and carry this out.
+    Also(Request),
+}
+
+/// What a dialog asks the app to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Run a confirmed destructive action.
+    Confirmed(ConfirmAction),
+    /// Prune this many stale caches.
+    Prune {
+        count: usize,
+    },
+    Cleanup {
+        prefix: String,
+        all: bool,
+    },
+    /// A new dry run for the cleanup dialog (the app numbers it).
+    CleanupPreview {
+        prefix: String,
+        all: bool,
+    },
+    /// Set the focused pane's filter (`live`: while typing, selection back to the top).
+    Filter {
+        text: String,
+        live: bool,
+    },
+    Search(String),
+    /// Run a palette line (an error is shown in the palette).
+    Palette(String),
+    Start(StartSpec),
+    Status(String),
+}
+
+/// `y`/`Enter` and `n`/`Esc`/Ctrl-C, as the confirmations read them.
+struct Answer {
+    yes: bool,
+    no: bool,
+}
+
+impl Answer {
+    fn of(k: &KeyEvent) -> Answer {
+        let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+        Answer {
+            yes: matches!(
+                k.code,
+                KeyCode::Enter | KeyCode::Char('y') | KeyCode::Char('Y')
+            ),
+            no: ctrl_c
+                || matches!(
+                    k.code,
+                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N')
+                ),
+        }
+    }
+}
+
+impl Dialog {
+    pub fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+        match self {
+            Dialog::Help | Dialog::Doctor => Outcome::Close, // any key closes them
+            Dialog::Confirm(action) => action.handle_key(&k),
+            Dialog::Prune(preview) => prune::handle_key(preview, &k),
+            Dialog::Cleanup(d) => d.handle_key(k),
+            Dialog::Filter(t) => prompt::filter_key(t, k),
+            Dialog::Search(t) => prompt::search_key(t, k),
+            Dialog::Palette(t, err) => prompt::palette_key(t, err, k),
+            Dialog::Start(form) => form.handle_key(k),
+        }
+    }
+
+    pub fn render(&self, f: &mut Frame, app: &App) {
+        match self {
+            Dialog::Help => info::render_help(f, app),
+            Dialog::Doctor => info::render_doctor(f, app),
+            Dialog::Confirm(action) => action.render(f, app),
+            Dialog::Palette(input, _) | Dialog::Filter(input) | Dialog::Search(input) => {
+                prompt::render(f, app, self, input)
+            }
+            Dialog::Prune(p) => prune::render(f, app, p),
+            Dialog::Cleanup(d) => d.render(f, app),
+            Dialog::Start(form) => form.render(f, app),
+        }
+    }
+
+    /// A spinner turns in it (a dry run is computing).
+    pub fn animating(&self) -> bool {
+        match self {
+            Dialog::Prune(p) => *p == Preview::Loading,
+            Dialog::Cleanup(d) => d.preview == Preview::Loading,
+            _ => false,
+        }
+    }
+}
+
+pub(super) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// A centred rectangle of at most `w`×`h` cells.
+pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn dialog<'a>(app: &App, title: &str) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(BorderType::Double)
+        .border_style(app.theme.dialog_border())
+        .title(Span::styled(format!(" {title} "), app.theme.accent()))
+}
+
+fn buttons<'a>(app: &App, go: &str, label: &str) -> Line<'a> {
+    let t = &app.theme;
+    Line::from(vec![
+        Span::styled(format!("[{go}]"), t.accent()),
+        Span::raw(format!(" {label}   ")),
+        Span::styled("[n/Esc]", t.accent()),
+        Span::raw(" cancel"),
+    ])
+}
+
+/// At most `max` items, then `…and N more`.
+fn capped<'a>(mut lines: Vec<Line<'a>>, max: usize, t: &super::theme::Theme) -> Vec<Line<'a>> {
+    if lines.len() > max {
+        let more = lines.len() - (max - 1);
+        lines.truncate(max - 1);
+        lines.push(Line::styled(format!("  …and {more} more"), t.muted()));
+    }
+    lines
+}

@@ -1,0 +1,357 @@
+//! `n` / `:start <preset>`: the start form. What to boot (a preset, or an image `smolvm
+//! image build` made), a name, memory, CPUs and disk, checked as you type with core's
+//! limits and messages (the same the CLI's flags give); `Enter` on a valid form starts it
+//! with the same core operations as `smolvm <preset> start` / `sandbox create --image NAME
+//! --start`.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+use ratatui::Frame;
+use tui_textarea::TextArea;
+
+use super::{centered, dialog, Outcome, Request};
+use crate::core::presets::{self, PRESETS};
+use crate::core::start::StartOptions;
+use crate::core::{Paths, Result};
+use crate::tui::app::{line_input, text_of, App};
+
+/// The form's fields, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// A preset or a built image (←→ chooses).
+    Image,
+    Name,
+    Memory,
+    Cpus,
+    Disk,
+}
+
+impl Field {
+    pub const ALL: [Field; 5] = [
+        Field::Image,
+        Field::Name,
+        Field::Memory,
+        Field::Cpus,
+        Field::Disk,
+    ];
+
+    fn next(self) -> Field {
+        Field::ALL[(self as usize + 1) % Field::ALL.len()]
+    }
+
+    fn prev(self) -> Field {
+        Field::ALL[(self as usize + Field::ALL.len() - 1) % Field::ALL.len()]
+    }
+}
+
+/// What a start boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartImage {
+    /// A preset of core's registry (`smolvm <preset> start`).
+    Preset(String),
+    /// An image `smolvm image build` made (`sandbox create --image NAME --start`).
+    Built(String),
+}
+
+/// The start form's values, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartSpec {
+    pub image: StartImage,
+    pub name: Option<String>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// `None`: the image's own size (no resize).
+    pub disk_mib: Option<u32>,
+}
+
+impl StartSpec {
+    /// What the task is called (`start codex`, `start my-debian`).
+    pub fn title(&self) -> String {
+        match &self.image {
+            StartImage::Preset(p) | StartImage::Built(p) => format!("start {p}"),
+        }
+    }
+
+    /// The core start options: a preset as `smolvm <preset> start` passes it, a built
+    /// image resolved the way `sandbox create --image NAME` resolves it
+    /// ([`crate::core::images::resolve_image`]).
+    pub fn options(&self, paths: &Paths) -> Result<StartOptions> {
+        let mut opts = StartOptions {
+            name: self.name.clone(),
+            memory_mib: Some(self.memory_mib),
+            vcpus: Some(self.cpus),
+            disk_size_mib: self.disk_mib.map(u64::from),
+            ..StartOptions::default()
+        };
+        match &self.image {
+            StartImage::Preset(p) => opts.preset = Some(p.clone()),
+            StartImage::Built(name) => {
+                let (kernel, rootfs) = crate::core::images::resolve_image(paths, name)?;
+                opts.kernel = Some(kernel);
+                opts.rootfs = Some(rootfs);
+            }
+        }
+        Ok(opts)
+    }
+}
+
+pub struct StartForm {
+    /// The chosen entry of [`StartForm::choices`]: a preset of `PRESETS`, then the built
+    /// images.
+    pub preset: usize,
+    /// Images `smolvm image build` made, offered after the presets.
+    pub built: Vec<String>,
+    pub field: Field,
+    pub name: TextArea<'static>,
+    pub memory: TextArea<'static>,
+    pub cpus: TextArea<'static>,
+    pub disk: TextArea<'static>,
+}
+
+impl StartForm {
+    pub fn new(built: Vec<String>) -> StartForm {
+        StartForm {
+            preset: 0,
+            built,
+            field: Field::Image,
+            name: line_input(""),
+            memory: line_input(&PRESETS[0].memory_mib.to_string()),
+            cpus: line_input(&presets::DEFAULT_VCPUS.to_string()),
+            disk: line_input(""),
+        }
+    }
+
+    /// The names the first field cycles through: presets, then built images.
+    pub fn choices(&self) -> impl Iterator<Item = &str> {
+        PRESETS
+            .iter()
+            .map(|p| p.name)
+            .chain(self.built.iter().map(String::as_str))
+    }
+
+    fn image(&self) -> StartImage {
+        match PRESETS.get(self.preset) {
+            Some(p) => StartImage::Preset(p.name.to_string()),
+            None => StartImage::Built(self.built[self.preset - PRESETS.len()].clone()),
+        }
+    }
+
+    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+        let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+        if k.code == KeyCode::Esc || ctrl_c {
+            return Outcome::Close;
+        }
+        let n = PRESETS.len() + self.built.len();
+        match k.code {
+            KeyCode::Tab | KeyCode::Down if self.field != Field::Disk || k.code == KeyCode::Tab => {
+                self.field = self.field.next();
+            }
+            KeyCode::BackTab | KeyCode::Up
+                if self.field != Field::Image || k.code == KeyCode::BackTab =>
+            {
+                self.field = self.field.prev();
+            }
+            KeyCode::Enter => {
+                // An invalid form stays open, its errors shown under the fields.
+                if let Some(spec) = validate(self) {
+                    return Outcome::Done(Request::Start(spec));
+                }
+            }
+            _ if self.field == Field::Image => match k.code {
+                KeyCode::Char('j') | KeyCode::Right => self.preset = (self.preset + 1) % n,
+                KeyCode::Char('k') | KeyCode::Left => self.preset = (self.preset + n - 1) % n,
+                _ => {}
+            },
+            _ => {
+                let input = match self.field {
+                    Field::Name => &mut self.name,
+                    Field::Memory => &mut self.memory,
+                    Field::Cpus => &mut self.cpus,
+                    _ => &mut self.disk,
+                };
+                input.input(k);
+            }
+        }
+        Outcome::Keep
+    }
+
+    pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let form = self;
+        let t = &app.theme;
+        let area = f.area();
+        let r = centered(area, 72, 16);
+        f.render_widget(Clear, r);
+        let blk = dialog(app, "Start a sandbox");
+        let inner = blk.inner(r);
+        f.render_widget(blk, r);
+        let rows = Layout::vertical([Constraint::Length(1); 14]).split(inner);
+        let errors = field_errors(form);
+        let label = |i: Field, text: &str| {
+            let style = if form.field == i {
+                t.accent()
+            } else {
+                t.header()
+            };
+            Paragraph::new(Span::styled(
+                format!("{}{text:<11}", if form.field == i { "› " } else { "  " }),
+                style,
+            ))
+        };
+        let split = |r: Rect| {
+            let [l, v] = Layout::horizontal([Constraint::Length(13), Constraint::Min(1)]).areas(r);
+            (l, v)
+        };
+        let (l, v) = split(rows[0]);
+        f.render_widget(label(Field::Image, "Preset"), l);
+        let presets: Vec<Span> = form
+            .choices()
+            .enumerate()
+            .flat_map(|(i, name)| {
+                let s = if i == form.preset {
+                    t.selected()
+                } else {
+                    t.muted()
+                };
+                [Span::styled(format!(" {name} "), s), Span::raw(" ")]
+            })
+            .collect();
+        f.render_widget(Paragraph::new(Line::from(presets)), v);
+        let fields = [
+            (
+                Field::Name,
+                "Name",
+                &form.name,
+                "optional; vm-<random> when empty",
+            ),
+            (Field::Memory, "Memory MiB", &form.memory, ""),
+            (Field::Cpus, "CPUs", &form.cpus, ""),
+            (
+                Field::Disk,
+                "Disk MiB",
+                &form.disk,
+                "optional; the image's own size when empty",
+            ),
+        ];
+        for (row, (i, name, input, hint)) in fields.iter().enumerate() {
+            let (l, v) = split(rows[1 + row * 2]);
+            f.render_widget(label(*i, name), l);
+            f.render_widget(*input, v);
+            let note = match &errors[*i as usize] {
+                Some(e) => Span::styled(e.clone(), t.error()),
+                None => Span::styled(hint.to_string(), t.muted()),
+            };
+            let (_, nv) = split(rows[2 + row * 2]);
+            f.render_widget(Paragraph::new(note), nv);
+        }
+        let ok = errors.iter().all(Option::is_none);
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled("[Tab]", t.accent()),
+                Span::raw(" field  "),
+                Span::styled("[←→]", t.accent()),
+                Span::raw(" preset  "),
+                Span::styled("[Enter]", if ok { t.accent() } else { t.muted() }),
+                Span::raw(if ok {
+                    " start  "
+                } else {
+                    " fix errors first  "
+                }),
+                Span::styled("[Esc]", t.accent()),
+                Span::raw(" cancel"),
+            ])),
+            rows[11],
+        );
+    }
+}
+
+/// Field errors of the start form (`None` = valid), indexed by [`Field`]: core's limits
+/// and messages, the same the CLI's flags give.
+pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
+    let name = text_of(&f.name);
+    let disk = text_of(&f.disk);
+    [
+        None,
+        (!name.is_empty() && !crate::core::sandbox::is_vm_id(&name))
+            .then(|| "name: a-z 0-9 - _, up to 64, letter/digit at both ends".to_string()),
+        presets::parse_memory(&text_of(&f.memory)).err(),
+        presets::parse_vcpus(&text_of(&f.cpus)).err(),
+        if disk.trim().is_empty() {
+            None
+        } else {
+            presets::parse_disk(&disk).err()
+        },
+    ]
+}
+
+fn validate(f: &StartForm) -> Option<StartSpec> {
+    if field_errors(f).iter().any(Option::is_some) {
+        return None;
+    }
+    let name = text_of(&f.name);
+    let disk = text_of(&f.disk);
+    Some(StartSpec {
+        image: f.image(),
+        name: (!name.is_empty()).then_some(name),
+        memory_mib: presets::parse_memory(&text_of(&f.memory)).ok()?,
+        cpus: presets::parse_vcpus(&text_of(&f.cpus)).ok()?,
+        disk_mib: if disk.trim().is_empty() {
+            None
+        } else {
+            Some(u32::try_from(presets::parse_disk(&disk).ok()?).ok()?)
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(f: &mut StartForm, code: KeyCode) -> Outcome {
+        f.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    /// A built image is offered after the presets; choosing it starts it with the
+    /// kernel and rootfs `sandbox create --image NAME` resolves (core's resolve_image).
+    #[test]
+    fn the_form_starts_a_built_image_resolved_by_core() {
+        let t = tempfile::tempdir().unwrap();
+        let env = crate::core::Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
+        let paths = Paths::resolve(&env, None);
+        let dir = paths.images_root.join("my-debian");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        let mut f = StartForm::new(crate::core::images::built_images(&paths));
+        assert_eq!(f.choices().last(), Some("my-debian"));
+        press(&mut f, KeyCode::Left); // from the first preset back to the last choice
+        let Outcome::Done(Request::Start(spec)) = press(&mut f, KeyCode::Enter) else {
+            panic!("not submitted")
+        };
+        assert_eq!(spec.image, StartImage::Built("my-debian".into()));
+        assert_eq!(spec.title(), "start my-debian");
+        let opts = spec.options(&paths).unwrap();
+        assert_eq!(opts.preset, None);
+        assert_eq!(opts.kernel, Some(dir.join("vmlinux.bin")));
+        assert_eq!(opts.rootfs, Some(dir.join("rootfs.ext4")));
+        // Gone meanwhile: core's "build it first" error, as the CLI gives.
+        std::fs::remove_file(dir.join("rootfs.ext4")).unwrap();
+        let e = spec.options(&paths).unwrap_err();
+        assert!(
+            e.message.starts_with("no built image named my-debian"),
+            "{}",
+            e.message
+        );
+        // A preset stays a preset.
+        let mut f = StartForm::new(Vec::new());
+        press(&mut f, KeyCode::Right);
+        let Outcome::Done(Request::Start(spec)) = press(&mut f, KeyCode::Enter) else {
+            panic!("not submitted")
+        };
+        assert_eq!(spec.image, StartImage::Preset(PRESETS[1].name.into()));
+        let opts = spec.options(&paths).unwrap();
+        assert_eq!(opts.preset.as_deref(), Some(PRESETS[1].name));
+    }
+}
