@@ -842,8 +842,8 @@ fn a_nearly_full_cache_dir_reports_disk_space() {
         first.starts_with(&format!(
             "Error: Not enough disk space to build the image in {}: about 1024 MiB needed, ",
             cache.display()
-        )) && first.ends_with(" free."),
-        "{err}"
+        )) && first.ends_with(" MiB free."),
+        "one unit in the message: {err}"
     );
     assert!(err.contains("smolvm prune"), "{err}");
     assert!(err.lines().any(|l| l == "left: "), "{err}");

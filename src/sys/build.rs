@@ -34,7 +34,17 @@ pub fn debootstrap(
 /// `docker build --platform <platform> -t <tag> <ctx>`.
 pub fn docker_build(docker: &Path, platform: &str, tag: &str, ctx: &Path) -> io::Result<Output> {
     Command::new(docker)
-        .args(["build", "--platform", platform, "-t", tag])
+        // The host's network, as the debootstrap engine has: the daemon may run without a
+        // bridge (`--bridge=none`), and the steps see the host's resolver and proxy.
+        .args([
+            "build",
+            "--network",
+            "host",
+            "--platform",
+            platform,
+            "-t",
+            tag,
+        ])
         .arg(ctx)
         .stdin(Stdio::null())
         .output()
@@ -43,7 +53,9 @@ pub fn docker_build(docker: &Path, platform: &str, tag: &str, ctx: &Path) -> io:
 /// `docker create <tag>` (the container id is its stdout).
 pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
     Command::new(docker)
-        .args(["create", tag])
+        // A command of our own: `create` refuses an image without CMD ("No command
+        // specified"), and the container is only exported, never started.
+        .args(["create", tag, "/bin/true"])
         .stdin(Stdio::null())
         .output()
 }

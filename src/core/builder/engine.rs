@@ -71,8 +71,9 @@ pub(super) fn step_error(
 }
 
 pub(super) fn space_error(cache_dir: &Path, need_mib: u64) -> Error {
+    // One unit in one sentence: both figures in MiB.
     let free = crate::core::doctor::free_bytes(cache_dir)
-        .map(|(_, b)| crate::core::units::format_size(b))
+        .map(|(_, b)| format!("{} MiB", b >> 20))
         .unwrap_or_else(|| "unknown".into());
     Error::new(
         ErrorCode::Runtime,
