@@ -435,6 +435,7 @@ struct RmData<'a> {
     kept: Vec<KeptData<'a>>,
     failed: Vec<RmFailure<'a>>,
     freed_bytes: u64,
+    dry_run: bool,
 }
 
 /// A kept image: its entry and why (`in use by VM …`, `open by process …`).
@@ -461,6 +462,7 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
         &version,
         &paths.existing_state_dbs(),
         &args.presets,
+        args.dry_run,
     ) {
         Ok(r) => r,
         Err(e) => return output::fail(command, args.json, &e),
@@ -497,12 +499,18 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
                 })
                 .collect(),
             freed_bytes: freed,
+            dry_run: args.dry_run,
         };
         output::print_json(command, code, Some(&data), error.as_ref());
         return code;
     }
+    let verb = if args.dry_run {
+        "Would remove:"
+    } else {
+        "Removed:"
+    };
     for e in &r.removed {
-        line(format!("Removed: {}/", display_path(&e.path, &paths.home)));
+        line(format!("{verb} {}/", display_path(&e.path, &paths.home)));
     }
     for (e, why) in &r.kept {
         line(format!(
@@ -516,7 +524,14 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
             display_path(&e.path, &paths.home)
         ));
     }
-    line(format!("Freed {}.", format_size(freed)));
+    if args.dry_run {
+        line(format!(
+            "Would free {}. Dry run complete. No changes made.",
+            format_size(freed)
+        ));
+    } else {
+        line(format!("Freed {}.", format_size(freed)));
+    }
     code
 }
 

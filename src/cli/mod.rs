@@ -11,6 +11,8 @@ pub mod output;
 pub mod prune;
 pub mod sandbox;
 pub mod start;
+pub mod toolkit;
+pub mod toolkit_args;
 
 use std::ffi::OsString;
 
