@@ -7,7 +7,9 @@
 //! directory of that name: that is an error), a directory is created there, or merged into
 //! the one in the guest, or — on the host — put inside an existing directory under its own
 //! name. Both sides write through a private temporary directory beside the destination and
-//! move the result into place, so a failed transfer leaves nothing half written.
+//! move the result into place, so a failed transfer leaves nothing half written. An upload
+//! is synced to the guest's disk before it is reported done (a VM killed right after keeps
+//! it).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,6 +62,7 @@ if [ -n "$name" ]; then
   trap 'rm -rf -- "$t"' EXIT
   tar -xpf - --no-same-owner -C "$t" || exit 1
   mv -f -- "$t/$name" "$dst" || exit 1
+  sync -- "$dst" 2>/dev/null || sync
 else
   [ -e "$dst" ] && [ ! -d "$dst" ] && exit 22
   if [ ! -d "$dst" ]; then
@@ -67,6 +70,7 @@ else
     mkdir -p -- "$dst" || exit 1
   fi
   tar -xpf - --no-same-owner -C "$dst" || exit 1
+  sync -f -- "$dst" 2>/dev/null || sync
 fi"#;
 
 /// Download: `$1` the guest path. One header line (`f SIZE` or `d SIZE`), then the tar.
