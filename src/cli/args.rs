@@ -285,6 +285,9 @@ pub struct ImageRmArgs {
     /// Presets (or full image names such as codex-amd64-qemu) to remove.
     #[arg(required = true)]
     pub presets: Vec<String>,
+    /// Show what would be removed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
@@ -376,6 +379,18 @@ pub enum SandboxCommand {
     Ssh(SshArgs),
     /// Run a command in a sandbox over SSH: smolvm sandbox exec ID -- cmd args.
     Exec(ExecArgs),
+    // The sandbox toolkit (#14): grammar in toolkit_args.rs.
+    /// Open a login shell in a sandbox.
+    Shell(super::toolkit_args::ShellArgs),
+    /// Copy files and directories into and out of a sandbox.
+    #[command(subcommand)]
+    File(super::toolkit_args::FileCommand),
+    /// The sandbox's login environment (/etc/profile.d/smolvm_env.sh).
+    #[command(subcommand)]
+    Env(super::toolkit_args::EnvCommand),
+    /// Forward host ports (127.0.0.1) to the sandbox.
+    #[command(subcommand)]
+    Port(super::toolkit_args::PortCommand),
 }
 
 #[derive(Debug, Args)]
@@ -435,8 +450,17 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    #[arg(required = true)]
+    #[arg(value_name = "SANDBOX")]
     pub ids: Vec<String>,
+    /// Delete every sandbox (asks first on a terminal; --force without one).
+    #[arg(long)]
+    pub all: bool,
+    /// Do not ask (required with --all without a terminal or with --json).
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be deleted and change nothing (never asks).
+    #[arg(long)]
+    pub dry_run: bool,
     /// Seconds to wait for each VM to stop before killing it (0 to 86400; default:
     /// $SMOLVM_STOP_TIMEOUT, else 10).
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
@@ -452,11 +476,26 @@ pub struct LogsArgs {
     /// Keep printing new output until the VM stops (or Ctrl-C).
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// Print only the last N lines first.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub tail: Option<u64>,
+    /// Print the log as JSON (`lines`); -f is ignored with --json.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct SshArgs {
     pub id: String,
+    /// Private key to log in with (default: smolvm's own key).
+    #[arg(long, value_name = "PATH")]
+    pub ssh_key: Option<PathBuf>,
+    /// User to log in as (default: root).
+    #[arg(long, value_name = "USER")]
+    pub ssh_user: Option<String>,
+    /// Seconds to wait for the guest's SSH to answer (a sandbox still booting).
+    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    pub boot_timeout: Option<Duration>,
     /// A command to run instead of a shell.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -465,6 +504,18 @@ pub struct SshArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     pub id: String,
+    /// Kill the command after this many seconds (exit 124).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: Option<u64>,
+    /// Boot the sandbox first when it is created or stopped.
+    #[arg(long)]
+    pub start: bool,
+    /// Seconds to wait for the guest to be ready (with --start, or while it boots).
+    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    pub boot_timeout: Option<Duration>,
+    /// Print `exit_code`, `stdout` and `stderr` as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -475,6 +526,15 @@ pub struct ListArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Every sandbox (the default here too; SmolVM's flag).
+    #[arg(long)]
+    pub all: bool,
+    /// Only sandboxes with this status.
+    #[arg(long, value_parser = ["created", "running", "paused", "stopped", "error"])]
+    pub status: Option<String>,
+    /// Only sandboxes of this preset.
+    #[arg(long, value_parser = ["claude", "claude-code", "codex", "hermes", "openclaw", "claw", "opencode", "pi"])]
+    pub preset: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -482,6 +542,9 @@ pub struct DoctorArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Check for this backend only (SmolVM's choices; auto checks what this host would use).
+    #[arg(long, value_parser = ["auto", "firecracker", "qemu", "libkrun", "vz"])]
+    pub backend: Option<String>,
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub strict: bool,

@@ -103,8 +103,14 @@ fn data(r: &CleanupReport) -> Data<'_> {
 /// Run a cleanup; `program` is how the user invoked it (`smolvm cleanup` or
 /// `smolvm-cleanup`), used in the recovery hint.
 pub fn run(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
-    crate::core::runtime::block_on(run_async(program, args, env))
-        .unwrap_or_else(|e| output::fail("cleanup", args.json, &e))
+    run_as("cleanup", program, args, env)
+}
+
+/// [`run`] under another JSON command name: `sandbox delete --all` is SmolVM's face of the
+/// same flow (command `sandbox.delete`).
+pub fn run_as(command: &str, program: &str, args: &CleanupArgs, env: &Env) -> i32 {
+    crate::core::runtime::block_on(run_async(command, program, args, env))
+        .unwrap_or_else(|e| output::fail(command, args.json, &e))
 }
 
 fn shown_resource(r: &StaleResource) -> String {
@@ -114,8 +120,7 @@ fn shown_resource(r: &StaleResource) -> String {
     }
 }
 
-async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
-    const CMD: &str = "cleanup";
+async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, env: &Env) -> i32 {
     if cfg!(target_os = "linux") && !env.is_root() {
         warn("not running as root. Cleanup may fail for TAP/nftables resources.");
     }
@@ -128,17 +133,24 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
     if needs_confirmation && (args.json || !interactive) {
         let opts = match CleanupOptions::new(&paths, env, args.all, prefix.clone(), true) {
             Ok(o) => o,
-            Err(e) => return output::fail(CMD, args.json, &e),
+            Err(e) => return output::fail(cmd, args.json, &e),
         };
         let plan = match cleanup::prepare(opts).await {
             Ok(p) => p,
-            Err(e) => return output::fail(CMD, args.json, &e),
+            Err(e) => return output::fail(cmd, args.json, &e),
         };
         if !plan.is_empty() {
             let err = if args.json {
                 Error::new(
                     ErrorCode::Refused,
-                    "Refusing to delete VMs without --force in --json mode.",
+                    format!(
+                        "Refusing to delete {} without --force in --json mode.",
+                        if cmd == "sandbox.delete" {
+                            "sandboxes"
+                        } else {
+                            "VMs"
+                        }
+                    ),
                 )
                 .with_recovery(format!("Run '{program} --force --json' to confirm."))
             } else {
@@ -147,7 +159,7 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
                     "Refusing to delete VMs without a confirmation prompt. Pass --force to confirm.",
                 )
             };
-            return output::fail(CMD, args.json, &err);
+            return output::fail(cmd, args.json, &err);
         }
         if !args.json {
             print_plan(&plan);
@@ -156,23 +168,23 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
         // so the report is not a dry run's.
         let mut report = cleanup::execute(plan, &Progress::none()).await;
         report.dry_run = args.dry_run;
-        return finish(CMD, args, &report, false);
+        return finish(cmd, args, &report, false);
     }
 
     let opts = match CleanupOptions::new(&paths, env, args.all, prefix, args.dry_run) {
         Ok(o) => o,
-        Err(e) => return output::fail(CMD, args.json, &e),
+        Err(e) => return output::fail(cmd, args.json, &e),
     };
     let plan = match cleanup::prepare(opts).await {
         Ok(p) => p,
-        Err(e) => return output::fail(CMD, args.json, &e),
+        Err(e) => return output::fail(cmd, args.json, &e),
     };
     if !args.json {
         print_plan(&plan);
     }
     if plan.is_empty() || args.dry_run {
         let report = cleanup::execute(plan, &Progress::none()).await;
-        return finish(CMD, args, &report, args.dry_run);
+        return finish(cmd, args, &report, args.dry_run);
     }
     if needs_confirmation {
         let mut question = format!("This will permanently delete {} VM(s)", plan.targets.len());
@@ -207,7 +219,7 @@ async fn run_async(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
             warn(w);
         }
     }
-    finish(CMD, args, &report, false)
+    finish(cmd, args, &report, false)
 }
 
 /// `Continue? [y/N] `: `y`/`yes` (any case, trimmed) proceeds; anything else, an empty

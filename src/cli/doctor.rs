@@ -31,13 +31,21 @@ pub fn format_check(c: &Check) -> String {
 }
 
 pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
-    let progress = if args.json {
+    let progress = if args.json || args.backend.is_some() {
         Progress::none()
     } else {
         Progress::new(|c: Check| line(format_check(&c)))
     };
     let host = Host::probe(env);
-    let checks = doctor::run(env, &host, &progress);
+    let mut checks = doctor::run(env, &host, &progress);
+    if let Some(b) = &args.backend {
+        checks = doctor::for_backend(checks, b);
+        if !args.json {
+            for c in &checks {
+                line(format_check(c));
+            }
+        }
+    }
     let code = doctor::exit_code(&checks, args.strict);
     let fails = checks
         .iter()

@@ -418,6 +418,7 @@ struct RmData<'a> {
     kept: Vec<KeptData<'a>>,
     failed: Vec<RmFailure<'a>>,
     freed_bytes: u64,
+    dry_run: bool,
 }
 
 /// A kept image: its entry and why (`in use by VM …`, `open by process …`).
@@ -444,6 +445,7 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
         &version,
         &paths.existing_state_dbs(),
         &args.presets,
+        args.dry_run,
     ) {
         Ok(r) => r,
         Err(e) => return output::fail(command, args.json, &e),
@@ -480,12 +482,18 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
                 })
                 .collect(),
             freed_bytes: freed,
+            dry_run: args.dry_run,
         };
         output::print_json(command, code, Some(&data), error.as_ref());
         return code;
     }
+    let verb = if args.dry_run {
+        "Would remove:"
+    } else {
+        "Removed:"
+    };
     for e in &r.removed {
-        line(format!("Removed: {}/", display_path(&e.path, &paths.home)));
+        line(format!("{verb} {}/", display_path(&e.path, &paths.home)));
     }
     for (e, why) in &r.kept {
         line(format!(
@@ -499,7 +507,14 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
             display_path(&e.path, &paths.home)
         ));
     }
-    line(format!("Freed {}.", format_size(freed)));
+    if args.dry_run {
+        line(format!(
+            "Would free {}. Dry run complete. No changes made.",
+            format_size(freed)
+        ));
+    } else {
+        line(format!("Freed {}.", format_size(freed)));
+    }
     code
 }
 
@@ -540,9 +555,19 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
         Err(e) => return output::fail(command, args.json, &e),
     };
     let layout = Layout::new(&paths.images_root, &version);
-    let p = platform(&args.platform);
+    let mut p = platform(&args.platform);
+    // A cache name (`codex-amd64-qemu`, `codex-amd64-qemu-alpine`) names its platform too.
+    let mut preset = args.preset.clone();
+    if crate::core::presets::find(&preset).is_none() {
+        if let Some((name, arch, vmm, os)) = crate::core::images::parse_image_name(&preset) {
+            preset = name;
+            p.arch = p.arch.or(Some(arch));
+            p.vmm = p.vmm.or(Some(vmm));
+            p.os = p.os.or(Some(os));
+        }
+    }
     let r = Manifest::load(env).and_then(|m| {
-        let t = Target::resolve(&args.preset, p.arch, p.vmm, p.os, &Host::probe(env))?;
+        let t = Target::resolve(&preset, p.arch, p.vmm, p.os, &Host::probe(env))?;
         let img = t.lookup(&m)?;
         Ok((catalog::inspect(&layout, img), m))
     });

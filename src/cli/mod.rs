@@ -12,6 +12,8 @@ pub mod prune;
 pub mod sandbox;
 pub mod shell;
 pub mod start;
+pub mod toolkit;
+pub mod toolkit_args;
 
 use std::ffi::OsString;
 

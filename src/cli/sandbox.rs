@@ -9,9 +9,37 @@ use crate::core::table;
 use crate::core::Env;
 use crate::core::Paths;
 
+/// One row: ours, plus SmolVM's keys (`name`, `ip_address`, per-row `warnings`).
+#[derive(Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    info: &'a sandbox::SandboxInfo,
+    name: &'a str,
+    ip_address: Option<&'a str>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Row<'a> {
+    fn of(info: &'a sandbox::SandboxInfo) -> Self {
+        let mut warnings = Vec::new();
+        if info.stale {
+            warnings.push(format!(
+                "status is {} but its process is gone (run 'smolvm cleanup')",
+                info.status
+            ));
+        }
+        Row {
+            info,
+            name: &info.id,
+            ip_address: info.ip.as_deref(),
+            warnings,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Data<'a> {
-    vms: &'a [sandbox::SandboxInfo],
+    vms: &'a [Row<'a>],
     count: usize,
     /// Rows of the state database that were skipped, and why.
     warnings: &'a [String],
@@ -23,8 +51,21 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
         Ok(v) => v,
         Err(e) => return output::fail("sandbox.list", args.json, &e),
     };
-    let vms = &listing.vms;
+    let preset = args.preset.as_deref().map(crate::core::presets::canonical);
+    let kept: Vec<sandbox::SandboxInfo> = listing
+        .vms
+        .iter()
+        .filter(|v| args.status.as_deref().is_none_or(|s| v.status == s))
+        .filter(|v| {
+            preset
+                .is_none_or(|p| v.preset.as_deref().map(crate::core::presets::canonical) == Some(p))
+        })
+        .cloned()
+        .collect();
+    let vms = &kept;
     if args.json {
+        let rows: Vec<Row<'_>> = vms.iter().map(Row::of).collect();
+        let vms = &rows;
         output::print_json(
             "sandbox.list",
             0,

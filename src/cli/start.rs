@@ -219,6 +219,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             }
         }
         SandboxCommand::Delete(a) => {
+            if let Some(code) = delete_special(&a, env) {
+                return code;
+            }
             let report = match (|| {
                 let timeout = lifecycle::stop_timeout(env, a.timeout)?;
                 let ctx = open_ctx(env)?;
@@ -261,13 +264,111 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             }
             code
         }
-        SandboxCommand::Logs(a) => logs(&a.id, a.follow, env),
-        SandboxCommand::Ssh(a) => ssh(&a.id, &a.command, true, env),
-        SandboxCommand::Exec(a) => ssh(&a.id, &a.command, false, env),
+        SandboxCommand::Logs(a) if a.json || a.tail.is_some() => logs_tail(&a, env),
+        SandboxCommand::Logs(a) => logs(&a.id, a.follow, 0, env),
+        SandboxCommand::Ssh(a) => {
+            let login = lifecycle::SshLogin {
+                user: a.ssh_user.clone(),
+                key: a.ssh_key.clone(),
+            };
+            if a.command.is_empty() {
+                ssh_session("sandbox.ssh", &a.id, &login, a.boot_timeout, env)
+            } else {
+                ssh_run(
+                    "sandbox.ssh",
+                    &a.id,
+                    &login,
+                    &a.command,
+                    a.boot_timeout,
+                    env,
+                )
+            }
+        }
+        SandboxCommand::Exec(a) => exec(&a, env),
+        SandboxCommand::Shell(a) => super::toolkit::shell(&a, env),
+        SandboxCommand::File(c) => super::toolkit::file(c, env),
+        SandboxCommand::Env(c) => super::toolkit::env_cmd(c, env),
+        SandboxCommand::Port(c) => super::toolkit::port(c, env),
     }
 }
 
-fn logs(id: &str, follow: bool, env: &Env) -> i32 {
+/// `sandbox delete --all` (cleanup's flow, SmolVM's words) and `--dry-run`, and the
+/// target rules: `None` when it is a plain delete of ids.
+fn delete_special(a: &super::args::DeleteArgs, env: &Env) -> Option<i32> {
+    const CMD: &str = "sandbox.delete";
+    if a.all && !a.ids.is_empty() {
+        return Some(output::fail(CMD, a.json, &Error::usage(
+            "Choose one target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
+        )));
+    }
+    if !a.all && a.ids.is_empty() {
+        return Some(output::fail(CMD, a.json, &Error::usage(
+            "Pass a target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
+        )));
+    }
+    if a.all {
+        let args = super::args::CleanupArgs {
+            all: true,
+            prefix: "vm-".into(),
+            dry_run: a.dry_run,
+            force: a.force,
+            json: a.json,
+        };
+        return Some(super::cleanup::run_as(
+            CMD,
+            "smolvm sandbox delete --all",
+            &args,
+            env,
+        ));
+    }
+    if !a.dry_run {
+        return None;
+    }
+    // A dry run of ids: what would go, nothing changed, never a prompt.
+    let r = open_ctx(env).map(|ctx| {
+        let mut targets = Vec::new();
+        let mut failed = Vec::new();
+        for id in &a.ids {
+            match lifecycle::info(&ctx, id) {
+                Ok(_) => targets.push(id.clone()),
+                Err(e) => failed.push((id.clone(), e.message)),
+            }
+        }
+        (targets, failed)
+    });
+    let (targets, failed) = match r {
+        Ok(v) => v,
+        Err(e) => return Some(output::fail(CMD, a.json, &e)),
+    };
+    let code = i32::from(!failed.is_empty());
+    if a.json {
+        let data = serde_json::json!({
+            "targets": targets,
+            "deleted": [],
+            "failed": failed.iter().map(|(id, e)| serde_json::json!({"vm_id": id, "error": e})).collect::<Vec<_>>(),
+            "dry_run": true,
+        });
+        let err = (!failed.is_empty()).then(|| {
+            Error::new(
+                crate::core::ErrorCode::PartialFailure,
+                format!("{} of {} sandboxes not found", failed.len(), a.ids.len()),
+            )
+        });
+        output::print_json(CMD, code, Some(&data), err.as_ref());
+    } else {
+        for id in &targets {
+            line(format!("Would delete: {id}"));
+        }
+        for (id, e) in &failed {
+            err_line(format!("Error: {id}: {e}"));
+        }
+        line("Dry run complete. No changes made.");
+    }
+    Some(code)
+}
+
+/// `logs [-f]`, starting at byte `from`.
+fn logs(id: &str, follow: bool, from: u64, env: &Env) -> i32 {
     use std::io::{Read, Seek, SeekFrom, Write};
     let r = (|| -> Result<()> {
         let ctx = open_ctx(env)?;
@@ -283,7 +384,7 @@ fn logs(id: &str, follow: bool, env: &Env) -> i32 {
             }
         };
         let mut out = std::io::stdout().lock();
-        let mut pos = 0u64;
+        let mut pos = from;
         loop {
             let mut buf = Vec::new();
             f.seek(SeekFrom::Start(pos))
@@ -310,23 +411,214 @@ fn logs(id: &str, follow: bool, env: &Env) -> i32 {
     }
 }
 
-/// Run `ssh` in place of this process (its exit code becomes ours), or report why not.
-fn ssh(id: &str, command: &[String], interactive: bool, env: &Env) -> i32 {
-    use std::os::unix::process::CommandExt;
-    let name = if interactive {
-        "sandbox.ssh"
-    } else {
-        "sandbox.exec"
+#[derive(Serialize)]
+struct LogLines {
+    vm_id: String,
+    log_path: String,
+    lines: Vec<String>,
+}
+
+/// `logs --tail N` and `logs --json`: the last N lines (all without --tail); then, without
+/// --json, `-f` follows from the end.
+fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
+    use std::io::Read;
+    const CMD: &str = "sandbox.logs";
+    let r = (|| -> Result<(LogLines, u64)> {
+        let ctx = open_ctx(env)?;
+        let path = lifecycle::log_path(&ctx, &a.id)?;
+        let mut text = Vec::new();
+        if let Some(mut f) = lifecycle::open_log(&ctx, &a.id)? {
+            f.read_to_end(&mut text)
+                .map_err(|e| Error::runtime(e.to_string()))?;
+        }
+        let end = text.len() as u64;
+        let text = String::from_utf8_lossy(&text);
+        let all: Vec<&str> = text.lines().collect();
+        let keep = a.tail.map_or(all.len(), |n| (n as usize).min(all.len()));
+        Ok((
+            LogLines {
+                vm_id: a.id.clone(),
+                log_path: path.display().to_string(),
+                lines: all[all.len() - keep..]
+                    .iter()
+                    .map(|l| l.to_string())
+                    .collect(),
+            },
+            end,
+        ))
+    })();
+    match r {
+        Ok((l, _)) if a.json => {
+            output::print_json(CMD, 0, Some(&l), None);
+            0
+        }
+        Ok((l, end)) => {
+            for x in &l.lines {
+                line(x);
+            }
+            if a.follow {
+                logs(&a.id, true, end, env)
+            } else {
+                0
+            }
+        }
+        Err(e) => output::fail(CMD, a.json, &e),
+    }
+}
+
+/// Wait for a booting sandbox's SSH when `--boot-timeout` is given (an unknown or stopped
+/// sandbox is reported by the SSH recipe itself).
+fn wait_for_ssh(ctx: &Ctx, id: &str, boot_timeout: Option<Duration>) -> Result<()> {
+    let Some(t) = boot_timeout else {
+        return Ok(());
     };
-    let argv =
-        match open_ctx(env).and_then(|ctx| lifecycle::ssh_argv(&ctx, id, command, interactive)) {
-            Ok(a) => a,
-            Err(e) => return output::fail(name, false, &e),
-        };
+    let ip = lifecycle::running_ip(ctx, id)?;
+    if crate::core::guest::wait_ssh(&ip, t) {
+        Ok(())
+    } else {
+        Err(Error::runtime(format!(
+            "Sandbox '{id}' did not answer on SSH within {:.0} s",
+            t.as_secs_f64()
+        )))
+    }
+}
+
+/// An interactive login shell over SSH, in place of this process (its exit code becomes
+/// ours): `sandbox ssh ID` and `sandbox shell ID`.
+pub fn ssh_session(
+    name: &str,
+    id: &str,
+    login: &lifecycle::SshLogin,
+    boot_timeout: Option<Duration>,
+    env: &Env,
+) -> i32 {
+    exec_ssh(name, id, login, &[], true, boot_timeout, env)
+}
+
+fn ssh_run(
+    name: &str,
+    id: &str,
+    login: &lifecycle::SshLogin,
+    command: &[String],
+    boot_timeout: Option<Duration>,
+    env: &Env,
+) -> i32 {
+    exec_ssh(name, id, login, command, true, boot_timeout, env)
+}
+
+/// Run `ssh` in place of this process (its exit code becomes ours), or report why not.
+fn exec_ssh(
+    name: &str,
+    id: &str,
+    login: &lifecycle::SshLogin,
+    command: &[String],
+    interactive: bool,
+    boot_timeout: Option<Duration>,
+    env: &Env,
+) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let argv = match open_ctx(env).and_then(|ctx| {
+        login.check()?;
+        wait_for_ssh(&ctx, id, boot_timeout)?;
+        lifecycle::ssh_argv_as(&ctx, id, login, command, interactive)
+    }) {
+        Ok(a) => a,
+        Err(e) => return output::fail(name, false, &e),
+    };
     let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
     output::fail(
         name,
         false,
         &Error::runtime(format!("cannot run ssh ({err}); install openssh-client")),
     )
+}
+
+#[derive(Serialize)]
+struct ExecResult {
+    vm_id: String,
+    exit_code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    timed_out: bool,
+}
+
+/// `sandbox exec ID [--start] [--boot-timeout F] [--timeout N] [--json] -- cmd…`.
+fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
+    const CMD: &str = "sandbox.exec";
+    let login = lifecycle::SshLogin::default();
+    let ctx = match open_ctx(env) {
+        Ok(c) => c,
+        Err(e) => return output::fail(CMD, a.json, &e),
+    };
+    // --start boots a created or stopped sandbox first (and waits for it to be ready).
+    if a.start && lifecycle::running_ip(&ctx, &a.id).is_err() {
+        if let Err(e) = lifecycle::info(&ctx, &a.id) {
+            return output::fail(CMD, a.json, &e);
+        }
+        let r = crate::core::runtime::block_on(start::start_existing(
+            &ctx,
+            &a.id,
+            None,
+            a.boot_timeout,
+            &progress(true),
+        ))
+        .and_then(|r| r);
+        if let Err(e) = r {
+            return output::fail(CMD, a.json, &e);
+        }
+    } else if let Err(e) = wait_for_ssh(&ctx, &a.id, a.boot_timeout) {
+        let e = if lifecycle::info(&ctx, &a.id).is_ok() && !a.start {
+            e.with_recovery(format!(
+                "Run 'smolvm sandbox start {}' first, or pass --start.",
+                a.id
+            ))
+        } else {
+            e
+        };
+        return output::fail(CMD, a.json, &e);
+    }
+    let timeout = a.timeout.map(Duration::from_secs);
+    if !a.json {
+        return match timeout {
+            None => exec_ssh(CMD, &a.id, &login, &a.command, false, None, env),
+            Some(t) => match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
+                Ok(Some(code)) => code,
+                Ok(None) => {
+                    err_line(format!("Error: command timed out after {} s", t.as_secs()));
+                    124
+                }
+                Err(e) => output::fail(CMD, false, &e),
+            },
+        };
+    }
+    match crate::core::guest::run(&ctx, &a.id, &login, &a.command, None, timeout) {
+        Ok(o) if o.exit_code == Some(crate::core::guest::SSH_FAILED) => output::fail(
+            CMD,
+            true,
+            &crate::core::guest::unreachable(&a.id, &o.stderr),
+        ),
+        Ok(o) => {
+            let code = match (o.timed_out, o.exit_code) {
+                (true, _) => 124,
+                (false, Some(c)) => c,
+                (false, None) => 1,
+            };
+            let err = o.timed_out.then(|| {
+                Error::runtime(format!(
+                    "Command timed out after {} s",
+                    timeout.unwrap_or_default().as_secs()
+                ))
+            });
+            let data = ExecResult {
+                vm_id: a.id.clone(),
+                exit_code: o.exit_code,
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+                timed_out: o.timed_out,
+            };
+            output::print_json(CMD, code, Some(&data), err.as_ref());
+            code
+        }
+        Err(e) => output::fail(CMD, true, &e),
+    }
 }

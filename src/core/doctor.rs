@@ -124,6 +124,42 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
     out
 }
 
+/// `doctor --backend B` (SmolVM's flag): the checks that matter for that backend. `qemu`
+/// drops the Firecracker check; `firecracker` makes a missing Firecracker a failure and
+/// drops the QEMU one; `libkrun` and `vz` are not backends of this smolvm (a failure);
+/// `auto` keeps everything.
+pub fn for_backend(checks: Vec<Check>, backend: &str) -> Vec<Check> {
+    let mut out: Vec<Check> = match backend {
+        "qemu" => checks
+            .into_iter()
+            .filter(|c| c.name != "firecracker")
+            .collect(),
+        "firecracker" => checks
+            .into_iter()
+            .filter(|c| c.name != "qemu")
+            .map(|mut c| {
+                if c.name == "firecracker" && c.status == Status::Warn {
+                    c.status = Status::Fail;
+                }
+                c
+            })
+            .collect(),
+        _ => checks,
+    };
+    if matches!(backend, "libkrun" | "vz") {
+        out.insert(
+            0,
+            check(
+                "backend",
+                Status::Fail,
+                format!("the {backend} backend is not available in this smolvm"),
+                "Use --backend qemu or --backend firecracker",
+            ),
+        );
+    }
+    out
+}
+
 /// What `--backend auto` runs here and why (the same decision `start` and `image pull`
 /// make); a failure when such a start could not run.
 fn backend(auto: &AutoChoice) -> Check {

@@ -11,6 +11,9 @@
 use std::collections::BTreeMap;
 
 use super::error::{Error, Result};
+use super::guest;
+use super::lifecycle::SshLogin;
+use super::start::Ctx;
 
 /// Where the file lives in the guest.
 pub const GUEST_PATH: &str = "/etc/profile.d/smolvm_env.sh";
@@ -238,6 +241,75 @@ impl EnvFile {
     pub fn is_empty(&self) -> bool {
         self.vars.is_empty()
     }
+}
+
+/// Read sandbox `id`'s env file over SSH as root with smolvm's key (an absent file is
+/// empty). Values are never logged or shown by this function.
+pub fn read(ctx: &Ctx, id: &str) -> Result<EnvFile> {
+    read_as(ctx, id, &SshLogin::default())
+}
+
+/// [`read`] as `login` (`--ssh-user`, `--ssh-key`).
+pub fn read_as(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<EnvFile> {
+    let text = guest::run_ok(
+        ctx,
+        id,
+        login,
+        &guest::sh(READ_SCRIPT, &[]),
+        None,
+        "Reading the environment file",
+    )?;
+    Ok(EnvFile::parse(&text))
+}
+
+/// Merge into sandbox `id`'s env file: every `set` pair written (keys checked first, so an
+/// invalid one changes nothing), every `unset` key removed; the file is read, merged and
+/// written back atomically ([`WRITE_SCRIPT`], the file on stdin). The one writer both
+/// `sandbox env set|unset` and the presets' host-env forwarding call. Returns the file as
+/// written (unchanged input writes nothing).
+pub fn update(ctx: &Ctx, id: &str, set: &[(String, Vec<u8>)], unset: &[String]) -> Result<EnvFile> {
+    update_as(ctx, id, &SshLogin::default(), set, unset)
+}
+
+/// [`update`] as `login`.
+pub fn update_as(
+    ctx: &Ctx,
+    id: &str,
+    login: &SshLogin,
+    set: &[(String, Vec<u8>)],
+    unset: &[String],
+) -> Result<EnvFile> {
+    for (k, v) in set {
+        check_key(k)?;
+        if v.contains(&0) {
+            return Err(Error::usage(format!(
+                "The value of {k} contains a NUL byte, which no environment variable can hold."
+            )));
+        }
+    }
+    for k in unset {
+        check_key(k)?;
+    }
+    let old = read_as(ctx, id, login)?;
+    let mut new = old.clone();
+    for (k, v) in set {
+        new.set(k, v.clone())?;
+    }
+    for k in unset {
+        new.unset(k);
+    }
+    if new == old {
+        return Ok(new);
+    }
+    guest::run_ok(
+        ctx,
+        id,
+        login,
+        &guest::sh(WRITE_SCRIPT, &[]),
+        Some(&new.render()),
+        "Writing the environment file",
+    )?;
+    Ok(new)
 }
 
 /// `export KEY=` at the start of the line `text[start..end]` (after blanks): the key and

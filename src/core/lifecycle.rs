@@ -58,6 +58,11 @@ pub struct StopReport {
     pub status: String,
     /// It was not running (SmolVM warns and changes nothing).
     pub was_running: bool,
+    /// Port forwards removed with it (`sandbox port expose`).
+    pub closed_forwards: usize,
+    /// What could not be tidied (the forwards), the stop itself having succeeded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The budget `stop` and `delete` give each VMM, the same for every face: the `--timeout`
@@ -75,11 +80,22 @@ pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
 /// leases, nftables entries and disk stay for the next `start`.
 pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> {
     let vm = get(ctx, id)?;
+    // A stopped VM forwards nothing: its local port forwards go with the process.
+    let close_forwards = || match super::ports::close_all(id) {
+        Ok(n) => (n, Vec::new()),
+        Err(e) => (
+            0,
+            vec![format!("port forwards of {id} not removed: {}", e.message)],
+        ),
+    };
     if !vm.status.is_active() {
+        let (closed_forwards, warnings) = close_forwards();
         return Ok(StopReport {
             id: id.into(),
             status: vm.status.to_string(),
             was_running: false,
+            closed_forwards,
+            warnings,
         });
     }
     cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout).await?;
@@ -89,10 +105,13 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     ctx.store
         .set_status(id, &VmStatus::Stopped, None, None)
         .map_err(rt)?;
+    let (closed_forwards, warnings) = close_forwards();
     Ok(StopReport {
         id: id.into(),
         status: "stopped".into(),
         was_running: true,
+        closed_forwards,
+        warnings,
     })
 }
 
@@ -192,24 +211,97 @@ pub fn is_running(ctx: &Ctx, id: &str) -> bool {
 /// The `ssh` command line that reaches a running sandbox as root with smolvm's key;
 /// `command` empty means an interactive shell.
 pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> Result<Vec<String>> {
+    ssh_argv_as(ctx, id, &SshLogin::default(), command, interactive)
+}
+
+/// Who `ssh` logs in as: `--ssh-user` (default root) with `--ssh-key` (default smolvm's
+/// own key, `<keys dir>/id_ed25519`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshLogin {
+    pub user: Option<String>,
+    pub key: Option<PathBuf>,
+}
+
+impl SshLogin {
+    /// Check the flags before anything connects: a user name as `useradd` accepts it
+    /// (`[a-z_][a-z0-9_.-]*`, at most 32, never starting with `-`) is a usage error
+    /// otherwise (exit 2); a key must be a readable regular file (exit 1).
+    pub fn check(&self) -> Result<()> {
+        if let Some(u) = &self.user {
+            let mut b = u.bytes();
+            let ok = u.len() <= 32
+                && matches!(b.next(), Some(c) if c.is_ascii_lowercase() || c == b'_')
+                && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(&c));
+            if !ok {
+                return Err(Error::usage(format!(
+                    "Invalid SSH user {u:?}: use a login name such as root or ubuntu."
+                )));
+            }
+        }
+        if let Some(k) = &self.key {
+            if !k.is_file() {
+                return Err(Error::runtime(format!(
+                    "SSH key not found: {}",
+                    k.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The guest address of a running sandbox: an unknown id, a sandbox that is not running
+/// (or whose process is gone) and one without a network each give their own error.
+pub fn running_ip(ctx: &Ctx, id: &str) -> Result<String> {
     let vm = get(ctx, id)?;
     if !vm.status.is_active() || cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) {
         return Err(Error::runtime(format!("Sandbox '{id}' is not running"))
             .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
     }
-    let ip = vm
-        .network
+    vm.network
         .as_ref()
         .and_then(|n| n.guest_ip.clone())
-        .ok_or_else(|| rt(format!("Sandbox '{id}' has no network configuration")))?;
-    Ok(ssh_args(&ctx.paths.keys_dir, &ip, command, interactive))
+        .ok_or_else(|| rt(format!("Sandbox '{id}' has no network configuration")))
+}
+
+/// [`ssh_argv`] as `login`.
+pub fn ssh_argv_as(
+    ctx: &Ctx,
+    id: &str,
+    login: &SshLogin,
+    command: &[String],
+    interactive: bool,
+) -> Result<Vec<String>> {
+    login.check()?;
+    let ip = running_ip(ctx, id)?;
+    Ok(ssh_args_as(
+        &ctx.paths.keys_dir,
+        &ip,
+        login,
+        command,
+        interactive,
+    ))
 }
 
 /// The one `ssh` recipe: root at the guest's IP with smolvm's key
 /// (`<keys dir>/id_ed25519`), no host-key prompts; `interactive` asks for a terminal when
 /// there is no command, else batch mode. `command` empty means a shell.
 pub fn ssh_args(keys_dir: &Path, ip: &str, command: &[String], interactive: bool) -> Vec<String> {
-    let key = keys_dir.join("id_ed25519");
+    ssh_args_as(keys_dir, ip, &SshLogin::default(), command, interactive)
+}
+
+/// [`ssh_args`] as `login` (another user or key).
+pub fn ssh_args_as(
+    keys_dir: &Path,
+    ip: &str,
+    login: &SshLogin,
+    command: &[String],
+    interactive: bool,
+) -> Vec<String> {
+    let key = login
+        .key
+        .clone()
+        .unwrap_or_else(|| keys_dir.join("id_ed25519"));
     let mut a: Vec<String> = vec![
         "ssh".into(),
         "-i".into(),
@@ -230,7 +322,7 @@ pub fn ssh_args(keys_dir: &Path, ip: &str, command: &[String], interactive: bool
     } else {
         a.extend(["-T", "-o", "BatchMode=yes"].map(String::from));
     }
-    a.push(format!("root@{ip}"));
+    a.push(format!("{}@{ip}", login.user.as_deref().unwrap_or("root")));
     if !command.is_empty() {
         // ssh joins its arguments with spaces for the remote shell: quote each one so
         // `exec -- sh -c 'exit 7'` means there what it means here.

@@ -152,12 +152,14 @@ pub struct RmReport {
 
 /// Remove the current version's cached images named by `args` (presets, aliases or full
 /// names). An argument that matches nothing is an error before anything is removed; an
-/// image in use is kept, by the same check `prune` makes ([`InUse`]).
+/// image in use is kept, by the same check `prune` makes ([`InUse`]). With `dry_run`
+/// nothing is removed: `removed` is what would go.
 pub fn remove(
     images_root: &Path,
     current_version: &str,
     state_dbs: &[PathBuf],
     args: &[String],
+    dry_run: bool,
 ) -> Result<RmReport> {
     let all: Vec<Entry> = list(images_root, current_version, state_dbs)?
         .into_iter()
@@ -189,6 +191,10 @@ pub fn remove(
     for (e, reason) in chosen.into_iter().zip(reasons) {
         if let Some(r) = reason {
             report.kept.push((e, r));
+            continue;
+        }
+        if dry_run {
+            report.removed.push(e);
             continue;
         }
         let parent = e.path.parent().unwrap_or(images_root).to_path_buf();

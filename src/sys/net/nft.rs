@@ -103,6 +103,88 @@ impl Rule {
     }
 }
 
+/// One of SmolVM's local port forwards (`setup_local_port_forward`): `127.0.0.1:<host
+/// port>` on the host reaches `<guest port>` of the VM, as three rules commented
+/// `smolvm:<vm id>:local:<host port>:<guest port>` (nat output and postrouting, filter
+/// forward). The comment is the record: `sandbox port list` reads the forwards back from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LocalForward {
+    pub vm_id: String,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+impl LocalForward {
+    pub fn comment(&self) -> String {
+        format!(
+            "smolvm:{}:local:{}:{}",
+            self.vm_id, self.host_port, self.guest_port
+        )
+    }
+
+    /// The forward a comment names: a valid VM id and two ports from 1 to 65535 written
+    /// without leading zeros; anything else is `None`.
+    pub fn parse(comment: &str) -> Option<LocalForward> {
+        let rest = comment.strip_prefix("smolvm:")?;
+        let mut parts = rest.rsplitn(3, ':');
+        let port = |t: &str| -> Option<u16> {
+            let ok = !t.is_empty() && !t.starts_with('0') && t.bytes().all(|b| b.is_ascii_digit());
+            ok.then(|| t.parse().ok()).flatten()
+        };
+        let guest_port = port(parts.next()?)?;
+        let host_port = port(parts.next()?)?;
+        let vm_id = parts.next()?.strip_suffix(":local")?;
+        crate::sys::process::is_vm_id(vm_id).then(|| LocalForward {
+            vm_id: vm_id.to_string(),
+            host_port,
+            guest_port,
+        })
+    }
+
+    /// The `add` commands for [`apply`]: SmolVM's tables and chains (idempotent) and the
+    /// three rules, to the guest at `guest_ip` (an IPv4 address, checked here).
+    pub fn add_commands(&self, guest_ip: &str) -> io::Result<Vec<String>> {
+        let ip: std::net::Ipv4Addr = guest_ip.parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not an IPv4 address: {guest_ip:?}"),
+            )
+        })?;
+        let (hp, gp, c) = (self.host_port, self.guest_port, quote(&self.comment()));
+        let mut cmds: Vec<String> = TABLES.map(String::from).to_vec();
+        cmds.push(format!(
+            "add rule ip smolvm_nat output ip daddr 127.0.0.1/32 tcp dport {hp} counter dnat to {ip}:{gp} comment {c}"
+        ));
+        cmds.push(format!(
+            "add rule ip smolvm_nat postrouting ip saddr 127.0.0.0/8 ip daddr {ip}/32 tcp dport {gp} counter snat to 172.16.0.1 comment {c}"
+        ));
+        cmds.push(format!(
+            "add rule inet smolvm_filter forward ip daddr {ip}/32 tcp dport {gp} ct state new,related,established counter accept comment {c}"
+        ));
+        Ok(cmds)
+    }
+}
+
+impl Rule {
+    /// The local forward this rule is part of, by its comment.
+    pub fn local_forward(&self) -> Option<LocalForward> {
+        let table = (self.family.as_str(), self.table.as_str());
+        if table != NAT && table != FILTER {
+            return None;
+        }
+        LocalForward::parse(&self.comment)
+    }
+
+    /// The deletion of this rule only when its comment proves it a local forward of
+    /// `vm_id` (and, when given, of exactly that host and guest port).
+    pub fn forward_deletion(&self, vm_id: &str, ports: Option<(u16, u16)>) -> Option<Deletion> {
+        let f = self.local_forward()?;
+        let mine = f.vm_id == vm_id
+            && ports.is_none_or(|(hp, gp)| f.host_port == hp && f.guest_port == gp);
+        mine.then(|| self.deletion()).flatten()
+    }
+}
+
 /// One `delete` command for an element or per-VM rule of SmolVM's tables: the only thing
 /// [`delete`] takes, built only by [`Element::deletion`] and [`Rule::deletion`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -279,6 +361,16 @@ fn run_batch(commands: &[String]) -> io::Result<()> {
     }
 }
 
+/// SmolVM's tables and base chains (idempotent `add`s).
+const TABLES: [&str; 6] = [
+    "add table ip smolvm_nat",
+    "add chain ip smolvm_nat prerouting { type nat hook prerouting priority dstnat; policy accept; }",
+    "add chain ip smolvm_nat output { type nat hook output priority -100; policy accept; }",
+    "add chain ip smolvm_nat postrouting { type nat hook postrouting priority srcnat; policy accept; }",
+    "add table inet smolvm_filter",
+    "add chain inet smolvm_filter forward { type filter hook forward priority filter; policy accept; }",
+];
+
 /// A VM's NAT setup: the TAP allowed out, and its SSH forward.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmNat<'a> {
@@ -292,21 +384,17 @@ pub struct VmNat<'a> {
 /// VM's elements: one batch for [`apply`]. `iface` is the outbound interface.
 pub fn setup_commands(state: &NftState, iface: &str, vm: &VmNat<'_>) -> Vec<String> {
     let q = quote(iface);
-    let mut cmds: Vec<String> = [
-        "add table ip smolvm_nat",
-        "add chain ip smolvm_nat prerouting { type nat hook prerouting priority dstnat; policy accept; }",
-        "add chain ip smolvm_nat output { type nat hook output priority -100; policy accept; }",
-        "add chain ip smolvm_nat postrouting { type nat hook postrouting priority srcnat; policy accept; }",
-        "add table inet smolvm_filter",
-        "add chain inet smolvm_filter forward { type filter hook forward priority filter; policy accept; }",
-        "add map ip smolvm_nat dnat_ext { type inet_service : ipv4_addr . inet_service ; }",
-        "add map ip smolvm_nat dnat_local { type inet_service : ipv4_addr . inet_service ; }",
-        "add set ip smolvm_nat snat_return { type ipv4_addr . inet_service ; }",
-        "add set inet smolvm_filter fwd_allow { type ipv4_addr . inet_service ; }",
-        "add set inet smolvm_filter allowed_taps { type ifname ; }",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut cmds: Vec<String> = TABLES.map(String::from).to_vec();
+    cmds.extend(
+        [
+            "add map ip smolvm_nat dnat_ext { type inet_service : ipv4_addr . inet_service ; }",
+            "add map ip smolvm_nat dnat_local { type inet_service : ipv4_addr . inet_service ; }",
+            "add set ip smolvm_nat snat_return { type ipv4_addr . inet_service ; }",
+            "add set inet smolvm_filter fwd_allow { type ipv4_addr . inet_service ; }",
+            "add set inet smolvm_filter allowed_taps { type ifname ; }",
+        ]
+        .map(String::from),
+    );
     let rules: [(&str, &str, &str, String, String); 8] = [
         (
             "ip",

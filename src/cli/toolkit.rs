@@ -1,0 +1,310 @@
+//! `smolvm sandbox file|env|port|shell`: thin faces over [`core::files`], [`core::guest_env`],
+//! [`core::ports`] and the SSH recipe.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+
+use serde::Serialize;
+
+use super::output::{self, line};
+use super::toolkit_args::{EnvCommand, FileCommand, PortCommand, ShellArgs};
+use crate::core::error::Result;
+use crate::core::files::{self, FileProgress};
+use crate::core::guest_env;
+use crate::core::lifecycle::SshLogin;
+use crate::core::ports;
+use crate::core::progress::Progress;
+use crate::core::start::Ctx;
+use crate::core::Env;
+
+fn open_ctx(env: &Env) -> Result<Ctx> {
+    let ctx = Ctx::open(env)?;
+    if let Some(c) = &ctx.corruption {
+        output::warn(c.to_string());
+    }
+    Ok(ctx)
+}
+
+/// Print a result: the envelope with `--json`, else the human lines.
+fn finish<T: Serialize>(command: &str, json: bool, r: Result<T>, human: impl FnOnce(&T)) -> i32 {
+    match r {
+        Ok(d) if json => {
+            output::print_json(command, 0, Some(&d), None);
+            0
+        }
+        Ok(d) => {
+            human(&d);
+            0
+        }
+        Err(e) => output::fail(command, json, &e),
+    }
+}
+
+/// A byte bar on stderr when it is a terminal (never with `--json`).
+fn bar(json: bool, label: &str) -> (Progress<FileProgress>, Option<indicatif::ProgressBar>) {
+    if json || !std::io::stderr().is_terminal() {
+        return (Progress::none(), None);
+    }
+    let b = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b.set_message(label.to_string());
+    let shown = b.clone();
+    let p = Progress::new(move |e: FileProgress| {
+        shown.set_length(e.total);
+        shown.set_position(e.done);
+    });
+    (p, Some(b))
+}
+
+pub fn file(cmd: FileCommand, env: &Env) -> i32 {
+    match cmd {
+        FileCommand::Upload(a) => {
+            let name = "sandbox.file.upload";
+            let (progress, b) = bar(a.json, "upload");
+            let r = open_ctx(env).and_then(|ctx| {
+                files::upload(
+                    &ctx,
+                    &a.id,
+                    &a.ssh.login(),
+                    &a.local,
+                    &a.guest,
+                    !a.no_create_dirs,
+                    &progress,
+                )
+            });
+            if let Some(b) = b {
+                b.finish_and_clear();
+            }
+            finish(name, a.json, r, |t| {
+                line(format!(
+                    "Uploaded {} to {}:{} ({} bytes).",
+                    t.local_path, t.vm_id, t.guest_path, t.bytes
+                ))
+            })
+        }
+        FileCommand::Download(a) => {
+            let name = "sandbox.file.download";
+            let (progress, b) = bar(a.json, "download");
+            let r = open_ctx(env).and_then(|ctx| {
+                files::download(
+                    &ctx,
+                    &a.id,
+                    &a.ssh.login(),
+                    &a.guest,
+                    &a.local,
+                    !a.no_create_dirs,
+                    &progress,
+                )
+            });
+            if let Some(b) = b {
+                b.finish_and_clear();
+            }
+            finish(name, a.json, r, |t| {
+                line(format!(
+                    "Downloaded {}:{} to {} ({} bytes).",
+                    t.vm_id, t.guest_path, t.local_path, t.bytes
+                ))
+            })
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EnvChanged {
+    vm_id: String,
+    path: &'static str,
+    /// Keys set (`set`) or removed (`unset`).
+    changed: Vec<String>,
+    /// Keys asked to be removed that were not there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    missing: Vec<String>,
+    /// Every key of the file now.
+    keys: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct EnvListing {
+    vm_id: String,
+    path: &'static str,
+    keys: Vec<String>,
+    count: usize,
+    /// Only with --show-values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    env: Option<BTreeMap<String, String>>,
+}
+
+pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
+    match cmd {
+        EnvCommand::Set(a) => {
+            let r = (|| {
+                let pairs = a
+                    .pairs
+                    .iter()
+                    .map(|p| guest_env::parse_assignment(p.as_bytes()))
+                    .collect::<Result<Vec<_>>>()?;
+                let ctx = open_ctx(env)?;
+                let file = guest_env::update_as(&ctx, &a.id, &a.ssh.login(), &pairs, &[])?;
+                let mut changed: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
+                changed.dedup();
+                Ok(EnvChanged {
+                    vm_id: a.id.clone(),
+                    path: guest_env::GUEST_PATH,
+                    changed,
+                    missing: vec![],
+                    keys: file.keys().map(str::to_string).collect(),
+                })
+            })();
+            finish("sandbox.env.set", a.json, r, |d| {
+                line(format!(
+                    "Set {} in {} ({}).",
+                    d.changed.join(", "),
+                    d.vm_id,
+                    d.path
+                ))
+            })
+        }
+        EnvCommand::Unset(a) => {
+            let r = (|| {
+                for k in &a.keys {
+                    guest_env::check_key(k)?;
+                }
+                let ctx = open_ctx(env)?;
+                let login = a.ssh.login();
+                let before = guest_env::read_as(&ctx, &a.id, &login)?;
+                let file = guest_env::update_as(&ctx, &a.id, &login, &[], &a.keys)?;
+                let (changed, missing) = a
+                    .keys
+                    .iter()
+                    .cloned()
+                    .partition(|k| before.get(k).is_some());
+                Ok(EnvChanged {
+                    vm_id: a.id.clone(),
+                    path: guest_env::GUEST_PATH,
+                    changed,
+                    missing,
+                    keys: file.keys().map(str::to_string).collect(),
+                })
+            })();
+            finish("sandbox.env.unset", a.json, r, |d| {
+                if !d.changed.is_empty() {
+                    line(format!("Unset {} in {}.", d.changed.join(", "), d.vm_id));
+                }
+                for k in &d.missing {
+                    output::warn(format!("{k} was not set in {}.", d.vm_id));
+                }
+            })
+        }
+        EnvCommand::List(a) => {
+            let r = (|| {
+                let ctx = open_ctx(env)?;
+                let file = guest_env::read_as(&ctx, &a.id, &a.ssh.login())?;
+                Ok(EnvListing {
+                    vm_id: a.id.clone(),
+                    path: guest_env::GUEST_PATH,
+                    keys: file.keys().map(str::to_string).collect(),
+                    count: file.len(),
+                    env: a.show_values.then(|| {
+                        file.iter()
+                            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned()))
+                            .collect()
+                    }),
+                })
+            })();
+            finish("sandbox.env.list", a.json, r, |d| {
+                if d.keys.is_empty() {
+                    line(format!("No environment variables set in {}.", d.vm_id));
+                }
+                match &d.env {
+                    Some(vars) => {
+                        for (k, v) in vars {
+                            line(format!("{k}={v}"));
+                        }
+                    }
+                    None => {
+                        for k in &d.keys {
+                            line(k);
+                        }
+                    }
+                }
+            })
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PortListing {
+    vm_id: String,
+    forwards: Vec<ports::PortForward>,
+    count: usize,
+}
+
+pub fn port(cmd: PortCommand, env: &Env) -> i32 {
+    match cmd {
+        PortCommand::Expose(a) => {
+            let r = a.ssh.login().check().and_then(|_| {
+                let (host, guest) = ports::parse_spec(&a.spec, false)?;
+                let ctx = open_ctx(env)?;
+                ports::expose(&ctx, &a.id, host, guest)
+            });
+            finish("sandbox.port.expose", a.json, r, |f| {
+                line(format!(
+                    "Forwarding {}:{} -> {}:{}",
+                    f.host, f.host_port, f.vm_id, f.guest_port
+                ))
+            })
+        }
+        PortCommand::Close(a) => {
+            let r = a.ssh.login().check().and_then(|_| {
+                let (host, guest) = ports::parse_spec(&a.spec, true)?;
+                let ctx = open_ctx(env)?;
+                ports::close(&ctx, &a.id, host.unwrap_or_default(), guest)
+            });
+            finish("sandbox.port.close", a.json, r, |f| {
+                line(format!(
+                    "Closed {}:{} -> {}:{}",
+                    f.host, f.host_port, f.vm_id, f.guest_port
+                ))
+            })
+        }
+        PortCommand::List(a) => {
+            let r = a.ssh.login().check().and_then(|_| {
+                let ctx = open_ctx(env)?;
+                let forwards = ports::list(&ctx, &a.id)?;
+                Ok(PortListing {
+                    vm_id: a.id.clone(),
+                    count: forwards.len(),
+                    forwards,
+                })
+            });
+            finish("sandbox.port.list", a.json, r, |l| {
+                if l.forwards.is_empty() {
+                    line(format!("No port forwards for {}.", l.vm_id));
+                }
+                for f in &l.forwards {
+                    line(format!(
+                        "{}:{} -> {}:{}",
+                        f.host, f.host_port, l.vm_id, f.guest_port
+                    ));
+                }
+            })
+        }
+    }
+}
+
+/// `sandbox shell ID`: a login shell over SSH (SmolVM's vsock fast path is SSH here).
+pub fn shell(a: &ShellArgs, env: &Env) -> i32 {
+    super::start::ssh_session(
+        "sandbox.shell",
+        &a.id,
+        &SshLogin::default(),
+        a.boot_timeout,
+        env,
+    )
+}

@@ -1,0 +1,355 @@
+//! `sandbox port expose|close|list`: SmolVM's local port forwards. `127.0.0.1:HOST` on the
+//! host reaches `GUEST` in a running NAT sandbox through three nftables rules commented
+//! `smolvm:<vm id>:local:<host>:<guest>` ([`nft::LocalForward`]).
+//!
+//! The rules are the one record: `list` (and the dashboard) read the forwards back from
+//! their comments, so what is shown is what forwards, and nothing can drift out of step
+//! with a copy kept elsewhere (a host reboot or a `nft flush` takes both away at once).
+//! They live as long as the VM runs: `stop` removes them ([`close_all`]), `delete` and
+//! `cleanup` remove every `smolvm:<id>:` rule of the VM, and cleanup's stale-resource scan
+//! removes those whose VM has no row.
+
+use serde::Serialize;
+
+use super::error::{Error, Result};
+use super::lifecycle;
+use super::start::Ctx;
+use crate::sys::net::nft::{self, LocalForward};
+
+/// One forward as `port list` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortForward {
+    pub vm_id: String,
+    pub host: &'static str,
+    pub host_port: u16,
+    pub guest_port: u16,
+    pub guest_ip: Option<String>,
+}
+
+const LOOPBACK: &str = "127.0.0.1";
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
+fn port(text: &str, what: &str, zero_ok: bool) -> Result<u16> {
+    match text.parse::<u16>() {
+        Ok(0) if zero_ok => Ok(0),
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(Error::usage(format!(
+            "Invalid {what} port {text:?}: expected a number from 1 to 65535."
+        ))),
+    }
+}
+
+/// `[HOST:]GUEST` (`expose`; a HOST of 0 means any free port) or, with `need_host`,
+/// `HOST:GUEST` (`close`). A bad value is a usage error (exit 2).
+pub fn parse_spec(text: &str, need_host: bool) -> Result<(Option<u16>, u16)> {
+    match text.split_once(':') {
+        Some((h, g)) => Ok((
+            Some(port(h, "host", !need_host)?),
+            port(g, "sandbox", false)?,
+        )),
+        None if need_host => Err(Error::usage(format!(
+            "Expected HOST_PORT:SANDBOX_PORT, got {text:?}."
+        ))),
+        None => Ok((None, port(text, "sandbox", false)?)),
+    }
+}
+
+fn read_nft() -> Result<nft::NftState> {
+    nft::read().map_err(|e| Error::runtime(format!("cannot read nftables: {e}")))
+}
+
+/// The forwards of `vm_id` in `state`, by host port.
+fn forwards_in(state: &nft::NftState, vm_id: &str, guest_ip: Option<&str>) -> Vec<PortForward> {
+    let mut set: Vec<LocalForward> = state
+        .rules
+        .iter()
+        .filter_map(nft::Rule::local_forward)
+        .filter(|f| f.vm_id == vm_id)
+        .collect();
+    set.sort();
+    set.dedup();
+    set.into_iter()
+        .map(|f| PortForward {
+            vm_id: f.vm_id,
+            host: LOOPBACK,
+            host_port: f.host_port,
+            guest_port: f.guest_port,
+            guest_ip: guest_ip.map(str::to_string),
+        })
+        .collect()
+}
+
+/// The forwards of sandbox `id` (which must exist), read from nftables.
+pub fn list(ctx: &Ctx, id: &str) -> Result<Vec<PortForward>> {
+    let vm = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::start::not_found(id))?;
+    let ip = vm.network.as_ref().and_then(|n| n.guest_ip.clone());
+    Ok(forwards_in(&read_nft()?, id, ip.as_deref()))
+}
+
+/// Why host port `hp` cannot be taken, if it cannot: another forward, an SSH forward, or a
+/// socket listening on 127.0.0.1.
+fn port_taken(ctx: &Ctx, state: &nft::NftState, hp: u16) -> Option<String> {
+    if let Some(f) = state
+        .rules
+        .iter()
+        .filter_map(nft::Rule::local_forward)
+        .find(|f| f.host_port == hp)
+    {
+        return Some(format!(
+            "Host port {hp} is already forwarded to port {} of sandbox '{}'",
+            f.guest_port, f.vm_id
+        ));
+    }
+    let ssh_element = state.elements.iter().any(|e| {
+        matches!(e.set.as_str(), "dnat_ext" | "dnat_local") && e.key == nft::ElemKey::Port(hp)
+    });
+    let ssh_row = ctx.store.list_vms().ok().and_then(|rows| {
+        rows.vms
+            .into_iter()
+            .find(|v| v.network.as_ref().and_then(|n| n.ssh_host_port) == Some(hp))
+    });
+    if let Some(v) = ssh_row {
+        return Some(format!(
+            "Host port {hp} is the SSH port of sandbox '{}'",
+            v.id
+        ));
+    }
+    if ssh_element {
+        return Some(format!("Host port {hp} is used by an SSH forward"));
+    }
+    // std sets SO_REUSEADDR: only a listening socket (or one bound to it) refuses this.
+    match std::net::TcpListener::bind((LOOPBACK, hp)) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Some(format!("Host port {hp} is in use on {LOOPBACK}"))
+        }
+        Err(e) => Some(format!("Host port {hp} cannot be used on {LOOPBACK}: {e}")),
+    }
+}
+
+/// A free host port (the kernel's choice) that no forward holds.
+fn free_port(ctx: &Ctx, state: &nft::NftState) -> Result<u16> {
+    for _ in 0..20 {
+        let p = std::net::TcpListener::bind((LOOPBACK, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| Error::runtime(format!("cannot find a free port: {e}")))?
+            .port();
+        if port_taken(ctx, state, p).is_none() {
+            return Ok(p);
+        }
+    }
+    Err(Error::runtime("cannot find a free host port"))
+}
+
+/// Forward `127.0.0.1:host` to `guest` of running NAT sandbox `id`. `host` omitted is
+/// `guest` when that port is free, else a free one; `Some(0)` is a free one. A host port in
+/// use (a listening socket, another forward, an SSH port) is an error and nothing changes;
+/// the same forward again is success.
+pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<PortForward> {
+    let ip = lifecycle::running_ip(ctx, id)?;
+    let vm = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::start::not_found(id))?;
+    let net = vm.network.clone().unwrap_or_default();
+    if net.tap_device.is_none() || net.mode.as_deref() == Some("bridge") {
+        return Err(Error::runtime(format!(
+            "Sandbox '{id}' has no NAT network; port forwards need one"
+        )));
+    }
+    let state = read_nft()?;
+    let hp = match host {
+        Some(0) => free_port(ctx, &state)?,
+        Some(hp) => {
+            if forwards_in(&state, id, None)
+                .iter()
+                .any(|f| f.host_port == hp && f.guest_port == guest)
+            {
+                return Ok(PortForward {
+                    vm_id: id.into(),
+                    host: LOOPBACK,
+                    host_port: hp,
+                    guest_port: guest,
+                    guest_ip: Some(ip),
+                });
+            }
+            if let Some(why) = port_taken(ctx, &state, hp) {
+                return Err(Error::runtime(why).with_recovery(format!(
+                    "Pick another host port: smolvm sandbox port expose {id} <host>:{guest}"
+                )));
+            }
+            hp
+        }
+        None => match port_taken(ctx, &state, guest) {
+            None => guest,
+            Some(_) => free_port(ctx, &state)?,
+        },
+    };
+    let f = LocalForward {
+        vm_id: id.to_string(),
+        host_port: hp,
+        guest_port: guest,
+    };
+    let cmds = f.add_commands(&ip).map_err(rt)?;
+    nft::apply(&cmds).map_err(|e| Error::runtime(format!("cannot add the forward: {e}")))?;
+    Ok(PortForward {
+        vm_id: id.into(),
+        host: LOOPBACK,
+        host_port: hp,
+        guest_port: guest,
+        guest_ip: Some(ip),
+    })
+}
+
+/// Remove the forward `host:guest` of sandbox `id` (which must exist); one that is not
+/// there is an error naming the forwards there are.
+pub fn close(ctx: &Ctx, id: &str, host: u16, guest: u16) -> Result<PortForward> {
+    let have = list(ctx, id)?;
+    let Some(f) = have
+        .iter()
+        .find(|f| f.host_port == host && f.guest_port == guest)
+        .cloned()
+    else {
+        let shown: Vec<String> = have
+            .iter()
+            .map(|f| format!("{}:{}", f.host_port, f.guest_port))
+            .collect();
+        return Err(Error::runtime(format!(
+            "Sandbox '{id}' has no port forward {host}:{guest}{}",
+            if shown.is_empty() {
+                String::new()
+            } else {
+                format!(" (it has {})", shown.join(", "))
+            }
+        )));
+    };
+    delete_forwards(id, Some((host, guest)))?;
+    Ok(f)
+}
+
+/// Remove every forward of sandbox `id` (`stop` calls this); how many rules went. Without
+/// the right to read nftables there is nothing provable to remove.
+pub fn close_all(id: &str) -> Result<usize> {
+    delete_forwards(id, None)
+}
+
+fn delete_forwards(id: &str, ports: Option<(u16, u16)>) -> Result<usize> {
+    for attempt in 0..3 {
+        let state = match nft::read() {
+            Ok(s) => s,
+            // No nft, or no right to read it: nothing provable to remove.
+            Err(e)
+                if ports.is_none()
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                    ) =>
+            {
+                return Ok(0)
+            }
+            Err(e) => return Err(Error::runtime(format!("cannot read nftables: {e}"))),
+        };
+        let d: Vec<nft::Deletion> = state
+            .rules
+            .iter()
+            .filter_map(|r| r.forward_deletion(id, ports))
+            .collect();
+        match nft::delete(&d) {
+            Ok(()) => return Ok(d.len()),
+            Err(e) if attempt == 2 => {
+                return Err(Error::runtime(format!("cannot remove the forward: {e}")))
+            }
+            Err(_) => continue, // the tables changed meanwhile: read them again
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_as_smolvm_writes_them() {
+        assert_eq!(parse_spec("8080", false).unwrap(), (None, 8080));
+        assert_eq!(parse_spec("9000:80", false).unwrap(), (Some(9000), 80));
+        assert_eq!(parse_spec("0:80", false).unwrap(), (Some(0), 80));
+        assert_eq!(parse_spec("9000:80", true).unwrap(), (Some(9000), 80));
+        for bad in ["", "0", "65536", "x", "80:", ":80", "-1", "1:2:3"] {
+            let e = parse_spec(bad, false).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+        assert_eq!(parse_spec("80", true).unwrap_err().exit_code(), 2);
+        assert_eq!(parse_spec("0:80", true).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn forwards_come_from_the_comments_of_this_vm_only() {
+        let rule = |h: u64, c: &str| nft::Rule {
+            family: "ip".into(),
+            table: "smolvm_nat".into(),
+            chain: "output".into(),
+            handle: h,
+            comment: c.into(),
+        };
+        let state = nft::NftState {
+            elements: vec![],
+            rules: vec![
+                rule(1, "smolvm:vm-a:local:8080:80"),
+                rule(2, "smolvm:vm-a:local:8080:80"),
+                rule(3, "smolvm:vm-ab:local:9090:90"),
+                rule(4, "smolvm:vm-a:local:08080:80"),
+                rule(5, "smolvm:global:forward:established"),
+                rule(6, "smolvm:vm-a:local:7070:70"),
+            ],
+        };
+        let got: Vec<(u16, u16)> = forwards_in(&state, "vm-a", None)
+            .iter()
+            .map(|f| (f.host_port, f.guest_port))
+            .collect();
+        assert_eq!(got, [(7070, 70), (8080, 80)]);
+        let del: Vec<u64> = state
+            .rules
+            .iter()
+            .filter(|r| r.forward_deletion("vm-a", Some((8080, 80))).is_some())
+            .map(|r| r.handle)
+            .collect();
+        assert_eq!(del, [1, 2]);
+        let all: Vec<u64> = state
+            .rules
+            .iter()
+            .filter(|r| r.forward_deletion("vm-a", None).is_some())
+            .map(|r| r.handle)
+            .collect();
+        assert_eq!(all, [1, 2, 6]);
+        // Another table's rule with the same comment is never ours.
+        let mut foreign = rule(7, "smolvm:vm-a:local:8080:80");
+        foreign.table = "nat".into();
+        assert_eq!(foreign.forward_deletion("vm-a", None), None);
+    }
+
+    #[test]
+    fn forward_rules_are_smolvms() {
+        let f = LocalForward {
+            vm_id: "vm-a".into(),
+            host_port: 8080,
+            guest_port: 80,
+        };
+        assert_eq!(LocalForward::parse(&f.comment()), Some(f.clone()));
+        let cmds = f.add_commands("172.16.0.2").unwrap();
+        assert!(cmds.iter().all(|c| c.starts_with("add ")));
+        assert!(cmds.contains(&"add rule ip smolvm_nat output ip daddr 127.0.0.1/32 tcp dport 8080 counter dnat to 172.16.0.2:80 comment \"smolvm:vm-a:local:8080:80\"".to_string()));
+        assert!(f.add_commands("172.16.0.2; flush ruleset").is_err());
+        assert_eq!(LocalForward::parse("smolvm:Vm-A:local:1:2"), None);
+        assert_eq!(LocalForward::parse("smolvm:vm-a:local:0:2"), None);
+        assert_eq!(LocalForward::parse("smolvm:vm-a:ssh"), None);
+    }
+}
