@@ -22,6 +22,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "run_bounded",
         "kills the docker client it spawned itself (its own Child)",
     ),
+    (
+        "src/core/snapshot/restore.rs",
+        "bring_up",
+        "kills the VMM it spawned itself (its own Child) when its restore fails",
+    ),
     // Trees: never follow a symlink, never cross a mount.
     (
         "src/sys/fs.rs",
@@ -40,6 +45,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "private: reached through remove_vm_file (VmFile: a name generated from a validated \
          id) and remove_generated_file; only a regular file or this user's socket, checked \
          without following",
+    ),
+    (
+        "src/sys/fs.rs",
+        "remove_snapshot_dir",
+        "a validated snapshot id's directory, only when every entry is a regular file under \
+         a name smolvm writes there (dirfd, O_NOFOLLOW, mount ids compared)",
     ),
     (
         "src/sys/fs.rs",
@@ -100,6 +111,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/sys/state/mod.rs",
         "delete_vm",
         "one VM's row and leases by id",
+    ),
+    (
+        "src/sys/state/snapshots.rs",
+        "delete_snapshot",
+        "one snapshot's row by id",
     ),
 ];
 
