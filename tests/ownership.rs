@@ -37,6 +37,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "kill_on_error",
         "kills the ssh client it spawned itself when the local side refuses (its own Child)",
     ),
+    (
+        "src/core/snapshot/restore.rs",
+        "bring_up",
+        "kills the VMM it spawned itself (its own Child) when its restore fails",
+    ),
     // Trees: never follow a symlink, never cross a mount.
     (
         "src/sys/fs.rs",
@@ -60,6 +65,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/sys/fs.rs",
         "remove_lock_only_dir",
         "a directory holding only a regular .lock (the caller holds it); rmdir of an empty dir",
+    ),
+    (
+        "src/sys/fs.rs",
+        "remove_snapshot_dir",
+        "a validated snapshot id's directory, only when every entry is a regular file under \
+         a name smolvm writes there (dirfd, O_NOFOLLOW, mount ids compared)",
     ),
     (
         "src/sys/fs.rs",
@@ -120,6 +131,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/sys/state/mod.rs",
         "delete_vm",
         "one VM's row and leases by id",
+    ),
+    (
+        "src/sys/state/snapshots.rs",
+        "delete_snapshot",
+        "one snapshot's row by id",
     ),
 ];
 

@@ -11,6 +11,7 @@ pub mod output;
 pub mod prune;
 pub mod sandbox;
 pub mod shell;
+pub mod snapshot;
 pub mod start;
 pub mod toolkit;
 pub mod toolkit_args;
@@ -154,8 +155,13 @@ fn command_name(argv: &[OsString]) -> String {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .take_while(|a| !a.starts_with('-'))
-        .take(2)
+        .take(3)
         .collect();
+    // Three words only for a group of subcommands (`sandbox snapshot create`).
+    let words = match words.get(1).map(String::as_str) {
+        Some("snapshot") => words,
+        _ => words.into_iter().take(2).collect(),
+    };
     // The canonical names successful runs use: aliases resolved, `images` = `image.list`.
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {

@@ -33,7 +33,7 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
 
 /// Progress lines for a human (stderr keeps stdout for the result); nothing with --json
 /// except warnings, which go to stderr in both modes.
-fn progress(json: bool) -> Progress<StartEvent> {
+pub(super) fn progress(json: bool) -> Progress<StartEvent> {
     Progress::new(move |e| match e {
         StartEvent::Warning(w) => warn(w),
         _ if json => {}
@@ -57,7 +57,7 @@ fn progress(json: bool) -> Progress<StartEvent> {
 
 /// [`Ctx::open`], its corruption report (the database was moved aside) shown as a
 /// warning on stderr, in both modes like every warning of these commands.
-fn open_ctx(env: &Env) -> Result<Ctx> {
+pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
     let ctx = Ctx::open(env)?;
     if let Some(c) = &ctx.corruption {
         warn(c.to_string());
@@ -289,6 +289,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::File(c) => super::toolkit::file(c, env),
         SandboxCommand::Env(c) => super::toolkit::env_cmd(c, env),
         SandboxCommand::Port(c) => super::toolkit::port(c, env),
+        SandboxCommand::Pause(a) => super::snapshot::pause(&a, true, env),
+        SandboxCommand::Resume(a) => super::snapshot::pause(&a, false, env),
+        SandboxCommand::Snapshot(c) => super::snapshot::run(c, env),
     }
 }
 

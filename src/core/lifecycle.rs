@@ -115,6 +115,89 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     })
 }
 
+/// What `pause` / `resume` did (JSON `sandbox.pause` / `sandbox.resume`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PauseReport {
+    pub name: String,
+    pub status: String,
+    pub pid: Option<i64>,
+    /// It already was in that state (nothing was changed).
+    pub unchanged: bool,
+}
+
+/// Stop (`paused = true`) or start again the vCPUs of a live sandbox's VMM: QEMU QMP
+/// `stop` / `cont`, Firecracker `PATCH /vm {"state": "Paused"|"Resumed"}`. The control
+/// socket is the one smolvm names for the id (never the row's path).
+pub(crate) async fn set_vcpus_paused(ctx: &Ctx, vm: &VmRecord, paused: bool) -> Result<()> {
+    let budget = Duration::from_secs(10);
+    match vm.backend() {
+        Some("firecracker") => {
+            let sock = ctx
+                .paths
+                .firecracker_socket(&vm.id)
+                .ok_or_else(|| rt(format!("invalid sandbox id '{}'", vm.id)))?;
+            crate::sys::vmm::firecracker::set_paused(&sock, paused, budget)
+                .await
+                .map_err(rt)
+        }
+        _ => {
+            let sock = ctx
+                .paths
+                .qmp_socket(&vm.id)
+                .ok_or_else(|| rt(format!("invalid sandbox id '{}'", vm.id)))?;
+            let mut q = crate::sys::vmm::qmp::Qmp::connect(&sock, budget)
+                .await
+                .map_err(|e| rt(format!("cannot reach QEMU of '{}': {e}", vm.id)))?;
+            q.execute(if paused { "stop" } else { "cont" }, None)
+                .await
+                .map(drop)
+                .map_err(rt)
+        }
+    }
+}
+
+/// `sandbox pause` (`paused = true`) / `sandbox resume`: the guest's vCPUs stop (memory,
+/// processes and network leases stay) or run again; status `paused` / `running` in the
+/// state DB, PID and socket kept. A sandbox already in that state is left as it is.
+pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport> {
+    let vm = get(ctx, id)?;
+    let want = if paused {
+        VmStatus::Paused
+    } else {
+        VmStatus::Running
+    };
+    let live = vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir);
+    if !live {
+        return Err(Error::runtime(format!(
+            "Sandbox '{id}' is not running (status: {})",
+            if vm.status.is_active() {
+                "error"
+            } else {
+                vm.status.as_str()
+            }
+        ))
+        .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
+    }
+    if vm.status == want {
+        return Ok(PauseReport {
+            name: id.into(),
+            status: want.as_str().into(),
+            pid: vm.pid,
+            unchanged: true,
+        });
+    }
+    set_vcpus_paused(ctx, &vm, paused).await?;
+    ctx.store
+        .set_status(id, &want, vm.pid, vm.socket_path.as_deref())
+        .map_err(rt)?;
+    Ok(PauseReport {
+        name: id.into(),
+        status: want.as_str().into(),
+        pid: vm.pid,
+        unchanged: false,
+    })
+}
+
 /// One sandbox of a [`delete`], as it finishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteEvent {

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod prune;
 pub mod runtime;
 pub mod sandbox;
+pub mod snapshot;
 pub mod start;
 pub mod table;
 pub mod units;

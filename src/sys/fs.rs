@@ -610,6 +610,90 @@ pub fn replace_with_generated(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::rename(from, to)
 }
 
+/// The names smolvm writes inside a snapshot's directory (`~/.smolvm/snapshots/<id>/`):
+/// QEMU's migration stream, Firecracker's state and memory files, the disk copy, and the
+/// `.partial` marker a snapshot carries until its row is written (and again while it is
+/// being deleted). Temporary copies are `.<one of these>.<pid>-<hex>.partial`.
+pub const SNAPSHOT_FILES: [&str; 5] = [
+    "state.bin",
+    "vmstate.bin",
+    "mem.bin",
+    "disk.ext4",
+    ".partial",
+];
+
+/// Whether `name` is one smolvm writes in a snapshot directory ([`SNAPSHOT_FILES`] or a
+/// temporary copy of one).
+fn is_snapshot_file(name: &str) -> bool {
+    SNAPSHOT_FILES.contains(&name)
+        || SNAPSHOT_FILES.iter().any(|f| {
+            name.strip_prefix('.')
+                .and_then(|r| r.strip_prefix(f))
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|r| r.strip_suffix(".partial"))
+                .is_some_and(|mid| {
+                    mid.split_once('-').is_some_and(|(pid, hex)| {
+                        !pid.is_empty()
+                            && pid.bytes().all(|b| b.is_ascii_digit())
+                            && !hex.is_empty()
+                            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+                })
+        })
+}
+
+/// Remove one snapshot's directory `<snapshots dir>/<id>`: only when every entry in it is
+/// a regular file under a name smolvm writes there ([`SNAPSHOT_FILES`], temporary copies);
+/// anything else (a link, a directory, a file of another name) refuses the whole removal
+/// and nothing is touched. The id must be a valid id; nothing is followed. `Ok(false)` when
+/// the directory does not exist.
+pub fn remove_snapshot_dir(snapshots_dir: &Path, id: &str) -> io::Result<bool> {
+    if !crate::sys::process::is_vm_id(id) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid snapshot id {id:?}"),
+        ));
+    }
+    let parent = match open_config_dir(snapshots_dir) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let cid = cpath(OsStr::new(id))?;
+    let dfd = match open_dir_at(&parent, cid.as_c_str()) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(errno_io(e)),
+    };
+    if mount_id(&dfd)? != mount_id(&parent)? {
+        return Err(mount_point_error());
+    }
+    let here = snapshots_dir.join(id);
+    let entries = list(&dfd).map_err(errno_io)?;
+    for (name, _) in &entries {
+        let shown = String::from_utf8_lossy(name.to_bytes()).into_owned();
+        let st = fstatat(&dfd, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno_io)?;
+        let regular = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+        if !regular || !is_snapshot_file(&shown) {
+            return Err(io::Error::other(format!(
+                "{} holds {shown:?}, which smolvm did not write; not removing it",
+                here.display()
+            )));
+        }
+    }
+    for (name, _) in &entries {
+        match unlinkat(&dfd, name.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(errno_io(e)),
+        }
+    }
+    drop(dfd);
+    match unlinkat(&parent, cid.as_c_str(), UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(true),
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
 /// Record in the ledger that this install makes files for `vm_id` (before making them).
 pub fn record_vm_id(data_dir: &Path, vm_id: &str) -> io::Result<()> {
     let Some((dir, name)) = VmFile::Ledger.locate(data_dir, data_dir, vm_id) else {
@@ -651,6 +735,39 @@ pub fn recorded_vm_ids(data_dir: &Path) -> Vec<String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn snapshot_dirs_are_removed_only_when_every_entry_is_ours() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("snapshots");
+        let d = root.join("snap-1");
+        std::fs::create_dir_all(&d).unwrap();
+        for f in [
+            "state.bin",
+            "disk.ext4",
+            ".partial",
+            ".disk.ext4.42-a1b2c3.partial",
+        ] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        // A foreign file refuses the whole removal.
+        std::fs::write(d.join("notes.txt"), b"mine").unwrap();
+        assert!(remove_snapshot_dir(&root, "snap-1").is_err());
+        assert!(d.join("state.bin").exists());
+        std::fs::remove_file(d.join("notes.txt")).unwrap();
+        // So does a link, even under one of our names; its target is never touched.
+        let target = t.path().join("precious");
+        std::fs::write(&target, b"keep").unwrap();
+        symlink(&target, d.join("mem.bin")).unwrap();
+        assert!(remove_snapshot_dir(&root, "snap-1").is_err());
+        std::fs::remove_file(d.join("mem.bin")).unwrap();
+        assert!(remove_snapshot_dir(&root, "snap-1").unwrap());
+        assert!(!d.exists());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(!remove_snapshot_dir(&root, "snap-1").unwrap());
+        assert!(remove_snapshot_dir(&root, "../x").is_err());
+        assert!(!is_snapshot_file(".disk.ext4.x-1.partial"));
+    }
 
     #[test]
     fn socket_names_round_trip() {

@@ -171,6 +171,12 @@ impl Paths {
         VmFile::QmpSocket.path(Path::new(""), &self.socket_dir, vm_id)
     }
 
+    /// `~/.smolvm/snapshots/<id>/`, one snapshot's files; `None` for an id that is not a
+    /// valid id (snapshot ids follow the VM id rules: they never name another path).
+    pub fn snapshot_dir(&self, snapshot_id: &str) -> Option<PathBuf> {
+        crate::sys::process::is_vm_id(snapshot_id).then(|| self.snapshots_dir.join(snapshot_id))
+    }
+
     /// Directories that no cleanup may ever delete, even when the images root is pointed
     /// at `~/.smolvm` itself.
     pub fn protected_dirs(&self) -> Vec<PathBuf> {

@@ -78,6 +78,9 @@ pub struct CleanupOptions {
     /// Every candidate state database ([`Paths::candidate_state_dbs`]): the active one
     /// supplies targets, the others protect what they record.
     pub candidate_dbs: Vec<PathBuf>,
+    /// `~/.smolvm/snapshots`: only partial snapshots a killed create left are removed
+    /// there; snapshots themselves are never a cleanup's (nor a VM teardown's) to delete.
+    pub snapshots_dir: PathBuf,
 }
 
 impl CleanupOptions {
@@ -128,6 +131,7 @@ impl CleanupOptions {
             parallel,
             busy_timeout,
             candidate_dbs: paths.candidate_state_dbs(),
+            snapshots_dir: paths.snapshots_dir.clone(),
         })
     }
 }
@@ -207,6 +211,8 @@ pub enum ResourceKind {
     Nft,
     Socket,
     File,
+    /// A partial snapshot directory a killed `snapshot create` left.
+    Snapshot,
 }
 
 impl ResourceKind {
@@ -217,6 +223,7 @@ impl ResourceKind {
             ResourceKind::Nft => "nft",
             ResourceKind::Socket => "socket",
             ResourceKind::File => "file",
+            ResourceKind::Snapshot => "snapshot",
         }
     }
 }
@@ -454,7 +461,9 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     }
 
     let stale_resources = if sweep_orphans {
-        orphans(&opts, &known, &live, &mut warnings)
+        let mut found = orphans(&opts, &known, &live, &mut warnings);
+        found.extend(snapshot_partials(&opts, &store));
+        found
     } else {
         warnings.push(
             "orphaned resources were not looked for: the state database has rows that could not be read (above)"
@@ -583,7 +592,8 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
         }
     };
     let live = scan(&plan.opts).await;
-    let still: Vec<StaleResource> = orphans(&plan.opts, &fresh, &live, &mut Vec::new());
+    let mut still: Vec<StaleResource> = orphans(&plan.opts, &fresh, &live, &mut Vec::new());
+    still.extend(snapshot_partials(&plan.opts, &plan.store));
     for r in &plan.stale_resources {
         if progress.cancelled() {
             report.cancelled = true;
@@ -597,7 +607,12 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             ));
             continue;
         }
-        let outcome = remove_orphan(r, &plan.opts, &fresh).await;
+        let outcome = if r.kind == ResourceKind::Snapshot {
+            crate::core::snapshot::remove_partial(&plan.opts.snapshots_dir, &plan.store, &r.name)
+                .map(drop)
+        } else {
+            remove_orphan(r, &plan.opts, &fresh).await
+        };
         match &outcome {
             Ok(()) => progress.emit(CleanupEvent::Cleaned(r.clone())),
             Err(e) => progress.emit(CleanupEvent::CleanFailed {
@@ -623,6 +638,19 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
         }
     }
     report
+}
+
+/// Partial snapshot directories a killed create left (proved again at removal).
+fn snapshot_partials(opts: &CleanupOptions, store: &StateStore) -> Vec<StaleResource> {
+    crate::core::snapshot::partials(&opts.snapshots_dir, store)
+        .into_iter()
+        .map(|id| StaleResource {
+            kind: ResourceKind::Snapshot,
+            name: id,
+            vm_id: None,
+            action: OrphanAction::Snapshot,
+        })
+        .collect()
 }
 
 /// Every candidate database read again now.

@@ -25,6 +25,8 @@ pub(super) enum OrphanAction {
     DeleteLink(String),
     Nft(nft::Deletion),
     Remove(VmFile, String),
+    /// A partial snapshot: removed by `core::snapshot::remove_partial` (needs the store).
+    Snapshot,
 }
 
 /// The live system as cleanup sees it.
@@ -319,6 +321,7 @@ pub(super) async fn remove_orphan(
                     }
                 })
         }
+        OrphanAction::Snapshot => Err("removed through the snapshot sweep".into()),
         OrphanAction::Remove(file, id) => {
             fs::remove_vm_file(*file, &opts.data_dir, &opts.socket_dir, id)
                 .map(drop)

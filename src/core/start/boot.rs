@@ -20,7 +20,7 @@ use crate::sys::vmm::{self, firecracker, qmp::Qmp};
 /// Network, spawn and boot for an existing row (created or stopped). On failure the
 /// caller decides: `create` rolls everything back, `sandbox start` marks the row `error`
 /// after stopping the process.
-pub(super) async fn boot(
+pub(crate) async fn boot(
     ctx: &Ctx,
     id: &str,
     runtime: &Runtime,
@@ -40,35 +40,11 @@ pub(super) async fn boot(
     let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
     let kernel = PathBuf::from(s("kernel_path").unwrap_or_default());
-    let disk = PathBuf::from(s("rootfs_path").unwrap_or_default());
-    let args = boot_args(
-        &s("boot_args").unwrap_or_else(|| DEFAULT_BOOT_ARGS.into()),
-        runtime.vmm,
-        s("ssh_public_key").as_deref(),
-        &net,
-    );
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
     let t_spawn = Instant::now();
-    let tap_name = net.tap_device.clone().unwrap_or_default();
-    let mac = net.guest_mac.clone().unwrap_or_default();
     let argv = match runtime.vmm {
-        Vmm::Qemu => {
-            let spec = QemuSpec {
-                binary: runtime.binary.clone(),
-                vcpus: n("vcpu_count", 2) as u32,
-                mem_mib: n("mem_size_mib", 512) as u32,
-                kernel: kernel.clone(),
-                rootfs: disk,
-                boot_args: args,
-                tap: tap_name,
-                mac,
-                qmp_socket: socket.clone(),
-                accel: runtime.accel,
-                machine: runtime.machine.unwrap_or(Machine::Q35),
-            };
-            spec.argv()
-        }
+        Vmm::Qemu => qemu_spec(&row, runtime, &net, &socket).argv(),
         Vmm::Firecracker => vec![
             runtime.binary.display().to_string(),
             "--api-sock".into(),
@@ -180,6 +156,39 @@ pub(super) async fn boot(
     Ok(rep)
 }
 
+/// The QEMU guest of a row: its config (vCPUs, memory, kernel, disk, boot args with the
+/// key and the network's `ip=`), its TAP and MAC, this runtime's binary, accelerator and
+/// machine. What a start spawns, and what a restore spawns again with `-incoming` (the
+/// same machine and devices, so the saved state loads).
+pub(crate) fn qemu_spec(
+    row: &VmRecord,
+    runtime: &Runtime,
+    net: &Network,
+    socket: &std::path::Path,
+) -> QemuSpec {
+    let cfg = &row.config;
+    let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
+    QemuSpec {
+        binary: runtime.binary.clone(),
+        vcpus: n("vcpu_count", 2) as u32,
+        mem_mib: n("mem_size_mib", 512) as u32,
+        kernel: PathBuf::from(s("kernel_path").unwrap_or_default()),
+        rootfs: PathBuf::from(s("rootfs_path").unwrap_or_default()),
+        boot_args: boot_args(
+            &s("boot_args").unwrap_or_else(|| DEFAULT_BOOT_ARGS.into()),
+            Vmm::Qemu,
+            s("ssh_public_key").as_deref(),
+            net,
+        ),
+        tap: net.tap_device.clone().unwrap_or_default(),
+        mac: net.guest_mac.clone().unwrap_or_default(),
+        qmp_socket: socket.to_path_buf(),
+        accel: runtime.accel,
+        machine: runtime.machine.unwrap_or(Machine::Q35),
+    }
+}
+
 fn args_for_fc(row: &VmRecord, net: &Network) -> String {
     let base = row
         .config
@@ -263,7 +272,7 @@ async fn wait_ready(
 }
 
 /// `: <last console line>` for error messages, when the log has one.
-fn log_tail(log: &std::fs::File) -> String {
+pub(crate) fn log_tail(log: &std::fs::File) -> String {
     use std::os::unix::fs::FileExt;
     let len = log.metadata().map(|m| m.len()).unwrap_or(0);
     let from = len.saturating_sub(64 << 10);

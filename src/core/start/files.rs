@@ -64,7 +64,7 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
     r.map(|_| key)
 }
 
-pub(super) fn path_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
+pub(crate) fn path_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
     Error::runtime(format!("cannot {what} {}: {}", p.display(), io_reason(e)))
 }
 
@@ -78,7 +78,7 @@ fn control_socket(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<PathBuf> {
 }
 
 /// A sandbox id that cannot name files (a row from a foreign database, say).
-pub(super) fn invalid_id(id: &str) -> Error {
+pub(crate) fn invalid_id(id: &str) -> Error {
     Error::runtime(format!(
         "Invalid sandbox id '{id}': it cannot name the sandbox's files"
     ))
@@ -119,7 +119,7 @@ pub(super) fn preflight_new(ctx: &Ctx, id: &str, vmm: Vmm) -> Result<()> {
 /// here — `O_NOFOLLOW`, a single-link regular file, emptied — and handed to the VMM as its
 /// stdout/stderr, so no VMM ever opens the log path itself. Nothing is changed when
 /// something is refused. Returns the open log and the socket path.
-pub(super) fn prepare_files(
+pub(crate) fn prepare_files(
     ctx: &Ctx,
     id: &str,
     vmm: Vmm,

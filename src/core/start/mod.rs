@@ -41,12 +41,14 @@ mod files;
 mod network;
 mod report;
 
-use boot::boot;
 pub use boot::boot_args;
+pub(crate) use boot::{boot, log_tail, qemu_spec};
 pub use files::ensure_key;
-use files::{invalid_id, path_err, preflight_new, prepare_files};
-use network::setup_network;
-use report::{mark_failed, ms, report, roll_back};
+use files::preflight_new;
+pub(crate) use files::{invalid_id, path_err, prepare_files};
+pub(crate) use network::setup_network;
+use report::{mark_failed, report};
+pub(crate) use report::{ms, roll_back};
 
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
@@ -140,7 +142,7 @@ fn rt(e: impl std::fmt::Display) -> Error {
 }
 
 /// The runtime for this start, decided by the host service; its warning (TCG) is shown.
-fn runtime(
+pub(crate) fn runtime(
     ctx: &Ctx,
     backend: Backend,
     accel: Option<AccelRequest>,
@@ -214,6 +216,7 @@ impl Ctx {
             parallel: 1,
             busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
             candidate_dbs: self.paths.candidate_state_dbs(),
+            snapshots_dir: self.paths.snapshots_dir.clone(),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::sys::state::{Network, StateError};
 
 /// Leases, TAP, route and nftables for a VM; stores its NetworkConfig JSON. Idempotent
 /// (a restart re-applies it).
-pub(super) async fn setup_network(
+pub(crate) async fn setup_network(
     ctx: &Ctx,
     id: &str,
     progress: &Progress<StartEvent>,

@@ -13,7 +13,7 @@ use crate::core::host::Runtime;
 use crate::core::progress::Progress;
 use crate::sys::state::{Network, VmStatus};
 
-pub(super) fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
@@ -48,7 +48,7 @@ pub(super) fn report(
 /// `create` failed after its row was inserted: remove everything it made (row, leases, TAP,
 /// nftables elements, disk, log, socket, process). Returns the error to report, which
 /// says so when the rollback itself failed.
-pub(super) async fn roll_back(
+pub(crate) async fn roll_back(
     ctx: &Ctx,
     id: &str,
     e: Error,

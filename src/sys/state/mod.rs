@@ -20,6 +20,7 @@
 mod copy;
 mod known;
 mod pools;
+mod snapshots;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension
 
 pub use known::Known;
 pub use pools::{pool_ip, NetLease, IP_POOL, SSH_PORT_POOL};
+pub use snapshots::SnapshotRecord;
 pub use types::{
     describe, is_ifname, is_smolvm_device, is_smolvm_tap, Leases, Network, SkippedRow,
     TapAllocation, VmRecord, VmRows, VmStatus,

@@ -215,6 +215,50 @@ pub async fn call(
     }
 }
 
+/// `PATCH /vm {"state": "Paused"|"Resumed"}`: pause or resume the guest's vCPUs.
+pub async fn set_paused(socket: &Path, paused: bool, timeout: Duration) -> Result<(), ApiError> {
+    let state = if paused { "Paused" } else { "Resumed" };
+    call(
+        socket,
+        "PATCH",
+        "/vm",
+        Some(&serde_json::json!({ "state": state })),
+        timeout,
+    )
+    .await
+}
+
+/// `PUT /snapshot/create` (Full) of a paused VM: its state to `state`, its memory to `mem`
+/// (files Firecracker creates; the caller gives names in a fresh private directory).
+pub async fn snapshot_create(
+    socket: &Path,
+    state: &Path,
+    mem: &Path,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    let body = serde_json::json!({
+        "snapshot_type": "Full", "snapshot_path": state, "mem_file_path": mem
+    });
+    call(socket, "PUT", "/snapshot/create", Some(&body), timeout).await
+}
+
+/// `PUT /snapshot/load` into a fresh Firecracker process: state and memory files, resumed
+/// at once when `resume`.
+pub async fn snapshot_load(
+    socket: &Path,
+    state: &Path,
+    mem: &Path,
+    resume: bool,
+    timeout: Duration,
+) -> Result<(), ApiError> {
+    let body = serde_json::json!({
+        "snapshot_path": state,
+        "mem_backend": { "backend_type": "File", "backend_path": mem },
+        "resume_vm": resume
+    });
+    call(socket, "PUT", "/snapshot/load", Some(&body), timeout).await
+}
+
 /// Wait until the API socket accepts connections (or `timeout`).
 pub async fn wait_for_socket(socket: &Path, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;

@@ -10,6 +10,56 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
+/// The name QEMU knows a migration file by (`getfd`).
+const MIGRATION_FD: &str = "smolvm-state";
+
+/// One QMP command as a line of JSON.
+fn command_line(command: &str, arguments: Option<Value>) -> String {
+    let mut msg = json!({ "execute": command });
+    if let Some(a) = arguments {
+        msg["arguments"] = a;
+    }
+    let mut text = msg.to_string();
+    text.push('\n');
+    text
+}
+
+/// `sendmsg` of `data` on the socket `sock`, with `fd` attached as `SCM_RIGHTS` when given.
+fn send_with_fd(sock: i32, data: &[u8], fd: Option<i32>) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // Room for one descriptor's control message, aligned as cmsghdr wants.
+    let mut cbuf = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points at `space` (≤ 64) writable bytes; the first header
+        // and its data fit there.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+        }
+    }
+    // SAFETY: a valid socket fd and a fully initialised msghdr.
+    let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 pub struct Qmp {
     reader: BufReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
@@ -56,13 +106,59 @@ impl Qmp {
 
     /// Run a command; its `return` value, or its `error` as an `io::Error`.
     pub async fn execute(&mut self, command: &str, arguments: Option<Value>) -> io::Result<Value> {
-        let mut msg = json!({ "execute": command });
-        if let Some(a) = arguments {
-            msg["arguments"] = a;
-        }
-        let mut text = msg.to_string();
-        text.push('\n');
+        let text = command_line(command, arguments);
         self.writer.write_all(text.as_bytes()).await?;
+        self.reply(command).await
+    }
+
+    /// Hand QEMU an open file as `name` (`getfd`, the descriptor sent with the command as
+    /// `SCM_RIGHTS`), for a later `fd:<name>` migration URI: QEMU never opens a path of
+    /// ours.
+    pub async fn send_fd(&mut self, name: &str, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let text = command_line("getfd", Some(json!({ "fdname": name })));
+        let sock = self.writer.as_ref();
+        let raw_fd = fd.as_raw_fd();
+        let mut sent = 0usize;
+        while sent < text.len() {
+            sock.writable().await?;
+            let rest = &text.as_bytes()[sent..];
+            match sock.try_io(tokio::io::Interest::WRITABLE, || {
+                send_with_fd(sock.as_raw_fd(), rest, (sent == 0).then_some(raw_fd))
+            }) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.reply("getfd").await.map(drop)
+    }
+
+    /// Wait for this QEMU's migration (outgoing, or `-incoming`) to finish, polling
+    /// `query-migrate`; an error carries QEMU's `error-desc`.
+    pub async fn wait_migration(&mut self, timeout: Duration) -> io::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let r = self.execute("query-migrate", None).await?;
+            match r.get("status").and_then(Value::as_str).unwrap_or("") {
+                "completed" => return Ok(()),
+                s @ ("failed" | "cancelled") => {
+                    let why = r.get("error-desc").and_then(Value::as_str).unwrap_or("");
+                    return Err(io::Error::other(format!("migration {s}: {why}")));
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "migration did not finish in time",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn reply(&mut self, command: &str) -> io::Result<Value> {
         loop {
             let reply = self.read_message().await?;
             if reply.get("event").is_some() {
@@ -78,6 +174,50 @@ impl Qmp {
             }
             return Err(proto(format!("unexpected QMP reply: {reply}")));
         }
+    }
+
+    /// Save the (stopped) VM's RAM and device state into `file` through QEMU's migration
+    /// (`migrate fd:<name>`, bandwidth unlimited), and wait for it to complete.
+    pub async fn save_state(&mut self, file: &std::fs::File, timeout: Duration) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        // A migration an earlier (killed) caller started runs to its end first; a VM it
+        // left `postmigrate` (disks handed over) takes its disks back before this one.
+        let r = self.execute("query-migrate", None).await?;
+        if matches!(
+            r.get("status").and_then(Value::as_str),
+            Some("setup" | "active" | "device" | "pre-switchover")
+        ) {
+            let _ = self.wait_migration(timeout).await;
+        }
+        if self.query_status().await? == "postmigrate" {
+            self.execute("cont", None).await?;
+            self.execute("stop", None).await?;
+        }
+        self.execute(
+            "migrate-set-parameters",
+            Some(json!({ "max-bandwidth": 64u64 << 30 })),
+        )
+        .await?;
+        self.send_fd(MIGRATION_FD, file.as_fd()).await?;
+        self.execute(
+            "migrate",
+            Some(json!({ "uri": format!("fd:{MIGRATION_FD}") })),
+        )
+        .await?;
+        self.wait_migration(timeout).await
+    }
+
+    /// Load RAM and device state saved by [`Qmp::save_state`] into a QEMU started with
+    /// `-incoming defer`, and wait for it to complete (the VM stays paused).
+    pub async fn load_state(&mut self, file: &std::fs::File, timeout: Duration) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        self.send_fd(MIGRATION_FD, file.as_fd()).await?;
+        self.execute(
+            "migrate-incoming",
+            Some(json!({ "uri": format!("fd:{MIGRATION_FD}") })),
+        )
+        .await?;
+        self.wait_migration(timeout).await
     }
 
     /// `query-status`'s `status`: `running`, `paused`, `prelaunch`, `shutdown`, …

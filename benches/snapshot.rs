@@ -1,0 +1,122 @@
+//! Snapshot benchmark (`cargo bench --bench snapshot`, as root): the wall time of
+//! `smolvm sandbox snapshot restore S --resume` of a full snapshot against a cold
+//! `smolvm sandbox create --preset codex --start` of the same image (the Debian test
+//! image), each command returning only when the guest's SSH answers, same machine, same
+//! run, one network namespace. The accelerator is whatever `--accel auto` picks here (TCG
+//! without hardware KVM). `SMOLVM_BENCH_RUNS` sets the count of each (default 5). The
+//! restored sandbox is deleted before each restore, so both paths create it from nothing.
+//!
+//! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::cleanup::NetNs;
+use support::images::{self, Row};
+use support::Home;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("snapshot bench skipped under cargo test (run: cargo bench --bench snapshot)");
+        return;
+    }
+    if !support::is_root() {
+        println!("snapshot bench skipped: needs root (network namespaces, TAPs, nftables)");
+        return;
+    }
+    let n: usize = std::env::var("SMOLVM_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let rootfs = images::debian_rootfs();
+    let h = Home::new();
+    let manifest = images::manifest(
+        h.tmp.path(),
+        &[Row {
+            preset: "codex",
+            rootfs: &rootfs,
+        }],
+    );
+    let ns = NetNs::with_uplink();
+    let smolvm = |args: &[&str]| {
+        let mut c = ns.cmd(&h, "smolvm");
+        c.env("SMOLVM_MANIFEST", &manifest)
+            .args(args)
+            .timeout(Duration::from_secs(600));
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "smolvm {args:?}: {}{}",
+            support::stdout(&out),
+            support::stderr(&out)
+        );
+        out
+    };
+    let create = |name: &str| {
+        let t = Instant::now();
+        let out = smolvm(&[
+            "sandbox",
+            "create",
+            "--preset",
+            "codex",
+            "--start",
+            "--backend",
+            "qemu",
+            "--name",
+            name,
+            "--memory",
+            "512",
+            "--json",
+        ]);
+        (t.elapsed().as_secs_f64(), out)
+    };
+    // Warm the image cache and the page cache, and take the snapshot.
+    let (_, out) = create("vm-bench");
+    let accel = support::json(&out)["data"]["accelerator"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    smolvm(&[
+        "sandbox",
+        "snapshot",
+        "create",
+        "vm-bench",
+        "--snapshot-id",
+        "snap-bench",
+        "--json",
+    ]);
+    let (mut cold, mut restore) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let name = format!("vm-cold-{i}");
+        cold.push(create(&name).0);
+        smolvm(&["sandbox", "delete", &name, "--timeout", "3", "--json"]);
+        smolvm(&["sandbox", "delete", "vm-bench", "--timeout", "3", "--json"]);
+        let t = Instant::now();
+        smolvm(&[
+            "sandbox",
+            "snapshot",
+            "restore",
+            "snap-bench",
+            "--resume",
+            "--json",
+        ]);
+        restore.push(t.elapsed().as_secs_f64());
+    }
+    let (c, r) = (median(&mut cold), median(&mut restore));
+    println!("accelerator: {accel}, runs: {n}");
+    println!("cold `sandbox create --start` to SSH:      median {c:.2} s  ({cold:.2?})");
+    println!("`snapshot restore --resume` to SSH:        median {r:.2} s  ({restore:.2?})");
+    println!("restore is {:.1}x faster", c / r);
+    let _ = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force", "--json"])
+        .output();
+}

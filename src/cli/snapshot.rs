@@ -1,0 +1,201 @@
+//! `smolvm sandbox pause|resume` and `smolvm sandbox snapshot create|restore|list|delete`:
+//! thin faces over [`core::lifecycle::set_paused`] and [`core::snapshot`].
+
+use serde::Serialize;
+
+use super::args::{IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotRestoreArgs};
+use super::output::{self, line, warn};
+use super::start::{open_ctx, progress};
+use crate::core::error::Result;
+use crate::core::lifecycle;
+use crate::core::runtime::block_on;
+use crate::core::snapshot::{self, CreateOptions, FlushPolicy, RestoreOptions, SnapshotType};
+use crate::core::table;
+use crate::core::units::format_size;
+use crate::core::Env;
+
+/// `sandbox pause ID` (`paused`) / `sandbox resume ID`.
+pub fn pause(a: &IdArgs, paused: bool, env: &Env) -> i32 {
+    let command = if paused {
+        "sandbox.pause"
+    } else {
+        "sandbox.resume"
+    };
+    let r = open_ctx(env).and_then(|ctx| block_on(lifecycle::set_paused(&ctx, &a.id, paused))?);
+    match r {
+        Ok(rep) if a.json => {
+            output::print_json(command, 0, Some(&rep), None);
+            0
+        }
+        Ok(rep) => {
+            if rep.unchanged {
+                line(format!("Sandbox {} is already {}.", rep.name, rep.status));
+            } else if paused {
+                line(format!("Paused {}.", rep.name));
+            } else {
+                line(format!("Resumed {}.", rep.name));
+            }
+            0
+        }
+        Err(e) => output::fail(command, a.json, &e),
+    }
+}
+
+pub fn run(cmd: SnapshotCommand, env: &Env) -> i32 {
+    match cmd {
+        SnapshotCommand::Create(a) => create(&a, env),
+        SnapshotCommand::Restore(a) => restore(&a, env),
+        SnapshotCommand::List(a) => list(a.vm_id.as_deref(), a.json, env),
+        SnapshotCommand::Delete(a) => delete(&a, env),
+    }
+}
+
+fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
+    const CMD: &str = "sandbox.snapshot.create";
+    let r = (|| -> Result<_> {
+        let opts = CreateOptions {
+            vm_id: a.id.clone(),
+            snapshot_id: a.snapshot_id.clone(),
+            // clap has checked the values.
+            kind: SnapshotType::parse(&a.snapshot_type).unwrap_or_default(),
+            resume_source: a.resume_source,
+            live_only: a.live_only,
+            flush: FlushPolicy::parse(&a.flush_policy).unwrap_or_default(),
+        };
+        let ctx = open_ctx(env)?;
+        block_on(snapshot::create(&ctx, &opts))?
+    })();
+    match r {
+        Ok(rep) if a.json => {
+            output::print_json(CMD, 0, Some(&rep), None);
+            0
+        }
+        Ok(rep) => {
+            let s = &rep.snapshot;
+            line(format!(
+                "Created snapshot {} of {} ({}, {}) in {:.2} s.",
+                s.id,
+                s.vm_id,
+                s.kind,
+                format_size(s.size_bytes),
+                rep.elapsed_ms / 1000.0
+            ));
+            line(format!("Sandbox {} is {}.", s.vm_id, rep.source_status));
+            line(format!(
+                "Restore it: smolvm sandbox snapshot restore {} --resume",
+                s.id
+            ));
+            0
+        }
+        Err(e) => output::fail(CMD, a.json, &e),
+    }
+}
+
+fn restore(a: &SnapshotRestoreArgs, env: &Env) -> i32 {
+    const CMD: &str = "sandbox.snapshot.restore";
+    let r = (|| -> Result<_> {
+        let opts = RestoreOptions {
+            snapshot_id: a.snapshot.clone(),
+            resume: a.resume,
+            force: a.force,
+            boot_timeout: a.boot_timeout,
+        };
+        let ctx = open_ctx(env)?;
+        block_on(snapshot::restore(&ctx, &opts, &progress(a.json)))?
+    })();
+    match r {
+        Ok(rep) if a.json => {
+            output::print_json(CMD, 0, Some(&rep), None);
+            0
+        }
+        Ok(rep) => {
+            line(format!(
+                "Restored {} from snapshot {} ({}) in {:.2} s: {}.",
+                rep.vm.name,
+                rep.snapshot.id,
+                rep.snapshot.kind,
+                rep.elapsed_ms / 1000.0,
+                rep.vm.status
+            ));
+            line(format!("  IP:       {}", rep.vm.ip_address));
+            if let Some(p) = rep.vm.ssh_port {
+                line(format!("  SSH port: {p}"));
+            }
+            if rep.vm.status == "paused" {
+                line(format!("Run it: smolvm sandbox resume {}", rep.vm.name));
+            } else {
+                line(format!("Connect: smolvm sandbox ssh {}", rep.vm.name));
+            }
+            0
+        }
+        Err(e) => output::fail(CMD, a.json, &e),
+    }
+}
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    snapshots: &'a [snapshot::SnapshotInfo],
+    count: usize,
+    warnings: &'a [String],
+}
+
+fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
+    const CMD: &str = "sandbox.snapshot.list";
+    let r = open_ctx(env).and_then(|ctx| snapshot::list(&ctx, vm_id));
+    let (snaps, warnings) = match r {
+        Ok(v) => v,
+        Err(e) => return output::fail(CMD, json, &e),
+    };
+    if json {
+        let data = Listing {
+            snapshots: &snaps,
+            count: snaps.len(),
+            warnings: &warnings,
+        };
+        output::print_json(CMD, 0, Some(&data), None);
+        return 0;
+    }
+    for w in &warnings {
+        warn(w);
+    }
+    if snaps.is_empty() {
+        line("No snapshots.");
+        return 0;
+    }
+    let rows: Vec<[String; 6]> = snaps
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.vm_id.clone(),
+                s.kind.clone(),
+                s.backend.clone(),
+                if s.missing_files.is_empty() {
+                    format_size(s.size_bytes)
+                } else {
+                    "files missing".into()
+                },
+                s.created_at.clone(),
+            ]
+        })
+        .collect();
+    for l in table::text_table(["ID", "VM", "TYPE", "BACKEND", "SIZE", "CREATED"], &rows) {
+        line(l);
+    }
+    0
+}
+
+fn delete(a: &IdArgs, env: &Env) -> i32 {
+    const CMD: &str = "sandbox.snapshot.delete";
+    match open_ctx(env).and_then(|ctx| snapshot::delete(&ctx, &a.id)) {
+        Ok(info) if a.json => {
+            output::print_json(CMD, 0, Some(&serde_json::json!({ "deleted": info })), None);
+            0
+        }
+        Ok(info) => {
+            line(format!("Deleted snapshot {}.", info.id));
+            0
+        }
+        Err(e) => output::fail(CMD, a.json, &e),
+    }
+}

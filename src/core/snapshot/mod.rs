@@ -1,0 +1,576 @@
+//! Snapshots of a sandbox: `sandbox snapshot create|restore|list|delete`, one core
+//! function each (the CLI calls them; the dashboard can).
+//!
+//! Files live in `~/.smolvm/snapshots/<id>/` ([`Paths::snapshot_dir`], an id checked like
+//! a VM id): QEMU `full` = `state.bin` (QEMU's migration stream: RAM and device state,
+//! written to a file smolvm opened and passed over QMP) + `disk.ext4`; Firecracker `full`
+//! = `vmstate.bin` + `mem.bin` + `disk.ext4`; `disk` = `disk.ext4` only. The disk copy is
+//! a reflink where the file system can, else sparse.
+//!
+//! Crash safety: the directory carries a `.partial` marker, locked (`flock`) by the create
+//! for as long as it runs; the row is inserted after every file is synced, and the marker
+//! removed after the row. A create killed midway leaves a marked directory with no row,
+//! which the next create and `cleanup`'s stale-resource scan remove ([`sweep_partials`]).
+//! `delete` marks the directory first, then deletes the row, then the files, so it too is
+//! finished by the next sweep. Prune never looks here, and deleting or cleaning up the VM
+//! leaves its snapshots in place.
+
+mod restore;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use restore::{restore, RestoreOptions, RestoreReport};
+
+use super::cleanup;
+use super::error::{io_reason, Error, Result};
+use super::lifecycle::set_vcpus_paused;
+use super::start::{not_found, Ctx};
+use crate::sys::fs::HardLinks;
+use crate::sys::open;
+use crate::sys::process::is_vm_id;
+use crate::sys::state::{SnapshotRecord, StateStore, VmRecord, VmStatus};
+
+/// The marker of a snapshot directory that is being written (or deleted).
+pub(crate) const PARTIAL: &str = ".partial";
+const STATE: &str = "state.bin";
+const FC_STATE: &str = "vmstate.bin";
+const FC_MEM: &str = "mem.bin";
+const DISK: &str = "disk.ext4";
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
+/// `--snapshot-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotType {
+    /// RAM, device state and disk: the guest's processes go on after a restore.
+    #[default]
+    Full,
+    /// The disk only: a restore boots it afresh.
+    Disk,
+    /// SmolVM's incremental type: not supported yet (a clear error).
+    Diff,
+}
+
+impl SnapshotType {
+    pub fn parse(s: &str) -> Option<SnapshotType> {
+        match s {
+            "full" => Some(SnapshotType::Full),
+            "disk" => Some(SnapshotType::Disk),
+            "diff" => Some(SnapshotType::Diff),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotType::Full => "full",
+            SnapshotType::Disk => "disk",
+            SnapshotType::Diff => "diff",
+        }
+    }
+}
+
+/// `--flush-policy`: whether the guest's file systems are synced (`sync` over SSH) before
+/// a `disk` snapshot of a running sandbox. A `full` snapshot keeps the page cache in
+/// memory, so it never needs one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlushPolicy {
+    /// The sync must succeed, or nothing is snapshotted.
+    Required,
+    /// Try; go on without it when the guest does not answer.
+    #[default]
+    BestEffort,
+    Skip,
+}
+
+impl FlushPolicy {
+    pub fn parse(s: &str) -> Option<FlushPolicy> {
+        match s {
+            "required" => Some(FlushPolicy::Required),
+            "best-effort" => Some(FlushPolicy::BestEffort),
+            "skip" => Some(FlushPolicy::Skip),
+            _ => None,
+        }
+    }
+}
+
+/// How to take a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub vm_id: String,
+    /// Default `snap-<8 hex>`.
+    pub snapshot_id: Option<String>,
+    pub kind: SnapshotType,
+    /// Run the source again afterwards (it stays paused otherwise).
+    pub resume_source: bool,
+    /// Refuse a sandbox that is not running (no cold disk copy of a stopped one).
+    pub live_only: bool,
+    pub flush: FlushPolicy,
+}
+
+/// One snapshot as listed (JSON keys of `snapshot list` and `create`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub vm_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub backend: String,
+    pub created_at: String,
+    /// Disk usage of its directory (blocks, so a reflinked disk counts what it uses).
+    pub size_bytes: u64,
+    pub path: PathBuf,
+    pub restored: bool,
+    pub restored_vm_id: Option<String>,
+    /// Files it needs are gone (removed by hand): it cannot be restored.
+    pub missing_files: Vec<String>,
+}
+
+/// What `create` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateReport {
+    pub snapshot: SnapshotInfo,
+    /// The source sandbox's status afterwards (`paused` unless `--resume-source`).
+    pub source_status: String,
+    pub elapsed_ms: f64,
+}
+
+/// The files a snapshot of this backend and type consists of.
+pub(crate) fn files_of(backend: &str, kind: &str) -> &'static [&'static str] {
+    match (backend, kind) {
+        (_, "disk") => &[DISK],
+        ("qemu", _) => &[STATE, DISK],
+        _ => &[FC_STATE, FC_MEM, DISK],
+    }
+}
+
+fn snapshot_dir(ctx: &Ctx, id: &str) -> Result<PathBuf> {
+    ctx.paths
+        .snapshot_dir(id)
+        .ok_or_else(|| invalid_snapshot_id(id))
+}
+
+pub(crate) fn invalid_snapshot_id(id: &str) -> Error {
+    Error::usage(format!(
+        "Invalid snapshot id '{id}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
+    ))
+}
+
+pub(crate) fn snapshot_not_found(id: &str) -> Error {
+    Error::runtime(format!("Snapshot '{id}' not found"))
+        .with_recovery("Run 'smolvm sandbox snapshot list' to see snapshots.")
+}
+
+fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
+    let dir = ctx
+        .paths
+        .snapshot_dir(&s.snapshot_id)
+        .unwrap_or_else(|| ctx.paths.snapshots_dir.clone());
+    let missing = files_of(s.backend(), s.kind())
+        .iter()
+        .filter(|f| !matches!(open::kind(&dir.join(f)), Ok(Some(open::Kind::File))))
+        .map(|f| f.to_string())
+        .collect();
+    SnapshotInfo {
+        id: s.snapshot_id.clone(),
+        vm_id: s.vm_id.clone(),
+        kind: s.kind().into(),
+        backend: s.backend().into(),
+        created_at: s.created_at.clone(),
+        size_bytes: crate::sys::fs::disk_usage(&dir, &HardLinks::default()),
+        path: dir,
+        restored: s.restored,
+        restored_vm_id: s.restored_vm_id.clone(),
+        missing_files: missing,
+    }
+}
+
+/// `snapshot list [--vm-id ID]`: every snapshot (of one VM), oldest first, and warnings
+/// for rows that could not be read.
+pub fn list(ctx: &Ctx, vm_id: Option<&str>) -> Result<(Vec<SnapshotInfo>, Vec<String>)> {
+    let (rows, warnings) = ctx.store.list_snapshots(vm_id).map_err(rt)?;
+    Ok((rows.iter().map(|s| info_of(ctx, s)).collect(), warnings))
+}
+
+/// One snapshot by id.
+pub fn get(ctx: &Ctx, id: &str) -> Result<(SnapshotRecord, SnapshotInfo)> {
+    if !is_vm_id(id) {
+        return Err(invalid_snapshot_id(id));
+    }
+    let row = ctx
+        .store
+        .get_snapshot(id)
+        .map_err(rt)?
+        .ok_or_else(|| snapshot_not_found(id))?;
+    let info = info_of(ctx, &row);
+    Ok((row, info))
+}
+
+/// `snapshot delete ID`: mark its directory, delete its row, then its files (only the
+/// names smolvm writes there; anything else in the directory refuses the removal and is
+/// reported). Returns what was deleted.
+pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
+    let (_, info) = get(ctx, id)?;
+    let dir = snapshot_dir(ctx, id)?;
+    if dir.is_dir() {
+        // Marked first: a delete killed after the row went is finished by the next sweep.
+        open::create_new(&dir.join(PARTIAL), 0o600)
+            .map(drop)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| rt(format!("cannot mark {}: {}", dir.display(), io_reason(&e))))?;
+        let _ = open::sync_dir(&dir);
+    }
+    ctx.store.delete_snapshot(id).map_err(rt)?;
+    crate::sys::fs::remove_snapshot_dir(&ctx.paths.snapshots_dir, id).map_err(|e| {
+        rt(format!(
+            "cannot remove {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    Ok(info)
+}
+
+/// Snapshot directories under `snapshots_dir` a killed create (or delete) left: marked
+/// `.partial`, the marker not locked by a live create, and no row in `store`. Marked
+/// directories with a row are complete (only their marker is left over).
+pub fn partials(snapshots_dir: &Path, store: &StateStore) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(snapshots_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|id| abandoned(snapshots_dir, store, id) == Some(true))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `Some(true)`: an abandoned partial snapshot (no row); `Some(false)`: marked but
+/// complete (a row exists); `None`: not marked, a create still holds it, or not an id.
+fn abandoned(snapshots_dir: &Path, store: &StateStore, id: &str) -> Option<bool> {
+    if !is_vm_id(id) {
+        return None;
+    }
+    let marker = snapshots_dir.join(id).join(PARTIAL);
+    if !matches!(open::kind(&marker), Ok(Some(open::Kind::File))) {
+        return None;
+    }
+    let f = open::open_read(&marker).ok()?;
+    // Held by a live create: not ours to judge. (Released at the end: only a probe.)
+    let _probe = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?;
+    match store.get_snapshot(id) {
+        Ok(None) => Some(true),
+        Ok(Some(_)) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// Remove one abandoned partial snapshot after proving it again (marked, unlocked, no
+/// row); a marked complete one only loses its marker. `Ok(false)`: nothing removed.
+pub fn remove_partial(
+    snapshots_dir: &Path,
+    store: &StateStore,
+    id: &str,
+) -> std::result::Result<bool, String> {
+    match abandoned(snapshots_dir, store, id) {
+        Some(true) => {
+            crate::sys::fs::remove_snapshot_dir(snapshots_dir, id).map_err(|e| io_reason(&e))
+        }
+        Some(false) => crate::sys::fs::remove_generated_file(&snapshots_dir.join(id).join(PARTIAL))
+            .map(|_| false)
+            .map_err(|e| io_reason(&e)),
+        None => Ok(false),
+    }
+}
+
+/// Remove what killed creates left (before a new one starts).
+pub(crate) fn sweep_partials(ctx: &Ctx) {
+    let dir = &ctx.paths.snapshots_dir;
+    for id in partials(dir, &ctx.store) {
+        let _ = remove_partial(dir, &ctx.store, &id);
+    }
+}
+
+fn random_snapshot_id() -> String {
+    format!("snap-{}", open::random_hex(4))
+}
+
+/// `sandbox snapshot create VM`: pause the source, save what the type asks for, copy its
+/// disk, sync, then write the row. The source stays paused unless `resume_source` (on
+/// failure it is resumed if it was running). Nothing is left of a failed create.
+pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
+    let t0 = std::time::Instant::now();
+    if opts.kind == SnapshotType::Diff {
+        return Err(Error::runtime(
+            "Snapshot type 'diff' is not supported yet; use --snapshot-type full or disk",
+        ));
+    }
+    let id = match &opts.snapshot_id {
+        Some(s) if !is_vm_id(s) => return Err(invalid_snapshot_id(s)),
+        Some(s) => s.clone(),
+        None => random_snapshot_id(),
+    };
+    let vm = ctx
+        .store
+        .get_vm(&opts.vm_id)
+        .map_err(rt)?
+        .ok_or_else(|| not_found(&opts.vm_id))?;
+    if ctx.store.get_snapshot(&id).map_err(rt)?.is_some() {
+        return Err(Error::runtime(format!("Snapshot '{id}' already exists"))
+            .with_recovery("Pick another --snapshot-id, or delete the old one first."));
+    }
+    let live = vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir);
+    let backend = vm.backend().unwrap_or("qemu").to_string();
+    if !matches!(backend.as_str(), "qemu" | "firecracker") {
+        return Err(rt(format!(
+            "Sandbox '{}' has an unknown backend '{backend}'",
+            vm.id
+        )));
+    }
+    if !live && (opts.kind == SnapshotType::Full || opts.live_only) {
+        return Err(Error::runtime(format!(
+            "Sandbox '{}' is not running (status: {}); a {} snapshot needs a running or paused sandbox",
+            vm.id,
+            if vm.status.is_active() { "error" } else { vm.status.as_str() },
+            if opts.live_only { "live" } else { "full" },
+        ))
+        .with_recovery(format!("Run 'smolvm sandbox start {}' first.", vm.id)));
+    }
+    let disk = ctx.disk_path(&vm.id)?;
+    open::regular(&disk).map_err(|e| {
+        rt(format!(
+            "cannot snapshot the disk {}: {}",
+            disk.display(),
+            io_reason(&e)
+        ))
+    })?;
+    sweep_partials(ctx);
+
+    let dir = snapshot_dir(ctx, &id)?;
+    std::fs::create_dir_all(&ctx.paths.snapshots_dir).map_err(|e| {
+        rt(format!(
+            "cannot create {}: {}",
+            ctx.paths.snapshots_dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                rt(format!(
+                    "cannot create {}: {}",
+                    dir.display(),
+                    io_reason(&e)
+                ))
+                .with_recovery(
+                    "Pick another --snapshot-id (a directory of that name is in the way).",
+                )
+            })?;
+    }
+    // From here on the directory is ours: marked and locked until the row is written.
+    let marker = dir.join(PARTIAL);
+    let lock = open::create_new(&marker, 0o600).map_err(rt).and_then(|f| {
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| rt(format!("cannot lock {}: {e}", marker.display())))
+    });
+    let lock = match lock {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = crate::sys::fs::remove_snapshot_dir(&ctx.paths.snapshots_dir, &id);
+            return Err(e);
+        }
+    };
+    let was_running = live && vm.status == VmStatus::Running;
+    let r = write_snapshot(ctx, &vm, &id, &dir, &disk, &backend, live, opts).await;
+    match r {
+        Ok(()) => {
+            let _ = crate::sys::fs::remove_generated_file(&marker);
+            let _ = open::sync_dir(&dir);
+            drop(lock);
+            let mut source_status = vm.status.as_str().to_string();
+            if live {
+                source_status = "paused".into();
+                if opts.resume_source {
+                    set_vcpus_paused(ctx, &vm, false).await?;
+                    ctx.store
+                        .set_status(
+                            &vm.id,
+                            &VmStatus::Running,
+                            vm.pid,
+                            vm.socket_path.as_deref(),
+                        )
+                        .map_err(rt)?;
+                    source_status = "running".into();
+                }
+            }
+            let (_, info) = get(ctx, &id)?;
+            Ok(CreateReport {
+                snapshot: info,
+                source_status,
+                elapsed_ms: super::start::ms(t0.elapsed()),
+            })
+        }
+        Err(e) => {
+            if was_running {
+                let _ = set_vcpus_paused(ctx, &vm, false).await;
+                let _ = ctx.store.set_status(
+                    &vm.id,
+                    &VmStatus::Running,
+                    vm.pid,
+                    vm.socket_path.as_deref(),
+                );
+            }
+            drop(lock);
+            let _ = crate::sys::fs::remove_snapshot_dir(&ctx.paths.snapshots_dir, &id);
+            Err(e)
+        }
+    }
+}
+
+/// Flush (disk type), pause, save state (full), copy the disk, sync, insert the row.
+#[allow(clippy::too_many_arguments)]
+async fn write_snapshot(
+    ctx: &Ctx,
+    vm: &VmRecord,
+    id: &str,
+    dir: &Path,
+    disk: &Path,
+    backend: &str,
+    live: bool,
+    opts: &CreateOptions,
+) -> Result<()> {
+    if live && vm.status == VmStatus::Running {
+        if opts.kind == SnapshotType::Disk && opts.flush != FlushPolicy::Skip {
+            if let Err(e) = flush_guest(ctx, vm).await {
+                if opts.flush == FlushPolicy::Required {
+                    return Err(e.with_recovery(
+                        "Use --flush-policy best-effort or skip to snapshot without it.",
+                    ));
+                }
+            }
+        }
+        set_vcpus_paused(ctx, vm, true).await?;
+        ctx.store
+            .set_status(&vm.id, &VmStatus::Paused, vm.pid, vm.socket_path.as_deref())
+            .map_err(rt)?;
+    }
+    let budget = Duration::from_secs(600);
+    let (snapshot_path, mem_path) = if opts.kind == SnapshotType::Full {
+        if backend == "qemu" {
+            let state = dir.join(STATE);
+            let f = open::create_new(&state, 0o600).map_err(rt)?;
+            let sock = ctx
+                .paths
+                .qmp_socket(&vm.id)
+                .ok_or_else(|| super::start::invalid_id(&vm.id))?;
+            let mut q = crate::sys::vmm::qmp::Qmp::connect(&sock, Duration::from_secs(10))
+                .await
+                .map_err(|e| rt(format!("cannot reach QEMU of '{}': {e}", vm.id)))?;
+            q.save_state(&f, budget)
+                .await
+                .map_err(|e| rt(format!("QEMU could not save the VM state: {e}")))?;
+            f.sync_all().map_err(rt)?;
+            (state, None)
+        } else {
+            let (state, mem) = (dir.join(FC_STATE), dir.join(FC_MEM));
+            let sock = ctx
+                .paths
+                .firecracker_socket(&vm.id)
+                .ok_or_else(|| super::start::invalid_id(&vm.id))?;
+            crate::sys::vmm::firecracker::snapshot_create(&sock, &state, &mem, budget)
+                .await
+                .map_err(rt)?;
+            for p in [&state, &mem] {
+                open::open_read(p).and_then(|f| f.sync_all()).map_err(rt)?;
+            }
+            (state, Some(mem))
+        }
+    } else {
+        (PathBuf::new(), None)
+    };
+    let disk_copy = dir.join(DISK);
+    let (src, dst) = (disk.to_path_buf(), disk_copy.clone());
+    tokio::task::spawn_blocking(move || crate::sys::disk::isolated_copy(&src, &dst))
+        .await
+        .map_err(rt)?
+        .map_err(|e| {
+            rt(format!(
+                "cannot copy {} to {}: {}",
+                disk.display(),
+                disk_copy.display(),
+                io_reason(&e)
+            ))
+        })?;
+    open::sync_dir(dir).map_err(rt)?;
+    let text = |p: &Path| p.display().to_string();
+    let mut config = vm.config.clone();
+    if let Some(c) = config.as_object_mut() {
+        c.insert("rootfs_path".into(), serde_json::json!(disk));
+    }
+    let row = SnapshotRecord {
+        snapshot_id: id.to_string(),
+        vm_id: vm.id.clone(),
+        snapshot_path: if snapshot_path.as_os_str().is_empty() {
+            String::new()
+        } else {
+            text(&snapshot_path)
+        },
+        mem_file_path: mem_path.as_deref().map(text).unwrap_or_default(),
+        disk_path: text(&disk_copy),
+        backend: Some(backend.to_string()),
+        artifacts: Some(serde_json::json!({
+            "state_path": (!snapshot_path.as_os_str().is_empty()).then(|| text(&snapshot_path)),
+            "memory_path": mem_path.as_deref().map(text),
+            "disk_path": text(&disk_copy),
+        })),
+        vm_config: config,
+        network_config: serde_json::to_value(vm.network.clone().unwrap_or_default())
+            .unwrap_or_default(),
+        created_at: String::new(),
+        snapshot_type: Some(opts.kind.as_str().into()),
+        restored: false,
+        restored_vm_id: None,
+    };
+    ctx.store.insert_snapshot(&row).map_err(rt)
+}
+
+/// `sync` in the guest over SSH (bounded), so a disk copy holds what was written.
+async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
+    let argv = super::lifecycle::ssh_argv(ctx, &vm.id, &["sync".to_string()], false)?;
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .map_err(|_| rt("flushing the guest's file systems timed out"))?
+    .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(rt(format!(
+            "flushing the guest's file systems failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}

@@ -1,0 +1,449 @@
+//! `sandbox snapshot restore S [--resume] [--force]`: the snapshot's sandbox comes back
+//! under its own id, MAC, TAP, IP and SSH port (row, leases, TAP and nftables recreated
+//! when the sandbox was deleted), on a copy of the snapshot's disk at the sandbox's own
+//! disk path.
+//!
+//! - QEMU `full`: a new QEMU with the same machine and devices started paused with
+//!   `-incoming defer`; the state file is opened here and passed over QMP; `cont` with
+//!   `--resume`. The guest's processes and memory go on where they were.
+//! - Firecracker `full`: a new process, `PUT /snapshot/load` (resumed with `--resume`).
+//! - `disk`: a cold boot of the copied disk (paused once ready unless `--resume`).
+//!
+//! With `--resume` it returns only when the guest's SSH server answers. A sandbox of that
+//! id that exists is replaced only with `--force` (or when it is what an interrupted
+//! restore of this same snapshot left). Any failure rolls back like a failed start.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{get, rt, SnapshotInfo, FC_MEM, FC_STATE, STATE};
+use crate::core::cleanup;
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::host::{AccelRequest, Backend};
+use crate::core::images::Vmm;
+use crate::core::progress::Progress;
+use crate::core::start::{self, Ctx, StartEvent};
+use crate::sys::open;
+use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
+use crate::sys::vmm::qemu::Machine;
+use crate::sys::vmm::{self, firecracker, qmp::Qmp};
+
+/// The config key a restore in progress carries (removed when it succeeds): a sandbox
+/// left by an interrupted restore of the same snapshot is replaced without `--force`.
+const RESTORING: &str = "restoring_snapshot";
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub snapshot_id: String,
+    /// Run the guest (and wait for its SSH) instead of leaving it paused.
+    pub resume: bool,
+    /// Replace a sandbox of that id.
+    pub force: bool,
+    pub boot_timeout: Option<Duration>,
+}
+
+/// `snapshot{id, type, vm_id, created_at}` and `vm{name, status, ip_address, ssh_port}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub snapshot: RestoredSnapshot,
+    pub vm: RestoredVm,
+    /// Whether a sandbox of that id was replaced (`--force`).
+    pub replaced: bool,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredSnapshot {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub vm_id: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredVm {
+    pub name: String,
+    pub status: String,
+    pub ip_address: String,
+    pub ssh_port: Option<u16>,
+    pub pid: Option<i64>,
+}
+
+/// The snapshot's network, checked before it names a device: a pool address and its
+/// `tap<N>`.
+fn network_of(info: &SnapshotInfo, net: &Network) -> Result<(Ipv4Addr, String)> {
+    let bad = || {
+        rt(format!(
+            "Snapshot '{}' has no usable network configuration (guest_ip {:?}, tap_device {:?})",
+            info.id, net.guest_ip, net.tap_device
+        ))
+    };
+    let ip: Ipv4Addr = net
+        .guest_ip
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let index = crate::sys::net::tap::pool_index(ip).ok_or_else(bad)?;
+    let tap = format!("tap{index}");
+    if net.tap_device.as_deref() != Some(tap.as_str()) {
+        return Err(bad());
+    }
+    Ok((ip, tap))
+}
+
+pub async fn restore(
+    ctx: &Ctx,
+    opts: &RestoreOptions,
+    progress: &Progress<StartEvent>,
+) -> Result<RestoreReport> {
+    let t0 = Instant::now();
+    let (row, info) = get(ctx, &opts.snapshot_id)?;
+    if info.kind == "diff" {
+        return Err(rt(format!(
+            "Snapshot '{}' is a diff snapshot, which this smolvm cannot restore yet",
+            info.id
+        )));
+    }
+    if !info.missing_files.is_empty() {
+        return Err(rt(format!(
+            "Snapshot '{}' is missing its files ({} in {}); it cannot be restored",
+            info.id,
+            info.missing_files.join(", "),
+            info.path.display()
+        ))
+        .with_recovery(format!(
+            "Delete it with 'smolvm sandbox snapshot delete {}'.",
+            info.id
+        )));
+    }
+    let id = row.vm_id.clone();
+    let vmm = Vmm::parse(row.backend())
+        .ok_or_else(|| rt(format!("Snapshot '{}' has an unknown backend", info.id)))?;
+    let net: Network = serde_json::from_value(row.network_config.clone()).unwrap_or_default();
+    let (ip, tap) = network_of(&info, &net)?;
+    let accel = match row.vm_config.get("accel").and_then(|v| v.as_str()) {
+        None => None,
+        Some(a) => Some(AccelRequest::parse(a).ok_or_else(|| {
+            rt(format!(
+                "Snapshot '{}' has an unknown accelerator '{a}'",
+                info.id
+            ))
+        })?),
+    };
+    let mut runtime = start::runtime(
+        ctx,
+        Backend::from_vmm(Some(vmm)),
+        accel,
+        opts.boot_timeout,
+        progress,
+    )?;
+    // The saved state loads only into the same machine type.
+    if vmm == Vmm::Qemu {
+        runtime.machine = match row.vm_config.get("qemu_machine").and_then(|v| v.as_str()) {
+            Some("microvm") => Some(Machine::Microvm),
+            Some("q35") => Some(Machine::Q35),
+            _ => runtime.machine,
+        };
+    }
+
+    // Refusals before anything changes.
+    let existing = ctx.store.get_vm(&id).map_err(rt)?;
+    let holders = ctx
+        .store
+        .lease_holders(&ip.to_string(), net.ssh_host_port, &id)
+        .map_err(rt)?;
+    if let Some(other) = holders.iter().next() {
+        return Err(rt(format!(
+            "The snapshot's address {ip} or SSH port is taken by sandbox '{other}'"
+        ))
+        .with_recovery(format!(
+            "Delete '{other}' first ('smolvm sandbox delete {other}')."
+        )));
+    }
+    let replaced = existing.is_some();
+    if let Some(vm) = &existing {
+        let live = vm.status.is_active() && !cleanup::row_is_stale(vm, &ctx.paths.socket_dir);
+        // Only a restore that never finished carries the marker (it is removed on success).
+        let interrupted =
+            vm.config.get(RESTORING).and_then(|v| v.as_str()) == Some(info.id.as_str());
+        if !opts.force && !interrupted {
+            let state = if live { "running" } else { vm.status.as_str() };
+            return Err(Error::runtime(format!(
+                "Sandbox '{id}' already exists ({state}); restoring would replace it"
+            ))
+            .with_recovery(format!(
+                "Pass --force to replace it, or delete it first ('smolvm sandbox delete {id}')."
+            )));
+        }
+        cleanup::teardown_vm(
+            ctx.store.clone(),
+            &id,
+            ctx.cleanup_options(Duration::from_secs(10)),
+        )
+        .await
+        .map_err(|e| rt(format!("cannot replace sandbox '{id}': {e}")))?;
+    }
+
+    let disk = ctx.disk_path(&id)?;
+    let mut config = row.vm_config.clone();
+    if let Some(c) = config.as_object_mut() {
+        c.insert("vm_id".into(), serde_json::json!(id));
+        c.insert("rootfs_path".into(), serde_json::json!(disk));
+        c.insert(RESTORING.into(), serde_json::json!(info.id));
+    }
+    let mut vm = VmRecord::new(id.clone(), VmStatus::Created);
+    vm.config = config.clone();
+    match ctx.store.insert_vm(&vm) {
+        Ok(()) => {}
+        Err(StateError::AlreadyExists(_)) => {
+            return Err(rt(format!(
+                "Sandbox '{id}' appeared meanwhile; not replaced"
+            )))
+        }
+        Err(e) => return Err(rt(e)),
+    }
+    let r = bring_up(
+        ctx, &info, &runtime, vmm, ip, &tap, &net, &disk, opts, progress,
+    )
+    .await;
+    let (status, pid) = match r {
+        Ok(v) => v,
+        Err(e) => return Err(start::roll_back(ctx, &id, e, progress).await),
+    };
+    if let Some(c) = config.as_object_mut() {
+        c.remove(RESTORING);
+        c.insert("restored_from_snapshot".into(), serde_json::json!(info.id));
+    }
+    ctx.store.set_config(&id, &config).map_err(rt)?;
+    ctx.store
+        .mark_snapshot_restored(&info.id, &id)
+        .map_err(rt)?;
+    Ok(RestoreReport {
+        snapshot: RestoredSnapshot {
+            id: info.id.clone(),
+            kind: info.kind.clone(),
+            vm_id: id.clone(),
+            created_at: info.created_at.clone(),
+        },
+        vm: RestoredVm {
+            name: id,
+            status: status.as_str().into(),
+            ip_address: ip.to_string(),
+            ssh_port: net.ssh_host_port,
+            pid,
+        },
+        replaced,
+        elapsed_ms: start::ms(t0.elapsed()),
+    })
+}
+
+/// Disk, leases, network, VMM; the state loaded (full) or the disk booted (disk).
+#[allow(clippy::too_many_arguments)]
+async fn bring_up(
+    ctx: &Ctx,
+    info: &SnapshotInfo,
+    runtime: &crate::core::host::Runtime,
+    vmm: Vmm,
+    ip: Ipv4Addr,
+    tap: &str,
+    net: &Network,
+    disk: &std::path::Path,
+    opts: &RestoreOptions,
+    progress: &Progress<StartEvent>,
+) -> Result<(VmStatus, Option<i64>)> {
+    let id = info.vm_id.clone();
+    let src = info.path.join(super::DISK);
+    {
+        let (d, s, data_dir, vm_id) = (
+            disk.to_path_buf(),
+            src.clone(),
+            ctx.data_dir.clone(),
+            id.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
+            if let Some(p) = d.parent() {
+                std::fs::create_dir_all(p).map_err(rt)?;
+            }
+            crate::sys::disk::isolated_copy(&s, &d)
+                .map(drop)
+                .map_err(|e| {
+                    rt(format!(
+                        "cannot copy {} to {}: {}",
+                        s.display(),
+                        d.display(),
+                        io_reason(&e)
+                    ))
+                })
+        })
+        .await
+        .map_err(rt)??;
+    }
+    ctx.store
+        .reserve_network(&id, &ip.to_string(), tap, net.ssh_host_port)
+        .map_err(|e| rt(e).with_recovery("Delete the sandbox holding it and try again."))?;
+    let (log, socket) = start::prepare_files(ctx, &id, vmm, disk)?;
+    if info.kind == "disk" {
+        let rep = start::boot(ctx, &id, runtime, log, socket, progress).await?;
+        if opts.resume {
+            return Ok((VmStatus::Running, rep.pid));
+        }
+        let vm = ctx
+            .store
+            .get_vm(&id)
+            .map_err(rt)?
+            .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
+        crate::core::lifecycle::set_vcpus_paused(ctx, &vm, true).await?;
+        ctx.store
+            .set_status(&id, &VmStatus::Paused, rep.pid, vm.socket_path.as_deref())
+            .map_err(rt)?;
+        return Ok((VmStatus::Paused, rep.pid));
+    }
+
+    let net_now = start::setup_network(ctx, &id, progress).await?;
+    let row = ctx
+        .store
+        .get_vm(&id)
+        .map_err(rt)?
+        .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
+    let argv = match vmm {
+        Vmm::Qemu => {
+            let mut a = start::qemu_spec(&row, runtime, &net_now, &socket).argv();
+            a.extend(["-S", "-incoming", "defer"].map(String::from));
+            a
+        }
+        Vmm::Firecracker => vec![
+            runtime.binary.display().to_string(),
+            "--api-sock".into(),
+            socket.display().to_string(),
+        ],
+    };
+    progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
+    let t_spawn = Instant::now();
+    let mut child = vmm::spawn(&argv, &log).map_err(|e| {
+        rt(format!(
+            "cannot start {}: {}",
+            runtime.binary.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let pid = i64::from(child.id());
+    let sock_text = socket.display().to_string();
+    // Recorded at once (paused, with its PID), so a crash from here on is reconciled.
+    ctx.store
+        .set_status(&id, &VmStatus::Paused, Some(pid), Some(&sock_text))
+        .map_err(rt)?;
+    let deadline = Instant::now() + runtime.boot_timeout;
+    let r = async {
+        let what = if vmm == Vmm::Qemu {
+            "QEMU"
+        } else {
+            "Firecracker"
+        };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        match vmm {
+            Vmm::Qemu => {
+                let mut q = loop {
+                    if let Ok(Some(st)) = child.try_wait() {
+                        return Err(rt(format!(
+                            "{what} exited early while restoring '{id}' ({st}){}",
+                            start::log_tail(&log)
+                        )));
+                    }
+                    if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
+                        break q;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(rt(format!("Timed out waiting for {what} control socket")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                };
+                let state = open::open_read(&info.path.join(STATE)).map_err(rt)?;
+                q.load_state(&state, budget.max(Duration::from_secs(60)))
+                    .await
+                    .map_err(|e| {
+                        rt(format!(
+                            "QEMU could not load the snapshot's state: {e}{}",
+                            start::log_tail(&log)
+                        ))
+                    })?;
+                progress.emit(StartEvent::PhaseDone(
+                    start::Phase::Spawn,
+                    t_spawn.elapsed(),
+                ));
+                if opts.resume {
+                    q.execute("cont", None).await.map_err(rt)?;
+                }
+            }
+            Vmm::Firecracker => {
+                if !firecracker::wait_for_socket(&socket, budget).await {
+                    return Err(rt(format!("Timed out waiting for {what} control socket")));
+                }
+                firecracker::snapshot_load(
+                    &socket,
+                    &info.path.join(FC_STATE),
+                    &info.path.join(FC_MEM),
+                    opts.resume,
+                    Duration::from_secs(60),
+                )
+                .await
+                .map_err(rt)?;
+                progress.emit(StartEvent::PhaseDone(
+                    start::Phase::Spawn,
+                    t_spawn.elapsed(),
+                ));
+            }
+        }
+        if opts.resume {
+            ctx.store
+                .set_status(&id, &VmStatus::Running, Some(pid), Some(&sock_text))
+                .map_err(rt)?;
+            progress.emit(StartEvent::PhaseStarted(start::Phase::Boot));
+            let t = Instant::now();
+            wait_ssh(ip, deadline).await?;
+            progress.emit(StartEvent::PhaseDone(start::Phase::Boot, t.elapsed()));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    let status = if opts.resume {
+        VmStatus::Running
+    } else {
+        VmStatus::Paused
+    };
+    Ok((status, Some(pid)))
+}
+
+/// Until the guest's SSH server sends its banner (`SSH-`), or the deadline.
+async fn wait_ssh(ip: Ipv4Addr, deadline: Instant) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let attempt = async {
+            let mut s = tokio::net::TcpStream::connect((ip, 22)).await.ok()?;
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).await.ok()?;
+            Some(&b == b"SSH-")
+        };
+        if let Ok(Some(true)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(rt(format!(
+                "the restored guest's SSH server at {ip}:22 did not answer in time"
+            ))
+            .with_recovery("Raise --boot-timeout, or restore without --resume and inspect it."));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
