@@ -46,8 +46,9 @@ pub struct Cli {
     #[arg(short = 'V', long = "version", global = false)]
     pub version: bool,
 
-    /// Dashboard only: disable every destructive action (prune, cleanup, stop, delete).
-    #[arg(long)]
+    /// Observe only: refuse every command that changes something (also SMOLVM_READONLY=1);
+    /// the dashboard disables the same actions.
+    #[arg(long, global = true)]
     pub readonly: bool,
 
     #[command(subcommand)]
@@ -624,8 +625,4 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TuiArgs {
-    /// Disable every destructive action (prune, cleanup, stop, delete, start).
-    #[arg(long)]
-    pub readonly: bool,
-}
+pub struct TuiArgs {}

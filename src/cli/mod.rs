@@ -20,6 +20,7 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory, FromArgMatches};
 
+use crate::core::readonly::{self, Action};
 use crate::core::version::version_line;
 use crate::core::Env;
 use crate::core::Error;
@@ -54,6 +55,17 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
             Err(e) => output::fail("smolvm", false, &e),
         });
     }
+    let readonly = readonly::enabled(&env, cli.readonly);
+    if readonly {
+        if let Some(action) = cli.command.as_ref().and_then(mutation) {
+            let json = argv.iter().skip(1).any(|a| a == "--json");
+            return Outcome::Exit(output::fail(
+                &command_name(&argv),
+                json,
+                &readonly::refusal(action),
+            ));
+        }
+    }
     Outcome::Exit(match cli.command {
         Some(Command::Prune(a)) => prune::run("prune", &a, &env),
         Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, &env),
@@ -66,11 +78,7 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
         Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, &env),
         Some(Command::Doctor(a)) => doctor::run(&a, &env),
-        Some(Command::Tui(a)) => {
-            return Outcome::Dashboard {
-                readonly: a.readonly || cli.readonly,
-            }
-        }
+        Some(Command::Tui(_)) => return Outcome::Dashboard { readonly },
         Some(Command::Sandbox(c)) => start::sandbox(c, &env),
         Some(Command::Completions(a)) => shell::completions(&a),
         Some(Command::Man(a)) => shell::man(&a),
@@ -90,14 +98,50 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-                return Outcome::Dashboard {
-                    readonly: cli.readonly,
-                };
+                return Outcome::Dashboard { readonly };
             }
             // Scripts get the help text, not a dashboard.
             output::err_line(Cli::command().render_help().to_string());
             2
         }
+    })
+}
+
+/// What a command changes, for read-only mode; `None` for commands that only look (and
+/// for any `--dry-run`). The same [`Action`] list the dashboard disables.
+fn mutation(cmd: &Command) -> Option<Action> {
+    use args::{PresetCommand, SnapshotCommand};
+    use toolkit_args::{EnvCommand, FileCommand, PortCommand};
+    Some(match cmd {
+        Command::Prune(a) | Command::Image(ImageCommand::Prune(a)) if !a.dry_run => Action::Prune,
+        Command::Cleanup(a) if !a.dry_run => Action::Cleanup,
+        Command::Image(ImageCommand::Pull(_)) => Action::ImagePull,
+        Command::Image(ImageCommand::Build(_)) => Action::ImageBuild,
+        Command::Image(ImageCommand::Rm(a)) if !a.dry_run => Action::ImageRemove,
+        Command::Sandbox(c) => match c {
+            SandboxCommand::Create(_) => Action::Create,
+            SandboxCommand::Start(_) => Action::Start,
+            SandboxCommand::Stop(_) => Action::Stop,
+            SandboxCommand::Delete(a) if !a.dry_run => Action::Delete,
+            SandboxCommand::Ssh(_) | SandboxCommand::Shell(_) => Action::Shell,
+            SandboxCommand::Exec(_) => Action::Exec,
+            SandboxCommand::File(FileCommand::Upload(_)) => Action::FileUpload,
+            SandboxCommand::File(FileCommand::Download(_)) => Action::FileDownload,
+            SandboxCommand::Env(EnvCommand::Set(_)) => Action::EnvSet,
+            SandboxCommand::Env(EnvCommand::Unset(_)) => Action::EnvUnset,
+            SandboxCommand::Port(PortCommand::Expose(_)) => Action::PortExpose,
+            SandboxCommand::Port(PortCommand::Close(_)) => Action::PortClose,
+            SandboxCommand::Pause(_) => Action::Pause,
+            SandboxCommand::Resume(_) => Action::Resume,
+            SandboxCommand::Snapshot(SnapshotCommand::Create(_)) => Action::SnapshotCreate,
+            SandboxCommand::Snapshot(SnapshotCommand::Restore(_)) => Action::SnapshotRestore,
+            SandboxCommand::Snapshot(SnapshotCommand::Delete(_)) => Action::SnapshotDelete,
+            _ => return None,
+        },
+        c => match c.preset() {
+            Some((_, PresetCommand::Start(_))) => Action::PresetStart,
+            None => return None,
+        },
     })
 }
 
@@ -108,6 +152,11 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
         .try_get_matches_from(&argv)
         .and_then(|m| CleanupCli::from_arg_matches(&m))
     {
+        Ok(cli) if !cli.args.dry_run && readonly::enabled(&env, false) => output::fail(
+            "cleanup",
+            cli.args.json,
+            &readonly::refusal(Action::Cleanup),
+        ),
         Ok(cli) => cleanup::run("smolvm-cleanup", &cli.args, &env),
         Err(e) => usage_error(&argv, e, Some("cleanup")),
     }
@@ -154,6 +203,8 @@ fn command_name(argv: &[OsString]) -> String {
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
+        // The global flag may come first: `smolvm --readonly prune`.
+        .filter(|a| a != "--readonly")
         .take_while(|a| !a.starts_with('-'))
         .take(3)
         .collect();

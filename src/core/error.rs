@@ -14,6 +14,8 @@ pub enum ErrorCode {
     Runtime,
     /// Some items succeeded, some failed (exit 1).
     PartialFailure,
+    /// Refused because smolvm is in read-only mode (exit 1).
+    Readonly,
 }
 
 impl ErrorCode {
@@ -23,6 +25,7 @@ impl ErrorCode {
             ErrorCode::Refused => "refused",
             ErrorCode::Runtime => "runtime_error",
             ErrorCode::PartialFailure => "partial_failure",
+            ErrorCode::Readonly => "readonly",
         }
     }
 

@@ -22,6 +22,7 @@ pub mod ports;
 pub mod presets;
 pub mod progress;
 pub mod prune;
+pub mod readonly;
 pub mod runtime;
 pub mod sandbox;
 pub mod snapshot;
