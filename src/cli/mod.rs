@@ -34,10 +34,24 @@ pub enum Outcome {
 /// here; `smolvm tui`, and bare `smolvm` on a terminal, ask for the dashboard.
 pub fn run(argv: Vec<OsString>) -> Outcome {
     let env = Env::from_process();
-    let cli = match Cli::command()
-        .try_get_matches_from(&argv)
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
+    // The presets' subcommands come from the registry (built-in + the user's file).
+    let presets = crate::core::presets::Registry::load(&env);
+    let command = presets.presets.iter().fold(Cli::command(), |c, p| {
+        c.subcommand(args::preset_subcommand(p))
+    });
+    let matches = match command.clone().try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Exit(usage_error(&argv, e, None)),
+    };
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(p) = presets.find(name) {
+            return Outcome::Exit(match args::PresetCommand::from_arg_matches(sub) {
+                Ok(args::PresetCommand::Start(a)) => start::preset_start(&p.name, &a, &env),
+                Err(e) => usage_error(&argv, e, None),
+            });
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return Outcome::Exit(usage_error(&argv, e, None)),
     };
@@ -68,18 +82,6 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
             }
         }
         Some(Command::Sandbox(c)) => start::sandbox(c, &env),
-        Some(
-            c @ (Command::Openclaw(_)
-            | Command::ClaudeCode(_)
-            | Command::Codex(_)
-            | Command::Hermes(_)
-            | Command::Pi(_)),
-        ) => match c.preset() {
-            Some((preset, args::PresetCommand::Start(flags))) => {
-                start::preset_start(preset, flags, &env)
-            }
-            None => 2,
-        },
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
@@ -88,7 +90,7 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
                 };
             }
             // Scripts get the help text, not a dashboard.
-            output::err_line(Cli::command().render_help().to_string());
+            output::err_line(command.clone().render_help().to_string());
             2
         }
     })
@@ -151,12 +153,16 @@ fn command_name(argv: &[OsString]) -> String {
         .take(2)
         .collect();
     // The canonical names successful runs use: aliases resolved, `images` = `image.list`.
+    let presets = crate::core::presets::Registry::load(&Env::from_process());
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         [] => "smolvm".to_string(),
         ["images"] | ["image", "ls" | "list"] => "image.list".to_string(),
-        [preset, rest @ ..] if crate::core::presets::find(preset).is_some() => {
-            let mut name = crate::core::presets::canonical(preset).to_string();
+        [preset, rest @ ..] if presets.find(preset).is_some() => {
+            let mut name = presets
+                .find(preset)
+                .map_or("", |p| p.name.as_str())
+                .to_string();
             for w in rest {
                 name.push('.');
                 name.push_str(w);
