@@ -465,4 +465,89 @@ mod tests {
         );
         assert_eq!(local_name("claude-code"), "claude-code-local");
     }
+
+    /// A busybox root: enough for the step wrapper's chroot.
+    fn busybox_tree() -> Option<tempfile::TempDir> {
+        let bb = std::fs::read("/bin/busybox").ok()?;
+        let t = tempfile::tempdir().ok()?;
+        for d in ["bin", "proc", "dev", "run", "etc"] {
+            std::fs::create_dir_all(t.path().join(d)).ok()?;
+        }
+        std::fs::write(t.path().join("bin/busybox"), bb).ok()?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            t.path().join("bin/busybox"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .ok()?;
+        for a in ["sh", "sleep", "cat", "ls", "grep"] {
+            std::os::unix::fs::symlink("busybox", t.path().join("bin").join(a)).ok()?;
+        }
+        std::fs::write(t.path().join("etc/resolv.conf"), "").ok()?;
+        Some(t)
+    }
+
+    fn mounts_under(tree: &Path) -> Vec<String> {
+        let t = tree.display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&t))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn steps_see_the_hosts_resolver_and_ca_bundle_and_leave_no_mount_on_any_path() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root (unshare, mount, chroot)");
+            return;
+        }
+        let Some(t) = busybox_tree() else {
+            eprintln!("SKIPPED: needs /bin/busybox");
+            return;
+        };
+        let tree = t.path();
+        let (ok, out) = run_step(
+            tree,
+            "cat /etc/resolv.conf; ls /run/smolvm-host; echo ca=$SSL_CERT_FILE; grep -c proc /proc/mounts",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(ok, "{out}");
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        assert!(out.starts_with(&host_resolv), "{out}");
+        assert!(
+            out.contains("ca.pem") && out.contains("ca=/run/smolvm-host/ca.pem"),
+            "{out}"
+        );
+        // Nothing stays: not on the host, not in the tree.
+        assert!(mounts_under(tree).is_empty(), "{:?}", mounts_under(tree));
+        assert_eq!(
+            std::fs::read_to_string(tree.join("etc/resolv.conf")).unwrap(),
+            ""
+        );
+        assert_eq!(std::fs::read_dir(tree.join("run")).unwrap().count(), 0);
+        // A failing step, and one past its bound (killed with its namespaces).
+        let (ok, _) = run_step(tree, "exit 7", Duration::from_secs(30)).unwrap();
+        assert!(!ok);
+        let t0 = std::time::Instant::now();
+        let e = run_step(tree, "sleep 30", Duration::from_secs(1)).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        assert!(
+            e.message.contains("did not finish within 1 s"),
+            "{}",
+            e.message
+        );
+        assert!(mounts_under(tree).is_empty(), "{:?}", mounts_under(tree));
+    }
+
+    #[test]
+    fn local_images_are_never_read_as_stale_versions_by_prune() {
+        for p in super::super::PRESETS.iter() {
+            let name = local_name(&p.name);
+            assert!(crate::core::builder::validate_name(&name).is_ok(), "{name}");
+            assert_eq!(crate::core::prune::cache_version(&name), None, "{name}");
+        }
+    }
 }

@@ -133,7 +133,12 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
         name: preset.name.clone(),
         ..Default::default()
     };
-    for (cfg, path) in existing_configs(preset, &home) {
+    let configs = existing_configs(preset, &home);
+    if !configs.is_empty() {
+        // A guest that has just printed its ready line may take a moment to accept SSH.
+        guest.run("true", b"", SSH_WAIT)?;
+    }
+    for (cfg, path) in configs {
         let shown = crate::sys::paths::display_path(&path, &home);
         let meta = std::fs::symlink_metadata(&path)
             .map_err(|e| Error::runtime(format!("cannot read {shown}: {}", io_reason(&e))))?;
