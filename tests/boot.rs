@@ -195,7 +195,7 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
         }
     );
     assert_eq!(d["status"], "running");
-    assert_eq!(d["preset"], "claude-code");
+    assert_eq!(d["preset"]["name"], "claude-code");
     for phase in ["image_ms", "network_ms", "spawn_ms", "boot_ms", "total_ms"] {
         assert!(d["timings"][phase].as_f64().unwrap() >= 0.0, "{phase}");
     }

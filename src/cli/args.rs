@@ -73,21 +73,9 @@ pub enum Command {
     Images(ImageListArgs),
     /// Check what this host can do (KVM, VMMs, networking, Docker, disk, state) and how to fix it.
     Doctor(DoctorArgs),
-    /// The openclaw preset (alias: claw).
-    #[command(subcommand, alias = "claw")]
-    Openclaw(PresetCommand),
-    /// The claude-code preset (alias: claude).
-    #[command(subcommand, name = "claude-code", alias = "claude")]
-    ClaudeCode(PresetCommand),
-    /// The codex preset.
-    #[command(subcommand)]
-    Codex(PresetCommand),
-    /// The hermes preset.
-    #[command(subcommand)]
-    Hermes(PresetCommand),
-    /// The pi preset.
-    #[command(subcommand)]
-    Pi(PresetCommand),
+    // The presets' subcommands (`smolvm claude start`) are added at run time from the
+    // preset registry (core::presets: assets/presets.toml + the user's presets.toml), see
+    // `preset_subcommand`.
     /// Print a shell completion script: `source <(smolvm completions bash)`.
     #[command(alias = "completion")]
     Completions(CompletionsArgs),
@@ -123,31 +111,56 @@ pub enum CompleteWhat {
     Presets,
 }
 
-impl Command {
-    /// The canonical preset name of a preset command.
-    pub fn preset(&self) -> Option<(&'static str, &PresetCommand)> {
-        match self {
-            Command::Openclaw(c) => Some(("openclaw", c)),
-            Command::ClaudeCode(c) => Some(("claude-code", c)),
-            Command::Codex(c) => Some(("codex", c)),
-            Command::Hermes(c) => Some(("hermes", c)),
-            Command::Pi(c) => Some(("pi", c)),
-            _ => None,
-        }
-    }
+// ---- presets (issue 13): `<preset> start`, mounts, attach, `image build --preset` ----
+
+/// One preset's subcommand, from the registry: its name, aliases and description.
+pub fn preset_subcommand(p: &crate::core::presets::Preset) -> clap::Command {
+    use clap::Subcommand as _;
+    let about = if p.description.is_empty() {
+        format!("The {} preset.", p.name)
+    } else {
+        format!("The {} preset: {}.", p.name, p.description)
+    };
+    PresetCommand::augment_subcommands(
+        clap::Command::new(p.name.clone())
+            .about(about)
+            .visible_aliases(p.aliases.clone())
+            .subcommand_required(true)
+            .arg_required_else_help(true),
+    )
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PresetCommand {
-    /// Create and boot a sandbox from the preset's published image.
-    Start(StartFlags),
+    /// Create and boot a sandbox from the preset's image (published, else built locally
+    /// once), forward the host's configs and keys, and attach to the agent.
+    Start(PresetStartArgs),
 }
+
+#[derive(Debug, Args, Clone)]
+pub struct PresetStartArgs {
+    #[command(flatten)]
+    pub flags: StartFlags,
+    /// Launch the agent in the sandbox when it is up (default: ask on a terminal).
+    #[arg(long, overrides_with = "no_attach")]
+    pub attach: bool,
+    /// Do not launch the agent; print how to connect.
+    #[arg(long, overrides_with = "attach")]
+    pub no_attach: bool,
+}
+
+/// `--install-timeout`: seconds, more than 0.
+fn install_seconds(text: &str) -> Result<Duration, String> {
+    crate::core::units::parse_seconds(text, true)
+}
+
+// ---- end presets ----
 
 /// Flags shared by `<preset> start` and `sandbox create`.
 #[derive(Debug, Args, Clone)]
 pub struct StartFlags {
     /// Sandbox id (default: vm-<8 hex>).
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub name: Option<String>,
     /// Guest memory in MiB, 128 to 16384 (default: 2048 for presets, 512 otherwise).
     #[arg(long, value_name = "MIB", value_parser = memory, allow_hyphen_values = true)]
@@ -171,6 +184,17 @@ pub struct StartFlags {
     /// most 86400).
     #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
     pub boot_timeout: Option<Duration>,
+    /// Share a host folder with the guest (QEMU, virtio-9p): read-only with a writable
+    /// overlay in the guest; GUEST defaults to /workspace (/workspace-<i> for several).
+    #[arg(long = "mount", value_name = "HOST_PATH[:GUEST_PATH]")]
+    pub mounts: Vec<String>,
+    /// Let the guest write through to the host folders of --mount.
+    #[arg(long, requires = "mounts")]
+    pub writable_mounts: bool,
+    /// Seconds each install step may take when the preset's image is built locally
+    /// (default 600).
+    #[arg(long, value_name = "SECONDS", value_parser = install_seconds)]
+    pub install_timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -190,20 +214,26 @@ pub enum ImageCommand {
     /// Show a preset's published image and what of it is cached.
     Inspect(ImageInspectArgs),
     /// Build a custom image (Alpine or Debian with SSH access), cached by name.
-    Build(ImageBuildArgs),
+    Build(Box<ImageBuildArgs>),
 }
 
 #[derive(Debug, Args)]
 pub struct ImageBuildArgs {
-    /// Base distribution.
-    #[arg(long, value_parser = ["alpine", "debian"], required_unless_present = "tag")]
+    /// Build a preset's local image (<preset>-local: the base plus the agent).
+    #[arg(long, value_name = "PRESET", conflicts_with_all = ["tag", "ssh_password", "ssh_key", "name"])]
+    pub preset: Option<String>,
+    /// Each install step's bound with --preset, in seconds (default 600).
+    #[arg(long, value_name = "SECONDS", value_parser = install_seconds, requires = "preset")]
+    pub install_timeout: Option<Duration>,
+    /// Base distribution (with --preset: default debian).
+    #[arg(long, value_parser = ["alpine", "debian"], required_unless_present_any = ["tag", "preset"])]
     pub base: Option<String>,
     /// Root password for SSH logins.
     #[arg(
         long,
         value_name = "PW",
         conflicts_with = "ssh_key",
-        required_unless_present_any = ["ssh_key", "tag"]
+        required_unless_present_any = ["ssh_key", "tag", "preset"]
     )]
     pub ssh_password: Option<String>,
     /// Public key file allowed to log in as root.
@@ -223,7 +253,7 @@ pub struct ImageBuildArgs {
     /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
     #[arg(long)]
     pub name: Option<String>,
-    /// Root file system size in MiB (default: 512 alpine, 2048 debian).
+    /// Root file system size in MiB (default: 512 alpine, 2048 debian, the preset's disk).
     #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub size: Option<u64>,
     /// Kernel to ship with the image.
@@ -364,7 +394,7 @@ pub enum SandboxCommand {
     #[command(alias = "ls")]
     List(ListArgs),
     /// Create a sandbox from a preset or a kernel and rootfs (and boot it with --start).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Show one sandbox.
     Info(IdArgs),
     /// Boot a created or stopped sandbox.

@@ -678,6 +678,46 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
         }
     };
     let result = (|| match &args.tag {
+        None if args.preset.is_some() => {
+            let presets = crate::core::presets::Registry::load(env);
+            for p in &presets.problems {
+                super::output::warn(p);
+            }
+            let preset = presets.lookup(args.preset.as_deref().unwrap_or_default())?;
+            let base = args
+                .base
+                .as_deref()
+                .and_then(Base::parse)
+                .unwrap_or(Base::Debian);
+            preset.recipe(base)?;
+            let name = crate::core::presets::build::local_name(&preset.name);
+            builder::check_replaceable(&cache_dir, &name)?;
+            let kernel = match &args.kernel {
+                Some(k) => k.clone(),
+                None => {
+                    let vmm = crate::core::host::Host::probe(env)
+                        .backend(crate::core::host::Backend::Auto)
+                        .value;
+                    crate::core::presets::build::manifest_kernel(
+                        env,
+                        &Paths::resolve(env, None).images_root,
+                        vmm,
+                    )?
+                }
+            };
+            let opts = crate::core::presets::build::PresetBuildOptions {
+                preset: preset.clone(),
+                base,
+                engine: Engine::parse(&args.engine).unwrap_or(Engine::Auto),
+                kernel,
+                cache_dir: cache_dir.clone(),
+                size_mib: args.size,
+                install_timeout: args
+                    .install_timeout
+                    .unwrap_or(crate::core::presets::build::DEFAULT_INSTALL_TIMEOUT),
+            };
+            crate::core::presets::build::build(env, &opts, &progress())
+        }
         Some(tag) => {
             // Before the kernel download: never replace what smolvm did not build.
             builder::check_replaceable(&cache_dir, tag)?;

@@ -35,14 +35,42 @@ pub enum Outcome {
     Dashboard { readonly: bool },
 }
 
+/// The whole grammar: the static commands plus one subcommand per preset of the registry
+/// (built-in + the user's presets.toml). Completions and man pages are made from it too.
+pub fn full_command(env: &Env) -> (crate::core::presets::Registry, clap::Command) {
+    let presets = crate::core::presets::Registry::load(env);
+    let command = presets.presets.iter().fold(Cli::command(), |c, p| {
+        c.subcommand(args::preset_subcommand(p))
+    });
+    (presets, command)
+}
+
 /// Run `smolvm` with these arguments (the first is the program name): a subcommand runs
 /// here; `smolvm tui`, and bare `smolvm` on a terminal, ask for the dashboard.
 pub fn run(argv: Vec<OsString>) -> Outcome {
     let env = Env::from_process();
-    let cli = match Cli::command()
-        .try_get_matches_from(&argv)
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
+    let (presets, command) = full_command(&env);
+    let matches = match command.clone().try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Exit(usage_error(&argv, e, None)),
+    };
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(p) = presets.find(name) {
+            if readonly::enabled(&env, matches.get_flag("readonly")) {
+                let json = argv.iter().skip(1).any(|a| a == "--json");
+                return Outcome::Exit(output::fail(
+                    &command_name(&argv),
+                    json,
+                    &readonly::refusal(Action::PresetStart),
+                ));
+            }
+            return Outcome::Exit(match args::PresetCommand::from_arg_matches(sub) {
+                Ok(args::PresetCommand::Start(a)) => start::preset_start(&p.name, &a, &env),
+                Err(e) => usage_error(&argv, e, None),
+            });
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return Outcome::Exit(usage_error(&argv, e, None)),
     };
@@ -80,28 +108,16 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
         Some(Command::Doctor(a)) => doctor::run(&a, &env),
         Some(Command::Tui(_)) => return Outcome::Dashboard { readonly },
         Some(Command::Sandbox(c)) => start::sandbox(c, &env),
-        Some(Command::Completions(a)) => shell::completions(&a),
-        Some(Command::Man(a)) => shell::man(&a),
+        Some(Command::Completions(a)) => shell::completions(&a, &env),
+        Some(Command::Man(a)) => shell::man(&a, &env),
         Some(Command::Complete(a)) => shell::complete(a.what, &env),
-        Some(
-            c @ (Command::Openclaw(_)
-            | Command::ClaudeCode(_)
-            | Command::Codex(_)
-            | Command::Hermes(_)
-            | Command::Pi(_)),
-        ) => match c.preset() {
-            Some((preset, args::PresetCommand::Start(flags))) => {
-                start::preset_start(preset, flags, &env)
-            }
-            None => 2,
-        },
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
                 return Outcome::Dashboard { readonly };
             }
             // Scripts get the help text, not a dashboard.
-            output::err_line(Cli::command().render_help().to_string());
+            output::err_line(command.clone().render_help().to_string());
             2
         }
     })
@@ -110,7 +126,7 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
 /// What a command changes, for read-only mode; `None` for commands that only look (and
 /// for any `--dry-run`). The same [`Action`] list the dashboard disables.
 fn mutation(cmd: &Command) -> Option<Action> {
-    use args::{PresetCommand, SnapshotCommand};
+    use args::SnapshotCommand;
     use toolkit_args::{EnvCommand, FileCommand, PortCommand};
     Some(match cmd {
         Command::Prune(a) | Command::Image(ImageCommand::Prune(a)) if !a.dry_run => Action::Prune,
@@ -138,10 +154,9 @@ fn mutation(cmd: &Command) -> Option<Action> {
             SandboxCommand::Snapshot(SnapshotCommand::Delete(_)) => Action::SnapshotDelete,
             _ => return None,
         },
-        c => match c.preset() {
-            Some((_, PresetCommand::Start(_))) => Action::PresetStart,
-            None => return None,
-        },
+        // The presets' `start` is checked where it is dispatched (its subcommands come
+        // from the registry, not from this enum).
+        _ => return None,
     })
 }
 
@@ -214,12 +229,16 @@ fn command_name(argv: &[OsString]) -> String {
         _ => words.into_iter().take(2).collect(),
     };
     // The canonical names successful runs use: aliases resolved, `images` = `image.list`.
+    let presets = crate::core::presets::Registry::load(&Env::from_process());
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         [] => "smolvm".to_string(),
         ["images"] | ["image", "ls" | "list"] => "image.list".to_string(),
-        [preset, rest @ ..] if crate::core::presets::find(preset).is_some() => {
-            let mut name = crate::core::presets::canonical(preset).to_string();
+        [preset, rest @ ..] if presets.find(preset).is_some() => {
+            let mut name = presets
+                .find(preset)
+                .map_or("", |p| p.name.as_str())
+                .to_string();
             for w in rest {
                 name.push('.');
                 name.push_str(w);

@@ -7,10 +7,9 @@
 //! completed is a sandbox verb's VM argument; zsh, elvish and PowerShell get the static
 //! script.
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::args::{Cli, CompleteWhat, CompletionsArgs, ManArgs};
+use super::args::{CompleteWhat, CompletionsArgs, ManArgs};
 use super::output::{self, line};
 use crate::core::runtime::out_text;
 use crate::core::{sandbox, Env, Error, Paths};
@@ -27,8 +26,8 @@ const ID_GROUPS: &[(&str, &[&str])] = &[
     ("snapshot", &["create"]),
 ];
 
-pub fn completions(args: &CompletionsArgs) -> i32 {
-    let mut cmd = Cli::command();
+pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
+    let (_, mut cmd) = super::full_command(env);
     let mut buf = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "smolvm", &mut buf);
     let mut script = String::from_utf8_lossy(&buf).into_owned();
@@ -111,8 +110,8 @@ pub fn complete(what: CompleteWhat, env: &Env) -> i32 {
             }
         }
         CompleteWhat::Presets => {
-            for p in crate::core::presets::names() {
-                line(p);
+            for p in crate::core::presets::Registry::load(env).presets {
+                line(p.name);
             }
         }
     }
@@ -121,8 +120,9 @@ pub fn complete(what: CompleteWhat, env: &Env) -> i32 {
 
 /// `smolvm man [SUBCOMMAND…]`: the roff page of smolvm or of one of its subcommands, on
 /// stdout (`smolvm man > smolvm.1`, `smolvm man sandbox list | man -l -`).
-pub fn man(args: &ManArgs) -> i32 {
-    let mut cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
+pub fn man(args: &ManArgs, env: &Env) -> i32 {
+    let (_, cmd) = super::full_command(env);
+    let mut cmd = cmd.version(env!("CARGO_PKG_VERSION"));
     cmd.build();
     let mut name = String::from("smolvm");
     let mut shown = name.clone();

@@ -27,6 +27,10 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
         accel: flags.accel.as_deref().and_then(AccelRequest::parse),
         os: flags.os.as_deref().and_then(Os::parse),
         boot_timeout: flags.boot_timeout,
+        mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?,
+        install_timeout: flags.install_timeout,
+        build_steps: (!flags.json)
+            .then(|| start::StepSink(std::sync::Arc::new(|t: String| err_line(format!("  {t}"))))),
         ..Default::default()
     })
 }
@@ -98,19 +102,135 @@ fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
     0
 }
 
-/// `smolvm <preset> start`.
-pub fn preset_start(preset: &str, flags: &StartFlags, env: &Env) -> i32 {
+/// SmolVM's JSON for `<preset> start`: the start report, with `preset` as SmolVM's object
+/// and `vm` and `next` added.
+#[derive(Serialize)]
+struct PresetStarted<'a> {
+    #[serde(flatten)]
+    report: &'a StartReport,
+    vm: serde_json::Value,
+    preset: serde_json::Value,
+    next: serde_json::Value,
+}
+
+fn preset_json(r: &StartReport, os: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(PresetStarted {
+        report: r,
+        vm: serde_json::json!({
+            "name": r.id,
+            "status": r.status,
+            "os": os,
+            "backend": r.backend,
+            "ip_address": r.ip,
+            "ssh_port": r.ssh_host_port,
+        }),
+        preset: serde_json::to_value(&r.forwarded).unwrap_or_default(),
+        next: serde_json::json!({
+            "shell_command": format!("smolvm sandbox shell {}", r.id),
+            "ssh_command": r.ssh_command,
+            "desktop_command": null,
+            "info_command": format!("smolvm sandbox info {}", r.id),
+        }),
+    })
+    .unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("forwarded");
+    }
+    v
+}
+
+/// `smolvm <preset> start`: create and boot, forward, then attach (asked on a terminal).
+pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env) -> i32 {
+    let flags = &args.flags;
     let command = format!("{preset}.start");
     let r = (|| {
         let mut opts = options(flags)?;
         opts.preset = Some(preset.to_string());
         let ctx = open_ctx(env)?;
-        crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(flags.json)))?
+        let rep =
+            crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(flags.json)))??;
+        Ok::<_, Error>((ctx, rep))
     })();
-    match r {
-        Ok(rep) => print_started(&command, flags.json, &rep),
-        Err(e) => output::fail(&command, flags.json, &e),
+    let (ctx, rep) = match r {
+        Ok(x) => x,
+        Err(e) => return output::fail(&command, flags.json, &e),
+    };
+    if flags.json {
+        let os = flags.os.as_deref().unwrap_or("ubuntu");
+        output::print_json(&command, 0, Some(&preset_json(&rep, os)), None);
+        return 0;
     }
+    print_started(&command, false, &rep);
+    if let Some(f) = &rep.forwarded {
+        if !f.copied_configs.is_empty() {
+            line(format!("  Copied:   {}", f.copied_configs.join(", ")));
+        }
+        if !f.injected_env_keys.is_empty() {
+            line(format!("  Env:      {}", f.injected_env_keys.join(", ")));
+        }
+        if let Some(h) = &f.no_env_hint {
+            line(format!("  Note:     {h}"));
+        }
+    }
+    let presets = crate::core::presets::Registry::load(env);
+    let Some(p) = presets.find(preset) else {
+        return 0;
+    };
+    use crate::core::presets::attach;
+    let go = if args.no_attach {
+        false
+    } else if args.attach {
+        true
+    } else {
+        use std::io::IsTerminal;
+        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            false
+        } else {
+            ask(&attach::prompt(&p.launch, &rep.id))
+        }
+    };
+    if !go {
+        return 0;
+    }
+    attach_now(&ctx, &rep.id, p)
+}
+
+/// Ask until the answer is yes or no (end of input or Ctrl-C: no).
+fn ask(prompt: &str) -> bool {
+    use std::io::Write;
+    loop {
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{prompt}");
+            let _ = out.flush();
+        }
+        let mut s = String::new();
+        let read = match std::io::stdin().read_line(&mut s) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(s.as_str()),
+        };
+        if let Some(a) = crate::core::presets::attach::answer(read) {
+            if read.is_none() {
+                line("");
+            }
+            return a;
+        }
+    }
+}
+
+/// Replace this process with the attach session: its exit code is the agent's.
+fn attach_now(ctx: &Ctx, id: &str, p: &crate::core::presets::Preset) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let argv = match crate::core::presets::attach::argv(ctx, id, p) {
+        Ok(a) => a,
+        Err(e) => return output::fail("attach", false, &e),
+    };
+    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    output::fail(
+        "attach",
+        false,
+        &Error::runtime(format!("cannot run ssh ({err}); install openssh-client")),
+    )
 }
 
 fn create(args: &CreateArgs, env: &Env) -> i32 {

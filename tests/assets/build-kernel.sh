@@ -15,6 +15,15 @@ cd "$src"
 make -s tinyconfig
 scripts/kconfig/merge_config.sh -m .config "$frag" >/dev/null
 make -s olddefconfig
+# Every option the fragment asks for must have survived olddefconfig (a missing dependency
+# drops it silently).
+missing=$(grep -E '^CONFIG_[A-Z0-9_]+=y$' "$frag" | while read -r opt; do
+  grep -qx "$opt" .config || echo "$opt"
+done)
+if [ -n "$missing" ]; then
+  echo "kernel config lost: $missing" >&2
+  exit 1
+fi
 make -s -j"$(nproc)" bzImage vmlinux
 mkdir -p "$out"
 cp arch/x86/boot/bzImage "$out/bzImage.partial"

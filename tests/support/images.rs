@@ -408,3 +408,61 @@ fn sha256_sidecar(p: &Path) -> String {
     let _ = std::fs::write(&side, format!("{stamp} {h}\n"));
     h
 }
+
+/// The real claude-code preset image, built by `smolvm image build --preset claude-code`
+/// on the Debian base (debootstrap; apt and npm from the package registries) with the test
+/// kernel, into `<cache root>/presets/` — outside the clone. The builder's own fingerprint
+/// (recipe, base, `/init`, kernel SHA-256) is the cache key: unchanged inputs return at
+/// once, a changed recipe or kernel rebuilds (several minutes on 2 cores, ~1.2 GB).
+/// Returns the image directory (`claude-code-local/`) for [`install_preset_image`].
+pub fn claude_code_image() -> PathBuf {
+    let (bz, _) = kernel();
+    let cache = cache_root().join("presets");
+    std::fs::create_dir_all(&cache).unwrap();
+    let home = cache.join(".home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("smolvm"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("SMOLVM_DATA_DIR", home.join("state"))
+        .args([
+            "image",
+            "build",
+            "--preset",
+            "claude-code",
+            "--base",
+            "debian",
+        ])
+        .args(["--engine", "debootstrap", "--json", "--kernel"])
+        .arg(&bz)
+        .arg("--cache-dir")
+        .arg(&cache);
+    if let Ok(m) = std::env::var("SMOLVM_TEST_DEBIAN_MIRROR") {
+        c.env("SMOLVM_DEBIAN_MIRROR", m);
+    }
+    let t = std::time::Instant::now();
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "building the claude-code image failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    if v["data"]["cached"] != true {
+        eprintln!(
+            "built the claude-code preset image in {:.0} s into {}",
+            t.elapsed().as_secs_f64(),
+            cache.display()
+        );
+    }
+    cache.join("claude-code-local")
+}
+
+/// Put a cached preset image into a test's images root (hard links: instant, and the
+/// start only reads it).
+pub fn install_preset_image(image: &Path, images_root: &Path) {
+    std::fs::create_dir_all(images_root).unwrap();
+    run(Command::new("cp").arg("-al").arg(image).arg(images_root));
+}

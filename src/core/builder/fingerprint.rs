@@ -10,7 +10,7 @@ use super::{io_err, Auth, BuildOptions, DockerfileOptions};
 use crate::core::error::{io_reason, Error, Result};
 use crate::sys::open;
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(data);
     hex(&h.finalize())

@@ -43,7 +43,7 @@ pub use recipe::{
 };
 
 use engine::{debootstrap, docker_build, resolve_engine};
-use fingerprint::kernel_sha;
+use fingerprint::{kernel_sha, sha256_hex};
 use plan::{run_plan, Plan};
 use recipe::customise;
 
@@ -242,6 +242,24 @@ pub fn build(
     opts: &BuildOptions,
     progress: &Progress<BuildEvent>,
 ) -> Result<BuildReport> {
+    build_with(env, opts, None, progress)
+}
+
+/// More work on the tree after the base and SSH access (a preset's install,
+/// `core::presets::build`): its recipe text joins the fingerprint and its space the check.
+pub struct Extension<'a> {
+    pub recipe: String,
+    pub need_mib: u64,
+    pub run: &'a dyn Fn(&Path, &Progress<BuildEvent>) -> Result<()>,
+}
+
+/// [`build`], with an [`Extension`] run on the tree before it is packed.
+pub fn build_with(
+    env: &Env,
+    opts: &BuildOptions,
+    ext: Option<&Extension<'_>>,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
     let name = opts.name();
     check_replaceable(&opts.cache_dir, &name)?;
     let auth = match &opts.auth {
@@ -255,7 +273,10 @@ pub fn build(
         auth,
         ..opts.clone()
     };
-    let fp = fingerprint(&opts, &kernel_sha(&opts.kernel)?);
+    let mut fp = fingerprint(&opts, &kernel_sha(&opts.kernel)?);
+    if let Some(x) = ext {
+        fp = sha256_hex(format!("{fp}\n{}", x.recipe).as_bytes());
+    }
     let plan = Plan {
         name,
         fp,
@@ -263,7 +284,7 @@ pub fn build(
         cache_dir: &opts.cache_dir,
         kernel: &opts.kernel,
         size_mib: opts.size_mib(),
-        need_mib: opts.base.build_space_mib(),
+        need_mib: opts.base.build_space_mib() + ext.map_or(0, |x| x.need_mib),
     };
     run_plan(
         &plan,
@@ -285,7 +306,8 @@ pub fn build(
                 }
             }
             progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
-            customise(tree, &opts.auth)
+            customise(tree, &opts.auth)?;
+            ext.map_or(Ok(()), |x| (x.run)(tree, progress))
         },
     )
 }

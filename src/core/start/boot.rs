@@ -139,6 +139,10 @@ pub(crate) async fn boot(
         &exited,
     )
     .await?;
+    let mounts = crate::core::presets::mounts::from_config(cfg);
+    if !mounts.is_empty() {
+        mount_workspaces(ctx, &net, &mounts).await?;
+    }
     let boot_time = t_boot.elapsed();
     progress.emit(StartEvent::PhaseDone(Phase::Boot, boot_time));
     // Reap the VMM whenever it exits, for a long-lived caller (the dashboard).
@@ -186,7 +190,34 @@ pub(crate) fn qemu_spec(
         qmp_socket: socket.to_path_buf(),
         accel: runtime.accel,
         machine: runtime.machine.unwrap_or(Machine::Q35),
+        // Workspace mounts (virtio-9p), so a restore has the same devices too.
+        extra: crate::core::presets::mounts::qemu_args(
+            &crate::core::presets::mounts::from_config(cfg),
+            runtime.machine == Some(Machine::Microvm),
+        ),
     }
+}
+
+/// Mount the VM's workspace folders in the guest (over SSH, once it is ready).
+async fn mount_workspaces(
+    ctx: &Ctx,
+    net: &Network,
+    mounts: &[crate::core::presets::mounts::Mount],
+) -> Result<()> {
+    use crate::core::presets::{forward, mounts as m};
+    let guest = forward::Guest {
+        keys_dir: ctx.paths.keys_dir.clone(),
+        ip: net.guest_ip.clone().unwrap_or_default(),
+    };
+    let script = m::guest_script(mounts);
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || guest.run(&script, b"", forward::SSH_WAIT))
+            .await
+            .map_err(rt)??;
+    if code != 0 {
+        return Err(m::mount_failed(&err));
+    }
+    Ok(())
 }
 
 fn args_for_fc(row: &VmRecord, net: &Network) -> String {

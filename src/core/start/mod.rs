@@ -20,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::builder::{Base, BuildEvent};
 use super::cleanup::{self, CleanupOptions};
 use super::error::{io_reason, Error, Result};
 use super::host::{AccelRequest, Backend, Host, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
 use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
+use super::presets::{Preset, Registry};
 use super::progress::Progress;
 use super::version::image_version;
 use crate::sys::env::Env;
@@ -75,6 +77,22 @@ pub struct StartOptions {
     pub boot_timeout: Option<Duration>,
     /// Create only (`sandbox create` without `--start`).
     pub create_only: bool,
+    /// Workspace folders shared with the guest (QEMU only; kept in the VM's config).
+    pub mounts: Vec<crate::core::presets::mounts::Mount>,
+    /// Each install step's bound when a preset's local image is built (default 600 s).
+    pub install_timeout: Option<Duration>,
+    /// Where a local preset build's steps are reported (the image phase can take minutes).
+    pub build_steps: Option<StepSink>,
+}
+
+/// A sink for the steps of a preset image built during a start (human text).
+#[derive(Clone)]
+pub struct StepSink(pub Arc<dyn Fn(String) + Send + Sync>);
+
+impl std::fmt::Debug for StepSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepSink")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,6 +153,9 @@ pub struct StartReport {
     pub disk_path: PathBuf,
     pub log_path: PathBuf,
     pub timings: Timings,
+    /// What a preset start forwarded from the host (SmolVM's `preset` object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<crate::core::presets::forward::ForwardReport>,
 }
 
 fn rt(e: impl std::fmt::Display) -> Error {
@@ -235,20 +256,22 @@ fn random_id() -> String {
     format!("vm-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
 }
 
-/// Resolve the image: pull the preset's (or use the custom build), or take the given
-/// kernel and rootfs.
+/// Resolve the image: pull the preset's published one (or use a custom build named like
+/// it), else build its local image (`<preset>-local`, once), or take the given kernel and
+/// rootfs.
 fn resolve_image(
     ctx: &Ctx,
     opts: &StartOptions,
+    preset: Option<&Preset>,
     vmm: Vmm,
     progress: &Progress<StartEvent>,
 ) -> Result<(PathBuf, PathBuf)> {
-    if let Some(preset) = &opts.preset {
+    if let Some(preset) = preset {
         let manifest = Manifest::load(&ctx.env)?;
-        let target = Target::resolve(preset, None, Some(vmm), opts.os, &ctx.host)?;
+        let target = Target::resolve(&preset.name, None, Some(vmm), opts.os, &ctx.host)?;
         let layout = Layout::new(&ctx.paths.images_root, &image_version(&ctx.env)?);
-        return match images::boot_source(&ctx.env, &ctx.paths.images_root, &manifest, &target)? {
-            BootSource::Published(img) => {
+        return match images::boot_source(&ctx.env, &ctx.paths.images_root, &manifest, &target) {
+            Ok(BootSource::Published(img)) => {
                 let popts = PullOptions {
                     layout,
                     http: HttpConfig::from_env(&ctx.env)?,
@@ -266,7 +289,38 @@ fn resolve_image(
                 .map_err(|_| rt("image pull panicked"))??;
                 Ok((r.kernel_path, r.rootfs_path))
             }
-            BootSource::Custom(dir) => Ok((dir.join("vmlinux.bin"), dir.join("rootfs.ext4"))),
+            Ok(BootSource::Custom(dir)) => Ok((dir.join("vmlinux.bin"), dir.join("rootfs.ext4"))),
+            // Not published for this host (or SMOLVM_USE_PUBLISHED=0): the local image,
+            // built first when needed — no error, just a slower first run.
+            Err(_) => {
+                let base = match opts.os {
+                    Some(Os::Alpine) => Base::Alpine,
+                    _ => Base::Debian,
+                };
+                let steps = opts.build_steps.clone();
+                let sink = Progress::new(move |e: BuildEvent| {
+                    let text = match e {
+                        BuildEvent::Cached => "local image up to date (cached)".to_string(),
+                        BuildEvent::Engine(en) => {
+                            format!("building the local image with {en} (once; this takes minutes)")
+                        }
+                        BuildEvent::Step(s) => s,
+                    };
+                    if let Some(s) = &steps {
+                        (s.0)(text);
+                    }
+                });
+                let r = super::presets::build::ensure_local(
+                    &ctx.env,
+                    &ctx.paths.images_root,
+                    preset,
+                    base,
+                    vmm,
+                    opts.install_timeout,
+                    &sink,
+                )?;
+                Ok((r.kernel_path, r.rootfs_path))
+            }
         };
     }
     let (Some(k), Some(r)) = (&opts.kernel, &opts.rootfs) else {
@@ -299,10 +353,14 @@ pub async fn create(
             "Pass either --preset or --kernel and --rootfs, not both",
         ));
     }
+    let presets = Registry::load(&ctx.env);
+    for p in &presets.problems {
+        progress.emit(StartEvent::Warning(p.clone()));
+    }
     let registry = opts
         .preset
         .as_deref()
-        .map(super::presets::lookup)
+        .map(|p| presets.lookup(p))
         .transpose()?;
     let preset = registry.map(|p| p.name.to_string());
     super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
@@ -322,7 +380,17 @@ pub async fn create(
             )),
         );
     }
-    let runtime = runtime(ctx, opts.backend, opts.accel, opts.boot_timeout, progress)?;
+    // Firecracker cannot share folders: auto picks QEMU when mounts are asked.
+    let backend = match (opts.backend, opts.mounts.is_empty()) {
+        (Backend::Firecracker, false) => {
+            return Err(Error::usage(
+                "Firecracker cannot share folders: --mount needs --backend qemu (or auto)",
+            ))
+        }
+        (Backend::Auto, false) => Backend::Qemu,
+        (b, _) => b,
+    };
+    let runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
 
     preflight_new(ctx, &id, runtime.vmm)?;
 
@@ -332,7 +400,7 @@ pub async fn create(
     // On a plain thread: the manifest fetch and the pull use a blocking HTTP client, which
     // must not run (nor be dropped) inside the async runtime.
     let (kernel, source_rootfs) = std::thread::scope(|s| {
-        s.spawn(|| resolve_image(ctx, opts, runtime.vmm, progress))
+        s.spawn(|| resolve_image(ctx, opts, registry, runtime.vmm, progress))
             .join()
     })
     .map_err(|_| rt("image resolution panicked"))??;
@@ -370,6 +438,10 @@ pub async fn create(
         "ssh_public_key": public_key.trim(),
         "boot_timeout": runtime.boot_timeout.as_secs_f64(),
     });
+    let mut config = config;
+    if !opts.mounts.is_empty() {
+        config["mounts"] = serde_json::to_value(&opts.mounts).map_err(rt)?;
+    }
     let mut row = VmRecord::new(id.clone(), VmStatus::Created);
     row.config = config;
     match ctx.store.insert_vm(&row) {
@@ -416,6 +488,24 @@ pub async fn create(
         let (log, socket) = prepare_files(ctx, &id, runtime.vmm, &disk)?;
         let mut rep = boot(ctx, &id, &runtime, log, socket, progress).await?;
         rep.preset = preset.clone();
+        if let Some(p) = registry {
+            // Host configs and env vars into the guest (nothing reaches SSH when there is
+            // nothing to forward).
+            let guest = super::presets::forward::Guest {
+                keys_dir: ctx.paths.keys_dir.clone(),
+                ip: rep.ip.clone(),
+            };
+            let (p, env) = (p.clone(), ctx.env.clone());
+            let fwd = tokio::task::spawn_blocking(move || {
+                super::presets::forward::forward(&guest, &p, &env)
+            })
+            .await
+            .map_err(rt)??;
+            for s in &fwd.skipped {
+                progress.emit(StartEvent::Warning(format!("not copied: {s}")));
+            }
+            rep.forwarded = Some(fwd);
+        }
         rep.timings.image_ms = ms(image_time);
         rep.timings.total_ms = ms(t0.elapsed());
         Ok(rep)

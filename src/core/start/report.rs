@@ -42,6 +42,7 @@ pub(super) fn report(
         disk_path: ctx.disk_path(id)?,
         log_path: ctx.log_path(id)?,
         timings: Timings::default(),
+        forwarded: None,
     })
 }
 

@@ -49,6 +49,8 @@ pub struct QemuSpec {
     pub qmp_socket: PathBuf,
     pub accel: Accel,
     pub machine: Machine,
+    /// More arguments appended as they are (the workspace mounts' `-fsdev`/`-device`).
+    pub extra: Vec<String>,
 }
 
 /// The host TSC frequency in kHz (`/proc/cpuinfo` "cpu MHz"), for `tsc_early_khz=`.
@@ -137,6 +139,7 @@ impl QemuSpec {
                 format!("virtio-net-pci,netdev=net0,mac={mac}"),
             ]);
         }
+        a.extend(self.extra.iter().cloned());
         a
     }
 }
@@ -184,6 +187,7 @@ mod tests {
             qmp_socket: "/tmp/qmp-vm-a.sock".into(),
             accel,
             machine,
+            extra: Vec::new(),
         }
     }
 

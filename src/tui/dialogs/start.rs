@@ -127,7 +127,7 @@ impl StartForm {
     pub fn choices(&self) -> impl Iterator<Item = &str> {
         PRESETS
             .iter()
-            .map(|p| p.name)
+            .map(|p| p.name.as_str())
             .chain(self.built.iter().map(String::as_str))
     }
 
@@ -350,8 +350,8 @@ mod tests {
         let Outcome::Done(Request::Start(spec)) = press(&mut f, KeyCode::Enter) else {
             panic!("not submitted")
         };
-        assert_eq!(spec.image, StartImage::Preset(PRESETS[1].name.into()));
+        assert_eq!(spec.image, StartImage::Preset(PRESETS[1].name.clone()));
         let opts = spec.options(&paths).unwrap();
-        assert_eq!(opts.preset.as_deref(), Some(PRESETS[1].name));
+        assert_eq!(opts.preset.as_deref(), Some(PRESETS[1].name.as_str()));
     }
 }

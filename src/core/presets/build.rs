@@ -1,0 +1,553 @@
+//! A preset's local image, `<images root>/<preset>-local/`: the image builder's base
+//! (debootstrap or Docker, `/init`, SSH access), then the preset's packages, install steps,
+//! verify command and version requirements run **in a chroot of the new root**, then
+//! `mkfs.ext4 -d` — all through [`builder::build_with`], so the cache (`.fingerprint` of
+//! base, recipe, kernel SHA-256 …), the staging directory and the atomic swap-in are the
+//! builder's.
+//!
+//! Each step runs as `unshare --mount --pid --fork --kill-child --propagation private`:
+//! its own mount namespace (where `/proc`, `/dev`, a tmpfs on `/run` holding a copy of the
+//! host's resolver file and CA bundle, and the resolver bind mount exist) and its own PID
+//! namespace. When the step ends — finished, failed, timed out and killed, or smolvm killed
+//! (the `unshare` dies with its parent) — the namespaces die and every mount with them:
+//! nothing is mounted on the host, ever, and nothing of the host's resolver or CA bundle
+//! stays in the image. Steps see the host's CA bundle through `SSL_CERT_FILE`,
+//! `NODE_EXTRA_CA_CERTS`, `npm_config_cafile`, `PIP_CERT`… (TLS-intercepting proxies).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Preset, Recipe};
+use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, BuildReport, Engine};
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::images::Vmm;
+use crate::core::progress::Progress;
+use crate::sys::env::Env;
+
+/// `--install-timeout` default: each step's bound (SmolVM's 600 s).
+pub const DEFAULT_INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Extra free space a preset build needs beyond the base's (MiB): node_modules and the
+/// ext4 copy of them.
+const PRESET_SPACE_MIB: u64 = 4096;
+
+/// Where the host's files are copied for the steps (a tmpfs of the step's namespace).
+const HOST_DIR: &str = "/run/smolvm-host";
+
+/// The local image's name: `<preset>-local`.
+pub fn local_name(preset: &str) -> String {
+    format!("{preset}-local")
+}
+
+/// What a preset build needs.
+#[derive(Debug, Clone)]
+pub struct PresetBuildOptions {
+    pub preset: Preset,
+    pub base: Base,
+    pub engine: Engine,
+    /// Shipped with the image (its SHA-256 is in the fingerprint).
+    pub kernel: PathBuf,
+    /// The images root (the image is `<cache_dir>/<preset>-local/`).
+    pub cache_dir: PathBuf,
+    /// Default: the preset's `disk_mib`.
+    pub size_mib: Option<u64>,
+    pub install_timeout: Duration,
+}
+
+/// The key the builder's SSH step is given: a well-formed ed25519 key no one holds (all
+/// zero), removed again after the install. A preset image carries no key of its own —
+/// each boot passes smolvm's (`smolvm.authorized_key_b64=`) — so one image serves every
+/// user and key directory, and its fingerprint does not depend on them.
+const NO_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA smolvm-preset-image";
+
+/// The recipe text in the fingerprint: everything that decides what the steps install.
+pub fn recipe_text(preset: &Preset, base: Base, recipe: &Recipe) -> String {
+    let mut t = format!(
+        "preset-recipe-v1\nname={}\nbase={}\npackages={}\n",
+        preset.name,
+        base.as_str(),
+        recipe.packages.join(" ")
+    );
+    for s in &recipe.steps {
+        t.push_str(&format!("step={s}\n"));
+    }
+    t.push_str(&format!(
+        "verify={}\n",
+        preset.verify.as_deref().unwrap_or_default()
+    ));
+    for r in &preset.requires {
+        t.push_str(&format!("requires={}>={}\n", r.tool, r.shown()));
+    }
+    t.push_str(&format!("wrapper={}\n", STEP_SCRIPT));
+    t
+}
+
+/// Build (or return from the cache) the preset's local image.
+pub fn build(
+    env: &Env,
+    opts: &PresetBuildOptions,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
+    let recipe = opts.preset.recipe(opts.base)?.clone();
+    if opts.base == Base::Debian && opts.engine != Engine::Docker && !env.is_root() {
+        return Err(Error::runtime(
+            "building a preset image needs root (debootstrap and a chroot of the new root)",
+        )
+        .with_recovery("Run it with sudo."));
+    }
+    let bopts = BuildOptions {
+        base: opts.base,
+        auth: Auth::Key(NO_KEY.to_string()),
+        name: Some(local_name(&opts.preset.name)),
+        size_mib: Some(opts.size_mib.unwrap_or(opts.preset.disk_mib)),
+        kernel: opts.kernel.clone(),
+        cache_dir: opts.cache_dir.clone(),
+        engine: opts.engine,
+    };
+    let preset = opts.preset.clone();
+    let base = opts.base;
+    let timeout = opts.install_timeout;
+    let install = move |tree: &Path, progress: &Progress<BuildEvent>| {
+        install(tree, &preset, base, &recipe, timeout, progress)
+    };
+    let ext = builder::Extension {
+        recipe: recipe_text(&opts.preset, opts.base, opts.preset.recipe(opts.base)?),
+        need_mib: PRESET_SPACE_MIB,
+        run: &install,
+    };
+    builder::build_with(env, &bopts, Some(&ext), progress)
+}
+
+/// The kernel a preset image ships when none is given: the manifest's kernel for this CPU
+/// and `vmm` — also with `SMOLVM_USE_PUBLISHED=0`, which makes only the root file system
+/// local.
+pub fn manifest_kernel(env: &Env, images_root: &Path, vmm: Vmm) -> Result<PathBuf> {
+    use crate::core::images::{self, pull, Layout, Manifest};
+    let manifest = Manifest::load(env)?;
+    let arch = images::host_arch()?;
+    let mut rows: Vec<&images::Image> = manifest
+        .images
+        .iter()
+        .filter(|i| i.arch == arch && i.vmm == vmm)
+        .collect();
+    rows.sort_by_key(|i| i.os != images::Os::Ubuntu);
+    let Some(image) = rows.first() else {
+        return Err(Error::runtime(format!(
+            "the image manifest has no kernel for {}/{}",
+            arch.as_str(),
+            vmm.as_str()
+        ))
+        .with_recovery("Point SMOLVM_MANIFEST at a manifest with a kernel for this host."));
+    };
+    let opts = pull::PullOptions {
+        layout: Layout::new(images_root, &crate::core::version::image_version(env)?),
+        http: crate::sys::http::HttpConfig::from_env(env)?,
+        release: manifest.release.clone(),
+    };
+    pull::pull_kernel(&opts, image, &Progress::none())
+        .map_err(|e| Error::runtime(format!("Failed to download kernel: {}", e.message)))
+}
+
+/// The preset's local image for a start, built first when it is missing or its recipe,
+/// base or kernel changed: `(kernel, rootfs)`.
+pub fn ensure_local(
+    env: &Env,
+    images_root: &Path,
+    preset: &Preset,
+    base: Base,
+    vmm: Vmm,
+    install_timeout: Option<Duration>,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
+    let opts = PresetBuildOptions {
+        preset: preset.clone(),
+        base,
+        engine: Engine::Auto,
+        kernel: manifest_kernel(env, images_root, vmm)?,
+        cache_dir: images_root.to_path_buf(),
+        size_mib: None,
+        install_timeout: install_timeout.unwrap_or(DEFAULT_INSTALL_TIMEOUT),
+    };
+    build(env, &opts, progress)
+}
+
+/// The commands run in the new root, in order: packages, steps, cleanup.
+fn commands(base: Base, recipe: &Recipe) -> Vec<String> {
+    let mut c = Vec::new();
+    if !recipe.packages.is_empty() {
+        let pkgs = recipe.packages.join(" ");
+        c.push(match base {
+            Base::Debian => {
+                format!("apt-get update -q && apt-get install -y -q --no-install-recommends {pkgs}")
+            }
+            Base::Alpine => format!("apk add --no-cache {pkgs}"),
+        });
+    }
+    c.extend(recipe.steps.iter().cloned());
+    c
+}
+
+/// Caches the install leaves behind (not needed in a sandbox).
+const CLEANUP: &str = "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /root/.npm /root/.cache \
+                       /tmp/* 2>/dev/null; if command -v apt-get >/dev/null; then apt-get clean; fi; true";
+
+fn install(
+    tree: &Path,
+    preset: &Preset,
+    base: Base,
+    recipe: &Recipe,
+    timeout: Duration,
+    progress: &Progress<BuildEvent>,
+) -> Result<()> {
+    // Daemons installed by packages are not started in the chroot (Debian's policy-rc.d);
+    // the resolver bind mount needs a file to mount over.
+    let policy = tree.join("usr/sbin/policy-rc.d");
+    let had_policy = policy.exists();
+    if base == Base::Debian && !had_policy {
+        crate::sys::open::write_atomic(&policy, b"#!/bin/sh\nexit 101\n", 0o755)
+            .map_err(|e| io_err("cannot write", &policy, e))?;
+    }
+    let resolv = tree.join("etc/resolv.conf");
+    let had_resolv = crate::sys::open::kind(&resolv).is_ok_and(|k| k.is_some());
+    if !had_resolv {
+        crate::sys::open::write_atomic(&resolv, b"", 0o644)
+            .map_err(|e| io_err("cannot write", &resolv, e))?;
+    }
+    let r = (|| {
+        let cmds = commands(base, recipe);
+        let n = cmds.len() + usize::from(preset.verify.is_some());
+        for (i, cmd) in cmds.iter().enumerate() {
+            progress.emit(BuildEvent::Step(format!(
+                "[{}/{n}] {} (in the new root)",
+                i + 1,
+                cmd
+            )));
+            let out = run_step(tree, cmd, timeout)?;
+            if !out.0 {
+                return Err(step_failed(&preset.name, cmd, &out.1));
+            }
+        }
+        if let Some(v) = &preset.verify {
+            progress.emit(BuildEvent::Step(format!("[{n}/{n}] verify: {v}")));
+            let (ok, text) = run_step(tree, v, timeout)?;
+            if !ok {
+                return Err(Error::runtime(format!(
+                    "Image build failed: preset '{}' verify command `{v}` failed:\n{}",
+                    preset.name,
+                    tail(&text, 10)
+                )));
+            }
+            progress.emit(BuildEvent::Step(format!(
+                "verified: {}",
+                text.lines().last().unwrap_or_default().trim()
+            )));
+        }
+        for req in &preset.requires {
+            let (probe, what) = req.probe();
+            let (_, text) = run_step(tree, probe, timeout)?;
+            match req.met_by(&text) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(Error::runtime(format!(
+                        "Image build failed: preset '{}' needs {what} >= {}, but the image has {}",
+                        preset.name,
+                        req.shown(),
+                        text.trim()
+                    ))
+                    .with_recovery(
+                        "Install a newer one in the preset's steps (e.g. npm install -g node@24).",
+                    ))
+                }
+                None => {
+                    return Err(Error::runtime(format!(
+                        "Image build failed: preset '{}' needs {what} >= {}, and `{probe}` printed no version: {}",
+                        preset.name,
+                        req.shown(),
+                        tail(&text, 3)
+                    )))
+                }
+            }
+        }
+        progress.emit(BuildEvent::Step("removing package caches".into()));
+        run_step(tree, CLEANUP, timeout)?;
+        let keys = tree.join("root/.ssh/authorized_keys");
+        crate::sys::fs::remove_generated_file(&keys)
+            .map_err(|e| Error::runtime(format!("cannot remove {}: {e}", keys.display())))?;
+        Ok(())
+    })();
+    if base == Base::Debian && !had_policy {
+        let _ = crate::sys::fs::remove_generated_file(&policy);
+    }
+    if !had_resolv {
+        let _ = crate::sys::fs::remove_generated_file(&resolv);
+    }
+    r
+}
+
+fn step_failed(preset: &str, cmd: &str, text: &str) -> Error {
+    let t = text.to_lowercase();
+    let hint = if t.contains("self_signed_cert_in_chain") || t.contains("certificate verify failed")
+    {
+        " (a TLS certificate was refused: is the host's CA bundle at /etc/ssl/certs/ca-certificates.crt?)"
+    } else if t.contains("no space left on device") {
+        " (the disk is full)"
+    } else {
+        ""
+    };
+    Error::runtime(format!(
+        "Image build failed: preset '{preset}' step `{cmd}` failed{hint}:\n{}",
+        tail(text, 15)
+    ))
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
+    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(&e)))
+}
+
+/// The wrapper `unshare` runs: `$1` the new root, `$2` the step. Everything it mounts is
+/// in the step's own mount namespace.
+const STEP_SCRIPT: &str = r#"set -e
+t=$1
+mount -t proc proc "$t/proc"
+mount --rbind /dev "$t/dev"
+mkdir -p "$t/run"
+mount -t tmpfs -o mode=0755 tmpfs "$t/run"
+mkdir -p "$t/run/smolvm-host"
+if [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+  cat /etc/ssl/certs/ca-certificates.crt > "$t/run/smolvm-host/ca.pem"
+elif [ -r /etc/pki/tls/certs/ca-bundle.crt ]; then
+  cat /etc/pki/tls/certs/ca-bundle.crt > "$t/run/smolvm-host/ca.pem"
+fi
+cat /etc/resolv.conf > "$t/run/smolvm-host/resolv.conf" 2>/dev/null || true
+mount --bind "$t/run/smolvm-host/resolv.conf" "$t/etc/resolv.conf"
+exec chroot "$t" /bin/sh -c "$2"
+"#;
+
+/// Run one step in the new root, bounded by `timeout`: `(succeeded, output)`.
+fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)> {
+    use std::os::unix::process::CommandExt;
+    let ca = format!("{HOST_DIR}/ca.pem");
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        STEP_SCRIPT,
+        "smolvm-step",
+    ])
+    .arg(tree)
+    .arg(step)
+    .env_clear()
+    .env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    )
+    .env("HOME", "/root")
+    .env("LANG", "C.UTF-8")
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .env("SSL_CERT_FILE", &ca)
+    .env("NODE_EXTRA_CA_CERTS", &ca)
+    .env("npm_config_cafile", &ca)
+    .env("npm_config_update_notifier", "false")
+    .env("npm_config_fund", "false")
+    .env("npm_config_audit", "false")
+    .env("PIP_CERT", &ca)
+    .env("REQUESTS_CA_BUNDLE", &ca)
+    .env("CURL_CA_BUNDLE", &ca)
+    .env("GIT_SSL_CAINFO", &ca)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // The unshare dies with smolvm (and its PID namespace, and the mounts, with it).
+    // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    run_bounded(&mut cmd, timeout)?.ok_or_else(|| {
+        Error::runtime(format!(
+            "Image build failed: step `{step}` did not finish within {} s (--install-timeout)",
+            timeout.as_secs()
+        ))
+        .with_recovery("Pass a larger --install-timeout, or check the network.")
+    })
+}
+
+/// Spawn `cmd` (its output merged, read on threads) and wait at most `timeout`; `None`
+/// when it timed out: the `unshare` it spawned itself is killed, and with it the step's
+/// PID namespace.
+fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Option<(bool, String)>> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::runtime(format!("cannot run unshare: {}", io_reason(&e))))?;
+    let reader = |s: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut s) = s {
+                let _ = s.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(Error::runtime(format!("waiting for a build step: {e}"))),
+        }
+    };
+    let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    text.push_str(&String::from_utf8_lossy(&err.join().unwrap_or_default()));
+    Ok(status.map(|s| (s.success(), text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_recipe_text() {
+        let p = super::super::find("claude").unwrap();
+        let r = p.recipe(Base::Debian).unwrap();
+        let c = commands(Base::Debian, r);
+        assert_eq!(
+            c,
+            [
+                "apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm git",
+                "npm install -g @anthropic-ai/claude-code",
+            ]
+        );
+        assert_eq!(
+            commands(Base::Alpine, p.recipe(Base::Alpine).unwrap())[0],
+            "apk add --no-cache nodejs npm git"
+        );
+        let t = recipe_text(p, Base::Debian, r);
+        assert!(t.contains("verify=claude --version\n") && t.contains("requires=node>=18\n"));
+        let mut changed = p.clone();
+        changed.debian.as_mut().unwrap().steps.push("true".into());
+        assert_ne!(
+            t,
+            recipe_text(&changed, Base::Debian, changed.debian.as_ref().unwrap())
+        );
+        assert_eq!(local_name("claude-code"), "claude-code-local");
+    }
+
+    /// A busybox root: enough for the step wrapper's chroot.
+    fn busybox_tree() -> Option<tempfile::TempDir> {
+        let bb = std::fs::read("/bin/busybox").ok()?;
+        let t = tempfile::tempdir().ok()?;
+        for d in ["bin", "proc", "dev", "run", "etc"] {
+            std::fs::create_dir_all(t.path().join(d)).ok()?;
+        }
+        std::fs::write(t.path().join("bin/busybox"), bb).ok()?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            t.path().join("bin/busybox"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .ok()?;
+        for a in ["sh", "sleep", "cat", "ls", "grep"] {
+            std::os::unix::fs::symlink("busybox", t.path().join("bin").join(a)).ok()?;
+        }
+        std::fs::write(t.path().join("etc/resolv.conf"), "").ok()?;
+        Some(t)
+    }
+
+    fn mounts_under(tree: &Path) -> Vec<String> {
+        let t = tree.display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&t))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn steps_see_the_hosts_resolver_and_ca_bundle_and_leave_no_mount_on_any_path() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root (unshare, mount, chroot)");
+            return;
+        }
+        let Some(t) = busybox_tree() else {
+            eprintln!("SKIPPED: needs /bin/busybox");
+            return;
+        };
+        let tree = t.path();
+        let (ok, out) = run_step(
+            tree,
+            "cat /etc/resolv.conf; ls /run/smolvm-host; echo ca=$SSL_CERT_FILE; grep -c proc /proc/mounts",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(ok, "{out}");
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        assert!(out.starts_with(&host_resolv), "{out}");
+        assert!(
+            out.contains("ca.pem") && out.contains("ca=/run/smolvm-host/ca.pem"),
+            "{out}"
+        );
+        // Nothing stays: not on the host, not in the tree.
+        assert!(mounts_under(tree).is_empty(), "{:?}", mounts_under(tree));
+        assert_eq!(
+            std::fs::read_to_string(tree.join("etc/resolv.conf")).unwrap(),
+            ""
+        );
+        assert_eq!(std::fs::read_dir(tree.join("run")).unwrap().count(), 0);
+        // A failing step, and one past its bound (killed with its namespaces).
+        let (ok, _) = run_step(tree, "exit 7", Duration::from_secs(30)).unwrap();
+        assert!(!ok);
+        let t0 = std::time::Instant::now();
+        let e = run_step(tree, "sleep 30", Duration::from_secs(1)).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        assert!(
+            e.message.contains("did not finish within 1 s"),
+            "{}",
+            e.message
+        );
+        assert!(mounts_under(tree).is_empty(), "{:?}", mounts_under(tree));
+    }
+
+    #[test]
+    fn local_images_are_never_read_as_stale_versions_by_prune() {
+        for p in super::super::PRESETS.iter() {
+            let name = local_name(&p.name);
+            assert!(crate::core::builder::validate_name(&name).is_ok(), "{name}");
+            assert_eq!(crate::core::prune::cache_version(&name), None, "{name}");
+        }
+    }
+}

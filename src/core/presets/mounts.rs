@@ -1,0 +1,276 @@
+//! Workspace mounts (`--mount HOST[:GUEST]`, `--writable-mounts`; QEMU only): host folders
+//! shared over virtio-9p, tag `workspace<i>`. They are kept in the VM's config (`mounts`),
+//! so every boot of it (`sandbox start` too) shares them again.
+//!
+//! The guest side is a script run over SSH once the guest is ready (as SmolVM does it over
+//! its control channel), so any image with `mount` works — the published ones, the local
+//! preset images and the tests' Debian image — and `/init` needs no new boot parameter:
+//! writable → `mount -t 9p … rw` at the guest path; read-only → 9p `ro` at
+//! `/mnt/.smolvm-ws-<tag>` plus an overlay (upper and work dirs under `/tmp`) at the guest
+//! path, so the agent can write there without touching the host.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::error::{io_reason, Error, Result};
+
+/// One shared folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// The host folder, absolute and resolved (no symbolic link left in it).
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    /// virtio-9p mount tag, `workspace<i>`.
+    pub tag: String,
+    pub writable: bool,
+}
+
+/// The kernel options a guest needs for the mounts (named when mounting fails).
+pub const KERNEL_OPTIONS: &str =
+    "CONFIG_NET_9P, CONFIG_NET_9P_VIRTIO, CONFIG_9P_FS, CONFIG_OVERLAY_FS";
+
+/// Guest paths a workspace may not cover.
+const SYSTEM_DIRS: &[&str] = &[
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin",
+    "/sys", "/tmp", "/usr", "/var", "/mnt",
+];
+
+fn check_guest(p: &str) -> Result<()> {
+    let bad = !p.starts_with('/')
+        || p.split('/').any(|c| c == ".." || c == ".")
+        || p.contains(['\0', '\n', '\'', ','])
+        || p.len() > 256;
+    if bad {
+        return Err(Error::usage(format!(
+            "--mount: guest path {p:?} must be absolute, without '..', quotes or commas"
+        )));
+    }
+    let trimmed = p.trim_end_matches('/');
+    if SYSTEM_DIRS.contains(&if trimmed.is_empty() { "/" } else { trimmed }) {
+        return Err(Error::usage(format!(
+            "--mount: guest path {p} would cover a system directory; use e.g. /workspace"
+        )));
+    }
+    Ok(())
+}
+
+/// `HOST[:GUEST]` specs as given on the command line: the host folder must exist (it is
+/// resolved to its real path); the guest path defaults to `/workspace` for one mount and
+/// `/workspace-<i>` for several. Usage errors (exit 2) name the spec.
+pub fn parse_specs(specs: &[String], writable: bool) -> Result<Vec<Mount>> {
+    let mut out: Vec<Mount> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let (host, guest) = match spec.rsplit_once(':') {
+            Some((h, g)) if g.starts_with('/') && !h.is_empty() => (h, Some(g.to_string())),
+            _ => (spec.as_str(), None),
+        };
+        let guest = guest.unwrap_or_else(|| {
+            if specs.len() == 1 {
+                "/workspace".to_string()
+            } else {
+                format!("/workspace-{i}")
+            }
+        });
+        check_guest(&guest)?;
+        let real = std::fs::canonicalize(host).map_err(|e| {
+            Error::usage(format!(
+                "--mount {spec}: cannot use {host}: {}",
+                io_reason(&e)
+            ))
+        })?;
+        if !real.is_dir() {
+            return Err(Error::usage(format!(
+                "--mount {spec}: {} is not a directory",
+                real.display()
+            )));
+        }
+        if real.to_str().is_none_or(|s| s.contains(['\n', '\0'])) {
+            return Err(Error::usage(format!(
+                "--mount {spec}: the host path must be valid UTF-8 without newlines"
+            )));
+        }
+        if out.iter().any(|m| m.guest_path == guest) {
+            return Err(Error::usage(format!(
+                "--mount: two mounts at the guest path {guest}"
+            )));
+        }
+        out.push(Mount {
+            host_path: real,
+            guest_path: guest,
+            tag: format!("workspace{i}"),
+            writable,
+        });
+    }
+    Ok(out)
+}
+
+/// The mounts a VM's config records (`[]` when none, or when the value is not ours).
+pub fn from_config(config: &serde_json::Value) -> Vec<Mount> {
+    config
+        .get("mounts")
+        .and_then(|v| serde_json::from_value::<Vec<Mount>>(v.clone()).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            check_guest(&m.guest_path).is_ok()
+                && m.tag.strip_prefix("workspace").is_some_and(|n| {
+                    !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
+                })
+                && m.host_path.is_absolute()
+        })
+        .collect()
+}
+
+/// A path in a QEMU option value (`,` doubled).
+fn qemu_escape(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
+/// QEMU's arguments for the mounts (`-fsdev` + `-device virtio-9p-…`).
+pub fn qemu_args(mounts: &[Mount], microvm: bool) -> Vec<String> {
+    let mut a = Vec::new();
+    for m in mounts {
+        a.push("-fsdev".into());
+        a.push(format!(
+            "local,id=fsdev-{tag},path={path},security_model=mapped-xattr{ro}",
+            tag = m.tag,
+            path = qemu_escape(&m.host_path),
+            ro = if m.writable { "" } else { ",readonly=on" }
+        ));
+        a.push("-device".into());
+        a.push(format!(
+            "{},fsdev=fsdev-{tag},mount_tag={tag}",
+            if microvm {
+                "virtio-9p-device"
+            } else {
+                "virtio-9p-pci"
+            },
+            tag = m.tag
+        ));
+    }
+    a
+}
+
+/// The script that mounts them in the guest (idempotent: a mount already there is kept).
+pub fn guest_script(mounts: &[Mount]) -> String {
+    let mut s = String::from(
+        "set -e\n\
+         mounted() { grep -qs \" $1 \" /proc/mounts; }\n\
+         opts=trans=virtio,version=9p2000.L,msize=262144\n",
+    );
+    for m in mounts {
+        let (tag, guest) = (&m.tag, &m.guest_path);
+        if m.writable {
+            s.push_str(&format!(
+                "mkdir -p '{guest}'\nmounted '{guest}' || mount -t 9p -o $opts,rw {tag} '{guest}'\n"
+            ));
+        } else {
+            s.push_str(&format!(
+                "lower=/mnt/.smolvm-ws-{tag}; st=/tmp/.smolvm-ws-{tag}\n\
+                 mkdir -p \"$lower\" \"$st/upper\" \"$st/work\" '{guest}'\n\
+                 mounted \"$lower\" || mount -t 9p -o $opts,ro {tag} \"$lower\"\n\
+                 mounted '{guest}' || mount -t overlay overlay -o \"lowerdir=$lower,upperdir=$st/upper,workdir=$st/work\" '{guest}'\n"
+            ));
+        }
+    }
+    s
+}
+
+/// The error when the guest could not mount them.
+pub fn mount_failed(output: &str) -> Error {
+    let hint = if output.contains("unknown filesystem type") || output.contains("No such device") {
+        format!(" (the guest kernel needs {KERNEL_OPTIONS})")
+    } else {
+        String::new()
+    };
+    Error::runtime(format!(
+        "cannot mount the workspace folders in the guest{hint}: {}",
+        output.trim()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_defaults_and_errors() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        let b = t.path().join("b");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let one = parse_specs(&[a.display().to_string()], false).unwrap();
+        assert_eq!(one[0].guest_path, "/workspace");
+        assert_eq!(one[0].tag, "workspace0");
+        assert!(!one[0].writable);
+        let two = parse_specs(
+            &[
+                a.display().to_string(),
+                format!("{}:/src/proj", b.display()),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(two[0].guest_path, "/workspace-0");
+        assert_eq!(two[1].guest_path, "/src/proj");
+        assert_eq!(two[1].tag, "workspace1");
+        assert!(two[1].writable);
+        for (spec, want) in [
+            ("/no/such/dir", "cannot use /no/such/dir"),
+            (&format!("{}:/etc", a.display()) as &str, "system directory"),
+            (&format!("{}:/x/../etc", a.display()), "without '..'"),
+        ] {
+            let e = parse_specs(&[spec.to_string()], false).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.message.contains(want), "{spec}: {}", e.message);
+        }
+        let dup = parse_specs(
+            &[format!("{}:/w", a.display()), format!("{}:/w", b.display())],
+            false,
+        );
+        assert!(dup.unwrap_err().message.contains("two mounts"));
+        // Round trip through a VM config.
+        let cfg = serde_json::json!({ "mounts": two });
+        assert_eq!(from_config(&cfg), two);
+        assert!(from_config(&serde_json::json!({"mounts": [{"host_path": "/x", "guest_path": "/etc", "tag": "workspace0", "writable": true}]})).is_empty());
+    }
+
+    #[test]
+    fn qemu_and_guest_side() {
+        let m = Mount {
+            host_path: PathBuf::from("/h/a,b"),
+            guest_path: "/workspace".into(),
+            tag: "workspace0".into(),
+            writable: false,
+        };
+        assert_eq!(
+            qemu_args(std::slice::from_ref(&m), false),
+            [
+                "-fsdev",
+                "local,id=fsdev-workspace0,path=/h/a,,b,security_model=mapped-xattr,readonly=on",
+                "-device",
+                "virtio-9p-pci,fsdev=fsdev-workspace0,mount_tag=workspace0"
+            ]
+        );
+        let s = guest_script(std::slice::from_ref(&m));
+        assert!(
+            s.contains("mount -t 9p -o $opts,ro workspace0 \"$lower\""),
+            "{s}"
+        );
+        assert!(s.contains("mount -t overlay overlay"), "{s}");
+        let w = Mount {
+            writable: true,
+            ..m
+        };
+        let s = guest_script(&[w]);
+        assert!(
+            s.contains("mount -t 9p -o $opts,rw workspace0 '/workspace'"),
+            "{s}"
+        );
+        assert!(mount_failed("mount: unknown filesystem type '9p'")
+            .message
+            .contains(KERNEL_OPTIONS));
+    }
+}

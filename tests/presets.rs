@@ -1,0 +1,548 @@
+//! `smolvm <preset> start` delivering the agent (issue 13), end to end as root under
+//! QEMU/TCG, each test in its own network namespace:
+//!
+//! * the real claude-code recipe built locally (`support::images::claude_code_image`,
+//!   cached outside the clone) boots with `SMOLVM_USE_PUBLISHED=0`, `claude --version` runs
+//!   in it, and the host's key and credentials are forwarded without the secret appearing
+//!   anywhere on the host side;
+//! * a manifest without the preset's row picks the local image with no error;
+//! * attach through a pty (a test preset from `~/.config/smolvm/presets.toml`), and
+//!   workspace mounts (read-only with an overlay, writable, kept across stop/start).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::cleanup::NetNs;
+use support::images::{self, Row};
+use support::{is_root, stderr, stdout, Home};
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIPPED: preset tests need root (network namespaces, TAPs, debootstrap)");
+            return;
+        }
+    };
+}
+
+struct Env {
+    h: Home,
+    ns: NetNs,
+    manifest: PathBuf,
+    extra: Vec<(String, String)>,
+}
+
+impl Env {
+    fn new(rows: &[Row<'_>]) -> Env {
+        let h = Home::new();
+        let manifest = images::manifest(h.tmp.path(), rows);
+        Env {
+            h,
+            ns: NetNs::with_uplink(),
+            manifest,
+            extra: Vec::new(),
+        }
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.ns.name])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+            .env_clear()
+            .envs(self.h.env_vars())
+            .env("SMOLVM_MANIFEST", &self.manifest);
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn smolvm(&self, args: &[&str]) -> std::process::Output {
+        let mut c = assert_cmd::Command::from_std(self.cmd());
+        c.args(args)
+            .timeout(Duration::from_secs(900))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.smolvm(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "smolvm {args:?}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        out
+    }
+
+    fn exec(&self, id: &str, script: &str) -> String {
+        stdout(&self.ok(&["sandbox", "exec", id, "--", "sh", "-c", script]))
+    }
+
+    /// `smolvm <args>` on a pseudo-terminal: `(everything it wrote, exit code)`. `answer`
+    /// is typed once `wait_for` has appeared (if it does).
+    fn on_pty(&self, args: &[&str], wait_for: &str, answer: &str) -> (String, i32) {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = std::fs::File::from(pty.slave);
+        let mut c = self.cmd();
+        c.args(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        let mut child = c.spawn().unwrap();
+        let mut master = std::fs::File::from(pty.master);
+        let fd = master.as_raw_fd();
+        // Non-blocking reads, so the loop can also watch the child.
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        let mut seen = Vec::new();
+        let mut answered = false;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let code = loop {
+            let mut buf = [0u8; 4096];
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+            if !answered && String::from_utf8_lossy(&seen).contains(wait_for) {
+                master.write_all(answer.as_bytes()).unwrap();
+                answered = true;
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(200));
+                while let Ok(n) = master.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                break st.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {}",
+                String::from_utf8_lossy(&seen)
+            );
+        };
+        (String::from_utf8_lossy(&seen).into_owned(), code)
+    }
+}
+
+impl Drop for Env {
+    /// A failed test must not leak a running VM: clean up everything of this HOME.
+    fn drop(&mut self) {
+        let _ = self.smolvm(&["cleanup", "--all", "--force", "--json"]);
+    }
+}
+
+/// Every file under `dir` (not crossing into `skip`) holding `needle`.
+fn files_with(dir: &Path, needle: &[u8], skip: &Path) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.starts_with(skip) {
+            continue;
+        }
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_dir() {
+            hits.extend(files_with(&p, needle, skip));
+        } else if t.is_file() {
+            if let Ok(data) = std::fs::read(&p) {
+                if data.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+const SECRET: &str = "sk-ant-test-5e3c7a1b9d2f4e6a8c0b";
+const CRED_SECRET: &str = "oauth-refresh-0f9e8d7c6b5a4321";
+
+/// The acceptance path: no published image wanted (`SMOLVM_USE_PUBLISHED=0`, though the
+/// manifest has a claude-code row), so the local image is used; `claude --version` runs;
+/// the key and credentials are forwarded; the secret is nowhere on the host side.
+#[test]
+fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
+    require_root!();
+    let image = images::claude_code_image();
+    let busybox = images::busybox_rootfs(images::Init::Ready);
+    let mut e = Env::new(&[Row {
+        preset: "claude-code",
+        rootfs: &busybox,
+    }]);
+    images::install_preset_image(&image, &e.h.images());
+    e.extra.push(("SMOLVM_USE_PUBLISHED".into(), "0".into()));
+    e.extra.push(("ANTHROPIC_API_KEY".into(), SECRET.into()));
+    let claude_dir = e.h.home.join(".claude");
+    std::fs::create_dir_all(&claude_dir).unwrap();
+    std::fs::write(
+        claude_dir.join(".credentials.json"),
+        format!("{{\"claudeAiOauth\":{{\"refreshToken\":\"{CRED_SECRET}\"}}}}"),
+    )
+    .unwrap();
+
+    // On a terminal, --json never prompts.
+    let (out, code) = e.on_pty(
+        &[
+            "claude",
+            "start",
+            "--backend",
+            "qemu",
+            "--json",
+            "-n",
+            "vm-claude",
+        ],
+        "now? [Y/n]",
+        "y\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("now? [Y/n]"), "{out}");
+    let start = out.find('{').expect("a JSON document");
+    let v: serde_json::Value =
+        serde_json::from_str(out[start..].trim()).unwrap_or_else(|err| panic!("{err}: {out}"));
+    let d = &v["data"];
+    assert_eq!(v["command"], "claude-code.start");
+    assert_eq!(d["preset"]["name"], "claude-code");
+    assert_eq!(
+        d["preset"]["injected_env_keys"],
+        serde_json::json!(["ANTHROPIC_API_KEY"])
+    );
+    assert_eq!(
+        d["preset"]["copied_configs"],
+        serde_json::json!(["~/.claude/.credentials.json"])
+    );
+    assert_eq!(d["preset"]["no_env_hint"], serde_json::Value::Null);
+    assert_eq!(d["vm"]["name"], "vm-claude");
+    assert_eq!(d["vm"]["status"], "running");
+    assert_eq!(d["vm"]["backend"], "qemu");
+    assert_eq!(d["vm"]["ip_address"], d["ip"]);
+    assert!(d["next"]["ssh_command"].as_str().unwrap().contains("ssh"));
+    assert!(
+        d["kernel_path"].as_str().unwrap().contains("vmlinux"),
+        "{d}"
+    );
+    // The local image, not the published busybox one.
+    assert!(
+        !e.h.images()
+            .join(support::CURRENT)
+            .join("claude-code-amd64-qemu")
+            .exists(),
+        "the published rootfs was pulled"
+    );
+
+    let version = e.exec("vm-claude", "claude --version");
+    assert!(
+        version
+            .trim()
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+            && version.contains('.'),
+        "claude --version printed {version:?}"
+    );
+    // A login shell sees the key; the credentials file is the host's, mode 600.
+    let seen = e.exec("vm-claude", "bash -lc 'printf %s \"$ANTHROPIC_API_KEY\"'");
+    assert_eq!(seen, SECRET);
+    let cred = e.exec(
+        "vm-claude",
+        "stat -c %a /root/.claude/.credentials.json; cat /root/.claude/.credentials.json",
+    );
+    assert!(
+        cred.starts_with("600\n") && cred.contains(CRED_SECRET),
+        "{cred}"
+    );
+
+    // The secret is nowhere on the host side: output, the data dir (VM disks excepted:
+    // the guest's own disk necessarily holds it), the console log, the DB, the images.
+    for s in [SECRET, CRED_SECRET] {
+        assert!(!out.contains(s), "secret in the start's output");
+        let hits = files_with(&e.h.data, s.as_bytes(), &e.h.data.join("disks"));
+        assert!(hits.is_empty(), "secret in {hits:?}");
+        let hits = files_with(&e.h.home.join(".smolvm"), s.as_bytes(), &e.h.images());
+        assert!(hits.is_empty(), "secret in {hits:?}");
+    }
+    let info = stdout(&e.ok(&["sandbox", "info", "vm-claude", "--json"]));
+    let logs = stdout(&e.ok(&["sandbox", "logs", "vm-claude"]));
+    for s in [SECRET, CRED_SECRET] {
+        assert!(!info.contains(s) && !logs.contains(s));
+    }
+
+    // A manifest without the preset's row: the same local image, no error (created
+    // without booting: the image choice is the part under test).
+    let other = Env::new(&[Row {
+        preset: "codex",
+        rootfs: &busybox,
+    }]);
+    images::install_preset_image(&image, &other.h.images());
+    let out = other.ok(&[
+        "sandbox",
+        "create",
+        "--preset",
+        "claude",
+        "--backend",
+        "qemu",
+        "--json",
+    ]);
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["data"]["status"], "created");
+    let info = stdout(&other.ok(&[
+        "sandbox",
+        "info",
+        d["data"]["id"].as_str().unwrap(),
+        "--json",
+    ]));
+    assert!(info.contains("claude-code-local/rootfs.ext4"), "{info}");
+    let err = stderr(&out);
+    assert!(
+        !err.contains("Error") && !err.contains("No published image"),
+        "{err}"
+    );
+
+    e.ok(&["sandbox", "delete", "vm-claude"]);
+}
+
+/// The test preset: published in the test manifest (the Debian test image), its launch
+/// command prints a marker and exits 3.
+const MARKER_PRESETS: &str = r#"
+[marker]
+description = "attach test"
+memory_mib = 512
+disk_mib = 1024
+launch = "sh -c 'echo SMOLVM-ATTACH-MARKER; exit 3'"
+"#;
+
+fn marker_env() -> Env {
+    let debian = images::debian_rootfs();
+    let e = Env::new(&[Row {
+        preset: "marker",
+        rootfs: &debian,
+    }]);
+    let cfg = e.h.home.join(".config/smolvm");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("presets.toml"), MARKER_PRESETS).unwrap();
+    e
+}
+
+#[test]
+fn attach_asks_runs_the_launch_command_and_exits_with_its_code_and_writable_mounts_reach_the_host()
+{
+    require_root!();
+    let e = marker_env();
+    let shared = e.h.tmp.path().join("shared-rw");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("host.txt"), "from the host\n").unwrap();
+    let (out, code) = e.on_pty(
+        &[
+            "marker",
+            "start",
+            "-n",
+            "vm-att",
+            "--mount",
+            &shared.display().to_string(),
+            "--writable-mounts",
+        ],
+        "now? [Y/n] ",
+        "y\n",
+    );
+    assert!(
+        out.contains("Launch sh -c 'echo SMOLVM-ATTACH-MARKER; exit 3' in 'vm-att' now? [Y/n] "),
+        "{out}"
+    );
+    assert!(out.contains("SMOLVM-ATTACH-MARKER"), "{out}");
+    assert_eq!(code, 3, "{out}");
+
+    // Writable: guest writes reach the host.
+    assert_eq!(
+        e.exec("vm-att", "cat /workspace/host.txt"),
+        "from the host\n"
+    );
+    e.exec("vm-att", "echo from the guest > /workspace/guest.txt");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("guest.txt")).unwrap(),
+        "from the guest\n"
+    );
+    e.ok(&["sandbox", "delete", "vm-att"]);
+}
+
+#[test]
+fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_across_restarts() {
+    require_root!();
+    let e = marker_env();
+    let shared = e.h.tmp.path().join("shared-ro");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("host.txt"), "from the host\n").unwrap();
+    let spec = format!("{}:/src", shared.display());
+    let (out, code) = e.on_pty(
+        &[
+            "marker",
+            "start",
+            "-n",
+            "vm-ro",
+            "--no-attach",
+            "--mount",
+            &spec,
+        ],
+        "now? [Y/n]",
+        "y\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("now? [Y/n]") && !out.contains("SMOLVM-ATTACH-MARKER"),
+        "{out}"
+    );
+
+    let check = |when: &str| {
+        assert_eq!(
+            e.exec("vm-ro", "cat /src/host.txt"),
+            "from the host\n",
+            "{when}"
+        );
+        // The overlay takes the guest's writes; the host folder does not change.
+        e.exec(
+            "vm-ro",
+            "echo changed > /src/host.txt; echo new > /src/new.txt",
+        );
+        assert_eq!(e.exec("vm-ro", "cat /src/new.txt"), "new\n", "{when}");
+        assert_eq!(
+            std::fs::read_to_string(shared.join("host.txt")).unwrap(),
+            "from the host\n",
+            "{when}"
+        );
+        assert!(!shared.join("new.txt").exists(), "{when}");
+    };
+    check("first boot");
+    let info = stdout(&e.ok(&["sandbox", "info", "vm-ro", "--json"]));
+    assert!(
+        info.contains("\"mounts\"") && info.contains("/src"),
+        "{info}"
+    );
+    e.ok(&["sandbox", "stop", "vm-ro"]);
+    e.ok(&["sandbox", "start", "vm-ro"]);
+    // Mounted again after the restart (the overlay's upper dir lives in the guest's /tmp).
+    assert!(
+        e.exec("vm-ro", "grep -c ' /src ' /proc/mounts").trim() == "1",
+        "not mounted after restart"
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.join("host.txt")).unwrap(),
+        "from the host\n"
+    );
+    e.ok(&["sandbox", "delete", "vm-ro"]);
+}
+
+#[test]
+fn mounts_need_qemu_and_an_existing_folder() {
+    let h = Home::new();
+    let d = h.tmp.path().join("d");
+    std::fs::create_dir_all(&d).unwrap();
+    for (args, want) in [
+        (
+            vec![
+                "claude",
+                "start",
+                "--backend",
+                "firecracker",
+                "--mount",
+                d.to_str().unwrap(),
+                "--json",
+            ],
+            "Firecracker cannot share folders",
+        ),
+        (
+            vec!["claude", "start", "--mount", "/no/such/folder", "--json"],
+            "--mount /no/such/folder: cannot use /no/such/folder",
+        ),
+        (
+            vec![
+                "sandbox",
+                "create",
+                "--preset",
+                "codex",
+                "--mount",
+                &format!("{}:/etc", d.display()),
+                "--json",
+            ],
+            "system directory",
+        ),
+    ] {
+        let out = h.smolvm().args(&args).output().unwrap();
+        let v = support::json_exit(&out, 2);
+        assert_eq!(v["error"]["code"], "usage_error");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(want),
+            "{args:?}: {v}"
+        );
+    }
+}
+
+#[test]
+fn presets_come_from_the_registry_and_the_users_file() {
+    let h = Home::new();
+    let help = h.smolvm().arg("--help").output().unwrap();
+    let text = stdout(&help);
+    for p in [
+        "claude-code",
+        "codex",
+        "hermes",
+        "openclaw",
+        "opencode",
+        "pi",
+    ] {
+        assert!(text.contains(&format!("  {p} ")), "{p} missing in:\n{text}");
+    }
+    let cfg = h.home.join(".config/smolvm");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("presets.toml"),
+        "[marker]\nlaunch = \"true\"\n\n[broken]\nlunch = 1\n",
+    )
+    .unwrap();
+    let out = h
+        .smolvm()
+        .args(["marker", "start", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("--no-attach"));
+    // A user preset without a recipe for the base: a clear error naming it (after the
+    // warning about the broken entry), before anything is created.
+    let out = h
+        .smolvm()
+        .env("SMOLVM_USE_PUBLISHED", "0")
+        .args([
+            "image",
+            "build",
+            "--preset",
+            "marker",
+            "--kernel",
+            "/dev/null",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v = support::json_exit(&out, 2);
+    assert_eq!(
+        v["error"]["message"],
+        "Preset 'marker' has no recipe for the debian base (it has: none)"
+    );
+    assert!(
+        stderr(&out).contains("[broken]: unknown field `lunch`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = h.smolvm().args(["nope", "start"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
