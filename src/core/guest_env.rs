@@ -279,6 +279,44 @@ pub fn update_as(
     set: &[(String, Vec<u8>)],
     unset: &[String],
 ) -> Result<EnvFile> {
+    merge(
+        || {
+            guest::run_ok(
+                ctx,
+                id,
+                login,
+                &guest::sh(READ_SCRIPT, &[]),
+                None,
+                "Reading the environment file",
+            )
+        },
+        |file| {
+            guest::run_ok(
+                ctx,
+                id,
+                login,
+                &guest::sh(WRITE_SCRIPT, &[]),
+                Some(file),
+                "Writing the environment file",
+            )
+            .map(|_| ())
+        },
+        set,
+        unset,
+    )
+}
+
+/// The one read-merge-write of the env file, over any transport: `read` returns the
+/// current file ([`READ_SCRIPT`]'s output), `write` puts the new one in place
+/// ([`WRITE_SCRIPT`] with the file on stdin). Keys and values are checked before anything
+/// is read, so a bad one changes nothing; an unchanged file is not written. `update` (the
+/// toolkit) and the presets' forwarding at start (which has no row to name yet) call it.
+pub fn merge(
+    read: impl FnOnce() -> Result<Vec<u8>>,
+    write: impl FnOnce(&[u8]) -> Result<()>,
+    set: &[(String, Vec<u8>)],
+    unset: &[String],
+) -> Result<EnvFile> {
     for (k, v) in set {
         check_key(k)?;
         if v.contains(&0) {
@@ -290,7 +328,7 @@ pub fn update_as(
     for k in unset {
         check_key(k)?;
     }
-    let old = read_as(ctx, id, login)?;
+    let old = EnvFile::parse(&read()?);
     let mut new = old.clone();
     for (k, v) in set {
         new.set(k, v.clone())?;
@@ -298,17 +336,9 @@ pub fn update_as(
     for k in unset {
         new.unset(k);
     }
-    if new == old {
-        return Ok(new);
+    if new != old {
+        write(&new.render())?;
     }
-    guest::run_ok(
-        ctx,
-        id,
-        login,
-        &guest::sh(WRITE_SCRIPT, &[]),
-        Some(&new.render()),
-        "Writing the environment file",
-    )?;
     Ok(new)
 }
 

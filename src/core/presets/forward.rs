@@ -7,8 +7,9 @@
 //! Secret values travel only on the SSH session's stdin: never on a command line, in a
 //! report, a log line, the state DB or the VM config. The report names keys and files.
 //!
-//! (The env file goes through `sh -c guest_env::WRITE_SCRIPT` here; the toolkit's
-//! `guest_env` SSH transport is meant to become the one caller once both are merged.)
+//! The env file goes through [`guest_env::merge`], the one read-merge-write the toolkit's
+//! `sandbox env` uses too; only the transport differs (here the freshly booted guest by
+//! its IP, retried until its SSH answers).
 
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +20,7 @@ use serde::Serialize;
 
 use super::Preset;
 use crate::core::error::{io_reason, Error, Result};
-use crate::core::guest_env::{self, EnvFile};
+use crate::core::guest_env;
 use crate::sys::env::Env;
 
 /// SmolVM's `preset` object in a start's JSON.
@@ -151,35 +152,32 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
         copy_config(guest, cfg, &path, meta.is_dir())?;
         rep.copied_configs.push(shown);
     }
-    let mut set: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut set: Vec<(String, Vec<u8>)> = Vec::new();
     for k in &preset.env {
         if let Some(v) = env.get(k).filter(|v| !v.is_empty()) {
             use std::os::unix::ffi::OsStrExt;
-            set.push((k, v.as_bytes().to_vec()));
+            set.push((k.clone(), v.as_bytes().to_vec()));
         }
     }
     if !set.is_empty() {
-        let (code, old, err) = guest.run(guest_env::READ_SCRIPT, b"", SSH_WAIT)?;
-        if code != 0 {
-            return Err(Error::runtime(format!(
-                "cannot read {} in the guest: {}",
-                guest_env::GUEST_PATH,
-                err.trim()
-            )));
-        }
-        let mut file = EnvFile::parse(&old);
-        for (k, v) in set {
-            file.set(k, v)?;
-            rep.injected_env_keys.push(k.to_string());
-        }
-        let (code, _, err) = guest.run(guest_env::WRITE_SCRIPT, &file.render(), SSH_WAIT)?;
-        if code != 0 {
-            return Err(Error::runtime(format!(
-                "cannot write {} in the guest: {}",
-                guest_env::GUEST_PATH,
-                err.trim()
-            )));
-        }
+        let in_guest = |script: &str, input: &[u8], what: &str| -> Result<Vec<u8>> {
+            let (code, out, err) = guest.run(script, input, SSH_WAIT)?;
+            if code != 0 {
+                return Err(Error::runtime(format!(
+                    "cannot {what} {} in the guest: {}",
+                    guest_env::GUEST_PATH,
+                    err.trim()
+                )));
+            }
+            Ok(out)
+        };
+        guest_env::merge(
+            || in_guest(guest_env::READ_SCRIPT, b"", "read"),
+            |file| in_guest(guest_env::WRITE_SCRIPT, file, "write").map(|_| ()),
+            &set,
+            &[],
+        )?;
+        rep.injected_env_keys = set.into_iter().map(|(k, _)| k).collect();
     } else if !preset.env.is_empty() {
         rep.no_env_hint = Some(format!(
             "No {} set on the host; set {} before starting, or log in inside the sandbox.",
