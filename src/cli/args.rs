@@ -51,6 +51,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub readonly: bool,
 
+    /// Also log to stderr: -v info, -vv debug (the log file is
+    /// <data dir>/logs/smolvm.log; SMOLVM_LOG takes an env-filter like smolvm=debug).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -19,6 +19,8 @@ struct DoctorData<'a> {
     checks: &'a [Check],
     /// What `--backend auto` runs on this host and why (the decision `start` makes).
     runtime: &'a AutoChoice,
+    /// smolvm's own log file (`-v` and `SMOLVM_LOG` say how much goes to it).
+    log_file: String,
 }
 
 /// One human line: `OK    name  message`, and the fix indented below when there is one.
@@ -71,10 +73,15 @@ pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
                 strict: args.strict,
                 checks: &checks,
                 runtime: &host.auto(),
+                log_file: crate::core::logging::log_file(env).display().to_string(),
             }),
             err.as_ref(),
         );
     } else {
+        line(format!(
+            "Log file: {}",
+            crate::core::logging::log_file(env).display()
+        ));
         line(format!(
             "Result: {} ({summary})",
             if code == 0 { "OK" } else { "FAIL" }

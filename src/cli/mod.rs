@@ -49,6 +49,48 @@ pub fn full_command(env: &Env) -> (crate::core::presets::Registry, clap::Command
 /// here; `smolvm tui`, and bare `smolvm` on a terminal, ask for the dashboard.
 pub fn run(argv: Vec<OsString>) -> Outcome {
     let env = Env::from_process();
+    let started = std::time::Instant::now();
+    let outcome = run_parsed(&argv, &env);
+    // One line per command: its name and outcome, never its arguments (they may hold
+    // secrets: `sandbox env set ID KEY=VALUE`).
+    let command = command_name(&argv);
+    match outcome {
+        Outcome::Exit(code) => tracing::info!(
+            command = %command,
+            exit_code = code,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "command finished"
+        ),
+        Outcome::Dashboard { readonly } => {
+            tracing::info!(readonly, "dashboard opened")
+        }
+    }
+    outcome
+}
+
+fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
+    let (argv, env) = (argv.to_vec(), env.clone());
+    // The log first (the verbosity from the flags, when they parse), so every event of
+    // the command reaches it.
+    let verbosity = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .map(|a| {
+            let a = a.to_string_lossy();
+            match a.as_ref() {
+                "--verbose" => 1,
+                s if s.starts_with('-')
+                    && !s.starts_with("--")
+                    && s[1..].bytes().all(|b| b == b'v') =>
+                {
+                    s.len() as u8 - 1
+                }
+                _ => 0,
+            }
+        })
+        .sum::<u8>();
+    crate::core::logging::init(&env, verbosity);
     let (presets, command) = full_command(&env);
     let matches = match command.clone().try_get_matches_from(&argv) {
         Ok(m) => m,

@@ -79,6 +79,7 @@ pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
 /// through a verified pidfd); status `stopped`, pid and socket cleared. The TAP,
 /// leases, nftables entries and disk stay for the next `start`.
 pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> {
+    tracing::info!(vm = %id, timeout_s = timeout.as_secs(), "stopping sandbox");
     let vm = get(ctx, id)?;
     // A stopped VM forwards nothing: its local port forwards go with the process.
     let close_forwards = || match super::ports::close_all(id) {
@@ -160,6 +161,7 @@ pub(crate) async fn set_vcpus_paused(ctx: &Ctx, vm: &VmRecord, paused: bool) -> 
 /// processes and network leases stay) or run again; status `paused` / `running` in the
 /// state DB, PID and socket kept. A sandbox already in that state is left as it is.
 pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport> {
+    tracing::info!(vm = %id, paused, "pausing or resuming sandbox");
     let vm = get(ctx, id)?;
     let want = if paused {
         VmStatus::Paused
@@ -232,6 +234,7 @@ pub async fn delete(
     timeout: Duration,
     progress: &Progress<DeleteEvent>,
 ) -> DeleteReport {
+    tracing::info!(vms = ?ids, "deleting sandboxes");
     let mut report = DeleteReport::default();
     for id in ids {
         if progress.cancelled() {

@@ -380,6 +380,7 @@ fn in_use_reasons(
 /// failure does not stop the others; each is reported in `failed`. Progress goes to
 /// `progress` as it happens.
 pub fn run(opts: &PruneOptions, progress: &Progress<PruneEvent>) -> Result<PruneReport> {
+    tracing::info!("pruning image caches");
     let plan = plan(opts)?;
     for w in &plan.warnings {
         progress.emit(PruneEvent::Warning(w.clone()));

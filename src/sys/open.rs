@@ -189,6 +189,16 @@ pub fn open_lock(path: &Path, mode: u32) -> io::Result<File> {
     )
 }
 
+/// A log file: opened for appending (created with `mode` when missing), never through a
+/// symbolic link, never truncated.
+pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
+    open_checked(
+        path,
+        OpenOptions::new().append(true).create(true).mode(mode),
+        false,
+    )
+}
+
 /// Create a file that must not exist yet (`O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`), read-write.
 /// Anything already there — a file, a symbolic link, a dangling one — is an error.
 pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {

@@ -352,6 +352,7 @@ impl OwnedVmm {
 
     /// Send `sig` to exactly this process.
     pub fn signal(&self, sig: i32) -> io::Result<()> {
+        tracing::info!(pid = self.process.pid, vm = %self.process.vm_id, sig, "signalling VMM");
         self.pidfd.signal(sig)
     }
 

@@ -216,6 +216,7 @@ pub fn get(ctx: &Ctx, id: &str) -> Result<(SnapshotRecord, SnapshotInfo)> {
 /// names smolvm writes there; anything else in the directory refuses the removal and is
 /// reported). Returns what was deleted.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
+    tracing::info!(snapshot = %id, "deleting snapshot");
     let (_, info) = get(ctx, id)?;
     let dir = snapshot_dir(ctx, id)?;
     if dir.is_dir() {

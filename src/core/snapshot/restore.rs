@@ -99,6 +99,7 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: &Progress<StartEvent>,
 ) -> Result<RestoreReport> {
+    tracing::info!(snapshot = %opts.snapshot_id, "restoring snapshot");
     let t0 = Instant::now();
     let (row, info) = get(ctx, &opts.snapshot_id)?;
     if info.kind == "diff" {

@@ -347,6 +347,7 @@ pub async fn create(
     opts: &StartOptions,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
+    tracing::info!(preset = ?opts.preset, name = ?opts.name, "creating sandbox");
     let t0 = Instant::now();
     if opts.preset.is_some() == (opts.kernel.is_some() || opts.rootfs.is_some()) {
         return Err(Error::usage(
@@ -526,6 +527,7 @@ pub async fn start_existing(
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
+    tracing::info!(vm = %id, "starting sandbox");
     let row = ctx
         .store
         .get_vm(id)

@@ -258,6 +258,7 @@ impl OwnedTap {
 /// Delete a TAP proved ours; `Ok(false)` if it has gone meanwhile. The link is deleted by
 /// the index that was proved, after checking the index still carries the same name.
 pub async fn delete_link(tap: &OwnedTap) -> io::Result<bool> {
+    tracing::info!(tap = %tap.name, "deleting TAP");
     let (index, name) = (tap.index, tap.name.as_str());
     let handle = connect().await?;
     let mut found = handle.link().get().match_index(index).execute();

@@ -198,6 +198,7 @@ impl Deletion {
 
 /// Delete these elements and rules as one atomic batch. Nothing to do is success.
 pub fn delete(deletions: &[Deletion]) -> io::Result<()> {
+    tracing::info!(entries = deletions.len(), "deleting nftables entries");
     let cmds: Vec<String> = deletions.iter().map(|d| d.0.clone()).collect();
     run_batch(&cmds)
 }
@@ -328,6 +329,7 @@ fn parse_key(v: &Value) -> Option<ElemKey> {
 /// `delete`, `flush` or `destroy`) is refused: deleting goes through [`delete`]. Nothing to
 /// do is success.
 pub fn apply(commands: &[String]) -> io::Result<()> {
+    tracing::debug!(commands = ?commands, "adding nftables entries");
     if let Some(c) = commands.iter().find(|c| !c.starts_with("add ")) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
