@@ -172,7 +172,8 @@ fn render(a: &App) -> String {
 fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     let mut a = full_app(160, 48);
     assert_eq!(a.update(key('p')), vec![Effect::PrunePreview]);
-    assert!(matches!(a.dialog, Some(Dialog::Prune(Preview::Loading))));
+    assert!(matches!(a.dialog, Some(Dialog::Prune)));
+    assert_eq!(a.data.prune_preview, Preview::Loading);
     // `y` before the preview arrives does nothing.
     assert!(a.update(key('y')).is_empty());
     let preview = PrunePreview {
@@ -184,7 +185,7 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     let fx = a.update(key('y'));
     assert_eq!(fx, vec![Effect::RunPrune { task: 1 }]);
     assert!(a.dialog.is_none());
-    assert_eq!(a.tasks[0].state, TaskState::Running);
+    assert_eq!(a.data.tasks[0].state, TaskState::Running);
     assert_eq!(a.focus, Pane::Tasks);
     // n/Esc cancel without running anything
     a.update(key('p'));
@@ -229,7 +230,9 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
             warnings: vec![],
         }),
     }));
-    assert!(matches!(&a.dialog, Some(Dialog::Cleanup(d)) if d.preview == Preview::Loading));
+    assert!(
+        matches!(&a.dialog, Some(Dialog::Cleanup(d)) if *a.data.cleanup_preview(d.generation) == Preview::Loading)
+    );
     a.update(Input::Msg(Msg::CleanupPreview {
         generation: g2,
         result: Ok(CleanupPreview {
@@ -493,7 +496,7 @@ fn logs_follow_search_and_step_through_matches() {
         source: LogSource::Vm("other".into()),
         lines: vec!["x".into()],
     }));
-    assert_eq!(a.logs.lines.len(), 100);
+    assert_eq!(a.log_lines().len(), 100);
 }
 
 #[test]
@@ -548,6 +551,34 @@ fn a_finished_start_selects_the_new_vm_when_it_appears() {
 }
 
 #[test]
+fn worker_messages_change_the_data_and_leave_the_view_alone() {
+    let mut a = full_app(160, 48);
+    a.update(key('/'));
+    typed(&mut a, "vm-");
+    a.update(code(KeyCode::Enter));
+    a.update(key(' '));
+    a.update(key('2'));
+    let (focus, list, images) = (a.focus, a.vm_list.clone(), a.image_list.clone());
+    // The same messages applied to a bare `Data` give the app's data.
+    let mut data = a.data.clone();
+    let mut s = full_snapshot();
+    s.vms.pop();
+    data.apply_snapshot(s.clone());
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Log {
+        source: LogSource::Vm("vm-12345".into()),
+        lines: vec!["late".into()],
+    }));
+    data.apply_vm_log("vm-12345", vec!["late".into()]);
+    assert_eq!(a.data, data);
+    assert_eq!(a.data.vms.len(), 3);
+    assert_eq!(
+        (a.focus, &a.vm_list, &a.image_list),
+        (focus, &list, &images)
+    );
+}
+
+#[test]
 fn an_unchanged_refresh_costs_no_frame() {
     let mut a = full_app(160, 48);
     let v = a.version();
@@ -594,7 +625,8 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 }
             }
             if is_preview {
-                let Some(Dialog::Prune(Preview::Ready(p))) = &a.dialog else {
+                let (Some(Dialog::Prune), Preview::Ready(p)) = (&a.dialog, &a.data.prune_preview)
+                else {
                     panic!("no preview")
                 };
                 assert_eq!(p.stale.len(), 2);
@@ -603,14 +635,15 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                     workers.run(fx);
                 }
             }
-            if a.tasks
+            if a.data
+                .tasks
                 .first()
                 .is_some_and(|t| t.state != TaskState::Running)
             {
                 break;
             }
         }
-        let t = &a.tasks[0];
+        let t = &a.data.tasks[0];
         assert_eq!(t.state, TaskState::Done, "{t:?}");
         assert_eq!((t.done, t.total), (2, 2));
         assert_eq!(
@@ -699,8 +732,8 @@ snap_both!(main_empty, |a| {
         data_dir: "/d".into(),
         home: "/h".into(),
     }))));
-    a.images.clear();
-    a.slow = None;
+    a.data.images.clear();
+    a.data.slow = None;
 });
 snap_both!(help_vms, |a| {
     a.update(key('?'));

@@ -3,6 +3,9 @@
 //! run (workers, refreshes, clipboard). Nothing here does I/O, so every behaviour is
 //! testable by feeding inputs and reading state and effects. An open dialog
 //! ([`super::dialogs`]) reads its own keys; the app carries out what it asks for.
+//!
+//! [`App::data`] is what workers reported ([`Data`]: a message changes only it); the rest
+//! of [`App`] is view state: focus, selection, marks, filters, scroll, the open dialog.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +13,8 @@ use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKin
 use ratatui::layout::Rect;
 use tui_textarea::TextArea;
 
-use super::data::{ImageRow, Slow, Snapshot, VmRow};
+pub use super::data::{Data, Task, TaskItem, TaskKind, TaskState, TaskUpdate};
+use super::data::{ImageRow, Snapshot, VmRow};
 use super::keymap::{Action, Key, Keymap, Scope};
 use super::layout::Areas;
 use super::theme::Theme;
@@ -66,10 +70,10 @@ pub enum LogSource {
     Vm(String),
 }
 
+/// How the Logs pane shows its source (the lines are data: [`App::log_lines`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogView {
     pub source: LogSource,
-    pub lines: Vec<String>,
     pub follow: bool,
     pub wrap: bool,
     /// First line shown when not following.
@@ -77,44 +81,6 @@ pub struct LogView {
     pub search: String,
     pub matches: Vec<usize>,
     pub current: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind {
-    Prune,
-    Cleanup,
-    Delete,
-    Stop,
-    Start,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskItem {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    pub id: u64,
-    pub kind: TaskKind,
-    pub title: String,
-    pub state: TaskState,
-    pub phase: String,
-    pub done: u64,
-    pub total: u64,
-    pub items: Vec<TaskItem>,
-    pub summary: String,
-    pub took_ms: Option<u64>,
 }
 
 pub use super::dialogs::{
@@ -164,26 +130,6 @@ pub enum Effect {
     Copy(String),
 }
 
-/// A worker's report on a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaskUpdate {
-    Phase(String),
-    Progress {
-        done: u64,
-        total: u64,
-    },
-    Item(TaskItem),
-    Finished {
-        state: TaskState,
-        summary: String,
-        took_ms: u64,
-    },
-    /// A start finished: select this VM.
-    Started {
-        vm_id: String,
-    },
-}
-
 /// Messages from workers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
@@ -221,24 +167,18 @@ pub struct App {
     /// The bottom-right pane when only one of Logs/Tasks fits.
     pub lower: Pane,
     pub size: (u16, u16),
-    pub vms: Vec<VmRow>,
-    pub images: Vec<ImageRow>,
-    pub slow: Option<Slow>,
-    pub errors: Vec<String>,
-    pub home: std::path::PathBuf,
+    /// What the workers reported.
+    pub data: Data,
     pub vm_list: ListState,
     pub image_list: ListState,
     pub task_sel: usize,
     pub logs: LogView,
-    pub app_log: Vec<String>,
-    pub tasks: Vec<Task>,
     pub dialog: Option<Dialog>,
     pub status: Option<String>,
     pub spinner: usize,
     pub should_quit: bool,
     /// A VM to select as soon as a snapshot shows it (a start just finished).
     pub pending_select: Option<String>,
-    next_id: u64,
     generation: u64,
     version: u64,
     /// Row order of the VMs and Images panes after filter and sort (indices into `vms` /
@@ -247,7 +187,6 @@ pub struct App {
     vm_order: Vec<usize>,
     image_order: Vec<usize>,
     order_key: Option<OrderKey>,
-    data_gen: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,17 +219,12 @@ impl App {
             focus: Pane::Vms,
             lower: Pane::Logs,
             size: (80, 24),
-            vms: Vec::new(),
-            images: Vec::new(),
-            slow: None,
-            errors: Vec::new(),
-            home: std::path::PathBuf::new(),
+            data: Data::default(),
             vm_list: ListState::default(),
             image_list: ListState::default(),
             task_sel: 0,
             logs: LogView {
                 source: LogSource::App,
-                lines: Vec::new(),
                 follow: true,
                 wrap: false,
                 scroll: 0,
@@ -298,20 +232,16 @@ impl App {
                 matches: Vec::new(),
                 current: None,
             },
-            app_log: Vec::new(),
-            tasks: Vec::new(),
             dialog: None,
             status: None,
             spinner: 0,
             should_quit: false,
             pending_select: None,
-            next_id: 1,
             generation: 0,
             version: 0,
             vm_order: Vec::new(),
             image_order: Vec::new(),
             order_key: None,
-            data_gen: 0,
         };
         let problems: Vec<String> = app
             .keymap
@@ -329,44 +259,56 @@ impl App {
 
     /// Append to the app's own log (shown in the Logs pane when it is the source).
     pub fn log(&mut self, line: impl Into<String>) {
-        self.app_log.push(line.into());
+        self.data.app_log.push(line.into());
+        self.app_log_changed();
+    }
+
+    fn app_log_changed(&mut self) {
         if self.logs.source == LogSource::App {
-            self.logs.lines = self.app_log.clone();
             self.after_lines_changed();
         }
     }
 
+    /// The lines of the log the Logs pane shows.
+    pub fn log_lines(&self) -> &[String] {
+        match &self.logs.source {
+            LogSource::App => &self.data.app_log,
+            LogSource::Vm(id) => self.data.vm_log(id),
+        }
+    }
+
     pub fn running_tasks(&self) -> usize {
-        self.tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Running)
-            .count()
+        self.data.running_tasks()
     }
 
     /// Something animates (a spinner), so the loop should tick.
     pub fn animating(&self) -> bool {
-        self.running_tasks() > 0 || self.dialog.as_ref().is_some_and(Dialog::animating)
+        self.running_tasks() > 0
+            || self
+                .dialog
+                .as_ref()
+                .is_some_and(|d| d.animating(&self.data))
     }
 
     /// VM rows after filter and sort, as shown.
     pub fn vm_view(&self) -> Vec<&VmRow> {
         self.vm_order
             .iter()
-            .filter_map(|&i| self.vms.get(i))
+            .filter_map(|&i| self.data.vms.get(i))
             .collect()
     }
 
     pub fn image_view(&self) -> Vec<&ImageRow> {
         self.image_order
             .iter()
-            .filter_map(|&i| self.images.get(i))
+            .filter_map(|&i| self.data.images.get(i))
             .collect()
     }
 
     /// Recompute the pane orders if data, filter or sort changed since the last time.
     fn rebuild_views(&mut self) {
         let key = OrderKey {
-            data_gen: self.data_gen,
+            data_gen: self.data.generation(),
             vm: (
                 self.vm_list.filter.clone(),
                 self.vm_list.sort_col,
@@ -389,6 +331,7 @@ impl App {
     fn compute_vm_order(&self) -> Vec<usize> {
         let f = self.vm_list.filter.to_lowercase();
         let mut v: Vec<(usize, &VmRow)> = self
+            .data
             .vms
             .iter()
             .enumerate()
@@ -437,6 +380,7 @@ impl App {
     fn compute_image_order(&self) -> Vec<usize> {
         let f = self.image_list.filter.to_lowercase();
         let mut v: Vec<(usize, &ImageRow)> = self
+            .data
             .images
             .iter()
             .enumerate()
@@ -471,7 +415,7 @@ impl App {
     pub fn selected_vm(&self) -> Option<&VmRow> {
         self.vm_order
             .get(self.vm_list.selected)
-            .and_then(|&i| self.vms.get(i))
+            .and_then(|&i| self.data.vms.get(i))
     }
 
     /// The VMs an action applies to: the marked ones, else the selected one.
@@ -493,8 +437,8 @@ impl App {
         match pane {
             Pane::Vms => self.vm_order.len(),
             Pane::Images => self.image_order.len(),
-            Pane::Tasks => self.tasks.len(),
-            Pane::Logs => self.logs.lines.len(),
+            Pane::Tasks => self.data.tasks.len(),
+            Pane::Logs => self.log_lines().len(),
         }
     }
 
@@ -513,7 +457,7 @@ impl App {
             let sel = self.selection_mut(pane);
             *sel = (*sel).min(len.saturating_sub(1));
         }
-        let ids: BTreeSet<String> = self.vms.iter().map(|v| v.info.id.clone()).collect();
+        let ids: BTreeSet<String> = self.data.vms.iter().map(|v| v.info.id.clone()).collect();
         self.vm_list.marks.retain(|m| ids.contains(m));
     }
 
@@ -534,21 +478,8 @@ impl App {
     }
 
     fn new_task(&mut self, kind: TaskKind, title: String) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.tasks.push(Task {
-            id,
-            kind,
-            title: title.clone(),
-            state: TaskState::Running,
-            phase: "starting".into(),
-            done: 0,
-            total: 0,
-            items: Vec::new(),
-            summary: String::new(),
-            took_ms: None,
-        });
-        self.task_sel = self.tasks.len() - 1;
+        let id = self.data.add_task(kind, title.clone());
+        self.task_sel = self.data.tasks.len() - 1;
         self.log(format!("task {id} started: {title}"));
         id
     }
@@ -562,8 +493,7 @@ impl App {
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
         // A refresh that changed nothing must not cost a frame.
         if let Input::Msg(Msg::Snapshot(s)) = &input {
-            let slow_same = s.slow.is_none() || s.slow == self.slow;
-            if slow_same && s.vms == self.vms && s.errors == self.errors {
+            if self.data.unchanged_by(s) {
                 return Vec::new();
             }
         }
@@ -646,7 +576,9 @@ impl App {
             Action::Refresh => return vec![Effect::Refresh { slow: true }],
             Action::Prune => {
                 if !self.refuse_readonly("prune") {
-                    self.dialog = Some(Dialog::Prune(Preview::Loading));
+                    // The answer to an earlier dry run is void.
+                    self.data.prune_preview = Preview::Loading;
+                    self.dialog = Some(Dialog::Prune);
                     return vec![Effect::PrunePreview];
                 }
             }
@@ -668,7 +600,7 @@ impl App {
             Action::Bottom => {
                 if pane == Pane::Logs {
                     self.logs.follow = true;
-                    self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+                    self.logs.scroll = self.log_lines().len().saturating_sub(1);
                 } else {
                     *self.selection_mut(pane) = self.list_len(pane).saturating_sub(1);
                 }
@@ -718,6 +650,7 @@ impl App {
             Action::Start => {
                 if !self.refuse_readonly("start") {
                     let built = self
+                        .data
                         .slow
                         .as_ref()
                         .map(|s| s.built_images.clone())
@@ -754,7 +687,7 @@ impl App {
             Action::Follow => {
                 self.logs.follow = !self.logs.follow;
                 if self.logs.follow {
-                    self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+                    self.logs.scroll = self.log_lines().len().saturating_sub(1);
                 }
             }
             Action::Wrap => self.logs.wrap = !self.logs.wrap,
@@ -768,7 +701,7 @@ impl App {
                 }
             }
             Action::Cancel => {
-                if let Some(t) = self.tasks.get(self.task_sel) {
+                if let Some(t) = self.data.tasks.get(self.task_sel) {
                     if t.state == TaskState::Running && t.kind == TaskKind::Start {
                         self.status = Some(
                             "a start cannot be stopped midway (it rolls back on failure); delete the VM once it is up".into(),
@@ -792,7 +725,7 @@ impl App {
 
     fn step(&mut self, pane: Pane, by: isize) {
         if pane == Pane::Logs {
-            let max = self.logs.lines.len().saturating_sub(1);
+            let max = self.log_lines().len().saturating_sub(1);
             let cur = if self.logs.follow {
                 max
             } else {
@@ -811,19 +744,19 @@ impl App {
         self.logs.source = source.clone();
         self.logs.follow = true;
         self.focus(Pane::Logs);
-        if source == LogSource::App {
-            self.logs.lines = self.app_log.clone();
+        let LogSource::Vm(id) = &source else {
             self.after_lines_changed();
             return Vec::new();
-        }
-        self.logs.lines.clear();
+        };
+        self.data.follow_vm_log(id);
+        self.after_lines_changed();
         vec![Effect::LoadLog(source)]
     }
 
     fn after_lines_changed(&mut self) {
         self.recompute_matches();
         if self.logs.follow {
-            self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+            self.logs.scroll = self.log_lines().len().saturating_sub(1);
         }
     }
 
@@ -832,8 +765,7 @@ impl App {
         self.logs.matches = if q.is_empty() {
             Vec::new()
         } else {
-            self.logs
-                .lines
+            self.log_lines()
                 .iter()
                 .enumerate()
                 .filter(|(_, l)| l.to_lowercase().contains(&q))
@@ -878,7 +810,6 @@ impl App {
             prefix: line_input(prefix),
             all,
             generation,
-            preview: Preview::Loading,
         })));
         vec![Effect::CleanupPreview {
             generation,
@@ -913,7 +844,7 @@ impl App {
         let Some(mut dialog) = self.dialog.take() else {
             return Vec::new();
         };
-        match dialog.handle_key(k) {
+        match dialog.handle_key(k, &self.data) {
             Outcome::Keep => {
                 self.dialog = Some(dialog);
                 Vec::new()
@@ -1028,7 +959,7 @@ impl App {
                 fx
             }
             ("logs", [id]) => {
-                if !self.vms.iter().any(|v| v.info.id == *id) {
+                if !self.data.vms.iter().any(|v| v.info.id == *id) {
                     return Err(format!("no VM '{id}'"));
                 }
                 self.show_log(LogSource::Vm(id.to_string()))
@@ -1108,28 +1039,18 @@ impl App {
         Vec::new()
     }
 
+    /// A worker's message: the data changes ([`Data`]'s `apply_*`), then the view
+    /// follows (keeps the selected VM, re-runs the log search, selects a started VM).
     fn on_msg(&mut self, m: Msg) -> Vec<Effect> {
         match m {
             Msg::Snapshot(s) => {
                 let selected_id = self.selected_vm().map(|r| r.info.id.clone());
-                self.vms = s.vms;
-                if s.slow.is_some() {
-                    self.images = s
-                        .slow
-                        .as_ref()
-                        .map(|x| x.images.clone())
-                        .unwrap_or_default();
-                    self.slow = s.slow;
+                let log_before = self.data.app_log.len();
+                self.data.apply_snapshot(*s);
+                if self.data.app_log.len() != log_before {
+                    self.app_log_changed();
                 }
-                self.data_gen += 1;
                 self.rebuild_views();
-                for e in &s.errors {
-                    if !self.errors.contains(e) {
-                        self.app_log.push(format!("error: {e}"));
-                    }
-                }
-                self.errors = s.errors;
-                self.home = s.home;
                 // Keep the same VM selected across refreshes (or select a new one).
                 if let Some(id) = self.pending_select.clone().or(selected_id) {
                     if let Some(i) = self.vm_view().iter().position(|r| r.info.id == id) {
@@ -1141,58 +1062,30 @@ impl App {
                 }
             }
             Msg::Log { source, lines } => {
-                if source == self.logs.source {
-                    self.logs.lines = lines;
-                    self.after_lines_changed();
-                }
-            }
-            Msg::PrunePreview(r) => {
-                if let Some(Dialog::Prune(p)) = &mut self.dialog {
-                    *p = match r {
-                        Ok(v) => Preview::Ready(v),
-                        Err(e) => Preview::Failed(e),
-                    };
-                }
-            }
-            Msg::CleanupPreview { generation, result } => {
-                if let Some(Dialog::Cleanup(d)) = &mut self.dialog {
-                    if d.generation == generation {
-                        d.preview = match result {
-                            Ok(v) => Preview::Ready(v),
-                            Err(e) => Preview::Failed(e),
-                        };
+                if let LogSource::Vm(id) = &source {
+                    self.data.apply_vm_log(id, lines);
+                    if source == self.logs.source {
+                        self.after_lines_changed();
                     }
                 }
             }
-            Msg::Task { id, update } => return self.on_task(id, update),
+            Msg::PrunePreview(r) => self.data.prune_preview = preview(r),
+            Msg::CleanupPreview { generation, result } => {
+                self.data.cleanup_preview = (generation, preview(result));
+            }
+            Msg::Task { id, update } => {
+                if self.data.apply_task(id, &update) {
+                    self.app_log_changed();
+                    return self.on_task(update);
+                }
+            }
         }
         Vec::new()
     }
 
-    fn on_task(&mut self, id: u64, u: TaskUpdate) -> Vec<Effect> {
-        let Some(t) = self.tasks.iter_mut().find(|t| t.id == id) else {
-            return Vec::new();
-        };
+    /// What the view does when a task moves on.
+    fn on_task(&mut self, u: TaskUpdate) -> Vec<Effect> {
         match u {
-            TaskUpdate::Phase(p) => t.phase = p,
-            TaskUpdate::Progress { done, total } => {
-                t.done = done;
-                t.total = total;
-            }
-            TaskUpdate::Item(item) => {
-                let line = format!(
-                    "task {id}: {} {}{}",
-                    if item.ok { "ok" } else { "FAILED" },
-                    item.name,
-                    if item.detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", item.detail)
-                    }
-                );
-                t.items.push(item);
-                self.log(line);
-            }
             TaskUpdate::Started { vm_id } => {
                 self.vm_list.filter.clear();
                 self.rebuild_views();
@@ -1201,30 +1094,21 @@ impl App {
                     Some(i) => self.vm_list.selected = i,
                     None => self.pending_select = Some(vm_id),
                 }
-                return vec![Effect::Refresh { slow: false }];
+                vec![Effect::Refresh { slow: false }]
             }
-            TaskUpdate::Finished {
-                state,
-                summary,
-                took_ms,
-            } => {
-                t.state = state;
-                t.phase = match state {
-                    TaskState::Done => "done",
-                    TaskState::Failed => "failed",
-                    TaskState::Cancelled => "cancelled",
-                    TaskState::Running => "running",
-                }
-                .into();
-                t.summary = summary.clone();
-                t.took_ms = Some(took_ms);
-                let line = format!("task {id} {}: {summary}", t.phase);
-                self.log(line);
+            TaskUpdate::Finished { summary, .. } => {
                 self.status = Some(summary);
-                return vec![Effect::Refresh { slow: true }];
+                vec![Effect::Refresh { slow: true }]
             }
+            _ => Vec::new(),
         }
-        Vec::new()
+    }
+}
+
+fn preview<T>(r: Result<T, String>) -> Preview<T> {
+    match r {
+        Ok(v) => Preview::Ready(v),
+        Err(e) => Preview::Failed(e),
     }
 }
 

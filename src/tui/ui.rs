@@ -69,7 +69,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
         t.accent(),
     )];
     let sep = || Span::styled(" │ ", t.muted());
-    match &app.slow {
+    match &app.data.slow {
         Some(s) => {
             l1.push(Span::raw(format!(" (images {})", s.current_version)));
             l1.push(sep());
@@ -123,10 +123,11 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
             Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
             Span::raw(format!(" {running} task(s) running")),
         ])
-    } else if let Some(e) = app.errors.first() {
+    } else if let Some(e) = app.data.errors.first() {
         Line::from(Span::styled(format!("error: {e}"), t.error()))
     } else {
         let failed = app
+            .data
             .tasks
             .iter()
             .filter(|t| t.state == TaskState::Failed)
@@ -134,9 +135,9 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
         let mut spans = vec![Span::styled(
             format!(
                 "{} VM(s) · {} image cache(s) · {} task(s){}",
-                app.vms.len(),
-                app.images.len(),
-                app.tasks.len(),
+                app.data.vms.len(),
+                app.data.images.len(),
+                app.data.tasks.len(),
                 if failed > 0 {
                     format!(", {failed} failed")
                 } else {
@@ -156,6 +157,7 @@ fn doctor_summary(app: &App) -> Vec<Span<'static>> {
     use crate::core::doctor::Status;
     let t = &app.theme;
     let Some(checks) = app
+        .data
         .slow
         .as_ref()
         .map(|s| &s.doctor)
@@ -197,7 +199,7 @@ fn compact_header(app: &App) -> Vec<Span<'static>> {
         format!("smolvm {}", crate::core::version::CRATE_VERSION),
         t.accent(),
     )];
-    if let Some(s) = &app.slow {
+    if let Some(s) = &app.data.slow {
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
         v.push(Span::raw(" "));
         v.push(Span::styled(
@@ -258,7 +260,7 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
     }
     let blk = block(app, Pane::Vms, title);
     if view.is_empty() {
-        let msg = if app.vms.is_empty() {
+        let msg = if app.data.vms.is_empty() {
             format!(
                 "No VMs. Press {} to start a preset.",
                 app.keymap.hint(Scope::Vms, Action::Start)
@@ -357,9 +359,9 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     }
     let blk = block(app, Pane::Images, title);
     if view.is_empty() {
-        let msg = match &app.slow {
+        let msg = match &app.data.slow {
             None => "Loading image caches…".to_string(),
-            Some(_) if app.images.is_empty() => "No image caches.".to_string(),
+            Some(_) if app.data.images.is_empty() => "No image caches.".to_string(),
             Some(_) => "No images match the filter (Esc clears it).".to_string(),
         };
         f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
@@ -437,6 +439,7 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
 fn logs(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
     let l = &app.logs;
+    let shown = app.log_lines();
     let src = match &l.source {
         LogSource::App => "smolvm".to_string(),
         LogSource::Vm(id) => id.clone(),
@@ -465,7 +468,7 @@ fn logs(f: &mut Frame, app: &App, r: Rect) {
     };
     let blk = block(app, Pane::Logs, title);
     let height = usize::from(r.height.saturating_sub(2));
-    if l.lines.is_empty() {
+    if shown.is_empty() {
         let msg = match &l.source {
             LogSource::App => "No messages yet.".to_string(),
             LogSource::Vm(_) => "No console output (yet).".to_string(),
@@ -474,15 +477,14 @@ fn logs(f: &mut Frame, app: &App, r: Rect) {
         return;
     }
     // Show the window ending at `scroll` when following, else starting at it.
-    let last = l.lines.len().saturating_sub(1);
+    let last = shown.len().saturating_sub(1);
     let start = if l.follow {
         last.saturating_sub(height.saturating_sub(1))
     } else {
         l.scroll.min(last)
     };
     let q = l.search.to_lowercase();
-    let lines: Vec<Line> = l
-        .lines
+    let lines: Vec<Line> = shown
         .iter()
         .enumerate()
         .skip(start)
@@ -548,8 +550,12 @@ fn bar(done: u64, total: u64, width: usize) -> String {
 
 fn tasks(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
-    let blk = block(app, Pane::Tasks, format!("Tasks ({})", app.tasks.len()));
-    if app.tasks.is_empty() {
+    let blk = block(
+        app,
+        Pane::Tasks,
+        format!("Tasks ({})", app.data.tasks.len()),
+    );
+    if app.data.tasks.is_empty() {
         let msg = format!(
             "No tasks yet: {} prune · {} cleanup · {} start",
             app.keymap.hint(Scope::Vms, Action::Prune),
@@ -561,7 +567,7 @@ fn tasks(f: &mut Frame, app: &App, r: Rect) {
     }
     let height = usize::from(r.height.saturating_sub(2));
     let mut lines: Vec<Line> = Vec::new();
-    for (i, task) in app.tasks.iter().enumerate().rev() {
+    for (i, task) in app.data.tasks.iter().enumerate().rev() {
         let (icon, style) = match task.state {
             TaskState::Running => (SPINNER[app.spinner % SPINNER.len()], t.accent()),
             TaskState::Done => ("✓", t.ok()),

@@ -42,7 +42,7 @@ pub(super) fn render_doctor(f: &mut Frame, app: &App) {
     let area = f.area();
     use crate::core::doctor::Status;
     let mut lines = Vec::new();
-    match app.slow.as_ref().map(|s| &s.doctor) {
+    match app.data.slow.as_ref().map(|s| &s.doctor) {
         Some(checks) if !checks.is_empty() => {
             for c in checks {
                 let style = match c.status {

@@ -27,6 +27,7 @@ pub use prune::PrunePreview;
 pub use start::{field_errors, Field, StartForm, StartImage, StartSpec};
 
 use super::app::App;
+use super::data::Data;
 
 /// A preview computed by a dry run, shown in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +43,8 @@ pub enum Dialog {
     Palette(TextArea<'static>, Option<String>),
     Filter(TextArea<'static>),
     Search(TextArea<'static>),
-    Prune(Preview<PrunePreview>),
+    /// The prune dry run (its answer is data: `Data::prune_preview`).
+    Prune,
     Cleanup(Box<CleanupDialog>),
     /// A destructive action waiting for `y`/`Enter` (`n`/`Esc`/Ctrl-C cancels).
     Confirm(ConfirmAction),
@@ -118,12 +120,13 @@ impl Answer {
 }
 
 impl Dialog {
-    pub fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+    /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
+    pub fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
         match self {
             Dialog::Help | Dialog::Doctor => Outcome::Close, // any key closes them
             Dialog::Confirm(action) => action.handle_key(&k),
-            Dialog::Prune(preview) => prune::handle_key(preview, &k),
-            Dialog::Cleanup(d) => d.handle_key(k),
+            Dialog::Prune => prune::handle_key(&data.prune_preview, &k),
+            Dialog::Cleanup(d) => d.handle_key(k, data),
             Dialog::Filter(t) => prompt::filter_key(t, k),
             Dialog::Search(t) => prompt::search_key(t, k),
             Dialog::Palette(t, err) => prompt::palette_key(t, err, k),
@@ -139,17 +142,17 @@ impl Dialog {
             Dialog::Palette(input, _) | Dialog::Filter(input) | Dialog::Search(input) => {
                 prompt::render(f, app, self, input)
             }
-            Dialog::Prune(p) => prune::render(f, app, p),
+            Dialog::Prune => prune::render(f, app, &app.data.prune_preview),
             Dialog::Cleanup(d) => d.render(f, app),
             Dialog::Start(form) => form.render(f, app),
         }
     }
 
     /// A spinner turns in it (a dry run is computing).
-    pub fn animating(&self) -> bool {
+    pub fn animating(&self, data: &Data) -> bool {
         match self {
-            Dialog::Prune(p) => *p == Preview::Loading,
-            Dialog::Cleanup(d) => d.preview == Preview::Loading,
+            Dialog::Prune => data.prune_preview == Preview::Loading,
+            Dialog::Cleanup(d) => *data.cleanup_preview(d.generation) == Preview::Loading,
             _ => false,
         }
     }
