@@ -353,7 +353,10 @@ fn palette_commands_and_errors() {
     a.update(key(':'));
     typed(&mut a, "fly away");
     assert!(a.update(code(KeyCode::Enter)).is_empty());
-    let Some(Dialog::Palette(_, Some(err))) = &a.dialog else {
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("no palette")
+    };
+    let Some(err) = &p.error else {
         panic!("no error shown")
     };
     assert!(err.starts_with("unknown command ':fly away'"), "{err}");
@@ -588,6 +591,231 @@ fn an_unchanged_refresh_costs_no_frame() {
     s.vms.pop();
     a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
     assert_ne!(a.version(), v);
+}
+
+// ---- rough edges (#16 item 7) -----------------------------------------------------------
+
+/// The rows of a rendered screen.
+fn screen_rows(a: &App) -> Vec<String> {
+    render(a)
+        .lines()
+        .map(|l| l.trim_matches('"').to_string())
+        .collect()
+}
+
+#[test]
+fn help_scrolls_to_its_last_line_on_a_small_terminal() {
+    let mut a = full_app(80, 24);
+    a.update(key('?'));
+    assert!(
+        !render(&a).contains("refresh"),
+        "help fits already: nothing to test"
+    );
+    // The last binding of the chain is reachable with j, PgDn and G, and k comes back.
+    a.update(code(KeyCode::PageDown));
+    a.update(code(KeyCode::PageDown));
+    a.update(code(KeyCode::PageDown));
+    let bottom = render(&a);
+    assert!(bottom.contains("refresh"), "{bottom}");
+    assert!(
+        matches!(a.dialog, Some(Dialog::Help(_))),
+        "PgDn closed help"
+    );
+    a.update(key('j'));
+    assert_eq!(render(&a), bottom, "j past the end moves nothing");
+    a.update(key('k'));
+    assert_ne!(render(&a), bottom);
+    a.update(key('g'));
+    assert!(render(&a).contains("Keys in VMs"));
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn doctor_sizes_from_wrapped_lines_and_scrolls() {
+    let mut a = full_app(80, 24);
+    a.update(key(':'));
+    typed(&mut a, "doctor");
+    a.update(code(KeyCode::Enter));
+    a.update(key('G'));
+    let s = render(&a);
+    assert!(s.contains("nft"), "the last check is reachable:\n{s}");
+    assert!(matches!(a.dialog, Some(Dialog::Doctor(_))));
+    // At 160x48 everything fits without scrolling.
+    let mut a = full_app(160, 48);
+    a.update(key(':'));
+    typed(&mut a, "doctor");
+    a.update(code(KeyCode::Enter));
+    let s = render(&a);
+    for name in [
+        "kvm",
+        "qemu",
+        "firecracker",
+        "nft",
+        "SMOLVM_FIRECRACKER_BIN",
+    ] {
+        assert!(s.contains(name), "{name} missing:\n{s}");
+    }
+}
+
+#[test]
+fn palette_completes_with_tab_and_recalls_history() {
+    let mut a = full_app(160, 48);
+    let line = |a: &App| match &a.dialog {
+        Some(Dialog::Palette(p)) => p.text(),
+        _ => panic!("no palette"),
+    };
+    a.update(key(':'));
+    typed(&mut a, "cle");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "cleanup ");
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "start co");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "start codex");
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "logs vm-a");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "logs vm-agent-1");
+    // Two candidates: the common part, and both named in the hint.
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "logs vm-");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "logs vm-");
+    assert!(render(&a).contains("vm-12345"));
+    a.update(code(KeyCode::Esc));
+    // History: lines run before come back with Up, newest first; Down returns.
+    for cmd in ["vms", "filter agent", "tasks"] {
+        a.update(key(':'));
+        typed(&mut a, cmd);
+        a.update(code(KeyCode::Enter));
+    }
+    a.update(key(':'));
+    a.update(code(KeyCode::Up));
+    assert_eq!(line(&a), "tasks");
+    a.update(code(KeyCode::Up));
+    assert_eq!(line(&a), "filter agent");
+    a.update(code(KeyCode::Down));
+    assert_eq!(line(&a), "tasks");
+    a.update(code(KeyCode::Down));
+    assert_eq!(line(&a), "");
+}
+
+#[test]
+fn m_toggles_mouse_capture_and_the_footer_says_so() {
+    let mut a = full_app(160, 48);
+    assert!(a.mouse);
+    assert!(screen_rows(&a).last().unwrap().contains("m mouse"));
+    assert_eq!(a.update(key('m')), vec![Effect::Mouse(false)]);
+    assert!(!a.mouse);
+    a.update(key('2'));
+    assert_eq!(a.update(key('m')), vec![Effect::Mouse(true)]);
+    // Remappable like every key.
+    let km = Keymap::with_user("[global]\ntoggle_mouse = [\"M\"]\n", "k.toml");
+    assert!(km.problems.is_empty(), "{:?}", km.problems);
+    let mut a = App::new(km, Theme::defaults(true), false);
+    assert!(a.update(key('m')).is_empty());
+    assert_eq!(a.update(key('M')), vec![Effect::Mouse(false)]);
+}
+
+#[test]
+fn filter_matches_what_a_row_shows() {
+    let mut a = full_app(160, 48);
+    a.update(key('/'));
+    typed(&mut a, "stale");
+    let ids: Vec<&str> = a.vm_view().iter().map(|v| v.info.id.as_str()).collect();
+    assert_eq!(ids, ["vm-12345"], "`running (stale)` is what the row shows");
+    a.update(code(KeyCode::Esc));
+    a.update(code(KeyCode::Esc));
+    a.update(key('2'));
+    a.update(key('/'));
+    typed(&mut a, "used by vm-1");
+    assert_eq!(a.image_view().len(), 1, "`· used by vm-12345` is shown");
+}
+
+#[test]
+fn the_remap_hint_names_the_keymap_file_in_use() {
+    let cfg = tempfile::tempdir().unwrap();
+    let env = smolvm::sys::env::Env::from_vars(
+        [
+            ("HOME", "/home/u".to_string()),
+            ("XDG_CONFIG_HOME", cfg.path().display().to_string()),
+        ],
+        0,
+    );
+    let mut a = smolvm::tui::new_app(&env, false);
+    a.update(Input::Resize(160, 48));
+    a.update(key('?'));
+    let want = format!("{}/smolvm/keymap.toml", cfg.path().display());
+    assert!(render(&a).contains(&want), "{}", render(&a));
+    let env = smolvm::sys::env::Env::from_vars([("HOME", "/home/u")], 0);
+    let mut a = smolvm::tui::new_app(&env, false);
+    a.update(Input::Resize(160, 48));
+    a.update(key('?'));
+    assert!(render(&a).contains("remap in ~/.config/smolvm/keymap.toml"));
+}
+
+#[test]
+fn the_footer_and_header_drop_whole_items_at_80_columns() {
+    let a = full_app(80, 24);
+    let rows = screen_rows(&a);
+    let footer = rows.last().unwrap().trim_end();
+    assert!(footer.starts_with("? help  q quit"), "{footer}");
+    // Every item shown is whole: the key and its description.
+    let hints = [
+        "? help",
+        "q quit",
+        "m mouse",
+        "n start preset",
+        "s stop",
+        "d delete",
+        "l logs",
+        "y copy SSH command",
+        "Space mark",
+        "/ filter",
+        "p prune caches",
+        "c cleanup",
+        ": command palette",
+    ];
+    let mut rest = footer.to_string();
+    for h in hints {
+        rest = rest.replacen(h, "", 1);
+    }
+    assert!(
+        rest.trim().is_empty(),
+        "cut item in the footer: {footer:?} leaves {rest:?}"
+    );
+    let line2 = rows[1].trim_end();
+    assert!(
+        !line2.ends_with("firecrack") && line2.contains("doctor: 2 OK · 2 WARN"),
+        "{line2}"
+    );
+    assert!(
+        line2.ends_with("2 WARN") || line2.ends_with(')') || line2.ends_with("fixes"),
+        "{line2}"
+    );
+}
+
+#[test]
+fn an_empty_no_color_keeps_colour() {
+    for (value, color) in [("", true), ("1", false)] {
+        let env = smolvm::sys::env::Env::from_vars(
+            [
+                ("HOME", "/home/u"),
+                ("XDG_CONFIG_HOME", "/nonexistent"),
+                ("NO_COLOR", value),
+            ],
+            0,
+        );
+        assert_eq!(
+            smolvm::tui::new_app(&env, false).theme.color,
+            color,
+            "NO_COLOR={value:?}"
+        );
+    }
 }
 
 // ---- a real worker: progress events reach state ----------------------------------------

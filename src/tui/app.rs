@@ -84,9 +84,12 @@ pub struct LogView {
 }
 
 pub use super::dialogs::{
-    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, Dialog, Field, Outcome, Preview,
-    PrunePreview, Request, StartForm, StartImage, StartSpec,
+    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, Dialog, Field, Outcome, Palette,
+    Preview, PrunePreview, Request, Scroll, StartForm, StartImage, StartSpec,
 };
+
+/// Palette lines kept for Up/Down.
+pub const PALETTE_HISTORY: usize = 100;
 
 /// The form's presets: core's registry, in its order.
 pub use crate::core::presets::PRESETS;
@@ -128,6 +131,8 @@ pub enum Effect {
         task: u64,
     },
     Copy(String),
+    /// Turn the terminal's mouse capture on or off.
+    Mouse(bool),
 }
 
 /// Messages from workers.
@@ -174,6 +179,12 @@ pub struct App {
     pub task_sel: usize,
     pub logs: LogView,
     pub dialog: Option<Dialog>,
+    /// Lines run from the palette, oldest first (Up/Down recall them).
+    pub palette_history: Vec<String>,
+    /// Mouse capture is on (`m` turns it off so the terminal selects text).
+    pub mouse: bool,
+    /// The keymap file as shown in help (where a user remaps keys).
+    pub keymap_file: String,
     pub status: Option<String>,
     pub spinner: usize,
     pub should_quit: bool,
@@ -233,6 +244,9 @@ impl App {
                 current: None,
             },
             dialog: None,
+            palette_history: Vec::new(),
+            mouse: true,
+            keymap_file: "~/.config/smolvm/keymap.toml".into(),
             status: None,
             spinner: 0,
             should_quit: false,
@@ -335,18 +349,7 @@ impl App {
             .vms
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                f.is_empty()
-                    || [
-                        r.info.id.as_str(),
-                        r.info.status.as_str(),
-                        r.info.backend.as_deref().unwrap_or(""),
-                        r.info.preset.as_deref().unwrap_or(""),
-                        r.info.ip.as_deref().unwrap_or(""),
-                    ]
-                    .iter()
-                    .any(|s| s.to_lowercase().contains(&f))
-            })
+            .filter(|(_, r)| f.is_empty() || r.shown_text().to_lowercase().contains(&f))
             .collect();
         let key = VM_COLUMNS.get(self.vm_list.sort_col).map(|c| c.id);
         v.sort_by(|(_, a), (_, b)| {
@@ -384,12 +387,7 @@ impl App {
             .images
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                f.is_empty()
-                    || [&r.version, &r.name, &r.preset, &r.state()]
-                        .iter()
-                        .any(|s| s.to_lowercase().contains(&f))
-            })
+            .filter(|(_, r)| f.is_empty() || r.shown_text().to_lowercase().contains(&f))
             .collect();
         let key = IMAGE_COLUMNS.get(self.image_list.sort_col).map(|c| c.id);
         v.sort_by(|(_, a), (_, b)| {
@@ -513,6 +511,10 @@ impl App {
         };
         self.rebuild_views();
         self.clamp();
+        if let Some(mut d) = self.dialog.take() {
+            d.fit(self);
+            self.dialog = Some(d);
+        }
         fx
     }
 
@@ -565,8 +567,11 @@ impl App {
                     self.should_quit = true;
                 }
             }
-            Action::Help => self.dialog = Some(Dialog::Help),
-            Action::Palette => self.dialog = Some(Dialog::Palette(line_input(""), None)),
+            Action::Help => self.dialog = Some(Dialog::Help(Scroll::default())),
+            Action::Palette => {
+                let history = self.palette_history.clone();
+                self.dialog = Some(Dialog::Palette(Box::new(Palette::new(history))));
+            }
             Action::NextPane => self.focus(Pane::ALL[(pane.index() + 1) % 4]),
             Action::PrevPane => self.focus(Pane::ALL[(pane.index() + 3) % 4]),
             Action::FocusVms => self.focus(Pane::Vms),
@@ -574,6 +579,18 @@ impl App {
             Action::FocusLogs => self.focus(Pane::Logs),
             Action::FocusTasks => self.focus(Pane::Tasks),
             Action::Refresh => return vec![Effect::Refresh { slow: true }],
+            Action::ToggleMouse => {
+                self.mouse = !self.mouse;
+                self.status = Some(if self.mouse {
+                    "mouse capture on: click to select, wheel to scroll".into()
+                } else {
+                    format!(
+                        "mouse capture off: the terminal selects text; {} turns it back on",
+                        self.keymap.hint(Scope::Global, Action::ToggleMouse)
+                    )
+                });
+                return vec![Effect::Mouse(self.mouse)];
+            }
             Action::Prune => {
                 if !self.refuse_readonly("prune") {
                     // The answer to an earlier dry run is void.
@@ -908,11 +925,22 @@ impl App {
             }
             Request::Palette(line) => {
                 let palette = self.dialog.take();
+                let trimmed = line.trim();
+                if !trimmed.is_empty()
+                    && self.palette_history.last().map(String::as_str) != Some(trimmed)
+                {
+                    self.palette_history.push(trimmed.to_string());
+                    if self.palette_history.len() > PALETTE_HISTORY {
+                        self.palette_history.remove(0);
+                    }
+                }
                 return match self.run_palette(&line) {
                     Ok(fx) => fx,
                     Err(e) => {
-                        if let Some(Dialog::Palette(t, _)) = palette {
-                            self.dialog = Some(Dialog::Palette(t, Some(e)));
+                        if let Some(Dialog::Palette(mut p)) = palette {
+                            p.error = Some(e);
+                            p.set_history(self.palette_history.clone());
+                            self.dialog = Some(Dialog::Palette(p));
                         }
                         Vec::new()
                     }
@@ -971,7 +999,7 @@ impl App {
             }
             ("refresh", []) => self.act(Action::Refresh),
             ("doctor", []) => {
-                self.dialog = Some(Dialog::Doctor);
+                self.dialog = Some(Dialog::Doctor(Scroll::default()));
                 Vec::new()
             }
             ("help", []) => self.act(Action::Help),

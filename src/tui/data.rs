@@ -31,6 +31,43 @@ pub struct VmRow {
     pub uptime_secs: Option<u64>,
 }
 
+impl VmRow {
+    /// The cells the VMs pane shows, as it shows them (the `/` filter matches these).
+    pub fn cells(&self) -> [String; 10] {
+        let dash = || "-".to_string();
+        let i = &self.info;
+        [
+            i.id.clone(),
+            i.shown_status(),
+            i.backend.clone().unwrap_or_else(dash),
+            i.preset.clone().unwrap_or_else(dash),
+            i.ip.clone().unwrap_or_else(dash),
+            i.ssh_port.map_or_else(dash, |p| p.to_string()),
+            i.pid.map_or_else(dash, |p| p.to_string()),
+            self.uptime_secs.map_or_else(dash, fmt_duration),
+            self.cpu_pct.map_or_else(dash, |c| format!("{c:.1}")),
+            self.rss_bytes
+                .map_or_else(dash, crate::core::units::format_size),
+        ]
+    }
+
+    /// The row's text for the `/` filter: every cell, tab-separated (a match never spans
+    /// two cells).
+    pub fn shown_text(&self) -> String {
+        self.cells().join("\t")
+    }
+}
+
+/// An uptime as the VMs pane shows it (`59s`, `1m02s`, `1h02m`, `2d03h`).
+pub fn fmt_duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..=86_399 => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs / 3600 % 24),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRow {
     pub version: String,
@@ -54,6 +91,30 @@ impl ImageRow {
             (Some(r), false) => format!("kept: {r}"),
             (None, false) => "stale".into(),
         }
+    }
+
+    /// The STATE cell as shown: the state, and which VMs use the cache.
+    pub fn shown_state(&self) -> String {
+        if self.in_use_by.is_empty() {
+            self.state()
+        } else {
+            format!("{} · used by {}", self.state(), self.in_use_by.join(", "))
+        }
+    }
+
+    /// The row's text for the `/` filter: the cells the Images pane shows (and the
+    /// preset the name stands for).
+    pub fn shown_text(&self) -> String {
+        [
+            self.version.as_str(),
+            &self.name,
+            &self.preset,
+            &self.arch,
+            &self.vmm,
+            &crate::core::units::format_size(self.size_bytes),
+            &self.shown_state(),
+        ]
+        .join("\t")
     }
 }
 

@@ -47,10 +47,11 @@ pub enum Action {
     Wrap,
     AppLog,
     Cancel,
+    ToggleMouse,
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 36] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -86,6 +87,7 @@ impl Action {
         Action::Wrap,
         Action::AppLog,
         Action::Cancel,
+        Action::ToggleMouse,
     ];
 
     /// The name used in keymap files.
@@ -126,6 +128,7 @@ impl Action {
             Action::Wrap => "wrap",
             Action::AppLog => "app_log",
             Action::Cancel => "cancel",
+            Action::ToggleMouse => "toggle_mouse",
         }
     }
 
@@ -167,6 +170,7 @@ impl Action {
             Action::Wrap => "wrap",
             Action::AppLog => "app log / VM log",
             Action::Cancel => "cancel task",
+            Action::ToggleMouse => "mouse",
         }
     }
 

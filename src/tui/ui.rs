@@ -132,28 +132,32 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
             .iter()
             .filter(|t| t.state == TaskState::Failed)
             .count();
-        let mut spans = vec![Span::styled(
-            format!(
-                "{} VM(s) · {} image cache(s) · {} task(s){}",
-                app.data.vms.len(),
-                app.data.images.len(),
-                app.data.tasks.len(),
-                if failed > 0 {
-                    format!(", {failed} failed")
-                } else {
-                    String::new()
-                }
-            ),
-            t.muted(),
+        let mut items = vec![(
+            0,
+            vec![Span::styled(
+                format!(
+                    "{} VM(s) · {} image cache(s) · {} task(s){}",
+                    app.data.vms.len(),
+                    app.data.images.len(),
+                    app.data.tasks.len(),
+                    if failed > 0 {
+                        format!(", {failed} failed")
+                    } else {
+                        String::new()
+                    }
+                ),
+                t.muted(),
+            )],
         )];
-        spans.extend(doctor_summary(app));
-        Line::from(spans)
+        items.extend(doctor_summary(app));
+        fit_line(items, r.width)
     };
     f.render_widget(Paragraph::new(vec![Line::from(l1), l2]), r);
 }
 
-/// `doctor: 7 OK · 4 WARN (kvm, firecracker, …)`, coloured by the worst verdict.
-fn doctor_summary(app: &App) -> Vec<Span<'static>> {
+/// `doctor: 7 OK · 4 WARN (kvm, firecracker, …) — :doctor for fixes`, coloured by the
+/// worst verdict, as items of falling priority (the names, then the hint go first).
+fn doctor_summary(app: &App) -> Vec<(usize, Vec<Span<'static>>)> {
     use crate::core::doctor::Status;
     let t = &app.theme;
     let Some(checks) = app
@@ -179,9 +183,6 @@ fn doctor_summary(app: &App) -> Vec<Span<'static>> {
         .filter(|c| c.status != Status::Ok)
         .map(|c| c.name)
         .collect();
-    if !names.is_empty() {
-        text.push_str(&format!(" ({}) — :doctor for fixes", names.join(", ")));
-    }
     let style = if fail > 0 {
         t.error()
     } else if warn > 0 {
@@ -189,7 +190,18 @@ fn doctor_summary(app: &App) -> Vec<Span<'static>> {
     } else {
         t.ok()
     };
-    vec![Span::styled("  │  ", t.muted()), Span::styled(text, style)]
+    let mut items = vec![(
+        1,
+        vec![Span::styled("  │  ", t.muted()), Span::styled(text, style)],
+    )];
+    if !names.is_empty() {
+        items.push((
+            3,
+            vec![Span::styled(format!(" ({})", names.join(", ")), style)],
+        ));
+        items.push((2, vec![Span::styled(" — :doctor for fixes", style)]));
+    }
+    items
 }
 
 /// The header for narrow terminals: same facts, fewer words.
@@ -227,15 +239,6 @@ fn compact_header(app: &App) -> Vec<Span<'static>> {
         v.push(Span::styled(" RO", t.warn()));
     }
     v
-}
-
-fn fmt_duration(secs: u64) -> String {
-    match secs {
-        0..=59 => format!("{secs}s"),
-        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
-        3600..=86_399 => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
-        _ => format!("{}d{:02}h", secs / 86_400, secs / 3600 % 24),
-    }
 }
 
 fn sort_title<K>(cols: &[Column<K>], col: usize, desc: bool) -> String {
@@ -291,22 +294,12 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
         .take(visible)
         .map(|(i, v)| {
             let marked = app.vm_list.marks.contains(&v.info.id);
-            let dash = || "-".to_string();
-            let all = [
-                Cell::from(format!("{}{}", if marked { "● " } else { "" }, v.info.id)),
-                Cell::from(Span::styled(
-                    v.info.shown_status(),
-                    t.status(&v.info.status, v.info.stale),
-                )),
-                Cell::from(v.info.backend.clone().unwrap_or_else(dash)),
-                Cell::from(v.info.preset.clone().unwrap_or_else(dash)),
-                Cell::from(v.info.ip.clone().unwrap_or_else(dash)),
-                Cell::from(v.info.ssh_port.map_or_else(dash, |p| p.to_string())),
-                Cell::from(v.info.pid.map_or_else(dash, |p| p.to_string())),
-                Cell::from(v.uptime_secs.map_or_else(dash, fmt_duration)),
-                Cell::from(v.cpu_pct.map_or_else(dash, |c| format!("{c:.1}"))),
-                Cell::from(v.rss_bytes.map_or_else(dash, format_size)),
+            let [id, status, rest @ ..] = v.cells();
+            let mut all: Vec<Cell> = vec![
+                Cell::from(format!("{}{id}", if marked { "● " } else { "" })),
+                Cell::from(Span::styled(status, t.status(&v.info.status, v.info.stale))),
             ];
+            all.extend(rest.into_iter().map(Cell::from));
             let mut row = Row::new(pick(all, &cols));
             if marked {
                 row = row.style(t.marked());
@@ -331,7 +324,7 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
 }
 
 /// The cells of the chosen columns, in order.
-fn pick<'a, const N: usize>(cells: [Cell<'a>; N], cols: &[usize]) -> Vec<Cell<'a>> {
+fn pick<'a>(cells: impl IntoIterator<Item = Cell<'a>>, cols: &[usize]) -> Vec<Cell<'a>> {
     cells
         .into_iter()
         .enumerate()
@@ -386,11 +379,7 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
         .skip(offset)
         .take(visible)
         .map(|(i, im)| {
-            let state = if im.in_use_by.is_empty() {
-                im.state()
-            } else {
-                format!("{} · used by {}", im.state(), im.in_use_by.join(", "))
-            };
+            let state = im.shown_state();
             let style = if im.current {
                 t.ok()
             } else if im.kept.is_some() {
@@ -616,7 +605,7 @@ fn tasks(f: &mut Frame, app: &App, r: Rect) {
 fn footer(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
     let scope = app.focus.scope();
-    let always = [Action::Help, Action::Quit];
+    let always = [Action::Help, Action::Quit, Action::ToggleMouse];
     let actions: &[Action] = match app.focus {
         Pane::Vms => &[
             Action::Start,
@@ -652,7 +641,8 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Palette,
         ],
     };
-    let mut spans = Vec::new();
+    // In priority order: what does not fit is left out whole, from the end.
+    let mut items = Vec::new();
     for a in always.iter().chain(actions) {
         if app.readonly
             && matches!(
@@ -662,8 +652,45 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
         {
             continue;
         }
-        spans.push(Span::styled(app.keymap.hint(scope, *a), t.accent()));
-        spans.push(Span::styled(format!(" {}  ", a.describe()), t.muted()));
+        let gap = if items.is_empty() { "" } else { "  " };
+        let spans = vec![
+            Span::styled(format!("{gap}{}", app.keymap.hint(scope, *a)), t.accent()),
+            Span::styled(format!(" {}", a.describe()), t.muted()),
+        ];
+        items.push((items.len(), spans));
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), r);
+    f.render_widget(Paragraph::new(fit_line(items, r.width)), r);
+}
+
+/// A line of items, each `(priority, spans)` (0 first): while the line is wider than
+/// `width`, the least important item (the last one among equals) is left out whole, so
+/// nothing is cut mid-word; the rest keep their order.
+fn fit_line(items: Vec<(usize, Vec<Span<'static>>)>, width: u16) -> Line<'static> {
+    let widths: Vec<usize> = items
+        .iter()
+        .map(|(_, s)| s.iter().map(Span::width).sum())
+        .collect();
+    let mut keep = vec![true; items.len()];
+    let mut total: usize = widths.iter().sum();
+    while total > usize::from(width) {
+        let Some(drop) = (0..items.len())
+            .filter(|&i| keep[i])
+            .max_by_key(|&i| (items[i].0, i))
+        else {
+            break;
+        };
+        if keep.iter().filter(|k| **k).count() == 1 {
+            break; // the most important item shows, cut if it must
+        }
+        keep[drop] = false;
+        total -= widths[drop];
+    }
+    Line::from(
+        items
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .flat_map(|((_, s), _)| s)
+            .collect::<Vec<_>>(),
+    )
 }

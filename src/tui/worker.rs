@@ -108,7 +108,7 @@ impl Workers {
                     c.store(true, Ordering::Relaxed);
                 }
             }
-            Effect::Copy(_) => {} // the event loop owns the terminal
+            Effect::Copy(_) | Effect::Mouse(_) => {} // the event loop owns the terminal
         }
     }
 

@@ -1,21 +1,113 @@
 //! `?` (the keys of the focused pane) and `:doctor` (every check with its fix): read-only
-//! dialogs any key closes.
+//! dialogs as tall as their wrapped lines (at most the screen), scrolled with `j`/`k`,
+//! `PgUp`/`PgDn`, `g`/`G`; any other key closes them.
 
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{centered, dialog};
+use super::{centered, dialog, Outcome};
 use crate::tui::app::App;
 
-pub(super) fn render_help(f: &mut Frame, app: &App) {
-    let t = &app.theme;
+/// Which read-only dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Info {
+    Help,
+    Doctor,
+}
+
+/// Where a read-only dialog is scrolled to, and how far it can go (fitted to the screen
+/// after every input: [`super::Dialog::fit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scroll {
+    pub offset: usize,
+    page: usize,
+    max: usize,
+}
+
+pub(super) fn handle_key(s: &mut Scroll, k: &KeyEvent) -> Outcome {
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    let page = s.page.max(1);
+    s.offset = match k.code {
+        KeyCode::Down | KeyCode::Char('j') => s.offset + 1,
+        KeyCode::Up | KeyCode::Char('k') => s.offset.saturating_sub(1),
+        KeyCode::PageDown => s.offset + page,
+        KeyCode::Char('d') if ctrl => s.offset + page,
+        KeyCode::PageUp => s.offset.saturating_sub(page),
+        KeyCode::Char('u') if ctrl => s.offset.saturating_sub(page),
+        KeyCode::Home | KeyCode::Char('g') => 0,
+        KeyCode::End | KeyCode::Char('G') => s.max,
+        _ => return Outcome::Close,
+    }
+    .min(s.max);
+    Outcome::Keep
+}
+
+/// The dialog's rectangle, its paragraph and its wrapped height.
+fn layout(app: &App, area: Rect, which: Info) -> (Rect, Paragraph<'static>, usize) {
+    let (lines, w, title) = match which {
+        Info::Help => (help_lines(app), 72, "Help"),
+        Info::Doctor => (
+            doctor_lines(app),
+            area.width.saturating_sub(4).min(130),
+            "smolvm doctor",
+        ),
+    };
+    let w = w.min(area.width);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let total = p.line_count(w.saturating_sub(2));
+    let h = (total + 2).min(usize::from(area.height.saturating_sub(2)).max(3)) as u16;
+    (centered(area, w, h), p.block(dialog(app, title)), total)
+}
+
+/// Fit the scroll to the dialog as it would be drawn now.
+pub(super) fn fit(s: &mut Scroll, app: &App, which: Info) {
+    let area = Rect::new(0, 0, app.size.0, app.size.1);
+    let (r, _, total) = layout(app, area, which);
+    s.page = usize::from(r.height.saturating_sub(2));
+    s.max = total.saturating_sub(s.page);
+    s.offset = s.offset.min(s.max);
+}
+
+pub(super) fn render(f: &mut Frame, app: &App, s: &Scroll, which: Info) {
     let area = f.area();
-    let r = centered(area, 72, area.height.saturating_sub(2));
+    let (r, mut p, total) = layout(app, area, which);
+    let page = usize::from(r.height.saturating_sub(2));
+    let offset = s.offset.min(total.saturating_sub(page));
+    if total > page {
+        let title = Line::styled(
+            format!(
+                " j/k PgUp/PgDn · {}–{} of {} ",
+                offset + 1,
+                offset + page,
+                total
+            ),
+            app.theme.muted(),
+        );
+        let blk = dialog(
+            app,
+            if which == Info::Help {
+                "Help"
+            } else {
+                "smolvm doctor"
+            },
+        )
+        .title_bottom(title.right_aligned());
+        p = p.block(blk);
+    }
+    f.render_widget(Clear, r);
+    f.render_widget(p.scroll((offset as u16, 0)), r);
+}
+
+fn help_lines(app: &App) -> Vec<Line<'static>> {
+    let t = &app.theme;
     let mut lines = vec![Line::styled(
         format!(
-            "Keys in {} (remap in ~/.config/smolvm/keymap.toml)",
-            app.focus.title()
+            "Keys in {} (remap in {})",
+            app.focus.title(),
+            app.keymap_file
         ),
         t.muted(),
     )];
@@ -33,13 +125,11 @@ pub(super) fn render_help(f: &mut Frame, app: &App) {
             ]));
         }
     }
-    f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines).block(dialog(app, "Help")), r);
+    lines
 }
 
-pub(super) fn render_doctor(f: &mut Frame, app: &App) {
+fn doctor_lines(app: &App) -> Vec<Line<'static>> {
     let t = &app.theme;
-    let area = f.area();
     use crate::core::doctor::Status;
     let mut lines = Vec::new();
     match app.data.slow.as_ref().map(|s| &s.doctor) {
@@ -68,13 +158,5 @@ pub(super) fn render_doctor(f: &mut Frame, app: &App) {
             t.muted(),
         )),
     }
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let r = centered(area, area.width.saturating_sub(4).min(130), h);
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(dialog(app, "smolvm doctor")),
-        r,
-    );
+    lines
 }
