@@ -818,6 +818,217 @@ fn an_empty_no_color_keeps_colour() {
     }
 }
 
+// ---- Images pane: pull, remove, inspect (#14 item 6) ----------------------------------
+
+fn inspect_fixture() -> smolvm::tui::app::ImageInspect {
+    let sha = "9f2c".repeat(16);
+    smolvm::tui::app::ImageInspect {
+        name: "claude-code-amd64-qemu".into(),
+        version: "0.1.0".into(),
+        fields: vec![
+            ("Name".into(), "claude-code-amd64-qemu".into()),
+            ("Platform".into(), "amd64/qemu/ubuntu".into()),
+            ("Version".into(), "0.1.0".into()),
+            ("Release".into(), "v0.1.0 (bundled)".into()),
+            (
+                "Kernel URL".into(),
+                "https://example.org/smolvm/v0.1.0/vmlinux-amd64-qemu".into(),
+            ),
+            ("Kernel SHA-256".into(), sha.clone()),
+            (
+                "Rootfs URL".into(),
+                "https://example.org/smolvm/v0.1.0/claude-code-amd64-qemu.ext4.zst".into(),
+            ),
+            ("Rootfs SHA-256".into(), sha.clone()),
+            (
+                "Path".into(),
+                "~/.smolvm/images/0.1.0/claude-code-amd64-qemu".into(),
+            ),
+            ("Status".into(), "ready".into()),
+            ("Rootfs sidecar".into(), format!("sparse-v1:{sha}")),
+        ],
+        files: vec![
+            (
+                "~/.smolvm/images/0.1.0/vmlinux-amd64-qemu".into(),
+                14_000_000,
+                14_000_000,
+            ),
+            (
+                "~/.smolvm/images/0.1.0/claude-code-amd64-qemu/rootfs.ext4".into(),
+                4_294_967_296,
+                412_000_000,
+            ),
+        ],
+    }
+}
+
+#[test]
+fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
+    let mut a = full_app(160, 48);
+    a.update(key('2'));
+    // Rows by version: 0.0.12 claude (stale), 0.0.13 codex (kept), 0.1.0 claude (current).
+    let fx = a.update(key('u'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPull {
+            task: 1,
+            names: vec!["claude-code-amd64-qemu".into()]
+        }]
+    );
+    assert_eq!(a.data.tasks[0].kind, smolvm::tui::app::TaskKind::Pull);
+    // Marked rows: each image once.
+    a.update(key('2'));
+    a.update(key('g'));
+    for _ in 0..3 {
+        a.update(key(' '));
+    }
+    assert_eq!(a.image_list.marks.len(), 3);
+    assert!(render(&a).contains("3 marked"));
+    let fx = a.update(key('u'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPull {
+            task: 2,
+            names: vec!["claude-code-amd64-qemu".into(), "codex-amd64-qemu".into()]
+        }]
+    );
+    assert!(a.image_list.marks.is_empty());
+    // Remove: an old version is prune's, the current one asks, then runs.
+    a.update(key('2'));
+    a.update(key('g'));
+    assert!(a.update(key('d')).is_empty());
+    assert!(a.dialog.is_none());
+    assert!(
+        a.status.as_deref().unwrap_or("").contains("prune (p)"),
+        "{:?}",
+        a.status
+    );
+    a.update(key('G'));
+    a.update(key('d'));
+    let Some(Dialog::Confirm(ConfirmAction::RemoveImages(names))) = &a.dialog else {
+        panic!("no confirmation")
+    };
+    assert_eq!(names, &vec!["claude-code-amd64-qemu".to_string()]);
+    assert!(render(&a).contains("Remove 1 cached image(s):"));
+    let fx = a.update(key('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunRemoveImages {
+            task: 3,
+            names: vec!["claude-code-amd64-qemu".into()]
+        }]
+    );
+    // Inspect: the dialog waits for the worker's answer, then shows it.
+    a.update(key('2'));
+    let fx = a.update(key('i'));
+    assert_eq!(
+        fx,
+        vec![Effect::Inspect {
+            version: "0.1.0".into(),
+            name: "claude-code-amd64-qemu".into()
+        }]
+    );
+    assert!(render(&a).contains("reading the manifest"));
+    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+    let s = render(&a);
+    assert!(
+        s.contains("Rootfs SHA-256:") && s.contains("used by vm-12345"),
+        "{s}"
+    );
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn readonly_refuses_pull_and_remove_but_inspects() {
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(key('2'));
+    a.update(key('G'));
+    for k in ['u', 'd'] {
+        assert!(a.update(key(k)).is_empty(), "{k}");
+        assert!(a.dialog.is_none(), "{k}");
+        assert!(a
+            .status
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("read-only mode"));
+    }
+    a.update(key(':'));
+    typed(&mut a, "pull --all");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    a.update(code(KeyCode::Esc));
+    assert!(matches!(&a.update(key('i'))[..], [Effect::Inspect { .. }]));
+    let footer = screen_rows(&a).pop().unwrap();
+    assert!(
+        !footer.contains("pull") && footer.contains("i inspect"),
+        "{footer}"
+    );
+}
+
+#[test]
+fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
+    let h = support::Home::new();
+    let free = h.cache(&format!("{}/codex-amd64-qemu", support::CURRENT), 100_000);
+    let held = h.cache(
+        &format!("{}/claude-code-amd64-qemu", support::CURRENT),
+        100_000,
+    );
+    let old = h.cache("0.0.11/codex-amd64-qemu", 100_000);
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _holder = Reap(support::hold_open(&held.join("rootfs.ext4")));
+    let env = smolvm::sys::env::Env::from_vars(
+        h.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
+        nix::unistd::geteuid().as_raw(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut a = app();
+        a.update(Input::Resize(160, 48));
+        let names = vec!["codex-amd64-qemu".to_string(), "claude-code".to_string()];
+        let task = a
+            .data
+            .add_task(smolvm::tui::app::TaskKind::RemoveImages, "rm".into());
+        workers.run(Effect::RunRemoveImages { task, names });
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while a.data.tasks[0].state == TaskState::Running {
+            let msg = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("worker answered")
+                .unwrap();
+            a.update(Input::Msg(msg));
+        }
+        let t = &a.data.tasks[0];
+        assert_eq!(t.state, TaskState::Failed, "one kept: {t:?}");
+        let removed: Vec<&TaskItem> = t.items.iter().filter(|i| i.ok).collect();
+        let kept: Vec<&TaskItem> = t.items.iter().filter(|i| !i.ok).collect();
+        assert_eq!(removed.len(), 1, "{t:?}");
+        assert!(removed[0].name.ends_with("codex-amd64-qemu"), "{t:?}");
+        assert_eq!(kept.len(), 1, "{t:?}");
+        assert!(kept[0].detail.starts_with("kept: "), "{t:?}");
+        assert!(
+            t.summary.contains("1 removed") && t.summary.contains("1 kept"),
+            "{}",
+            t.summary
+        );
+    });
+    assert!(!free.exists());
+    assert!(
+        held.join("rootfs.ext4").exists(),
+        "an image held open was removed"
+    );
+    assert!(old.exists(), "an old version is prune's, not rm's");
+}
+
 // ---- a real worker: progress events reach state ----------------------------------------
 
 #[test]
@@ -1059,6 +1270,21 @@ snap_both!(doctor_dialog, |a| {
 snap_both!(quit_confirm, |a| {
     with_tasks(a);
     a.update(key('q'));
+});
+
+snap_both!(inspect_dialog, |a| {
+    a.update(key('2'));
+    a.update(key('G'));
+    a.update(key('i'));
+    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+});
+
+snap_both!(images_marked_remove, |a| {
+    a.update(key('2'));
+    a.update(key('G'));
+    a.update(key(' '));
+    a.update(key('k'));
+    a.update(key('d'));
 });
 
 // ---- screenshots for the README ---------------------------------------------------------

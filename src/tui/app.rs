@@ -13,7 +13,7 @@ use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKin
 use ratatui::layout::Rect;
 use tui_textarea::TextArea;
 
-pub use super::data::{Data, Task, TaskItem, TaskKind, TaskState, TaskUpdate};
+pub use super::data::{Data, ImageInspect, Task, TaskItem, TaskKind, TaskState, TaskUpdate};
 use super::data::{ImageRow, Snapshot, VmRow};
 use super::keymap::{Action, Key, Keymap, Scope};
 use super::layout::Areas;
@@ -133,6 +133,25 @@ pub enum Effect {
     Copy(String),
     /// Turn the terminal's mouse capture on or off.
     Mouse(bool),
+    /// Pull the current version of these images (by image name), one after the other.
+    RunPull {
+        task: u64,
+        names: Vec<String>,
+    },
+    /// `image pull --all`: every image published for this host.
+    RunPullAll {
+        task: u64,
+    },
+    /// Remove these current-version images (by image name), as `image rm`.
+    RunRemoveImages {
+        task: u64,
+        names: Vec<String>,
+    },
+    /// `image inspect` of the cache `<version>/<name>`.
+    Inspect {
+        version: String,
+        name: String,
+    },
 }
 
 /// Messages from workers.
@@ -152,6 +171,7 @@ pub enum Msg {
         id: u64,
         update: TaskUpdate,
     },
+    Inspect(Result<ImageInspect, String>),
 }
 
 /// Everything `update` reacts to.
@@ -414,6 +434,114 @@ impl App {
         self.vm_order
             .get(self.vm_list.selected)
             .and_then(|&i| self.data.vms.get(i))
+    }
+
+    /// The image rows an action applies to: the marked ones, else the selected one.
+    fn image_targets(&self) -> Vec<&ImageRow> {
+        let view = self.image_view();
+        if !self.image_list.marks.is_empty() {
+            return view
+                .into_iter()
+                .filter(|r| {
+                    self.image_list
+                        .marks
+                        .contains(&r.path.display().to_string())
+                })
+                .collect();
+        }
+        view.get(self.image_list.selected)
+            .map(|r| vec![*r])
+            .unwrap_or_default()
+    }
+
+    /// The published image names of `rows` (each once); a row that is not a published
+    /// image (a flat or odd cache directory) is said in the status and left out.
+    fn image_names(&mut self, rows: &[ImageRow]) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut odd = Vec::new();
+        for r in rows {
+            if crate::core::images::parse_image_name(&r.name).is_none() {
+                odd.push(r.name.clone());
+            } else if !names.contains(&r.name) {
+                names.push(r.name.clone());
+            }
+        }
+        if !odd.is_empty() {
+            self.status = Some(format!(
+                "not a published image: {} (prune removes it)",
+                odd.join(", ")
+            ));
+        }
+        names
+    }
+
+    /// `P` in Images: pull the current version of the selected or marked images.
+    fn pull_images(&mut self) -> Vec<Effect> {
+        if self.focus != Pane::Images {
+            return Vec::new();
+        }
+        let rows: Vec<ImageRow> = self.image_targets().into_iter().cloned().collect();
+        if rows.is_empty() || self.refuse_readonly("pull") {
+            return Vec::new();
+        }
+        let names = self.image_names(&rows);
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let task = self.new_task(TaskKind::Pull, format!("pull {}", names.join(", ")));
+        self.image_list.marks.clear();
+        self.focus(Pane::Tasks);
+        vec![Effect::RunPull { task, names }]
+    }
+
+    /// `d` in Images: remove the selected or marked images of the current version, after
+    /// the typed confirmation; older versions are prune's.
+    fn remove_images(&mut self) {
+        let rows: Vec<ImageRow> = self.image_targets().into_iter().cloned().collect();
+        if rows.is_empty() || self.refuse_readonly("remove") {
+            return;
+        }
+        let old: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.current)
+            .map(|r| format!("{}/{}", r.version, r.name))
+            .collect();
+        if !old.is_empty() {
+            self.status = Some(format!(
+                "{} is not the current version: prune ({}) removes old caches",
+                old.join(", "),
+                self.keymap.hint(Scope::Images, Action::Prune)
+            ));
+            return;
+        }
+        let names = self.image_names(&rows);
+        if !names.is_empty() {
+            self.dialog = Some(Dialog::Confirm(ConfirmAction::RemoveImages(names)));
+        }
+    }
+
+    /// `i` in Images: `image inspect` of the selected image.
+    fn inspect_image(&mut self) -> Vec<Effect> {
+        if self.focus != Pane::Images {
+            return Vec::new();
+        }
+        let Some(r) = self
+            .image_view()
+            .get(self.image_list.selected)
+            .map(|r| (*r).clone())
+        else {
+            return Vec::new();
+        };
+        if self.image_names(std::slice::from_ref(&r)).is_empty() {
+            return Vec::new();
+        }
+        // The answer to an earlier inspect is void.
+        self.data.inspect = Preview::Loading;
+        self.dialog = Some(Dialog::Inspect(Scroll::default()));
+        vec![Effect::Inspect {
+            version: r.version,
+            name: r.name,
+        }]
     }
 
     /// The VMs an action applies to: the marked ones, else the selected one.
@@ -681,6 +809,9 @@ impl App {
                     self.dialog = Some(Dialog::Confirm(ConfirmAction::Stop(ids)));
                 }
             }
+            Action::Pull => return self.pull_images(),
+            Action::Inspect => return self.inspect_image(),
+            Action::Delete if pane == Pane::Images => self.remove_images(),
             Action::Delete => {
                 let ids = self.vm_targets();
                 if !ids.is_empty() && !self.refuse_readonly("delete") {
@@ -849,6 +980,15 @@ impl App {
                 self.vm_list.marks.clear();
                 vec![Effect::RunStop { task, ids }]
             }
+            ConfirmAction::RemoveImages(names) => {
+                let task = self.new_task(
+                    TaskKind::RemoveImages,
+                    format!("remove image {}", names.join(", ")),
+                );
+                self.image_list.marks.clear();
+                self.focus(Pane::Tasks);
+                vec![Effect::RunRemoveImages { task, names }]
+            }
             ConfirmAction::Quit => {
                 self.should_quit = true;
                 Vec::new()
@@ -997,6 +1137,15 @@ impl App {
                 self.vm_list.filter = words.join(" ");
                 Vec::new()
             }
+            ("pull", ["--all"]) => {
+                if self.refuse_readonly("pull") {
+                    Vec::new()
+                } else {
+                    let task = self.new_task(TaskKind::Pull, "pull --all".into());
+                    self.focus(Pane::Tasks);
+                    vec![Effect::RunPullAll { task }]
+                }
+            }
             ("refresh", []) => self.act(Action::Refresh),
             ("doctor", []) => {
                 self.dialog = Some(Dialog::Doctor(Scroll::default()));
@@ -1011,7 +1160,7 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, pull --all, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }
@@ -1098,6 +1247,7 @@ impl App {
                 }
             }
             Msg::PrunePreview(r) => self.data.prune_preview = preview(r),
+            Msg::Inspect(r) => self.data.inspect = preview(r),
             Msg::CleanupPreview { generation, result } => {
                 self.data.cleanup_preview = (generation, preview(result));
             }

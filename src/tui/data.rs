@@ -150,6 +150,8 @@ pub enum TaskKind {
     Delete,
     Stop,
     Start,
+    Pull,
+    RemoveImages,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +203,18 @@ pub enum TaskUpdate {
     },
 }
 
+/// `image inspect` of one cached image, as the inspect dialog shows it: its manifest row
+/// and what of it is on disk (`core::images::catalog::inspect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInspect {
+    pub name: String,
+    pub version: String,
+    /// (label, value), in `smolvm image inspect`'s order.
+    pub fields: Vec<(String, String)>,
+    /// Each file: shown path, size, size on disk.
+    pub files: Vec<(String, u64, u64)>,
+}
+
 /// Everything the workers reported, and the tasks and messages of this session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Data {
@@ -220,6 +234,8 @@ pub struct Data {
     pub prune_preview: Preview<PrunePreview>,
     /// The last cleanup dry run and the request it answers.
     pub cleanup_preview: (u64, Preview<CleanupPreview>),
+    /// The last image inspected (reset when another is asked for).
+    pub inspect: Preview<ImageInspect>,
     next_task: u64,
     /// Moves on whenever the VM or image rows change (the view re-sorts then only).
     generation: u64,
@@ -238,6 +254,7 @@ impl Default for Data {
             vm_log: None,
             prune_preview: Preview::Loading,
             cleanup_preview: (0, Preview::Loading),
+            inspect: Preview::Loading,
             next_task: 1,
             generation: 0,
         }

@@ -48,10 +48,12 @@ pub enum Action {
     AppLog,
     Cancel,
     ToggleMouse,
+    Pull,
+    Inspect,
 }
 
 impl Action {
-    pub const ALL: [Action; 36] = [
+    pub const ALL: [Action; 38] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -88,6 +90,8 @@ impl Action {
         Action::AppLog,
         Action::Cancel,
         Action::ToggleMouse,
+        Action::Pull,
+        Action::Inspect,
     ];
 
     /// The name used in keymap files.
@@ -129,6 +133,8 @@ impl Action {
             Action::AppLog => "app_log",
             Action::Cancel => "cancel",
             Action::ToggleMouse => "toggle_mouse",
+            Action::Pull => "pull",
+            Action::Inspect => "inspect",
         }
     }
 
@@ -171,6 +177,8 @@ impl Action {
             Action::AppLog => "app log / VM log",
             Action::Cancel => "cancel task",
             Action::ToggleMouse => "mouse",
+            Action::Pull => "pull image",
+            Action::Inspect => "inspect",
         }
     }
 

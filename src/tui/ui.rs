@@ -340,6 +340,9 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     if !app.image_list.filter.is_empty() {
         title.push_str(&format!(" /{}", app.image_list.filter));
     }
+    if !app.image_list.marks.is_empty() {
+        title.push_str(&format!(" · {} marked", app.image_list.marks.len()));
+    }
     if app.image_list.sort_col != 0 || app.image_list.sort_desc {
         title.push_str(&format!(
             " · {}",
@@ -363,7 +366,14 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     // The IMAGE column is as wide as the longest name, within its range.
     let name_w = view
         .iter()
-        .map(|i| i.name.chars().count())
+        .map(|i| {
+            i.name.chars().count()
+                + if app.image_list.marks.is_empty() {
+                    0
+                } else {
+                    2
+                }
+        })
         .max()
         .unwrap_or(0);
     let w = IMAGE_COLUMNS.map(|c| match c.id {
@@ -387,10 +397,14 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
             } else {
                 t.muted()
             };
+            let marked = app
+                .image_list
+                .marks
+                .contains(&im.path.display().to_string());
             let mut row = Row::new(pick(
                 [
                     Cell::from(im.version.clone()),
-                    Cell::from(im.name.clone()),
+                    Cell::from(format!("{}{}", if marked { "● " } else { "" }, im.name)),
                     Cell::from(im.arch.clone()),
                     Cell::from(im.vmm.clone()),
                     Cell::from(format_size(im.size_bytes)),
@@ -398,6 +412,9 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
                 ],
                 &cols,
             ));
+            if marked {
+                row = row.style(t.marked());
+            }
             if i == app.image_list.selected && app.focus == Pane::Images {
                 row = row.style(t.selected());
             }
@@ -620,6 +637,10 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Palette,
         ],
         Pane::Images => &[
+            Action::Inspect,
+            Action::Pull,
+            Action::Delete,
+            Action::Mark,
             Action::Prune,
             Action::Filter,
             Action::SortNext,
@@ -647,7 +668,12 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
         if app.readonly
             && matches!(
                 a,
-                Action::Start | Action::Stop | Action::Delete | Action::Prune | Action::Cleanup
+                Action::Start
+                    | Action::Stop
+                    | Action::Delete
+                    | Action::Prune
+                    | Action::Cleanup
+                    | Action::Pull
             )
         {
             continue;

@@ -1,4 +1,5 @@
-//! `?` (the keys of the focused pane) and `:doctor` (every check with its fix): read-only
+//! `?` (the keys of the focused pane), `:doctor` (every check with its fix) and `i` in
+//! Images (`image inspect` of the selected image): read-only
 //! dialogs as tall as their wrapped lines (at most the screen), scrolled with `j`/`k`,
 //! `PgUp`/`PgDn`, `g`/`G`; any other key closes them.
 
@@ -16,6 +17,17 @@ use crate::tui::app::App;
 pub(super) enum Info {
     Help,
     Doctor,
+    Inspect,
+}
+
+impl Info {
+    fn title(self) -> &'static str {
+        match self {
+            Info::Help => "Help",
+            Info::Doctor => "smolvm doctor",
+            Info::Inspect => "Inspect image",
+        }
+    }
 }
 
 /// Where a read-only dialog is scrolled to, and how far it can go (fitted to the screen
@@ -47,14 +59,13 @@ pub(super) fn handle_key(s: &mut Scroll, k: &KeyEvent) -> Outcome {
 
 /// The dialog's rectangle, its paragraph and its wrapped height.
 fn layout(app: &App, area: Rect, which: Info) -> (Rect, Paragraph<'static>, usize) {
-    let (lines, w, title) = match which {
-        Info::Help => (help_lines(app), 72, "Help"),
-        Info::Doctor => (
-            doctor_lines(app),
-            area.width.saturating_sub(4).min(130),
-            "smolvm doctor",
-        ),
+    let wide = area.width.saturating_sub(4).min(130);
+    let (lines, w) = match which {
+        Info::Help => (help_lines(app), 72),
+        Info::Doctor => (doctor_lines(app), wide),
+        Info::Inspect => (inspect_lines(app), wide),
     };
+    let title = which.title();
     let w = w.min(area.width);
     let p = Paragraph::new(lines).wrap(Wrap { trim: false });
     let total = p.line_count(w.saturating_sub(2));
@@ -86,15 +97,7 @@ pub(super) fn render(f: &mut Frame, app: &App, s: &Scroll, which: Info) {
             ),
             app.theme.muted(),
         );
-        let blk = dialog(
-            app,
-            if which == Info::Help {
-                "Help"
-            } else {
-                "smolvm doctor"
-            },
-        )
-        .title_bottom(title.right_aligned());
+        let blk = dialog(app, which.title()).title_bottom(title.right_aligned());
         p = p.block(blk);
     }
     f.render_widget(Clear, r);
@@ -123,6 +126,49 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
                 Span::styled(format!("  {:<16}", ks.join(" ")), t.accent()),
                 Span::raw(a.describe()),
             ]));
+        }
+    }
+    lines
+}
+
+fn inspect_lines(app: &App) -> Vec<Line<'static>> {
+    use crate::core::units::format_size;
+    use crate::tui::dialogs::Preview;
+    let t = &app.theme;
+    let i = match &app.data.inspect {
+        Preview::Loading => {
+            return vec![Line::styled(
+                "reading the manifest and the cache…",
+                t.muted(),
+            )]
+        }
+        Preview::Failed(e) => return vec![Line::styled(format!("Error: {e}"), t.error())],
+        Preview::Ready(i) => i,
+    };
+    let field = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{:<16}", format!("{k}:")), t.accent()),
+            Span::raw(v),
+        ])
+    };
+    let mut lines: Vec<Line> = i.fields.iter().map(|(k, v)| field(k, v.clone())).collect();
+    // What the Images pane knows of the row: its state and the VMs using it.
+    if let Some(row) = app
+        .data
+        .images
+        .iter()
+        .find(|r| r.name == i.name && r.version == i.version)
+    {
+        lines.push(field("Cache", row.shown_state()));
+    }
+    if !i.files.is_empty() {
+        lines.push(Line::styled("Files:", t.accent()));
+        for (path, size, on_disk) in &i.files {
+            lines.push(Line::raw(format!(
+                "  {path}  {} ({} on disk)",
+                format_size(*size),
+                format_size(*on_disk)
+            )));
         }
     }
     lines

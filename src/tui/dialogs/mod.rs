@@ -54,6 +54,8 @@ pub enum Dialog {
     Start(Box<StartForm>),
     /// `:doctor`: every check with its fix.
     Doctor(Scroll),
+    /// `i` in Images: `image inspect` of an image (its answer is data: `Data::inspect`).
+    Inspect(Scroll),
 }
 
 /// What a key did to a dialog.
@@ -126,7 +128,7 @@ impl Dialog {
     /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
     pub fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
         match self {
-            Dialog::Help(s) | Dialog::Doctor(s) => info::handle_key(s, &k),
+            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => info::handle_key(s, &k),
             Dialog::Confirm(action) => action.handle_key(&k),
             Dialog::Prune => prune::handle_key(&data.prune_preview, &k),
             Dialog::Cleanup(d) => d.handle_key(k, data),
@@ -141,6 +143,7 @@ impl Dialog {
         match self {
             Dialog::Help(s) => info::render(f, app, s, info::Info::Help),
             Dialog::Doctor(s) => info::render(f, app, s, info::Info::Doctor),
+            Dialog::Inspect(s) => info::render(f, app, s, info::Info::Inspect),
             Dialog::Confirm(action) => action.render(f, app),
             Dialog::Palette(p) => prompt::render(f, app, self, &p.input),
             Dialog::Filter(input) | Dialog::Search(input) => prompt::render(f, app, self, input),
@@ -156,6 +159,7 @@ impl Dialog {
         match self {
             Dialog::Help(s) => info::fit(s, app, info::Info::Help),
             Dialog::Doctor(s) => info::fit(s, app, info::Info::Doctor),
+            Dialog::Inspect(s) => info::fit(s, app, info::Info::Inspect),
             _ => {}
         }
     }

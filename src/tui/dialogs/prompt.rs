@@ -26,12 +26,13 @@ pub struct Palette {
 }
 
 /// The palette's commands, and whether they take an argument.
-const COMMANDS: [(&str, bool); 12] = [
+const COMMANDS: [(&str, bool); 13] = [
     ("prune", false),
     ("cleanup", true),
     ("start", true),
     ("logs", true),
     ("filter", true),
+    ("pull", true),
     ("doctor", false),
     ("refresh", false),
     ("help", false),
@@ -118,7 +119,7 @@ impl Palette {
                         .map(|p| p.name.to_string())
                         .collect(),
                     "logs" => data.vms.iter().map(|v| v.info.id.clone()).collect(),
-                    "cleanup" => vec!["--all".to_string()],
+                    "cleanup" | "pull" => vec!["--all".to_string()],
                     _ => Vec::new(),
                 };
                 (format!("{cmd} "), arg, options)
