@@ -244,6 +244,19 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
             warnings: vec![],
         }),
     }));
+    // An old answer arriving after the current one does not replace it.
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation: g1,
+        result: Ok(CleanupPreview {
+            targets: vec![],
+            stale_resources: vec![],
+            warnings: vec![],
+        }),
+    }));
+    assert!(
+        matches!(&a.dialog, Some(Dialog::Cleanup(d)) if matches!(a.data.cleanup_preview(d.generation), Preview::Ready(p) if p.targets.len() == 2)),
+        "a late answer replaced the current preview"
+    );
     // Tab toggles --all (a new preview), then Enter runs with what the dialog shows.
     let fx = a.update(code(KeyCode::Tab));
     assert!(matches!(&fx[0], Effect::CleanupPreview { all: true, .. }));

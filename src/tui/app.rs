@@ -1249,7 +1249,7 @@ impl App {
             Msg::PrunePreview(r) => self.data.prune_preview = preview(r),
             Msg::Inspect(r) => self.data.inspect = preview(r),
             Msg::CleanupPreview { generation, result } => {
-                self.data.cleanup_preview = (generation, preview(result));
+                self.data.apply_cleanup_preview(generation, preview(result));
             }
             Msg::Task { id, update } => {
                 if self.data.apply_task(id, &update) {

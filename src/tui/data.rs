@@ -314,6 +314,14 @@ impl Data {
         }
     }
 
+    /// A cleanup dry run's answer to request `generation`; a late answer to an older
+    /// request (they are numbered in order) never replaces a newer one.
+    pub fn apply_cleanup_preview(&mut self, generation: u64, p: Preview<CleanupPreview>) {
+        if generation >= self.cleanup_preview.0 {
+            self.cleanup_preview = (generation, p);
+        }
+    }
+
     /// The cleanup dry run answering request `generation` (loading until it comes).
     pub fn cleanup_preview(&self, generation: u64) -> &Preview<CleanupPreview> {
         match &self.cleanup_preview {
