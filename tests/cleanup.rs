@@ -1000,6 +1000,7 @@ fn dashboard_face() {
             workers.run(f);
         }
         while a
+            .data
             .tasks
             .first()
             .is_none_or(|t| t.state == TaskState::Running)
@@ -1011,7 +1012,7 @@ fn dashboard_face() {
                 }
             }
         }
-        let t = &a.tasks[0];
+        let t = &a.data.tasks[0];
         println!("TASK {:?} {:?} {:?}", t.state, t.summary, t.items);
     });
 }

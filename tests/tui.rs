@@ -172,7 +172,8 @@ fn render(a: &App) -> String {
 fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     let mut a = full_app(160, 48);
     assert_eq!(a.update(key('p')), vec![Effect::PrunePreview]);
-    assert!(matches!(a.dialog, Some(Dialog::Prune(Preview::Loading))));
+    assert!(matches!(a.dialog, Some(Dialog::Prune)));
+    assert_eq!(a.data.prune_preview, Preview::Loading);
     // `y` before the preview arrives does nothing.
     assert!(a.update(key('y')).is_empty());
     let preview = PrunePreview {
@@ -184,7 +185,7 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     let fx = a.update(key('y'));
     assert_eq!(fx, vec![Effect::RunPrune { task: 1 }]);
     assert!(a.dialog.is_none());
-    assert_eq!(a.tasks[0].state, TaskState::Running);
+    assert_eq!(a.data.tasks[0].state, TaskState::Running);
     assert_eq!(a.focus, Pane::Tasks);
     // n/Esc cancel without running anything
     a.update(key('p'));
@@ -229,7 +230,9 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
             warnings: vec![],
         }),
     }));
-    assert!(matches!(&a.dialog, Some(Dialog::Cleanup(d)) if d.preview == Preview::Loading));
+    assert!(
+        matches!(&a.dialog, Some(Dialog::Cleanup(d)) if *a.data.cleanup_preview(d.generation) == Preview::Loading)
+    );
     a.update(Input::Msg(Msg::CleanupPreview {
         generation: g2,
         result: Ok(CleanupPreview {
@@ -241,6 +244,19 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
             warnings: vec![],
         }),
     }));
+    // An old answer arriving after the current one does not replace it.
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation: g1,
+        result: Ok(CleanupPreview {
+            targets: vec![],
+            stale_resources: vec![],
+            warnings: vec![],
+        }),
+    }));
+    assert!(
+        matches!(&a.dialog, Some(Dialog::Cleanup(d)) if matches!(a.data.cleanup_preview(d.generation), Preview::Ready(p) if p.targets.len() == 2)),
+        "a late answer replaced the current preview"
+    );
     // Tab toggles --all (a new preview), then Enter runs with what the dialog shows.
     let fx = a.update(code(KeyCode::Tab));
     assert!(matches!(&fx[0], Effect::CleanupPreview { all: true, .. }));
@@ -350,7 +366,10 @@ fn palette_commands_and_errors() {
     a.update(key(':'));
     typed(&mut a, "fly away");
     assert!(a.update(code(KeyCode::Enter)).is_empty());
-    let Some(Dialog::Palette(_, Some(err))) = &a.dialog else {
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("no palette")
+    };
+    let Some(err) = &p.error else {
         panic!("no error shown")
     };
     assert!(err.starts_with("unknown command ':fly away'"), "{err}");
@@ -493,7 +512,7 @@ fn logs_follow_search_and_step_through_matches() {
         source: LogSource::Vm("other".into()),
         lines: vec!["x".into()],
     }));
-    assert_eq!(a.logs.lines.len(), 100);
+    assert_eq!(a.log_lines().len(), 100);
 }
 
 #[test]
@@ -548,6 +567,34 @@ fn a_finished_start_selects_the_new_vm_when_it_appears() {
 }
 
 #[test]
+fn worker_messages_change_the_data_and_leave_the_view_alone() {
+    let mut a = full_app(160, 48);
+    a.update(key('/'));
+    typed(&mut a, "vm-");
+    a.update(code(KeyCode::Enter));
+    a.update(key(' '));
+    a.update(key('2'));
+    let (focus, list, images) = (a.focus, a.vm_list.clone(), a.image_list.clone());
+    // The same messages applied to a bare `Data` give the app's data.
+    let mut data = a.data.clone();
+    let mut s = full_snapshot();
+    s.vms.pop();
+    data.apply_snapshot(s.clone());
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Log {
+        source: LogSource::Vm("vm-12345".into()),
+        lines: vec!["late".into()],
+    }));
+    data.apply_vm_log("vm-12345", vec!["late".into()]);
+    assert_eq!(a.data, data);
+    assert_eq!(a.data.vms.len(), 3);
+    assert_eq!(
+        (a.focus, &a.vm_list, &a.image_list),
+        (focus, &list, &images)
+    );
+}
+
+#[test]
 fn an_unchanged_refresh_costs_no_frame() {
     let mut a = full_app(160, 48);
     let v = a.version();
@@ -557,6 +604,442 @@ fn an_unchanged_refresh_costs_no_frame() {
     s.vms.pop();
     a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
     assert_ne!(a.version(), v);
+}
+
+// ---- rough edges (#16 item 7) -----------------------------------------------------------
+
+/// The rows of a rendered screen.
+fn screen_rows(a: &App) -> Vec<String> {
+    render(a)
+        .lines()
+        .map(|l| l.trim_matches('"').to_string())
+        .collect()
+}
+
+#[test]
+fn help_scrolls_to_its_last_line_on_a_small_terminal() {
+    let mut a = full_app(80, 24);
+    a.update(key('?'));
+    assert!(
+        !render(&a).contains("refresh"),
+        "help fits already: nothing to test"
+    );
+    // The last binding of the chain is reachable with j, PgDn and G, and k comes back.
+    a.update(code(KeyCode::PageDown));
+    a.update(code(KeyCode::PageDown));
+    a.update(code(KeyCode::PageDown));
+    let bottom = render(&a);
+    assert!(bottom.contains("refresh"), "{bottom}");
+    assert!(
+        matches!(a.dialog, Some(Dialog::Help(_))),
+        "PgDn closed help"
+    );
+    a.update(key('j'));
+    assert_eq!(render(&a), bottom, "j past the end moves nothing");
+    a.update(key('k'));
+    assert_ne!(render(&a), bottom);
+    a.update(key('g'));
+    assert!(render(&a).contains("Keys in VMs"));
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn doctor_sizes_from_wrapped_lines_and_scrolls() {
+    let mut a = full_app(80, 24);
+    a.update(key(':'));
+    typed(&mut a, "doctor");
+    a.update(code(KeyCode::Enter));
+    a.update(key('G'));
+    let s = render(&a);
+    assert!(s.contains("nft"), "the last check is reachable:\n{s}");
+    assert!(matches!(a.dialog, Some(Dialog::Doctor(_))));
+    // At 160x48 everything fits without scrolling.
+    let mut a = full_app(160, 48);
+    a.update(key(':'));
+    typed(&mut a, "doctor");
+    a.update(code(KeyCode::Enter));
+    let s = render(&a);
+    for name in [
+        "kvm",
+        "qemu",
+        "firecracker",
+        "nft",
+        "SMOLVM_FIRECRACKER_BIN",
+    ] {
+        assert!(s.contains(name), "{name} missing:\n{s}");
+    }
+}
+
+#[test]
+fn palette_completes_with_tab_and_recalls_history() {
+    let mut a = full_app(160, 48);
+    let line = |a: &App| match &a.dialog {
+        Some(Dialog::Palette(p)) => p.text(),
+        _ => panic!("no palette"),
+    };
+    a.update(key(':'));
+    typed(&mut a, "cle");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "cleanup ");
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "start co");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "start codex");
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "logs vm-a");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "logs vm-agent-1");
+    // Two candidates: the common part, and both named in the hint.
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "logs vm-");
+    a.update(code(KeyCode::Tab));
+    assert_eq!(line(&a), "logs vm-");
+    assert!(render(&a).contains("vm-12345"));
+    a.update(code(KeyCode::Esc));
+    // History: lines run before come back with Up, newest first; Down returns.
+    for cmd in ["vms", "filter agent", "tasks"] {
+        a.update(key(':'));
+        typed(&mut a, cmd);
+        a.update(code(KeyCode::Enter));
+    }
+    a.update(key(':'));
+    a.update(code(KeyCode::Up));
+    assert_eq!(line(&a), "tasks");
+    a.update(code(KeyCode::Up));
+    assert_eq!(line(&a), "filter agent");
+    a.update(code(KeyCode::Down));
+    assert_eq!(line(&a), "tasks");
+    a.update(code(KeyCode::Down));
+    assert_eq!(line(&a), "");
+}
+
+#[test]
+fn m_toggles_mouse_capture_and_the_footer_says_so() {
+    let mut a = full_app(160, 48);
+    assert!(a.mouse);
+    assert!(screen_rows(&a).last().unwrap().contains("m mouse"));
+    assert_eq!(a.update(key('m')), vec![Effect::Mouse(false)]);
+    assert!(!a.mouse);
+    a.update(key('2'));
+    assert_eq!(a.update(key('m')), vec![Effect::Mouse(true)]);
+    // Remappable like every key.
+    let km = Keymap::with_user("[global]\ntoggle_mouse = [\"M\"]\n", "k.toml");
+    assert!(km.problems.is_empty(), "{:?}", km.problems);
+    let mut a = App::new(km, Theme::defaults(true), false);
+    assert!(a.update(key('m')).is_empty());
+    assert_eq!(a.update(key('M')), vec![Effect::Mouse(false)]);
+}
+
+#[test]
+fn filter_matches_what_a_row_shows() {
+    let mut a = full_app(160, 48);
+    a.update(key('/'));
+    typed(&mut a, "stale");
+    let ids: Vec<&str> = a.vm_view().iter().map(|v| v.info.id.as_str()).collect();
+    assert_eq!(ids, ["vm-12345"], "`running (stale)` is what the row shows");
+    a.update(code(KeyCode::Esc));
+    a.update(code(KeyCode::Esc));
+    a.update(key('2'));
+    a.update(key('/'));
+    typed(&mut a, "used by vm-1");
+    assert_eq!(a.image_view().len(), 1, "`· used by vm-12345` is shown");
+}
+
+#[test]
+fn the_remap_hint_names_the_keymap_file_in_use() {
+    let cfg = tempfile::tempdir().unwrap();
+    let env = smolvm::sys::env::Env::from_vars(
+        [
+            ("HOME", "/home/u".to_string()),
+            ("XDG_CONFIG_HOME", cfg.path().display().to_string()),
+        ],
+        0,
+    );
+    let mut a = smolvm::tui::new_app(&env, false);
+    a.update(Input::Resize(160, 48));
+    a.update(key('?'));
+    let want = format!("{}/smolvm/keymap.toml", cfg.path().display());
+    assert!(render(&a).contains(&want), "{}", render(&a));
+    let env = smolvm::sys::env::Env::from_vars([("HOME", "/home/u")], 0);
+    let mut a = smolvm::tui::new_app(&env, false);
+    a.update(Input::Resize(160, 48));
+    a.update(key('?'));
+    assert!(render(&a).contains("remap in ~/.config/smolvm/keymap.toml"));
+}
+
+#[test]
+fn the_footer_and_header_drop_whole_items_at_80_columns() {
+    let a = full_app(80, 24);
+    let rows = screen_rows(&a);
+    let footer = rows.last().unwrap().trim_end();
+    assert!(footer.starts_with("? help  q quit"), "{footer}");
+    // Every item shown is whole: the key and its description.
+    let hints = [
+        "? help",
+        "q quit",
+        "m mouse",
+        "n start preset",
+        "s stop",
+        "d delete",
+        "l logs",
+        "y copy SSH command",
+        "Space mark",
+        "/ filter",
+        "p prune caches",
+        "c cleanup",
+        ": command palette",
+    ];
+    let mut rest = footer.to_string();
+    for h in hints {
+        rest = rest.replacen(h, "", 1);
+    }
+    assert!(
+        rest.trim().is_empty(),
+        "cut item in the footer: {footer:?} leaves {rest:?}"
+    );
+    let line2 = rows[1].trim_end();
+    assert!(
+        !line2.ends_with("firecrack") && line2.contains("doctor: 2 OK · 2 WARN"),
+        "{line2}"
+    );
+    assert!(
+        line2.ends_with("2 WARN") || line2.ends_with(')') || line2.ends_with("fixes"),
+        "{line2}"
+    );
+}
+
+#[test]
+fn an_empty_no_color_keeps_colour() {
+    for (value, color) in [("", true), ("1", false)] {
+        let env = smolvm::sys::env::Env::from_vars(
+            [
+                ("HOME", "/home/u"),
+                ("XDG_CONFIG_HOME", "/nonexistent"),
+                ("NO_COLOR", value),
+            ],
+            0,
+        );
+        assert_eq!(
+            smolvm::tui::new_app(&env, false).theme.color,
+            color,
+            "NO_COLOR={value:?}"
+        );
+    }
+}
+
+// ---- Images pane: pull, remove, inspect (#14 item 6) ----------------------------------
+
+fn inspect_fixture() -> smolvm::tui::app::ImageInspect {
+    let sha = "9f2c".repeat(16);
+    smolvm::tui::app::ImageInspect {
+        name: "claude-code-amd64-qemu".into(),
+        version: "0.1.0".into(),
+        fields: vec![
+            ("Name".into(), "claude-code-amd64-qemu".into()),
+            ("Platform".into(), "amd64/qemu/ubuntu".into()),
+            ("Version".into(), "0.1.0".into()),
+            ("Release".into(), "v0.1.0 (bundled)".into()),
+            (
+                "Kernel URL".into(),
+                "https://example.org/smolvm/v0.1.0/vmlinux-amd64-qemu".into(),
+            ),
+            ("Kernel SHA-256".into(), sha.clone()),
+            (
+                "Rootfs URL".into(),
+                "https://example.org/smolvm/v0.1.0/claude-code-amd64-qemu.ext4.zst".into(),
+            ),
+            ("Rootfs SHA-256".into(), sha.clone()),
+            (
+                "Path".into(),
+                "~/.smolvm/images/0.1.0/claude-code-amd64-qemu".into(),
+            ),
+            ("Status".into(), "ready".into()),
+            ("Rootfs sidecar".into(), format!("sparse-v1:{sha}")),
+        ],
+        files: vec![
+            (
+                "~/.smolvm/images/0.1.0/vmlinux-amd64-qemu".into(),
+                14_000_000,
+                14_000_000,
+            ),
+            (
+                "~/.smolvm/images/0.1.0/claude-code-amd64-qemu/rootfs.ext4".into(),
+                4_294_967_296,
+                412_000_000,
+            ),
+        ],
+    }
+}
+
+#[test]
+fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
+    let mut a = full_app(160, 48);
+    a.update(key('2'));
+    // Rows by version: 0.0.12 claude (stale), 0.0.13 codex (kept), 0.1.0 claude (current).
+    let fx = a.update(key('u'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPull {
+            task: 1,
+            names: vec!["claude-code-amd64-qemu".into()]
+        }]
+    );
+    assert_eq!(a.data.tasks[0].kind, smolvm::tui::app::TaskKind::Pull);
+    // Marked rows: each image once.
+    a.update(key('2'));
+    a.update(key('g'));
+    for _ in 0..3 {
+        a.update(key(' '));
+    }
+    assert_eq!(a.image_list.marks.len(), 3);
+    assert!(render(&a).contains("3 marked"));
+    let fx = a.update(key('u'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPull {
+            task: 2,
+            names: vec!["claude-code-amd64-qemu".into(), "codex-amd64-qemu".into()]
+        }]
+    );
+    assert!(a.image_list.marks.is_empty());
+    // Remove: an old version is prune's, the current one asks, then runs.
+    a.update(key('2'));
+    a.update(key('g'));
+    assert!(a.update(key('d')).is_empty());
+    assert!(a.dialog.is_none());
+    assert!(
+        a.status.as_deref().unwrap_or("").contains("prune (p)"),
+        "{:?}",
+        a.status
+    );
+    a.update(key('G'));
+    a.update(key('d'));
+    let Some(Dialog::Confirm(ConfirmAction::RemoveImages(names))) = &a.dialog else {
+        panic!("no confirmation")
+    };
+    assert_eq!(names, &vec!["claude-code-amd64-qemu".to_string()]);
+    assert!(render(&a).contains("Remove 1 cached image(s):"));
+    let fx = a.update(key('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunRemoveImages {
+            task: 3,
+            names: vec!["claude-code-amd64-qemu".into()]
+        }]
+    );
+    // Inspect: the dialog waits for the worker's answer, then shows it.
+    a.update(key('2'));
+    let fx = a.update(key('i'));
+    assert_eq!(
+        fx,
+        vec![Effect::Inspect {
+            version: "0.1.0".into(),
+            name: "claude-code-amd64-qemu".into()
+        }]
+    );
+    assert!(render(&a).contains("reading the manifest"));
+    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+    let s = render(&a);
+    assert!(
+        s.contains("Rootfs SHA-256:") && s.contains("used by vm-12345"),
+        "{s}"
+    );
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn readonly_refuses_pull_and_remove_but_inspects() {
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(key('2'));
+    a.update(key('G'));
+    for k in ['u', 'd'] {
+        assert!(a.update(key(k)).is_empty(), "{k}");
+        assert!(a.dialog.is_none(), "{k}");
+        assert!(a
+            .status
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("read-only mode"));
+    }
+    a.update(key(':'));
+    typed(&mut a, "pull --all");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    a.update(code(KeyCode::Esc));
+    assert!(matches!(&a.update(key('i'))[..], [Effect::Inspect { .. }]));
+    let footer = screen_rows(&a).pop().unwrap();
+    assert!(
+        !footer.contains("pull") && footer.contains("i inspect"),
+        "{footer}"
+    );
+}
+
+#[test]
+fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
+    let h = support::Home::new();
+    let free = h.cache(&format!("{}/codex-amd64-qemu", support::CURRENT), 100_000);
+    let held = h.cache(
+        &format!("{}/claude-code-amd64-qemu", support::CURRENT),
+        100_000,
+    );
+    let old = h.cache("0.0.11/codex-amd64-qemu", 100_000);
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _holder = Reap(support::hold_open(&held.join("rootfs.ext4")));
+    let env = smolvm::sys::env::Env::from_vars(
+        h.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
+        nix::unistd::geteuid().as_raw(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut a = app();
+        a.update(Input::Resize(160, 48));
+        let names = vec!["codex-amd64-qemu".to_string(), "claude-code".to_string()];
+        let task = a
+            .data
+            .add_task(smolvm::tui::app::TaskKind::RemoveImages, "rm".into());
+        workers.run(Effect::RunRemoveImages { task, names });
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while a.data.tasks[0].state == TaskState::Running {
+            let msg = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("worker answered")
+                .unwrap();
+            a.update(Input::Msg(msg));
+        }
+        let t = &a.data.tasks[0];
+        assert_eq!(t.state, TaskState::Failed, "one kept: {t:?}");
+        let removed: Vec<&TaskItem> = t.items.iter().filter(|i| i.ok).collect();
+        let kept: Vec<&TaskItem> = t.items.iter().filter(|i| !i.ok).collect();
+        assert_eq!(removed.len(), 1, "{t:?}");
+        assert!(removed[0].name.ends_with("codex-amd64-qemu"), "{t:?}");
+        assert_eq!(kept.len(), 1, "{t:?}");
+        assert!(kept[0].detail.starts_with("kept: "), "{t:?}");
+        assert!(
+            t.summary.contains("1 removed") && t.summary.contains("1 kept"),
+            "{}",
+            t.summary
+        );
+    });
+    assert!(!free.exists());
+    assert!(
+        held.join("rootfs.ext4").exists(),
+        "an image held open was removed"
+    );
+    assert!(old.exists(), "an old version is prune's, not rm's");
 }
 
 // ---- a real worker: progress events reach state ----------------------------------------
@@ -594,7 +1077,8 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 }
             }
             if is_preview {
-                let Some(Dialog::Prune(Preview::Ready(p))) = &a.dialog else {
+                let (Some(Dialog::Prune), Preview::Ready(p)) = (&a.dialog, &a.data.prune_preview)
+                else {
                     panic!("no preview")
                 };
                 assert_eq!(p.stale.len(), 2);
@@ -603,14 +1087,15 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                     workers.run(fx);
                 }
             }
-            if a.tasks
+            if a.data
+                .tasks
                 .first()
                 .is_some_and(|t| t.state != TaskState::Running)
             {
                 break;
             }
         }
-        let t = &a.tasks[0];
+        let t = &a.data.tasks[0];
         assert_eq!(t.state, TaskState::Done, "{t:?}");
         assert_eq!((t.done, t.total), (2, 2));
         assert_eq!(
@@ -699,8 +1184,8 @@ snap_both!(main_empty, |a| {
         data_dir: "/d".into(),
         home: "/h".into(),
     }))));
-    a.images.clear();
-    a.slow = None;
+    a.data.images.clear();
+    a.data.slow = None;
 });
 snap_both!(help_vms, |a| {
     a.update(key('?'));
@@ -798,6 +1283,21 @@ snap_both!(doctor_dialog, |a| {
 snap_both!(quit_confirm, |a| {
     with_tasks(a);
     a.update(key('q'));
+});
+
+snap_both!(inspect_dialog, |a| {
+    a.update(key('2'));
+    a.update(key('G'));
+    a.update(key('i'));
+    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+});
+
+snap_both!(images_marked_remove, |a| {
+    a.update(key('2'));
+    a.update(key('G'));
+    a.update(key(' '));
+    a.update(key('k'));
+    a.update(key('d'));
 });
 
 // ---- screenshots for the README ---------------------------------------------------------

@@ -3,6 +3,9 @@
 //! run (workers, refreshes, clipboard). Nothing here does I/O, so every behaviour is
 //! testable by feeding inputs and reading state and effects. An open dialog
 //! ([`super::dialogs`]) reads its own keys; the app carries out what it asks for.
+//!
+//! [`App::data`] is what workers reported ([`Data`]: a message changes only it); the rest
+//! of [`App`] is view state: focus, selection, marks, filters, scroll, the open dialog.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +13,8 @@ use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKin
 use ratatui::layout::Rect;
 use tui_textarea::TextArea;
 
-use super::data::{ImageRow, Slow, Snapshot, VmRow};
+pub use super::data::{Data, ImageInspect, Task, TaskItem, TaskKind, TaskState, TaskUpdate};
+use super::data::{ImageRow, Snapshot, VmRow};
 use super::keymap::{Action, Key, Keymap, Scope};
 use super::layout::Areas;
 use super::theme::Theme;
@@ -66,10 +70,10 @@ pub enum LogSource {
     Vm(String),
 }
 
+/// How the Logs pane shows its source (the lines are data: [`App::log_lines`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogView {
     pub source: LogSource,
-    pub lines: Vec<String>,
     pub follow: bool,
     pub wrap: bool,
     /// First line shown when not following.
@@ -79,48 +83,13 @@ pub struct LogView {
     pub current: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind {
-    Prune,
-    Cleanup,
-    Delete,
-    Stop,
-    Start,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskItem {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    pub id: u64,
-    pub kind: TaskKind,
-    pub title: String,
-    pub state: TaskState,
-    pub phase: String,
-    pub done: u64,
-    pub total: u64,
-    pub items: Vec<TaskItem>,
-    pub summary: String,
-    pub took_ms: Option<u64>,
-}
-
 pub use super::dialogs::{
-    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, Dialog, Field, Outcome, Preview,
-    PrunePreview, Request, StartForm, StartImage, StartSpec,
+    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, Dialog, Field, Outcome, Palette,
+    Preview, PrunePreview, Request, Scroll, StartForm, StartImage, StartSpec,
 };
+
+/// Palette lines kept for Up/Down.
+pub const PALETTE_HISTORY: usize = 100;
 
 /// The form's presets: core's registry, in its order.
 pub use crate::core::presets::PRESETS;
@@ -162,25 +131,26 @@ pub enum Effect {
         task: u64,
     },
     Copy(String),
-}
-
-/// A worker's report on a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaskUpdate {
-    Phase(String),
-    Progress {
-        done: u64,
-        total: u64,
+    /// Turn the terminal's mouse capture on or off.
+    Mouse(bool),
+    /// Pull the current version of these images (by image name), one after the other.
+    RunPull {
+        task: u64,
+        names: Vec<String>,
     },
-    Item(TaskItem),
-    Finished {
-        state: TaskState,
-        summary: String,
-        took_ms: u64,
+    /// `image pull --all`: every image published for this host.
+    RunPullAll {
+        task: u64,
     },
-    /// A start finished: select this VM.
-    Started {
-        vm_id: String,
+    /// Remove these current-version images (by image name), as `image rm`.
+    RunRemoveImages {
+        task: u64,
+        names: Vec<String>,
+    },
+    /// `image inspect` of the cache `<version>/<name>`.
+    Inspect {
+        version: String,
+        name: String,
     },
 }
 
@@ -201,6 +171,7 @@ pub enum Msg {
         id: u64,
         update: TaskUpdate,
     },
+    Inspect(Result<ImageInspect, String>),
 }
 
 /// Everything `update` reacts to.
@@ -221,24 +192,24 @@ pub struct App {
     /// The bottom-right pane when only one of Logs/Tasks fits.
     pub lower: Pane,
     pub size: (u16, u16),
-    pub vms: Vec<VmRow>,
-    pub images: Vec<ImageRow>,
-    pub slow: Option<Slow>,
-    pub errors: Vec<String>,
-    pub home: std::path::PathBuf,
+    /// What the workers reported.
+    pub data: Data,
     pub vm_list: ListState,
     pub image_list: ListState,
     pub task_sel: usize,
     pub logs: LogView,
-    pub app_log: Vec<String>,
-    pub tasks: Vec<Task>,
     pub dialog: Option<Dialog>,
+    /// Lines run from the palette, oldest first (Up/Down recall them).
+    pub palette_history: Vec<String>,
+    /// Mouse capture is on (`m` turns it off so the terminal selects text).
+    pub mouse: bool,
+    /// The keymap file as shown in help (where a user remaps keys).
+    pub keymap_file: String,
     pub status: Option<String>,
     pub spinner: usize,
     pub should_quit: bool,
     /// A VM to select as soon as a snapshot shows it (a start just finished).
     pub pending_select: Option<String>,
-    next_id: u64,
     generation: u64,
     version: u64,
     /// Row order of the VMs and Images panes after filter and sort (indices into `vms` /
@@ -247,7 +218,6 @@ pub struct App {
     vm_order: Vec<usize>,
     image_order: Vec<usize>,
     order_key: Option<OrderKey>,
-    data_gen: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,17 +250,12 @@ impl App {
             focus: Pane::Vms,
             lower: Pane::Logs,
             size: (80, 24),
-            vms: Vec::new(),
-            images: Vec::new(),
-            slow: None,
-            errors: Vec::new(),
-            home: std::path::PathBuf::new(),
+            data: Data::default(),
             vm_list: ListState::default(),
             image_list: ListState::default(),
             task_sel: 0,
             logs: LogView {
                 source: LogSource::App,
-                lines: Vec::new(),
                 follow: true,
                 wrap: false,
                 scroll: 0,
@@ -298,20 +263,19 @@ impl App {
                 matches: Vec::new(),
                 current: None,
             },
-            app_log: Vec::new(),
-            tasks: Vec::new(),
             dialog: None,
+            palette_history: Vec::new(),
+            mouse: true,
+            keymap_file: "~/.config/smolvm/keymap.toml".into(),
             status: None,
             spinner: 0,
             should_quit: false,
             pending_select: None,
-            next_id: 1,
             generation: 0,
             version: 0,
             vm_order: Vec::new(),
             image_order: Vec::new(),
             order_key: None,
-            data_gen: 0,
         };
         let problems: Vec<String> = app
             .keymap
@@ -329,44 +293,56 @@ impl App {
 
     /// Append to the app's own log (shown in the Logs pane when it is the source).
     pub fn log(&mut self, line: impl Into<String>) {
-        self.app_log.push(line.into());
+        self.data.app_log.push(line.into());
+        self.app_log_changed();
+    }
+
+    fn app_log_changed(&mut self) {
         if self.logs.source == LogSource::App {
-            self.logs.lines = self.app_log.clone();
             self.after_lines_changed();
         }
     }
 
+    /// The lines of the log the Logs pane shows.
+    pub fn log_lines(&self) -> &[String] {
+        match &self.logs.source {
+            LogSource::App => &self.data.app_log,
+            LogSource::Vm(id) => self.data.vm_log(id),
+        }
+    }
+
     pub fn running_tasks(&self) -> usize {
-        self.tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Running)
-            .count()
+        self.data.running_tasks()
     }
 
     /// Something animates (a spinner), so the loop should tick.
     pub fn animating(&self) -> bool {
-        self.running_tasks() > 0 || self.dialog.as_ref().is_some_and(Dialog::animating)
+        self.running_tasks() > 0
+            || self
+                .dialog
+                .as_ref()
+                .is_some_and(|d| d.animating(&self.data))
     }
 
     /// VM rows after filter and sort, as shown.
     pub fn vm_view(&self) -> Vec<&VmRow> {
         self.vm_order
             .iter()
-            .filter_map(|&i| self.vms.get(i))
+            .filter_map(|&i| self.data.vms.get(i))
             .collect()
     }
 
     pub fn image_view(&self) -> Vec<&ImageRow> {
         self.image_order
             .iter()
-            .filter_map(|&i| self.images.get(i))
+            .filter_map(|&i| self.data.images.get(i))
             .collect()
     }
 
     /// Recompute the pane orders if data, filter or sort changed since the last time.
     fn rebuild_views(&mut self) {
         let key = OrderKey {
-            data_gen: self.data_gen,
+            data_gen: self.data.generation(),
             vm: (
                 self.vm_list.filter.clone(),
                 self.vm_list.sort_col,
@@ -389,21 +365,11 @@ impl App {
     fn compute_vm_order(&self) -> Vec<usize> {
         let f = self.vm_list.filter.to_lowercase();
         let mut v: Vec<(usize, &VmRow)> = self
+            .data
             .vms
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                f.is_empty()
-                    || [
-                        r.info.id.as_str(),
-                        r.info.status.as_str(),
-                        r.info.backend.as_deref().unwrap_or(""),
-                        r.info.preset.as_deref().unwrap_or(""),
-                        r.info.ip.as_deref().unwrap_or(""),
-                    ]
-                    .iter()
-                    .any(|s| s.to_lowercase().contains(&f))
-            })
+            .filter(|(_, r)| f.is_empty() || r.shown_text().to_lowercase().contains(&f))
             .collect();
         let key = VM_COLUMNS.get(self.vm_list.sort_col).map(|c| c.id);
         v.sort_by(|(_, a), (_, b)| {
@@ -437,15 +403,11 @@ impl App {
     fn compute_image_order(&self) -> Vec<usize> {
         let f = self.image_list.filter.to_lowercase();
         let mut v: Vec<(usize, &ImageRow)> = self
+            .data
             .images
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                f.is_empty()
-                    || [&r.version, &r.name, &r.preset, &r.state()]
-                        .iter()
-                        .any(|s| s.to_lowercase().contains(&f))
-            })
+            .filter(|(_, r)| f.is_empty() || r.shown_text().to_lowercase().contains(&f))
             .collect();
         let key = IMAGE_COLUMNS.get(self.image_list.sort_col).map(|c| c.id);
         v.sort_by(|(_, a), (_, b)| {
@@ -471,7 +433,115 @@ impl App {
     pub fn selected_vm(&self) -> Option<&VmRow> {
         self.vm_order
             .get(self.vm_list.selected)
-            .and_then(|&i| self.vms.get(i))
+            .and_then(|&i| self.data.vms.get(i))
+    }
+
+    /// The image rows an action applies to: the marked ones, else the selected one.
+    fn image_targets(&self) -> Vec<&ImageRow> {
+        let view = self.image_view();
+        if !self.image_list.marks.is_empty() {
+            return view
+                .into_iter()
+                .filter(|r| {
+                    self.image_list
+                        .marks
+                        .contains(&r.path.display().to_string())
+                })
+                .collect();
+        }
+        view.get(self.image_list.selected)
+            .map(|r| vec![*r])
+            .unwrap_or_default()
+    }
+
+    /// The published image names of `rows` (each once); a row that is not a published
+    /// image (a flat or odd cache directory) is said in the status and left out.
+    fn image_names(&mut self, rows: &[ImageRow]) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut odd = Vec::new();
+        for r in rows {
+            if crate::core::images::parse_image_name(&r.name).is_none() {
+                odd.push(r.name.clone());
+            } else if !names.contains(&r.name) {
+                names.push(r.name.clone());
+            }
+        }
+        if !odd.is_empty() {
+            self.status = Some(format!(
+                "not a published image: {} (prune removes it)",
+                odd.join(", ")
+            ));
+        }
+        names
+    }
+
+    /// `P` in Images: pull the current version of the selected or marked images.
+    fn pull_images(&mut self) -> Vec<Effect> {
+        if self.focus != Pane::Images {
+            return Vec::new();
+        }
+        let rows: Vec<ImageRow> = self.image_targets().into_iter().cloned().collect();
+        if rows.is_empty() || self.refuse_readonly("pull") {
+            return Vec::new();
+        }
+        let names = self.image_names(&rows);
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let task = self.new_task(TaskKind::Pull, format!("pull {}", names.join(", ")));
+        self.image_list.marks.clear();
+        self.focus(Pane::Tasks);
+        vec![Effect::RunPull { task, names }]
+    }
+
+    /// `d` in Images: remove the selected or marked images of the current version, after
+    /// the typed confirmation; older versions are prune's.
+    fn remove_images(&mut self) {
+        let rows: Vec<ImageRow> = self.image_targets().into_iter().cloned().collect();
+        if rows.is_empty() || self.refuse_readonly("remove") {
+            return;
+        }
+        let old: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.current)
+            .map(|r| format!("{}/{}", r.version, r.name))
+            .collect();
+        if !old.is_empty() {
+            self.status = Some(format!(
+                "{} is not the current version: prune ({}) removes old caches",
+                old.join(", "),
+                self.keymap.hint(Scope::Images, Action::Prune)
+            ));
+            return;
+        }
+        let names = self.image_names(&rows);
+        if !names.is_empty() {
+            self.dialog = Some(Dialog::Confirm(ConfirmAction::RemoveImages(names)));
+        }
+    }
+
+    /// `i` in Images: `image inspect` of the selected image.
+    fn inspect_image(&mut self) -> Vec<Effect> {
+        if self.focus != Pane::Images {
+            return Vec::new();
+        }
+        let Some(r) = self
+            .image_view()
+            .get(self.image_list.selected)
+            .map(|r| (*r).clone())
+        else {
+            return Vec::new();
+        };
+        if self.image_names(std::slice::from_ref(&r)).is_empty() {
+            return Vec::new();
+        }
+        // The answer to an earlier inspect is void.
+        self.data.inspect = Preview::Loading;
+        self.dialog = Some(Dialog::Inspect(Scroll::default()));
+        vec![Effect::Inspect {
+            version: r.version,
+            name: r.name,
+        }]
     }
 
     /// The VMs an action applies to: the marked ones, else the selected one.
@@ -493,8 +563,8 @@ impl App {
         match pane {
             Pane::Vms => self.vm_order.len(),
             Pane::Images => self.image_order.len(),
-            Pane::Tasks => self.tasks.len(),
-            Pane::Logs => self.logs.lines.len(),
+            Pane::Tasks => self.data.tasks.len(),
+            Pane::Logs => self.log_lines().len(),
         }
     }
 
@@ -513,7 +583,7 @@ impl App {
             let sel = self.selection_mut(pane);
             *sel = (*sel).min(len.saturating_sub(1));
         }
-        let ids: BTreeSet<String> = self.vms.iter().map(|v| v.info.id.clone()).collect();
+        let ids: BTreeSet<String> = self.data.vms.iter().map(|v| v.info.id.clone()).collect();
         self.vm_list.marks.retain(|m| ids.contains(m));
     }
 
@@ -534,21 +604,8 @@ impl App {
     }
 
     fn new_task(&mut self, kind: TaskKind, title: String) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.tasks.push(Task {
-            id,
-            kind,
-            title: title.clone(),
-            state: TaskState::Running,
-            phase: "starting".into(),
-            done: 0,
-            total: 0,
-            items: Vec::new(),
-            summary: String::new(),
-            took_ms: None,
-        });
-        self.task_sel = self.tasks.len() - 1;
+        let id = self.data.add_task(kind, title.clone());
+        self.task_sel = self.data.tasks.len() - 1;
         self.log(format!("task {id} started: {title}"));
         id
     }
@@ -562,8 +619,7 @@ impl App {
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
         // A refresh that changed nothing must not cost a frame.
         if let Input::Msg(Msg::Snapshot(s)) = &input {
-            let slow_same = s.slow.is_none() || s.slow == self.slow;
-            if slow_same && s.vms == self.vms && s.errors == self.errors {
+            if self.data.unchanged_by(s) {
                 return Vec::new();
             }
         }
@@ -583,6 +639,10 @@ impl App {
         };
         self.rebuild_views();
         self.clamp();
+        if let Some(mut d) = self.dialog.take() {
+            d.fit(self);
+            self.dialog = Some(d);
+        }
         fx
     }
 
@@ -635,8 +695,11 @@ impl App {
                     self.should_quit = true;
                 }
             }
-            Action::Help => self.dialog = Some(Dialog::Help),
-            Action::Palette => self.dialog = Some(Dialog::Palette(line_input(""), None)),
+            Action::Help => self.dialog = Some(Dialog::Help(Scroll::default())),
+            Action::Palette => {
+                let history = self.palette_history.clone();
+                self.dialog = Some(Dialog::Palette(Box::new(Palette::new(history))));
+            }
             Action::NextPane => self.focus(Pane::ALL[(pane.index() + 1) % 4]),
             Action::PrevPane => self.focus(Pane::ALL[(pane.index() + 3) % 4]),
             Action::FocusVms => self.focus(Pane::Vms),
@@ -644,9 +707,23 @@ impl App {
             Action::FocusLogs => self.focus(Pane::Logs),
             Action::FocusTasks => self.focus(Pane::Tasks),
             Action::Refresh => return vec![Effect::Refresh { slow: true }],
+            Action::ToggleMouse => {
+                self.mouse = !self.mouse;
+                self.status = Some(if self.mouse {
+                    "mouse capture on: click to select, wheel to scroll".into()
+                } else {
+                    format!(
+                        "mouse capture off: the terminal selects text; {} turns it back on",
+                        self.keymap.hint(Scope::Global, Action::ToggleMouse)
+                    )
+                });
+                return vec![Effect::Mouse(self.mouse)];
+            }
             Action::Prune => {
                 if !self.refuse_readonly("prune") {
-                    self.dialog = Some(Dialog::Prune(Preview::Loading));
+                    // The answer to an earlier dry run is void.
+                    self.data.prune_preview = Preview::Loading;
+                    self.dialog = Some(Dialog::Prune);
                     return vec![Effect::PrunePreview];
                 }
             }
@@ -668,7 +745,7 @@ impl App {
             Action::Bottom => {
                 if pane == Pane::Logs {
                     self.logs.follow = true;
-                    self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+                    self.logs.scroll = self.log_lines().len().saturating_sub(1);
                 } else {
                     *self.selection_mut(pane) = self.list_len(pane).saturating_sub(1);
                 }
@@ -718,6 +795,7 @@ impl App {
             Action::Start => {
                 if !self.refuse_readonly("start") {
                     let built = self
+                        .data
                         .slow
                         .as_ref()
                         .map(|s| s.built_images.clone())
@@ -731,6 +809,9 @@ impl App {
                     self.dialog = Some(Dialog::Confirm(ConfirmAction::Stop(ids)));
                 }
             }
+            Action::Pull => return self.pull_images(),
+            Action::Inspect => return self.inspect_image(),
+            Action::Delete if pane == Pane::Images => self.remove_images(),
             Action::Delete => {
                 let ids = self.vm_targets();
                 if !ids.is_empty() && !self.refuse_readonly("delete") {
@@ -754,7 +835,7 @@ impl App {
             Action::Follow => {
                 self.logs.follow = !self.logs.follow;
                 if self.logs.follow {
-                    self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+                    self.logs.scroll = self.log_lines().len().saturating_sub(1);
                 }
             }
             Action::Wrap => self.logs.wrap = !self.logs.wrap,
@@ -768,7 +849,7 @@ impl App {
                 }
             }
             Action::Cancel => {
-                if let Some(t) = self.tasks.get(self.task_sel) {
+                if let Some(t) = self.data.tasks.get(self.task_sel) {
                     if t.state == TaskState::Running && t.kind == TaskKind::Start {
                         self.status = Some(
                             "a start cannot be stopped midway (it rolls back on failure); delete the VM once it is up".into(),
@@ -792,7 +873,7 @@ impl App {
 
     fn step(&mut self, pane: Pane, by: isize) {
         if pane == Pane::Logs {
-            let max = self.logs.lines.len().saturating_sub(1);
+            let max = self.log_lines().len().saturating_sub(1);
             let cur = if self.logs.follow {
                 max
             } else {
@@ -811,19 +892,19 @@ impl App {
         self.logs.source = source.clone();
         self.logs.follow = true;
         self.focus(Pane::Logs);
-        if source == LogSource::App {
-            self.logs.lines = self.app_log.clone();
+        let LogSource::Vm(id) = &source else {
             self.after_lines_changed();
             return Vec::new();
-        }
-        self.logs.lines.clear();
+        };
+        self.data.follow_vm_log(id);
+        self.after_lines_changed();
         vec![Effect::LoadLog(source)]
     }
 
     fn after_lines_changed(&mut self) {
         self.recompute_matches();
         if self.logs.follow {
-            self.logs.scroll = self.logs.lines.len().saturating_sub(1);
+            self.logs.scroll = self.log_lines().len().saturating_sub(1);
         }
     }
 
@@ -832,8 +913,7 @@ impl App {
         self.logs.matches = if q.is_empty() {
             Vec::new()
         } else {
-            self.logs
-                .lines
+            self.log_lines()
                 .iter()
                 .enumerate()
                 .filter(|(_, l)| l.to_lowercase().contains(&q))
@@ -878,7 +958,6 @@ impl App {
             prefix: line_input(prefix),
             all,
             generation,
-            preview: Preview::Loading,
         })));
         vec![Effect::CleanupPreview {
             generation,
@@ -901,6 +980,15 @@ impl App {
                 self.vm_list.marks.clear();
                 vec![Effect::RunStop { task, ids }]
             }
+            ConfirmAction::RemoveImages(names) => {
+                let task = self.new_task(
+                    TaskKind::RemoveImages,
+                    format!("remove image {}", names.join(", ")),
+                );
+                self.image_list.marks.clear();
+                self.focus(Pane::Tasks);
+                vec![Effect::RunRemoveImages { task, names }]
+            }
             ConfirmAction::Quit => {
                 self.should_quit = true;
                 Vec::new()
@@ -913,7 +1001,7 @@ impl App {
         let Some(mut dialog) = self.dialog.take() else {
             return Vec::new();
         };
-        match dialog.handle_key(k) {
+        match dialog.handle_key(k, &self.data) {
             Outcome::Keep => {
                 self.dialog = Some(dialog);
                 Vec::new()
@@ -977,11 +1065,22 @@ impl App {
             }
             Request::Palette(line) => {
                 let palette = self.dialog.take();
+                let trimmed = line.trim();
+                if !trimmed.is_empty()
+                    && self.palette_history.last().map(String::as_str) != Some(trimmed)
+                {
+                    self.palette_history.push(trimmed.to_string());
+                    if self.palette_history.len() > PALETTE_HISTORY {
+                        self.palette_history.remove(0);
+                    }
+                }
                 return match self.run_palette(&line) {
                     Ok(fx) => fx,
                     Err(e) => {
-                        if let Some(Dialog::Palette(t, _)) = palette {
-                            self.dialog = Some(Dialog::Palette(t, Some(e)));
+                        if let Some(Dialog::Palette(mut p)) = palette {
+                            p.error = Some(e);
+                            p.set_history(self.palette_history.clone());
+                            self.dialog = Some(Dialog::Palette(p));
                         }
                         Vec::new()
                     }
@@ -1028,7 +1127,7 @@ impl App {
                 fx
             }
             ("logs", [id]) => {
-                if !self.vms.iter().any(|v| v.info.id == *id) {
+                if !self.data.vms.iter().any(|v| v.info.id == *id) {
                     return Err(format!("no VM '{id}'"));
                 }
                 self.show_log(LogSource::Vm(id.to_string()))
@@ -1038,9 +1137,18 @@ impl App {
                 self.vm_list.filter = words.join(" ");
                 Vec::new()
             }
+            ("pull", ["--all"]) => {
+                if self.refuse_readonly("pull") {
+                    Vec::new()
+                } else {
+                    let task = self.new_task(TaskKind::Pull, "pull --all".into());
+                    self.focus(Pane::Tasks);
+                    vec![Effect::RunPullAll { task }]
+                }
+            }
             ("refresh", []) => self.act(Action::Refresh),
             ("doctor", []) => {
-                self.dialog = Some(Dialog::Doctor);
+                self.dialog = Some(Dialog::Doctor(Scroll::default()));
                 Vec::new()
             }
             ("help", []) => self.act(Action::Help),
@@ -1052,7 +1160,7 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, pull --all, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }
@@ -1108,28 +1216,18 @@ impl App {
         Vec::new()
     }
 
+    /// A worker's message: the data changes ([`Data`]'s `apply_*`), then the view
+    /// follows (keeps the selected VM, re-runs the log search, selects a started VM).
     fn on_msg(&mut self, m: Msg) -> Vec<Effect> {
         match m {
             Msg::Snapshot(s) => {
                 let selected_id = self.selected_vm().map(|r| r.info.id.clone());
-                self.vms = s.vms;
-                if s.slow.is_some() {
-                    self.images = s
-                        .slow
-                        .as_ref()
-                        .map(|x| x.images.clone())
-                        .unwrap_or_default();
-                    self.slow = s.slow;
+                let log_before = self.data.app_log.len();
+                self.data.apply_snapshot(*s);
+                if self.data.app_log.len() != log_before {
+                    self.app_log_changed();
                 }
-                self.data_gen += 1;
                 self.rebuild_views();
-                for e in &s.errors {
-                    if !self.errors.contains(e) {
-                        self.app_log.push(format!("error: {e}"));
-                    }
-                }
-                self.errors = s.errors;
-                self.home = s.home;
                 // Keep the same VM selected across refreshes (or select a new one).
                 if let Some(id) = self.pending_select.clone().or(selected_id) {
                     if let Some(i) = self.vm_view().iter().position(|r| r.info.id == id) {
@@ -1141,58 +1239,31 @@ impl App {
                 }
             }
             Msg::Log { source, lines } => {
-                if source == self.logs.source {
-                    self.logs.lines = lines;
-                    self.after_lines_changed();
-                }
-            }
-            Msg::PrunePreview(r) => {
-                if let Some(Dialog::Prune(p)) = &mut self.dialog {
-                    *p = match r {
-                        Ok(v) => Preview::Ready(v),
-                        Err(e) => Preview::Failed(e),
-                    };
-                }
-            }
-            Msg::CleanupPreview { generation, result } => {
-                if let Some(Dialog::Cleanup(d)) = &mut self.dialog {
-                    if d.generation == generation {
-                        d.preview = match result {
-                            Ok(v) => Preview::Ready(v),
-                            Err(e) => Preview::Failed(e),
-                        };
+                if let LogSource::Vm(id) = &source {
+                    self.data.apply_vm_log(id, lines);
+                    if source == self.logs.source {
+                        self.after_lines_changed();
                     }
                 }
             }
-            Msg::Task { id, update } => return self.on_task(id, update),
+            Msg::PrunePreview(r) => self.data.prune_preview = preview(r),
+            Msg::Inspect(r) => self.data.inspect = preview(r),
+            Msg::CleanupPreview { generation, result } => {
+                self.data.apply_cleanup_preview(generation, preview(result));
+            }
+            Msg::Task { id, update } => {
+                if self.data.apply_task(id, &update) {
+                    self.app_log_changed();
+                    return self.on_task(update);
+                }
+            }
         }
         Vec::new()
     }
 
-    fn on_task(&mut self, id: u64, u: TaskUpdate) -> Vec<Effect> {
-        let Some(t) = self.tasks.iter_mut().find(|t| t.id == id) else {
-            return Vec::new();
-        };
+    /// What the view does when a task moves on.
+    fn on_task(&mut self, u: TaskUpdate) -> Vec<Effect> {
         match u {
-            TaskUpdate::Phase(p) => t.phase = p,
-            TaskUpdate::Progress { done, total } => {
-                t.done = done;
-                t.total = total;
-            }
-            TaskUpdate::Item(item) => {
-                let line = format!(
-                    "task {id}: {} {}{}",
-                    if item.ok { "ok" } else { "FAILED" },
-                    item.name,
-                    if item.detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", item.detail)
-                    }
-                );
-                t.items.push(item);
-                self.log(line);
-            }
             TaskUpdate::Started { vm_id } => {
                 self.vm_list.filter.clear();
                 self.rebuild_views();
@@ -1201,30 +1272,21 @@ impl App {
                     Some(i) => self.vm_list.selected = i,
                     None => self.pending_select = Some(vm_id),
                 }
-                return vec![Effect::Refresh { slow: false }];
+                vec![Effect::Refresh { slow: false }]
             }
-            TaskUpdate::Finished {
-                state,
-                summary,
-                took_ms,
-            } => {
-                t.state = state;
-                t.phase = match state {
-                    TaskState::Done => "done",
-                    TaskState::Failed => "failed",
-                    TaskState::Cancelled => "cancelled",
-                    TaskState::Running => "running",
-                }
-                .into();
-                t.summary = summary.clone();
-                t.took_ms = Some(took_ms);
-                let line = format!("task {id} {}: {summary}", t.phase);
-                self.log(line);
+            TaskUpdate::Finished { summary, .. } => {
                 self.status = Some(summary);
-                return vec![Effect::Refresh { slow: true }];
+                vec![Effect::Refresh { slow: true }]
             }
+            _ => Vec::new(),
         }
-        Vec::new()
+    }
+}
+
+fn preview<T>(r: Result<T, String>) -> Preview<T> {
+    match r {
+        Ok(v) => Preview::Ready(v),
+        Err(e) => Preview::Failed(e),
     }
 }
 

@@ -1,7 +1,13 @@
-//! What the dashboard shows, loaded through core functions (never computed in a pane,
-//! never read from sys directly): VMs from the state store with their live `/proc`
-//! figures ([`sandbox::CpuSampler`]), image caches from the catalog and prune's dry run,
-//! disk use, host facts.
+//! What the dashboard shows, as opposed to how it is shown. [`Data`] holds everything
+//! workers report (VMs, images, host facts and doctor's verdicts, tasks, logs, dry-run
+//! previews); the view state (selection, marks, scroll, focus, filters, the open dialog)
+//! lives in [`super::app::App`]. A worker's message changes only [`Data`]; rendering reads
+//! both.
+//!
+//! The rows are loaded through core functions (never computed in a pane, never read from
+//! sys directly): VMs from the state store with their live `/proc` figures
+//! ([`sandbox::CpuSampler`]), image caches from the catalog and prune's dry run, disk use,
+//! host facts.
 
 use std::path::PathBuf;
 
@@ -12,6 +18,8 @@ use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
 use crate::core::version::image_version;
 use crate::core::{Env, Paths};
 
+use super::dialogs::{CleanupPreview, Preview, PrunePreview};
+
 /// The dashboard keeps one sampler across refreshes (CPU% needs two samples).
 pub use crate::core::sandbox::CpuSampler;
 
@@ -21,6 +29,43 @@ pub struct VmRow {
     pub cpu_pct: Option<f64>,
     pub rss_bytes: Option<u64>,
     pub uptime_secs: Option<u64>,
+}
+
+impl VmRow {
+    /// The cells the VMs pane shows, as it shows them (the `/` filter matches these).
+    pub fn cells(&self) -> [String; 10] {
+        let dash = || "-".to_string();
+        let i = &self.info;
+        [
+            i.id.clone(),
+            i.shown_status(),
+            i.backend.clone().unwrap_or_else(dash),
+            i.preset.clone().unwrap_or_else(dash),
+            i.ip.clone().unwrap_or_else(dash),
+            i.ssh_port.map_or_else(dash, |p| p.to_string()),
+            i.pid.map_or_else(dash, |p| p.to_string()),
+            self.uptime_secs.map_or_else(dash, fmt_duration),
+            self.cpu_pct.map_or_else(dash, |c| format!("{c:.1}")),
+            self.rss_bytes
+                .map_or_else(dash, crate::core::units::format_size),
+        ]
+    }
+
+    /// The row's text for the `/` filter: every cell, tab-separated (a match never spans
+    /// two cells).
+    pub fn shown_text(&self) -> String {
+        self.cells().join("\t")
+    }
+}
+
+/// An uptime as the VMs pane shows it (`59s`, `1m02s`, `1h02m`, `2d03h`).
+pub fn fmt_duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..=86_399 => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs / 3600 % 24),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +92,30 @@ impl ImageRow {
             (None, false) => "stale".into(),
         }
     }
+
+    /// The STATE cell as shown: the state, and which VMs use the cache.
+    pub fn shown_state(&self) -> String {
+        if self.in_use_by.is_empty() {
+            self.state()
+        } else {
+            format!("{} · used by {}", self.state(), self.in_use_by.join(", "))
+        }
+    }
+
+    /// The row's text for the `/` filter: the cells the Images pane shows (and the
+    /// preset the name stands for).
+    pub fn shown_text(&self) -> String {
+        [
+            self.version.as_str(),
+            &self.name,
+            &self.preset,
+            &self.arch,
+            &self.vmm,
+            &crate::core::units::format_size(self.size_bytes),
+            &self.shown_state(),
+        ]
+        .join("\t")
+    }
 }
 
 /// Everything slow to compute: disk walks and host probes.
@@ -72,6 +141,272 @@ pub struct Snapshot {
     pub errors: Vec<String>,
     pub data_dir: PathBuf,
     pub home: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    Prune,
+    Cleanup,
+    Delete,
+    Stop,
+    Start,
+    Pull,
+    RemoveImages,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskItem {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: u64,
+    pub kind: TaskKind,
+    pub title: String,
+    pub state: TaskState,
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+    pub items: Vec<TaskItem>,
+    pub summary: String,
+    pub took_ms: Option<u64>,
+}
+
+/// A worker's report on a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskUpdate {
+    Phase(String),
+    Progress {
+        done: u64,
+        total: u64,
+    },
+    Item(TaskItem),
+    Finished {
+        state: TaskState,
+        summary: String,
+        took_ms: u64,
+    },
+    /// A start finished: select this VM.
+    Started {
+        vm_id: String,
+    },
+}
+
+/// `image inspect` of one cached image, as the inspect dialog shows it: its manifest row
+/// and what of it is on disk (`core::images::catalog::inspect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInspect {
+    pub name: String,
+    pub version: String,
+    /// (label, value), in `smolvm image inspect`'s order.
+    pub fields: Vec<(String, String)>,
+    /// Each file: shown path, size, size on disk.
+    pub files: Vec<(String, u64, u64)>,
+}
+
+/// Everything the workers reported, and the tasks and messages of this session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Data {
+    pub vms: Vec<VmRow>,
+    pub images: Vec<ImageRow>,
+    /// Host facts, image caches, disk use, doctor (the slow refresh; `None` until the first).
+    pub slow: Option<Slow>,
+    /// Problems the last refresh met.
+    pub errors: Vec<String>,
+    pub home: PathBuf,
+    pub tasks: Vec<Task>,
+    /// The dashboard's own log.
+    pub app_log: Vec<String>,
+    /// The VM whose console log is followed, and the lines its follower reported.
+    pub vm_log: Option<(String, Vec<String>)>,
+    /// The last prune dry run.
+    pub prune_preview: Preview<PrunePreview>,
+    /// The last cleanup dry run and the request it answers.
+    pub cleanup_preview: (u64, Preview<CleanupPreview>),
+    /// The last image inspected (reset when another is asked for).
+    pub inspect: Preview<ImageInspect>,
+    next_task: u64,
+    /// Moves on whenever the VM or image rows change (the view re-sorts then only).
+    generation: u64,
+}
+
+impl Default for Data {
+    fn default() -> Data {
+        Data {
+            vms: Vec::new(),
+            images: Vec::new(),
+            slow: None,
+            errors: Vec::new(),
+            home: PathBuf::new(),
+            tasks: Vec::new(),
+            app_log: Vec::new(),
+            vm_log: None,
+            prune_preview: Preview::Loading,
+            cleanup_preview: (0, Preview::Loading),
+            inspect: Preview::Loading,
+            next_task: 1,
+            generation: 0,
+        }
+    }
+}
+
+impl Data {
+    /// Changes whenever the VM or image rows change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A refresh that would change nothing shown.
+    pub fn unchanged_by(&self, s: &Snapshot) -> bool {
+        (s.slow.is_none() || s.slow == self.slow) && s.vms == self.vms && s.errors == self.errors
+    }
+
+    /// Take a refresh's rows (images and host facts only when it computed them); errors
+    /// not seen before go to the app log.
+    pub fn apply_snapshot(&mut self, s: Snapshot) {
+        self.vms = s.vms;
+        if let Some(slow) = s.slow {
+            self.images = slow.images.clone();
+            self.slow = Some(slow);
+        }
+        self.generation += 1;
+        for e in &s.errors {
+            if !self.errors.contains(e) {
+                self.app_log.push(format!("error: {e}"));
+            }
+        }
+        self.errors = s.errors;
+        self.home = s.home;
+    }
+
+    /// A follower of VM `id`'s console log was asked for: its lines replace the previous
+    /// log's (none until it reports).
+    pub fn follow_vm_log(&mut self, id: &str) {
+        self.vm_log = Some((id.to_string(), Vec::new()));
+    }
+
+    /// A VM's console lines as its follower read them; an older follower's late lines
+    /// (another VM) are dropped.
+    pub fn apply_vm_log(&mut self, id: &str, lines: Vec<String>) {
+        if let Some((followed, old)) = &mut self.vm_log {
+            if followed == id {
+                *old = lines;
+            }
+        }
+    }
+
+    /// The lines of VM `id`'s console log, if they are the ones reported last.
+    pub fn vm_log(&self, id: &str) -> &[String] {
+        match &self.vm_log {
+            Some((i, lines)) if i == id => lines,
+            _ => &[],
+        }
+    }
+
+    /// A cleanup dry run's answer to request `generation`; a late answer to an older
+    /// request (they are numbered in order) never replaces a newer one.
+    pub fn apply_cleanup_preview(&mut self, generation: u64, p: Preview<CleanupPreview>) {
+        if generation >= self.cleanup_preview.0 {
+            self.cleanup_preview = (generation, p);
+        }
+    }
+
+    /// The cleanup dry run answering request `generation` (loading until it comes).
+    pub fn cleanup_preview(&self, generation: u64) -> &Preview<CleanupPreview> {
+        match &self.cleanup_preview {
+            (g, p) if *g == generation => p,
+            _ => &Preview::Loading,
+        }
+    }
+
+    pub fn running_tasks(&self) -> usize {
+        self.tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Running)
+            .count()
+    }
+
+    /// A new running task; its id.
+    pub fn add_task(&mut self, kind: TaskKind, title: String) -> u64 {
+        let id = self.next_task;
+        self.next_task += 1;
+        self.tasks.push(Task {
+            id,
+            kind,
+            title,
+            state: TaskState::Running,
+            phase: "starting".into(),
+            done: 0,
+            total: 0,
+            items: Vec::new(),
+            summary: String::new(),
+            took_ms: None,
+        });
+        id
+    }
+
+    /// A worker's report on task `id` (items and the end also go to the app log); `false`
+    /// when there is no such task.
+    pub fn apply_task(&mut self, id: u64, u: &TaskUpdate) -> bool {
+        let Some(t) = self.tasks.iter_mut().find(|t| t.id == id) else {
+            return false;
+        };
+        let line = match u {
+            TaskUpdate::Phase(p) => {
+                t.phase.clone_from(p);
+                None
+            }
+            TaskUpdate::Progress { done, total } => {
+                t.done = *done;
+                t.total = *total;
+                None
+            }
+            TaskUpdate::Item(item) => {
+                t.items.push(item.clone());
+                Some(format!(
+                    "task {id}: {} {}{}",
+                    if item.ok { "ok" } else { "FAILED" },
+                    item.name,
+                    if item.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", item.detail)
+                    }
+                ))
+            }
+            TaskUpdate::Started { .. } => None,
+            TaskUpdate::Finished {
+                state,
+                summary,
+                took_ms,
+            } => {
+                t.state = *state;
+                t.phase = match state {
+                    TaskState::Done => "done",
+                    TaskState::Failed => "failed",
+                    TaskState::Cancelled => "cancelled",
+                    TaskState::Running => "running",
+                }
+                .into();
+                t.summary.clone_from(summary);
+                t.took_ms = Some(*took_ms);
+                Some(format!("task {id} {}: {summary}", t.phase))
+            }
+        };
+        self.app_log.extend(line);
+        true
+    }
 }
 
 /// Load VMs (always) and, when `slow` is asked for, images and host facts.

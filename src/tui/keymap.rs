@@ -47,10 +47,13 @@ pub enum Action {
     Wrap,
     AppLog,
     Cancel,
+    ToggleMouse,
+    Pull,
+    Inspect,
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 38] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -86,6 +89,9 @@ impl Action {
         Action::Wrap,
         Action::AppLog,
         Action::Cancel,
+        Action::ToggleMouse,
+        Action::Pull,
+        Action::Inspect,
     ];
 
     /// The name used in keymap files.
@@ -126,6 +132,9 @@ impl Action {
             Action::Wrap => "wrap",
             Action::AppLog => "app_log",
             Action::Cancel => "cancel",
+            Action::ToggleMouse => "toggle_mouse",
+            Action::Pull => "pull",
+            Action::Inspect => "inspect",
         }
     }
 
@@ -167,6 +176,9 @@ impl Action {
             Action::Wrap => "wrap",
             Action::AppLog => "app log / VM log",
             Action::Cancel => "cancel task",
+            Action::ToggleMouse => "mouse",
+            Action::Pull => "pull image",
+            Action::Inspect => "inspect",
         }
     }
 

@@ -49,7 +49,9 @@ pub fn new_app(env: &Env, readonly: bool) -> App {
         &theme_path.display().to_string(),
         env.get("NO_COLOR").is_some(),
     );
-    App::new(keymap, theme, readonly)
+    let mut app = App::new(keymap, theme, readonly);
+    app.keymap_file = crate::core::display_path(&dir.join("keymap.toml"), &env.home());
+    app
 }
 
 fn restore_terminal() {
@@ -140,6 +142,13 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         for fx in app.update(input) {
             match fx {
                 Effect::Copy(text) => copy_osc52(&text),
+                Effect::Mouse(on) => {
+                    let _ = if on {
+                        execute!(std::io::stdout(), EnableMouseCapture)
+                    } else {
+                        execute!(std::io::stdout(), DisableMouseCapture)
+                    };
+                }
                 other => workers.run(other),
             }
         }

@@ -1,5 +1,5 @@
 //! Colours from `assets/theme.toml` (overridable by `$XDG_CONFIG_HOME/smolvm/theme.toml`);
-//! `NO_COLOR` turns every colour off and selection becomes reversed text.
+//! a non-empty `NO_COLOR` turns every colour off and selection becomes reversed text.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

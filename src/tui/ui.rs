@@ -69,7 +69,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
         t.accent(),
     )];
     let sep = || Span::styled(" │ ", t.muted());
-    match &app.slow {
+    match &app.data.slow {
         Some(s) => {
             l1.push(Span::raw(format!(" (images {})", s.current_version)));
             l1.push(sep());
@@ -123,39 +123,45 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
             Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
             Span::raw(format!(" {running} task(s) running")),
         ])
-    } else if let Some(e) = app.errors.first() {
+    } else if let Some(e) = app.data.errors.first() {
         Line::from(Span::styled(format!("error: {e}"), t.error()))
     } else {
         let failed = app
+            .data
             .tasks
             .iter()
             .filter(|t| t.state == TaskState::Failed)
             .count();
-        let mut spans = vec![Span::styled(
-            format!(
-                "{} VM(s) · {} image cache(s) · {} task(s){}",
-                app.vms.len(),
-                app.images.len(),
-                app.tasks.len(),
-                if failed > 0 {
-                    format!(", {failed} failed")
-                } else {
-                    String::new()
-                }
-            ),
-            t.muted(),
+        let mut items = vec![(
+            0,
+            vec![Span::styled(
+                format!(
+                    "{} VM(s) · {} image cache(s) · {} task(s){}",
+                    app.data.vms.len(),
+                    app.data.images.len(),
+                    app.data.tasks.len(),
+                    if failed > 0 {
+                        format!(", {failed} failed")
+                    } else {
+                        String::new()
+                    }
+                ),
+                t.muted(),
+            )],
         )];
-        spans.extend(doctor_summary(app));
-        Line::from(spans)
+        items.extend(doctor_summary(app));
+        fit_line(items, r.width)
     };
     f.render_widget(Paragraph::new(vec![Line::from(l1), l2]), r);
 }
 
-/// `doctor: 7 OK · 4 WARN (kvm, firecracker, …)`, coloured by the worst verdict.
-fn doctor_summary(app: &App) -> Vec<Span<'static>> {
+/// `doctor: 7 OK · 4 WARN (kvm, firecracker, …) — :doctor for fixes`, coloured by the
+/// worst verdict, as items of falling priority (the names, then the hint go first).
+fn doctor_summary(app: &App) -> Vec<(usize, Vec<Span<'static>>)> {
     use crate::core::doctor::Status;
     let t = &app.theme;
     let Some(checks) = app
+        .data
         .slow
         .as_ref()
         .map(|s| &s.doctor)
@@ -177,9 +183,6 @@ fn doctor_summary(app: &App) -> Vec<Span<'static>> {
         .filter(|c| c.status != Status::Ok)
         .map(|c| c.name)
         .collect();
-    if !names.is_empty() {
-        text.push_str(&format!(" ({}) — :doctor for fixes", names.join(", ")));
-    }
     let style = if fail > 0 {
         t.error()
     } else if warn > 0 {
@@ -187,7 +190,18 @@ fn doctor_summary(app: &App) -> Vec<Span<'static>> {
     } else {
         t.ok()
     };
-    vec![Span::styled("  │  ", t.muted()), Span::styled(text, style)]
+    let mut items = vec![(
+        1,
+        vec![Span::styled("  │  ", t.muted()), Span::styled(text, style)],
+    )];
+    if !names.is_empty() {
+        items.push((
+            3,
+            vec![Span::styled(format!(" ({})", names.join(", ")), style)],
+        ));
+        items.push((2, vec![Span::styled(" — :doctor for fixes", style)]));
+    }
+    items
 }
 
 /// The header for narrow terminals: same facts, fewer words.
@@ -197,7 +211,7 @@ fn compact_header(app: &App) -> Vec<Span<'static>> {
         format!("smolvm {}", crate::core::version::CRATE_VERSION),
         t.accent(),
     )];
-    if let Some(s) = &app.slow {
+    if let Some(s) = &app.data.slow {
         let mark = |ok: bool| if ok { "✓" } else { "✗" };
         v.push(Span::raw(" "));
         v.push(Span::styled(
@@ -227,15 +241,6 @@ fn compact_header(app: &App) -> Vec<Span<'static>> {
     v
 }
 
-fn fmt_duration(secs: u64) -> String {
-    match secs {
-        0..=59 => format!("{secs}s"),
-        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
-        3600..=86_399 => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
-        _ => format!("{}d{:02}h", secs / 86_400, secs / 3600 % 24),
-    }
-}
-
 fn sort_title<K>(cols: &[Column<K>], col: usize, desc: bool) -> String {
     format!("sort {}{}", cols[col].title, if desc { "↓" } else { "↑" })
 }
@@ -258,7 +263,7 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
     }
     let blk = block(app, Pane::Vms, title);
     if view.is_empty() {
-        let msg = if app.vms.is_empty() {
+        let msg = if app.data.vms.is_empty() {
             format!(
                 "No VMs. Press {} to start a preset.",
                 app.keymap.hint(Scope::Vms, Action::Start)
@@ -289,22 +294,12 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
         .take(visible)
         .map(|(i, v)| {
             let marked = app.vm_list.marks.contains(&v.info.id);
-            let dash = || "-".to_string();
-            let all = [
-                Cell::from(format!("{}{}", if marked { "● " } else { "" }, v.info.id)),
-                Cell::from(Span::styled(
-                    v.info.shown_status(),
-                    t.status(&v.info.status, v.info.stale),
-                )),
-                Cell::from(v.info.backend.clone().unwrap_or_else(dash)),
-                Cell::from(v.info.preset.clone().unwrap_or_else(dash)),
-                Cell::from(v.info.ip.clone().unwrap_or_else(dash)),
-                Cell::from(v.info.ssh_port.map_or_else(dash, |p| p.to_string())),
-                Cell::from(v.info.pid.map_or_else(dash, |p| p.to_string())),
-                Cell::from(v.uptime_secs.map_or_else(dash, fmt_duration)),
-                Cell::from(v.cpu_pct.map_or_else(dash, |c| format!("{c:.1}"))),
-                Cell::from(v.rss_bytes.map_or_else(dash, format_size)),
+            let [id, status, rest @ ..] = v.cells();
+            let mut all: Vec<Cell> = vec![
+                Cell::from(format!("{}{id}", if marked { "● " } else { "" })),
+                Cell::from(Span::styled(status, t.status(&v.info.status, v.info.stale))),
             ];
+            all.extend(rest.into_iter().map(Cell::from));
             let mut row = Row::new(pick(all, &cols));
             if marked {
                 row = row.style(t.marked());
@@ -329,7 +324,7 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
 }
 
 /// The cells of the chosen columns, in order.
-fn pick<'a, const N: usize>(cells: [Cell<'a>; N], cols: &[usize]) -> Vec<Cell<'a>> {
+fn pick<'a>(cells: impl IntoIterator<Item = Cell<'a>>, cols: &[usize]) -> Vec<Cell<'a>> {
     cells
         .into_iter()
         .enumerate()
@@ -345,6 +340,9 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     if !app.image_list.filter.is_empty() {
         title.push_str(&format!(" /{}", app.image_list.filter));
     }
+    if !app.image_list.marks.is_empty() {
+        title.push_str(&format!(" · {} marked", app.image_list.marks.len()));
+    }
     if app.image_list.sort_col != 0 || app.image_list.sort_desc {
         title.push_str(&format!(
             " · {}",
@@ -357,9 +355,9 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     }
     let blk = block(app, Pane::Images, title);
     if view.is_empty() {
-        let msg = match &app.slow {
+        let msg = match &app.data.slow {
             None => "Loading image caches…".to_string(),
-            Some(_) if app.images.is_empty() => "No image caches.".to_string(),
+            Some(_) if app.data.images.is_empty() => "No image caches.".to_string(),
             Some(_) => "No images match the filter (Esc clears it).".to_string(),
         };
         f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
@@ -368,7 +366,14 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     // The IMAGE column is as wide as the longest name, within its range.
     let name_w = view
         .iter()
-        .map(|i| i.name.chars().count())
+        .map(|i| {
+            i.name.chars().count()
+                + if app.image_list.marks.is_empty() {
+                    0
+                } else {
+                    2
+                }
+        })
         .max()
         .unwrap_or(0);
     let w = IMAGE_COLUMNS.map(|c| match c.id {
@@ -384,11 +389,7 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
         .skip(offset)
         .take(visible)
         .map(|(i, im)| {
-            let state = if im.in_use_by.is_empty() {
-                im.state()
-            } else {
-                format!("{} · used by {}", im.state(), im.in_use_by.join(", "))
-            };
+            let state = im.shown_state();
             let style = if im.current {
                 t.ok()
             } else if im.kept.is_some() {
@@ -396,10 +397,14 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
             } else {
                 t.muted()
             };
+            let marked = app
+                .image_list
+                .marks
+                .contains(&im.path.display().to_string());
             let mut row = Row::new(pick(
                 [
                     Cell::from(im.version.clone()),
-                    Cell::from(im.name.clone()),
+                    Cell::from(format!("{}{}", if marked { "● " } else { "" }, im.name)),
                     Cell::from(im.arch.clone()),
                     Cell::from(im.vmm.clone()),
                     Cell::from(format_size(im.size_bytes)),
@@ -407,6 +412,9 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
                 ],
                 &cols,
             ));
+            if marked {
+                row = row.style(t.marked());
+            }
             if i == app.image_list.selected && app.focus == Pane::Images {
                 row = row.style(t.selected());
             }
@@ -437,6 +445,7 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
 fn logs(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
     let l = &app.logs;
+    let shown = app.log_lines();
     let src = match &l.source {
         LogSource::App => "smolvm".to_string(),
         LogSource::Vm(id) => id.clone(),
@@ -465,7 +474,7 @@ fn logs(f: &mut Frame, app: &App, r: Rect) {
     };
     let blk = block(app, Pane::Logs, title);
     let height = usize::from(r.height.saturating_sub(2));
-    if l.lines.is_empty() {
+    if shown.is_empty() {
         let msg = match &l.source {
             LogSource::App => "No messages yet.".to_string(),
             LogSource::Vm(_) => "No console output (yet).".to_string(),
@@ -474,15 +483,14 @@ fn logs(f: &mut Frame, app: &App, r: Rect) {
         return;
     }
     // Show the window ending at `scroll` when following, else starting at it.
-    let last = l.lines.len().saturating_sub(1);
+    let last = shown.len().saturating_sub(1);
     let start = if l.follow {
         last.saturating_sub(height.saturating_sub(1))
     } else {
         l.scroll.min(last)
     };
     let q = l.search.to_lowercase();
-    let lines: Vec<Line> = l
-        .lines
+    let lines: Vec<Line> = shown
         .iter()
         .enumerate()
         .skip(start)
@@ -548,8 +556,12 @@ fn bar(done: u64, total: u64, width: usize) -> String {
 
 fn tasks(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
-    let blk = block(app, Pane::Tasks, format!("Tasks ({})", app.tasks.len()));
-    if app.tasks.is_empty() {
+    let blk = block(
+        app,
+        Pane::Tasks,
+        format!("Tasks ({})", app.data.tasks.len()),
+    );
+    if app.data.tasks.is_empty() {
         let msg = format!(
             "No tasks yet: {} prune · {} cleanup · {} start",
             app.keymap.hint(Scope::Vms, Action::Prune),
@@ -561,7 +573,7 @@ fn tasks(f: &mut Frame, app: &App, r: Rect) {
     }
     let height = usize::from(r.height.saturating_sub(2));
     let mut lines: Vec<Line> = Vec::new();
-    for (i, task) in app.tasks.iter().enumerate().rev() {
+    for (i, task) in app.data.tasks.iter().enumerate().rev() {
         let (icon, style) = match task.state {
             TaskState::Running => (SPINNER[app.spinner % SPINNER.len()], t.accent()),
             TaskState::Done => ("✓", t.ok()),
@@ -610,7 +622,7 @@ fn tasks(f: &mut Frame, app: &App, r: Rect) {
 fn footer(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
     let scope = app.focus.scope();
-    let always = [Action::Help, Action::Quit];
+    let always = [Action::Help, Action::Quit, Action::ToggleMouse];
     let actions: &[Action] = match app.focus {
         Pane::Vms => &[
             Action::Start,
@@ -625,6 +637,10 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Palette,
         ],
         Pane::Images => &[
+            Action::Inspect,
+            Action::Pull,
+            Action::Delete,
+            Action::Mark,
             Action::Prune,
             Action::Filter,
             Action::SortNext,
@@ -646,18 +662,61 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Palette,
         ],
     };
-    let mut spans = Vec::new();
+    // In priority order: what does not fit is left out whole, from the end.
+    let mut items = Vec::new();
     for a in always.iter().chain(actions) {
         if app.readonly
             && matches!(
                 a,
-                Action::Start | Action::Stop | Action::Delete | Action::Prune | Action::Cleanup
+                Action::Start
+                    | Action::Stop
+                    | Action::Delete
+                    | Action::Prune
+                    | Action::Cleanup
+                    | Action::Pull
             )
         {
             continue;
         }
-        spans.push(Span::styled(app.keymap.hint(scope, *a), t.accent()));
-        spans.push(Span::styled(format!(" {}  ", a.describe()), t.muted()));
+        let gap = if items.is_empty() { "" } else { "  " };
+        let spans = vec![
+            Span::styled(format!("{gap}{}", app.keymap.hint(scope, *a)), t.accent()),
+            Span::styled(format!(" {}", a.describe()), t.muted()),
+        ];
+        items.push((items.len(), spans));
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), r);
+    f.render_widget(Paragraph::new(fit_line(items, r.width)), r);
+}
+
+/// A line of items, each `(priority, spans)` (0 first): while the line is wider than
+/// `width`, the least important item (the last one among equals) is left out whole, so
+/// nothing is cut mid-word; the rest keep their order.
+fn fit_line(items: Vec<(usize, Vec<Span<'static>>)>, width: u16) -> Line<'static> {
+    let widths: Vec<usize> = items
+        .iter()
+        .map(|(_, s)| s.iter().map(Span::width).sum())
+        .collect();
+    let mut keep = vec![true; items.len()];
+    let mut total: usize = widths.iter().sum();
+    while total > usize::from(width) {
+        let Some(drop) = (0..items.len())
+            .filter(|&i| keep[i])
+            .max_by_key(|&i| (items[i].0, i))
+        else {
+            break;
+        };
+        if keep.iter().filter(|k| **k).count() == 1 {
+            break; // the most important item shows, cut if it must
+        }
+        keep[drop] = false;
+        total -= widths[drop];
+    }
+    Line::from(
+        items
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .flat_map(|((_, s), _)| s)
+            .collect::<Vec<_>>(),
+    )
 }

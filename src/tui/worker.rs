@@ -108,7 +108,23 @@ impl Workers {
                     c.store(true, Ordering::Relaxed);
                 }
             }
-            Effect::Copy(_) => {} // the event loop owns the terminal
+            Effect::RunPull { task, names } => {
+                let cancel = self.cancel_flag(task);
+                tokio::task::spawn_blocking(move || run_pull(task, &tx, &env, cancel, names));
+            }
+            Effect::RunPullAll { task } => {
+                let cancel = self.cancel_flag(task);
+                tokio::task::spawn_blocking(move || run_pull_all(task, &tx, &env, cancel));
+            }
+            Effect::RunRemoveImages { task, names } => {
+                tokio::task::spawn_blocking(move || run_remove_images(task, &tx, &env, names));
+            }
+            Effect::Inspect { version, name } => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Msg::Inspect(inspect(&env, &version, &name)));
+                });
+            }
+            Effect::Copy(_) | Effect::Mouse(_) => {} // the event loop owns the terminal
         }
     }
 
@@ -490,6 +506,316 @@ async fn run_cleanup(
         summary.push_str(&format!(", {failures} failure(s)"));
     }
     finish(&tx, task, state, summary, t0);
+}
+
+/// What pulls need, as `smolvm image pull` sets it up: the current version's layout, the
+/// download settings, the manifest in force; refused when published images are off.
+fn pull_setup(
+    env: &Env,
+) -> Result<
+    (
+        Paths,
+        crate::core::images::Manifest,
+        crate::core::images::pull::PullOptions,
+    ),
+    String,
+> {
+    use crate::core::images::{pull, Layout, Manifest};
+    let paths = Paths::resolve(env, None);
+    let version = image_version(env).map_err(|e| e.message)?;
+    let http = pull::http_config(env).map_err(|e| e.message)?;
+    if !crate::core::images::published_enabled(env) {
+        return Err("published images are turned off (SMOLVM_USE_PUBLISHED=0)".into());
+    }
+    let manifest = Manifest::load(env).map_err(|e| e.message)?;
+    let opts = pull::PullOptions {
+        layout: Layout::new(&paths.images_root, &version),
+        http,
+        release: manifest.release.clone(),
+    };
+    Ok((paths, manifest, opts))
+}
+
+/// A pull's progress as the task's phase and bar (`image: download rootfs` …).
+fn pull_progress(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    name: &str,
+) -> Progress<crate::core::images::pull::PullEvent> {
+    use crate::core::images::pull::{Phase as PullPhase, PullEvent};
+    let (ptx, name) = (tx.clone(), name.to_string());
+    Progress::new(move |ev: PullEvent| match ev {
+        PullEvent::Progress {
+            artifact,
+            phase,
+            bytes,
+            total,
+        } => {
+            let what = match phase {
+                PullPhase::Download => "download",
+                PullPhase::Verify => "verify",
+                _ => "decompress",
+            };
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Phase(format!("{name}: {what} {}", artifact.as_str())),
+            );
+            if let Some(total) = total {
+                send(&ptx, task, TaskUpdate::Progress { done: bytes, total });
+            }
+        }
+        PullEvent::Waiting { artifact } => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!(
+                "{name}: waiting for the {} lock",
+                artifact.as_str()
+            )),
+        ),
+        PullEvent::Retry {
+            artifact,
+            attempt,
+            reason,
+        } => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!(
+                "{name}: retry {attempt} of {} ({reason})",
+                artifact.as_str()
+            )),
+        ),
+        PullEvent::Cached { .. } | PullEvent::Ready { .. } => {}
+    })
+}
+
+/// A finished pull as a task item.
+fn pulled_item(r: &crate::core::images::pull::PullReport) -> TaskItem {
+    let detail = if r.already_cached {
+        format!(
+            "already cached ({})",
+            crate::core::units::format_size(r.size_bytes)
+        )
+    } else {
+        format!(
+            "pulled {} ({} on disk)",
+            crate::core::units::format_size(r.downloaded_bytes),
+            crate::core::units::format_size(r.size_bytes)
+        )
+    };
+    item(r.name.clone(), true, detail)
+}
+
+/// Pull the current version of these images (`core::images::pull::pull`, as `smolvm image
+/// pull`), one after the other; each an item.
+fn run_pull(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    env: &Env,
+    cancel: Arc<AtomicBool>,
+    names: Vec<String>,
+) {
+    use crate::core::images::{no_published_image, parse_image_name, pull, Target};
+    let t0 = Instant::now();
+    let (_, manifest, opts) = match pull_setup(env) {
+        Ok(x) => x,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    let total = names.len() as u64;
+    let mut failed = 0;
+    for (n, name) in names.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            let summary = format!("{n} of {total} pulled");
+            return finish(tx, task, TaskState::Cancelled, summary, t0);
+        }
+        let result = match parse_image_name(name) {
+            None => Err(format!("'{name}' is not a published image name")),
+            Some((preset, arch, vmm, os)) => match manifest.lookup(&preset, arch, vmm, os) {
+                None => Err(no_published_image(&Target {
+                    preset,
+                    arch,
+                    vmm,
+                    os,
+                })
+                .message),
+                Some(img) => {
+                    pull::pull(&opts, img, &pull_progress(tx, task, name)).map_err(|e| failure(&e))
+                }
+            },
+        };
+        let it = match result {
+            Ok(r) => pulled_item(&r),
+            Err(e) => {
+                failed += 1;
+                item(name.clone(), false, e)
+            }
+        };
+        send(tx, task, TaskUpdate::Item(it));
+    }
+    let state = end_state(false, failed > 0);
+    let summary = format!("{} pulled, {failed} failed", total - failed);
+    finish(tx, task, state, summary, t0);
+}
+
+/// `image pull --all` (`core::images::pull::pull_all`): every image published for this
+/// host's platform; a failure does not stop the others.
+fn run_pull_all(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<AtomicBool>) {
+    use crate::core::images::{pull, Target};
+    let t0 = Instant::now();
+    let (_, manifest, opts) = match pull_setup(env) {
+        Ok(x) => x,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    let host = crate::core::host::Host::probe(env);
+    let target = match Target::resolve("all", None, None, None, &host) {
+        Ok(t) => t,
+        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
+    };
+    let report = pull::pull_all(
+        &opts,
+        &manifest,
+        &target,
+        None,
+        |name| pull_progress(tx, task, name).with_cancel(cancel.clone()),
+        |r| {
+            let it = match r {
+                Ok(r) => pulled_item(r),
+                Err(f) => item(f.name.clone(), false, failure(&f.error)),
+            };
+            send(tx, task, TaskUpdate::Item(it));
+        },
+    );
+    match report {
+        Ok(r) => {
+            let state = end_state(cancel.load(Ordering::Relaxed), !r.failed.is_empty());
+            let summary = format!("{} pulled, {} failed", r.pulled.len(), r.failed.len());
+            finish(tx, task, state, summary, t0);
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Remove cached images of the current version (`core::images::catalog::remove`, as
+/// `smolvm image rm`: an image in use — by a VM or held open by a live process — is kept).
+fn run_remove_images(task: u64, tx: &UnboundedSender<Msg>, env: &Env, names: Vec<String>) {
+    use crate::core::images::catalog;
+    let t0 = Instant::now();
+    let paths = Paths::resolve(env, None);
+    let version = match image_version(env) {
+        Ok(v) => v,
+        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
+    };
+    send(tx, task, TaskUpdate::Phase("removing".into()));
+    let r = match catalog::remove(
+        &paths.images_root,
+        &version,
+        &paths.existing_state_dbs(),
+        &names,
+    ) {
+        Ok(r) => r,
+        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
+    };
+    for w in &r.warnings {
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item("warning".into(), true, w.clone())),
+        );
+    }
+    let shown = |p: &Path| display_path(p, &paths.home);
+    for e in &r.removed {
+        let detail = format!(
+            "removed ({})",
+            crate::core::units::format_size(e.on_disk_bytes)
+        );
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item(shown(&e.path), true, detail)),
+        );
+    }
+    for (e, why) in &r.kept {
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item(shown(&e.path), false, format!("kept: {why}"))),
+        );
+    }
+    for (e, m) in &r.failed {
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item(shown(&e.path), false, m.clone())),
+        );
+    }
+    let freed: u64 = r.removed.iter().map(|e| e.on_disk_bytes).sum();
+    let problems = r.kept.len() + r.failed.len();
+    let mut summary = format!(
+        "{} removed, freed {}",
+        r.removed.len(),
+        crate::core::units::format_size(freed)
+    );
+    if !r.kept.is_empty() {
+        summary.push_str(&format!(", {} kept (in use)", r.kept.len()));
+    }
+    if !r.failed.is_empty() {
+        summary.push_str(&format!(", {} failed", r.failed.len()));
+    }
+    finish(tx, task, end_state(false, problems > 0), summary, t0);
+}
+
+/// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect`): the
+/// manifest's row for that image and what of it is on disk.
+fn inspect(env: &Env, version: &str, name: &str) -> Result<crate::tui::data::ImageInspect, String> {
+    use crate::core::images::{
+        catalog, no_published_image, parse_image_name, Layout, Manifest, Target,
+    };
+    let paths = Paths::resolve(env, None);
+    let (preset, arch, vmm, os) =
+        parse_image_name(name).ok_or_else(|| format!("'{name}' is not a published image name"))?;
+    let m = Manifest::load(env).map_err(|e| e.message)?;
+    let img = m.lookup(&preset, arch, vmm, os).ok_or_else(|| {
+        no_published_image(&Target {
+            preset: preset.clone(),
+            arch,
+            vmm,
+            os,
+        })
+        .message
+    })?;
+    let i = catalog::inspect(&Layout::new(&paths.images_root, version), img);
+    let h = &paths.home;
+    let mut fields = vec![
+        ("Name", i.name.clone()),
+        ("Platform", format!("{arch}/{vmm}/{os}")),
+        ("Version", version.to_string()),
+        ("Release", format!("{} ({})", m.release, m.source)),
+        ("Kernel URL", i.image.kernel_url.to_string()),
+        ("Kernel SHA-256", i.image.kernel_sha256.clone()),
+        ("Rootfs URL", i.image.rootfs_url.to_string()),
+        ("Rootfs SHA-256", i.image.rootfs_sha256.clone()),
+        ("Path", display_path(&i.image_dir, h)),
+        (
+            "Status",
+            if i.ready { "ready" } else { "not pulled" }.to_string(),
+        ),
+    ];
+    if let Some(s) = &i.sidecar {
+        fields.push(("Rootfs sidecar", s.clone()));
+    }
+    Ok(crate::tui::data::ImageInspect {
+        name: name.to_string(),
+        version: version.to_string(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        files: i
+            .files
+            .iter()
+            .map(|f| (display_path(&f.path, h), f.size_bytes, f.on_disk_bytes))
+            .collect(),
+    })
 }
 
 /// Open the start context (`core::start::Ctx`) for a task; a state database found corrupt

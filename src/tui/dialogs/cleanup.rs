@@ -10,6 +10,7 @@ use tui_textarea::TextArea;
 
 use super::{capped, centered, dialog, Outcome, Preview, Request, SPINNER};
 use crate::tui::app::{text_of, App};
+use crate::tui::data::Data;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupPreview {
@@ -22,18 +23,18 @@ pub struct CleanupPreview {
 pub struct CleanupDialog {
     pub prefix: TextArea<'static>,
     pub all: bool,
+    /// The dry run this dialog shows (its answer is data: `Data::cleanup_preview`).
     pub generation: u64,
-    pub preview: Preview<CleanupPreview>,
 }
 
 impl CleanupDialog {
-    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+    pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         if k.code == KeyCode::Esc || (k.code == KeyCode::Char('c') && ctrl) {
             return Outcome::Close;
         }
         if k.code == KeyCode::Enter {
-            return match &self.preview {
+            return match data.cleanup_preview(self.generation) {
                 Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
                     Outcome::Done(Request::Cleanup {
                         prefix: text_of(&self.prefix),
@@ -55,8 +56,7 @@ impl CleanupDialog {
         if after == before {
             return Outcome::Keep;
         }
-        // Live preview: a new dry run (the app numbers it).
-        self.preview = Preview::Loading;
+        // Live preview: a new dry run (the app numbers it, so the old answer no longer shows).
         Outcome::Also(Request::CleanupPreview {
             prefix: after.0,
             all: after.1,
@@ -67,7 +67,8 @@ impl CleanupDialog {
         let d = self;
         let t = &app.theme;
         let area = f.area();
-        let body = match &d.preview {
+        let preview = app.data.cleanup_preview(d.generation);
+        let body = match preview {
             Preview::Ready(p) => {
                 p.warnings.len()
                     + 1
@@ -113,7 +114,7 @@ impl CleanupDialog {
         );
         let mut lines: Vec<Line> = Vec::new();
         let room = usize::from(body_r.height).max(3);
-        match &d.preview {
+        match preview {
             Preview::Loading => lines.push(Line::from(vec![
                 Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
                 Span::raw(" computing targets (dry run)…"),
@@ -161,7 +162,7 @@ impl CleanupDialog {
             }
         }
         f.render_widget(Paragraph::new(lines), body_r);
-        let ready = matches!(&d.preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
+        let ready = matches!(preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
         f.render_widget(
             Paragraph::new(if ready {
                 Line::from(vec![

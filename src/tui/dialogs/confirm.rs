@@ -10,6 +10,7 @@ use ratatui::Frame;
 
 use super::{buttons, capped, centered, dialog, Answer, Outcome, Request};
 use crate::tui::app::App;
+use crate::tui::keymap::{Action, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmAction {
@@ -17,6 +18,9 @@ pub enum ConfirmAction {
     Delete(Vec<String>),
     /// Stop these VMs (`core::lifecycle::stop`).
     Stop(Vec<String>),
+    /// Remove these cached images of the current version (`core::images::catalog::remove`,
+    /// as `smolvm image rm`: one in use is kept).
+    RemoveImages(Vec<String>),
     /// Quit while tasks still run.
     Quit,
 }
@@ -36,13 +40,20 @@ impl ConfirmAction {
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let ids = match self {
             ConfirmAction::Quit => return render_quit(f, app),
-            ConfirmAction::Delete(ids) | ConfirmAction::Stop(ids) => ids,
+            ConfirmAction::Delete(ids)
+            | ConfirmAction::Stop(ids)
+            | ConfirmAction::RemoveImages(ids) => ids,
         };
         let action = self;
         let t = &app.theme;
         let area = f.area();
         let list_room = usize::from(area.height.saturating_sub(12)).max(3);
+        let pull_again = format!(
+            "Removes each image directory from the cache; an image a VM uses or a live process holds open is kept. `{}` pulls it again.",
+            app.keymap.hint(Scope::Images, Action::Pull)
+        );
         let (title, verb, what) = match action {
+            ConfirmAction::RemoveImages(_) => ("Remove images", "remove", pull_again.as_str()),
             ConfirmAction::Delete(_) => (
                 "Delete VMs",
                 "delete",
@@ -50,8 +61,12 @@ impl ConfirmAction {
             ),
             _ => ("Stop VMs", "stop", "Shuts each VM down (graceful first, then signals)."),
         };
+        let noun = match action {
+            ConfirmAction::RemoveImages(_) => "cached image(s)",
+            _ => "VM(s)",
+        };
         let mut lines = vec![Line::raw(format!(
-            "{} {} VM(s):",
+            "{} {} {noun}:",
             capitalize(verb),
             ids.len()
         ))];

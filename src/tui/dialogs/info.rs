@@ -1,21 +1,116 @@
-//! `?` (the keys of the focused pane) and `:doctor` (every check with its fix): read-only
-//! dialogs any key closes.
+//! `?` (the keys of the focused pane), `:doctor` (every check with its fix) and `i` in
+//! Images (`image inspect` of the selected image): read-only
+//! dialogs as tall as their wrapped lines (at most the screen), scrolled with `j`/`k`,
+//! `PgUp`/`PgDn`, `g`/`G`; any other key closes them.
 
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{centered, dialog};
+use super::{centered, dialog, Outcome};
 use crate::tui::app::App;
 
-pub(super) fn render_help(f: &mut Frame, app: &App) {
-    let t = &app.theme;
+/// Which read-only dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Info {
+    Help,
+    Doctor,
+    Inspect,
+}
+
+impl Info {
+    fn title(self) -> &'static str {
+        match self {
+            Info::Help => "Help",
+            Info::Doctor => "smolvm doctor",
+            Info::Inspect => "Inspect image",
+        }
+    }
+}
+
+/// Where a read-only dialog is scrolled to, and how far it can go (fitted to the screen
+/// after every input: [`super::Dialog::fit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scroll {
+    pub offset: usize,
+    page: usize,
+    max: usize,
+}
+
+pub(super) fn handle_key(s: &mut Scroll, k: &KeyEvent) -> Outcome {
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    let page = s.page.max(1);
+    s.offset = match k.code {
+        KeyCode::Down | KeyCode::Char('j') => s.offset + 1,
+        KeyCode::Up | KeyCode::Char('k') => s.offset.saturating_sub(1),
+        KeyCode::PageDown => s.offset + page,
+        KeyCode::Char('d') if ctrl => s.offset + page,
+        KeyCode::PageUp => s.offset.saturating_sub(page),
+        KeyCode::Char('u') if ctrl => s.offset.saturating_sub(page),
+        KeyCode::Home | KeyCode::Char('g') => 0,
+        KeyCode::End | KeyCode::Char('G') => s.max,
+        _ => return Outcome::Close,
+    }
+    .min(s.max);
+    Outcome::Keep
+}
+
+/// The dialog's rectangle, its paragraph and its wrapped height.
+fn layout(app: &App, area: Rect, which: Info) -> (Rect, Paragraph<'static>, usize) {
+    let wide = area.width.saturating_sub(4).min(130);
+    let (lines, w) = match which {
+        Info::Help => (help_lines(app), 72),
+        Info::Doctor => (doctor_lines(app), wide),
+        Info::Inspect => (inspect_lines(app), wide),
+    };
+    let title = which.title();
+    let w = w.min(area.width);
+    let p = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let total = p.line_count(w.saturating_sub(2));
+    let h = (total + 2).min(usize::from(area.height.saturating_sub(2)).max(3)) as u16;
+    (centered(area, w, h), p.block(dialog(app, title)), total)
+}
+
+/// Fit the scroll to the dialog as it would be drawn now.
+pub(super) fn fit(s: &mut Scroll, app: &App, which: Info) {
+    let area = Rect::new(0, 0, app.size.0, app.size.1);
+    let (r, _, total) = layout(app, area, which);
+    s.page = usize::from(r.height.saturating_sub(2));
+    s.max = total.saturating_sub(s.page);
+    s.offset = s.offset.min(s.max);
+}
+
+pub(super) fn render(f: &mut Frame, app: &App, s: &Scroll, which: Info) {
     let area = f.area();
-    let r = centered(area, 72, area.height.saturating_sub(2));
+    let (r, mut p, total) = layout(app, area, which);
+    let page = usize::from(r.height.saturating_sub(2));
+    let offset = s.offset.min(total.saturating_sub(page));
+    if total > page {
+        let title = Line::styled(
+            format!(
+                " j/k PgUp/PgDn · {}–{} of {} ",
+                offset + 1,
+                offset + page,
+                total
+            ),
+            app.theme.muted(),
+        );
+        let blk = dialog(app, which.title()).title_bottom(title.right_aligned());
+        p = p.block(blk);
+    }
+    f.render_widget(Clear, r);
+    f.render_widget(p.scroll((offset as u16, 0)), r);
+}
+
+fn help_lines(app: &App) -> Vec<Line<'static>> {
+    let t = &app.theme;
     let mut lines = vec![Line::styled(
         format!(
-            "Keys in {} (remap in ~/.config/smolvm/keymap.toml)",
-            app.focus.title()
+            "Keys in {} (remap in {})",
+            app.focus.title(),
+            app.keymap_file
         ),
         t.muted(),
     )];
@@ -33,16 +128,57 @@ pub(super) fn render_help(f: &mut Frame, app: &App) {
             ]));
         }
     }
-    f.render_widget(Clear, r);
-    f.render_widget(Paragraph::new(lines).block(dialog(app, "Help")), r);
+    lines
 }
 
-pub(super) fn render_doctor(f: &mut Frame, app: &App) {
+fn inspect_lines(app: &App) -> Vec<Line<'static>> {
+    use crate::core::units::format_size;
+    use crate::tui::dialogs::Preview;
     let t = &app.theme;
-    let area = f.area();
+    let i = match &app.data.inspect {
+        Preview::Loading => {
+            return vec![Line::styled(
+                "reading the manifest and the cache…",
+                t.muted(),
+            )]
+        }
+        Preview::Failed(e) => return vec![Line::styled(format!("Error: {e}"), t.error())],
+        Preview::Ready(i) => i,
+    };
+    let field = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{:<16}", format!("{k}:")), t.accent()),
+            Span::raw(v),
+        ])
+    };
+    let mut lines: Vec<Line> = i.fields.iter().map(|(k, v)| field(k, v.clone())).collect();
+    // What the Images pane knows of the row: its state and the VMs using it.
+    if let Some(row) = app
+        .data
+        .images
+        .iter()
+        .find(|r| r.name == i.name && r.version == i.version)
+    {
+        lines.push(field("Cache", row.shown_state()));
+    }
+    if !i.files.is_empty() {
+        lines.push(Line::styled("Files:", t.accent()));
+        for (path, size, on_disk) in &i.files {
+            lines.push(Line::raw(format!(
+                "  {path}  {} ({} on disk)",
+                format_size(*size),
+                format_size(*on_disk)
+            )));
+        }
+    }
+    lines
+}
+
+fn doctor_lines(app: &App) -> Vec<Line<'static>> {
+    let t = &app.theme;
     use crate::core::doctor::Status;
     let mut lines = Vec::new();
-    match app.slow.as_ref().map(|s| &s.doctor) {
+    match app.data.slow.as_ref().map(|s| &s.doctor) {
         Some(checks) if !checks.is_empty() => {
             for c in checks {
                 let style = match c.status {
@@ -68,13 +204,5 @@ pub(super) fn render_doctor(f: &mut Frame, app: &App) {
             t.muted(),
         )),
     }
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let r = centered(area, area.width.saturating_sub(4).min(130), h);
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(dialog(app, "smolvm doctor")),
-        r,
-    );
+    lines
 }

@@ -23,10 +23,13 @@ use tui_textarea::TextArea;
 
 pub use cleanup::{CleanupDialog, CleanupPreview};
 pub use confirm::ConfirmAction;
+pub use info::Scroll;
+pub use prompt::Palette;
 pub use prune::PrunePreview;
 pub use start::{field_errors, Field, StartForm, StartImage, StartSpec};
 
 use super::app::App;
+use super::data::Data;
 
 /// A preview computed by a dry run, shown in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,18 +40,22 @@ pub enum Preview<T> {
 }
 
 pub enum Dialog {
-    Help,
-    /// The command line and the error of the last command run from it.
-    Palette(TextArea<'static>, Option<String>),
+    /// The keys of the focused pane.
+    Help(Scroll),
+    /// The command line.
+    Palette(Box<Palette>),
     Filter(TextArea<'static>),
     Search(TextArea<'static>),
-    Prune(Preview<PrunePreview>),
+    /// The prune dry run (its answer is data: `Data::prune_preview`).
+    Prune,
     Cleanup(Box<CleanupDialog>),
     /// A destructive action waiting for `y`/`Enter` (`n`/`Esc`/Ctrl-C cancels).
     Confirm(ConfirmAction),
     Start(Box<StartForm>),
     /// `:doctor`: every check with its fix.
-    Doctor,
+    Doctor(Scroll),
+    /// `i` in Images: `image inspect` of an image (its answer is data: `Data::inspect`).
+    Inspect(Scroll),
 }
 
 /// What a key did to a dialog.
@@ -118,38 +125,50 @@ impl Answer {
 }
 
 impl Dialog {
-    pub fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+    /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
+    pub fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
         match self {
-            Dialog::Help | Dialog::Doctor => Outcome::Close, // any key closes them
+            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => info::handle_key(s, &k),
             Dialog::Confirm(action) => action.handle_key(&k),
-            Dialog::Prune(preview) => prune::handle_key(preview, &k),
-            Dialog::Cleanup(d) => d.handle_key(k),
+            Dialog::Prune => prune::handle_key(&data.prune_preview, &k),
+            Dialog::Cleanup(d) => d.handle_key(k, data),
             Dialog::Filter(t) => prompt::filter_key(t, k),
             Dialog::Search(t) => prompt::search_key(t, k),
-            Dialog::Palette(t, err) => prompt::palette_key(t, err, k),
+            Dialog::Palette(p) => p.handle_key(k, data),
             Dialog::Start(form) => form.handle_key(k),
         }
     }
 
     pub fn render(&self, f: &mut Frame, app: &App) {
         match self {
-            Dialog::Help => info::render_help(f, app),
-            Dialog::Doctor => info::render_doctor(f, app),
+            Dialog::Help(s) => info::render(f, app, s, info::Info::Help),
+            Dialog::Doctor(s) => info::render(f, app, s, info::Info::Doctor),
+            Dialog::Inspect(s) => info::render(f, app, s, info::Info::Inspect),
             Dialog::Confirm(action) => action.render(f, app),
-            Dialog::Palette(input, _) | Dialog::Filter(input) | Dialog::Search(input) => {
-                prompt::render(f, app, self, input)
-            }
-            Dialog::Prune(p) => prune::render(f, app, p),
+            Dialog::Palette(p) => prompt::render(f, app, self, &p.input),
+            Dialog::Filter(input) | Dialog::Search(input) => prompt::render(f, app, self, input),
+            Dialog::Prune => prune::render(f, app, &app.data.prune_preview),
             Dialog::Cleanup(d) => d.render(f, app),
             Dialog::Start(form) => form.render(f, app),
         }
     }
 
-    /// A spinner turns in it (a dry run is computing).
-    pub fn animating(&self) -> bool {
+    /// Fit what depends on the screen (a scroll's reach) to the app as it is now; the app
+    /// calls this after every input.
+    pub fn fit(&mut self, app: &App) {
         match self {
-            Dialog::Prune(p) => *p == Preview::Loading,
-            Dialog::Cleanup(d) => d.preview == Preview::Loading,
+            Dialog::Help(s) => info::fit(s, app, info::Info::Help),
+            Dialog::Doctor(s) => info::fit(s, app, info::Info::Doctor),
+            Dialog::Inspect(s) => info::fit(s, app, info::Info::Inspect),
+            _ => {}
+        }
+    }
+
+    /// A spinner turns in it (a dry run is computing).
+    pub fn animating(&self, data: &Data) -> bool {
+        match self {
+            Dialog::Prune => data.prune_preview == Preview::Loading,
+            Dialog::Cleanup(d) => *data.cleanup_preview(d.generation) == Preview::Loading,
             _ => false,
         }
     }

@@ -9,23 +9,161 @@ use ratatui::Frame;
 use tui_textarea::TextArea;
 
 use super::{centered, dialog, Dialog, Outcome, Request};
-use crate::tui::app::{text_of, App};
+use crate::tui::app::{line_input, text_of, App};
+use crate::tui::data::Data;
 
-/// Keys of the palette: Enter runs the line (an error keeps it open, shown under it).
-pub(super) fn palette_key(
-    t: &mut TextArea<'static>,
-    err: &mut Option<String>,
-    k: KeyEvent,
-) -> Outcome {
-    match k.code {
-        KeyCode::Esc => Outcome::Close,
-        KeyCode::Enter => Outcome::Also(Request::Palette(text_of(t))),
-        _ => {
-            t.input(k);
-            *err = None;
-            Outcome::Keep
+/// The command palette: a line, the error of the last line run from it, Tab completion
+/// and the lines run before (Up/Down; the app keeps them across openings).
+pub struct Palette {
+    pub input: TextArea<'static>,
+    pub error: Option<String>,
+    /// What Tab found when it could not choose.
+    pub candidates: Vec<String>,
+    history: Vec<String>,
+    /// Where Up/Down is in the history (`None`: the line being typed).
+    pos: Option<usize>,
+    draft: String,
+}
+
+/// The palette's commands, and whether they take an argument.
+const COMMANDS: [(&str, bool); 13] = [
+    ("prune", false),
+    ("cleanup", true),
+    ("start", true),
+    ("logs", true),
+    ("filter", true),
+    ("pull", true),
+    ("doctor", false),
+    ("refresh", false),
+    ("help", false),
+    ("quit", false),
+    ("vms", false),
+    ("images", false),
+    ("tasks", false),
+];
+
+impl Palette {
+    pub fn new(history: Vec<String>) -> Palette {
+        Palette {
+            input: line_input(""),
+            error: None,
+            candidates: Vec::new(),
+            history,
+            pos: None,
+            draft: String::new(),
         }
     }
+
+    pub fn text(&self) -> String {
+        text_of(&self.input)
+    }
+
+    /// The lines run before (oldest first).
+    pub fn set_history(&mut self, history: Vec<String>) {
+        self.history = history;
+        self.pos = None;
+    }
+
+    pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
+        match k.code {
+            KeyCode::Esc => return Outcome::Close,
+            KeyCode::Enter => return Outcome::Also(Request::Palette(self.text())),
+            KeyCode::Tab => self.complete(data),
+            KeyCode::Up => self.recall(true),
+            KeyCode::Down => self.recall(false),
+            _ => {
+                self.input.input(k);
+                self.error = None;
+                self.candidates.clear();
+                self.pos = None;
+            }
+        }
+        Outcome::Keep
+    }
+
+    fn recall(&mut self, older: bool) {
+        let n = self.history.len();
+        let next = match (self.pos, older) {
+            (None, true) if n > 0 => Some(n - 1),
+            (None, _) => return,
+            (Some(0), true) => Some(0),
+            (Some(i), true) => Some(i - 1),
+            (Some(i), false) if i + 1 < n => Some(i + 1),
+            (Some(_), false) => None,
+        };
+        if self.pos.is_none() {
+            self.draft = self.text();
+        }
+        self.pos = next;
+        let line = next.map_or_else(|| self.draft.clone(), |i| self.history[i].clone());
+        self.input = line_input(&line);
+        self.error = None;
+        self.candidates.clear();
+    }
+
+    /// Complete the command word, a preset after `start`, a VM id after `logs`, `--all`
+    /// after `cleanup`: one candidate is filled in, several fill in what they share and
+    /// are listed under the line.
+    fn complete(&mut self, data: &Data) {
+        let line = self.text();
+        let (done, word, options): (String, &str, Vec<String>) = match line.split_once(' ') {
+            None => (
+                String::new(),
+                line.trim_start_matches(':'),
+                COMMANDS.iter().map(|(c, _)| c.to_string()).collect(),
+            ),
+            Some((cmd, arg)) if !arg.contains(' ') => {
+                let options = match cmd.trim_start_matches(':') {
+                    "start" => crate::core::presets::PRESETS
+                        .iter()
+                        .map(|p| p.name.to_string())
+                        .collect(),
+                    "logs" => data.vms.iter().map(|v| v.info.id.clone()).collect(),
+                    "cleanup" | "pull" => vec!["--all".to_string()],
+                    _ => Vec::new(),
+                };
+                (format!("{cmd} "), arg, options)
+            }
+            Some(_) => return,
+        };
+        let found: Vec<String> = options
+            .into_iter()
+            .filter(|o| o.starts_with(word))
+            .collect();
+        let filled = match found.as_slice() {
+            [] => {
+                self.candidates.clear();
+                self.error = Some(format!("nothing completes '{word}'"));
+                return;
+            }
+            [one] => {
+                let arg = done.is_empty() && COMMANDS.iter().any(|(c, a)| c == one && *a);
+                self.candidates.clear();
+                format!("{one}{}", if arg { " " } else { "" })
+            }
+            many => {
+                self.candidates = many.to_vec();
+                common_prefix(many)
+            }
+        };
+        self.input = line_input(&format!("{done}{filled}"));
+        self.error = None;
+    }
+}
+
+fn common_prefix(words: &[String]) -> String {
+    let first = &words[0];
+    let mut n = first.len();
+    for w in &words[1..] {
+        n = n.min(
+            first
+                .char_indices()
+                .zip(w.chars())
+                .find(|((_, a), b)| a != b)
+                .map_or(n.min(w.len()), |((i, _), _)| i),
+        );
+    }
+    first[..n].to_string()
 }
 
 /// Keys of the filter: every change filters at once; Enter keeps it, Esc closes.
@@ -62,14 +200,18 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
     let t = &app.theme;
     let area = f.area();
     let err = match m {
-        Dialog::Palette(_, e) => e.as_ref(),
+        Dialog::Palette(p) => p.error.as_ref(),
         _ => None,
     };
     let (title, hint) = match m {
-            Dialog::Palette(..) => (
+            Dialog::Palette(p) => (
                 "Command",
                 err.cloned().unwrap_or_else(|| {
-                    "prune · cleanup [prefix|--all] · start <preset> · logs <vm> · filter <text> · doctor · refresh · help · quit".into()
+                    if p.candidates.is_empty() {
+                        "Tab complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · logs <vm> · filter <text> · doctor · refresh · help · quit".into()
+                    } else {
+                        p.candidates.join(" · ")
+                    }
                 }),
             ),
             Dialog::Filter(_) => (
