@@ -65,6 +65,8 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
         Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
         Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, &env),
+        Some(Command::Image(ImageCommand::Save(a))) => image::save("image.save", &a, &env),
+        Some(Command::Image(ImageCommand::Load(a))) => image::load("image.load", &a, &env),
         Some(Command::Doctor(a)) => doctor::run(&a, &env),
         Some(Command::Tui(a)) => {
             return Outcome::Dashboard {
