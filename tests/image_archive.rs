@@ -548,6 +548,23 @@ fn a_pulled_image_round_trips_and_boots_offline_from_the_cache() {
     let v = json_exit(&cmd(&ls), 0);
     assert_eq!(v["data"]["images"][0]["ready"], true);
 
+    // A tampered rootfs in a published archive: nothing left, not even the version
+    // directory the load locked.
+    std::fs::remove_dir_all(h.images()).unwrap();
+    std::fs::create_dir_all(h.images()).unwrap();
+    let mut e = read_entries(&file);
+    assert_eq!(e[4].header.path().unwrap().to_str(), Some("rootfs.ext4"));
+    e[4].data[5000] ^= 1;
+    let bad = h.tmp.path().join("bad.tar.zst");
+    write_entries(&bad, &e);
+    let v = json_exit(
+        &cmd(&["image", "load", "-i", bad.to_str().unwrap(), "--json"]),
+        1,
+    );
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("SHA-256 mismatch for rootfs.ext4"), "{msg}");
+    assert_eq!(names(&h.images()), Vec::<String>::new());
+
     // An archive of another image version is refused, naming both.
     let out = h
         .smolvm()

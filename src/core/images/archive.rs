@@ -785,6 +785,57 @@ pub fn load(
                 &Progress::none(),
             )?),
         };
+    let r = unpack(Unpack {
+        input,
+        m: &m,
+        entries: &mut entries,
+        parent: &parent,
+        dir: &dir,
+        kernel_path: &kernel_path,
+        owned: &owned,
+        may_replace: &may_replace,
+        progress,
+    });
+    // A failed load leaves no directory of its own (the version directory it locked,
+    // holding nothing but that lock), as a failed pull does.
+    if r.is_err() && m.kind == Kind::Published {
+        let _ = crate::sys::fs::remove_lock_only_dir(&parent);
+    }
+    r
+}
+
+/// What [`unpack`] works on (under the lock).
+struct Unpack<'a, 'e, R: Read> {
+    input: &'a Path,
+    m: &'a ArchiveManifest,
+    entries: &'a mut tar::Entries<'e, R>,
+    parent: &'a Path,
+    dir: &'a Path,
+    kernel_path: &'a Path,
+    owned: &'a dyn Fn(&Path) -> Result<()>,
+    may_replace: &'a dyn Fn(&Path) -> Result<bool>,
+    progress: &'a Progress<ArchiveEvent>,
+}
+
+/// Under the lock: the final checks, the staging directory, every file unpacked and
+/// verified, the published kernel, the swap.
+fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
+    let Unpack {
+        input,
+        m,
+        entries,
+        parent,
+        dir,
+        kernel_path,
+        owned,
+        may_replace,
+        progress,
+    } = u;
+    let (parent, dir, kernel_path) = (
+        parent.to_path_buf(),
+        dir.to_path_buf(),
+        kernel_path.to_path_buf(),
+    );
     let replaced = may_replace(&dir)?;
     let prefix = sweep_staging(&parent, &m.name);
     let staging_path = open::create_unique_dir(&parent, &prefix, 0o755)
@@ -886,7 +937,7 @@ pub fn load(
     open::sync_dir(&staging_path).map_err(|e| io_err("cannot sync", &staging_path, &e))?;
 
     // Swap in; the guard removes the old image from the staging name.
-    if !swap_in(&staging_path, &dir, owned)? {
+    if !swap_in(&staging_path, &dir, |p: &Path| owned(p))? {
         staging.name = None;
     }
     drop(staging);
@@ -898,7 +949,7 @@ pub fn load(
         rootfs_path: dir.join(ROOTFS),
         image_dir: dir,
         kernel_path,
-        files: m.files,
+        files: m.files.clone(),
         replaced,
     })
 }
