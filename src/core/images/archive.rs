@@ -543,7 +543,7 @@ fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Check the manifest against what this smolvm accepts; returns the parsed image name.
+/// Check the manifest against what this smolvm accepts (format, name, kind, file list).
 fn validate_manifest(input: &Path, m: &ArchiveManifest, current_version: &str) -> Result<()> {
     if m.format != FORMAT {
         return Err(bad(input, format!("unknown format {:?}", m.format)));
