@@ -220,6 +220,44 @@ pub enum ImageCommand {
     Inspect(ImageInspectArgs),
     /// Build a custom image (Alpine or Debian with SSH access), cached by name.
     Build(Box<ImageBuildArgs>),
+    /// Write a cached image (built, or pulled by cache name) to one .tar.zst file.
+    Save(ImageSaveArgs),
+    /// Put an image saved with `image save` back into the cache.
+    Load(ImageLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageSaveArgs {
+    /// A built image's name, or a pulled image's cache name (codex-amd64-qemu).
+    pub name: String,
+    /// The archive to write (.tar.zst).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace FILE if it is an existing regular file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "PATH")]
+    pub image_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageLoadArgs {
+    /// The archive to read (written by `smolvm image save`).
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Replace an image of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
+    #[arg(long, value_name = "PATH")]
+    pub image_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

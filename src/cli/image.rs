@@ -1,4 +1,4 @@
-//! `smolvm image pull|ls|rm|inspect` and `smolvm images`: thin faces over
+//! `smolvm image pull|ls|rm|inspect|build|save|load` and `smolvm images`: thin faces over
 //! [`core::images`](crate::core::images).
 
 use std::io::IsTerminal;
@@ -780,5 +780,118 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             0
         }
         Err(e) => output::fail(command, args.json, &e),
+    }
+}
+
+/// A byte bar per file on stderr when it is a terminal (and not `--json`); nothing else.
+fn archive_progress(
+    json: bool,
+) -> (
+    Progress<crate::core::images::archive::ArchiveEvent>,
+    Option<indicatif::ProgressBar>,
+) {
+    use crate::core::images::archive::ArchiveEvent;
+    if json || !std::io::stderr().is_terminal() {
+        return (Progress::none(), None);
+    }
+    let bar = Bars::new(true).bar;
+    let b = bar.clone();
+    let last: Mutex<(String, &'static str)> = Mutex::new((String::new(), ""));
+    let p = Progress::new(move |e: ArchiveEvent| {
+        let Some(b) = &b else { return };
+        if let Ok(mut l) = last.lock() {
+            if l.0 != e.file || l.1 != e.phase.as_str() {
+                *l = (e.file.clone(), e.phase.as_str());
+                b.set_message(format!("{} {}", e.file, e.phase.as_str()));
+                b.reset();
+                b.set_length(e.total);
+            }
+        }
+        b.set_position(e.bytes);
+    });
+    (p, bar)
+}
+
+/// `smolvm image save -o FILE NAME`: a thin face over
+/// [`archive::save`](crate::core::images::archive::save).
+/// Exit codes: 0 written, 1 no such image / FILE exists (without `--force`) / I/O, 2 usage.
+pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 {
+    use crate::core::images::archive::{self, SaveOptions};
+    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let opts = SaveOptions {
+        name: args.name.clone(),
+        output: std::path::absolute(&args.output).unwrap_or_else(|_| args.output.clone()),
+        force: args.force,
+    };
+    let (progress, bar) = archive_progress(args.json);
+    let r = archive::save(&paths, &version, &opts, &progress);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match r {
+        Err(e) => output::fail(command, args.json, &e),
+        Ok(r) => {
+            if args.json {
+                output::print_json(command, 0, Some(&r), None);
+            } else {
+                line(format!(
+                    "Saved {} image {} to {} ({})",
+                    r.kind.as_str(),
+                    r.name,
+                    display_path(&r.output, &paths.home),
+                    format_size(r.archive_bytes)
+                ));
+            }
+            0
+        }
+    }
+}
+
+/// `smolvm image load -i FILE`: a thin face over
+/// [`archive::load`](crate::core::images::archive::load).
+/// Exit codes: 0 loaded, 1 a bad archive / the image exists (without `--force`) / I/O,
+/// 2 usage.
+pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 {
+    use crate::core::images::archive::{self, LoadOptions};
+    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return output::fail(command, args.json, &e),
+    };
+    let opts = LoadOptions {
+        input: args.input.clone(),
+        force: args.force,
+    };
+    let (progress, bar) = archive_progress(args.json);
+    let r = archive::load(&paths, &version, || Manifest::load(env), &opts, &progress);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match r {
+        Err(e) => output::fail(command, args.json, &e),
+        Ok(r) => {
+            if args.json {
+                output::print_json(command, 0, Some(&r), None);
+            } else {
+                line(format!(
+                    "Loaded {} image {}{} into {}",
+                    r.kind.as_str(),
+                    r.name,
+                    if r.replaced { " (replaced)" } else { "" },
+                    display_path(&r.image_dir, &paths.home)
+                ));
+                line(format!(
+                    "  kernel: {}",
+                    display_path(&r.kernel_path, &paths.home)
+                ));
+                line(format!(
+                    "  rootfs: {}",
+                    display_path(&r.rootfs_path, &paths.home)
+                ));
+            }
+            0
+        }
     }
 }

@@ -147,6 +147,8 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
         Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
         Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, &env),
+        Some(Command::Image(ImageCommand::Save(a))) => image::save("image.save", &a, &env),
+        Some(Command::Image(ImageCommand::Load(a))) => image::load("image.load", &a, &env),
         Some(Command::Doctor(a)) => doctor::run(&a, &env),
         Some(Command::Tui(_)) => return Outcome::Dashboard { readonly },
         Some(Command::Sandbox(c)) => start::sandbox(c, &env),
@@ -176,6 +178,8 @@ fn mutation(cmd: &Command) -> Option<Action> {
         Command::Image(ImageCommand::Pull(_)) => Action::ImagePull,
         Command::Image(ImageCommand::Build(_)) => Action::ImageBuild,
         Command::Image(ImageCommand::Rm(a)) if !a.dry_run => Action::ImageRemove,
+        Command::Image(ImageCommand::Save(_)) => Action::ImageSave,
+        Command::Image(ImageCommand::Load(_)) => Action::ImageLoad,
         Command::Sandbox(c) => match c {
             SandboxCommand::Create(_) => Action::Create,
             SandboxCommand::Start(_) => Action::Start,

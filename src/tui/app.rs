@@ -7,6 +7,7 @@
 //! [`App::data`] is what workers reported ([`Data`]: a message changes only it); the rest
 //! of [`App`] is view state: focus, selection, marks, filters, scroll, the open dialog.
 
+use crate::core::readonly::Action as Mutation;
 use std::collections::BTreeSet;
 
 use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
@@ -481,7 +482,7 @@ impl App {
             return Vec::new();
         }
         let rows: Vec<ImageRow> = self.image_targets().into_iter().cloned().collect();
-        if rows.is_empty() || self.refuse_readonly("pull") {
+        if rows.is_empty() || self.refuse_readonly(Mutation::ImagePull) {
             return Vec::new();
         }
         let names = self.image_names(&rows);
@@ -498,7 +499,7 @@ impl App {
     /// the typed confirmation; older versions are prune's.
     fn remove_images(&mut self) {
         let rows: Vec<ImageRow> = self.image_targets().into_iter().cloned().collect();
-        if rows.is_empty() || self.refuse_readonly("remove") {
+        if rows.is_empty() || self.refuse_readonly(Mutation::ImageRemove) {
             return;
         }
         let old: Vec<String> = rows
@@ -677,9 +678,10 @@ impl App {
         }
     }
 
-    fn refuse_readonly(&mut self, what: &str) -> bool {
+    /// Read-only mode: the actions are the CLI's list (`core::readonly::Action`).
+    fn refuse_readonly(&mut self, what: Mutation) -> bool {
         if self.readonly {
-            self.status = Some(format!("read-only mode: {what} is disabled"));
+            self.status = Some(format!("read-only mode: refusing to {}", what.describe()));
         }
         self.readonly
     }
@@ -720,7 +722,7 @@ impl App {
                 return vec![Effect::Mouse(self.mouse)];
             }
             Action::Prune => {
-                if !self.refuse_readonly("prune") {
+                if !self.refuse_readonly(Mutation::Prune) {
                     // The answer to an earlier dry run is void.
                     self.data.prune_preview = Preview::Loading;
                     self.dialog = Some(Dialog::Prune);
@@ -728,7 +730,7 @@ impl App {
                 }
             }
             Action::Cleanup => {
-                if !self.refuse_readonly("cleanup") {
+                if !self.refuse_readonly(Mutation::Cleanup) {
                     return self.open_cleanup("vm-", false);
                 }
             }
@@ -793,7 +795,7 @@ impl App {
             }
             Action::ClearMarks => self.vm_list.marks.clear(),
             Action::Start => {
-                if !self.refuse_readonly("start") {
+                if !self.refuse_readonly(Mutation::Create) {
                     let built = self
                         .data
                         .slow
@@ -805,7 +807,7 @@ impl App {
             }
             Action::Stop => {
                 let ids = self.vm_targets();
-                if !ids.is_empty() && !self.refuse_readonly("stop") {
+                if !ids.is_empty() && !self.refuse_readonly(Mutation::Stop) {
                     self.dialog = Some(Dialog::Confirm(ConfirmAction::Stop(ids)));
                 }
             }
@@ -814,7 +816,7 @@ impl App {
             Action::Delete if pane == Pane::Images => self.remove_images(),
             Action::Delete => {
                 let ids = self.vm_targets();
-                if !ids.is_empty() && !self.refuse_readonly("delete") {
+                if !ids.is_empty() && !self.refuse_readonly(Mutation::Delete) {
                     self.dialog = Some(Dialog::Confirm(ConfirmAction::Delete(ids)));
                 }
             }
@@ -1106,7 +1108,7 @@ impl App {
             ("prune", []) => self.act(Action::Prune),
             ("cleanup", []) => self.act(Action::Cleanup),
             ("cleanup", [arg]) => {
-                if self.refuse_readonly("cleanup") {
+                if self.refuse_readonly(Mutation::Cleanup) {
                     Vec::new()
                 } else if *arg == "--all" {
                     self.open_cleanup("vm-", true)
@@ -1138,7 +1140,7 @@ impl App {
                 Vec::new()
             }
             ("pull", ["--all"]) => {
-                if self.refuse_readonly("pull") {
+                if self.refuse_readonly(Mutation::ImagePull) {
                     Vec::new()
                 } else {
                     let task = self.new_task(TaskKind::Pull, "pull --all".into());

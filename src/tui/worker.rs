@@ -711,6 +711,7 @@ fn run_remove_images(task: u64, tx: &UnboundedSender<Msg>, env: &Env, names: Vec
         &version,
         &paths.existing_state_dbs(),
         &names,
+        false,
     ) {
         Ok(r) => r,
         Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),

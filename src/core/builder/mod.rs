@@ -37,6 +37,7 @@ use crate::sys::open;
 
 pub use fingerprint::{dockerfile_fingerprint, fingerprint};
 pub use plan::check_replaceable;
+pub(crate) use plan::{owned_image_dir, swap_in, sweep_staging};
 pub use recipe::{
     debian_mirror, dockerfile, ALPINE_TREE_MIB, DEBIAN_PACKAGES, DEBIAN_SUITE, DEBIAN_TREE_MIB,
     DEFAULT_MIRROR, INIT_SCRIPT,

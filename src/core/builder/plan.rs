@@ -40,6 +40,22 @@ fn is_staging_name(entry: &str, prefix: &str) -> bool {
     })
 }
 
+/// Remove the staging directories a killed build or load of `name` left in `cache_dir`
+/// (the caller holds the cache dir's lock, so none is in use): only names they generate,
+/// removed without following a symbolic link or crossing a mount. Returns the prefix a new
+/// staging directory of `name` takes.
+pub(crate) fn sweep_staging(cache_dir: &Path, name: &str) -> String {
+    let prefix = format!(".{name}.staging-");
+    if let Ok(rd) = std::fs::read_dir(cache_dir) {
+        for e in rd.flatten() {
+            if is_staging_name(&e.file_name().to_string_lossy(), &prefix) {
+                let _ = crate::sys::fs::remove_entry(cache_dir, &e.file_name());
+            }
+        }
+    }
+    prefix
+}
+
 /// Whether a build may put an image at `<cache dir>/<name>`: nothing is there, or an image
 /// smolvm built — a real directory (not a symbolic link) carrying a `.fingerprint` regular
 /// file. Anything else (a folder without `.fingerprint`, a file, a symbolic link) is an
@@ -50,7 +66,7 @@ pub fn check_replaceable(cache_dir: &Path, name: &str) -> Result<()> {
     owned_image_dir(&cache_dir.join(name))
 }
 
-fn owned_image_dir(dir: &Path) -> Result<()> {
+pub(crate) fn owned_image_dir(dir: &Path) -> Result<()> {
     let refuse = |why: String| {
         Err(Error::runtime(format!(
             "{} exists and is not an image smolvm built ({why}); refusing to replace it",
@@ -70,6 +86,35 @@ fn owned_image_dir(dir: &Path) -> Result<()> {
         Err(e) => Err(io_err("cannot read", dir, e)),
     }
 }
+
+/// Put the directory `staging` at `dir`, only over what `owned` accepts (checked right
+/// before): exchange with it (`renameat2(RENAME_EXCHANGE)`; the staging name then holds
+/// the old one, checked again — if something was swapped in meanwhile, swap back and
+/// stop), else a rename that fails if anything appeared meanwhile. `Ok(true)` when the old
+/// directory is now at `staging` (the caller removes it), `Ok(false)` when `staging` is gone.
+pub(crate) fn swap_in(
+    staging: &Path,
+    dir: &Path,
+    owned: impl Fn(&Path) -> Result<()>,
+) -> Result<bool> {
+    owned(dir)?;
+    if open::kind(dir).is_ok_and(|k| k.is_some()) {
+        let exchange = |a: &Path, b: &Path| {
+            proc::exchange(a, b)
+                .map_err(|e| Error::runtime(format!("cannot swap in {}: {e}", dir.display())))
+        };
+        exchange(staging, dir)?;
+        if let Err(e) = owned(staging) {
+            exchange(staging, dir)?;
+            return Err(e);
+        }
+        Ok(true)
+    } else {
+        open::rename_noreplace(staging, dir).map_err(|e| io_err("cannot move into", dir, e))?;
+        Ok(false)
+    }
+}
+
 /// One build, whatever makes its tree.
 pub(super) struct Plan<'a> {
     pub(super) name: String,
@@ -129,14 +174,7 @@ pub(super) fn run_plan(
     // Staging left by a build that was killed (no other build can be running: we hold the
     // lock): only names a build of this image generates, removed without following a
     // symbolic link or crossing a mount.
-    let prefix = format!(".{name}.staging-");
-    if let Ok(rd) = std::fs::read_dir(cache_dir) {
-        for e in rd.flatten() {
-            if is_staging_name(&e.file_name().to_string_lossy(), &prefix) {
-                let _ = crate::sys::fs::remove_entry(cache_dir, &e.file_name());
-            }
-        }
-    }
+    let prefix = sweep_staging(cache_dir, name);
     let staging_path = open::create_unique_dir(cache_dir, &prefix, 0o755)
         .map_err(|e| io_err("cannot create a staging directory in", cache_dir, e))?;
     let staging_name = staging_path
@@ -171,25 +209,9 @@ pub(super) fn run_plan(
         .and_then(|_| f.sync_all())
         .map_err(|e| io_err("cannot write", &fp_path, e))?;
 
-    // Swap in, only over an image smolvm built: exchange with it (then remove it from the
-    // staging name), else a rename that fails if anything appeared meanwhile.
-    owned_image_dir(&dir)?;
-    if open::kind(&dir).is_ok_and(|k| k.is_some()) {
-        let exchange = |a: &Path, b: &Path| {
-            proc::exchange(a, b)
-                .map_err(|e| Error::runtime(format!("cannot swap in {}: {e}", dir.display())))
-        };
-        exchange(&staging_path, &dir)?;
-        // The staging name now holds what was at `dir`: it must still be an image smolvm
-        // built (nothing swapped it since the check), else swap back and stop.
-        if let Err(e) = owned_image_dir(&staging_path) {
-            exchange(&staging_path, &dir)?;
-            return Err(e);
-        }
-        // The guard removes the old image from the staging name.
-    } else {
-        open::rename_noreplace(&staging_path, &dir)
-            .map_err(|e| io_err("cannot move into", &dir, e))?;
+    // Swap in, only over an image smolvm built; the guard removes the old one from the
+    // staging name.
+    if !swap_in(&staging_path, &dir, owned_image_dir)? {
         staging.name = None;
     }
     drop(staging);

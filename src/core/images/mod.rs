@@ -10,6 +10,7 @@
 //! `.<file>.<pid>-<random>.partial` (in-flight temp files, created with `O_EXCL`, removed
 //! by the next pull). Nothing here is opened through a symbolic link.
 
+pub mod archive;
 pub mod catalog;
 pub mod manifest;
 pub mod pull;

@@ -305,7 +305,11 @@ fn io_err(what: &str, path: &Path, e: &io::Error) -> Error {
 /// another process has it. A failed pull removes its directory and lock under the lock
 /// (`remove_lock_only_dir`): a waiter then holds a file no longer at the path, so it
 /// checks, after locking, that its file is the one the path names, and starts over if not.
-fn lock_dir(dir: &Path, artifact: Artifact, progress: &Progress<PullEvent>) -> Result<Flock<File>> {
+pub(super) fn lock_dir(
+    dir: &Path,
+    artifact: Artifact,
+    progress: &Progress<PullEvent>,
+) -> Result<Flock<File>> {
     use std::os::unix::fs::MetadataExt;
     let path = dir.join(".lock");
     let mut said = false;
@@ -381,7 +385,7 @@ fn stamp_text(sha: &str, meta: &std::fs::Metadata) -> String {
     )
 }
 
-fn write_stamp(path: &Path, sha: &str) -> Result<()> {
+pub(super) fn write_stamp(path: &Path, sha: &str) -> Result<()> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| io_err("stat", path, &e))?;
     write_atomic(&hidden(path, ".verified"), &stamp_text(sha, &meta))
 }
