@@ -1,4 +1,5 @@
-//! Downloads: a blocking HTTP client (reqwest, rustls) with per-operation timeouts,
+//! Downloads: a blocking HTTP client (reqwest, rustls with the platform's CA roots, the
+//! bundled ones only where the platform has none) with per-operation timeouts,
 //! bounded retries with exponential backoff on 5xx, timeouts and broken connections, and
 //! `Range` resume within one run. `file:` URLs stream the local file through the same
 //! sink, so a directory is a complete release.
@@ -83,9 +84,37 @@ enum Attempt {
     Fail(FetchError),
 }
 
+/// Whether the system has CA certificates to trust (`SSL_CERT_FILE`/`SSL_CERT_DIR`, or a
+/// distribution's bundle). TLS trusts the platform's roots — so a corporate or
+/// intercepting CA the host trusts works — and falls back to the bundled roots only
+/// where the platform has none.
+fn platform_roots_present() -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    set("SSL_CERT_FILE")
+        || set("SSL_CERT_DIR")
+        || [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/ca-bundle.pem",
+            "/etc/ssl/cert.pem",
+            "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+        ]
+        .iter()
+        .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+}
+
 impl Http {
     pub fn new(cfg: HttpConfig) -> Result<Self, FetchError> {
-        let client = reqwest::blocking::Client::builder()
+        let mut builder = reqwest::blocking::Client::builder();
+        if !platform_roots_present() {
+            // No CA bundle on this system: the roots shipped with smolvm instead.
+            builder = builder.tls_certs_merge(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .filter_map(|der| reqwest::Certificate::from_der(der).ok()),
+            );
+        }
+        let client = builder
             .connect_timeout(cfg.timeout)
             .timeout(cfg.timeout)
             .user_agent(concat!("smolvm/", env!("CARGO_PKG_VERSION")))

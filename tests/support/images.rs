@@ -80,7 +80,15 @@ fn hash(parts: &[&[u8]]) -> String {
 pub fn sha256_file(p: &Path) -> String {
     let mut h = Sha256::new();
     let mut f = File::open(p).unwrap();
-    std::io::copy(&mut f, &mut h).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        use std::io::Read;
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -52,10 +52,12 @@ os.kill(os.getpid(), signal.SIGKILL)
     );
 }
 
-/// Every file in `dir` with its bytes.
+/// Every file in `dir` with its bytes, except smolvm's own log (`logs/`, which every
+/// command appends a line to: not state).
 pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "logs"))
         .map(|e| {
             let e = e.unwrap();
             (

@@ -29,13 +29,25 @@ pub(super) fn sha256_file(p: &Path) -> Result<String> {
         ))
     })?;
     let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| {
-        Error::runtime(format!(
-            "cannot read kernel {}: {}",
-            p.display(),
-            io_reason(&e)
-        ))
-    })?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        use std::io::Read;
+        let n = match f.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r,
+        }
+        .map_err(|e| {
+            Error::runtime(format!(
+                "cannot read kernel {}: {}",
+                p.display(),
+                io_reason(&e)
+            ))
+        })?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
     Ok(hex(&h.finalize()))
 }
 /// The fingerprint of every input of a build.
