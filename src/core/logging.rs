@@ -8,7 +8,9 @@
 //! argument values, environment values or file contents (`sandbox env set` takes
 //! `KEY=VALUE` on its command line, so the command line itself is never logged).
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -18,6 +20,30 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::sys::env::Env;
 use crate::sys::logfile::{CappedLog, DEFAULT_MAX_BYTES};
 use crate::sys::paths::Paths;
+
+/// Whether `-v` output may go to stderr: off while the dashboard owns the terminal.
+static STDERR_ON: AtomicBool = AtomicBool::new(true);
+
+/// Stop copying the log to stderr (the dashboard calls it before it takes the screen).
+pub fn quiet_stderr() {
+    STDERR_ON.store(false, Ordering::Relaxed);
+}
+
+/// stderr, or nowhere while [`quiet_stderr`] is in force.
+struct GatedStderr;
+
+impl Write for GatedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if STDERR_ON.load(Ordering::Relaxed) {
+            let _ = std::io::stderr().write_all(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Where this process logs (the first existing data dir), for `doctor` and the dashboard.
 pub fn log_file(env: &Env) -> PathBuf {
@@ -54,7 +80,7 @@ pub fn init(env: &Env, verbosity: u8) {
         tracing_subscriber::fmt::layer()
             .with_target(false)
             .without_time()
-            .with_writer(std::io::stderr)
+            .with_writer(|| GatedStderr)
             .with_filter(filter(if verbosity > 1 { "debug" } else { "info" }))
     });
     let _ = tracing_subscriber::registry()

@@ -294,7 +294,9 @@ impl App {
 
     /// Append to the app's own log (shown in the Logs pane when it is the source).
     pub fn log(&mut self, line: impl Into<String>) {
-        self.data.app_log.push(line.into());
+        let line = line.into();
+        tracing::info!(target: "dashboard", "{line}");
+        self.data.app_log.push(line);
         self.app_log_changed();
     }
 

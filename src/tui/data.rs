@@ -283,6 +283,7 @@ impl Data {
         self.generation += 1;
         for e in &s.errors {
             if !self.errors.contains(e) {
+                tracing::warn!(target: "dashboard", "{e}");
                 self.app_log.push(format!("error: {e}"));
             }
         }
@@ -404,6 +405,9 @@ impl Data {
                 Some(format!("task {id} {}: {summary}", t.phase))
             }
         };
+        if let Some(l) = &line {
+            tracing::info!(target: "dashboard", "{l}");
+        }
         self.app_log.extend(line);
         true
     }

@@ -66,6 +66,8 @@ pub fn run(readonly: bool) -> i32 {
         return 2;
     }
     let env = Env::from_process();
+    // The screen is the dashboard's now: `-v` must not write over it.
+    crate::core::logging::quiet_stderr();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
