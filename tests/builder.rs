@@ -568,6 +568,38 @@ fn docker_fails(h: &Home, path: &std::ffi::OsStr, extra: &[(&str, &str)], expect
     assert!(entries(&cache).is_empty());
 }
 
+/// The engine is checked before the kernel is fetched: without a usable engine, a build
+/// with no `--kernel` fails at once with the engine's message and never asks the
+/// release server for anything (it would retry for seconds first).
+#[test]
+fn the_engine_is_checked_before_the_kernel_download() {
+    let h = Home::new();
+    let bin = h.tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let keys = h.tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keygen(&keys, "k");
+    let server = support::http_server::Server::start(h.tmp.path().join("release"));
+    for (engine, expected) in [
+        ("docker", "Docker is required to build images."),
+        ("debootstrap", "debootstrap is not installed"),
+    ] {
+        let out = h
+            .smolvm()
+            .env("PATH", &bin)
+            .env("SMOLVM_MANIFEST", server.url("manifest.json"))
+            .args(["image", "build", "--base", "debian", "--engine", engine, "--json"])
+            .args(["--ssh-key", key.with_extension("pub").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let v = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{v:#}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with(expected), "{engine}: {msg}");
+        assert_eq!(server.requests("manifest.json"), 0, "{engine}: the release was asked first");
+    }
+}
+
 #[test]
 fn docker_absent_from_path() {
     let h = Home::new();

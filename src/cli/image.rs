@@ -692,6 +692,8 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             preset.recipe(base)?;
             let name = crate::core::presets::build::local_name(&preset.name);
             builder::check_replaceable(&cache_dir, &name)?;
+            let engine = Engine::parse(&args.engine).unwrap_or(Engine::Auto);
+            builder::preflight(env, base, engine, &cache_dir, &name)?;
             let kernel = match &args.kernel {
                 Some(k) => k.clone(),
                 None => {
@@ -719,9 +721,14 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             crate::core::presets::build::build(env, &opts, &progress())
         }
         Some(tag) => {
-            // Before the kernel download: never replace what smolvm did not build.
+            // Before the kernel download: never replace what smolvm did not build, and
+            // Docker must answer.
             builder::check_replaceable(&cache_dir, tag)?;
             let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
+            // A missing Dockerfile is the build's usage error, before the engine's.
+            if context.join("Dockerfile").is_file() {
+                builder::preflight(env, Base::Alpine, Engine::Docker, &cache_dir, tag)?;
+            }
             let opts = builder::DockerfileOptions {
                 name: tag.clone(),
                 context: std::path::absolute(&context).unwrap_or(context),
@@ -758,8 +765,10 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 cache_dir: cache_dir.clone(),
                 engine: Engine::parse(&args.engine).unwrap_or(Engine::Auto),
             };
-            // Before the kernel download: never replace what smolvm did not build.
+            // Before the kernel download: never replace what smolvm did not build, and
+            // the engine must be usable.
             builder::check_replaceable(&cache_dir, &opts.name())?;
+            builder::preflight(env, opts.base, opts.engine, &cache_dir, &opts.name())?;
             opts.kernel = kernel()?;
             builder::build(env, &opts, &progress())
         }

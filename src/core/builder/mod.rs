@@ -470,6 +470,26 @@ pub fn build_dockerfile(
     )
 }
 
+/// Checks a build can run before anything slow (the kernel download) happens: the engine
+/// it would use is usable. Skipped when an image of that name is already in the cache —
+/// the build may be a cache hit, which needs no engine at all (its inputs, the kernel
+/// among them, decide).
+pub fn preflight(env: &Env, base: Base, engine: Engine, cache_dir: &Path, name: &str) -> Result<()> {
+    if cache_dir.join(name).join(".fingerprint").exists() {
+        return Ok(());
+    }
+    let opts = BuildOptions {
+        base,
+        auth: Auth::Password(String::new()),
+        name: Some(name.to_string()),
+        size_mib: None,
+        kernel: PathBuf::new(),
+        cache_dir: cache_dir.to_path_buf(),
+        engine,
+    };
+    resolve_engine(env, &opts).map(|_| ())
+}
+
 /// The kernel a build ships when none is given: the published kernel for this CPU and the
 /// VMM this host uses, through the images pipeline (cached and verified in the images root).
 pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
