@@ -111,17 +111,9 @@ fn check_regular(f: &File, single_link: bool) -> io::Result<()> {
 }
 
 fn clear_nonblock(f: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a valid fd owned by `f`.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    let flags = fcntl_getfl(f)?;
+    fcntl_setfl(f, flags - OFlags::NONBLOCK)?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 //! carry one in its arguments (`tail -f /tmp/fc-x.sock`).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -381,18 +381,13 @@ impl Pidfd {
         if pid <= 0 {
             return Ok(None);
         }
-        // SAFETY: plain syscall; the returned fd is owned below.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ESRCH) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        // SAFETY: `raw` is a new, valid file descriptor we own.
-        let pfd = Pidfd {
-            fd: unsafe { OwnedFd::from_raw_fd(raw as i32) },
+        let Some(rpid) = rustix::process::Pid::from_raw(pid) else {
+            return Ok(None);
+        };
+        let pfd = match rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty()) {
+            Ok(fd) => Pidfd { fd },
+            Err(rustix::io::Errno::SRCH) => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         let Some(info) = info(pid) else {
             return Ok(None);
@@ -409,41 +404,31 @@ impl Pidfd {
                 ),
             ));
         }
-        match pfd.signal(0) {
-            Ok(()) => Ok(Some(pfd)),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
-            Err(e) => Err(e),
+        // Still alive after the checks (a pidfd turns readable when its process exits),
+        // so the facts accepted above are this process's.
+        if pfd.has_exited() {
+            Ok(None)
+        } else {
+            Ok(Some(pfd))
         }
     }
 
-    /// Send `sig` (0 probes) to exactly this process.
+    /// Send `sig` to exactly this process.
     fn signal(&self, sig: i32) -> io::Result<()> {
-        // SAFETY: valid pidfd, null siginfo, no flags.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        let sig = rustix::process::Signal::from_named_raw(sig)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("signal {sig}")))?;
+        rustix::process::pidfd_send_signal(&self.fd, sig).map_err(io::Error::from)
     }
 
     /// Whether the process has exited (a pidfd becomes readable on exit).
     fn has_exited(&self) -> bool {
-        let mut p = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
         };
-        // SAFETY: one valid pollfd, zero timeout.
-        unsafe { libc::poll(&mut p, 1, 0) > 0 }
+        poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
     }
 
     /// Wait up to `timeout` for the process to exit; `true` if it did.
