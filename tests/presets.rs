@@ -113,7 +113,12 @@ impl Env {
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
             if !answered && String::from_utf8_lossy(&seen).contains(wait_for) {
-                master.write_all(answer.as_bytes()).unwrap();
+                if answer == "\x03" {
+                    // Ctrl-C at the prompt: SIGINT, as a terminal sends it.
+                    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                } else {
+                    master.write_all(answer.as_bytes()).unwrap();
+                }
                 answered = true;
             }
             if let Some(st) = child.try_wait().unwrap() {
@@ -361,7 +366,8 @@ fn attach_asks_runs_the_launch_command_and_exits_with_its_code_and_writable_moun
         out.contains("Launch sh -c 'echo SMOLVM-ATTACH-MARKER; exit 3' in 'vm-att' now? [Y/n] "),
         "{out}"
     );
-    assert!(out.contains("SMOLVM-ATTACH-MARKER"), "{out}");
+    // Once in the question, once printed by the agent.
+    assert_eq!(out.matches("SMOLVM-ATTACH-MARKER").count(), 2, "{out}");
     assert_eq!(code, 3, "{out}");
 
     // Writable: guest writes reach the host.
@@ -375,6 +381,14 @@ fn attach_asks_runs_the_launch_command_and_exits_with_its_code_and_writable_moun
         "from the guest\n"
     );
     e.ok(&["sandbox", "delete", "vm-att"]);
+
+    // Ctrl-C at the question declines, as SmolVM: exit 0, the sandbox left running.
+    let (out, code) = e.on_pty(&["marker", "start", "-n", "vm-int"], "now? [Y/n] ", "\x03");
+    assert_eq!(code, 0, "{out}");
+    // The marker only in the question, never run.
+    assert_eq!(out.matches("SMOLVM-ATTACH-MARKER").count(), 1, "{out}");
+    assert_eq!(e.exec("vm-int", "echo up"), "up\n");
+    e.ok(&["sandbox", "delete", "vm-int"]);
 }
 
 #[test]

@@ -195,27 +195,48 @@ pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env
     attach_now(&ctx, &rep.id, p)
 }
 
-/// Ask until the answer is yes or no (end of input or Ctrl-C: no).
+/// Ask SmolVM's attach question until it is answered. End of input and Ctrl-C decline
+/// (exit 0 afterwards, as SmolVM), each with a new line so the shell prompt starts clean.
 fn ask(prompt: &str) -> bool {
-    use std::io::Write;
-    loop {
-        {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{prompt}");
-            let _ = out.flush();
-        }
-        let mut s = String::new();
-        let read = match std::io::stdin().read_line(&mut s) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(s.as_str()),
-        };
-        if let Some(a) = crate::core::presets::attach::answer(read) {
-            if read.is_none() {
-                line("");
+    crate::core::runtime::block_on(async {
+        use std::io::Write;
+        // Take over SIGINT before the question is shown: Ctrl-C is "no", not a kill.
+        let mut sigint =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+        loop {
+            {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "{prompt}");
+                let _ = out.flush();
             }
-            return a;
+            let read = tokio::task::spawn_blocking(|| {
+                let mut s = String::new();
+                match std::io::stdin().read_line(&mut s) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(s),
+                }
+            });
+            let read = tokio::select! {
+                r = read => r.ok().flatten(),
+                _ = async {
+                    match sigint.as_mut() {
+                        Some(s) => { s.recv().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    line("");
+                    return false;
+                }
+            };
+            if let Some(a) = crate::core::presets::attach::answer(read.as_deref()) {
+                if read.is_none() {
+                    line("");
+                }
+                return a;
+            }
         }
-    }
+    })
+    .unwrap_or(false)
 }
 
 /// Replace this process with the attach session: its exit code is the agent's.
