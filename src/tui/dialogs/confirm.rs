@@ -21,6 +21,8 @@ pub enum ConfirmAction {
     /// Remove these cached images of the current version (`core::images::catalog::remove`,
     /// as `smolvm image rm`: one in use is kept).
     RemoveImages(Vec<String>),
+    /// Delete these snapshots, their rows and files (`core::snapshot::delete`).
+    DeleteSnapshots(Vec<String>),
     /// Quit while tasks still run.
     Quit,
 }
@@ -42,7 +44,8 @@ impl ConfirmAction {
             ConfirmAction::Quit => return render_quit(f, app),
             ConfirmAction::Delete(ids)
             | ConfirmAction::Stop(ids)
-            | ConfirmAction::RemoveImages(ids) => ids,
+            | ConfirmAction::RemoveImages(ids)
+            | ConfirmAction::DeleteSnapshots(ids) => ids,
         };
         let action = self;
         let t = &app.theme;
@@ -54,6 +57,11 @@ impl ConfirmAction {
         );
         let (title, verb, what) = match action {
             ConfirmAction::RemoveImages(_) => ("Remove images", "remove", pull_again.as_str()),
+            ConfirmAction::DeleteSnapshots(_) => (
+                "Delete snapshots",
+                "delete",
+                "Removes each snapshot's row and its files under ~/.smolvm/snapshots/; the VMs are left as they are.",
+            ),
             ConfirmAction::Delete(_) => (
                 "Delete VMs",
                 "delete",
@@ -63,6 +71,7 @@ impl ConfirmAction {
         };
         let noun = match action {
             ConfirmAction::RemoveImages(_) => "cached image(s)",
+            ConfirmAction::DeleteSnapshots(_) => "snapshot(s)",
             _ => "VM(s)",
         };
         let mut lines = vec![Line::raw(format!(
