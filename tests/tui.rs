@@ -1909,16 +1909,44 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
         panic!("{fx:?}")
     };
     assert!(spec.attach);
+    let task = *task;
     let fx = a.update(Input::Msg(Msg::Task {
-        id: *task,
+        id: task,
         update: TaskUpdate::Started {
             vm_id: "vm-new".into(),
+        },
+    }));
+    assert_eq!(fx, vec![Effect::Refresh { slow: false }]);
+    // The session begins once the task has ended (its summary shown first).
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: task,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "vm-new running".into(),
+            took_ms: 1,
         },
     }));
     assert!(fx.contains(&Effect::Session {
         id: "vm-new".into(),
         attach: true
     }));
+    // A failed start attaches to nothing.
+    a.update(key('1'));
+    a.update(key('n'));
+    for _ in 0..6 {
+        a.update(code(KeyCode::Tab));
+    }
+    a.update(key(' '));
+    a.update(code(KeyCode::Enter));
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: task + 1,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: "boot timed out".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Session { .. })));
 }
 
 #[test]

@@ -268,8 +268,9 @@ pub struct App {
     pub detail: Option<DetailView>,
     /// The presets the start form offers (core's registry with the user's file).
     pub presets: Vec<crate::core::presets::Preset>,
-    /// Start tasks that attach to their VM once it is up.
-    attach_after: BTreeSet<u64>,
+    /// Start tasks that attach to their VM once it is up (and the VM, once it is known):
+    /// the session begins when the task has finished, so the task's end is shown first.
+    attach_after: std::collections::BTreeMap<u64, Option<String>>,
     /// Lines run from the palette, oldest first (Up/Down recall them).
     pub palette_history: Vec<String>,
     /// Mouse capture is on (`m` turns it off so the terminal selects text).
@@ -337,7 +338,7 @@ impl App {
             dialog: None,
             detail: None,
             presets: PRESETS.clone(),
-            attach_after: BTreeSet::new(),
+            attach_after: std::collections::BTreeMap::new(),
             palette_history: Vec::new(),
             mouse: true,
             keymap_file: "~/.config/smolvm/keymap.toml".into(),
@@ -1344,7 +1345,7 @@ impl App {
             Request::Start(spec) => {
                 let task = self.new_task(TaskKind::Start, spec.title());
                 if spec.attach {
-                    self.attach_after.insert(task);
+                    self.attach_after.insert(task, None);
                 }
                 self.focus(Pane::Tasks);
                 return vec![Effect::RunStart { task, spec }];
@@ -1624,17 +1625,13 @@ impl App {
                     Some(i) => self.vm_list.selected = i,
                     None => self.pending_select = Some(vm_id.clone()),
                 }
-                let mut fx = vec![Effect::Refresh { slow: false }];
-                if self.attach_after.remove(&task) {
-                    fx.push(Effect::Session {
-                        id: vm_id,
-                        attach: true,
-                    });
+                if let Some(vm) = self.attach_after.get_mut(&task) {
+                    *vm = Some(vm_id);
                 }
-                fx
+                vec![Effect::Refresh { slow: false }]
             }
             TaskUpdate::Finished { state, summary, .. } => {
-                self.attach_after.remove(&task);
+                let attach = self.attach_after.remove(&task).flatten();
                 // The port form waits for its task: core's refusal stays in it.
                 if let Some(Dialog::Port(f)) = &mut self.dialog {
                     if f.pending == Some(task) {
@@ -1653,6 +1650,9 @@ impl App {
                         id: d.id.clone(),
                         env: false,
                     });
+                }
+                if let (Some(id), TaskState::Done) = (attach, state) {
+                    fx.push(Effect::Session { id, attach: true });
                 }
                 fx
             }

@@ -75,10 +75,11 @@ fn session_argv(env: &Env, id: &str, attach: bool) -> Result<Vec<String>, String
             .map_err(|e| e.message);
     }
     let info = lifecycle::info(&ctx, id).map_err(|e| e.message)?;
-    let name = info
-        .summary
-        .preset
-        .ok_or_else(|| format!("{id} has no preset to attach to"))?;
+    let Some(name) = info.summary.preset else {
+        // A built image has no agent: the form's attach opens a login shell.
+        return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
+            .map_err(|e| e.message);
+    };
     let registry = crate::core::presets::Registry::load(env);
     let preset = registry.lookup(&name).map_err(|e| e.message)?;
     crate::core::presets::attach::argv(&ctx, id, preset).map_err(|e| e.message)
