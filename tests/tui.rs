@@ -1594,6 +1594,10 @@ fn open_detail(a: &mut App) -> Vec<Effect> {
 snap_both!(vm_detail, |a| {
     open_detail(a);
 });
+snap_both!(restore_confirm, |a| {
+    open_detail(a);
+    a.update(key('r'));
+});
 snap_both!(vm_detail_loading, |a| {
     a.update(key('j'));
     a.update(code(KeyCode::Enter));
@@ -1663,14 +1667,23 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     let screen = render(&a);
     assert!(screen.contains("snap-disk"), "{screen}");
     assert!(screen.contains("(files gone)"), "{screen}");
-    // Tab chooses the second snapshot; r restores it, resumed.
+    // Tab chooses the second snapshot; r restores it over its VM (which exists), resumed,
+    // after the typed confirmation.
     a.update(code(KeyCode::Tab));
-    let fx = a.update(key('r'));
+    assert!(a.update(key('r')).is_empty());
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Restore { ref snapshot, ref vm }))
+            if snapshot == "snap-disk" && vm == "vm-agent-1"
+    ));
+    assert!(render(&a).contains("restore --resume --force"));
+    let fx = a.update(key('y'));
     assert_eq!(
         fx,
         vec![Effect::RunRestore {
             task: 1,
-            snapshot: "snap-disk".into()
+            snapshot: "snap-disk".into(),
+            force: true,
         }]
     );
     // x deletes it, through the typed confirmation.

@@ -172,10 +172,12 @@ pub enum Effect {
         ids: Vec<String>,
         spec: SnapshotSpec,
     },
-    /// Restore a snapshot, resumed (`core::snapshot::restore::restore`).
+    /// Restore a snapshot, resumed (`core::snapshot::restore`); `force` replaces a
+    /// sandbox of its id.
     RunRestore {
         task: u64,
         snapshot: String,
+        force: bool,
     },
     /// Delete snapshots (`core::snapshot::delete`).
     RunDeleteSnapshots {
@@ -1097,6 +1099,20 @@ impl App {
                 self.focus(Pane::Tasks);
                 vec![Effect::RunRemoveImages { task, names }]
             }
+            ConfirmAction::Restore { snapshot, .. } => {
+                if self.refuse_readonly(Mutation::SnapshotRestore) {
+                    return Vec::new();
+                }
+                let task = self.new_task(
+                    TaskKind::Restore,
+                    format!("restore {snapshot} --resume --force"),
+                );
+                vec![Effect::RunRestore {
+                    task,
+                    snapshot,
+                    force: true,
+                }]
+            }
             ConfirmAction::DeleteSnapshots(ids) => {
                 let task = self.new_task(
                     TaskKind::DeleteSnapshot,
@@ -1352,8 +1368,15 @@ impl App {
             }
             Request::Status(s) => self.status = Some(s),
             Request::Confirm(action) => {
-                let refused = matches!(action, ConfirmAction::DeleteSnapshots(_))
-                    && self.refuse_readonly(Mutation::SnapshotDelete);
+                let refused = match action {
+                    ConfirmAction::DeleteSnapshots(_) => {
+                        self.refuse_readonly(Mutation::SnapshotDelete)
+                    }
+                    ConfirmAction::Restore { .. } => {
+                        self.refuse_readonly(Mutation::SnapshotRestore)
+                    }
+                    _ => false,
+                };
                 if !refused {
                     self.dialog = Some(Dialog::Confirm(action));
                 }
@@ -1363,7 +1386,11 @@ impl App {
                 if !self.refuse_readonly(Mutation::SnapshotRestore) {
                     let task =
                         self.new_task(TaskKind::Restore, format!("restore {snapshot} --resume"));
-                    return vec![Effect::RunRestore { task, snapshot }];
+                    return vec![Effect::RunRestore {
+                        task,
+                        snapshot,
+                        force: false,
+                    }];
                 }
             }
             Request::Snapshot { ids, spec } => {

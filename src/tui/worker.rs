@@ -145,8 +145,12 @@ impl Workers {
                 let cancel = self.cancel_flag(task);
                 tokio::spawn(run_snapshot(task, tx, env, cancel, ids, spec));
             }
-            Effect::RunRestore { task, snapshot } => {
-                tokio::spawn(run_restore(task, tx, env, snapshot));
+            Effect::RunRestore {
+                task,
+                snapshot,
+                force,
+            } => {
+                tokio::spawn(run_restore(task, tx, env, snapshot, force));
             }
             Effect::RunDeleteSnapshots { task, ids } => {
                 tokio::task::spawn_blocking(move || run_delete_snapshots(task, &tx, &env, ids));
@@ -1257,7 +1261,7 @@ async fn run_snapshot(
 
 /// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its
 /// phases in the task.
-async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: String) {
+async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: String, force: bool) {
     use crate::core::snapshot::{restore, RestoreOptions};
     use crate::core::start::StartEvent;
     let t0 = Instant::now();
@@ -1292,6 +1296,7 @@ async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: St
     let opts = RestoreOptions {
         snapshot_id: snapshot,
         resume: true,
+        force,
         ..RestoreOptions::default()
     };
     match restore(&ctx, &opts, &progress).await {

@@ -85,9 +85,16 @@ impl DetailView {
             KeyCode::BackTab if n > 0 => self.snapshot = (self.snapshot + n - 1) % n,
             KeyCode::Char('r') => {
                 return match self.chosen(data) {
+                    // Its VM exists (this view shows it): restoring replaces it, so ask.
+                    Some(s) if data.vms.iter().any(|r| r.info.id == self.id) => {
+                        Outcome::Also(Request::Confirm(ConfirmAction::Restore {
+                            snapshot: s,
+                            vm: self.id.clone(),
+                        }))
+                    }
                     Some(s) => Outcome::Also(Request::Restore(s)),
                     None => Outcome::Also(Request::Status("no snapshot to restore".into())),
-                }
+                };
             }
             KeyCode::Char('x') => {
                 return match self.chosen(data) {
