@@ -425,5 +425,56 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
         s.contains("VM vm-att") && s.contains("127.0.0.1:18081 → 8000")
     });
     t.keys(&["Escape"]);
+
+    // U: upload a file through the form; it is in the guest.
+    let local = h.tmp.path().join("to-guest.txt");
+    std::fs::write(&local, b"uploaded-from-the-dashboard\n").unwrap();
+    t.keys(&["U"]);
+    t.wait("the upload form", |s| s.contains("Upload to vm-att"));
+    t.keys(&[local.to_str().unwrap()]);
+    t.keys(&["Down"]);
+    t.keys(&["/root/from-dash.txt"]);
+    t.keys(&["Enter"]);
+    t.wait("the upload result", |s| s.contains("copied file"));
+    let out = ns.smolvm(
+        &h,
+        &[
+            "sandbox",
+            "exec",
+            "vm-att",
+            "--",
+            "cat",
+            "/root/from-dash.txt",
+        ],
+    );
+    assert!(
+        support::stdout(&out).contains("uploaded-from-the-dashboard"),
+        "{}",
+        support::stderr(&out)
+    );
+
+    // S: a full snapshot, the source resumed; the detail view lists it; x deletes it.
+    t.keys(&["S"]);
+    t.wait("the snapshot form", |s| {
+        s.contains("Snapshot") && s.contains("Resume")
+    });
+    t.keys(&["snap-dash", "Tab", "Tab", "Space", "Enter"]);
+    t.wait("the snapshot result", |s| {
+        s.contains("1 snapshotted, 0 failed")
+    });
+    t.wait("the source running again", |s| {
+        vm_row(s, "vm-att").contains("running")
+    });
+    t.keys(&["Enter"]);
+    t.wait("the snapshot in the detail view", |s| {
+        s.contains("Snapshots (1)") && s.contains("snap-dash")
+    });
+    t.keys(&["x"]);
+    t.wait("the confirmation", |s| s.contains("Delete snapshots"));
+    t.keys(&["y"]);
+    t.wait("the snapshot gone", |s| {
+        s.contains("1 snapshot(s) deleted, 0 failed") && s.contains("Snapshots (0)")
+    });
+    t.keys(&["Escape"]);
     t.keys(&["q"]);
 }
