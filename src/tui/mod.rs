@@ -168,7 +168,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         paths.images_root.display()
     ));
     if readonly {
-        app.log("read-only mode: prune, cleanup, start, stop and delete are disabled");
+        app.log("read-only mode: every change is disabled (prune, cleanup, start, stop, delete, pause, snapshots, ports, files, SSH sessions)");
     }
     let size = terminal.size()?;
     app.size = (size.width, size.height);
