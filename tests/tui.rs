@@ -409,7 +409,9 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
                 name: Some("my-box".into()),
                 memory_mib: 4096,
                 cpus: 2,
-                disk_mib: None
+                disk_mib: None,
+                mounts: vec![],
+                attach: false,
             }
         }]
     );
@@ -1535,4 +1537,496 @@ fn a_bad_start_value_gets_the_same_message_from_the_cli_and_the_form() {
             );
         }
     }
+}
+
+// ---- VM detail view and VM actions ----------------------------------------------------
+
+fn detail_fixture() -> smolvm::tui::app::VmDetail {
+    use smolvm::tui::app::{SnapshotRow, VmDetail};
+    VmDetail {
+        id: "vm-agent-1".into(),
+        backend: Some("qemu".into()),
+        preset: Some("claude-code".into()),
+        kernel: Some("~/.smolvm/images/0.1.0/claude-code-amd64-qemu/vmlinux.bin".into()),
+        rootfs: Some("~/.smolvm/vm-agent-1/rootfs.ext4".into()),
+        vcpus: Some(2),
+        memory_mib: Some(2048),
+        disk_mib: Some(8192),
+        ip: Some("172.16.0.3".into()),
+        tap: Some("tap3".into()),
+        ssh_port: Some(2201),
+        mounts: vec![("~/src/app".into(), "/workspace".into(), false)],
+        ports: Ok(vec![(8080, 80)]),
+        snapshots: Ok(vec![
+            SnapshotRow {
+                id: "snap-before".into(),
+                kind: "full".into(),
+                created_at: "2026-05-07T12:10:00+00:00".into(),
+                size_bytes: 610_000_000,
+                missing: false,
+            },
+            SnapshotRow {
+                id: "snap-disk".into(),
+                kind: "disk".into(),
+                created_at: "2026-05-07T12:20:00+00:00".into(),
+                size_bytes: 420_000_000,
+                missing: true,
+            },
+        ]),
+    }
+}
+
+/// The detail view of vm-agent-1, its detail and env keys reported.
+fn open_detail(a: &mut App) -> Vec<Effect> {
+    a.update(key('j')); // vm-agent-1
+    let fx = a.update(code(KeyCode::Enter));
+    a.update(Input::Msg(Msg::Detail {
+        id: "vm-agent-1".into(),
+        result: Ok(Box::new(detail_fixture())),
+    }));
+    a.update(Input::Msg(Msg::EnvKeys {
+        id: "vm-agent-1".into(),
+        result: Ok(vec!["ANTHROPIC_API_KEY".into(), "GITHUB_TOKEN".into()]),
+    }));
+    fx
+}
+
+snap_both!(vm_detail, |a| {
+    open_detail(a);
+});
+snap_both!(restore_confirm, |a| {
+    open_detail(a);
+    a.update(key('r'));
+});
+snap_both!(vm_detail_loading, |a| {
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+});
+snap_both!(snapshot_form, |a| {
+    a.update(key('j'));
+    a.update(key('S'));
+    typed(a, "snap-1");
+    a.update(code(KeyCode::Tab));
+    a.update(key(' '));
+});
+snap_both!(port_form_error, |a| {
+    a.update(key('j'));
+    a.update(key('e'));
+    typed(a, "8080:80");
+    a.update(code(KeyCode::Enter));
+    a.update(Input::Msg(Msg::Task {
+        id: 1,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: "Host port 8080 is already forwarded to port 80 of sandbox 'vm-12345'".into(),
+            took_ms: 3,
+        },
+    }));
+});
+snap_both!(port_form_typing, |a| {
+    a.update(key('j'));
+    a.update(key('e'));
+    typed(a, "99999");
+});
+snap_both!(upload_form, |a| {
+    a.update(key('j'));
+    a.update(key('U'));
+    typed(a, "/nonexistent-dir-for-snapshot/");
+    a.update(code(KeyCode::Tab));
+});
+snap_both!(start_form_attach, |a| {
+    a.update(key('n'));
+    for _ in 0..5 {
+        a.update(code(KeyCode::Tab));
+    }
+    typed(a, "/nonexistent-host-dir");
+    a.update(code(KeyCode::Tab));
+    a.update(key(' '));
+});
+
+#[test]
+fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
+    let mut a = full_app(80, 24);
+    let fx = open_detail(&mut a);
+    assert_eq!(
+        fx,
+        vec![Effect::LoadDetail {
+            id: "vm-agent-1".into(),
+            env: true
+        }]
+    );
+    let d = a.detail.as_ref().expect("detail open");
+    assert_eq!(d.id, "vm-agent-1");
+    let screen = render(&a);
+    assert!(
+        screen.contains("ANTHROPIC_API_KEY GITHUB_TOKEN"),
+        "{screen}"
+    );
+    // Scrolls to its end (the snapshots).
+    a.update(key('G'));
+    let screen = render(&a);
+    assert!(screen.contains("snap-disk"), "{screen}");
+    assert!(screen.contains("(files gone)"), "{screen}");
+    // Tab chooses the second snapshot; r restores it over its VM (which exists), resumed,
+    // after the typed confirmation.
+    a.update(code(KeyCode::Tab));
+    assert!(a.update(key('r')).is_empty());
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Restore { ref snapshot, ref vm }))
+            if snapshot == "snap-disk" && vm == "vm-agent-1"
+    ));
+    assert!(render(&a).contains("restore --resume --force"));
+    let fx = a.update(key('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunRestore {
+            task: 1,
+            snapshot: "snap-disk".into(),
+            force: true,
+        }]
+    );
+    // x deletes it, through the typed confirmation.
+    assert!(a.update(key('x')).is_empty());
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::DeleteSnapshots(ref s))) if s == &["snap-disk".to_string()]
+    ));
+    let fx = a.update(key('y'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunDeleteSnapshots {
+            task: 2,
+            ids: vec!["snap-disk".into()]
+        }]
+    );
+    assert!(a.detail.is_some(), "the view stays under the confirmation");
+    // A task's end reloads the detail (not the env keys).
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: 2,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "1 snapshot(s) deleted, 0 failed".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(fx.contains(&Effect::LoadDetail {
+        id: "vm-agent-1".into(),
+        env: false
+    }));
+    // The VMs pane's keys act on this VM: z pauses it.
+    let fx = a.update(key('z'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPause {
+            task: 3,
+            ids: vec!["vm-agent-1".into()],
+            paused: true
+        }]
+    );
+    // A late answer for another VM is dropped.
+    a.update(Input::Msg(Msg::EnvKeys {
+        id: "vm-12345".into(),
+        result: Ok(vec!["OTHER".into()]),
+    }));
+    assert!(!render(&a).contains("OTHER"));
+    // Esc goes back to the panes.
+    a.update(code(KeyCode::Esc));
+    assert!(a.detail.is_none());
+    assert_eq!(a.focus, Pane::Vms);
+}
+
+#[test]
+fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
+    use smolvm::core::snapshot::SnapshotType;
+    use smolvm::tui::app::SnapshotSpec;
+    let mut a = full_app(160, 48);
+    // Mark two VMs: pause both.
+    a.update(key(' '));
+    a.update(key(' '));
+    let fx = a.update(key('z'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPause {
+            task: 1,
+            ids: vec!["vm-12345".into(), "vm-agent-1".into()],
+            paused: true
+        }]
+    );
+    assert!(a.vm_list.marks.is_empty());
+    // Once shown paused, z resumes.
+    let mut s = full_snapshot();
+    s.vms[1].info.status = "paused".into();
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(key('g'));
+    a.update(key('j'));
+    assert!(render(&a).contains("paused"));
+    let fx = a.update(key('z'));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPause {
+            task: 2,
+            ids: vec!["vm-agent-1".into()],
+            paused: false
+        }]
+    );
+    // Snapshot form: an id with several marked VMs is refused in the form.
+    a.update(key('g'));
+    a.update(key(' '));
+    a.update(key(' '));
+    a.update(key('S'));
+    typed(&mut a, "snap-x");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(render(&a).contains("one id names one snapshot"));
+    for _ in 0..6 {
+        a.update(code(KeyCode::Backspace));
+    }
+    a.update(code(KeyCode::Tab));
+    a.update(key(' ')); // disk
+    a.update(code(KeyCode::Tab));
+    a.update(key(' ')); // resume the source
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunSnapshot {
+            task: 3,
+            ids: vec!["vm-12345".into(), "vm-agent-1".into()],
+            spec: SnapshotSpec {
+                id: None,
+                kind: SnapshotType::Disk,
+                resume_source: true
+            }
+        }]
+    );
+    assert!(a.dialog.is_none());
+}
+
+#[test]
+fn the_port_form_checks_as_you_type_waits_for_core_and_keeps_its_error() {
+    let mut a = full_app(80, 24);
+    a.update(key('j'));
+    a.update(key('e'));
+    typed(&mut a, "80:x");
+    assert!(render(&a).contains("Invalid sandbox port"));
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    for _ in 0..4 {
+        a.update(code(KeyCode::Backspace));
+    }
+    typed(&mut a, "8080:80");
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPort {
+            task: 1,
+            id: "vm-agent-1".into(),
+            close: false,
+            host: Some(8080),
+            guest: 80
+        }]
+    );
+    // Waiting: keys do nothing but Esc.
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(render(&a).contains("exposing…"));
+    // Core refuses: the form stays with its message.
+    a.update(Input::Msg(Msg::Task {
+        id: 1,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: "Host port 8080 is in use on 127.0.0.1".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(matches!(a.dialog, Some(Dialog::Port(_))));
+    assert!(render(&a).contains("Host port 8080 is in use"));
+    // Tab switches to close (HOST:GUEST needed); success closes the form.
+    a.update(code(KeyCode::Tab));
+    let fx = a.update(code(KeyCode::Enter));
+    assert!(matches!(
+        fx.as_slice(),
+        [Effect::RunPort {
+            close: true,
+            host: Some(8080),
+            guest: 80,
+            ..
+        }]
+    ));
+    a.update(Input::Msg(Msg::Task {
+        id: 2,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "closed 127.0.0.1:8080 → vm-agent-1:80".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(a.dialog.is_none());
+    assert_eq!(
+        a.status.as_deref(),
+        Some("closed 127.0.0.1:8080 → vm-agent-1:80")
+    );
+}
+
+#[test]
+fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
+    let mut a = full_app(80, 24);
+    // vm-12345 is stale: no session.
+    assert!(a.update(key('a')).is_empty());
+    assert!(a.status.as_deref().unwrap_or("").contains("start it first"));
+    a.update(key('j'));
+    assert_eq!(
+        a.update(key('a')),
+        vec![Effect::Session {
+            id: "vm-agent-1".into(),
+            attach: true
+        }]
+    );
+    assert_eq!(
+        a.update(key('!')),
+        vec![Effect::Session {
+            id: "vm-agent-1".into(),
+            attach: false
+        }]
+    );
+    // Back from the session: the same VM selected, the exit code said.
+    a.update(key('G'));
+    let fx = a.update(Input::Msg(Msg::SessionEnded {
+        id: "vm-agent-1".into(),
+        result: Ok(3),
+    }));
+    assert_eq!(fx, vec![Effect::Refresh { slow: false }]);
+    assert_eq!(a.selected_vm().unwrap().info.id, "vm-agent-1");
+    assert_eq!(
+        a.status.as_deref(),
+        Some("session in vm-agent-1 ended (exit 3)")
+    );
+    // Several marked: one VM only.
+    a.update(key(' '));
+    a.update(key(' '));
+    assert!(a.update(key('a')).is_empty());
+    assert!(a
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .contains("works on one VM"));
+}
+
+#[test]
+fn a_start_with_attach_attaches_once_the_vm_is_up() {
+    let mut a = full_app(80, 24);
+    a.update(key('n'));
+    for _ in 0..6 {
+        a.update(code(KeyCode::Tab));
+    }
+    a.update(key(' '));
+    let fx = a.update(code(KeyCode::Enter));
+    let [Effect::RunStart { task, spec }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert!(spec.attach);
+    let task = *task;
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: task,
+        update: TaskUpdate::Started {
+            vm_id: "vm-new".into(),
+        },
+    }));
+    assert_eq!(fx, vec![Effect::Refresh { slow: false }]);
+    // The session begins once the task has ended (its summary shown first).
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: task,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "vm-new running".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(fx.contains(&Effect::Session {
+        id: "vm-new".into(),
+        attach: true
+    }));
+    // A failed start attaches to nothing.
+    a.update(key('1'));
+    a.update(key('n'));
+    for _ in 0..6 {
+        a.update(code(KeyCode::Tab));
+    }
+    a.update(key(' '));
+    a.update(code(KeyCode::Enter));
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: task + 1,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: "boot timed out".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Session { .. })));
+}
+
+#[test]
+fn readonly_refuses_the_vm_actions() {
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Resize(80, 24));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(key('j'));
+    for c in ['z', 'S', 'e', 'a', '!', 'U', 'D'] {
+        assert!(a.update(key(c)).is_empty(), "{c}");
+        assert!(a.dialog.is_none(), "{c}");
+        assert!(
+            a.status
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("read-only mode: refusing to"),
+            "{c}: {:?}",
+            a.status
+        );
+    }
+    // The detail view opens (it only reads).
+    assert_eq!(a.update(code(KeyCode::Enter)).len(), 1);
+    assert!(a.detail.is_some());
+}
+
+#[test]
+fn the_upload_form_completes_local_paths_and_submits() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir(t.path().join("project")).unwrap();
+    std::fs::write(t.path().join("notes-1.txt"), b"x").unwrap();
+    std::fs::write(t.path().join("notes-2.txt"), b"x").unwrap();
+    let mut a = full_app(80, 24);
+    a.update(key('j'));
+    a.update(key('U'));
+    let base = format!("{}/", t.path().display());
+    typed(&mut a, &format!("{base}pro"));
+    a.update(code(KeyCode::Tab));
+    let Some(Dialog::Transfer(f)) = &a.dialog else {
+        panic!("no form")
+    };
+    assert_eq!(
+        smolvm::tui::app::text_of(&f.local),
+        format!("{base}project/")
+    );
+    // Several candidates: their common part, and the list.
+    for _ in 0.."project/".len() {
+        a.update(code(KeyCode::Backspace));
+    }
+    typed(&mut a, "no");
+    a.update(code(KeyCode::Tab));
+    let Some(Dialog::Transfer(f)) = &a.dialog else {
+        panic!("no form")
+    };
+    assert_eq!(smolvm::tui::app::text_of(&f.local), format!("{base}notes-"));
+    assert_eq!(f.candidates, ["notes-1.txt", "notes-2.txt"]);
+    typed(&mut a, "1.txt");
+    a.update(code(KeyCode::Down));
+    typed(&mut a, "/root/notes.txt");
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunTransfer {
+            task: 1,
+            id: "vm-agent-1".into(),
+            upload: true,
+            local: format!("{base}notes-1.txt"),
+            guest: "/root/notes.txt".into()
+        }]
+    );
 }

@@ -261,3 +261,220 @@ fn without_a_terminal_smolvm_prints_help_and_exits_2() {
         }
     }
 }
+
+/// The test preset (as in tests/presets.rs): published in the test manifest (the Debian
+/// test image); its launch command prints a marker and exits 3.
+const MARKER_PRESETS: &str = r#"
+[marker]
+description = "attach test"
+memory_mib = 512
+disk_mib = 1024
+launch = "sh -c 'echo SMOLVM-DASH-MARKER; exit 3'"
+"#;
+
+/// An HTTP GET of 127.0.0.1:port inside the namespace: the body, or "".
+fn http_get(ns: &NetNs, port: u16) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "timeout", "10", "bash", "-c"])
+        .arg(format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The VMs pane's row of `id`.
+fn vm_row(screen: &str, id: &str) -> String {
+    screen
+        .lines()
+        .find(|l| l.starts_with('┃') && l.contains(id))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_tmux() {
+    if !usable() {
+        return;
+    }
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    let _cleanup = CleanupAll(&h, &ns);
+    let debian = support::images::debian_rootfs();
+    let manifest = support::images::manifest(
+        h.tmp.path(),
+        &[support::images::Row {
+            preset: "marker",
+            rootfs: &debian,
+        }],
+    );
+    let cfg = h.home.join(".config/smolvm");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("presets.toml"), MARKER_PRESETS).unwrap();
+    let t = open_dashboard(
+        &h,
+        &ns,
+        &[("SMOLVM_MANIFEST", manifest.display().to_string())],
+    );
+    t.wait("the empty VM list", |s| {
+        s.contains("No VMs. Press n to start a preset.")
+    });
+
+    // The form offers the user's preset: choose it, name the VM, tick attach, start.
+    t.keys(&["n"]);
+    t.wait("the start form", |s| {
+        s.contains("Start a sandbox") && s.contains(" marker ")
+    });
+    let presets = smolvm::core::presets::PRESETS
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(["marker"])
+        .collect::<std::collections::BTreeSet<_>>();
+    let right = presets.iter().position(|p| *p == "marker").unwrap();
+    for _ in 0..right {
+        t.keys(&["Right"]);
+    }
+    t.keys(&["Tab"]);
+    t.keys(&["vm-att"]);
+    for _ in 0..5 {
+        t.keys(&["Tab"]);
+    }
+    t.keys(&["Space"]);
+    t.wait("attach ticked", |s| s.contains("Attach     [x]"));
+    t.keys(&["Enter"]);
+
+    // The VM boots, the session runs the launch command in the foreground, and the
+    // dashboard comes back with the VM listed and selected.
+    let start = Instant::now();
+    loop {
+        let s = t.screen();
+        if s.contains("session in vm-att ended (exit 3)") {
+            break;
+        }
+        assert!(!s.contains("✗ #1 start"), "the start failed; screen:\n{s}");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "timed out waiting for the session; screen:\n{s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // What the session printed is on the normal screen the dashboard left for it.
+    let normal = t.run(&["capture-pane", "-p", "-a", "-t", "dash"]);
+    assert!(normal.contains("SMOLVM-DASH-MARKER"), "{normal}");
+    t.wait("the VM row, running", |s| {
+        let row = vm_row(s, "vm-att");
+        row.contains("running") && row.contains("marker")
+    });
+    assert_eq!(support::cleanup::row_ids(&h.data), ["vm-att"]);
+
+    // A guest HTTP server (busybox from the host, as tests/toolkit.rs does).
+    let cli = |args: &[&str]| {
+        let out = ns.smolvm(&h, args);
+        assert!(
+            out.status.success(),
+            "smolvm {args:?}: {}",
+            support::stderr(&out)
+        );
+    };
+    cli(&[
+        "sandbox",
+        "file",
+        "upload",
+        "vm-att",
+        "/usr/bin/busybox",
+        "/usr/local/bin/busybox",
+    ]);
+    cli(&[
+        "sandbox",
+        "exec",
+        "vm-att",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /srv && echo hello-from-dashboard > /srv/index.html && busybox httpd -p 8000 -h /srv",
+    ]);
+
+    // e: the port form; the forward answers on 127.0.0.1:18081.
+    t.keys(&["e"]);
+    t.wait("the port form", |s| s.contains("Expose a port of vm-att"));
+    t.keys(&["18081:8000"]);
+    t.keys(&["Enter"]);
+    t.wait("the exposed port", |s| {
+        s.contains("exposed 127.0.0.1:18081 → vm-att:8000")
+    });
+    assert!(ns.sh("ss -ltn; nft list ruleset").contains("18081"));
+    assert!(http_get(&ns, 18081).contains("hello-from-dashboard"));
+
+    // z pauses: the row says paused and the guest stops answering; z resumes.
+    t.keys(&["z"]);
+    t.wait("the paused row", |s| vm_row(s, "vm-att").contains("paused"));
+    assert!(!http_get(&ns, 18081).contains("hello-from-dashboard"));
+    t.keys(&["z"]);
+    t.wait("the resumed row", |s| {
+        vm_row(s, "vm-att").contains("running") && s.contains("1 resumed, 0 failed")
+    });
+    support::cleanup::wait_for(
+        || http_get(&ns, 18081).contains("hello-from-dashboard"),
+        "the guest answering again",
+    );
+
+    // Enter: the detail view lists the forward.
+    t.keys(&["Enter"]);
+    t.wait("the detail view", |s| {
+        s.contains("VM vm-att") && s.contains("127.0.0.1:18081 → 8000")
+    });
+    t.keys(&["Escape"]);
+
+    // U: upload a file through the form; it is in the guest.
+    let local = h.tmp.path().join("to-guest.txt");
+    std::fs::write(&local, b"uploaded-from-the-dashboard\n").unwrap();
+    t.keys(&["U"]);
+    t.wait("the upload form", |s| s.contains("Upload to vm-att"));
+    t.keys(&[local.to_str().unwrap()]);
+    t.keys(&["Down"]);
+    t.keys(&["/root/from-dash.txt"]);
+    t.keys(&["Enter"]);
+    t.wait("the upload result", |s| s.contains("copied file"));
+    let out = ns.smolvm(
+        &h,
+        &[
+            "sandbox",
+            "exec",
+            "vm-att",
+            "--",
+            "cat",
+            "/root/from-dash.txt",
+        ],
+    );
+    assert!(
+        support::stdout(&out).contains("uploaded-from-the-dashboard"),
+        "{}",
+        support::stderr(&out)
+    );
+
+    // S: a full snapshot, the source resumed; the detail view lists it; x deletes it.
+    t.keys(&["S"]);
+    t.wait("the snapshot form", |s| {
+        s.contains("Snapshot") && s.contains("Resume")
+    });
+    t.keys(&["snap-dash", "Tab", "Tab", "Space", "Enter"]);
+    t.wait("the snapshot result", |s| {
+        s.contains("1 snapshotted, 0 failed")
+    });
+    t.wait("the source running again", |s| {
+        vm_row(s, "vm-att").contains("running")
+    });
+    t.keys(&["Enter"]);
+    t.wait("the snapshot in the detail view", |s| {
+        s.contains("Snapshots (1)") && s.contains("snap-dash")
+    });
+    t.keys(&["x"]);
+    t.wait("the confirmation", |s| s.contains("Delete snapshots"));
+    t.keys(&["y"]);
+    t.wait("the snapshot gone", |s| {
+        s.contains("1 snapshot(s) deleted, 0 failed") && s.contains("Snapshots (0)")
+    });
+    t.keys(&["Escape"]);
+    t.keys(&["q"]);
+}

@@ -84,9 +84,11 @@ pub struct LogView {
     pub current: Option<usize>,
 }
 
+pub use super::data::{SnapshotRow, VmDetail};
 pub use super::dialogs::{
-    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, Dialog, Field, Outcome, Palette,
-    Preview, PrunePreview, Request, Scroll, StartForm, StartImage, StartSpec,
+    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, DetailView, Dialog, Field, Outcome,
+    Palette, PortForm, Preview, PrunePreview, Request, Scroll, SnapshotForm, SnapshotSpec,
+    StartForm, StartImage, StartSpec, TransferForm,
 };
 
 /// Palette lines kept for Up/Down.
@@ -153,6 +155,57 @@ pub enum Effect {
         version: String,
         name: String,
     },
+    /// Read VM `id`'s detail (and, with `env`, its guest env keys over SSH).
+    LoadDetail {
+        id: String,
+        env: bool,
+    },
+    /// Pause (or resume) these VMs (`core::lifecycle::set_paused`).
+    RunPause {
+        task: u64,
+        ids: Vec<String>,
+        paused: bool,
+    },
+    /// Snapshot these VMs (`core::snapshot::create`).
+    RunSnapshot {
+        task: u64,
+        ids: Vec<String>,
+        spec: SnapshotSpec,
+    },
+    /// Restore a snapshot, resumed (`core::snapshot::restore`); `force` replaces a
+    /// sandbox of its id.
+    RunRestore {
+        task: u64,
+        snapshot: String,
+        force: bool,
+    },
+    /// Delete snapshots (`core::snapshot::delete`).
+    RunDeleteSnapshots {
+        task: u64,
+        ids: Vec<String>,
+    },
+    /// Expose or close a port (`core::ports::{expose, close}`).
+    RunPort {
+        task: u64,
+        id: String,
+        close: bool,
+        host: Option<u16>,
+        guest: u16,
+    },
+    /// Copy a file or directory into (`upload`) or out of a VM (`core::files`).
+    RunTransfer {
+        task: u64,
+        id: String,
+        upload: bool,
+        local: String,
+        guest: String,
+    },
+    /// Suspend the dashboard for an SSH session in VM `id` (the event loop carries it
+    /// out): the preset's launch command (`attach`), else a login shell.
+    Session {
+        id: String,
+        attach: bool,
+    },
 }
 
 /// Messages from workers.
@@ -173,6 +226,19 @@ pub enum Msg {
         update: TaskUpdate,
     },
     Inspect(Result<ImageInspect, String>),
+    Detail {
+        id: String,
+        result: Result<Box<VmDetail>, String>,
+    },
+    EnvKeys {
+        id: String,
+        result: Result<Vec<String>, String>,
+    },
+    /// The event loop is back from a session: its exit code, or why it could not run.
+    SessionEnded {
+        id: String,
+        result: Result<i32, String>,
+    },
 }
 
 /// Everything `update` reacts to.
@@ -200,6 +266,13 @@ pub struct App {
     pub task_sel: usize,
     pub logs: LogView,
     pub dialog: Option<Dialog>,
+    /// The VM detail view, over the panes (dialogs open over it).
+    pub detail: Option<DetailView>,
+    /// The presets the start form offers (core's registry with the user's file).
+    pub presets: Vec<crate::core::presets::Preset>,
+    /// Start tasks that attach to their VM once it is up (and the VM, once it is known):
+    /// the session begins when the task has finished, so the task's end is shown first.
+    attach_after: std::collections::BTreeMap<u64, Option<String>>,
     /// Lines run from the palette, oldest first (Up/Down recall them).
     pub palette_history: Vec<String>,
     /// Mouse capture is on (`m` turns it off so the terminal selects text).
@@ -265,6 +338,9 @@ impl App {
                 current: None,
             },
             dialog: None,
+            detail: None,
+            presets: PRESETS.clone(),
+            attach_after: std::collections::BTreeMap::new(),
             palette_history: Vec::new(),
             mouse: true,
             keymap_file: "~/.config/smolvm/keymap.toml".into(),
@@ -646,6 +722,10 @@ impl App {
             d.fit(self);
             self.dialog = Some(d);
         }
+        if let Some(mut d) = self.detail.take() {
+            d.fit(self);
+            self.detail = Some(d);
+        }
         fx
     }
 
@@ -657,6 +737,20 @@ impl App {
             return self.on_dialog_key(k);
         }
         self.status = None;
+        if let Some(mut d) = self.detail.take() {
+            return match d.handle_key(k, &self.data, &self.keymap) {
+                Outcome::Keep => {
+                    self.detail = Some(d);
+                    Vec::new()
+                }
+                Outcome::Close => Vec::new(),
+                Outcome::Done(r) => self.request(r),
+                Outcome::Also(r) => {
+                    self.detail = Some(d);
+                    self.request(r)
+                }
+            };
+        }
         let key = Key::from_event(&k);
         match self.keymap.lookup(self.focus.scope(), &key) {
             Some(a) => self.act(a),
@@ -804,7 +898,10 @@ impl App {
                         .as_ref()
                         .map(|s| s.built_images.clone())
                         .unwrap_or_default();
-                    self.dialog = Some(Dialog::Start(Box::new(StartForm::new(built))));
+                    self.dialog = Some(Dialog::Start(Box::new(StartForm::with_presets(
+                        self.presets.clone(),
+                        built,
+                    ))));
                 }
             }
             Action::Stop => {
@@ -812,6 +909,17 @@ impl App {
                 if !ids.is_empty() && !self.refuse_readonly(Mutation::Stop) {
                     self.dialog = Some(Dialog::Confirm(ConfirmAction::Stop(ids)));
                 }
+            }
+            Action::Detail => return self.open_detail(),
+            Action::Pause
+            | Action::Snapshot
+            | Action::Port
+            | Action::Attach
+            | Action::Shell
+            | Action::Upload
+            | Action::Download => {
+                let ids = self.vm_targets();
+                return self.on_vms(a, ids);
             }
             Action::Pull => return self.pull_images(),
             Action::Inspect => return self.inspect_image(),
@@ -993,11 +1101,173 @@ impl App {
                 self.focus(Pane::Tasks);
                 vec![Effect::RunRemoveImages { task, names }]
             }
+            ConfirmAction::Restore { snapshot, .. } => {
+                if self.refuse_readonly(Mutation::SnapshotRestore) {
+                    return Vec::new();
+                }
+                let task = self.new_task(
+                    TaskKind::Restore,
+                    format!("restore {snapshot} --resume --force"),
+                );
+                vec![Effect::RunRestore {
+                    task,
+                    snapshot,
+                    force: true,
+                }]
+            }
+            ConfirmAction::DeleteSnapshots(ids) => {
+                let task = self.new_task(
+                    TaskKind::DeleteSnapshot,
+                    format!("delete snapshot {}", ids.join(", ")),
+                );
+                vec![Effect::RunDeleteSnapshots { task, ids }]
+            }
             ConfirmAction::Quit => {
                 self.should_quit = true;
                 Vec::new()
             }
         }
+    }
+
+    /// `Enter` / `i` on a VM: its detail view; the detail and env keys are read anew.
+    fn open_detail(&mut self) -> Vec<Effect> {
+        let Some(id) = self.selected_vm().map(|r| r.info.id.clone()) else {
+            return Vec::new();
+        };
+        self.data.want_detail(&id, true);
+        self.detail = Some(DetailView::new(&id));
+        vec![Effect::LoadDetail { id, env: true }]
+    }
+
+    /// The one VM an action on a single VM applies to (a status line says why not).
+    fn one_vm(&mut self, ids: &[String], what: &str) -> Option<VmRow> {
+        match ids {
+            [id] => {
+                let row = self.data.vms.iter().find(|r| r.info.id == *id).cloned();
+                if row.is_none() {
+                    self.status = Some(format!("no VM '{id}'"));
+                }
+                row
+            }
+            [] => None,
+            _ => {
+                self.status = Some(format!(
+                    "{what} works on one VM: clear the marks ({}) and select it",
+                    self.keymap.hint(Scope::Vms, Action::ClearMarks)
+                ));
+                None
+            }
+        }
+    }
+
+    /// A VM action (pause, snapshot, port, attach, shell, upload, download) on these VMs,
+    /// from the VMs pane or the detail view.
+    pub fn on_vms(&mut self, a: Action, ids: Vec<String>) -> Vec<Effect> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        match a {
+            Action::Pause => {
+                let all_paused = ids.iter().all(|id| {
+                    self.data
+                        .vms
+                        .iter()
+                        .any(|r| r.info.id == *id && r.info.status == "paused")
+                });
+                let (what, kind) = if all_paused {
+                    (Mutation::Resume, TaskKind::Resume)
+                } else {
+                    (Mutation::Pause, TaskKind::Pause)
+                };
+                if self.refuse_readonly(what) {
+                    return Vec::new();
+                }
+                let verb = if all_paused { "resume" } else { "pause" };
+                let task = self.new_task(kind, format!("{verb} {}", ids.join(", ")));
+                self.vm_list.marks.clear();
+                return vec![Effect::RunPause {
+                    task,
+                    ids,
+                    paused: !all_paused,
+                }];
+            }
+            Action::Snapshot => {
+                if !self.refuse_readonly(Mutation::SnapshotCreate) {
+                    self.dialog = Some(Dialog::Snapshot(Box::new(SnapshotForm::new(ids))));
+                }
+            }
+            Action::Stop => {
+                if !self.refuse_readonly(Mutation::Stop) {
+                    self.dialog = Some(Dialog::Confirm(ConfirmAction::Stop(ids)));
+                }
+            }
+            Action::Port => {
+                if self.refuse_readonly(Mutation::PortExpose) {
+                    return Vec::new();
+                }
+                if let Some(r) = self.one_vm(&ids, "a port") {
+                    let existing = match self.data.detail(&r.info.id) {
+                        Preview::Ready(VmDetail { ports: Ok(p), .. }) => {
+                            p.iter().map(|(h, g)| format!("{h}:{g}")).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    self.dialog = Some(Dialog::Port(Box::new(PortForm::new(
+                        r.info.id.clone(),
+                        existing,
+                    ))));
+                }
+            }
+            Action::Attach | Action::Shell => {
+                if self.refuse_readonly(Mutation::Shell) {
+                    return Vec::new();
+                }
+                let Some(r) = self.one_vm(&ids, "a session") else {
+                    return Vec::new();
+                };
+                if r.info.status != "running" || r.info.stale {
+                    self.status = Some(format!(
+                        "{} is {}: start it first",
+                        r.info.id,
+                        r.info.shown_status()
+                    ));
+                    return Vec::new();
+                }
+                let attach = a == Action::Attach;
+                if attach && r.info.preset.is_none() {
+                    self.status = Some(format!(
+                        "{} has no preset to attach to; {} opens a login shell",
+                        r.info.id,
+                        self.keymap.hint(Scope::Vms, Action::Shell)
+                    ));
+                    return Vec::new();
+                }
+                return vec![Effect::Session {
+                    id: r.info.id.clone(),
+                    attach,
+                }];
+            }
+            Action::Upload | Action::Download => {
+                let upload = a == Action::Upload;
+                let what = if upload {
+                    Mutation::FileUpload
+                } else {
+                    Mutation::FileDownload
+                };
+                if self.refuse_readonly(what) {
+                    return Vec::new();
+                }
+                if let Some(r) = self.one_vm(&ids, "a copy") {
+                    self.dialog = Some(Dialog::Transfer(Box::new(TransferForm::new(
+                        r.info.id.clone(),
+                        upload,
+                        self.data.home.clone(),
+                    ))));
+                }
+            }
+            _ => return self.act(a),
+        }
+        Vec::new()
     }
 
     /// A key while a dialog is open: the dialog decides what it means.
@@ -1092,10 +1362,97 @@ impl App {
             }
             Request::Start(spec) => {
                 let task = self.new_task(TaskKind::Start, spec.title());
+                if spec.attach {
+                    self.attach_after.insert(task, None);
+                }
                 self.focus(Pane::Tasks);
                 return vec![Effect::RunStart { task, spec }];
             }
             Request::Status(s) => self.status = Some(s),
+            Request::Confirm(action) => {
+                let refused = match action {
+                    ConfirmAction::DeleteSnapshots(_) => {
+                        self.refuse_readonly(Mutation::SnapshotDelete)
+                    }
+                    ConfirmAction::Restore { .. } => {
+                        self.refuse_readonly(Mutation::SnapshotRestore)
+                    }
+                    _ => false,
+                };
+                if !refused {
+                    self.dialog = Some(Dialog::Confirm(action));
+                }
+            }
+            Request::OnVms { action, ids } => return self.on_vms(action, ids),
+            Request::Restore(snapshot) => {
+                if !self.refuse_readonly(Mutation::SnapshotRestore) {
+                    let task =
+                        self.new_task(TaskKind::Restore, format!("restore {snapshot} --resume"));
+                    return vec![Effect::RunRestore {
+                        task,
+                        snapshot,
+                        force: false,
+                    }];
+                }
+            }
+            Request::Snapshot { ids, spec } => {
+                let task = self.new_task(
+                    TaskKind::Snapshot,
+                    format!("snapshot {} ({})", ids.join(", "), spec.kind.as_str()),
+                );
+                self.vm_list.marks.clear();
+                return vec![Effect::RunSnapshot { task, ids, spec }];
+            }
+            Request::Port {
+                id,
+                close,
+                host,
+                guest,
+            } => {
+                let spec = match host {
+                    Some(h) => format!("{h}:{guest}"),
+                    None => guest.to_string(),
+                };
+                let title = if close {
+                    format!("close port {spec} of {id}")
+                } else {
+                    format!("expose port {spec} of {id}")
+                };
+                let task = self.new_task(TaskKind::Port, title);
+                if let Some(Dialog::Port(f)) = &mut self.dialog {
+                    f.pending = Some(task);
+                }
+                return vec![Effect::RunPort {
+                    task,
+                    id,
+                    close,
+                    host,
+                    guest,
+                }];
+            }
+            Request::Transfer {
+                id,
+                upload,
+                local,
+                guest,
+            } => {
+                let (kind, title) = if upload {
+                    (TaskKind::Upload, format!("upload {local} → {id}:{guest}"))
+                } else {
+                    (
+                        TaskKind::Download,
+                        format!("download {id}:{guest} → {local}"),
+                    )
+                };
+                let task = self.new_task(kind, title);
+                return vec![Effect::RunTransfer {
+                    task,
+                    id,
+                    upload,
+                    local,
+                    guest,
+                }];
+            }
         }
         Vec::new()
     }
@@ -1119,8 +1476,13 @@ impl App {
                 }
             }
             ("start", [p]) => {
-                let preset = crate::core::presets::lookup(p).map_err(|e| e.message)?;
-                let i = PRESETS
+                let registry = crate::core::presets::Registry {
+                    presets: self.presets.clone(),
+                    problems: Vec::new(),
+                };
+                let preset = registry.lookup(p).map_err(|e| e.message)?;
+                let i = self
+                    .presets
                     .iter()
                     .position(|x| x.name == preset.name)
                     .unwrap_or(0);
@@ -1258,15 +1620,31 @@ impl App {
             Msg::Task { id, update } => {
                 if self.data.apply_task(id, &update) {
                     self.app_log_changed();
-                    return self.on_task(update);
+                    return self.on_task(id, update);
                 }
+            }
+            Msg::Detail { id, result } => self.data.apply_detail(&id, preview(result.map(|d| *d))),
+            Msg::EnvKeys { id, result } => self.data.apply_env_keys(&id, preview(result)),
+            Msg::SessionEnded { id, result } => {
+                let line = match result {
+                    Ok(code) => format!("session in {id} ended (exit {code})"),
+                    Err(e) => format!("session in {id}: {e}"),
+                };
+                self.log(line.clone());
+                self.status = Some(line);
+                // Back where we were: the same VM selected.
+                match self.vm_view().iter().position(|r| r.info.id == id) {
+                    Some(i) => self.vm_list.selected = i,
+                    None => self.pending_select = Some(id),
+                }
+                return vec![Effect::Refresh { slow: false }];
             }
         }
         Vec::new()
     }
 
     /// What the view does when a task moves on.
-    fn on_task(&mut self, u: TaskUpdate) -> Vec<Effect> {
+    fn on_task(&mut self, task: u64, u: TaskUpdate) -> Vec<Effect> {
         match u {
             TaskUpdate::Started { vm_id } => {
                 self.vm_list.filter.clear();
@@ -1274,13 +1652,38 @@ impl App {
                 self.focus(Pane::Vms);
                 match self.vm_view().iter().position(|r| r.info.id == vm_id) {
                     Some(i) => self.vm_list.selected = i,
-                    None => self.pending_select = Some(vm_id),
+                    None => self.pending_select = Some(vm_id.clone()),
+                }
+                if let Some(vm) = self.attach_after.get_mut(&task) {
+                    *vm = Some(vm_id);
                 }
                 vec![Effect::Refresh { slow: false }]
             }
-            TaskUpdate::Finished { summary, .. } => {
+            TaskUpdate::Finished { state, summary, .. } => {
+                let attach = self.attach_after.remove(&task).flatten();
+                // The port form waits for its task: core's refusal stays in it.
+                if let Some(Dialog::Port(f)) = &mut self.dialog {
+                    if f.pending == Some(task) {
+                        f.pending = None;
+                        if state == TaskState::Done {
+                            self.dialog = None;
+                        } else {
+                            f.error = Some(summary.clone());
+                        }
+                    }
+                }
                 self.status = Some(summary);
-                vec![Effect::Refresh { slow: true }]
+                let mut fx = vec![Effect::Refresh { slow: true }];
+                if let Some(d) = &self.detail {
+                    fx.push(Effect::LoadDetail {
+                        id: d.id.clone(),
+                        env: false,
+                    });
+                }
+                if let (Some(id), TaskState::Done) = (attach, state) {
+                    fx.push(Effect::Session { id, attach: true });
+                }
+                fx
             }
             _ => Vec::new(),
         }

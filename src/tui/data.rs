@@ -152,6 +152,14 @@ pub enum TaskKind {
     Start,
     Pull,
     RemoveImages,
+    Pause,
+    Resume,
+    Snapshot,
+    Restore,
+    DeleteSnapshot,
+    Port,
+    Upload,
+    Download,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +223,73 @@ pub struct ImageInspect {
     pub files: Vec<(String, u64, u64)>,
 }
 
+/// One VM in detail, as the detail view shows it: its configuration from the state DB
+/// (`core::lifecycle::info`), its mounts, forwards (`core::ports::list`) and snapshots
+/// (`core::snapshot::list`). Env keys come apart (over SSH): [`Data::env_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmDetail {
+    pub id: String,
+    pub backend: Option<String>,
+    pub preset: Option<String>,
+    pub kernel: Option<String>,
+    pub rootfs: Option<String>,
+    pub vcpus: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub disk_mib: Option<u64>,
+    pub ip: Option<String>,
+    pub tap: Option<String>,
+    pub ssh_port: Option<u16>,
+    /// (host path, guest path, writable).
+    pub mounts: Vec<(String, String, bool)>,
+    /// (host port, guest port), or why they could not be read.
+    pub ports: Result<Vec<(u16, u16)>, String>,
+    pub snapshots: Result<Vec<SnapshotRow>, String>,
+}
+
+impl Default for VmDetail {
+    fn default() -> Self {
+        VmDetail {
+            id: String::new(),
+            backend: None,
+            preset: None,
+            kernel: None,
+            rootfs: None,
+            vcpus: None,
+            memory_mib: None,
+            disk_mib: None,
+            ip: None,
+            tap: None,
+            ssh_port: None,
+            mounts: Vec::new(),
+            ports: Ok(Vec::new()),
+            snapshots: Ok(Vec::new()),
+        }
+    }
+}
+
+/// A snapshot of the VM, as listed in its detail view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub kind: String,
+    pub created_at: String,
+    pub size_bytes: u64,
+    /// Files it needs are gone: it cannot be restored.
+    pub missing: bool,
+}
+
+impl Default for SnapshotRow {
+    fn default() -> Self {
+        SnapshotRow {
+            id: String::new(),
+            kind: "full".into(),
+            created_at: String::new(),
+            size_bytes: 0,
+            missing: false,
+        }
+    }
+}
+
 /// Everything the workers reported, and the tasks and messages of this session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Data {
@@ -236,6 +311,10 @@ pub struct Data {
     pub cleanup_preview: (u64, Preview<CleanupPreview>),
     /// The last image inspected (reset when another is asked for).
     pub inspect: Preview<ImageInspect>,
+    /// The VM whose detail was asked for last, and its answer.
+    pub detail: Option<(String, Preview<VmDetail>)>,
+    /// That VM's guest env keys (names only, never values), read over SSH.
+    pub env_keys: Option<(String, Preview<Vec<String>>)>,
     next_task: u64,
     /// Moves on whenever the VM or image rows change (the view re-sorts then only).
     generation: u64,
@@ -255,6 +334,8 @@ impl Default for Data {
             prune_preview: Preview::Loading,
             cleanup_preview: (0, Preview::Loading),
             inspect: Preview::Loading,
+            detail: None,
+            env_keys: None,
             next_task: 1,
             generation: 0,
         }
@@ -312,6 +393,51 @@ impl Data {
         match &self.vm_log {
             Some((i, lines)) if i == id => lines,
             _ => &[],
+        }
+    }
+
+    /// The detail of VM `id` was asked for: its earlier answer stays until the new one
+    /// comes (a reload does not blank the view); another VM's is dropped.
+    pub fn want_detail(&mut self, id: &str, env: bool) {
+        if self.detail.as_ref().map(|(i, _)| i.as_str()) != Some(id) {
+            self.detail = Some((id.to_string(), Preview::Loading));
+        }
+        if env || self.env_keys.as_ref().map(|(i, _)| i.as_str()) != Some(id) {
+            self.env_keys = Some((id.to_string(), Preview::Loading));
+        }
+    }
+
+    /// A detail worker's answer; a late one for another VM is dropped.
+    pub fn apply_detail(&mut self, id: &str, p: Preview<VmDetail>) {
+        if let Some((i, old)) = &mut self.detail {
+            if i == id {
+                *old = p;
+            }
+        }
+    }
+
+    /// An env-keys worker's answer; a late one for another VM is dropped.
+    pub fn apply_env_keys(&mut self, id: &str, p: Preview<Vec<String>>) {
+        if let Some((i, old)) = &mut self.env_keys {
+            if i == id {
+                *old = p;
+            }
+        }
+    }
+
+    /// The detail of VM `id`, if it is the one reported.
+    pub fn detail(&self, id: &str) -> &Preview<VmDetail> {
+        match &self.detail {
+            Some((i, p)) if i == id => p,
+            _ => &Preview::Loading,
+        }
+    }
+
+    /// The env keys of VM `id`, if they are the ones reported.
+    pub fn env_keys(&self, id: &str) -> &Preview<Vec<String>> {
+        match &self.env_keys {
+            Some((i, p)) if i == id => p,
+            _ => &Preview::Loading,
         }
     }
 

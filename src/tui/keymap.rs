@@ -50,10 +50,18 @@ pub enum Action {
     ToggleMouse,
     Pull,
     Inspect,
+    Detail,
+    Pause,
+    Snapshot,
+    Port,
+    Attach,
+    Shell,
+    Upload,
+    Download,
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 46] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -92,6 +100,14 @@ impl Action {
         Action::ToggleMouse,
         Action::Pull,
         Action::Inspect,
+        Action::Detail,
+        Action::Pause,
+        Action::Snapshot,
+        Action::Port,
+        Action::Attach,
+        Action::Shell,
+        Action::Upload,
+        Action::Download,
     ];
 
     /// The name used in keymap files.
@@ -135,6 +151,14 @@ impl Action {
             Action::ToggleMouse => "toggle_mouse",
             Action::Pull => "pull",
             Action::Inspect => "inspect",
+            Action::Detail => "detail",
+            Action::Pause => "pause",
+            Action::Snapshot => "snapshot",
+            Action::Port => "port",
+            Action::Attach => "attach",
+            Action::Shell => "shell",
+            Action::Upload => "upload",
+            Action::Download => "download",
         }
     }
 
@@ -179,6 +203,14 @@ impl Action {
             Action::ToggleMouse => "mouse",
             Action::Pull => "pull image",
             Action::Inspect => "inspect",
+            Action::Detail => "VM detail",
+            Action::Pause => "pause / resume",
+            Action::Snapshot => "snapshot",
+            Action::Port => "expose / close port",
+            Action::Attach => "attach (preset)",
+            Action::Shell => "login shell",
+            Action::Upload => "upload file",
+            Action::Download => "download file",
         }
     }
 

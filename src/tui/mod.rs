@@ -56,7 +56,65 @@ pub fn new_app(env: &Env, readonly: bool) -> App {
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), DisableMouseCapture, LeaveAlternateScreen);
+    let _ = execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// The `ssh` command line of a session in VM `id`: the preset's launch command
+/// (`core::presets::attach::argv`, the user's presets included) when `attach`, else a
+/// login shell (`core::lifecycle::ssh_argv_as`, as `smolvm sandbox shell`).
+fn session_argv(env: &Env, id: &str, attach: bool) -> Result<Vec<String>, String> {
+    use crate::core::lifecycle::{self, SshLogin};
+    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+    if !attach {
+        return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
+            .map_err(|e| e.message);
+    }
+    let info = lifecycle::info(&ctx, id).map_err(|e| e.message)?;
+    let Some(name) = info.summary.preset else {
+        // A built image has no agent: the form's attach opens a login shell.
+        return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
+            .map_err(|e| e.message);
+    };
+    let registry = crate::core::presets::Registry::load(env);
+    let preset = registry.lookup(&name).map_err(|e| e.message)?;
+    crate::core::presets::attach::argv(&ctx, id, preset).map_err(|e| e.message)
+}
+
+/// Suspend the dashboard for an SSH session: stop reading keys (the input reader is
+/// dropped so it takes nothing from the session), leave the alternate screen and raw mode,
+/// show the cursor, run `ssh` in the foreground with the terminal, then take the terminal
+/// back. Returns the session's exit code.
+fn run_session(
+    events: &mut Option<EventStream>,
+    terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    argv: &[String],
+    mouse: bool,
+    what: &str,
+) -> Result<i32, String> {
+    drop(events.take());
+    restore_terminal();
+    err_line(format!(
+        "smolvm: {what}; the dashboard comes back when it ends"
+    ));
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status();
+    let _ = enable_raw_mode();
+    let _ = execute!(std::io::stdout(), EnterAlternateScreen);
+    if mouse {
+        let _ = execute!(std::io::stdout(), EnableMouseCapture);
+    }
+    let _ = terminal.clear();
+    *events = Some(EventStream::new());
+    match status {
+        Ok(s) => Ok(s.code().unwrap_or(255)),
+        Err(e) => Err(format!("cannot run ssh ({e}); install openssh-client")),
+    }
 }
 
 /// Run the dashboard until the user quits; returns the exit code.
@@ -95,6 +153,11 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
     execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let mut app = new_app(&env, readonly);
+    let registry = crate::core::presets::Registry::load(&env);
+    for p in &registry.problems {
+        app.log(format!("config: {p}"));
+    }
+    app.presets = registry.presets;
     let paths = crate::core::Paths::resolve(&env, None);
     app.log(format!(
         "smolvm {} dashboard: state in {}, images in {}",
@@ -107,14 +170,14 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         paths.images_root.display()
     ));
     if readonly {
-        app.log("read-only mode: prune, cleanup, start, stop and delete are disabled");
+        app.log("read-only mode: every change is disabled (prune, cleanup, start, stop, delete, pause, snapshots, ports, files, SSH sessions)");
     }
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut workers = worker::Workers::new(tx, env);
+    let mut workers = worker::Workers::new(tx, env.clone());
     workers.run(Effect::Refresh { slow: true });
-    let mut events = EventStream::new();
+    let mut events = Some(EventStream::new());
     let mut tick = tokio::time::interval(Duration::from_millis(120));
     let mut dirty = true;
     loop {
@@ -126,7 +189,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
             return Ok(());
         }
         let input = tokio::select! {
-            ev = events.next() => match ev {
+            ev = async { match events.as_mut() { Some(e) => e.next().await, None => None } } => match ev {
                 Some(Ok(Event::Key(k))) => Input::Key(k),
                 Some(Ok(Event::Mouse(m))) => Input::Mouse(m),
                 Some(Ok(Event::Resize(w, h))) => Input::Resize(w, h),
@@ -151,10 +214,29 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
                         execute!(std::io::stdout(), DisableMouseCapture)
                     };
                 }
+                Effect::Session { id, attach } => {
+                    let what = format!(
+                        "{} in {id}",
+                        if attach {
+                            "attached to the agent"
+                        } else {
+                            "login shell"
+                        }
+                    );
+                    let result = session_argv(&env, &id, attach).and_then(|argv| {
+                        run_session(&mut events, &mut terminal, &argv, app.mouse, &what)
+                    });
+                    let size = terminal.size()?;
+                    app.update(Input::Resize(size.width, size.height));
+                    for fx in app.update(Input::Msg(app::Msg::SessionEnded { id, result })) {
+                        workers.run(fx);
+                    }
+                    dirty = true;
+                }
                 other => workers.run(other),
             }
         }
-        dirty = app.version() != before;
+        dirty |= app.version() != before;
     }
 }
 

@@ -31,6 +31,9 @@ pub fn render(f: &mut Frame, app: &App) {
         tasks(f, app, r);
     }
     footer(f, app, a.footer);
+    if let Some(d) = &app.detail {
+        d.render(f, app);
+    }
     if let Some(d) = &app.dialog {
         d.render(f, app);
     }
@@ -635,6 +638,14 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Prune,
             Action::Cleanup,
             Action::Palette,
+            Action::Detail,
+            Action::Pause,
+            Action::Snapshot,
+            Action::Port,
+            Action::Attach,
+            Action::Shell,
+            Action::Upload,
+            Action::Download,
         ],
         Pane::Images => &[
             Action::Inspect,
@@ -674,6 +685,13 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
                     | Action::Prune
                     | Action::Cleanup
                     | Action::Pull
+                    | Action::Pause
+                    | Action::Snapshot
+                    | Action::Port
+                    | Action::Attach
+                    | Action::Shell
+                    | Action::Upload
+                    | Action::Download
             )
         {
             continue;

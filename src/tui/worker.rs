@@ -124,7 +124,62 @@ impl Workers {
                     let _ = tx.send(Msg::Inspect(inspect(&env, &version, &name)));
                 });
             }
-            Effect::Copy(_) | Effect::Mouse(_) => {} // the event loop owns the terminal
+            Effect::LoadDetail { id, env: with_env } => {
+                let (tx2, env2, id2) = (tx.clone(), env.clone(), id.clone());
+                tokio::task::spawn_blocking(move || {
+                    let result = load_detail(&env2, &id2).map(Box::new);
+                    let _ = tx2.send(Msg::Detail { id: id2, result });
+                });
+                if with_env {
+                    tokio::task::spawn_blocking(move || {
+                        let result = env_keys(&env, &id);
+                        let _ = tx.send(Msg::EnvKeys { id, result });
+                    });
+                }
+            }
+            Effect::RunPause { task, ids, paused } => {
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_pause(task, tx, env, cancel, ids, paused));
+            }
+            Effect::RunSnapshot { task, ids, spec } => {
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_snapshot(task, tx, env, cancel, ids, spec));
+            }
+            Effect::RunRestore {
+                task,
+                snapshot,
+                force,
+            } => {
+                tokio::spawn(run_restore(task, tx, env, snapshot, force));
+            }
+            Effect::RunDeleteSnapshots { task, ids } => {
+                tokio::task::spawn_blocking(move || run_delete_snapshots(task, &tx, &env, ids));
+            }
+            Effect::RunPort {
+                task,
+                id,
+                close,
+                host,
+                guest,
+            } => {
+                tokio::task::spawn_blocking(move || {
+                    run_port(task, &tx, &env, &id, close, host, guest)
+                });
+            }
+            Effect::RunTransfer {
+                task,
+                id,
+                upload,
+                local,
+                guest,
+            } => {
+                let cancel = self.cancel_flag(task);
+                tokio::task::spawn_blocking(move || {
+                    run_transfer(task, &tx, &env, cancel, &id, upload, &local, &guest)
+                });
+            }
+            // The event loop owns the terminal.
+            Effect::Copy(_) | Effect::Mouse(_) | Effect::Session { .. } => {}
         }
     }
 
@@ -1034,4 +1089,362 @@ async fn run_stop(
         format!("{} stopped, {failed} failed", total - failed),
         t0,
     );
+}
+
+/// One VM's detail: its row and config (`core::lifecycle::info`), mounts, forwards
+/// (`core::ports::list`) and snapshots (`core::snapshot::list`).
+pub fn load_detail(env: &Env, id: &str) -> Result<crate::tui::data::VmDetail, String> {
+    use crate::tui::data::{SnapshotRow, VmDetail};
+    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+    let info = crate::core::lifecycle::info(&ctx, id).map_err(|e| e.message)?;
+    let c = &info.config;
+    let s = |k: &str| c.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let n = |k: &str| c.get(k).and_then(serde_json::Value::as_u64);
+    let home = &ctx.paths.home;
+    let shown = |p: Option<String>| p.map(|p| display_path(Path::new(&p), home));
+    let mounts = crate::core::presets::mounts::from_config(c)
+        .into_iter()
+        .map(|m| (display_path(&m.host_path, home), m.guest_path, m.writable))
+        .collect();
+    let ports = crate::core::ports::list(&ctx, id)
+        .map(|v| v.iter().map(|p| (p.host_port, p.guest_port)).collect())
+        .map_err(|e| e.message);
+    let snapshots = crate::core::snapshot::list(&ctx, Some(id))
+        .map(|(v, _)| {
+            v.into_iter()
+                .map(|s| SnapshotRow {
+                    id: s.id,
+                    kind: s.kind,
+                    created_at: s.created_at,
+                    size_bytes: s.size_bytes,
+                    missing: !s.missing_files.is_empty(),
+                })
+                .collect()
+        })
+        .map_err(|e| e.message);
+    Ok(VmDetail {
+        id: id.to_string(),
+        backend: info.summary.backend.clone(),
+        preset: info.summary.preset.clone(),
+        kernel: shown(s("kernel_path")),
+        rootfs: shown(s("rootfs_path")),
+        vcpus: n("vcpu_count"),
+        memory_mib: n("mem_size_mib"),
+        disk_mib: n("disk_size_mib"),
+        ip: info.summary.ip.clone(),
+        tap: info.summary.tap.clone(),
+        ssh_port: info.summary.ssh_port,
+        mounts,
+        ports,
+        snapshots,
+    })
+}
+
+/// The names of the guest's env keys (`core::guest_env::read`); the values are dropped
+/// here and never leave this function.
+pub fn env_keys(env: &Env, id: &str) -> Result<Vec<String>, String> {
+    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+    let file = crate::core::guest_env::read(&ctx, id).map_err(|e| e.message)?;
+    Ok(file.keys().map(str::to_string).collect())
+}
+
+/// Pause or resume VMs one by one (`core::lifecycle::set_paused`, as `sandbox pause` /
+/// `resume`).
+async fn run_pause(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    env: Env,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+    paused: bool,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let verb = if paused { "paused" } else { "resumed" };
+    send(
+        &tx,
+        task,
+        TaskUpdate::Phase(if paused { "pausing" } else { "resuming" }.into()),
+    );
+    let total = ids.len() as u64;
+    let mut failed = 0;
+    for (n, id) in ids.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            let summary = format!("{n} of {total} {verb}");
+            return finish(&tx, task, TaskState::Cancelled, summary, t0);
+        }
+        let it = match crate::core::lifecycle::set_paused(&ctx, id, paused).await {
+            Ok(r) if r.unchanged => item(id.clone(), true, format!("already {}", r.status)),
+            Ok(r) => item(id.clone(), true, r.status),
+            Err(e) => {
+                failed += 1;
+                item(id.clone(), false, failure(&e))
+            }
+        };
+        send(&tx, task, TaskUpdate::Item(it));
+        send(
+            &tx,
+            task,
+            TaskUpdate::Progress {
+                done: n as u64 + 1,
+                total,
+            },
+        );
+    }
+    let summary = format!("{} {verb}, {failed} failed", total - failed);
+    finish(&tx, task, end_state(false, failed > 0), summary, t0);
+}
+
+/// Snapshot VMs one by one (`core::snapshot::create`, as `sandbox snapshot create`).
+async fn run_snapshot(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    env: Env,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+    spec: crate::tui::app::SnapshotSpec,
+) {
+    use crate::core::snapshot::{self, CreateOptions};
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let total = ids.len() as u64;
+    let mut failed = 0;
+    for (n, id) in ids.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            let summary = format!("{n} of {total} snapshotted");
+            return finish(&tx, task, TaskState::Cancelled, summary, t0);
+        }
+        send(&tx, task, TaskUpdate::Phase(format!("snapshotting {id}")));
+        let opts = CreateOptions {
+            vm_id: id.clone(),
+            snapshot_id: spec.id.clone(),
+            kind: spec.kind,
+            resume_source: spec.resume_source,
+            ..CreateOptions::default()
+        };
+        let it = match snapshot::create(&ctx, &opts).await {
+            Ok(r) => item(
+                id.clone(),
+                true,
+                format!(
+                    "{} ({}, {}), source {}",
+                    r.snapshot.id,
+                    r.snapshot.kind,
+                    crate::core::units::format_size(r.snapshot.size_bytes),
+                    r.source_status
+                ),
+            ),
+            Err(e) => {
+                failed += 1;
+                item(id.clone(), false, failure(&e))
+            }
+        };
+        send(&tx, task, TaskUpdate::Item(it));
+        send(
+            &tx,
+            task,
+            TaskUpdate::Progress {
+                done: n as u64 + 1,
+                total,
+            },
+        );
+    }
+    let summary = format!("{} snapshotted, {failed} failed", total - failed);
+    finish(&tx, task, end_state(false, failed > 0), summary, t0);
+}
+
+/// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its
+/// phases in the task.
+async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: String, force: bool) {
+    use crate::core::snapshot::{restore, RestoreOptions};
+    use crate::core::start::StartEvent;
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let ptx = tx.clone();
+    let progress = Progress::new(move |ev: StartEvent| match ev {
+        StartEvent::PhaseStarted(p) => send(&ptx, task, TaskUpdate::Phase(p.as_str().into())),
+        StartEvent::PhaseDone(p, d) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(item(
+                p.as_str().into(),
+                true,
+                format!("{:.2} s", d.as_secs_f64()),
+            )),
+        ),
+        StartEvent::RollingBack(why) => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!("rolling back: {why}")),
+        ),
+        StartEvent::Warning(w) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(item("warning".into(), true, w)),
+        ),
+        StartEvent::Pull(_) => {}
+    });
+    let opts = RestoreOptions {
+        snapshot_id: snapshot,
+        resume: true,
+        force,
+        ..RestoreOptions::default()
+    };
+    match restore(&ctx, &opts, &progress).await {
+        Ok(r) => {
+            let summary = format!(
+                "{} {} at {} from {} ({})",
+                r.vm.name, r.vm.status, r.vm.ip_address, r.snapshot.id, r.snapshot.kind
+            );
+            finish(&tx, task, TaskState::Done, summary, t0);
+        }
+        Err(e) => finish(&tx, task, TaskState::Failed, failure(&e), t0),
+    }
+}
+
+/// Delete snapshots (`core::snapshot::delete`), each an item.
+fn run_delete_snapshots(task: u64, tx: &UnboundedSender<Msg>, env: &Env, ids: Vec<String>) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(tx, task, env) {
+        Ok(c) => c,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    send(tx, task, TaskUpdate::Phase("deleting".into()));
+    let mut failed = 0;
+    for id in &ids {
+        let it = match crate::core::snapshot::delete(&ctx, id) {
+            Ok(s) => item(
+                id.clone(),
+                true,
+                format!(
+                    "deleted ({})",
+                    crate::core::units::format_size(s.size_bytes)
+                ),
+            ),
+            Err(e) => {
+                failed += 1;
+                item(id.clone(), false, failure(&e))
+            }
+        };
+        send(tx, task, TaskUpdate::Item(it));
+    }
+    let summary = format!(
+        "{} snapshot(s) deleted, {failed} failed",
+        ids.len() - failed
+    );
+    finish(tx, task, end_state(false, failed > 0), summary, t0);
+}
+
+/// Expose or close a port (`core::ports::{expose, close}`); core's error is the task's
+/// summary (the port form shows it).
+fn run_port(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    env: &Env,
+    id: &str,
+    close: bool,
+    host: Option<u16>,
+    guest: u16,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(tx, task, env) {
+        Ok(c) => c,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    let result = if close {
+        crate::core::ports::close(&ctx, id, host.unwrap_or(0), guest)
+    } else {
+        crate::core::ports::expose(&ctx, id, host, guest)
+    };
+    match result {
+        Ok(f) => {
+            let what = format!("127.0.0.1:{} → {id}:{}", f.host_port, f.guest_port);
+            let verb = if close { "closed" } else { "exposed" };
+            send(
+                tx,
+                task,
+                TaskUpdate::Item(item(what.clone(), true, verb.into())),
+            );
+            finish(tx, task, TaskState::Done, format!("{verb} {what}"), t0);
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Copy into or out of a VM (`core::files::{upload, download}`), bytes as progress.
+#[allow(clippy::too_many_arguments)]
+fn run_transfer(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    env: &Env,
+    cancel: Arc<AtomicBool>,
+    id: &str,
+    upload: bool,
+    local: &str,
+    guest: &str,
+) {
+    use crate::core::files::{self, FileProgress};
+    use crate::core::lifecycle::SshLogin;
+    let t0 = Instant::now();
+    let ctx = match open_ctx(tx, task, env) {
+        Ok(c) => c,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    send(
+        tx,
+        task,
+        TaskUpdate::Phase(if upload { "uploading" } else { "downloading" }.into()),
+    );
+    let ptx = tx.clone();
+    let progress = Progress::new(move |p: FileProgress| {
+        send(
+            &ptx,
+            task,
+            TaskUpdate::Progress {
+                done: p.done,
+                total: p.total,
+            },
+        );
+    })
+    .with_cancel(cancel);
+    let login = SshLogin::default();
+    let local_path = Path::new(local);
+    let result = if upload {
+        files::upload(&ctx, id, &login, local_path, guest, true, &progress)
+    } else {
+        files::download(&ctx, id, &login, guest, local_path, true, &progress)
+    };
+    match result {
+        Ok(t) => {
+            let what = format!(
+                "{} {} → {}",
+                t.kind,
+                if upload { local } else { guest },
+                if upload { guest } else { local }
+            );
+            let size = crate::core::units::format_size(t.bytes);
+            send(
+                tx,
+                task,
+                TaskUpdate::Item(item(what.clone(), true, size.clone())),
+            );
+            finish(
+                tx,
+                task,
+                TaskState::Done,
+                format!("copied {what} ({size})"),
+                t0,
+            );
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
 }

@@ -21,6 +21,11 @@ pub enum ConfirmAction {
     /// Remove these cached images of the current version (`core::images::catalog::remove`,
     /// as `smolvm image rm`: one in use is kept).
     RemoveImages(Vec<String>),
+    /// Restore a snapshot over the VM it was taken of, which exists (`restore --resume
+    /// --force`: the VM's present memory and disk are replaced).
+    Restore { snapshot: String, vm: String },
+    /// Delete these snapshots, their rows and files (`core::snapshot::delete`).
+    DeleteSnapshots(Vec<String>),
     /// Quit while tasks still run.
     Quit,
 }
@@ -38,11 +43,17 @@ impl ConfirmAction {
     }
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let restore;
         let ids = match self {
             ConfirmAction::Quit => return render_quit(f, app),
+            ConfirmAction::Restore { snapshot, .. } => {
+                restore = vec![snapshot.clone()];
+                &restore
+            }
             ConfirmAction::Delete(ids)
             | ConfirmAction::Stop(ids)
-            | ConfirmAction::RemoveImages(ids) => ids,
+            | ConfirmAction::RemoveImages(ids)
+            | ConfirmAction::DeleteSnapshots(ids) => ids,
         };
         let action = self;
         let t = &app.theme;
@@ -52,8 +63,20 @@ impl ConfirmAction {
             "Removes each image directory from the cache; an image a VM uses or a live process holds open is kept. `{}` pulls it again.",
             app.keymap.hint(Scope::Images, Action::Pull)
         );
+        let replace = match action {
+            ConfirmAction::Restore { vm, .. } => format!(
+                "Replaces VM {vm} as it is now (its memory and disk) with the snapshot, then resumes it (restore --resume --force)."
+            ),
+            _ => String::new(),
+        };
         let (title, verb, what) = match action {
+            ConfirmAction::Restore { .. } => ("Restore snapshot", "restore", replace.as_str()),
             ConfirmAction::RemoveImages(_) => ("Remove images", "remove", pull_again.as_str()),
+            ConfirmAction::DeleteSnapshots(_) => (
+                "Delete snapshots",
+                "delete",
+                "Removes each snapshot's row and its files under ~/.smolvm/snapshots/; the VMs are left as they are.",
+            ),
             ConfirmAction::Delete(_) => (
                 "Delete VMs",
                 "delete",
@@ -63,6 +86,7 @@ impl ConfirmAction {
         };
         let noun = match action {
             ConfirmAction::RemoveImages(_) => "cached image(s)",
+            ConfirmAction::DeleteSnapshots(_) | ConfirmAction::Restore { .. } => "snapshot(s)",
             _ => "VM(s)",
         };
         let mut lines = vec![Line::raw(format!(
@@ -76,15 +100,13 @@ impl ConfirmAction {
         lines.push(Line::styled(what, t.muted()));
         lines.push(Line::raw(""));
         lines.push(buttons(app, "y/Enter", verb));
-        let h = (lines.len() as u16 + 2).min(area.height);
-        let r = centered(area, 72, h);
+        let p = Paragraph::new(lines).wrap(Wrap { trim: false });
+        // As tall as its wrapped lines, so the buttons always show.
+        let w = 72.min(area.width);
+        let h = (p.line_count(w.saturating_sub(2)) as u16 + 2).min(area.height);
+        let r = centered(area, w, h);
         f.render_widget(Clear, r);
-        f.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .block(dialog(app, title)),
-            r,
-        );
+        f.render_widget(p.block(dialog(app, title)), r);
     }
 }
 

@@ -9,10 +9,12 @@
 
 mod cleanup;
 mod confirm;
+mod detail;
 mod info;
 mod prompt;
 mod prune;
 mod start;
+mod vmforms;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
@@ -23,10 +25,12 @@ use tui_textarea::TextArea;
 
 pub use cleanup::{CleanupDialog, CleanupPreview};
 pub use confirm::ConfirmAction;
+pub use detail::{DetailView, VM_ACTIONS};
 pub use info::Scroll;
 pub use prompt::Palette;
 pub use prune::PrunePreview;
 pub use start::{field_errors, Field, StartForm, StartImage, StartSpec};
+pub use vmforms::{PortForm, SnapshotForm, SnapshotSpec, TransferForm};
 
 use super::app::App;
 use super::data::Data;
@@ -56,6 +60,12 @@ pub enum Dialog {
     Doctor(Scroll),
     /// `i` in Images: `image inspect` of an image (its answer is data: `Data::inspect`).
     Inspect(Scroll),
+    /// `S`: snapshot the selected or marked VMs.
+    Snapshot(Box<SnapshotForm>),
+    /// `e`: expose or close a port of a VM (core's errors stay in the form).
+    Port(Box<PortForm>),
+    /// `U` / `D`: copy a file or directory into or out of a VM.
+    Transfer(Box<TransferForm>),
 }
 
 /// What a key did to a dialog.
@@ -99,6 +109,33 @@ pub enum Request {
     Palette(String),
     Start(StartSpec),
     Status(String),
+    /// Ask before this destructive action (the typed confirmation).
+    Confirm(ConfirmAction),
+    /// A VMs-pane action on these VMs (from the detail view).
+    OnVms {
+        action: super::keymap::Action,
+        ids: Vec<String>,
+    },
+    /// Restore this snapshot, resumed.
+    Restore(String),
+    Snapshot {
+        ids: Vec<String>,
+        spec: SnapshotSpec,
+    },
+    /// Expose (or close) `host:guest` of VM `id`; the form waits for the answer.
+    Port {
+        id: String,
+        close: bool,
+        host: Option<u16>,
+        guest: u16,
+    },
+    /// Copy `local` to `guest` in VM `id` (`upload`), or back.
+    Transfer {
+        id: String,
+        upload: bool,
+        local: String,
+        guest: String,
+    },
 }
 
 /// `y`/`Enter` and `n`/`Esc`/Ctrl-C, as the confirmations read them.
@@ -136,6 +173,9 @@ impl Dialog {
             Dialog::Search(t) => prompt::search_key(t, k),
             Dialog::Palette(p) => p.handle_key(k, data),
             Dialog::Start(form) => form.handle_key(k),
+            Dialog::Snapshot(form) => form.handle_key(k),
+            Dialog::Port(form) => form.handle_key(k),
+            Dialog::Transfer(form) => form.handle_key(k),
         }
     }
 
@@ -150,6 +190,9 @@ impl Dialog {
             Dialog::Prune => prune::render(f, app, &app.data.prune_preview),
             Dialog::Cleanup(d) => d.render(f, app),
             Dialog::Start(form) => form.render(f, app),
+            Dialog::Snapshot(form) => form.render(f, app),
+            Dialog::Port(form) => form.render(f, app),
+            Dialog::Transfer(form) => form.render(f, app),
         }
     }
 

@@ -12,7 +12,7 @@ use ratatui::Frame;
 use tui_textarea::TextArea;
 
 use super::{centered, dialog, Outcome, Request};
-use crate::core::presets::{self, PRESETS};
+use crate::core::presets::{self, Preset, PRESETS};
 use crate::core::start::StartOptions;
 use crate::core::{Paths, Result};
 use crate::tui::app::{line_input, text_of, App};
@@ -26,15 +26,21 @@ pub enum Field {
     Memory,
     Cpus,
     Disk,
+    /// `HOST[:GUEST]`, comma-separated (`--mount`, repeatable).
+    Mounts,
+    /// Attach once it is up (space toggles).
+    Attach,
 }
 
 impl Field {
-    pub const ALL: [Field; 5] = [
+    pub const ALL: [Field; 7] = [
         Field::Image,
         Field::Name,
         Field::Memory,
         Field::Cpus,
         Field::Disk,
+        Field::Mounts,
+        Field::Attach,
     ];
 
     fn next(self) -> Field {
@@ -64,6 +70,10 @@ pub struct StartSpec {
     pub cpus: u32,
     /// `None`: the image's own size (no resize).
     pub disk_mib: Option<u32>,
+    /// `--mount` specs (`HOST[:GUEST]`), read-only with an overlay in the guest.
+    pub mounts: Vec<String>,
+    /// Attach to the preset's agent (a login shell for a built image) once it is up.
+    pub attach: bool,
 }
 
 impl StartSpec {
@@ -83,6 +93,7 @@ impl StartSpec {
             memory_mib: Some(self.memory_mib),
             vcpus: Some(self.cpus),
             disk_size_mib: self.disk_mib.map(u64::from),
+            mounts: crate::core::presets::mounts::parse_specs(&self.mounts, false)?,
             ..StartOptions::default()
         };
         match &self.image {
@@ -98,7 +109,9 @@ impl StartSpec {
 }
 
 pub struct StartForm {
-    /// The chosen entry of [`StartForm::choices`]: a preset of `PRESETS`, then the built
+    /// The presets offered (core's registry, the user's file included).
+    pub presets: Vec<Preset>,
+    /// The chosen entry of [`StartForm::choices`]: a preset of `presets`, then the built
     /// images.
     pub preset: usize,
     /// Images `smolvm image build` made, offered after the presets.
@@ -108,33 +121,58 @@ pub struct StartForm {
     pub memory: TextArea<'static>,
     pub cpus: TextArea<'static>,
     pub disk: TextArea<'static>,
+    pub mounts: TextArea<'static>,
+    pub attach: bool,
 }
 
 impl StartForm {
+    /// The form over the built-in presets.
     pub fn new(built: Vec<String>) -> StartForm {
+        StartForm::with_presets(PRESETS.clone(), built)
+    }
+
+    pub fn with_presets(presets: Vec<Preset>, built: Vec<String>) -> StartForm {
+        let presets = if presets.is_empty() {
+            PRESETS.clone()
+        } else {
+            presets
+        };
         StartForm {
+            memory: line_input(&presets[0].memory_mib.to_string()),
+            presets,
             preset: 0,
             built,
             field: Field::Image,
             name: line_input(""),
-            memory: line_input(&PRESETS[0].memory_mib.to_string()),
             cpus: line_input(&presets::DEFAULT_VCPUS.to_string()),
             disk: line_input(""),
+            mounts: line_input(""),
+            attach: false,
         }
+    }
+
+    /// The mount specs typed (comma-separated).
+    pub fn mount_specs(&self) -> Vec<String> {
+        text_of(&self.mounts)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The names the first field cycles through: presets, then built images.
     pub fn choices(&self) -> impl Iterator<Item = &str> {
-        PRESETS
+        self.presets
             .iter()
             .map(|p| p.name.as_str())
             .chain(self.built.iter().map(String::as_str))
     }
 
     fn image(&self) -> StartImage {
-        match PRESETS.get(self.preset) {
+        match self.presets.get(self.preset) {
             Some(p) => StartImage::Preset(p.name.to_string()),
-            None => StartImage::Built(self.built[self.preset - PRESETS.len()].clone()),
+            None => StartImage::Built(self.built[self.preset - self.presets.len()].clone()),
         }
     }
 
@@ -143,9 +181,11 @@ impl StartForm {
         if k.code == KeyCode::Esc || ctrl_c {
             return Outcome::Close;
         }
-        let n = PRESETS.len() + self.built.len();
+        let n = self.presets.len() + self.built.len();
         match k.code {
-            KeyCode::Tab | KeyCode::Down if self.field != Field::Disk || k.code == KeyCode::Tab => {
+            KeyCode::Tab | KeyCode::Down
+                if self.field != Field::Attach || k.code == KeyCode::Tab =>
+            {
                 self.field = self.field.next();
             }
             KeyCode::BackTab | KeyCode::Up
@@ -164,11 +204,20 @@ impl StartForm {
                 KeyCode::Char('k') | KeyCode::Left => self.preset = (self.preset + n - 1) % n,
                 _ => {}
             },
+            _ if self.field == Field::Attach => {
+                if matches!(
+                    k.code,
+                    KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right | KeyCode::Char('x')
+                ) {
+                    self.attach = !self.attach;
+                }
+            }
             _ => {
                 let input = match self.field {
                     Field::Name => &mut self.name,
                     Field::Memory => &mut self.memory,
                     Field::Cpus => &mut self.cpus,
+                    Field::Mounts => &mut self.mounts,
                     _ => &mut self.disk,
                 };
                 input.input(k);
@@ -181,12 +230,12 @@ impl StartForm {
         let form = self;
         let t = &app.theme;
         let area = f.area();
-        let r = centered(area, 72, 16);
+        let r = centered(area, 72, 20);
         f.render_widget(Clear, r);
         let blk = dialog(app, "Start a sandbox");
         let inner = blk.inner(r);
         f.render_widget(blk, r);
-        let rows = Layout::vertical([Constraint::Length(1); 14]).split(inner);
+        let rows = Layout::vertical([Constraint::Length(1); 18]).split(inner);
         let errors = field_errors(form);
         let label = |i: Field, text: &str| {
             let style = if form.field == i {
@@ -233,6 +282,12 @@ impl StartForm {
                 &form.disk,
                 "optional; the image's own size when empty",
             ),
+            (
+                Field::Mounts,
+                "Mounts",
+                &form.mounts,
+                "HOST[:GUEST], comma-separated; read-only, QEMU",
+            ),
         ];
         for (row, (i, name, input, hint)) in fields.iter().enumerate() {
             let (l, v) = split(rows[1 + row * 2]);
@@ -245,6 +300,18 @@ impl StartForm {
             let (_, nv) = split(rows[2 + row * 2]);
             f.render_widget(Paragraph::new(note), nv);
         }
+        let (l, v) = split(rows[11]);
+        f.render_widget(label(Field::Attach, "Attach"), l);
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::raw(if form.attach { "[x]" } else { "[ ]" }),
+                Span::styled(
+                    "  open the agent (a shell for an image) once it is up",
+                    t.muted(),
+                ),
+            ])),
+            v,
+        );
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
             Paragraph::new(Line::from(vec![
@@ -261,16 +328,17 @@ impl StartForm {
                 Span::styled("[Esc]", t.accent()),
                 Span::raw(" cancel"),
             ])),
-            rows[11],
+            rows[13],
         );
     }
 }
 
 /// Field errors of the start form (`None` = valid), indexed by [`Field`]: core's limits
 /// and messages, the same the CLI's flags give.
-pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
+pub fn field_errors(f: &StartForm) -> [Option<String>; 7] {
     let name = text_of(&f.name);
     let disk = text_of(&f.disk);
+    let mounts = f.mount_specs();
     [
         None,
         (!name.is_empty() && !crate::core::sandbox::is_vm_id(&name))
@@ -282,6 +350,14 @@ pub fn field_errors(f: &StartForm) -> [Option<String>; 5] {
         } else {
             presets::parse_disk(&disk).err()
         },
+        if mounts.is_empty() {
+            None
+        } else {
+            presets::mounts::parse_specs(&mounts, false)
+                .err()
+                .map(|e| e.message)
+        },
+        None,
     ]
 }
 
@@ -301,6 +377,8 @@ fn validate(f: &StartForm) -> Option<StartSpec> {
         } else {
             Some(u32::try_from(presets::parse_disk(&disk).ok()?).ok()?)
         },
+        mounts: f.mount_specs(),
+        attach: f.attach,
     })
 }
 

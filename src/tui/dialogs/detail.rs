@@ -1,0 +1,330 @@
+//! `Enter` / `i` on a VM: its detail view, over the panes (forms and confirmations open on
+//! top of it): configuration, network, mounts, guest env keys (names only, read over SSH
+//! by a worker when the view opens), forwarded ports and the VM's snapshots. Scrolled with
+//! `j`/`k`, `PgUp`/`PgDn`, `g`/`G`; `Tab` chooses a snapshot, `r` restores it (resumed),
+//! `x` deletes it (asks); the VMs pane's action keys (pause, snapshot, port, attach, shell,
+//! upload, download) act on this VM; `Esc`/`q` closes.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
+use ratatui::Frame;
+
+use super::{ConfirmAction, Outcome, Preview, Request};
+use crate::core::units::format_size;
+use crate::tui::app::App;
+use crate::tui::data::{Data, SnapshotRow, VmDetail};
+use crate::tui::keymap::{Action, Key, Keymap, Scope};
+
+/// The VMs pane's actions the detail view passes on for its VM.
+pub const VM_ACTIONS: [Action; 8] = [
+    Action::Pause,
+    Action::Snapshot,
+    Action::Port,
+    Action::Attach,
+    Action::Shell,
+    Action::Upload,
+    Action::Download,
+    Action::Stop,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailView {
+    pub id: String,
+    /// First line shown.
+    pub offset: usize,
+    /// The chosen snapshot (an index into the detail's snapshots).
+    pub snapshot: usize,
+    page: usize,
+    max: usize,
+}
+
+impl DetailView {
+    pub fn new(id: &str) -> DetailView {
+        DetailView {
+            id: id.to_string(),
+            offset: 0,
+            snapshot: 0,
+            page: 1,
+            max: 0,
+        }
+    }
+
+    fn snapshots<'a>(&self, data: &'a Data) -> &'a [SnapshotRow] {
+        match data.detail(&self.id) {
+            Preview::Ready(VmDetail {
+                snapshots: Ok(s), ..
+            }) => s,
+            _ => &[],
+        }
+    }
+
+    /// The chosen snapshot's id.
+    pub fn chosen(&self, data: &Data) -> Option<String> {
+        self.snapshots(data)
+            .get(self.snapshot)
+            .map(|s| s.id.clone())
+    }
+
+    pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        let page = self.page.max(1);
+        let n = self.snapshots(data).len();
+        match k.code {
+            KeyCode::Esc | KeyCode::Char('q') => return Outcome::Close,
+            KeyCode::Down | KeyCode::Char('j') => self.offset += 1,
+            KeyCode::Up | KeyCode::Char('k') => self.offset = self.offset.saturating_sub(1),
+            KeyCode::PageDown => self.offset += page,
+            KeyCode::Char('d') if ctrl => self.offset += page,
+            KeyCode::PageUp => self.offset = self.offset.saturating_sub(page),
+            KeyCode::Char('u') if ctrl => self.offset = self.offset.saturating_sub(page),
+            KeyCode::Home | KeyCode::Char('g') => self.offset = 0,
+            KeyCode::End | KeyCode::Char('G') => self.offset = self.max,
+            KeyCode::Tab if n > 0 => self.snapshot = (self.snapshot + 1) % n,
+            KeyCode::BackTab if n > 0 => self.snapshot = (self.snapshot + n - 1) % n,
+            KeyCode::Char('r') => {
+                return match self.chosen(data) {
+                    // Its VM exists (this view shows it): restoring replaces it, so ask.
+                    Some(s) if data.vms.iter().any(|r| r.info.id == self.id) => {
+                        Outcome::Also(Request::Confirm(ConfirmAction::Restore {
+                            snapshot: s,
+                            vm: self.id.clone(),
+                        }))
+                    }
+                    Some(s) => Outcome::Also(Request::Restore(s)),
+                    None => Outcome::Also(Request::Status("no snapshot to restore".into())),
+                };
+            }
+            KeyCode::Char('x') => {
+                return match self.chosen(data) {
+                    Some(s) => {
+                        Outcome::Also(Request::Confirm(ConfirmAction::DeleteSnapshots(vec![s])))
+                    }
+                    None => Outcome::Also(Request::Status("no snapshot to delete".into())),
+                }
+            }
+            _ => {
+                let key = Key::from_event(&k);
+                if let Some(a) = VM_ACTIONS
+                    .into_iter()
+                    .find(|a| keymap.keys_for(Scope::Vms, *a).contains(&key))
+                {
+                    return Outcome::Also(Request::OnVms {
+                        action: a,
+                        ids: vec![self.id.clone()],
+                    });
+                }
+            }
+        }
+        self.offset = self.offset.min(self.max);
+        Outcome::Keep
+    }
+
+    /// Fit the scroll to the view as it would be drawn now.
+    pub fn fit(&mut self, app: &App) {
+        let r = area(Rect::new(0, 0, app.size.0, app.size.1));
+        let total = self.lines(app).len();
+        self.page = usize::from(r.height.saturating_sub(2)).max(1);
+        self.max = total.saturating_sub(self.page);
+        self.offset = self.offset.min(self.max);
+        let n = self.snapshots(&app.data).len();
+        self.snapshot = self.snapshot.min(n.saturating_sub(1));
+    }
+
+    pub fn lines(&self, app: &App) -> Vec<Line<'static>> {
+        let t = &app.theme;
+        let dash = || "-".to_string();
+        let field = |k: &str, v: String| {
+            Line::from(vec![
+                Span::styled(format!("  {k:<14}"), t.accent()),
+                Span::raw(v),
+            ])
+        };
+        let head = |s: &str| Line::styled(s.to_string(), t.header());
+        let row = app.data.vms.iter().find(|r| r.info.id == self.id);
+        let mut lines = Vec::new();
+        match row {
+            Some(r) => lines.push(Line::from(vec![
+                Span::styled("  Status        ", t.accent()),
+                Span::styled(
+                    r.info.shown_status(),
+                    t.status(&r.info.status, r.info.stale),
+                ),
+                Span::raw(format!(
+                    "   pid {}   up {}",
+                    r.info.pid.map_or_else(dash, |p| p.to_string()),
+                    r.uptime_secs
+                        .map_or_else(dash, crate::tui::data::fmt_duration)
+                )),
+            ])),
+            None => lines.push(Line::styled("  gone from the state DB", t.warn())),
+        }
+        let d = match app.data.detail(&self.id) {
+            Preview::Loading => {
+                lines.push(Line::styled("  reading the VM's configuration…", t.muted()));
+                return lines;
+            }
+            Preview::Failed(e) => {
+                lines.push(Line::styled(format!("  Error: {e}"), t.error()));
+                return lines;
+            }
+            Preview::Ready(d) => d,
+        };
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(dash);
+        lines.push(head("Config"));
+        lines.push(field("Backend", opt(&d.backend)));
+        lines.push(field("Preset", opt(&d.preset)));
+        lines.push(field("Kernel", opt(&d.kernel)));
+        lines.push(field("Rootfs", opt(&d.rootfs)));
+        lines.push(field("vCPUs", d.vcpus.map_or_else(dash, |v| v.to_string())));
+        lines.push(field(
+            "Memory",
+            d.memory_mib.map_or_else(dash, |v| format!("{v} MiB")),
+        ));
+        lines.push(field(
+            "Disk",
+            d.disk_mib
+                .map_or_else(|| "image size".into(), |v| format!("{v} MiB")),
+        ));
+        lines.push(head("Network"));
+        lines.push(field("IP", opt(&d.ip)));
+        lines.push(field("TAP", opt(&d.tap)));
+        lines.push(field(
+            "SSH port",
+            d.ssh_port.map_or_else(dash, |p| p.to_string()),
+        ));
+        lines.push(head(&format!("Mounts ({})", d.mounts.len())));
+        if d.mounts.is_empty() {
+            lines.push(Line::styled("  none", t.muted()));
+        }
+        for (host, guest, rw) in &d.mounts {
+            lines.push(Line::raw(format!(
+                "  {host} → {guest} ({})",
+                if *rw { "writable" } else { "read-only" }
+            )));
+        }
+        match app.data.env_keys(&self.id) {
+            Preview::Loading => {
+                lines.push(head("Env keys"));
+                lines.push(Line::styled("  reading over SSH…", t.muted()));
+            }
+            Preview::Failed(e) => {
+                lines.push(head("Env keys"));
+                lines.push(Line::styled(format!("  {e}"), t.muted()));
+            }
+            Preview::Ready(keys) => {
+                lines.push(head(&format!("Env keys ({}; values hidden)", keys.len())));
+                if keys.is_empty() {
+                    lines.push(Line::styled("  none", t.muted()));
+                } else {
+                    lines.push(Line::raw(format!("  {}", keys.join(" "))));
+                }
+            }
+        }
+        match &d.ports {
+            Ok(p) => {
+                lines.push(head(&format!("Forwarded ports ({})", p.len())));
+                if p.is_empty() {
+                    lines.push(Line::styled("  none", t.muted()));
+                }
+                for (h, g) in p {
+                    lines.push(Line::raw(format!("  127.0.0.1:{h} → {g}")));
+                }
+            }
+            Err(e) => {
+                lines.push(head("Forwarded ports"));
+                lines.push(Line::styled(format!("  {e}"), t.error()));
+            }
+        }
+        match &d.snapshots {
+            Ok(s) => {
+                lines.push(head(&format!("Snapshots ({})", s.len())));
+                if s.is_empty() {
+                    lines.push(Line::styled("  none", t.muted()));
+                }
+                for (i, snap) in s.iter().enumerate() {
+                    let chosen = i == self.snapshot;
+                    let mut l = Line::raw(format!(
+                        "{}{:<20} {:<5} {:>9}  {}{}",
+                        if chosen { "▸ " } else { "  " },
+                        snap.id,
+                        snap.kind,
+                        format_size(snap.size_bytes),
+                        snap.created_at.get(..19).unwrap_or(&snap.created_at),
+                        if snap.missing { "  (files gone)" } else { "" }
+                    ));
+                    if chosen {
+                        l = l.style(t.selected());
+                    }
+                    lines.push(l);
+                }
+            }
+            Err(e) => {
+                lines.push(head("Snapshots"));
+                lines.push(Line::styled(format!("  {e}"), t.error()));
+            }
+        }
+        lines
+    }
+
+    pub fn render(&self, f: &mut Frame, app: &App) {
+        let t = &app.theme;
+        let r = area(f.area());
+        let lines = self.lines(app);
+        let page = usize::from(r.height.saturating_sub(2));
+        let offset = self.offset.min(lines.len().saturating_sub(page));
+        let km = &app.keymap;
+        let long = r.width >= 140;
+        let hint = format!(
+            "{}{} pause · {} snapshot · {} port · {} attach · {} shell · {} upload · {} download ",
+            if long {
+                " Esc back · j/k scroll · Tab choose snapshot · r restore · x delete it · "
+            } else {
+                " Esc · Tab/r/x snapshots · "
+            },
+            km.hint(Scope::Vms, Action::Pause),
+            km.hint(Scope::Vms, Action::Snapshot),
+            km.hint(Scope::Vms, Action::Port),
+            km.hint(Scope::Vms, Action::Attach),
+            km.hint(Scope::Vms, Action::Shell),
+            km.hint(Scope::Vms, Action::Upload),
+            km.hint(Scope::Vms, Action::Download),
+        );
+        let mut blk = Block::default()
+            .borders(Borders::ALL)
+            .border_type(BorderType::Thick)
+            .border_style(t.border(true))
+            .title(Span::styled(format!(" VM {} ", self.id), t.accent()))
+            .title_bottom(Line::styled(hint, t.muted()));
+        if lines.len() > page {
+            blk = blk.title(
+                Line::styled(
+                    format!(
+                        " {}–{} of {} ",
+                        offset + 1,
+                        (offset + page).min(lines.len()),
+                        lines.len()
+                    ),
+                    t.muted(),
+                )
+                .right_aligned(),
+            );
+        }
+        f.render_widget(Clear, r);
+        f.render_widget(
+            Paragraph::new(lines).block(blk).scroll((offset as u16, 0)),
+            r,
+        );
+    }
+}
+
+/// The view covers the panes: everything but the two header lines and the footer.
+fn area(full: Rect) -> Rect {
+    Rect::new(
+        full.x,
+        full.y + 2.min(full.height),
+        full.width,
+        full.height.saturating_sub(3),
+    )
+}

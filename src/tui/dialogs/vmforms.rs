@@ -1,0 +1,603 @@
+//! The small forms of the VM actions: `S` snapshot (id optional, type full|disk, resume
+//! the source), `e` expose or close a port (`[HOST:]GUEST`, checked with core's parser as
+//! you type; core's refusal — a port in use — comes back into the form), `U`/`D` upload or
+//! download (the local path completes with `Tab`).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::Frame;
+use tui_textarea::TextArea;
+
+use super::{centered, dialog, Outcome, Request};
+use crate::core::snapshot::SnapshotType;
+use crate::tui::app::{line_input, text_of, App};
+
+fn cancel(k: &KeyEvent) -> bool {
+    k.code == KeyCode::Esc
+        || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL))
+}
+
+fn label<'a>(app: &App, on: bool, text: &str) -> Span<'a> {
+    Span::styled(
+        format!("{}{text:<14}", if on { "› " } else { "  " }),
+        if on {
+            app.theme.accent()
+        } else {
+            app.theme.header()
+        },
+    )
+}
+
+fn split(r: Rect) -> (Rect, Rect) {
+    let [l, v] = Layout::horizontal([Constraint::Length(17), Constraint::Min(1)]).areas(r);
+    (l, v)
+}
+
+fn keys_line<'a>(app: &App, keys: &[(&str, &str)]) -> Line<'a> {
+    let mut spans = Vec::new();
+    for (k, what) in keys {
+        spans.push(Span::styled(format!("[{k}]"), app.theme.accent()));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    Line::from(spans)
+}
+
+fn targets(ids: &[String]) -> String {
+    match ids {
+        [one] => one.clone(),
+        many => format!("{} VMs: {}", many.len(), many.join(", ")),
+    }
+}
+
+// ---- snapshot ---------------------------------------------------------------------------
+
+/// What `S` asks for: `sandbox snapshot create [--snapshot-id S] [--snapshot-type T]
+/// [--resume-source]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    pub id: Option<String>,
+    pub kind: SnapshotType,
+    pub resume_source: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SnapField {
+    Id,
+    Kind,
+    Resume,
+}
+
+pub struct SnapshotForm {
+    pub ids: Vec<String>,
+    pub id: TextArea<'static>,
+    pub kind: SnapshotType,
+    pub resume_source: bool,
+    field: SnapField,
+}
+
+impl SnapshotForm {
+    pub fn new(ids: Vec<String>) -> SnapshotForm {
+        SnapshotForm {
+            ids,
+            id: line_input(""),
+            kind: SnapshotType::Full,
+            resume_source: false,
+            field: SnapField::Id,
+        }
+    }
+
+    /// Why the form cannot be submitted, if it cannot.
+    pub fn error(&self) -> Option<String> {
+        let id = text_of(&self.id);
+        if id.is_empty() {
+            None
+        } else if self.ids.len() > 1 {
+            Some("one id names one snapshot: leave it empty for several VMs".into())
+        } else if !crate::core::sandbox::is_vm_id(&id) {
+            Some("id: a-z 0-9 - _, up to 64, letter/digit at both ends".into())
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+        if cancel(&k) {
+            return Outcome::Close;
+        }
+        use SnapField::*;
+        match k.code {
+            KeyCode::Tab | KeyCode::Down => {
+                self.field = match self.field {
+                    Id => Kind,
+                    Kind => Resume,
+                    Resume => Id,
+                }
+            }
+            KeyCode::BackTab | KeyCode::Up => {
+                self.field = match self.field {
+                    Id => Resume,
+                    Kind => Id,
+                    Resume => Kind,
+                }
+            }
+            KeyCode::Enter if self.error().is_none() => {
+                let id = text_of(&self.id);
+                return Outcome::Done(Request::Snapshot {
+                    ids: self.ids.clone(),
+                    spec: SnapshotSpec {
+                        id: (!id.is_empty()).then_some(id),
+                        kind: self.kind,
+                        resume_source: self.resume_source,
+                    },
+                });
+            }
+            KeyCode::Enter => {} // the error is shown under the id
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if self.field == Kind => {
+                self.kind = match self.kind {
+                    SnapshotType::Full => SnapshotType::Disk,
+                    _ => SnapshotType::Full,
+                }
+            }
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if self.field == Resume => {
+                self.resume_source = !self.resume_source
+            }
+            _ if self.field == Id => {
+                self.id.input(k);
+            }
+            _ => {}
+        }
+        Outcome::Keep
+    }
+
+    pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let t = &app.theme;
+        let r = centered(f.area(), 72, 11);
+        f.render_widget(Clear, r);
+        let blk = dialog(app, "Snapshot");
+        let inner = blk.inner(r);
+        f.render_widget(blk, r);
+        let rows = Layout::vertical([Constraint::Length(1); 9]).split(inner);
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(format!("  {:<15}", "Of"), t.header()),
+                Span::raw(targets(&self.ids)),
+            ])),
+            rows[0],
+        );
+        let (l, v) = split(rows[2]);
+        f.render_widget(
+            Paragraph::new(label(app, self.field == SnapField::Id, "Id")),
+            l,
+        );
+        f.render_widget(&self.id, v);
+        let (_, nv) = split(rows[3]);
+        f.render_widget(
+            Paragraph::new(match self.error() {
+                Some(e) => Span::styled(e, t.error()),
+                None => Span::styled("optional; snap-<random> when empty", t.muted()),
+            }),
+            nv,
+        );
+        let choice = |on: bool, text: &str| {
+            Span::styled(
+                format!(" {text} "),
+                if on { t.selected() } else { t.muted() },
+            )
+        };
+        let (l, v) = split(rows[4]);
+        f.render_widget(
+            Paragraph::new(label(app, self.field == SnapField::Kind, "Type")),
+            l,
+        );
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                choice(self.kind == SnapshotType::Full, "full"),
+                Span::raw(" "),
+                choice(self.kind == SnapshotType::Disk, "disk"),
+                Span::styled(
+                    if self.kind == SnapshotType::Full {
+                        "  memory, devices and disk"
+                    } else {
+                        "  the disk only"
+                    },
+                    t.muted(),
+                ),
+            ])),
+            v,
+        );
+        let (l, v) = split(rows[5]);
+        f.render_widget(
+            Paragraph::new(label(app, self.field == SnapField::Resume, "Resume")),
+            l,
+        );
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::raw(if self.resume_source { "[x]" } else { "[ ]" }),
+                Span::styled(
+                    "  run the VM again afterwards (it stays paused otherwise)",
+                    t.muted(),
+                ),
+            ])),
+            v,
+        );
+        f.render_widget(
+            Paragraph::new(keys_line(
+                app,
+                &[
+                    ("Tab", "field"),
+                    ("Space", "toggle"),
+                    ("Enter", "snapshot"),
+                    ("Esc", "cancel"),
+                ],
+            )),
+            rows[7],
+        );
+    }
+}
+
+// ---- port -------------------------------------------------------------------------------
+
+pub struct PortForm {
+    pub id: String,
+    /// Close a forward (`HOST:GUEST`) instead of exposing one (`[HOST:]GUEST`).
+    pub close: bool,
+    pub input: TextArea<'static>,
+    /// Core's refusal of the last submission.
+    pub error: Option<String>,
+    /// The task carrying out the submission (the form waits for it).
+    pub pending: Option<u64>,
+    /// The VM's forwards (`HOST:GUEST`), shown as a reminder.
+    pub existing: Vec<String>,
+}
+
+impl PortForm {
+    pub fn new(id: String, existing: Vec<String>) -> PortForm {
+        PortForm {
+            id,
+            close: false,
+            input: line_input(""),
+            error: None,
+            pending: None,
+            existing,
+        }
+    }
+
+    /// What core's parser says of the text (`None` while empty).
+    fn parsed(&self) -> Option<crate::core::Result<(Option<u16>, u16)>> {
+        let text = text_of(&self.input);
+        let text = text.trim();
+        (!text.is_empty()).then(|| crate::core::ports::parse_spec(text, self.close))
+    }
+
+    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+        if cancel(&k) {
+            return Outcome::Close;
+        }
+        if self.pending.is_some() {
+            return Outcome::Keep;
+        }
+        match k.code {
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.close = !self.close;
+                self.error = None;
+            }
+            KeyCode::Enter => match self.parsed() {
+                Some(Ok((host, guest))) => {
+                    self.error = None;
+                    return Outcome::Also(Request::Port {
+                        id: self.id.clone(),
+                        close: self.close,
+                        host,
+                        guest,
+                    });
+                }
+                Some(Err(e)) => self.error = Some(e.message),
+                None => {}
+            },
+            _ => {
+                self.input.input(k);
+                self.error = None;
+            }
+        }
+        Outcome::Keep
+    }
+
+    pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let t = &app.theme;
+        let r = centered(f.area(), 72, 10);
+        f.render_widget(Clear, r);
+        let blk = dialog(
+            app,
+            &format!(
+                "{} a port of {}",
+                if self.close { "Close" } else { "Expose" },
+                self.id
+            ),
+        );
+        let inner = blk.inner(r);
+        f.render_widget(blk, r);
+        let rows = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Length(2),
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .split(inner);
+        let (l, v) = split(rows[0]);
+        f.render_widget(
+            Paragraph::new(label(
+                app,
+                true,
+                if self.close {
+                    "HOST:GUEST"
+                } else {
+                    "[HOST:]GUEST"
+                },
+            )),
+            l,
+        );
+        f.render_widget(&self.input, v);
+        let note = if let Some(e) = &self.error {
+            Span::styled(e.clone(), t.error())
+        } else if self.pending.is_some() {
+            Span::styled(
+                if self.close {
+                    "closing…"
+                } else {
+                    "exposing…"
+                },
+                t.accent(),
+            )
+        } else {
+            match self.parsed() {
+                Some(Err(e)) => Span::styled(e.message, t.error()),
+                Some(Ok((h, g))) if !self.close => Span::styled(
+                    format!(
+                        "127.0.0.1:{} on this host → port {g} in the VM",
+                        h.filter(|h| *h != 0)
+                            .map_or_else(|| "<free port>".into(), |h| h.to_string())
+                    ),
+                    t.muted(),
+                ),
+                Some(Ok(_)) => Span::styled("removes the forward", t.muted()),
+                None if self.close => Span::styled("e.g. 8080:80", t.muted()),
+                None => Span::styled("e.g. 8080:80, or 80 for a free host port", t.muted()),
+            }
+        };
+        f.render_widget(
+            Paragraph::new(Line::from(note)).wrap(Wrap { trim: false }),
+            rows[2],
+        );
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                format!(
+                    "Forwarded now: {}",
+                    if self.existing.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.existing.join(", ")
+                    }
+                ),
+                t.muted(),
+            )),
+            rows[3],
+        );
+        f.render_widget(
+            Paragraph::new(keys_line(
+                app,
+                &[
+                    ("Tab", if self.close { "expose" } else { "close" }),
+                    ("Enter", if self.close { "close" } else { "expose" }),
+                    ("Esc", "cancel"),
+                ],
+            )),
+            rows[5],
+        );
+    }
+}
+
+// ---- upload / download ------------------------------------------------------------------
+
+pub struct TransferForm {
+    pub id: String,
+    pub upload: bool,
+    pub local: TextArea<'static>,
+    pub guest: TextArea<'static>,
+    /// On the local path (else the guest path).
+    pub on_local: bool,
+    /// What Tab found when it could not choose.
+    pub candidates: Vec<String>,
+    pub error: Option<String>,
+    /// `~` in the local path stands for this.
+    home: std::path::PathBuf,
+}
+
+impl TransferForm {
+    pub fn new(id: String, upload: bool, home: std::path::PathBuf) -> TransferForm {
+        TransferForm {
+            id,
+            upload,
+            local: line_input(""),
+            guest: line_input(""),
+            on_local: upload,
+            candidates: Vec::new(),
+            error: None,
+            home,
+        }
+    }
+
+    fn local_path(&self) -> String {
+        let text = text_of(&self.local);
+        match text.strip_prefix("~/") {
+            Some(rest) => self.home.join(rest).display().to_string(),
+            None if text == "~" => self.home.display().to_string(),
+            None => text,
+        }
+    }
+
+    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+        if cancel(&k) {
+            return Outcome::Close;
+        }
+        match k.code {
+            KeyCode::Tab if self.on_local => self.complete(),
+            KeyCode::Up | KeyCode::Down | KeyCode::BackTab | KeyCode::Tab => {
+                self.on_local = !self.on_local;
+                self.candidates.clear();
+            }
+            KeyCode::Enter => {
+                let (local, guest) = (self.local_path(), text_of(&self.guest));
+                if local.trim().is_empty() || guest.trim().is_empty() {
+                    self.error = Some("both paths are needed".into());
+                    self.on_local = local.trim().is_empty();
+                } else {
+                    return Outcome::Done(Request::Transfer {
+                        id: self.id.clone(),
+                        upload: self.upload,
+                        local,
+                        guest,
+                    });
+                }
+            }
+            _ => {
+                if self.on_local {
+                    self.local.input(k);
+                } else {
+                    self.guest.input(k);
+                }
+                self.error = None;
+                self.candidates.clear();
+            }
+        }
+        Outcome::Keep
+    }
+
+    /// Complete the local path from the directory it names (one match is filled in, a
+    /// directory with its `/`; several fill in what they share and are listed).
+    fn complete(&mut self) {
+        let text = text_of(&self.local);
+        let (dir_part, word) = match text.rfind('/') {
+            Some(i) => (&text[..=i], &text[i + 1..]),
+            None => ("", text.as_str()),
+        };
+        let dir = match dir_part {
+            "" => std::path::PathBuf::from("."),
+            d if d.starts_with("~/") => self.home.join(&d[2..]),
+            d => std::path::PathBuf::from(d),
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            self.error = Some(format!("cannot list {}", dir.display()));
+            return;
+        };
+        let mut found: Vec<(String, bool)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let is_dir = e.file_type().ok()?.is_dir();
+                (name.starts_with(word) && (!name.starts_with('.') || word.starts_with('.')))
+                    .then_some((name, is_dir))
+            })
+            .collect();
+        found.sort();
+        let filled = match found.as_slice() {
+            [] => {
+                self.candidates.clear();
+                self.error = Some(format!("nothing completes '{word}'"));
+                return;
+            }
+            [(one, is_dir)] => {
+                self.candidates.clear();
+                format!("{one}{}", if *is_dir { "/" } else { "" })
+            }
+            many => {
+                self.candidates = many
+                    .iter()
+                    .map(|(n, d)| format!("{n}{}", if *d { "/" } else { "" }))
+                    .collect();
+                let first = &many[0].0;
+                let mut n = first.len();
+                for (w, _) in &many[1..] {
+                    n = n.min(
+                        first
+                            .char_indices()
+                            .zip(w.chars())
+                            .find(|((_, a), b)| a != b)
+                            .map_or(n.min(w.len()), |((i, _), _)| i),
+                    );
+                }
+                first[..n].to_string()
+            }
+        };
+        self.local = line_input(&format!("{dir_part}{filled}"));
+        self.error = None;
+    }
+
+    pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let t = &app.theme;
+        let r = centered(f.area(), 76, 10);
+        f.render_widget(Clear, r);
+        let title = if self.upload {
+            format!("Upload to {}", self.id)
+        } else {
+            format!("Download from {}", self.id)
+        };
+        let blk = dialog(app, &title);
+        let inner = blk.inner(r);
+        f.render_widget(blk, r);
+        let rows = Layout::vertical([Constraint::Length(1); 8]).split(inner);
+        let local_row = if self.upload { 0 } else { 2 };
+        let guest_row = 2 - local_row;
+        let (l, v) = split(rows[local_row]);
+        f.render_widget(
+            Paragraph::new(label(
+                app,
+                self.on_local,
+                if self.upload {
+                    "From (here)"
+                } else {
+                    "To (here)"
+                },
+            )),
+            l,
+        );
+        f.render_widget(&self.local, v);
+        let (l, v) = split(rows[guest_row]);
+        f.render_widget(
+            Paragraph::new(label(
+                app,
+                !self.on_local,
+                if self.upload { "To (VM)" } else { "From (VM)" },
+            )),
+            l,
+        );
+        f.render_widget(&self.guest, v);
+        let (_, hint_r) = split(rows[local_row + 1]);
+        let hint = match (&self.error, self.candidates.is_empty()) {
+            (Some(e), _) => Span::styled(e.clone(), t.error()),
+            (None, false) => Span::styled(self.candidates.join("  "), t.muted()),
+            (None, true) => Span::styled("a file or a directory; Tab completes", t.muted()),
+        };
+        f.render_widget(Paragraph::new(hint), hint_r);
+        let (_, ghint) = split(rows[guest_row + 1]);
+        f.render_widget(
+            Paragraph::new(Span::styled("an absolute path in the VM", t.muted())),
+            ghint,
+        );
+        f.render_widget(
+            Paragraph::new(keys_line(
+                app,
+                &[
+                    ("Tab", "complete"),
+                    ("↑↓", "field"),
+                    ("Enter", if self.upload { "upload" } else { "download" }),
+                    ("Esc", "cancel"),
+                ],
+            )),
+            rows[6],
+        );
+    }
+}
