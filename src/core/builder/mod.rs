@@ -474,7 +474,13 @@ pub fn build_dockerfile(
 /// it would use is usable. Skipped when an image of that name is already in the cache —
 /// the build may be a cache hit, which needs no engine at all (its inputs, the kernel
 /// among them, decide).
-pub fn preflight(env: &Env, base: Base, engine: Engine, cache_dir: &Path, name: &str) -> Result<()> {
+pub fn preflight(
+    env: &Env,
+    base: Base,
+    engine: Engine,
+    cache_dir: &Path,
+    name: &str,
+) -> Result<()> {
     if cache_dir.join(name).join(".fingerprint").exists() {
         return Ok(());
     }
