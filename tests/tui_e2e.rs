@@ -424,7 +424,10 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
     t.wait("the detail view", |s| {
         s.contains("VM vm-att") && s.contains("127.0.0.1:18081 → 8000")
     });
+    // Escape alone, then wait for the view to close: an Escape read together with the
+    // next key is that key with Alt (the terminal's ambiguity), not two keys.
     t.keys(&["Escape"]);
+    t.wait("the detail view closed", |s| !s.contains("┏ VM vm-att"));
 
     // U: upload a file through the form; it is in the guest.
     let local = h.tmp.path().join("to-guest.txt");
@@ -476,5 +479,6 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
         s.contains("1 snapshot(s) deleted, 0 failed") && s.contains("Snapshots (0)")
     });
     t.keys(&["Escape"]);
+    t.wait("the detail view closed", |s| !s.contains("┏ VM vm-att"));
     t.keys(&["q"]);
 }
