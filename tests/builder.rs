@@ -588,7 +588,9 @@ fn the_engine_is_checked_before_the_kernel_download() {
             .smolvm()
             .env("PATH", &bin)
             .env("SMOLVM_MANIFEST", server.url("manifest.json"))
-            .args(["image", "build", "--base", "debian", "--engine", engine, "--json"])
+            .args([
+                "image", "build", "--base", "debian", "--engine", engine, "--json",
+            ])
             .args(["--ssh-key", key.with_extension("pub").to_str().unwrap()])
             .output()
             .unwrap();
@@ -596,7 +598,11 @@ fn the_engine_is_checked_before_the_kernel_download() {
         assert_eq!(out.status.code(), Some(1), "{v:#}");
         let msg = v["error"]["message"].as_str().unwrap();
         assert!(msg.starts_with(expected), "{engine}: {msg}");
-        assert_eq!(server.requests("manifest.json"), 0, "{engine}: the release was asked first");
+        assert_eq!(
+            server.requests("manifest.json"),
+            0,
+            "{engine}: the release was asked first"
+        );
     }
 }
 

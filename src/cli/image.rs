@@ -12,8 +12,8 @@ use super::output::{self, line, warn};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Host;
 use crate::core::images::catalog::{self, Entry};
-use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullOptions, PullReport};
-use crate::core::images::{published_enabled, Arch, Layout, Manifest, Os, Target, Vmm};
+use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
+use crate::core::images::{Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
 use crate::core::table;
 use crate::core::units::format_size;
@@ -92,35 +92,11 @@ struct PullAllData<'a> {
     failed: Vec<PullFailure>,
 }
 
-fn refuse_if_disabled(env: &Env) -> Result<()> {
-    if published_enabled(env) {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorCode::Refused,
-            "published images are turned off (SMOLVM_USE_PUBLISHED=0)",
-        )
-        .with_recovery("Unset SMOLVM_USE_PUBLISHED to pull published images."))
-    }
-}
-
 pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, args.image_dir.as_deref());
     let p = platform(&args.platform);
     let host = Host::probe(env);
-    let setup = (|| -> Result<(Manifest, PullOptions)> {
-        let layout = Layout::new(&paths.images_root, &image_version(env)?);
-        let http = pull::http_config(env)?;
-        refuse_if_disabled(env)?;
-        let manifest = Manifest::load(env)?;
-        let opts = PullOptions {
-            layout,
-            http,
-            release: manifest.release.clone(),
-        };
-        Ok((manifest, opts))
-    })();
-    let (manifest, opts) = match setup {
+    let (manifest, opts) = match pull::setup(env, &paths.images_root) {
         Ok(x) => x,
         Err(e) => return output::fail(command, args.json, &e),
     };

@@ -575,19 +575,9 @@ fn pull_setup(
     ),
     String,
 > {
-    use crate::core::images::{pull, Layout, Manifest};
     let paths = Paths::resolve(env, None);
-    let version = image_version(env).map_err(|e| e.message)?;
-    let http = pull::http_config(env).map_err(|e| e.message)?;
-    if !crate::core::images::published_enabled(env) {
-        return Err("published images are turned off (SMOLVM_USE_PUBLISHED=0)".into());
-    }
-    let manifest = Manifest::load(env).map_err(|e| e.message)?;
-    let opts = pull::PullOptions {
-        layout: Layout::new(&paths.images_root, &version),
-        http,
-        release: manifest.release.clone(),
-    };
+    let (manifest, opts) =
+        crate::core::images::pull::setup(env, &paths.images_root).map_err(|e| e.message)?;
     Ok((paths, manifest, opts))
 }
 

@@ -474,7 +474,13 @@ pub fn build_dockerfile(
 /// it would use is usable. Skipped when an image of that name is already in the cache —
 /// the build may be a cache hit, which needs no engine at all (its inputs, the kernel
 /// among them, decide).
-pub fn preflight(env: &Env, base: Base, engine: Engine, cache_dir: &Path, name: &str) -> Result<()> {
+pub fn preflight(
+    env: &Env,
+    base: Base,
+    engine: Engine,
+    cache_dir: &Path,
+    name: &str,
+) -> Result<()> {
     if cache_dir.join(name).join(".fingerprint").exists() {
         return Ok(());
     }
@@ -493,7 +499,7 @@ pub fn preflight(env: &Env, base: Base, engine: Engine, cache_dir: &Path, name: 
 /// The kernel a build ships when none is given: the published kernel for this CPU and the
 /// VMM this host uses, through the images pipeline (cached and verified in the images root).
 pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
-    use crate::core::images::{self, pull, Layout, Manifest};
+    use crate::core::images::{self, pull, Manifest};
     let recovery = "Pass --kernel PATH to use a kernel of your own.";
     if !images::published_enabled(env) {
         return Err(Error::usage(
@@ -506,13 +512,7 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
     let vmm = crate::core::host::Host::probe(env)
         .backend(crate::core::host::Backend::Auto)
         .value;
-    let mut rows: Vec<&images::Image> = manifest
-        .images
-        .iter()
-        .filter(|i| i.arch == arch && i.vmm == vmm)
-        .collect();
-    rows.sort_by_key(|i| i.os != images::Os::Ubuntu);
-    let Some(image) = rows.first() else {
+    let Some(image) = pull::kernel_image(&manifest, arch, vmm) else {
         return Err(Error::runtime(format!(
             "the image manifest publishes no kernel for {arch}/{vmm}",
             arch = arch.as_str(),
@@ -520,11 +520,7 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
         ))
         .with_recovery(recovery));
     };
-    let opts = pull::PullOptions {
-        layout: Layout::new(images_root, &crate::core::version::image_version(env)?),
-        http: crate::sys::http::HttpConfig::from_env(env)?,
-        release: manifest.release.clone(),
-    };
+    let opts = pull::PullOptions::for_manifest(env, images_root, &manifest)?;
     pull::pull_kernel(&opts, image, &Progress::none()).map_err(|e| {
         Error::runtime(format!("Failed to download kernel: {}", e.message)).with_recovery(recovery)
     })

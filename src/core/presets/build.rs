@@ -125,16 +125,10 @@ pub fn build(
 /// and `vmm` — also with `SMOLVM_USE_PUBLISHED=0`, which makes only the root file system
 /// local.
 pub fn manifest_kernel(env: &Env, images_root: &Path, vmm: Vmm) -> Result<PathBuf> {
-    use crate::core::images::{self, pull, Layout, Manifest};
+    use crate::core::images::{self, pull, Manifest};
     let manifest = Manifest::load(env)?;
     let arch = images::host_arch()?;
-    let mut rows: Vec<&images::Image> = manifest
-        .images
-        .iter()
-        .filter(|i| i.arch == arch && i.vmm == vmm)
-        .collect();
-    rows.sort_by_key(|i| i.os != images::Os::Ubuntu);
-    let Some(image) = rows.first() else {
+    let Some(image) = pull::kernel_image(&manifest, arch, vmm) else {
         return Err(Error::runtime(format!(
             "the image manifest has no kernel for {}/{}",
             arch.as_str(),
@@ -142,11 +136,7 @@ pub fn manifest_kernel(env: &Env, images_root: &Path, vmm: Vmm) -> Result<PathBu
         ))
         .with_recovery("Point SMOLVM_MANIFEST at a manifest with a kernel for this host."));
     };
-    let opts = pull::PullOptions {
-        layout: Layout::new(images_root, &crate::core::version::image_version(env)?),
-        http: crate::sys::http::HttpConfig::from_env(env)?,
-        release: manifest.release.clone(),
-    };
+    let opts = pull::PullOptions::for_manifest(env, images_root, &manifest)?;
     pull::pull_kernel(&opts, image, &Progress::none())
         .map_err(|e| Error::runtime(format!("Failed to download kernel: {}", e.message)))
 }
