@@ -349,19 +349,24 @@ fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)
     .env("HOME", "/root")
     .env("LANG", "C.UTF-8")
     .env("DEBIAN_FRONTEND", "noninteractive")
-    .env("SSL_CERT_FILE", &ca)
-    .env("NODE_EXTRA_CA_CERTS", &ca)
-    .env("npm_config_cafile", &ca)
     .env("npm_config_update_notifier", "false")
     .env("npm_config_fund", "false")
     .env("npm_config_audit", "false")
-    .env("PIP_CERT", &ca)
-    .env("REQUESTS_CA_BUNDLE", &ca)
-    .env("CURL_CA_BUNDLE", &ca)
-    .env("GIT_SSL_CAINFO", &ca)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    // Each tool's own name for the CA bundle to trust.
+    for var in [
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "npm_config_cafile",
+        "PIP_CERT",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+    ] {
+        cmd.env(var, &ca);
+    }
     // The unshare dies with smolvm (and its PID namespace, and the mounts, with it).
     // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
     unsafe {
