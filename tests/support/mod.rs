@@ -75,6 +75,15 @@ impl Home {
         ]
     }
 
+    /// This environment as smolvm's own `Env`, for calling the library directly (as this
+    /// process's user).
+    pub fn env(&self) -> smolvm::sys::env::Env {
+        smolvm::sys::env::Env::from_vars(
+            self.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
+            nix::unistd::geteuid().as_raw(),
+        )
+    }
+
     /// A cache directory under the images root holding one file of `bytes` real bytes.
     pub fn cache(&self, name: &str, bytes: usize) -> PathBuf {
         let d = self.images().join(name);
@@ -83,6 +92,16 @@ impl Home {
             std::fs::write(d.join("rootfs.ext4"), vec![0x5au8; bytes]).unwrap();
         }
         d
+    }
+}
+
+/// A child killed and reaped on drop, so a failed assertion leaves no process behind.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
