@@ -68,13 +68,7 @@ impl Env {
 
     fn ok_json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.smolvm(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "smolvm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
+        support::assert_exit(args, &out, 0);
         json(&out)
     }
 
@@ -116,13 +110,7 @@ impl Env {
 
     /// Everything a VM could leave behind, as text to compare with nothing.
     fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut left = Vec::new();
-        let links = self.ns.links();
-        for l in links.split_whitespace() {
-            if l.starts_with("tap") {
-                left.push(format!("link {l}"));
-            }
-        }
+        let mut left = support::cleanup::vm_leftovers(&self.h, &self.ns, id);
         let rules = self.ns.sh("nft list ruleset 2>/dev/null || true");
         for set in [
             "dnat_ext",
@@ -137,24 +125,6 @@ impl Env {
                     left.push(format!("nft {body}"));
                 }
             }
-        }
-        for p in [
-            self.h.sockets().join(format!("qmp-{id}.sock")),
-            self.h.data.join(format!("disks/{id}.ext4")),
-            self.h.data.join(format!("{id}.log")),
-        ] {
-            if p.exists() {
-                left.push(format!("file {}", p.display()));
-            }
-        }
-        if smolvm::sys::process::vmm_processes(Some(&self.h.sockets()))
-            .iter()
-            .any(|v| v.vm_id == id)
-        {
-            left.push(format!("process of {id}"));
-        }
-        if support::cleanup::row_ids(&self.h.data).contains(&id.to_string()) {
-            left.push(format!("row {id}"));
         }
         left
     }

@@ -125,6 +125,17 @@ pub fn hold_open(file: &Path) -> std::process::Child {
     child
 }
 
+/// `smolvm ARGS` exited with `code` (else the failure shows both streams).
+pub fn assert_exit(args: &[&str], out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "smolvm {args:?}\nstdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
 /// Parse stdout as the one JSON document a `--json` command must print.
 pub fn json(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
