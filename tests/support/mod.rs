@@ -125,6 +125,17 @@ pub fn hold_open(file: &Path) -> std::process::Child {
     child
 }
 
+/// `out` exited with `code` (else the failure shows stdout, then stderr).
+pub fn assert_code(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
 /// `smolvm ARGS` exited with `code` (else the failure shows both streams).
 pub fn assert_exit(args: &[&str], out: &std::process::Output, code: i32) {
     assert_eq!(
