@@ -68,13 +68,7 @@ impl Env {
 
     fn ok_json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.smolvm(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "smolvm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
+        support::assert_exit(args, &out, 0);
         json(&out)
     }
 
@@ -116,13 +110,7 @@ impl Env {
 
     /// Everything a VM could leave behind, as text to compare with nothing.
     fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut left = Vec::new();
-        let links = self.ns.links();
-        for l in links.split_whitespace() {
-            if l.starts_with("tap") {
-                left.push(format!("link {l}"));
-            }
-        }
+        let mut left = support::cleanup::vm_leftovers(&self.h, &self.ns, id);
         let rules = self.ns.sh("nft list ruleset 2>/dev/null || true");
         for set in [
             "dnat_ext",
@@ -137,24 +125,6 @@ impl Env {
                     left.push(format!("nft {body}"));
                 }
             }
-        }
-        for p in [
-            self.h.sockets().join(format!("qmp-{id}.sock")),
-            self.h.data.join(format!("disks/{id}.ext4")),
-            self.h.data.join(format!("{id}.log")),
-        ] {
-            if p.exists() {
-                left.push(format!("file {}", p.display()));
-            }
-        }
-        if smolvm::sys::process::vmm_processes(Some(&self.h.sockets()))
-            .iter()
-            .any(|v| v.vm_id == id)
-        {
-            left.push(format!("process of {id}"));
-        }
-        if support::cleanup::row_ids(&self.h.data).contains(&id.to_string()) {
-            left.push(format!("row {id}"));
         }
         left
     }
@@ -334,20 +304,12 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
     let e = Env::new(&[]);
-    let v = e.ok_json(&[
-        "sandbox",
-        "create",
-        "--kernel",
+    let v = e.ok_json(&create_start(
         kernel.to_str().unwrap(),
-        "--rootfs",
         rootfs.to_str().unwrap(),
-        "--name",
         "vm-killed",
-        "--backend",
-        "qemu",
-        "--start",
-        "--json",
-    ]);
+        &[],
+    ));
     let pid = v["data"]["pid"].as_i64().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -359,6 +321,32 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     assert_eq!(c["data"]["reconciled_stale_ids"][0], "vm-killed", "{c}");
     assert_eq!(c["data"]["deleted"][0], "vm-killed", "{c}");
     assert_eq!(e.leftovers("vm-killed"), Vec::<String>::new());
+}
+
+/// `sandbox create --kernel KERNEL --rootfs ROOTFS --name NAME --backend qemu --start
+/// EXTRA... --json`.
+fn create_start<'a>(
+    kernel: &'a str,
+    rootfs: &'a str,
+    name: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "sandbox",
+        "create",
+        "--kernel",
+        kernel,
+        "--rootfs",
+        rootfs,
+        "--name",
+        name,
+        "--backend",
+        "qemu",
+        "--start",
+    ];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    args
 }
 
 /// A failed start: exit 1, one JSON envelope naming the problem, nothing left.
@@ -384,22 +372,12 @@ fn a_boot_that_never_gets_ready_times_out_and_rolls_back() {
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::NeverReady);
     let e = Env::new(&[]);
-    let out = e.smolvm(&[
-        "sandbox",
-        "create",
-        "--kernel",
+    let out = e.smolvm(&create_start(
         kernel.to_str().unwrap(),
-        "--rootfs",
         rootfs.to_str().unwrap(),
-        "--name",
         "vm-slow",
-        "--backend",
-        "qemu",
-        "--start",
-        "--boot-timeout",
-        "8",
-        "--json",
-    ]);
+        &["--boot-timeout", "8"],
+    ));
     assert_failed_cleanly(&e, &out, "vm-slow", "did not become ready within 8 s");
 }
 
@@ -410,20 +388,12 @@ fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
     let e = Env::new(&[]);
     let bogus = e.h.tmp.path().join("not-a-kernel");
     std::fs::write(&bogus, b"this is not a kernel").unwrap();
-    let out = e.smolvm(&[
-        "sandbox",
-        "create",
-        "--kernel",
+    let out = e.smolvm(&create_start(
         bogus.to_str().unwrap(),
-        "--rootfs",
         rootfs.to_str().unwrap(),
-        "--name",
         "vm-early",
-        "--backend",
-        "qemu",
-        "--start",
-        "--json",
-    ]);
+        &[],
+    ));
     assert_failed_cleanly(
         &e,
         &out,
@@ -441,20 +411,12 @@ fn missing_qemu_is_a_clear_error() {
         "SMOLVM_QEMU_BIN".into(),
         "/nonexistent/qemu-system-x86_64".into(),
     ));
-    let out = e.smolvm(&[
-        "sandbox",
-        "create",
-        "--kernel",
+    let out = e.smolvm(&create_start(
         rootfs.to_str().unwrap(),
-        "--rootfs",
         rootfs.to_str().unwrap(),
-        "--name",
         "vm-noqemu",
-        "--backend",
-        "qemu",
-        "--start",
-        "--json",
-    ]);
+        &[],
+    ));
     assert_failed_cleanly(
         &e,
         &out,
@@ -496,20 +458,12 @@ fn an_exhausted_ip_pool_is_a_clear_error_and_leaves_nothing() {
         .unwrap();
     }
     c.execute_batch("COMMIT").unwrap();
-    let out = e.smolvm(&[
-        "sandbox",
-        "create",
-        "--kernel",
+    let out = e.smolvm(&create_start(
         rootfs.to_str().unwrap(),
-        "--rootfs",
         rootfs.to_str().unwrap(),
-        "--name",
         "vm-full",
-        "--backend",
-        "qemu",
-        "--start",
-        "--json",
-    ]);
+        &[],
+    ));
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["error"]["message"], "No IP addresses available in pool");

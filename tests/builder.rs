@@ -99,6 +99,27 @@ fn ext4_cat(image: &Path, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `ssh root@IP COMMAND` with `key`, from inside `ns`, never asking anything.
+fn ssh_root(ns: &NetNs, key: &Path, ip: &str, command: &str) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "ssh", "-i"])
+        .arg(key)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=30",
+            &format!("root@{ip}"),
+            command,
+        ])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
     if !is_root() || !has_tool("debootstrap") || !has_tool("qemu-system-x86_64") {
@@ -187,23 +208,7 @@ fn debian_image_built_with_debootstrap_boots_and_is_cached_by_name() {
         "{}",
         stdout(&out)
     );
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "ssh", "-i"])
-        .arg(&key)
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=30",
-            &format!("root@{ip}"),
-            "uname -a && cat /etc/debian_version",
-        ])
-        .output()
-        .unwrap();
+    let out = ssh_root(&ns, &key, &ip, "uname -a && cat /etc/debian_version");
     assert!(
         out.status.success(),
         "ssh with the built-in key: {}",
@@ -390,23 +395,7 @@ fn docker_engine_builds_boot_and_log_in() {
             assert!(text.starts_with("12"), "{text}");
             // The key baked into the image logs in too.
             let ip = created["data"]["ip"].as_str().unwrap();
-            let out = Command::new("ip")
-                .args(["netns", "exec", &ns.name, "ssh", "-i"])
-                .arg(&key)
-                .args([
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "ConnectTimeout=30",
-                    &format!("root@{ip}"),
-                    "true",
-                ])
-                .output()
-                .unwrap();
+            let out = ssh_root(&ns, &key, ip, "true");
             assert!(out.status.success(), "ssh: {}", stderr(&out));
         }
         let out = vms.smolvm(&["sandbox", "delete", vm, "--timeout", "3", "--json"]);

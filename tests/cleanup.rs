@@ -554,13 +554,7 @@ fn fake_firecracker_is_stopped_through_its_api_and_a_stubborn_one_by_signals() {
         .args(["cleanup", "--force"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    support::assert_code(&out, 0);
     let polite_status = polite.wait().unwrap();
     assert_eq!(
         polite_status.code(),
@@ -664,13 +658,7 @@ fn real_firecracker_is_stopped_and_its_socket_tap_and_row_removed() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    support::assert_code(&out, 0);
     let st = child.wait().unwrap();
     assert!(
         !st.success(),
@@ -863,13 +851,7 @@ fn cleanup_killed_midway_is_finished_by_a_rerun() {
         .args(["cleanup", "--force"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    support::assert_code(&out, 0);
     for v in &mut vmms {
         let _ = v.wait();
     }

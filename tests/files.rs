@@ -58,6 +58,49 @@ impl Env {
         p
     }
 
+    /// A symbolic link at `link` to a [`precious`](Self::precious) file.
+    fn link_to_precious(&self, link: &Path) {
+        symlink(self.precious(), link).unwrap();
+    }
+
+    /// `start` refused the link at `link` (naming it), and left it and its target as they
+    /// were.
+    fn assert_link_kept(&self, out: &std::process::Output, link: &Path) {
+        assert_refused(out, link, "symbolic link");
+        let target = self.h.tmp.path().join("precious");
+        assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+        assert!(std::fs::symlink_metadata(link).unwrap().is_symlink());
+    }
+
+    /// `sandbox start ID --accel tcg --json`.
+    fn start(&self, id: &str) -> std::process::Output {
+        self.smolvm(&["sandbox", "start", id, "--accel", "tcg", "--json"])
+    }
+
+    /// `sandbox create` of a QEMU sandbox `name` (with `--start` when `start`).
+    fn create(&self, name: &str, start: bool) -> std::process::Output {
+        let (k, r) = self.kernel_and_rootfs();
+        let mut args = vec![
+            "sandbox",
+            "create",
+            "--kernel",
+            k.to_str().unwrap(),
+            "--rootfs",
+            r.to_str().unwrap(),
+            "--name",
+            name,
+            "--backend",
+            "qemu",
+            "--accel",
+            "tcg",
+        ];
+        if start {
+            args.push("--start");
+        }
+        args.push("--json");
+        self.smolvm(&args)
+    }
+
     fn kernel_and_rootfs(&self) -> (PathBuf, PathBuf) {
         let k = self.h.tmp.path().join("kernel");
         let r = self.h.tmp.path().join("rootfs.ext4");
@@ -118,13 +161,10 @@ fn sandbox_start_refuses_a_symlinked_console_log_and_leaves_its_target() {
     require_root!();
     let e = Env::new();
     e.created_row("vm-log");
-    let target = e.precious();
     let log = e.h.data.join("vm-log.log");
-    symlink(&target, &log).unwrap();
-    let out = e.smolvm(&["sandbox", "start", "vm-log", "--accel", "tcg", "--json"]);
-    assert_refused(&out, &log, "symbolic link");
-    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
-    assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+    e.link_to_precious(&log);
+    let out = e.start("vm-log");
+    e.assert_link_kept(&out, &log);
     no_vmm(&e);
 }
 
@@ -132,29 +172,10 @@ fn sandbox_start_refuses_a_symlinked_console_log_and_leaves_its_target() {
 fn sandbox_create_start_refuses_a_symlinked_console_log_and_leaves_its_target() {
     require_root!();
     let e = Env::new();
-    let (k, r) = e.kernel_and_rootfs();
-    let target = e.precious();
     let log = e.h.data.join("vm-new.log");
-    symlink(&target, &log).unwrap();
-    let out = e.smolvm(&[
-        "sandbox",
-        "create",
-        "--kernel",
-        k.to_str().unwrap(),
-        "--rootfs",
-        r.to_str().unwrap(),
-        "--name",
-        "vm-new",
-        "--backend",
-        "qemu",
-        "--accel",
-        "tcg",
-        "--start",
-        "--json",
-    ]);
-    assert_refused(&out, &log, "symbolic link");
-    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
-    assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+    e.link_to_precious(&log);
+    let out = e.create("vm-new", true);
+    e.assert_link_kept(&out, &log);
     assert!(support::cleanup::row_ids(&e.h.data).is_empty());
     assert!(!e.h.data.join("disks/vm-new.ext4").exists());
     no_vmm(&e);
@@ -164,9 +185,8 @@ fn sandbox_create_start_refuses_a_symlinked_console_log_and_leaves_its_target() 
 fn preset_start_refuses_a_symlinked_console_log_before_pulling() {
     require_root!();
     let e = Env::new();
-    let target = e.precious();
     let log = e.h.data.join("vm-pre.log");
-    symlink(&target, &log).unwrap();
+    e.link_to_precious(&log);
     let out = e.smolvm(&[
         "codex",
         "start",
@@ -178,9 +198,7 @@ fn preset_start_refuses_a_symlinked_console_log_before_pulling() {
         "tcg",
         "--json",
     ]);
-    assert_refused(&out, &log, "symbolic link");
-    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
-    assert!(std::fs::symlink_metadata(&log).unwrap().is_symlink());
+    e.assert_link_kept(&out, &log);
     no_vmm(&e);
 }
 
@@ -188,30 +206,12 @@ fn preset_start_refuses_a_symlinked_console_log_before_pulling() {
 fn sandbox_create_refuses_a_symlinked_disk_path_and_leaves_its_target() {
     require_root!();
     let e = Env::new();
-    let (k, r) = e.kernel_and_rootfs();
-    let target = e.precious();
     let disks = e.h.data.join("disks");
     std::fs::create_dir_all(&disks).unwrap();
     let disk = disks.join("vm-disk.ext4");
-    symlink(&target, &disk).unwrap();
-    let out = e.smolvm(&[
-        "sandbox",
-        "create",
-        "--kernel",
-        k.to_str().unwrap(),
-        "--rootfs",
-        r.to_str().unwrap(),
-        "--name",
-        "vm-disk",
-        "--backend",
-        "qemu",
-        "--accel",
-        "tcg",
-        "--json",
-    ]);
-    assert_refused(&out, &disk, "symbolic link");
-    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
-    assert!(std::fs::symlink_metadata(&disk).unwrap().is_symlink());
+    e.link_to_precious(&disk);
+    let out = e.create("vm-disk", false);
+    e.assert_link_kept(&out, &disk);
     assert!(support::cleanup::row_ids(&e.h.data).is_empty());
     // Nothing of ours left beside it (no temp file).
     let left: Vec<_> = std::fs::read_dir(&disks)
@@ -227,13 +227,11 @@ fn sandbox_start_refuses_a_symlinked_disk() {
     require_root!();
     let e = Env::new();
     e.created_row("vm-sd");
-    let target = e.precious();
     let disk = e.h.data.join("disks/vm-sd.ext4");
     std::fs::remove_file(&disk).unwrap();
-    symlink(&target, &disk).unwrap();
-    let out = e.smolvm(&["sandbox", "start", "vm-sd", "--accel", "tcg", "--json"]);
-    assert_refused(&out, &disk, "symbolic link");
-    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
+    e.link_to_precious(&disk);
+    let out = e.start("vm-sd");
+    e.assert_link_kept(&out, &disk);
     no_vmm(&e);
 }
 
@@ -244,7 +242,7 @@ fn sandbox_start_leaves_a_regular_file_at_the_qmp_socket_path() {
     e.created_row("vm-sock");
     let sock = e.h.sockets().join("qmp-vm-sock.sock");
     std::fs::write(&sock, PRECIOUS).unwrap();
-    let out = e.smolvm(&["sandbox", "start", "vm-sock", "--accel", "tcg", "--json"]);
+    let out = e.start("vm-sock");
     assert_refused(&out, &sock, "regular file");
     assert_eq!(std::fs::read(&sock).unwrap(), PRECIOUS);
     no_vmm(&e);
@@ -255,13 +253,10 @@ fn sandbox_start_refuses_a_symlink_at_the_qmp_socket_path() {
     require_root!();
     let e = Env::new();
     e.created_row("vm-sl");
-    let target = e.precious();
     let sock = e.h.sockets().join("qmp-vm-sl.sock");
-    symlink(&target, &sock).unwrap();
-    let out = e.smolvm(&["sandbox", "start", "vm-sl", "--accel", "tcg", "--json"]);
-    assert_refused(&out, &sock, "symbolic link");
-    assert_eq!(std::fs::read(&target).unwrap(), PRECIOUS);
-    assert!(std::fs::symlink_metadata(&sock).unwrap().is_symlink());
+    e.link_to_precious(&sock);
+    let out = e.start("vm-sl");
+    e.assert_link_kept(&out, &sock);
     no_vmm(&e);
 }
 

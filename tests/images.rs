@@ -183,6 +183,13 @@ impl Release {
             .unwrap()
     }
 
+    /// A pull that fails with exit 1: its error message.
+    fn failed_pull(&self) -> String {
+        let out = self.pull();
+        assert_eq!(out.status.code(), Some(1));
+        json(&out)["error"]["message"].as_str().unwrap().to_string()
+    }
+
     /// Every name in the image directory except the lock file.
     fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.image_dir())
@@ -369,9 +376,7 @@ fn truncated_body_fails_after_bounded_retries_and_leaves_nothing() {
     let r = Release::new(rootfs_a());
     r.server
         .set(ZST, Behaviour::Truncate(rootfs_a().zst.len() / 2));
-    let out = r.pull();
-    assert_eq!(out.status.code(), Some(1));
-    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    let msg = r.failed_pull();
     assert!(
         msg.starts_with(&format!("Download failed for {}", r.server.url(ZST))),
         "{msg}"
@@ -385,16 +390,12 @@ fn truncated_body_fails_after_bounded_retries_and_leaves_nothing() {
 fn http_404_is_not_retried_and_500_is() {
     let r = Release::new(rootfs_a());
     r.server.set(ZST, Behaviour::Status(404));
-    let out = r.pull();
-    assert_eq!(out.status.code(), Some(1));
-    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    let msg = r.failed_pull();
     assert!(msg.contains("HTTP 404 Not Found"), "{msg}");
     assert_eq!(r.server.requests(ZST), 1);
 
     r.server.set(ZST, Behaviour::Status(500));
-    let out = r.pull();
-    assert_eq!(out.status.code(), Some(1));
-    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    let msg = r.failed_pull();
     assert!(msg.contains("HTTP 500 Internal Server Error"), "{msg}");
     assert_eq!(r.server.requests(ZST), 1 + 3);
     assert!(r.files().is_empty(), "{:?}", r.files());
@@ -404,9 +405,7 @@ fn http_404_is_not_retried_and_500_is() {
 fn a_stalled_server_times_out() {
     let r = Release::new(rootfs_a());
     r.server.set(ZST, Behaviour::Stall(100_000));
-    let out = r.pull();
-    assert_eq!(out.status.code(), Some(1));
-    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    let msg = r.failed_pull();
     assert!(msg.contains("timed out"), "{msg}");
     assert!(r.files().is_empty(), "{:?}", r.files());
 }
@@ -544,9 +543,7 @@ fn traversal_and_bad_schemes_in_manifest_urls_are_refused() {
 fn manifest_errors_name_the_field() {
     let r = Release::new(rootfs_a());
     r.manifest(r#"{"release": "t", "images": [], "extra": 1}"#);
-    let out = r.pull();
-    assert_eq!(out.status.code(), Some(1));
-    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    let msg = r.failed_pull();
     assert!(msg.contains("unknown field `extra`"), "{msg}");
     r.manifest(&format!(
         r#"{{"release": "t", "images": [{{"preset": "codex", "arch": "amd64", "vmm": "qemu",
@@ -559,9 +556,7 @@ fn manifest_errors_name_the_field() {
     assert!(msg.contains("images[0].rootfs_sha256"), "{msg}");
     // A manifest that cannot be fetched.
     r.server.set("manifest.json", Behaviour::Status(404));
-    let out = r.pull();
-    assert_eq!(out.status.code(), Some(1));
-    let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    let msg = r.failed_pull();
     assert!(
         msg.contains("cannot fetch manifest") && msg.contains("HTTP 404"),
         "{msg}"

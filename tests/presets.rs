@@ -71,13 +71,7 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> std::process::Output {
         let out = self.smolvm(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "smolvm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
+        support::assert_exit(args, &out, 0);
         out
     }
 

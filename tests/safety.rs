@@ -419,13 +419,7 @@ fn a_tap_held_in_another_network_namespace_does_not_block_ours() {
     vm.tap = Some(("tap2", "172.16.0.2", 2200));
     insert_rows(&h.data, &sockets, &[vm]);
     let out = ns.smolvm(&h, &["cleanup", "--force"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    support::assert_code(&out, 0);
     assert!(!ns.links().contains("tap2"), "{}", ns.links());
     assert!(other.links().contains("tap2"), "{}", other.links());
     assert!(holder.alive());

@@ -32,13 +32,7 @@ impl Vm {
 
     fn ok(&self, args: &[&str]) -> Output {
         let out = self.smolvm(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "smolvm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
+        support::assert_exit(args, &out, 0);
         out
     }
 
@@ -49,13 +43,7 @@ impl Vm {
     /// Fails with `code` and a message containing `needle` (on stderr).
     fn fails(&self, args: &[&str], code: i32, needle: &str) {
         let out = self.smolvm(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "smolvm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
+        support::assert_exit(args, &out, code);
         assert!(
             stderr(&out).contains(needle),
             "smolvm {args:?}: {needle:?} not in {}",

@@ -159,6 +159,48 @@ fn full_app(w: u16, h: u16) -> App {
     a
 }
 
+/// The status line's text (empty when there is none).
+fn status(a: &App) -> &str {
+    a.status.as_deref().unwrap_or("")
+}
+
+/// A prune preview answering the dialog: `stale` to delete, nothing kept.
+fn prune_preview(a: &mut App, stale: Vec<(String, u64)>, total: u64) {
+    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
+        stale,
+        kept: vec![],
+        total,
+    }))));
+}
+
+/// `c`, and the cleanup preview answering it: three VMs (one stale) and `stale_resources`.
+fn cleanup_preview(a: &mut App, stale_resources: Vec<String>) {
+    let fx = a.update(key('c'));
+    let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
+        unreachable!()
+    };
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation,
+        result: Ok(CleanupPreview {
+            targets: vec![
+                ("vm-12345".into(), "stale".into()),
+                ("vm-agent-1".into(), "prefix".into()),
+                ("vm-demo".into(), "prefix".into()),
+            ],
+            stale_resources,
+            warnings: vec![],
+        }),
+    }));
+}
+
+/// Lines of vm-12345's log arriving.
+fn vm_log(a: &mut App, lines: Vec<String>) {
+    a.update(Input::Msg(Msg::Log {
+        source: LogSource::Vm("vm-12345".into()),
+        lines,
+    }));
+}
+
 fn render(a: &App) -> String {
     let (w, h) = a.size;
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -293,11 +335,7 @@ fn readonly_mode_refuses_every_destructive_action() {
     for k in ['p', 'c', 'n', 's', 'd'] {
         assert!(a.update(key(k)).is_empty(), "{k}");
         assert!(a.dialog.is_none(), "{k} opened a dialog in read-only mode");
-        assert!(a
-            .status
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("read-only mode"));
+        assert!(status(&a).starts_with("read-only mode"));
     }
     assert!(a.update(key(':')).is_empty());
     assert!(typed(&mut a, "cleanup agent-").is_empty());
@@ -421,11 +459,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
 fn cancel_applies_to_prune_but_a_start_says_why_not() {
     let mut a = full_app(160, 48);
     a.update(key('p'));
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale: vec![("x".into(), 1)],
-        kept: vec![],
-        total: 1,
-    }))));
+    prune_preview(&mut a, vec![("x".into(), 1)], 1);
     a.update(key('y'));
     assert_eq!(a.focus, Pane::Tasks);
     assert_eq!(a.update(key('x')), vec![Effect::Cancel { task: 1 }]);
@@ -434,11 +468,7 @@ fn cancel_applies_to_prune_but_a_start_says_why_not() {
     a.update(code(KeyCode::Enter));
     a.update(key('G'));
     assert!(a.update(key('x')).is_empty());
-    assert!(a
-        .status
-        .as_deref()
-        .unwrap_or("")
-        .starts_with("a start cannot be stopped midway"));
+    assert!(status(&a).starts_with("a start cannot be stopped midway"));
 }
 
 #[test]
@@ -448,11 +478,7 @@ fn quitting_asks_while_a_task_runs() {
     assert!(a.should_quit);
     let mut a = full_app(80, 24);
     a.update(key('p'));
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale: vec![("x".into(), 1)],
-        kept: vec![],
-        total: 1,
-    }))));
+    prune_preview(&mut a, vec![("x".into(), 1)], 1);
     a.update(key('y'));
     a.update(ctrl('c'));
     assert!(!a.should_quit);
@@ -489,10 +515,7 @@ fn logs_follow_search_and_step_through_matches() {
             }
         })
         .collect();
-    a.update(Input::Msg(Msg::Log {
-        source: LogSource::Vm("vm-12345".into()),
-        lines,
-    }));
+    vm_log(&mut a, lines);
     assert!(a.logs.follow);
     a.update(key('/'));
     typed(&mut a, "error");
@@ -964,11 +987,7 @@ fn readonly_refuses_pull_and_remove_but_inspects() {
     for k in ['u', 'd'] {
         assert!(a.update(key(k)).is_empty(), "{k}");
         assert!(a.dialog.is_none(), "{k}");
-        assert!(a
-            .status
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("read-only mode"));
+        assert!(status(&a).starts_with("read-only mode"));
     }
     a.update(key(':'));
     typed(&mut a, "pull --all");
@@ -991,18 +1010,8 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
         100_000,
     );
     let old = h.cache("0.0.11/codex-amd64-qemu", 100_000);
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _holder = Reap(support::hold_open(&held.join("rootfs.ext4")));
-    let env = smolvm::sys::env::Env::from_vars(
-        h.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
-        nix::unistd::geteuid().as_raw(),
-    );
+    let _holder = support::Reap(support::hold_open(&held.join("rootfs.ext4")));
+    let env = h.env();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1053,10 +1062,7 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
         h.cache(v, 100_000);
     }
     h.cache(support::CURRENT, 100_000);
-    let env = smolvm::sys::env::Env::from_vars(
-        h.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
-        nix::unistd::geteuid().as_raw(),
-    );
+    let env = h.env();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1125,11 +1131,11 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
 
 fn with_tasks(a: &mut App) {
     a.update(key('p'));
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale: vec![("~/.smolvm/images/0.0.12/".into(), 412_000_000)],
-        kept: vec![],
-        total: 412_000_000,
-    }))));
+    prune_preview(
+        a,
+        vec![("~/.smolvm/images/0.0.12/".into(), 412_000_000)],
+        412_000_000,
+    );
     a.update(key('y'));
     a.update(Input::Msg(Msg::Task {
         id: 1,
@@ -1215,29 +1221,13 @@ snap_both!(prune_ready, |a| {
 });
 snap_both!(prune_clean, |a| {
     a.update(key('p'));
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale: vec![],
-        kept: vec![],
-        total: 0,
-    }))));
+    prune_preview(a, vec![], 0);
 });
 snap_both!(cleanup_dialog, |a| {
-    let fx = a.update(key('c'));
-    let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
-        unreachable!()
-    };
-    a.update(Input::Msg(Msg::CleanupPreview {
-        generation,
-        result: Ok(CleanupPreview {
-            targets: vec![
-                ("vm-12345".into(), "stale".into()),
-                ("vm-agent-1".into(), "prefix".into()),
-                ("vm-demo".into(), "prefix".into()),
-            ],
-            stale_resources: vec!["tap tap7".into(), "socket /tmp/qmp-vm-gone.sock".into()],
-            warnings: vec![],
-        }),
-    }));
+    cleanup_preview(
+        a,
+        vec!["tap tap7".into(), "socket /tmp/qmp-vm-gone.sock".into()],
+    );
 });
 snap_both!(delete_dialog, |a| {
     a.update(key(' '));
@@ -1269,10 +1259,7 @@ snap_both!(logs_search, |a| {
             }
         })
         .collect();
-    a.update(Input::Msg(Msg::Log {
-        source: LogSource::Vm("vm-12345".into()),
-        lines,
-    }));
+    vm_log(a, lines);
     a.update(key('/'));
     typed(a, "error");
     a.update(code(KeyCode::Enter));
@@ -1321,32 +1308,17 @@ fn screenshots_render_to_png() {
                 "[    1.910000] smolvm: network 172.16.0.2/24 via 172.16.0.1".into(),
                 "SmolVM init complete: IP=172.16.0.2, SSH listening on port 22".into(),
             ];
-            a.update(Input::Msg(Msg::Log {
-                source: LogSource::Vm("vm-12345".into()),
-                lines,
-            }));
+            vm_log(a, lines);
             a.update(key('1'));
         }),
         ("cleanup-dialog", &|a: &mut App| {
-            let fx = a.update(key('c'));
-            let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
-                unreachable!()
-            };
-            a.update(Input::Msg(Msg::CleanupPreview {
-                generation,
-                result: Ok(CleanupPreview {
-                    targets: vec![
-                        ("vm-12345".into(), "stale".into()),
-                        ("vm-agent-1".into(), "prefix".into()),
-                        ("vm-demo".into(), "prefix".into()),
-                    ],
-                    stale_resources: vec![
-                        "tap tap7".into(),
-                        "nft ip smolvm_nat dnat_ext { 2207 }".into(),
-                    ],
-                    warnings: vec![],
-                }),
-            }));
+            cleanup_preview(
+                a,
+                vec![
+                    "tap tap7".into(),
+                    "nft ip smolvm_nat dnat_ext { 2207 }".into(),
+                ],
+            );
         }),
         ("start-progress", &with_tasks),
     ];
@@ -1414,15 +1386,7 @@ fn the_copied_ssh_command_is_the_clis_and_names_the_key() {
     use support::cleanup::{fake_firecracker, insert_rows, Row};
     let h = support::Home::new();
     let sockets = h.sockets();
-    // Killed on drop, so a failed assertion leaves no stand-in behind.
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let vmm = Reap(fake_firecracker(&sockets, "vm-ssh", false));
+    let vmm = support::Reap(fake_firecracker(&sockets, "vm-ssh", false));
     insert_rows(
         &h.data,
         &sockets,
@@ -1902,11 +1866,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     a.update(key(' '));
     a.update(key(' '));
     assert!(a.update(key('a')).is_empty());
-    assert!(a
-        .status
-        .as_deref()
-        .unwrap_or("")
-        .contains("works on one VM"));
+    assert!(status(&a).contains("works on one VM"));
 }
 
 #[test]

@@ -140,13 +140,7 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> serde_json::Value {
         let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "smolvm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
+        support::assert_exit(args, &out, 0);
         json(&out)
     }
 
@@ -199,33 +193,10 @@ impl Env {
 
     /// What a VM may leave: TAPs, nft elements, its files, a process, a row.
     fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut left = Vec::new();
-        for l in self.ns.links().split_whitespace() {
-            if l.starts_with("tap") {
-                left.push(format!("link {l}"));
-            }
-        }
+        let mut left = support::cleanup::vm_leftovers(&self.h, &self.ns, id);
         let rules = self.ns.sh("nft list ruleset 2>/dev/null || true");
         if rules.contains("elements") {
             left.push("nft elements".into());
-        }
-        for p in [
-            self.h.sockets().join(format!("qmp-{id}.sock")),
-            self.h.data.join(format!("disks/{id}.ext4")),
-            self.h.data.join(format!("{id}.log")),
-        ] {
-            if p.exists() {
-                left.push(format!("file {}", p.display()));
-            }
-        }
-        if smolvm::sys::process::vmm_processes(Some(&self.h.sockets()))
-            .iter()
-            .any(|v| v.vm_id == id)
-        {
-            left.push(format!("process of {id}"));
-        }
-        if support::cleanup::row_ids(&self.h.data).contains(&id.to_string()) {
-            left.push(format!("row {id}"));
         }
         left
     }

@@ -323,6 +323,13 @@ pub struct ImagePullArgs {
     pub all: bool,
     #[command(flatten)]
     pub platform: PlatformArgs,
+    #[command(flatten)]
+    pub store: ImageStoreArgs,
+}
+
+/// `--json` and `--image-dir`, as `image pull|ls|rm|inspect` take them.
+#[derive(Debug, Args)]
+pub struct ImageStoreArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
@@ -346,12 +353,8 @@ pub struct PlatformArgs {
 
 #[derive(Debug, Args)]
 pub struct ImageListArgs {
-    /// Print results as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
-    #[arg(long, value_name = "PATH")]
-    pub image_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: ImageStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -362,12 +365,8 @@ pub struct ImageRmArgs {
     /// Show what would be removed and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print results as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
-    #[arg(long, value_name = "PATH")]
-    pub image_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: ImageStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -376,12 +375,8 @@ pub struct ImageInspectArgs {
     pub preset: String,
     #[command(flatten)]
     pub platform: PlatformArgs,
-    /// Print results as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
-    #[arg(long, value_name = "PATH")]
-    pub image_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: ImageStoreArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,13 @@
 //! `smolvm cleanup` and `smolvm-cleanup`: a thin face over [`core::cleanup`], with the
 //! seeds' exact lines, the confirmation prompt and the refusals.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use serde::Serialize;
 
 use super::args::CleanupArgs;
 use super::output::{self, line, warn};
+use super::prompt::{Asker, Reply};
 use crate::core::cleanup::{
     self, CleanupEvent, CleanupOptions, CleanupPlan, CleanupReport, StaleResource,
 };
@@ -225,39 +226,13 @@ async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, env: &Env) -> i
 /// `Continue? [y/N] `: `y`/`yes` (any case, trimmed) proceeds; anything else, an empty
 /// line, end of input or Ctrl-C prints `Aborted.` and declines.
 async fn confirm() -> bool {
-    // Take over SIGINT before the prompt is shown: a Ctrl-C typed the instant it appears
-    // must abort cleanly, not kill the process with the default action.
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "Continue? [y/N] ");
-        let _ = out.flush();
-    }
-    let read = tokio::task::spawn_blocking(|| {
-        let mut s = String::new();
-        match std::io::stdin().read_line(&mut s) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(s),
-        }
-    });
-    let answer = tokio::select! {
-        r = read => r.ok().flatten(),
-        _ = async {
-            match sigint.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        } => None,
-    };
-    match answer {
-        Some(a) if matches!(a.trim().to_lowercase().as_str(), "y" | "yes") => true,
-        Some(_) => {
+    match Asker::take_over_sigint().ask("Continue? [y/N] ").await {
+        Reply::Line(a) if matches!(a.trim().to_lowercase().as_str(), "y" | "yes") => true,
+        Reply::Line(_) => {
             line("Aborted.");
             false
         }
-        None => {
+        Reply::Eof | Reply::Interrupted => {
             line("\nAborted.");
             false
         }

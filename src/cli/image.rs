@@ -12,8 +12,8 @@ use super::output::{self, line, warn};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Host;
 use crate::core::images::catalog::{self, Entry};
-use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullOptions, PullReport};
-use crate::core::images::{published_enabled, Arch, Layout, Manifest, Os, Target, Vmm};
+use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
+use crate::core::images::{Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
 use crate::core::table;
 use crate::core::units::format_size;
@@ -92,51 +92,27 @@ struct PullAllData<'a> {
     failed: Vec<PullFailure>,
 }
 
-fn refuse_if_disabled(env: &Env) -> Result<()> {
-    if published_enabled(env) {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorCode::Refused,
-            "published images are turned off (SMOLVM_USE_PUBLISHED=0)",
-        )
-        .with_recovery("Unset SMOLVM_USE_PUBLISHED to pull published images."))
-    }
-}
-
 pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
-    let paths = Paths::resolve(env, args.image_dir.as_deref());
+    let paths = Paths::resolve(env, args.store.image_dir.as_deref());
     let p = platform(&args.platform);
     let host = Host::probe(env);
-    let setup = (|| -> Result<(Manifest, PullOptions)> {
-        let layout = Layout::new(&paths.images_root, &image_version(env)?);
-        let http = pull::http_config(env)?;
-        refuse_if_disabled(env)?;
-        let manifest = Manifest::load(env)?;
-        let opts = PullOptions {
-            layout,
-            http,
-            release: manifest.release.clone(),
-        };
-        Ok((manifest, opts))
-    })();
-    let (manifest, opts) = match setup {
+    let (manifest, opts) = match pull::setup(env, &paths.images_root) {
         Ok(x) => x,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
-    let bars = Bars::new(!args.json && std::io::stderr().is_terminal());
+    let bars = Bars::new(!args.store.json && std::io::stderr().is_terminal());
 
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
         let r = Target::resolve(preset, p.arch, p.vmm, p.os, &host).and_then(|t| {
             let img = t.lookup(&manifest)?;
-            pull::pull(&opts, img, &bars.progress(&t.name(), args.json))
+            pull::pull(&opts, img, &bars.progress(&t.name(), args.store.json))
         });
         bars.clear();
         return match r {
-            Err(e) => output::fail(command, args.json, &e),
+            Err(e) => output::fail(command, args.store.json, &e),
             Ok(r) => {
-                if args.json {
+                if args.store.json {
                     output::print_json(command, 0, Some(&pull_data(&r)), None);
                 } else {
                     human_pull(&r, &paths.home);
@@ -149,17 +125,17 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     // --all: every (preset, os) published for this platform, filtered by --os.
     let t = match Target::resolve("all", p.arch, p.vmm, p.os, &host) {
         Ok(t) => t,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     let report = pull::pull_all(
         &opts,
         &manifest,
         &t,
         p.os,
-        |name| bars.progress(name, args.json),
+        |name| bars.progress(name, args.store.json),
         |r| {
             bars.clear();
-            if !args.json {
+            if !args.store.json {
                 match r {
                     Ok(r) => human_pull(r, &paths.home),
                     Err(f) => line(format!("Failed: {} — {}", f.name, f.error.message)),
@@ -169,7 +145,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     );
     let report = match report {
         Ok(r) => r,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     let error = report.error();
     let failed: Vec<PullFailure> = report
@@ -182,7 +158,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
         })
         .collect();
     let code = if failed.is_empty() { 0 } else { 1 };
-    if args.json {
+    if args.store.json {
         let data = PullAllData {
             arch: t.arch.as_str(),
             vmm: t.vmm.as_str(),
@@ -351,16 +327,16 @@ struct ListData<'a> {
 }
 
 pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
-    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+    let (paths, version) = match image_store(env, args.store.image_dir.as_deref()) {
         Ok(s) => s,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     let entries = match catalog::list(&paths.images_root, &version, &paths.existing_state_dbs()) {
         Ok(e) => e,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     let total: u64 = entries.iter().map(|e| e.on_disk_bytes).sum();
-    if args.json {
+    if args.store.json {
         let data = ListData {
             images_root: &paths.images_root,
             current_version: &version,
@@ -436,9 +412,9 @@ struct RmFailure<'a> {
 }
 
 pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
-    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+    let (paths, version) = match image_store(env, args.store.image_dir.as_deref()) {
         Ok(s) => s,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     let r = match catalog::remove(
         &paths.images_root,
@@ -448,7 +424,7 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
         args.dry_run,
     ) {
         Ok(r) => r,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     for w in &r.warnings {
         warn(w.clone());
@@ -456,7 +432,7 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
     let freed: u64 = r.removed.iter().map(|e| e.on_disk_bytes).sum();
     let problems = r.kept.len() + r.failed.len();
     let code = if problems == 0 { 0 } else { 1 };
-    if args.json {
+    if args.store.json {
         let error = (problems > 0).then(|| {
             Error::new(
                 ErrorCode::PartialFailure,
@@ -550,9 +526,9 @@ struct FileData<'a> {
 }
 
 pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
-    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
+    let (paths, version) = match image_store(env, args.store.image_dir.as_deref()) {
         Ok(s) => s,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     let layout = Layout::new(&paths.images_root, &version);
     let mut p = platform(&args.platform);
@@ -573,7 +549,7 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     });
     let (i, m) = match r {
         Ok(x) => x,
-        Err(e) => return output::fail(command, args.json, &e),
+        Err(e) => return output::fail(command, args.store.json, &e),
     };
     let data = InspectData {
         name: &i.name,
@@ -605,7 +581,7 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
             })
             .collect(),
     };
-    if args.json {
+    if args.store.json {
         output::print_json(command, 0, Some(&data), None);
         return 0;
     }
@@ -826,37 +802,27 @@ fn archive_progress(
 /// Exit codes: 0 written, 1 no such image / FILE exists (without `--force`) / I/O, 2 usage.
 pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 {
     use crate::core::images::archive::{self, SaveOptions};
-    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return output::fail(command, args.json, &e),
-    };
     let opts = SaveOptions {
         name: args.name.clone(),
         output: std::path::absolute(&args.output).unwrap_or_else(|_| args.output.clone()),
         force: args.force,
     };
-    let (progress, bar) = archive_progress(args.json);
-    let r = archive::save(&paths, &version, &opts, &progress);
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    match r {
-        Err(e) => output::fail(command, args.json, &e),
-        Ok(r) => {
-            if args.json {
-                output::print_json(command, 0, Some(&r), None);
-            } else {
-                line(format!(
-                    "Saved {} image {} to {} ({})",
-                    r.kind.as_str(),
-                    r.name,
-                    display_path(&r.output, &paths.home),
-                    format_size(r.archive_bytes)
-                ));
-            }
-            0
-        }
-    }
+    with_archive(
+        command,
+        args.json,
+        args.image_dir.as_deref(),
+        env,
+        |paths, version, progress| archive::save(paths, version, &opts, progress),
+        |r, home| {
+            line(format!(
+                "Saved {} image {} to {} ({})",
+                r.kind.as_str(),
+                r.name,
+                display_path(&r.output, home),
+                format_size(r.archive_bytes)
+            ))
+        },
+    )
 }
 
 /// `smolvm image load -i FILE`: a thin face over
@@ -865,40 +831,59 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
 /// 2 usage.
 pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 {
     use crate::core::images::archive::{self, LoadOptions};
-    let (paths, version) = match image_store(env, args.image_dir.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return output::fail(command, args.json, &e),
-    };
     let opts = LoadOptions {
         input: args.input.clone(),
         force: args.force,
     };
-    let (progress, bar) = archive_progress(args.json);
-    let r = archive::load(&paths, &version, || Manifest::load(env), &opts, &progress);
+    with_archive(
+        command,
+        args.json,
+        args.image_dir.as_deref(),
+        env,
+        |paths, version, progress| {
+            archive::load(paths, version, || Manifest::load(env), &opts, progress)
+        },
+        |r, home| {
+            line(format!(
+                "Loaded {} image {}{} into {}",
+                r.kind.as_str(),
+                r.name,
+                if r.replaced { " (replaced)" } else { "" },
+                display_path(&r.image_dir, home)
+            ));
+            line(format!("  kernel: {}", display_path(&r.kernel_path, home)));
+            line(format!("  rootfs: {}", display_path(&r.rootfs_path, home)));
+        },
+    )
+}
+
+/// `save` and `load`: `op` on the image store with a byte bar (cleared before the result
+/// is printed), then the envelope with `--json`, else `human` (given the home directory
+/// paths are shown relative to).
+fn with_archive<T: Serialize>(
+    command: &str,
+    json: bool,
+    image_dir: Option<&Path>,
+    env: &Env,
+    op: impl FnOnce(&Paths, &str, &Progress<crate::core::images::archive::ArchiveEvent>) -> Result<T>,
+    human: impl FnOnce(&T, &Path),
+) -> i32 {
+    let (paths, version) = match image_store(env, image_dir) {
+        Ok(s) => s,
+        Err(e) => return output::fail(command, json, &e),
+    };
+    let (progress, bar) = archive_progress(json);
+    let r = op(&paths, &version, &progress);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     match r {
-        Err(e) => output::fail(command, args.json, &e),
+        Err(e) => output::fail(command, json, &e),
         Ok(r) => {
-            if args.json {
+            if json {
                 output::print_json(command, 0, Some(&r), None);
             } else {
-                line(format!(
-                    "Loaded {} image {}{} into {}",
-                    r.kind.as_str(),
-                    r.name,
-                    if r.replaced { " (replaced)" } else { "" },
-                    display_path(&r.image_dir, &paths.home)
-                ));
-                line(format!(
-                    "  kernel: {}",
-                    display_path(&r.kernel_path, &paths.home)
-                ));
-                line(format!(
-                    "  rootfs: {}",
-                    display_path(&r.rootfs_path, &paths.home)
-                ));
+                human(&r, &paths.home);
             }
             0
         }

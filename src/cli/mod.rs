@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod doctor;
 pub mod image;
 pub mod output;
+pub mod prompt;
 pub mod prune;
 pub mod sandbox;
 pub mod shell;

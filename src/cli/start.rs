@@ -198,32 +198,14 @@ pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env
 /// Ask SmolVM's attach question until it is answered. End of input and Ctrl-C decline
 /// (exit 0 afterwards, as SmolVM), each with a new line so the shell prompt starts clean.
 fn ask(prompt: &str) -> bool {
+    use super::prompt::{Asker, Reply};
     crate::core::runtime::block_on(async {
-        use std::io::Write;
-        // Take over SIGINT before the question is shown: Ctrl-C is "no", not a kill.
-        let mut sigint =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+        let mut asker = Asker::take_over_sigint();
         loop {
-            {
-                let mut out = std::io::stdout().lock();
-                let _ = write!(out, "{prompt}");
-                let _ = out.flush();
-            }
-            let read = tokio::task::spawn_blocking(|| {
-                let mut s = String::new();
-                match std::io::stdin().read_line(&mut s) {
-                    Ok(0) | Err(_) => None,
-                    Ok(_) => Some(s),
-                }
-            });
-            let read = tokio::select! {
-                r = read => r.ok().flatten(),
-                _ = async {
-                    match sigint.as_mut() {
-                        Some(s) => { s.recv().await; }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {
+            let read = match asker.ask(prompt).await {
+                Reply::Line(s) => Some(s),
+                Reply::Eof => None,
+                Reply::Interrupted => {
                     line("");
                     return false;
                 }

@@ -63,56 +63,72 @@ fn bar(json: bool, label: &str) -> (Progress<FileProgress>, Option<indicatif::Pr
     (p, Some(b))
 }
 
+/// One file transfer: `op` with a byte bar labelled `label` (cleared before the result is
+/// printed), then the result as [`finish`] prints it.
+fn transfer<T: Serialize>(
+    command: &str,
+    json: bool,
+    label: &str,
+    env: &Env,
+    op: impl FnOnce(&Ctx, &Progress<FileProgress>) -> Result<T>,
+    human: impl FnOnce(&T),
+) -> i32 {
+    let (progress, b) = bar(json, label);
+    let r = open_ctx(env).and_then(|ctx| op(&ctx, &progress));
+    if let Some(b) = b {
+        b.finish_and_clear();
+    }
+    finish(command, json, r, human)
+}
+
 pub fn file(cmd: FileCommand, env: &Env) -> i32 {
     match cmd {
-        FileCommand::Upload(a) => {
-            let name = "sandbox.file.upload";
-            let (progress, b) = bar(a.json, "upload");
-            let r = open_ctx(env).and_then(|ctx| {
+        FileCommand::Upload(a) => transfer(
+            "sandbox.file.upload",
+            a.flags.json,
+            "upload",
+            env,
+            |ctx, progress| {
                 files::upload(
-                    &ctx,
+                    ctx,
                     &a.id,
-                    &a.ssh.login(),
+                    &a.flags.ssh.login(),
                     &a.local,
                     &a.guest,
                     !a.no_create_dirs,
-                    &progress,
+                    progress,
                 )
-            });
-            if let Some(b) = b {
-                b.finish_and_clear();
-            }
-            finish(name, a.json, r, |t| {
+            },
+            |t| {
                 line(format!(
                     "Uploaded {} to {}:{} ({} bytes).",
                     t.local_path, t.vm_id, t.guest_path, t.bytes
                 ))
-            })
-        }
-        FileCommand::Download(a) => {
-            let name = "sandbox.file.download";
-            let (progress, b) = bar(a.json, "download");
-            let r = open_ctx(env).and_then(|ctx| {
+            },
+        ),
+        FileCommand::Download(a) => transfer(
+            "sandbox.file.download",
+            a.flags.json,
+            "download",
+            env,
+            |ctx, progress| {
                 files::download(
-                    &ctx,
+                    ctx,
                     &a.id,
-                    &a.ssh.login(),
+                    &a.flags.ssh.login(),
                     &a.guest,
                     &a.local,
                     !a.no_create_dirs,
-                    &progress,
+                    progress,
                 )
-            });
-            if let Some(b) = b {
-                b.finish_and_clear();
-            }
-            finish(name, a.json, r, |t| {
+            },
+            |t| {
                 line(format!(
                     "Downloaded {}:{} to {} ({} bytes).",
                     t.vm_id, t.guest_path, t.local_path, t.bytes
                 ))
-            })
-        }
+            },
+        ),
     }
 }
 
@@ -150,7 +166,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     .map(|p| guest_env::parse_assignment(p.as_bytes()))
                     .collect::<Result<Vec<_>>>()?;
                 let ctx = open_ctx(env)?;
-                let file = guest_env::update_as(&ctx, &a.id, &a.ssh.login(), &pairs, &[])?;
+                let file = guest_env::update_as(&ctx, &a.id, &a.flags.ssh.login(), &pairs, &[])?;
                 let mut changed: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
                 changed.dedup();
                 Ok(EnvChanged {
@@ -161,7 +177,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     keys: file.keys().map(str::to_string).collect(),
                 })
             })();
-            finish("sandbox.env.set", a.json, r, |d| {
+            finish("sandbox.env.set", a.flags.json, r, |d| {
                 line(format!(
                     "Set {} in {} ({}).",
                     d.changed.join(", "),
@@ -176,7 +192,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     guest_env::check_key(k)?;
                 }
                 let ctx = open_ctx(env)?;
-                let login = a.ssh.login();
+                let login = a.flags.ssh.login();
                 let before = guest_env::read_as(&ctx, &a.id, &login)?;
                 let file = guest_env::update_as(&ctx, &a.id, &login, &[], &a.keys)?;
                 let (changed, missing) = a
@@ -192,7 +208,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     keys: file.keys().map(str::to_string).collect(),
                 })
             })();
-            finish("sandbox.env.unset", a.json, r, |d| {
+            finish("sandbox.env.unset", a.flags.json, r, |d| {
                 if !d.changed.is_empty() {
                     line(format!("Unset {} in {}.", d.changed.join(", "), d.vm_id));
                 }
@@ -204,7 +220,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
         EnvCommand::List(a) => {
             let r = (|| {
                 let ctx = open_ctx(env)?;
-                let file = guest_env::read_as(&ctx, &a.id, &a.ssh.login())?;
+                let file = guest_env::read_as(&ctx, &a.id, &a.flags.ssh.login())?;
                 Ok(EnvListing {
                     vm_id: a.id.clone(),
                     path: guest_env::GUEST_PATH,
@@ -217,7 +233,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     }),
                 })
             })();
-            finish("sandbox.env.list", a.json, r, |d| {
+            finish("sandbox.env.list", a.flags.json, r, |d| {
                 if d.keys.is_empty() {
                     line(format!("No environment variables set in {}.", d.vm_id));
                 }
@@ -248,12 +264,12 @@ struct PortListing {
 pub fn port(cmd: PortCommand, env: &Env) -> i32 {
     match cmd {
         PortCommand::Expose(a) => {
-            let r = a.ssh.login().check().and_then(|_| {
+            let r = a.flags.ssh.login().check().and_then(|_| {
                 let (host, guest) = ports::parse_spec(&a.spec, false)?;
                 let ctx = open_ctx(env)?;
                 ports::expose(&ctx, &a.id, host, guest)
             });
-            finish("sandbox.port.expose", a.json, r, |f| {
+            finish("sandbox.port.expose", a.flags.json, r, |f| {
                 line(format!(
                     "Forwarding {}:{} -> {}:{}",
                     f.host, f.host_port, f.vm_id, f.guest_port
@@ -261,12 +277,12 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
             })
         }
         PortCommand::Close(a) => {
-            let r = a.ssh.login().check().and_then(|_| {
+            let r = a.flags.ssh.login().check().and_then(|_| {
                 let (host, guest) = ports::parse_spec(&a.spec, true)?;
                 let ctx = open_ctx(env)?;
                 ports::close(&ctx, &a.id, host.unwrap_or_default(), guest)
             });
-            finish("sandbox.port.close", a.json, r, |f| {
+            finish("sandbox.port.close", a.flags.json, r, |f| {
                 line(format!(
                     "Closed {}:{} -> {}:{}",
                     f.host, f.host_port, f.vm_id, f.guest_port
@@ -274,7 +290,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
             })
         }
         PortCommand::List(a) => {
-            let r = a.ssh.login().check().and_then(|_| {
+            let r = a.flags.ssh.login().check().and_then(|_| {
                 let ctx = open_ctx(env)?;
                 let forwards = ports::list(&ctx, &a.id)?;
                 Ok(PortListing {
@@ -283,7 +299,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
                     forwards,
                 })
             });
-            finish("sandbox.port.list", a.json, r, |l| {
+            finish("sandbox.port.list", a.flags.json, r, |l| {
                 if l.forwards.is_empty() {
                     line(format!("No port forwards for {}.", l.vm_id));
                 }

@@ -27,6 +27,16 @@ pub struct SshFlags {
     pub comm_channel: Option<String>,
 }
 
+/// What every toolkit command takes after its own arguments: the SSH flags and `--json`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ToolkitFlags {
+    #[command(flatten)]
+    pub ssh: SshFlags,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl SshFlags {
     pub fn login(&self) -> crate::core::lifecycle::SshLogin {
         crate::core::lifecycle::SshLogin {
@@ -56,10 +66,7 @@ pub struct FileUploadArgs {
     #[arg(long)]
     pub no_create_dirs: bool,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub flags: ToolkitFlags,
 }
 
 #[derive(Debug, Args)]
@@ -74,10 +81,7 @@ pub struct FileDownloadArgs {
     #[arg(long)]
     pub no_create_dirs: bool,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub flags: ToolkitFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,10 +102,7 @@ pub struct EnvSetArgs {
     #[arg(value_name = "KEY=VALUE", required = true)]
     pub pairs: Vec<OsString>,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub flags: ToolkitFlags,
 }
 
 #[derive(Debug, Args)]
@@ -111,10 +112,7 @@ pub struct EnvUnsetArgs {
     #[arg(value_name = "KEY", required = true)]
     pub keys: Vec<String>,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub flags: ToolkitFlags,
 }
 
 #[derive(Debug, Args)]
@@ -125,10 +123,7 @@ pub struct EnvListArgs {
     #[arg(long)]
     pub show_values: bool,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub flags: ToolkitFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,10 +144,7 @@ pub struct PortSpecArgs {
     #[arg(value_name = "PORTS")]
     pub spec: String,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub flags: ToolkitFlags,
 }
 
 #[derive(Debug, Args)]
@@ -160,10 +152,7 @@ pub struct PortListArgs {
     #[arg(value_name = "SANDBOX")]
     pub id: String,
     #[command(flatten)]
-    pub ssh: SshFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub flags: ToolkitFlags,
 }
 
 #[derive(Debug, Args)]

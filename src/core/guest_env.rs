@@ -251,15 +251,19 @@ pub fn read(ctx: &Ctx, id: &str) -> Result<EnvFile> {
 
 /// [`read`] as `login` (`--ssh-user`, `--ssh-key`).
 pub fn read_as(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<EnvFile> {
-    let text = guest::run_ok(
+    Ok(EnvFile::parse(&read_bytes(ctx, id, login)?))
+}
+
+/// The env file's bytes as [`READ_SCRIPT`] prints them.
+fn read_bytes(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<Vec<u8>> {
+    guest::run_ok(
         ctx,
         id,
         login,
         &guest::sh(READ_SCRIPT, &[]),
         None,
         "Reading the environment file",
-    )?;
-    Ok(EnvFile::parse(&text))
+    )
 }
 
 /// Merge into sandbox `id`'s env file: every `set` pair written (keys checked first, so an
@@ -280,16 +284,7 @@ pub fn update_as(
     unset: &[String],
 ) -> Result<EnvFile> {
     merge(
-        || {
-            guest::run_ok(
-                ctx,
-                id,
-                login,
-                &guest::sh(READ_SCRIPT, &[]),
-                None,
-                "Reading the environment file",
-            )
-        },
+        || read_bytes(ctx, id, login),
         |file| {
             guest::run_ok(
                 ctx,

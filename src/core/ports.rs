@@ -293,13 +293,7 @@ mod tests {
 
     #[test]
     fn forwards_come_from_the_comments_of_this_vm_only() {
-        let rule = |h: u64, c: &str| nft::Rule {
-            family: "ip".into(),
-            table: "smolvm_nat".into(),
-            chain: "output".into(),
-            handle: h,
-            comment: c.into(),
-        };
+        let rule = nft::Rule::nat_output;
         let state = nft::NftState {
             elements: vec![],
             rules: vec![

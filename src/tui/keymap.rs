@@ -110,6 +110,18 @@ impl Action {
         Action::Download,
     ];
 
+    /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
+    /// task runner, in the order the footer and the detail view show them.
+    pub const ON_VMS: [Action; 7] = [
+        Action::Pause,
+        Action::Snapshot,
+        Action::Port,
+        Action::Attach,
+        Action::Shell,
+        Action::Upload,
+        Action::Download,
+    ];
+
     /// The name used in keymap files.
     pub fn name(self) -> &'static str {
         match self {

@@ -626,8 +626,8 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
     let scope = app.focus.scope();
     let always = [Action::Help, Action::Quit, Action::ToggleMouse];
-    let actions: &[Action] = match app.focus {
-        Pane::Vms => &[
+    let actions: Vec<Action> = match app.focus {
+        Pane::Vms => [
             Action::Start,
             Action::Stop,
             Action::Delete,
@@ -639,15 +639,11 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Cleanup,
             Action::Palette,
             Action::Detail,
-            Action::Pause,
-            Action::Snapshot,
-            Action::Port,
-            Action::Attach,
-            Action::Shell,
-            Action::Upload,
-            Action::Download,
-        ],
-        Pane::Images => &[
+        ]
+        .into_iter()
+        .chain(Action::ON_VMS)
+        .collect(),
+        Pane::Images => vec![
             Action::Inspect,
             Action::Pull,
             Action::Delete,
@@ -658,7 +654,7 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Cleanup,
             Action::Palette,
         ],
-        Pane::Logs => &[
+        Pane::Logs => vec![
             Action::Search,
             Action::NextMatch,
             Action::PrevMatch,
@@ -666,7 +662,7 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
             Action::Wrap,
             Action::AppLog,
         ],
-        Pane::Tasks => &[
+        Pane::Tasks => vec![
             Action::Cancel,
             Action::Prune,
             Action::Cleanup,
@@ -675,25 +671,17 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
     };
     // In priority order: what does not fit is left out whole, from the end.
     let mut items = Vec::new();
-    for a in always.iter().chain(actions) {
-        if app.readonly
-            && matches!(
-                a,
-                Action::Start
-                    | Action::Stop
-                    | Action::Delete
-                    | Action::Prune
-                    | Action::Cleanup
-                    | Action::Pull
-                    | Action::Pause
-                    | Action::Snapshot
-                    | Action::Port
-                    | Action::Attach
-                    | Action::Shell
-                    | Action::Upload
-                    | Action::Download
-            )
-        {
+    for a in always.iter().chain(&actions) {
+        let changes = matches!(
+            a,
+            Action::Start
+                | Action::Stop
+                | Action::Delete
+                | Action::Prune
+                | Action::Cleanup
+                | Action::Pull
+        ) || Action::ON_VMS.contains(a);
+        if app.readonly && changes {
             continue;
         }
         let gap = if items.is_empty() { "" } else { "  " };

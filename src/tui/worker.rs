@@ -575,19 +575,9 @@ fn pull_setup(
     ),
     String,
 > {
-    use crate::core::images::{pull, Layout, Manifest};
     let paths = Paths::resolve(env, None);
-    let version = image_version(env).map_err(|e| e.message)?;
-    let http = pull::http_config(env).map_err(|e| e.message)?;
-    if !crate::core::images::published_enabled(env) {
-        return Err("published images are turned off (SMOLVM_USE_PUBLISHED=0)".into());
-    }
-    let manifest = Manifest::load(env).map_err(|e| e.message)?;
-    let opts = pull::PullOptions {
-        layout: Layout::new(&paths.images_root, &version),
-        http,
-        release: manifest.release.clone(),
-    };
+    let (manifest, opts) =
+        crate::core::images::pull::setup(env, &paths.images_root).map_err(|e| e.message)?;
     Ok((paths, manifest, opts))
 }
 
@@ -597,7 +587,7 @@ fn pull_progress(
     task: u64,
     name: &str,
 ) -> Progress<crate::core::images::pull::PullEvent> {
-    use crate::core::images::pull::{Phase as PullPhase, PullEvent};
+    use crate::core::images::pull::PullEvent;
     let (ptx, name) = (tx.clone(), name.to_string());
     Progress::new(move |ev: PullEvent| match ev {
         PullEvent::Progress {
@@ -605,21 +595,7 @@ fn pull_progress(
             phase,
             bytes,
             total,
-        } => {
-            let what = match phase {
-                PullPhase::Download => "download",
-                PullPhase::Verify => "verify",
-                _ => "decompress",
-            };
-            send(
-                &ptx,
-                task,
-                TaskUpdate::Phase(format!("{name}: {what} {}", artifact.as_str())),
-            );
-            if let Some(total) = total {
-                send(&ptx, task, TaskUpdate::Progress { done: bytes, total });
-            }
-        }
+        } => pull_bytes(&ptx, task, &name, artifact, phase, bytes, total),
         PullEvent::Waiting { artifact } => send(
             &ptx,
             task,
@@ -642,6 +618,32 @@ fn pull_progress(
         ),
         PullEvent::Cached { .. } | PullEvent::Ready { .. } => {}
     })
+}
+
+/// A pull's bytes as the task's phase (`NAME: download rootfs`) and its bar.
+fn pull_bytes(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    name: &str,
+    artifact: crate::core::images::pull::Artifact,
+    phase: crate::core::images::pull::Phase,
+    bytes: u64,
+    total: Option<u64>,
+) {
+    use crate::core::images::pull::Phase as PullPhase;
+    let what = match phase {
+        PullPhase::Download => "download",
+        PullPhase::Verify => "verify",
+        _ => "decompress",
+    };
+    send(
+        tx,
+        task,
+        TaskUpdate::Phase(format!("{name}: {what} {}", artifact.as_str())),
+    );
+    if let Some(total) = total {
+        send(tx, task, TaskUpdate::Progress { done: bytes, total });
+    }
 }
 
 /// A finished pull as a task item.
@@ -896,7 +898,7 @@ fn open_ctx(
 /// Start a preset with the form's values: the same `core::start::create` as
 /// `smolvm <preset> start`, its phases and download progress shown in the task.
 async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
-    use crate::core::images::pull::{Phase as PullPhase, PullEvent};
+    use crate::core::images::pull::PullEvent;
     use crate::core::start::{self, StartEvent};
     let t0 = Instant::now();
     let ctx = match open_ctx(&tx, task, &env) {
@@ -927,21 +929,7 @@ async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpe
             phase,
             bytes,
             total,
-        }) => {
-            let what = match phase {
-                PullPhase::Download => "download",
-                PullPhase::Verify => "verify",
-                _ => "decompress",
-            };
-            send(
-                &ptx,
-                task,
-                TaskUpdate::Phase(format!("image: {what} {}", artifact.as_str())),
-            );
-            if let Some(total) = total {
-                send(&ptx, task, TaskUpdate::Progress { done: bytes, total });
-            }
-        }
+        }) => pull_bytes(&ptx, task, "image", artifact, phase, bytes, total),
         StartEvent::RollingBack(why) => send(
             &ptx,
             task,
@@ -1036,40 +1024,52 @@ async fn run_stop(
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     send(&tx, task, TaskUpdate::Phase("stopping".into()));
+    each_vm(&tx, task, &cancel, &ids, "stopped", t0, |id| {
+        let ctx = &ctx;
+        async move {
+            let r = lifecycle::stop(ctx, &id, timeout).await?;
+            Ok(if r.was_running {
+                "stopped".into()
+            } else {
+                format!("was {}", r.status)
+            })
+        }
+    })
+    .await;
+}
+
+/// Run `op` on each VM in turn, one item each (its detail on success) and the count moved
+/// on; a cancel stops before the next one. The summary counts them by `verb`: `3 stopped,
+/// 1 failed`, or `2 of 5 stopped` when cancelled.
+async fn each_vm<F, Fut>(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    cancel: &AtomicBool,
+    ids: &[String],
+    verb: &str,
+    t0: Instant,
+    mut op: F,
+) where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = crate::core::error::Result<String>>,
+{
     let total = ids.len() as u64;
     let mut failed = 0;
     for (n, id) in ids.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
-            return finish(
-                &tx,
-                task,
-                TaskState::Cancelled,
-                format!("{n} of {total} stopped"),
-                t0,
-            );
+            let summary = format!("{n} of {total} {verb}");
+            return finish(tx, task, TaskState::Cancelled, summary, t0);
         }
-        let item = match lifecycle::stop(&ctx, id, timeout).await {
-            Ok(r) => TaskItem {
-                name: id.clone(),
-                ok: true,
-                detail: if r.was_running {
-                    "stopped".into()
-                } else {
-                    format!("was {}", r.status)
-                },
-            },
+        let it = match op(id.clone()).await {
+            Ok(detail) => item(id.clone(), true, detail),
             Err(e) => {
                 failed += 1;
-                TaskItem {
-                    name: id.clone(),
-                    ok: false,
-                    detail: failure(&e),
-                }
+                item(id.clone(), false, failure(&e))
             }
         };
-        send(&tx, task, TaskUpdate::Item(item));
+        send(tx, task, TaskUpdate::Item(it));
         send(
-            &tx,
+            tx,
             task,
             TaskUpdate::Progress {
                 done: n as u64 + 1,
@@ -1077,18 +1077,8 @@ async fn run_stop(
             },
         );
     }
-    let state = if failed == 0 {
-        TaskState::Done
-    } else {
-        TaskState::Failed
-    };
-    finish(
-        &tx,
-        task,
-        state,
-        format!("{} stopped, {failed} failed", total - failed),
-        t0,
-    );
+    let summary = format!("{} {verb}, {failed} failed", total - failed);
+    finish(tx, task, end_state(false, failed > 0), summary, t0);
 }
 
 /// One VM's detail: its row and config (`core::lifecycle::info`), mounts, forwards
@@ -1169,33 +1159,18 @@ async fn run_pause(
         task,
         TaskUpdate::Phase(if paused { "pausing" } else { "resuming" }.into()),
     );
-    let total = ids.len() as u64;
-    let mut failed = 0;
-    for (n, id) in ids.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            let summary = format!("{n} of {total} {verb}");
-            return finish(&tx, task, TaskState::Cancelled, summary, t0);
+    each_vm(&tx, task, &cancel, &ids, verb, t0, |id| {
+        let ctx = &ctx;
+        async move {
+            let r = crate::core::lifecycle::set_paused(ctx, &id, paused).await?;
+            Ok(if r.unchanged {
+                format!("already {}", r.status)
+            } else {
+                r.status
+            })
         }
-        let it = match crate::core::lifecycle::set_paused(&ctx, id, paused).await {
-            Ok(r) if r.unchanged => item(id.clone(), true, format!("already {}", r.status)),
-            Ok(r) => item(id.clone(), true, r.status),
-            Err(e) => {
-                failed += 1;
-                item(id.clone(), false, failure(&e))
-            }
-        };
-        send(&tx, task, TaskUpdate::Item(it));
-        send(
-            &tx,
-            task,
-            TaskUpdate::Progress {
-                done: n as u64 + 1,
-                total,
-            },
-        );
-    }
-    let summary = format!("{} {verb}, {failed} failed", total - failed);
-    finish(&tx, task, end_state(false, failed > 0), summary, t0);
+    })
+    .await;
 }
 
 /// Snapshot VMs one by one (`core::snapshot::create`, as `sandbox snapshot create`).
@@ -1213,50 +1188,28 @@ async fn run_snapshot(
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let total = ids.len() as u64;
-    let mut failed = 0;
-    for (n, id) in ids.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            let summary = format!("{n} of {total} snapshotted");
-            return finish(&tx, task, TaskState::Cancelled, summary, t0);
+    each_vm(&tx, task, &cancel, &ids, "snapshotted", t0, |id| {
+        let (ctx, tx, spec) = (&ctx, &tx, &spec);
+        async move {
+            send(tx, task, TaskUpdate::Phase(format!("snapshotting {id}")));
+            let opts = CreateOptions {
+                vm_id: id,
+                snapshot_id: spec.id.clone(),
+                kind: spec.kind,
+                resume_source: spec.resume_source,
+                ..CreateOptions::default()
+            };
+            let r = snapshot::create(ctx, &opts).await?;
+            Ok(format!(
+                "{} ({}, {}), source {}",
+                r.snapshot.id,
+                r.snapshot.kind,
+                crate::core::units::format_size(r.snapshot.size_bytes),
+                r.source_status
+            ))
         }
-        send(&tx, task, TaskUpdate::Phase(format!("snapshotting {id}")));
-        let opts = CreateOptions {
-            vm_id: id.clone(),
-            snapshot_id: spec.id.clone(),
-            kind: spec.kind,
-            resume_source: spec.resume_source,
-            ..CreateOptions::default()
-        };
-        let it = match snapshot::create(&ctx, &opts).await {
-            Ok(r) => item(
-                id.clone(),
-                true,
-                format!(
-                    "{} ({}, {}), source {}",
-                    r.snapshot.id,
-                    r.snapshot.kind,
-                    crate::core::units::format_size(r.snapshot.size_bytes),
-                    r.source_status
-                ),
-            ),
-            Err(e) => {
-                failed += 1;
-                item(id.clone(), false, failure(&e))
-            }
-        };
-        send(&tx, task, TaskUpdate::Item(it));
-        send(
-            &tx,
-            task,
-            TaskUpdate::Progress {
-                done: n as u64 + 1,
-                total,
-            },
-        );
-    }
-    let summary = format!("{} snapshotted, {failed} failed", total - failed);
-    finish(&tx, task, end_state(false, failed > 0), summary, t0);
+    })
+    .await;
 }
 
 /// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its

@@ -387,6 +387,36 @@ pub fn insert_rows(data: &Path, socket_dir: &Path, rows: &[Row<'_>]) {
     }
 }
 
+/// What a booted VM `id` may leave besides nft entries (the callers look for those their own
+/// way): TAP links in `ns`, its control socket, disk and log, a VMM process, its row.
+pub fn vm_leftovers(h: &Home, ns: &NetNs, id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for l in ns.links().split_whitespace() {
+        if l.starts_with("tap") {
+            left.push(format!("link {l}"));
+        }
+    }
+    for p in [
+        h.sockets().join(format!("qmp-{id}.sock")),
+        h.data.join(format!("disks/{id}.ext4")),
+        h.data.join(format!("{id}.log")),
+    ] {
+        if p.exists() {
+            left.push(format!("file {}", p.display()));
+        }
+    }
+    if smolvm::sys::process::vmm_processes(Some(&h.sockets()))
+        .iter()
+        .any(|v| v.vm_id == id)
+    {
+        left.push(format!("process of {id}"));
+    }
+    if row_ids(&h.data).contains(&id.to_string()) {
+        left.push(format!("row {id}"));
+    }
+    left
+}
+
 /// VM ids in the database, oldest first.
 pub fn row_ids(data: &Path) -> Vec<String> {
     let c = rusqlite::Connection::open(data.join("smolvm.db")).unwrap();

@@ -75,6 +75,15 @@ impl Home {
         ]
     }
 
+    /// This environment as smolvm's own `Env`, for calling the library directly (as this
+    /// process's user).
+    pub fn env(&self) -> smolvm::sys::env::Env {
+        smolvm::sys::env::Env::from_vars(
+            self.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
+            nix::unistd::geteuid().as_raw(),
+        )
+    }
+
     /// A cache directory under the images root holding one file of `bytes` real bytes.
     pub fn cache(&self, name: &str, bytes: usize) -> PathBuf {
         let d = self.images().join(name);
@@ -83,6 +92,16 @@ impl Home {
             std::fs::write(d.join("rootfs.ext4"), vec![0x5au8; bytes]).unwrap();
         }
         d
+    }
+}
+
+/// A child killed and reaped on drop, so a failed assertion leaves no process behind.
+pub struct Reap(pub std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -104,6 +123,28 @@ pub fn hold_open(file: &Path) -> std::process::Child {
     )
     .unwrap();
     child
+}
+
+/// `out` exited with `code` (else the failure shows stdout, then stderr).
+pub fn assert_code(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// `smolvm ARGS` exited with `code` (else the failure shows both streams).
+pub fn assert_exit(args: &[&str], out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "smolvm {args:?}\nstdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
 }
 
 /// Parse stdout as the one JSON document a `--json` command must print.

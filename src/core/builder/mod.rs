@@ -499,7 +499,7 @@ pub fn preflight(
 /// The kernel a build ships when none is given: the published kernel for this CPU and the
 /// VMM this host uses, through the images pipeline (cached and verified in the images root).
 pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
-    use crate::core::images::{self, pull, Layout, Manifest};
+    use crate::core::images::{self, pull, Manifest};
     let recovery = "Pass --kernel PATH to use a kernel of your own.";
     if !images::published_enabled(env) {
         return Err(Error::usage(
@@ -512,13 +512,7 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
     let vmm = crate::core::host::Host::probe(env)
         .backend(crate::core::host::Backend::Auto)
         .value;
-    let mut rows: Vec<&images::Image> = manifest
-        .images
-        .iter()
-        .filter(|i| i.arch == arch && i.vmm == vmm)
-        .collect();
-    rows.sort_by_key(|i| i.os != images::Os::Ubuntu);
-    let Some(image) = rows.first() else {
+    let Some(image) = pull::kernel_image(&manifest, arch, vmm) else {
         return Err(Error::runtime(format!(
             "the image manifest publishes no kernel for {arch}/{vmm}",
             arch = arch.as_str(),
@@ -526,11 +520,7 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
         ))
         .with_recovery(recovery));
     };
-    let opts = pull::PullOptions {
-        layout: Layout::new(images_root, &crate::core::version::image_version(env)?),
-        http: crate::sys::http::HttpConfig::from_env(env)?,
-        release: manifest.release.clone(),
-    };
+    let opts = pull::PullOptions::for_manifest(env, images_root, &manifest)?;
     pull::pull_kernel(&opts, image, &Progress::none()).map_err(|e| {
         Error::runtime(format!("Failed to download kernel: {}", e.message)).with_recovery(recovery)
     })

@@ -368,13 +368,7 @@ mod tests {
             e.table = "smolvm_filter".into();
             e
         };
-        let rule = |h: u64, c: &str| nft::Rule {
-            family: "ip".into(),
-            table: "smolvm_nat".into(),
-            chain: "output".into(),
-            handle: h,
-            comment: c.into(),
-        };
+        let rule = nft::Rule::nat_output;
         let state = nft::NftState {
             elements: vec![
                 e("dnat_ext", nft::ElemKey::Port(2200)),

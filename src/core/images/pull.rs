@@ -22,8 +22,10 @@ use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
 use super::{Image, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
-use crate::core::error::{io_reason, Error, Result};
+use crate::core::error::{io_reason, Error, ErrorCode, Result};
 use crate::core::progress::Progress;
+use crate::core::version::image_version;
+use crate::core::Env;
 use crate::sys::http::{FetchError, Http, HttpConfig, Sink, Url};
 use crate::sys::open;
 use crate::sys::sparse::ZstdSparse;
@@ -205,6 +207,57 @@ pub fn http_config(env: &crate::core::Env) -> Result<HttpConfig> {
     Ok(HttpConfig::from_env(env)?)
 }
 
+/// The current image version's layout under `images_root` and the download settings.
+fn layout_and_http(env: &Env, images_root: &Path) -> Result<(Layout, HttpConfig)> {
+    let layout = Layout::new(images_root, &image_version(env)?);
+    Ok((layout, http_config(env)?))
+}
+
+impl PullOptions {
+    /// The options for pulling what `manifest` publishes into `images_root`.
+    pub fn for_manifest(env: &Env, images_root: &Path, manifest: &Manifest) -> Result<Self> {
+        let (layout, http) = layout_and_http(env, images_root)?;
+        Ok(PullOptions {
+            layout,
+            http,
+            release: manifest.release.clone(),
+        })
+    }
+}
+
+/// What `smolvm image pull` and the dashboard's pulls need: the current version's layout
+/// under `images_root`, the download settings and the manifest in force; refused when
+/// published images are turned off (`SMOLVM_USE_PUBLISHED=0`).
+pub fn setup(env: &Env, images_root: &Path) -> Result<(Manifest, PullOptions)> {
+    let (layout, http) = layout_and_http(env, images_root)?;
+    if !super::published_enabled(env) {
+        return Err(Error::new(
+            ErrorCode::Refused,
+            "published images are turned off (SMOLVM_USE_PUBLISHED=0)",
+        )
+        .with_recovery("Unset SMOLVM_USE_PUBLISHED to pull published images."));
+    }
+    let manifest = Manifest::load(env)?;
+    let opts = PullOptions {
+        layout,
+        http,
+        release: manifest.release.clone(),
+    };
+    Ok((manifest, opts))
+}
+
+/// The image whose kernel a build ships for `arch`/`vmm`: the manifest's Ubuntu row when
+/// there is one, else its first row for them.
+pub fn kernel_image(manifest: &Manifest, arch: super::Arch, vmm: super::Vmm) -> Option<&Image> {
+    let mut rows: Vec<&Image> = manifest
+        .images
+        .iter()
+        .filter(|i| i.arch == arch && i.vmm == vmm)
+        .collect();
+    rows.sort_by_key(|i| i.os != super::Os::Ubuntu);
+    rows.first().copied()
+}
+
 /// Pull one image: the kernel its VMM boots and its rootfs, verified and decompressed.
 pub fn pull(
     opts: &PullOptions,
@@ -221,14 +274,7 @@ pub fn pull(
     // A failed pull leaves no directory of its own behind (not even an empty one with its
     // lock, which `image ls` and the Images pane would list): each is removed, under its
     // lock, when it holds nothing else.
-    {
-        let _lock = lock_dir(&layout.version_dir, Artifact::Kernel, progress)?;
-        clean_partials(&layout.version_dir);
-        if let Err(e) = ensure_kernel(&http, image, &kernel_path, progress, &mut stats) {
-            let _ = crate::sys::fs::remove_lock_only_dir(&layout.version_dir);
-            return Err(e);
-        }
-    }
+    fetch_kernel(&http, layout, image, &kernel_path, progress, &mut stats)?;
     {
         let _lock = lock_dir(&dir, Artifact::Rootfs, progress)?;
         clean_partials(&dir);
@@ -267,14 +313,34 @@ pub fn pull_kernel(
     let layout = &opts.layout;
     let kernel_path = layout.kernel(image.arch, image.vmm);
     let http = Http::new(opts.http.clone()).map_err(|e| Error::runtime(e.to_string()))?;
-    let mut stats = Stats::default();
+    fetch_kernel(
+        &http,
+        layout,
+        image,
+        &kernel_path,
+        progress,
+        &mut Stats::default(),
+    )?;
+    Ok(kernel_path)
+}
+
+/// The kernel into `kernel_path`, under the version directory's lock; a failure leaves no
+/// lock-only version directory behind.
+fn fetch_kernel(
+    http: &Http,
+    layout: &Layout,
+    image: &Image,
+    kernel_path: &Path,
+    progress: &Progress<PullEvent>,
+    stats: &mut Stats,
+) -> Result<()> {
     let _lock = lock_dir(&layout.version_dir, Artifact::Kernel, progress)?;
     clean_partials(&layout.version_dir);
-    if let Err(e) = ensure_kernel(&http, image, &kernel_path, progress, &mut stats) {
+    if let Err(e) = ensure_kernel(http, image, kernel_path, progress, stats) {
         let _ = crate::sys::fs::remove_lock_only_dir(&layout.version_dir);
         return Err(e);
     }
-    Ok(kernel_path)
+    Ok(())
 }
 
 #[derive(Default)]

@@ -125,16 +125,10 @@ pub fn build(
 /// and `vmm` — also with `SMOLVM_USE_PUBLISHED=0`, which makes only the root file system
 /// local.
 pub fn manifest_kernel(env: &Env, images_root: &Path, vmm: Vmm) -> Result<PathBuf> {
-    use crate::core::images::{self, pull, Layout, Manifest};
+    use crate::core::images::{self, pull, Manifest};
     let manifest = Manifest::load(env)?;
     let arch = images::host_arch()?;
-    let mut rows: Vec<&images::Image> = manifest
-        .images
-        .iter()
-        .filter(|i| i.arch == arch && i.vmm == vmm)
-        .collect();
-    rows.sort_by_key(|i| i.os != images::Os::Ubuntu);
-    let Some(image) = rows.first() else {
+    let Some(image) = pull::kernel_image(&manifest, arch, vmm) else {
         return Err(Error::runtime(format!(
             "the image manifest has no kernel for {}/{}",
             arch.as_str(),
@@ -142,11 +136,7 @@ pub fn manifest_kernel(env: &Env, images_root: &Path, vmm: Vmm) -> Result<PathBu
         ))
         .with_recovery("Point SMOLVM_MANIFEST at a manifest with a kernel for this host."));
     };
-    let opts = pull::PullOptions {
-        layout: Layout::new(images_root, &crate::core::version::image_version(env)?),
-        http: crate::sys::http::HttpConfig::from_env(env)?,
-        release: manifest.release.clone(),
-    };
+    let opts = pull::PullOptions::for_manifest(env, images_root, &manifest)?;
     pull::pull_kernel(&opts, image, &Progress::none())
         .map_err(|e| Error::runtime(format!("Failed to download kernel: {}", e.message)))
 }
@@ -359,19 +349,24 @@ fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)
     .env("HOME", "/root")
     .env("LANG", "C.UTF-8")
     .env("DEBIAN_FRONTEND", "noninteractive")
-    .env("SSL_CERT_FILE", &ca)
-    .env("NODE_EXTRA_CA_CERTS", &ca)
-    .env("npm_config_cafile", &ca)
     .env("npm_config_update_notifier", "false")
     .env("npm_config_fund", "false")
     .env("npm_config_audit", "false")
-    .env("PIP_CERT", &ca)
-    .env("REQUESTS_CA_BUNDLE", &ca)
-    .env("CURL_CA_BUNDLE", &ca)
-    .env("GIT_SSL_CAINFO", &ca)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    // Each tool's own name for the CA bundle to trust.
+    for var in [
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "npm_config_cafile",
+        "PIP_CERT",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+    ] {
+        cmd.env(var, &ca);
+    }
     // The unshare dies with smolvm (and its PID namespace, and the mounts, with it).
     // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
     unsafe {

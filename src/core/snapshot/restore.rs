@@ -28,7 +28,7 @@ use crate::core::start::{self, Ctx, StartEvent};
 use crate::sys::open;
 use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
 use crate::sys::vmm::qemu::Machine;
-use crate::sys::vmm::{self, firecracker, qmp::Qmp};
+use crate::sys::vmm::{firecracker, qmp::Qmp};
 
 /// The config key a restore in progress carries (removed when it succeeds): a sandbox
 /// left by an interrupted restore of the same snapshot is replaced without `--force`.
@@ -310,26 +310,12 @@ async fn bring_up(
         .get_vm(&id)
         .map_err(rt)?
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
-    let argv = match vmm {
-        Vmm::Qemu => {
-            let mut a = start::qemu_spec(&row, runtime, &net_now, &socket).argv();
-            a.extend(["-S", "-incoming", "defer"].map(String::from));
-            a
-        }
-        Vmm::Firecracker => vec![
-            runtime.binary.display().to_string(),
-            "--api-sock".into(),
-            socket.display().to_string(),
-        ],
-    };
     progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
     let t_spawn = Instant::now();
-    let mut child = vmm::spawn(&argv, &log).map_err(|e| {
-        rt(format!(
-            "cannot start {}: {}",
-            runtime.binary.display(),
-            io_reason(&e)
-        ))
+    let mut child = start::spawn_vmm(vmm, runtime, &socket, &log, || {
+        let mut a = start::qemu_spec(&row, runtime, &net_now, &socket).argv();
+        a.extend(["-S", "-incoming", "defer"].map(String::from));
+        a
     })?;
     let pid = i64::from(child.id());
     let sock_text = socket.display().to_string();

@@ -43,20 +43,8 @@ pub(crate) async fn boot(
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
     let t_spawn = Instant::now();
-    let argv = match runtime.vmm {
-        Vmm::Qemu => qemu_spec(&row, runtime, &net, &socket).argv(),
-        Vmm::Firecracker => vec![
-            runtime.binary.display().to_string(),
-            "--api-sock".into(),
-            socket.display().to_string(),
-        ],
-    };
-    let mut child = vmm::spawn(&argv, &log).map_err(|e| {
-        rt(format!(
-            "cannot start {}: {}",
-            runtime.binary.display(),
-            io_reason(&e)
-        ))
+    let mut child = spawn_vmm(runtime.vmm, runtime, &socket, &log, || {
+        qemu_spec(&row, runtime, &net, &socket).argv()
     })?;
     let pid = i64::from(child.id());
     // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.
@@ -158,6 +146,32 @@ pub(crate) async fn boot(
         total_ms: 0.0,
     };
     Ok(rep)
+}
+
+/// Spawn the VM's monitor, its output to `log`: QEMU with the argv `qemu` makes, or
+/// Firecracker listening on its API socket.
+pub(crate) fn spawn_vmm(
+    vmm: Vmm,
+    runtime: &Runtime,
+    socket: &std::path::Path,
+    log: &std::fs::File,
+    qemu: impl FnOnce() -> Vec<String>,
+) -> Result<std::process::Child> {
+    let argv = match vmm {
+        Vmm::Qemu => qemu(),
+        Vmm::Firecracker => vec![
+            runtime.binary.display().to_string(),
+            "--api-sock".into(),
+            socket.display().to_string(),
+        ],
+    };
+    vmm::spawn(&argv, log).map_err(|e| {
+        rt(format!(
+            "cannot start {}: {}",
+            runtime.binary.display(),
+            io_reason(&e)
+        ))
+    })
 }
 
 /// The QEMU guest of a row: its config (vCPUs, memory, kernel, disk, boot args with the

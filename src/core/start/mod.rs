@@ -44,7 +44,7 @@ mod network;
 mod report;
 
 pub use boot::boot_args;
-pub(crate) use boot::{boot, log_tail, qemu_spec};
+pub(crate) use boot::{boot, log_tail, qemu_spec, spawn_vmm};
 pub use files::ensure_key;
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};

@@ -75,6 +75,18 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A rule of smolvm's `ip smolvm_nat output` chain, as unit tests list them.
+    #[cfg(test)]
+    pub fn nat_output(handle: u64, comment: &str) -> Rule {
+        Rule {
+            family: "ip".into(),
+            table: "smolvm_nat".into(),
+            chain: "output".into(),
+            handle,
+            comment: comment.into(),
+        }
+    }
+
     /// `ip smolvm_nat output rule "smolvm:vm-a:local:8080:80"`
     pub fn describe(&self) -> String {
         format!(

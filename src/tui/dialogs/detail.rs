@@ -18,16 +18,9 @@ use crate::tui::data::{Data, SnapshotRow, VmDetail};
 use crate::tui::keymap::{Action, Key, Keymap, Scope};
 
 /// The VMs pane's actions the detail view passes on for its VM.
-pub const VM_ACTIONS: [Action; 8] = [
-    Action::Pause,
-    Action::Snapshot,
-    Action::Port,
-    Action::Attach,
-    Action::Shell,
-    Action::Upload,
-    Action::Download,
-    Action::Stop,
-];
+pub fn vm_actions() -> impl Iterator<Item = Action> {
+    Action::ON_VMS.into_iter().chain([Action::Stop])
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetailView {
@@ -106,9 +99,8 @@ impl DetailView {
             }
             _ => {
                 let key = Key::from_event(&k);
-                if let Some(a) = VM_ACTIONS
-                    .into_iter()
-                    .find(|a| keymap.keys_for(Scope::Vms, *a).contains(&key))
+                if let Some(a) =
+                    vm_actions().find(|a| keymap.keys_for(Scope::Vms, *a).contains(&key))
                 {
                     return Outcome::Also(Request::OnVms {
                         action: a,

@@ -25,7 +25,7 @@ use tui_textarea::TextArea;
 
 pub use cleanup::{CleanupDialog, CleanupPreview};
 pub use confirm::ConfirmAction;
-pub use detail::{DetailView, VM_ACTIONS};
+pub use detail::{vm_actions, DetailView};
 pub use info::Scroll;
 pub use prompt::Palette;
 pub use prune::PrunePreview;

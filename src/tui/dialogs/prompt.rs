@@ -143,7 +143,7 @@ impl Palette {
             }
             many => {
                 self.candidates = many.to_vec();
-                common_prefix(many)
+                common_prefix(many.iter().map(String::as_str))
             }
         };
         self.input = line_input(&format!("{done}{filled}"));
@@ -151,10 +151,14 @@ impl Palette {
     }
 }
 
-fn common_prefix(words: &[String]) -> String {
-    let first = &words[0];
+/// The longest prefix every word shares (the completion of a Tab with several candidates).
+pub(super) fn common_prefix<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let mut words = words.into_iter();
+    let Some(first) = words.next() else {
+        return String::new();
+    };
     let mut n = first.len();
-    for w in &words[1..] {
+    for w in words {
         n = n.min(
             first
                 .char_indices()

@@ -518,18 +518,7 @@ impl TransferForm {
                     .iter()
                     .map(|(n, d)| format!("{n}{}", if *d { "/" } else { "" }))
                     .collect();
-                let first = &many[0].0;
-                let mut n = first.len();
-                for (w, _) in &many[1..] {
-                    n = n.min(
-                        first
-                            .char_indices()
-                            .zip(w.chars())
-                            .find(|((_, a), b)| a != b)
-                            .map_or(n.min(w.len()), |((i, _), _)| i),
-                    );
-                }
-                first[..n].to_string()
+                super::prompt::common_prefix(many.iter().map(|(n, _)| n.as_str()))
             }
         };
         self.local = line_input(&format!("{dir_part}{filled}"));
