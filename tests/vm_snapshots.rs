@@ -441,13 +441,15 @@ impl Env {
     }
 
     /// Kill -9 `child` once `path` exists (and `after` more), as a crash at that point.
+    /// The points are early in each operation (a create's marker or first file, a
+    /// restore's disk copy) and the waits short, so a quiet machine cannot finish first.
     fn kill_when(&self, mut child: std::process::Child, path: &std::path::Path, after: Duration) {
         let t = std::time::Instant::now();
         while !path.exists() && t.elapsed() < Duration::from_secs(120) {
             if child.try_wait().unwrap().is_some() {
                 panic!("finished before {} appeared", path.display());
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(after);
         let finished = child.try_wait().unwrap().is_some();
@@ -489,11 +491,7 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
         "--snapshot-id",
         "snap-k2",
     ]);
-    e.kill_when(
-        c,
-        &e.snap_dir("snap-k2").join("state.bin"),
-        Duration::from_millis(50),
-    );
+    e.kill_when(c, &e.snap_dir("snap-k2").join("state.bin"), Duration::ZERO);
     assert!(e.snapshots().is_empty());
     let dry = e.ok(&["cleanup", "--prefix", "zzz-", "--dry-run", "--json"]);
     assert!(
@@ -517,11 +515,7 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
         "--snapshot-id",
         "snap-k",
     ]);
-    e.kill_when(
-        c,
-        &e.snap_dir("snap-k").join(".partial"),
-        Duration::from_millis(300),
-    );
+    e.kill_when(c, &e.snap_dir("snap-k").join(".partial"), Duration::ZERO);
     assert!(e.snapshots().is_empty());
     e.ok(&[
         "sandbox",
@@ -543,7 +537,7 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
     e.kill_when(
         r,
         &e.h.data.join(format!("disks/{id}.ext4")),
-        Duration::from_millis(300),
+        Duration::from_millis(100),
     );
     let r = e.ok(&[
         "sandbox", "snapshot", "restore", "snap-k", "--resume", "--json",
