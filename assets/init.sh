@@ -53,14 +53,25 @@ ip route add default via "$gw" 2>/dev/null
 printf 'nameserver %s\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n' "$gw" > /etc/resolv.conf
 hostname smolvm 2>/dev/null
 
-ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || ssh-keygen -q -t ed25519 -f /etc/ssh/ssh_host_ed25519_key -N ""
+# A host key that a power cut left empty is made again.
+[ -s /etc/ssh/ssh_host_ed25519_key ] || {
+  rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub
+  ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || ssh-keygen -q -t ed25519 -f /etc/ssh/ssh_host_ed25519_key -N ""
+}
 if [ -n "$key" ]; then
   mkdir -p /root/.ssh && chmod 700 /root/.ssh
   k=$(echo "$key" | base64 -d)
-  touch /root/.ssh/authorized_keys
-  grep -qxF "$k" /root/.ssh/authorized_keys || echo "$k" >> /root/.ssh/authorized_keys
-  chmod 600 /root/.ssh/authorized_keys
+  f=/root/.ssh/authorized_keys
+  touch "$f"
+  if ! grep -qxF "$k" "$f"; then
+    # Never glue the key to a last line without its new line.
+    [ -s "$f" ] && [ "$(tail -c1 "$f" | wc -l)" -eq 0 ] && echo >> "$f"
+    echo "$k" >> "$f"
+  fi
+  chmod 600 "$f"
 fi
+# First-boot files reach the disk now: a stop that cuts the power later keeps them.
+sync
 
 /usr/sbin/sshd -e
 echo "SmolVM init complete: IP=$ip, SSH listening on port 22"
