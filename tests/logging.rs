@@ -80,6 +80,14 @@ fn verbose_copies_to_stderr_and_smolvm_log_filters() {
         "{}",
         stderr(&out)
     );
+    // clap counts the flag (saturating): any number of v's is a run, not a panic.
+    let many = format!("-{}", "v".repeat(300));
+    let out = h
+        .smolvm()
+        .args([many.as_str(), "sandbox", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // SMOLVM_LOG=warn keeps info lines out of the file.
     let before = log_text(&h).lines().count();
     let out = h

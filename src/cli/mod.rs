@@ -70,55 +70,41 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
 }
 
 fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
-    let (argv, env) = (argv.to_vec(), env.clone());
-    // The log first (the verbosity from the flags, when they parse), so every event of
-    // the command reaches it.
-    let verbosity = argv
-        .iter()
-        .skip(1)
-        .take_while(|a| *a != "--")
-        .map(|a| {
-            let a = a.to_string_lossy();
-            match a.as_ref() {
-                "--verbose" => 1,
-                s if s.starts_with('-')
-                    && !s.starts_with("--")
-                    && s[1..].bytes().all(|b| b == b'v') =>
-                {
-                    s.len() as u8 - 1
-                }
-                _ => 0,
-            }
-        })
-        .sum::<u8>();
-    crate::core::logging::init(&env, verbosity);
-    let (presets, command) = full_command(&env);
-    let matches = match command.clone().try_get_matches_from(&argv) {
-        Ok(m) => m,
-        Err(e) => return Outcome::Exit(usage_error(&argv, e, None)),
+    let (presets, command) = full_command(env);
+    // The log comes first, so every event of the command reaches it: with the flags'
+    // verbosity when they parse (clap counts `-v`/`-vv`), quietly for a usage error.
+    let matches = match command.clone().try_get_matches_from(argv) {
+        Ok(m) => {
+            crate::core::logging::init(env, m.get_count("verbose"));
+            m
+        }
+        Err(e) => {
+            crate::core::logging::init(env, 0);
+            return Outcome::Exit(usage_error(argv, e, None));
+        }
     };
     if let Some((name, sub)) = matches.subcommand() {
         if let Some(p) = presets.find(name) {
-            if readonly::enabled(&env, matches.get_flag("readonly")) {
+            if readonly::enabled(env, matches.get_flag("readonly")) {
                 let json = argv.iter().skip(1).any(|a| a == "--json");
                 return Outcome::Exit(output::fail(
-                    &command_name(&argv),
+                    &command_name(argv),
                     json,
                     &readonly::refusal(Action::PresetStart),
                 ));
             }
             return Outcome::Exit(match args::PresetCommand::from_arg_matches(sub) {
-                Ok(args::PresetCommand::Start(a)) => start::preset_start(&p.name, &a, &env),
-                Err(e) => usage_error(&argv, e, None),
+                Ok(args::PresetCommand::Start(a)) => start::preset_start(&p.name, &a, env),
+                Err(e) => usage_error(argv, e, None),
             });
         }
     }
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => return Outcome::Exit(usage_error(&argv, e, None)),
+        Err(e) => return Outcome::Exit(usage_error(argv, e, None)),
     };
     if cli.version {
-        return Outcome::Exit(match version_line(&env) {
+        return Outcome::Exit(match version_line(env) {
             Ok(l) => {
                 output::line(l);
                 0
@@ -126,36 +112,36 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
             Err(e) => output::fail("smolvm", false, &e),
         });
     }
-    let readonly = readonly::enabled(&env, cli.readonly);
+    let readonly = readonly::enabled(env, cli.readonly);
     if readonly {
         if let Some(action) = cli.command.as_ref().and_then(mutation) {
             let json = argv.iter().skip(1).any(|a| a == "--json");
             return Outcome::Exit(output::fail(
-                &command_name(&argv),
+                &command_name(argv),
                 json,
                 &readonly::refusal(action),
             ));
         }
     }
     Outcome::Exit(match cli.command {
-        Some(Command::Prune(a)) => prune::run("prune", &a, &env),
-        Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, &env),
-        Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, &env),
-        Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, &env),
-        Some(Command::Image(ImageCommand::Pull(a))) => image::pull("image.pull", &a, &env),
-        Some(Command::Image(ImageCommand::Ls(a))) => image::list("image.list", &a, &env),
-        Some(Command::Images(a)) => image::list("image.list", &a, &env),
-        Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, &env),
-        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, &env),
-        Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, &env),
-        Some(Command::Image(ImageCommand::Save(a))) => image::save("image.save", &a, &env),
-        Some(Command::Image(ImageCommand::Load(a))) => image::load("image.load", &a, &env),
-        Some(Command::Doctor(a)) => doctor::run(&a, &env),
+        Some(Command::Prune(a)) => prune::run("prune", &a, env),
+        Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, env),
+        Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, env),
+        Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, env),
+        Some(Command::Image(ImageCommand::Pull(a))) => image::pull("image.pull", &a, env),
+        Some(Command::Image(ImageCommand::Ls(a))) => image::list("image.list", &a, env),
+        Some(Command::Images(a)) => image::list("image.list", &a, env),
+        Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, env),
+        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, env),
+        Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, env),
+        Some(Command::Image(ImageCommand::Save(a))) => image::save("image.save", &a, env),
+        Some(Command::Image(ImageCommand::Load(a))) => image::load("image.load", &a, env),
+        Some(Command::Doctor(a)) => doctor::run(&a, env),
         Some(Command::Tui(_)) => return Outcome::Dashboard { readonly },
-        Some(Command::Sandbox(c)) => start::sandbox(c, &env),
-        Some(Command::Completions(a)) => shell::completions(&a, &env),
-        Some(Command::Man(a)) => shell::man(&a, &env),
-        Some(Command::Complete(a)) => shell::complete(a.what, &env),
+        Some(Command::Sandbox(c)) => start::sandbox(c, env),
+        Some(Command::Completions(a)) => shell::completions(&a, env),
+        Some(Command::Man(a)) => shell::man(&a, env),
+        Some(Command::Complete(a)) => shell::complete(a.what, env),
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {

@@ -49,9 +49,7 @@ impl Write for GatedStderr {
 pub fn log_file(env: &Env) -> PathBuf {
     let paths = Paths::resolve(env, None);
     let candidates = paths.data_dir_candidates();
-    let dir = candidates
-        .iter()
-        .find(|d| d.is_dir())
+    let dir = crate::sys::logfile::log_dir(&candidates)
         .or(candidates.first())
         .cloned()
         .unwrap_or_default();

@@ -25,6 +25,11 @@ pub fn log_path(data_dir: &Path) -> PathBuf {
     data_dir.join("logs").join(FILE_NAME)
 }
 
+/// The data directory the log goes into: the first of `candidates` that exists.
+pub fn log_dir(candidates: &[PathBuf]) -> Option<&PathBuf> {
+    candidates.iter().find(|d| d.is_dir())
+}
+
 /// A size-capped, lazily opened log file.
 pub struct CappedLog {
     /// The data directories to log into, in order; the first that exists is used.
@@ -49,7 +54,7 @@ impl CappedLog {
         if self.file.is_some() {
             return Ok(true);
         }
-        let Some(dir) = self.candidates.iter().find(|d| d.is_dir()) else {
+        let Some(dir) = log_dir(&self.candidates) else {
             return Ok(false);
         };
         let path = log_path(dir);
