@@ -791,21 +791,33 @@ fn download_verified(
         bytes: sink.bytes,
         total: Some(sink.bytes),
     });
-    sink.file.sync_all().map_err(|e| io_err("sync", tmp, &e))?;
-    if let (Some(p), Some(d)) = (decode_to, sink.decoder.take()) {
+    // The download's fsync and the decoder's tail (its last blocks and its own fsync)
+    // run at the same time: neither waits for the other.
+    let decoder = decode_to.zip(sink.decoder.take());
+    if decoder.is_some() {
         progress.emit(PullEvent::Progress {
             artifact,
             phase: Phase::Decompress,
             bytes: sink.bytes,
             total: Some(sink.bytes),
         });
-        d.finish().map_err(|e| {
-            Error::runtime(format!(
-                "cannot decompress {url} into {}: {}",
-                p.display(),
-                io_reason(&e)
-            ))
-        })?;
+    }
+    let file = &sink.file;
+    let (synced, decoded) = std::thread::scope(|s| {
+        let sync = s.spawn(|| file.sync_all());
+        let decoded = decoder.map(|(p, d)| (p, d.finish()));
+        let synced = sync
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked")));
+        (synced, decoded)
+    });
+    synced.map_err(|e| io_err("sync", tmp, &e))?;
+    if let Some((p, Err(e))) = decoded {
+        return Err(Error::runtime(format!(
+            "cannot decompress {url} into {}: {}",
+            p.display(),
+            io_reason(&e)
+        )));
     }
     Ok(())
 }

@@ -312,7 +312,9 @@ async fn wait_ready(
             )
             .with_recovery("Check the image's /init, or raise --boot-timeout."));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A read of a few bytes every 5 ms costs nothing next to a booting guest and
+        // takes at most 5 ms off the ready line's arrival.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
