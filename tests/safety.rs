@@ -424,3 +424,100 @@ fn a_tap_held_in_another_network_namespace_does_not_block_ours() {
     assert!(other.links().contains("tap2"), "{}", other.links());
     assert!(holder.alive());
 }
+
+/// A stored configuration (SmolVM's `vms.config`, or one edited by anyone) names the
+/// files a restart hands to QEMU running as root — its rootfs read-write, its workspace
+/// folders shared with the guest. `sandbox start` boots only the disk smolvm made for the
+/// id, a plainly named kernel file and resolved mount folders: anything else is refused
+/// with exit 1 and a message naming the value, before a TAP, a process or the row change.
+#[test]
+fn a_restart_hands_qemu_only_the_paths_smolvm_made_for_the_vm() {
+    require_root!();
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    let id = "vm-cfgchk";
+    let tmp = h.tmp.path();
+    let victim = tmp.join("victim.ext4");
+    std::fs::write(&victim, b"not yours").unwrap();
+    let kernel = tmp.join("vmlinuz");
+    std::fs::write(&kernel, b"a kernel").unwrap();
+    let disk = h.data.join("disks").join(format!("{id}.ext4"));
+    write(&disk.clone(), "own disk");
+    let db = h.data.join("smolvm.db");
+    support::smolvm_db_with_vm(&db, id, "stopped", &disk, &kernel);
+    let set = |key: &str, value: serde_json::Value| {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let cfg: String = c
+            .query_row("SELECT config FROM vms WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap();
+        let mut cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+        cfg[key] = value;
+        c.execute(
+            "UPDATE vms SET config = ?1 WHERE id = ?2",
+            rusqlite::params![cfg.to_string(), id],
+        )
+        .unwrap();
+    };
+    let links_before = ns.links();
+    let refused = |what: &str, needle: &str| {
+        let out = ns.smolvm(&h, &["sandbox", "start", id, "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{what}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let v = json(&out);
+        let m = v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            m.contains(&format!("Sandbox '{id}' has an unusable {what}")) && m.contains(needle),
+            "{what}: {m}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
+        assert_eq!(ns.links(), links_before, "{what}: the network changed");
+        let list = json(&ns.smolvm(&h, &["sandbox", "list", "--json"]));
+        assert!(
+            list.to_string().contains("\"stopped\""),
+            "{what}: the row changed: {list}"
+        );
+    };
+
+    // A rootfs that is not the VM's own disk.
+    set("rootfs_path", serde_json::json!(victim));
+    refused("disk", &victim.display().to_string());
+    // Its own disk's name, but a symbolic link to someone else's file.
+    set("rootfs_path", serde_json::json!(disk));
+    std::fs::remove_file(&disk).unwrap();
+    std::os::unix::fs::symlink(&victim, &disk).unwrap();
+    refused("disk", "symbolic link");
+    std::fs::remove_file(&disk).unwrap();
+    write(&disk, "own disk");
+    // A kernel behind a symbolic link, or named with `..`.
+    let link = tmp.join("kernel-link");
+    std::os::unix::fs::symlink(&kernel, &link).unwrap();
+    set("kernel_path", serde_json::json!(link));
+    refused("kernel", "symbolic link");
+    let dotted = format!(
+        "{}/../{}/vmlinuz",
+        tmp.display(),
+        tmp.file_name().unwrap().to_str().unwrap()
+    );
+    set("kernel_path", serde_json::json!(dotted));
+    refused("kernel", "without '.' or '..'");
+    set("kernel_path", serde_json::json!(kernel));
+    // A workspace folder that has become a symbolic link (to /etc, say).
+    let ws = tmp.join("project");
+    std::os::unix::fs::symlink("/etc", &ws).unwrap();
+    set(
+        "mounts",
+        serde_json::json!([{"host_path": ws, "guest_path": "/workspace", "tag": "workspace0", "writable": true}]),
+    );
+    refused("mount", "not a resolved path");
+    // A mount list that does not parse is not silently dropped.
+    set("mounts", serde_json::json!("everything"));
+    refused("mounts", "not a list of mounts");
+}

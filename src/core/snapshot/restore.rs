@@ -151,6 +151,7 @@ pub async fn restore(
     }
 
     // Refusals before anything changes.
+    start::check_kernel_and_mounts(start::Whose::Snapshot(&info.id), &row.vm_config)?;
     let existing = ctx.store.get_vm(&id).map_err(rt)?;
     let holders = ctx
         .store
@@ -312,8 +313,9 @@ async fn bring_up(
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
     progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
     let t_spawn = Instant::now();
+    let checked = start::check_config(ctx, &id, &row.config)?;
     let mut child = start::spawn_vmm(vmm, runtime, &socket, &log, || {
-        let mut a = start::qemu_spec(&row, runtime, &net_now, &socket).argv();
+        let mut a = start::qemu_spec(&row, &checked, runtime, &net_now, &socket).argv();
         a.extend(["-S", "-incoming", "defer"].map(String::from));
         a
     })?;

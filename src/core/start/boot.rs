@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
 use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, DEFAULT_BOOT_ARGS, READY_MARKER};
@@ -28,23 +29,22 @@ pub(crate) async fn boot(
     socket: PathBuf,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
+    let vanished = || rt(format!("Sandbox '{id}' vanished while starting"));
+    // The paths the VMM gets, checked before the network is touched.
+    let row = ctx.store.get_vm(id).map_err(rt)?.ok_or_else(vanished)?;
+    let checked = super::checked::check(ctx, id, &row.config)?;
     let t_net = Instant::now();
     let net = setup_network(ctx, id, progress).await?;
     let network_time = t_net.elapsed();
-    let row = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while starting")))?;
+    let row = ctx.store.get_vm(id).map_err(rt)?.ok_or_else(vanished)?;
     let cfg = &row.config;
-    let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
-    let kernel = PathBuf::from(s("kernel_path").unwrap_or_default());
+    let kernel = checked.kernel.clone();
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
     let t_spawn = Instant::now();
     let mut child = spawn_vmm(runtime.vmm, runtime, &socket, &log, || {
-        qemu_spec(&row, runtime, &net, &socket).argv()
+        qemu_spec(&row, &checked, runtime, &net, &socket).argv()
     })?;
     let pid = i64::from(child.id());
     // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.
@@ -100,7 +100,7 @@ pub(crate) async fn boot(
             boot_args: args_for_fc(&row, &net),
             vcpus: n("vcpu_count", 2) as u32,
             mem_mib: n("mem_size_mib", 512) as u32,
-            rootfs: PathBuf::from(s("rootfs_path").unwrap_or_default()),
+            rootfs: checked.rootfs.clone(),
             tap: net.tap_device.clone().unwrap_or_default(),
             mac: net.guest_mac.clone().unwrap_or_default(),
         };
@@ -127,9 +127,8 @@ pub(crate) async fn boot(
         &exited,
     )
     .await?;
-    let mounts = crate::core::presets::mounts::from_config(cfg);
-    if !mounts.is_empty() {
-        mount_workspaces(ctx, &net, &mounts).await?;
+    if !checked.mounts.is_empty() {
+        mount_workspaces(ctx, &net, &checked.mounts).await?;
     }
     let boot_time = t_boot.elapsed();
     progress.emit(StartEvent::PhaseDone(Phase::Boot, boot_time));
@@ -174,12 +173,13 @@ pub(crate) fn spawn_vmm(
     })
 }
 
-/// The QEMU guest of a row: its config (vCPUs, memory, kernel, disk, boot args with the
-/// key and the network's `ip=`), its TAP and MAC, this runtime's binary, accelerator and
-/// machine. What a start spawns, and what a restore spawns again with `-incoming` (the
-/// same machine and devices, so the saved state loads).
+/// The QEMU guest of a row: its config (vCPUs, memory, boot args with the key and the
+/// network's `ip=`), its checked kernel, disk and mounts, its TAP and MAC, this runtime's
+/// binary, accelerator and machine. What a start spawns, and what a restore spawns again
+/// with `-incoming` (the same machine and devices, so the saved state loads).
 pub(crate) fn qemu_spec(
     row: &VmRecord,
+    checked: &CheckedConfig,
     runtime: &Runtime,
     net: &Network,
     socket: &std::path::Path,
@@ -191,8 +191,8 @@ pub(crate) fn qemu_spec(
         binary: runtime.binary.clone(),
         vcpus: n("vcpu_count", 2) as u32,
         mem_mib: n("mem_size_mib", 512) as u32,
-        kernel: PathBuf::from(s("kernel_path").unwrap_or_default()),
-        rootfs: PathBuf::from(s("rootfs_path").unwrap_or_default()),
+        kernel: checked.kernel.clone(),
+        rootfs: checked.rootfs.clone(),
         boot_args: boot_args(
             &s("boot_args").unwrap_or_else(|| DEFAULT_BOOT_ARGS.into()),
             Vmm::Qemu,
@@ -206,7 +206,7 @@ pub(crate) fn qemu_spec(
         machine: runtime.machine.unwrap_or(Machine::Q35),
         // Workspace mounts (virtio-9p), so a restore has the same devices too.
         extra: crate::core::presets::mounts::qemu_args(
-            &crate::core::presets::mounts::from_config(cfg),
+            &checked.mounts,
             runtime.machine == Some(Machine::Microvm),
         ),
     }

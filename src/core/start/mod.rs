@@ -39,12 +39,14 @@ use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::Accel;
 
 mod boot;
+mod checked;
 mod files;
 mod network;
 mod report;
 
 pub use boot::boot_args;
 pub(crate) use boot::{boot, log_tail, qemu_spec, spawn_vmm};
+pub(crate) use checked::{check as check_config, check_kernel_and_mounts, Whose};
 pub use files::ensure_key;
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
@@ -558,12 +560,7 @@ pub async fn start_existing(
     };
     let runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
     // Refusals here change nothing (the row keeps its status).
-    let disk = PathBuf::from(
-        row.config
-            .get("rootfs_path")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default(),
-    );
+    let disk = checked::check(ctx, id, &row.config)?.rootfs;
     crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
     let (log, socket) = prepare_files(ctx, id, runtime.vmm, &disk)?;
     let t0 = Instant::now();
