@@ -99,7 +99,14 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
             warnings,
         });
     }
-    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout).await?;
+    // The disk stays for the next start: what the guest wrote reaches it before the
+    // power goes (a guest may not act on the power button, and the budget may be short).
+    let t = std::time::Instant::now();
+    if vm.status == VmStatus::Running {
+        sync_guest(ctx, id, (timeout / 2).min(SYNC_LIMIT)).await;
+    }
+    let left = timeout.saturating_sub(t.elapsed()).max(timeout / 2);
+    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, left).await?;
     for f in [VmFile::QmpSocket, VmFile::FcSocket] {
         let _ = remove_vm_file(f, &ctx.data_dir, &ctx.paths.socket_dir, id);
     }
@@ -114,6 +121,39 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         closed_forwards,
         warnings,
     })
+}
+
+/// The longest a stop waits for the guest's `sync`.
+const SYNC_LIMIT: Duration = Duration::from_secs(5);
+
+/// `sync` in a running guest over its SSH, bounded by `limit`, so its page cache reaches
+/// the disk before the VMM stops. A guest without SSH (or too slow) is stopped all the
+/// same: the outcome is only logged.
+async fn sync_guest(ctx: &Ctx, id: &str, limit: Duration) {
+    if limit.is_zero() {
+        return;
+    }
+    let words = super::guest::sh("sync", &[]);
+    let cmd = match super::guest::command(ctx, id, &SshLogin::default(), &words) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(vm = %id, error = %e.message, "no guest sync before the stop");
+            return;
+        }
+    };
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    match tokio::time::timeout(limit, cmd.status()).await {
+        Ok(Ok(st)) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
+        Ok(Ok(st)) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
+        Ok(Err(e)) => tracing::info!(vm = %id, error = %e, "cannot run ssh for the guest sync"),
+        Err(_) => {
+            tracing::info!(vm = %id, limit_ms = limit.as_millis() as u64, "guest sync timed out")
+        }
+    }
 }
 
 /// What `pause` / `resume` did (JSON `sandbox.pause` / `sandbox.resume`).
