@@ -192,6 +192,13 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
         format!("{{\"claudeAiOauth\":{{\"refreshToken\":\"{CRED_SECRET}\"}}}}"),
     )
     .unwrap();
+    // ~/.claude.json goes in minimised: the login, never the host's project history.
+    std::fs::write(
+        e.h.home.join(".claude.json"),
+        r#"{"oauthAccount":{"emailAddress":"dev@example.com"},"hasCompletedOnboarding":true,
+            "projects":{"/home/dev/private-project-7f3a":{"history":[{"display":"fix it"}]}}}"#,
+    )
+    .unwrap();
 
     // On a terminal, --json never prompts.
     let (out, code) = e.on_pty(
@@ -221,7 +228,7 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     );
     assert_eq!(
         d["preset"]["copied_configs"],
-        serde_json::json!(["~/.claude/.credentials.json"])
+        serde_json::json!(["~/.claude.json", "~/.claude/.credentials.json"])
     );
     assert_eq!(d["preset"]["no_env_hint"], serde_json::Value::Null);
     assert_eq!(d["vm"]["name"], "vm-claude");
@@ -262,6 +269,18 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     assert!(
         cred.starts_with("600\n") && cred.contains(CRED_SECRET),
         "{cred}"
+    );
+    let cfg = e.exec(
+        "vm-claude",
+        "stat -c %a /root/.claude.json; cat /root/.claude.json",
+    );
+    assert!(
+        cfg.starts_with("600\n")
+            && cfg.contains("dev@example.com")
+            && cfg.contains("hasCompletedOnboarding")
+            && !cfg.contains("private-project-7f3a")
+            && !cfg.contains("projects"),
+        "{cfg}"
     );
 
     // The secret is nowhere on the host side: output, the data dir (VM disks excepted:

@@ -149,7 +149,17 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
                 .push(format!("{shown}: not a regular file or directory"));
             continue;
         }
-        copy_config(guest, cfg, &path, meta.is_dir())?;
+        if !cfg.json_keep.is_empty() && meta.is_file() {
+            match minimised(&path, &cfg.json_keep) {
+                Ok(bytes) => write_config(guest, cfg, &bytes)?,
+                Err(why) => {
+                    rep.skipped.push(format!("{shown}: {why}"));
+                    continue;
+                }
+            }
+        } else {
+            copy_config(guest, cfg, &path, meta.is_dir())?;
+        }
         rep.copied_configs.push(shown);
     }
     let mut set: Vec<(String, Vec<u8>)> = Vec::new();
@@ -211,6 +221,57 @@ fn unpack_script(guest: &str, mode: u32, dir: bool) -> String {
     )
 }
 
+/// The largest JSON config minimised (a `~/.claude.json` is kilobytes to a few MiB).
+const JSON_LIMIT: u64 = 64 << 20;
+
+/// `path` (a JSON object) with only the top-level `keep` keys, as compact JSON. The file
+/// is opened without following a link; anything but an object is refused (the reason).
+fn minimised(path: &Path, keep: &[String]) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = crate::sys::open::open_read(path).map_err(|e| io_reason(&e))?;
+    let mut text = Vec::new();
+    f.take(JSON_LIMIT + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| io_reason(&e))?;
+    if text.len() as u64 > JSON_LIMIT {
+        return Err(format!("larger than {} MiB, not copied", JSON_LIMIT >> 20));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format!("not valid JSON ({e}), not copied"))?;
+    let serde_json::Value::Object(all) = v else {
+        return Err("not a JSON object, not copied".into());
+    };
+    let kept: serde_json::Map<String, serde_json::Value> = all
+        .into_iter()
+        .filter(|(k, _)| keep.iter().any(|w| w == k))
+        .collect();
+    serde_json::to_vec(&kept).map_err(|e| e.to_string())
+}
+
+/// Write `bytes` as the guest's file of `cfg` (beside it first, then moved over it).
+fn write_config(guest: &Guest, cfg: &super::HostConfig, bytes: &[u8]) -> Result<()> {
+    let q = crate::core::lifecycle::shell_quote;
+    let parent = Path::new(&cfg.guest)
+        .parent()
+        .map_or("/".to_string(), |p| p.display().to_string());
+    let script = format!(
+        "set -e; umask 077; mkdir -p {parent}; t=$(mktemp {parent}/.smolvm-copy.XXXXXX); \
+         cat > \"$t\"; chmod {mode:o} \"$t\"; rm -rf {guest}; mv \"$t\" {guest}",
+        parent = q(&parent),
+        guest = q(&cfg.guest),
+        mode = cfg.mode,
+    );
+    let (code, _, err) = guest.run(&script, bytes, SSH_WAIT)?;
+    if code != 0 {
+        return Err(Error::runtime(format!(
+            "cannot write the guest's {}: {}",
+            cfg.guest,
+            err.trim()
+        )));
+    }
+    Ok(())
+}
+
 fn copy_config(guest: &Guest, cfg: &super::HostConfig, path: &Path, dir: bool) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().unwrap_or_default();
@@ -259,6 +320,50 @@ fn copy_config(guest: &Guest, cfg: &super::HostConfig, path: &Path, dir: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_config_keeps_only_the_listed_keys() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("claude.json");
+        std::fs::write(
+            &p,
+            r#"{"oauthAccount":{"emailAddress":"a@b"},"userID":"u1",
+                "projects":{"/home/me/secret-project":{"history":["rm -rf x"]}},
+                "cachedChangelog":"long"}"#,
+        )
+        .unwrap();
+        let keep = ["oauthAccount".to_string(), "userID".to_string()];
+        let out: serde_json::Value =
+            serde_json::from_slice(&minimised(&p, &keep).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"oauthAccount":{"emailAddress":"a@b"},"userID":"u1"})
+        );
+        std::fs::write(&p, "[1, 2]").unwrap();
+        assert!(minimised(&p, &keep)
+            .unwrap_err()
+            .contains("not a JSON object"));
+        std::fs::write(&p, "{oops").unwrap();
+        assert!(minimised(&p, &keep).unwrap_err().contains("not valid JSON"));
+        // A link is not followed.
+        let link = t.path().join("link.json");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(minimised(&link, &keep).is_err());
+    }
+
+    #[test]
+    fn the_claude_presets_minimise_claude_json() {
+        for name in ["claude-code", "pi"] {
+            let p = super::super::find(name).unwrap();
+            let c = p
+                .configs
+                .iter()
+                .find(|c| c.host == "~/.claude.json")
+                .unwrap();
+            assert!(c.json_keep.iter().any(|k| k == "oauthAccount"), "{name}");
+            assert!(!c.json_keep.iter().any(|k| k == "projects"), "{name}");
+        }
+    }
 
     #[test]
     fn unpack_scripts() {

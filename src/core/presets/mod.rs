@@ -42,6 +42,10 @@ pub struct HostConfig {
     /// The file's mode (a directory's own mode; its files keep theirs, without group and
     /// other bits when this mode has none).
     pub mode: u32,
+    /// For a JSON file: only these top-level keys are copied (the file is minimised on
+    /// the host first; empty: copied as it is). `~/.claude.json` keeps the login and the
+    /// onboarding state, never the host's per-project history and paths.
+    pub json_keep: Vec<String>,
 }
 
 impl HostConfig {
@@ -173,6 +177,8 @@ struct RawConfig {
     host: String,
     guest: String,
     mode: u32,
+    #[serde(default)]
+    json_keep: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,10 +304,20 @@ fn validate(name: &str, raw: RawPreset) -> std::result::Result<Preset, String> {
         if c.mode > 0o777 {
             return Err(format!("configs: mode {:o} is more than 0o777", c.mode));
         }
+        if let Some(k) = c
+            .json_keep
+            .iter()
+            .find(|k| k.is_empty() || k.len() > 128 || k.chars().any(char::is_control))
+        {
+            return Err(format!(
+                "configs: json_keep key {k:?} is empty, too long or has control characters"
+            ));
+        }
         configs.push(HostConfig {
             host: c.host,
             guest: c.guest,
             mode: c.mode,
+            json_keep: c.json_keep,
         });
     }
     let recipe =
