@@ -238,6 +238,43 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
     );
 }
 
+/// SmolVM's `--qemu-machine` (and `--comm-channel`) on create: the machine is the one asked
+/// for, recorded, and kept by a later `sandbox start` even when `SMOLVM_QEMU_MACHINE` now
+/// says otherwise (the guest keeps its devices).
+#[test]
+fn a_chosen_qemu_machine_is_kept_across_restarts() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let mut e = Env::new(&[]);
+    let machine_of = |pid: i64| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    };
+    let v = e.ok_json(&create_start(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        "vm-mach",
+        &["--qemu-machine", "microvm", "--comm-channel", "ssh"],
+    ));
+    assert_eq!(v["data"]["machine"], "microvm", "{v}");
+    let cmd = machine_of(v["data"]["pid"].as_i64().unwrap());
+    assert!(cmd.contains("-machine microvm,"), "{cmd}");
+    e.ok_json(&["sandbox", "stop", "vm-mach", "--timeout", "2", "--json"]);
+    e.extra.push(("SMOLVM_QEMU_MACHINE".into(), "q35".into()));
+    let again = e.ok_json(&["sandbox", "start", "vm-mach", "--json"]);
+    assert_eq!(again["data"]["machine"], "microvm", "{again}");
+    let cmd = machine_of(again["data"]["pid"].as_i64().unwrap());
+    assert!(cmd.contains("-machine microvm,"), "{cmd}");
+    e.ok_json(&["sandbox", "delete", "vm-mach", "--timeout", "2", "--json"]);
+    assert_eq!(e.leftovers("vm-mach"), Vec::<String>::new());
+    // SmolVM's macOS runtimes are a clear error (exit 1), not an unknown value.
+    let out = e.smolvm(&["claude", "start", "--backend", "libkrun", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("macOS runtime"), "{}", stdout(&out));
+}
+
 #[test]
 fn debian_image_answers_ssh_and_exec() {
     require_root!();

@@ -176,12 +176,20 @@ pub struct StartFlags {
     /// Grow the sandbox's disk (and its ext4) to this many MiB, 1024 to 1048576.
     #[arg(long, value_name = "MIB", value_parser = disk_size, allow_hyphen_values = true)]
     pub disk_size: Option<u64>,
-    /// Virtual machine monitor: firecracker with hardware KVM, else qemu.
-    #[arg(long, value_parser = ["auto", "firecracker", "qemu"], default_value = "auto")]
+    /// Virtual machine monitor: firecracker with hardware KVM, else qemu (SmolVM's libkrun
+    /// and vz are macOS runtimes: a clear error here).
+    #[arg(long, value_parser = ["auto", "firecracker", "qemu", "libkrun", "vz"], default_value = "auto")]
     pub backend: String,
     /// CPU accelerator (default: $SMOLVM_ACCEL, else auto = KVM with hardware KVM, else TCG).
     #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
     pub accel: Option<String>,
+    /// QEMU's machine (default: $SMOLVM_QEMU_MACHINE, else auto = microvm with KVM, q35
+    /// under TCG); kept for the sandbox's later starts.
+    #[arg(long, value_parser = ["auto", "q35", "microvm"])]
+    pub qemu_machine: Option<String>,
+    /// Control channel (SmolVM's flag; both are served over SSH here).
+    #[arg(long, value_parser = ["ssh", "vsock"])]
+    pub comm_channel: Option<String>,
     /// Guest OS flavour of the preset's image (default: ubuntu).
     #[arg(long, value_parser = ["ubuntu", "alpine"])]
     pub os: Option<String>,

@@ -17,6 +17,13 @@ use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
 use crate::core::Env;
 
 fn options(flags: &StartFlags) -> Result<StartOptions> {
+    if matches!(flags.backend.as_str(), "libkrun" | "vz") {
+        return Err(Error::runtime(format!(
+            "The {} backend is a macOS runtime of SmolVM; smolvm runs QEMU and Firecracker on Linux",
+            flags.backend
+        ))
+        .with_recovery("Run with '--backend auto', '--backend qemu' or '--backend firecracker'."));
+    }
     Ok(StartOptions {
         name: flags.name.clone(),
         memory_mib: flags.memory,
@@ -25,6 +32,7 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
         // clap has checked the values.
         backend: Backend::parse(&flags.backend).unwrap_or_default(),
         accel: flags.accel.as_deref().and_then(AccelRequest::parse),
+        qemu_machine: flags.qemu_machine.clone(),
         os: flags.os.as_deref().and_then(Os::parse),
         boot_timeout: flags.boot_timeout,
         mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?,

@@ -75,6 +75,8 @@ pub struct StartOptions {
     pub backend: Backend,
     /// `--accel` (default: `SMOLVM_ACCEL`, else auto).
     pub accel: Option<AccelRequest>,
+    /// `--qemu-machine` `auto|q35|microvm` (default: `SMOLVM_QEMU_MACHINE`, else auto).
+    pub qemu_machine: Option<String>,
     pub os: Option<Os>,
     pub boot_timeout: Option<Duration>,
     /// Create only (`sandbox create` without `--start`).
@@ -393,7 +395,16 @@ pub async fn create(
         (Backend::Auto, false) => Backend::Qemu,
         (b, _) => b,
     };
-    let runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
+    let mut runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
+    if let (Some(m), Vmm::Qemu) = (opts.qemu_machine.as_deref(), runtime.vmm) {
+        runtime.machine = Some(crate::core::host::machine(Some(m), runtime.accel).map_err(
+            |_| {
+                Error::usage(format!(
+                    "--qemu-machine must be auto, q35 or microvm, got '{m}'"
+                ))
+            },
+        )?);
+    }
 
     preflight_new(ctx, &id, runtime.vmm)?;
 
@@ -558,7 +569,14 @@ pub async fn start_existing(
             Error::runtime(format!("Sandbox '{id}' has an unknown accelerator '{a}'"))
         })?),
     };
-    let runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
+    let mut runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
+    // The machine it was created with (`--qemu-machine`): the same devices every boot.
+    let stored_machine = row.config.get("qemu_machine").and_then(|v| v.as_str());
+    if let (Some(m), Vmm::Qemu) = (stored_machine, runtime.vmm) {
+        runtime.machine = Some(crate::core::host::machine(Some(m), runtime.accel).map_err(
+            |_| Error::runtime(format!("Sandbox '{id}' has an unknown QEMU machine '{m}'")),
+        )?);
+    }
     // Refusals here change nothing (the row keeps its status).
     let disk = checked::check(ctx, id, &row.config)?.rootfs;
     crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
