@@ -1,7 +1,7 @@
 //! `smolvm <preset> start` delivering the agent (issue 13), end to end as root under
 //! QEMU/TCG, each test in its own network namespace:
 //!
-//! * the real claude-code recipe built locally (`support::images::claude_code_image`,
+//! * the real claude-code recipe built locally (`support::images::preset_image`,
 //!   cached outside the clone) boots with `SMOLVM_USE_PUBLISHED=0`, `claude --version` runs
 //!   in it, and the host's key and credentials are forwarded without the secret appearing
 //!   anywhere on the host side;
@@ -176,7 +176,7 @@ const CRED_SECRET: &str = "oauth-refresh-0f9e8d7c6b5a4321";
 #[test]
 fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     require_root!();
-    let image = images::claude_code_image();
+    let image = images::preset_image("claude-code");
     let busybox = images::busybox_rootfs(images::Init::Ready);
     let mut e = Env::new(&[Row {
         preset: "claude-code",
@@ -330,6 +330,63 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     );
 
     e.ok(&["sandbox", "delete", "vm-claude"]);
+}
+
+/// The codex recipe too: built locally (npm's `@openai/codex` on Debian's Node.js), booted
+/// with no published row for it, `codex --version` runs in the guest, and the host's
+/// `OPENAI_API_KEY` and `~/.codex/` (a directory, mode 700, its files private) arrive.
+#[test]
+fn codex_local_image_boots_runs_codex_and_forwards_its_key_and_config_dir() {
+    require_root!();
+    let image = images::preset_image("codex");
+    // The manifest publishes another preset only: codex falls back to its local image.
+    let busybox = images::busybox_rootfs(images::Init::Ready);
+    let mut e = Env::new(&[Row {
+        preset: "claude-code",
+        rootfs: &busybox,
+    }]);
+    images::install_preset_image(&image, &e.h.images());
+    e.extra
+        .push(("OPENAI_API_KEY".into(), "sk-codex-test-91a2".into()));
+    let codex = e.h.home.join(".codex");
+    std::fs::create_dir_all(&codex).unwrap();
+    std::fs::write(codex.join("config.toml"), "model = \"o4-mini\"\n").unwrap();
+    let out = e.ok(&[
+        "codex",
+        "start",
+        "--backend",
+        "qemu",
+        "--no-attach",
+        "--json",
+        "-n",
+        "vm-codex",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["command"], "codex.start");
+    assert_eq!(
+        v["data"]["preset"]["copied_configs"],
+        serde_json::json!(["~/.codex"])
+    );
+    assert_eq!(
+        v["data"]["preset"]["injected_env_keys"],
+        serde_json::json!(["OPENAI_API_KEY"])
+    );
+    let version = e.exec("vm-codex", "codex --version");
+    // `codex-cli 0.171.0`
+    let last = version.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("codex-cli ") && last.chars().any(|c| c.is_ascii_digit()),
+        "codex --version printed {version:?}"
+    );
+    let seen = e.exec(
+        "vm-codex",
+        "bash -lc 'printf %s \"$OPENAI_API_KEY\"'; echo; stat -c %a /root/.codex /root/.codex/config.toml; cat /root/.codex/config.toml",
+    );
+    assert_eq!(
+        seen, "sk-codex-test-91a2\n700\n600\nmodel = \"o4-mini\"\n",
+        "{seen}"
+    );
+    e.ok(&["sandbox", "delete", "vm-codex", "--timeout", "3"]);
 }
 
 /// The test preset: published in the test manifest (the Debian test image), its launch

@@ -417,13 +417,13 @@ fn sha256_sidecar(p: &Path) -> String {
     h
 }
 
-/// The real claude-code preset image, built by `smolvm image build --preset claude-code`
-/// on the Debian base (debootstrap; apt and npm from the package registries) with the test
+/// A real preset image (claude-code, codex), built by `smolvm image build --preset P` on
+/// the Debian base (debootstrap; apt and npm from the package registries) with the test
 /// kernel, into `<cache root>/presets/` — outside the clone. The builder's own fingerprint
 /// (recipe, base, `/init`, kernel SHA-256) is the cache key: unchanged inputs return at
-/// once, a changed recipe or kernel rebuilds (several minutes on 2 cores, ~1.2 GB).
-/// Returns the image directory (`claude-code-local/`) for [`install_preset_image`].
-pub fn claude_code_image() -> PathBuf {
+/// once, a changed recipe or kernel rebuilds (2–6 minutes on 2 cores, ~1.2 GB).
+/// Returns the image directory (`<preset>-local/`) for [`install_preset_image`].
+pub fn preset_image(preset: &str) -> PathBuf {
     let (bz, _) = kernel();
     let cache = cache_root().join("presets");
     std::fs::create_dir_all(&cache).unwrap();
@@ -434,14 +434,7 @@ pub fn claude_code_image() -> PathBuf {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", &home)
         .env("SMOLVM_DATA_DIR", home.join("state"))
-        .args([
-            "image",
-            "build",
-            "--preset",
-            "claude-code",
-            "--base",
-            "debian",
-        ])
+        .args(["image", "build", "--preset", preset, "--base", "debian"])
         .args(["--engine", "debootstrap", "--json", "--kernel"])
         .arg(&bz)
         .arg("--cache-dir")
@@ -453,19 +446,19 @@ pub fn claude_code_image() -> PathBuf {
     let out = c.output().unwrap();
     assert!(
         out.status.success(),
-        "building the claude-code image failed:\n{}\n{}",
+        "building the {preset} image failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     if v["data"]["cached"] != true {
         eprintln!(
-            "built the claude-code preset image in {:.0} s into {}",
+            "built the {preset} preset image in {:.0} s into {}",
             t.elapsed().as_secs_f64(),
             cache.display()
         );
     }
-    cache.join("claude-code-local")
+    cache.join(format!("{preset}-local"))
 }
 
 /// Put a cached preset image into a test's images root (hard links: instant, and the
