@@ -449,6 +449,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
                 cpus: 2,
                 disk_mib: None,
                 mounts: vec![],
+                writable_mounts: false,
                 attach: false,
             }
         }]
@@ -1605,6 +1606,16 @@ snap_both!(start_form_attach, |a| {
     }
     typed(a, "/nonexistent-host-dir");
     a.update(code(KeyCode::Tab));
+    a.update(code(KeyCode::Tab));
+    a.update(key(' '));
+});
+snap_both!(start_form_writable, |a| {
+    a.update(key('n'));
+    for _ in 0..5 {
+        a.update(code(KeyCode::Tab));
+    }
+    typed(a, "/tmp");
+    a.update(code(KeyCode::Tab));
     a.update(key(' '));
 });
 
@@ -1873,7 +1884,8 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
 fn a_start_with_attach_attaches_once_the_vm_is_up() {
     let mut a = full_app(80, 24);
     a.update(key('n'));
-    for _ in 0..6 {
+    // Image → Name → Memory → CPUs → Disk → Mounts → Writable → Attach.
+    for _ in 0..7 {
         a.update(code(KeyCode::Tab));
     }
     a.update(key(' '));
@@ -1882,6 +1894,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
         panic!("{fx:?}")
     };
     assert!(spec.attach);
+    assert!(!spec.writable_mounts);
     let task = *task;
     let fx = a.update(Input::Msg(Msg::Task {
         id: task,
