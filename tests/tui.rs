@@ -449,6 +449,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
                 cpus: 2,
                 disk_mib: None,
                 mounts: vec![],
+                writable_mounts: false,
                 attach: false,
             }
         }]
@@ -1596,7 +1597,7 @@ snap_both!(upload_form, |a| {
     a.update(key('j'));
     a.update(key('U'));
     typed(a, "/nonexistent-dir-for-snapshot/");
-    a.update(code(KeyCode::Tab));
+    tab_complete(a);
 });
 snap_both!(start_form_attach, |a| {
     a.update(key('n'));
@@ -1604,6 +1605,16 @@ snap_both!(start_form_attach, |a| {
         a.update(code(KeyCode::Tab));
     }
     typed(a, "/nonexistent-host-dir");
+    a.update(code(KeyCode::Tab));
+    a.update(code(KeyCode::Tab));
+    a.update(key(' '));
+});
+snap_both!(start_form_writable, |a| {
+    a.update(key('n'));
+    for _ in 0..5 {
+        a.update(code(KeyCode::Tab));
+    }
+    typed(a, "/tmp");
     a.update(code(KeyCode::Tab));
     a.update(key(' '));
 });
@@ -1873,7 +1884,8 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
 fn a_start_with_attach_attaches_once_the_vm_is_up() {
     let mut a = full_app(80, 24);
     a.update(key('n'));
-    for _ in 0..6 {
+    // Image → Name → Memory → CPUs → Disk → Mounts → Writable → Attach.
+    for _ in 0..7 {
         a.update(code(KeyCode::Tab));
     }
     a.update(key(' '));
@@ -1882,6 +1894,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
         panic!("{fx:?}")
     };
     assert!(spec.attach);
+    assert!(!spec.writable_mounts);
     let task = *task;
     let fx = a.update(Input::Msg(Msg::Task {
         id: task,
@@ -1945,6 +1958,37 @@ fn readonly_refuses_the_vm_actions() {
     assert!(a.detail.is_some());
 }
 
+/// What the worker answers to the path completion a Tab asked for (`Effect::ListDir`): the
+/// worker's own listing, as the message it sends.
+fn listing_of(fx: &[Effect]) -> Msg {
+    let [Effect::ListDir {
+        generation,
+        dir,
+        word,
+    }] = fx
+    else {
+        panic!("Tab asked for no listing: {fx:?}")
+    };
+    Msg::DirListing {
+        generation: *generation,
+        result: smolvm::tui::worker::list_dir(dir, word),
+    }
+}
+
+/// Tab in the local path, then the worker's answer applied.
+fn tab_complete(a: &mut App) {
+    let fx = a.update(code(KeyCode::Tab));
+    let msg = listing_of(&fx);
+    assert!(a.update(Input::Msg(msg)).is_empty());
+}
+
+fn transfer_form(a: &App) -> &smolvm::tui::app::TransferForm {
+    let Some(Dialog::Transfer(f)) = &a.dialog else {
+        panic!("no form")
+    };
+    f
+}
+
 #[test]
 fn the_upload_form_completes_local_paths_and_submits() {
     let t = tempfile::tempdir().unwrap();
@@ -1956,12 +2000,9 @@ fn the_upload_form_completes_local_paths_and_submits() {
     a.update(key('U'));
     let base = format!("{}/", t.path().display());
     typed(&mut a, &format!("{base}pro"));
-    a.update(code(KeyCode::Tab));
-    let Some(Dialog::Transfer(f)) = &a.dialog else {
-        panic!("no form")
-    };
+    tab_complete(&mut a);
     assert_eq!(
-        smolvm::tui::app::text_of(&f.local),
+        smolvm::tui::app::text_of(&transfer_form(&a).local),
         format!("{base}project/")
     );
     // Several candidates: their common part, and the list.
@@ -1969,12 +2010,20 @@ fn the_upload_form_completes_local_paths_and_submits() {
         a.update(code(KeyCode::Backspace));
     }
     typed(&mut a, "no");
-    a.update(code(KeyCode::Tab));
-    let Some(Dialog::Transfer(f)) = &a.dialog else {
-        panic!("no form")
-    };
+    tab_complete(&mut a);
+    let f = transfer_form(&a);
     assert_eq!(smolvm::tui::app::text_of(&f.local), format!("{base}notes-"));
     assert_eq!(f.candidates, ["notes-1.txt", "notes-2.txt"]);
+    // Nothing matches: said in the form, the text kept.
+    typed(&mut a, "9");
+    tab_complete(&mut a);
+    let f = transfer_form(&a);
+    assert_eq!(f.error.as_deref(), Some("nothing completes 'notes-9'"));
+    assert_eq!(
+        smolvm::tui::app::text_of(&f.local),
+        format!("{base}notes-9")
+    );
+    a.update(code(KeyCode::Backspace));
     typed(&mut a, "1.txt");
     a.update(code(KeyCode::Down));
     typed(&mut a, "/root/notes.txt");
@@ -1989,4 +2038,153 @@ fn the_upload_form_completes_local_paths_and_submits() {
             guest: "/root/notes.txt".into()
         }]
     );
+}
+
+/// Tab does no file-system I/O in the key handler: it asks the worker to list the
+/// directory (numbered, with the word to complete) and the field stays as typed until the
+/// answer is applied. The directory does not even exist when Tab is pressed: the worker
+/// lists it later, so it completes.
+#[test]
+fn tab_in_the_upload_form_asks_the_worker_and_changes_nothing_itself() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("later");
+    let mut a = full_app(80, 24);
+    a.update(key('j'));
+    a.update(key('U'));
+    let typed_text = format!("{}/pro", dir.display());
+    typed(&mut a, &typed_text);
+    let fx = a.update(code(KeyCode::Tab));
+    let [Effect::ListDir {
+        dir: asked, word, ..
+    }] = fx.as_slice()
+    else {
+        panic!("Tab asked for no listing: {fx:?}")
+    };
+    assert_eq!((asked, word.as_str()), (&dir, "pro"));
+    let f = transfer_form(&a);
+    assert_eq!(smolvm::tui::app::text_of(&f.local), typed_text);
+    assert_eq!(f.error, None, "the key handler listed the directory");
+    assert!(f.candidates.is_empty());
+    assert!(
+        render(&a).contains("listing"),
+        "the form does not say it waits:\n{}",
+        render(&a)
+    );
+    // The directory appears; the worker lists it now.
+    std::fs::create_dir_all(dir.join("project")).unwrap();
+    a.update(Input::Msg(listing_of(&fx)));
+    assert_eq!(
+        smolvm::tui::app::text_of(&transfer_form(&a).local),
+        format!("{}/project/", dir.display())
+    );
+    // `~/` is the home the form was given (no listing of the process's own home).
+    for _ in 0..200 {
+        a.update(code(KeyCode::Backspace));
+    }
+    typed(&mut a, "~/x");
+    let fx = a.update(code(KeyCode::Tab));
+    let [Effect::ListDir { dir: asked, .. }] = fx.as_slice() else {
+        panic!("Tab asked for no listing: {fx:?}")
+    };
+    assert_eq!(asked, &a.data.home);
+}
+
+/// Run the effects on the real worker and wait for its listing (other messages — the
+/// refresher's — are dropped).
+async fn worker_listing(
+    workers: &mut smolvm::tui::worker::Workers,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    fx: Vec<Effect>,
+) -> Msg {
+    for fx in fx {
+        workers.run(fx);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("worker answered")
+            .unwrap();
+        if matches!(msg, Msg::DirListing { .. }) {
+            return msg;
+        }
+    }
+}
+
+/// A listing answers the Tab that asked for it only: an edit after the Tab, a later Tab, or
+/// another form make it stale, and a stale answer changes nothing. Through the real
+/// worker.
+#[test]
+fn a_stale_completion_result_is_ignored() {
+    let h = support::Home::new();
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("project/src")).unwrap();
+    let base = format!("{}/", t.path().display());
+    let env = h.env();
+    let local = |a: &App| smolvm::tui::app::text_of(&transfer_form(a).local);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let (w, rx) = (&mut workers, &mut rx);
+        let mut a = full_app(80, 24);
+        a.update(key('j'));
+        a.update(key('U'));
+        typed(&mut a, &format!("{base}pro"));
+        // Edited after the Tab: the answer is for text that is gone.
+        let fx = a.update(code(KeyCode::Tab));
+        let late = worker_listing(w, rx, fx).await;
+        typed(&mut a, "x");
+        a.update(Input::Msg(late.clone()));
+        let f = transfer_form(&a);
+        assert_eq!(local(&a), format!("{base}prox"));
+        assert!(
+            f.candidates.is_empty() && f.error.is_none(),
+            "{:?}",
+            f.error
+        );
+        // Back to the same text: still stale (it answers a Tab before the edit).
+        a.update(code(KeyCode::Backspace));
+        a.update(Input::Msg(late));
+        assert_eq!(local(&a), format!("{base}pro"));
+        // Two Tabs: only the second one's answer counts, and only once.
+        let fx = a.update(code(KeyCode::Tab));
+        let first = worker_listing(w, rx, fx).await;
+        let fx = a.update(code(KeyCode::Tab));
+        let second = worker_listing(w, rx, fx).await;
+        a.update(Input::Msg(first));
+        assert_eq!(local(&a), format!("{base}pro"));
+        a.update(Input::Msg(second.clone()));
+        assert_eq!(local(&a), format!("{base}project/"));
+        a.update(Input::Msg(second));
+        assert_eq!(local(&a), format!("{base}project/"));
+        // Another form with the same text: the first form's answer is not its own.
+        let fx = a.update(code(KeyCode::Tab));
+        a.update(code(KeyCode::Esc));
+        a.update(key('U'));
+        typed(&mut a, &format!("{base}project/"));
+        let old = worker_listing(w, rx, fx).await;
+        a.update(Input::Msg(old));
+        assert_eq!(local(&a), format!("{base}project/"));
+        // Not even after a Tab of its own, before its own answer.
+        let fx = a.update(code(KeyCode::Tab));
+        let Some(Effect::ListDir { generation, .. }) = fx.first() else {
+            panic!("{fx:?}")
+        };
+        let (generation, dir, word) = (*generation, t.path().join("project"), String::new());
+        a.update(Input::Msg(Msg::DirListing {
+            generation: generation - 1,
+            result: smolvm::tui::worker::list_dir(&dir, &word),
+        }));
+        assert_eq!(local(&a), format!("{base}project/"));
+        let own = worker_listing(w, rx, fx).await;
+        a.update(Input::Msg(own));
+        assert_eq!(local(&a), format!("{base}project/src/"));
+        // An answer with no form open changes nothing.
+        let fx = a.update(code(KeyCode::Tab));
+        a.update(code(KeyCode::Esc));
+        let orphan = worker_listing(w, rx, fx).await;
+        assert!(a.update(Input::Msg(orphan)).is_empty());
+        assert!(a.dialog.is_none());
+    });
 }

@@ -337,7 +337,8 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
     }
     t.keys(&["Tab"]);
     t.keys(&["vm-att"]);
-    for _ in 0..5 {
+    // Name → Memory → CPUs → Disk → Mounts → Writable → Attach.
+    for _ in 0..6 {
         t.keys(&["Tab"]);
     }
     t.keys(&["Space"]);

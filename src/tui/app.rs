@@ -200,6 +200,13 @@ pub enum Effect {
         local: String,
         guest: String,
     },
+    /// List directory `dir` for Tab number `generation` of the transfer form: its entries
+    /// starting with `word` ([`super::worker::list_dir`]).
+    ListDir {
+        generation: u64,
+        dir: std::path::PathBuf,
+        word: String,
+    },
     /// Suspend the dashboard for an SSH session in VM `id` (the event loop carries it
     /// out): the preset's launch command (`attach`), else a login shell.
     Session {
@@ -233,6 +240,12 @@ pub enum Msg {
     EnvKeys {
         id: String,
         result: Result<Vec<String>, String>,
+    },
+    /// The listing for Tab number `generation`: `(name, is a directory)`, sorted, or why
+    /// the directory could not be listed.
+    DirListing {
+        generation: u64,
+        result: Result<Vec<(String, bool)>, String>,
     },
     /// The event loop is back from a session: its exit code, or why it could not run.
     SessionEnded {
@@ -1430,6 +1443,20 @@ impl App {
                     guest,
                 }];
             }
+            Request::ListDir { dir, word } => {
+                // A late answer to an earlier Tab, or another form's, is dropped (by its
+                // number).
+                self.generation += 1;
+                let generation = self.generation;
+                if let Some(Dialog::Transfer(f)) = &mut self.dialog {
+                    f.listing_asked(generation);
+                }
+                return vec![Effect::ListDir {
+                    generation,
+                    dir,
+                    word,
+                }];
+            }
             Request::Transfer {
                 id,
                 upload,
@@ -1625,6 +1652,12 @@ impl App {
             }
             Msg::Detail { id, result } => self.data.apply_detail(&id, preview(result.map(|d| *d))),
             Msg::EnvKeys { id, result } => self.data.apply_env_keys(&id, preview(result)),
+            // The transfer form's own Tab: the form takes it if it still has the text.
+            Msg::DirListing { generation, result } => {
+                if let Some(Dialog::Transfer(f)) = &mut self.dialog {
+                    f.completed(generation, result);
+                }
+            }
             Msg::SessionEnded { id, result } => {
                 let line = match result {
                     Ok(code) => format!("session in {id} ended (exit {code})"),

@@ -178,6 +178,16 @@ impl Workers {
                     run_transfer(task, &tx, &env, cancel, &id, upload, &local, &guest)
                 });
             }
+            Effect::ListDir {
+                generation,
+                dir,
+                word,
+            } => {
+                tokio::task::spawn_blocking(move || {
+                    let result = list_dir(&dir, &word);
+                    let _ = tx.send(Msg::DirListing { generation, result });
+                });
+            }
             // The event loop owns the terminal.
             Effect::Copy(_) | Effect::Mouse(_) | Effect::Session { .. } => {}
         }
@@ -371,6 +381,28 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
         lines.drain(..lines.len() - n);
     }
     lines
+}
+
+/// The entries of directory `dir` whose names start with `word` (`.`-names only when the
+/// word starts with `.`), each with whether it is a directory, sorted: the transfer form's
+/// path completion. It only reads the directory: an entry's type is the directory's own
+/// record of it (a symbolic link is not followed, and counts as no directory), and no
+/// entry is opened.
+pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Err(format!("cannot list {}", dir.display()));
+    };
+    let mut found: Vec<(String, bool)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let is_dir = e.file_type().ok()?.is_dir();
+            (name.starts_with(word) && (!name.starts_with('.') || word.starts_with('.')))
+                .then_some((name, is_dir))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
 }
 
 fn prune_opts(env: &Env, dry_run: bool) -> Result<(PruneOptions, PathBuf), String> {

@@ -129,6 +129,12 @@ pub enum Request {
         host: Option<u16>,
         guest: u16,
     },
+    /// List `dir` for the completion of `word` (the transfer form's Tab; the app numbers
+    /// it, the worker lists, the form takes the answer if it is still its own).
+    ListDir {
+        dir: std::path::PathBuf,
+        word: String,
+    },
     /// Copy `local` to `guest` in VM `id` (`upload`), or back.
     Transfer {
         id: String,

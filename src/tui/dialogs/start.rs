@@ -1,5 +1,6 @@
 //! `n` / `:start <preset>`: the start form. What to boot (a preset, or an image `smolvm
-//! image build` made), a name, memory, CPUs and disk, checked as you type with core's
+//! image build` made), a name, memory, CPUs and disk, mounts (read-only with an overlay in
+//! the guest unless made writable, as `--mount` / `--writable-mounts`), checked as you type with core's
 //! limits and messages (the same the CLI's flags give); `Enter` on a valid form starts it
 //! with the same core operations as `smolvm <preset> start` / `sandbox create --image NAME
 //! --start`.
@@ -28,18 +29,21 @@ pub enum Field {
     Disk,
     /// `HOST[:GUEST]`, comma-separated (`--mount`, repeatable).
     Mounts,
+    /// The mounts writable (`--writable-mounts`; space toggles).
+    Writable,
     /// Attach once it is up (space toggles).
     Attach,
 }
 
 impl Field {
-    pub const ALL: [Field; 7] = [
+    pub const ALL: [Field; 8] = [
         Field::Image,
         Field::Name,
         Field::Memory,
         Field::Cpus,
         Field::Disk,
         Field::Mounts,
+        Field::Writable,
         Field::Attach,
     ];
 
@@ -70,8 +74,11 @@ pub struct StartSpec {
     pub cpus: u32,
     /// `None`: the image's own size (no resize).
     pub disk_mib: Option<u32>,
-    /// `--mount` specs (`HOST[:GUEST]`), read-only with an overlay in the guest.
+    /// `--mount` specs (`HOST[:GUEST]`), read-only with an overlay in the guest unless
+    /// `writable_mounts`.
     pub mounts: Vec<String>,
+    /// `--writable-mounts`: the guest writes through to the host folders.
+    pub writable_mounts: bool,
     /// Attach to the preset's agent (a login shell for a built image) once it is up.
     pub attach: bool,
 }
@@ -93,7 +100,7 @@ impl StartSpec {
             memory_mib: Some(self.memory_mib),
             vcpus: Some(self.cpus),
             disk_size_mib: self.disk_mib.map(u64::from),
-            mounts: crate::core::presets::mounts::parse_specs(&self.mounts, false)?,
+            mounts: crate::core::presets::mounts::parse_specs(&self.mounts, self.writable_mounts)?,
             ..StartOptions::default()
         };
         match &self.image {
@@ -122,6 +129,8 @@ pub struct StartForm {
     pub cpus: TextArea<'static>,
     pub disk: TextArea<'static>,
     pub mounts: TextArea<'static>,
+    /// `--writable-mounts` (off: read-only with an overlay, as the CLI).
+    pub writable_mounts: bool,
     pub attach: bool,
 }
 
@@ -147,6 +156,7 @@ impl StartForm {
             cpus: line_input(&presets::DEFAULT_VCPUS.to_string()),
             disk: line_input(""),
             mounts: line_input(""),
+            writable_mounts: false,
             attach: false,
         }
     }
@@ -204,12 +214,17 @@ impl StartForm {
                 KeyCode::Char('k') | KeyCode::Left => self.preset = (self.preset + n - 1) % n,
                 _ => {}
             },
-            _ if self.field == Field::Attach => {
+            _ if matches!(self.field, Field::Writable | Field::Attach) => {
                 if matches!(
                     k.code,
                     KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right | KeyCode::Char('x')
                 ) {
-                    self.attach = !self.attach;
+                    let toggle = if self.field == Field::Writable {
+                        &mut self.writable_mounts
+                    } else {
+                        &mut self.attach
+                    };
+                    *toggle = !*toggle;
                 }
             }
             _ => {
@@ -286,7 +301,11 @@ impl StartForm {
                 Field::Mounts,
                 "Mounts",
                 &form.mounts,
-                "HOST[:GUEST], comma-separated; read-only, QEMU",
+                if form.writable_mounts {
+                    "HOST[:GUEST], comma-separated; writable, QEMU"
+                } else {
+                    "HOST[:GUEST], comma-separated; read-only, QEMU"
+                },
             ),
         ];
         for (row, (i, name, input, hint)) in fields.iter().enumerate() {
@@ -301,6 +320,15 @@ impl StartForm {
             f.render_widget(Paragraph::new(note), nv);
         }
         let (l, v) = split(rows[11]);
+        f.render_widget(label(Field::Writable, "Writable"), l);
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::raw(if form.writable_mounts { "[x]" } else { "[ ]" }),
+                Span::styled("  the guest writes to the mounted host folders", t.muted()),
+            ])),
+            v,
+        );
+        let (l, v) = split(rows[12]);
         f.render_widget(label(Field::Attach, "Attach"), l);
         f.render_widget(
             Paragraph::new(Line::from(vec![
@@ -328,14 +356,14 @@ impl StartForm {
                 Span::styled("[Esc]", t.accent()),
                 Span::raw(" cancel"),
             ])),
-            rows[13],
+            rows[14],
         );
     }
 }
 
 /// Field errors of the start form (`None` = valid), indexed by [`Field`]: core's limits
 /// and messages, the same the CLI's flags give.
-pub fn field_errors(f: &StartForm) -> [Option<String>; 7] {
+pub fn field_errors(f: &StartForm) -> [Option<String>; 8] {
     let name = text_of(&f.name);
     let disk = text_of(&f.disk);
     let mounts = f.mount_specs();
@@ -353,10 +381,11 @@ pub fn field_errors(f: &StartForm) -> [Option<String>; 7] {
         if mounts.is_empty() {
             None
         } else {
-            presets::mounts::parse_specs(&mounts, false)
+            presets::mounts::parse_specs(&mounts, f.writable_mounts)
                 .err()
                 .map(|e| e.message)
         },
+        None,
         None,
     ]
 }
@@ -378,6 +407,7 @@ fn validate(f: &StartForm) -> Option<StartSpec> {
             Some(u32::try_from(presets::parse_disk(&disk).ok()?).ok()?)
         },
         mounts: f.mount_specs(),
+        writable_mounts: f.writable_mounts,
         attach: f.attach,
     })
 }
@@ -431,5 +461,75 @@ mod tests {
         assert_eq!(spec.image, StartImage::Preset(PRESETS[1].name.clone()));
         let opts = spec.options(&paths).unwrap();
         assert_eq!(opts.preset.as_deref(), Some(PRESETS[1].name.as_str()));
+    }
+
+    fn typed(f: &mut StartForm, text: &str) {
+        for c in text.chars() {
+            press(f, KeyCode::Char(c));
+        }
+    }
+
+    fn submitted(f: &mut StartForm) -> StartSpec {
+        let Outcome::Done(Request::Start(spec)) = press(f, KeyCode::Enter) else {
+            panic!("not submitted")
+        };
+        spec
+    }
+
+    /// The writable toggle follows the mounts (Tab order, as the CLI's `--mount` then
+    /// `--writable-mounts`), is off by default (read-only with an overlay, as the CLI) and
+    /// toggles with the attach field's keys; ticked, the start options hold the mounts
+    /// `--writable-mounts` gives (core's parse_specs, writable).
+    #[test]
+    fn the_writable_toggle_makes_the_mounts_writable_as_the_cli_flag() {
+        let t = tempfile::tempdir().unwrap();
+        let env = crate::core::Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
+        let paths = Paths::resolve(&env, None);
+        let project = t.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        let spec_text = format!("{}:/work", project.display());
+        let mut f = StartForm::new(Vec::new());
+        while f.field != Field::Mounts {
+            press(&mut f, KeyCode::Tab);
+        }
+        typed(&mut f, &spec_text);
+        press(&mut f, KeyCode::Tab);
+        assert_eq!(f.field, Field::Writable);
+        assert!(!f.writable_mounts, "writable by default");
+        let spec = submitted(&mut f);
+        assert!(!spec.writable_mounts);
+        let opts = spec.options(&paths).unwrap();
+        assert_eq!(
+            opts.mounts,
+            presets::mounts::parse_specs(std::slice::from_ref(&spec_text), false).unwrap()
+        );
+        assert!(!opts.mounts[0].writable);
+        for (k, on) in [
+            (KeyCode::Char(' '), true),
+            (KeyCode::Char('x'), false),
+            (KeyCode::Right, true),
+            (KeyCode::Left, false),
+            (KeyCode::Char(' '), true),
+        ] {
+            press(&mut f, k);
+            assert_eq!(f.writable_mounts, on, "{k:?}");
+        }
+        assert!(!f.attach, "the writable keys ticked attach");
+        let spec = submitted(&mut f);
+        assert!(spec.writable_mounts);
+        let opts = spec.options(&paths).unwrap();
+        assert_eq!(
+            opts.mounts,
+            presets::mounts::parse_specs(&[spec_text], true).unwrap()
+        );
+        assert!(opts.mounts[0].writable);
+        assert_eq!(opts.mounts[0].guest_path, "/work");
+        // Attach comes next, the last field (Down stays there, Tab wraps to the image).
+        press(&mut f, KeyCode::Tab);
+        assert_eq!(f.field, Field::Attach);
+        press(&mut f, KeyCode::Down);
+        assert_eq!(f.field, Field::Attach);
+        press(&mut f, KeyCode::Up);
+        assert_eq!(f.field, Field::Writable);
     }
 }

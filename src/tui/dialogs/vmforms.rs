@@ -1,7 +1,8 @@
 //! The small forms of the VM actions: `S` snapshot (id optional, type full|disk, resume
 //! the source), `e` expose or close a port (`[HOST:]GUEST`, checked with core's parser as
 //! you type; core's refusal — a port in use — comes back into the form), `U`/`D` upload or
-//! download (the local path completes with `Tab`).
+//! download (the local path completes with `Tab`: the worker lists the directory, the form
+//! takes the answer if it still has the text the Tab completed).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -412,8 +413,20 @@ pub struct TransferForm {
     /// What Tab found when it could not choose.
     pub candidates: Vec<String>,
     pub error: Option<String>,
+    /// The Tab waiting for the worker's listing: its number (the app's, unique across
+    /// forms) and the text it completes. Any edit drops it.
+    completing: Option<(u64, String)>,
     /// `~` in the local path stands for this.
     home: std::path::PathBuf,
+}
+
+/// The local path split where Tab completes it: the directory part as typed (up to its last
+/// `/`) and the word after it.
+fn split_local(text: &str) -> (&str, &str) {
+    match text.rfind('/') {
+        Some(i) => (&text[..=i], &text[i + 1..]),
+        None => ("", text),
+    }
 }
 
 impl TransferForm {
@@ -426,6 +439,7 @@ impl TransferForm {
             on_local: upload,
             candidates: Vec::new(),
             error: None,
+            completing: None,
             home,
         }
     }
@@ -444,7 +458,7 @@ impl TransferForm {
             return Outcome::Close;
         }
         match k.code {
-            KeyCode::Tab if self.on_local => self.complete(),
+            KeyCode::Tab if self.on_local => return self.complete(),
             KeyCode::Up | KeyCode::Down | KeyCode::BackTab | KeyCode::Tab => {
                 self.on_local = !self.on_local;
                 self.candidates.clear();
@@ -466,6 +480,7 @@ impl TransferForm {
             _ => {
                 if self.on_local {
                     self.local.input(k);
+                    self.completing = None;
                 } else {
                     self.guest.input(k);
                 }
@@ -476,38 +491,55 @@ impl TransferForm {
         Outcome::Keep
     }
 
-    /// Complete the local path from the directory it names (one match is filled in, a
-    /// directory with its `/`; several fill in what they share and are listed).
-    fn complete(&mut self) {
+    /// Tab in the local path: ask for the directory it names to be listed (no I/O here;
+    /// the worker lists it and [`TransferForm::completed`] takes the answer).
+    fn complete(&mut self) -> Outcome {
         let text = text_of(&self.local);
-        let (dir_part, word) = match text.rfind('/') {
-            Some(i) => (&text[..=i], &text[i + 1..]),
-            None => ("", text.as_str()),
-        };
+        let (dir_part, word) = split_local(&text);
         let dir = match dir_part {
             "" => std::path::PathBuf::from("."),
             d if d.starts_with("~/") => self.home.join(&d[2..]),
             d => std::path::PathBuf::from(d),
         };
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            self.error = Some(format!("cannot list {}", dir.display()));
-            return;
+        let word = word.to_string();
+        self.completing = Some((0, text));
+        Outcome::Also(Request::ListDir { dir, word })
+    }
+
+    /// The app numbered the listing the last Tab asked for.
+    pub(crate) fn listing_asked(&mut self, generation: u64) {
+        if let Some((g, _)) = &mut self.completing {
+            *g = generation;
+        }
+    }
+
+    /// The worker's listing for Tab number `generation` (the entries of its directory that
+    /// start with the word, a directory flagged, sorted): one match is filled in, a
+    /// directory with its `/`; several fill in what they share and are listed. An answer
+    /// to another Tab, or to text edited since, is dropped. Whether it was taken.
+    pub fn completed(
+        &mut self,
+        generation: u64,
+        result: Result<Vec<(String, bool)>, String>,
+    ) -> bool {
+        let text = text_of(&self.local);
+        match &self.completing {
+            Some((g, asked)) if *g == generation && *asked == text => self.completing = None,
+            _ => return false,
+        }
+        let found = match result {
+            Ok(found) => found,
+            Err(e) => {
+                self.error = Some(e);
+                return true;
+            }
         };
-        let mut found: Vec<(String, bool)> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().to_str()?.to_string();
-                let is_dir = e.file_type().ok()?.is_dir();
-                (name.starts_with(word) && (!name.starts_with('.') || word.starts_with('.')))
-                    .then_some((name, is_dir))
-            })
-            .collect();
-        found.sort();
+        let (dir_part, word) = split_local(&text);
         let filled = match found.as_slice() {
             [] => {
                 self.candidates.clear();
                 self.error = Some(format!("nothing completes '{word}'"));
-                return;
+                return true;
             }
             [(one, is_dir)] => {
                 self.candidates.clear();
@@ -523,6 +555,7 @@ impl TransferForm {
         };
         self.local = line_input(&format!("{dir_part}{filled}"));
         self.error = None;
+        true
     }
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
@@ -568,6 +601,7 @@ impl TransferForm {
         let hint = match (&self.error, self.candidates.is_empty()) {
             (Some(e), _) => Span::styled(e.clone(), t.error()),
             (None, false) => Span::styled(self.candidates.join("  "), t.muted()),
+            (None, true) if self.completing.is_some() => Span::styled("listing…", t.muted()),
             (None, true) => Span::styled("a file or a directory; Tab completes", t.muted()),
         };
         f.render_widget(Paragraph::new(hint), hint_r);
