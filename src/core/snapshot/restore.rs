@@ -151,7 +151,10 @@ pub async fn restore(
     }
 
     // Refusals before anything changes.
-    start::check_kernel_and_mounts(start::Whose::Snapshot(&info.id), &row.vm_config)?;
+    // What the VMM will be given (a Firecracker full snapshot loads without its kernel).
+    if !(vmm == Vmm::Firecracker && info.kind != "disk") {
+        start::check_kernel_and_mounts(start::Whose::Snapshot(&info.id), &row.vm_config)?;
+    }
     let existing = ctx.store.get_vm(&id).map_err(rt)?;
     let holders = ctx
         .store
@@ -313,12 +316,17 @@ async fn bring_up(
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
     progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
     let t_spawn = Instant::now();
-    let checked = start::check_config(ctx, &id, &row.config)?;
-    let mut child = start::spawn_vmm(vmm, runtime, &socket, &log, || {
-        let mut a = start::qemu_spec(&row, &checked, runtime, &net_now, &socket).argv();
-        a.extend(["-S", "-incoming", "defer"].map(String::from));
-        a
-    })?;
+    // QEMU's command line, from the checked config (Firecracker gets its API socket only).
+    let qemu_argv = match vmm {
+        Vmm::Qemu => {
+            let checked = start::check_config(ctx, &id, &row.config)?;
+            let mut a = start::qemu_spec(&row, &checked, runtime, &net_now, &socket).argv();
+            a.extend(["-S", "-incoming", "defer"].map(String::from));
+            a
+        }
+        Vmm::Firecracker => Vec::new(),
+    };
+    let mut child = start::spawn_vmm(vmm, runtime, &socket, &log, || qemu_argv)?;
     let pid = i64::from(child.id());
     let sock_text = socket.display().to_string();
     // Recorded at once (paused, with its PID), so a crash from here on is reconciled.
