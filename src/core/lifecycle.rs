@@ -102,7 +102,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     // The disk stays for the next start: what the guest wrote reaches it before the
     // power goes (a guest may not act on the power button, and the budget may be short).
     let t = std::time::Instant::now();
-    if vm.status == VmStatus::Running {
+    if vm.status == VmStatus::Running && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) {
         sync_guest(ctx, id, (timeout / 2).min(SYNC_LIMIT)).await;
     }
     let left = timeout.saturating_sub(t.elapsed()).max(timeout / 2);
