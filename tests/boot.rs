@@ -252,13 +252,23 @@ fn a_chosen_qemu_machine_is_kept_across_restarts() {
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
             .unwrap_or_default()
     };
+    // The kernel named through a symbolic link (as `/vmlinuz` is): resolved at create, so
+    // the config records the real file and every later boot accepts it.
+    let link = e.h.tmp.path().join("vmlinuz");
+    std::os::unix::fs::symlink(&kernel, &link).unwrap();
     let v = e.ok_json(&create_start(
-        kernel.to_str().unwrap(),
+        link.to_str().unwrap(),
         rootfs.to_str().unwrap(),
         "vm-mach",
         &["--qemu-machine", "microvm", "--comm-channel", "ssh"],
     ));
     assert_eq!(v["data"]["machine"], "microvm", "{v}");
+    let info = e.ok_json(&["sandbox", "info", "vm-mach", "--json"]);
+    assert_eq!(
+        info["data"]["config"]["kernel_path"],
+        std::fs::canonicalize(&kernel).unwrap().to_str().unwrap(),
+        "{info}"
+    );
     let cmd = machine_of(v["data"]["pid"].as_i64().unwrap());
     assert!(cmd.contains("-machine microvm,"), "{cmd}");
     e.ok_json(&["sandbox", "stop", "vm-mach", "--timeout", "2", "--json"]);

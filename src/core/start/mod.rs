@@ -330,18 +330,19 @@ fn resolve_image(
     let (Some(k), Some(r)) = (&opts.kernel, &opts.rootfs) else {
         return Err(Error::usage("Pass --preset, or both --kernel and --rootfs"));
     };
-    for (what, p) in [("kernel", k), ("rootfs", r)] {
-        if !p.is_file() {
-            return Err(Error::runtime(format!(
+    // The files the user named, links resolved now (`/vmlinuz` → `/boot/vmlinuz-…`): the
+    // VM's config records real paths, which every later boot checks without following a
+    // link.
+    let real = |what: &str, p: &PathBuf| -> Result<PathBuf> {
+        match std::fs::canonicalize(p) {
+            Ok(real) if real.is_file() => Ok(real),
+            _ => Err(Error::runtime(format!(
                 "{what} {} does not exist",
                 p.display()
-            )));
+            ))),
         }
-    }
-    Ok((
-        crate::sys::paths::absolute(k),
-        crate::sys::paths::absolute(r),
-    ))
+    };
+    Ok((real("kernel", k)?, real("rootfs", r)?))
 }
 
 /// Create a sandbox and (unless `create_only`) start it. On failure nothing it created is
