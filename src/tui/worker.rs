@@ -927,22 +927,16 @@ fn open_ctx(
     Ok(ctx)
 }
 
-/// Start a preset with the form's values: the same `core::start::create` as
-/// `smolvm <preset> start`, its phases and download progress shown in the task.
-async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
+/// A start's or a restore's events in task `task`: each phase (its progress reset), its
+/// time as an item, download progress, warnings, a roll-back.
+fn start_progress(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+) -> Progress<crate::core::start::StartEvent> {
     use crate::core::images::pull::PullEvent;
-    use crate::core::start::{self, StartEvent};
-    let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &env) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
-    };
-    let opts = match spec.options(&ctx.paths) {
-        Ok(o) => o,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
-    };
+    use crate::core::start::StartEvent;
     let ptx = tx.clone();
-    let progress = Progress::new(move |ev: StartEvent| match ev {
+    Progress::new(move |ev: StartEvent| match ev {
         StartEvent::PhaseStarted(p) => {
             send(&ptx, task, TaskUpdate::Phase(p.as_str().to_string()));
             send(&ptx, task, TaskUpdate::Progress { done: 0, total: 0 });
@@ -977,7 +971,23 @@ async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpe
             }),
         ),
         StartEvent::Pull(_) => {}
-    });
+    })
+}
+
+/// Start a preset with the form's values: the same `core::start::create` as
+/// `smolvm <preset> start`, its phases and download progress shown in the task.
+async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
+    use crate::core::start;
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let opts = match spec.options(&ctx.paths) {
+        Ok(o) => o,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    let progress = start_progress(&tx, task);
     match start::create(&ctx, &opts, &progress).await {
         Ok(r) => {
             send(
@@ -1248,36 +1258,12 @@ async fn run_snapshot(
 /// phases in the task.
 async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: String, force: bool) {
     use crate::core::snapshot::{restore, RestoreOptions};
-    use crate::core::start::StartEvent;
     let t0 = Instant::now();
     let ctx = match open_ctx(&tx, task, &env) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let ptx = tx.clone();
-    let progress = Progress::new(move |ev: StartEvent| match ev {
-        StartEvent::PhaseStarted(p) => send(&ptx, task, TaskUpdate::Phase(p.as_str().into())),
-        StartEvent::PhaseDone(p, d) => send(
-            &ptx,
-            task,
-            TaskUpdate::Item(item(
-                p.as_str().into(),
-                true,
-                format!("{:.2} s", d.as_secs_f64()),
-            )),
-        ),
-        StartEvent::RollingBack(why) => send(
-            &ptx,
-            task,
-            TaskUpdate::Phase(format!("rolling back: {why}")),
-        ),
-        StartEvent::Warning(w) => send(
-            &ptx,
-            task,
-            TaskUpdate::Item(item("warning".into(), true, w)),
-        ),
-        StartEvent::Pull(_) => {}
-    });
+    let progress = start_progress(&tx, task);
     let opts = RestoreOptions {
         snapshot_id: snapshot,
         resume: true,
