@@ -635,15 +635,7 @@ fn firecracker_driver_configures_starts_and_stops_a_real_binary() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("fc-vm-fc.sock");
     let log = dir.path().join("vm-fc.log");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(&bin)
-        .arg("--api-sock")
-        .arg(&socket)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ns.firecracker(&bin, &socket, Some(&log));
     let rt = tokio::runtime::Runtime::new().unwrap();
     use smolvm::sys::vmm::firecracker as fc;
     rt.block_on(async {

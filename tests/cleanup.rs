@@ -591,15 +591,7 @@ fn real_firecracker_is_stopped_and_its_socket_tap_and_row_removed() {
     ns.ssh_forward("tap2", "172.16.0.2", 2200);
     let socket = sockets.join("fc-vm-real-fc.sock");
     let log = h.tmp.path().join("fc.log");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(&bin)
-        .arg("--api-sock")
-        .arg(&socket)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = ns.firecracker(&bin, &socket, Some(&log));
     wait_for(|| socket.exists(), "the Firecracker API socket");
     // Configure and start it through the driver: a configuration error comes back as
     // Firecracker's own words, then a valid configuration starts the VM.

@@ -574,17 +574,7 @@ fn firecracker_pause_snapshot_and_load_calls_reach_the_real_api() {
     let ns = NetNs::with_uplink();
     ns.nat_tap("tap9");
     let dir = tempfile::tempdir().unwrap();
-    let spawn = |sock: &std::path::Path| {
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(&bin)
-            .arg("--api-sock")
-            .arg(sock)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |sock: &std::path::Path| ns.firecracker(&bin, sock, None);
     let (sock, sock2) = (dir.path().join("fc-a.sock"), dir.path().join("fc-b.sock"));
     let (state, mem) = (dir.path().join("vmstate.bin"), dir.path().join("mem.bin"));
     let mut a = spawn(&sock);

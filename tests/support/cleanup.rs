@@ -125,6 +125,24 @@ EOF"
     pub fn smolvm(&self, home: &Home, args: &[&str]) -> std::process::Output {
         self.cmd(home, "smolvm").args(args).output().unwrap()
     }
+
+    /// The real Firecracker binary `bin` inside the namespace, listening on `socket`; its
+    /// stdout into `log` when given, else nowhere.
+    pub fn firecracker(&self, bin: &Path, socket: &Path, log: Option<&Path>) -> Child {
+        let out = match log {
+            Some(l) => Stdio::from(std::fs::File::create(l).unwrap()),
+            None => Stdio::null(),
+        };
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(bin)
+            .arg("--api-sock")
+            .arg(socket)
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
 }
 
 impl Drop for NetNs {
