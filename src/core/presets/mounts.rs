@@ -112,14 +112,18 @@ pub fn from_config(config: &serde_json::Value) -> Vec<Mount> {
         .and_then(|v| serde_json::from_value::<Vec<Mount>>(v.clone()).ok())
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| {
-            check_guest(&m.guest_path).is_ok()
-                && m.tag.strip_prefix("workspace").is_some_and(|n| {
-                    !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
-                })
-                && m.host_path.is_absolute()
-        })
+        .filter(is_ours)
         .collect()
+}
+
+/// A mount as `--mount` makes it: a guest path it accepts, tag `workspace<N>`, an absolute
+/// host path.
+pub fn is_ours(m: &Mount) -> bool {
+    check_guest(&m.guest_path).is_ok()
+        && m.tag
+            .strip_prefix("workspace")
+            .is_some_and(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()))
+        && m.host_path.is_absolute()
 }
 
 /// A path in a QEMU option value (`,` doubled).

@@ -292,7 +292,13 @@ async fn bring_up(
         .map_err(|e| rt(e).with_recovery("Delete the sandbox holding it and try again."))?;
     let (log, socket) = start::prepare_files(ctx, &id, vmm, disk)?;
     if info.kind == "disk" {
-        let rep = start::boot(ctx, &id, runtime, log, socket, progress).await?;
+        let row = ctx
+            .store
+            .get_vm(&id)
+            .map_err(rt)?
+            .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
+        let checked = start::check_config(ctx, &id, &row.config)?;
+        let rep = start::boot(ctx, &id, &checked, runtime, log, socket, progress).await?;
         if opts.resume {
             return Ok((VmStatus::Running, rep.pid));
         }

@@ -21,22 +21,26 @@ use crate::sys::vmm::{self, firecracker, qmp::Qmp};
 /// Network, spawn and boot for an existing row (created or stopped). On failure the
 /// caller decides: `create` rolls everything back, `sandbox start` marks the row `error`
 /// after stopping the process.
+///
+/// `checked` is the row's config as [`super::checked::check`] accepted it (each caller
+/// checks before it changes anything): the VMM gets only those paths.
 pub(crate) async fn boot(
     ctx: &Ctx,
     id: &str,
+    checked: &CheckedConfig,
     runtime: &Runtime,
     log: std::fs::File,
     socket: PathBuf,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
-    let vanished = || rt(format!("Sandbox '{id}' vanished while starting"));
-    // The paths the VMM gets, checked before the network is touched.
-    let row = ctx.store.get_vm(id).map_err(rt)?.ok_or_else(vanished)?;
-    let checked = super::checked::check(ctx, id, &row.config)?;
     let t_net = Instant::now();
     let net = setup_network(ctx, id, progress).await?;
     let network_time = t_net.elapsed();
-    let row = ctx.store.get_vm(id).map_err(rt)?.ok_or_else(vanished)?;
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while starting")))?;
     let cfg = &row.config;
     let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
     let kernel = checked.kernel.clone();
@@ -44,7 +48,7 @@ pub(crate) async fn boot(
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
     let t_spawn = Instant::now();
     let mut child = spawn_vmm(runtime.vmm, runtime, &socket, &log, || {
-        qemu_spec(&row, &checked, runtime, &net, &socket).argv()
+        qemu_spec(&row, checked, runtime, &net, &socket).argv()
     })?;
     let pid = i64::from(child.id());
     // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.

@@ -123,10 +123,9 @@ fn checked_mounts(whose: Whose<'_>, config: &serde_json::Value) -> Result<Vec<Mo
     let Some(raw) = config.get("mounts").filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
-    let list: Vec<Mount> = serde_json::from_value(raw.clone())
+    let kept: Vec<Mount> = serde_json::from_value(raw.clone())
         .map_err(|e| whose.refuse("mounts", format!("not a list of mounts ({e})")))?;
-    let kept = mounts::from_config(config);
-    if kept.len() != list.len() {
+    if !kept.iter().all(mounts::is_ours) {
         return Err(whose.refuse(
             "mounts",
             "a guest path or tag that --mount never makes".into(),

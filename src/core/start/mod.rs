@@ -500,8 +500,9 @@ pub async fn create(
             rep.timings.total_ms = ms(t0.elapsed());
             return Ok(rep);
         }
+        let checked = checked::check(ctx, &id, &row.config)?;
         let (log, socket) = prepare_files(ctx, &id, runtime.vmm, &disk)?;
-        let mut rep = boot(ctx, &id, &runtime, log, socket, progress).await?;
+        let mut rep = boot(ctx, &id, &checked, &runtime, log, socket, progress).await?;
         rep.preset = preset.clone();
         if let Some(p) = registry {
             // Host configs and env vars into the guest (nothing reaches SSH when there is
@@ -579,11 +580,11 @@ pub async fn start_existing(
         )?);
     }
     // Refusals here change nothing (the row keeps its status).
-    let disk = checked::check(ctx, id, &row.config)?.rootfs;
+    let checked = checked::check(ctx, id, &row.config)?;
     crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
-    let (log, socket) = prepare_files(ctx, id, runtime.vmm, &disk)?;
+    let (log, socket) = prepare_files(ctx, id, runtime.vmm, &checked.rootfs)?;
     let t0 = Instant::now();
-    match boot(ctx, id, &runtime, log, socket, progress).await {
+    match boot(ctx, id, &checked, &runtime, log, socket, progress).await {
         Ok(mut rep) => {
             rep.preset = row.preset().map(str::to_string);
             rep.timings.total_ms = ms(t0.elapsed());
