@@ -248,20 +248,23 @@ fn minimised(path: &Path, keep: &[String]) -> std::result::Result<Vec<u8>, Strin
     serde_json::to_vec(&kept).map_err(|e| e.to_string())
 }
 
-/// Write `bytes` as the guest's file of `cfg` (beside it first, then moved over it).
+/// Write `bytes` as the guest's file of `cfg`: a one-file archive through the same
+/// [`unpack_script`] a copied config goes through.
 fn write_config(guest: &Guest, cfg: &super::HostConfig, bytes: &[u8]) -> Result<()> {
-    let q = crate::core::lifecycle::shell_quote;
-    let parent = Path::new(&cfg.guest)
-        .parent()
-        .map_or("/".to_string(), |p| p.display().to_string());
-    let script = format!(
-        "set -e; umask 077; mkdir -p {parent}; t=$(mktemp {parent}/.smolvm-copy.XXXXXX); \
-         cat > \"$t\"; chmod {mode:o} \"$t\"; rm -rf {guest}; mv \"$t\" {guest}",
-        parent = q(&parent),
-        guest = q(&cfg.guest),
-        mode = cfg.mode,
-    );
-    let (code, _, err) = guest.run(&script, bytes, SSH_WAIT)?;
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(cfg.mode);
+    header.set_entry_type(tar::EntryType::Regular);
+    let tarred = archive
+        .append_data(&mut header, "x", bytes)
+        .and_then(|()| archive.into_inner())
+        .map_err(|e| Error::runtime(format!("cannot pack {}: {}", cfg.guest, io_reason(&e))))?;
+    let (code, _, err) = guest.run(
+        &unpack_script(&cfg.guest, cfg.mode, false),
+        &tarred,
+        SSH_WAIT,
+    )?;
     if code != 0 {
         return Err(Error::runtime(format!(
             "cannot write the guest's {}: {}",
