@@ -181,6 +181,21 @@ pub(crate) fn runtime(
     Ok(rt)
 }
 
+/// A QEMU runtime's machine as `requested` (`auto|q35|microvm`, auto resolved for its
+/// accelerator) instead of the environment's; `bad` names an unknown value. Firecracker
+/// has no machine to set.
+fn set_machine(
+    runtime: &mut Runtime,
+    requested: Option<&str>,
+    bad: impl FnOnce(&str) -> Error,
+) -> Result<()> {
+    if let (Some(m), Vmm::Qemu) = (requested, runtime.vmm) {
+        runtime.machine =
+            Some(crate::core::host::machine(Some(m), runtime.accel).map_err(|_| bad(m))?);
+    }
+    Ok(())
+}
+
 /// Everything a start works with.
 pub struct Ctx {
     pub env: Env,
@@ -397,15 +412,11 @@ pub async fn create(
         (b, _) => b,
     };
     let mut runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
-    if let (Some(m), Vmm::Qemu) = (opts.qemu_machine.as_deref(), runtime.vmm) {
-        runtime.machine = Some(crate::core::host::machine(Some(m), runtime.accel).map_err(
-            |_| {
-                Error::usage(format!(
-                    "--qemu-machine must be auto, q35 or microvm, got '{m}'"
-                ))
-            },
-        )?);
-    }
+    set_machine(&mut runtime, opts.qemu_machine.as_deref(), |m| {
+        Error::usage(format!(
+            "--qemu-machine must be auto, q35 or microvm, got '{m}'"
+        ))
+    })?;
 
     preflight_new(ctx, &id, runtime.vmm)?;
 
@@ -574,11 +585,9 @@ pub async fn start_existing(
     let mut runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
     // The machine it was created with (`--qemu-machine`): the same devices every boot.
     let stored_machine = row.config.get("qemu_machine").and_then(|v| v.as_str());
-    if let (Some(m), Vmm::Qemu) = (stored_machine, runtime.vmm) {
-        runtime.machine = Some(crate::core::host::machine(Some(m), runtime.accel).map_err(
-            |_| Error::runtime(format!("Sandbox '{id}' has an unknown QEMU machine '{m}'")),
-        )?);
-    }
+    set_machine(&mut runtime, stored_machine, |m| {
+        Error::runtime(format!("Sandbox '{id}' has an unknown QEMU machine '{m}'"))
+    })?;
     // Refusals here change nothing (the row keeps its status).
     let checked = checked::check(ctx, id, &row.config)?;
     crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
