@@ -20,6 +20,7 @@ pub mod procfs;
 pub mod sparse;
 pub mod state;
 pub mod time;
+pub mod users;
 pub mod vmm;
 
 /// An `io::Error` as a person reads it: "Permission denied", not

@@ -1,0 +1,202 @@
+//! The unprivileged identities smolvm's long-running helpers drop to: a dedicated system
+//! user (`smolvm`, made on first use with `useradd --system`, no home, no login shell),
+//! and the primitive that switches a process to a user before it serves anything.
+
+use std::io;
+use std::process::{Command, Stdio};
+
+use nix::unistd::{Gid, Group, Uid, User};
+
+/// The system user sandboxes' helpers run as.
+pub const SERVICE_USER: &str = "smolvm";
+
+/// A user and group to run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The service user, made when it does not exist yet (root only). A user of that name
+/// that is root, or that has a login shell and a real home, is refused: it is not ours.
+pub fn ensure_service_user() -> io::Result<Identity> {
+    if let Some(id) = lookup_service_user()? {
+        return Ok(id);
+    }
+    let nologin = ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("/bin/false");
+    let out = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            nologin,
+            "--user-group",
+            "--comment",
+            "smolvm sandbox helpers",
+            SERVICE_USER,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run useradd: {e}")))?;
+    // Two smolvm processes may race to make it: "already exists" (exit 9) is success.
+    if !out.status.success() && out.status.code() != Some(9) {
+        return Err(io::Error::other(format!(
+            "cannot create the system user '{SERVICE_USER}': {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    lookup_service_user()?.ok_or_else(|| {
+        io::Error::other(format!(
+            "useradd did not create the system user '{SERVICE_USER}'"
+        ))
+    })
+}
+
+/// The service user when it exists and is plausibly ours (not uid 0, no usable shell).
+pub fn lookup_service_user() -> io::Result<Option<Identity>> {
+    let Some(u) = User::from_name(SERVICE_USER).map_err(io::Error::from)? else {
+        return Ok(None);
+    };
+    let shell = u.shell.to_string_lossy();
+    let login_shell = !(shell.ends_with("nologin") || shell.ends_with("false"));
+    if u.uid.is_root() || u.gid.as_raw() == 0 || login_shell {
+        return Err(io::Error::other(format!(
+            "the user '{SERVICE_USER}' exists but is not a system user smolvm made (uid {}, shell {shell}): refusing to run sandbox helpers as it",
+            u.uid
+        )));
+    }
+    Ok(Some(Identity {
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+    }))
+}
+
+/// The name of a user id, for messages (`smolvm`, `1000`).
+pub fn user_name(uid: u32) -> String {
+    User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// The name of a group id, for messages.
+pub fn group_name(gid: u32) -> String {
+    Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_else(|| gid.to_string())
+}
+
+/// Switch this process (all threads: call it before any thread exists) to `id`: drop
+/// the supplementary groups, then gid, then uid, for real, effective and saved ids, and
+/// set no-new-privileges. When `keep` names capabilities (numbers, e.g.
+/// `libc::CAP_NET_ADMIN`), only those survive, as permitted, effective, inheritable and
+/// ambient (so a program this process runs has them too); every other one is gone.
+/// Afterwards the switch is checked: a process that could regain root fails here.
+pub fn drop_to(id: Identity, keep: &[u32]) -> io::Result<()> {
+    if !keep.is_empty() {
+        set_keepcaps(true)?;
+    }
+    nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
+    let gid = Gid::from_raw(id.gid);
+    nix::unistd::setresgid(gid, gid, gid).map_err(io::Error::from)?;
+    let uid = Uid::from_raw(id.uid);
+    nix::unistd::setresuid(uid, uid, uid).map_err(io::Error::from)?;
+    if !keep.is_empty() {
+        set_caps(keep)?;
+        for c in keep {
+            // SAFETY: prctl with integer arguments only.
+            let r = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    *c as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        set_keepcaps(false)?;
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() || nix::unistd::geteuid().is_root() {
+        return Err(io::Error::other("dropping root failed: root can be regained"));
+    }
+    Ok(())
+}
+
+fn set_keepcaps(on: bool) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Exactly these capabilities as permitted, effective and inheritable.
+fn set_caps(keep: &[u32]) -> io::Result<()> {
+    let mut data = [CapData::default(); 2];
+    for &c in keep {
+        let (i, bit) = ((c / 32) as usize, 1u32 << (c % 32));
+        if i > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unknown capability {c}"),
+            ));
+        }
+        data[i].effective |= bit;
+        data[i].permitted |= bit;
+        data[i].inheritable |= bit;
+    }
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: a version-3 header and two data structs, as capset(2) requires.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_ids_fall_back_to_numbers() {
+        assert_eq!(user_name(0), "root");
+        assert_eq!(user_name(4_000_000_000), "4000000000");
+        assert_eq!(group_name(0), "root");
+    }
+}
