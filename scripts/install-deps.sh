@@ -61,7 +61,8 @@ esac
 required=(
   "$qemu"     # the QEMU backend (and the stand-in VMMs of the cleanup tests)
   iproute2    # ip: TAP devices, routes (and ip netns for the tests)
-  nftables    # nft: SmolVM's smolvm_nat / smolvm_filter tables
+  nftables    # nft: SmolVM's smolvm_nat / smolvm_filter tables and smolvm_guard
+  conntrack   # conntrack -D: a changed egress policy cuts the connections it no longer allows
   e2fsprogs   # mkfs.ext4, e2fsck, resize2fs: disks and built images
   util-linux  # mount, setpriv
   openssh-client  # sandbox ssh/exec/file, attach
@@ -73,6 +74,7 @@ else
   ks="$(kernel_source)"
   required+=(
     coreutils   # du, sha256sum: benchmark baselines
+    python3-venv  # SmolVM 0.0.36 from PyPI in a private venv (compatibility tests)
     python3     # SmolVM-compat DB checks, the fake Firecracker API, test HTTP servers
     zstd curl   # image tests and benchmark baselines
     tmux        # drives the real dashboard in the end-to-end tests

@@ -208,9 +208,70 @@ pub struct StartFlags {
     /// (default 600).
     #[arg(long, value_name = "SECONDS", value_parser = install_seconds)]
     pub install_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub egress: EgressFlags,
+    /// Publish the sandbox's SSH forward on the host's outbound interface, for SSH from
+    /// other machines (default: 127.0.0.1 only; also SMOLVM_PUBLISH_SSH=1).
+    #[arg(long)]
+    pub publish_ssh: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--internet`: what the guest may reach beyond its sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InternetArg {
+    /// The internet through the host's outbound interface.
+    Open,
+    /// Nothing.
+    Off,
+    /// Only --allow-cidr ranges and --allow-domain names.
+    Restricted,
+}
+
+impl InternetArg {
+    pub fn mode(self) -> crate::core::egress::Mode {
+        use crate::core::egress::Mode;
+        match self {
+            InternetArg::Open => Mode::Open,
+            InternetArg::Off => Mode::Off,
+            InternetArg::Restricted => Mode::Restricted,
+        }
+    }
+}
+
+/// The egress policy flags (`<preset> start`, `sandbox create`, `sandbox network set`).
+/// The host, its loopback services, 169.254.0.0/16 and other sandboxes are never
+/// reachable, whatever the mode.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EgressFlags {
+    /// Outbound access: open (default), off, or restricted to --allow-cidr and
+    /// --allow-domain (the default when either is given).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub internet: Option<InternetArg>,
+    /// An IPv4 address or range the guest may reach (repeatable; restricted mode).
+    #[arg(long = "allow-cidr", value_name = "CIDR")]
+    pub allow_cidrs: Vec<String>,
+    /// A name the guest may resolve and reach (repeatable; exact, or *.example.com for
+    /// the names under it). Enforced at connection time by smolvm's resolver.
+    #[arg(long = "allow-domain", value_name = "NAME")]
+    pub allow_domains: Vec<String>,
+}
+
+impl EgressFlags {
+    /// The validated policy (SmolVM's rules; bad values are `invalid_input`, exit 2).
+    pub fn policy(&self) -> crate::core::error::Result<crate::core::egress::Policy> {
+        crate::core::egress::Policy::new(
+            self.internet.map(InternetArg::mode),
+            &self.allow_cidrs,
+            &self.allow_domains,
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.internet.is_none() && self.allow_cidrs.is_empty() && self.allow_domains.is_empty()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -475,6 +536,35 @@ pub enum SandboxCommand {
     /// Snapshots of a sandbox: create, restore, list, delete.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// A sandbox's network: its egress policy, what it sent and what was blocked.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Show the egress policy, allowed and blocked traffic, and the last blocked
+    /// destinations.
+    Show(IdArgs),
+    /// Change the egress policy (or SSH publication); a running or paused sandbox gets it
+    /// on its next packet, and its connections the new policy does not allow are cut.
+    Set(NetworkSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkSetArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub egress: EgressFlags,
+    /// Publish the SSH forward on the host's outbound interface.
+    #[arg(long, overrides_with = "no_publish_ssh")]
+    pub publish_ssh: bool,
+    /// Listen for SSH on 127.0.0.1 only again.
+    #[arg(long, overrides_with = "publish_ssh")]
+    pub no_publish_ssh: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -575,6 +665,10 @@ pub struct IdArgs {
 #[derive(Debug, Args)]
 pub struct SandboxStartArgs {
     pub id: String,
+    /// Publish its SSH forward on the host's outbound interface (kept for later starts;
+    /// also SMOLVM_PUBLISH_SSH=1).
+    #[arg(long)]
+    pub publish_ssh: bool,
     /// CPU accelerator (default: the one it was created with).
     #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
     pub accel: Option<String>,

@@ -7,6 +7,7 @@ pub mod args;
 pub mod cleanup;
 pub mod doctor;
 pub mod image;
+pub mod network;
 pub mod output;
 pub mod prompt;
 pub mod prune;
@@ -50,6 +51,14 @@ pub fn full_command(env: &Env) -> (crate::core::presets::Registry, clap::Command
 /// here; `smolvm tui`, and bare `smolvm` on a terminal, ask for the dashboard.
 pub fn run(argv: Vec<OsString>) -> Outcome {
     let env = Env::from_process();
+    // The sandboxes' resolver (started by smolvm itself, never listed in help): before
+    // anything else, so it drops its privileges while it is the only thread.
+    if argv
+        .get(1)
+        .is_some_and(|a| a == crate::core::egress::resolver::SUBCOMMAND)
+    {
+        return Outcome::Exit(crate::core::egress::resolver::serve_main(&argv[2..], &env));
+    }
     let started = std::time::Instant::now();
     let outcome = run_parsed(&argv, &env);
     // One line per command: its name and outcome, never its arguments (they may hold
@@ -185,6 +194,7 @@ fn mutation(cmd: &Command) -> Option<Action> {
             SandboxCommand::Snapshot(SnapshotCommand::Create(_)) => Action::SnapshotCreate,
             SandboxCommand::Snapshot(SnapshotCommand::Restore(_)) => Action::SnapshotRestore,
             SandboxCommand::Snapshot(SnapshotCommand::Delete(_)) => Action::SnapshotDelete,
+            SandboxCommand::Network(args::NetworkCommand::Set(_)) => Action::NetworkSet,
             _ => return None,
         },
         // The presets' `start` is checked where it is dispatched (its subcommands come

@@ -16,7 +16,7 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
 use crate::core::Env;
 
-fn options(flags: &StartFlags) -> Result<StartOptions> {
+fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
     if matches!(flags.backend.as_str(), "libkrun" | "vz") {
         return Err(Error::runtime(format!(
             "The {} backend is a macOS runtime of SmolVM; smolvm runs QEMU and Firecracker on Linux",
@@ -37,6 +37,7 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
         boot_timeout: flags.boot_timeout,
         mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?,
         install_timeout: flags.install_timeout,
+        network: crate::core::egress::new_settings(env, flags.egress.policy()?, flags.publish_ssh)?,
         build_steps: (!flags.json)
             .then(|| start::StepSink(std::sync::Arc::new(|t: String| err_line(format!("  {t}"))))),
         ..Default::default()
@@ -152,7 +153,7 @@ pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env
     let flags = &args.flags;
     let command = format!("{preset}.start");
     let r = (|| {
-        let mut opts = options(flags)?;
+        let mut opts = options(flags, env)?;
         opts.preset = Some(preset.to_string());
         let ctx = open_ctx(env)?;
         let rep =
@@ -247,7 +248,7 @@ fn attach_now(ctx: &Ctx, id: &str, p: &crate::core::presets::Preset) -> i32 {
 fn create(args: &CreateArgs, env: &Env) -> i32 {
     let json = args.flags.json;
     let r = (|| {
-        let mut opts = options(&args.flags)?;
+        let mut opts = options(&args.flags, env)?;
         opts.preset = args.preset.clone();
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
@@ -311,6 +312,15 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Start(a) => {
             let r = (|| {
                 let ctx = open_ctx(env)?;
+                let publish = match crate::core::egress::publish_from_env(env)? {
+                    _ if a.publish_ssh => Some(true),
+                    v => v,
+                };
+                if let Some(p) = publish {
+                    crate::core::runtime::block_on(crate::core::egress::set_publish_ssh(
+                        &ctx, &a.id, p,
+                    ))??;
+                }
                 crate::core::runtime::block_on(start::start_existing(
                     &ctx,
                     &a.id,
@@ -423,6 +433,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Pause(a) => super::snapshot::pause(&a, true, env),
         SandboxCommand::Resume(a) => super::snapshot::pause(&a, false, env),
         SandboxCommand::Snapshot(c) => super::snapshot::run(c, env),
+        SandboxCommand::Network(c) => super::network::run(c, env),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::core::progress::Progress;
 use crate::core::start::Ctx;
 use crate::core::Env;
 
-fn open_ctx(env: &Env) -> Result<Ctx> {
+pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
     let ctx = Ctx::open(env)?;
     if let Some(c) = &ctx.corruption {
         output::warn(c.to_string());
@@ -27,7 +27,12 @@ fn open_ctx(env: &Env) -> Result<Ctx> {
 }
 
 /// Print a result: the envelope with `--json`, else the human lines.
-fn finish<T: Serialize>(command: &str, json: bool, r: Result<T>, human: impl FnOnce(&T)) -> i32 {
+pub(super) fn finish<T: Serialize>(
+    command: &str,
+    json: bool,
+    r: Result<T>,
+    human: impl FnOnce(&T),
+) -> i32 {
     match r {
         Ok(d) if json => {
             output::print_json(command, 0, Some(&d), None);

@@ -8,6 +8,8 @@ use std::fmt;
 pub enum ErrorCode {
     /// Bad flags or arguments (exit 2).
     Usage,
+    /// A value the command validates itself is invalid (SmolVM's `invalid_input`, exit 2).
+    InvalidInput,
     /// Refused to act, e.g. a destructive command without `--force` (exit 1).
     Refused,
     /// The command could not do its work (exit 1).
@@ -22,6 +24,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Usage => "usage_error",
+            ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::Refused => "refused",
             ErrorCode::Runtime => "runtime_error",
             ErrorCode::PartialFailure => "partial_failure",
@@ -31,7 +34,7 @@ impl ErrorCode {
 
     pub fn exit_code(self) -> i32 {
         match self {
-            ErrorCode::Usage => 2,
+            ErrorCode::Usage | ErrorCode::InvalidInput => 2,
             _ => 1,
         }
     }

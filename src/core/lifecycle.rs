@@ -113,7 +113,10 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     ctx.store
         .set_status(id, &VmStatus::Stopped, None, None)
         .map_err(rt)?;
-    let (closed_forwards, warnings) = close_forwards();
+    let (closed_forwards, mut warnings) = close_forwards();
+    if let Err(e) = super::egress::resolver::sync(ctx, None).await {
+        warnings.push(e.message);
+    }
     Ok(StopReport {
         id: id.into(),
         status: "stopped".into(),
@@ -300,6 +303,9 @@ pub async fn delete(
                 report.failed.push((id.clone(), e));
             }
         }
+    }
+    if let Err(e) = super::egress::resolver::sync(ctx, None).await {
+        tracing::warn!(error = %e.message, "the sandboxes' resolver was not updated");
     }
     report
 }

@@ -11,6 +11,7 @@ pub mod builder;
 pub mod cleanup;
 pub mod docker;
 pub mod doctor;
+pub mod egress;
 pub mod error;
 pub mod files;
 pub mod guest;

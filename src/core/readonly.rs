@@ -36,6 +36,7 @@ pub enum Action {
     SnapshotRestore,
     SnapshotDelete,
     PresetStart,
+    NetworkSet,
 }
 
 impl Action {
@@ -67,6 +68,7 @@ impl Action {
             Action::SnapshotRestore => "restore snapshots",
             Action::SnapshotDelete => "delete snapshots",
             Action::PresetStart => "start a preset sandbox",
+            Action::NetworkSet => "change a sandbox's network policy",
         }
     }
 }

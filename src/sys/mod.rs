@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod disk;
+pub mod dnswire;
 pub mod env;
 pub mod fs;
 pub mod host;
@@ -17,6 +18,7 @@ pub mod open;
 pub mod paths;
 pub mod process;
 pub mod procfs;
+pub mod resolver;
 pub mod sparse;
 pub mod state;
 pub mod time;

@@ -362,6 +362,48 @@ impl OwnedVmm {
     }
 }
 
+/// A process of smolvm's own other than a VMM (the sandboxes' resolver), proved through a
+/// pidfd the same way: the recorded start time and whatever `is_ours` checks must hold
+/// for the process the pidfd refers to. The only way to signal one.
+#[derive(Debug)]
+pub struct OwnedProcess {
+    pidfd: Pidfd,
+    pub pid: i32,
+}
+
+impl OwnedProcess {
+    /// `Ok(None)` when no such live process exists (or it is another one now: a different
+    /// start time); an error, nothing signalled, when `is_ours` refuses it.
+    pub fn prove(
+        pid: i32,
+        start_ticks: u64,
+        is_ours: impl Fn(&ProcInfo) -> bool,
+    ) -> io::Result<Option<OwnedProcess>> {
+        match info(pid) {
+            Some(i) if i.start_ticks == start_ticks => {}
+            _ => return Ok(None),
+        }
+        let pidfd = Pidfd::open_verified(pid, |i| i.start_ticks == start_ticks && is_ours(i))?;
+        Ok(pidfd.map(|pidfd| OwnedProcess { pidfd, pid }))
+    }
+
+    /// Send `sig` to exactly this process.
+    pub fn signal(&self, sig: i32) -> io::Result<()> {
+        tracing::info!(pid = self.pid, sig, "signalling smolvm helper");
+        self.pidfd.signal(sig)
+    }
+
+    /// Wait up to `timeout` for the process to exit; `true` if it did.
+    pub async fn wait_exit(&self, timeout: Duration) -> bool {
+        self.pidfd.wait_exit(timeout).await
+    }
+
+    /// Whether it has exited.
+    pub fn has_exited(&self) -> bool {
+        self.pidfd.has_exited()
+    }
+}
+
 /// A handle on one specific process (Linux pidfd): signals go to that process or fail,
 /// never to a later process that reused its PID.
 #[derive(Debug)]

@@ -10,6 +10,9 @@ use nix::unistd::{Gid, Group, Uid, User};
 /// The system user sandboxes' helpers run as.
 pub const SERVICE_USER: &str = "smolvm";
 
+/// `CAP_NET_ADMIN` (capability 12): nftables and links.
+pub const CAP_NET_ADMIN: u32 = 12;
+
 /// A user and group to run as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
@@ -101,6 +104,14 @@ pub fn group_name(gid: u32) -> String {
 /// ambient (so a program this process runs has them too); every other one is gone.
 /// Afterwards the switch is checked: a process that could regain root fails here.
 pub fn drop_to(id: Identity, keep: &[u32]) -> io::Result<()> {
+    // Out of the bounding set too (needs CAP_SETPCAP, which root has): no exec can
+    // bring another capability back.
+    for c in 0..64u32 {
+        if !keep.contains(&c) {
+            // SAFETY: prctl with integer arguments only; EINVAL past the last capability.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) };
+        }
+    }
     if !keep.is_empty() {
         set_keepcaps(true)?;
     }
@@ -133,7 +144,9 @@ pub fn drop_to(id: Identity, keep: &[u32]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() || nix::unistd::geteuid().is_root() {
-        return Err(io::Error::other("dropping root failed: root can be regained"));
+        return Err(io::Error::other(
+            "dropping root failed: root can be regained",
+        ));
     }
     Ok(())
 }

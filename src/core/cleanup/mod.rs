@@ -578,6 +578,14 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             }
         }
     }
+    // The sandboxes' resolver runs only while a sandbox needs it.
+    if !plan.opts.dry_run {
+        if let Err(e) =
+            crate::core::egress::resolver::sync_with(&plan.store, &plan.opts.data_dir, None).await
+        {
+            report.warnings.push(e.message);
+        }
+    }
     if plan.stale_resources.is_empty() {
         return report;
     }

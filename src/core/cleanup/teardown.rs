@@ -200,6 +200,12 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
     let res = t.resources.clone();
     let id = vm.id.clone();
     let has_net = res.tap.is_some();
+    // The guard's objects of this TAP (smolvm's own table), unless another database
+    // records the TAP (then they guard that VM).
+    let guard_tap = res
+        .tap
+        .clone()
+        .filter(|tap| !res.bridge && !ctx.known.tap_recorded_by_other(tap, &vm.id));
     tokio::task::spawn_blocking(move || -> Result<()> {
         for attempt in 0..3 {
             let state = match nft::read() {
@@ -208,10 +214,13 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
                 Err(_) => return Ok(()), // nothing provable to remove without rights to look
             };
             match nft::delete(&vm_nft_deletions(&state, &id, &res)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => break,
                 Err(e) if attempt == 2 => return Err(rt(e)),
                 Err(_) => continue,
             }
+        }
+        if let Some(tap) = guard_tap {
+            crate::core::egress::remove_guard(&tap, res.guest_ip.as_deref()).map_err(rt)?;
         }
         Ok(())
     })

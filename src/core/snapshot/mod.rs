@@ -550,7 +550,13 @@ async fn write_snapshot(
         restored: false,
         restored_vm_id: None,
     };
-    ctx.store.insert_snapshot(&row).map_err(rt)
+    ctx.store.insert_snapshot(&row).map_err(rt)?;
+    // The sandbox's network settings go with the snapshot (its restores and clones get
+    // the same egress policy, names included).
+    let settings = crate::core::egress::settings_of(&ctx.store, vm);
+    ctx.store
+        .set_snapshot_network_settings(id, &serde_json::to_value(&settings).map_err(rt)?)
+        .map_err(rt)
 }
 
 /// `sync` in the guest over SSH (bounded), so a disk copy holds what was written.

@@ -210,10 +210,17 @@ pub async fn restore(
         }
         Err(e) => return Err(rt(e)),
     }
-    let r = bring_up(
-        ctx, &info, &runtime, vmm, ip, &tap, &net, &disk, opts, progress,
-    )
-    .await;
+    // The snapshot's egress policy, before the network is set up.
+    let settings = crate::core::egress::snapshot_settings(&ctx.store, &info.id, &row.vm_config);
+    let r = match crate::core::egress::save(&ctx.store, &id, &settings) {
+        Ok(()) => {
+            bring_up(
+                ctx, &info, &runtime, vmm, ip, &tap, &net, &disk, opts, progress,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
     let (status, pid) = match r {
         Ok(v) => v,
         Err(e) => return Err(start::roll_back(ctx, &id, e, progress).await),

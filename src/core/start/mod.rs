@@ -50,7 +50,7 @@ pub(crate) use checked::{check as check_config, check_kernel_and_mounts, Whose};
 pub use files::ensure_key;
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
-pub(crate) use network::setup_network;
+pub(crate) use network::{network_lock, outbound_interface, set_ssh_publication, setup_network};
 use report::{mark_failed, report};
 pub(crate) use report::{ms, roll_back};
 
@@ -87,6 +87,8 @@ pub struct StartOptions {
     pub install_timeout: Option<Duration>,
     /// Where a local preset build's steps are reported (the image phase can take minutes).
     pub build_steps: Option<StepSink>,
+    /// Egress policy and SSH publication (`--internet`, `--allow-*`, `--publish-ssh`).
+    pub network: crate::core::egress::Settings,
 }
 
 /// A sink for the steps of a preset image built during a start (human text).
@@ -480,6 +482,7 @@ pub async fn create(
 
     // From here on, every failure rolls back.
     let r: Result<StartReport> = async {
+        crate::core::egress::save(&ctx.store, &id, &opts.network)?;
         let d = disk.clone();
         let src = source_rootfs.clone();
         let (data_dir, vm_id) = (ctx.data_dir.clone(), id.clone());

@@ -68,6 +68,8 @@ pub(crate) async fn roll_back(
             ),
         );
     }
+    // A resolver started for this sandbox alone goes with it.
+    let _ = crate::core::egress::resolver::sync(ctx, None).await;
     e
 }
 
@@ -84,4 +86,5 @@ pub(super) async fn mark_failed(ctx: &Ctx, id: &str) {
         .await;
     }
     let _ = ctx.store.set_status(id, &VmStatus::Error, None, None);
+    let _ = crate::core::egress::resolver::sync(ctx, None).await;
 }

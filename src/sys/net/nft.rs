@@ -251,7 +251,7 @@ pub fn read() -> io::Result<NftState> {
     Ok(state)
 }
 
-fn nft_error(stderr: &str) -> io::Error {
+pub(super) fn nft_error(stderr: &str) -> io::Error {
     let first = stderr.lines().next().unwrap_or("nft failed").trim();
     if first.contains("Operation not permitted") {
         io::Error::new(
@@ -351,7 +351,7 @@ pub fn apply(commands: &[String]) -> io::Result<()> {
     run_batch(commands)
 }
 
-fn run_batch(commands: &[String]) -> io::Result<()> {
+pub(super) fn run_batch(commands: &[String]) -> io::Result<()> {
     if commands.is_empty() {
         return Ok(());
     }
@@ -385,7 +385,7 @@ const TABLES: [&str; 6] = [
     "add chain inet smolvm_filter forward { type filter hook forward priority filter; policy accept; }",
 ];
 
-/// A VM's NAT setup: the TAP allowed out, and its SSH forward.
+/// A VM's NAT setup: the TAP allowed out, and its SSH forward on 127.0.0.1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmNat<'a> {
     pub tap: &'a str,
@@ -484,11 +484,10 @@ pub fn setup_commands(state: &NftState, iface: &str, vm: &VmNat<'_>) -> Vec<Stri
         "add element inet smolvm_filter allowed_taps {{ {} }}",
         quote(vm.tap)
     ));
+    // `dnat_ext` (the forward on the outbound interface) only for a published sandbox:
+    // core adds it then; the 127.0.0.1 forward is always there.
     if let Some(hp) = vm.ssh_host_port {
         let gip = vm.guest_ip;
-        cmds.push(format!(
-            "add element ip smolvm_nat dnat_ext {{ {hp} : {gip} . 22 }}"
-        ));
         cmds.push(format!(
             "add element ip smolvm_nat dnat_local {{ {hp} : {gip} . 22 }}"
         ));
@@ -565,8 +564,11 @@ mod tests {
         );
         assert!(fresh.contains(&"add rule ip smolvm_nat postrouting oifname \"eth0\" counter masquerade comment \"smolvm:global:nat:masquerade:eth0\"".to_string()));
         assert!(fresh.contains(
-            &"add element ip smolvm_nat dnat_ext { 2200 : 172.16.0.2 . 22 }".to_string()
+            &"add element ip smolvm_nat dnat_local { 2200 : 172.16.0.2 . 22 }".to_string()
         ));
+        assert!(!fresh
+            .iter()
+            .any(|c| c.starts_with("add element ip smolvm_nat dnat_ext")));
         let have = NftState {
             elements: vec![],
             rules: vec![Rule {
@@ -591,6 +593,6 @@ mod tests {
         );
         assert!(!again
             .iter()
-            .any(|c| c.starts_with("add element ip smolvm_nat dnat_ext")));
+            .any(|c| c.starts_with("add element ip smolvm_nat dnat_local")));
     }
 }

@@ -19,6 +19,7 @@
 
 mod copy;
 mod known;
+mod network;
 mod pools;
 mod snapshots;
 mod types;

@@ -82,3 +82,18 @@ CREATE TABLE IF NOT EXISTS snapshots (
     bitmap_name TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_snapshots_vm_id ON snapshots(vm_id);
+-- smolvm's own: a sandbox's network settings (egress policy with domains, published SSH),
+-- which SmolVM's VMConfig cannot hold. SmolVM never reads these tables; its deletes
+-- cascade (it opens the DB with foreign_keys = ON).
+CREATE TABLE IF NOT EXISTS smolvm_vm_network (
+    vm_id TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    FOREIGN KEY (vm_id) REFERENCES vms(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS smolvm_snapshot_network (
+    snapshot_id TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    FOREIGN KEY (snapshot_id) REFERENCES snapshots(snapshot_id) ON DELETE CASCADE
+);

@@ -1,0 +1,109 @@
+//! `smolvm sandbox network show|set`: a thin face over [`core::egress`].
+
+use super::args::{NetworkCommand, NetworkSetArgs};
+use super::output::line;
+use super::toolkit::{finish, open_ctx};
+use crate::core::egress::{self, NetworkReport};
+use crate::core::Env;
+
+pub fn run(c: NetworkCommand, env: &Env) -> i32 {
+    match c {
+        NetworkCommand::Show(a) => finish(
+            "sandbox.network.show",
+            a.json,
+            open_ctx(env).and_then(|ctx| egress::show(&ctx, &a.id)),
+            print,
+        ),
+        NetworkCommand::Set(a) => finish("sandbox.network.set", a.json, set(&a, env), print),
+    }
+}
+
+fn set(a: &NetworkSetArgs, env: &Env) -> crate::core::error::Result<NetworkReport> {
+    let publish = match (a.publish_ssh, a.no_publish_ssh) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let ctx = open_ctx(env)?;
+    // Only the publication asked: the policy stays as it is.
+    let policy = if a.egress.is_empty() {
+        egress::show(&ctx, &a.id)?.internet
+    } else {
+        a.egress.policy()?
+    };
+    crate::core::runtime::block_on(egress::set(&ctx, &a.id, policy, publish))?
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs} s ago"),
+        60..=3599 => format!("{} min ago", secs / 60),
+        _ => format!("{} h ago", secs / 3600),
+    }
+}
+
+fn print(r: &NetworkReport) {
+    line(format!("{}: internet {}", r.vm_id, r.summary));
+    if let Some(p) = r.ssh_host_port {
+        line(if r.publish_ssh {
+            format!("  ssh: port {p} published on the host's outbound interface and 127.0.0.1")
+        } else {
+            format!("  ssh: 127.0.0.1:{p} only (not published)")
+        });
+    }
+    if r.status.is_active() && !r.guarded {
+        line(format!(
+            "  guard: MISSING (its nftables table was changed by hand?); run 'smolvm sandbox network set {}' to apply it again",
+            r.vm_id
+        ));
+    }
+    if r.connections_cut {
+        line("  applied now; connections the policy no longer allows were cut");
+    } else if !r.guarded {
+        line(format!(
+            "  not running ({}): applied when it starts",
+            r.status.as_str()
+        ));
+    }
+    if r.dns_via_resolver {
+        line("  DNS: smolvm's resolver (allowed names only)");
+    }
+    line(format!(
+        "  allowed out: {} packets, {}",
+        r.allowed.packets,
+        bytes(r.allowed.bytes)
+    ));
+    line(format!(
+        "  blocked: {} packets, {}",
+        r.blocked.packets,
+        bytes(r.blocked.bytes)
+    ));
+    if !r.blocked_destinations.is_empty() {
+        line("  last blocked:");
+        for b in &r.blocked_destinations {
+            let port = b.port.map(|p| format!("/{p}")).unwrap_or_default();
+            line(format!(
+                "    {:<15} {}{port}  {}×  {}",
+                b.address,
+                b.protocol,
+                b.count,
+                ago(b.last_seen_secs_ago)
+            ));
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Network containment: what a sandbox's guest can reach, and who can reach it.
+//!
+//! Every sandbox TAP smolvm sets up is guarded (`sys::net::guard`, table `inet
+//! smolvm_guard`) before its VMM runs: the host's loopback, every address of the host, the
+//! link-local/metadata range, IPv6 and other sandboxes are out of reach in every mode;
+//! from outside only replies (and a published SSH forward) get in. On top of that each
+//! sandbox has an egress [`Policy`] (`open`, `off`, `restricted` to ranges and names),
+//! kept with its row, changed live by [`set`] and shown by [`show`]. Names are enforced
+//! by the resolver ([`resolver`]) at connection time.
+
+pub mod policy;
+pub mod resolver;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use policy::{Cidr, Domain, Mode, Policy, Settings};
+
+use super::error::{Error, ErrorCode, Result};
+use super::start::Ctx;
+use crate::sys::env::Env;
+use crate::sys::net::guard::{self, Egress, TapGuard};
+use crate::sys::state::{Network, StateStore, VmRecord, VmStatus};
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
+/// The sandbox's settings: smolvm's own record, else what SmolVM's `internet_settings`
+/// in its config says (a row SmolVM wrote, or one from before this record existed).
+pub fn settings_of(store: &StateStore, row: &VmRecord) -> Settings {
+    match store.vm_network_settings(&row.id) {
+        Ok(Some(v)) => match serde_json::from_value::<Settings>(v) {
+            Ok(s) => s,
+            // Unreadable: nothing is allowed (fail closed).
+            Err(_) => Settings {
+                internet: Policy {
+                    mode: Mode::Off,
+                    ..Policy::default()
+                },
+                publish_ssh: false,
+            },
+        },
+        _ => Settings {
+            internet: Policy::from_smolvm(row.config.get("internet_settings")),
+            publish_ssh: false,
+        },
+    }
+}
+
+/// A snapshot's settings: its own copy, else what its VM config's `internet_settings`
+/// says (a snapshot SmolVM or an older smolvm made).
+pub fn snapshot_settings(
+    store: &StateStore,
+    snapshot_id: &str,
+    vm_config: &serde_json::Value,
+) -> Settings {
+    store
+        .snapshot_network_settings(snapshot_id)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_else(|| Settings {
+            internet: Policy::from_smolvm(vm_config.get("internet_settings")),
+            publish_ssh: false,
+        })
+}
+
+/// Store the settings (and SmolVM's `internet_settings` key with them).
+pub fn save(store: &StateStore, id: &str, s: &Settings) -> Result<()> {
+    let v = serde_json::to_value(s).map_err(rt)?;
+    let internet = s.internet.smolvm_internet_settings();
+    match store.set_vm_network_settings(id, &v, internet.as_ref()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(super::start::not_found(id)),
+        Err(e) => Err(rt(e)),
+    }
+}
+
+/// `SMOLVM_PUBLISH_SSH`: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; unset is
+/// `None`; anything else is a usage error naming it.
+pub fn publish_from_env(env: &Env) -> Result<Option<bool>> {
+    let Some(v) = env.get("SMOLVM_PUBLISH_SSH") else {
+        return Ok(None);
+    };
+    match v.to_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        Some("") => Ok(None),
+        Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+        Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+        _ => Err(Error::usage(format!(
+            "SMOLVM_PUBLISH_SSH must be 1 or 0 (true/false, yes/no, on/off), got '{}'",
+            v.to_string_lossy()
+        ))),
+    }
+}
+
+/// The settings for a new sandbox: the flags' policy, published SSH from the flag or
+/// `SMOLVM_PUBLISH_SSH`.
+pub fn new_settings(env: &Env, internet: Policy, publish_ssh: bool) -> Result<Settings> {
+    Ok(Settings {
+        internet,
+        publish_ssh: publish_ssh || publish_from_env(env)?.unwrap_or(false),
+    })
+}
+
+/// A bridge-attached sandbox cannot be restricted (SmolVM's rule): its traffic never
+/// passes the host's routing.
+fn check_attachment(net: &Network, s: &Settings) -> Result<()> {
+    if net.mode.as_deref() == Some("bridge") && s.internet.mode != Mode::Open {
+        return Err(Error::new(
+            ErrorCode::InvalidInput,
+            "Network restrictions require private networking; a bridge-attached sandbox can only be --internet open.",
+        ));
+    }
+    Ok(())
+}
+
+fn guard_of(s: &Settings, tap: &str, guest_ip: Ipv4Addr, iface: &str) -> TapGuard {
+    let egress = match s.internet.mode {
+        Mode::Open => Egress::Open {
+            iface: iface.to_string(),
+        },
+        Mode::Off => Egress::Off,
+        Mode::Restricted => Egress::Restricted {
+            cidrs: s
+                .internet
+                .allowed_cidrs
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            names: !s.internet.allowed_domains.is_empty(),
+        },
+    };
+    TapGuard {
+        tap: tap.to_string(),
+        guest_ip,
+        egress,
+        publish_ssh: s.publish_ssh,
+    }
+}
+
+/// A VM's TAP and guest address from its network record (validated).
+fn tap_and_ip(id: &str, net: &Network) -> Result<(String, Ipv4Addr)> {
+    let tap = net
+        .tap_device
+        .clone()
+        .filter(|t| crate::sys::state::is_smolvm_tap(t))
+        .ok_or_else(|| rt(format!("Sandbox '{id}' has no TAP device of smolvm's")))?;
+    let ip: Ipv4Addr = net
+        .guest_ip
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| rt(format!("Sandbox '{id}' has no guest address")))?;
+    Ok((tap, ip))
+}
+
+/// Guard a sandbox's TAP with its settings, before its VMM runs (called with the network
+/// lock held, after SmolVM's tables are set up). With allowed names the resolver is
+/// running and knows this sandbox before the guard sends its DNS there. Any failure
+/// fails the start: a sandbox never runs unguarded.
+pub(crate) async fn apply(ctx: &Ctx, id: &str, net: &Network, iface: &str) -> Result<()> {
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::start::not_found(id))?;
+    let s = settings_of(&ctx.store, &row);
+    check_attachment(net, &s)?;
+    let (tap, ip) = tap_and_ip(id, net)?;
+    if s.internet.needs_resolver() {
+        resolver::sync(ctx, Some(id)).await?;
+    }
+    let g = guard_of(&s, &tap, ip, iface);
+    tokio::task::spawn_blocking(move || guard::apply(&g))
+        .await
+        .map_err(rt)?
+        .map_err(|e| {
+            Error::runtime(format!(
+                "cannot apply the network guard for '{id}': {}",
+                crate::sys::io_reason(&e)
+            ))
+        })
+}
+
+/// A destination a sandbox was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedDestination {
+    pub address: String,
+    pub protocol: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub count: u64,
+    /// Seconds since the last refused packet.
+    pub last_seen_secs_ago: u64,
+}
+
+/// Packets and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// `sandbox network show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkReport {
+    pub vm_id: String,
+    #[serde(serialize_with = "status_text")]
+    pub status: VmStatus,
+    pub internet: Policy,
+    pub summary: String,
+    pub publish_ssh: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tap: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_host_port: Option<u16>,
+    /// Whether the guard currently holds its TAP (a running sandbox always; a stopped one
+    /// is not guarded and cannot send).
+    pub guarded: bool,
+    pub dns_via_resolver: bool,
+    pub allowed: Traffic,
+    pub blocked: Traffic,
+    /// The most recent refused destinations (at most 20), newest first.
+    pub blocked_destinations: Vec<BlockedDestination>,
+    /// Set by [`set`]: connections the new policy no longer allows were cut.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub connections_cut: bool,
+}
+
+fn status_text<S: serde::Serializer>(s: &VmStatus, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => n.to_string(),
+    }
+}
+
+/// The report of a row, with the guard's counters for its TAP.
+fn report(
+    row: &VmRecord,
+    s: Settings,
+    counters: &std::collections::BTreeMap<String, guard::TapCounters>,
+) -> NetworkReport {
+    let net = row.network.clone().unwrap_or_default();
+    let c = net
+        .tap_device
+        .as_deref()
+        .and_then(|t| counters.get(t))
+        .cloned()
+        .unwrap_or_default();
+    let mut blocked: Vec<BlockedDestination> = c
+        .blocked
+        .iter()
+        .map(|b| BlockedDestination {
+            address: b.addr.to_string(),
+            protocol: proto_name(b.proto),
+            port: (b.port != 0).then_some(b.port),
+            count: b.packets,
+            last_seen_secs_ago: b.last_seen_secs,
+        })
+        .collect();
+    blocked.truncate(20);
+    NetworkReport {
+        vm_id: row.id.clone(),
+        status: row.status.clone(),
+        summary: s.internet.summary(),
+        internet: s.internet,
+        publish_ssh: s.publish_ssh,
+        guest_ip: net.guest_ip,
+        tap: net.tap_device,
+        ssh_host_port: net.ssh_host_port,
+        guarded: c.guarded,
+        dns_via_resolver: c.dns_redirected,
+        allowed: Traffic {
+            packets: c.allowed_packets,
+            bytes: c.allowed_bytes,
+        },
+        blocked: Traffic {
+            packets: c.blocked_packets,
+            bytes: c.blocked_bytes,
+        },
+        blocked_destinations: blocked,
+        connections_cut: false,
+    }
+}
+
+fn guard_counters() -> std::collections::BTreeMap<String, guard::TapCounters> {
+    guard::counters().unwrap_or_default()
+}
+
+/// `sandbox network show ID`.
+pub fn show(ctx: &Ctx, id: &str) -> Result<NetworkReport> {
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::start::not_found(id))?;
+    let s = settings_of(&ctx.store, &row);
+    Ok(report(&row, s, &guard_counters()))
+}
+
+/// Every sandbox's report in one read of the guard (the dashboard's VMs pane).
+pub fn show_all(store: &StateStore) -> Vec<NetworkReport> {
+    let counters = guard_counters();
+    store
+        .list_vms()
+        .map(|rows| {
+            rows.vms
+                .iter()
+                .map(|r| report(r, settings_of(store, r), &counters))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `sandbox network set ID …`: store the new settings; on a running or paused sandbox
+/// apply them at once (the next packet is judged by them) and cut the guest's
+/// connections, so one the new policy no longer allows ends. A stopped sandbox gets them
+/// at its next start. `publish_ssh` unchanged when `None`.
+pub async fn set(
+    ctx: &Ctx,
+    id: &str,
+    internet: Policy,
+    publish_ssh: Option<bool>,
+) -> Result<NetworkReport> {
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::start::not_found(id))?;
+    let old = settings_of(&ctx.store, &row);
+    let new = Settings {
+        internet,
+        publish_ssh: publish_ssh.unwrap_or(old.publish_ssh),
+    };
+    if let Some(net) = &row.network {
+        check_attachment(net, &new)?;
+    }
+    let live = row.status.is_active();
+    let _lock = super::start::network_lock(ctx).await?;
+    save(&ctx.store, id, &new)?;
+    let mut cut = false;
+    if live {
+        let net = row
+            .network
+            .clone()
+            .ok_or_else(|| rt(format!("Sandbox '{id}' has no network")))?;
+        let (tap, ip) = tap_and_ip(id, &net)?;
+        let r: Result<()> = async {
+            if new.internet.needs_resolver() {
+                resolver::sync(ctx, Some(id)).await?;
+            }
+            let iface = super::start::outbound_interface().await?;
+            super::start::set_ssh_publication(&net, new.publish_ssh).await?;
+            let g = guard_of(&new, &tap, ip, &iface);
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                guard::apply(&g)?;
+                guard::cut_connections_from(ip)
+            })
+            .await
+            .map_err(rt)?
+            .map_err(|e| rt(crate::sys::io_reason(&e)))
+        }
+        .await;
+        if let Err(e) = r {
+            // The stored settings follow what is in force: back to the old ones.
+            let _ = save(&ctx.store, id, &old);
+            return Err(e);
+        }
+        cut = true;
+    }
+    drop(_lock);
+    // A resolver no sandbox needs any more stops.
+    resolver::sync(ctx, None).await?;
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::start::not_found(id))?;
+    let mut rep = report(&row, new, &guard_counters());
+    rep.connections_cut = cut;
+    Ok(rep)
+}
+
+/// Publish (or stop publishing) a sandbox's SSH forward on the outbound interface: kept
+/// for its later starts, applied at once to a running one (`sandbox start --publish-ssh`,
+/// `SMOLVM_PUBLISH_SSH`).
+pub async fn set_publish_ssh(ctx: &Ctx, id: &str, publish: bool) -> Result<NetworkReport> {
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::start::not_found(id))?;
+    let s = settings_of(&ctx.store, &row);
+    set(ctx, id, s.internet, Some(publish)).await
+}
+
+/// Remove a VM's guard (teardown): its TAP's chains, sets, counters and elements.
+pub fn remove_guard(tap: &str, guest_ip: Option<&str>) -> std::io::Result<()> {
+    let ip = guest_ip.and_then(|s| s.parse().ok());
+    guard::remove(tap, ip)
+}
+
+/// Whether the guard table exists (doctor).
+pub fn guard_present() -> std::io::Result<bool> {
+    guard::table_exists()
+}
+
+/// Where the resolver logs (doctor, errors).
+pub fn resolver_log(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join(crate::sys::resolver::LOG)
+}
