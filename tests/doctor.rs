@@ -64,6 +64,7 @@ fn json_shape_lists_every_check_with_a_fix() {
             "nft",
             "ip",
             "ip-forward",
+            "network-guard",
             "privileges",
             "docker",
             "debootstrap",

@@ -298,6 +298,15 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                         s.ssh_port.map_or("-".into(), |p| p.to_string())
                     ));
                     line(format!("TAP:      {}", s.tap.as_deref().unwrap_or("-")));
+                    line(format!("Internet: {}", i.internet.summary()));
+                    line(format!(
+                        "SSH on:   {}",
+                        if i.publish_ssh {
+                            "127.0.0.1 and the host's outbound interface (published)"
+                        } else {
+                            "127.0.0.1 only"
+                        }
+                    ));
                     line(format!(
                         "PID:      {}",
                         s.pid.map_or("-".into(), |p| p.to_string())

@@ -94,6 +94,7 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
         });
     }
     push(ip_forward(Path::new("/proc/sys/net/ipv4/ip_forward")));
+    push(network_guard(&paths.existing_state_dbs()));
     push(privileges(env.is_root(), cap_net_admin()));
     push(match docker::check(env) {
         Ok(v) => check("docker", Status::Ok, format!("daemon answers (server {v})"), ""),
@@ -253,6 +254,55 @@ fn ip_forward(path: &Path) -> Check {
                 crate::core::error::io_reason(&e)
             ),
             "Check that /proc is mounted",
+        ),
+    }
+}
+
+/// smolvm's nftables guard (`inet smolvm_guard`): present once a sandbox has started,
+/// and holding every running sandbox's TAP.
+fn network_guard(dbs: &[PathBuf]) -> Check {
+    let store = dbs.first().and_then(|db| {
+        crate::sys::state::StateStore::open(
+            db,
+            crate::sys::state::OpenMode::DryRun,
+            crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+        )
+        .ok()
+        .map(|(s, _)| s)
+    });
+    match crate::core::egress::guard_health(store.as_ref()) {
+        Err(e) => check(
+            "network-guard",
+            Status::Warn,
+            format!(
+                "cannot read nftables: {} (run doctor as root)",
+                crate::core::error::io_reason(&e)
+            ),
+            "sudo smolvm doctor",
+        ),
+        Ok(h) if !h.unguarded.is_empty() => check(
+            "network-guard",
+            Status::Fail,
+            format!(
+                "running sandbox(es) not contained by inet smolvm_guard: {} (started by SmolVM, by an older smolvm, or the table was changed)",
+                h.unguarded.join(", ")
+            ),
+            &format!(
+                "smolvm sandbox network set {} (applies the guard again)",
+                h.unguarded[0]
+            ),
+        ),
+        Ok(h) if h.table => check(
+            "network-guard",
+            Status::Ok,
+            format!("inet smolvm_guard holds {} sandbox TAP(s)", h.guarded),
+            "",
+        ),
+        Ok(_) => check(
+            "network-guard",
+            Status::Ok,
+            "inet smolvm_guard is made by the first sandbox start (no sandbox is running)",
+            "",
         ),
     }
 }

@@ -37,11 +37,17 @@ pub struct Info {
     pub socket_path: Option<String>,
     pub log_path: PathBuf,
     pub updated_at: String,
+    /// Its egress policy and whether its SSH forward is published (`sandbox network`).
+    pub internet: super::egress::Policy,
+    pub publish_ssh: bool,
 }
 
 pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
     let vm = get(ctx, id)?;
+    let net = super::egress::settings_of(&ctx.store, &vm);
     Ok(Info {
+        internet: net.internet,
+        publish_ssh: net.publish_ssh,
         summary: SandboxInfo::of(&vm, &ctx.paths),
         config: vm.config.clone(),
         network: vm.network.clone(),

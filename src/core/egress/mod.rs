@@ -410,9 +410,36 @@ pub fn remove_guard(tap: &str, guest_ip: Option<&str>) -> std::io::Result<()> {
     guard::remove(tap, ip)
 }
 
-/// Whether the guard table exists (doctor).
-pub fn guard_present() -> std::io::Result<bool> {
-    guard::table_exists()
+/// What `doctor` says of the guard: running sandboxes of `store` whose TAP it does not
+/// hold, and how many it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardHealth {
+    pub table: bool,
+    pub guarded: usize,
+    pub unguarded: Vec<String>,
+}
+
+/// The guard against the running sandboxes of `store` (nftables must be readable).
+pub fn guard_health(store: Option<&StateStore>) -> std::io::Result<GuardHealth> {
+    let table = guard::table_exists()?;
+    let counters = guard::counters()?;
+    let mut h = GuardHealth {
+        table,
+        guarded: counters.values().filter(|c| c.guarded).count(),
+        unguarded: Vec::new(),
+    };
+    if let Some(rows) = store.and_then(|s| s.list_vms().ok()) {
+        for r in rows.vms.iter().filter(|r| r.status.is_active()) {
+            let tap = r.network.as_ref().and_then(|n| n.tap_device.clone());
+            let nat = r.network.as_ref().and_then(|n| n.mode.as_deref()) != Some("bridge");
+            if let Some(tap) = tap.filter(|t| nat && crate::sys::state::is_smolvm_tap(t)) {
+                if !counters.get(&tap).is_some_and(|c| c.guarded) {
+                    h.unguarded.push(r.id.clone());
+                }
+            }
+        }
+    }
+    Ok(h)
 }
 
 /// Where the resolver logs (doctor, errors).

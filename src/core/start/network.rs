@@ -128,10 +128,11 @@ pub(crate) async fn setup_network(
     })
     .await
     .map_err(rt)??;
+    // Recorded first: the resolver learns the sandbox's address and TAP from the row.
+    ctx.store.set_network(id, &net).map_err(rt)?;
     set_ssh_publication(&net, settings.publish_ssh).await?;
     crate::core::egress::apply(ctx, id, &net, &iface).await?;
     drop(lock);
-    ctx.store.set_network(id, &net).map_err(rt)?;
     progress.emit(StartEvent::PhaseDone(Phase::Network, t.elapsed()));
     Ok(net)
 }

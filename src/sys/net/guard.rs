@@ -216,48 +216,79 @@ pub fn apply(g: &TapGuard) -> io::Result<()> {
     run_batch(&cmds)
 }
 
-/// Remove everything of this TAP (nothing to do when the table does not exist). The
-/// guest's address names its published SSH element.
+/// Remove everything of this TAP that exists (nothing to do when the table does not
+/// exist): read first, then delete exactly those objects and elements in one batch, so a
+/// table someone changed by hand never makes a teardown fail. The guest's address names
+/// its published SSH element.
 pub fn remove(tap: &str, guest_ip: Option<Ipv4Addr>) -> io::Result<()> {
     check_tap(tap)?;
-    if !table_exists()? {
+    let Some(v) = nft_json(&["list", "table", FAMILY, TABLE])? else {
         return Ok(());
-    }
+    };
     let (t, q) = (t(), quote(tap));
-    let mut c = base_commands();
-    for set in ["taps", "dns_taps"] {
-        c.push(format!("add element {t} {set} {{ {q} }}"));
-        c.push(format!("delete element {t} {set} {{ {q} }}"));
+    let items = v
+        .get("nftables")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut elements = Vec::new();
+    let mut chains = Vec::new();
+    let mut sets = Vec::new();
+    let mut counters = Vec::new();
+    let ours = |n: &str, prefixes: &[&str]| prefixes.iter().any(|p| n == format!("{p}_{tap}"));
+    for item in &items {
+        if let Some(set) = item.get("set").or_else(|| item.get("map")) {
+            let name = set.get("name").and_then(Value::as_str).unwrap_or("");
+            let elems = set
+                .get("elem")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let has = |want: &dyn Fn(&Value) -> bool| elems.iter().any(|e| want(e));
+            match name {
+                "taps" | "dns_taps" if has(&|e| e.as_str() == Some(tap)) => {
+                    elements.push(format!("delete element {t} {name} {{ {q} }}"))
+                }
+                "raw" | "input" | "egress"
+                    if has(&|e| e.get(0).and_then(Value::as_str) == Some(tap)) =>
+                {
+                    elements.push(format!("delete element {t} {name} {{ {q} }}"))
+                }
+                "published_ssh" => {
+                    if let Some(ip) = guest_ip {
+                        let s = ip.to_string();
+                        let hit = has(&|e| {
+                            e.get("concat")
+                                .and_then(|c| c.get(0))
+                                .and_then(Value::as_str)
+                                == Some(s.as_str())
+                        });
+                        if hit {
+                            elements
+                                .push(format!("delete element {t} published_ssh {{ {ip} . 22 }}"));
+                        }
+                    }
+                }
+                n if ours(n, &["bl", "dyn"]) => sets.push(format!("delete set {t} {n}")),
+                _ => {}
+            }
+        } else if let Some(ch) = item.get("chain") {
+            let name = ch.get("name").and_then(Value::as_str).unwrap_or("");
+            if ours(name, &["raw", "input", "egress", "drop", "reject"]) {
+                chains.push(name.to_string());
+            }
+        } else if let Some(ctr) = item.get("counter") {
+            let name = ctr.get("name").and_then(Value::as_str).unwrap_or("");
+            if ours(name, &["tx", "blocked"]) {
+                counters.push(format!("delete counter {t} {name}"));
+            }
+        }
     }
-    if let Some(ip) = guest_ip {
-        c.push(format!("add element {t} published_ssh {{ {ip} . 22 }}"));
-        c.push(format!("delete element {t} published_ssh {{ {ip} . 22 }}"));
-    }
-    for ch in ["raw", "input", "egress", "drop", "reject"] {
-        c.push(format!("add chain {t} {ch}_{tap}"));
-    }
-    for map in ["raw", "input", "egress"] {
-        c.push(format!(
-            "add element {t} {map} {{ {q} : goto {map}_{tap} }}"
-        ));
-        c.push(format!("delete element {t} {map} {{ {q} }}"));
-    }
-    for ch in ["raw", "input", "egress", "drop", "reject"] {
-        c.push(format!("flush chain {t} {ch}_{tap}"));
-    }
-    for ch in ["raw", "input", "egress", "drop", "reject"] {
-        c.push(format!("delete chain {t} {ch}_{tap}"));
-    }
-    c.push(format!("add set {t} bl_{tap} {{ type ipv4_addr . inet_proto . inet_service; size 1024; flags dynamic,timeout; timeout {BLOCKED_TTL_SECS}s; counter; }}"));
-    c.push(format!(
-        "add set {t} dyn_{tap} {{ type ipv4_addr; flags timeout; }}"
-    ));
-    c.push(format!("delete set {t} bl_{tap}"));
-    c.push(format!("delete set {t} dyn_{tap}"));
-    for ctr in ["tx", "blocked"] {
-        c.push(format!("add counter {t} {ctr}_{tap}"));
-        c.push(format!("delete counter {t} {ctr}_{tap}"));
-    }
+    let mut c = elements;
+    c.extend(chains.iter().map(|ch| format!("flush chain {t} {ch}")));
+    c.extend(chains.iter().map(|ch| format!("delete chain {t} {ch}")));
+    c.extend(sets);
+    c.extend(counters);
     run_batch(&c)
 }
 

@@ -1,0 +1,669 @@
+//! Network containment, tested the way an attacker would try it: root in a real Debian
+//! guest (QEMU, TCG here) over smolvm's real TAPs and nftables, as root, in network
+//! namespaces of the test's own — one for the host, one for the LAN (a veth between them,
+//! the host's default route through it, servers at 10.254.0.2 and 10.254.0.3 and a DNS
+//! server of the test's own). Each attack also runs once with the guard table removed, to
+//! show the test catches what it claims to (it succeeds there).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::cleanup::NetNs;
+use support::{images, is_root, json, json_exit, stdout, Home, Reap};
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("SKIPPED: needs root (network namespaces, TAPs, nftables)");
+            return;
+        }
+    };
+}
+
+/// Servers on the "LAN" and the host: TCP banners, an echo server and a DNS server.
+const SERVERS: &str = r#"
+import socket, struct, sys, threading
+def banner(addr, port, text, family=socket.AF_INET):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind((addr, port)); s.listen(16)
+    def loop():
+        while True:
+            c, _ = s.accept()
+            try: c.sendall(text.encode() + b"\n")
+            finally: c.close()
+    threading.Thread(target=loop, daemon=True).start()
+def echo(addr, port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port)); s.listen(16)
+    def serve(c):
+        f = c.makefile("rwb", buffering=0)
+        for line in f:
+            f.write(line)
+    def loop():
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+ZONE = {"allowed.test": "10.254.0.2", "other.test": "10.254.0.3"}
+def dns_answer(q):
+    qid, flags, qd = struct.unpack(">HHH", q[:6])
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i+1:i+1+q[i]].decode().lower()); i += 1 + q[i]
+    name, qtype = ".".join(labels), struct.unpack(">H", q[i+1:i+3])[0]
+    question = q[12:i+5]
+    ip = ZONE.get(name)
+    if ip is None:
+        return struct.pack(">HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question
+    if qtype != 1:
+        return struct.pack(">HHHHHH", qid, 0x8180, 1, 0, 0, 0) + question
+    rr = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 300, 4) + socket.inet_aton(ip)
+    return struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + rr
+def dns(addr):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((addr, 53))
+    def uloop():
+        while True:
+            q, peer = u.recvfrom(4096)
+            u.sendto(dns_answer(q), peer)
+    threading.Thread(target=uloop, daemon=True).start()
+which = sys.argv[1]
+if which == "lan":
+    banner("10.254.0.2", 80, "ALLOWED-2"); banner("10.254.0.3", 80, "OTHER-3")
+    echo("10.254.0.3", 81); dns("10.254.0.2")
+else:
+    banner("127.0.0.1", 7777, "SECRET-LOOPBACK")
+    banner("::", 7778, "SECRET-HOST", socket.AF_INET6)
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+/// The loopback route trick (kube-proxy's CVE-2020-8558 pattern), as root in the guest:
+/// martian loopback allowed, the guest's own 127.* routes gone, 127.0.0.1 routed to the
+/// gateway. Prints what the host's 127.0.0.1:7777 said, if anything.
+const LOOPBACK_TRICK: &str = r#"
+for i in all eth0; do
+  echo 1 > /proc/sys/net/ipv4/conf/$i/route_localnet
+  echo 1 > /proc/sys/net/ipv4/conf/$i/accept_local
+done
+ip route del table local 127.0.0.0/8 dev lo 2>/dev/null
+ip route del table local 127.0.0.1 dev lo 2>/dev/null
+ip route replace 127.0.0.1/32 via 172.16.0.1 dev eth0 onlink
+timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/7777; head -n1 <&3' 2>/dev/null
+true
+"#;
+
+struct Lab {
+    h: Home,
+    host: NetNs,
+    lan: NetNs,
+    kernel: PathBuf,
+    rootfs: PathBuf,
+    _servers: Vec<Reap>,
+    extra_env: Vec<(String, String)>,
+}
+
+fn start_servers(ns: &NetNs, which: &str) -> Reap {
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c", SERVERS, which])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = c.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    use std::io::Read;
+    out.read_exact(&mut buf).expect("servers ready");
+    assert_eq!(&buf, b"ready\n");
+    Reap(c)
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let h = Home::new();
+        let (host, lan) = (NetNs::new(), NetNs::new());
+        let (kernel, _) = images::kernel();
+        let rootfs = images::debian_rootfs();
+        let veth = format!("h{}", std::process::id() % 100_000);
+        let out = Command::new("sh")
+            .arg("-ec")
+            .arg(format!(
+                "ip link add {veth} type veth peer name {veth}l
+                 ip link set {veth} netns {h} name h0
+                 ip link set {veth}l netns {l} name l0",
+                h = host.name,
+                l = lan.name
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        host.sh(
+            "ip link set lo up; ip addr add 10.254.0.1/24 dev h0; ip link set h0 up
+             ip route add default via 10.254.0.2 dev h0",
+        );
+        lan.sh(
+            "ip link set lo up; ip addr add 10.254.0.2/24 dev l0; ip addr add 10.254.0.3/24 dev l0
+             ip link set l0 up; ip route add 172.16.0.0/16 via 10.254.0.1",
+        );
+        let servers = vec![start_servers(&lan, "lan"), start_servers(&host, "host")];
+        Lab {
+            h,
+            host,
+            lan,
+            kernel,
+            rootfs,
+            _servers: servers,
+            extra_env: vec![("SMOLVM_EGRESS_DNS_UPSTREAM".into(), "10.254.0.2".into())],
+        }
+    }
+
+    fn smolvm(&self, args: &[&str]) -> Output {
+        let mut c = self.host.cmd(&self.h, "smolvm");
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c.args(args)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.smolvm(args);
+        support::assert_exit(args, &out, 0);
+        json(&out)
+    }
+
+    /// A running Debian guest (`sandbox create --start`) with these extra flags.
+    fn guest(&self, id: &str, extra: &[&str]) -> serde_json::Value {
+        let (k, r) = (self.kernel.to_str().unwrap(), self.rootfs.to_str().unwrap());
+        let mut args = vec![
+            "sandbox",
+            "create",
+            "--kernel",
+            k,
+            "--rootfs",
+            r,
+            "--name",
+            id,
+            "--backend",
+            "qemu",
+            "--memory",
+            "512",
+            "--start",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args)
+    }
+
+    /// Run a bash script as root in the guest; its stdout.
+    fn in_guest(&self, id: &str, script: &str) -> String {
+        let out = self.smolvm(&["sandbox", "exec", id, "--", "bash", "-c", script]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{script}\n{}",
+            support::stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// The first line `host:port` sends, read from the guest ("" when it cannot connect).
+    fn fetch(&self, id: &str, host: &str, port: u16) -> String {
+        self.in_guest(
+            id,
+            &format!(
+                "timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{port}; head -n1 <&3' 2>/dev/null; true"
+            ),
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// The first line a TCP server sends, read from a namespace ("" when it cannot).
+    fn banner_from(&self, ns: &NetNs, host: &str, port: u16) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "timeout", "5", "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{host}/{port} && head -n1 <&3"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn network(&self, id: &str) -> serde_json::Value {
+        self.ok(&["sandbox", "network", "show", id, "--json"])["data"].clone()
+    }
+
+    fn set(&self, id: &str, flags: &[&str]) -> serde_json::Value {
+        let mut args = vec!["sandbox", "network", "set", id];
+        args.extend_from_slice(flags);
+        args.push("--json");
+        self.ok(&args)["data"].clone()
+    }
+
+    fn resolver_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.h.data.join("egress-dns.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["pid"].as_i64().map(|p| p as i32)
+    }
+
+    /// Remove the guard table by hand: the control case, where each attack must work.
+    fn drop_guard(&self) {
+        self.host.sh("nft delete table inet smolvm_guard");
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.smolvm(&["cleanup", "--all", "--force", "--json"]);
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
+    require_root!();
+    let lab = Lab::new();
+    let v = lab.guest("vm-evil", &[]);
+    let port = v["data"]["ssh_host_port"].as_u64().unwrap() as u16;
+
+    // What must keep working: SSH from the host (exec), the 127.0.0.1 SSH forward, a
+    // `port expose` forward, and the internet (open mode) through the outbound interface.
+    assert!(lab
+        .banner_from(&lab.host, "127.0.0.1", port)
+        .starts_with("SSH-2.0-OpenSSH"));
+    let exposed = lab.ok(&["sandbox", "port", "expose", "vm-evil", "22", "--json"]);
+    let hp = exposed["data"]["host_port"].as_u64().unwrap() as u16;
+    assert!(lab
+        .banner_from(&lab.host, "127.0.0.1", hp)
+        .starts_with("SSH-2.0-OpenSSH"));
+    assert_eq!(lab.fetch("vm-evil", "10.254.0.2", 80), "ALLOWED-2");
+
+    // 1. The host's loopback services, through the guest's own routes: nothing.
+    assert_eq!(lab.in_guest("vm-evil", LOOPBACK_TRICK).trim(), "");
+    // 2. Any address of the host itself: the gateway, the outbound address.
+    assert_eq!(lab.fetch("vm-evil", "172.16.0.1", 7778), "");
+    assert_eq!(lab.fetch("vm-evil", "10.254.0.1", 7778), "");
+    // 3. The metadata range: refused, and listed among the blocked destinations.
+    assert_eq!(lab.fetch("vm-evil", "169.254.169.254", 80), "");
+    let n = lab.network("vm-evil");
+    let blocked = n["blocked_destinations"].as_array().unwrap();
+    for (addr, p) in [
+        ("169.254.169.254", 80),
+        ("127.0.0.1", 7777),
+        ("10.254.0.1", 7778),
+    ] {
+        assert!(
+            blocked
+                .iter()
+                .any(|b| b["address"] == addr && b["port"] == p && b["protocol"] == "tcp"),
+            "{addr}:{p} not in {blocked:?}"
+        );
+    }
+    assert!(n["blocked"]["packets"].as_u64().unwrap() > 0);
+    assert!(n["allowed"]["packets"].as_u64().unwrap() > 0);
+    assert_eq!(n["internet"]["mode"], "open");
+    // 4. Another sandbox.
+    lab.guest("vm-other", &[]);
+    assert!(lab
+        .banner_from(&lab.host, "172.16.0.3", 22)
+        .starts_with("SSH-2.0-OpenSSH"));
+    assert_eq!(lab.fetch("vm-evil", "172.16.0.3", 22), "");
+
+    // From the LAN: the SSH forward is not published, and no guest port is routable.
+    assert_eq!(lab.banner_from(&lab.lan, "10.254.0.1", port), "");
+    assert_eq!(lab.banner_from(&lab.lan, "172.16.0.2", 22), "");
+    // Published (live, and shown): SSH from the LAN through the forward only.
+    let s = lab.set("vm-evil", &["--publish-ssh"]);
+    assert_eq!(s["publish_ssh"], true);
+    assert!(lab
+        .banner_from(&lab.lan, "10.254.0.1", port)
+        .starts_with("SSH-2.0-OpenSSH"));
+    assert_eq!(lab.banner_from(&lab.lan, "172.16.0.2", 22), "");
+    lab.set("vm-evil", &["--no-publish-ssh"]);
+    assert_eq!(lab.banner_from(&lab.lan, "10.254.0.1", port), "");
+
+    // The control: without the guard the same attacks work, so the checks above can fail.
+    lab.drop_guard();
+    assert_eq!(
+        lab.in_guest("vm-evil", LOOPBACK_TRICK).trim(),
+        "SECRET-LOOPBACK"
+    );
+    assert!(lab
+        .banner_from(&lab.lan, "172.16.0.2", 22)
+        .starts_with("SSH-2.0-OpenSSH"));
+    let n = lab.network("vm-evil");
+    assert_eq!(n["guarded"], false);
+    let human = lab.smolvm(&["sandbox", "network", "show", "vm-evil"]);
+    assert!(
+        stdout(&human).contains("guard: MISSING"),
+        "{}",
+        stdout(&human)
+    );
+    // `network set` with no flags puts it back.
+    lab.set("vm-evil", &[]);
+    assert_eq!(lab.in_guest("vm-evil", LOOPBACK_TRICK).trim(), "");
+    assert_eq!(lab.banner_from(&lab.lan, "172.16.0.2", 22), "");
+
+    // Teardown leaves no guard object of either sandbox.
+    lab.ok(&["sandbox", "delete", "vm-evil", "vm-other", "--json"]);
+    let rules = lab.host.sh("nft list table inet smolvm_guard");
+    for gone in ["tap2", "tap3", "172.16.0.2", "172.16.0.3"] {
+        assert!(!rules.contains(gone), "{gone} left in\n{rules}");
+    }
+}
+
+#[test]
+fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
+    require_root!();
+    let lab = Lab::new();
+    let v = lab.guest("vm-r", &["--allow-cidr", "10.254.0.2"]);
+    assert_eq!(v["data"]["status"], "running");
+    // Restricted from its first instruction: one address answers, another does not.
+    assert_eq!(lab.fetch("vm-r", "10.254.0.2", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+
+    // Open: everything through the outbound interface; a long-lived connection to .3.
+    let s = lab.set("vm-r", &["--internet", "open"]);
+    assert_eq!(s["internet"]["mode"], "open");
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "OTHER-3");
+    lab.in_guest(
+        "vm-r",
+        "nohup bash -c 'exec 3<>/dev/tcp/10.254.0.3/81 || exit; while true; do echo ping >&3; \
+         if read -t 3 l <&3; then echo \"$l\" > /tmp/conn; else echo CUT > /tmp/conn; exit; fi; \
+         sleep 1; done' >/dev/null 2>&1 & sleep 2; true",
+    );
+    assert_eq!(lab.in_guest("vm-r", "cat /tmp/conn").trim(), "ping");
+    // Restricted again: the next packet is judged, the open connection to .3 is cut.
+    let s = lab.set("vm-r", &["--allow-cidr", "10.254.0.2"]);
+    assert_eq!(s["connections_cut"], true);
+    wait_until("the connection to be cut", Duration::from_secs(30), || {
+        lab.in_guest("vm-r", "cat /tmp/conn").trim() == "CUT"
+    });
+    assert_eq!(lab.fetch("vm-r", "10.254.0.2", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+    // Off: nothing.
+    lab.set("vm-r", &["--internet", "off"]);
+    assert_eq!(lab.fetch("vm-r", "10.254.0.2", 80), "");
+
+    // Names: the resolver answers only allowed ones, whatever address DNS was sent to,
+    // and only what an allowed name resolved to becomes reachable.
+    assert_eq!(lab.resolver_pid(), None);
+    let s = lab.set("vm-r", &["--allow-domain", "allowed.test"]);
+    assert_eq!(s["dns_via_resolver"], true);
+    lab.in_guest("vm-r", "echo 'nameserver 10.254.0.3' > /etc/resolv.conf");
+    let got = lab.in_guest("vm-r", "getent hosts allowed.test || true");
+    assert!(got.starts_with("10.254.0.2"), "{got}");
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "ALLOWED-2");
+    assert_eq!(
+        lab.in_guest("vm-r", "getent hosts other.test || true")
+            .trim(),
+        ""
+    );
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+    // The resolver runs unprivileged, with CAP_NET_ADMIN only.
+    let pid = lab.resolver_pid().expect("a resolver record");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert!(field("Uid:").iter().all(|u| u != "0"), "{status}");
+    assert_eq!(field("CapEff:"), ["0000000000001000"], "{status}");
+
+    // Kept across pause/resume and stop/start (the resolver goes with the last sandbox
+    // that needs it and comes back with the next).
+    lab.ok(&["sandbox", "pause", "vm-r", "--json"]);
+    lab.ok(&["sandbox", "resume", "vm-r", "--json"]);
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+    lab.ok(&["sandbox", "stop", "vm-r", "--timeout", "4", "--json"]);
+    assert_eq!(
+        lab.resolver_pid(),
+        None,
+        "the resolver outlived its last sandbox"
+    );
+    assert!(!smolvm::sys::process::is_alive(pid));
+    lab.ok(&["sandbox", "start", "vm-r", "--json"]);
+    assert_eq!(lab.network("vm-r")["summary"], "restricted: allowed.test");
+    lab.in_guest("vm-r", "echo 'nameserver 8.8.8.8' > /etc/resolv.conf");
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+
+    // The resolver killed: no answers, and still no new address (fail closed).
+    let pid = lab.resolver_pid().unwrap();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until("the resolver to die", Duration::from_secs(10), || {
+        !smolvm::sys::process::is_alive(pid)
+    });
+    assert_eq!(
+        lab.in_guest("vm-r", "getent hosts allowed.test || true")
+            .trim(),
+        ""
+    );
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+
+    // A snapshot keeps the policy (names included) for its restore.
+    let snap = lab.ok(&["sandbox", "snapshot", "create", "vm-r", "--json"]);
+    let sid = snap["data"]["snapshot"]["id"]
+        .as_str()
+        .or_else(|| snap["data"]["id"].as_str())
+        .unwrap()
+        .to_string();
+    lab.ok(&["sandbox", "delete", "vm-r", "--json"]);
+    lab.ok(&["sandbox", "snapshot", "restore", &sid, "--resume", "--json"]);
+    assert_eq!(lab.network("vm-r")["summary"], "restricted: allowed.test");
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+
+    // cleanup sweeps it all, the resolver too.
+    lab.ok(&["cleanup", "--all", "--force", "--json"]);
+    assert_eq!(lab.resolver_pid(), None);
+}
+
+#[test]
+fn policies_are_validated_and_stored_as_smolvm_0_0_36_accepts_them() {
+    require_root!();
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    let k = h.tmp.path().join("kernel");
+    let r = h.tmp.path().join("rootfs.ext4");
+    std::fs::write(&k, b"not a kernel").unwrap();
+    std::fs::write(&r, vec![0u8; 4096]).unwrap();
+    let create = |name: &str, flags: &[&str]| -> Output {
+        let mut args = vec![
+            "sandbox",
+            "create",
+            "--kernel",
+            k.to_str().unwrap(),
+            "--rootfs",
+            r.to_str().unwrap(),
+            "--name",
+            name,
+            "--backend",
+            "qemu",
+            "--json",
+        ];
+        args.extend_from_slice(flags);
+        ns.smolvm(&h, &args)
+    };
+    // Bad values: exit 2, invalid_input, SmolVM's message, nothing created.
+    for (flags, message) in [
+        (
+            vec!["--allow-cidr", "169.254.169.254"],
+            "Sandbox and link-local addresses cannot be allowed; remove those ranges.",
+        ),
+        (
+            vec!["--allow-cidr", "10.0.0.1/8"],
+            "Range '10.0.0.1/8' must start at its first address; use '10.0.0.0/8' for the range or remove the slash and prefix to allow only one address.",
+        ),
+        (
+            vec!["--allow-cidr", "2001:db8::/32"],
+            "Invalid IPv4 address or range '2001:db8::/32'; use an address such as '203.0.113.10' or a range such as '10.20.0.0/24'.",
+        ),
+        (
+            vec!["--internet", "restricted"],
+            "--internet restricted needs at least one --allow-cidr or --allow-domain; use --internet off to deny all access.",
+        ),
+        (
+            vec!["--internet", "off", "--allow-domain", "pypi.org"],
+            "--allow-cidr and --allow-domain need --internet restricted (not off); set that mode or remove them.",
+        ),
+    ] {
+        let out = create("vm-bad", &flags);
+        let v = json_exit(&out, 2);
+        assert_eq!(v["error"]["code"], "invalid_input", "{flags:?}");
+        assert_eq!(v["error"]["message"], message, "{flags:?}");
+    }
+    let list = ns.smolvm(&h, &["sandbox", "list", "--json"]);
+    assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
+
+    let cases: [(&str, Vec<&str>, &str); 5] = [
+        ("vm-open", vec![], "open"),
+        ("vm-off", vec!["--internet", "off"], "off"),
+        (
+            "vm-cidr",
+            vec!["--allow-cidr", "203.0.113.0/24"],
+            "restricted: 203.0.113.0/24",
+        ),
+        (
+            "vm-names",
+            vec![
+                "--allow-domain",
+                "api.openai.com",
+                "--allow-domain",
+                "*.npmjs.org",
+            ],
+            "restricted: *.npmjs.org, api.openai.com",
+        ),
+        (
+            "vm-both",
+            vec!["--allow-cidr", "203.0.113.7", "--allow-domain", "pypi.org"],
+            "restricted: 203.0.113.7/32, pypi.org",
+        ),
+    ];
+    for (name, flags, summary) in &cases {
+        support::assert_code(&create(name, flags), 0);
+        let show = ns.smolvm(&h, &["sandbox", "network", "show", name, "--json"]);
+        assert_eq!(json(&show)["data"]["summary"], *summary, "{name}");
+    }
+    // A live change of a stored policy that SmolVM's rules refuse changes nothing.
+    let out = ns.smolvm(
+        &h,
+        &[
+            "sandbox",
+            "network",
+            "set",
+            "vm-cidr",
+            "--allow-cidr",
+            "172.16.9.0/24",
+            "--json",
+        ],
+    );
+    assert_eq!(json_exit(&out, 2)["error"]["code"], "invalid_input");
+    let show = ns.smolvm(&h, &["sandbox", "network", "show", "vm-cidr", "--json"]);
+    assert_eq!(json(&show)["data"]["summary"], "restricted: 203.0.113.0/24");
+
+    // SmolVM 0.0.36's own InternetSettings validates what each row holds, and reads it as
+    // no more open than ours (names alone are `off` there).
+    let db = h.data.join("smolvm.db");
+    let code = r#"
+import json, sqlite3, sys
+from smolvm.types import InternetSettings
+db = sqlite3.connect(sys.argv[1])
+for vm_id, config in db.execute("SELECT id, config FROM vms ORDER BY id"):
+    v = json.loads(config).get("internet_settings")
+    if v is None:
+        print(vm_id, "absent"); continue
+    s = InternetSettings.model_validate(v)
+    print(vm_id, s.mode, ",".join(s.allowed_cidrs))
+"#;
+    let got = support::smolvm_py::run(code, &[db.to_str().unwrap()]);
+    assert_eq!(
+        got.lines().collect::<Vec<_>>(),
+        [
+            "vm-both restricted 203.0.113.7/32",
+            "vm-cidr restricted 203.0.113.0/24",
+            "vm-names off ",
+            "vm-off off ",
+            "vm-open absent",
+        ]
+    );
+    // And a row SmolVM's state layer wrote with its legacy domain list is read as
+    // restricted to those names here.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE vms SET config = json_set(config, '$.internet_settings', json('{\"allowed_domains\": [\"pypi.org\"]}')) WHERE id = 'vm-open'",
+        [],
+    )
+    .unwrap();
+    c.execute("DELETE FROM smolvm_vm_network WHERE vm_id = 'vm-open'", [])
+        .unwrap();
+    let show = ns.smolvm(&h, &["sandbox", "network", "show", "vm-open", "--json"]);
+    assert_eq!(json(&show)["data"]["summary"], "restricted: pypi.org");
+    let _ = ns.smolvm(&h, &["cleanup", "--all", "--force", "--json"]);
+}
+
+#[test]
+fn a_guard_that_cannot_be_applied_stops_the_start_and_leaves_nothing() {
+    require_root!();
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    // Someone made a table of that name with a set smolvm cannot use.
+    ns.sh(
+        "nft add table inet smolvm_guard; nft add set inet smolvm_guard taps '{ type ipv4_addr; }'",
+    );
+    let (k, _) = images::kernel();
+    let r = images::debian_rootfs();
+    let out = ns.smolvm(
+        &h,
+        &[
+            "sandbox",
+            "create",
+            "--kernel",
+            k.to_str().unwrap(),
+            "--rootfs",
+            r.to_str().unwrap(),
+            "--name",
+            "vm-g",
+            "--backend",
+            "qemu",
+            "--start",
+            "--json",
+        ],
+    );
+    let v = json_exit(&out, 1);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("cannot apply the network guard for 'vm-g'"),
+        "{msg}"
+    );
+    assert_eq!(
+        support::cleanup::vm_leftovers(&h, &ns, "vm-g"),
+        Vec::<String>::new()
+    );
+    let list = ns.smolvm(&h, &["sandbox", "list", "--json"]);
+    assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
+}

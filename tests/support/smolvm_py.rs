@@ -1,0 +1,78 @@
+//! The real SmolVM 0.0.36 from PyPI, in a private venv cached outside the clone
+//! (`~/.cache/smolvm-tests/smolvm-venv-0.0.36/`, made once under a lock): the compatibility
+//! tests run its own code against what smolvm writes.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The pinned packages (the drop-in issue's versions).
+pub const PACKAGES: [&str; 2] = ["smolvm==0.0.36", "smolvm-core==2026.6.24"];
+
+/// The venv's python, with SmolVM 0.0.36 importable. Panics with the reason when it cannot
+/// be made (no python3-venv, no PyPI).
+pub fn python() -> PathBuf {
+    let dir = super::images::cache_root().join("smolvm-venv-0.0.36");
+    let py = dir.join("bin/python");
+    let ok = |py: &PathBuf| {
+        Command::new(py)
+            .args(["-c", "import smolvm.types"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok(&py) {
+        return py;
+    }
+    std::fs::create_dir_all(super::images::cache_root()).unwrap();
+    let lock =
+        std::fs::File::create(super::images::cache_root().join(".smolvm-venv.lock")).unwrap();
+    let _l = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    if ok(&py) {
+        return py;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python3 -m venv failed (install python3-venv): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(dir.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(PACKAGES)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pip install {PACKAGES:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        ok(&py),
+        "SmolVM 0.0.36 does not import from {}",
+        py.display()
+    );
+    py
+}
+
+/// Run a Python snippet with SmolVM importable; its stdout (panics on failure).
+pub fn run(code: &str, args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{code}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
