@@ -244,7 +244,7 @@ pub fn remove(tap: &str, guest_ip: Option<Ipv4Addr>) -> io::Result<()> {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let has = |want: &dyn Fn(&Value) -> bool| elems.iter().any(|e| want(e));
+            let has = |want: &dyn Fn(&Value) -> bool| elems.iter().any(want);
             match name {
                 "taps" | "dns_taps" if has(&|e| e.as_str() == Some(tap)) => {
                     elements.push(format!("delete element {t} {name} {{ {q} }}"))
