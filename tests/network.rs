@@ -667,3 +667,49 @@ fn a_guard_that_cannot_be_applied_stops_the_start_and_leaves_nothing() {
     let list = ns.smolvm(&h, &["sandbox", "list", "--json"]);
     assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn guard_objects_of_a_sandbox_smolvm_deleted_are_swept_by_cleanup() {
+    require_root!();
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    let k = h.tmp.path().join("kernel");
+    let r = h.tmp.path().join("rootfs.ext4");
+    std::fs::write(&k, b"not a kernel").unwrap();
+    std::fs::write(&r, vec![0u8; 4096]).unwrap();
+    let out = ns.smolvm(
+        &h,
+        &[
+            "sandbox",
+            "create",
+            "--kernel",
+            k.to_str().unwrap(),
+            "--rootfs",
+            r.to_str().unwrap(),
+            "--name",
+            "vm-gone",
+            "--backend",
+            "qemu",
+            "--internet",
+            "off",
+            "--json",
+        ],
+    );
+    support::assert_code(&out, 0);
+    assert!(ns
+        .sh("nft list table inet smolvm_guard")
+        .contains("egress_tap2"));
+    // SmolVM's own delete: the row goes, our objects stay behind.
+    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
+    c.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM vms WHERE id = 'vm-gone'")
+        .unwrap();
+    let dry = ns.smolvm(&h, &["cleanup", "--dry-run"]);
+    assert!(
+        stdout(&dry).contains("nft inet smolvm_guard tap2"),
+        "{}",
+        stdout(&dry)
+    );
+    support::assert_code(&ns.smolvm(&h, &["cleanup", "--force"]), 0);
+    let rules = ns.sh("nft list table inet smolvm_guard");
+    assert!(!rules.contains("tap2"), "{rules}");
+}

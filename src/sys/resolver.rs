@@ -235,6 +235,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_record_naming_another_process_never_gets_it_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = sleeper.id() as i32;
+        let ticks = process::info(pid).unwrap().start_ticks;
+        // The pid and start time of a live process that is not the resolver: refused.
+        write_record(
+            dir.path(),
+            &Record {
+                pid,
+                start_ticks: ticks,
+                port: 5353,
+            },
+        )
+        .unwrap();
+        let e = prove(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert!(process::is_alive(pid));
+        // Another start time (the pid was reused): not ours, and the record is stale.
+        write_record(
+            dir.path(),
+            &Record {
+                pid,
+                start_ticks: ticks + 1,
+                port: 5353,
+            },
+        )
+        .unwrap();
+        assert!(prove(dir.path()).unwrap().is_none());
+        assert!(read_record(dir.path()).is_none());
+        assert!(process::is_alive(pid));
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+    }
+
+    #[test]
     fn upstream_is_validated() {
         assert_eq!(
             upstream(Some("10.0.0.1")).unwrap().to_string(),

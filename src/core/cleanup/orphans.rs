@@ -13,7 +13,7 @@ use super::teardown::stop_vmm;
 use super::{CleanupOptions, ResourceKind, StaleResource};
 use crate::core::error::io_reason;
 use crate::sys::fs::{self, VmFile};
-use crate::sys::net::{self, nft, Link, OwnedTap, TapClaim};
+use crate::sys::net::{self, guard, nft, Link, OwnedTap, TapClaim};
 use crate::sys::process::{self, is_vm_id, OwnedVmm, VmmClaim, VmmProcess};
 use crate::sys::procfs;
 use crate::sys::state::Known;
@@ -24,6 +24,8 @@ pub(super) enum OrphanAction {
     Stop(VmmProcess),
     DeleteLink(String),
     Nft(nft::Deletion),
+    /// The guard's objects of a TAP no database records (and its guest address).
+    Guard(String, Option<std::net::Ipv4Addr>),
     Remove(VmFile, String),
     /// A partial snapshot: removed by `core::snapshot::remove_partial` (needs the store).
     Snapshot,
@@ -37,6 +39,8 @@ pub(super) struct Live {
     ids_anywhere: HashSet<String>,
     links: std::result::Result<Vec<Link>, String>,
     nft: std::result::Result<nft::NftState, String>,
+    /// The guard's view of each TAP it has objects for.
+    guard: std::result::Result<std::collections::BTreeMap<String, guard::TapCounters>, String>,
     /// TAP name → PIDs holding it open.
     attached: HashMap<String, Vec<i32>>,
 }
@@ -55,15 +59,17 @@ pub(super) async fn scan(opts: &CleanupOptions) -> Live {
             ids_anywhere,
             nft::read().map_err(|e| e.to_string()),
             procfs::tun_attachments(),
+            guard::counters().map_err(|e| e.to_string()),
         )
     });
     let links = net::links().await.map_err(|e| e.to_string());
-    let (vmms_here, ids_anywhere, nft, attached) = blocking.await.unwrap_or_else(|e| {
+    let (vmms_here, ids_anywhere, nft, attached, guard) = blocking.await.unwrap_or_else(|e| {
         (
             Vec::new(),
             HashSet::new(),
             Err(e.to_string()),
             HashMap::new(),
+            Err(e.to_string()),
         )
     });
     Live {
@@ -72,6 +78,7 @@ pub(super) async fn scan(opts: &CleanupOptions) -> Live {
         links,
         nft,
         attached,
+        guard,
     }
 }
 
@@ -210,6 +217,21 @@ pub(super) fn orphans(
         }
     }
 
+    // 3b. The guard's objects of a TAP no database records and nothing holds (a sandbox
+    //     SmolVM deleted): left, they would hold the next VM on that TAP to a dead policy.
+    if let Ok(g) = &live.guard {
+        for (tap, c) in g {
+            if net::is_nat_tap_name(tap) && !known.taps.contains_key(tap) && !attached(tap) {
+                out.push(StaleResource {
+                    kind: ResourceKind::Nft,
+                    name: format!("inet smolvm_guard {tap}"),
+                    vm_id: None,
+                    action: OrphanAction::Guard(tap.clone(), c.guest_ip),
+                });
+            }
+        }
+    }
+
     // 4. Dead control sockets in our socket dir (no listener) of VMs recorded nowhere.
     if let Ok(rd) = std::fs::read_dir(&opts.socket_dir) {
         let mut found: Vec<(String, VmFile, PathBuf)> = Vec::new();
@@ -320,6 +342,13 @@ pub(super) async fn remove_orphan(
                         Err(e.to_string())
                     }
                 })
+        }
+        OrphanAction::Guard(tap, ip) => {
+            let (tap, ip) = (tap.clone(), *ip);
+            tokio::task::spawn_blocking(move || guard::remove(&tap, ip))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
         }
         OrphanAction::Snapshot => Err("removed through the snapshot sweep".into()),
         OrphanAction::Remove(file, id) => {

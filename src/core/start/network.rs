@@ -61,6 +61,9 @@ pub(crate) async fn set_ssh_publication(net: &Network, publish: bool) -> Result<
                 })
                 .filter_map(|e| e.deletion())
                 .collect();
+            if gone.is_empty() {
+                return Ok(());
+            }
             nft::delete(&gone).map_err(rt)
         }
     })

@@ -402,6 +402,8 @@ pub struct TapCounters {
     /// Whether its DNS goes to the resolver.
     pub dns_redirected: bool,
     pub ssh_published: bool,
+    /// The guest address its chains name (anti-spoofing rule).
+    pub guest_ip: Option<Ipv4Addr>,
 }
 
 /// The guard's counters of every TAP, read in one `nft -j list table`.
@@ -483,9 +485,9 @@ pub fn counters() -> io::Result<std::collections::BTreeMap<String, TapCounters>>
         }
     }
     for (tap, ip) in tap_ips {
-        if published.contains(&ip) {
-            out.entry(tap).or_default().ssh_published = true;
-        }
+        let e = out.entry(tap).or_default();
+        e.guest_ip = Some(ip);
+        e.ssh_published = published.contains(&ip);
     }
     Ok(out)
 }
