@@ -16,6 +16,8 @@ pub enum ErrorCode {
     PartialFailure,
     /// Refused because smolvm is in read-only mode (exit 1).
     Readonly,
+    /// Another operation holds the sandbox's lock, still after the wait (exit 1).
+    Busy,
 }
 
 impl ErrorCode {
@@ -26,6 +28,7 @@ impl ErrorCode {
             ErrorCode::Runtime => "runtime_error",
             ErrorCode::PartialFailure => "partial_failure",
             ErrorCode::Readonly => "readonly",
+            ErrorCode::Busy => "busy",
         }
     }
 

@@ -18,6 +18,7 @@ pub mod guest_env;
 pub mod host;
 pub mod images;
 pub mod lifecycle;
+pub mod lock;
 pub mod logging;
 pub mod ports;
 pub mod presets;

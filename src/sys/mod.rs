@@ -11,6 +11,7 @@ pub mod env;
 pub mod fs;
 pub mod host;
 pub mod http;
+pub mod lock;
 pub mod logfile;
 pub mod net;
 pub mod open;
