@@ -313,7 +313,8 @@ fn random_snapshot_id() -> String {
 
 /// `sandbox snapshot create VM`: pause the source, save what the type asks for, copy its
 /// disk, sync, then write the row. The source stays paused unless `resume_source` (on
-/// failure it is resumed if it was running). Nothing is left of a failed create.
+/// failure it is resumed if it was running). Nothing is left of a failed create. Holds the
+/// sandbox's lock and SmolVM's snapshot locks throughout.
 pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     let t0 = std::time::Instant::now();
     if opts.kind == SnapshotType::Diff {
@@ -326,6 +327,13 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         Some(s) => s.clone(),
         None => random_snapshot_id(),
     };
+    let _lock = ctx
+        .lock_for_snapshot(
+            &opts.vm_id,
+            &id,
+            &format!("sandbox snapshot create {}", opts.vm_id),
+        )
+        .await?;
     let vm = ctx
         .store
         .get_vm(&opts.vm_id)
