@@ -3,7 +3,7 @@
 //! running VM and never `error`; a second operation waits for the sandbox's lock (SmolVM's
 //! own `<data dir>/locks/<id>.create.lock`, held here the way SmolVM holds it, by Python's
 //! `fcntl.flock`), then fails `busy` naming the holder; a sandbox in `error` with an intact
-//! disk starts again.
+//! disk starts again; a killed `snapshot create` leaves its source running.
 
 mod support;
 
@@ -135,6 +135,21 @@ impl Env {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// QEMU's own word for the VM's state (`query-status`).
+    fn qmp_status(&self, id: &str) -> String {
+        let sock = self.h.sockets().join(format!("qmp-{id}.sock"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut q = smolvm::sys::vmm::qmp::Qmp::connect(&sock, Duration::from_secs(5))
+                .await
+                .unwrap();
+            q.query_status().await.unwrap()
+        })
     }
 
     fn lock_file(&self, id: &str) -> PathBuf {
@@ -413,4 +428,86 @@ fn smolvm_holding_the_lock_is_named_and_a_failed_sandbox_with_its_disk_starts_ag
     );
     assert_eq!(e.row("vm-err"), ("error".into(), None));
     assert!(e.vmms("vm-err").is_empty());
+}
+
+#[test]
+fn a_killed_snapshot_create_leaves_its_source_running() {
+    require_root!();
+    let e = Env::new();
+    e.create("vm-snap");
+    let v = e.ok_json(&["sandbox", "start", "vm-snap", "--json"]);
+    let pid = v["data"]["pid"].as_i64().unwrap();
+    let mut killed_midway = 0;
+    for attempt in 0..5 {
+        let snap = format!("s{attempt}");
+        let mut create = e
+            .command(
+                &[
+                    "sandbox",
+                    "snapshot",
+                    "create",
+                    "vm-snap",
+                    "--snapshot-id",
+                    &snap,
+                    "--json",
+                ],
+                &[],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The moment it pauses the source, it is killed (no chance to tidy up).
+        let t = Instant::now();
+        while e.row("vm-snap").0 != "paused" {
+            assert!(t.elapsed() < Duration::from_secs(60), "never paused");
+            if create.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = create.kill();
+        let _ = create.wait();
+        let finished = e
+            .ok_json(&["sandbox", "snapshot", "list", "--json"])
+            .to_string()
+            .contains(&format!("\"{snap}\""));
+        if finished {
+            // It finished before the kill: a finished create leaves the source paused (as
+            // SmolVM does); run it again and try once more.
+            e.ok_json(&["sandbox", "resume", "vm-snap", "--json"]);
+            continue;
+        }
+        killed_midway += 1;
+        // The watchdog runs the source again.
+        wait_for(
+            || e.row("vm-snap").0 == "running",
+            "the source to be resumed",
+        );
+        assert_eq!(e.row("vm-snap"), ("running".into(), Some(pid)));
+        let banner = e.banner();
+        assert!(
+            banner.starts_with("SSH-2.0-smolvm-test"),
+            "the guest runs: {banner:?}; QEMU: {}; log: {}",
+            e.qmp_status("vm-snap"),
+            std::fs::read_to_string(e.h.data.join("logs/smolvm.log")).unwrap_or_default()
+        );
+        // The half-written snapshot is never listed (the next create removes its files).
+        let list = e.ok_json(&["sandbox", "snapshot", "list", "--json"]);
+        assert!(!list.to_string().contains(&format!("\"{snap}\"")), "{list}");
+        // And the sandbox is free for the next operation.
+        let v = e.ok_json(&[
+            "sandbox",
+            "snapshot",
+            "create",
+            "vm-snap",
+            "--snapshot-id",
+            &format!("ok{attempt}"),
+            "--resume-source",
+            "--json",
+        ]);
+        assert_eq!(v["data"]["source_status"], "running", "{v}");
+        break;
+    }
+    assert_eq!(killed_midway, 1, "no create was killed mid-way in 5 tries");
 }

@@ -9,6 +9,7 @@ pub mod build;
 pub mod disk;
 pub mod env;
 pub mod fs;
+pub mod guard;
 pub mod host;
 pub mod http;
 pub mod lock;
