@@ -50,6 +50,7 @@ pub fn full_command(env: &Env) -> (crate::core::presets::Registry, clap::Command
 /// here; `smolvm tui`, and bare `smolvm` on a terminal, ask for the dashboard.
 pub fn run(argv: Vec<OsString>) -> Outcome {
     let env = Env::from_process();
+    crate::core::sudo::init(&env);
     let started = std::time::Instant::now();
     let outcome = run_parsed(&argv, &env);
     // One line per command: its name and outcome, never its arguments (they may hold
@@ -213,6 +214,7 @@ fn mutation(cmd: &Command) -> Option<Action> {
 /// Run `smolvm-cleanup` with these arguments; returns the exit code.
 pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
     let env = Env::from_process();
+    crate::core::sudo::init(&env);
     match CleanupCli::command()
         .try_get_matches_from(&argv)
         .and_then(|m| CleanupCli::from_arg_matches(&m))

@@ -29,6 +29,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod snapshot;
 pub mod start;
+pub mod sudo;
 pub mod table;
 pub mod units;
 pub mod version;

@@ -21,6 +21,7 @@ pub mod process;
 pub mod procfs;
 pub mod sparse;
 pub mod state;
+pub mod sudo;
 pub mod time;
 pub mod users;
 pub mod vmm;

@@ -373,7 +373,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     sweep_partials(ctx);
 
     let dir = snapshot_dir(ctx, &id)?;
-    std::fs::create_dir_all(&ctx.paths.snapshots_dir).map_err(|e| {
+    crate::sys::sudo::create_dirs(&ctx.paths.snapshots_dir).map_err(|e| {
         rt(format!(
             "cannot create {}: {}",
             ctx.paths.snapshots_dir.display(),
