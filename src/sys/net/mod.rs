@@ -1,5 +1,6 @@
 //! Host networking: links through netlink (rtnetlink) and SmolVM's nftables tables.
 
+pub mod listen;
 pub mod nft;
 pub mod tap;
 
