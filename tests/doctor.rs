@@ -69,7 +69,8 @@ fn json_shape_lists_every_check_with_a_fix() {
             "docker",
             "debootstrap",
             "disk",
-            "state-db"
+            "state-db",
+            "ports"
         ]
     );
     for c in checks {

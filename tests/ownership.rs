@@ -38,6 +38,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "kills the ssh client it spawned itself when the local side refuses (its own Child)",
     ),
     (
+        "src/core/start/boot.rs",
+        "boot",
+        "kills the VMM it spawned itself (its own Child) when its start fails, never a \
+         process found through the row",
+    ),
+    (
         "src/core/snapshot/restore.rs",
         "bring_up",
         "kills the VMM it spawned itself (its own Child) when its restore fails",

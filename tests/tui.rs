@@ -1521,7 +1521,7 @@ fn detail_fixture() -> smolvm::tui::app::VmDetail {
         tap: Some("tap3".into()),
         ssh_port: Some(2201),
         mounts: vec![("~/src/app".into(), "/workspace".into(), false)],
-        ports: Ok(vec![(8080, 80)]),
+        ports: Ok(vec![(8080, 80, None)]),
         snapshots: Ok(vec![
             SnapshotRow {
                 id: "snap-before".into(),
@@ -1554,6 +1554,34 @@ fn open_detail(a: &mut App) -> Vec<Effect> {
         result: Ok(vec!["ANTHROPIC_API_KEY".into(), "GITHUB_TOKEN".into()]),
     }));
     fx
+}
+
+#[test]
+fn a_shadowed_forward_is_marked_in_the_detail_view() {
+    let mut a = full_app(160, 48);
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+    let mut d = detail_fixture();
+    d.ports = Ok(vec![
+        (8080, 80, None),
+        (18022, 22, Some("python3 (pid 4242)".into())),
+    ]);
+    a.update(Input::Msg(Msg::Detail {
+        id: "vm-agent-1".into(),
+        result: Ok(Box::new(d)),
+    }));
+    let screen = render(&a);
+    let line = |needle: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{screen}"))
+            .to_string()
+    };
+    assert!(line("Forwarded ports (2)").contains("Forwarded ports (2)"));
+    assert!(!line("127.0.0.1:8080 → 80").contains("shadowed"));
+    assert!(line("127.0.0.1:18022 → 22")
+        .contains("shadowed by python3 (pid 4242): its local clients reach this sandbox"));
 }
 
 snap_both!(vm_detail, |a| {

@@ -504,7 +504,8 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
     );
     e.ok(&["cleanup", "--prefix", "zzz-", "--force", "--json"]);
     assert!(!e.snap_dir("snap-k2").exists());
-    assert_eq!(e.status_of(id), "paused");
+    // The killed create's watchdog ran its source again (issue 22: never left paused).
+    support::cleanup::wait_for(|| e.status_of(id) == "running", "the source to run again");
 
     // Another one killed: the next create of the same id sweeps it and succeeds.
     let c = e.spawn(&[

@@ -89,6 +89,16 @@ pub enum Command {
     /// Names for the completion scripts (VM ids, presets), one per line.
     #[command(name = "__complete", hide = true)]
     Complete(CompleteArgs),
+    /// A watchdog smolvm starts itself (`core::snapshot::guard`): not for people.
+    #[command(name = "__guard", hide = true)]
+    Guard(GuardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// What it watches (`snapshot-source`).
+    pub kind: String,
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

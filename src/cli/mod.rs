@@ -59,6 +59,7 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     {
         return Outcome::Exit(crate::core::egress::resolver::serve_main(&argv[2..], &env));
     }
+    crate::core::sudo::init(&env);
     let started = std::time::Instant::now();
     let outcome = run_parsed(&argv, &env);
     // One line per command: its name and outcome, never its arguments (they may hold
@@ -151,6 +152,7 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
         Some(Command::Completions(a)) => shell::completions(&a, env),
         Some(Command::Man(a)) => shell::man(&a, env),
         Some(Command::Complete(a)) => shell::complete(a.what, env),
+        Some(Command::Guard(a)) => guard(&a, env),
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
@@ -161,6 +163,22 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
             2
         }
     })
+}
+
+/// `smolvm __guard KIND ARGS…`: a watchdog this smolvm started itself, its stdin the pipe
+/// to the process it watches. Quiet: its outcome goes to smolvm's log.
+fn guard(a: &args::GuardArgs, env: &Env) -> i32 {
+    use crate::core::snapshot::guard;
+    if a.kind != guard::KIND {
+        return 2;
+    }
+    match crate::core::start::Ctx::open(env) {
+        Ok(ctx) => guard::run(&ctx, &a.args, std::io::stdin()),
+        Err(e) => {
+            tracing::error!(error = %e.message, "watchdog: cannot open the state");
+            1
+        }
+    }
 }
 
 /// What a command changes, for read-only mode; `None` for commands that only look (and
@@ -206,6 +224,7 @@ fn mutation(cmd: &Command) -> Option<Action> {
 /// Run `smolvm-cleanup` with these arguments; returns the exit code.
 pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
     let env = Env::from_process();
+    crate::core::sudo::init(&env);
     match CleanupCli::command()
         .try_get_matches_from(&argv)
         .and_then(|m| CleanupCli::from_arg_matches(&m))

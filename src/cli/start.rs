@@ -704,15 +704,15 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         Ok(c) => c,
         Err(e) => return output::fail(CMD, a.json, &e),
     };
-    // --start boots a created or stopped sandbox first (and waits for it to be ready).
+    // --start boots a created, stopped or failed sandbox first (and waits for it to be
+    // ready), under the sandbox's lock: one that is running by then is left as it is.
     if a.start && lifecycle::running_ip(&ctx, &a.id).is_err() {
         if let Err(e) = lifecycle::info(&ctx, &a.id) {
             return output::fail(CMD, a.json, &e);
         }
-        let r = crate::core::runtime::block_on(start::start_existing(
+        let r = crate::core::runtime::block_on(start::ensure_running(
             &ctx,
             &a.id,
-            None,
             a.boot_timeout,
             &progress(true),
         ))

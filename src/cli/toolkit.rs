@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde::Serialize;
 
-use super::output::{self, line};
+use super::output::{self, line, warn};
 use super::toolkit_args::{EnvCommand, FileCommand, PortCommand, ShellArgs};
 use crate::core::error::Result;
 use crate::core::files::{self, FileProgress};
@@ -309,9 +309,26 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
                     line(format!("No port forwards for {}.", l.vm_id));
                 }
                 for f in &l.forwards {
+                    let mark = if f.shadowed {
+                        match &f.shadowed_by {
+                            Some(p) => format!("  [shadowed by {p}]"),
+                            None => "  [shadowed]".to_string(),
+                        }
+                    } else {
+                        String::new()
+                    };
                     line(format!(
-                        "{}:{} -> {}:{}",
+                        "{}:{} -> {}:{}{mark}",
                         f.host, f.host_port, l.vm_id, f.guest_port
+                    ));
+                }
+                for note in l
+                    .forwards
+                    .iter()
+                    .filter_map(ports::PortForward::shadow_note)
+                {
+                    warn(format!(
+                        "{note}. Close the forward or move the host service to another port."
                     ));
                 }
             })

@@ -129,6 +129,13 @@ pub struct EnvListArgs {
 #[derive(Debug, Subcommand)]
 pub enum PortCommand {
     /// Forward 127.0.0.1:HOST on this host to a port of the sandbox.
+    #[command(after_help = "\
+Risk: the forward takes 127.0.0.1:HOST by rewriting packets (nftables), not by binding \
+it. A host service that binds the same port later (on 127.0.0.1, 0.0.0.0 or ::) starts \
+without an error, but its local clients — and whatever they send, credentials included — \
+reach the sandbox instead. Such a forward is shown as shadowed by `smolvm sandbox port \
+list`, `smolvm doctor` and the dashboard's detail view; close it (`smolvm sandbox port \
+close ID HOST:PORT`) or move the service. Prefer a high, unused HOST port.")]
     Expose(PortSpecArgs),
     /// Remove a forward.
     Close(PortSpecArgs),

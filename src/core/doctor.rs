@@ -122,7 +122,44 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
     });
     push(disk(&paths.home.join(".smolvm")));
     push(state_db(&paths.existing_state_dbs()));
+    push(ports());
     out
+}
+
+/// Port forwards a host service has shadowed since (it listens on the forward's host
+/// port: its 127.0.0.1 clients reach the sandbox). Without the right to read nftables
+/// nothing can be said (not a warning).
+fn ports() -> Check {
+    match crate::core::ports::shadowed_forwards() {
+        Err(e) => check(
+            "ports",
+            Status::Ok,
+            format!(
+                "port forwards not checked (cannot read nftables: {})",
+                crate::sys::io_reason(&e)
+            ),
+            "",
+        ),
+        Ok(v) if v.is_empty() => check(
+            "ports",
+            Status::Ok,
+            "no port forward is shadowed by a host service",
+            "",
+        ),
+        Ok(v) => check(
+            "ports",
+            Status::Warn,
+            v.iter()
+                .filter_map(|f| {
+                    f.shadow_note().map(|n| {
+                        format!("127.0.0.1:{} -> {}:{} is {n}", f.host_port, f.vm_id, f.guest_port)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            "Close the forward (smolvm sandbox port close ID HOST:PORT) or move the host service to another port",
+        ),
+    }
 }
 
 /// `doctor --backend B` (SmolVM's flag): the checks that matter for that backend. `qemu`

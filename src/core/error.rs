@@ -18,6 +18,8 @@ pub enum ErrorCode {
     PartialFailure,
     /// Refused because smolvm is in read-only mode (exit 1).
     Readonly,
+    /// Another operation holds the sandbox's lock, still after the wait (exit 1).
+    Busy,
 }
 
 impl ErrorCode {
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::Runtime => "runtime_error",
             ErrorCode::PartialFailure => "partial_failure",
             ErrorCode::Readonly => "readonly",
+            ErrorCode::Busy => "busy",
         }
     }
 

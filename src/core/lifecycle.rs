@@ -86,6 +86,7 @@ pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
 /// leases, nftables entries and disk stay for the next `start`.
 pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> {
     tracing::info!(vm = %id, timeout_s = timeout.as_secs(), "stopping sandbox");
+    let _lock = ctx.lock(id, &format!("sandbox stop {id}")).await?;
     let vm = get(ctx, id)?;
     // A stopped VM forwards nothing: its local port forwards go with the process.
     let close_forwards = || match super::ports::close_all(id) {
@@ -96,6 +97,11 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         ),
     };
     if !vm.status.is_active() {
+        if vm.status == VmStatus::Error {
+            // A failed sandbox's VMM may still be alive: stopped when provably its own
+            // (the row keeps `error`; `start` boots it again).
+            cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout).await?;
+        }
         let (closed_forwards, warnings) = close_forwards();
         return Ok(StopReport {
             id: id.into(),
@@ -211,6 +217,8 @@ pub(crate) async fn set_vcpus_paused(ctx: &Ctx, vm: &VmRecord, paused: bool) -> 
 /// state DB, PID and socket kept. A sandbox already in that state is left as it is.
 pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport> {
     tracing::info!(vm = %id, paused, "pausing or resuming sandbox");
+    let verb = if paused { "pause" } else { "resume" };
+    let _lock = ctx.lock(id, &format!("sandbox {verb} {id}")).await?;
     let vm = get(ctx, id)?;
     let want = if paused {
         VmStatus::Paused
@@ -290,10 +298,15 @@ pub async fn delete(
             report.cancelled = true;
             break;
         }
-        let r = match get(ctx, id) {
-            Ok(_) => {
-                cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout)).await
-            }
+        // Each sandbox under its lock, taken before its row is read (and released before
+        // the next one is taken).
+        let r = match ctx.lock(id, &format!("sandbox delete {id}")).await {
+            Ok(_lock) => match get(ctx, id) {
+                Ok(_) => {
+                    cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout)).await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match r {

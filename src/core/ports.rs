@@ -8,6 +8,12 @@
 //! They live as long as the VM runs: `stop` removes them ([`close_all`]), `delete` and
 //! `cleanup` remove every `smolvm:<id>:` rule of the VM, and cleanup's stale-resource scan
 //! removes those whose VM has no row.
+//!
+//! A forward takes its host port by rewriting packets, not by binding it: a host service
+//! that binds the same port on 127.0.0.1 (or every address) later starts without an
+//! error, and its local clients — with whatever credentials they send — reach the sandbox
+//! instead. Such a forward is **shadowed**: `list` (and so `port list`, the dashboard's
+//! detail view) and `smolvm doctor` ([`shadowed_forwards`]) say so and name the process.
 
 use serde::Serialize;
 
@@ -24,6 +30,37 @@ pub struct PortForward {
     pub host_port: u16,
     pub guest_port: u16,
     pub guest_ip: Option<String>,
+    /// A host process listens on this host port too: its 127.0.0.1 clients reach the
+    /// sandbox, not it.
+    pub shadowed: bool,
+    /// That process (`python3 (pid 4242)`), when it can be told.
+    pub shadowed_by: Option<String>,
+}
+
+impl PortForward {
+    fn new(vm_id: &str, host_port: u16, guest_port: u16, guest_ip: Option<String>) -> Self {
+        PortForward {
+            vm_id: vm_id.to_string(),
+            host: LOOPBACK,
+            host_port,
+            guest_port,
+            guest_ip,
+            shadowed: false,
+            shadowed_by: None,
+        }
+    }
+
+    /// What the shadowing means, for a person (`None` when it is not shadowed).
+    pub fn shadow_note(&self) -> Option<String> {
+        self.shadowed.then(|| {
+            format!(
+                "shadowed: {} listens on {LOOPBACK}:{} too, and its local clients reach sandbox '{}' instead",
+                self.shadowed_by.as_deref().unwrap_or("a host process"),
+                self.host_port,
+                self.vm_id
+            )
+        })
+    }
 }
 
 const LOOPBACK: &str = "127.0.0.1";
@@ -72,14 +109,65 @@ fn forwards_in(state: &nft::NftState, vm_id: &str, guest_ip: Option<&str>) -> Ve
     set.sort();
     set.dedup();
     set.into_iter()
-        .map(|f| PortForward {
-            vm_id: f.vm_id,
-            host: LOOPBACK,
-            host_port: f.host_port,
-            guest_port: f.guest_port,
-            guest_ip: guest_ip.map(str::to_string),
+        .map(|f| {
+            PortForward::new(
+                &f.vm_id,
+                f.host_port,
+                f.guest_port,
+                guest_ip.map(str::to_string),
+            )
         })
         .collect()
+}
+
+/// Mark the forwards whose host port a host process listens on (in this network
+/// namespace) so that it would take connections to 127.0.0.1, naming the process.
+fn mark_shadowed(forwards: &mut [PortForward]) {
+    use crate::sys::net::listen;
+    if forwards.is_empty() {
+        return;
+    }
+    let listeners: Vec<listen::Listener> = listen::tcp_listeners()
+        .into_iter()
+        .filter(|l| l.takes_ipv4_loopback() && forwards.iter().any(|f| f.host_port == l.port))
+        .collect();
+    if listeners.is_empty() {
+        return;
+    }
+    let inodes: Vec<u64> = listeners.iter().map(|l| l.inode).collect();
+    let holders = listen::socket_holders(&inodes);
+    for f in forwards.iter_mut() {
+        let mine: Vec<&listen::Listener> =
+            listeners.iter().filter(|l| l.port == f.host_port).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        f.shadowed = true;
+        f.shadowed_by = mine
+            .iter()
+            .find_map(|l| holders.get(&l.inode))
+            .map(|(pid, comm)| format!("{comm} (pid {pid})"));
+    }
+}
+
+/// Every forward of every sandbox whose host port a host process also listens on (what
+/// `smolvm doctor` reports).
+pub fn shadowed_forwards() -> std::io::Result<Vec<PortForward>> {
+    let state = nft::read()?;
+    let mut all: Vec<LocalForward> = state
+        .rules
+        .iter()
+        .filter_map(nft::Rule::local_forward)
+        .collect();
+    all.sort();
+    all.dedup();
+    let mut forwards: Vec<PortForward> = all
+        .iter()
+        .map(|f| PortForward::new(&f.vm_id, f.host_port, f.guest_port, None))
+        .collect();
+    mark_shadowed(&mut forwards);
+    forwards.retain(|f| f.shadowed);
+    Ok(forwards)
 }
 
 /// The forwards of sandbox `id` (which must exist), read from nftables.
@@ -90,7 +178,9 @@ pub fn list(ctx: &Ctx, id: &str) -> Result<Vec<PortForward>> {
         .map_err(rt)?
         .ok_or_else(|| super::start::not_found(id))?;
     let ip = vm.network.as_ref().and_then(|n| n.guest_ip.clone());
-    Ok(forwards_in(&read_nft()?, id, ip.as_deref()))
+    let mut forwards = forwards_in(&read_nft()?, id, ip.as_deref());
+    mark_shadowed(&mut forwards);
+    Ok(forwards)
 }
 
 /// Why host port `hp` cannot be taken, if it cannot: another forward, an SSH forward, or a
@@ -173,13 +263,9 @@ pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<Port
                 .iter()
                 .any(|f| f.host_port == hp && f.guest_port == guest)
             {
-                return Ok(PortForward {
-                    vm_id: id.into(),
-                    host: LOOPBACK,
-                    host_port: hp,
-                    guest_port: guest,
-                    guest_ip: Some(ip),
-                });
+                let mut f = vec![PortForward::new(id, hp, guest, Some(ip))];
+                mark_shadowed(&mut f);
+                return Ok(f.remove(0));
             }
             if let Some(why) = port_taken(ctx, &state, hp) {
                 return Err(Error::runtime(why).with_recovery(format!(
@@ -200,13 +286,7 @@ pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<Port
     };
     let cmds = f.add_commands(&ip).map_err(rt)?;
     nft::apply(&cmds).map_err(|e| Error::runtime(format!("cannot add the forward: {e}")))?;
-    Ok(PortForward {
-        vm_id: id.into(),
-        host: LOOPBACK,
-        host_port: hp,
-        guest_port: guest,
-        guest_ip: Some(ip),
-    })
+    Ok(PortForward::new(id, hp, guest, Some(ip)))
 }
 
 /// Remove the forward `host:guest` of sandbox `id` (which must exist); one that is not

@@ -63,6 +63,14 @@ pub fn parse_seconds(text: &str, positive: bool) -> Result<Duration, String> {
     }
 }
 
+/// The user behind `sudo` and the folders that are their home (see [`Env::sudo_invoker`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoker {
+    pub uid: u32,
+    pub gid: u32,
+    pub homes: Vec<PathBuf>,
+}
+
 /// The variables smolvm reads, and the effective user id.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -147,6 +155,37 @@ impl Env {
             .flatten()
             .map(|u| u.dir)
             .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The user who ran `sudo smolvm …` ([`Invoker`]): euid 0, `SUDO_UID` and `SUDO_GID`
+    /// numbers (the uid not 0), and their home — the password database's for `SUDO_USER`
+    /// when its uid is `SUDO_UID`, and `HOME` when that folder is theirs (`sudo -E`).
+    /// `None` otherwise (plain root, a malformed variable, or no home of theirs).
+    pub fn sudo_invoker(&self) -> Option<Invoker> {
+        use std::os::unix::fs::MetadataExt;
+        if self.euid != 0 {
+            return None;
+        }
+        let uid: u32 = self.get_str("SUDO_UID")?.parse().ok()?;
+        let gid: u32 = self.get_str("SUDO_GID")?.parse().ok()?;
+        if uid == 0 {
+            return None;
+        }
+        let mut homes = Vec::new();
+        if let Some(user) = self.get_str("SUDO_USER") {
+            if let Ok(Some(u)) = nix::unistd::User::from_name(user) {
+                if u.uid.as_raw() == uid && u.dir.is_absolute() {
+                    homes.push(u.dir);
+                }
+            }
+        }
+        if let Some(h) = self.get("HOME").map(PathBuf::from) {
+            let theirs = std::fs::symlink_metadata(&h).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+            if theirs && h.is_absolute() && !homes.contains(&h) {
+                homes.push(h);
+            }
+        }
+        (!homes.is_empty()).then_some(Invoker { uid, gid, homes })
     }
 
     /// The invoking user's home when running under `sudo` as root (SmolVM's rule: euid 0,

@@ -81,7 +81,7 @@ impl Paths {
     /// can be created and is writable (SmolVM's `resolve_data_dir`).
     pub fn data_dir(&self) -> io::Result<PathBuf> {
         if let Some(p) = &self.data_dir_override {
-            std::fs::create_dir_all(p).map_err(|e| {
+            super::sudo::create_dirs(p).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot create SMOLVM_DATA_DIR {}: {e}", p.display()),
@@ -90,7 +90,7 @@ impl Paths {
             return Ok(p.clone());
         }
         for dir in &self.data_dir_candidates {
-            if std::fs::create_dir_all(dir).is_ok()
+            if super::sudo::create_dirs(dir).is_ok()
                 && nix::unistd::access(
                     dir.as_path(),
                     nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,

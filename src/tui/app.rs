@@ -1221,7 +1221,7 @@ impl App {
                 if let Some(r) = self.one_vm(&ids, "a port") {
                     let existing = match self.data.detail(&r.info.id) {
                         Preview::Ready(VmDetail { ports: Ok(p), .. }) => {
-                            p.iter().map(|(h, g)| format!("{h}:{g}")).collect()
+                            p.iter().map(|(h, g, _)| format!("{h}:{g}")).collect()
                         }
                         _ => Vec::new(),
                     };

@@ -241,8 +241,9 @@ pub struct VmDetail {
     pub ssh_port: Option<u16>,
     /// (host path, guest path, writable).
     pub mounts: Vec<(String, String, bool)>,
-    /// (host port, guest port), or why they could not be read.
-    pub ports: Result<Vec<(u16, u16)>, String>,
+    /// (host port, guest port, what shadows it: a host process listening on that port
+    /// too), or why they could not be read.
+    pub ports: Result<Vec<(u16, u16, Option<String>)>, String>,
     pub snapshots: Result<Vec<SnapshotRow>, String>,
 }
 

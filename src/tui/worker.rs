@@ -1139,7 +1139,16 @@ pub fn load_detail(env: &Env, id: &str) -> Result<crate::tui::data::VmDetail, St
         .map(|m| (display_path(&m.host_path, home), m.guest_path, m.writable))
         .collect();
     let ports = crate::core::ports::list(&ctx, id)
-        .map(|v| v.iter().map(|p| (p.host_port, p.guest_port)).collect())
+        .map(|v| {
+            v.iter()
+                .map(|p| {
+                    let by = p
+                        .shadowed
+                        .then(|| p.shadowed_by.clone().unwrap_or("a host process".into()));
+                    (p.host_port, p.guest_port, by)
+                })
+                .collect()
+        })
         .map_err(|e| e.message);
     let snapshots = crate::core::snapshot::list(&ctx, Some(id))
         .map(|(v, _)| {

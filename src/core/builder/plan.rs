@@ -154,7 +154,7 @@ pub(super) fn run_plan(
     }
 
     let engine = engine()?;
-    std::fs::create_dir_all(cache_dir).map_err(|e| io_err("cannot create", cache_dir, e))?;
+    crate::sys::sudo::create_dirs(cache_dir).map_err(|e| io_err("cannot create", cache_dir, e))?;
     // One build at a time per cache dir (a lock on the directory itself: no lock file).
     let lock = std::fs::File::open(cache_dir).map_err(|e| io_err("cannot open", cache_dir, e))?;
     let _lock = proc::lock_dir(lock)

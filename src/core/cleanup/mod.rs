@@ -24,6 +24,7 @@ use futures::StreamExt;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::error::{Error, Result};
+use super::lock::VmLock;
 use super::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::fs::{self, VmFile};
@@ -37,7 +38,7 @@ mod orphans;
 mod teardown;
 
 use orphans::{orphans, remove_orphan, scan, OrphanAction};
-pub use teardown::{stop_vm, teardown_vm};
+pub use teardown::{live_vmms, stop_vm, teardown_vm};
 use teardown::{teardown, Ctx};
 
 pub const DEFAULT_PREFIX: &str = "vm-";
@@ -81,6 +82,9 @@ pub struct CleanupOptions {
     /// `~/.smolvm/snapshots`: only partial snapshots a killed create left are removed
     /// there; snapshots themselves are never a cleanup's (nor a VM teardown's) to delete.
     pub snapshots_dir: PathBuf,
+    /// How long a target's teardown waits for the sandbox's lock (another operation on
+    /// it) before it fails `busy` (`SMOLVM_LOCK_TIMEOUT`).
+    pub lock_wait: Duration,
 }
 
 impl CleanupOptions {
@@ -97,6 +101,7 @@ impl CleanupOptions {
         // Validated before anything else is looked at (durations: the one parser, 0 to 24 h).
         let stop_timeout = super::lifecycle::stop_timeout(env, None)?;
         let busy_timeout = env.seconds("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT, false)?;
+        let lock_wait = super::lock::lock_timeout(env)?;
         if let (false, Some(p)) = (all, &prefix) {
             validate_prefix(p).map_err(|why| Error::usage(format!("--prefix: {why}")))?;
         }
@@ -132,6 +137,7 @@ impl CleanupOptions {
             busy_timeout,
             candidate_dbs: paths.candidate_state_dbs(),
             snapshots_dir: paths.snapshots_dir.clone(),
+            lock_wait,
         })
     }
 }
@@ -409,10 +415,13 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     };
     warnings.extend(read_warnings);
 
-    // Reconcile: which running/paused rows have no live, matching process.
+    // Reconcile: which running/paused rows have no live, matching process. A sandbox an
+    // operation holds the lock of is changing under it (a start between its spawn and
+    // its row): not judged now.
     let newly_stale: Vec<String> = rows
         .iter()
         .filter(|r| row_is_stale(r, &opts.socket_dir))
+        .filter(|r| !VmLock::is_held(&opts.data_dir, &r.id))
         .map(|r| r.id.clone())
         .collect();
     if !opts.dry_run {
@@ -550,9 +559,20 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             if cancelled {
                 return (id, None);
             }
-            let r = tokio::spawn(async move { teardown(&t, &ctx).await })
-                .await
-                .unwrap_or_else(|e| Err(runtime(format!("teardown task failed: {e}"))));
+            let r = tokio::spawn(async move {
+                // The sandbox's lock before its row is read again: an operation on it
+                // finishes first (or this target fails `busy`).
+                let _lock = VmLock::acquire(
+                    &ctx.opts.data_dir,
+                    &t.vm.id,
+                    &format!("cleanup {}", t.vm.id),
+                    ctx.opts.lock_wait,
+                )
+                .await?;
+                teardown(&t, &ctx).await
+            })
+            .await
+            .unwrap_or_else(|e| Err(runtime(format!("teardown task failed: {e}"))));
             (id, Some(r))
         }
     }))

@@ -109,6 +109,24 @@ pub async fn stop_vm(
     stop_found(vm, &vmms, socket_dir, data_dir, budget).await
 }
 
+/// The PIDs of the live VMM processes of `vm` that its row proves ours (the same claim
+/// [`stop_vm`] acts on), for a restart that must not put a second VMM on the disk.
+pub async fn live_vmms(vm: &VmRecord, socket_dir: &Path, data_dir: &Path) -> Result<Vec<i32>> {
+    let (v, s, d) = (vm.clone(), socket_dir.to_path_buf(), data_dir.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let all: Vec<VmmProcess> = process::vmm_processes(None)
+            .into_iter()
+            .filter(|p| p.vm_id == v.id)
+            .collect();
+        vm_processes(&v, &all, &s, &d)
+            .into_iter()
+            .map(|p| p.pid)
+            .collect()
+    })
+    .await
+    .map_err(rt)
+}
+
 /// [`stop_vm`] over an existing scan of the live VMMs.
 async fn stop_found(
     vm: &VmRecord,

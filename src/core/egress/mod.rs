@@ -332,6 +332,8 @@ pub async fn set(
     internet: Policy,
     publish_ssh: Option<bool>,
 ) -> Result<NetworkReport> {
+    // One operation per sandbox: a start or stop in flight finishes first.
+    let _vm_lock = ctx.lock(id, &format!("sandbox network set {id}")).await?;
     let row = ctx
         .store
         .get_vm(id)

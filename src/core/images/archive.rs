@@ -768,7 +768,7 @@ pub fn load(
     };
     may_replace(&dir)?;
 
-    std::fs::create_dir_all(&parent).map_err(|e| io_err("cannot create", &parent, &e))?;
+    crate::sys::sudo::create_dirs(&parent).map_err(|e| io_err("cannot create", &parent, &e))?;
     // One writer at a time: the builder's lock on the cache dir for a built image, the
     // pull's lock on the version directory (its kernel) for a published one.
     let _lock: Box<dyn std::any::Any> =

@@ -350,7 +350,7 @@ struct Stats {
 }
 
 fn mkdir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| {
+    crate::sys::sudo::create_dirs(dir).map_err(|e| {
         Error::runtime(format!(
             "cannot create {}: {}",
             dir.display(),

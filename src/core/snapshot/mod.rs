@@ -15,6 +15,7 @@
 //! finished by the next sweep. Prune never looks here, and deleting or cleaning up the VM
 //! leaves its snapshots in place.
 
+pub mod guard;
 mod restore;
 
 use std::path::{Path, PathBuf};
@@ -313,7 +314,9 @@ fn random_snapshot_id() -> String {
 
 /// `sandbox snapshot create VM`: pause the source, save what the type asks for, copy its
 /// disk, sync, then write the row. The source stays paused unless `resume_source` (on
-/// failure it is resumed if it was running). Nothing is left of a failed create.
+/// failure it is resumed if it was running; killed, its watchdog resumes it, see
+/// [`guard`]). Nothing is left of a failed create. Holds the sandbox's lock and SmolVM's
+/// snapshot locks throughout.
 pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     let t0 = std::time::Instant::now();
     if opts.kind == SnapshotType::Diff {
@@ -326,6 +329,13 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         Some(s) => s.clone(),
         None => random_snapshot_id(),
     };
+    let _lock = ctx
+        .lock_for_snapshot(
+            &opts.vm_id,
+            &id,
+            &format!("sandbox snapshot create {}", opts.vm_id),
+        )
+        .await?;
     let vm = ctx
         .store
         .get_vm(&opts.vm_id)
@@ -363,7 +373,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     sweep_partials(ctx);
 
     let dir = snapshot_dir(ctx, &id)?;
-    std::fs::create_dir_all(&ctx.paths.snapshots_dir).map_err(|e| {
+    crate::sys::sudo::create_dirs(&ctx.paths.snapshots_dir).map_err(|e| {
         rt(format!(
             "cannot create {}: {}",
             ctx.paths.snapshots_dir.display(),
@@ -400,6 +410,12 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         }
     };
     let was_running = live && vm.status == VmStatus::Running;
+    // Killed from here on (any signal), the source is resumed by the watchdog.
+    let watchdog = if was_running {
+        guard::start(&vm, &id)
+    } else {
+        None
+    };
     let r = write_snapshot(ctx, &vm, &id, &dir, &disk, &backend, live, opts).await;
     match r {
         Ok(()) => {
@@ -422,6 +438,9 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
                     source_status = "running".into();
                 }
             }
+            if let Some(w) = watchdog {
+                w.release();
+            }
             let (_, info) = get(ctx, &id)?;
             Ok(CreateReport {
                 snapshot: info,
@@ -438,6 +457,9 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
                     vm.pid,
                     vm.socket_path.as_deref(),
                 );
+            }
+            if let Some(w) = watchdog {
+                w.release();
             }
             drop(lock);
             let _ = crate::sys::fs::remove_snapshot_dir(&ctx.paths.snapshots_dir, &id);

@@ -121,6 +121,14 @@ pub async fn restore(
         )));
     }
     let id = row.vm_id.clone();
+    // The sandbox's lock before its row is read: a restore replaces it.
+    let _lock = ctx
+        .lock_for_snapshot(
+            &id,
+            &info.id,
+            &format!("sandbox snapshot restore {}", info.id),
+        )
+        .await?;
     let vmm = Vmm::parse(row.backend())
         .ok_or_else(|| rt(format!("Snapshot '{}' has an unknown backend", info.id)))?;
     let net: Network = serde_json::from_value(row.network_config.clone()).unwrap_or_default();

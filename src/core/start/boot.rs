@@ -18,9 +18,10 @@ use crate::sys::state::{Network, VmRecord, VmStatus};
 use crate::sys::vmm::qemu::{Machine, QemuSpec};
 use crate::sys::vmm::{self, firecracker, qmp::Qmp};
 
-/// Network, spawn and boot for an existing row (created or stopped). On failure the
-/// caller decides: `create` rolls everything back, `sandbox start` marks the row `error`
-/// after stopping the process.
+/// Network, spawn and boot for an existing row (created or stopped). On failure the VMM
+/// this call spawned is killed (its own child, never a process found through the row) and
+/// the caller decides the rest: `create` rolls everything back, `sandbox start` marks the
+/// row `error`.
 ///
 /// `checked` is the row's config as [`super::checked::check`] accepted it (each caller
 /// checks before it changes anything): the VMM gets only those paths.
@@ -51,91 +52,105 @@ pub(crate) async fn boot(
         qemu_spec(&row, checked, runtime, &net, &socket).argv()
     })?;
     let pid = i64::from(child.id());
-    // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.
-    ctx.store
-        .set_status(
-            id,
-            &VmStatus::Running,
-            Some(pid),
-            Some(&socket.display().to_string()),
-        )
-        .map_err(rt)?;
-    let what = match runtime.vmm {
-        Vmm::Qemu => "QEMU",
-        Vmm::Firecracker => "Firecracker",
-    };
-    let deadline = Instant::now() + runtime.boot_timeout;
-    let exited = |child: &mut std::process::Child| -> Option<Error> {
-        match child.try_wait() {
-            Ok(Some(st)) => Some(Error::runtime(format!(
-                "{what} exited early while booting VM '{id}' ({st}){}",
-                log_tail(&log)
-            ))),
-            _ => None,
-        }
-    };
-    // Control socket up.
-    loop {
-        if let Some(e) = exited(&mut child) {
-            return Err(e);
-        }
-        let up = match runtime.vmm {
-            Vmm::Qemu => Qmp::connect(&socket, Duration::from_millis(200))
-                .await
-                .is_ok(),
-            Vmm::Firecracker => {
-                firecracker::wait_for_socket(&socket, Duration::from_millis(50)).await
+    // From here on a failure stops the VMM this call spawned — its own child, and only
+    // it: whatever the row says by then, no other process is ever signalled for it.
+    let r = async {
+        // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.
+        ctx.store
+            .set_status(
+                id,
+                &VmStatus::Running,
+                Some(pid),
+                Some(&socket.display().to_string()),
+            )
+            .map_err(rt)?;
+        let what = match runtime.vmm {
+            Vmm::Qemu => "QEMU",
+            Vmm::Firecracker => "Firecracker",
+        };
+        let deadline = Instant::now() + runtime.boot_timeout;
+        let exited = |child: &mut std::process::Child| -> Option<Error> {
+            match child.try_wait() {
+                Ok(Some(st)) => Some(Error::runtime(format!(
+                    "{what} exited early while booting VM '{id}' ({st}){}",
+                    log_tail(&log)
+                ))),
+                _ => None,
             }
         };
-        if up {
-            break;
+        // Control socket up.
+        loop {
+            if let Some(e) = exited(&mut child) {
+                return Err(e);
+            }
+            let up = match runtime.vmm {
+                Vmm::Qemu => Qmp::connect(&socket, Duration::from_millis(200))
+                    .await
+                    .is_ok(),
+                Vmm::Firecracker => {
+                    firecracker::wait_for_socket(&socket, Duration::from_millis(50)).await
+                }
+            };
+            if up {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::runtime(format!(
+                    "Timed out waiting for {what} control socket{}",
+                    log_tail(&log)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if Instant::now() >= deadline {
-            return Err(Error::runtime(format!(
-                "Timed out waiting for {what} control socket{}",
-                log_tail(&log)
-            )));
+        if runtime.vmm == Vmm::Firecracker {
+            let cfg = firecracker::FcConfig {
+                kernel: kernel.clone(),
+                boot_args: args_for_fc(&row, &net),
+                vcpus: n("vcpu_count", 2) as u32,
+                mem_mib: n("mem_size_mib", 512) as u32,
+                rootfs: checked.rootfs.clone(),
+                tap: net.tap_device.clone().unwrap_or_default(),
+                mac: net.guest_mac.clone().unwrap_or_default(),
+            };
+            firecracker::configure_and_start(&socket, &cfg, Duration::from_secs(10))
+                .await
+                .map_err(rt)?;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if runtime.vmm == Vmm::Firecracker {
-        let cfg = firecracker::FcConfig {
-            kernel: kernel.clone(),
-            boot_args: args_for_fc(&row, &net),
-            vcpus: n("vcpu_count", 2) as u32,
-            mem_mib: n("mem_size_mib", 512) as u32,
-            rootfs: checked.rootfs.clone(),
-            tap: net.tap_device.clone().unwrap_or_default(),
-            mac: net.guest_mac.clone().unwrap_or_default(),
-        };
-        firecracker::configure_and_start(&socket, &cfg, Duration::from_secs(10))
-            .await
-            .map_err(rt)?;
-    }
-    let spawn_time = t_spawn.elapsed();
-    progress.emit(StartEvent::PhaseDone(Phase::Spawn, spawn_time));
+        let spawn_time = t_spawn.elapsed();
+        progress.emit(StartEvent::PhaseDone(Phase::Spawn, spawn_time));
 
-    progress.emit(StartEvent::PhaseStarted(Phase::Boot));
-    let t_boot = Instant::now();
-    let ip: Ipv4Addr = net
-        .guest_ip
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(Ipv4Addr::UNSPECIFIED);
-    wait_ready(
-        &mut child,
-        &log,
-        ip,
-        deadline,
-        runtime.boot_timeout,
-        &exited,
-    )
-    .await?;
-    if !checked.mounts.is_empty() {
-        mount_workspaces(ctx, &net, &checked.mounts).await?;
+        progress.emit(StartEvent::PhaseStarted(Phase::Boot));
+        let t_boot = Instant::now();
+        let ip: Ipv4Addr = net
+            .guest_ip
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        wait_ready(
+            &mut child,
+            &log,
+            ip,
+            deadline,
+            runtime.boot_timeout,
+            &exited,
+        )
+        .await?;
+        if !checked.mounts.is_empty() {
+            mount_workspaces(ctx, &net, &checked.mounts).await?;
+        }
+        let boot_time = t_boot.elapsed();
+        progress.emit(StartEvent::PhaseDone(Phase::Boot, boot_time));
+        Ok((spawn_time, boot_time))
     }
-    let boot_time = t_boot.elapsed();
-    progress.emit(StartEvent::PhaseDone(Phase::Boot, boot_time));
+    .await;
+    let (spawn_time, boot_time) = match r {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     // Reap the VMM whenever it exits, for a long-lived caller (the dashboard).
     std::thread::spawn(move || {
         let _ = child.wait();

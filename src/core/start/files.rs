@@ -12,7 +12,8 @@ use crate::sys::open;
 /// `~/.smolvm/keys/id_ed25519` (+ `.pub`), generated with `ssh-keygen` when missing: into a
 /// fresh private directory of our own (a name this process generated, mode 0700), then
 /// renamed into place, public key last, so a half-made pair is never used. A symbolic link
-/// (or anything but a regular file) at either name is refused, never followed.
+/// (or anything but a regular file) at either name is refused, never followed. Under
+/// `sudo` the folder and the pair it makes are the invoking user's (`sys::sudo`).
 pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
     let key = dir.join("id_ed25519");
     let public = dir.join("id_ed25519.pub");
@@ -29,7 +30,7 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
         (Err(e), _) => return Err(path_err("read", &key, &e)),
         (_, Err(e)) => return Err(path_err("read", &public, &e)),
     }
-    std::fs::create_dir_all(dir).map_err(|e| path_err("create", dir, &e))?;
+    crate::sys::sudo::create_dirs(dir).map_err(|e| path_err("create", dir, &e))?;
     let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let tmp_dir = open::create_unique_dir(dir, ".keygen-", 0o700)
         .map_err(|e| path_err("create a directory in", dir, &e))?;
@@ -56,7 +57,11 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
         crate::sys::fs::replace_with_generated(&tmp, &key)
             .map_err(|e| path_err("write", &key, &e))?;
         crate::sys::fs::replace_with_generated(&tmp_dir.join("id_ed25519.pub"), &public)
-            .map_err(|e| path_err("write", &public, &e))
+            .map_err(|e| path_err("write", &public, &e))?;
+        // Under sudo the pair is the invoking user's (SmolVM's rule), as is its folder.
+        crate::sys::sudo::give_file(&key);
+        crate::sys::sudo::give_file(&public);
+        Ok(())
     })();
     if let Some(name) = tmp_dir.file_name() {
         let _ = crate::sys::fs::remove_entry(dir, name);

@@ -26,6 +26,7 @@ use super::error::{io_reason, Error, Result};
 use super::host::{AccelRequest, Backend, Host, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
 use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
+use super::lock::{lock_timeout, VmLock};
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
 use super::version::image_version;
@@ -259,12 +260,37 @@ impl Ctx {
             busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
             candidate_dbs: self.paths.candidate_state_dbs(),
             snapshots_dir: self.paths.snapshots_dir.clone(),
+            lock_wait: lock_timeout(&self.env).unwrap_or(super::lock::DEFAULT_LOCK_TIMEOUT),
         }
     }
 
     /// The SSH key pair under `~/.smolvm/keys/` (created once, atomically).
     pub fn ssh_key(&self) -> Result<PathBuf> {
         ensure_key(&self.paths.keys_dir)
+    }
+
+    /// Sandbox `id`'s lock ([`VmLock`]) for the operation `what`, waiting at most
+    /// `SMOLVM_LOCK_TIMEOUT` (validated here: a bad value is a usage error before anything
+    /// is read or changed).
+    pub async fn lock(&self, id: &str, what: &str) -> Result<VmLock> {
+        VmLock::acquire(&self.data_dir, id, what, lock_timeout(&self.env)?).await
+    }
+
+    /// [`Ctx::lock`] plus SmolVM's snapshot locks of the sandbox and of `snapshot_id`.
+    pub async fn lock_for_snapshot(
+        &self,
+        id: &str,
+        snapshot_id: &str,
+        what: &str,
+    ) -> Result<VmLock> {
+        VmLock::acquire_for_snapshot(
+            &self.data_dir,
+            id,
+            Some(snapshot_id),
+            what,
+            lock_timeout(&self.env)?,
+        )
+        .await
     }
 }
 
@@ -396,6 +422,9 @@ pub async fn create(
         Some(n) => n.clone(),
         None => random_id(),
     };
+    // The new id's lock (SmolVM's create lock) before its row is looked for: a second
+    // create of the same name, or any operation on it, waits for this one.
+    let _lock = ctx.lock(&id, &format!("sandbox create {id}")).await?;
     if ctx.store.vm_exists(&id).map_err(rt)? {
         return Err(
             Error::runtime(format!("Sandbox '{id}' already exists")).with_recovery(format!(
@@ -547,9 +576,48 @@ pub async fn create(
     }
 }
 
-/// `sandbox start <id>`: boot a created or stopped sandbox again. On failure the process
-/// is stopped and the row marked `error` (SmolVM's rule); its resources stay for `delete`.
+/// `sandbox start <id>`: boot a created, stopped or failed sandbox again, holding its
+/// [`VmLock`] throughout (a second operation on it waits, then is `busy`). On failure the
+/// VMM this start spawned is stopped and the row marked `error` (SmolVM's rule); its
+/// resources stay for `delete` or another `start`.
 pub async fn start_existing(
+    ctx: &Ctx,
+    id: &str,
+    accel: Option<AccelRequest>,
+    boot_timeout: Option<Duration>,
+    progress: &Progress<StartEvent>,
+) -> Result<StartReport> {
+    let _lock = ctx.lock(id, &format!("sandbox start {id}")).await?;
+    start_locked(ctx, id, accel, boot_timeout, progress).await
+}
+
+/// `sandbox exec --start`: start the sandbox unless it is running already, under its lock
+/// (two of these at once start it once). `None`: it was running.
+pub async fn ensure_running(
+    ctx: &Ctx,
+    id: &str,
+    boot_timeout: Option<Duration>,
+    progress: &Progress<StartEvent>,
+) -> Result<Option<StartReport>> {
+    let _lock = ctx.lock(id, &format!("sandbox exec --start {id}")).await?;
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| not_found(id))?;
+    if row.status.is_active() && !cleanup::row_is_stale(&row, &ctx.paths.socket_dir) {
+        return Ok(None);
+    }
+    start_locked(ctx, id, None, boot_timeout, progress)
+        .await
+        .map(Some)
+}
+
+/// [`start_existing`] with the lock held. Startable: `created`, `stopped`, `error`, and a
+/// `running`/`paused` row whose VMM is gone (what cleanup would mark `error`) — as long as
+/// its disk is intact (the stored configuration passes [`checked::check`]) and no VMM of
+/// it is still alive.
+async fn start_locked(
     ctx: &Ctx,
     id: &str,
     accel: Option<AccelRequest>,
@@ -562,7 +630,12 @@ pub async fn start_existing(
         .get_vm(id)
         .map_err(rt)?
         .ok_or_else(|| not_found(id))?;
-    if !matches!(row.status, VmStatus::Created | VmStatus::Stopped) {
+    let stale = row.status.is_active() && cleanup::row_is_stale(&row, &ctx.paths.socket_dir);
+    if !(matches!(
+        row.status,
+        VmStatus::Created | VmStatus::Stopped | VmStatus::Error
+    ) || stale)
+    {
         return Err(Error::runtime(format!(
             "Cannot start VM in state '{}'",
             row.status
@@ -591,8 +664,21 @@ pub async fn start_existing(
     set_machine(&mut runtime, stored_machine, |m| {
         Error::runtime(format!("Sandbox '{id}' has an unknown QEMU machine '{m}'"))
     })?;
-    // Refusals here change nothing (the row keeps its status).
+    // Refusals here change nothing (the row keeps its status). The disk must be intact:
+    // its own, a regular file.
     let checked = checked::check(ctx, id, &row.config)?;
+    if row.status == VmStatus::Error || stale {
+        // A failed sandbox's VMM that is still alive would share the disk with a new one.
+        let live = cleanup::live_vmms(&row, &ctx.paths.socket_dir, &ctx.data_dir).await?;
+        if let Some(pid) = live.first() {
+            return Err(Error::runtime(format!(
+                "Sandbox '{id}' is in state 'error' but its VMM (pid {pid}) is still running; nothing was started"
+            ))
+            .with_recovery(format!(
+                "Stop it first ('smolvm sandbox stop {id}'), then start it again."
+            )));
+        }
+    }
     crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
     let (log, socket) = prepare_files(ctx, id, runtime.vmm, &checked.rootfs)?;
     let t0 = Instant::now();

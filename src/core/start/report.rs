@@ -1,7 +1,7 @@
 //! How a start ends: its report (with the time of each phase), or on failure the
 //! rollback — everything a `create` made goes through the same teardown `cleanup` and
-//! `sandbox delete` use; a failed `sandbox start` stops the process and marks the row
-//! `error`.
+//! `sandbox delete` use; a failed `sandbox start` (its own VMM already stopped) marks the
+//! row `error`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -73,17 +73,17 @@ pub(crate) async fn roll_back(
     e
 }
 
-/// `sandbox start` failed: stop the process and mark the row `error` (SmolVM's rule); its
-/// resources stay for `delete`.
+/// `sandbox start` failed (the VMM it spawned, if any, is already stopped: `boot` kills
+/// its own child): mark the row `error` (SmolVM's rule), its resources kept for `delete`
+/// or another `start`. A row that records a live VMM by now is someone else's start (a
+/// SmolVM that takes no lock to start): it is left as it is, never moved to `error` by
+/// this failure.
 pub(super) async fn mark_failed(ctx: &Ctx, id: &str) {
     if let Ok(Some(vm)) = ctx.store.get_vm(id) {
-        let _ = cleanup::stop_vm(
-            &vm,
-            &ctx.paths.socket_dir,
-            &ctx.data_dir,
-            Duration::from_secs(5),
-        )
-        .await;
+        if vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) {
+            tracing::warn!(vm = %id, pid = ?vm.pid, "start failed; the row records another live VMM, left as it is");
+            return;
+        }
     }
     let _ = ctx.store.set_status(id, &VmStatus::Error, None, None);
     let _ = crate::core::egress::resolver::sync(ctx, None).await;

@@ -1,6 +1,7 @@
 //! Host networking: links through netlink (rtnetlink) and SmolVM's nftables tables.
 
 pub mod guard;
+pub mod listen;
 pub mod nft;
 pub mod tap;
 

@@ -220,6 +220,36 @@ impl Qmp {
         self.wait_migration(timeout).await
     }
 
+    /// Run a VM again that a killed caller left stopped in the middle of a save: a
+    /// migration still under way is cancelled (and waited for, up to `timeout`), then the
+    /// vCPUs continue (`cont` also takes the disks back from a `postmigrate` VM). A VM
+    /// already running is left as it is.
+    pub async fn resume_abandoned(&mut self, timeout: Duration) -> io::Result<()> {
+        let active = |r: &Value| {
+            matches!(
+                r.get("status").and_then(Value::as_str),
+                Some("setup" | "active" | "device" | "pre-switchover" | "cancelling")
+            )
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        if active(&self.execute("query-migrate", None).await?) {
+            let _ = self.execute("migrate_cancel", None).await;
+            while active(&self.execute("query-migrate", None).await?) {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the abandoned migration did not stop in time",
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if self.query_status().await? != "running" {
+            self.execute("cont", None).await?;
+        }
+        Ok(())
+    }
+
     /// `query-status`'s `status`: `running`, `paused`, `prelaunch`, `shutdown`, …
     pub async fn query_status(&mut self) -> io::Result<String> {
         let r = self.execute("query-status", None).await?;

@@ -220,8 +220,19 @@ impl DetailView {
                 if p.is_empty() {
                     lines.push(Line::styled("  none", t.muted()));
                 }
-                for (h, g) in p {
-                    lines.push(Line::raw(format!("  127.0.0.1:{h} → {g}")));
+                for (h, g, shadow) in p {
+                    match shadow {
+                        None => lines.push(Line::raw(format!("  127.0.0.1:{h} → {g}"))),
+                        // A host service listens there too: its local clients reach the
+                        // sandbox.
+                        Some(by) => lines.push(Line::from(vec![
+                            Span::raw(format!("  127.0.0.1:{h} → {g}  ")),
+                            Span::styled(
+                                format!("shadowed by {by}: its local clients reach this sandbox"),
+                                t.error(),
+                            ),
+                        ])),
+                    }
                 }
             }
             Err(e) => {

@@ -1,0 +1,165 @@
+//! `sudo smolvm …` (issue 22, item 7): the folders smolvm creates on the way to its own
+//! inside the invoking user's home are that user's; smolvm's own folders (data dir, images
+//! root) stay root's; the SSH key folder and pair are the user's, as SmolVM makes them.
+//! A real user is made for the test (its home a temporary folder it owns) and smolvm runs
+//! as root with the variables `sudo` sets.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::cleanup::NetNs;
+use support::{is_root, json};
+
+/// A system user made for one test, deleted on drop.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// `useradd`/`userdel`, again while another program holds the password files' lock.
+fn user_tool(args: &[&str]) -> bool {
+    for _ in 0..50 {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        if out.status.success() {
+            return true;
+        }
+        // 10: cannot lock /etc/passwd (someone else is changing it); anything else is final.
+        if out.status.code() != Some(10) {
+            eprintln!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+impl TestUser {
+    fn create(home: &Path) -> Option<TestUser> {
+        let name = format!("smolvm-sudo-t{}", std::process::id());
+        let ok = user_tool(&[
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            home.to_str().unwrap(),
+            "--shell",
+            "/usr/sbin/nologin",
+            &name,
+        ]);
+        if !ok {
+            return None;
+        }
+        let u = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        Some(TestUser {
+            name,
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        })
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        user_tool(&["userdel", &self.name]);
+    }
+}
+
+fn owner(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .uid()
+}
+
+#[test]
+fn a_sudo_run_leaves_the_users_folders_theirs_and_its_own_roots() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (a test user, network namespaces)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let Some(user) = TestUser::create(&home) else {
+        eprintln!("SKIPPED: cannot make a test user (useradd)");
+        return;
+    };
+    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
+    let ns = NetNs::with_uplink();
+    let (kernel, rootfs) = (tmp.path().join("vmlinux"), tmp.path().join("rootfs.ext4"));
+    std::fs::write(&kernel, b"kernel").unwrap();
+    std::fs::write(&rootfs, vec![0u8; 1 << 20]).unwrap();
+    let manifest = support::images::tiny_manifest(tmp.path());
+    let run = |args: &[&str]| -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("SUDO_USER", &user.name)
+            .env("SUDO_UID", user.uid.to_string())
+            .env("SUDO_GID", user.gid.to_string())
+            .env("SUDO_COMMAND", "/usr/local/bin/smolvm")
+            .env("SMOLVM_SYSTEM_DATA_DIR", tmp.path().join("system"))
+            .env("SMOLVM_SOCKET_DIR", tmp.path().join("sockets"))
+            .env("SMOLVM_IMAGE_VERSION", support::CURRENT)
+            .env("SMOLVM_MANIFEST", &manifest)
+            .output()
+            .unwrap()
+    };
+
+    // A sandbox made under sudo: the data dir in the user's home, the key pair.
+    let args = [
+        "sandbox",
+        "create",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--name",
+        "vm-sudo",
+        "--backend",
+        "qemu",
+        "--json",
+    ];
+    let out = run(&args);
+    support::assert_exit(&args, &out, 0);
+    // An image pull (the tiny manifest's checksum is wrong: it stops at the download, after
+    // making the images root).
+    let out = run(&["image", "pull", "codex", "--json"]);
+    assert_eq!(json(&out)["ok"], false);
+
+    let data = home.join(".local/state/smolvm");
+    for (path, uid) in [
+        (home.join(".local"), user.uid),
+        (home.join(".local/state"), user.uid),
+        (data.clone(), 0),
+        (data.join("smolvm.db"), 0),
+        (data.join("disks"), 0),
+        (data.join("disks/vm-sudo.ext4"), 0),
+        (data.join("locks"), 0),
+        (home.join(".smolvm"), user.uid),
+        (home.join(".smolvm/keys"), user.uid),
+        (home.join(".smolvm/keys/id_ed25519"), user.uid),
+        (home.join(".smolvm/keys/id_ed25519.pub"), user.uid),
+        (home.join(".smolvm/images"), 0),
+    ] {
+        assert_eq!(owner(&path), uid, "owner of {}", path.display());
+    }
+    assert_eq!(
+        std::fs::metadata(home.join(".smolvm/keys")).unwrap().mode() & 0o777,
+        0o700
+    );
+    // Whatever smolvm found there is left as it was.
+    assert_eq!(owner(&home), user.uid);
+
+    let args = ["sandbox", "delete", "vm-sudo", "--json"];
+    support::assert_exit(&args, &run(&args), 0);
+}
