@@ -118,7 +118,10 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
                     &a.flags.ssh.login(),
                     &a.guest,
                     &a.local,
-                    !a.no_create_dirs,
+                    files::DownloadOptions {
+                        create_dirs: !a.no_create_dirs,
+                        max_bytes: a.max_bytes,
+                    },
                     progress,
                 )
             },
@@ -126,7 +129,10 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
                 line(format!(
                     "Downloaded {}:{} to {} ({} bytes).",
                     t.vm_id, t.guest_path, t.local_path, t.bytes
-                ))
+                ));
+                for s in &t.skipped {
+                    output::warn(format!("Skipped {} ({}): {}.", s.path, s.kind, s.reason));
+                }
             },
         ),
     }

@@ -80,6 +80,10 @@ pub struct FileDownloadArgs {
     /// Fail instead of creating missing parent directories.
     #[arg(long)]
     pub no_create_dirs: bool,
+    /// Stop (leaving nothing) when the guest sends more than N bytes. Without it a
+    /// download stops before the destination's free space falls below 1 GiB.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bytes: Option<u64>,
     #[command(flatten)]
     pub flags: ToolkitFlags,
 }

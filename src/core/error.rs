@@ -16,6 +16,9 @@ pub enum ErrorCode {
     PartialFailure,
     /// Refused because smolvm is in read-only mode (exit 1).
     Readonly,
+    /// Stopped by SIGINT, SIGTERM or SIGHUP after cleaning up (exit 130, as SmolVM's
+    /// `Abort`).
+    Interrupted,
 }
 
 impl ErrorCode {
@@ -26,12 +29,14 @@ impl ErrorCode {
             ErrorCode::Runtime => "runtime_error",
             ErrorCode::PartialFailure => "partial_failure",
             ErrorCode::Readonly => "readonly",
+            ErrorCode::Interrupted => "interrupted",
         }
     }
 
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorCode::Usage => 2,
+            ErrorCode::Interrupted => 130,
             _ => 1,
         }
     }
@@ -110,6 +115,8 @@ mod tests {
         ] {
             assert_eq!(c.exit_code(), 1);
         }
+        assert_eq!(ErrorCode::Interrupted.as_str(), "interrupted");
+        assert_eq!(ErrorCode::Interrupted.exit_code(), 130);
     }
 
     #[test]

@@ -17,9 +17,11 @@ pub mod open;
 pub mod paths;
 pub mod process;
 pub mod procfs;
+pub mod signals;
 pub mod sparse;
 pub mod state;
 pub mod time;
+pub mod unpack;
 pub mod users;
 pub mod vmm;
 

@@ -133,7 +133,9 @@ pub fn drop_to(id: Identity, keep: &[u32]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() || nix::unistd::geteuid().is_root() {
-        return Err(io::Error::other("dropping root failed: root can be regained"));
+        return Err(io::Error::other(
+            "dropping root failed: root can be regained",
+        ));
     }
     Ok(())
 }
