@@ -126,6 +126,10 @@ pub struct EnvListArgs {
     /// Show the values too (they often are secrets).
     #[arg(long)]
     pub show_values: bool,
+    /// Print the values' bytes exactly as they are. Without it, on a terminal, control
+    /// characters are shown visibly (ESC as \x1b) so a guest cannot drive your terminal.
+    #[arg(long)]
+    pub raw: bool,
     #[command(flatten)]
     pub flags: ToolkitFlags,
 }

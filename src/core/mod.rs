@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod docker;
 pub mod doctor;
 pub mod error;
+pub mod escape;
 pub mod files;
 pub mod guest;
 pub mod guest_env;
