@@ -313,6 +313,18 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         .starts_with(".smolvm-download")));
 
     // --- Env: what a login shell sees, values with spaces and quotes.
+    // A line smolvm did not write (a PATH extension, a comment) survives `env set` and
+    // `env unset` byte for byte, and still works.
+    let hand = "#!/bin/sh\n# SmolVM managed environment variables\n\n# my tools\nexport PATH=\"$PATH:/opt/tool/bin\"\n";
+    vm.ok(&[
+        "sandbox",
+        "exec",
+        id,
+        "--",
+        "sh",
+        "-c",
+        &format!("printf %s '{hand}' > /etc/profile.d/smolvm_env.sh"),
+    ]);
     let tricky = r#"it's "quoted" $HOME `x` \ end"#;
     vm.ok(&[
         "sandbox",
@@ -342,8 +354,21 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         ])),
         "hello world"
     );
+    let file = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
+    assert_eq!(
+        file,
+        format!(
+            "#!/bin/sh\n# SmolVM managed environment variables\n\n# my tools\nexport EMPTY=''\nexport GREETING='hello world'\nexport PATH=\"$PATH:/opt/tool/bin\"\nexport TRICKY='{}'\n",
+            tricky.replace('\'', "'\"'\"'")
+        )
+    );
+    let path = vm.login_sh(id, "printf %s \"$PATH\"");
+    assert!(
+        path.ends_with(":/opt/tool/bin") && path.contains("/usr/bin"),
+        "{path}"
+    );
     let listed = vm.ok(&["sandbox", "env", "list", id]);
-    assert_eq!(stdout(&listed), "EMPTY\nGREETING\nTRICKY\n");
+    assert_eq!(stdout(&listed), "EMPTY\nGREETING\nPATH\nTRICKY\n");
     let shown = vm.ok_json(&["sandbox", "env", "list", id, "--show-values", "--json"]);
     assert_eq!(shown["data"]["env"]["TRICKY"], tricky);
     let hidden = vm.ok_json(&["sandbox", "env", "list", id, "--json"]);
@@ -373,6 +398,11 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     vm.ok(&["sandbox", "env", "unset", id, "HOSTILE"]);
     vm.ok(&["sandbox", "env", "unset", id, "GREETING"]);
     assert_eq!(vm.login_sh(id, "printf %s \"${GREETING-gone}\""), "gone");
+    let after = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
+    assert!(
+        after.contains("\n# my tools\nexport EMPTY=''\nexport PATH=\"$PATH:/opt/tool/bin\"\n"),
+        "{after}"
+    );
     let before = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
     vm.fails(
         &["sandbox", "env", "set", id, "1BAD=x"],
