@@ -20,6 +20,18 @@ struct Vm {
 }
 
 impl Vm {
+    /// `smolvm <args>` in the namespace, as a plain command (for a pty).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns.name])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+            .args(args)
+            .env_clear()
+            .envs(self.h.env_vars())
+            .env("SMOLVM_MANIFEST", &self.manifest);
+        c
+    }
+
     fn smolvm(&self, args: &[&str]) -> Output {
         self.ns
             .cmd(&self.h, "smolvm")
@@ -301,6 +313,18 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         .starts_with(".smolvm-download")));
 
     // --- Env: what a login shell sees, values with spaces and quotes.
+    // A line smolvm did not write (a PATH extension, a comment) survives `env set` and
+    // `env unset` byte for byte, and still works.
+    let hand = "#!/bin/sh\n# SmolVM managed environment variables\n\n# my tools\nexport PATH=\"$PATH:/opt/tool/bin\"\n";
+    vm.ok(&[
+        "sandbox",
+        "exec",
+        id,
+        "--",
+        "sh",
+        "-c",
+        &format!("printf %s '{hand}' > /etc/profile.d/smolvm_env.sh"),
+    ]);
     let tricky = r#"it's "quoted" $HOME `x` \ end"#;
     vm.ok(&[
         "sandbox",
@@ -330,14 +354,55 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         ])),
         "hello world"
     );
+    let file = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
+    assert_eq!(
+        file,
+        format!(
+            "#!/bin/sh\n# SmolVM managed environment variables\n\n# my tools\nexport EMPTY=''\nexport GREETING='hello world'\nexport PATH=\"$PATH:/opt/tool/bin\"\nexport TRICKY='{}'\n",
+            tricky.replace('\'', "'\"'\"'")
+        )
+    );
+    let path = vm.login_sh(id, "printf %s \"$PATH\"");
+    assert!(
+        path.ends_with(":/opt/tool/bin") && path.contains("/usr/bin"),
+        "{path}"
+    );
     let listed = vm.ok(&["sandbox", "env", "list", id]);
-    assert_eq!(stdout(&listed), "EMPTY\nGREETING\nTRICKY\n");
+    assert_eq!(stdout(&listed), "EMPTY\nGREETING\nPATH\nTRICKY\n");
     let shown = vm.ok_json(&["sandbox", "env", "list", id, "--show-values", "--json"]);
     assert_eq!(shown["data"]["env"]["TRICKY"], tricky);
     let hidden = vm.ok_json(&["sandbox", "env", "list", id, "--json"]);
     assert!(!hidden.to_string().contains("hello world"), "{hidden}");
+    // --show-values on a terminal: a value's control bytes are shown visibly (a guest's
+    // env file must not write the operator's clipboard); --raw, pipes and --json keep them.
+    let hostile = "\x1b]52;c;ZXZpbA==\x07x\rfake";
+    vm.ok(&["sandbox", "env", "set", id, &format!("HOSTILE={hostile}")]);
+    let list = ["sandbox", "env", "list", id, "--show-values"];
+    let (status, out) = support::pty::run_on_pty(vm.command(&list), Duration::from_secs(120));
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out));
+    let shown = String::from_utf8_lossy(&out);
+    assert!(
+        shown.contains("HOSTILE=\\x1b]52;c;ZXZpbA==\\x07x\\x0dfake\n"),
+        "{shown:?}"
+    );
+    assert!(!out.contains(&0x1b) && !out.contains(&0x07), "{shown:?}");
+    let raw = [&list[..], &["--raw"]].concat();
+    let (_, out) = support::pty::run_on_pty(vm.command(&raw), Duration::from_secs(120));
+    assert!(
+        String::from_utf8_lossy(&out).contains(&format!("HOSTILE={hostile}\n")),
+        "{out:?}"
+    );
+    assert!(stdout(&vm.ok(&list)).contains(&format!("HOSTILE={hostile}\n")));
+    let shown = vm.ok_json(&["sandbox", "env", "list", id, "--show-values", "--json"]);
+    assert_eq!(shown["data"]["env"]["HOSTILE"], hostile);
+    vm.ok(&["sandbox", "env", "unset", id, "HOSTILE"]);
     vm.ok(&["sandbox", "env", "unset", id, "GREETING"]);
     assert_eq!(vm.login_sh(id, "printf %s \"${GREETING-gone}\""), "gone");
+    let after = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
+    assert!(
+        after.contains("\n# my tools\nexport EMPTY=''\nexport PATH=\"$PATH:/opt/tool/bin\"\n"),
+        "{after}"
+    );
     let before = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
     vm.fails(
         &["sandbox", "env", "set", id, "1BAD=x"],

@@ -2216,3 +2216,80 @@ fn a_stale_completion_result_is_ignored() {
         assert!(a.dialog.is_none());
     });
 }
+
+// ---- guest text never reaches the terminal raw -----------------------------------------
+
+/// Every cell symbol of the rendered screen, and the screen's text.
+fn cells(a: &App) -> (Vec<String>, String) {
+    let (w, h) = a.size;
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::render(f, a)).unwrap();
+    let symbols = t
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol().to_string())
+        .collect();
+    (symbols, t.backend().to_string())
+}
+
+/// A console line (or ssh error) as a hostile guest writes it: OSC 52 (the clipboard), a
+/// title change, a screen clear, a carriage return faking output, C1 CSI, DEL.
+const HOSTILE_LINE: &str =
+    "\x1b]52;c;ZXZpbA==\x07clip \x1b]0;pwned\x07title \x1b[2J\x1b[Hcleared \rfake \u{9b}31mcsi \x7fdel \x00nul";
+
+fn assert_no_controls(a: &App, visible: &[&str]) {
+    let (symbols, text) = cells(a);
+    let bad: Vec<&String> = symbols
+        .iter()
+        .filter(|s| s.chars().any(char::is_control))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "control characters on screen: {bad:?}\n{text}"
+    );
+    for v in visible {
+        assert!(text.contains(v), "{v:?} not shown:\n{text}");
+    }
+}
+
+#[test]
+fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_view() {
+    for wrap in [false, true] {
+        let mut a = full_app(160, 48);
+        a.update(key('l'));
+        vm_log(&mut a, vec![HOSTILE_LINE.into(), "a plain line".into()]);
+        if wrap {
+            a.update(key('w'));
+            assert!(a.logs.wrap);
+        }
+        assert_no_controls(&a, &["clip", "cleared", "a plain line"]);
+    }
+    // The detail view: env keys and the errors it quotes come from the guest over SSH.
+    let mut a = full_app(160, 48);
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+    a.update(Input::Msg(Msg::Detail {
+        id: "vm-agent-1".into(),
+        result: Ok(Box::new(detail_fixture())),
+    }));
+    a.update(Input::Msg(Msg::EnvKeys {
+        id: "vm-agent-1".into(),
+        result: Err(HOSTILE_LINE.into()),
+    }));
+    assert_no_controls(&a, &["VM vm-agent-1", "clip", "cleared"]);
+    a.update(Input::Msg(Msg::EnvKeys {
+        id: "vm-agent-1".into(),
+        result: Ok(vec![HOSTILE_LINE.into(), "OK_KEY".into()]),
+    }));
+    assert_no_controls(&a, &["OK_KEY", "clip"]);
+    let mut a = full_app(160, 48);
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+    a.update(Input::Msg(Msg::Detail {
+        id: "vm-agent-1".into(),
+        result: Err(HOSTILE_LINE.into()),
+    }));
+    assert_no_controls(&a, &["clip", "cleared"]);
+}

@@ -457,6 +457,28 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
         support::stderr(&out)
     );
 
+    // D: download a folder holding a FIFO through the form. The dashboard runs the CLI's
+    // own download: the FIFO is skipped (and said so), the file lands.
+    cli(&[
+        "sandbox",
+        "exec",
+        "vm-att",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /root/dl && echo from-the-guest > /root/dl/f && mkfifo /root/dl/pipe",
+    ]);
+    let back = h.tmp.path().join("dl-back");
+    t.keys(&["D"]);
+    t.wait("the download form", |s| s.contains("Download from vm-att"));
+    t.keys(&["/root/dl"]);
+    t.keys(&["Down"]);
+    t.keys(&[back.to_str().unwrap()]);
+    t.keys(&["Enter"]);
+    t.wait("the download result", |s| s.contains("1 entry skipped"));
+    assert_eq!(std::fs::read(back.join("f")).unwrap(), b"from-the-guest\n");
+    assert!(std::fs::symlink_metadata(back.join("pipe")).is_err());
+
     // S: a full snapshot, the source resumed; the detail view lists it; x deletes it.
     t.keys(&["S"]);
     t.wait("the snapshot form", |s| {

@@ -736,6 +736,10 @@ pub struct LogsArgs {
     /// Print the log as JSON (`lines`); -f is ignored with --json.
     #[arg(long)]
     pub json: bool,
+    /// Print the console's bytes exactly as they are. Without it, on a terminal, control
+    /// characters are shown visibly (ESC as \x1b) so a guest cannot drive your terminal.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Debug, Args)]

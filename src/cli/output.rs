@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::core::runtime::out_text;
+use crate::core::runtime::out_bytes;
 use crate::core::Error;
 
 /// The stream writers live in core (both faces print through them); the CLI's output is
@@ -61,7 +61,26 @@ pub fn print_json<T: Serialize>(
             serde_json::Value::from(e.to_string())
         )
     });
-    out_text(format!("{text}\n"));
+    out_bytes(format!("{}\n", json_safe(&text)).as_bytes());
+}
+
+/// A JSON document with DEL and the C1 controls (which serde_json leaves raw) written as
+/// `\u00XX` escapes: the same document to any parser, and nothing in it can drive a
+/// terminal. (Those characters only occur inside strings, where the escape is valid.)
+fn json_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let raw = |c: char| c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c);
+    if !text.chars().any(raw) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if raw(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Report a failure the way the command was asked to: as an envelope with `--json`, else
@@ -81,4 +100,23 @@ pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
 /// A warning on stderr.
 pub fn warn(text: impl AsRef<str>) {
     err_line(format!("Warning: {}", text.as_ref()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_output_escapes_del_and_c1_and_stays_the_same_document() {
+        let v = serde_json::json!({"line": "a\u{7f}b\u{9b}31m\u{1b}c é"});
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let safe = json_safe(&text);
+        assert!(!safe.chars().any(|c| c.is_control() && c != '\n'), "{safe}");
+        assert!(
+            safe.contains("\\u007f") && safe.contains("\\u009b"),
+            "{safe}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, v);
+    }
 }

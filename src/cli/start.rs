@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::args::{CreateArgs, SandboxCommand, StartFlags};
 use super::output::{self, err_line, line, warn};
 use crate::core::error::{Error, Result};
+use crate::core::escape::{self, Escaper};
 use crate::core::host::{AccelRequest, Backend};
 use crate::core::images::pull::PullEvent;
 use crate::core::images::Os;
@@ -415,7 +416,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             code
         }
         SandboxCommand::Logs(a) if a.json || a.tail.is_some() => logs_tail(&a, env),
-        SandboxCommand::Logs(a) => logs(&a.id, a.follow, 0, env),
+        SandboxCommand::Logs(a) => logs(&a.id, a.follow, 0, shown_as(a.raw), env),
         SandboxCommand::Ssh(a) => {
             let login = lifecycle::SshLogin {
                 user: a.ssh_user.clone(),
@@ -521,8 +522,23 @@ fn delete_special(a: &super::args::DeleteArgs, env: &Env) -> Option<i32> {
     Some(code)
 }
 
-/// `logs [-f]`, starting at byte `from`.
-fn logs(id: &str, follow: bool, from: u64, env: &Env) -> i32 {
+/// How console bytes reach stdout: as they are (a pipe, `--raw`), or through an escaper
+/// (a terminal).
+fn shown_as(raw: bool) -> Option<Escaper> {
+    (!raw && crate::core::runtime::stdout_is_terminal()).then(Escaper::default)
+}
+
+/// Console bytes to stdout, escaped when `esc` is given; false when the reader went away.
+fn show(out: &mut impl std::io::Write, bytes: &[u8], esc: &mut Option<Escaper>) -> bool {
+    let r = match esc {
+        Some(e) => out.write_all(e.push(bytes).as_bytes()),
+        None => out.write_all(bytes),
+    };
+    r.and_then(|_| out.flush()).is_ok()
+}
+
+/// `logs [-f]`, starting at byte `from`; `esc` escapes for a terminal ([`shown_as`]).
+fn logs(id: &str, follow: bool, from: u64, mut esc: Option<Escaper>, env: &Env) -> i32 {
     use std::io::{Read, Seek, SeekFrom, Write};
     let r = (|| -> Result<()> {
         let ctx = open_ctx(env)?;
@@ -547,13 +563,14 @@ fn logs(id: &str, follow: bool, from: u64, env: &Env) -> i32 {
                 .read_to_end(&mut buf)
                 .map_err(|e| Error::runtime(e.to_string()))?;
             pos += n as u64;
-            if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+            if !show(&mut out, &buf, &mut esc) {
                 return Ok(()); // reader went away
             }
-            if !follow {
-                return Ok(());
-            }
-            if n == 0 && !lifecycle::is_running(&ctx, id) {
+            if !follow || (n == 0 && !lifecycle::is_running(&ctx, id)) {
+                if let Some(e) = &mut esc {
+                    let _ = out.write_all(e.finish().as_bytes());
+                    let _ = out.flush();
+                }
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -573,32 +590,33 @@ struct LogLines {
 }
 
 /// `logs --tail N` and `logs --json`: the last N lines (all without --tail); then, without
-/// --json, `-f` follows from the end.
+/// --json, `-f` follows from the end. On a pipe the lines are printed as before (lossy
+/// UTF-8, `\r\n` as a newline); on a terminal escaped; with `--raw` as the bytes are.
 fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
     use std::io::Read;
     const CMD: &str = "sandbox.logs";
-    let r = (|| -> Result<(LogLines, u64)> {
+    let r = (|| -> Result<(LogLines, Vec<u8>)> {
         let ctx = open_ctx(env)?;
         let path = lifecycle::log_path(&ctx, &a.id)?;
-        let mut text = Vec::new();
+        let mut bytes = Vec::new();
         if let Some(mut f) = lifecycle::open_log(&ctx, &a.id)? {
-            f.read_to_end(&mut text)
+            f.read_to_end(&mut bytes)
                 .map_err(|e| Error::runtime(e.to_string()))?;
         }
-        let end = text.len() as u64;
-        let text = String::from_utf8_lossy(&text);
+        let text = String::from_utf8_lossy(&bytes);
         let all: Vec<&str> = text.lines().collect();
         let keep = a.tail.map_or(all.len(), |n| (n as usize).min(all.len()));
+        let lines = all[all.len() - keep..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
         Ok((
             LogLines {
                 vm_id: a.id.clone(),
                 log_path: path.display().to_string(),
-                lines: all[all.len() - keep..]
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect(),
+                lines,
             },
-            end,
+            bytes,
         ))
     })();
     match r {
@@ -606,12 +624,29 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
             output::print_json(CMD, 0, Some(&l), None);
             0
         }
-        Ok((l, end)) => {
-            for x in &l.lines {
-                line(x);
+        Ok((l, bytes)) => {
+            let mut esc = shown_as(a.raw);
+            if a.raw || esc.is_some() {
+                let start = a.tail.map_or(0, |n| escape::tail_start(&bytes, n as usize));
+                let mut out = std::io::stdout().lock();
+                show(&mut out, &bytes[start..], &mut esc);
+                if !a.follow {
+                    if let Some(e) = &mut esc {
+                        let mut rest = e.finish();
+                        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                            rest.push('\n');
+                        }
+                        let _ = std::io::Write::write_all(&mut out, rest.as_bytes());
+                        let _ = std::io::Write::flush(&mut out);
+                    }
+                }
+            } else {
+                for x in &l.lines {
+                    line(x);
+                }
             }
             if a.follow {
-                logs(&a.id, true, end, env)
+                logs(&a.id, true, bytes.len() as u64, esc, env)
             } else {
                 0
             }

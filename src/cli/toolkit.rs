@@ -10,11 +10,13 @@ use serde::Serialize;
 use super::output::{self, line, warn};
 use super::toolkit_args::{EnvCommand, FileCommand, PortCommand, ShellArgs};
 use crate::core::error::Result;
+use crate::core::escape::escape;
 use crate::core::files::{self, FileProgress};
 use crate::core::guest_env;
 use crate::core::lifecycle::SshLogin;
 use crate::core::ports;
 use crate::core::progress::Progress;
+use crate::core::runtime::{out_bytes, stdout_is_terminal};
 use crate::core::start::Ctx;
 use crate::core::Env;
 
@@ -123,7 +125,10 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
                     &a.flags.ssh.login(),
                     &a.guest,
                     &a.local,
-                    !a.no_create_dirs,
+                    files::DownloadOptions {
+                        create_dirs: !a.no_create_dirs,
+                        max_bytes: a.max_bytes,
+                    },
                     progress,
                 )
             },
@@ -131,7 +136,10 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
                 line(format!(
                     "Downloaded {}:{} to {} ({} bytes).",
                     t.vm_id, t.guest_path, t.local_path, t.bytes
-                ))
+                ));
+                for s in &t.skipped {
+                    output::warn(format!("Skipped {} ({}): {}.", s.path, s.kind, s.reason));
+                }
             },
         ),
     }
@@ -226,25 +234,47 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
             let r = (|| {
                 let ctx = open_ctx(env)?;
                 let file = guest_env::read_as(&ctx, &a.id, &a.flags.ssh.login())?;
-                Ok(EnvListing {
+                let values: Vec<(String, Vec<u8>)> = file
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_vec()))
+                    .collect();
+                let listing = EnvListing {
                     vm_id: a.id.clone(),
                     path: guest_env::GUEST_PATH,
                     keys: file.keys().map(str::to_string).collect(),
                     count: file.len(),
                     env: a.show_values.then(|| {
-                        file.iter()
-                            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned()))
+                        values
+                            .iter()
+                            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
                             .collect()
                     }),
-                })
+                };
+                Ok(Listed(listing, a.show_values.then_some(values)))
             })();
-            finish("sandbox.env.list", a.flags.json, r, |d| {
+            finish("sandbox.env.list", a.flags.json, r, |Listed(d, values)| {
                 if d.keys.is_empty() {
                     line(format!("No environment variables set in {}.", d.vm_id));
                 }
-                match &d.env {
-                    Some(vars) => {
+                match values {
+                    // The values are the guest's bytes: exact with --raw, escaped on a
+                    // terminal (as every line is), as before on a pipe.
+                    Some(vars) if a.raw => {
                         for (k, v) in vars {
+                            let mut l = format!("{k}=").into_bytes();
+                            l.extend_from_slice(v);
+                            l.push(b'\n');
+                            out_bytes(&l);
+                        }
+                    }
+                    Some(vars) => {
+                        let tty = stdout_is_terminal();
+                        for (k, v) in vars {
+                            let v = if tty {
+                                escape(v)
+                            } else {
+                                String::from_utf8_lossy(v).into_owned()
+                            };
                             line(format!("{k}={v}"));
                         }
                     }
@@ -256,6 +286,15 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                 }
             })
         }
+    }
+}
+
+/// An env listing and, with --show-values, the values' bytes (the JSON has them as text).
+struct Listed(EnvListing, Option<Vec<(String, Vec<u8>)>>);
+
+impl Serialize for Listed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(s)
     }
 }
 

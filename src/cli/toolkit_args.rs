@@ -80,6 +80,10 @@ pub struct FileDownloadArgs {
     /// Fail instead of creating missing parent directories.
     #[arg(long)]
     pub no_create_dirs: bool,
+    /// Stop (leaving nothing) when the guest sends more than N bytes. Without it a
+    /// download stops before the destination's free space falls below 1 GiB.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bytes: Option<u64>,
     #[command(flatten)]
     pub flags: ToolkitFlags,
 }
@@ -122,6 +126,10 @@ pub struct EnvListArgs {
     /// Show the values too (they often are secrets).
     #[arg(long)]
     pub show_values: bool,
+    /// Print the values' bytes exactly as they are. Without it, on a terminal, control
+    /// characters are shown visibly (ESC as \x1b) so a guest cannot drive your terminal.
+    #[arg(long)]
+    pub raw: bool,
     #[command(flatten)]
     pub flags: ToolkitFlags,
 }

@@ -20,6 +20,9 @@ pub enum ErrorCode {
     Readonly,
     /// Another operation holds the sandbox's lock, still after the wait (exit 1).
     Busy,
+    /// Stopped by SIGINT, SIGTERM or SIGHUP after cleaning up (exit 130, as SmolVM's
+    /// `Abort`).
+    Interrupted,
 }
 
 impl ErrorCode {
@@ -32,12 +35,14 @@ impl ErrorCode {
             ErrorCode::PartialFailure => "partial_failure",
             ErrorCode::Readonly => "readonly",
             ErrorCode::Busy => "busy",
+            ErrorCode::Interrupted => "interrupted",
         }
     }
 
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorCode::Usage | ErrorCode::InvalidInput => 2,
+            ErrorCode::Interrupted => 130,
             _ => 1,
         }
     }
@@ -116,6 +121,8 @@ mod tests {
         ] {
             assert_eq!(c.exit_code(), 1);
         }
+        assert_eq!(ErrorCode::Interrupted.as_str(), "interrupted");
+        assert_eq!(ErrorCode::Interrupted.exit_code(), 130);
     }
 
     #[test]

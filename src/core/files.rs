@@ -1,29 +1,44 @@
 //! `sandbox file upload|download`: files and directories between the host and a running
-//! sandbox, as one tar stream over the VM's SSH (`tar -cf - … | ssh … tar -xf -`), streamed
-//! through this process (which counts the bytes for the progress bar) with no temporary
-//! copy. Permissions are kept; owners are not (files belong to whoever extracts them).
+//! sandbox, as one tar stream over the VM's SSH, streamed through this process (which
+//! counts the bytes for the progress bar) with no temporary copy. An upload is
+//! `tar -cf - … | ssh … tar -xf -`; a download's stream comes from the guest, which is
+//! hostile, so it is never given to a `tar` program on the host: it is read in Rust
+//! ([`crate::sys::unpack`]), which makes only files, directories and links that stay
+//! inside, never a set-uid, set-gid or sticky bit, and skips (and lists) everything else.
+//! Permissions are kept (masked on a download); owners are not (files belong to whoever
+//! runs smolvm — under sudo, to the user who ran it).
 //!
 //! The destination names the result: a file goes to exactly that path (never into a
 //! directory of that name: that is an error), a directory is created there, or merged into
 //! the one in the guest, or — on the host — put inside an existing directory under its own
 //! name. Both sides write through a private temporary directory beside the destination and
-//! move the result into place, so a failed transfer leaves nothing half written. An upload
-//! is synced to the guest's disk before it is reported done (a VM killed right after keeps
-//! it).
+//! move the result into place, so a failed transfer leaves nothing half written; on the
+//! host that directory stays 0700 until the one rename, and SIGINT, SIGTERM, a cancel,
+//! `--max-bytes` or a nearly full disk remove it. An upload is synced to the guest's disk
+//! before it is reported done (a VM killed right after keeps it).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::error::{io_reason, Error, Result};
+use super::error::{io_reason, Error, ErrorCode, Result};
 use super::guest;
 use super::lifecycle::SshLogin;
 use super::progress::Progress;
 use super::start::Ctx;
 use crate::sys::fs::{remove_entry, replace_with_generated};
 use crate::sys::open::{create_unique_dir, rename_noreplace};
+use crate::sys::signals::Interrupts;
+use crate::sys::unpack::{
+    drain_padding, finish_root, make_parents, stop_of, unpack, Options as UnpackOptions, Stop,
+    UnpackError, Unpacked, Watched,
+};
+use crate::sys::users::Identity;
 
 /// Bytes moved so far of about `total` (file contents; the tar stream is a little more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +57,8 @@ pub struct Transfer {
     pub kind: &'static str,
     /// Bytes of file content moved.
     pub bytes: u64,
+    /// Entries of a download's stream that were not made (devices, FIFOs, links out, …).
+    pub skipped: Vec<SkippedEntry>,
 }
 
 /// Exit codes of the guest-side scripts (below ssh's 255 and tar's 1/2).
@@ -152,15 +169,50 @@ fn spawn(cmd: &mut Command, what: &str) -> Result<Child> {
         .map_err(|e| Error::runtime(format!("cannot run {what}: {e}")))
 }
 
-fn stderr_of(child: &mut Child) -> std::thread::JoinHandle<String> {
+/// What a child prints on stderr, read by a thread of its own: the first
+/// [`STDERR_KEPT`] bytes are kept, the rest read and dropped (a guest must not fill our
+/// memory through ssh's stderr).
+struct StderrReader {
+    kept: Arc<Mutex<Vec<u8>>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+const STDERR_KEPT: usize = 64 * 1024;
+
+impl StderrReader {
+    /// The text so far, once the stream has ended (or after 2 s, whatever there is).
+    fn text(&self) -> String {
+        let _ = self.done.recv_timeout(Duration::from_secs(2));
+        let kept = self.kept.lock().map(|k| k.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&kept).into_owned()
+    }
+}
+
+fn stderr_of(child: &mut Child) -> StderrReader {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let (tx, done) = std::sync::mpsc::channel();
     let mut err = child.stderr.take();
+    let k = kept.clone();
     std::thread::spawn(move || {
-        let mut s = String::new();
+        let mut buf = [0u8; 8192];
         if let Some(e) = err.as_mut() {
-            let _ = e.read_to_string(&mut s);
+            loop {
+                match e.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if let Ok(mut k) = k.lock() {
+                            let room = STDERR_KEPT.saturating_sub(k.len());
+                            k.extend_from_slice(&buf[..n.min(room)]);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
         }
-        s
-    })
+        let _ = tx.send(());
+    });
+    StderrReader { kept, done }
 }
 
 fn first_line(s: &str) -> &str {
@@ -253,10 +305,7 @@ pub fn upload(
     pump(tar_out, ssh_in, total, progress);
     let ssh_status = ssh.wait().map_err(|e| Error::runtime(e.to_string()))?;
     let tar_status = tar.wait().map_err(|e| Error::runtime(e.to_string()))?;
-    let (ssh_err, tar_err) = (
-        ssh_err.join().unwrap_or_default(),
-        tar_err.join().unwrap_or_default(),
-    );
+    let (ssh_err, tar_err) = (ssh_err.text(), tar_err.text());
     match ssh_status.code() {
         Some(0) => {}
         Some(guest::SSH_FAILED) => return Err(guest::unreachable(id, ssh_err.as_bytes())),
@@ -297,6 +346,7 @@ pub fn upload(
         guest_path: guest_path.to_string(),
         kind: if is_dir { "directory" } else { "file" },
         bytes: total,
+        skipped: Vec::new(),
     })
 }
 
@@ -307,21 +357,84 @@ fn parent_of(p: &str) -> String {
     }
 }
 
+/// How a download may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadOptions {
+    /// Create missing parents of the local path.
+    pub create_dirs: bool,
+    /// Stop a stream longer than this many bytes (`--max-bytes`). Without it a download
+    /// stops before the destination's free space falls below [`KEEP_FREE`].
+    pub max_bytes: Option<u64>,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions {
+            create_dirs: true,
+            max_bytes: None,
+        }
+    }
+}
+
+/// What a download without `--max-bytes` leaves free on the destination's file system.
+pub const KEEP_FREE: u64 = 1 << 30;
+const KEEP_FREE_TEXT: &str = "1 GiB";
+
+/// How long a guest may keep its side open once its archive has ended.
+const CLOSE_WITHIN: Duration = Duration::from_secs(60);
+
+/// An entry of the guest's stream that was not made on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedEntry {
+    /// Its path inside the download, as the guest named it (invalid UTF-8 replaced).
+    pub path: String,
+    /// `character device`, `block device`, `FIFO`, `symbolic link`, `hard link`, …
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
 /// Copy `guest` (a file or a directory) from sandbox `id` to `local`. A file replaces a
 /// file at `local` (never a directory: an error); a directory is created at `local`, or put
 /// inside it under its own name when `local` is an existing directory. Missing parents of
-/// `local` are created unless `create_dirs` is false.
+/// `local` are created unless `opts.create_dirs` is false.
+///
+/// The guest's tar stream is read here ([`crate::sys::unpack`]): only files, directories
+/// and links that stay inside are made, with no set-id bit ever, owned by this user (the
+/// one who ran `sudo`, under it); every other entry is skipped and listed in
+/// [`Transfer::skipped`]. The stream goes into a 0700 folder beside the destination that
+/// is renamed into place once, at the end; SIGINT, SIGTERM, a cancel, `max_bytes` or a
+/// nearly full disk remove it and nothing is left.
 pub fn download(
     ctx: &Ctx,
     id: &str,
     login: &SshLogin,
     guest_path: &str,
     local: &Path,
-    create_dirs: bool,
+    opts: DownloadOptions,
     progress: &Progress<FileProgress>,
 ) -> Result<Transfer> {
     check_guest_path(guest_path)?;
     not_running_first(ctx, id, login)?;
+    let interrupts = Interrupts::catch()
+        .map_err(|e| Error::runtime(format!("cannot watch for Ctrl-C: {}", io_reason(&e))))?;
+    let owner = ctx.env.sudo_ids().map(|(uid, gid)| Identity { uid, gid });
+    let stop = || -> Option<Stop> {
+        if let Some(s) = interrupts.caught() {
+            Some(Stop::Signal(s))
+        } else if progress.cancelled() {
+            Some(Stop::Cancelled)
+        } else {
+            None
+        }
+    };
+    let total = AtomicU64::new(0);
+    let on_bytes = |done: u64| {
+        let total = total.load(Ordering::Relaxed);
+        progress.emit(FileProgress {
+            done: done.min(total),
+            total,
+        });
+    };
     let parent = match local.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -339,20 +452,37 @@ pub fn download(
         "ssh",
     )?;
     let ssh_err = stderr_of(&mut ssh);
-    let mut out = BufReader::with_capacity(256 * 1024, ssh.stdout.take().expect("piped"));
-    let mut header = String::new();
-    let _ = out.by_ref().take(64).read_line(&mut header);
+    let stdout = ssh.stdout.take().expect("piped");
+    let mut out = BufReader::with_capacity(
+        256 * 1024,
+        Watched::new(stdout, opts.max_bytes, &stop, &on_bytes),
+    );
+    let stopped = |s: Stop, target: &Path| stop_error(id, s, target);
+    let mut header = Vec::new();
+    let header_read = out.by_ref().take(64).read_until(b'\n', &mut header);
     let mut fail = |e: Error| -> Result<Transfer> {
         let _ = ssh.kill_on_error();
         Err(e)
     };
-    let (is_dir, total) = match header.trim_end().split_once(' ') {
+    if let Err(e) = &header_read {
+        if let Some(s) = stop_of(e) {
+            return fail(stopped(s, local));
+        }
+    }
+    let header = String::from_utf8_lossy(&header).into_owned();
+    let (is_dir, announced) = match header.trim_end().split_once(' ') {
         Some(("d", n)) => (true, n.trim().parse().unwrap_or(0)),
         Some(("f", n)) => (false, n.trim().parse().unwrap_or(0)),
         _ => {
             drop(out);
-            let status = ssh.wait().map_err(|e| Error::runtime(e.to_string()))?;
-            let err = ssh_err.join().unwrap_or_default();
+            let status = match wait_child(&mut ssh, &stop, Instant::now() + CLOSE_WITHIN) {
+                Ok(s) => s,
+                Err(s) => {
+                    let _ = ssh.kill_on_error();
+                    return Err(stopped(s, local));
+                }
+            };
+            let err = ssh_err.text();
             return Err(match status.code() {
                 Some(MISSING) => Error::runtime(format!("Guest path not found: {guest_path}")),
                 Some(NOT_DIR) => Error::runtime(format!(
@@ -367,6 +497,12 @@ pub fn download(
             });
         }
     };
+    total.store(announced, Ordering::Relaxed);
+    if let Some(max) = opts.max_bytes.filter(|&m| announced > m) {
+        return fail(Error::runtime(format!(
+            "Download from sandbox '{id}' refused: {guest_path} is {announced} bytes, more than --max-bytes {max}; nothing was written"
+        )));
+    }
     // Where the result goes, checked now that its kind is known (nothing written yet).
     let target = match std::fs::symlink_metadata(local) {
         Ok(m) if m.is_dir() && is_dir => {
@@ -408,10 +544,10 @@ pub fn download(
         _ => PathBuf::from("."),
     };
     if !parent_dir.is_dir() {
-        if !create_dirs {
+        if !opts.create_dirs {
             return fail(no_parent());
         }
-        if let Err(e) = std::fs::create_dir_all(&parent_dir) {
+        if let Err(e) = make_parents(&parent_dir, owner) {
             return fail(Error::runtime(format!(
                 "cannot create {}: {}",
                 parent_dir.display(),
@@ -434,44 +570,69 @@ pub fn download(
             let _ = remove_entry(p, n);
         }
     };
-    let r = (|| -> Result<()> {
-        let mut tar = spawn(
-            Command::new("tar")
-                .args(["-xpf", "-", "--no-same-owner", "-C"])
-                .arg(&tmp)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null()),
-            "tar",
-        )?;
-        let tar_err = stderr_of(&mut tar);
-        let tar_in = tar.stdin.take().expect("piped");
-        pump(&mut out, tar_in, total, progress);
-        let tar_status = tar.wait().map_err(|e| Error::runtime(e.to_string()))?;
-        let ssh_status = ssh.wait().map_err(|e| Error::runtime(e.to_string()))?;
-        let (tar_err, ssh_err) = (
-            tar_err.join().unwrap_or_default(),
-            ssh_err.join().unwrap_or_default(),
-        );
-        match ssh_status.code() {
+    let keep_free = if opts.max_bytes.is_some() {
+        0
+    } else {
+        KEEP_FREE
+    };
+    let r = (|| -> Result<Unpacked> {
+        let unpack_error = |e: UnpackError| {
+            match e {
+            UnpackError::Stopped(s) => stop_error(id, s, &target),
+            UnpackError::LowSpace { available, .. } => Error::runtime(format!(
+                "Download from sandbox '{id}' stopped before {} had less than {KEEP_FREE_TEXT} free ({} available); nothing was written",
+                parent_dir.display(),
+                crate::core::units::format_size(available)
+            ))
+            .with_recovery(format!(
+                "Free some space, or pass --max-bytes to set the limit yourself (it lifts the {KEEP_FREE_TEXT} floor)."
+            )),
+            UnpackError::Malformed(m) => Error::runtime(format!(
+                "Download from sandbox '{id}' failed: its tar stream is unreadable ({m}); nothing was written"
+            )),
+            UnpackError::Io(e) => Error::runtime(format!(
+                "Writing {} failed: {}",
+                target.display(),
+                io_reason(&e)
+            )),
+        }
+        };
+        let unpacked = match unpack(&mut out, &tmp, UnpackOptions { owner, keep_free }) {
+            Ok(u) => u,
+            Err(UnpackError::Malformed(m)) => {
+                // A stream cut short is most often the guest side failing: give ssh a
+                // moment to exit on its own and say why.
+                let status = wait_child(&mut ssh, &stop, Instant::now() + Duration::from_secs(2));
+                let _ = ssh.kill_on_error();
+                let err = ssh_err_text(&ssh_err);
+                return Err(match status.ok().and_then(|s| s.code()) {
+                    Some(guest::SSH_FAILED) => guest::unreachable(id, err.as_bytes()),
+                    Some(c) if c != 0 => Error::runtime(format!(
+                        "Download from sandbox '{id}' failed (exit {c}): {}",
+                        first_line(&err)
+                    )),
+                    _ => unpack_error(UnpackError::Malformed(m)),
+                });
+            }
+            Err(e) => return Err(unpack_error(e)),
+        };
+        out.get_mut().end_within(CLOSE_WITHIN);
+        drain_padding(&mut out, 1 << 20).map_err(&unpack_error)?;
+        let status = wait_child(&mut ssh, &stop, Instant::now() + CLOSE_WITHIN)
+            .map_err(|s| stop_error(id, s, &target))?;
+        match status.code() {
             Some(0) => {}
-            Some(guest::SSH_FAILED) => return Err(guest::unreachable(id, ssh_err.as_bytes())),
+            Some(guest::SSH_FAILED) => {
+                return Err(guest::unreachable(id, ssh_err_text(&ssh_err).as_bytes()))
+            }
             c => {
                 return Err(Error::runtime(format!(
                     "Download from sandbox '{id}' failed (exit {}): {}",
                     c.map_or("-".into(), |c| c.to_string()),
-                    first_line(&ssh_err)
+                    first_line(&ssh_err_text(&ssh_err))
                 )))
             }
         }
-        if !tar_status.success() {
-            return Err(Error::runtime(format!(
-                "Writing {} failed: {}",
-                target.display(),
-                first_line(&tar_err)
-            )));
-        }
-        // No set-id bits from a guest land on this host.
-        strip_setid(&tmp);
         let place = |e: std::io::Error| {
             Error::runtime(format!(
                 "cannot write {}: {}",
@@ -480,7 +641,9 @@ pub fn download(
             ))
         };
         if is_dir {
-            rename_noreplace(&tmp, &target).map_err(place)
+            rename_noreplace(&tmp, &target).map_err(place)?;
+            // The folder kept 0700 until now; the guest's mode (masked) is set in place.
+            let _ = finish_root(&target, unpacked.root_mode, unpacked.root_mtime);
         } else {
             let mut entries = std::fs::read_dir(&tmp)
                 .map_err(place)?
@@ -494,40 +657,105 @@ pub fn download(
                     )))
                 }
             };
-            replace_with_generated(&one, &target).map_err(place)
+            replace_with_generated(&one, &target).map_err(place)?;
         }
+        Ok(unpacked)
     })();
+    if r.is_err() {
+        let _ = ssh.kill_on_error();
+    }
     if r.is_err() || !is_dir {
         cleanup_tmp(&tmp);
     }
-    r?;
+    // A signal that arrived while the result was being placed still ends the command
+    // (after the download is complete: nothing half written).
+    let unpacked = r?;
+    let mut skipped: Vec<SkippedEntry> = unpacked
+        .skipped
+        .iter()
+        .map(|s| SkippedEntry {
+            path: shown_entry(&s.name),
+            kind: s.kind,
+            reason: s.reason,
+        })
+        .collect();
+    if unpacked.more_skipped > 0 {
+        skipped.push(SkippedEntry {
+            path: format!("… {} more", unpacked.more_skipped),
+            kind: "entries",
+            reason: "not listed one by one",
+        });
+    }
     Ok(Transfer {
         vm_id: id.to_string(),
         local_path: target.display().to_string(),
         guest_path: guest_path.to_string(),
         kind: if is_dir { "directory" } else { "file" },
-        bytes: total,
+        bytes: unpacked.bytes,
+        skipped,
     })
 }
 
-/// Clear set-user-id, set-group-id and sticky bits below `dir` (never through a link).
-fn strip_setid(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(m) = std::fs::symlink_metadata(dir) else {
-        return;
-    };
-    if m.file_type().is_symlink() {
-        return;
+/// A skipped entry's name as the guest sent it, without the leading `./`.
+fn shown_entry(name: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(name).into_owned();
+    while let Some(rest) = s.strip_prefix("./") {
+        s = rest.to_string();
     }
-    let mode = m.permissions().mode();
-    if mode & 0o7000 != 0 {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o777));
+    s
+}
+
+/// The error for a download the reader stopped.
+fn stop_error(id: &str, s: Stop, target: &Path) -> Error {
+    match s {
+        Stop::Signal(sig) => Error::new(
+            ErrorCode::Interrupted,
+            format!(
+                "Download from sandbox '{id}' interrupted by {}; nothing was written to {}",
+                crate::sys::signals::name(sig),
+                target.display()
+            ),
+        ),
+        Stop::Cancelled => Error::runtime(format!(
+            "Download from sandbox '{id}' cancelled; nothing was written to {}",
+            target.display()
+        )),
+        Stop::TooLong(max) => Error::runtime(format!(
+            "Download from sandbox '{id}' stopped: the guest sent more than --max-bytes {max} bytes; nothing was written to {}",
+            target.display()
+        )),
+        Stop::TimedOut => Error::runtime(format!(
+            "Download from sandbox '{id}' failed: the guest kept its side open {} s after its archive ended; nothing was written to {}",
+            CLOSE_WITHIN.as_secs(),
+            target.display()
+        )),
     }
-    if m.is_dir() {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            strip_setid(&e.path());
+}
+
+/// Wait for our ssh child to exit, asking `stop` every 50 ms; past `deadline` it is a
+/// [`Stop::TimedOut`].
+fn wait_child(
+    child: &mut Child,
+    stop: &dyn Fn() -> Option<Stop>,
+    deadline: Instant,
+) -> std::result::Result<std::process::ExitStatus, Stop> {
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Ok(s);
         }
+        if let Some(s) = stop() {
+            return Err(s);
+        }
+        if Instant::now() >= deadline {
+            return Err(Stop::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// What ssh printed on stderr, once it has exited (empty if the reader is still busy).
+fn ssh_err_text(h: &StderrReader) -> String {
+    h.text()
 }
 
 trait KillOnError {

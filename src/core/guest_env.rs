@@ -4,9 +4,14 @@
 //! `shlex.quote` does. Login shells source it.
 //!
 //! This module is the one reader and writer of that format: `sandbox env set|unset|list`
-//! and the presets' host-env forwarding both go through [`EnvFile`], and the file reaches
-//! the guest through [`WRITE_SCRIPT`] (atomic: a temporary file renamed over the old one).
-//! Values are bytes, so anything a shell variable can hold (every byte but NUL) round-trips.
+//! and the presets' host-env forwarding both go through [`EnvFile`] and [`edit`], and the
+//! file reaches the guest through [`WRITE_SCRIPT`] (atomic: a temporary file renamed over
+//! the old one). Values are bytes, so anything a shell variable can hold (every byte but
+//! NUL) round-trips.
+//!
+//! The file is the guest's too: people add their own lines (`export PATH="$PATH:…"`,
+//! comments, functions). A change rewrites only the `export KEY=` statements of the keys it
+//! sets or unsets; every other byte stays as it was ([`edit`]).
 
 use std::collections::BTreeMap;
 
@@ -164,38 +169,15 @@ pub struct EnvFile {
 impl EnvFile {
     /// Parse the file's text. Lines that are not `export KEY=value` (the header, blank
     /// lines, comments) are passed over; so is a line whose quoting does not close, since
-    /// SmolVM's writer never produces one. A value may span lines inside its quotes.
+    /// SmolVM's writer never produces one. A value may span lines inside its quotes. A key
+    /// exported twice has its last value (as a shell would).
     pub fn parse(text: &[u8]) -> EnvFile {
-        let mut vars = BTreeMap::new();
-        let newline_after = |from: usize| {
-            text[from..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(text.len(), |p| from + p)
-        };
-        let mut pos = 0;
-        while pos < text.len() {
-            let line_end = newline_after(pos);
-            let mut next = line_end + 1;
-            if let Some((key, value_start)) = export_of(text, pos, line_end) {
-                // The value may go on over the next lines inside its quotes: take the
-                // shortest run of lines that reads as one word.
-                let mut end = line_end;
-                loop {
-                    if let Some(v) = unquote(&text[value_start..end]) {
-                        vars.insert(key, v);
-                        next = end + 1;
-                        break;
-                    }
-                    if end >= text.len() {
-                        break;
-                    }
-                    end = newline_after(end + 1);
-                }
-            }
-            pos = next;
+        EnvFile {
+            vars: statements(text)
+                .into_iter()
+                .map(|s| (s.key, s.value))
+                .collect(),
         }
-        EnvFile { vars }
     }
 
     /// The file as SmolVM writes it.
@@ -323,18 +305,158 @@ pub fn merge(
     for k in unset {
         check_key(k)?;
     }
-    let old = EnvFile::parse(&read()?);
-    let mut new = old.clone();
-    for (k, v) in set {
-        new.set(k, v.clone())?;
-    }
-    for k in unset {
-        new.unset(k);
-    }
+    let old = read()?;
+    let new = edit(&old, set, unset);
     if new != old {
-        write(&new.render())?;
+        write(&new)?;
     }
-    Ok(new)
+    Ok(EnvFile::parse(&new))
+}
+
+/// One `export KEY=value` statement of a file: its key, its value and its bytes (from the
+/// start of its first line to the end of its last, newline included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Statement {
+    key: String,
+    value: Vec<u8>,
+    span: std::ops::Range<usize>,
+}
+
+/// Every `export KEY=value` statement of `text`, in order.
+fn statements(text: &[u8]) -> Vec<Statement> {
+    let mut out = Vec::new();
+    let newline_after = |from: usize| {
+        text[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |p| from + p)
+    };
+    let mut pos = 0;
+    while pos < text.len() {
+        let line_end = newline_after(pos);
+        let mut next = line_end + 1;
+        if let Some((key, value_start)) = export_of(text, pos, line_end) {
+            // The value may go on over the next lines inside its quotes: take the
+            // shortest run of lines that reads as one word.
+            let mut end = line_end;
+            loop {
+                if let Some(value) = unquote(&text[value_start..end]) {
+                    next = end + 1;
+                    out.push(Statement {
+                        key,
+                        value,
+                        span: pos..next.min(text.len()),
+                    });
+                    break;
+                }
+                if end >= text.len() {
+                    break;
+                }
+                end = newline_after(end + 1);
+            }
+        }
+        pos = next;
+    }
+    out
+}
+
+/// The line smolvm writes for a key.
+fn export_line(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut l = b"export ".to_vec();
+    l.extend_from_slice(key.as_bytes());
+    l.push(b'=');
+    l.extend_from_slice(&shlex_quote(value));
+    l.push(b'\n');
+    l
+}
+
+/// `text` with `set` written and `unset` removed, changing nothing else: a key that is set
+/// has its last `export` statement replaced (left as it is when it already holds that
+/// value); a new key's line goes before the first statement of a greater key (after the
+/// last statement when there is none, at the end when there are no statements), so a file
+/// smolvm wrote stays sorted as SmolVM writes it; an unset key loses every statement. An
+/// empty or missing file starts with SmolVM's header. Keys are assumed checked.
+pub fn edit(text: &[u8], set: &[(String, Vec<u8>)], unset: &[String]) -> Vec<u8> {
+    let stmts = statements(text);
+    let mut wanted: BTreeMap<&str, &[u8]> = set
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    for k in unset {
+        wanted.remove(k.as_str());
+    }
+    let removed = |k: &str| unset.iter().any(|u| u == k);
+    let last_of = |k: &str| stmts.iter().rposition(|s| s.key == k);
+    // What goes where: (offset, bytes to insert) and spans to replace.
+    let mut inserts: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut replaced: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
+    for (i, st) in stmts.iter().enumerate() {
+        if removed(&st.key) {
+            replaced.push((st.span.clone(), Vec::new()));
+        } else if let Some(v) = wanted.get(st.key.as_str()) {
+            if last_of(&st.key) == Some(i) && st.value != *v {
+                let mut line = export_line(&st.key, v);
+                if !text[st.span.clone()].ends_with(b"\n") {
+                    line.pop();
+                }
+                replaced.push((st.span.clone(), line));
+            }
+        }
+    }
+    for (k, v) in &wanted {
+        if last_of(k).is_some() {
+            continue;
+        }
+        let at = match stmts
+            .iter()
+            .find(|s| s.key.as_str() > *k && !removed(&s.key))
+        {
+            Some(s) => s.span.start,
+            None => stmts
+                .iter()
+                .filter(|s| !removed(&s.key))
+                .map(|s| s.span.end)
+                .max()
+                .unwrap_or(text.len()),
+        };
+        let mut line = export_line(k, v);
+        if at == text.len() && !text.is_empty() && !text.ends_with(b"\n") {
+            line.insert(0, b'\n');
+        }
+        inserts.push((at, line));
+    }
+    inserts.sort_by_key(|(at, _)| *at); // stable: key order within one offset
+    let mut prefix = Vec::new();
+    if text.is_empty() && !inserts.is_empty() {
+        prefix.extend_from_slice(HEADER.as_bytes());
+    }
+    // Assemble: the original bytes with the replaced spans swapped and the inserts placed
+    // (inserts at one offset in key order, before a replaced span starting there).
+    let mut out = prefix;
+    let mut pos = 0;
+    let mut ri = replaced.iter().peekable();
+    let mut ii = inserts.iter().peekable();
+    loop {
+        let next_insert = ii.peek().map(|(at, _)| *at);
+        let next_replace = ri.peek().map(|(span, _)| span.start);
+        match (next_insert, next_replace) {
+            (Some(a), r) if r.is_none_or(|r| a <= r) => {
+                out.extend_from_slice(&text[pos..a]);
+                pos = a;
+                out.extend_from_slice(&ii.next().map(|(_, l)| l.clone()).unwrap_or_default());
+            }
+            (_, Some(r)) => {
+                let (span, with) = ri.next().cloned().unwrap_or_default();
+                out.extend_from_slice(&text[pos..r]);
+                out.extend_from_slice(&with);
+                pos = span.end;
+            }
+            (None, None) => break,
+            (Some(_), None) => unreachable!("matched above"),
+        }
+    }
+    out.extend_from_slice(&text[pos..]);
+    out
 }
 
 /// `export KEY=` at the start of the line `text[start..end]` (after blanks): the key and
@@ -420,6 +542,123 @@ mod tests {
         assert_eq!(f.get("1BAD"), None);
         assert_eq!(f.get("C"), None);
         assert_eq!(f.len(), 2);
+    }
+
+    fn set(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|k| k.to_string()).collect()
+    }
+
+    fn edited(text: &str, s: &[(&str, &str)], u: &[&str]) -> String {
+        String::from_utf8(edit(text.as_bytes(), &set(s), &keys(u))).unwrap()
+    }
+
+    const HAND: &str = "#!/bin/sh\n# SmolVM managed environment variables\n\n# my tools\nexport PATH=\"$PATH:/opt/tool/bin\"\nalias ll='ls -l'\nexport B=2\n\ngreet() { echo hi; }\n";
+
+    #[test]
+    fn lines_smolvm_did_not_write_stay_byte_for_byte() {
+        // A new key, a changed key, a removed key: only their export lines move (a new
+        // one goes before the first statement of a greater key).
+        assert_eq!(
+            edited(HAND, &[("A", "1 2"), ("C", "3")], &[]),
+            "#!/bin/sh\n# SmolVM managed environment variables\n\n# my tools\nexport A='1 2'\nexport C=3\nexport PATH=\"$PATH:/opt/tool/bin\"\nalias ll='ls -l'\nexport B=2\n\ngreet() { echo hi; }\n"
+        );
+        assert_eq!(
+            edited(HAND, &[("B", "two")], &[]),
+            HAND.replace("export B=2\n", "export B=two\n")
+        );
+        assert_eq!(edited(HAND, &[], &["B"]), HAND.replace("export B=2\n", ""));
+        // Setting a value it already has, or unsetting a missing key: not one byte moves
+        // (the hand-written quoting included).
+        let quoted = "export Q=\"same\" # note\n";
+        assert_eq!(edited(quoted, &[("Q", "same")], &[]), quoted);
+        assert_eq!(edited(HAND, &[("B", "2")], &["NOPE"]), HAND);
+        // The hand line still reads back (as its literal text).
+        let f = EnvFile::parse(edited(HAND, &[("A", "1")], &[]).as_bytes());
+        assert_eq!(f.get("PATH"), Some(&b"$PATH:/opt/tool/bin"[..]));
+        assert_eq!(f.get("A"), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn a_file_smolvm_wrote_stays_exactly_as_smolvm_writes_it() {
+        let mut f = EnvFile::default();
+        f.set("B", b"b".to_vec()).unwrap();
+        f.set("D", b"d d".to_vec()).unwrap();
+        let text = f.render();
+        let out = edit(
+            &text,
+            &set(&[("A", "a"), ("C", "c"), ("E", "e"), ("D", "x")]),
+            &[],
+        );
+        let mut want = f.clone();
+        for (k, v) in [("A", "a"), ("C", "c"), ("E", "e"), ("D", "x")] {
+            want.set(k, v.as_bytes().to_vec()).unwrap();
+        }
+        assert_eq!(out, want.render());
+        want.unset("B");
+        assert_eq!(edit(&out, &[], &keys(&["B"])), want.render());
+        // No file yet: SmolVM's header, then the line.
+        assert_eq!(
+            edited("", &[("K", "v")], &[]),
+            "#!/bin/sh\n# SmolVM managed environment variables\n\nexport K=v\n"
+        );
+        assert_eq!(edited("", &[], &["K"]), "");
+    }
+
+    #[test]
+    fn duplicates_multi_line_values_and_a_missing_final_newline() {
+        // A key exported twice: set replaces the last (the one a shell keeps), unset
+        // removes both.
+        let dup = "export K=1\necho between\nexport K=2\n";
+        assert_eq!(
+            edited(dup, &[("K", "3")], &[]),
+            "export K=1\necho between\nexport K=3\n"
+        );
+        assert_eq!(edited(dup, &[], &["K"]), "echo between\n");
+        // A value over two lines is one statement.
+        let multi = "export M='a\nb'\n# after\n";
+        assert_eq!(edited(multi, &[("M", "c")], &[]), "export M=c\n# after\n");
+        assert_eq!(edited(multi, &[], &["M"]), "# after\n");
+        // No newline at the end: kept for a replaced last line, added before a new one.
+        assert_eq!(edited("export K=1", &[("K", "2")], &[]), "export K=2");
+        assert_eq!(edited("# mine", &[("K", "2")], &[]), "# mine\nexport K=2\n");
+        // A new key in a file whose statements are not sorted goes before the first
+        // greater one; several at one place keep key order.
+        assert_eq!(
+            edited("export Z=1\nexport B=1\n", &[("C", "1"), ("A", "1")], &[]),
+            "export A=1\nexport C=1\nexport Z=1\nexport B=1\n"
+        );
+    }
+
+    #[test]
+    fn merge_writes_only_a_changed_file() {
+        let writes = std::cell::RefCell::new(Vec::new());
+        let run = |text: &str, s: &[(&str, &str)]| {
+            merge(
+                || Ok(text.as_bytes().to_vec()),
+                |f| {
+                    writes.borrow_mut().push(f.to_vec());
+                    Ok(())
+                },
+                &set(s),
+                &[],
+            )
+            .unwrap()
+        };
+        let f = run(HAND, &[("B", "2")]);
+        assert!(writes.borrow().is_empty());
+        assert_eq!(f.get("B"), Some(&b"2"[..]));
+        run(HAND, &[("B", "3")]);
+        assert_eq!(
+            writes.borrow().as_slice(),
+            [HAND.replace("export B=2\n", "export B=3\n").into_bytes()]
+        );
     }
 
     #[test]

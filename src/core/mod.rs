@@ -13,6 +13,7 @@ pub mod docker;
 pub mod doctor;
 pub mod egress;
 pub mod error;
+pub mod escape;
 pub mod files;
 pub mod guest;
 pub mod guest_env;

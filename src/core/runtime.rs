@@ -5,6 +5,12 @@
 //! SIGPIPE, so a write fails with EPIPE). These ignore write errors, so `smolvm … | head
 //! -c0` or a closed stderr ends quietly with the exit code the command would have had.
 //! SIGPIPE stays ignored: a peer closing one of our sockets must not kill the process.
+//!
+//! On a terminal, text is shown with its control characters made visible
+//! ([`super::escape`]): much of what smolvm prints quotes a guest (console lines in errors,
+//! env values, ssh's errors, file names), and a guest's bytes must never drive the
+//! operator's terminal. Pipes get the text as it is; [`out_bytes`] writes bytes unchanged
+//! (`--raw`).
 
 use std::io::Write;
 
@@ -31,9 +37,42 @@ fn write_ignoring_errors(w: &mut impl Write, text: &str) {
     let _ = w.flush();
 }
 
-/// Text on stdout as is (no newline added), now.
+fn is_tty(stderr: bool) -> bool {
+    use std::io::IsTerminal;
+    static OUT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static ERR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if stderr {
+        *ERR.get_or_init(|| std::io::stderr().is_terminal())
+    } else {
+        *OUT.get_or_init(|| std::io::stdout().is_terminal())
+    }
+}
+
+/// Whether stdout is a terminal (what smolvm prints there is escaped).
+pub fn stdout_is_terminal() -> bool {
+    is_tty(false)
+}
+
+/// `text` as it may go to the stream: escaped on a terminal, as is on a pipe.
+fn shown(text: &str, stderr: bool) -> std::borrow::Cow<'_, str> {
+    if is_tty(stderr) && super::escape::has_controls(text) {
+        std::borrow::Cow::Owned(super::escape::escape(text.as_bytes()))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Text on stdout (no newline added), now: as is on a pipe, its control characters shown
+/// visibly on a terminal.
 pub fn out_text(text: impl AsRef<str>) {
-    write_ignoring_errors(&mut std::io::stdout().lock(), text.as_ref());
+    write_ignoring_errors(&mut std::io::stdout().lock(), &shown(text.as_ref(), false));
+}
+
+/// Bytes on stdout exactly as they are, terminal or not (`--raw`), now.
+pub fn out_bytes(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
 }
 
 /// Print one human line to stdout now (progress lines must not wait in a buffer).
@@ -46,9 +85,9 @@ pub fn err_line(text: impl AsRef<str>) {
     err_text(format!("{}\n", text.as_ref()));
 }
 
-/// Text on stderr as is (no newline added).
+/// Text on stderr (no newline added): as is on a pipe, escaped on a terminal.
 pub fn err_text(text: impl AsRef<str>) {
-    write_ignoring_errors(&mut std::io::stderr().lock(), text.as_ref());
+    write_ignoring_errors(&mut std::io::stderr().lock(), &shown(text.as_ref(), true));
 }
 
 #[cfg(test)]

@@ -188,6 +188,18 @@ impl Env {
         (!homes.is_empty()).then_some(Invoker { uid, gid, homes })
     }
 
+    /// The user and group who ran `sudo` (`SUDO_UID`, `SUDO_GID`), when this process is
+    /// root under it: what smolvm makes for that user on their behalf (a download) is
+    /// theirs. `None` as another user, without the variables, or when they name root.
+    pub fn sudo_ids(&self) -> Option<(u32, u32)> {
+        if self.euid != 0 {
+            return None;
+        }
+        let uid: u32 = self.get_str("SUDO_UID")?.trim().parse().ok()?;
+        let gid: u32 = self.get_str("SUDO_GID")?.trim().parse().ok()?;
+        (uid != 0 && uid != u32::MAX && gid != u32::MAX).then_some((uid, gid))
+    }
+
     /// The invoking user's home when running under `sudo` as root (SmolVM's rule: euid 0,
     /// `SUDO_USER` set, not `root`, and known to the password database).
     pub fn sudo_user_home(&self) -> Option<PathBuf> {
@@ -208,6 +220,24 @@ impl Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sudo_ids_only_as_root_with_both_numbers_and_never_root() {
+        let env = |vars: &[(&str, &str)], euid| Env::from_vars(vars.iter().copied(), euid);
+        let both = [("SUDO_UID", "1000"), ("SUDO_GID", "1001")];
+        assert_eq!(env(&both, 0).sudo_ids(), Some((1000, 1001)));
+        assert_eq!(env(&both, 1000).sudo_ids(), None);
+        assert_eq!(env(&both[..1], 0).sudo_ids(), None);
+        assert_eq!(
+            env(&[("SUDO_UID", "0"), ("SUDO_GID", "0")], 0).sudo_ids(),
+            None
+        );
+        assert_eq!(
+            env(&[("SUDO_UID", "x"), ("SUDO_GID", "1")], 0).sudo_ids(),
+            None
+        );
+        assert_eq!(env(&[], 0).sudo_ids(), None);
+    }
 
     #[test]
     fn seconds_in_range_parse() {

@@ -21,10 +21,12 @@ pub mod paths;
 pub mod process;
 pub mod procfs;
 pub mod resolver;
+pub mod signals;
 pub mod sparse;
 pub mod state;
 pub mod sudo;
 pub mod time;
+pub mod unpack;
 pub mod users;
 pub mod vmm;
 

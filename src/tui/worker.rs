@@ -1401,7 +1401,15 @@ fn run_transfer(
     let result = if upload {
         files::upload(&ctx, id, &login, local_path, guest, true, &progress)
     } else {
-        files::download(&ctx, id, &login, guest, local_path, true, &progress)
+        files::download(
+            &ctx,
+            id,
+            &login,
+            guest,
+            local_path,
+            files::DownloadOptions::default(),
+            &progress,
+        )
     };
     match result {
         Ok(t) => {
@@ -1417,11 +1425,28 @@ fn run_transfer(
                 task,
                 TaskUpdate::Item(item(what.clone(), true, size.clone())),
             );
+            // What the guest sent that was not made here (devices, links out, …).
+            for s in &t.skipped {
+                send(
+                    tx,
+                    task,
+                    TaskUpdate::Item(item(
+                        format!("skipped {}", s.path),
+                        false,
+                        format!("{}: {}", s.kind, s.reason),
+                    )),
+                );
+            }
+            let skipped = match t.skipped.len() {
+                0 => String::new(),
+                1 => ", 1 entry skipped".to_string(),
+                n => format!(", {n} entries skipped"),
+            };
             finish(
                 tx,
                 task,
                 TaskState::Done,
-                format!("copied {what} ({size})"),
+                format!("copied {what} ({size}{skipped})"),
                 t0,
             );
         }

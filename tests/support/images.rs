@@ -165,6 +165,8 @@ pub enum Init {
     Ready,
     /// Never configures the network nor prints the ready line.
     NeverReady,
+    /// Never gets ready; its last console line holds terminal escapes (a title change).
+    Hostile,
 }
 
 const BUSYBOX_INIT: &str = r#"#!/bin/sh
@@ -193,11 +195,17 @@ echo "this init never gets ready"
 while true; do sleep 3600; done
 "#;
 
+const HOSTILE_INIT: &str = r#"#!/bin/sh
+mount -t proc proc /proc
+while true; do printf 'not ready \033]0;owned by the guest\007 \033[2J\n'; sleep 1; done
+"#;
+
 /// A busybox ext4 rootfs (32 MiB).
 pub fn busybox_rootfs(init: Init) -> PathBuf {
     let script = match init {
         Init::Ready => BUSYBOX_INIT,
         Init::NeverReady => NEVER_READY_INIT,
+        Init::Hostile => HOSTILE_INIT,
     };
     let bb = std::fs::read("/bin/busybox").expect("/bin/busybox (install busybox-static)");
     let key = hash(&[script.as_bytes(), &bb]);

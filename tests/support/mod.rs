@@ -11,6 +11,7 @@ use assert_cmd::Command;
 pub mod cleanup;
 pub mod docker;
 pub mod images;
+pub mod pty;
 pub mod screenshot;
 pub mod smolvm_py;
 pub mod sources;

@@ -1,0 +1,146 @@
+//! SIGINT, SIGTERM and SIGHUP held back for the length of an operation that must clean up
+//! before the process goes (a download's temporary folder): while an [`Interrupts`] guard
+//! lives, those signals only record themselves; the operation polls [`Interrupts::caught`],
+//! removes what it made, and fails with "interrupted". When the last guard drops, the
+//! dispositions in force before come back. A signal the process was told to ignore
+//! (`nohup`, a background job's SIGINT) stays ignored.
+//!
+//! The handler is async-signal-safe: one atomic store. Handlers are installed with
+//! `SA_RESTART`, so other threads' reads and writes are not cut short; a `poll` with a
+//! timeout (which the kernel never restarts) is how a waiting operation notices.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// The first signal caught since the guards were installed (0: none).
+static CAUGHT: AtomicI32 = AtomicI32::new(0);
+
+/// How many guards live, and the dispositions to restore when the last one drops.
+static INSTALLED: Mutex<(usize, Vec<(Signal, SigAction)>)> = Mutex::new((0, Vec::new()));
+
+extern "C" fn record(sig: libc::c_int) {
+    let _ = CAUGHT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+}
+
+/// While this lives, SIGINT, SIGTERM and SIGHUP are recorded instead of ending the
+/// process. Guards nest (two downloads in the dashboard): the handlers go when the last
+/// one drops.
+#[derive(Debug)]
+pub struct Interrupts {
+    _private: (),
+}
+
+impl Interrupts {
+    pub fn catch() -> io::Result<Interrupts> {
+        let mut st = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+        if st.0 == 0 {
+            CAUGHT.store(0, Ordering::SeqCst);
+            let ours = SigAction::new(
+                SigHandler::Handler(record),
+                SaFlags::SA_RESTART,
+                SigSet::empty(),
+            );
+            let mut old = Vec::new();
+            for sig in SIGNALS {
+                // SAFETY: the handler only stores into an atomic.
+                match unsafe { sigaction(sig, &ours) } {
+                    Ok(prev) if matches!(prev.handler(), SigHandler::SigIgn) => {
+                        // Ignored on purpose by whoever started us: keep it so.
+                        // SAFETY: restoring the disposition we just replaced.
+                        let _ = unsafe { sigaction(sig, &prev) };
+                    }
+                    Ok(prev) => old.push((sig, prev)),
+                    Err(e) => {
+                        for (s, a) in old {
+                            // SAFETY: restoring what was there before.
+                            let _ = unsafe { sigaction(s, &a) };
+                        }
+                        return Err(io::Error::from(e));
+                    }
+                }
+            }
+            st.1 = old;
+        }
+        st.0 += 1;
+        Ok(Interrupts { _private: () })
+    }
+
+    /// The signal that arrived since the guards were installed, if any.
+    pub fn caught(&self) -> Option<i32> {
+        match CAUGHT.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        let mut st = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 = st.0.saturating_sub(1);
+        if st.0 == 0 {
+            for (s, a) in std::mem::take(&mut st.1) {
+                // SAFETY: restoring the disposition in force before the first guard.
+                let _ = unsafe { sigaction(s, &a) };
+            }
+        }
+    }
+}
+
+/// `SIGINT`, `SIGTERM`, … for messages.
+pub fn name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(h: SigHandler) -> bool {
+        let record: extern "C" fn(libc::c_int) = record;
+        matches!(h, SigHandler::Handler(f) if std::ptr::fn_addr_eq(f, record))
+    }
+
+    #[test]
+    fn a_signal_is_recorded_while_a_guard_lives_and_the_old_disposition_returns() {
+        // SIGHUP only: the test harness's own SIGINT/SIGTERM stay untouched by assertions.
+        let g = Interrupts::catch().unwrap();
+        let inner = Interrupts::catch().unwrap();
+        assert_eq!(g.caught(), None);
+        nix::sys::signal::raise(Signal::SIGHUP).unwrap();
+        assert_eq!(g.caught(), Some(libc::SIGHUP));
+        assert_eq!(name(libc::SIGHUP), "SIGHUP");
+        drop(inner);
+        // Still installed while the outer guard lives.
+        // SAFETY: reading the disposition back (and putting it back).
+        let now = unsafe {
+            sigaction(
+                Signal::SIGHUP,
+                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
+            )
+        }
+        .unwrap();
+        assert!(ours(now.handler()));
+        // SAFETY: putting our handler back.
+        unsafe { sigaction(Signal::SIGHUP, &now) }.unwrap();
+        drop(g);
+        // SAFETY: reading the disposition back (and putting it back).
+        let after = unsafe {
+            sigaction(
+                Signal::SIGHUP,
+                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
+            )
+        }
+        .unwrap();
+        assert!(!ours(after.handler()));
+        // SAFETY: restoring it.
+        unsafe { sigaction(Signal::SIGHUP, &after) }.unwrap();
+    }
+}

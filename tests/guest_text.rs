@@ -1,0 +1,184 @@
+//! Guest text on the operator's terminal (#22, item 2). A guest writes what it likes to
+//! its console: OSC 52 (the operator's clipboard), title changes, screen clears and
+//! carriage returns that fake output. On a terminal smolvm shows those bytes visibly —
+//! C0 controls (but newline and tab), DEL and C1 controls as `\xNN` / `\u{NN}`, invalid
+//! UTF-8 as `\xNN`, `\r\n` as a newline — and `--raw` prints them as they are. Pipes and
+//! `--json` are unchanged.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::cleanup::{insert_rows, NetNs, QemuStandIn, Row};
+use support::images::{self, Init};
+use support::pty::run_on_pty;
+use support::{is_root, Home};
+
+/// A console log as a hostile guest writes it.
+const HOSTILE: &[u8] = b"boot ok\r\n\x1b]52;c;ZXZpbA==\x07clip\n\x1b]0;pwned\x07title\n\x1b[2J\x1b[Hcleared\nreal\rfake\n\x7fdel \xc2\x9b31mcsi \xff\xfe bad\ttab\n";
+
+/// What a terminal shows of it.
+const SHOWN: &str = "boot ok\n\\x1b]52;c;ZXZpbA==\\x07clip\n\\x1b]0;pwned\\x07title\n\\x1b[2J\\x1b[Hcleared\nreal\\x0dfake\n\\x7fdel \\u{9b}31mcsi \\xff\\xfe bad\ttab\n";
+
+fn home_with_log(id: &str, log: &[u8]) -> Home {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped(id)]);
+    std::fs::write(h.data.join(format!("{id}.log")), log).unwrap();
+    h
+}
+
+fn smolvm(h: &Home, args: &[&str]) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("smolvm"));
+    c.args(args).env_clear().envs(h.env_vars());
+    c
+}
+
+/// stdout and stderr on a terminal: exit 0 and exactly these bytes.
+fn on_terminal(h: &Home, args: &[&str]) -> Vec<u8> {
+    let (status, out) = run_on_pty(smolvm(h, args), Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "{args:?}: {status}: {}",
+        String::from_utf8_lossy(&out)
+    );
+    out
+}
+
+fn piped(h: &Home, args: &[&str]) -> Vec<u8> {
+    let out = smolvm(h, args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", support::stderr(&out));
+    out.stdout
+}
+
+fn shown(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn sandbox_logs_on_a_terminal_shows_control_bytes_visibly() {
+    let h = home_with_log("vm-esc", HOSTILE);
+    // The whole log, following a stopped VM, the tail: escaped on a terminal.
+    for args in [
+        &["sandbox", "logs", "vm-esc"][..],
+        &["sandbox", "logs", "vm-esc", "-f"],
+        &["sandbox", "logs", "vm-esc", "--follow"],
+        &["sandbox", "logs", "vm-esc", "--tail", "100"],
+        &["sandbox", "logs", "vm-esc", "--tail", "100", "-f"],
+    ] {
+        assert_eq!(shown(&on_terminal(&h, args)), SHOWN, "{args:?}");
+    }
+    let last_two = "real\\x0dfake\n\\x7fdel \\u{9b}31mcsi \\xff\\xfe bad\ttab\n";
+    assert_eq!(
+        shown(&on_terminal(
+            &h,
+            &["sandbox", "logs", "vm-esc", "--tail", "2"]
+        )),
+        last_two
+    );
+    // --raw: the bytes as they are, on a terminal too.
+    assert_eq!(
+        on_terminal(&h, &["sandbox", "logs", "vm-esc", "--raw"]),
+        HOSTILE
+    );
+    assert_eq!(
+        on_terminal(&h, &["sandbox", "logs", "vm-esc", "--raw", "--tail", "2"]),
+        b"real\rfake\n\x7fdel \xc2\x9b31mcsi \xff\xfe bad\ttab\n"
+    );
+    // --json: the envelope as before (its strings escape control characters themselves).
+    let out = on_terminal(&h, &["sandbox", "logs", "vm-esc", "--json", "--tail", "5"]);
+    assert!(!out.contains(&0x1b), "{}", shown(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["data"]["lines"][0], "\x1b]52;c;ZXZpbA==\x07clip");
+    // Pipes: unchanged.
+    assert_eq!(piped(&h, &["sandbox", "logs", "vm-esc"]), HOSTILE);
+    assert_eq!(
+        shown(&piped(&h, &["sandbox", "logs", "vm-esc", "--tail", "2"])),
+        "real\rfake\n\x7fdel \u{9b}31mcsi \u{fffd}\u{fffd} bad\ttab\n"
+    );
+}
+
+#[test]
+fn a_log_split_anywhere_by_a_follower_still_shows_whole_characters() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (a QEMU stand-in in a network namespace)");
+        return;
+    }
+    // A UTF-8 character and a \r\n cut where -f has read so far: the rest arrives later.
+    // Nothing is shown as invalid, nothing as a lone carriage return.
+    let h = Home::new();
+    let ns = NetNs::new();
+    let vmm = QemuStandIn::start(&ns, &h.sockets(), "vm-split", None);
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row {
+            id: "vm-split",
+            status: "running",
+            pid: Some(vmm.pid()),
+            tap: None,
+            backend: "qemu",
+        }],
+    );
+    let log = h.data.join("vm-split.log");
+    std::fs::write(&log, b"caf\xc3").unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, b"\xa9 ok\r").unwrap();
+        std::thread::sleep(Duration::from_millis(1000));
+        std::io::Write::write_all(&mut f, b"\nnext\n").unwrap();
+    });
+    let (_, out) = run_on_pty(
+        smolvm(&h, &["sandbox", "logs", "vm-split", "-f"]),
+        Duration::from_secs(5),
+    );
+    writer.join().unwrap();
+    assert_eq!(shown(&out), "café ok\nnext\n");
+    drop(vmm);
+}
+
+#[test]
+fn an_error_quoting_the_console_log_is_escaped_on_a_terminal() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
+        return;
+    }
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Hostile);
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name])
+        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+        .args([
+            "sandbox",
+            "create",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--name",
+            "vm-hostile",
+            "--backend",
+            "qemu",
+            "--accel",
+            "tcg",
+            "--start",
+            "--boot-timeout",
+            "15",
+        ])
+        .env_clear()
+        .envs(h.env_vars());
+    let (status, out) = run_on_pty(cmd, Duration::from_secs(120));
+    let text = shown(&out);
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("did not become ready"), "{text}");
+    assert!(
+        text.contains("\\x1b]0;owned by the guest\\x07"),
+        "the console line is not quoted visibly: {text:?}"
+    );
+    assert!(!out.contains(&0x1b) && !out.contains(&0x07), "{text:?}");
+    let _ = ns.smolvm(&h, &["cleanup", "--all", "--force", "--json"]);
+}
