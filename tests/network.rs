@@ -269,6 +269,33 @@ impl Drop for Lab {
     }
 }
 
+/// `sandbox create` (no boot: a stand-in kernel and rootfs) of a QEMU sandbox with these
+/// flags; its network and guard are set up all the same.
+fn create_only(h: &Home, ns: &NetNs, name: &str, flags: &[&str]) -> Output {
+    let k = h.tmp.path().join("kernel");
+    let r = h.tmp.path().join("rootfs.ext4");
+    if !k.exists() {
+        std::fs::write(&k, b"not a kernel").unwrap();
+        std::fs::write(&r, vec![0u8; 4096]).unwrap();
+    }
+    let (k, r) = (k.to_str().unwrap(), r.to_str().unwrap());
+    let mut args = vec![
+        "sandbox",
+        "create",
+        "--kernel",
+        k,
+        "--rootfs",
+        r,
+        "--name",
+        name,
+        "--backend",
+        "qemu",
+        "--json",
+    ];
+    args.extend_from_slice(flags);
+    ns.smolvm(h, &args)
+}
+
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
@@ -486,29 +513,8 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
 #[test]
 fn policies_are_validated_and_stored_as_smolvm_0_0_36_accepts_them() {
     require_root!();
-    let h = Home::new();
-    let ns = NetNs::with_uplink();
-    let k = h.tmp.path().join("kernel");
-    let r = h.tmp.path().join("rootfs.ext4");
-    std::fs::write(&k, b"not a kernel").unwrap();
-    std::fs::write(&r, vec![0u8; 4096]).unwrap();
-    let create = |name: &str, flags: &[&str]| -> Output {
-        let mut args = vec![
-            "sandbox",
-            "create",
-            "--kernel",
-            k.to_str().unwrap(),
-            "--rootfs",
-            r.to_str().unwrap(),
-            "--name",
-            name,
-            "--backend",
-            "qemu",
-            "--json",
-        ];
-        args.extend_from_slice(flags);
-        ns.smolvm(&h, &args)
-    };
+    let (h, ns) = (Home::new(), NetNs::with_uplink());
+    let create = |name: &str, flags: &[&str]| create_only(&h, &ns, name, flags);
     // Bad values: exit 2, invalid_input, SmolVM's message, nothing created.
     for (flags, message) in [
         (
@@ -671,31 +677,8 @@ fn a_guard_that_cannot_be_applied_stops_the_start_and_leaves_nothing() {
 #[test]
 fn guard_objects_of_a_sandbox_smolvm_deleted_are_swept_by_cleanup() {
     require_root!();
-    let h = Home::new();
-    let ns = NetNs::with_uplink();
-    let k = h.tmp.path().join("kernel");
-    let r = h.tmp.path().join("rootfs.ext4");
-    std::fs::write(&k, b"not a kernel").unwrap();
-    std::fs::write(&r, vec![0u8; 4096]).unwrap();
-    let out = ns.smolvm(
-        &h,
-        &[
-            "sandbox",
-            "create",
-            "--kernel",
-            k.to_str().unwrap(),
-            "--rootfs",
-            r.to_str().unwrap(),
-            "--name",
-            "vm-gone",
-            "--backend",
-            "qemu",
-            "--internet",
-            "off",
-            "--json",
-        ],
-    );
-    support::assert_code(&out, 0);
+    let (h, ns) = (Home::new(), NetNs::with_uplink());
+    support::assert_code(&create_only(&h, &ns, "vm-gone", &["--internet", "off"]), 0);
     assert!(ns
         .sh("nft list table inet smolvm_guard")
         .contains("egress_tap2"));
