@@ -40,6 +40,10 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
                 cpu_pct: Some((i % 100) as f64 / 3.0),
                 rss_bytes: Some(100_000_000 + i as u64),
                 uptime_secs: Some(i as u64 * 7),
+                net: Some(smolvm::core::egress::NetworkSummary {
+                    egress_bytes: (i % 3 == 0).then_some(i as u64 * 1_000),
+                    ..Default::default()
+                }),
             })
             .collect(),
         slow: Some(Slow {

@@ -8,6 +8,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+use smolvm::core::egress::{Mode, NetworkSummary, Policy};
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::tui::app::{
     App, CleanupPreview, ConfirmAction, Dialog, Effect, Input, LogSource, Msg, Pane, Preview,
@@ -76,6 +77,43 @@ fn vm(
         cpu_pct: pid.filter(|_| !stale).map(|_| 12.5),
         rss_bytes: pid.filter(|_| !stale).map(|_| 187_000_000),
         uptime_secs: pid.filter(|_| !stale).map(|_| 3725),
+        net: Some(NetworkSummary::default()),
+    }
+}
+
+/// A policy as the CLI's flags give it (`--internet`, `--allow-cidr`, `--allow-domain`).
+fn policy(mode: Mode, cidrs: &[&str], domains: &[&str]) -> Policy {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    Policy::new(Some(mode), &s(cidrs), &s(domains)).unwrap()
+}
+
+/// The fixture VMs' networks: vm-agent-1 restricted, running, 48.2 MB out; production-vm
+/// off (stopped: no counters); the others open.
+fn fixture_networks(vms: &mut [VmRow]) {
+    for v in vms {
+        match v.info.id.as_str() {
+            "vm-agent-1" => {
+                v.net = Some(NetworkSummary {
+                    internet: policy(
+                        Mode::Restricted,
+                        &["203.0.113.0/24"],
+                        &["api.anthropic.com", "*.npmjs.org"],
+                    ),
+                    publish_ssh: false,
+                    egress_bytes: Some(48_213_000),
+                    blocked_packets: Some(17),
+                    unguarded: false,
+                })
+            }
+            "production-vm" => {
+                v.net = Some(NetworkSummary {
+                    internet: policy(Mode::Off, &[], &[]),
+                    publish_ssh: true,
+                    ..NetworkSummary::default()
+                })
+            }
+            _ => {}
+        }
     }
 }
 
@@ -95,6 +133,12 @@ fn image(version: &str, name: &str, current: bool, kept: Option<&str>, users: &[
 }
 
 fn full_snapshot() -> Snapshot {
+    let mut s = snapshot_without_policies();
+    fixture_networks(&mut s.vms);
+    s
+}
+
+fn snapshot_without_policies() -> Snapshot {
     Snapshot {
         vms: vec![
             vm(
@@ -776,6 +820,147 @@ fn filter_matches_what_a_row_shows() {
 }
 
 #[test]
+fn the_vms_pane_filters_and_sorts_by_policy_and_egress_bytes() {
+    let mut a = full_app(160, 48);
+    a.update(key('/'));
+    typed(&mut a, "restricted");
+    let ids: Vec<&str> = a.vm_view().iter().map(|v| v.info.id.as_str()).collect();
+    assert_eq!(ids, ["vm-agent-1"], "the NET cell is what `/` matches");
+    a.update(code(KeyCode::Esc));
+    a.update(code(KeyCode::Esc));
+    // `o` up to EGRESS, `O` descending: the VM that sent the most first.
+    let egress = smolvm::tui::app::VM_COLUMNS
+        .iter()
+        .position(|c| c.title == "EGRESS")
+        .unwrap();
+    for _ in 0..egress {
+        a.update(key('o'));
+    }
+    a.update(key('O'));
+    assert!(render(&a).contains("sort EGRESS↓"));
+    assert_eq!(a.vm_view()[0].info.id, "vm-agent-1");
+    // NET ascending: off before open before restricted.
+    a.update(key('O'));
+    for _ in 0..(smolvm::tui::app::VM_COLUMNS.len() - 1) {
+        a.update(key('o'));
+    }
+    assert!(render(&a).contains("sort NET↑"), "{}", render(&a));
+    let nets: Vec<String> = a.vm_view().iter().map(|v| v.net_cell()).collect();
+    assert_eq!(nets, ["off", "open", "open", "restricted"]);
+}
+
+/// The policies the VMs pane shows are the stored ones, read by core in the refresh
+/// worker's loader (`data::load` → `core::egress::summaries`): set by the CLI, written by
+/// SmolVM itself in its `internet_settings`, or absent (open).
+#[test]
+fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[
+            Row::stopped("vm-cli-off"),
+            Row::stopped("vm-cli-names"),
+            Row::stopped("vm-smolvm-row"),
+            Row::stopped("vm-default"),
+        ],
+    );
+    for (id, flags) in [
+        ("vm-cli-off", vec!["--internet", "off"]),
+        ("vm-cli-names", vec!["--allow-domain", "api.openai.com"]),
+    ] {
+        let out = h
+            .smolvm()
+            .args(["sandbox", "network", "set", id])
+            .args(&flags)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    }
+    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
+    c.execute(
+        "UPDATE vms SET config = json_set(config, '$.internet_settings', json('{\"mode\": \"restricted\", \"allowed_cidrs\": [\"8.8.8.8\"]}')) WHERE id = 'vm-smolvm-row'",
+        [],
+    )
+    .unwrap();
+    let snap = smolvm::tui::data::load(&h.env(), &mut Default::default(), false);
+    let nets: Vec<(&str, String, String)> = snap
+        .vms
+        .iter()
+        .map(|v| (v.info.id.as_str(), v.net_cell(), v.cells()[7].clone()))
+        .collect();
+    assert_eq!(
+        nets,
+        [
+            ("vm-cli-off", "off".into(), "-".into()),
+            ("vm-cli-names", "restricted".into(), "-".into()),
+            ("vm-smolvm-row", "restricted".into(), "-".into()),
+            ("vm-default", "open".into(), "-".into()),
+        ],
+        "stopped sandboxes: the stored policy, no counters"
+    );
+    let names = snap.vms[1].net.as_ref().unwrap();
+    assert_eq!(names.internet.summary(), "restricted: api.openai.com");
+    assert_eq!(
+        snap.vms[2].net.as_ref().unwrap().internet.summary(),
+        "restricted: 8.8.8.8/32"
+    );
+    assert!(snap.vms.iter().all(|v| !v.net.as_ref().unwrap().unguarded));
+    assert!(snap.errors.is_empty(), "{:?}", snap.errors);
+}
+
+/// A running sandbox (its VMM alive) on a TAP of smolvm's that the guard does not hold —
+/// one SmolVM started, or a table changed by hand — is `unguarded` in the VMs pane: its
+/// policy is not enforced. Reads the host's nftables (changes nothing), so needs root.
+#[test]
+fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
+    use support::cleanup::{fake_firecracker, insert_rows, Row};
+    if !support::is_root() {
+        eprintln!("SKIPPED: needs root (reads nftables)");
+        return;
+    }
+    let h = support::Home::new();
+    let sockets = h.sockets();
+    let vmm = support::Reap(fake_firecracker(&sockets, "vm-bare", false));
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[
+            Row {
+                status: "running",
+                pid: Some(vmm.0.id() as i32),
+                tap: Some(("tap4090", "172.16.15.250", 6090)),
+                backend: "firecracker",
+                ..Row::stopped("vm-bare")
+            },
+            // Its VMM is gone: stale, nothing to guard.
+            Row {
+                status: "running",
+                pid: Some(i32::MAX - 7),
+                tap: Some(("tap4091", "172.16.15.251", 6091)),
+                backend: "firecracker",
+                ..Row::stopped("vm-dead")
+            },
+        ],
+    );
+    let snap = smolvm::tui::data::load(&h.env(), &mut Default::default(), false);
+    let cells: Vec<(String, String)> = snap
+        .vms
+        .iter()
+        .map(|v| (v.info.shown_status(), v.net_cell()))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("running".to_string(), "unguarded".to_string()),
+            ("running (stale)".to_string(), "open".to_string()),
+        ]
+    );
+    assert_eq!(snap.vms[0].net.as_ref().unwrap().egress_bytes, None);
+}
+
+#[test]
 fn the_remap_hint_names_the_keymap_file_in_use() {
     let cfg = tempfile::tempdir().unwrap();
     let env = smolvm::sys::env::Env::from_vars(
@@ -1289,6 +1474,21 @@ snap_both!(images_marked_remove, |a| {
     a.update(key('k'));
     a.update(key('d'));
 });
+
+// The VMs pane at 120 columns shows the network columns (RSS is left out); a running VM
+// whose policy the guard does not enforce says so.
+#[test]
+fn vms_pane_network_columns_120x30() {
+    let mut a = full_app(120, 30);
+    let mut s = full_snapshot();
+    s.vms[0].info.stale = false;
+    s.vms[0].net = Some(NetworkSummary {
+        unguarded: true,
+        ..NetworkSummary::default()
+    });
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    insta::assert_snapshot!("vms_pane_network_columns_120x30", render(&a));
+}
 
 // ---- screenshots for the README ---------------------------------------------------------
 

@@ -75,16 +75,19 @@ pub struct Listing {
     pub warnings: Vec<String>,
 }
 
-/// Every sandbox in the first existing state database, oldest first. Read-only: changes
-/// nothing on disk. Rows with invalid values are not listed but reported in `warnings`.
-pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
+/// The first existing state database, opened without changing anything on disk (`None`
+/// when there is none); a corrupt one is an error saying how to repair it.
+pub(crate) fn open_for_reading(
+    paths: &Paths,
+    busy_timeout: Option<Duration>,
+) -> Result<Option<StateStore>> {
     let Some(db) = paths
         .data_dir_candidates()
         .into_iter()
         .map(|d| d.join(STATE_DB_FILE))
         .find(|p| p.exists())
     else {
-        return Ok(Listing::default());
+        return Ok(None);
     };
     let (store, corrupt) = StateStore::open(
         &db,
@@ -99,6 +102,15 @@ pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
             c.reason
         )));
     }
+    Ok(Some(store))
+}
+
+/// Every sandbox in the first existing state database, oldest first. Read-only: changes
+/// nothing on disk. Rows with invalid values are not listed but reported in `warnings`.
+pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
+    let Some(store) = open_for_reading(paths, busy_timeout)? else {
+        return Ok(Listing::default());
+    };
     let rt = |e: crate::sys::state::StateError| Error::runtime(e.to_string());
     let rows = store.list_vms().map_err(rt)?;
     // Leases are read only for their warnings: what cleanup would skip, list reports.

@@ -17,6 +17,10 @@ pub enum VmCol {
     Preset,
     Ip,
     Ssh,
+    /// The egress policy (`open`, `off`, `restricted`).
+    Net,
+    /// Bytes the guard let out.
+    Egress,
     Pid,
     Uptime,
     Cpu,
@@ -94,18 +98,22 @@ impl<K> Column<K> {
     }
 }
 
-/// The VMs pane, in display order.
-pub const VM_PANE: [Column<VmCol>; 10] = [
+/// The VMs pane, in display order. The network columns rank after the PID and before the
+/// backend and the `/proc` figures: at 80 columns they are left out (the layout stays as it
+/// was), from 120 they show and RSS is the one left out.
+pub const VM_PANE: [Column<VmCol>; 12] = [
     Column::new(VmCol::Id, "ID", 12, 0).between(12, 40),
     Column::new(VmCol::Status, "STATUS", 15, 1),
-    Column::new(VmCol::Backend, "BACKEND", 11, 6),
+    Column::new(VmCol::Backend, "BACKEND", 11, 9),
     Column::new(VmCol::Preset, "PRESET", 11, 4),
     Column::new(VmCol::Ip, "IP", 14, 2),
     Column::new(VmCol::Ssh, "SSH", 5, 3),
+    Column::new(VmCol::Net, "NET", 10, 6),
+    Column::new(VmCol::Egress, "EGRESS", 8, 8),
     Column::new(VmCol::Pid, "PID", 7, 5),
     Column::new(VmCol::Uptime, "UPTIME", 7, 7),
-    Column::new(VmCol::Cpu, "CPU%", 5, 8),
-    Column::new(VmCol::Rss, "RSS", 7, 9),
+    Column::new(VmCol::Cpu, "CPU%", 5, 10),
+    Column::new(VmCol::Rss, "RSS", 7, 11),
 ];
 
 /// `smolvm sandbox list`, in display order (widths come from the content).
@@ -114,8 +122,8 @@ pub const VM_LIST: [Column<VmCol>; 6] = [
     VM_PANE[1],
     VM_PANE[2],
     VM_PANE[4],
-    VM_PANE[6],
-    Column::new(VmCol::Created, "CREATED", 0, 10),
+    VM_PANE[8],
+    Column::new(VmCol::Created, "CREATED", 0, 12),
 ];
 
 /// The Images pane, in display order.
@@ -242,6 +250,20 @@ mod tests {
             shown,
             ["ID", "STATUS", "PRESET", "IP", "SSH", "PID", "CPU%"]
         );
+        // From 120 columns (118 inside) the network columns show; RSS is left out.
+        let shown: Vec<&str> = fit(&VM_PANE, &w, 118)
+            .into_iter()
+            .map(|i| VM_PANE[i].title)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "ID", "STATUS", "BACKEND", "PRESET", "IP", "SSH", "NET", "EGRESS", "PID", "UPTIME",
+                "CPU%"
+            ]
+        );
+        // Everything at 160.
+        assert_eq!(fit(&VM_PANE, &w, 158).len(), VM_PANE.len());
         let w: Vec<u16> = IMAGE_PANE.iter().map(|c| c.width_for(30)).collect();
         let shown: Vec<&str> = fit(&IMAGE_PANE, &w, 78)
             .into_iter()

@@ -471,6 +471,11 @@ impl App {
                 Some(VmCol::Preset) => a.info.preset.cmp(&b.info.preset),
                 Some(VmCol::Ip) => a.info.ip.cmp(&b.info.ip),
                 Some(VmCol::Ssh) => a.info.ssh_port.cmp(&b.info.ssh_port),
+                Some(VmCol::Net) => a.net_cell().cmp(&b.net_cell()),
+                Some(VmCol::Egress) => {
+                    let bytes = |r: &VmRow| r.net.as_ref().and_then(|n| n.egress_bytes);
+                    bytes(a).cmp(&bytes(b))
+                }
                 Some(VmCol::Pid) => a.info.pid.cmp(&b.info.pid),
                 Some(VmCol::Uptime) => a.uptime_secs.cmp(&b.uptime_secs),
                 Some(VmCol::Cpu) => a

@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 
+use crate::core::egress::NetworkSummary;
 use crate::core::host::Host;
 use crate::core::images::catalog;
 use crate::core::prune::{self, PruneOptions};
@@ -29,11 +30,24 @@ pub struct VmRow {
     pub cpu_pct: Option<f64>,
     pub rss_bytes: Option<u64>,
     pub uptime_secs: Option<u64>,
+    /// Its egress policy and what the guard let out (`core::egress::summaries`); `None`
+    /// when the state DB could not say.
+    pub net: Option<NetworkSummary>,
 }
 
 impl VmRow {
+    /// The NET cell: the policy's mode, or `unguarded` when a running sandbox's policy is
+    /// not enforced.
+    pub fn net_cell(&self) -> String {
+        match &self.net {
+            Some(n) if n.unguarded => "unguarded".into(),
+            Some(n) => n.internet.mode.to_string(),
+            None => "-".into(),
+        }
+    }
+
     /// The cells the VMs pane shows, as it shows them (the `/` filter matches these).
-    pub fn cells(&self) -> [String; 10] {
+    pub fn cells(&self) -> [String; 12] {
         let dash = || "-".to_string();
         let i = &self.info;
         [
@@ -43,6 +57,11 @@ impl VmRow {
             i.preset.clone().unwrap_or_else(dash),
             i.ip.clone().unwrap_or_else(dash),
             i.ssh_port.map_or_else(dash, |p| p.to_string()),
+            self.net_cell(),
+            self.net
+                .as_ref()
+                .and_then(|n| n.egress_bytes)
+                .map_or_else(dash, crate::core::units::format_size),
             i.pid.map_or_else(dash, |p| p.to_string()),
             self.uptime_secs.map_or_else(dash, fmt_duration),
             self.cpu_pct.map_or_else(dash, |c| format!("{c:.1}")),
@@ -555,6 +574,14 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
         }
     };
     let figures = sampler.figures(&infos);
+    let mut nets = if infos.is_empty() {
+        Default::default()
+    } else {
+        crate::core::egress::summaries(&paths).unwrap_or_else(|e| {
+            errors.push(format!("network policies: {}", e.message));
+            Default::default()
+        })
+    };
     let vms = infos
         .into_iter()
         .zip(figures)
@@ -562,6 +589,7 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
             cpu_pct: f.cpu_pct,
             rss_bytes: f.rss_bytes,
             uptime_secs: f.uptime_secs,
+            net: nets.remove(&info.id),
             info,
         })
         .collect();

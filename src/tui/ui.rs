@@ -297,12 +297,21 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
         .take(visible)
         .map(|(i, v)| {
             let marked = app.vm_list.marks.contains(&v.info.id);
-            let [id, status, rest @ ..] = v.cells();
-            let mut all: Vec<Cell> = vec![
-                Cell::from(format!("{}{id}", if marked { "● " } else { "" })),
-                Cell::from(Span::styled(status, t.status(&v.info.status, v.info.stale))),
-            ];
-            all.extend(rest.into_iter().map(Cell::from));
+            let unguarded = v.net.as_ref().is_some_and(|n| n.unguarded);
+            let all: Vec<Cell> = v
+                .cells()
+                .into_iter()
+                .zip(VM_COLUMNS.iter())
+                .map(|(text, c)| match c.id {
+                    VmCol::Id => Cell::from(format!("{}{text}", if marked { "● " } else { "" })),
+                    VmCol::Status => {
+                        Cell::from(Span::styled(text, t.status(&v.info.status, v.info.stale)))
+                    }
+                    // A running sandbox whose policy is not enforced stands out.
+                    VmCol::Net if unguarded => Cell::from(Span::styled(text, t.error())),
+                    _ => Cell::from(text),
+                })
+                .collect();
             let mut row = Row::new(pick(all, &cols));
             if marked {
                 row = row.style(t.marked());

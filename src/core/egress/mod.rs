@@ -322,6 +322,69 @@ pub fn show_all(store: &StateStore) -> Vec<NetworkReport> {
         .unwrap_or_default()
 }
 
+/// One sandbox's network as the dashboard's VMs pane shows it: its stored policy and what
+/// the guard let out. Only what changes with the traffic (not with the clock), so an idle
+/// refresh compares equal.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkSummary {
+    pub internet: Policy,
+    pub publish_ssh: bool,
+    /// Bytes the guard let out of its TAP; `None` when the guard does not hold it (the
+    /// sandbox is not running) or its counters cannot be read (not root).
+    pub egress_bytes: Option<u64>,
+    /// Packets the guard refused, with the same `None`.
+    pub blocked_packets: Option<u64>,
+    /// Running (its VMM alive) on a TAP of smolvm's, yet the guard does not hold that TAP
+    /// (SmolVM started it, or the table was changed by hand): its policy is not enforced.
+    pub unguarded: bool,
+}
+
+/// The TAP the guard must hold for a row: an active, NAT-attached sandbox on a TAP of
+/// smolvm's (a bridge-attached one is never guarded).
+fn guarded_tap(r: &VmRecord) -> Option<&str> {
+    let net = r.network.as_ref()?;
+    (r.status.is_active() && net.mode.as_deref() != Some("bridge"))
+        .then_some(net.tap_device.as_deref())
+        .flatten()
+        .filter(|t| crate::sys::state::is_smolvm_tap(t))
+}
+
+/// Every sandbox's [`NetworkSummary`] by id, from the first state database (read only) and
+/// one read of the guard's counters, taken only when a sandbox is running or paused.
+pub fn summaries(
+    paths: &crate::sys::paths::Paths,
+) -> Result<std::collections::BTreeMap<String, NetworkSummary>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(store) = super::sandbox::open_for_reading(paths, None)? else {
+        return Ok(out);
+    };
+    let rows = store.list_vms().map_err(rt)?.vms;
+    let counters = if rows.iter().any(|r| r.status.is_active()) {
+        guard::counters().ok()
+    } else {
+        Some(Default::default())
+    };
+    for r in &rows {
+        let s = settings_of(&store, r);
+        let tap = r.network.as_ref().and_then(|n| n.tap_device.as_deref());
+        let c = counters
+            .as_ref()
+            .map(|all| tap.and_then(|t| all.get(t)).filter(|c| c.guarded));
+        let alive = !super::cleanup::row_is_stale(r, &paths.socket_dir);
+        out.insert(
+            r.id.clone(),
+            NetworkSummary {
+                internet: s.internet,
+                publish_ssh: s.publish_ssh,
+                egress_bytes: c.flatten().map(|c| c.allowed_bytes),
+                blocked_packets: c.flatten().map(|c| c.blocked_packets),
+                unguarded: alive && guarded_tap(r).is_some() && matches!(c, Some(None)),
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// `sandbox network set ID …`: store the new settings; on a running or paused sandbox
 /// apply them at once (the next packet is judged by them) and cut the guest's
 /// connections, so one the new policy no longer allows ends. A stopped sandbox gets them
@@ -419,11 +482,9 @@ pub fn guard_health(store: Option<&StateStore>) -> std::io::Result<GuardHealth> 
         unguarded: Vec::new(),
     };
     if let Some(rows) = store.and_then(|s| s.list_vms().ok()) {
-        for r in rows.vms.iter().filter(|r| r.status.is_active()) {
-            let tap = r.network.as_ref().and_then(|n| n.tap_device.clone());
-            let nat = r.network.as_ref().and_then(|n| n.mode.as_deref()) != Some("bridge");
-            if let Some(tap) = tap.filter(|t| nat && crate::sys::state::is_smolvm_tap(t)) {
-                if !counters.get(&tap).is_some_and(|c| c.guarded) {
+        for r in &rows.vms {
+            if let Some(tap) = guarded_tap(r) {
+                if !counters.get(tap).is_some_and(|c| c.guarded) {
                     h.unguarded.push(r.id.clone());
                 }
             }
