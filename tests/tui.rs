@@ -910,6 +910,60 @@ fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
     assert!(snap.errors.is_empty(), "{:?}", snap.errors);
 }
 
+/// The detail view's network is what `sandbox network show --json` reports (the same core
+/// function, read by the detail worker).
+#[test]
+fn the_detail_shows_what_sandbox_network_show_reports() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-detail")]);
+    let out = h
+        .smolvm()
+        .args([
+            "sandbox",
+            "network",
+            "set",
+            "vm-detail",
+            "--allow-cidr",
+            "198.51.100.0/24",
+        ])
+        .args(["--allow-domain", "*.npmjs.org", "--publish-ssh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let out = h
+        .smolvm()
+        .args(["sandbox", "network", "show", "vm-detail", "--json"])
+        .output()
+        .unwrap();
+    let cli = support::json(&out)["data"].clone();
+    let d = smolvm::tui::worker::load_detail(&h.env(), "vm-detail").unwrap();
+    let report = d.network.clone().expect("the network is read");
+    assert_eq!(serde_json::to_value(&report).unwrap(), cli);
+    assert_eq!(report.summary, "restricted: 198.51.100.0/24, *.npmjs.org");
+    assert!(report.publish_ssh);
+    // And the view shows it.
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(
+        smolvm::tui::data::load(&h.env(), &mut Default::default(), false),
+    ))));
+    a.update(code(KeyCode::Enter));
+    a.update(Input::Msg(Msg::Detail {
+        id: "vm-detail".into(),
+        result: Ok(Box::new(d)),
+    }));
+    let screen = render(&a);
+    for want in [
+        "restricted: 198.51.100.0/24, *.npmjs.org",
+        "yes: on the host's outbound interface too",
+        "not running (stopped): applied when it starts",
+        "Blocked destinations (0)",
+    ] {
+        assert!(screen.contains(want), "{want}\n{screen}");
+    }
+}
+
 /// A running sandbox (its VMM alive) on a TAP of smolvm's that the guard does not hold —
 /// one SmolVM started, or a table changed by hand — is `unguarded` in the VMs pane: its
 /// policy is not enforced. Reads the host's nftables (changes nothing), so needs root.
@@ -1738,6 +1792,52 @@ fn detail_fixture() -> smolvm::tui::app::VmDetail {
                 missing: true,
             },
         ]),
+        network: Ok(network_fixture()),
+    }
+}
+
+/// vm-agent-1's network as `core::egress::show` reports it: restricted, running, guarded,
+/// names through the resolver, three refused destinations.
+fn network_fixture() -> smolvm::core::egress::NetworkReport {
+    use smolvm::core::egress::{BlockedDestination, NetworkReport, Traffic};
+    let internet = policy(
+        Mode::Restricted,
+        &["203.0.113.0/24"],
+        &["api.anthropic.com", "*.npmjs.org"],
+    );
+    let blocked =
+        |address: &str, protocol: &str, port, count, last_seen_secs_ago| BlockedDestination {
+            address: address.into(),
+            protocol: protocol.into(),
+            port,
+            count,
+            last_seen_secs_ago,
+        };
+    NetworkReport {
+        vm_id: "vm-agent-1".into(),
+        status: smolvm::sys::state::VmStatus::Running,
+        summary: internet.summary(),
+        internet,
+        publish_ssh: false,
+        guest_ip: Some("172.16.0.3".into()),
+        tap: Some("tap3".into()),
+        ssh_host_port: Some(2201),
+        guarded: true,
+        dns_via_resolver: true,
+        allowed: Traffic {
+            packets: 41_210,
+            bytes: 48_213_000,
+        },
+        blocked: Traffic {
+            packets: 17,
+            bytes: 1_020,
+        },
+        blocked_destinations: vec![
+            blocked("198.51.100.23", "tcp", Some(443), 12, 4),
+            blocked("169.254.169.254", "tcp", Some(80), 3, 95),
+            blocked("192.0.2.53", "icmp", None, 2, 3_700),
+        ],
+        connections_cut: false,
     }
 }
 
@@ -1786,6 +1886,12 @@ fn a_shadowed_forward_is_marked_in_the_detail_view() {
 
 snap_both!(vm_detail, |a| {
     open_detail(a);
+});
+// Scrolled to its end: the egress part (policy, SSH, guard, traffic, the last refused
+// destinations) and the snapshots.
+snap_both!(vm_detail_network, |a| {
+    open_detail(a);
+    a.update(key('G'));
 });
 snap_both!(restore_confirm, |a| {
     open_detail(a);

@@ -243,8 +243,9 @@ pub struct ImageInspect {
 }
 
 /// One VM in detail, as the detail view shows it: its configuration from the state DB
-/// (`core::lifecycle::info`), its mounts, forwards (`core::ports::list`) and snapshots
-/// (`core::snapshot::list`). Env keys come apart (over SSH): [`Data::env_keys`].
+/// (`core::lifecycle::info`), its mounts, forwards (`core::ports::list`), snapshots
+/// (`core::snapshot::list`) and network (`core::egress::show`). Env keys come apart
+/// (over SSH): [`Data::env_keys`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmDetail {
     pub id: String,
@@ -264,6 +265,9 @@ pub struct VmDetail {
     /// too), or why they could not be read.
     pub ports: Result<Vec<(u16, u16, Option<String>)>, String>,
     pub snapshots: Result<Vec<SnapshotRow>, String>,
+    /// Its egress policy, SSH publication, the guard's counters and the last refused
+    /// destinations (`core::egress::show`, as `sandbox network show`), or why not.
+    pub network: Result<crate::core::egress::NetworkReport, String>,
 }
 
 impl Default for VmDetail {
@@ -283,6 +287,7 @@ impl Default for VmDetail {
             mounts: Vec::new(),
             ports: Ok(Vec::new()),
             snapshots: Ok(Vec::new()),
+            network: Err("not read".into()),
         }
     }
 }

@@ -1124,7 +1124,8 @@ async fn each_vm<F, Fut>(
 }
 
 /// One VM's detail: its row and config (`core::lifecycle::info`), mounts, forwards
-/// (`core::ports::list`) and snapshots (`core::snapshot::list`).
+/// (`core::ports::list`), snapshots (`core::snapshot::list`) and network
+/// (`core::egress::show`, what `sandbox network show` prints).
 pub fn load_detail(env: &Env, id: &str) -> Result<crate::tui::data::VmDetail, String> {
     use crate::tui::data::{SnapshotRow, VmDetail};
     let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
@@ -1178,6 +1179,7 @@ pub fn load_detail(env: &Env, id: &str) -> Result<crate::tui::data::VmDetail, St
         mounts,
         ports,
         snapshots,
+        network: crate::core::egress::show(&ctx, id).map_err(|e| e.message),
     })
 }
 

@@ -1,6 +1,7 @@
 //! `Enter` / `i` on a VM: its detail view, over the panes (forms and confirmations open on
 //! top of it): configuration, network, mounts, guest env keys (names only, read over SSH
-//! by a worker when the view opens), forwarded ports and the VM's snapshots. Scrolled with
+//! by a worker when the view opens), forwarded ports, the egress policy with what the
+//! guard let out and refused, and the VM's snapshots. Scrolled with
 //! `j`/`k`, `PgUp`/`PgDn`, `g`/`G`; `Tab` chooses a snapshot, `r` restores it (resumed),
 //! `x` deletes it (asks); the VMs pane's action keys (pause, snapshot, port, attach, shell,
 //! upload, download) act on this VM; `Esc`/`q` closes.
@@ -12,6 +13,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::{ConfirmAction, Outcome, Preview, Request};
+use crate::core::egress::NetworkReport;
 use crate::core::units::format_size;
 use crate::tui::app::App;
 use crate::tui::data::{Data, SnapshotRow, VmDetail};
@@ -240,6 +242,7 @@ impl DetailView {
                 lines.push(Line::styled(format!("  {e}"), t.error()));
             }
         }
+        network_lines(&mut lines, &d.network, app);
         match &d.snapshots {
             Ok(s) => {
                 lines.push(head(&format!("Snapshots ({})", s.len())));
@@ -319,6 +322,91 @@ impl DetailView {
             Paragraph::new(lines).block(blk).scroll((offset as u16, 0)),
             r,
         );
+    }
+}
+
+/// The network part of the detail (`sandbox network show`): the policy, whether SSH is
+/// published, whether the guard holds the TAP, allowed and blocked traffic, and the last
+/// refused destinations.
+fn network_lines(
+    lines: &mut Vec<Line<'static>>,
+    network: &Result<NetworkReport, String>,
+    app: &App,
+) {
+    let t = &app.theme;
+    let field = |k: &str, v: Span<'static>| {
+        Line::from(vec![Span::styled(format!("  {k:<14}"), t.accent()), v])
+    };
+    lines.push(Line::styled("Egress", t.header()));
+    let r = match network {
+        Ok(r) => r,
+        Err(e) => {
+            lines.push(field(
+                "Internet",
+                Span::styled(format!("cannot read: {e}"), t.error()),
+            ));
+            return;
+        }
+    };
+    lines.push(field("Internet", Span::raw(r.summary.clone())));
+    let ssh = if r.publish_ssh {
+        Span::styled("yes: on the host's outbound interface too", t.warn())
+    } else {
+        Span::raw("no: 127.0.0.1 only")
+    };
+    lines.push(field("SSH published", ssh));
+    let guard = if r.status.is_active() && !r.guarded {
+        Span::styled(
+            "MISSING: the policy is not enforced (setting it again applies it)",
+            t.error(),
+        )
+    } else if r.guarded {
+        Span::raw(if r.dns_via_resolver {
+            "enforced · DNS: smolvm's resolver (allowed names only)"
+        } else {
+            "enforced"
+        })
+    } else {
+        Span::styled(
+            format!(
+                "not running ({}): applied when it starts",
+                r.status.as_str()
+            ),
+            t.muted(),
+        )
+    };
+    lines.push(field("Guard", guard));
+    let traffic = |x: &crate::core::egress::Traffic| {
+        Span::raw(format!("{} packets · {}", x.packets, format_size(x.bytes)))
+    };
+    lines.push(field("Allowed out", traffic(&r.allowed)));
+    lines.push(field("Blocked", traffic(&r.blocked)));
+    lines.push(Line::styled(
+        format!(
+            "Blocked destinations ({}{})",
+            r.blocked_destinations.len(),
+            if r.blocked_destinations.is_empty() {
+                ""
+            } else {
+                ", newest first"
+            }
+        ),
+        t.header(),
+    ));
+    if r.blocked_destinations.is_empty() {
+        lines.push(Line::styled("  none", t.muted()));
+    }
+    for b in &r.blocked_destinations {
+        let what = match b.port {
+            Some(p) => format!("{}/{p}", b.protocol),
+            None => b.protocol.clone(),
+        };
+        lines.push(Line::raw(format!(
+            "  {:<15}  {what:<9}  {:>6}×  {} ago",
+            b.address,
+            b.count,
+            crate::tui::data::fmt_duration(b.last_seen_secs_ago)
+        )));
     }
 }
 
