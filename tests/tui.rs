@@ -2174,6 +2174,271 @@ fn the_port_form_checks_as_you_type_waits_for_core_and_keeps_its_error() {
     );
 }
 
+fn the_network_form(a: &App) -> &smolvm::tui::app::NetworkForm {
+    match &a.dialog {
+        Some(Dialog::Network(f)) => f,
+        _ => panic!("no network form"),
+    }
+}
+
+/// Clear the text field the cursor is in.
+fn clear_field(a: &mut App) {
+    for _ in 0..80 {
+        a.update(code(KeyCode::Backspace));
+    }
+}
+
+#[test]
+fn the_network_form_shows_the_stored_policy_checks_as_you_type_and_waits_for_core() {
+    let mut a = full_app(80, 24);
+    a.update(key('j')); // vm-agent-1: restricted
+    assert!(a.update(key('N')).is_empty());
+    let f = the_network_form(&a);
+    assert_eq!(f.id, "vm-agent-1");
+    assert!(f.live, "running: applied to the next packet");
+    assert_eq!(
+        f.fields.policy().unwrap(),
+        policy(
+            Mode::Restricted,
+            &["203.0.113.0/24"],
+            &["api.anthropic.com", "*.npmjs.org"]
+        ),
+        "prefilled with what is stored"
+    );
+    // The metadata range: SmolVM's message, as you type, and Enter does nothing.
+    a.update(code(KeyCode::Tab));
+    typed(&mut a, ", 169.254.169.254");
+    let screen = render(&a);
+    assert!(
+        screen.contains("Sandbox and link-local addresses cannot be allowed"),
+        "{screen}"
+    );
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(the_network_form(&a).pending.is_none());
+    // The same message the CLI's Policy::new gives.
+    let e = the_network_form(&a).fields.policy().unwrap_err();
+    assert_eq!(
+        e.message,
+        "Sandbox and link-local addresses cannot be allowed; remove those ranges."
+    );
+    // Fixed: Enter applies it in a task, with SSH publication as the toggle says.
+    clear_field(&mut a);
+    typed(&mut a, "198.51.100.0/24 203.0.113.9");
+    a.update(code(KeyCode::Tab));
+    a.update(code(KeyCode::Tab));
+    a.update(key(' ')); // publish SSH
+    let fx = a.update(code(KeyCode::Enter));
+    let want = policy(
+        Mode::Restricted,
+        &["198.51.100.0/24", "203.0.113.9"],
+        &["api.anthropic.com", "*.npmjs.org"],
+    );
+    assert_eq!(
+        fx,
+        vec![Effect::RunNetwork {
+            task: 1,
+            id: "vm-agent-1".into(),
+            policy: want,
+            publish_ssh: true,
+        }]
+    );
+    assert_eq!(a.data.tasks[0].kind, smolvm::tui::app::TaskKind::Network);
+    // Waiting: keys do nothing but Esc.
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(render(&a).contains("applying…"));
+    // Core refuses: the form stays with its message.
+    a.update(Input::Msg(Msg::Task {
+        id: 1,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: "Network restrictions require private networking; a bridge-attached sandbox can only be --internet open.".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(the_network_form(&a).pending.is_none());
+    assert!(render(&a).contains("Network restrictions require private"));
+    // Off: the lists must go (the CLI's rule), then it applies; success closes the form.
+    a.update(code(KeyCode::BackTab));
+    a.update(code(KeyCode::BackTab));
+    a.update(code(KeyCode::BackTab));
+    a.update(code(KeyCode::Left));
+    assert_eq!(the_network_form(&a).fields.mode, Mode::Off);
+    let e = the_network_form(&a).fields.policy().unwrap_err().message;
+    assert!(e.contains("need --internet restricted (not off)"), "{e}");
+    assert!(render(&a).contains("--allow-cidr and --allow-domain need"));
+    a.update(code(KeyCode::Tab));
+    clear_field(&mut a);
+    a.update(code(KeyCode::Tab));
+    clear_field(&mut a);
+    let fx = a.update(code(KeyCode::Enter));
+    assert!(
+        matches!(fx.as_slice(), [Effect::RunNetwork { task: 2, policy, publish_ssh: true, .. }] if policy.mode == Mode::Off),
+        "{fx:?}"
+    );
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: 2,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary:
+                "vm-agent-1: internet off (applied now; connections it no longer allows were cut)"
+                    .into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(a.dialog.is_none());
+    assert!(fx.contains(&Effect::Refresh { slow: true }));
+    // From the detail view and the palette too; a second VM's id completes.
+    a.update(code(KeyCode::Enter));
+    assert!(a.detail.is_some());
+    a.update(key('N'));
+    assert_eq!(the_network_form(&a).id, "vm-agent-1");
+    a.update(code(KeyCode::Esc));
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "network production-vm");
+    a.update(code(KeyCode::Enter));
+    let f = the_network_form(&a);
+    assert_eq!((f.id.as_str(), f.live), ("production-vm", false));
+    assert!(f.fields.publish_ssh, "production-vm publishes SSH");
+    assert!(render(&a).contains("not running: applied when it starts"));
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    typed(&mut a, "network nope");
+    a.update(code(KeyCode::Enter));
+    assert!(render(&a).contains("no VM 'nope'"));
+}
+
+/// Submitting the network form runs the same core function as `sandbox network set`: for
+/// the same input, the stored policy (smolvm's record, and SmolVM's `internet_settings`) is
+/// the same, and `sandbox network show` reports the same.
+#[test]
+fn the_network_form_stores_what_sandbox_network_set_stores() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row::stopped("vm-by-cli"), Row::stopped("vm-by-form")],
+    );
+    let out = h
+        .smolvm()
+        .args([
+            "sandbox",
+            "network",
+            "set",
+            "vm-by-cli",
+            "--internet",
+            "restricted",
+        ])
+        .args([
+            "--allow-cidr",
+            "203.0.113.0/24",
+            "--allow-cidr",
+            "198.51.100.7",
+        ])
+        .args([
+            "--allow-domain",
+            "api.openai.com",
+            "--allow-domain",
+            "*.npmjs.org",
+        ])
+        .arg("--publish-ssh")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+
+    let env = h.env();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = smolvm::tui::worker::Workers::new(tx, env.clone());
+        let mut a = app();
+        a.update(Input::Resize(160, 48));
+        let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+        a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+        a.update(key('j'));
+        assert_eq!(a.selected_vm().unwrap().info.id, "vm-by-form");
+        a.update(key('N'));
+        assert_eq!(
+            the_network_form(&a).fields.mode,
+            Mode::Open,
+            "nothing stored yet"
+        );
+        a.update(code(KeyCode::Right)); // off
+        a.update(code(KeyCode::Right)); // restricted
+        a.update(code(KeyCode::Tab));
+        typed(&mut a, "203.0.113.0/24, 198.51.100.7");
+        a.update(code(KeyCode::Tab));
+        typed(&mut a, "api.openai.com *.npmjs.org");
+        a.update(code(KeyCode::Tab));
+        a.update(key(' '));
+        let fx = a.update(code(KeyCode::Enter));
+        assert!(
+            matches!(fx.as_slice(), [Effect::RunNetwork { .. }]),
+            "{fx:?}"
+        );
+        for f in fx {
+            workers.run(f);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while a.data.tasks[0].state == TaskState::Running {
+            let msg = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("worker answered")
+                .unwrap();
+            a.update(Input::Msg(msg));
+        }
+        let t = &a.data.tasks[0];
+        assert_eq!(t.state, TaskState::Done, "{t:?}");
+        assert!(
+            t.summary.contains(
+                "restricted: 198.51.100.7/32, 203.0.113.0/24, *.npmjs.org, api.openai.com"
+            ),
+            "{}",
+            t.summary
+        );
+        assert!(a.dialog.is_none(), "the form closes when core is done");
+    });
+
+    let show = |id: &str| {
+        let out = h
+            .smolvm()
+            .args(["sandbox", "network", "show", id, "--json"])
+            .output()
+            .unwrap();
+        let mut d = support::json(&out)["data"].clone();
+        d.as_object_mut().unwrap().remove("vm_id");
+        d
+    };
+    assert_eq!(show("vm-by-form"), show("vm-by-cli"));
+    assert_eq!(show("vm-by-form")["publish_ssh"], true);
+    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
+    let stored = |id: &str| -> (String, Option<String>) {
+        c.query_row(
+            "SELECT n.settings, json_extract(v.config, '$.internet_settings')
+             FROM smolvm_vm_network n JOIN vms v ON v.id = n.vm_id WHERE n.vm_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(stored("vm-by-form"), stored("vm-by-cli"));
+}
+
+snap_both!(network_form, |a| {
+    a.update(key('j'));
+    a.update(key('N'));
+    a.update(code(KeyCode::Down));
+    a.update(code(KeyCode::Down));
+    typed(a, " pypi.org");
+});
+snap_both!(network_form_error, |a| {
+    a.update(key('j'));
+    a.update(key('N'));
+    a.update(code(KeyCode::Tab));
+    typed(a, " 10.0.0.1/24");
+});
+
 #[test]
 fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     let mut a = full_app(80, 24);
@@ -2275,7 +2540,7 @@ fn readonly_refuses_the_vm_actions() {
     a.update(Input::Resize(80, 24));
     a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
     a.update(key('j'));
-    for c in ['z', 'S', 'e', 'a', '!', 'U', 'D'] {
+    for c in ['z', 'S', 'e', 'N', 'a', '!', 'U', 'D'] {
         assert!(a.update(key(c)).is_empty(), "{c}");
         assert!(a.dialog.is_none(), "{c}");
         assert!(

@@ -86,9 +86,9 @@ pub struct LogView {
 
 pub use super::data::{SnapshotRow, VmDetail};
 pub use super::dialogs::{
-    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, DetailView, Dialog, Field, Outcome,
-    Palette, PortForm, Preview, PrunePreview, Request, Scroll, SnapshotForm, SnapshotSpec,
-    StartForm, StartImage, StartSpec, TransferForm,
+    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, DetailView, Dialog, Field,
+    NetworkForm, Outcome, Palette, PortForm, Preview, PrunePreview, Request, Scroll, SnapshotForm,
+    SnapshotSpec, StartForm, StartImage, StartSpec, TransferForm,
 };
 
 /// Palette lines kept for Up/Down.
@@ -191,6 +191,14 @@ pub enum Effect {
         close: bool,
         host: Option<u16>,
         guest: u16,
+    },
+    /// Set a VM's egress policy and SSH publication (`core::egress::set`, as `sandbox
+    /// network set`).
+    RunNetwork {
+        task: u64,
+        id: String,
+        policy: crate::core::egress::Policy,
+        publish_ssh: bool,
     },
     /// Copy a file or directory into (`upload`) or out of a VM (`core::files`).
     RunTransfer {
@@ -932,6 +940,7 @@ impl App {
             Action::Pause
             | Action::Snapshot
             | Action::Port
+            | Action::Network
             | Action::Attach
             | Action::Shell
             | Action::Upload
@@ -1236,6 +1245,27 @@ impl App {
                     ))));
                 }
             }
+            Action::Network => {
+                if self.refuse_readonly(Mutation::NetworkSet) {
+                    return Vec::new();
+                }
+                if let Some(r) = self.one_vm(&ids, "a network policy") {
+                    let Some(net) = r.net.clone() else {
+                        self.status = Some(format!(
+                            "the network policy of {} cannot be read: see the log",
+                            r.info.id
+                        ));
+                        return Vec::new();
+                    };
+                    let live = matches!(r.info.status.as_str(), "running" | "paused");
+                    self.dialog = Some(Dialog::Network(Box::new(NetworkForm::new(
+                        r.info.id.clone(),
+                        &net.internet,
+                        net.publish_ssh,
+                        live,
+                    ))));
+                }
+            }
             Action::Attach | Action::Shell => {
                 if self.refuse_readonly(Mutation::Shell) {
                     return Vec::new();
@@ -1448,6 +1478,29 @@ impl App {
                     guest,
                 }];
             }
+            Request::Network {
+                id,
+                policy,
+                publish_ssh,
+            } => {
+                if self.refuse_readonly(Mutation::NetworkSet) {
+                    self.dialog = None;
+                    return Vec::new();
+                }
+                let task = self.new_task(
+                    TaskKind::Network,
+                    format!("network {id}: {}", policy.summary()),
+                );
+                if let Some(Dialog::Network(f)) = &mut self.dialog {
+                    f.pending = Some(task);
+                }
+                return vec![Effect::RunNetwork {
+                    task,
+                    id,
+                    policy,
+                    publish_ssh,
+                }];
+            }
             Request::ListDir { dir, word } => {
                 // A late answer to an earlier Tab, or another form's, is dropped (by its
                 // number).
@@ -1489,7 +1542,8 @@ impl App {
         Vec::new()
     }
 
-    /// `:prune`, `:cleanup [prefix|--all]`, `:start <preset>`, `:logs <vm>`, `:filter <text>`,
+    /// `:prune`, `:cleanup [prefix|--all]`, `:start <preset>`, `:logs <vm>`, `:network [vm]`,
+    /// `:filter <text>`,
     /// `:refresh`, `:help`, `:quit`, `:vms` / `:images` / `:logs` / `:tasks`.
     pub fn run_palette(&mut self, line: &str) -> Result<Vec<Effect>, String> {
         let mut words = line.split_whitespace();
@@ -1530,6 +1584,13 @@ impl App {
                 }
                 self.show_log(LogSource::Vm(id.to_string()))
             }
+            ("network", []) => self.act(Action::Network),
+            ("network", [id]) => {
+                if !self.data.vms.iter().any(|v| v.info.id == *id) {
+                    return Err(format!("no VM '{id}'"));
+                }
+                self.on_vms(Action::Network, vec![id.to_string()])
+            }
             ("filter", words) => {
                 self.focus(Pane::Vms);
                 self.vm_list.filter = words.join(" ");
@@ -1558,7 +1619,7 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, filter <text>, pull --all, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull --all, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }
@@ -1699,14 +1760,20 @@ impl App {
             }
             TaskUpdate::Finished { state, summary, .. } => {
                 let attach = self.attach_after.remove(&task).flatten();
-                // The port form waits for its task: core's refusal stays in it.
-                if let Some(Dialog::Port(f)) = &mut self.dialog {
-                    if f.pending == Some(task) {
-                        f.pending = None;
+                // The port and network forms wait for their task: core's refusal stays in
+                // the form.
+                let waiting = match &mut self.dialog {
+                    Some(Dialog::Port(f)) => Some((&mut f.pending, &mut f.error)),
+                    Some(Dialog::Network(f)) => Some((&mut f.pending, &mut f.error)),
+                    _ => None,
+                };
+                if let Some((pending, error)) = waiting {
+                    if *pending == Some(task) {
+                        *pending = None;
                         if state == TaskState::Done {
                             self.dialog = None;
                         } else {
-                            f.error = Some(summary.clone());
+                            *error = Some(summary.clone());
                         }
                     }
                 }

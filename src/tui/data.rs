@@ -179,6 +179,7 @@ pub enum TaskKind {
     Port,
     Upload,
     Download,
+    Network,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

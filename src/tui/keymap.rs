@@ -58,10 +58,11 @@ pub enum Action {
     Shell,
     Upload,
     Download,
+    Network,
 }
 
 impl Action {
-    pub const ALL: [Action; 46] = [
+    pub const ALL: [Action; 47] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -108,14 +109,16 @@ impl Action {
         Action::Shell,
         Action::Upload,
         Action::Download,
+        Action::Network,
     ];
 
     /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
     /// task runner, in the order the footer and the detail view show them.
-    pub const ON_VMS: [Action; 7] = [
+    pub const ON_VMS: [Action; 8] = [
         Action::Pause,
         Action::Snapshot,
         Action::Port,
+        Action::Network,
         Action::Attach,
         Action::Shell,
         Action::Upload,
@@ -171,6 +174,7 @@ impl Action {
             Action::Shell => "shell",
             Action::Upload => "upload",
             Action::Download => "download",
+            Action::Network => "network",
         }
     }
 
@@ -223,6 +227,7 @@ impl Action {
             Action::Shell => "login shell",
             Action::Upload => "upload file",
             Action::Download => "download file",
+            Action::Network => "network policy",
         }
     }
 
@@ -618,6 +623,27 @@ mod tests {
         assert_eq!(km.lookup(Scope::Images, &key("p")), Some(Action::Prune));
         assert_eq!(km.lookup(Scope::Images, &key("s")), None);
         assert_eq!(km.lookup(Scope::Vms, &key("ctrl-c")), Some(Action::Quit));
+        assert_eq!(km.lookup(Scope::Vms, &key("N")), Some(Action::Network));
+        assert_eq!(km.lookup(Scope::Logs, &key("N")), Some(Action::PrevMatch));
+    }
+
+    #[test]
+    fn every_action_has_a_default_key_and_a_unique_name() {
+        let km = Keymap::defaults();
+        for a in Action::ALL {
+            assert_eq!(Action::from_name(a.name()), Some(a), "{a:?}");
+            let scopes = [
+                Scope::Global,
+                Scope::Vms,
+                Scope::Images,
+                Scope::Logs,
+                Scope::Tasks,
+            ];
+            assert!(
+                scopes.iter().any(|s| !km.keys_for(*s, a).is_empty()),
+                "{a:?} has no key"
+            );
+        }
     }
 
     #[test]

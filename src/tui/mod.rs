@@ -170,7 +170,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         paths.images_root.display()
     ));
     if readonly {
-        app.log("read-only mode: every change is disabled (prune, cleanup, start, stop, delete, pause, snapshots, ports, files, SSH sessions)");
+        app.log("read-only mode: every change is disabled (prune, cleanup, start, stop, delete, pause, snapshots, ports, network policies, files, SSH sessions)");
     }
     let size = terminal.size()?;
     app.size = (size.width, size.height);

@@ -166,6 +166,14 @@ impl Workers {
                     run_port(task, &tx, &env, &id, close, host, guest)
                 });
             }
+            Effect::RunNetwork {
+                task,
+                id,
+                policy,
+                publish_ssh,
+            } => {
+                tokio::spawn(run_network(task, tx, env, id, policy, publish_ssh));
+            }
             Effect::RunTransfer {
                 task,
                 id,
@@ -1359,6 +1367,47 @@ fn run_port(
             finish(tx, task, TaskState::Done, format!("{verb} {what}"), t0);
         }
         Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Set a VM's egress policy and SSH publication: `core::egress::set`, what `sandbox network
+/// set ID --internet … --publish-ssh|--no-publish-ssh` runs; core's error is the task's
+/// summary (the network form shows it).
+async fn run_network(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    env: Env,
+    id: String,
+    policy: crate::core::egress::Policy,
+    publish_ssh: bool,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &env) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    send(&tx, task, TaskUpdate::Phase("applying".into()));
+    match crate::core::egress::set(&ctx, &id, policy, Some(publish_ssh)).await {
+        Ok(r) => {
+            let when = if r.connections_cut {
+                "applied now; connections it no longer allows were cut"
+            } else {
+                "applied when it starts"
+            };
+            let ssh = if r.publish_ssh {
+                "SSH published"
+            } else {
+                "SSH on 127.0.0.1"
+            };
+            send(
+                &tx,
+                task,
+                TaskUpdate::Item(item(id.clone(), true, format!("{ssh}; {when}"))),
+            );
+            let summary = format!("{id}: internet {} ({when})", r.summary);
+            finish(&tx, task, TaskState::Done, summary, t0);
+        }
+        Err(e) => finish(&tx, task, TaskState::Failed, e.message, t0),
     }
 }
 

@@ -3,8 +3,8 @@
 //! by a worker when the view opens), forwarded ports, the egress policy with what the
 //! guard let out and refused, and the VM's snapshots. Scrolled with
 //! `j`/`k`, `PgUp`/`PgDn`, `g`/`G`; `Tab` chooses a snapshot, `r` restores it (resumed),
-//! `x` deletes it (asks); the VMs pane's action keys (pause, snapshot, port, attach, shell,
-//! upload, download) act on this VM; `Esc`/`q` closes.
+//! `x` deletes it (asks); the VMs pane's action keys (pause, snapshot, port, network,
+//! attach, shell, upload, download) act on this VM; `Esc`/`q` closes.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
@@ -283,15 +283,16 @@ impl DetailView {
         let km = &app.keymap;
         let long = r.width >= 140;
         let hint = format!(
-            "{}{} pause · {} snapshot · {} port · {} attach · {} shell · {} upload · {} download ",
+            "{}{} pause · {} snapshot · {} port · {} network · {} attach · {} shell · {} upload · {} download ",
             if long {
-                " Esc back · j/k scroll · Tab choose snapshot · r restore · x delete it · "
+                " Esc back · j/k scroll · Tab choose snapshot · r restore · x delete · "
             } else {
                 " Esc · Tab/r/x snapshots · "
             },
             km.hint(Scope::Vms, Action::Pause),
             km.hint(Scope::Vms, Action::Snapshot),
             km.hint(Scope::Vms, Action::Port),
+            km.hint(Scope::Vms, Action::Network),
             km.hint(Scope::Vms, Action::Attach),
             km.hint(Scope::Vms, Action::Shell),
             km.hint(Scope::Vms, Action::Upload),
@@ -357,7 +358,10 @@ fn network_lines(
     lines.push(field("SSH published", ssh));
     let guard = if r.status.is_active() && !r.guarded {
         Span::styled(
-            "MISSING: the policy is not enforced (setting it again applies it)",
+            format!(
+                "MISSING: the policy is not enforced ({} and Enter apply it again)",
+                app.keymap.hint(Scope::Vms, Action::Network)
+            ),
             t.error(),
         )
     } else if r.guarded {

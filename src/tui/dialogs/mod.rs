@@ -5,11 +5,13 @@
 //!
 //! `info.rs` help and doctor · `prompt.rs` palette, filter, search · `confirm.rs` the one
 //! typed confirmation of destructive actions · `prune.rs` and `cleanup.rs` the previews
-//! that confirm themselves · `start.rs` the start form.
+//! that confirm themselves · `start.rs` the start form · `vmforms.rs` the VM actions' forms
+//! · `egress.rs` the egress fields the start and network forms share.
 
 mod cleanup;
 mod confirm;
 mod detail;
+mod egress;
 mod info;
 mod prompt;
 mod prune;
@@ -26,11 +28,12 @@ use tui_textarea::TextArea;
 pub use cleanup::{CleanupDialog, CleanupPreview};
 pub use confirm::ConfirmAction;
 pub use detail::{vm_actions, DetailView};
+pub use egress::{items as egress_items, EgressFields};
 pub use info::Scroll;
 pub use prompt::Palette;
 pub use prune::PrunePreview;
 pub use start::{field_errors, Field, StartForm, StartImage, StartSpec};
-pub use vmforms::{PortForm, SnapshotForm, SnapshotSpec, TransferForm};
+pub use vmforms::{NetworkForm, PortForm, SnapshotForm, SnapshotSpec, TransferForm};
 
 use super::app::App;
 use super::data::Data;
@@ -66,6 +69,8 @@ pub enum Dialog {
     Port(Box<PortForm>),
     /// `U` / `D`: copy a file or directory into or out of a VM.
     Transfer(Box<TransferForm>),
+    /// `N`: a VM's egress policy and SSH publication (core's errors stay in the form).
+    Network(Box<NetworkForm>),
 }
 
 /// What a key did to a dialog.
@@ -142,6 +147,13 @@ pub enum Request {
         local: String,
         guest: String,
     },
+    /// Set VM `id`'s egress policy and SSH publication (`core::egress::set`); the form
+    /// waits for the answer.
+    Network {
+        id: String,
+        policy: crate::core::egress::Policy,
+        publish_ssh: bool,
+    },
 }
 
 /// `y`/`Enter` and `n`/`Esc`/Ctrl-C, as the confirmations read them.
@@ -182,6 +194,7 @@ impl Dialog {
             Dialog::Snapshot(form) => form.handle_key(k),
             Dialog::Port(form) => form.handle_key(k),
             Dialog::Transfer(form) => form.handle_key(k),
+            Dialog::Network(form) => form.handle_key(k),
         }
     }
 
@@ -199,6 +212,7 @@ impl Dialog {
             Dialog::Snapshot(form) => form.render(f, app),
             Dialog::Port(form) => form.render(f, app),
             Dialog::Transfer(form) => form.render(f, app),
+            Dialog::Network(form) => form.render(f, app),
         }
     }
 

@@ -26,11 +26,12 @@ pub struct Palette {
 }
 
 /// The palette's commands, and whether they take an argument.
-const COMMANDS: [(&str, bool); 13] = [
+const COMMANDS: [(&str, bool); 14] = [
     ("prune", false),
     ("cleanup", true),
     ("start", true),
     ("logs", true),
+    ("network", true),
     ("filter", true),
     ("pull", true),
     ("doctor", false),
@@ -101,7 +102,8 @@ impl Palette {
         self.candidates.clear();
     }
 
-    /// Complete the command word, a preset after `start`, a VM id after `logs`, `--all`
+    /// Complete the command word, a preset after `start`, a VM id after `logs` and
+    /// `network`, `--all`
     /// after `cleanup`: one candidate is filled in, several fill in what they share and
     /// are listed under the line.
     fn complete(&mut self, data: &Data) {
@@ -118,7 +120,7 @@ impl Palette {
                         .iter()
                         .map(|p| p.name.to_string())
                         .collect(),
-                    "logs" => data.vms.iter().map(|v| v.info.id.clone()).collect(),
+                    "logs" | "network" => data.vms.iter().map(|v| v.info.id.clone()).collect(),
                     "cleanup" | "pull" => vec!["--all".to_string()],
                     _ => Vec::new(),
                 };
@@ -212,7 +214,7 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
                 "Command",
                 err.cloned().unwrap_or_else(|| {
                     if p.candidates.is_empty() {
-                        "Tab complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · logs <vm> · filter <text> · doctor · refresh · help · quit".into()
+                        "Tab complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit".into()
                     } else {
                         p.candidates.join(" · ")
                     }

@@ -2,7 +2,8 @@
 //! the source), `e` expose or close a port (`[HOST:]GUEST`, checked with core's parser as
 //! you type; core's refusal — a port in use — comes back into the form), `U`/`D` upload or
 //! download (the local path completes with `Tab`: the worker lists the directory, the form
-//! takes the answer if it still has the text the Tab completed).
+//! takes the answer if it still has the text the Tab completed), `N` a VM's network policy
+//! (checked as you type with core's validation; core's refusal comes back into the form).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -621,6 +622,214 @@ impl TransferForm {
                 ],
             )),
             rows[6],
+        );
+    }
+}
+
+// ---- network policy ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NetField {
+    Mode,
+    Cidrs,
+    Domains,
+    Publish,
+}
+
+const NET_FIELDS: [NetField; 4] = [
+    NetField::Mode,
+    NetField::Cidrs,
+    NetField::Domains,
+    NetField::Publish,
+];
+
+/// `N`: a VM's egress policy and SSH publication, as `sandbox network set ID --internet …
+/// [--allow-cidr …] [--allow-domain …] --publish-ssh|--no-publish-ssh`: prefilled with
+/// what is stored, checked as you type by core's [`Policy::new`]; `Enter` applies it
+/// (`core::egress::set`, in a task) and the form waits: core's refusal comes back into it.
+///
+/// [`Policy::new`]: crate::core::egress::Policy::new
+pub struct NetworkForm {
+    pub id: String,
+    pub fields: super::egress::EgressFields,
+    /// The policy in force now, as one line.
+    pub current: String,
+    /// Running or paused: the next packet is judged by the new policy (else: at its start).
+    pub live: bool,
+    /// Core's refusal of the last submission.
+    pub error: Option<String>,
+    /// The task carrying out the submission (the form waits for it).
+    pub pending: Option<u64>,
+    field: NetField,
+}
+
+impl NetworkForm {
+    pub fn new(
+        id: String,
+        current: &crate::core::egress::Policy,
+        publish_ssh: bool,
+        live: bool,
+    ) -> NetworkForm {
+        NetworkForm {
+            id,
+            fields: super::egress::EgressFields::new(current, publish_ssh),
+            current: current.summary(),
+            live,
+            error: None,
+            pending: None,
+            field: NetField::Mode,
+        }
+    }
+
+    fn step(&mut self, back: bool) {
+        let i = NET_FIELDS
+            .iter()
+            .position(|f| *f == self.field)
+            .unwrap_or(0);
+        let n = NET_FIELDS.len();
+        self.field = NET_FIELDS[if back { (i + n - 1) % n } else { (i + 1) % n }];
+    }
+
+    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
+        if cancel(&k) {
+            return Outcome::Close;
+        }
+        if self.pending.is_some() {
+            return Outcome::Keep;
+        }
+        match k.code {
+            KeyCode::Tab | KeyCode::Down => self.step(false),
+            KeyCode::BackTab | KeyCode::Up => self.step(true),
+            // An invalid policy stays: its error is shown under the lists.
+            KeyCode::Enter => {
+                if let Ok(policy) = self.fields.policy() {
+                    self.error = None;
+                    return Outcome::Also(Request::Network {
+                        id: self.id.clone(),
+                        policy,
+                        publish_ssh: self.fields.publish_ssh,
+                    });
+                }
+            }
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if self.field == NetField::Mode => {
+                self.fields.cycle_mode(k.code == KeyCode::Left);
+                self.error = None;
+            }
+            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') | KeyCode::Char('x')
+                if self.field == NetField::Publish =>
+            {
+                self.fields.publish_ssh = !self.fields.publish_ssh;
+                self.error = None;
+            }
+            _ if self.field == NetField::Cidrs => {
+                self.fields.cidrs.input(k);
+                self.error = None;
+            }
+            _ if self.field == NetField::Domains => {
+                self.fields.domains.input(k);
+                self.error = None;
+            }
+            _ => {}
+        }
+        Outcome::Keep
+    }
+
+    pub(super) fn render(&self, f: &mut Frame, app: &App) {
+        let t = &app.theme;
+        let r = centered(f.area(), 78, 14);
+        f.render_widget(Clear, r);
+        let blk = dialog(app, &format!("Network policy of {}", self.id));
+        let inner = blk.inner(r);
+        f.render_widget(blk, r);
+        let rows = Layout::vertical([
+            Constraint::Length(1), // now
+            Constraint::Length(1),
+            Constraint::Length(1), // mode
+            Constraint::Length(1), // ranges
+            Constraint::Length(1), // names
+            Constraint::Length(3), // the policy's error, or what the mode allows
+            Constraint::Length(1), // publish
+            Constraint::Length(1), // when it applies
+            Constraint::Length(1),
+            Constraint::Length(1), // keys
+        ])
+        .split(inner);
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(format!("  {:<15}", "Now"), t.header()),
+                Span::raw(self.current.clone()),
+            ])),
+            rows[0],
+        );
+        let (l, v) = split(rows[2]);
+        f.render_widget(
+            Paragraph::new(label(app, self.field == NetField::Mode, "Internet")),
+            l,
+        );
+        f.render_widget(Paragraph::new(Line::from(self.fields.mode_spans(app))), v);
+        let (l, v) = split(rows[3]);
+        f.render_widget(
+            Paragraph::new(label(app, self.field == NetField::Cidrs, "Allow CIDRs")),
+            l,
+        );
+        f.render_widget(&self.fields.cidrs, v);
+        let (l, v) = split(rows[4]);
+        f.render_widget(
+            Paragraph::new(label(app, self.field == NetField::Domains, "Allow names")),
+            l,
+        );
+        f.render_widget(&self.fields.domains, v);
+        let (_, v) = split(rows[5]);
+        let note = match &self.error {
+            Some(e) => Span::styled(e.clone(), t.error()),
+            None => self.fields.note(app),
+        };
+        f.render_widget(Paragraph::new(note).wrap(Wrap { trim: false }), v);
+        let (l, v) = split(rows[6]);
+        f.render_widget(
+            Paragraph::new(label(app, self.field == NetField::Publish, "Publish SSH")),
+            l,
+        );
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::raw(if self.fields.publish_ssh {
+                    "[x]"
+                } else {
+                    "[ ]"
+                }),
+                Span::styled("  also on the host's outbound interface", t.muted()),
+            ])),
+            v,
+        );
+        let when = if self.pending.is_some() {
+            Span::styled("applying…", t.accent())
+        } else if self.live {
+            Span::styled(
+                "applied now; connections it no longer allows are cut",
+                t.muted(),
+            )
+        } else {
+            Span::styled("not running: applied when it starts", t.muted())
+        };
+        let (_, v) = split(rows[7]);
+        f.render_widget(Paragraph::new(when), v);
+        let ok = self.fields.policy().is_ok();
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled("[Tab]", t.accent()),
+                Span::raw(" field  "),
+                Span::styled("[←→/Space]", t.accent()),
+                Span::raw(" mode, toggle  "),
+                Span::styled("[Enter]", if ok { t.accent() } else { t.muted() }),
+                Span::raw(if ok {
+                    " apply  "
+                } else {
+                    " fix errors first  "
+                }),
+                Span::styled("[Esc]", t.accent()),
+                Span::raw(" cancel"),
+            ])),
+            rows[9],
         );
     }
 }
