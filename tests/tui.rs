@@ -494,6 +494,8 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
                 disk_mib: None,
                 mounts: vec![],
                 writable_mounts: false,
+                internet: Policy::default(),
+                publish_ssh: false,
                 attach: false,
             }
         }]
@@ -1758,6 +1760,62 @@ fn a_bad_start_value_gets_the_same_message_from_the_cli_and_the_form() {
     }
 }
 
+/// The start form's egress fields say what `--internet`, `--allow-cidr` and
+/// `--allow-domain` say, word for word (both are core's `Policy::new`).
+#[test]
+fn a_bad_egress_policy_gets_the_same_message_from_the_cli_and_the_start_form() {
+    let h = support::Home::new();
+    // (mode: Left presses from open, ranges, names)
+    let cases: [(usize, &str, &str); 5] = [
+        (1, "10.0.0.1/24", ""),
+        (1, "169.254.169.254", ""),
+        (1, "", ""),
+        (1, "", "*.com"),
+        (2, "8.8.8.8", ""),
+    ];
+    for (lefts, cidrs, names) in cases {
+        let mut a = full_app(160, 48);
+        a.update(key('n'));
+        for _ in 0..7 {
+            a.update(code(KeyCode::Tab));
+        }
+        for _ in 0..lefts {
+            a.update(code(KeyCode::Left));
+        }
+        a.update(code(KeyCode::Tab));
+        typed(&mut a, cidrs);
+        a.update(code(KeyCode::Tab));
+        typed(&mut a, names);
+        let Some(Dialog::Start(f)) = &a.dialog else {
+            panic!("no start form")
+        };
+        let mode = f.egress.mode;
+        let form = smolvm::tui::app::field_errors(f)[smolvm::tui::app::Field::Internet as usize]
+            .clone()
+            .unwrap_or_else(|| panic!("the form accepts {mode} {cidrs} {names}"));
+        assert!(a.update(code(KeyCode::Enter)).is_empty(), "submitted");
+        let mut flags = vec!["--internet".to_string(), mode.to_string()];
+        for c in smolvm::tui::app::egress_items(cidrs) {
+            flags.extend(["--allow-cidr".to_string(), c]);
+        }
+        for d in smolvm::tui::app::egress_items(names) {
+            flags.extend(["--allow-domain".to_string(), d]);
+        }
+        for cmd in [
+            vec!["codex", "start"],
+            vec!["sandbox", "create", "--preset", "codex"],
+        ] {
+            let out = h.smolvm().args(&cmd).args(&flags).output().unwrap();
+            assert_eq!(out.status.code(), Some(2), "{cmd:?} {flags:?}");
+            let err = support::stderr(&out);
+            assert!(
+                err.contains(&form),
+                "{cmd:?} {flags:?}: the CLI says\n{err}\nthe form says\n{form}"
+            );
+        }
+    }
+}
+
 // ---- VM detail view and VM actions ----------------------------------------------------
 
 fn detail_fixture() -> smolvm::tui::app::VmDetail {
@@ -1939,7 +1997,33 @@ snap_both!(start_form_attach, |a| {
         a.update(code(KeyCode::Tab));
     }
     typed(a, "/nonexistent-host-dir");
+    for _ in 0..6 {
+        a.update(code(KeyCode::Tab));
+    }
+    a.update(key(' '));
+});
+// Restricted with a range that does not start at its first address: SmolVM's message as
+// you type, under the lists.
+snap_both!(start_form_egress_error, |a| {
+    a.update(key('n'));
+    for _ in 0..7 {
+        a.update(code(KeyCode::Tab));
+    }
+    a.update(code(KeyCode::Left)); // restricted
     a.update(code(KeyCode::Tab));
+    typed(a, "10.0.0.1/24");
+    a.update(code(KeyCode::Tab));
+    typed(a, "api.openai.com");
+});
+snap_both!(start_form_egress, |a| {
+    a.update(key('n'));
+    for _ in 0..7 {
+        a.update(code(KeyCode::Tab));
+    }
+    a.update(code(KeyCode::Left)); // restricted
+    a.update(code(KeyCode::Tab));
+    a.update(code(KeyCode::Tab));
+    typed(a, "api.anthropic.com, *.npmjs.org");
     a.update(code(KeyCode::Tab));
     a.update(key(' '));
 });
@@ -2483,8 +2567,9 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
 fn a_start_with_attach_attaches_once_the_vm_is_up() {
     let mut a = full_app(80, 24);
     a.update(key('n'));
-    // Image → Name → Memory → CPUs → Disk → Mounts → Writable → Attach.
-    for _ in 0..7 {
+    // Image → Name → Memory → CPUs → Disk → Mounts → Writable → Internet → Allow CIDRs →
+    // Allow names → Publish SSH → Attach.
+    for _ in 0..11 {
         a.update(code(KeyCode::Tab));
     }
     a.update(key(' '));

@@ -337,12 +337,13 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
     }
     t.keys(&["Tab"]);
     t.keys(&["vm-att"]);
-    // Name → Memory → CPUs → Disk → Mounts → Writable → Attach.
-    for _ in 0..6 {
+    // Name → Memory → CPUs → Disk → Mounts → Writable → Internet → Allow CIDRs → Allow
+    // names → Publish SSH → Attach.
+    for _ in 0..10 {
         t.keys(&["Tab"]);
     }
     t.keys(&["Space"]);
-    t.wait("attach ticked", |s| s.contains("Attach     [x]"));
+    t.wait("attach ticked", |s| s.contains("Attach      [x]"));
     t.keys(&["Enter"]);
 
     // The VM boots, the session runs the launch command in the foreground, and the

@@ -86,9 +86,9 @@ pub struct LogView {
 
 pub use super::data::{SnapshotRow, VmDetail};
 pub use super::dialogs::{
-    field_errors, CleanupDialog, CleanupPreview, ConfirmAction, DetailView, Dialog, Field,
-    NetworkForm, Outcome, Palette, PortForm, Preview, PrunePreview, Request, Scroll, SnapshotForm,
-    SnapshotSpec, StartForm, StartImage, StartSpec, TransferForm,
+    egress_items, field_errors, CleanupDialog, CleanupPreview, ConfirmAction, DetailView, Dialog,
+    Field, NetworkForm, Outcome, Palette, PortForm, Preview, PrunePreview, Request, Scroll,
+    SnapshotForm, SnapshotSpec, StartForm, StartImage, StartSpec, TransferForm,
 };
 
 /// Palette lines kept for Up/Down.

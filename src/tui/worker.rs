@@ -991,7 +991,7 @@ async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpe
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let opts = match spec.options(&ctx.paths) {
+    let opts = match spec.options(&env, &ctx.paths) {
         Ok(o) => o,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };

@@ -1,9 +1,10 @@
 //! `n` / `:start <preset>`: the start form. What to boot (a preset, or an image `smolvm
 //! image build` made), a name, memory, CPUs and disk, mounts (read-only with an overlay in
-//! the guest unless made writable, as `--mount` / `--writable-mounts`), checked as you type with core's
-//! limits and messages (the same the CLI's flags give); `Enter` on a valid form starts it
-//! with the same core operations as `smolvm <preset> start` / `sandbox create --image NAME
-//! --start`.
+//! the guest unless made writable, as `--mount` / `--writable-mounts`), the egress policy
+//! (`--internet`, `--allow-cidr`, `--allow-domain`) and `--publish-ssh`, checked as you
+//! type with core's limits and messages (the same the CLI's flags give); `Enter` on a valid
+//! form starts it with the same core operations as `smolvm <preset> start` / `sandbox
+//! create --image NAME --start`.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -15,7 +16,7 @@ use tui_textarea::TextArea;
 use super::{centered, dialog, Outcome, Request};
 use crate::core::presets::{self, Preset, PRESETS};
 use crate::core::start::StartOptions;
-use crate::core::{Paths, Result};
+use crate::core::{Env, Paths, Result};
 use crate::tui::app::{line_input, text_of, App};
 
 /// The form's fields, in Tab order.
@@ -31,12 +32,20 @@ pub enum Field {
     Mounts,
     /// The mounts writable (`--writable-mounts`; space toggles).
     Writable,
+    /// `--internet` open / off / restricted (←→ chooses); its error is the policy's.
+    Internet,
+    /// `--allow-cidr`, comma or space separated.
+    Cidrs,
+    /// `--allow-domain`, comma or space separated.
+    Domains,
+    /// `--publish-ssh` (space toggles).
+    Publish,
     /// Attach once it is up (space toggles).
     Attach,
 }
 
 impl Field {
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 12] = [
         Field::Image,
         Field::Name,
         Field::Memory,
@@ -44,6 +53,10 @@ impl Field {
         Field::Disk,
         Field::Mounts,
         Field::Writable,
+        Field::Internet,
+        Field::Cidrs,
+        Field::Domains,
+        Field::Publish,
         Field::Attach,
     ];
 
@@ -79,6 +92,10 @@ pub struct StartSpec {
     pub mounts: Vec<String>,
     /// `--writable-mounts`: the guest writes through to the host folders.
     pub writable_mounts: bool,
+    /// `--internet`, `--allow-cidr`, `--allow-domain`, validated.
+    pub internet: crate::core::egress::Policy,
+    /// `--publish-ssh` (`SMOLVM_PUBLISH_SSH` may add it, as for the CLI).
+    pub publish_ssh: bool,
     /// Attach to the preset's agent (a login shell for a built image) once it is up.
     pub attach: bool,
 }
@@ -93,14 +110,20 @@ impl StartSpec {
 
     /// The core start options: a preset as `smolvm <preset> start` passes it, a built
     /// image resolved the way `sandbox create --image NAME` resolves it
-    /// ([`crate::core::images::resolve_image`]).
-    pub fn options(&self, paths: &Paths) -> Result<StartOptions> {
+    /// ([`crate::core::images::resolve_image`]), the network settings as the CLI's flags
+    /// make them ([`crate::core::egress::new_settings`], `SMOLVM_PUBLISH_SSH` included).
+    pub fn options(&self, env: &Env, paths: &Paths) -> Result<StartOptions> {
         let mut opts = StartOptions {
             name: self.name.clone(),
             memory_mib: Some(self.memory_mib),
             vcpus: Some(self.cpus),
             disk_size_mib: self.disk_mib.map(u64::from),
             mounts: crate::core::presets::mounts::parse_specs(&self.mounts, self.writable_mounts)?,
+            network: crate::core::egress::new_settings(
+                env,
+                self.internet.clone(),
+                self.publish_ssh,
+            )?,
             ..StartOptions::default()
         };
         match &self.image {
@@ -131,6 +154,9 @@ pub struct StartForm {
     pub mounts: TextArea<'static>,
     /// `--writable-mounts` (off: read-only with an overlay, as the CLI).
     pub writable_mounts: bool,
+    /// `--internet`, `--allow-cidr`, `--allow-domain`, `--publish-ssh` (default: open, SSH
+    /// on 127.0.0.1 only).
+    pub egress: super::egress::EgressFields,
     pub attach: bool,
 }
 
@@ -157,6 +183,7 @@ impl StartForm {
             disk: line_input(""),
             mounts: line_input(""),
             writable_mounts: false,
+            egress: super::egress::EgressFields::new(&Default::default(), false),
             attach: false,
         }
     }
@@ -214,15 +241,20 @@ impl StartForm {
                 KeyCode::Char('k') | KeyCode::Left => self.preset = (self.preset + n - 1) % n,
                 _ => {}
             },
-            _ if matches!(self.field, Field::Writable | Field::Attach) => {
+            _ if self.field == Field::Internet => {
+                if matches!(k.code, KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right) {
+                    self.egress.cycle_mode(k.code == KeyCode::Left);
+                }
+            }
+            _ if matches!(self.field, Field::Writable | Field::Publish | Field::Attach) => {
                 if matches!(
                     k.code,
                     KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right | KeyCode::Char('x')
                 ) {
-                    let toggle = if self.field == Field::Writable {
-                        &mut self.writable_mounts
-                    } else {
-                        &mut self.attach
+                    let toggle = match self.field {
+                        Field::Writable => &mut self.writable_mounts,
+                        Field::Publish => &mut self.egress.publish_ssh,
+                        _ => &mut self.attach,
                     };
                     *toggle = !*toggle;
                 }
@@ -233,6 +265,8 @@ impl StartForm {
                     Field::Memory => &mut self.memory,
                     Field::Cpus => &mut self.cpus,
                     Field::Mounts => &mut self.mounts,
+                    Field::Cidrs => &mut self.egress.cidrs,
+                    Field::Domains => &mut self.egress.domains,
                     _ => &mut self.disk,
                 };
                 input.input(k);
@@ -245,12 +279,12 @@ impl StartForm {
         let form = self;
         let t = &app.theme;
         let area = f.area();
-        let r = centered(area, 72, 20);
+        let r = centered(area, 76, 23);
         f.render_widget(Clear, r);
         let blk = dialog(app, "Start a sandbox");
         let inner = blk.inner(r);
         f.render_widget(blk, r);
-        let rows = Layout::vertical([Constraint::Length(1); 18]).split(inner);
+        let rows = Layout::vertical([Constraint::Length(1); 21]).split(inner);
         let errors = field_errors(form);
         let label = |i: Field, text: &str| {
             let style = if form.field == i {
@@ -259,12 +293,12 @@ impl StartForm {
                 t.header()
             };
             Paragraph::new(Span::styled(
-                format!("{}{text:<11}", if form.field == i { "› " } else { "  " }),
+                format!("{}{text:<12}", if form.field == i { "› " } else { "  " }),
                 style,
             ))
         };
         let split = |r: Rect| {
-            let [l, v] = Layout::horizontal([Constraint::Length(13), Constraint::Min(1)]).areas(r);
+            let [l, v] = Layout::horizontal([Constraint::Length(14), Constraint::Min(1)]).areas(r);
             (l, v)
         };
         let (l, v) = split(rows[0]);
@@ -329,6 +363,38 @@ impl StartForm {
             v,
         );
         let (l, v) = split(rows[12]);
+        f.render_widget(label(Field::Internet, "Internet"), l);
+        f.render_widget(Paragraph::new(Line::from(form.egress.mode_spans(app))), v);
+        let (l, v) = split(rows[13]);
+        f.render_widget(label(Field::Cidrs, "Allow CIDRs"), l);
+        f.render_widget(&form.egress.cidrs, v);
+        let (l, v) = split(rows[14]);
+        f.render_widget(label(Field::Domains, "Allow names"), l);
+        f.render_widget(&form.egress.domains, v);
+        // The policy's error (or what the mode lets the guest reach), on three lines: core's
+        // messages are long.
+        let (_, v) = split(Rect {
+            height: 3,
+            ..rows[15]
+        });
+        f.render_widget(
+            Paragraph::new(form.egress.note(app)).wrap(ratatui::widgets::Wrap { trim: false }),
+            v,
+        );
+        let (l, v) = split(rows[18]);
+        f.render_widget(label(Field::Publish, "Publish SSH"), l);
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::raw(if form.egress.publish_ssh {
+                    "[x]"
+                } else {
+                    "[ ]"
+                }),
+                Span::styled("  also on the host's outbound interface", t.muted()),
+            ])),
+            v,
+        );
+        let (l, v) = split(rows[19]);
         f.render_widget(label(Field::Attach, "Attach"), l);
         f.render_widget(
             Paragraph::new(Line::from(vec![
@@ -346,7 +412,7 @@ impl StartForm {
                 Span::styled("[Tab]", t.accent()),
                 Span::raw(" field  "),
                 Span::styled("[←→]", t.accent()),
-                Span::raw(" preset  "),
+                Span::raw(" choose  "),
                 Span::styled("[Enter]", if ok { t.accent() } else { t.muted() }),
                 Span::raw(if ok {
                     " start  "
@@ -356,14 +422,15 @@ impl StartForm {
                 Span::styled("[Esc]", t.accent()),
                 Span::raw(" cancel"),
             ])),
-            rows[14],
+            rows[20],
         );
     }
 }
 
 /// Field errors of the start form (`None` = valid), indexed by [`Field`]: core's limits
-/// and messages, the same the CLI's flags give.
-pub fn field_errors(f: &StartForm) -> [Option<String>; 8] {
+/// and messages, the same the CLI's flags give. The egress policy's (mode and lists
+/// together, as `Policy::new` checks them) is [`Field::Internet`]'s.
+pub fn field_errors(f: &StartForm) -> [Option<String>; 12] {
     let name = text_of(&f.name);
     let disk = text_of(&f.disk);
     let mounts = f.mount_specs();
@@ -385,6 +452,10 @@ pub fn field_errors(f: &StartForm) -> [Option<String>; 8] {
                 .err()
                 .map(|e| e.message)
         },
+        None,
+        f.egress.policy().err().map(|e| e.message),
+        None,
+        None,
         None,
         None,
     ]
@@ -408,6 +479,8 @@ fn validate(f: &StartForm) -> Option<StartSpec> {
         },
         mounts: f.mount_specs(),
         writable_mounts: f.writable_mounts,
+        internet: f.egress.policy().ok()?,
+        publish_ssh: f.egress.publish_ssh,
         attach: f.attach,
     })
 }
@@ -440,13 +513,13 @@ mod tests {
         };
         assert_eq!(spec.image, StartImage::Built("my-debian".into()));
         assert_eq!(spec.title(), "start my-debian");
-        let opts = spec.options(&paths).unwrap();
+        let opts = spec.options(&env, &paths).unwrap();
         assert_eq!(opts.preset, None);
         assert_eq!(opts.kernel, Some(dir.join("vmlinux.bin")));
         assert_eq!(opts.rootfs, Some(dir.join("rootfs.ext4")));
         // Gone meanwhile: core's "build it first" error, as the CLI gives.
         std::fs::remove_file(dir.join("rootfs.ext4")).unwrap();
-        let e = spec.options(&paths).unwrap_err();
+        let e = spec.options(&env, &paths).unwrap_err();
         assert!(
             e.message.starts_with("no built image named my-debian"),
             "{}",
@@ -459,7 +532,7 @@ mod tests {
             panic!("not submitted")
         };
         assert_eq!(spec.image, StartImage::Preset(PRESETS[1].name.clone()));
-        let opts = spec.options(&paths).unwrap();
+        let opts = spec.options(&env, &paths).unwrap();
         assert_eq!(opts.preset.as_deref(), Some(PRESETS[1].name.as_str()));
     }
 
@@ -498,7 +571,7 @@ mod tests {
         assert!(!f.writable_mounts, "writable by default");
         let spec = submitted(&mut f);
         assert!(!spec.writable_mounts);
-        let opts = spec.options(&paths).unwrap();
+        let opts = spec.options(&env, &paths).unwrap();
         assert_eq!(
             opts.mounts,
             presets::mounts::parse_specs(std::slice::from_ref(&spec_text), false).unwrap()
@@ -517,19 +590,100 @@ mod tests {
         assert!(!f.attach, "the writable keys ticked attach");
         let spec = submitted(&mut f);
         assert!(spec.writable_mounts);
-        let opts = spec.options(&paths).unwrap();
+        let opts = spec.options(&env, &paths).unwrap();
         assert_eq!(
             opts.mounts,
             presets::mounts::parse_specs(&[spec_text], true).unwrap()
         );
         assert!(opts.mounts[0].writable);
         assert_eq!(opts.mounts[0].guest_path, "/work");
-        // Attach comes next, the last field (Down stays there, Tab wraps to the image).
-        press(&mut f, KeyCode::Tab);
-        assert_eq!(f.field, Field::Attach);
+        // The egress fields come next, then attach, the last field (Down stays there, Tab
+        // wraps to the image).
+        for want in [
+            Field::Internet,
+            Field::Cidrs,
+            Field::Domains,
+            Field::Publish,
+            Field::Attach,
+        ] {
+            press(&mut f, KeyCode::Tab);
+            assert_eq!(f.field, want);
+        }
         press(&mut f, KeyCode::Down);
         assert_eq!(f.field, Field::Attach);
         press(&mut f, KeyCode::Up);
-        assert_eq!(f.field, Field::Writable);
+        assert_eq!(f.field, Field::Publish);
+    }
+
+    /// The egress fields give the start the network settings the CLI's flags give:
+    /// `--internet MODE --allow-cidr … --allow-domain … [--publish-ssh]` through
+    /// `Policy::new` and `new_settings` (so `SMOLVM_PUBLISH_SSH=1` publishes too); open and
+    /// 127.0.0.1-only by default; an invalid policy is not submitted.
+    #[test]
+    fn the_egress_fields_give_the_start_the_clis_network_settings() {
+        use crate::core::egress::{new_settings, Mode, Policy, Settings};
+        let t = tempfile::tempdir().unwrap();
+        let env = crate::core::Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
+        let paths = Paths::resolve(&env, None);
+        let mut f = StartForm::new(Vec::new());
+        let spec = submitted(&mut f);
+        assert_eq!(
+            spec.options(&env, &paths).unwrap().network,
+            Settings::default(),
+            "open, SSH on 127.0.0.1 only"
+        );
+        while f.field != Field::Internet {
+            press(&mut f, KeyCode::Tab);
+        }
+        press(&mut f, KeyCode::Left); // open → restricted
+        assert_eq!(f.egress.mode, Mode::Restricted);
+        assert_eq!(
+            field_errors(&f)[Field::Internet as usize].as_deref(),
+            Some("--internet restricted needs at least one --allow-cidr or --allow-domain; use --internet off to deny all access.")
+        );
+        assert!(matches!(press(&mut f, KeyCode::Enter), Outcome::Keep));
+        press(&mut f, KeyCode::Tab);
+        typed(&mut f, "10.0.0.5/24");
+        assert!(field_errors(&f)[Field::Internet as usize]
+            .as_deref()
+            .is_some_and(|e| e.starts_with("Range '10.0.0.5/24' must start at its first address")));
+        for _ in 0..2 {
+            press(&mut f, KeyCode::Backspace);
+        }
+        typed(&mut f, "32, 203.0.113.0/24");
+        press(&mut f, KeyCode::Tab);
+        typed(&mut f, "api.openai.com,*.npmjs.org");
+        press(&mut f, KeyCode::Tab);
+        press(&mut f, KeyCode::Char(' '));
+        assert!(field_errors(&f).iter().all(Option::is_none));
+        let spec = submitted(&mut f);
+        let flags = Policy::new(
+            Some(Mode::Restricted),
+            &["10.0.0.5/32".into(), "203.0.113.0/24".into()],
+            &["api.openai.com".into(), "*.npmjs.org".into()],
+        )
+        .unwrap();
+        assert_eq!(spec.internet, flags);
+        assert_eq!(
+            spec.options(&env, &paths).unwrap().network,
+            new_settings(&env, flags.clone(), true).unwrap()
+        );
+        // SMOLVM_PUBLISH_SSH=1 publishes an unticked form's, as it does the CLI's.
+        press(&mut f, KeyCode::Char(' '));
+        let spec = submitted(&mut f);
+        assert!(!spec.publish_ssh);
+        let published = crate::core::Env::from_vars(
+            [
+                ("HOME", t.path().as_os_str().to_owned()),
+                ("SMOLVM_PUBLISH_SSH", "1".into()),
+            ],
+            1000,
+        );
+        assert!(
+            spec.options(&published, &paths)
+                .unwrap()
+                .network
+                .publish_ssh
+        );
     }
 }
