@@ -54,6 +54,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "kills the unshare it spawned itself for a timed-out install step (its own Child); \
          the step's PID and mount namespaces die with it",
     ),
+    (
+        "src/core/egress/resolver.rs",
+        "start",
+        "kills the resolver it spawned itself (its own Child) when it never answered",
+    ),
     // Trees: never follow a symlink, never cross a mount.
     (
         "src/sys/fs.rs",
@@ -115,6 +120,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "drop",
         "the private 0700 temp dir it created for a read-only copy",
     ),
+    (
+        "src/sys/unpack.rs",
+        "clear",
+        "an entry an earlier member of the same stream made, inside the download's private \
+         0700 temp folder (dirfds, no link followed)",
+    ),
     // Network links: only an OwnedTap.
     (
         "src/sys/net/mod.rs",
@@ -137,6 +148,38 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/sys/net/nft.rs",
         "run_batch",
         "private: reached through delete and apply",
+    ),
+    // smolvm's own table inet smolvm_guard: objects named after a TAP name smolvm makes
+    // (check_tap), rewritten in one atomic batch; never SmolVM's tables.
+    (
+        "src/sys/net/guard.rs",
+        "base_commands",
+        "flushes and rewrites the guard's own base chains in the same batch",
+    ),
+    (
+        "src/sys/net/guard.rs",
+        "tap_commands",
+        "flushes and rewrites one checked TAP's chains and elements in the same batch",
+    ),
+    (
+        "src/sys/net/guard.rs",
+        "apply",
+        "runs tap_commands for a checked TAP name",
+    ),
+    (
+        "src/sys/net/guard.rs",
+        "remove",
+        "deletes only the objects and elements named after a checked TAP that exist",
+    ),
+    (
+        "src/sys/net/guard.rs",
+        "set_resolver_port",
+        "rewrites the guard's own DNS chains",
+    ),
+    (
+        "src/sys/net/guard.rs",
+        "allow_resolved",
+        "renews addresses in one checked TAP's dyn_ set",
     ),
     // State database rows: a validated id, one transaction.
     (

@@ -56,11 +56,9 @@ pub fn write_record(data_dir: &Path, r: &Record) -> io::Result<()> {
 
 /// Remove the record and the control socket of a resolver that is gone.
 pub fn forget(data_dir: &Path) {
-    for p in [record_path(data_dir), socket_path(data_dir)] {
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| !m.is_dir()) {
-            let _ = std::fs::remove_file(&p);
-        }
-    }
+    // Only a regular file at the record's name and only a socket at the socket's.
+    let _ = super::fs::remove_generated_file(&record_path(data_dir));
+    let _ = super::open::remove_socket(&socket_path(data_dir));
 }
 
 fn bound_socket(kind: SocketType, port: u16) -> io::Result<std::os::fd::OwnedFd> {
@@ -96,18 +94,8 @@ pub fn bind_listeners() -> io::Result<(UdpSocket, TcpListener, u16)> {
 /// else at the path is refused), mode 0600.
 pub fn control_listener(data_dir: &Path) -> io::Result<UnixListener> {
     let p = socket_path(data_dir);
-    match std::fs::symlink_metadata(&p) {
-        Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
-            std::fs::remove_file(&p)?
-        }
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket", p.display()),
-            ))
-        }
-        Err(_) => {}
-    }
+    super::open::prepare_socket_path(&p)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
     let l = UnixListener::bind(&p)?;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
