@@ -400,6 +400,58 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     assert_eq!(e.leftovers("vm-killed"), Vec::<String>::new());
 }
 
+/// A plain sandbox's VMM is exec'd as the system user `smolvm` (made on first use): every
+/// uid and gid its own, no capability, no-new-privileges, QEMU's seccomp filter on. Its
+/// control socket is root's alone, `sandbox info` names its user, and the lifecycle
+/// (reach, stop, start again, delete) works as before.
+#[test]
+fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let e = Env::new(&[]);
+    let v = e.ok_json(&create_start(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        "vm-priv",
+        &[],
+    ));
+    let smolvm_uid = nix::unistd::User::from_name("smolvm")
+        .unwrap()
+        .expect("the smolvm user was made")
+        .uid
+        .as_raw();
+    let pid = v["data"]["pid"].as_i64().unwrap();
+    support::assert_unprivileged_vmm(pid, smolvm_uid);
+    let cmd = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .replace('\0', " ");
+    assert!(
+        cmd.contains(
+            " -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny "
+        ),
+        "{cmd}"
+    );
+    assert!(!cmd.contains("-runas"), "{cmd}");
+    // The control socket: root's, 0600 — the VMM cannot replace it, nobody else can use it.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let sock = std::fs::symlink_metadata(e.h.sockets().join("qmp-vm-priv.sock")).unwrap();
+    assert_eq!((sock.uid(), sock.permissions().mode() & 0o777), (0, 0o600));
+    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
+    let info = e.ok_json(&["sandbox", "info", "vm-priv", "--json"]);
+    assert_eq!(info["data"]["vmm"]["user"], "smolvm", "{info}");
+    assert_eq!(info["data"]["vmm"]["uid"], smolvm_uid, "{info}");
+    assert_eq!(info["data"]["vmm"]["seccomp"], true, "{info}");
+    let text = stdout(&e.smolvm(&["sandbox", "info", "vm-priv"]));
+    assert!(text.contains("VMM user: smolvm (uid "), "{text}");
+    e.ok_json(&["sandbox", "stop", "vm-priv", "--timeout", "3", "--json"]);
+    assert!(!pid_alive(pid));
+    let again = e.ok_json(&["sandbox", "start", "vm-priv", "--json"]);
+    support::assert_unprivileged_vmm(again["data"]["pid"].as_i64().unwrap(), smolvm_uid);
+    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
+    e.ok_json(&["sandbox", "delete", "vm-priv", "--timeout", "3", "--json"]);
+    assert_eq!(e.leftovers("vm-priv"), Vec::<String>::new());
+}
+
 /// `sandbox create --kernel KERNEL --rootfs ROOTFS --name NAME --backend qemu --start
 /// EXTRA... --json`.
 fn create_start<'a>(

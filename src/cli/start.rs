@@ -301,6 +301,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                         "PID:      {}",
                         s.pid.map_or("-".into(), |p| p.to_string())
                     ));
+                    if let Some(v) = &i.vmm {
+                        line(format!("VMM user: {}", v.describe()));
+                    }
                     line(format!("Log:      {}", i.log_path.display()));
                     line(format!("Created:  {}", s.created_at));
                     0

@@ -9,7 +9,7 @@
 //! `/mnt/.smolvm-ws-<tag>` plus an overlay (upper and work dirs under `/tmp`) at the guest
 //! path, so the agent can write there without touching the host.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -126,20 +126,19 @@ pub fn is_ours(m: &Mount) -> bool {
         && m.host_path.is_absolute()
 }
 
-/// A path in a QEMU option value (`,` doubled).
-fn qemu_escape(p: &Path) -> String {
-    p.display().to_string().replace(',', ",,")
-}
-
-/// QEMU's arguments for the mounts (`-fsdev` + `-device virtio-9p-…`).
-pub fn qemu_args(mounts: &[Mount], microvm: bool) -> Vec<String> {
+/// QEMU's arguments for the mounts (`-fsdev` + `-device virtio-9p-…`). `roots[i]` is what
+/// QEMU opens as the shared folder of `mounts[i]`: `/proc/self/fd/N` for a folder root
+/// opened and handed over (the very folder that was checked, reached without walking the
+/// folders above it as the VMM's user), else the host path itself.
+pub fn qemu_args(mounts: &[Mount], roots: &[PathBuf], microvm: bool) -> Vec<String> {
     let mut a = Vec::new();
-    for m in mounts {
+    for (i, m) in mounts.iter().enumerate() {
+        let root = roots.get(i).unwrap_or(&m.host_path);
         a.push("-fsdev".into());
         a.push(format!(
             "local,id=fsdev-{tag},path={path},security_model=mapped-xattr{ro}",
             tag = m.tag,
-            path = qemu_escape(&m.host_path),
+            path = crate::sys::vmm::qemu::escape(root),
             ro = if m.writable { "" } else { ",readonly=on" }
         ));
         a.push("-device".into());
@@ -250,7 +249,7 @@ mod tests {
             writable: false,
         };
         assert_eq!(
-            qemu_args(std::slice::from_ref(&m), false),
+            qemu_args(std::slice::from_ref(&m), &[], false),
             [
                 "-fsdev",
                 "local,id=fsdev-workspace0,path=/h/a,,b,security_model=mapped-xattr,readonly=on",

@@ -322,17 +322,26 @@ async fn bring_up(
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
     progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
     let t_spawn = Instant::now();
-    // QEMU's command line, from the checked config (Firecracker gets its API socket only).
-    let qemu_argv = match vmm {
-        Vmm::Qemu => {
-            let checked = start::check_config(ctx, &id, &row.config)?;
-            let mut a = start::qemu_spec(&row, &checked, runtime, &net_now, &socket).argv();
-            a.extend(["-S", "-incoming", "defer"].map(String::from));
-            a
-        }
-        Vmm::Firecracker => Vec::new(),
+    // The same machine and devices as the saved one, from the checked config; QEMU waits
+    // paused for the state (Firecracker gets its API socket, and its disk where the saved
+    // state names it).
+    let checked = match vmm {
+        Vmm::Qemu => start::check_config(ctx, &id, &row.config)?,
+        Vmm::Firecracker => start::check_disk_only(ctx, &id, &row.config)?,
     };
-    let mut child = start::spawn_vmm(vmm, runtime, &socket, &log, || qemu_argv)?;
+    let spawned = start::spawn_vmm(
+        ctx,
+        runtime,
+        start::VmmJob {
+            row: &row,
+            checked: &checked,
+            net: &net_now,
+            socket: &socket,
+            log: &log,
+            qemu_extra: &["-S", "-incoming", "defer"],
+        },
+    )?;
+    let (mut child, user) = (spawned.child, spawned.user);
     let pid = i64::from(child.id());
     let sock_text = socket.display().to_string();
     // Recorded at once (paused, with its PID), so a crash from here on is reconciled.
@@ -356,8 +365,10 @@ async fn bring_up(
                             start::log_tail(&log)
                         )));
                     }
-                    if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
-                        break q;
+                    if start::control_socket_up(vmm, &socket, &user).await? {
+                        if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
+                            break q;
+                        }
                     }
                     if Instant::now() >= deadline {
                         return Err(rt(format!("Timed out waiting for {what} control socket")));
@@ -382,8 +393,14 @@ async fn bring_up(
                 }
             }
             Vmm::Firecracker => {
-                if !firecracker::wait_for_socket(&socket, budget).await {
-                    return Err(rt(format!("Timed out waiting for {what} control socket")));
+                loop {
+                    if start::control_socket_up(vmm, &socket, &user).await? {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(rt(format!("Timed out waiting for {what} control socket")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 firecracker::snapshot_load(
                     &socket,

@@ -43,16 +43,18 @@ mod checked;
 mod files;
 mod network;
 mod report;
+mod vmm;
 
 pub use boot::boot_args;
-pub(crate) use boot::{boot, log_tail, qemu_spec, spawn_vmm};
-pub(crate) use checked::{check as check_config, check_kernel_and_mounts, Whose};
+pub(crate) use boot::{boot, log_tail, qemu_spec};
+pub(crate) use checked::{check as check_config, check_disk_only, check_kernel_and_mounts, Whose};
 pub use files::ensure_key;
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
 pub(crate) use network::setup_network;
 use report::{mark_failed, report};
 pub(crate) use report::{ms, roll_back};
+pub(crate) use vmm::{control_socket_up, spawn_vmm, VmmJob};
 
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
