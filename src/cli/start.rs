@@ -35,7 +35,13 @@ fn options(flags: &StartFlags) -> Result<StartOptions> {
         qemu_machine: flags.qemu_machine.clone(),
         os: flags.os.as_deref().and_then(Os::parse),
         boot_timeout: flags.boot_timeout,
-        mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?,
+        mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?
+            .into_iter()
+            .map(|mut m| {
+                m.unsafe_mount = flags.unsafe_mount;
+                m
+            })
+            .collect(),
         install_timeout: flags.install_timeout,
         build_steps: (!flags.json)
             .then(|| start::StepSink(std::sync::Arc::new(|t: String| err_line(format!("  {t}"))))),

@@ -153,7 +153,7 @@ pub async fn restore(
     // Refusals before anything changes.
     // What the VMM will be given (a Firecracker full snapshot loads without its kernel).
     if !(vmm == Vmm::Firecracker && info.kind != "disk") {
-        start::check_kernel_and_mounts(start::Whose::Snapshot(&info.id), &row.vm_config)?;
+        start::check_kernel_and_mounts(ctx, start::Whose::Snapshot(&info.id), &row.vm_config)?;
     }
     let existing = ctx.store.get_vm(&id).map_err(rt)?;
     let holders = ctx

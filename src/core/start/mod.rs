@@ -413,6 +413,12 @@ pub async fn create(
         (Backend::Auto, false) => Backend::Qemu,
         (b, _) => b,
     };
+    // Mounts that would hand the guest the host, or whose VMM would have to run as root
+    // or as two users: refused before anything is made.
+    if !opts.mounts.is_empty() {
+        crate::core::presets::mounts::check_protected(&opts.mounts, &protected_folders(ctx))?;
+        vmm::check_writable_owner(&opts.mounts)?;
+    }
     let mut runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
     set_machine(&mut runtime, opts.qemu_machine.as_deref(), |m| {
         Error::usage(format!(
@@ -606,6 +612,13 @@ pub async fn start_existing(
             Err(e)
         }
     }
+}
+
+/// The folders the mount rules protect for this user (and the invoking user under sudo).
+pub(crate) fn protected_folders(ctx: &Ctx) -> Vec<crate::core::presets::mounts::Protected> {
+    let mut homes = vec![ctx.paths.home.clone()];
+    homes.extend(ctx.env.sudo_user_home());
+    crate::core::presets::mounts::protected(&ctx.data_dir, &homes)
 }
 
 pub fn not_found(id: &str) -> Error {

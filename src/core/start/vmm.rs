@@ -60,6 +60,17 @@ pub(crate) fn base_identity(mounts: &[Mount]) -> Result<Option<Identity>> {
     Ok(Some(mount_owner(&writable)?))
 }
 
+/// Refuse (usage error) writable mounts whose VMM could not run as their one non-root
+/// owner — what [`base_identity`] will need at boot — before anything is made. Nothing to
+/// check when smolvm is not root (its VMM runs as this user anyway).
+pub(crate) fn check_writable_owner(mounts: &[Mount]) -> Result<()> {
+    let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
+    if writable.is_empty() || !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    mount_owner(&writable).map(drop)
+}
+
 /// The one owner of these writable mounts' folders, as the VMM's user.
 fn mount_owner(writable: &[&Mount]) -> Result<Identity> {
     let mut owner: Option<(Identity, &Path)> = None;
@@ -325,6 +336,7 @@ mod tests {
             guest_path: "/w".into(),
             tag: "workspace0".into(),
             writable,
+            unsafe_mount: false,
         }
     }
 
