@@ -113,6 +113,15 @@ pub fn ensure_system_group(name: &str) -> io::Result<u32> {
         .ok_or_else(|| io::Error::other(format!("groupadd did not create the group '{name}'")))
 }
 
+/// An existing, unprivileged user by name (with its primary group).
+pub fn lookup(name: &str) -> Option<Identity> {
+    let u = User::from_name(name).ok().flatten()?;
+    (!u.uid.is_root() && u.gid.as_raw() != 0).then(|| Identity {
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+    })
+}
+
 /// The name of a user id, for messages (`smolvm`, `1000`).
 pub fn user_name(uid: u32) -> String {
     User::from_uid(Uid::from_raw(uid))

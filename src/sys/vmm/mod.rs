@@ -8,6 +8,7 @@ pub mod launch;
 pub mod prepare;
 pub mod qemu;
 pub mod qmp;
+pub mod seccomp;
 
 /// The CPU accelerator a VM runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
