@@ -140,8 +140,9 @@ pub fn stats(pid: i32) -> Option<ProcStats> {
 /// Whom a process runs as and how it is confined (`/proc/<pid>/status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Confinement {
-    /// The effective uid.
+    /// The effective uid and gid.
     pub uid: u32,
+    pub gid: u32,
     /// Under a seccomp filter (`Seccomp: 2`).
     pub seccomp: bool,
 }
@@ -152,6 +153,7 @@ pub fn confinement(pid: i32) -> Option<Confinement> {
     let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
     Some(Confinement {
         uid: field("Uid:")?.split_whitespace().nth(1)?.parse().ok()?,
+        gid: field("Gid:")?.split_whitespace().nth(1)?.parse().ok()?,
         seccomp: field("Seccomp:")? == "2",
     })
 }

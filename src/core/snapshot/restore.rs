@@ -402,15 +402,43 @@ async fn bring_up(
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                firecracker::snapshot_load(
+                // An unprivileged Firecracker reads copies in a private folder of its
+                // user (it cannot reach the snapshots folder); they go once it has loaded.
+                let (state, mem) = (info.path.join(FC_STATE), info.path.join(FC_MEM));
+                let x = match &user.identity {
+                    Some(u) => Some(
+                        crate::sys::vmm::prepare::exchange_dir(
+                            &ctx.paths.socket_dir,
+                            &id,
+                            u.id,
+                            &[(&state, FC_STATE), (&mem, FC_MEM)],
+                        )
+                        .map_err(|e| {
+                            rt(format!(
+                                "cannot hand the snapshot's files to Firecracker: {}",
+                                io_reason(&e)
+                            ))
+                        })?,
+                    ),
+                    None => None,
+                };
+                let (s, m) = match &x {
+                    Some(x) => (x.join(FC_STATE), x.join(FC_MEM)),
+                    None => (state, mem),
+                };
+                let loaded = firecracker::snapshot_load(
                     &socket,
-                    &info.path.join(FC_STATE),
-                    &info.path.join(FC_MEM),
+                    &s,
+                    &m,
                     opts.resume,
                     Duration::from_secs(60),
                 )
                 .await
-                .map_err(rt)?;
+                .map_err(rt);
+                if let Some(x) = &x {
+                    crate::sys::vmm::prepare::remove_exchange_dir(x);
+                }
+                loaded?;
                 progress.emit(StartEvent::PhaseDone(
                     start::Phase::Spawn,
                     t_spawn.elapsed(),

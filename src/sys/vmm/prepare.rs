@@ -158,6 +158,90 @@ pub fn give_to(file: &File, id: crate::sys::users::Identity) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// The prefix of the folders snapshot files pass through ([`exchange_dir`]).
+const EXCHANGE_PREFIX: &str = ".snapshot-";
+
+/// A new private folder in `dir` (the sockets' folder, which the VMM reaches) through which
+/// an unprivileged Firecracker writes a snapshot's files or reads them back: created by
+/// root (0700), holding copies of `give` (root's files, each copied under its name), then
+/// handed, with those copies, to `id`. Folders that a process which no longer runs left
+/// behind (their names carry its PID) are removed first.
+pub fn exchange_dir(
+    dir: &Path,
+    vm_id: &str,
+    id: crate::sys::users::Identity,
+    give: &[(&Path, &str)],
+) -> io::Result<std::path::PathBuf> {
+    sweep_exchange_dirs(dir);
+    let x = crate::sys::open::create_unique_dir(dir, &format!("{EXCHANGE_PREFIX}{vm_id}-"), 0o700)?;
+    let r = (|| {
+        for (src, name) in give {
+            let mut from = crate::sys::open::open_read(src)?;
+            let mut to = crate::sys::open::create_new(&x.join(name), 0o600)?;
+            io::copy(&mut from, &mut to)?;
+            give_to(&to, id)?;
+        }
+        let d = crate::sys::open::dir_nofollow(&x)?;
+        nix::unistd::fchown(
+            &d,
+            Some(nix::unistd::Uid::from_raw(id.uid)),
+            Some(nix::unistd::Gid::from_raw(id.gid)),
+        )
+        .map_err(io::Error::from)
+    })();
+    match r {
+        Ok(()) => Ok(x),
+        Err(e) => {
+            remove_exchange_dir(&x);
+            Err(e)
+        }
+    }
+}
+
+/// Copy the file `name` that the VMM of `uid` wrote in the exchange folder `x` to `dest`
+/// (which must not exist yet): opened without following a link, accepted only as a regular
+/// file of that user with a single name, read through that descriptor — the folder is the
+/// VMM's, so nothing is done by its name after the check. `dest` is root's, 0600.
+pub fn take_file(x: &Path, name: &str, uid: u32, dest: &Path) -> io::Result<()> {
+    let mut from = crate::sys::open::open_read(&x.join(name))?;
+    let m = from.metadata()?;
+    if m.uid() != uid || m.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{name} in the VMM's folder is not a file the VMM made; not taking it"),
+        ));
+    }
+    let mut to = crate::sys::open::create_new(dest, 0o600)?;
+    io::copy(&mut from, &mut to)?;
+    to.sync_all()
+}
+
+/// Remove an exchange folder and what is in it (never following a link).
+pub fn remove_exchange_dir(x: &Path) {
+    if let (Some(parent), Some(name)) = (x.parent(), x.file_name()) {
+        let _ = crate::sys::fs::remove_entry(parent, name);
+    }
+}
+
+/// Remove exchange folders in `dir` whose creating process no longer runs.
+fn sweep_exchange_dirs(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(EXCHANGE_PREFIX) else {
+            continue;
+        };
+        // `<vm id>-<pid>-<random>`: the PID is the second-to-last field.
+        let mut fields = rest.rsplit('-');
+        let pid = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| !crate::sys::process::is_alive(p)) {
+            let _ = crate::sys::fs::remove_entry(dir, &e.file_name());
+        }
+    }
+}
+
 /// The name through which a handed-over descriptor is reopened in the VMM.
 pub fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
