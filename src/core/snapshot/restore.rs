@@ -460,6 +460,7 @@ async fn bring_up(
     if let Err(e) = r {
         let _ = child.kill();
         let _ = child.wait();
+        start::claim_leftover_socket(&socket, &user);
         return Err(e);
     }
     std::thread::spawn(move || {

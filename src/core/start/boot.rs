@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
-use super::vmm::{control_socket_up, spawn_vmm, VmmJob};
+use super::vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
 use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, DEFAULT_BOOT_ARGS, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
@@ -88,12 +88,14 @@ pub(crate) async fn boot(
     // Control socket up.
     loop {
         if let Some(e) = exited(&mut child) {
+            claim_leftover_socket(&socket, &user);
             return Err(e);
         }
         if control_socket_up(runtime.vmm, &socket, &user).await? {
             break;
         }
         if Instant::now() >= deadline {
+            claim_leftover_socket(&socket, &user);
             return Err(Error::runtime(format!(
                 "Timed out waiting for {what} control socket{}",
                 log_tail(&log)

@@ -299,15 +299,25 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
     })
 }
 
+/// The uid the VMM of `user` runs as.
+fn vmm_uid(user: &VmmUser) -> u32 {
+    user.identity
+        .as_ref()
+        .map_or_else(|| nix::unistd::geteuid().as_raw(), |u| u.id.uid)
+}
+
+/// Take the control socket over when the VMM failed before it was up (it may have bound its
+/// socket just before it exited): the socket is then root's, and the rollback removes it
+/// like any other. Anything else at the path is left alone.
+pub(crate) fn claim_leftover_socket(socket: &Path, user: &VmmUser) {
+    let _ = launch::claim_socket(socket, vmm_uid(user));
+}
+
 /// Whether the VMM's control socket is up: once the VMM has bound it, it is taken over
 /// (root's, 0600) and answers. Something at the path that is not the VMM's socket fails
 /// the start.
 pub(crate) async fn control_socket_up(vmm: Vmm, socket: &Path, user: &VmmUser) -> Result<bool> {
-    let uid = user
-        .identity
-        .as_ref()
-        .map_or_else(|| nix::unistd::geteuid().as_raw(), |u| u.id.uid);
-    match launch::claim_socket(socket, uid) {
+    match launch::claim_socket(socket, vmm_uid(user)) {
         Ok(true) => {}
         Ok(false) => return Ok(false),
         Err(e) => {

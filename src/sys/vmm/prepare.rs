@@ -164,15 +164,16 @@ const EXCHANGE_PREFIX: &str = ".snapshot-";
 /// A new private folder in `dir` (the sockets' folder, which the VMM reaches) through which
 /// an unprivileged Firecracker writes a snapshot's files or reads them back: created by
 /// root (0700), holding copies of `give` (root's files, each copied under its name), then
-/// handed, with those copies, to `id`. Folders that a process which no longer runs left
-/// behind (their names carry its PID) are removed first.
+/// handed, with those copies, to `id`. This VM's folders that a process which no longer
+/// runs left behind (named as this makes them, with that process's PID, and owned by `id`)
+/// are removed first.
 pub fn exchange_dir(
     dir: &Path,
     vm_id: &str,
     id: crate::sys::users::Identity,
     give: &[(&Path, &str)],
 ) -> io::Result<std::path::PathBuf> {
-    sweep_exchange_dirs(dir);
+    sweep_exchange_dirs(dir, vm_id, id.uid);
     let x = crate::sys::open::create_unique_dir(dir, &format!("{EXCHANGE_PREFIX}{vm_id}-"), 0o700)?;
     let r = (|| {
         for (src, name) in give {
@@ -223,20 +224,30 @@ pub fn remove_exchange_dir(x: &Path) {
     }
 }
 
-/// Remove exchange folders in `dir` whose creating process no longer runs.
-fn sweep_exchange_dirs(dir: &Path) {
+/// Remove VM `vm_id`'s exchange folders in `dir` — exactly the names [`exchange_dir`]
+/// makes (`.snapshot-<vm id>-<pid>-<12 hex>`), directories owned by `uid`, checked without
+/// following a link — whose creating process no longer runs.
+fn sweep_exchange_dirs(dir: &Path, vm_id: &str, uid: u32) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
+    let prefix = format!("{EXCHANGE_PREFIX}{vm_id}-");
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(EXCHANGE_PREFIX) else {
+        let Some((pid, random)) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split_once('-'))
+        else {
             continue;
         };
-        // `<vm id>-<pid>-<random>`: the PID is the second-to-last field.
-        let mut fields = rest.rsplit('-');
-        let pid = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| !crate::sys::process::is_alive(p)) {
+        let ours = random.len() == 12
+            && random.bytes().all(|b| b.is_ascii_hexdigit())
+            && e.metadata()
+                .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink() && m.uid() == uid);
+        let dead = pid
+            .parse::<i32>()
+            .is_ok_and(|p| !crate::sys::process::is_alive(p));
+        if ours && dead {
             let _ = crate::sys::fs::remove_entry(dir, &e.file_name());
         }
     }
@@ -268,6 +279,44 @@ mod tests {
         let mut in_kvm = user();
         in_kvm.groups.push(108);
         assert_eq!(kvm_access(&in_kvm, 0, 108, 0o20660), KvmAccess::Open);
+    }
+
+    #[test]
+    fn only_this_vms_exchange_folders_of_dead_processes_are_swept() {
+        let t = tempfile::tempdir().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let mk = |n: &str| {
+            std::fs::create_dir(t.path().join(n)).unwrap();
+            n.to_string()
+        };
+        let dead = mk(".snapshot-vm-a-2147483646-0123456789ab");
+        let live = mk(&format!(
+            ".snapshot-vm-a-{}-0123456789ab",
+            std::process::id()
+        ));
+        let other_vm = mk(".snapshot-vm-b-2147483646-0123456789ab");
+        let odd_name = mk(".snapshot-vm-a-2147483646-notours");
+        std::os::unix::fs::symlink(
+            t.path().join(&other_vm),
+            t.path().join(".snapshot-vm-a-2147483645-0123456789ab"),
+        )
+        .unwrap();
+        sweep_exchange_dirs(t.path(), "vm-a", me);
+        let left: std::collections::BTreeSet<String> = std::fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!left.contains(&dead), "{left:?}");
+        for kept in [&live, &other_vm, &odd_name] {
+            assert!(left.contains(kept), "{kept} went: {left:?}");
+        }
+        assert!(
+            left.contains(".snapshot-vm-a-2147483645-0123456789ab"),
+            "a link is not followed nor removed"
+        );
+        // Another owner's folder of that name is not ours.
+        sweep_exchange_dirs(t.path(), "vm-a", me + 1);
     }
 
     #[test]
