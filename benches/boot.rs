@@ -92,13 +92,37 @@ fn main() {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let disk_of_vm = warm["data"]["disk_path"].as_str().unwrap_or("").to_string();
+    let kernel_of_vm = warm["data"]["kernel_path"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     smolvm(&["sandbox", "delete", "vm-warm", "--timeout", "2"]);
 
     ns.sh("ip tuntap add tapb mode tap && ip link set tapb up");
     let disk = h.tmp.path().join("bare.ext4");
     std::fs::copy(&rootfs, &disk).unwrap();
     let qmp = h.tmp.path().join("bare.qmp");
-    let bare_argv: Vec<String> = argv
+    // smolvm hands its (unprivileged) QEMU the kernel, the disk and the TAP as descriptors;
+    // the baseline, run as root, names them instead.
+    let mut named: Vec<String> = Vec::new();
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        if a == "-add-fd" {
+            it.next();
+            continue;
+        }
+        let a = if a.starts_with("/proc/self/fd/") {
+            kernel_of_vm.clone()
+        } else if let Some(rest) = a.strip_prefix("file=/dev/fdset/1,auto-read-only=off,") {
+            format!("file={disk_of_vm},{rest}")
+        } else if a.starts_with("tap,") && a.contains(",fd=") {
+            "tap,id=net0,ifname=tapb,script=no,downscript=no".to_string()
+        } else {
+            a.clone()
+        };
+        named.push(a);
+    }
+    let bare_argv: Vec<String> = named
         .iter()
         .map(|a| {
             let mut a = a.clone();

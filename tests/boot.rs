@@ -401,6 +401,201 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     assert_eq!(e.leftovers("vm-killed"), Vec::<String>::new());
 }
 
+/// A plain sandbox's VMM is exec'd as the system user `smolvm` (made on first use): every
+/// uid and gid its own, no capability, no-new-privileges, QEMU's seccomp filter on. Its
+/// control socket is root's alone, `sandbox info` names its user, and the lifecycle
+/// (reach, stop, start again, delete) works as before.
+#[test]
+fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let e = Env::new(&[]);
+    let v = e.ok_json(&create_start(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        "vm-priv",
+        &[],
+    ));
+    let smolvm_uid = nix::unistd::User::from_name("smolvm")
+        .unwrap()
+        .expect("the smolvm user was made")
+        .uid
+        .as_raw();
+    let pid = v["data"]["pid"].as_i64().unwrap();
+    support::assert_unprivileged_vmm(pid, smolvm_uid);
+    let cmd = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .replace('\0', " ");
+    assert!(
+        cmd.contains(
+            " -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny "
+        ),
+        "{cmd}"
+    );
+    assert!(!cmd.contains("-runas"), "{cmd}");
+    // The control socket: root's, 0600 — the VMM cannot replace it, nobody else can use it.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let sock = std::fs::symlink_metadata(e.h.sockets().join("qmp-vm-priv.sock")).unwrap();
+    assert_eq!((sock.uid(), sock.permissions().mode() & 0o777), (0, 0o600));
+    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
+    let info = e.ok_json(&["sandbox", "info", "vm-priv", "--json"]);
+    assert_eq!(info["data"]["vmm"]["user"], "smolvm", "{info}");
+    assert_eq!(info["data"]["vmm"]["uid"], smolvm_uid, "{info}");
+    assert_eq!(info["data"]["vmm"]["seccomp"], true, "{info}");
+    let text = stdout(&e.smolvm(&["sandbox", "info", "vm-priv"]));
+    assert!(text.contains("VMM user: smolvm (uid "), "{text}");
+    e.ok_json(&["sandbox", "stop", "vm-priv", "--timeout", "3", "--json"]);
+    assert!(!pid_alive(pid));
+    let again = e.ok_json(&["sandbox", "start", "vm-priv", "--json"]);
+    support::assert_unprivileged_vmm(again["data"]["pid"].as_i64().unwrap(), smolvm_uid);
+    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
+    e.ok_json(&["sandbox", "delete", "vm-priv", "--timeout", "3", "--json"]);
+    assert_eq!(e.leftovers("vm-priv"), Vec::<String>::new());
+}
+
+/// FAKE hardware KVM (`SMOLVM_SYS_MODULE` names a folder holding `kvm_intel`; this PVM host
+/// has none), so a `--backend firecracker` start runs its whole path with the real binary:
+/// Firecracker is exec'd as `smolvm` (every uid, no-new-privileges, no capability, its own
+/// seccomp filters installed), its API socket is taken over by root, and it accepts the
+/// whole configuration through what root handed it — the kernel and disk at
+/// `/proc/self/fd/N`, the TAP it may attach to as its user, `/dev/kvm` — and starts the
+/// guest (whose kernel then runs until PVM stops it). Whatever the end, nothing is left.
+#[test]
+fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_kvm() {
+    require_root!();
+    let Some(bin) = std::env::var_os("SMOLVM_FIRECRACKER_BIN").map(PathBuf::from) else {
+        eprintln!("SKIPPED (LOUDLY): SMOLVM_FIRECRACKER_BIN is not set; the real Firecracker binary was not exercised");
+        return;
+    };
+    let (_, vmlinux) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let mut e = Env::new(&[]);
+    let modules = e.h.tmp.path().join("fake-sys-module");
+    std::fs::create_dir_all(modules.join("kvm_intel")).unwrap();
+    e.extra
+        .push(("SMOLVM_SYS_MODULE".into(), modules.display().to_string()));
+    e.extra
+        .push(("SMOLVM_FIRECRACKER_BIN".into(), bin.display().to_string()));
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &e.ns.name])
+        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+        .env_clear()
+        .envs(e.h.env_vars());
+    for (k, v) in &e.extra {
+        c.env(k, v);
+    }
+    let mut child = c
+        .args([
+            "sandbox",
+            "create",
+            "--kernel",
+            vmlinux.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--name",
+            "vm-fc",
+            "--backend",
+            "firecracker",
+            "--start",
+            "--boot-timeout",
+            "20",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Watch the VMM while it lives: its privileges, its threads' filters, its console.
+    let socket = e.h.sockets().join("fc-vm-fc.sock");
+    let log = e.h.data.join("vm-fc.log");
+    let mut seen: Option<(i64, support::Privileges, Vec<u32>)> = None;
+    let mut console = String::new();
+    let mut socket_mode = None;
+    while child.try_wait().unwrap().is_none() {
+        for p in smolvm::sys::process::vmm_processes(Some(&e.h.sockets())) {
+            if p.vm_id == "vm-fc" {
+                let pid = i64::from(p.pid);
+                let threads: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .map(|d| {
+                        d.flatten()
+                            .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+                            .filter_map(|s| {
+                                s.lines()
+                                    .find_map(|l| l.strip_prefix("Seccomp:"))
+                                    .and_then(|v| v.trim().parse().ok())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Ok(pr) = std::panic::catch_unwind(|| support::privileges(pid)) {
+                    seen = Some((pid, pr, threads));
+                }
+            }
+        }
+        if let Ok(m) = std::fs::symlink_metadata(&socket) {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            socket_mode = Some((m.uid(), m.permissions().mode() & 0o777));
+        }
+        if let Ok(t) = std::fs::read_to_string(&log) {
+            if t.len() > console.len() {
+                console = t;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let smolvm_uid = nix::unistd::User::from_name("smolvm")
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    let (pid, pr, threads) = seen.expect("the Firecracker process was never seen");
+    assert_eq!(pr.uids, [smolvm_uid; 4], "{pr:?}");
+    assert!(
+        pr.no_new_privs && pr.cap_eff == 0 && !pr.gids.contains(&0),
+        "{pr:?}"
+    );
+    assert!(
+        threads.contains(&2),
+        "no thread of {pid} under a seccomp filter: {threads:?}"
+    );
+    let cmd =
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .into_owned();
+    let _ = cmd;
+    assert_eq!(socket_mode, Some((0, 0o600)), "the API socket is root's");
+    let v = json(&out);
+    eprintln!(
+        "firecracker start: {v}\nconsole tail: {}",
+        console
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // The whole configuration was accepted (no API fault): kernel, disk, TAP all opened as
+    // the unprivileged user, and the guest's kernel ran.
+    assert!(
+        !message.contains("API error") && !message.contains("Permission denied"),
+        "{v}"
+    );
+    assert!(
+        console.contains("Linux version"),
+        "the guest kernel never ran:\n{console}\n{v}"
+    );
+    if v["ok"] == true {
+        e.ok_json(&["sandbox", "delete", "vm-fc", "--timeout", "3", "--json"]);
+    }
+    assert_eq!(e.leftovers("vm-fc"), Vec::<String>::new());
+    // The disk was given to the VMM's user while it ran; it is gone with the sandbox.
+    assert!(!e.h.data.join("disks/vm-fc.ext4").exists());
+}
+
 /// `sandbox create --kernel KERNEL --rootfs ROOTFS --name NAME --backend qemu --start
 /// EXTRA... --json`.
 fn create_start<'a>(

@@ -248,6 +248,81 @@ fn prompt_yes_deletes_and_no_empty_or_eof_abort() {
     assert!(row_ids(&h.data).is_empty());
 }
 
+/// A VM's TAP held open by a process that is not its VMM (here a QEMU of another install's
+/// VM, attached to it) is never deleted: the teardown fails naming the holder — asked of
+/// the kernel for that one TAP — the row stays for a later run, and the holder keeps its
+/// TAP. Many teardowns at once share their nftables work, and a VM whose TAP could not go
+/// keeps its own entries while the others' are removed.
+#[test]
+fn a_tap_held_by_another_process_is_never_deleted_and_the_others_teardowns_go_on() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    let sockets = h.sockets();
+    ns.smolvm_nft("");
+    for (tap, ip, port) in [
+        ("tap7", "172.16.0.7", 2207),
+        ("tap8", "172.16.0.8", 2208),
+        ("tap9", "172.16.0.9", 2209),
+    ] {
+        ns.nat_tap(tap);
+        ns.ssh_forward(tap, ip, port);
+    }
+    let other_dir = h.tmp.path().join("other-install");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let mut holder = QemuStandIn::start(&ns, &other_dir, "vm-theirs", Some("tap7"));
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[
+            Row {
+                tap: Some(("tap7", "172.16.0.7", 2207)),
+                ..Row::stopped("vm-held")
+            },
+            Row {
+                tap: Some(("tap8", "172.16.0.8", 2208)),
+                ..Row::stopped("vm-free1")
+            },
+            Row {
+                tap: Some(("tap9", "172.16.0.9", 2209)),
+                ..Row::stopped("vm-free2")
+            },
+        ],
+    );
+    let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(
+        v["data"]["deleted"],
+        serde_json::json!(["vm-free1", "vm-free2"]),
+        "{v}"
+    );
+    let err = v["data"]["failed"][0]["error"].as_str().unwrap();
+    assert_eq!(v["data"]["failed"][0]["vm_id"], "vm-held", "{v}");
+    assert!(
+        err.contains(&format!(
+            "TAP device tap7 is held open by process {}",
+            holder.pid()
+        )),
+        "{err}"
+    );
+    assert!(holder.alive(), "the holder was stopped");
+    let links = ns.links();
+    assert!(
+        links.contains("tap7") && !links.contains("tap8") && !links.contains("tap9"),
+        "{links}"
+    );
+    let rules = ns.nft_ruleset();
+    assert!(
+        !rules.contains("2208") && !rules.contains("2209"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("2207"),
+        "vm-held's entries went with the others':\n{rules}"
+    );
+    assert_eq!(row_ids(&h.data), ["vm-held"]);
+}
+
 #[test]
 fn full_teardown_leaves_no_process_tap_nft_element_row_or_socket() {
     require_root!();

@@ -59,13 +59,16 @@ fn json_shape_lists_every_check_with_a_fix() {
         [
             "kvm",
             "qemu",
+            "qemu-seccomp",
             "firecracker",
+            "fc-seccomp",
             "backend",
             "nft",
             "ip",
             "ip-forward",
             "network-guard",
             "privileges",
+            "vmm-user",
             "docker",
             "debootstrap",
             "disk",
@@ -153,6 +156,69 @@ fn this_machine_passes_with_warnings_and_strict_fails() {
         assert_eq!(sv["error"]["code"], "runtime_error");
         assert!(sv["data"]["checks"].is_array());
     }
+}
+
+/// `doctor` says whom the VMMs run as (never root) and how each VMM is confined: QEMU's
+/// `-sandbox` works here; a Firecracker built without its seccomp policies (the shared test
+/// binary, a glibc build whose filter allows everything) is a warning with a fix, and the
+/// probe leaves no process or folder behind.
+#[test]
+fn doctor_names_the_vmms_user_and_warns_of_a_firecracker_without_seccomp_policies() {
+    if !support::is_root() || !has_tool("qemu-system-x86_64") {
+        eprintln!("SKIPPED: needs root and QEMU");
+        return;
+    }
+    let h = Home::new();
+    let mut c = h.smolvm();
+    let fc = std::env::var_os("SMOLVM_FIRECRACKER_BIN").map(std::path::PathBuf::from);
+    if let Some(f) = &fc {
+        c.env("SMOLVM_FIRECRACKER_BIN", f);
+    } else {
+        eprintln!("SKIPPED (LOUDLY): SMOLVM_FIRECRACKER_BIN is not set; the Firecracker probe was not exercised");
+    }
+    let probes_before = probe_dirs();
+    let out = c.args(["doctor", "--json"]).output().unwrap();
+    let v = json(&out);
+    let s = statuses(&v);
+    assert_eq!(status_of(&s, "vmm-user"), "ok", "{v:#}");
+    let m = message_of(&v, "vmm-user");
+    assert!(
+        m.contains("VMMs run as smolvm") && m.contains("never root"),
+        "{m}"
+    );
+    assert_eq!(status_of(&s, "qemu-seccomp"), "ok", "{v:#}");
+    assert!(message_of(&v, "qemu-seccomp").contains("-sandbox on,obsolete=deny"));
+    if let Some(f) = &fc {
+        assert_eq!(status_of(&s, "fc-seccomp"), "warn", "{v:#}");
+        let m = message_of(&v, "fc-seccomp");
+        assert!(
+            m.contains(&f.display().to_string()) && m.contains("no seccomp policy"),
+            "{m}"
+        );
+        assert!(m.contains("allows every system call"), "{m}");
+        assert_eq!(probe_dirs(), probes_before, "the probe's folder is removed");
+        let fc_name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let left = smolvm::sys::process::all_pids()
+            .into_iter()
+            .filter_map(smolvm::sys::process::info)
+            .filter(|i| !i.is_zombie() && i.cmdline.iter().any(|a| a.contains(".smolvm-fc-probe-")))
+            .count();
+        assert_eq!(left, 0, "a {fc_name} probe is left running");
+    }
+    let text = stdout(&h.smolvm().arg("doctor").output().unwrap());
+    assert!(
+        text.lines().any(|l| l.starts_with("OK    vmm-user")),
+        "{text}"
+    );
+}
+
+fn probe_dirs() -> Vec<String> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".smolvm-fc-probe-"))
+        .collect()
 }
 
 /// Every tool hidden from PATH: QEMU, nft and ip fail; Docker and debootstrap warn.

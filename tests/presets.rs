@@ -419,6 +419,8 @@ fn attach_asks_runs_the_launch_command_and_exits_with_its_code_and_writable_moun
     let shared = e.h.tmp.path().join("shared-rw");
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::write(shared.join("host.txt"), "from the host\n").unwrap();
+    // Writable mounts are served as the folder's owner, never root.
+    give_to(&shared, OWNER);
     let (out, code) = e.on_pty(
         &[
             "marker",
@@ -527,6 +529,142 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
     e.ok(&["sandbox", "delete", "vm-ro"]);
 }
 
+/// A user id with no account on the host (nobody can log in as it): the owner of the
+/// test's writable folders.
+const OWNER: u32 = 42_420;
+
+/// `chown -R OWNER:OWNER dir`.
+fn give_to(dir: &Path, uid: u32) {
+    let st = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{uid}"))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// `argv` run as `uid` (all ids, no groups): what the folder's owner can do with it.
+fn as_user(uid: u32, argv: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .args(argv)
+        .output()
+        .unwrap()
+}
+
+/// A writable mount is served by the folder's (non-root) owner: the VMM runs as that user
+/// under seccomp; what the guest creates there — a file, a folder, a file in it — belongs
+/// to the owner on the host and the owner can read and write it; a `chmod 4755`, a
+/// `chmod 2775`, a device node and a FIFO made by the guest live in the guest's view only
+/// (mapped-xattr metadata): on the host no set-uid, set-gid or sticky bit and no special
+/// file ever appears.
+#[test]
+fn writable_mounts_belong_to_the_folders_owner_and_never_carry_set_id_bits_or_devices() {
+    require_root!();
+    let e = marker_env();
+    let shared = e.h.tmp.path().join("shared-own");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("host.txt"), "from the host\n").unwrap();
+    give_to(&shared, OWNER);
+    let out = e.ok(&[
+        "marker",
+        "start",
+        "-n",
+        "vm-own",
+        "--no-attach",
+        "--mount",
+        &shared.display().to_string(),
+        "--writable-mounts",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = v["data"]["pid"].as_i64().expect("pid");
+    support::assert_unprivileged_vmm(pid, OWNER);
+    let info = e.ok(&["sandbox", "info", "vm-own", "--json"]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["data"]["vmm"]["uid"], OWNER, "{info}");
+
+    assert_eq!(
+        e.exec("vm-own", "cat /workspace/host.txt"),
+        "from the host\n"
+    );
+    let seen = e.exec(
+        "vm-own",
+        "cd /workspace && mkdir made-dir && echo guest > made-dir/inner.txt \
+         && echo guest > made.txt && cp /bin/sh suid-sh && chmod 4755 suid-sh \
+         && chmod 2775 made-dir && mkdir sticky && chmod 1777 sticky \
+         && mknod null-dev c 1 3 && mknod disk-dev b 8 0 && mkfifo fifo \
+         && stat -c '%n %a %F' suid-sh made-dir null-dev fifo",
+    );
+    // The guest keeps its own view (modes and kinds in mapped-xattr metadata).
+    assert!(seen.contains("suid-sh 4755 regular file"), "{seen}");
+    assert!(seen.contains("made-dir 2775 directory"), "{seen}");
+    assert!(seen.contains("character special file"), "{seen}");
+    assert!(seen.contains("fifo"), "{seen}");
+
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for name in [
+        "made-dir",
+        "made-dir/inner.txt",
+        "made.txt",
+        "suid-sh",
+        "sticky",
+        "null-dev",
+        "disk-dev",
+        "fifo",
+    ] {
+        let m = std::fs::symlink_metadata(shared.join(name)).unwrap();
+        let t = m.file_type();
+        assert!(
+            t.is_file() || t.is_dir(),
+            "{name} is a special file on the host: {t:?}"
+        );
+        assert!(
+            !(t.is_char_device() || t.is_block_device() || t.is_fifo() || t.is_socket()),
+            "{name}"
+        );
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (OWNER, OWNER),
+            "{name} belongs to its owner"
+        );
+        assert_eq!(
+            m.mode() & 0o7000,
+            0,
+            "{name} has a set-id or sticky bit: {:o}",
+            m.mode()
+        );
+        let rw = if t.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(m.mode() & rw, rw, "{name}: the owner can read and write it");
+    }
+    // The owner reads and writes what the guest made.
+    let cat = as_user(
+        OWNER,
+        &[
+            "cat",
+            &shared.join("made-dir/inner.txt").display().to_string(),
+        ],
+    );
+    assert_eq!(stdout(&cat), "guest\n", "{}", stderr(&cat));
+    let w = as_user(
+        OWNER,
+        &[
+            "sh",
+            "-c",
+            &format!("echo owner >> {}", shared.join("made.txt").display()),
+        ],
+    );
+    assert!(w.status.success(), "{}", stderr(&w));
+    assert_eq!(
+        e.exec("vm-own", "cat /workspace/made.txt"),
+        "guest\nowner\n"
+    );
+    e.ok(&["sandbox", "delete", "vm-own"]);
+}
+
 #[test]
 fn mounts_need_qemu_and_an_existing_folder() {
     let h = Home::new();
@@ -570,6 +708,116 @@ fn mounts_need_qemu_and_an_existing_folder() {
             "{args:?}: {v}"
         );
     }
+}
+
+/// Folders whose sharing would hand the guest the host — `/`, `/etc`, `/root`, `/home`,
+/// `/usr`, `/var`, `/boot`, the data dir, `~/.smolvm`, `~/.ssh`, a folder above any of them
+/// (and anything inside smolvm's own folders and `~/.ssh`) — are refused with a usage error
+/// that names the rule and `--unsafe-mount`, before anything is made; `--unsafe-mount`
+/// lets them through. Writable mounts of a root-owned folder, or of folders of two owners,
+/// are refused the same way (their VMM would have to run as root, or as two users).
+#[test]
+fn dangerous_mounts_are_refused_unless_unsafe_mount_and_nothing_changes() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    std::fs::create_dir_all(h.home.join(".ssh/keys")).unwrap();
+    let ok_dir = h.tmp.path().join("project");
+    std::fs::create_dir_all(&ok_dir).unwrap();
+    let refused = |args: &[&str], want: &[&str]| {
+        let out = h.smolvm().args(args).output().unwrap();
+        let v = support::json_exit(&out, 2);
+        assert_eq!(v["error"]["code"], "usage_error", "{args:?}: {v}");
+        let m = v["error"]["message"].as_str().unwrap();
+        for w in want {
+            assert!(m.contains(w), "{args:?}: {m:?} lacks {w:?}");
+        }
+    };
+    let home = h.home.display().to_string();
+    let data = h.data.display().to_string();
+    let keys = h.home.join(".ssh/keys").display().to_string();
+    let smolvm_dir = h.home.join(".smolvm").display().to_string();
+    for (spec, want) in [
+        ("/etc:/x", vec!["/etc", "system folder", "--unsafe-mount"]),
+        ("/", vec!["system folder", "--unsafe-mount"]),
+        ("/usr:/x", vec!["/usr", "system folder"]),
+        ("/boot:/x", vec!["/boot", "system folder"]),
+        (home.as_str(), vec![".ssh", "--unsafe-mount"]),
+        (data.as_str(), vec!["data dir", "--unsafe-mount"]),
+        (keys.as_str(), vec![".ssh", "--unsafe-mount"]),
+        (smolvm_dir.as_str(), vec![".smolvm", "--unsafe-mount"]),
+    ] {
+        for args in [
+            vec!["claude", "start", "--mount", spec, "--json"],
+            vec![
+                "sandbox",
+                "create",
+                "--preset",
+                "codex",
+                "--mount",
+                spec,
+                "--writable-mounts",
+                "--json",
+            ],
+        ] {
+            refused(&args, &want);
+        }
+    }
+    // --unsafe-mount passes the rule: the next problem is the (missing) kernel.
+    let out = h
+        .smolvm()
+        .args([
+            "sandbox",
+            "create",
+            "--kernel",
+            "/nonexistent/k",
+            "--rootfs",
+            "/nonexistent/r",
+            "--backend",
+            "qemu",
+            "--mount",
+            "/etc:/x",
+            "--unsafe-mount",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v = support::json(&out);
+    let m = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("/nonexistent/k"), "{v}");
+    if is_root() {
+        // Writable mounts are served as their folders' one owner, never root.
+        refused(
+            &[
+                "claude",
+                "start",
+                "--mount",
+                &ok_dir.display().to_string(),
+                "--writable-mounts",
+                "--json",
+            ],
+            &["never as root"],
+        );
+        let other = h.tmp.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        give_to(&ok_dir, OWNER);
+        give_to(&other, OWNER + 1);
+        refused(
+            &[
+                "claude",
+                "start",
+                "--mount",
+                &ok_dir.display().to_string(),
+                "--mount",
+                &other.display().to_string(),
+                "--writable-mounts",
+                "--json",
+            ],
+            &["one owner"],
+        );
+    }
+    // Nothing was made: no sandbox, no disk.
+    assert!(!h.data.join("smolvm.db").exists() || support::cleanup::row_ids(&h.data).is_empty());
+    assert!(!h.data.join("disks").exists());
 }
 
 #[test]

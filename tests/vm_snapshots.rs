@@ -619,3 +619,117 @@ fn firecracker_pause_snapshot_and_load_calls_reach_the_real_api() {
         Err(e) => panic!("snapshot/load failed with hardware KVM: {e}"),
     }
 }
+
+/// Firecracker exec'd as the unprivileged `smolvm` user, as a start execs it (smolvm's
+/// launcher; kernel and disk handed over at `/proc/self/fd/201` and `200`), snapshots a
+/// paused guest into a private folder of its user in the sockets' folder, from which root
+/// copies the files into a folder only root reaches (root's, 0600): the unprivileged VMM
+/// never reaches the snapshots folder. A second unprivileged Firecracker loads copies handed
+/// to it the same way (on a host without hardware KVM the load may be refused by KVM, which
+/// is reported, not failed). No exchange folder is left behind.
+#[test]
+fn an_unprivileged_firecracker_snapshots_and_loads_through_its_own_folders() {
+    require_root!();
+    use smolvm::sys::vmm::{firecracker as fc, launch, prepare, Launch, VmmIdentity};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let host = smolvm::core::host::Host::probe(&smolvm::sys::env::Env::from_process());
+    let Some(bin) = host.firecracker.clone() else {
+        eprintln!("SKIPPED: no firecracker binary (set SMOLVM_FIRECRACKER_BIN or put it on PATH)");
+        return;
+    };
+    let (_, vmlinux) = images::kernel();
+    let h = Home::new();
+    let sockets = h.sockets();
+    let id = smolvm::sys::users::ensure_service_user().unwrap();
+    let mut user = VmmIdentity {
+        id,
+        groups: Vec::new(),
+    };
+    user.groups
+        .extend(prepare::socket_dir(&sockets, &user, || Ok(id.gid)).unwrap());
+    user.groups.extend(prepare::kvm_device(&user).unwrap());
+    let disk = h.tmp.path().join("disk.ext4");
+    std::fs::copy(images::busybox_rootfs(images::Init::Ready), &disk).unwrap();
+    let spawn = |sock: &std::path::Path| {
+        let mut l = Launch::new(&bin, Some(user.clone())).unwrap();
+        let k = std::fs::File::open(&vmlinux).unwrap();
+        l.hand_over_at(prepare::readable_by(k, &user).unwrap(), 201);
+        let d = smolvm::sys::open::open_existing_rw(&disk).unwrap();
+        prepare::give_to(&d, id).unwrap();
+        l.hand_over_at(OwnedFd::from(d), 200);
+        l.arg("--api-sock").unwrap().arg(sock).unwrap();
+        let c = l.spawn(None).unwrap();
+        support::cleanup::wait_for(
+            || launch::claim_socket(sock, id.uid).unwrap_or(false),
+            "the API socket",
+        );
+        c
+    };
+    let (sock, sock2) = (sockets.join("fc-vm-u.sock"), sockets.join("fc-vm-v.sock"));
+    let kept = h.tmp.path().join("kept");
+    std::fs::create_dir(&kept).unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut a = spawn(&sock);
+    assert_eq!(support::privileges(i64::from(a.id())).uids, [id.uid; 4]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Duration::from_secs(30);
+    let loaded = rt.block_on(async {
+        use serde_json::json;
+        for (path, body) in [
+            ("/boot-source", json!({"kernel_image_path": "/proc/self/fd/201", "boot_args": "console=ttyS0 reboot=k panic=1 pci=off init=/init"})),
+            ("/machine-config", json!({"vcpu_count": 1, "mem_size_mib": 128})),
+            ("/drives/rootfs", json!({"drive_id": "rootfs", "path_on_host": "/proc/self/fd/200", "is_root_device": true, "is_read_only": false})),
+            ("/actions", json!({"action_type": "InstanceStart"})),
+        ] {
+            fc::call(&sock, "PUT", path, Some(&body), t)
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        fc::set_paused(&sock, true, t).await.unwrap();
+        let x = prepare::exchange_dir(&sockets, "vm-u", id, &[]).unwrap();
+        assert_eq!(std::fs::metadata(&x).unwrap().uid(), id.uid);
+        fc::snapshot_create(&sock, &x.join("vmstate.bin"), &x.join("mem.bin"), t)
+            .await
+            .unwrap();
+        for name in ["vmstate.bin", "mem.bin"] {
+            prepare::take_file(&x, name, id.uid, &kept.join(name)).unwrap();
+            let m = std::fs::metadata(kept.join(name)).unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o600), "{name}");
+        }
+        assert_eq!(std::fs::metadata(kept.join("mem.bin")).unwrap().len(), 128 << 20);
+        prepare::remove_exchange_dir(&x);
+        assert!(!x.exists());
+        let _ = a.kill();
+        let _ = a.wait();
+        let mut b = spawn(&sock2);
+        let state = kept.join("vmstate.bin");
+        let mem = kept.join("mem.bin");
+        let x = prepare::exchange_dir(
+            &sockets,
+            "vm-v",
+            id,
+            &[(&state, "vmstate.bin"), (&mem, "mem.bin")],
+        )
+        .unwrap();
+        let r = fc::snapshot_load(&sock2, &x.join("vmstate.bin"), &x.join("mem.bin"), false, t).await;
+        prepare::remove_exchange_dir(&x);
+        let _ = b.kill();
+        let _ = b.wait();
+        r
+    });
+    match loaded {
+        Ok(()) => eprintln!("unprivileged firecracker snapshot/load: accepted"),
+        Err(e) if !host.hardware_kvm() => {
+            eprintln!("unprivileged firecracker snapshot/load refused here (no hardware KVM): {e}")
+        }
+        Err(e) => panic!("snapshot/load failed with hardware KVM: {e}"),
+    }
+    let left: Vec<_> = std::fs::read_dir(&sockets)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".snapshot-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

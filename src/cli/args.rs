@@ -211,9 +211,15 @@ pub struct StartFlags {
     /// overlay in the guest; GUEST defaults to /workspace (/workspace-<i> for several).
     #[arg(long = "mount", value_name = "HOST_PATH[:GUEST_PATH]")]
     pub mounts: Vec<String>,
-    /// Let the guest write through to the host folders of --mount.
+    /// Let the guest write through to the host folders of --mount (served as the folders'
+    /// owner, who owns what the guest writes; never root).
     #[arg(long, requires = "mounts")]
     pub writable_mounts: bool,
+    /// Allow --mount of a folder the rules refuse: /, /etc, /root, /home, /usr, /var, /boot,
+    /// the data dir, ~/.smolvm, ~/.ssh, a folder above them (or inside smolvm's own folders
+    /// and ~/.ssh). The guest is untrusted: it gets whatever the folder holds.
+    #[arg(long, requires = "mounts")]
+    pub unsafe_mount: bool,
     /// Seconds each install step may take when the preset's image is built locally
     /// (default 600).
     #[arg(long, value_name = "SECONDS", value_parser = install_seconds)]

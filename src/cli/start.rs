@@ -36,7 +36,13 @@ fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
         qemu_machine: flags.qemu_machine.clone(),
         os: flags.os.as_deref().and_then(Os::parse),
         boot_timeout: flags.boot_timeout,
-        mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?,
+        mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?
+            .into_iter()
+            .map(|mut m| {
+                m.unsafe_mount = flags.unsafe_mount;
+                m
+            })
+            .collect(),
         install_timeout: flags.install_timeout,
         network: crate::core::egress::new_settings(env, flags.egress.policy()?, flags.publish_ssh)?,
         build_steps: (!flags.json)
@@ -312,6 +318,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                         "PID:      {}",
                         s.pid.map_or("-".into(), |p| p.to_string())
                     ));
+                    if let Some(v) = &i.vmm {
+                        line(format!("VMM user: {}", v.describe()));
+                    }
                     line(format!("Log:      {}", i.log_path.display()));
                     line(format!("Created:  {}", s.created_at));
                     0

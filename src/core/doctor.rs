@@ -74,6 +74,7 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
         "QEMU is not installed; no sandbox can boot",
         "Install QEMU: apt-get install qemu-system-x86",
     ));
+    push(qemu_seccomp(host.qemu.as_deref()));
     push(binary(
         "firecracker",
         host.firecracker.as_deref(),
@@ -81,6 +82,7 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
         "Firecracker is not installed; sandboxes use QEMU",
         "Install Firecracker into ~/.smolvm/bin/ or set SMOLVM_FIRECRACKER_BIN (needs hardware KVM)",
     ));
+    push(fc_seccomp(host.firecracker.as_deref(), env.is_root()));
     push(backend(&host.auto()));
     for (name, tool, pkg) in [("nft", "nft", "nftables"), ("ip", "ip", "iproute2")] {
         push(match host::which(env, tool) {
@@ -96,6 +98,7 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
     push(ip_forward(Path::new("/proc/sys/net/ipv4/ip_forward")));
     push(network_guard(&paths.existing_state_dbs()));
     push(privileges(env.is_root(), cap_net_admin()));
+    push(vmm_user(env.is_root()));
     push(match docker::check(env) {
         Ok(v) => check("docker", Status::Ok, format!("daemon answers (server {v})"), ""),
         Err(DockerProblem::NotInstalled) => check(
@@ -170,11 +173,11 @@ pub fn for_backend(checks: Vec<Check>, backend: &str) -> Vec<Check> {
     let mut out: Vec<Check> = match backend {
         "qemu" => checks
             .into_iter()
-            .filter(|c| c.name != "firecracker")
+            .filter(|c| c.name != "firecracker" && c.name != "fc-seccomp")
             .collect(),
         "firecracker" => checks
             .into_iter()
-            .filter(|c| c.name != "qemu")
+            .filter(|c| c.name != "qemu" && c.name != "qemu-seccomp")
             .map(|mut c| {
                 if c.name == "firecracker" && c.status == Status::Warn {
                     c.status = Status::Fail;
@@ -369,6 +372,163 @@ fn privileges(root: bool, net_admin: bool) -> Check {
             "Run smolvm with sudo, or grant it: setcap cap_net_admin+ep $(command -v smolvm)",
         )
     }
+}
+
+/// Whom sandboxes' VMMs run as: the system user `smolvm` (or, with writable mounts, the
+/// folders' owner), never root. A user of that name that smolvm did not make fails: no
+/// sandbox could start.
+fn vmm_user(root: bool) -> Check {
+    use crate::sys::users::{self, SERVICE_USER};
+    let rest = "with writable mounts, the mounted folders' owner; QEMU under its seccomp \
+                filter (-sandbox on), Firecracker under its own filters";
+    if !root {
+        let me = nix::unistd::geteuid().as_raw();
+        return check(
+            "vmm-user",
+            Status::Ok,
+            format!(
+                "smolvm is not root: VMMs run as this user, {} (uid {me})",
+                users::user_name(me)
+            ),
+            "",
+        );
+    }
+    match users::lookup_service_user() {
+        Ok(Some(id)) => check(
+            "vmm-user",
+            Status::Ok,
+            format!(
+                "VMMs run as {SERVICE_USER} (uid {}, gid {}), never root; {rest}",
+                id.uid, id.gid
+            ),
+            "",
+        ),
+        Ok(None) => check(
+            "vmm-user",
+            Status::Ok,
+            format!(
+                "VMMs run as {SERVICE_USER}, a system user made on the first start, never root; {rest}"
+            ),
+            "",
+        ),
+        Err(e) => check(
+            "vmm-user",
+            Status::Fail,
+            crate::core::error::io_reason(&e),
+            &format!("Remove or rename that user (userdel {SERVICE_USER}); smolvm then makes its own"),
+        ),
+    }
+}
+
+/// QEMU can apply its seccomp filter (`-sandbox`, which every start uses): a QEMU built
+/// without libseccomp refuses the option, so no sandbox could start.
+fn qemu_seccomp(qemu: Option<&Path>) -> Check {
+    let Some(q) = qemu else {
+        return check(
+            "qemu-seccomp",
+            Status::Fail,
+            "no QEMU, no seccomp filter to check",
+            "Install QEMU: apt-get install qemu-system-x86",
+        );
+    };
+    let mut cmd = Command::new(q);
+    cmd.args(["-sandbox", crate::sys::vmm::qemu::SANDBOX, "-version"]);
+    match docker::run_bounded(&mut cmd, Duration::from_secs(5)) {
+        Ok(Some((st, _, _))) if st.success() => check(
+            "qemu-seccomp",
+            Status::Ok,
+            format!(
+                "QEMU runs under its own seccomp filter (-sandbox {})",
+                crate::sys::vmm::qemu::SANDBOX
+            ),
+            "",
+        ),
+        _ => check(
+            "qemu-seccomp",
+            Status::Fail,
+            format!(
+                "{} has no seccomp support (-sandbox): no sandbox can start",
+                q.display()
+            ),
+            "Install a QEMU built with libseccomp (Debian's qemu-system-x86 is)",
+        ),
+    }
+}
+
+/// Firecracker's own seccomp filters: present in official (musl) builds; a build without
+/// its policies installs a filter that allows every system call. Measured on a probe
+/// process (its API thread's filter) started as the VMM's user.
+fn fc_seccomp(fc: Option<&Path>, root: bool) -> Check {
+    use crate::sys::vmm::seccomp;
+    let Some(bin) = fc else {
+        return check(
+            "fc-seccomp",
+            Status::Ok,
+            "no Firecracker binary, nothing to check",
+            "",
+        );
+    };
+    let fix = "Use an official Firecracker release (its musl build carries the seccomp policies), \
+               or build it for x86_64-unknown-linux-musl";
+    let user = if root {
+        match probe_user() {
+            Some(u) => Some(u),
+            None => {
+                return check(
+                    "fc-seccomp",
+                    Status::Warn,
+                    "cannot tell whether Firecracker filters system calls: no unprivileged user to probe it as",
+                    fix,
+                )
+            }
+        }
+    } else {
+        None
+    };
+    match seccomp::probe_firecracker(bin, user) {
+        Ok(Some(n)) if n >= seccomp::MEANINGFUL_FILTER => check(
+            "fc-seccomp",
+            Status::Ok,
+            format!("{} applies its own seccomp filters ({n} BPF instructions)", bin.display()),
+            "",
+        ),
+        Ok(n) => check(
+            "fc-seccomp",
+            Status::Warn,
+            format!(
+                "{} has no seccomp policy compiled in ({}): a guest that escapes it may make any system call as its unprivileged user",
+                bin.display(),
+                match n {
+                    Some(n) => format!("its filter of {n} BPF instructions allows every system call"),
+                    None => "no filter at all".into(),
+                }
+            ),
+            fix,
+        ),
+        Err(e) => check(
+            "fc-seccomp",
+            Status::Warn,
+            format!(
+                "cannot tell whether {} filters system calls: {}",
+                bin.display(),
+                crate::core::error::io_reason(&e)
+            ),
+            fix,
+        ),
+    }
+}
+
+/// Whom to run a Firecracker probe as: the service user when it exists, else `nobody`.
+fn probe_user() -> Option<crate::sys::vmm::VmmIdentity> {
+    use crate::sys::users;
+    let id = match users::lookup_service_user() {
+        Ok(Some(id)) => id,
+        _ => users::lookup("nobody")?,
+    };
+    Some(crate::sys::vmm::VmmIdentity {
+        id,
+        groups: Vec::new(),
+    })
 }
 
 /// Free space on the file system that holds `dir` (or its nearest existing ancestor).

@@ -40,11 +40,46 @@ pub struct Info {
     /// Its egress policy and whether its SSH forward is published (`sandbox network`).
     pub internet: super::egress::Policy,
     pub publish_ssh: bool,
+    /// Whom its running VMM runs as (absent when no VMM of it runs).
+    pub vmm: Option<VmmInfo>,
+}
+
+/// The user a running VMM runs as, and whether a seccomp filter confines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmmInfo {
+    pub user: String,
+    pub uid: u32,
+    pub seccomp: bool,
+}
+
+impl VmmInfo {
+    /// `smolvm (uid 999, seccomp filter)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (uid {}, {})",
+            self.user,
+            self.uid,
+            if self.seccomp {
+                "seccomp filter"
+            } else {
+                "no seccomp filter"
+            }
+        )
+    }
 }
 
 pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
     let vm = get(ctx, id)?;
     let net = super::egress::settings_of(&ctx.store, &vm);
+    let vmm = vm
+        .pid
+        .filter(|_| !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir))
+        .and_then(|pid| crate::sys::procfs::confinement(i32::try_from(pid).ok()?))
+        .map(|c| VmmInfo {
+            user: crate::sys::users::user_name(c.uid),
+            uid: c.uid,
+            seccomp: c.seccomp,
+        });
     Ok(Info {
         internet: net.internet,
         publish_ssh: net.publish_ssh,
@@ -54,6 +89,7 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
         socket_path: vm.socket_path.clone(),
         log_path: ctx.log_path(id)?,
         updated_at: vm.updated_at.clone(),
+        vmm,
     })
 }
 

@@ -362,6 +362,17 @@ pub fn regular(path: &Path) -> io::Result<()> {
     }
 }
 
+/// A directory, opened as what it is now (`O_DIRECTORY | O_NOFOLLOW`, close-on-exec): a
+/// symbolic link in the last component is refused, never followed.
+pub fn dir_nofollow(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| explain(path, e))?;
+    Ok(std::os::fd::OwnedFd::from(f))
+}
+
 /// A new directory `<parent>/<prefix><pid>-<random>` (mkdir with `mode`, so it fails
 /// rather than reuse anything already there): a name this process generated, so it is
 /// ours to remove later.

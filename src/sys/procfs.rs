@@ -137,6 +137,27 @@ pub fn stats(pid: i32) -> Option<ProcStats> {
     })
 }
 
+/// Whom a process runs as and how it is confined (`/proc/<pid>/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confinement {
+    /// The effective uid and gid.
+    pub uid: u32,
+    pub gid: u32,
+    /// Under a seccomp filter (`Seccomp: 2`).
+    pub seccomp: bool,
+}
+
+/// Read `/proc/<pid>/status`; `None` if the process is gone.
+pub fn confinement(pid: i32) -> Option<Confinement> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+    Some(Confinement {
+        uid: field("Uid:")?.split_whitespace().nth(1)?.parse().ok()?,
+        gid: field("Gid:")?.split_whitespace().nth(1)?.parse().ok()?,
+        seccomp: field("Seccomp:")? == "2",
+    })
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
 pub fn ticks_per_second() -> u64 {
     match rustix::param::clock_ticks_per_second() {

@@ -79,6 +79,52 @@ pub fn lookup_service_user() -> io::Result<Option<Identity>> {
     }))
 }
 
+/// Who owns `path` (a symbolic link is not followed): its owner, with the owner's primary
+/// group from the user database, else the file's own group (an owner without an account).
+pub fn owner_of(path: &std::path::Path) -> io::Result<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path)?;
+    let uid = m.uid();
+    let gid = User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.gid.as_raw())
+        .unwrap_or(m.gid());
+    Ok(Identity { uid, gid })
+}
+
+/// The id of group `name`, made as a system group when it does not exist yet (root only).
+pub fn ensure_system_group(name: &str) -> io::Result<u32> {
+    if let Some(g) = Group::from_name(name).map_err(io::Error::from)? {
+        return Ok(g.gid.as_raw());
+    }
+    let out = Command::new("groupadd")
+        .args(["--system", name])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run groupadd: {e}")))?;
+    // Made meanwhile by another process (exit 9): fine.
+    if !out.status.success() && out.status.code() != Some(9) {
+        return Err(io::Error::other(format!(
+            "cannot create the system group '{name}': {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Group::from_name(name)
+        .map_err(io::Error::from)?
+        .map(|g| g.gid.as_raw())
+        .ok_or_else(|| io::Error::other(format!("groupadd did not create the group '{name}'")))
+}
+
+/// An existing, unprivileged user by name (with its primary group).
+pub fn lookup(name: &str) -> Option<Identity> {
+    let u = User::from_name(name).ok().flatten()?;
+    (!u.uid.is_root() && u.gid.as_raw() != 0).then(|| Identity {
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+    })
+}
+
 /// The name of a user id, for messages (`smolvm`, `1000`).
 pub fn user_name(uid: u32) -> String {
     User::from_uid(Uid::from_raw(uid))
@@ -104,6 +150,13 @@ pub fn group_name(gid: u32) -> String {
 /// ambient (so a program this process runs has them too); every other one is gone.
 /// Afterwards the switch is checked: a process that could regain root fails here.
 pub fn drop_to(id: Identity, keep: &[u32]) -> io::Result<()> {
+    drop_to_groups(id, &[], keep)
+}
+
+/// [`drop_to`], keeping exactly `groups` as the supplementary groups (a VMM keeps the
+/// group that lets it reach `/dev/kvm` or the sockets' folder, nothing else). Makes no
+/// allocation unless it fails, so a child may call it between fork and exec.
+pub fn drop_to_groups(id: Identity, groups: &[u32], keep: &[u32]) -> io::Result<()> {
     // Out of the bounding set too (needs CAP_SETPCAP, which root has): no exec can
     // bring another capability back.
     for c in 0..64u32 {
@@ -115,7 +168,10 @@ pub fn drop_to(id: Identity, keep: &[u32]) -> io::Result<()> {
     if !keep.is_empty() {
         set_keepcaps(true)?;
     }
-    nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
+    // SAFETY: `groups` is a live slice of gid_t-sized integers, read by the kernel only.
+    if unsafe { libc::setgroups(groups.len(), groups.as_ptr().cast::<libc::gid_t>()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     let gid = Gid::from_raw(id.gid);
     nix::unistd::setresgid(gid, gid, gid).map_err(io::Error::from)?;
     let uid = Uid::from_raw(id.uid);

@@ -275,11 +275,17 @@ while True:
 
 /// The FAKE Firecracker's binary: a copy of the Python interpreter named `firecracker`
 /// (smolvm signals only QEMU and Firecracker binaries), cached outside the clone, and the
-/// `PYTHONHOME` it needs.
+/// `PYTHONHOME` it needs. The system's interpreter when there is one (`/usr/bin/python3`:
+/// its library is readable by every user, so the fake also runs as an unprivileged VMM
+/// user), else `python3` on PATH.
 pub fn fake_firecracker_binary() -> (PathBuf, String) {
     static BIN: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        let out = Command::new("python3")
+        let python = ["/usr/bin/python3"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("python3");
+        let out = Command::new(python)
             .args([
                 "-c",
                 "import sys; print(sys.executable); print(sys.base_prefix)",

@@ -31,6 +31,13 @@ pub struct Home {
 impl Home {
     pub fn new() -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
+        // Searchable by everyone (not listable), as /tmp is: the sockets' folder inside it
+        // must be reachable by a VMM running as an unprivileged user.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .unwrap();
         let home = tmp.path().join("home");
         let data = tmp.path().join("state");
         std::fs::create_dir_all(home.join(".smolvm/images")).unwrap();
@@ -266,4 +273,57 @@ pub fn smolvm_db_with_vm(db: &Path, id: &str, status: &str, rootfs: &Path, kerne
         rusqlite::params![id, status, config.to_string(), network.to_string()],
     )
     .unwrap();
+}
+
+/// What `/proc/<pid>/status` says about a process's privileges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privileges {
+    /// Real, effective, saved and file-system uids.
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
+    pub groups: Vec<u32>,
+    /// `Seccomp:` (0 none, 2 filter).
+    pub seccomp: u32,
+    pub no_new_privs: bool,
+    pub cap_eff: u64,
+}
+
+pub fn privileges(pid: i64) -> Privileges {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| -> String {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in /proc/{pid}/status"))
+            .trim()
+            .to_string()
+    };
+    let nums = |k: &str| -> Vec<u32> {
+        field(k)
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let four = |v: Vec<u32>| [v[0], v[1], v[2], v[3]];
+    Privileges {
+        uids: four(nums("Uid:")),
+        gids: four(nums("Gid:")),
+        groups: nums("Groups:"),
+        seccomp: field("Seccomp:").parse().unwrap(),
+        no_new_privs: field("NoNewPrivs:") == "1",
+        cap_eff: u64::from_str_radix(&field("CapEff:"), 16).unwrap(),
+    }
+}
+
+/// The VMM `pid` runs as `uid` (every id of it), never root in any group, with no
+/// capability, no way back up, under a seccomp filter.
+pub fn assert_unprivileged_vmm(pid: i64, uid: u32) {
+    let p = privileges(pid);
+    assert_eq!(p.uids, [uid; 4], "{p:?}");
+    assert!(
+        uid != 0 && !p.gids.contains(&0) && !p.groups.contains(&0),
+        "{p:?}"
+    );
+    assert_eq!(p.seccomp, 2, "no seccomp filter: {p:?}");
+    assert!(p.no_new_privs, "{p:?}");
+    assert_eq!(p.cap_eff, 0, "{p:?}");
 }

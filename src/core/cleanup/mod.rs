@@ -42,7 +42,10 @@ pub use teardown::{live_vmms, stop_vm, teardown_vm};
 use teardown::{teardown, Ctx};
 
 pub const DEFAULT_PREFIX: &str = "vm-";
-pub const DEFAULT_PARALLEL: usize = 8;
+/// Teardowns in flight at once (`SMOLVM_CLEANUP_PARALLEL`): mostly waiting for guests to
+/// power off, which costs nothing; the CPU-bound steps among them run one per core. The
+/// bound keeps open descriptors (a pidfd, a control connection per VM) far below limits.
+pub const DEFAULT_PARALLEL: usize = 64;
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A cleanup prefix is never empty (it would match every VM, which is `--all`'s job) and
@@ -74,6 +77,8 @@ pub struct CleanupOptions {
     pub socket_dir: PathBuf,
     /// The whole budget for stopping one VMM, graceful steps included.
     pub stop_timeout: Duration,
+    /// Teardowns in flight at once (1: one after the other); their CPU-bound steps run
+    /// at most one per core.
     pub parallel: usize,
     pub busy_timeout: Duration,
     /// Every candidate state database ([`Paths::candidate_state_dbs`]): the active one
@@ -516,8 +521,8 @@ fn carries_socket_of(info: &ProcInfo, vm: &VmRecord, socket_dir: &Path) -> bool 
                 || vm.socket_path.as_deref() == Some(path.to_string_lossy().as_ref()))
     })
 }
-/// Tear down every target (in parallel, bounded by `opts.parallel`; events in target
-/// order), then remove every orphan. A failure does not stop the others. The prompt may
+/// Tear down every target (`opts.parallel` in flight, their CPU-bound steps one per core;
+/// events in target order), then remove every orphan. A failure does not stop the others. The prompt may
 /// have waited minutes since the plan: each target's row is read again before it is torn
 /// down, and the orphans are computed again from a fresh look at every database and the
 /// live system — only those still orphans are removed, each proved again at its delete.
@@ -548,6 +553,8 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
     let ctx = Arc::new(Ctx {
         store: plan.store.clone(),
         known: plan.known.clone(),
+        cpu: teardown::cpu_permits(plan.opts.parallel),
+        nft: teardown::NftQueue::default(),
         opts: plan.opts.clone(),
         vmms,
     });

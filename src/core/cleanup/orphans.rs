@@ -93,7 +93,7 @@ fn tap_for_ip(ip: &str) -> Option<String> {
 /// Whether a process is listening on the Unix socket at `path` (a dead socket file
 /// refuses the connection).
 fn socket_listening(path: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(path).is_ok()
+    crate::sys::vmm::launch::connect_blocking(path).is_ok()
 }
 
 /// Orphans: only what is provably this install's and dead. Nothing is an orphan while a

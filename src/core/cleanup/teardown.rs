@@ -33,6 +33,135 @@ pub(super) struct Ctx {
     /// Live VMM processes, scanned once for the whole run (after the prompt); each one a
     /// target claims is proved again, through a pidfd, right before it is signalled.
     pub(super) vmms: Vec<VmmProcess>,
+    /// Permits for the steps that cost CPU (reading the row, proving the TAP, nftables,
+    /// files, the row's deletion): one per core. Waiting — for a guest to power off, for
+    /// the kernel to let a deleted link go — holds none, so many teardowns wait at once
+    /// while the work itself never oversubscribes the machine.
+    pub(super) cpu: Arc<tokio::sync::Semaphore>,
+    /// The nftables deletions of teardowns that reach that step together, made as one.
+    pub(super) nft: NftQueue,
+}
+
+/// Teardowns that reach the nftables step together share one look at the tables and one
+/// atomic batch: whoever gets the turn reads the tables once and deletes every waiting
+/// VM's elements and rules (`nft` three times, not three times per VM). When the combined
+/// batch fails, each VM's deletions are retried on their own, so one VM's problem is only
+/// its own.
+#[derive(Default)]
+pub(super) struct NftQueue {
+    pending: std::sync::Mutex<Vec<NftRequest>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+struct NftRequest {
+    vm_id: String,
+    res: VmResources,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+impl NftQueue {
+    /// Delete VM `vm_id`'s nftables elements and rules (see [`vm_nft_deletions`]).
+    async fn delete(
+        &self,
+        vm_id: &str,
+        res: &VmResources,
+        cpu: &tokio::sync::Semaphore,
+    ) -> Result<()> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(NftRequest {
+                vm_id: vm_id.to_string(),
+                res: res.clone(),
+                done,
+            });
+        {
+            let _turn = self.turn.lock().await;
+            let batch = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if !batch.is_empty() {
+                let _cpu = cpu.acquire().await.map_err(rt)?;
+                let reqs: Vec<(String, VmResources)> = batch
+                    .iter()
+                    .map(|r| (r.vm_id.clone(), r.res.clone()))
+                    .collect();
+                let outcomes = tokio::task::spawn_blocking(move || nft_delete_all(&reqs))
+                    .await
+                    .map_err(rt)?;
+                for (r, o) in batch.into_iter().zip(outcomes) {
+                    let _ = r.done.send(o);
+                }
+            }
+        }
+        result
+            .await
+            .unwrap_or_else(|_| Err(rt("the nftables step was dropped")))
+    }
+}
+
+/// Every VM's deletions as one batch (re-read and retried on a conflict); when that keeps
+/// failing, each VM on its own. One outcome per request, in order.
+fn nft_delete_all(reqs: &[(String, VmResources)]) -> Vec<Result<()>> {
+    for _ in 0..3 {
+        let state = match nft::read() {
+            Ok(s) => s,
+            Err(e) => {
+                // Nothing provable to remove without rights to look: an error only for a
+                // VM that has a network.
+                return reqs
+                    .iter()
+                    .map(|(_, res)| {
+                        if res.tap.is_some() {
+                            Err(rt(&e))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .collect();
+            }
+        };
+        let all: Vec<nft::Deletion> = reqs
+            .iter()
+            .flat_map(|(id, res)| vm_nft_deletions(&state, id, res))
+            .collect();
+        if nft::delete(&all).is_ok() {
+            return reqs.iter().map(|_| Ok(())).collect();
+        }
+        if reqs.len() > 1 {
+            break;
+        }
+    }
+    reqs.iter()
+        .map(|(id, res)| nft_delete_one(id, res))
+        .collect()
+}
+
+/// One VM's deletions: read, delete, re-read on a conflict (a parallel change).
+fn nft_delete_one(id: &str, res: &VmResources) -> Result<()> {
+    for attempt in 0..3 {
+        let state = match nft::read() {
+            Ok(s) => s,
+            Err(e) if res.tap.is_some() => return Err(rt(e)),
+            Err(_) => return Ok(()),
+        };
+        match nft::delete(&vm_nft_deletions(&state, id, res)) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt == 2 => return Err(rt(e)),
+            Err(_) => continue,
+        }
+    }
+    Ok(())
+}
+
+/// One permit per core (at most `in_flight`): how many teardowns do CPU-bound work at once.
+pub(super) fn cpu_permits(in_flight: usize) -> Arc<tokio::sync::Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Arc::new(tokio::sync::Semaphore::new(cores.min(in_flight.max(1))))
 }
 
 /// Tear down one VM. Each step tolerates "already gone"; the row goes last, so a run
@@ -40,6 +169,7 @@ pub(super) struct Ctx {
 /// row deleted meanwhile is done, and a stale VM that was started again meanwhile is left
 /// alone.
 pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> Result<()> {
+    let cpu = ctx.cpu.acquire().await.map_err(rt)?;
     let store = ctx.store.clone();
     let id = t.vm.id.clone();
     let (fresh, leases) = tokio::task::spawn_blocking(move || {
@@ -60,6 +190,8 @@ pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> Result<()> {
             ),
         ));
     }
+    // Stopping is mostly waiting for the guest: no CPU permit held meanwhile.
+    drop(cpu);
     stop_found(
         &vm,
         &ctx.vmms,
@@ -185,6 +317,8 @@ pub async fn teardown_vm(store: Arc<StateStore>, vm_id: &str, opts: CleanupOptio
     let ctx = Ctx {
         store,
         known: Arc::new(known),
+        cpu: cpu_permits(opts.parallel),
+        nft: NftQueue::default(),
         opts,
         vmms,
     };
@@ -203,7 +337,11 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
             bridge: t.resources.bridge,
             known: &ctx.known,
         };
-        match OwnedTap::prove(tap, claim).await {
+        let cpu = ctx.cpu.acquire().await.map_err(rt)?;
+        let proved = OwnedTap::prove(tap, claim).await;
+        // Deleting a link is mostly the kernel waiting for RCU grace periods: no permit.
+        drop(cpu);
+        match proved {
             Ok(Some(owned)) => {
                 net::delete_link(&owned).await.map_err(rt)?;
             }
@@ -213,37 +351,24 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
         }
     }
 
-    // 3. nftables: exactly this VM's elements and rules, as one batch. Re-read on a
-    //    conflict (a parallel teardown changed the tables).
-    let res = t.resources.clone();
-    let id = vm.id.clone();
-    let has_net = res.tap.is_some();
+    // 3. nftables: exactly this VM's elements and rules, in one atomic batch — shared with
+    //    the teardowns that get there at the same time ([`NftQueue`]).
+    ctx.nft.delete(&vm.id, &t.resources, &ctx.cpu).await?;
+    let _cpu = ctx.cpu.acquire().await.map_err(rt)?;
     // The guard's objects of this TAP (smolvm's own table), unless another database
     // records the TAP (then they guard that VM).
-    let guard_tap = res
+    let res = &t.resources;
+    if let Some(tap) = res
         .tap
         .clone()
-        .filter(|tap| !res.bridge && !ctx.known.tap_recorded_by_other(tap, &vm.id));
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        for attempt in 0..3 {
-            let state = match nft::read() {
-                Ok(s) => s,
-                Err(e) if has_net => return Err(rt(e)),
-                Err(_) => return Ok(()), // nothing provable to remove without rights to look
-            };
-            match nft::delete(&vm_nft_deletions(&state, &id, &res)) {
-                Ok(()) => break,
-                Err(e) if attempt == 2 => return Err(rt(e)),
-                Err(_) => continue,
-            }
-        }
-        if let Some(tap) = guard_tap {
-            crate::core::egress::remove_guard(&tap, res.guest_ip.as_deref()).map_err(rt)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(rt)??;
+        .filter(|tap| !res.bridge && !ctx.known.tap_recorded_by_other(tap, &vm.id))
+    {
+        let ip = res.guest_ip.clone();
+        tokio::task::spawn_blocking(move || crate::core::egress::remove_guard(&tap, ip.as_deref()))
+            .await
+            .map_err(rt)?
+            .map_err(rt)?;
+    }
 
     // 4. Files, by the names smolvm generates for this id in the dirs it owns: control
     //    sockets, console log, isolated disk (never a path read from the row).

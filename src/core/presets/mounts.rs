@@ -24,6 +24,88 @@ pub struct Mount {
     /// virtio-9p mount tag, `workspace<i>`.
     pub tag: String,
     pub writable: bool,
+    /// Given with `--unsafe-mount`: the folder may be one the rules below refuse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_mount: bool,
+}
+
+/// Host folders a mount may not be, nor be above, without `--unsafe-mount`: sharing them
+/// hands the guest the host's configuration, programs, users' homes or boot files.
+pub const SYSTEM_FOLDERS: &[&str] = &["/", "/etc", "/root", "/home", "/usr", "/var", "/boot"];
+
+/// One folder the mount rules protect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protected {
+    pub path: PathBuf,
+    /// What it is, for the refusal: "a system folder", "smolvm's data dir", …
+    pub what: String,
+    /// Whether a folder inside it is refused too (smolvm's own folders, SSH keys).
+    pub inside_too: bool,
+}
+
+/// The protected folders: [`SYSTEM_FOLDERS`], the data dir, and `~/.smolvm` and `~/.ssh`
+/// of each home given (this user's, and the invoking user's under sudo). Paths are
+/// resolved where they exist, as mounts are.
+pub fn protected(data_dir: &Path, homes: &[PathBuf]) -> Vec<Protected> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out: Vec<Protected> = SYSTEM_FOLDERS
+        .iter()
+        .map(|p| Protected {
+            path: PathBuf::from(p),
+            what: "a system folder".into(),
+            inside_too: false,
+        })
+        .collect();
+    out.push(Protected {
+        path: real(data_dir),
+        what: "smolvm's data dir".into(),
+        inside_too: true,
+    });
+    for h in homes {
+        let h = real(h);
+        for (dir, what) in [(".smolvm", "smolvm's own files"), (".ssh", "SSH keys")] {
+            out.push(Protected {
+                path: h.join(dir),
+                what: what.into(),
+                inside_too: true,
+            });
+        }
+    }
+    out
+}
+
+/// Refuse (usage error, nothing changed) every mount of `mounts` that is a protected
+/// folder, above one, or inside one that protects its insides — unless it was given with
+/// `--unsafe-mount`. The error names the folders, the rule and the flag.
+pub fn check_protected(mounts: &[Mount], protected: &[Protected]) -> Result<()> {
+    for m in mounts.iter().filter(|m| !m.unsafe_mount) {
+        let host = &m.host_path;
+        let named = |p: &Protected| format!("{} ({})", p.path.display(), p.what);
+        let why = if let Some(p) = protected.iter().find(|p| *host == p.path) {
+            format!("it is {}", named(p))
+        } else if let Some(p) = protected
+            .iter()
+            .find(|p| p.inside_too && host.starts_with(&p.path))
+        {
+            format!("it is inside {}", named(p))
+        } else {
+            let held: Vec<String> = protected
+                .iter()
+                .filter(|p| p.path.starts_with(host))
+                .map(named)
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
+            format!("it holds {}", held.join(", "))
+        };
+        return Err(Error::usage(format!(
+            "--mount {}: refused: {why}, which the guest must not get. Pass --unsafe-mount to mount it anyway",
+            host.display()
+        ))
+        .with_recovery("Mount a project folder instead (e.g. --mount ~/project)."));
+    }
+    Ok(())
 }
 
 /// The kernel options a guest needs for the mounts (named when mounting fails).
@@ -100,6 +182,7 @@ pub fn parse_specs(specs: &[String], writable: bool) -> Result<Vec<Mount>> {
             guest_path: guest,
             tag: format!("workspace{i}"),
             writable,
+            unsafe_mount: false,
         });
     }
     Ok(out)
@@ -126,20 +209,19 @@ pub fn is_ours(m: &Mount) -> bool {
         && m.host_path.is_absolute()
 }
 
-/// A path in a QEMU option value (`,` doubled).
-fn qemu_escape(p: &Path) -> String {
-    p.display().to_string().replace(',', ",,")
-}
-
-/// QEMU's arguments for the mounts (`-fsdev` + `-device virtio-9p-…`).
-pub fn qemu_args(mounts: &[Mount], microvm: bool) -> Vec<String> {
+/// QEMU's arguments for the mounts (`-fsdev` + `-device virtio-9p-…`). `roots[i]` is what
+/// QEMU opens as the shared folder of `mounts[i]`: `/proc/self/fd/N` for a folder root
+/// opened and handed over (the very folder that was checked, reached without walking the
+/// folders above it as the VMM's user), else the host path itself.
+pub fn qemu_args(mounts: &[Mount], roots: &[PathBuf], microvm: bool) -> Vec<String> {
     let mut a = Vec::new();
-    for m in mounts {
+    for (i, m) in mounts.iter().enumerate() {
+        let root = roots.get(i).unwrap_or(&m.host_path);
         a.push("-fsdev".into());
         a.push(format!(
             "local,id=fsdev-{tag},path={path},security_model=mapped-xattr{ro}",
             tag = m.tag,
-            path = qemu_escape(&m.host_path),
+            path = crate::sys::vmm::qemu::escape(root),
             ro = if m.writable { "" } else { ",readonly=on" }
         ));
         a.push("-device".into());
@@ -242,15 +324,66 @@ mod tests {
     }
 
     #[test]
+    fn protected_folders_above_and_inside() {
+        let homes = [PathBuf::from("/home/alice")];
+        let p = protected(Path::new("/var/lib/smolvm-test-data"), &homes);
+        let m = |path: &str, unsafe_mount: bool| Mount {
+            host_path: PathBuf::from(path),
+            guest_path: "/w".into(),
+            tag: "workspace0".into(),
+            writable: true,
+            unsafe_mount,
+        };
+        let refused = |path: &str| check_protected(&[m(path, false)], &p).unwrap_err();
+        let e = refused("/etc");
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.message,
+            "--mount /etc: refused: it is /etc (a system folder), which the guest must not get. \
+             Pass --unsafe-mount to mount it anyway"
+        );
+        assert!(refused("/").message.contains("it is / (a system folder)"));
+        assert!(refused("/home").message.contains("/home (a system folder)"));
+        let home = refused("/home/alice").message;
+        assert!(
+            home.contains(
+                "it holds /home/alice/.smolvm (smolvm's own files), /home/alice/.ssh (SSH keys)"
+            ),
+            "{home}"
+        );
+        assert!(refused("/home/alice/.ssh/x")
+            .message
+            .contains("inside /home/alice/.ssh"));
+        assert!(refused("/home/alice/.smolvm")
+            .message
+            .contains("smolvm's own files"));
+        assert!(refused("/var/lib/smolvm-test-data/disks")
+            .message
+            .contains("data dir"));
+        assert!(refused("/var/lib").message.contains("data dir"));
+        for fine in [
+            "/home/alice/project",
+            "/srv/x",
+            "/usr/local/src/p",
+            "/var/www",
+            "/etcetera",
+        ] {
+            assert!(check_protected(&[m(fine, false)], &p).is_ok(), "{fine}");
+        }
+        assert!(check_protected(&[m("/etc", true)], &p).is_ok());
+    }
+
+    #[test]
     fn qemu_and_guest_side() {
         let m = Mount {
             host_path: PathBuf::from("/h/a,b"),
             guest_path: "/workspace".into(),
             tag: "workspace0".into(),
             writable: false,
+            unsafe_mount: false,
         };
         assert_eq!(
-            qemu_args(std::slice::from_ref(&m), false),
+            qemu_args(std::slice::from_ref(&m), &[], false),
             [
                 "-fsdev",
                 "local,id=fsdev-workspace0,path=/h/a,,b,security_model=mapped-xattr,readonly=on",

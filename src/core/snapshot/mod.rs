@@ -518,9 +518,7 @@ async fn write_snapshot(
                 .paths
                 .firecracker_socket(&vm.id)
                 .ok_or_else(|| super::start::invalid_id(&vm.id))?;
-            crate::sys::vmm::firecracker::snapshot_create(&sock, &state, &mem, budget)
-                .await
-                .map_err(rt)?;
+            fc_snapshot_create(ctx, vm, &sock, &state, &mem, budget).await?;
             for p in [&state, &mem] {
                 open::open_read(p).and_then(|f| f.sync_all()).map_err(rt)?;
             }
@@ -579,6 +577,60 @@ async fn write_snapshot(
     ctx.store
         .set_snapshot_network_settings(id, &serde_json::to_value(&settings).map_err(rt)?)
         .map_err(rt)
+}
+
+/// Firecracker's `PUT /snapshot/create` into `state` and `mem`. A Firecracker running as an
+/// unprivileged user cannot reach the snapshots folder: it writes into a private folder of
+/// its user in the sockets' folder, and the files are copied from there (checked to be its
+/// own regular files, read through descriptors) into the snapshot, root's 0600.
+async fn fc_snapshot_create(
+    ctx: &Ctx,
+    vm: &VmRecord,
+    sock: &Path,
+    state: &Path,
+    mem: &Path,
+    budget: Duration,
+) -> Result<()> {
+    use crate::sys::vmm::{firecracker, prepare};
+    let me = nix::unistd::geteuid().as_raw();
+    let owner = vm
+        .pid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(crate::sys::procfs::confinement)
+        .filter(|c| c.uid != me);
+    let Some(owner) = owner else {
+        return firecracker::snapshot_create(sock, state, mem, budget)
+            .await
+            .map_err(rt);
+    };
+    let id = crate::sys::users::Identity {
+        uid: owner.uid,
+        gid: owner.gid,
+    };
+    let x = prepare::exchange_dir(&ctx.paths.socket_dir, &vm.id, id, &[]).map_err(|e| {
+        rt(format!(
+            "cannot make a folder for Firecracker's snapshot files in {}: {}",
+            ctx.paths.socket_dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let r = async {
+        firecracker::snapshot_create(sock, &x.join(FC_STATE), &x.join(FC_MEM), budget)
+            .await
+            .map_err(rt)?;
+        for (name, dest) in [(FC_STATE, state), (FC_MEM, mem)] {
+            prepare::take_file(&x, name, owner.uid, dest).map_err(|e| {
+                rt(format!(
+                    "cannot take Firecracker's {name}: {}",
+                    io_reason(&e)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+    .await;
+    prepare::remove_exchange_dir(&x);
+    r
 }
 
 /// `sync` in the guest over SSH (bounded), so a disk copy holds what was written.

@@ -161,7 +161,7 @@ pub async fn restore(
     // Refusals before anything changes.
     // What the VMM will be given (a Firecracker full snapshot loads without its kernel).
     if !(vmm == Vmm::Firecracker && info.kind != "disk") {
-        start::check_kernel_and_mounts(start::Whose::Snapshot(&info.id), &row.vm_config)?;
+        start::check_kernel_and_mounts(ctx, start::Whose::Snapshot(&info.id), &row.vm_config)?;
     }
     let existing = ctx.store.get_vm(&id).map_err(rt)?;
     let holders = ctx
@@ -337,17 +337,26 @@ async fn bring_up(
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
     progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
     let t_spawn = Instant::now();
-    // QEMU's command line, from the checked config (Firecracker gets its API socket only).
-    let qemu_argv = match vmm {
-        Vmm::Qemu => {
-            let checked = start::check_config(ctx, &id, &row.config)?;
-            let mut a = start::qemu_spec(&row, &checked, runtime, &net_now, &socket).argv();
-            a.extend(["-S", "-incoming", "defer"].map(String::from));
-            a
-        }
-        Vmm::Firecracker => Vec::new(),
+    // The same machine and devices as the saved one, from the checked config; QEMU waits
+    // paused for the state (Firecracker gets its API socket, and its disk where the saved
+    // state names it).
+    let checked = match vmm {
+        Vmm::Qemu => start::check_config(ctx, &id, &row.config)?,
+        Vmm::Firecracker => start::check_disk_only(ctx, &id, &row.config)?,
     };
-    let mut child = start::spawn_vmm(vmm, runtime, &socket, &log, || qemu_argv)?;
+    let spawned = start::spawn_vmm(
+        ctx,
+        runtime,
+        start::VmmJob {
+            row: &row,
+            checked: &checked,
+            net: &net_now,
+            socket: &socket,
+            log: &log,
+            qemu_extra: &["-S", "-incoming", "defer"],
+        },
+    )?;
+    let (mut child, user) = (spawned.child, spawned.user);
     let pid = i64::from(child.id());
     let sock_text = socket.display().to_string();
     // Recorded at once (paused, with its PID), so a crash from here on is reconciled.
@@ -371,8 +380,10 @@ async fn bring_up(
                             start::log_tail(&log)
                         )));
                     }
-                    if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
-                        break q;
+                    if start::control_socket_up(vmm, &socket, &user).await? {
+                        if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
+                            break q;
+                        }
                     }
                     if Instant::now() >= deadline {
                         return Err(rt(format!("Timed out waiting for {what} control socket")));
@@ -397,18 +408,52 @@ async fn bring_up(
                 }
             }
             Vmm::Firecracker => {
-                if !firecracker::wait_for_socket(&socket, budget).await {
-                    return Err(rt(format!("Timed out waiting for {what} control socket")));
+                loop {
+                    if start::control_socket_up(vmm, &socket, &user).await? {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(rt(format!("Timed out waiting for {what} control socket")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                firecracker::snapshot_load(
+                // An unprivileged Firecracker reads copies in a private folder of its
+                // user (it cannot reach the snapshots folder); they go once it has loaded.
+                let (state, mem) = (info.path.join(FC_STATE), info.path.join(FC_MEM));
+                let x = match &user.identity {
+                    Some(u) => Some(
+                        crate::sys::vmm::prepare::exchange_dir(
+                            &ctx.paths.socket_dir,
+                            &id,
+                            u.id,
+                            &[(&state, FC_STATE), (&mem, FC_MEM)],
+                        )
+                        .map_err(|e| {
+                            rt(format!(
+                                "cannot hand the snapshot's files to Firecracker: {}",
+                                io_reason(&e)
+                            ))
+                        })?,
+                    ),
+                    None => None,
+                };
+                let (s, m) = match &x {
+                    Some(x) => (x.join(FC_STATE), x.join(FC_MEM)),
+                    None => (state, mem),
+                };
+                let loaded = firecracker::snapshot_load(
                     &socket,
-                    &info.path.join(FC_STATE),
-                    &info.path.join(FC_MEM),
+                    &s,
+                    &m,
                     opts.resume,
                     Duration::from_secs(60),
                 )
                 .await
-                .map_err(rt)?;
+                .map_err(rt);
+                if let Some(x) = &x {
+                    crate::sys::vmm::prepare::remove_exchange_dir(x);
+                }
+                loaded?;
                 progress.emit(StartEvent::PhaseDone(
                     start::Phase::Spawn,
                     t_spawn.elapsed(),
@@ -430,6 +475,7 @@ async fn bring_up(
     if let Err(e) = r {
         let _ = child.kill();
         let _ = child.wait();
+        start::claim_leftover_socket(&socket, &user);
         return Err(e);
     }
     std::thread::spawn(move || {

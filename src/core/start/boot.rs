@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
+use super::vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
 use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, DEFAULT_BOOT_ARGS, READY_MARKER};
-use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
 use crate::core::images::Vmm;
 use crate::core::progress::Progress;
 use crate::sys::state::{Network, VmRecord, VmStatus};
+use crate::sys::vmm::firecracker;
 use crate::sys::vmm::qemu::{Machine, QemuSpec};
-use crate::sys::vmm::{self, firecracker, qmp::Qmp};
 
 /// Network, spawn and boot for an existing row (created or stopped). On failure the VMM
 /// this call spawned is killed (its own child, never a process found through the row) and
@@ -48,9 +49,19 @@ pub(crate) async fn boot(
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
     let t_spawn = Instant::now();
-    let mut child = spawn_vmm(runtime.vmm, runtime, &socket, &log, || {
-        qemu_spec(&row, checked, runtime, &net, &socket).argv()
-    })?;
+    let spawned = spawn_vmm(
+        ctx,
+        runtime,
+        VmmJob {
+            row: &row,
+            checked,
+            net: &net,
+            socket: &socket,
+            log: &log,
+            qemu_extra: &[],
+        },
+    )?;
+    let (mut child, user) = (spawned.child, spawned.user);
     let pid = i64::from(child.id());
     // From here on a failure stops the VMM this call spawned — its own child, and only
     // it: whatever the row says by then, no other process is ever signalled for it.
@@ -81,20 +92,14 @@ pub(crate) async fn boot(
         // Control socket up.
         loop {
             if let Some(e) = exited(&mut child) {
+                claim_leftover_socket(&socket, &user);
                 return Err(e);
             }
-            let up = match runtime.vmm {
-                Vmm::Qemu => Qmp::connect(&socket, Duration::from_millis(200))
-                    .await
-                    .is_ok(),
-                Vmm::Firecracker => {
-                    firecracker::wait_for_socket(&socket, Duration::from_millis(50)).await
-                }
-            };
-            if up {
+            if control_socket_up(runtime.vmm, &socket, &user).await? {
                 break;
             }
             if Instant::now() >= deadline {
+                claim_leftover_socket(&socket, &user);
                 return Err(Error::runtime(format!(
                     "Timed out waiting for {what} control socket{}",
                     log_tail(&log)
@@ -104,11 +109,11 @@ pub(crate) async fn boot(
         }
         if runtime.vmm == Vmm::Firecracker {
             let cfg = firecracker::FcConfig {
-                kernel: kernel.clone(),
+                kernel: spawned.fc_kernel.clone(),
                 boot_args: args_for_fc(&row, &net),
                 vcpus: n("vcpu_count", 2) as u32,
                 mem_mib: n("mem_size_mib", 512) as u32,
-                rootfs: checked.rootfs.clone(),
+                rootfs: spawned.fc_rootfs.clone(),
                 tap: net.tap_device.clone().unwrap_or_default(),
                 mac: net.guest_mac.clone().unwrap_or_default(),
             };
@@ -166,32 +171,6 @@ pub(crate) async fn boot(
     Ok(rep)
 }
 
-/// Spawn the VM's monitor, its output to `log`: QEMU with the argv `qemu` makes, or
-/// Firecracker listening on its API socket.
-pub(crate) fn spawn_vmm(
-    vmm: Vmm,
-    runtime: &Runtime,
-    socket: &std::path::Path,
-    log: &std::fs::File,
-    qemu: impl FnOnce() -> Vec<String>,
-) -> Result<std::process::Child> {
-    let argv = match vmm {
-        Vmm::Qemu => qemu(),
-        Vmm::Firecracker => vec![
-            runtime.binary.display().to_string(),
-            "--api-sock".into(),
-            socket.display().to_string(),
-        ],
-    };
-    vmm::spawn(&argv, log).map_err(|e| {
-        rt(format!(
-            "cannot start {}: {}",
-            runtime.binary.display(),
-            io_reason(&e)
-        ))
-    })
-}
-
 /// The QEMU guest of a row: its config (vCPUs, memory, boot args with the key and the
 /// network's `ip=`), its checked kernel, disk and mounts, its TAP and MAC, this runtime's
 /// binary, accelerator and machine. What a start spawns, and what a restore spawns again
@@ -212,6 +191,7 @@ pub(crate) fn qemu_spec(
         mem_mib: n("mem_size_mib", 512) as u32,
         kernel: checked.kernel.clone(),
         rootfs: checked.rootfs.clone(),
+        rootfs_fd: None,
         boot_args: boot_args(
             &s("boot_args").unwrap_or_else(|| DEFAULT_BOOT_ARGS.into()),
             Vmm::Qemu,
@@ -219,13 +199,16 @@ pub(crate) fn qemu_spec(
             net,
         ),
         tap: net.tap_device.clone().unwrap_or_default(),
+        tap_fd: None,
         mac: net.guest_mac.clone().unwrap_or_default(),
         qmp_socket: socket.to_path_buf(),
         accel: runtime.accel,
         machine: runtime.machine.unwrap_or(Machine::Q35),
+        sandbox: true,
         // Workspace mounts (virtio-9p), so a restore has the same devices too.
         extra: crate::core::presets::mounts::qemu_args(
             &checked.mounts,
+            &[],
             runtime.machine == Some(Machine::Microvm),
         ),
     }

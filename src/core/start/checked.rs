@@ -56,6 +56,30 @@ impl Whose<'_> {
 
 /// Check the configuration of VM `id` (its row's `config`) against the rules above.
 pub(crate) fn check(ctx: &Ctx, id: &str, config: &serde_json::Value) -> Result<CheckedConfig> {
+    let rootfs = check_disk(ctx, id, config)?;
+    let (kernel, mounts) = check_kernel_and_mounts(ctx, Whose::Sandbox(id), config)?;
+    Ok(CheckedConfig {
+        kernel,
+        rootfs,
+        mounts,
+    })
+}
+
+/// The disk alone, for a VMM that needs nothing else (a Firecracker loading a full
+/// snapshot): the kernel is left empty (not handed over), no mounts.
+pub(crate) fn check_disk_only(
+    ctx: &Ctx,
+    id: &str,
+    config: &serde_json::Value,
+) -> Result<CheckedConfig> {
+    Ok(CheckedConfig {
+        kernel: PathBuf::new(),
+        rootfs: check_disk(ctx, id, config)?,
+        mounts: Vec::new(),
+    })
+}
+
+fn check_disk(ctx: &Ctx, id: &str, config: &serde_json::Value) -> Result<PathBuf> {
     let whose = Whose::Sandbox(id);
     // The disk: only the one smolvm names for this id.
     let own = ctx.disk_path(id)?;
@@ -78,17 +102,13 @@ pub(crate) fn check(ctx: &Ctx, id: &str, config: &serde_json::Value) -> Result<C
     };
     open::regular(&rootfs)
         .map_err(|e| whose.refuse("disk", format!("{}: {}", rootfs.display(), io_reason(&e))))?;
-    let (kernel, mounts) = check_kernel_and_mounts(whose, config)?;
-    Ok(CheckedConfig {
-        kernel,
-        rootfs,
-        mounts,
-    })
+    Ok(rootfs)
 }
 
 /// The kernel and the workspace mounts of a stored configuration (a restore checks these
 /// before it replaces anything; its disk is made afterwards).
 pub(crate) fn check_kernel_and_mounts(
+    ctx: &Ctx,
     whose: Whose<'_>,
     config: &serde_json::Value,
 ) -> Result<(PathBuf, Vec<Mount>)> {
@@ -108,7 +128,12 @@ pub(crate) fn check_kernel_and_mounts(
     }
     open::regular(&kernel)
         .map_err(|e| whose.refuse("kernel", format!("{}: {}", kernel.display(), io_reason(&e))))?;
-    Ok((kernel, checked_mounts(whose, config)?))
+    let mounts = checked_mounts(whose, config)?;
+    // The mount rules hold for a stored configuration too (unless it was made with
+    // --unsafe-mount).
+    mounts::check_protected(&mounts, &super::protected_folders(ctx))
+        .map_err(|e| whose.refuse("mount", e.message))?;
+    Ok((kernel, mounts))
 }
 
 /// `/a/b`, never `a/b`, `/a/../b` or `/a/./b`.

@@ -44,16 +44,18 @@ mod checked;
 mod files;
 mod network;
 mod report;
+mod vmm;
 
 pub use boot::boot_args;
-pub(crate) use boot::{boot, log_tail, qemu_spec, spawn_vmm};
-pub(crate) use checked::{check as check_config, check_kernel_and_mounts, Whose};
+pub(crate) use boot::{boot, log_tail, qemu_spec};
+pub(crate) use checked::{check as check_config, check_disk_only, check_kernel_and_mounts, Whose};
 pub use files::ensure_key;
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
 pub(crate) use network::{network_lock, outbound_interface, set_ssh_publication, setup_network};
 use report::{mark_failed, report};
 pub(crate) use report::{ms, roll_back};
+pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
 
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
@@ -442,6 +444,12 @@ pub async fn create(
         (Backend::Auto, false) => Backend::Qemu,
         (b, _) => b,
     };
+    // Mounts that would hand the guest the host, or whose VMM would have to run as root
+    // or as two users: refused before anything is made.
+    if !opts.mounts.is_empty() {
+        crate::core::presets::mounts::check_protected(&opts.mounts, &protected_folders(ctx))?;
+        vmm::check_writable_owner(&opts.mounts)?;
+    }
     let mut runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
     set_machine(&mut runtime, opts.qemu_machine.as_deref(), |m| {
         Error::usage(format!(
@@ -693,6 +701,13 @@ async fn start_locked(
             Err(e)
         }
     }
+}
+
+/// The folders the mount rules protect for this user (and the invoking user under sudo).
+pub(crate) fn protected_folders(ctx: &Ctx) -> Vec<crate::core::presets::mounts::Protected> {
+    let mut homes = vec![ctx.paths.home.clone()];
+    homes.extend(ctx.env.sudo_user_home());
+    crate::core::presets::mounts::protected(&ctx.data_dir, &homes)
 }
 
 pub fn not_found(id: &str) -> Error {

@@ -241,13 +241,22 @@ impl OwnedTap {
                 }
             }
         }
-        if let Some(pids) = crate::sys::procfs::tun_attachments().get(name) {
+        // Held open by a process? The kernel says so for this one TAP (cheap, however many
+        // processes run); only when it cannot, every process's descriptors are looked at.
+        let holder =
+            |scan: Option<Vec<i32>>| scan.and_then(|p| p.first().map(|p| format!("process {p}")));
+        let held = match tap::is_held(name) {
+            Ok(false) => None,
+            Ok(true) => Some(
+                holder(crate::sys::procfs::tun_attachments().remove(name))
+                    .unwrap_or_else(|| "a process".into()),
+            ),
+            Err(_) => holder(crate::sys::procfs::tun_attachments().remove(name)),
+        };
+        if let Some(who) = held {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
-                format!(
-                    "TAP device {name} is held open by process {}; not deleting it",
-                    pids[0]
-                ),
+                format!("TAP device {name} is held open by {who}; not deleting it"),
             ));
         }
         Ok(Some(OwnedTap {

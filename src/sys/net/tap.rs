@@ -75,6 +75,83 @@ pub fn create_persistent(name: &str) -> io::Result<()> {
     Ok(())
 }
 
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUNSETOWNER: libc::c_ulong = 0x4004_54cc;
+
+/// Attach to the existing TAP `name` (`TUNSETIFF` on a fresh `/dev/net/tun` descriptor,
+/// close-on-exec): a queue of it for a VMM that gets the descriptor (`-netdev tap,fd=N`)
+/// instead of opening the device itself. With the virtio-net header, as QEMU asks for it.
+/// A name that is not an existing TAP is an error (`TUNSETIFF` would make a new one).
+pub fn open_queue(name: &str) -> io::Result<std::os::fd::OwnedFd> {
+    attach(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR).map_err(|e| named(name, e))
+}
+
+fn named(name: &str, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot attach to TAP device '{name}': {e}"),
+    )
+}
+
+/// Let `uid` attach to the TAP `name` itself (`TUNSETOWNER`), without CAP_NET_ADMIN: what
+/// a Firecracker running as that user needs, as it opens its TAP by name.
+pub fn set_owner(name: &str, uid: u32) -> io::Result<()> {
+    let fd = attach(name, IFF_TAP | IFF_NO_PI).map_err(|e| named(name, e))?;
+    // SAFETY: valid fd; TUNSETOWNER takes the uid as an integer argument.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOWNER as _, uid as libc::c_ulong) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether some process holds the single-queue TAP `name` open: attaching to it is refused
+/// with `EBUSY` exactly then (a TAP in another network namespace is not this one). Asked
+/// of the kernel for this one device, so its cost does not grow with the processes on the
+/// host. `Ok(false)` when it is free — our own attachment is dropped at once, and a
+/// persistent TAP stays as it was. An error when the kernel cannot say (a multi-queue TAP,
+/// no rights): the caller falls back to looking at every process's descriptors.
+pub fn is_held(name: &str) -> io::Result<bool> {
+    match attach(name, IFF_TAP | IFF_NO_PI) {
+        Ok(_) => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+fn attach(name: &str, flags: libc::c_short) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if name.is_empty()
+        || name.len() >= libc::IFNAMSIZ
+        || !std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("tun_flags")
+            .exists()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no TAP device '{name}'"),
+        ));
+    }
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/net/tun")
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open /dev/net/tun: {e}")))?;
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: valid fd and a properly sized, initialised ifreq.
+    // The bare errno: callers tell EBUSY apart (and add the device's name to the message).
+    if unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::os::fd::OwnedFd::from(tun))
+}
+
 async fn connect() -> io::Result<rtnetlink::Handle> {
     let (conn, handle, _) = rtnetlink::new_connection()?;
     tokio::spawn(conn);

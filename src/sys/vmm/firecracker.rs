@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 
 /// A response: status code and body text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +48,7 @@ async fn request_inner(
     path: &str,
     body: Option<&Value>,
 ) -> io::Result<Response> {
-    let mut s = UnixStream::connect(socket).await?;
+    let mut s = super::launch::connect(socket).await?;
     // SmolVM sends compact JSON (`separators=(",", ":")`); serde_json's default is compact.
     let payload = body.map(Value::to_string).unwrap_or_default();
     let mut req = format!(
@@ -263,7 +262,7 @@ pub async fn snapshot_load(
 pub async fn wait_for_socket(socket: &Path, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if UnixStream::connect(socket).await.is_ok() {
+        if super::launch::connect(socket).await.is_ok() {
             return true;
         }
         if tokio::time::Instant::now() >= deadline {

@@ -1,9 +1,14 @@
-//! VMM drivers: QEMU (command line, spawn, QMP) and Firecracker (spawn, HTTP API over its
-//! Unix socket), and the accelerator they share (chosen in [`core::host`](crate::core::host)).
+//! VMM drivers: QEMU (command line, QMP) and Firecracker (HTTP API over its Unix socket),
+//! both exec'd as an unprivileged user with what root opened for them ([`launch`],
+//! [`prepare`]), and the accelerator they share (chosen in
+//! [`core::host`](crate::core::host)).
 
 pub mod firecracker;
+pub mod launch;
+pub mod prepare;
 pub mod qemu;
 pub mod qmp;
+pub mod seccomp;
 
 /// The CPU accelerator a VM runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -28,4 +33,4 @@ impl std::fmt::Display for Accel {
     }
 }
 
-pub use qemu::spawn;
+pub use launch::{connect, Launch, VmmIdentity};

@@ -1,11 +1,11 @@
 //! The QEMU driver: SmolVM's `qemu-system-x86_64` command line (direct kernel boot,
 //! virtio-blk rootfs, TAP netdev, serial console to the VM log, QMP socket) for a machine
-//! and accelerator chosen in [`core::host`](crate::core::host), and spawning it in a new
-//! session.
+//! and accelerator chosen in [`core::host`](crate::core::host) — with the kernel, disk and
+//! TAP handed over as descriptors and QEMU's own seccomp filter on, for a QEMU that runs as
+//! an unprivileged user ([`super::launch`]).
 
-use std::io;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 
 use super::Accel;
 
@@ -40,17 +40,40 @@ pub struct QemuSpec {
     pub binary: PathBuf,
     pub vcpus: u32,
     pub mem_mib: u32,
+    /// What QEMU opens as the kernel: a path, or `/proc/self/fd/N` for a handed-over one.
     pub kernel: PathBuf,
+    /// The VM's disk (named in `-add-fd`'s `opaque`, so the command line still says whose
+    /// disk it is), or its path when it is not handed over.
     pub rootfs: PathBuf,
+    /// The disk as a handed-over read-write descriptor (`-add-fd` + `file=/dev/fdset/1`,
+    /// opened read-write from the start: `auto-read-only=off`, so QEMU never asks the set
+    /// for a read-only descriptor it does not have).
+    pub rootfs_fd: Option<RawFd>,
     pub boot_args: String,
     pub tap: String,
+    /// The TAP as a handed-over descriptor (`-netdev tap,fd=N`).
+    pub tap_fd: Option<RawFd>,
     /// Upper-case SmolVM MAC; QEMU gets it lower-cased.
     pub mac: String,
     pub qmp_socket: PathBuf,
     pub accel: Accel,
     pub machine: Machine,
+    /// QEMU's own seccomp filter ([`SANDBOX`]).
+    pub sandbox: bool,
     /// More arguments appended as they are (the workspace mounts' `-fsdev`/`-device`).
     pub extra: Vec<String>,
+}
+
+/// `-sandbox`: QEMU's seccomp filter with every optional deny on — no obsolete system
+/// calls, no set*id, no spawning processes, no scheduler or affinity changes.
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// The fd set the handed-over disk is in.
+const DISK_FDSET: u32 = 1;
+
+/// A path in a QEMU option value (`,` doubled).
+pub fn escape(p: &std::path::Path) -> String {
+    p.display().to_string().replace(',', ",,")
 }
 
 /// The host TSC frequency in kHz (`/proc/cpuinfo` "cpu MHz"), for `tsc_early_khz=`.
@@ -87,18 +110,32 @@ impl QemuSpec {
                 append.push_str(&format!(" tsc_early_khz={khz}"));
             }
         }
+        if self.sandbox {
+            a.extend(["-sandbox".into(), SANDBOX.into()]);
+        }
+        let drive = match self.rootfs_fd {
+            Some(fd) => {
+                a.extend([
+                    "-add-fd".into(),
+                    format!("fd={fd},set={DISK_FDSET},opaque={}", escape(&self.rootfs)),
+                ]);
+                format!("/dev/fdset/{DISK_FDSET},auto-read-only=off")
+            }
+            None => escape(&self.rootfs),
+        };
+        let netdev = match self.tap_fd {
+            Some(fd) => format!("tap,id=net0,fd={fd}"),
+            None => format!("tap,id=net0,ifname={},script=no,downscript=no", self.tap),
+        };
         a.extend([
             "-kernel".into(),
             self.kernel.display().to_string(),
             "-append".into(),
             append,
             "-drive".into(),
-            format!(
-                "file={},if=none,format=raw,id=rootdisk0-drive,node-name=rootdisk0",
-                self.rootfs.display()
-            ),
+            format!("file={drive},if=none,format=raw,id=rootdisk0-drive,node-name=rootdisk0"),
             "-netdev".into(),
-            format!("tap,id=net0,ifname={},script=no,downscript=no", self.tap),
+            netdev,
             "-nographic".into(),
             "-no-reboot".into(),
         ]);
@@ -144,32 +181,6 @@ impl QemuSpec {
     }
 }
 
-/// Start `argv` in a new session with stdin from /dev/null and stdout and stderr going to
-/// `log` (SmolVM's spawn). The log is a file the caller opened itself (without following a
-/// symbolic link, see [`crate::sys::open::open_truncated`]) and is handed over as the
-/// child's stdout/stderr, so the VMM never opens a path of ours. The caller owns (and must
-/// eventually reap) the child.
-pub fn spawn(argv: &[String], log: &std::fs::File) -> io::Result<Child> {
-    use std::os::unix::process::CommandExt;
-    let out = log.try_clone()?;
-    let err = out.try_clone()?;
-    let mut c = Command::new(&argv[0]);
-    c.args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    c.spawn()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,12 +192,15 @@ mod tests {
             mem_mib: 512,
             kernel: "/k".into(),
             rootfs: "/r.ext4".into(),
+            rootfs_fd: None,
             boot_args: "console=ttyS0 root=/dev/vda rw".into(),
             tap: "tap2".into(),
+            tap_fd: None,
             mac: "AA:FC:00:00:00:02".into(),
             qmp_socket: "/tmp/qmp-vm-a.sock".into(),
             accel,
             machine,
+            sandbox: false,
             extra: Vec::new(),
         }
     }
@@ -203,6 +217,29 @@ mod tests {
              -machine q35,accel=tcg -cpu max -device virtio-blk-pci,drive=rootdisk0-drive \
              -device virtio-net-pci,netdev=net0,mac=aa:fc:00:00:00:02"
         );
+    }
+
+    #[test]
+    fn an_unprivileged_qemu_gets_its_disk_and_tap_as_descriptors_under_seccomp() {
+        let mut s = spec(Machine::Q35, Accel::Tcg);
+        s.kernel = "/proc/self/fd/7".into();
+        s.rootfs = "/data/disks/vm-a,b.ext4".into();
+        s.rootfs_fd = Some(9);
+        s.tap_fd = Some(11);
+        s.sandbox = true;
+        let a = s.argv().join(" ");
+        assert!(
+            a.contains(
+                " -sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny \
+                 -add-fd fd=9,set=1,opaque=/data/disks/vm-a,,b.ext4 -kernel /proc/self/fd/7 "
+            ),
+            "{a}"
+        );
+        assert!(
+            a.contains(" -drive file=/dev/fdset/1,auto-read-only=off,if=none,format=raw,id=rootdisk0-drive,node-name=rootdisk0 -netdev tap,id=net0,fd=11 -nographic"),
+            "{a}"
+        );
+        assert!(!a.contains("ifname") && !a.contains("script"), "{a}");
     }
 
     #[test]

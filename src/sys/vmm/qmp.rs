@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
 
 /// The name QEMU knows a migration file by (`getfd`).
 const MIGRATION_FD: &str = "smolvm-state";
@@ -73,7 +72,7 @@ fn proto(msg: impl Into<String>) -> io::Error {
 impl Qmp {
     /// Connect, read the greeting and negotiate capabilities; every step within `timeout`.
     pub async fn connect(socket: &Path, timeout: Duration) -> io::Result<Qmp> {
-        let stream = tokio::time::timeout(timeout, UnixStream::connect(socket))
+        let stream = tokio::time::timeout(timeout, super::launch::connect(socket))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "QMP connect timed out"))??;
         let (r, w) = stream.into_split();

@@ -1,0 +1,377 @@
+//! The VMM of a sandbox never runs as root. Root prepares what it needs — the TAP, the
+//! disk, the kernel and the shared folders opened and handed over as descriptors; the
+//! sockets' folder and `/dev/kvm` made reachable — and the VMM is exec'd already as its
+//! user:
+//! - a sandbox without writable mounts: the system user `smolvm` (made on first use);
+//! - a sandbox with writable mounts: the owner of the mounted folders, so what the guest
+//!   writes there is theirs (one owner for all of them, never root).
+//!
+//! QEMU runs under its own seccomp filter (`-sandbox on,…`); Firecracker applies the
+//! filters built into its binary (`doctor` warns when it has none). Once the VMM has bound
+//! its control socket, root takes the socket over: only root talks to it from then on.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use super::checked::CheckedConfig;
+use super::{rt, Ctx};
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::host::Runtime;
+use crate::core::images::Vmm;
+use crate::core::presets::mounts::Mount;
+use crate::sys::state::{Network, VmRecord};
+use crate::sys::users::{self, Identity};
+use crate::sys::vmm::launch::{self, Launch, VmmIdentity};
+use crate::sys::vmm::{firecracker, prepare, qmp::Qmp, Accel};
+
+/// Where a Firecracker VMM finds its disk and kernel: fixed descriptor numbers, so the
+/// names in a snapshot's state (`/proc/self/fd/200`) hold in the VMM that restores it.
+const FC_DISK_FD: i32 = launch::FIXED_FD_BASE;
+const FC_KERNEL_FD: i32 = launch::FIXED_FD_BASE + 1;
+
+/// Whom a sandbox's VMM runs as, and why (for `doctor`, `sandbox info` and errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VmmUser {
+    /// `None` when smolvm itself is not root: it cannot switch users, and the VMM runs as
+    /// this (already unprivileged) user.
+    pub identity: Option<VmmIdentity>,
+    pub name: String,
+}
+
+/// The user the VMM of a sandbox with `mounts` runs as (see the module's rules), before
+/// the groups it keeps are known. Refused: writable mounts of different owners, or owned
+/// by root (or a user whose group is root's).
+pub(crate) fn base_identity(mounts: &[Mount]) -> Result<Option<Identity>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
+    if writable.is_empty() {
+        return users::ensure_service_user().map(Some).map_err(|e| {
+            rt(format!(
+                "cannot prepare the VMM's user '{}': {}",
+                users::SERVICE_USER,
+                io_reason(&e)
+            ))
+        });
+    }
+    Ok(Some(mount_owner(&writable)?))
+}
+
+/// Refuse (usage error) writable mounts whose VMM could not run as their one non-root
+/// owner — what [`base_identity`] will need at boot — before anything is made. Nothing to
+/// check when smolvm is not root (its VMM runs as this user anyway).
+pub(crate) fn check_writable_owner(mounts: &[Mount]) -> Result<()> {
+    let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
+    if writable.is_empty() || !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    mount_owner(&writable).map(drop)
+}
+
+/// The one owner of these writable mounts' folders, as the VMM's user.
+fn mount_owner(writable: &[&Mount]) -> Result<Identity> {
+    let mut owner: Option<(Identity, &Path)> = None;
+    for m in writable {
+        let id = users::owner_of(&m.host_path).map_err(|e| {
+            rt(format!(
+                "cannot read the owner of {}: {}",
+                m.host_path.display(),
+                io_reason(&e)
+            ))
+        })?;
+        match owner {
+            Some((o, first)) if o.uid != id.uid => {
+                return Err(Error::usage(format!(
+                    "--writable-mounts: {} belongs to {} but {} belongs to {}; the VMM runs as the \
+                     owner of the folders it writes to, so they must all have one owner",
+                    first.display(),
+                    users::user_name(o.uid),
+                    m.host_path.display(),
+                    users::user_name(id.uid)
+                ))
+                .with_recovery(
+                    "Mount folders of one owner, or mount the others read-only in another sandbox.",
+                ));
+            }
+            Some(_) => {}
+            None => owner = Some((id, &m.host_path)),
+        }
+    }
+    let Some((id, path)) = owner else {
+        return Err(rt("no writable mount"));
+    };
+    if id.uid == 0 || id.gid == 0 {
+        return Err(Error::usage(format!(
+            "--writable-mounts: {} belongs to {} (group {}); the VMM serving writable mounts runs as \
+             the folder's owner, and never as root",
+            path.display(),
+            users::user_name(id.uid),
+            users::group_name(id.gid)
+        ))
+        .with_recovery(
+            "Give the folder to the user who should own what the guest writes (chown USER FOLDER), or mount it read-only.",
+        ));
+    }
+    Ok(id)
+}
+
+/// Whom the VMM of this start runs as, with the groups it keeps: the sockets' folder made
+/// reachable for it, and `/dev/kvm` for a KVM guest or Firecracker.
+pub(crate) fn vmm_user(ctx: &Ctx, runtime: &Runtime, mounts: &[Mount]) -> Result<VmmUser> {
+    let Some(id) = base_identity(mounts)? else {
+        let me = nix::unistd::geteuid().as_raw();
+        return Ok(VmmUser {
+            identity: None,
+            name: users::user_name(me),
+        });
+    };
+    let mut user = VmmIdentity {
+        id,
+        groups: Vec::new(),
+    };
+    let dir = &ctx.paths.socket_dir;
+    let service_group = || users::ensure_service_user().map(|s| s.gid);
+    if let Some(g) = prepare::socket_dir(dir, &user, service_group).map_err(|e| {
+        rt(format!(
+            "cannot prepare the sockets' folder {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+        .with_recovery(
+            "Point SMOLVM_SOCKET_DIR at a folder every user can reach (the default is /tmp).",
+        )
+    })? {
+        user.groups.push(g);
+    }
+    if runtime.accel == Accel::Kvm || runtime.vmm == Vmm::Firecracker {
+        match prepare::kvm_device(&user) {
+            Ok(Some(g)) => user.groups.push(g),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(rt(format!(
+                    "cannot let the VMM's user {} open {}: {}",
+                    users::user_name(id.uid),
+                    prepare::DEV_KVM,
+                    io_reason(&e)
+                )))
+            }
+        }
+    }
+    Ok(VmmUser {
+        name: users::user_name(id.uid),
+        identity: Some(user),
+    })
+}
+
+/// A spawned VMM and what the caller still needs of it.
+pub(crate) struct Spawned {
+    pub child: Child,
+    pub user: VmmUser,
+    /// The kernel and disk as Firecracker opens them (its configuration names these).
+    pub fc_kernel: PathBuf,
+    pub fc_rootfs: PathBuf,
+}
+
+/// What a VMM is started for.
+pub(crate) struct VmmJob<'a> {
+    pub row: &'a VmRecord,
+    pub checked: &'a CheckedConfig,
+    pub net: &'a Network,
+    pub socket: &'a Path,
+    pub log: &'a std::fs::File,
+    /// More QEMU arguments (a restore's `-S -incoming defer`).
+    pub qemu_extra: &'a [&'a str],
+}
+
+fn open_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
+    rt(format!(
+        "cannot open {what} {} for the VMM: {}",
+        p.display(),
+        io_reason(e)
+    ))
+}
+
+/// Spawn the VM's monitor as its user, its output to the log: QEMU with SmolVM's command
+/// line (kernel, disk, TAP and shared folders handed over), or Firecracker listening on
+/// its API socket (its TAP, disk and kernel made reachable for it).
+pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result<Spawned> {
+    let user = vmm_user(ctx, runtime, &job.checked.mounts)?;
+    let who = user.identity.clone();
+    let id = job.row.id.as_str();
+    let cannot = |e: std::io::Error| {
+        rt(format!(
+            "cannot start {}: {}",
+            runtime.binary.display(),
+            io_reason(&e)
+        ))
+    };
+    let mut launch = Launch::new(&runtime.binary, who.clone()).map_err(cannot)?;
+    let kernel_fd = |l: &mut Launch, at: Option<i32>| -> Result<PathBuf> {
+        let k = &job.checked.kernel;
+        let f = crate::sys::open::open_read(k).map_err(|e| open_err("kernel", k, &e))?;
+        let fd: OwnedFd = match &who {
+            Some(u) => prepare::readable_by(f, u).map_err(|e| open_err("kernel", k, &e))?,
+            None => OwnedFd::from(f),
+        };
+        let n = match at {
+            Some(at) => l.hand_over_at(fd, at),
+            None => l.hand_over(fd),
+        };
+        Ok(PathBuf::from(format!("/proc/self/fd/{n}")))
+    };
+    let disk_file = {
+        let d = &job.checked.rootfs;
+        crate::sys::open::open_existing_rw(d).map_err(|e| open_err("disk", d, &e))?
+    };
+    let tap = job.net.tap_device.clone().unwrap_or_default();
+    let (fc_kernel, fc_rootfs) = match runtime.vmm {
+        Vmm::Qemu => {
+            let kernel = kernel_fd(&mut launch, None)?;
+            let rootfs_fd = launch.hand_over(OwnedFd::from(disk_file));
+            let tap_fd = crate::sys::net::tap::open_queue(&tap).map_err(|e| {
+                rt(format!(
+                    "cannot hand the TAP over to QEMU: {}",
+                    io_reason(&e)
+                ))
+            })?;
+            let tap_fd = launch.hand_over(tap_fd);
+            let mut roots = Vec::new();
+            for m in &job.checked.mounts {
+                let dir = crate::sys::open::dir_nofollow(&m.host_path)
+                    .map_err(|e| open_err("shared folder", &m.host_path, &e))?;
+                roots.push(PathBuf::from(format!(
+                    "/proc/self/fd/{}",
+                    launch.hand_over(dir)
+                )));
+            }
+            let mut spec = super::qemu_spec(job.row, job.checked, runtime, job.net, job.socket);
+            spec.kernel = kernel;
+            spec.rootfs_fd = Some(rootfs_fd);
+            spec.tap_fd = Some(tap_fd);
+            spec.sandbox = true;
+            spec.extra = crate::core::presets::mounts::qemu_args(
+                &job.checked.mounts,
+                &roots,
+                spec.machine == crate::sys::vmm::qemu::Machine::Microvm,
+            );
+            let argv = spec.argv();
+            launch.args(&argv[1..]).map_err(cannot)?;
+            launch.args(job.qemu_extra).map_err(cannot)?;
+            (PathBuf::new(), PathBuf::new())
+        }
+        Vmm::Firecracker => {
+            let kernel = if job.checked.kernel.as_os_str().is_empty() {
+                PathBuf::new()
+            } else {
+                kernel_fd(&mut launch, Some(FC_KERNEL_FD))?
+            };
+            if let Some(u) = &who {
+                crate::sys::vmm::prepare::tun_device()
+                    .and_then(|()| crate::sys::net::tap::set_owner(&tap, u.id.uid))
+                    .map_err(|e| {
+                        rt(format!(
+                            "cannot let Firecracker's user {} attach to {tap}: {}",
+                            user.name,
+                            io_reason(&e)
+                        ))
+                    })?;
+                prepare::give_to(&disk_file, u.id)
+                    .map_err(|e| rt(format!("cannot give the disk to {}: {e}", user.name)))?;
+            }
+            let disk = launch.hand_over_at(OwnedFd::from(disk_file), FC_DISK_FD);
+            launch
+                .arg("--api-sock")
+                .and_then(|l| l.arg(job.socket))
+                .map_err(cannot)?;
+            (kernel, PathBuf::from(format!("/proc/self/fd/{disk}")))
+        }
+    };
+    tracing::info!(vm = %id, user = %user.name, argv = ?launch.argv(), "spawning VMM");
+    let child = launch.spawn(Some(job.log)).map_err(cannot)?;
+    Ok(Spawned {
+        child,
+        user,
+        fc_kernel,
+        fc_rootfs,
+    })
+}
+
+/// The uid the VMM of `user` runs as.
+fn vmm_uid(user: &VmmUser) -> u32 {
+    user.identity
+        .as_ref()
+        .map_or_else(|| nix::unistd::geteuid().as_raw(), |u| u.id.uid)
+}
+
+/// Take the control socket over when the VMM failed before it was up (it may have bound its
+/// socket just before it exited): the socket is then root's, and the rollback removes it
+/// like any other. Anything else at the path is left alone.
+pub(crate) fn claim_leftover_socket(socket: &Path, user: &VmmUser) {
+    let _ = launch::claim_socket(socket, vmm_uid(user));
+}
+
+/// Whether the VMM's control socket is up: once the VMM has bound it, it is taken over
+/// (root's, 0600) and answers. Something at the path that is not the VMM's socket fails
+/// the start.
+pub(crate) async fn control_socket_up(vmm: Vmm, socket: &Path, user: &VmmUser) -> Result<bool> {
+    match launch::claim_socket(socket, vmm_uid(user)) {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(e) => {
+            return Err(rt(format!(
+                "the VMM's control socket {} is not usable: {}",
+                socket.display(),
+                io_reason(&e)
+            )))
+        }
+    }
+    Ok(match vmm {
+        Vmm::Qemu => Qmp::connect(socket, Duration::from_millis(200))
+            .await
+            .is_ok(),
+        Vmm::Firecracker => firecracker::wait_for_socket(socket, Duration::from_millis(50)).await,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(p: &Path, writable: bool) -> Mount {
+        Mount {
+            host_path: p.to_path_buf(),
+            guest_path: "/w".into(),
+            tag: "workspace0".into(),
+            writable,
+            unsafe_mount: false,
+        }
+    }
+
+    #[test]
+    fn writable_mounts_need_one_owner_who_is_not_root() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let e = mount_owner(&[&mount(&a, true)]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.message.contains("never as root"), "{}", e.message);
+        std::os::unix::fs::chown(&a, Some(4_100_001), Some(4_100_001)).unwrap();
+        assert_eq!(
+            mount_owner(&[&mount(&a, true)]).unwrap(),
+            Identity {
+                uid: 4_100_001,
+                gid: 4_100_001
+            }
+        );
+        std::os::unix::fs::chown(&b, Some(4_100_002), Some(4_100_002)).unwrap();
+        let e = mount_owner(&[&mount(&a, true), &mount(&b, true)]).unwrap_err();
+        assert!(e.message.contains("one owner"), "{}", e.message);
+    }
+}

@@ -1,0 +1,337 @@
+//! What root prepares before an unprivileged VMM starts: the sockets' folder it binds its
+//! control socket in, `/dev/kvm`, `/dev/net/tun` and a TAP for Firecracker (which opens
+//! them itself), and files handed over by descriptor that the VMM's user must still be
+//! able to reopen (a kernel through `/proc/self/fd/N`).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::launch::VmmIdentity;
+
+/// The KVM device.
+pub const DEV_KVM: &str = "/dev/kvm";
+/// The TUN/TAP clone device.
+pub const DEV_TUN: &str = "/dev/net/tun";
+
+/// Make `dir` (created when missing) a folder the VMM can bind its control socket in, and
+/// check that it can reach it. A folder it may already write to (`/tmp`) is left as it is;
+/// otherwise the folder gets the group `group()` (the service user's, which every VMM
+/// keeps) with write, search and the sticky bit — so VMMs can add sockets there but never
+/// remove another's. Returns the group the VMM must keep for it, if any. A symbolic link
+/// at `dir` is never changed; a folder on the way the VMM cannot search is an error that
+/// names it.
+pub fn socket_dir(
+    dir: &Path,
+    user: &VmmIdentity,
+    group: impl FnOnce() -> io::Result<u32>,
+) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it is not a directory (a symbolic link is never followed)",
+                )
+            } else {
+                e
+            }
+        })?;
+    let m = f.metadata()?;
+    let mut extra = None;
+    if !user.may(m.uid(), m.gid(), m.mode(), 0o3) {
+        let g = group()?;
+        extra = Some(g);
+        if !(m.gid() == g && m.mode() & 0o030 == 0o030) {
+            nix::unistd::fchown(&f, None, Some(nix::unistd::Gid::from_raw(g)))
+                .map_err(io::Error::from)?;
+            let mode = (m.mode() & 0o7777) | 0o1070;
+            nix::sys::stat::fchmod(&f, nix::sys::stat::Mode::from_bits_truncate(mode as _))
+                .map_err(io::Error::from)?;
+        }
+    }
+    let with = VmmIdentity {
+        id: user.id,
+        groups: user.groups.iter().copied().chain(extra).collect(),
+    };
+    if let Some((d, mode)) = with.blocked_on_the_way(dir) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the VMM runs as {} and cannot reach it: {} (mode {mode:o}) is closed to that user",
+                crate::sys::users::user_name(user.id.uid),
+                d.display()
+            ),
+        ));
+    }
+    Ok(extra)
+}
+
+/// What `/dev/kvm` needs for a VMM of `user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvmAccess {
+    /// It may open it already.
+    Open,
+    /// It may open it through this group (kept as a supplementary group).
+    Group(u32),
+    /// Nobody but root may: it becomes `root:kvm 0660`, as udev makes it on most hosts.
+    Regroup,
+}
+
+/// The plan for a device with this owner, group and mode.
+pub fn kvm_access(user: &VmmIdentity, uid: u32, gid: u32, mode: u32) -> KvmAccess {
+    if user.may(uid, gid, mode, 0o6) {
+        KvmAccess::Open
+    } else if gid != 0 && mode & 0o060 == 0o060 {
+        KvmAccess::Group(gid)
+    } else {
+        KvmAccess::Regroup
+    }
+}
+
+/// Let a VMM of `user` open `/dev/kvm`: the group it must keep for it, if any. A device
+/// only root may open is given to the `kvm` group (made when missing) with mode 0660.
+pub fn kvm_device(user: &VmmIdentity) -> io::Result<Option<u32>> {
+    let m = std::fs::metadata(DEV_KVM)?;
+    match kvm_access(user, m.uid(), m.gid(), m.mode()) {
+        KvmAccess::Open => Ok(None),
+        KvmAccess::Group(g) => Ok(Some(g)),
+        KvmAccess::Regroup => {
+            let g = crate::sys::users::ensure_system_group("kvm")?;
+            std::os::unix::fs::chown(DEV_KVM, None, Some(g))?;
+            std::fs::set_permissions(DEV_KVM, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+            Ok(Some(g))
+        }
+    }
+}
+
+/// Let an unprivileged Firecracker open `/dev/net/tun` (it opens it itself): the mode every
+/// distribution gives it, 0666 — the kernel lets a process attach only to a TAP it owns.
+pub fn tun_device() -> io::Result<()> {
+    let m = std::fs::metadata(DEV_TUN)?;
+    if m.mode() & 0o006 != 0o006 {
+        std::fs::set_permissions(DEV_TUN, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
+    }
+    Ok(())
+}
+
+/// A descriptor of `file` the VMM's `user` can reopen through `/proc/self/fd/N` (which
+/// checks the file's own mode, not the folders on its way): `file` itself when its mode
+/// lets the user read it, else a sealed in-memory copy.
+pub fn readable_by(file: File, user: &VmmIdentity) -> io::Result<OwnedFd> {
+    let m = file.metadata()?;
+    if user.may(m.uid(), m.gid(), m.mode(), 0o4) {
+        return Ok(OwnedFd::from(file));
+    }
+    let memfd = rustix::fs::memfd_create(
+        "smolvm-kernel",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut out = File::from(memfd);
+    let mut src = file;
+    io::copy(&mut src, &mut out)?;
+    rustix::fs::fcntl_add_seals(
+        &out,
+        rustix::fs::SealFlags::WRITE
+            | rustix::fs::SealFlags::GROW
+            | rustix::fs::SealFlags::SHRINK
+            | rustix::fs::SealFlags::SEAL,
+    )?;
+    Ok(OwnedFd::from(out))
+}
+
+/// Make `file` (a VM's own disk, open) belong to `id`: a VMM that reopens it by name
+/// (Firecracker) must be allowed to read and write it.
+pub fn give_to(file: &File, id: crate::sys::users::Identity) -> io::Result<()> {
+    nix::unistd::fchown(
+        file,
+        Some(nix::unistd::Uid::from_raw(id.uid)),
+        Some(nix::unistd::Gid::from_raw(id.gid)),
+    )
+    .map_err(io::Error::from)
+}
+
+/// The prefix of the folders snapshot files pass through ([`exchange_dir`]).
+const EXCHANGE_PREFIX: &str = ".snapshot-";
+
+/// A new private folder in `dir` (the sockets' folder, which the VMM reaches) through which
+/// an unprivileged Firecracker writes a snapshot's files or reads them back: created by
+/// root (0700), holding copies of `give` (root's files, each copied under its name), then
+/// handed, with those copies, to `id`. This VM's folders that a process which no longer
+/// runs left behind (named as this makes them, with that process's PID, and owned by `id`)
+/// are removed first.
+pub fn exchange_dir(
+    dir: &Path,
+    vm_id: &str,
+    id: crate::sys::users::Identity,
+    give: &[(&Path, &str)],
+) -> io::Result<std::path::PathBuf> {
+    sweep_exchange_dirs(dir, vm_id, id.uid);
+    let x = crate::sys::open::create_unique_dir(dir, &format!("{EXCHANGE_PREFIX}{vm_id}-"), 0o700)?;
+    let r = (|| {
+        for (src, name) in give {
+            let mut from = crate::sys::open::open_read(src)?;
+            let mut to = crate::sys::open::create_new(&x.join(name), 0o600)?;
+            io::copy(&mut from, &mut to)?;
+            give_to(&to, id)?;
+        }
+        let d = crate::sys::open::dir_nofollow(&x)?;
+        nix::unistd::fchown(
+            &d,
+            Some(nix::unistd::Uid::from_raw(id.uid)),
+            Some(nix::unistd::Gid::from_raw(id.gid)),
+        )
+        .map_err(io::Error::from)
+    })();
+    match r {
+        Ok(()) => Ok(x),
+        Err(e) => {
+            remove_exchange_dir(&x);
+            Err(e)
+        }
+    }
+}
+
+/// Copy the file `name` that the VMM of `uid` wrote in the exchange folder `x` to `dest`
+/// (which must not exist yet): opened without following a link, accepted only as a regular
+/// file of that user with a single name, read through that descriptor — the folder is the
+/// VMM's, so nothing is done by its name after the check. `dest` is root's, 0600.
+pub fn take_file(x: &Path, name: &str, uid: u32, dest: &Path) -> io::Result<()> {
+    let mut from = crate::sys::open::open_read(&x.join(name))?;
+    let m = from.metadata()?;
+    if m.uid() != uid || m.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{name} in the VMM's folder is not a file the VMM made; not taking it"),
+        ));
+    }
+    let mut to = crate::sys::open::create_new(dest, 0o600)?;
+    io::copy(&mut from, &mut to)?;
+    to.sync_all()
+}
+
+/// Remove an exchange folder and what is in it (never following a link).
+pub fn remove_exchange_dir(x: &Path) {
+    if let (Some(parent), Some(name)) = (x.parent(), x.file_name()) {
+        let _ = crate::sys::fs::remove_entry(parent, name);
+    }
+}
+
+/// Remove VM `vm_id`'s exchange folders in `dir` — exactly the names [`exchange_dir`]
+/// makes (`.snapshot-<vm id>-<pid>-<12 hex>`), directories owned by `uid`, checked without
+/// following a link — whose creating process no longer runs.
+fn sweep_exchange_dirs(dir: &Path, vm_id: &str, uid: u32) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{EXCHANGE_PREFIX}{vm_id}-");
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((pid, random)) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split_once('-'))
+        else {
+            continue;
+        };
+        let ours = random.len() == 12
+            && random.bytes().all(|b| b.is_ascii_hexdigit())
+            && e.metadata()
+                .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink() && m.uid() == uid);
+        let dead = pid
+            .parse::<i32>()
+            .is_ok_and(|p| !crate::sys::process::is_alive(p));
+        if ours && dead {
+            let _ = crate::sys::fs::remove_entry(dir, &e.file_name());
+        }
+    }
+}
+
+/// The name through which a handed-over descriptor is reopened in the VMM.
+pub fn fd_path(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::users::Identity;
+
+    fn user() -> VmmIdentity {
+        VmmIdentity {
+            id: Identity { uid: 900, gid: 900 },
+            groups: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn kvm_plans() {
+        assert_eq!(kvm_access(&user(), 0, 0, 0o20666), KvmAccess::Open);
+        assert_eq!(kvm_access(&user(), 0, 108, 0o20660), KvmAccess::Group(108));
+        assert_eq!(kvm_access(&user(), 0, 0, 0o20600), KvmAccess::Regroup);
+        assert_eq!(kvm_access(&user(), 0, 0, 0o20660), KvmAccess::Regroup);
+        let mut in_kvm = user();
+        in_kvm.groups.push(108);
+        assert_eq!(kvm_access(&in_kvm, 0, 108, 0o20660), KvmAccess::Open);
+    }
+
+    #[test]
+    fn only_this_vms_exchange_folders_of_dead_processes_are_swept() {
+        let t = tempfile::tempdir().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let mk = |n: &str| {
+            std::fs::create_dir(t.path().join(n)).unwrap();
+            n.to_string()
+        };
+        let dead = mk(".snapshot-vm-a-2147483646-0123456789ab");
+        let live = mk(&format!(
+            ".snapshot-vm-a-{}-0123456789ab",
+            std::process::id()
+        ));
+        let other_vm = mk(".snapshot-vm-b-2147483646-0123456789ab");
+        let odd_name = mk(".snapshot-vm-a-2147483646-notours");
+        std::os::unix::fs::symlink(
+            t.path().join(&other_vm),
+            t.path().join(".snapshot-vm-a-2147483645-0123456789ab"),
+        )
+        .unwrap();
+        sweep_exchange_dirs(t.path(), "vm-a", me);
+        let left: std::collections::BTreeSet<String> = std::fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!left.contains(&dead), "{left:?}");
+        for kept in [&live, &other_vm, &odd_name] {
+            assert!(left.contains(kept), "{kept} went: {left:?}");
+        }
+        assert!(
+            left.contains(".snapshot-vm-a-2147483645-0123456789ab"),
+            "a link is not followed nor removed"
+        );
+        // Another owner's folder of that name is not ours.
+        sweep_exchange_dirs(t.path(), "vm-a", me + 1);
+    }
+
+    #[test]
+    fn a_private_kernel_is_handed_over_as_a_sealed_copy() {
+        let t = tempfile::tempdir().unwrap();
+        let k = t.path().join("vmlinux");
+        std::fs::write(&k, b"kernel bytes").unwrap();
+        std::fs::set_permissions(&k, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let ino = std::fs::metadata(&k).unwrap().ino();
+        let fd = readable_by(File::open(&k).unwrap(), &user()).unwrap();
+        let copy = File::from(fd);
+        assert_ne!(copy.metadata().unwrap().ino(), ino, "a copy");
+        assert_eq!(std::fs::read(fd_path(&copy)).unwrap(), b"kernel bytes");
+        std::fs::set_permissions(&k, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        let same = File::from(readable_by(File::open(&k).unwrap(), &user()).unwrap());
+        assert_eq!(same.metadata().unwrap().ino(), ino, "the file itself");
+    }
+}
