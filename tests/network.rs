@@ -575,6 +575,8 @@ fn policies_are_validated_and_stored_as_smolvm_0_0_36_accepts_them() {
         let show = ns.smolvm(&h, &["sandbox", "network", "show", name, "--json"]);
         assert_eq!(json(&show)["data"]["summary"], *summary, "{name}");
     }
+    // Created, not started: no resolver runs for their names.
+    assert!(!h.data.join("egress-dns.json").exists());
     // A live change of a stored policy that SmolVM's rules refuse changes nothing.
     let out = ns.smolvm(
         &h,

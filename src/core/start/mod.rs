@@ -546,6 +546,9 @@ pub async fn create(
         .map_err(rt)??;
         if opts.create_only {
             let net = setup_network(ctx, &id, progress).await?;
+            // Nothing runs yet: a resolver started for this sandbox's names waits for its
+            // first boot instead.
+            crate::core::egress::resolver::sync(ctx, None).await?;
             let mut rep = report(ctx, &id, &runtime, preset.clone(), &kernel, &net, None)?;
             rep.timings.image_ms = ms(image_time);
             rep.timings.total_ms = ms(t0.elapsed());
