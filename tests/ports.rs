@@ -37,7 +37,20 @@ impl Env {
     }
 
     /// The first line `127.0.0.1:port` sends to a client in the namespace.
+    /// The first line `127.0.0.1:port` sends (three tries a second apart while nothing
+    /// answers: a TCG guest's first answer can be slow on a loaded host).
     fn first_line(&self, port: u16) -> String {
+        for _ in 0..2 {
+            let l = self.first_line_once(port);
+            if !l.is_empty() {
+                return l;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        self.first_line_once(port)
+    }
+
+    fn first_line_once(&self, port: u16) -> String {
         let out = Command::new("ip")
             .args([
                 "netns",
