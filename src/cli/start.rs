@@ -764,7 +764,13 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         if let Err(e) = r {
             return output::fail(CMD, a.json, &e);
         }
-    } else if let Err(e) = wait_for_ssh(&ctx, &a.id, a.boot_timeout) {
+    }
+    // Ready on the console is not always sshd listening yet (a TCG guest's restart):
+    // after --start the command waits for the port too (the boot timeout, else 60 s).
+    let ssh_wait = a
+        .boot_timeout
+        .or(a.start.then_some(Duration::from_secs(60)));
+    if let Err(e) = wait_for_ssh(&ctx, &a.id, ssh_wait) {
         let e = if lifecycle::info(&ctx, &a.id).is_ok() && !a.start {
             e.with_recovery(format!(
                 "Run 'smolvm sandbox start {}' first, or pass --start.",
