@@ -41,6 +41,8 @@ pub const MIN_TTL_SECS: u64 = 60;
 const MAX_TTL_SECS: u64 = 86_400;
 /// How long the resolver waits for the host's resolver.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(4);
+/// Queries answered at once; more are dropped until one ends.
+const MAX_IN_FLIGHT: usize = 256;
 /// How long a starting resolver may take to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -292,17 +294,24 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
         let tcp = tokio::net::TcpListener::from_std(tcp).map_err(|e| e.to_string())?;
         let ctl = tokio::net::UnixListener::from_std(ctl).map_err(|e| e.to_string())?;
         let (quit_tx, mut quit_rx) = tokio::sync::mpsc::channel::<()>(1);
+        // At most this many queries in flight (UDP and TCP together): a guest flooding
+        // the resolver gets its excess dropped, never unbounded tasks and sockets.
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         {
-            let (udp, state) = (udp.clone(), state.clone());
+            let (udp, state, in_flight) = (udp.clone(), state.clone(), in_flight.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 loop {
                     let Ok((n, from)) = udp.recv_from(&mut buf).await else {
                         continue;
                     };
+                    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                        continue;
+                    };
                     let q = buf[..n].to_vec();
                     let (udp, state) = (udp.clone(), state.clone());
                     tokio::spawn(async move {
+                        let _permit = permit;
                         if let Some(reply) = answer(&state, &q, from, upstream, false).await {
                             let _ = udp.send_to(&reply, from).await;
                         }
@@ -311,14 +320,18 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
             });
         }
         {
-            let state = state.clone();
+            let (state, in_flight) = (state.clone(), in_flight.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok((mut s, from)) = tcp.accept().await else {
                         continue;
                     };
+                    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                        continue;
+                    };
                     let state = state.clone();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let _ = tokio::time::timeout(Duration::from_secs(10), async {
                             let mut len = [0u8; 2];
                             s.read_exact(&mut len).await.ok()?;
