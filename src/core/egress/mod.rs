@@ -12,7 +12,6 @@ pub mod policy;
 pub mod resolver;
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -308,20 +307,6 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<NetworkReport> {
     Ok(report(&row, s, &guard_counters()))
 }
 
-/// Every sandbox's report in one read of the guard (the dashboard's VMs pane).
-pub fn show_all(store: &StateStore) -> Vec<NetworkReport> {
-    let counters = guard_counters();
-    store
-        .list_vms()
-        .map(|rows| {
-            rows.vms
-                .iter()
-                .map(|r| report(r, settings_of(store, r), &counters))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// One sandbox's network as the dashboard's VMs pane shows it: its stored policy and what
 /// the guard let out. Only what changes with the traffic (not with the clock), so an idle
 /// refresh compares equal.
@@ -491,9 +476,4 @@ pub fn guard_health(store: Option<&StateStore>) -> std::io::Result<GuardHealth> 
         }
     }
     Ok(h)
-}
-
-/// Where the resolver logs (doctor, errors).
-pub fn resolver_log(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join(crate::sys::resolver::LOG)
 }

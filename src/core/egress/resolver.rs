@@ -147,28 +147,6 @@ pub async fn sync_with(store: &StateStore, data_dir: &Path, starting: Option<&st
     })
 }
 
-/// Whether a resolver runs for this data dir, proved; its pid.
-pub fn running_pid(data_dir: &Path) -> Option<i32> {
-    proc_::prove(data_dir).ok().flatten().map(|(p, _)| p.pid)
-}
-
-/// Stop the resolver (cleanup's sweep and [`sync`]): asked to quit, then SIGKILL through
-/// its proved pidfd.
-pub async fn stop_running(data_dir: &Path) -> Result<bool> {
-    let d = data_dir.to_path_buf();
-    let running = tokio::task::spawn_blocking(move || proc_::prove(&d))
-        .await
-        .map_err(rt)?
-        .map_err(|e| rt(crate::sys::io_reason(&e)))?;
-    match running {
-        Some((owned, _)) => {
-            stop(data_dir, owned).await;
-            Ok(true)
-        }
-        None => Ok(false),
-    }
-}
-
 async fn stop(data_dir: &Path, owned: crate::sys::process::OwnedProcess) {
     let d = data_dir.to_path_buf();
     let _ = tokio::task::spawn_blocking(move || {

@@ -222,7 +222,7 @@ pub fn apply(g: &TapGuard) -> io::Result<()> {
 /// its published SSH element.
 pub fn remove(tap: &str, guest_ip: Option<Ipv4Addr>) -> io::Result<()> {
     check_tap(tap)?;
-    let Some(v) = nft_json(&["list", "table", FAMILY, TABLE])? else {
+    let Some(v) = super::nft::list_table(FAMILY, TABLE)? else {
         return Ok(());
     };
     let (t, q) = (t(), quote(tap));
@@ -352,28 +352,9 @@ pub fn cut_connections_from(guest_ip: Ipv4Addr) -> io::Result<()> {
     }
 }
 
-fn nft_json(args: &[&str]) -> io::Result<Option<Value>> {
-    let out = Command::new("nft")
-        .arg("-j")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run nft: {e}")))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        if err.contains("No such file or directory") {
-            return Ok(None);
-        }
-        return Err(super::nft::nft_error(&err));
-    }
-    serde_json::from_slice(&out.stdout)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("nft -j: {e}")))
-}
-
 /// Whether the guard table exists.
 pub fn table_exists() -> io::Result<bool> {
-    Ok(nft_json(&["list", "table", FAMILY, TABLE])?.is_some())
+    Ok(super::nft::list_table(FAMILY, TABLE)?.is_some())
 }
 
 /// A destination a sandbox was refused.
@@ -409,7 +390,7 @@ pub struct TapCounters {
 /// The guard's counters of every TAP, read in one `nft -j list table`.
 pub fn counters() -> io::Result<std::collections::BTreeMap<String, TapCounters>> {
     let mut out: std::collections::BTreeMap<String, TapCounters> = Default::default();
-    let Some(v) = nft_json(&["list", "table", FAMILY, TABLE])? else {
+    let Some(v) = super::nft::list_table(FAMILY, TABLE)? else {
         return Ok(out);
     };
     let items = v

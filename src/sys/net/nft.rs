@@ -232,23 +232,30 @@ pub struct NftState {
 pub fn read() -> io::Result<NftState> {
     let mut state = NftState::default();
     for (family, table) in [NAT, FILTER] {
-        let out = Command::new("nft")
-            .args(["-j", "list", "table", family, table])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run nft: {e}")))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("No such file or directory") {
-                continue;
-            }
-            return Err(nft_error(&err));
+        if let Some(v) = list_table(family, table)? {
+            parse_into(&v, &mut state);
         }
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("nft -j: {e}")))?;
-        parse_into(&v, &mut state);
     }
     Ok(state)
+}
+
+/// `nft -j list table FAMILY TABLE` as JSON; `None` when the table does not exist.
+pub(super) fn list_table(family: &str, table: &str) -> io::Result<Option<Value>> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "table", family, table])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run nft: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No such file or directory") {
+            return Ok(None);
+        }
+        return Err(nft_error(&err));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("nft -j: {e}")))
 }
 
 pub(super) fn nft_error(stderr: &str) -> io::Error {
