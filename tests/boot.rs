@@ -559,10 +559,6 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
         threads.contains(&2),
         "no thread of {pid} under a seccomp filter: {threads:?}"
     );
-    let cmd =
-        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
-            .into_owned();
-    let _ = cmd;
     assert_eq!(socket_mode, Some((0, 0o600)), "the API socket is root's");
     let v = json(&out);
     eprintln!(
@@ -584,8 +580,14 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
         !message.contains("API error") && !message.contains("Permission denied"),
         "{v}"
     );
+    // The guest's kernel ran: it printed its banner, or (when PVM stopped it before its
+    // console was registered, as happened on a loaded CI host) its vCPU exited on the port
+    // I/O only guest code does — the PCI probe of early boot at 0xcf8.
+    let vcpu_ran = console
+        .lines()
+        .any(|l| l.contains(":fc_vcpu ") && l.contains("IO ") && l.contains("@ 0xcf"));
     assert!(
-        console.contains("Linux version"),
+        console.contains("Linux version") || vcpu_ran,
         "the guest kernel never ran:\n{console}\n{v}"
     );
     if v["ok"] == true {
