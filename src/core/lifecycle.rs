@@ -175,7 +175,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
 }
 
 /// The longest a stop waits for the guest's `sync`.
-const SYNC_LIMIT: Duration = Duration::from_secs(5);
+const SYNC_LIMIT: Duration = Duration::from_secs(10);
 
 /// `sync` in a running guest over its SSH, bounded by `limit`, so its page cache reaches
 /// the disk before the VMM stops. A guest without SSH (or too slow) is stopped all the
