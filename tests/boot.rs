@@ -11,103 +11,19 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use support::cleanup::NetNs;
 use support::images::{self, Init, Row};
-use support::{is_root, json, stderr, stdout, Home};
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: boot tests need root (network namespaces, TAPs, nftables)");
-            return;
-        }
-    };
-}
+use support::sandbox::Sandboxes;
+use support::{json, stderr, stdout};
 
 /// This host as smolvm sees it (the same probe the binary makes).
 fn this_host() -> smolvm::core::host::Host {
     smolvm::core::host::Host::probe(&smolvm::sys::env::Env::from_process())
 }
 
-fn netns() -> NetNs {
-    NetNs::with_uplink()
-}
+/// A HOME in its own namespace; its presets (if any) from the rows given.
+type Env = Sandboxes;
 
-struct Env {
-    h: Home,
-    ns: NetNs,
-    manifest: Option<PathBuf>,
-    extra: Vec<(String, String)>,
-}
-
-impl Env {
-    fn new(rows: &[Row<'_>]) -> Env {
-        let h = Home::new();
-        let manifest = (!rows.is_empty()).then(|| images::manifest(h.tmp.path(), rows));
-        Env {
-            h,
-            ns: netns(),
-            manifest,
-            extra: Vec::new(),
-        }
-    }
-
-    fn smolvm(&self, args: &[&str]) -> std::process::Output {
-        let mut c = self.ns.cmd(&self.h, "smolvm");
-        if let Some(m) = &self.manifest {
-            c.env("SMOLVM_MANIFEST", m);
-        }
-        for (k, v) in &self.extra {
-            c.env(k, v);
-        }
-        c.args(args)
-            .timeout(Duration::from_secs(300))
-            .output()
-            .unwrap()
-    }
-
-    fn ok_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.smolvm(args);
-        support::assert_exit(args, &out, 0);
-        json(&out)
-    }
-
-    /// Read the first line a TCP server at `addr` sends, from inside the namespace.
-    fn banner(&self, host: &str, port: u16) -> String {
-        for _ in 0..3 {
-            let b = self.banner_once(host, port);
-            if !b.is_empty() {
-                return b;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        self.banner_once(host, port)
-    }
-
-    fn banner_once(&self, host: &str, port: u16) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns.name,
-                "timeout",
-                "10",
-                "bash",
-                "-c",
-            ])
-            .arg(format!("exec 3<>/dev/tcp/{host}/{port} && head -n1 <&3"))
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            eprintln!(
-                "banner {host}:{port}: {}{}",
-                String::from_utf8_lossy(&out.stderr),
-                self.ns.sh("ip addr; ip route; nft list ruleset")
-            );
-        }
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
+impl Sandboxes {
     /// Everything a VM could leave behind, as text to compare with nothing.
     fn leftovers(&self, id: &str) -> Vec<String> {
         let mut left = support::cleanup::vm_leftovers(&self.h, &self.ns, id);
@@ -130,13 +46,6 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    /// A failed test must not leak a running VM: clean up everything of this HOME.
-    fn drop(&mut self) {
-        let _ = self.smolvm(&["cleanup", "--all", "--force", "--json"]);
-    }
-}
-
 fn pid_alive(pid: i64) -> bool {
     smolvm::sys::process::is_alive(pid as i32)
 }
@@ -145,7 +54,7 @@ fn pid_alive(pid: i64) -> bool {
 fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
     require_root!();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env::new(&[Row {
+    let e = Env::with_presets(&[Row {
         preset: "claude-code",
         rootfs: &rootfs,
     }]);
@@ -175,8 +84,14 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
     assert!(pid_alive(pid));
 
     // The host reaches the guest directly and through the SSH forward on localhost.
-    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
-    assert_eq!(e.banner("127.0.0.1", port), "SSH-2.0-smolvm-test-busybox");
+    assert_eq!(
+        e.first_line("172.16.0.2", 22),
+        "SSH-2.0-smolvm-test-busybox"
+    );
+    assert_eq!(
+        e.first_line("127.0.0.1", port),
+        "SSH-2.0-smolvm-test-busybox"
+    );
 
     // Recorded as SmolVM records it.
     let info = e.ok_json(&["sandbox", "info", &id, "--json"]);
@@ -204,7 +119,7 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
     ] {
         assert_eq!(rules.matches(c).count(), 1, "{c} once in\n{rules}");
     }
-    let logs = e.smolvm(&["sandbox", "logs", &id]);
+    let logs = e.run(&["sandbox", "logs", &id]);
     assert!(
         stdout(&logs).contains("SmolVM init complete: IP=172.16.0.2"),
         "{}",
@@ -225,7 +140,10 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
         again["data"]["ssh_host_port"].as_u64(),
         Some(u64::from(port))
     );
-    assert_eq!(e.banner("127.0.0.1", port), "SSH-2.0-smolvm-test-busybox");
+    assert_eq!(
+        e.first_line("127.0.0.1", port),
+        "SSH-2.0-smolvm-test-busybox"
+    );
 
     // Delete: nothing left but the shared tables.
     let del = e.ok_json(&["sandbox", "delete", &id, "--timeout", "3", "--json"]);
@@ -246,7 +164,7 @@ fn a_chosen_qemu_machine_is_kept_across_restarts() {
     require_root!();
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let mut e = Env::new(&[]);
+    let mut e = Env::with_presets(&[]);
     let machine_of = |pid: i64| {
         std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
@@ -280,7 +198,7 @@ fn a_chosen_qemu_machine_is_kept_across_restarts() {
     e.ok_json(&["sandbox", "delete", "vm-mach", "--timeout", "2", "--json"]);
     assert_eq!(e.leftovers("vm-mach"), Vec::<String>::new());
     // SmolVM's macOS runtimes are a clear error (exit 1), not an unknown value.
-    let out = e.smolvm(&["claude", "start", "--backend", "libkrun", "--json"]);
+    let out = e.run(&["claude", "start", "--backend", "libkrun", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("macOS runtime"), "{}", stdout(&out));
 }
@@ -289,7 +207,7 @@ fn a_chosen_qemu_machine_is_kept_across_restarts() {
 fn debian_image_answers_ssh_and_exec() {
     require_root!();
     let rootfs = images::debian_rootfs();
-    let e = Env::new(&[Row {
+    let e = Env::with_presets(&[Row {
         preset: "codex",
         rootfs: &rootfs,
     }]);
@@ -305,7 +223,7 @@ fn debian_image_answers_ssh_and_exec() {
         "--json",
     ]);
     let port = v["data"]["ssh_host_port"].as_u64().unwrap();
-    let out = e.smolvm(&[
+    let out = e.run(&[
         "sandbox",
         "exec",
         "vm-deb",
@@ -315,7 +233,7 @@ fn debian_image_answers_ssh_and_exec() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).trim().starts_with("12"), "{}", stdout(&out));
-    let out = e.smolvm(&["sandbox", "ssh", "vm-deb", "--", "uname"]);
+    let out = e.run(&["sandbox", "ssh", "vm-deb", "--", "uname"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "Linux");
     // The dashboard's copied command (`y`) logs in as it is, and is the start report's.
@@ -335,16 +253,16 @@ fn debian_image_answers_ssh_and_exec() {
     assert_eq!(out.status.code(), Some(0), "{copied}: {}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "Linux", "{copied}");
     // The remote exit code comes back.
-    let out = e.smolvm(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", "exit 7"]);
+    let out = e.run(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
     // The forwarded port is the guest's sshd.
     assert!(e
-        .banner("127.0.0.1", port as u16)
+        .first_line("127.0.0.1", port as u16)
         .starts_with("SSH-2.0-OpenSSH"));
     // A stop keeps what the guest wrote just before it, even when the guest ignores the
     // power button (this image's init does) and ext4 would not commit for minutes: the
     // guest's file systems are synced first.
-    let out = e.smolvm(&[
+    let out = e.run(&[
         "sandbox",
         "exec",
         "vm-deb",
@@ -358,7 +276,7 @@ fn debian_image_answers_ssh_and_exec() {
     // time on a loaded machine (TCG: 5 s was too short once, with a build running beside).
     e.ok_json(&["sandbox", "stop", "vm-deb", "--timeout", "20", "--json"]);
     e.ok_json(&["sandbox", "start", "vm-deb", "--json"]);
-    let out = e.smolvm(&[
+    let out = e.run(&[
         "sandbox",
         "exec",
         "vm-deb",
@@ -382,7 +300,7 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     require_root!();
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env::new(&[]);
+    let e = Env::with_presets(&[]);
     let v = e.ok_json(&create_start(
         kernel.to_str().unwrap(),
         rootfs.to_str().unwrap(),
@@ -411,7 +329,7 @@ fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
     require_root!();
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env::new(&[]);
+    let e = Env::with_presets(&[]);
     let v = e.ok_json(&create_start(
         kernel.to_str().unwrap(),
         rootfs.to_str().unwrap(),
@@ -438,18 +356,24 @@ fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let sock = std::fs::symlink_metadata(e.h.sockets().join("qmp-vm-priv.sock")).unwrap();
     assert_eq!((sock.uid(), sock.permissions().mode() & 0o777), (0, 0o600));
-    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
+    assert_eq!(
+        e.first_line("172.16.0.2", 22),
+        "SSH-2.0-smolvm-test-busybox"
+    );
     let info = e.ok_json(&["sandbox", "info", "vm-priv", "--json"]);
     assert_eq!(info["data"]["vmm"]["user"], "smolvm", "{info}");
     assert_eq!(info["data"]["vmm"]["uid"], smolvm_uid, "{info}");
     assert_eq!(info["data"]["vmm"]["seccomp"], true, "{info}");
-    let text = stdout(&e.smolvm(&["sandbox", "info", "vm-priv"]));
+    let text = stdout(&e.run(&["sandbox", "info", "vm-priv"]));
     assert!(text.contains("VMM user: smolvm (uid "), "{text}");
     e.ok_json(&["sandbox", "stop", "vm-priv", "--timeout", "3", "--json"]);
     assert!(!pid_alive(pid));
     let again = e.ok_json(&["sandbox", "start", "vm-priv", "--json"]);
     support::assert_unprivileged_vmm(again["data"]["pid"].as_i64().unwrap(), smolvm_uid);
-    assert_eq!(e.banner("172.16.0.2", 22), "SSH-2.0-smolvm-test-busybox");
+    assert_eq!(
+        e.first_line("172.16.0.2", 22),
+        "SSH-2.0-smolvm-test-busybox"
+    );
     e.ok_json(&["sandbox", "delete", "vm-priv", "--timeout", "3", "--json"]);
     assert_eq!(e.leftovers("vm-priv"), Vec::<String>::new());
 }
@@ -470,7 +394,7 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
     };
     let (_, vmlinux) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let mut e = Env::new(&[]);
+    let mut e = Env::with_presets(&[]);
     let modules = e.h.tmp.path().join("fake-sys-module");
     std::fs::create_dir_all(modules.join("kvm_intel")).unwrap();
     e.extra
@@ -647,8 +571,8 @@ fn a_boot_that_never_gets_ready_times_out_and_rolls_back() {
     require_root!();
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::NeverReady);
-    let e = Env::new(&[]);
-    let out = e.smolvm(&create_start(
+    let e = Env::with_presets(&[]);
+    let out = e.run(&create_start(
         kernel.to_str().unwrap(),
         rootfs.to_str().unwrap(),
         "vm-slow",
@@ -661,10 +585,10 @@ fn a_boot_that_never_gets_ready_times_out_and_rolls_back() {
 fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
     require_root!();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env::new(&[]);
+    let e = Env::with_presets(&[]);
     let bogus = e.h.tmp.path().join("not-a-kernel");
     std::fs::write(&bogus, b"this is not a kernel").unwrap();
-    let out = e.smolvm(&create_start(
+    let out = e.run(&create_start(
         bogus.to_str().unwrap(),
         rootfs.to_str().unwrap(),
         "vm-early",
@@ -682,12 +606,12 @@ fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
 fn missing_qemu_is_a_clear_error() {
     require_root!();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let mut e = Env::new(&[]);
+    let mut e = Env::with_presets(&[]);
     e.extra.push((
         "SMOLVM_QEMU_BIN".into(),
         "/nonexistent/qemu-system-x86_64".into(),
     ));
-    let out = e.smolvm(&create_start(
+    let out = e.run(&create_start(
         rootfs.to_str().unwrap(),
         rootfs.to_str().unwrap(),
         "vm-noqemu",
@@ -705,7 +629,7 @@ fn missing_qemu_is_a_clear_error() {
 fn an_exhausted_ip_pool_is_a_clear_error_and_leaves_nothing() {
     require_root!();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env::new(&[]);
+    let e = Env::with_presets(&[]);
     // Fill the pool the way SmolVM's rows would: one lease per address.
     std::fs::create_dir_all(&e.h.data).unwrap();
     let db = e.h.data.join("smolvm.db");
@@ -734,7 +658,7 @@ fn an_exhausted_ip_pool_is_a_clear_error_and_leaves_nothing() {
         .unwrap();
     }
     c.execute_batch("COMMIT").unwrap();
-    let out = e.smolvm(&create_start(
+    let out = e.run(&create_start(
         rootfs.to_str().unwrap(),
         rootfs.to_str().unwrap(),
         "vm-full",
@@ -757,14 +681,14 @@ fn firecracker_backend_refuses_without_hardware_kvm() {
         return;
     }
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let mut e = Env::new(&[]);
+    let mut e = Env::with_presets(&[]);
     // A stand-in binary: it is never run, since the KVM check comes first.
     let fc = e.h.tmp.path().join("firecracker");
     std::fs::write(&fc, "#!/bin/sh\nexit 99\n").unwrap();
     Command::new("chmod").arg("755").arg(&fc).status().unwrap();
     e.extra
         .push(("SMOLVM_FIRECRACKER_BIN".into(), fc.display().to_string()));
-    let out = e.smolvm(&[
+    let out = e.run(&[
         "sandbox",
         "create",
         "--kernel",
@@ -789,7 +713,7 @@ fn firecracker_backend_refuses_without_hardware_kvm() {
 #[test]
 fn firecracker_without_a_binary_gives_smolvms_install_hint() {
     require_root!();
-    let e = Env::new(&[]);
+    let e = Env::with_presets(&[]);
     let rootfs = e.h.tmp.path().join("r.ext4");
     std::fs::write(&rootfs, b"x").unwrap();
     let mut e = e;
@@ -797,7 +721,7 @@ fn firecracker_without_a_binary_gives_smolvms_install_hint() {
         "SMOLVM_FIRECRACKER_BIN".into(),
         "/nonexistent/firecracker".into(),
     ));
-    let out = e.smolvm(&[
+    let out = e.run(&[
         "sandbox",
         "create",
         "--kernel",
@@ -829,7 +753,7 @@ fn firecracker_driver_configures_starts_and_stops_a_real_binary() {
     };
     let (_, vmlinux) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let ns = netns();
+    let ns = support::cleanup::NetNs::with_uplink();
     ns.nat_tap("tap9");
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("fc-vm-fc.sock");

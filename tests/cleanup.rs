@@ -10,16 +10,7 @@ use std::time::Duration;
 use support::cleanup::{
     fake_firecracker, insert_rows, row_ids, run_with_pty, wait_for, NetNs, QemuStandIn, Row,
 };
-use support::{is_root, json, stderr, stdout, Home};
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: cleanup tests need root (network namespaces, TAPs, nftables)");
-            return;
-        }
-    };
-}
+use support::{json, stderr, stdout, Home};
 
 /// A pid that is certainly not running.
 const DEAD_PID: i32 = 0x3fff_fff0;

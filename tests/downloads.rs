@@ -13,86 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cleanup::NetNs;
-use support::images::{self, Row};
-use support::{is_root, json, stderr, Home};
+use support::sandbox::Sandboxes;
+use support::{json, stderr};
 
-struct Vm {
-    h: Home,
-    ns: NetNs,
-    manifest: PathBuf,
-}
-
-impl Vm {
-    /// `smolvm <args>` in the namespace, with `extra` variables.
-    fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(args)
-            .env_clear()
-            .envs(self.h.env_vars())
-            .env("SMOLVM_MANIFEST", &self.manifest)
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// Run to the end (killed after 400 s: a hung download must fail the test, not hang it).
-    fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        let mut child = self
-            .command(args, extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        let mut so = child.stdout.take().unwrap();
-        let mut se = child.stderr.take().unwrap();
-        let o = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut so, &mut b);
-            b
-        });
-        let e = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut se, &mut b);
-            b
-        });
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if t0.elapsed() > Duration::from_secs(400) {
-                let _ = child.kill();
-                let s = child.wait().unwrap();
-                eprintln!("{args:?}: killed after 400 s");
-                break s;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Output {
-            status,
-            stdout: o.join().unwrap(),
-            stderr: e.join().unwrap(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args, &[]);
-        support::assert_exit(args, &out, 0);
-        out
-    }
-
+impl Sandboxes {
     /// A root shell script in the guest.
     fn guest(&self, id: &str, script: &str) -> String {
         support::stdout(&self.ok(&["sandbox", "exec", id, "--", "sh", "-ec", script]))
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.run(&["cleanup", "--all", "--force", "--json"], &[]);
     }
 }
 
@@ -150,7 +77,7 @@ fn dangerous(dir: &Path) -> Vec<String> {
 /// held for a second, asserting nothing dangerous ever appears; then send `sig` and
 /// return the output.
 fn interrupt_when(
-    vm: &Vm,
+    vm: &Sandboxes,
     args: &[&str],
     dir: &Path,
     ready: impl Fn(&Path) -> bool,
@@ -278,36 +205,10 @@ echo ready
 
 #[test]
 fn a_hostile_guest_cannot_plant_anything_through_a_download() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs, nftables, tmpfs)");
-        return;
-    }
-    let rootfs = images::debian_rootfs();
-    let h = Home::new();
-    let manifest = images::manifest(
-        h.tmp.path(),
-        &[Row {
-            preset: "codex",
-            rootfs: &rootfs,
-        }],
-    );
-    let vm = Vm {
-        h,
-        ns: NetNs::with_uplink(),
-        manifest,
-    };
+    require_root!();
+    let vm = Sandboxes::debian_codex();
     let id = "vm-dl";
-    vm.ok(&[
-        "codex",
-        "start",
-        "--backend",
-        "qemu",
-        "--name",
-        id,
-        "--memory",
-        "512",
-        "--json",
-    ]);
+    vm.codex_start(id);
     assert_eq!(vm.guest(id, GUEST_SETUP).trim(), "ready");
     let work = vm.h.tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -452,7 +353,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     std::fs::create_dir_all(&cap_dir).unwrap();
     for (what, path) in [("endless", "/root/endless"), ("announced", "/root/huge")] {
         let t0 = Instant::now();
-        let out = vm.run(
+        let out = vm.run_with(
             &[
                 "sandbox",
                 "file",
@@ -475,7 +376,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
         assert_eq!(names(&cap_dir), Vec::<String>::new(), "{what}");
     }
     // A bad value is a usage error.
-    let out = vm.run(
+    let out = vm.run_with(
         &[
             "sandbox",
             "file",
@@ -493,7 +394,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     // --- No flag: the download stops before the destination's free space falls below
     // 1 GiB (a tmpfs with 1 GiB + 24 MiB free), and leaves nothing; a small file fits.
     let small = Tmpfs::mount(&work.join("small"), (1 << 30) + (24 << 20));
-    let out = vm.run(
+    let out = vm.run_with(
         &[
             "sandbox",
             "file",
@@ -521,7 +422,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     // --- Under sudo the download belongs to the invoking user (and so do the folders
     // created for it); without sudo, to root.
     let mine = work.join("mine/deeper/evil");
-    let out = vm.run(
+    let out = vm.run_with(
         &[
             "sandbox",
             "file",

@@ -11,16 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::cleanup::{insert_rows, NetNs, Row};
-use support::{is_root, json_exit, stderr, stdout, Home};
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: needs root (network namespaces)");
-            return;
-        }
-    };
-}
+use support::{json_exit, stderr, stdout, Home};
 
 const PRECIOUS: &[u8] = b"root-owned data that must survive\n";
 

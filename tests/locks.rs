@@ -11,55 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cleanup::{wait_for, NetNs};
+use support::cleanup::wait_for;
 use support::images::{self, Init};
-use support::{is_root, json, stderr, stdout, Home, Reap};
+use support::sandbox::Sandboxes;
+use support::{json, stderr, stdout, Reap};
 
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: lock tests need root (network namespaces, TAPs, nftables)");
-            return;
-        }
-    };
-}
+type Env = Sandboxes;
 
-struct Env {
-    h: Home,
-    ns: NetNs,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            h: Home::new(),
-            ns: NetNs::with_uplink(),
-        }
-    }
-
-    /// `smolvm ARGS` in the namespace, with these extra variables, not yet started.
-    fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(args)
-            .env_clear()
-            .envs(self.h.env_vars())
-            .envs(vars.iter().copied())
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        self.command(args, vars).output().unwrap()
-    }
-
-    fn ok_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.run(args, &[]);
-        support::assert_exit(args, &out, 0);
-        json(&out)
-    }
-
+impl Sandboxes {
     /// A sandbox `id` on the test kernel and the busybox rootfs, created (not started).
     fn create(&self, id: &str) {
         let (kernel, _) = images::kernel();
@@ -106,37 +65,6 @@ impl Env {
             .collect()
     }
 
-    /// The first line the guest's port 22 sends (the busybox image's banner), from inside
-    /// the namespace.
-    fn banner(&self) -> String {
-        // A guest under TCG on a busy machine can be slow to answer: a few tries.
-        for _ in 0..3 {
-            let b = self.banner_once();
-            if !b.is_empty() {
-                return b;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        self.banner_once()
-    }
-
-    fn banner_once(&self) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns.name,
-                "timeout",
-                "10",
-                "bash",
-                "-c",
-            ])
-            .arg("exec 3<>/dev/tcp/172.16.0.2/22 && head -n1 <&3")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
     /// QEMU's own word for the VM's state (`query-status`).
     fn qmp_status(&self, id: &str) -> String {
         let sock = self.h.sockets().join(format!("qmp-{id}.sock"));
@@ -154,12 +82,6 @@ impl Env {
 
     fn lock_file(&self, id: &str) -> PathBuf {
         self.h.data.join("locks").join(format!("{id}.create.lock"))
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.run(&["cleanup", "--all", "--force", "--json"], &[]);
     }
 }
 
@@ -249,7 +171,8 @@ fn two_concurrent_starts_leave_one_running_vm_and_never_error() {
             "round {round}: one VMM"
         );
         assert!(
-            e.banner().starts_with("SSH-2.0-smolvm-test"),
+            e.first_line("172.16.0.2", 22)
+                .starts_with("SSH-2.0-smolvm-test"),
             "round {round}"
         );
         e.ok_json(&["sandbox", "stop", "vm-race", "--timeout", "3", "--json"]);
@@ -281,7 +204,7 @@ fn a_second_operation_waits_for_the_lock_then_fails_busy_naming_the_holder() {
         ],
     ] {
         let t = Instant::now();
-        let out = e.run(&args, &quick);
+        let out = e.run_with(&args, &quick);
         assert!(t.elapsed() >= Duration::from_secs(1), "{args:?} waited");
         support::assert_exit(&args, &out, 1);
         let v = json(&out);
@@ -295,12 +218,12 @@ fn a_second_operation_waits_for_the_lock_then_fails_busy_naming_the_holder() {
         );
     }
     // delete reports it per sandbox, and changes nothing.
-    let out = e.run(&["sandbox", "delete", "vm-held", "--json"], &quick);
+    let out = e.run_with(&["sandbox", "delete", "vm-held", "--json"], &quick);
     let v = json(&out);
     assert_eq!(out.status.code(), Some(1), "{v}");
     assert_eq!(v["data"]["failed"][0]["code"], "busy", "{v}");
     // cleanup's teardown of it too.
-    let out = e.run(&["cleanup", "--all", "--force", "--json"], &quick);
+    let out = e.run_with(&["cleanup", "--all", "--force", "--json"], &quick);
     let v = json(&out);
     assert_eq!(v["data"]["failed"][0]["vm_id"], "vm-held", "{v}");
     assert!(
@@ -312,7 +235,7 @@ fn a_second_operation_waits_for_the_lock_then_fails_busy_naming_the_holder() {
     );
     assert_eq!(e.row("vm-held"), ("stopped".into(), None));
     // The human line names the holder too, and says what to do.
-    let out = e.run(&["sandbox", "stop", "vm-held"], &quick);
+    let out = e.run_with(&["sandbox", "stop", "vm-held"], &quick);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("Error: Sandbox 'vm-held' is busy: '")
@@ -321,7 +244,7 @@ fn a_second_operation_waits_for_the_lock_then_fails_busy_naming_the_holder() {
         stderr(&out)
     );
     // A bad wait is a usage error before anything is looked at.
-    let out = e.run(
+    let out = e.run_with(
         &["sandbox", "stop", "vm-held", "--json"],
         &[("SMOLVM_LOCK_TIMEOUT", "soon")],
     );
@@ -364,7 +287,7 @@ fn smolvm_holding_the_lock_is_named_and_a_failed_sandbox_with_its_disk_starts_ag
         },
         "the start to take the lock",
     );
-    let out = e.run(
+    let out = e.run_with(
         &["sandbox", "stop", "vm-err", "--json"],
         &[("SMOLVM_LOCK_TIMEOUT", "0")],
     );
@@ -394,12 +317,14 @@ fn smolvm_holding_the_lock_is_named_and_a_failed_sandbox_with_its_disk_starts_ag
     let v = e.ok_json(&["sandbox", "start", "vm-err", "--json"]);
     assert_eq!(v["data"]["status"], "running", "{v}");
     let pid2 = v["data"]["pid"].as_i64().unwrap();
-    assert!(e.banner().starts_with("SSH-2.0-smolvm-test"));
+    assert!(e
+        .first_line("172.16.0.2", 22)
+        .starts_with("SSH-2.0-smolvm-test"));
 
     // Marked `error` while its VMM still runs: a start refuses (one disk, one VMM) and
     // changes nothing; `stop` stops that VMM, then it starts again.
     e.set_row("vm-err", "error", None);
-    let out = e.run(&["sandbox", "start", "vm-err", "--json"], &[]);
+    let out = e.run_with(&["sandbox", "start", "vm-err", "--json"], &[]);
     support::assert_exit(&[], &out, 1);
     let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
     assert!(
@@ -419,7 +344,7 @@ fn smolvm_holding_the_lock_is_named_and_a_failed_sandbox_with_its_disk_starts_ag
     e.set_row("vm-err", "error", None);
     let disk = e.h.data.join("disks/vm-err.ext4");
     std::fs::remove_file(&disk).unwrap();
-    let out = e.run(&["sandbox", "start", "vm-err", "--json"], &[]);
+    let out = e.run_with(&["sandbox", "start", "vm-err", "--json"], &[]);
     support::assert_exit(&[], &out, 1);
     let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
     assert!(
@@ -485,7 +410,7 @@ fn a_killed_snapshot_create_leaves_its_source_running() {
             "the source to be resumed",
         );
         assert_eq!(e.row("vm-snap"), ("running".into(), Some(pid)));
-        let banner = e.banner();
+        let banner = e.first_line("172.16.0.2", 22);
         assert!(
             banner.starts_with("SSH-2.0-smolvm-test"),
             "the guest runs: {banner:?}; QEMU: {}; log: {}",

@@ -12,16 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cleanup::NetNs;
-use support::{images, is_root, json, json_exit, stdout, Home, Reap};
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: needs root (network namespaces, TAPs, nftables)");
-            return;
-        }
-    };
-}
+use support::{images, json, json_exit, stdout, Home, Reap};
 
 /// Servers on the "LAN" and the host: TCP banners, an echo server and a DNS server.
 const SERVERS: &str = r#"

@@ -6,73 +6,12 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use support::cleanup::{wait_for, NetNs};
 use support::images::{self, Init};
-use support::{is_root, json, stderr, stdout, Home, Reap};
-
-struct Env {
-    h: Home,
-    ns: NetNs,
-}
-
-impl Env {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(args)
-            .env_clear()
-            .envs(self.h.env_vars())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        support::assert_exit(args, &out, 0);
-        out
-    }
-
-    /// The first line `127.0.0.1:port` sends to a client in the namespace.
-    /// The first line `127.0.0.1:port` sends (three tries a second apart while nothing
-    /// answers: a TCG guest's first answer can be slow on a loaded host).
-    fn first_line(&self, port: u16) -> String {
-        for _ in 0..2 {
-            let l = self.first_line_once(port);
-            if !l.is_empty() {
-                return l;
-            }
-            std::thread::sleep(std::time::Duration::from_secs(1));
-        }
-        self.first_line_once(port)
-    }
-
-    fn first_line_once(&self, port: u16) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns.name,
-                "timeout",
-                "10",
-                "bash",
-                "-c",
-            ])
-            .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port} && head -n1 <&3"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.run(&["cleanup", "--all", "--force", "--json"]);
-    }
-}
+use support::sandbox::Sandboxes;
+use support::{json, stderr, stdout, Home, Reap};
 
 /// A host service in the namespace: listening on `addr:port`, greeting each client.
 fn host_service(ns: &NetNs, addr: &str, port: u16) -> Reap {
@@ -110,16 +49,10 @@ fn ports_check(v: &serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs, nftables)");
-        return;
-    }
+    require_root!();
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env {
-        h: Home::new(),
-        ns: NetNs::with_uplink(),
-    };
+    let e = Sandboxes::new();
     let id = "vm-port";
     e.ok(&[
         "sandbox",
@@ -137,7 +70,9 @@ fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
     ]);
     let v = json(&e.ok(&["sandbox", "port", "expose", id, "18022:22", "--json"]));
     assert_eq!(v["data"]["shadowed"], false, "{v}");
-    assert!(e.first_line(18022).starts_with("SSH-2.0-smolvm-test"));
+    assert!(e
+        .first_line("127.0.0.1", 18022)
+        .starts_with("SSH-2.0-smolvm-test"));
     let listed = json(&e.ok(&["sandbox", "port", "list", id, "--json"]));
     assert_eq!(listed["data"]["forwards"][0]["shadowed"], false, "{listed}");
     assert_eq!(
@@ -150,7 +85,8 @@ fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
     let service = host_service(&e.ns, "127.0.0.1", 18022);
     let pid = service.0.id();
     assert!(
-        e.first_line(18022).starts_with("SSH-2.0-smolvm-test"),
+        e.first_line("127.0.0.1", 18022)
+            .starts_with("SSH-2.0-smolvm-test"),
         "the forward wins over the host service"
     );
     let by = format!("python3 (pid {pid})");

@@ -20,15 +20,6 @@ use support::cleanup::NetNs;
 use support::images::{self, Row};
 use support::{is_root, stderr, stdout, Home};
 
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: preset tests need root (network namespaces, TAPs, debootstrap)");
-            return;
-        }
-    };
-}
-
 struct Env {
     h: Home,
     ns: NetNs,

@@ -8,16 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::cleanup::{insert_rows, row_ids, run_with_pty_then, NetNs, QemuStandIn, Row};
-use support::{is_root, json, stderr, stdout, Home};
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: safety tests need root (mount and network namespaces)");
-            return;
-        }
-    };
-}
+use support::{json, stderr, stdout, Home};
 
 /// Run `script` with `sh -ec` in a private mount namespace, with `$SMOLVM` the binary and
 /// the test's environment; returns (status code, stdout, stderr).

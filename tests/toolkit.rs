@@ -6,63 +6,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use support::cleanup::NetNs;
-use support::images::{self, Row};
-use support::{is_root, json, stderr, stdout, Home};
+use support::sandbox::Sandboxes;
+use support::{json, stderr, stdout, Home};
 
-struct Vm {
-    h: Home,
-    ns: NetNs,
-    manifest: std::path::PathBuf,
-}
-
-impl Vm {
-    /// `smolvm <args>` in the namespace, as a plain command (for a pty).
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(args)
-            .env_clear()
-            .envs(self.h.env_vars())
-            .env("SMOLVM_MANIFEST", &self.manifest);
-        c
-    }
-
-    fn smolvm(&self, args: &[&str]) -> Output {
-        self.ns
-            .cmd(&self.h, "smolvm")
-            .env("SMOLVM_MANIFEST", &self.manifest)
-            .args(args)
-            .timeout(Duration::from_secs(400))
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.smolvm(args);
-        support::assert_exit(args, &out, 0);
-        out
-    }
-
-    fn ok_json(&self, args: &[&str]) -> serde_json::Value {
-        json(&self.ok(args))
-    }
-
-    /// Fails with `code` and a message containing `needle` (on stderr).
-    fn fails(&self, args: &[&str], code: i32, needle: &str) {
-        let out = self.smolvm(args);
-        support::assert_exit(args, &out, code);
-        assert!(
-            stderr(&out).contains(needle),
-            "smolvm {args:?}: {needle:?} not in {}",
-            stderr(&out)
-        );
-    }
-
+impl Sandboxes {
     /// What a login shell in the guest prints.
     fn login_sh(&self, id: &str, script: &str) -> String {
         stdout(&self.ok(&["sandbox", "exec", id, "--", "bash", "-lc", script]))
@@ -90,12 +40,6 @@ impl Vm {
             .filter(|l| l.contains(&format!("smolvm:{id}:local:")))
             .map(str::to_string)
             .collect()
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.smolvm(&["cleanup", "--all", "--force", "--json"]);
     }
 }
 
@@ -130,36 +74,10 @@ fn chmod(p: &Path, mode: u32) {
 
 #[test]
 fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs, nftables)");
-        return;
-    }
-    let rootfs = images::debian_rootfs();
-    let h = Home::new();
-    let manifest = images::manifest(
-        h.tmp.path(),
-        &[Row {
-            preset: "codex",
-            rootfs: &rootfs,
-        }],
-    );
-    let vm = Vm {
-        h,
-        ns: NetNs::with_uplink(),
-        manifest,
-    };
+    require_root!();
+    let vm = Sandboxes::debian_codex();
     let id = "vm-kit";
-    let start = vm.ok_json(&[
-        "codex",
-        "start",
-        "--backend",
-        "qemu",
-        "--name",
-        id,
-        "--memory",
-        "512",
-        "--json",
-    ]);
+    let start = vm.codex_start(id);
     let ssh_port = start["data"]["ssh_host_port"].as_u64().unwrap() as u16;
     let tmp = vm.h.tmp.path().join("work");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -378,7 +296,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     let hostile = "\x1b]52;c;ZXZpbA==\x07x\rfake";
     vm.ok(&["sandbox", "env", "set", id, &format!("HOSTILE={hostile}")]);
     let list = ["sandbox", "env", "list", id, "--show-values"];
-    let (status, out) = support::pty::run_on_pty(vm.command(&list), Duration::from_secs(120));
+    let (status, out) = support::pty::run_on_pty(vm.command(&list, &[]), Duration::from_secs(120));
     assert!(status.success(), "{}", String::from_utf8_lossy(&out));
     let shown = String::from_utf8_lossy(&out);
     assert!(
@@ -387,7 +305,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     );
     assert!(!out.contains(&0x1b) && !out.contains(&0x07), "{shown:?}");
     let raw = [&list[..], &["--raw"]].concat();
-    let (_, out) = support::pty::run_on_pty(vm.command(&raw), Duration::from_secs(120));
+    let (_, out) = support::pty::run_on_pty(vm.command(&raw, &[]), Duration::from_secs(120));
     assert!(
         String::from_utf8_lossy(&out).contains(&format!("HOSTILE={hostile}\n")),
         "{out:?}"
@@ -616,7 +534,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         vec!["sandbox", "info", id, "--json"],
     ];
     for l in &lines {
-        let out = vm.smolvm(l);
+        let out = vm.run(l);
         assert_ne!(out.status.code(), Some(2), "{l:?}: {}", stderr(&out));
         if l.contains(&"--json") {
             let v = json(&out);
@@ -642,7 +560,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(row["status"], "running");
     let none = vm.ok_json(&["sandbox", "list", "--status", "stopped", "--json"]);
     assert_eq!(none["data"]["count"], 0);
-    let out = vm.smolvm(&[
+    let out = vm.run(&[
         "sandbox",
         "exec",
         id,
@@ -658,11 +576,11 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(ex["data"]["exit_code"], 3);
     assert_eq!(ex["data"]["stdout"], "out\n");
     assert_eq!(ex["data"]["stderr"], "err\n");
-    let slow = vm.smolvm(&["sandbox", "exec", id, "--timeout", "2", "--", "sleep", "30"]);
+    let slow = vm.run(&["sandbox", "exec", id, "--timeout", "2", "--", "sleep", "30"]);
     assert_eq!(slow.status.code(), Some(124), "{}", stderr(&slow));
     let dry = vm.ok_json(&["sandbox", "delete", id, "--dry-run", "--json"]);
     assert_eq!(dry["data"]["dry_run"], true);
-    let refused = json(&vm.smolvm(&["sandbox", "delete", "--all", "--json"]));
+    let refused = json(&vm.run(&["sandbox", "delete", "--all", "--json"]));
     assert_eq!(refused["error"]["code"], "refused");
     assert_eq!(refused["command"], "sandbox.delete");
     assert_eq!(

@@ -89,76 +89,14 @@ fn qemu_state_round_trips_through_descriptors_passed_over_qmp() {
 use std::path::PathBuf;
 
 use support::cleanup::NetNs;
-use support::images::{self, Row};
-use support::{is_root, json, stderr, stdout, Home};
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIPPED: snapshot tests need root (network namespaces, TAPs, nftables)");
-            return;
-        }
-    };
-}
+use support::images;
+use support::sandbox::Sandboxes;
+use support::{stdout, Home};
 
 /// One HOME in its own network namespace, with the Debian test image as `codex`'s.
-struct Env {
-    h: Home,
-    ns: NetNs,
-    manifest: PathBuf,
-}
+type Env = Sandboxes;
 
-impl Env {
-    fn new() -> Env {
-        let rootfs = images::debian_rootfs();
-        let h = Home::new();
-        let manifest = images::manifest(
-            h.tmp.path(),
-            &[Row {
-                preset: "codex",
-                rootfs: &rootfs,
-            }],
-        );
-        Env {
-            h,
-            ns: NetNs::with_uplink(),
-            manifest,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut c = self.ns.cmd(&self.h, "smolvm");
-        c.env("SMOLVM_MANIFEST", &self.manifest)
-            .args(args)
-            .timeout(Duration::from_secs(300));
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.run(args);
-        support::assert_exit(args, &out, 0);
-        json(&out)
-    }
-
-    /// A failure with `code`, its message containing `needle`.
-    fn fails(&self, args: &[&str], code: i32, needle: &str) {
-        let out = self.run(args);
-        let text = format!("{}{}", stdout(&out), stderr(&out));
-        assert_eq!(out.status.code(), Some(code), "smolvm {args:?}: {text}");
-        assert!(text.contains(needle), "smolvm {args:?}: {text}");
-    }
-
-    /// `sandbox exec` output (must succeed).
-    fn exec(&self, id: &str, script: &str) -> String {
-        let out = self.run(&["sandbox", "exec", id, "--", "sh", "-c", script]);
-        assert_eq!(out.status.code(), Some(0), "{script}: {}", stderr(&out));
-        stdout(&out).trim().to_string()
-    }
-
+impl Sandboxes {
     /// The first bytes the guest's port 22 sends within 4 s ("" when it does not answer).
     /// Whether the guest's sshd greets within a few tries (a TCG guest's first answer
     /// after a boot or a resume can be slow on a loaded host).
@@ -181,7 +119,7 @@ impl Env {
     }
 
     fn status_of(&self, id: &str) -> String {
-        let v = self.ok(&["sandbox", "list", "--json"]);
+        let v = self.ok_json(&["sandbox", "list", "--json"]);
         v["data"]["vms"]
             .as_array()
             .unwrap()
@@ -192,7 +130,7 @@ impl Env {
     }
 
     fn snapshots(&self) -> Vec<serde_json::Value> {
-        self.ok(&["sandbox", "snapshot", "list", "--json"])["data"]["snapshots"]
+        self.ok_json(&["sandbox", "snapshot", "list", "--json"])["data"]["snapshots"]
             .as_array()
             .unwrap()
             .clone()
@@ -213,12 +151,6 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.run(&["cleanup", "--all", "--force", "--json"]);
-    }
-}
-
 /// The whole story on one booted Debian guest: pause/resume, a disk and a full snapshot,
 /// prune and `cleanup --all --force` leaving snapshots alone, the VM deleted and restored
 /// with the same counter process (same PID) still counting on the same IP, the disk
@@ -226,9 +158,9 @@ impl Drop for Env {
 #[test]
 fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
     require_root!();
-    let e = Env::new();
+    let e = Env::debian_codex();
     let id = "vm-snap";
-    let v = e.ok(&[
+    let v = e.ok_json(&[
         "codex",
         "start",
         "--backend",
@@ -244,14 +176,14 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
     assert!(e.ssh_up(&ip));
 
     // Pause: the guest stops answering and the list says so; resume brings it back.
-    let p = e.ok(&["sandbox", "pause", id, "--json"]);
+    let p = e.ok_json(&["sandbox", "pause", id, "--json"]);
     assert_eq!(
         (p["command"].as_str(), p["data"]["status"].as_str()),
         (Some("sandbox.pause"), Some("paused"))
     );
     assert_eq!(e.status_of(id), "paused");
     assert_eq!(e.ssh_banner(&ip), "", "a paused guest answered");
-    let r = e.ok(&["sandbox", "resume", id, "--json"]);
+    let r = e.ok_json(&["sandbox", "resume", id, "--json"]);
     assert_eq!(
         (r["command"].as_str(), r["data"]["status"].as_str()),
         (Some("sandbox.resume"), Some("running"))
@@ -261,7 +193,7 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
 
     // A disk snapshot of a file (flushed by the snapshot), the source resumed.
     e.exec(id, "echo on-disk > /root/file");
-    let d = e.ok(&[
+    let d = e.ok_json(&[
         "sandbox",
         "snapshot",
         "create",
@@ -288,7 +220,7 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
         "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.2; done' >/dev/null 2>&1 & echo $!",
     );
     std::thread::sleep(Duration::from_secs(1));
-    let f = e.ok(&[
+    let f = e.ok_json(&[
         "sandbox",
         "snapshot",
         "create",
@@ -327,15 +259,15 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
     assert_eq!(e.status_of(id), "paused");
 
     // prune and cleanup --all --force leave snapshots alone.
-    e.ok(&["prune", "--json"]);
-    e.ok(&["cleanup", "--all", "--force", "--json"]);
+    e.ok_json(&["prune", "--json"]);
+    e.ok_json(&["cleanup", "--all", "--force", "--json"]);
     assert_eq!(e.leftovers(id), Vec::<String>::new());
     assert_eq!(e.snapshots().len(), 2);
     assert!(e.snap_dir("snap-full").join("state.bin").is_file());
 
     // Restore the deleted sandbox: same IP and port, the same process still counting.
     let t = std::time::Instant::now();
-    let r = e.ok(&[
+    let r = e.ok_json(&[
         "sandbox",
         "snapshot",
         "restore",
@@ -372,7 +304,7 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
 
     // The disk snapshot boots afresh (with --force over the running one): the file is
     // there, the counter (started after it) is not.
-    let r = e.ok(&[
+    let r = e.ok_json(&[
         "sandbox",
         "snapshot",
         "restore",
@@ -426,25 +358,19 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
 
     // delete removes the row and the files.
     for s in ["snap-full", "snap-disk"] {
-        let v = e.ok(&["sandbox", "snapshot", "delete", s, "--json"]);
+        let v = e.ok_json(&["sandbox", "snapshot", "delete", s, "--json"]);
         assert_eq!(v["data"]["deleted"]["id"], s);
         assert!(!e.snap_dir(s).exists());
     }
     assert!(e.snapshots().is_empty());
-    e.ok(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
+    e.ok_json(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
     assert_eq!(e.leftovers(id), Vec::<String>::new());
 }
 
-impl Env {
+impl Sandboxes {
     /// `smolvm <args>` in the namespace as a child of ours (to be killed).
     fn spawn(&self, args: &[&str]) -> std::process::Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(args)
-            .env_clear()
-            .envs(self.h.env_vars())
-            .env("SMOLVM_MANIFEST", &self.manifest)
+        self.command(args, &[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -479,9 +405,9 @@ impl Env {
 #[test]
 fn killed_creates_and_restores_leave_nothing_half_done() {
     require_root!();
-    let e = Env::new();
+    let e = Env::debian_codex();
     let id = "vm-crash";
-    e.ok(&[
+    e.ok_json(&[
         "codex",
         "start",
         "--backend",
@@ -504,7 +430,7 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
     ]);
     e.kill_when(c, &e.snap_dir("snap-k2").join("state.bin"), Duration::ZERO);
     assert!(e.snapshots().is_empty());
-    let dry = e.ok(&["cleanup", "--prefix", "zzz-", "--dry-run", "--json"]);
+    let dry = e.ok_json(&["cleanup", "--prefix", "zzz-", "--dry-run", "--json"]);
     assert!(
         dry["data"]["stale_resources"]
             .as_array()
@@ -513,7 +439,7 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
             .any(|r| r["kind"] == "snapshot" && r["name"] == "snap-k2"),
         "{dry}"
     );
-    e.ok(&["cleanup", "--prefix", "zzz-", "--force", "--json"]);
+    e.ok_json(&["cleanup", "--prefix", "zzz-", "--force", "--json"]);
     assert!(!e.snap_dir("snap-k2").exists());
     // The killed create's watchdog ran its source again (issue 22: never left paused).
     support::cleanup::wait_for(|| e.status_of(id) == "running", "the source to run again");
@@ -529,7 +455,7 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
     ]);
     e.kill_when(c, &e.snap_dir("snap-k").join(".partial"), Duration::ZERO);
     assert!(e.snapshots().is_empty());
-    e.ok(&[
+    e.ok_json(&[
         "sandbox",
         "snapshot",
         "create",
@@ -544,27 +470,27 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
     assert_eq!(e.exec(id, "echo up"), "up");
 
     // A restore killed mid-way; the rerun (no --force: it finishes its own restore) works.
-    e.ok(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
+    e.ok_json(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
     let r = e.spawn(&["sandbox", "snapshot", "restore", "snap-k", "--resume"]);
     e.kill_when(
         r,
         &e.h.data.join(format!("disks/{id}.ext4")),
         Duration::from_millis(100),
     );
-    let r = e.ok(&[
+    let r = e.ok_json(&[
         "sandbox", "snapshot", "restore", "snap-k", "--resume", "--json",
     ]);
     assert_eq!(r["data"]["vm"]["status"], "running");
     assert_eq!(e.exec(id, "echo back"), "back");
 
-    e.ok(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
-    e.ok(&["sandbox", "snapshot", "delete", "snap-k", "--json"]);
+    e.ok_json(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
+    e.ok_json(&["sandbox", "snapshot", "delete", "snap-k", "--json"]);
     assert_eq!(e.leftovers(id), Vec::<String>::new());
     let left: Vec<_> = std::fs::read_dir(e.h.home.join(".smolvm/snapshots"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
-    let v = e.ok(&["cleanup", "--all", "--force", "--json"]);
+    let v = e.ok_json(&["cleanup", "--all", "--force", "--json"]);
     assert_eq!(v["data"]["stale_resources"], serde_json::json!([]), "{v}");
 }
 

@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod docker;
 pub mod images;
 pub mod pty;
+pub mod sandbox;
 pub mod screenshot;
 pub mod smolvm_py;
 pub mod sources;
