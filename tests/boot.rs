@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::images::{self, Init, Row};
-use support::sandbox::Sandboxes;
+use support::sandbox::{create_args, Sandboxes};
 use support::{json, stderr, stdout};
 
 /// This host as smolvm sees it (the same probe the binary makes).
@@ -401,31 +401,15 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
         .push(("SMOLVM_SYS_MODULE".into(), modules.display().to_string()));
     e.extra
         .push(("SMOLVM_FIRECRACKER_BIN".into(), bin.display().to_string()));
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &e.ns.name])
-        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-        .env_clear()
-        .envs(e.h.env_vars());
-    for (k, v) in &e.extra {
-        c.env(k, v);
-    }
-    let mut child = c
-        .args([
-            "sandbox",
-            "create",
-            "--kernel",
-            vmlinux.to_str().unwrap(),
-            "--rootfs",
-            rootfs.to_str().unwrap(),
-            "--name",
-            "vm-fc",
-            "--backend",
-            "firecracker",
-            "--start",
-            "--boot-timeout",
-            "20",
-            "--json",
-        ])
+    let args = create_args(
+        vmlinux.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        "vm-fc",
+        "firecracker",
+        &["--start", "--boot-timeout", "20", "--json"],
+    );
+    let mut child = e
+        .command(&args, &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -531,19 +515,7 @@ fn create_start<'a>(
     name: &'a str,
     extra: &[&'a str],
 ) -> Vec<&'a str> {
-    let mut args = vec![
-        "sandbox",
-        "create",
-        "--kernel",
-        kernel,
-        "--rootfs",
-        rootfs,
-        "--name",
-        name,
-        "--backend",
-        "qemu",
-        "--start",
-    ];
+    let mut args = create_args(kernel, rootfs, name, "qemu", &["--start"]);
     args.extend_from_slice(extra);
     args.push("--json");
     args

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::cleanup::{insert_rows, NetNs, Row};
+use support::sandbox::create_args;
 use support::{json_exit, stderr, stdout, Home};
 
 const PRECIOUS: &[u8] = b"root-owned data that must survive\n";
@@ -71,20 +72,13 @@ impl Env {
     /// `sandbox create` of a QEMU sandbox `name` (with `--start` when `start`).
     fn create(&self, name: &str, start: bool) -> std::process::Output {
         let (k, r) = self.kernel_and_rootfs();
-        let mut args = vec![
-            "sandbox",
-            "create",
-            "--kernel",
+        let mut args = create_args(
             k.to_str().unwrap(),
-            "--rootfs",
             r.to_str().unwrap(),
-            "--name",
             name,
-            "--backend",
             "qemu",
-            "--accel",
-            "tcg",
-        ];
+            &["--accel", "tcg"],
+        );
         if start {
             args.push("--start");
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use support::cleanup::{insert_rows, NetNs, QemuStandIn, Row};
 use support::images::{self, Init};
 use support::pty::run_on_pty;
+use support::sandbox::{create_args, Sandboxes};
 use support::{is_root, Home};
 
 /// A console log as a hostile guest writes it.
@@ -141,36 +142,18 @@ fn a_log_split_anywhere_by_a_follower_still_shows_whole_characters() {
 
 #[test]
 fn an_error_quoting_the_console_log_is_escaped_on_a_terminal() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
-        return;
-    }
+    require_root!();
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Hostile);
-    let h = Home::new();
-    let ns = NetNs::with_uplink();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.name])
-        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-        .args([
-            "sandbox",
-            "create",
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--rootfs",
-            rootfs.to_str().unwrap(),
-            "--name",
-            "vm-hostile",
-            "--backend",
-            "qemu",
-            "--accel",
-            "tcg",
-            "--start",
-            "--boot-timeout",
-            "15",
-        ])
-        .env_clear()
-        .envs(h.env_vars());
+    let e = Sandboxes::new();
+    let args = create_args(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        "vm-hostile",
+        "qemu",
+        &["--accel", "tcg", "--start", "--boot-timeout", "15"],
+    );
+    let cmd = e.command(&args, &[]);
     let (status, out) = run_on_pty(cmd, Duration::from_secs(120));
     let text = shown(&out);
     assert_eq!(status.code(), Some(1), "{text}");
@@ -180,5 +163,4 @@ fn an_error_quoting_the_console_log_is_escaped_on_a_terminal() {
         "the console line is not quoted visibly: {text:?}"
     );
     assert!(!out.contains(&0x1b) && !out.contains(&0x07), "{text:?}");
-    let _ = ns.smolvm(&h, &["cleanup", "--all", "--force", "--json"]);
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::cleanup::wait_for;
 use support::images::{self, Init};
-use support::sandbox::Sandboxes;
+use support::sandbox::{create_args, Sandboxes};
 use support::{json, stderr, stdout, Reap};
 
 type Env = Sandboxes;
@@ -23,19 +23,13 @@ impl Sandboxes {
     fn create(&self, id: &str) {
         let (kernel, _) = images::kernel();
         let rootfs = images::busybox_rootfs(Init::Ready);
-        self.ok_json(&[
-            "sandbox",
-            "create",
-            "--kernel",
+        self.ok_json(&create_args(
             kernel.to_str().unwrap(),
-            "--rootfs",
             rootfs.to_str().unwrap(),
-            "--name",
             id,
-            "--backend",
             "qemu",
-            "--json",
-        ]);
+            &["--json"],
+        ));
     }
 
     /// The row's (status, pid).

@@ -12,6 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cleanup::NetNs;
+use support::sandbox::create_args;
 use support::{images, json, json_exit, stdout, Home, Reap};
 
 /// Servers on the "LAN" and the host: TCP banners, an echo server and a DNS server.
@@ -638,23 +639,14 @@ fn a_guard_that_cannot_be_applied_stops_the_start_and_leaves_nothing() {
     );
     let (k, _) = images::kernel();
     let r = images::debian_rootfs();
-    let out = ns.smolvm(
-        &h,
-        &[
-            "sandbox",
-            "create",
-            "--kernel",
-            k.to_str().unwrap(),
-            "--rootfs",
-            r.to_str().unwrap(),
-            "--name",
-            "vm-g",
-            "--backend",
-            "qemu",
-            "--start",
-            "--json",
-        ],
+    let args = create_args(
+        k.to_str().unwrap(),
+        r.to_str().unwrap(),
+        "vm-g",
+        "qemu",
+        &["--start", "--json"],
     );
+    let out = ns.smolvm(&h, &args);
     let v = json_exit(&out, 1);
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(

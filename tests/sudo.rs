@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::cleanup::NetNs;
+use support::sandbox::create_args;
 use support::{is_root, json};
 
 /// A system user made for one test, deleted on drop.
@@ -116,19 +117,13 @@ fn a_sudo_run_leaves_the_users_folders_theirs_and_its_own_roots() {
     };
 
     // A sandbox made under sudo: the data dir in the user's home, the key pair.
-    let args = [
-        "sandbox",
-        "create",
-        "--kernel",
+    let args = create_args(
         kernel.to_str().unwrap(),
-        "--rootfs",
         rootfs.to_str().unwrap(),
-        "--name",
         "vm-sudo",
-        "--backend",
         "qemu",
-        "--json",
-    ];
+        &["--json"],
+    );
     let out = run(&args);
     support::assert_exit(&args, &out, 0);
     // An image pull (the tiny manifest's checksum is wrong: it stops at the download, after

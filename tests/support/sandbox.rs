@@ -217,3 +217,27 @@ macro_rules! require_root {
         }
     };
 }
+
+/// `sandbox create --kernel KERNEL --rootfs ROOTFS --name ID --backend BACKEND MORE...`.
+pub fn create_args<'a>(
+    kernel: &'a str,
+    rootfs: &'a str,
+    id: &'a str,
+    backend: &'a str,
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "sandbox",
+        "create",
+        "--kernel",
+        kernel,
+        "--rootfs",
+        rootfs,
+        "--name",
+        id,
+        "--backend",
+        backend,
+    ];
+    args.extend_from_slice(more);
+    args
+}
