@@ -518,6 +518,35 @@ fn cancel_applies_to_prune_but_a_start_says_why_not() {
     assert!(status(&a).starts_with("a start cannot be stopped midway"));
 }
 
+/// `x` on a running task of each kind: a cancellable kind is asked to stop (and the footer
+/// offers `x`); any other is refused with why, nothing is sent, and the footer does not
+/// offer `x`.
+#[test]
+fn x_cancels_each_cancellable_task_kind_and_refuses_the_others_saying_why() {
+    use smolvm::core::job::{Cancel, JobKind};
+    for kind in JobKind::ALL {
+        let mut a = full_app(160, 48);
+        let task = a.data.add_task(kind, format!("a {} task", kind.name()));
+        a.update(key('4'));
+        assert_eq!(a.focus, Pane::Tasks);
+        let footer = render(&a).lines().last().unwrap_or_default().to_string();
+        let fx = a.update(key('x'));
+        match kind.cancel() {
+            Cancel::BetweenItems => {
+                assert_eq!(fx, vec![Effect::Cancel { task }], "{kind:?}");
+                assert!(status(&a).starts_with("cancelling task"), "{kind:?}");
+                assert!(footer.contains("cancel task"), "{kind:?}: {footer}");
+            }
+            Cancel::Not(why) => {
+                assert!(fx.is_empty(), "{kind:?}: {fx:?}");
+                assert_eq!(status(&a), why, "{kind:?}");
+                assert!(status(&a).contains("cannot be"), "{kind:?}");
+                assert!(!footer.contains("cancel task"), "{kind:?}: {footer}");
+            }
+        }
+    }
+}
+
 #[test]
 fn quitting_asks_while_a_task_runs() {
     let mut a = full_app(80, 24);
@@ -1293,6 +1322,99 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
         "an image held open was removed"
     );
     assert!(old.exists(), "an old version is prune's, not rm's");
+}
+
+/// Run effect `run` of task `task` in a real worker whose cancel for that task came
+/// first; the task as it ended.
+fn run_cancelled(
+    env: smolvm::sys::env::Env,
+    kind: smolvm::tui::app::TaskKind,
+    run: impl FnOnce(u64) -> Effect,
+) -> smolvm::tui::app::Task {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut a = app();
+        a.update(Input::Resize(160, 48));
+        let task = a.data.add_task(kind, "t".into());
+        workers.run(Effect::Cancel { task });
+        workers.run(run(task));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while a.data.tasks[0].state == TaskState::Running {
+            let msg = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("worker answered")
+                .unwrap();
+            a.update(Input::Msg(msg));
+        }
+        a.data.tasks[0].clone()
+    })
+}
+
+/// Each cancellable task kind the worker runs stops at its token, before its first item:
+/// nothing is removed or deleted, and the task ends Cancelled (not Failed or Done).
+#[test]
+fn x_stops_each_cancellable_worker_task_before_its_next_item() {
+    use smolvm::tui::app::TaskKind;
+    let h = support::Home::new();
+    let cache = h.cache(&format!("{}/codex-amd64-qemu", support::CURRENT), 1000);
+    let old = h.cache("0.0.11", 1000);
+    let ids = || vec!["vm-gone-1".to_string(), "vm-gone-2".to_string()];
+    type Run = Box<dyn FnOnce(u64) -> Effect>;
+    let cases: Vec<(TaskKind, Run)> = vec![
+        (TaskKind::Prune, Box::new(|task| Effect::RunPrune { task })),
+        (
+            TaskKind::RemoveImages,
+            Box::new(|task| Effect::RunRemoveImages {
+                task,
+                names: vec!["codex-amd64-qemu".into()],
+            }),
+        ),
+        (
+            TaskKind::DeleteSnapshot,
+            Box::new(move |task| Effect::RunDeleteSnapshots { task, ids: ids() }),
+        ),
+        (
+            TaskKind::Stop,
+            Box::new(move |task| Effect::RunStop { task, ids: ids() }),
+        ),
+        (
+            TaskKind::Delete,
+            Box::new(move |task| Effect::RunDelete { task, ids: ids() }),
+        ),
+        (
+            TaskKind::Pause,
+            Box::new(move |task| Effect::RunPause {
+                task,
+                ids: ids(),
+                paused: true,
+            }),
+        ),
+        (
+            TaskKind::Snapshot,
+            Box::new(move |task| Effect::RunSnapshot {
+                task,
+                ids: ids(),
+                spec: smolvm::tui::app::SnapshotSpec {
+                    id: None,
+                    kind: Default::default(),
+                    resume_source: false,
+                },
+            }),
+        ),
+    ];
+    for (kind, run) in cases {
+        assert!(kind.cancellable(), "{kind:?}");
+        let t = run_cancelled(h.env(), kind, run);
+        assert_eq!(t.state, TaskState::Cancelled, "{kind:?}: {t:?}");
+        assert!(
+            t.items.iter().all(|i| i.name == "state database"),
+            "{kind:?}: {t:?}"
+        );
+    }
+    assert!(cache.exists(), "a cancelled image rm removed the image");
+    assert!(old.exists(), "a cancelled prune removed a cache");
 }
 
 // ---- a real worker: progress events reach state ----------------------------------------

@@ -19,6 +19,7 @@ pub mod guest;
 pub mod guest_env;
 pub mod host;
 pub mod images;
+pub mod job;
 pub mod lifecycle;
 pub mod lock;
 pub mod logging;

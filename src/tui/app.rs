@@ -989,18 +989,32 @@ impl App {
             }
             Action::Cancel => {
                 if let Some(t) = self.data.tasks.get(self.task_sel) {
-                    if t.state == TaskState::Running && t.kind == TaskKind::Start {
-                        self.status = Some(
-                            "a start cannot be stopped midway (it rolls back on failure); delete the VM once it is up".into(),
-                        );
-                    } else if t.state == TaskState::Running {
-                        self.status = Some(format!("cancelling task {}…", t.id));
-                        return vec![Effect::Cancel { task: t.id }];
+                    if t.state == TaskState::Running {
+                        match t.kind.cancel() {
+                            crate::core::job::Cancel::Not(why) => {
+                                self.status = Some(why.into());
+                            }
+                            crate::core::job::Cancel::BetweenItems => {
+                                self.status = Some(format!(
+                                    "cancelling task {} (it stops before its next item)…",
+                                    t.id
+                                ));
+                                return vec![Effect::Cancel { task: t.id }];
+                            }
+                        }
                     }
                 }
             }
         }
         Vec::new()
+    }
+
+    /// Whether the selected task runs and can be cancelled (the footer offers `x` then).
+    pub fn selected_task_cancellable(&self) -> bool {
+        self.data
+            .tasks
+            .get(self.task_sel)
+            .is_some_and(|t| t.state == TaskState::Running && t.kind.cancellable())
     }
 
     fn focus(&mut self, p: Pane) {

@@ -162,25 +162,8 @@ pub struct Snapshot {
     pub home: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind {
-    Prune,
-    Cleanup,
-    Delete,
-    Stop,
-    Start,
-    Pull,
-    RemoveImages,
-    Pause,
-    Resume,
-    Snapshot,
-    Restore,
-    DeleteSnapshot,
-    Port,
-    Upload,
-    Download,
-    Network,
-}
+/// A task's kind is its core job's kind (whether it can be cancelled is said there).
+pub use crate::core::job::JobKind as TaskKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskState {

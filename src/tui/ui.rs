@@ -693,6 +693,10 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
         if app.readonly && changes {
             continue;
         }
+        // `x` only where the selected task can be stopped (core says which can).
+        if *a == Action::Cancel && !app.selected_task_cancellable() {
+            continue;
+        }
         let gap = if items.is_empty() { "" } else { "  " };
         let spans = vec![
             Span::styled(format!("{gap}{}", app.keymap.hint(scope, *a)), t.accent()),

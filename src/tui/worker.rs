@@ -17,6 +17,7 @@ use super::app::{
 };
 use super::data::{self, CpuSampler};
 use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
+use crate::core::job::CancelToken;
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions};
 use crate::core::version::image_version;
@@ -33,7 +34,7 @@ pub const LOG_TAIL: usize = 5000;
 pub struct Workers {
     tx: UnboundedSender<Msg>,
     env: Env,
-    cancels: HashMap<u64, Arc<AtomicBool>>,
+    cancels: HashMap<u64, CancelToken>,
     refresh: mpsc::UnboundedSender<bool>,
     log_task: Option<JoinHandle<()>>,
 }
@@ -104,9 +105,7 @@ impl Workers {
                 tokio::spawn(run_start(task, tx, env, spec));
             }
             Effect::Cancel { task } => {
-                if let Some(c) = self.cancels.get(&task) {
-                    c.store(true, Ordering::Relaxed);
-                }
+                self.cancel_token(task).cancel();
             }
             Effect::RunPull { task, names } => {
                 let cancel = self.cancel_flag(task);
@@ -117,7 +116,10 @@ impl Workers {
                 tokio::task::spawn_blocking(move || run_pull_all(task, &tx, &env, cancel));
             }
             Effect::RunRemoveImages { task, names } => {
-                tokio::task::spawn_blocking(move || run_remove_images(task, &tx, &env, names));
+                let cancel = self.cancel_token(task);
+                tokio::task::spawn_blocking(move || {
+                    run_remove_images(task, &tx, &env, &cancel, names)
+                });
             }
             Effect::Inspect { version, name } => {
                 tokio::task::spawn_blocking(move || {
@@ -153,7 +155,10 @@ impl Workers {
                 tokio::spawn(run_restore(task, tx, env, snapshot, force));
             }
             Effect::RunDeleteSnapshots { task, ids } => {
-                tokio::task::spawn_blocking(move || run_delete_snapshots(task, &tx, &env, ids));
+                let cancel = self.cancel_token(task);
+                tokio::task::spawn_blocking(move || {
+                    run_delete_snapshots(task, &tx, &env, &cancel, ids)
+                });
             }
             Effect::RunPort {
                 task,
@@ -202,9 +207,13 @@ impl Workers {
     }
 
     fn cancel_flag(&mut self, task: u64) -> Arc<AtomicBool> {
-        let c = Arc::new(AtomicBool::new(false));
-        self.cancels.insert(task, c.clone());
-        c
+        self.cancel_token(task).flag()
+    }
+
+    /// The cancel token of task `task`, kept so that `Effect::Cancel` reaches it (a cancel
+    /// that came first is kept too: the task then stops before its first item).
+    fn cancel_token(&mut self, task: u64) -> CancelToken {
+        self.cancels.entry(task).or_default().clone()
     }
 }
 
@@ -794,7 +803,13 @@ fn run_pull_all(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<Ato
 
 /// Remove cached images of the current version (`core::images::catalog::remove`, as
 /// `smolvm image rm`: an image in use — by a VM or held open by a live process — is kept).
-fn run_remove_images(task: u64, tx: &UnboundedSender<Msg>, env: &Env, names: Vec<String>) {
+fn run_remove_images(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    env: &Env,
+    cancel: &CancelToken,
+    names: Vec<String>,
+) {
     use crate::core::images::catalog;
     let t0 = Instant::now();
     let paths = Paths::resolve(env, None);
@@ -803,12 +818,13 @@ fn run_remove_images(task: u64, tx: &UnboundedSender<Msg>, env: &Env, names: Vec
         Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
     };
     send(tx, task, TaskUpdate::Phase("removing".into()));
-    let r = match catalog::remove(
+    let r = match catalog::remove_until(
         &paths.images_root,
         &version,
         &paths.existing_state_dbs(),
         &names,
         false,
+        cancel,
     ) {
         Ok(r) => r,
         Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
@@ -859,7 +875,10 @@ fn run_remove_images(task: u64, tx: &UnboundedSender<Msg>, env: &Env, names: Vec
     if !r.failed.is_empty() {
         summary.push_str(&format!(", {} failed", r.failed.len()));
     }
-    finish(tx, task, end_state(false, problems > 0), summary, t0);
+    if r.cancelled {
+        summary.push_str(", cancelled before the rest");
+    }
+    finish(tx, task, end_state(r.cancelled, problems > 0), summary, t0);
 }
 
 /// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect`): the
@@ -1302,7 +1321,13 @@ async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: St
 }
 
 /// Delete snapshots (`core::snapshot::delete`), each an item.
-fn run_delete_snapshots(task: u64, tx: &UnboundedSender<Msg>, env: &Env, ids: Vec<String>) {
+fn run_delete_snapshots(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    env: &Env,
+    cancel: &CancelToken,
+    ids: Vec<String>,
+) {
     let t0 = Instant::now();
     let ctx = match open_ctx(tx, task, env) {
         Ok(c) => c,
@@ -1310,7 +1335,11 @@ fn run_delete_snapshots(task: u64, tx: &UnboundedSender<Msg>, env: &Env, ids: Ve
     };
     send(tx, task, TaskUpdate::Phase("deleting".into()));
     let mut failed = 0;
-    for id in &ids {
+    for (n, id) in ids.iter().enumerate() {
+        if cancel.is_cancelled() {
+            let summary = format!("{n} of {} snapshot(s) deleted", ids.len());
+            return finish(tx, task, TaskState::Cancelled, summary, t0);
+        }
         let it = match crate::core::snapshot::delete(&ctx, id) {
             Ok(s) => item(
                 id.clone(),
