@@ -210,10 +210,15 @@ fn status(a: &App) -> &str {
 
 /// A prune preview answering the dialog: `stale` to delete, nothing kept.
 fn prune_preview(a: &mut App, stale: Vec<(String, u64)>, total: u64) {
+    let plan = stale
+        .iter()
+        .map(|(p, _)| std::path::PathBuf::from(p.trim_end_matches('/')))
+        .collect();
     a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
         stale,
         kept: vec![],
         total,
+        plan,
     }))));
 }
 
@@ -266,10 +271,17 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
         stale: vec![("~/.smolvm/images/0.0.12/".into(), 412_000_000)],
         kept: vec![],
         total: 412_000_000,
+        plan: vec!["/home/u/.smolvm/images/0.0.12".into()],
     };
     a.update(Input::Msg(Msg::PrunePreview(Ok(preview))));
     let fx = a.update(key('y'));
-    assert_eq!(fx, vec![Effect::RunPrune { task: 1 }]);
+    assert_eq!(
+        fx,
+        vec![Effect::RunPrune {
+            task: 1,
+            plan: vec!["/home/u/.smolvm/images/0.0.12".into()]
+        }]
+    );
     assert!(a.dialog.is_none());
     assert_eq!(a.data.tasks[0].state, TaskState::Running);
     assert_eq!(a.focus, Pane::Tasks);
@@ -1360,10 +1372,17 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     let h = support::Home::new();
     let cache = h.cache(&format!("{}/codex-amd64-qemu", support::CURRENT), 1000);
     let old = h.cache("0.0.11", 1000);
+    let old_path = old.clone();
     let ids = || vec!["vm-gone-1".to_string(), "vm-gone-2".to_string()];
     type Run = Box<dyn FnOnce(u64) -> Effect>;
     let cases: Vec<(TaskKind, Run)> = vec![
-        (TaskKind::Prune, Box::new(|task| Effect::RunPrune { task })),
+        (
+            TaskKind::Prune,
+            Box::new(move |task| Effect::RunPrune {
+                task,
+                plan: vec![old_path],
+            }),
+        ),
         (
             TaskKind::RemoveImages,
             Box::new(|task| Effect::RunRemoveImages {
@@ -1419,14 +1438,13 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
 
 // ---- a real worker: progress events reach state ----------------------------------------
 
-#[test]
-fn prune_worker_progress_reaches_state_and_the_caches_go() {
-    let h = support::Home::new();
-    for v in ["0.0.11", "0.0.12"] {
-        h.cache(v, 100_000);
-    }
-    h.cache(support::CURRENT, 100_000);
-    let env = h.env();
+/// The dashboard's prune through a real worker: `p`, the preview, then (after `meanwhile`
+/// ran) `y`; the task as it ended.
+fn prune_through_the_worker(
+    env: smolvm::sys::env::Env,
+    meanwhile: impl FnOnce(),
+) -> smolvm::tui::app::Task {
+    let mut meanwhile = Some(meanwhile);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1455,6 +1473,9 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 };
                 assert_eq!(p.stale.len(), 2);
                 assert_eq!(p.stale[0].0, "~/.smolvm/images/0.0.11/");
+                if let Some(f) = meanwhile.take() {
+                    f();
+                }
                 for fx in a.update(key('y')) {
                     workers.run(fx);
                 }
@@ -1467,28 +1488,69 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 break;
             }
         }
-        let t = &a.data.tasks[0];
-        assert_eq!(t.state, TaskState::Done, "{t:?}");
-        assert_eq!((t.done, t.total), (2, 2));
-        assert_eq!(
-            t.items,
-            vec![
-                TaskItem {
-                    name: "~/.smolvm/images/0.0.11".into(),
-                    ok: true,
-                    detail: t.items[0].detail.clone()
-                },
-                TaskItem {
-                    name: "~/.smolvm/images/0.0.12".into(),
-                    ok: true,
-                    detail: t.items[1].detail.clone()
-                },
-            ]
-        );
-        assert!(t.summary.starts_with("reclaimed "), "{}", t.summary);
-    });
+        a.data.tasks[0].clone()
+    })
+}
+
+#[test]
+fn prune_worker_progress_reaches_state_and_the_caches_go() {
+    let h = support::Home::new();
+    for v in ["0.0.11", "0.0.12"] {
+        h.cache(v, 100_000);
+    }
+    h.cache(support::CURRENT, 100_000);
+    let t = prune_through_the_worker(h.env(), || {});
+    assert_eq!(t.state, TaskState::Done, "{t:?}");
+    assert_eq!((t.done, t.total), (2, 2));
+    assert_eq!(
+        t.items,
+        vec![
+            TaskItem {
+                name: "~/.smolvm/images/0.0.11".into(),
+                ok: true,
+                detail: t.items[0].detail.clone()
+            },
+            TaskItem {
+                name: "~/.smolvm/images/0.0.12".into(),
+                ok: true,
+                detail: t.items[1].detail.clone()
+            },
+        ]
+    );
+    assert!(t.summary.starts_with("reclaimed "), "{}", t.summary);
     assert!(!h.images().join("0.0.11").exists());
     assert!(h.images().join(support::CURRENT).exists());
+}
+
+/// What the user confirmed is what goes: a cache that became stale between the preview and
+/// `y` stays, and the task says so (the dashboard used to send only a count and prune
+/// whatever was stale when it ran).
+#[test]
+fn prune_removes_the_confirmed_plan_and_keeps_a_cache_stale_since() {
+    let h = support::Home::new();
+    for v in ["0.0.11", "0.0.12"] {
+        h.cache(v, 100_000);
+    }
+    h.cache(support::CURRENT, 100_000);
+    let t = prune_through_the_worker(h.env(), || {
+        h.cache("0.0.13", 100_000);
+    });
+    assert!(
+        h.images().join("0.0.13").exists(),
+        "an unconfirmed cache went"
+    );
+    assert!(!h.images().join("0.0.11").exists());
+    assert!(!h.images().join("0.0.12").exists());
+    assert_eq!(t.state, TaskState::Done, "{t:?}");
+    let kept: Vec<&TaskItem> = t.items.iter().filter(|i| !i.ok).collect();
+    assert_eq!(kept.len(), 1, "{t:?}");
+    assert_eq!(kept[0].name, "~/.smolvm/images/0.0.13");
+    assert_eq!(kept[0].detail, "kept: not in the plan you confirmed");
+    assert!(
+        t.summary.contains("2 removed") && t.summary.contains("1 stale since the preview kept"),
+        "{}",
+        t.summary
+    );
 }
 
 // ---- snapshots of every pane and dialog ---------------------------------------------
@@ -1581,6 +1643,10 @@ snap_both!(prune_ready, |a| {
             "in use by VM vm-agent-1".into(),
         )],
         total: 899_000_000,
+        plan: vec![
+            "/home/u/.smolvm/images/0.0.12".into(),
+            "/home/u/.smolvm/images/0.0.13".into(),
+        ],
     }))));
 });
 snap_both!(prune_clean, |a| {

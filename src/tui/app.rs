@@ -110,8 +110,10 @@ pub enum Effect {
         prefix: String,
         all: bool,
     },
+    /// Prune the caches of the confirmed plan (`core::prune::run_confirmed`).
     RunPrune {
         task: u64,
+        plan: Vec<std::path::PathBuf>,
     },
     RunCleanup {
         task: u64,
@@ -1355,10 +1357,11 @@ impl App {
     fn request(&mut self, r: Request) -> Vec<Effect> {
         match r {
             Request::Confirmed(action) => return self.confirmed(action),
-            Request::Prune { count } => {
+            Request::Prune { plan } => {
+                let count = plan.len();
                 let task = self.new_task(TaskKind::Prune, format!("prune {count} stale cache(s)"));
                 self.focus(Pane::Tasks);
-                return vec![Effect::RunPrune { task }];
+                return vec![Effect::RunPrune { task, plan }];
             }
             Request::Cleanup { prefix, all } => {
                 let what = if all {

@@ -85,9 +85,9 @@ impl Workers {
                     let _ = tx.send(Msg::CleanupPreview { generation, result });
                 });
             }
-            Effect::RunPrune { task } => {
+            Effect::RunPrune { task, plan } => {
                 let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || run_prune(task, &tx, &env, cancel));
+                tokio::task::spawn_blocking(move || run_prune(task, &tx, &env, cancel, &plan));
             }
             Effect::RunCleanup { task, prefix, all } => {
                 let cancel = self.cancel_flag(task);
@@ -451,10 +451,19 @@ fn prune_preview(env: &Env) -> Result<PrunePreview, String> {
             .iter()
             .map(|k| (shown(&k.path, k.is_symlink), k.reason.to_string()))
             .collect(),
+        plan: plan.stale.iter().map(|s| s.path.clone()).collect(),
     })
 }
 
-fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<AtomicBool>) {
+/// Prune the confirmed plan (`core::prune::run_confirmed`): a cache stale since the
+/// preview is kept and said as an item.
+fn run_prune(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    env: &Env,
+    cancel: Arc<AtomicBool>,
+    confirmed: &[PathBuf],
+) {
     let t0 = Instant::now();
     let (opts, home) = match prune_opts(env, false) {
         Ok(x) => x,
@@ -466,6 +475,12 @@ fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<Atomic
     let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let progress = Progress::new(move |ev: PruneEvent| {
         let shown = |p: &Path| display_path(p, &home);
+        if let PruneEvent::Kept(k) = &ev {
+            if k.reason == prune::KeepReason::NotConfirmed {
+                let it = item(shown(&k.path), false, format!("kept: {}", k.reason));
+                send(&ptx, task, TaskUpdate::Item(it));
+            }
+        }
         if let PruneEvent::Planned { stale, .. } = &ev {
             total.store(*stale as u64, Ordering::Relaxed);
             send(&ptx, task, TaskUpdate::Phase("removing".into()));
@@ -492,8 +507,14 @@ fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<Atomic
         }
     })
     .with_cancel(cancel);
-    match prune::run(&opts, &progress) {
+    match prune::run_confirmed(&opts, confirmed, &progress) {
         Ok(r) => {
+            let unconfirmed = r
+                .plan
+                .kept
+                .iter()
+                .filter(|k| k.reason == prune::KeepReason::NotConfirmed)
+                .count();
             let state = end_state(r.cancelled, !r.failed.is_empty());
             let mut summary = format!(
                 "reclaimed {} ({} removed",
@@ -502,6 +523,9 @@ fn run_prune(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<Atomic
             );
             if !r.failed.is_empty() {
                 summary.push_str(&format!(", {} failed", r.failed.len()));
+            }
+            if unconfirmed > 0 {
+                summary.push_str(&format!(", {unconfirmed} stale since the preview kept"));
             }
             summary.push(')');
             finish(tx, task, state, summary, t0);
