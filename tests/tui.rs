@@ -927,7 +927,11 @@ fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
         [],
     )
     .unwrap();
-    let snap = smolvm::tui::data::load(&h.env(), &mut Default::default(), false);
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        false,
+    );
     let nets: Vec<(&str, String, String)> = snap
         .vms
         .iter()
@@ -980,7 +984,11 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
         .output()
         .unwrap();
     let cli = support::json(&out)["data"].clone();
-    let d = smolvm::tui::worker::load_detail(&h.env(), "vm-detail").unwrap();
+    let d = smolvm::tui::worker::load_detail(
+        &smolvm::core::context::Context::local(&h.env()),
+        "vm-detail",
+    )
+    .unwrap();
     let report = d.network.clone().expect("the network is read");
     assert_eq!(serde_json::to_value(&report).unwrap(), cli);
     assert_eq!(report.summary, "restricted: 198.51.100.0/24, *.npmjs.org");
@@ -989,7 +997,11 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     let mut a = app();
     a.update(Input::Resize(160, 48));
     a.update(Input::Msg(Msg::Snapshot(Box::new(
-        smolvm::tui::data::load(&h.env(), &mut Default::default(), false),
+        smolvm::tui::data::load(
+            &smolvm::core::context::Context::local(&h.env()),
+            &mut Default::default(),
+            false,
+        ),
     ))));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
@@ -1041,7 +1053,11 @@ fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
             },
         ],
     );
-    let snap = smolvm::tui::data::load(&h.env(), &mut Default::default(), false);
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        false,
+    );
     let cells: Vec<(String, String)> = snap
         .vms
         .iter()
@@ -1298,7 +1314,8 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = app();
         a.update(Input::Resize(160, 48));
         let names = vec!["codex-amd64-qemu".to_string(), "claude-code".to_string()];
@@ -1346,7 +1363,8 @@ fn run_cancelled(
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = app();
         a.update(Input::Resize(160, 48));
         let task = a.data.add_task(kind, "t".into());
@@ -1448,7 +1466,8 @@ fn prune_through_the_worker(
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = full_app(160, 48);
         for fx in a.update(key('p')) {
             workers.run(fx);
@@ -1872,7 +1891,11 @@ fn the_copied_ssh_command_is_the_clis_and_names_the_key() {
         vars.iter().map(|(k, v)| (k.to_string(), v.clone())),
         nix::unistd::geteuid().as_raw(),
     );
-    let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&env),
+        &mut Default::default(),
+        false,
+    );
     let mut a = app();
     a.update(Input::Resize(160, 48));
     a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
@@ -2623,10 +2646,15 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env.clone());
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = app();
         a.update(Input::Resize(160, 48));
-        let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+        let snap = smolvm::tui::data::load(
+            &smolvm::core::context::Context::local(&env),
+            &mut Default::default(),
+            false,
+        );
         a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
         a.update(key('j'));
         assert_eq!(a.selected_vm().unwrap().info.id, "vm-by-form");
@@ -2997,7 +3025,8 @@ fn a_stale_completion_result_is_ignored() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let (w, rx) = (&mut workers, &mut rx);
         let mut a = full_app(80, 24);
         a.update(key('j'));
@@ -3136,4 +3165,38 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["clip", "cleared"]);
+}
+
+/// One context per dashboard: the dashboard opens `core::context::Context` once and hands it
+/// to every job; no file of it resolves paths, probes the host or opens the state store
+/// itself (that is the seam a remote host plugs into).
+#[test]
+fn the_dashboard_opens_no_paths_store_or_host_of_its_own() {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tui"),
+        &mut all,
+    );
+    assert!(all.len() > 5);
+    for f in all {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for opener in [
+            "Paths::resolve",
+            "Ctx::open",
+            "Host::probe",
+            "StateStore::open",
+        ] {
+            assert!(!text.contains(opener), "{} calls {opener}", f.display());
+        }
+    }
 }

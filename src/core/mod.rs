@@ -9,6 +9,7 @@
 
 pub mod builder;
 pub mod cleanup;
+pub mod context;
 pub mod docker;
 pub mod doctor;
 pub mod egress;

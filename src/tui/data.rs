@@ -11,13 +11,14 @@
 
 use std::path::PathBuf;
 
+use crate::core::context::Context;
 use crate::core::egress::NetworkSummary;
 use crate::core::host::Host;
 use crate::core::images::catalog;
 use crate::core::prune::{self, PruneOptions};
 use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
 use crate::core::version::image_version;
-use crate::core::{Env, Paths};
+use crate::core::Paths;
 
 use super::dialogs::{CleanupPreview, Preview, PrunePreview};
 
@@ -549,10 +550,10 @@ impl Data {
 }
 
 /// Load VMs (always) and, when `slow` is asked for, images and host facts.
-pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
-    let paths = Paths::resolve(env, None);
+pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
+    let paths = cx.paths();
     let mut errors = Vec::new();
-    let infos = match sandbox::list(&paths, None) {
+    let infos = match sandbox::list(paths, None) {
         Ok(l) => {
             errors.extend(l.warnings);
             l.vms
@@ -566,7 +567,7 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
     let mut nets = if infos.is_empty() {
         Default::default()
     } else {
-        crate::core::egress::summaries(&paths).unwrap_or_else(|e| {
+        crate::core::egress::summaries(paths).unwrap_or_else(|e| {
             errors.push(format!("network policies: {}", e.message));
             Default::default()
         })
@@ -589,16 +590,17 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
         .unwrap_or_default();
     Snapshot {
         vms,
-        slow: with_slow.then(|| load_slow(env, &paths, &mut errors)),
+        slow: with_slow.then(|| load_slow(cx, paths, &mut errors)),
         errors,
         data_dir,
         home: paths.home.clone(),
     }
 }
 
-fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
+fn load_slow(cx: &Context, paths: &Paths, errors: &mut Vec<String>) -> Slow {
+    let env = cx.env();
     // One probe for the header and the doctor summary.
-    let host = Host::probe(env);
+    let host = cx.host().clone();
     let version = match image_version(env) {
         Ok(v) => v,
         Err(e) => {

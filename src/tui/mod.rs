@@ -24,6 +24,7 @@ use futures::StreamExt;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
+use crate::core::context::Context;
 use crate::core::runtime::{block_on, err_line};
 use crate::core::Env;
 use app::{App, Effect, Input};
@@ -67,9 +68,9 @@ fn restore_terminal() {
 /// The `ssh` command line of a session in VM `id`: the preset's launch command
 /// (`core::presets::attach::argv`, the user's presets included) when `attach`, else a
 /// login shell (`core::lifecycle::ssh_argv_as`, as `smolvm sandbox shell`).
-fn session_argv(env: &Env, id: &str, attach: bool) -> Result<Vec<String>, String> {
+fn session_argv(cx: &Context, id: &str, attach: bool) -> Result<Vec<String>, String> {
     use crate::core::lifecycle::{self, SshLogin};
-    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+    let ctx = cx.job().map_err(|e| e.message)?;
     if !attach {
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
             .map_err(|e| e.message);
@@ -80,7 +81,7 @@ fn session_argv(env: &Env, id: &str, attach: bool) -> Result<Vec<String>, String
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
             .map_err(|e| e.message);
     };
-    let registry = crate::core::presets::Registry::load(env);
+    let registry = crate::core::presets::Registry::load(cx.env());
     let preset = registry.lookup(&name).map_err(|e| e.message)?;
     crate::core::presets::attach::argv(&ctx, id, preset).map_err(|e| e.message)
 }
@@ -158,7 +159,9 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         app.log(format!("config: {p}"));
     }
     app.presets = registry.presets;
-    let paths = crate::core::Paths::resolve(&env, None);
+    // The one context of this dashboard: every job works in it.
+    let cx = Context::local(&env);
+    let paths = cx.paths();
     app.log(format!(
         "smolvm {} dashboard: state in {}, images in {}",
         crate::core::version::CRATE_VERSION,
@@ -175,7 +178,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut workers = worker::Workers::new(tx, env.clone());
+    let mut workers = worker::Workers::new(tx, cx.clone());
     workers.run(Effect::Refresh { slow: true });
     let mut events = Some(EventStream::new());
     let mut tick = tokio::time::interval(Duration::from_millis(120));
@@ -223,7 +226,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
                             "login shell"
                         }
                     );
-                    let result = session_argv(&env, &id, attach).and_then(|argv| {
+                    let result = session_argv(&cx, &id, attach).and_then(|argv| {
                         run_session(&mut events, &mut terminal, &argv, app.mouse, &what)
                     });
                     let size = terminal.size()?;

@@ -17,11 +17,11 @@ use super::app::{
 };
 use super::data::{self, CpuSampler};
 use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
+use crate::core::context::Context;
 use crate::core::job::CancelToken;
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions};
 use crate::core::version::image_version;
-use crate::core::Env;
 use crate::core::{display_path, Paths};
 
 /// How often VMs and `/proc` figures refresh without a file-system event.
@@ -33,7 +33,7 @@ pub const LOG_TAIL: usize = 5000;
 
 pub struct Workers {
     tx: UnboundedSender<Msg>,
-    env: Env,
+    cx: Context,
     cancels: HashMap<u64, CancelToken>,
     refresh: mpsc::UnboundedSender<bool>,
     log_task: Option<JoinHandle<()>>,
@@ -42,13 +42,13 @@ pub struct Workers {
 impl Workers {
     /// Start the refresher (coalescing requests, so refreshes never pile up) and the
     /// file-system watcher.
-    pub fn new(tx: UnboundedSender<Msg>, env: Env) -> Workers {
+    pub fn new(tx: UnboundedSender<Msg>, cx: Context) -> Workers {
         let (refresh, rx) = mpsc::unbounded_channel();
-        tokio::spawn(refresher(rx, tx.clone(), env.clone()));
-        tokio::spawn(watch(refresh.clone(), env.clone()));
+        tokio::spawn(refresher(rx, tx.clone(), cx.clone()));
+        tokio::spawn(watch(refresh.clone(), cx.clone()));
         Workers {
             tx,
-            env,
+            cx,
             cancels: HashMap::new(),
             refresh,
             log_task: None,
@@ -57,7 +57,7 @@ impl Workers {
 
     pub fn run(&mut self, fx: Effect) {
         let tx = self.tx.clone();
-        let env = self.env.clone();
+        let cx = self.cx.clone();
         match fx {
             Effect::Refresh { slow } => {
                 let _ = self.refresh.send(slow);
@@ -67,12 +67,12 @@ impl Workers {
                     t.abort(); // a new selection cancels the previous follow
                 }
                 if let LogSource::Vm(id) = source {
-                    self.log_task = Some(tokio::spawn(follow_log(tx, env, id)));
+                    self.log_task = Some(tokio::spawn(follow_log(tx, cx, id)));
                 }
             }
             Effect::PrunePreview => {
                 tokio::task::spawn_blocking(move || {
-                    let _ = tx.send(Msg::PrunePreview(prune_preview(&env)));
+                    let _ = tx.send(Msg::PrunePreview(prune_preview(&cx)));
                 });
             }
             Effect::CleanupPreview {
@@ -81,83 +81,83 @@ impl Workers {
                 all,
             } => {
                 tokio::spawn(async move {
-                    let result = cleanup_preview(&env, prefix, all).await;
+                    let result = cleanup_preview(&cx, prefix, all).await;
                     let _ = tx.send(Msg::CleanupPreview { generation, result });
                 });
             }
             Effect::RunPrune { task, plan } => {
                 let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || run_prune(task, &tx, &env, cancel, &plan));
+                tokio::task::spawn_blocking(move || run_prune(task, &tx, &cx, cancel, &plan));
             }
             Effect::RunCleanup { task, prefix, all } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_cleanup(task, tx, env, cancel, prefix, all));
+                tokio::spawn(run_cleanup(task, tx, cx, cancel, prefix, all));
             }
             Effect::RunDelete { task, ids } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_delete(task, tx, env, cancel, ids));
+                tokio::spawn(run_delete(task, tx, cx, cancel, ids));
             }
             Effect::RunStop { task, ids } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_stop(task, tx, env, cancel, ids));
+                tokio::spawn(run_stop(task, tx, cx, cancel, ids));
             }
             Effect::RunStart { task, spec } => {
-                tokio::spawn(run_start(task, tx, env, spec));
+                tokio::spawn(run_start(task, tx, cx, spec));
             }
             Effect::Cancel { task } => {
                 self.cancel_token(task).cancel();
             }
             Effect::RunPull { task, names } => {
                 let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || run_pull(task, &tx, &env, cancel, names));
+                tokio::task::spawn_blocking(move || run_pull(task, &tx, &cx, cancel, names));
             }
             Effect::RunPullAll { task } => {
                 let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || run_pull_all(task, &tx, &env, cancel));
+                tokio::task::spawn_blocking(move || run_pull_all(task, &tx, &cx, cancel));
             }
             Effect::RunRemoveImages { task, names } => {
                 let cancel = self.cancel_token(task);
                 tokio::task::spawn_blocking(move || {
-                    run_remove_images(task, &tx, &env, &cancel, names)
+                    run_remove_images(task, &tx, &cx, &cancel, names)
                 });
             }
             Effect::Inspect { version, name } => {
                 tokio::task::spawn_blocking(move || {
-                    let _ = tx.send(Msg::Inspect(inspect(&env, &version, &name)));
+                    let _ = tx.send(Msg::Inspect(inspect(&cx, &version, &name)));
                 });
             }
             Effect::LoadDetail { id, env: with_env } => {
-                let (tx2, env2, id2) = (tx.clone(), env.clone(), id.clone());
+                let (tx2, cx2, id2) = (tx.clone(), cx.clone(), id.clone());
                 tokio::task::spawn_blocking(move || {
-                    let result = load_detail(&env2, &id2).map(Box::new);
+                    let result = load_detail(&cx2, &id2).map(Box::new);
                     let _ = tx2.send(Msg::Detail { id: id2, result });
                 });
                 if with_env {
                     tokio::task::spawn_blocking(move || {
-                        let result = env_keys(&env, &id);
+                        let result = env_keys(&cx, &id);
                         let _ = tx.send(Msg::EnvKeys { id, result });
                     });
                 }
             }
             Effect::RunPause { task, ids, paused } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_pause(task, tx, env, cancel, ids, paused));
+                tokio::spawn(run_pause(task, tx, cx, cancel, ids, paused));
             }
             Effect::RunSnapshot { task, ids, spec } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_snapshot(task, tx, env, cancel, ids, spec));
+                tokio::spawn(run_snapshot(task, tx, cx, cancel, ids, spec));
             }
             Effect::RunRestore {
                 task,
                 snapshot,
                 force,
             } => {
-                tokio::spawn(run_restore(task, tx, env, snapshot, force));
+                tokio::spawn(run_restore(task, tx, cx, snapshot, force));
             }
             Effect::RunDeleteSnapshots { task, ids } => {
                 let cancel = self.cancel_token(task);
                 tokio::task::spawn_blocking(move || {
-                    run_delete_snapshots(task, &tx, &env, &cancel, ids)
+                    run_delete_snapshots(task, &tx, &cx, &cancel, ids)
                 });
             }
             Effect::RunPort {
@@ -168,7 +168,7 @@ impl Workers {
                 guest,
             } => {
                 tokio::task::spawn_blocking(move || {
-                    run_port(task, &tx, &env, &id, close, host, guest)
+                    run_port(task, &tx, &cx, &id, close, host, guest)
                 });
             }
             Effect::RunNetwork {
@@ -177,7 +177,7 @@ impl Workers {
                 policy,
                 publish_ssh,
             } => {
-                tokio::spawn(run_network(task, tx, env, id, policy, publish_ssh));
+                tokio::spawn(run_network(task, tx, cx, id, policy, publish_ssh));
             }
             Effect::RunTransfer {
                 task,
@@ -188,7 +188,7 @@ impl Workers {
             } => {
                 let cancel = self.cancel_flag(task);
                 tokio::task::spawn_blocking(move || {
-                    run_transfer(task, &tx, &env, cancel, &id, upload, &local, &guest)
+                    run_transfer(task, &tx, &cx, cancel, &id, upload, &local, &guest)
                 });
             }
             Effect::ListDir {
@@ -275,7 +275,7 @@ fn deleting<E: Send + 'static>(
     .with_cancel(cancel)
 }
 
-async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Msg>, env: Env) {
+async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Msg>, cx: Context) {
     let sampler = Arc::new(std::sync::Mutex::new(CpuSampler::default()));
     let mut last_slow: Option<Instant> = None;
     loop {
@@ -292,10 +292,10 @@ async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Ms
         if slow {
             last_slow = Some(Instant::now());
         }
-        let (env, sampler) = (env.clone(), sampler.clone());
+        let (cx, sampler) = (cx.clone(), sampler.clone());
         let snap = tokio::task::spawn_blocking(move || {
             let mut s = sampler.lock().unwrap_or_else(|p| p.into_inner());
-            data::load(&env, &mut s, slow)
+            data::load(&cx, &mut s, slow)
         })
         .await;
         match snap {
@@ -311,10 +311,10 @@ async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Ms
 
 /// inotify on the data directory (state DB and its WAL, VM logs) and the images root:
 /// a change asks for a refresh (slow for images).
-async fn watch(refresh: mpsc::UnboundedSender<bool>, env: Env) {
+async fn watch(refresh: mpsc::UnboundedSender<bool>, cx: Context) {
     use futures::StreamExt;
     use inotify::{Inotify, WatchMask};
-    let paths = Paths::resolve(&env, None);
+    let paths = cx.paths().clone();
     let Ok(ino) = Inotify::init() else { return };
     let mask = WatchMask::MODIFY
         | WatchMask::CREATE
@@ -345,8 +345,8 @@ async fn watch(refresh: mpsc::UnboundedSender<bool>, env: Env) {
 
 /// Follow a VM's console log (`<data dir>/<id>.log`): the last lines now, then again
 /// whenever the file grows or is replaced.
-async fn follow_log(tx: UnboundedSender<Msg>, env: Env, id: String) {
-    let paths = Paths::resolve(&env, None);
+async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
+    let paths = cx.paths().clone();
     let logs: Vec<PathBuf> = paths
         .data_dir_candidates()
         .iter()
@@ -422,14 +422,14 @@ pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
     Ok(found)
 }
 
-fn prune_opts(env: &Env, dry_run: bool) -> Result<(PruneOptions, PathBuf), String> {
-    let paths = Paths::resolve(env, None);
-    let version = image_version(env).map_err(|e| e.message)?;
+fn prune_opts(cx: &Context, dry_run: bool) -> Result<(PruneOptions, PathBuf), String> {
+    let paths = cx.paths().clone();
+    let version = image_version(cx.env()).map_err(|e| e.message)?;
     Ok((PruneOptions::new(&paths, version, dry_run), paths.home))
 }
 
-fn prune_preview(env: &Env) -> Result<PrunePreview, String> {
-    let (opts, home) = prune_opts(env, true)?;
+fn prune_preview(cx: &Context) -> Result<PrunePreview, String> {
+    let (opts, home) = prune_opts(cx, true)?;
     let plan = prune::plan(&opts).map_err(|e| e.message)?;
     let shown = |p: &Path, link: bool| {
         let s = display_path(p, &home);
@@ -460,12 +460,12 @@ fn prune_preview(env: &Env) -> Result<PrunePreview, String> {
 fn run_prune(
     task: u64,
     tx: &UnboundedSender<Msg>,
-    env: &Env,
+    cx: &Context,
     cancel: Arc<AtomicBool>,
     confirmed: &[PathBuf],
 ) {
     let t0 = Instant::now();
-    let (opts, home) = match prune_opts(env, false) {
+    let (opts, home) = match prune_opts(cx, false) {
         Ok(x) => x,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
@@ -551,17 +551,21 @@ fn ev_item(ev: &PruneEvent, shown: &dyn Fn(&Path) -> String) -> Option<TaskItem>
 }
 
 fn cleanup_opts(
-    env: &Env,
+    cx: &Context,
     prefix: Option<String>,
     all: bool,
     dry_run: bool,
 ) -> Result<CleanupOptions, String> {
-    let paths = Paths::resolve(env, None);
-    CleanupOptions::new(&paths, env, all, prefix, dry_run).map_err(|e| e.message)
+    let paths = cx.paths().clone();
+    CleanupOptions::new(&paths, cx.env(), all, prefix, dry_run).map_err(|e| e.message)
 }
 
-async fn cleanup_preview(env: &Env, prefix: String, all: bool) -> Result<CleanupPreview, String> {
-    let opts = cleanup_opts(env, Some(prefix), all, true)?;
+async fn cleanup_preview(
+    cx: &Context,
+    prefix: String,
+    all: bool,
+) -> Result<CleanupPreview, String> {
+    let opts = cleanup_opts(cx, Some(prefix), all, true)?;
     let plan = cleanup::prepare(opts).await.map_err(|e| e.message)?;
     let mut warnings = plan.warnings.clone();
     if let Some(c) = &plan.corruption {
@@ -588,13 +592,13 @@ async fn cleanup_preview(env: &Env, prefix: String, all: bool) -> Result<Cleanup
 async fn run_cleanup(
     task: u64,
     tx: UnboundedSender<Msg>,
-    env: Env,
+    cx: Context,
     cancel: Arc<AtomicBool>,
     prefix: String,
     all: bool,
 ) {
     let t0 = Instant::now();
-    let opts = match cleanup_opts(&env, Some(prefix), all, false) {
+    let opts = match cleanup_opts(&cx, Some(prefix), all, false) {
         Ok(o) => o,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
@@ -639,7 +643,7 @@ async fn run_cleanup(
 /// What pulls need, as `smolvm image pull` sets it up: the current version's layout, the
 /// download settings, the manifest in force; refused when published images are off.
 fn pull_setup(
-    env: &Env,
+    cx: &Context,
 ) -> Result<
     (
         Paths,
@@ -648,9 +652,9 @@ fn pull_setup(
     ),
     String,
 > {
-    let paths = Paths::resolve(env, None);
+    let paths = cx.paths().clone();
     let (manifest, opts) =
-        crate::core::images::pull::setup(env, &paths.images_root).map_err(|e| e.message)?;
+        crate::core::images::pull::setup(cx.env(), &paths.images_root).map_err(|e| e.message)?;
     Ok((paths, manifest, opts))
 }
 
@@ -741,13 +745,13 @@ fn pulled_item(r: &crate::core::images::pull::PullReport) -> TaskItem {
 fn run_pull(
     task: u64,
     tx: &UnboundedSender<Msg>,
-    env: &Env,
+    cx: &Context,
     cancel: Arc<AtomicBool>,
     names: Vec<String>,
 ) {
     use crate::core::images::{no_published_image, parse_image_name, pull, Target};
     let t0 = Instant::now();
-    let (_, manifest, opts) = match pull_setup(env) {
+    let (_, manifest, opts) = match pull_setup(cx) {
         Ok(x) => x,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
@@ -789,14 +793,14 @@ fn run_pull(
 
 /// `image pull --all` (`core::images::pull::pull_all`): every image published for this
 /// host's platform; a failure does not stop the others.
-fn run_pull_all(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<AtomicBool>) {
+fn run_pull_all(task: u64, tx: &UnboundedSender<Msg>, cx: &Context, cancel: Arc<AtomicBool>) {
     use crate::core::images::{pull, Target};
     let t0 = Instant::now();
-    let (_, manifest, opts) = match pull_setup(env) {
+    let (_, manifest, opts) = match pull_setup(cx) {
         Ok(x) => x,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
-    let host = crate::core::host::Host::probe(env);
+    let host = cx.host().clone();
     let target = match Target::resolve("all", None, None, None, &host) {
         Ok(t) => t,
         Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
@@ -830,14 +834,14 @@ fn run_pull_all(task: u64, tx: &UnboundedSender<Msg>, env: &Env, cancel: Arc<Ato
 fn run_remove_images(
     task: u64,
     tx: &UnboundedSender<Msg>,
-    env: &Env,
+    cx: &Context,
     cancel: &CancelToken,
     names: Vec<String>,
 ) {
     use crate::core::images::catalog;
     let t0 = Instant::now();
-    let paths = Paths::resolve(env, None);
-    let version = match image_version(env) {
+    let paths = cx.paths().clone();
+    let version = match image_version(cx.env()) {
         Ok(v) => v,
         Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
     };
@@ -907,14 +911,18 @@ fn run_remove_images(
 
 /// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect`): the
 /// manifest's row for that image and what of it is on disk.
-fn inspect(env: &Env, version: &str, name: &str) -> Result<crate::tui::data::ImageInspect, String> {
+fn inspect(
+    cx: &Context,
+    version: &str,
+    name: &str,
+) -> Result<crate::tui::data::ImageInspect, String> {
     use crate::core::images::{
         catalog, no_published_image, parse_image_name, Layout, Manifest, Target,
     };
-    let paths = Paths::resolve(env, None);
+    let paths = cx.paths().clone();
     let (preset, arch, vmm, os) =
         parse_image_name(name).ok_or_else(|| format!("'{name}' is not a published image name"))?;
-    let m = Manifest::load(env).map_err(|e| e.message)?;
+    let m = Manifest::load(cx.env()).map_err(|e| e.message)?;
     let img = m.lookup(&preset, arch, vmm, os).ok_or_else(|| {
         no_published_image(&Target {
             preset: preset.clone(),
@@ -964,9 +972,9 @@ fn inspect(env: &Env, version: &str, name: &str) -> Result<crate::tui::data::Ima
 fn open_ctx(
     tx: &UnboundedSender<Msg>,
     task: u64,
-    env: &Env,
+    cx: &Context,
 ) -> Result<crate::core::start::Ctx, String> {
-    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+    let ctx = cx.job().map_err(|e| e.message)?;
     if let Some(c) = &ctx.corruption {
         let detail = c.to_string();
         send(
@@ -1027,14 +1035,14 @@ fn start_progress(
 
 /// Start a preset with the form's values: the same `core::start::create` as
 /// `smolvm <preset> start`, its phases and download progress shown in the task.
-async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpec) {
+async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, spec: StartSpec) {
     use crate::core::start;
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &env) {
+    let ctx = match open_ctx(&tx, task, &cx) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let opts = match spec.options(&env, &ctx.paths) {
+    let opts = match spec.options(cx.env(), &ctx.paths) {
         Ok(o) => o,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
@@ -1069,17 +1077,17 @@ async fn run_start(task: u64, tx: UnboundedSender<Msg>, env: Env, spec: StartSpe
 async fn run_delete(
     task: u64,
     tx: UnboundedSender<Msg>,
-    env: Env,
+    cx: Context,
     cancel: Arc<AtomicBool>,
     ids: Vec<String>,
 ) {
     use crate::core::lifecycle::{self, DeleteEvent};
     let t0 = Instant::now();
-    let timeout = match lifecycle::stop_timeout(&env, None) {
+    let timeout = match lifecycle::stop_timeout(cx.env(), None) {
         Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
-    let ctx = match open_ctx(&tx, task, &env) {
+    let ctx = match open_ctx(&tx, task, &cx) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
@@ -1102,17 +1110,17 @@ async fn run_delete(
 async fn run_stop(
     task: u64,
     tx: UnboundedSender<Msg>,
-    env: Env,
+    cx: Context,
     cancel: Arc<AtomicBool>,
     ids: Vec<String>,
 ) {
     use crate::core::lifecycle;
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &env) {
+    let ctx = match open_ctx(&tx, task, &cx) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let timeout = match lifecycle::stop_timeout(&env, None) {
+    let timeout = match lifecycle::stop_timeout(cx.env(), None) {
         Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
@@ -1177,9 +1185,9 @@ async fn each_vm<F, Fut>(
 /// One VM's detail: its row and config (`core::lifecycle::info`), mounts, forwards
 /// (`core::ports::list`), snapshots (`core::snapshot::list`) and network
 /// (`core::egress::show`, what `sandbox network show` prints).
-pub fn load_detail(env: &Env, id: &str) -> Result<crate::tui::data::VmDetail, String> {
+pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail, String> {
     use crate::tui::data::{SnapshotRow, VmDetail};
-    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+    let ctx = cx.job().map_err(|e| e.message)?;
     let info = crate::core::lifecycle::info(&ctx, id).map_err(|e| e.message)?;
     let c = &info.config;
     let s = |k: &str| c.get(k).and_then(|v| v.as_str()).map(str::to_string);
@@ -1236,8 +1244,8 @@ pub fn load_detail(env: &Env, id: &str) -> Result<crate::tui::data::VmDetail, St
 
 /// The names of the guest's env keys (`core::guest_env::read`); the values are dropped
 /// here and never leave this function.
-pub fn env_keys(env: &Env, id: &str) -> Result<Vec<String>, String> {
-    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+pub fn env_keys(cx: &Context, id: &str) -> Result<Vec<String>, String> {
+    let ctx = cx.job().map_err(|e| e.message)?;
     let file = crate::core::guest_env::read(&ctx, id).map_err(|e| e.message)?;
     Ok(file.keys().map(str::to_string).collect())
 }
@@ -1247,13 +1255,13 @@ pub fn env_keys(env: &Env, id: &str) -> Result<Vec<String>, String> {
 async fn run_pause(
     task: u64,
     tx: UnboundedSender<Msg>,
-    env: Env,
+    cx: Context,
     cancel: Arc<AtomicBool>,
     ids: Vec<String>,
     paused: bool,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &env) {
+    let ctx = match open_ctx(&tx, task, &cx) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
@@ -1281,14 +1289,14 @@ async fn run_pause(
 async fn run_snapshot(
     task: u64,
     tx: UnboundedSender<Msg>,
-    env: Env,
+    cx: Context,
     cancel: Arc<AtomicBool>,
     ids: Vec<String>,
     spec: crate::tui::app::SnapshotSpec,
 ) {
     use crate::core::snapshot::{self, CreateOptions};
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &env) {
+    let ctx = match open_ctx(&tx, task, &cx) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
@@ -1318,10 +1326,16 @@ async fn run_snapshot(
 
 /// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its
 /// phases in the task.
-async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: String, force: bool) {
+async fn run_restore(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    snapshot: String,
+    force: bool,
+) {
     use crate::core::snapshot::{restore, RestoreOptions};
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &env) {
+    let ctx = match open_ctx(&tx, task, &cx) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
@@ -1348,12 +1362,12 @@ async fn run_restore(task: u64, tx: UnboundedSender<Msg>, env: Env, snapshot: St
 fn run_delete_snapshots(
     task: u64,
     tx: &UnboundedSender<Msg>,
-    env: &Env,
+    cx: &Context,
     cancel: &CancelToken,
     ids: Vec<String>,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, env) {
+    let ctx = match open_ctx(tx, task, cx) {
         Ok(c) => c,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
@@ -1392,14 +1406,14 @@ fn run_delete_snapshots(
 fn run_port(
     task: u64,
     tx: &UnboundedSender<Msg>,
-    env: &Env,
+    cx: &Context,
     id: &str,
     close: bool,
     host: Option<u16>,
     guest: u16,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, env) {
+    let ctx = match open_ctx(tx, task, cx) {
         Ok(c) => c,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
@@ -1429,13 +1443,13 @@ fn run_port(
 async fn run_network(
     task: u64,
     tx: UnboundedSender<Msg>,
-    env: Env,
+    cx: Context,
     id: String,
     policy: crate::core::egress::Policy,
     publish_ssh: bool,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &env) {
+    let ctx = match open_ctx(&tx, task, &cx) {
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
@@ -1469,7 +1483,7 @@ async fn run_network(
 fn run_transfer(
     task: u64,
     tx: &UnboundedSender<Msg>,
-    env: &Env,
+    cx: &Context,
     cancel: Arc<AtomicBool>,
     id: &str,
     upload: bool,
@@ -1479,7 +1493,7 @@ fn run_transfer(
     use crate::core::files::{self, FileProgress};
     use crate::core::lifecycle::SshLogin;
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, env) {
+    let ctx = match open_ctx(tx, task, cx) {
         Ok(c) => c,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
