@@ -214,12 +214,16 @@ fn prune_preview(a: &mut App, stale: Vec<(String, u64)>, total: u64) {
         .iter()
         .map(|(p, _)| std::path::PathBuf::from(p.trim_end_matches('/')))
         .collect();
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale,
-        kept: vec![],
-        total,
-        plan,
-    }))));
+    let generation = a.data.prune_generation();
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation,
+        result: Ok(PrunePreview {
+            stale,
+            kept: vec![],
+            total,
+            plan,
+        }),
+    }));
 }
 
 /// `c`, and the cleanup preview answering it: three VMs (one stale) and `stale_resources`.
@@ -262,7 +266,10 @@ fn render(a: &App) -> String {
 #[test]
 fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     let mut a = full_app(160, 48);
-    assert_eq!(a.update(key('p')), vec![Effect::PrunePreview]);
+    assert_eq!(
+        a.update(key('p')),
+        vec![Effect::PrunePreview { generation: 1 }]
+    );
     assert!(matches!(a.dialog, Some(Dialog::Prune)));
     assert_eq!(a.data.prune_preview, Preview::Loading);
     // `y` before the preview arrives does nothing.
@@ -273,7 +280,10 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
         total: 412_000_000,
         plan: vec!["/home/u/.smolvm/images/0.0.12".into()],
     };
-    a.update(Input::Msg(Msg::PrunePreview(Ok(preview))));
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation: 1,
+        result: Ok(preview),
+    }));
     let fx = a.update(key('y'));
     assert_eq!(
         fx,
@@ -289,6 +299,69 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     a.update(key('p'));
     assert!(a.update(code(KeyCode::Esc)).is_empty());
     assert!(a.dialog.is_none());
+}
+
+/// Latest answer wins, the same way for every read: a prune preview or an image inspection
+/// answering an earlier request (by its generation) is dropped; the newest one shows.
+#[test]
+fn a_late_prune_preview_or_inspect_answer_is_dropped_by_its_generation() {
+    let mut a = full_app(160, 48);
+    let [Effect::PrunePreview { generation: first }] = a.update(key('p'))[..] else {
+        panic!("no preview asked")
+    };
+    a.update(code(KeyCode::Esc));
+    let [Effect::PrunePreview { generation: second }] = a.update(key('p'))[..] else {
+        panic!("no preview asked")
+    };
+    assert_ne!(first, second);
+    let answer = |n: usize| PrunePreview {
+        stale: vec![("~/.smolvm/images/0.0.12/".into(), 1); n],
+        kept: vec![],
+        total: n as u64,
+        plan: vec!["/home/u/.smolvm/images/0.0.12".into(); n],
+    };
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation: first,
+        result: Ok(answer(1)),
+    }));
+    assert_eq!(
+        a.data.prune_preview,
+        Preview::Loading,
+        "a late answer showed"
+    );
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation: second,
+        result: Ok(answer(2)),
+    }));
+    assert_eq!(a.data.prune_preview, Preview::Ready(answer(2)));
+    a.update(code(KeyCode::Esc));
+
+    a.update(key('2'));
+    let fx = a.update(key('i'));
+    let [Effect::Inspect {
+        generation: first, ..
+    }] = fx[..]
+    else {
+        panic!("no inspect asked: {fx:?}")
+    };
+    a.update(code(KeyCode::Esc));
+    let fx = a.update(key('i'));
+    let [Effect::Inspect {
+        generation: second, ..
+    }] = fx[..]
+    else {
+        panic!("no inspect asked: {fx:?}")
+    };
+    a.update(Input::Msg(Msg::Inspect {
+        generation: first,
+        result: Ok(inspect_fixture()),
+    }));
+    assert_eq!(a.data.inspect, Preview::Loading, "a late inspection showed");
+    a.update(Input::Msg(Msg::Inspect {
+        generation: second,
+        result: Ok(inspect_fixture()),
+    }));
+    assert_eq!(a.data.inspect, Preview::Ready(inspect_fixture()));
 }
 
 #[test]
@@ -1157,6 +1230,15 @@ fn an_empty_no_color_keeps_colour() {
 
 // ---- Images pane: pull, remove, inspect (#14 item 6) ----------------------------------
 
+/// The worker's inspection answering the newest `i`.
+fn inspect_answer(a: &mut App) {
+    let generation = a.data.inspect_generation();
+    a.update(Input::Msg(Msg::Inspect {
+        generation,
+        result: Ok(inspect_fixture()),
+    }));
+}
+
 fn inspect_fixture() -> smolvm::tui::app::ImageInspect {
     let sha = "9f2c".repeat(16);
     smolvm::tui::app::ImageInspect {
@@ -1261,12 +1343,13 @@ fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
     assert_eq!(
         fx,
         vec![Effect::Inspect {
+            generation: 1,
             version: "0.1.0".into(),
             name: "claude-code-amd64-qemu".into()
         }]
     );
     assert!(render(&a).contains("reading the manifest"));
-    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+    inspect_answer(&mut a);
     let s = render(&a);
     assert!(
         s.contains("Rootfs SHA-256:") && s.contains("used by vm-12345"),
@@ -1479,7 +1562,7 @@ fn prune_through_the_worker(
                 .await
                 .expect("worker answered")
                 .unwrap();
-            let is_preview = matches!(msg, Msg::PrunePreview(_));
+            let is_preview = matches!(msg, Msg::PrunePreview { .. });
             for fx in a.update(Input::Msg(msg)) {
                 if !matches!(fx, Effect::Refresh { .. }) {
                     workers.run(fx);
@@ -1652,21 +1735,25 @@ snap_both!(prune_loading, |a| {
 });
 snap_both!(prune_ready, |a| {
     a.update(key('p'));
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale: vec![
-            ("~/.smolvm/images/0.0.12/".into(), 412_000_000),
-            ("~/.smolvm/images/0.0.13/".into(), 487_000_000),
-        ],
-        kept: vec![(
-            "~/.smolvm/images/0.0.11/".into(),
-            "in use by VM vm-agent-1".into(),
-        )],
-        total: 899_000_000,
-        plan: vec![
-            "/home/u/.smolvm/images/0.0.12".into(),
-            "/home/u/.smolvm/images/0.0.13".into(),
-        ],
-    }))));
+    let generation = a.data.prune_generation();
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation,
+        result: Ok(PrunePreview {
+            stale: vec![
+                ("~/.smolvm/images/0.0.12/".into(), 412_000_000),
+                ("~/.smolvm/images/0.0.13/".into(), 487_000_000),
+            ],
+            kept: vec![(
+                "~/.smolvm/images/0.0.11/".into(),
+                "in use by VM vm-agent-1".into(),
+            )],
+            total: 899_000_000,
+            plan: vec![
+                "/home/u/.smolvm/images/0.0.12".into(),
+                "/home/u/.smolvm/images/0.0.13".into(),
+            ],
+        }),
+    }));
 });
 snap_both!(prune_clean, |a| {
     a.update(key('p'));
@@ -1727,7 +1814,7 @@ snap_both!(inspect_dialog, |a| {
     a.update(key('2'));
     a.update(key('G'));
     a.update(key('i'));
-    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+    inspect_answer(a);
 });
 
 snap_both!(images_marked_remove, |a| {

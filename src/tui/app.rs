@@ -581,8 +581,17 @@ impl App {
                     }
                 }
             }
-            Msg::PrunePreview(r) => self.data.prune_preview = preview(r),
-            Msg::Inspect(r) => self.data.inspect = preview(r),
+            // Latest answer wins: one to an earlier request is dropped.
+            Msg::PrunePreview { generation, result } => {
+                if self.data.prune_gen.is_current(generation) {
+                    self.data.prune_preview = preview(result);
+                }
+            }
+            Msg::Inspect { generation, result } => {
+                if self.data.inspect_gen.is_current(generation) {
+                    self.data.inspect = preview(result);
+                }
+            }
             Msg::CleanupPreview { generation, result } => {
                 self.data.apply_cleanup_preview(generation, preview(result));
             }

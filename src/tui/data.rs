@@ -317,6 +317,10 @@ pub struct Data {
     pub vm_log: Option<(String, Vec<String>)>,
     /// The last prune dry run.
     pub prune_preview: Preview<PrunePreview>,
+    /// The newest prune dry run asked for (an older answer is dropped).
+    pub prune_gen: crate::core::job::Latest,
+    /// The newest image inspection asked for.
+    pub inspect_gen: crate::core::job::Latest,
     /// The last cleanup dry run and the request it answers.
     pub cleanup_preview: (u64, Preview<CleanupPreview>),
     /// The last image inspected (reset when another is asked for).
@@ -342,6 +346,8 @@ impl Default for Data {
             app_log: Vec::new(),
             vm_log: None,
             prune_preview: Preview::Loading,
+            prune_gen: Default::default(),
+            inspect_gen: Default::default(),
             cleanup_preview: (0, Preview::Loading),
             inspect: Preview::Loading,
             detail: None,
@@ -408,6 +414,16 @@ impl Data {
 
     /// The detail of VM `id` was asked for: its earlier answer stays until the new one
     /// comes (a reload does not blank the view); another VM's is dropped.
+    /// The generation of the newest prune dry run asked for (its answer is the one kept).
+    pub fn prune_generation(&self) -> u64 {
+        self.prune_gen.newest()
+    }
+
+    /// The generation of the newest image inspection asked for.
+    pub fn inspect_generation(&self) -> u64 {
+        self.inspect_gen.newest()
+    }
+
     pub fn want_detail(&mut self, id: &str, env: bool) {
         if self.detail.as_ref().map(|(i, _)| i.as_str()) != Some(id) {
             self.detail = Some((id.to_string(), Preview::Loading));

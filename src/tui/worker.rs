@@ -70,9 +70,10 @@ impl Workers {
                     self.log_task = Some(tokio::spawn(follow_log(tx, cx, id)));
                 }
             }
-            Effect::PrunePreview => {
+            Effect::PrunePreview { generation } => {
                 tokio::task::spawn_blocking(move || {
-                    let _ = tx.send(Msg::PrunePreview(prune_preview(&cx)));
+                    let result = prune_preview(&cx);
+                    let _ = tx.send(Msg::PrunePreview { generation, result });
                 });
             }
             Effect::CleanupPreview {
@@ -121,9 +122,14 @@ impl Workers {
                     run_remove_images(task, &tx, &cx, &cancel, names)
                 });
             }
-            Effect::Inspect { version, name } => {
+            Effect::Inspect {
+                generation,
+                version,
+                name,
+            } => {
                 tokio::task::spawn_blocking(move || {
-                    let _ = tx.send(Msg::Inspect(inspect(&cx, &version, &name)));
+                    let result = inspect(&cx, &version, &name);
+                    let _ = tx.send(Msg::Inspect { generation, result });
                 });
             }
             Effect::LoadDetail { id, env: with_env } => {

@@ -107,6 +107,7 @@ impl App {
         self.data.inspect = Preview::Loading;
         self.dialog = Some(Dialog::Inspect(Scroll::default()));
         vec![Effect::Inspect {
+            generation: self.data.inspect_gen.ask(),
             version: r.version,
             name: r.name,
         }]
@@ -152,7 +153,9 @@ impl App {
                     // The answer to an earlier dry run is void.
                     self.data.prune_preview = Preview::Loading;
                     self.dialog = Some(Dialog::Prune);
-                    return vec![Effect::PrunePreview];
+                    return vec![Effect::PrunePreview {
+                        generation: self.data.prune_gen.ask(),
+                    }];
                 }
             }
             Action::Cleanup => {

@@ -10,7 +10,10 @@ pub enum Effect {
         slow: bool,
     },
     LoadLog(LogSource),
-    PrunePreview,
+    /// The prune dry run, answering request `generation` (latest answer wins).
+    PrunePreview {
+        generation: u64,
+    },
     CleanupPreview {
         generation: u64,
         prefix: String,
@@ -60,6 +63,8 @@ pub enum Effect {
     },
     /// `image inspect` of the cache `<version>/<name>`.
     Inspect {
+        /// Latest answer wins.
+        generation: u64,
         version: String,
         name: String,
     },
@@ -139,7 +144,10 @@ pub enum Msg {
         source: LogSource,
         lines: Vec<String>,
     },
-    PrunePreview(Result<PrunePreview, String>),
+    PrunePreview {
+        generation: u64,
+        result: Result<PrunePreview, String>,
+    },
     CleanupPreview {
         generation: u64,
         result: Result<CleanupPreview, String>,
@@ -148,7 +156,10 @@ pub enum Msg {
         id: u64,
         update: TaskUpdate,
     },
-    Inspect(Result<ImageInspect, String>),
+    Inspect {
+        generation: u64,
+        result: Result<ImageInspect, String>,
+    },
     Detail {
         id: String,
         result: Result<Box<VmDetail>, String>,
