@@ -3287,3 +3287,32 @@ fn the_dashboard_opens_no_paths_store_or_host_of_its_own() {
         }
     }
 }
+
+/// A pane's sort is one of its columns (a column value, not an index): `o` steps through
+/// every column of the pane in order and wraps to the first; the title names it.
+#[test]
+fn o_steps_the_sort_through_each_pane_column_and_wraps() {
+    use smolvm::tui::app::{IMAGE_COLUMNS, VM_COLUMNS};
+    let mut a = full_app(160, 48);
+    assert_eq!(a.vm_sort, VM_COLUMNS[0].id);
+    for c in VM_COLUMNS.iter().skip(1) {
+        a.update(key('o'));
+        assert_eq!(a.vm_sort, c.id);
+        assert!(
+            render(&a).contains(&format!("sort {}↑", c.title)),
+            "{}",
+            c.title
+        );
+    }
+    a.update(key('o'));
+    assert_eq!(a.vm_sort, VM_COLUMNS[0].id);
+    a.update(key('2'));
+    for c in IMAGE_COLUMNS.iter().skip(1).chain(&IMAGE_COLUMNS[..1]) {
+        a.update(key('o'));
+        assert_eq!(a.image_sort, c.id);
+    }
+    assert_eq!(
+        a.vm_sort, VM_COLUMNS[0].id,
+        "the Images pane's sort moved the VMs'"
+    );
+}

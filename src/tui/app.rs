@@ -68,7 +68,6 @@ impl Pane {
 pub struct ListState {
     pub selected: usize,
     pub filter: String,
-    pub sort_col: usize,
     pub sort_desc: bool,
     pub marks: BTreeSet<String>,
 }
@@ -117,6 +116,10 @@ pub struct App {
     pub data: Data,
     pub vm_list: ListState,
     pub image_list: ListState,
+    /// The column the VMs pane sorts by (a column of `VM_COLUMNS`, the first by default).
+    pub vm_sort: VmCol,
+    /// The column the Images pane sorts by.
+    pub image_sort: ImageCol,
     pub task_sel: usize,
     pub logs: LogView,
     pub dialog: Option<Dialog>,
@@ -151,12 +154,12 @@ pub struct App {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OrderKey {
     data_gen: u64,
-    vm: (String, usize, bool),
-    image: (String, usize, bool),
+    vm: (String, VmCol, bool),
+    image: (String, ImageCol, bool),
 }
 
 /// The columns of the VMs and Images panes (shared with the CLI's tables); a pane's
-/// `sort_col` indexes these.
+/// `vm_sort` and `image_sort` are among these.
 pub use crate::core::table::{IMAGE_PANE as IMAGE_COLUMNS, VM_PANE as VM_COLUMNS};
 
 pub(crate) fn line_input(text: &str) -> TextArea<'static> {
@@ -181,6 +184,8 @@ impl App {
             data: Data::default(),
             vm_list: ListState::default(),
             image_list: ListState::default(),
+            vm_sort: VmCol::default(),
+            image_sort: ImageCol::default(),
             task_sel: 0,
             logs: LogView {
                 source: LogSource::App,

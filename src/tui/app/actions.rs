@@ -189,18 +189,13 @@ impl App {
                 };
                 self.dialog = Some(Dialog::Filter(line_input(&current)));
             }
-            Action::SortNext | Action::SortReverse => {
-                let (list, n) = match pane {
-                    Pane::Vms => (&mut self.vm_list, VM_COLUMNS.len()),
-                    Pane::Images => (&mut self.image_list, IMAGE_COLUMNS.len()),
-                    _ => return Vec::new(),
-                };
-                if a == Action::SortNext {
-                    list.sort_col = (list.sort_col + 1) % n;
-                } else {
-                    list.sort_desc = !list.sort_desc;
-                }
-            }
+            Action::SortNext | Action::SortReverse => match (pane, a == Action::SortNext) {
+                (Pane::Vms, true) => self.vm_sort = next_col(&VM_COLUMNS, self.vm_sort),
+                (Pane::Images, true) => self.image_sort = next_col(&IMAGE_COLUMNS, self.image_sort),
+                (Pane::Vms, false) => self.vm_list.sort_desc = !self.vm_list.sort_desc,
+                (Pane::Images, false) => self.image_list.sort_desc = !self.image_list.sort_desc,
+                _ => return Vec::new(),
+            },
             Action::Mark => {
                 let id = match pane {
                     Pane::Vms => self.selected_vm().map(|r| r.info.id.clone()),
@@ -749,4 +744,10 @@ impl App {
         }
         Vec::new()
     }
+}
+
+/// The column after `col` among a pane's columns (after the last, the first).
+fn next_col<C: Copy + PartialEq>(cols: &[crate::core::table::Column<C>], col: C) -> C {
+    let at = cols.iter().position(|c| c.id == col).unwrap_or(0);
+    cols.get((at + 1) % cols.len().max(1)).map_or(col, |c| c.id)
 }

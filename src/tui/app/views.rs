@@ -9,12 +9,12 @@ impl App {
             data_gen: self.data.generation(),
             vm: (
                 self.vm_list.filter.clone(),
-                self.vm_list.sort_col,
+                self.vm_sort,
                 self.vm_list.sort_desc,
             ),
             image: (
                 self.image_list.filter.clone(),
-                self.image_list.sort_col,
+                self.image_sort,
                 self.image_list.sort_desc,
             ),
         };
@@ -35,7 +35,7 @@ impl App {
             .enumerate()
             .filter(|(_, r)| f.is_empty() || r.shown_text().to_lowercase().contains(&f))
             .collect();
-        let key = VM_COLUMNS.get(self.vm_list.sort_col).map(|c| c.id);
+        let key = Some(self.vm_sort);
         v.sort_by(|(_, a), (_, b)| {
             let o = match key {
                 Some(VmCol::Status) => a.info.status.cmp(&b.info.status),
@@ -78,7 +78,7 @@ impl App {
             .enumerate()
             .filter(|(_, r)| f.is_empty() || r.shown_text().to_lowercase().contains(&f))
             .collect();
-        let key = IMAGE_COLUMNS.get(self.image_list.sort_col).map(|c| c.id);
+        let key = Some(self.image_sort);
         v.sort_by(|(_, a), (_, b)| {
             let o = match key {
                 Some(ImageCol::Image) => a.name.cmp(&b.name),
