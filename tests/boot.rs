@@ -241,7 +241,11 @@ fn debian_image_answers_ssh_and_exec() {
         e.h.env_vars().into_iter().map(|(k, v)| (k.to_string(), v)),
         0,
     );
-    let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&env),
+        &mut Default::default(),
+        false,
+    );
     let row = snap.vms.iter().find(|r| r.info.id == "vm-deb").unwrap();
     let copied = smolvm::tui::app::ssh_command(&row.info);
     assert_eq!(v["data"]["ssh_command"], copied.as_str());

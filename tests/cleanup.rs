@@ -1003,7 +1003,8 @@ fn dashboard_face() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = App::new(Keymap::defaults(), Theme::defaults(true), false);
         a.update(Input::Resize(160, 48));
         workers.run(Effect::Refresh { slow: false });

@@ -210,11 +210,20 @@ fn status(a: &App) -> &str {
 
 /// A prune preview answering the dialog: `stale` to delete, nothing kept.
 fn prune_preview(a: &mut App, stale: Vec<(String, u64)>, total: u64) {
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale,
-        kept: vec![],
-        total,
-    }))));
+    let plan = stale
+        .iter()
+        .map(|(p, _)| std::path::PathBuf::from(p.trim_end_matches('/')))
+        .collect();
+    let generation = a.data.prune_generation();
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation,
+        result: Ok(PrunePreview {
+            stale,
+            kept: vec![],
+            total,
+            plan,
+        }),
+    }));
 }
 
 /// `c`, and the cleanup preview answering it: three VMs (one stale) and `stale_resources`.
@@ -257,7 +266,10 @@ fn render(a: &App) -> String {
 #[test]
 fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     let mut a = full_app(160, 48);
-    assert_eq!(a.update(key('p')), vec![Effect::PrunePreview]);
+    assert_eq!(
+        a.update(key('p')),
+        vec![Effect::PrunePreview { generation: 1 }]
+    );
     assert!(matches!(a.dialog, Some(Dialog::Prune)));
     assert_eq!(a.data.prune_preview, Preview::Loading);
     // `y` before the preview arrives does nothing.
@@ -266,10 +278,20 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
         stale: vec![("~/.smolvm/images/0.0.12/".into(), 412_000_000)],
         kept: vec![],
         total: 412_000_000,
+        plan: vec!["/home/u/.smolvm/images/0.0.12".into()],
     };
-    a.update(Input::Msg(Msg::PrunePreview(Ok(preview))));
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation: 1,
+        result: Ok(preview),
+    }));
     let fx = a.update(key('y'));
-    assert_eq!(fx, vec![Effect::RunPrune { task: 1 }]);
+    assert_eq!(
+        fx,
+        vec![Effect::RunPrune {
+            task: 1,
+            plan: vec!["/home/u/.smolvm/images/0.0.12".into()]
+        }]
+    );
     assert!(a.dialog.is_none());
     assert_eq!(a.data.tasks[0].state, TaskState::Running);
     assert_eq!(a.focus, Pane::Tasks);
@@ -277,6 +299,69 @@ fn prune_opens_a_dry_run_dialog_and_confirm_starts_a_task() {
     a.update(key('p'));
     assert!(a.update(code(KeyCode::Esc)).is_empty());
     assert!(a.dialog.is_none());
+}
+
+/// Latest answer wins, the same way for every read: a prune preview or an image inspection
+/// answering an earlier request (by its generation) is dropped; the newest one shows.
+#[test]
+fn a_late_prune_preview_or_inspect_answer_is_dropped_by_its_generation() {
+    let mut a = full_app(160, 48);
+    let [Effect::PrunePreview { generation: first }] = a.update(key('p'))[..] else {
+        panic!("no preview asked")
+    };
+    a.update(code(KeyCode::Esc));
+    let [Effect::PrunePreview { generation: second }] = a.update(key('p'))[..] else {
+        panic!("no preview asked")
+    };
+    assert_ne!(first, second);
+    let answer = |n: usize| PrunePreview {
+        stale: vec![("~/.smolvm/images/0.0.12/".into(), 1); n],
+        kept: vec![],
+        total: n as u64,
+        plan: vec!["/home/u/.smolvm/images/0.0.12".into(); n],
+    };
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation: first,
+        result: Ok(answer(1)),
+    }));
+    assert_eq!(
+        a.data.prune_preview,
+        Preview::Loading,
+        "a late answer showed"
+    );
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation: second,
+        result: Ok(answer(2)),
+    }));
+    assert_eq!(a.data.prune_preview, Preview::Ready(answer(2)));
+    a.update(code(KeyCode::Esc));
+
+    a.update(key('2'));
+    let fx = a.update(key('i'));
+    let [Effect::Inspect {
+        generation: first, ..
+    }] = fx[..]
+    else {
+        panic!("no inspect asked: {fx:?}")
+    };
+    a.update(code(KeyCode::Esc));
+    let fx = a.update(key('i'));
+    let [Effect::Inspect {
+        generation: second, ..
+    }] = fx[..]
+    else {
+        panic!("no inspect asked: {fx:?}")
+    };
+    a.update(Input::Msg(Msg::Inspect {
+        generation: first,
+        result: Ok(inspect_fixture()),
+    }));
+    assert_eq!(a.data.inspect, Preview::Loading, "a late inspection showed");
+    a.update(Input::Msg(Msg::Inspect {
+        generation: second,
+        result: Ok(inspect_fixture()),
+    }));
+    assert_eq!(a.data.inspect, Preview::Ready(inspect_fixture()));
 }
 
 #[test]
@@ -516,6 +601,35 @@ fn cancel_applies_to_prune_but_a_start_says_why_not() {
     a.update(key('G'));
     assert!(a.update(key('x')).is_empty());
     assert!(status(&a).starts_with("a start cannot be stopped midway"));
+}
+
+/// `x` on a running task of each kind: a cancellable kind is asked to stop (and the footer
+/// offers `x`); any other is refused with why, nothing is sent, and the footer does not
+/// offer `x`.
+#[test]
+fn x_cancels_each_cancellable_task_kind_and_refuses_the_others_saying_why() {
+    use smolvm::core::job::{Cancel, JobKind};
+    for kind in JobKind::ALL {
+        let mut a = full_app(160, 48);
+        let task = a.data.add_task(kind, format!("a {} task", kind.name()));
+        a.update(key('4'));
+        assert_eq!(a.focus, Pane::Tasks);
+        let footer = render(&a).lines().last().unwrap_or_default().to_string();
+        let fx = a.update(key('x'));
+        match kind.cancel() {
+            Cancel::BetweenItems => {
+                assert_eq!(fx, vec![Effect::Cancel { task }], "{kind:?}");
+                assert!(status(&a).starts_with("cancelling task"), "{kind:?}");
+                assert!(footer.contains("cancel task"), "{kind:?}: {footer}");
+            }
+            Cancel::Not(why) => {
+                assert!(fx.is_empty(), "{kind:?}: {fx:?}");
+                assert_eq!(status(&a), why, "{kind:?}");
+                assert!(status(&a).contains("cannot be"), "{kind:?}");
+                assert!(!footer.contains("cancel task"), "{kind:?}: {footer}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -886,7 +1000,11 @@ fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
         [],
     )
     .unwrap();
-    let snap = smolvm::tui::data::load(&h.env(), &mut Default::default(), false);
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        false,
+    );
     let nets: Vec<(&str, String, String)> = snap
         .vms
         .iter()
@@ -939,7 +1057,11 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
         .output()
         .unwrap();
     let cli = support::json(&out)["data"].clone();
-    let d = smolvm::tui::worker::load_detail(&h.env(), "vm-detail").unwrap();
+    let d = smolvm::tui::worker::load_detail(
+        &smolvm::core::context::Context::local(&h.env()),
+        "vm-detail",
+    )
+    .unwrap();
     let report = d.network.clone().expect("the network is read");
     assert_eq!(serde_json::to_value(&report).unwrap(), cli);
     assert_eq!(report.summary, "restricted: 198.51.100.0/24, *.npmjs.org");
@@ -948,7 +1070,11 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     let mut a = app();
     a.update(Input::Resize(160, 48));
     a.update(Input::Msg(Msg::Snapshot(Box::new(
-        smolvm::tui::data::load(&h.env(), &mut Default::default(), false),
+        smolvm::tui::data::load(
+            &smolvm::core::context::Context::local(&h.env()),
+            &mut Default::default(),
+            false,
+        ),
     ))));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
@@ -1000,7 +1126,11 @@ fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
             },
         ],
     );
-    let snap = smolvm::tui::data::load(&h.env(), &mut Default::default(), false);
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        false,
+    );
     let cells: Vec<(String, String)> = snap
         .vms
         .iter()
@@ -1099,6 +1229,15 @@ fn an_empty_no_color_keeps_colour() {
 }
 
 // ---- Images pane: pull, remove, inspect (#14 item 6) ----------------------------------
+
+/// The worker's inspection answering the newest `i`.
+fn inspect_answer(a: &mut App) {
+    let generation = a.data.inspect_generation();
+    a.update(Input::Msg(Msg::Inspect {
+        generation,
+        result: Ok(inspect_fixture()),
+    }));
+}
 
 fn inspect_fixture() -> smolvm::tui::app::ImageInspect {
     let sha = "9f2c".repeat(16);
@@ -1204,12 +1343,13 @@ fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
     assert_eq!(
         fx,
         vec![Effect::Inspect {
+            generation: 1,
             version: "0.1.0".into(),
             name: "claude-code-amd64-qemu".into()
         }]
     );
     assert!(render(&a).contains("reading the manifest"));
-    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+    inspect_answer(&mut a);
     let s = render(&a);
     assert!(
         s.contains("Rootfs SHA-256:") && s.contains("used by vm-12345"),
@@ -1257,7 +1397,8 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = app();
         a.update(Input::Resize(160, 48));
         let names = vec!["codex-amd64-qemu".to_string(), "claude-code".to_string()];
@@ -1295,20 +1436,121 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
     assert!(old.exists(), "an old version is prune's, not rm's");
 }
 
-// ---- a real worker: progress events reach state ----------------------------------------
-
-#[test]
-fn prune_worker_progress_reaches_state_and_the_caches_go() {
-    let h = support::Home::new();
-    for v in ["0.0.11", "0.0.12"] {
-        h.cache(v, 100_000);
-    }
-    h.cache(support::CURRENT, 100_000);
-    let env = h.env();
+/// Run effect `run` of task `task` in a real worker whose cancel for that task came
+/// first; the task as it ended.
+fn run_cancelled(
+    env: smolvm::sys::env::Env,
+    kind: smolvm::tui::app::TaskKind,
+    run: impl FnOnce(u64) -> Effect,
+) -> smolvm::tui::app::Task {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
+        let mut a = app();
+        a.update(Input::Resize(160, 48));
+        let task = a.data.add_task(kind, "t".into());
+        workers.run(Effect::Cancel { task });
+        workers.run(run(task));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while a.data.tasks[0].state == TaskState::Running {
+            let msg = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("worker answered")
+                .unwrap();
+            a.update(Input::Msg(msg));
+        }
+        a.data.tasks[0].clone()
+    })
+}
+
+/// Each cancellable task kind the worker runs stops at its token, before its first item:
+/// nothing is removed or deleted, and the task ends Cancelled (not Failed or Done).
+#[test]
+fn x_stops_each_cancellable_worker_task_before_its_next_item() {
+    use smolvm::tui::app::TaskKind;
+    let h = support::Home::new();
+    let cache = h.cache(&format!("{}/codex-amd64-qemu", support::CURRENT), 1000);
+    let old = h.cache("0.0.11", 1000);
+    let old_path = old.clone();
+    let ids = || vec!["vm-gone-1".to_string(), "vm-gone-2".to_string()];
+    type Run = Box<dyn FnOnce(u64) -> Effect>;
+    let cases: Vec<(TaskKind, Run)> = vec![
+        (
+            TaskKind::Prune,
+            Box::new(move |task| Effect::RunPrune {
+                task,
+                plan: vec![old_path],
+            }),
+        ),
+        (
+            TaskKind::RemoveImages,
+            Box::new(|task| Effect::RunRemoveImages {
+                task,
+                names: vec!["codex-amd64-qemu".into()],
+            }),
+        ),
+        (
+            TaskKind::DeleteSnapshot,
+            Box::new(move |task| Effect::RunDeleteSnapshots { task, ids: ids() }),
+        ),
+        (
+            TaskKind::Stop,
+            Box::new(move |task| Effect::RunStop { task, ids: ids() }),
+        ),
+        (
+            TaskKind::Delete,
+            Box::new(move |task| Effect::RunDelete { task, ids: ids() }),
+        ),
+        (
+            TaskKind::Pause,
+            Box::new(move |task| Effect::RunPause {
+                task,
+                ids: ids(),
+                paused: true,
+            }),
+        ),
+        (
+            TaskKind::Snapshot,
+            Box::new(move |task| Effect::RunSnapshot {
+                task,
+                ids: ids(),
+                spec: smolvm::tui::app::SnapshotSpec {
+                    id: None,
+                    kind: Default::default(),
+                    resume_source: false,
+                },
+            }),
+        ),
+    ];
+    for (kind, run) in cases {
+        assert!(kind.cancellable(), "{kind:?}");
+        let t = run_cancelled(h.env(), kind, run);
+        assert_eq!(t.state, TaskState::Cancelled, "{kind:?}: {t:?}");
+        assert!(
+            t.items.iter().all(|i| i.name == "state database"),
+            "{kind:?}: {t:?}"
+        );
+    }
+    assert!(cache.exists(), "a cancelled image rm removed the image");
+    assert!(old.exists(), "a cancelled prune removed a cache");
+}
+
+// ---- a real worker: progress events reach state ----------------------------------------
+
+/// The dashboard's prune through a real worker: `p`, the preview, then (after `meanwhile`
+/// ran) `y`; the task as it ended.
+fn prune_through_the_worker(
+    env: smolvm::sys::env::Env,
+    meanwhile: impl FnOnce(),
+) -> smolvm::tui::app::Task {
+    let mut meanwhile = Some(meanwhile);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = full_app(160, 48);
         for fx in a.update(key('p')) {
             workers.run(fx);
@@ -1320,7 +1562,7 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 .await
                 .expect("worker answered")
                 .unwrap();
-            let is_preview = matches!(msg, Msg::PrunePreview(_));
+            let is_preview = matches!(msg, Msg::PrunePreview { .. });
             for fx in a.update(Input::Msg(msg)) {
                 if !matches!(fx, Effect::Refresh { .. }) {
                     workers.run(fx);
@@ -1333,6 +1575,9 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 };
                 assert_eq!(p.stale.len(), 2);
                 assert_eq!(p.stale[0].0, "~/.smolvm/images/0.0.11/");
+                if let Some(f) = meanwhile.take() {
+                    f();
+                }
                 for fx in a.update(key('y')) {
                     workers.run(fx);
                 }
@@ -1345,28 +1590,69 @@ fn prune_worker_progress_reaches_state_and_the_caches_go() {
                 break;
             }
         }
-        let t = &a.data.tasks[0];
-        assert_eq!(t.state, TaskState::Done, "{t:?}");
-        assert_eq!((t.done, t.total), (2, 2));
-        assert_eq!(
-            t.items,
-            vec![
-                TaskItem {
-                    name: "~/.smolvm/images/0.0.11".into(),
-                    ok: true,
-                    detail: t.items[0].detail.clone()
-                },
-                TaskItem {
-                    name: "~/.smolvm/images/0.0.12".into(),
-                    ok: true,
-                    detail: t.items[1].detail.clone()
-                },
-            ]
-        );
-        assert!(t.summary.starts_with("reclaimed "), "{}", t.summary);
-    });
+        a.data.tasks[0].clone()
+    })
+}
+
+#[test]
+fn prune_worker_progress_reaches_state_and_the_caches_go() {
+    let h = support::Home::new();
+    for v in ["0.0.11", "0.0.12"] {
+        h.cache(v, 100_000);
+    }
+    h.cache(support::CURRENT, 100_000);
+    let t = prune_through_the_worker(h.env(), || {});
+    assert_eq!(t.state, TaskState::Done, "{t:?}");
+    assert_eq!((t.done, t.total), (2, 2));
+    assert_eq!(
+        t.items,
+        vec![
+            TaskItem {
+                name: "~/.smolvm/images/0.0.11".into(),
+                ok: true,
+                detail: t.items[0].detail.clone()
+            },
+            TaskItem {
+                name: "~/.smolvm/images/0.0.12".into(),
+                ok: true,
+                detail: t.items[1].detail.clone()
+            },
+        ]
+    );
+    assert!(t.summary.starts_with("reclaimed "), "{}", t.summary);
     assert!(!h.images().join("0.0.11").exists());
     assert!(h.images().join(support::CURRENT).exists());
+}
+
+/// What the user confirmed is what goes: a cache that became stale between the preview and
+/// `y` stays, and the task says so (the dashboard used to send only a count and prune
+/// whatever was stale when it ran).
+#[test]
+fn prune_removes_the_confirmed_plan_and_keeps_a_cache_stale_since() {
+    let h = support::Home::new();
+    for v in ["0.0.11", "0.0.12"] {
+        h.cache(v, 100_000);
+    }
+    h.cache(support::CURRENT, 100_000);
+    let t = prune_through_the_worker(h.env(), || {
+        h.cache("0.0.13", 100_000);
+    });
+    assert!(
+        h.images().join("0.0.13").exists(),
+        "an unconfirmed cache went"
+    );
+    assert!(!h.images().join("0.0.11").exists());
+    assert!(!h.images().join("0.0.12").exists());
+    assert_eq!(t.state, TaskState::Done, "{t:?}");
+    let kept: Vec<&TaskItem> = t.items.iter().filter(|i| !i.ok).collect();
+    assert_eq!(kept.len(), 1, "{t:?}");
+    assert_eq!(kept[0].name, "~/.smolvm/images/0.0.13");
+    assert_eq!(kept[0].detail, "kept: not in the plan you confirmed");
+    assert!(
+        t.summary.contains("2 removed") && t.summary.contains("1 stale since the preview kept"),
+        "{}",
+        t.summary
+    );
 }
 
 // ---- snapshots of every pane and dialog ---------------------------------------------
@@ -1449,17 +1735,25 @@ snap_both!(prune_loading, |a| {
 });
 snap_both!(prune_ready, |a| {
     a.update(key('p'));
-    a.update(Input::Msg(Msg::PrunePreview(Ok(PrunePreview {
-        stale: vec![
-            ("~/.smolvm/images/0.0.12/".into(), 412_000_000),
-            ("~/.smolvm/images/0.0.13/".into(), 487_000_000),
-        ],
-        kept: vec![(
-            "~/.smolvm/images/0.0.11/".into(),
-            "in use by VM vm-agent-1".into(),
-        )],
-        total: 899_000_000,
-    }))));
+    let generation = a.data.prune_generation();
+    a.update(Input::Msg(Msg::PrunePreview {
+        generation,
+        result: Ok(PrunePreview {
+            stale: vec![
+                ("~/.smolvm/images/0.0.12/".into(), 412_000_000),
+                ("~/.smolvm/images/0.0.13/".into(), 487_000_000),
+            ],
+            kept: vec![(
+                "~/.smolvm/images/0.0.11/".into(),
+                "in use by VM vm-agent-1".into(),
+            )],
+            total: 899_000_000,
+            plan: vec![
+                "/home/u/.smolvm/images/0.0.12".into(),
+                "/home/u/.smolvm/images/0.0.13".into(),
+            ],
+        }),
+    }));
 });
 snap_both!(prune_clean, |a| {
     a.update(key('p'));
@@ -1520,7 +1814,7 @@ snap_both!(inspect_dialog, |a| {
     a.update(key('2'));
     a.update(key('G'));
     a.update(key('i'));
-    a.update(Input::Msg(Msg::Inspect(Ok(inspect_fixture()))));
+    inspect_answer(a);
 });
 
 snap_both!(images_marked_remove, |a| {
@@ -1684,7 +1978,11 @@ fn the_copied_ssh_command_is_the_clis_and_names_the_key() {
         vars.iter().map(|(k, v)| (k.to_string(), v.clone())),
         nix::unistd::geteuid().as_raw(),
     );
-    let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&env),
+        &mut Default::default(),
+        false,
+    );
     let mut a = app();
     a.update(Input::Resize(160, 48));
     a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
@@ -2435,10 +2733,15 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env.clone());
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let mut a = app();
         a.update(Input::Resize(160, 48));
-        let snap = smolvm::tui::data::load(&env, &mut Default::default(), false);
+        let snap = smolvm::tui::data::load(
+            &smolvm::core::context::Context::local(&env),
+            &mut Default::default(),
+            false,
+        );
         a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
         a.update(key('j'));
         assert_eq!(a.selected_vm().unwrap().info.id, "vm-by-form");
@@ -2809,7 +3112,8 @@ fn a_stale_completion_result_is_ignored() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = smolvm::tui::worker::Workers::new(tx, env);
+        let mut workers =
+            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
         let (w, rx) = (&mut workers, &mut rx);
         let mut a = full_app(80, 24);
         a.update(key('j'));
@@ -2948,4 +3252,67 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["clip", "cleared"]);
+}
+
+/// One context per dashboard: the dashboard opens `core::context::Context` once and hands it
+/// to every job; no file of it resolves paths, probes the host or opens the state store
+/// itself (that is the seam a remote host plugs into).
+#[test]
+fn the_dashboard_opens_no_paths_store_or_host_of_its_own() {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tui"),
+        &mut all,
+    );
+    assert!(all.len() > 5);
+    for f in all {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for opener in [
+            "Paths::resolve",
+            "Ctx::open",
+            "Host::probe",
+            "StateStore::open",
+        ] {
+            assert!(!text.contains(opener), "{} calls {opener}", f.display());
+        }
+    }
+}
+
+/// A pane's sort is one of its columns (a column value, not an index): `o` steps through
+/// every column of the pane in order and wraps to the first; the title names it.
+#[test]
+fn o_steps_the_sort_through_each_pane_column_and_wraps() {
+    use smolvm::tui::app::{IMAGE_COLUMNS, VM_COLUMNS};
+    let mut a = full_app(160, 48);
+    assert_eq!(a.vm_sort, VM_COLUMNS[0].id);
+    for c in VM_COLUMNS.iter().skip(1) {
+        a.update(key('o'));
+        assert_eq!(a.vm_sort, c.id);
+        assert!(
+            render(&a).contains(&format!("sort {}↑", c.title)),
+            "{}",
+            c.title
+        );
+    }
+    a.update(key('o'));
+    assert_eq!(a.vm_sort, VM_COLUMNS[0].id);
+    a.update(key('2'));
+    for c in IMAGE_COLUMNS.iter().skip(1).chain(&IMAGE_COLUMNS[..1]) {
+        a.update(key('o'));
+        assert_eq!(a.image_sort, c.id);
+    }
+    assert_eq!(
+        a.vm_sort, VM_COLUMNS[0].id,
+        "the Images pane's sort moved the VMs'"
+    );
 }

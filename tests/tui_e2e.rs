@@ -262,6 +262,61 @@ fn without_a_terminal_smolvm_prints_help_and_exits_2() {
     }
 }
 
+/// Ctrl-Z suspends the dashboard as it does any terminal program: the terminal guard gives
+/// the terminal back (main screen, cooked mode), the shell reports the job stopped, `fg`
+/// brings the dashboard back, and `q` leaves the shell a working terminal.
+#[test]
+fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs tmux");
+        return;
+    }
+    let h = Home::new();
+    let env: Vec<String> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
+        .collect();
+    let t = Tmux {
+        socket: format!("smolvm-e2e-suspend-{}", std::process::id()),
+    };
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='PROMPT> ' bash --norc --noprofile -i",
+    ]);
+    t.wait("the shell", |s| s.contains("PROMPT>"));
+    let cmd = format!(
+        "env -i {} TERM=xterm-256color {}",
+        env.join(" "),
+        assert_cmd::cargo::cargo_bin("smolvm").display()
+    );
+    t.keys(&[&cmd, "Enter"]);
+    let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
+    t.wait("the dashboard", dashboard);
+    t.keys(&["C-z"]);
+    t.wait("the shell, the dashboard stopped", |s| {
+        s.contains("Stopped") && !dashboard(s)
+    });
+    // The shell has a working terminal: what is typed echoes and runs.
+    t.keys(&["echo back-$((20+22))", "Enter"]);
+    t.wait("the shell to run a command", |s| s.contains("back-42"));
+    t.keys(&["fg", "Enter"]);
+    t.wait("the dashboard again", dashboard);
+    t.keys(&["q"]);
+    t.wait("the shell after quitting", |s| {
+        !dashboard(s) && s.trim_end().ends_with("PROMPT>")
+    });
+    t.keys(&["echo done-$((1+1))", "Enter"]);
+    t.wait("the shell to run a command", |s| s.contains("done-2"));
+}
+
 /// The test preset (as in tests/presets.rs): published in the test manifest (the Debian
 /// test image); its launch command prints a marker and exits 3.
 const MARKER_PRESETS: &str = r#"

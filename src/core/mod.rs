@@ -9,6 +9,7 @@
 
 pub mod builder;
 pub mod cleanup;
+pub mod context;
 pub mod docker;
 pub mod doctor;
 pub mod egress;
@@ -19,6 +20,7 @@ pub mod guest;
 pub mod guest_env;
 pub mod host;
 pub mod images;
+pub mod job;
 pub mod lifecycle;
 pub mod lock;
 pub mod logging;

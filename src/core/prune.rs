@@ -78,10 +78,17 @@ pub struct StaleCache {
 /// Why a stale-named entry is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeepReason {
-    InUseByVm { vm_id: String },
-    OpenByProcess { pid: i32, comm: String },
+    InUseByVm {
+        vm_id: String,
+    },
+    OpenByProcess {
+        pid: i32,
+        comm: String,
+    },
     CustomImage,
     Protected,
+    /// Stale now, but not in the plan the user confirmed (it became stale since).
+    NotConfirmed,
 }
 
 impl std::fmt::Display for KeepReason {
@@ -93,6 +100,7 @@ impl std::fmt::Display for KeepReason {
             }
             KeepReason::CustomImage => f.write_str("custom image (has .fingerprint)"),
             KeepReason::Protected => f.write_str("protected directory"),
+            KeepReason::NotConfirmed => f.write_str("not in the plan you confirmed"),
         }
     }
 }
@@ -381,7 +389,38 @@ fn in_use_reasons(
 /// `progress` as it happens.
 pub fn run(opts: &PruneOptions, progress: &Progress<PruneEvent>) -> Result<PruneReport> {
     tracing::info!("pruning image caches");
-    let plan = plan(opts)?;
+    execute(opts, plan(opts)?, progress)
+}
+
+/// Prune what the user confirmed: the plan is made again (a cache a VM started using since
+/// is kept), and of its stale caches only those in `confirmed` (their paths, as the
+/// confirmed plan listed them) are removed; one that became stale since is kept, said as
+/// [`KeepReason::NotConfirmed`]. A confirmed cache that is no longer stale is not touched.
+pub fn run_confirmed(
+    opts: &PruneOptions,
+    confirmed: &[PathBuf],
+    progress: &Progress<PruneEvent>,
+) -> Result<PruneReport> {
+    tracing::info!("pruning the confirmed image caches");
+    let mut plan = plan(opts)?;
+    let (keep, stale): (Vec<StaleCache>, Vec<StaleCache>) = plan
+        .stale
+        .into_iter()
+        .partition(|s| !confirmed.contains(&s.path));
+    plan.stale = stale;
+    plan.kept.extend(keep.into_iter().map(|s| Kept {
+        path: s.path,
+        is_symlink: s.is_symlink,
+        reason: KeepReason::NotConfirmed,
+    }));
+    execute(opts, plan, progress)
+}
+
+fn execute(
+    opts: &PruneOptions,
+    plan: PrunePlan,
+    progress: &Progress<PruneEvent>,
+) -> Result<PruneReport> {
     for w in &plan.warnings {
         progress.emit(PruneEvent::Warning(w.clone()));
     }

@@ -30,6 +30,12 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Error> {
     Ok(out)
 }
 
+/// Stop this process as Ctrl-Z would, until the shell continues it (a face that put its
+/// terminal in raw mode gives it back first).
+pub fn stop_self() {
+    crate::sys::signals::stop_self();
+}
+
 /// Write and flush, ignoring every error (a closed pipe above all): output is best effort,
 /// the work and the exit code do not depend on anyone reading it.
 fn write_ignoring_errors(w: &mut impl Write, text: &str) {

@@ -9,8 +9,9 @@
 //! the way the CLI prints them.
 
 /// A VM table column: the field it shows, and the key the dashboard sorts by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VmCol {
+    #[default]
     Id,
     Status,
     Backend,
@@ -29,8 +30,9 @@ pub enum VmCol {
 }
 
 /// An image table column: the field it shows, and the key the dashboard sorts by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImageCol {
+    #[default]
     Version,
     /// The cache's directory name (the dashboard's IMAGE).
     Image,

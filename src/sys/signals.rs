@@ -92,6 +92,12 @@ impl Drop for Interrupts {
     }
 }
 
+/// Stop this process as a terminal's Ctrl-Z does (`SIGTSTP` to itself); returns once the
+/// process is continued (`fg`, `SIGCONT`).
+pub fn stop_self() {
+    let _ = nix::sys::signal::raise(Signal::SIGTSTP);
+}
+
 /// `SIGINT`, `SIGTERM`, … for messages.
 pub fn name(sig: i32) -> String {
     Signal::try_from(sig)

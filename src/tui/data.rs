@@ -11,13 +11,14 @@
 
 use std::path::PathBuf;
 
+use crate::core::context::Context;
 use crate::core::egress::NetworkSummary;
 use crate::core::host::Host;
 use crate::core::images::catalog;
 use crate::core::prune::{self, PruneOptions};
 use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
 use crate::core::version::image_version;
-use crate::core::{Env, Paths};
+use crate::core::Paths;
 
 use super::dialogs::{CleanupPreview, Preview, PrunePreview};
 
@@ -162,25 +163,8 @@ pub struct Snapshot {
     pub home: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskKind {
-    Prune,
-    Cleanup,
-    Delete,
-    Stop,
-    Start,
-    Pull,
-    RemoveImages,
-    Pause,
-    Resume,
-    Snapshot,
-    Restore,
-    DeleteSnapshot,
-    Port,
-    Upload,
-    Download,
-    Network,
-}
+/// A task's kind is its core job's kind (whether it can be cancelled is said there).
+pub use crate::core::job::JobKind as TaskKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskState {
@@ -333,6 +317,10 @@ pub struct Data {
     pub vm_log: Option<(String, Vec<String>)>,
     /// The last prune dry run.
     pub prune_preview: Preview<PrunePreview>,
+    /// The newest prune dry run asked for (an older answer is dropped).
+    pub prune_gen: crate::core::job::Latest,
+    /// The newest image inspection asked for.
+    pub inspect_gen: crate::core::job::Latest,
     /// The last cleanup dry run and the request it answers.
     pub cleanup_preview: (u64, Preview<CleanupPreview>),
     /// The last image inspected (reset when another is asked for).
@@ -358,6 +346,8 @@ impl Default for Data {
             app_log: Vec::new(),
             vm_log: None,
             prune_preview: Preview::Loading,
+            prune_gen: Default::default(),
+            inspect_gen: Default::default(),
             cleanup_preview: (0, Preview::Loading),
             inspect: Preview::Loading,
             detail: None,
@@ -424,6 +414,16 @@ impl Data {
 
     /// The detail of VM `id` was asked for: its earlier answer stays until the new one
     /// comes (a reload does not blank the view); another VM's is dropped.
+    /// The generation of the newest prune dry run asked for (its answer is the one kept).
+    pub fn prune_generation(&self) -> u64 {
+        self.prune_gen.newest()
+    }
+
+    /// The generation of the newest image inspection asked for.
+    pub fn inspect_generation(&self) -> u64 {
+        self.inspect_gen.newest()
+    }
+
     pub fn want_detail(&mut self, id: &str, env: bool) {
         if self.detail.as_ref().map(|(i, _)| i.as_str()) != Some(id) {
             self.detail = Some((id.to_string(), Preview::Loading));
@@ -566,10 +566,10 @@ impl Data {
 }
 
 /// Load VMs (always) and, when `slow` is asked for, images and host facts.
-pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
-    let paths = Paths::resolve(env, None);
+pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
+    let paths = cx.paths();
     let mut errors = Vec::new();
-    let infos = match sandbox::list(&paths, None) {
+    let infos = match sandbox::list(paths, None) {
         Ok(l) => {
             errors.extend(l.warnings);
             l.vms
@@ -583,7 +583,7 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
     let mut nets = if infos.is_empty() {
         Default::default()
     } else {
-        crate::core::egress::summaries(&paths).unwrap_or_else(|e| {
+        crate::core::egress::summaries(paths).unwrap_or_else(|e| {
             errors.push(format!("network policies: {}", e.message));
             Default::default()
         })
@@ -606,16 +606,17 @@ pub fn load(env: &Env, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
         .unwrap_or_default();
     Snapshot {
         vms,
-        slow: with_slow.then(|| load_slow(env, &paths, &mut errors)),
+        slow: with_slow.then(|| load_slow(cx, paths, &mut errors)),
         errors,
         data_dir,
         home: paths.home.clone(),
     }
 }
 
-fn load_slow(env: &Env, paths: &Paths, errors: &mut Vec<String>) -> Slow {
+fn load_slow(cx: &Context, paths: &Paths, errors: &mut Vec<String>) -> Slow {
+    let env = cx.env();
     // One probe for the header and the doctor summary.
-    let host = Host::probe(env);
+    let host = cx.host().clone();
     let version = match image_version(env) {
         Ok(v) => v,
         Err(e) => {

@@ -8,6 +8,7 @@ pub mod data;
 pub mod dialogs;
 pub mod keymap;
 pub mod layout;
+pub mod terminal;
 pub mod theme;
 pub mod ui;
 pub mod worker;
@@ -15,19 +16,17 @@ pub mod worker;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
-use crossterm::execute;
-use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
+use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyModifiers};
 use futures::StreamExt;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
+use crate::core::context::Context;
 use crate::core::runtime::{block_on, err_line};
 use crate::core::Env;
 use app::{App, Effect, Input};
 use keymap::Keymap;
+use terminal::TerminalGuard;
 use theme::Theme;
 
 /// `$XDG_CONFIG_HOME/smolvm` or `~/.config/smolvm`.
@@ -54,22 +53,12 @@ pub fn new_app(env: &Env, readonly: bool) -> App {
     app
 }
 
-fn restore_terminal() {
-    let _ = disable_raw_mode();
-    let _ = execute!(
-        std::io::stdout(),
-        DisableMouseCapture,
-        LeaveAlternateScreen,
-        crossterm::cursor::Show
-    );
-}
-
 /// The `ssh` command line of a session in VM `id`: the preset's launch command
 /// (`core::presets::attach::argv`, the user's presets included) when `attach`, else a
 /// login shell (`core::lifecycle::ssh_argv_as`, as `smolvm sandbox shell`).
-fn session_argv(env: &Env, id: &str, attach: bool) -> Result<Vec<String>, String> {
+fn session_argv(cx: &Context, id: &str, attach: bool) -> Result<Vec<String>, String> {
     use crate::core::lifecycle::{self, SshLogin};
-    let ctx = crate::core::start::Ctx::open(env).map_err(|e| e.message)?;
+    let ctx = cx.job().map_err(|e| e.message)?;
     if !attach {
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
             .map_err(|e| e.message);
@@ -80,7 +69,7 @@ fn session_argv(env: &Env, id: &str, attach: bool) -> Result<Vec<String>, String
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
             .map_err(|e| e.message);
     };
-    let registry = crate::core::presets::Registry::load(env);
+    let registry = crate::core::presets::Registry::load(cx.env());
     let preset = registry.lookup(&name).map_err(|e| e.message)?;
     crate::core::presets::attach::argv(&ctx, id, preset).map_err(|e| e.message)
 }
@@ -91,25 +80,21 @@ fn session_argv(env: &Env, id: &str, attach: bool) -> Result<Vec<String>, String
 /// back. Returns the session's exit code.
 fn run_session(
     events: &mut Option<EventStream>,
+    guard: &mut TerminalGuard,
     terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
     argv: &[String],
-    mouse: bool,
     what: &str,
 ) -> Result<i32, String> {
     drop(events.take());
-    restore_terminal();
+    guard.suspend();
     err_line(format!(
         "smolvm: {what}; the dashboard comes back when it ends"
     ));
     let status = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .status();
-    let _ = enable_raw_mode();
-    let _ = execute!(std::io::stdout(), EnterAlternateScreen);
-    if mouse {
-        let _ = execute!(std::io::stdout(), EnableMouseCapture);
-    }
-    let _ = terminal.clear();
+    let _ = guard.resume();
+    let _ = redraw_all(terminal);
     *events = Some(EventStream::new());
     match status {
         Ok(s) => Ok(s.code().unwrap_or(255)),
@@ -126,11 +111,7 @@ pub fn run(readonly: bool) -> i32 {
     let env = Env::from_process();
     // The screen is the dashboard's now: `-v` must not write over it.
     crate::core::logging::quiet_stderr();
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
-        previous(info);
-    }));
+    terminal::restore_on_panic();
     let result = match block_on(event_loop(env, readonly)) {
         Ok(r) => r,
         Err(e) => {
@@ -138,7 +119,6 @@ pub fn run(readonly: bool) -> i32 {
             return 1;
         }
     };
-    restore_terminal();
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -149,8 +129,8 @@ pub fn run(readonly: bool) -> i32 {
 }
 
 async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
-    enable_raw_mode()?;
-    execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    // Left when this returns, however it returns (and restored by the panic hook).
+    let mut guard = TerminalGuard::enter(true)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let mut app = new_app(&env, readonly);
     let registry = crate::core::presets::Registry::load(&env);
@@ -158,7 +138,9 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         app.log(format!("config: {p}"));
     }
     app.presets = registry.presets;
-    let paths = crate::core::Paths::resolve(&env, None);
+    // The one context of this dashboard: every job works in it.
+    let cx = Context::local(&env);
+    let paths = cx.paths();
     app.log(format!(
         "smolvm {} dashboard: state in {}, images in {}",
         crate::core::version::CRATE_VERSION,
@@ -175,7 +157,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut workers = worker::Workers::new(tx, env.clone());
+    let mut workers = worker::Workers::new(tx, cx.clone());
     workers.run(Effect::Refresh { slow: true });
     let mut events = Some(EventStream::new());
     let mut tick = tokio::time::interval(Duration::from_millis(120));
@@ -190,6 +172,15 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         }
         let input = tokio::select! {
             ev = async { match events.as_mut() { Some(e) => e.next().await, None => None } } => match ev {
+                Some(Ok(Event::Key(k))) if is_suspend(&k) => {
+                    // Ctrl-Z: give the terminal back and stop until `fg`.
+                    drop(events.take());
+                    guard.suspend_process()?;
+                    redraw_all(&mut terminal)?;
+                    events = Some(EventStream::new());
+                    let size = terminal.size()?;
+                    Input::Resize(size.width, size.height)
+                }
                 Some(Ok(Event::Key(k))) => Input::Key(k),
                 Some(Ok(Event::Mouse(m))) => Input::Mouse(m),
                 Some(Ok(Event::Resize(w, h))) => Input::Resize(w, h),
@@ -207,13 +198,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         for fx in app.update(input) {
             match fx {
                 Effect::Copy(text) => copy_osc52(&text),
-                Effect::Mouse(on) => {
-                    let _ = if on {
-                        execute!(std::io::stdout(), EnableMouseCapture)
-                    } else {
-                        execute!(std::io::stdout(), DisableMouseCapture)
-                    };
-                }
+                Effect::Mouse(on) => guard.set_mouse(on),
                 Effect::Session { id, attach } => {
                     let what = format!(
                         "{} in {id}",
@@ -223,8 +208,8 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
                             "login shell"
                         }
                     );
-                    let result = session_argv(&env, &id, attach).and_then(|argv| {
-                        run_session(&mut events, &mut terminal, &argv, app.mouse, &what)
+                    let result = session_argv(&cx, &id, attach).and_then(|argv| {
+                        run_session(&mut events, &mut guard, &mut terminal, &argv, &what)
                     });
                     let size = terminal.size()?;
                     app.update(Input::Resize(size.width, size.height));
@@ -238,6 +223,21 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
         }
         dirty |= app.version() != before;
     }
+}
+
+/// The whole screen drawn again on the next frame (after the terminal was given away: the
+/// alternate screen comes back blank). `Terminal::clear` would ask the terminal for its
+/// cursor, which has no reader while the input stream is down; a resize to the current
+/// size clears without asking.
+fn redraw_all(terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>) -> std::io::Result<()> {
+    let size = terminal.size()?;
+    terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
+}
+
+/// Ctrl-Z, which suspends the dashboard as it does any terminal program (raw mode turns the
+/// terminal's own handling of it off, so the dashboard does what the terminal would).
+fn is_suspend(k: &KeyEvent) -> bool {
+    k.code == KeyCode::Char('z') && k.modifiers == KeyModifiers::CONTROL
 }
 
 /// Put text on the clipboard through the terminal (OSC 52; tmux with `set-clipboard on`,

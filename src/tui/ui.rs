@@ -244,8 +244,9 @@ fn compact_header(app: &App) -> Vec<Span<'static>> {
     v
 }
 
-fn sort_title<K>(cols: &[Column<K>], col: usize, desc: bool) -> String {
-    format!("sort {}{}", cols[col].title, if desc { "↓" } else { "↑" })
+fn sort_title<K: PartialEq>(cols: &[Column<K>], col: K, desc: bool) -> String {
+    let title = cols.iter().find(|c| c.id == col).map_or("", |c| c.title);
+    format!("sort {title}{}", if desc { "↓" } else { "↑" })
 }
 
 fn vms(f: &mut Frame, app: &App, r: Rect) {
@@ -258,10 +259,10 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
     if !app.vm_list.marks.is_empty() {
         title.push_str(&format!(" · {} marked", app.vm_list.marks.len()));
     }
-    if app.vm_list.sort_col != 0 || app.vm_list.sort_desc {
+    if app.vm_sort != VmCol::default() || app.vm_list.sort_desc {
         title.push_str(&format!(
             " · {}",
-            sort_title(&VM_COLUMNS, app.vm_list.sort_col, app.vm_list.sort_desc)
+            sort_title(&VM_COLUMNS, app.vm_sort, app.vm_list.sort_desc)
         ));
     }
     let blk = block(app, Pane::Vms, title);
@@ -355,14 +356,10 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
     if !app.image_list.marks.is_empty() {
         title.push_str(&format!(" · {} marked", app.image_list.marks.len()));
     }
-    if app.image_list.sort_col != 0 || app.image_list.sort_desc {
+    if app.image_sort != ImageCol::default() || app.image_list.sort_desc {
         title.push_str(&format!(
             " · {}",
-            sort_title(
-                &IMAGE_COLUMNS,
-                app.image_list.sort_col,
-                app.image_list.sort_desc
-            )
+            sort_title(&IMAGE_COLUMNS, app.image_sort, app.image_list.sort_desc)
         ));
     }
     let blk = block(app, Pane::Images, title);
@@ -691,6 +688,10 @@ fn footer(f: &mut Frame, app: &App, r: Rect) {
                 | Action::Pull
         ) || Action::ON_VMS.contains(a);
         if app.readonly && changes {
+            continue;
+        }
+        // `x` only where the selected task can be stopped (core says which can).
+        if *a == Action::Cancel && !app.selected_task_cancellable() {
             continue;
         }
         let gap = if items.is_empty() { "" } else { "  " };

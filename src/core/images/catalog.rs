@@ -148,6 +148,9 @@ pub struct RmReport {
     pub failed: Vec<(Entry, String)>,
     /// A state database that could not be read ([`InUse::warnings`]).
     pub warnings: Vec<String>,
+    /// Stopped by its cancel token before every chosen image was handled: the ones not
+    /// reached are in none of the lists.
+    pub cancelled: bool,
 }
 
 /// Remove the current version's cached images named by `args` (presets, aliases or full
@@ -160,6 +163,27 @@ pub fn remove(
     state_dbs: &[PathBuf],
     args: &[String],
     dry_run: bool,
+) -> Result<RmReport> {
+    let never = crate::core::job::CancelToken::new();
+    remove_until(
+        images_root,
+        current_version,
+        state_dbs,
+        args,
+        dry_run,
+        &never,
+    )
+}
+
+/// [`remove`], checking `cancel` before each image: once it is set, the images not yet
+/// handled stay and the report says it was cancelled.
+pub fn remove_until(
+    images_root: &Path,
+    current_version: &str,
+    state_dbs: &[PathBuf],
+    args: &[String],
+    dry_run: bool,
+    cancel: &crate::core::job::CancelToken,
 ) -> Result<RmReport> {
     let all: Vec<Entry> = list(images_root, current_version, state_dbs)?
         .into_iter()
@@ -189,6 +213,10 @@ pub fn remove(
         ..RmReport::default()
     };
     for (e, reason) in chosen.into_iter().zip(reasons) {
+        if cancel.is_cancelled() {
+            report.cancelled = true;
+            break;
+        }
         if let Some(r) = reason {
             report.kept.push((e, r));
             continue;

@@ -218,7 +218,12 @@ impl Ctx {
     /// Resolve paths and open the state store for writing (read-only when the file is
     /// not this user's to write). A corruption report is in [`Ctx::corruption`].
     pub fn open(env: &Env) -> Result<Ctx> {
-        let paths = Paths::resolve(env, None);
+        Ctx::open_with(env, Paths::resolve(env, None), Host::probe(env))
+    }
+
+    /// [`Ctx::open`] with the paths and host facts already at hand (a
+    /// [`Context`](crate::core::context::Context) resolved them once).
+    pub fn open_with(env: &Env, paths: Paths, host: Host) -> Result<Ctx> {
         let data_dir = paths.data_dir().map_err(rt)?;
         let (store, corruption) = StateStore::open(
             &data_dir.join(STATE_DB_FILE),
@@ -232,7 +237,7 @@ impl Ctx {
             data_dir,
             store: Arc::new(store),
             corruption,
-            host: Host::probe(env),
+            host,
         })
     }
 

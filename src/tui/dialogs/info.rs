@@ -126,6 +126,17 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
                 Span::styled(format!("  {:<16}", ks.join(" ")), t.accent()),
                 Span::raw(a.describe()),
             ]));
+            if a == crate::tui::keymap::Action::Cancel {
+                let not: Vec<&str> = crate::core::job::JobKind::ALL
+                    .into_iter()
+                    .filter(|k| !k.cancellable())
+                    .map(|k| k.name())
+                    .collect();
+                lines.push(Line::styled(
+                    format!("  {:<16}not for: {}", "", not.join(", ")),
+                    t.muted(),
+                ));
+            }
         }
     }
     lines

@@ -91,9 +91,9 @@ pub enum Outcome {
 pub enum Request {
     /// Run a confirmed destructive action.
     Confirmed(ConfirmAction),
-    /// Prune this many stale caches.
+    /// Prune these stale caches (the plan the user confirmed).
     Prune {
-        count: usize,
+        plan: Vec<std::path::PathBuf>,
     },
     Cleanup {
         prefix: String,

@@ -17,6 +17,8 @@ pub struct PrunePreview {
     /// (shown path, reason)
     pub kept: Vec<(String, String)>,
     pub total: u64,
+    /// The stale caches' paths: what confirming removes (and nothing else).
+    pub plan: Vec<std::path::PathBuf>,
 }
 
 pub(super) fn handle_key(preview: &Preview<PrunePreview>, k: &KeyEvent) -> Outcome {
@@ -26,7 +28,7 @@ pub(super) fn handle_key(preview: &Preview<PrunePreview>, k: &KeyEvent) -> Outco
     }
     match (preview, a.yes) {
         (Preview::Ready(p), true) if !p.stale.is_empty() => Outcome::Done(Request::Prune {
-            count: p.stale.len(),
+            plan: p.plan.clone(),
         }),
         (Preview::Ready(_) | Preview::Failed(_), true) => Outcome::Close,
         _ => Outcome::Keep,

@@ -499,7 +499,7 @@ mod tests {
     fn the_form_starts_a_built_image_resolved_by_core() {
         let t = tempfile::tempdir().unwrap();
         let env = crate::core::Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
-        let paths = Paths::resolve(&env, None);
+        let paths = crate::core::context::Context::local(&env).paths().clone();
         let dir = paths.images_root.join("my-debian");
         std::fs::create_dir_all(&dir).unwrap();
         for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
@@ -557,7 +557,7 @@ mod tests {
     fn the_writable_toggle_makes_the_mounts_writable_as_the_cli_flag() {
         let t = tempfile::tempdir().unwrap();
         let env = crate::core::Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
-        let paths = Paths::resolve(&env, None);
+        let paths = crate::core::context::Context::local(&env).paths().clone();
         let project = t.path().join("project");
         std::fs::create_dir(&project).unwrap();
         let spec_text = format!("{}:/work", project.display());
@@ -624,7 +624,7 @@ mod tests {
         use crate::core::egress::{new_settings, Mode, Policy, Settings};
         let t = tempfile::tempdir().unwrap();
         let env = crate::core::Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
-        let paths = Paths::resolve(&env, None);
+        let paths = crate::core::context::Context::local(&env).paths().clone();
         let mut f = StartForm::new(Vec::new());
         let spec = submitted(&mut f);
         assert_eq!(

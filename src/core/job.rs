@@ -1,0 +1,223 @@
+//! The job model both faces share (in the spirit of gitui's `asyncgit` `AsyncJob`): a job
+//! has a [`JobKind`], reports through a [`Progress`](super::progress::Progress) sink, may be
+//! stopped through a [`CancelToken`] it checks between items, and ends with a typed result.
+//! The CLI runs a job to completion; the dashboard runs it in a task.
+//!
+//! What can be cancelled is decided here, once, per kind ([`JobKind::cancel`]): a face
+//! offers "cancel" only for a kind that checks its token, and says why not for the others.
+//!
+//! Read jobs (previews, inspections, listings) answer late; only the answer to the latest
+//! request counts. [`Latest`] is that rule: each request takes a generation, and an answer
+//! whose generation is not the newest is dropped, the same way everywhere.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The kinds of long operation a face starts as a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    Prune,
+    Cleanup,
+    Delete,
+    Stop,
+    Start,
+    Pull,
+    RemoveImages,
+    Pause,
+    Resume,
+    Snapshot,
+    Restore,
+    DeleteSnapshot,
+    Port,
+    Upload,
+    Download,
+    Network,
+}
+
+/// Whether a running job of a kind can be stopped, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// It checks its token between items (caches, VMs, images, snapshots, chunks of a
+    /// transfer) and stops before the next one; what is done stays done.
+    BetweenItems,
+    /// It cannot be stopped midway; the text says why (shown when asked to).
+    Not(&'static str),
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 16] = [
+        JobKind::Prune,
+        JobKind::Cleanup,
+        JobKind::Delete,
+        JobKind::Stop,
+        JobKind::Start,
+        JobKind::Pull,
+        JobKind::RemoveImages,
+        JobKind::Pause,
+        JobKind::Resume,
+        JobKind::Snapshot,
+        JobKind::Restore,
+        JobKind::DeleteSnapshot,
+        JobKind::Port,
+        JobKind::Upload,
+        JobKind::Download,
+        JobKind::Network,
+    ];
+
+    /// Whether this kind can be cancelled (the one place that says so).
+    pub fn cancel(self) -> Cancel {
+        match self {
+            JobKind::Start => Cancel::Not(
+                "a start cannot be stopped midway (it rolls back on failure); delete the VM once it is up",
+            ),
+            JobKind::Restore => Cancel::Not(
+                "a restore cannot be stopped midway (it rolls back on failure); delete the VM once it is up",
+            ),
+            JobKind::Port => Cancel::Not("a port change is one step; it cannot be cancelled"),
+            JobKind::Network => {
+                Cancel::Not("a network policy change is one step; it cannot be cancelled")
+            }
+            JobKind::Prune
+            | JobKind::Cleanup
+            | JobKind::Delete
+            | JobKind::Stop
+            | JobKind::Pull
+            | JobKind::RemoveImages
+            | JobKind::Pause
+            | JobKind::Resume
+            | JobKind::Snapshot
+            | JobKind::DeleteSnapshot
+            | JobKind::Upload
+            | JobKind::Download => Cancel::BetweenItems,
+        }
+    }
+
+    /// What the kind is called (`remove images`, `delete snapshot`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Prune => "prune",
+            JobKind::Cleanup => "cleanup",
+            JobKind::Delete => "delete",
+            JobKind::Stop => "stop",
+            JobKind::Start => "start",
+            JobKind::Pull => "pull",
+            JobKind::RemoveImages => "remove images",
+            JobKind::Pause => "pause",
+            JobKind::Resume => "resume",
+            JobKind::Snapshot => "snapshot",
+            JobKind::Restore => "restore",
+            JobKind::DeleteSnapshot => "delete snapshot",
+            JobKind::Port => "port",
+            JobKind::Upload => "upload",
+            JobKind::Download => "download",
+            JobKind::Network => "network",
+        }
+    }
+
+    pub fn cancellable(self) -> bool {
+        self.cancel() == Cancel::BetweenItems
+    }
+}
+
+/// A job's cancel flag: cloned into the job, set by whoever started it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Ask the job to stop before its next item.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for a [`Progress`](super::progress::Progress) sink
+    /// (`with_cancel`).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
+}
+
+/// Latest answer wins: each request of a read job takes the next generation; an answer
+/// counts only when its generation is still the newest one asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latest {
+    newest: u64,
+}
+
+impl Latest {
+    /// A new request: its generation (every earlier one becomes stale).
+    pub fn ask(&mut self) -> u64 {
+        self.newest += 1;
+        self.newest
+    }
+
+    /// Whether an answer to request `generation` is the one to keep.
+    pub fn is_current(&self, generation: u64) -> bool {
+        generation == self.newest
+    }
+
+    /// The newest generation asked for (0 before any).
+    pub fn newest(&self) -> u64 {
+        self.newest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_answer_counts() {
+        let mut l = Latest::default();
+        let a = l.ask();
+        let b = l.ask();
+        assert!(!l.is_current(a));
+        assert!(l.is_current(b));
+        assert!(!l.is_current(0));
+    }
+
+    #[test]
+    fn a_token_cancels_every_clone() {
+        let t = CancelToken::new();
+        let c = t.clone();
+        assert!(!c.is_cancelled());
+        t.cancel();
+        assert!(c.is_cancelled());
+        assert!(t.flag().load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn every_kind_is_either_cancellable_or_says_why_not() {
+        for k in JobKind::ALL {
+            match k.cancel() {
+                Cancel::BetweenItems => assert!(k.cancellable()),
+                Cancel::Not(why) => {
+                    assert!(!k.cancellable());
+                    assert!(why.contains("cannot be"), "{k:?}: {why}");
+                }
+            }
+        }
+        // The kinds the issue lists as cancellable among those the dashboard runs.
+        for k in [
+            JobKind::Prune,
+            JobKind::Cleanup,
+            JobKind::Pull,
+            JobKind::RemoveImages,
+            JobKind::Stop,
+            JobKind::Delete,
+            JobKind::Snapshot,
+            JobKind::DeleteSnapshot,
+            JobKind::Upload,
+            JobKind::Download,
+        ] {
+            assert!(k.cancellable(), "{k:?}");
+        }
+    }
+}

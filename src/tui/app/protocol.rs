@@ -1,0 +1,192 @@
+//! The dashboard's protocol: the effects an update asks the event loop to run, the
+//! messages workers send back, and the inputs `App::update` takes.
+
+use super::*;
+
+/// What the event loop must do after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Refresh {
+        slow: bool,
+    },
+    LoadLog(LogSource),
+    /// The prune dry run, answering request `generation` (latest answer wins).
+    PrunePreview {
+        generation: u64,
+    },
+    CleanupPreview {
+        generation: u64,
+        prefix: String,
+        all: bool,
+    },
+    /// Prune the caches of the confirmed plan (`core::prune::run_confirmed`).
+    RunPrune {
+        task: u64,
+        plan: Vec<std::path::PathBuf>,
+    },
+    RunCleanup {
+        task: u64,
+        prefix: String,
+        all: bool,
+    },
+    RunDelete {
+        task: u64,
+        ids: Vec<String>,
+    },
+    RunStop {
+        task: u64,
+        ids: Vec<String>,
+    },
+    RunStart {
+        task: u64,
+        spec: StartSpec,
+    },
+    Cancel {
+        task: u64,
+    },
+    Copy(String),
+    /// Turn the terminal's mouse capture on or off.
+    Mouse(bool),
+    /// Pull the current version of these images (by image name), one after the other.
+    RunPull {
+        task: u64,
+        names: Vec<String>,
+    },
+    /// `image pull --all`: every image published for this host.
+    RunPullAll {
+        task: u64,
+    },
+    /// Remove these current-version images (by image name), as `image rm`.
+    RunRemoveImages {
+        task: u64,
+        names: Vec<String>,
+    },
+    /// `image inspect` of the cache `<version>/<name>`.
+    Inspect {
+        /// Latest answer wins.
+        generation: u64,
+        version: String,
+        name: String,
+    },
+    /// Read VM `id`'s detail (and, with `env`, its guest env keys over SSH).
+    LoadDetail {
+        id: String,
+        env: bool,
+    },
+    /// Pause (or resume) these VMs (`core::lifecycle::set_paused`).
+    RunPause {
+        task: u64,
+        ids: Vec<String>,
+        paused: bool,
+    },
+    /// Snapshot these VMs (`core::snapshot::create`).
+    RunSnapshot {
+        task: u64,
+        ids: Vec<String>,
+        spec: SnapshotSpec,
+    },
+    /// Restore a snapshot, resumed (`core::snapshot::restore`); `force` replaces a
+    /// sandbox of its id.
+    RunRestore {
+        task: u64,
+        snapshot: String,
+        force: bool,
+    },
+    /// Delete snapshots (`core::snapshot::delete`).
+    RunDeleteSnapshots {
+        task: u64,
+        ids: Vec<String>,
+    },
+    /// Expose or close a port (`core::ports::{expose, close}`).
+    RunPort {
+        task: u64,
+        id: String,
+        close: bool,
+        host: Option<u16>,
+        guest: u16,
+    },
+    /// Set a VM's egress policy and SSH publication (`core::egress::set`, as `sandbox
+    /// network set`).
+    RunNetwork {
+        task: u64,
+        id: String,
+        policy: crate::core::egress::Policy,
+        publish_ssh: bool,
+    },
+    /// Copy a file or directory into (`upload`) or out of a VM (`core::files`).
+    RunTransfer {
+        task: u64,
+        id: String,
+        upload: bool,
+        local: String,
+        guest: String,
+    },
+    /// List directory `dir` for Tab number `generation` of the transfer form: its entries
+    /// starting with `word` ([`crate::tui::worker::list_dir`]).
+    ListDir {
+        generation: u64,
+        dir: std::path::PathBuf,
+        word: String,
+    },
+    /// Suspend the dashboard for an SSH session in VM `id` (the event loop carries it
+    /// out): the preset's launch command (`attach`), else a login shell.
+    Session {
+        id: String,
+        attach: bool,
+    },
+}
+
+/// Messages from workers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Snapshot(Box<Snapshot>),
+    Log {
+        source: LogSource,
+        lines: Vec<String>,
+    },
+    PrunePreview {
+        generation: u64,
+        result: Result<PrunePreview, String>,
+    },
+    CleanupPreview {
+        generation: u64,
+        result: Result<CleanupPreview, String>,
+    },
+    Task {
+        id: u64,
+        update: TaskUpdate,
+    },
+    Inspect {
+        generation: u64,
+        result: Result<ImageInspect, String>,
+    },
+    Detail {
+        id: String,
+        result: Result<Box<VmDetail>, String>,
+    },
+    EnvKeys {
+        id: String,
+        result: Result<Vec<String>, String>,
+    },
+    /// The listing for Tab number `generation`: `(name, is a directory)`, sorted, or why
+    /// the directory could not be listed.
+    DirListing {
+        generation: u64,
+        result: Result<Vec<(String, bool)>, String>,
+    },
+    /// The event loop is back from a session: its exit code, or why it could not run.
+    SessionEnded {
+        id: String,
+        result: Result<i32, String>,
+    },
+}
+
+/// Everything `update` reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    Msg(Msg),
+    Tick,
+}

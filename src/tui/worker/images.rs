@@ -1,0 +1,464 @@
+//! The image tasks and reads: prune (preview and the confirmed plan), pull, `pull --all`,
+//! image removal and inspection, each the same core function as its `smolvm image` command.
+
+use super::*;
+
+pub(super) fn prune_opts(cx: &Context, dry_run: bool) -> Result<(PruneOptions, PathBuf), String> {
+    let paths = cx.paths().clone();
+    let version = image_version(cx.env()).map_err(|e| e.message)?;
+    Ok((PruneOptions::new(&paths, version, dry_run), paths.home))
+}
+
+pub(super) fn prune_preview(cx: &Context) -> Result<PrunePreview, String> {
+    let (opts, home) = prune_opts(cx, true)?;
+    let plan = prune::plan(&opts).map_err(|e| e.message)?;
+    let shown = |p: &Path, link: bool| {
+        let s = display_path(p, &home);
+        if link {
+            s
+        } else {
+            format!("{s}/")
+        }
+    };
+    Ok(PrunePreview {
+        total: plan.reclaimable_bytes(),
+        stale: plan
+            .stale
+            .iter()
+            .map(|s| (shown(&s.path, s.is_symlink), s.size_bytes))
+            .collect(),
+        kept: plan
+            .kept
+            .iter()
+            .map(|k| (shown(&k.path, k.is_symlink), k.reason.to_string()))
+            .collect(),
+        plan: plan.stale.iter().map(|s| s.path.clone()).collect(),
+    })
+}
+
+/// Prune the confirmed plan (`core::prune::run_confirmed`): a cache stale since the
+/// preview is kept and said as an item.
+pub(super) fn run_prune(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    cancel: Arc<AtomicBool>,
+    confirmed: &[PathBuf],
+) {
+    let t0 = Instant::now();
+    let (opts, home) = match prune_opts(cx, false) {
+        Ok(x) => x,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    send(tx, task, TaskUpdate::Phase("scanning".into()));
+    let ptx = tx.clone();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = Progress::new(move |ev: PruneEvent| {
+        let shown = |p: &Path| display_path(p, &home);
+        if let PruneEvent::Kept(k) = &ev {
+            if k.reason == prune::KeepReason::NotConfirmed {
+                let it = item(shown(&k.path), false, format!("kept: {}", k.reason));
+                send(&ptx, task, TaskUpdate::Item(it));
+            }
+        }
+        if let PruneEvent::Planned { stale, .. } = &ev {
+            total.store(*stale as u64, Ordering::Relaxed);
+            send(&ptx, task, TaskUpdate::Phase("removing".into()));
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Progress {
+                    done: 0,
+                    total: *stale as u64,
+                },
+            );
+        }
+        if let Some(item) = ev_item(&ev, &shown) {
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            send(&ptx, task, TaskUpdate::Item(item));
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Progress {
+                    done: n,
+                    total: total.load(Ordering::Relaxed),
+                },
+            );
+        }
+    })
+    .with_cancel(cancel);
+    match prune::run_confirmed(&opts, confirmed, &progress) {
+        Ok(r) => {
+            let unconfirmed = r
+                .plan
+                .kept
+                .iter()
+                .filter(|k| k.reason == prune::KeepReason::NotConfirmed)
+                .count();
+            let state = end_state(r.cancelled, !r.failed.is_empty());
+            let mut summary = format!(
+                "reclaimed {} ({} removed",
+                crate::core::units::format_size(r.freed_bytes()),
+                r.removed.len()
+            );
+            if !r.failed.is_empty() {
+                summary.push_str(&format!(", {} failed", r.failed.len()));
+            }
+            if unconfirmed > 0 {
+                summary.push_str(&format!(", {unconfirmed} stale since the preview kept"));
+            }
+            summary.push(')');
+            finish(tx, task, state, summary, t0);
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+pub(super) fn ev_item(ev: &PruneEvent, shown: &dyn Fn(&Path) -> String) -> Option<TaskItem> {
+    match ev {
+        PruneEvent::Removed(c) => Some(TaskItem {
+            name: shown(&c.path),
+            ok: true,
+            detail: crate::core::units::format_size(c.size_bytes),
+        }),
+        PruneEvent::Failed { cache, error } => Some(TaskItem {
+            name: shown(&cache.path),
+            ok: false,
+            detail: error.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// What pulls need, as `smolvm image pull` sets it up: the current version's layout, the
+/// download settings, the manifest in force; refused when published images are off.
+pub(super) fn pull_setup(
+    cx: &Context,
+) -> Result<
+    (
+        Paths,
+        crate::core::images::Manifest,
+        crate::core::images::pull::PullOptions,
+    ),
+    String,
+> {
+    let paths = cx.paths().clone();
+    let (manifest, opts) =
+        crate::core::images::pull::setup(cx.env(), &paths.images_root).map_err(|e| e.message)?;
+    Ok((paths, manifest, opts))
+}
+
+/// A pull's progress as the task's phase and bar (`image: download rootfs` …).
+pub(super) fn pull_progress(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    name: &str,
+) -> Progress<crate::core::images::pull::PullEvent> {
+    use crate::core::images::pull::PullEvent;
+    let (ptx, name) = (tx.clone(), name.to_string());
+    Progress::new(move |ev: PullEvent| match ev {
+        PullEvent::Progress {
+            artifact,
+            phase,
+            bytes,
+            total,
+        } => pull_bytes(&ptx, task, &name, artifact, phase, bytes, total),
+        PullEvent::Waiting { artifact } => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!(
+                "{name}: waiting for the {} lock",
+                artifact.as_str()
+            )),
+        ),
+        PullEvent::Retry {
+            artifact,
+            attempt,
+            reason,
+        } => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!(
+                "{name}: retry {attempt} of {} ({reason})",
+                artifact.as_str()
+            )),
+        ),
+        PullEvent::Cached { .. } | PullEvent::Ready { .. } => {}
+    })
+}
+
+/// A pull's bytes as the task's phase (`NAME: download rootfs`) and its bar.
+pub(super) fn pull_bytes(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    name: &str,
+    artifact: crate::core::images::pull::Artifact,
+    phase: crate::core::images::pull::Phase,
+    bytes: u64,
+    total: Option<u64>,
+) {
+    use crate::core::images::pull::Phase as PullPhase;
+    let what = match phase {
+        PullPhase::Download => "download",
+        PullPhase::Verify => "verify",
+        _ => "decompress",
+    };
+    send(
+        tx,
+        task,
+        TaskUpdate::Phase(format!("{name}: {what} {}", artifact.as_str())),
+    );
+    if let Some(total) = total {
+        send(tx, task, TaskUpdate::Progress { done: bytes, total });
+    }
+}
+
+/// A finished pull as a task item.
+pub(super) fn pulled_item(r: &crate::core::images::pull::PullReport) -> TaskItem {
+    let detail = if r.already_cached {
+        format!(
+            "already cached ({})",
+            crate::core::units::format_size(r.size_bytes)
+        )
+    } else {
+        format!(
+            "pulled {} ({} on disk)",
+            crate::core::units::format_size(r.downloaded_bytes),
+            crate::core::units::format_size(r.size_bytes)
+        )
+    };
+    item(r.name.clone(), true, detail)
+}
+
+/// Pull the current version of these images (`core::images::pull::pull`, as `smolvm image
+/// pull`), one after the other; each an item.
+pub(super) fn run_pull(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    cancel: Arc<AtomicBool>,
+    names: Vec<String>,
+) {
+    use crate::core::images::{no_published_image, parse_image_name, pull, Target};
+    let t0 = Instant::now();
+    let (_, manifest, opts) = match pull_setup(cx) {
+        Ok(x) => x,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    let total = names.len() as u64;
+    let mut failed = 0;
+    for (n, name) in names.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            let summary = format!("{n} of {total} pulled");
+            return finish(tx, task, TaskState::Cancelled, summary, t0);
+        }
+        let result = match parse_image_name(name) {
+            None => Err(format!("'{name}' is not a published image name")),
+            Some((preset, arch, vmm, os)) => match manifest.lookup(&preset, arch, vmm, os) {
+                None => Err(no_published_image(&Target {
+                    preset,
+                    arch,
+                    vmm,
+                    os,
+                })
+                .message),
+                Some(img) => {
+                    pull::pull(&opts, img, &pull_progress(tx, task, name)).map_err(|e| failure(&e))
+                }
+            },
+        };
+        let it = match result {
+            Ok(r) => pulled_item(&r),
+            Err(e) => {
+                failed += 1;
+                item(name.clone(), false, e)
+            }
+        };
+        send(tx, task, TaskUpdate::Item(it));
+    }
+    let state = end_state(false, failed > 0);
+    let summary = format!("{} pulled, {failed} failed", total - failed);
+    finish(tx, task, state, summary, t0);
+}
+
+/// `image pull --all` (`core::images::pull::pull_all`): every image published for this
+/// host's platform; a failure does not stop the others.
+pub(super) fn run_pull_all(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    cancel: Arc<AtomicBool>,
+) {
+    use crate::core::images::{pull, Target};
+    let t0 = Instant::now();
+    let (_, manifest, opts) = match pull_setup(cx) {
+        Ok(x) => x,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    let host = cx.host().clone();
+    let target = match Target::resolve("all", None, None, None, &host) {
+        Ok(t) => t,
+        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
+    };
+    let report = pull::pull_all(
+        &opts,
+        &manifest,
+        &target,
+        None,
+        |name| pull_progress(tx, task, name).with_cancel(cancel.clone()),
+        |r| {
+            let it = match r {
+                Ok(r) => pulled_item(r),
+                Err(f) => item(f.name.clone(), false, failure(&f.error)),
+            };
+            send(tx, task, TaskUpdate::Item(it));
+        },
+    );
+    match report {
+        Ok(r) => {
+            let state = end_state(cancel.load(Ordering::Relaxed), !r.failed.is_empty());
+            let summary = format!("{} pulled, {} failed", r.pulled.len(), r.failed.len());
+            finish(tx, task, state, summary, t0);
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Remove cached images of the current version (`core::images::catalog::remove`, as
+/// `smolvm image rm`: an image in use — by a VM or held open by a live process — is kept).
+pub(super) fn run_remove_images(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    cancel: &CancelToken,
+    names: Vec<String>,
+) {
+    use crate::core::images::catalog;
+    let t0 = Instant::now();
+    let paths = cx.paths().clone();
+    let version = match image_version(cx.env()) {
+        Ok(v) => v,
+        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
+    };
+    send(tx, task, TaskUpdate::Phase("removing".into()));
+    let r = match catalog::remove_until(
+        &paths.images_root,
+        &version,
+        &paths.existing_state_dbs(),
+        &names,
+        false,
+        cancel,
+    ) {
+        Ok(r) => r,
+        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
+    };
+    for w in &r.warnings {
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item("warning".into(), true, w.clone())),
+        );
+    }
+    let shown = |p: &Path| display_path(p, &paths.home);
+    for e in &r.removed {
+        let detail = format!(
+            "removed ({})",
+            crate::core::units::format_size(e.on_disk_bytes)
+        );
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item(shown(&e.path), true, detail)),
+        );
+    }
+    for (e, why) in &r.kept {
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item(shown(&e.path), false, format!("kept: {why}"))),
+        );
+    }
+    for (e, m) in &r.failed {
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item(shown(&e.path), false, m.clone())),
+        );
+    }
+    let freed: u64 = r.removed.iter().map(|e| e.on_disk_bytes).sum();
+    let problems = r.kept.len() + r.failed.len();
+    let mut summary = format!(
+        "{} removed, freed {}",
+        r.removed.len(),
+        crate::core::units::format_size(freed)
+    );
+    if !r.kept.is_empty() {
+        summary.push_str(&format!(", {} kept (in use)", r.kept.len()));
+    }
+    if !r.failed.is_empty() {
+        summary.push_str(&format!(", {} failed", r.failed.len()));
+    }
+    if r.cancelled {
+        summary.push_str(", cancelled before the rest");
+    }
+    finish(tx, task, end_state(r.cancelled, problems > 0), summary, t0);
+}
+
+/// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect`): the
+/// manifest's row for that image and what of it is on disk.
+pub(super) fn inspect(
+    cx: &Context,
+    version: &str,
+    name: &str,
+) -> Result<crate::tui::data::ImageInspect, String> {
+    use crate::core::images::{
+        catalog, no_published_image, parse_image_name, Layout, Manifest, Target,
+    };
+    let paths = cx.paths().clone();
+    let (preset, arch, vmm, os) =
+        parse_image_name(name).ok_or_else(|| format!("'{name}' is not a published image name"))?;
+    let m = Manifest::load(cx.env()).map_err(|e| e.message)?;
+    let img = m.lookup(&preset, arch, vmm, os).ok_or_else(|| {
+        no_published_image(&Target {
+            preset: preset.clone(),
+            arch,
+            vmm,
+            os,
+        })
+        .message
+    })?;
+    let i = catalog::inspect(&Layout::new(&paths.images_root, version), img);
+    let h = &paths.home;
+    let mut fields = vec![
+        ("Name", i.name.clone()),
+        ("Platform", format!("{arch}/{vmm}/{os}")),
+        ("Version", version.to_string()),
+        ("Release", format!("{} ({})", m.release, m.source)),
+        ("Kernel URL", i.image.kernel_url.to_string()),
+        ("Kernel SHA-256", i.image.kernel_sha256.clone()),
+        ("Rootfs URL", i.image.rootfs_url.to_string()),
+        ("Rootfs SHA-256", i.image.rootfs_sha256.clone()),
+        ("Path", display_path(&i.image_dir, h)),
+        (
+            "Status",
+            if i.ready { "ready" } else { "not pulled" }.to_string(),
+        ),
+    ];
+    if let Some(s) = &i.sidecar {
+        fields.push(("Rootfs sidecar", s.clone()));
+    }
+    Ok(crate::tui::data::ImageInspect {
+        name: name.to_string(),
+        version: version.to_string(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        files: i
+            .files
+            .iter()
+            .map(|f| (display_path(&f.path, h), f.size_bytes, f.on_disk_bytes))
+            .collect(),
+    })
+}

@@ -1,0 +1,609 @@
+//! The VM tasks and reads: start, stop, delete, pause/resume, snapshots, restore, ports,
+//! network policy, file transfers; a VM's detail and env keys.
+
+use super::*;
+
+/// Open the start context (`core::start::Ctx`) for a task; a state database found corrupt
+/// and moved aside while opening is said in the task. The error is the task's summary.
+pub(super) fn open_ctx(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    cx: &Context,
+) -> Result<crate::core::start::Ctx, String> {
+    let ctx = cx.job().map_err(|e| e.message)?;
+    if let Some(c) = &ctx.corruption {
+        let detail = c.to_string();
+        send(
+            tx,
+            task,
+            TaskUpdate::Item(item("state database".into(), false, detail)),
+        );
+    }
+    Ok(ctx)
+}
+
+/// A start's or a restore's events in task `task`: each phase (its progress reset), its
+/// time as an item, download progress, warnings, a roll-back.
+pub(super) fn start_progress(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+) -> Progress<crate::core::start::StartEvent> {
+    use crate::core::images::pull::PullEvent;
+    use crate::core::start::StartEvent;
+    let ptx = tx.clone();
+    Progress::new(move |ev: StartEvent| match ev {
+        StartEvent::PhaseStarted(p) => {
+            send(&ptx, task, TaskUpdate::Phase(p.as_str().to_string()));
+            send(&ptx, task, TaskUpdate::Progress { done: 0, total: 0 });
+        }
+        StartEvent::PhaseDone(p, d) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(TaskItem {
+                name: p.as_str().to_string(),
+                ok: true,
+                detail: format!("{:.2} s", d.as_secs_f64()),
+            }),
+        ),
+        StartEvent::Pull(PullEvent::Progress {
+            artifact,
+            phase,
+            bytes,
+            total,
+        }) => pull_bytes(&ptx, task, "image", artifact, phase, bytes, total),
+        StartEvent::RollingBack(why) => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!("rolling back: {why}")),
+        ),
+        StartEvent::Warning(w) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(TaskItem {
+                name: "warning".into(),
+                ok: true,
+                detail: w,
+            }),
+        ),
+        StartEvent::Pull(_) => {}
+    })
+}
+
+/// Start a preset with the form's values: the same `core::start::create` as
+/// `smolvm <preset> start`, its phases and download progress shown in the task.
+pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, spec: StartSpec) {
+    use crate::core::start;
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let opts = match spec.options(cx.env(), &ctx.paths) {
+        Ok(o) => o,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    let progress = start_progress(&tx, task);
+    match start::create(&ctx, &opts, &progress).await {
+        Ok(r) => {
+            send(
+                &tx,
+                task,
+                TaskUpdate::Started {
+                    vm_id: r.id.clone(),
+                },
+            );
+            let summary = format!(
+                "{} {} at {} ({}, {}) in {:.1} s · {}",
+                r.id,
+                r.status,
+                r.ip,
+                r.backend,
+                r.accelerator,
+                r.timings.total_ms / 1000.0,
+                r.ssh_command
+            );
+            finish(&tx, task, TaskState::Done, summary, t0);
+        }
+        Err(e) => finish(&tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Delete VMs: `core::lifecycle::delete`, as `smolvm sandbox delete` (the same teardown
+/// and the same stop budget), each VM an item as it finishes.
+pub(super) async fn run_delete(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+) {
+    use crate::core::lifecycle::{self, DeleteEvent};
+    let t0 = Instant::now();
+    let timeout = match lifecycle::stop_timeout(cx.env(), None) {
+        Ok(t) => t,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let total = ids.len() as u64;
+    let progress = deleting(&tx, task, total, cancel, |ev: DeleteEvent| match ev {
+        DeleteEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
+        DeleteEvent::Failed { vm_id, error } => item(vm_id, false, failure(&error)),
+    });
+    let report = lifecycle::delete(&ctx, &ids, timeout, &progress).await;
+    let state = end_state(report.cancelled, !report.failed.is_empty());
+    let mut summary = format!("{} VM(s) deleted", report.deleted.len());
+    if !report.failed.is_empty() {
+        summary.push_str(&format!(", {} failure(s)", report.failed.len()));
+    }
+    finish(&tx, task, state, summary, t0);
+}
+
+/// Stop VMs one by one (`core::lifecycle::stop`, as `smolvm sandbox stop`, with the same
+/// budget: `SMOLVM_STOP_TIMEOUT`, else 10 s).
+pub(super) async fn run_stop(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+) {
+    use crate::core::lifecycle;
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let timeout = match lifecycle::stop_timeout(cx.env(), None) {
+        Ok(t) => t,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
+    };
+    send(&tx, task, TaskUpdate::Phase("stopping".into()));
+    each_vm(&tx, task, &cancel, &ids, "stopped", t0, |id| {
+        let ctx = &ctx;
+        async move {
+            let r = lifecycle::stop(ctx, &id, timeout).await?;
+            Ok(if r.was_running {
+                "stopped".into()
+            } else {
+                format!("was {}", r.status)
+            })
+        }
+    })
+    .await;
+}
+
+/// Run `op` on each VM in turn, one item each (its detail on success) and the count moved
+/// on; a cancel stops before the next one. The summary counts them by `verb`: `3 stopped,
+/// 1 failed`, or `2 of 5 stopped` when cancelled.
+pub(super) async fn each_vm<F, Fut>(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    cancel: &AtomicBool,
+    ids: &[String],
+    verb: &str,
+    t0: Instant,
+    mut op: F,
+) where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = crate::core::error::Result<String>>,
+{
+    let total = ids.len() as u64;
+    let mut failed = 0;
+    for (n, id) in ids.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            let summary = format!("{n} of {total} {verb}");
+            return finish(tx, task, TaskState::Cancelled, summary, t0);
+        }
+        let it = match op(id.clone()).await {
+            Ok(detail) => item(id.clone(), true, detail),
+            Err(e) => {
+                failed += 1;
+                item(id.clone(), false, failure(&e))
+            }
+        };
+        send(tx, task, TaskUpdate::Item(it));
+        send(
+            tx,
+            task,
+            TaskUpdate::Progress {
+                done: n as u64 + 1,
+                total,
+            },
+        );
+    }
+    let summary = format!("{} {verb}, {failed} failed", total - failed);
+    finish(tx, task, end_state(false, failed > 0), summary, t0);
+}
+
+/// One VM's detail: its row and config (`core::lifecycle::info`), mounts, forwards
+/// (`core::ports::list`), snapshots (`core::snapshot::list`) and network
+/// (`core::egress::show`, what `sandbox network show` prints).
+pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail, String> {
+    use crate::tui::data::{SnapshotRow, VmDetail};
+    let ctx = cx.job().map_err(|e| e.message)?;
+    let info = crate::core::lifecycle::info(&ctx, id).map_err(|e| e.message)?;
+    let c = &info.config;
+    let s = |k: &str| c.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let n = |k: &str| c.get(k).and_then(serde_json::Value::as_u64);
+    let home = &ctx.paths.home;
+    let shown = |p: Option<String>| p.map(|p| display_path(Path::new(&p), home));
+    let mounts = crate::core::presets::mounts::from_config(c)
+        .into_iter()
+        .map(|m| (display_path(&m.host_path, home), m.guest_path, m.writable))
+        .collect();
+    let ports = crate::core::ports::list(&ctx, id)
+        .map(|v| {
+            v.iter()
+                .map(|p| {
+                    let by = p
+                        .shadowed
+                        .then(|| p.shadowed_by.clone().unwrap_or("a host process".into()));
+                    (p.host_port, p.guest_port, by)
+                })
+                .collect()
+        })
+        .map_err(|e| e.message);
+    let snapshots = crate::core::snapshot::list(&ctx, Some(id))
+        .map(|(v, _)| {
+            v.into_iter()
+                .map(|s| SnapshotRow {
+                    id: s.id,
+                    kind: s.kind,
+                    created_at: s.created_at,
+                    size_bytes: s.size_bytes,
+                    missing: !s.missing_files.is_empty(),
+                })
+                .collect()
+        })
+        .map_err(|e| e.message);
+    Ok(VmDetail {
+        id: id.to_string(),
+        backend: info.summary.backend.clone(),
+        preset: info.summary.preset.clone(),
+        kernel: shown(s("kernel_path")),
+        rootfs: shown(s("rootfs_path")),
+        vcpus: n("vcpu_count"),
+        memory_mib: n("mem_size_mib"),
+        disk_mib: n("disk_size_mib"),
+        ip: info.summary.ip.clone(),
+        tap: info.summary.tap.clone(),
+        ssh_port: info.summary.ssh_port,
+        mounts,
+        ports,
+        snapshots,
+        network: crate::core::egress::show(&ctx, id).map_err(|e| e.message),
+    })
+}
+
+/// The names of the guest's env keys (`core::guest_env::read`); the values are dropped
+/// here and never leave this function.
+pub fn env_keys(cx: &Context, id: &str) -> Result<Vec<String>, String> {
+    let ctx = cx.job().map_err(|e| e.message)?;
+    let file = crate::core::guest_env::read(&ctx, id).map_err(|e| e.message)?;
+    Ok(file.keys().map(str::to_string).collect())
+}
+
+/// Pause or resume VMs one by one (`core::lifecycle::set_paused`, as `sandbox pause` /
+/// `resume`).
+pub(super) async fn run_pause(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+    paused: bool,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let verb = if paused { "paused" } else { "resumed" };
+    send(
+        &tx,
+        task,
+        TaskUpdate::Phase(if paused { "pausing" } else { "resuming" }.into()),
+    );
+    each_vm(&tx, task, &cancel, &ids, verb, t0, |id| {
+        let ctx = &ctx;
+        async move {
+            let r = crate::core::lifecycle::set_paused(ctx, &id, paused).await?;
+            Ok(if r.unchanged {
+                format!("already {}", r.status)
+            } else {
+                r.status
+            })
+        }
+    })
+    .await;
+}
+
+/// Snapshot VMs one by one (`core::snapshot::create`, as `sandbox snapshot create`).
+pub(super) async fn run_snapshot(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<String>,
+    spec: crate::tui::app::SnapshotSpec,
+) {
+    use crate::core::snapshot::{self, CreateOptions};
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    each_vm(&tx, task, &cancel, &ids, "snapshotted", t0, |id| {
+        let (ctx, tx, spec) = (&ctx, &tx, &spec);
+        async move {
+            send(tx, task, TaskUpdate::Phase(format!("snapshotting {id}")));
+            let opts = CreateOptions {
+                vm_id: id,
+                snapshot_id: spec.id.clone(),
+                kind: spec.kind,
+                resume_source: spec.resume_source,
+                ..CreateOptions::default()
+            };
+            let r = snapshot::create(ctx, &opts).await?;
+            Ok(format!(
+                "{} ({}, {}), source {}",
+                r.snapshot.id,
+                r.snapshot.kind,
+                crate::core::units::format_size(r.snapshot.size_bytes),
+                r.source_status
+            ))
+        }
+    })
+    .await;
+}
+
+/// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its
+/// phases in the task.
+pub(super) async fn run_restore(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    snapshot: String,
+    force: bool,
+) {
+    use crate::core::snapshot::{restore, RestoreOptions};
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    let progress = start_progress(&tx, task);
+    let opts = RestoreOptions {
+        snapshot_id: snapshot,
+        resume: true,
+        force,
+        ..RestoreOptions::default()
+    };
+    match restore(&ctx, &opts, &progress).await {
+        Ok(r) => {
+            let summary = format!(
+                "{} {} at {} from {} ({})",
+                r.vm.name, r.vm.status, r.vm.ip_address, r.snapshot.id, r.snapshot.kind
+            );
+            finish(&tx, task, TaskState::Done, summary, t0);
+        }
+        Err(e) => finish(&tx, task, TaskState::Failed, failure(&e), t0),
+    }
+}
+
+/// Delete snapshots (`core::snapshot::delete`), each an item.
+pub(super) fn run_delete_snapshots(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    cancel: &CancelToken,
+    ids: Vec<String>,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(tx, task, cx) {
+        Ok(c) => c,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    send(tx, task, TaskUpdate::Phase("deleting".into()));
+    let mut failed = 0;
+    for (n, id) in ids.iter().enumerate() {
+        if cancel.is_cancelled() {
+            let summary = format!("{n} of {} snapshot(s) deleted", ids.len());
+            return finish(tx, task, TaskState::Cancelled, summary, t0);
+        }
+        let it = match crate::core::snapshot::delete(&ctx, id) {
+            Ok(s) => item(
+                id.clone(),
+                true,
+                format!(
+                    "deleted ({})",
+                    crate::core::units::format_size(s.size_bytes)
+                ),
+            ),
+            Err(e) => {
+                failed += 1;
+                item(id.clone(), false, failure(&e))
+            }
+        };
+        send(tx, task, TaskUpdate::Item(it));
+    }
+    let summary = format!(
+        "{} snapshot(s) deleted, {failed} failed",
+        ids.len() - failed
+    );
+    finish(tx, task, end_state(false, failed > 0), summary, t0);
+}
+
+/// Expose or close a port (`core::ports::{expose, close}`); core's error is the task's
+/// summary (the port form shows it).
+pub(super) fn run_port(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    id: &str,
+    close: bool,
+    host: Option<u16>,
+    guest: u16,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(tx, task, cx) {
+        Ok(c) => c,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    let result = if close {
+        crate::core::ports::close(&ctx, id, host.unwrap_or(0), guest)
+    } else {
+        crate::core::ports::expose(&ctx, id, host, guest)
+    };
+    match result {
+        Ok(f) => {
+            let what = format!("127.0.0.1:{} → {id}:{}", f.host_port, f.guest_port);
+            let verb = if close { "closed" } else { "exposed" };
+            send(
+                tx,
+                task,
+                TaskUpdate::Item(item(what.clone(), true, verb.into())),
+            );
+            finish(tx, task, TaskState::Done, format!("{verb} {what}"), t0);
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Set a VM's egress policy and SSH publication: `core::egress::set`, what `sandbox network
+/// set ID --internet … --publish-ssh|--no-publish-ssh` runs; core's error is the task's
+/// summary (the network form shows it).
+pub(super) async fn run_network(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    id: String,
+    policy: crate::core::egress::Policy,
+    publish_ssh: bool,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    send(&tx, task, TaskUpdate::Phase("applying".into()));
+    match crate::core::egress::set(&ctx, &id, policy, Some(publish_ssh)).await {
+        Ok(r) => {
+            let when = if r.connections_cut {
+                "applied now; connections it no longer allows were cut"
+            } else {
+                "applied when it starts"
+            };
+            let ssh = if r.publish_ssh {
+                "SSH published"
+            } else {
+                "SSH on 127.0.0.1"
+            };
+            send(
+                &tx,
+                task,
+                TaskUpdate::Item(item(id.clone(), true, format!("{ssh}; {when}"))),
+            );
+            let summary = format!("{id}: internet {} ({when})", r.summary);
+            finish(&tx, task, TaskState::Done, summary, t0);
+        }
+        Err(e) => finish(&tx, task, TaskState::Failed, e.message, t0),
+    }
+}
+
+/// Copy into or out of a VM (`core::files::{upload, download}`), bytes as progress.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_transfer(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    cancel: Arc<AtomicBool>,
+    id: &str,
+    upload: bool,
+    local: &str,
+    guest: &str,
+) {
+    use crate::core::files::{self, FileProgress};
+    use crate::core::lifecycle::SshLogin;
+    let t0 = Instant::now();
+    let ctx = match open_ctx(tx, task, cx) {
+        Ok(c) => c,
+        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    };
+    send(
+        tx,
+        task,
+        TaskUpdate::Phase(if upload { "uploading" } else { "downloading" }.into()),
+    );
+    let ptx = tx.clone();
+    let progress = Progress::new(move |p: FileProgress| {
+        send(
+            &ptx,
+            task,
+            TaskUpdate::Progress {
+                done: p.done,
+                total: p.total,
+            },
+        );
+    })
+    .with_cancel(cancel);
+    let login = SshLogin::default();
+    let local_path = Path::new(local);
+    let result = if upload {
+        files::upload(&ctx, id, &login, local_path, guest, true, &progress)
+    } else {
+        files::download(
+            &ctx,
+            id,
+            &login,
+            guest,
+            local_path,
+            files::DownloadOptions::default(),
+            &progress,
+        )
+    };
+    match result {
+        Ok(t) => {
+            let what = format!(
+                "{} {} → {}",
+                t.kind,
+                if upload { local } else { guest },
+                if upload { guest } else { local }
+            );
+            let size = crate::core::units::format_size(t.bytes);
+            send(
+                tx,
+                task,
+                TaskUpdate::Item(item(what.clone(), true, size.clone())),
+            );
+            // What the guest sent that was not made here (devices, links out, …).
+            for s in &t.skipped {
+                send(
+                    tx,
+                    task,
+                    TaskUpdate::Item(item(
+                        format!("skipped {}", s.path),
+                        false,
+                        format!("{}: {}", s.kind, s.reason),
+                    )),
+                );
+            }
+            let skipped = match t.skipped.len() {
+                0 => String::new(),
+                1 => ", 1 entry skipped".to_string(),
+                n => format!(", {n} entries skipped"),
+            };
+            finish(
+                tx,
+                task,
+                TaskState::Done,
+                format!("copied {what} ({size}{skipped})"),
+                t0,
+            );
+        }
+        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+    }
+}
