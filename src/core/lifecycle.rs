@@ -184,24 +184,23 @@ async fn sync_guest(ctx: &Ctx, id: &str, limit: Duration) {
     if limit.is_zero() {
         return;
     }
+    use crate::sys::child::Io;
     let words = super::guest::sh("sync", &[]);
-    let cmd = match super::guest::command(ctx, id, &SshLogin::default(), &words) {
-        Ok(c) => c,
+    let argv = match super::guest::argv(ctx, id, &SshLogin::default(), &words) {
+        Ok(a) => a,
         Err(e) => {
             tracing::info!(vm = %id, error = %e.message, "no guest sync before the stop");
             return;
         }
     };
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    match tokio::time::timeout(limit, cmd.status()).await {
-        Ok(Ok(st)) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
-        Ok(Ok(st)) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
-        Ok(Err(e)) => tracing::info!(vm = %id, error = %e, "cannot run ssh for the guest sync"),
-        Err(_) => {
+    match crate::sys::child::output_async(&argv, Io::Null, limit).await {
+        Ok(Some(c)) => match c.status {
+            Some(st) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
+            Some(st) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
+            None => {}
+        },
+        Err(e) => tracing::info!(vm = %id, error = %e, "cannot run ssh for the guest sync"),
+        Ok(None) => {
             tracing::info!(vm = %id, limit_ms = limit.as_millis() as u64, "guest sync timed out")
         }
     }

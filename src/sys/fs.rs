@@ -731,6 +731,13 @@ pub fn recorded_vm_ids(data_dir: &Path) -> Vec<String> {
     ids
 }
 
+/// The bytes an unprivileged writer may still use on the file system that holds `path`
+/// (`statvfs`: available blocks times the fragment size); `None` when it cannot be read.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,9 +101,7 @@ fn run_session(
     err_line(format!(
         "smolvm: {what}; the dashboard comes back when it ends"
     ));
-    let status = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .status();
+    let status = crate::core::guest::run_interactive(argv);
     let _ = enable_raw_mode();
     let _ = execute!(std::io::stdout(), EnterAlternateScreen);
     if mouse {

@@ -15,19 +15,18 @@
 //!   job (`teardown.rs`): VMM, TAP, nftables entries, files, and last the row.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nix::fcntl::{Flock, FlockArg};
 
-use super::error::{Error, Result};
+use super::error::{io_reason, Error, Result};
 use super::lock::VmLock;
 use super::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::fs::{self, VmFile};
+use crate::sys::lock::FileLock;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process::{self, ProcInfo};
 use crate::sys::state::{
@@ -261,7 +260,7 @@ pub struct CleanupPlan {
     pub warnings: Vec<String>,
     store: Arc<StateStore>,
     known: Arc<Known>,
-    _lock: Option<Flock<File>>,
+    _lock: Option<FileLock>,
 }
 
 impl CleanupPlan {
@@ -345,11 +344,12 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     } else {
         let path = opts.data_dir.join("cleanup.lock");
         Some(
-            tokio::task::spawn_blocking(move || -> Result<Flock<File>> {
+            tokio::task::spawn_blocking(move || -> Result<FileLock> {
                 let f = crate::sys::open::open_lock(&path, 0o600)
                     .map_err(|e| runtime(format!("cannot open {}: {e}", path.display())))?;
-                Flock::lock(f, FlockArg::LockExclusive)
-                    .map_err(|(_, e)| runtime(format!("cannot lock {}: {e}", path.display())))
+                crate::sys::lock::lock_file(f).map_err(|e| {
+                    runtime(format!("cannot lock {}: {}", path.display(), io_reason(&e)))
+                })
             })
             .await
             .map_err(runtime)??,
