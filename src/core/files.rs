@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use super::error::{io_reason, Error, ErrorCode, Result};
 use super::guest;
-use super::lifecycle::SshLogin;
 use super::progress::Progress;
+use super::ssh::SshLogin;
 use super::start::Ctx;
 use crate::sys::child::{Child, Io};
 use crate::sys::fs::{remove_entry, replace_with_generated};

@@ -46,7 +46,7 @@ pub struct Guest {
 impl Guest {
     /// `ssh … root@ip -- sh -c SCRIPT` in batch mode, as its argument vector.
     pub fn argv(&self, script: &str) -> Vec<String> {
-        crate::core::lifecycle::ssh_args(
+        crate::core::ssh::ssh_args(
             &self.keys_dir,
             &self.ip,
             &["sh".to_string(), "-c".to_string(), script.to_string()],
@@ -186,7 +186,7 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
 /// moved over it, with the mode set (a directory's files lose group and other bits when its
 /// mode has none).
 fn unpack_script(guest: &str, mode: u32, dir: bool) -> String {
-    let q = crate::core::lifecycle::shell_quote;
+    let q = crate::core::ssh::shell_quote;
     let parent = Path::new(guest)
         .parent()
         .map_or("/".to_string(), |p| p.display().to_string());

@@ -25,7 +25,6 @@ use serde::Serialize;
 
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
-use super::cleanup;
 use super::error::{io_reason, Error, Result};
 use super::lifecycle::set_vcpus_paused;
 use super::start::{not_found, Ctx};
@@ -345,7 +344,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         return Err(Error::runtime(format!("Snapshot '{id}' already exists"))
             .with_recovery("Pick another --snapshot-id, or delete the old one first."));
     }
-    let live = vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir);
+    let live = vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir);
     let backend = vm.backend().unwrap_or("qemu").to_string();
     if !matches!(backend.as_str(), "qemu" | "firecracker") {
         return Err(rt(format!(
