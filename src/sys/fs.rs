@@ -731,6 +731,28 @@ pub fn recorded_vm_ids(data_dir: &Path) -> Vec<String> {
     ids
 }
 
+/// `path` and those of its ancestors that do not exist (not followed: a dangling link
+/// exists), deepest first, up to the first that exists; an error other than "not found"
+/// while looking is returned.
+pub fn missing_dirs(path: &Path) -> io::Result<Vec<&Path>> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    loop {
+        match std::fs::symlink_metadata(p) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                missing.push(p);
+                match p.parent() {
+                    Some(q) if !q.as_os_str().is_empty() => p = q,
+                    _ => break,
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(missing)
+}
+
 /// The bytes an unprivileged writer may still use on the file system that holds `path`
 /// (`statvfs`: available blocks times the fragment size); `None` when it cannot be read.
 pub fn free_space(path: &Path) -> Option<u64> {
@@ -741,6 +763,20 @@ pub fn free_space(path: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_dirs_lists_what_is_not_there_deepest_first() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("a/b/c");
+        assert_eq!(
+            missing_dirs(&d).unwrap(),
+            [d.as_path(), &t.path().join("a/b"), &t.path().join("a")]
+        );
+        std::fs::write(t.path().join("f"), b"").unwrap();
+        let e = missing_dirs(&t.path().join("f/x")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(20), "ENOTDIR: {e}");
+        assert!(missing_dirs(t.path()).unwrap().is_empty());
+    }
     use std::os::unix::fs::symlink;
 
     #[test]

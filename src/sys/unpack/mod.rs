@@ -297,21 +297,7 @@ pub fn drain_padding(r: &mut impl Read, max: u64) -> Result<(), UnpackError> {
 /// Make the missing folders of `path` (like `mkdir -p`, mode 0755 under the umask),
 /// each one given to `owner` when set. Existing ones are left as they are.
 pub fn make_parents(path: &Path, owner: Option<Identity>) -> io::Result<()> {
-    let mut missing = Vec::new();
-    let mut p = path;
-    loop {
-        match std::fs::symlink_metadata(p) {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                missing.push(p);
-                match p.parent() {
-                    Some(q) if !q.as_os_str().is_empty() => p = q,
-                    _ => break,
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let missing = super::fs::missing_dirs(path)?;
     for d in missing.into_iter().rev() {
         match std::fs::create_dir(d) {
             Ok(()) => {
