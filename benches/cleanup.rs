@@ -117,7 +117,7 @@ fn round(n: usize, parallel: Option<usize>, vmm: Vmm) -> Duration {
 /// `--api-sock <socket dir>/fc-<id>.sock`, its row recording its PID — provably a VMM of
 /// ours, as a real one is), exec'd the way smolvm execs a VMM: as the system user
 /// `smolvm` through smolvm's own launcher, its API socket taken over by root once bound.
-fn slow_guest(dir: &std::path::Path, id: &str, user: &VmmIdentity) -> std::process::Child {
+fn slow_guest(dir: &std::path::Path, id: &str, user: &VmmIdentity) -> smolvm::sys::child::Child {
     let socket = dir.join(format!("fc-{id}.sock"));
     let script = r#"
 import os, socket, sys, time

@@ -239,12 +239,11 @@ fn ask(prompt: &str) -> bool {
 
 /// Replace this process with the attach session: its exit code is the agent's.
 fn attach_now(ctx: &Ctx, id: &str, p: &crate::core::presets::Preset) -> i32 {
-    use std::os::unix::process::CommandExt;
     let argv = match crate::core::presets::attach::argv(ctx, id, p) {
         Ok(a) => a,
         Err(e) => return output::fail("attach", false, &e),
     };
-    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    let err = crate::core::guest::exec(&argv);
     output::fail(
         "attach",
         false,
@@ -714,7 +713,6 @@ fn exec_ssh(
     boot_timeout: Option<Duration>,
     env: &Env,
 ) -> i32 {
-    use std::os::unix::process::CommandExt;
     let argv = match open_ctx(env).and_then(|ctx| {
         login.check()?;
         wait_for_ssh(&ctx, id, boot_timeout)?;
@@ -723,7 +721,7 @@ fn exec_ssh(
         Ok(a) => a,
         Err(e) => return output::fail(name, false, &e),
     };
-    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    let err = crate::core::guest::exec(&argv);
     output::fail(
         name,
         false,

@@ -2,10 +2,8 @@
 //! (`images/builder.py: docker_requirement_error`, reference §6). Shared by the image
 //! builder (before a Docker build) and `doctor`.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::core::host::which;
 use crate::sys::env::Env;
@@ -64,50 +62,6 @@ impl DockerProblem {
     }
 }
 
-/// Run `cmd` and wait at most `timeout`; `Ok(None)` when it timed out (it is killed).
-/// Output is read on threads so a chatty child never blocks on a full pipe.
-pub fn run_bounded(
-    cmd: &mut Command,
-    timeout: Duration,
-) -> std::io::Result<Option<(std::process::ExitStatus, String, String)>> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_string(&mut s);
-        }
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = t_out.join().unwrap_or_default();
-    let stderr = t_err.join().unwrap_or_default();
-    Ok(status.map(|s| (s, stdout, stderr)))
-}
-
 /// The Docker server version when the daemon answers, else why not (`docker version`,
 /// bounded).
 pub fn check(env: &Env) -> Result<String, DockerProblem> {
@@ -130,9 +84,13 @@ pub fn check_binary(docker: &Path, timeout: Duration) -> Result<String, DockerPr
     // daemon down, Debian's 20.10 client answers the latter with only a template error
     // (`<.ServerVersion>: … nil pointer`), while every client's `version` names the socket
     // it could not reach.
-    let mut cmd = Command::new(docker);
-    cmd.args(["version", "--format", "{{.Server.Version}}"]);
-    match run_bounded(&mut cmd, timeout) {
+    let argv = [
+        docker.as_os_str(),
+        "version".as_ref(),
+        "--format".as_ref(),
+        "{{.Server.Version}}".as_ref(),
+    ];
+    match crate::sys::child::run_bounded(&argv, timeout) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DockerProblem::NotInstalled),
         Err(e) => Err(DockerProblem::Other(crate::core::error::io_reason(&e))),
         Ok(None) => Err(DockerProblem::Timeout),
@@ -169,13 +127,5 @@ mod tests {
         assert!(DockerProblem::Other(String::new())
             .message()
             .ends_with("Original Docker error: unknown error."));
-    }
-
-    #[test]
-    fn bounded_run_times_out() {
-        let r = run_bounded(Command::new("sleep").arg("5"), Duration::from_millis(100)).unwrap();
-        assert!(r.is_none());
-        let r = run_bounded(Command::new("echo").arg("hi"), Duration::from_secs(5)).unwrap();
-        assert_eq!(r.unwrap().1, "hi\n");
     }
 }

@@ -3,7 +3,6 @@
 //! still runs sandboxes); anything that stops every sandbox is a failure.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -257,9 +256,8 @@ fn binary(name: &'static str, path: Option<&Path>, missing: Status, why: &str, f
     let Some(p) = path else {
         return check(name, missing, why, fix);
     };
-    let mut cmd = Command::new(p);
-    cmd.arg("--version");
-    match docker::run_bounded(&mut cmd, Duration::from_secs(5)) {
+    let argv = [p.as_os_str(), "--version".as_ref()];
+    match crate::sys::child::run_bounded(&argv, Duration::from_secs(5)) {
         Ok(Some((st, out, _))) if st.success() => {
             let v = out.lines().next().unwrap_or("").trim().to_string();
             check(name, Status::Ok, format!("{} ({v})", p.display()), "")
@@ -382,7 +380,7 @@ fn vmm_user(root: bool) -> Check {
     let rest = "with writable mounts, the mounted folders' owner; QEMU under its seccomp \
                 filter (-sandbox on), Firecracker under its own filters";
     if !root {
-        let me = nix::unistd::geteuid().as_raw();
+        let me = crate::sys::users::euid();
         return check(
             "vmm-user",
             Status::Ok,
@@ -431,9 +429,13 @@ fn qemu_seccomp(qemu: Option<&Path>) -> Check {
             "Install QEMU: apt-get install qemu-system-x86",
         );
     };
-    let mut cmd = Command::new(q);
-    cmd.args(["-sandbox", crate::sys::vmm::qemu::SANDBOX, "-version"]);
-    match docker::run_bounded(&mut cmd, Duration::from_secs(5)) {
+    let argv = [
+        q.as_os_str(),
+        "-sandbox".as_ref(),
+        crate::sys::vmm::qemu::SANDBOX.as_ref(),
+        "-version".as_ref(),
+    ];
+    match crate::sys::child::run_bounded(&argv, Duration::from_secs(5)) {
         Ok(Some((st, _, _))) if st.success() => check(
             "qemu-seccomp",
             Status::Ok,
@@ -536,8 +538,8 @@ pub fn free_bytes(dir: &Path) -> Option<(PathBuf, u64)> {
     let mut p = dir.to_path_buf();
     loop {
         if p.exists() {
-            let st = nix::sys::statvfs::statvfs(&p).ok()?;
-            return Some((p, st.blocks_available() as u64 * st.fragment_size() as u64));
+            let free = crate::sys::fs::free_space(&p)?;
+            return Some((p, free));
         }
         if !p.pop() {
             return None;

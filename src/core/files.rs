@@ -19,7 +19,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,9 +27,10 @@ use serde::Serialize;
 
 use super::error::{io_reason, Error, ErrorCode, Result};
 use super::guest;
-use super::lifecycle::SshLogin;
 use super::progress::Progress;
+use super::ssh::SshLogin;
 use super::start::Ctx;
+use crate::sys::child::{Child, Io};
 use crate::sys::fs::{remove_entry, replace_with_generated};
 use crate::sys::open::{create_unique_dir, rename_noreplace};
 use crate::sys::signals::Interrupts;
@@ -163,9 +163,13 @@ fn pump(
     done
 }
 
-fn spawn(cmd: &mut Command, what: &str) -> Result<Child> {
-    cmd.stderr(Stdio::piped())
-        .spawn()
+fn spawn<S: AsRef<std::ffi::OsStr>>(
+    argv: &[S],
+    stdin: Io,
+    stdout: Io,
+    what: &str,
+) -> Result<Child> {
+    crate::sys::child::spawn(argv, stdin, stdout, Io::Piped)
         .map_err(|e| Error::runtime(format!("cannot run {what}: {e}")))
 }
 
@@ -191,7 +195,7 @@ impl StderrReader {
 fn stderr_of(child: &mut Child) -> StderrReader {
     let kept = Arc::new(Mutex::new(Vec::new()));
     let (tx, done) = std::sync::mpsc::channel();
-    let mut err = child.stderr.take();
+    let mut err = child.take_stderr();
     let k = kept.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
@@ -277,31 +281,32 @@ pub fn upload(
             local.display()
         )));
     }
-    let mut tar = spawn(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&dir)
-            .args(["-cf", "-", "--"])
-            .arg(&entry)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped()),
-        "tar",
-    )?;
+    let tar_argv: [&std::ffi::OsStr; 6] = [
+        "tar".as_ref(),
+        "-C".as_ref(),
+        dir.as_os_str(),
+        "-cf".as_ref(),
+        "-".as_ref(),
+        "--".as_ref(),
+    ];
+    let mut tar_argv = tar_argv.to_vec();
+    tar_argv.push(entry.as_ref());
+    let mut tar = spawn(&tar_argv, Io::Null, Io::Piped, "tar")?;
     let tar_err = stderr_of(&mut tar);
     let words = guest::sh(
         UPLOAD_SCRIPT,
         &[guest_path, if create_dirs { "1" } else { "0" }, &name],
     );
-    let mut ssh = match guest::command(ctx, id, login, &words) {
-        Ok(mut c) => spawn(c.stdin(Stdio::piped()).stdout(Stdio::null()), "ssh"),
+    let mut ssh = match guest::argv(ctx, id, login, &words) {
+        Ok(argv) => spawn(&argv, Io::Piped, Io::Null, "ssh"),
         Err(e) => Err(e),
     }
     .inspect_err(|_| {
         let _ = tar.wait();
     })?;
     let ssh_err = stderr_of(&mut ssh);
-    let tar_out = tar.stdout.take().expect("piped");
-    let ssh_in = ssh.stdin.take().expect("piped");
+    let tar_out = tar.take_stdout().expect("piped");
+    let ssh_in = ssh.take_stdin().expect("piped");
     pump(tar_out, ssh_in, total, progress);
     let ssh_status = ssh.wait().map_err(|e| Error::runtime(e.to_string()))?;
     let tar_status = tar.wait().map_err(|e| Error::runtime(e.to_string()))?;
@@ -446,13 +451,13 @@ pub fn download(
         ))
     };
     let mut ssh = spawn(
-        guest::command(ctx, id, login, &guest::sh(DOWNLOAD_SCRIPT, &[guest_path]))?
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped()),
+        &guest::argv(ctx, id, login, &guest::sh(DOWNLOAD_SCRIPT, &[guest_path]))?,
+        Io::Null,
+        Io::Piped,
         "ssh",
     )?;
     let ssh_err = stderr_of(&mut ssh);
-    let stdout = ssh.stdout.take().expect("piped");
+    let stdout = ssh.take_stdout().expect("piped");
     let mut out = BufReader::with_capacity(
         256 * 1024,
         Watched::new(stdout, opts.max_bytes, &stop, &on_bytes),

@@ -3,8 +3,6 @@
 //! share. The remote command's exit code comes back as it is; ssh's own failure (exit 255)
 //! is reported as an error naming the sandbox.
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
@@ -24,12 +22,22 @@ pub struct Output {
 /// ssh's exit code for "could not connect / authenticate".
 pub const SSH_FAILED: i32 = 255;
 
-/// A `Command` running `command` in sandbox `id` as `login`, in batch mode (no terminal).
-pub fn command(ctx: &Ctx, id: &str, login: &SshLogin, command: &[String]) -> Result<Command> {
-    let argv = lifecycle::ssh_argv_as(ctx, id, login, command, false)?;
-    let mut c = Command::new(&argv[0]);
-    c.args(&argv[1..]);
-    Ok(c)
+/// The ssh argument vector running `command` in sandbox `id` as `login`, in batch mode
+/// (no terminal).
+pub fn argv(ctx: &Ctx, id: &str, login: &SshLogin, command: &[String]) -> Result<Vec<String>> {
+    lifecycle::ssh_argv_as(ctx, id, login, command, false)
+}
+
+/// Run `argv` (an interactive session: [`lifecycle::ssh_argv_as`] with a terminal) on
+/// this terminal and wait for it: its exit status.
+pub fn run_interactive(argv: &[String]) -> std::io::Result<std::process::ExitStatus> {
+    crate::sys::child::run_interactive(argv)
+}
+
+/// Replace this process with `argv` (an ssh session, an agent's attach); returns only
+/// when that failed, with why.
+pub fn exec(argv: &[String]) -> std::io::Error {
+    crate::sys::child::exec(argv)
 }
 
 /// `sh -c SCRIPT sh ARGS…` as the words of a remote command.
@@ -63,61 +71,11 @@ pub fn run(
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
 ) -> Result<Output> {
-    let mut cmd = command(ctx, id, login, words)?;
-    let mut child = cmd
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let argv = argv(ctx, id, login, words)?;
+    let c = crate::sys::child::run_with_input(&argv, stdin, timeout)
         .map_err(|e| Error::runtime(format!("cannot run ssh ({e}); install openssh-client")))?;
-    let input = stdin.map(<[u8]>::to_vec);
-    let mut pipe = child.stdin.take();
-    let feeder = std::thread::spawn(move || {
-        if let (Some(p), Some(data)) = (pipe.as_mut(), input) {
-            let _ = p.write_all(&data);
-        }
-        drop(pipe);
-    });
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_end(&mut b);
-        }
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.read_to_end(&mut b);
-        }
-        b
-    });
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) => {}
-            Err(e) => return Err(Error::runtime(format!("waiting for ssh: {e}"))),
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            // Our own ssh child: the remote command ends with its session.
-            let _ = child.kill();
-            let _ = child.wait();
-            timed_out = true;
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = feeder.join();
-    let stdout = t_out.join().unwrap_or_default();
-    let stderr = t_err.join().unwrap_or_default();
+    let (status, stdout, stderr) = (c.status, c.stdout, c.stderr);
+    let timed_out = status.is_none();
     Ok(Output {
         exit_code: status.and_then(|s| s.code()),
         stdout,
@@ -185,8 +143,9 @@ pub fn run_attached(
     words: &[String],
     timeout: Duration,
 ) -> Result<Option<i32>> {
-    let mut child = command(ctx, id, login, words)?
-        .spawn()
+    use crate::sys::child::Io;
+    let argv = argv(ctx, id, login, words)?;
+    let mut child = crate::sys::child::spawn(&argv, Io::Inherit, Io::Inherit, Io::Inherit)
         .map_err(|e| Error::runtime(format!("cannot run ssh ({e}); install openssh-client")))?;
     let deadline = Instant::now() + timeout;
     loop {

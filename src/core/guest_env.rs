@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use super::error::{Error, Result};
 use super::guest;
-use super::lifecycle::SshLogin;
+use super::ssh::SshLogin;
 use super::start::Ctx;
 
 /// Where the file lives in the guest.

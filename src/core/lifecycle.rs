@@ -3,7 +3,7 @@
 //! (signals, files, state rows) are sys's, and all of them keep the state store current.
 
 use crate::sys::fs::{remove_vm_file, VmFile};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,8 +12,9 @@ use super::cleanup;
 use super::error::{Error, Result};
 use super::progress::Progress;
 use super::sandbox::SandboxInfo;
+/// The ssh recipe lives in `core::ssh`; these names stay here for the faces.
+pub use super::ssh::{shell_quote, ssh_args, ssh_args_as, ssh_command, SshLogin};
 use super::start::{not_found, Ctx};
-use crate::sys::env::Env;
 use crate::sys::state::{VmRecord, VmStatus};
 
 fn rt(e: impl std::fmt::Display) -> Error {
@@ -73,7 +74,7 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
     let net = super::egress::settings_of(&ctx.store, &vm);
     let vmm = vm
         .pid
-        .filter(|_| !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir))
+        .filter(|_| !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir))
         .and_then(|pid| crate::sys::procfs::confinement(i32::try_from(pid).ok()?))
         .map(|c| VmmInfo {
             user: crate::sys::users::user_name(c.uid),
@@ -107,15 +108,7 @@ pub struct StopReport {
     pub warnings: Vec<String>,
 }
 
-/// The budget `stop` and `delete` give each VMM, the same for every face: the `--timeout`
-/// flag when given, else `SMOLVM_STOP_TIMEOUT`, else 10 s (the one duration parser, 0 to
-/// 24 h; a bad variable is a usage error naming it).
-pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
-    match flag {
-        Some(t) => Ok(t),
-        None => Ok(env.seconds("SMOLVM_STOP_TIMEOUT", cleanup::DEFAULT_STOP_TIMEOUT, false)?),
-    }
-}
+pub use super::vm::stop_timeout;
 
 /// Stop a running or paused sandbox within `timeout` (graceful first, then SIGKILL,
 /// through a verified pidfd); status `stopped`, pid and socket cleared. The TAP,
@@ -150,7 +143,8 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     // The disk stays for the next start: what the guest wrote reaches it before the
     // power goes (a guest may not act on the power button, and the budget may be short).
     let t = std::time::Instant::now();
-    if vm.status == VmStatus::Running && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) {
+    if vm.status == VmStatus::Running && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir)
+    {
         sync_guest(ctx, id, (timeout / 2).min(SYNC_LIMIT)).await;
     }
     let left = timeout.saturating_sub(t.elapsed()).max(timeout / 2);
@@ -184,24 +178,24 @@ async fn sync_guest(ctx: &Ctx, id: &str, limit: Duration) {
     if limit.is_zero() {
         return;
     }
-    let words = super::guest::sh("sync", &[]);
-    let cmd = match super::guest::command(ctx, id, &SshLogin::default(), &words) {
-        Ok(c) => c,
+    use crate::sys::child::Io;
+    // `sh -c sync`, in batch mode (what `guest::sh("sync", &[])` spells).
+    let words = ["sh", "-c", "sync", "sh"].map(String::from);
+    let argv = match ssh_argv_as(ctx, id, &SshLogin::default(), &words, false) {
+        Ok(a) => a,
         Err(e) => {
             tracing::info!(vm = %id, error = %e.message, "no guest sync before the stop");
             return;
         }
     };
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    match tokio::time::timeout(limit, cmd.status()).await {
-        Ok(Ok(st)) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
-        Ok(Ok(st)) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
-        Ok(Err(e)) => tracing::info!(vm = %id, error = %e, "cannot run ssh for the guest sync"),
-        Err(_) => {
+    match crate::sys::child::output_async(&argv, Io::Null, limit).await {
+        Ok(Some(c)) => match c.status {
+            Some(st) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
+            Some(st) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
+            None => {}
+        },
+        Err(e) => tracing::info!(vm = %id, error = %e, "cannot run ssh for the guest sync"),
+        Ok(None) => {
             tracing::info!(vm = %id, limit_ms = limit.as_millis() as u64, "guest sync timed out")
         }
     }
@@ -261,7 +255,7 @@ pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport
     } else {
         VmStatus::Running
     };
-    let live = vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir);
+    let live = vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir);
     if !live {
         return Err(Error::runtime(format!(
             "Sandbox '{id}' is not running (status: {})",
@@ -390,7 +384,9 @@ pub fn open_log(ctx: &Ctx, id: &str) -> Result<Option<std::fs::File>> {
 /// Whether the sandbox's VMM is still running (for `logs -f`).
 pub fn is_running(ctx: &Ctx, id: &str) -> bool {
     match ctx.store.get_vm(id) {
-        Ok(Some(vm)) => vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir),
+        Ok(Some(vm)) => {
+            vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir)
+        }
         _ => false,
     }
 }
@@ -401,47 +397,11 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
     ssh_argv_as(ctx, id, &SshLogin::default(), command, interactive)
 }
 
-/// Who `ssh` logs in as: `--ssh-user` (default root) with `--ssh-key` (default smolvm's
-/// own key, `<keys dir>/id_ed25519`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SshLogin {
-    pub user: Option<String>,
-    pub key: Option<PathBuf>,
-}
-
-impl SshLogin {
-    /// Check the flags before anything connects: a user name as `useradd` accepts it
-    /// (`[a-z_][a-z0-9_.-]*`, at most 32, never starting with `-`) is a usage error
-    /// otherwise (exit 2); a key must be a readable regular file (exit 1).
-    pub fn check(&self) -> Result<()> {
-        if let Some(u) = &self.user {
-            let mut b = u.bytes();
-            let ok = u.len() <= 32
-                && matches!(b.next(), Some(c) if c.is_ascii_lowercase() || c == b'_')
-                && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(&c));
-            if !ok {
-                return Err(Error::usage(format!(
-                    "Invalid SSH user {u:?}: use a login name such as root or ubuntu."
-                )));
-            }
-        }
-        if let Some(k) = &self.key {
-            if !k.is_file() {
-                return Err(Error::runtime(format!(
-                    "SSH key not found: {}",
-                    k.display()
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The guest address of a running sandbox: an unknown id, a sandbox that is not running
 /// (or whose process is gone) and one without a network each give their own error.
 pub fn running_ip(ctx: &Ctx, id: &str) -> Result<String> {
     let vm = get(ctx, id)?;
-    if !vm.status.is_active() || cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) {
+    if !vm.status.is_active() || crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir) {
         return Err(Error::runtime(format!("Sandbox '{id}' is not running"))
             .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
     }
@@ -468,112 +428,4 @@ pub fn ssh_argv_as(
         command,
         interactive,
     ))
-}
-
-/// The one `ssh` recipe: root at the guest's IP with smolvm's key
-/// (`<keys dir>/id_ed25519`), no host-key prompts; `interactive` asks for a terminal when
-/// there is no command, else batch mode. `command` empty means a shell.
-pub fn ssh_args(keys_dir: &Path, ip: &str, command: &[String], interactive: bool) -> Vec<String> {
-    ssh_args_as(keys_dir, ip, &SshLogin::default(), command, interactive)
-}
-
-/// [`ssh_args`] as `login` (another user or key).
-pub fn ssh_args_as(
-    keys_dir: &Path,
-    ip: &str,
-    login: &SshLogin,
-    command: &[String],
-    interactive: bool,
-) -> Vec<String> {
-    let key = login
-        .key
-        .clone()
-        .unwrap_or_else(|| keys_dir.join("id_ed25519"));
-    let mut a: Vec<String> = vec![
-        "ssh".into(),
-        "-i".into(),
-        key.display().to_string(),
-        "-o".into(),
-        "StrictHostKeyChecking=no".into(),
-        "-o".into(),
-        "UserKnownHostsFile=/dev/null".into(),
-        "-o".into(),
-        "LogLevel=ERROR".into(),
-        "-o".into(),
-        "ConnectTimeout=10".into(),
-    ];
-    if interactive {
-        if command.is_empty() {
-            a.push("-t".into());
-        }
-    } else {
-        a.extend(["-T", "-o", "BatchMode=yes"].map(String::from));
-    }
-    a.push(format!("{}@{ip}", login.user.as_deref().unwrap_or("root")));
-    if !command.is_empty() {
-        // ssh joins its arguments with spaces for the remote shell: quote each one so
-        // `exec -- sh -c 'exit 7'` means there what it means here.
-        a.push("--".into());
-        a.push(
-            command
-                .iter()
-                .map(|c| shell_quote(c))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
-    }
-    a
-}
-
-/// What `smolvm sandbox ssh` runs, as one line to paste into a shell (the dashboard's
-/// copy, the start report's `ssh_command`).
-pub fn ssh_command(keys_dir: &Path, ip: &str) -> String {
-    ssh_args(keys_dir, ip, &[], true)
-        .iter()
-        .map(|w| shell_quote(w))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// One word for a POSIX shell: as is when it is plain, else in single quotes.
-pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stop_timeout_is_flag_then_variable_then_ten_seconds() {
-        let env = |v: Option<&str>| Env::from_vars(v.map(|v| ("SMOLVM_STOP_TIMEOUT", v)), 0);
-        let s = Duration::from_secs;
-        assert_eq!(stop_timeout(&env(None), None).unwrap(), s(10));
-        assert_eq!(stop_timeout(&env(Some("2")), None).unwrap(), s(2));
-        assert_eq!(stop_timeout(&env(Some("2")), Some(s(5))).unwrap(), s(5));
-        let e = stop_timeout(&env(Some("1e20")), None).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(
-            e.message.starts_with("SMOLVM_STOP_TIMEOUT "),
-            "{}",
-            e.message
-        );
-        // A flag wins even over a bad variable (it is never read).
-        assert_eq!(stop_timeout(&env(Some("x")), Some(s(1))).unwrap(), s(1));
-    }
-
-    #[test]
-    fn shell_quoting() {
-        assert_eq!(shell_quote("uname"), "uname");
-        assert_eq!(shell_quote("exit 7"), "'exit 7'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
 }

@@ -32,11 +32,13 @@ pub mod readonly;
 pub mod runtime;
 pub mod sandbox;
 pub mod snapshot;
+pub mod ssh;
 pub mod start;
 pub mod sudo;
 pub mod table;
 pub mod units;
 pub mod version;
+pub mod vm;
 
 pub use error::{Error, ErrorCode, Result};
 

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::cleanup::row_is_stale;
 use super::error::{Error, Result};
+use super::vm::row_is_stale;
 use crate::sys::fs::{disk_usage, HardLinks};
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::procfs;
@@ -48,7 +48,7 @@ impl SandboxInfo {
             ssh_command: net
                 .guest_ip
                 .as_deref()
-                .map(|ip| super::lifecycle::ssh_command(&paths.keys_dir, ip)),
+                .map(|ip| super::ssh::ssh_command(&paths.keys_dir, ip)),
             ip: net.guest_ip,
             ssh_port: net.ssh_host_port,
             tap: net.tap_device,

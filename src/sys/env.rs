@@ -157,20 +157,13 @@ impl Env {
             .unwrap_or_else(|| PathBuf::from("/"))
     }
 
-    /// The user who ran `sudo smolvm …` ([`Invoker`]): euid 0, `SUDO_UID` and `SUDO_GID`
-    /// numbers (the uid not 0), and their home — the password database's for `SUDO_USER`
+    /// The user who ran `sudo smolvm …` ([`Invoker`]): their ids as [`Env::sudo_ids`]
+    /// reads them (euid 0, both numbers, not root), and their home — the password database's for `SUDO_USER`
     /// when its uid is `SUDO_UID`, and `HOME` when that folder is theirs (`sudo -E`).
     /// `None` otherwise (plain root, a malformed variable, or no home of theirs).
     pub fn sudo_invoker(&self) -> Option<Invoker> {
         use std::os::unix::fs::MetadataExt;
-        if self.euid != 0 {
-            return None;
-        }
-        let uid: u32 = self.get_str("SUDO_UID")?.parse().ok()?;
-        let gid: u32 = self.get_str("SUDO_GID")?.parse().ok()?;
-        if uid == 0 {
-            return None;
-        }
+        let (uid, gid) = self.sudo_ids()?;
         let mut homes = Vec::new();
         if let Some(user) = self.get_str("SUDO_USER") {
             if let Ok(Some(u)) = nix::unistd::User::from_name(user) {
@@ -237,6 +230,35 @@ mod tests {
             None
         );
         assert_eq!(env(&[], 0).sudo_ids(), None);
+    }
+
+    #[test]
+    fn sudo_invoker_reads_the_ids_as_sudo_ids_does() {
+        // `nobody` (65534) is in every password database; its home need not exist.
+        let env = |uid: &str, gid: &str| {
+            Env::from_vars(
+                [
+                    ("SUDO_UID", uid),
+                    ("SUDO_GID", gid),
+                    ("SUDO_USER", "nobody"),
+                ],
+                0,
+            )
+        };
+        for (uid, gid) in [
+            ("65534", "65534"),
+            (" 65534", "65534\n"),
+            ("65534", "4294967295"),
+            ("0", "0"),
+            ("x", "1"),
+        ] {
+            let e = env(uid, gid);
+            assert_eq!(
+                e.sudo_invoker().map(|i| (i.uid, i.gid)),
+                e.sudo_ids(),
+                "SUDO_UID={uid:?} SUDO_GID={gid:?}"
+            );
+        }
     }
 
     #[test]

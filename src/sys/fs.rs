@@ -731,132 +731,34 @@ pub fn recorded_vm_ids(data_dir: &Path) -> Vec<String> {
     ids
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::symlink;
-
-    #[test]
-    fn snapshot_dirs_are_removed_only_when_every_entry_is_ours() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("snapshots");
-        let d = root.join("snap-1");
-        std::fs::create_dir_all(&d).unwrap();
-        for f in [
-            "state.bin",
-            "disk.ext4",
-            ".partial",
-            ".disk.ext4.42-a1b2c3.partial",
-        ] {
-            std::fs::write(d.join(f), b"x").unwrap();
-        }
-        // A foreign file refuses the whole removal.
-        std::fs::write(d.join("notes.txt"), b"mine").unwrap();
-        assert!(remove_snapshot_dir(&root, "snap-1").is_err());
-        assert!(d.join("state.bin").exists());
-        std::fs::remove_file(d.join("notes.txt")).unwrap();
-        // So does a link, even under one of our names; its target is never touched.
-        let target = t.path().join("precious");
-        std::fs::write(&target, b"keep").unwrap();
-        symlink(&target, d.join("mem.bin")).unwrap();
-        assert!(remove_snapshot_dir(&root, "snap-1").is_err());
-        std::fs::remove_file(d.join("mem.bin")).unwrap();
-        assert!(remove_snapshot_dir(&root, "snap-1").unwrap());
-        assert!(!d.exists());
-        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
-        assert!(!remove_snapshot_dir(&root, "snap-1").unwrap());
-        assert!(remove_snapshot_dir(&root, "../x").is_err());
-        assert!(!is_snapshot_file(".disk.ext4.x-1.partial"));
-    }
-
-    #[test]
-    fn socket_names_round_trip() {
-        for f in [VmFile::FcSocket, VmFile::QmpSocket, VmFile::VsockSocket] {
-            let (_, name) = f.locate(Path::new("/d"), Path::new("/s"), "vm-1").unwrap();
-            assert_eq!(VmFile::parse_socket_name(&name), Some((f, "vm-1")));
-        }
-        for bad in [
-            "fc-.sock",
-            "qmp-Bad.sock",
-            "fc-vm-1",
-            "x-vm-1.sock",
-            "qmp-a/b.sock",
-        ] {
-            assert_eq!(VmFile::parse_socket_name(bad), None, "{bad}");
+/// `path` and those of its ancestors that do not exist (not followed: a dangling link
+/// exists), deepest first, up to the first that exists; an error other than "not found"
+/// while looking is returned.
+pub fn missing_dirs(path: &Path) -> io::Result<Vec<&Path>> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    loop {
+        match std::fs::symlink_metadata(p) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                missing.push(p);
+                match p.parent() {
+                    Some(q) if !q.as_os_str().is_empty() => p = q,
+                    _ => break,
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
-
-    #[test]
-    fn usage_counts_blocks_not_apparent_size_and_hard_links_once() {
-        let t = tempfile::tempdir().unwrap();
-        let d = t.path().join("d");
-        std::fs::create_dir(&d).unwrap();
-        let f = std::fs::File::create(d.join("sparse")).unwrap();
-        f.set_len(64 << 20).unwrap();
-        std::fs::write(d.join("data"), vec![7u8; 1 << 20]).unwrap();
-        std::fs::hard_link(d.join("data"), d.join("data2")).unwrap();
-        let got = disk_usage(&d, &HardLinks::default());
-        assert!(got >= 1 << 20, "{got}");
-        assert!(
-            got < (1 << 20) + (1 << 18),
-            "sparse or hard link counted: {got}"
-        );
-    }
-
-    #[test]
-    fn usage_does_not_follow_symlinks() {
-        let t = tempfile::tempdir().unwrap();
-        let outside = t.path().join("outside");
-        std::fs::create_dir(&outside).unwrap();
-        std::fs::write(outside.join("big"), vec![1u8; 4 << 20]).unwrap();
-        let d = t.path().join("d");
-        std::fs::create_dir(&d).unwrap();
-        symlink(&outside, d.join("link")).unwrap();
-        assert!(disk_usage(&d, &HardLinks::default()) < 1 << 20);
-        assert_eq!(
-            disk_usage(&t.path().join("missing"), &HardLinks::default()),
-            0
-        );
-    }
-
-    #[test]
-    fn remove_entry_unlinks_symlinks_inside_without_touching_targets() {
-        let t = tempfile::tempdir().unwrap();
-        let outside = t.path().join("outside");
-        std::fs::create_dir_all(outside.join("sub")).unwrap();
-        std::fs::write(outside.join("sub/keep"), b"x").unwrap();
-        let d = t.path().join("root/stale");
-        std::fs::create_dir_all(d.join("a/b")).unwrap();
-        std::fs::write(d.join("a/b/f"), b"y").unwrap();
-        symlink(&outside, d.join("a/link-dir")).unwrap();
-        symlink(outside.join("sub/keep"), d.join("link-file")).unwrap();
-        remove_entry(&t.path().join("root"), OsStr::new("stale")).unwrap();
-        assert!(!d.exists());
-        assert_eq!(std::fs::read(outside.join("sub/keep")).unwrap(), b"x");
-    }
-
-    #[test]
-    fn mountinfo_escapes_decode_and_mount_ids_match_within_one_mount() {
-        assert_eq!(unescape_mountinfo(r"/a\040b\011c\134d"), b"/a b\tc\\d");
-        assert_eq!(unescape_mountinfo(r"/x\04"), b"/x\\04");
-        let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir(t.path().join("d")).unwrap();
-        let a = std::fs::File::open(t.path()).unwrap();
-        let b = std::fs::File::open(t.path().join("d")).unwrap();
-        assert_eq!(mount_id(&a).unwrap(), mount_id(&b).unwrap());
-        let proc_ = std::fs::File::open("/proc").unwrap();
-        assert_ne!(mount_id(&a).unwrap(), mount_id(&proc_).unwrap());
-    }
-
-    #[test]
-    fn remove_entry_on_a_symlink_removes_only_the_link() {
-        let t = tempfile::tempdir().unwrap();
-        let target = t.path().join("target");
-        std::fs::create_dir(&target).unwrap();
-        std::fs::write(target.join("f"), b"x").unwrap();
-        symlink(&target, t.path().join("link")).unwrap();
-        remove_entry(t.path(), OsStr::new("link")).unwrap();
-        assert!(std::fs::symlink_metadata(t.path().join("link")).is_err());
-        assert!(target.join("f").exists());
-    }
+    Ok(missing)
 }
+
+/// The bytes an unprivileged writer may still use on the file system that holds `path`
+/// (`statvfs`: available blocks times the fragment size); `None` when it cannot be read.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -247,6 +247,35 @@ fn shorten(s: &str, max: usize) -> String {
     t
 }
 
+/// An exclusive `flock` on an open file, released when dropped (or when the process
+/// dies). Reads the file through `Deref`.
+#[derive(Debug)]
+pub struct FileLock(Flock<File>);
+
+impl std::ops::Deref for FileLock {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
+}
+
+/// Lock `file` exclusively, waiting as long as another holder keeps it.
+pub fn lock_file(file: File) -> io::Result<FileLock> {
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map(FileLock)
+        .map_err(|(_, e)| io::Error::from(e))
+}
+
+/// Lock `file` exclusively if nobody holds it: `Ok(Err(file))` (the file back) when
+/// another holder has it.
+pub fn try_lock_file(file: File) -> io::Result<Result<FileLock, File>> {
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(Ok(FileLock(l))),
+        Err((f, nix::errno::Errno::EWOULDBLOCK)) => Ok(Err(f)),
+        Err((_, e)) => Err(io::Error::from(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! `display_path`, `io_reason`, `parse_seconds`, `is_vm_id`; `tests/architecture.rs`).
 
 pub mod build;
+pub mod child;
 pub mod disk;
 pub mod dnswire;
 pub mod env;

@@ -15,6 +15,21 @@ use std::sync::Mutex;
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
+/// Ask a process to end (it may clean up first).
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// End a process at once.
+pub const SIGKILL: i32 = libc::SIGKILL;
+
+/// Whether signalling failed because the process is already gone (`ESRCH`).
+pub fn is_gone(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Whether signalling failed because this process may not signal that one (`EPERM`).
+pub fn is_not_permitted(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EPERM)
+}
+
 const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// The first signal caught since the guards were installed (0: none).

@@ -84,21 +84,8 @@ fn give(path: &Path, is_dir: bool) {
 
 /// `create_dir_all`, the folders it made that are the user's given to them.
 pub fn create_dirs(dir: &Path) -> io::Result<()> {
-    let mut missing: Vec<&Path> = Vec::new();
-    let mut p = dir;
-    loop {
-        match std::fs::symlink_metadata(p) {
-            Ok(_) => break,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                missing.push(p);
-                match p.parent() {
-                    Some(q) if !q.as_os_str().is_empty() => p = q,
-                    _ => break,
-                }
-            }
-            Err(_) => break, // create_dir_all reports it
-        }
-    }
+    // An error while looking: create_dir_all reports it.
+    let missing = super::fs::missing_dirs(dir).unwrap_or_default();
     std::fs::create_dir_all(dir)?;
     for m in missing.iter().rev() {
         give(m, true);

@@ -20,6 +20,16 @@ pub struct Identity {
     pub gid: u32,
 }
 
+/// This process's effective user id.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Whether this process runs as root (effective user id 0).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// The service user, made when it does not exist yet (root only). A user of that name
 /// that is root, or that has a login shell and a real home, is refused: it is not ours.
 pub fn ensure_service_user() -> io::Result<Identity> {

@@ -90,9 +90,7 @@ fn run_session(
     err_line(format!(
         "smolvm: {what}; the dashboard comes back when it ends"
     ));
-    let status = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .status();
+    let status = crate::core::guest::run_interactive(argv);
     let _ = guard.resume();
     let _ = redraw_all(terminal);
     *events = Some(EventStream::new());

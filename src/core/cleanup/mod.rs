@@ -15,27 +15,29 @@
 //!   job (`teardown.rs`): VMM, TAP, nftables entries, files, and last the row.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nix::fcntl::{Flock, FlockArg};
 
-use super::error::{Error, Result};
+use super::error::{io_reason, Error, Result};
 use super::lock::VmLock;
 use super::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::fs::{self, VmFile};
+use crate::sys::lock::FileLock;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
-use crate::sys::process::{self, ProcInfo};
+use crate::sys::process;
 use crate::sys::state::{
     Corruption, Known, Leases, OpenMode, StateStore, VmRecord, VmStatus, DEFAULT_BUSY_TIMEOUT,
 };
 
 mod orphans;
 mod teardown;
+
+/// The liveness rule lives in `core::vm`; kept here for callers not moved yet.
+pub use super::vm::row_is_stale;
 
 use orphans::{orphans, remove_orphan, scan, OrphanAction};
 pub use teardown::{live_vmms, stop_vm, teardown_vm};
@@ -46,7 +48,6 @@ pub const DEFAULT_PREFIX: &str = "vm-";
 /// power off, which costs nothing; the CPU-bound steps among them run one per core. The
 /// bound keeps open descriptors (a pidfd, a control connection per VM) far below limits.
 pub const DEFAULT_PARALLEL: usize = 64;
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A cleanup prefix is never empty (it would match every VM, which is `--all`'s job) and
 /// never holds whitespace or control characters (no VM id does). The error is the reason.
@@ -104,7 +105,7 @@ impl CleanupOptions {
         dry_run: bool,
     ) -> Result<Self> {
         // Validated before anything else is looked at (durations: the one parser, 0 to 24 h).
-        let stop_timeout = super::lifecycle::stop_timeout(env, None)?;
+        let stop_timeout = super::vm::stop_timeout(env, None)?;
         let busy_timeout = env.seconds("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT, false)?;
         let lock_wait = super::lock::lock_timeout(env)?;
         if let (false, Some(p)) = (all, &prefix) {
@@ -261,7 +262,7 @@ pub struct CleanupPlan {
     pub warnings: Vec<String>,
     store: Arc<StateStore>,
     known: Arc<Known>,
-    _lock: Option<Flock<File>>,
+    _lock: Option<FileLock>,
 }
 
 impl CleanupPlan {
@@ -345,11 +346,12 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     } else {
         let path = opts.data_dir.join("cleanup.lock");
         Some(
-            tokio::task::spawn_blocking(move || -> Result<Flock<File>> {
+            tokio::task::spawn_blocking(move || -> Result<FileLock> {
                 let f = crate::sys::open::open_lock(&path, 0o600)
                     .map_err(|e| runtime(format!("cannot open {}: {e}", path.display())))?;
-                Flock::lock(f, FlockArg::LockExclusive)
-                    .map_err(|(_, e)| runtime(format!("cannot lock {}: {e}", path.display())))
+                crate::sys::lock::lock_file(f).map_err(|e| {
+                    runtime(format!("cannot lock {}: {}", path.display(), io_reason(&e)))
+                })
             })
             .await
             .map_err(runtime)??,
@@ -498,29 +500,6 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     })
 }
 
-/// A running/paused row is stale when its PID is missing, dead, a zombie, or now a
-/// process that is not a VMM carrying this VM's control socket (the PID was reused).
-pub fn row_is_stale(vm: &VmRecord, socket_dir: &Path) -> bool {
-    if !vm.status.is_active() {
-        return false;
-    }
-    let Some(pid) = vm.pid.filter(|p| *p > 0 && *p <= i64::from(i32::MAX)) else {
-        return true;
-    };
-    match process::info(pid as i32) {
-        None => true,
-        Some(info) if info.is_zombie() => true,
-        Some(info) => !info.is_vmm_binary() || !carries_socket_of(&info, vm, socket_dir),
-    }
-}
-
-fn carries_socket_of(info: &ProcInfo, vm: &VmRecord, socket_dir: &Path) -> bool {
-    process::socket_in_cmdline(&info.cmdline, None).is_some_and(|(_, id, path)| {
-        id == vm.id
-            && (path.parent() == Some(socket_dir)
-                || vm.socket_path.as_deref() == Some(path.to_string_lossy().as_ref()))
-    })
-}
 /// Tear down every target (`opts.parallel` in flight, their CPU-bound steps one per core;
 /// events in target order), then remove every orphan. A failure does not stop the others. The prompt may
 /// have waited minutes since the plan: each target's row is read again before it is torn

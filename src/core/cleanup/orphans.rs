@@ -241,7 +241,7 @@ pub(super) fn orphans(
             let Some((id, file)) = parsed else { continue };
             let mine = e.metadata().is_ok_and(|m| {
                 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-                m.file_type().is_socket() && m.uid() == nix::unistd::geteuid().as_raw()
+                m.file_type().is_socket() && m.uid() == crate::sys::users::euid()
             });
             // A socket still answering belongs to a live process, unless that is an
             // orphan VMM stopped just before (its socket then goes with it).

@@ -21,6 +21,7 @@ fn rt(e: impl std::fmt::Display) -> Error {
 use crate::sys::fs::{self, VmFile};
 use crate::sys::net::{self, nft, OwnedTap, TapClaim};
 use crate::sys::process::{self, OwnedVmm, VmmClaim, VmmKind, VmmProcess};
+use crate::sys::signals;
 use crate::sys::state::{Known, StateStore, VmRecord};
 use crate::sys::vmm::{firecracker, qmp::Qmp};
 
@@ -473,8 +474,8 @@ pub(super) async fn stop_vmm(owned: &OwnedVmm, budget: Duration) -> Result<()> {
     let signal = |sig: i32| -> Result<()> {
         match owned.signal(sig) {
             Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(Error::runtime(format!(
+            Err(e) if signals::is_gone(&e) => Ok(()),
+            Err(e) if signals::is_not_permitted(&e) => Err(Error::runtime(format!(
                 "Permission denied: cannot stop process {} ({})",
                 p.pid, p.comm
             ))),
@@ -485,11 +486,11 @@ pub(super) async fn stop_vmm(owned: &OwnedVmm, budget: Duration) -> Result<()> {
         }
     };
     let remaining = budget.saturating_sub(started.elapsed());
-    signal(libc::SIGTERM)?;
+    signal(signals::SIGTERM)?;
     if owned.wait_exit(remaining / 2).await {
         return Ok(());
     }
-    signal(libc::SIGKILL)?;
+    signal(signals::SIGKILL)?;
     if owned
         .wait_exit((remaining / 2).max(Duration::from_secs(1)))
         .await

@@ -355,7 +355,7 @@ pub fn summaries(
         let c = counters
             .as_ref()
             .map(|all| tap.and_then(|t| all.get(t)).filter(|c| c.guarded));
-        let alive = !super::cleanup::row_is_stale(r, &paths.socket_dir);
+        let alive = !crate::core::vm::row_is_stale(r, &paths.socket_dir);
         out.insert(
             r.id.clone(),
             NetworkSummary {

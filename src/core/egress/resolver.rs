@@ -158,7 +158,7 @@ async fn stop(data_dir: &Path, owned: crate::sys::process::OwnedProcess) {
     })
     .await;
     if !owned.wait_exit(Duration::from_secs(3)).await {
-        let _ = owned.signal(libc::SIGKILL);
+        let _ = owned.signal(crate::sys::signals::SIGKILL);
         owned.wait_exit(Duration::from_secs(3)).await;
     }
     proc_::forget(data_dir);

@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
+use crate::sys::lock::FileLock;
 use sha2::{Digest, Sha256};
 
 use super::{Image, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
@@ -375,7 +375,7 @@ pub(super) fn lock_dir(
     dir: &Path,
     artifact: Artifact,
     progress: &Progress<PullEvent>,
-) -> Result<Flock<File>> {
+) -> Result<FileLock> {
     use std::os::unix::fs::MetadataExt;
     let path = dir.join(".lock");
     let mut said = false;
@@ -383,17 +383,16 @@ pub(super) fn lock_dir(
         mkdir(dir)?;
         let lock_file =
             open::open_lock(&path, 0o644).map_err(|e| io_err("open lock", &path, &e))?;
-        let locked = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-            Ok(l) => l,
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+        let locked = match crate::sys::lock::try_lock_file(lock_file) {
+            Ok(Ok(l)) => l,
+            Ok(Err(f)) => {
                 if !said {
                     progress.emit(PullEvent::Waiting { artifact });
                     said = true;
                 }
-                Flock::lock(f, FlockArg::LockExclusive)
-                    .map_err(|(_, e)| io_err("lock", &path, &io::Error::from(e)))?
+                crate::sys::lock::lock_file(f).map_err(|e| io_err("lock", &path, &e))?
             }
-            Err((_, e)) => return Err(io_err("lock", &path, &io::Error::from(e))),
+            Err(e) => return Err(io_err("lock", &path, &e)),
         };
         let held = locked.metadata().map_err(|e| io_err("lock", &path, &e))?;
         match std::fs::symlink_metadata(&path) {

@@ -14,10 +14,9 @@
 //! stays in the image. Steps see the host's CA bundle through `SSL_CERT_FILE`,
 //! `NODE_EXTRA_CA_CERTS`, `npm_config_cafile`, `PIP_CERT`… (TLS-intercepting proxies).
 
-use std::io::Read;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Preset, Recipe};
 use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, BuildReport, Engine};
@@ -321,12 +320,13 @@ mount --bind "$t/run/smolvm-host/resolv.conf" "$t/etc/resolv.conf"
 exec chroot "$t" /bin/sh -c "$2"
 "#;
 
-/// Run one step in the new root, bounded by `timeout`: `(succeeded, output)`.
+/// Run one step in the new root, bounded by `timeout`: `(succeeded, output)`. The
+/// `unshare` dies with smolvm (and its PID namespace, and the mounts, with it); killed at
+/// the timeout, it takes the step's PID namespace with it.
 fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)> {
-    use std::os::unix::process::CommandExt;
     let ca = format!("{HOST_DIR}/ca.pem");
-    let mut cmd = Command::new("unshare");
-    cmd.args([
+    let mut argv: Vec<&OsStr> = [
+        "unshare",
         "--mount",
         "--pid",
         "--fork",
@@ -338,23 +338,27 @@ fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)
         "-c",
         STEP_SCRIPT,
         "smolvm-step",
-    ])
-    .arg(tree)
-    .arg(step)
-    .env_clear()
-    .env(
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    )
-    .env("HOME", "/root")
-    .env("LANG", "C.UTF-8")
-    .env("DEBIAN_FRONTEND", "noninteractive")
-    .env("npm_config_update_notifier", "false")
-    .env("npm_config_fund", "false")
-    .env("npm_config_audit", "false")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    ]
+    .iter()
+    .map(OsStr::new)
+    .collect();
+    argv.push(tree.as_os_str());
+    argv.push(OsStr::new(step));
+    let mut env: Vec<(&str, &OsStr)> = [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+        ("LANG", "C.UTF-8"),
+        ("DEBIAN_FRONTEND", "noninteractive"),
+        ("npm_config_update_notifier", "false"),
+        ("npm_config_fund", "false"),
+        ("npm_config_audit", "false"),
+    ]
+    .iter()
+    .map(|(k, v)| (*k, OsStr::new(*v)))
+    .collect();
     // Each tool's own name for the CA bundle to trust.
     for var in [
         "SSL_CERT_FILE",
@@ -365,69 +369,17 @@ fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)
         "CURL_CA_BUNDLE",
         "GIT_SSL_CAINFO",
     ] {
-        cmd.env(var, &ca);
+        env.push((var, OsStr::new(&ca)));
     }
-    // The unshare dies with smolvm (and its PID namespace, and the mounts, with it).
-    // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    run_bounded(&mut cmd, timeout)?.ok_or_else(|| {
-        Error::runtime(format!(
-            "Image build failed: step `{step}` did not finish within {} s (--install-timeout)",
-            timeout.as_secs()
-        ))
-        .with_recovery("Pass a larger --install-timeout, or check the network.")
-    })
-}
-
-/// Spawn `cmd` (its output merged, read on threads) and wait at most `timeout`; `None`
-/// when it timed out: the `unshare` it spawned itself is killed, and with it the step's
-/// PID namespace.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<Option<(bool, String)>> {
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::runtime(format!("cannot run unshare: {}", io_reason(&e))))?;
-    let reader = |s: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut s) = s {
-                let _ = s.read_to_end(&mut buf);
-            }
-            buf
+    crate::sys::child::run_isolated_bounded(&argv, &env, timeout)
+        .map_err(|e| Error::runtime(format!("cannot run unshare: {}", io_reason(&e))))?
+        .ok_or_else(|| {
+            Error::runtime(format!(
+                "Image build failed: step `{step}` did not finish within {} s (--install-timeout)",
+                timeout.as_secs()
+            ))
+            .with_recovery("Pass a larger --install-timeout, or check the network.")
         })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(Error::runtime(format!("waiting for a build step: {e}"))),
-        }
-    };
-    let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
-    text.push_str(&String::from_utf8_lossy(&err.join().unwrap_or_default()));
-    Ok(status.map(|s| (s.success(), text)))
 }
 
 #[cfg(test)]
@@ -494,7 +446,7 @@ mod tests {
 
     #[test]
     fn steps_see_the_hosts_resolver_and_ca_bundle_and_leave_no_mount_on_any_path() {
-        if !nix::unistd::geteuid().is_root() {
+        if !crate::sys::users::is_root() {
             eprintln!("SKIPPED: needs root (unshare, mount, chroot)");
             return;
         }

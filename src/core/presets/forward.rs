@@ -11,9 +11,7 @@
 //! `sandbox env` uses too; only the transport differs (here the freshly booted guest by
 //! its IP, retried until its SSH answers).
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -46,17 +44,14 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// `ssh … root@ip -- sh -c SCRIPT` in batch mode.
-    pub fn command(&self, script: &str) -> Command {
-        let argv = crate::core::lifecycle::ssh_args(
+    /// `ssh … root@ip -- sh -c SCRIPT` in batch mode, as its argument vector.
+    pub fn argv(&self, script: &str) -> Vec<String> {
+        crate::core::ssh::ssh_args(
             &self.keys_dir,
             &self.ip,
             &["sh".to_string(), "-c".to_string(), script.to_string()],
             false,
-        );
-        let mut c = Command::new(&argv[0]);
-        c.args(&argv[1..]);
-        c
+        )
     }
 
     /// Run `script` with `input` on its stdin; `(exit code, stdout, stderr)`. SSH not
@@ -69,20 +64,9 @@ impl Guest {
     ) -> Result<(i32, Vec<u8>, String)> {
         let deadline = Instant::now() + wait;
         loop {
-            let mut child = self
-                .command(script)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
+            let out = crate::sys::child::run_with_input(&self.argv(script), Some(input), None)
                 .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
-            if let Some(mut i) = child.stdin.take() {
-                let _ = i.write_all(input);
-            }
-            let out = child
-                .wait_with_output()
-                .map_err(|e| Error::runtime(format!("ssh: {}", io_reason(&e))))?;
-            let code = out.status.code().unwrap_or(255);
+            let code = out.status.and_then(|s| s.code()).unwrap_or(255);
             let err = String::from_utf8_lossy(&out.stderr).into_owned();
             if code == 255 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(500));
@@ -202,7 +186,7 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
 /// moved over it, with the mode set (a directory's files lose group and other bits when its
 /// mode has none).
 fn unpack_script(guest: &str, mode: u32, dir: bool) -> String {
-    let q = crate::core::lifecycle::shell_quote;
+    let q = crate::core::ssh::shell_quote;
     let parent = Path::new(guest)
         .parent()
         .map_or("/".to_string(), |p| p.display().to_string());
@@ -279,36 +263,31 @@ fn copy_config(guest: &Guest, cfg: &super::HostConfig, path: &Path, dir: bool) -
     let parent = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().unwrap_or_default();
     // The archive's single top entry is called `x` (`--transform`), whatever the names.
-    let mut tar = Command::new("tar")
-        .arg("-C")
-        .arg(parent)
-        .args(["-cf", "-", "--numeric-owner", "--owner=0", "--group=0"])
-        .arg(format!(
+    let mut tar: Vec<std::ffi::OsString> = vec!["tar".into(), "-C".into(), parent.into()];
+    tar.extend(
+        ["-cf", "-", "--numeric-owner", "--owner=0", "--group=0"]
+            .iter()
+            .map(|a| a.into()),
+    );
+    tar.push(
+        format!(
             "--transform=s|^{}|x|",
             name.to_string_lossy().replace('|', "\\|")
-        ))
-        .arg("--")
-        .arg(name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::runtime(format!("cannot run tar: {}", io_reason(&e))))?;
-    let stream = tar
-        .stdout
-        .take()
-        .ok_or_else(|| Error::runtime("tar: no output"))?;
-    let out = guest
-        .command(&unpack_script(&cfg.guest, cfg.mode, dir))
-        .stdin(stream)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
-    let t = tar
-        .wait_with_output()
-        .map_err(|e| Error::runtime(format!("tar: {}", io_reason(&e))))?;
-    if !t.status.success() || !out.status.success() {
+        )
+        .into(),
+    );
+    tar.push("--".into());
+    tar.push(name.into());
+    let ssh = guest.argv(&unpack_script(&cfg.guest, cfg.mode, dir));
+    let (t, out) = crate::sys::child::pipeline(&tar, &ssh).map_err(|(stage, e)| {
+        let what = match stage {
+            crate::sys::child::Stage::First => "tar",
+            crate::sys::child::Stage::Second => "ssh",
+        };
+        Error::runtime(format!("cannot run {what}: {}", io_reason(&e)))
+    })?;
+    let ok = |c: &crate::sys::child::Captured| c.status.is_some_and(|s| s.success());
+    if !ok(&t) || !ok(&out) {
         return Err(Error::runtime(format!(
             "cannot copy {} to the guest's {}: {}{}",
             path.display(),

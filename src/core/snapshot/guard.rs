@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use super::rt;
-use crate::core::cleanup;
 use crate::core::error::{Error, Result};
 use crate::core::lock::{lock_timeout, VmLock};
 use crate::core::start::Ctx;
@@ -54,7 +53,7 @@ pub async fn resume_source(ctx: &Ctx, vm_id: &str, pid: i64, snapshot_id: &str) 
         Some(vm)
             if vm.status.is_active()
                 && vm.pid == Some(pid)
-                && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) =>
+                && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir) =>
         {
             run_again(ctx, &vm).await?;
             ctx.store

@@ -25,7 +25,6 @@ use serde::Serialize;
 
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
-use super::cleanup;
 use super::error::{io_reason, Error, Result};
 use super::lifecycle::set_vcpus_paused;
 use super::start::{not_found, Ctx};
@@ -274,7 +273,7 @@ fn abandoned(snapshots_dir: &Path, store: &StateStore, id: &str) -> Option<bool>
     }
     let f = open::open_read(&marker).ok()?;
     // Held by a live create: not ours to judge. (Released at the end: only a probe.)
-    let _probe = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?;
+    let _probe = crate::sys::lock::try_lock_file(f).ok()?.ok()?;
     match store.get_snapshot(id) {
         Ok(None) => Some(true),
         Ok(Some(_)) => Some(false),
@@ -345,7 +344,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         return Err(Error::runtime(format!("Snapshot '{id}' already exists"))
             .with_recovery("Pick another --snapshot-id, or delete the old one first."));
     }
-    let live = vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir);
+    let live = vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir);
     let backend = vm.backend().unwrap_or("qemu").to_string();
     if !matches!(backend.as_str(), "qemu" | "firecracker") {
         return Err(rt(format!(
@@ -399,8 +398,18 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     // From here on the directory is ours: marked and locked until the row is written.
     let marker = dir.join(PARTIAL);
     let lock = open::create_new(&marker, 0o600).map_err(rt).and_then(|f| {
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| rt(format!("cannot lock {}: {e}", marker.display())))
+        match crate::sys::lock::try_lock_file(f) {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(_)) => Err(rt(format!(
+                "cannot lock {}: another process holds it",
+                marker.display()
+            ))),
+            Err(e) => Err(rt(format!(
+                "cannot lock {}: {}",
+                marker.display(),
+                io_reason(&e)
+            ))),
+        }
     });
     let lock = match lock {
         Ok(l) => l,
@@ -592,7 +601,7 @@ async fn fc_snapshot_create(
     budget: Duration,
 ) -> Result<()> {
     use crate::sys::vmm::{firecracker, prepare};
-    let me = nix::unistd::geteuid().as_raw();
+    let me = crate::sys::users::euid();
     let owner = vm
         .pid
         .and_then(|p| i32::try_from(p).ok())
@@ -636,17 +645,15 @@ async fn fc_snapshot_create(
 /// `sync` in the guest over SSH (bounded), so a disk copy holds what was written.
 async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
     let argv = super::lifecycle::ssh_argv(ctx, &vm.id, &["sync".to_string()], false)?;
-    let out = tokio::time::timeout(
+    let out = crate::sys::child::output_async(
+        &argv,
+        crate::sys::child::Io::Piped,
         Duration::from_secs(30),
-        tokio::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(std::process::Stdio::null())
-            .output(),
     )
     .await
-    .map_err(|_| rt("flushing the guest's file systems timed out"))?
-    .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?;
-    if out.status.success() {
+    .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
+    .ok_or_else(|| rt("flushing the guest's file systems timed out"))?;
+    if out.status.is_some_and(|s| s.success()) {
         Ok(())
     } else {
         Err(rt(format!(

@@ -178,7 +178,8 @@ pub async fn restore(
     }
     let replaced = existing.is_some();
     if let Some(vm) = &existing {
-        let live = vm.status.is_active() && !cleanup::row_is_stale(vm, &ctx.paths.socket_dir);
+        let live =
+            vm.status.is_active() && !crate::core::vm::row_is_stale(vm, &ctx.paths.socket_dir);
         // Only a restore that never finished carries the marker (it is removed on success).
         let interrupted =
             vm.config.get(RESTORING).and_then(|v| v.as_str()) == Some(info.id.as_str());

@@ -80,7 +80,7 @@ pub(crate) async fn boot(
             Vmm::Firecracker => "Firecracker",
         };
         let deadline = Instant::now() + runtime.boot_timeout;
-        let exited = |child: &mut std::process::Child| -> Option<Error> {
+        let exited = |child: &mut crate::sys::child::Child| -> Option<Error> {
             match child.try_wait() {
                 Ok(Some(st)) => Some(Error::runtime(format!(
                     "{what} exited early while booting VM '{id}' ({st}){}",
@@ -248,12 +248,12 @@ fn args_for_fc(row: &VmRecord, net: &Network) -> String {
 
 /// Ready: the console says `SmolVM init complete`, or the guest's port 22 accepts.
 async fn wait_ready(
-    child: &mut std::process::Child,
+    child: &mut crate::sys::child::Child,
     log: &std::fs::File,
     ip: Ipv4Addr,
     deadline: Instant,
     timeout: Duration,
-    exited: &(dyn Fn(&mut std::process::Child) -> Option<Error> + Sync),
+    exited: &(dyn Fn(&mut crate::sys::child::Child) -> Option<Error> + Sync),
 ) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let mut pos = 0u64;

@@ -36,18 +36,28 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
         .map_err(|e| path_err("create a directory in", dir, &e))?;
     let r = (|| {
         let tmp = tmp_dir.join("id_ed25519");
-        let out = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "smolvm", "-f"])
-            .arg(&tmp)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| {
-                rt(format!(
-                    "cannot run ssh-keygen ({}); install openssh-client",
-                    io_reason(&e)
-                ))
-            })?;
-        if !out.status.success() {
+        let mut argv: Vec<&std::ffi::OsStr> = [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "smolvm",
+            "-f",
+        ]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+        argv.push(tmp.as_os_str());
+        let out = crate::sys::child::output(&argv).map_err(|e| {
+            rt(format!(
+                "cannot run ssh-keygen ({}); install openssh-client",
+                io_reason(&e)
+            ))
+        })?;
+        if !out.status.is_some_and(|s| s.success()) {
             return Err(rt(format!(
                 "ssh-keygen failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()

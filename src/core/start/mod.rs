@@ -621,7 +621,7 @@ pub async fn ensure_running(
         .get_vm(id)
         .map_err(rt)?
         .ok_or_else(|| not_found(id))?;
-    if row.status.is_active() && !cleanup::row_is_stale(&row, &ctx.paths.socket_dir) {
+    if row.status.is_active() && !crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir) {
         return Ok(None);
     }
     start_locked(ctx, id, None, boot_timeout, progress)
@@ -646,7 +646,8 @@ async fn start_locked(
         .get_vm(id)
         .map_err(rt)?
         .ok_or_else(|| not_found(id))?;
-    let stale = row.status.is_active() && cleanup::row_is_stale(&row, &ctx.paths.socket_dir);
+    let stale =
+        row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
     if !(matches!(
         row.status,
         VmStatus::Created | VmStatus::Stopped | VmStatus::Error

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::files::path_err;
 use super::{rt, Ctx, Phase, StartEvent};
-use crate::core::error::{Error, Result};
+use crate::core::error::{io_reason, Error, Result};
 use crate::core::progress::Progress;
 use crate::sys::net::{nft, tap};
 use crate::sys::open;
@@ -13,16 +13,22 @@ use crate::sys::state::{Network, StateError};
 
 /// The data dir's `network.lock`, held while nftables are changed (one writer at a
 /// time per install).
-pub(crate) struct NetworkLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+pub(crate) struct NetworkLock(#[allow(dead_code)] crate::sys::lock::FileLock);
 
 /// Take the data dir's network lock.
 pub(crate) async fn network_lock(ctx: &Ctx) -> Result<NetworkLock> {
     let lock_path = ctx.data_dir.join("network.lock");
     tokio::task::spawn_blocking(move || -> Result<NetworkLock> {
         let f = open::open_lock(&lock_path, 0o600).map_err(|e| path_err("open", &lock_path, &e))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        crate::sys::lock::lock_file(f)
             .map(NetworkLock)
-            .map_err(|(_, e)| rt(format!("cannot lock {}: {e}", lock_path.display())))
+            .map_err(|e| {
+                rt(format!(
+                    "cannot lock {}: {}",
+                    lock_path.display(),
+                    io_reason(&e)
+                ))
+            })
     })
     .await
     .map_err(rt)?

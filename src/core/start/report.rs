@@ -31,7 +31,7 @@ pub(super) fn report(
         id: id.to_string(),
         status: if pid.is_some() { "running" } else { "created" }.into(),
         preset,
-        ssh_command: crate::core::lifecycle::ssh_command(&ctx.paths.keys_dir, &ip),
+        ssh_command: crate::core::ssh::ssh_command(&ctx.paths.keys_dir, &ip),
         ip,
         ssh_host_port: net.ssh_host_port,
         backend: runtime.vmm,
@@ -80,7 +80,7 @@ pub(crate) async fn roll_back(
 /// this failure.
 pub(super) async fn mark_failed(ctx: &Ctx, id: &str) {
     if let Ok(Some(vm)) = ctx.store.get_vm(id) {
-        if vm.status.is_active() && !cleanup::row_is_stale(&vm, &ctx.paths.socket_dir) {
+        if vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir) {
             tracing::warn!(vm = %id, pid = ?vm.pid, "start failed; the row records another live VMM, left as it is");
             return;
         }

@@ -10,9 +10,9 @@
 //! filters built into its binary (`doctor` warns when it has none). Once the VMM has bound
 //! its control socket, root takes the socket over: only root talks to it from then on.
 
+use crate::sys::child::Child;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
 
 use super::checked::CheckedConfig;
@@ -44,7 +44,7 @@ pub(crate) struct VmmUser {
 /// the groups it keeps are known. Refused: writable mounts of different owners, or owned
 /// by root (or a user whose group is root's).
 pub(crate) fn base_identity(mounts: &[Mount]) -> Result<Option<Identity>> {
-    if !nix::unistd::geteuid().is_root() {
+    if !crate::sys::users::is_root() {
         return Ok(None);
     }
     let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
@@ -65,7 +65,7 @@ pub(crate) fn base_identity(mounts: &[Mount]) -> Result<Option<Identity>> {
 /// check when smolvm is not root (its VMM runs as this user anyway).
 pub(crate) fn check_writable_owner(mounts: &[Mount]) -> Result<()> {
     let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
-    if writable.is_empty() || !nix::unistd::geteuid().is_root() {
+    if writable.is_empty() || !crate::sys::users::is_root() {
         return Ok(());
     }
     mount_owner(&writable).map(drop)
@@ -122,7 +122,7 @@ fn mount_owner(writable: &[&Mount]) -> Result<Identity> {
 /// reachable for it, and `/dev/kvm` for a KVM guest or Firecracker.
 pub(crate) fn vmm_user(ctx: &Ctx, runtime: &Runtime, mounts: &[Mount]) -> Result<VmmUser> {
     let Some(id) = base_identity(mounts)? else {
-        let me = nix::unistd::geteuid().as_raw();
+        let me = crate::sys::users::euid();
         return Ok(VmmUser {
             identity: None,
             name: users::user_name(me),
@@ -303,7 +303,7 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
 fn vmm_uid(user: &VmmUser) -> u32 {
     user.identity
         .as_ref()
-        .map_or_else(|| nix::unistd::geteuid().as_raw(), |u| u.id.uid)
+        .map_or_else(crate::sys::users::euid, |u| u.id.uid)
 }
 
 /// Take the control socket over when the VMM failed before it was up (it may have bound its
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn writable_mounts_need_one_owner_who_is_not_root() {
-        if !nix::unistd::geteuid().is_root() {
+        if !crate::sys::users::is_root() {
             return;
         }
         let t = tempfile::tempdir().unwrap();

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::sys::users::Identity;
 
@@ -183,7 +183,7 @@ impl Launch {
     /// `log` (a file the caller opened itself, so the VMM never opens a path of ours; for
     /// a launch without a log, output goes nowhere). The caller owns (and must eventually
     /// reap) the child.
-    pub fn spawn(self, log: Option<&File>) -> io::Result<Child> {
+    pub fn spawn(self, log: Option<&File>) -> io::Result<crate::sys::child::Child> {
         use std::os::unix::process::CommandExt;
         let (out, err) = match log {
             Some(l) => (Stdio::from(l.try_clone()?), Stdio::from(l.try_clone()?)),
@@ -199,7 +199,7 @@ impl Launch {
         unsafe {
             c.pre_exec(move || exec.run_in_child());
         }
-        c.spawn()
+        c.spawn().map(Into::into)
     }
 }
 

@@ -1,0 +1,240 @@
+//! `image save` / `image load`: one cached image as one `.tar.zst`, and back.
+//!
+//! The archive (format 1) is a zstd stream of a tar holding, in this order,
+//! [`MANIFEST_NAME`] (an [`ArchiveManifest`]: format version, name, kind, and each file's
+//! size and SHA-256) and then exactly the files it lists, each a regular-file entry under
+//! its bare name:
+//!
+//! - a built image (`image build`, `<images>/<name>/`): `.fingerprint`, `vmlinux.bin`,
+//!   `rootfs.ext4`;
+//! - a published image by its cache name (`image pull`, `<images>/<version>/<name>/`):
+//!   `rootfs.ext4.zst`, `rootfs.ext4`, `rootfs.ext4.from-sha256` and the version's kernel
+//!   `vmlinux-<arch>.<elf|image>` — what `start` needs to boot it without the network.
+//!
+//! Save reads each file through a descriptor opened without following a symbolic link,
+//! hashes it, then streams it into a temporary file beside FILE (hashing it again: a file
+//! that changed meanwhile is an error), fsyncs and renames it into place — never over
+//! anything but a regular file, and over one only with `force`.
+//!
+//! Load trusts nothing in the archive until it is checked: the manifest must come first
+//! and be well-formed (the name valid as an image name, the file list exactly the kind's),
+//! every entry must be a regular file under exactly the next expected name with the listed
+//! size (links, devices, directories, `..` or absolute names are refused), and its SHA-256
+//! must match; a published image must also match this release's published checksums. Files
+//! are unpacked into a fresh staging directory in the image cache through the sparse
+//! writer (zero blocks stay holes, and it stops before the disk fills), then swapped into
+//! place atomically — over an existing image only with `force`. Any failure removes the
+//! staging directory and changes nothing else.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{parse_image_name, ROOTFS, ROOTFS_ZST, SIDECAR};
+use crate::core::error::{io_reason, Error};
+
+mod load;
+mod save;
+
+pub use load::load;
+pub use save::save;
+
+/// The first entry of every archive.
+pub const MANIFEST_NAME: &str = "smolvm-image.json";
+/// `format` in the manifest.
+pub const FORMAT: &str = "smolvm-image-archive";
+pub const FORMAT_VERSION: u32 = 1;
+/// Bounds on the small files (the manifest, `.fingerprint`, the sidecar).
+const MAX_SMALL: u64 = 64 << 10;
+const FINGERPRINT: &str = ".fingerprint";
+const BUILT_KERNEL: &str = "vmlinux.bin";
+const CHUNK: usize = 1 << 20;
+
+/// Which cache an image lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `image build`: `<images>/<name>/`.
+    Built,
+    /// `image pull`: `<images>/<version>/<name>/` and the version's kernel.
+    Published,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Built => "built",
+            Kind::Published => "published",
+        }
+    }
+}
+
+/// One file of the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The archive's first entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveManifest {
+    pub format: String,
+    pub format_version: u32,
+    pub name: String,
+    pub kind: Kind,
+    /// The image version a published image belongs to (`null` for a built image).
+    pub version: Option<String>,
+    pub files: Vec<FileEntry>,
+    /// `smolvm <version>` that wrote it (informational).
+    pub created_by: String,
+}
+
+/// What a file's bytes are doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Save's first pass: the checksum for the manifest.
+    Hash,
+    /// Save: into the archive.
+    Pack,
+    /// Load: out of the archive into the staging directory.
+    Unpack,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Hash => "hash",
+            Phase::Pack => "pack",
+            Phase::Unpack => "unpack",
+        }
+    }
+}
+
+/// Progress of a save or load: bytes of one file done so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveEvent {
+    pub file: String,
+    pub phase: Phase,
+    pub bytes: u64,
+    pub total: u64,
+}
+
+/// `image save -o OUTPUT NAME [--force]`.
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    pub name: String,
+    pub output: PathBuf,
+    /// Replace an existing regular file at `output`.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SaveReport {
+    pub name: String,
+    pub kind: Kind,
+    pub version: Option<String>,
+    pub output: PathBuf,
+    pub archive_bytes: u64,
+    pub files: Vec<FileEntry>,
+    /// A file was at `output` and was replaced (`--force`).
+    pub replaced: bool,
+}
+
+/// `image load -i INPUT [--force]`.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub input: PathBuf,
+    /// Replace an image of the same name.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub name: String,
+    pub kind: Kind,
+    pub version: Option<String>,
+    pub image_dir: PathBuf,
+    pub kernel_path: PathBuf,
+    pub rootfs_path: PathBuf,
+    pub files: Vec<FileEntry>,
+    /// An image of that name was there and was replaced (`--force`).
+    pub replaced: bool,
+}
+
+fn io_err(what: &str, p: &Path, e: &io::Error) -> Error {
+    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(e)))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The kernel file name of a published platform: `vmlinux-<arch>.<elf|image>`.
+fn published_kernel_name(name: &str) -> Option<String> {
+    let (_, arch, vmm, _) = parse_image_name(name)?;
+    Some(format!("vmlinux-{arch}.{}", vmm.kernel_format()))
+}
+
+/// The file names (in archive order) an image of `kind` named `name` consists of.
+fn expected_files(kind: Kind, name: &str) -> Option<Vec<String>> {
+    match kind {
+        Kind::Built => Some(vec![FINGERPRINT.into(), BUILT_KERNEL.into(), ROOTFS.into()]),
+        Kind::Published => Some(vec![
+            SIDECAR.into(),
+            published_kernel_name(name)?,
+            ROOTFS_ZST.into(),
+            ROOTFS.into(),
+        ]),
+    }
+}
+
+/// Read `r` to its end in 1 MiB chunks, hashing each and handing it to `sink`; returns the
+/// byte count and the SHA-256.
+fn stream(
+    mut r: impl Read,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    mut tick: impl FnMut(u64),
+) -> io::Result<(u64, String)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        sink(&buf[..n])?;
+        done += n as u64;
+        tick(done);
+    }
+    Ok((done, hex(&h.finalize())))
+}
+
+/// A reader that hashes and counts what passes through.
+struct HashRead<'a, R> {
+    inner: R,
+    sha: &'a mut Sha256,
+    done: &'a mut u64,
+    tick: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for HashRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        *self.done += n as u64;
+        if n > 0 {
+            (self.tick)(*self.done);
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,32 @@
+//! Whether a VM the state DB calls running or paused is live: the one rule cleanup, the
+//! sandbox verbs (stop, delete, pause, restore, ports), snapshots, the dashboard's list
+//! and the egress guard ask.
+
+use std::path::Path;
+
+use crate::sys::process::{self, ProcInfo};
+use crate::sys::state::VmRecord;
+
+/// A running/paused row is stale when its PID is missing, dead, a zombie, or now a
+/// process that is not a VMM carrying this VM's control socket (the PID was reused).
+pub fn row_is_stale(vm: &VmRecord, socket_dir: &Path) -> bool {
+    if !vm.status.is_active() {
+        return false;
+    }
+    let Some(pid) = vm.pid.filter(|p| *p > 0 && *p <= i64::from(i32::MAX)) else {
+        return true;
+    };
+    match process::info(pid as i32) {
+        None => true,
+        Some(info) if info.is_zombie() => true,
+        Some(info) => !info.is_vmm_binary() || !carries_socket_of(&info, vm, socket_dir),
+    }
+}
+
+fn carries_socket_of(info: &ProcInfo, vm: &VmRecord, socket_dir: &Path) -> bool {
+    process::socket_in_cmdline(&info.cmdline, None).is_some_and(|(_, id, path)| {
+        id == vm.id
+            && (path.parent() == Some(socket_dir)
+                || vm.socket_path.as_deref() == Some(path.to_string_lossy().as_ref()))
+    })
+}

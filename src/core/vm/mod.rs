@@ -1,0 +1,49 @@
+//! Rules about one VM that several operations share (cleanup, the sandbox verbs,
+//! snapshots, start's report, the dashboard, the egress guard), kept out of any one of
+//! them so none has to import another for them: whether a VM is live
+//! ([`row_is_stale`]), and how long a stop may take ([`stop_timeout`]).
+
+use std::time::Duration;
+
+use super::error::Result;
+use crate::sys::env::Env;
+
+mod liveness;
+
+pub use liveness::row_is_stale;
+
+/// The budget a stop gives a VMM when neither `--timeout` nor `SMOLVM_STOP_TIMEOUT` says.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The budget `stop` and `delete` give each VMM, the same for every face: the `--timeout`
+/// flag when given, else `SMOLVM_STOP_TIMEOUT`, else 10 s (the one duration parser, 0 to
+/// 24 h; a bad variable is a usage error naming it).
+pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
+    match flag {
+        Some(t) => Ok(t),
+        None => Ok(env.seconds("SMOLVM_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, false)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_timeout_is_flag_then_variable_then_ten_seconds() {
+        let env = |v: Option<&str>| Env::from_vars(v.map(|v| ("SMOLVM_STOP_TIMEOUT", v)), 0);
+        let s = Duration::from_secs;
+        assert_eq!(stop_timeout(&env(None), None).unwrap(), s(10));
+        assert_eq!(stop_timeout(&env(Some("2")), None).unwrap(), s(2));
+        assert_eq!(stop_timeout(&env(Some("2")), Some(s(5))).unwrap(), s(5));
+        let e = stop_timeout(&env(Some("1e20")), None).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message.starts_with("SMOLVM_STOP_TIMEOUT "),
+            "{}",
+            e.message
+        );
+        // A flag wins even over a bad variable (it is never read).
+        assert_eq!(stop_timeout(&env(Some("x")), Some(s(1))).unwrap(), s(1));
+    }
+}

@@ -1,0 +1,357 @@
+//! Programs smolvm starts (tar, ssh, ssh-keygen, docker, a VMM's `--version`, a build
+//! step): core names each by its argument vector (`argv[0]` is the program, found on
+//! `PATH` when it has no `/`); this module spawns, feeds, reads, bounds and reaps them.
+//! Output is always read on threads of its own, so a chatty child never blocks on a full
+//! pipe.
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where one of a child's standard streams goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// `/dev/null`.
+    Null,
+    /// A pipe to smolvm (taken with [`Child::take_stdin`] and the like).
+    Piped,
+    /// smolvm's own (the terminal, for an interactive session).
+    Inherit,
+}
+
+impl Io {
+    fn stdio(self) -> Stdio {
+        match self {
+            Io::Null => Stdio::null(),
+            Io::Piped => Stdio::piped(),
+            Io::Inherit => Stdio::inherit(),
+        }
+    }
+}
+
+/// A child process smolvm started; the caller reaps it ([`Child::wait`]).
+#[derive(Debug)]
+pub struct Child(std::process::Child);
+
+impl From<std::process::Child> for Child {
+    fn from(c: std::process::Child) -> Child {
+        Child(c)
+    }
+}
+
+impl Child {
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+    /// The write end of its stdin (spawned with [`Io::Piped`]), once.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.0.stdin.take()
+    }
+    /// The read end of its stdout (spawned with [`Io::Piped`]), once.
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.0.stdout.take()
+    }
+    /// The read end of its stderr (spawned with [`Io::Piped`]), once.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.0.stderr.take()
+    }
+    /// Its exit status if it has exited (reaped then), else `None`.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.0.try_wait()
+    }
+    /// Wait for it to exit (stdin, if still held, is closed first).
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.0.wait()
+    }
+    /// SIGKILL it (our own child: its PID cannot have been reused before it is reaped).
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.0.kill()
+    }
+}
+
+fn command<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<Command> {
+    let (first, rest) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no program to run"))?;
+    let mut c = Command::new(first);
+    c.args(rest);
+    Ok(c)
+}
+
+/// Start `argv` with its streams as given.
+pub fn spawn<S: AsRef<OsStr>>(argv: &[S], stdin: Io, stdout: Io, stderr: Io) -> io::Result<Child> {
+    command(argv)?
+        .stdin(stdin.stdio())
+        .stdout(stdout.stdio())
+        .stderr(stderr.stdio())
+        .spawn()
+        .map(Child)
+}
+
+/// Start `argv` with the terminal as its streams and wait for it (an interactive session).
+pub fn run_interactive<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<ExitStatus> {
+    command(argv)?.status()
+}
+
+/// Replace this process with `argv`; returns only when that failed, with why.
+pub fn exec<S: AsRef<OsStr>>(argv: &[S]) -> io::Error {
+    use std::os::unix::process::CommandExt;
+    match command(argv) {
+        Ok(mut c) => c.exec(),
+        Err(e) => e,
+    }
+}
+
+fn read_all<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut b);
+        }
+        b
+    })
+}
+
+/// Wait for `child` until `deadline` (none: as long as it takes); past it, kill and reap
+/// it and answer `None`.
+fn wait_until(
+    child: &mut Child,
+    deadline: Option<Instant>,
+    poll: Duration,
+) -> io::Result<Option<ExitStatus>> {
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// What a finished (or timed-out) child left: its status (`None`: it was killed at the
+/// deadline) and all it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Run `argv` with `stdin` fed to it (then closed; `None`: `/dev/null`), its output
+/// collected, killed at `timeout` (none: no limit).
+pub fn run_with_input<S: AsRef<OsStr>>(
+    argv: &[S],
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> io::Result<Captured> {
+    let mut child = spawn(
+        argv,
+        if stdin.is_some() { Io::Piped } else { Io::Null },
+        Io::Piped,
+        Io::Piped,
+    )?;
+    let input = stdin.map(<[u8]>::to_vec);
+    let mut pipe = child.take_stdin();
+    let feeder = std::thread::spawn(move || {
+        if let (Some(p), Some(data)) = (pipe.as_mut(), input) {
+            let _ = p.write_all(&data);
+        }
+        drop(pipe);
+    });
+    let t_out = read_all(child.take_stdout());
+    let t_err = read_all(child.take_stderr());
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let status = wait_until(&mut child, deadline, Duration::from_millis(20))?;
+    let _ = feeder.join();
+    Ok(Captured {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    })
+}
+
+/// Run `argv` (stdin `/dev/null`) and wait at most `timeout`; `Ok(None)` when it timed
+/// out (it is killed). Its status, stdout and stderr (as text, lossily).
+pub fn run_bounded<S: AsRef<OsStr>>(
+    argv: &[S],
+    timeout: Duration,
+) -> io::Result<Option<(ExitStatus, String, String)>> {
+    let c = run_with_input(argv, None, Some(timeout))?;
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    Ok(c.status.map(|s| (s, text(c.stdout), text(c.stderr))))
+}
+
+/// Run `argv` (stdin `/dev/null`) to the end: its status and output.
+pub fn output<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<Captured> {
+    run_with_input(argv, None, None)
+}
+
+/// Run `argv` (stdin `/dev/null`, output collected) from async code, killed when
+/// `timeout` passes first (`Ok(None)`).
+pub async fn output_async<S: AsRef<OsStr>>(
+    argv: &[S],
+    stdout: Io,
+    timeout: Duration,
+) -> io::Result<Option<Captured>> {
+    let (first, rest) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no program to run"))?;
+    let mut c = tokio::process::Command::new(first);
+    c.args(rest)
+        .stdin(Stdio::null())
+        .stdout(stdout.stdio())
+        .stderr(if stdout == Io::Null {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .kill_on_drop(true);
+    match tokio::time::timeout(timeout, c.output()).await {
+        Ok(out) => out.map(|o| {
+            Some(Captured {
+                status: Some(o.status),
+                stdout: o.stdout,
+                stderr: o.stderr,
+            })
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Which program of a [`pipeline`] failed to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    First,
+    Second,
+}
+
+/// `first | second`: `first`'s stdout feeds `second`'s stdin; `second`'s stdout goes
+/// nowhere. Both run to the end; each one's status and stderr.
+pub fn pipeline<A: AsRef<OsStr>, B: AsRef<OsStr>>(
+    first: &[A],
+    second: &[B],
+) -> Result<(Captured, Captured), (Stage, io::Error)> {
+    let mut a = spawn(first, Io::Null, Io::Piped, Io::Piped).map_err(|e| (Stage::First, e))?;
+    let a_err = read_all(a.take_stderr());
+    let stream = a
+        .take_stdout()
+        .ok_or_else(|| (Stage::First, io::Error::other("no output")))?;
+    let b = command(second).and_then(|mut c| {
+        c.stdin(stream)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+    });
+    let a_status = a.wait();
+    let a_err = a_err.join().unwrap_or_default();
+    let b = b.map_err(|e| (Stage::Second, e))?;
+    let a_status = a_status.map_err(|e| (Stage::First, e))?;
+    Ok((
+        Captured {
+            status: Some(a_status),
+            stdout: Vec::new(),
+            stderr: a_err,
+        },
+        Captured {
+            status: Some(b.status),
+            stdout: Vec::new(),
+            stderr: b.stderr,
+        },
+    ))
+}
+
+/// Run `argv` with only the environment `env` (nothing inherited), output (stdout then
+/// stderr) collected, bounded by `timeout` (`Ok(None)`: it was killed). The child gets
+/// SIGKILL when smolvm dies, so a step smolvm no longer watches cannot outlive it.
+pub fn run_isolated_bounded<S: AsRef<OsStr>>(
+    argv: &[S],
+    env: &[(&str, &OsStr)],
+    timeout: Duration,
+) -> io::Result<Option<(bool, String)>> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = command(argv)?;
+    cmd.env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(io::Error::from)
+        });
+    }
+    let mut child = Child(cmd.spawn()?);
+    let out = read_all(child.take_stdout());
+    let err = read_all(child.take_stderr());
+    let status = wait_until(
+        &mut child,
+        Some(Instant::now() + timeout),
+        Duration::from_millis(50),
+    )?;
+    let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    text.push_str(&String::from_utf8_lossy(&err.join().unwrap_or_default()));
+    Ok(status.map(|s| (s.success(), text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_run_times_out() {
+        let r = run_bounded(&["sleep", "5"], Duration::from_millis(100)).unwrap();
+        assert!(r.is_none());
+        let r = run_bounded(&["echo", "hi"], Duration::from_secs(5)).unwrap();
+        assert_eq!(r.unwrap().1, "hi\n");
+    }
+
+    #[test]
+    fn input_is_fed_and_output_kept_apart() {
+        let c = run_with_input(
+            &["sh", "-c", "cat; echo err >&2; exit 3"],
+            Some(b"in"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.status.and_then(|s| s.code()), Some(3));
+        assert_eq!(
+            (c.stdout.as_slice(), c.stderr.as_slice()),
+            (&b"in"[..], &b"err\n"[..])
+        );
+    }
+
+    #[test]
+    fn a_pipeline_feeds_the_second_from_the_first() {
+        let (a, b) = pipeline(
+            &["sh", "-c", "echo hello; echo a >&2"],
+            &["sh", "-c", "read x; echo \"got $x\" >&2; exit 4"],
+        )
+        .unwrap();
+        assert!(a.status.unwrap().success());
+        assert_eq!(a.stderr, b"a\n");
+        assert_eq!(b.status.and_then(|s| s.code()), Some(4));
+        assert_eq!(b.stderr, b"got hello\n");
+    }
+
+    #[test]
+    fn an_isolated_run_sees_only_its_environment() {
+        let r = run_isolated_bounded(
+            &["/bin/sh", "-c", "echo \"$ONLY:$HOME\""],
+            &[("ONLY", OsStr::new("yes"))],
+            Duration::from_secs(5),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r, (true, "yes:\n".to_string()));
+    }
+}
