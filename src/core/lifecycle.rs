@@ -32,7 +32,7 @@ fn get(ctx: &Ctx, id: &str) -> Result<VmRecord> {
 pub struct Info {
     #[serde(flatten)]
     pub summary: SandboxInfo,
-    pub config: serde_json::Value,
+    pub config: crate::sys::state::VmConfig,
     pub network: Option<crate::sys::state::Network>,
     pub socket_path: Option<String>,
     pub log_path: PathBuf,

@@ -543,9 +543,7 @@ async fn write_snapshot(
     open::sync_dir(dir).map_err(rt)?;
     let text = |p: &Path| p.display().to_string();
     let mut config = vm.config.clone();
-    if let Some(c) = config.as_object_mut() {
-        c.insert("rootfs_path".into(), serde_json::json!(disk));
-    }
+    config.rootfs_path = Some(disk.to_path_buf());
     let row = SnapshotRecord {
         snapshot_id: id.to_string(),
         vm_id: vm.id.clone(),

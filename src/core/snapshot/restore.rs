@@ -30,10 +30,6 @@ use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
 use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::{firecracker, qmp::Qmp};
 
-/// The config key a restore in progress carries (removed when it succeeds): a sandbox
-/// left by an interrupted restore of the same snapshot is replaced without `--force`.
-const RESTORING: &str = "restoring_snapshot";
-
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
     pub snapshot_id: String,
@@ -133,7 +129,7 @@ pub async fn restore(
         .ok_or_else(|| rt(format!("Snapshot '{}' has an unknown backend", info.id)))?;
     let net: Network = serde_json::from_value(row.network_config.clone()).unwrap_or_default();
     let (ip, tap) = network_of(&info, &net)?;
-    let accel = match row.vm_config.get("accel").and_then(|v| v.as_str()) {
+    let accel = match row.vm_config.extras.accel.as_deref() {
         None => None,
         Some(a) => Some(AccelRequest::parse(a).ok_or_else(|| {
             rt(format!(
@@ -151,7 +147,7 @@ pub async fn restore(
     )?;
     // The saved state loads only into the same machine type.
     if vmm == Vmm::Qemu {
-        runtime.machine = match row.vm_config.get("qemu_machine").and_then(|v| v.as_str()) {
+        runtime.machine = match row.vm_config.qemu_machine.as_deref() {
             Some("microvm") => Some(Machine::Microvm),
             Some("q35") => Some(Machine::Q35),
             _ => runtime.machine,
@@ -180,8 +176,7 @@ pub async fn restore(
     if let Some(vm) = &existing {
         let live = vm.status.is_active() && !cleanup::row_is_stale(vm, &ctx.paths.socket_dir);
         // Only a restore that never finished carries the marker (it is removed on success).
-        let interrupted =
-            vm.config.get(RESTORING).and_then(|v| v.as_str()) == Some(info.id.as_str());
+        let interrupted = vm.config.extras.restoring_snapshot.as_deref() == Some(info.id.as_str());
         if !opts.force && !interrupted {
             let state = if live { "running" } else { vm.status.as_str() };
             return Err(Error::runtime(format!(
@@ -202,11 +197,9 @@ pub async fn restore(
 
     let disk = ctx.disk_path(&id)?;
     let mut config = row.vm_config.clone();
-    if let Some(c) = config.as_object_mut() {
-        c.insert("vm_id".into(), serde_json::json!(id));
-        c.insert("rootfs_path".into(), serde_json::json!(disk));
-        c.insert(RESTORING.into(), serde_json::json!(info.id));
-    }
+    config.vm_id = Some(id.clone());
+    config.rootfs_path = Some(disk.clone());
+    config.extras.restoring_snapshot = Some(info.id.clone());
     let mut vm = VmRecord::new(id.clone(), VmStatus::Created);
     vm.config = config.clone();
     match ctx.store.insert_vm(&vm) {
@@ -233,10 +226,8 @@ pub async fn restore(
         Ok(v) => v,
         Err(e) => return Err(start::roll_back(ctx, &id, e, progress).await),
     };
-    if let Some(c) = config.as_object_mut() {
-        c.remove(RESTORING);
-        c.insert("restored_from_snapshot".into(), serde_json::json!(info.id));
-    }
+    config.extras.restoring_snapshot = None;
+    config.extras.restored_from_snapshot = Some(info.id.clone());
     ctx.store.set_config(&id, &config).map_err(rt)?;
     ctx.store
         .mark_snapshot_restored(&info.id, &id)

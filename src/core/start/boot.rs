@@ -10,7 +10,7 @@ use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
 use super::vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
-use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, DEFAULT_BOOT_ARGS, READY_MARKER};
+use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
 use crate::core::images::Vmm;
@@ -43,8 +43,6 @@ pub(crate) async fn boot(
         .get_vm(id)
         .map_err(rt)?
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while starting")))?;
-    let cfg = &row.config;
-    let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
     let kernel = checked.kernel.clone();
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
@@ -111,8 +109,8 @@ pub(crate) async fn boot(
             let cfg = firecracker::FcConfig {
                 kernel: spawned.fc_kernel.clone(),
                 boot_args: args_for_fc(&row, &net),
-                vcpus: n("vcpu_count", 2) as u32,
-                mem_mib: n("mem_size_mib", 512) as u32,
+                vcpus: row.config.vcpus(),
+                mem_mib: row.config.memory_mib(),
                 rootfs: spawned.fc_rootfs.clone(),
                 tap: net.tap_device.clone().unwrap_or_default(),
                 mac: net.guest_mac.clone().unwrap_or_default(),
@@ -183,19 +181,17 @@ pub(crate) fn qemu_spec(
     socket: &std::path::Path,
 ) -> QemuSpec {
     let cfg = &row.config;
-    let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
     QemuSpec {
         binary: runtime.binary.clone(),
-        vcpus: n("vcpu_count", 2) as u32,
-        mem_mib: n("mem_size_mib", 512) as u32,
+        vcpus: cfg.vcpus(),
+        mem_mib: cfg.memory_mib(),
         kernel: checked.kernel.clone(),
         rootfs: checked.rootfs.clone(),
         rootfs_fd: None,
         boot_args: boot_args(
-            &s("boot_args").unwrap_or_else(|| DEFAULT_BOOT_ARGS.into()),
+            cfg.boot_args(),
             Vmm::Qemu,
-            s("ssh_public_key").as_deref(),
+            cfg.ssh_public_key.as_deref(),
             net,
         ),
         tap: net.tap_device.clone().unwrap_or_default(),
@@ -237,13 +233,13 @@ async fn mount_workspaces(
 }
 
 fn args_for_fc(row: &VmRecord, net: &Network) -> String {
-    let base = row
-        .config
-        .get("boot_args")
-        .and_then(|v| v.as_str())
-        .unwrap_or(DEFAULT_BOOT_ARGS);
-    let key = row.config.get("ssh_public_key").and_then(|v| v.as_str());
-    boot_args(base, Vmm::Firecracker, key, net)
+    let c = &row.config;
+    boot_args(
+        c.boot_args(),
+        Vmm::Firecracker,
+        c.ssh_public_key.as_deref(),
+        net,
+    )
 }
 
 /// Ready: the console says `SmolVM init complete`, or the guest's port 22 accepts.

@@ -35,7 +35,9 @@ use crate::sys::http::HttpConfig;
 use crate::sys::open;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process::is_vm_id;
-use crate::sys::state::{Corruption, OpenMode, StateError, StateStore, VmRecord, VmStatus};
+use crate::sys::state::{
+    Corruption, OpenMode, StateError, StateStore, VmConfig, VmExtras, VmRecord, VmStatus,
+};
 use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::Accel;
 
@@ -60,7 +62,7 @@ pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
 /// SmolVM's `SSH_BOOT_ARGS` (its images' `/init` is PID 1).
-pub const DEFAULT_BOOT_ARGS: &str = "console=ttyS0 reboot=k panic=1 pci=off init=/init";
+pub use crate::sys::state::DEFAULT_BOOT_ARGS;
 
 /// How to create (and maybe start) a sandbox.
 #[derive(Debug, Clone, Default)]
@@ -482,31 +484,37 @@ pub async fn create(
         .unwrap_or(registry.map_or(super::presets::DEFAULT_MEMORY_MIB, |p| p.memory_mib));
     let vcpus = opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS);
     let disk_mib = opts.disk_size_mib;
-    let config = serde_json::json!({
-        "vm_id": id,
-        "vcpu_count": vcpus,
-        "mem_size_mib": mem,
-        "kernel_path": kernel,
-        "rootfs_path": disk,
-        "source_rootfs_path": source_rootfs,
-        "initrd_path": null,
-        "boot_args": DEFAULT_BOOT_ARGS,
-        "boot_mode": "direct_kernel",
-        "backend": runtime.vmm,
-        "accel": runtime.accel,
-        "qemu_machine": runtime.machine,
-        "guest_os": opts.os.unwrap_or(Os::Ubuntu).as_str(),
-        "preset": preset,
-        "disk_mode": "isolated",
-        "disk_size_mib": disk_mib.or(registry.map(|p| p.disk_mib)),
-        "retain_disk_on_delete": false,
-        "ssh_public_key": public_key.trim(),
-        "boot_timeout": runtime.boot_timeout.as_secs_f64(),
-    });
-    let mut config = config;
-    if !opts.mounts.is_empty() {
-        config["mounts"] = serde_json::to_value(&opts.mounts).map_err(rt)?;
-    }
+    let config = VmConfig {
+        vm_id: Some(id.clone()),
+        preset: preset.clone(),
+        vcpu_count: Some(vcpus),
+        memory: Some(mem),
+        guest_os: Some(opts.os.unwrap_or(Os::Ubuntu).as_str().into()),
+        boot_mode: Some("direct_kernel".into()),
+        kernel_path: Some(kernel.clone()),
+        initrd_path: None,
+        rootfs_path: Some(disk.clone()),
+        boot_args: Some(DEFAULT_BOOT_ARGS.into()),
+        backend: Some(runtime.vmm.as_str().into()),
+        qemu_machine: runtime.machine.map(|m| m.as_str().into()),
+        disk_mode: Some("isolated".into()),
+        disk_size_mib: disk_mib.or(registry.map(|p| p.disk_mib)),
+        retain_disk_on_delete: Some(false),
+        ssh_public_key: Some(public_key.trim().into()),
+        internet_settings: None,
+        other: Default::default(),
+        extras: VmExtras {
+            accel: Some(runtime.accel.as_str().into()),
+            boot_timeout: Some(runtime.boot_timeout.as_secs_f64()),
+            source_rootfs_path: Some(source_rootfs.clone()),
+            mounts: if opts.mounts.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_value(&opts.mounts).map_err(rt)?)
+            },
+            ..Default::default()
+        },
+    };
     let mut row = VmRecord::new(id.clone(), VmStatus::Created);
     row.config = config;
     match ctx.store.insert_vm(&row) {
@@ -662,7 +670,7 @@ async fn start_locked(
                 Error::runtime(format!("Sandbox '{id}' has an unknown backend '{b}'"))
             })?,
     };
-    let accel = match (accel, row.config.get("accel").and_then(|v| v.as_str())) {
+    let accel = match (accel, row.config.extras.accel.as_deref()) {
         (Some(a), _) => Some(a),
         (None, None) => None,
         (None, Some(a)) => Some(AccelRequest::parse(a).ok_or_else(|| {
@@ -671,7 +679,7 @@ async fn start_locked(
     };
     let mut runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
     // The machine it was created with (`--qemu-machine`): the same devices every boot.
-    let stored_machine = row.config.get("qemu_machine").and_then(|v| v.as_str());
+    let stored_machine = row.config.qemu_machine.as_deref();
     set_machine(&mut runtime, stored_machine, |m| {
         Error::runtime(format!("Sandbox '{id}' has an unknown QEMU machine '{m}'"))
     })?;
