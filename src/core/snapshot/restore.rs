@@ -27,7 +27,6 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent};
 use crate::sys::open;
 use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
-use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::{firecracker, qmp::Qmp};
 
 #[derive(Debug, Clone, Default)]
@@ -145,14 +144,14 @@ pub async fn restore(
         opts.boot_timeout,
         progress,
     )?;
-    // The saved state loads only into the same machine type.
-    if vmm == Vmm::Qemu {
-        runtime.machine = match row.vm_config.qemu_machine.as_deref() {
-            Some("microvm") => Some(Machine::Microvm),
-            Some("q35") => Some(Machine::Q35),
-            _ => runtime.machine,
-        };
-    }
+    // The saved state loads only into the same machine type: the stored one, resolved as
+    // `sandbox start` resolves it.
+    start::set_machine(&mut runtime, row.vm_config.qemu_machine.as_deref(), |m| {
+        rt(format!(
+            "Snapshot '{}' has an unknown QEMU machine '{m}'",
+            info.id
+        ))
+    })?;
 
     // Refusals before anything changes.
     // What the VMM will be given (a Firecracker full snapshot loads without its kernel).

@@ -190,8 +190,9 @@ pub(crate) fn runtime(
 
 /// A QEMU runtime's machine as `requested` (`auto|q35|microvm`, auto resolved for its
 /// accelerator) instead of the environment's; `bad` names an unknown value. Firecracker
-/// has no machine to set.
-fn set_machine(
+/// has no machine to set. The one resolution of a stored `qemu_machine`: `sandbox start`
+/// and snapshot restore both call it, so they boot a stored value the same way.
+pub(crate) fn set_machine(
     runtime: &mut Runtime,
     requested: Option<&str>,
     bad: impl FnOnce(&str) -> Error,
@@ -736,6 +737,50 @@ mod tests {
         assert!(
             id.starts_with("vm-") && is_vm_id(&id) && id.len() == 11,
             "{id}"
+        );
+    }
+
+    /// Restart and restore both resolve a stored machine here: `auto` for the accelerator,
+    /// an unknown value refused, none keeps the environment's.
+    #[test]
+    fn a_stored_machine_resolves_one_way() {
+        let rt = |vmm, accel| Runtime {
+            vmm,
+            binary: PathBuf::from("/usr/bin/qemu-system-x86_64"),
+            accel,
+            machine: Some(Machine::Microvm),
+            boot_timeout: Duration::from_secs(1),
+            vmm_reason: String::new(),
+            accel_reason: String::new(),
+            warning: None,
+        };
+        let resolve = |vmm, accel, stored: Option<&str>| {
+            let mut r = rt(vmm, accel);
+            set_machine(&mut r, stored, |m| Error::runtime(format!("unknown '{m}'")))
+                .map(|()| r.machine)
+                .map_err(|e| e.message)
+        };
+        use Vmm::{Firecracker, Qemu};
+        assert_eq!(resolve(Qemu, Accel::Tcg, None), Ok(Some(Machine::Microvm)));
+        assert_eq!(
+            resolve(Qemu, Accel::Tcg, Some("auto")),
+            Ok(Some(Machine::Q35))
+        );
+        assert_eq!(
+            resolve(Qemu, Accel::Kvm, Some("auto")),
+            Ok(Some(Machine::Microvm))
+        );
+        assert_eq!(
+            resolve(Qemu, Accel::Kvm, Some("q35")),
+            Ok(Some(Machine::Q35))
+        );
+        assert_eq!(
+            resolve(Qemu, Accel::Tcg, Some("pc-i440fx")),
+            Err("unknown 'pc-i440fx'".to_string())
+        );
+        assert_eq!(
+            resolve(Firecracker, Accel::Kvm, Some("pc-i440fx")),
+            Ok(Some(Machine::Microvm))
         );
     }
 }
