@@ -3,6 +3,8 @@
 //! configured through it), then the guest ready.
 
 use std::net::Ipv4Addr;
+
+use base64::Engine as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -348,7 +350,7 @@ pub fn boot_args(base: &str, vmm: Vmm, public_key: Option<&str>, net: &Network) 
         {
             toks.push(format!(
                 "smolvm.authorized_key_b64={}",
-                base64(k.trim().as_bytes())
+                base64::engine::general_purpose::STANDARD.encode(k.trim())
             ));
         }
     }
@@ -361,24 +363,6 @@ pub fn boot_args(base: &str, vmm: Vmm, public_key: Option<&str>, net: &Network) 
         ));
     }
     toks.join(" ")
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -397,7 +381,7 @@ mod tests {
             boot_args("console=ttyS0 reboot=k panic=1 pci=off", Vmm::Qemu, Some("ssh-ed25519 AAA x\n"), &net),
             format!(
                 "console=ttyS0 reboot=k panic=1 root=/dev/vda rw smolvm.authorized_key_b64={} ip=172.16.0.2::172.16.0.1:255.255.255.0::eth0:off",
-                base64(b"ssh-ed25519 AAA x")
+                "c3NoLWVkMjU1MTkgQUFBIHg="
             )
         );
         assert_eq!(
@@ -409,8 +393,5 @@ mod tests {
             ),
             "console=ttyS0 pci=off ip=1.2.3.4"
         );
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"foob"), "Zm9vYg==");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 }
