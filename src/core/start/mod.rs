@@ -62,7 +62,7 @@ pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
 /// SmolVM's `SSH_BOOT_ARGS` (its images' `/init` is PID 1).
-pub use crate::sys::state::DEFAULT_BOOT_ARGS;
+pub const DEFAULT_BOOT_ARGS: &str = crate::sys::state::DEFAULT_BOOT_ARGS;
 
 /// How to create (and maybe start) a sandbox.
 #[derive(Debug, Clone, Default)]
