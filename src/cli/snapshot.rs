@@ -121,7 +121,7 @@ fn restore(a: &SnapshotRestoreArgs, env: &Env) -> i32 {
             if let Some(p) = rep.vm.ssh_port {
                 line(format!("  SSH port: {p}"));
             }
-            if rep.vm.status == "paused" {
+            if rep.vm.status == crate::core::VmStatus::Paused {
                 line(format!("Run it: smolvm sandbox resume {}", rep.vm.name));
             } else {
                 line(format!("Connect: smolvm sandbox ssh {}", rep.vm.name));
@@ -168,7 +168,7 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
             [
                 s.id.clone(),
                 s.vm_id.clone(),
-                s.kind.clone(),
+                s.kind.to_string(),
                 s.backend.clone(),
                 if s.missing_files.is_empty() {
                     format_size(s.size_bytes)

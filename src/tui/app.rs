@@ -474,7 +474,7 @@ impl App {
         let key = VM_COLUMNS.get(self.vm_list.sort_col).map(|c| c.id);
         v.sort_by(|(_, a), (_, b)| {
             let o = match key {
-                Some(VmCol::Status) => a.info.status.cmp(&b.info.status),
+                Some(VmCol::Status) => a.info.status.as_str().cmp(b.info.status.as_str()),
                 Some(VmCol::Backend) => a.info.backend.cmp(&b.info.backend),
                 Some(VmCol::Preset) => a.info.preset.cmp(&b.info.preset),
                 Some(VmCol::Ip) => a.info.ip.cmp(&b.info.ip),
@@ -1199,7 +1199,7 @@ impl App {
                     self.data
                         .vms
                         .iter()
-                        .any(|r| r.info.id == *id && r.info.status == "paused")
+                        .any(|r| r.info.id == *id && r.info.status == crate::core::VmStatus::Paused)
                 });
                 let (what, kind) = if all_paused {
                     (Mutation::Resume, TaskKind::Resume)
@@ -1273,7 +1273,7 @@ impl App {
                 let Some(r) = self.one_vm(&ids, "a session") else {
                     return Vec::new();
                 };
-                if r.info.status != "running" || r.info.stale {
+                if r.info.status != crate::core::VmStatus::Running || r.info.stale {
                     self.status = Some(format!(
                         "{} is {}: start it first",
                         r.info.id,

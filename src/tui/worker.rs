@@ -1162,7 +1162,7 @@ pub fn load_detail(env: &Env, id: &str) -> Result<crate::tui::data::VmDetail, St
             v.into_iter()
                 .map(|s| SnapshotRow {
                     id: s.id,
-                    kind: s.kind,
+                    kind: s.kind.to_string(),
                     created_at: s.created_at,
                     size_bytes: s.size_bytes,
                     missing: !s.missing_files.is_empty(),
@@ -1225,7 +1225,7 @@ async fn run_pause(
             Ok(if r.unchanged {
                 format!("already {}", r.status)
             } else {
-                r.status
+                r.status.to_string()
             })
         }
     })

@@ -274,7 +274,7 @@ fn report(
     blocked.truncate(20);
     NetworkReport {
         vm_id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status,
         summary: s.internet.summary(),
         internet: s.internet,
         publish_ssh: s.publish_ssh,

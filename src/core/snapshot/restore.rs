@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{get, rt, SnapshotInfo, FC_MEM, FC_STATE, STATE};
+use super::{get, rt, SnapshotInfo, SnapshotType, FC_MEM, FC_STATE, STATE};
 use crate::core::cleanup;
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::host::{AccelRequest, Backend};
@@ -53,7 +53,7 @@ pub struct RestoreReport {
 pub struct RestoredSnapshot {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: SnapshotType,
     pub vm_id: String,
     pub created_at: String,
 }
@@ -61,7 +61,7 @@ pub struct RestoredSnapshot {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoredVm {
     pub name: String,
-    pub status: String,
+    pub status: VmStatus,
     pub ip_address: String,
     pub ssh_port: Option<u16>,
     pub pid: Option<i64>,
@@ -97,7 +97,7 @@ pub async fn restore(
     tracing::info!(snapshot = %opts.snapshot_id, "restoring snapshot");
     let t0 = Instant::now();
     let (row, info) = get(ctx, &opts.snapshot_id)?;
-    if info.kind == "diff" {
+    if info.kind == SnapshotType::Diff {
         return Err(rt(format!(
             "Snapshot '{}' is a diff snapshot, which this smolvm cannot restore yet",
             info.id
@@ -155,7 +155,7 @@ pub async fn restore(
 
     // Refusals before anything changes.
     // What the VMM will be given (a Firecracker full snapshot loads without its kernel).
-    if !(vmm == Vmm::Firecracker && info.kind != "disk") {
+    if !(vmm == Vmm::Firecracker && info.kind != SnapshotType::Disk) {
         start::check_kernel_and_mounts(ctx, start::Whose::Snapshot(&info.id), &row.vm_config)?;
     }
     let existing = ctx.store.get_vm(&id).map_err(rt)?;
@@ -234,13 +234,13 @@ pub async fn restore(
     Ok(RestoreReport {
         snapshot: RestoredSnapshot {
             id: info.id.clone(),
-            kind: info.kind.clone(),
+            kind: info.kind,
             vm_id: id.clone(),
             created_at: info.created_at.clone(),
         },
         vm: RestoredVm {
             name: id,
-            status: status.as_str().into(),
+            status,
             ip_address: ip.to_string(),
             ssh_port: net.ssh_host_port,
             pid,
@@ -296,7 +296,7 @@ async fn bring_up(
         .reserve_network(&id, &ip.to_string(), tap, net.ssh_host_port)
         .map_err(|e| rt(e).with_recovery("Delete the sandbox holding it and try again."))?;
     let (log, socket) = start::prepare_files(ctx, &id, vmm, disk)?;
-    if info.kind == "disk" {
+    if info.kind == SnapshotType::Disk {
         let row = ctx
             .store
             .get_vm(&id)

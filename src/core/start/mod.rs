@@ -151,7 +151,7 @@ pub struct Timings {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StartReport {
     pub id: String,
-    pub status: String,
+    pub status: VmStatus,
     pub preset: Option<String>,
     pub ip: String,
     pub ssh_host_port: Option<u16>,

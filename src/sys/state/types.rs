@@ -19,8 +19,9 @@ use super::config::VmConfig;
 use crate::sys::process::is_vm_id;
 
 /// `vms.status`: SmolVM's `created|running|paused|stopped|error` (a row with any other
-/// value is skipped).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// value is skipped). Serialized as those words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum VmStatus {
     Created,
     Running,
