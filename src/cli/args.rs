@@ -3,7 +3,37 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::core::host::AccelRequest;
+use crate::core::snapshot::{FlushPolicy, SnapshotType};
+use crate::core::VmStatus;
+
+/// Core's value types as clap values: the spellings are each type's own (`as_str`), in
+/// the order `--help` lists them.
+macro_rules! value_enum {
+    ($t:ty: $($v:expr),+) => {
+        impl ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($v),+]
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.as_str()))
+            }
+        }
+    };
+}
+value_enum!(SnapshotType: SnapshotType::Full, SnapshotType::Diff, SnapshotType::Disk);
+value_enum!(FlushPolicy: FlushPolicy::Required, FlushPolicy::BestEffort, FlushPolicy::Skip);
+value_enum!(AccelRequest: AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg);
+value_enum!(
+    VmStatus: VmStatus::Created,
+    VmStatus::Running,
+    VmStatus::Paused,
+    VmStatus::Stopped,
+    VmStatus::Error
+);
 
 /// A flag carrying seconds (`--timeout`): the one duration parser, 0 to 24 h.
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -191,8 +221,8 @@ pub struct StartFlags {
     #[arg(long, value_parser = ["auto", "firecracker", "qemu", "libkrun", "vz"], default_value = "auto")]
     pub backend: String,
     /// CPU accelerator (default: $SMOLVM_ACCEL, else auto = KVM with hardware KVM, else TCG).
-    #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
-    pub accel: Option<String>,
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelRequest>,
     /// QEMU's machine (default: $SMOLVM_QEMU_MACHINE, else auto = microvm with KVM, q35
     /// under TCG); kept for the sandbox's later starts.
     #[arg(long, value_parser = ["auto", "q35", "microvm"])]
@@ -605,8 +635,8 @@ pub struct SnapshotCreateArgs {
     #[arg(long)]
     pub snapshot_id: Option<String>,
     /// full (memory, device state and disk), disk (disk only); diff is not supported yet.
-    #[arg(long, value_parser = ["full", "diff", "disk"], default_value = "full")]
-    pub snapshot_type: String,
+    #[arg(long, value_enum, default_value = "full")]
+    pub snapshot_type: SnapshotType,
     /// Run the source sandbox again afterwards.
     #[arg(long)]
     pub resume_source: bool,
@@ -614,8 +644,8 @@ pub struct SnapshotCreateArgs {
     #[arg(long)]
     pub live_only: bool,
     /// Sync the guest's file systems before a disk snapshot of a running sandbox.
-    #[arg(long, value_parser = ["required", "best-effort", "skip"], default_value = "best-effort")]
-    pub flush_policy: String,
+    #[arg(long, value_enum, default_value = "best-effort")]
+    pub flush_policy: FlushPolicy,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -686,8 +716,8 @@ pub struct SandboxStartArgs {
     #[arg(long)]
     pub publish_ssh: bool,
     /// CPU accelerator (default: the one it was created with).
-    #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
-    pub accel: Option<String>,
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelRequest>,
     /// Seconds to wait for the guest to be ready (at most 86400).
     #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
     pub boot_timeout: Option<Duration>,
@@ -794,8 +824,8 @@ pub struct ListArgs {
     #[arg(long)]
     pub all: bool,
     /// Only sandboxes with this status.
-    #[arg(long, value_parser = ["created", "running", "paused", "stopped", "error"])]
-    pub status: Option<String>,
+    #[arg(long, value_enum)]
+    pub status: Option<VmStatus>,
     /// Only sandboxes of this preset.
     #[arg(long, value_parser = ["claude", "claude-code", "codex", "hermes", "openclaw", "claw", "opencode", "pi"])]
     pub preset: Option<String>,

@@ -9,7 +9,7 @@ use super::args::{CreateArgs, SandboxCommand, StartFlags};
 use super::output::{self, err_line, line, warn};
 use crate::core::error::{Error, Result};
 use crate::core::escape::{self, Escaper};
-use crate::core::host::{AccelRequest, Backend};
+use crate::core::host::Backend;
 use crate::core::images::pull::PullEvent;
 use crate::core::images::Os;
 use crate::core::lifecycle;
@@ -32,7 +32,7 @@ fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
         disk_size_mib: flags.disk_size,
         // clap has checked the values.
         backend: Backend::parse(&flags.backend).unwrap_or_default(),
-        accel: flags.accel.as_deref().and_then(AccelRequest::parse),
+        accel: flags.accel,
         qemu_machine: flags.qemu_machine.clone(),
         os: flags.os.as_deref().and_then(Os::parse),
         boot_timeout: flags.boot_timeout,
@@ -343,7 +343,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 crate::core::runtime::block_on(start::start_existing(
                     &ctx,
                     &a.id,
-                    a.accel.as_deref().and_then(AccelRequest::parse),
+                    a.accel,
                     a.boot_timeout,
                     &progress(a.json),
                 ))?

@@ -105,6 +105,14 @@ impl FlushPolicy {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushPolicy::Required => "required",
+            FlushPolicy::BestEffort => "best-effort",
+            FlushPolicy::Skip => "skip",
+        }
+    }
 }
 
 /// How to take a snapshot.
