@@ -7,6 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::host::AccelRequest;
+use crate::core::images::{Arch, Os, Vmm};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
 use crate::core::VmStatus;
 
@@ -24,6 +25,20 @@ macro_rules! value_enum {
         }
     };
 }
+/// A `text_enum` of core's images (`ALL` in its spelling order).
+macro_rules! value_enum_all {
+    ($($t:ty),+) => {
+        $(impl ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$t>::ALL
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.as_str()))
+            }
+        })+
+    };
+}
+value_enum_all!(Arch, Vmm, Os);
 value_enum!(SnapshotType: SnapshotType::Full, SnapshotType::Diff, SnapshotType::Disk);
 value_enum!(FlushPolicy: FlushPolicy::Required, FlushPolicy::BestEffort, FlushPolicy::Skip);
 value_enum!(AccelRequest: AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg);
@@ -231,8 +246,8 @@ pub struct StartFlags {
     #[arg(long, value_parser = ["ssh", "vsock"])]
     pub comm_channel: Option<String>,
     /// Guest OS flavour of the preset's image (default: ubuntu).
-    #[arg(long, value_parser = ["ubuntu", "alpine"])]
-    pub os: Option<String>,
+    #[arg(long, value_enum)]
+    pub os: Option<Os>,
     /// Seconds to wait for the guest to be ready (default 30 with KVM, 120 under TCG; at
     /// most 86400).
     #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
@@ -456,14 +471,14 @@ pub struct ImageStoreArgs {
 #[derive(Debug, Args)]
 pub struct PlatformArgs {
     /// Guest architecture (default: this CPU's).
-    #[arg(long, value_parser = ["amd64", "arm64"])]
-    pub arch: Option<String>,
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// Virtual machine monitor (default: firecracker with hardware KVM, else qemu).
-    #[arg(long, value_parser = ["firecracker", "qemu"])]
-    pub vmm: Option<String>,
+    #[arg(long, value_enum)]
+    pub vmm: Option<Vmm>,
     /// Guest OS flavour (default: ubuntu).
-    #[arg(long, value_parser = ["ubuntu", "alpine"])]
-    pub os: Option<String>,
+    #[arg(long, value_enum)]
+    pub os: Option<Os>,
 }
 
 #[derive(Debug, Args)]

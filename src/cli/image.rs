@@ -34,11 +34,10 @@ fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths, String)> {
 }
 
 fn platform(p: &PlatformArgs) -> Platform {
-    // clap has checked the values.
     Platform {
-        arch: p.arch.as_deref().and_then(Arch::parse),
-        vmm: p.vmm.as_deref().and_then(Vmm::parse),
-        os: p.os.as_deref().and_then(Os::parse),
+        arch: p.arch,
+        vmm: p.vmm,
+        os: p.os,
     }
 }
 

@@ -34,7 +34,7 @@ fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
         backend: Backend::parse(&flags.backend).unwrap_or_default(),
         accel: flags.accel,
         qemu_machine: flags.qemu_machine.clone(),
-        os: flags.os.as_deref().and_then(Os::parse),
+        os: flags.os,
         boot_timeout: flags.boot_timeout,
         mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?
             .into_iter()
@@ -172,7 +172,7 @@ pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env
         Err(e) => return output::fail(&command, flags.json, &e),
     };
     if flags.json {
-        let os = flags.os.as_deref().unwrap_or("ubuntu");
+        let os = flags.os.unwrap_or(Os::Ubuntu).as_str();
         output::print_json(&command, 0, Some(&preset_json(&rep, os)), None);
         return 0;
     }
