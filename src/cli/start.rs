@@ -671,7 +671,12 @@ fn wait_for_ssh(ctx: &Ctx, id: &str, boot_timeout: Option<Duration>) -> Result<(
         return Ok(());
     };
     let ip = lifecycle::running_ip(ctx, id)?;
-    if crate::core::guest::wait_ssh(&ip, t) {
+    let deadline = std::time::Instant::now() + t;
+    let answered = match ip.parse() {
+        Ok(ip) => crate::core::runtime::block_on(crate::core::guest::wait_ssh(ip, deadline))?,
+        Err(_) => false,
+    };
+    if answered {
         Ok(())
     } else {
         Err(Error::runtime(format!(

@@ -456,7 +456,14 @@ async fn bring_up(
                 .map_err(rt)?;
             progress.emit(StartEvent::PhaseStarted(start::Phase::Boot));
             let t = Instant::now();
-            wait_ssh(ip, deadline).await?;
+            if !crate::core::guest::wait_ssh(ip, deadline).await {
+                return Err(rt(format!(
+                    "the restored guest's SSH server at {ip}:22 did not answer in time"
+                ))
+                .with_recovery(
+                    "Raise --boot-timeout, or restore without --resume and inspect it.",
+                ));
+            }
             progress.emit(StartEvent::PhaseDone(start::Phase::Boot, t.elapsed()));
         }
         Ok(())
@@ -477,27 +484,4 @@ async fn bring_up(
         VmStatus::Paused
     };
     Ok((status, Some(pid)))
-}
-
-/// Until the guest's SSH server sends its banner (`SSH-`), or the deadline.
-async fn wait_ssh(ip: Ipv4Addr, deadline: Instant) -> Result<()> {
-    use tokio::io::AsyncReadExt;
-    loop {
-        let attempt = async {
-            let mut s = tokio::net::TcpStream::connect((ip, 22)).await.ok()?;
-            let mut b = [0u8; 4];
-            s.read_exact(&mut b).await.ok()?;
-            Some(&b == b"SSH-")
-        };
-        if let Ok(Some(true)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(rt(format!(
-                "the restored guest's SSH server at {ip}:22 did not answer in time"
-            ))
-            .with_recovery("Raise --boot-timeout, or restore without --resume and inspect it."));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

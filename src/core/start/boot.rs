@@ -244,7 +244,8 @@ fn args_for_fc(row: &VmRecord, net: &Network) -> String {
     )
 }
 
-/// Ready: the console says `SmolVM init complete`, or the guest's port 22 accepts.
+/// Ready: the console says `SmolVM init complete`, or the guest's SSH server answers
+/// ([`crate::core::guest::ssh_answers`]).
 async fn wait_ready(
     child: &mut std::process::Child,
     log: &std::fs::File,
@@ -290,16 +291,11 @@ async fn wait_ready(
             }
         } else if last_probe.elapsed() >= Duration::from_millis(250) {
             last_probe = Instant::now();
-            probe = Some(tokio::spawn(async move {
-                matches!(
-                    tokio::time::timeout(
-                        Duration::from_millis(250),
-                        tokio::net::TcpStream::connect((ip, 22))
-                    )
-                    .await,
-                    Ok(Ok(_))
-                )
-            }));
+            // sshd answering (its banner), not merely a port accepting.
+            probe = Some(tokio::spawn(crate::core::guest::ssh_answers(
+                ip,
+                Duration::from_secs(1),
+            )));
         }
         if Instant::now() >= deadline {
             return Err(Error::new(
