@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::core::builder::{Base, Engine};
 use crate::core::host::AccelRequest;
 use crate::core::images::{Arch, Os, Vmm};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
@@ -39,6 +40,8 @@ macro_rules! value_enum_all {
     };
 }
 value_enum_all!(Arch, Vmm, Os);
+value_enum!(Base: Base::Alpine, Base::Debian);
+value_enum!(Engine: Engine::Auto, Engine::Docker, Engine::Debootstrap);
 value_enum!(SnapshotType: SnapshotType::Full, SnapshotType::Diff, SnapshotType::Disk);
 value_enum!(FlushPolicy: FlushPolicy::Required, FlushPolicy::BestEffort, FlushPolicy::Skip);
 value_enum!(AccelRequest: AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg);
@@ -399,8 +402,8 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "SECONDS", value_parser = install_seconds, requires = "preset")]
     pub install_timeout: Option<Duration>,
     /// Base distribution (with --preset: default debian).
-    #[arg(long, value_parser = ["alpine", "debian"], required_unless_present_any = ["tag", "preset"])]
-    pub base: Option<String>,
+    #[arg(long, value_enum, required_unless_present_any = ["tag", "preset"])]
+    pub base: Option<Base>,
     /// Root password for SSH logins.
     #[arg(
         long,
@@ -436,8 +439,8 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Build engine: docker when its daemon answers, else debootstrap (Debian only).
-    #[arg(long, value_parser = ["auto", "docker", "debootstrap"], default_value = "auto")]
-    pub engine: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: Engine,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
