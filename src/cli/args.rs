@@ -41,6 +41,14 @@ macro_rules! value_enum_all {
 }
 value_enum_all!(Arch, Vmm, Os);
 value_enum!(Base: Base::Alpine, Base::Debian);
+
+/// `--comm-channel`: SmolVM's flag, accepted; both are served over SSH here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommChannel {
+    Ssh,
+    Vsock,
+}
+
 value_enum!(Engine: Engine::Auto, Engine::Docker, Engine::Debootstrap);
 value_enum!(SnapshotType: SnapshotType::Full, SnapshotType::Diff, SnapshotType::Disk);
 value_enum!(FlushPolicy: FlushPolicy::Required, FlushPolicy::BestEffort, FlushPolicy::Skip);
@@ -246,8 +254,8 @@ pub struct StartFlags {
     #[arg(long, value_parser = ["auto", "q35", "microvm"])]
     pub qemu_machine: Option<String>,
     /// Control channel (SmolVM's flag; both are served over SSH here).
-    #[arg(long, value_parser = ["ssh", "vsock"])]
-    pub comm_channel: Option<String>,
+    #[arg(long, value_enum)]
+    pub comm_channel: Option<CommChannel>,
     /// Guest OS flavour of the preset's image (default: ubuntu).
     #[arg(long, value_enum)]
     pub os: Option<Os>,
