@@ -26,7 +26,11 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
             .map(|i| VmRow {
                 info: SandboxInfo {
                     id: format!("vm-{i:05}"),
-                    status: if i % 3 == 0 { "running" } else { "stopped" }.into(),
+                    status: if i % 3 == 0 {
+                        smolvm::core::VmStatus::Running
+                    } else {
+                        smolvm::core::VmStatus::Stopped
+                    },
                     stale: i % 17 == 0,
                     backend: Some("qemu".into()),
                     preset: Some("claude-code".into()),

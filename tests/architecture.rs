@@ -41,6 +41,11 @@ const REEXPORTS: &[(&str, &str, &str)] = &[
     ),
     (
         "src/core/mod.rs",
+        "sys::state::VmStatus",
+        "a sandbox's stored status (SmolVM's five words) in core's reports: faces compare it",
+    ),
+    (
+        "src/core/mod.rs",
         "sys::paths::display_path",
         "how a path is shown to a person (`~/…`), pure formatting",
     ),

@@ -55,7 +55,7 @@ fn vm(
     VmRow {
         info: SandboxInfo {
             id: id.into(),
-            status: status.into(),
+            status: smolvm::core::VmStatus::parse(status).expect("a status"),
             stale,
             backend: Some("qemu".into()),
             preset: Some("claude-code".into()),
@@ -2447,7 +2447,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
     assert!(a.vm_list.marks.is_empty());
     // Once shown paused, z resumes.
     let mut s = full_snapshot();
-    s.vms[1].info.status = "paused".into();
+    s.vms[1].info.status = smolvm::core::VmStatus::Paused;
     a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
     a.update(key('g'));
     a.update(key('j'));

@@ -3,7 +3,63 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::core::builder::{Base, Engine};
+use crate::core::host::AccelRequest;
+use crate::core::images::{Arch, Os, Vmm};
+use crate::core::snapshot::{FlushPolicy, SnapshotType};
+use crate::core::VmStatus;
+
+/// Core's value types as clap values: the spellings are each type's own (`as_str`), in
+/// the order `--help` lists them.
+macro_rules! value_enum {
+    ($t:ty: $($v:expr),+) => {
+        impl ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($v),+]
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.as_str()))
+            }
+        }
+    };
+}
+/// A `text_enum` of core's images (`ALL` in its spelling order).
+macro_rules! value_enum_all {
+    ($($t:ty),+) => {
+        $(impl ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$t>::ALL
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.as_str()))
+            }
+        })+
+    };
+}
+value_enum_all!(Arch, Vmm, Os);
+value_enum!(Base: Base::Alpine, Base::Debian);
+
+/// `--comm-channel`: SmolVM's flag, accepted; both are served over SSH here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommChannel {
+    Ssh,
+    Vsock,
+}
+
+value_enum!(Engine: Engine::Auto, Engine::Docker, Engine::Debootstrap);
+value_enum!(SnapshotType: SnapshotType::Full, SnapshotType::Diff, SnapshotType::Disk);
+value_enum!(FlushPolicy: FlushPolicy::Required, FlushPolicy::BestEffort, FlushPolicy::Skip);
+value_enum!(AccelRequest: AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg);
+value_enum!(
+    VmStatus: VmStatus::Created,
+    VmStatus::Running,
+    VmStatus::Paused,
+    VmStatus::Stopped,
+    VmStatus::Error
+);
 
 /// A flag carrying seconds (`--timeout`): the one duration parser, 0 to 24 h.
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -191,18 +247,18 @@ pub struct StartFlags {
     #[arg(long, value_parser = ["auto", "firecracker", "qemu", "libkrun", "vz"], default_value = "auto")]
     pub backend: String,
     /// CPU accelerator (default: $SMOLVM_ACCEL, else auto = KVM with hardware KVM, else TCG).
-    #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
-    pub accel: Option<String>,
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelRequest>,
     /// QEMU's machine (default: $SMOLVM_QEMU_MACHINE, else auto = microvm with KVM, q35
     /// under TCG); kept for the sandbox's later starts.
     #[arg(long, value_parser = ["auto", "q35", "microvm"])]
     pub qemu_machine: Option<String>,
     /// Control channel (SmolVM's flag; both are served over SSH here).
-    #[arg(long, value_parser = ["ssh", "vsock"])]
-    pub comm_channel: Option<String>,
+    #[arg(long, value_enum)]
+    pub comm_channel: Option<CommChannel>,
     /// Guest OS flavour of the preset's image (default: ubuntu).
-    #[arg(long, value_parser = ["ubuntu", "alpine"])]
-    pub os: Option<String>,
+    #[arg(long, value_enum)]
+    pub os: Option<Os>,
     /// Seconds to wait for the guest to be ready (default 30 with KVM, 120 under TCG; at
     /// most 86400).
     #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
@@ -354,8 +410,8 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "SECONDS", value_parser = install_seconds, requires = "preset")]
     pub install_timeout: Option<Duration>,
     /// Base distribution (with --preset: default debian).
-    #[arg(long, value_parser = ["alpine", "debian"], required_unless_present_any = ["tag", "preset"])]
-    pub base: Option<String>,
+    #[arg(long, value_enum, required_unless_present_any = ["tag", "preset"])]
+    pub base: Option<Base>,
     /// Root password for SSH logins.
     #[arg(
         long,
@@ -391,8 +447,8 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Build engine: docker when its daemon answers, else debootstrap (Debian only).
-    #[arg(long, value_parser = ["auto", "docker", "debootstrap"], default_value = "auto")]
-    pub engine: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: Engine,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -426,14 +482,14 @@ pub struct ImageStoreArgs {
 #[derive(Debug, Args)]
 pub struct PlatformArgs {
     /// Guest architecture (default: this CPU's).
-    #[arg(long, value_parser = ["amd64", "arm64"])]
-    pub arch: Option<String>,
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// Virtual machine monitor (default: firecracker with hardware KVM, else qemu).
-    #[arg(long, value_parser = ["firecracker", "qemu"])]
-    pub vmm: Option<String>,
+    #[arg(long, value_enum)]
+    pub vmm: Option<Vmm>,
     /// Guest OS flavour (default: ubuntu).
-    #[arg(long, value_parser = ["ubuntu", "alpine"])]
-    pub os: Option<String>,
+    #[arg(long, value_enum)]
+    pub os: Option<Os>,
 }
 
 #[derive(Debug, Args)]
@@ -605,8 +661,8 @@ pub struct SnapshotCreateArgs {
     #[arg(long)]
     pub snapshot_id: Option<String>,
     /// full (memory, device state and disk), disk (disk only); diff is not supported yet.
-    #[arg(long, value_parser = ["full", "diff", "disk"], default_value = "full")]
-    pub snapshot_type: String,
+    #[arg(long, value_enum, default_value = "full")]
+    pub snapshot_type: SnapshotType,
     /// Run the source sandbox again afterwards.
     #[arg(long)]
     pub resume_source: bool,
@@ -614,8 +670,8 @@ pub struct SnapshotCreateArgs {
     #[arg(long)]
     pub live_only: bool,
     /// Sync the guest's file systems before a disk snapshot of a running sandbox.
-    #[arg(long, value_parser = ["required", "best-effort", "skip"], default_value = "best-effort")]
-    pub flush_policy: String,
+    #[arg(long, value_enum, default_value = "best-effort")]
+    pub flush_policy: FlushPolicy,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -686,8 +742,8 @@ pub struct SandboxStartArgs {
     #[arg(long)]
     pub publish_ssh: bool,
     /// CPU accelerator (default: the one it was created with).
-    #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
-    pub accel: Option<String>,
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelRequest>,
     /// Seconds to wait for the guest to be ready (at most 86400).
     #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
     pub boot_timeout: Option<Duration>,
@@ -794,8 +850,8 @@ pub struct ListArgs {
     #[arg(long)]
     pub all: bool,
     /// Only sandboxes with this status.
-    #[arg(long, value_parser = ["created", "running", "paused", "stopped", "error"])]
-    pub status: Option<String>,
+    #[arg(long, value_enum)]
+    pub status: Option<VmStatus>,
     /// Only sandboxes of this preset.
     #[arg(long, value_parser = ["claude", "claude-code", "codex", "hermes", "openclaw", "claw", "opencode", "pi"])]
     pub preset: Option<String>,

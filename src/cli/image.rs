@@ -34,11 +34,10 @@ fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths, String)> {
 }
 
 fn platform(p: &PlatformArgs) -> Platform {
-    // clap has checked the values.
     Platform {
-        arch: p.arch.as_deref().and_then(Arch::parse),
-        vmm: p.vmm.as_deref().and_then(Vmm::parse),
-        os: p.os.as_deref().and_then(Os::parse),
+        arch: p.arch,
+        vmm: p.vmm,
+        os: p.os,
     }
 }
 
@@ -660,15 +659,11 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 super::output::warn(p);
             }
             let preset = presets.lookup(args.preset.as_deref().unwrap_or_default())?;
-            let base = args
-                .base
-                .as_deref()
-                .and_then(Base::parse)
-                .unwrap_or(Base::Debian);
+            let base = args.base.unwrap_or(Base::Debian);
             preset.recipe(base)?;
             let name = crate::core::presets::build::local_name(&preset.name);
             builder::check_replaceable(&cache_dir, &name)?;
-            let engine = Engine::parse(&args.engine).unwrap_or(Engine::Auto);
+            let engine = args.engine;
             builder::preflight(env, base, engine, &cache_dir, &name)?;
             let kernel = match &args.kernel {
                 Some(k) => k.clone(),
@@ -686,7 +681,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             let opts = crate::core::presets::build::PresetBuildOptions {
                 preset: preset.clone(),
                 base,
-                engine: Engine::parse(&args.engine).unwrap_or(Engine::Auto),
+                engine: args.engine,
                 kernel,
                 cache_dir: cache_dir.clone(),
                 size_mib: args.size,
@@ -715,10 +710,9 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             builder::build_dockerfile(env, &opts, &progress())
         }
         None => {
-            let base =
-                args.base.as_deref().and_then(Base::parse).ok_or_else(|| {
-                    Error::usage("pass --base alpine|debian (or -t NAME CONTEXT)")
-                })?;
+            let base = args
+                .base
+                .ok_or_else(|| Error::usage("pass --base alpine|debian (or -t NAME CONTEXT)"))?;
             let auth = match (&args.ssh_password, &args.ssh_key) {
                 (Some(p), _) => Auth::Password(p.clone()),
                 (None, Some(f)) => Auth::Key(builder::validate_public_key(
@@ -739,7 +733,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 size_mib: args.size,
                 kernel: PathBuf::new(),
                 cache_dir: cache_dir.clone(),
-                engine: Engine::parse(&args.engine).unwrap_or(Engine::Auto),
+                engine: args.engine,
             };
             // Before the kernel download: never replace what smolvm did not build, and
             // the engine must be usable.

@@ -55,7 +55,7 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
     let kept: Vec<sandbox::SandboxInfo> = listing
         .vms
         .iter()
-        .filter(|v| args.status.as_deref().is_none_or(|s| v.status == s))
+        .filter(|v| args.status.is_none_or(|s| v.status == s))
         .filter(|v| {
             preset
                 .is_none_or(|p| v.preset.as_deref().map(crate::core::presets::canonical) == Some(p))

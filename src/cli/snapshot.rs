@@ -9,7 +9,7 @@ use super::start::{open_ctx, progress};
 use crate::core::error::Result;
 use crate::core::lifecycle;
 use crate::core::runtime::block_on;
-use crate::core::snapshot::{self, CreateOptions, FlushPolicy, RestoreOptions, SnapshotType};
+use crate::core::snapshot::{self, CreateOptions, RestoreOptions};
 use crate::core::table;
 use crate::core::units::format_size;
 use crate::core::Env;
@@ -57,10 +57,10 @@ fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
             vm_id: a.id.clone(),
             snapshot_id: a.snapshot_id.clone(),
             // clap has checked the values.
-            kind: SnapshotType::parse(&a.snapshot_type).unwrap_or_default(),
+            kind: a.snapshot_type,
             resume_source: a.resume_source,
             live_only: a.live_only,
-            flush: FlushPolicy::parse(&a.flush_policy).unwrap_or_default(),
+            flush: a.flush_policy,
         };
         let ctx = open_ctx(env)?;
         block_on(snapshot::create(&ctx, &opts))?
@@ -121,7 +121,7 @@ fn restore(a: &SnapshotRestoreArgs, env: &Env) -> i32 {
             if let Some(p) = rep.vm.ssh_port {
                 line(format!("  SSH port: {p}"));
             }
-            if rep.vm.status == "paused" {
+            if rep.vm.status == crate::core::VmStatus::Paused {
                 line(format!("Run it: smolvm sandbox resume {}", rep.vm.name));
             } else {
                 line(format!("Connect: smolvm sandbox ssh {}", rep.vm.name));
@@ -168,7 +168,7 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
             [
                 s.id.clone(),
                 s.vm_id.clone(),
-                s.kind.clone(),
+                s.kind.to_string(),
                 s.backend.clone(),
                 if s.missing_files.is_empty() {
                     format_size(s.size_bytes)

@@ -9,7 +9,7 @@ use super::args::{CreateArgs, SandboxCommand, StartFlags};
 use super::output::{self, err_line, line, warn};
 use crate::core::error::{Error, Result};
 use crate::core::escape::{self, Escaper};
-use crate::core::host::{AccelRequest, Backend};
+use crate::core::host::Backend;
 use crate::core::images::pull::PullEvent;
 use crate::core::images::Os;
 use crate::core::lifecycle;
@@ -32,9 +32,9 @@ fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
         disk_size_mib: flags.disk_size,
         // clap has checked the values.
         backend: Backend::parse(&flags.backend).unwrap_or_default(),
-        accel: flags.accel.as_deref().and_then(AccelRequest::parse),
+        accel: flags.accel,
         qemu_machine: flags.qemu_machine.clone(),
-        os: flags.os.as_deref().and_then(Os::parse),
+        os: flags.os,
         boot_timeout: flags.boot_timeout,
         mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?
             .into_iter()
@@ -172,7 +172,7 @@ pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env
         Err(e) => return output::fail(&command, flags.json, &e),
     };
     if flags.json {
-        let os = flags.os.as_deref().unwrap_or("ubuntu");
+        let os = flags.os.unwrap_or(Os::Ubuntu).as_str();
         output::print_json(&command, 0, Some(&preset_json(&rep, os)), None);
         return 0;
     }
@@ -342,7 +342,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 crate::core::runtime::block_on(start::start_existing(
                     &ctx,
                     &a.id,
-                    a.accel.as_deref().and_then(AccelRequest::parse),
+                    a.accel,
                     a.boot_timeout,
                     &progress(a.json),
                 ))?
@@ -670,7 +670,12 @@ fn wait_for_ssh(ctx: &Ctx, id: &str, boot_timeout: Option<Duration>) -> Result<(
         return Ok(());
     };
     let ip = lifecycle::running_ip(ctx, id)?;
-    if crate::core::guest::wait_ssh(&ip, t) {
+    let deadline = std::time::Instant::now() + t;
+    let answered = match ip.parse() {
+        Ok(ip) => crate::core::runtime::block_on(crate::core::guest::wait_ssh(ip, deadline))?,
+        Err(_) => false,
+    };
+    if answered {
         Ok(())
     } else {
         Err(Error::runtime(format!(

@@ -23,8 +23,8 @@ pub struct SshFlags {
     #[arg(long, value_name = "USER")]
     pub ssh_user: Option<String>,
     /// Control channel (SmolVM's flag; both are served over SSH here).
-    #[arg(long, value_parser = ["ssh", "vsock"])]
-    pub comm_channel: Option<String>,
+    #[arg(long, value_enum)]
+    pub comm_channel: Option<super::args::CommChannel>,
 }
 
 /// What every toolkit command takes after its own arguments: the SSH flags and `--json`.

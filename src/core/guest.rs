@@ -113,25 +113,7 @@ pub fn run_ok(
     }
 }
 
-/// Wait up to `timeout` for the guest's SSH port to accept a connection (a sandbox still
-/// booting); true when it does.
-pub fn wait_ssh(ip: &str, timeout: Duration) -> bool {
-    let Ok(addr) = format!("{ip}:22").parse::<std::net::SocketAddr>() else {
-        return false;
-    };
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let step = left.clamp(Duration::from_millis(100), Duration::from_secs(2));
-        if std::net::TcpStream::connect_timeout(&addr, step).is_ok() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+pub use super::ssh::{ssh_answers, wait_ssh};
 
 /// Run `words` in sandbox `id` on this process's own stdin, stdout and stderr, killed at
 /// `timeout` (its own ssh child, nothing else). The remote exit code, or `None` when it was

@@ -116,6 +116,14 @@ impl AccelRequest {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccelRequest::Auto => "auto",
+            AccelRequest::Kvm => "kvm",
+            AccelRequest::Tcg => "tcg",
+        }
+    }
 }
 
 /// A decision and why, in a few words (`QEMU: no hardware KVM (PVM host)`).

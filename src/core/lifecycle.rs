@@ -33,7 +33,7 @@ fn get(ctx: &Ctx, id: &str) -> Result<VmRecord> {
 pub struct Info {
     #[serde(flatten)]
     pub summary: SandboxInfo,
-    pub config: serde_json::Value,
+    pub config: crate::sys::state::VmConfig,
     pub network: Option<crate::sys::state::Network>,
     pub socket_path: Option<String>,
     pub log_path: PathBuf,
@@ -98,7 +98,7 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
 #[derive(Debug, Clone, Serialize)]
 pub struct StopReport {
     pub id: String,
-    pub status: String,
+    pub status: VmStatus,
     /// It was not running (SmolVM warns and changes nothing).
     pub was_running: bool,
     /// Port forwards removed with it (`sandbox port expose`).
@@ -134,7 +134,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         let (closed_forwards, warnings) = close_forwards();
         return Ok(StopReport {
             id: id.into(),
-            status: vm.status.to_string(),
+            status: vm.status,
             was_running: false,
             closed_forwards,
             warnings,
@@ -161,7 +161,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
     }
     Ok(StopReport {
         id: id.into(),
-        status: "stopped".into(),
+        status: VmStatus::Stopped,
         was_running: true,
         closed_forwards,
         warnings,
@@ -205,7 +205,7 @@ async fn sync_guest(ctx: &Ctx, id: &str, limit: Duration) {
 #[derive(Debug, Clone, Serialize)]
 pub struct PauseReport {
     pub name: String,
-    pub status: String,
+    pub status: VmStatus,
     pub pid: Option<i64>,
     /// It already was in that state (nothing was changed).
     pub unchanged: bool,
@@ -270,7 +270,7 @@ pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport
     if vm.status == want {
         return Ok(PauseReport {
             name: id.into(),
-            status: want.as_str().into(),
+            status: want,
             pid: vm.pid,
             unchanged: true,
         });
@@ -281,7 +281,7 @@ pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport
         .map_err(rt)?;
     Ok(PauseReport {
         name: id.into(),
-        status: want.as_str().into(),
+        status: want,
         pid: vm.pid,
         unchanged: false,
     })

@@ -49,3 +49,4 @@ pub use error::{Error, ErrorCode, Result};
 // face needs from sys goes through a core function.
 pub use crate::sys::env::Env;
 pub use crate::sys::paths::{display_path, Paths};
+pub use crate::sys::state::VmStatus;

@@ -15,12 +15,14 @@ use crate::sys::state::{OpenMode, StateStore, VmRecord, DEFAULT_BUSY_TIMEOUT};
 /// the dashboard's start form checks names with it (`tests/architecture.rs`, `REEXPORTS`).
 pub use crate::sys::process::is_vm_id;
 
+use crate::sys::state::VmStatus;
+
 /// One sandbox as `sandbox list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SandboxInfo {
     pub id: String,
     /// The stored status.
-    pub status: String,
+    pub status: VmStatus,
     /// Running/paused in the store but its process is gone or not this VM's.
     pub stale: bool,
     pub backend: Option<String>,
@@ -41,7 +43,7 @@ impl SandboxInfo {
         let net = vm.network.clone().unwrap_or_default();
         SandboxInfo {
             id: vm.id.clone(),
-            status: vm.status.to_string(),
+            status: vm.status,
             stale: row_is_stale(vm, &paths.socket_dir),
             backend: vm.backend().map(str::to_string),
             preset: vm.preset().map(str::to_string),
@@ -62,7 +64,7 @@ impl SandboxInfo {
         if self.stale {
             format!("{} (stale)", self.status)
         } else {
-            self.status.clone()
+            self.status.to_string()
         }
     }
 }
@@ -190,7 +192,7 @@ mod tests {
     fn info(pid: Option<i64>, stale: bool) -> SandboxInfo {
         SandboxInfo {
             id: "vm-1".into(),
-            status: "running".into(),
+            status: VmStatus::Running,
             stale,
             backend: None,
             preset: None,

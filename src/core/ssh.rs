@@ -3,6 +3,7 @@
 //! configs and the start report's paste-able line all build their command line here.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
 
@@ -119,6 +120,49 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The guest's SSH server answers at `ip:22`: it sends its banner (`SSH-`) within
+/// `patience`. A port that accepts a connection is not enough (a guest's listener can be up
+/// before sshd serves it).
+pub async fn ssh_answers(ip: std::net::Ipv4Addr, patience: Duration) -> bool {
+    banner_at((ip, 22).into(), patience).await
+}
+
+async fn banner_at(addr: std::net::SocketAddr, patience: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b).await.ok()?;
+        Some(&b == b"SSH-")
+    };
+    matches!(
+        tokio::time::timeout(patience, attempt).await,
+        Ok(Some(true))
+    )
+}
+
+/// Wait until the guest's SSH server answers ([`ssh_answers`]) or the deadline; true when
+/// it does. The one wait for a guest's SSH: a restore with `--resume`, `exec --start` and
+/// the commands given `--boot-timeout` use it, and a boot's readiness probe asks
+/// [`ssh_answers`].
+pub async fn wait_ssh(ip: std::net::Ipv4Addr, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if ssh_answers(
+            ip,
+            left.clamp(Duration::from_millis(100), Duration::from_secs(2)),
+        )
+        .await
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +173,41 @@ mod tests {
         assert_eq!(shell_quote("exit 7"), "'exit 7'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+}
+
+#[cfg(test)]
+mod ssh_wait_tests {
+    use super::*;
+
+    /// A listener that accepts but says nothing is not an SSH server; one that sends the
+    /// banner is.
+    #[test]
+    fn only_a_banner_counts_as_ssh_answering() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = silent.local_addr().unwrap();
+            let hold = tokio::spawn(async move {
+                let (s, _) = silent.accept().await.unwrap();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                drop(s);
+            });
+            assert!(!banner_at(addr, Duration::from_millis(300)).await);
+            hold.abort();
+
+            let sshd = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = sshd.local_addr().unwrap();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let (mut s, _) = sshd.accept().await.unwrap();
+                s.write_all(b"SSH-2.0-test\r\n").await.unwrap();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            });
+            assert!(banner_at(addr, Duration::from_secs(2)).await);
+        });
     }
 }

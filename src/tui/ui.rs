@@ -305,9 +305,10 @@ fn vms(f: &mut Frame, app: &App, r: Rect) {
                 .zip(VM_COLUMNS.iter())
                 .map(|(text, c)| match c.id {
                     VmCol::Id => Cell::from(format!("{}{text}", if marked { "● " } else { "" })),
-                    VmCol::Status => {
-                        Cell::from(Span::styled(text, t.status(&v.info.status, v.info.stale)))
-                    }
+                    VmCol::Status => Cell::from(Span::styled(
+                        text,
+                        t.status(v.info.status.as_str(), v.info.stale),
+                    )),
                     // A running sandbox whose policy is not enforced stands out.
                     VmCol::Net if unguarded => Cell::from(Span::styled(text, t.error())),
                     _ => Cell::from(text),

@@ -105,6 +105,14 @@ impl Engine {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Docker => "docker",
+            Engine::Debootstrap => "debootstrap",
+        }
+    }
 }
 
 /// How root logs in to the built image.

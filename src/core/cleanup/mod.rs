@@ -401,9 +401,9 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
             let mut rec = VmRecord::new(v.vm_id.clone(), VmStatus::Running);
             rec.pid = Some(i64::from(v.pid));
             rec.socket_path = Some(v.socket.display().to_string());
-            rec.config = serde_json::json!({
-                "vm_id": v.vm_id, "backend": v.kind.as_str(), "adopted": true
-            });
+            rec.config.vm_id = Some(v.vm_id.clone());
+            rec.config.backend = Some(v.kind.as_str().into());
+            rec.config.extras.adopted = Some(true);
             if !opts.dry_run {
                 store.insert_vm(&rec).map_err(runtime)?;
                 if let Some(r) = store.get_vm(&v.vm_id).map_err(runtime)? {

@@ -43,7 +43,7 @@ pub fn settings_of(store: &StateStore, row: &VmRecord) -> Settings {
             },
         },
         _ => Settings {
-            internet: Policy::from_smolvm(row.config.get("internet_settings")),
+            internet: Policy::from_smolvm(row.config.internet_settings.as_ref()),
             publish_ssh: false,
         },
     }
@@ -54,7 +54,7 @@ pub fn settings_of(store: &StateStore, row: &VmRecord) -> Settings {
 pub fn snapshot_settings(
     store: &StateStore,
     snapshot_id: &str,
-    vm_config: &serde_json::Value,
+    vm_config: &crate::sys::state::VmConfig,
 ) -> Settings {
     store
         .snapshot_network_settings(snapshot_id)
@@ -62,7 +62,7 @@ pub fn snapshot_settings(
         .flatten()
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_else(|| Settings {
-            internet: Policy::from_smolvm(vm_config.get("internet_settings")),
+            internet: Policy::from_smolvm(vm_config.internet_settings.as_ref()),
             publish_ssh: false,
         })
 }
@@ -274,7 +274,7 @@ fn report(
     blocked.truncate(20);
     NetworkReport {
         vm_id: row.id.clone(),
-        status: row.status.clone(),
+        status: row.status,
         summary: s.internet.summary(),
         internet: s.internet,
         publish_ssh: s.publish_ssh,

@@ -528,10 +528,11 @@ pub const MEMORY_MIB: RangeInclusive<u32> = 128..=16384;
 pub const VCPUS: RangeInclusive<u32> = 1..=32;
 /// A grown disk, MiB (1 GiB to 1 TiB).
 pub const DISK_MIB: RangeInclusive<u64> = 1024..=1_048_576;
-/// vCPUs when none are asked for.
-pub const DEFAULT_VCPUS: u32 = 2;
-/// Memory of a sandbox from a kernel and rootfs (presets have their own).
-pub const DEFAULT_MEMORY_MIB: u32 = 512;
+/// vCPUs when none are asked for (the VM config's default).
+pub const DEFAULT_VCPUS: u32 = crate::sys::state::DEFAULT_VCPUS;
+/// Memory of a sandbox from a kernel and rootfs (presets have their own; the VM config's
+/// default).
+pub const DEFAULT_MEMORY_MIB: u32 = crate::sys::state::DEFAULT_MEMORY_MIB;
 
 /// The built-in canonical names, in registry order.
 pub fn names() -> Vec<&'static str> {

@@ -189,9 +189,11 @@ pub fn parse_specs(specs: &[String], writable: bool) -> Result<Vec<Mount>> {
 }
 
 /// The mounts a VM's config records (`[]` when none, or when the value is not ours).
-pub fn from_config(config: &serde_json::Value) -> Vec<Mount> {
+pub fn from_config(config: &crate::sys::state::VmConfig) -> Vec<Mount> {
     config
-        .get("mounts")
+        .extras
+        .mounts
+        .as_ref()
         .and_then(|v| serde_json::from_value::<Vec<Mount>>(v.clone()).ok())
         .unwrap_or_default()
         .into_iter()
@@ -318,9 +320,9 @@ mod tests {
         );
         assert!(dup.unwrap_err().message.contains("two mounts"));
         // Round trip through a VM config.
-        let cfg = serde_json::json!({ "mounts": two });
-        assert_eq!(from_config(&cfg), two);
-        assert!(from_config(&serde_json::json!({"mounts": [{"host_path": "/x", "guest_path": "/etc", "tag": "workspace0", "writable": true}]})).is_empty());
+        let cfg = |v| crate::sys::state::VmConfig::from_json(&v);
+        assert_eq!(from_config(&cfg(serde_json::json!({ "mounts": two }))), two);
+        assert!(from_config(&cfg(serde_json::json!({"mounts": [{"host_path": "/x", "guest_path": "/etc", "tag": "workspace0", "writable": true}]}))).is_empty());
     }
 
     #[test]

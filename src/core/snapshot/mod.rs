@@ -76,6 +76,12 @@ impl SnapshotType {
     }
 }
 
+impl std::fmt::Display for SnapshotType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `--flush-policy`: whether the guest's file systems are synced (`sync` over SSH) before
 /// a `disk` snapshot of a running sandbox. A `full` snapshot keeps the page cache in
 /// memory, so it never needs one.
@@ -96,6 +102,14 @@ impl FlushPolicy {
             "best-effort" => Some(FlushPolicy::BestEffort),
             "skip" => Some(FlushPolicy::Skip),
             _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushPolicy::Required => "required",
+            FlushPolicy::BestEffort => "best-effort",
+            FlushPolicy::Skip => "skip",
         }
     }
 }
@@ -120,7 +134,7 @@ pub struct SnapshotInfo {
     pub id: String,
     pub vm_id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: SnapshotType,
     pub backend: String,
     pub created_at: String,
     /// Disk usage of its directory (blocks, so a reflinked disk counts what it uses).
@@ -137,7 +151,7 @@ pub struct SnapshotInfo {
 pub struct CreateReport {
     pub snapshot: SnapshotInfo,
     /// The source sandbox's status afterwards (`paused` unless `--resume-source`).
-    pub source_status: String,
+    pub source_status: VmStatus,
     pub elapsed_ms: f64,
 }
 
@@ -180,7 +194,7 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
     SnapshotInfo {
         id: s.snapshot_id.clone(),
         vm_id: s.vm_id.clone(),
-        kind: s.kind().into(),
+        kind: SnapshotType::parse(s.kind()).unwrap_or_default(),
         backend: s.backend().into(),
         created_at: s.created_at.clone(),
         size_bytes: crate::sys::fs::disk_usage(&dir, &HardLinks::default()),
@@ -431,9 +445,9 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
             let _ = crate::sys::fs::remove_generated_file(&marker);
             let _ = open::sync_dir(&dir);
             drop(lock);
-            let mut source_status = vm.status.as_str().to_string();
+            let mut source_status = vm.status;
             if live {
-                source_status = "paused".into();
+                source_status = VmStatus::Paused;
                 if opts.resume_source {
                     set_vcpus_paused(ctx, &vm, false).await?;
                     ctx.store
@@ -444,7 +458,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
                             vm.socket_path.as_deref(),
                         )
                         .map_err(rt)?;
-                    source_status = "running".into();
+                    source_status = VmStatus::Running;
                 }
             }
             if let Some(w) = watchdog {
@@ -552,9 +566,7 @@ async fn write_snapshot(
     open::sync_dir(dir).map_err(rt)?;
     let text = |p: &Path| p.display().to_string();
     let mut config = vm.config.clone();
-    if let Some(c) = config.as_object_mut() {
-        c.insert("rootfs_path".into(), serde_json::json!(disk));
-    }
+    config.rootfs_path = Some(disk.to_path_buf());
     let row = SnapshotRecord {
         snapshot_id: id.to_string(),
         vm_id: vm.id.clone(),

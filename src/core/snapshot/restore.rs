@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{get, rt, SnapshotInfo, FC_MEM, FC_STATE, STATE};
+use super::{get, rt, SnapshotInfo, SnapshotType, FC_MEM, FC_STATE, STATE};
 use crate::core::cleanup;
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::host::{AccelRequest, Backend};
@@ -27,12 +27,7 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent};
 use crate::sys::open;
 use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
-use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::{firecracker, qmp::Qmp};
-
-/// The config key a restore in progress carries (removed when it succeeds): a sandbox
-/// left by an interrupted restore of the same snapshot is replaced without `--force`.
-const RESTORING: &str = "restoring_snapshot";
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -58,7 +53,7 @@ pub struct RestoreReport {
 pub struct RestoredSnapshot {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: SnapshotType,
     pub vm_id: String,
     pub created_at: String,
 }
@@ -66,7 +61,7 @@ pub struct RestoredSnapshot {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoredVm {
     pub name: String,
-    pub status: String,
+    pub status: VmStatus,
     pub ip_address: String,
     pub ssh_port: Option<u16>,
     pub pid: Option<i64>,
@@ -102,7 +97,7 @@ pub async fn restore(
     tracing::info!(snapshot = %opts.snapshot_id, "restoring snapshot");
     let t0 = Instant::now();
     let (row, info) = get(ctx, &opts.snapshot_id)?;
-    if info.kind == "diff" {
+    if info.kind == SnapshotType::Diff {
         return Err(rt(format!(
             "Snapshot '{}' is a diff snapshot, which this smolvm cannot restore yet",
             info.id
@@ -133,7 +128,7 @@ pub async fn restore(
         .ok_or_else(|| rt(format!("Snapshot '{}' has an unknown backend", info.id)))?;
     let net: Network = serde_json::from_value(row.network_config.clone()).unwrap_or_default();
     let (ip, tap) = network_of(&info, &net)?;
-    let accel = match row.vm_config.get("accel").and_then(|v| v.as_str()) {
+    let accel = match row.vm_config.extras.accel.as_deref() {
         None => None,
         Some(a) => Some(AccelRequest::parse(a).ok_or_else(|| {
             rt(format!(
@@ -149,18 +144,18 @@ pub async fn restore(
         opts.boot_timeout,
         progress,
     )?;
-    // The saved state loads only into the same machine type.
-    if vmm == Vmm::Qemu {
-        runtime.machine = match row.vm_config.get("qemu_machine").and_then(|v| v.as_str()) {
-            Some("microvm") => Some(Machine::Microvm),
-            Some("q35") => Some(Machine::Q35),
-            _ => runtime.machine,
-        };
-    }
+    // The saved state loads only into the same machine type: the stored one, resolved as
+    // `sandbox start` resolves it.
+    start::set_machine(&mut runtime, row.vm_config.qemu_machine.as_deref(), |m| {
+        rt(format!(
+            "Snapshot '{}' has an unknown QEMU machine '{m}'",
+            info.id
+        ))
+    })?;
 
     // Refusals before anything changes.
     // What the VMM will be given (a Firecracker full snapshot loads without its kernel).
-    if !(vmm == Vmm::Firecracker && info.kind != "disk") {
+    if !(vmm == Vmm::Firecracker && info.kind != SnapshotType::Disk) {
         start::check_kernel_and_mounts(ctx, start::Whose::Snapshot(&info.id), &row.vm_config)?;
     }
     let existing = ctx.store.get_vm(&id).map_err(rt)?;
@@ -181,8 +176,7 @@ pub async fn restore(
         let live =
             vm.status.is_active() && !crate::core::vm::row_is_stale(vm, &ctx.paths.socket_dir);
         // Only a restore that never finished carries the marker (it is removed on success).
-        let interrupted =
-            vm.config.get(RESTORING).and_then(|v| v.as_str()) == Some(info.id.as_str());
+        let interrupted = vm.config.extras.restoring_snapshot.as_deref() == Some(info.id.as_str());
         if !opts.force && !interrupted {
             let state = if live { "running" } else { vm.status.as_str() };
             return Err(Error::runtime(format!(
@@ -203,11 +197,9 @@ pub async fn restore(
 
     let disk = ctx.disk_path(&id)?;
     let mut config = row.vm_config.clone();
-    if let Some(c) = config.as_object_mut() {
-        c.insert("vm_id".into(), serde_json::json!(id));
-        c.insert("rootfs_path".into(), serde_json::json!(disk));
-        c.insert(RESTORING.into(), serde_json::json!(info.id));
-    }
+    config.vm_id = Some(id.clone());
+    config.rootfs_path = Some(disk.clone());
+    config.extras.restoring_snapshot = Some(info.id.clone());
     let mut vm = VmRecord::new(id.clone(), VmStatus::Created);
     vm.config = config.clone();
     match ctx.store.insert_vm(&vm) {
@@ -234,10 +226,8 @@ pub async fn restore(
         Ok(v) => v,
         Err(e) => return Err(start::roll_back(ctx, &id, e, progress).await),
     };
-    if let Some(c) = config.as_object_mut() {
-        c.remove(RESTORING);
-        c.insert("restored_from_snapshot".into(), serde_json::json!(info.id));
-    }
+    config.extras.restoring_snapshot = None;
+    config.extras.restored_from_snapshot = Some(info.id.clone());
     ctx.store.set_config(&id, &config).map_err(rt)?;
     ctx.store
         .mark_snapshot_restored(&info.id, &id)
@@ -245,13 +235,13 @@ pub async fn restore(
     Ok(RestoreReport {
         snapshot: RestoredSnapshot {
             id: info.id.clone(),
-            kind: info.kind.clone(),
+            kind: info.kind,
             vm_id: id.clone(),
             created_at: info.created_at.clone(),
         },
         vm: RestoredVm {
             name: id,
-            status: status.as_str().into(),
+            status,
             ip_address: ip.to_string(),
             ssh_port: net.ssh_host_port,
             pid,
@@ -307,7 +297,7 @@ async fn bring_up(
         .reserve_network(&id, &ip.to_string(), tap, net.ssh_host_port)
         .map_err(|e| rt(e).with_recovery("Delete the sandbox holding it and try again."))?;
     let (log, socket) = start::prepare_files(ctx, &id, vmm, disk)?;
-    if info.kind == "disk" {
+    if info.kind == SnapshotType::Disk {
         let row = ctx
             .store
             .get_vm(&id)
@@ -467,7 +457,14 @@ async fn bring_up(
                 .map_err(rt)?;
             progress.emit(StartEvent::PhaseStarted(start::Phase::Boot));
             let t = Instant::now();
-            wait_ssh(ip, deadline).await?;
+            if !crate::core::guest::wait_ssh(ip, deadline).await {
+                return Err(rt(format!(
+                    "the restored guest's SSH server at {ip}:22 did not answer in time"
+                ))
+                .with_recovery(
+                    "Raise --boot-timeout, or restore without --resume and inspect it.",
+                ));
+            }
             progress.emit(StartEvent::PhaseDone(start::Phase::Boot, t.elapsed()));
         }
         Ok(())
@@ -488,27 +485,4 @@ async fn bring_up(
         VmStatus::Paused
     };
     Ok((status, Some(pid)))
-}
-
-/// Until the guest's SSH server sends its banner (`SSH-`), or the deadline.
-async fn wait_ssh(ip: Ipv4Addr, deadline: Instant) -> Result<()> {
-    use tokio::io::AsyncReadExt;
-    loop {
-        let attempt = async {
-            let mut s = tokio::net::TcpStream::connect((ip, 22)).await.ok()?;
-            let mut b = [0u8; 4];
-            s.read_exact(&mut b).await.ok()?;
-            Some(&b == b"SSH-")
-        };
-        if let Ok(Some(true)) = tokio::time::timeout(Duration::from_secs(2), attempt).await {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(rt(format!(
-                "the restored guest's SSH server at {ip}:22 did not answer in time"
-            ))
-            .with_recovery("Raise --boot-timeout, or restore without --resume and inspect it."));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -3,6 +3,8 @@
 //! configured through it), then the guest ready.
 
 use std::net::Ipv4Addr;
+
+use base64::Engine as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,7 @@ use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
 use super::vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
-use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, DEFAULT_BOOT_ARGS, READY_MARKER};
+use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
 use crate::core::images::Vmm;
@@ -43,8 +45,6 @@ pub(crate) async fn boot(
         .get_vm(id)
         .map_err(rt)?
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while starting")))?;
-    let cfg = &row.config;
-    let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
     let kernel = checked.kernel.clone();
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
@@ -111,8 +111,8 @@ pub(crate) async fn boot(
             let cfg = firecracker::FcConfig {
                 kernel: spawned.fc_kernel.clone(),
                 boot_args: args_for_fc(&row, &net),
-                vcpus: n("vcpu_count", 2) as u32,
-                mem_mib: n("mem_size_mib", 512) as u32,
+                vcpus: row.config.vcpus(),
+                mem_mib: row.config.memory_mib(),
                 rootfs: spawned.fc_rootfs.clone(),
                 tap: net.tap_device.clone().unwrap_or_default(),
                 mac: net.guest_mac.clone().unwrap_or_default(),
@@ -183,19 +183,17 @@ pub(crate) fn qemu_spec(
     socket: &std::path::Path,
 ) -> QemuSpec {
     let cfg = &row.config;
-    let s = |k: &str| cfg.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let n = |k: &str, d: u64| cfg.get(k).and_then(|v| v.as_u64()).unwrap_or(d);
     QemuSpec {
         binary: runtime.binary.clone(),
-        vcpus: n("vcpu_count", 2) as u32,
-        mem_mib: n("mem_size_mib", 512) as u32,
+        vcpus: cfg.vcpus(),
+        mem_mib: cfg.memory_mib(),
         kernel: checked.kernel.clone(),
         rootfs: checked.rootfs.clone(),
         rootfs_fd: None,
         boot_args: boot_args(
-            &s("boot_args").unwrap_or_else(|| DEFAULT_BOOT_ARGS.into()),
+            cfg.boot_args(),
             Vmm::Qemu,
-            s("ssh_public_key").as_deref(),
+            cfg.ssh_public_key.as_deref(),
             net,
         ),
         tap: net.tap_device.clone().unwrap_or_default(),
@@ -237,16 +235,17 @@ async fn mount_workspaces(
 }
 
 fn args_for_fc(row: &VmRecord, net: &Network) -> String {
-    let base = row
-        .config
-        .get("boot_args")
-        .and_then(|v| v.as_str())
-        .unwrap_or(DEFAULT_BOOT_ARGS);
-    let key = row.config.get("ssh_public_key").and_then(|v| v.as_str());
-    boot_args(base, Vmm::Firecracker, key, net)
+    let c = &row.config;
+    boot_args(
+        c.boot_args(),
+        Vmm::Firecracker,
+        c.ssh_public_key.as_deref(),
+        net,
+    )
 }
 
-/// Ready: the console says `SmolVM init complete`, or the guest's port 22 accepts.
+/// Ready: the console says `SmolVM init complete`, or the guest's SSH server answers
+/// ([`crate::core::ssh::ssh_answers`]).
 async fn wait_ready(
     child: &mut crate::sys::child::Child,
     log: &std::fs::File,
@@ -292,16 +291,11 @@ async fn wait_ready(
             }
         } else if last_probe.elapsed() >= Duration::from_millis(250) {
             last_probe = Instant::now();
-            probe = Some(tokio::spawn(async move {
-                matches!(
-                    tokio::time::timeout(
-                        Duration::from_millis(250),
-                        tokio::net::TcpStream::connect((ip, 22))
-                    )
-                    .await,
-                    Ok(Ok(_))
-                )
-            }));
+            // sshd answering (its banner), not merely a port accepting.
+            probe = Some(tokio::spawn(crate::core::ssh::ssh_answers(
+                ip,
+                Duration::from_secs(1),
+            )));
         }
         if Instant::now() >= deadline {
             return Err(Error::new(
@@ -352,7 +346,7 @@ pub fn boot_args(base: &str, vmm: Vmm, public_key: Option<&str>, net: &Network) 
         {
             toks.push(format!(
                 "smolvm.authorized_key_b64={}",
-                base64(k.trim().as_bytes())
+                base64::engine::general_purpose::STANDARD.encode(k.trim())
             ));
         }
     }
@@ -365,24 +359,6 @@ pub fn boot_args(base: &str, vmm: Vmm, public_key: Option<&str>, net: &Network) 
         ));
     }
     toks.join(" ")
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -401,7 +377,7 @@ mod tests {
             boot_args("console=ttyS0 reboot=k panic=1 pci=off", Vmm::Qemu, Some("ssh-ed25519 AAA x\n"), &net),
             format!(
                 "console=ttyS0 reboot=k panic=1 root=/dev/vda rw smolvm.authorized_key_b64={} ip=172.16.0.2::172.16.0.1:255.255.255.0::eth0:off",
-                base64(b"ssh-ed25519 AAA x")
+                "c3NoLWVkMjU1MTkgQUFBIHg="
             )
         );
         assert_eq!(
@@ -413,8 +389,5 @@ mod tests {
             ),
             "console=ttyS0 pci=off ip=1.2.3.4"
         );
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"foob"), "Zm9vYg==");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 }

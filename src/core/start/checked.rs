@@ -18,6 +18,7 @@ use super::Ctx;
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::presets::mounts::{self, Mount};
 use crate::sys::open;
+use crate::sys::state::VmConfig;
 
 /// What a boot of a stored VM may hand to its VMM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,7 @@ impl Whose<'_> {
 }
 
 /// Check the configuration of VM `id` (its row's `config`) against the rules above.
-pub(crate) fn check(ctx: &Ctx, id: &str, config: &serde_json::Value) -> Result<CheckedConfig> {
+pub(crate) fn check(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<CheckedConfig> {
     let rootfs = check_disk(ctx, id, config)?;
     let (kernel, mounts) = check_kernel_and_mounts(ctx, Whose::Sandbox(id), config)?;
     Ok(CheckedConfig {
@@ -67,11 +68,7 @@ pub(crate) fn check(ctx: &Ctx, id: &str, config: &serde_json::Value) -> Result<C
 
 /// The disk alone, for a VMM that needs nothing else (a Firecracker loading a full
 /// snapshot): the kernel is left empty (not handed over), no mounts.
-pub(crate) fn check_disk_only(
-    ctx: &Ctx,
-    id: &str,
-    config: &serde_json::Value,
-) -> Result<CheckedConfig> {
+pub(crate) fn check_disk_only(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<CheckedConfig> {
     Ok(CheckedConfig {
         kernel: PathBuf::new(),
         rootfs: check_disk(ctx, id, config)?,
@@ -79,22 +76,20 @@ pub(crate) fn check_disk_only(
     })
 }
 
-fn check_disk(ctx: &Ctx, id: &str, config: &serde_json::Value) -> Result<PathBuf> {
+fn check_disk(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<PathBuf> {
     let whose = Whose::Sandbox(id);
     // The disk: only the one smolvm names for this id.
     let own = ctx.disk_path(id)?;
-    let rootfs = match config.get("rootfs_path").and_then(|v| v.as_str()) {
+    let rootfs = match config.rootfs_path.as_deref() {
         None => return Err(whose.refuse("disk", "no rootfs_path".into())),
-        Some(p) if Path::new(p) == own => own,
+        Some(p) if p == own => own,
         Some(p) => {
-            let mode = config
-                .get("disk_mode")
-                .and_then(|v| v.as_str())
-                .unwrap_or("isolated");
             return Err(whose.refuse(
                 "disk",
                 format!(
-                    "{p} (disk_mode {mode}) is not its own disk {}",
+                    "{} (disk_mode {}) is not its own disk {}",
+                    p.display(),
+                    config.disk_mode(),
                     own.display()
                 ),
             ));
@@ -110,12 +105,15 @@ fn check_disk(ctx: &Ctx, id: &str, config: &serde_json::Value) -> Result<PathBuf
 pub(crate) fn check_kernel_and_mounts(
     ctx: &Ctx,
     whose: Whose<'_>,
-    config: &serde_json::Value,
+    config: &VmConfig,
 ) -> Result<(PathBuf, Vec<Mount>)> {
     // The kernel: read only, but still a plain file named plainly.
-    let kernel = match config.get("kernel_path").and_then(|v| v.as_str()) {
-        None | Some("") => return Err(whose.refuse("kernel", "no kernel_path".into())),
-        Some(p) => PathBuf::from(p),
+    let kernel = match config.kernel_path.as_deref() {
+        None => return Err(whose.refuse("kernel", "no kernel_path".into())),
+        Some(p) if p.as_os_str().is_empty() => {
+            return Err(whose.refuse("kernel", "no kernel_path".into()))
+        }
+        Some(p) => p.to_path_buf(),
     };
     if !plain_absolute(&kernel) {
         return Err(whose.refuse(
@@ -144,8 +142,8 @@ fn plain_absolute(p: &Path) -> bool {
         && !p.as_os_str().as_encoded_bytes().contains(&b'\0')
 }
 
-fn checked_mounts(whose: Whose<'_>, config: &serde_json::Value) -> Result<Vec<Mount>> {
-    let Some(raw) = config.get("mounts").filter(|v| !v.is_null()) else {
+fn checked_mounts(whose: Whose<'_>, config: &VmConfig) -> Result<Vec<Mount>> {
+    let Some(raw) = config.extras.mounts.as_ref().filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
     let kept: Vec<Mount> = serde_json::from_value(raw.clone())

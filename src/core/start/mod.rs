@@ -35,7 +35,9 @@ use crate::sys::http::HttpConfig;
 use crate::sys::open;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process::is_vm_id;
-use crate::sys::state::{Corruption, OpenMode, StateError, StateStore, VmRecord, VmStatus};
+use crate::sys::state::{
+    Corruption, OpenMode, StateError, StateStore, VmConfig, VmExtras, VmRecord, VmStatus,
+};
 use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::Accel;
 
@@ -60,7 +62,7 @@ pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
 /// SmolVM's `SSH_BOOT_ARGS` (its images' `/init` is PID 1).
-pub const DEFAULT_BOOT_ARGS: &str = "console=ttyS0 reboot=k panic=1 pci=off init=/init";
+pub const DEFAULT_BOOT_ARGS: &str = crate::sys::state::DEFAULT_BOOT_ARGS;
 
 /// How to create (and maybe start) a sandbox.
 #[derive(Debug, Clone, Default)]
@@ -149,7 +151,7 @@ pub struct Timings {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StartReport {
     pub id: String,
-    pub status: String,
+    pub status: VmStatus,
     pub preset: Option<String>,
     pub ip: String,
     pub ssh_host_port: Option<u16>,
@@ -188,8 +190,9 @@ pub(crate) fn runtime(
 
 /// A QEMU runtime's machine as `requested` (`auto|q35|microvm`, auto resolved for its
 /// accelerator) instead of the environment's; `bad` names an unknown value. Firecracker
-/// has no machine to set.
-fn set_machine(
+/// has no machine to set. The one resolution of a stored `qemu_machine`: `sandbox start`
+/// and snapshot restore both call it, so they boot a stored value the same way.
+pub(crate) fn set_machine(
     runtime: &mut Runtime,
     requested: Option<&str>,
     bad: impl FnOnce(&str) -> Error,
@@ -487,31 +490,37 @@ pub async fn create(
         .unwrap_or(registry.map_or(super::presets::DEFAULT_MEMORY_MIB, |p| p.memory_mib));
     let vcpus = opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS);
     let disk_mib = opts.disk_size_mib;
-    let config = serde_json::json!({
-        "vm_id": id,
-        "vcpu_count": vcpus,
-        "mem_size_mib": mem,
-        "kernel_path": kernel,
-        "rootfs_path": disk,
-        "source_rootfs_path": source_rootfs,
-        "initrd_path": null,
-        "boot_args": DEFAULT_BOOT_ARGS,
-        "boot_mode": "direct_kernel",
-        "backend": runtime.vmm,
-        "accel": runtime.accel,
-        "qemu_machine": runtime.machine,
-        "guest_os": opts.os.unwrap_or(Os::Ubuntu).as_str(),
-        "preset": preset,
-        "disk_mode": "isolated",
-        "disk_size_mib": disk_mib.or(registry.map(|p| p.disk_mib)),
-        "retain_disk_on_delete": false,
-        "ssh_public_key": public_key.trim(),
-        "boot_timeout": runtime.boot_timeout.as_secs_f64(),
-    });
-    let mut config = config;
-    if !opts.mounts.is_empty() {
-        config["mounts"] = serde_json::to_value(&opts.mounts).map_err(rt)?;
-    }
+    let config = VmConfig {
+        vm_id: Some(id.clone()),
+        preset: preset.clone(),
+        vcpu_count: Some(vcpus),
+        memory: Some(mem),
+        guest_os: Some(opts.os.unwrap_or(Os::Ubuntu).as_str().into()),
+        boot_mode: Some("direct_kernel".into()),
+        kernel_path: Some(kernel.clone()),
+        initrd_path: None,
+        rootfs_path: Some(disk.clone()),
+        boot_args: Some(DEFAULT_BOOT_ARGS.into()),
+        backend: Some(runtime.vmm.as_str().into()),
+        qemu_machine: runtime.machine.map(|m| m.as_str().into()),
+        disk_mode: Some("isolated".into()),
+        disk_size_mib: disk_mib.or(registry.map(|p| p.disk_mib)),
+        retain_disk_on_delete: Some(false),
+        ssh_public_key: Some(public_key.trim().into()),
+        internet_settings: None,
+        other: Default::default(),
+        extras: VmExtras {
+            accel: Some(runtime.accel.as_str().into()),
+            boot_timeout: Some(runtime.boot_timeout.as_secs_f64()),
+            source_rootfs_path: Some(source_rootfs.clone()),
+            mounts: if opts.mounts.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_value(&opts.mounts).map_err(rt)?)
+            },
+            ..Default::default()
+        },
+    };
     let mut row = VmRecord::new(id.clone(), VmStatus::Created);
     row.config = config;
     match ctx.store.insert_vm(&row) {
@@ -668,7 +677,7 @@ async fn start_locked(
                 Error::runtime(format!("Sandbox '{id}' has an unknown backend '{b}'"))
             })?,
     };
-    let accel = match (accel, row.config.get("accel").and_then(|v| v.as_str())) {
+    let accel = match (accel, row.config.extras.accel.as_deref()) {
         (Some(a), _) => Some(a),
         (None, None) => None,
         (None, Some(a)) => Some(AccelRequest::parse(a).ok_or_else(|| {
@@ -677,7 +686,7 @@ async fn start_locked(
     };
     let mut runtime = runtime(ctx, backend, accel, boot_timeout, progress)?;
     // The machine it was created with (`--qemu-machine`): the same devices every boot.
-    let stored_machine = row.config.get("qemu_machine").and_then(|v| v.as_str());
+    let stored_machine = row.config.qemu_machine.as_deref();
     set_machine(&mut runtime, stored_machine, |m| {
         Error::runtime(format!("Sandbox '{id}' has an unknown QEMU machine '{m}'"))
     })?;
@@ -734,6 +743,50 @@ mod tests {
         assert!(
             id.starts_with("vm-") && is_vm_id(&id) && id.len() == 11,
             "{id}"
+        );
+    }
+
+    /// Restart and restore both resolve a stored machine here: `auto` for the accelerator,
+    /// an unknown value refused, none keeps the environment's.
+    #[test]
+    fn a_stored_machine_resolves_one_way() {
+        let rt = |vmm, accel| Runtime {
+            vmm,
+            binary: PathBuf::from("/usr/bin/qemu-system-x86_64"),
+            accel,
+            machine: Some(Machine::Microvm),
+            boot_timeout: Duration::from_secs(1),
+            vmm_reason: String::new(),
+            accel_reason: String::new(),
+            warning: None,
+        };
+        let resolve = |vmm, accel, stored: Option<&str>| {
+            let mut r = rt(vmm, accel);
+            set_machine(&mut r, stored, |m| Error::runtime(format!("unknown '{m}'")))
+                .map(|()| r.machine)
+                .map_err(|e| e.message)
+        };
+        use Vmm::{Firecracker, Qemu};
+        assert_eq!(resolve(Qemu, Accel::Tcg, None), Ok(Some(Machine::Microvm)));
+        assert_eq!(
+            resolve(Qemu, Accel::Tcg, Some("auto")),
+            Ok(Some(Machine::Q35))
+        );
+        assert_eq!(
+            resolve(Qemu, Accel::Kvm, Some("auto")),
+            Ok(Some(Machine::Microvm))
+        );
+        assert_eq!(
+            resolve(Qemu, Accel::Kvm, Some("q35")),
+            Ok(Some(Machine::Q35))
+        );
+        assert_eq!(
+            resolve(Qemu, Accel::Tcg, Some("pc-i440fx")),
+            Err("unknown 'pc-i440fx'".to_string())
+        );
+        assert_eq!(
+            resolve(Firecracker, Accel::Kvm, Some("pc-i440fx")),
+            Ok(Some(Machine::Microvm))
         );
     }
 }

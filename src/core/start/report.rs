@@ -29,7 +29,11 @@ pub(super) fn report(
     let ip = net.guest_ip.clone().unwrap_or_default();
     Ok(StartReport {
         id: id.to_string(),
-        status: if pid.is_some() { "running" } else { "created" }.into(),
+        status: if pid.is_some() {
+            VmStatus::Running
+        } else {
+            VmStatus::Created
+        },
         preset,
         ssh_command: crate::core::ssh::ssh_command(&ctx.paths.keys_dir, &ip),
         ip,

@@ -17,6 +17,7 @@
 //! Rows are decoded one at a time and validated (see [`types`]): a row whose values are
 //! invalid is never returned as a record but as a [`SkippedRow`] with the reason.
 
+mod config;
 mod copy;
 mod known;
 mod network;
@@ -30,6 +31,9 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode as SqliteCode, OpenFlags, OptionalExtension};
 
+pub use config::{
+    VmConfig, VmExtras, DEFAULT_BOOT_ARGS, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, SMOLVM_BOOT_ARGS,
+};
 pub use known::Known;
 pub use pools::{pool_ip, NetLease, IP_POOL, SSH_PORT_POOL};
 pub use snapshots::SnapshotRecord;
@@ -410,6 +414,13 @@ impl StateStore {
                 Err(skipped) => out.skipped.push(skipped),
             }
         }
+        drop(stmt);
+        let mut extras = config::all_vm_extras(&conn).map_err(|e| self.err(e))?;
+        for vm in &mut out.vms {
+            if let Some(text) = extras.remove(&vm.id) {
+                vm.config.extras.merge_stored(&text);
+            }
+        }
         Ok(out)
     }
 
@@ -425,7 +436,12 @@ impl StateStore {
             .map_err(|e| self.err(e))?
         {
             None => Ok(None),
-            Some(Ok(vm)) => Ok(Some(vm)),
+            Some(Ok(mut vm)) => {
+                if let Some(text) = config::vm_extras(&conn, &vm.id).map_err(|e| self.err(e))? {
+                    vm.config.extras.merge_stored(&text);
+                }
+                Ok(Some(vm))
+            }
             Some(Err(row)) => Err(StateError::InvalidRow {
                 path: self.path.clone(),
                 row,
@@ -509,7 +525,7 @@ impl StateStore {
                 rusqlite::params![
                     vm.id,
                     vm.status.as_str(),
-                    vm.config.to_string(),
+                    vm.config.to_json().to_string(),
                     vm.network.as_ref().map(|n| serde_json::to_string(n).unwrap_or_default()),
                     vm.pid,
                     vm.socket_path,
@@ -518,6 +534,9 @@ impl StateStore {
                     if vm.updated_at.is_empty() { &now } else { &vm.updated_at },
                 ],
             )?;
+            if n > 0 {
+                config::write_vm_extras(tx, &vm.id, &vm.config.extras)?;
+            }
             Ok(n)
         })
         .and_then(|n| {
@@ -794,7 +813,7 @@ pub fn active_vms(db: &Path) -> Result<Vec<ActiveVm>, StateError> {
                 .map_or_else(|| describe(id), str::to_string),
             files: types::text(config)
                 .and_then(|c| serde_json::from_str(c).ok())
-                .map(|c| types::config_host_files(&c))
+                .map(|c| VmConfig::from_json(&c).host_files())
                 .unwrap_or_default(),
         });
     }

@@ -5,7 +5,7 @@
 
 use rusqlite::OptionalExtension;
 
-use super::{table_exists, StateError, StateStore};
+use super::{table_exists, StateError, StateStore, VmConfig};
 use crate::sys::time::iso_now;
 
 impl StateStore {
@@ -65,26 +65,22 @@ impl StateStore {
             let Some(config) = config else {
                 return Ok(false);
             };
-            let mut config: serde_json::Value =
-                serde_json::from_str(&config).unwrap_or_else(|_| serde_json::json!({}));
-            if let Some(obj) = config.as_object_mut() {
-                match &internet {
-                    Some(v) => {
-                        obj.insert(
-                            "internet_settings".into(),
-                            serde_json::from_str(v).unwrap_or_default(),
-                        );
-                    }
-                    None => {
-                        obj.remove("internet_settings");
-                    }
-                }
+            // Typed: an older smolvm's keys move to smolvm_vm_config as it is rewritten.
+            let mut config = VmConfig::from_json(
+                &serde_json::from_str(&config).unwrap_or(serde_json::Value::Null),
+            );
+            if let Some(stored) = super::config::vm_extras(tx, vm_id)? {
+                config.extras.merge_stored(&stored);
             }
+            config.internet_settings = internet
+                .as_deref()
+                .map(|v| serde_json::from_str(v).unwrap_or_default());
             let now = iso_now();
             tx.execute(
                 "UPDATE vms SET config = ?1, updated_at = ?2 WHERE id = ?3",
-                rusqlite::params![config.to_string(), now, vm_id],
+                rusqlite::params![config.to_json().to_string(), now, vm_id],
             )?;
+            super::config::write_vm_extras(tx, vm_id, &config.extras)?;
             tx.execute(
                 "INSERT INTO smolvm_vm_network (vm_id, settings, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(vm_id) DO UPDATE SET settings = excluded.settings,
@@ -131,7 +127,9 @@ mod tests {
             .set_vm_network_settings("vm-a", &serde_json::json!({}), None)
             .unwrap());
         let mut row = VmRecord::new("vm-a", VmStatus::Created);
-        row.config = serde_json::json!({"vm_id": "vm-a", "memory": 512});
+        row.config = crate::sys::state::VmConfig::from_json(
+            &serde_json::json!({"vm_id": "vm-a", "memory": 512}),
+        );
         s.insert_vm(&row).unwrap();
         let settings = serde_json::json!({"internet": {"mode": "off"}});
         let off = serde_json::json!({"mode": "off"});
@@ -140,8 +138,8 @@ mod tests {
             .unwrap());
         assert_eq!(s.vm_network_settings("vm-a").unwrap(), Some(settings));
         let got = s.get_vm("vm-a").unwrap().unwrap();
-        assert_eq!(got.config["internet_settings"], off);
-        assert_eq!(got.config["memory"], 512);
+        assert_eq!(got.config.internet_settings, Some(off));
+        assert_eq!(got.config.memory, Some(512));
         s.set_vm_network_settings("vm-a", &serde_json::json!({}), None)
             .unwrap();
         assert!(s
@@ -149,7 +147,7 @@ mod tests {
             .unwrap()
             .unwrap()
             .config
-            .get("internet_settings")
+            .internet_settings
             .is_none());
         s.delete_vm("vm-a").unwrap();
         assert_eq!(s.vm_network_settings("vm-a").unwrap(), None);

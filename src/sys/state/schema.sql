@@ -97,3 +97,18 @@ CREATE TABLE IF NOT EXISTS smolvm_snapshot_network (
     created_at TEXT NOT NULL,
     FOREIGN KEY (snapshot_id) REFERENCES snapshots(snapshot_id) ON DELETE CASCADE
 );
+-- smolvm's own: a sandbox's settings SmolVM's VMConfig has no key for (accelerator, boot
+-- timeout, source image, workspace mounts, restore markers), as JSON text
+-- (sys::state::config::VmExtras); a snapshot keeps its sandbox's copy.
+CREATE TABLE IF NOT EXISTS smolvm_vm_config (
+    vm_id TEXT PRIMARY KEY,
+    extras TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    FOREIGN KEY (vm_id) REFERENCES vms(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS smolvm_snapshot_config (
+    snapshot_id TEXT PRIMARY KEY,
+    extras TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    FOREIGN KEY (snapshot_id) REFERENCES snapshots(snapshot_id) ON DELETE CASCADE
+);

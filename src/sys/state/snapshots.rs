@@ -12,6 +12,7 @@ use std::collections::HashSet;
 
 use rusqlite::OptionalExtension;
 
+use super::config::{self, VmConfig};
 use super::{table_exists, StateError, StateStore};
 use crate::sys::process::is_vm_id;
 use crate::sys::time::iso_now;
@@ -27,7 +28,9 @@ pub struct SnapshotRecord {
     /// NULL means Firecracker (SmolVM's rule).
     pub backend: Option<String>,
     pub artifacts: Option<serde_json::Value>,
-    pub vm_config: serde_json::Value,
+    /// The VM's config when the snapshot was taken (its extras from
+    /// `smolvm_snapshot_config`).
+    pub vm_config: VmConfig,
     pub network_config: serde_json::Value,
     pub created_at: String,
     /// NULL or unknown means `full` (SmolVM's rule).
@@ -100,7 +103,7 @@ fn decode(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SnapshotRecord, Stri
         disk_path: text(4)?.unwrap_or_default(),
         backend: text(5)?,
         artifacts: json(6)?,
-        vm_config,
+        vm_config: VmConfig::from_json(&vm_config),
         network_config,
         created_at: text(9)?.unwrap_or_default(),
         snapshot_type: text(10)?,
@@ -126,7 +129,7 @@ impl StateStore {
                     s.disk_path,
                     s.backend,
                     s.artifacts.as_ref().map(|a| a.to_string()),
-                    s.vm_config.to_string(),
+                    s.vm_config.to_json().to_string(),
                     s.network_config.to_string(),
                     if s.created_at.is_empty() { iso_now() } else { s.created_at.clone() },
                     s.snapshot_type,
@@ -134,6 +137,12 @@ impl StateStore {
                     s.restored_vm_id,
                 ],
             )
+            .and_then(|n| {
+                if n > 0 {
+                    config::write_snapshot_extras(tx, &s.snapshot_id, &s.vm_config.extras)?;
+                }
+                Ok(n)
+            })
         })?;
         if n == 0 {
             return Err(StateError::AlreadyExists(s.snapshot_id.clone()));
@@ -158,7 +167,14 @@ impl StateStore {
             .map_err(|e| self.err(e))?;
         match row {
             None => Ok(None),
-            Some(Ok(s)) => Ok(Some(s)),
+            Some(Ok(mut s)) => {
+                if let Some(text) =
+                    config::snapshot_extras(&conn, &s.snapshot_id).map_err(|e| self.err(e))?
+                {
+                    s.vm_config.extras.merge_stored(&text);
+                }
+                Ok(Some(s))
+            }
             Some(Err(reason)) => Err(StateError::Pool(format!(
                 "state database {}: the snapshots row of {id:?} is invalid: {reason}; fix or delete that row",
                 self.path.display()
@@ -185,7 +201,14 @@ impl StateStore {
         let rows = stmt.query_map([vm_id], decode).map_err(|e| self.err(e))?;
         for r in rows {
             match r.map_err(|e| self.err(e))? {
-                Ok(s) => out.0.push(s),
+                Ok(mut s) => {
+                    if let Some(text) =
+                        config::snapshot_extras(&conn, &s.snapshot_id).map_err(|e| self.err(e))?
+                    {
+                        s.vm_config.extras.merge_stored(&text);
+                    }
+                    out.0.push(s)
+                }
                 Err(reason) => out.1.push(format!(
                     "state database: skipped snapshots row: {reason} (it is left alone)"
                 )),
@@ -212,14 +235,17 @@ impl StateStore {
     }
 
     /// Replace a VM's config JSON.
-    pub fn set_config(&self, vm_id: &str, config: &serde_json::Value) -> Result<(), StateError> {
+    pub fn set_config(&self, vm_id: &str, config: &VmConfig) -> Result<(), StateError> {
         self.write(|tx| {
-            tx.execute(
+            let n = tx.execute(
                 "UPDATE vms SET config = ?1, updated_at = ?2 WHERE id = ?3",
-                rusqlite::params![config.to_string(), iso_now(), vm_id],
-            )
+                rusqlite::params![config.to_json().to_string(), iso_now(), vm_id],
+            )?;
+            if n > 0 {
+                config::write_vm_extras(tx, vm_id, &config.extras)?;
+            }
+            Ok(())
         })
-        .map(drop)
     }
 
     /// Lease exactly this IP (on `tap`) and SSH host port to `vm_id`, in one transaction,
@@ -341,7 +367,7 @@ mod tests {
             disk_path: "/s/disk.ext4".into(),
             backend: Some("qemu".into()),
             artifacts: Some(serde_json::json!({"state_path": "/s/state.bin"})),
-            vm_config: serde_json::json!({"vm_id": vm}),
+            vm_config: VmConfig::from_json(&serde_json::json!({"vm_id": vm})),
             network_config: serde_json::json!({"guest_ip": "172.16.0.2"}),
             created_at: String::new(),
             snapshot_type: Some("full".into()),

@@ -80,7 +80,7 @@ fn python_sqlite3_reads_our_database_like_smolvm() {
     let db = t.path().join("smolvm.db");
     let s = open(&db);
     let mut vm = VmRecord::new("vm-ours", VmStatus::Running);
-    vm.config = serde_json::json!({"vm_id": "vm-ours", "backend": "qemu"});
+    vm.config = VmConfig::from_json(&serde_json::json!({"vm_id": "vm-ours", "backend": "qemu"}));
     vm.network = Some(Network {
         guest_ip: Some("172.16.0.9".into()),
         tap_device: Some("tap9".into()),
@@ -161,7 +161,7 @@ fn garbage_and_truncated_files_are_moved_aside_and_recreated() {
         let s = open(&db);
         for i in 0..300 {
             let mut vm = VmRecord::new(format!("vm-{i}"), VmStatus::Stopped);
-            vm.config = serde_json::json!({"pad": "x".repeat(200)});
+            vm.config = VmConfig::from_json(&serde_json::json!({"pad": "x".repeat(200)}));
             s.insert_vm(&vm).unwrap();
         }
         s.lock()
@@ -212,7 +212,7 @@ fn a_lock_held_elsewhere_is_a_clear_error_after_the_timeout() {
     let db = t.path().join("smolvm.db");
     let s = open(&db);
     let mut vm = VmRecord::new("vm-1", VmStatus::Stopped);
-    vm.config = serde_json::json!({});
+    vm.config = VmConfig::default();
     s.insert_vm(&vm).unwrap();
     let holder = Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();

@@ -15,11 +15,13 @@ use std::path::{Component, Path, PathBuf};
 use rusqlite::types::ValueRef;
 use serde::{Deserialize, Serialize};
 
+use super::config::VmConfig;
 use crate::sys::process::is_vm_id;
 
 /// `vms.status`: SmolVM's `created|running|paused|stopped|error` (a row with any other
-/// value is skipped).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// value is skipped). Serialized as those words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum VmStatus {
     Created,
     Running,
@@ -85,12 +87,13 @@ pub struct Network {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// One `vms` row. `config` is SmolVM's VMConfig JSON, kept whole so nothing is lost.
+/// One `vms` row. `config` is SmolVM's VMConfig, typed (every key kept, so nothing is
+/// lost), with smolvm's extras from `smolvm_vm_config`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmRecord {
     pub id: String,
     pub status: VmStatus,
-    pub config: serde_json::Value,
+    pub config: VmConfig,
     pub network: Option<Network>,
     pub pid: Option<i64>,
     pub socket_path: Option<String>,
@@ -105,7 +108,7 @@ impl VmRecord {
         VmRecord {
             id: id.into(),
             status,
-            config: serde_json::json!({}),
+            config: VmConfig::default(),
             network: None,
             pid: None,
             socket_path: None,
@@ -115,13 +118,9 @@ impl VmRecord {
         }
     }
 
-    fn config_str(&self, key: &str) -> Option<&str> {
-        self.config.get(key).and_then(|v| v.as_str())
-    }
-
     /// `firecracker`, `qemu`, …: the config's `backend`, else guessed from the socket name.
     pub fn backend(&self) -> Option<&str> {
-        self.config_str("backend").or_else(|| {
+        self.config.backend.as_deref().or_else(|| {
             let sock = self.socket_path.as_deref()?;
             let name = sock.rsplit('/').next()?;
             if name.starts_with("fc-") {
@@ -135,30 +134,13 @@ impl VmRecord {
     }
 
     pub fn preset(&self) -> Option<&str> {
-        self.config_str("preset")
+        self.config.preset.as_deref()
     }
 
     /// Host files the VM's configuration points at: kernel, rootfs, initrd, extra drives.
     pub fn host_files(&self) -> Vec<PathBuf> {
-        config_host_files(&self.config)
+        self.config.host_files()
     }
-}
-
-/// `kernel_path`, `rootfs_path`, `initrd_path` and extra drive paths of a VMConfig.
-pub(super) fn config_host_files(config: &serde_json::Value) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = ["kernel_path", "rootfs_path", "initrd_path"]
-        .iter()
-        .filter_map(|k| config.get(k).and_then(|v| v.as_str()))
-        .map(PathBuf::from)
-        .collect();
-    if let Some(drives) = config.get("extra_drives").and_then(|d| d.as_array()) {
-        out.extend(drives.iter().filter_map(|d| {
-            d.as_str()
-                .or_else(|| d.get("path").and_then(|p| p.as_str()))
-                .map(PathBuf::from)
-        }));
-    }
-    out
 }
 
 /// A TAP reservation (`tap_allocations`, SmolVM's bridge mode).
@@ -309,8 +291,8 @@ fn check_vm(r: &rusqlite::Row<'_>, id_value: ValueRef<'_>) -> Result<VmRecord, S
     let config_value = get("config")?.unwrap_or(ValueRef::Null);
     let config_text = text(config_value)
         .ok_or_else(|| format!("config {} is not text", describe(config_value)))?;
-    let config = serde_json::from_str(config_text)
-        .unwrap_or_else(|_| serde_json::Value::String(config_text.to_string()));
+    let config =
+        VmConfig::from_json(&serde_json::from_str(config_text).unwrap_or(serde_json::Value::Null));
     let network = match get("network")? {
         None | Some(ValueRef::Null) => None,
         Some(v) => {

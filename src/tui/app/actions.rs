@@ -420,7 +420,7 @@ impl App {
                     self.data
                         .vms
                         .iter()
-                        .any(|r| r.info.id == *id && r.info.status == "paused")
+                        .any(|r| r.info.id == *id && r.info.status == crate::core::VmStatus::Paused)
                 });
                 let (what, kind) = if all_paused {
                     (Mutation::Resume, TaskKind::Resume)
@@ -494,7 +494,7 @@ impl App {
                 let Some(r) = self.one_vm(&ids, "a session") else {
                     return Vec::new();
                 };
-                if r.info.status != "running" || r.info.stale {
+                if r.info.status != crate::core::VmStatus::Running || r.info.stale {
                     self.status = Some(format!(
                         "{} is {}: start it first",
                         r.info.id,

@@ -38,7 +38,7 @@ impl App {
         let key = Some(self.vm_sort);
         v.sort_by(|(_, a), (_, b)| {
             let o = match key {
-                Some(VmCol::Status) => a.info.status.cmp(&b.info.status),
+                Some(VmCol::Status) => a.info.status.as_str().cmp(b.info.status.as_str()),
                 Some(VmCol::Backend) => a.info.backend.cmp(&b.info.backend),
                 Some(VmCol::Preset) => a.info.preset.cmp(&b.info.preset),
                 Some(VmCol::Ip) => a.info.ip.cmp(&b.info.ip),

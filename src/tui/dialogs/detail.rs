@@ -143,7 +143,7 @@ impl DetailView {
                 Span::styled("  Status        ", t.accent()),
                 Span::styled(
                     r.info.shown_status(),
-                    t.status(&r.info.status, r.info.stale),
+                    t.status(r.info.status.as_str(), r.info.stale),
                 ),
                 Span::raw(format!(
                     "   pid {}   up {}",

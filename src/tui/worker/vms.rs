@@ -226,10 +226,8 @@ pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail,
     let ctx = cx.job().map_err(|e| e.message)?;
     let info = crate::core::lifecycle::info(&ctx, id).map_err(|e| e.message)?;
     let c = &info.config;
-    let s = |k: &str| c.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let n = |k: &str| c.get(k).and_then(serde_json::Value::as_u64);
     let home = &ctx.paths.home;
-    let shown = |p: Option<String>| p.map(|p| display_path(Path::new(&p), home));
+    let shown = |p: &Option<PathBuf>| p.as_deref().map(|p| display_path(p, home));
     let mounts = crate::core::presets::mounts::from_config(c)
         .into_iter()
         .map(|m| (display_path(&m.host_path, home), m.guest_path, m.writable))
@@ -251,7 +249,7 @@ pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail,
             v.into_iter()
                 .map(|s| SnapshotRow {
                     id: s.id,
-                    kind: s.kind,
+                    kind: s.kind.to_string(),
                     created_at: s.created_at,
                     size_bytes: s.size_bytes,
                     missing: !s.missing_files.is_empty(),
@@ -263,11 +261,11 @@ pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail,
         id: id.to_string(),
         backend: info.summary.backend.clone(),
         preset: info.summary.preset.clone(),
-        kernel: shown(s("kernel_path")),
-        rootfs: shown(s("rootfs_path")),
-        vcpus: n("vcpu_count"),
-        memory_mib: n("mem_size_mib"),
-        disk_mib: n("disk_size_mib"),
+        kernel: shown(&c.kernel_path),
+        rootfs: shown(&c.rootfs_path),
+        vcpus: Some(u64::from(c.vcpus())),
+        memory_mib: Some(u64::from(c.memory_mib())),
+        disk_mib: c.disk_size_mib,
         ip: info.summary.ip.clone(),
         tap: info.summary.tap.clone(),
         ssh_port: info.summary.ssh_port,
@@ -314,7 +312,7 @@ pub(super) async fn run_pause(
             Ok(if r.unchanged {
                 format!("already {}", r.status)
             } else {
-                r.status
+                r.status.to_string()
             })
         }
     })
