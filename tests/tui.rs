@@ -129,6 +129,11 @@ fn image(version: &str, name: &str, current: bool, kept: Option<&str>, users: &[
         kept: kept.map(String::from),
         in_use_by: users.iter().map(|s| s.to_string()).collect(),
         path: format!("/home/u/.smolvm/images/{version}/{name}").into(),
+        kind: smolvm::core::images::listing::Kind::Cache,
+        os: "ubuntu".into(),
+        compressed_bytes: 0,
+        unpacked_bytes: 0,
+        ready: true,
     }
 }
 
@@ -3315,4 +3320,66 @@ fn o_steps_the_sort_through_each_pane_column_and_wraps() {
         a.vm_sort, VM_COLUMNS[0].id,
         "the Images pane's sort moved the VMs'"
     );
+}
+
+/// #23: the Images pane and `image ls` are one read model: a current and a stale cache in
+/// smolvm's layout, SmolVM's flat caches (stale and current version) and a built image are
+/// listed by both faces, the same names with the same kind and state.
+#[test]
+fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
+    let h = support::Home::new();
+    let cur = support::CURRENT;
+    h.cache(&format!("{cur}/codex-amd64-qemu"), 4096);
+    h.cache("0.0.1/pi-arm64-firecracker-alpine", 4096);
+    h.cache("codex-v0.0.1-amd64-qemu", 4096);
+    h.cache(&format!("hermes-v{cur}-amd64-firecracker"), 4096);
+    let built = h.images().join("my-debian");
+    std::fs::create_dir_all(&built).unwrap();
+    for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
+        std::fs::write(built.join(f), b"x").unwrap();
+    }
+
+    let out = h.smolvm().args(["image", "ls", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cli: Vec<(String, String, String)> = v["data"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["kind"].as_str().unwrap_or("?").to_string(),
+                i["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    cli.sort();
+
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        true,
+    );
+    let mut pane: Vec<(String, String, String)> = snap
+        .slow
+        .as_ref()
+        .unwrap()
+        .images
+        .iter()
+        .map(|r| (r.name.clone(), r.kind.to_string(), r.status().to_string()))
+        .collect();
+    pane.sort();
+    let names: Vec<&str> = cli.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "codex-amd64-qemu",
+            "codex-v0.0.1-amd64-qemu",
+            &format!("hermes-v{cur}-amd64-firecracker"),
+            "my-debian",
+            "pi-arm64-firecracker-alpine",
+        ]
+    );
+    assert_eq!(cli, pane);
 }

@@ -87,14 +87,19 @@ pub fn list(
 }
 
 /// An image directory found in the cache: `<version>/<name>/` with its name parsed.
-struct Found {
-    version: String,
-    name: String,
-    parsed: (String, Arch, Vmm, Os),
-    path: PathBuf,
+pub(super) struct Found {
+    pub(super) version: String,
+    pub(super) name: String,
+    pub(super) parsed: (String, Arch, Vmm, Os),
+    pub(super) path: PathBuf,
 }
 
-fn entry(found: Found, current_version: &str, in_use: &InUse, links: &HardLinks) -> Entry {
+pub(super) fn entry(
+    found: Found,
+    current_version: &str,
+    in_use: &InUse,
+    links: &HardLinks,
+) -> Entry {
     let Found {
         version,
         name,
