@@ -3383,3 +3383,38 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
     );
     assert_eq!(cli, pane);
 }
+
+/// #23: `image inspect` is one core read model: the dashboard's inspect of a cache and
+/// `image inspect <name>` name the same row and files, and for a name that is no published
+/// row (a built image, listed in the Images pane) both say the same error.
+#[test]
+fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
+    let h = support::Home::new();
+    let cur = support::CURRENT;
+    h.cache(&format!("{cur}/codex-amd64-qemu"), 4096);
+    let cx = smolvm::core::context::Context::local(&h.env());
+    let cli = |name: &str| {
+        let out = h
+            .smolvm()
+            .args(["image", "inspect", name, "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = cli("codex-amd64-qemu");
+    let d = smolvm::tui::worker::inspect(&cx, cur, "codex-amd64-qemu").unwrap();
+    let field = |k: &str| d.fields.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(field("Name"), v["data"]["name"].as_str().unwrap());
+    assert_eq!(
+        field("Kernel URL"),
+        v["data"]["kernel_url"].as_str().unwrap()
+    );
+    assert_eq!(
+        field("Rootfs URL"),
+        v["data"]["rootfs_url"].as_str().unwrap()
+    );
+
+    let v = cli("my-debian");
+    let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();
+    assert_eq!(e, v["error"]["message"].as_str().unwrap());
+}

@@ -462,22 +462,14 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
         Err(e) => return output::fail(command, args.store.json, &e),
     };
     let layout = Layout::new(&paths.images_root, &version);
-    let mut p = platform(&args.platform);
-    // A cache name (`codex-amd64-qemu`, `codex-amd64-qemu-alpine`) names its platform too.
-    let mut preset = args.preset.clone();
-    if crate::core::presets::find(&preset).is_none() {
-        if let Some((name, arch, vmm, os)) = crate::core::images::parse_image_name(&preset) {
-            preset = name;
-            p.arch = p.arch.or(Some(arch));
-            p.vmm = p.vmm.or(Some(vmm));
-            p.os = p.os.or(Some(os));
-        }
-    }
-    let r = Manifest::load(env).and_then(|m| {
-        let t = Target::resolve(&preset, p.arch, p.vmm, p.os, &Host::probe(env))?;
-        let img = t.lookup(&m)?;
-        Ok((catalog::inspect(&layout, img), m))
-    });
+    let p = platform(&args.platform);
+    let r = catalog::inspect_named(
+        env,
+        &Host::probe(env),
+        &layout,
+        &args.preset,
+        (p.arch, p.vmm, p.os),
+    );
     let (i, m) = match r {
         Ok(x) => x,
         Err(e) => return output::fail(command, args.store.json, &e),
