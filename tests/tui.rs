@@ -3418,3 +3418,23 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
     let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();
     assert_eq!(e, v["error"]["message"].as_str().unwrap());
 }
+
+/// A built image is listed in the Images pane (as `image ls` lists it); `P` on it says it
+/// is a built image, not that prune removes it (pull is `u`).
+#[test]
+fn pull_on_a_built_image_row_says_it_is_built() {
+    let mut s = full_snapshot();
+    let mut b = image("", "my-debian", true, None, &[]);
+    b.kind = smolvm::core::images::listing::Kind::Built;
+    s.slow.as_mut().unwrap().images = vec![b];
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(key('2'));
+    let effects = a.update(key('u'));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(
+        status(&a),
+        "my-debian is a built image (image build), not a published one"
+    );
+}
