@@ -65,6 +65,11 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
                     kept: None,
                     in_use_by: vec![],
                     path: format!("/h/.smolvm/images/0.0.{}/x{i}", i / 10).into(),
+                    kind: smolvm::core::images::listing::Kind::Cache,
+                    os: "ubuntu".into(),
+                    compressed_bytes: 0,
+                    unpacked_bytes: 0,
+                    ready: true,
                 })
                 .collect(),
             smolvm_bytes: 400_000_000_000,

@@ -129,6 +129,11 @@ fn image(version: &str, name: &str, current: bool, kept: Option<&str>, users: &[
         kept: kept.map(String::from),
         in_use_by: users.iter().map(|s| s.to_string()).collect(),
         path: format!("/home/u/.smolvm/images/{version}/{name}").into(),
+        kind: smolvm::core::images::listing::Kind::Cache,
+        os: "ubuntu".into(),
+        compressed_bytes: 0,
+        unpacked_bytes: 0,
+        ready: true,
     }
 }
 
@@ -3314,5 +3319,122 @@ fn o_steps_the_sort_through_each_pane_column_and_wraps() {
     assert_eq!(
         a.vm_sort, VM_COLUMNS[0].id,
         "the Images pane's sort moved the VMs'"
+    );
+}
+
+/// #23: the Images pane and `image ls` are one read model: a current and a stale cache in
+/// smolvm's layout, SmolVM's flat caches (stale and current version) and a built image are
+/// listed by both faces, the same names with the same kind and state.
+#[test]
+fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
+    let h = support::Home::new();
+    let cur = support::CURRENT;
+    h.cache(&format!("{cur}/codex-amd64-qemu"), 4096);
+    h.cache("0.0.1/pi-arm64-firecracker-alpine", 4096);
+    h.cache("codex-v0.0.1-amd64-qemu", 4096);
+    h.cache(&format!("hermes-v{cur}-amd64-firecracker"), 4096);
+    let built = h.images().join("my-debian");
+    std::fs::create_dir_all(&built).unwrap();
+    for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
+        std::fs::write(built.join(f), b"x").unwrap();
+    }
+
+    let out = h.smolvm().args(["image", "ls", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cli: Vec<(String, String, String)> = v["data"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["kind"].as_str().unwrap_or("?").to_string(),
+                i["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    cli.sort();
+
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        true,
+    );
+    let mut pane: Vec<(String, String, String)> = snap
+        .slow
+        .as_ref()
+        .unwrap()
+        .images
+        .iter()
+        .map(|r| (r.name.clone(), r.kind.to_string(), r.status().to_string()))
+        .collect();
+    pane.sort();
+    let names: Vec<&str> = cli.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "codex-amd64-qemu",
+            "codex-v0.0.1-amd64-qemu",
+            &format!("hermes-v{cur}-amd64-firecracker"),
+            "my-debian",
+            "pi-arm64-firecracker-alpine",
+        ]
+    );
+    assert_eq!(cli, pane);
+}
+
+/// #23: `image inspect` is one core read model: the dashboard's inspect of a cache and
+/// `image inspect <name>` name the same row and files, and for a name that is no published
+/// row (a built image, listed in the Images pane) both say the same error.
+#[test]
+fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
+    let h = support::Home::new();
+    let cur = support::CURRENT;
+    h.cache(&format!("{cur}/codex-amd64-qemu"), 4096);
+    let cx = smolvm::core::context::Context::local(&h.env());
+    let cli = |name: &str| {
+        let out = h
+            .smolvm()
+            .args(["image", "inspect", name, "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = cli("codex-amd64-qemu");
+    let d = smolvm::tui::worker::inspect(&cx, cur, "codex-amd64-qemu").unwrap();
+    let field = |k: &str| d.fields.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(field("Name"), v["data"]["name"].as_str().unwrap());
+    assert_eq!(
+        field("Kernel URL"),
+        v["data"]["kernel_url"].as_str().unwrap()
+    );
+    assert_eq!(
+        field("Rootfs URL"),
+        v["data"]["rootfs_url"].as_str().unwrap()
+    );
+
+    let v = cli("my-debian");
+    let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();
+    assert_eq!(e, v["error"]["message"].as_str().unwrap());
+}
+
+/// A built image is listed in the Images pane (as `image ls` lists it); `P` on it says it
+/// is a built image, not that prune removes it (pull is `u`).
+#[test]
+fn pull_on_a_built_image_row_says_it_is_built() {
+    let mut s = full_snapshot();
+    let mut b = image("", "my-debian", true, None, &[]);
+    b.kind = smolvm::core::images::listing::Kind::Built;
+    s.slow.as_mut().unwrap().images = vec![b];
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(key('2'));
+    let effects = a.update(key('u'));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(
+        status(&a),
+        "my-debian is a built image (image build), not a published one"
     );
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::args::{ImageInspectArgs, ImageListArgs, ImagePullArgs, ImageRmArgs, PlatformArgs};
+use super::args::{ImageInspectArgs, ImagePullArgs, ImageRmArgs, PlatformArgs};
 use super::output::{self, line, warn};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Host;
@@ -15,7 +15,6 @@ use crate::core::images::catalog::{self, Entry};
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
 use crate::core::images::{Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
-use crate::core::table;
 use crate::core::units::format_size;
 use crate::core::version::image_version;
 use crate::core::Env;
@@ -29,7 +28,7 @@ struct Platform {
 
 /// The image store `ls`, `rm` and `inspect` act on: its paths (`--image-dir` or the
 /// default) and the current image version.
-fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths, String)> {
+pub(super) fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths, String)> {
     Ok((Paths::resolve(env, image_dir), image_version(env)?))
 }
 
@@ -317,75 +316,7 @@ fn entry_data(e: &Entry) -> EntryData<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct ListData<'a> {
-    images_root: &'a Path,
-    current_version: &'a str,
-    images: Vec<EntryData<'a>>,
-    total_on_disk_bytes: u64,
-}
-
-pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
-    let (paths, version) = match image_store(env, args.store.image_dir.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return output::fail(command, args.store.json, &e),
-    };
-    let entries = match catalog::list(&paths.images_root, &version, &paths.existing_state_dbs()) {
-        Ok(e) => e,
-        Err(e) => return output::fail(command, args.store.json, &e),
-    };
-    let total: u64 = entries.iter().map(|e| e.on_disk_bytes).sum();
-    if args.store.json {
-        let data = ListData {
-            images_root: &paths.images_root,
-            current_version: &version,
-            images: entries.iter().map(entry_data).collect(),
-            total_on_disk_bytes: total,
-        };
-        output::print_json(command, 0, Some(&data), None);
-        return 0;
-    }
-    if entries.is_empty() {
-        line(format!(
-            "No cached images in {}. Run 'smolvm image pull codex' to download one.",
-            display_path(&paths.images_root, &paths.home)
-        ));
-        return 0;
-    }
-    let mut rows = Vec::new();
-    for e in &entries {
-        let mut status = if e.current { "current" } else { "stale" }.to_string();
-        if !e.ready {
-            status.push_str(" (incomplete)");
-        }
-        rows.push([
-            e.version.clone(),
-            e.preset.clone(),
-            e.arch.to_string(),
-            e.vmm.to_string(),
-            e.os.to_string(),
-            format_size(e.compressed_bytes),
-            format_size(e.unpacked_bytes),
-            format_size(e.on_disk_bytes),
-            status,
-            if e.in_use_by.is_empty() {
-                "-".to_string()
-            } else {
-                e.in_use_by.join(", ")
-            },
-        ]);
-    }
-    for l in table::text_table(table::titles(&table::IMAGE_LS), &rows) {
-        line(l);
-    }
-    line(format!(
-        "Total: {} image(s), {} on disk in {}",
-        entries.len(),
-        format_size(total),
-        display_path(&paths.images_root, &paths.home)
-    ));
-    0
-}
+pub use super::image_list::list;
 
 #[derive(Serialize)]
 struct RmData<'a> {
@@ -530,22 +461,14 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
         Err(e) => return output::fail(command, args.store.json, &e),
     };
     let layout = Layout::new(&paths.images_root, &version);
-    let mut p = platform(&args.platform);
-    // A cache name (`codex-amd64-qemu`, `codex-amd64-qemu-alpine`) names its platform too.
-    let mut preset = args.preset.clone();
-    if crate::core::presets::find(&preset).is_none() {
-        if let Some((name, arch, vmm, os)) = crate::core::images::parse_image_name(&preset) {
-            preset = name;
-            p.arch = p.arch.or(Some(arch));
-            p.vmm = p.vmm.or(Some(vmm));
-            p.os = p.os.or(Some(os));
-        }
-    }
-    let r = Manifest::load(env).and_then(|m| {
-        let t = Target::resolve(&preset, p.arch, p.vmm, p.os, &Host::probe(env))?;
-        let img = t.lookup(&m)?;
-        Ok((catalog::inspect(&layout, img), m))
-    });
+    let p = platform(&args.platform);
+    let r = catalog::inspect_named(
+        env,
+        &Host::probe(env),
+        &layout,
+        &args.preset,
+        (p.arch, p.vmm, p.os),
+    );
     let (i, m) = match r {
         Ok(x) => x,
         Err(e) => return output::fail(command, args.store.json, &e),

@@ -7,6 +7,7 @@ pub mod args;
 pub mod cleanup;
 pub mod doctor;
 pub mod image;
+mod image_list;
 pub mod network;
 pub mod output;
 pub mod prompt;

@@ -14,8 +14,7 @@ use std::path::PathBuf;
 use crate::core::context::Context;
 use crate::core::egress::NetworkSummary;
 use crate::core::host::Host;
-use crate::core::images::catalog;
-use crate::core::prune::{self, PruneOptions};
+use crate::core::images::listing;
 use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
 use crate::core::version::image_version;
 use crate::core::Paths;
@@ -88,31 +87,10 @@ pub fn fmt_duration(secs: u64) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRow {
-    pub version: String,
-    pub name: String,
-    pub preset: String,
-    pub arch: String,
-    pub vmm: String,
-    pub size_bytes: u64,
-    pub current: bool,
-    /// Why a stale cache is kept by prune (in use, custom image…).
-    pub kept: Option<String>,
-    pub in_use_by: Vec<String>,
-    pub path: PathBuf,
-}
+/// One row of the Images pane: core's image list row, as `image ls` lists it.
+pub use crate::core::images::listing::Row as ImageRow;
 
 impl ImageRow {
-    /// `current`, `stale`, or `kept: <reason>`.
-    pub fn state(&self) -> String {
-        match (&self.kept, self.current) {
-            (_, true) => "current".into(),
-            (Some(r), false) => format!("kept: {r}"),
-            (None, false) => "stale".into(),
-        }
-    }
-
     /// The STATE cell as shown: the state, and which VMs use the cache.
     pub fn shown_state(&self) -> String {
         if self.in_use_by.is_empty() {
@@ -637,86 +615,13 @@ fn load_slow(cx: &Context, paths: &Paths, errors: &mut Vec<String>) -> Slow {
             };
         }
     };
-    let dbs = paths.existing_state_dbs();
-    let mut images: Vec<ImageRow> = catalog::list(&paths.images_root, &version, &dbs)
-        .unwrap_or_else(|e| {
-            errors.push(e.message);
-            Vec::new()
-        })
-        .into_iter()
-        .map(|e| ImageRow {
-            version: e.version,
-            name: e.name,
-            preset: e.preset,
-            arch: e.arch.as_str().to_string(),
-            vmm: e.vmm.as_str().to_string(),
-            size_bytes: e.on_disk_bytes,
-            current: e.current,
-            kept: None,
-            in_use_by: e.in_use_by,
-            path: e.path,
-        })
-        .collect();
-    let plan = prune::plan(&PruneOptions::new(paths, version.clone(), true));
-    let reclaimable_bytes = match &plan {
-        Ok(p) => p.reclaimable_bytes(),
-        Err(e) => {
-            errors.push(e.message.clone());
-            0
-        }
-    };
-    if let Ok(plan) = plan {
-        // Stale caches the catalog does not describe (SmolVM's flat layout, odd version
-        // dirs), and why prune keeps some.
-        let rows = plan
-            .stale
-            .iter()
-            .map(|s| (s.path.clone(), s.version.clone(), s.size_bytes, None))
-            .chain(
-                plan.kept
-                    .iter()
-                    .map(|k| (k.path.clone(), String::new(), 0, Some(k.reason.to_string()))),
-            );
-        for (path, version, size, kept) in rows {
-            let covered: Vec<&mut ImageRow> = images
-                .iter_mut()
-                .filter(|r| r.path.starts_with(&path))
-                .collect();
-            if !covered.is_empty() {
-                for r in covered {
-                    r.kept.clone_from(&kept);
-                }
-                continue;
-            }
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let version = if version.is_empty() {
-                prune::cache_version(&name).unwrap_or("").to_string()
-            } else {
-                version
-            };
-            let (preset, tail) = match name.split_once(&format!("-v{version}-")) {
-                Some((p, t)) => (p.to_string(), t.to_string()),
-                None => (String::new(), String::new()),
-            };
-            let mut parts = tail.split('-');
-            images.push(ImageRow {
-                arch: parts.next().unwrap_or("").to_string(),
-                vmm: parts.next().unwrap_or("").to_string(),
-                version,
-                name,
-                preset,
-                size_bytes: size,
-                current: false,
-                kept,
-                in_use_by: Vec::new(),
-                path,
-            });
-        }
-    }
-    images.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
+    let listing = listing::list(paths, &version).unwrap_or_else(|e| {
+        errors.push(e.message);
+        listing::Listing::default()
+    });
+    errors.extend(listing.warnings);
+    let images = listing.rows;
+    let reclaimable_bytes = listing.reclaimable_bytes;
     Slow {
         built_images: crate::core::images::built_images(paths),
         doctor: crate::core::doctor::run(env, &host, &crate::core::progress::Progress::none()),

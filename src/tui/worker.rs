@@ -27,6 +27,7 @@ use crate::core::{display_path, Paths};
 mod images;
 mod vms;
 
+pub use images::inspect;
 use images::*;
 use vms::*;
 pub use vms::{env_keys, load_detail};

@@ -87,14 +87,19 @@ pub fn list(
 }
 
 /// An image directory found in the cache: `<version>/<name>/` with its name parsed.
-struct Found {
-    version: String,
-    name: String,
-    parsed: (String, Arch, Vmm, Os),
-    path: PathBuf,
+pub(super) struct Found {
+    pub(super) version: String,
+    pub(super) name: String,
+    pub(super) parsed: (String, Arch, Vmm, Os),
+    pub(super) path: PathBuf,
 }
 
-fn entry(found: Found, current_version: &str, in_use: &InUse, links: &HardLinks) -> Entry {
+pub(super) fn entry(
+    found: Found,
+    current_version: &str,
+    in_use: &InUse,
+    links: &HardLinks,
+) -> Entry {
     let Found {
         version,
         name,
@@ -259,6 +264,33 @@ pub struct Inspect {
     /// Cached, decompressed from the manifest's current rootfs.
     pub ready: bool,
     pub files: Vec<FileInfo>,
+}
+
+/// What `image inspect <arg>` and the dashboard's inspect show: `arg` is a preset (or an
+/// alias) on the given platform (the host's where unset), or a cache name
+/// (`codex-amd64-qemu[-alpine]`) that names its platform too; the manifest's row for it
+/// and what of it is cached.
+pub fn inspect_named(
+    env: &crate::core::Env,
+    host: &crate::core::host::Host,
+    layout: &super::Layout,
+    arg: &str,
+    platform: (Option<Arch>, Option<Vmm>, Option<Os>),
+) -> Result<(Inspect, super::Manifest)> {
+    let (mut arch, mut vmm, mut os) = platform;
+    let mut preset = arg.to_string();
+    if crate::core::presets::find(&preset).is_none() {
+        if let Some((name, a, v, o)) = parse_image_name(&preset) {
+            preset = name;
+            arch = arch.or(Some(a));
+            vmm = vmm.or(Some(v));
+            os = os.or(Some(o));
+        }
+    }
+    let m = super::Manifest::load(env)?;
+    let t = super::Target::resolve(&preset, arch, vmm, os, host)?;
+    let i = inspect(layout, t.lookup(&m)?);
+    Ok((i, m))
 }
 
 pub fn inspect(layout: &super::Layout, image: &Image) -> Inspect {

@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod listing;
 pub mod manifest;
 pub mod pull;
 

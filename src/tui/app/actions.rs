@@ -23,12 +23,16 @@ impl App {
     }
 
     /// The published image names of `rows` (each once); a row that is not a published
-    /// image (a flat or odd cache directory) is said in the status and left out.
+    /// image (a flat or odd cache directory, a built image) is said in the status and left
+    /// out.
     pub(super) fn image_names(&mut self, rows: &[ImageRow]) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         let mut odd = Vec::new();
+        let mut built = Vec::new();
         for r in rows {
-            if crate::core::images::parse_image_name(&r.name).is_none() {
+            if r.kind == crate::core::images::listing::Kind::Built {
+                built.push(r.name.clone());
+            } else if crate::core::images::parse_image_name(&r.name).is_none() {
                 odd.push(r.name.clone());
             } else if !names.contains(&r.name) {
                 names.push(r.name.clone());
@@ -38,6 +42,12 @@ impl App {
             self.status = Some(format!(
                 "not a published image: {} (prune removes it)",
                 odd.join(", ")
+            ));
+        }
+        if !built.is_empty() {
+            self.status = Some(format!(
+                "{} is a built image (image build), not a published one",
+                built.join(", ")
             ));
         }
         names

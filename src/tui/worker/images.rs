@@ -405,30 +405,19 @@ pub(super) fn run_remove_images(
     finish(tx, task, end_state(r.cancelled, problems > 0), summary, t0);
 }
 
-/// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect`): the
+/// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect_named`): the
 /// manifest's row for that image and what of it is on disk.
-pub(super) fn inspect(
+pub fn inspect(
     cx: &Context,
     version: &str,
     name: &str,
 ) -> Result<crate::tui::data::ImageInspect, String> {
-    use crate::core::images::{
-        catalog, no_published_image, parse_image_name, Layout, Manifest, Target,
-    };
+    use crate::core::images::{catalog, Layout};
     let paths = cx.paths().clone();
-    let (preset, arch, vmm, os) =
-        parse_image_name(name).ok_or_else(|| format!("'{name}' is not a published image name"))?;
-    let m = Manifest::load(cx.env()).map_err(|e| e.message)?;
-    let img = m.lookup(&preset, arch, vmm, os).ok_or_else(|| {
-        no_published_image(&Target {
-            preset: preset.clone(),
-            arch,
-            vmm,
-            os,
-        })
-        .message
-    })?;
-    let i = catalog::inspect(&Layout::new(&paths.images_root, version), img);
+    let layout = Layout::new(&paths.images_root, version);
+    let (i, m) = catalog::inspect_named(cx.env(), cx.host(), &layout, name, (None, None, None))
+        .map_err(|e| e.message)?;
+    let (arch, vmm, os) = (i.image.arch, i.image.vmm, i.image.os);
     let h = &paths.home;
     let mut fields = vec![
         ("Name", i.name.clone()),

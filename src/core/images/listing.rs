@@ -1,0 +1,227 @@
+//! The image list both faces show (`image ls` and the dashboard's Images pane): the
+//! catalog's caches of every version, SmolVM's flat `<preset>-v<version>-<arch>-<vmm>`
+//! caches, other stale entries prune would remove, and built images — each with its kind
+//! and state.
+
+use std::path::PathBuf;
+
+use super::catalog::{self, Entry, Found};
+use super::{built_images, parse_image_name};
+use crate::core::error::Result;
+use crate::core::prune::{self, cache_version, InUse, PruneOptions};
+use crate::core::Paths;
+use crate::sys::fs::{disk_usage, HardLinks};
+
+/// What a listed directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// `<version>/<preset>-<arch>-<vmm>[-alpine]/`, as `image pull` writes it.
+    Cache,
+    /// SmolVM's own `<preset>-v<version>-<arch>-<vmm>[-alpine]/`.
+    SmolvmCache,
+    /// A stale-named entry neither layout describes (prune removes it).
+    Other,
+    /// An `image build` output, named by its image name (never pruned).
+    Built,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Cache => "cache",
+            Kind::SmolvmCache => "smolvm-cache",
+            Kind::Other => "other",
+            Kind::Built => "built",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One listed image directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub kind: Kind,
+    pub version: String,
+    pub name: String,
+    pub preset: String,
+    pub arch: String,
+    pub vmm: String,
+    pub os: String,
+    pub path: PathBuf,
+    pub compressed_bytes: u64,
+    pub unpacked_bytes: u64,
+    /// Disk usage of the whole directory.
+    pub size_bytes: u64,
+    /// Belongs to the current image version, or a built image (else prune removes it).
+    pub current: bool,
+    /// Bootable as it is.
+    pub ready: bool,
+    /// Why prune keeps this stale entry (in use, custom image…).
+    pub kept: Option<String>,
+    pub in_use_by: Vec<String>,
+}
+
+impl Row {
+    fn from_entry(e: Entry, kind: Kind) -> Row {
+        Row {
+            kind,
+            arch: e.arch.as_str().to_string(),
+            vmm: e.vmm.as_str().to_string(),
+            os: e.os.as_str().to_string(),
+            compressed_bytes: e.compressed_bytes,
+            unpacked_bytes: e.unpacked_bytes,
+            size_bytes: e.on_disk_bytes,
+            current: e.current,
+            ready: e.ready,
+            kept: None,
+            in_use_by: e.in_use_by,
+            version: e.version,
+            name: e.name,
+            preset: e.preset,
+            path: e.path,
+        }
+    }
+
+    fn plain(kind: Kind, name: String, version: String, path: PathBuf, size: u64) -> Row {
+        Row {
+            kind,
+            version,
+            name,
+            preset: String::new(),
+            arch: String::new(),
+            vmm: String::new(),
+            os: String::new(),
+            path,
+            compressed_bytes: 0,
+            unpacked_bytes: 0,
+            size_bytes: size,
+            current: kind == Kind::Built,
+            ready: kind == Kind::Built,
+            kept: None,
+            in_use_by: Vec::new(),
+        }
+    }
+
+    /// `current` or `stale` (`image ls`'s `status`).
+    pub fn status(&self) -> &'static str {
+        if self.current {
+            "current"
+        } else {
+            "stale"
+        }
+    }
+
+    /// `current`, `stale`, `kept: <reason>`, or `built`.
+    pub fn state(&self) -> String {
+        if self.kind == Kind::Built {
+            return "built".into();
+        }
+        match (&self.kept, self.current) {
+            (_, true) => "current".into(),
+            (Some(r), false) => format!("kept: {r}"),
+            (None, false) => "stale".into(),
+        }
+    }
+}
+
+/// The list, what prune would free, and what could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub rows: Vec<Row>,
+    pub reclaimable_bytes: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Everything under the images root, sorted by version then name (built images last).
+/// An unreadable images root is an error; a prune plan that cannot be made is a warning.
+pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
+    let dbs = paths.existing_state_dbs();
+    let mut rows: Vec<Row> = catalog::list(&paths.images_root, current_version, &dbs)?
+        .into_iter()
+        .map(|e| Row::from_entry(e, Kind::Cache))
+        .collect();
+    let mut out = Listing::default();
+    // SmolVM's flat caches, of every version.
+    let in_use = InUse::read(&dbs);
+    let links = HardLinks::default();
+    if let Ok(rd) = std::fs::read_dir(&paths.images_root) {
+        for d in rd.flatten() {
+            let name = d.file_name().to_string_lossy().into_owned();
+            let Some(found) = flat_cache(&name, d.path()) else {
+                continue;
+            };
+            if !found.path.is_dir() {
+                continue;
+            }
+            let e = catalog::entry(found, current_version, &in_use, &links);
+            rows.push(Row::from_entry(e, Kind::SmolvmCache));
+        }
+    }
+    match prune::plan(&PruneOptions::new(paths, current_version, true)) {
+        Ok(plan) => {
+            out.reclaimable_bytes = plan.reclaimable_bytes();
+            // Why prune keeps some, and stale entries neither layout describes.
+            let stale = plan
+                .stale
+                .iter()
+                .map(|s| (s.path.clone(), s.version.clone(), s.size_bytes, None));
+            let kept = plan
+                .kept
+                .iter()
+                .map(|k| (k.path.clone(), String::new(), 0, Some(k.reason.to_string())));
+            for (path, version, size, kept) in stale.chain(kept) {
+                let mut covered = false;
+                for r in rows.iter_mut().filter(|r| r.path.starts_with(&path)) {
+                    r.kept.clone_from(&kept);
+                    covered = true;
+                }
+                if covered {
+                    continue;
+                }
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let version = if version.is_empty() {
+                    cache_version(&name).unwrap_or("").to_string()
+                } else {
+                    version
+                };
+                let mut row = Row::plain(Kind::Other, name, version, path, size);
+                row.kept = kept;
+                rows.push(row);
+            }
+        }
+        Err(e) => out.warnings.push(e.message),
+    }
+    rows.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
+    for name in built_images(paths) {
+        let path = paths.images_root.join(&name);
+        let size = disk_usage(&path, &links);
+        rows.push(Row::plain(Kind::Built, name, String::new(), path, size));
+    }
+    out.rows = rows;
+    Ok(out)
+}
+
+/// `<preset>-v<version>-<arch>-<vmm>[-alpine]`, SmolVM's cache name, parsed.
+fn flat_cache(name: &str, path: PathBuf) -> Option<Found> {
+    let version = cache_version(name)?;
+    if version == name {
+        return None;
+    }
+    let short = name.replacen(&format!("-v{version}-"), "-", 1);
+    let parsed = parse_image_name(&short)?;
+    Some(Found {
+        version: version.to_string(),
+        name: name.to_string(),
+        parsed,
+        path,
+    })
+}
