@@ -111,6 +111,13 @@ fn smolvm_0_0_36_lists_and_inspects_a_sandbox_smolvm_created() {
     let ours = json(&ns.smolvm(&h, &["sandbox", "info", "vm-compat", "--json"]));
     assert_eq!(ours["data"]["config"]["memory"], 384, "{ours}");
     assert_eq!(ours["data"]["config"]["vcpu_count"], 3, "{ours}");
+    // ... and shows them: the image its disk came from, the accelerator it was made with.
+    assert_eq!(
+        ours["data"]["smolvm"]["source_rootfs_path"],
+        r.display().to_string(),
+        "{ours}"
+    );
+    assert_eq!(ours["data"]["smolvm"]["accel"], "tcg", "{ours}");
     let _ = ns.smolvm(&h, &["sandbox", "delete", "vm-compat", "--force", "--json"]);
 }
 

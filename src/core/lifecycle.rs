@@ -33,7 +33,11 @@ fn get(ctx: &Ctx, id: &str) -> Result<VmRecord> {
 pub struct Info {
     #[serde(flatten)]
     pub summary: SandboxInfo,
+    /// SmolVM's `VMConfig`, exactly as SmolVM reads it.
     pub config: crate::sys::state::VmConfig,
+    /// smolvm's own settings of it, kept beside the row (the image its disk came from,
+    /// its mounts, accelerator, boot timeout, the snapshot it was restored from).
+    pub smolvm: crate::sys::state::VmExtras,
     pub network: Option<crate::sys::state::Network>,
     pub socket_path: Option<String>,
     pub log_path: PathBuf,
@@ -86,6 +90,7 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
         publish_ssh: net.publish_ssh,
         summary: SandboxInfo::of(&vm, &ctx.paths),
         config: vm.config.clone(),
+        smolvm: vm.config.extras.clone(),
         network: vm.network.clone(),
         socket_path: vm.socket_path.clone(),
         log_path: ctx.log_path(id)?,
