@@ -607,3 +607,54 @@ fn core_cleanup_options_refuse_an_empty_prefix_too() {
     assert!(CleanupOptions::new(&paths, &env, true, Some(String::new()), true).is_ok());
     assert!(CleanupOptions::new(&paths, &env, false, Some("agent-".into()), true).is_ok());
 }
+
+/// `--backend` and `--qemu-machine` are typed (clap value enums) with SmolVM's spellings:
+/// an unknown value is a usage error listing them; SmolVM's macOS runtimes parse and are
+/// refused with a clear runtime error (exit 1) before anything is made.
+#[test]
+fn backend_and_machine_flags_list_smolvm_spellings_and_refuse_macos_runtimes() {
+    let h = Home::new();
+    let backends = "[possible values: auto, firecracker, qemu, libkrun, vz]";
+    for cmd in [
+        vec!["sandbox", "create", "--backend", "bogus"],
+        vec!["codex", "start", "--backend", "QEMU"],
+        vec!["doctor", "--backend", "kvm"],
+    ] {
+        let out = h.smolvm().args(&cmd).output().unwrap();
+        assert_usage(&out, "--backend", &format!("{cmd:?}"));
+        assert!(stderr(&out).contains(backends), "{cmd:?}: {}", stderr(&out));
+    }
+    let out = h
+        .smolvm()
+        .args(["sandbox", "create", "--qemu-machine", "pc"])
+        .output()
+        .unwrap();
+    assert_usage(&out, "--qemu-machine", "--qemu-machine pc");
+    assert!(
+        stderr(&out).contains("[possible values: auto, q35, microvm]"),
+        "{}",
+        stderr(&out)
+    );
+    for (cmd, backend) in [
+        (vec!["sandbox", "create", "--backend", "vz", "--json"], "vz"),
+        (
+            vec!["claude", "start", "--backend", "libkrun", "--json"],
+            "libkrun",
+        ),
+    ] {
+        let out = h.smolvm().args(&cmd).output().unwrap();
+        assert_no_panic(&out, &format!("{cmd:?}"));
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", stdout(&out));
+        let v = json(&out);
+        assert_eq!(v["error"]["code"], "runtime_error", "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            format!(
+                "The {backend} backend is a macOS runtime of SmolVM; smolvm runs QEMU and Firecracker on Linux"
+            ),
+            "{v}"
+        );
+    }
+    assert!(!h.data.join("disks").exists());
+    assert_eq!(tree(&h.images()), Vec::<String>::new());
+}
