@@ -658,3 +658,73 @@ fn backend_and_machine_flags_list_smolvm_spellings_and_refuse_macos_runtimes() {
     assert!(!h.data.join("disks").exists());
     assert_eq!(tree(&h.images()), Vec::<String>::new());
 }
+
+/// `sandbox list --preset` takes the names of the preset registry in force: every
+/// built-in name and alias, and a preset (and alias) of the user's presets file; an
+/// unknown name is a usage error listing them.
+#[test]
+fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
+    let h = Home::new();
+    let list = |name: &str| {
+        h.smolvm()
+            .args(["sandbox", "list", "--preset", name, "--json"])
+            .output()
+            .unwrap()
+    };
+    let builtin = [
+        "claude-code",
+        "claude",
+        "codex",
+        "hermes",
+        "openclaw",
+        "claw",
+        "opencode",
+        "pi",
+    ];
+    for name in builtin {
+        let out = list(name);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
+        assert_eq!(json(&out)["data"]["count"], 0, "{name}");
+    }
+    let out = list("mine");
+    assert_usage_json(&out, "--preset", "sandbox.list", "no user file: mine");
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--preset", "mine"])
+        .output()
+        .unwrap();
+    assert_usage(&out, "--preset", "no user file: mine");
+    assert!(
+        stderr(&out).contains(&format!("[possible values: {}]", builtin.join(", "))),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = h.home.join(".config/smolvm");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("presets.toml"),
+        "[mine]\naliases = [\"my\"]\nlaunch = \"echo hi\"\n[mine.debian]\nsteps = [\"true\"]\n",
+    )
+    .unwrap();
+    for name in builtin.iter().chain(&["mine", "my"]) {
+        let out = list(name);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
+    }
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--preset", "bogus"])
+        .output()
+        .unwrap();
+    assert_usage(&out, "--preset", "--preset bogus");
+    let err = stderr(&out);
+    let listed = err
+        .split_once("[possible values: ")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(names, _)| names.split(", ").collect::<std::collections::BTreeSet<_>>())
+        .unwrap_or_else(|| panic!("no possible values: {err}"));
+    let expected: std::collections::BTreeSet<&str> =
+        builtin.iter().copied().chain(["mine", "my"]).collect();
+    assert_eq!(listed, expected, "{err}");
+    assert!(err.contains("mine, my"), "{err}");
+}

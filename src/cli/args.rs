@@ -853,7 +853,9 @@ pub struct ListArgs {
     #[arg(long, value_enum)]
     pub status: Option<VmStatus>,
     /// Only sandboxes of this preset.
-    #[arg(long, value_parser = ["claude", "claude-code", "codex", "hermes", "openclaw", "claw", "opencode", "pi"])]
+    // Its possible values are the registry's names and aliases, the user's presets
+    // included: `full_command` sets them.
+    #[arg(long)]
     pub preset: Option<String>,
 }
 
