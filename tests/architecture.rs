@@ -789,6 +789,54 @@ fn no_source_file_is_over_the_line_limit() {
     );
 }
 
+/// `value_parser = [...]` string lists (whitespace aside) in a file's code, as `file:line`:
+/// a flag's closed set of values is a clap `ValueEnum` (core's type or one beside the flag),
+/// an open set a parser reading its source (the preset registry for `--preset`).
+fn string_list_parsers(rel: &str, src: &str) -> Vec<String> {
+    code_only(src)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.split_whitespace()
+                .collect::<String>()
+                .contains("value_parser=[")
+        })
+        .map(|(i, _)| format!("{rel}:{}", i + 1))
+        .collect()
+}
+
+#[test]
+fn no_string_list_value_parsers() {
+    let found: Vec<String> = sources()
+        .iter()
+        .filter(|(rel, _)| rel.starts_with("src/"))
+        .flat_map(|(rel, src)| string_list_parsers(rel, src))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "clap string lists (use a ValueEnum, or the registry the values come from):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_reports_a_planted_string_list_parser() {
+    let src = r##"// value_parser = ["a"] in a comment does not count
+#[arg(long, value_parser = ["a", "b"])]
+pub a: String,
+#[arg(long, value_parser=[
+    "c"])]
+pub b: String,
+#[arg(long, value_enum)]
+pub c: Choice,
+const S: &str = "value_parser = [";
+"##;
+    assert_eq!(
+        string_list_parsers("src/cli/x.rs", src),
+        ["src/cli/x.rs:2", "src/cli/x.rs:4"]
+    );
+}
+
 /// The top-level modules of core each core file's paths name (`core/lifecycle.rs` naming
 /// `crate::core::cleanup::x` or `super::cleanup::x`: lifecycle → cleanup), as
 /// (from, to, `file:line`) edges.

@@ -607,3 +607,124 @@ fn core_cleanup_options_refuse_an_empty_prefix_too() {
     assert!(CleanupOptions::new(&paths, &env, true, Some(String::new()), true).is_ok());
     assert!(CleanupOptions::new(&paths, &env, false, Some("agent-".into()), true).is_ok());
 }
+
+/// `--backend` and `--qemu-machine` are typed (clap value enums) with SmolVM's spellings:
+/// an unknown value is a usage error listing them; SmolVM's macOS runtimes parse and are
+/// refused with a clear runtime error (exit 1) before anything is made.
+#[test]
+fn backend_and_machine_flags_list_smolvm_spellings_and_refuse_macos_runtimes() {
+    let h = Home::new();
+    let backends = "[possible values: auto, firecracker, qemu, libkrun, vz]";
+    for cmd in [
+        vec!["sandbox", "create", "--backend", "bogus"],
+        vec!["codex", "start", "--backend", "QEMU"],
+        vec!["doctor", "--backend", "kvm"],
+    ] {
+        let out = h.smolvm().args(&cmd).output().unwrap();
+        assert_usage(&out, "--backend", &format!("{cmd:?}"));
+        assert!(stderr(&out).contains(backends), "{cmd:?}: {}", stderr(&out));
+    }
+    let out = h
+        .smolvm()
+        .args(["sandbox", "create", "--qemu-machine", "pc"])
+        .output()
+        .unwrap();
+    assert_usage(&out, "--qemu-machine", "--qemu-machine pc");
+    assert!(
+        stderr(&out).contains("[possible values: auto, q35, microvm]"),
+        "{}",
+        stderr(&out)
+    );
+    for (cmd, backend) in [
+        (vec!["sandbox", "create", "--backend", "vz", "--json"], "vz"),
+        (
+            vec!["claude", "start", "--backend", "libkrun", "--json"],
+            "libkrun",
+        ),
+    ] {
+        let out = h.smolvm().args(&cmd).output().unwrap();
+        assert_no_panic(&out, &format!("{cmd:?}"));
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", stdout(&out));
+        let v = json(&out);
+        assert_eq!(v["error"]["code"], "runtime_error", "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            format!(
+                "The {backend} backend is a macOS runtime of SmolVM; smolvm runs QEMU and Firecracker on Linux"
+            ),
+            "{v}"
+        );
+    }
+    assert!(!h.data.join("disks").exists());
+    assert_eq!(tree(&h.images()), Vec::<String>::new());
+}
+
+/// `sandbox list --preset` takes the names of the preset registry in force: every
+/// built-in name and alias, and a preset (and alias) of the user's presets file; an
+/// unknown name is a usage error listing them.
+#[test]
+fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
+    let h = Home::new();
+    let list = |name: &str| {
+        h.smolvm()
+            .args(["sandbox", "list", "--preset", name, "--json"])
+            .output()
+            .unwrap()
+    };
+    let builtin = [
+        "claude-code",
+        "claude",
+        "codex",
+        "hermes",
+        "openclaw",
+        "claw",
+        "opencode",
+        "pi",
+    ];
+    for name in builtin {
+        let out = list(name);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
+        assert_eq!(json(&out)["data"]["count"], 0, "{name}");
+    }
+    let out = list("mine");
+    assert_usage_json(&out, "--preset", "sandbox.list", "no user file: mine");
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--preset", "mine"])
+        .output()
+        .unwrap();
+    assert_usage(&out, "--preset", "no user file: mine");
+    assert!(
+        stderr(&out).contains(&format!("[possible values: {}]", builtin.join(", "))),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = h.home.join(".config/smolvm");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("presets.toml"),
+        "[mine]\naliases = [\"my\"]\nlaunch = \"echo hi\"\n[mine.debian]\nsteps = [\"true\"]\n",
+    )
+    .unwrap();
+    for name in builtin.iter().chain(&["mine", "my"]) {
+        let out = list(name);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
+    }
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--preset", "bogus"])
+        .output()
+        .unwrap();
+    assert_usage(&out, "--preset", "--preset bogus");
+    let err = stderr(&out);
+    let listed = err
+        .split_once("[possible values: ")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(names, _)| names.split(", ").collect::<std::collections::BTreeSet<_>>())
+        .unwrap_or_else(|| panic!("no possible values: {err}"));
+    let expected: std::collections::BTreeSet<&str> =
+        builtin.iter().copied().chain(["mine", "my"]).collect();
+    assert_eq!(listed, expected, "{err}");
+    assert!(err.contains("mine, my"), "{err}");
+}

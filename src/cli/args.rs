@@ -7,7 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::builder::{Base, Engine};
-use crate::core::host::AccelRequest;
+use crate::core::host::{AccelRequest, BackendChoice, MachineRequest};
 use crate::core::images::{Arch, Os, Vmm};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
 use crate::core::VmStatus;
@@ -39,7 +39,7 @@ macro_rules! value_enum_all {
         })+
     };
 }
-value_enum_all!(Arch, Vmm, Os);
+value_enum_all!(Arch, Vmm, Os, BackendChoice, MachineRequest);
 value_enum!(Base: Base::Alpine, Base::Debian);
 
 /// `--comm-channel`: SmolVM's flag, accepted; both are served over SSH here.
@@ -244,15 +244,15 @@ pub struct StartFlags {
     pub disk_size: Option<u64>,
     /// Virtual machine monitor: firecracker with hardware KVM, else qemu (SmolVM's libkrun
     /// and vz are macOS runtimes: a clear error here).
-    #[arg(long, value_parser = ["auto", "firecracker", "qemu", "libkrun", "vz"], default_value = "auto")]
-    pub backend: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
     /// CPU accelerator (default: $SMOLVM_ACCEL, else auto = KVM with hardware KVM, else TCG).
     #[arg(long, value_enum)]
     pub accel: Option<AccelRequest>,
     /// QEMU's machine (default: $SMOLVM_QEMU_MACHINE, else auto = microvm with KVM, q35
     /// under TCG); kept for the sandbox's later starts.
-    #[arg(long, value_parser = ["auto", "q35", "microvm"])]
-    pub qemu_machine: Option<String>,
+    #[arg(long, value_enum)]
+    pub qemu_machine: Option<MachineRequest>,
     /// Control channel (SmolVM's flag; both are served over SSH here).
     #[arg(long, value_enum)]
     pub comm_channel: Option<CommChannel>,
@@ -853,7 +853,9 @@ pub struct ListArgs {
     #[arg(long, value_enum)]
     pub status: Option<VmStatus>,
     /// Only sandboxes of this preset.
-    #[arg(long, value_parser = ["claude", "claude-code", "codex", "hermes", "openclaw", "claw", "opencode", "pi"])]
+    // Its possible values are the registry's names and aliases, the user's presets
+    // included: `full_command` sets them.
+    #[arg(long)]
     pub preset: Option<String>,
 }
 
@@ -863,8 +865,8 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
     /// Check for this backend only (SmolVM's choices; auto checks what this host would use).
-    #[arg(long, value_parser = ["auto", "firecracker", "qemu", "libkrun", "vz"])]
-    pub backend: Option<String>,
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
     /// Exit 1 on warnings too.
     #[arg(long)]
     pub strict: bool,

@@ -40,7 +40,7 @@ pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
     };
     let host = Host::probe(env);
     let mut checks = doctor::run(env, &host, &progress);
-    if let Some(b) = &args.backend {
+    if let Some(b) = args.backend {
         checks = doctor::for_backend(checks, b);
         if !args.json {
             for c in &checks {

@@ -45,6 +45,15 @@ pub fn full_command(env: &Env) -> (crate::core::presets::Registry, clap::Command
     let command = presets.presets.iter().fold(Cli::command(), |c, p| {
         c.subcommand(args::preset_subcommand(p))
     });
+    // `sandbox list --preset`: the names in force, the user's presets included.
+    let spellings: Vec<String> = presets.spellings().map(String::from).collect();
+    let command = command.mut_subcommand("sandbox", |s| {
+        s.mut_subcommand("list", |l| {
+            l.mut_arg("preset", |a| {
+                a.value_parser(clap::builder::PossibleValuesParser::new(spellings))
+            })
+        })
+    });
     (presets, command)
 }
 

@@ -51,14 +51,26 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
         Ok(v) => v,
         Err(e) => return output::fail("sandbox.list", args.json, &e),
     };
-    let preset = args.preset.as_deref().map(crate::core::presets::canonical);
+    // A user preset's alias means its preset as a built-in alias does.
+    let registry = args
+        .preset
+        .as_ref()
+        .map(|_| crate::core::presets::Registry::load(env));
+    let canonical = |name: &'_ str| -> String {
+        registry
+            .as_ref()
+            .map_or(name, |r| r.canonical(name))
+            .to_string()
+    };
+    let preset = args.preset.as_deref().map(canonical);
     let kept: Vec<sandbox::SandboxInfo> = listing
         .vms
         .iter()
         .filter(|v| args.status.is_none_or(|s| v.status == s))
         .filter(|v| {
             preset
-                .is_none_or(|p| v.preset.as_deref().map(crate::core::presets::canonical) == Some(p))
+                .as_deref()
+                .is_none_or(|p| v.preset.as_deref().map(canonical).as_deref() == Some(p))
         })
         .cloned()
         .collect();

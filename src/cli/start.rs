@@ -9,7 +9,6 @@ use super::args::{CreateArgs, SandboxCommand, StartFlags};
 use super::output::{self, err_line, line, warn};
 use crate::core::error::{Error, Result};
 use crate::core::escape::{self, Escaper};
-use crate::core::host::Backend;
 use crate::core::images::pull::PullEvent;
 use crate::core::images::Os;
 use crate::core::lifecycle;
@@ -18,22 +17,21 @@ use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
 use crate::core::Env;
 
 fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
-    if matches!(flags.backend.as_str(), "libkrun" | "vz") {
+    let Some(backend) = flags.backend.runnable() else {
         return Err(Error::runtime(format!(
             "The {} backend is a macOS runtime of SmolVM; smolvm runs QEMU and Firecracker on Linux",
-            flags.backend
+            flags.backend.as_str()
         ))
         .with_recovery("Run with '--backend auto', '--backend qemu' or '--backend firecracker'."));
-    }
+    };
     Ok(StartOptions {
         name: flags.name.clone(),
         memory_mib: flags.memory,
         vcpus: flags.cpus,
         disk_size_mib: flags.disk_size,
-        // clap has checked the values.
-        backend: Backend::parse(&flags.backend).unwrap_or_default(),
+        backend,
         accel: flags.accel,
-        qemu_machine: flags.qemu_machine.clone(),
+        qemu_machine: flags.qemu_machine,
         os: flags.os,
         boot_timeout: flags.boot_timeout,
         mounts: crate::core::presets::mounts::parse_specs(&flags.mounts, flags.writable_mounts)?

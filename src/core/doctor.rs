@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::core::docker::{self, DockerProblem};
-use crate::core::host::{self, AutoChoice, Host, KvmKind};
+use crate::core::host::{self, AutoChoice, BackendChoice, Host, KvmKind};
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::host::DevAccess;
@@ -168,13 +168,13 @@ fn ports() -> Check {
 /// drops the Firecracker check; `firecracker` makes a missing Firecracker a failure and
 /// drops the QEMU one; `libkrun` and `vz` are not backends of this smolvm (a failure);
 /// `auto` keeps everything.
-pub fn for_backend(checks: Vec<Check>, backend: &str) -> Vec<Check> {
-    let mut out: Vec<Check> = match backend {
-        "qemu" => checks
+pub fn for_backend(checks: Vec<Check>, choice: BackendChoice) -> Vec<Check> {
+    let mut out: Vec<Check> = match choice {
+        BackendChoice::Qemu => checks
             .into_iter()
             .filter(|c| c.name != "firecracker" && c.name != "fc-seccomp")
             .collect(),
-        "firecracker" => checks
+        BackendChoice::Firecracker => checks
             .into_iter()
             .filter(|c| c.name != "qemu" && c.name != "qemu-seccomp")
             .map(|mut c| {
@@ -186,7 +186,8 @@ pub fn for_backend(checks: Vec<Check>, backend: &str) -> Vec<Check> {
             .collect(),
         _ => checks,
     };
-    if matches!(backend, "libkrun" | "vz") {
+    if choice.runnable().is_none() {
+        let backend = choice.as_str();
         out.insert(
             0,
             check(

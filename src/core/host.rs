@@ -78,21 +78,81 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn parse(s: &str) -> Option<Backend> {
-        match s {
-            "auto" => Some(Backend::Auto),
-            "firecracker" => Some(Backend::Firecracker),
-            "qemu" => Some(Backend::Qemu),
-            _ => None,
-        }
-    }
-
     /// A named VMM (`--vmm`, a row's backend), or `None` for auto.
     pub fn from_vmm(v: Option<Vmm>) -> Backend {
         match v {
             None => Backend::Auto,
             Some(Vmm::Firecracker) => Backend::Firecracker,
             Some(Vmm::Qemu) => Backend::Qemu,
+        }
+    }
+}
+
+/// `--backend`: SmolVM's choices, in its order. `libkrun` and `vz` are SmolVM's macOS
+/// runtimes: accepted as spellings, then refused with a clear message ([`runnable`]).
+///
+/// [`runnable`]: BackendChoice::runnable
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Firecracker,
+    Qemu,
+    Libkrun,
+    Vz,
+}
+
+impl BackendChoice {
+    pub const ALL: &'static [BackendChoice] = &[
+        BackendChoice::Auto,
+        BackendChoice::Firecracker,
+        BackendChoice::Qemu,
+        BackendChoice::Libkrun,
+        BackendChoice::Vz,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Firecracker => "firecracker",
+            BackendChoice::Qemu => "qemu",
+            BackendChoice::Libkrun => "libkrun",
+            BackendChoice::Vz => "vz",
+        }
+    }
+
+    /// The backend this smolvm runs for the choice, or `None` for SmolVM's macOS runtimes.
+    pub fn runnable(self) -> Option<Backend> {
+        match self {
+            BackendChoice::Auto => Some(Backend::Auto),
+            BackendChoice::Firecracker => Some(Backend::Firecracker),
+            BackendChoice::Qemu => Some(Backend::Qemu),
+            BackendChoice::Libkrun | BackendChoice::Vz => None,
+        }
+    }
+}
+
+/// `--qemu-machine auto|q35|microvm`: auto is resolved for the accelerator by [`machine`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MachineRequest {
+    #[default]
+    Auto,
+    Q35,
+    Microvm,
+}
+
+impl MachineRequest {
+    pub const ALL: &'static [MachineRequest] = &[
+        MachineRequest::Auto,
+        MachineRequest::Q35,
+        MachineRequest::Microvm,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineRequest::Auto => "auto",
+            MachineRequest::Q35 => "q35",
+            MachineRequest::Microvm => "microvm",
         }
     }
 }
@@ -453,6 +513,27 @@ pub fn which(env: &Env, name: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn backend_choices_are_smolvm_spellings_and_macos_runtimes_do_not_run() {
+        let spelled: Vec<&str> = BackendChoice::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(spelled, ["auto", "firecracker", "qemu", "libkrun", "vz"]);
+        assert_eq!(BackendChoice::default(), BackendChoice::Auto);
+        assert_eq!(BackendChoice::Auto.runnable(), Some(Backend::Auto));
+        assert_eq!(BackendChoice::Qemu.runnable(), Some(Backend::Qemu));
+        assert_eq!(
+            BackendChoice::Firecracker.runnable(),
+            Some(Backend::Firecracker)
+        );
+        assert_eq!(BackendChoice::Libkrun.runnable(), None);
+        assert_eq!(BackendChoice::Vz.runnable(), None);
+        let machines: Vec<&str> = MachineRequest::ALL.iter().map(|m| m.as_str()).collect();
+        assert_eq!(machines, ["auto", "q35", "microvm"]);
+        // Every spelling the flag takes is one `machine` resolves.
+        for m in MachineRequest::ALL {
+            assert!(machine(Some(m.as_str()), Accel::Tcg).is_ok(), "{m:?}");
+        }
+    }
 
     fn exe(p: &Path) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -500,6 +500,20 @@ impl Registry {
         self.presets.iter().map(|p| p.name.as_str()).collect()
     }
 
+    /// Every name a preset answers to: each canonical name followed by its aliases, in
+    /// registry order.
+    pub fn spellings(&self) -> impl Iterator<Item = &str> {
+        self.presets
+            .iter()
+            .flat_map(|p| std::iter::once(&p.name).chain(&p.aliases))
+            .map(String::as_str)
+    }
+
+    /// The canonical name a name or alias means; anything else as given.
+    pub fn canonical<'a>(&'a self, name: &'a str) -> &'a str {
+        self.find(name).map_or(name, |p| p.name.as_str())
+    }
+
     /// The preset a name or alias means.
     pub fn find(&self, name: &str) -> Option<&Preset> {
         self.presets
@@ -680,6 +694,36 @@ mod tests {
             e.message,
             "Preset 'openclaw' has no recipe for the alpine base (it has: debian)"
         );
+    }
+
+    #[test]
+    fn spellings_are_each_name_then_its_aliases_and_canonical_reads_the_users_file() {
+        let builtin = Registry::builtin();
+        assert_eq!(
+            builtin.spellings().collect::<Vec<_>>(),
+            [
+                "claude-code",
+                "claude",
+                "codex",
+                "hermes",
+                "openclaw",
+                "claw",
+                "opencode",
+                "pi"
+            ]
+        );
+        let r = Registry::with_user(
+            Some("[mine]\naliases = [\"my\"]\nlaunch = \"x\"\n[mine.debian]\nsteps = [\"true\"]\n"),
+            "f.toml",
+        );
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let all: Vec<&str> = r.spellings().collect();
+        assert!(all.contains(&"mine") && all.contains(&"my"), "{all:?}");
+        assert_eq!(r.canonical("my"), "mine");
+        assert_eq!(r.canonical("claw"), "openclaw");
+        assert_eq!(r.canonical("nope"), "nope");
+        // The built-in lookup does not know the user's alias.
+        assert_eq!(canonical("my"), "my");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::builder::{Base, BuildEvent};
 use super::cleanup::{self, CleanupOptions};
 use super::error::{io_reason, Error, Result};
-use super::host::{AccelRequest, Backend, Host, Runtime};
+use super::host::{AccelRequest, Backend, Host, MachineRequest, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
 use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
 use super::lock::{lock_timeout, VmLock};
@@ -80,8 +80,8 @@ pub struct StartOptions {
     pub backend: Backend,
     /// `--accel` (default: `SMOLVM_ACCEL`, else auto).
     pub accel: Option<AccelRequest>,
-    /// `--qemu-machine` `auto|q35|microvm` (default: `SMOLVM_QEMU_MACHINE`, else auto).
-    pub qemu_machine: Option<String>,
+    /// `--qemu-machine` (default: `SMOLVM_QEMU_MACHINE`, else auto).
+    pub qemu_machine: Option<MachineRequest>,
     pub os: Option<Os>,
     pub boot_timeout: Option<Duration>,
     /// Create only (`sandbox create` without `--start`).
@@ -459,11 +459,15 @@ pub async fn create(
         vmm::check_writable_owner(&opts.mounts)?;
     }
     let mut runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
-    set_machine(&mut runtime, opts.qemu_machine.as_deref(), |m| {
-        Error::usage(format!(
-            "--qemu-machine must be auto, q35 or microvm, got '{m}'"
-        ))
-    })?;
+    set_machine(
+        &mut runtime,
+        opts.qemu_machine.map(MachineRequest::as_str),
+        |m| {
+            Error::usage(format!(
+                "--qemu-machine must be auto, q35 or microvm, got '{m}'"
+            ))
+        },
+    )?;
 
     preflight_new(ctx, &id, runtime.vmm)?;
 
