@@ -2340,6 +2340,107 @@ snap_both!(start_form_writable, |a| {
     a.update(key(' '));
 });
 
+/// An app with the fixture VMs and a user keymap (as `~/.config/smolvm/keymap.toml`).
+fn app_with_keymap(text: &str, w: u16, h: u16) -> App {
+    let km = Keymap::with_user(text, "keymap.toml");
+    assert!(km.problems.is_empty(), "{:?}", km.problems);
+    let mut a = App::new(km, Theme::defaults(true), false);
+    a.update(Input::Resize(w, h));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a
+}
+
+#[test]
+fn confirm_dialogs_read_their_keys_from_the_keymap() {
+    // Defaults: `y`/`Enter` confirm, `n`/`Esc` cancel, and the buttons say so.
+    let mut a = full_app(160, 48);
+    a.update(key('d'));
+    assert!(render(&a).contains("[y/Enter] delete   [n/Esc] cancel"));
+    a.update(key('n'));
+    assert!(a.dialog.is_none());
+
+    let mut a = app_with_keymap(
+        "[dialog]\nconfirm = [\"ctrl-y\"]\nclose = [\"q\"]\n",
+        160,
+        48,
+    );
+    a.update(key('d'));
+    a.update(key('q'));
+    assert!(a.dialog.is_none(), "the rebound close key cancels");
+    a.update(key('d'));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Delete(_)))
+    ));
+    let screen = render(&a);
+    assert!(screen.contains("[Ctrl-y] delete   [q] cancel"), "{screen}");
+    // `y`, `Enter`, `n` and `Esc` no longer answer it.
+    for k in [key('y'), code(KeyCode::Enter), key('n'), code(KeyCode::Esc)] {
+        assert!(a.update(k).is_empty());
+        assert!(a.dialog.is_some(), "the dialog is still open");
+    }
+    assert_eq!(
+        a.update(ctrl('y')),
+        vec![Effect::RunDelete {
+            task: 1,
+            ids: vec!["vm-12345".into()]
+        }]
+    );
+
+    // The prune preview confirms itself with the same keys.
+    a.update(key('p'));
+    prune_preview(&mut a, vec![("~/.smolvm/images/0.0.12/".into(), 1)], 1);
+    assert!(render(&a).contains("[Ctrl-y] prune   [q] cancel"));
+    assert!(a.update(key('y')).is_empty());
+    assert!(matches!(
+        a.update(ctrl('y')).as_slice(),
+        [Effect::RunPrune { .. }]
+    ));
+}
+
+#[test]
+fn the_detail_view_reads_its_keys_from_the_keymap() {
+    let mut a = app_with_keymap(
+        "[detail]\nclose = [\"h\"]\nrestore = [\"R\"]\ndelete_snapshot = [\"X\"]\nnext_snapshot = [\"right\"]\ndown = [\"J\"]\n",
+        160,
+        48,
+    );
+    open_detail(&mut a);
+    let screen = render(&a);
+    assert!(
+        screen.contains(" h back · J/k scroll · → choose snapshot · R restore · X delete · "),
+        "{screen}"
+    );
+    // Small enough to scroll.
+    a.update(Input::Resize(80, 24));
+    assert!(render(&a).contains(" h · →/R/X snapshots · "));
+    // The old keys do nothing here.
+    for k in [key('q'), key('r'), key('x'), code(KeyCode::Tab), key('j')] {
+        assert!(a.update(k).is_empty());
+        assert!(a.dialog.is_none());
+    }
+    let d = a.detail.as_ref().expect("detail still open");
+    assert_eq!((d.offset, d.snapshot), (0, 0));
+    a.update(key('J'));
+    assert_eq!(a.detail.as_ref().unwrap().offset, 1);
+    a.update(code(KeyCode::Right));
+    assert_eq!(a.detail.as_ref().unwrap().snapshot, 1);
+    a.update(key('R'));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Restore { ref snapshot, .. })) if snapshot == "snap-disk"
+    ));
+    a.update(code(KeyCode::Esc));
+    a.update(key('X'));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::DeleteSnapshots(_)))
+    ));
+    a.update(code(KeyCode::Esc));
+    a.update(key('h'));
+    assert!(a.detail.is_none(), "the rebound close key closes the view");
+}
+
 #[test]
 fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     let mut a = full_app(80, 24);

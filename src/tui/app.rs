@@ -542,7 +542,7 @@ impl App {
         let Some(mut dialog) = self.dialog.take() else {
             return Vec::new();
         };
-        match dialog.handle_key(k, &self.data) {
+        match dialog.handle_key(k, &self.data, &self.keymap) {
             Outcome::Keep => {
                 self.dialog = Some(dialog);
                 Vec::new()
