@@ -637,6 +637,112 @@ fn x_cancels_each_cancellable_task_kind_and_refuses_the_others_saying_why() {
     }
 }
 
+/// A full app focused on `pane`, set up so each of its commands has something to act on:
+/// log lines and a search in Logs, a running cancellable task in Tasks.
+fn app_on(pane: Pane) -> App {
+    let mut a = full_app(160, 48);
+    match pane {
+        Pane::Vms => {}
+        Pane::Images => {
+            a.update(key('2'));
+        }
+        Pane::Logs => {
+            a.update(key('l'));
+            vm_log(&mut a, (0..80).map(|i| format!("boot line {i}")).collect());
+            a.update(key('3'));
+            a.update(key('/'));
+            typed(&mut a, "line 1");
+            a.update(code(KeyCode::Enter));
+        }
+        Pane::Tasks => {
+            a.data
+                .add_task(smolvm::core::job::JobKind::Prune, "a prune task".into());
+            a.update(key('4'));
+        }
+    }
+    assert_eq!(a.focus, pane);
+    // Any key clears the status line: start without one, so only a key that does
+    // something changes what the app shows.
+    a.status = None;
+    a
+}
+
+/// What a key can have done: the screen, the status, a dialog, quitting, the mouse.
+fn fingerprint(a: &App) -> (String, String, bool, bool, bool) {
+    (
+        render(a),
+        status(a).to_string(),
+        a.dialog.is_some(),
+        a.should_quit,
+        a.mouse,
+    )
+}
+
+/// Each pane's commands (its footer) come from its declaration, and each one's key does
+/// something in that pane: it emits an effect or changes what the app shows.
+#[test]
+fn every_command_a_pane_declares_does_something_and_the_footer_shows_it() {
+    use smolvm::tui::keymap::Action;
+    for pane in [Pane::Vms, Pane::Images, Pane::Logs, Pane::Tasks] {
+        let a = app_on(pane);
+        let cmds = a.commands(pane);
+        assert!(cmds.iter().all(|c| c.enabled), "{pane:?}: {cmds:?}");
+        let footer = render(&a).lines().last().unwrap_or_default().to_string();
+        assert!(footer.contains(&format!("{} {}", cmds[0].key, cmds[0].label)));
+        for c in cmds {
+            let mut a = app_on(pane);
+            let before = fingerprint(&a);
+            let k = *a
+                .keymap
+                .keys_for(pane.scope(), c.action)
+                .first()
+                .unwrap_or_else(|| panic!("{pane:?}: {} has no key", c.label));
+            assert_eq!(c.key, k.display());
+            let fx = a.update(Input::Key(KeyEvent::new(k.code, k.mods)));
+            assert!(
+                !fx.is_empty() || fingerprint(&a) != before,
+                "{pane:?}: {} ({}) does nothing",
+                c.key,
+                c.label
+            );
+        }
+    }
+    // Read-only: the commands that change things are declared but not enabled, and the
+    // footer leaves them out.
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Resize(160, 48));
+    let cmds = a.commands(Pane::Vms);
+    let stop = cmds.iter().find(|c| c.action == Action::Stop).unwrap();
+    assert!(!stop.enabled);
+    assert!(cmds.iter().any(|c| c.action == Action::Logs && c.enabled));
+    assert!(!render(&a)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .contains(" stop"));
+}
+
+/// Help lists every command each pane declares, with its key.
+#[test]
+fn help_lists_every_command_a_pane_declares() {
+    for pane in [Pane::Vms, Pane::Images, Pane::Logs, Pane::Tasks] {
+        let mut a = app_on(pane);
+        a.update(Input::Resize(160, 120));
+        a.update(key('?'));
+        let screen = render(&a);
+        for c in a.commands(pane) {
+            assert!(
+                screen
+                    .lines()
+                    .any(|l| l.contains(&c.key) && l.contains(c.label)),
+                "{pane:?}: help lacks {} {}\n{screen}",
+                c.key,
+                c.label
+            );
+        }
+    }
+}
+
 #[test]
 fn quitting_asks_while_a_task_runs() {
     let mut a = full_app(80, 24);

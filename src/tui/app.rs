@@ -22,11 +22,13 @@ use super::theme::Theme;
 use crate::core::table::{ImageCol, VmCol};
 
 mod actions;
+mod commands;
 mod mouse;
 mod palette;
 mod protocol;
 mod views;
 
+pub use commands::CommandInfo;
 pub use protocol::{Effect, Input, Msg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
