@@ -743,6 +743,55 @@ fn help_lists_every_command_a_pane_declares() {
     }
 }
 
+/// Every key help lists in a pane does something there. Moving (only its highlight
+/// changes, which the text screen does not show, or there is one row), focusing the pane
+/// already focused and clearing marks when there are none are the no-ops allowed. Tasks
+/// used to list `/`, `o` and `O` (the list section) though it neither filters nor sorts.
+#[test]
+fn every_key_help_lists_does_something_in_its_pane() {
+    use smolvm::tui::keymap::Action;
+    let idle = [
+        Action::Up,
+        Action::Down,
+        Action::Top,
+        Action::Bottom,
+        Action::PageUp,
+        Action::PageDown,
+        Action::ClearMarks,
+        Action::FocusVms,
+        Action::FocusImages,
+        Action::FocusLogs,
+        Action::FocusTasks,
+    ];
+    for pane in [Pane::Vms, Pane::Images, Pane::Logs, Pane::Tasks] {
+        let a0 = app_on(pane);
+        for scope in pane.scope().chain() {
+            for (action, keys) in a0.keymap.scope_bindings(*scope) {
+                if !a0.offers(pane, action) || idle.contains(&action) {
+                    continue;
+                }
+                let mut a = app_on(pane);
+                let before = fingerprint(&a);
+                let k = keys[0];
+                let fx = a.update(Input::Key(KeyEvent::new(k.code, k.mods)));
+                assert!(
+                    !fx.is_empty() || fingerprint(&a) != before,
+                    "{pane:?}: help lists {} ({action:?}) but it does nothing",
+                    k.display()
+                );
+            }
+        }
+    }
+    let mut a = app_on(Pane::Tasks);
+    a.update(Input::Resize(160, 120));
+    a.update(key('?'));
+    let help = render(&a);
+    assert!(help.contains("cancel task"), "{help}");
+    for gone in ["sort column", "reverse sort", "filter"] {
+        assert!(!help.contains(gone), "Tasks help lists {gone}:\n{help}");
+    }
+}
+
 #[test]
 fn quitting_asks_while_a_task_runs() {
     let mut a = full_app(80, 24);

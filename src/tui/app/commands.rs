@@ -1,5 +1,7 @@
 //! The commands each pane declares (gitui's `commands()`): the action, its key from the
-//! keymap, its label and whether it can run now. The footer is drawn from them.
+//! keymap, its label and whether it can run now. The footer is drawn from them, and help
+//! lists only the keys of actions a pane offers (its commands, moving, and the global
+//! ones).
 
 use super::*;
 
@@ -64,6 +66,35 @@ fn declared(pane: Pane) -> Vec<Action> {
     }
 }
 
+/// What a pane handles besides its footer commands: moving in it, and (list panes whose
+/// rows can be filtered and sorted) filtering and sorting.
+fn also(pane: Pane) -> &'static [Action] {
+    const MOVE: [Action; 6] = [
+        Action::Up,
+        Action::Down,
+        Action::Top,
+        Action::Bottom,
+        Action::PageUp,
+        Action::PageDown,
+    ];
+    const LIST: [Action; 10] = [
+        Action::Up,
+        Action::Down,
+        Action::Top,
+        Action::Bottom,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Filter,
+        Action::SortNext,
+        Action::SortReverse,
+        Action::ClearMarks,
+    ];
+    match pane {
+        Pane::Vms | Pane::Images => &LIST,
+        Pane::Logs | Pane::Tasks => &MOVE,
+    }
+}
+
 /// The action changes VMs, images or caches (refused in read-only mode).
 fn changes(a: Action) -> bool {
     matches!(
@@ -78,6 +109,15 @@ fn changes(a: Action) -> bool {
 }
 
 impl App {
+    /// `pane` does something with `action` (help lists only these): its commands, moving,
+    /// and every global action.
+    pub fn offers(&self, pane: Pane, action: Action) -> bool {
+        ALWAYS.contains(&action)
+            || declared(pane).contains(&action)
+            || also(pane).contains(&action)
+            || !self.keymap.keys_for(Scope::Global, action).is_empty()
+    }
+
     /// The commands `pane` offers, in priority order (the footer leaves out the last ones
     /// first when it is too narrow).
     pub fn commands(&self, pane: Pane) -> Vec<CommandInfo> {
