@@ -637,6 +637,161 @@ fn x_cancels_each_cancellable_task_kind_and_refuses_the_others_saying_why() {
     }
 }
 
+/// A full app focused on `pane`, set up so each of its commands has something to act on:
+/// log lines and a search in Logs, a running cancellable task in Tasks.
+fn app_on(pane: Pane) -> App {
+    let mut a = full_app(160, 48);
+    match pane {
+        Pane::Vms => {}
+        Pane::Images => {
+            a.update(key('2'));
+        }
+        Pane::Logs => {
+            a.update(key('l'));
+            vm_log(&mut a, (0..80).map(|i| format!("boot line {i}")).collect());
+            a.update(key('3'));
+            a.update(key('/'));
+            typed(&mut a, "line 1");
+            a.update(code(KeyCode::Enter));
+        }
+        Pane::Tasks => {
+            a.data
+                .add_task(smolvm::core::job::JobKind::Prune, "a prune task".into());
+            a.update(key('4'));
+        }
+    }
+    assert_eq!(a.focus, pane);
+    // Any key clears the status line: start without one, so only a key that does
+    // something changes what the app shows.
+    a.status = None;
+    a
+}
+
+/// What a key can have done: the screen, the status, a dialog, quitting, the mouse.
+fn fingerprint(a: &App) -> (String, String, bool, bool, bool) {
+    (
+        render(a),
+        status(a).to_string(),
+        a.dialog.is_some(),
+        a.should_quit,
+        a.mouse,
+    )
+}
+
+/// Each pane's commands (its footer) come from its declaration, and each one's key does
+/// something in that pane: it emits an effect or changes what the app shows.
+#[test]
+fn every_command_a_pane_declares_does_something_and_the_footer_shows_it() {
+    use smolvm::tui::keymap::Action;
+    for pane in [Pane::Vms, Pane::Images, Pane::Logs, Pane::Tasks] {
+        let a = app_on(pane);
+        let cmds = a.commands(pane);
+        assert!(cmds.iter().all(|c| c.enabled), "{pane:?}: {cmds:?}");
+        let footer = render(&a).lines().last().unwrap_or_default().to_string();
+        assert!(footer.contains(&format!("{} {}", cmds[0].key, cmds[0].label)));
+        for c in cmds {
+            let mut a = app_on(pane);
+            let before = fingerprint(&a);
+            let k = *a
+                .keymap
+                .keys_for(pane.scope(), c.action)
+                .first()
+                .unwrap_or_else(|| panic!("{pane:?}: {} has no key", c.label));
+            assert_eq!(c.key, k.display());
+            let fx = a.update(Input::Key(KeyEvent::new(k.code, k.mods)));
+            assert!(
+                !fx.is_empty() || fingerprint(&a) != before,
+                "{pane:?}: {} ({}) does nothing",
+                c.key,
+                c.label
+            );
+        }
+    }
+    // Read-only: the commands that change things are declared but not enabled, and the
+    // footer leaves them out.
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Resize(160, 48));
+    let cmds = a.commands(Pane::Vms);
+    let stop = cmds.iter().find(|c| c.action == Action::Stop).unwrap();
+    assert!(!stop.enabled);
+    assert!(cmds.iter().any(|c| c.action == Action::Logs && c.enabled));
+    assert!(!render(&a)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .contains(" stop"));
+}
+
+/// Help lists every command each pane declares, with its key.
+#[test]
+fn help_lists_every_command_a_pane_declares() {
+    for pane in [Pane::Vms, Pane::Images, Pane::Logs, Pane::Tasks] {
+        let mut a = app_on(pane);
+        a.update(Input::Resize(160, 120));
+        a.update(key('?'));
+        let screen = render(&a);
+        for c in a.commands(pane) {
+            assert!(
+                screen
+                    .lines()
+                    .any(|l| l.contains(&c.key) && l.contains(c.label)),
+                "{pane:?}: help lacks {} {}\n{screen}",
+                c.key,
+                c.label
+            );
+        }
+    }
+}
+
+/// Every key help lists in a pane does something there. Moving (only its highlight
+/// changes, which the text screen does not show, or there is one row), focusing the pane
+/// already focused and clearing marks when there are none are the no-ops allowed. Tasks
+/// used to list `/`, `o` and `O` (the list section) though it neither filters nor sorts.
+#[test]
+fn every_key_help_lists_does_something_in_its_pane() {
+    use smolvm::tui::keymap::Action;
+    let idle = [
+        Action::Up,
+        Action::Down,
+        Action::Top,
+        Action::Bottom,
+        Action::PageUp,
+        Action::PageDown,
+        Action::ClearMarks,
+        Action::FocusVms,
+        Action::FocusImages,
+        Action::FocusLogs,
+        Action::FocusTasks,
+    ];
+    for pane in [Pane::Vms, Pane::Images, Pane::Logs, Pane::Tasks] {
+        let a0 = app_on(pane);
+        for scope in pane.scope().chain() {
+            for (action, keys) in a0.keymap.scope_bindings(*scope) {
+                if !a0.offers(pane, action) || idle.contains(&action) {
+                    continue;
+                }
+                let mut a = app_on(pane);
+                let before = fingerprint(&a);
+                let k = keys[0];
+                let fx = a.update(Input::Key(KeyEvent::new(k.code, k.mods)));
+                assert!(
+                    !fx.is_empty() || fingerprint(&a) != before,
+                    "{pane:?}: help lists {} ({action:?}) but it does nothing",
+                    k.display()
+                );
+            }
+        }
+    }
+    let mut a = app_on(Pane::Tasks);
+    a.update(Input::Resize(160, 120));
+    a.update(key('?'));
+    let help = render(&a);
+    assert!(help.contains("cancel task"), "{help}");
+    for gone in ["sort column", "reverse sort", "filter"] {
+        assert!(!help.contains(gone), "Tasks help lists {gone}:\n{help}");
+    }
+}
+
 #[test]
 fn quitting_asks_while_a_task_runs() {
     let mut a = full_app(80, 24);
@@ -2339,6 +2494,107 @@ snap_both!(start_form_writable, |a| {
     a.update(code(KeyCode::Tab));
     a.update(key(' '));
 });
+
+/// An app with the fixture VMs and a user keymap (as `~/.config/smolvm/keymap.toml`).
+fn app_with_keymap(text: &str, w: u16, h: u16) -> App {
+    let km = Keymap::with_user(text, "keymap.toml");
+    assert!(km.problems.is_empty(), "{:?}", km.problems);
+    let mut a = App::new(km, Theme::defaults(true), false);
+    a.update(Input::Resize(w, h));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a
+}
+
+#[test]
+fn confirm_dialogs_read_their_keys_from_the_keymap() {
+    // Defaults: `y`/`Enter` confirm, `n`/`Esc` cancel, and the buttons say so.
+    let mut a = full_app(160, 48);
+    a.update(key('d'));
+    assert!(render(&a).contains("[y/Enter] delete   [n/Esc] cancel"));
+    a.update(key('n'));
+    assert!(a.dialog.is_none());
+
+    let mut a = app_with_keymap(
+        "[dialog]\nconfirm = [\"ctrl-y\"]\nclose = [\"q\"]\n",
+        160,
+        48,
+    );
+    a.update(key('d'));
+    a.update(key('q'));
+    assert!(a.dialog.is_none(), "the rebound close key cancels");
+    a.update(key('d'));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Delete(_)))
+    ));
+    let screen = render(&a);
+    assert!(screen.contains("[Ctrl-y] delete   [q] cancel"), "{screen}");
+    // `y`, `Enter`, `n` and `Esc` no longer answer it.
+    for k in [key('y'), code(KeyCode::Enter), key('n'), code(KeyCode::Esc)] {
+        assert!(a.update(k).is_empty());
+        assert!(a.dialog.is_some(), "the dialog is still open");
+    }
+    assert_eq!(
+        a.update(ctrl('y')),
+        vec![Effect::RunDelete {
+            task: 1,
+            ids: vec!["vm-12345".into()]
+        }]
+    );
+
+    // The prune preview confirms itself with the same keys.
+    a.update(key('p'));
+    prune_preview(&mut a, vec![("~/.smolvm/images/0.0.12/".into(), 1)], 1);
+    assert!(render(&a).contains("[Ctrl-y] prune   [q] cancel"));
+    assert!(a.update(key('y')).is_empty());
+    assert!(matches!(
+        a.update(ctrl('y')).as_slice(),
+        [Effect::RunPrune { .. }]
+    ));
+}
+
+#[test]
+fn the_detail_view_reads_its_keys_from_the_keymap() {
+    let mut a = app_with_keymap(
+        "[detail]\nclose = [\"h\"]\nrestore = [\"R\"]\ndelete_snapshot = [\"X\"]\nnext_snapshot = [\"right\"]\ndown = [\"J\"]\n",
+        160,
+        48,
+    );
+    open_detail(&mut a);
+    let screen = render(&a);
+    assert!(
+        screen.contains(" h back · J/k scroll · → choose snapshot · R restore · X delete · "),
+        "{screen}"
+    );
+    // Small enough to scroll.
+    a.update(Input::Resize(80, 24));
+    assert!(render(&a).contains(" h · →/R/X snapshots · "));
+    // The old keys do nothing here.
+    for k in [key('q'), key('r'), key('x'), code(KeyCode::Tab), key('j')] {
+        assert!(a.update(k).is_empty());
+        assert!(a.dialog.is_none());
+    }
+    let d = a.detail.as_ref().expect("detail still open");
+    assert_eq!((d.offset, d.snapshot), (0, 0));
+    a.update(key('J'));
+    assert_eq!(a.detail.as_ref().unwrap().offset, 1);
+    a.update(code(KeyCode::Right));
+    assert_eq!(a.detail.as_ref().unwrap().snapshot, 1);
+    a.update(key('R'));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Restore { ref snapshot, .. })) if snapshot == "snap-disk"
+    ));
+    a.update(code(KeyCode::Esc));
+    a.update(key('X'));
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::DeleteSnapshots(_)))
+    ));
+    a.update(code(KeyCode::Esc));
+    a.update(key('h'));
+    assert!(a.detail.is_none(), "the rebound close key closes the view");
+}
 
 #[test]
 fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {

@@ -22,11 +22,13 @@ use super::theme::Theme;
 use crate::core::table::{ImageCol, VmCol};
 
 mod actions;
+mod commands;
 mod mouse;
 mod palette;
 mod protocol;
 mod views;
 
+pub use commands::CommandInfo;
 pub use protocol::{Effect, Input, Msg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -542,7 +544,7 @@ impl App {
         let Some(mut dialog) = self.dialog.take() else {
             return Vec::new();
         };
-        match dialog.handle_key(k, &self.data) {
+        match dialog.handle_key(k, &self.data, &self.keymap) {
             Outcome::Keep => {
                 self.dialog = Some(dialog);
                 Vec::new()

@@ -59,10 +59,16 @@ pub enum Action {
     Upload,
     Download,
     Network,
+    Confirm,
+    Close,
+    NextSnapshot,
+    PrevSnapshot,
+    Restore,
+    DeleteSnapshot,
 }
 
 impl Action {
-    pub const ALL: [Action; 47] = [
+    pub const ALL: [Action; 53] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -110,6 +116,12 @@ impl Action {
         Action::Upload,
         Action::Download,
         Action::Network,
+        Action::Confirm,
+        Action::Close,
+        Action::NextSnapshot,
+        Action::PrevSnapshot,
+        Action::Restore,
+        Action::DeleteSnapshot,
     ];
 
     /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
@@ -175,6 +187,12 @@ impl Action {
             Action::Upload => "upload",
             Action::Download => "download",
             Action::Network => "network",
+            Action::Confirm => "confirm",
+            Action::Close => "close",
+            Action::NextSnapshot => "next_snapshot",
+            Action::PrevSnapshot => "prev_snapshot",
+            Action::Restore => "restore",
+            Action::DeleteSnapshot => "delete_snapshot",
         }
     }
 
@@ -228,6 +246,12 @@ impl Action {
             Action::Upload => "upload file",
             Action::Download => "download file",
             Action::Network => "network policy",
+            Action::Confirm => "confirm",
+            Action::Close => "close / cancel",
+            Action::NextSnapshot => "next snapshot",
+            Action::PrevSnapshot => "previous snapshot",
+            Action::Restore => "restore snapshot",
+            Action::DeleteSnapshot => "delete snapshot",
         }
     }
 
@@ -246,16 +270,22 @@ pub enum Scope {
     Images,
     Logs,
     Tasks,
+    /// The confirmations (the typed confirmation, the prune preview).
+    Dialog,
+    /// A VM's detail view (the VMs pane's actions on its VM come from [`Scope::Vms`]).
+    Detail,
 }
 
 impl Scope {
-    const ALL: [Scope; 6] = [
+    const ALL: [Scope; 8] = [
         Scope::Global,
         Scope::List,
         Scope::Vms,
         Scope::Images,
         Scope::Logs,
         Scope::Tasks,
+        Scope::Dialog,
+        Scope::Detail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -266,6 +296,8 @@ impl Scope {
             Scope::Images => "images",
             Scope::Logs => "logs",
             Scope::Tasks => "tasks",
+            Scope::Dialog => "dialog",
+            Scope::Detail => "detail",
         }
     }
 
@@ -282,6 +314,9 @@ impl Scope {
             Scope::Logs => &[Scope::Logs, Scope::Global],
             Scope::List => &[Scope::List, Scope::Global],
             Scope::Global => &[Scope::Global],
+            Scope::Dialog => &[Scope::Dialog],
+            // The detail view passes the VMs pane's keys on: they clash with its own.
+            Scope::Detail => &[Scope::Detail, Scope::Vms],
         }
     }
 }
@@ -534,7 +569,14 @@ impl Keymap {
     /// Keys reachable in `pane` bound to more than one action.
     pub fn clashes(&self) -> Vec<Clash> {
         let mut out = Vec::new();
-        for pane in [Scope::Vms, Scope::Images, Scope::Logs, Scope::Tasks] {
+        for pane in [
+            Scope::Vms,
+            Scope::Images,
+            Scope::Logs,
+            Scope::Tasks,
+            Scope::Dialog,
+            Scope::Detail,
+        ] {
             let mut seen: Vec<(Key, Vec<(Scope, Action)>)> = Vec::new();
             for scope in pane.chain() {
                 for ((s, a), keys) in self.bindings.range((*scope, Action::Quit)..) {
@@ -570,6 +612,14 @@ impl Keymap {
         })
     }
 
+    /// The action `key` triggers in `scope` itself (not the scopes it reaches).
+    pub fn lookup_in(&self, scope: Scope, key: &Key) -> Option<Action> {
+        self.bindings
+            .iter()
+            .find(|((s, _), keys)| *s == scope && keys.contains(key))
+            .map(|((_, a), _)| *a)
+    }
+
     /// The keys bound to `action` where `pane` can reach it.
     pub fn keys_for(&self, pane: Scope, action: Action) -> Vec<Key> {
         pane.chain()
@@ -585,6 +635,29 @@ impl Keymap {
             .first()
             .map(Key::display)
             .unwrap_or_else(|| "unbound".into())
+    }
+
+    /// `y/Enter` — the first keys of an action that differ other than by case (at most
+    /// two), for a dialog's buttons.
+    pub fn hints(&self, scope: Scope, action: Action) -> String {
+        let mut shown: Vec<String> = Vec::new();
+        for k in self.keys_for(scope, action) {
+            let d = k.display();
+            if !shown.iter().any(|s| s.eq_ignore_ascii_case(&d)) {
+                shown.push(d);
+            }
+        }
+        shown.truncate(2);
+        if shown.is_empty() {
+            "unbound".into()
+        } else {
+            shown.join("/")
+        }
+    }
+
+    /// `key` is bound to `action` in `scope` (or a scope it reaches).
+    pub fn is(&self, scope: Scope, action: Action, key: &Key) -> bool {
+        self.keys_for(scope, action).contains(key)
     }
 
     /// Every binding of one scope, for the help screen.
@@ -638,6 +711,8 @@ mod tests {
                 Scope::Images,
                 Scope::Logs,
                 Scope::Tasks,
+                Scope::Dialog,
+                Scope::Detail,
             ];
             assert!(
                 scopes.iter().any(|s| !km.keys_for(*s, a).is_empty()),
@@ -684,6 +759,29 @@ mod tests {
         assert_eq!(km.lookup(Scope::Vms, &key("p")), Some(Action::Prune));
         assert_eq!(km.lookup(Scope::Vms, &key("d")), Some(Action::Delete));
         assert!(km.clashes().is_empty());
+    }
+
+    #[test]
+    fn dialog_and_detail_keys_are_data_and_clash_like_panes() {
+        let km = Keymap::defaults();
+        assert_eq!(km.hints(Scope::Dialog, Action::Confirm), "y/Enter");
+        assert_eq!(km.hints(Scope::Dialog, Action::Close), "n/Esc");
+        assert!(km.is(Scope::Dialog, Action::Close, &key("ctrl-c")));
+        assert_eq!(
+            km.lookup_in(Scope::Detail, &key("r")),
+            Some(Action::Restore)
+        );
+        assert_eq!(km.lookup_in(Scope::Detail, &key("z")), None);
+        // The detail view passes the VMs pane's keys on: `r` for snapshot would be
+        // unreachable there, so it is a clash and the default comes back.
+        let km = Keymap::with_user("[vms]\nsnapshot = [\"r\"]\n", "u.toml");
+        assert_eq!(km.problems.len(), 1, "{:?}", km.problems);
+        assert!(km.problems[0].contains("[detail]"), "{}", km.problems[0]);
+        assert_eq!(km.hint(Scope::Vms, Action::Snapshot), "S");
+        // Confirm and close on one key clash in a dialog.
+        let km = Keymap::with_user("[dialog]\nconfirm = [\"n\"]\n", "u.toml");
+        assert_eq!(km.problems.len(), 1, "{:?}", km.problems);
+        assert!(km.is(Scope::Dialog, Action::Confirm, &key("y")));
     }
 
     #[test]

@@ -631,74 +631,14 @@ fn tasks(f: &mut Frame, app: &App, r: Rect) {
 
 fn footer(f: &mut Frame, app: &App, r: Rect) {
     let t = &app.theme;
-    let scope = app.focus.scope();
-    let always = [Action::Help, Action::Quit, Action::ToggleMouse];
-    let actions: Vec<Action> = match app.focus {
-        Pane::Vms => [
-            Action::Start,
-            Action::Stop,
-            Action::Delete,
-            Action::Logs,
-            Action::CopySsh,
-            Action::Mark,
-            Action::Filter,
-            Action::Prune,
-            Action::Cleanup,
-            Action::Palette,
-            Action::Detail,
-        ]
-        .into_iter()
-        .chain(Action::ON_VMS)
-        .collect(),
-        Pane::Images => vec![
-            Action::Inspect,
-            Action::Pull,
-            Action::Delete,
-            Action::Mark,
-            Action::Prune,
-            Action::Filter,
-            Action::SortNext,
-            Action::Cleanup,
-            Action::Palette,
-        ],
-        Pane::Logs => vec![
-            Action::Search,
-            Action::NextMatch,
-            Action::PrevMatch,
-            Action::Follow,
-            Action::Wrap,
-            Action::AppLog,
-        ],
-        Pane::Tasks => vec![
-            Action::Cancel,
-            Action::Prune,
-            Action::Cleanup,
-            Action::Palette,
-        ],
-    };
-    // In priority order: what does not fit is left out whole, from the end.
+    // The focused pane's commands that can run now, in priority order: what does not fit
+    // is left out whole, from the end.
     let mut items = Vec::new();
-    for a in always.iter().chain(&actions) {
-        let changes = matches!(
-            a,
-            Action::Start
-                | Action::Stop
-                | Action::Delete
-                | Action::Prune
-                | Action::Cleanup
-                | Action::Pull
-        ) || Action::ON_VMS.contains(a);
-        if app.readonly && changes {
-            continue;
-        }
-        // `x` only where the selected task can be stopped (core says which can).
-        if *a == Action::Cancel && !app.selected_task_cancellable() {
-            continue;
-        }
+    for c in app.commands(app.focus).into_iter().filter(|c| c.enabled) {
         let gap = if items.is_empty() { "" } else { "  " };
         let spans = vec![
-            Span::styled(format!("{gap}{}", app.keymap.hint(scope, *a)), t.accent()),
-            Span::styled(format!(" {}", a.describe()), t.muted()),
+            Span::styled(format!("{gap}{}", c.key), t.accent()),
+            Span::styled(format!(" {}", c.label), t.muted()),
         ];
         items.push((items.len(), spans));
     }

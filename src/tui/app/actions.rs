@@ -281,6 +281,13 @@ impl App {
                     return vec![Effect::Copy(cmd)];
                 }
             }
+            // A dialog's and the detail view's own keys: they read them themselves.
+            Action::Confirm
+            | Action::Close
+            | Action::NextSnapshot
+            | Action::PrevSnapshot
+            | Action::Restore
+            | Action::DeleteSnapshot => {}
             Action::Search => self.dialog = Some(Dialog::Search(line_input(&self.logs.search))),
             Action::NextMatch | Action::PrevMatch => self.step_match(a == Action::NextMatch),
             Action::Follow => {

@@ -1,7 +1,7 @@
 //! The one typed confirmation every destructive action without a preview of its own goes
 //! through (prune and cleanup confirm in their preview dialogs): the dialog shows exactly
-//! what will run, and confirming runs exactly that. `y`/`Enter` confirms; `n`/`Esc`/Ctrl-C
-//! cancels.
+//! what will run, and confirming runs exactly that. The keymap's `[dialog]` keys answer it
+//! (by default `y`/`Enter` confirms; `n`/`Esc`/Ctrl-C cancels).
 
 use crossterm::event::KeyEvent;
 use ratatui::text::Line;
@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use super::{buttons, capped, centered, dialog, Answer, Outcome, Request};
 use crate::tui::app::App;
-use crate::tui::keymap::{Action, Scope};
+use crate::tui::keymap::{Action, Keymap, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmAction {
@@ -31,8 +31,8 @@ pub enum ConfirmAction {
 }
 
 impl ConfirmAction {
-    pub(super) fn handle_key(&self, k: &KeyEvent) -> Outcome {
-        let a = Answer::of(k);
+    pub(super) fn handle_key(&self, k: &KeyEvent, keymap: &Keymap) -> Outcome {
+        let a = Answer::of(k, keymap);
         if a.yes {
             Outcome::Done(Request::Confirmed(self.clone()))
         } else if a.no {
@@ -99,7 +99,7 @@ impl ConfirmAction {
         lines.push(Line::raw(""));
         lines.push(Line::styled(what, t.muted()));
         lines.push(Line::raw(""));
-        lines.push(buttons(app, "y/Enter", verb));
+        lines.push(buttons(app, verb, false));
         let p = Paragraph::new(lines).wrap(Wrap { trim: false });
         // As tall as its wrapped lines, so the buttons always show.
         let w = 72.min(area.width);
@@ -121,7 +121,7 @@ fn render_quit(f: &mut Frame, app: &App) {
                 app.running_tasks()
             )),
             Line::raw(""),
-            buttons(app, "y", "quit"),
+            buttons(app, "quit", true),
         ])
         .block(dialog(app, "Quit")),
         r,

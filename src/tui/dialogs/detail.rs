@@ -1,12 +1,13 @@
 //! `Enter` / `i` on a VM: its detail view, over the panes (forms and confirmations open on
 //! top of it): configuration, network, mounts, guest env keys (names only, read over SSH
 //! by a worker when the view opens), forwarded ports, the egress policy with what the
-//! guard let out and refused, and the VM's snapshots. Scrolled with
-//! `j`/`k`, `PgUp`/`PgDn`, `g`/`G`; `Tab` chooses a snapshot, `r` restores it (resumed),
-//! `x` deletes it (asks); the VMs pane's action keys (pause, snapshot, port, network,
-//! attach, shell, upload, download) act on this VM; `Esc`/`q` closes.
+//! guard let out and refused, and the VM's snapshots. Its keys are the keymap's `[detail]`
+//! section (by default: scrolled with `j`/`k`, `PgUp`/`PgDn`, `g`/`G`; `Tab` chooses a
+//! snapshot, `r` restores it (resumed), `x` deletes it (asks); `Esc`/`q` closes); the VMs
+//! pane's action keys (pause, snapshot, port, network, attach, shell, upload, download,
+//! stop) act on this VM.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
@@ -63,22 +64,21 @@ impl DetailView {
     }
 
     pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let page = self.page.max(1);
         let n = self.snapshots(data).len();
-        match k.code {
-            KeyCode::Esc | KeyCode::Char('q') => return Outcome::Close,
-            KeyCode::Down | KeyCode::Char('j') => self.offset += 1,
-            KeyCode::Up | KeyCode::Char('k') => self.offset = self.offset.saturating_sub(1),
-            KeyCode::PageDown => self.offset += page,
-            KeyCode::Char('d') if ctrl => self.offset += page,
-            KeyCode::PageUp => self.offset = self.offset.saturating_sub(page),
-            KeyCode::Char('u') if ctrl => self.offset = self.offset.saturating_sub(page),
-            KeyCode::Home | KeyCode::Char('g') => self.offset = 0,
-            KeyCode::End | KeyCode::Char('G') => self.offset = self.max,
-            KeyCode::Tab if n > 0 => self.snapshot = (self.snapshot + 1) % n,
-            KeyCode::BackTab if n > 0 => self.snapshot = (self.snapshot + n - 1) % n,
-            KeyCode::Char('r') => {
+        let key = Key::from_event(&k);
+        // The view's own `[detail]` keys, then the VMs pane's actions on its VM.
+        match keymap.lookup_in(Scope::Detail, &key) {
+            Some(Action::Close) => return Outcome::Close,
+            Some(Action::Down) => self.offset += 1,
+            Some(Action::Up) => self.offset = self.offset.saturating_sub(1),
+            Some(Action::PageDown) => self.offset += page,
+            Some(Action::PageUp) => self.offset = self.offset.saturating_sub(page),
+            Some(Action::Top) => self.offset = 0,
+            Some(Action::Bottom) => self.offset = self.max,
+            Some(Action::NextSnapshot) if n > 0 => self.snapshot = (self.snapshot + 1) % n,
+            Some(Action::PrevSnapshot) if n > 0 => self.snapshot = (self.snapshot + n - 1) % n,
+            Some(Action::Restore) => {
                 return match self.chosen(data) {
                     // Its VM exists (this view shows it): restoring replaces it, so ask.
                     Some(s) if data.vms.iter().any(|r| r.info.id == self.id) => {
@@ -91,7 +91,7 @@ impl DetailView {
                     None => Outcome::Also(Request::Status("no snapshot to restore".into())),
                 };
             }
-            KeyCode::Char('x') => {
+            Some(Action::DeleteSnapshot) => {
                 return match self.chosen(data) {
                     Some(s) => {
                         Outcome::Also(Request::Confirm(ConfirmAction::DeleteSnapshots(vec![s])))
@@ -99,8 +99,8 @@ impl DetailView {
                     None => Outcome::Also(Request::Status("no snapshot to delete".into())),
                 }
             }
-            _ => {
-                let key = Key::from_event(&k);
+            Some(_) => {}
+            None => {
                 if let Some(a) =
                     vm_actions().find(|a| keymap.keys_for(Scope::Vms, *a).contains(&key))
                 {
@@ -282,12 +282,27 @@ impl DetailView {
         let offset = self.offset.min(lines.len().saturating_sub(page));
         let km = &app.keymap;
         let long = r.width >= 140;
+        let own = |a| km.hint(Scope::Detail, a);
         let hint = format!(
             "{}{} pause · {} snapshot · {} port · {} network · {} attach · {} shell · {} upload · {} download ",
             if long {
-                " Esc back · j/k scroll · Tab choose snapshot · r restore · x delete · "
+                format!(
+                    " {} back · {}/{} scroll · {} choose snapshot · {} restore · {} delete · ",
+                    own(Action::Close),
+                    own(Action::Down),
+                    own(Action::Up),
+                    own(Action::NextSnapshot),
+                    own(Action::Restore),
+                    own(Action::DeleteSnapshot)
+                )
             } else {
-                " Esc · Tab/r/x snapshots · "
+                format!(
+                    " {} · {}/{}/{} snapshots · ",
+                    own(Action::Close),
+                    own(Action::NextSnapshot),
+                    own(Action::Restore),
+                    own(Action::DeleteSnapshot)
+                )
             },
             km.hint(Scope::Vms, Action::Pause),
             km.hint(Scope::Vms, Action::Snapshot),

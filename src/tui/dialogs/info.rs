@@ -115,7 +115,8 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         t.muted(),
     )];
     for scope in app.focus.scope().chain() {
-        let b = app.keymap.scope_bindings(*scope);
+        let mut b = app.keymap.scope_bindings(*scope);
+        b.retain(|(a, _)| app.offers(app.focus, *a));
         if b.is_empty() {
             continue;
         }

@@ -18,7 +18,7 @@ mod prune;
 mod start;
 mod vmforms;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
@@ -37,6 +37,7 @@ pub use vmforms::{NetworkForm, PortForm, SnapshotForm, SnapshotSpec, TransferFor
 
 use super::app::App;
 use super::data::Data;
+use super::keymap::{Action, Key, Keymap, Scope};
 
 /// A preview computed by a dry run, shown in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,36 +157,30 @@ pub enum Request {
     },
 }
 
-/// `y`/`Enter` and `n`/`Esc`/Ctrl-C, as the confirmations read them.
+/// A key as the confirmations read it: the keymap's `[dialog]` `confirm` (by default
+/// `y`/`Enter`) and `close` (`n`/`Esc`/Ctrl-C).
 struct Answer {
     yes: bool,
     no: bool,
 }
 
 impl Answer {
-    fn of(k: &KeyEvent) -> Answer {
-        let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+    fn of(k: &KeyEvent, keymap: &Keymap) -> Answer {
+        let key = Key::from_event(k);
         Answer {
-            yes: matches!(
-                k.code,
-                KeyCode::Enter | KeyCode::Char('y') | KeyCode::Char('Y')
-            ),
-            no: ctrl_c
-                || matches!(
-                    k.code,
-                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N')
-                ),
+            yes: keymap.is(Scope::Dialog, Action::Confirm, &key),
+            no: keymap.is(Scope::Dialog, Action::Close, &key),
         }
     }
 }
 
 impl Dialog {
     /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
-    pub fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
+    pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
         match self {
             Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => info::handle_key(s, &k),
-            Dialog::Confirm(action) => action.handle_key(&k),
-            Dialog::Prune => prune::handle_key(&data.prune_preview, &k),
+            Dialog::Confirm(action) => action.handle_key(&k, keymap),
+            Dialog::Prune => prune::handle_key(&data.prune_preview, &k, keymap),
             Dialog::Cleanup(d) => d.handle_key(k, data),
             Dialog::Filter(t) => prompt::filter_key(t, k),
             Dialog::Search(t) => prompt::search_key(t, k),
@@ -259,14 +254,37 @@ fn dialog<'a>(app: &App, title: &str) -> Block<'a> {
         .title(Span::styled(format!(" {title} "), app.theme.accent()))
 }
 
-fn buttons<'a>(app: &App, go: &str, label: &str) -> Line<'a> {
+/// `[y/Enter] label   [n/Esc] cancel`, with the keys the keymap binds (`one`: only the
+/// first confirming key, as the quit question shows it).
+fn buttons<'a>(app: &App, label: &str, one: bool) -> Line<'a> {
     let t = &app.theme;
+    let km = &app.keymap;
+    let go = if one {
+        km.hint(Scope::Dialog, Action::Confirm)
+    } else {
+        km.hints(Scope::Dialog, Action::Confirm)
+    };
     Line::from(vec![
         Span::styled(format!("[{go}]"), t.accent()),
         Span::raw(format!(" {label}   ")),
-        Span::styled("[n/Esc]", t.accent()),
+        Span::styled(
+            format!("[{}]", km.hints(Scope::Dialog, Action::Close)),
+            t.accent(),
+        ),
         Span::raw(" cancel"),
     ])
+}
+
+/// `[Esc] close`: the dialog's close key (Esc when it is one of them).
+fn close_hint<'a>(app: &App) -> Line<'a> {
+    let km = &app.keymap;
+    let esc = Key::parse("esc").expect("a key");
+    let key = if km.is(Scope::Dialog, Action::Close, &esc) {
+        esc.display()
+    } else {
+        km.hint(Scope::Dialog, Action::Close)
+    };
+    Line::styled(format!("[{key}] close"), app.theme.accent())
 }
 
 /// At most `max` items, then `…and N more`.

@@ -1,14 +1,17 @@
 //! `p`: what `smolvm prune` would remove (a dry run computed by a worker), confirmed with
-//! `y`/`Enter`.
+//! the keymap's `[dialog]` confirm key (`y`/`Enter`).
 
 use crossterm::event::KeyEvent;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
-use super::{buttons, capped, centered, dialog, Answer, Outcome, Preview, Request, SPINNER};
+use super::{
+    buttons, capped, centered, close_hint, dialog, Answer, Outcome, Preview, Request, SPINNER,
+};
 use crate::core::units::format_size;
 use crate::tui::app::App;
+use crate::tui::keymap::Keymap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrunePreview {
@@ -21,8 +24,12 @@ pub struct PrunePreview {
     pub plan: Vec<std::path::PathBuf>,
 }
 
-pub(super) fn handle_key(preview: &Preview<PrunePreview>, k: &KeyEvent) -> Outcome {
-    let a = Answer::of(k);
+pub(super) fn handle_key(
+    preview: &Preview<PrunePreview>,
+    k: &KeyEvent,
+    keymap: &Keymap,
+) -> Outcome {
+    let a = Answer::of(k, keymap);
     if a.no {
         return Outcome::Close;
     }
@@ -86,9 +93,9 @@ pub(super) fn render(f: &mut Frame, app: &App, p: &Preview<PrunePreview>) {
     lines.push(Line::raw(""));
     let ready = matches!(p, Preview::Ready(x) if !x.stale.is_empty());
     lines.push(if ready {
-        buttons(app, "y/Enter", "prune")
+        buttons(app, "prune", false)
     } else {
-        Line::styled("[Esc] close", t.accent())
+        close_hint(app)
     });
     let h = (lines.len() as u16 + 2).min(area.height);
     let r = centered(area, 78, h);
