@@ -723,10 +723,8 @@ pub(crate) fn protected_folders(ctx: &Ctx) -> Vec<crate::core::presets::mounts::
     crate::core::presets::mounts::protected(&ctx.data_dir, &homes)
 }
 
-pub fn not_found(id: &str) -> Error {
-    Error::runtime(format!("Sandbox '{id}' not found"))
-        .with_recovery("Run 'smolvm sandbox list' to see sandboxes.")
-}
+/// The error for an unknown sandbox (it lives in `core::error`, which the VM lock uses too).
+pub use super::error::not_found;
 
 #[cfg(test)]
 mod tests {
