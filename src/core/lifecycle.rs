@@ -401,15 +401,7 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
 /// The guest address of a running sandbox: an unknown id, a sandbox that is not running
 /// (or whose process is gone) and one without a network each give their own error.
 pub fn running_ip(ctx: &Ctx, id: &str) -> Result<String> {
-    let vm = get(ctx, id)?;
-    if !vm.status.is_active() || crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir) {
-        return Err(Error::runtime(format!("Sandbox '{id}' is not running"))
-            .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
-    }
-    vm.network
-        .as_ref()
-        .and_then(|n| n.guest_ip.clone())
-        .ok_or_else(|| rt(format!("Sandbox '{id}' has no network configuration")))
+    crate::core::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)
 }
 
 /// [`ssh_argv`] as `login`.
