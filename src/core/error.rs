@@ -106,6 +106,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// and it is pure formatting a face may use too (`tests/architecture.rs`, `REEXPORTS`).
 pub use crate::sys::io_reason;
 
+/// The error for a sandbox id that names no sandbox (or is no valid id at all): what
+/// every verb and the VM lock say.
+pub fn not_found(id: &str) -> Error {
+    Error::runtime(format!("Sandbox '{id}' not found"))
+        .with_recovery("Run 'smolvm sandbox list' to see sandboxes.")
+}
+
+/// The error for a snapshot id that is not one (the VM lock and the snapshot verbs).
+pub fn invalid_snapshot_id(id: &str) -> Error {
+    Error::usage(format!(
+        "Invalid snapshot id '{id}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

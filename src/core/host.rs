@@ -19,15 +19,56 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::core::error::{Error, Result};
-use crate::core::images::Vmm;
 use crate::sys::env::Env;
 pub use crate::sys::host::DevAccess;
 use crate::sys::host::{self as probe, KvmModules};
 use crate::sys::vmm::firecracker;
 use crate::sys::vmm::qemu::Machine;
+
+/// A VMM (the manifest's `vmm` field, `--vmm`, and what `--backend auto` picks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vmm {
+    Firecracker,
+    Qemu,
+}
+
+impl Vmm {
+    pub const ALL: &'static [Self] = &[Vmm::Firecracker, Vmm::Qemu];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vmm::Firecracker => "firecracker",
+            Vmm::Qemu => "qemu",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "firecracker" => Some(Vmm::Firecracker),
+            "qemu" => Some(Vmm::Qemu),
+            _ => None,
+        }
+    }
+
+    /// The kernel container each VMM boots: Firecracker an ELF vmlinux, QEMU the boot
+    /// image (bzImage / arm64 Image).
+    pub fn kernel_format(self) -> &'static str {
+        match self {
+            Vmm::Firecracker => "elf",
+            Vmm::Qemu => "image",
+        }
+    }
+}
+
+impl std::fmt::Display for Vmm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 use crate::sys::vmm::Accel;
 
 /// The kind of KVM this host offers (from the loaded modules).

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::cleanup;
 use super::error::{Error, Result};
 use super::progress::Progress;
 use super::sandbox::SandboxInfo;
 /// The ssh recipe lives in `core::ssh`; these names stay here for the faces.
 pub use super::ssh::{shell_quote, ssh_args, ssh_args_as, ssh_command, SshLogin};
 use super::start::{not_found, Ctx};
+use super::teardown;
 use crate::sys::state::{VmRecord, VmStatus};
 
 fn rt(e: impl std::fmt::Display) -> Error {
@@ -134,7 +134,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         if vm.status == VmStatus::Error {
             // A failed sandbox's VMM may still be alive: stopped when provably its own
             // (the row keeps `error`; `start` boots it again).
-            cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout).await?;
+            teardown::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout).await?;
         }
         let (closed_forwards, warnings) = close_forwards();
         return Ok(StopReport {
@@ -153,7 +153,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         sync_guest(ctx, id, (timeout / 2).min(SYNC_LIMIT)).await;
     }
     let left = timeout.saturating_sub(t.elapsed()).max(timeout / 2);
-    cleanup::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, left).await?;
+    teardown::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, left).await?;
     for f in [VmFile::QmpSocket, VmFile::FcSocket] {
         let _ = remove_vm_file(f, &ctx.data_dir, &ctx.paths.socket_dir, id);
     }
@@ -338,7 +338,8 @@ pub async fn delete(
         let r = match ctx.lock(id, &format!("sandbox delete {id}")).await {
             Ok(_lock) => match get(ctx, id) {
                 Ok(_) => {
-                    cleanup::teardown_vm(ctx.store.clone(), id, ctx.cleanup_options(timeout)).await
+                    teardown::teardown_vm(ctx.store.clone(), id, ctx.teardown_options(timeout))
+                        .await
                 }
                 Err(e) => Err(e),
             },
@@ -405,15 +406,7 @@ pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> R
 /// The guest address of a running sandbox: an unknown id, a sandbox that is not running
 /// (or whose process is gone) and one without a network each give their own error.
 pub fn running_ip(ctx: &Ctx, id: &str) -> Result<String> {
-    let vm = get(ctx, id)?;
-    if !vm.status.is_active() || crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir) {
-        return Err(Error::runtime(format!("Sandbox '{id}' is not running"))
-            .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
-    }
-    vm.network
-        .as_ref()
-        .and_then(|n| n.guest_ip.clone())
-        .ok_or_else(|| rt(format!("Sandbox '{id}' has no network configuration")))
+    crate::core::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)
 }
 
 /// [`ssh_argv`] as `login`.

@@ -74,11 +74,11 @@ impl VmLock {
         wait: Duration,
     ) -> Result<VmLock> {
         if !is_vm_id(id) {
-            return Err(super::start::not_found(id));
+            return Err(super::error::not_found(id));
         }
         if let Some(Some(s)) = snapshot {
             if !is_vm_id(s) {
-                return Err(super::snapshot::invalid_snapshot_id(s));
+                return Err(super::error::invalid_snapshot_id(s));
             }
         }
         let mut paths = vec![vm_lock_path(data_dir, id)];

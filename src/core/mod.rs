@@ -36,6 +36,7 @@ pub mod ssh;
 pub mod start;
 pub mod sudo;
 pub mod table;
+pub mod teardown;
 pub mod units;
 pub mod version;
 pub mod vm;

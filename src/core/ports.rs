@@ -18,7 +18,6 @@
 use serde::Serialize;
 
 use super::error::{Error, Result};
-use super::lifecycle;
 use super::start::Ctx;
 use crate::sys::net::nft::{self, LocalForward};
 
@@ -243,7 +242,7 @@ fn free_port(ctx: &Ctx, state: &nft::NftState) -> Result<u16> {
 /// use (a listening socket, another forward, an SSH port) is an error and nothing changes;
 /// the same forward again is success.
 pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<PortForward> {
-    let ip = lifecycle::running_ip(ctx, id)?;
+    let ip = super::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)?;
     let vm = ctx
         .store
         .get_vm(id)

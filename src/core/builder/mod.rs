@@ -31,13 +31,12 @@ use base64::Engine as _;
 use crate::core::docker;
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::progress::Progress;
-use crate::core::prune::cache_version;
 use crate::sys::env::Env;
 use crate::sys::open;
 
+pub use crate::core::images::store::{built_image, validate_name};
 pub use fingerprint::{dockerfile_fingerprint, fingerprint};
 pub use plan::check_replaceable;
-pub(crate) use plan::{owned_image_dir, swap_in, sweep_staging};
 pub use recipe::{
     debian_mirror, dockerfile, ALPINE_TREE_MIB, DEBIAN_PACKAGES, DEBIAN_SUITE, DEBIAN_TREE_MIB,
     DEFAULT_MIRROR, INIT_SCRIPT,
@@ -219,28 +218,6 @@ pub fn validate_public_key(text: &str) -> Result<String> {
     Ok(line.to_string())
 }
 
-/// An image name must be a plain directory name and must not read as a version (prune
-/// would treat `<cache>/0.0.12/` as a stale cache of another release).
-pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !ok {
-        return Err(Error::usage(format!(
-            "invalid image name {name:?}: use letters, digits, '.', '_' and '-' (not starting with '.')"
-        )));
-    }
-    if cache_version(name).is_some() {
-        return Err(Error::usage(format!(
-            "image name {name:?} looks like a version; it would read as a stale image cache and be pruned"
-        ))
-        .with_recovery("Pick a name such as my-debian or team-image."));
-    }
-    Ok(())
-}
 pub(super) fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
     Error::runtime(format!("{what} {}: {}", p.display(), io_reason(&e)))
 }
@@ -532,24 +509,6 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
     pull::pull_kernel(&opts, image, &Progress::none()).map_err(|e| {
         Error::runtime(format!("Failed to download kernel: {}", e.message)).with_recovery(recovery)
     })
-}
-
-/// The `(kernel, rootfs)` of an image built into `cache_dir` under `name`.
-pub fn built_image(cache_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
-    validate_name(name)?;
-    let dir = cache_dir.join(name);
-    let (k, r) = (dir.join("vmlinux.bin"), dir.join("rootfs.ext4"));
-    if dir.join(".fingerprint").is_file() && k.is_file() && r.is_file() {
-        Ok((k, r))
-    } else {
-        Err(Error::runtime(format!(
-            "no built image named {name} in {}",
-            cache_dir.display()
-        ))
-        .with_recovery(
-            "Build it first: smolvm image build --base debian --ssh-key ~/.ssh/id_ed25519.pub --name NAME",
-        ))
-    }
 }
 
 /// Write a file of the image tree (or the build context) with `mode`: a new file beside it,

@@ -10,6 +10,7 @@ use super::engine::{space_error, step_error};
 use super::fingerprint::is_cached;
 use super::{copy_new, io_err, validate_name, BuildEvent, BuildReport};
 use crate::core::error::{io_reason, Error, Result};
+use crate::core::images::store::{owned_image_dir, swap_in, sweep_staging};
 use crate::core::progress::Progress;
 use crate::sys::{build as proc, open};
 
@@ -29,33 +30,6 @@ impl Drop for Staging {
     }
 }
 
-/// `.<name>.staging-` followed by what [`open::create_unique_dir`] (`<pid>-<hex>`) or an
-/// older smolvm (`<pid>`) appends: a staging directory some build of `name` made.
-fn is_staging_name(entry: &str, prefix: &str) -> bool {
-    entry.strip_prefix(prefix).is_some_and(|rest| {
-        let (pid, rand) = rest.split_once('-').unwrap_or((rest, ""));
-        !pid.is_empty()
-            && pid.bytes().all(|b| b.is_ascii_digit())
-            && rand.bytes().all(|b| b.is_ascii_hexdigit())
-    })
-}
-
-/// Remove the staging directories a killed build or load of `name` left in `cache_dir`
-/// (the caller holds the cache dir's lock, so none is in use): only names they generate,
-/// removed without following a symbolic link or crossing a mount. Returns the prefix a new
-/// staging directory of `name` takes.
-pub(crate) fn sweep_staging(cache_dir: &Path, name: &str) -> String {
-    let prefix = format!(".{name}.staging-");
-    if let Ok(rd) = std::fs::read_dir(cache_dir) {
-        for e in rd.flatten() {
-            if is_staging_name(&e.file_name().to_string_lossy(), &prefix) {
-                let _ = crate::sys::fs::remove_entry(cache_dir, &e.file_name());
-            }
-        }
-    }
-    prefix
-}
-
 /// Whether a build may put an image at `<cache dir>/<name>`: nothing is there, or an image
 /// smolvm built — a real directory (not a symbolic link) carrying a `.fingerprint` regular
 /// file. Anything else (a folder without `.fingerprint`, a file, a symbolic link) is an
@@ -64,55 +38,6 @@ pub(crate) fn sweep_staging(cache_dir: &Path, name: &str) -> String {
 pub fn check_replaceable(cache_dir: &Path, name: &str) -> Result<()> {
     validate_name(name)?;
     owned_image_dir(&cache_dir.join(name))
-}
-
-pub(crate) fn owned_image_dir(dir: &Path) -> Result<()> {
-    let refuse = |why: String| {
-        Err(Error::runtime(format!(
-            "{} exists and is not an image smolvm built ({why}); refusing to replace it",
-            dir.display()
-        ))
-        .with_recovery("Move it away, or build under another name."))
-    };
-    match open::kind(dir) {
-        Ok(None) => Ok(()),
-        Ok(Some(open::Kind::Dir)) => match open::kind(&dir.join(".fingerprint")) {
-            Ok(Some(open::Kind::File)) => Ok(()),
-            Ok(None) => refuse("it has no .fingerprint file".into()),
-            Ok(Some(k)) => refuse(format!("its .fingerprint is {}", k.describe())),
-            Err(e) => Err(io_err("cannot read", dir, e)),
-        },
-        Ok(Some(k)) => refuse(format!("it is {}", k.describe())),
-        Err(e) => Err(io_err("cannot read", dir, e)),
-    }
-}
-
-/// Put the directory `staging` at `dir`, only over what `owned` accepts (checked right
-/// before): exchange with it (`renameat2(RENAME_EXCHANGE)`; the staging name then holds
-/// the old one, checked again — if something was swapped in meanwhile, swap back and
-/// stop), else a rename that fails if anything appeared meanwhile. `Ok(true)` when the old
-/// directory is now at `staging` (the caller removes it), `Ok(false)` when `staging` is gone.
-pub(crate) fn swap_in(
-    staging: &Path,
-    dir: &Path,
-    owned: impl Fn(&Path) -> Result<()>,
-) -> Result<bool> {
-    owned(dir)?;
-    if open::kind(dir).is_ok_and(|k| k.is_some()) {
-        let exchange = |a: &Path, b: &Path| {
-            proc::exchange(a, b)
-                .map_err(|e| Error::runtime(format!("cannot swap in {}: {e}", dir.display())))
-        };
-        exchange(staging, dir)?;
-        if let Err(e) = owned(staging) {
-            exchange(staging, dir)?;
-            return Err(e);
-        }
-        Ok(true)
-    } else {
-        open::rename_noreplace(staging, dir).map_err(|e| io_err("cannot move into", dir, e))?;
-        Ok(false)
-    }
 }
 
 /// One build, whatever makes its tree.
@@ -276,6 +201,7 @@ mod tests {
 
     #[test]
     fn staging_names() {
+        use crate::core::images::store::is_staging_name;
         let p = ".img.staging-";
         assert!(is_staging_name(".img.staging-1", p));
         assert!(is_staging_name(".img.staging-42-0a1b2c", p));

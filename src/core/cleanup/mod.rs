@@ -1,7 +1,7 @@
 //! `cleanup`: reconcile the state database with the live system, then tear down the
 //! targeted VMs and every orphaned resource, safely. This module is the plan: the options,
 //! the types a face shows, [`prepare`] (lock, reconcile, targets, orphans) and [`execute`].
-//! `orphans.rs` finds and removes what no VM owns; `teardown.rs` takes one VM down (also
+//! `orphans.rs` finds and removes what no VM owns; `core::teardown` takes one VM down (also
 //! what `sandbox delete`, `stop` and a failed start's rollback use).
 //!
 //! * **Stale rows**: running/paused rows whose process is gone, is a zombie, or whose PID
@@ -12,7 +12,7 @@
 //! * **Orphans** ("stale resources"), only what is provably ours and dead (`orphans.rs`),
 //!   computed again from a fresh look before anything is removed.
 //! * **Teardown** of a target, each step idempotent so a rerun after a crash finishes the
-//!   job (`teardown.rs`): VMM, TAP, nftables entries, files, and last the row.
+//!   job (`core::teardown`): VMM, TAP, nftables entries, files, and last the row.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -30,18 +30,17 @@ use crate::sys::lock::FileLock;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process;
 use crate::sys::state::{
-    Corruption, Known, Leases, OpenMode, StateStore, VmRecord, VmStatus, DEFAULT_BUSY_TIMEOUT,
+    Corruption, Known, OpenMode, StateStore, VmRecord, VmStatus, DEFAULT_BUSY_TIMEOUT,
 };
 
 mod orphans;
-mod teardown;
 
 /// The liveness rule lives in `core::vm`; kept here for callers not moved yet.
 pub use super::vm::row_is_stale;
 
+use super::teardown::{self, known_from, teardown, Ctx, TeardownOptions};
+pub use super::teardown::{Target, TargetReason, VmResources};
 use orphans::{orphans, remove_orphan, scan, OrphanAction};
-pub use teardown::{live_vmms, stop_vm, teardown_vm};
-use teardown::{teardown, Ctx};
 
 pub const DEFAULT_PREFIX: &str = "vm-";
 /// Teardowns in flight at once (`SMOLVM_CLEANUP_PARALLEL`): mostly waiting for guests to
@@ -94,6 +93,18 @@ pub struct CleanupOptions {
 }
 
 impl CleanupOptions {
+    /// What each target's teardown needs of these options.
+    pub fn teardown_options(&self) -> TeardownOptions {
+        TeardownOptions {
+            data_dir: self.data_dir.clone(),
+            socket_dir: self.socket_dir.clone(),
+            stop_timeout: self.stop_timeout,
+            parallel: self.parallel,
+            busy_timeout: self.busy_timeout,
+            candidate_dbs: self.candidate_dbs.clone(),
+        }
+    }
+
     /// Options from resolved paths and the environment (`SMOLVM_STOP_TIMEOUT`,
     /// `SMOLVM_DB_BUSY_TIMEOUT`, `SMOLVM_CLEANUP_PARALLEL`). A dry run never creates the
     /// data directory.
@@ -146,73 +157,6 @@ impl CleanupOptions {
             lock_wait,
         })
     }
-}
-
-/// Why a VM is a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetReason {
-    Stale,
-    Prefix,
-    All,
-}
-
-impl TargetReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetReason::Stale => "stale",
-            TargetReason::Prefix => "prefix",
-            TargetReason::All => "all",
-        }
-    }
-}
-
-/// The host resources a VM row points at (its network JSON and its leases).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VmResources {
-    pub tap: Option<String>,
-    pub bridge: bool,
-    pub guest_ip: Option<String>,
-    pub ssh_host_port: Option<u16>,
-}
-
-impl VmResources {
-    fn of(vm: &VmRecord, leases: &Leases) -> Self {
-        let net = vm.network.clone().unwrap_or_default();
-        let lease = leases.ips.get(&vm.id);
-        let alloc = leases.taps.get(&vm.id);
-        let tap = net
-            .tap_device
-            .clone()
-            .filter(|t| t != "usernet" && !t.is_empty())
-            .or_else(|| lease.map(|l| l.1.clone()))
-            .or_else(|| alloc.map(|a| a.tap_device.clone()));
-        let bridge = net.mode.as_deref() == Some("bridge")
-            || alloc.is_some_and(|a| a.mode == "bridge")
-            || tap.as_deref().is_some_and(|t| t.starts_with("svmb"));
-        // Guest IPs and SSH ports only have host-side rules for TAP (NAT) networking.
-        let (guest_ip, ssh_host_port) = if tap.is_some() && !bridge {
-            (
-                net.guest_ip.clone().or_else(|| lease.map(|l| l.0.clone())),
-                net.ssh_host_port
-                    .or_else(|| leases.ssh.get(&vm.id).map(|s| s.0)),
-            )
-        } else {
-            (None, None)
-        };
-        VmResources {
-            tap,
-            bridge,
-            guest_ip,
-            ssh_host_port,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub vm: VmRecord,
-    pub reason: TargetReason,
-    pub resources: VmResources,
 }
 
 /// Kinds of orphaned resource.
@@ -322,21 +266,6 @@ fn runtime(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
 }
 
-/// What every candidate state database records: the other databases read without
-/// changing them, plus the active one's `rows` and `leases`.
-fn known_from(opts: &CleanupOptions, rows: &[VmRecord], leases: &Leases) -> (Known, Vec<String>) {
-    let active = opts.data_dir.join(STATE_DB_FILE);
-    let others: Vec<PathBuf> = opts
-        .candidate_dbs
-        .iter()
-        .filter(|d| **d != active)
-        .cloned()
-        .collect();
-    let (mut known, warnings) = Known::read(&others, opts.busy_timeout);
-    known.add(rows, leases);
-    (known, warnings)
-}
-
 /// Take the cleanup lock (waiting for another cleanup to finish), open the store,
 /// reconcile it with the live system (stored unless a dry run) and compute the targets
 /// and orphans. Deletes nothing.
@@ -416,7 +345,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     let (known, read_warnings) = {
         let opts = opts.clone();
         let (rows, leases) = (rows.clone(), leases.clone());
-        tokio::task::spawn_blocking(move || known_from(&opts, &rows, &leases))
+        tokio::task::spawn_blocking(move || known_from(&opts.teardown_options(), &rows, &leases))
             .await
             .map_err(runtime)?
     };
@@ -534,9 +463,10 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
         known: plan.known.clone(),
         cpu: teardown::cpu_permits(plan.opts.parallel),
         nft: teardown::NftQueue::default(),
-        opts: plan.opts.clone(),
+        opts: plan.opts.teardown_options(),
         vmms,
     });
+    let lock_wait = plan.opts.lock_wait;
     let mut results = futures::stream::iter(plan.targets.iter().cloned().map(|t| {
         let ctx = ctx.clone();
         let cancelled = progress.cancelled();
@@ -552,7 +482,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
                     &ctx.opts.data_dir,
                     &t.vm.id,
                     &format!("cleanup {}", t.vm.id),
-                    ctx.opts.lock_wait,
+                    lock_wait,
                 )
                 .await?;
                 teardown(&t, &ctx).await
@@ -674,7 +604,7 @@ async fn fresh_known(plan: &CleanupPlan) -> std::result::Result<Known, String> {
     tokio::task::spawn_blocking(move || {
         let rows = store.list_vms().map_err(|e| e.to_string())?;
         let leases = store.leases().map_err(|e| e.to_string())?;
-        let (known, _) = known_from(&opts, &rows.vms, &leases);
+        let (known, _) = known_from(&opts.teardown_options(), &rows.vms, &leases);
         if known.incomplete || !rows.skipped.is_empty() || !leases.skipped.is_empty() {
             return Err("a state database could not be read".to_string());
         }
@@ -682,42 +612,4 @@ async fn fresh_known(plan: &CleanupPlan) -> std::result::Result<Known, String> {
     })
     .await
     .map_err(|e| e.to_string())?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resources_come_from_network_json_and_leases() {
-        let mut vm = VmRecord::new("vm-a", VmStatus::Running);
-        vm.network = serde_json::from_value(serde_json::json!({
-            "guest_ip": "172.16.0.2", "tap_device": "tap2", "ssh_host_port": 2200, "mode": "nat"
-        }))
-        .ok();
-        let r = VmResources::of(&vm, &Leases::default());
-        assert_eq!(r.tap.as_deref(), Some("tap2"));
-        assert_eq!(
-            (r.guest_ip.as_deref(), r.ssh_host_port),
-            (Some("172.16.0.2"), Some(2200))
-        );
-        // slirp networking has no host-side resources
-        vm.network = serde_json::from_value(serde_json::json!({
-            "guest_ip": "10.0.2.15", "tap_device": "usernet", "ssh_host_port": 2201
-        }))
-        .ok();
-        assert_eq!(
-            VmResources::of(&vm, &Leases::default()),
-            VmResources::default()
-        );
-        // only a lease
-        vm.network = None;
-        let mut l = Leases::default();
-        l.ips
-            .insert("vm-a".into(), ("172.16.0.7".into(), "tap7".into()));
-        l.ssh.insert("vm-a".into(), (2207, 22));
-        let r = VmResources::of(&vm, &l);
-        assert_eq!(r.tap.as_deref(), Some("tap7"));
-        assert_eq!(r.ssh_host_port, Some(2207));
-    }
 }

@@ -9,9 +9,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::teardown::stop_vmm;
 use super::{CleanupOptions, ResourceKind, StaleResource};
 use crate::core::error::io_reason;
+use crate::core::teardown::stop_vmm;
 use crate::sys::fs::{self, VmFile};
 use crate::sys::net::{self, guard, nft, Link, OwnedTap, TapClaim};
 use crate::sys::process::{self, is_vm_id, OwnedVmm, VmmClaim, VmmProcess};

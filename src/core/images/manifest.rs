@@ -27,12 +27,9 @@ pub enum Arch {
     Arm64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Vmm {
-    Firecracker,
-    Qemu,
-}
+/// The VMM enum lives with the host's backend choice (`core::host`); the manifest's
+/// `vmm` field is that enum.
+pub use crate::core::host::Vmm;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,19 +57,7 @@ macro_rules! text_enum {
     };
 }
 text_enum!(Arch { Amd64 = "amd64", Arm64 = "arm64" });
-text_enum!(Vmm { Firecracker = "firecracker", Qemu = "qemu" });
 text_enum!(Os { Ubuntu = "ubuntu", Alpine = "alpine" });
-
-impl Vmm {
-    /// The kernel container each VMM boots: Firecracker an ELF vmlinux, QEMU the boot
-    /// image (bzImage / arm64 Image).
-    pub fn kernel_format(self) -> &'static str {
-        match self {
-            Vmm::Firecracker => "elf",
-            Vmm::Qemu => "image",
-        }
-    }
-}
 
 /// One row as written in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod listing;
 pub mod manifest;
 pub mod pull;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 
@@ -198,7 +199,7 @@ pub fn boot_source(
 /// that name in the images root, or the "build it first" error. What `sandbox create
 /// --image NAME` and the dashboard's start form (a built image chosen) both start from.
 pub fn resolve_image(paths: &crate::core::Paths, name: &str) -> Result<(PathBuf, PathBuf)> {
-    crate::core::builder::built_image(&paths.images_root, name)
+    store::built_image(&paths.images_root, name)
 }
 
 /// The names [`resolve_image`] accepts: every finished `image build` in the images root

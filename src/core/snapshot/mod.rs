@@ -170,11 +170,7 @@ fn snapshot_dir(ctx: &Ctx, id: &str) -> Result<PathBuf> {
         .ok_or_else(|| invalid_snapshot_id(id))
 }
 
-pub(crate) fn invalid_snapshot_id(id: &str) -> Error {
-    Error::usage(format!(
-        "Invalid snapshot id '{id}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
-    ))
-}
+pub(crate) use super::error::invalid_snapshot_id;
 
 pub(crate) fn snapshot_not_found(id: &str) -> Error {
     Error::runtime(format!("Snapshot '{id}' not found"))

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{get, rt, SnapshotInfo, SnapshotType, FC_MEM, FC_STATE, STATE};
-use crate::core::cleanup;
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::host::{AccelRequest, Backend};
 use crate::core::images::Vmm;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent};
+use crate::core::teardown;
 use crate::sys::open;
 use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
 use crate::sys::vmm::{firecracker, qmp::Qmp};
@@ -186,10 +186,10 @@ pub async fn restore(
                 "Pass --force to replace it, or delete it first ('smolvm sandbox delete {id}')."
             )));
         }
-        cleanup::teardown_vm(
+        teardown::teardown_vm(
             ctx.store.clone(),
             &id,
-            ctx.cleanup_options(Duration::from_secs(10)),
+            ctx.teardown_options(Duration::from_secs(10)),
         )
         .await
         .map_err(|e| rt(format!("cannot replace sandbox '{id}': {e}")))?;

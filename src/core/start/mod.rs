@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::builder::{Base, BuildEvent};
-use super::cleanup::{self, CleanupOptions};
 use super::error::{io_reason, Error, Result};
 use super::host::{AccelRequest, Backend, Host, MachineRequest, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
@@ -29,6 +28,7 @@ use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
 use super::lock::{lock_timeout, VmLock};
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
+use super::teardown::{self, TeardownOptions};
 use super::version::image_version;
 use crate::sys::env::Env;
 use crate::sys::http::HttpConfig;
@@ -258,19 +258,14 @@ impl Ctx {
             .ok_or_else(|| invalid_id(id))
     }
 
-    pub fn cleanup_options(&self, stop_timeout: Duration) -> CleanupOptions {
-        CleanupOptions {
-            all: false,
-            prefix: cleanup::DEFAULT_PREFIX.into(),
-            dry_run: false,
+    pub fn teardown_options(&self, stop_timeout: Duration) -> TeardownOptions {
+        TeardownOptions {
             data_dir: self.data_dir.clone(),
             socket_dir: self.paths.socket_dir.clone(),
             stop_timeout,
             parallel: 1,
             busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
             candidate_dbs: self.paths.candidate_state_dbs(),
-            snapshots_dir: self.paths.snapshots_dir.clone(),
-            lock_wait: lock_timeout(&self.env).unwrap_or(super::lock::DEFAULT_LOCK_TIMEOUT),
         }
     }
 
@@ -699,7 +694,7 @@ async fn start_locked(
     let checked = checked::check(ctx, id, &row.config)?;
     if row.status == VmStatus::Error || stale {
         // A failed sandbox's VMM that is still alive would share the disk with a new one.
-        let live = cleanup::live_vmms(&row, &ctx.paths.socket_dir, &ctx.data_dir).await?;
+        let live = teardown::live_vmms(&row, &ctx.paths.socket_dir, &ctx.data_dir).await?;
         if let Some(pid) = live.first() {
             return Err(Error::runtime(format!(
                 "Sandbox '{id}' is in state 'error' but its VMM (pid {pid}) is still running; nothing was started"
@@ -732,10 +727,8 @@ pub(crate) fn protected_folders(ctx: &Ctx) -> Vec<crate::core::presets::mounts::
     crate::core::presets::mounts::protected(&ctx.data_dir, &homes)
 }
 
-pub fn not_found(id: &str) -> Error {
-    Error::runtime(format!("Sandbox '{id}' not found"))
-        .with_recovery("Run 'smolvm sandbox list' to see sandboxes.")
-}
+/// The error for an unknown sandbox (it lives in `core::error`, which the VM lock uses too).
+pub use super::error::not_found;
 
 #[cfg(test)]
 mod tests {

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Ctx, StartEvent, StartReport, Timings};
-use crate::core::cleanup;
 use crate::core::error::{Error, Result};
 use crate::core::host::Runtime;
 use crate::core::progress::Progress;
+use crate::core::teardown;
 use crate::sys::state::{Network, VmStatus};
 
 pub(crate) fn ms(d: Duration) -> f64 {
@@ -62,7 +62,7 @@ pub(crate) async fn roll_back(
     progress.emit(StartEvent::RollingBack(e.message.clone()));
     let store = ctx.store.clone();
     if let Err(re) =
-        cleanup::teardown_vm(store, id, ctx.cleanup_options(Duration::from_secs(5))).await
+        teardown::teardown_vm(store, id, ctx.teardown_options(Duration::from_secs(5))).await
     {
         return Error::new(
             e.code,

@@ -1,16 +1,37 @@
 //! Rules about one VM that several operations share (cleanup, the sandbox verbs,
 //! snapshots, start's report, the dashboard, the egress guard), kept out of any one of
 //! them so none has to import another for them: whether a VM is live
-//! ([`row_is_stale`]), and how long a stop may take ([`stop_timeout`]).
+//! ([`row_is_stale`]), the guest address of a running one ([`running_ip`]), and how long
+//! a stop may take ([`stop_timeout`]).
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::error::Result;
+use super::error::{not_found, Error, Result};
 use crate::sys::env::Env;
+use crate::sys::state::StateStore;
 
 mod liveness;
 
 pub use liveness::row_is_stale;
+
+/// The guest address of running sandbox `id` in `store`: an unknown id, a sandbox that is
+/// not running (or whose process is gone) and one without a network each give their own
+/// error.
+pub fn running_ip(store: &StateStore, socket_dir: &Path, id: &str) -> Result<String> {
+    let vm = store
+        .get_vm(id)
+        .map_err(|e| Error::runtime(e.to_string()))?
+        .ok_or_else(|| not_found(id))?;
+    if !vm.status.is_active() || row_is_stale(&vm, socket_dir) {
+        return Err(Error::runtime(format!("Sandbox '{id}' is not running"))
+            .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
+    }
+    vm.network
+        .as_ref()
+        .and_then(|n| n.guest_ip.clone())
+        .ok_or_else(|| Error::runtime(format!("Sandbox '{id}' has no network configuration")))
+}
 
 /// The budget a stop gives a VMM when neither `--timeout` nor `SMOLVM_STOP_TIMEOUT` says.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::core::builder::{owned_image_dir, swap_in, sweep_staging, validate_name};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::images::store::{owned_image_dir, swap_in, sweep_staging, validate_name};
 use crate::core::images::{
     parse_image_name, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX,
 };

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::core::builder::{built_image, validate_name};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::images::store::{built_image, validate_name};
 use crate::core::images::{parse_image_name, Layout, SIDECAR, SIDECAR_PREFIX};
 use crate::core::progress::Progress;
 use crate::core::Paths;

@@ -6,11 +6,11 @@
 //! cleanup's targets and, through [`teardown_vm`] and [`stop_vm`], by `sandbox delete`,
 //! `stop` and a failed start's rollback.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{known_from, row_is_stale, CleanupOptions, Target, TargetReason, VmResources};
+use super::vm::row_is_stale;
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
 
 /// A failure of a step, as a runtime error with its message (the code travels with it to
@@ -20,17 +20,121 @@ fn rt(e: impl std::fmt::Display) -> Error {
 }
 use crate::sys::fs::{self, VmFile};
 use crate::sys::net::{self, nft, OwnedTap, TapClaim};
+use crate::sys::paths::STATE_DB_FILE;
 use crate::sys::process::{self, OwnedVmm, VmmClaim, VmmKind, VmmProcess};
 use crate::sys::signals;
-use crate::sys::state::{Known, StateStore, VmRecord};
+use crate::sys::state::{Known, Leases, StateStore, VmRecord};
 use crate::sys::vmm::{firecracker, qmp::Qmp};
+
+/// What a teardown needs to know beyond the store: where this install's files are, the
+/// budget for stopping the VMM, and what the other state databases record (so a TAP
+/// another VM records is never taken).
+#[derive(Debug, Clone)]
+pub struct TeardownOptions {
+    pub data_dir: PathBuf,
+    pub socket_dir: PathBuf,
+    /// The whole budget for stopping one VMM, graceful steps included.
+    pub stop_timeout: Duration,
+    /// Teardowns in flight at once; their CPU-bound steps run at most one per core.
+    pub parallel: usize,
+    pub busy_timeout: Duration,
+    /// Every candidate state database: the active one is the store, the others protect
+    /// what they record.
+    pub candidate_dbs: Vec<PathBuf>,
+}
+
+/// Why a VM is a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetReason {
+    Stale,
+    Prefix,
+    All,
+}
+
+impl TargetReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetReason::Stale => "stale",
+            TargetReason::Prefix => "prefix",
+            TargetReason::All => "all",
+        }
+    }
+}
+
+/// The host resources a VM row points at (its network JSON and its leases).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmResources {
+    pub tap: Option<String>,
+    pub bridge: bool,
+    pub guest_ip: Option<String>,
+    pub ssh_host_port: Option<u16>,
+}
+
+impl VmResources {
+    pub(super) fn of(vm: &VmRecord, leases: &Leases) -> Self {
+        let net = vm.network.clone().unwrap_or_default();
+        let lease = leases.ips.get(&vm.id);
+        let alloc = leases.taps.get(&vm.id);
+        let tap = net
+            .tap_device
+            .clone()
+            .filter(|t| t != "usernet" && !t.is_empty())
+            .or_else(|| lease.map(|l| l.1.clone()))
+            .or_else(|| alloc.map(|a| a.tap_device.clone()));
+        let bridge = net.mode.as_deref() == Some("bridge")
+            || alloc.is_some_and(|a| a.mode == "bridge")
+            || tap.as_deref().is_some_and(|t| t.starts_with("svmb"));
+        // Guest IPs and SSH ports only have host-side rules for TAP (NAT) networking.
+        let (guest_ip, ssh_host_port) = if tap.is_some() && !bridge {
+            (
+                net.guest_ip.clone().or_else(|| lease.map(|l| l.0.clone())),
+                net.ssh_host_port
+                    .or_else(|| leases.ssh.get(&vm.id).map(|s| s.0)),
+            )
+        } else {
+            (None, None)
+        };
+        VmResources {
+            tap,
+            bridge,
+            guest_ip,
+            ssh_host_port,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub vm: VmRecord,
+    pub reason: TargetReason,
+    pub resources: VmResources,
+}
+
+/// What every candidate state database records: the other databases read without
+/// changing them, plus the active one's `rows` and `leases`.
+pub(super) fn known_from(
+    opts: &TeardownOptions,
+    rows: &[VmRecord],
+    leases: &Leases,
+) -> (Known, Vec<String>) {
+    let active = opts.data_dir.join(STATE_DB_FILE);
+    let others: Vec<PathBuf> = opts
+        .candidate_dbs
+        .iter()
+        .filter(|d| **d != active)
+        .cloned()
+        .collect();
+    let (mut known, warnings) = Known::read(&others, opts.busy_timeout);
+    known.add(rows, leases);
+    (known, warnings)
+}
 
 /// What every teardown of one cleanup shares: the store, what every database records
 /// (so a TAP another VM records is never taken), and the options.
 pub(super) struct Ctx {
     pub(super) store: Arc<StateStore>,
     pub(super) known: Arc<Known>,
-    pub(super) opts: CleanupOptions,
+    pub(super) opts: TeardownOptions,
     /// Live VMM processes, scanned once for the whole run (after the prompt); each one a
     /// target claims is proved again, through a pidfd, right before it is signalled.
     pub(super) vmms: Vec<VmmProcess>,
@@ -296,7 +400,7 @@ async fn stop_found(
 /// elements and rules, sockets, log, disk, and last its row and leases. What `sandbox
 /// delete` and a failed start's rollback use, so creation and teardown stay symmetric.
 /// A VM with no row is success.
-pub async fn teardown_vm(store: Arc<StateStore>, vm_id: &str, opts: CleanupOptions) -> Result<()> {
+pub async fn teardown_vm(store: Arc<StateStore>, vm_id: &str, opts: TeardownOptions) -> Result<()> {
     let id = vm_id.to_string();
     let st = store.clone();
     let o = opts.clone();
@@ -506,6 +610,40 @@ pub(super) async fn stop_vmm(owned: &OwnedVmm, budget: Duration) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::state::VmStatus;
+
+    #[test]
+    fn resources_come_from_network_json_and_leases() {
+        let mut vm = VmRecord::new("vm-a", VmStatus::Running);
+        vm.network = serde_json::from_value(serde_json::json!({
+            "guest_ip": "172.16.0.2", "tap_device": "tap2", "ssh_host_port": 2200, "mode": "nat"
+        }))
+        .ok();
+        let r = VmResources::of(&vm, &Leases::default());
+        assert_eq!(r.tap.as_deref(), Some("tap2"));
+        assert_eq!(
+            (r.guest_ip.as_deref(), r.ssh_host_port),
+            (Some("172.16.0.2"), Some(2200))
+        );
+        // slirp networking has no host-side resources
+        vm.network = serde_json::from_value(serde_json::json!({
+            "guest_ip": "10.0.2.15", "tap_device": "usernet", "ssh_host_port": 2201
+        }))
+        .ok();
+        assert_eq!(
+            VmResources::of(&vm, &Leases::default()),
+            VmResources::default()
+        );
+        // only a lease
+        vm.network = None;
+        let mut l = Leases::default();
+        l.ips
+            .insert("vm-a".into(), ("172.16.0.7".into(), "tap7".into()));
+        l.ssh.insert("vm-a".into(), (2207, 22));
+        let r = VmResources::of(&vm, &l);
+        assert_eq!(r.tap.as_deref(), Some("tap7"));
+        assert_eq!(r.ssh_host_port, Some(2207));
+    }
 
     #[test]
     fn vm_nft_commands_pick_only_this_vms_entries() {
