@@ -667,20 +667,7 @@ fn wait_for_ssh(ctx: &Ctx, id: &str, boot_timeout: Option<Duration>) -> Result<(
     let Some(t) = boot_timeout else {
         return Ok(());
     };
-    let ip = lifecycle::running_ip(ctx, id)?;
-    let deadline = std::time::Instant::now() + t;
-    let answered = match ip.parse() {
-        Ok(ip) => crate::core::runtime::block_on(crate::core::guest::wait_ssh(ip, deadline))?,
-        Err(_) => false,
-    };
-    if answered {
-        Ok(())
-    } else {
-        Err(Error::runtime(format!(
-            "Sandbox '{id}' did not answer on SSH within {:.0} s",
-            t.as_secs_f64()
-        )))
-    }
+    crate::core::runtime::block_on(crate::core::guest::wait_answering(ctx, id, t))?
 }
 
 /// An interactive login shell over SSH, in place of this process (its exit code becomes

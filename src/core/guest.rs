@@ -115,6 +115,27 @@ pub fn run_ok(
 
 pub use super::ssh::{ssh_answers, wait_ssh};
 
+/// Wait until running sandbox `id`'s sshd answers (its banner), at most `timeout`: the one
+/// wait a face makes before a command or a session right after a boot (a guest can print
+/// its ready line before sshd serves). An unknown or stopped sandbox is the SSH recipe's
+/// own error.
+pub async fn wait_answering(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()> {
+    let ip = lifecycle::running_ip(ctx, id)?;
+    let deadline = Instant::now() + timeout;
+    let answered = match ip.parse() {
+        Ok(ip) => wait_ssh(ip, deadline).await,
+        Err(_) => false,
+    };
+    if answered {
+        Ok(())
+    } else {
+        Err(Error::runtime(format!(
+            "Sandbox '{id}' did not answer on SSH within {:.0} s",
+            timeout.as_secs_f64()
+        )))
+    }
+}
+
 /// Run `words` in sandbox `id` on this process's own stdin, stdout and stderr, killed at
 /// `timeout` (its own ssh child, nothing else). The remote exit code, or `None` when it was
 /// killed at the timeout.
