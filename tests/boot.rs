@@ -206,22 +206,8 @@ fn a_chosen_qemu_machine_is_kept_across_restarts() {
 #[test]
 fn debian_image_answers_ssh_and_exec() {
     require_root!();
-    let rootfs = images::debian_rootfs();
-    let e = Env::with_presets(&[Row {
-        preset: "codex",
-        rootfs: &rootfs,
-    }]);
-    let v = e.ok_json(&[
-        "codex",
-        "start",
-        "--backend",
-        "qemu",
-        "--name",
-        "vm-deb",
-        "--memory",
-        "512",
-        "--json",
-    ]);
+    let e = Env::debian_codex();
+    let v = e.codex_start("vm-deb");
     let port = v["data"]["ssh_host_port"].as_u64().unwrap();
     let out = e.run(&[
         "sandbox",

@@ -97,25 +97,10 @@ use support::{stdout, Home};
 type Env = Sandboxes;
 
 impl Sandboxes {
-    /// The first bytes the guest's port 22 sends within 4 s ("" when it does not answer).
-    /// Whether the guest's sshd greets within a few tries (a TCG guest's first answer
-    /// after a boot or a resume can be slow on a loaded host).
+    /// Whether the guest's sshd greets (a few tries: a TCG guest's first answer after a
+    /// boot or a resume can be slow on a loaded host).
     fn ssh_up(&self, ip: &str) -> bool {
-        (0..3).any(|i| {
-            if i > 0 {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            self.ssh_banner(ip).starts_with("SSH-")
-        })
-    }
-
-    fn ssh_banner(&self, ip: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns.name, "timeout", "4", "bash", "-c"])
-            .arg(format!("exec 3<>/dev/tcp/{ip}/22 && head -c 7 <&3"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.first_line(ip, 22).starts_with("SSH-")
     }
 
     fn status_of(&self, id: &str) -> String {
@@ -160,17 +145,7 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
     require_root!();
     let e = Env::debian_codex();
     let id = "vm-snap";
-    let v = e.ok_json(&[
-        "codex",
-        "start",
-        "--backend",
-        "qemu",
-        "--name",
-        id,
-        "--memory",
-        "512",
-        "--json",
-    ]);
+    let v = e.codex_start(id);
     let ip = v["data"]["ip"].as_str().unwrap().to_string();
     let port = v["data"]["ssh_host_port"].as_u64().unwrap();
     assert!(e.ssh_up(&ip));
@@ -182,7 +157,7 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
         (Some("sandbox.pause"), Some("paused"))
     );
     assert_eq!(e.status_of(id), "paused");
-    assert_eq!(e.ssh_banner(&ip), "", "a paused guest answered");
+    assert_eq!(e.first_line_once(&ip, 22), "", "a paused guest answered");
     let r = e.ok_json(&["sandbox", "resume", id, "--json"]);
     assert_eq!(
         (r["command"].as_str(), r["data"]["status"].as_str()),
