@@ -639,3 +639,72 @@ fn without_image_version_override_the_crate_version_is_current() {
     let v = json(&out);
     assert_eq!(names(&v, "would_remove"), vec!["0.0.36"]);
 }
+
+/// A SmolVM 0.0.36 installed from PyPI (a real venv, its `smolvm` script on PATH) still
+/// uses the `0.0.36` caches: prune keeps them (and says why under `Kept:`) while removing
+/// other versions; without that install on PATH the same caches are stale.
+#[test]
+fn caches_current_for_an_installed_smolvm_are_kept() {
+    let venv_bin = support::smolvm_py::python()
+        .parent()
+        .expect("venv bin")
+        .to_path_buf();
+    let h = Home::new();
+    h.cache("0.0.36", MB);
+    h.cache("codex-v0.0.36-amd64-qemu", MB);
+    h.cache("codex-v0.0.35-amd64-qemu", MB);
+    h.cache(CURRENT, MB);
+
+    // Control: with no SmolVM visible, the 0.0.36 caches are stale like any other version.
+    let out = h
+        .smolvm()
+        .args(["prune", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let mut stale = names(&v, "would_remove");
+    stale.sort();
+    assert_eq!(
+        stale,
+        [
+            "0.0.36",
+            "codex-v0.0.35-amd64-qemu",
+            "codex-v0.0.36-amd64-qemu"
+        ]
+    );
+
+    let path = std::env::join_paths(std::iter::once(venv_bin.clone()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let out = h
+        .smolvm()
+        .env("PATH", &path)
+        .args(["prune", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(names(&v, "would_remove"), ["codex-v0.0.35-amd64-qemu"]);
+    let mut kept = names(&v, "kept");
+    kept.sort();
+    assert_eq!(kept, ["0.0.36", "codex-v0.0.36-amd64-qemu"]);
+    let reason = v["data"]["kept"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("current for SmolVM 0.0.36 installed on this host (")
+            && reason.contains("smolvm-0.0.36.dist-info"),
+        "{reason}"
+    );
+
+    let out = h.smolvm().env("PATH", &path).arg("prune").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Removed: ~/.smolvm/images/codex-v0.0.35-amd64-qemu/")
+            && text.contains("~/.smolvm/images/codex-v0.0.36-amd64-qemu/")
+            && text.contains("current for SmolVM 0.0.36"),
+        "{text}"
+    );
+    assert!(h.images().join("0.0.36").is_dir());
+    assert!(h.images().join("codex-v0.0.36-amd64-qemu").is_dir());
+    assert!(!h.images().join("codex-v0.0.35-amd64-qemu").exists());
+}

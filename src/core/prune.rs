@@ -18,7 +18,7 @@ use super::error::{io_reason, Error, Result};
 use super::progress::Progress;
 use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
 use crate::sys::paths::Paths;
-use crate::sys::{procfs, state};
+use crate::sys::{procfs, pysmolvm, state};
 
 /// SmolVM's version pattern (`cli/prune.py`), used both as a whole name and inside
 /// `-v<version>-`.
@@ -49,6 +49,9 @@ pub struct PruneOptions {
     pub protected: Vec<PathBuf>,
     /// State databases whose running/paused VMs' files must not be removed.
     pub state_dbs: Vec<PathBuf>,
+    /// SmolVM (Python) installations on this host: the caches of their versions are
+    /// current to them and never candidates.
+    pub smolvm_installs: Vec<pysmolvm::Install>,
 }
 
 impl PruneOptions {
@@ -59,6 +62,7 @@ impl PruneOptions {
             dry_run,
             protected: paths.protected_dirs(),
             state_dbs: paths.existing_state_dbs(),
+            smolvm_installs: pysmolvm::installed(&paths.home, &paths.exec_path),
         }
     }
 }
@@ -87,6 +91,11 @@ pub enum KeepReason {
     },
     CustomImage,
     Protected,
+    /// Its version is the one a SmolVM installed on this host uses.
+    CurrentForSmolVm {
+        version: String,
+        dist_info: PathBuf,
+    },
     /// Stale now, but not in the plan the user confirmed (it became stale since).
     NotConfirmed,
 }
@@ -100,6 +109,11 @@ impl std::fmt::Display for KeepReason {
             }
             KeepReason::CustomImage => f.write_str("custom image (has .fingerprint)"),
             KeepReason::Protected => f.write_str("protected directory"),
+            KeepReason::CurrentForSmolVm { version, dist_info } => write!(
+                f,
+                "current for SmolVM {version} installed on this host ({})",
+                dist_info.display()
+            ),
             KeepReason::NotConfirmed => f.write_str("not in the plan you confirmed"),
         }
     }
@@ -219,6 +233,11 @@ pub fn plan(opts: &PruneOptions) -> Result<PrunePlan> {
         };
         if is_protected(&path, is_symlink, &opts.protected) {
             plan.kept.push(keep(KeepReason::Protected));
+        } else if let Some(i) = opts.smolvm_installs.iter().find(|i| i.version == version) {
+            plan.kept.push(keep(KeepReason::CurrentForSmolVm {
+                version: i.version.clone(),
+                dist_info: i.dist_info.clone(),
+            }));
         } else if !is_symlink && std::fs::symlink_metadata(path.join(".fingerprint")).is_ok() {
             plan.kept.push(keep(KeepReason::CustomImage));
         } else {

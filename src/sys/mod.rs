@@ -21,6 +21,7 @@ pub mod open;
 pub mod paths;
 pub mod process;
 pub mod procfs;
+pub mod pysmolvm;
 pub mod resolver;
 pub mod signals;
 pub mod sparse;

@@ -34,6 +34,8 @@ pub struct Paths {
     pub snapshots_dir: PathBuf,
     pub keys_dir: PathBuf,
     pub socket_dir: PathBuf,
+    /// The directories of `PATH`, in order (where a co-installed SmolVM's script is found).
+    pub exec_path: Vec<PathBuf>,
     data_dir_override: Option<PathBuf>,
     data_dir_candidates: Vec<PathBuf>,
 }
@@ -62,6 +64,10 @@ impl Paths {
             snapshots_dir: smolvm_home.join("snapshots"),
             keys_dir: smolvm_home.join("keys"),
             socket_dir,
+            exec_path: env
+                .get("PATH")
+                .map(|p| std::env::split_paths(p).collect())
+                .unwrap_or_default(),
             data_dir_override,
             data_dir_candidates: data_dir_candidates(env, &home),
             home,
