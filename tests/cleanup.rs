@@ -1293,3 +1293,40 @@ fn a_teardown_failure_keeps_its_error_code_in_the_json() {
         assert!(h.data.join(format!("{id}.log/inside")).is_dir(), "{id}");
     }
 }
+
+/// As plain root the real run uses the system data dir (SmolVM's preference, here
+/// `SMOLVM_SYSTEM_DATA_DIR`); the dry run must look at the same one. With a corrupt DB only
+/// in the user's state dir, the dry run used to say "a real run moves it aside" although
+/// the real run never opens it.
+#[test]
+fn a_dry_run_as_root_looks_at_the_data_dir_the_real_run_uses() {
+    require_root!();
+    let h = Home::new();
+    let user_state = h.home.join(".local/state/smolvm");
+    std::fs::create_dir_all(&user_state).unwrap();
+    let garbage = b"definitely not sqlite, just garbage bytes ...".to_vec();
+    std::fs::write(user_state.join("smolvm.db"), &garbage).unwrap();
+    let run = |args: &[&str]| {
+        h.smolvm()
+            .env_remove("SMOLVM_DATA_DIR")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["cleanup", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    assert!(
+        !stderr(&dry).contains("corrupt"),
+        "the dry run speaks of a database the real run does not use: {}",
+        stderr(&dry)
+    );
+    let real = run(&["cleanup", "--force"]);
+    assert_eq!(real.status.code(), Some(0), "{}", stderr(&real));
+    assert!(!stderr(&real).contains("corrupt"), "{}", stderr(&real));
+    assert_eq!(
+        std::fs::read(user_state.join("smolvm.db")).unwrap(),
+        garbage,
+        "the user's database was touched"
+    );
+    assert!(h.tmp.path().join("system-state/smolvm.db").is_file());
+}

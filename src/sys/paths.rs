@@ -83,6 +83,34 @@ impl Paths {
         }
     }
 
+    /// The data directory [`Paths::data_dir`] would choose, found without creating
+    /// anything (for a dry run, which must look where the real run works): the override,
+    /// else the first candidate that exists and is writable, or does not exist yet under a
+    /// writable nearest existing ancestor (so it can be created).
+    pub fn data_dir_planned(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.data_dir_override {
+            return Some(p.clone());
+        }
+        let writable = |d: &Path| {
+            nix::unistd::access(
+                d,
+                nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+            )
+            .is_ok()
+        };
+        self.data_dir_candidates
+            .iter()
+            .find(|dir| match std::fs::metadata(dir) {
+                Ok(m) => m.is_dir() && writable(dir),
+                Err(_) => dir
+                    .ancestors()
+                    .skip(1)
+                    .find(|a| std::fs::symlink_metadata(a).is_ok())
+                    .is_some_and(|a| a.is_dir() && writable(a)),
+            })
+            .cloned()
+    }
+
     /// The data directory, created if needed: the override, else the first candidate that
     /// can be created and is writable (SmolVM's `resolve_data_dir`).
     pub fn data_dir(&self) -> io::Result<PathBuf> {

@@ -122,14 +122,19 @@ impl CleanupOptions {
         if let (false, Some(p)) = (all, &prefix) {
             validate_prefix(p).map_err(|why| Error::usage(format!("--prefix: {why}")))?;
         }
+        // A dry run looks where the real run will work (it creates nothing to find it).
         let data_dir = if dry_run {
-            let candidates = paths.data_dir_candidates();
-            candidates
-                .iter()
-                .find(|d| d.join(STATE_DB_FILE).exists())
-                .or(candidates.first())
-                .cloned()
-                .ok_or_else(|| Error::runtime("no data directory candidates"))?
+            paths.data_dir_planned().ok_or_else(|| {
+                Error::runtime(format!(
+                    "Unable to find a writable SmolVM data directory. Tried: {}. Set SMOLVM_DATA_DIR to an explicit writable path.",
+                    paths
+                        .data_dir_candidates()
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?
         } else {
             paths
                 .data_dir()
