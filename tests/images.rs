@@ -1172,3 +1172,37 @@ fn rm_keeps_an_image_a_live_process_holds_open_as_prune_does() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!dir.exists());
 }
+
+/// SmolVM publishes libkrun images for its macOS backend: `--vmm libkrun` is SmolVM's flag,
+/// so it is not a usage error here, but a clear refusal (exit 1) that downloads nothing.
+#[test]
+fn pull_vmm_libkrun_is_refused_as_macos_only() {
+    let h = Home::new();
+    for args in [
+        &["image", "pull", "codex", "--vmm", "libkrun", "--json"][..],
+        &["image", "pull", "--all", "--vmm", "libkrun", "--json"][..],
+        &["image", "inspect", "codex", "--vmm", "libkrun", "--json"][..],
+    ] {
+        let out = h.smolvm().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let v = json(&out);
+        assert_eq!(v["error"]["code"], "runtime_error", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("macOS only"), "{msg}");
+        assert!(
+            v["error"]["recovery"]
+                .as_str()
+                .is_some_and(|r| r.contains("--vmm qemu")),
+            "{v}"
+        );
+    }
+    let out = h
+        .smolvm()
+        .args(["image", "pull", "codex", "--vmm", "libkrun"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("macOS only"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(h.images()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "something was written: {left:?}");
+}

@@ -7,7 +7,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::builder::{Base, Engine};
-use crate::core::host::{AccelRequest, BackendChoice, MachineRequest};
+use crate::core::host::{AccelRequest, BackendChoice, MachineRequest, VmmRequest};
 use crate::core::images::{Arch, Os, Vmm};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
 use crate::core::VmStatus;
@@ -39,7 +39,7 @@ macro_rules! value_enum_all {
         })+
     };
 }
-value_enum_all!(Arch, Vmm, Os, BackendChoice, MachineRequest);
+value_enum_all!(Arch, Vmm, Os, BackendChoice, MachineRequest, VmmRequest);
 value_enum!(Base: Base::Alpine, Base::Debian);
 
 /// `--comm-channel`: SmolVM's flag, accepted; both are served over SSH here.
@@ -484,9 +484,10 @@ pub struct PlatformArgs {
     /// Guest architecture (default: this CPU's).
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
-    /// Virtual machine monitor (default: firecracker with hardware KVM, else qemu).
+    /// Virtual machine monitor (default: firecracker with hardware KVM, else qemu;
+    /// libkrun images are macOS-only and refused here).
     #[arg(long, value_enum)]
-    pub vmm: Option<Vmm>,
+    pub vmm: Option<VmmRequest>,
     /// Guest OS flavour (default: ubuntu).
     #[arg(long, value_enum)]
     pub os: Option<Os>,

@@ -32,12 +32,12 @@ pub(super) fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths,
     Ok((Paths::resolve(env, image_dir), image_version(env)?))
 }
 
-fn platform(p: &PlatformArgs) -> Platform {
-    Platform {
+fn platform(p: &PlatformArgs) -> Result<Platform> {
+    Ok(Platform {
         arch: p.arch,
-        vmm: p.vmm,
+        vmm: p.vmm.map(|v| v.resolve()).transpose()?,
         os: p.os,
-    }
+    })
 }
 
 #[derive(Serialize)]
@@ -92,7 +92,10 @@ struct PullAllData<'a> {
 
 pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     let paths = Paths::resolve(env, args.store.image_dir.as_deref());
-    let p = platform(&args.platform);
+    let p = match platform(&args.platform) {
+        Ok(p) => p,
+        Err(e) => return output::fail(command, args.store.json, &e),
+    };
     let host = Host::probe(env);
     let (manifest, opts) = match pull::setup(env, &paths.images_root) {
         Ok(x) => x,
@@ -461,7 +464,10 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
         Err(e) => return output::fail(command, args.store.json, &e),
     };
     let layout = Layout::new(&paths.images_root, &version);
-    let p = platform(&args.platform);
+    let p = match platform(&args.platform) {
+        Ok(p) => p,
+        Err(e) => return output::fail(command, args.store.json, &e),
+    };
     let r = catalog::inspect_named(
         env,
         &Host::probe(env),
