@@ -177,3 +177,128 @@ fn man_pages_come_from_the_clap_definitions() {
     assert_eq!(out.status.code(), Some(2));
     assert!(support::stderr(&out).contains("Unknown command 'smolvm sandbox nope'"));
 }
+
+/// `completion bash --install`: the script under `~/.smolvm/completions`, one tagged line in
+/// `~/.bashrc` (the user's own bytes, even non-UTF-8 ones, untouched), idempotent, and a
+/// real bash that reads the startup file completes smolvm.
+#[test]
+fn completion_install_sets_up_bash_once_and_a_real_bash_loads_it() {
+    let home = Home::new();
+    let rc = home.home.join(".bashrc");
+    let mine: &[u8] = b"alias ll='ls -l'\nexport CAF\xc9=1";
+    std::fs::write(&rc, mine).unwrap();
+    let install = || {
+        home.smolvm()
+            .args(["completion", "bash", "--install"])
+            .output()
+            .unwrap()
+    };
+    let out = install();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "Tab completion for bash is set up: added one line to '{}'. Open a new shell to use it.\n",
+            rc.display()
+        )
+    );
+    let script = home.home.join(".smolvm/completions/smolvm.bash");
+    let printed = home.smolvm().args(["completion", "bash"]).output().unwrap();
+    assert_eq!(std::fs::read(&script).unwrap(), printed.stdout);
+    let text = std::fs::read(&rc).unwrap();
+    assert!(text.starts_with(mine), "the user's lines changed");
+    let line = format!("source {}  # smolvm tab completion\n", script.display());
+    assert_eq!(&text[mine.len() + 1..], line.as_bytes());
+
+    let again = install();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again).contains("is already set up in"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(
+        std::fs::read(&rc).unwrap(),
+        text,
+        "a second install changed the file"
+    );
+
+    let out = Command::new("bash")
+        .env_clear()
+        .envs(home.env_vars())
+        .args([
+            "--norc",
+            "--noprofile",
+            "-c",
+            "source ~/.bashrc; complete -p smolvm",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("_smolvm_ids") && stdout(&out).ends_with("smolvm\n"),
+        "{} {}",
+        stdout(&out),
+        support::stderr(&out)
+    );
+}
+
+#[test]
+fn completion_install_for_zsh_and_fish_follows_zdotdir_and_xdg_config_home() {
+    let home = Home::new();
+    let zdot = home.tmp.path().join("zdot");
+    let out = home
+        .smolvm()
+        .env("ZDOTDIR", &zdot)
+        .args(["completion", "zsh", "--install"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let script = home.home.join(".smolvm/completions/smolvm.zsh");
+    let body = std::fs::read_to_string(&script).unwrap();
+    assert!(body.starts_with("# Ensure zsh's completion system is initialized"));
+    assert!(body.contains("#compdef smolvm"));
+    assert_eq!(
+        std::fs::read_to_string(zdot.join(".zshrc")).unwrap(),
+        format!("source {}  # smolvm tab completion\n", script.display())
+    );
+    assert!(!home.home.join(".zshrc").exists());
+
+    let config = home.tmp.path().join("config");
+    let out = home
+        .smolvm()
+        .env("XDG_CONFIG_HOME", &config)
+        .args(["completion", "fish", "--install"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let fish = config.join("fish/completions/smolvm.fish");
+    assert!(std::fs::read_to_string(&fish)
+        .unwrap()
+        .contains("complete -c smolvm"));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "Tab completion for fish is set up at '{}'. Open a new shell to use it.\n",
+            fish.display()
+        )
+    );
+}
+
+#[test]
+fn completion_install_refuses_other_shells_and_readonly_writes_nothing() {
+    let home = Home::new();
+    let out = home
+        .smolvm()
+        .args(["completion", "elvish", "--install"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    let out = home
+        .smolvm()
+        .args(["--readonly", "completion", "bash", "--install"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
+    assert!(!home.home.join(".bashrc").exists());
+    assert!(!home.home.join(".smolvm/completions").exists());
+}

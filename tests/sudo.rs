@@ -158,3 +158,83 @@ fn a_sudo_run_leaves_the_users_folders_theirs_and_its_own_roots() {
     let args = ["sandbox", "delete", "vm-sudo", "--json"];
     support::assert_exit(&args, &run(&args), 0);
 }
+
+/// `sudo smolvm completion bash --install` writes as the user who ran sudo, never as root:
+/// a `~/.bashrc` they point at a root-owned file is not written through (exit 1, the file
+/// unchanged), and what it makes in their home is theirs.
+#[test]
+fn completion_install_under_sudo_writes_with_the_users_rights() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (a test user)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let Some(user) = TestUser::create(&home) else {
+        eprintln!("SKIPPED: cannot make a test user (useradd)");
+        return;
+    };
+    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
+    let victim = tmp.path().join("root-owned.conf");
+    std::fs::write(&victim, "root's settings\n").unwrap();
+    std::os::unix::fs::symlink(&victim, home.join(".bashrc")).unwrap();
+    std::os::unix::fs::lchown(home.join(".bashrc"), Some(user.uid), Some(user.gid)).unwrap();
+    let run = || -> Output {
+        Command::new(assert_cmd::cargo::cargo_bin("smolvm"))
+            .args(["completion", "bash", "--install"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", "/root")
+            .env("SUDO_USER", &user.name)
+            .env("SUDO_UID", user.uid.to_string())
+            .env("SUDO_GID", user.gid.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root's settings\n"
+    );
+    let script = home.join(".smolvm/completions/smolvm.bash");
+    for p in [
+        home.join(".smolvm"),
+        home.join(".smolvm/completions"),
+        script.clone(),
+    ] {
+        assert_eq!(owner(&p), user.uid, "{}", p.display());
+    }
+
+    // Their own regular startup file: set up, and still theirs.
+    std::fs::remove_file(home.join(".bashrc")).unwrap();
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rc = home.join(".bashrc");
+    assert_eq!(owner(&rc), user.uid);
+    assert_eq!(
+        std::fs::read_to_string(&rc).unwrap(),
+        format!("source {}  # smolvm tab completion\n", script.display())
+    );
+}

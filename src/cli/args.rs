@@ -7,8 +7,8 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::builder::{Base, Engine};
-use crate::core::host::{AccelRequest, BackendChoice, MachineRequest, VmmRequest};
-use crate::core::images::{Arch, Os, Vmm};
+use crate::core::host::{AccelRequest, BackendChoice, MachineRequest};
+use crate::core::images::{Arch, Os, Vmm, VmmRequest};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
 use crate::core::VmStatus;
 
@@ -137,7 +137,7 @@ pub enum Command {
     // The presets' subcommands (`smolvm claude start`) are added at run time from the
     // preset registry (core::presets: assets/presets.toml + the user's presets.toml), see
     // `preset_subcommand`.
-    /// Print a shell completion script: `source <(smolvm completions bash)`.
+    /// Print or install a shell completion script: `source <(smolvm completions bash)`, or `smolvm completion bash --install`.
     #[command(alias = "completion")]
     Completions(CompletionsArgs),
     /// Print the man page of smolvm or of a subcommand (roff): `smolvm man sandbox list | man -l -`.
@@ -162,6 +162,10 @@ pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+    /// Set up completion for the shell in one step instead of printing the script (bash,
+    /// zsh, fish; under sudo, for the user who ran it).
+    #[arg(long)]
+    pub install: bool,
 }
 
 #[derive(Debug, Args)]

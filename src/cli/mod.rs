@@ -199,6 +199,7 @@ fn mutation(cmd: &Command) -> Option<Action> {
     Some(match cmd {
         Command::Prune(a) | Command::Image(ImageCommand::Prune(a)) if !a.dry_run => Action::Prune,
         Command::Cleanup(a) if !a.dry_run => Action::Cleanup,
+        Command::Completions(a) if a.install => Action::CompletionInstall,
         Command::Image(ImageCommand::Pull(_)) => Action::ImagePull,
         Command::Image(ImageCommand::Build(_)) => Action::ImageBuild,
         Command::Image(ImageCommand::Rm(a)) if !a.dry_run => Action::ImageRemove,

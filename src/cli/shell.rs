@@ -11,6 +11,7 @@ use clap_complete::Shell;
 
 use super::args::{CompleteWhat, CompletionsArgs, ManArgs};
 use super::output::{self, line};
+use crate::core::completion::{self, InstallShell, Installed};
 use crate::core::runtime::out_text;
 use crate::core::{sandbox, Env, Error, Paths};
 
@@ -27,17 +28,46 @@ const ID_GROUPS: &[(&str, &[&str])] = &[
 ];
 
 pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
+    if !args.install {
+        out_text(script(args.shell, env));
+        return 0;
+    }
+    let shell = match args.shell {
+        Shell::Bash => InstallShell::Bash,
+        Shell::Zsh => InstallShell::Zsh,
+        Shell::Fish => InstallShell::Fish,
+        other => {
+            return output::fail(
+                "completion",
+                false,
+                &Error::usage(format!(
+                    "--install sets up bash, zsh and fish; for {other}, run 'smolvm completion {other}' and load the printed script yourself."
+                )),
+            )
+        }
+    };
+    match completion::install(env, shell, || script(args.shell, env)) {
+        Ok(Installed::Here(message)) => {
+            line(message);
+            0
+        }
+        Ok(Installed::AsInvoker(code)) => code,
+        Err(e) => output::fail("completion", false, &e),
+    }
+}
+
+/// The completion script of `shell` (what `smolvm completion SHELL` prints).
+fn script(shell: Shell, env: &Env) -> String {
     let (_, mut cmd) = super::full_command(env);
     let mut buf = Vec::new();
-    clap_complete::generate(args.shell, &mut cmd, "smolvm", &mut buf);
+    clap_complete::generate(shell, &mut cmd, "smolvm", &mut buf);
     let mut script = String::from_utf8_lossy(&buf).into_owned();
-    match args.shell {
+    match shell {
         Shell::Bash => script.push_str(&bash_hook()),
         Shell::Fish => script.push_str(&fish_hook()),
         _ => {}
     }
-    out_text(script);
-    0
+    script
 }
 
 /// Bash: wrap clap's `_smolvm` so a VM id is offered where a sandbox verb wants one.

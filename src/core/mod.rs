@@ -9,6 +9,7 @@
 
 pub mod builder;
 pub mod cleanup;
+pub mod completion;
 pub mod context;
 pub mod docker;
 pub mod doctor;

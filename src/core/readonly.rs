@@ -37,6 +37,7 @@ pub enum Action {
     SnapshotDelete,
     PresetStart,
     NetworkSet,
+    CompletionInstall,
 }
 
 impl Action {
@@ -69,6 +70,7 @@ impl Action {
             Action::SnapshotDelete => "delete snapshots",
             Action::PresetStart => "start a preset sandbox",
             Action::NetworkSet => "change a sandbox's network policy",
+            Action::CompletionInstall => "install shell completion",
         }
     }
 }

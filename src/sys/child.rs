@@ -95,6 +95,26 @@ pub fn run_interactive<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<ExitStatus> {
     command(argv)?.status()
 }
 
+/// Run `argv` as `uid`/`gid` (root's supplementary groups dropped) with exactly the
+/// variables `vars`, in `dir`, the terminal as its streams, and wait for it: something a
+/// root process does on a user's behalf in their files, with their rights.
+pub fn run_as_user<S: AsRef<OsStr>>(
+    argv: &[S],
+    uid: u32,
+    gid: u32,
+    vars: &[(std::ffi::OsString, std::ffi::OsString)],
+    dir: &std::path::Path,
+) -> io::Result<ExitStatus> {
+    use std::os::unix::process::CommandExt;
+    command(argv)?
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .uid(uid)
+        .gid(gid)
+        .status()
+}
+
 /// Replace this process with `argv`; returns only when that failed, with why.
 pub fn exec<S: AsRef<OsStr>>(argv: &[S]) -> io::Error {
     use std::os::unix::process::CommandExt;

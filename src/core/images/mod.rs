@@ -324,3 +324,44 @@ mod tests {
         );
     }
 }
+
+/// `--vmm` of `image pull`/`image inspect` as SmolVM spells it: SmolVM also publishes
+/// `libkrun` images, which its macOS backend boots; this host (Linux) refuses them with a
+/// clear reason instead of a usage error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmmRequest {
+    Firecracker,
+    Qemu,
+    Libkrun,
+}
+
+impl VmmRequest {
+    pub const ALL: &'static [Self] = &[
+        VmmRequest::Firecracker,
+        VmmRequest::Qemu,
+        VmmRequest::Libkrun,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmmRequest::Firecracker => "firecracker",
+            VmmRequest::Qemu => "qemu",
+            VmmRequest::Libkrun => "libkrun",
+        }
+    }
+
+    /// The VMM this host can use, or why not (runtime error, exit 1).
+    pub fn resolve(self) -> crate::core::error::Result<Vmm> {
+        match self {
+            VmmRequest::Firecracker => Ok(Vmm::Firecracker),
+            VmmRequest::Qemu => Ok(Vmm::Qemu),
+            VmmRequest::Libkrun => Err(crate::core::error::Error::runtime(
+                "libkrun images are for macOS only: SmolVM boots them with its macOS backend, \
+                 and this Linux host boots firecracker or qemu images.",
+            )
+            .with_recovery(
+                "Pass --vmm firecracker or --vmm qemu, or leave --vmm out to use what this machine uses.",
+            )),
+        }
+    }
+}
