@@ -134,6 +134,9 @@ pub enum Command {
     Images(ImageListArgs),
     /// Check what this host can do (KVM, VMMs, networking, Docker, disk, state) and how to fix it.
     Doctor(DoctorArgs),
+    /// Check host bridges for bridged networking.
+    #[command(subcommand)]
+    Bridge(BridgeCommand),
     // The presets' subcommands (`smolvm claude start`) are added at run time from the
     // preset registry (core::presets: assets/presets.toml + the user's presets.toml), see
     // `preset_subcommand`.
@@ -862,6 +865,22 @@ pub struct ListArgs {
     // included: `full_command` sets them.
     #[arg(long)]
     pub preset: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BridgeCommand {
+    /// Check whether a bridge is ready for bridged networking.
+    Check(BridgeCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeCheckArgs {
+    /// The Linux bridge to check.
+    #[arg(value_name = "BRIDGE")]
+    pub bridge: String,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! (the crate denies them outside tests).
 
 pub mod args;
+mod bridge;
 pub mod cleanup;
 pub mod doctor;
 pub mod image;
@@ -157,6 +158,7 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
         Some(Command::Image(ImageCommand::Save(a))) => image::save("image.save", &a, env),
         Some(Command::Image(ImageCommand::Load(a))) => image::load("image.load", &a, env),
         Some(Command::Doctor(a)) => doctor::run(&a, env),
+        Some(Command::Bridge(args::BridgeCommand::Check(a))) => bridge::check(&a),
         Some(Command::Tui(_)) => return Outcome::Dashboard { readonly },
         Some(Command::Sandbox(c)) => start::sandbox(c, env),
         Some(Command::Completions(a)) => shell::completions(&a, env),

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo};
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType};
 
 use super::state::Known;
 
@@ -27,6 +27,14 @@ pub struct Link {
     /// `ip link set … alias` (SmolVM's bridge TAPs: `smolvm-bridge:<vm id>`).
     pub alias: Option<String>,
     pub addrs: Vec<(IpAddr, u8)>,
+    /// The driver kind (`bridge`, `veth`, `tun`, …), when the link has one.
+    pub kind: Option<String>,
+    /// The link-layer type when there is no kind (`loopback`, `ether`).
+    pub link_type: Option<String>,
+    /// The index of the bridge (or bond) it is enslaved to.
+    pub controller: Option<u32>,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
 }
 
 impl Link {
@@ -100,21 +108,35 @@ pub async fn links() -> io::Result<Vec<Link>> {
         .await
         .map_err(|e| nl_error("list network links", e))?
     {
+        let link_type = match msg.header.link_layer_type {
+            LinkLayerType::Loopback => Some("loopback".to_string()),
+            LinkLayerType::Ether => Some("ether".to_string()),
+            _ => None,
+        };
         let mut link = Link {
             index: msg.header.index,
             name: String::new(),
             is_tun: false,
             alias: None,
             addrs: Vec::new(),
+            kind: None,
+            link_type,
+            controller: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
         };
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n,
                 LinkAttribute::IfAlias(a) => link.alias = Some(a),
+                LinkAttribute::Controller(i) => link.controller = Some(i),
                 LinkAttribute::LinkInfo(infos) => {
                     link.is_tun = infos
                         .iter()
                         .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Tun)));
+                    link.kind = infos.iter().find_map(|i| match i {
+                        LinkInfo::Kind(k) => Some(k.to_string()),
+                        _ => None,
+                    });
                 }
                 _ => {}
             }
