@@ -10,6 +10,8 @@ use crate::core::builder::{Base, Engine};
 use crate::core::host::{AccelRequest, BackendChoice, MachineRequest};
 use crate::core::images::{Arch, Os, Vmm, VmmRequest};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
+
+pub use super::host_args::*;
 use crate::core::VmStatus;
 
 /// Core's value types as clap values: the spellings are each type's own (`as_str`), in
@@ -151,42 +153,6 @@ pub enum Command {
     /// A watchdog smolvm starts itself (`core::snapshot::guard`): not for people.
     #[command(name = "__guard", hide = true)]
     Guard(GuardArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct GuardArgs {
-    /// What it watches (`snapshot-source`).
-    pub kind: String,
-    pub args: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-    /// Set up completion for the shell in one step instead of printing the script (bash,
-    /// zsh, fish; under sudo, for the user who ran it).
-    #[arg(long)]
-    pub install: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// The subcommand whose page to print (`sandbox list`); none for smolvm's own.
-    pub subcommand: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct CompleteArgs {
-    #[arg(value_enum)]
-    pub what: CompleteWhat,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum CompleteWhat {
-    Ids,
-    Presets,
 }
 
 // ---- presets (issue 13): `<preset> start`, mounts, attach, `image build --preset` ----
@@ -619,6 +585,24 @@ pub enum SandboxCommand {
     /// A sandbox's network: its egress policy, what it sent and what was blocked.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Delete files left behind by sandboxes that no longer exist.
+    Prune(SandboxPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxPruneArgs {
+    /// Show what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the confirmation prompt.
+    #[arg(long)]
+    pub force: bool,
+    /// Also delete disks you asked SmolVM to save.
+    #[arg(long)]
+    pub include_saved: bool,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -865,35 +849,6 @@ pub struct ListArgs {
     // included: `full_command` sets them.
     #[arg(long)]
     pub preset: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BridgeCommand {
-    /// Check whether a bridge is ready for bridged networking.
-    Check(BridgeCheckArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BridgeCheckArgs {
-    /// The Linux bridge to check.
-    #[arg(value_name = "BRIDGE")]
-    pub bridge: String,
-    /// Print results as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DoctorArgs {
-    /// Print results as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Check for this backend only (SmolVM's choices; auto checks what this host would use).
-    #[arg(long, value_enum)]
-    pub backend: Option<BackendChoice>,
-    /// Exit 1 on warnings too.
-    #[arg(long)]
-    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -225,7 +225,7 @@ async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, env: &Env) -> i
 
 /// `Continue? [y/N] `: `y`/`yes` (any case, trimmed) proceeds; anything else, an empty
 /// line, end of input or Ctrl-C prints `Aborted.` and declines.
-async fn confirm() -> bool {
+pub(super) async fn confirm() -> bool {
     match Asker::take_over_sigint().ask("Continue? [y/N] ").await {
         Reply::Line(a) if matches!(a.trim().to_lowercase().as_str(), "y" | "yes") => true,
         Reply::Line(_) => {

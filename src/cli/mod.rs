@@ -7,8 +7,10 @@ pub mod args;
 mod bridge;
 pub mod cleanup;
 pub mod doctor;
+mod host_args;
 pub mod image;
 mod image_list;
+mod leftovers;
 pub mod network;
 pub mod output;
 pub mod prompt;
@@ -212,6 +214,7 @@ fn mutation(cmd: &Command) -> Option<Action> {
             SandboxCommand::Start(_) => Action::Start,
             SandboxCommand::Stop(_) => Action::Stop,
             SandboxCommand::Delete(a) if !a.dry_run => Action::Delete,
+            SandboxCommand::Prune(a) if !a.dry_run => Action::SandboxPrune,
             SandboxCommand::Ssh(_) | SandboxCommand::Shell(_) => Action::Shell,
             SandboxCommand::Exec(_) => Action::Exec,
             SandboxCommand::File(FileCommand::Upload(_)) => Action::FileUpload,

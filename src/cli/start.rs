@@ -375,6 +375,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 Err(e) => output::fail("sandbox.stop", a.json, &e),
             }
         }
+        SandboxCommand::Prune(a) => super::leftovers::run(&a, env),
         SandboxCommand::Delete(a) => {
             if let Some(code) = delete_special(&a, env) {
                 return code;

@@ -23,6 +23,7 @@ pub mod guest_env;
 pub mod host;
 pub mod images;
 pub mod job;
+pub mod leftovers;
 pub mod lifecycle;
 pub mod lock;
 pub mod logging;

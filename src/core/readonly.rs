@@ -38,6 +38,7 @@ pub enum Action {
     PresetStart,
     NetworkSet,
     CompletionInstall,
+    SandboxPrune,
 }
 
 impl Action {
@@ -71,6 +72,7 @@ impl Action {
             Action::PresetStart => "start a preset sandbox",
             Action::NetworkSet => "change a sandbox's network policy",
             Action::CompletionInstall => "install shell completion",
+            Action::SandboxPrune => "delete files left behind by deleted sandboxes",
         }
     }
 }

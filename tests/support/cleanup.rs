@@ -379,7 +379,7 @@ pub fn insert_rows(data: &Path, socket_dir: &Path, rows: &[Row<'_>]) {
             .to_string()
         });
         let config = serde_json::json!({
-            "vm_id": r.id, "vcpu_count": 2, "mem_size_mib": 512, "backend": r.backend,
+            "vm_id": r.id, "vcpu_count": 2, "memory": 512, "backend": r.backend,
             "kernel_path": "/k", "rootfs_path": "/r"
         });
         c.execute(

@@ -257,7 +257,7 @@ pub fn smolvm_db_with_vm(db: &Path, id: &str, status: &str, rootfs: &Path, kerne
     )
     .unwrap();
     let config = serde_json::json!({
-        "vm_id": id, "vcpu_count": 2, "mem_size_mib": 512,
+        "vm_id": id, "vcpu_count": 2, "memory": 512,
         "kernel_path": kernel, "rootfs_path": rootfs,
         "boot_args": "console=ttyS0 reboot=k panic=1 pci=off",
         "backend": "qemu", "guest_os": "alpine", "disk_mode": "isolated"
