@@ -345,15 +345,27 @@ fn docker_engine_builds_boot_and_log_in() {
     // 2. The Dockerfile form, with a marker of its own.
     let ctx = h.tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
+    // SmolVM's -f (a Dockerfile outside the context) and --build-arg (the marker's text).
+    let dockerfile = h.tmp.path().join("Containerfile");
     std::fs::write(
-        ctx.join("Dockerfile"),
+        &dockerfile,
         format!(
-            "FROM {}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server iproute2 && rm -rf /var/lib/apt/lists/* && rm -f /etc/ssh/ssh_host_*\nRUN echo built-from-context > /etc/smolvm-marker\n",
+            "FROM {}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server iproute2 && rm -rf /var/lib/apt/lists/* && rm -f /etc/ssh/ssh_host_*\nARG MARK=unset\nRUN echo \"$MARK\" > /etc/smolvm-marker\n",
             support::docker::DEBIAN_BASE_TAG
         ),
     )
     .unwrap();
-    let v = docker_build(&["-t", "ctx-image", ctx.to_str().unwrap(), "--size", "1024"]);
+    let v = docker_build(&[
+        "-t",
+        "ctx-image",
+        ctx.to_str().unwrap(),
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "--build-arg",
+        "MARK=built-from-context",
+        "--size-mb",
+        "1024",
+    ]);
     assert_eq!(v["data"]["name"], "ctx-image", "{v:#}");
     assert_eq!(
         ext4_cat(
@@ -720,6 +732,40 @@ fn dockerfile_form_needs_docker_and_checks_its_arguments() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json(&out)["error"]["code"], "usage_error");
+    // SmolVM's -f, --build-arg, --size-mb and --image-dir: checked before the engine.
+    for bad in [
+        &["-t", "myimg", "--build-arg", "1BAD=x"][..],
+        &["-t", "myimg", "--build-arg", "NOEQUALS"],
+    ] {
+        let out = run(empty.as_os_str(), bad, &ctx);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert_eq!(json(&out)["error"]["code"], "invalid_input", "{bad:?}");
+    }
+    let out = run(
+        empty.as_os_str(),
+        &["-t", "myimg", "-f", "/nonexistent/Dockerfile"],
+        &ctx,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["code"], "invalid_input");
+    let out = run(
+        empty.as_os_str(),
+        &[
+            "-t",
+            "myimg",
+            "--size-mb",
+            "1024",
+            "--build-arg",
+            "MARK=x y",
+        ],
+        &ctx,
+    );
+    // Accepted; it stops at the engine (no Docker on this PATH).
+    assert_eq!(out.status.code(), Some(1));
+    assert!(json(&out)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Docker is required"));
     assert!(!cache.exists() || entries(&cache).is_empty());
 }
 

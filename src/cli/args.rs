@@ -407,17 +407,25 @@ pub struct ImageBuildArgs {
     /// Build context holding the Dockerfile (with -t; default: the current directory).
     #[arg(value_name = "CONTEXT", requires = "tag")]
     pub context: Option<PathBuf>,
+    /// The Dockerfile (with -t; default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "PATH", requires = "tag")]
+    pub dockerfile: Option<PathBuf>,
+    /// A value for one of the Dockerfile's ARG lines (with -t; repeatable).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE", requires = "tag")]
+    pub build_args: Vec<String>,
     /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
     #[arg(long)]
     pub name: Option<String>,
-    /// Root file system size in MiB (default: 512 alpine, 2048 debian, the preset's disk).
-    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    /// Root file system size in MiB (default: 512 alpine, 2048 debian, the preset's disk;
+    /// `--size-mb` is SmolVM's spelling).
+    #[arg(long, visible_alias = "size-mb", value_name = "MB", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub size: Option<u64>,
     /// Kernel to ship with the image.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
-    /// Where images are cached (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
-    #[arg(long, value_name = "DIR")]
+    /// Where images are cached (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images;
+    /// `--image-dir` is SmolVM's spelling).
+    #[arg(long, visible_alias = "image-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Build engine: docker when its daemon answers, else debootstrap (Debian only).
     #[arg(long, value_enum, default_value = "auto")]

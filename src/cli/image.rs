@@ -625,13 +625,23 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             // Docker must answer.
             builder::check_replaceable(&cache_dir, tag)?;
             let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
+            let dockerfile = args
+                .dockerfile
+                .as_ref()
+                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()));
+            let build_args = builder::parse_build_args(&args.build_args)?;
             // A missing Dockerfile is the build's usage error, before the engine's.
-            if context.join("Dockerfile").is_file() {
+            let file = dockerfile
+                .clone()
+                .unwrap_or_else(|| context.join("Dockerfile"));
+            if file.is_file() {
                 builder::preflight(env, Base::Alpine, Engine::Docker, &cache_dir, tag)?;
             }
             let opts = builder::DockerfileOptions {
                 name: tag.clone(),
                 context: std::path::absolute(&context).unwrap_or(context),
+                dockerfile,
+                build_args,
                 size_mib: args.size,
                 kernel: kernel()?,
                 cache_dir: cache_dir.clone(),

@@ -32,8 +32,16 @@ pub fn debootstrap(
 }
 
 /// `docker build --platform <platform> -t <tag> <ctx>`.
-pub fn docker_build(docker: &Path, platform: &str, tag: &str, ctx: &Path) -> io::Result<Output> {
-    Command::new(docker)
+pub fn docker_build(
+    docker: &Path,
+    platform: &str,
+    tag: &str,
+    ctx: &Path,
+    dockerfile: Option<&Path>,
+    build_args: &[(String, String)],
+) -> io::Result<Output> {
+    let mut c = Command::new(docker);
+    c
         // The host's network, as the debootstrap engine has: the daemon may run without a
         // bridge (`--bridge=none`), and the steps see the host's resolver and proxy.
         .args([
@@ -44,10 +52,14 @@ pub fn docker_build(docker: &Path, platform: &str, tag: &str, ctx: &Path) -> io:
             platform,
             "-t",
             tag,
-        ])
-        .arg(ctx)
-        .stdin(Stdio::null())
-        .output()
+        ]);
+    if let Some(f) = dockerfile {
+        c.arg("-f").arg(f);
+    }
+    for (k, v) in build_args {
+        c.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    c.arg(ctx).stdin(Stdio::null()).output()
 }
 
 /// `docker create <tag>` (the container id is its stdout).

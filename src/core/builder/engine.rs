@@ -143,11 +143,18 @@ pub(super) fn debootstrap(
     }
     Ok(())
 }
+/// What `docker build` is given: the context, `-f`, `--build-arg`s.
+pub(super) struct DockerInput<'a> {
+    pub context: &'a Path,
+    pub dockerfile: Option<&'a Path>,
+    pub build_args: &'a [(String, String)],
+}
+
 /// `docker build` of a build context, `docker create`, `docker export` streamed into
 /// `tar -x` (file ownership kept, hence root), then the container is removed.
 pub(super) fn docker_build(
     env: &Env,
-    ctx: &Path,
+    input: &DockerInput<'_>,
     name: &str,
     fp: &str,
     tree: &Path,
@@ -171,8 +178,15 @@ pub(super) fn docker_build(
     progress.emit(BuildEvent::Step(format!(
         "docker build -t {tag} ({platform})"
     )));
-    let out = proc::docker_build(&docker, platform, &tag, ctx)
-        .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
+    let out = proc::docker_build(
+        &docker,
+        platform,
+        &tag,
+        input.context,
+        input.dockerfile,
+        input.build_args,
+    )
+    .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
     if !out.status.success() {
         let text = proc::output_text(&out);
         return Err(staging_error(staging, &text, "docker build:\n", 15));

@@ -96,6 +96,22 @@ pub fn dockerfile_fingerprint(opts: &DockerfileOptions, kernel_sha: &str) -> Res
         opts.size_mib.unwrap_or(2048),
         sha256_hex(INIT_SCRIPT.as_bytes())
     ));
+    // `-f` (its path and bytes: a Dockerfile outside the context is not in the walk) and
+    // the build args, each length-prefixed.
+    if let Some(f) = &opts.dockerfile {
+        let data = std::fs::read(f).map_err(|e| io_err("cannot read", f, e))?;
+        h.update(b"dockerfile\0");
+        h.update(f.to_string_lossy().as_bytes());
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(&data);
+    }
+    for (k, v) in &opts.build_args {
+        h.update(b"build-arg\0");
+        for part in [k, v] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
     Ok(hex(&h.finalize()))
 }
 
@@ -171,6 +187,8 @@ mod tests {
         let o = DockerfileOptions {
             name: "x".into(),
             context: ctx.clone(),
+            dockerfile: None,
+            build_args: Vec::new(),
             size_mib: None,
             kernel: PathBuf::from("/k"),
             cache_dir: PathBuf::from("/c"),
@@ -181,5 +199,23 @@ mod tests {
         let b = dockerfile_fingerprint(&o, "k").unwrap();
         assert_ne!(a, b);
         assert_ne!(b, dockerfile_fingerprint(&o, "k2").unwrap());
+        // -f and the build args are inputs too.
+        let other = t.path().join("Other.Dockerfile");
+        std::fs::write(&other, "FROM alpine\n").unwrap();
+        let with_f = DockerfileOptions {
+            dockerfile: Some(other.clone()),
+            ..o.clone()
+        };
+        let c = dockerfile_fingerprint(&with_f, "k").unwrap();
+        assert_ne!(b, c);
+        std::fs::write(&other, "FROM debian\n").unwrap();
+        assert_ne!(c, dockerfile_fingerprint(&with_f, "k").unwrap());
+        let with_arg = |v: &str| DockerfileOptions {
+            build_args: vec![("MARK".into(), v.into())],
+            ..o.clone()
+        };
+        let d = dockerfile_fingerprint(&with_arg("1"), "k").unwrap();
+        assert_ne!(b, d);
+        assert_ne!(d, dockerfile_fingerprint(&with_arg("2"), "k").unwrap());
     }
 }

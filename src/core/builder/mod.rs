@@ -287,7 +287,12 @@ pub fn build_with(
                         dockerfile(opts.base).as_bytes(),
                         0o644,
                     )?;
-                    docker_build(env, &ctx, &plan.name, &plan.fp, tree, staging, progress)?;
+                    let input = engine::DockerInput {
+                        context: &ctx,
+                        dockerfile: None,
+                        build_args: &[],
+                    };
+                    docker_build(env, &input, &plan.name, &plan.fp, tree, staging, progress)?;
                     let _ = crate::sys::fs::remove_entry(staging, std::ffi::OsStr::new("context"));
                 }
             }
@@ -393,12 +398,37 @@ impl ImageBuilder {
 #[derive(Debug, Clone)]
 pub struct DockerfileOptions {
     pub name: String,
-    /// The build context holding `Dockerfile`.
+    /// The build context (holding `Dockerfile` unless `dockerfile` names another file).
     pub context: PathBuf,
+    /// `-f`: the Dockerfile (absolute), when not `<context>/Dockerfile`.
+    pub dockerfile: Option<PathBuf>,
+    /// `--build-arg KEY=VALUE`, checked ([`parse_build_args`]).
+    pub build_args: Vec<(String, String)>,
     /// Default 2048.
     pub size_mib: Option<u64>,
     pub kernel: PathBuf,
     pub cache_dir: PathBuf,
+}
+
+/// `--build-arg KEY=VALUE` values: KEY as Docker's ARG names it (a letter or `_`, then
+/// letters, digits, `_`), VALUE anything on one line. A bad one is `invalid_input`.
+pub fn parse_build_args(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|a| {
+            let (k, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
+            let key_ok = k
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !a.contains('=') || !key_ok || v.contains(['\n', '\0']) {
+                return Err(Error::new(crate::core::error::ErrorCode::InvalidInput, format!(
+                    "--build-arg must be KEY=VALUE with KEY a letter or '_' then letters, digits or '_', got {a:?}"
+                )));
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 /// Build `<cache dir>/<name>/` from a Docker build context; `/init` is installed when the
@@ -409,11 +439,23 @@ pub fn build_dockerfile(
     progress: &Progress<BuildEvent>,
 ) -> Result<BuildReport> {
     check_replaceable(&opts.cache_dir, &opts.name)?;
-    if !opts.context.join("Dockerfile").is_file() {
-        return Err(Error::usage(format!(
-            "no Dockerfile in the build context {}",
-            opts.context.display()
-        )));
+    match &opts.dockerfile {
+        Some(f) if !f.is_file() => {
+            return Err(Error::new(
+                crate::core::error::ErrorCode::InvalidInput,
+                format!(
+                    "the Dockerfile {} does not exist or is not a file",
+                    f.display()
+                ),
+            ))
+        }
+        None if !opts.context.join("Dockerfile").is_file() => {
+            return Err(Error::usage(format!(
+                "no Dockerfile in the build context {}",
+                opts.context.display()
+            )));
+        }
+        _ => {}
     }
     let fp = dockerfile_fingerprint(opts, &kernel_sha(&opts.kernel)?)?;
     let plan = Plan {
@@ -436,7 +478,11 @@ pub fn build_dockerfile(
         |_, tree, staging| {
             docker_build(
                 env,
-                &opts.context,
+                &engine::DockerInput {
+                    context: &opts.context,
+                    dockerfile: opts.dockerfile.as_deref(),
+                    build_args: &opts.build_args,
+                },
                 &plan.name,
                 &plan.fp,
                 tree,
