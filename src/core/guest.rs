@@ -113,7 +113,7 @@ pub fn run_ok(
     }
 }
 
-pub use super::ssh::{ssh_answers, wait_ssh};
+pub use super::ssh::{ssh_answers, wait_ssh, wait_ssh_unless};
 
 /// Wait until running sandbox `id`'s sshd answers (its banner), at most `timeout`: the one
 /// wait a face makes before a command or a session right after a boot (a guest can print

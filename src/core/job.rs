@@ -40,6 +40,9 @@ pub enum Cancel {
     /// It checks its token between items (caches, VMs, images, snapshots, chunks of a
     /// transfer) and stops before the next one; what is done stays done.
     BetweenItems,
+    /// It stops at its next wait (a start's or a restore's boot) and rolls back what it
+    /// made, as a failure would: the VM is left as it was before.
+    RollsBack,
     /// It cannot be stopped midway; the text says why (shown when asked to).
     Not(&'static str),
 }
@@ -67,12 +70,7 @@ impl JobKind {
     /// Whether this kind can be cancelled (the one place that says so).
     pub fn cancel(self) -> Cancel {
         match self {
-            JobKind::Start => Cancel::Not(
-                "a start cannot be stopped midway (it rolls back on failure); delete the VM once it is up",
-            ),
-            JobKind::Restore => Cancel::Not(
-                "a restore cannot be stopped midway (it rolls back on failure); delete the VM once it is up",
-            ),
+            JobKind::Start | JobKind::Restore => Cancel::RollsBack,
             JobKind::Port => Cancel::Not("a port change is one step; it cannot be cancelled"),
             JobKind::Network => {
                 Cancel::Not("a network policy change is one step; it cannot be cancelled")
@@ -115,8 +113,14 @@ impl JobKind {
     }
 
     pub fn cancellable(self) -> bool {
-        self.cancel() == Cancel::BetweenItems
+        matches!(self.cancel(), Cancel::BetweenItems | Cancel::RollsBack)
     }
+}
+
+/// Whether a job's error is its stop (the cancel, or SIGINT/SIGTERM/SIGHUP caught while it
+/// ran: an `interrupted` error, exit 130), not a failure. A face shows it as cancelled.
+pub fn is_cancel(e: &super::error::Error) -> bool {
+    e.code == super::error::ErrorCode::Interrupted
 }
 
 /// A job's cancel flag: cloned into the job, set by whoever started it.
@@ -197,7 +201,7 @@ mod tests {
     fn every_kind_is_either_cancellable_or_says_why_not() {
         for k in JobKind::ALL {
             match k.cancel() {
-                Cancel::BetweenItems => assert!(k.cancellable()),
+                Cancel::BetweenItems | Cancel::RollsBack => assert!(k.cancellable()),
                 Cancel::Not(why) => {
                     assert!(!k.cancellable());
                     assert!(why.contains("cannot be"), "{k:?}: {why}");
@@ -216,8 +220,13 @@ mod tests {
             JobKind::DeleteSnapshot,
             JobKind::Upload,
             JobKind::Download,
+            JobKind::Start,
+            JobKind::Restore,
         ] {
             assert!(k.cancellable(), "{k:?}");
         }
+        // A start and a restore undo what they made when stopped.
+        assert_eq!(JobKind::Start.cancel(), Cancel::RollsBack);
+        assert_eq!(JobKind::Restore.cancel(), Cancel::RollsBack);
     }
 }

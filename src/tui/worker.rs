@@ -111,7 +111,8 @@ impl Workers {
                 tokio::spawn(run_stop(task, tx, cx, cancel, ids));
             }
             Effect::RunStart { task, spec } => {
-                tokio::spawn(run_start(task, tx, cx, spec));
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_start(task, tx, cx, cancel, spec));
             }
             Effect::Cancel { task } => {
                 self.cancel_token(task).cancel();
@@ -166,7 +167,8 @@ impl Workers {
                 snapshot,
                 force,
             } => {
-                tokio::spawn(run_restore(task, tx, cx, snapshot, force));
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_restore(task, tx, cx, cancel, snapshot, force));
             }
             Effect::RunDeleteSnapshots { task, ids } => {
                 let cancel = self.cancel_token(task);
@@ -255,6 +257,16 @@ fn end_state(cancelled: bool, failed: bool) -> TaskState {
         TaskState::Failed
     } else {
         TaskState::Done
+    }
+}
+
+/// How a start or a restore that did not succeed ended: stopped by its cancel (and rolled
+/// back, as core's message says) or failed.
+fn stopped_or_failed(e: &crate::core::Error) -> TaskState {
+    if crate::core::job::is_cancel(e) {
+        TaskState::Cancelled
+    } else {
+        TaskState::Failed
     }
 }
 

@@ -320,6 +320,13 @@ impl App {
                                 ));
                                 return vec![Effect::Cancel { task: t.id }];
                             }
+                            crate::core::job::Cancel::RollsBack => {
+                                self.status = Some(format!(
+                                    "cancelling task {} (it stops and rolls back)…",
+                                    t.id
+                                ));
+                                return vec![Effect::Cancel { task: t.id }];
+                            }
                         }
                     }
                 }

@@ -71,7 +71,13 @@ pub(super) fn start_progress(
 
 /// Start a preset with the form's values: the same `core::start::create` as
 /// `smolvm <preset> start`, its phases and download progress shown in the task.
-pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, spec: StartSpec) {
+pub(super) async fn run_start(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    spec: StartSpec,
+) {
     use crate::core::start;
     let t0 = Instant::now();
     let ctx = match open_ctx(&tx, task, &cx) {
@@ -82,7 +88,7 @@ pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, 
         Ok(o) => o,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
-    let progress = start_progress(&tx, task);
+    let progress = start_progress(&tx, task).with_cancel(cancel);
     match start::create(&ctx, &opts, &progress).await {
         Ok(r) => {
             send(
@@ -104,7 +110,7 @@ pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, 
             );
             finish(&tx, task, TaskState::Done, summary, t0);
         }
-        Err(e) => finish(&tx, task, TaskState::Failed, e.message, t0),
+        Err(e) => finish(&tx, task, stopped_or_failed(&e), e.message, t0),
     }
 }
 
@@ -364,6 +370,7 @@ pub(super) async fn run_restore(
     task: u64,
     tx: UnboundedSender<Msg>,
     cx: Context,
+    cancel: Arc<AtomicBool>,
     snapshot: String,
     force: bool,
 ) {
@@ -373,7 +380,7 @@ pub(super) async fn run_restore(
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let progress = start_progress(&tx, task);
+    let progress = start_progress(&tx, task).with_cancel(cancel);
     let opts = RestoreOptions {
         snapshot_id: snapshot,
         resume: true,
@@ -387,6 +394,9 @@ pub(super) async fn run_restore(
                 r.vm.name, r.vm.status, r.vm.ip_address, r.snapshot.id, r.snapshot.kind
             );
             finish(&tx, task, TaskState::Done, summary, t0);
+        }
+        Err(e) if crate::core::job::is_cancel(&e) => {
+            finish(&tx, task, TaskState::Cancelled, e.message, t0)
         }
         Err(e) => finish(&tx, task, TaskState::Failed, failure(&e), t0),
     }
@@ -602,6 +612,6 @@ pub(super) fn run_transfer(
                 t0,
             );
         }
-        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+        Err(e) => finish(tx, task, stopped_or_failed(&e), e.message, t0),
     }
 }
