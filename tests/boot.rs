@@ -543,6 +543,112 @@ fn a_boot_that_never_gets_ready_times_out_and_rolls_back() {
     assert_failed_cleanly(&e, &out, "vm-slow", "did not become ready within 8 s");
 }
 
+impl Sandboxes {
+    /// Run `smolvm ARGS` and send it SIGINT (as a terminal's Ctrl-C) once VM `id`'s console
+    /// log has the guest's first lines (its VMM spawned, the boot waiting for the ready
+    /// line), checking that its VMM runs then; its output once it exits.
+    fn interrupted_during_boot(&self, args: &[&str], id: &str) -> std::process::Output {
+        let log = self.h.data.join(format!("{id}.log"));
+        self.interrupted_when(args, || {
+            let booting = std::fs::metadata(&log).map_or(0, |m| m.len()) >= 200;
+            if booting {
+                // The VMM it spawned, alive at the interrupt (found by the test).
+                let vmms = smolvm::sys::process::vmm_processes(Some(&self.h.sockets()));
+                assert!(vmms.iter().any(|v| v.vm_id == id), "no VMM of {id} running");
+            }
+            booting
+        })
+    }
+}
+
+/// Ctrl-C during `sandbox create --start`: the boot stops at once, the VMM it spawned is
+/// killed and everything is rolled back as for a failed start (no process, TAP, nftables
+/// element, row or file), and it says so with SmolVM's interrupt exit code, 130.
+#[test]
+fn sigint_during_a_start_cancels_it_and_rolls_back() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::with_presets(&[]);
+    let out = e.interrupted_during_boot(
+        &create_start(
+            kernel.to_str().unwrap(),
+            rootfs.to_str().unwrap(),
+            "vm-int",
+            &["--boot-timeout", "200"],
+        ),
+        "vm-int",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("Start of sandbox 'vm-int' cancelled by SIGINT; rolled back"),
+        "{m}"
+    );
+    assert_eq!(e.leftovers("vm-int"), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+}
+
+/// Ctrl-C during `sandbox start` of a created sandbox: the VMM it spawned is killed and
+/// the row goes back to `created` (no pid, no socket), not `error`; it starts again later.
+#[test]
+fn sigint_during_sandbox_start_puts_the_row_back() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::with_presets(&[]);
+    let id = "vm-int2";
+    e.ok(&create_args(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        id,
+        "qemu",
+        &["--json"],
+    ));
+    let out = e.interrupted_during_boot(
+        &["sandbox", "start", id, "--boot-timeout", "200", "--json"],
+        id,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        m.contains(&format!(
+            "Start of sandbox '{id}' cancelled by SIGINT; rolled back"
+        )),
+        "{m}"
+    );
+    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
+    let (status, pid): (String, Option<i64>) = c
+        .query_row("SELECT status, pid FROM vms WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), pid), ("created", None));
+    assert!(
+        !smolvm::sys::process::vmm_processes(Some(&e.h.sockets()))
+            .iter()
+            .any(|v| v.vm_id == id),
+        "the VMM outlived the interrupt"
+    );
+    assert!(!e.h.sockets().join(format!("qmp-{id}.sock")).exists());
+    e.ok(&["sandbox", "delete", id, "--json"]);
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+}
+
 #[test]
 fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
     require_root!();

@@ -227,6 +227,8 @@ pub async fn restore(
         }
         Err(e) => Err(e),
     };
+    // A stop that came as it finished still rolls back (nothing is recorded as restored).
+    let r = r.and_then(|v| abort.check(progress).map(|()| v));
     let (status, pid) = match r {
         Ok(v) => v,
         Err(e) => return Err(start::roll_back(ctx, &id, e, progress).await),
