@@ -595,6 +595,37 @@ fn sigint_during_a_start_cancels_it_and_rolls_back() {
     );
     assert_eq!(e.leftovers("vm-int"), Vec::<String>::new());
     assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+
+    // The same through a preset's `start` (SmolVM's `smolvm <preset> start`).
+    let p = Env::with_presets(&[Row {
+        preset: "claude-code",
+        rootfs: &rootfs,
+    }]);
+    let out = p.interrupted_during_boot(
+        &[
+            "claude-code",
+            "start",
+            "--name",
+            "vm-int3",
+            "--backend",
+            "qemu",
+            "--boot-timeout",
+            "200",
+            "--json",
+        ],
+        "vm-int3",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(m.contains("cancelled by SIGINT; rolled back"), "{m}");
+    assert_eq!(p.leftovers("vm-int3"), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&p.h.data).is_empty());
 }
 
 /// Ctrl-C during `sandbox start` of a created sandbox: the VMM it spawned is killed and

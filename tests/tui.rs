@@ -1749,6 +1749,13 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             }),
         ),
         (
+            TaskKind::SshWait,
+            Box::new(|task| Effect::RunSshWait {
+                task,
+                id: "vm-gone-1".into(),
+            }),
+        ),
+        (
             TaskKind::Restore,
             Box::new(|task| Effect::RunRestore {
                 task,
@@ -3177,20 +3184,41 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     assert!(a.update(key('a')).is_empty());
     assert!(a.status.as_deref().unwrap_or("").contains("start it first"));
     a.update(key('j'));
+    // First the wait for the guest's sshd, as a task (the dashboard stays live); the
+    // session once it is done, and none when it failed or was cancelled.
     assert_eq!(
         a.update(key('a')),
-        vec![Effect::Session {
+        vec![Effect::RunSshWait {
+            task: 1,
             id: "vm-agent-1".into(),
-            attach: true
         }]
     );
+    assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::SshWait);
     assert_eq!(
         a.update(key('!')),
-        vec![Effect::Session {
+        vec![Effect::RunSshWait {
+            task: 2,
             id: "vm-agent-1".into(),
-            attach: false
         }]
     );
+    let finished = |task: u64, state: TaskState| {
+        Input::Msg(Msg::Task {
+            id: task,
+            update: TaskUpdate::Finished {
+                state,
+                summary: "x".into(),
+                took_ms: 1,
+            },
+        })
+    };
+    let fx = a.update(finished(1, TaskState::Done));
+    assert!(fx.contains(&Effect::Session {
+        id: "vm-agent-1".into(),
+        attach: true
+    }));
+    let fx = a.update(finished(2, TaskState::Cancelled));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Session { .. })));
+    a.update(key('1'));
     // Back from the session: the same VM selected, the exit code said.
     a.update(key('G'));
     let fx = a.update(Input::Msg(Msg::SessionEnded {
@@ -3243,6 +3271,19 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
             took_ms: 1,
         },
     }));
+    let wait = task + 1;
+    assert!(fx.contains(&Effect::RunSshWait {
+        id: "vm-new".into(),
+        task: wait,
+    }));
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: wait,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "vm-new's sshd answers".into(),
+            took_ms: 1,
+        },
+    }));
     assert!(fx.contains(&Effect::Session {
         id: "vm-new".into(),
         attach: true
@@ -3256,7 +3297,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
     a.update(key(' '));
     a.update(code(KeyCode::Enter));
     let fx = a.update(Input::Msg(Msg::Task {
-        id: task + 1,
+        id: wait + 1,
         update: TaskUpdate::Finished {
             state: TaskState::Failed,
             summary: "boot timed out".into(),

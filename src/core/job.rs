@@ -32,6 +32,8 @@ pub enum JobKind {
     Upload,
     Download,
     Network,
+    /// The wait for a guest's sshd before a dashboard session opens.
+    SshWait,
 }
 
 /// Whether a running job of a kind can be stopped, and how.
@@ -48,7 +50,7 @@ pub enum Cancel {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 16] = [
+    pub const ALL: [JobKind; 17] = [
         JobKind::Prune,
         JobKind::Cleanup,
         JobKind::Delete,
@@ -65,6 +67,7 @@ impl JobKind {
         JobKind::Upload,
         JobKind::Download,
         JobKind::Network,
+        JobKind::SshWait,
     ];
 
     /// Whether this kind can be cancelled (the one place that says so).
@@ -86,7 +89,8 @@ impl JobKind {
             | JobKind::Snapshot
             | JobKind::DeleteSnapshot
             | JobKind::Upload
-            | JobKind::Download => Cancel::BetweenItems,
+            | JobKind::Download
+            | JobKind::SshWait => Cancel::BetweenItems,
         }
     }
 
@@ -109,6 +113,7 @@ impl JobKind {
             JobKind::Upload => "upload",
             JobKind::Download => "download",
             JobKind::Network => "network",
+            JobKind::SshWait => "session",
         }
     }
 

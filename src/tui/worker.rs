@@ -32,6 +32,9 @@ use images::*;
 use vms::*;
 pub use vms::{env_keys, load_detail};
 
+/// How long a session waits for the guest's sshd to answer before it opens.
+pub const SESSION_SSH_WAIT: Duration = Duration::from_secs(30);
+
 /// How often VMs and `/proc` figures refresh without a file-system event.
 pub const FAST_REFRESH: Duration = Duration::from_secs(2);
 /// How often image caches and disk usage refresh without an event.
@@ -113,6 +116,10 @@ impl Workers {
             Effect::RunStart { task, spec } => {
                 let cancel = self.cancel_flag(task);
                 tokio::spawn(run_start(task, tx, cx, cancel, spec));
+            }
+            Effect::RunSshWait { task, id } => {
+                let cancel = self.cancel_token(task);
+                tokio::spawn(run_ssh_wait(task, tx, cx, cancel, id));
             }
             Effect::Cancel { task } => {
                 self.cancel_token(task).cancel();
@@ -521,19 +528,6 @@ async fn run_cleanup(
         ),
     });
     let report = cleanup::execute(plan, &progress).await;
-    let failures = report.failure_count();
-    let state = end_state(report.cancelled, failures > 0);
-    let cleaned = report
-        .stale_resources
-        .iter()
-        .filter(|(_, e)| e.is_none())
-        .count();
-    let mut summary = format!("{} VM(s) deleted", report.deleted.len());
-    if cleaned > 0 {
-        summary.push_str(&format!(", {cleaned} stale resource(s) cleaned"));
-    }
-    if failures > 0 {
-        summary.push_str(&format!(", {failures} failure(s)"));
-    }
-    finish(&tx, task, state, summary, t0);
+    let state = end_state(report.cancelled, report.failure_count() > 0);
+    finish(&tx, task, state, report.summary(), t0);
 }

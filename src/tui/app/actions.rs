@@ -535,10 +535,8 @@ impl App {
                     ));
                     return Vec::new();
                 }
-                return vec![Effect::Session {
-                    id: r.info.id.clone(),
-                    attach,
-                }];
+                let id = r.info.id.clone();
+                return self.open_session(id, attach);
             }
             Action::Upload | Action::Download => {
                 let upload = a == Action::Upload;

@@ -98,18 +98,41 @@ pub(super) async fn run_start(
                     vm_id: r.id.clone(),
                 },
             );
-            let summary = format!(
-                "{} {} at {} ({}, {}) in {:.1} s · {}",
-                r.id,
-                r.status,
-                r.ip,
-                r.backend,
-                r.accelerator,
-                r.timings.total_ms / 1000.0,
-                r.ssh_command
-            );
-            finish(&tx, task, TaskState::Done, summary, t0);
+            finish(&tx, task, TaskState::Done, r.summary(), t0);
         }
+        Err(e) => finish(&tx, task, stopped_or_failed(&e), e.message, t0),
+    }
+}
+
+/// Wait for VM `id`'s sshd to answer (`core::guest::wait_answering`, the wait the CLI's
+/// `--boot-timeout` makes), at most [`SESSION_SSH_WAIT`]; a cancel stops it between tries.
+/// Done: the session may open.
+pub(super) async fn run_ssh_wait(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: CancelToken,
+    id: String,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    send(
+        &tx,
+        task,
+        TaskUpdate::Phase("waiting for the guest's sshd…".into()),
+    );
+    let stop = || cancel.is_cancelled();
+    match crate::core::guest::wait_answering_unless(&ctx, &id, SESSION_SSH_WAIT, stop).await {
+        Ok(()) => finish(
+            &tx,
+            task,
+            TaskState::Done,
+            format!("{id}'s sshd answers; opening the session"),
+            t0,
+        ),
         Err(e) => finish(&tx, task, stopped_or_failed(&e), e.message, t0),
     }
 }
@@ -140,11 +163,7 @@ pub(super) async fn run_delete(
     });
     let report = lifecycle::delete(&ctx, &ids, timeout, &progress).await;
     let state = end_state(report.cancelled, !report.failed.is_empty());
-    let mut summary = format!("{} VM(s) deleted", report.deleted.len());
-    if !report.failed.is_empty() {
-        summary.push_str(&format!(", {} failure(s)", report.failed.len()));
-    }
-    finish(&tx, task, state, summary, t0);
+    finish(&tx, task, state, report.summary(), t0);
 }
 
 /// Stop VMs one by one (`core::lifecycle::stop`, as `smolvm sandbox stop`, with the same
@@ -388,13 +407,7 @@ pub(super) async fn run_restore(
         ..RestoreOptions::default()
     };
     match restore(&ctx, &opts, &progress).await {
-        Ok(r) => {
-            let summary = format!(
-                "{} {} at {} from {} ({})",
-                r.vm.name, r.vm.status, r.vm.ip_address, r.snapshot.id, r.snapshot.kind
-            );
-            finish(&tx, task, TaskState::Done, summary, t0);
-        }
+        Ok(r) => finish(&tx, task, TaskState::Done, r.summary(), t0),
         Err(e) if crate::core::job::is_cancel(&e) => {
             finish(&tx, task, TaskState::Cancelled, e.message, t0)
         }
@@ -575,18 +588,8 @@ pub(super) fn run_transfer(
     };
     match result {
         Ok(t) => {
-            let what = format!(
-                "{} {} → {}",
-                t.kind,
-                if upload { local } else { guest },
-                if upload { guest } else { local }
-            );
             let size = crate::core::units::format_size(t.bytes);
-            send(
-                tx,
-                task,
-                TaskUpdate::Item(item(what.clone(), true, size.clone())),
-            );
+            send(tx, task, TaskUpdate::Item(item(t.what(upload), true, size)));
             // What the guest sent that was not made here (devices, links out, …).
             for s in &t.skipped {
                 send(
@@ -599,18 +602,7 @@ pub(super) fn run_transfer(
                     )),
                 );
             }
-            let skipped = match t.skipped.len() {
-                0 => String::new(),
-                1 => ", 1 entry skipped".to_string(),
-                n => format!(", {n} entries skipped"),
-            };
-            finish(
-                tx,
-                task,
-                TaskState::Done,
-                format!("copied {what} ({size}{skipped})"),
-                t0,
-            );
+            finish(tx, task, TaskState::Done, t.summary(upload), t0);
         }
         Err(e) => finish(tx, task, stopped_or_failed(&e), e.message, t0),
     }
