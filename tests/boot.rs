@@ -891,3 +891,119 @@ fn firecracker_driver_configures_starts_and_stops_a_real_binary() {
     let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut s));
     eprintln!("firecracker log tail: {}", s.lines().last().unwrap_or(""));
 }
+
+/// The dashboard's `x` on a start task while its guest boots: the App's cancel key gives
+/// the cancel effect, the worker sets the task's token, and the start stops at the boot's
+/// wait, kills the VMM it spawned and rolls back (no process, TAP, nftables element, row
+/// or file); the task ends Cancelled saying so. The App and a real worker run in this
+/// test binary started again inside the test's network namespace (`ip netns exec`, which
+/// also gives it that namespace's `/sys`).
+#[test]
+fn x_on_a_dashboard_start_stops_the_boot_and_rolls_back() {
+    const NAME: &str = "x_on_a_dashboard_start_stops_the_boot_and_rolls_back";
+    if std::env::var_os("SMOLVM_TEST_IN_NETNS").is_some() {
+        return dashboard_start_cancelled_here();
+    }
+    require_root!();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::with_presets(&[Row {
+        preset: "claude-code",
+        rootfs: &rootfs,
+    }]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &e.ns.name])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env_clear()
+        .envs(e.h.env_vars())
+        .env("SMOLVM_MANIFEST", e.manifest.clone().unwrap())
+        .env("SMOLVM_TEST_IN_NETNS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("1 passed"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(e.leftovers("vm-dash-x"), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+}
+
+/// The inside of [`x_on_a_dashboard_start_stops_the_boot_and_rolls_back`].
+fn dashboard_start_cancelled_here() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use smolvm::tui::app::{Effect, Input, StartImage, StartSpec, TaskState};
+    let env = smolvm::sys::env::Env::from_process();
+    let id = "vm-dash-x";
+    let data = std::path::PathBuf::from(std::env::var_os("SMOLVM_DATA_DIR").unwrap());
+    let sockets = std::path::PathBuf::from(std::env::var_os("SMOLVM_SOCKET_DIR").unwrap());
+    let log = data.join(format!("{id}.log"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let socket_dir = sockets.clone();
+    let task = rt.block_on(async move {
+        let sockets = socket_dir;
+        let key = |c| Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cx = smolvm::core::context::Context::local(&env);
+        let mut workers = smolvm::tui::worker::Workers::new(tx, cx);
+        let mut a = smolvm::tui::new_app(&env, false);
+        a.update(Input::Resize(160, 48));
+        let task = a
+            .data
+            .add_task(smolvm::core::job::JobKind::Start, "start".into());
+        workers.run(Effect::RunStart {
+            task,
+            spec: StartSpec {
+                image: StartImage::Preset("claude-code".into()),
+                name: Some(id.into()),
+                memory_mib: 256,
+                cpus: 1,
+                disk_mib: None,
+                mounts: vec![],
+                writable_mounts: false,
+                internet: Default::default(),
+                publish_ssh: false,
+                attach: false,
+            },
+        });
+        // Until the guest is booting (its console has lines, its VMM runs).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while std::fs::metadata(&log).map_or(0, |m| m.len()) < 200 {
+            while let Ok(m) = rx.try_recv() {
+                a.update(Input::Msg(m));
+            }
+            let t = &a.data.tasks[0];
+            assert_eq!(t.state, TaskState::Running, "{t:?}");
+            assert!(tokio::time::Instant::now() < deadline, "never booted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(smolvm::sys::process::vmm_processes(Some(&sockets))
+            .iter()
+            .any(|v| v.vm_id == id));
+        a.update(key('4'));
+        let fx = a.update(key('x'));
+        assert_eq!(fx, vec![Effect::Cancel { task }]);
+        for f in fx {
+            workers.run(f);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while a.data.tasks[0].state == TaskState::Running {
+            let m = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("the start ended after x")
+                .unwrap();
+            a.update(Input::Msg(m));
+        }
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert!(
+        task.summary
+            .contains(&format!("Start of sandbox '{id}' cancelled; rolled back")),
+        "{task:?}"
+    );
+    assert!(!smolvm::sys::process::vmm_processes(Some(&sockets))
+        .iter()
+        .any(|v| v.vm_id == id));
+}
