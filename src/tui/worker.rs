@@ -178,10 +178,8 @@ impl Workers {
                 tokio::spawn(run_restore(task, tx, cx, cancel, snapshot, force));
             }
             Effect::RunDeleteSnapshots { task, ids } => {
-                let cancel = self.cancel_token(task);
-                tokio::task::spawn_blocking(move || {
-                    run_delete_snapshots(task, &tx, &cx, &cancel, ids)
-                });
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_delete_snapshots(task, tx, cx, cancel, ids));
             }
             Effect::RunPort {
                 task,

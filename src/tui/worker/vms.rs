@@ -415,47 +415,35 @@ pub(super) async fn run_restore(
     }
 }
 
-/// Delete snapshots (`core::snapshot::delete`), each an item.
-pub(super) fn run_delete_snapshots(
+/// Delete snapshots (`core::snapshot::delete`), each an item, through the same loop as
+/// the VM tasks ([`each_vm`]: the count moves on, a cancel stops before the next one).
+pub(super) async fn run_delete_snapshots(
     task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    cancel: &CancelToken,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
     ids: Vec<String>,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, cx) {
-        Ok(c) => c,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    send(tx, task, TaskUpdate::Phase("deleting".into()));
-    let mut failed = 0;
-    for (n, id) in ids.iter().enumerate() {
-        if cancel.is_cancelled() {
-            let summary = format!("{n} of {} snapshot(s) deleted", ids.len());
-            return finish(tx, task, TaskState::Cancelled, summary, t0);
+    send(&tx, task, TaskUpdate::Phase("deleting".into()));
+    each_vm(&tx, task, &cancel, &ids, "snapshot(s) deleted", t0, |id| {
+        let ctx = ctx.clone();
+        async move {
+            // Files removed: off the async threads.
+            let s = tokio::task::spawn_blocking(move || crate::core::snapshot::delete(&ctx, &id))
+                .await
+                .map_err(|e| crate::core::Error::runtime(e.to_string()))??;
+            Ok(format!(
+                "deleted ({})",
+                crate::core::units::format_size(s.size_bytes)
+            ))
         }
-        let it = match crate::core::snapshot::delete(&ctx, id) {
-            Ok(s) => item(
-                id.clone(),
-                true,
-                format!(
-                    "deleted ({})",
-                    crate::core::units::format_size(s.size_bytes)
-                ),
-            ),
-            Err(e) => {
-                failed += 1;
-                item(id.clone(), false, failure(&e))
-            }
-        };
-        send(tx, task, TaskUpdate::Item(it));
-    }
-    let summary = format!(
-        "{} snapshot(s) deleted, {failed} failed",
-        ids.len() - failed
-    );
-    finish(tx, task, end_state(false, failed > 0), summary, t0);
+    })
+    .await;
 }
 
 /// Expose or close a port (`core::ports::{expose, close}`); core's error is the task's
