@@ -5,6 +5,7 @@
 use super::cleanup::CleanupReport;
 use super::files::Transfer;
 use super::images::catalog::RmReport;
+use super::images::pull::{PullAllReport, PullReport};
 use super::lifecycle::DeleteReport;
 use super::prune::{KeepReason, PruneReport};
 use super::snapshot::RestoreReport;
@@ -115,6 +116,28 @@ impl RmReport {
     }
 }
 
+impl PullReport {
+    /// One pulled image: `already cached (1.0 MiB)` or `pulled 300 KiB (1.0 MiB on disk)`.
+    pub fn detail(&self) -> String {
+        if self.already_cached {
+            format!("already cached ({})", format_size(self.size_bytes))
+        } else {
+            format!(
+                "pulled {} ({} on disk)",
+                format_size(self.downloaded_bytes),
+                format_size(self.size_bytes)
+            )
+        }
+    }
+}
+
+impl PullAllReport {
+    /// `3 pulled, 1 failed`
+    pub fn summary(&self) -> String {
+        format!("{} pulled, {} failed", self.pulled.len(), self.failed.len())
+    }
+}
+
 impl Transfer {
     /// What was copied, from where to where: `file ./a → /root/a`.
     pub fn what(&self, upload: bool) -> String {
@@ -155,6 +178,39 @@ mod tests {
         };
         assert_eq!(d.summary(), "2 VM(s) deleted, 1 failure(s)");
         assert_eq!(DeleteReport::default().summary(), "0 VM(s) deleted");
+    }
+
+    #[test]
+    fn a_pull_says_whether_it_downloaded_or_found_the_image_cached() {
+        use crate::core::images::{Arch, Os, Vmm};
+        let mut r = PullReport {
+            preset: "codex".into(),
+            arch: Arch::Amd64,
+            vmm: Vmm::Qemu,
+            os: Os::Ubuntu,
+            version: "0.1.0".into(),
+            release: "r".into(),
+            name: "codex-amd64-qemu".into(),
+            image_dir: "/i".into(),
+            kernel_path: "/i/k".into(),
+            rootfs_path: "/i/r".into(),
+            downloaded_bytes: 2048,
+            already_cached: false,
+            size_bytes: 4096,
+        };
+        assert_eq!(
+            r.detail(),
+            format!(
+                "pulled {} ({} on disk)",
+                format_size(2048),
+                format_size(4096)
+            )
+        );
+        r.already_cached = true;
+        assert_eq!(
+            r.detail(),
+            format!("already cached ({})", format_size(4096))
+        );
     }
 
     #[test]

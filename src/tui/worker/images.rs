@@ -198,19 +198,7 @@ pub(super) fn pull_bytes(
 
 /// A finished pull as a task item.
 pub(super) fn pulled_item(r: &crate::core::images::pull::PullReport) -> TaskItem {
-    let detail = if r.already_cached {
-        format!(
-            "already cached ({})",
-            crate::core::units::format_size(r.size_bytes)
-        )
-    } else {
-        format!(
-            "pulled {} ({} on disk)",
-            crate::core::units::format_size(r.downloaded_bytes),
-            crate::core::units::format_size(r.size_bytes)
-        )
-    };
-    item(r.name.clone(), true, detail)
+    item(r.name.clone(), true, r.detail())
 }
 
 /// Pull the current version of these images (`core::images::pull::pull`, as `smolvm image
@@ -300,8 +288,7 @@ pub(super) fn run_pull_all(
     match report {
         Ok(r) => {
             let state = end_state(cancel.load(Ordering::Relaxed), !r.failed.is_empty());
-            let summary = format!("{} pulled, {} failed", r.pulled.len(), r.failed.len());
-            finish(tx, task, state, summary, t0);
+            finish(tx, task, state, r.summary(), t0);
         }
         Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
     }
