@@ -543,6 +543,143 @@ fn a_boot_that_never_gets_ready_times_out_and_rolls_back() {
     assert_failed_cleanly(&e, &out, "vm-slow", "did not become ready within 8 s");
 }
 
+impl Sandboxes {
+    /// Run `smolvm ARGS` and send it SIGINT (as a terminal's Ctrl-C) once VM `id`'s console
+    /// log has the guest's first lines (its VMM spawned, the boot waiting for the ready
+    /// line), checking that its VMM runs then; its output once it exits.
+    fn interrupted_during_boot(&self, args: &[&str], id: &str) -> std::process::Output {
+        let log = self.h.data.join(format!("{id}.log"));
+        self.interrupted_when(args, || {
+            let booting = std::fs::metadata(&log).map_or(0, |m| m.len()) >= 200;
+            if booting {
+                // The VMM it spawned, alive at the interrupt (found by the test).
+                let vmms = smolvm::sys::process::vmm_processes(Some(&self.h.sockets()));
+                assert!(vmms.iter().any(|v| v.vm_id == id), "no VMM of {id} running");
+            }
+            booting
+        })
+    }
+}
+
+/// Ctrl-C during `sandbox create --start`: the boot stops at once, the VMM it spawned is
+/// killed and everything is rolled back as for a failed start (no process, TAP, nftables
+/// element, row or file), and it says so with SmolVM's interrupt exit code, 130.
+#[test]
+fn sigint_during_a_start_cancels_it_and_rolls_back() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::with_presets(&[]);
+    let out = e.interrupted_during_boot(
+        &create_start(
+            kernel.to_str().unwrap(),
+            rootfs.to_str().unwrap(),
+            "vm-int",
+            &["--boot-timeout", "200"],
+        ),
+        "vm-int",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("Start of sandbox 'vm-int' cancelled by SIGINT; rolled back"),
+        "{m}"
+    );
+    assert_eq!(e.leftovers("vm-int"), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+
+    // The same through a preset's `start` (SmolVM's `smolvm <preset> start`).
+    let p = Env::with_presets(&[Row {
+        preset: "claude-code",
+        rootfs: &rootfs,
+    }]);
+    let out = p.interrupted_during_boot(
+        &[
+            "claude-code",
+            "start",
+            "--name",
+            "vm-int3",
+            "--backend",
+            "qemu",
+            "--boot-timeout",
+            "200",
+            "--json",
+        ],
+        "vm-int3",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(m.contains("cancelled by SIGINT; rolled back"), "{m}");
+    assert_eq!(p.leftovers("vm-int3"), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&p.h.data).is_empty());
+}
+
+/// Ctrl-C during `sandbox start` of a created sandbox: the VMM it spawned is killed and
+/// the row goes back to `created` (no pid, no socket), not `error`; it starts again later.
+#[test]
+fn sigint_during_sandbox_start_puts_the_row_back() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::with_presets(&[]);
+    let id = "vm-int2";
+    e.ok(&create_args(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        id,
+        "qemu",
+        &["--json"],
+    ));
+    let out = e.interrupted_during_boot(
+        &["sandbox", "start", id, "--boot-timeout", "200", "--json"],
+        id,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        m.contains(&format!(
+            "Start of sandbox '{id}' cancelled by SIGINT; rolled back"
+        )),
+        "{m}"
+    );
+    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
+    let (status, pid): (String, Option<i64>) = c
+        .query_row("SELECT status, pid FROM vms WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), pid), ("created", None));
+    assert!(
+        !smolvm::sys::process::vmm_processes(Some(&e.h.sockets()))
+            .iter()
+            .any(|v| v.vm_id == id),
+        "the VMM outlived the interrupt"
+    );
+    assert!(!e.h.sockets().join(format!("qmp-{id}.sock")).exists());
+    e.ok(&["sandbox", "delete", id, "--json"]);
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+}
+
 #[test]
 fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
     require_root!();
@@ -753,4 +890,120 @@ fn firecracker_driver_configures_starts_and_stops_a_real_binary() {
     let mut s = String::new();
     let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut s));
     eprintln!("firecracker log tail: {}", s.lines().last().unwrap_or(""));
+}
+
+/// The dashboard's `x` on a start task while its guest boots: the App's cancel key gives
+/// the cancel effect, the worker sets the task's token, and the start stops at the boot's
+/// wait, kills the VMM it spawned and rolls back (no process, TAP, nftables element, row
+/// or file); the task ends Cancelled saying so. The App and a real worker run in this
+/// test binary started again inside the test's network namespace (`ip netns exec`, which
+/// also gives it that namespace's `/sys`).
+#[test]
+fn x_on_a_dashboard_start_stops_the_boot_and_rolls_back() {
+    const NAME: &str = "x_on_a_dashboard_start_stops_the_boot_and_rolls_back";
+    if std::env::var_os("SMOLVM_TEST_IN_NETNS").is_some() {
+        return dashboard_start_cancelled_here();
+    }
+    require_root!();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::with_presets(&[Row {
+        preset: "claude-code",
+        rootfs: &rootfs,
+    }]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &e.ns.name])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env_clear()
+        .envs(e.h.env_vars())
+        .env("SMOLVM_MANIFEST", e.manifest.clone().unwrap())
+        .env("SMOLVM_TEST_IN_NETNS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("1 passed"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(e.leftovers("vm-dash-x"), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+}
+
+/// The inside of [`x_on_a_dashboard_start_stops_the_boot_and_rolls_back`].
+fn dashboard_start_cancelled_here() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use smolvm::tui::app::{Effect, Input, StartImage, StartSpec, TaskState};
+    let env = smolvm::sys::env::Env::from_process();
+    let id = "vm-dash-x";
+    let data = std::path::PathBuf::from(std::env::var_os("SMOLVM_DATA_DIR").unwrap());
+    let sockets = std::path::PathBuf::from(std::env::var_os("SMOLVM_SOCKET_DIR").unwrap());
+    let log = data.join(format!("{id}.log"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let socket_dir = sockets.clone();
+    let task = rt.block_on(async move {
+        let sockets = socket_dir;
+        let key = |c| Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cx = smolvm::core::context::Context::local(&env);
+        let mut workers = smolvm::tui::worker::Workers::new(tx, cx);
+        let mut a = smolvm::tui::new_app(&env, false);
+        a.update(Input::Resize(160, 48));
+        let task = a
+            .data
+            .add_task(smolvm::core::job::JobKind::Start, "start".into());
+        workers.run(Effect::RunStart {
+            task,
+            spec: StartSpec {
+                image: StartImage::Preset("claude-code".into()),
+                name: Some(id.into()),
+                memory_mib: 256,
+                cpus: 1,
+                disk_mib: None,
+                mounts: vec![],
+                writable_mounts: false,
+                internet: Default::default(),
+                publish_ssh: false,
+                attach: false,
+            },
+        });
+        // Until the guest is booting (its console has lines, its VMM runs).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while std::fs::metadata(&log).map_or(0, |m| m.len()) < 200 {
+            while let Ok(m) = rx.try_recv() {
+                a.update(Input::Msg(m));
+            }
+            let t = &a.data.tasks[0];
+            assert_eq!(t.state, TaskState::Running, "{t:?}");
+            assert!(tokio::time::Instant::now() < deadline, "never booted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(smolvm::sys::process::vmm_processes(Some(&sockets))
+            .iter()
+            .any(|v| v.vm_id == id));
+        a.update(key('4'));
+        let fx = a.update(key('x'));
+        assert_eq!(fx, vec![Effect::Cancel { task }]);
+        for f in fx {
+            workers.run(f);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while a.data.tasks[0].state == TaskState::Running {
+            let m = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("the start ended after x")
+                .unwrap();
+            a.update(Input::Msg(m));
+        }
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert!(
+        task.summary
+            .contains(&format!("Start of sandbox '{id}' cancelled; rolled back")),
+        "{task:?}"
+    );
+    assert!(!smolvm::sys::process::vmm_processes(Some(&sockets))
+        .iter()
+        .any(|v| v.vm_id == id));
 }

@@ -593,7 +593,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
 }
 
 #[test]
-fn cancel_applies_to_prune_but_a_start_says_why_not() {
+fn cancel_applies_to_prune_and_to_a_start_which_rolls_back() {
     let mut a = full_app(160, 48);
     a.update(key('p'));
     prune_preview(&mut a, vec![("x".into(), 1)], 1);
@@ -604,8 +604,12 @@ fn cancel_applies_to_prune_but_a_start_says_why_not() {
     a.update(key('n'));
     a.update(code(KeyCode::Enter));
     a.update(key('G'));
-    assert!(a.update(key('x')).is_empty());
-    assert!(status(&a).starts_with("a start cannot be stopped midway"));
+    assert_eq!(a.update(key('x')), vec![Effect::Cancel { task: 2 }]);
+    assert!(
+        status(&a).starts_with("cancelling task 2 (it stops and rolls back)"),
+        "{}",
+        status(&a)
+    );
 }
 
 /// `x` on a running task of each kind: a cancellable kind is asked to stop (and the footer
@@ -622,7 +626,7 @@ fn x_cancels_each_cancellable_task_kind_and_refuses_the_others_saying_why() {
         let footer = render(&a).lines().last().unwrap_or_default().to_string();
         let fx = a.update(key('x'));
         match kind.cancel() {
-            Cancel::BetweenItems => {
+            Cancel::BetweenItems | Cancel::RollsBack => {
                 assert_eq!(fx, vec![Effect::Cancel { task }], "{kind:?}");
                 assert!(status(&a).starts_with("cancelling task"), "{kind:?}");
                 assert!(footer.contains("cancel task"), "{kind:?}: {footer}");
@@ -1683,16 +1687,102 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
                 },
             }),
         ),
+        (
+            TaskKind::Resume,
+            Box::new(move |task| Effect::RunPause {
+                task,
+                ids: ids(),
+                paused: false,
+            }),
+        ),
+        (
+            TaskKind::Cleanup,
+            Box::new(|task| Effect::RunCleanup {
+                task,
+                prefix: "vm-".into(),
+                all: false,
+            }),
+        ),
+        (
+            TaskKind::Pull,
+            Box::new(|task| Effect::RunPull {
+                task,
+                names: vec!["codex-amd64-qemu".into()],
+            }),
+        ),
+        (
+            TaskKind::Upload,
+            Box::new(|task| Effect::RunTransfer {
+                task,
+                id: "vm-gone-1".into(),
+                upload: true,
+                local: "/etc/hostname".into(),
+                guest: "/tmp/x".into(),
+            }),
+        ),
+        (
+            TaskKind::Download,
+            Box::new(|task| Effect::RunTransfer {
+                task,
+                id: "vm-gone-1".into(),
+                upload: false,
+                local: "/tmp/smolvm-never-written".into(),
+                guest: "/etc/hostname".into(),
+            }),
+        ),
+        (
+            TaskKind::Start,
+            Box::new(|task| Effect::RunStart {
+                task,
+                spec: StartSpec {
+                    image: StartImage::Preset("codex".into()),
+                    name: Some("vm-never".into()),
+                    memory_mib: 512,
+                    cpus: 1,
+                    disk_mib: None,
+                    mounts: vec![],
+                    writable_mounts: false,
+                    internet: Default::default(),
+                    publish_ssh: false,
+                    attach: false,
+                },
+            }),
+        ),
+        (
+            TaskKind::SshWait,
+            Box::new(|task| Effect::RunSshWait {
+                task,
+                id: "vm-gone-1".into(),
+            }),
+        ),
+        (
+            TaskKind::Restore,
+            Box::new(|task| Effect::RunRestore {
+                task,
+                snapshot: "snap-gone".into(),
+                force: false,
+            }),
+        ),
     ];
+    // Every cancellable kind the dashboard runs is here (network and port changes are
+    // one step and say so).
+    let covered: Vec<TaskKind> = cases.iter().map(|(k, _)| *k).collect();
+    for kind in smolvm::core::job::JobKind::ALL {
+        assert_eq!(
+            kind.cancellable(),
+            covered.contains(&kind),
+            "{kind:?}: cancellable but not driven here, or driven but not cancellable"
+        );
+    }
+    let mut wrong = Vec::new();
     for (kind, run) in cases {
         assert!(kind.cancellable(), "{kind:?}");
         let t = run_cancelled(h.env(), kind, run);
-        assert_eq!(t.state, TaskState::Cancelled, "{kind:?}: {t:?}");
-        assert!(
-            t.items.iter().all(|i| i.name == "state database"),
-            "{kind:?}: {t:?}"
-        );
+        if t.state != TaskState::Cancelled || t.items.iter().any(|i| i.name != "state database") {
+            wrong.push(format!("{kind:?}: {t:?}"));
+        }
     }
+    assert!(wrong.is_empty(), "{wrong:#?}");
     assert!(cache.exists(), "a cancelled image rm removed the image");
     assert!(old.exists(), "a cancelled prune removed a cache");
 }
@@ -3094,20 +3184,41 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     assert!(a.update(key('a')).is_empty());
     assert!(a.status.as_deref().unwrap_or("").contains("start it first"));
     a.update(key('j'));
+    // First the wait for the guest's sshd, as a task (the dashboard stays live); the
+    // session once it is done, and none when it failed or was cancelled.
     assert_eq!(
         a.update(key('a')),
-        vec![Effect::Session {
+        vec![Effect::RunSshWait {
+            task: 1,
             id: "vm-agent-1".into(),
-            attach: true
         }]
     );
+    assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::SshWait);
     assert_eq!(
         a.update(key('!')),
-        vec![Effect::Session {
+        vec![Effect::RunSshWait {
+            task: 2,
             id: "vm-agent-1".into(),
-            attach: false
         }]
     );
+    let finished = |task: u64, state: TaskState| {
+        Input::Msg(Msg::Task {
+            id: task,
+            update: TaskUpdate::Finished {
+                state,
+                summary: "x".into(),
+                took_ms: 1,
+            },
+        })
+    };
+    let fx = a.update(finished(1, TaskState::Done));
+    assert!(fx.contains(&Effect::Session {
+        id: "vm-agent-1".into(),
+        attach: true
+    }));
+    let fx = a.update(finished(2, TaskState::Cancelled));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Session { .. })));
+    a.update(key('1'));
     // Back from the session: the same VM selected, the exit code said.
     a.update(key('G'));
     let fx = a.update(Input::Msg(Msg::SessionEnded {
@@ -3160,6 +3271,19 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
             took_ms: 1,
         },
     }));
+    let wait = task + 1;
+    assert!(fx.contains(&Effect::RunSshWait {
+        id: "vm-new".into(),
+        task: wait,
+    }));
+    let fx = a.update(Input::Msg(Msg::Task {
+        id: wait,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "vm-new's sshd answers".into(),
+            took_ms: 1,
+        },
+    }));
     assert!(fx.contains(&Effect::Session {
         id: "vm-new".into(),
         attach: true
@@ -3173,7 +3297,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
     a.update(key(' '));
     a.update(code(KeyCode::Enter));
     let fx = a.update(Input::Msg(Msg::Task {
-        id: task + 1,
+        id: wait + 1,
         update: TaskUpdate::Finished {
             state: TaskState::Failed,
             summary: "boot timed out".into(),

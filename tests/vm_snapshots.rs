@@ -645,3 +645,66 @@ fn an_unprivileged_firecracker_snapshots_and_loads_through_its_own_folders() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Ctrl-C during `sandbox snapshot restore --resume` (once the restore's QEMU is up): its
+/// QEMU is killed and the restore rolled back as a failed one is (no process, TAP,
+/// nftables element, row or file of the sandbox; the snapshot kept), saying so with exit
+/// 130; the snapshot then restores.
+#[test]
+fn sigint_during_a_restore_cancels_it_and_rolls_back() {
+    require_root!();
+    let rootfs = support::images::busybox_rootfs(support::images::Init::Ready);
+    let (kernel, _) = support::images::kernel();
+    let e = Env::new();
+    let id = "vm-rint";
+    e.ok(&support::sandbox::create_args(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        id,
+        "qemu",
+        &["--start", "--json"],
+    ));
+    e.ok_json(&[
+        "sandbox",
+        "snapshot",
+        "create",
+        id,
+        "--snapshot-id",
+        "snap-int",
+        "--json",
+    ]);
+    e.ok_json(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+
+    let sock = e.h.sockets().join(format!("qmp-{id}.sock"));
+    let out = e.interrupted_when(
+        &[
+            "sandbox", "snapshot", "restore", "snap-int", "--resume", "--json",
+        ],
+        || sock.exists(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        support::stdout(&out),
+        support::stderr(&out)
+    );
+    let m = support::json(&out)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        m.contains("Restore of snapshot 'snap-int' cancelled by SIGINT; rolled back"),
+        "{m}"
+    );
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+    assert_eq!(e.snapshots().len(), 1);
+
+    // Nothing half-done stands in the way: it restores (paused) and goes.
+    let r = e.ok_json(&["sandbox", "snapshot", "restore", "snap-int", "--json"]);
+    assert_eq!(r["data"]["vm"]["status"], "paused");
+    e.ok_json(&["sandbox", "delete", id, "--timeout", "3", "--json"]);
+    e.ok_json(&["sandbox", "snapshot", "delete", "snap-int", "--json"]);
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+}

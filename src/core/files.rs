@@ -135,17 +135,21 @@ fn content_size(path: &Path) -> u64 {
 }
 
 /// Copy `from` to `to`, reporting bytes; stops quietly when the reader is done or the
-/// writer has gone (its exit status tells why).
+/// writer has gone (its exit status tells why). `false` when it stopped because the job
+/// was cancelled (checked before each chunk).
 fn pump(
     mut from: impl Read,
     mut to: impl Write,
     total: u64,
     progress: &Progress<FileProgress>,
-) -> u64 {
+) -> bool {
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = 0u64;
     progress.emit(FileProgress { done, total });
     loop {
+        if progress.cancelled() {
+            return false;
+        }
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -160,7 +164,13 @@ fn pump(
         });
     }
     let _ = to.flush();
-    done
+    true
+}
+
+/// A transfer stopped by its job's cancel (an interrupted error, so a face tells it from
+/// a failure).
+fn cancelled(what: String) -> Error {
+    Error::new(ErrorCode::Interrupted, what)
 }
 
 fn spawn<S: AsRef<std::ffi::OsStr>>(
@@ -238,6 +248,11 @@ pub fn upload(
     progress: &Progress<FileProgress>,
 ) -> Result<Transfer> {
     check_guest_path(guest_path)?;
+    if progress.cancelled() {
+        return Err(cancelled(format!(
+            "Upload to sandbox '{id}' cancelled; nothing was copied"
+        )));
+    }
     // The path the user named is followed (an upload reads); nothing below it is.
     let meta = std::fs::metadata(local).map_err(|e| {
         Error::runtime(format!(
@@ -307,7 +322,21 @@ pub fn upload(
     let ssh_err = stderr_of(&mut ssh);
     let tar_out = tar.take_stdout().expect("piped");
     let ssh_in = ssh.take_stdin().expect("piped");
-    pump(tar_out, ssh_in, total, progress);
+    if !pump(tar_out, ssh_in, total, progress) {
+        // Our own children, stopped: the guest's script sees its stream cut (a file's
+        // temporary folder goes with it; a directory keeps what was unpacked so far).
+        let _ = ssh.kill();
+        let _ = tar.kill();
+        let _ = ssh.wait();
+        let _ = tar.wait();
+        return Err(cancelled(if is_dir {
+            format!(
+                "Upload to sandbox '{id}' cancelled; {guest_path} may hold part of the directory"
+            )
+        } else {
+            format!("Upload to sandbox '{id}' cancelled; {guest_path} was not written")
+        }));
+    }
     let ssh_status = ssh.wait().map_err(|e| Error::runtime(e.to_string()))?;
     let tar_status = tar.wait().map_err(|e| Error::runtime(e.to_string()))?;
     let (ssh_err, tar_err) = (ssh_err.text(), tar_err.text());
@@ -419,6 +448,9 @@ pub fn download(
     progress: &Progress<FileProgress>,
 ) -> Result<Transfer> {
     check_guest_path(guest_path)?;
+    if progress.cancelled() {
+        return Err(stop_error(id, Stop::Cancelled, local));
+    }
     not_running_first(ctx, id, login)?;
     let interrupts = Interrupts::catch()
         .map_err(|e| Error::runtime(format!("cannot watch for Ctrl-C: {}", io_reason(&e))))?;
@@ -721,7 +753,7 @@ fn stop_error(id: &str, s: Stop, target: &Path) -> Error {
                 target.display()
             ),
         ),
-        Stop::Cancelled => Error::runtime(format!(
+        Stop::Cancelled => cancelled(format!(
             "Download from sandbox '{id}' cancelled; nothing was written to {}",
             target.display()
         )),

@@ -113,19 +113,42 @@ pub fn run_ok(
     }
 }
 
-pub use super::ssh::{ssh_answers, wait_ssh};
+pub use super::ssh::{ssh_answers, wait_ssh, wait_ssh_unless};
 
 /// Wait until running sandbox `id`'s sshd answers (its banner), at most `timeout`: the one
 /// wait a face makes before a command or a session right after a boot (a guest can print
 /// its ready line before sshd serves). An unknown or stopped sandbox is the SSH recipe's
 /// own error.
 pub async fn wait_answering(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()> {
+    wait_answering_unless(ctx, id, timeout, || false).await
+}
+
+/// [`wait_answering`] that stops between tries once `stop` says so (the dashboard's
+/// cancel): an `interrupted` error.
+pub async fn wait_answering_unless(
+    ctx: &Ctx,
+    id: &str,
+    timeout: Duration,
+    stop: impl Fn() -> bool,
+) -> Result<()> {
+    let cancelled = || {
+        Error::new(
+            crate::core::error::ErrorCode::Interrupted,
+            format!("The wait for sandbox '{id}' to answer on SSH was cancelled"),
+        )
+    };
+    if stop() {
+        return Err(cancelled());
+    }
     let ip = lifecycle::running_ip(ctx, id)?;
     let deadline = Instant::now() + timeout;
     let answered = match ip.parse() {
-        Ok(ip) => wait_ssh(ip, deadline).await,
+        Ok(ip) => wait_ssh_unless(ip, deadline, &stop).await,
         Err(_) => false,
     };
+    if stop() {
+        return Err(cancelled());
+    }
     if answered {
         Ok(())
     } else {

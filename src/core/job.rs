@@ -32,6 +32,8 @@ pub enum JobKind {
     Upload,
     Download,
     Network,
+    /// The wait for a guest's sshd before a dashboard session opens.
+    SshWait,
 }
 
 /// Whether a running job of a kind can be stopped, and how.
@@ -40,12 +42,15 @@ pub enum Cancel {
     /// It checks its token between items (caches, VMs, images, snapshots, chunks of a
     /// transfer) and stops before the next one; what is done stays done.
     BetweenItems,
+    /// It stops at its next wait (a start's or a restore's boot) and rolls back what it
+    /// made, as a failure would: the VM is left as it was before.
+    RollsBack,
     /// It cannot be stopped midway; the text says why (shown when asked to).
     Not(&'static str),
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 16] = [
+    pub const ALL: [JobKind; 17] = [
         JobKind::Prune,
         JobKind::Cleanup,
         JobKind::Delete,
@@ -62,17 +67,13 @@ impl JobKind {
         JobKind::Upload,
         JobKind::Download,
         JobKind::Network,
+        JobKind::SshWait,
     ];
 
     /// Whether this kind can be cancelled (the one place that says so).
     pub fn cancel(self) -> Cancel {
         match self {
-            JobKind::Start => Cancel::Not(
-                "a start cannot be stopped midway (it rolls back on failure); delete the VM once it is up",
-            ),
-            JobKind::Restore => Cancel::Not(
-                "a restore cannot be stopped midway (it rolls back on failure); delete the VM once it is up",
-            ),
+            JobKind::Start | JobKind::Restore => Cancel::RollsBack,
             JobKind::Port => Cancel::Not("a port change is one step; it cannot be cancelled"),
             JobKind::Network => {
                 Cancel::Not("a network policy change is one step; it cannot be cancelled")
@@ -88,7 +89,8 @@ impl JobKind {
             | JobKind::Snapshot
             | JobKind::DeleteSnapshot
             | JobKind::Upload
-            | JobKind::Download => Cancel::BetweenItems,
+            | JobKind::Download
+            | JobKind::SshWait => Cancel::BetweenItems,
         }
     }
 
@@ -111,12 +113,19 @@ impl JobKind {
             JobKind::Upload => "upload",
             JobKind::Download => "download",
             JobKind::Network => "network",
+            JobKind::SshWait => "session",
         }
     }
 
     pub fn cancellable(self) -> bool {
-        self.cancel() == Cancel::BetweenItems
+        matches!(self.cancel(), Cancel::BetweenItems | Cancel::RollsBack)
     }
+}
+
+/// Whether a job's error is its stop (the cancel, or SIGINT/SIGTERM/SIGHUP caught while it
+/// ran: an `interrupted` error, exit 130), not a failure. A face shows it as cancelled.
+pub fn is_cancel(e: &super::error::Error) -> bool {
+    e.code == super::error::ErrorCode::Interrupted
 }
 
 /// A job's cancel flag: cloned into the job, set by whoever started it.
@@ -197,7 +206,7 @@ mod tests {
     fn every_kind_is_either_cancellable_or_says_why_not() {
         for k in JobKind::ALL {
             match k.cancel() {
-                Cancel::BetweenItems => assert!(k.cancellable()),
+                Cancel::BetweenItems | Cancel::RollsBack => assert!(k.cancellable()),
                 Cancel::Not(why) => {
                     assert!(!k.cancellable());
                     assert!(why.contains("cannot be"), "{k:?}: {why}");
@@ -216,8 +225,13 @@ mod tests {
             JobKind::DeleteSnapshot,
             JobKind::Upload,
             JobKind::Download,
+            JobKind::Start,
+            JobKind::Restore,
         ] {
             assert!(k.cancellable(), "{k:?}");
         }
+        // A start and a restore undo what they made when stopped.
+        assert_eq!(JobKind::Start.cancel(), Cancel::RollsBack);
+        assert_eq!(JobKind::Restore.cancel(), Cancel::RollsBack);
     }
 }

@@ -38,6 +38,7 @@ pub mod snapshot;
 pub mod ssh;
 pub mod start;
 pub mod sudo;
+pub mod summary;
 pub mod table;
 pub mod teardown;
 pub mod units;

@@ -146,7 +146,20 @@ async fn banner_at(addr: std::net::SocketAddr, patience: Duration) -> bool {
 /// the commands given `--boot-timeout` use it, and a boot's readiness probe asks
 /// [`ssh_answers`].
 pub async fn wait_ssh(ip: std::net::Ipv4Addr, deadline: Instant) -> bool {
+    wait_ssh_unless(ip, deadline, || false).await
+}
+
+/// [`wait_ssh`] that also gives up (false) as soon as `stop` says so (a cancel), checked
+/// between tries.
+pub async fn wait_ssh_unless(
+    ip: std::net::Ipv4Addr,
+    deadline: Instant,
+    stop: impl Fn() -> bool,
+) -> bool {
     loop {
+        if stop() {
+            return false;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if ssh_answers(
             ip,

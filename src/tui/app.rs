@@ -132,6 +132,8 @@ pub struct App {
     /// Start tasks that attach to their VM once it is up (and the VM, once it is known):
     /// the session begins when the task has finished, so the task's end is shown first.
     attach_after: std::collections::BTreeMap<u64, Option<String>>,
+    /// The sshd waits whose session opens when they are done: VM id, attach (else shell).
+    session_after: std::collections::BTreeMap<u64, (String, bool)>,
     /// Lines run from the palette, oldest first (Up/Down recall them).
     pub palette_history: Vec<String>,
     /// Mouse capture is on (`m` turns it off so the terminal selects text).
@@ -202,6 +204,7 @@ impl App {
             detail: None,
             presets: PRESETS.clone(),
             attach_after: std::collections::BTreeMap::new(),
+            session_after: std::collections::BTreeMap::new(),
             palette_history: Vec::new(),
             mouse: true,
             keymap_file: "~/.config/smolvm/keymap.toml".into(),
@@ -349,6 +352,16 @@ impl App {
         self.task_sel = self.data.tasks.len() - 1;
         self.log(format!("task {id} started: {title}"));
         id
+    }
+
+    /// A session in VM `id` (its agent when `attach`, else a login shell): first a task
+    /// that waits for the guest's sshd (it may still be coming up after a start; the
+    /// dashboard stays live and `x` cancels it), then the session once that is done.
+    pub(super) fn open_session(&mut self, id: String, attach: bool) -> Vec<Effect> {
+        let what = if attach { "attach to" } else { "shell in" };
+        let task = self.new_task(TaskKind::SshWait, format!("{what} {id}"));
+        self.session_after.insert(task, (id.clone(), attach));
+        vec![Effect::RunSshWait { task, id }]
     }
 
     /// Changes whenever visible state may have changed (the loop redraws then).
@@ -652,6 +665,7 @@ impl App {
             }
             TaskUpdate::Finished { state, summary, .. } => {
                 let attach = self.attach_after.remove(&task).flatten();
+                let session = self.session_after.remove(&task);
                 // The port and network forms wait for their task: core's refusal stays in
                 // the form.
                 let waiting = match &mut self.dialog {
@@ -678,7 +692,10 @@ impl App {
                     });
                 }
                 if let (Some(id), TaskState::Done) = (attach, state) {
-                    fx.push(Effect::Session { id, attach: true });
+                    fx.extend(self.open_session(id, true));
+                }
+                if let (Some((id, attach)), TaskState::Done) = (session, state) {
+                    fx.push(Effect::Session { id, attach });
                 }
                 fx
             }

@@ -74,9 +74,6 @@ fn session_argv(cx: &Context, id: &str, attach: bool) -> Result<Vec<String>, Str
     crate::core::presets::attach::argv(&ctx, id, preset).map_err(|e| e.message)
 }
 
-/// How long a session waits for the guest's sshd to answer before it opens.
-const SESSION_SSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Suspend the dashboard for an SSH session: stop reading keys (the input reader is
 /// dropped so it takes nothing from the session), leave the alternate screen and raw mode,
 /// show the cursor, run `ssh` in the foreground with the terminal, then take the terminal
@@ -209,19 +206,11 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
                             "login shell"
                         }
                     );
-                    // A session right after a start: the guest's sshd may still be
-                    // coming up after its ready line.
-                    let ready = match cx.job() {
-                        Ok(ctx) => crate::core::guest::wait_answering(&ctx, &id, SESSION_SSH_WAIT)
-                            .await
-                            .map_err(|e| e.message),
-                        Err(e) => Err(e.message),
-                    };
-                    let result = ready
-                        .and_then(|()| session_argv(&cx, &id, attach))
-                        .and_then(|argv| {
-                            run_session(&mut events, &mut guard, &mut terminal, &argv, &what)
-                        });
+                    // The guest's sshd answered already: its wait was a task
+                    // (`Effect::RunSshWait`), with the dashboard live meanwhile.
+                    let result = session_argv(&cx, &id, attach).and_then(|argv| {
+                        run_session(&mut events, &mut guard, &mut terminal, &argv, &what)
+                    });
                     let size = terminal.size()?;
                     app.update(Input::Resize(size.width, size.height));
                     for fx in app.update(Input::Msg(app::Msg::SessionEnded { id, result })) {

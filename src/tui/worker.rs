@@ -32,6 +32,9 @@ use images::*;
 use vms::*;
 pub use vms::{env_keys, load_detail};
 
+/// How long a session waits for the guest's sshd to answer before it opens.
+pub const SESSION_SSH_WAIT: Duration = Duration::from_secs(30);
+
 /// How often VMs and `/proc` figures refresh without a file-system event.
 pub const FAST_REFRESH: Duration = Duration::from_secs(2);
 /// How often image caches and disk usage refresh without an event.
@@ -111,7 +114,12 @@ impl Workers {
                 tokio::spawn(run_stop(task, tx, cx, cancel, ids));
             }
             Effect::RunStart { task, spec } => {
-                tokio::spawn(run_start(task, tx, cx, spec));
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_start(task, tx, cx, cancel, spec));
+            }
+            Effect::RunSshWait { task, id } => {
+                let cancel = self.cancel_token(task);
+                tokio::spawn(run_ssh_wait(task, tx, cx, cancel, id));
             }
             Effect::Cancel { task } => {
                 self.cancel_token(task).cancel();
@@ -166,13 +174,12 @@ impl Workers {
                 snapshot,
                 force,
             } => {
-                tokio::spawn(run_restore(task, tx, cx, snapshot, force));
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_restore(task, tx, cx, cancel, snapshot, force));
             }
             Effect::RunDeleteSnapshots { task, ids } => {
-                let cancel = self.cancel_token(task);
-                tokio::task::spawn_blocking(move || {
-                    run_delete_snapshots(task, &tx, &cx, &cancel, ids)
-                });
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_delete_snapshots(task, tx, cx, cancel, ids));
             }
             Effect::RunPort {
                 task,
@@ -255,6 +262,16 @@ fn end_state(cancelled: bool, failed: bool) -> TaskState {
         TaskState::Failed
     } else {
         TaskState::Done
+    }
+}
+
+/// How a start or a restore that did not succeed ended: stopped by its cancel (and rolled
+/// back, as core's message says) or failed.
+fn stopped_or_failed(e: &crate::core::Error) -> TaskState {
+    if crate::core::job::is_cancel(e) {
+        TaskState::Cancelled
+    } else {
+        TaskState::Failed
     }
 }
 
@@ -509,19 +526,6 @@ async fn run_cleanup(
         ),
     });
     let report = cleanup::execute(plan, &progress).await;
-    let failures = report.failure_count();
-    let state = end_state(report.cancelled, failures > 0);
-    let cleaned = report
-        .stale_resources
-        .iter()
-        .filter(|(_, e)| e.is_none())
-        .count();
-    let mut summary = format!("{} VM(s) deleted", report.deleted.len());
-    if cleaned > 0 {
-        summary.push_str(&format!(", {cleaned} stale resource(s) cleaned"));
-    }
-    if failures > 0 {
-        summary.push_str(&format!(", {failures} failure(s)"));
-    }
-    finish(&tx, task, state, summary, t0);
+    let state = end_state(report.cancelled, report.failure_count() > 0);
+    finish(&tx, task, state, report.summary(), t0);
 }

@@ -107,6 +107,46 @@ impl Sandboxes {
         }
     }
 
+    /// Run `smolvm ARGS`, send it SIGINT (a terminal's Ctrl-C) as soon as `ready` says so
+    /// (polled every few ms; the command must not end first), and return its output once
+    /// it exits.
+    pub fn interrupted_when(&self, args: &[&str], mut ready: impl FnMut() -> bool) -> Output {
+        let mut child = self
+            .command(args, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !ready() {
+            if let Some(st) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "smolvm {args:?} ended ({st}) before the interrupt: {}{}",
+                    stdout(&out),
+                    stderr(&out)
+                );
+            }
+            assert!(t.elapsed() < COMMAND_LIMIT, "smolvm {args:?}: never ready");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(sent, "kill -INT failed");
+        let t = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "smolvm {args:?}: no exit after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_with(args, &[])
     }

@@ -459,6 +459,12 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             .collect();
         return report;
     }
+    // Cancelled before its first item (the dashboard's `x` while it planned): nothing is
+    // touched, and it says so even when there was nothing to do.
+    if progress.cancelled() {
+        report.cancelled = true;
+        return report;
+    }
     // One scan of the live VMMs for every target (after the prompt: fresh).
     let vmms = tokio::task::spawn_blocking(|| crate::sys::process::vmm_processes(None))
         .await

@@ -96,6 +96,8 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     tracing::info!(snapshot = %opts.snapshot_id, "restoring snapshot");
     let t0 = Instant::now();
+    let mut abort = start::Abort::new(format!("Restore of snapshot '{}'", opts.snapshot_id));
+    abort.check(progress)?;
     let (row, info) = get(ctx, &opts.snapshot_id)?;
     if info.kind == SnapshotType::Diff {
         return Err(rt(format!(
@@ -124,6 +126,9 @@ pub async fn restore(
             &format!("sandbox snapshot restore {}", info.id),
         )
         .await?;
+    // From here on a Ctrl-C rolls back instead of leaving a half-restored sandbox.
+    abort.hold_signals();
+    abort.check(progress)?;
     let vmm = Vmm::parse(row.backend())
         .ok_or_else(|| rt(format!("Snapshot '{}' has an unknown backend", info.id)))?;
     let net: Network = serde_json::from_value(row.network_config.clone()).unwrap_or_default();
@@ -216,12 +221,14 @@ pub async fn restore(
     let r = match crate::core::egress::save(&ctx.store, &id, &settings) {
         Ok(()) => {
             bring_up(
-                ctx, &info, &runtime, vmm, ip, &tap, &net, &disk, opts, progress,
+                ctx, &info, &runtime, vmm, ip, &tap, &net, &disk, opts, &abort, progress,
             )
             .await
         }
         Err(e) => Err(e),
     };
+    // A stop that came as it finished still rolls back (nothing is recorded as restored).
+    let r = r.and_then(|v| abort.check(progress).map(|()| v));
     let (status, pid) = match r {
         Ok(v) => v,
         Err(e) => return Err(start::roll_back(ctx, &id, e, progress).await),
@@ -263,6 +270,7 @@ async fn bring_up(
     net: &Network,
     disk: &std::path::Path,
     opts: &RestoreOptions,
+    abort: &start::Abort,
     progress: &Progress<StartEvent>,
 ) -> Result<(VmStatus, Option<i64>)> {
     let id = info.vm_id.clone();
@@ -293,6 +301,7 @@ async fn bring_up(
         .await
         .map_err(rt)??;
     }
+    abort.check(progress)?;
     ctx.store
         .reserve_network(&id, &ip.to_string(), tap, net.ssh_host_port)
         .map_err(|e| rt(e).with_recovery("Delete the sandbox holding it and try again."))?;
@@ -304,7 +313,7 @@ async fn bring_up(
             .map_err(rt)?
             .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while restoring")))?;
         let checked = start::check_config(ctx, &id, &row.config)?;
-        let rep = start::boot(ctx, &id, &checked, runtime, log, socket, progress).await?;
+        let rep = start::boot(ctx, &id, &checked, runtime, log, socket, abort, progress).await?;
         if opts.resume {
             return Ok((VmStatus::Running, rep.pid));
         }
@@ -321,6 +330,7 @@ async fn bring_up(
     }
 
     let net_now = start::setup_network(ctx, &id, progress).await?;
+    abort.check(progress)?;
     let row = ctx
         .store
         .get_vm(&id)
@@ -365,6 +375,7 @@ async fn bring_up(
         match vmm {
             Vmm::Qemu => {
                 let mut q = loop {
+                    abort.check(progress)?;
                     if let Ok(Some(st)) = child.try_wait() {
                         return Err(rt(format!(
                             "{what} exited early while restoring '{id}' ({st}){}",
@@ -394,12 +405,14 @@ async fn bring_up(
                     start::Phase::Spawn,
                     t_spawn.elapsed(),
                 ));
+                abort.check(progress)?;
                 if opts.resume {
                     q.execute("cont", None).await.map_err(rt)?;
                 }
             }
             Vmm::Firecracker => {
                 loop {
+                    abort.check(progress)?;
                     if start::control_socket_up(vmm, &socket, &user).await? {
                         break;
                     }
@@ -457,7 +470,10 @@ async fn bring_up(
                 .map_err(rt)?;
             progress.emit(StartEvent::PhaseStarted(start::Phase::Boot));
             let t = Instant::now();
-            if !crate::core::guest::wait_ssh(ip, deadline).await {
+            let up =
+                crate::core::guest::wait_ssh_unless(ip, deadline, || abort.stopped(progress)).await;
+            abort.check(progress)?;
+            if !up {
                 return Err(rt(format!(
                     "the restored guest's SSH server at {ip}:22 did not answer in time"
                 ))

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::abort::Abort;
 use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
@@ -27,7 +28,9 @@ use crate::sys::vmm::qemu::{Machine, QemuSpec};
 /// row `error`.
 ///
 /// `checked` is the row's config as [`super::checked::check`] accepted it (each caller
-/// checks before it changes anything): the VMM gets only those paths.
+/// checks before it changes anything): the VMM gets only those paths. `abort` is checked
+/// between phases and at every poll of the waits; a stop kills the VMM as a failure does.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn boot(
     ctx: &Ctx,
     id: &str,
@@ -35,10 +38,13 @@ pub(crate) async fn boot(
     runtime: &Runtime,
     log: std::fs::File,
     socket: PathBuf,
+    abort: &Abort,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
+    abort.check(progress)?;
     let t_net = Instant::now();
     let net = setup_network(ctx, id, progress).await?;
+    abort.check(progress)?;
     let network_time = t_net.elapsed();
     let row = ctx
         .store
@@ -80,7 +86,12 @@ pub(crate) async fn boot(
             Vmm::Firecracker => "Firecracker",
         };
         let deadline = Instant::now() + runtime.boot_timeout;
+        // A stop first: a terminal's Ctrl-C reaches the VMM too, and its exit is then the
+        // cancel's doing, not a failure.
         let exited = |child: &mut crate::sys::child::Child| -> Option<Error> {
+            if let Err(e) = abort.check(progress) {
+                return Some(e);
+            }
             match child.try_wait() {
                 Ok(Some(st)) => Some(Error::runtime(format!(
                     "{what} exited early while booting VM '{id}' ({st}){}",
@@ -142,6 +153,7 @@ pub(crate) async fn boot(
         .await?;
         if !checked.mounts.is_empty() {
             mount_workspaces(ctx, &net, &checked.mounts).await?;
+            abort.check(progress)?;
         }
         let boot_time = t_boot.elapsed();
         progress.emit(StartEvent::PhaseDone(Phase::Boot, boot_time));

@@ -25,6 +25,7 @@ use super::error::{io_reason, Error, Result};
 use super::host::{AccelRequest, Backend, Host, MachineRequest, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
 use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
+use super::job::is_cancel;
 use super::lock::{lock_timeout, VmLock};
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
@@ -41,6 +42,7 @@ use crate::sys::state::{
 use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::Accel;
 
+mod abort;
 mod boot;
 mod checked;
 mod files;
@@ -48,6 +50,7 @@ mod network;
 mod report;
 mod vmm;
 
+pub(crate) use abort::{rolled_back, Abort};
 pub use boot::boot_args;
 pub(crate) use boot::{boot, log_tail, qemu_spec};
 pub(crate) use checked::{check as check_config, check_disk_only, check_kernel_and_mounts, Whose};
@@ -55,7 +58,7 @@ pub use files::ensure_key;
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
 pub(crate) use network::{network_lock, outbound_interface, set_ssh_publication, setup_network};
-use report::{mark_failed, report};
+use report::{mark_failed, put_back, report};
 pub(crate) use report::{ms, roll_back};
 pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
 
@@ -430,6 +433,8 @@ pub async fn create(
     // The new id's lock (SmolVM's create lock) before its row is looked for: a second
     // create of the same name, or any operation on it, waits for this one.
     let _lock = ctx.lock(&id, &format!("sandbox create {id}")).await?;
+    let mut abort = Abort::new(format!("Start of sandbox '{id}'"));
+    abort.check(progress)?;
     if ctx.store.vm_exists(&id).map_err(rt)? {
         return Err(
             Error::runtime(format!("Sandbox '{id}' already exists")).with_recovery(format!(
@@ -478,6 +483,9 @@ pub async fn create(
     .map_err(|_| rt("image resolution panicked"))??;
     let image_time = ti.elapsed();
     progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
+    // From here on a Ctrl-C rolls back instead of leaving a half-made sandbox.
+    abort.hold_signals();
+    abort.check(progress)?;
 
     let key = ctx.ssh_key()?;
     let public_path = PathBuf::from(format!("{}.pub", key.display()));
@@ -557,6 +565,7 @@ pub async fn create(
         })
         .await
         .map_err(rt)??;
+        abort.check(progress)?;
         if opts.create_only {
             let net = setup_network(ctx, &id, progress).await?;
             // Nothing runs yet: a resolver started for this sandbox's names waits for its
@@ -569,8 +578,9 @@ pub async fn create(
         }
         let checked = checked::check(ctx, &id, &row.config)?;
         let (log, socket) = prepare_files(ctx, &id, runtime.vmm, &disk)?;
-        let mut rep = boot(ctx, &id, &checked, &runtime, log, socket, progress).await?;
+        let mut rep = boot(ctx, &id, &checked, &runtime, log, socket, &abort, progress).await?;
         rep.preset = preset.clone();
+        abort.check(progress)?;
         if let Some(p) = registry {
             // Host configs and env vars into the guest (nothing reaches SSH when there is
             // nothing to forward).
@@ -588,6 +598,7 @@ pub async fn create(
                 progress.emit(StartEvent::Warning(format!("not copied: {s}")));
             }
             rep.forwarded = Some(fwd);
+            abort.check(progress)?;
         }
         rep.timings.image_ms = ms(image_time);
         rep.timings.total_ms = ms(t0.elapsed());
@@ -704,14 +715,24 @@ async fn start_locked(
             )));
         }
     }
+    // A Ctrl-C from here on puts the row back as it was instead of leaving it starting.
+    let mut abort = Abort::new(format!("Start of sandbox '{id}'"));
+    abort.hold_signals();
+    abort.check(progress)?;
     crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
     let (log, socket) = prepare_files(ctx, id, runtime.vmm, &checked.rootfs)?;
     let t0 = Instant::now();
-    match boot(ctx, id, &checked, &runtime, log, socket, progress).await {
+    match boot(ctx, id, &checked, &runtime, log, socket, &abort, progress).await {
         Ok(mut rep) => {
             rep.preset = row.preset().map(str::to_string);
             rep.timings.total_ms = ms(t0.elapsed());
             Ok(rep)
+        }
+        Err(e) if is_cancel(&e) && !stale => {
+            // Not a failure: the row goes back to the status it had (its VMM, spawned by
+            // this start, is already stopped by `boot`).
+            progress.emit(StartEvent::RollingBack(e.message.clone()));
+            Err(put_back(ctx, id, &row.status, e).await)
         }
         Err(e) => {
             mark_failed(ctx, id).await;

@@ -11,6 +11,7 @@ use crate::core::error::{Error, Result};
 use crate::core::host::Runtime;
 use crate::core::progress::Progress;
 use crate::core::teardown;
+use crate::sys::fs::{remove_vm_file, VmFile};
 use crate::sys::state::{Network, VmStatus};
 
 pub(crate) fn ms(d: Duration) -> f64 {
@@ -74,7 +75,25 @@ pub(crate) async fn roll_back(
     }
     // A resolver started for this sandbox alone goes with it.
     let _ = crate::core::egress::resolver::sync(ctx, None).await;
-    e
+    super::rolled_back(e)
+}
+
+/// `sandbox start` was cancelled (its own VMM already stopped by `boot`): the row goes
+/// back to `status`, the one it had before, with no process or socket recorded. Returns
+/// the error to report (`…cancelled; rolled back`, or that putting it back failed).
+pub(super) async fn put_back(ctx: &Ctx, id: &str, status: &VmStatus, e: Error) -> Error {
+    if let Err(re) = ctx.store.set_status(id, status, None, None) {
+        return Error::new(
+            e.code,
+            format!("{} (and its row could not be put back: {re})", e.message),
+        );
+    }
+    // Its control socket, as a stop removes it.
+    for f in [VmFile::QmpSocket, VmFile::FcSocket] {
+        let _ = remove_vm_file(f, &ctx.data_dir, &ctx.paths.socket_dir, id);
+    }
+    let _ = crate::core::egress::resolver::sync(ctx, None).await;
+    super::rolled_back(e)
 }
 
 /// `sandbox start` failed (the VMM it spawned, if any, is already stopped: `boot` kills

@@ -320,6 +320,13 @@ impl App {
                                 ));
                                 return vec![Effect::Cancel { task: t.id }];
                             }
+                            crate::core::job::Cancel::RollsBack => {
+                                self.status = Some(format!(
+                                    "cancelling task {} (it stops and rolls back)…",
+                                    t.id
+                                ));
+                                return vec![Effect::Cancel { task: t.id }];
+                            }
                         }
                     }
                 }
@@ -528,10 +535,8 @@ impl App {
                     ));
                     return Vec::new();
                 }
-                return vec![Effect::Session {
-                    id: r.info.id.clone(),
-                    attach,
-                }];
+                let id = r.info.id.clone();
+                return self.open_session(id, attach);
             }
             Action::Upload | Action::Download => {
                 let upload = a == Action::Upload;

@@ -41,6 +41,11 @@ pub enum Effect {
         task: u64,
         spec: StartSpec,
     },
+    /// Wait (as task `task`) for VM `id`'s sshd to answer; the session opens when it is done.
+    RunSshWait {
+        task: u64,
+        id: String,
+    },
     Cancel {
         task: u64,
     },

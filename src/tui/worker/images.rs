@@ -90,26 +90,8 @@ pub(super) fn run_prune(
     .with_cancel(cancel);
     match prune::run_confirmed(&opts, confirmed, &progress) {
         Ok(r) => {
-            let unconfirmed = r
-                .plan
-                .kept
-                .iter()
-                .filter(|k| k.reason == prune::KeepReason::NotConfirmed)
-                .count();
             let state = end_state(r.cancelled, !r.failed.is_empty());
-            let mut summary = format!(
-                "reclaimed {} ({} removed",
-                crate::core::units::format_size(r.freed_bytes()),
-                r.removed.len()
-            );
-            if !r.failed.is_empty() {
-                summary.push_str(&format!(", {} failed", r.failed.len()));
-            }
-            if unconfirmed > 0 {
-                summary.push_str(&format!(", {unconfirmed} stale since the preview kept"));
-            }
-            summary.push(')');
-            finish(tx, task, state, summary, t0);
+            finish(tx, task, state, r.summary(), t0);
         }
         Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
     }
@@ -216,19 +198,7 @@ pub(super) fn pull_bytes(
 
 /// A finished pull as a task item.
 pub(super) fn pulled_item(r: &crate::core::images::pull::PullReport) -> TaskItem {
-    let detail = if r.already_cached {
-        format!(
-            "already cached ({})",
-            crate::core::units::format_size(r.size_bytes)
-        )
-    } else {
-        format!(
-            "pulled {} ({} on disk)",
-            crate::core::units::format_size(r.downloaded_bytes),
-            crate::core::units::format_size(r.size_bytes)
-        )
-    };
-    item(r.name.clone(), true, detail)
+    item(r.name.clone(), true, r.detail())
 }
 
 /// Pull the current version of these images (`core::images::pull::pull`, as `smolvm image
@@ -318,8 +288,7 @@ pub(super) fn run_pull_all(
     match report {
         Ok(r) => {
             let state = end_state(cancel.load(Ordering::Relaxed), !r.failed.is_empty());
-            let summary = format!("{} pulled, {} failed", r.pulled.len(), r.failed.len());
-            finish(tx, task, state, summary, t0);
+            finish(tx, task, state, r.summary(), t0);
         }
         Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
     }
@@ -386,23 +355,14 @@ pub(super) fn run_remove_images(
             TaskUpdate::Item(item(shown(&e.path), false, m.clone())),
         );
     }
-    let freed: u64 = r.removed.iter().map(|e| e.on_disk_bytes).sum();
     let problems = r.kept.len() + r.failed.len();
-    let mut summary = format!(
-        "{} removed, freed {}",
-        r.removed.len(),
-        crate::core::units::format_size(freed)
+    finish(
+        tx,
+        task,
+        end_state(r.cancelled, problems > 0),
+        r.summary(),
+        t0,
     );
-    if !r.kept.is_empty() {
-        summary.push_str(&format!(", {} kept (in use)", r.kept.len()));
-    }
-    if !r.failed.is_empty() {
-        summary.push_str(&format!(", {} failed", r.failed.len()));
-    }
-    if r.cancelled {
-        summary.push_str(", cancelled before the rest");
-    }
-    finish(tx, task, end_state(r.cancelled, problems > 0), summary, t0);
 }
 
 /// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect_named`): the

@@ -71,7 +71,13 @@ pub(super) fn start_progress(
 
 /// Start a preset with the form's values: the same `core::start::create` as
 /// `smolvm <preset> start`, its phases and download progress shown in the task.
-pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, spec: StartSpec) {
+pub(super) async fn run_start(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    spec: StartSpec,
+) {
     use crate::core::start;
     let t0 = Instant::now();
     let ctx = match open_ctx(&tx, task, &cx) {
@@ -82,7 +88,7 @@ pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, 
         Ok(o) => o,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
-    let progress = start_progress(&tx, task);
+    let progress = start_progress(&tx, task).with_cancel(cancel);
     match start::create(&ctx, &opts, &progress).await {
         Ok(r) => {
             send(
@@ -92,19 +98,42 @@ pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, 
                     vm_id: r.id.clone(),
                 },
             );
-            let summary = format!(
-                "{} {} at {} ({}, {}) in {:.1} s · {}",
-                r.id,
-                r.status,
-                r.ip,
-                r.backend,
-                r.accelerator,
-                r.timings.total_ms / 1000.0,
-                r.ssh_command
-            );
-            finish(&tx, task, TaskState::Done, summary, t0);
+            finish(&tx, task, TaskState::Done, r.summary(), t0);
         }
-        Err(e) => finish(&tx, task, TaskState::Failed, e.message, t0),
+        Err(e) => finish(&tx, task, stopped_or_failed(&e), e.message, t0),
+    }
+}
+
+/// Wait for VM `id`'s sshd to answer (`core::guest::wait_answering`, the wait the CLI's
+/// `--boot-timeout` makes), at most [`SESSION_SSH_WAIT`]; a cancel stops it between tries.
+/// Done: the session may open.
+pub(super) async fn run_ssh_wait(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: CancelToken,
+    id: String,
+) {
+    let t0 = Instant::now();
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => c,
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    };
+    send(
+        &tx,
+        task,
+        TaskUpdate::Phase("waiting for the guest's sshd…".into()),
+    );
+    let stop = || cancel.is_cancelled();
+    match crate::core::guest::wait_answering_unless(&ctx, &id, SESSION_SSH_WAIT, stop).await {
+        Ok(()) => finish(
+            &tx,
+            task,
+            TaskState::Done,
+            format!("{id}'s sshd answers; opening the session"),
+            t0,
+        ),
+        Err(e) => finish(&tx, task, stopped_or_failed(&e), e.message, t0),
     }
 }
 
@@ -134,11 +163,7 @@ pub(super) async fn run_delete(
     });
     let report = lifecycle::delete(&ctx, &ids, timeout, &progress).await;
     let state = end_state(report.cancelled, !report.failed.is_empty());
-    let mut summary = format!("{} VM(s) deleted", report.deleted.len());
-    if !report.failed.is_empty() {
-        summary.push_str(&format!(", {} failure(s)", report.failed.len()));
-    }
-    finish(&tx, task, state, summary, t0);
+    finish(&tx, task, state, report.summary(), t0);
 }
 
 /// Stop VMs one by one (`core::lifecycle::stop`, as `smolvm sandbox stop`, with the same
@@ -364,6 +389,7 @@ pub(super) async fn run_restore(
     task: u64,
     tx: UnboundedSender<Msg>,
     cx: Context,
+    cancel: Arc<AtomicBool>,
     snapshot: String,
     force: bool,
 ) {
@@ -373,7 +399,7 @@ pub(super) async fn run_restore(
         Ok(c) => c,
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    let progress = start_progress(&tx, task);
+    let progress = start_progress(&tx, task).with_cancel(cancel);
     let opts = RestoreOptions {
         snapshot_id: snapshot,
         resume: true,
@@ -381,58 +407,43 @@ pub(super) async fn run_restore(
         ..RestoreOptions::default()
     };
     match restore(&ctx, &opts, &progress).await {
-        Ok(r) => {
-            let summary = format!(
-                "{} {} at {} from {} ({})",
-                r.vm.name, r.vm.status, r.vm.ip_address, r.snapshot.id, r.snapshot.kind
-            );
-            finish(&tx, task, TaskState::Done, summary, t0);
+        Ok(r) => finish(&tx, task, TaskState::Done, r.summary(), t0),
+        Err(e) if crate::core::job::is_cancel(&e) => {
+            finish(&tx, task, TaskState::Cancelled, e.message, t0)
         }
         Err(e) => finish(&tx, task, TaskState::Failed, failure(&e), t0),
     }
 }
 
-/// Delete snapshots (`core::snapshot::delete`), each an item.
-pub(super) fn run_delete_snapshots(
+/// Delete snapshots (`core::snapshot::delete`), each an item, through the same loop as
+/// the VM tasks ([`each_vm`]: the count moves on, a cancel stops before the next one).
+pub(super) async fn run_delete_snapshots(
     task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    cancel: &CancelToken,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
     ids: Vec<String>,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, cx) {
-        Ok(c) => c,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    let ctx = match open_ctx(&tx, task, &cx) {
+        Ok(c) => Arc::new(c),
+        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
-    send(tx, task, TaskUpdate::Phase("deleting".into()));
-    let mut failed = 0;
-    for (n, id) in ids.iter().enumerate() {
-        if cancel.is_cancelled() {
-            let summary = format!("{n} of {} snapshot(s) deleted", ids.len());
-            return finish(tx, task, TaskState::Cancelled, summary, t0);
+    send(&tx, task, TaskUpdate::Phase("deleting".into()));
+    each_vm(&tx, task, &cancel, &ids, "snapshot(s) deleted", t0, |id| {
+        let ctx = ctx.clone();
+        async move {
+            // Files removed: off the async threads.
+            let s = tokio::task::spawn_blocking(move || crate::core::snapshot::delete(&ctx, &id))
+                .await
+                .map_err(|e| crate::core::Error::runtime(e.to_string()))??;
+            Ok(format!(
+                "deleted ({})",
+                crate::core::units::format_size(s.size_bytes)
+            ))
         }
-        let it = match crate::core::snapshot::delete(&ctx, id) {
-            Ok(s) => item(
-                id.clone(),
-                true,
-                format!(
-                    "deleted ({})",
-                    crate::core::units::format_size(s.size_bytes)
-                ),
-            ),
-            Err(e) => {
-                failed += 1;
-                item(id.clone(), false, failure(&e))
-            }
-        };
-        send(tx, task, TaskUpdate::Item(it));
-    }
-    let summary = format!(
-        "{} snapshot(s) deleted, {failed} failed",
-        ids.len() - failed
-    );
-    finish(tx, task, end_state(false, failed > 0), summary, t0);
+    })
+    .await;
 }
 
 /// Expose or close a port (`core::ports::{expose, close}`); core's error is the task's
@@ -565,18 +576,8 @@ pub(super) fn run_transfer(
     };
     match result {
         Ok(t) => {
-            let what = format!(
-                "{} {} → {}",
-                t.kind,
-                if upload { local } else { guest },
-                if upload { guest } else { local }
-            );
             let size = crate::core::units::format_size(t.bytes);
-            send(
-                tx,
-                task,
-                TaskUpdate::Item(item(what.clone(), true, size.clone())),
-            );
+            send(tx, task, TaskUpdate::Item(item(t.what(upload), true, size)));
             // What the guest sent that was not made here (devices, links out, …).
             for s in &t.skipped {
                 send(
@@ -589,19 +590,8 @@ pub(super) fn run_transfer(
                     )),
                 );
             }
-            let skipped = match t.skipped.len() {
-                0 => String::new(),
-                1 => ", 1 entry skipped".to_string(),
-                n => format!(", {n} entries skipped"),
-            };
-            finish(
-                tx,
-                task,
-                TaskState::Done,
-                format!("copied {what} ({size}{skipped})"),
-                t0,
-            );
+            finish(tx, task, TaskState::Done, t.summary(upload), t0);
         }
-        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
+        Err(e) => finish(tx, task, stopped_or_failed(&e), e.message, t0),
     }
 }

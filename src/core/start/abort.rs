@@ -1,0 +1,107 @@
+//! What stops a start or a restore midway: its job's cancel (the dashboard's `x`, through
+//! the [`Progress`] sink's flag) or SIGINT, SIGTERM or SIGHUP caught while it runs (the
+//! CLI's Ctrl-C). Checked at the boot's wait points (between phases, while the VMM's
+//! control socket comes up, while waiting for the ready line or the guest's SSH); a stop
+//! is an [`ErrorCode::Interrupted`] error (exit 130), so the caller rolls back exactly as
+//! for a failed start and then says so ([`rolled_back`]).
+
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::job::is_cancel;
+use crate::core::progress::Progress;
+use crate::sys::signals::Interrupts;
+
+/// A start's or restore's stop check; while it lives, the signals are held back (recorded,
+/// not fatal) so the process rolls back before it goes.
+pub(crate) struct Abort {
+    interrupts: Option<Interrupts>,
+    what: String,
+}
+
+impl Abort {
+    /// The job's cancel only; `what` names the operation in the error (`Start of sandbox
+    /// 'vm-x'`).
+    pub(crate) fn new(what: impl Into<String>) -> Abort {
+        Abort {
+            interrupts: None,
+            what: what.into(),
+        }
+    }
+
+    /// Hold the signals back from now on (not before: a Ctrl-C during a long download or
+    /// a lock wait still ends the process at once, with nothing of the VM made yet).
+    /// Signals that cannot be caught leave the job's cancel.
+    pub(crate) fn hold_signals(&mut self) {
+        if self.interrupts.is_none() {
+            self.interrupts = Interrupts::catch().ok();
+        }
+    }
+
+    /// `Err` (interrupted) once a signal came or the job was cancelled.
+    pub(crate) fn check<E: Send + 'static>(&self, progress: &Progress<E>) -> Result<()> {
+        if let Some(sig) = self.interrupts.as_ref().and_then(Interrupts::caught) {
+            return Err(Error::new(
+                ErrorCode::Interrupted,
+                format!(
+                    "{} cancelled by {}",
+                    self.what,
+                    crate::sys::signals::name(sig)
+                ),
+            ));
+        }
+        if progress.cancelled() {
+            return Err(Error::new(
+                ErrorCode::Interrupted,
+                format!("{} cancelled", self.what),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether it should stop now (for a wait's poll).
+    pub(crate) fn stopped<E: Send + 'static>(&self, progress: &Progress<E>) -> bool {
+        self.check(progress).is_err()
+    }
+}
+
+/// A stop's error once everything it made is gone: `…cancelled; rolled back`.
+pub(crate) fn rolled_back(e: Error) -> Error {
+    if is_cancel(&e) && !e.message.ends_with("rolled back") {
+        Error {
+            message: format!("{}; rolled back", e.message),
+            ..e
+        }
+    } else {
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_cancelled_job_stops_with_an_interrupted_error_that_says_it_rolled_back() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let p: Progress<()> = Progress::none().with_cancel(flag.clone());
+        let a = Abort {
+            interrupts: None,
+            what: "Start of sandbox 'vm-a'".into(),
+        };
+        assert!(a.check(&p).is_ok());
+        assert!(!a.stopped(&p));
+        flag.store(true, Ordering::Relaxed);
+        let e = a.check(&p).unwrap_err();
+        assert!(is_cancel(&e));
+        assert_eq!(e.code.exit_code(), 130);
+        assert_eq!(
+            rolled_back(e).message,
+            "Start of sandbox 'vm-a' cancelled; rolled back"
+        );
+        // A failure is not a stop: its message stays.
+        let f = Error::runtime("boom");
+        assert!(!is_cancel(&f));
+        assert_eq!(rolled_back(f).message, "boom");
+    }
+}
