@@ -114,17 +114,12 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         ),
         t.muted(),
     )];
-    for scope in app.focus.scope().chain() {
-        let mut b = app.keymap.scope_bindings(*scope);
-        b.retain(|(a, _)| app.offers(app.focus, *a));
-        if b.is_empty() {
-            continue;
-        }
+    for (scope, b) in app.help(app.focus) {
         lines.push(Line::styled(format!("[{}]", scope.name()), t.accent()));
         for (a, keys) in b {
-            let ks: Vec<String> = keys.iter().map(|k| k.display()).collect();
+            let ks = crate::tui::keymap::key_list(&keys, " ", usize::MAX);
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<16}", ks.join(" ")), t.accent()),
+                Span::styled(format!("  {ks:<16}"), t.accent()),
                 Span::raw(a.describe()),
             ]));
             if a == crate::tui::keymap::Action::Cancel {

@@ -38,6 +38,7 @@ pub use vmforms::{NetworkForm, PortForm, SnapshotForm, SnapshotSpec, TransferFor
 use super::app::App;
 use super::data::Data;
 use super::keymap::{Action, Key, Keymap, Scope};
+use crate::core::readonly::Action as Mutation;
 
 /// A preview computed by a dry run, shown in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,15 @@ pub enum Request {
     },
     /// Restore this snapshot, resumed.
     Restore(String),
+    /// Pull the current version of these images (by image name).
+    Pull {
+        names: Vec<String>,
+    },
+    /// Pause these VMs (resume them: `paused` false).
+    Pause {
+        ids: Vec<String>,
+        paused: bool,
+    },
     Snapshot {
         ids: Vec<String>,
         spec: SnapshotSpec,
@@ -155,6 +165,36 @@ pub enum Request {
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
+}
+
+impl Request {
+    /// What carrying it out changes (read-only mode refuses it); `None` for looking, and
+    /// for a VMs-pane action (the VMs pane says: `components::vms::vm_mutation`).
+    pub fn mutation(&self) -> Option<Mutation> {
+        Some(match self {
+            Request::Confirmed(a) | Request::Confirm(a) => return a.mutation(),
+            Request::Prune { .. } => Mutation::Prune,
+            Request::Cleanup { .. } => Mutation::Cleanup,
+            Request::Start(_) => Mutation::Create,
+            Request::Restore(_) => Mutation::SnapshotRestore,
+            Request::Pull { .. } => Mutation::ImagePull,
+            Request::Pause { paused: true, .. } => Mutation::Pause,
+            Request::Pause { paused: false, .. } => Mutation::Resume,
+            Request::Snapshot { .. } => Mutation::SnapshotCreate,
+            Request::Port { close: false, .. } => Mutation::PortExpose,
+            Request::Port { close: true, .. } => Mutation::PortClose,
+            Request::Transfer { upload: true, .. } => Mutation::FileUpload,
+            Request::Transfer { upload: false, .. } => Mutation::FileDownload,
+            Request::Network { .. } => Mutation::NetworkSet,
+            Request::CleanupPreview { .. }
+            | Request::Filter { .. }
+            | Request::Search(_)
+            | Request::Palette(_)
+            | Request::Status(_)
+            | Request::OnVms { .. }
+            | Request::ListDir { .. } => return None,
+        })
+    }
 }
 
 /// A key as the confirmations read it: the keymap's `[dialog]` `confirm` (by default

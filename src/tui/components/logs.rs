@@ -1,0 +1,174 @@
+//! The Logs pane: the app's own log or a VM's console, followed or scrolled, wrapped or
+//! not, searched (the lines are data: [`Data`]).
+
+use super::{Command, Component, Cx, Intent, MOVE};
+use crate::core::readonly::Action as Mutation;
+use crate::tui::app::{line_input, Pane};
+use crate::tui::data::Data;
+use crate::tui::dialogs::Dialog;
+use crate::tui::keymap::Action;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    App,
+    Vm(String),
+}
+
+/// How the Logs pane shows its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogView {
+    pub source: LogSource,
+    pub follow: bool,
+    pub wrap: bool,
+    /// First line shown when not following.
+    pub scroll: usize,
+    pub search: String,
+    pub matches: Vec<usize>,
+    pub current: Option<usize>,
+}
+
+impl Default for LogView {
+    fn default() -> Self {
+        LogView {
+            source: LogSource::App,
+            follow: true,
+            wrap: false,
+            scroll: 0,
+            search: String::new(),
+            matches: Vec::new(),
+            current: None,
+        }
+    }
+}
+
+const COMMANDS: [Action; 6] = [
+    Action::Search,
+    Action::NextMatch,
+    Action::PrevMatch,
+    Action::Follow,
+    Action::Wrap,
+    Action::AppLog,
+];
+
+impl LogView {
+    /// The lines of the log it shows.
+    pub fn lines<'a>(&self, data: &'a Data) -> &'a [String] {
+        match &self.source {
+            LogSource::App => &data.app_log,
+            LogSource::Vm(id) => data.vm_log(id),
+        }
+    }
+
+    /// Scroll by `by` lines (following again at the end).
+    pub fn step(&mut self, len: usize, by: isize) {
+        let max = len.saturating_sub(1);
+        let cur = if self.follow { max } else { self.scroll };
+        self.scroll = cur.saturating_add_signed(by).min(max);
+        self.follow = self.scroll >= max && by > 0;
+    }
+
+    /// The lines changed: the search runs again, a follower goes to the end.
+    pub fn lines_changed(&mut self, data: &Data) {
+        self.recompute_matches(data);
+        if self.follow {
+            self.scroll = self.lines(data).len().saturating_sub(1);
+        }
+    }
+
+    pub fn recompute_matches(&mut self, data: &Data) {
+        let q = self.search.to_lowercase();
+        self.matches = if q.is_empty() {
+            Vec::new()
+        } else {
+            self.lines(data)
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.to_lowercase().contains(&q))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        if self.current.is_some_and(|c| c >= self.matches.len()) {
+            self.current = None;
+        }
+    }
+
+    /// To the next (or previous) match; what to say in the status line.
+    pub fn step_match(&mut self, forward: bool) -> String {
+        let n = self.matches.len();
+        if n == 0 {
+            return if self.search.is_empty() {
+                "no search: press / in Logs".into()
+            } else {
+                format!("no match for '{}'", self.search)
+            };
+        }
+        let next = match (self.current, forward) {
+            (None, true) => 0,
+            (None, false) => n - 1,
+            (Some(c), true) => (c + 1) % n,
+            (Some(c), false) => (c + n - 1) % n,
+        };
+        self.current = Some(next);
+        self.follow = false;
+        self.scroll = self.matches[next];
+        format!("match {}/{n}", next + 1)
+    }
+}
+
+impl Component for LogView {
+    fn pane(&self) -> Pane {
+        Pane::Logs
+    }
+
+    fn commands(&self, _cx: &Cx) -> Vec<Command> {
+        COMMANDS.into_iter().map(Command::on).collect()
+    }
+
+    fn also(&self) -> &'static [Action] {
+        &MOVE
+    }
+
+    fn mutation(&self, _a: Action, _cx: &Cx) -> Option<Mutation> {
+        None
+    }
+
+    fn on_action(&mut self, a: Action, cx: &Cx) -> Option<Vec<Intent>> {
+        let len = self.lines(cx.data).len();
+        let mut out = Vec::new();
+        match a {
+            Action::Up => self.step(len, -1),
+            Action::Down => self.step(len, 1),
+            Action::PageUp => self.step(len, -(cx.page as isize)),
+            Action::PageDown => self.step(len, cx.page as isize),
+            Action::Top => {
+                self.follow = false;
+                self.scroll = 0;
+            }
+            Action::Bottom => {
+                self.follow = true;
+                self.scroll = len.saturating_sub(1);
+            }
+            Action::Search => out.push(Intent::open(Dialog::Search(line_input(&self.search)))),
+            Action::NextMatch | Action::PrevMatch => {
+                out.push(Intent::Status(self.step_match(a == Action::NextMatch)))
+            }
+            Action::Follow => {
+                self.follow = !self.follow;
+                if self.follow {
+                    self.scroll = len.saturating_sub(1);
+                }
+            }
+            Action::Wrap => self.wrap = !self.wrap,
+            // The app's log and the selected VM's, in turn.
+            Action::AppLog => {
+                let next = match &self.source {
+                    LogSource::App => cx.selected_vm.clone().map(LogSource::Vm),
+                    LogSource::Vm(_) => Some(LogSource::App),
+                };
+                out.extend(next.map(Intent::ShowLog));
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
+}
