@@ -2602,6 +2602,65 @@ fn the_detail_view_reads_its_keys_from_the_keymap() {
     assert!(a.detail.is_none(), "the rebound close key closes the view");
 }
 
+/// The forms and prompts read `[form]`: a user who rebinds submit, cancel and the next
+/// field gets those keys in every form (and the hints say so); Enter, Esc and Tab are
+/// then the fields' own.
+#[test]
+fn forms_and_prompts_read_their_keys_from_the_keymap() {
+    let mut a = app_with_keymap(
+        "[form]\nconfirm = [\"ctrl-s\"]\nclose = [\"ctrl-g\"]\nnext_field = [\"ctrl-n\"]\n",
+        160,
+        48,
+    );
+    a.update(key('n'));
+    let screen = render(&a);
+    assert!(
+        screen.contains("[Ctrl-n] field  [←→] choose  [Ctrl-s] start  [Ctrl-g] cancel"),
+        "{screen}"
+    );
+    // The old keys: Enter does not submit, Esc does not cancel, Tab does not move.
+    for k in [code(KeyCode::Enter), code(KeyCode::Esc), code(KeyCode::Tab)] {
+        assert!(a.update(k).is_empty());
+    }
+    let Some(Dialog::Start(f)) = &a.dialog else {
+        panic!("the start form closed")
+    };
+    assert_eq!(f.field, smolvm::tui::app::Field::Image);
+    a.update(ctrl('n'));
+    let Some(Dialog::Start(f)) = &a.dialog else {
+        panic!("the start form closed")
+    };
+    assert_eq!(f.field, smolvm::tui::app::Field::Name);
+    assert!(matches!(
+        a.update(ctrl('s')).as_slice(),
+        [Effect::RunStart { .. }]
+    ));
+    assert!(a.dialog.is_none());
+
+    // A VM form: the snapshot form submits on the rebound key only.
+    a.update(key('1'));
+    a.update(key('S'));
+    assert!(
+        render(&a).contains("[Ctrl-n] field  [Space] toggle  [Ctrl-s] snapshot  [Ctrl-g] cancel")
+    );
+    a.update(ctrl('n'));
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(matches!(a.dialog, Some(Dialog::Snapshot(_))));
+    a.update(ctrl('g'));
+    assert!(a.dialog.is_none(), "the rebound close key cancels");
+
+    // The filter prompt: Esc no longer closes it, the rebound key does (keeping nothing
+    // typed after it).
+    a.update(key('/'));
+    a.update(code(KeyCode::Esc));
+    assert!(matches!(a.dialog, Some(Dialog::Filter(_))));
+    assert!(render(&a).contains("Ctrl-s keep · Ctrl-g close"));
+    typed(&mut a, "agent");
+    a.update(ctrl('s'));
+    assert!(a.dialog.is_none());
+    assert_eq!(a.vms.filter, "agent");
+}
+
 #[test]
 fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     let mut a = full_app(80, 24);

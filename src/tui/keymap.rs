@@ -804,6 +804,14 @@ mod tests {
             Some(Action::Restore)
         );
         assert_eq!(km.lookup_in(Scope::Detail, &key("z")), None);
+        // Forms take text: `y`/`n` are typed there, Enter and Esc answer.
+        assert_eq!(km.lookup_in(Scope::Form, &key("y")), None);
+        assert_eq!(km.hints(Scope::Form, Action::Confirm), "Enter");
+        assert_eq!(km.hints(Scope::Form, Action::Close), "Esc/Ctrl-c");
+        assert_eq!(
+            km.lookup_in(Scope::Form, &key("tab")),
+            Some(Action::NextField)
+        );
         // The detail view passes the VMs pane's keys on: `r` for snapshot would be
         // unreachable there, so it is a clash and the default comes back.
         let km = Keymap::with_user("[vms]\nsnapshot = [\"r\"]\n", "u.toml");

@@ -214,22 +214,44 @@ impl Answer {
     }
 }
 
+/// A key as the forms and prompts read it: its `[form]` action (by default `Enter`
+/// confirms, `Esc`/Ctrl-C closes, `Tab`/`Shift-Tab` move between fields), if any; every
+/// other key is the field's.
+pub(super) fn form_action(k: &KeyEvent, keymap: &Keymap) -> Option<Action> {
+    keymap.lookup_in(Scope::Form, &Key::from_event(k))
+}
+
+/// The key of a `[form]` action as a form's hint shows it (`Enter`, `Esc`, `Tab`: the
+/// usual one when it is bound, else the first).
+pub(super) fn form_key(app: &App, a: Action) -> String {
+    use crossterm::event::KeyCode;
+    let usual = match a {
+        Action::Confirm => KeyCode::Enter,
+        Action::Close => KeyCode::Esc,
+        Action::PrevField => KeyCode::BackTab,
+        _ => KeyCode::Tab,
+    };
+    app.keymap.hint_preferring(Scope::Form, a, usual)
+}
+
 impl Dialog {
     /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
     pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
         match self {
-            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => info::handle_key(s, &k),
+            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => {
+                info::handle_key(s, &k, keymap)
+            }
             Dialog::Confirm(action) => action.handle_key(&k, keymap),
             Dialog::Prune => prune::handle_key(&data.prune_preview, &k, keymap),
-            Dialog::Cleanup(d) => d.handle_key(k, data),
-            Dialog::Filter(t) => prompt::filter_key(t, k),
-            Dialog::Search(t) => prompt::search_key(t, k),
-            Dialog::Palette(p) => p.handle_key(k, data),
-            Dialog::Start(form) => form.handle_key(k),
-            Dialog::Snapshot(form) => form.handle_key(k),
-            Dialog::Port(form) => form.handle_key(k),
-            Dialog::Transfer(form) => form.handle_key(k),
-            Dialog::Network(form) => form.handle_key(k),
+            Dialog::Cleanup(d) => d.handle_key(k, data, keymap),
+            Dialog::Filter(t) => prompt::filter_key(t, k, keymap),
+            Dialog::Search(t) => prompt::search_key(t, k, keymap),
+            Dialog::Palette(p) => p.handle_key(k, data, keymap),
+            Dialog::Start(form) => form.handle_key(k, keymap),
+            Dialog::Snapshot(form) => form.handle_key(k, keymap),
+            Dialog::Port(form) => form.handle_key(k, keymap),
+            Dialog::Transfer(form) => form.handle_key(k, keymap),
+            Dialog::Network(form) => form.handle_key(k, keymap),
         }
     }
 
