@@ -226,7 +226,7 @@ impl App {
     }
 
     /// What the panes see of the app (for paging: `pane`'s page).
-    fn cx(&self, pane: Pane) -> Cx<'_> {
+    pub(crate) fn cx(&self, pane: Pane) -> Cx<'_> {
         Cx {
             data: &self.data,
             keymap: &self.keymap,
@@ -340,21 +340,10 @@ impl App {
             return self.on_dialog_key(k);
         }
         self.status = None;
-        if let Some(mut d) = self.detail.take() {
-            return match d.handle_key(k, &self.data, &self.keymap) {
-                Outcome::Keep => {
-                    self.detail = Some(d);
-                    Vec::new()
-                }
-                Outcome::Close => Vec::new(),
-                Outcome::Done(r) => self.request(r),
-                Outcome::Also(r) => {
-                    self.detail = Some(d);
-                    self.request(r)
-                }
-            };
-        }
         let key = Key::from_event(&k);
+        if let Some(d) = self.detail.take() {
+            return self.detail_key(d, &key);
+        }
         match self.keymap.lookup(self.focus.scope(), &key) {
             Some(a) => self.act(a),
             None if k.code == KeyCode::Esc => {

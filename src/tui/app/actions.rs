@@ -5,7 +5,7 @@
 //! refuses what the pane or the request says it changes.
 
 use super::*;
-use crate::tui::components::{global_mutation, vms};
+use crate::tui::components::{dispatch, global_mutation, vms};
 
 impl App {
     /// Run one action (from a key or the palette): the focused pane's, else a global one,
@@ -50,18 +50,35 @@ impl App {
             Pane::Logs => logs,
             Pane::Tasks => tasks,
         };
-        let refused = c.mutation(a, &cx);
-        let intents = match refused {
-            Some(m) if cx.readonly => Some(Err(m)),
-            _ => c.on_action(a, &cx).map(Ok),
-        };
-        match intents? {
+        match dispatch(c, a, &cx)? {
             Err(m) => {
                 self.refuse_readonly(m);
                 Some(Vec::new())
             }
             Ok(i) => Some(self.carry(i)),
         }
+    }
+
+    /// A key in the detail view: its own `[detail]` keys, and the VMs pane's actions on
+    /// its VM.
+    pub(super) fn detail_key(&mut self, mut d: DetailView, key: &Key) -> Vec<Effect> {
+        let Some(a) = d.action_for(&self.keymap, key) else {
+            self.detail = Some(d);
+            return Vec::new();
+        };
+        let result = dispatch(&mut d, a, &self.cx(Pane::Vms));
+        let intents = match result {
+            None => Vec::new(),
+            Some(Err(m)) => {
+                self.refuse_readonly(m);
+                Vec::new()
+            }
+            Some(Ok(i)) => i,
+        };
+        if !intents.iter().any(|i| matches!(i, Intent::Close)) {
+            self.detail = Some(d);
+        }
+        self.carry(intents)
     }
 
     /// The actions every pane shares.
@@ -128,6 +145,7 @@ impl App {
                 Intent::Request(r) => fx.extend(self.request(r)),
                 Intent::Effects(e) => fx.extend(e),
                 Intent::ShowLog(source) => fx.extend(self.show_log(source)),
+                Intent::Close => {}
                 Intent::Detail(id) => fx.extend(self.open_detail(id)),
                 Intent::Inspect { version, name } => {
                     // The answer to an earlier inspect is void.

@@ -147,8 +147,8 @@ pub fn image_names(rows: &[&ImageRow]) -> (Vec<String>, Option<String>) {
 }
 
 impl Component for ImagesPane {
-    fn pane(&self) -> Pane {
-        Pane::Images
+    fn scope(&self) -> Scope {
+        Scope::Images
     }
 
     fn commands(&self, _cx: &Cx) -> Vec<Command> {

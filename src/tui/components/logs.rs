@@ -3,10 +3,10 @@
 
 use super::{Command, Component, Cx, Intent, MOVE};
 use crate::core::readonly::Action as Mutation;
-use crate::tui::app::{line_input, Pane};
+use crate::tui::app::line_input;
 use crate::tui::data::Data;
 use crate::tui::dialogs::Dialog;
-use crate::tui::keymap::Action;
+use crate::tui::keymap::{Action, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogSource {
@@ -116,8 +116,8 @@ impl LogView {
 }
 
 impl Component for LogView {
-    fn pane(&self) -> Pane {
-        Pane::Logs
+    fn scope(&self) -> Scope {
+        Scope::Logs
     }
 
     fn commands(&self, _cx: &Cx) -> Vec<Command> {

@@ -1,5 +1,5 @@
-//! The panes as components (gitui's `Component`): each pane — VMs, Images, Logs, Tasks —
-//! owns its rows' view state (selection, filter, sort by a column enum, marks, scroll),
+//! The panes as components (gitui's `Component`): each pane — VMs, Images, Logs, Tasks,
+//! and the VM detail view over them — owns its rows' view state (selection, filter, sort by a column enum, marks, scroll),
 //! reads its own actions, says what each one changes (read-only mode refuses those) and
 //! declares the commands it offers ([`Component::commands`]); the footer and the help
 //! overlay are generated from those declarations ([`command_infos`], [`help_actions`]).
@@ -16,10 +16,10 @@ pub mod tasks;
 pub mod vms;
 
 use crate::core::readonly::Action as Mutation;
-use crate::tui::app::{Effect, LogSource, Pane};
+use crate::tui::app::{Effect, LogSource};
 use crate::tui::data::Data;
 use crate::tui::dialogs::{Dialog, Request};
-use crate::tui::keymap::{Action, Keymap, Scope};
+use crate::tui::keymap::{Action, Key, Keymap, Scope};
 
 /// What a pane sees of the app while it handles an action or declares its commands.
 pub struct Cx<'a> {
@@ -46,6 +46,8 @@ pub enum Intent {
     Effects(Vec<Effect>),
     /// Show this log in the Logs pane (focused).
     ShowLog(LogSource),
+    /// Close the view (the detail view).
+    Close,
     /// Open VM `id`'s detail view.
     Detail(String),
     /// `image inspect` of the cache `<version>/<name>`.
@@ -58,27 +60,55 @@ impl Intent {
     }
 }
 
-/// One command a pane declares: the action and whether it can run now (beyond read-only
-/// mode, which [`command_infos`] applies).
+/// One command a pane declares: the action, whether it can run now (beyond read-only
+/// mode, which [`command_infos`] applies) and its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Command {
     pub action: Action,
     pub available: bool,
+    pub label: &'static str,
+    /// An action shown with it, as one command (`j/k scroll`).
+    pub with: Option<Action>,
 }
 
 impl Command {
+    /// `action`, labelled as the keymap describes it.
     pub fn on(action: Action) -> Command {
+        Command::labelled(action, action.describe())
+    }
+
+    pub fn labelled(action: Action, label: &'static str) -> Command {
         Command {
             action,
             available: true,
+            label,
+            with: None,
+        }
+    }
+
+    /// Two actions shown as one command (`j/k scroll`).
+    pub fn pair(action: Action, with: Action, label: &'static str) -> Command {
+        Command {
+            with: Some(with),
+            ..Command::labelled(action, label)
         }
     }
 }
 
 /// A pane.
 pub trait Component {
-    /// Which pane it is (its keys are the keymap's section for it).
-    fn pane(&self) -> Pane;
+    /// The keymap section its keys come from.
+    fn scope(&self) -> Scope;
+
+    /// The action `key` triggers in it (by default: its section's chain).
+    fn action_for(&self, keymap: &Keymap, key: &Key) -> Option<Action> {
+        keymap.lookup(self.scope(), key)
+    }
+
+    /// The commands of the whole app it shows first (help, quit, mouse in a pane).
+    fn global_commands(&self) -> &'static [Action] {
+        &ALWAYS
+    }
 
     /// The commands it offers, in the footer's priority order.
     fn commands(&self, cx: &Cx) -> Vec<Command>;
@@ -124,6 +154,19 @@ pub const TABLE: [Action; 10] = [
 /// Offered in every pane, first.
 pub const ALWAYS: [Action; 3] = [Action::Help, Action::Quit, Action::ToggleMouse];
 
+/// Carry out `a` in `c`: `Err` with what it would change when read-only mode refuses it,
+/// `None` when it is not `c`'s.
+pub fn dispatch(
+    c: &mut dyn Component,
+    a: Action,
+    cx: &Cx,
+) -> Option<Result<Vec<Intent>, Mutation>> {
+    match c.mutation(a, cx) {
+        Some(m) if cx.readonly => Some(Err(m)),
+        _ => c.on_action(a, cx).map(Ok),
+    }
+}
+
 /// What a global action changes (read-only mode refuses it).
 pub fn global_mutation(a: Action) -> Option<Mutation> {
     match a {
@@ -147,18 +190,23 @@ pub struct CommandInfo {
 /// The commands `c` offers (the global ones first), with their keys, as the footer shows
 /// them: a command that changes something is disabled in read-only mode.
 pub fn command_infos(c: &dyn Component, cx: &Cx) -> Vec<CommandInfo> {
-    let scope = c.pane().scope();
-    ALWAYS
-        .into_iter()
+    let scope = c.scope();
+    c.global_commands()
+        .iter()
+        .copied()
         .map(Command::on)
         .chain(c.commands(cx))
         .map(|cmd| {
             let a = cmd.action;
             let changes = c.mutation(a, cx).or(global_mutation(a)).is_some();
+            let mut key = cx.keymap.hint(scope, a);
+            if let Some(b) = cmd.with {
+                key = format!("{key}/{}", cx.keymap.hint(scope, b));
+            }
             CommandInfo {
                 action: a,
-                key: cx.keymap.hint(scope, a),
-                label: a.describe(),
+                key,
+                label: cmd.label,
                 enabled: cmd.available && !(cx.readonly && changes),
             }
         })
@@ -180,8 +228,7 @@ pub type HelpSection = (Scope, Vec<(Action, Vec<crate::tui::keymap::Key>)>);
 /// The help overlay's sections for `c`: each keymap section the pane reaches, with the
 /// bindings of the actions it offers.
 pub fn help_actions(c: &dyn Component, cx: &Cx) -> Vec<HelpSection> {
-    c.pane()
-        .scope()
+    c.scope()
         .chain()
         .iter()
         .map(|scope| {
@@ -231,8 +278,8 @@ mod tests {
     struct OnlyStop;
 
     impl Component for OnlyStop {
-        fn pane(&self) -> Pane {
-            Pane::Vms
+        fn scope(&self) -> Scope {
+            Scope::Vms
         }
         fn commands(&self, _cx: &Cx) -> Vec<Command> {
             vec![Command::on(Action::Stop)]
@@ -302,6 +349,32 @@ mod tests {
             assert!(all.contains(&a), "{a:?}");
         }
         assert!(!all.contains(&Action::Search), "the Logs pane's");
+    }
+
+    /// The detail view is a component too: its hint is its declared commands, its own
+    /// keys first (none of the panes' global ones), the VMs pane's on its VM after.
+    #[test]
+    fn the_detail_view_declares_its_commands_with_the_keys_it_reaches() {
+        let (data, km) = (Data::default(), Keymap::defaults());
+        let d = crate::tui::dialogs::DetailView::new("vm-1");
+        let infos = command_infos(&d, &cx(&data, &km, true));
+        let shown: Vec<(String, &str, bool)> = infos
+            .iter()
+            .take(6)
+            .map(|c| (c.key.clone(), c.label, c.enabled))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("Esc".to_string(), "back", true),
+                ("j/k".to_string(), "scroll", true),
+                ("Tab".to_string(), "choose snapshot", true),
+                ("r".to_string(), "restore", false),
+                ("x".to_string(), "delete", false),
+                ("z".to_string(), "pause", false),
+            ]
+        );
+        assert!(infos.iter().all(|c| !ALWAYS.contains(&c.action)));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use super::{Command, Component, Cx, Intent, MOVE};
 use crate::core::readonly::Action as Mutation;
-use crate::tui::app::{Effect, Pane};
+use crate::tui::app::Effect;
 use crate::tui::data::{Data, TaskState};
-use crate::tui::keymap::Action;
+use crate::tui::keymap::{Action, Scope};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TasksPane {
@@ -30,16 +30,16 @@ impl TasksPane {
 }
 
 impl Component for TasksPane {
-    fn pane(&self) -> Pane {
-        Pane::Tasks
+    fn scope(&self) -> Scope {
+        Scope::Tasks
     }
 
     fn commands(&self, cx: &Cx) -> Vec<Command> {
         COMMANDS
             .into_iter()
             .map(|a| Command {
-                action: a,
                 available: a != Action::Cancel || self.cancellable(cx.data),
+                ..Command::on(a)
             })
             .collect()
     }

@@ -131,8 +131,8 @@ impl VmsPane {
 }
 
 impl Component for VmsPane {
-    fn pane(&self) -> Pane {
-        Pane::Vms
+    fn scope(&self) -> Scope {
+        Scope::Vms
     }
 
     fn commands(&self, _cx: &Cx) -> Vec<Command> {
