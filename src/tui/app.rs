@@ -531,22 +531,12 @@ impl App {
             }
             TaskUpdate::Finished { state, summary, .. } => {
                 let attach = self.attach_after.remove(&task).flatten();
-                // The port and network forms wait for their task: core's refusal stays in
-                // the form.
-                let waiting = match &mut self.dialog {
-                    Some(Dialog::Port(f)) => Some((&mut f.pending, &mut f.error)),
-                    Some(Dialog::Network(f)) => Some((&mut f.pending, &mut f.error)),
-                    _ => None,
-                };
-                if let Some((pending, error)) = waiting {
-                    if *pending == Some(task) {
-                        *pending = None;
-                        if state == TaskState::Done {
-                            self.dialog = None;
-                        } else {
-                            *error = Some(summary.clone());
-                        }
-                    }
+                if self
+                    .dialog
+                    .as_mut()
+                    .is_some_and(|d| d.task_finished(task, state == TaskState::Done, &summary))
+                {
+                    self.dialog = None;
                 }
                 self.status = Some(summary);
                 let mut fx = vec![Effect::Refresh { slow: true }];

@@ -1,17 +1,16 @@
-//! Drawing the panes, the header and the footer (each dialog draws itself:
-//! [`super::dialogs`]). Every function here only reads the [`App`]; nothing changes state.
+//! Drawing the header, the footer and the panes' frames (each pane draws itself:
+//! [`super::components`]; each dialog too: [`super::dialogs`]). Every function here only
+//! reads the [`App`]; nothing changes state.
 
 use ratatui::layout::Rect;
-use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::app::{App, LogSource, Pane, TaskState};
-use super::keymap::{Action, Scope};
+use super::app::{App, Pane, TaskState};
 use crate::core::units::format_size;
 
-const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+pub(crate) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 pub fn render(f: &mut Frame, app: &App) {
     let a = super::layout::areas(f.area(), app);
@@ -23,10 +22,10 @@ pub fn render(f: &mut Frame, app: &App) {
         super::components::images::render(f, app, r);
     }
     if let Some(r) = a.logs {
-        logs(f, app, r);
+        super::components::logs::render(f, app, r);
     }
     if let Some(r) = a.tasks {
-        tasks(f, app, r);
+        super::components::tasks::render(f, app, r);
     }
     footer(f, app, a.footer);
     if let Some(d) = &app.detail {
@@ -241,183 +240,6 @@ fn compact_header(app: &App) -> Vec<Span<'static>> {
         v.push(Span::styled(" RO", t.warn()));
     }
     v
-}
-
-fn logs(f: &mut Frame, app: &App, r: Rect) {
-    let t = &app.theme;
-    let l = &app.logs;
-    let shown = app.log_lines();
-    let src = match &l.source {
-        LogSource::App => "smolvm".to_string(),
-        LogSource::Vm(id) => id.clone(),
-    };
-    let mut flags = Vec::new();
-    if l.follow {
-        flags.push("follow".to_string());
-    }
-    if l.wrap {
-        flags.push("wrap".to_string());
-    }
-    if !l.search.is_empty() {
-        flags.push(format!(
-            "/{} {}",
-            l.search,
-            match l.current {
-                Some(c) => format!("{}/{}", c + 1, l.matches.len()),
-                None => format!("{} match(es)", l.matches.len()),
-            }
-        ));
-    }
-    let title = if flags.is_empty() {
-        format!("Logs: {src}")
-    } else {
-        format!("Logs: {src} · {}", flags.join(" · "))
-    };
-    let blk = block(app, Pane::Logs, title);
-    let height = usize::from(r.height.saturating_sub(2));
-    if shown.is_empty() {
-        let msg = match &l.source {
-            LogSource::App => "No messages yet.".to_string(),
-            LogSource::Vm(_) => "No console output (yet).".to_string(),
-        };
-        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
-        return;
-    }
-    // Show the window ending at `scroll` when following, else starting at it.
-    let last = shown.len().saturating_sub(1);
-    let start = if l.follow {
-        last.saturating_sub(height.saturating_sub(1))
-    } else {
-        l.scroll.min(last)
-    };
-    let q = l.search.to_lowercase();
-    let lines: Vec<Line> = shown
-        .iter()
-        .enumerate()
-        .skip(start)
-        .take(height)
-        .map(|(i, text)| {
-            let current = l.current.map(|c| l.matches[c]) == Some(i);
-            highlight(text, &q, t, current)
-        })
-        .collect();
-    let mut p = Paragraph::new(lines).block(blk);
-    if l.wrap {
-        p = p.wrap(Wrap { trim: false });
-    }
-    f.render_widget(p, r);
-}
-
-/// A log line with every case-insensitive match of `q` highlighted.
-fn highlight<'a>(text: &'a str, q: &str, t: &super::theme::Theme, current: bool) -> Line<'a> {
-    if q.is_empty() {
-        return Line::raw(text);
-    }
-    let lower = text.to_lowercase();
-    if lower.len() != text.len() {
-        // Case folding changed byte lengths: fall back to marking the whole line.
-        return if lower.contains(q) {
-            Line::styled(text, t.search_match())
-        } else {
-            Line::raw(text)
-        };
-    }
-    let mut spans = Vec::new();
-    let mut at = 0;
-    while let Some(pos) = lower[at..].find(q) {
-        let s = at + pos;
-        if s > at {
-            spans.push(Span::raw(&text[at..s]));
-        }
-        let mut style = t.search_match();
-        if current {
-            style = style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
-        }
-        spans.push(Span::styled(&text[s..s + q.len()], style));
-        at = s + q.len();
-    }
-    if at < text.len() {
-        spans.push(Span::raw(&text[at..]));
-    }
-    Line::from(spans)
-}
-
-fn bar(done: u64, total: u64, width: usize) -> String {
-    if total == 0 {
-        return String::new();
-    }
-    let filled = ((done.min(total) as f64 / total as f64) * width as f64).round() as usize;
-    format!(
-        "[{}{}] {}%",
-        "█".repeat(filled),
-        "·".repeat(width - filled),
-        done.min(total) * 100 / total
-    )
-}
-
-fn tasks(f: &mut Frame, app: &App, r: Rect) {
-    let t = &app.theme;
-    let blk = block(
-        app,
-        Pane::Tasks,
-        format!("Tasks ({})", app.data.tasks.len()),
-    );
-    if app.data.tasks.is_empty() {
-        let msg = format!(
-            "No tasks yet: {} prune · {} cleanup · {} start",
-            app.keymap.hint(Scope::Vms, Action::Prune),
-            app.keymap.hint(Scope::Vms, Action::Cleanup),
-            app.keymap.hint(Scope::Vms, Action::Start)
-        );
-        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
-        return;
-    }
-    let height = usize::from(r.height.saturating_sub(2));
-    let mut lines: Vec<Line> = Vec::new();
-    for (i, task) in app.data.tasks.iter().enumerate().rev() {
-        let (icon, style) = match task.state {
-            TaskState::Running => (SPINNER[app.spinner % SPINNER.len()], t.accent()),
-            TaskState::Done => ("✓", t.ok()),
-            TaskState::Failed => ("✗", t.error()),
-            TaskState::Cancelled => ("⊘", t.warn()),
-        };
-        let mut spans = vec![
-            Span::styled(format!("{icon} "), style),
-            Span::raw(format!("#{} {}", task.id, task.title)),
-            Span::styled(format!("  {}", task.phase), t.muted()),
-        ];
-        if task.state == TaskState::Running && task.total > 0 {
-            spans.push(Span::raw(format!("  {}", bar(task.done, task.total, 12))));
-        }
-        if !task.summary.is_empty() && task.state != TaskState::Running {
-            spans.push(Span::raw(format!("  {}", task.summary)));
-        }
-        let mut line = Line::from(spans);
-        if i == app.tasks.selected && app.focus == Pane::Tasks {
-            line = line.style(t.selected());
-        }
-        lines.push(line);
-        if i == app.tasks.selected {
-            for item in &task.items {
-                let (mark, st) = if item.ok {
-                    ("✓", t.ok())
-                } else {
-                    ("✗", t.error())
-                };
-                let detail = if item.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", item.detail)
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("    {mark} "), st),
-                    Span::raw(format!("{}{detail}", item.name)),
-                ]));
-            }
-        }
-    }
-    lines.truncate(height.max(1));
-    f.render_widget(Paragraph::new(lines).block(blk), r);
 }
 
 fn footer(f: &mut Frame, app: &App, r: Rect) {

@@ -381,8 +381,8 @@ impl App {
                     format!("expose port {spec} of {id}")
                 };
                 let task = self.new_task(TaskKind::Port, title);
-                if let Some(Dialog::Port(f)) = &mut self.dialog {
-                    f.pending = Some(task);
+                if let Some(d) = &mut self.dialog {
+                    d.wait_for(task);
                 }
                 return vec![Effect::RunPort {
                     task,
@@ -401,8 +401,8 @@ impl App {
                     TaskKind::Network,
                     format!("network {id}: {}", policy.summary()),
                 );
-                if let Some(Dialog::Network(f)) = &mut self.dialog {
-                    f.pending = Some(task);
+                if let Some(d) = &mut self.dialog {
+                    d.wait_for(task);
                 }
                 return vec![Effect::RunNetwork {
                     task,

@@ -1,12 +1,20 @@
 //! The Logs pane: the app's own log or a VM's console, followed or scrolled, wrapped or
 //! not, searched (the lines are data: [`Data`]).
 
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
 use super::{Command, Component, Cx, Intent, MOVE};
 use crate::core::readonly::Action as Mutation;
 use crate::tui::app::line_input;
+use crate::tui::app::{App, Pane};
 use crate::tui::data::Data;
 use crate::tui::dialogs::Dialog;
 use crate::tui::keymap::{Action, Scope};
+use crate::tui::theme::Theme;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogSource {
@@ -171,4 +179,104 @@ impl Component for LogView {
         }
         Some(out)
     }
+}
+
+/// Draw the Logs pane.
+pub fn render(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let l = &app.logs;
+    let shown = app.log_lines();
+    let src = match &l.source {
+        LogSource::App => "smolvm".to_string(),
+        LogSource::Vm(id) => id.clone(),
+    };
+    let mut flags = Vec::new();
+    if l.follow {
+        flags.push("follow".to_string());
+    }
+    if l.wrap {
+        flags.push("wrap".to_string());
+    }
+    if !l.search.is_empty() {
+        flags.push(format!(
+            "/{} {}",
+            l.search,
+            match l.current {
+                Some(c) => format!("{}/{}", c + 1, l.matches.len()),
+                None => format!("{} match(es)", l.matches.len()),
+            }
+        ));
+    }
+    let title = if flags.is_empty() {
+        format!("Logs: {src}")
+    } else {
+        format!("Logs: {src} · {}", flags.join(" · "))
+    };
+    let blk = crate::tui::ui::block(app, Pane::Logs, title);
+    let height = usize::from(r.height.saturating_sub(2));
+    if shown.is_empty() {
+        let msg = match &l.source {
+            LogSource::App => "No messages yet.".to_string(),
+            LogSource::Vm(_) => "No console output (yet).".to_string(),
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    // Show the window ending at `scroll` when following, else starting at it.
+    let last = shown.len().saturating_sub(1);
+    let start = if l.follow {
+        last.saturating_sub(height.saturating_sub(1))
+    } else {
+        l.scroll.min(last)
+    };
+    let q = l.search.to_lowercase();
+    let lines: Vec<Line> = shown
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(i, text)| {
+            let current = l.current.map(|c| l.matches[c]) == Some(i);
+            highlight(text, &q, t, current)
+        })
+        .collect();
+    let mut p = Paragraph::new(lines).block(blk);
+    if l.wrap {
+        p = p.wrap(Wrap { trim: false });
+    }
+    f.render_widget(p, r);
+}
+
+/// A log line with every case-insensitive match of `q` highlighted.
+fn highlight<'a>(text: &'a str, q: &str, t: &Theme, current: bool) -> Line<'a> {
+    if q.is_empty() {
+        return Line::raw(text);
+    }
+    let lower = text.to_lowercase();
+    if lower.len() != text.len() {
+        // Case folding changed byte lengths: fall back to marking the whole line.
+        return if lower.contains(q) {
+            Line::styled(text, t.search_match())
+        } else {
+            Line::raw(text)
+        };
+    }
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while let Some(pos) = lower[at..].find(q) {
+        let s = at + pos;
+        if s > at {
+            spans.push(Span::raw(&text[at..s]));
+        }
+        let mut style = t.search_match();
+        if current {
+            style = style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
+        }
+        spans.push(Span::styled(&text[s..s + q.len()], style));
+        at = s + q.len();
+    }
+    if at < text.len() {
+        spans.push(Span::raw(&text[at..]));
+    }
+    Line::from(spans)
 }

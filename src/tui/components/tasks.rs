@@ -1,11 +1,18 @@
 //! The Tasks pane: this session's tasks, newest first; `x` cancels the selected one when
 //! its kind can be cancelled (the footer offers it only then).
 
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
 use super::{Command, Component, Cx, Intent, MOVE};
 use crate::core::readonly::Action as Mutation;
 use crate::tui::app::Effect;
+use crate::tui::app::{App, Pane};
 use crate::tui::data::{Data, TaskState};
 use crate::tui::keymap::{Action, Scope};
+use crate::tui::ui::SPINNER;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TasksPane {
@@ -76,4 +83,83 @@ impl Component for TasksPane {
             ],
         })
     }
+}
+
+fn bar(done: u64, total: u64, width: usize) -> String {
+    if total == 0 {
+        return String::new();
+    }
+    let filled = ((done.min(total) as f64 / total as f64) * width as f64).round() as usize;
+    format!(
+        "[{}{}] {}%",
+        "█".repeat(filled),
+        "·".repeat(width - filled),
+        done.min(total) * 100 / total
+    )
+}
+
+/// Draw the Tasks pane: newest first, the selected task's items under it.
+pub fn render(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let blk = crate::tui::ui::block(
+        app,
+        Pane::Tasks,
+        format!("Tasks ({})", app.data.tasks.len()),
+    );
+    if app.data.tasks.is_empty() {
+        let msg = format!(
+            "No tasks yet: {} prune · {} cleanup · {} start",
+            app.keymap.hint(Scope::Vms, Action::Prune),
+            app.keymap.hint(Scope::Vms, Action::Cleanup),
+            app.keymap.hint(Scope::Vms, Action::Start)
+        );
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    let height = usize::from(r.height.saturating_sub(2));
+    let mut lines: Vec<Line> = Vec::new();
+    for (i, task) in app.data.tasks.iter().enumerate().rev() {
+        let (icon, style) = match task.state {
+            TaskState::Running => (SPINNER[app.spinner % SPINNER.len()], t.accent()),
+            TaskState::Done => ("✓", t.ok()),
+            TaskState::Failed => ("✗", t.error()),
+            TaskState::Cancelled => ("⊘", t.warn()),
+        };
+        let mut spans = vec![
+            Span::styled(format!("{icon} "), style),
+            Span::raw(format!("#{} {}", task.id, task.title)),
+            Span::styled(format!("  {}", task.phase), t.muted()),
+        ];
+        if task.state == TaskState::Running && task.total > 0 {
+            spans.push(Span::raw(format!("  {}", bar(task.done, task.total, 12))));
+        }
+        if !task.summary.is_empty() && task.state != TaskState::Running {
+            spans.push(Span::raw(format!("  {}", task.summary)));
+        }
+        let mut line = Line::from(spans);
+        if i == app.tasks.selected && app.focus == Pane::Tasks {
+            line = line.style(t.selected());
+        }
+        lines.push(line);
+        if i == app.tasks.selected {
+            for item in &task.items {
+                let (mark, st) = if item.ok {
+                    ("✓", t.ok())
+                } else {
+                    ("✗", t.error())
+                };
+                let detail = if item.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", item.detail)
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("    {mark} "), st),
+                    Span::raw(format!("{}{detail}", item.name)),
+                ]));
+            }
+        }
+    }
+    lines.truncate(height.max(1));
+    f.render_widget(Paragraph::new(lines).block(blk), r);
 }

@@ -284,6 +284,34 @@ impl Dialog {
         }
     }
 
+    /// The form submitted and now waits for task `task` (the port and network forms:
+    /// core's refusal comes back into them).
+    pub fn wait_for(&mut self, task: u64) {
+        match self {
+            Dialog::Port(f) => f.pending = Some(task),
+            Dialog::Network(f) => f.pending = Some(task),
+            _ => {}
+        }
+    }
+
+    /// Task `task` finished (`ok`, or with `summary` as its error): whether the dialog that
+    /// waited for it closes (it succeeded); a failure stays in the form.
+    pub fn task_finished(&mut self, task: u64, ok: bool, summary: &str) -> bool {
+        let (pending, error) = match self {
+            Dialog::Port(f) => (&mut f.pending, &mut f.error),
+            Dialog::Network(f) => (&mut f.pending, &mut f.error),
+            _ => return false,
+        };
+        if *pending != Some(task) {
+            return false;
+        }
+        *pending = None;
+        if !ok {
+            *error = Some(summary.to_string());
+        }
+        ok
+    }
+
     /// A spinner turns in it (a dry run is computing).
     pub fn animating(&self, data: &Data) -> bool {
         match self {
