@@ -1,11 +1,15 @@
 //! Dashboard state and its one mutator, [`App::update`]: an input (key, mouse, resize,
 //! worker message, tick) changes the state and returns the effects the event loop must
 //! run (workers, refreshes, clipboard). Nothing here does I/O, so every behaviour is
-//! testable by feeding inputs and reading state and effects. An open dialog
-//! ([`super::dialogs`]) reads its own keys; the app carries out what it asks for.
+//! testable by feeding inputs and reading state and effects. The app holds the loop's
+//! state and routes: a key goes to the open dialog ([`super::dialogs`]), else the detail
+//! view, else the focused pane ([`super::components`]); each decides what the key means,
+//! what it needs and what it changes, and the app carries out what it asks for
+//! (`app/actions.rs`).
 //!
 //! [`App::data`] is what workers reported ([`Data`]: a message changes only it); the rest
-//! of [`App`] is view state: focus, selection, marks, filters, scroll, the open dialog.
+//! of [`App`] is view state: focus, the panes (each with its selection, marks, filter,
+//! sort or scroll), the open dialog.
 
 use crate::core::readonly::Action as Mutation;
 
