@@ -229,6 +229,15 @@ impl App {
         }
     }
 
+    fn component_mut(&mut self, pane: Pane) -> &mut dyn Component {
+        match pane {
+            Pane::Vms => &mut self.vms,
+            Pane::Images => &mut self.images,
+            Pane::Logs => &mut self.logs,
+            Pane::Tasks => &mut self.tasks,
+        }
+    }
+
     /// What the panes see of the app (for paging: `pane`'s page).
     pub(crate) fn cx(&self, pane: Pane) -> Cx<'_> {
         Cx {
@@ -351,12 +360,9 @@ impl App {
         match self.keymap.lookup(self.focus.scope(), &key) {
             Some(a) => self.act(a),
             None if k.code == KeyCode::Esc => {
-                // Esc clears marks, then the filter (table panes).
-                match self.focus {
-                    Pane::Vms => self.vms.escape(),
-                    Pane::Images => self.images.escape(),
-                    _ => {}
-                }
+                // Esc the keymap leaves free: the pane's (a table clears its marks, then
+                // its filter).
+                self.component_mut(self.focus).on_escape();
                 Vec::new()
             }
             None => Vec::new(),

@@ -223,18 +223,43 @@ pub fn offers(c: &dyn Component, cx: &Cx, a: Action) -> bool {
 }
 
 /// A help section: a keymap section and the bindings of what a pane offers from it.
-pub type HelpSection = (Scope, Vec<(Action, Vec<crate::tui::keymap::Key>)>);
+pub type HelpSection = (Scope, Vec<HelpLine>);
+
+/// One line of help: an action, every key bound to it in the section, and its label (the
+/// one the pane's command declares, else the keymap's description).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpLine {
+    pub action: Action,
+    pub keys: Vec<Key>,
+    pub label: &'static str,
+}
 
 /// The help overlay's sections for `c`: each keymap section the pane reaches, with the
-/// bindings of the actions it offers.
+/// bindings of the actions it offers, labelled as its commands are.
 pub fn help_actions(c: &dyn Component, cx: &Cx) -> Vec<HelpSection> {
+    let declared = c.commands(cx);
+    let label = |a: Action| {
+        declared
+            .iter()
+            .find(|d| d.action == a)
+            .map_or(a.describe(), |d| d.label)
+    };
     c.scope()
         .chain()
         .iter()
         .map(|scope| {
-            let mut b = cx.keymap.scope_bindings(*scope);
-            b.retain(|(a, _)| offers(c, cx, *a));
-            (*scope, b)
+            let lines = cx
+                .keymap
+                .scope_bindings(*scope)
+                .into_iter()
+                .filter(|(a, _)| offers(c, cx, *a))
+                .map(|(action, keys)| HelpLine {
+                    action,
+                    keys,
+                    label: label(action),
+                })
+                .collect::<Vec<_>>();
+            (*scope, lines)
         })
         .filter(|(_, b)| !b.is_empty())
         .collect()
@@ -329,16 +354,16 @@ mod tests {
         // Nothing of [list] (it handles no moving), [vms] only its one command.
         assert_eq!(scopes, [Scope::Vms, Scope::Global]);
         assert_eq!(
-            help[0].1.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            help[0].1.iter().map(|l| l.action).collect::<Vec<_>>(),
             [Action::Stop]
         );
-        assert!(help[1].1.iter().any(|(a, _)| *a == Action::Prune));
+        assert!(help[1].1.iter().any(|l| l.action == Action::Prune));
         // The real VMs pane offers its table moves and the VM actions too.
         let vms = vms::VmsPane::default();
         let help = help_actions(&vms, &cx(&data, &km, false));
         let all: Vec<Action> = help
             .iter()
-            .flat_map(|(_, b)| b.iter().map(|x| x.0))
+            .flat_map(|(_, b)| b.iter().map(|l| l.action))
             .collect();
         for a in [
             Action::Down,

@@ -121,13 +121,13 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
     )];
     for (scope, b) in app.help(app.focus) {
         lines.push(Line::styled(format!("[{}]", scope.name()), t.accent()));
-        for (a, keys) in b {
-            let ks = crate::tui::keymap::key_list(&keys, " ", usize::MAX);
+        for l in b {
+            let ks = crate::tui::keymap::key_list(&l.keys, " ", usize::MAX);
             lines.push(Line::from(vec![
                 Span::styled(format!("  {ks:<16}"), t.accent()),
-                Span::raw(a.describe()),
+                Span::raw(l.label),
             ]));
-            if a == crate::tui::keymap::Action::Cancel {
+            if l.action == crate::tui::keymap::Action::Cancel {
                 let not: Vec<&str> = crate::core::job::JobKind::ALL
                     .into_iter()
                     .filter(|k| !k.cancellable())
