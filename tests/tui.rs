@@ -485,11 +485,11 @@ fn marks_filter_sort_and_bulk_delete() {
     typed(&mut a, "vm-");
     assert_eq!(a.vm_view().len(), 3);
     a.update(code(KeyCode::Enter));
-    assert_eq!(a.vm_list.filter, "vm-");
+    assert_eq!(a.vms.filter, "vm-");
     // Space marks and moves down; delete asks about the marked rows only.
     a.update(key(' '));
     a.update(key(' '));
-    assert_eq!(a.vm_list.marks.len(), 2);
+    assert_eq!(a.vms.marks.len(), 2);
     a.update(key('d'));
     let Some(Dialog::Confirm(ConfirmAction::Delete(ids))) = &a.dialog else {
         panic!("no delete dialog")
@@ -503,7 +503,7 @@ fn marks_filter_sort_and_bulk_delete() {
             ids: vec!["vm-12345".into(), "vm-agent-1".into()]
         }]
     );
-    assert!(a.vm_list.marks.is_empty());
+    assert!(a.vms.marks.is_empty());
     // Esc clears the filter; `o` sorts by the next column, `O` reverses.
     a.update(key('1'));
     a.update(code(KeyCode::Esc));
@@ -884,7 +884,7 @@ fn mouse_click_focuses_and_selects_and_wheel_scrolls() {
         row: vms.y + 3,
         modifiers: KeyModifiers::NONE,
     }));
-    assert_eq!(a.vm_list.selected, 0);
+    assert_eq!(a.vms.selected, 0);
 }
 
 #[test]
@@ -924,7 +924,7 @@ fn worker_messages_change_the_data_and_leave_the_view_alone() {
     a.update(code(KeyCode::Enter));
     a.update(key(' '));
     a.update(key('2'));
-    let (focus, list, images) = (a.focus, a.vm_list.clone(), a.image_list.clone());
+    let (focus, list, images) = (a.focus, a.vms.clone(), a.images.clone());
     // The same messages applied to a bare `Data` give the app's data.
     let mut data = a.data.clone();
     let mut s = full_snapshot();
@@ -938,10 +938,7 @@ fn worker_messages_change_the_data_and_leave_the_view_alone() {
     data.apply_vm_log("vm-12345", vec!["late".into()]);
     assert_eq!(a.data, data);
     assert_eq!(a.data.vms.len(), 3);
-    assert_eq!(
-        (a.focus, &a.vm_list, &a.image_list),
-        (focus, &list, &images)
-    );
+    assert_eq!((a.focus, &a.vms, &a.images), (focus, &list, &images));
 }
 
 #[test]
@@ -1172,7 +1169,16 @@ fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
     let nets: Vec<(&str, String, String)> = snap
         .vms
         .iter()
-        .map(|v| (v.info.id.as_str(), v.net_cell(), v.cells()[7].clone()))
+        .map(|v| {
+            (
+                v.info.id.as_str(),
+                v.net_cell(),
+                smolvm::tui::components::table::DataToCell::cell_text(
+                    v,
+                    smolvm::core::table::VmCol::Egress,
+                ),
+            )
+        })
         .collect();
     assert_eq!(
         nets,
@@ -1465,7 +1471,7 @@ fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
     for _ in 0..3 {
         a.update(key(' '));
     }
-    assert_eq!(a.image_list.marks.len(), 3);
+    assert_eq!(a.images.marks.len(), 3);
     assert!(render(&a).contains("3 marked"));
     let fx = a.update(key('u'));
     assert_eq!(
@@ -1475,7 +1481,7 @@ fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
             names: vec!["claude-code-amd64-qemu".into(), "codex-amd64-qemu".into()]
         }]
     );
-    assert!(a.image_list.marks.is_empty());
+    assert!(a.images.marks.is_empty());
     // Remove: an old version is prune's, the current one asks, then runs.
     a.update(key('2'));
     a.update(key('g'));
@@ -2686,6 +2692,65 @@ fn the_detail_view_reads_its_keys_from_the_keymap() {
     assert!(a.detail.is_none(), "the rebound close key closes the view");
 }
 
+/// The forms and prompts read `[form]`: a user who rebinds submit, cancel and the next
+/// field gets those keys in every form (and the hints say so); Enter, Esc and Tab are
+/// then the fields' own.
+#[test]
+fn forms_and_prompts_read_their_keys_from_the_keymap() {
+    let mut a = app_with_keymap(
+        "[form]\nconfirm = [\"ctrl-s\"]\nclose = [\"ctrl-g\"]\nnext_field = [\"ctrl-n\"]\n",
+        160,
+        48,
+    );
+    a.update(key('n'));
+    let screen = render(&a);
+    assert!(
+        screen.contains("[Ctrl-n] field  [←→] choose  [Ctrl-s] start  [Ctrl-g] cancel"),
+        "{screen}"
+    );
+    // The old keys: Enter does not submit, Esc does not cancel, Tab does not move.
+    for k in [code(KeyCode::Enter), code(KeyCode::Esc), code(KeyCode::Tab)] {
+        assert!(a.update(k).is_empty());
+    }
+    let Some(Dialog::Start(f)) = &a.dialog else {
+        panic!("the start form closed")
+    };
+    assert_eq!(f.field, smolvm::tui::app::Field::Image);
+    a.update(ctrl('n'));
+    let Some(Dialog::Start(f)) = &a.dialog else {
+        panic!("the start form closed")
+    };
+    assert_eq!(f.field, smolvm::tui::app::Field::Name);
+    assert!(matches!(
+        a.update(ctrl('s')).as_slice(),
+        [Effect::RunStart { .. }]
+    ));
+    assert!(a.dialog.is_none());
+
+    // A VM form: the snapshot form submits on the rebound key only.
+    a.update(key('1'));
+    a.update(key('S'));
+    assert!(
+        render(&a).contains("[Ctrl-n] field  [Space] toggle  [Ctrl-s] snapshot  [Ctrl-g] cancel")
+    );
+    a.update(ctrl('n'));
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(matches!(a.dialog, Some(Dialog::Snapshot(_))));
+    a.update(ctrl('g'));
+    assert!(a.dialog.is_none(), "the rebound close key cancels");
+
+    // The filter prompt: Esc no longer closes it, the rebound key does (keeping nothing
+    // typed after it).
+    a.update(key('/'));
+    a.update(code(KeyCode::Esc));
+    assert!(matches!(a.dialog, Some(Dialog::Filter(_))));
+    assert!(render(&a).contains("Ctrl-s keep · Ctrl-g close"));
+    typed(&mut a, "agent");
+    a.update(ctrl('s'));
+    assert!(a.dialog.is_none());
+    assert_eq!(a.vms.filter, "agent");
+}
+
 #[test]
 fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     let mut a = full_app(80, 24);
@@ -2795,7 +2860,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
             paused: true
         }]
     );
-    assert!(a.vm_list.marks.is_empty());
+    assert!(a.vms.marks.is_empty());
     // Once shown paused, z resumes.
     let mut s = full_snapshot();
     s.vms[1].info.status = smolvm::core::VmStatus::Paused;
@@ -3679,10 +3744,10 @@ fn the_dashboard_opens_no_paths_store_or_host_of_its_own() {
 fn o_steps_the_sort_through_each_pane_column_and_wraps() {
     use smolvm::tui::app::{IMAGE_COLUMNS, VM_COLUMNS};
     let mut a = full_app(160, 48);
-    assert_eq!(a.vm_sort, VM_COLUMNS[0].id);
+    assert_eq!(a.vms.sort.col, VM_COLUMNS[0].id);
     for c in VM_COLUMNS.iter().skip(1) {
         a.update(key('o'));
-        assert_eq!(a.vm_sort, c.id);
+        assert_eq!(a.vms.sort.col, c.id);
         assert!(
             render(&a).contains(&format!("sort {}↑", c.title)),
             "{}",
@@ -3690,14 +3755,14 @@ fn o_steps_the_sort_through_each_pane_column_and_wraps() {
         );
     }
     a.update(key('o'));
-    assert_eq!(a.vm_sort, VM_COLUMNS[0].id);
+    assert_eq!(a.vms.sort.col, VM_COLUMNS[0].id);
     a.update(key('2'));
     for c in IMAGE_COLUMNS.iter().skip(1).chain(&IMAGE_COLUMNS[..1]) {
         a.update(key('o'));
-        assert_eq!(a.image_sort, c.id);
+        assert_eq!(a.images.sort.col, c.id);
     }
     assert_eq!(
-        a.vm_sort, VM_COLUMNS[0].id,
+        a.vms.sort.col, VM_COLUMNS[0].id,
         "the Images pane's sort moved the VMs'"
     );
 }

@@ -1,34 +1,37 @@
 //! Dashboard state and its one mutator, [`App::update`]: an input (key, mouse, resize,
 //! worker message, tick) changes the state and returns the effects the event loop must
 //! run (workers, refreshes, clipboard). Nothing here does I/O, so every behaviour is
-//! testable by feeding inputs and reading state and effects. An open dialog
-//! ([`super::dialogs`]) reads its own keys; the app carries out what it asks for.
+//! testable by feeding inputs and reading state and effects. The app holds the loop's
+//! state and routes: a key goes to the open dialog ([`super::dialogs`]), else the detail
+//! view, else the focused pane ([`super::components`]); each decides what the key means,
+//! what it needs and what it changes, and the app carries out what it asks for
+//! (`app/actions.rs`).
 //!
 //! [`App::data`] is what workers reported ([`Data`]: a message changes only it); the rest
-//! of [`App`] is view state: focus, selection, marks, filters, scroll, the open dialog.
+//! of [`App`] is view state: focus, the panes (each with its selection, marks, filter,
+//! sort or scroll), the open dialog.
 
 use crate::core::readonly::Action as Mutation;
-use std::collections::BTreeSet;
 
 use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Rect;
 use tui_textarea::TextArea;
 
+pub use super::components::{
+    images::ImagesPane, logs::LogSource, logs::LogView, tasks::TasksPane, vms::VmsPane, CommandInfo,
+};
+use super::components::{Component, Cx, Intent};
 pub use super::data::{Data, ImageInspect, Task, TaskItem, TaskKind, TaskState, TaskUpdate};
 use super::data::{ImageRow, Snapshot, VmRow};
 use super::keymap::{Action, Key, Keymap, Scope};
 use super::layout::Areas;
 use super::theme::Theme;
-use crate::core::table::{ImageCol, VmCol};
 
 mod actions;
-mod commands;
 mod mouse;
 mod palette;
 mod protocol;
-mod views;
 
-pub use commands::CommandInfo;
 pub use protocol::{Effect, Input, Msg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,34 +68,6 @@ impl Pane {
     }
 }
 
-/// Selection, filter, sort and marks of one list pane.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListState {
-    pub selected: usize,
-    pub filter: String,
-    pub sort_desc: bool,
-    pub marks: BTreeSet<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogSource {
-    App,
-    Vm(String),
-}
-
-/// How the Logs pane shows its source (the lines are data: [`App::log_lines`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogView {
-    pub source: LogSource,
-    pub follow: bool,
-    pub wrap: bool,
-    /// First line shown when not following.
-    pub scroll: usize,
-    pub search: String,
-    pub matches: Vec<usize>,
-    pub current: Option<usize>,
-}
-
 pub use super::data::{SnapshotRow, VmDetail};
 pub use super::dialogs::{
     egress_items, field_errors, CleanupDialog, CleanupPreview, ConfirmAction, DetailView, Dialog,
@@ -116,14 +91,11 @@ pub struct App {
     pub size: (u16, u16),
     /// What the workers reported.
     pub data: Data,
-    pub vm_list: ListState,
-    pub image_list: ListState,
-    /// The column the VMs pane sorts by (a column of `VM_COLUMNS`, the first by default).
-    pub vm_sort: VmCol,
-    /// The column the Images pane sorts by.
-    pub image_sort: ImageCol,
-    pub task_sel: usize,
+    /// The panes ([`super::components`]): each holds its view of the data.
+    pub vms: VmsPane,
+    pub images: ImagesPane,
     pub logs: LogView,
+    pub tasks: TasksPane,
     pub dialog: Option<Dialog>,
     /// The VM detail view, over the panes (dialogs open over it).
     pub detail: Option<DetailView>,
@@ -147,23 +119,9 @@ pub struct App {
     pub pending_select: Option<String>,
     generation: u64,
     version: u64,
-    /// Row order of the VMs and Images panes after filter and sort (indices into `vms` /
-    /// `images`), rebuilt only when data, filter or sort change: a key press on 10,000
-    /// rows must not re-sort them.
-    vm_order: Vec<usize>,
-    image_order: Vec<usize>,
-    order_key: Option<OrderKey>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct OrderKey {
-    data_gen: u64,
-    vm: (String, VmCol, bool),
-    image: (String, ImageCol, bool),
-}
-
-/// The columns of the VMs and Images panes (shared with the CLI's tables); a pane's
-/// `vm_sort` and `image_sort` are among these.
+/// The columns of the VMs and Images panes (shared with the CLI's tables).
 pub use crate::core::table::{IMAGE_PANE as IMAGE_COLUMNS, VM_PANE as VM_COLUMNS};
 
 pub(crate) fn line_input(text: &str) -> TextArea<'static> {
@@ -186,20 +144,10 @@ impl App {
             lower: Pane::Logs,
             size: (80, 24),
             data: Data::default(),
-            vm_list: ListState::default(),
-            image_list: ListState::default(),
-            vm_sort: VmCol::default(),
-            image_sort: ImageCol::default(),
-            task_sel: 0,
-            logs: LogView {
-                source: LogSource::App,
-                follow: true,
-                wrap: false,
-                scroll: 0,
-                search: String::new(),
-                matches: Vec::new(),
-                current: None,
-            },
+            vms: VmsPane::default(),
+            images: ImagesPane::default(),
+            logs: LogView::default(),
+            tasks: TasksPane::default(),
             dialog: None,
             detail: None,
             presets: PRESETS.clone(),
@@ -214,9 +162,6 @@ impl App {
             pending_select: None,
             generation: 0,
             version: 0,
-            vm_order: Vec::new(),
-            image_order: Vec::new(),
-            order_key: None,
         };
         let problems: Vec<String> = app
             .keymap
@@ -242,16 +187,13 @@ impl App {
 
     fn app_log_changed(&mut self) {
         if self.logs.source == LogSource::App {
-            self.after_lines_changed();
+            self.logs.lines_changed(&self.data);
         }
     }
 
     /// The lines of the log the Logs pane shows.
     pub fn log_lines(&self) -> &[String] {
-        match &self.logs.source {
-            LogSource::App => &self.data.app_log,
-            LogSource::Vm(id) => self.data.vm_log(id),
-        }
+        self.logs.lines(&self.data)
     }
 
     pub fn running_tasks(&self) -> usize {
@@ -269,44 +211,59 @@ impl App {
 
     /// VM rows after filter and sort, as shown.
     pub fn vm_view(&self) -> Vec<&VmRow> {
-        self.vm_order
-            .iter()
-            .filter_map(|&i| self.data.vms.get(i))
-            .collect()
+        self.vms.view(&self.data.vms)
     }
 
     pub fn image_view(&self) -> Vec<&ImageRow> {
-        self.image_order
-            .iter()
-            .filter_map(|&i| self.data.images.get(i))
-            .collect()
+        self.images.view(&self.data.images)
     }
 
     pub fn selected_vm(&self) -> Option<&VmRow> {
-        self.vm_order
-            .get(self.vm_list.selected)
-            .and_then(|&i| self.data.vms.get(i))
+        self.vms.selected(&self.data.vms)
     }
 
-    /// The VMs an action applies to: the marked ones, else the selected one.
-    fn vm_targets(&self) -> Vec<String> {
-        if !self.vm_list.marks.is_empty() {
-            return self
-                .vm_view()
-                .iter()
-                .filter(|r| self.vm_list.marks.contains(&r.info.id))
-                .map(|r| r.info.id.clone())
-                .collect();
+    /// The pane as a component.
+    pub fn component(&self, pane: Pane) -> &dyn Component {
+        match pane {
+            Pane::Vms => &self.vms,
+            Pane::Images => &self.images,
+            Pane::Logs => &self.logs,
+            Pane::Tasks => &self.tasks,
         }
-        self.selected_vm()
-            .map(|r| vec![r.info.id.clone()])
-            .unwrap_or_default()
+    }
+
+    fn component_mut(&mut self, pane: Pane) -> &mut dyn Component {
+        match pane {
+            Pane::Vms => &mut self.vms,
+            Pane::Images => &mut self.images,
+            Pane::Logs => &mut self.logs,
+            Pane::Tasks => &mut self.tasks,
+        }
+    }
+
+    /// What the panes see of the app (for paging: `pane`'s page).
+    pub(crate) fn cx(&self, pane: Pane) -> Cx<'_> {
+        Cx {
+            data: &self.data,
+            keymap: &self.keymap,
+            readonly: self.readonly,
+            page: self.page(pane),
+            presets: &self.presets,
+            selected_vm: self.selected_vm().map(|r| r.info.id.clone()),
+        }
+    }
+
+    /// Recompute the table panes' orders if data, filter or sort changed.
+    fn rebuild_views(&mut self) {
+        let g = self.data.generation();
+        self.vms.rebuild(&self.data.vms, g);
+        self.images.rebuild(&self.data.images, g);
     }
 
     fn list_len(&self, pane: Pane) -> usize {
         match pane {
-            Pane::Vms => self.vm_order.len(),
-            Pane::Images => self.image_order.len(),
+            Pane::Vms => self.vms.len(),
+            Pane::Images => self.images.len(),
             Pane::Tasks => self.data.tasks.len(),
             Pane::Logs => self.log_lines().len(),
         }
@@ -314,21 +271,18 @@ impl App {
 
     fn selection_mut(&mut self, pane: Pane) -> &mut usize {
         match pane {
-            Pane::Vms => &mut self.vm_list.selected,
-            Pane::Images => &mut self.image_list.selected,
-            Pane::Tasks => &mut self.task_sel,
+            Pane::Vms => &mut self.vms.selected,
+            Pane::Images => &mut self.images.selected,
+            Pane::Tasks => &mut self.tasks.selected,
             Pane::Logs => &mut self.logs.scroll,
         }
     }
 
     fn clamp(&mut self) {
-        for pane in [Pane::Vms, Pane::Images, Pane::Tasks] {
-            let len = self.list_len(pane);
-            let sel = self.selection_mut(pane);
-            *sel = (*sel).min(len.saturating_sub(1));
-        }
-        let ids: BTreeSet<String> = self.data.vms.iter().map(|v| v.info.id.clone()).collect();
-        self.vm_list.marks.retain(|m| ids.contains(m));
+        self.vms.clamp(&self.data.vms);
+        self.images.clamp(&self.data.images);
+        let n = self.data.tasks.len();
+        self.tasks.selected = self.tasks.selected.min(n.saturating_sub(1));
     }
 
     pub fn areas(&self) -> Areas {
@@ -349,7 +303,7 @@ impl App {
 
     fn new_task(&mut self, kind: TaskKind, title: String) -> u64 {
         let id = self.data.add_task(kind, title.clone());
-        self.task_sel = self.data.tasks.len() - 1;
+        self.tasks.selected = self.data.tasks.len() - 1;
         self.log(format!("task {id} started: {title}"));
         id
     }
@@ -412,37 +366,16 @@ impl App {
             return self.on_dialog_key(k);
         }
         self.status = None;
-        if let Some(mut d) = self.detail.take() {
-            return match d.handle_key(k, &self.data, &self.keymap) {
-                Outcome::Keep => {
-                    self.detail = Some(d);
-                    Vec::new()
-                }
-                Outcome::Close => Vec::new(),
-                Outcome::Done(r) => self.request(r),
-                Outcome::Also(r) => {
-                    self.detail = Some(d);
-                    self.request(r)
-                }
-            };
-        }
         let key = Key::from_event(&k);
+        if let Some(d) = self.detail.take() {
+            return self.detail_key(d, &key);
+        }
         match self.keymap.lookup(self.focus.scope(), &key) {
             Some(a) => self.act(a),
             None if k.code == KeyCode::Esc => {
-                // Esc clears marks, then the filter.
-                let list = match self.focus {
-                    Pane::Vms => Some(&mut self.vm_list),
-                    Pane::Images => Some(&mut self.image_list),
-                    _ => None,
-                };
-                if let Some(l) = list {
-                    if !l.marks.is_empty() {
-                        l.marks.clear();
-                    } else {
-                        l.filter.clear();
-                    }
-                }
+                // Esc the keymap leaves free: the pane's (a table clears its marks, then
+                // its filter).
+                self.component_mut(self.focus).on_escape();
                 Vec::new()
             }
             None => Vec::new(),
@@ -459,10 +392,25 @@ impl App {
 
     /// Whether the selected task runs and can be cancelled (the footer offers `x` then).
     pub fn selected_task_cancellable(&self) -> bool {
-        self.data
-            .tasks
-            .get(self.task_sel)
-            .is_some_and(|t| t.state == TaskState::Running && t.kind.cancellable())
+        self.tasks.cancellable(&self.data)
+    }
+
+    /// The commands `pane` offers, in priority order (the footer leaves out the last ones
+    /// first when it is too narrow): the pane's declarations
+    /// ([`super::components::command_infos`]).
+    pub fn commands(&self, pane: Pane) -> Vec<CommandInfo> {
+        super::components::command_infos(self.component(pane), &self.cx(pane))
+    }
+
+    /// `pane` does something with `action` (help lists only these).
+    pub fn offers(&self, pane: Pane, action: Action) -> bool {
+        super::components::offers(self.component(pane), &self.cx(pane), action)
+    }
+
+    /// The help overlay's sections for `pane`: the keymap sections it reaches, with the
+    /// keys of what it offers.
+    pub fn help(&self, pane: Pane) -> Vec<super::components::HelpSection> {
+        super::components::help_actions(self.component(pane), &self.cx(pane))
     }
 
     fn focus(&mut self, p: Pane) {
@@ -472,21 +420,15 @@ impl App {
         }
     }
 
+    /// The mouse wheel in `pane`.
     fn step(&mut self, pane: Pane, by: isize) {
         if pane == Pane::Logs {
-            let max = self.log_lines().len().saturating_sub(1);
-            let cur = if self.logs.follow {
-                max
-            } else {
-                self.logs.scroll
-            };
-            self.logs.scroll = cur.saturating_add_signed(by).min(max);
-            self.logs.follow = self.logs.scroll >= max && by > 0;
+            let len = self.log_lines().len();
+            self.logs.step(len, by);
             return;
         }
         let len = self.list_len(pane);
-        let sel = self.selection_mut(pane);
-        *sel = sel.saturating_add_signed(by).min(len.saturating_sub(1));
+        super::components::step(self.selection_mut(pane), len, by);
     }
 
     fn show_log(&mut self, source: LogSource) -> Vec<Effect> {
@@ -494,62 +436,12 @@ impl App {
         self.logs.follow = true;
         self.focus(Pane::Logs);
         let LogSource::Vm(id) = &source else {
-            self.after_lines_changed();
+            self.logs.lines_changed(&self.data);
             return Vec::new();
         };
         self.data.follow_vm_log(id);
-        self.after_lines_changed();
+        self.logs.lines_changed(&self.data);
         vec![Effect::LoadLog(source)]
-    }
-
-    fn after_lines_changed(&mut self) {
-        self.recompute_matches();
-        if self.logs.follow {
-            self.logs.scroll = self.log_lines().len().saturating_sub(1);
-        }
-    }
-
-    fn recompute_matches(&mut self) {
-        let q = self.logs.search.to_lowercase();
-        self.logs.matches = if q.is_empty() {
-            Vec::new()
-        } else {
-            self.log_lines()
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.to_lowercase().contains(&q))
-                .map(|(i, _)| i)
-                .collect()
-        };
-        if self
-            .logs
-            .current
-            .is_some_and(|c| c >= self.logs.matches.len())
-        {
-            self.logs.current = None;
-        }
-    }
-
-    fn step_match(&mut self, forward: bool) {
-        let n = self.logs.matches.len();
-        if n == 0 {
-            self.status = Some(if self.logs.search.is_empty() {
-                "no search: press / in Logs".into()
-            } else {
-                format!("no match for '{}'", self.logs.search)
-            });
-            return;
-        }
-        let next = match (self.logs.current, forward) {
-            (None, true) => 0,
-            (None, false) => n - 1,
-            (Some(c), true) => (c + 1) % n,
-            (Some(c), false) => (c + n - 1) % n,
-        };
-        self.logs.current = Some(next);
-        self.logs.follow = false;
-        self.logs.scroll = self.logs.matches[next];
-        self.status = Some(format!("match {}/{n}", next + 1));
     }
 
     /// A key while a dialog is open: the dialog decides what it means.
@@ -585,11 +477,10 @@ impl App {
                 self.rebuild_views();
                 // Keep the same VM selected across refreshes (or select a new one).
                 if let Some(id) = self.pending_select.clone().or(selected_id) {
-                    if let Some(i) = self.vm_view().iter().position(|r| r.info.id == id) {
-                        self.vm_list.selected = i;
-                        if self.pending_select.as_deref() == Some(id.as_str()) {
-                            self.pending_select = None;
-                        }
+                    if self.vms.select_key(&self.data.vms, &id)
+                        && self.pending_select.as_deref() == Some(id.as_str())
+                    {
+                        self.pending_select = None;
                     }
                 }
             }
@@ -597,7 +488,7 @@ impl App {
                 if let LogSource::Vm(id) = &source {
                     self.data.apply_vm_log(id, lines);
                     if source == self.logs.source {
-                        self.after_lines_changed();
+                        self.logs.lines_changed(&self.data);
                     }
                 }
             }
@@ -637,9 +528,8 @@ impl App {
                 self.log(line.clone());
                 self.status = Some(line);
                 // Back where we were: the same VM selected.
-                match self.vm_view().iter().position(|r| r.info.id == id) {
-                    Some(i) => self.vm_list.selected = i,
-                    None => self.pending_select = Some(id),
+                if !self.vms.select_key(&self.data.vms, &id) {
+                    self.pending_select = Some(id);
                 }
                 return vec![Effect::Refresh { slow: false }];
             }
@@ -651,12 +541,11 @@ impl App {
     fn on_task(&mut self, task: u64, u: TaskUpdate) -> Vec<Effect> {
         match u {
             TaskUpdate::Started { vm_id } => {
-                self.vm_list.filter.clear();
+                self.vms.filter.clear();
                 self.rebuild_views();
                 self.focus(Pane::Vms);
-                match self.vm_view().iter().position(|r| r.info.id == vm_id) {
-                    Some(i) => self.vm_list.selected = i,
-                    None => self.pending_select = Some(vm_id.clone()),
+                if !self.vms.select_key(&self.data.vms, &vm_id) {
+                    self.pending_select = Some(vm_id.clone());
                 }
                 if let Some(vm) = self.attach_after.get_mut(&task) {
                     *vm = Some(vm_id);
@@ -666,22 +555,12 @@ impl App {
             TaskUpdate::Finished { state, summary, .. } => {
                 let attach = self.attach_after.remove(&task).flatten();
                 let session = self.session_after.remove(&task);
-                // The port and network forms wait for their task: core's refusal stays in
-                // the form.
-                let waiting = match &mut self.dialog {
-                    Some(Dialog::Port(f)) => Some((&mut f.pending, &mut f.error)),
-                    Some(Dialog::Network(f)) => Some((&mut f.pending, &mut f.error)),
-                    _ => None,
-                };
-                if let Some((pending, error)) = waiting {
-                    if *pending == Some(task) {
-                        *pending = None;
-                        if state == TaskState::Done {
-                            self.dialog = None;
-                        } else {
-                            *error = Some(summary.clone());
-                        }
-                    }
+                if self
+                    .dialog
+                    .as_mut()
+                    .is_some_and(|d| d.task_finished(task, state == TaskState::Done, &summary))
+                {
+                    self.dialog = None;
                 }
                 self.status = Some(summary);
                 let mut fx = vec![Effect::Refresh { slow: true }];

@@ -45,36 +45,6 @@ impl VmRow {
             None => "-".into(),
         }
     }
-
-    /// The cells the VMs pane shows, as it shows them (the `/` filter matches these).
-    pub fn cells(&self) -> [String; 12] {
-        let dash = || "-".to_string();
-        let i = &self.info;
-        [
-            i.id.clone(),
-            i.shown_status(),
-            i.backend.clone().unwrap_or_else(dash),
-            i.preset.clone().unwrap_or_else(dash),
-            i.ip.clone().unwrap_or_else(dash),
-            i.ssh_port.map_or_else(dash, |p| p.to_string()),
-            self.net_cell(),
-            self.net
-                .as_ref()
-                .and_then(|n| n.egress_bytes)
-                .map_or_else(dash, crate::core::units::format_size),
-            i.pid.map_or_else(dash, |p| p.to_string()),
-            self.uptime_secs.map_or_else(dash, fmt_duration),
-            self.cpu_pct.map_or_else(dash, |c| format!("{c:.1}")),
-            self.rss_bytes
-                .map_or_else(dash, crate::core::units::format_size),
-        ]
-    }
-
-    /// The row's text for the `/` filter: every cell, tab-separated (a match never spans
-    /// two cells).
-    pub fn shown_text(&self) -> String {
-        self.cells().join("\t")
-    }
 }
 
 /// An uptime as the VMs pane shows it (`59s`, `1m02s`, `1h02m`, `2d03h`).
@@ -98,21 +68,6 @@ impl ImageRow {
         } else {
             format!("{} · used by {}", self.state(), self.in_use_by.join(", "))
         }
-    }
-
-    /// The row's text for the `/` filter: the cells the Images pane shows (and the
-    /// preset the name stands for).
-    pub fn shown_text(&self) -> String {
-        [
-            self.version.as_str(),
-            &self.name,
-            &self.preset,
-            &self.arch,
-            &self.vmm,
-            &crate::core::units::format_size(self.size_bytes),
-            &self.shown_state(),
-        ]
-        .join("\t")
     }
 }
 

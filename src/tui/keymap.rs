@@ -65,10 +65,12 @@ pub enum Action {
     PrevSnapshot,
     Restore,
     DeleteSnapshot,
+    NextField,
+    PrevField,
 }
 
 impl Action {
-    pub const ALL: [Action; 53] = [
+    pub const ALL: [Action; 55] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -122,6 +124,8 @@ impl Action {
         Action::PrevSnapshot,
         Action::Restore,
         Action::DeleteSnapshot,
+        Action::NextField,
+        Action::PrevField,
     ];
 
     /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
@@ -193,6 +197,8 @@ impl Action {
             Action::PrevSnapshot => "prev_snapshot",
             Action::Restore => "restore",
             Action::DeleteSnapshot => "delete_snapshot",
+            Action::NextField => "next_field",
+            Action::PrevField => "prev_field",
         }
     }
 
@@ -252,6 +258,8 @@ impl Action {
             Action::PrevSnapshot => "previous snapshot",
             Action::Restore => "restore snapshot",
             Action::DeleteSnapshot => "delete snapshot",
+            Action::NextField => "next field",
+            Action::PrevField => "previous field",
         }
     }
 
@@ -274,10 +282,13 @@ pub enum Scope {
     Dialog,
     /// A VM's detail view (the VMs pane's actions on its VM come from [`Scope::Vms`]).
     Detail,
+    /// The forms and prompts (start, snapshot, port, copy, network, cleanup, filter,
+    /// search, palette): their fields take text, so their keys are not `y`/`n`.
+    Form,
 }
 
 impl Scope {
-    const ALL: [Scope; 8] = [
+    const ALL: [Scope; 9] = [
         Scope::Global,
         Scope::List,
         Scope::Vms,
@@ -286,6 +297,7 @@ impl Scope {
         Scope::Tasks,
         Scope::Dialog,
         Scope::Detail,
+        Scope::Form,
     ];
 
     pub fn name(self) -> &'static str {
@@ -298,6 +310,7 @@ impl Scope {
             Scope::Tasks => "tasks",
             Scope::Dialog => "dialog",
             Scope::Detail => "detail",
+            Scope::Form => "form",
         }
     }
 
@@ -315,6 +328,7 @@ impl Scope {
             Scope::List => &[Scope::List, Scope::Global],
             Scope::Global => &[Scope::Global],
             Scope::Dialog => &[Scope::Dialog],
+            Scope::Form => &[Scope::Form],
             // The detail view passes the VMs pane's keys on: they clash with its own.
             Scope::Detail => &[Scope::Detail, Scope::Vms],
         }
@@ -576,6 +590,7 @@ impl Keymap {
             Scope::Tasks,
             Scope::Dialog,
             Scope::Detail,
+            Scope::Form,
         ] {
             let mut seen: Vec<(Key, Vec<(Scope, Action)>)> = Vec::new();
             for scope in pane.chain() {
@@ -631,27 +646,25 @@ impl Keymap {
 
     /// `p` / `Ctrl-c` — the first key for an action, for hints.
     pub fn hint(&self, pane: Scope, action: Action) -> String {
-        self.keys_for(pane, action)
-            .first()
-            .map(Key::display)
-            .unwrap_or_else(|| "unbound".into())
+        key_list(&self.keys_for(pane, action), "", 1)
     }
 
     /// `y/Enter` — the first keys of an action that differ other than by case (at most
     /// two), for a dialog's buttons.
     pub fn hints(&self, scope: Scope, action: Action) -> String {
-        let mut shown: Vec<String> = Vec::new();
-        for k in self.keys_for(scope, action) {
-            let d = k.display();
-            if !shown.iter().any(|s| s.eq_ignore_ascii_case(&d)) {
-                shown.push(d);
-            }
-        }
-        shown.truncate(2);
-        if shown.is_empty() {
-            "unbound".into()
-        } else {
-            shown.join("/")
+        key_list(&self.keys_for(scope, action), "/", 2)
+    }
+
+    /// The key of `action` in `scope` shown as a form's hint: `preferred` when it is one
+    /// of them (`Esc` rather than `Ctrl-c`), else the first.
+    pub fn hint_preferring(&self, scope: Scope, action: Action, preferred: KeyCode) -> String {
+        let keys = self.keys_for(scope, action);
+        match keys
+            .iter()
+            .find(|k| k.code == preferred && k.mods.is_empty())
+        {
+            Some(k) => k.display(),
+            None => key_list(&keys, "/", 1),
         }
     }
 
@@ -667,6 +680,24 @@ impl Keymap {
             .filter_map(|a| self.bindings.get(&(scope, *a)).map(|k| (*a, k.clone())))
             .filter(|(_, k)| !k.is_empty())
             .collect()
+    }
+}
+
+/// Keys as hints and help show them (`y/Enter`, `k ↑`): keys that differ only by case
+/// once, at most `max`, joined by `sep`; `unbound` when there are none.
+pub fn key_list(keys: &[Key], sep: &str, max: usize) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    for k in keys {
+        let d = k.display();
+        if !shown.iter().any(|s| s.eq_ignore_ascii_case(&d)) {
+            shown.push(d);
+        }
+    }
+    shown.truncate(max);
+    if shown.is_empty() {
+        "unbound".into()
+    } else {
+        shown.join(sep)
     }
 }
 
@@ -713,6 +744,7 @@ mod tests {
                 Scope::Tasks,
                 Scope::Dialog,
                 Scope::Detail,
+                Scope::Form,
             ];
             assert!(
                 scopes.iter().any(|s| !km.keys_for(*s, a).is_empty()),
@@ -772,6 +804,14 @@ mod tests {
             Some(Action::Restore)
         );
         assert_eq!(km.lookup_in(Scope::Detail, &key("z")), None);
+        // Forms take text: `y`/`n` are typed there, Enter and Esc answer.
+        assert_eq!(km.lookup_in(Scope::Form, &key("y")), None);
+        assert_eq!(km.hints(Scope::Form, Action::Confirm), "Enter");
+        assert_eq!(km.hints(Scope::Form, Action::Close), "Esc/Ctrl-c");
+        assert_eq!(
+            km.lookup_in(Scope::Form, &key("tab")),
+            Some(Action::NextField)
+        );
         // The detail view passes the VMs pane's keys on: `r` for snapshot would be
         // unreachable there, so it is a clash and the default comes back.
         let km = Keymap::with_user("[vms]\nsnapshot = [\"r\"]\n", "u.toml");

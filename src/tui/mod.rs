@@ -4,6 +4,7 @@
 //! draws only when something changed and ticks only while something animates.
 
 pub mod app;
+pub mod components;
 pub mod data;
 pub mod dialogs;
 pub mod keymap;

@@ -34,11 +34,7 @@ impl App {
                 let header = if pane == Pane::Logs { 1 } else { 2 };
                 if m.row >= rect.y + header && pane != Pane::Logs {
                     let visible = usize::from(rect.height.saturating_sub(3));
-                    let sel = match pane {
-                        Pane::Vms => self.vm_list.selected,
-                        Pane::Images => self.image_list.selected,
-                        _ => self.task_sel,
-                    };
+                    let sel = *self.selection_mut(pane);
                     let offset = crate::tui::layout::scroll_offset(sel, visible);
                     let idx = offset + usize::from(m.row - rect.y - header);
                     if idx < self.list_len(pane) {

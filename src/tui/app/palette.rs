@@ -54,7 +54,7 @@ impl App {
             }
             ("filter", words) => {
                 self.focus(Pane::Vms);
-                self.vm_list.filter = words.join(" ");
+                self.vms.filter = words.join(" ");
                 Vec::new()
             }
             ("pull", ["--all"]) => {

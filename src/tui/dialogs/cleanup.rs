@@ -8,9 +8,10 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{capped, centered, dialog, Outcome, Preview, Request, SPINNER};
+use super::{capped, centered, dialog, form_action, form_key, Outcome, Preview, Request, SPINNER};
 use crate::tui::app::{text_of, App};
 use crate::tui::data::Data;
+use crate::tui::keymap::{Action, Keymap};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupPreview {
@@ -28,12 +29,13 @@ pub struct CleanupDialog {
 }
 
 impl CleanupDialog {
-    pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
+    pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
-        if k.code == KeyCode::Esc || (k.code == KeyCode::Char('c') && ctrl) {
+        let action = form_action(&k, keymap);
+        if action == Some(Action::Close) {
             return Outcome::Close;
         }
-        if k.code == KeyCode::Enter {
+        if action == Some(Action::Confirm) {
             return match data.cleanup_preview(self.generation) {
                 Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
                     Outcome::Done(Request::Cleanup {
@@ -45,7 +47,7 @@ impl CleanupDialog {
                 _ => Outcome::Keep,
             };
         }
-        let toggled = k.code == KeyCode::Tab || (k.code == KeyCode::Char('a') && ctrl);
+        let toggled = action == Some(Action::NextField) || (k.code == KeyCode::Char('a') && ctrl);
         let before = (text_of(&self.prefix), self.all);
         if toggled {
             self.all = !self.all;
@@ -100,7 +102,10 @@ impl CleanupDialog {
         f.render_widget(&d.prefix, input_r);
         f.render_widget(
             Paragraph::new(Line::from(vec![
-                Span::styled("[Tab] ", t.accent()),
+                Span::styled(
+                    format!("[{}] ", form_key(app, Action::NextField)),
+                    t.accent(),
+                ),
                 Span::raw(format!(
                     "--all: {}",
                     if d.all {
@@ -166,13 +171,16 @@ impl CleanupDialog {
         f.render_widget(
             Paragraph::new(if ready {
                 Line::from(vec![
-                    Span::styled("[Enter]", t.accent()),
+                    Span::styled(format!("[{}]", form_key(app, Action::Confirm)), t.accent()),
                     Span::raw(" delete these   "),
-                    Span::styled("[Esc]", t.accent()),
+                    Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
                     Span::raw(" cancel"),
                 ])
             } else {
-                Line::styled("[Esc] close", t.accent())
+                Line::styled(
+                    format!("[{}] close", form_key(app, Action::Close)),
+                    t.accent(),
+                )
             }),
             btn_r,
         );

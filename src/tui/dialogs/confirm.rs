@@ -31,6 +31,19 @@ pub enum ConfirmAction {
 }
 
 impl ConfirmAction {
+    /// What it changes (read-only mode refuses it).
+    pub fn mutation(&self) -> Option<crate::core::readonly::Action> {
+        use crate::core::readonly::Action as M;
+        Some(match self {
+            ConfirmAction::Delete(_) => M::Delete,
+            ConfirmAction::Stop(_) => M::Stop,
+            ConfirmAction::RemoveImages(_) => M::ImageRemove,
+            ConfirmAction::Restore { .. } => M::SnapshotRestore,
+            ConfirmAction::DeleteSnapshots(_) => M::SnapshotDelete,
+            ConfirmAction::Quit => return None,
+        })
+    }
+
     pub(super) fn handle_key(&self, k: &KeyEvent, keymap: &Keymap) -> Outcome {
         let a = Answer::of(k, keymap);
         if a.yes {

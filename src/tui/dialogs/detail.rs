@@ -7,16 +7,17 @@
 //! pane's action keys (pause, snapshot, port, network, attach, shell, upload, download,
 //! stop) act on this VM.
 
-use crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::{ConfirmAction, Outcome, Preview, Request};
+use super::{ConfirmAction, Preview, Request};
 use crate::core::egress::NetworkReport;
+use crate::core::readonly::Action as Mutation;
 use crate::core::units::format_size;
-use crate::tui::app::App;
+use crate::tui::app::{App, Pane};
+use crate::tui::components::{command_infos, vms, Command, CommandInfo, Component, Cx, Intent};
 use crate::tui::data::{Data, SnapshotRow, VmDetail};
 use crate::tui::keymap::{Action, Key, Keymap, Scope};
 
@@ -61,58 +62,6 @@ impl DetailView {
         self.snapshots(data)
             .get(self.snapshot)
             .map(|s| s.id.clone())
-    }
-
-    pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
-        let page = self.page.max(1);
-        let n = self.snapshots(data).len();
-        let key = Key::from_event(&k);
-        // The view's own `[detail]` keys, then the VMs pane's actions on its VM.
-        match keymap.lookup_in(Scope::Detail, &key) {
-            Some(Action::Close) => return Outcome::Close,
-            Some(Action::Down) => self.offset += 1,
-            Some(Action::Up) => self.offset = self.offset.saturating_sub(1),
-            Some(Action::PageDown) => self.offset += page,
-            Some(Action::PageUp) => self.offset = self.offset.saturating_sub(page),
-            Some(Action::Top) => self.offset = 0,
-            Some(Action::Bottom) => self.offset = self.max,
-            Some(Action::NextSnapshot) if n > 0 => self.snapshot = (self.snapshot + 1) % n,
-            Some(Action::PrevSnapshot) if n > 0 => self.snapshot = (self.snapshot + n - 1) % n,
-            Some(Action::Restore) => {
-                return match self.chosen(data) {
-                    // Its VM exists (this view shows it): restoring replaces it, so ask.
-                    Some(s) if data.vms.iter().any(|r| r.info.id == self.id) => {
-                        Outcome::Also(Request::Confirm(ConfirmAction::Restore {
-                            snapshot: s,
-                            vm: self.id.clone(),
-                        }))
-                    }
-                    Some(s) => Outcome::Also(Request::Restore(s)),
-                    None => Outcome::Also(Request::Status("no snapshot to restore".into())),
-                };
-            }
-            Some(Action::DeleteSnapshot) => {
-                return match self.chosen(data) {
-                    Some(s) => {
-                        Outcome::Also(Request::Confirm(ConfirmAction::DeleteSnapshots(vec![s])))
-                    }
-                    None => Outcome::Also(Request::Status("no snapshot to delete".into())),
-                }
-            }
-            Some(_) => {}
-            None => {
-                if let Some(a) =
-                    vm_actions().find(|a| keymap.keys_for(Scope::Vms, *a).contains(&key))
-                {
-                    return Outcome::Also(Request::OnVms {
-                        action: a,
-                        ids: vec![self.id.clone()],
-                    });
-                }
-            }
-        }
-        self.offset = self.offset.min(self.max);
-        Outcome::Keep
     }
 
     /// Fit the scroll to the view as it would be drawn now.
@@ -280,39 +229,31 @@ impl DetailView {
         let lines = self.lines(app);
         let page = usize::from(r.height.saturating_sub(2));
         let offset = self.offset.min(lines.len().saturating_sub(page));
-        let km = &app.keymap;
-        let long = r.width >= 140;
-        let own = |a| km.hint(Scope::Detail, a);
-        let hint = format!(
-            "{}{} pause · {} snapshot · {} port · {} network · {} attach · {} shell · {} upload · {} download ",
-            if long {
-                format!(
-                    " {} back · {}/{} scroll · {} choose snapshot · {} restore · {} delete · ",
-                    own(Action::Close),
-                    own(Action::Down),
-                    own(Action::Up),
-                    own(Action::NextSnapshot),
-                    own(Action::Restore),
-                    own(Action::DeleteSnapshot)
-                )
-            } else {
-                format!(
-                    " {} · {}/{}/{} snapshots · ",
-                    own(Action::Close),
-                    own(Action::NextSnapshot),
-                    own(Action::Restore),
-                    own(Action::DeleteSnapshot)
-                )
-            },
-            km.hint(Scope::Vms, Action::Pause),
-            km.hint(Scope::Vms, Action::Snapshot),
-            km.hint(Scope::Vms, Action::Port),
-            km.hint(Scope::Vms, Action::Network),
-            km.hint(Scope::Vms, Action::Attach),
-            km.hint(Scope::Vms, Action::Shell),
-            km.hint(Scope::Vms, Action::Upload),
-            km.hint(Scope::Vms, Action::Download),
-        );
+        // The hint is the view's commands (their keys from the keymap).
+        let cmds = command_infos(self, &app.cx(Pane::Vms));
+        let key = |a: Action| {
+            cmds.iter()
+                .find(|c| c.action == a)
+                .map_or_else(String::new, |c| c.key.clone())
+        };
+        let listed = |c: &[CommandInfo]| {
+            c.iter()
+                .map(|c| format!("{} {}", c.key, c.label))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        };
+        let own = if r.width >= 140 {
+            format!(" {} · ", listed(&cmds[..5]))
+        } else {
+            format!(
+                " {} · {}/{}/{} snapshots · ",
+                key(Action::Close),
+                key(Action::NextSnapshot),
+                key(Action::Restore),
+                key(Action::DeleteSnapshot)
+            )
+        };
+        let hint = format!("{own}{} ", listed(&cmds[5..]));
         let mut blk = Block::default()
             .borders(Borders::ALL)
             .border_type(BorderType::Thick)
@@ -338,6 +279,112 @@ impl DetailView {
             Paragraph::new(lines).block(blk).scroll((offset as u16, 0)),
             r,
         );
+    }
+}
+
+/// The detail view's commands, in its hint's order: its own, then the VMs pane's on its
+/// VM.
+fn declared() -> [Command; 13] {
+    [
+        Command::labelled(Action::Close, "back"),
+        Command::pair(Action::Down, Action::Up, "scroll"),
+        Command::labelled(Action::NextSnapshot, "choose snapshot"),
+        Command::labelled(Action::Restore, "restore"),
+        Command::labelled(Action::DeleteSnapshot, "delete"),
+        Command::labelled(Action::Pause, "pause"),
+        Command::labelled(Action::Snapshot, "snapshot"),
+        Command::labelled(Action::Port, "port"),
+        Command::labelled(Action::Network, "network"),
+        Command::labelled(Action::Attach, "attach"),
+        Command::labelled(Action::Shell, "shell"),
+        Command::labelled(Action::Upload, "upload"),
+        Command::labelled(Action::Download, "download"),
+    ]
+}
+
+impl Component for DetailView {
+    fn scope(&self) -> Scope {
+        Scope::Detail
+    }
+
+    /// Its own `[detail]` keys, then the VMs pane's actions on its VM.
+    fn action_for(&self, keymap: &Keymap, key: &Key) -> Option<Action> {
+        keymap
+            .lookup_in(Scope::Detail, key)
+            .or_else(|| vm_actions().find(|a| keymap.keys_for(Scope::Vms, *a).contains(key)))
+    }
+
+    fn global_commands(&self) -> &'static [Action] {
+        &[]
+    }
+
+    fn commands(&self, _cx: &Cx) -> Vec<Command> {
+        declared().to_vec()
+    }
+
+    fn also(&self) -> &'static [Action] {
+        &[
+            Action::Up,
+            Action::PageUp,
+            Action::PageDown,
+            Action::Top,
+            Action::Bottom,
+            Action::PrevSnapshot,
+            Action::Stop,
+        ]
+    }
+
+    fn mutation(&self, a: Action, cx: &Cx) -> Option<Mutation> {
+        match a {
+            Action::Restore => Some(Mutation::SnapshotRestore),
+            Action::DeleteSnapshot => Some(Mutation::SnapshotDelete),
+            _ => vms::vm_mutation(a, std::slice::from_ref(&self.id), cx),
+        }
+    }
+
+    fn on_action(&mut self, a: Action, cx: &Cx) -> Option<Vec<Intent>> {
+        let data = cx.data;
+        let page = self.page.max(1);
+        let n = self.snapshots(data).len();
+        let status = |s: &str| vec![Intent::Status(s.into())];
+        match a {
+            Action::Close => return Some(vec![Intent::Close]),
+            Action::Down => self.offset += 1,
+            Action::Up => self.offset = self.offset.saturating_sub(1),
+            Action::PageDown => self.offset += page,
+            Action::PageUp => self.offset = self.offset.saturating_sub(page),
+            Action::Top => self.offset = 0,
+            Action::Bottom => self.offset = self.max,
+            Action::NextSnapshot if n > 0 => self.snapshot = (self.snapshot + 1) % n,
+            Action::PrevSnapshot if n > 0 => self.snapshot = (self.snapshot + n - 1) % n,
+            Action::Restore => {
+                return Some(match self.chosen(data) {
+                    // Its VM exists (this view shows it): restoring replaces it, so ask.
+                    Some(s) if data.vms.iter().any(|r| r.info.id == self.id) => {
+                        vec![Intent::Request(Request::Confirm(ConfirmAction::Restore {
+                            snapshot: s,
+                            vm: self.id.clone(),
+                        }))]
+                    }
+                    Some(s) => vec![Intent::Request(Request::Restore(s))],
+                    None => status("no snapshot to restore"),
+                });
+            }
+            Action::DeleteSnapshot => {
+                return Some(match self.chosen(data) {
+                    Some(s) => vec![Intent::Request(Request::Confirm(
+                        ConfirmAction::DeleteSnapshots(vec![s]),
+                    ))],
+                    None => status("no snapshot to delete"),
+                });
+            }
+            a if vm_actions().any(|v| v == a) => {
+                return Some(vms::on_vms(a, vec![self.id.clone()], cx));
+            }
+            _ => {}
+        }
+        self.offset = self.offset.min(self.max);
+        Some(Vec::new())
     }
 }
 

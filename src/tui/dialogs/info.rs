@@ -1,9 +1,10 @@
 //! `?` (the keys of the focused pane), `:doctor` (every check with its fix) and `i` in
 //! Images (`image inspect` of the selected image): read-only
-//! dialogs as tall as their wrapped lines (at most the screen), scrolled with `j`/`k`,
-//! `PgUp`/`PgDn`, `g`/`G`; any other key closes them.
+//! dialogs as tall as their wrapped lines (at most the screen), scrolled with the list
+//! keys of the keymap's `[list]` (by default `j`/`k`, `PgUp`/`PgDn`, `g`/`G`); any other
+//! key closes them.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
@@ -11,6 +12,7 @@ use ratatui::Frame;
 
 use super::{centered, dialog, Outcome};
 use crate::tui::app::App;
+use crate::tui::keymap::{Action, Key, Keymap, Scope};
 
 /// Which read-only dialog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,18 +41,15 @@ pub struct Scroll {
     max: usize,
 }
 
-pub(super) fn handle_key(s: &mut Scroll, k: &KeyEvent) -> Outcome {
-    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+pub(super) fn handle_key(s: &mut Scroll, k: &KeyEvent, keymap: &Keymap) -> Outcome {
     let page = s.page.max(1);
-    s.offset = match k.code {
-        KeyCode::Down | KeyCode::Char('j') => s.offset + 1,
-        KeyCode::Up | KeyCode::Char('k') => s.offset.saturating_sub(1),
-        KeyCode::PageDown => s.offset + page,
-        KeyCode::Char('d') if ctrl => s.offset + page,
-        KeyCode::PageUp => s.offset.saturating_sub(page),
-        KeyCode::Char('u') if ctrl => s.offset.saturating_sub(page),
-        KeyCode::Home | KeyCode::Char('g') => 0,
-        KeyCode::End | KeyCode::Char('G') => s.max,
+    s.offset = match keymap.lookup_in(Scope::List, &Key::from_event(k)) {
+        Some(Action::Down) => s.offset + 1,
+        Some(Action::Up) => s.offset.saturating_sub(1),
+        Some(Action::PageDown) => s.offset + page,
+        Some(Action::PageUp) => s.offset.saturating_sub(page),
+        Some(Action::Top) => 0,
+        Some(Action::Bottom) => s.max,
         _ => return Outcome::Close,
     }
     .min(s.max);
@@ -90,7 +89,13 @@ pub(super) fn render(f: &mut Frame, app: &App, s: &Scroll, which: Info) {
     if total > page {
         let title = Line::styled(
             format!(
-                " j/k PgUp/PgDn · {}–{} of {} ",
+                " {}/{} {}/{} · {}–{} of {} ",
+                app.keymap.hint(Scope::List, Action::Down),
+                app.keymap.hint(Scope::List, Action::Up),
+                app.keymap
+                    .hint_preferring(Scope::List, Action::PageUp, KeyCode::PageUp),
+                app.keymap
+                    .hint_preferring(Scope::List, Action::PageDown, KeyCode::PageDown),
                 offset + 1,
                 offset + page,
                 total
@@ -114,20 +119,15 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         ),
         t.muted(),
     )];
-    for scope in app.focus.scope().chain() {
-        let mut b = app.keymap.scope_bindings(*scope);
-        b.retain(|(a, _)| app.offers(app.focus, *a));
-        if b.is_empty() {
-            continue;
-        }
+    for (scope, b) in app.help(app.focus) {
         lines.push(Line::styled(format!("[{}]", scope.name()), t.accent()));
-        for (a, keys) in b {
-            let ks: Vec<String> = keys.iter().map(|k| k.display()).collect();
+        for l in b {
+            let ks = crate::tui::keymap::key_list(&l.keys, " ", usize::MAX);
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<16}", ks.join(" ")), t.accent()),
-                Span::raw(a.describe()),
+                Span::styled(format!("  {ks:<16}"), t.accent()),
+                Span::raw(l.label),
             ]));
-            if a == crate::tui::keymap::Action::Cancel {
+            if l.action == crate::tui::keymap::Action::Cancel {
                 let not: Vec<&str> = crate::core::job::JobKind::ALL
                     .into_iter()
                     .filter(|k| !k.cancellable())

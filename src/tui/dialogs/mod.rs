@@ -38,6 +38,7 @@ pub use vmforms::{NetworkForm, PortForm, SnapshotForm, SnapshotSpec, TransferFor
 use super::app::App;
 use super::data::Data;
 use super::keymap::{Action, Key, Keymap, Scope};
+use crate::core::readonly::Action as Mutation;
 
 /// A preview computed by a dry run, shown in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,15 @@ pub enum Request {
     },
     /// Restore this snapshot, resumed.
     Restore(String),
+    /// Pull the current version of these images (by image name).
+    Pull {
+        names: Vec<String>,
+    },
+    /// Pause these VMs (resume them: `paused` false).
+    Pause {
+        ids: Vec<String>,
+        paused: bool,
+    },
     Snapshot {
         ids: Vec<String>,
         spec: SnapshotSpec,
@@ -157,6 +167,36 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// What carrying it out changes (read-only mode refuses it); `None` for looking, and
+    /// for a VMs-pane action (the VMs pane says: `components::vms::vm_mutation`).
+    pub fn mutation(&self) -> Option<Mutation> {
+        Some(match self {
+            Request::Confirmed(a) | Request::Confirm(a) => return a.mutation(),
+            Request::Prune { .. } => Mutation::Prune,
+            Request::Cleanup { .. } => Mutation::Cleanup,
+            Request::Start(_) => Mutation::Create,
+            Request::Restore(_) => Mutation::SnapshotRestore,
+            Request::Pull { .. } => Mutation::ImagePull,
+            Request::Pause { paused: true, .. } => Mutation::Pause,
+            Request::Pause { paused: false, .. } => Mutation::Resume,
+            Request::Snapshot { .. } => Mutation::SnapshotCreate,
+            Request::Port { close: false, .. } => Mutation::PortExpose,
+            Request::Port { close: true, .. } => Mutation::PortClose,
+            Request::Transfer { upload: true, .. } => Mutation::FileUpload,
+            Request::Transfer { upload: false, .. } => Mutation::FileDownload,
+            Request::Network { .. } => Mutation::NetworkSet,
+            Request::CleanupPreview { .. }
+            | Request::Filter { .. }
+            | Request::Search(_)
+            | Request::Palette(_)
+            | Request::Status(_)
+            | Request::OnVms { .. }
+            | Request::ListDir { .. } => return None,
+        })
+    }
+}
+
 /// A key as the confirmations read it: the keymap's `[dialog]` `confirm` (by default
 /// `y`/`Enter`) and `close` (`n`/`Esc`/Ctrl-C).
 struct Answer {
@@ -174,22 +214,44 @@ impl Answer {
     }
 }
 
+/// A key as the forms and prompts read it: its `[form]` action (by default `Enter`
+/// confirms, `Esc`/Ctrl-C closes, `Tab`/`Shift-Tab` move between fields), if any; every
+/// other key is the field's.
+pub(super) fn form_action(k: &KeyEvent, keymap: &Keymap) -> Option<Action> {
+    keymap.lookup_in(Scope::Form, &Key::from_event(k))
+}
+
+/// The key of a `[form]` action as a form's hint shows it (`Enter`, `Esc`, `Tab`: the
+/// usual one when it is bound, else the first).
+pub(super) fn form_key(app: &App, a: Action) -> String {
+    use crossterm::event::KeyCode;
+    let usual = match a {
+        Action::Confirm => KeyCode::Enter,
+        Action::Close => KeyCode::Esc,
+        Action::PrevField => KeyCode::BackTab,
+        _ => KeyCode::Tab,
+    };
+    app.keymap.hint_preferring(Scope::Form, a, usual)
+}
+
 impl Dialog {
     /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
     pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
         match self {
-            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => info::handle_key(s, &k),
+            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => {
+                info::handle_key(s, &k, keymap)
+            }
             Dialog::Confirm(action) => action.handle_key(&k, keymap),
             Dialog::Prune => prune::handle_key(&data.prune_preview, &k, keymap),
-            Dialog::Cleanup(d) => d.handle_key(k, data),
-            Dialog::Filter(t) => prompt::filter_key(t, k),
-            Dialog::Search(t) => prompt::search_key(t, k),
-            Dialog::Palette(p) => p.handle_key(k, data),
-            Dialog::Start(form) => form.handle_key(k),
-            Dialog::Snapshot(form) => form.handle_key(k),
-            Dialog::Port(form) => form.handle_key(k),
-            Dialog::Transfer(form) => form.handle_key(k),
-            Dialog::Network(form) => form.handle_key(k),
+            Dialog::Cleanup(d) => d.handle_key(k, data, keymap),
+            Dialog::Filter(t) => prompt::filter_key(t, k, keymap),
+            Dialog::Search(t) => prompt::search_key(t, k, keymap),
+            Dialog::Palette(p) => p.handle_key(k, data, keymap),
+            Dialog::Start(form) => form.handle_key(k, keymap),
+            Dialog::Snapshot(form) => form.handle_key(k, keymap),
+            Dialog::Port(form) => form.handle_key(k, keymap),
+            Dialog::Transfer(form) => form.handle_key(k, keymap),
+            Dialog::Network(form) => form.handle_key(k, keymap),
         }
     }
 
@@ -220,6 +282,34 @@ impl Dialog {
             Dialog::Inspect(s) => info::fit(s, app, info::Info::Inspect),
             _ => {}
         }
+    }
+
+    /// The form submitted and now waits for task `task` (the port and network forms:
+    /// core's refusal comes back into them).
+    pub fn wait_for(&mut self, task: u64) {
+        match self {
+            Dialog::Port(f) => f.pending = Some(task),
+            Dialog::Network(f) => f.pending = Some(task),
+            _ => {}
+        }
+    }
+
+    /// Task `task` finished (`ok`, or with `summary` as its error): whether the dialog that
+    /// waited for it closes (it succeeded); a failure stays in the form.
+    pub fn task_finished(&mut self, task: u64, ok: bool, summary: &str) -> bool {
+        let (pending, error) = match self {
+            Dialog::Port(f) => (&mut f.pending, &mut f.error),
+            Dialog::Network(f) => (&mut f.pending, &mut f.error),
+            _ => return false,
+        };
+        if *pending != Some(task) {
+            return false;
+        }
+        *pending = None;
+        if !ok {
+            *error = Some(summary.to_string());
+        }
+        ok
     }
 
     /// A spinner turns in it (a dry run is computing).

@@ -8,9 +8,10 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, Dialog, Outcome, Request};
+use super::{centered, dialog, form_action, form_key, Dialog, Outcome, Request};
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::data::Data;
+use crate::tui::keymap::{Action, Keymap, Scope};
 
 /// The command palette: a line, the error of the last line run from it, Tab completion
 /// and the lines run before (Up/Down; the app keeps them across openings).
@@ -65,13 +66,13 @@ impl Palette {
         self.pos = None;
     }
 
-    pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data) -> Outcome {
-        match k.code {
-            KeyCode::Esc => return Outcome::Close,
-            KeyCode::Enter => return Outcome::Also(Request::Palette(self.text())),
-            KeyCode::Tab => self.complete(data),
-            KeyCode::Up => self.recall(true),
-            KeyCode::Down => self.recall(false),
+    pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
+        match (form_action(&k, keymap), k.code) {
+            (Some(Action::Close), _) => return Outcome::Close,
+            (Some(Action::Confirm), _) => return Outcome::Also(Request::Palette(self.text())),
+            (Some(Action::NextField), _) => self.complete(data),
+            (_, KeyCode::Up) => self.recall(true),
+            (_, KeyCode::Down) => self.recall(false),
             _ => {
                 self.input.input(k);
                 self.error = None;
@@ -173,10 +174,10 @@ pub(super) fn common_prefix<'a>(words: impl IntoIterator<Item = &'a str>) -> Str
 }
 
 /// Keys of the filter: every change filters at once; Enter keeps it, Esc closes.
-pub(super) fn filter_key(t: &mut TextArea<'static>, k: KeyEvent) -> Outcome {
-    match k.code {
-        KeyCode::Esc => Outcome::Close,
-        KeyCode::Enter => Outcome::Done(Request::Filter {
+pub(super) fn filter_key(t: &mut TextArea<'static>, k: KeyEvent, keymap: &Keymap) -> Outcome {
+    match form_action(&k, keymap) {
+        Some(Action::Close) => Outcome::Close,
+        Some(Action::Confirm) => Outcome::Done(Request::Filter {
             text: text_of(t),
             live: false,
         }),
@@ -191,10 +192,10 @@ pub(super) fn filter_key(t: &mut TextArea<'static>, k: KeyEvent) -> Outcome {
 }
 
 /// Keys of the log search: Enter searches and jumps to the first match.
-pub(super) fn search_key(t: &mut TextArea<'static>, k: KeyEvent) -> Outcome {
-    match k.code {
-        KeyCode::Esc => Outcome::Close,
-        KeyCode::Enter => Outcome::Done(Request::Search(text_of(t))),
+pub(super) fn search_key(t: &mut TextArea<'static>, k: KeyEvent, keymap: &Keymap) -> Outcome {
+    match form_action(&k, keymap) {
+        Some(Action::Close) => Outcome::Close,
+        Some(Action::Confirm) => Outcome::Done(Request::Search(text_of(t))),
         _ => {
             t.input(k);
             Outcome::Keep
@@ -214,7 +215,7 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
                 "Command",
                 err.cloned().unwrap_or_else(|| {
                     if p.candidates.is_empty() {
-                        "Tab complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit".into()
+                        format!("{} complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit", form_key(app, Action::NextField))
                     } else {
                         p.candidates.join(" · ")
                     }
@@ -222,11 +223,21 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
             ),
             Dialog::Filter(_) => (
                 "Filter",
-                "type to filter as you go · Enter keep · Esc close".to_string(),
+                format!(
+                    "type to filter as you go · {} keep · {} close",
+                    form_key(app, Action::Confirm),
+                    form_key(app, Action::Close)
+                ),
             ),
             _ => (
                 "Search logs",
-                "Enter search · n/N next/previous · Esc close".to_string(),
+                format!(
+                    "{} search · {}/{} next/previous · {} close",
+                    form_key(app, Action::Confirm),
+                    app.keymap.hint(Scope::Logs, Action::NextMatch),
+                    app.keymap.hint(Scope::Logs, Action::PrevMatch),
+                    form_key(app, Action::Close)
+                ),
             ),
         };
     let r = centered(area, 76, 5);

@@ -6,18 +6,19 @@
 //! form starts it with the same core operations as `smolvm <preset> start` / `sandbox
 //! create --image NAME --start`.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, Outcome, Request};
+use super::{centered, dialog, form_action, form_key, Outcome, Request};
 use crate::core::presets::{self, Preset, PRESETS};
 use crate::core::start::StartOptions;
 use crate::core::{Env, Paths, Result};
 use crate::tui::app::{line_input, text_of, App};
+use crate::tui::keymap::{Action, Keymap};
 
 /// The form's fields, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,29 +214,25 @@ impl StartForm {
         }
     }
 
-    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
-        let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
-        if k.code == KeyCode::Esc || ctrl_c {
+    pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
+        let action = form_action(&k, keymap);
+        if action == Some(Action::Close) {
             return Outcome::Close;
         }
         let n = self.presets.len() + self.built.len();
         match k.code {
-            KeyCode::Tab | KeyCode::Down
-                if self.field != Field::Attach || k.code == KeyCode::Tab =>
-            {
-                self.field = self.field.next();
-            }
-            KeyCode::BackTab | KeyCode::Up
-                if self.field != Field::Image || k.code == KeyCode::BackTab =>
-            {
-                self.field = self.field.prev();
-            }
-            KeyCode::Enter => {
+            // The `[form]` keys wrap around; the arrows stop at the ends.
+            _ if action == Some(Action::NextField) => self.field = self.field.next(),
+            _ if action == Some(Action::PrevField) => self.field = self.field.prev(),
+            KeyCode::Down if self.field != Field::Attach => self.field = self.field.next(),
+            KeyCode::Up if self.field != Field::Image => self.field = self.field.prev(),
+            _ if action == Some(Action::Confirm) => {
                 // An invalid form stays open, its errors shown under the fields.
                 if let Some(spec) = validate(self) {
                     return Outcome::Done(Request::Start(spec));
                 }
             }
+            KeyCode::Down | KeyCode::Up => {}
             _ if self.field == Field::Image => match k.code {
                 KeyCode::Char('j') | KeyCode::Right => self.preset = (self.preset + 1) % n,
                 KeyCode::Char('k') | KeyCode::Left => self.preset = (self.preset + n - 1) % n,
@@ -409,17 +406,23 @@ impl StartForm {
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
             Paragraph::new(Line::from(vec![
-                Span::styled("[Tab]", t.accent()),
+                Span::styled(
+                    format!("[{}]", form_key(app, Action::NextField)),
+                    t.accent(),
+                ),
                 Span::raw(" field  "),
                 Span::styled("[←→]", t.accent()),
                 Span::raw(" choose  "),
-                Span::styled("[Enter]", if ok { t.accent() } else { t.muted() }),
+                Span::styled(
+                    format!("[{}]", form_key(app, Action::Confirm)),
+                    if ok { t.accent() } else { t.muted() },
+                ),
                 Span::raw(if ok {
                     " start  "
                 } else {
                     " fix errors first  "
                 }),
-                Span::styled("[Esc]", t.accent()),
+                Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
                 Span::raw(" cancel"),
             ])),
             rows[20],
@@ -490,7 +493,10 @@ mod tests {
     use super::*;
 
     fn press(f: &mut StartForm, code: KeyCode) -> Outcome {
-        f.handle_key(KeyEvent::new(code, KeyModifiers::NONE))
+        f.handle_key(
+            KeyEvent::new(code, crossterm::event::KeyModifiers::NONE),
+            &Keymap::defaults(),
+        )
     }
 
     /// A built image is offered after the presets; choosing it starts it with the

@@ -5,21 +5,17 @@
 //! takes the answer if it still has the text the Tab completed), `N` a VM's network policy
 //! (checked as you type with core's validation; core's refusal comes back into the form).
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, Outcome, Request};
+use super::{centered, dialog, form_action, form_key, Outcome, Request};
 use crate::core::snapshot::SnapshotType;
 use crate::tui::app::{line_input, text_of, App};
-
-fn cancel(k: &KeyEvent) -> bool {
-    k.code == KeyCode::Esc
-        || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL))
-}
+use crate::tui::keymap::{Action, Keymap};
 
 fn label<'a>(app: &App, on: bool, text: &str) -> Span<'a> {
     Span::styled(
@@ -37,9 +33,20 @@ fn split(r: Rect) -> (Rect, Rect) {
     (l, v)
 }
 
-fn keys_line<'a>(app: &App, keys: &[(&str, &str)]) -> Line<'a> {
+/// A form's key hints: `[Tab] field  [Enter] snapshot …`, a `[form]` action's key from
+/// the keymap, or a field's own key.
+enum Hint {
+    Form(Action),
+    Field(&'static str),
+}
+
+fn keys_line<'a>(app: &App, keys: &[(Hint, &str)]) -> Line<'a> {
     let mut spans = Vec::new();
     for (k, what) in keys {
+        let k = match k {
+            Hint::Form(a) => form_key(app, *a),
+            Hint::Field(k) => k.to_string(),
+        };
         spans.push(Span::styled(format!("[{k}]"), app.theme.accent()));
         spans.push(Span::raw(format!(" {what}  ")));
     }
@@ -104,27 +111,30 @@ impl SnapshotForm {
         }
     }
 
-    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
-        if cancel(&k) {
+    pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
+        let action = form_action(&k, keymap);
+        if action == Some(Action::Close) {
             return Outcome::Close;
         }
         use SnapField::*;
+        let next = action == Some(Action::NextField) || k.code == KeyCode::Down;
+        let prev = action == Some(Action::PrevField) || k.code == KeyCode::Up;
         match k.code {
-            KeyCode::Tab | KeyCode::Down => {
+            _ if next => {
                 self.field = match self.field {
                     Id => Kind,
                     Kind => Resume,
                     Resume => Id,
                 }
             }
-            KeyCode::BackTab | KeyCode::Up => {
+            _ if prev => {
                 self.field = match self.field {
                     Id => Resume,
                     Kind => Id,
                     Resume => Kind,
                 }
             }
-            KeyCode::Enter if self.error().is_none() => {
+            _ if action == Some(Action::Confirm) && self.error().is_none() => {
                 let id = text_of(&self.id);
                 return Outcome::Done(Request::Snapshot {
                     ids: self.ids.clone(),
@@ -135,7 +145,7 @@ impl SnapshotForm {
                     },
                 });
             }
-            KeyCode::Enter => {} // the error is shown under the id
+            _ if action == Some(Action::Confirm) => {} // the error is shown under the id
             KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if self.field == Kind => {
                 self.kind = match self.kind {
                     SnapshotType::Full => SnapshotType::Disk,
@@ -228,10 +238,10 @@ impl SnapshotForm {
             Paragraph::new(keys_line(
                 app,
                 &[
-                    ("Tab", "field"),
-                    ("Space", "toggle"),
-                    ("Enter", "snapshot"),
-                    ("Esc", "cancel"),
+                    (Hint::Form(Action::NextField), "field"),
+                    (Hint::Field("Space"), "toggle"),
+                    (Hint::Form(Action::Confirm), "snapshot"),
+                    (Hint::Form(Action::Close), "cancel"),
                 ],
             )),
             rows[7],
@@ -273,19 +283,20 @@ impl PortForm {
         (!text.is_empty()).then(|| crate::core::ports::parse_spec(text, self.close))
     }
 
-    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
-        if cancel(&k) {
+    pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
+        let action = form_action(&k, keymap);
+        if action == Some(Action::Close) {
             return Outcome::Close;
         }
         if self.pending.is_some() {
             return Outcome::Keep;
         }
         match k.code {
-            KeyCode::Tab | KeyCode::BackTab => {
+            _ if matches!(action, Some(Action::NextField | Action::PrevField)) => {
                 self.close = !self.close;
                 self.error = None;
             }
-            KeyCode::Enter => match self.parsed() {
+            _ if action == Some(Action::Confirm) => match self.parsed() {
                 Some(Ok((host, guest))) => {
                     self.error = None;
                     return Outcome::Also(Request::Port {
@@ -392,9 +403,15 @@ impl PortForm {
             Paragraph::new(keys_line(
                 app,
                 &[
-                    ("Tab", if self.close { "expose" } else { "close" }),
-                    ("Enter", if self.close { "close" } else { "expose" }),
-                    ("Esc", "cancel"),
+                    (
+                        Hint::Form(Action::NextField),
+                        if self.close { "expose" } else { "close" },
+                    ),
+                    (
+                        Hint::Form(Action::Confirm),
+                        if self.close { "close" } else { "expose" },
+                    ),
+                    (Hint::Form(Action::Close), "cancel"),
                 ],
             )),
             rows[5],
@@ -454,17 +471,23 @@ impl TransferForm {
         }
     }
 
-    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
-        if cancel(&k) {
+    pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
+        let action = form_action(&k, keymap);
+        if action == Some(Action::Close) {
             return Outcome::Close;
         }
+        let field = matches!(action, Some(Action::NextField | Action::PrevField));
         match k.code {
-            KeyCode::Tab if self.on_local => return self.complete(),
-            KeyCode::Up | KeyCode::Down | KeyCode::BackTab | KeyCode::Tab => {
+            _ if action == Some(Action::NextField) && self.on_local => return self.complete(),
+            KeyCode::Up | KeyCode::Down => {
                 self.on_local = !self.on_local;
                 self.candidates.clear();
             }
-            KeyCode::Enter => {
+            _ if field => {
+                self.on_local = !self.on_local;
+                self.candidates.clear();
+            }
+            _ if action == Some(Action::Confirm) => {
                 let (local, guest) = (self.local_path(), text_of(&self.guest));
                 if local.trim().is_empty() || guest.trim().is_empty() {
                     self.error = Some("both paths are needed".into());
@@ -603,7 +626,13 @@ impl TransferForm {
             (Some(e), _) => Span::styled(e.clone(), t.error()),
             (None, false) => Span::styled(self.candidates.join("  "), t.muted()),
             (None, true) if self.completing.is_some() => Span::styled("listing…", t.muted()),
-            (None, true) => Span::styled("a file or a directory; Tab completes", t.muted()),
+            (None, true) => Span::styled(
+                format!(
+                    "a file or a directory; {} completes",
+                    form_key(app, Action::NextField)
+                ),
+                t.muted(),
+            ),
         };
         f.render_widget(Paragraph::new(hint), hint_r);
         let (_, ghint) = split(rows[guest_row + 1]);
@@ -615,10 +644,13 @@ impl TransferForm {
             Paragraph::new(keys_line(
                 app,
                 &[
-                    ("Tab", "complete"),
-                    ("↑↓", "field"),
-                    ("Enter", if self.upload { "upload" } else { "download" }),
-                    ("Esc", "cancel"),
+                    (Hint::Form(Action::NextField), "complete"),
+                    (Hint::Field("↑↓"), "field"),
+                    (
+                        Hint::Form(Action::Confirm),
+                        if self.upload { "upload" } else { "download" },
+                    ),
+                    (Hint::Form(Action::Close), "cancel"),
                 ],
             )),
             rows[6],
@@ -690,18 +722,21 @@ impl NetworkForm {
         self.field = NET_FIELDS[if back { (i + n - 1) % n } else { (i + 1) % n }];
     }
 
-    pub(super) fn handle_key(&mut self, k: KeyEvent) -> Outcome {
-        if cancel(&k) {
+    pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
+        let action = form_action(&k, keymap);
+        if action == Some(Action::Close) {
             return Outcome::Close;
         }
         if self.pending.is_some() {
             return Outcome::Keep;
         }
         match k.code {
-            KeyCode::Tab | KeyCode::Down => self.step(false),
-            KeyCode::BackTab | KeyCode::Up => self.step(true),
+            _ if action == Some(Action::NextField) => self.step(false),
+            _ if action == Some(Action::PrevField) => self.step(true),
+            KeyCode::Down => self.step(false),
+            KeyCode::Up => self.step(true),
             // An invalid policy stays: its error is shown under the lists.
-            KeyCode::Enter => {
+            _ if action == Some(Action::Confirm) => {
                 if let Ok(policy) = self.fields.policy() {
                     self.error = None;
                     return Outcome::Also(Request::Network {
@@ -816,17 +851,23 @@ impl NetworkForm {
         let ok = self.fields.policy().is_ok();
         f.render_widget(
             Paragraph::new(Line::from(vec![
-                Span::styled("[Tab]", t.accent()),
+                Span::styled(
+                    format!("[{}]", form_key(app, Action::NextField)),
+                    t.accent(),
+                ),
                 Span::raw(" field  "),
                 Span::styled("[←→/Space]", t.accent()),
                 Span::raw(" mode, toggle  "),
-                Span::styled("[Enter]", if ok { t.accent() } else { t.muted() }),
+                Span::styled(
+                    format!("[{}]", form_key(app, Action::Confirm)),
+                    if ok { t.accent() } else { t.muted() },
+                ),
                 Span::raw(if ok {
                     " apply  "
                 } else {
                     " fix errors first  "
                 }),
-                Span::styled("[Esc]", t.accent()),
+                Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
                 Span::raw(" cancel"),
             ])),
             rows[9],

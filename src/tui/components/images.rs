@@ -1,0 +1,268 @@
+//! The Images pane: the image caches in a table of [`ImageCol`] columns; pull, remove
+//! (asks), inspect, marks.
+
+use std::cmp::Ordering;
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Span;
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::table::{self, DataToCell, TableList};
+use super::{Command, Component, Cx, Intent, TABLE};
+use crate::core::images::listing::Kind;
+use crate::core::readonly::Action as Mutation;
+use crate::core::table::ImageCol;
+use crate::core::units::format_size;
+use crate::tui::app::{App, Pane};
+use crate::tui::data::ImageRow;
+use crate::tui::dialogs::{ConfirmAction, Dialog, Request};
+use crate::tui::keymap::{Action, Scope};
+use crate::tui::theme::Theme;
+
+/// The Images pane.
+pub type ImagesPane = TableList<ImageCol>;
+
+impl DataToCell<ImageCol> for ImageRow {
+    const MARK_COLUMN: ImageCol = ImageCol::Image;
+
+    fn cell_text(&self, col: ImageCol) -> String {
+        match col {
+            ImageCol::Version => self.version.clone(),
+            ImageCol::Image => self.name.clone(),
+            ImageCol::Preset => self.preset.clone(),
+            ImageCol::Arch => self.arch.clone(),
+            ImageCol::Vmm => self.vmm.clone(),
+            ImageCol::Os => self.os.clone(),
+            ImageCol::Compressed => format_size(self.compressed_bytes),
+            ImageCol::Unpacked => format_size(self.unpacked_bytes),
+            ImageCol::OnDisk | ImageCol::Size => format_size(self.size_bytes),
+            ImageCol::State => self.shown_state(),
+            ImageCol::Status => self.state(),
+            ImageCol::InUseBy => self.in_use_by.join(", "),
+        }
+    }
+
+    fn cell_style(&self, col: ImageCol, t: &Theme) -> Option<Style> {
+        (col == ImageCol::State).then(|| {
+            if self.current {
+                t.ok()
+            } else if self.kept.is_some() {
+                t.warn()
+            } else {
+                t.muted()
+            }
+        })
+    }
+
+    /// The IMAGE column leaves room for the mark while rows are marked.
+    fn content_width(&self, col: ImageCol, marking: bool) -> usize {
+        let mark = if marking && col == ImageCol::Image {
+            2
+        } else {
+            0
+        };
+        self.cell_text(col).chars().count() + mark
+    }
+
+    fn compare(&self, b: &Self, col: ImageCol) -> Ordering {
+        let a = self;
+        match col {
+            ImageCol::Image => a.name.cmp(&b.name),
+            ImageCol::Arch => a.arch.cmp(&b.arch),
+            ImageCol::Vmm => a.vmm.cmp(&b.vmm),
+            ImageCol::Size => a.size_bytes.cmp(&b.size_bytes),
+            ImageCol::State => a.state().cmp(&b.state()),
+            // VERSION (and the CLI-only columns, which the pane does not show)
+            _ => a.version.cmp(&b.version),
+        }
+    }
+
+    fn tiebreak(&self, b: &Self) -> Ordering {
+        self.name.cmp(&b.name)
+    }
+
+    fn mark_key(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// The shown cells, and the preset the name stands for.
+    fn filter_text(&self) -> String {
+        [
+            self.version.as_str(),
+            &self.name,
+            &self.preset,
+            &self.arch,
+            &self.vmm,
+            &format_size(self.size_bytes),
+            &self.shown_state(),
+        ]
+        .join("\t")
+    }
+}
+
+const COMMANDS: [Action; 9] = [
+    Action::Inspect,
+    Action::Pull,
+    Action::Delete,
+    Action::Mark,
+    Action::Prune,
+    Action::Filter,
+    Action::SortNext,
+    Action::Cleanup,
+    Action::Palette,
+];
+
+/// The published image names of `rows` (each once), and what to say about the rows that
+/// are not published images (a flat or odd cache directory, a built image): they are left
+/// out.
+pub fn image_names(rows: &[&ImageRow]) -> (Vec<String>, Option<String>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut odd = Vec::new();
+    let mut built = Vec::new();
+    for r in rows {
+        if r.kind == Kind::Built {
+            built.push(r.name.clone());
+        } else if crate::core::images::parse_image_name(&r.name).is_none() {
+            odd.push(r.name.clone());
+        } else if !names.contains(&r.name) {
+            names.push(r.name.clone());
+        }
+    }
+    let mut status = None;
+    if !odd.is_empty() {
+        status = Some(format!(
+            "not a published image: {} (prune removes it)",
+            odd.join(", ")
+        ));
+    }
+    if !built.is_empty() {
+        status = Some(format!(
+            "{} is a built image (image build), not a published one",
+            built.join(", ")
+        ));
+    }
+    (names, status)
+}
+
+impl Component for ImagesPane {
+    fn scope(&self) -> Scope {
+        Scope::Images
+    }
+
+    fn commands(&self, _cx: &Cx) -> Vec<Command> {
+        COMMANDS.into_iter().map(Command::on).collect()
+    }
+
+    fn also(&self) -> &'static [Action] {
+        &TABLE
+    }
+
+    fn mutation(&self, a: Action, _cx: &Cx) -> Option<Mutation> {
+        match a {
+            Action::Pull => Some(Mutation::ImagePull),
+            Action::Delete => Some(Mutation::ImageRemove),
+            _ => None,
+        }
+    }
+
+    fn on_action(&mut self, a: Action, cx: &Cx) -> Option<Vec<Intent>> {
+        let rows = &cx.data.images;
+        if self.move_by(a, cx.page) {
+            return Some(Vec::new());
+        }
+        let mut out = Vec::new();
+        match a {
+            Action::Filter => out.push(Intent::open(Dialog::Filter(crate::tui::app::line_input(
+                &self.filter,
+            )))),
+            Action::SortNext => self.sort.next(),
+            Action::SortReverse => self.sort.reverse(),
+            Action::Mark => {
+                self.mark_and_step(rows);
+            }
+            Action::ClearMarks => self.marks.clear(),
+            // The current version of the selected or marked images.
+            Action::Pull => {
+                let (names, status) = image_names(&self.targets(rows));
+                out.extend(status.map(Intent::Status));
+                if !names.is_empty() {
+                    self.marks.clear();
+                    out.push(Intent::Request(Request::Pull { names }));
+                }
+            }
+            // Remove the selected or marked images of the current version, after the
+            // typed confirmation; older versions are prune's.
+            Action::Delete => {
+                let targets = self.targets(rows);
+                let old: Vec<String> = targets
+                    .iter()
+                    .filter(|r| !r.current)
+                    .map(|r| format!("{}/{}", r.version, r.name))
+                    .collect();
+                if !old.is_empty() {
+                    out.push(Intent::Status(format!(
+                        "{} is not the current version: prune ({}) removes old caches",
+                        old.join(", "),
+                        cx.keymap.hint(Scope::Images, Action::Prune)
+                    )));
+                } else {
+                    let (names, status) = image_names(&targets);
+                    out.extend(status.map(Intent::Status));
+                    if !names.is_empty() {
+                        out.push(Intent::open(Dialog::Confirm(ConfirmAction::RemoveImages(
+                            names,
+                        ))));
+                    }
+                }
+            }
+            // `image inspect` of the selected image.
+            Action::Inspect => {
+                if let Some(r) = self.selected(rows) {
+                    let (names, status) = image_names(&[r]);
+                    out.extend(status.map(Intent::Status));
+                    if !names.is_empty() {
+                        out.push(Intent::Inspect {
+                            version: r.version.clone(),
+                            name: r.name.clone(),
+                        });
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    fn on_escape(&mut self) {
+        self.escape();
+    }
+}
+
+/// Draw the Images pane.
+pub fn render(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let list = &app.images;
+    let shown = list.view(&app.data.images).len();
+    let title = format!("Images ({shown}){}", list.title_suffix());
+    let blk = crate::tui::ui::block(app, Pane::Images, title);
+    if shown == 0 {
+        let msg = match &app.data.slow {
+            None => "Loading image caches…".to_string(),
+            Some(_) if app.data.images.is_empty() => "No image caches.".to_string(),
+            Some(_) => "No images match the filter (Esc clears it).".to_string(),
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    table::render(
+        f,
+        r,
+        blk,
+        list,
+        &app.data.images,
+        app.focus == Pane::Images,
+        t,
+    );
+}

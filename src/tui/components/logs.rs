@@ -1,0 +1,282 @@
+//! The Logs pane: the app's own log or a VM's console, followed or scrolled, wrapped or
+//! not, searched (the lines are data: [`Data`]).
+
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{Command, Component, Cx, Intent, MOVE};
+use crate::core::readonly::Action as Mutation;
+use crate::tui::app::line_input;
+use crate::tui::app::{App, Pane};
+use crate::tui::data::Data;
+use crate::tui::dialogs::Dialog;
+use crate::tui::keymap::{Action, Scope};
+use crate::tui::theme::Theme;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    App,
+    Vm(String),
+}
+
+/// How the Logs pane shows its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogView {
+    pub source: LogSource,
+    pub follow: bool,
+    pub wrap: bool,
+    /// First line shown when not following.
+    pub scroll: usize,
+    pub search: String,
+    pub matches: Vec<usize>,
+    pub current: Option<usize>,
+}
+
+impl Default for LogView {
+    fn default() -> Self {
+        LogView {
+            source: LogSource::App,
+            follow: true,
+            wrap: false,
+            scroll: 0,
+            search: String::new(),
+            matches: Vec::new(),
+            current: None,
+        }
+    }
+}
+
+const COMMANDS: [Action; 6] = [
+    Action::Search,
+    Action::NextMatch,
+    Action::PrevMatch,
+    Action::Follow,
+    Action::Wrap,
+    Action::AppLog,
+];
+
+impl LogView {
+    /// The lines of the log it shows.
+    pub fn lines<'a>(&self, data: &'a Data) -> &'a [String] {
+        match &self.source {
+            LogSource::App => &data.app_log,
+            LogSource::Vm(id) => data.vm_log(id),
+        }
+    }
+
+    /// Scroll by `by` lines (following again at the end).
+    pub fn step(&mut self, len: usize, by: isize) {
+        let max = len.saturating_sub(1);
+        let cur = if self.follow { max } else { self.scroll };
+        self.scroll = cur.saturating_add_signed(by).min(max);
+        self.follow = self.scroll >= max && by > 0;
+    }
+
+    /// The lines changed: the search runs again, a follower goes to the end.
+    pub fn lines_changed(&mut self, data: &Data) {
+        self.recompute_matches(data);
+        if self.follow {
+            self.scroll = self.lines(data).len().saturating_sub(1);
+        }
+    }
+
+    pub fn recompute_matches(&mut self, data: &Data) {
+        let q = self.search.to_lowercase();
+        self.matches = if q.is_empty() {
+            Vec::new()
+        } else {
+            self.lines(data)
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.to_lowercase().contains(&q))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        if self.current.is_some_and(|c| c >= self.matches.len()) {
+            self.current = None;
+        }
+    }
+
+    /// To the next (or previous) match; what to say in the status line.
+    pub fn step_match(&mut self, forward: bool) -> String {
+        let n = self.matches.len();
+        if n == 0 {
+            return if self.search.is_empty() {
+                "no search: press / in Logs".into()
+            } else {
+                format!("no match for '{}'", self.search)
+            };
+        }
+        let next = match (self.current, forward) {
+            (None, true) => 0,
+            (None, false) => n - 1,
+            (Some(c), true) => (c + 1) % n,
+            (Some(c), false) => (c + n - 1) % n,
+        };
+        self.current = Some(next);
+        self.follow = false;
+        self.scroll = self.matches[next];
+        format!("match {}/{n}", next + 1)
+    }
+}
+
+impl Component for LogView {
+    fn scope(&self) -> Scope {
+        Scope::Logs
+    }
+
+    fn commands(&self, _cx: &Cx) -> Vec<Command> {
+        COMMANDS.into_iter().map(Command::on).collect()
+    }
+
+    fn also(&self) -> &'static [Action] {
+        &MOVE
+    }
+
+    fn mutation(&self, _a: Action, _cx: &Cx) -> Option<Mutation> {
+        None
+    }
+
+    fn on_action(&mut self, a: Action, cx: &Cx) -> Option<Vec<Intent>> {
+        let len = self.lines(cx.data).len();
+        let mut out = Vec::new();
+        match a {
+            Action::Up => self.step(len, -1),
+            Action::Down => self.step(len, 1),
+            Action::PageUp => self.step(len, -(cx.page as isize)),
+            Action::PageDown => self.step(len, cx.page as isize),
+            Action::Top => {
+                self.follow = false;
+                self.scroll = 0;
+            }
+            Action::Bottom => {
+                self.follow = true;
+                self.scroll = len.saturating_sub(1);
+            }
+            Action::Search => out.push(Intent::open(Dialog::Search(line_input(&self.search)))),
+            Action::NextMatch | Action::PrevMatch => {
+                out.push(Intent::Status(self.step_match(a == Action::NextMatch)))
+            }
+            Action::Follow => {
+                self.follow = !self.follow;
+                if self.follow {
+                    self.scroll = len.saturating_sub(1);
+                }
+            }
+            Action::Wrap => self.wrap = !self.wrap,
+            // The app's log and the selected VM's, in turn.
+            Action::AppLog => {
+                let next = match &self.source {
+                    LogSource::App => cx.selected_vm.clone().map(LogSource::Vm),
+                    LogSource::Vm(_) => Some(LogSource::App),
+                };
+                out.extend(next.map(Intent::ShowLog));
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
+}
+
+/// Draw the Logs pane.
+pub fn render(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let l = &app.logs;
+    let shown = app.log_lines();
+    let src = match &l.source {
+        LogSource::App => "smolvm".to_string(),
+        LogSource::Vm(id) => id.clone(),
+    };
+    let mut flags = Vec::new();
+    if l.follow {
+        flags.push("follow".to_string());
+    }
+    if l.wrap {
+        flags.push("wrap".to_string());
+    }
+    if !l.search.is_empty() {
+        flags.push(format!(
+            "/{} {}",
+            l.search,
+            match l.current {
+                Some(c) => format!("{}/{}", c + 1, l.matches.len()),
+                None => format!("{} match(es)", l.matches.len()),
+            }
+        ));
+    }
+    let title = if flags.is_empty() {
+        format!("Logs: {src}")
+    } else {
+        format!("Logs: {src} · {}", flags.join(" · "))
+    };
+    let blk = crate::tui::ui::block(app, Pane::Logs, title);
+    let height = usize::from(r.height.saturating_sub(2));
+    if shown.is_empty() {
+        let msg = match &l.source {
+            LogSource::App => "No messages yet.".to_string(),
+            LogSource::Vm(_) => "No console output (yet).".to_string(),
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    // Show the window ending at `scroll` when following, else starting at it.
+    let last = shown.len().saturating_sub(1);
+    let start = if l.follow {
+        last.saturating_sub(height.saturating_sub(1))
+    } else {
+        l.scroll.min(last)
+    };
+    let q = l.search.to_lowercase();
+    let lines: Vec<Line> = shown
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(i, text)| {
+            let current = l.current.map(|c| l.matches[c]) == Some(i);
+            highlight(text, &q, t, current)
+        })
+        .collect();
+    let mut p = Paragraph::new(lines).block(blk);
+    if l.wrap {
+        p = p.wrap(Wrap { trim: false });
+    }
+    f.render_widget(p, r);
+}
+
+/// A log line with every case-insensitive match of `q` highlighted.
+fn highlight<'a>(text: &'a str, q: &str, t: &Theme, current: bool) -> Line<'a> {
+    if q.is_empty() {
+        return Line::raw(text);
+    }
+    let lower = text.to_lowercase();
+    if lower.len() != text.len() {
+        // Case folding changed byte lengths: fall back to marking the whole line.
+        return if lower.contains(q) {
+            Line::styled(text, t.search_match())
+        } else {
+            Line::raw(text)
+        };
+    }
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while let Some(pos) = lower[at..].find(q) {
+        let s = at + pos;
+        if s > at {
+            spans.push(Span::raw(&text[at..s]));
+        }
+        let mut style = t.search_match();
+        if current {
+            style = style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
+        }
+        spans.push(Span::styled(&text[s..s + q.len()], style));
+        at = s + q.len();
+    }
+    if at < text.len() {
+        spans.push(Span::raw(&text[at..]));
+    }
+    Line::from(spans)
+}

@@ -1,0 +1,172 @@
+//! The Tasks pane: this session's tasks, newest first; `x` cancels the selected one when
+//! its kind can be cancelled (the footer offers it only then).
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::{Command, Component, Cx, Intent, MOVE};
+use crate::core::readonly::Action as Mutation;
+use crate::tui::app::Effect;
+use crate::tui::app::{App, Pane};
+use crate::tui::data::{Data, TaskState};
+use crate::tui::keymap::{Action, Scope};
+use crate::tui::ui::SPINNER;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TasksPane {
+    /// The selected task (an index into the data's tasks).
+    pub selected: usize,
+}
+
+const COMMANDS: [Action; 4] = [
+    Action::Cancel,
+    Action::Prune,
+    Action::Cleanup,
+    Action::Palette,
+];
+
+impl TasksPane {
+    /// The selected task runs and can be cancelled.
+    pub fn cancellable(&self, data: &Data) -> bool {
+        data.tasks
+            .get(self.selected)
+            .is_some_and(|t| t.state == TaskState::Running && t.kind.cancellable())
+    }
+}
+
+impl Component for TasksPane {
+    fn scope(&self) -> Scope {
+        Scope::Tasks
+    }
+
+    fn commands(&self, cx: &Cx) -> Vec<Command> {
+        COMMANDS
+            .into_iter()
+            .map(|a| Command {
+                available: a != Action::Cancel || self.cancellable(cx.data),
+                ..Command::on(a)
+            })
+            .collect()
+    }
+
+    fn also(&self) -> &'static [Action] {
+        &MOVE
+    }
+
+    fn mutation(&self, _a: Action, _cx: &Cx) -> Option<Mutation> {
+        None
+    }
+
+    fn on_action(&mut self, a: Action, cx: &Cx) -> Option<Vec<Intent>> {
+        if super::move_in(&mut self.selected, cx.data.tasks.len(), a, cx.page) {
+            return Some(Vec::new());
+        }
+        if a != Action::Cancel {
+            return None;
+        }
+        let Some(t) = cx.data.tasks.get(self.selected) else {
+            return Some(Vec::new());
+        };
+        if t.state != TaskState::Running {
+            return Some(Vec::new());
+        }
+        Some(match t.kind.cancel() {
+            crate::core::job::Cancel::Not(why) => vec![Intent::Status(why.into())],
+            crate::core::job::Cancel::BetweenItems => vec![
+                Intent::Status(format!(
+                    "cancelling task {} (it stops before its next item)…",
+                    t.id
+                )),
+                Intent::Effects(vec![Effect::Cancel { task: t.id }]),
+            ],
+            crate::core::job::Cancel::RollsBack => vec![
+                Intent::Status(format!(
+                    "cancelling task {} (it stops and rolls back)…",
+                    t.id
+                )),
+                Intent::Effects(vec![Effect::Cancel { task: t.id }]),
+            ],
+        })
+    }
+}
+
+fn bar(done: u64, total: u64, width: usize) -> String {
+    if total == 0 {
+        return String::new();
+    }
+    let filled = ((done.min(total) as f64 / total as f64) * width as f64).round() as usize;
+    format!(
+        "[{}{}] {}%",
+        "█".repeat(filled),
+        "·".repeat(width - filled),
+        done.min(total) * 100 / total
+    )
+}
+
+/// Draw the Tasks pane: newest first, the selected task's items under it.
+pub fn render(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let blk = crate::tui::ui::block(
+        app,
+        Pane::Tasks,
+        format!("Tasks ({})", app.data.tasks.len()),
+    );
+    if app.data.tasks.is_empty() {
+        let msg = format!(
+            "No tasks yet: {} prune · {} cleanup · {} start",
+            app.keymap.hint(Scope::Vms, Action::Prune),
+            app.keymap.hint(Scope::Vms, Action::Cleanup),
+            app.keymap.hint(Scope::Vms, Action::Start)
+        );
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    let height = usize::from(r.height.saturating_sub(2));
+    let mut lines: Vec<Line> = Vec::new();
+    for (i, task) in app.data.tasks.iter().enumerate().rev() {
+        let (icon, style) = match task.state {
+            TaskState::Running => (SPINNER[app.spinner % SPINNER.len()], t.accent()),
+            TaskState::Done => ("✓", t.ok()),
+            TaskState::Failed => ("✗", t.error()),
+            TaskState::Cancelled => ("⊘", t.warn()),
+        };
+        let mut spans = vec![
+            Span::styled(format!("{icon} "), style),
+            Span::raw(format!("#{} {}", task.id, task.title)),
+            Span::styled(format!("  {}", task.phase), t.muted()),
+        ];
+        if task.state == TaskState::Running && task.total > 0 {
+            spans.push(Span::raw(format!("  {}", bar(task.done, task.total, 12))));
+        }
+        if !task.summary.is_empty() && task.state != TaskState::Running {
+            spans.push(Span::raw(format!("  {}", task.summary)));
+        }
+        let mut line = Line::from(spans);
+        if i == app.tasks.selected && app.focus == Pane::Tasks {
+            line = line.style(t.selected());
+        }
+        lines.push(line);
+        if i == app.tasks.selected {
+            for item in &task.items {
+                let (mark, st) = if item.ok {
+                    ("✓", t.ok())
+                } else {
+                    ("✗", t.error())
+                };
+                let detail = if item.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", item.detail)
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("    {mark} "), st),
+                    Span::raw(format!("{}{detail}", item.name)),
+                ]));
+            }
+        }
+    }
+    lines.truncate(height.max(1));
+    f.render_widget(Paragraph::new(lines).block(blk), r);
+}

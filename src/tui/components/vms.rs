@@ -1,0 +1,395 @@
+//! The VMs pane: the VMs in a table of [`VmCol`] columns; start, stop, delete, logs,
+//! the SSH command, marks, the detail view, and the actions on the selected or marked VMs
+//! (pause, snapshot, port, network, sessions, file copies) — what each needs, what it
+//! changes and what it asks before.
+
+use std::cmp::Ordering;
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Span;
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::table::{self, DataToCell, TableList};
+use super::{Command, Component, Cx, Intent, TABLE};
+use crate::core::readonly::Action as Mutation;
+use crate::core::table::VmCol;
+use crate::core::VmStatus;
+use crate::tui::app::{ssh_command, App, Pane};
+use crate::tui::data::{fmt_duration, VmDetail, VmRow};
+use crate::tui::dialogs::{
+    ConfirmAction, Dialog, NetworkForm, PortForm, Preview, SnapshotForm, StartForm, TransferForm,
+};
+use crate::tui::keymap::{Action, Scope};
+use crate::tui::theme::Theme;
+
+/// The VMs pane.
+pub type VmsPane = TableList<VmCol>;
+
+impl DataToCell<VmCol> for VmRow {
+    const MARK_COLUMN: VmCol = VmCol::Id;
+
+    fn cell_text(&self, col: VmCol) -> String {
+        let dash = || "-".to_string();
+        let i = &self.info;
+        match col {
+            VmCol::Id => i.id.clone(),
+            VmCol::Status => i.shown_status(),
+            VmCol::Backend => i.backend.clone().unwrap_or_else(dash),
+            VmCol::Preset => i.preset.clone().unwrap_or_else(dash),
+            VmCol::Ip => i.ip.clone().unwrap_or_else(dash),
+            VmCol::Ssh => i.ssh_port.map_or_else(dash, |p| p.to_string()),
+            VmCol::Net => self.net_cell(),
+            VmCol::Egress => self
+                .net
+                .as_ref()
+                .and_then(|n| n.egress_bytes)
+                .map_or_else(dash, crate::core::units::format_size),
+            VmCol::Pid => i.pid.map_or_else(dash, |p| p.to_string()),
+            VmCol::Uptime => self.uptime_secs.map_or_else(dash, fmt_duration),
+            VmCol::Cpu => self.cpu_pct.map_or_else(dash, |c| format!("{c:.1}")),
+            VmCol::Rss => self
+                .rss_bytes
+                .map_or_else(dash, crate::core::units::format_size),
+            VmCol::Created => i.created_at.clone(),
+        }
+    }
+
+    fn cell_style(&self, col: VmCol, t: &Theme) -> Option<Style> {
+        match col {
+            VmCol::Status => Some(t.status(self.info.status.as_str(), self.info.stale)),
+            // A running sandbox whose policy is not enforced stands out.
+            VmCol::Net if self.net.as_ref().is_some_and(|n| n.unguarded) => Some(t.error()),
+            _ => None,
+        }
+    }
+
+    /// The ID column leaves room for the mark on every row.
+    fn content_width(&self, col: VmCol, _marking: bool) -> usize {
+        match col {
+            VmCol::Id => self.info.id.chars().count() + 2,
+            c => self.cell_text(c).chars().count(),
+        }
+    }
+
+    fn compare(&self, b: &Self, col: VmCol) -> Ordering {
+        let a = self;
+        match col {
+            VmCol::Status => a.info.status.as_str().cmp(b.info.status.as_str()),
+            VmCol::Backend => a.info.backend.cmp(&b.info.backend),
+            VmCol::Preset => a.info.preset.cmp(&b.info.preset),
+            VmCol::Ip => a.info.ip.cmp(&b.info.ip),
+            VmCol::Ssh => a.info.ssh_port.cmp(&b.info.ssh_port),
+            VmCol::Net => a.net_cell().cmp(&b.net_cell()),
+            VmCol::Egress => {
+                let bytes = |r: &VmRow| r.net.as_ref().and_then(|n| n.egress_bytes);
+                bytes(a).cmp(&bytes(b))
+            }
+            VmCol::Pid => a.info.pid.cmp(&b.info.pid),
+            VmCol::Uptime => a.uptime_secs.cmp(&b.uptime_secs),
+            VmCol::Cpu => a.cpu_pct.partial_cmp(&b.cpu_pct).unwrap_or(Ordering::Equal),
+            VmCol::Rss => a.rss_bytes.cmp(&b.rss_bytes),
+            VmCol::Created => a.info.created_at.cmp(&b.info.created_at),
+            // ID: store order (oldest first)
+            VmCol::Id => Ordering::Equal,
+        }
+    }
+
+    fn tiebreak(&self, b: &Self) -> Ordering {
+        self.info.created_at.cmp(&b.info.created_at)
+    }
+
+    fn mark_key(&self) -> String {
+        self.info.id.clone()
+    }
+}
+
+/// The VMs pane's own commands, in the footer's priority order.
+const COMMANDS: [Action; 11] = [
+    Action::Start,
+    Action::Stop,
+    Action::Delete,
+    Action::Logs,
+    Action::CopySsh,
+    Action::Mark,
+    Action::Filter,
+    Action::Prune,
+    Action::Cleanup,
+    Action::Palette,
+    Action::Detail,
+];
+
+impl VmsPane {
+    /// The ids of the VMs an action applies to: the marked ones, else the selected one.
+    pub fn target_ids(&self, rows: &[VmRow]) -> Vec<String> {
+        self.targets(rows)
+            .into_iter()
+            .map(|r| r.info.id.clone())
+            .collect()
+    }
+}
+
+impl Component for VmsPane {
+    fn scope(&self) -> Scope {
+        Scope::Vms
+    }
+
+    fn commands(&self, _cx: &Cx) -> Vec<Command> {
+        COMMANDS
+            .into_iter()
+            .chain(Action::ON_VMS)
+            .map(Command::on)
+            .collect()
+    }
+
+    fn also(&self) -> &'static [Action] {
+        &TABLE
+    }
+
+    fn mutation(&self, a: Action, cx: &Cx) -> Option<Mutation> {
+        match a {
+            Action::Start => Some(Mutation::Create),
+            Action::Delete => Some(Mutation::Delete),
+            _ => vm_mutation(a, &self.target_ids(&cx.data.vms), cx),
+        }
+    }
+
+    fn on_action(&mut self, a: Action, cx: &Cx) -> Option<Vec<Intent>> {
+        let rows = &cx.data.vms;
+        if self.move_by(a, cx.page) {
+            return Some(Vec::new());
+        }
+        let out = match a {
+            Action::Filter => vec![Intent::open(Dialog::Filter(crate::tui::app::line_input(
+                &self.filter,
+            )))],
+            Action::SortNext => {
+                self.sort.next();
+                Vec::new()
+            }
+            Action::SortReverse => {
+                self.sort.reverse();
+                Vec::new()
+            }
+            Action::Mark => {
+                self.mark_and_step(rows);
+                Vec::new()
+            }
+            Action::ClearMarks => {
+                self.marks.clear();
+                Vec::new()
+            }
+            Action::Start => {
+                let built = cx
+                    .data
+                    .slow
+                    .as_ref()
+                    .map(|s| s.built_images.clone())
+                    .unwrap_or_default();
+                vec![Intent::open(Dialog::Start(Box::new(
+                    StartForm::with_presets(cx.presets.to_vec(), built),
+                )))]
+            }
+            Action::Delete => {
+                let ids = self.target_ids(rows);
+                if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Intent::open(Dialog::Confirm(ConfirmAction::Delete(ids)))]
+                }
+            }
+            Action::Detail => self
+                .selected(rows)
+                .map(|r| vec![Intent::Detail(r.info.id.clone())])
+                .unwrap_or_default(),
+            Action::Logs => self
+                .selected(rows)
+                .map(|r| {
+                    vec![Intent::ShowLog(crate::tui::app::LogSource::Vm(
+                        r.info.id.clone(),
+                    ))]
+                })
+                .unwrap_or_default(),
+            Action::CopySsh => self
+                .selected(rows)
+                .map(|r| {
+                    let cmd = ssh_command(&r.info);
+                    vec![
+                        Intent::Status(format!("copied: {cmd}")),
+                        Intent::Effects(vec![crate::tui::app::Effect::Copy(cmd)]),
+                    ]
+                })
+                .unwrap_or_default(),
+            Action::Stop
+            | Action::Pause
+            | Action::Snapshot
+            | Action::Port
+            | Action::Network
+            | Action::Attach
+            | Action::Shell
+            | Action::Upload
+            | Action::Download => on_vms(a, self.target_ids(rows), cx),
+            _ => return None,
+        };
+        Some(out)
+    }
+
+    fn on_escape(&mut self) {
+        self.escape();
+    }
+}
+
+/// What a VM action on `ids` changes (read-only mode refuses it).
+pub fn vm_mutation(a: Action, ids: &[String], cx: &Cx) -> Option<Mutation> {
+    Some(match a {
+        Action::Stop => Mutation::Stop,
+        // Resume when every one of them is paused.
+        Action::Pause if all_paused(ids, cx) => Mutation::Resume,
+        Action::Pause => Mutation::Pause,
+        Action::Snapshot => Mutation::SnapshotCreate,
+        Action::Port => Mutation::PortExpose,
+        Action::Network => Mutation::NetworkSet,
+        Action::Attach | Action::Shell => Mutation::Shell,
+        Action::Upload => Mutation::FileUpload,
+        Action::Download => Mutation::FileDownload,
+        _ => return None,
+    })
+}
+
+fn all_paused(ids: &[String], cx: &Cx) -> bool {
+    ids.iter().all(|id| {
+        cx.data
+            .vms
+            .iter()
+            .any(|r| r.info.id == *id && r.info.status == VmStatus::Paused)
+    })
+}
+
+/// The one VM an action on a single VM applies to, or why not.
+fn one_vm<'a>(ids: &[String], what: &str, cx: &'a Cx) -> Result<&'a VmRow, Vec<Intent>> {
+    match ids {
+        [id] => cx
+            .data
+            .vms
+            .iter()
+            .find(|r| r.info.id == *id)
+            .ok_or_else(|| vec![Intent::Status(format!("no VM '{id}'"))]),
+        [] => Err(Vec::new()),
+        _ => Err(vec![Intent::Status(format!(
+            "{what} works on one VM: clear the marks ({}) and select it",
+            cx.keymap.hint(Scope::Vms, Action::ClearMarks)
+        ))]),
+    }
+}
+
+/// A VM action (stop, pause, snapshot, port, network, attach, shell, upload, download) on
+/// these VMs, from the VMs pane or the detail view (read-only mode was checked:
+/// [`vm_mutation`]).
+pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let open = |d: Dialog| vec![Intent::open(d)];
+    match a {
+        Action::Stop => open(Dialog::Confirm(ConfirmAction::Stop(ids))),
+        Action::Pause => {
+            let paused = !all_paused(&ids, cx);
+            vec![Intent::Request(crate::tui::dialogs::Request::Pause {
+                ids,
+                paused,
+            })]
+        }
+        Action::Snapshot => open(Dialog::Snapshot(Box::new(SnapshotForm::new(ids)))),
+        Action::Port => match one_vm(&ids, "a port", cx) {
+            Ok(r) => {
+                let existing = match cx.data.detail(&r.info.id) {
+                    Preview::Ready(VmDetail { ports: Ok(p), .. }) => {
+                        p.iter().map(|(h, g, _)| format!("{h}:{g}")).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                open(Dialog::Port(Box::new(PortForm::new(
+                    r.info.id.clone(),
+                    existing,
+                ))))
+            }
+            Err(i) => i,
+        },
+        Action::Network => match one_vm(&ids, "a network policy", cx) {
+            Ok(r) => {
+                let Some(net) = r.net.clone() else {
+                    return vec![Intent::Status(format!(
+                        "the network policy of {} cannot be read: see the log",
+                        r.info.id
+                    ))];
+                };
+                let live = matches!(r.info.status.as_str(), "running" | "paused");
+                open(Dialog::Network(Box::new(NetworkForm::new(
+                    r.info.id.clone(),
+                    &net.internet,
+                    net.publish_ssh,
+                    live,
+                ))))
+            }
+            Err(i) => i,
+        },
+        Action::Attach | Action::Shell => {
+            let r = match one_vm(&ids, "a session", cx) {
+                Ok(r) => r,
+                Err(i) => return i,
+            };
+            if r.info.status != VmStatus::Running || r.info.stale {
+                return vec![Intent::Status(format!(
+                    "{} is {}: start it first",
+                    r.info.id,
+                    r.info.shown_status()
+                ))];
+            }
+            let attach = a == Action::Attach;
+            if attach && r.info.preset.is_none() {
+                return vec![Intent::Status(format!(
+                    "{} has no preset to attach to; {} opens a login shell",
+                    r.info.id,
+                    cx.keymap.hint(Scope::Vms, Action::Shell)
+                ))];
+            }
+            vec![Intent::Session {
+                id: r.info.id.clone(),
+                attach,
+            }]
+        }
+        Action::Upload | Action::Download => match one_vm(&ids, "a copy", cx) {
+            Ok(r) => open(Dialog::Transfer(Box::new(TransferForm::new(
+                r.info.id.clone(),
+                a == Action::Upload,
+                cx.data.home.clone(),
+            )))),
+            Err(i) => i,
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Draw the VMs pane.
+pub fn render(f: &mut Frame, app: &App, r: Rect) {
+    let t = &app.theme;
+    let list = &app.vms;
+    let rows = &app.data.vms;
+    let shown = list.view(rows).len();
+    let title = format!("VMs ({shown}){}", list.title_suffix());
+    let blk = crate::tui::ui::block(app, Pane::Vms, title);
+    if shown == 0 {
+        let msg = if rows.is_empty() {
+            format!(
+                "No VMs. Press {} to start a preset.",
+                app.keymap.hint(Scope::Vms, Action::Start)
+            )
+        } else {
+            "No VMs match the filter (Esc clears it).".to_string()
+        };
+        f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
+        return;
+    }
+    table::render(f, r, blk, list, rows, app.focus == Pane::Vms, t);
+}
