@@ -584,7 +584,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             let preset = presets.lookup(args.preset.as_deref().unwrap_or_default())?;
             let base = args.base.unwrap_or(Base::Debian);
             preset.recipe(base)?;
-            let name = crate::core::presets::build::local_name(&preset.name);
+            let name = crate::core::preset_image::local_name(&preset.name);
             builder::check_replaceable(&cache_dir, &name)?;
             let engine = args.engine;
             builder::preflight(env, base, engine, &cache_dir, &name)?;
@@ -594,14 +594,14 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                     let vmm = crate::core::host::Host::probe(env)
                         .backend(crate::core::host::Backend::Auto)
                         .value;
-                    crate::core::presets::build::manifest_kernel(
+                    crate::core::preset_image::manifest_kernel(
                         env,
                         &Paths::resolve(env, None).images_root,
                         vmm,
                     )?
                 }
             };
-            let opts = crate::core::presets::build::PresetBuildOptions {
+            let opts = crate::core::preset_image::PresetBuildOptions {
                 preset: preset.clone(),
                 base,
                 engine: args.engine,
@@ -610,9 +610,9 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 size_mib: args.size,
                 install_timeout: args
                     .install_timeout
-                    .unwrap_or(crate::core::presets::build::DEFAULT_INSTALL_TIMEOUT),
+                    .unwrap_or(crate::core::preset_image::DEFAULT_INSTALL_TIMEOUT),
             };
-            crate::core::presets::build::build(env, &opts, &progress())
+            crate::core::preset_image::build(env, &opts, &progress())
         }
         Some(tag) => {
             // Before the kernel download: never replace what smolvm did not build, and

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::{io_reason, Error, ErrorCode, Result};
 use super::guest;
 use super::progress::Progress;
 use super::ssh::SshLogin;
-use super::start::Ctx;
 use crate::sys::child::{Child, Io};
 use crate::sys::fs::{remove_entry, replace_with_generated};
 use crate::sys::open::{create_unique_dir, rename_noreplace};

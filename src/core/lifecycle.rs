@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::context::Ctx;
+use super::error::not_found;
 use super::error::{Error, Result};
 use super::progress::Progress;
 use super::sandbox::SandboxInfo;
 /// The ssh recipe lives in `core::ssh`; these names stay here for the faces.
 pub use super::ssh::{shell_quote, ssh_args, ssh_args_as, ssh_command, SshLogin};
-use super::start::{not_found, Ctx};
 use super::teardown;
 use crate::sys::state::{VmRecord, VmStatus};
 

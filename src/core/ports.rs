@@ -17,8 +17,8 @@
 
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::{Error, Result};
-use super::start::Ctx;
 use crate::sys::net::nft::{self, LocalForward};
 
 /// One forward as `port list` and the dashboard show it.
@@ -175,7 +175,7 @@ pub fn list(ctx: &Ctx, id: &str) -> Result<Vec<PortForward>> {
         .store
         .get_vm(id)
         .map_err(rt)?
-        .ok_or_else(|| super::start::not_found(id))?;
+        .ok_or_else(|| super::error::not_found(id))?;
     let ip = vm.network.as_ref().and_then(|n| n.guest_ip.clone());
     let mut forwards = forwards_in(&read_nft()?, id, ip.as_deref());
     mark_shadowed(&mut forwards);
@@ -247,7 +247,7 @@ pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<Port
         .store
         .get_vm(id)
         .map_err(rt)?
-        .ok_or_else(|| super::start::not_found(id))?;
+        .ok_or_else(|| super::error::not_found(id))?;
     let net = vm.network.clone().unwrap_or_default();
     if net.tap_device.is_none() || net.mode.as_deref() == Some("bridge") {
         return Err(Error::runtime(format!(

@@ -8,6 +8,7 @@
 //! kept with its row, changed live by [`set`] and shown by [`show`]. Names are enforced
 //! by the resolver ([`resolver`]) at connection time.
 
+mod net;
 pub mod policy;
 pub mod resolver;
 
@@ -15,10 +16,11 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+pub(crate) use net::{network_lock, outbound_interface, set_ssh_publication};
 pub use policy::{Cidr, Domain, Mode, Policy, Settings};
 
+use super::context::Ctx;
 use super::error::{Error, ErrorCode, Result};
-use super::start::Ctx;
 use crate::sys::env::Env;
 use crate::sys::net::guard::{self, Egress, TapGuard};
 use crate::sys::state::{Network, StateStore, VmRecord, VmStatus};
@@ -73,7 +75,7 @@ pub fn save(store: &StateStore, id: &str, s: &Settings) -> Result<()> {
     let internet = s.internet.smolvm_internet_settings();
     match store.set_vm_network_settings(id, &v, internet.as_ref()) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(super::start::not_found(id)),
+        Ok(false) => Err(super::error::not_found(id)),
         Err(e) => Err(rt(e)),
     }
 }
@@ -145,7 +147,7 @@ fn row_of(ctx: &Ctx, id: &str) -> Result<VmRecord> {
     ctx.store
         .get_vm(id)
         .map_err(rt)?
-        .ok_or_else(|| super::start::not_found(id))
+        .ok_or_else(|| super::error::not_found(id))
 }
 
 /// A VM's TAP and guest address from its network record (validated).
@@ -392,7 +394,7 @@ pub async fn set(
         check_attachment(net, &new)?;
     }
     let live = row.status.is_active();
-    let _lock = super::start::network_lock(ctx).await?;
+    let _lock = network_lock(ctx).await?;
     save(&ctx.store, id, &new)?;
     let mut cut = false;
     if live {
@@ -405,8 +407,8 @@ pub async fn set(
             if new.internet.needs_resolver() {
                 resolver::sync(ctx, Some(id)).await?;
             }
-            let iface = super::start::outbound_interface().await?;
-            super::start::set_ssh_publication(&net, new.publish_ssh).await?;
+            let iface = outbound_interface().await?;
+            set_ssh_publication(&net, new.publish_ssh).await?;
             let g = guard_of(&new, &tap, ip, &iface);
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 guard::apply(&g)?;

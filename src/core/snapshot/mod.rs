@@ -25,9 +25,10 @@ use serde::Serialize;
 
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
+use super::context::Ctx;
+use super::error::not_found;
 use super::error::{io_reason, Error, Result};
 use super::lifecycle::set_vcpus_paused;
-use super::start::{not_found, Ctx};
 use crate::sys::fs::HardLinks;
 use crate::sys::open;
 use crate::sys::process::is_vm_id;

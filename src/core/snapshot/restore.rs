@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{get, rt, SnapshotInfo, SnapshotType, FC_MEM, FC_STATE, STATE};
+use crate::core::context::Ctx;
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::host::{AccelRequest, Backend};
 use crate::core::images::Vmm;
 use crate::core::progress::Progress;
-use crate::core::start::{self, Ctx, StartEvent};
+use crate::core::start::{self, StartEvent};
 use crate::core::teardown;
 use crate::sys::open;
 use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
