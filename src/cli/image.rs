@@ -806,3 +806,39 @@ fn with_archive<T: Serialize>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::images::{Arch, Os, Vmm};
+
+    #[test]
+    fn image_rm_json_entries_keep_their_keys_order_and_spellings() {
+        let e = Entry {
+            version: "0.0.36".into(),
+            name: "codex-arm64-firecracker-alpine".into(),
+            preset: "codex".into(),
+            arch: Arch::Arm64,
+            vmm: Vmm::Firecracker,
+            os: Os::Alpine,
+            path: "/i/0.0.36/codex-arm64-firecracker-alpine".into(),
+            compressed_bytes: 1,
+            unpacked_bytes: 2,
+            on_disk_bytes: 3,
+            current: true,
+            ready: false,
+            sidecar: None,
+            in_use_by: vec!["vm-1".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&entry_data(&e)).unwrap(),
+            concat!(
+                r#"{"version":"0.0.36","name":"codex-arm64-firecracker-alpine","preset":"codex","#,
+                r#""arch":"arm64","vmm":"firecracker","os":"alpine","#,
+                r#""path":"/i/0.0.36/codex-arm64-firecracker-alpine","compressed_bytes":1,"#,
+                r#""unpacked_bytes":2,"on_disk_bytes":3,"current":true,"status":"current","#,
+                r#""ready":false,"in_use_by":["vm-1"]}"#
+            )
+        );
+    }
+}

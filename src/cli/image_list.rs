@@ -143,3 +143,63 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
     ));
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_row() -> Row {
+        Row {
+            kind: Kind::Cache,
+            version: "0.0.36".into(),
+            name: "codex-amd64-qemu".into(),
+            preset: "codex".into(),
+            arch: "amd64".into(),
+            vmm: "qemu".into(),
+            os: "ubuntu".into(),
+            path: "/i/0.0.36/codex-amd64-qemu".into(),
+            compressed_bytes: 1,
+            unpacked_bytes: 2,
+            size_bytes: 3,
+            current: false,
+            ready: true,
+            kept: Some("in use".into()),
+            in_use_by: vec!["vm-1".into()],
+        }
+    }
+
+    #[test]
+    fn image_ls_json_rows_keep_their_keys_order_and_spellings() {
+        let built = Row {
+            kind: Kind::Built,
+            version: String::new(),
+            name: "mine".into(),
+            preset: String::new(),
+            arch: String::new(),
+            vmm: String::new(),
+            os: String::new(),
+            path: "/i/built/mine".into(),
+            compressed_bytes: 0,
+            unpacked_bytes: 0,
+            size_bytes: 9,
+            current: true,
+            ready: true,
+            kept: None,
+            in_use_by: Vec::new(),
+        };
+        let rows = [cache_row(), built];
+        let json = serde_json::to_string(&rows.iter().map(row_data).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"[{"version":"0.0.36","name":"codex-amd64-qemu","preset":"codex","arch":"amd64","#,
+                r#""vmm":"qemu","os":"ubuntu","path":"/i/0.0.36/codex-amd64-qemu","compressed_bytes":1,"#,
+                r#""unpacked_bytes":2,"on_disk_bytes":3,"current":false,"status":"stale","ready":true,"#,
+                r#""in_use_by":["vm-1"],"kind":"cache","kept":"in use"},"#,
+                r#"{"version":"","name":"mine","preset":"","arch":"","vmm":"","os":"","#,
+                r#""path":"/i/built/mine","compressed_bytes":0,"unpacked_bytes":0,"on_disk_bytes":9,"#,
+                r#""current":true,"status":"current","ready":true,"in_use_by":[],"kind":"built","kept":null}]"#
+            )
+        );
+    }
+}

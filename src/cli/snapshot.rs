@@ -169,7 +169,7 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
                 s.id.clone(),
                 s.vm_id.clone(),
                 s.kind.to_string(),
-                s.backend.clone(),
+                s.backend.to_string(),
                 if s.missing_files.is_empty() {
                     format_size(s.size_bytes)
                 } else {

@@ -53,7 +53,7 @@ impl VmRow {
         [
             i.id.clone(),
             i.shown_status(),
-            i.backend.clone().unwrap_or_else(dash),
+            i.backend.as_ref().map_or_else(dash, ToString::to_string),
             i.preset.clone().unwrap_or_else(dash),
             i.ip.clone().unwrap_or_else(dash),
             i.ssh_port.map_or_else(dash, |p| p.to_string()),

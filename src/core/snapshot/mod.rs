@@ -136,7 +136,7 @@ pub struct SnapshotInfo {
     pub vm_id: String,
     #[serde(rename = "type")]
     pub kind: SnapshotType,
-    pub backend: String,
+    pub backend: crate::core::host::VmBackend,
     pub created_at: String,
     /// Disk usage of its directory (blocks, so a reflinked disk counts what it uses).
     pub size_bytes: u64,
@@ -192,7 +192,7 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         id: s.snapshot_id.clone(),
         vm_id: s.vm_id.clone(),
         kind: SnapshotType::parse(s.kind()).unwrap_or_default(),
-        backend: s.backend().into(),
+        backend: crate::core::host::VmBackend::parse(s.backend()),
         created_at: s.created_at.clone(),
         size_bytes: crate::sys::fs::disk_usage(&dir, &HardLinks::default()),
         path: dir,
