@@ -12,6 +12,7 @@ use super::output::{self, line, warn};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Host;
 use crate::core::images::catalog::{self, Entry};
+use crate::core::images::listing::{Kind, Row};
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
 use crate::core::images::{Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
@@ -279,8 +280,10 @@ impl Bars {
     }
 }
 
+/// One image directory as `image rm --json` reports it, and the first keys of an
+/// `image ls --json` row.
 #[derive(Serialize)]
-struct EntryData<'a> {
+pub(super) struct EntryData<'a> {
     version: &'a str,
     name: &'a str,
     preset: &'a str,
@@ -297,23 +300,28 @@ struct EntryData<'a> {
     in_use_by: &'a [String],
 }
 
-fn entry_data(e: &Entry) -> EntryData<'_> {
+pub(super) fn entry_data(r: &Row) -> EntryData<'_> {
     EntryData {
-        version: &e.version,
-        name: &e.name,
-        preset: &e.preset,
-        arch: e.arch.as_str(),
-        vmm: e.vmm.as_str(),
-        os: e.os.as_str(),
-        path: &e.path,
-        compressed_bytes: e.compressed_bytes,
-        unpacked_bytes: e.unpacked_bytes,
-        on_disk_bytes: e.on_disk_bytes,
-        current: e.current,
-        status: if e.current { "current" } else { "stale" },
-        ready: e.ready,
-        in_use_by: &e.in_use_by,
+        version: &r.version,
+        name: &r.name,
+        preset: &r.preset,
+        arch: r.arch_str(),
+        vmm: r.vmm_str(),
+        os: r.os_str(),
+        path: &r.path,
+        compressed_bytes: r.compressed_bytes,
+        unpacked_bytes: r.unpacked_bytes,
+        on_disk_bytes: r.size_bytes,
+        current: r.current,
+        status: r.status(),
+        ready: r.ready,
+        in_use_by: &r.in_use_by,
     }
+}
+
+/// A catalog entry as the cache row it is.
+fn cache_row(e: &Entry) -> Row {
+    Row::from_entry(e.clone(), Kind::Cache)
 }
 
 pub use super::image_list::list;
@@ -369,14 +377,19 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
                 format!("{problems} image(s) could not be removed"),
             )
         });
+        let removed: Vec<Row> = r.removed.iter().map(cache_row).collect();
+        let kept: Vec<(Row, String)> = r
+            .kept
+            .iter()
+            .map(|(e, why)| (cache_row(e), why.to_string()))
+            .collect();
         let data = RmData {
-            removed: r.removed.iter().map(entry_data).collect(),
-            kept: r
-                .kept
+            removed: removed.iter().map(entry_data).collect(),
+            kept: kept
                 .iter()
                 .map(|(e, why)| KeptData {
                     entry: entry_data(e),
-                    reason: why.to_string(),
+                    reason: why.clone(),
                 })
                 .collect(),
             failed: r
@@ -810,7 +823,6 @@ fn with_archive<T: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::images::{Arch, Os, Vmm};
 
     #[test]
     fn image_rm_json_entries_keep_their_keys_order_and_spellings() {
@@ -831,7 +843,7 @@ mod tests {
             in_use_by: vec!["vm-1".into()],
         };
         assert_eq!(
-            serde_json::to_string(&entry_data(&e)).unwrap(),
+            serde_json::to_string(&entry_data(&cache_row(&e))).unwrap(),
             concat!(
                 r#"{"version":"0.0.36","name":"codex-arm64-firecracker-alpine","preset":"codex","#,
                 r#""arch":"arm64","vmm":"firecracker","os":"alpine","#,

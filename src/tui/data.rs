@@ -107,8 +107,8 @@ impl ImageRow {
             self.version.as_str(),
             &self.name,
             &self.preset,
-            &self.arch,
-            &self.vmm,
+            self.arch_str(),
+            self.vmm_str(),
             &crate::core::units::format_size(self.size_bytes),
             &self.shown_state(),
         ]

@@ -415,8 +415,8 @@ fn images(f: &mut Frame, app: &App, r: Rect) {
                 [
                     Cell::from(im.version.clone()),
                     Cell::from(format!("{}{}", if marked { "● " } else { "" }, im.name)),
-                    Cell::from(im.arch.clone()),
-                    Cell::from(im.vmm.clone()),
+                    Cell::from(im.arch_str()),
+                    Cell::from(im.vmm_str()),
                     Cell::from(format_size(im.size_bytes)),
                     Cell::from(Span::styled(state, style)),
                 ],
