@@ -2330,7 +2330,7 @@ fn network_fixture() -> smolvm::core::egress::NetworkReport {
             last_seen_secs_ago,
         };
     NetworkReport {
-        vm_id: "vm-agent-1".into(),
+        vm_id: smolvm::core::vm::VmId::parse("vm-agent-1").unwrap(),
         status: smolvm::sys::state::VmStatus::Running,
         summary: internet.summary(),
         internet,

@@ -16,6 +16,7 @@ use super::sandbox::SandboxInfo;
 /// The ssh recipe lives in `core::ssh`; these names stay here for the faces.
 pub use super::ssh::{shell_quote, ssh_args, ssh_args_as, ssh_command, SshLogin};
 use super::teardown;
+use crate::core::vm::VmId;
 use crate::sys::state::{VmRecord, VmStatus};
 
 fn rt(e: impl std::fmt::Display) -> Error {
@@ -103,7 +104,7 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
 /// What `stop` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct StopReport {
-    pub id: String,
+    pub id: VmId,
     pub status: VmStatus,
     /// It was not running (SmolVM warns and changes nothing).
     pub was_running: bool,
@@ -139,7 +140,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         }
         let (closed_forwards, warnings) = close_forwards();
         return Ok(StopReport {
-            id: id.into(),
+            id: VmId::known(id),
             status: vm.status,
             was_running: false,
             closed_forwards,
@@ -166,7 +167,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         warnings.push(e.message);
     }
     Ok(StopReport {
-        id: id.into(),
+        id: VmId::known(id),
         status: VmStatus::Stopped,
         was_running: true,
         closed_forwards,

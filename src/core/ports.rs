@@ -19,12 +19,13 @@ use serde::Serialize;
 
 use super::context::Ctx;
 use super::error::{Error, Result};
+use crate::core::vm::VmId;
 use crate::sys::net::nft::{self, LocalForward};
 
 /// One forward as `port list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortForward {
-    pub vm_id: String,
+    pub vm_id: VmId,
     pub host: &'static str,
     pub host_port: u16,
     pub guest_port: u16,
@@ -39,7 +40,7 @@ pub struct PortForward {
 impl PortForward {
     fn new(vm_id: &str, host_port: u16, guest_port: u16, guest_ip: Option<String>) -> Self {
         PortForward {
-            vm_id: vm_id.to_string(),
+            vm_id: VmId::known(vm_id),
             host: LOOPBACK,
             host_port,
             guest_port,

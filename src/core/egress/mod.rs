@@ -21,6 +21,7 @@ pub use policy::{Cidr, Domain, Mode, Policy, Settings};
 
 use super::context::Ctx;
 use super::error::{Error, ErrorCode, Result};
+use crate::core::vm::VmId;
 use crate::sys::env::Env;
 use crate::sys::net::guard::{self, Egress, TapGuard};
 use crate::sys::state::{Network, StateStore, VmRecord, VmStatus};
@@ -211,7 +212,7 @@ pub struct Traffic {
 /// `sandbox network show`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkReport {
-    pub vm_id: String,
+    pub vm_id: VmId,
     #[serde(serialize_with = "status_text")]
     pub status: VmStatus,
     pub internet: Policy,
@@ -275,7 +276,7 @@ fn report(
         .collect();
     blocked.truncate(20);
     NetworkReport {
-        vm_id: row.id.clone(),
+        vm_id: VmId::known(&row.id),
         status: row.status,
         summary: s.internet.summary(),
         internet: s.internet,

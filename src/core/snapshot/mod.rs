@@ -29,6 +29,7 @@ use super::context::Ctx;
 use super::error::not_found;
 use super::error::{io_reason, Error, Result};
 use super::lifecycle::set_vcpus_paused;
+use crate::core::vm::VmId;
 use crate::sys::fs::HardLinks;
 use crate::sys::open;
 use crate::sys::process::is_vm_id;
@@ -133,7 +134,7 @@ pub struct CreateOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SnapshotInfo {
     pub id: String,
-    pub vm_id: String,
+    pub vm_id: VmId,
     #[serde(rename = "type")]
     pub kind: SnapshotType,
     pub backend: crate::core::host::VmBackend,
@@ -142,7 +143,7 @@ pub struct SnapshotInfo {
     pub size_bytes: u64,
     pub path: PathBuf,
     pub restored: bool,
-    pub restored_vm_id: Option<String>,
+    pub restored_vm_id: Option<VmId>,
     /// Files it needs are gone (removed by hand): it cannot be restored.
     pub missing_files: Vec<String>,
 }
@@ -190,14 +191,14 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         .collect();
     SnapshotInfo {
         id: s.snapshot_id.clone(),
-        vm_id: s.vm_id.clone(),
+        vm_id: VmId::known(&s.vm_id),
         kind: SnapshotType::parse(s.kind()).unwrap_or_default(),
         backend: crate::core::host::VmBackend::parse(s.backend()),
         created_at: s.created_at.clone(),
         size_bytes: crate::sys::fs::disk_usage(&dir, &HardLinks::default()),
         path: dir,
         restored: s.restored,
-        restored_vm_id: s.restored_vm_id.clone(),
+        restored_vm_id: s.restored_vm_id.as_deref().map(VmId::known),
         missing_files: missing,
     }
 }

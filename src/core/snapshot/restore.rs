@@ -26,6 +26,7 @@ use crate::core::images::Vmm;
 use crate::core::progress::Progress;
 use crate::core::start::{self, StartEvent};
 use crate::core::teardown;
+use crate::core::vm::VmId;
 use crate::sys::open;
 use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
 use crate::sys::vmm::{firecracker, qmp::Qmp};
@@ -55,7 +56,7 @@ pub struct RestoredSnapshot {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: SnapshotType,
-    pub vm_id: String,
+    pub vm_id: VmId,
     pub created_at: String,
 }
 
@@ -237,7 +238,7 @@ pub async fn restore(
         snapshot: RestoredSnapshot {
             id: info.id.clone(),
             kind: info.kind,
-            vm_id: id.clone(),
+            vm_id: VmId::known(&id),
             created_at: info.created_at.clone(),
         },
         vm: RestoredVm {

@@ -29,6 +29,7 @@ use super::presets::{Preset, Registry};
 use super::progress::Progress;
 use super::teardown;
 use super::version::image_version;
+use super::vm::VmId;
 use crate::sys::http::HttpConfig;
 use crate::sys::open;
 use crate::sys::process::is_vm_id;
@@ -146,7 +147,7 @@ pub struct Timings {
 /// A started (or created) sandbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StartReport {
-    pub id: String,
+    pub id: VmId,
     pub status: VmStatus,
     pub preset: Option<String>,
     pub ip: String,

@@ -89,7 +89,7 @@ pub(super) async fn run_start(task: u64, tx: UnboundedSender<Msg>, cx: Context, 
                 &tx,
                 task,
                 TaskUpdate::Started {
-                    vm_id: r.id.clone(),
+                    vm_id: r.id.to_string(),
                 },
             );
             let summary = format!(
