@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::error::{invalid_id, Error, Result};
+use super::error::{invalid_id, not_found, Error, Result};
 use super::host::Host;
 use super::lock::{lock_timeout, VmLock};
 use super::ssh::ensure_key;
 use super::teardown::TeardownOptions;
 use crate::sys::env::Env;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
-use crate::sys::state::{Corruption, OpenMode, StateStore};
+use crate::sys::state::{Corruption, OpenMode, StateStore, VmRecord};
 
 /// Which host the context works on. Only this machine exists today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,6 +128,14 @@ impl Ctx {
             corruption,
             host,
         })
+    }
+
+    /// Sandbox `id`'s row, or SmolVM's "not found" (the one lookup every verb makes).
+    pub fn vm(&self, id: &str) -> Result<VmRecord> {
+        self.store
+            .get_vm(id)
+            .map_err(|e| Error::runtime(e.to_string()))?
+            .ok_or_else(|| not_found(id))
     }
 
     /// The VM's own disk ([`Paths::vm_disk`]); an invalid id is an error, never a path.

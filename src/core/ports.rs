@@ -172,11 +172,7 @@ pub fn shadowed_forwards() -> std::io::Result<Vec<PortForward>> {
 
 /// The forwards of sandbox `id` (which must exist), read from nftables.
 pub fn list(ctx: &Ctx, id: &str) -> Result<Vec<PortForward>> {
-    let vm = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| super::error::not_found(id))?;
+    let vm = ctx.vm(id)?;
     let ip = vm.network.as_ref().and_then(|n| n.guest_ip.clone());
     let mut forwards = forwards_in(&read_nft()?, id, ip.as_deref());
     mark_shadowed(&mut forwards);
@@ -244,11 +240,7 @@ fn free_port(ctx: &Ctx, state: &nft::NftState) -> Result<u16> {
 /// the same forward again is success.
 pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<PortForward> {
     let ip = super::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)?;
-    let vm = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| super::error::not_found(id))?;
+    let vm = ctx.vm(id)?;
     let net = vm.network.clone().unwrap_or_default();
     if net.tap_device.is_none() || net.mode.as_deref() == Some("bridge") {
         return Err(Error::runtime(format!(

@@ -143,14 +143,6 @@ fn guard_of(s: &Settings, tap: &str, guest_ip: Ipv4Addr, iface: &str) -> TapGuar
     }
 }
 
-/// The sandbox's row, or SmolVM's "not found".
-fn row_of(ctx: &Ctx, id: &str) -> Result<VmRecord> {
-    ctx.store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| super::error::not_found(id))
-}
-
 /// A VM's TAP and guest address from its network record (validated).
 fn tap_and_ip(id: &str, net: &Network) -> Result<(String, Ipv4Addr)> {
     let tap = net
@@ -171,7 +163,7 @@ fn tap_and_ip(id: &str, net: &Network) -> Result<(String, Ipv4Addr)> {
 /// running and knows this sandbox before the guard sends its DNS there. Any failure
 /// fails the start: a sandbox never runs unguarded.
 pub(crate) async fn apply(ctx: &Ctx, id: &str, net: &Network, iface: &str) -> Result<()> {
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     check_attachment(net, &s)?;
     let (tap, ip) = tap_and_ip(id, net)?;
@@ -305,7 +297,7 @@ fn guard_counters() -> std::collections::BTreeMap<String, guard::TapCounters> {
 
 /// `sandbox network show ID`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<NetworkReport> {
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     Ok(report(&row, s, &guard_counters()))
 }
@@ -385,7 +377,7 @@ pub async fn set(
 ) -> Result<NetworkReport> {
     // One operation per sandbox: a start or stop in flight finishes first.
     let _vm_lock = ctx.lock(id, &format!("sandbox network set {id}")).await?;
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let old = settings_of(&ctx.store, &row);
     let new = Settings {
         internet,
@@ -430,7 +422,7 @@ pub async fn set(
     drop(_lock);
     // A resolver no sandbox needs any more stops.
     resolver::sync(ctx, None).await?;
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let mut rep = report(&row, new, &guard_counters());
     rep.connections_cut = cut;
     Ok(rep)
@@ -440,7 +432,7 @@ pub async fn set(
 /// for its later starts, applied at once to a running one (`sandbox start --publish-ssh`,
 /// `SMOLVM_PUBLISH_SSH`).
 pub async fn set_publish_ssh(ctx: &Ctx, id: &str, publish: bool) -> Result<NetworkReport> {
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     set(ctx, id, s.internet, Some(publish)).await
 }

@@ -26,7 +26,6 @@ use serde::Serialize;
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
 use super::context::Ctx;
-use super::error::not_found;
 use super::error::{io_reason, Error, Result};
 use super::lifecycle::set_vcpus_paused;
 use crate::core::vm::VmId;
@@ -347,11 +346,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
             &format!("sandbox snapshot create {}", opts.vm_id),
         )
         .await?;
-    let vm = ctx
-        .store
-        .get_vm(&opts.vm_id)
-        .map_err(rt)?
-        .ok_or_else(|| not_found(&opts.vm_id))?;
+    let vm = ctx.vm(&opts.vm_id)?;
     if ctx.store.get_snapshot(&id).map_err(rt)?.is_some() {
         return Err(Error::runtime(format!("Snapshot '{id}' already exists"))
             .with_recovery("Pick another --snapshot-id, or delete the old one first."));
