@@ -307,7 +307,7 @@ pub(super) fn entry_data(r: &Row) -> EntryData<'_> {
         preset: &r.preset,
         arch: r.arch_str(),
         vmm: r.vmm_str(),
-        os: r.os_str(),
+        os: r.os.map_or("", Os::as_str),
         path: &r.path,
         compressed_bytes: r.compressed_bytes,
         unpacked_bytes: r.unpacked_bytes,

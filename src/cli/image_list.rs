@@ -98,7 +98,7 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
                 preset.clone(),
                 dash(r.arch_str()),
                 dash(r.vmm_str()),
-                dash(r.os_str()),
+                r.os.map_or("-", |o| o.as_str()).to_string(),
                 format_size(r.compressed_bytes),
                 format_size(r.unpacked_bytes),
                 format_size(r.size_bytes),

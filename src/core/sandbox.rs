@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
-use super::host::VmBackend;
 use super::vm::row_is_stale;
+use super::vm::VmBackend;
 use crate::sys::fs::{disk_usage, HardLinks};
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::procfs;

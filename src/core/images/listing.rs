@@ -119,10 +119,6 @@ impl Row {
         self.vmm.map_or("", Vmm::as_str)
     }
 
-    pub fn os_str(&self) -> &'static str {
-        self.os.map_or("", Os::as_str)
-    }
-
     /// `current` or `stale` (`image ls`'s `status`).
     pub fn status(&self) -> &'static str {
         if self.current {

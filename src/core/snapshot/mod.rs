@@ -136,7 +136,7 @@ pub struct SnapshotInfo {
     pub vm_id: VmId,
     #[serde(rename = "type")]
     pub kind: SnapshotType,
-    pub backend: crate::core::host::VmBackend,
+    pub backend: crate::core::vm::VmBackend,
     pub created_at: String,
     /// Disk usage of its directory (blocks, so a reflinked disk counts what it uses).
     pub size_bytes: u64,
@@ -192,7 +192,7 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         id: s.snapshot_id.clone(),
         vm_id: VmId::known(&s.vm_id),
         kind: SnapshotType::parse(s.kind()).unwrap_or_default(),
-        backend: crate::core::host::VmBackend::parse(s.backend()),
+        backend: crate::core::vm::VmBackend::parse(s.backend()),
         created_at: s.created_at.clone(),
         size_bytes: crate::sys::fs::disk_usage(&dir, &HardLinks::default()),
         path: dir,
