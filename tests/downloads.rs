@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::sandbox::Sandboxes;
-use support::{json, stderr};
+use support::{json, names, stderr};
 
 impl Sandboxes {
     /// A root shell script in the guest.
@@ -41,16 +41,6 @@ fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
         }
     }
     out
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn mode(p: &Path) -> u32 {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 
 use sha2::{Digest, Sha256};
-use support::{json_exit, stderr, Home, CURRENT};
+use support::{json_exit, names, stderr, Home, CURRENT};
 
 const NAME: &str = "my-img";
 const ROOTFS_MIB: u64 = 64;
@@ -78,16 +78,6 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
             };
             (e.file_name().to_string_lossy().into_owned(), data)
         })
-        .collect();
-    v.sort();
-    v
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     v.sort();
     v

@@ -382,17 +382,7 @@ fn killed_creates_and_restores_leave_nothing_half_done() {
     require_root!();
     let e = Env::debian_codex();
     let id = "vm-crash";
-    e.ok_json(&[
-        "codex",
-        "start",
-        "--backend",
-        "qemu",
-        "--name",
-        id,
-        "--memory",
-        "512",
-        "--json",
-    ]);
+    e.codex_start(id);
 
     // A create killed mid-way: not listed; cleanup's stale scan removes its files.
     let c = e.spawn(&[

@@ -12,6 +12,7 @@ use super::output::{self, line, warn};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Host;
 use crate::core::images::catalog::{self, Entry};
+use crate::core::images::listing::{Kind, Row};
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
 use crate::core::images::{Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
@@ -282,8 +283,10 @@ impl Bars {
     }
 }
 
+/// One image directory as `image rm --json` reports it, and the first keys of an
+/// `image ls --json` row.
 #[derive(Serialize)]
-struct EntryData<'a> {
+pub(super) struct EntryData<'a> {
     version: &'a str,
     name: &'a str,
     preset: &'a str,
@@ -300,23 +303,28 @@ struct EntryData<'a> {
     in_use_by: &'a [String],
 }
 
-fn entry_data(e: &Entry) -> EntryData<'_> {
+pub(super) fn entry_data(r: &Row) -> EntryData<'_> {
     EntryData {
-        version: &e.version,
-        name: &e.name,
-        preset: &e.preset,
-        arch: e.arch.as_str(),
-        vmm: e.vmm.as_str(),
-        os: e.os.as_str(),
-        path: &e.path,
-        compressed_bytes: e.compressed_bytes,
-        unpacked_bytes: e.unpacked_bytes,
-        on_disk_bytes: e.on_disk_bytes,
-        current: e.current,
-        status: if e.current { "current" } else { "stale" },
-        ready: e.ready,
-        in_use_by: &e.in_use_by,
+        version: &r.version,
+        name: &r.name,
+        preset: &r.preset,
+        arch: r.arch_str(),
+        vmm: r.vmm_str(),
+        os: r.os.map_or("", Os::as_str),
+        path: &r.path,
+        compressed_bytes: r.compressed_bytes,
+        unpacked_bytes: r.unpacked_bytes,
+        on_disk_bytes: r.size_bytes,
+        current: r.current,
+        status: r.status(),
+        ready: r.ready,
+        in_use_by: &r.in_use_by,
     }
+}
+
+/// A catalog entry as the cache row it is.
+fn cache_row(e: &Entry) -> Row {
+    Row::from_entry(e.clone(), Kind::Cache)
 }
 
 pub use super::image_list::list;
@@ -372,14 +380,19 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
                 format!("{problems} image(s) could not be removed"),
             )
         });
+        let removed: Vec<Row> = r.removed.iter().map(cache_row).collect();
+        let kept: Vec<(Row, String)> = r
+            .kept
+            .iter()
+            .map(|(e, why)| (cache_row(e), why.to_string()))
+            .collect();
         let data = RmData {
-            removed: r.removed.iter().map(entry_data).collect(),
-            kept: r
-                .kept
+            removed: removed.iter().map(entry_data).collect(),
+            kept: kept
                 .iter()
                 .map(|(e, why)| KeptData {
                     entry: entry_data(e),
-                    reason: why.to_string(),
+                    reason: why.clone(),
                 })
                 .collect(),
             failed: r
@@ -590,7 +603,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             let preset = presets.lookup(args.preset.as_deref().unwrap_or_default())?;
             let base = args.base.unwrap_or(Base::Debian);
             preset.recipe(base)?;
-            let name = crate::core::presets::build::local_name(&preset.name);
+            let name = crate::core::preset_image::local_name(&preset.name);
             builder::check_replaceable(&cache_dir, &name)?;
             let engine = args.engine;
             builder::preflight(env, base, engine, &cache_dir, &name)?;
@@ -600,14 +613,14 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                     let vmm = crate::core::host::Host::probe(env)
                         .backend(crate::core::host::Backend::Auto)
                         .value;
-                    crate::core::presets::build::manifest_kernel(
+                    crate::core::preset_image::manifest_kernel(
                         env,
                         &Paths::resolve(env, None).images_root,
                         vmm,
                     )?
                 }
             };
-            let opts = crate::core::presets::build::PresetBuildOptions {
+            let opts = crate::core::preset_image::PresetBuildOptions {
                 preset: preset.clone(),
                 base,
                 engine: args.engine,
@@ -616,9 +629,9 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 size_mib: args.size,
                 install_timeout: args
                     .install_timeout
-                    .unwrap_or(crate::core::presets::build::DEFAULT_INSTALL_TIMEOUT),
+                    .unwrap_or(crate::core::preset_image::DEFAULT_INSTALL_TIMEOUT),
             };
-            crate::core::presets::build::build(env, &opts, &progress())
+            crate::core::preset_image::build(env, &opts, &progress())
         }
         Some(tag) => {
             // Before the kernel download: never replace what smolvm did not build, and
@@ -820,5 +833,40 @@ fn with_archive<T: Serialize>(
             }
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_rm_json_entries_keep_their_keys_order_and_spellings() {
+        let e = Entry {
+            version: "0.0.36".into(),
+            name: "codex-arm64-firecracker-alpine".into(),
+            preset: "codex".into(),
+            arch: Arch::Arm64,
+            vmm: Vmm::Firecracker,
+            os: Os::Alpine,
+            path: "/i/0.0.36/codex-arm64-firecracker-alpine".into(),
+            compressed_bytes: 1,
+            unpacked_bytes: 2,
+            on_disk_bytes: 3,
+            current: true,
+            ready: false,
+            sidecar: None,
+            in_use_by: vec!["vm-1".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&entry_data(&cache_row(&e))).unwrap(),
+            concat!(
+                r#"{"version":"0.0.36","name":"codex-arm64-firecracker-alpine","preset":"codex","#,
+                r#""arch":"arm64","vmm":"firecracker","os":"alpine","#,
+                r#""path":"/i/0.0.36/codex-arm64-firecracker-alpine","compressed_bytes":1,"#,
+                r#""unpacked_bytes":2,"on_disk_bytes":3,"current":true,"status":"current","#,
+                r#""ready":false,"in_use_by":["vm-1"]}"#
+            )
+        );
     }
 }

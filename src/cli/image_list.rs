@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::args::ImageListArgs;
-use super::image::image_store;
+use super::image::{entry_data, image_store, EntryData};
 use super::output::{self, line, warn};
 use crate::core::display_path;
 use crate::core::images::listing::{self, Kind, Row};
@@ -18,40 +18,15 @@ use crate::core::Env;
 /// `smolvm-cache`, `other`, `built`) and `kept` (why prune keeps a stale one).
 #[derive(Serialize)]
 struct RowData<'a> {
-    version: &'a str,
-    name: &'a str,
-    preset: &'a str,
-    arch: &'a str,
-    vmm: &'a str,
-    os: &'a str,
-    path: &'a Path,
-    compressed_bytes: u64,
-    unpacked_bytes: u64,
-    on_disk_bytes: u64,
-    current: bool,
-    status: &'a str,
-    ready: bool,
-    in_use_by: &'a [String],
+    #[serde(flatten)]
+    entry: EntryData<'a>,
     kind: Kind,
     kept: Option<&'a str>,
 }
 
 fn row_data(r: &Row) -> RowData<'_> {
     RowData {
-        version: &r.version,
-        name: &r.name,
-        preset: &r.preset,
-        arch: &r.arch,
-        vmm: &r.vmm,
-        os: &r.os,
-        path: &r.path,
-        compressed_bytes: r.compressed_bytes,
-        unpacked_bytes: r.unpacked_bytes,
-        on_disk_bytes: r.size_bytes,
-        current: r.current,
-        status: r.status(),
-        ready: r.ready,
-        in_use_by: &r.in_use_by,
+        entry: entry_data(r),
         kind: r.kind,
         kept: r.kept.as_deref(),
     }
@@ -121,9 +96,9 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
             [
                 dash(&r.version),
                 preset.clone(),
-                dash(&r.arch),
-                dash(&r.vmm),
-                dash(&r.os),
+                dash(r.arch_str()),
+                dash(r.vmm_str()),
+                r.os.map_or("-", |o| o.as_str()).to_string(),
                 format_size(r.compressed_bytes),
                 format_size(r.unpacked_bytes),
                 format_size(r.size_bytes),
@@ -142,4 +117,65 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
         display_path(&paths.images_root, &paths.home)
     ));
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::images::{Arch, Os, Vmm};
+
+    fn cache_row() -> Row {
+        Row {
+            kind: Kind::Cache,
+            version: "0.0.36".into(),
+            name: "codex-amd64-qemu".into(),
+            preset: "codex".into(),
+            arch: Some(Arch::Amd64),
+            vmm: Some(Vmm::Qemu),
+            os: Some(Os::Ubuntu),
+            path: "/i/0.0.36/codex-amd64-qemu".into(),
+            compressed_bytes: 1,
+            unpacked_bytes: 2,
+            size_bytes: 3,
+            current: false,
+            ready: true,
+            kept: Some("in use".into()),
+            in_use_by: vec!["vm-1".into()],
+        }
+    }
+
+    #[test]
+    fn image_ls_json_rows_keep_their_keys_order_and_spellings() {
+        let built = Row {
+            kind: Kind::Built,
+            version: String::new(),
+            name: "mine".into(),
+            preset: String::new(),
+            arch: None,
+            vmm: None,
+            os: None,
+            path: "/i/built/mine".into(),
+            compressed_bytes: 0,
+            unpacked_bytes: 0,
+            size_bytes: 9,
+            current: true,
+            ready: true,
+            kept: None,
+            in_use_by: Vec::new(),
+        };
+        let rows = [cache_row(), built];
+        let json = serde_json::to_string(&rows.iter().map(row_data).collect::<Vec<_>>()).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"[{"version":"0.0.36","name":"codex-amd64-qemu","preset":"codex","arch":"amd64","#,
+                r#""vmm":"qemu","os":"ubuntu","path":"/i/0.0.36/codex-amd64-qemu","compressed_bytes":1,"#,
+                r#""unpacked_bytes":2,"on_disk_bytes":3,"current":false,"status":"stale","ready":true,"#,
+                r#""in_use_by":["vm-1"],"kind":"cache","kept":"in use"},"#,
+                r#"{"version":"","name":"mine","preset":"","arch":"","vmm":"","os":"","#,
+                r#""path":"/i/built/mine","compressed_bytes":0,"unpacked_bytes":0,"on_disk_bytes":9,"#,
+                r#""current":true,"status":"current","ready":true,"in_use_by":[],"kind":"built","kept":null}]"#
+            )
+        );
+    }
 }

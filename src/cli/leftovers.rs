@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::args::SandboxPruneArgs;
 use super::output::{self, line, warn};
+use crate::core::context::Ctx;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::leftovers::{self, Leftover, LeftoverReport};
-use crate::core::start::Ctx;
 use crate::core::units::format_size;
 use crate::core::{display_path, Env};
 

@@ -103,7 +103,9 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
             [
                 v.id.clone(),
                 v.shown_status(),
-                v.backend.clone().unwrap_or_else(|| "-".into()),
+                v.backend
+                    .as_ref()
+                    .map_or_else(|| "-".into(), ToString::to_string),
                 v.ip.clone().unwrap_or_else(|| "-".into()),
                 v.pid.map_or("-".into(), |p| p.to_string()),
                 v.created_at.clone(),

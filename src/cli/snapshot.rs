@@ -167,9 +167,9 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
         .map(|s| {
             [
                 s.id.clone(),
-                s.vm_id.clone(),
+                s.vm_id.to_string(),
                 s.kind.to_string(),
-                s.backend.clone(),
+                s.backend.to_string(),
                 if s.missing_files.is_empty() {
                     format_size(s.size_bytes)
                 } else {

@@ -294,7 +294,10 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                     let s = &i.summary;
                     line(format!("ID:       {}", s.id));
                     line(format!("Status:   {}", s.shown_status()));
-                    line(format!("Backend:  {}", s.backend.as_deref().unwrap_or("-")));
+                    line(format!(
+                        "Backend:  {}",
+                        s.backend.as_ref().map_or("-", |b| b.as_str())
+                    ));
                     line(format!("Preset:   {}", s.preset.as_deref().unwrap_or("-")));
                     line(format!("IP:       {}", s.ip.as_deref().unwrap_or("-")));
                     line(format!(

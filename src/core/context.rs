@@ -4,13 +4,18 @@
 //! face resolves paths or opens the store itself. A second host later (a remote target) is
 //! one more [`Target`] and its implementation here.
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use super::error::Result;
+use super::error::{invalid_id, not_found, Error, Result};
 use super::host::Host;
-use super::start::Ctx;
+use super::lock::{lock_timeout, VmLock};
+use super::ssh::ensure_key;
+use super::teardown::TeardownOptions;
 use crate::sys::env::Env;
-use crate::sys::paths::Paths;
+use crate::sys::paths::{Paths, STATE_DB_FILE};
+use crate::sys::state::{Corruption, OpenMode, StateStore, VmRecord};
 
 /// Which host the context works on. Only this machine exists today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,6 +84,112 @@ impl std::fmt::Debug for Context {
             .field("target", &self.0.target)
             .field("paths", &self.0.paths)
             .finish()
+    }
+}
+
+/// One job's opened context: the [`Context`]'s environment, paths and host facts with
+/// the state store opened (every core operation takes it).
+pub struct Ctx {
+    pub env: Env,
+    pub paths: Paths,
+    pub data_dir: PathBuf,
+    pub store: Arc<StateStore>,
+    /// The state database was corrupt and moved aside while opening: every caller shows
+    /// this to the user (`Display` is the warning text).
+    pub corruption: Option<Corruption>,
+    /// This host, probed once: every runtime and image decision of this start reads it.
+    pub host: Host,
+}
+
+impl Ctx {
+    /// Resolve paths and open the state store for writing (read-only when the file is
+    /// not this user's to write). A corruption report is in [`Ctx::corruption`].
+    pub fn open(env: &Env) -> Result<Ctx> {
+        Ctx::open_with(env, Paths::resolve(env, None), Host::probe(env))
+    }
+
+    /// [`Ctx::open`] with the paths and host facts already at hand (a [`Context`]
+    /// resolved them once).
+    pub fn open_with(env: &Env, paths: Paths, host: Host) -> Result<Ctx> {
+        let data_dir = paths
+            .data_dir()
+            .map_err(|e| Error::runtime(e.to_string()))?;
+        let (store, corruption) = StateStore::open(
+            &data_dir.join(STATE_DB_FILE),
+            OpenMode::ReadWrite,
+            crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+        )
+        .map_err(|e| Error::runtime(e.to_string()))?;
+        Ok(Ctx {
+            env: env.clone(),
+            paths,
+            data_dir,
+            store: Arc::new(store),
+            corruption,
+            host,
+        })
+    }
+
+    /// Sandbox `id`'s row, or SmolVM's "not found" (the one lookup every verb makes).
+    pub fn vm(&self, id: &str) -> Result<VmRecord> {
+        self.store
+            .get_vm(id)
+            .map_err(|e| Error::runtime(e.to_string()))?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// The VM's own disk ([`Paths::vm_disk`]); an invalid id is an error, never a path.
+    pub fn disk_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_disk(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
+    }
+
+    /// The VM's console log ([`Paths::vm_log`]); an invalid id is an error, never a path.
+    pub fn log_path(&self, id: &str) -> Result<PathBuf> {
+        self.paths
+            .vm_log(&self.data_dir, id)
+            .ok_or_else(|| invalid_id(id))
+    }
+
+    pub fn teardown_options(&self, stop_timeout: Duration) -> TeardownOptions {
+        TeardownOptions {
+            data_dir: self.data_dir.clone(),
+            socket_dir: self.paths.socket_dir.clone(),
+            stop_timeout,
+            parallel: 1,
+            busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+            candidate_dbs: self.paths.candidate_state_dbs(),
+        }
+    }
+
+    /// The SSH key pair under `~/.smolvm/keys/` (created once, atomically).
+    pub fn ssh_key(&self) -> Result<PathBuf> {
+        ensure_key(&self.paths.keys_dir)
+    }
+
+    /// Sandbox `id`'s lock ([`VmLock`]) for the operation `what`, waiting at most
+    /// `SMOLVM_LOCK_TIMEOUT` (validated here: a bad value is a usage error before anything
+    /// is read or changed).
+    pub async fn lock(&self, id: &str, what: &str) -> Result<VmLock> {
+        VmLock::acquire(&self.data_dir, id, what, lock_timeout(&self.env)?).await
+    }
+
+    /// [`Ctx::lock`] plus SmolVM's snapshot locks of the sandbox and of `snapshot_id`.
+    pub async fn lock_for_snapshot(
+        &self,
+        id: &str,
+        snapshot_id: &str,
+        what: &str,
+    ) -> Result<VmLock> {
+        VmLock::acquire_for_snapshot(
+            &self.data_dir,
+            id,
+            Some(snapshot_id),
+            what,
+            lock_timeout(&self.env)?,
+        )
+        .await
     }
 }
 

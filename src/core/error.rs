@@ -113,6 +113,18 @@ pub fn not_found(id: &str) -> Error {
         .with_recovery("Run 'smolvm sandbox list' to see sandboxes.")
 }
 
+/// A sandbox id that cannot name files (a row from a foreign database, say).
+pub(crate) fn invalid_id(id: &str) -> Error {
+    Error::runtime(format!(
+        "Invalid sandbox id '{id}': it cannot name the sandbox's files"
+    ))
+}
+
+/// `cannot <what> <path>: <reason>`: a file operation that failed.
+pub(crate) fn path_err(what: &str, p: &std::path::Path, e: &std::io::Error) -> Error {
+    Error::runtime(format!("cannot {what} {}: {}", p.display(), io_reason(e)))
+}
+
 /// The error for a snapshot id that is not one (the VM lock and the snapshot verbs).
 pub fn invalid_snapshot_id(id: &str) -> Error {
     Error::usage(format!(

@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::{io_reason, Error, ErrorCode, Result};
 use super::guest;
 use super::progress::Progress;
 use super::ssh::SshLogin;
-use super::start::Ctx;
+use crate::core::vm::VmId;
 use crate::sys::child::{Child, Io};
 use crate::sys::fs::{remove_entry, replace_with_generated};
 use crate::sys::open::{create_unique_dir, rename_noreplace};
@@ -50,7 +51,7 @@ pub struct FileProgress {
 /// What a transfer did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Transfer {
-    pub vm_id: String,
+    pub vm_id: VmId,
     pub local_path: String,
     pub guest_path: String,
     /// `file` or `directory`.
@@ -375,7 +376,7 @@ pub fn upload(
         )));
     }
     Ok(Transfer {
-        vm_id: id.to_string(),
+        vm_id: VmId::known(id),
         local_path: local.display().to_string(),
         guest_path: guest_path.to_string(),
         kind: if is_dir { "directory" } else { "file" },
@@ -724,7 +725,7 @@ pub fn download(
         });
     }
     Ok(Transfer {
-        vm_id: id.to_string(),
+        vm_id: VmId::known(id),
         local_path: target.display().to_string(),
         guest_path: guest_path.to_string(),
         kind: if is_dir { "directory" } else { "file" },

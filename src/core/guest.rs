@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::context::Ctx;
 use super::error::{Error, Result};
 use super::lifecycle::{self, SshLogin};
-use super::start::Ctx;
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

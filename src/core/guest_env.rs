@@ -15,10 +15,10 @@
 
 use std::collections::BTreeMap;
 
+use super::context::Ctx;
 use super::error::{Error, Result};
 use super::guest;
 use super::ssh::SshLogin;
-use super::start::Ctx;
 
 /// Where the file lives in the guest.
 pub const GUEST_PATH: &str = "/etc/profile.d/smolvm_env.sh";

@@ -19,9 +19,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::context::Ctx;
 use super::error::{Error, Result};
 use super::lock::VmLock;
-use super::start::Ctx;
 use crate::sys::fs::{remove_generated_file, DISKS_DIR};
 use crate::sys::process::is_vm_id;
 use crate::sys::procfs;

@@ -8,24 +8,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::{Error, Result};
 use super::progress::Progress;
 use super::sandbox::SandboxInfo;
 /// The ssh recipe lives in `core::ssh`; these names stay here for the faces.
 pub use super::ssh::{shell_quote, ssh_args, ssh_args_as, ssh_command, SshLogin};
-use super::start::{not_found, Ctx};
 use super::teardown;
+use crate::core::vm::VmId;
 use crate::sys::state::{VmRecord, VmStatus};
 
 fn rt(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
-}
-
-fn get(ctx: &Ctx, id: &str) -> Result<VmRecord> {
-    ctx.store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| not_found(id))
 }
 
 /// One sandbox in detail.
@@ -74,7 +68,7 @@ impl VmmInfo {
 }
 
 pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
-    let vm = get(ctx, id)?;
+    let vm = ctx.vm(id)?;
     let net = super::egress::settings_of(&ctx.store, &vm);
     let vmm = vm
         .pid
@@ -102,7 +96,7 @@ pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
 /// What `stop` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct StopReport {
-    pub id: String,
+    pub id: VmId,
     pub status: VmStatus,
     /// It was not running (SmolVM warns and changes nothing).
     pub was_running: bool,
@@ -121,7 +115,7 @@ pub use super::vm::stop_timeout;
 pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> {
     tracing::info!(vm = %id, timeout_s = timeout.as_secs(), "stopping sandbox");
     let _lock = ctx.lock(id, &format!("sandbox stop {id}")).await?;
-    let vm = get(ctx, id)?;
+    let vm = ctx.vm(id)?;
     // A stopped VM forwards nothing: its local port forwards go with the process.
     let close_forwards = || match super::ports::close_all(id) {
         Ok(n) => (n, Vec::new()),
@@ -138,7 +132,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         }
         let (closed_forwards, warnings) = close_forwards();
         return Ok(StopReport {
-            id: id.into(),
+            id: VmId::known(id),
             status: vm.status,
             was_running: false,
             closed_forwards,
@@ -165,7 +159,7 @@ pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> 
         warnings.push(e.message);
     }
     Ok(StopReport {
-        id: id.into(),
+        id: VmId::known(id),
         status: VmStatus::Stopped,
         was_running: true,
         closed_forwards,
@@ -254,7 +248,7 @@ pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport
     tracing::info!(vm = %id, paused, "pausing or resuming sandbox");
     let verb = if paused { "pause" } else { "resume" };
     let _lock = ctx.lock(id, &format!("sandbox {verb} {id}")).await?;
-    let vm = get(ctx, id)?;
+    let vm = ctx.vm(id)?;
     let want = if paused {
         VmStatus::Paused
     } else {
@@ -336,7 +330,7 @@ pub async fn delete(
         // Each sandbox under its lock, taken before its row is read (and released before
         // the next one is taken).
         let r = match ctx.lock(id, &format!("sandbox delete {id}")).await {
-            Ok(_lock) => match get(ctx, id) {
+            Ok(_lock) => match ctx.vm(id) {
                 Ok(_) => {
                     teardown::teardown_vm(ctx.store.clone(), id, ctx.teardown_options(timeout))
                         .await
@@ -367,7 +361,7 @@ pub async fn delete(
 
 /// The console log path of a sandbox (it must exist as a row).
 pub fn log_path(ctx: &Ctx, id: &str) -> Result<PathBuf> {
-    get(ctx, id)?;
+    ctx.vm(id)?;
     ctx.log_path(id)
 }
 

@@ -73,9 +73,7 @@ impl VmLock {
         what: &str,
         wait: Duration,
     ) -> Result<VmLock> {
-        if !is_vm_id(id) {
-            return Err(super::error::not_found(id));
-        }
+        super::vm::VmId::parse(id)?;
         if let Some(Some(s)) = snapshot {
             if !is_vm_id(s) {
                 return Err(super::error::invalid_snapshot_id(s));

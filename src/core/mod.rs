@@ -28,6 +28,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod logging;
 pub mod ports;
+pub mod preset_image;
 pub mod presets;
 pub mod progress;
 pub mod prune;

@@ -17,14 +17,15 @@
 
 use serde::Serialize;
 
+use super::context::Ctx;
 use super::error::{Error, Result};
-use super::start::Ctx;
+use crate::core::vm::VmId;
 use crate::sys::net::nft::{self, LocalForward};
 
 /// One forward as `port list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortForward {
-    pub vm_id: String,
+    pub vm_id: VmId,
     pub host: &'static str,
     pub host_port: u16,
     pub guest_port: u16,
@@ -39,7 +40,7 @@ pub struct PortForward {
 impl PortForward {
     fn new(vm_id: &str, host_port: u16, guest_port: u16, guest_ip: Option<String>) -> Self {
         PortForward {
-            vm_id: vm_id.to_string(),
+            vm_id: VmId::known(vm_id),
             host: LOOPBACK,
             host_port,
             guest_port,
@@ -171,11 +172,7 @@ pub fn shadowed_forwards() -> std::io::Result<Vec<PortForward>> {
 
 /// The forwards of sandbox `id` (which must exist), read from nftables.
 pub fn list(ctx: &Ctx, id: &str) -> Result<Vec<PortForward>> {
-    let vm = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| super::start::not_found(id))?;
+    let vm = ctx.vm(id)?;
     let ip = vm.network.as_ref().and_then(|n| n.guest_ip.clone());
     let mut forwards = forwards_in(&read_nft()?, id, ip.as_deref());
     mark_shadowed(&mut forwards);
@@ -243,11 +240,7 @@ fn free_port(ctx: &Ctx, state: &nft::NftState) -> Result<u16> {
 /// the same forward again is success.
 pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<PortForward> {
     let ip = super::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)?;
-    let vm = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| super::start::not_found(id))?;
+    let vm = ctx.vm(id)?;
     let net = vm.network.clone().unwrap_or_default();
     if net.tap_device.is_none() || net.mode.as_deref() == Some("bridge") {
         return Err(Error::runtime(format!(

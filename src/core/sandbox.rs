@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
 use super::vm::row_is_stale;
+use super::vm::VmBackend;
 use crate::sys::fs::{disk_usage, HardLinks};
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::procfs;
@@ -25,7 +26,7 @@ pub struct SandboxInfo {
     pub status: VmStatus,
     /// Running/paused in the store but its process is gone or not this VM's.
     pub stale: bool,
-    pub backend: Option<String>,
+    pub backend: Option<VmBackend>,
     pub preset: Option<String>,
     pub ip: Option<String>,
     pub ssh_port: Option<u16>,
@@ -45,7 +46,7 @@ impl SandboxInfo {
             id: vm.id.clone(),
             status: vm.status,
             stale: row_is_stale(vm, &paths.socket_dir),
-            backend: vm.backend().map(str::to_string),
+            backend: vm.backend().map(VmBackend::parse),
             preset: vm.preset().map(str::to_string),
             ssh_command: net
                 .guest_ip

@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn a_transfer_says_what_went_where_and_what_was_skipped() {
         let t = Transfer {
-            vm_id: "vm-a".into(),
+            vm_id: crate::core::vm::VmId::known("vm-a"),
             local_path: "./a".into(),
             guest_path: "/root/a".into(),
             kind: "file",

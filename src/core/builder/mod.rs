@@ -232,7 +232,7 @@ pub fn build(
 }
 
 /// More work on the tree after the base and SSH access (a preset's install,
-/// `core::presets::build`): its recipe text joins the fingerprint and its space the check.
+/// `core::preset_image`): its recipe text joins the fingerprint and its space the check.
 pub struct Extension<'a> {
     pub recipe: String,
     pub need_mib: u64,

@@ -67,23 +67,15 @@ pub fn validate_prefix(prefix: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// What to clean and how.
+/// What to clean and how: the targets, and each target's teardown options.
 #[derive(Debug, Clone)]
 pub struct CleanupOptions {
     pub all: bool,
     pub prefix: String,
     pub dry_run: bool,
-    pub data_dir: PathBuf,
-    pub socket_dir: PathBuf,
-    /// The whole budget for stopping one VMM, graceful steps included.
-    pub stop_timeout: Duration,
-    /// Teardowns in flight at once (1: one after the other); their CPU-bound steps run
-    /// at most one per core.
-    pub parallel: usize,
-    pub busy_timeout: Duration,
-    /// Every candidate state database ([`Paths::candidate_state_dbs`]): the active one
-    /// supplies targets, the others protect what they record.
-    pub candidate_dbs: Vec<PathBuf>,
+    /// Where this install's files are, the stop budget, how many teardowns run at once
+    /// (1: one after the other) and what the other state databases record.
+    pub teardown: TeardownOptions,
     /// `~/.smolvm/snapshots`: only partial snapshots a killed create left are removed
     /// there; snapshots themselves are never a cleanup's (nor a VM teardown's) to delete.
     pub snapshots_dir: PathBuf,
@@ -95,14 +87,7 @@ pub struct CleanupOptions {
 impl CleanupOptions {
     /// What each target's teardown needs of these options.
     pub fn teardown_options(&self) -> TeardownOptions {
-        TeardownOptions {
-            data_dir: self.data_dir.clone(),
-            socket_dir: self.socket_dir.clone(),
-            stop_timeout: self.stop_timeout,
-            parallel: self.parallel,
-            busy_timeout: self.busy_timeout,
-            candidate_dbs: self.candidate_dbs.clone(),
-        }
+        self.teardown.clone()
     }
 
     /// Options from resolved paths and the environment (`SMOLVM_STOP_TIMEOUT`,
@@ -152,12 +137,14 @@ impl CleanupOptions {
             all,
             prefix: prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
             dry_run,
-            data_dir,
-            socket_dir: paths.socket_dir.clone(),
-            stop_timeout,
-            parallel,
-            busy_timeout,
-            candidate_dbs: paths.candidate_state_dbs(),
+            teardown: TeardownOptions {
+                data_dir,
+                socket_dir: paths.socket_dir.clone(),
+                stop_timeout,
+                parallel,
+                busy_timeout,
+                candidate_dbs: paths.candidate_state_dbs(),
+            },
             snapshots_dir: paths.snapshots_dir.clone(),
             lock_wait,
         })
@@ -278,7 +265,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     let lock = if opts.dry_run {
         None
     } else {
-        let path = opts.data_dir.join("cleanup.lock");
+        let path = opts.teardown.data_dir.join("cleanup.lock");
         Some(
             tokio::task::spawn_blocking(move || -> Result<FileLock> {
                 let f = crate::sys::open::open_lock(&path, 0o600)
@@ -291,13 +278,13 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
             .map_err(runtime)??,
         )
     };
-    let db = opts.data_dir.join(STATE_DB_FILE);
+    let db = opts.teardown.data_dir.join(STATE_DB_FILE);
     let mode = if opts.dry_run {
         OpenMode::DryRun
     } else {
         OpenMode::ReadWrite
     };
-    let busy = opts.busy_timeout;
+    let busy = opts.teardown.busy_timeout;
     let (store, corruption) =
         tokio::task::spawn_blocking(move || StateStore::open(&db, mode, busy))
             .await
@@ -327,8 +314,8 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     if corruption.is_some() {
         let known: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
         for v in live.vmms_here.iter().filter(|v| !known.contains(&v.vm_id)) {
-            let started_here =
-                process::info(v.pid).is_some_and(|i| i.names_data_dir(&opts.data_dir, &v.vm_id));
+            let started_here = process::info(v.pid)
+                .is_some_and(|i| i.names_data_dir(&opts.teardown.data_dir, &v.vm_id));
             if !started_here {
                 continue;
             }
@@ -361,8 +348,8 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     // its row): not judged now.
     let newly_stale: Vec<String> = rows
         .iter()
-        .filter(|r| row_is_stale(r, &opts.socket_dir))
-        .filter(|r| !VmLock::is_held(&opts.data_dir, &r.id))
+        .filter(|r| row_is_stale(r, &opts.teardown.socket_dir))
+        .filter(|r| !VmLock::is_held(&opts.teardown.data_dir, &r.id))
         .map(|r| r.id.clone())
         .collect();
     if !opts.dry_run {
@@ -434,7 +421,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     })
 }
 
-/// Tear down every target (`opts.parallel` in flight, their CPU-bound steps one per core;
+/// Tear down every target (`opts.teardown.parallel` in flight, their CPU-bound steps one per core;
 /// events in target order), then remove every orphan. A failure does not stop the others. The prompt may
 /// have waited minutes since the plan: each target's row is read again before it is torn
 /// down, and the orphans are computed again from a fresh look at every database and the
@@ -472,7 +459,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
     let ctx = Arc::new(Ctx {
         store: plan.store.clone(),
         known: plan.known.clone(),
-        cpu: teardown::cpu_permits(plan.opts.parallel),
+        cpu: teardown::cpu_permits(plan.opts.teardown.parallel),
         nft: teardown::NftQueue::default(),
         opts: plan.opts.teardown_options(),
         vmms,
@@ -503,7 +490,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
             (id, Some(r))
         }
     }))
-    .buffered(plan.opts.parallel.max(1));
+    .buffered(plan.opts.teardown.parallel.max(1));
     while let Some((vm_id, r)) = results.next().await {
         let Some(r) = r else {
             report.cancelled = true;
@@ -527,8 +514,12 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
     }
     // The sandboxes' resolver runs only while a sandbox needs it.
     if !plan.opts.dry_run {
-        if let Err(e) =
-            crate::core::egress::resolver::sync_with(&plan.store, &plan.opts.data_dir, None).await
+        if let Err(e) = crate::core::egress::resolver::sync_with(
+            &plan.store,
+            &plan.opts.teardown.data_dir,
+            None,
+        )
+        .await
         {
             report.warnings.push(e.message);
         }
@@ -578,16 +569,20 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
         report.stale_resources.push((r.clone(), outcome.err()));
     }
     // Ledger entries whose VM is recorded nowhere and whose files are all gone.
-    for id in fs::recorded_vm_ids(&plan.opts.data_dir) {
+    for id in fs::recorded_vm_ids(&plan.opts.teardown.data_dir) {
         let files_left = [VmFile::Log, VmFile::Disk].iter().any(|f| {
-            f.path(&plan.opts.data_dir, &plan.opts.socket_dir, &id)
-                .is_some_and(|p| std::fs::symlink_metadata(p).is_ok())
+            f.path(
+                &plan.opts.teardown.data_dir,
+                &plan.opts.teardown.socket_dir,
+                &id,
+            )
+            .is_some_and(|p| std::fs::symlink_metadata(p).is_ok())
         });
         if !fresh.ids.contains(&id) && !files_left {
             let _ = fs::remove_vm_file(
                 VmFile::Ledger,
-                &plan.opts.data_dir,
-                &plan.opts.socket_dir,
+                &plan.opts.teardown.data_dir,
+                &plan.opts.teardown.socket_dir,
                 &id,
             );
         }

@@ -46,7 +46,7 @@ pub(super) struct Live {
 }
 
 pub(super) async fn scan(opts: &CleanupOptions) -> Live {
-    let socket_dir = opts.socket_dir.clone();
+    let socket_dir = opts.teardown.socket_dir.clone();
     let blocking = tokio::task::spawn_blocking(move || {
         let all = process::vmm_processes(None);
         let ids_anywhere = all.iter().map(|v| v.vm_id.clone()).collect();
@@ -111,8 +111,8 @@ pub(super) fn orphans(
 
     // 1. VMM processes no database records, started with this install's files.
     let claim = VmmClaim::Orphan {
-        socket_dir: &opts.socket_dir,
-        data_dir: &opts.data_dir,
+        socket_dir: &opts.teardown.socket_dir,
+        data_dir: &opts.teardown.data_dir,
         known,
     };
     let mut dying: HashSet<i32> = HashSet::new();
@@ -233,7 +233,7 @@ pub(super) fn orphans(
     }
 
     // 4. Dead control sockets in our socket dir (no listener) of VMs recorded nowhere.
-    if let Ok(rd) = std::fs::read_dir(&opts.socket_dir) {
+    if let Ok(rd) = std::fs::read_dir(&opts.teardown.socket_dir) {
         let mut found: Vec<(String, VmFile, PathBuf)> = Vec::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -271,7 +271,7 @@ pub(super) fn orphans(
     //    is ever touched, whatever its name.
     //    An orphan VMM proved ours (it was started with these files) makes its id known too.
     let mut files: Vec<(String, VmFile, PathBuf)> = Vec::new();
-    let mut ids = fs::recorded_vm_ids(&opts.data_dir);
+    let mut ids = fs::recorded_vm_ids(&opts.teardown.data_dir);
     ids.extend(dying_ids.iter().map(|s| s.to_string()));
     ids.sort();
     ids.dedup();
@@ -280,7 +280,7 @@ pub(super) fn orphans(
             continue;
         }
         for f in [VmFile::Log, VmFile::Disk] {
-            if let Some(p) = f.path(&opts.data_dir, &opts.socket_dir, &id) {
+            if let Some(p) = f.path(&opts.teardown.data_dir, &opts.teardown.socket_dir, &id) {
                 if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
                     files.push((id.clone(), f, p));
                 }
@@ -307,12 +307,12 @@ pub(super) async fn remove_orphan(
     match &r.action {
         OrphanAction::Stop(p) => {
             let claim = VmmClaim::Orphan {
-                socket_dir: &opts.socket_dir,
-                data_dir: &opts.data_dir,
+                socket_dir: &opts.teardown.socket_dir,
+                data_dir: &opts.teardown.data_dir,
                 known,
             };
             match OwnedVmm::prove(p, claim) {
-                Ok(Some(owned)) => stop_vmm(&owned, opts.stop_timeout)
+                Ok(Some(owned)) => stop_vmm(&owned, opts.teardown.stop_timeout)
                     .await
                     .map_err(|e| e.message),
                 Ok(None) => Ok(()),
@@ -351,11 +351,14 @@ pub(super) async fn remove_orphan(
                 .map_err(|e| e.to_string())
         }
         OrphanAction::Snapshot => Err("removed through the snapshot sweep".into()),
-        OrphanAction::Remove(file, id) => {
-            fs::remove_vm_file(*file, &opts.data_dir, &opts.socket_dir, id)
-                .map(drop)
-                .map_err(|e| format!("{}: cannot remove {}", io_reason(&e), r.name))
-        }
+        OrphanAction::Remove(file, id) => fs::remove_vm_file(
+            *file,
+            &opts.teardown.data_dir,
+            &opts.teardown.socket_dir,
+            id,
+        )
+        .map(drop)
+        .map_err(|e| format!("{}: cannot remove {}", io_reason(&e), r.name)),
     }
 }
 

@@ -8,6 +8,7 @@
 //! kept with its row, changed live by [`set`] and shown by [`show`]. Names are enforced
 //! by the resolver ([`resolver`]) at connection time.
 
+mod net;
 pub mod policy;
 pub mod resolver;
 
@@ -15,10 +16,12 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+pub(crate) use net::{network_lock, outbound_interface, set_ssh_publication};
 pub use policy::{Cidr, Domain, Mode, Policy, Settings};
 
+use super::context::Ctx;
 use super::error::{Error, ErrorCode, Result};
-use super::start::Ctx;
+use crate::core::vm::VmId;
 use crate::sys::env::Env;
 use crate::sys::net::guard::{self, Egress, TapGuard};
 use crate::sys::state::{Network, StateStore, VmRecord, VmStatus};
@@ -73,7 +76,7 @@ pub fn save(store: &StateStore, id: &str, s: &Settings) -> Result<()> {
     let internet = s.internet.smolvm_internet_settings();
     match store.set_vm_network_settings(id, &v, internet.as_ref()) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(super::start::not_found(id)),
+        Ok(false) => Err(super::error::not_found(id)),
         Err(e) => Err(rt(e)),
     }
 }
@@ -140,14 +143,6 @@ fn guard_of(s: &Settings, tap: &str, guest_ip: Ipv4Addr, iface: &str) -> TapGuar
     }
 }
 
-/// The sandbox's row, or SmolVM's "not found".
-fn row_of(ctx: &Ctx, id: &str) -> Result<VmRecord> {
-    ctx.store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| super::start::not_found(id))
-}
-
 /// A VM's TAP and guest address from its network record (validated).
 fn tap_and_ip(id: &str, net: &Network) -> Result<(String, Ipv4Addr)> {
     let tap = net
@@ -168,7 +163,7 @@ fn tap_and_ip(id: &str, net: &Network) -> Result<(String, Ipv4Addr)> {
 /// running and knows this sandbox before the guard sends its DNS there. Any failure
 /// fails the start: a sandbox never runs unguarded.
 pub(crate) async fn apply(ctx: &Ctx, id: &str, net: &Network, iface: &str) -> Result<()> {
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     check_attachment(net, &s)?;
     let (tap, ip) = tap_and_ip(id, net)?;
@@ -209,7 +204,7 @@ pub struct Traffic {
 /// `sandbox network show`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkReport {
-    pub vm_id: String,
+    pub vm_id: VmId,
     #[serde(serialize_with = "status_text")]
     pub status: VmStatus,
     pub internet: Policy,
@@ -273,7 +268,7 @@ fn report(
         .collect();
     blocked.truncate(20);
     NetworkReport {
-        vm_id: row.id.clone(),
+        vm_id: VmId::known(&row.id),
         status: row.status,
         summary: s.internet.summary(),
         internet: s.internet,
@@ -302,7 +297,7 @@ fn guard_counters() -> std::collections::BTreeMap<String, guard::TapCounters> {
 
 /// `sandbox network show ID`.
 pub fn show(ctx: &Ctx, id: &str) -> Result<NetworkReport> {
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     Ok(report(&row, s, &guard_counters()))
 }
@@ -382,7 +377,7 @@ pub async fn set(
 ) -> Result<NetworkReport> {
     // One operation per sandbox: a start or stop in flight finishes first.
     let _vm_lock = ctx.lock(id, &format!("sandbox network set {id}")).await?;
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let old = settings_of(&ctx.store, &row);
     let new = Settings {
         internet,
@@ -392,7 +387,7 @@ pub async fn set(
         check_attachment(net, &new)?;
     }
     let live = row.status.is_active();
-    let _lock = super::start::network_lock(ctx).await?;
+    let _lock = network_lock(ctx).await?;
     save(&ctx.store, id, &new)?;
     let mut cut = false;
     if live {
@@ -405,8 +400,8 @@ pub async fn set(
             if new.internet.needs_resolver() {
                 resolver::sync(ctx, Some(id)).await?;
             }
-            let iface = super::start::outbound_interface().await?;
-            super::start::set_ssh_publication(&net, new.publish_ssh).await?;
+            let iface = outbound_interface().await?;
+            set_ssh_publication(&net, new.publish_ssh).await?;
             let g = guard_of(&new, &tap, ip, &iface);
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 guard::apply(&g)?;
@@ -427,7 +422,7 @@ pub async fn set(
     drop(_lock);
     // A resolver no sandbox needs any more stops.
     resolver::sync(ctx, None).await?;
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let mut rep = report(&row, new, &guard_counters());
     rep.connections_cut = cut;
     Ok(rep)
@@ -437,7 +432,7 @@ pub async fn set(
 /// for its later starts, applied at once to a running one (`sandbox start --publish-ssh`,
 /// `SMOLVM_PUBLISH_SSH`).
 pub async fn set_publish_ssh(ctx: &Ctx, id: &str, publish: bool) -> Result<NetworkReport> {
-    let row = row_of(ctx, id)?;
+    let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     set(ctx, id, s.internet, Some(publish)).await
 }

@@ -25,8 +25,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::policy::Domain;
 use super::{rt, settings_of};
+use crate::core::context::Ctx;
 use crate::core::error::{Error, Result};
-use crate::core::start::Ctx;
 use crate::sys::env::Env;
 use crate::sys::net::guard;
 use crate::sys::state::StateStore;

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::catalog::{self, Entry, Found};
-use super::{built_images, parse_image_name};
+use super::{built_images, parse_image_name, Arch, Os, Vmm};
 use crate::core::error::Result;
 use crate::core::prune::{self, cache_version, InUse, PruneOptions};
 use crate::core::Paths;
@@ -50,9 +50,10 @@ pub struct Row {
     pub version: String,
     pub name: String,
     pub preset: String,
-    pub arch: String,
-    pub vmm: String,
-    pub os: String,
+    /// The platform a cache's name gives (`None` for a built image or an unparsed name).
+    pub arch: Option<Arch>,
+    pub vmm: Option<Vmm>,
+    pub os: Option<Os>,
     pub path: PathBuf,
     pub compressed_bytes: u64,
     pub unpacked_bytes: u64,
@@ -68,12 +69,13 @@ pub struct Row {
 }
 
 impl Row {
-    fn from_entry(e: Entry, kind: Kind) -> Row {
+    /// A catalog entry as a row of this `kind`.
+    pub fn from_entry(e: Entry, kind: Kind) -> Row {
         Row {
             kind,
-            arch: e.arch.as_str().to_string(),
-            vmm: e.vmm.as_str().to_string(),
-            os: e.os.as_str().to_string(),
+            arch: Some(e.arch),
+            vmm: Some(e.vmm),
+            os: Some(e.os),
             compressed_bytes: e.compressed_bytes,
             unpacked_bytes: e.unpacked_bytes,
             size_bytes: e.on_disk_bytes,
@@ -94,9 +96,9 @@ impl Row {
             version,
             name,
             preset: String::new(),
-            arch: String::new(),
-            vmm: String::new(),
-            os: String::new(),
+            arch: None,
+            vmm: None,
+            os: None,
             path,
             compressed_bytes: 0,
             unpacked_bytes: 0,
@@ -106,6 +108,15 @@ impl Row {
             kept: None,
             in_use_by: Vec::new(),
         }
+    }
+
+    /// The platform's names as the faces show them (empty where the row has none).
+    pub fn arch_str(&self) -> &'static str {
+        self.arch.map_or("", Arch::as_str)
+    }
+
+    pub fn vmm_str(&self) -> &'static str {
+        self.vmm.map_or("", Vmm::as_str)
     }
 
     /// `current` or `stale` (`image ls`'s `status`).

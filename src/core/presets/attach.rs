@@ -4,8 +4,8 @@
 //! itself around it) and the agent's exit code is the session's.
 
 use super::Preset;
+use crate::core::context::Ctx;
 use crate::core::error::{Error, Result};
-use crate::core::start::Ctx;
 
 /// The remote command: source the env file, put `~/.local/bin` first, `exec` the agent.
 pub fn remote_command(launch: &str) -> String {

@@ -8,8 +8,6 @@
 //! like the keymap: a problem is reported ([`Registry::problems`]) and that entry keeps
 //! its built-in definition (or, for a new one, is left out); nothing panics.
 //!
-//! * [`build`]: the local image of a preset (`<preset>-local`: the image builder's base,
-//!   then the preset's packages and steps in a chroot of the new root);
 //! * [`forward`]: host configs and env vars into a started guest;
 //! * [`attach`]: the launch command over `ssh -t`;
 //! * [`mounts`]: workspace folders shared over virtio-9p.
@@ -25,7 +23,6 @@ use super::error::{Error, Result};
 use crate::sys::env::Env;
 
 pub mod attach;
-pub mod build;
 pub mod forward;
 pub mod mounts;
 

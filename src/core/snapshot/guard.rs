@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use super::rt;
+use crate::core::context::Ctx;
 use crate::core::error::{Error, Result};
 use crate::core::lock::{lock_timeout, VmLock};
-use crate::core::start::Ctx;
 use crate::sys::guard::{self, Watchdog};
 use crate::sys::state::{VmRecord, VmStatus};
 

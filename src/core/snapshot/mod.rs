@@ -25,9 +25,10 @@ use serde::Serialize;
 
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
+use super::context::Ctx;
 use super::error::{io_reason, Error, Result};
 use super::lifecycle::set_vcpus_paused;
-use super::start::{not_found, Ctx};
+use crate::core::vm::VmId;
 use crate::sys::fs::HardLinks;
 use crate::sys::open;
 use crate::sys::process::is_vm_id;
@@ -132,16 +133,16 @@ pub struct CreateOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SnapshotInfo {
     pub id: String,
-    pub vm_id: String,
+    pub vm_id: VmId,
     #[serde(rename = "type")]
     pub kind: SnapshotType,
-    pub backend: String,
+    pub backend: crate::core::vm::VmBackend,
     pub created_at: String,
     /// Disk usage of its directory (blocks, so a reflinked disk counts what it uses).
     pub size_bytes: u64,
     pub path: PathBuf,
     pub restored: bool,
-    pub restored_vm_id: Option<String>,
+    pub restored_vm_id: Option<VmId>,
     /// Files it needs are gone (removed by hand): it cannot be restored.
     pub missing_files: Vec<String>,
 }
@@ -189,14 +190,14 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         .collect();
     SnapshotInfo {
         id: s.snapshot_id.clone(),
-        vm_id: s.vm_id.clone(),
+        vm_id: VmId::known(&s.vm_id),
         kind: SnapshotType::parse(s.kind()).unwrap_or_default(),
-        backend: s.backend().into(),
+        backend: crate::core::vm::VmBackend::parse(s.backend()),
         created_at: s.created_at.clone(),
         size_bytes: crate::sys::fs::disk_usage(&dir, &HardLinks::default()),
         path: dir,
         restored: s.restored,
-        restored_vm_id: s.restored_vm_id.clone(),
+        restored_vm_id: s.restored_vm_id.as_deref().map(VmId::known),
         missing_files: missing,
     }
 }
@@ -345,11 +346,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
             &format!("sandbox snapshot create {}", opts.vm_id),
         )
         .await?;
-    let vm = ctx
-        .store
-        .get_vm(&opts.vm_id)
-        .map_err(rt)?
-        .ok_or_else(|| not_found(&opts.vm_id))?;
+    let vm = ctx.vm(&opts.vm_id)?;
     if ctx.store.get_snapshot(&id).map_err(rt)?.is_some() {
         return Err(Error::runtime(format!("Snapshot '{id}' already exists"))
             .with_recovery("Pick another --snapshot-id, or delete the old one first."));

@@ -19,12 +19,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{get, rt, SnapshotInfo, SnapshotType, FC_MEM, FC_STATE, STATE};
+use crate::core::context::Ctx;
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::host::{AccelRequest, Backend};
 use crate::core::images::Vmm;
 use crate::core::progress::Progress;
-use crate::core::start::{self, Ctx, StartEvent};
+use crate::core::start::{self, StartEvent};
 use crate::core::teardown;
+use crate::core::vm::VmId;
 use crate::sys::open;
 use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
 use crate::sys::vmm::{firecracker, qmp::Qmp};
@@ -54,7 +56,7 @@ pub struct RestoredSnapshot {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: SnapshotType,
-    pub vm_id: String,
+    pub vm_id: VmId,
     pub created_at: String,
 }
 
@@ -243,7 +245,7 @@ pub async fn restore(
         snapshot: RestoredSnapshot {
             id: info.id.clone(),
             kind: info.kind,
-            vm_id: id.clone(),
+            vm_id: VmId::known(&id),
             created_at: info.created_at.clone(),
         },
         vm: RestoredVm {

@@ -22,23 +22,19 @@ use serde::Serialize;
 
 use super::builder::{Base, BuildEvent};
 use super::error::{io_reason, Error, Result};
-use super::host::{AccelRequest, Backend, Host, MachineRequest, Runtime};
+use super::host::{AccelRequest, Backend, MachineRequest, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
 use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
 use super::job::is_cancel;
-use super::lock::{lock_timeout, VmLock};
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
-use super::teardown::{self, TeardownOptions};
+use super::teardown;
 use super::version::image_version;
-use crate::sys::env::Env;
+use super::vm::VmId;
 use crate::sys::http::HttpConfig;
 use crate::sys::open;
-use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process::is_vm_id;
-use crate::sys::state::{
-    Corruption, OpenMode, StateError, StateStore, VmConfig, VmExtras, VmRecord, VmStatus,
-};
+use crate::sys::state::{StateError, VmConfig, VmExtras, VmRecord, VmStatus};
 use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::Accel;
 
@@ -50,14 +46,15 @@ mod network;
 mod report;
 mod vmm;
 
+pub use crate::core::context::Ctx;
+pub use crate::core::ssh::ensure_key;
 pub(crate) use abort::{rolled_back, Abort};
 pub use boot::boot_args;
 pub(crate) use boot::{boot, log_tail, qemu_spec};
 pub(crate) use checked::{check as check_config, check_disk_only, check_kernel_and_mounts, Whose};
-pub use files::ensure_key;
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
-pub(crate) use network::{network_lock, outbound_interface, set_ssh_publication, setup_network};
+pub(crate) use network::setup_network;
 use report::{mark_failed, put_back, report};
 pub(crate) use report::{ms, roll_back};
 pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
@@ -153,7 +150,7 @@ pub struct Timings {
 /// A started (or created) sandbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StartReport {
-    pub id: String,
+    pub id: VmId,
     pub status: VmStatus,
     pub preset: Option<String>,
     pub ip: String,
@@ -205,101 +202,6 @@ pub(crate) fn set_machine(
             Some(crate::core::host::machine(Some(m), runtime.accel).map_err(|_| bad(m))?);
     }
     Ok(())
-}
-
-/// Everything a start works with.
-pub struct Ctx {
-    pub env: Env,
-    pub paths: Paths,
-    pub data_dir: PathBuf,
-    pub store: Arc<StateStore>,
-    /// The state database was corrupt and moved aside while opening: every caller shows
-    /// this to the user (`Display` is the warning text).
-    pub corruption: Option<Corruption>,
-    /// This host, probed once: every runtime and image decision of this start reads it.
-    pub host: Host,
-}
-
-impl Ctx {
-    /// Resolve paths and open the state store for writing (read-only when the file is
-    /// not this user's to write). A corruption report is in [`Ctx::corruption`].
-    pub fn open(env: &Env) -> Result<Ctx> {
-        Ctx::open_with(env, Paths::resolve(env, None), Host::probe(env))
-    }
-
-    /// [`Ctx::open`] with the paths and host facts already at hand (a
-    /// [`Context`](crate::core::context::Context) resolved them once).
-    pub fn open_with(env: &Env, paths: Paths, host: Host) -> Result<Ctx> {
-        let data_dir = paths.data_dir().map_err(rt)?;
-        let (store, corruption) = StateStore::open(
-            &data_dir.join(STATE_DB_FILE),
-            OpenMode::ReadWrite,
-            crate::sys::state::DEFAULT_BUSY_TIMEOUT,
-        )
-        .map_err(rt)?;
-        Ok(Ctx {
-            env: env.clone(),
-            paths,
-            data_dir,
-            store: Arc::new(store),
-            corruption,
-            host,
-        })
-    }
-
-    /// The VM's own disk ([`Paths::vm_disk`]); an invalid id is an error, never a path.
-    pub fn disk_path(&self, id: &str) -> Result<PathBuf> {
-        self.paths
-            .vm_disk(&self.data_dir, id)
-            .ok_or_else(|| invalid_id(id))
-    }
-
-    /// The VM's console log ([`Paths::vm_log`]); an invalid id is an error, never a path.
-    pub fn log_path(&self, id: &str) -> Result<PathBuf> {
-        self.paths
-            .vm_log(&self.data_dir, id)
-            .ok_or_else(|| invalid_id(id))
-    }
-
-    pub fn teardown_options(&self, stop_timeout: Duration) -> TeardownOptions {
-        TeardownOptions {
-            data_dir: self.data_dir.clone(),
-            socket_dir: self.paths.socket_dir.clone(),
-            stop_timeout,
-            parallel: 1,
-            busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
-            candidate_dbs: self.paths.candidate_state_dbs(),
-        }
-    }
-
-    /// The SSH key pair under `~/.smolvm/keys/` (created once, atomically).
-    pub fn ssh_key(&self) -> Result<PathBuf> {
-        ensure_key(&self.paths.keys_dir)
-    }
-
-    /// Sandbox `id`'s lock ([`VmLock`]) for the operation `what`, waiting at most
-    /// `SMOLVM_LOCK_TIMEOUT` (validated here: a bad value is a usage error before anything
-    /// is read or changed).
-    pub async fn lock(&self, id: &str, what: &str) -> Result<VmLock> {
-        VmLock::acquire(&self.data_dir, id, what, lock_timeout(&self.env)?).await
-    }
-
-    /// [`Ctx::lock`] plus SmolVM's snapshot locks of the sandbox and of `snapshot_id`.
-    pub async fn lock_for_snapshot(
-        &self,
-        id: &str,
-        snapshot_id: &str,
-        what: &str,
-    ) -> Result<VmLock> {
-        VmLock::acquire_for_snapshot(
-            &self.data_dir,
-            id,
-            Some(snapshot_id),
-            what,
-            lock_timeout(&self.env)?,
-        )
-        .await
-    }
 }
 
 fn random_id() -> String {
@@ -365,7 +267,7 @@ fn resolve_image(
                         (s.0)(text);
                     }
                 });
-                let r = super::presets::build::ensure_local(
+                let r = super::preset_image::ensure_local(
                     &ctx.env,
                     &ctx.paths.images_root,
                     preset,

@@ -11,6 +11,7 @@ use crate::core::error::{Error, Result};
 use crate::core::host::Runtime;
 use crate::core::progress::Progress;
 use crate::core::teardown;
+use crate::core::vm::VmId;
 use crate::sys::fs::{remove_vm_file, VmFile};
 use crate::sys::state::{Network, VmStatus};
 
@@ -29,7 +30,7 @@ pub(super) fn report(
 ) -> Result<StartReport> {
     let ip = net.guest_ip.clone().unwrap_or_default();
     Ok(StartReport {
-        id: id.to_string(),
+        id: VmId::known(id),
         status: if pid.is_some() {
             VmStatus::Running
         } else {

@@ -1,8 +1,9 @@
 //! Rules about one VM that several operations share (cleanup, the sandbox verbs,
 //! snapshots, start's report, the dashboard, the egress guard), kept out of any one of
 //! them so none has to import another for them: whether a VM is live
-//! ([`row_is_stale`]), the guest address of a running one ([`running_ip`]), and how long
-//! a stop may take ([`stop_timeout`]).
+//! ([`row_is_stale`]), the guest address of a running one ([`running_ip`]), how long a
+//! stop may take ([`stop_timeout`]), what a sandbox id is ([`VmId`]) and the VMM its row
+//! names ([`VmBackend`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,8 +12,12 @@ use super::error::{not_found, Error, Result};
 use crate::sys::env::Env;
 use crate::sys::state::StateStore;
 
+mod backend;
+mod id;
 mod liveness;
 
+pub use backend::VmBackend;
+pub use id::VmId;
 pub use liveness::row_is_stale;
 
 /// The guest address of running sandbox `id` in `store`: an unknown id, a sandbox that is

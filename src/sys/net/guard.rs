@@ -216,6 +216,26 @@ pub fn apply(g: &TapGuard) -> io::Result<()> {
     run_batch(&cmds)
 }
 
+/// The objects of a listed table (`nft -j list table`'s `nftables` array).
+fn table_items(v: &Value) -> Vec<Value> {
+    v.get("nftables")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A set's (or map's) name and elements, when `item` is one.
+fn set_of(item: &Value) -> Option<(&str, Vec<Value>)> {
+    let set = item.get("set").or_else(|| item.get("map"))?;
+    let name = set.get("name").and_then(Value::as_str).unwrap_or("");
+    let elems = set
+        .get("elem")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Some((name, elems))
+}
+
 /// Remove everything of this TAP that exists (nothing to do when the table does not
 /// exist): read first, then delete exactly those objects and elements in one batch, so a
 /// table someone changed by hand never makes a teardown fail. The guest's address names
@@ -226,24 +246,14 @@ pub fn remove(tap: &str, guest_ip: Option<Ipv4Addr>) -> io::Result<()> {
         return Ok(());
     };
     let (t, q) = (t(), quote(tap));
-    let items = v
-        .get("nftables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let items = table_items(&v);
     let mut elements = Vec::new();
     let mut chains = Vec::new();
     let mut sets = Vec::new();
     let mut counters = Vec::new();
     let ours = |n: &str, prefixes: &[&str]| prefixes.iter().any(|p| n == format!("{p}_{tap}"));
     for item in &items {
-        if let Some(set) = item.get("set").or_else(|| item.get("map")) {
-            let name = set.get("name").and_then(Value::as_str).unwrap_or("");
-            let elems = set
-                .get("elem")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+        if let Some((name, elems)) = set_of(item) {
             let has = |want: &dyn Fn(&Value) -> bool| elems.iter().any(want);
             match name {
                 "taps" | "dns_taps" if has(&|e| e.as_str() == Some(tap)) => {
@@ -393,11 +403,7 @@ pub fn counters() -> io::Result<std::collections::BTreeMap<String, TapCounters>>
     let Some(v) = super::nft::list_table(FAMILY, TABLE)? else {
         return Ok(out);
     };
-    let items = v
-        .get("nftables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let items = table_items(&v);
     let mut published: Vec<Ipv4Addr> = Vec::new();
     let mut tap_ips: Vec<(String, Ipv4Addr)> = Vec::new();
     for item in &items {
@@ -413,13 +419,7 @@ pub fn counters() -> io::Result<std::collections::BTreeMap<String, TapCounters>>
                 e.blocked_packets = n("packets");
                 e.blocked_bytes = n("bytes");
             }
-        } else if let Some(set) = item.get("set").or_else(|| item.get("map")) {
-            let name = set.get("name").and_then(Value::as_str).unwrap_or("");
-            let elems = set
-                .get("elem")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+        } else if let Some((name, elems)) = set_of(item) {
             match name {
                 "taps" => {
                     for e in &elems {

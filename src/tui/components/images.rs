@@ -32,9 +32,12 @@ impl DataToCell<ImageCol> for ImageRow {
             ImageCol::Version => self.version.clone(),
             ImageCol::Image => self.name.clone(),
             ImageCol::Preset => self.preset.clone(),
-            ImageCol::Arch => self.arch.clone(),
-            ImageCol::Vmm => self.vmm.clone(),
-            ImageCol::Os => self.os.clone(),
+            ImageCol::Arch => self.arch_str().to_string(),
+            ImageCol::Vmm => self.vmm_str().to_string(),
+            ImageCol::Os => self
+                .os
+                .map_or("", crate::core::images::Os::as_str)
+                .to_string(),
             ImageCol::Compressed => format_size(self.compressed_bytes),
             ImageCol::Unpacked => format_size(self.unpacked_bytes),
             ImageCol::OnDisk | ImageCol::Size => format_size(self.size_bytes),
@@ -93,8 +96,8 @@ impl DataToCell<ImageCol> for ImageRow {
             self.version.as_str(),
             &self.name,
             &self.preset,
-            &self.arch,
-            &self.vmm,
+            self.arch_str(),
+            self.vmm_str(),
             &format_size(self.size_bytes),
             &self.shown_state(),
         ]

@@ -36,7 +36,7 @@ impl DataToCell<VmCol> for VmRow {
         match col {
             VmCol::Id => i.id.clone(),
             VmCol::Status => i.shown_status(),
-            VmCol::Backend => i.backend.clone().unwrap_or_else(dash),
+            VmCol::Backend => i.backend.as_ref().map_or_else(dash, ToString::to_string),
             VmCol::Preset => i.preset.clone().unwrap_or_else(dash),
             VmCol::Ip => i.ip.clone().unwrap_or_else(dash),
             VmCol::Ssh => i.ssh_port.map_or_else(dash, |p| p.to_string()),

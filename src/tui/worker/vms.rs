@@ -95,7 +95,7 @@ pub(super) async fn run_start(
                 &tx,
                 task,
                 TaskUpdate::Started {
-                    vm_id: r.id.clone(),
+                    vm_id: r.id.to_string(),
                 },
             );
             finish(&tx, task, TaskState::Done, r.summary(), t0);
@@ -284,7 +284,7 @@ pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail,
         .map_err(|e| e.message);
     Ok(VmDetail {
         id: id.to_string(),
-        backend: info.summary.backend.clone(),
+        backend: info.summary.backend.as_ref().map(ToString::to_string),
         preset: info.summary.preset.clone(),
         kernel: shown(&c.kernel_path),
         rootfs: shown(&c.rootfs_path),

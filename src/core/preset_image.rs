@@ -1,4 +1,5 @@
-//! A preset's local image, `<images root>/<preset>-local/`: the image builder's base
+//! A preset's local image (here, above both `presets` and `images`, so the preset registry
+//! sits below the image store), `<images root>/<preset>-local/`: the image builder's base
 //! (debootstrap or Docker, `/init`, SSH access), then the preset's packages, install steps,
 //! verify command and version requirements run **in a chroot of the new root**, then
 //! `mkfs.ext4 -d` — all through [`builder::build_with`], so the cache (`.fingerprint` of
@@ -18,10 +19,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Preset, Recipe};
 use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, BuildReport, Engine};
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::images::Vmm;
+use crate::core::presets::{Preset, Recipe};
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
 
@@ -388,7 +389,7 @@ mod tests {
 
     #[test]
     fn commands_and_recipe_text() {
-        let p = super::super::find("claude").unwrap();
+        let p = crate::core::presets::find("claude").unwrap();
         let r = p.recipe(Base::Debian).unwrap();
         let c = commands(Base::Debian, r);
         assert_eq!(
@@ -491,7 +492,7 @@ mod tests {
 
     #[test]
     fn local_images_are_never_read_as_stale_versions_by_prune() {
-        for p in super::super::PRESETS.iter() {
+        for p in crate::core::presets::PRESETS.iter() {
             let name = local_name(&p.name);
             assert!(crate::core::builder::validate_name(&name).is_ok(), "{name}");
             assert_eq!(crate::core::prune::cache_version(&name), None, "{name}");
