@@ -234,6 +234,34 @@ pub(super) fn form_key(app: &App, a: Action) -> String {
     app.keymap.hint_preferring(Scope::Form, a, usual)
 }
 
+/// A form's key line: `[Tab] field  [<choose>] <what>  [Enter] <verb>  [Esc] cancel`,
+/// the confirm key dimmed (and "fix errors first") while a field is invalid.
+pub(super) fn form_hint(
+    app: &App,
+    t: &super::theme::Theme,
+    choose: (&str, &str),
+    verb: &str,
+    ok: bool,
+) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("[{}]", form_key(app, Action::NextField)), t.accent()),
+        Span::raw(" field  "),
+        Span::styled(format!("[{}]", choose.0), t.accent()),
+        Span::raw(format!(" {}  ", choose.1)),
+        Span::styled(
+            format!("[{}]", form_key(app, Action::Confirm)),
+            if ok { t.accent() } else { t.muted() },
+        ),
+        Span::raw(if ok {
+            format!(" {verb}  ")
+        } else {
+            " fix errors first  ".to_string()
+        }),
+        Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
+        Span::raw(" cancel"),
+    ])
+}
+
 impl Dialog {
     /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
     pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {

@@ -13,7 +13,7 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, form_action, form_key, Outcome, Request};
+use super::{centered, dialog, form_action, Outcome, Request};
 use crate::core::presets::{self, Preset, PRESETS};
 use crate::core::start::StartOptions;
 use crate::core::{Env, Paths, Result};
@@ -405,26 +405,7 @@ impl StartForm {
         );
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::styled(
-                    format!("[{}]", form_key(app, Action::NextField)),
-                    t.accent(),
-                ),
-                Span::raw(" field  "),
-                Span::styled("[←→]", t.accent()),
-                Span::raw(" choose  "),
-                Span::styled(
-                    format!("[{}]", form_key(app, Action::Confirm)),
-                    if ok { t.accent() } else { t.muted() },
-                ),
-                Span::raw(if ok {
-                    " start  "
-                } else {
-                    " fix errors first  "
-                }),
-                Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
-                Span::raw(" cancel"),
-            ])),
+            Paragraph::new(super::form_hint(app, t, ("←→", "choose"), "start", ok)),
             rows[20],
         );
     }

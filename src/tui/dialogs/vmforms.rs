@@ -850,26 +850,13 @@ impl NetworkForm {
         f.render_widget(Paragraph::new(when), v);
         let ok = self.fields.policy().is_ok();
         f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::styled(
-                    format!("[{}]", form_key(app, Action::NextField)),
-                    t.accent(),
-                ),
-                Span::raw(" field  "),
-                Span::styled("[←→/Space]", t.accent()),
-                Span::raw(" mode, toggle  "),
-                Span::styled(
-                    format!("[{}]", form_key(app, Action::Confirm)),
-                    if ok { t.accent() } else { t.muted() },
-                ),
-                Span::raw(if ok {
-                    " apply  "
-                } else {
-                    " fix errors first  "
-                }),
-                Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
-                Span::raw(" cancel"),
-            ])),
+            Paragraph::new(super::form_hint(
+                app,
+                t,
+                ("←→/Space", "mode, toggle"),
+                "apply",
+                ok,
+            )),
             rows[9],
         );
     }
