@@ -537,11 +537,7 @@ pub async fn ensure_running(
     progress: &Progress<StartEvent>,
 ) -> Result<Option<StartReport>> {
     let _lock = ctx.lock(id, &format!("sandbox exec --start {id}")).await?;
-    let row = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| not_found(id))?;
+    let row = ctx.vm(id)?;
     if row.status.is_active() && !crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir) {
         return Ok(None);
     }
@@ -562,11 +558,7 @@ async fn start_locked(
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
     tracing::info!(vm = %id, "starting sandbox");
-    let row = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| not_found(id))?;
+    let row = ctx.vm(id)?;
     let stale =
         row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
     if !(matches!(
