@@ -537,7 +537,7 @@ fn policies_are_validated_and_stored_as_smolvm_0_0_36_accepts_them() {
         assert_eq!(v["error"]["code"], "invalid_input", "{flags:?}");
         assert_eq!(v["error"]["message"], message, "{flags:?}");
     }
-    let list = ns.smolvm(&h, &["sandbox", "list", "--json"]);
+    let list = ns.smolvm(&h, &["sandbox", "list", "--all", "--json"]);
     assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
 
     let cases: [(&str, Vec<&str>, &str); 5] = [
@@ -657,7 +657,7 @@ fn a_guard_that_cannot_be_applied_stops_the_start_and_leaves_nothing() {
         support::cleanup::vm_leftovers(&h, &ns, "vm-g"),
         Vec::<String>::new()
     );
-    let list = ns.smolvm(&h, &["sandbox", "list", "--json"]);
+    let list = ns.smolvm(&h, &["sandbox", "list", "--all", "--json"]);
     assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
 }
 

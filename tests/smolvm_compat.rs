@@ -156,3 +156,213 @@ m.create_vm(VMConfig(vm_id="vm-theirs", vcpu_count=3, memory=640,
     let (code, stdout, stderr) = smolvm_py(&h, &["sandbox", "info", "vm-theirs", "--json"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
+
+// ---------------------------------------------------------------------------------------
+// SmolVM's JSON at SmolVM's paths: both CLIs, one fixture, key by key.
+// ---------------------------------------------------------------------------------------
+
+/// The fixture state dir, written once per test through SmolVM 0.0.36's own state layer:
+/// `vm-stopped` (stopped, with a NAT lease: IP, TAP, SSH port, and one disk snapshot),
+/// `vm-dead` (marked running, its process gone), `vm-created` (never started).
+fn smolvm_fixture(h: &Home) -> PathBuf {
+    let template = h.tmp.path().join("fixture-state");
+    std::fs::create_dir_all(&template).unwrap();
+    let (k, r) = kernel_and_rootfs(h);
+    // A pid that surely names no process: a child that has been reaped.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let code = r#"
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from smolvm.cli.state import create_cli_state_manager
+from smolvm.types import (VMConfig, VMState, NetworkConfig, SnapshotInfo,
+    SnapshotArtifacts, SnapshotType)
+db, kernel, rootfs, dead_pid = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+m = create_cli_state_manager(db)
+def cfg(n):
+    return VMConfig(vm_id=n, vcpu_count=2, memory=512, kernel_path=kernel,
+        rootfs_path=rootfs, backend="qemu")
+net = NetworkConfig(guest_ip="172.16.0.5", gateway_ip="172.16.0.1", netmask="255.255.255.0",
+    tap_device="tap5", guest_mac="02:00:00:00:00:05", ssh_host_port=2205)
+m.create_vm(cfg("vm-stopped"))
+m.update_vm("vm-stopped", status=VMState.STOPPED, network=net)
+m.create_vm(cfg("vm-dead"))
+m.update_vm("vm-dead", status=VMState.RUNNING, pid=dead_pid)
+m.create_vm(cfg("vm-created"))
+m.create_snapshot(SnapshotInfo(snapshot_id="snap-one", vm_id="vm-stopped", backend="qemu",
+    artifacts=SnapshotArtifacts(disk_path=db.parent / "snap-one.qcow2"),
+    vm_config=cfg("vm-stopped"), network_config=net,
+    created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    snapshot_type=SnapshotType.DISK))
+m.close()
+"#;
+    support::smolvm_py::run(
+        code,
+        &[
+            template.join("smolvm.db").to_str().unwrap(),
+            k.to_str().unwrap(),
+            r.to_str().unwrap(),
+            &dead_pid.to_string(),
+        ],
+    );
+    template
+}
+
+/// A fresh copy of the fixture as this home's state dir (each CLI gets its own: SmolVM's
+/// list writes its reconciliation back).
+fn reset_state(h: &Home, template: &PathBuf) {
+    let _ = std::fs::remove_dir_all(&h.data);
+    std::fs::create_dir_all(&h.data).unwrap();
+    for e in std::fs::read_dir(template).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), h.data.join(e.file_name())).unwrap();
+    }
+}
+
+/// One document from a CLI's stdout, with what it printed if it is none.
+fn doc(who: &str, args: &[&str], code: i32, stdout: &str, stderr: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| {
+        panic!("{who} {args:?}: not one JSON document ({e}), exit {code}:\n{stdout}\n{stderr}")
+    });
+    assert_eq!(
+        v["exit_code"], code,
+        "{who} {args:?}: exit code vs envelope\n{v}"
+    );
+    v
+}
+
+/// Run SmolVM 0.0.36's CLI and ours with `args`, each on a fresh copy of the fixture in the
+/// same home (so paths and timestamps agree), and compare: same exit code, and every key
+/// of SmolVM's document is in ours with the same type, and the same value for every leaf
+/// except human wording (`message`, `recovery`, a failure's `error` text) and `skip`
+/// (JSON pointers). Extra keys of ours are fine. Returns (theirs, ours).
+fn compare(
+    h: &Home,
+    fixture: &PathBuf,
+    args: &[&str],
+    skip: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
+    reset_state(h, fixture);
+    let (tc, tout, terr) = smolvm_py(h, args);
+    let theirs = doc("SmolVM", args, tc, &tout, &terr);
+    reset_state(h, fixture);
+    let out = h.smolvm().args(args).output().unwrap();
+    let ours = doc(
+        "smolvm",
+        args,
+        out.status.code().unwrap_or(-1),
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    );
+    let mut diffs = Vec::new();
+    same_tree(&theirs, &ours, "", skip, &mut diffs);
+    assert!(
+        diffs.is_empty(),
+        "smolvm {args:?} differs from SmolVM 0.0.36:\n  {}\nSmolVM: {theirs:#}\nsmolvm: {ours:#}",
+        diffs.join("\n  ")
+    );
+    (theirs, ours)
+}
+
+/// The comparison `compare` describes, collecting each difference as a line.
+fn same_tree(
+    theirs: &serde_json::Value,
+    ours: &serde_json::Value,
+    at: &str,
+    skip: &[&str],
+    diffs: &mut Vec<String>,
+) {
+    use serde_json::Value as V;
+    if skip.contains(&at) {
+        return;
+    }
+    let key = at.rsplit('/').next().unwrap_or_default();
+    match (theirs, ours) {
+        (V::Object(t), V::Object(o)) => {
+            for (k, tv) in t {
+                let here = format!("{at}/{k}");
+                match o.get(k) {
+                    Some(ov) => same_tree(tv, ov, &here, skip, diffs),
+                    None if skip.contains(&here.as_str()) => {}
+                    None => diffs.push(format!("{here}: missing (SmolVM: {tv})")),
+                }
+            }
+        }
+        (V::Array(t), V::Array(o)) => {
+            if t.len() != o.len() {
+                diffs.push(format!("{at}: {} items, SmolVM {}", o.len(), t.len()));
+            }
+            for (i, (tv, ov)) in t.iter().zip(o).enumerate() {
+                same_tree(tv, ov, &format!("{at}/{i}"), skip, diffs);
+            }
+        }
+        (V::String(_), V::String(_)) if ["message", "recovery", "error"].contains(&key) => {}
+        (t, o) if t == o => {}
+        (t, o) => diffs.push(format!("{at}: {o}, SmolVM {t}")),
+    }
+}
+
+#[test]
+fn sandbox_list_json_is_smolvms_running_only_by_default_with_filters() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    // Running only: the dead "running" VM is reconciled to error and left out.
+    let (_, ours) = compare(&h, &f, &["sandbox", "list", "--json"], &[]);
+    assert_eq!(ours["data"]["vms"], serde_json::json!([]), "{ours}");
+    compare(&h, &f, &["sandbox", "list", "--all", "--json"], &[]);
+    compare(
+        &h,
+        &f,
+        &["sandbox", "list", "--status", "stopped", "--json"],
+        &[],
+    );
+    compare(
+        &h,
+        &f,
+        &["sandbox", "list", "--status", "error", "--json"],
+        &[],
+    );
+    // SmolVM's `--all` and `--status` are one filter too many.
+    compare(
+        &h,
+        &f,
+        &["sandbox", "list", "--all", "--status", "stopped", "--json"],
+        &[],
+    );
+}
+
+#[test]
+fn sandbox_delete_json_is_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    compare(&h, &f, &["sandbox", "delete", "vm-stopped", "--json"], &[]);
+    compare(
+        &h,
+        &f,
+        &["sandbox", "delete", "vm-stopped", "--dry-run", "--json"],
+        &[],
+    );
+    // An unknown id: exit 1, the failure in `failed`, and `error: null` as SmolVM has it.
+    compare(&h, &f, &["sandbox", "delete", "nope", "--json"], &[]);
+    compare(
+        &h,
+        &f,
+        &["sandbox", "delete", "vm-created", "nope", "--json"],
+        &[],
+    );
+}
+
+#[test]
+fn sandbox_info_and_lifecycle_json_nest_smolvms_vm_object() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    compare(&h, &f, &["sandbox", "info", "vm-stopped", "--json"], &[]);
+    compare(&h, &f, &["sandbox", "info", "vm-created", "--json"], &[]);
+    compare(&h, &f, &["sandbox", "stop", "vm-stopped", "--json"], &[]);
+    for verb in ["info", "start", "stop", "pause", "resume", "logs"] {
+        compare(&h, &f, &["sandbox", verb, "nope", "--json"], &[]);
+    }
+    compare(&h, &f, &["sandbox", "resume", "vm-stopped", "--json"], &[]);
+}

@@ -846,7 +846,7 @@ pub struct ListArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Every sandbox (the default here too; SmolVM's flag).
+    /// Every sandbox, not only the running ones (SmolVM's default).
     #[arg(long)]
     pub all: bool,
     /// Only sandboxes with this status.

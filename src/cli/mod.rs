@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod cleanup;
+mod delete;
 pub mod doctor;
 pub mod image;
 mod image_list;
@@ -13,6 +14,7 @@ pub mod output;
 pub mod prompt;
 pub mod prune;
 pub mod sandbox;
+mod shapes;
 pub mod shell;
 pub mod snapshot;
 pub mod start;

@@ -24,7 +24,8 @@ pub fn pause(a: &IdArgs, paused: bool, env: &Env) -> i32 {
     let r = open_ctx(env).and_then(|ctx| block_on(lifecycle::set_paused(&ctx, &a.id, paused))?);
     match r {
         Ok(rep) if a.json => {
-            output::print_json(command, 0, Some(&rep), None);
+            let data = super::shapes::with_vm(&rep, &rep.name, &rep.status.to_string());
+            output::print_json(command, 0, Some(&data), None);
             0
         }
         Ok(rep) => {

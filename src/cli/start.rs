@@ -85,7 +85,12 @@ pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
 
 fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
     if json {
-        output::print_json(command, 0, Some(r), None);
+        let data = if command == "sandbox.start" {
+            super::shapes::with_vm(r, &r.id, &r.status.to_string())
+        } else {
+            super::shapes::object(r).into()
+        };
+        output::print_json(command, 0, Some(&data), None);
         return 0;
     }
     line(format!("Sandbox {} is {}.", r.id, r.status));
@@ -272,12 +277,6 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
     }
 }
 
-#[derive(Serialize)]
-struct Deleted<'a> {
-    deleted: &'a [String],
-    failed: Vec<serde_json::Value>,
-}
-
 /// Every `sandbox` subcommand but `list`.
 pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
     match cmd {
@@ -287,7 +286,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             let r = open_ctx(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
             match r {
                 Ok(i) if a.json => {
-                    output::print_json("sandbox.info", 0, Some(&i), None);
+                    output::print_json("sandbox.info", 0, Some(&super::shapes::info(&i)), None);
                     0
                 }
                 Ok(i) => {
@@ -358,7 +357,8 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             })();
             match r {
                 Ok(s) if a.json => {
-                    output::print_json("sandbox.stop", 0, Some(&s), None);
+                    let data = super::shapes::with_vm(&s, &s.id, &s.status.to_string());
+                    output::print_json("sandbox.stop", 0, Some(&data), None);
                     0
                 }
                 Ok(s) => {
@@ -375,52 +375,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 Err(e) => output::fail("sandbox.stop", a.json, &e),
             }
         }
-        SandboxCommand::Delete(a) => {
-            if let Some(code) = delete_special(&a, env) {
-                return code;
-            }
-            let report = match (|| {
-                let timeout = lifecycle::stop_timeout(env, a.timeout)?;
-                let ctx = open_ctx(env)?;
-                crate::core::runtime::block_on(lifecycle::delete(
-                    &ctx,
-                    &a.ids,
-                    timeout,
-                    &Progress::none(),
-                ))
-            })() {
-                Ok(r) => r,
-                Err(e) => return output::fail("sandbox.delete", a.json, &e),
-            };
-            let (deleted, failed) = (report.deleted, report.failed);
-            let code = i32::from(!failed.is_empty());
-            if a.json {
-                let data = Deleted {
-                    deleted: &deleted,
-                    failed: failed
-                        .iter()
-                        .map(|(id, e)| {
-                            serde_json::json!({"vm_id": id, "error": e.message, "code": e.code.as_str()})
-                        })
-                        .collect(),
-                };
-                let err = (!failed.is_empty()).then(|| {
-                    Error::new(
-                        crate::core::ErrorCode::PartialFailure,
-                        format!("{} of {} deletions failed", failed.len(), a.ids.len()),
-                    )
-                });
-                output::print_json("sandbox.delete", code, Some(&data), err.as_ref());
-            } else {
-                for id in &deleted {
-                    line(format!("Deleted: {id}"));
-                }
-                for (id, e) in &failed {
-                    err_line(format!("Error: {id}: {e}"));
-                }
-            }
-            code
-        }
+        SandboxCommand::Delete(a) => super::delete::run(&a, env),
         SandboxCommand::Logs(a) if a.json || a.tail.is_some() => logs_tail(&a, env),
         SandboxCommand::Logs(a) => logs(&a.id, a.follow, 0, shown_as(a.raw), env),
         SandboxCommand::Ssh(a) => {
@@ -451,81 +406,6 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Snapshot(c) => super::snapshot::run(c, env),
         SandboxCommand::Network(c) => super::network::run(c, env),
     }
-}
-
-/// `sandbox delete --all` (cleanup's flow, SmolVM's words) and `--dry-run`, and the
-/// target rules: `None` when it is a plain delete of ids.
-fn delete_special(a: &super::args::DeleteArgs, env: &Env) -> Option<i32> {
-    const CMD: &str = "sandbox.delete";
-    if a.all && !a.ids.is_empty() {
-        return Some(output::fail(CMD, a.json, &Error::usage(
-            "Choose one target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
-        )));
-    }
-    if !a.all && a.ids.is_empty() {
-        return Some(output::fail(CMD, a.json, &Error::usage(
-            "Pass a target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
-        )));
-    }
-    if a.all {
-        let args = super::args::CleanupArgs {
-            all: true,
-            prefix: "vm-".into(),
-            dry_run: a.dry_run,
-            force: a.force,
-            json: a.json,
-        };
-        return Some(super::cleanup::run_as(
-            CMD,
-            "smolvm sandbox delete --all",
-            &args,
-            env,
-        ));
-    }
-    if !a.dry_run {
-        return None;
-    }
-    // A dry run of ids: what would go, nothing changed, never a prompt.
-    let r = open_ctx(env).map(|ctx| {
-        let mut targets = Vec::new();
-        let mut failed = Vec::new();
-        for id in &a.ids {
-            match lifecycle::info(&ctx, id) {
-                Ok(_) => targets.push(id.clone()),
-                Err(e) => failed.push((id.clone(), e.message)),
-            }
-        }
-        (targets, failed)
-    });
-    let (targets, failed) = match r {
-        Ok(v) => v,
-        Err(e) => return Some(output::fail(CMD, a.json, &e)),
-    };
-    let code = i32::from(!failed.is_empty());
-    if a.json {
-        let data = serde_json::json!({
-            "targets": targets,
-            "deleted": [],
-            "failed": failed.iter().map(|(id, e)| serde_json::json!({"vm_id": id, "error": e})).collect::<Vec<_>>(),
-            "dry_run": true,
-        });
-        let err = (!failed.is_empty()).then(|| {
-            Error::new(
-                crate::core::ErrorCode::PartialFailure,
-                format!("{} of {} sandboxes not found", failed.len(), a.ids.len()),
-            )
-        });
-        output::print_json(CMD, code, Some(&data), err.as_ref());
-    } else {
-        for id in &targets {
-            line(format!("Would delete: {id}"));
-        }
-        for (id, e) in &failed {
-            err_line(format!("Error: {id}: {e}"));
-        }
-        line("Dry run complete. No changes made.");
-    }
-    Some(code)
 }
 
 /// How console bytes reach stdout: as they are (a pipe, `--raw`), or through an escaper
