@@ -59,7 +59,7 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
         rootfs: &rootfs,
     }]);
     let v = e.ok_json(&["claude", "start", "--backend", "qemu", "--json"]);
-    assert_eq!(v["command"], "claude-code.start");
+    assert_eq!(v["command"], "claude.start");
     let d = &v["data"];
     let id = d["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("vm-"), "{id}");

@@ -169,7 +169,8 @@ fn bad_image_version_is_a_usage_error_for_image_ls_and_pull() {
                 &format!("{cmd:?} with {v:?}"),
             );
             let command = match cmd {
-                ["images"] | ["image", "ls"] => "image.list".to_string(),
+                ["images"] => "images".to_string(),
+                ["image", "ls"] => "image.list".to_string(),
                 [a, b, ..] => format!("{a}.{b}"),
                 _ => unreachable!(),
             };

@@ -211,7 +211,8 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     let v: serde_json::Value =
         serde_json::from_str(out[start..].trim()).unwrap_or_else(|err| panic!("{err}: {out}"));
     let d = &v["data"];
-    assert_eq!(v["command"], "claude-code.start");
+    // SmolVM's name as invoked: `smolvm claude start`.
+    assert_eq!(v["command"], "claude.start");
     assert_eq!(d["preset"]["name"], "claude-code");
     assert_eq!(
         d["preset"]["injected_env_keys"],

@@ -366,3 +366,99 @@ fn sandbox_info_and_lifecycle_json_nest_smolvms_vm_object() {
     }
     compare(&h, &f, &["sandbox", "resume", "vm-stopped", "--json"], &[]);
 }
+
+#[test]
+fn exec_logs_port_env_and_snapshot_json_without_a_guest_are_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    // exec on a stopped sandbox: `not_running`, exit 1.
+    compare(
+        &h,
+        &f,
+        &["sandbox", "exec", "vm-stopped", "--json", "--", "true"],
+        &[],
+    );
+    // logs: no log file is `not_found`, exit 1; --follow with --json is refused.
+    compare(&h, &f, &["sandbox", "logs", "vm-stopped", "--json"], &[]);
+    // SmolVM's default tail: the last 200 lines.
+    let log: String = (1..=250).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(f.join("vm-stopped.log"), log).unwrap();
+    compare(&h, &f, &["sandbox", "logs", "vm-stopped", "--json"], &[]);
+    let (_, ours) = compare(&h, &f, &["sandbox", "logs", "vm-stopped", "--json"], &[]);
+    assert_eq!(ours["data"]["lines"].as_array().map(Vec::len), Some(200));
+    assert_eq!(ours["data"]["lines"][0], "line 51");
+    compare(
+        &h,
+        &f,
+        &["sandbox", "logs", "vm-stopped", "--tail", "1", "--json"],
+        &[],
+    );
+    compare(
+        &h,
+        &f,
+        &["sandbox", "logs", "vm-stopped", "--follow", "--json"],
+        &[],
+    );
+    // port: `sandbox`; an unknown id has no forwards (exit 0); a bad mapping is
+    // `invalid_input` (exit 1).
+    compare(
+        &h,
+        &f,
+        &["sandbox", "port", "list", "vm-stopped", "--json"],
+        &[],
+    );
+    compare(&h, &f, &["sandbox", "port", "list", "nope", "--json"], &[]);
+    compare(
+        &h,
+        &f,
+        &["sandbox", "port", "expose", "vm-stopped", "xx", "--json"],
+        &[],
+    );
+    // env: a malformed pair is `invalid_input` (exit 1).
+    compare(
+        &h,
+        &f,
+        &["sandbox", "env", "set", "vm-stopped", "bad", "--json"],
+        &[],
+    );
+    // snapshot list: `filters{vm_id}`, rows with `snapshot_id`, `snapshot_type`,
+    // `artifacts`.
+    let (_, ours) = compare(&h, &f, &["sandbox", "snapshot", "list", "--json"], &[]);
+    assert_eq!(
+        ours["data"]["snapshots"][0]["snapshot_type"], "disk",
+        "{ours}"
+    );
+    compare(
+        &h,
+        &f,
+        &[
+            "sandbox",
+            "snapshot",
+            "list",
+            "--vm-id",
+            "vm-stopped",
+            "--json",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn usage_errors_carry_smolvms_recovery_line() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    for args in [
+        &["sandbox", "list", "--bogus", "--json"][..],
+        &["sandbox", "list", "--all", "--status", "running", "--json"],
+        &["sandbox", "snapshot", "list", "extra", "--json"],
+        &["sandbox", "env", "set", "--json"],
+        &["sandbox", "exec", "vm-stopped", "--json"],
+    ] {
+        let (theirs, ours) = compare(&h, &f, args, &[]);
+        assert_eq!(theirs["error"]["code"], "usage_error", "{theirs}");
+        assert_eq!(
+            ours["error"]["recovery"], theirs["error"]["recovery"],
+            "{args:?}"
+        );
+    }
+}

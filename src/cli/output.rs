@@ -110,6 +110,20 @@ pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
     err.exit_code()
 }
 
+/// [`fail`] with SmolVM's exit code for this path where it is not the code's usual one
+/// (SmolVM's `invalid_input` exits 1 for values its commands check, 2 for a few).
+pub fn fail_with(command: &str, json: bool, err: &Error, exit_code: i32) -> i32 {
+    if json {
+        print_json::<()>(command, exit_code, None, Some(err));
+    } else {
+        err_line(format!("Error: {}", err.message));
+        if let Some(r) = &err.recovery {
+            err_line(r);
+        }
+    }
+    exit_code
+}
+
 /// A warning on stderr.
 pub fn warn(text: impl AsRef<str>) {
     err_line(format!("Warning: {}", text.as_ref()));

@@ -159,9 +159,15 @@ fn preset_json(r: &StartReport, os: &str) -> serde_json::Value {
 }
 
 /// `smolvm <preset> start`: create and boot, forward, then attach (asked on a terminal).
-pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env) -> i32 {
+/// `command` is its name as invoked (`claude.start` for `smolvm claude start`, as SmolVM
+/// reports it).
+pub fn preset_start(
+    preset: &str,
+    command: &str,
+    args: &super::args::PresetStartArgs,
+    env: &Env,
+) -> i32 {
     let flags = &args.flags;
-    let command = format!("{preset}.start");
     let r = (|| {
         let mut opts = options(flags, env)?;
         opts.preset = Some(preset.to_string());
@@ -172,14 +178,14 @@ pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env
     })();
     let (ctx, rep) = match r {
         Ok(x) => x,
-        Err(e) => return output::fail(&command, flags.json, &e),
+        Err(e) => return output::fail(command, flags.json, &e),
     };
     if flags.json {
         let os = flags.os.unwrap_or(Os::Ubuntu).as_str();
-        output::print_json(&command, 0, Some(&preset_json(&rep, os)), None);
+        output::print_json(command, 0, Some(&preset_json(&rep, os)), None);
         return 0;
     }
-    print_started(&command, false, &rep);
+    print_started(command, false, &rep);
     if let Some(f) = &rep.forwarded {
         if !f.copied_configs.is_empty() {
             line(format!("  Copied:   {}", f.copied_configs.join(", ")));
@@ -376,8 +382,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             }
         }
         SandboxCommand::Delete(a) => super::delete::run(&a, env),
-        SandboxCommand::Logs(a) if a.json || a.tail.is_some() => logs_tail(&a, env),
-        SandboxCommand::Logs(a) => logs(&a.id, a.follow, 0, shown_as(a.raw), env),
+        SandboxCommand::Logs(a) => logs_tail(&a, env),
         SandboxCommand::Ssh(a) => {
             let login = lifecycle::SshLogin {
                 user: a.ssh_user.clone(),
@@ -471,27 +476,51 @@ fn logs(id: &str, follow: bool, from: u64, mut esc: Option<Escaper>, env: &Env) 
 #[derive(Serialize)]
 struct LogLines {
     vm_id: String,
+    /// SmolVM's key for the log's path; `log_path` is ours.
+    path: String,
     log_path: String,
     lines: Vec<String>,
 }
 
-/// `logs --tail N` and `logs --json`: the last N lines (all without --tail); then, without
+/// `logs`: the last `--tail` lines (SmolVM's default 200); then, without
 /// --json, `-f` follows from the end. On a pipe the lines are printed as before (lossy
 /// UTF-8, `\r\n` as a newline); on a terminal escaped; with `--raw` as the bytes are.
 fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
     use std::io::Read;
     const CMD: &str = "sandbox.logs";
+    if a.json && a.follow {
+        let recovery = format!(
+            "Run 'smolvm sandbox logs {} --json' without --follow.",
+            a.id
+        );
+        let e = Error::new(
+            crate::core::ErrorCode::InvalidInput,
+            format!("Cannot combine --follow with --json. {recovery}"),
+        )
+        .with_recovery(recovery);
+        return output::fail_with(CMD, true, &e, 1);
+    }
     let r = (|| -> Result<(LogLines, Vec<u8>)> {
         let ctx = open_ctx(env)?;
         let path = lifecycle::log_path(&ctx, &a.id)?;
         let mut bytes = Vec::new();
-        if let Some(mut f) = lifecycle::open_log(&ctx, &a.id)? {
-            f.read_to_end(&mut bytes)
-                .map_err(|e| Error::runtime(e.to_string()))?;
-        }
+        let Some(mut f) = lifecycle::open_log(&ctx, &a.id)? else {
+            // SmolVM's: no log yet is an error, exit 1.
+            let recovery = format!(
+                "Start it with 'smolvm sandbox start {}' to generate logs.",
+                a.id
+            );
+            return Err(Error::new(
+                crate::core::ErrorCode::NotFound,
+                format!("No logs found for sandbox '{}'. {recovery}", a.id),
+            )
+            .with_recovery(recovery));
+        };
+        f.read_to_end(&mut bytes)
+            .map_err(|e| Error::runtime(e.to_string()))?;
         let text = String::from_utf8_lossy(&bytes);
         let all: Vec<&str> = text.lines().collect();
-        let keep = a.tail.map_or(all.len(), |n| (n as usize).min(all.len()));
+        let keep = (a.tail as usize).min(all.len());
         let lines = all[all.len() - keep..]
             .iter()
             .map(|l| l.to_string())
@@ -499,6 +528,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
         Ok((
             LogLines {
                 vm_id: a.id.clone(),
+                path: path.display().to_string(),
                 log_path: path.display().to_string(),
                 lines,
             },
@@ -512,8 +542,10 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
         }
         Ok((l, bytes)) => {
             let mut esc = shown_as(a.raw);
-            if a.raw || esc.is_some() {
-                let start = a.tail.map_or(0, |n| escape::tail_start(&bytes, n as usize));
+            let start = escape::tail_start(&bytes, a.tail as usize);
+            // A log within the tail is written whole, its bytes as they are (as the whole
+            // log always was on a pipe); a longer one's tail as lines.
+            if a.raw || esc.is_some() || start == 0 {
                 let mut out = std::io::stdout().lock();
                 show(&mut out, &bytes[start..], &mut esc);
                 if !a.follow {
@@ -633,6 +665,30 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
             return output::fail(CMD, a.json, &e);
         }
     }
+    // SmolVM's answer for a sandbox that is not running (without --start).
+    if !a.start {
+        match lifecycle::info(&ctx, &a.id) {
+            Ok(i) if i.summary.status != crate::core::VmStatus::Running || i.summary.stale => {
+                let status = if i.summary.stale {
+                    crate::core::VmStatus::Error
+                } else {
+                    i.summary.status
+                };
+                let recovery = format!(
+                    "Run 'smolvm sandbox start {}' first, or add --start to start it automatically.",
+                    a.id
+                );
+                let e = Error::new(
+                    crate::core::ErrorCode::NotRunning,
+                    format!("Sandbox '{}' is not running ({status}). {recovery}", a.id),
+                )
+                .with_recovery(recovery);
+                return output::fail(CMD, a.json, &e);
+            }
+            Ok(_) => {}
+            Err(e) => return output::fail(CMD, a.json, &e),
+        }
+    }
     // Ready on the console is not always sshd listening yet (a TCG guest's restart):
     // after --start the command waits for the port too (the boot timeout, else 60 s).
     let ssh_wait = a
@@ -649,18 +705,17 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         };
         return output::fail(CMD, a.json, &e);
     }
-    let timeout = a.timeout.map(Duration::from_secs);
+    // SmolVM's default: 30 s.
+    let t = Duration::from_secs(a.timeout);
+    let timeout = Some(t);
     if !a.json {
-        return match timeout {
-            None => exec_ssh(CMD, &a.id, &login, &a.command, false, None, env),
-            Some(t) => match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
-                Ok(Some(code)) => code,
-                Ok(None) => {
-                    err_line(format!("Error: command timed out after {} s", t.as_secs()));
-                    124
-                }
-                Err(e) => output::fail(CMD, false, &e),
-            },
+        return match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
+            Ok(Some(code)) => code,
+            Ok(None) => {
+                err_line(format!("Error: command timed out after {} s", t.as_secs()));
+                124
+            }
+            Err(e) => output::fail(CMD, false, &e),
         };
     }
     match crate::core::guest::run(&ctx, &a.id, &login, &a.command, None, timeout) {
@@ -675,12 +730,20 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
                 (false, Some(c)) => c,
                 (false, None) => 1,
             };
-            let err = o.timed_out.then(|| {
-                Error::runtime(format!(
+            let err = if o.timed_out {
+                Some(Error::runtime(format!(
                     "Command timed out after {} s",
-                    timeout.unwrap_or_default().as_secs()
-                ))
-            });
+                    t.as_secs()
+                )))
+            } else {
+                // SmolVM's: a non-zero exit is a failure of the envelope too.
+                (code != 0).then(|| {
+                    Error::new(
+                        crate::core::ErrorCode::CommandFailed,
+                        format!("Command exited with status {code}."),
+                    )
+                })
+            };
             let data = ExecResult {
                 vm_id: a.id.clone(),
                 exit_code: o.exit_code,
