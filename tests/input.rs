@@ -505,7 +505,7 @@ fn errors_to_a_closed_stderr_do_not_panic() {
         ("smolvm-cleanup", vec!["--prefix="], vec![], 2),
         ("smolvm-cleanup", vec!["--bogus"], vec![], 2),
         ("smolvm", vec!["tui"], vec![], 2),
-        ("smolvm", vec![], vec![], 2),
+        ("smolvm", vec![], vec![], 0),
         (
             "smolvm",
             vec!["image", "pull", "codex", "--vmm", "qemu", "--arch", "amd64"],

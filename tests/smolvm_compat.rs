@@ -462,3 +462,77 @@ fn usage_errors_carry_smolvms_recovery_line() {
         );
     }
 }
+
+/// Bare `smolvm` with no terminal: the help on stdout, exit 0, as SmolVM's.
+#[test]
+fn bare_smolvm_without_a_terminal_prints_help_to_stdout_exit_0() {
+    let h = Home::new();
+    let (code, stdout, _) = smolvm_py(&h, &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("Usage: smolvm"), "{stdout}");
+    // stdout is a pipe here: no terminal.
+    let out = h.smolvm().output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    assert!(
+        support::stdout(&out).contains("Usage: smolvm"),
+        "{}",
+        support::stdout(&out)
+    );
+    assert!(
+        support::stderr(&out).is_empty(),
+        "{}",
+        support::stderr(&out)
+    );
+}
+
+/// Values SmolVM's image commands check themselves: an unknown preset on `image pull`, an
+/// archive `image load` cannot open — `invalid_input`, exit 2.
+#[test]
+fn image_pull_and_load_invalid_input_is_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    let (_, ours) = compare(&h, &f, &["image", "pull", "nosuch", "--json"], &[]);
+    assert_eq!(ours["error"]["code"], "invalid_input", "{ours}");
+    let missing = h.tmp.path().join("missing.tar");
+    let (_, ours) = compare(
+        &h,
+        &f,
+        &["image", "load", "-i", missing.to_str().unwrap(), "--json"],
+        &[],
+    );
+    assert_eq!(ours["exit_code"], 2, "{ours}");
+}
+
+/// `doctor --json`: SmolVM's keys (its checks are its own, so the rows' keys are compared,
+/// not the rows).
+#[test]
+fn doctor_json_has_smolvms_keys() {
+    let h = Home::new();
+    let (_, tout, terr) = smolvm_py(&h, &["doctor", "--json"]);
+    let theirs: serde_json::Value =
+        serde_json::from_str(&tout).unwrap_or_else(|e| panic!("{e}: {tout}\n{terr}"));
+    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let ours = json(&out);
+    for key in ["backend_requested", "backend_resolved", "system", "arch"] {
+        assert_eq!(ours["data"][key], theirs["data"][key], "{key}: {ours}");
+    }
+    let mut diffs = Vec::new();
+    let their_row = &theirs["data"]["checks"][0];
+    for row in ours["data"]["checks"].as_array().unwrap() {
+        for k in their_row.as_object().unwrap().keys() {
+            if row.get(k).is_none() {
+                diffs.push(format!("{}: no {k}", row["name"]));
+            }
+        }
+        let st = row["status"].as_str().unwrap();
+        assert!(["pass", "warn", "fail"].contains(&st), "{row}");
+    }
+    assert!(diffs.is_empty(), "{diffs:?}");
+    for k in theirs["data"]["summary"].as_object().unwrap().keys() {
+        assert!(
+            ours["data"]["summary"].get(k).is_some(),
+            "summary.{k}: {ours}"
+        );
+    }
+    assert_eq!(ours["error"], theirs["error"], "{ours}");
+}

@@ -756,7 +756,7 @@ pub struct SandboxStartArgs {
 pub struct StopArgs {
     pub id: String,
     /// Seconds to wait for the VM to stop before killing it (0 to 86400; default:
-    /// $SMOLVM_STOP_TIMEOUT, else 10).
+    /// $SMOLVM_STOP_TIMEOUT, else 3, SmolVM's).
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     pub timeout: Option<Duration>,
     /// Print the result as JSON.

@@ -103,6 +103,20 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
         let r = Target::resolve(preset, p.arch, p.vmm, p.os, &host).and_then(|t| {
+            // A name the manifest publishes nothing under is SmolVM's `invalid_input`.
+            if !manifest.images.iter().any(|i| i.preset == t.preset) {
+                let mut names: Vec<&str> =
+                    manifest.images.iter().map(|i| i.preset.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                return Err(crate::core::Error::new(
+                    crate::core::ErrorCode::InvalidInput,
+                    format!(
+                        "'{preset}' is not a published image. Choose one of: {}.",
+                        names.join(", ")
+                    ),
+                ));
+            }
             let img = t.lookup(&manifest)?;
             pull::pull(&opts, img, &bars.progress(&t.name(), args.store.json))
         });
@@ -748,6 +762,21 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
 /// 2 usage.
 pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 {
     use crate::core::images::archive::{self, LoadOptions};
+    // A file that cannot be opened is SmolVM's `invalid_input` (exit 2).
+    if let Err(e) = std::fs::metadata(&args.input) {
+        let err = crate::core::Error::new(
+            crate::core::ErrorCode::InvalidInput,
+            format!(
+                "Could not open '{}': {}",
+                args.input.display(),
+                crate::core::error::io_reason(&e)
+            ),
+        )
+        .with_recovery(
+            "Check that the file was created by 'smolvm image save' and is not corrupted.",
+        );
+        return output::fail(command, args.json, &err);
+    }
     let opts = LoadOptions {
         input: args.input.clone(),
         force: args.force,

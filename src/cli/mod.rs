@@ -172,9 +172,9 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
                 return Outcome::Dashboard { readonly };
             }
-            // Scripts get the help text, not a dashboard.
-            output::err_line(command.clone().render_help().to_string());
-            2
+            // Scripts get the help text, not a dashboard: on stdout, exit 0 (SmolVM's).
+            output::line(command.clone().render_help().to_string());
+            0
         }
     })
 }

@@ -357,7 +357,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Stop(a) => {
             let r = (|| {
-                let timeout = lifecycle::stop_timeout(env, a.timeout)?;
+                // SmolVM's default for `sandbox stop`: 3 s.
+                let timeout =
+                    lifecycle::stop_timeout_or(env, a.timeout, lifecycle::SANDBOX_STOP_TIMEOUT)?;
                 let ctx = open_ctx(env)?;
                 crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, timeout))?
             })();
