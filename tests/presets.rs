@@ -227,7 +227,11 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     assert_eq!(d["vm"]["status"], "running");
     assert_eq!(d["vm"]["backend"], "qemu");
     assert_eq!(d["vm"]["ip_address"], d["ip"]);
-    assert!(d["next"]["ssh_command"].as_str().unwrap().contains("ssh"));
+    // SmolVM's: the command to run, not the raw ssh line (that is `ssh_command` beside).
+    assert_eq!(
+        d["next"]["ssh_command"],
+        format!("smolvm sandbox ssh {}", d["id"].as_str().unwrap())
+    );
     assert!(
         d["kernel_path"].as_str().unwrap().contains("vmlinux"),
         "{d}"

@@ -503,6 +503,16 @@ fn image_pull_and_load_invalid_input_is_smolvms() {
     assert_eq!(ours["exit_code"], 2, "{ours}");
 }
 
+/// `images --json` (reported as `images`, as SmolVM does) on an empty cache.
+#[test]
+fn images_json_is_smolvms_on_an_empty_cache() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    compare(&h, &f, &["images", "--json"], &[]);
+    let (_, ours) = compare(&h, &f, &["image", "list", "--json"], &[]);
+    assert_eq!(ours["command"], "image.list");
+}
+
 /// `doctor --json`: SmolVM's keys (its checks are its own, so the rows' keys are compared,
 /// not the rows).
 #[test]

@@ -21,6 +21,16 @@ pub fn with_vm<T: Serialize>(data: &T, name: &str, status: &str) -> Value {
     Value::Object(m)
 }
 
+/// SmolVM's `next` after a create or a preset start: the commands to go on with.
+pub fn next(id: &str) -> Value {
+    json!({
+        "shell_command": format!("smolvm sandbox shell {id}"),
+        "ssh_command": format!("smolvm sandbox ssh {id}"),
+        "desktop_command": Value::Null,
+        "info_command": format!("smolvm sandbox info {id}"),
+    })
+}
+
 /// The guest OS as SmolVM guesses it without a live guest: a keyword in the kernel,
 /// initrd or rootfs path.
 fn guess_os(config: &Value) -> Option<&'static str> {

@@ -85,10 +85,17 @@ pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
 
 fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
     if json {
-        let data = if command == "sandbox.start" {
-            super::shapes::with_vm(r, &r.id, &r.status.to_string())
-        } else {
-            super::shapes::object(r).into()
+        let data = match command {
+            "sandbox.start" => super::shapes::with_vm(r, &r.id, &r.status.to_string()),
+            "sandbox.create" => {
+                // SmolVM's `vm` and `next` (its `vm.os`/`started_at` are not here yet).
+                let mut v = super::shapes::with_vm(r, &r.id, &r.status.to_string());
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("next".into(), super::shapes::next(&r.id));
+                }
+                v
+            }
+            _ => super::shapes::object(r).into(),
         };
         output::print_json(command, 0, Some(&data), None);
         return 0;
@@ -144,12 +151,7 @@ fn preset_json(r: &StartReport, os: &str) -> serde_json::Value {
             "ssh_port": r.ssh_host_port,
         }),
         preset: serde_json::to_value(&r.forwarded).unwrap_or_default(),
-        next: serde_json::json!({
-            "shell_command": format!("smolvm sandbox shell {}", r.id),
-            "ssh_command": r.ssh_command,
-            "desktop_command": null,
-            "info_command": format!("smolvm sandbox info {}", r.id),
-        }),
+        next: super::shapes::next(&r.id),
     })
     .unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
