@@ -546,3 +546,81 @@ fn doctor_json_has_smolvms_keys() {
     }
     assert_eq!(ours["error"], theirs["error"], "{ours}");
 }
+
+/// SmolVM's everyday scripts, unchanged, against smolvm with a real guest: list running →
+/// jq, create → exec → exit code from JSON, env set/list/unset, stop, delete → summary.
+#[test]
+fn smolvms_everyday_scripts_run_against_smolvm_with_a_real_guest() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (network namespaces)");
+        return;
+    }
+    let vm = support::sandbox::Sandboxes::debian_codex();
+    let id = "vm-script";
+    let started = vm.codex_start(id);
+    assert_eq!(
+        started["data"]["next"]["ssh_command"],
+        format!("smolvm sandbox ssh {id}")
+    );
+    // list running → jq '.data.vms[] | select(.status=="running") | .name'
+    let list = vm.ok_json(&["sandbox", "list", "--json"]);
+    assert_eq!(list["data"]["filters"]["status"], "running", "{list}");
+    let row = &list["data"]["vms"][0];
+    assert_eq!(row["name"], id, "{list}");
+    assert_eq!(row["status"], "running", "{list}");
+    assert!(row["ip_address"].is_string(), "{list}");
+    // exec: the exit code from JSON, `command_failed` on a non-zero one.
+    let out = vm.run(&["sandbox", "exec", id, "--json", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v = json(&out);
+    assert_eq!(v["data"]["exit_code"], 3, "{v}");
+    assert_eq!(v["error"]["code"], "command_failed", "{v}");
+    let v = vm.ok_json(&["sandbox", "exec", id, "--json", "--", "echo", "hi"]);
+    assert_eq!(v["data"]["stdout"], "hi\n", "{v}");
+    assert_eq!(v["error"], serde_json::Value::Null, "{v}");
+    // env set/list/unset: SmolVM's keys.
+    let v = vm.ok_json(&["sandbox", "env", "set", id, "B=2", "A=1", "--json"]);
+    assert_eq!(
+        v["data"]["requested_keys"],
+        serde_json::json!(["A", "B"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["present_keys"],
+        serde_json::json!(["A", "B"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["reload_hint"],
+        "source /etc/profile.d/smolvm_env.sh"
+    );
+    let v = vm.ok_json(&["sandbox", "env", "list", id, "--json"]);
+    assert_eq!(v["data"]["masked"], true, "{v}");
+    assert_eq!(
+        v["data"]["variables"],
+        serde_json::json!({"A": "****", "B": "****"})
+    );
+    let v = vm.ok_json(&["sandbox", "env", "list", id, "--show-values", "--json"]);
+    assert_eq!(
+        v["data"]["variables"],
+        serde_json::json!({"A": "1", "B": "2"})
+    );
+    let v = vm.ok_json(&["sandbox", "env", "unset", id, "A", "C", "--json"]);
+    assert_eq!(v["data"]["removed_keys"], serde_json::json!(["A"]), "{v}");
+    assert_eq!(v["data"]["missing_keys"], serde_json::json!(["C"]), "{v}");
+    // stop: `data.vm`; then the default list is empty and exec says `not_running`.
+    let v = vm.ok_json(&["sandbox", "stop", id, "--json"]);
+    assert_eq!(
+        v["data"]["vm"],
+        serde_json::json!({"name": id, "status": "stopped"})
+    );
+    let list = vm.ok_json(&["sandbox", "list", "--json"]);
+    assert_eq!(list["data"]["vms"], serde_json::json!([]), "{list}");
+    let out = vm.run(&["sandbox", "exec", id, "--json", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["error"]["code"], "not_running");
+    // delete stopped → summary.
+    let v = vm.ok_json(&["sandbox", "delete", id, "--json"]);
+    assert_eq!(v["data"]["summary"]["deleted_count"], 1, "{v}");
+    assert_eq!(v["error"], serde_json::Value::Null, "{v}");
+}

@@ -326,14 +326,15 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         "{after}"
     );
     let before = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
+    // SmolVM's `invalid_input`: exit 1.
     vm.fails(
         &["sandbox", "env", "set", id, "1BAD=x"],
-        2,
+        1,
         "Invalid environment variable name",
     );
     vm.fails(
         &["sandbox", "env", "unset", id, "BAD-KEY"],
-        2,
+        1,
         "Invalid environment variable name",
     );
     assert_eq!(vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh"), before);
@@ -403,12 +404,12 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(vm.forward_rules(id), rules);
     vm.fails(
         &["sandbox", "port", "close", id, "8000"],
-        2,
+        1,
         "HOST_PORT:SANDBOX_PORT",
     );
     vm.fails(
         &["sandbox", "port", "expose", id, "70000"],
-        2,
+        1,
         "Invalid sandbox port",
     );
     // Close: it stops answering, its rules go.
@@ -602,6 +603,8 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(vm.forward_rules(id), Vec::<String>::new());
     assert_eq!(vm.http_get(18081), None);
     vm.fails(&["sandbox", "exec", id, "--", "true"], 1, "is not running");
+    let v = json(&vm.run(&["sandbox", "exec", id, "--json", "--", "true"]));
+    assert_eq!(v["error"]["code"], "not_running", "{v}");
     vm.fails(
         &["sandbox", "file", "upload", id, "/etc/hostname", "/tmp/h"],
         1,
@@ -656,9 +659,11 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(vm.http_get(18083), None);
     let ruleset = vm.ns.sh("nft list ruleset");
     assert!(!ruleset.contains(":local:"), "{ruleset}");
-    // Unknown VM: exit 1, SmolVM's message.
+    // A deleted VM: no forwards (SmolVM's exit 0), its other verbs not found.
+    let listed = vm.ok_json(&["sandbox", "port", "list", id, "--json"]);
+    assert_eq!(listed["data"]["forwards"], serde_json::json!([]));
     vm.fails(
-        &["sandbox", "port", "list", id],
+        &["sandbox", "port", "expose", id, "8000"],
         1,
         &format!("Sandbox '{id}' not found"),
     );
