@@ -200,7 +200,17 @@ impl Lab {
 
     /// Run a bash script as root in the guest; its stdout.
     fn in_guest(&self, id: &str, script: &str) -> String {
-        let out = self.smolvm(&["sandbox", "exec", id, "--", "bash", "-c", script]);
+        let out = self.smolvm(&[
+            "sandbox",
+            "exec",
+            id,
+            "--timeout",
+            "300",
+            "--",
+            "bash",
+            "-c",
+            script,
+        ]);
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -67,7 +67,17 @@ impl Env {
     }
 
     fn exec(&self, id: &str, script: &str) -> String {
-        stdout(&self.ok(&["sandbox", "exec", id, "--", "sh", "-c", script]))
+        stdout(&self.ok(&[
+            "sandbox",
+            "exec",
+            id,
+            "--timeout",
+            "300",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]))
     }
 
     /// `smolvm <args>` on a pseudo-terminal: `(everything it wrote, exit code)`. `answer`
