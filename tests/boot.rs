@@ -59,7 +59,7 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
         rootfs: &rootfs,
     }]);
     let v = e.ok_json(&["claude", "start", "--backend", "qemu", "--json"]);
-    assert_eq!(v["command"], "claude-code.start");
+    assert_eq!(v["command"], "claude.start");
     let d = &v["data"];
     let id = d["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("vm-"), "{id}");
@@ -130,7 +130,7 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
     let s = e.ok_json(&["sandbox", "stop", &id, "--timeout", "3", "--json"]);
     assert_eq!(s["data"]["status"], "stopped");
     assert!(!pid_alive(pid));
-    let list = e.ok_json(&["sandbox", "list", "--json"]);
+    let list = e.ok_json(&["sandbox", "list", "--all", "--json"]);
     assert_eq!(list["data"]["vms"][0]["status"], "stopped");
 
     // Start again: a second boot on the same disk, IP and port.

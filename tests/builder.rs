@@ -398,7 +398,17 @@ fn docker_engine_builds_boot_and_log_in() {
             "--json",
         ]);
         let created = json_exit(&out, 0);
-        let out = vms.smolvm(&["sandbox", "exec", vm, "--", "sh", "-c", check]);
+        let out = vms.smolvm(&[
+            "sandbox",
+            "exec",
+            vm,
+            "--timeout",
+            "300",
+            "--",
+            "sh",
+            "-c",
+            check,
+        ]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let text = stdout(&out);
         if image == "ctx-image" {

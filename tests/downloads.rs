@@ -19,7 +19,17 @@ use support::{json, names, stderr};
 impl Sandboxes {
     /// A root shell script in the guest.
     fn guest(&self, id: &str, script: &str) -> String {
-        support::stdout(&self.ok(&["sandbox", "exec", id, "--", "sh", "-ec", script]))
+        support::stdout(&self.ok(&[
+            "sandbox",
+            "exec",
+            id,
+            "--timeout",
+            "300",
+            "--",
+            "sh",
+            "-ec",
+            script,
+        ]))
     }
 }
 

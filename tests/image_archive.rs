@@ -442,13 +442,14 @@ fn tampered_cut_and_hostile_archives_change_nothing() {
     std::fs::write(&bad, b"hello").unwrap();
     load_fails(&h, &bad, "truncated or corrupt");
 
-    // A missing input: exit 1, clear.
-    let v = json_exit(&load(&h, &h.tmp.path().join("missing.tar.zst"), &[]), 1);
+    // A missing input: SmolVM's `invalid_input`, exit 2, clear.
+    let v = json_exit(&load(&h, &h.tmp.path().join("missing.tar.zst"), &[]), 2);
+    assert_eq!(v["error"]["code"], "invalid_input", "{v}");
     assert!(
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .starts_with("cannot read "),
+            .starts_with("Could not open "),
         "{v}"
     );
     // And the good one still loads after all that.

@@ -169,7 +169,8 @@ fn bad_image_version_is_a_usage_error_for_image_ls_and_pull() {
                 &format!("{cmd:?} with {v:?}"),
             );
             let command = match cmd {
-                ["images"] | ["image", "ls"] => "image.list".to_string(),
+                ["images"] => "images".to_string(),
+                ["image", "ls"] => "image.list".to_string(),
                 [a, b, ..] => format!("{a}.{b}"),
                 _ => unreachable!(),
             };
@@ -504,7 +505,7 @@ fn errors_to_a_closed_stderr_do_not_panic() {
         ("smolvm-cleanup", vec!["--prefix="], vec![], 2),
         ("smolvm-cleanup", vec!["--bogus"], vec![], 2),
         ("smolvm", vec!["tui"], vec![], 2),
-        ("smolvm", vec![], vec![], 2),
+        ("smolvm", vec![], vec![], 0),
         (
             "smolvm",
             vec!["image", "pull", "codex", "--vmm", "qemu", "--arch", "amd64"],

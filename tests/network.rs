@@ -200,7 +200,17 @@ impl Lab {
 
     /// Run a bash script as root in the guest; its stdout.
     fn in_guest(&self, id: &str, script: &str) -> String {
-        let out = self.smolvm(&["sandbox", "exec", id, "--", "bash", "-c", script]);
+        let out = self.smolvm(&[
+            "sandbox",
+            "exec",
+            id,
+            "--timeout",
+            "300",
+            "--",
+            "bash",
+            "-c",
+            script,
+        ]);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -537,7 +547,7 @@ fn policies_are_validated_and_stored_as_smolvm_0_0_36_accepts_them() {
         assert_eq!(v["error"]["code"], "invalid_input", "{flags:?}");
         assert_eq!(v["error"]["message"], message, "{flags:?}");
     }
-    let list = ns.smolvm(&h, &["sandbox", "list", "--json"]);
+    let list = ns.smolvm(&h, &["sandbox", "list", "--all", "--json"]);
     assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
 
     let cases: [(&str, Vec<&str>, &str); 5] = [
@@ -657,7 +667,7 @@ fn a_guard_that_cannot_be_applied_stops_the_start_and_leaves_nothing() {
         support::cleanup::vm_leftovers(&h, &ns, "vm-g"),
         Vec::<String>::new()
     );
-    let list = ns.smolvm(&h, &["sandbox", "list", "--json"]);
+    let list = ns.smolvm(&h, &["sandbox", "list", "--all", "--json"]);
     assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
 }
 

@@ -77,7 +77,7 @@ fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
     assert_eq!(listed["data"]["forwards"][0]["shadowed"], false, "{listed}");
     assert_eq!(
         ports_check(&json(&e.run(&["doctor", "--json"])))["status"],
-        "ok"
+        "pass"
     );
 
     // A host service binds the forwarded port afterwards: it starts without an error, and

@@ -67,7 +67,17 @@ impl Env {
     }
 
     fn exec(&self, id: &str, script: &str) -> String {
-        stdout(&self.ok(&["sandbox", "exec", id, "--", "sh", "-c", script]))
+        stdout(&self.ok(&[
+            "sandbox",
+            "exec",
+            id,
+            "--timeout",
+            "300",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]))
     }
 
     /// `smolvm <args>` on a pseudo-terminal: `(everything it wrote, exit code)`. `answer`
@@ -211,7 +221,8 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     let v: serde_json::Value =
         serde_json::from_str(out[start..].trim()).unwrap_or_else(|err| panic!("{err}: {out}"));
     let d = &v["data"];
-    assert_eq!(v["command"], "claude-code.start");
+    // SmolVM's name as invoked: `smolvm claude start`.
+    assert_eq!(v["command"], "claude.start");
     assert_eq!(d["preset"]["name"], "claude-code");
     assert_eq!(
         d["preset"]["injected_env_keys"],
@@ -226,7 +237,11 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     assert_eq!(d["vm"]["status"], "running");
     assert_eq!(d["vm"]["backend"], "qemu");
     assert_eq!(d["vm"]["ip_address"], d["ip"]);
-    assert!(d["next"]["ssh_command"].as_str().unwrap().contains("ssh"));
+    // SmolVM's: the command to run, not the raw ssh line (that is `ssh_command` beside).
+    assert_eq!(
+        d["next"]["ssh_command"],
+        format!("smolvm sandbox ssh {}", d["id"].as_str().unwrap())
+    );
     assert!(
         d["kernel_path"].as_str().unwrap().contains("vmlinux"),
         "{d}"

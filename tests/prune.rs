@@ -543,7 +543,8 @@ fn usage_errors_exit_2_with_an_envelope_under_json() {
         json(&out),
         serde_json::json!({
             "ok": false, "command": "prune", "exit_code": 2, "data": null,
-            "error": {"code": "usage_error", "message": "unexpected argument '--bogus' found"}
+            "error": {"code": "usage_error", "message": "unexpected argument '--bogus' found",
+                "recovery": "Run 'smolvm prune --help' for usage."}
         })
     );
     let out = h.smolvm().args(["prune", "--bogus"]).output().unwrap();
@@ -557,18 +558,19 @@ fn usage_errors_exit_2_with_an_envelope_under_json() {
 }
 
 #[test]
-fn usage_error_envelopes_use_canonical_command_names() {
+fn usage_error_envelopes_use_smolvms_command_names_as_invoked() {
     let h = Home::new();
     for (args, name) in [
         (
             &["claude", "start", "--bogus", "--json"][..],
-            "claude-code.start",
+            "claude.start",
         ),
         (
-            &["claw", "start", "--bogus", "--json"][..],
-            "openclaw.start",
+            &["claude-code", "start", "--bogus", "--json"][..],
+            "claude-code.start",
         ),
-        (&["images", "--bogus", "--json"][..], "image.list"),
+        (&["claw", "start", "--bogus", "--json"][..], "claw.start"),
+        (&["images", "--bogus", "--json"][..], "images"),
         (&["image", "ls", "--bogus", "--json"][..], "image.list"),
         (&["image", "prune", "--bogus", "--json"][..], "image.prune"),
     ] {

@@ -470,7 +470,7 @@ fn a_restart_hands_qemu_only_the_paths_smolvm_made_for_the_vm() {
         );
         assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
         assert_eq!(ns.links(), links_before, "{what}: the network changed");
-        let list = json(&ns.smolvm(&h, &["sandbox", "list", "--json"]));
+        let list = json(&ns.smolvm(&h, &["sandbox", "list", "--all", "--json"]));
         assert!(
             list.to_string().contains("\"stopped\""),
             "{what}: the row changed: {list}"

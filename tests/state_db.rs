@@ -71,7 +71,7 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
 
     let out = h
         .smolvm()
-        .args(["sandbox", "list", "--json"])
+        .args(["sandbox", "list", "--all", "--json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -82,7 +82,11 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
         "sandbox list changed the data dir"
     );
 
-    let human = h.smolvm().args(["sandbox", "list"]).output().unwrap();
+    let human = h
+        .smolvm()
+        .args(["sandbox", "list", "--all"])
+        .output()
+        .unwrap();
     assert_eq!(human.status.code(), Some(0), "{}", stderr(&human));
     assert_eq!(snapshot(&h.data), before);
 
@@ -164,7 +168,7 @@ fn a_user_who_cannot_write_the_database_reads_a_private_copy() {
     }
     let before = snapshot(&h.data);
 
-    let out = as_nobody(&h, &["sandbox", "list", "--json"]);
+    let out = as_nobody(&h, &["sandbox", "list", "--all", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(listed_ids(&out), expected_ids(12));
 
@@ -291,14 +295,18 @@ fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
     mixed_db(&h.data);
     let out = h
         .smolvm()
-        .args(["sandbox", "list", "--json"])
+        .args(["sandbox", "list", "--all", "--json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(listed_ids(&out), GOOD);
     assert_reports_bad_rows(&strings(&json(&out)["data"]["warnings"]));
 
-    let out = h.smolvm().args(["sandbox", "list"]).output().unwrap();
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--all"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     let warnings: Vec<String> = err.lines().map(str::to_string).collect();

@@ -15,7 +15,17 @@ use support::{json, stderr, stdout, Home};
 impl Sandboxes {
     /// What a login shell in the guest prints.
     fn login_sh(&self, id: &str, script: &str) -> String {
-        stdout(&self.ok(&["sandbox", "exec", id, "--", "bash", "-lc", script]))
+        stdout(&self.ok(&[
+            "sandbox",
+            "exec",
+            id,
+            "--timeout",
+            "300",
+            "--",
+            "bash",
+            "-lc",
+            script,
+        ]))
     }
 
     /// An HTTP GET of 127.0.0.1:port from inside the namespace: the body, or None.
@@ -288,9 +298,13 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     let listed = vm.ok(&["sandbox", "env", "list", id]);
     assert_eq!(stdout(&listed), "EMPTY\nGREETING\nPATH\nTRICKY\n");
     let shown = vm.ok_json(&["sandbox", "env", "list", id, "--show-values", "--json"]);
-    assert_eq!(shown["data"]["env"]["TRICKY"], tricky);
+    assert_eq!(shown["data"]["variables"]["TRICKY"], tricky);
+    assert_eq!(shown["data"]["masked"], false);
     let hidden = vm.ok_json(&["sandbox", "env", "list", id, "--json"]);
     assert!(!hidden.to_string().contains("hello world"), "{hidden}");
+    // SmolVM's masked listing: every key, `****` for its value.
+    assert_eq!(hidden["data"]["masked"], true);
+    assert_eq!(hidden["data"]["variables"]["GREETING"], "****");
     // --show-values on a terminal: a value's control bytes are shown visibly (a guest's
     // env file must not write the operator's clipboard); --raw, pipes and --json keep them.
     let hostile = "\x1b]52;c;ZXZpbA==\x07x\rfake";
@@ -312,7 +326,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     );
     assert!(stdout(&vm.ok(&list)).contains(&format!("HOSTILE={hostile}\n")));
     let shown = vm.ok_json(&["sandbox", "env", "list", id, "--show-values", "--json"]);
-    assert_eq!(shown["data"]["env"]["HOSTILE"], hostile);
+    assert_eq!(shown["data"]["variables"]["HOSTILE"], hostile);
     vm.ok(&["sandbox", "env", "unset", id, "HOSTILE"]);
     vm.ok(&["sandbox", "env", "unset", id, "GREETING"]);
     assert_eq!(vm.login_sh(id, "printf %s \"${GREETING-gone}\""), "gone");
@@ -322,14 +336,15 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         "{after}"
     );
     let before = vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh");
+    // SmolVM's `invalid_input`: exit 1.
     vm.fails(
         &["sandbox", "env", "set", id, "1BAD=x"],
-        2,
+        1,
         "Invalid environment variable name",
     );
     vm.fails(
         &["sandbox", "env", "unset", id, "BAD-KEY"],
-        2,
+        1,
         "Invalid environment variable name",
     );
     assert_eq!(vm.login_sh(id, "cat /etc/profile.d/smolvm_env.sh"), before);
@@ -399,12 +414,12 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(vm.forward_rules(id), rules);
     vm.fails(
         &["sandbox", "port", "close", id, "8000"],
-        2,
+        1,
         "HOST_PORT:SANDBOX_PORT",
     );
     vm.fails(
         &["sandbox", "port", "expose", id, "70000"],
-        2,
+        1,
         "Invalid sandbox port",
     );
     // Close: it stops answering, its rules go.
@@ -576,6 +591,9 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(ex["data"]["exit_code"], 3);
     assert_eq!(ex["data"]["stdout"], "out\n");
     assert_eq!(ex["data"]["stderr"], "err\n");
+    // SmolVM's: a non-zero exit fails the envelope too.
+    assert_eq!(ex["ok"], false);
+    assert_eq!(ex["error"]["code"], "command_failed");
     let slow = vm.run(&["sandbox", "exec", id, "--timeout", "2", "--", "sleep", "30"]);
     assert_eq!(slow.status.code(), Some(124), "{}", stderr(&slow));
     let dry = vm.ok_json(&["sandbox", "delete", id, "--dry-run", "--json"]);
@@ -595,6 +613,8 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(vm.forward_rules(id), Vec::<String>::new());
     assert_eq!(vm.http_get(18081), None);
     vm.fails(&["sandbox", "exec", id, "--", "true"], 1, "is not running");
+    let v = json(&vm.run(&["sandbox", "exec", id, "--json", "--", "true"]));
+    assert_eq!(v["error"]["code"], "not_running", "{v}");
     vm.fails(
         &["sandbox", "file", "upload", id, "/etc/hostname", "/tmp/h"],
         1,
@@ -649,9 +669,11 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     assert_eq!(vm.http_get(18083), None);
     let ruleset = vm.ns.sh("nft list ruleset");
     assert!(!ruleset.contains(":local:"), "{ruleset}");
-    // Unknown VM: exit 1, SmolVM's message.
+    // A deleted VM: no forwards (SmolVM's exit 0), its other verbs not found.
+    let listed = vm.ok_json(&["sandbox", "port", "list", id, "--json"]);
+    assert_eq!(listed["data"]["forwards"], serde_json::json!([]));
     vm.fails(
-        &["sandbox", "port", "list", id],
+        &["sandbox", "port", "expose", id, "8000"],
         1,
         &format!("Sandbox '{id}' not found"),
     );
@@ -682,7 +704,6 @@ fn toolkit_errors_without_a_vm() {
         ],
         vec!["sandbox", "env", "list", "vm-none"],
         vec!["sandbox", "env", "set", "vm-none", "A=1"],
-        vec!["sandbox", "port", "list", "vm-none"],
         vec!["sandbox", "port", "expose", "vm-none", "8080"],
         vec!["sandbox", "exec", "vm-none", "--start", "--", "true"],
         vec!["sandbox", "shell", "vm-none"],
@@ -697,7 +718,12 @@ fn toolkit_errors_without_a_vm() {
             stderr(&out)
         );
     }
-    // Usage errors (exit 2) come before anything is looked up.
+    // SmolVM lists no forwards of a sandbox it does not know.
+    let out = run(&["sandbox", "port", "list", "vm-none", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["data"]["forwards"], serde_json::json!([]));
+    // Values the command checks (SmolVM's `invalid_input`, exit 1) come before anything
+    // is looked up.
     for (args, needle) in [
         (
             vec!["sandbox", "env", "set", "vm-none", "1BAD=x"],
@@ -711,6 +737,15 @@ fn toolkit_errors_without_a_vm() {
             vec!["sandbox", "port", "expose", "vm-none", "0"],
             "Invalid sandbox port",
         ),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        let out = run(&[&args[..], &["--json"]].concat());
+        assert_eq!(json(&out)["error"]["code"], "invalid_input", "{args:?}");
+    }
+    // Usage errors (exit 2) come before anything is looked up.
+    for (args, needle) in [
         (
             vec!["sandbox", "ssh", "vm-none", "--ssh-user", "Bad User"],
             "Invalid SSH user",
@@ -747,7 +782,7 @@ fn toolkit_errors_without_a_vm() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)["data"]["checks"][0]["status"], "fail");
     let out = run(&[
-        "sandbox", "list", "--all", "--preset", "claude", "--status", "paused", "--json",
+        "sandbox", "list", "--preset", "claude", "--status", "paused", "--json",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["data"]["count"], 0);

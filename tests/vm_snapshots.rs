@@ -104,7 +104,7 @@ impl Sandboxes {
     }
 
     fn status_of(&self, id: &str) -> String {
-        let v = self.ok_json(&["sandbox", "list", "--json"]);
+        let v = self.ok_json(&["sandbox", "list", "--all", "--json"]);
         v["data"]["vms"]
             .as_array()
             .unwrap()

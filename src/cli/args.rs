@@ -756,7 +756,7 @@ pub struct SandboxStartArgs {
 pub struct StopArgs {
     pub id: String,
     /// Seconds to wait for the VM to stop before killing it (0 to 86400; default:
-    /// $SMOLVM_STOP_TIMEOUT, else 10).
+    /// $SMOLVM_STOP_TIMEOUT, else 3, SmolVM's).
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     pub timeout: Option<Duration>,
     /// Print the result as JSON.
@@ -793,9 +793,9 @@ pub struct LogsArgs {
     #[arg(short = 'f', long)]
     pub follow: bool,
     /// Print only the last N lines first.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
-    pub tail: Option<u64>,
-    /// Print the log as JSON (`lines`); -f is ignored with --json.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub tail: u64,
+    /// Print the log as JSON (`path`, `lines`); not with -f.
     #[arg(long)]
     pub json: bool,
     /// Print the console's bytes exactly as they are. Without it, on a terminal, control
@@ -825,8 +825,8 @@ pub struct SshArgs {
 pub struct ExecArgs {
     pub id: String,
     /// Kill the command after this many seconds (exit 124).
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub timeout: Option<u64>,
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
     /// Boot the sandbox first when it is created or stopped.
     #[arg(long)]
     pub start: bool,
@@ -846,7 +846,7 @@ pub struct ListArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Every sandbox (the default here too; SmolVM's flag).
+    /// Every sandbox, not only the running ones (SmolVM's default).
     #[arg(long)]
     pub all: bool,
     /// Only sandboxes with this status.

@@ -8,15 +8,57 @@ use serde::Serialize;
 use super::args::DoctorArgs;
 use super::output::{self, line};
 use crate::core::doctor::{self, Check};
-use crate::core::error::Error;
-use crate::core::host::{AutoChoice, Host};
+use crate::core::host::{AutoChoice, BackendChoice, Host};
 use crate::core::progress::Progress;
 use crate::core::Env;
 
+/// One check as SmolVM shows it (`status` `pass|warn|fail`, `detail`, `fix` or `null`),
+/// with our `message` beside `detail`.
+#[derive(Serialize)]
+struct CheckRow<'a> {
+    name: &'a str,
+    status: &'static str,
+    detail: &'a str,
+    fix: Option<&'a str>,
+    message: &'a str,
+}
+
+impl<'a> CheckRow<'a> {
+    fn of(c: &'a Check) -> Self {
+        CheckRow {
+            name: c.name,
+            status: match c.status {
+                doctor::Status::Ok => "pass",
+                doctor::Status::Warn => "warn",
+                doctor::Status::Fail => "fail",
+            },
+            detail: &c.message,
+            fix: (!c.fix.is_empty()).then_some(c.fix.as_str()),
+            message: &c.message,
+        }
+    }
+}
+
+/// SmolVM's `summary`.
+#[derive(Serialize)]
+struct Summary {
+    failures: usize,
+    warnings: usize,
+    ok: bool,
+    strict: bool,
+}
+
+/// SmolVM's doctor data (`backend_requested`, `backend_resolved`, `system`, `arch`,
+/// `checks`, `summary`), plus ours.
 #[derive(Serialize)]
 struct DoctorData<'a> {
+    backend_requested: &'a str,
+    backend_resolved: &'a str,
+    system: &'static str,
+    arch: &'static str,
+    checks: Vec<CheckRow<'a>>,
+    summary: Summary,
     strict: bool,
-    checks: &'a [Check],
     /// What `--backend auto` runs on this host and why (the decision `start` makes).
     runtime: &'a AutoChoice,
     /// smolvm's own log file (`-v` and `SMOLVM_LOG` say how much goes to it).
@@ -59,23 +101,33 @@ pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
         .count();
     let summary = format!("{fails} failed, {warns} warnings");
     if args.json {
-        let err = (code != 0).then(|| {
-            Error::runtime(if fails > 0 {
-                format!("doctor found problems: {summary}")
-            } else {
-                format!("doctor found warnings (--strict): {summary}")
-            })
-        });
-        output::print_json(
+        // SmolVM's: the outcome is in `summary` and the exit code, `error` stays null.
+        let auto = host.auto();
+        let requested = args.backend.unwrap_or_default();
+        let resolved = match requested {
+            BackendChoice::Auto => auto.backend.as_str(),
+            b => b.as_str(),
+        };
+        output::print_json::<DoctorData>(
             "doctor",
             code,
             Some(&DoctorData {
+                backend_requested: requested.as_str(),
+                backend_resolved: resolved,
+                system: "Linux",
+                arch: std::env::consts::ARCH,
+                checks: checks.iter().map(CheckRow::of).collect(),
+                summary: Summary {
+                    failures: fails,
+                    warnings: warns,
+                    ok: code == 0,
+                    strict: args.strict,
+                },
                 strict: args.strict,
-                checks: &checks,
-                runtime: &host.auto(),
+                runtime: &auto,
                 log_file: crate::core::logging::log_file(env).display().to_string(),
             }),
-            err.as_ref(),
+            None,
         );
     } else {
         line(format!(

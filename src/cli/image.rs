@@ -107,6 +107,20 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
         let r = Target::resolve(preset, p.arch, p.vmm, p.os, &host).and_then(|t| {
+            // A name the manifest publishes nothing under is SmolVM's `invalid_input`.
+            if !manifest.images.iter().any(|i| i.preset == t.preset) {
+                let mut names: Vec<&str> =
+                    manifest.images.iter().map(|i| i.preset.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                return Err(crate::core::Error::new(
+                    crate::core::ErrorCode::InvalidInput,
+                    format!(
+                        "'{preset}' is not a published image. Choose one of: {}.",
+                        names.join(", ")
+                    ),
+                ));
+            }
             let img = t.lookup(&manifest)?;
             pull::pull(&opts, img, &bars.progress(&t.name(), args.store.json))
         });
@@ -563,157 +577,6 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     0
 }
 
-/// `smolvm image build`: a thin face over [`core::builder::build`](crate::core::builder::build)
-/// and, for SmolVM's `-t NAME [CONTEXT]` form, `build_dockerfile`.
-/// Exit codes: 0 built or cached, 1 the build failed (nothing half-built is left), 2 usage.
-pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i32 {
-    use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, Engine};
-    use std::path::PathBuf;
-    let kernel = || -> Result<PathBuf> {
-        match &args.kernel {
-            Some(k) => Ok(k.clone()),
-            None => {
-                if !args.json {
-                    line("Fetching the published kernel (--kernel not given)");
-                }
-                builder::default_kernel(env, &Paths::resolve(env, None).images_root)
-            }
-        }
-    };
-    let cache_dir = Paths::resolve(env, args.cache_dir.as_deref()).images_root;
-    let progress = || {
-        if args.json {
-            Progress::none()
-        } else {
-            Progress::new(|e: BuildEvent| match e {
-                BuildEvent::Cached => {
-                    line("Up to date (cached): inputs unchanged, nothing to build")
-                }
-                BuildEvent::Engine(engine) => line(format!("Building with the {engine} engine")),
-                BuildEvent::Step(s) => line(format!("  {s}")),
-            })
-        }
-    };
-    let result = (|| match &args.tag {
-        None if args.preset.is_some() => {
-            let presets = crate::core::presets::Registry::load(env);
-            for p in &presets.problems {
-                super::output::warn(p);
-            }
-            let preset = presets.lookup(args.preset.as_deref().unwrap_or_default())?;
-            let base = args.base.unwrap_or(Base::Debian);
-            preset.recipe(base)?;
-            let name = crate::core::preset_image::local_name(&preset.name);
-            builder::check_replaceable(&cache_dir, &name)?;
-            let engine = args.engine;
-            builder::preflight(env, base, engine, &cache_dir, &name)?;
-            let kernel = match &args.kernel {
-                Some(k) => k.clone(),
-                None => {
-                    let vmm = crate::core::host::Host::probe(env)
-                        .backend(crate::core::host::Backend::Auto)
-                        .value;
-                    crate::core::preset_image::manifest_kernel(
-                        env,
-                        &Paths::resolve(env, None).images_root,
-                        vmm,
-                    )?
-                }
-            };
-            let opts = crate::core::preset_image::PresetBuildOptions {
-                preset: preset.clone(),
-                base,
-                engine: args.engine,
-                kernel,
-                cache_dir: cache_dir.clone(),
-                size_mib: args.size,
-                install_timeout: args
-                    .install_timeout
-                    .unwrap_or(crate::core::preset_image::DEFAULT_INSTALL_TIMEOUT),
-            };
-            crate::core::preset_image::build(env, &opts, &progress())
-        }
-        Some(tag) => {
-            // Before the kernel download: never replace what smolvm did not build, and
-            // Docker must answer.
-            builder::check_replaceable(&cache_dir, tag)?;
-            let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
-            let dockerfile = args
-                .dockerfile
-                .as_ref()
-                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()));
-            let build_args = builder::parse_build_args(&args.build_args)?;
-            // A missing Dockerfile is the build's usage error, before the engine's.
-            let file = dockerfile
-                .clone()
-                .unwrap_or_else(|| context.join("Dockerfile"));
-            if file.is_file() {
-                builder::preflight(env, Base::Alpine, Engine::Docker, &cache_dir, tag)?;
-            }
-            let opts = builder::DockerfileOptions {
-                name: tag.clone(),
-                context: std::path::absolute(&context).unwrap_or(context),
-                dockerfile,
-                build_args,
-                size_mib: args.size,
-                kernel: kernel()?,
-                cache_dir: cache_dir.clone(),
-            };
-            builder::build_dockerfile(env, &opts, &progress())
-        }
-        None => {
-            let base = args
-                .base
-                .ok_or_else(|| Error::usage("pass --base alpine|debian (or -t NAME CONTEXT)"))?;
-            let auth = match (&args.ssh_password, &args.ssh_key) {
-                (Some(p), _) => Auth::Password(p.clone()),
-                (None, Some(f)) => Auth::Key(builder::validate_public_key(
-                    &std::fs::read_to_string(f).map_err(|e| {
-                        Error::runtime(format!(
-                            "cannot read SSH key {}: {}",
-                            f.display(),
-                            crate::core::error::io_reason(&e)
-                        ))
-                    })?,
-                )?),
-                (None, None) => return Err(Error::usage("pass --ssh-password or --ssh-key")),
-            };
-            let mut opts = BuildOptions {
-                base,
-                auth,
-                name: args.name.clone(),
-                size_mib: args.size,
-                kernel: PathBuf::new(),
-                cache_dir: cache_dir.clone(),
-                engine: args.engine,
-            };
-            // Before the kernel download: never replace what smolvm did not build, and
-            // the engine must be usable.
-            builder::check_replaceable(&cache_dir, &opts.name())?;
-            builder::preflight(env, opts.base, opts.engine, &cache_dir, &opts.name())?;
-            opts.kernel = kernel()?;
-            builder::build(env, &opts, &progress())
-        }
-    })();
-    match result {
-        Ok(r) => {
-            if args.json {
-                output::print_json(command, 0, Some(&r), None);
-            } else {
-                line(format!(
-                    "Image {} {}: kernel {} rootfs {}",
-                    r.name,
-                    if r.cached { "(cached)" } else { "built" },
-                    r.kernel_path.display(),
-                    r.rootfs_path.display()
-                ));
-            }
-            0
-        }
-        Err(e) => output::fail(command, args.json, &e),
-    }
-}
-
 /// A byte bar per file on stderr when it is a terminal (and not `--json`); nothing else.
 fn archive_progress(
     json: bool,
@@ -777,6 +640,21 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
 /// 2 usage.
 pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 {
     use crate::core::images::archive::{self, LoadOptions};
+    // A file that cannot be opened is SmolVM's `invalid_input` (exit 2).
+    if let Err(e) = std::fs::metadata(&args.input) {
+        let err = crate::core::Error::new(
+            crate::core::ErrorCode::InvalidInput,
+            format!(
+                "Could not open '{}': {}",
+                args.input.display(),
+                crate::core::error::io_reason(&e)
+            ),
+        )
+        .with_recovery(
+            "Check that the file was created by 'smolvm image save' and is not corrupted.",
+        );
+        return output::fail(command, args.json, &err);
+    }
     let opts = LoadOptions {
         input: args.input.clone(),
         force: args.force,

@@ -34,9 +34,13 @@ fn row_data(r: &Row) -> RowData<'_> {
 
 #[derive(Serialize)]
 struct ListData<'a> {
+    /// SmolVM's key; `images_root` is ours.
+    image_dir: &'a Path,
     images_root: &'a Path,
     current_version: &'a str,
     images: Vec<RowData<'a>>,
+    /// SmolVM's key; `total_on_disk_bytes` is ours.
+    total_size_bytes: u64,
     total_on_disk_bytes: u64,
 }
 
@@ -56,9 +60,11 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
     let total: u64 = rows.iter().map(|r| r.size_bytes).sum();
     if args.store.json {
         let data = ListData {
+            image_dir: &paths.images_root,
             images_root: &paths.images_root,
             current_version: &version,
             images: rows.iter().map(row_data).collect(),
+            total_size_bytes: total,
             total_on_disk_bytes: total,
         };
         output::print_json(command, 0, Some(&data), None);

@@ -6,9 +6,11 @@
 pub mod args;
 mod bridge;
 pub mod cleanup;
+mod delete;
 pub mod doctor;
 mod host_args;
 pub mod image;
+mod image_build;
 mod image_list;
 mod leftovers;
 pub mod network;
@@ -16,6 +18,7 @@ pub mod output;
 pub mod prompt;
 pub mod prune;
 pub mod sandbox;
+mod shapes;
 pub mod shell;
 pub mod snapshot;
 pub mod start;
@@ -117,7 +120,9 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
                 ));
             }
             return Outcome::Exit(match args::PresetCommand::from_arg_matches(sub) {
-                Ok(args::PresetCommand::Start(a)) => start::preset_start(&p.name, &a, env),
+                Ok(args::PresetCommand::Start(a)) => {
+                    start::preset_start(&p.name, &command_name(argv), &a, env)
+                }
                 Err(e) => usage_error(argv, e, None),
             });
         }
@@ -153,10 +158,10 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
         Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, env),
         Some(Command::Image(ImageCommand::Pull(a))) => image::pull("image.pull", &a, env),
         Some(Command::Image(ImageCommand::Ls(a))) => image::list("image.list", &a, env),
-        Some(Command::Images(a)) => image::list("image.list", &a, env),
+        Some(Command::Images(a)) => image::list("images", &a, env),
         Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, env),
         Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, env),
-        Some(Command::Image(ImageCommand::Build(a))) => image::build("image.build", &a, env),
+        Some(Command::Image(ImageCommand::Build(a))) => image_build::build("image.build", &a, env),
         Some(Command::Image(ImageCommand::Save(a))) => image::save("image.save", &a, env),
         Some(Command::Image(ImageCommand::Load(a))) => image::load("image.load", &a, env),
         Some(Command::Doctor(a)) => doctor::run(&a, env),
@@ -172,9 +177,9 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
                 return Outcome::Dashboard { readonly };
             }
-            // Scripts get the help text, not a dashboard.
-            output::err_line(command.clone().render_help().to_string());
-            2
+            // Scripts get the help text, not a dashboard: on stdout, exit 0 (SmolVM's).
+            output::line(command.clone().render_help().to_string());
+            0
         }
     })
 }
@@ -280,7 +285,11 @@ fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 
             "" => "invalid arguments".to_string(),
             m => m.to_string(),
         };
-        let err = Error::usage(message);
+        let recovery = match command {
+            Some(_) => "Run 'smolvm-cleanup --help' for usage.".to_string(),
+            None => usage_recovery(argv),
+        };
+        let err = Error::usage(message).with_recovery(recovery);
         let command = command.map_or_else(|| command_name(argv), str::to_string);
         output::print_json::<()>(&command, err.exit_code(), None, Some(&err));
     } else {
@@ -289,8 +298,36 @@ fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 
     2
 }
 
-/// The dotted command name from the words before the first flag: `image prune` →
-/// `image.prune`.
+/// SmolVM's recovery line for a usage error: the command's words as typed (three for
+/// `sandbox env|file|snapshot|port`).
+fn usage_recovery(argv: &[OsString]) -> String {
+    let words: Vec<String> = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| !a.starts_with('-'))
+        .take(3)
+        .collect();
+    let n = match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["sandbox", "env" | "file" | "snapshot" | "port" | "network", _] => 3,
+        _ => 2,
+    };
+    let words: Vec<&str> = words.iter().take(n).map(String::as_str).collect();
+    if words.is_empty() {
+        return "Run 'smolvm --help' for usage.".to_string();
+    }
+    format!("Run 'smolvm {} --help' for usage.", words.join(" "))
+}
+
+/// The dotted command name from the words before the first flag, as SmolVM names a
+/// command: as invoked (`claude start` is `claude.start`, `claude-code start` is
+/// `claude-code.start`), three words for `sandbox env|file|snapshot|port|network`,
+/// `images` for `images` and `image.list` for `image ls`.
 fn command_name(argv: &[OsString]) -> String {
     let words: Vec<String> = argv
         .iter()
@@ -301,29 +338,13 @@ fn command_name(argv: &[OsString]) -> String {
         .take_while(|a| !a.starts_with('-'))
         .take(3)
         .collect();
-    // Three words only for a group of subcommands (`sandbox snapshot create`).
-    let words = match words.get(1).map(String::as_str) {
-        Some("snapshot") => words,
-        _ => words.into_iter().take(2).collect(),
-    };
-    // The canonical names successful runs use: aliases resolved, `images` = `image.list`.
-    let presets = crate::core::presets::Registry::load(&Env::from_process());
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         [] => "smolvm".to_string(),
-        ["images"] | ["image", "ls" | "list"] => "image.list".to_string(),
-        [preset, rest @ ..] if presets.find(preset).is_some() => {
-            let mut name = presets
-                .find(preset)
-                .map_or("", |p| p.name.as_str())
-                .to_string();
-            for w in rest {
-                name.push('.');
-                name.push_str(w);
-            }
-            name
-        }
-        _ => words.join("."),
+        ["image", "ls", ..] => "image.list".to_string(),
+        ["sandbox", "env" | "file" | "snapshot" | "port" | "network", _] => words.join("."),
+        [first, second, ..] => format!("{first}.{second}"),
+        [one] => one.to_string(),
     }
 }
 

@@ -41,6 +41,10 @@ pub fn print_json<T: Serialize>(
     data: Option<&T>,
     error: Option<&Error>,
 ) {
+    // SmolVM's usage errors say where the usage is.
+    let usage_help = error
+        .filter(|e| e.code == crate::core::ErrorCode::Usage && e.recovery.is_none())
+        .map(|_| usage_recovery(command));
     let env = Envelope {
         ok: exit_code == 0 && error.is_none(),
         command,
@@ -49,7 +53,7 @@ pub fn print_json<T: Serialize>(
         error: error.map(|e| ErrorBody {
             code: e.code.as_str(),
             message: &e.message,
-            recovery: e.recovery.as_deref(),
+            recovery: e.recovery.as_deref().or(usage_help.as_deref()),
         }),
     };
     let text = serde_json::to_string_pretty(&env).unwrap_or_else(|e| {
@@ -62,6 +66,15 @@ pub fn print_json<T: Serialize>(
         )
     });
     out_bytes(format!("{}\n", json_safe(&text)).as_bytes());
+}
+
+/// SmolVM's recovery line for a usage error of `command` (its dotted name):
+/// `Run 'smolvm sandbox list --help' for usage.`
+pub fn usage_recovery(command: &str) -> String {
+    match command {
+        "" | "smolvm" => "Run 'smolvm --help' for usage.".to_string(),
+        c => format!("Run 'smolvm {} --help' for usage.", c.replace('.', " ")),
+    }
 }
 
 /// A JSON document with DEL and the C1 controls (which serde_json leaves raw) written as
@@ -95,6 +108,20 @@ pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
         }
     }
     err.exit_code()
+}
+
+/// [`fail`] with SmolVM's exit code for this path where it is not the code's usual one
+/// (SmolVM's `invalid_input` exits 1 for values its commands check, 2 for a few).
+pub fn fail_with(command: &str, json: bool, err: &Error, exit_code: i32) -> i32 {
+    if json {
+        print_json::<()>(command, exit_code, None, Some(err));
+    } else {
+        err_line(format!("Error: {}", err.message));
+        if let Some(r) = &err.recovery {
+            err_line(r);
+        }
+    }
+    exit_code
 }
 
 /// A warning on stderr.

@@ -8,8 +8,10 @@ use crate::core::sandbox;
 use crate::core::table;
 use crate::core::Env;
 use crate::core::Paths;
+use crate::core::VmStatus;
 
-/// One row: ours, plus SmolVM's keys (`name`, `ip_address`, per-row `warnings`).
+/// One row: ours, plus SmolVM's keys (`name`, `ip_address`, per-row `warnings`). A row
+/// whose process is gone shows as SmolVM reconciles it: `error`, no pid.
 #[derive(Serialize)]
 struct Row<'a> {
     #[serde(flatten)]
@@ -21,31 +23,53 @@ struct Row<'a> {
 
 impl<'a> Row<'a> {
     fn of(info: &'a sandbox::SandboxInfo) -> Self {
-        let mut warnings = Vec::new();
-        if info.stale {
-            warnings.push(format!(
-                "status is {} but its process is gone (run 'smolvm cleanup')",
-                info.status
-            ));
-        }
         Row {
             info,
             name: &info.id,
             ip_address: info.ip.as_deref(),
-            warnings,
+            warnings: Vec::new(),
         }
     }
 }
 
+/// SmolVM's `data.filters`: what the listing was asked for.
+#[derive(Serialize)]
+struct Filters<'a> {
+    all: bool,
+    status: Option<VmStatus>,
+    preset: Option<&'a str>,
+}
+
 #[derive(Serialize)]
 struct Data<'a> {
+    filters: Filters<'a>,
     vms: &'a [Row<'a>],
     count: usize,
     /// Rows of the state database that were skipped, and why.
     warnings: &'a [String],
 }
 
+/// A row as SmolVM's list shows it: a running/paused row whose process is gone is
+/// `error` with no pid (SmolVM writes that back; a listing here changes nothing on disk,
+/// `smolvm cleanup` does).
+fn reconciled(mut v: sandbox::SandboxInfo) -> sandbox::SandboxInfo {
+    if v.stale {
+        v.status = VmStatus::Error;
+        v.pid = None;
+    }
+    v
+}
+
 pub fn list(args: &ListArgs, env: &Env) -> i32 {
+    if args.all && args.status.is_some() {
+        return output::fail(
+            "sandbox.list",
+            args.json,
+            &crate::core::Error::usage(
+                "Use one filter. Run 'smolvm sandbox list --all' or 'smolvm sandbox list --status running'.",
+            ),
+        );
+    }
     let paths = Paths::resolve(env, None);
     let listing = match sandbox::list(&paths, None) {
         Ok(v) => v,
@@ -63,16 +87,19 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
             .to_string()
     };
     let preset = args.preset.as_deref().map(canonical);
+    // SmolVM's default: running sandboxes only; `--all` every one.
+    let status = args.status.or((!args.all).then_some(VmStatus::Running));
     let kept: Vec<sandbox::SandboxInfo> = listing
         .vms
         .iter()
-        .filter(|v| args.status.is_none_or(|s| v.status == s))
+        .cloned()
+        .map(reconciled)
+        .filter(|v| status.is_none_or(|s| v.status == s))
         .filter(|v| {
             preset
                 .as_deref()
                 .is_none_or(|p| v.preset.as_deref().map(canonical).as_deref() == Some(p))
         })
-        .cloned()
         .collect();
     let vms = &kept;
     if args.json {
@@ -83,6 +110,11 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
             0,
             Some(&Data {
                 vms,
+                filters: Filters {
+                    all: args.all,
+                    status,
+                    preset: preset.as_deref(),
+                },
                 count: vms.len(),
                 warnings: &listing.warnings,
             }),
@@ -94,7 +126,13 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
         warn(w);
     }
     if vms.is_empty() {
-        line("No sandboxes.");
+        line(match status {
+            Some(VmStatus::Running) if args.status.is_none() => {
+                "No running sandboxes ('smolvm sandbox list --all' shows every one).".to_string()
+            }
+            Some(s) => format!("No sandboxes with status '{s}'."),
+            None => "No sandboxes.".to_string(),
+        });
         return 0;
     }
     let rows: Vec<[String; 6]> = vms

@@ -24,7 +24,8 @@ pub fn pause(a: &IdArgs, paused: bool, env: &Env) -> i32 {
     let r = open_ctx(env).and_then(|ctx| block_on(lifecycle::set_paused(&ctx, &a.id, paused))?);
     match r {
         Ok(rep) if a.json => {
-            output::print_json(command, 0, Some(&rep), None);
+            let data = super::shapes::with_vm(&rep, &rep.name, &rep.status.to_string());
+            output::print_json(command, 0, Some(&data), None);
             0
         }
         Ok(rep) => {
@@ -105,7 +106,16 @@ fn restore(a: &SnapshotRestoreArgs, env: &Env) -> i32 {
     })();
     match r {
         Ok(rep) if a.json => {
-            output::print_json(CMD, 0, Some(&rep), None);
+            // SmolVM's names for the snapshot's id and type, beside ours.
+            let mut data = super::shapes::object(&rep);
+            if let Some(serde_json::Value::Object(snap)) = data.get_mut("snapshot") {
+                for (ours, theirs) in [("id", "snapshot_id"), ("type", "snapshot_type")] {
+                    if let Some(v) = snap.get(ours).cloned() {
+                        snap.insert(theirs.into(), v);
+                    }
+                }
+            }
+            output::print_json(CMD, 0, Some(&data), None);
             0
         }
         Ok(rep) => {
@@ -132,8 +142,15 @@ fn restore(a: &SnapshotRestoreArgs, env: &Env) -> i32 {
     }
 }
 
+/// SmolVM's `data.filters`.
+#[derive(Serialize)]
+struct Filters<'a> {
+    vm_id: Option<&'a str>,
+}
+
 #[derive(Serialize)]
 struct Listing<'a> {
+    filters: Filters<'a>,
     snapshots: &'a [snapshot::SnapshotInfo],
     count: usize,
     warnings: &'a [String],
@@ -148,6 +165,7 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
     };
     if json {
         let data = Listing {
+            filters: Filters { vm_id },
             snapshots: &snaps,
             count: snaps.len(),
             warnings: &warnings,
@@ -189,7 +207,9 @@ fn delete(a: &IdArgs, env: &Env) -> i32 {
     const CMD: &str = "sandbox.snapshot.delete";
     match open_ctx(env).and_then(|ctx| snapshot::delete(&ctx, &a.id)) {
         Ok(info) if a.json => {
-            output::print_json(CMD, 0, Some(&serde_json::json!({ "deleted": info })), None);
+            // SmolVM's `snapshot`; `deleted` is ours.
+            let data = serde_json::json!({ "snapshot": info, "deleted": info });
+            output::print_json(CMD, 0, Some(&data), None);
             0
         }
         Ok(info) => {

@@ -85,7 +85,19 @@ pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
 
 fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
     if json {
-        output::print_json(command, 0, Some(r), None);
+        let data = match command {
+            "sandbox.start" => super::shapes::with_vm(r, &r.id, &r.status.to_string()),
+            "sandbox.create" => {
+                // SmolVM's `vm` and `next` (its `vm.os`/`started_at` are not here yet).
+                let mut v = super::shapes::with_vm(r, &r.id, &r.status.to_string());
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("next".into(), super::shapes::next(&r.id));
+                }
+                v
+            }
+            _ => super::shapes::object(r).into(),
+        };
+        output::print_json(command, 0, Some(&data), None);
         return 0;
     }
     line(format!("Sandbox {} is {}.", r.id, r.status));
@@ -139,12 +151,7 @@ fn preset_json(r: &StartReport, os: &str) -> serde_json::Value {
             "ssh_port": r.ssh_host_port,
         }),
         preset: serde_json::to_value(&r.forwarded).unwrap_or_default(),
-        next: serde_json::json!({
-            "shell_command": format!("smolvm sandbox shell {}", r.id),
-            "ssh_command": r.ssh_command,
-            "desktop_command": null,
-            "info_command": format!("smolvm sandbox info {}", r.id),
-        }),
+        next: super::shapes::next(&r.id),
     })
     .unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
@@ -154,9 +161,15 @@ fn preset_json(r: &StartReport, os: &str) -> serde_json::Value {
 }
 
 /// `smolvm <preset> start`: create and boot, forward, then attach (asked on a terminal).
-pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env) -> i32 {
+/// `command` is its name as invoked (`claude.start` for `smolvm claude start`, as SmolVM
+/// reports it).
+pub fn preset_start(
+    preset: &str,
+    command: &str,
+    args: &super::args::PresetStartArgs,
+    env: &Env,
+) -> i32 {
     let flags = &args.flags;
-    let command = format!("{preset}.start");
     let r = (|| {
         let mut opts = options(flags, env)?;
         opts.preset = Some(preset.to_string());
@@ -167,14 +180,14 @@ pub fn preset_start(preset: &str, args: &super::args::PresetStartArgs, env: &Env
     })();
     let (ctx, rep) = match r {
         Ok(x) => x,
-        Err(e) => return output::fail(&command, flags.json, &e),
+        Err(e) => return output::fail(command, flags.json, &e),
     };
     if flags.json {
         let os = flags.os.unwrap_or(Os::Ubuntu).as_str();
-        output::print_json(&command, 0, Some(&preset_json(&rep, os)), None);
+        output::print_json(command, 0, Some(&preset_json(&rep, os)), None);
         return 0;
     }
-    print_started(&command, false, &rep);
+    print_started(command, false, &rep);
     if let Some(f) = &rep.forwarded {
         if !f.copied_configs.is_empty() {
             line(format!("  Copied:   {}", f.copied_configs.join(", ")));
@@ -272,12 +285,6 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
     }
 }
 
-#[derive(Serialize)]
-struct Deleted<'a> {
-    deleted: &'a [String],
-    failed: Vec<serde_json::Value>,
-}
-
 /// Every `sandbox` subcommand but `list`.
 pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
     match cmd {
@@ -287,7 +294,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             let r = open_ctx(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
             match r {
                 Ok(i) if a.json => {
-                    output::print_json("sandbox.info", 0, Some(&i), None);
+                    output::print_json("sandbox.info", 0, Some(&super::shapes::info(&i)), None);
                     0
                 }
                 Ok(i) => {
@@ -355,13 +362,16 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Stop(a) => {
             let r = (|| {
-                let timeout = lifecycle::stop_timeout(env, a.timeout)?;
+                // SmolVM's default for `sandbox stop`: 3 s.
+                let timeout =
+                    lifecycle::stop_timeout_or(env, a.timeout, lifecycle::SANDBOX_STOP_TIMEOUT)?;
                 let ctx = open_ctx(env)?;
                 crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
-                    output::print_json("sandbox.stop", 0, Some(&s), None);
+                    let data = super::shapes::with_vm(&s, &s.id, &s.status.to_string());
+                    output::print_json("sandbox.stop", 0, Some(&data), None);
                     0
                 }
                 Ok(s) => {
@@ -379,54 +389,8 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
             }
         }
         SandboxCommand::Prune(a) => super::leftovers::run(&a, env),
-        SandboxCommand::Delete(a) => {
-            if let Some(code) = delete_special(&a, env) {
-                return code;
-            }
-            let report = match (|| {
-                let timeout = lifecycle::stop_timeout(env, a.timeout)?;
-                let ctx = open_ctx(env)?;
-                crate::core::runtime::block_on(lifecycle::delete(
-                    &ctx,
-                    &a.ids,
-                    timeout,
-                    &Progress::none(),
-                ))
-            })() {
-                Ok(r) => r,
-                Err(e) => return output::fail("sandbox.delete", a.json, &e),
-            };
-            let (deleted, failed) = (report.deleted, report.failed);
-            let code = i32::from(!failed.is_empty());
-            if a.json {
-                let data = Deleted {
-                    deleted: &deleted,
-                    failed: failed
-                        .iter()
-                        .map(|(id, e)| {
-                            serde_json::json!({"vm_id": id, "error": e.message, "code": e.code.as_str()})
-                        })
-                        .collect(),
-                };
-                let err = (!failed.is_empty()).then(|| {
-                    Error::new(
-                        crate::core::ErrorCode::PartialFailure,
-                        format!("{} of {} deletions failed", failed.len(), a.ids.len()),
-                    )
-                });
-                output::print_json("sandbox.delete", code, Some(&data), err.as_ref());
-            } else {
-                for id in &deleted {
-                    line(format!("Deleted: {id}"));
-                }
-                for (id, e) in &failed {
-                    err_line(format!("Error: {id}: {e}"));
-                }
-            }
-            code
-        }
-        SandboxCommand::Logs(a) if a.json || a.tail.is_some() => logs_tail(&a, env),
-        SandboxCommand::Logs(a) => logs(&a.id, a.follow, 0, shown_as(a.raw), env),
+        SandboxCommand::Delete(a) => super::delete::run(&a, env),
+        SandboxCommand::Logs(a) => logs_tail(&a, env),
         SandboxCommand::Ssh(a) => {
             let login = lifecycle::SshLogin {
                 user: a.ssh_user.clone(),
@@ -455,81 +419,6 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Snapshot(c) => super::snapshot::run(c, env),
         SandboxCommand::Network(c) => super::network::run(c, env),
     }
-}
-
-/// `sandbox delete --all` (cleanup's flow, SmolVM's words) and `--dry-run`, and the
-/// target rules: `None` when it is a plain delete of ids.
-fn delete_special(a: &super::args::DeleteArgs, env: &Env) -> Option<i32> {
-    const CMD: &str = "sandbox.delete";
-    if a.all && !a.ids.is_empty() {
-        return Some(output::fail(CMD, a.json, &Error::usage(
-            "Choose one target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
-        )));
-    }
-    if !a.all && a.ids.is_empty() {
-        return Some(output::fail(CMD, a.json, &Error::usage(
-            "Pass a target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
-        )));
-    }
-    if a.all {
-        let args = super::args::CleanupArgs {
-            all: true,
-            prefix: "vm-".into(),
-            dry_run: a.dry_run,
-            force: a.force,
-            json: a.json,
-        };
-        return Some(super::cleanup::run_as(
-            CMD,
-            "smolvm sandbox delete --all",
-            &args,
-            env,
-        ));
-    }
-    if !a.dry_run {
-        return None;
-    }
-    // A dry run of ids: what would go, nothing changed, never a prompt.
-    let r = open_ctx(env).map(|ctx| {
-        let mut targets = Vec::new();
-        let mut failed = Vec::new();
-        for id in &a.ids {
-            match lifecycle::info(&ctx, id) {
-                Ok(_) => targets.push(id.clone()),
-                Err(e) => failed.push((id.clone(), e.message)),
-            }
-        }
-        (targets, failed)
-    });
-    let (targets, failed) = match r {
-        Ok(v) => v,
-        Err(e) => return Some(output::fail(CMD, a.json, &e)),
-    };
-    let code = i32::from(!failed.is_empty());
-    if a.json {
-        let data = serde_json::json!({
-            "targets": targets,
-            "deleted": [],
-            "failed": failed.iter().map(|(id, e)| serde_json::json!({"vm_id": id, "error": e})).collect::<Vec<_>>(),
-            "dry_run": true,
-        });
-        let err = (!failed.is_empty()).then(|| {
-            Error::new(
-                crate::core::ErrorCode::PartialFailure,
-                format!("{} of {} sandboxes not found", failed.len(), a.ids.len()),
-            )
-        });
-        output::print_json(CMD, code, Some(&data), err.as_ref());
-    } else {
-        for id in &targets {
-            line(format!("Would delete: {id}"));
-        }
-        for (id, e) in &failed {
-            err_line(format!("Error: {id}: {e}"));
-        }
-        line("Dry run complete. No changes made.");
-    }
-    Some(code)
 }
 
 /// How console bytes reach stdout: as they are (a pipe, `--raw`), or through an escaper
@@ -595,27 +484,51 @@ fn logs(id: &str, follow: bool, from: u64, mut esc: Option<Escaper>, env: &Env) 
 #[derive(Serialize)]
 struct LogLines {
     vm_id: String,
+    /// SmolVM's key for the log's path; `log_path` is ours.
+    path: String,
     log_path: String,
     lines: Vec<String>,
 }
 
-/// `logs --tail N` and `logs --json`: the last N lines (all without --tail); then, without
+/// `logs`: the last `--tail` lines (SmolVM's default 200); then, without
 /// --json, `-f` follows from the end. On a pipe the lines are printed as before (lossy
 /// UTF-8, `\r\n` as a newline); on a terminal escaped; with `--raw` as the bytes are.
 fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
     use std::io::Read;
     const CMD: &str = "sandbox.logs";
+    if a.json && a.follow {
+        let recovery = format!(
+            "Run 'smolvm sandbox logs {} --json' without --follow.",
+            a.id
+        );
+        let e = Error::new(
+            crate::core::ErrorCode::InvalidInput,
+            format!("Cannot combine --follow with --json. {recovery}"),
+        )
+        .with_recovery(recovery);
+        return output::fail_with(CMD, true, &e, 1);
+    }
     let r = (|| -> Result<(LogLines, Vec<u8>)> {
         let ctx = open_ctx(env)?;
         let path = lifecycle::log_path(&ctx, &a.id)?;
         let mut bytes = Vec::new();
-        if let Some(mut f) = lifecycle::open_log(&ctx, &a.id)? {
-            f.read_to_end(&mut bytes)
-                .map_err(|e| Error::runtime(e.to_string()))?;
-        }
+        let Some(mut f) = lifecycle::open_log(&ctx, &a.id)? else {
+            // SmolVM's: no log yet is an error, exit 1.
+            let recovery = format!(
+                "Start it with 'smolvm sandbox start {}' to generate logs.",
+                a.id
+            );
+            return Err(Error::new(
+                crate::core::ErrorCode::NotFound,
+                format!("No logs found for sandbox '{}'. {recovery}", a.id),
+            )
+            .with_recovery(recovery));
+        };
+        f.read_to_end(&mut bytes)
+            .map_err(|e| Error::runtime(e.to_string()))?;
         let text = String::from_utf8_lossy(&bytes);
         let all: Vec<&str> = text.lines().collect();
-        let keep = a.tail.map_or(all.len(), |n| (n as usize).min(all.len()));
+        let keep = (a.tail as usize).min(all.len());
         let lines = all[all.len() - keep..]
             .iter()
             .map(|l| l.to_string())
@@ -623,6 +536,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
         Ok((
             LogLines {
                 vm_id: a.id.clone(),
+                path: path.display().to_string(),
                 log_path: path.display().to_string(),
                 lines,
             },
@@ -636,8 +550,10 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
         }
         Ok((l, bytes)) => {
             let mut esc = shown_as(a.raw);
-            if a.raw || esc.is_some() {
-                let start = a.tail.map_or(0, |n| escape::tail_start(&bytes, n as usize));
+            let start = escape::tail_start(&bytes, a.tail as usize);
+            // A log within the tail is written whole, its bytes as they are (as the whole
+            // log always was on a pipe); a longer one's tail as lines.
+            if a.raw || esc.is_some() || start == 0 {
                 let mut out = std::io::stdout().lock();
                 show(&mut out, &bytes[start..], &mut esc);
                 if !a.follow {
@@ -757,6 +673,30 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
             return output::fail(CMD, a.json, &e);
         }
     }
+    // SmolVM's answer for a sandbox that is not running (without --start).
+    if !a.start {
+        match lifecycle::info(&ctx, &a.id) {
+            Ok(i) if i.summary.status != crate::core::VmStatus::Running || i.summary.stale => {
+                let status = if i.summary.stale {
+                    crate::core::VmStatus::Error
+                } else {
+                    i.summary.status
+                };
+                let recovery = format!(
+                    "Run 'smolvm sandbox start {}' first, or add --start to start it automatically.",
+                    a.id
+                );
+                let e = Error::new(
+                    crate::core::ErrorCode::NotRunning,
+                    format!("Sandbox '{}' is not running ({status}). {recovery}", a.id),
+                )
+                .with_recovery(recovery);
+                return output::fail(CMD, a.json, &e);
+            }
+            Ok(_) => {}
+            Err(e) => return output::fail(CMD, a.json, &e),
+        }
+    }
     // Ready on the console is not always sshd listening yet (a TCG guest's restart):
     // after --start the command waits for the port too (the boot timeout, else 60 s).
     let ssh_wait = a
@@ -773,18 +713,17 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         };
         return output::fail(CMD, a.json, &e);
     }
-    let timeout = a.timeout.map(Duration::from_secs);
+    // SmolVM's default: 30 s.
+    let t = Duration::from_secs(a.timeout);
+    let timeout = Some(t);
     if !a.json {
-        return match timeout {
-            None => exec_ssh(CMD, &a.id, &login, &a.command, false, None, env),
-            Some(t) => match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
-                Ok(Some(code)) => code,
-                Ok(None) => {
-                    err_line(format!("Error: command timed out after {} s", t.as_secs()));
-                    124
-                }
-                Err(e) => output::fail(CMD, false, &e),
-            },
+        return match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
+            Ok(Some(code)) => code,
+            Ok(None) => {
+                err_line(format!("Error: command timed out after {} s", t.as_secs()));
+                124
+            }
+            Err(e) => output::fail(CMD, false, &e),
         };
     }
     match crate::core::guest::run(&ctx, &a.id, &login, &a.command, None, timeout) {
@@ -799,12 +738,20 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
                 (false, Some(c)) => c,
                 (false, None) => 1,
             };
-            let err = o.timed_out.then(|| {
-                Error::runtime(format!(
+            let err = if o.timed_out {
+                Some(Error::runtime(format!(
                     "Command timed out after {} s",
-                    timeout.unwrap_or_default().as_secs()
-                ))
-            });
+                    t.as_secs()
+                )))
+            } else {
+                // SmolVM's: a non-zero exit is a failure of the envelope too.
+                (code != 0).then(|| {
+                    Error::new(
+                        crate::core::ErrorCode::CommandFailed,
+                        format!("Command exited with status {code}."),
+                    )
+                })
+            };
             let data = ExecResult {
                 vm_id: a.id.clone(),
                 exit_code: o.exit_code,

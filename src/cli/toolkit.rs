@@ -44,7 +44,24 @@ pub(super) fn finish<T: Serialize>(
             human(&d);
             0
         }
+        // SmolVM's `invalid_input` from a toolkit verb exits 1.
+        Err(e) if e.code == crate::core::ErrorCode::InvalidInput => {
+            output::fail_with(command, json, &e, 1)
+        }
         Err(e) => output::fail(command, json, &e),
+    }
+}
+
+/// A value SmolVM's command checks itself (an env pair, a key, a port mapping) is its
+/// `invalid_input`, not a usage error.
+pub(super) fn invalid_input(e: crate::core::Error) -> crate::core::Error {
+    if e.code == crate::core::ErrorCode::Usage {
+        crate::core::Error {
+            code: crate::core::ErrorCode::InvalidInput,
+            ..e
+        }
+    } else {
+        e
     }
 }
 
@@ -145,28 +162,48 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
     }
 }
 
+/// SmolVM's guest command that loads the env file in a running shell.
+const RELOAD_HINT: &str = "source /etc/profile.d/smolvm_env.sh";
+
+/// `env set`'s data: SmolVM's keys, plus the file's path.
 #[derive(Serialize)]
-struct EnvChanged {
+struct EnvSet {
     vm_id: String,
     path: &'static str,
-    /// Keys set (`set`) or removed (`unset`).
-    changed: Vec<String>,
-    /// Keys asked to be removed that were not there.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    missing: Vec<String>,
-    /// Every key of the file now.
-    keys: Vec<String>,
+    /// The keys asked for, sorted.
+    requested_keys: Vec<String>,
+    /// Every key of the file now, sorted.
+    present_keys: Vec<String>,
+    reload_hint: &'static str,
 }
 
+/// `env unset`'s data: SmolVM's keys, plus the file's path.
+#[derive(Serialize)]
+struct EnvUnset {
+    vm_id: String,
+    path: &'static str,
+    requested_keys: Vec<String>,
+    removed_keys: Vec<String>,
+    /// Keys asked to be removed that were not there.
+    missing_keys: Vec<String>,
+    reload_hint: &'static str,
+}
+
+/// `env list`'s data: SmolVM's `variables` (values as `****` unless --show-values) and
+/// `masked`, plus the file's path.
 #[derive(Serialize)]
 struct EnvListing {
     vm_id: String,
     path: &'static str,
-    keys: Vec<String>,
-    count: usize,
-    /// Only with --show-values.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    env: Option<BTreeMap<String, String>>,
+    masked: bool,
+    variables: BTreeMap<String, String>,
+}
+
+fn sorted(keys: &[String]) -> Vec<String> {
+    let mut v = keys.to_vec();
+    v.sort();
+    v.dedup();
+    v
 }
 
 pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
@@ -176,24 +213,24 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                 let pairs = a
                     .pairs
                     .iter()
-                    .map(|p| guest_env::parse_assignment(p.as_bytes()))
+                    .map(|p| guest_env::parse_assignment(p.as_bytes()).map_err(invalid_input))
                     .collect::<Result<Vec<_>>>()?;
                 let ctx = open_ctx(env)?;
                 let file = guest_env::update_as(&ctx, &a.id, &a.flags.ssh.login(), &pairs, &[])?;
-                let mut changed: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
-                changed.dedup();
-                Ok(EnvChanged {
+                let requested: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
+                let present: Vec<String> = file.keys().map(str::to_string).collect();
+                Ok(EnvSet {
                     vm_id: a.id.clone(),
                     path: guest_env::GUEST_PATH,
-                    changed,
-                    missing: vec![],
-                    keys: file.keys().map(str::to_string).collect(),
+                    requested_keys: sorted(&requested),
+                    present_keys: sorted(&present),
+                    reload_hint: RELOAD_HINT,
                 })
             })();
             finish("sandbox.env.set", a.flags.json, r, |d| {
                 line(format!(
                     "Set {} in {} ({}).",
-                    d.changed.join(", "),
+                    d.requested_keys.join(", "),
                     d.vm_id,
                     d.path
                 ))
@@ -202,30 +239,35 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
         EnvCommand::Unset(a) => {
             let r = (|| {
                 for k in &a.keys {
-                    guest_env::check_key(k)?;
+                    guest_env::check_key(k).map_err(invalid_input)?;
                 }
                 let ctx = open_ctx(env)?;
                 let login = a.flags.ssh.login();
                 let before = guest_env::read_as(&ctx, &a.id, &login)?;
-                let file = guest_env::update_as(&ctx, &a.id, &login, &[], &a.keys)?;
-                let (changed, missing) = a
+                guest_env::update_as(&ctx, &a.id, &login, &[], &a.keys)?;
+                let (removed, missing): (Vec<String>, Vec<String>) = a
                     .keys
                     .iter()
                     .cloned()
                     .partition(|k| before.get(k).is_some());
-                Ok(EnvChanged {
+                Ok(EnvUnset {
                     vm_id: a.id.clone(),
                     path: guest_env::GUEST_PATH,
-                    changed,
-                    missing,
-                    keys: file.keys().map(str::to_string).collect(),
+                    requested_keys: sorted(&a.keys),
+                    removed_keys: sorted(&removed),
+                    missing_keys: sorted(&missing),
+                    reload_hint: RELOAD_HINT,
                 })
             })();
             finish("sandbox.env.unset", a.flags.json, r, |d| {
-                if !d.changed.is_empty() {
-                    line(format!("Unset {} in {}.", d.changed.join(", "), d.vm_id));
+                if !d.removed_keys.is_empty() {
+                    line(format!(
+                        "Unset {} in {}.",
+                        d.removed_keys.join(", "),
+                        d.vm_id
+                    ));
                 }
-                for k in &d.missing {
+                for k in &d.missing_keys {
                     output::warn(format!("{k} was not set in {}.", d.vm_id));
                 }
             })
@@ -241,19 +283,23 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                 let listing = EnvListing {
                     vm_id: a.id.clone(),
                     path: guest_env::GUEST_PATH,
-                    keys: file.keys().map(str::to_string).collect(),
-                    count: file.len(),
-                    env: a.show_values.then(|| {
-                        values
-                            .iter()
-                            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
-                            .collect()
-                    }),
+                    masked: !a.show_values,
+                    variables: values
+                        .iter()
+                        .map(|(k, v)| {
+                            let shown = if a.show_values {
+                                String::from_utf8_lossy(v).into_owned()
+                            } else {
+                                "****".to_string()
+                            };
+                            (k.clone(), shown)
+                        })
+                        .collect(),
                 };
                 Ok(Listed(listing, a.show_values.then_some(values)))
             })();
             finish("sandbox.env.list", a.flags.json, r, |Listed(d, values)| {
-                if d.keys.is_empty() {
+                if d.variables.is_empty() {
                     line(format!("No environment variables set in {}.", d.vm_id));
                 }
                 match values {
@@ -279,7 +325,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                         }
                     }
                     None => {
-                        for k in &d.keys {
+                        for k in d.variables.keys() {
                             line(k);
                         }
                     }
@@ -298,8 +344,19 @@ impl Serialize for Listed {
     }
 }
 
+/// A report for the human output and its JSON (ours plus SmolVM's keys) for `--json`.
+struct Shaped<T>(T, serde_json::Map<String, serde_json::Value>);
+
+impl<T> Serialize for Shaped<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.1.serialize(s)
+    }
+}
+
 #[derive(Serialize)]
 struct PortListing {
+    /// SmolVM's key; `vm_id` is ours.
+    sandbox: String,
     vm_id: String,
     forwards: Vec<ports::PortForward>,
     count: usize,
@@ -309,11 +366,21 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
     match cmd {
         PortCommand::Expose(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
-                let (host, guest) = ports::parse_spec(&a.spec, false)?;
+                let (host, guest) = ports::parse_spec(&a.spec, false).map_err(invalid_input)?;
                 let ctx = open_ctx(env)?;
                 ports::expose(&ctx, &a.id, host, guest)
             });
-            finish("sandbox.port.expose", a.flags.json, r, |f| {
+            // SmolVM's keys: `sandbox`, `mapping`.
+            let r = r.map(|f| {
+                let mut m = super::shapes::object(&f);
+                m.insert("sandbox".into(), f.vm_id.as_str().into());
+                m.insert(
+                    "mapping".into(),
+                    format!("{}:{}", f.host_port, f.guest_port).into(),
+                );
+                Shaped(f, m)
+            });
+            finish("sandbox.port.expose", a.flags.json, r, |Shaped(f, _)| {
                 line(format!(
                     "Forwarding {}:{} -> {}:{}",
                     f.host, f.host_port, f.vm_id, f.guest_port
@@ -322,11 +389,16 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
         }
         PortCommand::Close(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
-                let (host, guest) = ports::parse_spec(&a.spec, true)?;
+                let (host, guest) = ports::parse_spec(&a.spec, true).map_err(invalid_input)?;
                 let ctx = open_ctx(env)?;
                 ports::close(&ctx, &a.id, host.unwrap_or_default(), guest)
             });
-            finish("sandbox.port.close", a.flags.json, r, |f| {
+            let r = r.map(|f| {
+                let mut m = super::shapes::object(&f);
+                m.insert("sandbox".into(), f.vm_id.as_str().into());
+                Shaped(f, m)
+            });
+            finish("sandbox.port.close", a.flags.json, r, |Shaped(f, _)| {
                 line(format!(
                     "Closed {}:{} -> {}:{}",
                     f.host, f.host_port, f.vm_id, f.guest_port
@@ -336,8 +408,14 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
         PortCommand::List(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
                 let ctx = open_ctx(env)?;
-                let forwards = ports::list(&ctx, &a.id)?;
+                let forwards = match ports::list(&ctx, &a.id) {
+                    Ok(f) => f,
+                    // SmolVM lists no forwards of a sandbox it does not know (exit 0).
+                    Err(e) if e == crate::core::error::not_found(&a.id) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
                 Ok(PortListing {
+                    sandbox: a.id.clone(),
                     vm_id: a.id.clone(),
                     count: forwards.len(),
                     forwards,

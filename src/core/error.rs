@@ -20,6 +20,13 @@ pub enum ErrorCode {
     Readonly,
     /// Another operation holds the sandbox's lock, still after the wait (exit 1).
     Busy,
+    /// The sandbox must be running for this and is not (SmolVM's `exec`, exit 1).
+    NotRunning,
+    /// A guest command exited non-zero (SmolVM's `exec --json`; the exit code is the
+    /// command's).
+    CommandFailed,
+    /// What the command reads does not exist (SmolVM's `logs` without a log, exit 1).
+    NotFound,
     /// Stopped by SIGINT, SIGTERM or SIGHUP after cleaning up (exit 130, as SmolVM's
     /// `Abort`).
     Interrupted,
@@ -36,6 +43,9 @@ impl ErrorCode {
             ErrorCode::Readonly => "readonly",
             ErrorCode::Busy => "busy",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::NotRunning => "not_running",
+            ErrorCode::CommandFailed => "command_failed",
+            ErrorCode::NotFound => "not_found",
         }
     }
 

@@ -188,7 +188,17 @@ impl Sandboxes {
     /// A root `sh -c` script in the guest over `sandbox exec` (must succeed): its output,
     /// trimmed.
     pub fn exec(&self, id: &str, script: &str) -> String {
-        let out = self.run(&["sandbox", "exec", id, "--", "sh", "-c", script]);
+        let out = self.run(&[
+            "sandbox",
+            "exec",
+            id,
+            "--timeout",
+            "300",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]);
         assert_eq!(out.status.code(), Some(0), "{script}: {}", stderr(&out));
         stdout(&out).trim().to_string()
     }

@@ -145,6 +145,39 @@ pub struct SnapshotInfo {
     pub restored_vm_id: Option<VmId>,
     /// Files it needs are gone (removed by hand): it cannot be restored.
     pub missing_files: Vec<String>,
+    /// SmolVM's keys for the id and type, and its `artifacts`: the files as its row
+    /// names them.
+    pub snapshot_id: String,
+    pub snapshot_type: SnapshotType,
+    pub artifacts: Artifacts,
+}
+
+/// SmolVM's `SnapshotArtifacts`: the state (QEMU's vmstate or Firecracker's), memory
+/// and disk files of a snapshot (`null` where its type has none).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Artifacts {
+    pub state_path: Option<String>,
+    pub memory_path: Option<String>,
+    pub disk_path: String,
+}
+
+impl Artifacts {
+    /// From the row's `artifacts` JSON, else its path columns (empty text is none).
+    fn of(s: &SnapshotRecord) -> Self {
+        let json = |k: &str| {
+            s.artifacts
+                .as_ref()
+                .and_then(|a| a.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let column = |c: &str| (!c.is_empty()).then(|| c.to_string());
+        Artifacts {
+            state_path: json("state_path").or_else(|| column(&s.snapshot_path)),
+            memory_path: json("memory_path").or_else(|| column(&s.mem_file_path)),
+            disk_path: json("disk_path").unwrap_or_else(|| s.disk_path.clone()),
+        }
+    }
 }
 
 /// What `create` did.
@@ -199,6 +232,9 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         restored: s.restored,
         restored_vm_id: s.restored_vm_id.as_deref().map(VmId::known),
         missing_files: missing,
+        snapshot_id: s.snapshot_id.clone(),
+        snapshot_type: SnapshotType::parse(s.kind()).unwrap_or_default(),
+        artifacts: Artifacts::of(s),
     }
 }
 

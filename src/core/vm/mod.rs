@@ -45,9 +45,17 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// flag when given, else `SMOLVM_STOP_TIMEOUT`, else 10 s (the one duration parser, 0 to
 /// 24 h; a bad variable is a usage error naming it).
 pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
+    stop_timeout_or(env, flag, DEFAULT_STOP_TIMEOUT)
+}
+
+/// SmolVM's `sandbox stop --timeout` default: 3 s.
+pub const SANDBOX_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// [`stop_timeout`] with another last default (`sandbox stop`'s is SmolVM's 3 s).
+pub fn stop_timeout_or(env: &Env, flag: Option<Duration>, default: Duration) -> Result<Duration> {
     match flag {
         Some(t) => Ok(t),
-        None => Ok(env.seconds("SMOLVM_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT, false)?),
+        None => Ok(env.seconds("SMOLVM_STOP_TIMEOUT", default, false)?),
     }
 }
 
@@ -60,6 +68,14 @@ mod tests {
         let env = |v: Option<&str>| Env::from_vars(v.map(|v| ("SMOLVM_STOP_TIMEOUT", v)), 0);
         let s = Duration::from_secs;
         assert_eq!(stop_timeout(&env(None), None).unwrap(), s(10));
+        assert_eq!(
+            stop_timeout_or(&env(None), None, SANDBOX_STOP_TIMEOUT).unwrap(),
+            s(3)
+        );
+        assert_eq!(
+            stop_timeout_or(&env(Some("2")), None, SANDBOX_STOP_TIMEOUT).unwrap(),
+            s(2)
+        );
         assert_eq!(stop_timeout(&env(Some("2")), None).unwrap(), s(2));
         assert_eq!(stop_timeout(&env(Some("2")), Some(s(5))).unwrap(), s(5));
         let e = stop_timeout(&env(Some("1e20")), None).unwrap_err();

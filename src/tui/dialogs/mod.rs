@@ -244,7 +244,10 @@ pub(super) fn form_hint(
     ok: bool,
 ) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("[{}]", form_key(app, Action::NextField)), t.accent()),
+        Span::styled(
+            format!("[{}]", form_key(app, Action::NextField)),
+            t.accent(),
+        ),
         Span::raw(" field  "),
         Span::styled(format!("[{}]", choose.0), t.accent()),
         Span::raw(format!(" {}  ", choose.1)),

@@ -1,0 +1,153 @@
+//! `smolvm sandbox delete`: ids, `--dry-run`, `--all` (cleanup's flow), with SmolVM's
+//! JSON: `targets`, `deleted`, `failed[{vm_id, error}]`, `summary`, `dry_run`,
+//! `reconciled_stale_ids`, and `error: null` even when an id failed (exit 1).
+
+use serde::Serialize;
+
+use super::args::{CleanupArgs, DeleteArgs};
+use super::output::{self, err_line, line};
+use super::start::open_ctx;
+use crate::core::error::Error;
+use crate::core::lifecycle;
+use crate::core::progress::Progress;
+use crate::core::Env;
+
+const CMD: &str = "sandbox.delete";
+
+#[derive(Serialize)]
+struct Failed<'a> {
+    vm_id: &'a str,
+    error: &'a str,
+    /// Ours: the failure's error code.
+    code: &'a str,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    target_count: usize,
+    deleted_count: usize,
+    failed_count: usize,
+}
+
+/// SmolVM's `DeleteResult`.
+#[derive(Serialize)]
+struct Deleted<'a> {
+    targets: &'a [String],
+    deleted: &'a [String],
+    failed: Vec<Failed<'a>>,
+    summary: Summary,
+    dry_run: bool,
+    /// Only `--all` reconciles (SmolVM's `null` for a delete of ids).
+    reconciled_stale_ids: Option<&'a [String]>,
+}
+
+fn print(targets: &[String], deleted: &[String], failed: &[(String, Error)], dry_run: bool) -> i32 {
+    let code = i32::from(!failed.is_empty());
+    let data = Deleted {
+        targets,
+        deleted,
+        failed: failed
+            .iter()
+            .map(|(id, e)| Failed {
+                vm_id: id,
+                error: &e.message,
+                code: e.code.as_str(),
+            })
+            .collect(),
+        summary: Summary {
+            target_count: targets.len(),
+            deleted_count: deleted.len(),
+            failed_count: failed.len(),
+        },
+        dry_run,
+        reconciled_stale_ids: None,
+    };
+    output::print_json(CMD, code, Some(&data), None);
+    code
+}
+
+pub fn run(a: &DeleteArgs, env: &Env) -> i32 {
+    if let Some(code) = special(a, env) {
+        return code;
+    }
+    let report = match (|| {
+        let timeout = lifecycle::stop_timeout(env, a.timeout)?;
+        let ctx = open_ctx(env)?;
+        crate::core::runtime::block_on(lifecycle::delete(&ctx, &a.ids, timeout, &Progress::none()))
+    })() {
+        Ok(r) => r,
+        Err(e) => return output::fail(CMD, a.json, &e),
+    };
+    let (deleted, failed) = (report.deleted, report.failed);
+    if a.json {
+        return print(&a.ids, &deleted, &failed, false);
+    }
+    for id in &deleted {
+        line(format!("Deleted: {id}"));
+    }
+    for (id, e) in &failed {
+        err_line(format!("Error: {id}: {e}"));
+    }
+    i32::from(!failed.is_empty())
+}
+
+/// `sandbox delete --all` (cleanup's flow, SmolVM's words) and `--dry-run`, and the
+/// target rules: `None` when it is a plain delete of ids.
+fn special(a: &DeleteArgs, env: &Env) -> Option<i32> {
+    if a.all && !a.ids.is_empty() {
+        return Some(output::fail(CMD, a.json, &Error::usage(
+            "Choose one target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
+        )));
+    }
+    if !a.all && a.ids.is_empty() {
+        return Some(output::fail(CMD, a.json, &Error::usage(
+            "Pass a target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
+        )));
+    }
+    if a.all {
+        let args = CleanupArgs {
+            all: true,
+            prefix: "vm-".into(),
+            dry_run: a.dry_run,
+            force: a.force,
+            json: a.json,
+        };
+        return Some(super::cleanup::run_as(
+            CMD,
+            "smolvm sandbox delete --all",
+            &args,
+            env,
+        ));
+    }
+    if !a.dry_run {
+        return None;
+    }
+    // A dry run of ids: what would go, nothing changed, never a prompt. (An unknown id is
+    // a failure here, exit 1, where SmolVM lists it as a target.)
+    let r = open_ctx(env).map(|ctx| {
+        let mut targets = Vec::new();
+        let mut failed = Vec::new();
+        for id in &a.ids {
+            match lifecycle::info(&ctx, id) {
+                Ok(_) => targets.push(id.clone()),
+                Err(e) => failed.push((id.clone(), e)),
+            }
+        }
+        (targets, failed)
+    });
+    let (targets, failed) = match r {
+        Ok(v) => v,
+        Err(e) => return Some(output::fail(CMD, a.json, &e)),
+    };
+    if a.json {
+        return Some(print(&targets, &[], &failed, true));
+    }
+    for id in &targets {
+        line(format!("Would delete: {id}"));
+    }
+    for (id, e) in &failed {
+        err_line(format!("Error: {id}: {e}"));
+    }
+    line("Dry run complete. No changes made.");
+    Some(i32::from(!failed.is_empty()))
+}
