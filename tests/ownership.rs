@@ -28,6 +28,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "kills the ssh client it spawned itself when the local side refuses (its own Child)",
     ),
     (
+        "src/core/files.rs",
+        "upload",
+        "kills the ssh and tar it spawned itself when the upload is cancelled (its own Children)",
+    ),
+    (
         "src/core/start/boot.rs",
         "boot",
         "kills the VMM it spawned itself (its own Child) when its start fails, never a \

@@ -41,7 +41,11 @@ fn user_tool(args: &[&str]) -> bool {
 
 impl TestUser {
     fn create(home: &Path) -> Option<TestUser> {
-        let name = format!("smolvm-sudo-t{}", std::process::id());
+        // One name per test: the tests of this file run at once, and two users of one
+        // name would share one password entry (and one home).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("smolvm-sudo-t{}-{n}", std::process::id());
         let ok = user_tool(&[
             "useradd",
             "--system",
