@@ -333,6 +333,23 @@ fn sandbox_list_json_is_smolvms_running_only_by_default_with_filters() {
     );
 }
 
+/// `openclaw list` is SmolVM's `sandbox list` of the openclaw preset, reported as
+/// `openclaw.list`, with the same filters and refusal.
+#[test]
+fn openclaw_list_json_is_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    for args in [
+        &["openclaw", "list", "--json"][..],
+        &["openclaw", "list", "--all", "--json"],
+        &["openclaw", "list", "--status", "stopped", "--json"],
+        &["openclaw", "list", "--all", "--status", "stopped", "--json"],
+    ] {
+        let (_, ours) = compare(&h, &f, args, &[]);
+        assert_eq!(ours["command"], "openclaw.list", "{args:?}: {ours}");
+    }
+}
+
 #[test]
 fn sandbox_delete_json_is_smolvms() {
     let h = Home::new();

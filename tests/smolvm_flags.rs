@@ -34,7 +34,6 @@ const NOT_HERE: &[(&str, &str, &str)] = &[
     ),
     ("image build", "--init", "another init than smolvm's /init"),
     ("openclaw open-ui", "", "not built yet"),
-    ("openclaw list", "", "not built yet"),
 ];
 
 const OUT_OF_SCOPE: &[&str] = &[

@@ -165,13 +165,47 @@ pub fn preset_subcommand(p: &crate::core::presets::Preset) -> clap::Command {
     } else {
         format!("The {} preset: {}.", p.name, p.description)
     };
-    PresetCommand::augment_subcommands(
+    let c = PresetCommand::augment_subcommands(
         clap::Command::new(p.name.clone())
             .about(about)
             .visible_aliases(p.aliases.clone())
             .subcommand_required(true)
             .arg_required_else_help(true),
-    )
+    );
+    // SmolVM gives OpenClaw a `list` of its own.
+    if p.name == "openclaw" {
+        use clap::Args as _;
+        c.subcommand(PresetListArgs::augment_args(
+            clap::Command::new("list").about("List your OpenClaw sandboxes."),
+        ))
+    } else {
+        c
+    }
+}
+
+/// `openclaw list`: `sandbox list` of one preset.
+#[derive(Debug, Args)]
+pub struct PresetListArgs {
+    /// Include sandboxes of the preset in every state.
+    #[arg(long)]
+    pub all: bool,
+    /// Show only sandboxes of the preset in this state.
+    #[arg(long, value_enum)]
+    pub status: Option<VmStatus>,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl PresetListArgs {
+    pub fn for_preset(&self, preset: &str) -> ListArgs {
+        ListArgs {
+            json: self.json,
+            all: self.all,
+            status: self.status,
+            preset: Some(preset.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

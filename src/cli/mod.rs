@@ -111,6 +111,15 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
     };
     if let Some((name, sub)) = matches.subcommand() {
         if let Some(p) = presets.find(name) {
+            // `openclaw list` (SmolVM's): `sandbox list` of that preset, only looking.
+            if let Some(("list", m)) = sub.subcommand() {
+                return Outcome::Exit(match args::PresetListArgs::from_arg_matches(m) {
+                    Ok(a) => {
+                        sandbox::list_as(&format!("{}.list", p.name), &a.for_preset(&p.name), env)
+                    }
+                    Err(e) => usage_error(argv, e, None),
+                });
+            }
             if readonly::enabled(env, matches.get_flag("readonly")) {
                 let json = argv.iter().skip(1).any(|a| a == "--json");
                 return Outcome::Exit(output::fail(

@@ -61,19 +61,25 @@ fn reconciled(mut v: sandbox::SandboxInfo) -> sandbox::SandboxInfo {
 }
 
 pub fn list(args: &ListArgs, env: &Env) -> i32 {
+    list_as("sandbox.list", args, env)
+}
+
+/// `sandbox list` reported as `command` (`openclaw.list` is the openclaw preset's list).
+pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
+    let words = command.replace('.', " ");
     if args.all && args.status.is_some() {
         return output::fail(
-            "sandbox.list",
+            command,
             args.json,
-            &crate::core::Error::usage(
-                "Use one filter. Run 'smolvm sandbox list --all' or 'smolvm sandbox list --status running'.",
-            ),
+            &crate::core::Error::usage(format!(
+                "Use one filter. Run 'smolvm {words} --all' or 'smolvm {words} --status running'."
+            )),
         );
     }
     let paths = Paths::resolve(env, None);
     let listing = match sandbox::list(&paths, None) {
         Ok(v) => v,
-        Err(e) => return output::fail("sandbox.list", args.json, &e),
+        Err(e) => return output::fail(command, args.json, &e),
     };
     // A user preset's alias means its preset as a built-in alias does.
     let registry = args
@@ -106,7 +112,7 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
         let rows: Vec<Row<'_>> = vms.iter().map(Row::of).collect();
         let vms = &rows;
         output::print_json(
-            "sandbox.list",
+            command,
             0,
             Some(&Data {
                 vms,
@@ -128,7 +134,7 @@ pub fn list(args: &ListArgs, env: &Env) -> i32 {
     if vms.is_empty() {
         line(match status {
             Some(VmStatus::Running) if args.status.is_none() => {
-                "No running sandboxes ('smolvm sandbox list --all' shows every one).".to_string()
+                format!("No running sandboxes ('smolvm {words} --all' shows every one).")
             }
             Some(s) => format!("No sandboxes with status '{s}'."),
             None => "No sandboxes.".to_string(),
