@@ -265,10 +265,10 @@ fn debian_image_answers_ssh_and_exec() {
     // A budget that leaves the guest's sync (an SSH login and `sync`, up to 10 s) its full
     // time on a loaded machine (TCG: 5 s was too short once, with a build running beside).
     e.ok_json(&["sandbox", "stop", "vm-deb", "--timeout", "20", "--json"]);
-    e.ok_json(&["sandbox", "start", "vm-deb", "--json"]);
+    // SmolVM's `sandbox ssh` starts a stopped sandbox first (and waits for its sshd).
     let out = e.run(&[
         "sandbox",
-        "exec",
+        "ssh",
         "vm-deb",
         "--",
         "cat",
@@ -280,6 +280,15 @@ fn debian_image_answers_ssh_and_exec() {
         "{}\n{}",
         stderr(&out),
         std::fs::read_to_string(e.h.data.join("logs/smolvm.log")).unwrap_or_default()
+    );
+    // ... and resumes a paused one.
+    e.ok_json(&["sandbox", "pause", "vm-deb", "--json"]);
+    let out = e.run(&["sandbox", "ssh", "vm-deb", "--", "echo", "resumed"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).trim()),
+        (Some(0), "resumed"),
+        "{}",
+        stderr(&out)
     );
     e.ok_json(&["sandbox", "delete", "vm-deb", "--timeout", "3", "--json"]);
     assert_eq!(e.leftovers("vm-deb"), Vec::<String>::new());

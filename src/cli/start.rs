@@ -625,7 +625,13 @@ fn exec_ssh(
 ) -> i32 {
     let argv = match open_ctx(env).and_then(|ctx| {
         login.check()?;
-        wait_for_ssh(&ctx, id, boot_timeout)?;
+        // SmolVM's rule: a stopped sandbox is started, a paused one resumed, first.
+        crate::core::runtime::block_on(crate::core::session::bring_up(
+            &ctx,
+            id,
+            boot_timeout,
+            &progress(true),
+        ))??;
         lifecycle::ssh_argv_as(&ctx, id, login, command, interactive)
     }) {
         Ok(a) => a,

@@ -35,6 +35,7 @@ pub mod prune;
 pub mod readonly;
 pub mod runtime;
 pub mod sandbox;
+pub mod session;
 pub mod snapshot;
 pub mod ssh;
 pub mod start;

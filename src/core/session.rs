@@ -1,0 +1,62 @@
+//! What an interactive session (`sandbox ssh`, `sandbox shell`) needs first, as SmolVM's
+//! `_bring_sandbox_up` does it: a created or stopped sandbox is started, a paused one
+//! resumed, one in `error` (or a "running" row whose VMM is gone) refused with the way
+//! out; then the guest's sshd is waited for — after a start or a resume always (the
+//! console's ready line comes before sshd), for a running one only when a boot timeout
+//! is given.
+
+use std::time::Duration;
+
+use super::context::Ctx;
+use super::error::{Error, Result};
+use super::progress::Progress;
+use super::start::StartEvent;
+use crate::sys::state::VmStatus;
+
+/// How long a session waits for sshd after bringing its sandbox up without
+/// `--boot-timeout`.
+pub const DEFAULT_SSH_WAIT: Duration = Duration::from_secs(60);
+
+/// What [`bring_up`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroughtUp {
+    AlreadyRunning,
+    Started,
+    Resumed,
+}
+
+/// Make sandbox `id` ready for a session (see the module's text).
+pub async fn bring_up(
+    ctx: &Ctx,
+    id: &str,
+    boot_timeout: Option<Duration>,
+    progress: &Progress<StartEvent>,
+) -> Result<BroughtUp> {
+    let row = ctx.vm(id)?;
+    let stale =
+        row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
+    let done = match row.status {
+        _ if stale || row.status == VmStatus::Error => {
+            return Err(Error::runtime(format!(
+                "Sandbox '{id}' is in error state; inspect its logs with 'smolvm sandbox logs {id}', or run 'smolvm sandbox delete {id}' then 'smolvm sandbox create --name {id}' to recreate it."
+            )))
+        }
+        VmStatus::Created | VmStatus::Stopped => {
+            super::start::ensure_running(ctx, id, boot_timeout, progress).await?;
+            BroughtUp::Started
+        }
+        VmStatus::Paused => {
+            super::lifecycle::set_paused(ctx, id, false).await?;
+            BroughtUp::Resumed
+        }
+        _ => BroughtUp::AlreadyRunning,
+    };
+    let wait = match done {
+        BroughtUp::AlreadyRunning => boot_timeout,
+        _ => Some(boot_timeout.unwrap_or(DEFAULT_SSH_WAIT)),
+    };
+    if let Some(t) = wait {
+        super::guest::wait_answering(ctx, id, t).await?;
+    }
+    Ok(done)
+}
