@@ -5,26 +5,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use support::{json, smolvm_db_with_vm, stderr, stdout, Home};
 
 /// SmolVM 0.0.36's CLI on this home; (exit code, stdout).
 fn smolvm_py(h: &Home, args: &[&str]) -> (i32, String) {
-    let bin = support::smolvm_py::python()
-        .parent()
-        .unwrap()
-        .join("smolvm");
-    let out = Command::new(bin)
-        .env_clear()
-        .envs(h.env_vars())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, out, _) = support::smolvm_py::cli(h.env_vars(), args);
+    (code, out)
 }
 
 fn file(p: &Path, bytes: usize) {

@@ -15,19 +15,7 @@ use support::{is_root, json, Home};
 /// SmolVM 0.0.36's CLI (`smolvm` of its venv) on this home's data dir; (exit code, stdout,
 /// stderr).
 fn smolvm_py(h: &Home, args: &[&str]) -> (i32, String, String) {
-    let py = support::smolvm_py::python();
-    let bin = py.parent().unwrap().join("smolvm");
-    let out = Command::new(bin)
-        .env_clear()
-        .envs(h.env_vars())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::smolvm_py::cli(h.env_vars(), args)
 }
 
 fn kernel_and_rootfs(h: &Home) -> (PathBuf, PathBuf) {

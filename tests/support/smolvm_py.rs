@@ -76,3 +76,20 @@ pub fn run(code: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// SmolVM 0.0.36's CLI (`smolvm` of its venv) with exactly `vars`, to the end: (exit code,
+/// stdout, stderr).
+pub fn cli(vars: Vec<(&'static str, std::ffi::OsString)>, args: &[&str]) -> (i32, String, String) {
+    let bin = python().parent().unwrap().join("smolvm");
+    let out = std::process::Command::new(bin)
+        .env_clear()
+        .envs(vars)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
