@@ -573,10 +573,13 @@ fn a_missing_row_and_use_published_0_fail_clearly() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        stderr(&out),
-        "Error: No published image for preset 'claude-code' on amd64/qemu; build one with smolvm image build\n"
+    // SmolVM's answer for a preset the manifest publishes nothing under: invalid_input,
+    // exit 2, naming the ones it does.
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("'claude' is not a published image. Choose one of: "),
+        "{}",
+        stderr(&out)
     );
     let out = r
         .smolvm()
