@@ -28,7 +28,8 @@ pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
     Ok(ctx)
 }
 
-/// Print a result: the envelope with `--json`, else the human lines.
+/// Print a result: the envelope with `--json`, else the human lines; an error exits with
+/// its code's exit code.
 pub(super) fn finish<T: Serialize>(
     command: &str,
     json: bool,
@@ -44,11 +45,23 @@ pub(super) fn finish<T: Serialize>(
             human(&d);
             0
         }
-        // SmolVM's `invalid_input` from a toolkit verb exits 1.
+        Err(e) => output::fail(command, json, &e),
+    }
+}
+
+/// [`finish`] for SmolVM's toolkit verbs (env, port, file): their `invalid_input` (a bad
+/// env pair, key or port mapping) exits 1, as SmolVM 0.0.36's does.
+fn finish_smolvm<T: Serialize>(
+    command: &str,
+    json: bool,
+    r: Result<T>,
+    human: impl FnOnce(&T),
+) -> i32 {
+    match r {
         Err(e) if e.code == crate::core::ErrorCode::InvalidInput => {
             output::fail_with(command, json, &e, 1)
         }
-        Err(e) => output::fail(command, json, &e),
+        r => finish(command, json, r, human),
     }
 }
 
@@ -102,7 +115,7 @@ fn transfer<T: Serialize>(
     if let Some(b) = b {
         b.finish_and_clear();
     }
-    finish(command, json, r, human)
+    finish_smolvm(command, json, r, human)
 }
 
 pub fn file(cmd: FileCommand, env: &Env) -> i32 {
@@ -227,7 +240,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     reload_hint: RELOAD_HINT,
                 })
             })();
-            finish("sandbox.env.set", a.flags.json, r, |d| {
+            finish_smolvm("sandbox.env.set", a.flags.json, r, |d| {
                 line(format!(
                     "Set {} in {} ({}).",
                     d.requested_keys.join(", "),
@@ -259,7 +272,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     reload_hint: RELOAD_HINT,
                 })
             })();
-            finish("sandbox.env.unset", a.flags.json, r, |d| {
+            finish_smolvm("sandbox.env.unset", a.flags.json, r, |d| {
                 if !d.removed_keys.is_empty() {
                     line(format!(
                         "Unset {} in {}.",
@@ -298,7 +311,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                 };
                 Ok(Listed(listing, a.show_values.then_some(values)))
             })();
-            finish("sandbox.env.list", a.flags.json, r, |Listed(d, values)| {
+            finish_smolvm("sandbox.env.list", a.flags.json, r, |Listed(d, values)| {
                 if d.variables.is_empty() {
                     line(format!("No environment variables set in {}.", d.vm_id));
                 }
@@ -380,7 +393,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
                 );
                 Shaped(f, m)
             });
-            finish("sandbox.port.expose", a.flags.json, r, |Shaped(f, _)| {
+            finish_smolvm("sandbox.port.expose", a.flags.json, r, |Shaped(f, _)| {
                 line(format!(
                     "Forwarding {}:{} -> {}:{}",
                     f.host, f.host_port, f.vm_id, f.guest_port
@@ -398,7 +411,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
                 m.insert("sandbox".into(), f.vm_id.as_str().into());
                 Shaped(f, m)
             });
-            finish("sandbox.port.close", a.flags.json, r, |Shaped(f, _)| {
+            finish_smolvm("sandbox.port.close", a.flags.json, r, |Shaped(f, _)| {
                 line(format!(
                     "Closed {}:{} -> {}:{}",
                     f.host, f.host_port, f.vm_id, f.guest_port
@@ -421,7 +434,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
                     forwards,
                 })
             });
-            finish("sandbox.port.list", a.flags.json, r, |l| {
+            finish_smolvm("sandbox.port.list", a.flags.json, r, |l| {
                 if l.forwards.is_empty() {
                     line(format!("No port forwards for {}.", l.vm_id));
                 }
