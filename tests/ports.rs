@@ -75,6 +75,11 @@ fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
         .starts_with("SSH-2.0-smolvm-test"));
     let listed = json(&e.ok(&["sandbox", "port", "list", id, "--json"]));
     assert_eq!(listed["data"]["forwards"][0]["shadowed"], false, "{listed}");
+    // SmolVM's row key: how the forward is made.
+    assert_eq!(
+        listed["data"]["forwards"][0]["transport"], "nftables",
+        "{listed}"
+    );
     assert_eq!(
         ports_check(&json(&e.run(&["doctor", "--json"])))["status"],
         "pass"

@@ -30,6 +30,9 @@ pub struct PortForward {
     pub host_port: u16,
     pub guest_port: u16,
     pub guest_ip: Option<String>,
+    /// How the forward is made: always `nftables` here (SmolVM's key; its SSH tunnels are
+    /// for hosts without nftables).
+    pub transport: &'static str,
     /// A host process listens on this host port too: its 127.0.0.1 clients reach the
     /// sandbox, not it.
     pub shadowed: bool,
@@ -45,6 +48,7 @@ impl PortForward {
             host_port,
             guest_port,
             guest_ip,
+            transport: "nftables",
             shadowed: false,
             shadowed_by: None,
         }
