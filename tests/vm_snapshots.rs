@@ -192,7 +192,8 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
     // A counter process, then a full snapshot: the source stays paused.
     let pid = e.exec(
         id,
-        "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.2; done' >/dev/null 2>&1 & echo $!",
+        // Written beside and renamed, so a reader never sees the file truncated and empty.
+        "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /root/count.new; mv /root/count.new /root/count; sleep 0.2; done' >/dev/null 2>&1 & echo $!",
     );
     std::thread::sleep(Duration::from_secs(1));
     let f = e.ok_json(&[
