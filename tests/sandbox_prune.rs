@@ -184,15 +184,21 @@ fn links_held_disks_and_foreign_names_are_never_removed() {
     std::os::unix::fs::symlink(&precious, d.join("vm-link2.log")).unwrap();
     file(&d.join("disks/Bad..ext4"), 1);
     file(&d.join("disks/vm-held.ext4"), 1);
+    // The log of a sandbox whose disk is held, and a log held open on its own.
+    file(&d.join("vm-held.log"), 1);
+    file(&d.join("vm-writing.log"), 1);
     file(&d.join("disks/vm-x.ext4.d/inner"), 1);
     let mut holder = support::hold_open(&d.join("disks/vm-held.ext4"));
+    let mut writer = support::hold_open(&d.join("vm-writing.log"));
     let out = h
         .smolvm()
         .args(["sandbox", "prune", "--force", "--json"])
         .output()
         .unwrap();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    for c in [&mut holder, &mut writer] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert!(entries(&v, "removed").is_empty(), "{v}");
@@ -202,6 +208,8 @@ fn links_held_disks_and_foreign_names_are_never_removed() {
         "vm-link2.log",
         "disks/Bad..ext4",
         "disks/vm-held.ext4",
+        "vm-held.log",
+        "vm-writing.log",
         "disks/vm-x.ext4.d/inner",
     ] {
         assert!(

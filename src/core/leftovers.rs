@@ -5,9 +5,9 @@
 //! `.retained` marker), plus `<id>.log` console logs of such ids.
 //!
 //! What is never touched:
-//! - a disk a live process holds open (a VMM started outside this database), or whose
-//!   sandbox's lock an operation holds right now (a create writes the disk before its
-//!   row);
+//! - a disk a live process holds open (a VMM started outside this database) and that
+//!   sandbox's log, a log a live process holds open, or the files of a sandbox whose lock
+//!   an operation holds right now (a create writes the disk before its row);
 //! - a disk marked `<disk>.retained` (SmolVM's "keep my disk" on delete), unless
 //!   `--include-saved`: listed as kept;
 //! - anything whose name is not one smolvm generates for a valid id, anything that is not
@@ -117,9 +117,12 @@ pub fn plan(ctx: &Ctx, include_saved: bool) -> Result<LeftoverPlan> {
 
     let mut all: Vec<Leftover> = Vec::new();
     let mut seen_logs: Vec<PathBuf> = Vec::new();
+    // The ids whose disk a live process holds: their logs stay too.
+    let mut in_use: Vec<String> = Vec::new();
     for ((id, disk), holder) in disks.iter().zip(held) {
         if let Some(h) = holder {
             tracing::debug!(disk = %disk.display(), pid = h.pid, "leftover disk in use; skipped");
+            in_use.push(id.clone());
             continue;
         }
         let disk_name = disk
@@ -168,12 +171,22 @@ pub fn plan(ctx: &Ctx, include_saved: bool) -> Result<LeftoverPlan> {
         })
         .unwrap_or_default();
     logs.sort();
-    for (id, log) in logs {
-        if live.contains(&id)
-            || seen_logs.contains(&log)
-            || !is_regular(&log)
-            || VmLock::is_held(data, &id)
-        {
+    logs.retain(|(id, log)| {
+        !(live.contains(id)
+            || in_use.contains(id)
+            || seen_logs.contains(log)
+            || !is_regular(log)
+            || VmLock::is_held(data, id))
+    });
+    // A log a live process still writes (a VMM this database does not know) stays.
+    let held = procfs::holders_under(
+        &logs
+            .iter()
+            .map(|(_, l)| l.canonicalize().unwrap_or_else(|_| l.clone()))
+            .collect::<Vec<_>>(),
+    );
+    for ((id, log), holder) in logs.into_iter().zip(held) {
+        if holder.is_some() {
             continue;
         }
         all.push(Leftover {

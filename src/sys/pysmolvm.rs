@@ -11,11 +11,24 @@
 //! - the user site (`~/.local/lib/python3.*/site-packages`) and the system's
 //!   (`/usr/local/lib/python3.*/{dist,site}-packages`, `/usr/lib/python3/dist-packages`).
 //!
-//! Only reads: a script is read up to its first line (at most 4 KiB), `METADATA` up to
-//! 64 KiB; a version that does not look like one is ignored.
+//! Only reads, regular files only (a FIFO or a device in a script's or `METADATA`'s place
+//! is skipped, never waited on): a script up to its first line (at most 4 KiB),
+//! `METADATA` up to 64 KiB; a version that does not look like one is ignored.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// Open a regular file for reading without blocking on a FIFO or a device put in its
+/// place (the type is checked on the open file too).
+fn open_regular(path: &Path) -> Option<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    f.metadata().ok()?.is_file().then_some(f)
+}
 
 /// One installation found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +75,8 @@ pub fn installed(home: &Path, path_dirs: &[PathBuf]) -> Vec<Install> {
 
 /// The venv of a Python console script: `#!/x/venv/bin/python3` → `/x/venv`.
 fn script_venv(script: &Path) -> Option<PathBuf> {
-    let meta = std::fs::metadata(script).ok()?;
-    if !meta.is_file() {
-        return None;
-    }
     let mut head = Vec::with_capacity(256);
-    std::fs::File::open(script)
-        .ok()?
+    open_regular(script)?
         .take(4096)
         .read_to_end(&mut head)
         .ok()?;
@@ -137,8 +145,7 @@ fn dist_infos(site: &Path) -> Vec<Install> {
 /// `Name: smolvm` and `Version: X` from a METADATA file; `None` unless the name is smolvm.
 fn metadata_version(file: &Path) -> Option<String> {
     let mut text = String::new();
-    std::fs::File::open(file)
-        .ok()?
+    open_regular(file)?
         .take(64 * 1024)
         .read_to_string(&mut text)
         .ok()?;
@@ -177,6 +184,10 @@ mod tests {
         std::fs::write(&script, "#!/bin/sh\nexec true\n").unwrap();
         assert_eq!(script_venv(&script), None);
         std::fs::write(&script, "#!python3\n").unwrap();
+        assert_eq!(script_venv(&script), None);
+        // A FIFO in its place is skipped, not waited on.
+        std::fs::remove_file(&script).unwrap();
+        nix::unistd::mkfifo(&script, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         assert_eq!(script_venv(&script), None);
     }
 
