@@ -75,6 +75,19 @@ impl Drop for TestUser {
     }
 }
 
+/// A test user whose home is `<dir>/home` (made, theirs); `None` (said) when no user can be
+/// made here.
+fn user_with_home(dir: &Path) -> Option<(std::path::PathBuf, TestUser)> {
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    let Some(user) = TestUser::create(&home) else {
+        eprintln!("SKIPPED: cannot make a test user (useradd)");
+        return None;
+    };
+    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
+    Some((home, user))
+}
+
 fn owner(p: &Path) -> u32 {
     std::fs::symlink_metadata(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -88,13 +101,9 @@ fn a_sudo_run_leaves_the_users_folders_theirs_and_its_own_roots() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    let Some(user) = TestUser::create(&home) else {
-        eprintln!("SKIPPED: cannot make a test user (useradd)");
+    let Some((home, user)) = user_with_home(tmp.path()) else {
         return;
     };
-    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
     let ns = NetNs::with_uplink();
     let (kernel, rootfs) = (tmp.path().join("vmlinux"), tmp.path().join("rootfs.ext4"));
     std::fs::write(&kernel, b"kernel").unwrap();
@@ -178,13 +187,9 @@ fn completion_install_under_sudo_writes_with_the_users_rights() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir(&home).unwrap();
-    let Some(user) = TestUser::create(&home) else {
-        eprintln!("SKIPPED: cannot make a test user (useradd)");
+    let Some((home, user)) = user_with_home(tmp.path()) else {
         return;
     };
-    std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
     let victim = tmp.path().join("root-owned.conf");
     std::fs::write(&victim, "root's settings\n").unwrap();
     std::os::unix::fs::symlink(&victim, home.join(".bashrc")).unwrap();
