@@ -16,19 +16,41 @@ use crate::core::progress::Progress;
 use crate::core::Env;
 use crate::core::Paths;
 
+/// SmolVM's `DeleteSummary`: `sandbox delete` and `cleanup` report the same counts.
 #[derive(Serialize)]
-struct Summary {
+pub(super) struct Summary {
     target_count: usize,
     deleted_count: usize,
     failed_count: usize,
 }
 
+impl Summary {
+    pub(super) fn of<T, U, V>(targets: &[T], deleted: &[U], failed: &[V]) -> Summary {
+        Summary {
+            target_count: targets.len(),
+            deleted_count: deleted.len(),
+            failed_count: failed.len(),
+        }
+    }
+}
+
+/// SmolVM's `DeleteFailure` (plus our error code), for `sandbox delete` and `cleanup`.
 #[derive(Serialize)]
-struct FailedVm<'a> {
+pub(super) struct FailedVm<'a> {
     vm_id: &'a str,
     error: &'a str,
     /// The failure's error code (`runtime_error`, `refused`).
     code: &'static str,
+}
+
+impl<'a> FailedVm<'a> {
+    pub(super) fn of((vm_id, e): &'a (String, Error)) -> FailedVm<'a> {
+        FailedVm {
+            vm_id,
+            error: &e.message,
+            code: e.code.as_str(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -66,20 +88,8 @@ fn data(r: &CleanupReport) -> Data<'_> {
     Data {
         targets: &r.targets,
         deleted: &r.deleted,
-        failed: r
-            .failed
-            .iter()
-            .map(|(vm_id, e)| FailedVm {
-                vm_id,
-                error: &e.message,
-                code: e.code.as_str(),
-            })
-            .collect(),
-        summary: Summary {
-            target_count: r.targets.len(),
-            deleted_count: r.deleted.len(),
-            failed_count: r.failed.len(),
-        },
+        failed: r.failed.iter().map(FailedVm::of).collect(),
+        summary: Summary::of(&r.targets, &r.deleted, &r.failed),
         dry_run: r.dry_run,
         reconciled_stale_ids: &r.stale_ids,
         stale_resources: r

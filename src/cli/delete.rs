@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::args::{CleanupArgs, DeleteArgs};
+use super::cleanup::{FailedVm, Summary};
 use super::output::{self, err_line, line};
 use super::start::open_ctx;
 use crate::core::error::Error;
@@ -14,27 +15,12 @@ use crate::core::Env;
 
 const CMD: &str = "sandbox.delete";
 
-#[derive(Serialize)]
-struct Failed<'a> {
-    vm_id: &'a str,
-    error: &'a str,
-    /// Ours: the failure's error code.
-    code: &'a str,
-}
-
-#[derive(Serialize)]
-struct Summary {
-    target_count: usize,
-    deleted_count: usize,
-    failed_count: usize,
-}
-
 /// SmolVM's `DeleteResult`.
 #[derive(Serialize)]
 struct Deleted<'a> {
     targets: &'a [String],
     deleted: &'a [String],
-    failed: Vec<Failed<'a>>,
+    failed: Vec<FailedVm<'a>>,
     summary: Summary,
     dry_run: bool,
     /// Only `--all` reconciles (SmolVM's `null` for a delete of ids).
@@ -46,19 +32,8 @@ fn print(targets: &[String], deleted: &[String], failed: &[(String, Error)], dry
     let data = Deleted {
         targets,
         deleted,
-        failed: failed
-            .iter()
-            .map(|(id, e)| Failed {
-                vm_id: id,
-                error: &e.message,
-                code: e.code.as_str(),
-            })
-            .collect(),
-        summary: Summary {
-            target_count: targets.len(),
-            deleted_count: deleted.len(),
-            failed_count: failed.len(),
-        },
+        failed: failed.iter().map(FailedVm::of).collect(),
+        summary: Summary::of(targets, deleted, failed),
         dry_run,
         reconciled_stale_ids: None,
     };
