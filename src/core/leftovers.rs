@@ -79,14 +79,21 @@ fn is_regular(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
 }
 
-/// Find the leftovers of the context's data dir. Changes nothing.
-pub fn plan(ctx: &Ctx, include_saved: bool) -> Result<LeftoverPlan> {
+/// The ids the state database names: its rows', and those of rows it cannot read but
+/// that name a valid id.
+fn live_ids(ctx: &Ctx) -> Result<Vec<String>> {
     let rows = ctx
         .store
         .list_vms()
         .map_err(|e| Error::runtime(e.to_string()))?;
-    let mut live: Vec<String> = rows.vms.iter().map(|v| v.id.clone()).collect();
-    live.extend(rows.skipped.iter().filter_map(|s| s.vm_id.clone()));
+    let mut live: Vec<String> = rows.vms.into_iter().map(|v| v.id).collect();
+    live.extend(rows.skipped.into_iter().filter_map(|s| s.vm_id));
+    Ok(live)
+}
+
+/// Find the leftovers of the context's data dir. Changes nothing.
+pub fn plan(ctx: &Ctx, include_saved: bool) -> Result<LeftoverPlan> {
+    let live = live_ids(ctx)?;
     let data = &ctx.data_dir;
     let disks_dir = data.join(DISKS_DIR);
 
@@ -205,21 +212,13 @@ pub fn plan(ctx: &Ctx, include_saved: bool) -> Result<LeftoverPlan> {
 /// Remove what `plan` found, one file at a time (a failure does not stop the others).
 /// Each is checked again first: a file whose sandbox came back (a row, a lock) stays.
 pub fn remove(ctx: &Ctx, plan: LeftoverPlan) -> Result<LeftoverReport> {
-    let rows = ctx
-        .store
-        .list_vms()
-        .map_err(|e| Error::runtime(e.to_string()))?;
+    let live = live_ids(ctx)?;
     let mut report = LeftoverReport {
         kept: plan.kept,
         ..Default::default()
     };
     for l in plan.candidates {
-        let back = rows.vms.iter().any(|v| v.id == l.vm_id)
-            || rows
-                .skipped
-                .iter()
-                .any(|s| s.vm_id.as_deref() == Some(&l.vm_id))
-            || VmLock::is_held(&ctx.data_dir, &l.vm_id);
+        let back = live.contains(&l.vm_id) || VmLock::is_held(&ctx.data_dir, &l.vm_id);
         if back {
             report.kept.push(l);
             continue;
