@@ -7,8 +7,6 @@
 //! link-local ones included): a guest on the bridge then has no path to the host's
 //! services through it.
 
-use std::net::IpAddr;
-
 use super::error::{Error, Result};
 use crate::sys::net::{self, Link, TapShape};
 
@@ -85,7 +83,7 @@ pub fn judge(name: &str, links: &[Link]) -> BridgeInspection {
     }
     for iface in std::iter::once(bridge).chain(members.iter().copied()) {
         if !iface.addrs.is_empty() {
-            let list: Vec<String> = iface.addrs.iter().map(|(a, _)| show(a)).collect();
+            let list: Vec<String> = iface.addrs.iter().map(|(a, _)| a.to_string()).collect();
             return not(format!(
                 "Interface '{}' gives this machine the address '{}'; remove it with your host network manager, {again}.",
                 iface.name,
@@ -98,10 +96,6 @@ pub fn judge(name: &str, links: &[Link]) -> BridgeInspection {
         ok: true,
         reason: None,
     }
-}
-
-fn show(a: &IpAddr) -> String {
-    a.to_string()
 }
 
 #[cfg(test)]
