@@ -71,15 +71,8 @@ pub fn install(
         let home = inv.homes[0].clone();
         let mut vars: Vec<(std::ffi::OsString, std::ffi::OsString)> =
             vec![("HOME".into(), home.clone().into())];
-        for key in [
-            "PATH",
-            "USER",
-            "LOGNAME",
-            "XDG_CONFIG_HOME",
-            "ZDOTDIR",
-            "LANG",
-            "TERM",
-        ] {
+        // USER and LOGNAME name the invoking user (below), never root.
+        for key in ["PATH", "XDG_CONFIG_HOME", "ZDOTDIR", "LANG", "TERM"] {
             if let Some(v) = env.get(key) {
                 vars.push((key.into(), v.to_owned()));
             }
