@@ -73,7 +73,8 @@ fn json_shape_lists_every_check_with_a_fix() {
             "debootstrap",
             "disk",
             "state-db",
-            "ports"
+            "ports",
+            "settings"
         ]
     );
     for c in checks {

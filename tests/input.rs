@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command as StdCommand, Output, Stdio};
 
-use support::{json, stderr, stdout, Home};
+use support::{assert_code, json, stderr, stdout, Home};
 
 /// Fails with the whole output when the binary panicked.
 fn assert_no_panic(out: &Output, what: &str) {
@@ -385,6 +385,129 @@ fn http_timeout_variable_uses_the_same_limits() {
             .output()
             .unwrap();
         assert_usage(&out, "SMOLVM_HTTP_TIMEOUT_SECS", v);
+    }
+}
+
+// ------------------------------------------------------------------------ variables
+
+/// Values of SMOLVM_* variables that were taken without a word (or quietly replaced by a
+/// default) before every variable had its check.
+const BAD_SETTINGS: &[(&str, &str)] = &[
+    ("SMOLVM_HTTP_RETRIES", "-3"),
+    ("SMOLVM_LOG", "smolvm=["),
+    ("SMOLVM_LOG_MAX_BYTES", "abc"),
+    ("SMOLVM_USE_PUBLISHED", "perhaps"),
+    ("SMOLVM_DOCKER_TIMEOUT_MS", "soon"),
+    ("SMOLVM_DEBIAN_MIRROR", "ftp://mirror"),
+];
+
+#[test]
+fn every_bad_smolvm_variable_is_a_usage_error_naming_it_before_anything_runs() {
+    let h = Home::new();
+    for (var, v) in BAD_SETTINGS {
+        for args in [
+            &["sandbox", "list"][..],
+            &["cleanup", "--force"],
+            &["image", "ls"],
+        ] {
+            let what = format!("{var}={v} smolvm {args:?}");
+            let out = h.smolvm().env(var, v).args(args).output().unwrap();
+            assert_usage(&out, var, &what);
+            let out = h
+                .smolvm()
+                .env(var, v)
+                .args(args)
+                .arg("--json")
+                .output()
+                .unwrap();
+            let command = args[..args.len().min(2)]
+                .iter()
+                .filter(|a| !a.starts_with('-'))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(".");
+            let command = if command == "image.ls" {
+                "image.list".into()
+            } else {
+                command
+            };
+            assert_usage_json(&out, var, &command, &what);
+        }
+    }
+    // Several at once: one error names each.
+    let mut c = h.smolvm();
+    for (var, v) in BAD_SETTINGS {
+        c.env(var, v);
+    }
+    let out = c.args(["sandbox", "list"]).output().unwrap();
+    assert_code(&out, 2);
+    for (var, _) in BAD_SETTINGS {
+        assert!(
+            stderr(&out).contains(var),
+            "{var} not named: {}",
+            stderr(&out)
+        );
+    }
+    // Nothing was written: the refused cleanup made no database.
+    assert!(!h.data.join("smolvm.db").exists());
+}
+
+#[test]
+fn doctor_names_bad_variables_instead_of_refusing_and_man_lists_every_variable() {
+    let h = Home::new();
+    let out = h
+        .smolvm()
+        .env("SMOLVM_IMAGE_VERSION", "../x")
+        .env("SMOLVM_HTTP_RETRIES", "-3")
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let settings = v["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "settings")
+        .cloned()
+        .expect("a settings check");
+    assert_eq!(settings["status"], "fail", "{settings}");
+    for var in ["SMOLVM_IMAGE_VERSION", "SMOLVM_HTTP_RETRIES"] {
+        assert!(
+            settings["detail"].to_string().contains(var)
+                || settings["message"].to_string().contains(var),
+            "{var}: {settings}"
+        );
+    }
+    assert_ne!(out.status.code(), Some(0));
+    let clean = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let checks = json(&clean)["data"]["checks"].clone();
+    let ok = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "settings")
+        .unwrap()
+        .clone();
+    assert_eq!(ok["status"], "pass", "{ok}");
+
+    let man = h.smolvm().arg("man").output().unwrap();
+    assert_code(&man, 0);
+    let page = stdout(&man);
+    let env_at = page
+        .find(".SH ENVIRONMENT")
+        .expect("an ENVIRONMENT section");
+    for var in [
+        "SMOLVM_DATA_DIR",
+        "SMOLVM_HTTP_RETRIES",
+        "SMOLVM_LOG",
+        "SMOLVM_LOG_MAX_BYTES",
+        "SMOLVM_READONLY",
+        "SMOLVM_STOP_TIMEOUT",
+    ] {
+        assert!(
+            page[env_at..].contains(&format!("\\fB{var}\\fR")),
+            "{var} not in ENVIRONMENT"
+        );
     }
 }
 

@@ -109,6 +109,13 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
             return Outcome::Exit(usage_error(argv, e, None));
         }
     };
+    // Every SMOLVM_* variable is checked before anything runs (doctor reports them instead).
+    if matches.subcommand_name() != Some("doctor") {
+        if let Err(e) = crate::core::settings::check(env) {
+            let json = argv.iter().skip(1).any(|a| a == "--json");
+            return Outcome::Exit(output::fail(&command_name(argv), json, &e));
+        }
+    }
     if let Some((name, sub)) = matches.subcommand() {
         if let Some(p) = presets.find(name) {
             // `openclaw list` (SmolVM's): `sandbox list` of that preset, only looking.
@@ -259,12 +266,15 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
         .try_get_matches_from(&argv)
         .and_then(|m| CleanupCli::from_arg_matches(&m))
     {
-        Ok(cli) if !cli.args.dry_run && readonly::enabled(&env, false) => output::fail(
-            "cleanup",
-            cli.args.json,
-            &readonly::refusal(Action::Cleanup),
-        ),
-        Ok(cli) => cleanup::run("smolvm-cleanup", &cli.args, &env),
+        Ok(cli) => match crate::core::settings::check(&env) {
+            Err(e) => output::fail("cleanup", cli.args.json, &e),
+            Ok(()) if !cli.args.dry_run && readonly::enabled(&env, false) => output::fail(
+                "cleanup",
+                cli.args.json,
+                &readonly::refusal(Action::Cleanup),
+            ),
+            Ok(()) => cleanup::run("smolvm-cleanup", &cli.args, &env),
+        },
         Err(e) => usage_error(&argv, e, Some("cleanup")),
     }
 }

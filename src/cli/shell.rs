@@ -165,8 +165,23 @@ pub fn man(args: &ManArgs, env: &Env) -> i32 {
         shown = format!("{shown} {}", sub.get_name());
         cmd = sub.name(name.clone()).version(env!("CARGO_PKG_VERSION"));
     }
+    let top = args.subcommand.is_empty();
+    let man = clap_mangen::Man::new(cmd);
     let mut buf = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut buf) {
+    let rendered = if top {
+        // The whole page, with ENVIRONMENT (every SMOLVM_* variable) after the options.
+        man.render_title(&mut buf)
+            .and_then(|()| man.render_name_section(&mut buf))
+            .and_then(|()| man.render_synopsis_section(&mut buf))
+            .and_then(|()| man.render_description_section(&mut buf))
+            .and_then(|()| man.render_options_section(&mut buf))
+            .and_then(|()| man.render_subcommands_section(&mut buf))
+            .map(|()| buf.extend_from_slice(crate::core::settings::man_section().as_bytes()))
+            .and_then(|()| man.render_version_section(&mut buf))
+    } else {
+        man.render(&mut buf)
+    };
+    if let Err(e) = rendered {
         return output::fail("man", false, &Error::runtime(format!("man page: {e}")));
     }
     out_text(String::from_utf8_lossy(&buf));

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::core::host::which;
-use crate::sys::env::Env;
+use crate::sys::env::{BadSetting, Env};
 
 /// How long `docker version` may take before the daemon counts as unreachable (SmolVM: 10 s;
 /// `SMOLVM_DOCKER_TIMEOUT_MS` overrides it).
@@ -68,15 +68,20 @@ pub fn check(env: &Env) -> Result<String, DockerProblem> {
     let Some(docker) = which(env, "docker") else {
         return Err(DockerProblem::NotInstalled);
     };
-    check_binary(&docker, info_timeout(env))
+    let timeout = info_timeout(env).map_err(|bad| DockerProblem::Other(bad.message))?;
+    check_binary(&docker, timeout)
 }
 
-/// [`INFO_TIMEOUT`], or `SMOLVM_DOCKER_TIMEOUT_MS` when set (tests use a short one).
-pub fn info_timeout(env: &Env) -> Duration {
-    env.get_str("SMOLVM_DOCKER_TIMEOUT_MS")
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(INFO_TIMEOUT)
+/// [`INFO_TIMEOUT`], or `SMOLVM_DOCKER_TIMEOUT_MS` when set (tests use a short one):
+/// 1 ms to 24 h, anything else a [`BadSetting`] naming it.
+pub fn info_timeout(env: &Env) -> Result<Duration, BadSetting> {
+    env.count(
+        "SMOLVM_DOCKER_TIMEOUT_MS",
+        INFO_TIMEOUT.as_millis() as u64,
+        1,
+        crate::sys::env::MAX_SECONDS * 1000,
+    )
+    .map(Duration::from_millis)
 }
 
 pub fn check_binary(docker: &Path, timeout: Duration) -> Result<String, DockerProblem> {

@@ -125,7 +125,32 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
     push(disk(&paths.home.join(".smolvm")));
     push(state_db(&paths.existing_state_dbs()));
     push(ports());
+    push(settings(env));
     out
+}
+
+/// The `SMOLVM_*` variables ([`crate::core::settings`]): every bad one named (other
+/// commands refuse to run with them).
+fn settings(env: &Env) -> Check {
+    let found = crate::core::settings::problems(env);
+    if found.is_empty() {
+        return check(
+            "settings",
+            Status::Ok,
+            "every SMOLVM_* variable set is valid",
+            "",
+        );
+    }
+    check(
+        "settings",
+        Status::Fail,
+        found
+            .into_iter()
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+            .join("; "),
+        "Unset each variable named or give it a valid value (smolvm man: ENVIRONMENT); other commands refuse to run until then",
+    )
 }
 
 /// Port forwards a host service has shadowed since (it listens on the forward's host

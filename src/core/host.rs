@@ -396,9 +396,7 @@ impl Host {
         }
         match &self.accel_env {
             None => Ok(AccelRequest::Auto),
-            Some(s) => AccelRequest::parse(s).ok_or_else(|| {
-                Error::usage(format!("SMOLVM_ACCEL must be auto, kvm or tcg, got '{s}'"))
-            }),
+            Some(s) => accel_env(s),
         }
     }
 
@@ -543,6 +541,15 @@ pub fn machine(requested: Option<&str>, accel: Accel) -> Result<Machine> {
             "SMOLVM_QEMU_MACHINE must be auto, q35 or microvm, got '{other}'"
         ))),
     }
+}
+
+/// `SMOLVM_ACCEL`'s value as a request, or a usage error naming it.
+pub fn accel_env(value: &str) -> Result<AccelRequest> {
+    AccelRequest::parse(value).ok_or_else(|| {
+        Error::usage(format!(
+            "SMOLVM_ACCEL must be auto, kvm or tcg, got '{value}'"
+        ))
+    })
 }
 
 /// Find an executable on `PATH`.

@@ -17,7 +17,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::sys::env::Env;
+use crate::sys::env::{BadSetting, Env};
 use crate::sys::logfile::{CappedLog, DEFAULT_MAX_BYTES};
 use crate::sys::paths::Paths;
 
@@ -56,19 +56,41 @@ pub fn log_file(env: &Env) -> PathBuf {
     crate::sys::logfile::log_path(&dir)
 }
 
+/// The smallest and largest `SMOLVM_LOG_MAX_BYTES`: 4 KiB (the log's own floor) to 1 GiB.
+pub const MIN_MAX_BYTES: u64 = 4096;
+pub const MAX_MAX_BYTES: u64 = 1 << 30;
+
+/// `SMOLVM_LOG_MAX_BYTES`: how large the log file grows before it is rotated.
+pub fn max_bytes(env: &Env) -> Result<u64, BadSetting> {
+    env.count(
+        "SMOLVM_LOG_MAX_BYTES",
+        DEFAULT_MAX_BYTES,
+        MIN_MAX_BYTES,
+        MAX_MAX_BYTES,
+    )
+}
+
+/// `SMOLVM_LOG`: an env-filter (`smolvm=debug`, `warn`); `None` when unset.
+pub fn filter(env: &Env) -> Result<Option<EnvFilter>, BadSetting> {
+    let Some(spec) = env.get_str("SMOLVM_LOG") else {
+        return Ok(None);
+    };
+    EnvFilter::try_new(spec).map(Some).map_err(|e| BadSetting {
+        message: format!(
+            "SMOLVM_LOG must be a log filter such as 'info' or 'smolvm=debug', got '{spec}' ({e})"
+        ),
+    })
+}
+
 /// Install the subscriber once per process (a second call does nothing).
 /// `verbosity`: 0 = the file only, 1 = also info on stderr, 2+ = also debug on stderr.
 pub fn init(env: &Env, verbosity: u8) {
     let paths = Paths::resolve(env, None);
-    let max = env
-        .get_str("SMOLVM_LOG_MAX_BYTES")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MAX_BYTES);
-    let filter = |default: &str| {
-        env.get_str("SMOLVM_LOG")
-            .and_then(|f| EnvFilter::try_new(f).ok())
-            .unwrap_or_else(|| EnvFilter::new(default))
-    };
+    // A bad value of either variable is refused right after (crate::core::settings);
+    // until then the defaults log the refusal.
+    let max = max_bytes(env).unwrap_or(DEFAULT_MAX_BYTES);
+    let wanted = filter(env).ok().flatten();
+    let filter = |default: &str| wanted.clone().unwrap_or_else(|| EnvFilter::new(default));
     let file = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_target(false)

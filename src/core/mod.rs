@@ -36,6 +36,7 @@ pub mod readonly;
 pub mod runtime;
 pub mod sandbox;
 pub mod session;
+pub mod settings;
 pub mod snapshot;
 pub mod ssh;
 pub mod start;

@@ -77,12 +77,12 @@ impl Action {
     }
 }
 
-/// Whether read-only mode is on: the flag, or `SMOLVM_READONLY` set to `1`, `true` or
-/// `yes` (any case). Any other value (`0`, empty) leaves it off.
+/// Whether read-only mode is on: the flag, or `SMOLVM_READONLY` yes (`1`, `true`, `yes`,
+/// `on`; [`Env::flag`]). Unset, empty or no (`0`, `false`, `no`, `off`) leave it off. A
+/// value that is neither is refused before any command runs ([`crate::core::settings`]);
+/// should one get here anyway it counts as on: a typo never enables changes.
 pub fn enabled(env: &Env, flag: bool) -> bool {
-    flag || env
-        .get_str("SMOLVM_READONLY")
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    flag || env.flag("SMOLVM_READONLY").unwrap_or(Some(true)) == Some(true)
 }
 
 /// The error a refused action gets (exit 1, code `readonly`).
@@ -111,14 +111,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn enabled_by_flag_or_a_true_value_only() {
+    fn enabled_by_flag_or_a_true_value_and_a_typo_never_enables_changes() {
         let env = |v: Option<&str>| Env::from_vars(v.map(|v| ("SMOLVM_READONLY", v)), 0);
         assert!(enabled(&env(None), true));
         assert!(!enabled(&env(None), false));
-        for on in ["1", "true", "YES"] {
+        for on in ["1", "true", "YES", "on", "maybe"] {
             assert!(enabled(&env(Some(on)), false), "{on}");
         }
-        for off in ["", "0", "false", "no"] {
+        for off in ["", " ", "0", "false", "no", "OFF"] {
             assert!(!enabled(&env(Some(off)), false), "{off:?}");
         }
     }

@@ -137,6 +137,45 @@ impl Env {
         })
     }
 
+    /// A variable carrying a whole number from `min` to `max`: `default` when unset or
+    /// empty, else a [`BadSetting`] naming the variable and the range.
+    pub fn count(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, BadSetting> {
+        let Some(raw) = self.get(key) else {
+            return Ok(default);
+        };
+        let text = raw.to_string_lossy();
+        let t = text.trim();
+        match t.parse::<u64>() {
+            Ok(n) if t.bytes().all(|b| b.is_ascii_digit()) && (min..=max).contains(&n) => Ok(n),
+            _ => Err(BadSetting {
+                message: format!("{key} must be a whole number from {min} to {max}, got '{text}'"),
+            }),
+        }
+    }
+
+    /// A yes/no variable: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` (any case);
+    /// `None` when unset or blank, else a [`BadSetting`] naming the variable.
+    pub fn flag(&self, key: &str) -> Result<Option<bool>, BadSetting> {
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
+        match raw
+            .to_str()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("") => Ok(None),
+            Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+            Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+            _ => Err(BadSetting {
+                message: format!(
+                    "{key} must be 1 or 0 (true/false, yes/no, on/off), got '{}'",
+                    raw.to_string_lossy()
+                ),
+            }),
+        }
+    }
+
     pub fn euid(&self) -> u32 {
         self.euid
     }
@@ -306,6 +345,38 @@ mod tests {
             let e = parse_seconds(t, true).unwrap_err();
             assert!(e.contains("greater than 0"), "{t}: {e}");
         }
+    }
+
+    #[test]
+    fn counts_and_flags_default_parse_or_name_themselves() {
+        let e = Env::from_vars(
+            [
+                ("N", " 7 "),
+                ("NEG", "-3"),
+                ("BIG", "99"),
+                ("X", "abc"),
+                ("P", "+1"),
+            ],
+            1000,
+        );
+        assert_eq!(e.count("N", 1, 0, 10).unwrap(), 7);
+        assert_eq!(e.count("UNSET", 4, 0, 10).unwrap(), 4);
+        for k in ["NEG", "BIG", "X", "P"] {
+            let err = e.count(k, 1, 0, 10).unwrap_err().message;
+            assert!(
+                err.starts_with(&format!("{k} must be a whole number from 0 to 10, got '")),
+                "{err}"
+            );
+        }
+        let f = Env::from_vars([("A", "On"), ("B", "0"), ("C", "maybe"), ("D", " ")], 1000);
+        assert_eq!(f.flag("A").unwrap(), Some(true));
+        assert_eq!(f.flag("B").unwrap(), Some(false));
+        assert_eq!(f.flag("D").unwrap(), None);
+        assert_eq!(f.flag("UNSET").unwrap(), None);
+        assert_eq!(
+            f.flag("C").unwrap_err().message,
+            "C must be 1 or 0 (true/false, yes/no, on/off), got 'maybe'"
+        );
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl std::fmt::Display for FetchError {
     }
 }
 
+/// The most retries `SMOLVM_HTTP_RETRIES` may ask for.
+pub const MAX_RETRIES: u64 = 100;
+/// The longest first back-off `SMOLVM_HTTP_BACKOFF_MS` may ask for: one minute.
+pub const MAX_BACKOFF_MS: u64 = 60_000;
+
 /// Timeouts and retry policy.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -62,12 +67,31 @@ impl HttpConfig {
     /// From the environment; `SMOLVM_HTTP_TIMEOUT_SECS` goes through the one duration
     /// parser (more than 0, at most 24 h): anything else is a [`BadSetting`] naming it.
     pub fn from_env(env: &Env) -> Result<Self, BadSetting> {
-        let num = |k: &str| env.get_str(k).and_then(|v| v.parse::<u64>().ok());
         Ok(HttpConfig {
-            timeout: env.seconds("SMOLVM_HTTP_TIMEOUT_SECS", Duration::from_secs(30), true)?,
-            retries: num("SMOLVM_HTTP_RETRIES").unwrap_or(4) as u32,
-            backoff: Duration::from_millis(num("SMOLVM_HTTP_BACKOFF_MS").unwrap_or(500)),
+            timeout: Self::timeout(env)?,
+            retries: Self::retries(env)?,
+            backoff: Self::backoff(env)?,
         })
+    }
+
+    /// `SMOLVM_HTTP_TIMEOUT_SECS`: 30 s by default.
+    pub fn timeout(env: &Env) -> Result<Duration, BadSetting> {
+        env.seconds("SMOLVM_HTTP_TIMEOUT_SECS", Duration::from_secs(30), true)
+    }
+
+    /// `SMOLVM_HTTP_RETRIES`: 4 by default, at most [`MAX_RETRIES`].
+    pub fn retries(env: &Env) -> Result<u32, BadSetting> {
+        Ok(env.count("SMOLVM_HTTP_RETRIES", 4, 0, MAX_RETRIES)? as u32)
+    }
+
+    /// `SMOLVM_HTTP_BACKOFF_MS`: 500 ms by default, at most [`MAX_BACKOFF_MS`].
+    pub fn backoff(env: &Env) -> Result<Duration, BadSetting> {
+        Ok(Duration::from_millis(env.count(
+            "SMOLVM_HTTP_BACKOFF_MS",
+            500,
+            0,
+            MAX_BACKOFF_MS,
+        )?))
     }
 }
 

@@ -22,7 +22,7 @@
 mod engine;
 mod fingerprint;
 mod plan;
-mod recipe;
+pub(crate) mod recipe;
 
 use std::path::{Path, PathBuf};
 

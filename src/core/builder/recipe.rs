@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{io_err, write_file, Auth, Base};
 use crate::core::error::{io_reason, Error, Result};
 use crate::sys::build as proc;
-use crate::sys::env::Env;
+use crate::sys::env::{BadSetting, Env};
 
 /// SmolVM's `/init`, installed into every built image.
 pub const INIT_SCRIPT: &str = include_str!("../../../assets/init.sh");
@@ -39,11 +39,32 @@ pub fn dockerfile(base: Base) -> &'static str {
         Base::Debian => include_str!("../../../assets/Dockerfile.debian"),
     }
 }
+/// `SMOLVM_DEBIAN_MIRROR` when set: an `http://` or `https://` URL with a host and no
+/// spaces (it is written into the image's apt sources, one line each), else a
+/// [`BadSetting`] naming it.
+pub fn mirror_setting(env: &Env) -> std::result::Result<Option<String>, BadSetting> {
+    let Some(m) = env.get_str("SMOLVM_DEBIAN_MIRROR") else {
+        return Ok(None);
+    };
+    let ok = crate::sys::http::Url::parse(m).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    }) && !m.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(Some(m.to_string()))
+    } else {
+        Err(BadSetting {
+            message: format!(
+                "SMOLVM_DEBIAN_MIRROR must be an http:// or https:// URL such as http://deb.debian.org/debian, got '{m}'"
+            ),
+        })
+    }
+}
+
 /// The Debian mirror: `SMOLVM_DEBIAN_MIRROR`, else the host's apt source when the host is
 /// Debian, else Debian's CDN.
 pub fn debian_mirror(env: &Env) -> String {
-    if let Some(m) = env.get_str("SMOLVM_DEBIAN_MIRROR") {
-        return m.to_string();
+    if let Ok(Some(m)) = mirror_setting(env) {
+        return m;
     }
     host_debian_mirror(Path::new("/etc/apt")).unwrap_or_else(|| DEFAULT_MIRROR.to_string())
 }

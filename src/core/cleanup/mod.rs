@@ -47,6 +47,23 @@ pub const DEFAULT_PREFIX: &str = "vm-";
 /// power off, which costs nothing; the CPU-bound steps among them run one per core. The
 /// bound keeps open descriptors (a pidfd, a control connection per VM) far below limits.
 pub const DEFAULT_PARALLEL: usize = 64;
+/// The most teardowns `SMOLVM_CLEANUP_PARALLEL` may run at once.
+pub const MAX_PARALLEL: u64 = 1024;
+
+/// `SMOLVM_DB_BUSY_TIMEOUT`: how long cleanup waits for a busy database.
+pub fn busy_timeout(env: &Env) -> Result<Duration> {
+    Ok(env.seconds("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT, false)?)
+}
+
+/// `SMOLVM_CLEANUP_PARALLEL`: [`DEFAULT_PARALLEL`], or 1 to [`MAX_PARALLEL`].
+pub fn parallel(env: &Env) -> Result<usize> {
+    Ok(env.count(
+        "SMOLVM_CLEANUP_PARALLEL",
+        DEFAULT_PARALLEL as u64,
+        1,
+        MAX_PARALLEL,
+    )? as usize)
+}
 
 /// A cleanup prefix is never empty (it would match every VM, which is `--all`'s job) and
 /// never holds whitespace or control characters (no VM id does). The error is the reason.
@@ -102,7 +119,7 @@ impl CleanupOptions {
     ) -> Result<Self> {
         // Validated before anything else is looked at (durations: the one parser, 0 to 24 h).
         let stop_timeout = super::vm::stop_timeout(env, None)?;
-        let busy_timeout = env.seconds("SMOLVM_DB_BUSY_TIMEOUT", DEFAULT_BUSY_TIMEOUT, false)?;
+        let busy_timeout = busy_timeout(env)?;
         let lock_wait = super::lock::lock_timeout(env)?;
         if let (false, Some(p)) = (all, &prefix) {
             validate_prefix(p).map_err(|why| Error::usage(format!("--prefix: {why}")))?;
@@ -125,14 +142,7 @@ impl CleanupOptions {
                 .data_dir()
                 .map_err(|e| Error::runtime(e.to_string()))?
         };
-        let parallel = match env.get_str("SMOLVM_CLEANUP_PARALLEL") {
-            None => DEFAULT_PARALLEL,
-            Some(v) => v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                Error::usage(format!(
-                    "SMOLVM_CLEANUP_PARALLEL must be at least 1, got '{v}'"
-                ))
-            })?,
-        };
+        let parallel = parallel(env)?;
         Ok(CleanupOptions {
             all,
             prefix: prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string()),

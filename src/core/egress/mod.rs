@@ -81,21 +81,10 @@ pub fn save(store: &StateStore, id: &str, s: &Settings) -> Result<()> {
     }
 }
 
-/// `SMOLVM_PUBLISH_SSH`: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; unset is
-/// `None`; anything else is a usage error naming it.
+/// `SMOLVM_PUBLISH_SSH` through the one yes/no parser ([`Env::flag`]): unset is `None`;
+/// anything else than yes/no is a usage error naming it.
 pub fn publish_from_env(env: &Env) -> Result<Option<bool>> {
-    let Some(v) = env.get("SMOLVM_PUBLISH_SSH") else {
-        return Ok(None);
-    };
-    match v.to_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
-        Some("") => Ok(None),
-        Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
-        Some("0" | "false" | "no" | "off") => Ok(Some(false)),
-        _ => Err(Error::usage(format!(
-            "SMOLVM_PUBLISH_SSH must be 1 or 0 (true/false, yes/no, on/off), got '{}'",
-            v.to_string_lossy()
-        ))),
-    }
+    Ok(env.flag("SMOLVM_PUBLISH_SSH")?)
 }
 
 /// The settings for a new sandbox: the flags' policy, published SSH from the flag or

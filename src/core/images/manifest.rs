@@ -181,30 +181,20 @@ impl Manifest {
 
     /// The manifest in force: `SMOLVM_MANIFEST` when set, else the bundled one.
     pub fn load(env: &Env) -> Result<Self> {
-        let Some(spec) = env.get_str("SMOLVM_MANIFEST") else {
-            return Self::parse(BUNDLED, "bundled", None, false);
-        };
-        let lower = spec.to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            let url = Url::parse(spec)
-                .map_err(|e| Error::runtime(format!("SMOLVM_MANIFEST {spec}: {e}")))?;
-            let http =
-                Http::new(HttpConfig::from_env(env)?).map_err(|e| Error::runtime(e.to_string()))?;
-            let bytes = http.get_bytes(&url).map_err(|e| {
-                Error::runtime(format!("cannot fetch manifest {url}: {e}"))
-                    .with_recovery("Check SMOLVM_MANIFEST and the network, then retry.")
-            })?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::runtime(format!("invalid manifest {url}: not UTF-8")))?;
-            return Self::parse(&text, url.as_str(), Some(&url), false);
-        }
-        let path = if lower.starts_with("file:") {
-            Url::parse(spec)
-                .ok()
-                .and_then(|u| u.to_file_path().ok())
-                .ok_or_else(|| Error::runtime(format!("SMOLVM_MANIFEST {spec}: not a file URL")))?
-        } else {
-            expand(Path::new(spec), &env.home())
+        let path = match source(env)? {
+            None => return Self::parse(BUNDLED, "bundled", None, false),
+            Some(Source::Url(url)) => {
+                let http = Http::new(HttpConfig::from_env(env)?)
+                    .map_err(|e| Error::runtime(e.to_string()))?;
+                let bytes = http.get_bytes(&url).map_err(|e| {
+                    Error::runtime(format!("cannot fetch manifest {url}: {e}"))
+                        .with_recovery("Check SMOLVM_MANIFEST and the network, then retry.")
+                })?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| Error::runtime(format!("invalid manifest {url}: not UTF-8")))?;
+                return Self::parse(&text, url.as_str(), Some(&url), false);
+            }
+            Some(Source::File(path)) => path,
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             Error::runtime(format!(
@@ -295,6 +285,39 @@ fn resolve_url(raw: &str, base: Option<&Url>, local: bool) -> std::result::Resul
             "{raw:?}: scheme '{other}' is not allowed (http, https or file)"
         )),
     }
+}
+
+/// Where `SMOLVM_MANIFEST` points.
+pub enum Source {
+    Url(Url),
+    File(std::path::PathBuf),
+}
+
+/// `SMOLVM_MANIFEST`: `None` when unset; an `http(s)://` URL, a `file:` URL or a path
+/// (`~` expands); a URL that does not parse is a usage error naming the variable.
+pub fn source(env: &Env) -> Result<Option<Source>> {
+    let Some(spec) = env.get_str("SMOLVM_MANIFEST") else {
+        return Ok(None);
+    };
+    let bad = |why: String| {
+        Error::usage(format!(
+            "SMOLVM_MANIFEST must be an http(s) URL, a file: URL or a path, got '{spec}' ({why})"
+        ))
+    };
+    let lower = spec.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Url::parse(spec)
+            .map(|u| Some(Source::Url(u)))
+            .map_err(|e| bad(e.to_string()));
+    }
+    if lower.starts_with("file:") {
+        return Url::parse(spec)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .map(|p| Some(Source::File(p)))
+            .ok_or_else(|| bad("not a file URL".into()));
+    }
+    Ok(Some(Source::File(expand(Path::new(spec), &env.home()))))
 }
 
 #[cfg(test)]

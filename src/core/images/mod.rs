@@ -154,15 +154,11 @@ pub fn no_published_image(t: &Target) -> Error {
     )
 }
 
-/// Whether the published path is on: `SMOLVM_USE_PUBLISHED=0` (or `false`, `no`, `off`)
-/// turns it off for every preset.
+/// Whether the published path is on: `SMOLVM_USE_PUBLISHED=0` (or `false`, `no`, `off`;
+/// [`Env::flag`]) turns it off for every preset. Another value is refused before any
+/// command runs ([`crate::core::settings`]).
 pub fn published_enabled(env: &Env) -> bool {
-    !matches!(
-        env.get_str("SMOLVM_USE_PUBLISHED")
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("0" | "false" | "no" | "off")
-    )
+    env.flag("SMOLVM_USE_PUBLISHED").ok().flatten() != Some(false)
 }
 
 /// What a preset boots from.
