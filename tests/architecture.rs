@@ -837,6 +837,77 @@ const S: &str = "value_parser = [";
     );
 }
 
+/// Log fields formatted with `Debug` (`field = ?value`, `?value`) in a file's `tracing`
+/// macros, as `file:line`: the log shows values as a user reads them (`codex`, not
+/// `Some("codex")`; `vm-1 vm-2`, not `["vm-1", "vm-2"]`).
+fn debug_formatted_log_fields(rel: &str, src: &str) -> Vec<String> {
+    let code = code_only(src);
+    let mut found = Vec::new();
+    for level in ["trace", "debug", "info", "warn", "error"] {
+        let needle = format!("{level}!(");
+        let mut from = 0;
+        while let Some(at) = code[from..].find(&needle) {
+            let start = from + at + needle.len();
+            from = start;
+            let before = &code[..start - needle.len()];
+            if !(before.ends_with("tracing::") || before.ends_with(' ') || before.ends_with('\n')) {
+                continue;
+            }
+            let mut depth = 1;
+            let mut end = start;
+            for (i, c) in code[start..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 {
+                    end = start + i;
+                    break;
+                }
+            }
+            let args: String = code[start..end].split_whitespace().collect();
+            if args.contains("=?") || args.contains(",?") || args.starts_with('?') {
+                found.push(format!("{rel}:{}", code[..start].lines().count()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_log_field_is_debug_formatted() {
+    let found: Vec<String> = sources()
+        .iter()
+        .filter(|(rel, _)| rel.starts_with("src/"))
+        .flat_map(|(rel, src)| debug_formatted_log_fields(rel, src))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "log fields formatted with Debug (use % and a plain rendering):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_reports_a_planted_debug_log_field() {
+    let src = r##"fn f() {
+    tracing::info!(vm = %id, "fine");
+    tracing::info!(preset = ?opts.preset, "creating");
+    tracing::warn!(
+        a = 1,
+        b = ?x,
+        "two"
+    );
+    let t = Some(x)?;
+}
+"##;
+    assert_eq!(
+        debug_formatted_log_fields("src/core/x.rs", src),
+        ["src/core/x.rs:3", "src/core/x.rs:4"]
+    );
+}
+
 /// The top-level modules of core each core file's paths name (`core/lifecycle.rs` naming
 /// `crate::core::cleanup::x` or `super::cleanup::x`: lifecycle → cleanup), as
 /// (from, to, `file:line`) edges.

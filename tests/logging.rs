@@ -138,3 +138,54 @@ fn logging_never_creates_the_data_dir() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!h.data.exists());
 }
+
+#[test]
+fn failures_are_logged_as_failures_with_the_message_and_the_subcommand() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    // `-v` before the subcommand: the command is still named by its subcommand.
+    let out = h
+        .smolvm()
+        .args(["-v", "sandbox", "info", "vm-nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ERROR")
+            && err.contains("command=sandbox.info")
+            && err.contains("Sandbox 'vm-nope' not found"),
+        "{err}"
+    );
+    let log = log_text(&h);
+    let finished = log
+        .lines()
+        .find(|l| l.contains("command finished"))
+        .unwrap();
+    assert!(
+        finished.contains("WARN") && finished.contains("command=sandbox.info"),
+        "{finished}"
+    );
+    assert!(!log.contains("command=smolvm"), "{log}");
+    // A refused argument is logged by its code, never by the text that quotes it.
+    let secret = "sk-ant-no-equals-sign-4242";
+    let out = h
+        .smolvm()
+        .args(["sandbox", "env", "set", "vm-nope", secret])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let log = log_text(&h);
+    assert!(!log.contains(secret), "{log}");
+    assert!(
+        log.contains("code=usage_error") || log.contains("code=invalid_input"),
+        "{log}"
+    );
+    // Values are logged as a user reads them: `nosuch`, never `Some("nosuch")`.
+    let out = h
+        .smolvm()
+        .args(["-vv", "sandbox", "create", "--preset", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("Some("), "{}", stderr(&out));
+}

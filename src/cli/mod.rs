@@ -82,7 +82,13 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     // secrets: `sandbox env set ID KEY=VALUE`).
     let command = command_name(&argv);
     match outcome {
-        Outcome::Exit(code) => tracing::info!(
+        Outcome::Exit(0) => tracing::info!(
+            command = %command,
+            exit_code = 0,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "command finished"
+        ),
+        Outcome::Exit(code) => tracing::warn!(
             command = %command,
             exit_code = code,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -347,13 +353,20 @@ fn usage_recovery(argv: &[OsString]) -> String {
 /// command: as invoked (`claude start` is `claude.start`, `claude-code start` is
 /// `claude-code.start`), three words for `sandbox env|file|snapshot|port|network`,
 /// `images` for `images` and `image.list` for `image ls`.
+/// `--readonly`, `-v`, `-vv`…, `--verbose`: the flags clap accepts before the subcommand.
+fn is_global_flag(a: &str) -> bool {
+    a == "--readonly"
+        || a == "--verbose"
+        || (a.len() > 1 && a.starts_with('-') && a[1..].bytes().all(|b| b == b'v'))
+}
+
 fn command_name(argv: &[OsString]) -> String {
     let words: Vec<String> = argv
         .iter()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
-        // The global flag may come first: `smolvm --readonly prune`.
-        .filter(|a| a != "--readonly")
+        // The global flags may come first: `smolvm --readonly prune`, `smolvm -vv sandbox list`.
+        .filter(|a| !is_global_flag(a))
         .take_while(|a| !a.starts_with('-'))
         .take(3)
         .collect();
@@ -376,6 +389,20 @@ mod tests {
             .chain(args.iter().copied())
             .map(Into::into)
             .collect()
+    }
+
+    #[test]
+    fn global_flags_before_the_subcommand_do_not_name_the_command() {
+        for args in [
+            &["-v", "sandbox", "list"][..],
+            &["-vv", "sandbox", "list"],
+            &["--verbose", "sandbox", "list", "--json"],
+            &["--readonly", "-v", "sandbox", "list"],
+            &["sandbox", "-v", "list"],
+        ] {
+            assert_eq!(super::command_name(&argv(args)), "sandbox.list", "{args:?}");
+        }
+        assert_eq!(super::command_name(&argv(&["-v"])), "smolvm");
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn json_safe(text: &str) -> std::borrow::Cow<'_, str> {
 /// Report a failure the way the command was asked to: as an envelope with `--json`, else
 /// `Error: <message>` (and the recovery hint, if any) on stderr. Returns the exit code.
 pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
+    crate::core::logging::failed(command, err);
     if json {
         print_json::<()>(command, err.exit_code(), None, Some(err));
     } else {
@@ -113,6 +114,7 @@ pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
 /// [`fail`] with SmolVM's exit code for this path where it is not the code's usual one
 /// (SmolVM's `invalid_input` exits 1 for values its commands check, 2 for a few).
 pub fn fail_with(command: &str, json: bool, err: &Error, exit_code: i32) -> i32 {
+    crate::core::logging::failed(command, err);
     if json {
         print_json::<()>(command, exit_code, None, Some(err));
     } else {

@@ -120,6 +120,10 @@ impl Ctx {
             crate::sys::state::DEFAULT_BUSY_TIMEOUT,
         )
         .map_err(|e| Error::runtime(e.to_string()))?;
+        tracing::debug!(data_dir = %data_dir.display(), "state database opened");
+        if let Some(c) = &corruption {
+            tracing::warn!(data_dir = %data_dir.display(), warning = %c, "state database was corrupt");
+        }
         Ok(Ctx {
             env: env.clone(),
             paths,

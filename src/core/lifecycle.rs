@@ -320,7 +320,7 @@ pub async fn delete(
     timeout: Duration,
     progress: &Progress<DeleteEvent>,
 ) -> DeleteReport {
-    tracing::info!(vms = ?ids, "deleting sandboxes");
+    tracing::info!(vms = %ids.join(" "), "deleting sandboxes");
     let mut report = DeleteReport::default();
     for id in ids {
         if progress.cancelled() {

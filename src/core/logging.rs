@@ -82,6 +82,26 @@ pub fn filter(env: &Env) -> Result<Option<EnvFilter>, BadSetting> {
     })
 }
 
+/// Log a command's failure: at `error` with its code and message (escaped: a message may
+/// quote a guest's bytes, and the log is read on terminals). A usage error is logged at
+/// `warn` by its code alone: its message quotes the arguments, which may hold secrets
+/// (`sandbox env set ID sk-…` without `=`), and arguments are never logged.
+pub fn failed(command: &str, err: &crate::core::error::Error) {
+    use crate::core::error::ErrorCode;
+    let code = err.code.as_str();
+    match err.code {
+        ErrorCode::Usage | ErrorCode::InvalidInput => {
+            tracing::warn!(command = %command, code = %code, "command refused its arguments")
+        }
+        _ => tracing::error!(
+            command = %command,
+            code = %code,
+            error = %crate::core::escape::escape(err.message.as_bytes()),
+            "command failed"
+        ),
+    }
+}
+
 /// Install the subscriber once per process (a second call does nothing).
 /// `verbosity`: 0 = the file only, 1 = also info on stderr, 2+ = also debug on stderr.
 pub fn init(env: &Env, verbosity: u8) {

@@ -18,6 +18,15 @@ pub fn init(env: &Env) {
     let mut own = paths.data_dir_candidates();
     own.extend([paths.images_root.clone(), paths.snapshots_dir.clone()]);
     let owner = FolderOwner::new(&invoker, &own, std::slice::from_ref(&paths.keys_dir));
-    tracing::debug!(uid = owner.uid, folders = ?owner.folders, "folders given to the sudo user");
+    tracing::debug!(
+        uid = owner.uid,
+        folders = %owner
+            .folders
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        "folders given to the sudo user"
+    );
     sudo::install(owner);
 }

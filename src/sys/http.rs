@@ -179,7 +179,10 @@ impl Http {
         }
         let mut offset = 0u64;
         let mut failures = 0u32;
+        // Never the query: a signed URL carries its credentials there.
+        let shown = format!("{}{}", url.origin().ascii_serialization(), url.path());
         loop {
+            tracing::debug!(url = %shown, offset, attempt = failures + 1, "downloading");
             match self.attempt(url, &mut offset, sink) {
                 Attempt::Done => return Ok(offset),
                 Attempt::Fail(e) => return Err(e),
@@ -190,6 +193,7 @@ impl Http {
                             "{reason} (gave up after {failures} attempts)"
                         )));
                     }
+                    tracing::warn!(url = %shown, attempt = failures, reason = %reason, "download failed; retrying");
                     on_retry(failures, &reason);
                     let wait = self
                         .cfg

@@ -305,7 +305,11 @@ pub async fn create(
     opts: &StartOptions,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
-    tracing::info!(preset = ?opts.preset, name = ?opts.name, "creating sandbox");
+    tracing::info!(
+        preset = %opts.preset.as_deref().unwrap_or("-"),
+        name = %opts.name.as_deref().unwrap_or("-"),
+        "creating sandbox"
+    );
     let t0 = Instant::now();
     if opts.preset.is_some() == (opts.kernel.is_some() || opts.rootfs.is_some()) {
         return Err(Error::usage(

@@ -289,7 +289,7 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
             (kernel, PathBuf::from(format!("/proc/self/fd/{disk}")))
         }
     };
-    tracing::info!(vm = %id, user = %user.name, argv = ?launch.argv(), "spawning VMM");
+    tracing::info!(vm = %id, user = %user.name, argv = %launch.argv().join(" "), "spawning VMM");
     let child = launch.spawn(Some(job.log)).map_err(cannot)?;
     Ok(Spawned {
         child,

@@ -348,7 +348,7 @@ fn parse_key(v: &Value) -> Option<ElemKey> {
 /// `delete`, `flush` or `destroy`) is refused: deleting goes through [`delete`]. Nothing to
 /// do is success.
 pub fn apply(commands: &[String]) -> io::Result<()> {
-    tracing::debug!(commands = ?commands, "adding nftables entries");
+    tracing::debug!(commands = %commands.join("; "), "adding nftables entries");
     if let Some(c) = commands.iter().find(|c| !c.starts_with("add ")) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -105,6 +105,7 @@ impl Qmp {
 
     /// Run a command; its `return` value, or its `error` as an `io::Error`.
     pub async fn execute(&mut self, command: &str, arguments: Option<Value>) -> io::Result<Value> {
+        tracing::debug!(command = %command, "QMP command");
         let text = command_line(command, arguments);
         self.writer.write_all(text.as_bytes()).await?;
         self.reply(command).await
