@@ -31,6 +31,40 @@ fn status_of<'a>(s: &'a [(String, String)], name: &str) -> &'a str {
         .1
 }
 
+fn fix_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
+    v["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}"))["fix"]
+        .as_str()
+        .unwrap()
+}
+
+/// `doctor --backend vz`: one `backend` line, the failure (the auto choice's OK line
+/// contradicted it).
+#[test]
+fn an_unavailable_backend_has_one_backend_line() {
+    let h = Home::new();
+    for b in ["vz", "libkrun"] {
+        let out = h
+            .smolvm()
+            .args(["doctor", "--backend", b, "--json"])
+            .output()
+            .unwrap();
+        let v = json(&out);
+        let backend: Vec<&serde_json::Value> = v["data"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] == "backend")
+            .collect();
+        assert_eq!(backend.len(), 1, "{b}: {backend:?}");
+        assert_eq!(backend[0]["status"], "fail", "{b}");
+    }
+}
+
 fn message_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
     v["data"]["checks"]
         .as_array()
@@ -258,6 +292,13 @@ fn tools_hidden_from_path_fail() {
             .starts_with("qemu-system binary is missing"),
         "{rt}"
     );
+    // One fix for one failure: the checks and the start's own error give the same line.
+    let fix = fix_of(&v, "qemu");
+    assert_eq!(fix_of(&v, "qemu-seccomp"), fix);
+    assert!(
+        rt["error"].as_str().unwrap().ends_with(fix),
+        "{rt} vs {fix}"
+    );
     assert_eq!(status_of(&s, "docker"), "warn");
     assert_eq!(status_of(&s, "debootstrap"), "warn");
     let docker = message_of(&v, "docker");
@@ -286,6 +327,15 @@ fn corrupt_state_db_fails() {
     let v = json(&out);
     let s = statuses(&v);
     assert_eq!(status_of(&s, "state-db"), "fail");
+    // `sandbox list` refuses it with the same fix doctor gives.
+    let list = h
+        .smolvm()
+        .args(["sandbox", "list", "--json"])
+        .output()
+        .unwrap();
+    let fix = fix_of(&v, "state-db");
+    assert_eq!(json(&list)["error"]["recovery"], fix, "{}", fix);
+    assert!(fix.contains("smolvm cleanup --force"), "{fix}");
     // Read-only: the file is left as it was.
     assert_eq!(
         std::fs::read(h.data.join("smolvm.db")).unwrap(),

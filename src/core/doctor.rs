@@ -71,7 +71,7 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
         host.qemu.as_deref(),
         Status::Fail,
         "QEMU is not installed; no sandbox can boot",
-        "Install QEMU: apt-get install qemu-system-x86",
+        host::QEMU_INSTALL_HINT,
     ));
     push(qemu_seccomp(host.qemu.as_deref()));
     push(binary(
@@ -213,6 +213,8 @@ pub fn for_backend(checks: Vec<Check>, choice: BackendChoice) -> Vec<Check> {
     };
     if choice.runnable().is_none() {
         let backend = choice.as_str();
+        // The auto choice's line would contradict it: one `backend` line.
+        out.retain(|c| c.name != "backend");
         out.insert(
             0,
             check(
@@ -452,7 +454,7 @@ fn qemu_seccomp(qemu: Option<&Path>) -> Check {
             "qemu-seccomp",
             Status::Fail,
             "no QEMU, no seccomp filter to check",
-            "Install QEMU: apt-get install qemu-system-x86",
+            host::QEMU_INSTALL_HINT,
         );
     };
     let argv = [
@@ -620,7 +622,7 @@ fn state_db(dbs: &[PathBuf]) -> Check {
             "state-db",
             Status::Fail,
             bad.join("; "),
-            "Run any sandbox command (e.g. smolvm sandbox list): a corrupt database is moved aside and recreated",
+            crate::core::sandbox::CORRUPT_DB_FIX,
         )
     }
 }

@@ -18,6 +18,10 @@ pub use crate::sys::process::is_vm_id;
 
 use crate::sys::state::VmStatus;
 
+/// The one fix every face gives for a corrupt state database (`sandbox list`, `doctor`,
+/// the dashboard): reads never change it, and cleanup is what moves it aside.
+pub const CORRUPT_DB_FIX: &str = "Run 'smolvm cleanup --dry-run' to see what cleanup finds, then 'smolvm cleanup --force' to move the database aside and rebuild it from the running sandboxes.";
+
 /// One sandbox as `sandbox list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SandboxInfo {
@@ -100,10 +104,11 @@ pub(crate) fn open_for_reading(
     .map_err(|e| Error::runtime(e.to_string()))?;
     if let Some(c) = corrupt {
         return Err(Error::runtime(format!(
-            "state database {} is corrupt ({}); run 'smolvm cleanup' to move it aside and rebuild it",
+            "state database {} is corrupt ({})",
             c.path.display(),
             c.reason
-        )));
+        ))
+        .with_recovery(CORRUPT_DB_FIX));
     }
     Ok(Some(store))
 }
