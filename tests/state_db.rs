@@ -369,3 +369,45 @@ fn invalid_rows_are_reported_and_never_acted_on_by_cleanup() {
         ["vm-badpid", "../victim/precious", "/abs/x", "vm-eth0"]
     );
 }
+
+/// `sandbox list` shows the preset a sandbox was started from, as the dashboard's VMs
+/// pane does (and `--preset` filters on): both read the one row-to-cell rule.
+#[test]
+fn sandbox_list_shows_the_preset_column() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    let db = h.data.join("smolvm.db");
+    let disk = h.tmp.path().join("disk.ext4");
+    std::fs::write(&disk, b"").unwrap();
+    support::smolvm_db_with_vm(&db, "vm-plain", "stopped", &disk, &disk);
+    support::smolvm_db_with_vm(&db, "vm-agent", "stopped", &disk, &disk);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE vms SET config = json_set(config, '$.preset', 'codex') WHERE id = 'vm-agent'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--all"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let text = support::stdout(&out);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "STATUS", "BACKEND", "PRESET", "IP", "PID", "CREATED"],
+        "{text}"
+    );
+    let preset_of = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
+            .unwrap_or_else(|| panic!("{id} not listed: {text}"))
+    };
+    assert_eq!(preset_of("vm-agent"), "codex");
+    assert_eq!(preset_of("vm-plain"), "-");
+}

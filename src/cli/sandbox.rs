@@ -141,20 +141,9 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
         });
         return 0;
     }
-    let rows: Vec<[String; 6]> = vms
+    let rows: Vec<[String; table::VM_LIST.len()]> = vms
         .iter()
-        .map(|v| {
-            [
-                v.id.clone(),
-                v.shown_status(),
-                v.backend
-                    .as_ref()
-                    .map_or_else(|| "-".into(), ToString::to_string),
-                v.ip.clone().unwrap_or_else(|| "-".into()),
-                v.pid.map_or("-".into(), |p| p.to_string()),
-                v.created_at.clone(),
-            ]
-        })
+        .map(|v| table::VM_LIST.map(|c| v.cell(c.id).unwrap_or_default()))
         .collect();
     for l in table::text_table(table::titles(&table::VM_LIST), &rows) {
         line(l);

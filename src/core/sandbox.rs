@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
+use super::table::VmCol;
 use super::vm::row_is_stale;
 use super::vm::VmBackend;
 use crate::sys::fs::{disk_usage, HardLinks};
@@ -71,6 +72,23 @@ impl SandboxInfo {
         } else {
             self.status.to_string()
         }
+    }
+
+    /// The text of a column that this row alone decides (`-` for nothing), for every face's
+    /// tables; `None` for the columns live stats fill (uptime, CPU, memory, traffic).
+    pub fn cell(&self, col: VmCol) -> Option<String> {
+        let dash = || "-".to_string();
+        Some(match col {
+            VmCol::Id => self.id.clone(),
+            VmCol::Status => self.shown_status(),
+            VmCol::Backend => self.backend.as_ref().map_or_else(dash, ToString::to_string),
+            VmCol::Preset => self.preset.clone().unwrap_or_else(dash),
+            VmCol::Ip => self.ip.clone().unwrap_or_else(dash),
+            VmCol::Ssh => self.ssh_port.map_or_else(dash, |p| p.to_string()),
+            VmCol::Pid => self.pid.map_or_else(dash, |p| p.to_string()),
+            VmCol::Created => self.created_at.clone(),
+            VmCol::Net | VmCol::Egress | VmCol::Uptime | VmCol::Cpu | VmCol::Rss => return None,
+        })
     }
 }
 

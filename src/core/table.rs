@@ -119,10 +119,11 @@ pub const VM_PANE: [Column<VmCol>; 12] = [
 ];
 
 /// `smolvm sandbox list`, in display order (widths come from the content).
-pub const VM_LIST: [Column<VmCol>; 6] = [
+pub const VM_LIST: [Column<VmCol>; 7] = [
     VM_PANE[0],
     VM_PANE[1],
     VM_PANE[2],
+    VM_PANE[3],
     VM_PANE[4],
     VM_PANE[8],
     Column::new(VmCol::Created, "CREATED", 0, 12),
@@ -278,7 +279,7 @@ mod tests {
     fn the_cli_views_share_the_pane_titles() {
         assert_eq!(
             titles(&VM_LIST),
-            ["ID", "STATUS", "BACKEND", "IP", "PID", "CREATED"]
+            ["ID", "STATUS", "BACKEND", "PRESET", "IP", "PID", "CREATED"]
         );
         assert_eq!(
             VM_LIST.map(|c| c.id),
@@ -286,6 +287,7 @@ mod tests {
                 VmCol::Id,
                 VmCol::Status,
                 VmCol::Backend,
+                VmCol::Preset,
                 VmCol::Ip,
                 VmCol::Pid,
                 VmCol::Created
