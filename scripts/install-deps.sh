@@ -78,6 +78,7 @@ else
     python3     # SmolVM-compat DB checks, the fake Firecracker API, test HTTP servers
     zstd curl   # image tests and benchmark baselines
     tmux        # drives the real dashboard in the end-to-end tests
+    zsh fish    # real shells load and run the completion scripts
     fonts-dejavu-core  # DejaVu Sans Mono for the dashboard screenshots
     bc flex bison libelf-dev libssl-dev make gcc libc6-dev xz-utils  # the test kernel
     busybox-static  # the busybox test rootfs

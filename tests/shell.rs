@@ -104,6 +104,116 @@ fn bash_completes_presets_and_verbs_and_nothing_without_a_db() {
 }
 
 #[test]
+fn bash_completes_presets_and_ids_wherever_the_clap_tree_names_them() {
+    let home = home_with_vms(&["vm-alpha", "vm-beta"]);
+    // Presets: a positional (`image pull`, `image rm`) and a flag's value (`--preset`).
+    assert_eq!(
+        bash_complete(&home, &["smolvm", "image", "pull", "co"]),
+        vec!["codex"]
+    );
+    assert_eq!(
+        bash_complete(&home, &["smolvm", "image", "rm", "codex", "co"]),
+        vec!["codex"]
+    );
+    assert_eq!(
+        bash_complete(&home, &["smolvm", "sandbox", "create", "--preset", "co"]),
+        vec!["codex"]
+    );
+    // Ids past flags, their values and global flags; `delete` takes several.
+    for words in [
+        &["smolvm", "sandbox", "stop", "--timeout", "5", "vm-"][..],
+        &["smolvm", "-v", "sandbox", "logs", "vm-"],
+        &["smolvm", "sandbox", "delete", "vm-alpha", "vm-"],
+        &["smolvm", "sandbox", "snapshot", "list", "--vm-id", "vm-"],
+    ] {
+        assert_eq!(
+            bash_complete(&home, words),
+            vec!["vm-alpha", "vm-beta"],
+            "{words:?}"
+        );
+    }
+    // `exec ID COMMAND…`: the command is not an id; neither are the hidden helpers offered.
+    assert!(
+        !bash_complete(&home, &["smolvm", "sandbox", "exec", "vm-alpha", "vm-"])
+            .iter()
+            .any(|w| w.starts_with("vm-"))
+    );
+    assert!(bash_complete(&home, &["smolvm", "__"]).is_empty());
+}
+
+/// The zsh script's hook in a real zsh (completion builtins stubbed: `compadd` prints what
+/// it is given, the clap function prints that it was asked).
+#[test]
+fn zsh_completes_ids_and_presets_through_the_hook() {
+    let home = home_with_vms(&["vm-alpha", "vm-beta"]);
+    let script = home.smolvm().args(["completion", "zsh"]).output().unwrap();
+    let file = home.tmp.path().join("smolvm.zsh");
+    std::fs::write(&file, &script.stdout).unwrap();
+    assert!(
+        !stdout(&script).contains("'__complete:"),
+        "the hidden helper is offered"
+    );
+    let run = |words: &str, current: usize| {
+        let program = format!(
+            "compdef() {{ }}; compadd() {{ print -l -- \"${{(@P)2}}\" }}; source '{}'; \
+             _smolvm() {{ print CLAP }}; words=({words}); CURRENT={current}; _smolvm_ids",
+            file.display()
+        );
+        let out = shell_in(&home, "zsh", &["-f", "-c", &program]);
+        stdout_lines(&out.stdout)
+    };
+    assert_eq!(run("smolvm sandbox info vm-", 4), ["vm-alpha", "vm-beta"]);
+    assert!(run("smolvm image pull co", 4).contains(&"codex".to_string()));
+    assert_eq!(run("smolvm sandbox exec vm-alpha ls", 5), ["CLAP"]);
+}
+
+/// The fish script in a real fish: `complete -C` completes a command line.
+#[test]
+fn fish_completes_ids_and_presets_through_the_hook() {
+    let home = home_with_vms(&["vm-alpha", "vm-beta"]);
+    let script = home.smolvm().args(["completion", "fish"]).output().unwrap();
+    let file = home.tmp.path().join("smolvm.fish");
+    std::fs::write(&file, &script.stdout).unwrap();
+    let run = |line: &str| {
+        let program = format!("source '{}'; complete -C'{line}'", file.display());
+        stdout_lines(&shell_in(&home, "fish", &["--no-config", "-c", &program]).stdout)
+            .into_iter()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run("smolvm sandbox info vm-"), ["vm-alpha", "vm-beta"]);
+    assert_eq!(
+        run("smolvm sandbox snapshot list --vm-id vm-b"),
+        ["vm-beta"]
+    );
+    assert_eq!(run("smolvm image pull co"), ["codex"]);
+    assert!(run("smolvm sandbox li").contains(&"list".to_string()));
+}
+
+/// Run `shell ARGS` with this HOME's environment and the built smolvm first on PATH.
+fn shell_in(home: &Home, shell: &str, args: &[&str]) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("smolvm");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(shell)
+        .env_clear()
+        .envs(home.env_vars())
+        .env("PATH", path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{shell}: {e} (scripts/install-deps.sh --test installs it)"));
+    assert!(
+        out.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
 fn every_shell_gets_a_script_and_completion_is_an_alias() {
     let home = Home::new();
     for (shell, marker) in [

@@ -684,7 +684,16 @@ pub enum SnapshotCommand {
     List(SnapshotListArgs),
     /// Delete a snapshot's row and files.
     #[command(alias = "rm")]
-    Delete(IdArgs),
+    Delete(SnapshotIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotIdArgs {
+    /// The snapshot's id (smolvm sandbox snapshot list).
+    pub snapshot: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

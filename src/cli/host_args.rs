@@ -34,12 +34,18 @@ pub struct ManArgs {
 pub struct CompleteArgs {
     #[arg(value_enum)]
     pub what: CompleteWhat,
+    /// With `words`: the words before the cursor, the program's name left out.
+    #[arg(last = true)]
+    pub words: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum CompleteWhat {
     Ids,
     Presets,
+    Snapshots,
+    /// What the word after `words` names (exit 1 when it is none of ours).
+    Words,
 }
 
 #[derive(Debug, Subcommand)]

@@ -192,7 +192,7 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
         Some(Command::Sandbox(c)) => start::sandbox(c, env),
         Some(Command::Completions(a)) => shell::completions(&a, env),
         Some(Command::Man(a)) => shell::man(&a, env),
-        Some(Command::Complete(a)) => shell::complete(a.what, env),
+        Some(Command::Complete(a)) => shell::complete(a.what, &a.words, env),
         Some(Command::Guard(a)) => guard(&a, env),
         None => {
             use std::io::IsTerminal;

@@ -1,10 +1,12 @@
 //! Shell integration from the clap definitions themselves: `smolvm completions SHELL`
 //! (SmolVM's `completion` is an alias) and `smolvm man [SUBCOMMAND…]`.
 //!
-//! Flags and subcommands (the presets among them) come from clap_complete. VM ids are
-//! not in the clap tree, so for bash and fish the script gains a hook that asks
-//! `smolvm __complete ids` (the state DB's ids, nothing else) when the word being
-//! completed is a sandbox verb's VM argument; zsh, elvish and PowerShell get the static
+//! Flags and subcommands (the presets among them) come from clap_complete. Sandbox ids,
+//! snapshot ids and preset names are not in the clap tree: the bash, zsh and fish scripts
+//! gain a hook that hands the words before the cursor to `smolvm __complete words -- …`,
+//! which walks the clap tree to the argument being typed ([`wanted`]) and prints its
+//! candidates (read from the state DB without changing it), or exits 1 when the argument
+//! is not one of those (clap's script completes it). Elvish and PowerShell get the static
 //! script.
 
 use clap_complete::Shell;
@@ -15,17 +17,83 @@ use crate::core::completion::{self, InstallShell, Installed};
 use crate::core::runtime::out_text;
 use crate::core::{sandbox, Env, Error, Paths};
 
-/// The sandbox verbs whose first positional is a VM id (`sandbox <verb> ID`), and the
-/// grouped ones (`sandbox env set ID`, `sandbox snapshot create ID`).
-const ID_VERBS: &[&str] = &[
-    "info", "start", "stop", "delete", "rm", "logs", "ssh", "shell", "exec", "pause", "resume",
-];
-const ID_GROUPS: &[(&str, &[&str])] = &[
-    ("env", &["set", "unset", "list"]),
-    ("file", &["upload", "download"]),
-    ("port", &["expose", "close", "list"]),
-    ("snapshot", &["create"]),
-];
+/// What a command-line argument names, when smolvm can list its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Sandbox,
+    Snapshot,
+    Preset,
+}
+
+/// The argument's values by its id in the clap tree: every positional or flag named so
+/// gets them, in every verb (a new verb's `id` completes without a change here).
+fn wanted_for(arg: &clap::Arg) -> Option<Wanted> {
+    match arg.get_id().as_str() {
+        "id" | "ids" | "vm_id" => Some(Wanted::Sandbox),
+        "snapshot" | "snapshots" => Some(Wanted::Snapshot),
+        "preset" | "presets" => Some(Wanted::Preset),
+        _ => None,
+    }
+}
+
+/// What the next word names, from the words before it (the program's name left out):
+/// walk the clap tree through the subcommands, skip flags and their values, and count
+/// positionals. `None` for anything else (a subcommand, a flag, a free value).
+pub fn wanted(cmd: &clap::Command, before: &[String]) -> Option<Wanted> {
+    let mut cur = cmd;
+    let mut positionals = 0usize;
+    let mut value_of: Option<&clap::Arg> = None;
+    let mut dashdash = false;
+    for w in before {
+        if value_of.take().is_some() {
+            continue;
+        }
+        if !dashdash && w == "--" {
+            dashdash = true;
+            continue;
+        }
+        if !dashdash && w.len() > 1 && w.starts_with('-') {
+            let arg = match w.strip_prefix("--") {
+                Some(long) if !long.contains('=') => {
+                    cur.get_arguments().find(|a| a.get_long() == Some(long))
+                }
+                Some(_) => None,
+                // `-n` takes the next word; `-nvalue` and `-vv` do not.
+                None if w.len() == 2 => {
+                    let short = w.chars().nth(1);
+                    cur.get_arguments().find(|a| a.get_short() == short)
+                }
+                None => None,
+            };
+            value_of = arg.filter(|a| a.get_action().takes_values());
+            continue;
+        }
+        if positionals == 0 && !dashdash {
+            if let Some(sub) = cur.find_subcommand(w) {
+                cur = sub;
+                continue;
+            }
+        }
+        positionals += 1;
+    }
+    if let Some(a) = value_of {
+        return wanted_for(a);
+    }
+    if cur.has_subcommands() && positionals == 0 {
+        return None;
+    }
+    // The positional this word fills: one word each, a list takes the rest.
+    let mut left = positionals;
+    for p in cur.get_positionals() {
+        let many = p.get_num_args().is_some_and(|n| n.max_values() > 1)
+            || matches!(p.get_action(), clap::ArgAction::Append);
+        if left == 0 || many {
+            return wanted_for(p);
+        }
+        left -= 1;
+    }
+    None
+}
 
 pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
     if !args.install {
@@ -58,94 +126,109 @@ pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
 
 /// The completion script of `shell` (what `smolvm completion SHELL` prints).
 fn script(shell: Shell, env: &Env) -> String {
-    let (_, mut cmd) = super::full_command(env);
+    let (_, full) = super::full_command(env);
+    // The hidden helpers (`__complete`, `__guard`) are not offered.
+    let mut cmd = clap::Command::new("smolvm")
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, "smolvm", &mut buf);
     let mut script = String::from_utf8_lossy(&buf).into_owned();
     match shell {
         Shell::Bash => script.push_str(&bash_hook()),
+        Shell::Zsh => script.push_str(&zsh_hook()),
         Shell::Fish => script.push_str(&fish_hook()),
         _ => {}
     }
     script
 }
 
-/// Bash: wrap clap's `_smolvm` so a VM id is offered where a sandbox verb wants one.
+/// Bash: wrap clap's `_smolvm`: what `smolvm __complete words` lists, else clap's reply.
 fn bash_hook() -> String {
-    let verbs = ID_VERBS.join("|");
-    let mut groups = String::new();
-    for (group, subs) in ID_GROUPS {
-        groups.push_str(&format!(
-            "        {group}) case \"$w1\" in {}) want=1 ;; esac ;;\n",
-            subs.join("|")
-        ));
-    }
-    format!(
-        r#"
-# VM ids for `smolvm sandbox <verb> ID` (from the state DB, via `smolvm __complete ids`).
-_smolvm_ids() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" i n=0 w0="" w1="" want=0
-    local -a pos=()
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        case "${{COMP_WORDS[i]}}" in -*) ;; *) pos+=("${{COMP_WORDS[i]}}") ;; esac
-    done
-    n=${{#pos[@]}}
-    if [[ "$cur" != -* && $n -ge 2 && "${{pos[0]}}" == sandbox ]]; then
-        w0="${{pos[1]}}"; w1="${{pos[2]:-}}"
-        if [[ $n -eq 2 ]]; then
-            case "$w0" in {verbs}) want=1 ;; esac
-        elif [[ $n -eq 3 ]]; then
-            case "$w0" in
-{groups}            esac
-        fi
-    fi
-    if [[ $want -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(smolvm __complete ids 2>/dev/null)" -- "$cur"))
+    r#"
+# Sandbox ids, snapshot ids and presets (from the state DB, via `smolvm __complete words`).
+_smolvm_ids() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" out
+    if out=$(smolvm __complete words -- "${COMP_WORDS[@]:1:COMP_CWORD-1}" 2>/dev/null); then
+        COMPREPLY=($(compgen -W "$out" -- "$cur"))
         return 0
     fi
     _smolvm "$@"
-}}
+}
 complete -F _smolvm_ids -o bashdefault -o default smolvm
 "#
-    )
+    .to_string()
 }
 
-/// Fish: one rule per verb that takes a VM id.
+/// Zsh: the same wrapper around clap's `_smolvm`.
+fn zsh_hook() -> String {
+    r#"
+# Sandbox ids, snapshot ids and presets (from the state DB, via `smolvm __complete words`).
+_smolvm_ids() {
+    local out
+    if out=$(smolvm __complete words -- "${(@)words[2,CURRENT-1]}" 2>/dev/null); then
+        local -a found
+        found=(${(f)out})
+        compadd -a found
+        return 0
+    fi
+    _smolvm "$@"
+}
+if (( $+functions[compdef] )); then
+    compdef _smolvm_ids smolvm
+fi
+"#
+    .to_string()
+}
+
+/// Fish: one rule, asking `smolvm __complete words` with the tokens before the cursor.
 fn fish_hook() -> String {
-    let mut out = String::from("\n# VM ids (from the state DB, via `smolvm __complete ids`).\n");
-    for verb in ID_VERBS {
-        out.push_str(&format!(
-            "complete -c smolvm -n '__fish_seen_subcommand_from sandbox; and __fish_seen_subcommand_from {verb}' -f -a '(smolvm __complete ids 2>/dev/null)'\n"
-        ));
-    }
-    for (group, subs) in ID_GROUPS {
-        out.push_str(&format!(
-            "complete -c smolvm -n '__fish_seen_subcommand_from sandbox; and __fish_seen_subcommand_from {group}; and __fish_seen_subcommand_from {}' -f -a '(smolvm __complete ids 2>/dev/null)'\n",
-            subs.join(" ")
-        ));
-    }
-    out
+    r#"
+# Sandbox ids, snapshot ids and presets (from the state DB, via `smolvm __complete words`).
+function __smolvm_words
+    set -l t (commandline -opc)
+    smolvm __complete words -- $t[2..-1] 2>/dev/null
+end
+complete -c smolvm -n '__smolvm_words >/dev/null' -f -a '(__smolvm_words)'
+"#
+    .to_string()
 }
 
 /// `smolvm __complete ids|presets`: one name per line, for the completion hooks. Quiet
 /// on any failure: a shell completing a word must never see an error.
-pub fn complete(what: CompleteWhat, env: &Env) -> i32 {
-    match what {
-        CompleteWhat::Ids => {
-            let paths = Paths::resolve(env, None);
-            if let Ok(listing) = sandbox::list(&paths, None) {
-                for vm in listing.vms {
-                    line(vm.id);
-                }
+pub fn complete(what: CompleteWhat, words: &[String], env: &Env) -> i32 {
+    let wanted_now = match what {
+        CompleteWhat::Ids => Wanted::Sandbox,
+        CompleteWhat::Presets => Wanted::Preset,
+        CompleteWhat::Snapshots => Wanted::Snapshot,
+        CompleteWhat::Words => {
+            let (_, mut cmd) = super::full_command(env);
+            cmd.build();
+            match wanted(&cmd, words) {
+                Some(w) => w,
+                None => return 1,
             }
         }
-        CompleteWhat::Presets => {
-            for p in crate::core::presets::Registry::load(env).presets {
-                line(p.name);
-            }
-        }
+    };
+    for name in candidates(wanted_now, env) {
+        line(name);
     }
     0
+}
+
+/// The values of one kind of argument: nothing (never an error) when they cannot be read.
+fn candidates(what: Wanted, env: &Env) -> Vec<String> {
+    let paths = Paths::resolve(env, None);
+    match what {
+        Wanted::Sandbox => sandbox::list(&paths, None)
+            .map(|l| l.vms.into_iter().map(|v| v.id).collect())
+            .unwrap_or_default(),
+        Wanted::Snapshot => sandbox::snapshot_ids(&paths).unwrap_or_default(),
+        Wanted::Preset => crate::core::presets::Registry::load(env)
+            .spellings()
+            .map(String::from)
+            .collect(),
+    }
 }
 
 /// `smolvm man [SUBCOMMAND…]`: the roff page of smolvm or of one of its subcommands, on
@@ -186,4 +269,47 @@ pub fn man(args: &ManArgs, env: &Env) -> i32 {
     }
     out_text(String::from_utf8_lossy(&buf));
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{wanted, Wanted};
+
+    fn want(words: &str) -> Option<Wanted> {
+        let (_, mut cmd) = super::super::full_command(&crate::core::Env::default());
+        cmd.build();
+        let words: Vec<String> = words.split_whitespace().map(String::from).collect();
+        wanted(&cmd, &words)
+    }
+
+    #[test]
+    fn the_word_after_these_names_what_the_clap_tree_says() {
+        use Wanted::*;
+        for (words, expected) in [
+            ("sandbox info", Some(Sandbox)),
+            ("sandbox info --json", Some(Sandbox)),
+            ("sandbox stop --timeout 5", Some(Sandbox)),
+            ("sandbox stop --timeout=5", Some(Sandbox)),
+            ("-vv sandbox logs", Some(Sandbox)),
+            ("sandbox env set", Some(Sandbox)),
+            ("sandbox delete vm-1 vm-2", Some(Sandbox)),
+            ("sandbox snapshot create", Some(Sandbox)),
+            ("sandbox snapshot list --vm-id", Some(Sandbox)),
+            ("sandbox snapshot restore", Some(Snapshot)),
+            ("sandbox snapshot delete", Some(Snapshot)),
+            ("image pull", Some(Preset)),
+            ("image rm codex", Some(Preset)),
+            ("sandbox create --preset", Some(Preset)),
+            ("sandbox list --preset", Some(Preset)),
+            ("", None),
+            ("sandbox", None),
+            ("sandbox snapshot", None),
+            ("sandbox exec vm-1", None),
+            ("sandbox create --name", None),
+            ("sandbox info vm-1", None),
+            ("sandbox stop --timeout", None),
+        ] {
+            assert_eq!(want(words), expected, "{words:?}");
+        }
+    }
 }

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use super::args::{IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotRestoreArgs};
+use super::args::{
+    IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotIdArgs, SnapshotRestoreArgs,
+};
 use super::output::{self, line, warn};
 use super::start::{open_ctx, progress};
 use crate::core::error::Result;
@@ -203,9 +205,9 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
     0
 }
 
-fn delete(a: &IdArgs, env: &Env) -> i32 {
+fn delete(a: &SnapshotIdArgs, env: &Env) -> i32 {
     const CMD: &str = "sandbox.snapshot.delete";
-    match open_ctx(env).and_then(|ctx| snapshot::delete(&ctx, &a.id)) {
+    match open_ctx(env).and_then(|ctx| snapshot::delete(&ctx, &a.snapshot)) {
         Ok(info) if a.json => {
             // SmolVM's `snapshot`; `deleted` is ours.
             let data = serde_json::json!({ "snapshot": info, "deleted": info });

@@ -133,6 +133,19 @@ pub(crate) fn open_for_reading(
 
 /// Every sandbox in the first existing state database, oldest first. Read-only: changes
 /// nothing on disk. Rows with invalid values are not listed but reported in `warnings`.
+/// The snapshots' ids, read as `sandbox list` reads (nothing on disk changes).
+pub fn snapshot_ids(paths: &Paths) -> Result<Vec<String>> {
+    let Some(store) = open_for_reading(paths, None)? else {
+        return Ok(Vec::new());
+    };
+    let (rows, _) = store
+        .list_snapshots(None)
+        .map_err(|e| Error::runtime(e.to_string()))?;
+    Ok(rows.into_iter().map(|s| s.snapshot_id).collect())
+}
+
+/// What `sandbox list` reads: every valid row of the first existing state database (see
+/// [`open_for_reading`]), reconciled, and the warnings.
 pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
     let Some(store) = open_for_reading(paths, busy_timeout)? else {
         return Ok(Listing::default());
