@@ -247,6 +247,12 @@ fn man_pages_come_from_the_clap_definitions() {
     for sub in ["sandbox", "cleanup", "prune", "doctor", "claude\\-code"] {
         assert!(page.contains(sub), "{sub} missing from the page");
     }
+    // The sections a man page is read for, after clap's own.
+    let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("no {s} section"));
+    assert!(at(".SH ENVIRONMENT") < at(".SH FILES"));
+    assert!(at(".SH FILES") < at(".SH \"EXIT STATUS\""));
+    assert!(at(".SH \"EXIT STATUS\"") < at(".SH EXAMPLES"));
+    assert!(page[at(".SH FILES")..].contains("smolvm.db"), "{page}");
     let out = home
         .smolvm()
         .args(["man", "sandbox", "list"])

@@ -13,6 +13,7 @@ pub mod image;
 mod image_build;
 mod image_list;
 mod leftovers;
+mod man_sections;
 pub mod network;
 pub mod output;
 pub mod prompt;

@@ -1,0 +1,151 @@
+//! The sections of `smolvm man` that clap does not write: ENVIRONMENT (from
+//! [`crate::core::settings`]), FILES, EXIT STATUS and EXAMPLES.
+
+use crate::core::error::ErrorCode;
+
+/// The files smolvm reads and writes, as (path, what it is).
+pub const FILES: &[(&str, &str)] = &[
+    ("~/.local/state/smolvm/smolvm.db", "The state database (SmolVM's): sandboxes, leases, snapshots. As plain root /var/lib/smolvm/smolvm.db; SMOLVM_DATA_DIR moves it."),
+    ("<data dir>/logs/smolvm.log", "smolvm's own log (SMOLVM_LOG, SMOLVM_LOG_MAX_BYTES); `doctor` names it."),
+    ("<data dir>/disks/, <data dir>/logs/<id>.log", "Each sandbox's disk and console log."),
+    ("~/.smolvm/images/", "The image caches (SMOLVM_IMAGE_DIR, --image-dir): <version>/<preset>-<arch>-<vmm>/ and SmolVM's <preset>-v<version>-<arch>-<vmm>/."),
+    ("~/.smolvm/snapshots/", "Snapshot files."),
+    ("~/.smolvm/keys/", "The SSH keys smolvm reaches its sandboxes with."),
+    ("~/.config/smolvm/presets.toml", "Presets of your own, beside the built-in ones ($XDG_CONFIG_HOME moves ~/.config)."),
+    ("~/.config/smolvm/keymap.toml", "The dashboard's keys (press ? in the dashboard to see them)."),
+    ("~/.config/smolvm/theme.toml", "The dashboard's colours."),
+];
+
+/// Exit codes, each with the JSON error codes that give it.
+pub const EXIT_STATUS: &[(i32, &str, &[ErrorCode])] = &[
+    (0, "Success.", &[]),
+    (
+        1,
+        "The command failed, refused, or partly failed (the JSON envelope's error.code says which).",
+        &[
+            ErrorCode::Refused,
+            ErrorCode::Runtime,
+            ErrorCode::PartialFailure,
+            ErrorCode::Readonly,
+            ErrorCode::Busy,
+            ErrorCode::NotRunning,
+            ErrorCode::NotFound,
+        ],
+    ),
+    (
+        2,
+        "Bad flags, arguments or SMOLVM_* values (usage_error, invalid_input).",
+        &[ErrorCode::Usage, ErrorCode::InvalidInput],
+    ),
+    (
+        130,
+        "Interrupted (Ctrl-C, SIGTERM, SIGHUP) after rolling back what was started.",
+        &[ErrorCode::Interrupted],
+    ),
+];
+
+/// Everyday use, as (command, what it does).
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("smolvm", "Open the dashboard (on a terminal)."),
+    (
+        "smolvm claude start",
+        "Start Claude Code in a fresh sandbox and attach to it.",
+    ),
+    (
+        "smolvm sandbox create --preset codex --start",
+        "Create and boot a sandbox of the codex image.",
+    ),
+    (
+        "smolvm sandbox list --json | jq -r '.data.vms[].name'",
+        "The running sandboxes' ids, for scripts.",
+    ),
+    (
+        "smolvm sandbox exec vm-1a2b3c4d -- make test",
+        "Run a command in a sandbox; its exit code is smolvm's.",
+    ),
+    (
+        "smolvm sandbox snapshot create vm-1a2b3c4d",
+        "Snapshot a sandbox (restore it with sandbox snapshot restore).",
+    ),
+    (
+        "smolvm cleanup --dry-run",
+        "See what cleanup would remove; --force removes it.",
+    ),
+    (
+        "smolvm prune --dry-run",
+        "See which old image caches prune would remove.",
+    ),
+    (
+        "smolvm doctor",
+        "Check what this host can do, with a fix for each problem.",
+    ),
+];
+
+fn roff(text: &str) -> String {
+    let t = text.replace('\\', "\\\\").replace('`', "");
+    if t.starts_with(['.', '\'']) {
+        format!("\\&{t}")
+    } else {
+        t
+    }
+}
+
+/// FILES, EXIT STATUS and EXAMPLES in roff.
+pub fn roff_sections() -> String {
+    let mut out = String::from(".SH FILES\n");
+    for (path, what) in FILES {
+        out.push_str(&format!(".TP\n\\fI{}\\fR\n{}\n", roff(path), roff(what)));
+    }
+    out.push_str(".SH \"EXIT STATUS\"\n");
+    out.push_str("sandbox exec exits with the guest command's own exit code when it ran.\n");
+    for (code, what, _) in EXIT_STATUS {
+        out.push_str(&format!(".TP\n\\fB{code}\\fR\n{}\n", roff(what)));
+    }
+    out.push_str(".SH EXAMPLES\n");
+    for (cmd, what) in EXAMPLES {
+        out.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(cmd), roff(what)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error code is listed under the exit status it really gives.
+    #[test]
+    fn exit_status_lists_each_error_code_under_its_exit_code() {
+        let all = [
+            ErrorCode::Usage,
+            ErrorCode::InvalidInput,
+            ErrorCode::Refused,
+            ErrorCode::Runtime,
+            ErrorCode::PartialFailure,
+            ErrorCode::Readonly,
+            ErrorCode::Busy,
+            ErrorCode::NotRunning,
+            ErrorCode::NotFound,
+            ErrorCode::Interrupted,
+        ];
+        for code in all {
+            let listed: Vec<i32> = EXIT_STATUS
+                .iter()
+                .filter(|(_, _, codes)| codes.contains(&code))
+                .map(|(n, _, _)| *n)
+                .collect();
+            let e = crate::core::error::Error::new(code, "x");
+            assert_eq!(listed, [e.exit_code()], "{code:?}");
+        }
+    }
+
+    /// The examples parse as smolvm command lines (the part before a pipe).
+    #[test]
+    fn examples_are_valid_command_lines() {
+        let (_, cmd) = super::super::full_command(&crate::core::Env::default());
+        for (line, _) in EXAMPLES {
+            let words: Vec<&str> = line.split('|').next().unwrap().split_whitespace().collect();
+            let r = cmd.clone().try_get_matches_from(&words);
+            assert!(r.is_ok(), "{line}: {}", r.unwrap_err());
+        }
+    }
+}
