@@ -22,6 +22,7 @@ pub mod sandbox;
 mod shapes;
 pub mod shell;
 pub mod snapshot;
+mod snapshot_args;
 pub mod start;
 pub mod toolkit;
 pub mod toolkit_args;
