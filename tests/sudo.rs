@@ -247,3 +247,116 @@ fn completion_install_under_sudo_writes_with_the_users_rights() {
         format!("source {}  # smolvm tab completion\n", script.display())
     );
 }
+
+/// A user who is not root on a host where root's state holds sandboxes reads that state;
+/// a change of theirs would start a state of their own (and hide root's from then on).
+/// They are told which database each command read, and a change is refused, with
+/// nothing written, until they choose (sudo, or making their own state folder).
+#[test]
+fn a_user_reading_roots_state_is_told_before_a_change_starts_another() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (a test user)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let Some((home, user)) = user_with_home(tmp.path()) else {
+        return;
+    };
+    let sys = tmp.path().join("sys");
+    std::fs::create_dir(&sys).unwrap();
+    let disk = tmp.path().join("disk.ext4");
+    std::fs::write(&disk, b"").unwrap();
+    let root_db = sys.join("smolvm.db");
+    support::smolvm_db_with_vm(&root_db, "vm-of-root", "stopped", &disk, &disk);
+    std::fs::set_permissions(
+        &root_db,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let own = home.join(".local/state/smolvm");
+    let as_user = |args: &[&str]| -> Output {
+        Command::new("setpriv")
+            .args([
+                "--reuid",
+                &user.uid.to_string(),
+                "--regid",
+                &user.gid.to_string(),
+            ])
+            .args(["--clear-groups", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("SMOLVM_SYSTEM_DATA_DIR", &sys)
+            .env("SMOLVM_IMAGE_DIR", home.join("images"))
+            .output()
+            .unwrap()
+    };
+    // Reads: root's sandboxes, and which database that was.
+    let out = as_user(&["sandbox", "list", "--all", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["data"]["vms"][0]["name"], "vm-of-root", "{v}");
+    assert_eq!(v["data"]["state_db"], root_db.to_str().unwrap());
+    assert_eq!(
+        v["data"]["writes_to"],
+        own.join("smolvm.db").to_str().unwrap()
+    );
+    let text = as_user(&["sandbox", "list", "--all"]);
+    let err = String::from_utf8_lossy(&text.stderr);
+    assert!(err.contains(root_db.to_str().unwrap()), "{err}");
+    // A change is refused, and writes nothing: no state of theirs appears.
+    for args in [
+        &["sandbox", "stop", "vm-of-root"][..],
+        &["cleanup", "--force"],
+        &["cleanup", "--dry-run"],
+        &["sandbox", "prune", "--force"],
+    ] {
+        let out = as_user(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("would start a new state database")
+                && err.contains(root_db.to_str().unwrap()),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("sudo"), "{args:?}: {err}");
+        assert!(!home.join(".local").exists(), "{args:?} wrote a state");
+    }
+    // Once they make their own state folder, changes go there, and every command says so.
+    let mk = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &user.uid.to_string(),
+            "--regid",
+            &user.gid.to_string(),
+        ])
+        .args(["--clear-groups", "--", "mkdir", "-p"])
+        .arg(&own)
+        .status()
+        .unwrap();
+    assert!(mk.success());
+    let out = as_user(&["sandbox", "stop", "vm-of-root"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("changes go to"), "{err}");
+    assert!(own.join("smolvm.db").exists());
+    // Root's database was never written.
+    let c = rusqlite::Connection::open(&root_db).unwrap();
+    let status: String = c
+        .query_row("SELECT status FROM vms WHERE id = 'vm-of-root'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "stopped");
+}

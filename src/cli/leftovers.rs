@@ -8,8 +8,7 @@ use std::io::IsTerminal;
 use serde::Serialize;
 
 use super::args::SandboxPruneArgs;
-use super::output::{self, line, warn};
-use crate::core::context::Ctx;
+use super::output::{self, line};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::leftovers::{self, Leftover, LeftoverReport};
 use crate::core::units::format_size;
@@ -46,13 +45,10 @@ fn entry(l: &Leftover) -> Entry<'_> {
 }
 
 pub fn run(args: &SandboxPruneArgs, env: &Env) -> i32 {
-    let ctx = match Ctx::open(env) {
+    let ctx = match super::start::open_ctx(env) {
         Ok(c) => c,
         Err(e) => return output::fail(COMMAND, args.json, &e),
     };
-    if let Some(c) = &ctx.corruption {
-        warn(c.to_string());
-    }
     let plan = match leftovers::plan(&ctx, args.include_saved) {
         Ok(p) => p,
         Err(e) => return output::fail(COMMAND, args.json, &e),

@@ -47,6 +47,10 @@ struct Data<'a> {
     count: usize,
     /// Rows of the state database that were skipped, and why.
     warnings: &'a [String],
+    /// The database read (ours; `null` when none exists yet).
+    state_db: Option<&'a std::path::Path>,
+    /// Where changes would go when that is another database (ours).
+    writes_to: Option<&'a std::path::Path>,
 }
 
 /// A row as SmolVM's list shows it: a running/paused row whose process is gone is
@@ -123,6 +127,8 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
                 },
                 count: vms.len(),
                 warnings: &listing.warnings,
+                state_db: listing.state_db.as_deref(),
+                writes_to: listing.split.as_ref().map(|s| s.write.as_path()),
             }),
             None,
         );
@@ -130,6 +136,9 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
     }
     for w in &listing.warnings {
         warn(w);
+    }
+    if let Some(s) = &listing.split {
+        warn(s.notice());
     }
     if vms.is_empty() {
         line(match status {

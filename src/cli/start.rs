@@ -75,10 +75,15 @@ pub(super) fn progress(json: bool) -> Progress<StartEvent> {
 
 /// [`Ctx::open`], its corruption report (the database was moved aside) shown as a
 /// warning on stderr, in both modes like every warning of these commands.
+/// The command's context, with what every command says of it first: a corrupt database
+/// moved aside, reads and writes at two databases.
 pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
     let ctx = Ctx::open(env)?;
     if let Some(c) = &ctx.corruption {
         warn(c.to_string());
+    }
+    if let Some(s) = &ctx.split {
+        warn(s.notice());
     }
     Ok(ctx)
 }

@@ -20,13 +20,7 @@ use crate::core::runtime::{out_bytes, stdout_is_terminal};
 use crate::core::start::Ctx;
 use crate::core::Env;
 
-pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
-    let ctx = Ctx::open(env)?;
-    if let Some(c) = &ctx.corruption {
-        output::warn(c.to_string());
-    }
-    Ok(ctx)
-}
+pub(super) use super::start::open_ctx;
 
 /// Print a result: the envelope with `--json`, else the human lines; an error exits with
 /// its code's exit code.

@@ -87,11 +87,78 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// The state database reads use: the first that exists of the data directory's
+/// candidates (`SMOLVM_DATA_DIR`'s alone when set). `sandbox list`, completion and the
+/// dashboard's list read it; nothing is created to find it.
+pub fn read_db(paths: &Paths) -> Option<PathBuf> {
+    paths
+        .data_dir_candidates()
+        .into_iter()
+        .map(|d| d.join(STATE_DB_FILE))
+        .find(|p| p.exists())
+}
+
+/// Reads see one database and a write would go to another: a user who is not root on a
+/// host where root's `/var/lib/smolvm` holds sandboxes reads those, but their first
+/// change would start a state of their own (and from then on they would read only that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorldSplit {
+    /// The database reads use ([`read_db`]).
+    pub read: PathBuf,
+    /// The database a change would write ([`Paths::data_dir_planned`]'s).
+    pub write: PathBuf,
+}
+
+impl WorldSplit {
+    /// `None` when reads and writes are one database, or nothing exists yet to read.
+    pub fn of(paths: &Paths) -> Option<WorldSplit> {
+        let read = read_db(paths)?;
+        let write = paths.data_dir_planned()?.join(STATE_DB_FILE);
+        (read != write).then_some(WorldSplit { read, write })
+    }
+
+    /// The user has chosen the write side: its directory exists (they made it, or an
+    /// earlier smolvm did). Until then nothing is written there.
+    pub fn chosen(&self) -> bool {
+        self.write.parent().is_some_and(|d| d.is_dir())
+    }
+
+    /// What a change is refused with until [`WorldSplit::chosen`]: which database was
+    /// read, which would be started, and the two ways on.
+    pub fn refusal(&self) -> Error {
+        let dir = self.write.parent().unwrap_or(&self.write);
+        Error::new(
+            super::error::ErrorCode::Refused,
+            format!(
+                "This would start a new state database at {}, but smolvm reads {} here (its sandboxes are not yours to change).",
+                self.write.display(),
+                self.read.display()
+            ),
+        )
+        .with_recovery(format!(
+            "Run it with sudo to work with the sandboxes in {}, or create {} to keep sandboxes of your own there.",
+            self.read.display(),
+            dir.display()
+        ))
+    }
+
+    /// The line every face shows while both exist: what was read and where changes go.
+    pub fn notice(&self) -> String {
+        format!(
+            "Reading {}; changes go to {} (sudo works with the first).",
+            self.read.display(),
+            self.write.display()
+        )
+    }
+}
+
 /// One job's opened context: the [`Context`]'s environment, paths and host facts with
 /// the state store opened (every core operation takes it).
 pub struct Ctx {
     pub env: Env,
     pub paths: Paths,
+    /// Reads and writes at two databases (see [`WorldSplit`]); the faces say so.
+    pub split: Option<WorldSplit>,
     pub data_dir: PathBuf,
     pub store: Arc<StateStore>,
     /// The state database was corrupt and moved aside while opening: every caller shows
@@ -111,6 +178,12 @@ impl Ctx {
     /// [`Ctx::open`] with the paths and host facts already at hand (a [`Context`]
     /// resolved them once).
     pub fn open_with(env: &Env, paths: Paths, host: Host) -> Result<Ctx> {
+        let split = WorldSplit::of(&paths);
+        if let Some(s) = &split {
+            if !s.chosen() {
+                return Err(s.refusal());
+            }
+        }
         let data_dir = paths
             .data_dir()
             .map_err(|e| Error::runtime(e.to_string()))?;
@@ -127,6 +200,7 @@ impl Ctx {
         Ok(Ctx {
             env: env.clone(),
             paths,
+            split,
             data_dir,
             store: Arc::new(store),
             corruption,

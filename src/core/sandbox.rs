@@ -8,7 +8,7 @@ use super::table::VmCol;
 use super::vm::row_is_stale;
 use super::vm::VmBackend;
 use crate::sys::fs::{disk_usage, HardLinks};
-use crate::sys::paths::{Paths, STATE_DB_FILE};
+use crate::sys::paths::Paths;
 use crate::sys::procfs;
 use crate::sys::state::{OpenMode, StateStore, VmRecord, DEFAULT_BUSY_TIMEOUT};
 
@@ -95,6 +95,10 @@ impl SandboxInfo {
 /// What `sandbox list` shows: every valid row, and a warning for each row skipped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {
+    /// The database read (`None`: none exists yet, so nothing was read).
+    pub state_db: Option<std::path::PathBuf>,
+    /// Changes would go to another database than the one read.
+    pub split: Option<super::context::WorldSplit>,
     pub vms: Vec<SandboxInfo>,
     /// One line per skipped row (its table, escaped id and reason).
     pub warnings: Vec<String>,
@@ -106,12 +110,7 @@ pub(crate) fn open_for_reading(
     paths: &Paths,
     busy_timeout: Option<Duration>,
 ) -> Result<Option<StateStore>> {
-    let Some(db) = paths
-        .data_dir_candidates()
-        .into_iter()
-        .map(|d| d.join(STATE_DB_FILE))
-        .find(|p| p.exists())
-    else {
+    let Some(db) = super::context::read_db(paths) else {
         return Ok(None);
     };
     let (store, corrupt) = StateStore::open(
@@ -155,6 +154,8 @@ pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
     // Leases are read only for their warnings: what cleanup would skip, list reports.
     let leases = store.leases().map_err(rt)?;
     Ok(Listing {
+        state_db: super::context::read_db(paths),
+        split: super::context::WorldSplit::of(paths),
         vms: rows.vms.iter().map(|r| SandboxInfo::of(r, paths)).collect(),
         warnings: rows
             .skipped

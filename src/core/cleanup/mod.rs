@@ -124,6 +124,13 @@ impl CleanupOptions {
         if let (false, Some(p)) = (all, &prefix) {
             validate_prefix(p).map_err(|why| Error::usage(format!("--prefix: {why}")))?;
         }
+        // Reading another user's state and about to start one's own: said, nothing made
+        // (a dry run says what the run would).
+        if let Some(s) = super::context::WorldSplit::of(paths) {
+            if !s.chosen() {
+                return Err(s.refusal());
+            }
+        }
         // A dry run looks where the real run will work (it creates nothing to find it).
         let data_dir = if dry_run {
             paths.data_dir_planned().ok_or_else(|| {
