@@ -758,6 +758,8 @@ pub struct CreateArgs {
     pub start: bool,
     #[command(flatten)]
     pub flags: StartFlags,
+    #[command(flatten)]
+    pub attach: super::attach_args::AttachFlags,
 }
 
 #[derive(Debug, Args)]

@@ -276,11 +276,16 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
             opts.rootfs = Some(r);
         }
         opts.create_only = !args.start;
+        (opts.bridge, opts.bridge_address) = args.attach.attachment()?;
         let ctx = open_ctx(env)?;
         crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();
     match r {
         Ok(rep) => print_started("sandbox.create", json, &rep),
+        // SmolVM's create exits 1 on every error (a bad attachment is its invalid_input).
+        Err(e) if e.code == crate::core::ErrorCode::InvalidInput && args.attach.asked() => {
+            output::fail_with("sandbox.create", json, &e, 1)
+        }
         Err(e) => output::fail("sandbox.create", json, &e),
     }
 }
