@@ -296,13 +296,23 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::List(a) => super::sandbox::list(&a, env),
         SandboxCommand::Create(a) => create(&a, env),
         SandboxCommand::Info(a) => {
-            let r = open_ctx(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
+            let r = open_ctx(env).and_then(|ctx| {
+                let i = lifecycle::info(&ctx, &a.id)?;
+                // SmolVM asks a running guest (JSON only here: the human lines show neither).
+                let live = if a.json {
+                    crate::core::guest::live_facts(&ctx, &a.id)
+                } else {
+                    Default::default()
+                };
+                Ok((i, live))
+            });
             match r {
-                Ok(i) if a.json => {
-                    output::print_json("sandbox.info", 0, Some(&super::shapes::info(&i)), None);
+                Ok((i, live)) if a.json => {
+                    let data = super::shapes::info(&i, &live);
+                    output::print_json("sandbox.info", 0, Some(&data), None);
                     0
                 }
-                Ok(i) => {
+                Ok((i, _)) => {
                     let s = &i.summary;
                     line(format!("ID:       {}", s.id));
                     line(format!("Status:   {}", s.shown_status()));
@@ -730,10 +740,7 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     if !a.json {
         return match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
             Ok(Some(code)) => code,
-            Ok(None) => {
-                err_line(format!("Error: command timed out after {} s", t.as_secs()));
-                124
-            }
+            Ok(None) => output::fail(CMD, false, &exec_timed_out(&a.command, t)),
             Err(e) => output::fail(CMD, false, &e),
         };
     }
@@ -745,15 +752,12 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         ),
         Ok(o) => {
             let code = match (o.timed_out, o.exit_code) {
-                (true, _) => 124,
+                (true, _) => 1,
                 (false, Some(c)) => c,
                 (false, None) => 1,
             };
             let err = if o.timed_out {
-                Some(Error::runtime(format!(
-                    "Command timed out after {} s",
-                    t.as_secs()
-                )))
+                Some(exec_timed_out(&a.command, t))
             } else {
                 // SmolVM's: a non-zero exit is a failure of the envelope too.
                 (code != 0).then(|| {
@@ -775,4 +779,14 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         }
         Err(e) => output::fail(CMD, true, &e),
     }
+}
+
+/// SmolVM's exec timeout: its SSH run raises `OperationTimeoutError`, which its CLI
+/// reports as a `runtime_error` with exit 1.
+fn exec_timed_out(command: &[String], t: Duration) -> Error {
+    Error::runtime(format!(
+        "Operation '{}' timed out after {}s",
+        command.join(" "),
+        t.as_secs()
+    ))
 }
