@@ -403,3 +403,152 @@ fn a_bridged_create_is_refused_clearly_before_anything_is_made() {
         );
     }
 }
+
+/// smolvm reaches a bridged guest over SSH at its static address when this host can route
+/// to the bridge's network (here through the peer, which forwards): `exec` works, the
+/// guest (given the peer as its gateway) reaches a server on the peer, and a stop and a
+/// start take the same TAP back.
+#[test]
+fn a_routed_bridged_guest_runs_commands_over_ssh_across_a_restart() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
+        return;
+    }
+    let ((ns, peer), h) = (lab(), Home::new());
+    let veth = format!("r{}", std::process::id() % 100_000);
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(format!(
+            "ip link add {veth} type veth peer name {veth}p
+             ip link set {veth} netns {n} name up0
+             ip link set {veth}p netns {p} name up1",
+            n = ns.name,
+            p = peer.name
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.sh("ip addr add 10.88.0.1/24 dev up0 && ip link set up0 up
+           ip route add 10.77.0.0/24 via 10.88.0.2");
+    peer.sh("ip addr add 10.88.0.2/24 dev up1 && ip link set up1 up
+             sysctl -qw net.ipv4.ip_forward=1");
+    let hi = h.tmp.path().join("hi.sh");
+    std::fs::write(&hi, "#!/bin/sh\necho peer-says-hi\n").unwrap();
+    std::fs::set_permissions(&hi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &peer.name,
+            "/bin/busybox",
+            "nc",
+            "-ll",
+            "-p",
+            "7777",
+            "-e",
+        ])
+        .arg(&hi)
+        .spawn()
+        .unwrap();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::debian_rootfs();
+    let (k, r) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
+    let flags = [
+        "--network",
+        "bridge",
+        "--bridge",
+        "br0",
+        "--guest-ip",
+        "10.77.0.30/24",
+        "--guest-gateway",
+        "10.77.0.1",
+        "--memory",
+        "512",
+        "--start",
+    ];
+    let out = create(&ns, &h, k, r, "vm-bx", &flags);
+    support::assert_code(&out, 0);
+    let exec = |script: &str| {
+        ns.cmd(&h, "smolvm")
+            .args([
+                "sandbox",
+                "exec",
+                "vm-bx",
+                "--timeout",
+                "120",
+                "--",
+                "bash",
+                "-c",
+                script,
+            ])
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap()
+    };
+    let wait_exec = |script: &str| {
+        let t = Instant::now();
+        loop {
+            let out = exec(script);
+            if out.status.success() || t.elapsed() > Duration::from_secs(120) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    };
+    let out = wait_exec("ip -4 -o addr show dev eth0; ip route show default");
+    support::assert_code(&out, 0);
+    let text = support::stdout(&out);
+    assert!(
+        text.contains("10.77.0.30/24") && text.contains("via 10.77.0.1"),
+        "{text}"
+    );
+    let out = exec("timeout 5 bash -c 'exec 3<>/dev/tcp/10.77.0.1/7777; head -n1 <&3'");
+    assert_eq!(
+        support::stdout(&out).trim(),
+        "peer-says-hi",
+        "{}",
+        support::stderr(&out)
+    );
+    let tap: String = rusqlite::Connection::open(h.data.join("smolvm.db"))
+        .unwrap()
+        .query_row(
+            "SELECT tap_device FROM tap_allocations WHERE vm_id = 'vm-bx'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+
+    let out = ns.smolvm(
+        &h,
+        &["sandbox", "stop", "vm-bx", "--timeout", "10", "--json"],
+    );
+    support::assert_code(&out, 0);
+    let out = ns
+        .cmd(&h, "smolvm")
+        .args(["sandbox", "start", "vm-bx", "--json"])
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    support::assert_code(&out, 0);
+    let l = link(&ns, &tap).expect("the same TAP after a restart");
+    assert_eq!(
+        (l["ifalias"].clone(), l["master"].clone()),
+        ("smolvm-bridge:vm-bx".into(), "br0".into())
+    );
+    let out = wait_exec("cat /etc/debian_version");
+    support::assert_code(&out, 0);
+    assert!(support::stdout(&out).trim().starts_with("12"));
+
+    let out = ns.smolvm(
+        &h,
+        &["sandbox", "delete", "vm-bx", "--timeout", "5", "--json"],
+    );
+    support::assert_code(&out, 0);
+    assert!(link(&ns, &tap).is_none());
+    let _ = server.kill();
+    let _ = server.wait();
+}
