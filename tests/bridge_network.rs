@@ -284,6 +284,29 @@ fn smolvm_0_0_36_lists_inspects_and_deletes_a_bridged_sandbox_smolvm_created() {
         .expect("a svmb TAP")
         .to_string();
 
+    // No policy applies to a bridged sandbox.
+    let out = ns.smolvm(
+        &h,
+        &[
+            "sandbox",
+            "network",
+            "set",
+            "vm-py",
+            "--internet",
+            "off",
+            "--json",
+        ],
+    );
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "invalid_input", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bridge-attached"),
+        "{v}"
+    );
+
     let (code, v) = smolvm_py(&ns, &h, &["sandbox", "list", "--all", "--json"]);
     assert_eq!(code, 0, "{v}");
     let rows = v["data"]["vms"].as_array().cloned().unwrap_or_default();
@@ -512,6 +535,20 @@ fn a_routed_bridged_guest_runs_commands_over_ssh_across_a_restart() {
         "peer-says-hi",
         "{}",
         support::stderr(&out)
+    );
+    // Nor a port forward (SmolVM's refusal).
+    let out = ns.smolvm(
+        &h,
+        &["sandbox", "port", "expose", "vm-bx", "8080", "--json"],
+    );
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported with bridge mode"),
+        "{v}"
     );
     let tap: String = rusqlite::Connection::open(h.data.join("smolvm.db"))
         .unwrap()
