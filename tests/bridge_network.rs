@@ -131,6 +131,8 @@ fn a_bridged_guest_is_a_machine_on_the_bridge_and_only_its_own_tap_is_removed() 
     support::assert_code(&out, 0);
     let v = json(&out);
     assert_eq!(v["data"]["ip"], "10.77.0.20", "{v}");
+    assert_eq!(v["data"]["warnings"], serde_json::json!([]), "{v}");
+    assert_eq!(v["data"]["vm"]["name"], "vm-br", "{v}");
 
     // The TAP: SmolVM's name, alias and MAC, enslaved to br0, no address; nothing of it in
     // nftables; SmolVM's rows.

@@ -92,6 +92,9 @@ fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
                 let mut v = super::shapes::with_vm(r, &r.id, &r.status.to_string());
                 if let Some(m) = v.as_object_mut() {
                     m.insert("next".into(), super::shapes::next(&r.id));
+                    // SmolVM's list (its one warning, a bridged guest without an address,
+                    // cannot happen here: smolvm gives it one).
+                    m.entry("warnings").or_insert_with(|| serde_json::json!([]));
                 }
                 v
             }
