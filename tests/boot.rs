@@ -245,6 +245,10 @@ fn debian_image_answers_ssh_and_exec() {
     // The remote exit code comes back.
     let out = e.run(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
+    // `sandbox info` asks the running guest for its OS and used memory, as SmolVM does.
+    let vm = &e.ok_json(&["sandbox", "info", "vm-deb", "--json"])["data"]["vm"];
+    assert_eq!(vm["os"], "Debian GNU/Linux 12 (bookworm)", "{vm}");
+    assert!(vm["memory_used"].as_u64().is_some_and(|m| m > 0), "{vm}");
     // The forwarded port is the guest's sshd.
     assert!(e
         .first_line("127.0.0.1", port as u16)

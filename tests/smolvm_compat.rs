@@ -357,6 +357,38 @@ fn sandbox_delete_json_is_smolvms() {
         &["sandbox", "delete", "vm-created", "nope", "--json"],
         &[],
     );
+    // --all: every sandbox, oldest first, with the dead "running" one reconciled.
+    compare(
+        &h,
+        &f,
+        &[
+            "sandbox",
+            "delete",
+            "--all",
+            "--dry-run",
+            "--force",
+            "--json",
+        ],
+        &[],
+    );
+    // SmolVM's `deleted` is in the order its threads finished: the same ids, any order.
+    let (theirs, ours) = compare(
+        &h,
+        &f,
+        &["sandbox", "delete", "--all", "--force", "--json"],
+        &["/data/deleted"],
+    );
+    let sorted = |v: &serde_json::Value| {
+        let mut ids: Vec<String> = v["data"]["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(sorted(&ours), sorted(&theirs));
 }
 
 #[test]

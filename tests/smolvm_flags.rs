@@ -16,16 +16,9 @@ const NOT_HERE: &[(&str, &str, &str)] = &[
         "--no-clipboard",
         "macOS desktop guests only",
     ),
-    (
-        "sandbox create",
-        "--yes",
-        "confirms macOS image preparation only",
-    ),
     ("image build", "--ipsw", "macOS images only"),
     ("image build", "--os", "its only value is macos"),
     // Not here yet (issue 24 stays open for them):
-    ("sandbox create", "--network", "bridge networking"),
-    ("sandbox create", "--bridge", "bridge networking"),
     ("image build", "--arch", "cross-architecture builds"),
     (
         "image build",

@@ -594,8 +594,36 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     // SmolVM's: a non-zero exit fails the envelope too.
     assert_eq!(ex["ok"], false);
     assert_eq!(ex["error"]["code"], "command_failed");
+    // SmolVM's timeout: its run raises, exit 1 with a runtime_error.
     let slow = vm.run(&["sandbox", "exec", id, "--timeout", "2", "--", "sleep", "30"]);
-    assert_eq!(slow.status.code(), Some(124), "{}", stderr(&slow));
+    assert_eq!(slow.status.code(), Some(1), "{}", stderr(&slow));
+    assert!(
+        stderr(&slow).contains("timed out after 2s"),
+        "{}",
+        stderr(&slow)
+    );
+    let slow = vm.run(&[
+        "sandbox",
+        "exec",
+        id,
+        "--timeout",
+        "2",
+        "--json",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(slow.status.code(), Some(1));
+    let slow = json(&slow);
+    assert_eq!(
+        (slow["ok"].clone(), slow["exit_code"].clone()),
+        (false.into(), 1.into())
+    );
+    assert_eq!(slow["error"]["code"], "runtime_error", "{slow}");
+    assert!(slow["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("timed out after 2s"));
     let dry = vm.ok_json(&["sandbox", "delete", id, "--dry-run", "--json"]);
     assert_eq!(dry["data"]["dry_run"], true);
     let refused = json(&vm.run(&["sandbox", "delete", "--all", "--json"]));

@@ -693,6 +693,8 @@ pub struct CreateArgs {
     pub start: bool,
     #[command(flatten)]
     pub flags: StartFlags,
+    #[command(flatten)]
+    pub attach: super::attach_args::AttachFlags,
 }
 
 #[derive(Debug, Args)]
@@ -793,7 +795,7 @@ pub struct SshArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     pub id: String,
-    /// Kill the command after this many seconds (exit 124).
+    /// Kill the command after this many seconds (exit 1, SmolVM's runtime_error).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
     /// Boot the sandbox first when it is created or stopped.

@@ -297,13 +297,9 @@ fn finish(command: &str, args: &CleanupArgs, report: &CleanupReport, dry_run_lin
     let failures = report.failure_count();
     let exit_code = i32::from(failures > 0);
     if args.json {
-        let err = (failures > 0).then(|| {
-            Error::new(
-                ErrorCode::PartialFailure,
-                format!("Cleanup completed with {failures} failure(s)."),
-            )
-        });
-        output::print_json(command, exit_code, Some(&data(report)), err.as_ref());
+        // SmolVM's cleanup (`run_cleanup`): the failures are in `data.failed`, with
+        // `error: null` and exit 1 (`ok` false).
+        output::print_json::<_>(command, exit_code, Some(&data(report)), None);
         return exit_code;
     }
     let nothing = report.targets.is_empty() && report.stale_resources.is_empty();

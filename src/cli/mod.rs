@@ -4,6 +4,7 @@
 //! (the crate denies them outside tests).
 
 pub mod args;
+mod attach_args;
 mod bridge;
 pub mod cleanup;
 mod delete;

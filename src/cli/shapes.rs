@@ -53,9 +53,9 @@ fn disk_size_mib(config: &Value) -> Option<u64> {
 
 /// `sandbox info`'s data: ours, plus SmolVM's `vm{name, status, os, backend,
 /// ip_address, ssh_port, pid, vcpus, memory, memory_used, disk_size, network_mode,
-/// bridge}`. (SmolVM asks a running guest over SSH for `os` and `memory_used`; here they
-/// come from the paths and are `null` respectively.)
-pub fn info<T: Serialize>(data: &T) -> Value {
+/// bridge}`: `os` and `memory_used` from the running guest (`live`, as SmolVM asks it over
+/// SSH), else `os` guessed from the paths and `memory_used` null.
+pub fn info<T: Serialize>(data: &T, live: &crate::core::guest::LiveFacts) -> Value {
     let mut m = object(data);
     let config = m.get("config").cloned().unwrap_or(Value::Null);
     let network = m.get("network").cloned().unwrap_or(Value::Null);
@@ -63,14 +63,14 @@ pub fn info<T: Serialize>(data: &T) -> Value {
     let vm = json!({
         "name": m.get("id").cloned().unwrap_or(Value::Null),
         "status": m.get("status").cloned().unwrap_or(Value::Null),
-        "os": guess_os(&config),
+        "os": live.os.as_deref().or(guess_os(&config)),
         "backend": config["backend"].as_str().unwrap_or("auto"),
         "ip_address": m.get("ip").cloned().unwrap_or(Value::Null),
         "ssh_port": m.get("ssh_port").cloned().unwrap_or(Value::Null),
         "pid": m.get("pid").cloned().unwrap_or(Value::Null),
         "vcpus": config["vcpu_count"],
         "memory": config["memory"],
-        "memory_used": Value::Null,
+        "memory_used": live.memory_used,
         "disk_size": disk_size_mib(&config),
         "network_mode": network["mode"]
             .as_str()

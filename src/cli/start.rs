@@ -97,6 +97,9 @@ fn print_started(command: &str, json: bool, r: &StartReport) -> i32 {
                 let mut v = super::shapes::with_vm(r, &r.id, &r.status.to_string());
                 if let Some(m) = v.as_object_mut() {
                     m.insert("next".into(), super::shapes::next(&r.id));
+                    // SmolVM's list (its one warning, a bridged guest without an address,
+                    // cannot happen here: smolvm gives it one).
+                    m.entry("warnings").or_insert_with(|| serde_json::json!([]));
                 }
                 v
             }
@@ -281,11 +284,16 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
             opts.rootfs = Some(r);
         }
         opts.create_only = !args.start;
+        (opts.bridge, opts.bridge_address) = args.attach.attachment()?;
         let ctx = open_ctx(env)?;
         crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();
     match r {
         Ok(rep) => print_started("sandbox.create", json, &rep),
+        // SmolVM's create exits 1 on every error (a bad attachment is its invalid_input).
+        Err(e) if e.code == crate::core::ErrorCode::InvalidInput && args.attach.asked() => {
+            output::fail_with("sandbox.create", json, &e, 1)
+        }
         Err(e) => output::fail("sandbox.create", json, &e),
     }
 }
@@ -296,13 +304,23 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::List(a) => super::sandbox::list(&a, env),
         SandboxCommand::Create(a) => create(&a, env),
         SandboxCommand::Info(a) => {
-            let r = open_ctx(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
+            let r = open_ctx(env).and_then(|ctx| {
+                let i = lifecycle::info(&ctx, &a.id)?;
+                // SmolVM asks a running guest (JSON only here: the human lines show neither).
+                let live = if a.json {
+                    crate::core::guest::live_facts(&ctx, &a.id)
+                } else {
+                    Default::default()
+                };
+                Ok((i, live))
+            });
             match r {
-                Ok(i) if a.json => {
-                    output::print_json("sandbox.info", 0, Some(&super::shapes::info(&i)), None);
+                Ok((i, live)) if a.json => {
+                    let data = super::shapes::info(&i, &live);
+                    output::print_json("sandbox.info", 0, Some(&data), None);
                     0
                 }
-                Ok(i) => {
+                Ok((i, _)) => {
                     let s = &i.summary;
                     line(format!("ID:       {}", s.id));
                     line(format!("Status:   {}", s.shown_status()));
@@ -730,10 +748,7 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     if !a.json {
         return match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
             Ok(Some(code)) => code,
-            Ok(None) => {
-                err_line(format!("Error: command timed out after {} s", t.as_secs()));
-                124
-            }
+            Ok(None) => output::fail(CMD, false, &exec_timed_out(&a.command, t)),
             Err(e) => output::fail(CMD, false, &e),
         };
     }
@@ -745,15 +760,12 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         ),
         Ok(o) => {
             let code = match (o.timed_out, o.exit_code) {
-                (true, _) => 124,
+                (true, _) => 1,
                 (false, Some(c)) => c,
                 (false, None) => 1,
             };
             let err = if o.timed_out {
-                Some(Error::runtime(format!(
-                    "Command timed out after {} s",
-                    t.as_secs()
-                )))
+                Some(exec_timed_out(&a.command, t))
             } else {
                 // SmolVM's: a non-zero exit is a failure of the envelope too.
                 (code != 0).then(|| {
@@ -775,4 +787,14 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         }
         Err(e) => output::fail(CMD, true, &e),
     }
+}
+
+/// SmolVM's exec timeout: its SSH run raises `OperationTimeoutError`, which its CLI
+/// reports as a `runtime_error` with exit 1.
+fn exec_timed_out(command: &[String], t: Duration) -> Error {
+    Error::runtime(format!(
+        "Operation '{}' timed out after {}s",
+        command.join(" "),
+        t.as_secs()
+    ))
 }

@@ -246,7 +246,14 @@ pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<Port
     let ip = super::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)?;
     let vm = ctx.vm(id)?;
     let net = vm.network.clone().unwrap_or_default();
-    if net.tap_device.is_none() || net.mode.as_deref() == Some("bridge") {
+    if net.mode.as_deref() == Some("bridge") {
+        // SmolVM's refusal: nothing of the host stands between a bridged guest and its
+        // network.
+        return Err(Error::runtime(format!(
+            "Port forwards are not supported with bridge mode; sandbox '{id}' is directly reachable on the bridged network."
+        )));
+    }
+    if net.tap_device.is_none() {
         return Err(Error::runtime(format!(
             "Sandbox '{id}' has no NAT network; port forwards need one"
         )));

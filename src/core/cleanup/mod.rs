@@ -413,6 +413,15 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
             resources: VmResources::of(vm, &leases),
         });
     }
+    // Every sandbox: SmolVM's `run_cleanup` order, oldest first, the reconciled among them.
+    if opts.all {
+        let order: HashMap<&str, usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        targets.sort_by_key(|t| order.get(t.vm.id.as_str()).copied().unwrap_or(usize::MAX));
+    }
 
     let stale_resources = if sweep_orphans {
         let mut found = orphans(&opts, &known, &live, &mut warnings);

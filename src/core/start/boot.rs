@@ -362,7 +362,21 @@ pub fn boot_args(base: &str, vmm: Vmm, public_key: Option<&str>, net: &Network) 
             ));
         }
     }
-    if !toks.iter().any(|t| t.starts_with("ip=")) {
+    if net.mode.as_deref() == Some("bridge") {
+        // SmolVM's marker for a guest that configures its own interface, and smolvm's
+        // static address for it (no gateway unless one was given).
+        if !toks.iter().any(|t| t.starts_with("smolvm.network=")) {
+            toks.push("smolvm.network=guest".into());
+        }
+        if !toks.iter().any(|t| t.starts_with("ip=")) {
+            toks.push(format!(
+                "ip={}::{}:{}::eth0:off",
+                net.guest_ip.as_deref().unwrap_or_default(),
+                net.gateway_ip.as_deref().unwrap_or_default(),
+                net.netmask.as_deref().unwrap_or("255.255.255.0")
+            ));
+        }
+    } else if !toks.iter().any(|t| t.starts_with("ip=")) {
         toks.push(format!(
             "ip={}::{}:{}::eth0:off",
             net.guest_ip.as_deref().unwrap_or_default(),

@@ -40,6 +40,7 @@ use crate::sys::vmm::Accel;
 
 mod abort;
 mod boot;
+pub mod bridged;
 mod checked;
 mod files;
 mod network;
@@ -94,6 +95,10 @@ pub struct StartOptions {
     pub build_steps: Option<StepSink>,
     /// Egress policy and SSH publication (`--internet`, `--allow-*`, `--publish-ssh`).
     pub network: crate::core::egress::Settings,
+    /// `--network bridge --bridge NAME`: attach to this host bridge instead of NAT.
+    pub bridge: Option<String>,
+    /// `--guest-ip` (and `--guest-gateway`): the bridged guest's static address.
+    pub bridge_address: Option<bridged::GuestAddress>,
 }
 
 /// A sink for the steps of a preset image built during a start (human text).
@@ -336,6 +341,10 @@ pub async fn create(
         Some(n) => n.clone(),
         None => random_id(),
     };
+    let bridge_address = match &opts.bridge {
+        Some(b) => Some(bridged::check_request(opts, b)?),
+        None => None,
+    };
     // The new id's lock (SmolVM's create lock) before its row is looked for: a second
     // create of the same name, or any operation on it, waits for this one.
     let _lock = ctx.lock(&id, &format!("sandbox create {id}")).await?;
@@ -376,6 +385,9 @@ pub async fn create(
     )?;
 
     preflight_new(ctx, &id, runtime.vmm)?;
+    if let Some(b) = &opts.bridge {
+        bridged::check_bridge(b).await?;
+    }
 
     // Image.
     progress.emit(StartEvent::PhaseStarted(Phase::Image));
@@ -436,6 +448,10 @@ pub async fn create(
     };
     let mut row = VmRecord::new(id.clone(), VmStatus::Created);
     row.config = config;
+    if let (Some(b), Some(a)) = (&opts.bridge, bridge_address) {
+        row.config.set_bridge(b);
+        row.config.extras.bridge_address = Some(a.to_stored());
+    }
     match ctx.store.insert_vm(&row) {
         Ok(()) => {}
         Err(StateError::AlreadyExists(_)) => {

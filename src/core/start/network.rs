@@ -19,6 +19,16 @@ pub(crate) async fn setup_network(
 ) -> Result<Network> {
     progress.emit(StartEvent::PhaseStarted(Phase::Network));
     let t = Instant::now();
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| super::not_found(id))?;
+    if let Some(bridge) = row.config.bridge() {
+        let net = super::bridged::setup(ctx, &row, bridge).await?;
+        progress.emit(StartEvent::PhaseDone(Phase::Network, t.elapsed()));
+        return Ok(net);
+    }
     let store = ctx.store.clone();
     let vm = id.to_string();
     let lease = tokio::task::spawn_blocking(move || store.allocate_network(&vm, true))
@@ -42,11 +52,6 @@ pub(crate) async fn setup_network(
         bridge: None,
         extra: Default::default(),
     };
-    let row = ctx
-        .store
-        .get_vm(id)
-        .map_err(rt)?
-        .ok_or_else(|| super::not_found(id))?;
     let settings = crate::core::egress::settings_of(&ctx.store, &row);
     let lock = network_lock(ctx).await?;
     let (tap_name, gip, port, i) = (

@@ -35,7 +35,17 @@ pub fn running_ip(store: &StateStore, socket_dir: &Path, id: &str) -> Result<Str
     vm.network
         .as_ref()
         .and_then(|n| n.guest_ip.clone())
+        .or_else(|| bridged_ip(&vm))
         .ok_or_else(|| Error::runtime(format!("Sandbox '{id}' has no network configuration")))
+}
+
+/// A bridged sandbox's static address (smolvm's own, `a.b.c.d/prefix[,gateway]`):
+/// `vms.network` holds none for it, as SmolVM's model wants.
+pub fn bridged_ip(vm: &crate::sys::state::VmRecord) -> Option<String> {
+    vm.config.bridge()?;
+    let stored = vm.config.extras.bridge_address.as_deref()?;
+    let ip: std::net::Ipv4Addr = stored.split(['/', ',']).next()?.parse().ok()?;
+    Some(ip.to_string())
 }
 
 /// The budget a stop gives a VMM when neither `--timeout` nor `SMOLVM_STOP_TIMEOUT` says.

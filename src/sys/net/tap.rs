@@ -233,6 +233,112 @@ pub async fn setup(tap: &str, guest_ip: Ipv4Addr) -> io::Result<()> {
     Ok(())
 }
 
+/// SmolVM's ownership marker on a bridge TAP: its alias `smolvm-bridge:<vm id>`.
+pub fn bridge_alias(vm_id: &str) -> String {
+    format!("smolvm-bridge:{vm_id}")
+}
+
+/// SmolVM's bridge MAC for a `svmb<8 hex>` TAP: `02:53:` and the name's four octets
+/// (upper-case hex).
+pub fn bridge_mac(tap: &str) -> Option<String> {
+    let hex = tap
+        .strip_prefix("svmb")
+        .filter(|h| super::is_bridge_tap_name(tap) && h.len() == 8)?;
+    let octets: Vec<String> = (0..4)
+        .map(|i| hex[2 * i..2 * i + 2].to_ascii_uppercase())
+        .collect();
+    Some(format!("02:53:{}", octets.join(":")))
+}
+
+/// Create (or take back) the bridge TAP `tap` of `vm_id` and enslave it to `bridge`, SmolVM's
+/// way: a persistent TAP, its alias `smolvm-bridge:<vm id>` set at creation, `master
+/// <bridge>`, up; no address, no route. An existing link of that name is used only when
+/// it is a TAP whose alias already names this VM; anything else is refused and left as it
+/// is. A TAP this call created is deleted again when a later step fails.
+pub async fn setup_bridged(tap: &str, bridge: &str, vm_id: &str) -> io::Result<()> {
+    let alias = bridge_alias(vm_id);
+    let find = |links: Vec<super::Link>, name: &str| links.into_iter().find(|l| l.name == name);
+    let existing = find(super::links().await?, tap);
+    let created = match existing {
+        Some(l) if l.is_tun && l.alias.as_deref() == Some(alias.as_str()) => false,
+        Some(l) if !l.is_tun => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("Network interface '{tap}' already exists and is not a SmolVM TAP; remove the conflicting interface, then retry sandbox '{vm_id}'."),
+            ))
+        }
+        Some(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("Network interface '{tap}' already exists but does not belong to sandbox '{vm_id}'; remove the conflicting interface, then retry."),
+            ))
+        }
+        None => {
+            let name = tap.to_string();
+            tokio::task::spawn_blocking(move || create_persistent(&name))
+                .await
+                .map_err(io::Error::other)??;
+            true
+        }
+    };
+    let r = attach_to_bridge(tap, bridge, &alias, created).await;
+    if r.is_err() && created {
+        if let Ok(handle) = connect().await {
+            if let Ok(Some(i)) = index_of(&handle, tap).await {
+                let _ = handle.link().del(i).execute().await;
+            }
+        }
+    }
+    r
+}
+
+async fn attach_to_bridge(tap: &str, bridge: &str, alias: &str, created: bool) -> io::Result<()> {
+    let links = super::links().await?;
+    let link = links
+        .iter()
+        .find(|l| l.name == tap)
+        .ok_or_else(|| io::Error::other(format!("TAP device '{tap}' vanished after creation")))?;
+    if !link.is_tun {
+        return Err(io::Error::other(format!(
+            "Created interface '{tap}' is not a TAP device"
+        )));
+    }
+    let br = links
+        .iter()
+        .find(|l| l.name == bridge && l.kind.as_deref() == Some("bridge"))
+        .ok_or_else(|| io::Error::other(format!("'{bridge}' is not a bridge")))?;
+    let handle = connect().await?;
+    let mut msg = LinkUnspec::new_with_index(link.index).controller(br.index);
+    if created {
+        msg = msg.alias(alias);
+    }
+    handle
+        .link()
+        .set(msg.build())
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("attach TAP '{tap}' to bridge '{bridge}'"), e))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(link.index).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl(&format!("bring {tap} up"), e))?;
+    let now = super::links().await?;
+    let after = now.iter().find(|l| l.name == tap);
+    if after.and_then(|l| l.controller) != Some(br.index) {
+        return Err(io::Error::other(format!(
+            "TAP '{tap}' is not attached to '{bridge}'"
+        )));
+    }
+    if after.and_then(|l| l.alias.as_deref()) != Some(alias) {
+        return Err(io::Error::other(format!(
+            "TAP '{tap}' did not keep its alias '{alias}'"
+        )));
+    }
+    Ok(())
+}
+
 fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
     let path = format!("/proc/sys/{key}");
     if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == value) {
@@ -312,5 +418,16 @@ mod tests {
         assert_eq!(mac_for_index(261), "AA:FC:00:00:01:05");
         assert_eq!(pool_index("172.16.1.5".parse().unwrap()), Some(261));
         assert_eq!(pool_index("10.0.2.15".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn bridge_mac_and_alias_follow_smolvm() {
+        assert_eq!(
+            bridge_mac("svmb0a1b2c3d").as_deref(),
+            Some("02:53:0A:1B:2C:3D")
+        );
+        assert_eq!(bridge_mac("tap2"), None);
+        assert_eq!(bridge_mac("svmb0a1b2c3"), None);
+        assert_eq!(bridge_alias("vm-1"), "smolvm-bridge:vm-1");
     }
 }

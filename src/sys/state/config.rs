@@ -93,6 +93,10 @@ pub struct VmExtras {
     /// A row made for a live VMM cleanup found without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted: Option<bool>,
+    /// A bridged guest's static address on its bridge's network, `a.b.c.d/prefix` (SmolVM's
+    /// guest asks DHCP itself; smolvm reaches its guests over SSH, so it must know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge_address: Option<String>,
 }
 
 impl VmExtras {
@@ -112,6 +116,7 @@ impl VmExtras {
                 .restored_from_snapshot
                 .or(fallback.restored_from_snapshot),
             adopted: self.adopted.or(fallback.adopted),
+            bridge_address: self.bridge_address.or(fallback.bridge_address),
         }
     }
 
@@ -156,6 +161,7 @@ impl VmConfig {
             restoring_snapshot: take(&mut map, "restoring_snapshot"),
             restored_from_snapshot: take(&mut map, "restored_from_snapshot"),
             adopted: take(&mut map, "adopted"),
+            bridge_address: None,
         };
         let memory = take(&mut map, "memory").or(legacy_memory);
         let mut c = VmConfig {
@@ -247,6 +253,27 @@ impl VmConfig {
             put("internet_settings", v.clone());
         }
         serde_json::Value::Object(m)
+    }
+
+    /// The bridge of SmolVM's `network_attachment` when its mode is `bridge`.
+    pub fn bridge(&self) -> Option<&str> {
+        let a = self.other.get("network_attachment")?;
+        (a.get("mode")?.as_str()? == "bridge")
+            .then(|| a.get("bridge")?.as_str())
+            .flatten()
+    }
+
+    /// Attach to `bridge` as SmolVM's `VMConfig` says it: `network_attachment` in bridge
+    /// mode and `guest_managed_networking` (its validator refuses a bridged row without
+    /// it, and one whose `comm_channel` is `ssh`: that key stays as it is, null or vsock).
+    pub fn set_bridge(&mut self, bridge: &str) {
+        use serde_json::json;
+        self.other.insert(
+            "network_attachment".into(),
+            json!({"mode": "bridge", "bridge": bridge}),
+        );
+        self.other
+            .insert("guest_managed_networking".into(), json!(true));
     }
 
     /// vCPUs (SmolVM's default when the row names none).

@@ -144,6 +144,53 @@ impl StateStore {
         }
     }
 
+    /// Reserve a bridge TAP name for `vm_id` on `bridge` (SmolVM's `reserve_tap_name`,
+    /// `tap_allocations`): `svmb` + 8 random hex digits, a free one in up to 100 tries.
+    /// Idempotent: a VM that holds a bridge reservation gets it back; one that holds
+    /// another (NAT, or another bridge) is refused with SmolVM's message.
+    pub fn reserve_bridge_tap(&self, vm_id: &str, bridge: &str) -> Result<String, StateError> {
+        let r = self.write(|tx| {
+            let existing: Option<(String, String, Option<String>)> = tx
+                .query_row(
+                    "SELECT tap_device, mode, bridge_name FROM tap_allocations WHERE vm_id = ?1",
+                    [vm_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            if let Some((tap, mode, name)) = existing {
+                if mode != "bridge" || name.as_deref() != Some(bridge) || !crate::sys::net::is_bridge_tap_name(&tap) {
+                    return Err(pool_error(&format!(
+                        "Sandbox '{vm_id}' already reserves TAP '{tap}' for {mode} networking; run 'smolvm sandbox delete {vm_id}' before changing its network attachment."
+                    )));
+                }
+                return Ok(tap);
+            }
+            let taken: HashSet<String> = column(tx, "SELECT tap_device FROM tap_allocations")?;
+            for _ in 0..100 {
+                let mut b = [0u8; 4];
+                rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty())
+                    .map_err(|e| pool_error(&format!("no random bytes for a TAP name: {e}")))?;
+                let tap = format!("svmb{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3]);
+                if taken.contains(&tap) {
+                    continue;
+                }
+                tx.execute(
+                    "INSERT INTO tap_allocations (vm_id, tap_device, mode, bridge_name, created_at) VALUES (?1, ?2, 'bridge', ?3, ?4)",
+                    rusqlite::params![vm_id, tap, bridge, iso_now()],
+                )?;
+                return Ok(tap);
+            }
+            Err(pool_error("Could not find a free TAP device name"))
+        });
+        match r {
+            Err(StateError::Sqlite {
+                source: rusqlite::Error::ToSqlConversionFailure(e),
+                ..
+            }) => Err(StateError::Pool(e.to_string())),
+            other => other,
+        }
+    }
+
     /// Set a VM's status; `running` with its pid and control socket, anything else clears
     /// both (SmolVM's `update_vm(..., clear_pid=True)`).
     pub fn set_status(
