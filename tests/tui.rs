@@ -1262,6 +1262,53 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     }
 }
 
+/// The detail view and `sandbox info --json` report the same VM the same way: one core
+/// read (`core::detail::vm` over `lifecycle::info`) for one row of a real state DB.
+#[test]
+fn the_detail_and_sandbox_info_json_report_the_same_fields() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    let row = Row {
+        tap: Some(("tap9", "172.16.0.9", 2209)),
+        ..Row::stopped("vm-dt1")
+    };
+    insert_rows(&h.data, &h.sockets(), &[row]);
+    let out = h
+        .smolvm()
+        .args(["sandbox", "info", "vm-dt1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        support::stderr(&out),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let cli = support::json(&out)["data"].clone();
+    let d = smolvm::tui::worker::load_detail(
+        &smolvm::core::context::Context::local(&h.env()),
+        "vm-dt1",
+    )
+    .unwrap();
+    let home = h.env().home();
+    let shown = |v: &serde_json::Value| {
+        v.as_str()
+            .map(|p| smolvm::core::display_path(std::path::Path::new(p), &home))
+    };
+    assert_eq!(d.id, cli["id"].as_str().unwrap());
+    assert_eq!(d.backend.as_deref(), cli["backend"].as_str());
+    assert_eq!(d.preset.as_deref(), cli["preset"].as_str());
+    assert_eq!(d.ip.as_deref(), cli["ip"].as_str());
+    assert_eq!(d.ip.as_deref(), Some("172.16.0.9"));
+    assert_eq!(d.tap.as_deref(), cli["tap"].as_str());
+    assert_eq!(d.ssh_port.map(u64::from), cli["ssh_port"].as_u64());
+    assert_eq!(d.vcpus, cli["vm"]["vcpus"].as_u64());
+    assert_eq!(d.memory_mib, cli["vm"]["memory"].as_u64());
+    assert_eq!(d.kernel, shown(&cli["config"]["kernel_path"]));
+    assert_eq!(d.rootfs, shown(&cli["config"]["rootfs_path"]));
+}
+
 /// A running sandbox (its VMM alive) on a TAP of smolvm's that the guard does not hold —
 /// one SmolVM started, or a table changed by hand — is `unguarded` in the VMs pane: its
 /// policy is not enforced. Reads the host's nftables (changes nothing), so needs root.
@@ -3858,6 +3905,22 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
         field("Rootfs URL"),
         v["data"]["rootfs_url"].as_str().unwrap()
     );
+    // The command's labelled lines are the dialog's fields (`Inspect::fields`), in order.
+    let out = h
+        .smolvm()
+        .args(["image", "inspect", "codex-amd64-qemu"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let labelled: Vec<(String, String)> = text
+        .lines()
+        .take_while(|l| !l.starts_with("  "))
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_string(), v.trim_start().to_string())
+        })
+        .collect();
+    assert_eq!(labelled, d.fields);
 
     let v = cli("my-debian");
     let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();

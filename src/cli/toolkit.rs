@@ -297,17 +297,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     vm_id: a.id.clone(),
                     path: guest_env::GUEST_PATH,
                     masked: !a.show_values,
-                    variables: values
-                        .iter()
-                        .map(|(k, v)| {
-                            let shown = if a.show_values {
-                                String::from_utf8_lossy(v).into_owned()
-                            } else {
-                                "****".to_string()
-                            };
-                            (k.clone(), shown)
-                        })
-                        .collect(),
+                    variables: file.listing(a.show_values).into_iter().collect(),
                 };
                 Ok(Listed(listing, a.show_values.then_some(values)))
             })();

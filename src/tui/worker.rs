@@ -18,11 +18,11 @@ use super::app::{
 use super::data::{self, CpuSampler};
 use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
 use crate::core::context::Context;
+use crate::core::display_path;
 use crate::core::job::CancelToken;
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions};
 use crate::core::version::image_version;
-use crate::core::{display_path, Paths};
 
 mod images;
 mod vms;
@@ -453,14 +453,15 @@ pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
     Ok(found)
 }
 
+/// The options `cleanup --prefix PREFIX [--all] [--dry-run]` runs with: the same
+/// `CleanupOptions::new` from this context's paths and environment.
 fn cleanup_opts(
     cx: &Context,
     prefix: Option<String>,
     all: bool,
     dry_run: bool,
 ) -> Result<CleanupOptions, String> {
-    let paths = cx.paths().clone();
-    CleanupOptions::new(&paths, cx.env(), all, prefix, dry_run).map_err(|e| e.message)
+    CleanupOptions::new(cx.paths(), cx.env(), all, prefix, dry_run).map_err(|e| e.message)
 }
 
 async fn cleanup_preview(

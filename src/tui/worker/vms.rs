@@ -243,70 +243,18 @@ pub(super) async fn each_vm<F, Fut>(
     finish(tx, task, end_state(false, failed > 0), summary, t0);
 }
 
-/// One VM's detail: its row and config (`core::lifecycle::info`), mounts, forwards
-/// (`core::ports::list`), snapshots (`core::snapshot::list`) and network
-/// (`core::egress::show`, what `sandbox network show` prints).
+/// One VM's detail (`core::detail::vm`: the same `lifecycle::info` as `sandbox info`,
+/// with its mounts, forwards, snapshots and network).
 pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail, String> {
-    use crate::tui::data::{SnapshotRow, VmDetail};
     let ctx = cx.job().map_err(|e| e.message)?;
-    let info = crate::core::lifecycle::info(&ctx, id).map_err(|e| e.message)?;
-    let c = &info.config;
-    let home = &ctx.paths.home;
-    let shown = |p: &Option<PathBuf>| p.as_deref().map(|p| display_path(p, home));
-    let mounts = crate::core::presets::mounts::from_config(c)
-        .into_iter()
-        .map(|m| (display_path(&m.host_path, home), m.guest_path, m.writable))
-        .collect();
-    let ports = crate::core::ports::list(&ctx, id)
-        .map(|v| {
-            v.iter()
-                .map(|p| {
-                    let by = p
-                        .shadowed
-                        .then(|| p.shadowed_by.clone().unwrap_or("a host process".into()));
-                    (p.host_port, p.guest_port, by)
-                })
-                .collect()
-        })
-        .map_err(|e| e.message);
-    let snapshots = crate::core::snapshot::list(&ctx, Some(id))
-        .map(|(v, _)| {
-            v.into_iter()
-                .map(|s| SnapshotRow {
-                    id: s.id,
-                    kind: s.kind.to_string(),
-                    created_at: s.created_at,
-                    size_bytes: s.size_bytes,
-                    missing: !s.missing_files.is_empty(),
-                })
-                .collect()
-        })
-        .map_err(|e| e.message);
-    Ok(VmDetail {
-        id: id.to_string(),
-        backend: info.summary.backend.as_ref().map(ToString::to_string),
-        preset: info.summary.preset.clone(),
-        kernel: shown(&c.kernel_path),
-        rootfs: shown(&c.rootfs_path),
-        vcpus: Some(u64::from(c.vcpus())),
-        memory_mib: Some(u64::from(c.memory_mib())),
-        disk_mib: c.disk_size_mib,
-        ip: info.summary.ip.clone(),
-        tap: info.summary.tap.clone(),
-        ssh_port: info.summary.ssh_port,
-        mounts,
-        ports,
-        snapshots,
-        network: crate::core::egress::show(&ctx, id).map_err(|e| e.message),
-    })
+    crate::core::detail::vm(&ctx, id).map_err(|e| e.message)
 }
 
-/// The names of the guest's env keys (`core::guest_env::read`); the values are dropped
-/// here and never leave this function.
+/// The names of the guest's env keys (`core::guest_env::keys`, `env list`'s keys); the
+/// values never leave core.
 pub fn env_keys(cx: &Context, id: &str) -> Result<Vec<String>, String> {
     let ctx = cx.job().map_err(|e| e.message)?;
-    let file = crate::core::guest_env::read(&ctx, id).map_err(|e| e.message)?;
-    Ok(file.keys().map(str::to_string).collect())
+    crate::core::guest_env::keys(&ctx, id).map_err(|e| e.message)
 }
 
 /// Pause or resume VMs one by one (`core::lifecycle::set_paused`, as `sandbox pause` /
