@@ -54,7 +54,7 @@ fn vm(
 ) -> VmRow {
     VmRow {
         info: SandboxInfo {
-            id: id.into(),
+            id: smolvm::core::vm::VmId::new(id).unwrap(),
             status: smolvm::core::VmStatus::parse(status).expect("a status"),
             stale,
             backend: Some("qemu".into()),

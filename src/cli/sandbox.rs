@@ -145,7 +145,7 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
         .iter()
         .map(|v| {
             [
-                v.id.clone(),
+                v.id.to_string(),
                 v.shown_status(),
                 v.backend
                     .as_ref()

@@ -14,6 +14,7 @@ use crate::core::images::Os;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
+use crate::core::vm::VmId;
 use crate::core::Env;
 
 fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
@@ -291,7 +292,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::List(a) => super::sandbox::list(&a, env),
         SandboxCommand::Create(a) => create(&a, env),
         SandboxCommand::Info(a) => {
-            let r = open_ctx(env).and_then(|ctx| lifecycle::info(&ctx, &a.id));
+            let r = open_ctx(env).and_then(|ctx| lifecycle::info(&ctx, &VmId::parse(&a.id)?));
             match r {
                 Ok(i) if a.json => {
                     output::print_json("sandbox.info", 0, Some(&super::shapes::info(&i)), None);
@@ -344,7 +345,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 };
                 if let Some(p) = publish {
                     crate::core::runtime::block_on(crate::core::egress::set_publish_ssh(
-                        &ctx, &a.id, p,
+                        &ctx,
+                        &VmId::parse(&a.id)?,
+                        p,
                     ))??;
                 }
                 crate::core::runtime::block_on(start::start_existing(
@@ -366,7 +369,8 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 let timeout =
                     lifecycle::stop_timeout_or(env, a.timeout, lifecycle::SANDBOX_STOP_TIMEOUT)?;
                 let ctx = open_ctx(env)?;
-                crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, timeout))?
+                let id = VmId::parse(&a.id)?;
+                crate::core::runtime::block_on(lifecycle::stop(&ctx, &id, timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -625,6 +629,7 @@ fn exec_ssh(
 ) -> i32 {
     let argv = match open_ctx(env).and_then(|ctx| {
         login.check()?;
+        let id = &VmId::parse(id)?;
         // SmolVM's rule: a stopped sandbox is started, a paused one resumed, first.
         crate::core::runtime::block_on(crate::core::session::bring_up(
             &ctx,
@@ -662,10 +667,15 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         Ok(c) => c,
         Err(e) => return output::fail(CMD, a.json, &e),
     };
+    // No sandbox has an invalid id: SmolVM's not-found, as the lookup says it.
+    let id = match VmId::parse(&a.id) {
+        Ok(id) => id,
+        Err(e) => return output::fail(CMD, a.json, &e),
+    };
     // --start boots a created, stopped or failed sandbox first (and waits for it to be
     // ready), under the sandbox's lock: one that is running by then is left as it is.
     if a.start && lifecycle::running_ip(&ctx, &a.id).is_err() {
-        if let Err(e) = lifecycle::info(&ctx, &a.id) {
+        if let Err(e) = lifecycle::info(&ctx, &id) {
             return output::fail(CMD, a.json, &e);
         }
         let r = crate::core::runtime::block_on(start::ensure_running(
@@ -681,7 +691,7 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     }
     // SmolVM's answer for a sandbox that is not running (without --start).
     if !a.start {
-        match lifecycle::info(&ctx, &a.id) {
+        match lifecycle::info(&ctx, &id) {
             Ok(i) if i.summary.status != crate::core::VmStatus::Running || i.summary.stale => {
                 let status = if i.summary.stale {
                     crate::core::VmStatus::Error
@@ -709,7 +719,7 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         .boot_timeout
         .or(a.start.then_some(Duration::from_secs(60)));
     if let Err(e) = wait_for_ssh(&ctx, &a.id, ssh_wait) {
-        let e = if lifecycle::info(&ctx, &a.id).is_ok() && !a.start {
+        let e = if lifecycle::info(&ctx, &id).is_ok() && !a.start {
             e.with_recovery(format!(
                 "Run 'smolvm sandbox start {}' first, or pass --start.",
                 a.id

@@ -125,7 +125,7 @@ impl Default for SnapshotRow {
 
 /// VM `id` in detail: its row and config (`core::lifecycle::info`, as `sandbox info`),
 /// mounts, forwards, snapshots and network (each part that cannot be read says why).
-pub fn vm(ctx: &Ctx, id: &str) -> Result<VmDetail> {
+pub fn vm(ctx: &Ctx, id: &super::vm::VmId) -> Result<VmDetail> {
     let info = super::lifecycle::info(ctx, id)?;
     let c = &info.config;
     let home = &ctx.paths.home;

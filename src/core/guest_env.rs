@@ -19,6 +19,7 @@ use super::context::Ctx;
 use super::error::{Error, Result};
 use super::guest;
 use super::ssh::SshLogin;
+use super::vm::VmId;
 
 /// Where the file lives in the guest.
 pub const GUEST_PATH: &str = "/etc/profile.d/smolvm_env.sh";
@@ -242,19 +243,19 @@ impl EnvFile {
 
 /// Read sandbox `id`'s env file over SSH as root with smolvm's key (an absent file is
 /// empty). Values are never logged or shown by this function.
-pub fn read(ctx: &Ctx, id: &str) -> Result<EnvFile> {
+pub fn read(ctx: &Ctx, id: &VmId) -> Result<EnvFile> {
     read_as(ctx, id, &SshLogin::default())
 }
 
 /// The names of sandbox `id`'s env keys, as `env list` lists them masked: the values
 /// are dropped here and never leave this function.
-pub fn keys(ctx: &Ctx, id: &str) -> Result<Vec<String>> {
+pub fn keys(ctx: &Ctx, id: &VmId) -> Result<Vec<String>> {
     let file = read(ctx, id)?;
     Ok(file.listing(false).into_iter().map(|(k, _)| k).collect())
 }
 
 /// [`read`] as `login` (`--ssh-user`, `--ssh-key`).
-pub fn read_as(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<EnvFile> {
+pub fn read_as(ctx: &Ctx, id: &VmId, login: &SshLogin) -> Result<EnvFile> {
     Ok(EnvFile::parse(&read_bytes(ctx, id, login)?))
 }
 
@@ -275,7 +276,12 @@ fn read_bytes(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<Vec<u8>> {
 /// written back atomically ([`WRITE_SCRIPT`], the file on stdin). The one writer both
 /// `sandbox env set|unset` and the presets' host-env forwarding call. Returns the file as
 /// written (unchanged input writes nothing).
-pub fn update(ctx: &Ctx, id: &str, set: &[(String, Vec<u8>)], unset: &[String]) -> Result<EnvFile> {
+pub fn update(
+    ctx: &Ctx,
+    id: &VmId,
+    set: &[(String, Vec<u8>)],
+    unset: &[String],
+) -> Result<EnvFile> {
     update_as(ctx, id, &SshLogin::default(), set, unset)
 }
 

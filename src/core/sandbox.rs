@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
 use super::vm::row_is_stale;
-use super::vm::VmBackend;
+use super::vm::{VmBackend, VmId};
 use crate::sys::fs::{disk_usage, HardLinks};
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::procfs;
@@ -21,7 +21,7 @@ use crate::sys::state::VmStatus;
 /// One sandbox as `sandbox list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SandboxInfo {
-    pub id: String,
+    pub id: VmId,
     /// The stored status.
     pub status: VmStatus,
     /// Running/paused in the store but its process is gone or not this VM's.
@@ -43,7 +43,7 @@ impl SandboxInfo {
     pub fn of(vm: &VmRecord, paths: &Paths) -> Self {
         let net = vm.network.clone().unwrap_or_default();
         SandboxInfo {
-            id: vm.id.clone(),
+            id: VmId::known(&vm.id),
             status: vm.status,
             stale: row_is_stale(vm, &paths.socket_dir),
             backend: vm.backend().map(VmBackend::parse),
@@ -192,7 +192,7 @@ mod tests {
 
     fn info(pid: Option<i64>, stale: bool) -> SandboxInfo {
         SandboxInfo {
-            id: "vm-1".into(),
+            id: VmId::known("vm-1"),
             status: VmStatus::Running,
             stale,
             backend: None,

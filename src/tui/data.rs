@@ -445,7 +445,7 @@ pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot
             cpu_pct: f.cpu_pct,
             rss_bytes: f.rss_bytes,
             uptime_secs: f.uptime_secs,
-            net: nets.remove(&info.id),
+            net: nets.remove(info.id.as_str()),
             info,
         })
         .collect();

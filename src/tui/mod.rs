@@ -64,7 +64,8 @@ fn session_argv(cx: &Context, id: &str, attach: bool) -> Result<Vec<String>, Str
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
             .map_err(|e| e.message);
     }
-    let info = lifecycle::info(&ctx, id).map_err(|e| e.message)?;
+    let vm = crate::core::vm::VmId::parse(id).map_err(|e| e.message)?;
+    let info = lifecycle::info(&ctx, &vm).map_err(|e| e.message)?;
     let Some(name) = info.summary.preset else {
         // A built image has no agent: the form's attach opens a login shell.
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)

@@ -24,7 +24,7 @@ impl App {
     /// is not the pane's.
     fn pane_action(&mut self, pane: Pane, a: Action) -> Option<Vec<Effect>> {
         let page = self.page(pane);
-        let selected_vm = self.selected_vm().map(|r| r.info.id.clone());
+        let selected_vm = self.selected_vm().map(|r| r.info.id.to_string());
         let App {
             data,
             keymap,

@@ -121,7 +121,7 @@ impl Palette {
                         .iter()
                         .map(|p| p.name.to_string())
                         .collect(),
-                    "logs" | "network" => data.vms.iter().map(|v| v.info.id.clone()).collect(),
+                    "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
                     "cleanup" | "pull" => vec!["--all".to_string()],
                     _ => Vec::new(),
                 };

@@ -2,6 +2,7 @@
 //! network policy, file transfers; a VM's detail and env keys.
 
 use super::*;
+use crate::core::vm::VmId;
 
 /// Open the start context (`core::start::Ctx`) for a task; a state database found corrupt
 /// and moved aside while opening is said in the task. The error is the task's summary.
@@ -189,7 +190,7 @@ pub(super) async fn run_stop(
     each_vm(&tx, task, &cancel, &ids, "stopped", t0, |id| {
         let ctx = &ctx;
         async move {
-            let r = lifecycle::stop(ctx, &id, timeout).await?;
+            let r = lifecycle::stop(ctx, &VmId::parse(&id)?, timeout).await?;
             Ok(if r.was_running {
                 "stopped".into()
             } else {
@@ -247,14 +248,16 @@ pub(super) async fn each_vm<F, Fut>(
 /// with its mounts, forwards, snapshots and network).
 pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail, String> {
     let ctx = cx.job().map_err(|e| e.message)?;
-    crate::core::detail::vm(&ctx, id).map_err(|e| e.message)
+    let id = VmId::parse(id).map_err(|e| e.message)?;
+    crate::core::detail::vm(&ctx, &id).map_err(|e| e.message)
 }
 
 /// The names of the guest's env keys (`core::guest_env::keys`, `env list`'s keys); the
 /// values never leave core.
 pub fn env_keys(cx: &Context, id: &str) -> Result<Vec<String>, String> {
     let ctx = cx.job().map_err(|e| e.message)?;
-    crate::core::guest_env::keys(&ctx, id).map_err(|e| e.message)
+    let id = VmId::parse(id).map_err(|e| e.message)?;
+    crate::core::guest_env::keys(&ctx, &id).map_err(|e| e.message)
 }
 
 /// Pause or resume VMs one by one (`core::lifecycle::set_paused`, as `sandbox pause` /
@@ -281,7 +284,7 @@ pub(super) async fn run_pause(
     each_vm(&tx, task, &cancel, &ids, verb, t0, |id| {
         let ctx = &ctx;
         async move {
-            let r = crate::core::lifecycle::set_paused(ctx, &id, paused).await?;
+            let r = crate::core::lifecycle::set_paused(ctx, &VmId::parse(&id)?, paused).await?;
             Ok(if r.unchanged {
                 format!("already {}", r.status)
             } else {
@@ -410,11 +413,13 @@ pub(super) fn run_port(
         Ok(c) => c,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
-    let result = if close {
-        crate::core::ports::close(&ctx, id, host.unwrap_or(0), guest)
-    } else {
-        crate::core::ports::expose(&ctx, id, host, guest)
-    };
+    let result = VmId::parse(id).and_then(|id| {
+        if close {
+            crate::core::ports::close(&ctx, &id, host.unwrap_or(0), guest)
+        } else {
+            crate::core::ports::expose(&ctx, &id, host, guest)
+        }
+    });
     match result {
         Ok(f) => {
             let what = format!("127.0.0.1:{} → {id}:{}", f.host_port, f.guest_port);
@@ -447,7 +452,11 @@ pub(super) async fn run_network(
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
     send(&tx, task, TaskUpdate::Phase("applying".into()));
-    match crate::core::egress::set(&ctx, &id, policy, Some(publish_ssh)).await {
+    let set = match VmId::parse(&id) {
+        Ok(vm) => crate::core::egress::set(&ctx, &vm, policy, Some(publish_ssh)).await,
+        Err(e) => Err(e),
+    };
+    match set {
         Ok(r) => {
             let when = if r.connections_cut {
                 "applied now; connections it no longer allows were cut"
