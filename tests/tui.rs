@@ -1692,6 +1692,10 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     let old = h.cache("0.0.11", 1000);
     let old_path = old.clone();
     let ids = || vec!["vm-gone-1".to_string(), "vm-gone-2".to_string()];
+    let leftover = h.data.join("disks/vm-gone-9.ext4");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, b"0123456789").unwrap();
+    let leftover_path = leftover.clone();
     type Run = Box<dyn FnOnce(u64) -> Effect>;
     let cases: Vec<(TaskKind, Run)> = vec![
         (
@@ -1816,6 +1820,22 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
                 force: false,
             }),
         ),
+        (
+            TaskKind::SandboxPrune,
+            Box::new(move |task| Effect::RunSandboxPrune {
+                task,
+                plan: smolvm::core::leftovers::LeftoverPlan {
+                    candidates: vec![smolvm::core::leftovers::Leftover {
+                        vm_id: "vm-gone-9".into(),
+                        path: leftover_path,
+                        kind: "disk",
+                        size_bytes: 10,
+                        retained: false,
+                    }],
+                    kept: Vec::new(),
+                },
+            }),
+        ),
     ];
     // Every cancellable kind the dashboard runs is here (network and port changes are
     // one step and say so).
@@ -1838,6 +1858,10 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     assert!(cache.exists(), "a cancelled image rm removed the image");
     assert!(old.exists(), "a cancelled prune removed a cache");
+    assert!(
+        leftover.exists(),
+        "a cancelled sandbox prune removed a file"
+    );
 }
 
 // ---- a real worker: progress events reach state ----------------------------------------

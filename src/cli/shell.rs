@@ -56,6 +56,19 @@ pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
     }
 }
 
+/// The completion script `--install` writes for `shell` (what `smolvm completion SHELL`
+/// prints): what the dashboard's `:completion SHELL --install` installs too.
+pub fn completion_script(shell: InstallShell, env: &Env) -> String {
+    script(
+        match shell {
+            InstallShell::Bash => Shell::Bash,
+            InstallShell::Zsh => Shell::Zsh,
+            InstallShell::Fish => Shell::Fish,
+        },
+        env,
+    )
+}
+
 /// The completion script of `shell` (what `smolvm completion SHELL` prints).
 fn script(shell: Shell, env: &Env) -> String {
     let (_, mut cmd) = super::full_command(env);

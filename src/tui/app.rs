@@ -506,6 +506,17 @@ impl App {
             Msg::CleanupPreview { generation, result } => {
                 self.data.apply_cleanup_preview(generation, preview(result));
             }
+            Msg::LeftoversPlan { generation, result } => {
+                if self.data.leftovers_gen.is_current(generation) {
+                    self.leftovers_plan(result);
+                }
+            }
+            Msg::Note { title, lines } => {
+                self.data.note = Some((title, lines));
+                if self.dialog.is_none() {
+                    self.dialog = Some(Dialog::Note(Scroll::default()));
+                }
+            }
             Msg::Task { id, update } => {
                 if self.data.apply_task(id, &update) {
                     self.app_log_changed();

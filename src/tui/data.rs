@@ -175,6 +175,10 @@ pub struct Data {
     pub cleanup_preview: (u64, Preview<CleanupPreview>),
     /// The last image inspected (reset when another is asked for).
     pub inspect: Preview<ImageInspect>,
+    /// The newest `sandbox prune` plan asked for.
+    pub leftovers_gen: crate::core::job::Latest,
+    /// What the info overlay shows for a result to read (`bridge check`): title, lines.
+    pub note: Option<(String, Vec<String>)>,
     /// The VM whose detail was asked for last, and its answer.
     pub detail: Option<(String, Preview<VmDetail>)>,
     /// That VM's guest env keys (names only, never values), read over SSH.
@@ -200,6 +204,8 @@ impl Default for Data {
             inspect_gen: Default::default(),
             cleanup_preview: (0, Preview::Loading),
             inspect: Preview::Loading,
+            leftovers_gen: Default::default(),
+            note: None,
             detail: None,
             env_keys: None,
             next_task: 1,

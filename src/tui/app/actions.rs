@@ -219,6 +219,12 @@ impl App {
                 );
                 vec![Effect::RunDeleteSnapshots { task, ids }]
             }
+            ConfirmAction::SandboxPrune(plan) => {
+                let title = format!("sandbox prune: {} leftover file(s)", plan.candidates.len());
+                let task = self.new_task(TaskKind::SandboxPrune, title);
+                self.focus(Pane::Tasks);
+                vec![Effect::RunSandboxPrune { task, plan }]
+            }
             ConfirmAction::Quit => {
                 self.should_quit = true;
                 Vec::new()

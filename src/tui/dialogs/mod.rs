@@ -65,6 +65,8 @@ pub enum Dialog {
     Doctor(Scroll),
     /// `i` in Images: `image inspect` of an image (its answer is data: `Data::inspect`).
     Inspect(Scroll),
+    /// A result to read (`:bridge check`): `Data::note`.
+    Note(Scroll),
     /// `S`: snapshot the selected or marked VMs.
     Snapshot(Box<SnapshotForm>),
     /// `e`: expose or close a port of a VM (core's errors stay in the form).
@@ -269,7 +271,7 @@ impl Dialog {
     /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
     pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
         match self {
-            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => {
+            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) | Dialog::Note(s) => {
                 info::handle_key(s, &k, keymap)
             }
             Dialog::Confirm(action) => action.handle_key(&k, keymap),
@@ -291,6 +293,7 @@ impl Dialog {
             Dialog::Help(s) => info::render(f, app, s, info::Info::Help),
             Dialog::Doctor(s) => info::render(f, app, s, info::Info::Doctor),
             Dialog::Inspect(s) => info::render(f, app, s, info::Info::Inspect),
+            Dialog::Note(s) => info::render(f, app, s, info::Info::Note),
             Dialog::Confirm(action) => action.render(f, app),
             Dialog::Palette(p) => prompt::render(f, app, self, &p.input),
             Dialog::Filter(input) | Dialog::Search(input) => prompt::render(f, app, self, input),
@@ -311,6 +314,7 @@ impl Dialog {
             Dialog::Help(s) => info::fit(s, app, info::Info::Help),
             Dialog::Doctor(s) => info::fit(s, app, info::Info::Doctor),
             Dialog::Inspect(s) => info::fit(s, app, info::Info::Inspect),
+            Dialog::Note(s) => info::fit(s, app, info::Info::Note),
             _ => {}
         }
     }
