@@ -2801,9 +2801,7 @@ fn forms_and_prompts_read_their_keys_from_the_keymap() {
     // A VM form: the snapshot form submits on the rebound key only.
     a.update(key('1'));
     a.update(key('S'));
-    assert!(
-        render(&a).contains("[Ctrl-n] field  [Space] toggle  [Ctrl-s] snapshot  [Ctrl-g] cancel")
-    );
+    assert!(render(&a).contains("[Ctrl-n] field  [←→] toggle  [Ctrl-s] snapshot  [Ctrl-g] cancel"));
     a.update(ctrl('n'));
     assert!(a.update(code(KeyCode::Enter)).is_empty());
     assert!(matches!(a.dialog, Some(Dialog::Snapshot(_))));

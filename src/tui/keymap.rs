@@ -67,10 +67,16 @@ pub enum Action {
     DeleteSnapshot,
     NextField,
     PrevField,
+    /// In a form: the next choice of a choice field, or flip a checkbox.
+    ChoiceNext,
+    /// In a form: the previous choice of a choice field, or flip a checkbox.
+    ChoicePrev,
+    /// In a form: flip a checkbox.
+    Toggle,
 }
 
 impl Action {
-    pub const ALL: [Action; 55] = [
+    pub const ALL: [Action; 58] = [
         Action::Quit,
         Action::Help,
         Action::Palette,
@@ -126,6 +132,9 @@ impl Action {
         Action::DeleteSnapshot,
         Action::NextField,
         Action::PrevField,
+        Action::ChoiceNext,
+        Action::ChoicePrev,
+        Action::Toggle,
     ];
 
     /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
@@ -199,6 +208,9 @@ impl Action {
             Action::DeleteSnapshot => "delete_snapshot",
             Action::NextField => "next_field",
             Action::PrevField => "prev_field",
+            Action::ChoiceNext => "choice_next",
+            Action::ChoicePrev => "choice_prev",
+            Action::Toggle => "toggle",
         }
     }
 
@@ -260,6 +272,9 @@ impl Action {
             Action::DeleteSnapshot => "delete snapshot",
             Action::NextField => "next field",
             Action::PrevField => "previous field",
+            Action::ChoiceNext => "next choice / flip checkbox",
+            Action::ChoicePrev => "previous choice / flip checkbox",
+            Action::Toggle => "flip checkbox",
         }
     }
 

@@ -149,6 +149,18 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
             }
         }
     }
+    // The keys of every form and prompt (their fields take the others as text).
+    lines.push(Line::styled(
+        format!("[{}] in forms and prompts", Scope::Form.name()),
+        t.accent(),
+    ));
+    for (action, keys) in app.keymap.scope_bindings(Scope::Form) {
+        let ks = crate::tui::keymap::key_list(&keys, " ", usize::MAX);
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {ks:<16}"), t.accent()),
+            Span::raw(action.describe()),
+        ]));
+    }
     lines
 }
 

@@ -236,12 +236,24 @@ pub(super) fn form_key(app: &App, a: Action) -> String {
     app.keymap.hint_preferring(Scope::Form, a, usual)
 }
 
+/// The keys that change a choice or flip a checkbox, as a form's hint shows them (`←→`):
+/// the keymap's `[form]` `choice_prev` and `choice_next` (the arrows when bound).
+pub(super) fn choice_keys(app: &App) -> String {
+    use crossterm::event::KeyCode;
+    let km = &app.keymap;
+    format!(
+        "{}{}",
+        km.hint_preferring(Scope::Form, Action::ChoicePrev, KeyCode::Left),
+        km.hint_preferring(Scope::Form, Action::ChoiceNext, KeyCode::Right)
+    )
+}
+
 /// A form's key line: `[Tab] field  [<choose>] <what>  [Enter] <verb>  [Esc] cancel`,
 /// the confirm key dimmed (and "fix errors first") while a field is invalid.
 pub(super) fn form_hint(
     app: &App,
     t: &super::theme::Theme,
-    choose: (&str, &str),
+    choose: &str,
     verb: &str,
     ok: bool,
 ) -> Line<'static> {
@@ -251,8 +263,8 @@ pub(super) fn form_hint(
             t.accent(),
         ),
         Span::raw(" field  "),
-        Span::styled(format!("[{}]", choose.0), t.accent()),
-        Span::raw(format!(" {}  ", choose.1)),
+        Span::styled(format!("[{}]", choice_keys(app)), t.accent()),
+        Span::raw(format!(" {choose}  ")),
         Span::styled(
             format!("[{}]", form_key(app, Action::Confirm)),
             if ok { t.accent() } else { t.muted() },
