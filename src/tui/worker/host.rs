@@ -26,9 +26,8 @@ pub(super) fn run_sandbox_prune(
     plan: LeftoverPlan,
 ) {
     let t0 = Instant::now();
-    let ctx = match vms::open_ctx(tx, task, cx) {
-        Ok(c) => c,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = vms::opened(tx, task, cx, t0) else {
+        return;
     };
     let home = ctx.paths.home.clone();
     let total = plan.candidates.len() as u64;

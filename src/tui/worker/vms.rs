@@ -23,6 +23,19 @@ pub(super) fn open_ctx(
     Ok(ctx)
 }
 
+/// [`open_ctx`] for a task started at `t0`: `None` when it could not be opened, the task
+/// then finished as failed with why.
+pub(super) fn opened(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    cx: &Context,
+    t0: Instant,
+) -> Option<crate::core::start::Ctx> {
+    open_ctx(tx, task, cx)
+        .map_err(|e| finish(tx, task, TaskState::Failed, e, t0))
+        .ok()
+}
+
 /// A start's or a restore's events in task `task`: each phase (its progress reset), its
 /// time as an item, download progress, warnings, a roll-back.
 pub(super) fn start_progress(
@@ -81,9 +94,8 @@ pub(super) async fn run_start(
 ) {
     use crate::core::start;
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let opts = match spec.options(cx.env(), &ctx.paths) {
         Ok(o) => o,
@@ -116,9 +128,8 @@ pub(super) async fn run_ssh_wait(
     id: String,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     send(
         &tx,
@@ -153,9 +164,8 @@ pub(super) async fn run_delete(
         Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let total = ids.len() as u64;
     let progress = deleting(&tx, task, total, cancel, |ev: DeleteEvent| match ev {
@@ -178,9 +188,8 @@ pub(super) async fn run_stop(
 ) {
     use crate::core::lifecycle;
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let timeout = match lifecycle::stop_timeout(cx.env(), None) {
         Ok(t) => t,
@@ -271,9 +280,8 @@ pub(super) async fn run_pause(
     paused: bool,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let verb = if paused { "paused" } else { "resumed" };
     send(
@@ -306,9 +314,8 @@ pub(super) async fn run_snapshot(
 ) {
     use crate::core::snapshot::{self, CreateOptions};
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     each_vm(&tx, task, &cancel, &ids, "snapshotted", t0, |id| {
         let (ctx, tx, spec) = (&ctx, &tx, &spec);
@@ -346,9 +353,8 @@ pub(super) async fn run_restore(
 ) {
     use crate::core::snapshot::{restore, RestoreOptions};
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let progress = start_progress(&tx, task).with_cancel(cancel);
     let opts = RestoreOptions {
@@ -376,9 +382,8 @@ pub(super) async fn run_delete_snapshots(
     ids: Vec<String>,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => Arc::new(c),
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0).map(Arc::new) else {
+        return;
     };
     send(&tx, task, TaskUpdate::Phase("deleting".into()));
     each_vm(&tx, task, &cancel, &ids, "snapshot(s) deleted", t0, |id| {
@@ -409,9 +414,8 @@ pub(super) fn run_port(
     guest: u16,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, cx) {
-        Ok(c) => c,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(tx, task, cx, t0) else {
+        return;
     };
     let result = VmId::parse(id).and_then(|id| {
         if close {
@@ -447,9 +451,8 @@ pub(super) async fn run_network(
     publish_ssh: bool,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     send(&tx, task, TaskUpdate::Phase("applying".into()));
     let set = match VmId::parse(&id) {
@@ -495,9 +498,8 @@ pub(super) fn run_transfer(
     use crate::core::files::{self, FileProgress};
     use crate::core::lifecycle::SshLogin;
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, cx) {
-        Ok(c) => c,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(tx, task, cx, t0) else {
+        return;
     };
     send(
         tx,
