@@ -587,7 +587,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
 
 /// Wait for a booting sandbox's SSH when `--boot-timeout` is given (an unknown or stopped
 /// sandbox is reported by the SSH recipe itself).
-fn wait_for_ssh(ctx: &Ctx, id: &str, boot_timeout: Option<Duration>) -> Result<()> {
+fn wait_for_ssh(ctx: &Ctx, id: &VmId, boot_timeout: Option<Duration>) -> Result<()> {
     let Some(t) = boot_timeout else {
         return Ok(());
     };
@@ -718,7 +718,7 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     let ssh_wait = a
         .boot_timeout
         .or(a.start.then_some(Duration::from_secs(60)));
-    if let Err(e) = wait_for_ssh(&ctx, &a.id, ssh_wait) {
+    if let Err(e) = wait_for_ssh(&ctx, &id, ssh_wait) {
         let e = if lifecycle::info(&ctx, &id).is_ok() && !a.start {
             e.with_recovery(format!(
                 "Run 'smolvm sandbox start {}' first, or pass --start.",

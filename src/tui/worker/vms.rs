@@ -137,7 +137,13 @@ pub(super) async fn run_ssh_wait(
         TaskUpdate::Phase("waiting for the guest's sshd…".into()),
     );
     let stop = || cancel.is_cancelled();
-    match crate::core::guest::wait_answering_unless(&ctx, &id, SESSION_SSH_WAIT, stop).await {
+    let waited = match VmId::parse(&id) {
+        Ok(vm) => {
+            crate::core::guest::wait_answering_unless(&ctx, &vm, SESSION_SSH_WAIT, stop).await
+        }
+        Err(e) => Err(e),
+    };
+    match waited {
         Ok(()) => finish(
             &tx,
             task,
