@@ -25,7 +25,7 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
         vms: (0..vms)
             .map(|i| VmRow {
                 info: SandboxInfo {
-                    id: format!("vm-{i:05}"),
+                    id: smolvm::core::vm::VmId::new(&format!("vm-{i:05}")).unwrap(),
                     status: if i % 3 == 0 {
                         smolvm::core::VmStatus::Running
                     } else {

@@ -9,7 +9,9 @@ use smolvm::cli::Outcome;
 fn main() {
     let code = match smolvm::cli::run(std::env::args_os().collect()) {
         Outcome::Exit(code) => code,
-        Outcome::Dashboard { readonly } => smolvm::tui::run(readonly),
+        Outcome::Dashboard { readonly } => {
+            smolvm::tui::run(readonly, smolvm::cli::shell::completion_script)
+        }
     };
     std::process::exit(code);
 }

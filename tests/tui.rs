@@ -54,7 +54,7 @@ fn vm(
 ) -> VmRow {
     VmRow {
         info: SandboxInfo {
-            id: id.into(),
+            id: smolvm::core::vm::VmId::new(id).unwrap(),
             status: smolvm::core::VmStatus::parse(status).expect("a status"),
             stale,
             backend: Some("qemu".into()),
@@ -1262,6 +1262,53 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     }
 }
 
+/// The detail view and `sandbox info --json` report the same VM the same way: one core
+/// read (`core::detail::vm` over `lifecycle::info`) for one row of a real state DB.
+#[test]
+fn the_detail_and_sandbox_info_json_report_the_same_fields() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    let row = Row {
+        tap: Some(("tap9", "172.16.0.9", 2209)),
+        ..Row::stopped("vm-dt1")
+    };
+    insert_rows(&h.data, &h.sockets(), &[row]);
+    let out = h
+        .smolvm()
+        .args(["sandbox", "info", "vm-dt1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        support::stderr(&out),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let cli = support::json(&out)["data"].clone();
+    let d = smolvm::tui::worker::load_detail(
+        &smolvm::core::context::Context::local(&h.env()),
+        "vm-dt1",
+    )
+    .unwrap();
+    let home = h.env().home();
+    let shown = |v: &serde_json::Value| {
+        v.as_str()
+            .map(|p| smolvm::core::display_path(std::path::Path::new(p), &home))
+    };
+    assert_eq!(d.id, cli["id"].as_str().unwrap());
+    assert_eq!(d.backend.as_deref(), cli["backend"].as_str());
+    assert_eq!(d.preset.as_deref(), cli["preset"].as_str());
+    assert_eq!(d.ip.as_deref(), cli["ip"].as_str());
+    assert_eq!(d.ip.as_deref(), Some("172.16.0.9"));
+    assert_eq!(d.tap.as_deref(), cli["tap"].as_str());
+    assert_eq!(d.ssh_port.map(u64::from), cli["ssh_port"].as_u64());
+    assert_eq!(d.vcpus, cli["vm"]["vcpus"].as_u64());
+    assert_eq!(d.memory_mib, cli["vm"]["memory"].as_u64());
+    assert_eq!(d.kernel, shown(&cli["config"]["kernel_path"]));
+    assert_eq!(d.rootfs, shown(&cli["config"]["rootfs_path"]));
+}
+
 /// A running sandbox (its VMM alive) on a TAP of smolvm's that the guard does not hold —
 /// one SmolVM started, or a table changed by hand — is `unguarded` in the VMs pane: its
 /// policy is not enforced. Reads the host's nftables (changes nothing), so needs root.
@@ -1645,6 +1692,10 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     let old = h.cache("0.0.11", 1000);
     let old_path = old.clone();
     let ids = || vec!["vm-gone-1".to_string(), "vm-gone-2".to_string()];
+    let leftover = h.data.join("disks/vm-gone-9.ext4");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, b"0123456789").unwrap();
+    let leftover_path = leftover.clone();
     type Run = Box<dyn FnOnce(u64) -> Effect>;
     let cases: Vec<(TaskKind, Run)> = vec![
         (
@@ -1769,6 +1820,22 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
                 force: false,
             }),
         ),
+        (
+            TaskKind::SandboxPrune,
+            Box::new(move |task| Effect::RunSandboxPrune {
+                task,
+                plan: smolvm::core::leftovers::LeftoverPlan {
+                    candidates: vec![smolvm::core::leftovers::Leftover {
+                        vm_id: "vm-gone-9".into(),
+                        path: leftover_path,
+                        kind: "disk",
+                        size_bytes: 10,
+                        retained: false,
+                    }],
+                    kept: Vec::new(),
+                },
+            }),
+        ),
     ];
     // Every cancellable kind the dashboard runs is here (network and port changes are
     // one step and say so).
@@ -1791,6 +1858,10 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     assert!(cache.exists(), "a cancelled image rm removed the image");
     assert!(old.exists(), "a cancelled prune removed a cache");
+    assert!(
+        leftover.exists(),
+        "a cancelled sandbox prune removed a file"
+    );
 }
 
 // ---- a real worker: progress events reach state ----------------------------------------
@@ -2730,9 +2801,7 @@ fn forms_and_prompts_read_their_keys_from_the_keymap() {
     // A VM form: the snapshot form submits on the rebound key only.
     a.update(key('1'));
     a.update(key('S'));
-    assert!(
-        render(&a).contains("[Ctrl-n] field  [Space] toggle  [Ctrl-s] snapshot  [Ctrl-g] cancel")
-    );
+    assert!(render(&a).contains("[Ctrl-n] field  [←→] toggle  [Ctrl-s] snapshot  [Ctrl-g] cancel"));
     a.update(ctrl('n'));
     assert!(a.update(code(KeyCode::Enter)).is_empty());
     assert!(matches!(a.dialog, Some(Dialog::Snapshot(_))));
@@ -3858,6 +3927,22 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
         field("Rootfs URL"),
         v["data"]["rootfs_url"].as_str().unwrap()
     );
+    // The command's labelled lines are the dialog's fields (`Inspect::fields`), in order.
+    let out = h
+        .smolvm()
+        .args(["image", "inspect", "codex-amd64-qemu"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let labelled: Vec<(String, String)> = text
+        .lines()
+        .take_while(|l| !l.starts_with("  "))
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_string(), v.trim_start().to_string())
+        })
+        .collect();
+    assert_eq!(labelled, d.fields);
 
     let v = cli("my-debian");
     let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();

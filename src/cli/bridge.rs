@@ -29,17 +29,8 @@ pub fn check(args: &BridgeCheckArgs) -> i32 {
             reason: r.reason.as_deref(),
         };
         output::print_json(COMMAND, code, Some(&data), None);
-    } else if r.ok {
-        line(format!(
-            "Bridge '{}' is ready for bridged networking.",
-            r.bridge
-        ));
     } else {
-        line(format!(
-            "Bridge '{}' is not ready: {}",
-            r.bridge,
-            r.reason.as_deref().unwrap_or_default()
-        ));
+        line(r.summary());
     }
     code
 }

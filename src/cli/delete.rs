@@ -103,7 +103,7 @@ fn special(a: &DeleteArgs, env: &Env) -> Option<i32> {
         let mut targets = Vec::new();
         let mut failed = Vec::new();
         for id in &a.ids {
-            match lifecycle::info(&ctx, id) {
+            match crate::core::vm::VmId::parse(id).and_then(|id| lifecycle::info(&ctx, &id)) {
                 Ok(_) => targets.push(id.clone()),
                 Err(e) => failed.push((id.clone(), e)),
             }

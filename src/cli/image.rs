@@ -541,30 +541,9 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
         return 0;
     }
     let h = &paths.home;
-    line(format!("Name:           {}", data.name));
-    line(format!(
-        "Platform:       {}/{}/{}",
-        data.arch, data.vmm, data.os
-    ));
-    line(format!("Version:        {}", data.version));
-    line(format!(
-        "Release:        {} ({})",
-        data.release, data.manifest
-    ));
-    line(format!("Kernel URL:     {}", data.kernel_url));
-    line(format!("Kernel SHA-256: {}", data.kernel_sha256));
-    line(format!("Rootfs URL:     {}", data.rootfs_url));
-    line(format!("Rootfs SHA-256: {}", data.rootfs_sha256));
-    line(format!(
-        "Path:           {}",
-        display_path(data.image_dir, h)
-    ));
-    line(format!(
-        "Status:         {}",
-        if data.ready { "ready" } else { "not pulled" }
-    ));
-    if let Some(s) = data.rootfs_sidecar {
-        line(format!("Rootfs sidecar: {s}"));
+    // The same labelled lines as the dashboard's inspect (`Inspect::fields`).
+    for (label, value) in i.fields(&version, &m, h) {
+        line(format!("{:<16}{value}", format!("{label}:")));
     }
     for f in &data.files {
         line(format!(

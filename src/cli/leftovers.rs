@@ -59,6 +59,7 @@ pub fn run(args: &SandboxPruneArgs, env: &Env) -> i32 {
             kept: plan.kept,
             failed: Vec::new(),
             dry_run: args.dry_run,
+            cancelled: false,
         }
     } else {
         if !args.force {

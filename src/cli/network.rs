@@ -4,6 +4,7 @@ use super::args::{NetworkCommand, NetworkSetArgs};
 use super::output::line;
 use super::toolkit::{finish, open_ctx};
 use crate::core::egress::{self, NetworkReport};
+use crate::core::vm::VmId;
 use crate::core::Env;
 
 pub fn run(c: NetworkCommand, env: &Env) -> i32 {
@@ -11,7 +12,7 @@ pub fn run(c: NetworkCommand, env: &Env) -> i32 {
         NetworkCommand::Show(a) => finish(
             "sandbox.network.show",
             a.json,
-            open_ctx(env).and_then(|ctx| egress::show(&ctx, &a.id)),
+            open_ctx(env).and_then(|ctx| egress::show(&ctx, &VmId::parse(&a.id)?)),
             print,
         ),
         NetworkCommand::Set(a) => finish("sandbox.network.set", a.json, set(&a, env), print),
@@ -25,13 +26,14 @@ fn set(a: &NetworkSetArgs, env: &Env) -> crate::core::error::Result<NetworkRepor
         _ => None,
     };
     let ctx = open_ctx(env)?;
+    let id = VmId::parse(&a.id)?;
     // Only the publication asked: the policy stays as it is.
     let policy = if a.egress.is_empty() {
-        egress::show(&ctx, &a.id)?.internet
+        egress::show(&ctx, &id)?.internet
     } else {
         a.egress.policy()?
     };
-    crate::core::runtime::block_on(egress::set(&ctx, &a.id, policy, publish))?
+    crate::core::runtime::block_on(egress::set(&ctx, &id, policy, publish))?
 }
 
 fn bytes(n: u64) -> String {

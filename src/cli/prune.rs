@@ -10,7 +10,6 @@ use crate::core::error::{Error, ErrorCode};
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions, PruneReport};
 use crate::core::units::format_size;
-use crate::core::version::image_version;
 use crate::core::Env;
 use crate::core::{display_path, Paths};
 
@@ -51,11 +50,10 @@ struct FailedPath<'a> {
 pub fn run(command: &str, args: &PruneArgs, env: &Env) -> i32 {
     let flag = args.image_dir.as_deref().or(args.cache_dir.as_deref());
     let paths = Paths::resolve(env, flag);
-    let version = match image_version(env) {
-        Ok(v) => v,
+    let opts = match PruneOptions::resolve(&paths, env, args.dry_run) {
+        Ok(o) => o,
         Err(e) => return output::fail(command, args.json, &e),
     };
-    let opts = PruneOptions::new(&paths, version, args.dry_run);
     let home = paths.home.clone();
 
     let progress = if args.json {

@@ -124,6 +124,19 @@ pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
     }
 }
 
+/// The completion script `--install` writes for `shell` (what `smolvm completion SHELL`
+/// prints): what the dashboard's `:completion SHELL --install` installs too.
+pub fn completion_script(shell: InstallShell, env: &Env) -> String {
+    script(
+        match shell {
+            InstallShell::Bash => Shell::Bash,
+            InstallShell::Zsh => Shell::Zsh,
+            InstallShell::Fish => Shell::Fish,
+        },
+        env,
+    )
+}
+
 /// The completion script of `shell` (what `smolvm completion SHELL` prints).
 fn script(shell: Shell, env: &Env) -> String {
     let (_, full) = super::full_command(env);
@@ -221,7 +234,7 @@ fn candidates(what: Wanted, env: &Env) -> Vec<String> {
     let paths = Paths::resolve(env, None);
     match what {
         Wanted::Sandbox => sandbox::list(&paths, None)
-            .map(|l| l.vms.into_iter().map(|v| v.id).collect())
+            .map(|l| l.vms.into_iter().map(|v| v.id.to_string()).collect())
             .unwrap_or_default(),
         Wanted::Snapshot => sandbox::snapshot_ids(&paths).unwrap_or_default(),
         Wanted::Preset => crate::core::presets::Registry::load(env)

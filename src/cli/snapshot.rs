@@ -23,7 +23,10 @@ pub fn pause(a: &IdArgs, paused: bool, env: &Env) -> i32 {
     } else {
         "sandbox.resume"
     };
-    let r = open_ctx(env).and_then(|ctx| block_on(lifecycle::set_paused(&ctx, &a.id, paused))?);
+    let r = open_ctx(env).and_then(|ctx| {
+        let id = crate::core::vm::VmId::parse(&a.id)?;
+        block_on(lifecycle::set_paused(&ctx, &id, paused))?
+    });
     match r {
         Ok(rep) if a.json => {
             let data = super::shapes::with_vm(&rep, &rep.name, &rep.status.to_string());

@@ -14,6 +14,7 @@ use crate::core::images::Os;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
+use crate::core::vm::VmId;
 use crate::core::Env;
 
 fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
@@ -305,7 +306,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Create(a) => create(&a, env),
         SandboxCommand::Info(a) => {
             let r = open_ctx(env).and_then(|ctx| {
-                let i = lifecycle::info(&ctx, &a.id)?;
+                let i = lifecycle::info(&ctx, &VmId::parse(&a.id)?)?;
                 // SmolVM asks a running guest (JSON only here: the human lines show neither).
                 let live = if a.json {
                     crate::core::guest::live_facts(&ctx, &a.id)
@@ -367,7 +368,9 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 };
                 if let Some(p) = publish {
                     crate::core::runtime::block_on(crate::core::egress::set_publish_ssh(
-                        &ctx, &a.id, p,
+                        &ctx,
+                        &VmId::parse(&a.id)?,
+                        p,
                     ))??;
                 }
                 crate::core::runtime::block_on(start::start_existing(
@@ -389,7 +392,8 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 let timeout =
                     lifecycle::stop_timeout_or(env, a.timeout, lifecycle::SANDBOX_STOP_TIMEOUT)?;
                 let ctx = open_ctx(env)?;
-                crate::core::runtime::block_on(lifecycle::stop(&ctx, &a.id, timeout))?
+                let id = VmId::parse(&a.id)?;
+                crate::core::runtime::block_on(lifecycle::stop(&ctx, &id, timeout))?
             })();
             match r {
                 Ok(s) if a.json => {
@@ -606,7 +610,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
 
 /// Wait for a booting sandbox's SSH when `--boot-timeout` is given (an unknown or stopped
 /// sandbox is reported by the SSH recipe itself).
-fn wait_for_ssh(ctx: &Ctx, id: &str, boot_timeout: Option<Duration>) -> Result<()> {
+fn wait_for_ssh(ctx: &Ctx, id: &VmId, boot_timeout: Option<Duration>) -> Result<()> {
     let Some(t) = boot_timeout else {
         return Ok(());
     };
@@ -648,6 +652,7 @@ fn exec_ssh(
 ) -> i32 {
     let argv = match open_ctx(env).and_then(|ctx| {
         login.check()?;
+        let id = &VmId::parse(id)?;
         // SmolVM's rule: a stopped sandbox is started, a paused one resumed, first.
         crate::core::runtime::block_on(crate::core::session::bring_up(
             &ctx,
@@ -685,10 +690,15 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
         Ok(c) => c,
         Err(e) => return output::fail(CMD, a.json, &e),
     };
+    // No sandbox has an invalid id: SmolVM's not-found, as the lookup says it.
+    let id = match VmId::parse(&a.id) {
+        Ok(id) => id,
+        Err(e) => return output::fail(CMD, a.json, &e),
+    };
     // --start boots a created, stopped or failed sandbox first (and waits for it to be
     // ready), under the sandbox's lock: one that is running by then is left as it is.
     if a.start && lifecycle::running_ip(&ctx, &a.id).is_err() {
-        if let Err(e) = lifecycle::info(&ctx, &a.id) {
+        if let Err(e) = lifecycle::info(&ctx, &id) {
             return output::fail(CMD, a.json, &e);
         }
         let r = crate::core::runtime::block_on(start::ensure_running(
@@ -704,7 +714,7 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     }
     // SmolVM's answer for a sandbox that is not running (without --start).
     if !a.start {
-        match lifecycle::info(&ctx, &a.id) {
+        match lifecycle::info(&ctx, &id) {
             Ok(i) if i.summary.status != crate::core::VmStatus::Running || i.summary.stale => {
                 let status = if i.summary.stale {
                     crate::core::VmStatus::Error
@@ -731,8 +741,8 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     let ssh_wait = a
         .boot_timeout
         .or(a.start.then_some(Duration::from_secs(60)));
-    if let Err(e) = wait_for_ssh(&ctx, &a.id, ssh_wait) {
-        let e = if lifecycle::info(&ctx, &a.id).is_ok() && !a.start {
+    if let Err(e) = wait_for_ssh(&ctx, &id, ssh_wait) {
+        let e = if lifecycle::info(&ctx, &id).is_ok() && !a.start {
             e.with_recovery(format!(
                 "Run 'smolvm sandbox start {}' first, or pass --start.",
                 a.id

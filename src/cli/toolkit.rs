@@ -18,6 +18,7 @@ use crate::core::ports;
 use crate::core::progress::Progress;
 use crate::core::runtime::{out_bytes, stdout_is_terminal};
 use crate::core::start::Ctx;
+use crate::core::vm::VmId;
 use crate::core::Env;
 
 pub(super) use super::start::open_ctx;
@@ -250,7 +251,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                 }
                 let ctx = open_ctx(env)?;
                 let login = a.flags.ssh.login();
-                let before = guest_env::read_as(&ctx, &a.id, &login)?;
+                let before = guest_env::read_as(&ctx, &VmId::parse(&a.id)?, &login)?;
                 guest_env::update_as(&ctx, &a.id, &login, &[], &a.keys)?;
                 let (removed, missing): (Vec<String>, Vec<String>) = a
                     .keys
@@ -282,7 +283,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
         EnvCommand::List(a) => {
             let r = (|| {
                 let ctx = open_ctx(env)?;
-                let file = guest_env::read_as(&ctx, &a.id, &a.flags.ssh.login())?;
+                let file = guest_env::read_as(&ctx, &VmId::parse(&a.id)?, &a.flags.ssh.login())?;
                 let values: Vec<(String, Vec<u8>)> = file
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_vec()))
@@ -291,17 +292,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     vm_id: a.id.clone(),
                     path: guest_env::GUEST_PATH,
                     masked: !a.show_values,
-                    variables: values
-                        .iter()
-                        .map(|(k, v)| {
-                            let shown = if a.show_values {
-                                String::from_utf8_lossy(v).into_owned()
-                            } else {
-                                "****".to_string()
-                            };
-                            (k.clone(), shown)
-                        })
-                        .collect(),
+                    variables: file.listing(a.show_values).into_iter().collect(),
                 };
                 Ok(Listed(listing, a.show_values.then_some(values)))
             })();
@@ -375,7 +366,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
             let r = a.flags.ssh.login().check().and_then(|_| {
                 let (host, guest) = ports::parse_spec(&a.spec, false).map_err(invalid_input)?;
                 let ctx = open_ctx(env)?;
-                ports::expose(&ctx, &a.id, host, guest)
+                ports::expose(&ctx, &VmId::parse(&a.id)?, host, guest)
             });
             // SmolVM's keys: `sandbox`, `mapping`.
             let r = r.map(|f| {
@@ -398,7 +389,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
             let r = a.flags.ssh.login().check().and_then(|_| {
                 let (host, guest) = ports::parse_spec(&a.spec, true).map_err(invalid_input)?;
                 let ctx = open_ctx(env)?;
-                ports::close(&ctx, &a.id, host.unwrap_or_default(), guest)
+                ports::close(&ctx, &VmId::parse(&a.id)?, host.unwrap_or_default(), guest)
             });
             let r = r.map(|f| {
                 let mut m = super::shapes::object(&f);
@@ -415,7 +406,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
         PortCommand::List(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
                 let ctx = open_ctx(env)?;
-                let forwards = match ports::list(&ctx, &a.id) {
+                let forwards = match VmId::parse(&a.id).and_then(|id| ports::list(&ctx, &id)) {
                     Ok(f) => f,
                     // SmolVM lists no forwards of a sandbox it does not know (exit 0).
                     Err(e) if e == crate::core::error::not_found(&a.id) => Vec::new(),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::context::Ctx;
 use super::error::{Error, Result};
 use super::lifecycle::{self, SshLogin};
+use super::vm::VmId;
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -168,7 +169,7 @@ pub use super::ssh::{ssh_answers, wait_ssh, wait_ssh_unless};
 /// wait a face makes before a command or a session right after a boot (a guest can print
 /// its ready line before sshd serves). An unknown or stopped sandbox is the SSH recipe's
 /// own error.
-pub async fn wait_answering(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()> {
+pub async fn wait_answering(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<()> {
     wait_answering_unless(ctx, id, timeout, || false).await
 }
 
@@ -176,7 +177,7 @@ pub async fn wait_answering(ctx: &Ctx, id: &str, timeout: Duration) -> Result<()
 /// cancel): an `interrupted` error.
 pub async fn wait_answering_unless(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     timeout: Duration,
     stop: impl Fn() -> bool,
 ) -> Result<()> {

@@ -19,6 +19,7 @@ use super::context::Ctx;
 use super::error::{Error, Result};
 use super::guest;
 use super::ssh::SshLogin;
+use super::vm::VmId;
 
 /// Where the file lives in the guest.
 pub const GUEST_PATH: &str = "/etc/profile.d/smolvm_env.sh";
@@ -216,6 +217,21 @@ impl EnvFile {
         self.vars.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
+    /// What `env list` shows of it, key by key in its order: each value (lossy UTF-8)
+    /// when `show_values`, else masked as `****`; the dashboard's env keys are its keys.
+    pub fn listing(&self, show_values: bool) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| {
+                let shown = if show_values {
+                    String::from_utf8_lossy(v).into_owned()
+                } else {
+                    "****".to_string()
+                };
+                (k.to_string(), shown)
+            })
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.vars.len()
     }
@@ -227,12 +243,19 @@ impl EnvFile {
 
 /// Read sandbox `id`'s env file over SSH as root with smolvm's key (an absent file is
 /// empty). Values are never logged or shown by this function.
-pub fn read(ctx: &Ctx, id: &str) -> Result<EnvFile> {
+pub fn read(ctx: &Ctx, id: &VmId) -> Result<EnvFile> {
     read_as(ctx, id, &SshLogin::default())
 }
 
+/// The names of sandbox `id`'s env keys, as `env list` lists them masked: the values
+/// are dropped here and never leave this function.
+pub fn keys(ctx: &Ctx, id: &VmId) -> Result<Vec<String>> {
+    let file = read(ctx, id)?;
+    Ok(file.listing(false).into_iter().map(|(k, _)| k).collect())
+}
+
 /// [`read`] as `login` (`--ssh-user`, `--ssh-key`).
-pub fn read_as(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<EnvFile> {
+pub fn read_as(ctx: &Ctx, id: &VmId, login: &SshLogin) -> Result<EnvFile> {
     Ok(EnvFile::parse(&read_bytes(ctx, id, login)?))
 }
 
@@ -253,7 +276,12 @@ fn read_bytes(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<Vec<u8>> {
 /// written back atomically ([`WRITE_SCRIPT`], the file on stdin). The one writer both
 /// `sandbox env set|unset` and the presets' host-env forwarding call. Returns the file as
 /// written (unchanged input writes nothing).
-pub fn update(ctx: &Ctx, id: &str, set: &[(String, Vec<u8>)], unset: &[String]) -> Result<EnvFile> {
+pub fn update(
+    ctx: &Ctx,
+    id: &VmId,
+    set: &[(String, Vec<u8>)],
+    unset: &[String],
+) -> Result<EnvFile> {
     update_as(ctx, id, &SshLogin::default(), set, unset)
 }
 
@@ -489,6 +517,19 @@ mod tests {
             assert!(!is_valid_key(k), "{k}");
             assert_eq!(check_key(k).unwrap_err().exit_code(), 2);
         }
+    }
+
+    #[test]
+    fn the_listing_masks_values_unless_asked_and_keeps_the_keys_order() {
+        let mut f = EnvFile::default();
+        f.set("B_KEY", b"two".to_vec()).unwrap();
+        f.set("A_KEY", b"one".to_vec()).unwrap();
+        let masked = f.listing(false);
+        let shown = f.listing(true);
+        let keys: Vec<&str> = masked.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, f.keys().collect::<Vec<_>>());
+        assert!(masked.iter().all(|(_, v)| v == "****"));
+        assert!(shown.contains(&("A_KEY".to_string(), "one".to_string())));
     }
 
     #[test]

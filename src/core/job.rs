@@ -34,6 +34,12 @@ pub enum JobKind {
     Network,
     /// The wait for a guest's sshd before a dashboard session opens.
     SshWait,
+    /// `sandbox prune`: the leftover files of sandboxes that no longer exist.
+    SandboxPrune,
+    /// `bridge check BRIDGE`.
+    BridgeCheck,
+    /// `completion SHELL --install`.
+    CompletionInstall,
 }
 
 /// Whether a running job of a kind can be stopped, and how.
@@ -50,7 +56,7 @@ pub enum Cancel {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 17] = [
+    pub const ALL: [JobKind; 20] = [
         JobKind::Prune,
         JobKind::Cleanup,
         JobKind::Delete,
@@ -68,6 +74,9 @@ impl JobKind {
         JobKind::Download,
         JobKind::Network,
         JobKind::SshWait,
+        JobKind::SandboxPrune,
+        JobKind::BridgeCheck,
+        JobKind::CompletionInstall,
     ];
 
     /// Whether this kind can be cancelled (the one place that says so).
@@ -77,6 +86,12 @@ impl JobKind {
             JobKind::Port => Cancel::Not("a port change is one step; it cannot be cancelled"),
             JobKind::Network => {
                 Cancel::Not("a network policy change is one step; it cannot be cancelled")
+            }
+            JobKind::BridgeCheck => {
+                Cancel::Not("a bridge check is one read; it cannot be cancelled")
+            }
+            JobKind::CompletionInstall => {
+                Cancel::Not("a completion install is one step; it cannot be cancelled")
             }
             JobKind::Prune
             | JobKind::Cleanup
@@ -90,7 +105,8 @@ impl JobKind {
             | JobKind::DeleteSnapshot
             | JobKind::Upload
             | JobKind::Download
-            | JobKind::SshWait => Cancel::BetweenItems,
+            | JobKind::SshWait
+            | JobKind::SandboxPrune => Cancel::BetweenItems,
         }
     }
 
@@ -114,6 +130,9 @@ impl JobKind {
             JobKind::Download => "download",
             JobKind::Network => "network",
             JobKind::SshWait => "session",
+            JobKind::SandboxPrune => "sandbox prune",
+            JobKind::BridgeCheck => "bridge check",
+            JobKind::CompletionInstall => "completion",
         }
     }
 

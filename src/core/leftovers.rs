@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use super::context::Ctx;
 use super::error::{Error, Result};
 use super::lock::VmLock;
+use super::progress::Progress;
 use crate::sys::fs::{remove_generated_file, DISKS_DIR};
 use crate::sys::process::is_vm_id;
 use crate::sys::procfs;
@@ -61,6 +62,18 @@ pub struct LeftoverReport {
     pub kept: Vec<Leftover>,
     pub failed: Vec<(Leftover, String)>,
     pub dry_run: bool,
+    /// Stopped by its cancel before the rest of the plan (those files stay, listed in
+    /// none of the lists).
+    pub cancelled: bool,
+}
+
+/// What [`remove_with`] did with each file of the plan, as it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeftoverEvent {
+    Removed(Leftover),
+    /// Its sandbox came back since the plan (a row, a lock): it stays.
+    Kept(Leftover),
+    Failed(Leftover, String),
 }
 
 impl LeftoverReport {
@@ -212,22 +225,41 @@ pub fn plan(ctx: &Ctx, include_saved: bool) -> Result<LeftoverPlan> {
 /// Remove what `plan` found, one file at a time (a failure does not stop the others).
 /// Each is checked again first: a file whose sandbox came back (a row, a lock) stays.
 pub fn remove(ctx: &Ctx, plan: LeftoverPlan) -> Result<LeftoverReport> {
+    remove_with(ctx, plan, &Progress::none())
+}
+
+/// [`remove`], each file said through `progress` as it goes; its cancel stops before the
+/// next file (the confirmed plan is what goes, and only as far as it got).
+pub fn remove_with(
+    ctx: &Ctx,
+    plan: LeftoverPlan,
+    progress: &Progress<LeftoverEvent>,
+) -> Result<LeftoverReport> {
     let live = live_ids(ctx)?;
     let mut report = LeftoverReport {
         kept: plan.kept,
         ..Default::default()
     };
     for l in plan.candidates {
+        if progress.cancelled() {
+            report.cancelled = true;
+            break;
+        }
         let back = live.contains(&l.vm_id) || VmLock::is_held(&ctx.data_dir, &l.vm_id);
         if back {
+            progress.emit(LeftoverEvent::Kept(l.clone()));
             report.kept.push(l);
             continue;
         }
         match remove_generated_file(&l.path) {
-            Ok(true) => report.removed.push(l),
+            Ok(true) => {
+                progress.emit(LeftoverEvent::Removed(l.clone()));
+                report.removed.push(l);
+            }
             Ok(false) => {}
             Err(e) => {
                 let why = crate::sys::io_reason(&e);
+                progress.emit(LeftoverEvent::Failed(l.clone(), why.clone()));
                 report.failed.push((l, why));
             }
         }

@@ -67,7 +67,7 @@ impl VmmInfo {
     }
 }
 
-pub fn info(ctx: &Ctx, id: &str) -> Result<Info> {
+pub fn info(ctx: &Ctx, id: &VmId) -> Result<Info> {
     let vm = ctx.vm(id)?;
     let net = super::egress::settings_of(&ctx.store, &vm);
     let vmm = vm
@@ -112,7 +112,7 @@ pub use super::vm::{stop_timeout, stop_timeout_or, SANDBOX_STOP_TIMEOUT};
 /// Stop a running or paused sandbox within `timeout` (graceful first, then SIGKILL,
 /// through a verified pidfd); status `stopped`, pid and socket cleared. The TAP,
 /// leases, nftables entries and disk stay for the next `start`.
-pub async fn stop(ctx: &Ctx, id: &str, timeout: Duration) -> Result<StopReport> {
+pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport> {
     tracing::info!(vm = %id, timeout_s = timeout.as_secs(), "stopping sandbox");
     let _lock = ctx.lock(id, &format!("sandbox stop {id}")).await?;
     let vm = ctx.vm(id)?;
@@ -244,7 +244,7 @@ pub(crate) async fn set_vcpus_paused(ctx: &Ctx, vm: &VmRecord, paused: bool) -> 
 /// `sandbox pause` (`paused = true`) / `sandbox resume`: the guest's vCPUs stop (memory,
 /// processes and network leases stay) or run again; status `paused` / `running` in the
 /// state DB, PID and socket kept. A sandbox already in that state is left as it is.
-pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport> {
+pub async fn set_paused(ctx: &Ctx, id: &VmId, paused: bool) -> Result<PauseReport> {
     tracing::info!(vm = %id, paused, "pausing or resuming sandbox");
     let verb = if paused { "pause" } else { "resume" };
     let _lock = ctx.lock(id, &format!("sandbox {verb} {id}")).await?;
@@ -268,7 +268,7 @@ pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport
     }
     if vm.status == want {
         return Ok(PauseReport {
-            name: id.into(),
+            name: id.to_string(),
             status: want,
             pid: vm.pid,
             unchanged: true,
@@ -279,7 +279,7 @@ pub async fn set_paused(ctx: &Ctx, id: &str, paused: bool) -> Result<PauseReport
         .set_status(id, &want, vm.pid, vm.socket_path.as_deref())
         .map_err(rt)?;
     Ok(PauseReport {
-        name: id.into(),
+        name: id.to_string(),
         status: want,
         pid: vm.pid,
         unchanged: false,

@@ -12,6 +12,7 @@ pub mod builder;
 pub mod cleanup;
 pub mod completion;
 pub mod context;
+pub mod detail;
 pub mod docker;
 pub mod doctor;
 pub mod egress;

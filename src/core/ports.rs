@@ -175,7 +175,7 @@ pub fn shadowed_forwards() -> std::io::Result<Vec<PortForward>> {
 }
 
 /// The forwards of sandbox `id` (which must exist), read from nftables.
-pub fn list(ctx: &Ctx, id: &str) -> Result<Vec<PortForward>> {
+pub fn list(ctx: &Ctx, id: &VmId) -> Result<Vec<PortForward>> {
     let vm = ctx.vm(id)?;
     let ip = vm.network.as_ref().and_then(|n| n.guest_ip.clone());
     let mut forwards = forwards_in(&read_nft()?, id, ip.as_deref());
@@ -242,7 +242,7 @@ fn free_port(ctx: &Ctx, state: &nft::NftState) -> Result<u16> {
 /// `guest` when that port is free, else a free one; `Some(0)` is a free one. A host port in
 /// use (a listening socket, another forward, an SSH port) is an error and nothing changes;
 /// the same forward again is success.
-pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<PortForward> {
+pub fn expose(ctx: &Ctx, id: &VmId, host: Option<u16>, guest: u16) -> Result<PortForward> {
     let ip = super::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)?;
     let vm = ctx.vm(id)?;
     let net = vm.network.clone().unwrap_or_default();
@@ -294,7 +294,7 @@ pub fn expose(ctx: &Ctx, id: &str, host: Option<u16>, guest: u16) -> Result<Port
 
 /// Remove the forward `host:guest` of sandbox `id` (which must exist); one that is not
 /// there is an error naming the forwards there are.
-pub fn close(ctx: &Ctx, id: &str, host: u16, guest: u16) -> Result<PortForward> {
+pub fn close(ctx: &Ctx, id: &VmId, host: u16, guest: u16) -> Result<PortForward> {
     let have = list(ctx, id)?;
     let Some(f) = have
         .iter()

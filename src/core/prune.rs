@@ -65,6 +65,14 @@ impl PruneOptions {
             smolvm_installs: pysmolvm::installed(&paths.home, &paths.exec_path),
         }
     }
+
+    /// The options `image prune` and the dashboard's prune both work with: the current
+    /// image version from the environment (`SMOLVM_IMAGE_VERSION` or this build's), in
+    /// the layout `paths` names.
+    pub fn resolve(paths: &Paths, env: &crate::sys::env::Env, dry_run: bool) -> Result<Self> {
+        let version = super::version::image_version(env)?;
+        Ok(PruneOptions::new(paths, version, dry_run))
+    }
 }
 
 /// A stale cache that may be removed.

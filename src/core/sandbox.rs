@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::error::{Error, Result};
 use super::table::VmCol;
 use super::vm::row_is_stale;
-use super::vm::VmBackend;
+use super::vm::{VmBackend, VmId};
 use crate::sys::fs::{disk_usage, HardLinks};
 use crate::sys::paths::Paths;
 use crate::sys::procfs;
@@ -26,7 +26,7 @@ pub const CORRUPT_DB_FIX: &str = "Run 'smolvm cleanup --dry-run' to see what cle
 /// One sandbox as `sandbox list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SandboxInfo {
-    pub id: String,
+    pub id: VmId,
     /// The stored status.
     pub status: VmStatus,
     /// Running/paused in the store but its process is gone or not this VM's.
@@ -48,7 +48,7 @@ impl SandboxInfo {
     pub fn of(vm: &VmRecord, paths: &Paths) -> Self {
         let net = vm.network.clone().unwrap_or_default();
         SandboxInfo {
-            id: vm.id.clone(),
+            id: VmId::known(&vm.id),
             status: vm.status,
             stale: row_is_stale(vm, &paths.socket_dir),
             backend: vm.backend().map(VmBackend::parse),
@@ -79,7 +79,7 @@ impl SandboxInfo {
     pub fn cell(&self, col: VmCol) -> Option<String> {
         let dash = || "-".to_string();
         Some(match col {
-            VmCol::Id => self.id.clone(),
+            VmCol::Id => self.id.to_string(),
             VmCol::Status => self.shown_status(),
             VmCol::Backend => self.backend.as_ref().map_or_else(dash, ToString::to_string),
             VmCol::Preset => self.preset.clone().unwrap_or_else(dash),
@@ -229,7 +229,7 @@ mod tests {
 
     fn info(pid: Option<i64>, stale: bool) -> SandboxInfo {
         SandboxInfo {
-            id: "vm-1".into(),
+            id: VmId::known("vm-1"),
             status: VmStatus::Running,
             stale,
             backend: None,

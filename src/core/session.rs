@@ -28,7 +28,7 @@ pub enum BroughtUp {
 /// Make sandbox `id` ready for a session (see the module's text).
 pub async fn bring_up(
     ctx: &Ctx,
-    id: &str,
+    id: &super::vm::VmId,
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<BroughtUp> {

@@ -2,10 +2,12 @@
 //! type: the dashboard's task line is this, and a face that says an outcome in one line
 //! says it this way (the CLI's own lines are SmolVM's words, kept as SmolVM prints them).
 
+use super::bridge::BridgeInspection;
 use super::cleanup::CleanupReport;
 use super::files::Transfer;
 use super::images::catalog::RmReport;
 use super::images::pull::{PullAllReport, PullReport};
+use super::leftovers::LeftoverReport;
 use super::lifecycle::DeleteReport;
 use super::prune::{KeepReason, PruneReport};
 use super::snapshot::RestoreReport;
@@ -24,6 +26,36 @@ impl StartReport {
             self.accelerator,
             self.timings.total_ms / 1000.0,
             self.ssh_command
+        )
+    }
+}
+
+impl BridgeInspection {
+    /// SmolVM's line: `Bridge 'br0' is ready for bridged networking.`, or `Bridge 'br0'
+    /// is not ready: <reason>`.
+    pub fn summary(&self) -> String {
+        if self.ok {
+            format!("Bridge '{}' is ready for bridged networking.", self.bridge)
+        } else {
+            format!(
+                "Bridge '{}' is not ready: {}",
+                self.bridge,
+                self.reason.as_deref().unwrap_or_default()
+            )
+        }
+    }
+}
+
+impl LeftoverReport {
+    /// `2 leftover file(s) removed (1.0 MiB), 1 kept, 0 failed` (`…, cancelled`).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} leftover file(s) removed ({}), {} kept, {} failed{}",
+            self.removed.len(),
+            format_size(self.freed_bytes()),
+            self.kept.len(),
+            self.failed.len(),
+            if self.cancelled { ", cancelled" } else { "" }
         )
     }
 }

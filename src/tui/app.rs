@@ -249,7 +249,7 @@ impl App {
             readonly: self.readonly,
             page: self.page(pane),
             presets: &self.presets,
-            selected_vm: self.selected_vm().map(|r| r.info.id.clone()),
+            selected_vm: self.selected_vm().map(|r| r.info.id.to_string()),
         }
     }
 
@@ -468,7 +468,7 @@ impl App {
     fn on_msg(&mut self, m: Msg) -> Vec<Effect> {
         match m {
             Msg::Snapshot(s) => {
-                let selected_id = self.selected_vm().map(|r| r.info.id.clone());
+                let selected_id = self.selected_vm().map(|r| r.info.id.to_string());
                 let log_before = self.data.app_log.len();
                 self.data.apply_snapshot(*s);
                 if self.data.app_log.len() != log_before {
@@ -505,6 +505,17 @@ impl App {
             }
             Msg::CleanupPreview { generation, result } => {
                 self.data.apply_cleanup_preview(generation, preview(result));
+            }
+            Msg::LeftoversPlan { generation, result } => {
+                if self.data.leftovers_gen.is_current(generation) {
+                    self.leftovers_plan(result);
+                }
+            }
+            Msg::Note { title, lines } => {
+                self.data.note = Some((title, lines));
+                if self.dialog.is_none() {
+                    self.dialog = Some(Dialog::Note(Scroll::default()));
+                }
             }
             Msg::Task { id, update } => {
                 if self.data.apply_task(id, &update) {

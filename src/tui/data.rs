@@ -148,90 +148,7 @@ pub enum TaskUpdate {
     },
 }
 
-/// `image inspect` of one cached image, as the inspect dialog shows it: its manifest row
-/// and what of it is on disk (`core::images::catalog::inspect`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInspect {
-    pub name: String,
-    pub version: String,
-    /// (label, value), in `smolvm image inspect`'s order.
-    pub fields: Vec<(String, String)>,
-    /// Each file: shown path, size, size on disk.
-    pub files: Vec<(String, u64, u64)>,
-}
-
-/// One VM in detail, as the detail view shows it: its configuration from the state DB
-/// (`core::lifecycle::info`), its mounts, forwards (`core::ports::list`), snapshots
-/// (`core::snapshot::list`) and network (`core::egress::show`). Env keys come apart
-/// (over SSH): [`Data::env_keys`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VmDetail {
-    pub id: String,
-    pub backend: Option<String>,
-    pub preset: Option<String>,
-    pub kernel: Option<String>,
-    pub rootfs: Option<String>,
-    pub vcpus: Option<u64>,
-    pub memory_mib: Option<u64>,
-    pub disk_mib: Option<u64>,
-    pub ip: Option<String>,
-    pub tap: Option<String>,
-    pub ssh_port: Option<u16>,
-    /// (host path, guest path, writable).
-    pub mounts: Vec<(String, String, bool)>,
-    /// (host port, guest port, what shadows it: a host process listening on that port
-    /// too), or why they could not be read.
-    pub ports: Result<Vec<(u16, u16, Option<String>)>, String>,
-    pub snapshots: Result<Vec<SnapshotRow>, String>,
-    /// Its egress policy, SSH publication, the guard's counters and the last refused
-    /// destinations (`core::egress::show`, as `sandbox network show`), or why not.
-    pub network: Result<crate::core::egress::NetworkReport, String>,
-}
-
-impl Default for VmDetail {
-    fn default() -> Self {
-        VmDetail {
-            id: String::new(),
-            backend: None,
-            preset: None,
-            kernel: None,
-            rootfs: None,
-            vcpus: None,
-            memory_mib: None,
-            disk_mib: None,
-            ip: None,
-            tap: None,
-            ssh_port: None,
-            mounts: Vec::new(),
-            ports: Ok(Vec::new()),
-            snapshots: Ok(Vec::new()),
-            network: Err("not read".into()),
-        }
-    }
-}
-
-/// A snapshot of the VM, as listed in its detail view.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotRow {
-    pub id: String,
-    pub kind: String,
-    pub created_at: String,
-    pub size_bytes: u64,
-    /// Files it needs are gone: it cannot be restored.
-    pub missing: bool,
-}
-
-impl Default for SnapshotRow {
-    fn default() -> Self {
-        SnapshotRow {
-            id: String::new(),
-            kind: "full".into(),
-            created_at: String::new(),
-            size_bytes: 0,
-            missing: false,
-        }
-    }
-}
+pub use crate::core::detail::{ImageInspect, SnapshotRow, VmDetail};
 
 /// Everything the workers reported, and the tasks and messages of this session.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,6 +175,10 @@ pub struct Data {
     pub cleanup_preview: (u64, Preview<CleanupPreview>),
     /// The last image inspected (reset when another is asked for).
     pub inspect: Preview<ImageInspect>,
+    /// The newest `sandbox prune` plan asked for.
+    pub leftovers_gen: crate::core::job::Latest,
+    /// What the info overlay shows for a result to read (`bridge check`): title, lines.
+    pub note: Option<(String, Vec<String>)>,
     /// The VM whose detail was asked for last, and its answer.
     pub detail: Option<(String, Preview<VmDetail>)>,
     /// That VM's guest env keys (names only, never values), read over SSH.
@@ -283,6 +204,8 @@ impl Default for Data {
             inspect_gen: Default::default(),
             cleanup_preview: (0, Preview::Loading),
             inspect: Preview::Loading,
+            leftovers_gen: Default::default(),
+            note: None,
             detail: None,
             env_keys: None,
             next_task: 1,
@@ -528,7 +451,7 @@ pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot
             cpu_pct: f.cpu_pct,
             rss_bytes: f.rss_bytes,
             uptime_secs: f.uptime_secs,
-            net: nets.remove(&info.id),
+            net: nets.remove(info.id.as_str()),
             info,
         })
         .collect();

@@ -9,125 +9,102 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 pub const DEFAULT_KEYMAP: &str = include_str!("../../assets/keymap.toml");
 
-/// Every action a key can trigger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    Quit,
-    Help,
-    Palette,
-    NextPane,
-    PrevPane,
-    FocusVms,
-    FocusImages,
-    FocusLogs,
-    FocusTasks,
-    Prune,
-    Cleanup,
-    Refresh,
-    Up,
-    Down,
-    Top,
-    Bottom,
-    PageUp,
-    PageDown,
-    Filter,
-    SortNext,
-    SortReverse,
-    Start,
-    Stop,
-    Delete,
-    Logs,
-    CopySsh,
-    Mark,
-    ClearMarks,
-    Search,
-    NextMatch,
-    PrevMatch,
-    Follow,
-    Wrap,
-    AppLog,
-    Cancel,
-    ToggleMouse,
-    Pull,
-    Inspect,
-    Detail,
-    Pause,
-    Snapshot,
-    Port,
-    Attach,
-    Shell,
-    Upload,
-    Download,
-    Network,
-    Confirm,
-    Close,
-    NextSnapshot,
-    PrevSnapshot,
-    Restore,
-    DeleteSnapshot,
-    NextField,
-    PrevField,
+/// One table of the actions: the variant, the name keymap files use, and what it does
+/// (for `?` and the footer); the enum, [`Action::ALL`], [`Action::name`] and
+/// [`Action::describe`] are made from it.
+macro_rules! actions {
+    ($($(#[$doc:meta])* $v:ident => $name:literal, $describe:literal;)*) => {
+        /// Every action a key can trigger.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action {
+            $($(#[$doc])* $v,)*
+        }
+
+        impl Action {
+            pub const ALL: [Action; [$(Action::$v),*].len()] = [$(Action::$v),*];
+
+            /// The name used in keymap files.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Action::$v => $name,)*
+                }
+            }
+
+            /// What it does, for `?` and the footer.
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(Action::$v => $describe,)*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    Quit => "quit", "quit";
+    Help => "help", "help";
+    Palette => "palette", "command palette";
+    NextPane => "next_pane", "next pane";
+    PrevPane => "prev_pane", "previous pane";
+    FocusVms => "focus_vms", "VMs";
+    FocusImages => "focus_images", "images";
+    FocusLogs => "focus_logs", "logs";
+    FocusTasks => "focus_tasks", "tasks";
+    Prune => "prune", "prune caches";
+    Cleanup => "cleanup", "cleanup";
+    Refresh => "refresh", "refresh";
+    Up => "up", "up";
+    Down => "down", "down";
+    Top => "top", "top";
+    Bottom => "bottom", "bottom";
+    PageUp => "page_up", "page up";
+    PageDown => "page_down", "page down";
+    Filter => "filter", "filter";
+    SortNext => "sort_next", "sort column";
+    SortReverse => "sort_reverse", "reverse sort";
+    Start => "start", "start preset";
+    Stop => "stop", "stop";
+    Delete => "delete", "delete";
+    Logs => "logs", "logs";
+    CopySsh => "copy_ssh", "copy SSH command";
+    Mark => "mark", "mark";
+    ClearMarks => "clear_marks", "clear marks";
+    Search => "search", "search";
+    NextMatch => "next_match", "next match";
+    PrevMatch => "prev_match", "previous match";
+    Follow => "follow", "follow";
+    Wrap => "wrap", "wrap";
+    AppLog => "app_log", "app log / VM log";
+    Cancel => "cancel", "cancel task";
+    ToggleMouse => "toggle_mouse", "mouse";
+    Pull => "pull", "pull image";
+    Inspect => "inspect", "inspect";
+    Detail => "detail", "VM detail";
+    Pause => "pause", "pause / resume";
+    Snapshot => "snapshot", "snapshot";
+    Port => "port", "expose / close port";
+    Attach => "attach", "attach (preset)";
+    Shell => "shell", "login shell";
+    Upload => "upload", "upload file";
+    Download => "download", "download file";
+    Network => "network", "network policy";
+    Confirm => "confirm", "confirm";
+    Close => "close", "close / cancel";
+    NextSnapshot => "next_snapshot", "next snapshot";
+    PrevSnapshot => "prev_snapshot", "previous snapshot";
+    Restore => "restore", "restore snapshot";
+    DeleteSnapshot => "delete_snapshot", "delete snapshot";
+    NextField => "next_field", "next field";
+    PrevField => "prev_field", "previous field";
+    /// In a form: the next choice of a choice field, or flip a checkbox.
+    ChoiceNext => "choice_next", "next choice / flip checkbox";
+    /// In a form: the previous choice of a choice field, or flip a checkbox.
+    ChoicePrev => "choice_prev", "previous choice / flip checkbox";
+    /// In a form: flip a checkbox.
+    Toggle => "toggle", "flip checkbox";
 }
 
 impl Action {
-    pub const ALL: [Action; 55] = [
-        Action::Quit,
-        Action::Help,
-        Action::Palette,
-        Action::NextPane,
-        Action::PrevPane,
-        Action::FocusVms,
-        Action::FocusImages,
-        Action::FocusLogs,
-        Action::FocusTasks,
-        Action::Prune,
-        Action::Cleanup,
-        Action::Refresh,
-        Action::Up,
-        Action::Down,
-        Action::Top,
-        Action::Bottom,
-        Action::PageUp,
-        Action::PageDown,
-        Action::Filter,
-        Action::SortNext,
-        Action::SortReverse,
-        Action::Start,
-        Action::Stop,
-        Action::Delete,
-        Action::Logs,
-        Action::CopySsh,
-        Action::Mark,
-        Action::ClearMarks,
-        Action::Search,
-        Action::NextMatch,
-        Action::PrevMatch,
-        Action::Follow,
-        Action::Wrap,
-        Action::AppLog,
-        Action::Cancel,
-        Action::ToggleMouse,
-        Action::Pull,
-        Action::Inspect,
-        Action::Detail,
-        Action::Pause,
-        Action::Snapshot,
-        Action::Port,
-        Action::Attach,
-        Action::Shell,
-        Action::Upload,
-        Action::Download,
-        Action::Network,
-        Action::Confirm,
-        Action::Close,
-        Action::NextSnapshot,
-        Action::PrevSnapshot,
-        Action::Restore,
-        Action::DeleteSnapshot,
-        Action::NextField,
-        Action::PrevField,
-    ];
-
     /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
     /// task runner, in the order the footer and the detail view show them.
     pub const ON_VMS: [Action; 8] = [
@@ -141,179 +118,50 @@ impl Action {
         Action::Download,
     ];
 
-    /// The name used in keymap files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Quit => "quit",
-            Action::Help => "help",
-            Action::Palette => "palette",
-            Action::NextPane => "next_pane",
-            Action::PrevPane => "prev_pane",
-            Action::FocusVms => "focus_vms",
-            Action::FocusImages => "focus_images",
-            Action::FocusLogs => "focus_logs",
-            Action::FocusTasks => "focus_tasks",
-            Action::Prune => "prune",
-            Action::Cleanup => "cleanup",
-            Action::Refresh => "refresh",
-            Action::Up => "up",
-            Action::Down => "down",
-            Action::Top => "top",
-            Action::Bottom => "bottom",
-            Action::PageUp => "page_up",
-            Action::PageDown => "page_down",
-            Action::Filter => "filter",
-            Action::SortNext => "sort_next",
-            Action::SortReverse => "sort_reverse",
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Delete => "delete",
-            Action::Logs => "logs",
-            Action::CopySsh => "copy_ssh",
-            Action::Mark => "mark",
-            Action::ClearMarks => "clear_marks",
-            Action::Search => "search",
-            Action::NextMatch => "next_match",
-            Action::PrevMatch => "prev_match",
-            Action::Follow => "follow",
-            Action::Wrap => "wrap",
-            Action::AppLog => "app_log",
-            Action::Cancel => "cancel",
-            Action::ToggleMouse => "toggle_mouse",
-            Action::Pull => "pull",
-            Action::Inspect => "inspect",
-            Action::Detail => "detail",
-            Action::Pause => "pause",
-            Action::Snapshot => "snapshot",
-            Action::Port => "port",
-            Action::Attach => "attach",
-            Action::Shell => "shell",
-            Action::Upload => "upload",
-            Action::Download => "download",
-            Action::Network => "network",
-            Action::Confirm => "confirm",
-            Action::Close => "close",
-            Action::NextSnapshot => "next_snapshot",
-            Action::PrevSnapshot => "prev_snapshot",
-            Action::Restore => "restore",
-            Action::DeleteSnapshot => "delete_snapshot",
-            Action::NextField => "next_field",
-            Action::PrevField => "prev_field",
-        }
-    }
-
-    /// What it does, for `?` and the footer.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Action::Quit => "quit",
-            Action::Help => "help",
-            Action::Palette => "command palette",
-            Action::NextPane => "next pane",
-            Action::PrevPane => "previous pane",
-            Action::FocusVms => "VMs",
-            Action::FocusImages => "images",
-            Action::FocusLogs => "logs",
-            Action::FocusTasks => "tasks",
-            Action::Prune => "prune caches",
-            Action::Cleanup => "cleanup",
-            Action::Refresh => "refresh",
-            Action::Up => "up",
-            Action::Down => "down",
-            Action::Top => "top",
-            Action::Bottom => "bottom",
-            Action::PageUp => "page up",
-            Action::PageDown => "page down",
-            Action::Filter => "filter",
-            Action::SortNext => "sort column",
-            Action::SortReverse => "reverse sort",
-            Action::Start => "start preset",
-            Action::Stop => "stop",
-            Action::Delete => "delete",
-            Action::Logs => "logs",
-            Action::CopySsh => "copy SSH command",
-            Action::Mark => "mark",
-            Action::ClearMarks => "clear marks",
-            Action::Search => "search",
-            Action::NextMatch => "next match",
-            Action::PrevMatch => "previous match",
-            Action::Follow => "follow",
-            Action::Wrap => "wrap",
-            Action::AppLog => "app log / VM log",
-            Action::Cancel => "cancel task",
-            Action::ToggleMouse => "mouse",
-            Action::Pull => "pull image",
-            Action::Inspect => "inspect",
-            Action::Detail => "VM detail",
-            Action::Pause => "pause / resume",
-            Action::Snapshot => "snapshot",
-            Action::Port => "expose / close port",
-            Action::Attach => "attach (preset)",
-            Action::Shell => "login shell",
-            Action::Upload => "upload file",
-            Action::Download => "download file",
-            Action::Network => "network policy",
-            Action::Confirm => "confirm",
-            Action::Close => "close / cancel",
-            Action::NextSnapshot => "next snapshot",
-            Action::PrevSnapshot => "previous snapshot",
-            Action::Restore => "restore snapshot",
-            Action::DeleteSnapshot => "delete snapshot",
-            Action::NextField => "next field",
-            Action::PrevField => "previous field",
-        }
-    }
-
     fn from_name(name: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.name() == name)
     }
 }
 
-/// Where a binding applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    Global,
+/// One table of the keymap's sections: the variant and its name in keymap files.
+macro_rules! scopes {
+    ($($(#[$doc:meta])* $v:ident => $name:literal;)*) => {
+        /// Where a binding applies.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Scope {
+            $($(#[$doc])* $v,)*
+        }
+
+        impl Scope {
+            const ALL: [Scope; [$(Scope::$v),*].len()] = [$(Scope::$v),*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Scope::$v => $name,)*
+                }
+            }
+        }
+    };
+}
+
+scopes! {
+    Global => "global";
     /// Every list pane (VMs, Images, Tasks).
-    List,
-    Vms,
-    Images,
-    Logs,
-    Tasks,
+    List => "list";
+    Vms => "vms";
+    Images => "images";
+    Logs => "logs";
+    Tasks => "tasks";
     /// The confirmations (the typed confirmation, the prune preview).
-    Dialog,
+    Dialog => "dialog";
     /// A VM's detail view (the VMs pane's actions on its VM come from [`Scope::Vms`]).
-    Detail,
+    Detail => "detail";
     /// The forms and prompts (start, snapshot, port, copy, network, cleanup, filter,
     /// search, palette): their fields take text, so their keys are not `y`/`n`.
-    Form,
+    Form => "form";
 }
 
 impl Scope {
-    const ALL: [Scope; 9] = [
-        Scope::Global,
-        Scope::List,
-        Scope::Vms,
-        Scope::Images,
-        Scope::Logs,
-        Scope::Tasks,
-        Scope::Dialog,
-        Scope::Detail,
-        Scope::Form,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::Global => "global",
-            Scope::List => "list",
-            Scope::Vms => "vms",
-            Scope::Images => "images",
-            Scope::Logs => "logs",
-            Scope::Tasks => "tasks",
-            Scope::Dialog => "dialog",
-            Scope::Detail => "detail",
-            Scope::Form => "form",
-        }
-    }
-
     fn from_name(s: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|x| x.name() == s)
     }

@@ -64,7 +64,8 @@ fn session_argv(cx: &Context, id: &str, attach: bool) -> Result<Vec<String>, Str
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
             .map_err(|e| e.message);
     }
-    let info = lifecycle::info(&ctx, id).map_err(|e| e.message)?;
+    let vm = crate::core::vm::VmId::parse(id).map_err(|e| e.message)?;
+    let info = lifecycle::info(&ctx, &vm).map_err(|e| e.message)?;
     let Some(name) = info.summary.preset else {
         // A built image has no agent: the form's attach opens a login shell.
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
@@ -102,7 +103,9 @@ fn run_session(
 }
 
 /// Run the dashboard until the user quits; returns the exit code.
-pub fn run(readonly: bool) -> i32 {
+/// Run the dashboard; `completion` is how `:completion SHELL --install` gets its script
+/// (the CLI's, handed in by the entry point: the faces never import each other).
+pub fn run(readonly: bool, completion: worker::CompletionScript) -> i32 {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         err_line("Error: the dashboard needs a terminal; run a subcommand instead (smolvm --help)");
         return 2;
@@ -111,7 +114,7 @@ pub fn run(readonly: bool) -> i32 {
     // The screen is the dashboard's now: `-v` must not write over it.
     crate::core::logging::quiet_stderr();
     terminal::restore_on_panic();
-    let result = match block_on(event_loop(env, readonly)) {
+    let result = match block_on(event_loop(env, readonly, completion)) {
         Ok(r) => r,
         Err(e) => {
             err_line(format!("Error: {e}"));
@@ -127,7 +130,11 @@ pub fn run(readonly: bool) -> i32 {
     }
 }
 
-async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
+async fn event_loop(
+    env: Env,
+    readonly: bool,
+    completion: worker::CompletionScript,
+) -> std::io::Result<()> {
     // Left when this returns, however it returns (and restored by the panic hook).
     let mut guard = TerminalGuard::enter(true)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
@@ -156,7 +163,7 @@ async fn event_loop(env: Env, readonly: bool) -> std::io::Result<()> {
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut workers = worker::Workers::new(tx, cx.clone());
+    let mut workers = worker::Workers::new(tx, cx.clone()).with_completion_script(completion);
     workers.run(Effect::Refresh { slow: true });
     let mut events = Some(EventStream::new());
     let mut tick = tokio::time::interval(Duration::from_millis(120));

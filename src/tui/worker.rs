@@ -18,15 +18,18 @@ use super::app::{
 use super::data::{self, CpuSampler};
 use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
 use crate::core::context::Context;
+use crate::core::display_path;
 use crate::core::job::CancelToken;
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions};
 use crate::core::version::image_version;
-use crate::core::{display_path, Paths};
 
+mod host;
 mod images;
 mod vms;
 
+pub use host::CompletionScript;
+use host::*;
 pub use images::inspect;
 use images::*;
 use vms::*;
@@ -48,6 +51,7 @@ pub struct Workers {
     cancels: HashMap<u64, CancelToken>,
     refresh: mpsc::UnboundedSender<bool>,
     log_task: Option<JoinHandle<()>>,
+    completion_script: Option<CompletionScript>,
 }
 
 impl Workers {
@@ -63,7 +67,14 @@ impl Workers {
             cancels: HashMap::new(),
             refresh,
             log_task: None,
+            completion_script: None,
         }
+    }
+
+    /// Where `completion --install` gets its script (the CLI's, from the entry point).
+    pub fn with_completion_script(mut self, script: CompletionScript) -> Workers {
+        self.completion_script = Some(script);
+        self
     }
 
     pub fn run(&mut self, fx: Effect) {
@@ -220,6 +231,30 @@ impl Workers {
                 tokio::task::spawn_blocking(move || {
                     let result = list_dir(&dir, &word);
                     let _ = tx.send(Msg::DirListing { generation, result });
+                });
+            }
+            Effect::LeftoversPlan {
+                generation,
+                include_saved,
+            } => {
+                tokio::task::spawn_blocking(move || {
+                    let result = leftovers_plan(&cx, include_saved);
+                    let _ = tx.send(Msg::LeftoversPlan { generation, result });
+                });
+            }
+            Effect::RunSandboxPrune { task, plan } => {
+                let cancel = self.cancel_flag(task);
+                tokio::task::spawn_blocking(move || {
+                    run_sandbox_prune(task, &tx, &cx, cancel, plan)
+                });
+            }
+            Effect::RunBridgeCheck { task, bridge } => {
+                tokio::spawn(run_bridge_check(task, tx, bridge));
+            }
+            Effect::RunCompletionInstall { task, shell } => {
+                let script = self.completion_script;
+                tokio::task::spawn_blocking(move || {
+                    run_completion_install(task, &tx, &cx, script, shell)
                 });
             }
             // The event loop owns the terminal.
@@ -453,14 +488,15 @@ pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
     Ok(found)
 }
 
+/// The options `cleanup --prefix PREFIX [--all] [--dry-run]` runs with: the same
+/// `CleanupOptions::new` from this context's paths and environment.
 fn cleanup_opts(
     cx: &Context,
     prefix: Option<String>,
     all: bool,
     dry_run: bool,
 ) -> Result<CleanupOptions, String> {
-    let paths = cx.paths().clone();
-    CleanupOptions::new(&paths, cx.env(), all, prefix, dry_run).map_err(|e| e.message)
+    CleanupOptions::new(cx.paths(), cx.env(), all, prefix, dry_run).map_err(|e| e.message)
 }
 
 async fn cleanup_preview(

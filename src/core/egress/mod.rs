@@ -285,7 +285,7 @@ fn guard_counters() -> std::collections::BTreeMap<String, guard::TapCounters> {
 }
 
 /// `sandbox network show ID`.
-pub fn show(ctx: &Ctx, id: &str) -> Result<NetworkReport> {
+pub fn show(ctx: &Ctx, id: &VmId) -> Result<NetworkReport> {
     let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     Ok(report(&row, s, &guard_counters()))
@@ -360,7 +360,7 @@ pub fn summaries(
 /// at its next start. `publish_ssh` unchanged when `None`.
 pub async fn set(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     internet: Policy,
     publish_ssh: Option<bool>,
 ) -> Result<NetworkReport> {
@@ -420,7 +420,7 @@ pub async fn set(
 /// Publish (or stop publishing) a sandbox's SSH forward on the outbound interface: kept
 /// for its later starts, applied at once to a running one (`sandbox start --publish-ssh`,
 /// `SMOLVM_PUBLISH_SSH`).
-pub async fn set_publish_ssh(ctx: &Ctx, id: &str, publish: bool) -> Result<NetworkReport> {
+pub async fn set_publish_ssh(ctx: &Ctx, id: &VmId, publish: bool) -> Result<NetworkReport> {
     let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     set(ctx, id, s.internet, Some(publish)).await

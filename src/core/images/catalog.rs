@@ -293,6 +293,42 @@ pub fn inspect_named(
     Ok((i, m))
 }
 
+impl Inspect {
+    /// The labelled lines `image inspect` prints and the dashboard's inspect shows, in
+    /// that order: `version` is the cache's image version, `m` the manifest in force,
+    /// paths shown under `home` as `~/…`.
+    pub fn fields(
+        &self,
+        version: &str,
+        m: &super::Manifest,
+        home: &Path,
+    ) -> Vec<(&'static str, String)> {
+        let (arch, vmm, os) = (self.image.arch, self.image.vmm, self.image.os);
+        let mut fields = vec![
+            ("Name", self.name.clone()),
+            ("Platform", format!("{arch}/{vmm}/{os}")),
+            ("Version", version.to_string()),
+            ("Release", format!("{} ({})", m.release, m.source)),
+            ("Kernel URL", self.image.kernel_url.to_string()),
+            ("Kernel SHA-256", self.image.kernel_sha256.clone()),
+            ("Rootfs URL", self.image.rootfs_url.to_string()),
+            ("Rootfs SHA-256", self.image.rootfs_sha256.clone()),
+            (
+                "Path",
+                crate::sys::paths::display_path(&self.image_dir, home),
+            ),
+            (
+                "Status",
+                if self.ready { "ready" } else { "not pulled" }.to_string(),
+            ),
+        ];
+        if let Some(s) = &self.sidecar {
+            fields.push(("Rootfs sidecar", s.clone()));
+        }
+        fields
+    }
+}
+
 pub fn inspect(layout: &super::Layout, image: &Image) -> Inspect {
     let dir = layout.image_dir(&image.preset, image.arch, image.vmm, image.os);
     let kernel_path = layout.kernel(image.arch, image.vmm);

@@ -24,7 +24,7 @@ impl App {
     /// is not the pane's.
     fn pane_action(&mut self, pane: Pane, a: Action) -> Option<Vec<Effect>> {
         let page = self.page(pane);
-        let selected_vm = self.selected_vm().map(|r| r.info.id.clone());
+        let selected_vm = self.selected_vm().map(|r| r.info.id.to_string());
         let App {
             data,
             keymap,
@@ -218,6 +218,12 @@ impl App {
                     format!("delete snapshot {}", ids.join(", ")),
                 );
                 vec![Effect::RunDeleteSnapshots { task, ids }]
+            }
+            ConfirmAction::SandboxPrune(plan) => {
+                let title = format!("sandbox prune: {} leftover file(s)", plan.candidates.len());
+                let task = self.new_task(TaskKind::SandboxPrune, title);
+                self.focus(Pane::Tasks);
+                vec![Effect::RunSandboxPrune { task, plan }]
             }
             ConfirmAction::Quit => {
                 self.should_quit = true;

@@ -1,6 +1,7 @@
 //! The palette's language: `:` lines (`start`, `stop ID`, `prune`, …) as app actions.
 
 use super::*;
+use crate::core::leftovers::LeftoverPlan;
 
 impl App {
     /// `:prune`, `:cleanup [prefix|--all]`, `:start <preset>`, `:logs <vm>`, `:network [vm]`,
@@ -66,6 +67,36 @@ impl App {
                     vec![Effect::RunPullAll { task }]
                 }
             }
+            ("sandbox", ["prune"]) => self.sandbox_prune(false),
+            ("sandbox", ["prune", "--include-saved"]) => self.sandbox_prune(true),
+            ("bridge", ["check", bridge]) => {
+                let task = self.new_task(TaskKind::BridgeCheck, format!("bridge check {bridge}"));
+                vec![Effect::RunBridgeCheck {
+                    task,
+                    bridge: bridge.to_string(),
+                }]
+            }
+            ("completion", [shell, "--install"]) => {
+                use crate::core::completion::InstallShell;
+                let shell = match *shell {
+                    "bash" => InstallShell::Bash,
+                    "zsh" => InstallShell::Zsh,
+                    "fish" => InstallShell::Fish,
+                    other => {
+                        return Err(format!(
+                            "--install sets up bash, zsh and fish; for {other}, run 'smolvm completion {other}' and load the printed script yourself."
+                        ))
+                    }
+                };
+                if self.refuse_readonly(Mutation::CompletionInstall) {
+                    Vec::new()
+                } else {
+                    let what = format!("completion {} --install", shell.as_str());
+                    let task = self.new_task(TaskKind::CompletionInstall, what);
+                    self.focus(Pane::Tasks);
+                    vec![Effect::RunCompletionInstall { task, shell }]
+                }
+            }
             ("refresh", []) => self.act(Action::Refresh),
             ("doctor", []) => {
                 self.dialog = Some(Dialog::Doctor(Scroll::default()));
@@ -80,11 +111,39 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull --all, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull --all, sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }
         };
         Ok(fx)
+    }
+
+    /// `:sandbox prune [--include-saved]`: ask for the plan (`core::leftovers::plan`, as
+    /// `sandbox prune` makes it); the confirm dialog shows it when it comes.
+    fn sandbox_prune(&mut self, include_saved: bool) -> Vec<Effect> {
+        if self.refuse_readonly(Mutation::SandboxPrune) {
+            return Vec::new();
+        }
+        self.status = Some("looking for leftover files…".into());
+        vec![Effect::LeftoversPlan {
+            generation: self.data.leftovers_gen.ask(),
+            include_saved,
+        }]
+    }
+
+    /// `sandbox prune`'s plan came: confirm it (the plan shown is what goes), or say there
+    /// is nothing to delete, or why it could not be made.
+    pub(super) fn leftovers_plan(&mut self, result: Result<LeftoverPlan, String>) {
+        match result {
+            Ok(plan) if plan.candidates.is_empty() => {
+                self.status = Some(format!(
+                    "No leftover files to delete ({} kept: saved on purpose).",
+                    plan.kept.len()
+                ));
+            }
+            Ok(plan) => self.dialog = Some(Dialog::Confirm(ConfirmAction::SandboxPrune(plan))),
+            Err(e) => self.status = Some(format!("sandbox prune: {e}")),
+        }
     }
 }

@@ -139,6 +139,27 @@ pub enum Effect {
         id: String,
         attach: bool,
     },
+    /// `sandbox prune`'s plan (`core::leftovers::plan`), answering request `generation`
+    /// (latest answer wins); the confirm dialog shows it.
+    LeftoversPlan {
+        generation: u64,
+        include_saved: bool,
+    },
+    /// Delete the leftover files of the confirmed plan (`core::leftovers::remove_with`).
+    RunSandboxPrune {
+        task: u64,
+        plan: crate::core::leftovers::LeftoverPlan,
+    },
+    /// `bridge check BRIDGE` (`core::bridge::inspect`): its answer in the info overlay.
+    RunBridgeCheck {
+        task: u64,
+        bridge: String,
+    },
+    /// `completion SHELL --install` (`core::completion::install`).
+    RunCompletionInstall {
+        task: u64,
+        shell: crate::core::completion::InstallShell,
+    },
 }
 
 /// Messages from workers.
@@ -183,6 +204,16 @@ pub enum Msg {
     SessionEnded {
         id: String,
         result: Result<i32, String>,
+    },
+    /// `sandbox prune`'s plan for request `generation`, or why it could not be made.
+    LeftoversPlan {
+        generation: u64,
+        result: Result<crate::core::leftovers::LeftoverPlan, String>,
+    },
+    /// A result to read in the info overlay (`bridge check`'s answer).
+    Note {
+        title: String,
+        lines: Vec<String>,
     },
 }
 

@@ -34,7 +34,7 @@ impl DataToCell<VmCol> for VmRow {
         let dash = || "-".to_string();
         let i = &self.info;
         match col {
-            VmCol::Id => i.id.clone(),
+            VmCol::Id => i.id.to_string(),
             VmCol::Status => i.shown_status(),
             VmCol::Backend => i.backend.as_ref().map_or_else(dash, ToString::to_string),
             VmCol::Preset => i.preset.clone().unwrap_or_else(dash),
@@ -101,7 +101,7 @@ impl DataToCell<VmCol> for VmRow {
     }
 
     fn mark_key(&self) -> String {
-        self.info.id.clone()
+        self.info.id.to_string()
     }
 }
 
@@ -125,7 +125,7 @@ impl VmsPane {
     pub fn target_ids(&self, rows: &[VmRow]) -> Vec<String> {
         self.targets(rows)
             .into_iter()
-            .map(|r| r.info.id.clone())
+            .map(|r| r.info.id.to_string())
             .collect()
     }
 }
@@ -201,13 +201,13 @@ impl Component for VmsPane {
             }
             Action::Detail => self
                 .selected(rows)
-                .map(|r| vec![Intent::Detail(r.info.id.clone())])
+                .map(|r| vec![Intent::Detail(r.info.id.to_string())])
                 .unwrap_or_default(),
             Action::Logs => self
                 .selected(rows)
                 .map(|r| {
                     vec![Intent::ShowLog(crate::tui::app::LogSource::Vm(
-                        r.info.id.clone(),
+                        r.info.id.to_string(),
                     ))]
                 })
                 .unwrap_or_default(),
@@ -310,7 +310,7 @@ pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
                     _ => Vec::new(),
                 };
                 open(Dialog::Port(Box::new(PortForm::new(
-                    r.info.id.clone(),
+                    r.info.id.to_string(),
                     existing,
                 ))))
             }
@@ -326,7 +326,7 @@ pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
                 };
                 let live = matches!(r.info.status.as_str(), "running" | "paused");
                 open(Dialog::Network(Box::new(NetworkForm::new(
-                    r.info.id.clone(),
+                    r.info.id.to_string(),
                     &net.internet,
                     net.publish_ssh,
                     live,
@@ -355,13 +355,13 @@ pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
                 ))];
             }
             vec![Intent::Session {
-                id: r.info.id.clone(),
+                id: r.info.id.to_string(),
                 attach,
             }]
         }
         Action::Upload | Action::Download => match one_vm(&ids, "a copy", cx) {
             Ok(r) => open(Dialog::Transfer(Box::new(TransferForm::new(
-                r.info.id.clone(),
+                r.info.id.to_string(),
                 a == Action::Upload,
                 cx.data.home.clone(),
             )))),

@@ -26,6 +26,9 @@ pub enum ConfirmAction {
     Restore { snapshot: String, vm: String },
     /// Delete these snapshots, their rows and files (`core::snapshot::delete`).
     DeleteSnapshots(Vec<String>),
+    /// Delete the leftover files of this plan (`core::leftovers::remove_with`, as
+    /// `sandbox prune`): the plan shown is what goes.
+    SandboxPrune(crate::core::leftovers::LeftoverPlan),
     /// Quit while tasks still run.
     Quit,
 }
@@ -40,6 +43,7 @@ impl ConfirmAction {
             ConfirmAction::RemoveImages(_) => M::ImageRemove,
             ConfirmAction::Restore { .. } => M::SnapshotRestore,
             ConfirmAction::DeleteSnapshots(_) => M::SnapshotDelete,
+            ConfirmAction::SandboxPrune(_) => M::SandboxPrune,
             ConfirmAction::Quit => return None,
         })
     }
@@ -63,6 +67,10 @@ impl ConfirmAction {
                 restore = vec![snapshot.clone()];
                 &restore
             }
+            ConfirmAction::SandboxPrune(plan) => {
+                restore = leftover_lines(plan, &app.data.home);
+                &restore
+            }
             ConfirmAction::Delete(ids)
             | ConfirmAction::Stop(ids)
             | ConfirmAction::RemoveImages(ids)
@@ -82,7 +90,16 @@ impl ConfirmAction {
             ),
             _ => String::new(),
         };
+        let kept = match action {
+            ConfirmAction::SandboxPrune(p) => format!(
+                "Removes {} left over from sandboxes that no longer exist. Kept: {} file(s) you asked SmolVM to save (`sandbox prune --include-saved` deletes those too).",
+                crate::core::units::format_size(p.bytes()),
+                p.kept.len()
+            ),
+            _ => String::new(),
+        };
         let (title, verb, what) = match action {
+            ConfirmAction::SandboxPrune(_) => ("Prune leftover files", "delete", kept.as_str()),
             ConfirmAction::Restore { .. } => ("Restore snapshot", "restore", replace.as_str()),
             ConfirmAction::RemoveImages(_) => ("Remove images", "remove", pull_again.as_str()),
             ConfirmAction::DeleteSnapshots(_) => (
@@ -99,6 +116,7 @@ impl ConfirmAction {
         };
         let noun = match action {
             ConfirmAction::RemoveImages(_) => "cached image(s)",
+            ConfirmAction::SandboxPrune(_) => "leftover file(s)",
             ConfirmAction::DeleteSnapshots(_) | ConfirmAction::Restore { .. } => "snapshot(s)",
             _ => "VM(s)",
         };
@@ -139,6 +157,25 @@ fn render_quit(f: &mut Frame, app: &App) {
         .block(dialog(app, "Quit")),
         r,
     );
+}
+
+/// The plan's files as the dialog lists them: `vm-1  disk  ~/…/disks/vm-1.ext4  (1.0 MiB)`.
+fn leftover_lines(
+    plan: &crate::core::leftovers::LeftoverPlan,
+    home: &std::path::Path,
+) -> Vec<String> {
+    plan.candidates
+        .iter()
+        .map(|l| {
+            format!(
+                "{}  {}  {}  ({})",
+                l.vm_id,
+                l.kind,
+                crate::core::display_path(&l.path, home),
+                crate::core::units::format_size(l.size_bytes)
+            )
+        })
+        .collect()
 }
 
 fn capitalize(s: &str) -> String {

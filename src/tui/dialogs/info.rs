@@ -20,14 +20,22 @@ pub(super) enum Info {
     Help,
     Doctor,
     Inspect,
+    /// A result to read (`bridge check`): `Data::note`.
+    Note,
 }
 
 impl Info {
-    fn title(self) -> &'static str {
+    fn title(self, app: &App) -> String {
         match self {
-            Info::Help => "Help",
-            Info::Doctor => "smolvm doctor",
-            Info::Inspect => "Inspect image",
+            Info::Help => "Help".into(),
+            Info::Doctor => "smolvm doctor".into(),
+            Info::Inspect => "Inspect image".into(),
+            Info::Note => app
+                .data
+                .note
+                .as_ref()
+                .map(|n| n.0.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -63,13 +71,14 @@ fn layout(app: &App, area: Rect, which: Info) -> (Rect, Paragraph<'static>, usiz
         Info::Help => (help_lines(app), 72),
         Info::Doctor => (doctor_lines(app), wide),
         Info::Inspect => (inspect_lines(app), wide),
+        Info::Note => (note_lines(app), 78),
     };
-    let title = which.title();
+    let title = which.title(app);
     let w = w.min(area.width);
     let p = Paragraph::new(lines).wrap(Wrap { trim: false });
     let total = p.line_count(w.saturating_sub(2));
     let h = (total + 2).min(usize::from(area.height.saturating_sub(2)).max(3)) as u16;
-    (centered(area, w, h), p.block(dialog(app, title)), total)
+    (centered(area, w, h), p.block(dialog(app, &title)), total)
 }
 
 /// Fit the scroll to the dialog as it would be drawn now.
@@ -102,7 +111,7 @@ pub(super) fn render(f: &mut Frame, app: &App, s: &Scroll, which: Info) {
             ),
             app.theme.muted(),
         );
-        let blk = dialog(app, which.title()).title_bottom(title.right_aligned());
+        let blk = dialog(app, &which.title(app)).title_bottom(title.right_aligned());
         p = p.block(blk);
     }
     f.render_widget(Clear, r);
@@ -140,7 +149,29 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
             }
         }
     }
+    // The keys of every form and prompt (their fields take the others as text).
+    lines.push(Line::styled(
+        format!("[{}] in forms and prompts", Scope::Form.name()),
+        t.accent(),
+    ));
+    for (action, keys) in app.keymap.scope_bindings(Scope::Form) {
+        let ks = crate::tui::keymap::key_list(&keys, " ", usize::MAX);
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {ks:<16}"), t.accent()),
+            Span::raw(action.describe()),
+        ]));
+    }
     lines
+}
+
+fn note_lines(app: &App) -> Vec<Line<'static>> {
+    let lines = app
+        .data
+        .note
+        .as_ref()
+        .map(|n| n.1.clone())
+        .unwrap_or_default();
+    lines.into_iter().map(Line::raw).collect()
 }
 
 fn inspect_lines(app: &App) -> Vec<Line<'static>> {

@@ -65,6 +65,8 @@ pub enum Dialog {
     Doctor(Scroll),
     /// `i` in Images: `image inspect` of an image (its answer is data: `Data::inspect`).
     Inspect(Scroll),
+    /// A result to read (`:bridge check`): `Data::note`.
+    Note(Scroll),
     /// `S`: snapshot the selected or marked VMs.
     Snapshot(Box<SnapshotForm>),
     /// `e`: expose or close a port of a VM (core's errors stay in the form).
@@ -234,12 +236,24 @@ pub(super) fn form_key(app: &App, a: Action) -> String {
     app.keymap.hint_preferring(Scope::Form, a, usual)
 }
 
+/// The keys that change a choice or flip a checkbox, as a form's hint shows them (`←→`):
+/// the keymap's `[form]` `choice_prev` and `choice_next` (the arrows when bound).
+pub(super) fn choice_keys(app: &App) -> String {
+    use crossterm::event::KeyCode;
+    let km = &app.keymap;
+    format!(
+        "{}{}",
+        km.hint_preferring(Scope::Form, Action::ChoicePrev, KeyCode::Left),
+        km.hint_preferring(Scope::Form, Action::ChoiceNext, KeyCode::Right)
+    )
+}
+
 /// A form's key line: `[Tab] field  [<choose>] <what>  [Enter] <verb>  [Esc] cancel`,
 /// the confirm key dimmed (and "fix errors first") while a field is invalid.
 pub(super) fn form_hint(
     app: &App,
     t: &super::theme::Theme,
-    choose: (&str, &str),
+    choose: &str,
     verb: &str,
     ok: bool,
 ) -> Line<'static> {
@@ -249,8 +263,8 @@ pub(super) fn form_hint(
             t.accent(),
         ),
         Span::raw(" field  "),
-        Span::styled(format!("[{}]", choose.0), t.accent()),
-        Span::raw(format!(" {}  ", choose.1)),
+        Span::styled(format!("[{}]", choice_keys(app)), t.accent()),
+        Span::raw(format!(" {choose}  ")),
         Span::styled(
             format!("[{}]", form_key(app, Action::Confirm)),
             if ok { t.accent() } else { t.muted() },
@@ -269,7 +283,7 @@ impl Dialog {
     /// A key, with the data the dialog shows (a dry run's answer decides what Enter does).
     pub fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
         match self {
-            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) => {
+            Dialog::Help(s) | Dialog::Doctor(s) | Dialog::Inspect(s) | Dialog::Note(s) => {
                 info::handle_key(s, &k, keymap)
             }
             Dialog::Confirm(action) => action.handle_key(&k, keymap),
@@ -291,6 +305,7 @@ impl Dialog {
             Dialog::Help(s) => info::render(f, app, s, info::Info::Help),
             Dialog::Doctor(s) => info::render(f, app, s, info::Info::Doctor),
             Dialog::Inspect(s) => info::render(f, app, s, info::Info::Inspect),
+            Dialog::Note(s) => info::render(f, app, s, info::Info::Note),
             Dialog::Confirm(action) => action.render(f, app),
             Dialog::Palette(p) => prompt::render(f, app, self, &p.input),
             Dialog::Filter(input) | Dialog::Search(input) => prompt::render(f, app, self, input),
@@ -311,6 +326,7 @@ impl Dialog {
             Dialog::Help(s) => info::fit(s, app, info::Info::Help),
             Dialog::Doctor(s) => info::fit(s, app, info::Info::Doctor),
             Dialog::Inspect(s) => info::fit(s, app, info::Info::Inspect),
+            Dialog::Note(s) => info::fit(s, app, info::Info::Note),
             _ => {}
         }
     }

@@ -1,7 +1,7 @@
 //! One-line prompts: the command palette (`:`), the pane filter (`/` in VMs and Images,
 //! applied as you type) and the log search (`/` in Logs).
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::Span;
 use ratatui::widgets::{Clear, Paragraph};
@@ -71,8 +71,8 @@ impl Palette {
             (Some(Action::Close), _) => return Outcome::Close,
             (Some(Action::Confirm), _) => return Outcome::Also(Request::Palette(self.text())),
             (Some(Action::NextField), _) => self.complete(data),
-            (_, KeyCode::Up) => self.recall(true),
-            (_, KeyCode::Down) => self.recall(false),
+            (Some(Action::Up), _) => self.recall(true),
+            (Some(Action::Down), _) => self.recall(false),
             _ => {
                 self.input.input(k);
                 self.error = None;
@@ -121,7 +121,7 @@ impl Palette {
                         .iter()
                         .map(|p| p.name.to_string())
                         .collect(),
-                    "logs" | "network" => data.vms.iter().map(|v| v.info.id.clone()).collect(),
+                    "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
                     "cleanup" | "pull" => vec!["--all".to_string()],
                     _ => Vec::new(),
                 };

@@ -6,7 +6,7 @@
 //! form starts it with the same core operations as `smolvm <preset> start` / `sandbox
 //! create --image NAME --start`.
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
@@ -224,29 +224,36 @@ impl StartForm {
             // The `[form]` keys wrap around; the arrows stop at the ends.
             _ if action == Some(Action::NextField) => self.field = self.field.next(),
             _ if action == Some(Action::PrevField) => self.field = self.field.prev(),
-            KeyCode::Down if self.field != Field::Attach => self.field = self.field.next(),
-            KeyCode::Up if self.field != Field::Image => self.field = self.field.prev(),
+            _ if action == Some(Action::Down) => {
+                if self.field != Field::Attach {
+                    self.field = self.field.next()
+                }
+            }
+            _ if action == Some(Action::Up) => {
+                if self.field != Field::Image {
+                    self.field = self.field.prev()
+                }
+            }
             _ if action == Some(Action::Confirm) => {
                 // An invalid form stays open, its errors shown under the fields.
                 if let Some(spec) = validate(self) {
                     return Outcome::Done(Request::Start(spec));
                 }
             }
-            KeyCode::Down | KeyCode::Up => {}
-            _ if self.field == Field::Image => match k.code {
-                KeyCode::Char('j') | KeyCode::Right => self.preset = (self.preset + 1) % n,
-                KeyCode::Char('k') | KeyCode::Left => self.preset = (self.preset + n - 1) % n,
+            _ if self.field == Field::Image => match action {
+                Some(Action::ChoiceNext) => self.preset = (self.preset + 1) % n,
+                Some(Action::ChoicePrev) => self.preset = (self.preset + n - 1) % n,
                 _ => {}
             },
             _ if self.field == Field::Internet => {
-                if matches!(k.code, KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right) {
-                    self.egress.cycle_mode(k.code == KeyCode::Left);
+                if let Some(a @ (Action::ChoiceNext | Action::ChoicePrev)) = action {
+                    self.egress.cycle_mode(a == Action::ChoicePrev);
                 }
             }
             _ if matches!(self.field, Field::Writable | Field::Publish | Field::Attach) => {
                 if matches!(
-                    k.code,
-                    KeyCode::Char(' ') | KeyCode::Left | KeyCode::Right | KeyCode::Char('x')
+                    action,
+                    Some(Action::ChoiceNext | Action::ChoicePrev | Action::Toggle)
                 ) {
                     let toggle = match self.field {
                         Field::Writable => &mut self.writable_mounts,
@@ -405,7 +412,7 @@ impl StartForm {
         );
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
-            Paragraph::new(super::form_hint(app, t, ("←→", "choose"), "start", ok)),
+            Paragraph::new(super::form_hint(app, t, "choose", "start", ok)),
             rows[20],
         );
     }
@@ -472,12 +479,43 @@ fn validate(f: &StartForm) -> Option<StartSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tui::keymap::Scope;
+    use crossterm::event::KeyCode;
 
     fn press(f: &mut StartForm, code: KeyCode) -> Outcome {
         f.handle_key(
             KeyEvent::new(code, crossterm::event::KeyModifiers::NONE),
             &Keymap::defaults(),
         )
+    }
+
+    /// The choice keys are the keymap's `[form]` ones: rebound, the new key chooses the
+    /// next preset and flips a checkbox, and the default one no longer does.
+    #[test]
+    fn a_rebound_choice_key_chooses_and_the_default_no_longer_does() {
+        let km = Keymap::with_user(
+            "[form]\nchoice_next = [\"l\"]\ntoggle = [\"t\"]\n",
+            "user.toml",
+        );
+        assert!(km.problems.is_empty(), "{:?}", km.problems);
+        let key = |c| KeyEvent::new(c, crossterm::event::KeyModifiers::NONE);
+        let mut f = StartForm::new(Vec::new());
+        assert_eq!(f.preset, 0);
+        f.handle_key(key(KeyCode::Right), &km);
+        assert_eq!(f.preset, 0, "→ is no longer a choice key");
+        f.handle_key(key(KeyCode::Char('l')), &km);
+        assert_eq!(f.preset, 1);
+        f.field = Field::Writable;
+        let before = f.writable_mounts;
+        f.handle_key(key(KeyCode::Char('x')), &km);
+        assert_eq!(f.writable_mounts, before, "x is no longer the toggle");
+        f.handle_key(key(KeyCode::Char('t')), &km);
+        assert_eq!(f.writable_mounts, !before);
+        // And the form's hint says the keys in force.
+        assert_eq!(
+            km.hint_preferring(Scope::Form, Action::ChoiceNext, KeyCode::Right),
+            "l"
+        );
     }
 
     /// A built image is offered after the presets; choosing it starts it with the

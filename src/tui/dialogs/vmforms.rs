@@ -5,7 +5,7 @@
 //! takes the answer if it still has the text the Tab completed), `N` a VM's network policy
 //! (checked as you type with core's validation; core's refusal comes back into the form).
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
@@ -38,6 +38,8 @@ fn split(r: Rect) -> (Rect, Rect) {
 enum Hint {
     Form(Action),
     Field(&'static str),
+    /// The keymap's choice keys ([`super::choice_keys`]).
+    Choice,
 }
 
 fn keys_line<'a>(app: &App, keys: &[(Hint, &str)]) -> Line<'a> {
@@ -46,6 +48,7 @@ fn keys_line<'a>(app: &App, keys: &[(Hint, &str)]) -> Line<'a> {
         let k = match k {
             Hint::Form(a) => form_key(app, *a),
             Hint::Field(k) => k.to_string(),
+            Hint::Choice => super::choice_keys(app),
         };
         spans.push(Span::styled(format!("[{k}]"), app.theme.accent()));
         spans.push(Span::raw(format!(" {what}  ")));
@@ -117,8 +120,9 @@ impl SnapshotForm {
             return Outcome::Close;
         }
         use SnapField::*;
-        let next = action == Some(Action::NextField) || k.code == KeyCode::Down;
-        let prev = action == Some(Action::PrevField) || k.code == KeyCode::Up;
+        let next = matches!(action, Some(Action::NextField | Action::Down));
+        let prev = matches!(action, Some(Action::PrevField | Action::Up));
+        let choice = matches!(action, Some(Action::ChoiceNext | Action::ChoicePrev));
         match k.code {
             _ if next => {
                 self.field = match self.field {
@@ -146,13 +150,13 @@ impl SnapshotForm {
                 });
             }
             _ if action == Some(Action::Confirm) => {} // the error is shown under the id
-            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if self.field == Kind => {
+            _ if choice && self.field == Kind => {
                 self.kind = match self.kind {
                     SnapshotType::Full => SnapshotType::Disk,
                     _ => SnapshotType::Full,
                 }
             }
-            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if self.field == Resume => {
+            _ if self.field == Resume && (choice || action == Some(Action::Toggle)) => {
                 self.resume_source = !self.resume_source
             }
             _ if self.field == Id => {
@@ -239,7 +243,7 @@ impl SnapshotForm {
                 app,
                 &[
                     (Hint::Form(Action::NextField), "field"),
-                    (Hint::Field("Space"), "toggle"),
+                    (Hint::Choice, "toggle"),
                     (Hint::Form(Action::Confirm), "snapshot"),
                     (Hint::Form(Action::Close), "cancel"),
                 ],
@@ -479,7 +483,7 @@ impl TransferForm {
         let field = matches!(action, Some(Action::NextField | Action::PrevField));
         match k.code {
             _ if action == Some(Action::NextField) && self.on_local => return self.complete(),
-            KeyCode::Up | KeyCode::Down => {
+            _ if matches!(action, Some(Action::Up | Action::Down)) => {
                 self.on_local = !self.on_local;
                 self.candidates.clear();
             }
@@ -724,6 +728,7 @@ impl NetworkForm {
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
         let action = form_action(&k, keymap);
+        let choice = matches!(action, Some(Action::ChoiceNext | Action::ChoicePrev));
         if action == Some(Action::Close) {
             return Outcome::Close;
         }
@@ -733,8 +738,8 @@ impl NetworkForm {
         match k.code {
             _ if action == Some(Action::NextField) => self.step(false),
             _ if action == Some(Action::PrevField) => self.step(true),
-            KeyCode::Down => self.step(false),
-            KeyCode::Up => self.step(true),
+            _ if action == Some(Action::Down) => self.step(false),
+            _ if action == Some(Action::Up) => self.step(true),
             // An invalid policy stays: its error is shown under the lists.
             _ if action == Some(Action::Confirm) => {
                 if let Ok(policy) = self.fields.policy() {
@@ -746,13 +751,11 @@ impl NetworkForm {
                     });
                 }
             }
-            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') if self.field == NetField::Mode => {
-                self.fields.cycle_mode(k.code == KeyCode::Left);
+            _ if self.field == NetField::Mode && choice => {
+                self.fields.cycle_mode(action == Some(Action::ChoicePrev));
                 self.error = None;
             }
-            KeyCode::Left | KeyCode::Right | KeyCode::Char(' ') | KeyCode::Char('x')
-                if self.field == NetField::Publish =>
-            {
+            _ if self.field == NetField::Publish && (choice || action == Some(Action::Toggle)) => {
                 self.fields.publish_ssh = !self.fields.publish_ssh;
                 self.error = None;
             }
@@ -850,13 +853,7 @@ impl NetworkForm {
         f.render_widget(Paragraph::new(when), v);
         let ok = self.fields.policy().is_ok();
         f.render_widget(
-            Paragraph::new(super::form_hint(
-                app,
-                t,
-                ("←→/Space", "mode, toggle"),
-                "apply",
-                ok,
-            )),
+            Paragraph::new(super::form_hint(app, t, "mode, toggle", "apply", ok)),
             rows[9],
         );
     }

@@ -3,10 +3,11 @@
 
 use super::*;
 
+/// The options both faces prune with (`core::prune::PruneOptions::resolve`), and the
+/// home paths are shown under.
 pub(super) fn prune_opts(cx: &Context, dry_run: bool) -> Result<(PruneOptions, PathBuf), String> {
-    let paths = cx.paths().clone();
-    let version = image_version(cx.env()).map_err(|e| e.message)?;
-    Ok((PruneOptions::new(&paths, version, dry_run), paths.home))
+    let opts = PruneOptions::resolve(cx.paths(), cx.env(), dry_run).map_err(|e| e.message)?;
+    Ok((opts, cx.paths().home.clone()))
 }
 
 pub(super) fn prune_preview(cx: &Context) -> Result<PrunePreview, String> {
@@ -113,22 +114,18 @@ pub(super) fn ev_item(ev: &PruneEvent, shown: &dyn Fn(&Path) -> String) -> Optio
     }
 }
 
-/// What pulls need, as `smolvm image pull` sets it up: the current version's layout, the
-/// download settings, the manifest in force; refused when published images are off.
+/// What pulls need, as `smolvm image pull` sets it up (`core::images::pull::setup`): the
+/// manifest in force and the download settings; refused when published images are off.
 pub(super) fn pull_setup(
     cx: &Context,
 ) -> Result<
     (
-        Paths,
         crate::core::images::Manifest,
         crate::core::images::pull::PullOptions,
     ),
     String,
 > {
-    let paths = cx.paths().clone();
-    let (manifest, opts) =
-        crate::core::images::pull::setup(cx.env(), &paths.images_root).map_err(|e| e.message)?;
-    Ok((paths, manifest, opts))
+    crate::core::images::pull::setup(cx.env(), &cx.paths().images_root).map_err(|e| e.message)
 }
 
 /// A pull's progress as the task's phase and bar (`image: download rootfs` …).
@@ -212,7 +209,7 @@ pub(super) fn run_pull(
 ) {
     use crate::core::images::{no_published_image, parse_image_name, pull, Target};
     let t0 = Instant::now();
-    let (_, manifest, opts) = match pull_setup(cx) {
+    let (manifest, opts) = match pull_setup(cx) {
         Ok(x) => x,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
@@ -262,7 +259,7 @@ pub(super) fn run_pull_all(
 ) {
     use crate::core::images::{pull, Target};
     let t0 = Instant::now();
-    let (_, manifest, opts) = match pull_setup(cx) {
+    let (manifest, opts) = match pull_setup(cx) {
         Ok(x) => x,
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
@@ -365,49 +362,13 @@ pub(super) fn run_remove_images(
     );
 }
 
-/// `image inspect` of the cache `<version>/<name>` (`core::images::catalog::inspect_named`): the
-/// manifest's row for that image and what of it is on disk.
+/// `image inspect` of the cache `<version>/<name>` (`core::detail::image`: the command's
+/// resolution and labelled lines).
 pub fn inspect(
     cx: &Context,
     version: &str,
     name: &str,
 ) -> Result<crate::tui::data::ImageInspect, String> {
-    use crate::core::images::{catalog, Layout};
-    let paths = cx.paths().clone();
-    let layout = Layout::new(&paths.images_root, version);
-    let (i, m) = catalog::inspect_named(cx.env(), cx.host(), &layout, name, (None, None, None))
-        .map_err(|e| e.message)?;
-    let (arch, vmm, os) = (i.image.arch, i.image.vmm, i.image.os);
-    let h = &paths.home;
-    let mut fields = vec![
-        ("Name", i.name.clone()),
-        ("Platform", format!("{arch}/{vmm}/{os}")),
-        ("Version", version.to_string()),
-        ("Release", format!("{} ({})", m.release, m.source)),
-        ("Kernel URL", i.image.kernel_url.to_string()),
-        ("Kernel SHA-256", i.image.kernel_sha256.clone()),
-        ("Rootfs URL", i.image.rootfs_url.to_string()),
-        ("Rootfs SHA-256", i.image.rootfs_sha256.clone()),
-        ("Path", display_path(&i.image_dir, h)),
-        (
-            "Status",
-            if i.ready { "ready" } else { "not pulled" }.to_string(),
-        ),
-    ];
-    if let Some(s) = &i.sidecar {
-        fields.push(("Rootfs sidecar", s.clone()));
-    }
-    Ok(crate::tui::data::ImageInspect {
-        name: name.to_string(),
-        version: version.to_string(),
-        fields: fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        files: i
-            .files
-            .iter()
-            .map(|f| (display_path(&f.path, h), f.size_bytes, f.on_disk_bytes))
-            .collect(),
-    })
+    crate::core::detail::image(cx.env(), cx.host(), cx.paths(), version, name)
+        .map_err(|e| e.message)
 }

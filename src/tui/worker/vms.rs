@@ -2,6 +2,7 @@
 //! network policy, file transfers; a VM's detail and env keys.
 
 use super::*;
+use crate::core::vm::VmId;
 
 /// Open the start context (`core::start::Ctx`) for a task; a state database found corrupt
 /// and moved aside while opening is said in the task. The error is the task's summary.
@@ -20,6 +21,19 @@ pub(super) fn open_ctx(
         );
     }
     Ok(ctx)
+}
+
+/// [`open_ctx`] for a task started at `t0`: `None` when it could not be opened, the task
+/// then finished as failed with why.
+pub(super) fn opened(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    cx: &Context,
+    t0: Instant,
+) -> Option<crate::core::start::Ctx> {
+    open_ctx(tx, task, cx)
+        .map_err(|e| finish(tx, task, TaskState::Failed, e, t0))
+        .ok()
 }
 
 /// A start's or a restore's events in task `task`: each phase (its progress reset), its
@@ -80,9 +94,8 @@ pub(super) async fn run_start(
 ) {
     use crate::core::start;
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let opts = match spec.options(cx.env(), &ctx.paths) {
         Ok(o) => o,
@@ -115,9 +128,8 @@ pub(super) async fn run_ssh_wait(
     id: String,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     send(
         &tx,
@@ -125,7 +137,13 @@ pub(super) async fn run_ssh_wait(
         TaskUpdate::Phase("waiting for the guest's sshd…".into()),
     );
     let stop = || cancel.is_cancelled();
-    match crate::core::guest::wait_answering_unless(&ctx, &id, SESSION_SSH_WAIT, stop).await {
+    let waited = match VmId::parse(&id) {
+        Ok(vm) => {
+            crate::core::guest::wait_answering_unless(&ctx, &vm, SESSION_SSH_WAIT, stop).await
+        }
+        Err(e) => Err(e),
+    };
+    match waited {
         Ok(()) => finish(
             &tx,
             task,
@@ -152,9 +170,8 @@ pub(super) async fn run_delete(
         Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let total = ids.len() as u64;
     let progress = deleting(&tx, task, total, cancel, |ev: DeleteEvent| match ev {
@@ -177,9 +194,8 @@ pub(super) async fn run_stop(
 ) {
     use crate::core::lifecycle;
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let timeout = match lifecycle::stop_timeout(cx.env(), None) {
         Ok(t) => t,
@@ -189,7 +205,7 @@ pub(super) async fn run_stop(
     each_vm(&tx, task, &cancel, &ids, "stopped", t0, |id| {
         let ctx = &ctx;
         async move {
-            let r = lifecycle::stop(ctx, &id, timeout).await?;
+            let r = lifecycle::stop(ctx, &VmId::parse(&id)?, timeout).await?;
             Ok(if r.was_running {
                 "stopped".into()
             } else {
@@ -243,70 +259,20 @@ pub(super) async fn each_vm<F, Fut>(
     finish(tx, task, end_state(false, failed > 0), summary, t0);
 }
 
-/// One VM's detail: its row and config (`core::lifecycle::info`), mounts, forwards
-/// (`core::ports::list`), snapshots (`core::snapshot::list`) and network
-/// (`core::egress::show`, what `sandbox network show` prints).
+/// One VM's detail (`core::detail::vm`: the same `lifecycle::info` as `sandbox info`,
+/// with its mounts, forwards, snapshots and network).
 pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail, String> {
-    use crate::tui::data::{SnapshotRow, VmDetail};
     let ctx = cx.job().map_err(|e| e.message)?;
-    let info = crate::core::lifecycle::info(&ctx, id).map_err(|e| e.message)?;
-    let c = &info.config;
-    let home = &ctx.paths.home;
-    let shown = |p: &Option<PathBuf>| p.as_deref().map(|p| display_path(p, home));
-    let mounts = crate::core::presets::mounts::from_config(c)
-        .into_iter()
-        .map(|m| (display_path(&m.host_path, home), m.guest_path, m.writable))
-        .collect();
-    let ports = crate::core::ports::list(&ctx, id)
-        .map(|v| {
-            v.iter()
-                .map(|p| {
-                    let by = p
-                        .shadowed
-                        .then(|| p.shadowed_by.clone().unwrap_or("a host process".into()));
-                    (p.host_port, p.guest_port, by)
-                })
-                .collect()
-        })
-        .map_err(|e| e.message);
-    let snapshots = crate::core::snapshot::list(&ctx, Some(id))
-        .map(|(v, _)| {
-            v.into_iter()
-                .map(|s| SnapshotRow {
-                    id: s.id,
-                    kind: s.kind.to_string(),
-                    created_at: s.created_at,
-                    size_bytes: s.size_bytes,
-                    missing: !s.missing_files.is_empty(),
-                })
-                .collect()
-        })
-        .map_err(|e| e.message);
-    Ok(VmDetail {
-        id: id.to_string(),
-        backend: info.summary.backend.as_ref().map(ToString::to_string),
-        preset: info.summary.preset.clone(),
-        kernel: shown(&c.kernel_path),
-        rootfs: shown(&c.rootfs_path),
-        vcpus: Some(u64::from(c.vcpus())),
-        memory_mib: Some(u64::from(c.memory_mib())),
-        disk_mib: c.disk_size_mib,
-        ip: info.summary.ip.clone(),
-        tap: info.summary.tap.clone(),
-        ssh_port: info.summary.ssh_port,
-        mounts,
-        ports,
-        snapshots,
-        network: crate::core::egress::show(&ctx, id).map_err(|e| e.message),
-    })
+    let id = VmId::parse(id).map_err(|e| e.message)?;
+    crate::core::detail::vm(&ctx, &id).map_err(|e| e.message)
 }
 
-/// The names of the guest's env keys (`core::guest_env::read`); the values are dropped
-/// here and never leave this function.
+/// The names of the guest's env keys (`core::guest_env::keys`, `env list`'s keys); the
+/// values never leave core.
 pub fn env_keys(cx: &Context, id: &str) -> Result<Vec<String>, String> {
     let ctx = cx.job().map_err(|e| e.message)?;
-    let file = crate::core::guest_env::read(&ctx, id).map_err(|e| e.message)?;
-    Ok(file.keys().map(str::to_string).collect())
+    let id = VmId::parse(id).map_err(|e| e.message)?;
+    crate::core::guest_env::keys(&ctx, &id).map_err(|e| e.message)
 }
 
 /// Pause or resume VMs one by one (`core::lifecycle::set_paused`, as `sandbox pause` /
@@ -320,9 +286,8 @@ pub(super) async fn run_pause(
     paused: bool,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let verb = if paused { "paused" } else { "resumed" };
     send(
@@ -333,7 +298,7 @@ pub(super) async fn run_pause(
     each_vm(&tx, task, &cancel, &ids, verb, t0, |id| {
         let ctx = &ctx;
         async move {
-            let r = crate::core::lifecycle::set_paused(ctx, &id, paused).await?;
+            let r = crate::core::lifecycle::set_paused(ctx, &VmId::parse(&id)?, paused).await?;
             Ok(if r.unchanged {
                 format!("already {}", r.status)
             } else {
@@ -355,9 +320,8 @@ pub(super) async fn run_snapshot(
 ) {
     use crate::core::snapshot::{self, CreateOptions};
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     each_vm(&tx, task, &cancel, &ids, "snapshotted", t0, |id| {
         let (ctx, tx, spec) = (&ctx, &tx, &spec);
@@ -395,9 +359,8 @@ pub(super) async fn run_restore(
 ) {
     use crate::core::snapshot::{restore, RestoreOptions};
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     let progress = start_progress(&tx, task).with_cancel(cancel);
     let opts = RestoreOptions {
@@ -425,9 +388,8 @@ pub(super) async fn run_delete_snapshots(
     ids: Vec<String>,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => Arc::new(c),
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0).map(Arc::new) else {
+        return;
     };
     send(&tx, task, TaskUpdate::Phase("deleting".into()));
     each_vm(&tx, task, &cancel, &ids, "snapshot(s) deleted", t0, |id| {
@@ -458,15 +420,16 @@ pub(super) fn run_port(
     guest: u16,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, cx) {
-        Ok(c) => c,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(tx, task, cx, t0) else {
+        return;
     };
-    let result = if close {
-        crate::core::ports::close(&ctx, id, host.unwrap_or(0), guest)
-    } else {
-        crate::core::ports::expose(&ctx, id, host, guest)
-    };
+    let result = VmId::parse(id).and_then(|id| {
+        if close {
+            crate::core::ports::close(&ctx, &id, host.unwrap_or(0), guest)
+        } else {
+            crate::core::ports::expose(&ctx, &id, host, guest)
+        }
+    });
     match result {
         Ok(f) => {
             let what = format!("127.0.0.1:{} → {id}:{}", f.host_port, f.guest_port);
@@ -494,12 +457,15 @@ pub(super) async fn run_network(
     publish_ssh: bool,
 ) {
     let t0 = Instant::now();
-    let ctx = match open_ctx(&tx, task, &cx) {
-        Ok(c) => c,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
     };
     send(&tx, task, TaskUpdate::Phase("applying".into()));
-    match crate::core::egress::set(&ctx, &id, policy, Some(publish_ssh)).await {
+    let set = match VmId::parse(&id) {
+        Ok(vm) => crate::core::egress::set(&ctx, &vm, policy, Some(publish_ssh)).await,
+        Err(e) => Err(e),
+    };
+    match set {
         Ok(r) => {
             let when = if r.connections_cut {
                 "applied now; connections it no longer allows were cut"
@@ -538,9 +504,8 @@ pub(super) fn run_transfer(
     use crate::core::files::{self, FileProgress};
     use crate::core::lifecycle::SshLogin;
     let t0 = Instant::now();
-    let ctx = match open_ctx(tx, task, cx) {
-        Ok(c) => c,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
+    let Some(ctx) = opened(tx, task, cx, t0) else {
+        return;
     };
     send(
         tx,

@@ -1,0 +1,290 @@
+//! The dashboard's host-level palette commands (#23): `sandbox prune`, `bridge check`,
+//! `completion SHELL --install`, each through a real worker and the same core function as
+//! its command, compared with what the command does.
+
+mod support;
+
+use std::path::Path;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use smolvm::core::context::Context;
+use smolvm::tui::app::{App, ConfirmAction, Dialog, Effect, Input, Msg, Task, TaskState};
+use smolvm::tui::keymap::Keymap;
+use smolvm::tui::theme::Theme;
+use smolvm::tui::worker::Workers;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn key(c: char) -> Input {
+    Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn app() -> App {
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), false);
+    a.update(Input::Resize(160, 48));
+    a
+}
+
+/// Type `line` into the palette and run it: the effects it asks for.
+fn palette(a: &mut App, line: &str) -> Vec<Effect> {
+    a.update(key(':'));
+    for c in line.chars() {
+        a.update(key(c));
+    }
+    a.update(Input::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )))
+}
+
+fn render(a: &App) -> String {
+    let (w, h) = a.size;
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(|f| smolvm::tui::ui::render(f, a)).unwrap();
+    t.backend().to_string()
+}
+
+/// Feed the worker's messages into the app (and the effects they ask for into the
+/// worker) until `done`.
+async fn drive(
+    a: &mut App,
+    workers: &mut Workers,
+    rx: &mut UnboundedReceiver<Msg>,
+    done: impl Fn(&App) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done(a) {
+        let msg = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("the worker answered")
+            .unwrap();
+        for fx in a.update(Input::Msg(msg)) {
+            if !matches!(fx, Effect::Refresh { .. }) {
+                workers.run(fx);
+            }
+        }
+    }
+}
+
+fn finished(a: &App) -> bool {
+    a.data
+        .tasks
+        .first()
+        .is_some_and(|t| t.state != TaskState::Running)
+}
+
+fn file(p: &Path, bytes: usize) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, vec![7u8; bytes]).unwrap();
+}
+
+/// `:sandbox prune` shows `sandbox prune`'s plan in a confirm dialog; `y` deletes that
+/// plan and nothing else (a leftover that appeared since stays), as a task with an item
+/// per file.
+#[test]
+fn sandbox_prune_from_the_palette_deletes_the_plan_it_showed() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-live")]);
+    file(&h.data.join("disks/vm-live.ext4"), 4096);
+    file(&h.data.join("disks/vm-gone.ext4"), 8192);
+    file(&h.data.join("vm-gone.log"), 20);
+    // What the command's dry run would delete.
+    let out = h
+        .smolvm()
+        .args(["sandbox", "prune", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let cli = support::json(&out);
+    let mut cli_paths: Vec<String> = cli["data"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    cli_paths.sort();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (task, screen) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&h.env()));
+        let mut a = app();
+        let fx = palette(&mut a, "sandbox prune");
+        assert!(
+            matches!(
+                &fx[..],
+                [Effect::LeftoversPlan {
+                    include_saved: false,
+                    ..
+                }]
+            ),
+            "{fx:?}"
+        );
+        for f in fx {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, |a| a.dialog.is_some()).await;
+        let Some(Dialog::Confirm(ConfirmAction::SandboxPrune(plan))) = &a.dialog else {
+            panic!("no confirm dialog: {}", render(&a))
+        };
+        let mut shown: Vec<String> = plan
+            .candidates
+            .iter()
+            .map(|l| l.path.display().to_string())
+            .collect();
+        shown.sort();
+        assert_eq!(shown, cli_paths, "the dashboard's plan is the command's");
+        let screen = render(&a);
+        // Appears after the plan was shown: not in what the user confirms.
+        file(&h.data.join("disks/vm-late.ext4"), 10);
+        for f in a.update(key('y')) {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        (a.data.tasks[0].clone(), screen)
+    });
+    assert!(screen.contains("Prune leftover files"), "{screen}");
+    assert!(screen.contains("vm-gone"), "{screen}");
+    assert_eq!(task.state, TaskState::Done, "{task:?}");
+    assert_eq!(task.items.len(), 2, "{task:?}");
+    assert!(task.items.iter().all(|i| i.ok), "{task:?}");
+    assert!(
+        task.summary.starts_with("2 leftover file(s) removed"),
+        "{}",
+        task.summary
+    );
+    assert!(!h.data.join("disks/vm-gone.ext4").exists());
+    assert!(!h.data.join("vm-gone.log").exists());
+    assert!(
+        h.data.join("disks/vm-late.ext4").exists(),
+        "an unconfirmed file went"
+    );
+    assert!(h.data.join("disks/vm-live.ext4").exists());
+}
+
+/// `x` stops a dashboard `sandbox prune` before its next file.
+#[test]
+fn a_cancelled_sandbox_prune_deletes_nothing() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-live")]);
+    file(&h.data.join("disks/vm-gone.ext4"), 8192);
+    let env = h.env();
+    let ctx = Context::local(&env).job().unwrap();
+    let plan = smolvm::core::leftovers::plan(&ctx, false).unwrap();
+    assert_eq!(plan.candidates.len(), 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let task: Task = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&env));
+        let mut a = app();
+        let task = a
+            .data
+            .add_task(smolvm::core::job::JobKind::SandboxPrune, "t".into());
+        workers.run(Effect::Cancel { task });
+        workers.run(Effect::RunSandboxPrune { task, plan });
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert!(h.data.join("disks/vm-gone.ext4").exists());
+}
+
+/// `:bridge check BRIDGE` says what `bridge check BRIDGE` prints, in the info overlay and
+/// as the task's summary; a bridge that is not ready fails the task as the command exits 1.
+#[test]
+fn bridge_check_from_the_palette_says_what_the_command_says() {
+    let h = support::Home::new();
+    let out = h
+        .smolvm()
+        .args(["bridge", "check", "nosuchbr0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let cli = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+    assert!(cli.starts_with("Bridge 'nosuchbr0' is not ready"), "{cli}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (task, screen, note) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&h.env()));
+        let mut a = app();
+        for f in palette(&mut a, "bridge check nosuchbr0") {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, |a| {
+            finished(a) && a.data.note.is_some()
+        })
+        .await;
+        (a.data.tasks[0].clone(), render(&a), a.data.note.clone())
+    });
+    assert_eq!(task.state, TaskState::Failed, "{task:?}");
+    assert_eq!(task.summary, cli);
+    assert_eq!(note.unwrap().1, vec![cli.clone()]);
+    assert!(screen.contains("bridge check nosuchbr0"), "{screen}");
+    assert!(screen.contains("is not ready"), "{screen}");
+}
+
+/// `:completion bash --install` installs the script `completion bash` prints, with the
+/// message `completion bash --install` prints.
+#[test]
+fn completion_install_from_the_palette_is_the_commands() {
+    let cli_home = support::Home::new();
+    let out = cli_home
+        .smolvm()
+        .args(["completion", "bash", "--install"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let cli_message = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+    let script = cli_home
+        .smolvm()
+        .args(["completion", "bash"])
+        .output()
+        .unwrap()
+        .stdout;
+
+    let h = support::Home::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let task = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&h.env()))
+            .with_completion_script(smolvm::cli::shell::completion_script);
+        let mut a = app();
+        let fx = palette(&mut a, "completion bash --install");
+        assert!(
+            matches!(&fx[..], [Effect::RunCompletionInstall { .. }]),
+            "{fx:?}"
+        );
+        for f in fx {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(task.state, TaskState::Done, "{task:?}");
+    let home = h.env().home();
+    let installed = std::fs::read(home.join(".smolvm/completions/smolvm.bash")).unwrap();
+    assert_eq!(
+        installed, script,
+        "the installed script is `completion bash`'s"
+    );
+    let cli_home_dir = cli_home.env().home();
+    assert_eq!(
+        task.summary,
+        cli_message.replace(
+            &cli_home_dir.display().to_string(),
+            &home.display().to_string()
+        )
+    );
+
+    // A shell --install does not set up is refused in the palette, as the command does.
+    let mut a = app();
+    assert!(palette(&mut a, "completion elvish --install").is_empty());
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("no palette")
+    };
+    assert!(p
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("--install sets up bash, zsh and fish"));
+}
