@@ -32,6 +32,18 @@ pub fn iso(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}+00:00")
 }
 
+/// Python's `datetime.fromtimestamp(t, tz=UTC).isoformat()`: as [`iso`], without the
+/// fraction when it is zero.
+pub fn isoformat(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, us) = parts(t);
+    let frac = if us == 0 {
+        String::new()
+    } else {
+        format!(".{us:06}")
+    };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}+00:00")
+}
+
 pub fn iso_now() -> String {
     iso(SystemTime::now())
 }
