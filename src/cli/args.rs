@@ -384,6 +384,10 @@ pub struct ImageSaveArgs {
     /// Replace FILE if it is an existing regular file.
     #[arg(long)]
     pub force: bool,
+    /// The archive format: native (smolvm's .tar.zst) or smolvm (SmolVM 0.0.36's tar,
+    /// published image caches only; always used for SmolVM's cache names).
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: SaveFormat,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -392,9 +396,16 @@ pub struct ImageSaveArgs {
     pub image_dir: Option<PathBuf>,
 }
 
+/// `image save --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SaveFormat {
+    Native,
+    Smolvm,
+}
+
 #[derive(Debug, Args)]
 pub struct ImageLoadArgs {
-    /// The archive to read (written by `smolvm image save`).
+    /// The archive to read (written by `smolvm image save`, ours or SmolVM's).
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: PathBuf,
     /// Replace an image of the same name.

@@ -663,6 +663,10 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
         name: args.name.clone(),
         output: std::path::absolute(&args.output).unwrap_or_else(|_| args.output.clone()),
         force: args.force,
+        format: match args.format {
+            super::args::SaveFormat::Native => archive::Format::Native,
+            super::args::SaveFormat::Smolvm => archive::Format::Smolvm,
+        },
     };
     with_archive(
         command,

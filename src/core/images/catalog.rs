@@ -108,6 +108,12 @@ pub fn list_smolvm(images_root: &Path, current_version: &str, state_dbs: &[PathB
     out
 }
 
+/// SmolVM's cache name `<preset>-v<version>-<arch>-<vmm>[-alpine]` (one plain path
+/// component), parsed: its version and platform.
+pub fn flat_cache_name(name: &str) -> Option<(String, (String, Arch, Vmm, Os))> {
+    flat_cache(name, PathBuf::new()).map(|f| (f.version, f.parsed))
+}
+
 /// `<preset>-v<version>-<arch>-<vmm>[-alpine]`, SmolVM's cache name, parsed.
 pub(super) fn flat_cache(name: &str, path: PathBuf) -> Option<Found> {
     // One plain path component (it is joined to the images root).

@@ -175,6 +175,12 @@ pub fn load(
 ) -> Result<LoadReport> {
     let input = &opts.input;
     let file = open::open_read(input).map_err(|e| io_err("cannot read", input, &e))?;
+    let mut head = [0u8; 512];
+    let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)
+        .map_err(|e| io_err("cannot read", input, &e))?;
+    if super::smolvm::is_smolvm(&head[..n]) {
+        return super::smolvm::load(paths, opts);
+    }
     let dec = zstd::Decoder::new(BufReader::with_capacity(CHUNK, file))
         .map_err(|e| corrupt(input, &e))?;
     let mut archive = tar::Archive::new(dec);
@@ -444,6 +450,7 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
         kernel_path,
         files: m.files.clone(),
         replaced,
+        format: Format::Native,
     })
 }
 
