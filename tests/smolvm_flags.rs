@@ -26,13 +26,6 @@ const NOT_HERE: &[(&str, &str, &str)] = &[
     // Not here yet (issue 24 stays open for them):
     ("sandbox create", "--network", "bridge networking"),
     ("sandbox create", "--bridge", "bridge networking"),
-    ("image build", "--arch", "cross-architecture builds"),
-    (
-        "image build",
-        "--backend",
-        "a VMM-specific kernel for a Dockerfile image",
-    ),
-    ("image build", "--init", "another init than smolvm's /init"),
     ("openclaw open-ui", "", "not built yet"),
 ];
 

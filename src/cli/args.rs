@@ -396,6 +396,16 @@ pub struct ImageSaveArgs {
     pub image_dir: Option<PathBuf>,
 }
 
+/// `image build --backend`: SmolVM's values (libkrun and vz are refused here, clearly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuildBackend {
+    Auto,
+    Firecracker,
+    Qemu,
+    Libkrun,
+    Vz,
+}
+
 /// `image save --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SaveFormat {
@@ -458,6 +468,19 @@ pub struct ImageBuildArgs {
     /// A value for one of the Dockerfile's ARG lines (with -t; repeatable).
     #[arg(long = "build-arg", value_name = "KEY=VALUE", requires = "tag")]
     pub build_args: Vec<String>,
+    /// Processor type to build for (with -t; default: this machine's). Another one needs
+    /// QEMU user emulation registered with binfmt_misc.
+    #[arg(long, value_enum, requires = "tag")]
+    pub arch: Option<Arch>,
+    /// The backend whose kernel ships with the image (with -t): auto (the default: this
+    /// machine's),
+    /// firecracker or qemu; libkrun and vz are macOS backends.
+    #[arg(long, value_enum, requires = "tag")]
+    pub backend: Option<BuildBackend>,
+    /// The program the image starts with (with -t; default /init, SmolVM's, installed
+    /// when the image has none): sandboxes of it boot with init=PATH.
+    #[arg(long, value_name = "PATH", requires = "tag")]
+    pub init: Option<String>,
     /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
     #[arg(long)]
     pub name: Option<String>,
