@@ -36,11 +36,16 @@ fn locate(paths: &Paths, version: &str, name: &str) -> Result<Source> {
         && open::kind(&root.join(name)).ok() == Some(Some(open::Kind::Dir))
     {
         let dir = root.join(name);
-        let files = expected_files(Kind::Built, name)
+        let mut files: Vec<(String, PathBuf)> = expected_files(Kind::Built, name)
             .unwrap_or_default()
             .into_iter()
             .map(|f| (f.clone(), dir.join(f)))
             .collect();
+        // `image build --init`'s record travels with the image.
+        let init = dir.join(crate::core::builder::INIT_FILE);
+        if open::kind(&init).ok() == Some(Some(open::Kind::File)) {
+            files.push((crate::core::builder::INIT_FILE.to_string(), init));
+        }
         return Ok(Source {
             kind: Kind::Built,
             version: None,
