@@ -458,7 +458,7 @@ pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveRepo
             .map_err(|e| io_err("cannot read", src, &e))?
             .len();
         let member = format!("files/{path}");
-        let (enc, sha) = if path.ends_with(".zst") {
+        let (enc, sha, size) = if path.ends_with(".zst") {
             let mut h = Hashing {
                 inner: f.take(size),
                 sha: Sha256::new(),
@@ -476,12 +476,19 @@ pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveRepo
             if path == ROOTFS_ZST {
                 sidecar = Some(format!("{SIDECAR_PREFIX}{sha}"));
             }
-            ("raw", sha)
+            ("raw", sha, size)
         } else {
             let (mut scratch, spath) = open::create_temp_beside(out, ".member", 0o600)
                 .map_err(|e| io_err("cannot create a temporary file beside", out, &e))?;
             let _scratch_guard = super::save::TempFile(Some(spath.clone()));
-            zstd::stream::copy_encode(f.take(size), &mut scratch, 3).map_err(werr)?;
+            // The size recorded is what was read and compressed (SmolVM's rule).
+            let mut counted = Hashing {
+                inner: f.take(size),
+                sha: Sha256::new(),
+                n: 0,
+            };
+            zstd::stream::copy_encode(&mut counted, &mut scratch, 3).map_err(werr)?;
+            let size = counted.n;
             scratch.rewind().map_err(werr)?;
             let zlen = scratch.metadata().map_err(werr)?.len();
             let mut h = Hashing {
@@ -491,7 +498,7 @@ pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveRepo
             };
             tar.append(&ustar(&member, zlen).map_err(werr)?, &mut h)
                 .map_err(werr)?;
-            ("zstd", hex(&h.sha.finalize()))
+            ("zstd", hex(&h.sha.finalize()), size)
         };
         listed.push(json!({"path": path, "encoding": enc, "size": size, "sha256": sha}));
         entries.push(FileEntry {
