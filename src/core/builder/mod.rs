@@ -428,28 +428,7 @@ pub struct DockerfileOptions {
     pub init: String,
 }
 
-/// SmolVM's `--init` default.
-pub const DEFAULT_INIT: &str = "/init";
-/// Where a built image records an `--init` other than [`DEFAULT_INIT`].
-pub const INIT_FILE: &str = ".init";
-
-/// `--init PATH`: an absolute path of printable characters without spaces (it goes on the
-/// kernel command line as `init=PATH`), at most 255 bytes, no `..`.
-pub fn validate_init(init: &str) -> Result<()> {
-    let ok = init.starts_with('/')
-        && init.len() <= 255
-        && init.bytes().all(|b| b.is_ascii_graphic())
-        && !init.split('/').any(|c| c == "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::new(
-            crate::core::error::ErrorCode::InvalidInput,
-            format!("--init {init:?} must be an absolute path in the image, without spaces"),
-        )
-        .with_recovery("Pass the program the image starts with, e.g. --init /sbin/init."))
-    }
-}
+pub use crate::core::images::store::{validate_init, DEFAULT_INIT, INIT_FILE};
 
 /// `docker build --platform` can build for `arch` here: this CPU's, or another one that
 /// QEMU user emulation is registered for with binfmt_misc (else RUN steps cannot run).

@@ -209,11 +209,11 @@ pub fn built_init(paths: &crate::core::Paths, name: &str) -> Result<Option<Strin
     let p = paths
         .images_root
         .join(name)
-        .join(crate::core::builder::INIT_FILE);
+        .join(crate::core::images::store::INIT_FILE);
     match crate::sys::open::read_to_string(&p) {
         Ok(text) => {
             let init = text.trim().to_string();
-            crate::core::builder::validate_init(&init)
+            crate::core::images::store::validate_init(&init)
                 .map_err(|e| Error::runtime(format!("{}: {}", p.display(), e.message)))?;
             Ok(Some(init))
         }

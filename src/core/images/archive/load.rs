@@ -83,7 +83,7 @@ fn validate_manifest(input: &Path, m: &ArchiveManifest, current_version: &str) -
         .ok_or_else(|| bad(input, format!("{:?} is not a valid image name", m.name)))?;
     let mut names: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
     // A built image may end with `image build --init`'s record.
-    if m.kind == Kind::Built && names.last() == Some(&crate::core::builder::INIT_FILE) {
+    if m.kind == Kind::Built && names.last() == Some(&crate::core::images::store::INIT_FILE) {
         names.pop();
     }
     if names != expected.iter().map(String::as_str).collect::<Vec<_>>() {
@@ -108,7 +108,7 @@ fn validate_manifest(input: &Path, m: &ArchiveManifest, current_version: &str) -
                 format!("{}: invalid SHA-256 {:?}", f.name, f.sha256),
             ));
         }
-        let small = [FINGERPRINT, SIDECAR, crate::core::builder::INIT_FILE];
+        let small = [FINGERPRINT, SIDECAR, crate::core::images::store::INIT_FILE];
         if small.contains(&f.name.as_str()) && f.size > MAX_SMALL {
             return Err(bad(
                 input,
@@ -404,14 +404,14 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
 
     if m.files
         .iter()
-        .any(|f| f.name == crate::core::builder::INIT_FILE)
+        .any(|f| f.name == crate::core::images::store::INIT_FILE)
     {
-        let p = staging_path.join(crate::core::builder::INIT_FILE);
+        let p = staging_path.join(crate::core::images::store::INIT_FILE);
         let init = open::read_to_string(&p).map_err(|e| io_err("cannot read", &p, &e))?;
-        crate::core::builder::validate_init(init.trim()).map_err(|e| {
+        crate::core::images::store::validate_init(init.trim()).map_err(|e| {
             bad(
                 input,
-                format!("{}: {}", crate::core::builder::INIT_FILE, e.message),
+                format!("{}: {}", crate::core::images::store::INIT_FILE, e.message),
             )
         })?;
     }

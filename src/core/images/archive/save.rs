@@ -42,9 +42,9 @@ fn locate(paths: &Paths, version: &str, name: &str) -> Result<Source> {
             .map(|f| (f.clone(), dir.join(f)))
             .collect();
         // `image build --init`'s record travels with the image.
-        let init = dir.join(crate::core::builder::INIT_FILE);
+        let init = dir.join(crate::core::images::store::INIT_FILE);
         if open::kind(&init).ok() == Some(Some(open::Kind::File)) {
-            files.push((crate::core::builder::INIT_FILE.to_string(), init));
+            files.push((crate::core::images::store::INIT_FILE.to_string(), init));
         }
         return Ok(Source {
             kind: Kind::Built,
