@@ -61,6 +61,8 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
                     arch: Some(smolvm::core::images::Arch::Amd64),
                     vmm: Some(smolvm::core::images::Vmm::Qemu),
                     size_bytes: 400_000_000 + i as u64,
+                    files_bytes: 400_000_000 + i as u64,
+                    created: None,
                     current: i >= caches - 10,
                     kept: None,
                     in_use_by: vec![],

@@ -573,3 +573,35 @@ fn a_pulled_image_round_trips_and_boots_offline_from_the_cache() {
     );
     assert!(!h.images().join("0.0.99").exists());
 }
+
+/// `image build --init`'s record (`.init`) travels with a built image, and a bad one in an
+/// archive is refused like any other tampering.
+#[test]
+fn a_built_images_init_record_round_trips_and_a_bad_one_is_refused() {
+    let h = Home::new();
+    let dir = built_image(&h);
+    std::fs::write(dir.join(".init"), "/sbin/custom-init").unwrap();
+    let file = h.tmp.path().join("img.tar.zst");
+    let v = json_exit(&save(&h, &file, &[]), 0);
+    let files: Vec<&str> = v["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [".fingerprint", "vmlinux.bin", "rootfs.ext4", ".init"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    json_exit(&load(&h, &file, &[]), 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".init")).unwrap(),
+        "/sbin/custom-init"
+    );
+
+    std::fs::write(dir.join(".init"), "relative init").unwrap();
+    json_exit(&save(&h, &file, &["--force"]), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+    load_fails(&h, &file, ".init");
+}

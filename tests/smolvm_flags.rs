@@ -19,13 +19,6 @@ const NOT_HERE: &[(&str, &str, &str)] = &[
     ("image build", "--ipsw", "macOS images only"),
     ("image build", "--os", "its only value is macos"),
     // Not here yet (issue 24 stays open for them):
-    ("image build", "--arch", "cross-architecture builds"),
-    (
-        "image build",
-        "--backend",
-        "a VMM-specific kernel for a Dockerfile image",
-    ),
-    ("image build", "--init", "another init than smolvm's /init"),
     ("openclaw open-ui", "", "not built yet"),
 ];
 

@@ -125,6 +125,8 @@ fn image(version: &str, name: &str, current: bool, kept: Option<&str>, users: &[
         arch: Some(smolvm::core::images::Arch::Amd64),
         vmm: Some(smolvm::core::images::Vmm::Qemu),
         size_bytes: 412_000_000,
+        files_bytes: 412_000_000,
+        created: None,
         current,
         kept: kept.map(String::from),
         in_use_by: users.iter().map(|s| s.to_string()).collect(),

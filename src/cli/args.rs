@@ -6,6 +6,9 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use super::image_args::{
+    BuildBackend, ImageBuildArgs, ImageLoadArgs, ImageSaveArgs, SaveFormat,
+};
 use crate::core::builder::{Base, Engine};
 use crate::core::host::{AccelRequest, BackendChoice, MachineRequest};
 use crate::core::images::{Arch, Os, Vmm, VmmRequest};
@@ -229,7 +232,7 @@ pub struct PresetStartArgs {
 }
 
 /// `--install-timeout`: seconds, more than 0.
-fn install_seconds(text: &str) -> Result<Duration, String> {
+pub(super) fn install_seconds(text: &str) -> Result<Duration, String> {
     crate::core::units::parse_seconds(text, true)
 }
 
@@ -373,101 +376,6 @@ pub enum ImageCommand {
     Save(ImageSaveArgs),
     /// Put an image saved with `image save` back into the cache.
     Load(ImageLoadArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ImageSaveArgs {
-    /// A built image's name, or a pulled image's cache name (codex-amd64-qemu).
-    pub name: String,
-    /// The archive to write (.tar.zst).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: PathBuf,
-    /// Replace FILE if it is an existing regular file.
-    #[arg(long)]
-    pub force: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
-    #[arg(long, value_name = "PATH")]
-    pub image_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct ImageLoadArgs {
-    /// The archive to read (written by `smolvm image save`).
-    #[arg(short = 'i', long = "input", value_name = "FILE")]
-    pub input: PathBuf,
-    /// Replace an image of the same name.
-    #[arg(long)]
-    pub force: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Image cache root (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images).
-    #[arg(long, value_name = "PATH")]
-    pub image_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct ImageBuildArgs {
-    /// Build a preset's local image (<preset>-local: the base plus the agent).
-    #[arg(long, value_name = "PRESET", conflicts_with_all = ["tag", "ssh_password", "ssh_key", "name"])]
-    pub preset: Option<String>,
-    /// Each install step's bound with --preset, in seconds (default 600).
-    #[arg(long, value_name = "SECONDS", value_parser = install_seconds, requires = "preset")]
-    pub install_timeout: Option<Duration>,
-    /// Base distribution (with --preset: default debian).
-    #[arg(long, value_enum, required_unless_present_any = ["tag", "preset"])]
-    pub base: Option<Base>,
-    /// Root password for SSH logins.
-    #[arg(
-        long,
-        value_name = "PW",
-        conflicts_with = "ssh_key",
-        required_unless_present_any = ["ssh_key", "tag", "preset"]
-    )]
-    pub ssh_password: Option<String>,
-    /// Public key file allowed to log in as root.
-    #[arg(long, value_name = "FILE")]
-    pub ssh_key: Option<PathBuf>,
-    /// SmolVM's form: build the Dockerfile in CONTEXT into the image NAME (Docker engine).
-    #[arg(
-        short = 't',
-        long = "tag",
-        value_name = "NAME",
-        conflicts_with_all = ["base", "ssh_password", "ssh_key", "name"]
-    )]
-    pub tag: Option<String>,
-    /// Build context holding the Dockerfile (with -t; default: the current directory).
-    #[arg(value_name = "CONTEXT", requires = "tag")]
-    pub context: Option<PathBuf>,
-    /// The Dockerfile (with -t; default: CONTEXT/Dockerfile).
-    #[arg(short = 'f', long = "file", value_name = "PATH", requires = "tag")]
-    pub dockerfile: Option<PathBuf>,
-    /// A value for one of the Dockerfile's ARG lines (with -t; repeatable).
-    #[arg(long = "build-arg", value_name = "KEY=VALUE", requires = "tag")]
-    pub build_args: Vec<String>,
-    /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Root file system size in MiB (default: 512 alpine, 2048 debian, the preset's disk;
-    /// `--size-mb` is SmolVM's spelling).
-    #[arg(long, visible_alias = "size-mb", value_name = "MB", value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
-    pub size: Option<u64>,
-    /// Kernel to ship with the image.
-    #[arg(long, value_name = "PATH")]
-    pub kernel: Option<PathBuf>,
-    /// Where images are cached (default: $SMOLVM_IMAGE_DIR or ~/.smolvm/images;
-    /// `--image-dir` is SmolVM's spelling).
-    #[arg(long, visible_alias = "image-dir", value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Build engine: docker when its daemon answers, else debootstrap (Debian only).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub engine: Engine,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -315,6 +315,10 @@ pub(super) struct EntryData<'a> {
     status: &'a str,
     ready: bool,
     in_use_by: &'a [String],
+    /// SmolVM's: its regular files' blocks (`on_disk_bytes` also counts directories).
+    size_bytes: u64,
+    /// SmolVM's: the directory's mtime, ISO 8601 UTC.
+    created: Option<&'a str>,
 }
 
 pub(super) fn entry_data(r: &Row) -> EntryData<'_> {
@@ -333,6 +337,8 @@ pub(super) fn entry_data(r: &Row) -> EntryData<'_> {
         status: r.status(),
         ready: r.ready,
         in_use_by: &r.in_use_by,
+        size_bytes: r.files_bytes,
+        created: r.created.as_deref(),
     }
 }
 
@@ -463,7 +469,8 @@ struct InspectData<'a> {
     os: &'a str,
     version: &'a str,
     release: &'a str,
-    manifest: &'a str,
+    /// Where the manifest came from (`bundled`, a path or a URL).
+    manifest_source: &'a str,
     kernel_url: &'a str,
     kernel_sha256: &'a str,
     rootfs_url: &'a str,
@@ -475,6 +482,27 @@ struct InspectData<'a> {
     rootfs_sidecar: Option<&'a str>,
     expected_sidecar: &'a str,
     files: Vec<FileData<'a>>,
+    /// SmolVM's keys: `kind` (`image`: a published image's cache), `current`, `created`,
+    /// `size_bytes` (the files' blocks), `path` (the image directory) and `manifest`.
+    kind: &'a str,
+    /// `smolvm` for SmolVM's `<preset>-v<version>-<arch>-<vmm>` directory, `versioned`
+    /// for ours (`<version>/<preset>-<arch>-<vmm>`).
+    layout: &'a str,
+    current: bool,
+    created: Option<&'a str>,
+    size_bytes: u64,
+    path: &'a Path,
+    manifest: ManifestData<'a>,
+}
+
+/// SmolVM's `manifest` object of `image inspect`.
+#[derive(Serialize)]
+struct ManifestData<'a> {
+    kernel_url: &'a str,
+    kernel_sha256: &'a str,
+    rootfs_url: &'a str,
+    rootfs_sha256: &'a str,
+    images_release_tag: &'a str,
 }
 
 #[derive(Serialize)]
@@ -483,6 +511,8 @@ struct FileData<'a> {
     path: &'a Path,
     size_bytes: u64,
     on_disk_bytes: u64,
+    /// SmolVM's spelling of `on_disk_bytes`.
+    size_on_disk_bytes: u64,
 }
 
 pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
@@ -512,9 +542,9 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
         arch: i.image.arch.as_str(),
         vmm: i.image.vmm.as_str(),
         os: i.image.os.as_str(),
-        version: &version,
+        version: &i.version,
         release: &m.release,
-        manifest: &m.source,
+        manifest_source: &m.source,
         kernel_url: i.image.kernel_url.as_str(),
         kernel_sha256: &i.image.kernel_sha256,
         rootfs_url: i.image.rootfs_url.as_str(),
@@ -533,8 +563,26 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
                 path: &f.path,
                 size_bytes: f.size_bytes,
                 on_disk_bytes: f.on_disk_bytes,
+                size_on_disk_bytes: f.on_disk_bytes,
             })
             .collect(),
+        kind: "image",
+        layout: if i.smolvm_layout {
+            "smolvm"
+        } else {
+            "versioned"
+        },
+        current: i.current,
+        created: i.created.as_deref(),
+        size_bytes: i.files_bytes,
+        path: &i.image_dir,
+        manifest: ManifestData {
+            kernel_url: i.image.kernel_url.as_str(),
+            kernel_sha256: &i.image.kernel_sha256,
+            rootfs_url: i.image.rootfs_url.as_str(),
+            rootfs_sha256: &i.image.rootfs_sha256,
+            images_release_tag: &m.release,
+        },
     };
     if args.store.json {
         output::print_json(command, 0, Some(&data), None);
@@ -542,7 +590,7 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     }
     let h = &paths.home;
     // The same labelled lines as the dashboard's inspect (`Inspect::fields`).
-    for (label, value) in i.fields(&version, &m, h) {
+    for (label, value) in i.fields(&m, h) {
         line(format!("{:<16}{value}", format!("{label}:")));
     }
     for f in &data.files {
@@ -594,6 +642,10 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
         name: args.name.clone(),
         output: std::path::absolute(&args.output).unwrap_or_else(|_| args.output.clone()),
         force: args.force,
+        format: match args.format {
+            super::args::SaveFormat::Native => archive::Format::Native,
+            super::args::SaveFormat::Smolvm => archive::Format::Smolvm,
+        },
     };
     with_archive(
         command,
@@ -710,6 +762,8 @@ mod tests {
             compressed_bytes: 1,
             unpacked_bytes: 2,
             on_disk_bytes: 3,
+            files_bytes: 4,
+            created: Some("2026-12-05T20:09:35+00:00".into()),
             current: true,
             ready: false,
             sidecar: None,
@@ -722,7 +776,8 @@ mod tests {
                 r#""arch":"arm64","vmm":"firecracker","os":"alpine","#,
                 r#""path":"/i/0.0.36/codex-arm64-firecracker-alpine","compressed_bytes":1,"#,
                 r#""unpacked_bytes":2,"on_disk_bytes":3,"current":true,"status":"current","#,
-                r#""ready":false,"in_use_by":["vm-1"]}"#
+                r#""ready":false,"in_use_by":["vm-1"],"size_bytes":4,"#,
+                r#""created":"2026-12-05T20:09:35+00:00"}"#
             )
         );
     }

@@ -2,6 +2,7 @@
 //! form, the `--base` images and a preset's local image), beside the other image verbs in
 //! `image.rs`.
 
+use super::args::BuildBackend;
 use super::output::{self, line};
 use crate::core::error::{Error, Result};
 use crate::core::progress::Progress;
@@ -39,6 +40,11 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
         }
     };
     let result = (|| match &args.tag {
+        None if args.arch.is_some() || args.backend.is_some() || args.init.is_some() => {
+            Err(Error::usage(
+                "--arch, --backend and --init go with SmolVM's Dockerfile form: -t NAME CONTEXT",
+            ))
+        }
         None if args.preset.is_some() => {
             let presets = crate::core::presets::Registry::load(env);
             for p in &presets.problems {
@@ -78,9 +84,20 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             crate::core::preset_image::build(env, &opts, &progress())
         }
         Some(tag) => {
-            // Before the kernel download: never replace what smolvm did not build, and
-            // Docker must answer.
+            // Before the kernel download: never replace what smolvm did not build, the
+            // platform can be built for, and Docker must answer.
             builder::check_replaceable(&cache_dir, tag)?;
+            let init = args
+                .init
+                .clone()
+                .unwrap_or_else(|| builder::DEFAULT_INIT.to_string());
+            builder::validate_init(&init)?;
+            let arch = match args.arch {
+                Some(a) => a,
+                None => crate::core::images::host_arch()?,
+            };
+            builder::check_build_arch(arch)?;
+            let vmm = build_vmm(args.backend.unwrap_or(BuildBackend::Auto), env)?;
             let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
             let dockerfile = args
                 .dockerfile
@@ -100,10 +117,28 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 dockerfile,
                 build_args,
                 size_mib: args.size,
-                kernel: kernel()?,
+                kernel: match &args.kernel {
+                    Some(k) => k.clone(),
+                    None => {
+                        if !args.json {
+                            line("Fetching the published kernel (--kernel not given)");
+                        }
+                        builder::kernel_for(env, &Paths::resolve(env, None).images_root, arch, vmm)?
+                    }
+                },
                 cache_dir: cache_dir.clone(),
+                arch,
+                init: init.clone(),
             };
-            builder::build_dockerfile(env, &opts, &progress())
+            let mut r = builder::build_dockerfile(env, &opts, &progress())?;
+            r.platform = Some(builder::BuildPlatform {
+                arch: arch.as_str(),
+                backend: vmm.as_str(),
+                boot_args: crate::core::start::DEFAULT_BOOT_ARGS
+                    .replace("init=/init", &format!("init={init}")),
+                init,
+            });
+            Ok(r)
         }
         None => {
             let base = args
@@ -155,5 +190,23 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             0
         }
         Err(e) => output::fail(command, args.json, &e),
+    }
+}
+
+/// `--backend` of `image build -t`: the VMM whose kernel ships with the image (`auto`:
+/// the one this machine uses); libkrun and vz boot on macOS only (exit 1, clear).
+fn build_vmm(b: BuildBackend, env: &Env) -> Result<crate::core::images::Vmm> {
+    use crate::core::images::Vmm;
+    match b {
+        BuildBackend::Auto => Ok(crate::core::host::Host::probe(env)
+            .backend(crate::core::host::Backend::Auto)
+            .value),
+        BuildBackend::Firecracker => Ok(Vmm::Firecracker),
+        BuildBackend::Qemu => Ok(Vmm::Qemu),
+        BuildBackend::Libkrun | BuildBackend::Vz => Err(Error::runtime(format!(
+            "--backend {}: that backend runs on macOS only; this Linux host boots firecracker or qemu",
+            if b == BuildBackend::Vz { "vz" } else { "libkrun" }
+        ))
+        .with_recovery("Pass --backend firecracker or --backend qemu, or leave --backend out.")),
     }
 }

@@ -39,7 +39,8 @@ struct ListData<'a> {
     images_root: &'a Path,
     current_version: &'a str,
     images: Vec<RowData<'a>>,
-    /// SmolVM's key; `total_on_disk_bytes` is ours.
+    /// SmolVM's key (the rows' `size_bytes`); `total_on_disk_bytes` is ours (their
+    /// `on_disk_bytes`).
     total_size_bytes: u64,
     total_on_disk_bytes: u64,
 }
@@ -58,13 +59,14 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
     }
     let rows = &listed.rows;
     let total: u64 = rows.iter().map(|r| r.size_bytes).sum();
+    let files_total: u64 = rows.iter().map(|r| r.files_bytes).sum();
     if args.store.json {
         let data = ListData {
             image_dir: &paths.images_root,
             images_root: &paths.images_root,
             current_version: &version,
             images: rows.iter().map(row_data).collect(),
-            total_size_bytes: total,
+            total_size_bytes: files_total,
             total_on_disk_bytes: total,
         };
         output::print_json(command, 0, Some(&data), None);
@@ -143,6 +145,8 @@ mod tests {
             compressed_bytes: 1,
             unpacked_bytes: 2,
             size_bytes: 3,
+            files_bytes: 4,
+            created: None,
             current: false,
             ready: true,
             kept: Some("in use".into()),
@@ -164,6 +168,8 @@ mod tests {
             compressed_bytes: 0,
             unpacked_bytes: 0,
             size_bytes: 9,
+            files_bytes: 8,
+            created: None,
             current: true,
             ready: true,
             kept: None,
@@ -177,10 +183,11 @@ mod tests {
                 r#"[{"version":"0.0.36","name":"codex-amd64-qemu","preset":"codex","arch":"amd64","#,
                 r#""vmm":"qemu","os":"ubuntu","path":"/i/0.0.36/codex-amd64-qemu","compressed_bytes":1,"#,
                 r#""unpacked_bytes":2,"on_disk_bytes":3,"current":false,"status":"stale","ready":true,"#,
-                r#""in_use_by":["vm-1"],"kind":"cache","kept":"in use"},"#,
+                r#""in_use_by":["vm-1"],"size_bytes":4,"created":null,"kind":"cache","kept":"in use"},"#,
                 r#"{"version":"","name":"mine","preset":"","arch":"","vmm":"","os":"","#,
                 r#""path":"/i/built/mine","compressed_bytes":0,"unpacked_bytes":0,"on_disk_bytes":9,"#,
-                r#""current":true,"status":"current","ready":true,"in_use_by":[],"kind":"built","kept":null}]"#
+                r#""current":true,"status":"current","ready":true,"in_use_by":[],"size_bytes":8,"#,
+                r#""created":null,"kind":"built","kept":null}]"#
             )
         );
     }

@@ -11,6 +11,7 @@ mod delete;
 pub mod doctor;
 mod host_args;
 pub mod image;
+mod image_args;
 mod image_build;
 mod image_list;
 mod leftovers;

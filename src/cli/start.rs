@@ -283,6 +283,7 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
             let (k, r) = crate::core::images::resolve_image(&paths, name)?;
             opts.kernel = Some(k);
             opts.rootfs = Some(r);
+            opts.init = crate::core::images::built_init(&paths, name)?;
         }
         opts.create_only = !args.start;
         (opts.bridge, opts.bridge_address) = args.attach.attachment()?;

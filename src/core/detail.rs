@@ -38,7 +38,7 @@ pub fn image(
         name: name.to_string(),
         version: version.to_string(),
         fields: i
-            .fields(version, &m, h)
+            .fields(&m, h)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),

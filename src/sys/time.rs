@@ -32,6 +32,28 @@ pub fn iso(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}+00:00")
 }
 
+/// Python's `datetime.fromtimestamp(st_mtime, tz=UTC).isoformat()` of a file time: the time
+/// as Python's float seconds, its fraction rounded half-even to microseconds, and no
+/// fraction when that is zero.
+pub fn isoformat(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let f = d.as_secs() as f64 + f64::from(d.subsec_nanos()) * 1e-9;
+    let whole = f.trunc();
+    let mut secs = whole as u64;
+    let mut us = ((f - whole) * 1e6).round_ties_even() as u32;
+    if us >= 1_000_000 {
+        secs += 1;
+        us -= 1_000_000;
+    }
+    let (y, mo, d, h, mi, s, _) = parts(UNIX_EPOCH + Duration::from_secs(secs));
+    let frac = if us == 0 {
+        String::new()
+    } else {
+        format!(".{us:06}")
+    };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}+00:00")
+}
+
 pub fn iso_now() -> String {
     iso(SystemTime::now())
 }
@@ -74,6 +96,14 @@ pub fn parse_iso(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isoformat_rounds_like_python_and_drops_a_zero_fraction() {
+        let at = |s: u64, ns: u32| isoformat(UNIX_EPOCH + Duration::new(s, ns));
+        assert_eq!(at(1, 0), "1970-01-01T00:00:01+00:00");
+        assert_eq!(at(1, 999_999_900), "1970-01-01T00:00:02+00:00");
+        assert_eq!(at(86_400, 250_000_000), "1970-01-02T00:00:00.250000+00:00");
+    }
 
     #[test]
     fn formats_like_python_isoformat_and_parses_back() {

@@ -148,6 +148,8 @@ pub(super) struct DockerInput<'a> {
     pub context: &'a Path,
     pub dockerfile: Option<&'a Path>,
     pub build_args: &'a [(String, String)],
+    /// `--platform` of `docker build` (`None`: this CPU's).
+    pub platform: Option<&'a str>,
 }
 
 /// `docker build` of a build context, `docker create`, `docker export` streamed into
@@ -170,10 +172,10 @@ pub(super) fn docker_build(
         )
         .with_recovery("Run the build with sudo."));
     }
-    let platform = match std::env::consts::ARCH {
+    let platform = input.platform.unwrap_or(match std::env::consts::ARCH {
         "aarch64" => "linux/arm64",
         _ => "linux/amd64",
-    };
+    });
     let tag = format!("smolvm-build/{}:{}", name.to_ascii_lowercase(), &fp[..12]);
     progress.emit(BuildEvent::Step(format!(
         "docker build -t {tag} ({platform})"

@@ -96,6 +96,14 @@ pub fn dockerfile_fingerprint(opts: &DockerfileOptions, kernel_sha: &str) -> Res
         opts.size_mib.unwrap_or(2048),
         sha256_hex(INIT_SCRIPT.as_bytes())
     ));
+    // `--arch` and `--init` when not the defaults (so the fingerprints of builds without
+    // them stay what they were).
+    if Ok(opts.arch) != crate::core::images::host_arch() {
+        h.update(format!("platform=linux/{}\n", opts.arch));
+    }
+    if opts.init != super::DEFAULT_INIT {
+        h.update(format!("boot-init={}\n", opts.init));
+    }
     // `-f` (its path and bytes: a Dockerfile outside the context is not in the walk) and
     // the build args, each length-prefixed.
     if let Some(f) = &opts.dockerfile {
@@ -192,6 +200,8 @@ mod tests {
             size_mib: None,
             kernel: PathBuf::from("/k"),
             cache_dir: PathBuf::from("/c"),
+            arch: crate::core::images::host_arch().unwrap(),
+            init: "/init".into(),
         };
         let a = dockerfile_fingerprint(&o, "k").unwrap();
         assert_eq!(a, dockerfile_fingerprint(&o, "k").unwrap());
@@ -217,5 +227,21 @@ mod tests {
         let d = dockerfile_fingerprint(&with_arg("1"), "k").unwrap();
         assert_ne!(b, d);
         assert_ne!(d, dockerfile_fingerprint(&with_arg("2"), "k").unwrap());
+        // --init and another --arch are inputs; the defaults leave it as it was.
+        use crate::core::images::Arch;
+        let other = match o.arch {
+            Arch::Amd64 => Arch::Arm64,
+            Arch::Arm64 => Arch::Amd64,
+        };
+        let e = DockerfileOptions {
+            arch: other,
+            ..o.clone()
+        };
+        assert_ne!(b, dockerfile_fingerprint(&e, "k").unwrap());
+        let i = DockerfileOptions {
+            init: "/sbin/init".into(),
+            ..o.clone()
+        };
+        assert_ne!(b, dockerfile_fingerprint(&i, "k").unwrap());
     }
 }

@@ -178,6 +178,18 @@ pub struct BuildReport {
     /// The engine that built it (`None` when cached).
     pub engine: Option<&'static str>,
     pub size_mib: u64,
+    /// A Dockerfile build's platform and boot (SmolVM's `arch`, `backend`, `boot_args`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<BuildPlatform>,
+}
+
+/// What `image build -t` built for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BuildPlatform {
+    pub arch: &'static str,
+    pub backend: &'static str,
+    pub boot_args: String,
+    pub init: String,
 }
 
 /// SmolVM's check of a public key: one line `<type> <base64> [comment]` whose blob starts
@@ -291,6 +303,7 @@ pub fn build_with(
                         context: &ctx,
                         dockerfile: None,
                         build_args: &[],
+                        platform: None,
                     };
                     docker_build(env, &input, &plan.name, &plan.fp, tree, staging, progress)?;
                     let _ = crate::sys::fs::remove_entry(staging, std::ffi::OsStr::new("context"));
@@ -408,6 +421,40 @@ pub struct DockerfileOptions {
     pub size_mib: Option<u64>,
     pub kernel: PathBuf,
     pub cache_dir: PathBuf,
+    /// `--arch`: the architecture Docker builds for (`docker build --platform linux/<arch>`).
+    pub arch: crate::core::images::Arch,
+    /// `--init`: the program the image starts with (`init=` on the kernel command line of
+    /// its sandboxes); [`DEFAULT_INIT`] is SmolVM's `/init`, which the build installs.
+    pub init: String,
+}
+
+pub use crate::core::images::store::{validate_init, DEFAULT_INIT, INIT_FILE};
+
+/// `docker build --platform` can build for `arch` here: this CPU's, or another one that
+/// QEMU user emulation is registered for with binfmt_misc (else RUN steps cannot run).
+pub fn check_build_arch(arch: crate::core::images::Arch) -> Result<()> {
+    use crate::core::images::Arch;
+    let host = crate::core::images::host_arch()?;
+    if arch == host {
+        return Ok(());
+    }
+    let emulator = match arch {
+        Arch::Amd64 => "qemu-x86_64",
+        Arch::Arm64 => "qemu-aarch64",
+    };
+    if Path::new("/proc/sys/fs/binfmt_misc")
+        .join(emulator)
+        .exists()
+    {
+        return Ok(());
+    }
+    Err(Error::runtime(format!(
+        "building for {arch} on this {host} machine needs QEMU user emulation for {arch} \
+         registered with binfmt_misc ({emulator}), and there is none"
+    ))
+    .with_recovery(format!(
+        "Install qemu-user-static (binfmt-support), or build on a {arch} machine, or leave out --arch."
+    )))
 }
 
 /// `--build-arg KEY=VALUE` values: KEY as Docker's ARG names it (a letter or `_`, then
@@ -457,6 +504,9 @@ pub fn build_dockerfile(
         }
         _ => {}
     }
+    validate_init(&opts.init)?;
+    check_build_arch(opts.arch)?;
+    let platform = format!("linux/{}", opts.arch);
     let fp = dockerfile_fingerprint(opts, &kernel_sha(&opts.kernel)?)?;
     let plan = Plan {
         name: opts.name.clone(),
@@ -482,6 +532,7 @@ pub fn build_dockerfile(
                     context: &opts.context,
                     dockerfile: opts.dockerfile.as_deref(),
                     build_args: &opts.build_args,
+                    platform: Some(platform.as_str()),
                 },
                 &plan.name,
                 &plan.fp,
@@ -495,6 +546,19 @@ pub fn build_dockerfile(
             if open::kind(&init).is_ok_and(|k| k.is_none()) {
                 progress.emit(BuildEvent::Step("installing /init".into()));
                 write_file(&init, INIT_SCRIPT.as_bytes(), 0o755)?;
+            }
+            if opts.init != DEFAULT_INIT {
+                // The program must be in the image (a link to one counts: the guest
+                // resolves it); its sandboxes boot with init=<it>.
+                let rel = opts.init.trim_start_matches('/');
+                if std::fs::symlink_metadata(tree.join(rel)).is_err() {
+                    return Err(Error::new(
+                        crate::core::error::ErrorCode::InvalidInput,
+                        format!("--init {}: the image has no such file", opts.init),
+                    )
+                    .with_recovery("Install it in the Dockerfile, or leave out --init."));
+                }
+                write_file(&staging.join(INIT_FILE), opts.init.as_bytes(), 0o644)?;
             }
             Ok(())
         },
@@ -530,6 +594,21 @@ pub fn preflight(
 /// The kernel a build ships when none is given: the published kernel for this CPU and the
 /// VMM this host uses, through the images pipeline (cached and verified in the images root).
 pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
+    let arch = crate::core::images::host_arch()?;
+    let vmm = crate::core::host::Host::probe(env)
+        .backend(crate::core::host::Backend::Auto)
+        .value;
+    kernel_for(env, images_root, arch, vmm)
+}
+
+/// The published kernel for `arch` booted by `vmm` (`--arch`/`--backend` of
+/// `image build`), downloaded and verified into the images root.
+pub fn kernel_for(
+    env: &Env,
+    images_root: &Path,
+    arch: crate::core::images::Arch,
+    vmm: crate::core::images::Vmm,
+) -> Result<PathBuf> {
     use crate::core::images::{self, pull, Manifest};
     let recovery = "Pass --kernel PATH to use a kernel of your own.";
     if !images::published_enabled(env) {
@@ -539,10 +618,6 @@ pub fn default_kernel(env: &Env, images_root: &Path) -> Result<PathBuf> {
         .with_recovery(recovery));
     }
     let manifest = Manifest::load(env)?;
-    let arch = images::host_arch()?;
-    let vmm = crate::core::host::Host::probe(env)
-        .backend(crate::core::host::Backend::Auto)
-        .value;
     let Some(image) = pull::kernel_image(&manifest, arch, vmm) else {
         return Err(Error::runtime(format!(
             "the image manifest publishes no kernel for {arch}/{vmm}",
@@ -575,6 +650,24 @@ pub(super) fn copy_new(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_must_be_an_absolute_path_for_the_kernel_command_line() {
+        for ok in ["/init", "/sbin/init", "/usr/lib/systemd/systemd"] {
+            assert!(validate_init(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "init",
+            "/a b",
+            "/x/../y",
+            "/a\tb",
+            &format!("/{}", "a".repeat(255)),
+        ] {
+            let e = validate_init(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+    }
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHgxqBmgYdYMNh9O0bGvS8m9T3ZaVnJ1ZGyTl0R8Wq9Z me@host";

@@ -71,6 +71,7 @@ pub(super) fn run_plan(
         cached,
         engine,
         size_mib: plan.size_mib,
+        platform: None,
     };
     owned_image_dir(&dir)?;
     if is_cached(&dir, fp) {

@@ -27,6 +27,10 @@ pub struct Entry {
     pub unpacked_bytes: u64,
     /// Disk usage of the whole directory (sparse files by their blocks).
     pub on_disk_bytes: u64,
+    /// SmolVM's `size_bytes`: the blocks of the regular files in it (not the directories').
+    pub files_bytes: u64,
+    /// SmolVM's `created`: the directory's mtime, ISO 8601 UTC (`None` when unreadable).
+    pub created: Option<String>,
     /// Belongs to the current image version (else `prune` removes it).
     pub current: bool,
     /// `rootfs.ext4` is there with a `sparse-v1:` sidecar: bootable.
@@ -86,6 +90,50 @@ pub fn list(
     Ok(out)
 }
 
+/// SmolVM's own caches, of every version: `<images root>/<preset>-v<version>-<arch>-<vmm>[-alpine]/`
+/// (its `cache_name`), sorted by name. Unreadable roots list nothing.
+pub fn list_smolvm(images_root: &Path, current_version: &str, state_dbs: &[PathBuf]) -> Vec<Entry> {
+    let Ok(rd) = std::fs::read_dir(images_root) else {
+        return Vec::new();
+    };
+    let in_use = InUse::read(state_dbs);
+    let links = HardLinks::default();
+    let mut out: Vec<Entry> = rd
+        .flatten()
+        .filter_map(|d| flat_cache(&d.file_name().to_string_lossy(), d.path()))
+        .filter(|f| f.path.is_dir())
+        .map(|f| entry(f, current_version, &in_use, &links))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// SmolVM's cache name `<preset>-v<version>-<arch>-<vmm>[-alpine]` (one plain path
+/// component), parsed: its version and platform.
+pub fn flat_cache_name(name: &str) -> Option<(String, (String, Arch, Vmm, Os))> {
+    flat_cache(name, PathBuf::new()).map(|f| (f.version, f.parsed))
+}
+
+/// `<preset>-v<version>-<arch>-<vmm>[-alpine]`, SmolVM's cache name, parsed.
+pub(super) fn flat_cache(name: &str, path: PathBuf) -> Option<Found> {
+    // One plain path component (it is joined to the images root).
+    if name.starts_with('.') || name.contains(['/', '\\', '\0']) {
+        return None;
+    }
+    let version = cache_version(name)?;
+    if version == name {
+        return None;
+    }
+    let short = name.replacen(&format!("-v{version}-"), "-", 1);
+    let parsed = parse_image_name(&short)?;
+    Some(Found {
+        version: version.to_string(),
+        name: name.to_string(),
+        parsed,
+        path,
+    })
+}
+
 /// An image directory found in the cache: `<version>/<name>/` with its name parsed.
 pub(super) struct Found {
     pub(super) version: String,
@@ -125,6 +173,8 @@ pub(super) fn entry(
         compressed_bytes: len(ROOTFS_ZST),
         unpacked_bytes: len(ROOTFS),
         on_disk_bytes: disk_usage(&path, links),
+        files_bytes: files_bytes(&path),
+        created: created(&path),
         version,
         name,
         preset,
@@ -136,6 +186,27 @@ pub(super) fn entry(
         sidecar,
         in_use_by,
     }
+}
+
+/// The blocks of every regular file under `dir` (`st_blocks * 512`), never through a
+/// symbolic link; what SmolVM's `image list` reports as `size_bytes`.
+pub fn files_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match std::fs::symlink_metadata(e.path()) {
+            Ok(m) if m.is_file() => m.blocks() * 512,
+            Ok(m) if m.is_dir() => files_bytes(&e.path()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A directory's mtime as SmolVM's `created` (ISO 8601 UTC).
+pub fn created(dir: &Path) -> Option<String> {
+    let m = std::fs::symlink_metadata(dir).ok()?;
+    Some(crate::sys::time::isoformat(m.modified().ok()?))
 }
 
 /// Whether an `image rm` argument names this entry: its preset (or an alias of it) or
@@ -194,8 +265,12 @@ pub fn remove_until(
         .into_iter()
         .filter(|e| e.current)
         .collect();
+    // SmolVM's caches only by their full name (one directory each, any version): a
+    // preset argument never reaches into another installation's caches.
+    let smolvm = list_smolvm(images_root, current_version, state_dbs);
+    let names_smolvm = |a: &str, e: &Entry| e.name == a.trim_end_matches('/');
     for a in args {
-        if !all.iter().any(|e| matches(a, e)) {
+        if !all.iter().any(|e| matches(a, e)) && !smolvm.iter().any(|e| names_smolvm(a, e)) {
             return Err(Error::runtime(format!("No cached image named '{a}'."))
                 .with_recovery("Run 'smolvm image list' to see cached images."));
         }
@@ -203,6 +278,11 @@ pub fn remove_until(
     let chosen: Vec<Entry> = all
         .into_iter()
         .filter(|e| args.iter().any(|a| matches(a, e)))
+        .chain(
+            smolvm
+                .into_iter()
+                .filter(|e| args.iter().any(|a| names_smolvm(a, e))),
+        )
         .collect();
     let in_use = InUse::read(state_dbs);
     let dirs: Vec<(PathBuf, bool)> = chosen
@@ -256,6 +336,12 @@ pub struct FileInfo {
 pub struct Inspect {
     pub image: Image,
     pub name: String,
+    /// The image version of the cache (ours, or the one in SmolVM's cache name).
+    pub version: String,
+    /// The cache is SmolVM's own `<preset>-v<version>-<arch>-<vmm>` directory.
+    pub smolvm_layout: bool,
+    /// The cache belongs to the current image version.
+    pub current: bool,
     pub image_dir: PathBuf,
     pub kernel_path: PathBuf,
     /// The sidecar the cache would need to be current (`sparse-v1:<rootfs sha256>`).
@@ -264,12 +350,16 @@ pub struct Inspect {
     /// Cached, decompressed from the manifest's current rootfs.
     pub ready: bool,
     pub files: Vec<FileInfo>,
+    /// SmolVM's `created` and `size_bytes` of the image directory.
+    pub created: Option<String>,
+    pub files_bytes: u64,
 }
 
 /// What `image inspect <arg>` and the dashboard's inspect show: `arg` is a preset (or an
-/// alias) on the given platform (the host's where unset), or a cache name
-/// (`codex-amd64-qemu[-alpine]`) that names its platform too; the manifest's row for it
-/// and what of it is cached.
+/// alias) on the given platform (the host's where unset), a cache name
+/// (`codex-amd64-qemu[-alpine]`) that names its platform too, or SmolVM's own cache name
+/// (`codex-v0.0.36-amd64-qemu`, a directory in the images root, of any version); the
+/// manifest's row for it and what of it is cached.
 pub fn inspect_named(
     env: &crate::core::Env,
     host: &crate::core::host::Host,
@@ -280,6 +370,26 @@ pub fn inspect_named(
     let (mut arch, mut vmm, mut os) = platform;
     let mut preset = arg.to_string();
     if crate::core::presets::find(&preset).is_none() {
+        let flat_name = arg.trim_end_matches('/');
+        if let Some(found) = flat_cache(flat_name, layout.images_root.join(flat_name)) {
+            let m = super::Manifest::load(env)?;
+            let (p, a, v, o) = found.parsed.clone();
+            let t = super::Target {
+                preset: p,
+                arch: a,
+                vmm: v,
+                os: o,
+            };
+            let is_dir = std::fs::symlink_metadata(&found.path).is_ok_and(|m| m.is_dir());
+            if !is_dir {
+                return Err(
+                    Error::runtime(format!("No cached image named '{flat_name}'."))
+                        .with_recovery("Run 'smolvm image list' to see cached images."),
+                );
+            }
+            let i = inspect_smolvm(&found, &layout.version, t.lookup(&m)?);
+            return Ok((i, m));
+        }
         if let Some((name, a, v, o)) = parse_image_name(&preset) {
             preset = name;
             arch = arch.or(Some(a));
@@ -295,19 +405,13 @@ pub fn inspect_named(
 
 impl Inspect {
     /// The labelled lines `image inspect` prints and the dashboard's inspect shows, in
-    /// that order: `version` is the cache's image version, `m` the manifest in force,
-    /// paths shown under `home` as `~/…`.
-    pub fn fields(
-        &self,
-        version: &str,
-        m: &super::Manifest,
-        home: &Path,
-    ) -> Vec<(&'static str, String)> {
+    /// that order: `m` is the manifest in force, paths shown under `home` as `~/…`.
+    pub fn fields(&self, m: &super::Manifest, home: &Path) -> Vec<(&'static str, String)> {
         let (arch, vmm, os) = (self.image.arch, self.image.vmm, self.image.os);
         let mut fields = vec![
             ("Name", self.name.clone()),
             ("Platform", format!("{arch}/{vmm}/{os}")),
-            ("Version", version.to_string()),
+            ("Version", self.version.clone()),
             ("Release", format!("{} ({})", m.release, m.source)),
             ("Kernel URL", self.image.kernel_url.to_string()),
             ("Kernel SHA-256", self.image.kernel_sha256.clone()),
@@ -329,40 +433,78 @@ impl Inspect {
     }
 }
 
+fn file_info(p: PathBuf) -> Option<FileInfo> {
+    let m = std::fs::symlink_metadata(&p).ok()?;
+    m.is_file().then(|| FileInfo {
+        name: p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+        size_bytes: m.len(),
+        on_disk_bytes: m.blocks() * 512,
+        path: p,
+    })
+}
+
+fn sidecar_of(dir: &Path) -> Option<String> {
+    crate::sys::open::read_to_string(&dir.join(SIDECAR))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// One of SmolVM's caches: its kernel is `vmlinux.bin` beside the rootfs, and its files
+/// are every regular file in it (as SmolVM's `image inspect` lists them).
+fn inspect_smolvm(found: &Found, current_version: &str, image: &Image) -> Inspect {
+    let dir = found.path.clone();
+    let kernel_path = dir.join("vmlinux.bin");
+    let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
+    let sidecar = sidecar_of(&dir);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    Inspect {
+        ready: dir.join(ROOTFS).is_file()
+            && sidecar.as_deref() == Some(expected.as_str())
+            && kernel_path.is_file(),
+        name: found.name.clone(),
+        version: found.version.clone(),
+        smolvm_layout: true,
+        current: found.version == current_version,
+        image: image.clone(),
+        files: names.into_iter().filter_map(file_info).collect(),
+        created: created(&dir),
+        files_bytes: files_bytes(&dir),
+        image_dir: dir,
+        kernel_path,
+        expected_sidecar: expected,
+        sidecar,
+    }
+}
+
 pub fn inspect(layout: &super::Layout, image: &Image) -> Inspect {
     let dir = layout.image_dir(&image.preset, image.arch, image.vmm, image.os);
     let kernel_path = layout.kernel(image.arch, image.vmm);
     let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
-    let sidecar = std::fs::read_to_string(dir.join(SIDECAR))
-        .ok()
-        .map(|s| s.trim().to_string());
-    let mut files = Vec::new();
+    let sidecar = sidecar_of(&dir);
     let mut paths = vec![kernel_path.clone()];
     paths.extend([ROOTFS_ZST, ROOTFS, SIDECAR].iter().map(|f| dir.join(f)));
-    for p in paths {
-        if let Ok(m) = std::fs::metadata(&p) {
-            files.push(FileInfo {
-                name: p
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-                size_bytes: m.len(),
-                on_disk_bytes: m.blocks() * 512,
-                path: p,
-            });
-        }
-    }
     Inspect {
         ready: dir.join(ROOTFS).is_file()
             && sidecar.as_deref() == Some(expected.as_str())
             && kernel_path.is_file(),
         name: super::image_name(&image.preset, image.arch, image.vmm, image.os),
+        version: layout.version.clone(),
+        smolvm_layout: false,
+        current: true,
         image: image.clone(),
+        files: paths.into_iter().filter_map(file_info).collect(),
+        created: created(&dir),
+        files_bytes: files_bytes(&dir),
         image_dir: dir,
         kernel_path,
         expected_sidecar: expected,
         sidecar,
-        files,
     }
 }

@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use super::catalog::{self, Entry, Found};
-use super::{built_images, parse_image_name, Arch, Os, Vmm};
+use super::catalog::{self, Entry};
+use super::{built_images, Arch, Os, Vmm};
 use crate::core::error::Result;
-use crate::core::prune::{self, cache_version, InUse, PruneOptions};
+use crate::core::prune::{self, cache_version, PruneOptions};
 use crate::core::Paths;
 use crate::sys::fs::{disk_usage, HardLinks};
 
@@ -59,6 +59,10 @@ pub struct Row {
     pub unpacked_bytes: u64,
     /// Disk usage of the whole directory.
     pub size_bytes: u64,
+    /// SmolVM's `size_bytes`: its regular files' blocks.
+    pub files_bytes: u64,
+    /// SmolVM's `created`: the directory's mtime, ISO 8601 UTC.
+    pub created: Option<String>,
     /// Belongs to the current image version, or a built image (else prune removes it).
     pub current: bool,
     /// Bootable as it is.
@@ -79,6 +83,8 @@ impl Row {
             compressed_bytes: e.compressed_bytes,
             unpacked_bytes: e.unpacked_bytes,
             size_bytes: e.on_disk_bytes,
+            files_bytes: e.files_bytes,
+            created: e.created,
             current: e.current,
             ready: e.ready,
             kept: None,
@@ -91,6 +97,7 @@ impl Row {
     }
 
     fn plain(kind: Kind, name: String, version: String, path: PathBuf, size: u64) -> Row {
+        let (files_bytes, created) = (catalog::files_bytes(&path), catalog::created(&path));
         Row {
             kind,
             version,
@@ -103,6 +110,8 @@ impl Row {
             compressed_bytes: 0,
             unpacked_bytes: 0,
             size_bytes: size,
+            files_bytes,
+            created,
             current: kind == Kind::Built,
             ready: kind == Kind::Built,
             kept: None,
@@ -159,21 +168,12 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
         .collect();
     let mut out = Listing::default();
     // SmolVM's flat caches, of every version.
-    let in_use = InUse::read(&dbs);
+    rows.extend(
+        catalog::list_smolvm(&paths.images_root, current_version, &dbs)
+            .into_iter()
+            .map(|e| Row::from_entry(e, Kind::SmolvmCache)),
+    );
     let links = HardLinks::default();
-    if let Ok(rd) = std::fs::read_dir(&paths.images_root) {
-        for d in rd.flatten() {
-            let name = d.file_name().to_string_lossy().into_owned();
-            let Some(found) = flat_cache(&name, d.path()) else {
-                continue;
-            };
-            if !found.path.is_dir() {
-                continue;
-            }
-            let e = catalog::entry(found, current_version, &in_use, &links);
-            rows.push(Row::from_entry(e, Kind::SmolvmCache));
-        }
-    }
     match prune::plan(&PruneOptions::new(paths, current_version, true)) {
         Ok(plan) => {
             out.reclaimable_bytes = plan.reclaimable_bytes();
@@ -219,20 +219,4 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
     }
     out.rows = rows;
     Ok(out)
-}
-
-/// `<preset>-v<version>-<arch>-<vmm>[-alpine]`, SmolVM's cache name, parsed.
-fn flat_cache(name: &str, path: PathBuf) -> Option<Found> {
-    let version = cache_version(name)?;
-    if version == name {
-        return None;
-    }
-    let short = name.replacen(&format!("-v{version}-"), "-", 1);
-    let parsed = parse_image_name(&short)?;
-    Some(Found {
-        version: version.to_string(),
-        name: name.to_string(),
-        parsed,
-        path,
-    })
 }

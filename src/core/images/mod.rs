@@ -198,6 +198,30 @@ pub fn resolve_image(paths: &crate::core::Paths, name: &str) -> Result<(PathBuf,
     store::built_image(&paths.images_root, name)
 }
 
+/// The `--init` the image `name` was built with, when not `/init` (its `.init` file, read
+/// without following a link and checked as `image build` checks it).
+pub fn built_init(paths: &crate::core::Paths, name: &str) -> Result<Option<String>> {
+    store::validate_name(name)?;
+    let p = paths
+        .images_root
+        .join(name)
+        .join(crate::core::images::store::INIT_FILE);
+    match crate::sys::open::read_to_string(&p) {
+        Ok(text) => {
+            let init = text.trim().to_string();
+            crate::core::images::store::validate_init(&init)
+                .map_err(|e| Error::runtime(format!("{}: {}", p.display(), e.message)))?;
+            Ok(Some(init))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::runtime(format!(
+            "cannot read {}: {}",
+            p.display(),
+            crate::core::error::io_reason(&e)
+        ))),
+    }
+}
+
 /// The names [`resolve_image`] accepts: every finished `image build` in the images root
 /// (a valid name, `.fingerprint`, kernel and rootfs), sorted.
 pub fn built_images(paths: &crate::core::Paths) -> Vec<String> {

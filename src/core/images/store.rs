@@ -35,6 +35,29 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// SmolVM's `--init` default.
+pub const DEFAULT_INIT: &str = "/init";
+/// Where a built image records an `--init` other than [`DEFAULT_INIT`].
+pub const INIT_FILE: &str = ".init";
+
+/// `--init PATH`: an absolute path of printable characters without spaces (it goes on the
+/// kernel command line as `init=PATH`), at most 255 bytes, no `..`.
+pub fn validate_init(init: &str) -> Result<()> {
+    let ok = init.starts_with('/')
+        && init.len() <= 255
+        && init.bytes().all(|b| b.is_ascii_graphic())
+        && !init.split('/').any(|c| c == "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            crate::core::error::ErrorCode::InvalidInput,
+            format!("--init {init:?} must be an absolute path in the image, without spaces"),
+        )
+        .with_recovery("Pass the program the image starts with, e.g. --init /sbin/init."))
+    }
+}
+
 /// The `(kernel, rootfs)` of an image built into `cache_dir` under `name`.
 pub fn built_image(cache_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
     validate_name(name)?;

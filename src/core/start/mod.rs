@@ -87,6 +87,9 @@ pub struct StartOptions {
     pub boot_timeout: Option<Duration>,
     /// Create only (`sandbox create` without `--start`).
     pub create_only: bool,
+    /// The program the guest starts (`init=` on the kernel command line) when not
+    /// `/init`: a built image's `--init` ([`crate::core::images::built_init`]).
+    pub init: Option<String>,
     /// Workspace folders shared with the guest (QEMU only; kept in the VM's config).
     pub mounts: Vec<crate::core::presets::mounts::Mount>,
     /// Each install step's bound when a preset's local image is built (default 600 s).
@@ -425,7 +428,10 @@ pub async fn create(
         kernel_path: Some(kernel.clone()),
         initrd_path: None,
         rootfs_path: Some(disk.clone()),
-        boot_args: Some(DEFAULT_BOOT_ARGS.into()),
+        boot_args: Some(match &opts.init {
+            Some(init) => DEFAULT_BOOT_ARGS.replace("init=/init", &format!("init={init}")),
+            None => DEFAULT_BOOT_ARGS.into(),
+        }),
         backend: Some(runtime.vmm.as_str().into()),
         qemu_machine: runtime.machine.map(|m| m.as_str().into()),
         disk_mode: Some("isolated".into()),

@@ -81,7 +81,11 @@ fn validate_manifest(input: &Path, m: &ArchiveManifest, current_version: &str) -
     }
     let expected = expected_files(m.kind, &m.name)
         .ok_or_else(|| bad(input, format!("{:?} is not a valid image name", m.name)))?;
-    let names: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
+    let mut names: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
+    // A built image may end with `image build --init`'s record.
+    if m.kind == Kind::Built && names.last() == Some(&crate::core::images::store::INIT_FILE) {
+        names.pop();
+    }
     if names != expected.iter().map(String::as_str).collect::<Vec<_>>() {
         return Err(bad(
             input,
@@ -104,7 +108,8 @@ fn validate_manifest(input: &Path, m: &ArchiveManifest, current_version: &str) -
                 format!("{}: invalid SHA-256 {:?}", f.name, f.sha256),
             ));
         }
-        if (f.name == FINGERPRINT || f.name == SIDECAR) && f.size > MAX_SMALL {
+        let small = [FINGERPRINT, SIDECAR, crate::core::images::store::INIT_FILE];
+        if small.contains(&f.name.as_str()) && f.size > MAX_SMALL {
             return Err(bad(
                 input,
                 format!("{}: {} bytes is too large", f.name, f.size),
@@ -175,6 +180,12 @@ pub fn load(
 ) -> Result<LoadReport> {
     let input = &opts.input;
     let file = open::open_read(input).map_err(|e| io_err("cannot read", input, &e))?;
+    let mut head = [0u8; 512];
+    let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)
+        .map_err(|e| io_err("cannot read", input, &e))?;
+    if super::smolvm::is_smolvm(&head[..n]) {
+        return super::smolvm::load(paths, opts);
+    }
     let dec = zstd::Decoder::new(BufReader::with_capacity(CHUNK, file))
         .map_err(|e| corrupt(input, &e))?;
     let mut archive = tar::Archive::new(dec);
@@ -391,6 +402,19 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
         Some(Err(e)) => return Err(corrupt(input, &e)),
     }
 
+    if m.files
+        .iter()
+        .any(|f| f.name == crate::core::images::store::INIT_FILE)
+    {
+        let p = staging_path.join(crate::core::images::store::INIT_FILE);
+        let init = open::read_to_string(&p).map_err(|e| io_err("cannot read", &p, &e))?;
+        crate::core::images::store::validate_init(init.trim()).map_err(|e| {
+            bad(
+                input,
+                format!("{}: {}", crate::core::images::store::INIT_FILE, e.message),
+            )
+        })?;
+    }
     if m.kind == Kind::Published {
         let rootfs_sha = m
             .files
@@ -444,6 +468,7 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
         kernel_path,
         files: m.files.clone(),
         replaced,
+        format: Format::Native,
     })
 }
 

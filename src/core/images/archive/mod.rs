@@ -37,6 +37,7 @@ use crate::core::error::{io_reason, Error};
 
 mod load;
 mod save;
+pub mod smolvm;
 
 pub use load::load;
 pub use save::save;
@@ -125,13 +126,27 @@ pub struct ArchiveEvent {
     pub total: u64,
 }
 
-/// `image save -o OUTPUT NAME [--force]`.
+/// Which archive format `image save` writes (`load` reads both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// smolvm's `.tar.zst` ([`MANIFEST_NAME`] first).
+    #[default]
+    Native,
+    /// SmolVM 0.0.36's plain tar ([`smolvm`]), for published image caches.
+    Smolvm,
+}
+
+/// `image save -o OUTPUT NAME [--force] [--format F]`.
 #[derive(Debug, Clone)]
 pub struct SaveOptions {
     pub name: String,
     pub output: PathBuf,
     /// Replace an existing regular file at `output`.
     pub force: bool,
+    /// SmolVM's cache names (`codex-v0.0.36-amd64-qemu`) are always saved in SmolVM's
+    /// format, the only one that carries them.
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +159,7 @@ pub struct SaveReport {
     pub files: Vec<FileEntry>,
     /// A file was at `output` and was replaced (`--force`).
     pub replaced: bool,
+    pub format: Format,
 }
 
 /// `image load -i INPUT [--force]`.
@@ -165,6 +181,8 @@ pub struct LoadReport {
     pub files: Vec<FileEntry>,
     /// An image of that name was there and was replaced (`--force`).
     pub replaced: bool,
+    /// The archive's format.
+    pub format: Format,
 }
 
 fn io_err(what: &str, p: &Path, e: &io::Error) -> Error {

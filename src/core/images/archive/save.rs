@@ -36,11 +36,16 @@ fn locate(paths: &Paths, version: &str, name: &str) -> Result<Source> {
         && open::kind(&root.join(name)).ok() == Some(Some(open::Kind::Dir))
     {
         let dir = root.join(name);
-        let files = expected_files(Kind::Built, name)
+        let mut files: Vec<(String, PathBuf)> = expected_files(Kind::Built, name)
             .unwrap_or_default()
             .into_iter()
             .map(|f| (f.clone(), dir.join(f)))
             .collect();
+        // `image build --init`'s record travels with the image.
+        let init = dir.join(crate::core::images::store::INIT_FILE);
+        if open::kind(&init).ok() == Some(Some(open::Kind::File)) {
+            files.push((crate::core::images::store::INIT_FILE.to_string(), init));
+        }
         return Ok(Source {
             kind: Kind::Built,
             version: None,
@@ -117,7 +122,7 @@ impl Read for At<'_> {
 }
 
 /// A file we created under a generated name: removed on drop unless kept.
-struct TempFile(Option<PathBuf>);
+pub(super) struct TempFile(pub(super) Option<PathBuf>);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -149,6 +154,11 @@ pub fn save(
     opts: &SaveOptions,
     progress: &Progress<ArchiveEvent>,
 ) -> Result<SaveReport> {
+    if opts.format == Format::Smolvm
+        || crate::core::images::catalog::flat_cache_name(&opts.name).is_some()
+    {
+        return super::smolvm::save(paths, version, opts);
+    }
     let src = locate(paths, version, &opts.name)?;
     let out = &opts.output;
     let existing = open::kind(out).map_err(|e| io_err("cannot read", out, &e))?;
@@ -260,14 +270,31 @@ pub fn save(
     file.sync_all().map_err(werr)?;
     let archive_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     drop(file);
-    // Into place: over nothing, or (with force) over a regular file only — re-checked.
+    let replaced = put_in_place(&tmp, out, opts.force)?;
+    guard.0 = None;
+    Ok(SaveReport {
+        name: opts.name.clone(),
+        kind: src.kind,
+        version: src.version,
+        output: out.clone(),
+        archive_bytes,
+        files: manifest.files,
+        replaced,
+        format: Format::Native,
+    })
+}
+
+/// Move the finished archive `tmp` to `out`: over nothing, or (with `force`) over a
+/// regular file only — re-checked now; then sync `out`'s directory. Whether a file was
+/// replaced.
+pub(super) fn put_in_place(tmp: &Path, out: &Path, force: bool) -> Result<bool> {
     let replaced = match open::kind(out).map_err(|e| io_err("cannot read", out, &e))? {
         None => {
-            open::rename_noreplace(&tmp, out).map_err(|e| io_err("cannot write", out, &e))?;
+            open::rename_noreplace(tmp, out).map_err(|e| io_err("cannot write", out, &e))?;
             false
         }
-        Some(open::Kind::File) if opts.force => {
-            crate::sys::fs::replace_with_generated(&tmp, out)
+        Some(open::Kind::File) if force => {
+            crate::sys::fs::replace_with_generated(tmp, out)
                 .map_err(|e| io_err("cannot write", out, &e))?;
             true
         }
@@ -285,19 +312,10 @@ pub fn save(
             )))
         }
     };
-    guard.0 = None;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     open::sync_dir(parent).map_err(|e| io_err("cannot sync", parent, &e))?;
-    Ok(SaveReport {
-        name: opts.name.clone(),
-        kind: src.kind,
-        version: src.version,
-        output: out.clone(),
-        archive_bytes,
-        files: manifest.files,
-        replaced,
-    })
+    Ok(replaced)
 }

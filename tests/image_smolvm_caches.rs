@@ -1,0 +1,259 @@
+//! SmolVM 0.0.36's own image caches (`<images>/<preset>-v<version>-<arch>-<vmm>/`, its
+//! `cache_name`) beside ours: `image ls`, `image inspect` and `image rm` see them, and what
+//! they report for one is what SmolVM's own CLI reports for the same directory, key by key.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{json, json_exit, Home};
+
+/// SmolVM's current cache of codex on amd64/qemu, as its `image pull` leaves it: the
+/// kernel, the verified `.zst`, the sparse rootfs and the sidecar (the bundled manifest's
+/// rootfs checksum, which SmolVM's manifest also has).
+fn smolvm_cache(h: &Home, name: &str) -> PathBuf {
+    let d = h.images().join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("vmlinux.bin"), vec![7u8; 5000]).unwrap();
+    std::fs::write(d.join("rootfs.ext4.zst"), vec![1u8; 9000]).unwrap();
+    let f = std::fs::File::create(d.join("rootfs.ext4")).unwrap();
+    f.set_len(64 << 20).unwrap();
+    std::fs::write(
+        d.join("rootfs.ext4.from-sha256"),
+        "sparse-v1:0000000000000000000000000000000000000000000000000000000000000000",
+    )
+    .unwrap();
+    d
+}
+
+/// smolvm with SmolVM's version as the current image version (so `current` means the same
+/// on both sides).
+fn ours(h: &Home, args: &[&str]) -> std::process::Output {
+    h.smolvm()
+        .env("SMOLVM_IMAGE_VERSION", "0.0.36")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn smolvm_py(h: &Home, args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = support::smolvm_py::cli(h.env_vars(), args);
+    assert_eq!(code, 0, "SmolVM {args:?}: {out}\n{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Every key of SmolVM's object `theirs` but `skip` has the same value in `ours`.
+fn same_keys(what: &str, theirs: &serde_json::Value, ours: &serde_json::Value, skip: &[&str]) {
+    let obj = theirs.as_object().unwrap();
+    assert!(!obj.is_empty(), "{what}: SmolVM reported nothing");
+    for (k, v) in obj {
+        if skip.contains(&k.as_str()) {
+            continue;
+        }
+        assert_eq!(
+            ours.get(k),
+            Some(v),
+            "{what}: key {k}\nours:   {ours}\nSmolVM: {theirs}"
+        );
+    }
+}
+
+fn row<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    list["data"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {list}"))
+}
+
+#[test]
+fn image_ls_rows_of_smolvm_caches_match_smolvm_key_by_key() {
+    let h = Home::new();
+    smolvm_cache(&h, "codex-v0.0.36-amd64-qemu");
+    smolvm_cache(&h, "claude-code-v0.0.35-arm64-firecracker-alpine");
+    let theirs = smolvm_py(&h, &["image", "list", "--json"]);
+    let out = ours(&h, &["image", "ls", "--json"]);
+    let mine = json(&out);
+    for name in [
+        "codex-v0.0.36-amd64-qemu",
+        "claude-code-v0.0.35-arm64-firecracker-alpine",
+    ] {
+        let t = row(&theirs, name);
+        let o = row(&mine, name);
+        // `kind`: SmolVM says `image`, ours tells its two layouts apart.
+        assert_eq!(t["kind"], "image");
+        assert_eq!(o["kind"], "smolvm-cache");
+        same_keys(name, t, o, &["kind"]);
+    }
+    assert_eq!(row(&mine, "codex-v0.0.36-amd64-qemu")["current"], true);
+    assert_eq!(
+        theirs["data"]["total_size_bytes"], mine["data"]["total_size_bytes"],
+        "{theirs}\n{mine}"
+    );
+    assert_eq!(theirs["data"]["image_dir"], mine["data"]["image_dir"]);
+}
+
+#[test]
+fn image_inspect_takes_a_smolvm_cache_name_and_matches_smolvm_key_by_key() {
+    let h = Home::new();
+    let dir = smolvm_cache(&h, "codex-v0.0.36-amd64-qemu");
+    let name = "codex-v0.0.36-amd64-qemu";
+    let theirs = smolvm_py(&h, &["image", "inspect", name, "--json"]);
+    let t = &theirs["data"][0];
+    let mine = json(&ours(&h, &["image", "inspect", name, "--json"]));
+    let o = &mine["data"];
+    same_keys(name, t, o, &["files"]);
+    assert_eq!(o["layout"], "smolvm");
+    assert_eq!(o["kernel_path"], dir.join("vmlinux.bin").to_str().unwrap());
+    let (tf, of) = (
+        t["files"].as_array().unwrap(),
+        o["files"].as_array().unwrap(),
+    );
+    assert_eq!(tf.len(), 4, "{t}");
+    assert_eq!(tf.len(), of.len(), "{o}");
+    for (t, o) in tf.iter().zip(of) {
+        same_keys("files", t, o, &[]);
+    }
+    // A trailing slash (tab completion) names the same directory.
+    let slash = json(&ours(
+        &h,
+        &["image", "inspect", &format!("{name}/"), "--json"],
+    ));
+    assert_eq!(slash["data"]["path"], o["path"]);
+    // A preset still works, and names our own layout.
+    let preset = json(&ours(
+        &h,
+        &[
+            "image", "inspect", "codex", "--arch", "amd64", "--vmm", "qemu", "--json",
+        ],
+    ));
+    assert_eq!(preset["data"]["layout"], "versioned");
+    assert_eq!(preset["data"]["name"], "codex-amd64-qemu");
+    // A SmolVM cache name with no directory is SmolVM's "no cached image" (exit 1).
+    let out = ours(
+        &h,
+        &[
+            "image",
+            "inspect",
+            "codex-v0.0.36-amd64-firecracker",
+            "--json",
+        ],
+    );
+    let v = json_exit(&out, 1);
+    assert_eq!(
+        v["error"]["message"],
+        "No cached image named 'codex-v0.0.36-amd64-firecracker'."
+    );
+    // Never a path: a name with a slash is not a cache name.
+    let out = ours(
+        &h,
+        &[
+            "image",
+            "inspect",
+            "../images/codex-v0.0.36-amd64-qemu",
+            "--json",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0));
+}
+
+fn ls_names(h: &Home) -> Vec<String> {
+    let v = json(&ours(h, &["image", "ls", "--json"]));
+    let mut n: Vec<String> = v["data"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+#[test]
+fn image_rm_of_a_smolvm_cache_name_removes_only_that_directory() {
+    let h = Home::new();
+    let a = smolvm_cache(&h, "codex-v0.0.36-amd64-qemu");
+    let b = smolvm_cache(&h, "codex-v0.0.35-amd64-qemu");
+    let ours_dir = h.images().join("0.0.36/codex-amd64-qemu");
+    std::fs::create_dir_all(&ours_dir).unwrap();
+    std::fs::write(ours_dir.join("rootfs.ext4.zst"), b"x").unwrap();
+
+    // A preset names our own caches only, never SmolVM's.
+    let out = ours(&h, &["image", "rm", "codex", "--dry-run", "--json"]);
+    let v = json(&out);
+    let removed: Vec<&str> = v["data"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, ["codex-amd64-qemu"]);
+
+    let out = ours(&h, &["image", "rm", "codex-v0.0.36-amd64-qemu", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["data"]["removed"][0]["path"], a.to_str().unwrap());
+    assert!(v["data"]["removed"][0]["size_bytes"].as_u64().unwrap() > 0);
+    assert!(!exists(&a));
+    assert!(exists(&b) && exists(&ours_dir));
+    assert_eq!(
+        ls_names(&h),
+        ["codex-amd64-qemu", "codex-v0.0.35-amd64-qemu"]
+    );
+}
+
+#[test]
+fn image_rm_of_a_smolvm_cache_that_is_a_symlink_removes_the_link_only() {
+    let h = Home::new();
+    let outside = h.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("rootfs.ext4"), b"precious").unwrap();
+    let link = h.images().join("codex-v0.0.36-amd64-qemu");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let out = ours(&h, &["image", "rm", "codex-v0.0.36-amd64-qemu", "--json"]);
+    json(&out);
+    assert!(!exists(&link));
+    assert_eq!(
+        std::fs::read(outside.join("rootfs.ext4")).unwrap(),
+        b"precious"
+    );
+    // Names that are not SmolVM cache names are refused, and nothing changes.
+    for bad in [
+        "../elsewhere",
+        "codex-v0.0.36-amd64-qemu/../../elsewhere",
+        ".codex-v0.0.36-amd64-qemu",
+    ] {
+        let out = ours(&h, &["image", "rm", bad, "--json"]);
+        assert_ne!(out.status.code(), Some(0), "{bad}");
+    }
+    assert!(outside.join("rootfs.ext4").exists());
+}
+
+#[test]
+fn image_rm_refuses_a_smolvm_cache_that_is_a_mount_point() {
+    if !support::is_root() {
+        eprintln!("SKIPPED: needs root (mount)");
+        return;
+    }
+    let h = Home::new();
+    let d = smolvm_cache(&h, "codex-v0.0.36-amd64-qemu");
+    std::fs::remove_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&d).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&d)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(d.join("keep"), b"k").unwrap();
+    let out = ours(&h, &["image", "rm", "codex-v0.0.36-amd64-qemu", "--json"]);
+    let code = out.status.code();
+    let kept = d.join("keep").exists();
+    let _ = std::process::Command::new("umount").arg(&d).status();
+    assert_eq!(code, Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(kept, "a file on the mount was removed");
+}
