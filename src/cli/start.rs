@@ -279,11 +279,7 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
         if let Some(name) = &args.image {
-            let paths = crate::core::Paths::resolve(env, None);
-            let (k, r) = crate::core::images::resolve_image(&paths, name)?;
-            opts.kernel = Some(k);
-            opts.rootfs = Some(r);
-            opts.init = crate::core::images::built_init(&paths, name)?;
+            opts.use_built_image(&crate::core::Paths::resolve(env, None), name)?;
         }
         opts.create_only = !args.start;
         (opts.bridge, opts.bridge_address) = args.attach.attachment()?;

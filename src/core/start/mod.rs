@@ -104,6 +104,19 @@ pub struct StartOptions {
     pub bridge_address: Option<bridged::GuestAddress>,
 }
 
+impl StartOptions {
+    /// Boot the image `smolvm image build` made as `name`: its kernel, rootfs and the init
+    /// it was built with (what `sandbox create --image NAME` and the dashboard's start form
+    /// both do).
+    pub fn use_built_image(&mut self, paths: &crate::sys::paths::Paths, name: &str) -> Result<()> {
+        let (kernel, rootfs) = images::resolve_image(paths, name)?;
+        self.kernel = Some(kernel);
+        self.rootfs = Some(rootfs);
+        self.init = images::built_init(paths, name)?;
+        Ok(())
+    }
+}
+
 /// A sink for the steps of a preset image built during a start (human text).
 #[derive(Clone)]
 pub struct StepSink(pub Arc<dyn Fn(String) + Send + Sync>);

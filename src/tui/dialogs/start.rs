@@ -129,11 +129,7 @@ impl StartSpec {
         };
         match &self.image {
             StartImage::Preset(p) => opts.preset = Some(p.clone()),
-            StartImage::Built(name) => {
-                let (kernel, rootfs) = crate::core::images::resolve_image(paths, name)?;
-                opts.kernel = Some(kernel);
-                opts.rootfs = Some(rootfs);
-            }
+            StartImage::Built(name) => opts.use_built_image(paths, name)?,
         }
         Ok(opts)
     }
@@ -519,7 +515,7 @@ mod tests {
     }
 
     /// A built image is offered after the presets; choosing it starts it with the
-    /// kernel and rootfs `sandbox create --image NAME` resolves (core's resolve_image).
+    /// kernel, rootfs and init `sandbox create --image NAME` resolves (one core function).
     #[test]
     fn the_form_starts_a_built_image_resolved_by_core() {
         let t = tempfile::tempdir().unwrap();
@@ -542,6 +538,11 @@ mod tests {
         assert_eq!(opts.preset, None);
         assert_eq!(opts.kernel, Some(dir.join("vmlinux.bin")));
         assert_eq!(opts.rootfs, Some(dir.join("rootfs.ext4")));
+        assert_eq!(opts.init, None);
+        // Built with `--init`: the form boots it with that init, as `--image` does.
+        std::fs::write(dir.join(".init"), b"/sbin/init\n").unwrap();
+        let opts = spec.options(&env, &paths).unwrap();
+        assert_eq!(opts.init.as_deref(), Some("/sbin/init"));
         // Gone meanwhile: core's "build it first" error, as the CLI gives.
         std::fs::remove_file(dir.join("rootfs.ext4")).unwrap();
         let e = spec.options(&env, &paths).unwrap_err();
