@@ -12,6 +12,7 @@ use crate::core::images::{Arch, Os, Vmm, VmmRequest};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
 
 pub use super::host_args::*;
+pub use super::snapshot_args::*;
 use crate::core::VmStatus;
 
 /// Core's value types as clap values: the spellings are each type's own (`as_str`), in
@@ -624,6 +625,8 @@ pub enum SandboxCommand {
     /// Snapshots of a sandbox: create, restore, list, delete.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// New running sandboxes from a --for-clone snapshot: its memory and processes.
+    Clone(CloneArgs),
     /// A sandbox's network: its egress policy, what it sent and what was blocked.
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -669,72 +672,6 @@ pub struct NetworkSetArgs {
     #[arg(long, overrides_with = "publish_ssh")]
     pub no_publish_ssh: bool,
     /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SnapshotCommand {
-    /// Snapshot a sandbox (it stays paused unless --resume-source).
-    Create(SnapshotCreateArgs),
-    /// Bring a snapshot's sandbox back under its id, IP and SSH port.
-    Restore(SnapshotRestoreArgs),
-    /// List snapshots with type, size on disk and source sandbox.
-    #[command(alias = "ls")]
-    List(SnapshotListArgs),
-    /// Delete a snapshot's row and files.
-    #[command(alias = "rm")]
-    Delete(IdArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SnapshotCreateArgs {
-    /// The sandbox to snapshot.
-    pub id: String,
-    /// Snapshot id (default: snap-<8 hex>).
-    #[arg(long)]
-    pub snapshot_id: Option<String>,
-    /// full (memory, device state and disk), disk (disk only); diff is not supported yet.
-    #[arg(long, value_enum, default_value = "full")]
-    pub snapshot_type: SnapshotType,
-    /// Run the source sandbox again afterwards.
-    #[arg(long)]
-    pub resume_source: bool,
-    /// Refuse a sandbox that is not running.
-    #[arg(long)]
-    pub live_only: bool,
-    /// Sync the guest's file systems before a disk snapshot of a running sandbox.
-    #[arg(long, value_enum, default_value = "best-effort")]
-    pub flush_policy: FlushPolicy,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct SnapshotRestoreArgs {
-    /// The snapshot to restore.
-    pub snapshot: String,
-    /// Run the guest and return when its SSH answers (else it stays paused).
-    #[arg(long)]
-    pub resume: bool,
-    /// Replace a sandbox of the snapshot's id.
-    #[arg(long)]
-    pub force: bool,
-    /// Seconds to wait for the guest (at most 86400).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
-    pub boot_timeout: Option<Duration>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct SnapshotListArgs {
-    /// Only this sandbox's snapshots.
-    #[arg(long)]
-    pub vm_id: Option<String>,
-    /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
 }

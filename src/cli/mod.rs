@@ -21,6 +21,7 @@ pub mod sandbox;
 mod shapes;
 pub mod shell;
 pub mod snapshot;
+mod snapshot_args;
 pub mod start;
 pub mod toolkit;
 pub mod toolkit_args;
@@ -242,6 +243,7 @@ fn mutation(cmd: &Command) -> Option<Action> {
             SandboxCommand::Snapshot(SnapshotCommand::Create(_)) => Action::SnapshotCreate,
             SandboxCommand::Snapshot(SnapshotCommand::Restore(_)) => Action::SnapshotRestore,
             SandboxCommand::Snapshot(SnapshotCommand::Delete(_)) => Action::SnapshotDelete,
+            SandboxCommand::Clone(_) => Action::SnapshotClone,
             SandboxCommand::Network(args::NetworkCommand::Set(_)) => Action::NetworkSet,
             _ => return None,
         },
