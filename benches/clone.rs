@@ -64,7 +64,7 @@ fn main() {
         }],
     );
     let ns = NetNs::with_uplink();
-    let smolvm = |args: &[&str]| {
+    let run = |args: &[&str]| {
         let mut c = ns.cmd(&h, "smolvm");
         c.env("SMOLVM_MANIFEST", &manifest)
             .args(args)
@@ -76,8 +76,9 @@ fn main() {
             support::stdout(&out),
             support::stderr(&out)
         );
-        support::json(&out)
+        out
     };
+    let smolvm = |args: &[&str]| support::json(&run(args));
     let create = |name: &str| {
         let t = Instant::now();
         let v = smolvm(&[
@@ -128,7 +129,7 @@ fn main() {
     // snapshot for cloning (the template runs on).
     let (_, v) = create("vm-tpl");
     let accel = v["data"]["accelerator"].as_str().unwrap_or("?").to_string();
-    smolvm(&[
+    run(&[
         "sandbox",
         "exec",
         "vm-tpl",
