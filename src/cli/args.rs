@@ -533,6 +533,8 @@ pub enum SandboxCommand {
     /// Snapshots of a sandbox: create, restore, list, delete.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// New running sandboxes from a --for-clone snapshot: its memory and processes.
+    Clone(CloneArgs),
     /// A sandbox's network: its egress policy, what it sent and what was blocked.
     #[command(subcommand)]
     Network(NetworkCommand),

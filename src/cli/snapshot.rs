@@ -4,14 +4,14 @@
 use serde::Serialize;
 
 use super::args::{
-    IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotIdArgs, SnapshotRestoreArgs,
+    CloneArgs, IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotIdArgs, SnapshotRestoreArgs,
 };
 use super::output::{self, line, warn};
 use super::start::{open_ctx, progress};
 use crate::core::error::Result;
 use crate::core::lifecycle;
 use crate::core::runtime::block_on;
-use crate::core::snapshot::{self, CreateOptions, RestoreOptions};
+use crate::core::snapshot::{self, CloneOptions, CreateOptions, RestoreOptions};
 use crate::core::table;
 use crate::core::units::format_size;
 use crate::core::Env;
@@ -67,6 +67,7 @@ fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
             resume_source: a.resume_source,
             live_only: a.live_only,
             flush: a.flush_policy,
+            for_clone: a.for_clone,
         };
         let ctx = open_ctx(env)?;
         block_on(snapshot::create(&ctx, &opts))?
@@ -219,6 +220,62 @@ fn delete(a: &SnapshotIdArgs, env: &Env) -> i32 {
         }
         Ok(info) => {
             line(format!("Deleted snapshot {}.", info.id));
+            0
+        }
+        Err(e) => output::fail(CMD, a.json, &e),
+    }
+}
+
+/// `sandbox clone SNAPSHOT [--count N] [--prefix P | --name NAME]`.
+pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
+    const CMD: &str = "sandbox.clone";
+    let r = (|| -> Result<_> {
+        let opts = CloneOptions {
+            snapshot_id: a.snapshot.clone(),
+            count: a.count,
+            prefix: a.prefix.clone(),
+            name: a.name.clone(),
+            boot_timeout: a.boot_timeout,
+            copy_memory: a.copy_memory,
+        };
+        let ctx = open_ctx(env)?;
+        block_on(snapshot::clone(&ctx, &opts, &progress(a.json)))?
+    })();
+    match r {
+        Ok(rep) if a.json => {
+            let data = serde_json::json!({
+                "snapshot_id": rep.snapshot_id,
+                "template_vm_id": rep.template_vm_id,
+                "clones": rep.clones,
+                "count": rep.clones.len(),
+                "elapsed_ms": rep.elapsed_ms,
+            });
+            output::print_json(CMD, 0, Some(&data), None);
+            0
+        }
+        Ok(rep) => {
+            line(format!(
+                "Cloned snapshot {} into {} sandbox{} in {:.2} s.",
+                rep.snapshot_id,
+                rep.clones.len(),
+                if rep.clones.len() == 1 { "" } else { "es" },
+                rep.elapsed_ms / 1000.0
+            ));
+            let rows: Vec<[String; 4]> = rep
+                .clones
+                .iter()
+                .map(|c| {
+                    [
+                        c.name.clone(),
+                        c.ip_address.clone(),
+                        c.ssh_port.map(|p| p.to_string()).unwrap_or_default(),
+                        format!("{:.2} s", c.elapsed_ms / 1000.0),
+                    ]
+                })
+                .collect();
+            for l in table::text_table(["NAME", "IP", "SSH PORT", "READY IN"], &rows) {
+                line(l);
+            }
             0
         }
         Err(e) => output::fail(CMD, a.json, &e),

@@ -1,5 +1,5 @@
-//! Command-line grammar of `sandbox snapshot create|restore|list|delete`. Handlers live
-//! in `snapshot.rs`; nothing here acts.
+//! Command-line grammar of `sandbox snapshot create|restore|list|delete` and `sandbox
+//! clone`. Handlers live in `snapshot.rs`; nothing here acts.
 
 use std::time::Duration;
 
@@ -50,6 +50,10 @@ pub struct SnapshotCreateArgs {
     /// Sync the guest's file systems before a disk snapshot of a running sandbox.
     #[arg(long, value_enum, default_value = "best-effort")]
     pub flush_policy: FlushPolicy,
+    /// A template for `sandbox clone`: start the clone agent in the guest first (a full
+    /// snapshot of a running QEMU sandbox).
+    #[arg(long)]
+    pub for_clone: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +83,32 @@ pub struct SnapshotListArgs {
     #[arg(long)]
     pub vm_id: Option<String>,
     /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sandbox clone SNAPSHOT`.
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// A full QEMU snapshot made with `snapshot create --for-clone`.
+    pub snapshot: String,
+    /// How many clones (each a sandbox of its own).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub count: u32,
+    /// Clone ids PREFIX-1, PREFIX-2, … (ids taken are skipped; default: vm-<8 hex>).
+    #[arg(long, conflicts_with = "name")]
+    pub prefix: Option<String>,
+    /// The clone's id (one clone only).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Load the snapshot's RAM into each clone's own memory (as a restore does) instead
+    /// of sharing its RAM file copy-on-write.
+    #[arg(long)]
+    pub copy_memory: bool,
+    /// Seconds to wait for each clone (at most 86400).
+    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    pub boot_timeout: Option<Duration>,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -441,6 +441,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Pause(a) => super::snapshot::pause(&a, true, env),
         SandboxCommand::Resume(a) => super::snapshot::pause(&a, false, env),
         SandboxCommand::Snapshot(c) => super::snapshot::run(c, env),
+        SandboxCommand::Clone(a) => super::snapshot::clone(&a, env),
         SandboxCommand::Network(c) => super::network::run(c, env),
     }
 }

@@ -481,6 +481,7 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
         VmFile::FcSocket,
         VmFile::QmpSocket,
         VmFile::VsockSocket,
+        VmFile::AgentSocket,
         VmFile::Log,
         VmFile::Disk,
     ] {

@@ -385,6 +385,8 @@ pub enum VmFile {
     QmpSocket,
     /// `<socket dir>/vsock-<id>.sock`.
     VsockSocket,
+    /// `<socket dir>/agent-<id>.sock`: a clone's agent port, while it is re-addressed.
+    AgentSocket,
 }
 
 /// The ledger directory inside the data dir.
@@ -393,10 +395,11 @@ pub const LEDGER_DIR: &str = "vm-ids";
 pub const DISKS_DIR: &str = "disks";
 
 impl VmFile {
-    pub const ALL: [VmFile; 6] = [
+    pub const ALL: [VmFile; 7] = [
         VmFile::FcSocket,
         VmFile::QmpSocket,
         VmFile::VsockSocket,
+        VmFile::AgentSocket,
         VmFile::Log,
         VmFile::Disk,
         VmFile::Ledger,
@@ -405,7 +408,7 @@ impl VmFile {
     pub fn is_socket(self) -> bool {
         matches!(
             self,
-            VmFile::FcSocket | VmFile::QmpSocket | VmFile::VsockSocket
+            VmFile::FcSocket | VmFile::QmpSocket | VmFile::VsockSocket | VmFile::AgentSocket
         )
     }
 
@@ -428,6 +431,7 @@ impl VmFile {
             VmFile::FcSocket => (socket_dir.to_path_buf(), format!("fc-{vm_id}.sock")),
             VmFile::QmpSocket => (socket_dir.to_path_buf(), format!("qmp-{vm_id}.sock")),
             VmFile::VsockSocket => (socket_dir.to_path_buf(), format!("vsock-{vm_id}.sock")),
+            VmFile::AgentSocket => (socket_dir.to_path_buf(), format!("agent-{vm_id}.sock")),
         })
     }
 
@@ -446,6 +450,7 @@ impl VmFile {
             (VmFile::FcSocket, "fc-"),
             (VmFile::QmpSocket, "qmp-"),
             (VmFile::VsockSocket, "vsock-"),
+            (VmFile::AgentSocket, "agent-"),
         ]
         .into_iter()
         .find_map(|(f, prefix)| stem.strip_prefix(prefix).map(|id| (f, id)))
@@ -614,8 +619,10 @@ pub fn replace_with_generated(from: &Path, to: &Path) -> io::Result<()> {
 /// QEMU's migration stream, Firecracker's state and memory files, the disk copy, and the
 /// `.partial` marker a snapshot carries until its row is written (and again while it is
 /// being deleted). Temporary copies are `.<one of these>.<pid>-<hex>.partial`.
-pub const SNAPSHOT_FILES: [&str; 5] = [
+pub const SNAPSHOT_FILES: [&str; 7] = [
     "state.bin",
+    "ram.bin",
+    "clone-state.bin",
     "vmstate.bin",
     "mem.bin",
     "disk.ext4",

@@ -205,6 +205,11 @@ impl Paths {
         VmFile::QmpSocket.path(Path::new(""), &self.socket_dir, vm_id)
     }
 
+    /// A clone's agent port while smolvm re-addresses it (`agent-<id>.sock`).
+    pub fn agent_socket(&self, vm_id: &str) -> Option<PathBuf> {
+        VmFile::AgentSocket.path(Path::new(""), &self.socket_dir, vm_id)
+    }
+
     /// `~/.smolvm/snapshots/<id>/`, one snapshot's files; `None` for an id that is not a
     /// valid id (snapshot ids follow the VM id rules: they never name another path).
     pub fn snapshot_dir(&self, snapshot_id: &str) -> Option<PathBuf> {

@@ -15,14 +15,17 @@
 //! finished by the next sweep. Prune never looks here, and deleting or cleaning up the VM
 //! leaves its snapshots in place.
 
+mod clone;
 pub mod guard;
 mod restore;
+mod template;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
 use super::context::Ctx;
@@ -127,6 +130,9 @@ pub struct CreateOptions {
     /// Refuse a sandbox that is not running (no cold disk copy of a stopped one).
     pub live_only: bool,
     pub flush: FlushPolicy,
+    /// A template for `sandbox clone`: the clone agent is started in the guest first (a
+    /// running QEMU sandbox, full type only).
+    pub for_clone: bool,
 }
 
 /// One snapshot as listed (JSON keys of `snapshot list` and `create`).
@@ -404,6 +410,20 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         ))
         .with_recovery(format!("Run 'smolvm sandbox start {}' first.", vm.id)));
     }
+    if opts.for_clone
+        && (backend != "qemu" || opts.kind != SnapshotType::Full || vm.status != VmStatus::Running)
+    {
+        return Err(Error::runtime(format!(
+            "--for-clone needs a full snapshot of a running QEMU sandbox ('{}' is {} on {})",
+            vm.id,
+            if live {
+                vm.status.as_str()
+            } else {
+                "not running"
+            },
+            backend
+        )));
+    }
     let disk = ctx.disk_path(&vm.id)?;
     open::regular(&disk).map_err(|e| {
         rt(format!(
@@ -532,6 +552,9 @@ async fn write_snapshot(
     live: bool,
     opts: &CreateOptions,
 ) -> Result<()> {
+    if opts.for_clone {
+        clone::launch_agent(ctx, vm).await?;
+    }
     if live && vm.status == VmStatus::Running {
         if opts.kind == SnapshotType::Disk && opts.flush != FlushPolicy::Skip {
             if let Err(e) = flush_guest(ctx, vm).await {
@@ -592,10 +615,20 @@ async fn write_snapshot(
                 io_reason(&e)
             ))
         })?;
+    let mem_path = if opts.for_clone {
+        template::write(ctx, vm, dir, id).await?;
+        open::sync_dir(dir).map_err(rt)?;
+        Some(dir.join(template::RAM))
+    } else {
+        mem_path
+    };
     open::sync_dir(dir).map_err(rt)?;
     let text = |p: &Path| p.display().to_string();
     let mut config = vm.config.clone();
     config.rootfs_path = Some(disk.to_path_buf());
+    if opts.for_clone {
+        config.extras.clone_agent = Some(true);
+    }
     let row = SnapshotRecord {
         snapshot_id: id.to_string(),
         vm_id: vm.id.clone(),

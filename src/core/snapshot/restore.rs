@@ -357,6 +357,9 @@ async fn bring_up(
             socket: &socket,
             log: &log,
             qemu_extra: &["-S", "-incoming", "defer"],
+            agent_socket: None,
+            ram: None,
+            throwaway_tap: false,
         },
     )?;
     let (mut child, user) = (spawned.child, spawned.user);

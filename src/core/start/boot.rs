@@ -20,7 +20,7 @@ use crate::core::images::Vmm;
 use crate::core::progress::Progress;
 use crate::sys::state::{Network, VmRecord, VmStatus};
 use crate::sys::vmm::firecracker;
-use crate::sys::vmm::qemu::{Machine, QemuSpec};
+use crate::sys::vmm::qemu::{AgentPort, Machine, QemuSpec};
 
 /// Network, spawn and boot for an existing row (created or stopped). On failure the VMM
 /// this call spawned is killed (its own child, never a process found through the row) and
@@ -46,11 +46,17 @@ pub(crate) async fn boot(
     let net = setup_network(ctx, id, progress).await?;
     abort.check(progress)?;
     let network_time = t_net.elapsed();
-    let row = ctx
+    let mut row = ctx
         .store
         .get_vm(id)
         .map_err(rt)?
         .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while starting")))?;
+    // A cold QEMU boot gets the agent port (so its full snapshots can be cloned), recorded
+    // so its restores and clones have the same devices.
+    if runtime.vmm == Vmm::Qemu && row.config.extras.agent_port.is_none() {
+        row.config.extras.agent_port = Some(true);
+        ctx.store.set_config(id, &row.config).map_err(rt)?;
+    }
     let kernel = checked.kernel.clone();
 
     progress.emit(StartEvent::PhaseStarted(Phase::Spawn));
@@ -65,6 +71,9 @@ pub(crate) async fn boot(
             socket: &socket,
             log: &log,
             qemu_extra: &[],
+            agent_socket: None,
+            ram: None,
+            throwaway_tap: false,
         },
     )?;
     let (mut child, user) = (spawned.child, spawned.user);
@@ -215,6 +224,8 @@ pub(crate) fn qemu_spec(
         accel: runtime.accel,
         machine: runtime.machine.unwrap_or(Machine::Q35),
         sandbox: true,
+        agent: (cfg.extras.agent_port == Some(true)).then_some(AgentPort::Null),
+        ram: None,
         // Workspace mounts (virtio-9p), so a restore has the same devices too.
         extra: crate::core::presets::mounts::qemu_args(
             &checked.mounts,

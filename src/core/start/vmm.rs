@@ -184,6 +184,13 @@ pub(crate) struct VmmJob<'a> {
     pub log: &'a std::fs::File,
     /// More QEMU arguments (a restore's `-S -incoming defer`).
     pub qemu_extra: &'a [&'a str],
+    /// A clone's agent port: QEMU listens on this socket instead of a null host end.
+    pub agent_socket: Option<&'a Path>,
+    /// Guest RAM in this file (handed over), mapped shared or private.
+    pub ram: Option<(&'a Path, bool)>,
+    /// The NIC on a TAP of its own that goes with it instead of the sandbox's (a QEMU
+    /// that never runs the guest).
+    pub throwaway_tap: bool,
 }
 
 fn open_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
@@ -231,13 +238,32 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
         Vmm::Qemu => {
             let kernel = kernel_fd(&mut launch, None)?;
             let rootfs_fd = launch.hand_over(OwnedFd::from(disk_file));
-            let tap_fd = crate::sys::net::tap::open_queue(&tap).map_err(|e| {
+            let fd = if job.throwaway_tap {
+                crate::sys::net::tap::open_throwaway()
+            } else {
+                crate::sys::net::tap::open_queue(&tap)
+            };
+            let fd = fd.map_err(|e| {
                 rt(format!(
                     "cannot hand the TAP over to QEMU: {}",
                     io_reason(&e)
                 ))
             })?;
-            let tap_fd = launch.hand_over(tap_fd);
+            let tap_fd = Some(launch.hand_over(fd));
+            let ram = match job.ram {
+                Some((p, share)) => {
+                    let f = crate::sys::open::open_existing_rw(p)
+                        .map_err(|e| open_err("RAM file", p, &e))?;
+                    Some(crate::sys::vmm::qemu::RamFile {
+                        path: PathBuf::from(format!(
+                            "/proc/self/fd/{}",
+                            launch.hand_over(OwnedFd::from(f))
+                        )),
+                        share,
+                    })
+                }
+                None => None,
+            };
             let mut roots = Vec::new();
             for m in &job.checked.mounts {
                 let dir = crate::sys::open::dir_nofollow(&m.host_path)
@@ -250,8 +276,12 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
             let mut spec = super::qemu_spec(job.row, job.checked, runtime, job.net, job.socket);
             spec.kernel = kernel;
             spec.rootfs_fd = Some(rootfs_fd);
-            spec.tap_fd = Some(tap_fd);
+            spec.tap_fd = tap_fd;
+            spec.ram = ram;
             spec.sandbox = true;
+            if let (Some(p), Some(_)) = (job.agent_socket, &spec.agent) {
+                spec.agent = Some(crate::sys::vmm::qemu::AgentPort::Socket(p.to_path_buf()));
+            }
             spec.extra = crate::core::presets::mounts::qemu_args(
                 &job.checked.mounts,
                 &roots,

@@ -50,7 +50,12 @@ fn snapshot_dirs_are_removed_only_when_every_entry_is_ours() {
 
 #[test]
 fn socket_names_round_trip() {
-    for f in [VmFile::FcSocket, VmFile::QmpSocket, VmFile::VsockSocket] {
+    for f in [
+        VmFile::FcSocket,
+        VmFile::QmpSocket,
+        VmFile::VsockSocket,
+        VmFile::AgentSocket,
+    ] {
         let (_, name) = f.locate(Path::new("/d"), Path::new("/s"), "vm-1").unwrap();
         assert_eq!(VmFile::parse_socket_name(&name), Some((f, "vm-1")));
     }

@@ -119,7 +119,6 @@ pub fn is_held(name: &str) -> io::Result<bool> {
 }
 
 fn attach(name: &str, flags: libc::c_short) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
     if name.is_empty()
         || name.len() >= libc::IFNAMSIZ
         || !std::path::Path::new("/sys/class/net")
@@ -132,6 +131,20 @@ fn attach(name: &str, flags: libc::c_short) -> io::Result<std::os::fd::OwnedFd> 
             format!("no TAP device '{name}'"),
         ));
     }
+    tun_setiff(name, flags)
+}
+
+/// A new TAP that lives only as long as its descriptor (not persistent, down, no
+/// address; the kernel names it `svmt<N>`): the NIC of a QEMU that loads a saved state
+/// but never runs the guest. With the virtio-net header, as a sandbox's TAP.
+pub fn open_throwaway() -> io::Result<std::os::fd::OwnedFd> {
+    tun_setiff("svmt%d", IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot make a TAP device: {e}")))
+}
+
+/// `TUNSETIFF` of `name` with `flags` on a fresh `/dev/net/tun` descriptor.
+fn tun_setiff(name: &str, flags: libc::c_short) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tun = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

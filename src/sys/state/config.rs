@@ -97,6 +97,17 @@ pub struct VmExtras {
     /// guest asks DHCP itself; smolvm reaches its guests over SSH, so it must know it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge_address: Option<String>,
+    /// Its QEMU has smolvm's agent port (a second serial port, the guest's `ttyS1`): set
+    /// on a cold boot, kept by its snapshots so a restore or clone has the same devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_port: Option<bool>,
+    /// (A snapshot's copy) the clone agent ran in the guest when it was saved: its clones
+    /// can be re-addressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_agent: Option<bool>,
+    /// The snapshot this sandbox was cloned from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloned_from: Option<String>,
 }
 
 impl VmExtras {
@@ -117,6 +128,9 @@ impl VmExtras {
                 .or(fallback.restored_from_snapshot),
             adopted: self.adopted.or(fallback.adopted),
             bridge_address: self.bridge_address.or(fallback.bridge_address),
+            agent_port: self.agent_port.or(fallback.agent_port),
+            clone_agent: self.clone_agent.or(fallback.clone_agent),
+            cloned_from: self.cloned_from.or(fallback.cloned_from),
         }
     }
 
@@ -161,7 +175,7 @@ impl VmConfig {
             restoring_snapshot: take(&mut map, "restoring_snapshot"),
             restored_from_snapshot: take(&mut map, "restored_from_snapshot"),
             adopted: take(&mut map, "adopted"),
-            bridge_address: None,
+            ..VmExtras::default()
         };
         let memory = take(&mut map, "memory").or(legacy_memory);
         let mut c = VmConfig {

@@ -3,6 +3,7 @@
 //! [`prepare`]), and the accelerator they share (chosen in
 //! [`core::host`](crate::core::host)).
 
+pub mod agent;
 pub mod firecracker;
 pub mod launch;
 pub mod prepare;

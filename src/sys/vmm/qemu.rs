@@ -26,6 +26,15 @@ impl Machine {
             Machine::Q35 => "q35",
         }
     }
+
+    /// The id QEMU gives the guest RAM's memory backend (and its RAM block) when the
+    /// command line names none: a file backend of this id loads a state saved without one.
+    pub fn ram_id(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm.ram",
+            Machine::Q35 => "pc.ram",
+        }
+    }
 }
 
 impl std::fmt::Display for Machine {
@@ -60,9 +69,37 @@ pub struct QemuSpec {
     pub machine: Machine,
     /// QEMU's own seccomp filter ([`SANDBOX`]).
     pub sandbox: bool,
+    /// smolvm's agent port: a second 16550 UART (the guest's `ttyS1`) and what its host
+    /// end is. `None`: no such device (a VM booted before smolvm had it).
+    pub agent: Option<AgentPort>,
+    /// Guest RAM in a file (`memory-backend-file`) instead of anonymous memory.
+    pub ram: Option<RamFile>,
     /// More arguments appended as they are (the workspace mounts' `-fsdev`/`-device`).
     pub extra: Vec<String>,
 }
+
+/// The host end of the agent port. The device is the same either way, so a guest saved
+/// with one loads with the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentPort {
+    /// Nothing listens (a sandbox as booted: the port is only there for its clones).
+    Null,
+    /// A Unix socket QEMU listens on (a clone's: smolvm re-addresses the guest over it).
+    Socket(PathBuf),
+}
+
+/// Guest RAM backed by a file: `share` maps it shared (the guest's writes go to the file;
+/// QEMU's `x-ignore-shared` migration then leaves the RAM out of the stream), else private
+/// (copy-on-write: the file is only read, and pages the guest writes become its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RamFile {
+    /// A path, or `/proc/self/fd/N` for a handed-over descriptor.
+    pub path: PathBuf,
+    pub share: bool,
+}
+
+/// The chardev id of the agent port.
+const AGENT_CHARDEV: &str = "smolvm-agent";
 
 /// `-sandbox`: QEMU's seccomp filter with every optional deny on — no obsolete system
 /// calls, no set*id, no spawning processes, no scheduler or affinity changes.
@@ -103,6 +140,10 @@ impl QemuSpec {
         let microvm = self.machine == Machine::Microvm;
         if microvm {
             a.extend(["-nodefaults", "-serial", "stdio"].map(String::from));
+        } else if self.agent.is_some() {
+            // Any `isa-serial` device drops q35's default serial (`-nographic`'s
+            // `mon:stdio`): named here, so the console stays the first UART.
+            a.extend(["-serial", "mon:stdio"].map(String::from));
         }
         let mut append = self.boot_args.clone();
         if microvm && self.accel == Accel::Tcg && !append.contains("tsc_early_khz=") {
@@ -153,10 +194,24 @@ impl QemuSpec {
             Accel::Kvm => ("host", "kvm"),
             Accel::Tcg => ("max", "tcg"),
         };
+        let mut memdev = String::new();
+        if let Some(r) = &self.ram {
+            let id = self.machine.ram_id();
+            a.extend([
+                "-object".into(),
+                format!(
+                    "memory-backend-file,id={id},size={}M,mem-path={},share={}",
+                    self.mem_mib,
+                    escape(&r.path),
+                    if r.share { "on" } else { "off" }
+                ),
+            ]);
+            memdev = format!(",memory-backend={id}");
+        }
         if microvm {
             a.extend([
                 "-machine".into(),
-                format!("microvm,accel={accel},acpi=on,pcie=off,pic=off,pit=off,rtc=on"),
+                format!("microvm,accel={accel},acpi=on,pcie=off,pic=off,pit=off,rtc=on{memdev}"),
                 "-cpu".into(),
                 cpu.into(),
                 "-device".into(),
@@ -167,7 +222,7 @@ impl QemuSpec {
         } else {
             a.extend([
                 "-machine".into(),
-                format!("q35,accel={accel}"),
+                format!("q35,accel={accel}{memdev}"),
                 "-cpu".into(),
                 cpu.into(),
                 "-device".into(),
@@ -175,6 +230,24 @@ impl QemuSpec {
                 "-device".into(),
                 format!("virtio-net-pci,netdev=net0,mac={mac}"),
             ]);
+        }
+        match &self.agent {
+            None => {}
+            Some(port) => {
+                let backend = match port {
+                    AgentPort::Null => format!("null,id={AGENT_CHARDEV}"),
+                    AgentPort::Socket(p) => format!(
+                        "socket,id={AGENT_CHARDEV},path={},server=on,wait=off",
+                        escape(p)
+                    ),
+                };
+                a.extend([
+                    "-chardev".into(),
+                    backend,
+                    "-device".into(),
+                    format!("isa-serial,chardev={AGENT_CHARDEV},index=1"),
+                ]);
+            }
         }
         a.extend(self.extra.iter().cloned());
         a
@@ -201,8 +274,67 @@ mod tests {
             accel,
             machine,
             sandbox: false,
+            agent: None,
+            ram: None,
             extra: Vec::new(),
         }
+    }
+
+    #[test]
+    fn file_backed_ram_keeps_the_machine_s_own_ram_id() {
+        let mut s = spec(Machine::Q35, Accel::Tcg);
+        s.ram = Some(RamFile {
+            path: "/proc/self/fd/12".into(),
+            share: false,
+        });
+        let a = s.argv().join(" ");
+        assert!(
+            a.contains(" -object memory-backend-file,id=pc.ram,size=512M,mem-path=/proc/self/fd/12,share=off -machine q35,accel=tcg,memory-backend=pc.ram "),
+            "{a}"
+        );
+        let mut m = spec(Machine::Microvm, Accel::Tcg);
+        m.ram = Some(RamFile {
+            path: "/r".into(),
+            share: true,
+        });
+        let a = m.argv().join(" ");
+        assert!(
+            a.contains("mem-path=/r,share=on -machine microvm,accel=tcg,acpi=on,pcie=off,pic=off,pit=off,rtc=on,memory-backend=microvm.ram "),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn on_q35_the_console_stays_the_first_uart_beside_the_agent_port() {
+        let mut s = spec(Machine::Q35, Accel::Tcg);
+        assert!(!s.argv().join(" ").contains("-serial"));
+        s.agent = Some(AgentPort::Null);
+        let a = s.argv().join(" ");
+        assert!(
+            a.starts_with("/usr/bin/qemu-system-x86_64 -smp 2 -m 512 -serial mon:stdio "),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn the_agent_port_is_a_second_uart_whose_host_end_is_null_or_a_socket() {
+        let mut s = spec(Machine::Microvm, Accel::Tcg);
+        s.agent = Some(AgentPort::Null);
+        let a = s.argv().join(" ");
+        assert!(
+            a.contains(
+                " -chardev null,id=smolvm-agent -device isa-serial,chardev=smolvm-agent,index=1"
+            ),
+            "{a}"
+        );
+        s.agent = Some(AgentPort::Socket("/run/s,x/agent-vm-a.sock".into()));
+        let a = s.argv().join(" ");
+        assert!(
+            a.contains(" -chardev socket,id=smolvm-agent,path=/run/s,,x/agent-vm-a.sock,server=on,wait=off -device isa-serial,chardev=smolvm-agent,index=1"),
+            "{a}"
+        );
+        s.agent = None;
+        assert!(!s.argv().join(" ").contains("smolvm-agent"));
     }
 
     #[test]

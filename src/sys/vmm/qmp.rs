@@ -89,6 +89,12 @@ impl Qmp {
         Ok(q)
     }
 
+    /// How long each later reply may take (QEMU's main loop is busy while it loads a
+    /// state from a file: its replies wait until the load is done).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     async fn read_message(&mut self) -> io::Result<Value> {
         let mut line = String::new();
         let n = tokio::time::timeout(self.timeout, self.reader.read_line(&mut line))

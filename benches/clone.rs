@@ -1,0 +1,197 @@
+//! Clone benchmark (`cargo bench --bench clone`, as root; TCG here): the wall time of
+//! `smolvm sandbox clone S --count 1` and `--count 4` (each returning when every clone's
+//! SSH answers) against a cold `smolvm sandbox create --preset codex --start` of the same
+//! image (the Debian test image, 512 MiB), runs alternated, medians reported; then, with a
+//! template that dirtied 240 MiB of its RAM before the snapshot, the private memory
+//! (`Private_Clean + Private_Dirty` of `/proc/<pid>/smaps_rollup`) and Pss of 4 clones'
+//! QEMUs mapping the snapshot's RAM file against 4 clones with `--copy-memory` (the RAM
+//! loaded into each one's own memory, as a plain restore does). `SMOLVM_BENCH_RUNS` sets
+//! the count of each timing (default 3).
+//!
+//! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::cleanup::NetNs;
+use support::images::{self, Row};
+use support::Home;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// `(Private_Clean + Private_Dirty, Pss)` of a process, in KiB.
+fn private_and_pss(pid: u64) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("Private_Clean:") + field("Private_Dirty:"),
+        field("Pss:"),
+    )
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("clone bench skipped under cargo test (run: cargo bench --bench clone)");
+        return;
+    }
+    if !support::is_root() {
+        println!("clone bench skipped: needs root (network namespaces, TAPs, nftables)");
+        return;
+    }
+    let n: usize = std::env::var("SMOLVM_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let rootfs = images::debian_rootfs();
+    let h = Home::new();
+    let manifest = images::manifest(
+        h.tmp.path(),
+        &[Row {
+            preset: "codex",
+            rootfs: &rootfs,
+        }],
+    );
+    let ns = NetNs::with_uplink();
+    let run = |args: &[&str]| {
+        let mut c = ns.cmd(&h, "smolvm");
+        c.env("SMOLVM_MANIFEST", &manifest)
+            .args(args)
+            .timeout(Duration::from_secs(600));
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "smolvm {args:?}: {}{}",
+            support::stdout(&out),
+            support::stderr(&out)
+        );
+        out
+    };
+    let smolvm = |args: &[&str]| support::json(&run(args));
+    let create = |name: &str| {
+        let t = Instant::now();
+        let v = smolvm(&[
+            "sandbox",
+            "create",
+            "--preset",
+            "codex",
+            "--start",
+            "--backend",
+            "qemu",
+            "--name",
+            name,
+            "--memory",
+            "512",
+            "--json",
+        ]);
+        (t.elapsed().as_secs_f64(), v)
+    };
+    let clone = |count: &str, extra: &[&str]| {
+        let t = Instant::now();
+        let mut args = vec![
+            "sandbox",
+            "clone",
+            "snap-bench",
+            "--count",
+            count,
+            "--prefix",
+            "b",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let v = smolvm(&args);
+        (t.elapsed().as_secs_f64(), v)
+    };
+    let delete_clones = |v: &serde_json::Value| {
+        for c in v["data"]["clones"].as_array().unwrap() {
+            smolvm(&[
+                "sandbox",
+                "delete",
+                c["name"].as_str().unwrap(),
+                "--timeout",
+                "3",
+                "--json",
+            ]);
+        }
+    };
+    // The template: warm caches, dirty 240 MiB of its RAM (a process holding it), then the
+    // snapshot for cloning (the template runs on).
+    let (_, v) = create("vm-tpl");
+    let accel = v["data"]["accelerator"].as_str().unwrap_or("?").to_string();
+    run(&[
+        "sandbox",
+        "exec",
+        "vm-tpl",
+        "--",
+        "sh",
+        "-c",
+        "nohup perl -e '$x = \"a\" x (240 << 20); sleep 100000' >/dev/null 2>&1 & sleep 5",
+    ]);
+    smolvm(&[
+        "sandbox",
+        "snapshot",
+        "create",
+        "vm-tpl",
+        "--snapshot-id",
+        "snap-bench",
+        "--for-clone",
+        "--resume-source",
+        "--json",
+    ]);
+    let (mut cold, mut one, mut four) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let name = format!("vm-cold-{i}");
+        cold.push(create(&name).0);
+        smolvm(&["sandbox", "delete", &name, "--timeout", "3", "--json"]);
+        let (t, v) = clone("1", &[]);
+        one.push(t);
+        delete_clones(&v);
+        let (t, v) = clone("4", &[]);
+        four.push(t);
+        delete_clones(&v);
+    }
+    let (c, o, f) = (median(&mut cold), median(&mut one), median(&mut four));
+    println!("accelerator: {accel}, runs: {n} (times in s)");
+    println!("cold `sandbox create --start` to SSH:   median {c:.2}  ({cold:.2?})");
+    println!("`sandbox clone --count 1` to SSH:       median {o:.2}  ({one:.2?})");
+    println!("`sandbox clone --count 4`, all SSH:     median {f:.2}  ({four:.2?})");
+    println!(
+        "one clone is {:.1}x faster than a cold start; 4 clones take {:.2} of one cold start",
+        c / o,
+        f / c
+    );
+    for (what, extra) in [
+        ("shared RAM file", &[][..]),
+        ("--copy-memory", &["--copy-memory"][..]),
+    ] {
+        let (_, v) = clone("4", extra);
+        std::thread::sleep(Duration::from_secs(2));
+        let (mut private, mut pss) = (0, 0);
+        for c in v["data"]["clones"].as_array().unwrap() {
+            let (p, s) = private_and_pss(c["pid"].as_u64().unwrap());
+            private += p;
+            pss += s;
+        }
+        println!(
+            "4 clones, {what}: private {} MiB, Pss {} MiB (template guest dirtied 240 MiB of 512)",
+            private / 1024,
+            pss / 1024
+        );
+        delete_clones(&v);
+    }
+    let _ = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force", "--json"])
+        .output();
+}

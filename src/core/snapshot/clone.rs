@@ -1,0 +1,639 @@
+//! `sandbox clone SNAPSHOT [--count N] [--prefix P | --name NAME]`: new sandboxes from one
+//! full QEMU snapshot made with `snapshot create --for-clone`. Each clone is a sandbox of
+//! its own — id, row, IP lease, MAC, TAP, SSH port, the snapshot's egress policy, a disk
+//! copied from the snapshot's (a reflink where the file system can, else sparse) — that
+//! loads the snapshot's RAM and device state, so the guest's processes go on in every
+//! clone.
+//!
+//! Re-addressing: a clone wakes up with the template's address. Every cold QEMU boot has a
+//! second UART (the guest's `ttyS1`, [`AgentPort`](crate::sys::vmm::qemu::AgentPort));
+//! `snapshot create --for-clone` starts a small shell agent in the guest over SSH, reading
+//! that port, before the state is saved. A clone's QEMU gives the port a Unix socket as its
+//! host end; once the clone runs, smolvm sends one line — the new address, MAC and 64
+//! fresh random bytes — and the agent moves `eth0` to the new address, flushes its
+//! neighbours, writes the bytes into `/dev/urandom` and forces the kernel's CRNG to reseed
+//! (`RNDRESEEDCRNG`, through `perl`), so two clones never produce the same random bytes.
+//! Until it has answered, the clone sits alone on its own TAP (the host routes the old
+//! address to the template's TAP, and the egress guard drops its packets from any other
+//! source address); a clone that does not answer is rolled back — never two guests on one
+//! address. SSH host keys are the template's: every clone has the same ones.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{get, rt, SnapshotInfo, SnapshotType, STATE};
+use crate::core::context::Ctx;
+use crate::core::error::{io_reason, Error, Result};
+use crate::core::host::{AccelRequest, Backend};
+use crate::core::images::Vmm;
+use crate::core::progress::Progress;
+use crate::core::start::{self, StartEvent};
+use crate::core::vm::VmId;
+use crate::sys::open;
+use crate::sys::process::is_vm_id;
+use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
+use crate::sys::vmm::qmp::Qmp;
+
+/// The guest's agent: reads `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` lines on `ttyS1`
+/// and answers `ok NONCE` (or `err-addr`/`err-seed NONCE`); a line repeated (the host
+/// sends it again until it is answered) is done once. POSIX sh, `ip`, `stty`, `perl`.
+const AGENT: &str = r#"P=/dev/ttyS1
+stty -F $P raw -echo 2>/dev/null
+exec 3<>$P
+while read -r verb nonce addr gw bits mac seed rest <&3; do
+  [ "$verb" = readdr ] && [ "$nonce" != "$last" ] || continue
+  last=$nonce
+  r=ok
+  ip link set dev eth0 address "$mac" 2>/dev/null
+  { ip addr flush dev eth0 && ip addr add "$addr/$bits" dev eth0 && ip route replace default via "$gw" dev eth0; } >/dev/null 2>&1 || r=err-addr
+  ip neigh flush dev eth0 >/dev/null 2>&1
+  printf '%s' "$seed" > /dev/urandom
+  perl -e 'open(my $f, ">", "/dev/urandom") or exit 1; ioctl($f, 0x5207, 0) or exit 1' >/dev/null 2>&1 || { [ "$r" = ok ] && r=err-seed; }
+  printf '%s %s\n' "$r" "$nonce" >&3
+done
+"#;
+
+/// What `snapshot create --for-clone` runs in the guest (over SSH): refuse an image the
+/// agent cannot work in (exit 3 with the reason), else start the agent once.
+pub(crate) fn agent_launch_command() -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(AGENT);
+    format!(
+        "[ -c /dev/ttyS1 ] || {{ echo 'the guest has no agent port (ttyS1)'; exit 3; }}; \
+         for c in ip stty perl setsid base64; do command -v $c >/dev/null 2>&1 || {{ echo \"the image has no '$c' command\"; exit 3; }}; done; \
+         D=/run; [ -d $D ] && [ -w $D ] || D=/tmp; \
+         if [ -r $D/smolvm-clone-agent.pid ] && kill -0 \"$(cat $D/smolvm-clone-agent.pid)\" 2>/dev/null; then exit 0; fi; \
+         echo {b64} | base64 -d > $D/smolvm-clone-agent.sh && \
+         {{ setsid sh $D/smolvm-clone-agent.sh </dev/null >/dev/null 2>&1 & echo $! > $D/smolvm-clone-agent.pid; }}"
+    )
+}
+
+/// Start the clone agent in a running sandbox (before a `--for-clone` snapshot pauses it).
+pub(crate) async fn launch_agent(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
+    if vm.config.extras.agent_port != Some(true) {
+        return Err(Error::runtime(format!(
+            "Sandbox '{}' was booted without smolvm's agent port, so its clones could not be re-addressed",
+            vm.id
+        ))
+        .with_recovery(format!(
+            "Stop and start it again ('smolvm sandbox stop {0}' then 'smolvm sandbox start {0}'), then snapshot it.",
+            vm.id
+        )));
+    }
+    let command = ["sh".to_string(), "-c".to_string(), agent_launch_command()];
+    let argv = crate::core::lifecycle::ssh_argv(ctx, &vm.id, &command, false)?;
+    let out = crate::sys::child::output_async(
+        &argv,
+        crate::sys::child::Io::Piped,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
+    .ok_or_else(|| rt("starting the clone agent in the guest timed out"))?;
+    if out.status.is_some_and(|s| s.success()) {
+        return Ok(());
+    }
+    // The guest's words, shown only as escaped, bounded text.
+    let said = match String::from_utf8_lossy(&out.stdout).trim() {
+        "" => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        s => s.to_string(),
+    };
+    let said = crate::core::escape::escape(said.lines().next().unwrap_or("").trim().as_bytes());
+    Err(Error::runtime(format!(
+        "Sandbox '{}' cannot be made a clone template: {}",
+        vm.id,
+        if said.is_empty() {
+            "the guest did not start the clone agent".to_string()
+        } else {
+            said.chars().take(200).collect()
+        }
+    )))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CloneOptions {
+    pub snapshot_id: String,
+    pub count: u32,
+    /// Clone ids `<prefix>-1`, `<prefix>-2`, … (ids taken are skipped).
+    pub prefix: Option<String>,
+    /// The one clone's id (`count` 1 only).
+    pub name: Option<String>,
+    pub boot_timeout: Option<Duration>,
+    /// Load the snapshot's RAM into each clone's own memory (as a restore does) instead
+    /// of mapping its RAM file.
+    pub copy_memory: bool,
+}
+
+/// What `clone` made: the snapshot and one entry per clone.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloneReport {
+    pub snapshot_id: String,
+    pub template_vm_id: VmId,
+    pub clones: Vec<ClonedVm>,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClonedVm {
+    pub name: String,
+    pub status: VmStatus,
+    pub ip_address: String,
+    pub ssh_port: Option<u16>,
+    pub pid: Option<i64>,
+    /// From the start of this clone to its SSH server answering.
+    pub elapsed_ms: f64,
+}
+
+/// The ids the clones get, checked before anything is made.
+/// The usage errors of `opts`, before anything is looked up.
+fn check_usage(opts: &CloneOptions) -> Result<()> {
+    if opts.count == 0 {
+        return Err(Error::usage("--count must be at least 1"));
+    }
+    if let Some(n) = &opts.name {
+        if opts.count != 1 {
+            return Err(Error::usage(
+                "--name names one clone; use --prefix with --count",
+            ));
+        }
+        if !is_vm_id(n) {
+            return Err(Error::usage(format!(
+                "Invalid sandbox name '{n}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<String>> {
+    if let Some(n) = &opts.name {
+        if ctx.store.get_vm(n).map_err(rt)?.is_some() {
+            return Err(Error::runtime(format!("Sandbox '{n}' already exists"))
+                .with_recovery("Pick another --name, or delete it first."));
+        }
+        return Ok(vec![n.clone()]);
+    }
+    let mut ids = Vec::new();
+    match &opts.prefix {
+        Some(p) => {
+            let mut i = 1u32;
+            while ids.len() < opts.count as usize {
+                let id = format!("{p}-{i}");
+                if !is_vm_id(&id) {
+                    return Err(Error::usage(format!(
+                        "--prefix '{p}' does not make valid sandbox ids (lower-case letters, digits, '-' and '_')"
+                    )));
+                }
+                if ctx.store.get_vm(&id).map_err(rt)?.is_none() {
+                    ids.push(id);
+                }
+                i += 1;
+            }
+        }
+        None => {
+            while ids.len() < opts.count as usize {
+                let id = format!("vm-{}", open::random_hex(4));
+                if ctx.store.get_vm(&id).map_err(rt)?.is_none() && !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Clone a `--for-clone` full QEMU snapshot into `count` running sandboxes, one after the
+/// other; a clone that fails is rolled back, and the ones made before it are kept (the
+/// error says which).
+pub async fn clone(
+    ctx: &Ctx,
+    opts: &CloneOptions,
+    progress: &Progress<StartEvent>,
+) -> Result<CloneReport> {
+    tracing::info!(snapshot = %opts.snapshot_id, count = opts.count, "cloning snapshot");
+    let t0 = Instant::now();
+    check_usage(opts)?;
+    let (row, info) = get(ctx, &opts.snapshot_id)?;
+    if info.kind != SnapshotType::Full || row.backend() != "qemu" {
+        return Err(Error::runtime(format!(
+            "Snapshot '{}' is a {} {} snapshot; clones need a full QEMU snapshot",
+            info.id,
+            row.backend(),
+            info.kind
+        ))
+        .with_recovery("Take one with 'smolvm sandbox snapshot create VM --for-clone'."));
+    }
+    if row.vm_config.extras.clone_agent != Some(true) {
+        return Err(Error::runtime(format!(
+            "Snapshot '{}' was not made for cloning: its clones could not be re-addressed",
+            info.id
+        ))
+        .with_recovery(format!(
+            "Take one with 'smolvm sandbox snapshot create {} --for-clone'.",
+            info.vm_id
+        )));
+    }
+    if !info.missing_files.is_empty() {
+        return Err(rt(format!(
+            "Snapshot '{}' is missing its files ({}); it cannot be cloned",
+            info.id,
+            info.missing_files.join(", ")
+        )));
+    }
+    let ids = clone_ids(ctx, opts)?;
+    let mut clones = Vec::new();
+    for id in ids {
+        match clone_one(ctx, &row, &info, &id, opts, progress).await {
+            Ok(c) => clones.push(c),
+            Err(e) if clones.is_empty() => return Err(e),
+            Err(e) => {
+                let made: Vec<&str> = clones.iter().map(|c| c.name.as_str()).collect();
+                return Err(Error::new(
+                    e.code,
+                    format!(
+                        "{} (clones made before it, kept: {})",
+                        e.message,
+                        made.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(CloneReport {
+        snapshot_id: info.id.clone(),
+        template_vm_id: info.vm_id.clone(),
+        clones,
+        elapsed_ms: start::ms(t0.elapsed()),
+    })
+}
+
+async fn clone_one(
+    ctx: &Ctx,
+    row: &crate::sys::state::SnapshotRecord,
+    info: &SnapshotInfo,
+    id: &str,
+    opts: &CloneOptions,
+    progress: &Progress<StartEvent>,
+) -> Result<ClonedVm> {
+    let t0 = Instant::now();
+    let mut abort = start::Abort::new(format!("Clone '{id}' of snapshot '{}'", info.id));
+    let _lock = ctx
+        .lock_for_snapshot(id, &info.id, &format!("sandbox clone {}", info.id))
+        .await?;
+    abort.hold_signals();
+    abort.check(progress)?;
+    let runtime = qemu_runtime(ctx, &row.vm_config, &info.id, opts.boot_timeout, progress)?;
+    start::check_kernel_and_mounts(ctx, start::Whose::Snapshot(&info.id), &row.vm_config)?;
+
+    let disk = ctx.disk_path(id)?;
+    let mut config = row.vm_config.clone();
+    config.vm_id = Some(id.to_string());
+    config.rootfs_path = Some(disk.clone());
+    config.extras.restoring_snapshot = Some(info.id.clone());
+    config.extras.restored_from_snapshot = None;
+    config.extras.clone_agent = None;
+    config.extras.cloned_from = Some(info.id.clone());
+    let mut vm = VmRecord::new(id.to_string(), VmStatus::Created);
+    vm.config = config.clone();
+    match ctx.store.insert_vm(&vm) {
+        Ok(()) => {}
+        Err(StateError::AlreadyExists(_)) => {
+            return Err(rt(format!(
+                "Sandbox '{id}' appeared meanwhile; not replaced"
+            )))
+        }
+        Err(e) => return Err(rt(e)),
+    }
+    let settings = crate::core::egress::snapshot_settings(&ctx.store, &info.id, &row.vm_config);
+    let r = match crate::core::egress::save(&ctx.store, id, &settings) {
+        Ok(()) => bring_up(ctx, info, &runtime, id, &disk, opts, &abort, progress).await,
+        Err(e) => Err(e),
+    };
+    let r = r.and_then(|v| abort.check(progress).map(|()| v));
+    let (net, pid) = match r {
+        Ok(v) => v,
+        Err(e) => return Err(start::roll_back(ctx, id, e, progress).await),
+    };
+    config.extras.restoring_snapshot = None;
+    ctx.store.set_config(id, &config).map_err(rt)?;
+    Ok(ClonedVm {
+        name: id.to_string(),
+        status: VmStatus::Running,
+        ip_address: net.guest_ip.clone().unwrap_or_default(),
+        ssh_port: net.ssh_host_port,
+        pid: Some(pid),
+        elapsed_ms: start::ms(t0.elapsed()),
+    })
+}
+
+/// The QEMU runtime a snapshot's config asks for: its accelerator and its machine,
+/// resolved as `sandbox start` resolves them (the saved state loads only into the same).
+pub(crate) fn qemu_runtime(
+    ctx: &Ctx,
+    config: &crate::sys::state::VmConfig,
+    snapshot_id: &str,
+    boot_timeout: Option<Duration>,
+    progress: &Progress<StartEvent>,
+) -> Result<crate::core::host::Runtime> {
+    let accel = match config.extras.accel.as_deref() {
+        None => None,
+        Some(a) => Some(AccelRequest::parse(a).ok_or_else(|| {
+            rt(format!(
+                "Snapshot '{snapshot_id}' has an unknown accelerator '{a}'"
+            ))
+        })?),
+    };
+    let mut runtime = start::runtime(
+        ctx,
+        Backend::from_vmm(Some(Vmm::Qemu)),
+        accel,
+        boot_timeout,
+        progress,
+    )?;
+    start::set_machine(&mut runtime, config.qemu_machine.as_deref(), |m| {
+        rt(format!(
+            "Snapshot '{snapshot_id}' has an unknown QEMU machine '{m}'"
+        ))
+    })?;
+    Ok(runtime)
+}
+
+/// The prefix length of a dotted netmask (`255.255.255.0` → 24).
+fn prefix_len(mask: &str) -> Option<u32> {
+    let m: Ipv4Addr = mask.parse().ok()?;
+    let bits = u32::from(m);
+    (bits.leading_ones() + bits.trailing_zeros() == 32).then(|| bits.leading_ones())
+}
+
+/// The line the agent reads: `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` (64 random bytes
+/// as hex).
+fn readdr_line(nonce: &str, net: &Network) -> Result<String> {
+    let bad = || rt("the clone's network configuration is incomplete");
+    let ip: Ipv4Addr = net
+        .guest_ip
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let gw: Ipv4Addr = net
+        .gateway_ip
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let bits = prefix_len(net.netmask.as_deref().unwrap_or("255.255.255.0")).ok_or_else(bad)?;
+    let mac = net
+        .guest_mac
+        .as_deref()
+        .ok_or_else(bad)?
+        .to_ascii_lowercase();
+    if mac.len() != 17 || !mac.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+        return Err(bad());
+    }
+    Ok(format!(
+        "readdr {nonce} {ip} {gw} {bits} {mac} {}",
+        open::random_hex(64)
+    ))
+}
+
+/// Disk, leases, network, QEMU waiting for the state; the state loaded, the guest run,
+/// re-addressed and reseeded through its agent, then its SSH server waited for.
+#[allow(clippy::too_many_arguments)]
+async fn bring_up(
+    ctx: &Ctx,
+    info: &SnapshotInfo,
+    runtime: &crate::core::host::Runtime,
+    id: &str,
+    disk: &std::path::Path,
+    opts: &CloneOptions,
+    abort: &start::Abort,
+    progress: &Progress<StartEvent>,
+) -> Result<(Network, i64)> {
+    let src = info.path.join(super::DISK);
+    {
+        let (d, s, data_dir, vm_id) = (
+            disk.to_path_buf(),
+            src.clone(),
+            ctx.data_dir.clone(),
+            id.to_string(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
+            if let Some(p) = d.parent() {
+                std::fs::create_dir_all(p).map_err(rt)?;
+            }
+            crate::sys::disk::isolated_copy(&s, &d)
+                .map(drop)
+                .map_err(|e| {
+                    rt(format!(
+                        "cannot copy {} to {}: {}",
+                        s.display(),
+                        d.display(),
+                        io_reason(&e)
+                    ))
+                })
+        })
+        .await
+        .map_err(rt)??;
+    }
+    abort.check(progress)?;
+    let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, disk)?;
+    let net = start::setup_network(ctx, id, progress).await?;
+    abort.check(progress)?;
+    let row = ctx
+        .store
+        .get_vm(id)
+        .map_err(rt)?
+        .ok_or_else(|| rt(format!("Sandbox '{id}' vanished while cloning")))?;
+    let ip: Ipv4Addr = net
+        .guest_ip
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| rt("the clone got no address"))?;
+    let agent_socket = ctx
+        .paths
+        .agent_socket(id)
+        .ok_or_else(|| start::invalid_id(id))?;
+    // The snapshot's RAM file mapped private when it has one, else its RAM copied in.
+    let (ram, ram_state) = (
+        info.path.join(super::template::RAM),
+        info.path.join(super::template::CLONE_STATE),
+    );
+    let regular = |p: &std::path::Path| matches!(open::kind(p), Ok(Some(open::Kind::File)));
+    let shared = !opts.copy_memory && regular(&ram) && regular(&ram_state);
+    progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
+    let t_spawn = Instant::now();
+    let checked = start::check_config(ctx, id, &row.config)?;
+    let spawned = start::spawn_vmm(
+        ctx,
+        runtime,
+        start::VmmJob {
+            row: &row,
+            checked: &checked,
+            net: &net,
+            socket: &socket,
+            log: &log,
+            qemu_extra: &["-S", "-incoming", "defer"],
+            agent_socket: Some(&agent_socket),
+            ram: shared.then_some((ram.as_path(), false)),
+            throwaway_tap: false,
+        },
+    )?;
+    let (mut child, user) = (spawned.child, spawned.user);
+    let pid = i64::from(child.id());
+    let sock_text = socket.display().to_string();
+    ctx.store
+        .set_status(id, &VmStatus::Paused, Some(pid), Some(&sock_text))
+        .map_err(rt)?;
+    let deadline = Instant::now() + runtime.boot_timeout;
+    let r = async {
+        let mut q = loop {
+            abort.check(progress)?;
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(rt(format!(
+                    "QEMU exited early while cloning '{id}' ({st}){}",
+                    start::log_tail(&log)
+                )));
+            }
+            if start::control_socket_up(Vmm::Qemu, &socket, &user).await? {
+                if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
+                    break q;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(rt("Timed out waiting for QEMU control socket"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let state = if shared {
+            super::template::ignore_shared(&mut q).await?;
+            open::open_read(&ram_state).map_err(rt)?
+        } else {
+            open::open_read(&info.path.join(STATE)).map_err(rt)?
+        };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        q.set_timeout(budget.max(Duration::from_secs(60)));
+        q.load_state(&state, budget.max(Duration::from_secs(60)))
+            .await
+            .map_err(|e| {
+                rt(format!(
+                    "QEMU could not load the snapshot's state: {e}{}",
+                    start::log_tail(&log)
+                ))
+            })?;
+        progress.emit(StartEvent::PhaseDone(
+            start::Phase::Spawn,
+            t_spawn.elapsed(),
+        ));
+        abort.check(progress)?;
+        // The agent's socket is root's before anyone talks to it.
+        start::claim_leftover_socket(&agent_socket, &user);
+        q.execute("cont", None).await.map_err(rt)?;
+        drop(q);
+        ctx.store
+            .set_status(id, &VmStatus::Running, Some(pid), Some(&sock_text))
+            .map_err(rt)?;
+        progress.emit(StartEvent::PhaseStarted(start::Phase::Boot));
+        let t = Instant::now();
+        let nonce = open::random_hex(8);
+        let line = readdr_line(&nonce, &net)?;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(5));
+        let answer = crate::sys::vmm::agent::exchange(&agent_socket, &line, &nonce, left)
+            .await
+            .map_err(|e| {
+                rt(format!(
+                    "the clone's guest agent did not re-address it: {}{}",
+                    io_reason(&e),
+                    start::log_tail(&log)
+                ))
+            })?;
+        // The socket has done its work: nothing else may connect to it.
+        let _ = crate::sys::fs::remove_vm_file(
+            crate::sys::fs::VmFile::AgentSocket,
+            &ctx.data_dir,
+            &ctx.paths.socket_dir,
+            id,
+        );
+        match answer.as_str() {
+            "ok" => {}
+            "err-seed" => {
+                return Err(rt(
+                    "the clone's guest could not reseed its random number generator",
+                ))
+            }
+            other => {
+                return Err(rt(format!(
+                    "the clone's guest could not take its new address {ip} ({other})"
+                )))
+            }
+        }
+        let up = crate::core::ssh::wait_ssh_unless(ip, deadline, || abort.stopped(progress)).await;
+        abort.check(progress)?;
+        if !up {
+            return Err(rt(format!(
+                "the clone's SSH server at {ip}:22 did not answer in time"
+            ))
+            .with_recovery("Raise --boot-timeout."));
+        }
+        progress.emit(StartEvent::PhaseDone(start::Phase::Boot, t.elapsed()));
+        Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        let _ = child.kill();
+        let _ = child.wait();
+        start::claim_leftover_socket(&socket, &user);
+        start::claim_leftover_socket(&agent_socket, &user);
+        return Err(e);
+    }
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok((net, pid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netmasks_become_prefix_lengths_and_bad_ones_do_not() {
+        assert_eq!(prefix_len("255.255.255.0"), Some(24));
+        assert_eq!(prefix_len("255.255.255.255"), Some(32));
+        assert_eq!(prefix_len("255.0.255.0"), None);
+        assert_eq!(prefix_len("nope"), None);
+    }
+
+    #[test]
+    fn the_readdr_line_carries_the_new_address_and_fresh_random_bytes() {
+        let net = Network {
+            guest_ip: Some("172.16.0.7".into()),
+            gateway_ip: Some("172.16.0.1".into()),
+            netmask: Some("255.255.255.0".into()),
+            guest_mac: Some("AA:FC:00:00:00:07".into()),
+            ..Network::default()
+        };
+        let a = readdr_line("n1", &net).unwrap();
+        let w: Vec<&str> = a.split(' ').collect();
+        assert_eq!(
+            &w[..6],
+            &[
+                "readdr",
+                "n1",
+                "172.16.0.7",
+                "172.16.0.1",
+                "24",
+                "aa:fc:00:00:00:07"
+            ]
+        );
+        assert_eq!(w[6].len(), 128);
+        assert_ne!(readdr_line("n1", &net).unwrap(), a, "the seed is fresh");
+        let bad = Network {
+            guest_mac: Some("aa:bb; rm -rf /".into()),
+            ..net
+        };
+        assert!(readdr_line("n1", &bad).is_err());
+    }
+}

@@ -1,0 +1,149 @@
+//! The host end of the clone agent's port: a second UART in the guest (`ttyS1`) whose
+//! host end, in a clone's QEMU, is a Unix socket QEMU listens on
+//! ([`AgentPort::Socket`](super::qemu::AgentPort)). smolvm writes one request line and
+//! reads the guest's answer: a line `<word> <nonce>` echoing the request's nonce.
+//!
+//! The guest is hostile: what it sends is read bounded (at most [`MAX_READ`] bytes, within
+//! the timeout), never shown, and only an answer word made of `[a-z-]` with the right
+//! nonce is taken; anything else is skipped.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The most the guest may send before its answer.
+pub const MAX_READ: usize = 64 << 10;
+
+/// The agent's answers.
+pub const ANSWERS: [&str; 3] = ["ok", "err-addr", "err-seed"];
+
+/// The answer of the first complete line of `text` that ends with `<answer> <nonce>` (a
+/// line may start with what the guest's terminal echoed of the request), if any.
+pub fn answer_in(text: &str, nonce: &str) -> Option<&'static str> {
+    text.split('\n')
+        // The last piece has no newline yet: not a complete line.
+        .take(text.split('\n').count().saturating_sub(1))
+        .map(|l| l.trim_end_matches('\r'))
+        .find_map(|l| {
+            let head = l.strip_suffix(nonce)?.strip_suffix(' ')?;
+            ANSWERS.into_iter().find(|a| head.ends_with(a))
+        })
+}
+
+/// `line` and its newline, padded with spaces to a multiple of 56 bytes: QEMU's 16550
+/// raises the receive interrupt when its FIFO reaches the trigger level the guest set (1,
+/// 4, 8 or 14 bytes) and delivers no more than that at once; a last piece below the level
+/// waits for the FIFO timeout, so none is left.
+pub fn padded(line: &str) -> String {
+    let mut text = line.to_string();
+    while !(text.len() + 1).is_multiple_of(56) {
+        text.push(' ');
+    }
+    text.push('\n');
+    text
+}
+
+/// Connect to the agent port at `socket` (retrying until `timeout`: QEMU creates it as it
+/// starts), send `line` ([`padded`]; again every 500 ms while nothing answers: the first bytes a just-resumed guest
+/// gets can sit in its UART unseen) and wait for
+/// the answer to `nonce`.
+pub async fn exchange(
+    socket: &Path,
+    line: &str,
+    nonce: &str,
+    timeout: Duration,
+) -> io::Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = loop {
+        match super::launch::connect(socket).await {
+            Ok(s) => break s,
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "the guest's agent did not answer");
+    let text = padded(line);
+    let mut got: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut resend = tokio::time::Instant::now();
+    loop {
+        if tokio::time::Instant::now() >= resend {
+            tokio::time::timeout_at(deadline, stream.write_all(text.as_bytes()))
+                .await
+                .map_err(|_| timed_out())??;
+            resend = tokio::time::Instant::now() + Duration::from_millis(500);
+        }
+        let n = match tokio::time::timeout_at(resend.min(deadline), stream.read(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) if tokio::time::Instant::now() >= deadline => return Err(timed_out()),
+            Err(_) => continue,
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the agent port closed before the guest answered",
+            ));
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(w) = answer_in(&String::from_utf8_lossy(&got), nonce) {
+            return Ok(w.to_string());
+        }
+        if got.len() > MAX_READ {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the guest sent too much on its agent port without answering",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_complete_line_with_the_nonce_and_a_plain_word_answers() {
+        assert_eq!(answer_in("ok n1\n", "n1"), Some("ok"));
+        assert_eq!(answer_in("junk\r\nerr-seed n1\r\n", "n1"), Some("err-seed"));
+        assert_eq!(answer_in("ok n1", "n1"), None, "no newline yet");
+        assert_eq!(answer_in("ok n2\n", "n1"), None);
+        assert_eq!(answer_in("readdr n1 172.16.0.3\n", "n1"), None);
+        assert_eq!(answer_in("readdrok n1\n", "n1"), Some("ok"));
+        assert_eq!(answer_in("\x1b[2J n1\n", "n1"), None);
+        assert_eq!(answer_in("OK n1\n", "n1"), None);
+        assert_eq!(answer_in("fine n1\n", "n1"), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_is_answered_over_a_real_socket_and_junk_is_bounded() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("agent-vm-a.sock");
+        let l = tokio::net::UnixListener::bind(&p).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut b = [0u8; 64];
+            let mut n = 0;
+            while n < 56 {
+                n += s.read(&mut b[n..]).await.unwrap();
+            }
+            assert_eq!(&b[..n], padded("readdr n9 x").as_bytes());
+            assert!(b[..n].starts_with(b"readdr n9 x ") && b[n - 1] == b'\n' && n == 56);
+            s.write_all(b"noise\nok n9\n").await.unwrap();
+            let (mut s, _) = l.accept().await.unwrap();
+            let _ = s.read(&mut b).await.unwrap();
+            let junk = vec![b'x'; MAX_READ + 8192];
+            let _ = s.write_all(&junk).await;
+        });
+        let w = exchange(&p, "readdr n9 x", "n9", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(w, "ok");
+        let e = exchange(&p, "readdr n8 x", "n8", Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        server.await.unwrap();
+    }
+}

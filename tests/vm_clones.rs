@@ -1,0 +1,176 @@
+//! `sandbox clone`: running sandboxes branched from one `--for-clone` snapshot, end to end
+//! on the Debian test image under QEMU (TCG here), in a network namespace of its own.
+
+mod support;
+
+use std::time::Duration;
+
+use support::sandbox::Sandboxes;
+
+fn ssh_up(e: &Sandboxes, ip: &str) -> bool {
+    e.first_line(ip, 22).starts_with("SSH-")
+}
+
+/// What a VM may leave (TAPs of any VM included: only once all are gone).
+fn leftovers(e: &Sandboxes, id: &str) -> Vec<String> {
+    let mut left = support::cleanup::vm_leftovers(&e.h, &e.ns, id);
+    left.extend(own_leftovers(e, id));
+    left
+}
+
+/// What one VM may leave beside others still running: its row, files and process.
+fn own_leftovers(e: &Sandboxes, id: &str) -> Vec<String> {
+    support::cleanup::vm_leftovers(&e.h, &e.ns, id)
+        .into_iter()
+        .filter(|l| !l.starts_with("link "))
+        .chain(
+            [e.h.sockets().join(format!("agent-{id}.sock"))]
+                .into_iter()
+                .filter(|p| p.exists())
+                .map(|p| format!("file {}", p.display())),
+        )
+        .collect()
+}
+
+fn random_hex(e: &Sandboxes, id: &str) -> String {
+    e.exec(id, "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'")
+}
+
+/// The template keeps running; two clones come up on addresses of their own with the
+/// template's processes and `/dev/shm`, draw different random bytes, keep their writes to
+/// themselves, survive their snapshot's deletion, and go like any sandbox.
+#[test]
+fn clones_of_a_running_sandbox_have_its_processes_and_their_own_addresses() {
+    require_root!();
+    let e = Sandboxes::debian_codex();
+    let tpl = "vm-tpl";
+    let v = e.codex_start(tpl);
+    let tpl_ip = v["data"]["ip"].as_str().unwrap().to_string();
+    let pid = e.exec(
+        tpl,
+        // The test image mounts no /dev/shm: a tmpfs there, as a distribution has.
+        "mkdir -p /dev/shm && { mountpoint -q /dev/shm || mount -t tmpfs shm /dev/shm; } && \
+         echo shm-marker > /dev/shm/marker && { nohup sleep 100000 >/dev/null 2>&1 & echo $!; }",
+    );
+
+    // A snapshot not made for cloning is refused, with the way to make one.
+    e.ok_json(&[
+        "sandbox",
+        "snapshot",
+        "create",
+        tpl,
+        "--snapshot-id",
+        "snap-plain",
+        "--resume-source",
+        "--json",
+    ]);
+    e.fails(
+        &["sandbox", "clone", "snap-plain"],
+        1,
+        "was not made for cloning",
+    );
+    e.fails(
+        &[
+            "sandbox",
+            "clone",
+            "snap-plain",
+            "--name",
+            "x",
+            "--count",
+            "2",
+        ],
+        2,
+        "one clone",
+    );
+
+    let s = e.ok_json(&[
+        "sandbox",
+        "snapshot",
+        "create",
+        tpl,
+        "--snapshot-id",
+        "snap-tpl",
+        "--for-clone",
+        "--resume-source",
+        "--json",
+    ]);
+    assert_eq!(s["data"]["source_status"], "running");
+    assert!(ssh_up(&e, &tpl_ip));
+
+    let t = std::time::Instant::now();
+    let c = e.ok_json(&[
+        "sandbox", "clone", "snap-tpl", "--count", "2", "--prefix", "c", "--json",
+    ]);
+    eprintln!("2 clones SSH-ready: {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(c["command"], "sandbox.clone");
+    assert_eq!(c["data"]["count"], 2);
+    let clones = c["data"]["clones"].as_array().unwrap().clone();
+    let names: Vec<&str> = clones.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["c-1", "c-2"]);
+    let ips: Vec<String> = clones
+        .iter()
+        .map(|x| x["ip_address"].as_str().unwrap().to_string())
+        .collect();
+    assert_ne!(ips[0], ips[1]);
+    assert!(!ips.contains(&tpl_ip), "{ips:?} vs {tpl_ip}");
+    for (n, ip) in names.iter().zip(&ips) {
+        assert_eq!(
+            clones.iter().find(|x| x["name"] == *n).unwrap()["status"],
+            "running"
+        );
+        assert!(ssh_up(&e, ip), "{n} at {ip}");
+        // The guest itself took the new address (exec goes over SSH to the row's address).
+        let addrs = e.exec(n, "ip -4 -o addr show dev eth0");
+        assert!(addrs.contains(&format!("{ip}/24")), "{n}: {addrs}");
+        assert!(!addrs.contains(&format!("{tpl_ip}/")), "{n}: {addrs}");
+        assert_eq!(e.exec(n, &format!("kill -0 {pid} && echo alive")), "alive");
+        assert_eq!(e.exec(n, "cat /dev/shm/marker"), "shm-marker");
+    }
+    assert!(ssh_up(&e, &tpl_ip), "the template still answers");
+
+    // Their random number generators were reseeded apart.
+    let (r1, r2, r0) = (
+        random_hex(&e, "c-1"),
+        random_hex(&e, "c-2"),
+        random_hex(&e, tpl),
+    );
+    assert_eq!(r1.len(), 64);
+    assert!(r1 != r2 && r1 != r0 && r2 != r0, "{r1} {r2} {r0}");
+
+    // A write in one clone is its own.
+    e.exec(
+        "c-1",
+        "echo c1 > /root/only-c1; echo c1 > /dev/shm/only-c1; sync",
+    );
+    for other in ["c-2", tpl] {
+        assert_eq!(
+            e.exec(
+                other,
+                "cat /root/only-c1 /dev/shm/only-c1 2>/dev/null || echo none"
+            ),
+            "none",
+            "{other}"
+        );
+    }
+
+    // Deleting the snapshot under running clones is harmless: they keep running.
+    e.ok_json(&["sandbox", "snapshot", "delete", "snap-tpl", "--json"]);
+    std::thread::sleep(Duration::from_secs(1));
+    for (n, ip) in names.iter().zip(&ips) {
+        assert!(ssh_up(&e, ip), "{n} after its snapshot went");
+    }
+    e.fails(&["sandbox", "clone", "snap-tpl"], 1, "not found");
+
+    // Deleting a clone leaves the template and the other clone.
+    e.ok_json(&["sandbox", "delete", "c-1", "--timeout", "3", "--json"]);
+    assert_eq!(own_leftovers(&e, "c-1"), Vec::<String>::new());
+    assert!(ssh_up(&e, &tpl_ip));
+    assert_eq!(e.exec("c-2", "cat /dev/shm/marker"), "shm-marker");
+
+    // cleanup removes clones like any sandbox.
+    e.ok_json(&["cleanup", "--all", "--force", "--json"]);
+    for id in ["c-2", tpl] {
+        assert_eq!(leftovers(&e, id), Vec::<String>::new(), "{id}");
+    }
+    e.ok_json(&["sandbox", "snapshot", "delete", "snap-plain", "--json"]);
+}
