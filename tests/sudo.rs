@@ -88,6 +88,19 @@ fn user_with_home(dir: &Path) -> Option<(std::path::PathBuf, TestUser)> {
     Some((home, user))
 }
 
+/// A folder others may enter (`0755`, so the test user reaches its home inside it) and a
+/// test user whose home is in it; `None` (said) when no user can be made here.
+fn open_folder_with_user() -> Option<(tempfile::TempDir, std::path::PathBuf, TestUser)> {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (home, user) = user_with_home(tmp.path())?;
+    Some((tmp, home, user))
+}
+
 fn owner(p: &Path) -> u32 {
     std::fs::symlink_metadata(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -181,13 +194,7 @@ fn completion_install_under_sudo_writes_with_the_users_rights() {
         eprintln!("SKIPPED: needs root (a test user)");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let Some((home, user)) = user_with_home(tmp.path()) else {
+    let Some((tmp, home, user)) = open_folder_with_user() else {
         return;
     };
     let victim = tmp.path().join("root-owned.conf");
@@ -258,13 +265,7 @@ fn a_user_reading_roots_state_is_told_before_a_change_starts_another() {
         eprintln!("SKIPPED: needs root (a test user)");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let Some((home, user)) = user_with_home(tmp.path()) else {
+    let Some((tmp, home, user)) = open_folder_with_user() else {
         return;
     };
     let sys = tmp.path().join("sys");

@@ -90,9 +90,22 @@ fn roff(text: &str) -> String {
     }
 }
 
-/// FILES, EXIT STATUS and EXAMPLES in roff.
+/// ENVIRONMENT (every variable of [`crate::core::settings::SETTINGS`]), FILES, EXIT
+/// STATUS and EXAMPLES in roff.
 pub fn roff_sections() -> String {
-    let mut out = String::from(".SH FILES\n");
+    let mut out = String::from(".SH ENVIRONMENT\n");
+    out.push_str(
+        "Every variable is checked before a command runs; a bad value is a usage error (exit 2) naming it. An empty value counts as unset.\n",
+    );
+    for s in crate::core::settings::SETTINGS {
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{} Default: {}.\n",
+            s.name,
+            roff(s.doc),
+            roff(s.default)
+        ));
+    }
+    out.push_str(".SH FILES\n");
     for (path, what) in FILES {
         out.push_str(&format!(".TP\n\\fI{}\\fR\n{}\n", roff(path), roff(what)));
     }
@@ -115,19 +128,11 @@ mod tests {
     /// Every error code is listed under the exit status it really gives.
     #[test]
     fn exit_status_lists_each_error_code_under_its_exit_code() {
-        let all = [
-            ErrorCode::Usage,
-            ErrorCode::InvalidInput,
-            ErrorCode::Refused,
-            ErrorCode::Runtime,
-            ErrorCode::PartialFailure,
-            ErrorCode::Readonly,
-            ErrorCode::Busy,
-            ErrorCode::NotRunning,
-            ErrorCode::NotFound,
-            ErrorCode::Interrupted,
-        ];
-        for code in all {
+        // A guest command's failure exits with the command's own code (said above the list).
+        for code in ErrorCode::ALL
+            .into_iter()
+            .filter(|c| *c != ErrorCode::CommandFailed)
+        {
             let listed: Vec<i32> = EXIT_STATUS
                 .iter()
                 .filter(|(_, _, codes)| codes.contains(&code))

@@ -272,10 +272,7 @@ pub fn man(args: &ManArgs, env: &Env) -> i32 {
             .and_then(|()| man.render_description_section(&mut buf))
             .and_then(|()| man.render_options_section(&mut buf))
             .and_then(|()| man.render_subcommands_section(&mut buf))
-            .map(|()| {
-                buf.extend_from_slice(crate::core::settings::man_section().as_bytes());
-                buf.extend_from_slice(super::man_sections::roff_sections().as_bytes());
-            })
+            .map(|()| buf.extend_from_slice(super::man_sections::roff_sections().as_bytes()))
             .and_then(|()| man.render_version_section(&mut buf))
     } else {
         man.render(&mut buf)

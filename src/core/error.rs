@@ -33,6 +33,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code (for tables that must list each, such as the man page's EXIT STATUS).
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::Usage,
+        ErrorCode::InvalidInput,
+        ErrorCode::Refused,
+        ErrorCode::Runtime,
+        ErrorCode::PartialFailure,
+        ErrorCode::Readonly,
+        ErrorCode::Busy,
+        ErrorCode::NotRunning,
+        ErrorCode::CommandFailed,
+        ErrorCode::NotFound,
+        ErrorCode::Interrupted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Usage => "usage_error",

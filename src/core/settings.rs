@@ -3,10 +3,10 @@
 //! copy of its rule), so a value refused here is the value that would be refused (or, for
 //! the few read where no error can be reported, ignored) later.
 //!
-//! The CLI checks them all before a command runs: any bad value is a usage error (exit 2)
-//! naming every bad variable at once. `doctor` lists them as a failed `settings` check
-//! instead, and the dashboard names each. `smolvm man` prints the table as its
-//! ENVIRONMENT section, and a test keeps the table and the source in step.
+//! The binary checks them all before any command runs, the dashboard included: any bad
+//! value is a usage error (exit 2) naming every bad variable at once. `doctor` lists them
+//! as a failed `settings` check instead. `smolvm man` prints the table as its ENVIRONMENT
+//! section, and a test keeps the table and the source in step.
 
 use super::error::{Error, Result};
 use crate::sys::env::Env;
@@ -213,38 +213,6 @@ pub fn check(env: &Env) -> Result<()> {
     let lines: Vec<String> = found.into_iter().map(|e| e.message).collect();
     Err(Error::usage(lines.join("\n"))
         .with_recovery("Unset the variable or give it a valid value (smolvm man: ENVIRONMENT)."))
-}
-
-/// The ENVIRONMENT section of `smolvm man`, in roff.
-pub fn man_section() -> String {
-    let mut out = String::from(".SH ENVIRONMENT\n");
-    out.push_str(
-        "Every variable is checked before a command runs; a bad value is a usage error (exit 2) naming it. An empty value counts as unset.\n",
-    );
-    for s in SETTINGS {
-        out.push_str(&format!(
-            ".TP\n\\fB{}\\fR\n{} Default: {}.\n",
-            s.name,
-            roff(s.doc),
-            roff(s.default)
-        ));
-    }
-    out
-}
-
-fn roff(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('`', "")
-        .lines()
-        .map(|l| {
-            if l.starts_with(['.', '\'']) {
-                format!("\\&{l}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

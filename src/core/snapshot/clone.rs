@@ -409,33 +409,7 @@ async fn bring_up(
     abort: &start::Abort,
     progress: &Progress<StartEvent>,
 ) -> Result<(Network, i64)> {
-    let src = info.path.join(super::DISK);
-    {
-        let (d, s, data_dir, vm_id) = (
-            disk.to_path_buf(),
-            src.clone(),
-            ctx.data_dir.clone(),
-            id.to_string(),
-        );
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
-            if let Some(p) = d.parent() {
-                std::fs::create_dir_all(p).map_err(rt)?;
-            }
-            crate::sys::disk::isolated_copy(&s, &d)
-                .map(drop)
-                .map_err(|e| {
-                    rt(format!(
-                        "cannot copy {} to {}: {}",
-                        s.display(),
-                        d.display(),
-                        io_reason(&e)
-                    ))
-                })
-        })
-        .await
-        .map_err(rt)??;
-    }
+    super::restore::copy_disk(ctx, id, &info.path.join(super::DISK), disk).await?;
     abort.check(progress)?;
     let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, disk)?;
     let net = start::setup_network(ctx, id, progress).await?;

@@ -276,33 +276,7 @@ async fn bring_up(
     progress: &Progress<StartEvent>,
 ) -> Result<(VmStatus, Option<i64>)> {
     let id = info.vm_id.clone();
-    let src = info.path.join(super::DISK);
-    {
-        let (d, s, data_dir, vm_id) = (
-            disk.to_path_buf(),
-            src.clone(),
-            ctx.data_dir.clone(),
-            id.clone(),
-        );
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
-            if let Some(p) = d.parent() {
-                std::fs::create_dir_all(p).map_err(rt)?;
-            }
-            crate::sys::disk::isolated_copy(&s, &d)
-                .map(drop)
-                .map_err(|e| {
-                    rt(format!(
-                        "cannot copy {} to {}: {}",
-                        s.display(),
-                        d.display(),
-                        io_reason(&e)
-                    ))
-                })
-        })
-        .await
-        .map_err(rt)??;
-    }
+    copy_disk(ctx, &id, &info.path.join(super::DISK), disk).await?;
     abort.check(progress)?;
     ctx.store
         .reserve_network(&id, &ip.to_string(), tap, net.ssh_host_port)
@@ -506,4 +480,38 @@ async fn bring_up(
         VmStatus::Paused
     };
     Ok((status, Some(pid)))
+}
+
+/// Record `id` as this data dir's and copy the snapshot's disk `src` to the sandbox's
+/// `disk` (a reflink where the file system can, else sparse), off the async threads.
+pub(super) async fn copy_disk(
+    ctx: &Ctx,
+    id: &str,
+    src: &std::path::Path,
+    disk: &std::path::Path,
+) -> Result<()> {
+    let (d, s, data_dir, vm_id) = (
+        disk.to_path_buf(),
+        src.to_path_buf(),
+        ctx.data_dir.clone(),
+        id.to_string(),
+    );
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
+        if let Some(p) = d.parent() {
+            std::fs::create_dir_all(p).map_err(rt)?;
+        }
+        crate::sys::disk::isolated_copy(&s, &d)
+            .map(drop)
+            .map_err(|e| {
+                rt(format!(
+                    "cannot copy {} to {}: {}",
+                    s.display(),
+                    d.display(),
+                    io_reason(&e)
+                ))
+            })
+    })
+    .await
+    .map_err(rt)?
 }
