@@ -110,12 +110,18 @@ pub struct Cli {
 
     /// Observe only: refuse every command that changes something (also SMOLVM_READONLY=1);
     /// the dashboard disables the same actions.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub readonly: bool,
 
     /// Also log to stderr: -v info, -vv debug (the log file is
     /// <data dir>/logs/smolvm.log; SMOLVM_LOG takes an env-filter like smolvm=debug).
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    #[arg(
+        short = 'v',
+        long = "verbose",
+        action = clap::ArgAction::Count,
+        global = true,
+        help_heading = "Global options"
+    )]
     pub verbose: u8,
 
     #[command(subcommand)]

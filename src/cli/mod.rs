@@ -9,6 +9,7 @@ mod bridge;
 pub mod cleanup;
 mod delete;
 pub mod doctor;
+mod help;
 mod host_args;
 pub mod image;
 mod image_args;
@@ -64,6 +65,7 @@ pub fn full_command(env: &Env) -> (crate::core::presets::Registry, clap::Command
             })
         })
     });
+    let command = help::annotate(command, &presets);
     (presets, command)
 }
 

@@ -58,8 +58,10 @@ pub enum FileCommand {
 pub struct FileUploadArgs {
     #[arg(value_name = "SANDBOX")]
     pub id: String,
+    /// The file or folder on this host to send.
     #[arg(value_name = "LOCAL_PATH")]
     pub local: PathBuf,
+    /// Where it goes in the guest (an absolute path).
     #[arg(value_name = "GUEST_PATH")]
     pub guest: String,
     /// Fail instead of creating missing parent directories.
@@ -73,8 +75,10 @@ pub struct FileUploadArgs {
 pub struct FileDownloadArgs {
     #[arg(value_name = "SANDBOX")]
     pub id: String,
+    /// The file or folder in the guest to fetch (an absolute path).
     #[arg(value_name = "GUEST_PATH")]
     pub guest: String,
+    /// Where it goes on this host.
     #[arg(value_name = "LOCAL_PATH")]
     pub local: PathBuf,
     /// Fail instead of creating missing parent directories.
@@ -113,6 +117,7 @@ pub struct EnvSetArgs {
 pub struct EnvUnsetArgs {
     #[arg(value_name = "SANDBOX")]
     pub id: String,
+    /// The variables to remove.
     #[arg(value_name = "KEY", required = true)]
     pub keys: Vec<String>,
     #[command(flatten)]
