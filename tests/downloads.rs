@@ -16,23 +16,6 @@ use std::time::{Duration, Instant};
 use support::sandbox::Sandboxes;
 use support::{json, names, stderr};
 
-impl Sandboxes {
-    /// A root shell script in the guest.
-    fn guest(&self, id: &str, script: &str) -> String {
-        support::stdout(&self.ok(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "sh",
-            "-ec",
-            script,
-        ]))
-    }
-}
-
 /// Every path under `dir` (not following links) with its lstat.
 fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut out = Vec::new();
@@ -209,7 +192,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     let vm = Sandboxes::debian_codex();
     let id = "vm-dl";
     vm.codex_start(id);
-    assert_eq!(vm.guest(id, GUEST_SETUP).trim(), "ready");
+    assert_eq!(vm.exec_in(id, ["sh", "-ec"], GUEST_SETUP).trim(), "ready");
     let work = vm.h.tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
 
@@ -296,7 +279,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     let stall_dir = work.join("stall-parent");
     std::fs::create_dir_all(&stall_dir).unwrap();
     let id_size = vm
-        .guest(id, "wc -c < /usr/bin/id")
+        .exec_in(id, ["sh", "-ec"], "wc -c < /usr/bin/id")
         .trim()
         .parse::<u64>()
         .unwrap();

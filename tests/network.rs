@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cleanup::NetNs;
-use support::sandbox::create_args;
+use support::sandbox::{create_args, exec_args};
 use support::{images, json, json_exit, stdout, Home, Reap};
 
 /// Servers on the "LAN" and the host: TCP banners, an echo server and a DNS server.
@@ -200,17 +200,7 @@ impl Lab {
 
     /// Run a bash script as root in the guest; its stdout.
     fn in_guest(&self, id: &str, script: &str) -> String {
-        let out = self.smolvm(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "bash",
-            "-c",
-            script,
-        ]);
+        let out = self.smolvm(&exec_args(id, ["bash", "-c"], script));
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -22,6 +22,8 @@ pub struct Sandboxes {
     pub manifest: Option<PathBuf>,
     /// More variables for every command.
     pub extra: Vec<(String, String)>,
+    /// How long one `smolvm` command may run before the test kills it and fails.
+    pub limit: Duration,
 }
 
 impl Sandboxes {
@@ -34,6 +36,7 @@ impl Sandboxes {
             ns: NetNs::with_uplink(),
             manifest,
             extra: Vec::new(),
+            limit: COMMAND_LIMIT,
         }
     }
 
@@ -68,7 +71,7 @@ impl Sandboxes {
         c
     }
 
-    /// Run to the end with `vars` added (killed after [`COMMAND_LIMIT`]).
+    /// Run to the end with `vars` added (killed after `limit`).
     pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut child = self
             .command(args, vars)
@@ -90,12 +93,9 @@ impl Sandboxes {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            if t0.elapsed() > COMMAND_LIMIT {
+            if t0.elapsed() > self.limit {
                 let _ = child.kill();
-                eprintln!(
-                    "smolvm {args:?}: killed after {} s",
-                    COMMAND_LIMIT.as_secs()
-                );
+                eprintln!("smolvm {args:?}: killed after {} s", self.limit.as_secs());
                 break child.wait().unwrap();
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -127,7 +127,7 @@ impl Sandboxes {
                     stderr(&out)
                 );
             }
-            assert!(t.elapsed() < COMMAND_LIMIT, "smolvm {args:?}: never ready");
+            assert!(t.elapsed() < self.limit, "smolvm {args:?}: never ready");
             std::thread::sleep(Duration::from_millis(2));
         }
         let sent = Command::new("kill")
@@ -185,22 +185,24 @@ impl Sandboxes {
         );
     }
 
+    /// A root script in the guest run by `shell` (e.g. `["sh", "-c"]`) over `sandbox exec`
+    /// (must succeed): its stdout as printed.
+    pub fn exec_in(&self, id: &str, shell: [&str; 2], script: &str) -> String {
+        let out = self.run(&exec_args(id, shell, script));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{script}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
     /// A root `sh -c` script in the guest over `sandbox exec` (must succeed): its output,
     /// trimmed.
     pub fn exec(&self, id: &str, script: &str) -> String {
-        let out = self.run(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{script}: {}", stderr(&out));
-        stdout(&out).trim().to_string()
+        self.exec_in(id, ["sh", "-c"], script).trim().to_string()
     }
 
     /// `codex start` of the Debian image under QEMU with 512 MiB: its JSON envelope.
@@ -290,4 +292,20 @@ pub fn create_args<'a>(
     ];
     args.extend_from_slice(more);
     args
+}
+
+/// `sandbox exec ID --timeout 300 -- SHELL FLAG SCRIPT`: a root script in the guest.
+pub fn exec_args<'a>(id: &'a str, shell: [&'a str; 2], script: &'a str) -> [&'a str; 9] {
+    let [sh, flag] = shell;
+    [
+        "sandbox",
+        "exec",
+        id,
+        "--timeout",
+        "300",
+        "--",
+        sh,
+        flag,
+        script,
+    ]
 }
