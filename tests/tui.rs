@@ -208,6 +208,13 @@ fn full_app(w: u16, h: u16) -> App {
     a
 }
 
+/// An app sized 160x48 with no data yet.
+fn sized_app() -> App {
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a
+}
+
 /// The status line's text (empty when there is none).
 fn status(a: &App) -> &str {
     a.status.as_deref().unwrap_or("")
@@ -1564,26 +1571,14 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
     let old = h.cache("0.0.11/codex-amd64-qemu", 100_000);
     let _holder = support::Reap(support::hold_open(&held.join("rootfs.ext4")));
     let env = h.env();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let mut a = app();
-        a.update(Input::Resize(160, 48));
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let mut a = sized_app();
         let names = vec!["codex-amd64-qemu".to_string(), "claude-code".to_string()];
         let task = a
             .data
             .add_task(smolvm::tui::app::TaskKind::RemoveImages, "rm".into());
-        workers.run(Effect::RunRemoveImages { task, names });
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while a.data.tasks[0].state == TaskState::Running {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
-            a.update(Input::Msg(msg));
-        }
+        w.run(Effect::RunRemoveImages { task, names });
+        w.finish_first_task(&mut a, 30).await;
         let t = &a.data.tasks[0];
         assert_eq!(t.state, TaskState::Failed, "one kept: {t:?}");
         let removed: Vec<&TaskItem> = t.items.iter().filter(|i| i.ok).collect();
@@ -1613,24 +1608,12 @@ fn run_cancelled(
     kind: smolvm::tui::app::TaskKind,
     run: impl FnOnce(u64) -> Effect,
 ) -> smolvm::tui::app::Task {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let mut a = app();
-        a.update(Input::Resize(160, 48));
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let mut a = sized_app();
         let task = a.data.add_task(kind, "t".into());
-        workers.run(Effect::Cancel { task });
-        workers.run(run(task));
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while a.data.tasks[0].state == TaskState::Running {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
-            a.update(Input::Msg(msg));
-        }
+        w.run(Effect::Cancel { task });
+        w.run(run(task));
+        w.finish_first_task(&mut a, 30).await;
         a.data.tasks[0].clone()
     })
 }
@@ -1802,26 +1785,19 @@ fn prune_through_the_worker(
     meanwhile: impl FnOnce(),
 ) -> smolvm::tui::app::Task {
     let mut meanwhile = Some(meanwhile);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
         let mut a = full_app(160, 48);
         for fx in a.update(key('p')) {
-            workers.run(fx);
+            w.run(fx);
         }
         // Drive the loop by hand until the task finishes.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = support::tui::RealWorker::deadline(30);
         loop {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
+            let msg = w.next_before(deadline).await;
             let is_preview = matches!(msg, Msg::PrunePreview { .. });
             for fx in a.update(Input::Msg(msg)) {
                 if !matches!(fx, Effect::Refresh { .. }) {
-                    workers.run(fx);
+                    w.run(fx);
                 }
             }
             if is_preview {
@@ -1835,7 +1811,7 @@ fn prune_through_the_worker(
                     f();
                 }
                 for fx in a.update(key('y')) {
-                    workers.run(fx);
+                    w.run(fx);
                 }
             }
             if a.data
@@ -3146,15 +3122,11 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
 
     let env = h.env();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let mut a = app();
-        a.update(Input::Resize(160, 48));
+    let env = &env;
+    support::tui::RealWorker::block_on(env, |mut w| async move {
+        let mut a = sized_app();
         let snap = smolvm::tui::data::load(
-            &smolvm::core::context::Context::local(&env),
+            &smolvm::core::context::Context::local(env),
             &mut Default::default(),
             false,
         );
@@ -3181,16 +3153,9 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
             "{fx:?}"
         );
         for f in fx {
-            workers.run(f);
+            w.run(f);
         }
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while a.data.tasks[0].state == TaskState::Running {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
-            a.update(Input::Msg(msg));
-        }
+        w.finish_first_task(&mut a, 30).await;
         let t = &a.data.tasks[0];
         assert_eq!(t.state, TaskState::Done, "{t:?}");
         assert!(
@@ -3528,20 +3493,13 @@ fn tab_in_the_upload_form_asks_the_worker_and_changes_nothing_itself() {
 
 /// Run the effects on the real worker and wait for its listing (other messages — the
 /// refresher's — are dropped).
-async fn worker_listing(
-    workers: &mut smolvm::tui::worker::Workers,
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
-    fx: Vec<Effect>,
-) -> Msg {
+async fn worker_listing(w: &mut support::tui::RealWorker, fx: Vec<Effect>) -> Msg {
     for fx in fx {
-        workers.run(fx);
+        w.run(fx);
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = support::tui::RealWorker::deadline(30);
     loop {
-        let msg = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .expect("worker answered")
-            .unwrap();
+        let msg = w.next_before(deadline).await;
         if matches!(msg, Msg::DirListing { .. }) {
             return msg;
         }
@@ -3559,19 +3517,15 @@ fn a_stale_completion_result_is_ignored() {
     let base = format!("{}/", t.path().display());
     let env = h.env();
     let local = |a: &App| smolvm::tui::app::text_of(&transfer_form(a).local);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let (w, rx) = (&mut workers, &mut rx);
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let w = &mut w;
         let mut a = full_app(80, 24);
         a.update(key('j'));
         a.update(key('U'));
         typed(&mut a, &format!("{base}pro"));
         // Edited after the Tab: the answer is for text that is gone.
         let fx = a.update(code(KeyCode::Tab));
-        let late = worker_listing(w, rx, fx).await;
+        let late = worker_listing(w, fx).await;
         typed(&mut a, "x");
         a.update(Input::Msg(late.clone()));
         let f = transfer_form(&a);
@@ -3587,9 +3541,9 @@ fn a_stale_completion_result_is_ignored() {
         assert_eq!(local(&a), format!("{base}pro"));
         // Two Tabs: only the second one's answer counts, and only once.
         let fx = a.update(code(KeyCode::Tab));
-        let first = worker_listing(w, rx, fx).await;
+        let first = worker_listing(w, fx).await;
         let fx = a.update(code(KeyCode::Tab));
-        let second = worker_listing(w, rx, fx).await;
+        let second = worker_listing(w, fx).await;
         a.update(Input::Msg(first));
         assert_eq!(local(&a), format!("{base}pro"));
         a.update(Input::Msg(second.clone()));
@@ -3601,7 +3555,7 @@ fn a_stale_completion_result_is_ignored() {
         a.update(code(KeyCode::Esc));
         a.update(key('U'));
         typed(&mut a, &format!("{base}project/"));
-        let old = worker_listing(w, rx, fx).await;
+        let old = worker_listing(w, fx).await;
         a.update(Input::Msg(old));
         assert_eq!(local(&a), format!("{base}project/"));
         // Not even after a Tab of its own, before its own answer.
@@ -3615,13 +3569,13 @@ fn a_stale_completion_result_is_ignored() {
             result: smolvm::tui::worker::list_dir(&dir, &word),
         }));
         assert_eq!(local(&a), format!("{base}project/"));
-        let own = worker_listing(w, rx, fx).await;
+        let own = worker_listing(w, fx).await;
         a.update(Input::Msg(own));
         assert_eq!(local(&a), format!("{base}project/src/"));
         // An answer with no form open changes nothing.
         let fx = a.update(code(KeyCode::Tab));
         a.update(code(KeyCode::Esc));
-        let orphan = worker_listing(w, rx, fx).await;
+        let orphan = worker_listing(w, fx).await;
         assert!(a.update(Input::Msg(orphan)).is_empty());
         assert!(a.dialog.is_none());
     });
