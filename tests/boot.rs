@@ -917,7 +917,7 @@ fn x_on_a_dashboard_start_stops_the_boot_and_rolls_back() {
 /// The inside of [`x_on_a_dashboard_start_stops_the_boot_and_rolls_back`].
 fn dashboard_start_cancelled_here() {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-    use smolvm::tui::app::{Effect, Input, StartImage, StartSpec, TaskState};
+    use smolvm::tui::app::{Effect, Input, TaskState};
     use support::tui::RealWorker;
     let env = smolvm::sys::env::Env::from_process();
     let id = "vm-dash-x";
@@ -936,18 +936,7 @@ fn dashboard_start_cancelled_here() {
             .add_task(smolvm::core::job::JobKind::Start, "start".into());
         w.run(Effect::RunStart {
             task,
-            spec: StartSpec {
-                image: StartImage::Preset("claude-code".into()),
-                name: Some(id.into()),
-                memory_mib: 256,
-                cpus: 1,
-                disk_mib: None,
-                mounts: vec![],
-                writable_mounts: false,
-                internet: Default::default(),
-                publish_ssh: false,
-                attach: false,
-            },
+            spec: support::tui::preset_start("claude-code", id, 256),
         });
         // Until the guest is booting (its console has lines, its VMM runs).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);

@@ -184,11 +184,10 @@ fn refuses_unattended_without_force_and_touches_nothing() {
         .write_stdin("y\n")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert_eq!(
-        stderr(&out),
-        "Error: Refusing to delete VMs without a confirmation prompt. Pass --force to confirm.\n"
+    support::assert_error(
+        &out,
+        1,
+        "Error: Refusing to delete VMs without a confirmation prompt. Pass --force to confirm.\n",
     );
     // the standalone script names itself in the recovery hint
     let out = ns.cmd(&h, "smolvm-cleanup").arg("--json").output().unwrap();

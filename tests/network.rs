@@ -122,22 +122,14 @@ impl Lab {
         let (kernel, _) = images::kernel();
         let rootfs = images::debian_rootfs();
         let veth = format!("h{}", std::process::id() % 100_000);
-        let out = Command::new("sh")
-            .arg("-ec")
-            .arg(format!(
-                "ip link add {veth} type veth peer name {veth}l
-                 ip link set {veth} netns {h} name h0
-                 ip link set {veth}l netns {l} name l0",
-                h = host.name,
-                l = lan.name
-            ))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let script = format!(
+            "ip link add {veth} type veth peer name {veth}l
+             ip link set {veth} netns {h} name h0
+             ip link set {veth}l netns {l} name l0",
+            h = host.name,
+            l = lan.name
         );
+        support::run_ok(Command::new("sh").arg("-ec").arg(&script), &script);
         host.sh(
             "ip link set lo up; ip addr add 10.254.0.1/24 dev h0; ip link set h0 up
              ip route add default via 10.254.0.2 dev h0",

@@ -409,14 +409,13 @@ fn an_images_root_that_is_a_file_is_a_clear_error() {
         .arg(&file)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert_eq!(
-        stderr(&out),
-        format!(
+    support::assert_error(
+        &out,
+        1,
+        &format!(
             "Error: cannot read image cache directory {}: Not a directory\n",
             file.display()
-        )
+        ),
     );
     let out = h
         .smolvm()

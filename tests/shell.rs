@@ -36,15 +36,10 @@ fn bash_complete(home: &Home, words: &[&str]) -> Vec<String> {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = c
-        .env("PATH", path)
-        .args(["--norc", "--noprofile", "-c", &program])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = support::run_ok(
+        c.env("PATH", path)
+            .args(["--norc", "--noprofile", "-c", &program]),
+        &program,
     );
     stdout_lines(&out.stdout)
 }

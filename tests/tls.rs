@@ -12,15 +12,9 @@ use std::process::{Child, Command, Stdio};
 use support::{json, Home};
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    support::run_ok(
+        Command::new("openssl").current_dir(dir).args(args),
+        &format!("openssl {args:?}"),
     );
 }
 

@@ -1723,18 +1723,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Start,
             Box::new(|task| Effect::RunStart {
                 task,
-                spec: StartSpec {
-                    image: StartImage::Preset("codex".into()),
-                    name: Some("vm-never".into()),
-                    memory_mib: 512,
-                    cpus: 1,
-                    disk_mib: None,
-                    mounts: vec![],
-                    writable_mounts: false,
-                    internet: Default::default(),
-                    publish_ssh: false,
-                    attach: false,
-                },
+                spec: support::tui::preset_start("codex", "vm-never", 512),
             }),
         ),
         (

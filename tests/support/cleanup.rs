@@ -50,16 +50,11 @@ impl NetNs {
 
     /// Run a shell script inside the namespace; panics on failure.
     pub fn sh(&self, script: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sh", "-ec", script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = super::run_ok(
+            Command::new("ip").args(["netns", "exec", &self.name, "sh", "-ec", script]),
+            script,
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        super::stdout(&out)
     }
 
     /// A NAT TAP the way SmolVM makes one: `tap<N>` carrying 172.16.0.1/32.

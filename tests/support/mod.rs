@@ -157,6 +157,33 @@ pub fn assert_exit(args: &[&str], out: &std::process::Output, code: i32) {
     );
 }
 
+/// Run a helper program (not smolvm) that must succeed: its output. A failure names
+/// `what` and shows both streams.
+pub fn run_ok(c: &mut StdCommand, what: &str) -> std::process::Output {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// An error exit: exactly exit code `code`, nothing on stdout and exactly `message` on
+/// stderr.
+pub fn assert_error(out: &std::process::Output, code: i32, message: &str) {
+    assert_eq!(
+        (
+            out.status.code(),
+            stdout(out).as_str(),
+            stderr(out).as_str()
+        ),
+        (Some(code), "", message)
+    );
+}
+
 /// Parse stdout as the one JSON document a `--json` command must print.
 pub fn json(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);

@@ -3,7 +3,7 @@
 
 use smolvm::core::host::{DevAccess, Host, KvmKind};
 use smolvm::sys::env::Env;
-use smolvm::tui::app::{App, Effect, Input, Msg, TaskState};
+use smolvm::tui::app::{App, Effect, Input, Msg, StartImage, StartSpec, TaskState};
 use smolvm::tui::worker::Workers;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -17,6 +17,23 @@ pub fn pvm_host() -> Host {
         firecracker: None,
         root: true,
         ..Host::default()
+    }
+}
+
+/// A start of preset `preset` named `name` with `memory_mib` and one vCPU; no mounts, no
+/// policy, no SSH port, no attach.
+pub fn preset_start(preset: &str, name: &str, memory_mib: u32) -> StartSpec {
+    StartSpec {
+        image: StartImage::Preset(preset.into()),
+        name: Some(name.into()),
+        memory_mib,
+        cpus: 1,
+        disk_mib: None,
+        mounts: vec![],
+        writable_mounts: false,
+        internet: Default::default(),
+        publish_ssh: false,
+        attach: false,
     }
 }
 
