@@ -199,13 +199,7 @@ fn refuses_unattended_without_force_and_touches_nothing() {
 }
 
 fn prompt(h: &Home, ns: &NetNs, input: &[u8]) -> std::process::Output {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &ns.name])
-        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-        .arg("cleanup")
-        .env_clear()
-        .envs(h.env_vars());
-    run_with_pty(c, input)
+    run_with_pty(ns.smolvm_command(h, &["cleanup"]), input)
 }
 
 #[test]
@@ -812,13 +806,8 @@ fn two_cleanups_at_once_each_vm_deleted_once() {
         .collect();
     insert_rows(&h.data, &sockets, &rows);
     let spawn = || {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(["cleanup", "--force", "--json"])
-            .env_clear()
-            .envs(h.env_vars())
-            .stdout(std::process::Stdio::piped())
+        let mut c = ns.smolvm_command(&h, &["cleanup", "--force", "--json"]);
+        c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
     };
@@ -878,13 +867,8 @@ fn cleanup_killed_midway_is_finished_by_a_rerun() {
         .collect();
     insert_rows(&h.data, &sockets, &rows);
     // Serial, slow stops (each VMM ignores SIGTERM): kill the cleanup in the middle.
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &ns.name])
-        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-        .args(["cleanup", "--force"])
-        .env_clear()
-        .envs(h.env_vars())
-        .env("SMOLVM_STOP_TIMEOUT", "2")
+    let mut c = ns.smolvm_command(&h, &["cleanup", "--force"]);
+    c.env("SMOLVM_STOP_TIMEOUT", "2")
         .env("SMOLVM_CLEANUP_PARALLEL", "1")
         .stdout(std::process::Stdio::piped());
     let mut first = c.spawn().unwrap();

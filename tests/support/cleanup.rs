@@ -116,6 +116,18 @@ EOF"
         c
     }
 
+    /// `smolvm <args>` inside the namespace with `home`'s environment, not yet started (a
+    /// std command: for a pty, pipes or a kill in the middle).
+    pub fn smolvm_command(&self, home: &Home, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+            .args(args)
+            .env_clear()
+            .envs(home.env_vars());
+        c
+    }
+
     /// Run `smolvm <args>` inside the namespace to the end.
     pub fn smolvm(&self, home: &Home, args: &[&str]) -> std::process::Output {
         self.cmd(home, "smolvm").args(args).output().unwrap()

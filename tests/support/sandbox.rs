@@ -56,12 +56,7 @@ impl Sandboxes {
 
     /// `smolvm ARGS` in the namespace with `vars` added, not yet started (stdin closed).
     pub fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(args)
-            .env_clear()
-            .envs(self.h.env_vars());
+        let mut c = self.ns.smolvm_command(&self.h, args);
         if let Some(m) = &self.manifest {
             c.env("SMOLVM_MANIFEST", m);
         }
