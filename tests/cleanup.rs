@@ -115,7 +115,7 @@ fn custom_prefix_and_all() {
 fn no_match_is_success_without_prompting() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
-    insert_rows(&h.data, &h.sockets(), &[Row::stopped("production-vm")]);
+    support::cleanup::insert_stopped(&h, &["production-vm"]);
     for args in [
         &["cleanup", "--prefix", "foo-"][..],
         &["cleanup", "--prefix", "foo-", "--json"],
@@ -206,11 +206,7 @@ fn prompt(h: &Home, ns: &NetNs, input: &[u8]) -> std::process::Output {
 fn prompt_yes_deletes_and_no_empty_or_eof_abort() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[Row::stopped("vm-a"), Row::stopped("vm-b")],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-a", "vm-b"]);
     let head = "Targets (2):\n  - vm-a\n  - vm-b\nThis will permanently delete 2 VM(s). This action cannot be undone.\nContinue? [y/N] ";
     for (input, tail) in [
         (&b"no\n"[..], "Aborted.\n"),
@@ -490,15 +486,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
 fn partial_failure_reports_the_failed_vm_and_continues() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[
-            Row::stopped("vm-test-1"),
-            Row::stopped("vm-test-2"),
-            Row::stopped("vm-test-3"),
-        ],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-test-1", "vm-test-2", "vm-test-3"]);
     let disks = h.data.join("disks");
     std::fs::create_dir_all(&disks).unwrap();
     let stuck = disks.join("vm-test-2.ext4");

@@ -249,7 +249,7 @@ fn sandbox_start_refuses_a_symlink_at_the_qmp_socket_path() {
 fn sandbox_logs_does_not_read_through_a_symlinked_log() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
-    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-logs")]);
+    support::cleanup::insert_stopped(&h, &["vm-logs"]);
     let secret = h.tmp.path().join("secret");
     std::fs::write(&secret, b"root-only secret\n").unwrap();
     let log = h.data.join("vm-logs.log");

@@ -1138,17 +1138,10 @@ fn the_vms_pane_filters_and_sorts_by_policy_and_egress_bytes() {
 /// SmolVM itself in its `internet_settings`, or absent (open).
 #[test]
 fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
-    use support::cleanup::{insert_rows, Row};
     let h = support::Home::new();
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[
-            Row::stopped("vm-cli-off"),
-            Row::stopped("vm-cli-names"),
-            Row::stopped("vm-smolvm-row"),
-            Row::stopped("vm-default"),
-        ],
+    support::cleanup::insert_stopped(
+        &h,
+        &["vm-cli-off", "vm-cli-names", "vm-smolvm-row", "vm-default"],
     );
     for (id, flags) in [
         ("vm-cli-off", vec!["--internet", "off"]),
@@ -1211,9 +1204,8 @@ fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
 /// function, read by the detail worker).
 #[test]
 fn the_detail_shows_what_sandbox_network_show_reports() {
-    use support::cleanup::{insert_rows, Row};
     let h = support::Home::new();
-    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-detail")]);
+    support::cleanup::insert_stopped(&h, &["vm-detail"]);
     let out = h
         .smolvm()
         .args([
@@ -3076,13 +3068,8 @@ fn the_network_form_shows_the_stored_policy_checks_as_you_type_and_waits_for_cor
 /// the same, and `sandbox network show` reports the same.
 #[test]
 fn the_network_form_stores_what_sandbox_network_set_stores() {
-    use support::cleanup::{insert_rows, Row};
     let h = support::Home::new();
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[Row::stopped("vm-by-cli"), Row::stopped("vm-by-form")],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-by-cli", "vm-by-form"]);
     let out = h
         .smolvm()
         .args([

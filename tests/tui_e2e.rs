@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::cleanup::{insert_rows, row_ids, NetNs, Row};
+use support::cleanup::{row_ids, NetNs};
 use support::{is_root, Home, CURRENT};
 
 struct Tmux {
@@ -121,15 +121,7 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
     h.cache("0.0.12", 300_000);
     h.cache("0.0.13", 200_000);
     let current = h.cache(&format!("{CURRENT}/claude-code-amd64-qemu"), 100_000);
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[
-            Row::stopped("vm-a"),
-            Row::stopped("vm-b"),
-            Row::stopped("prod-x"),
-        ],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-a", "vm-b", "prod-x"]);
     let t = open_dashboard(&h, &ns, &[]);
     t.wait("the VM list", |s| {
         s.contains("VMs (3)") && s.contains("Images (3)")

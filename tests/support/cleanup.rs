@@ -361,6 +361,12 @@ impl<'a> Row<'a> {
     }
 }
 
+/// Rows of stopped VMs `ids` (in order) in `home`'s database, as [`insert_rows`].
+pub fn insert_stopped(home: &Home, ids: &[&str]) {
+    let rows: Vec<Row<'_>> = ids.iter().map(|id| Row::stopped(id)).collect();
+    insert_rows(&home.data, &home.sockets(), &rows);
+}
+
 /// Insert rows (in order; `created_at` ascending) into `<data>/smolvm.db`, creating it
 /// with SmolVM's full schema, plus `ip_leases`/`ssh_forwards` for rows with a TAP.
 pub fn insert_rows(data: &Path, socket_dir: &Path, rows: &[Row<'_>]) {
