@@ -1254,17 +1254,9 @@ fn a_teardown_failure_keeps_its_error_code_in_the_json() {
         let error = failed[0]["error"].as_str().unwrap();
         assert!(error.contains("not a regular file"), "{command}: {error}");
     };
-    let out = h
-        .smolvm()
-        .args(["sandbox", "delete", "vm-tear-del", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "delete", "vm-tear-del", "--json"]);
     check(&out, "vm-tear-del", "sandbox delete");
-    let out = h
-        .smolvm()
-        .args(["cleanup", "--prefix", "vm-tear-clean", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["cleanup", "--prefix", "vm-tear-clean", "--force", "--json"]);
     check(&out, "vm-tear-clean", "cleanup");
     for id in ["vm-tear-del", "vm-tear-clean"] {
         assert!(h.data.join(format!("{id}.log/inside")).is_dir(), "{id}");

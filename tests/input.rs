@@ -262,22 +262,14 @@ fn out_of_range_timeouts_on_stop_and_delete_are_usage_errors() {
     for cmd in ["stop", "delete"] {
         for v in BAD_SECONDS {
             let flag = format!("--timeout={v}");
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-x", &flag])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-x", &flag]);
             assert_usage(&out, "--timeout", &format!("sandbox {cmd} {flag}"));
             assert!(
                 stderr(&out).contains("86400"),
                 "the limit is not said: {}",
                 stderr(&out)
             );
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-x", &flag, "--json"])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-x", &flag, "--json"]);
             assert_usage_json(
                 &out,
                 "--timeout",
@@ -287,11 +279,7 @@ fn out_of_range_timeouts_on_stop_and_delete_are_usage_errors() {
         }
         // The space-separated form of the reported panics.
         for v in ["1e20", "inf", "nan"] {
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-x", "--timeout", v])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-x", "--timeout", v]);
             assert_usage(&out, "--timeout", &format!("sandbox {cmd} --timeout {v}"));
         }
     }
@@ -302,11 +290,7 @@ fn in_range_timeouts_are_accepted() {
     let h = Home::new();
     for cmd in ["stop", "delete"] {
         for v in ["0", "0.0", "2.5", "10", "86400", "+3", "1e3"] {
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-nope", "--timeout", v])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-nope", "--timeout", v]);
             assert_no_panic(&out, v);
             // Past the parser: the sandbox does not exist.
             assert_eq!(out.status.code(), Some(1), "{cmd} {v}: {}", stderr(&out));
@@ -625,11 +609,7 @@ fn backend_and_machine_flags_list_smolvm_spellings_and_refuse_macos_runtimes() {
         assert_usage(&out, "--backend", &format!("{cmd:?}"));
         assert!(stderr(&out).contains(backends), "{cmd:?}: {}", stderr(&out));
     }
-    let out = h
-        .smolvm()
-        .args(["sandbox", "create", "--qemu-machine", "pc"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "create", "--qemu-machine", "pc"]);
     assert_usage(&out, "--qemu-machine", "--qemu-machine pc");
     assert!(
         stderr(&out).contains("[possible values: auto, q35, microvm]"),
@@ -666,12 +646,7 @@ fn backend_and_machine_flags_list_smolvm_spellings_and_refuse_macos_runtimes() {
 #[test]
 fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
     let h = Home::new();
-    let list = |name: &str| {
-        h.smolvm()
-            .args(["sandbox", "list", "--preset", name, "--json"])
-            .output()
-            .unwrap()
-    };
+    let list = |name: &str| h.run(&["sandbox", "list", "--preset", name, "--json"]);
     let builtin = [
         "claude-code",
         "claude",
@@ -689,11 +664,7 @@ fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
     }
     let out = list("mine");
     assert_usage_json(&out, "--preset", "sandbox.list", "no user file: mine");
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--preset", "mine"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "list", "--preset", "mine"]);
     assert_usage(&out, "--preset", "no user file: mine");
     assert!(
         stderr(&out).contains(&format!("[possible values: {}]", builtin.join(", "))),
@@ -712,11 +683,7 @@ fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
         let out = list(name);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
     }
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--preset", "bogus"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "list", "--preset", "bogus"]);
     assert_usage(&out, "--preset", "--preset bogus");
     let err = stderr(&out);
     let listed = err

@@ -74,7 +74,7 @@ fn a_line_per_command_and_no_secret() {
 fn verbose_copies_to_stderr_and_smolvm_log_filters() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
-    let out = h.smolvm().args(["-v", "sandbox", "list"]).output().unwrap();
+    let out = h.run(&["-v", "sandbox", "list"]);
     assert!(
         stderr(&out).contains("command finished"),
         "{}",
@@ -82,11 +82,7 @@ fn verbose_copies_to_stderr_and_smolvm_log_filters() {
     );
     // clap counts the flag (saturating): any number of v's is a run, not a panic.
     let many = format!("-{}", "v".repeat(300));
-    let out = h
-        .smolvm()
-        .args([many.as_str(), "sandbox", "list"])
-        .output()
-        .unwrap();
+    let out = h.run(&[many.as_str(), "sandbox", "list"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // SMOLVM_LOG=warn keeps info lines out of the file.
     let before = log_text(&h).lines().count();
@@ -118,7 +114,7 @@ fn the_file_is_capped_and_doctor_names_it() {
     assert!(size <= 4096, "{size}");
     assert!(logs.join("smolvm.log.1").is_file());
     assert_eq!(std::fs::read_dir(&logs).unwrap().count(), 2);
-    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let out = h.run(&["doctor", "--json"]);
     assert_eq!(
         json(&out)["data"]["log_file"],
         logs.join("smolvm.log").display().to_string()
@@ -134,7 +130,7 @@ fn the_file_is_capped_and_doctor_names_it() {
 #[test]
 fn logging_never_creates_the_data_dir() {
     let h = Home::new();
-    let out = h.smolvm().args(["prune", "--dry-run"]).output().unwrap();
+    let out = h.run(&["prune", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!h.data.exists());
 }

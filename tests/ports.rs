@@ -162,11 +162,7 @@ fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
 #[test]
 fn port_expose_help_explains_the_risk() {
     let h = Home::new();
-    let out = h
-        .smolvm()
-        .args(["sandbox", "port", "expose", "--help"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "port", "expose", "--help"]);
     let text = stdout(&out);
     for needle in [
         "not by binding",

@@ -706,24 +706,20 @@ fn dangerous_mounts_are_refused_unless_unsafe_mount_and_nothing_changes() {
         }
     }
     // --unsafe-mount passes the rule: the next problem is the (missing) kernel.
-    let out = h
-        .smolvm()
-        .args([
-            "sandbox",
-            "create",
-            "--kernel",
-            "/nonexistent/k",
-            "--rootfs",
-            "/nonexistent/r",
-            "--backend",
-            "qemu",
-            "--mount",
-            "/etc:/x",
-            "--unsafe-mount",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = h.run(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        "/nonexistent/k",
+        "--rootfs",
+        "/nonexistent/r",
+        "--backend",
+        "qemu",
+        "--mount",
+        "/etc:/x",
+        "--unsafe-mount",
+        "--json",
+    ]);
     let v = support::json(&out);
     let m = v["error"]["message"].as_str().unwrap_or_default();
     assert!(m.contains("/nonexistent/k"), "{v}");
@@ -785,11 +781,7 @@ fn presets_come_from_the_registry_and_the_users_file() {
         "[marker]\nlaunch = \"true\"\n\n[broken]\nlunch = 1\n",
     )
     .unwrap();
-    let out = h
-        .smolvm()
-        .args(["marker", "start", "--help"])
-        .output()
-        .unwrap();
+    let out = h.run(&["marker", "start", "--help"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("--no-attach"));
     // A user preset without a recipe for the base: a clear error naming it (after the
@@ -818,6 +810,6 @@ fn presets_come_from_the_registry_and_the_users_file() {
         "{}",
         stderr(&out)
     );
-    let out = h.smolvm().args(["nope", "start"]).output().unwrap();
+    let out = h.run(&["nope", "start"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -106,7 +106,7 @@ fn every_mutating_command_refuses_with_code_readonly() {
     assert!(stale.exists());
     assert!(!h.data.exists(), "read-only runs created the data dir");
     // The human form: a clear line on stderr.
-    let out = h.smolvm().args(["--readonly", "prune"]).output().unwrap();
+    let out = h.run(&["--readonly", "prune"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with("Error: Read-only mode: refusing to prune image caches"),

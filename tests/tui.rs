@@ -1220,11 +1220,7 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
-    let out = h
-        .smolvm()
-        .args(["sandbox", "network", "show", "vm-detail", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "network", "show", "vm-detail", "--json"]);
     let cli = support::json(&out)["data"].clone();
     let d = smolvm::tui::worker::load_detail(
         &smolvm::core::context::Context::local(&h.env()),
@@ -3145,11 +3141,7 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
     });
 
     let show = |id: &str| {
-        let out = h
-            .smolvm()
-            .args(["sandbox", "network", "show", id, "--json"])
-            .output()
-            .unwrap();
+        let out = h.run(&["sandbox", "network", "show", id, "--json"]);
         let mut d = support::json(&out)["data"].clone();
         d.as_object_mut().unwrap().remove("vm_id");
         d
@@ -3714,7 +3706,7 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
         std::fs::write(built.join(f), b"x").unwrap();
     }
 
-    let out = h.smolvm().args(["image", "ls", "--json"]).output().unwrap();
+    let out = h.run(&["image", "ls", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut cli: Vec<(String, String, String)> = v["data"]["images"]
@@ -3769,11 +3761,7 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
     h.cache(&format!("{cur}/codex-amd64-qemu"), 4096);
     let cx = smolvm::core::context::Context::local(&h.env());
     let cli = |name: &str| {
-        let out = h
-            .smolvm()
-            .args(["image", "inspect", name, "--json"])
-            .output()
-            .unwrap();
+        let out = h.run(&["image", "inspect", name, "--json"]);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let v = cli("codex-amd64-qemu");

@@ -57,6 +57,11 @@ impl Home {
         c
     }
 
+    /// Run `smolvm ARGS` (as [`Home::smolvm`]) to the end: its output.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.smolvm().args(args).output().unwrap()
+    }
+
     /// The private socket dir (created).
     pub fn sockets(&self) -> PathBuf {
         let d = self.tmp.path().join("sockets");
