@@ -10,7 +10,7 @@ mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::sandbox::Sandboxes;
@@ -66,12 +66,7 @@ fn interrupt_when(
     ready: impl Fn(&Path) -> bool,
     sig: nix::sys::signal::Signal,
 ) -> Output {
-    let mut child = vm
-        .command(args, &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = vm.spawn_piped(args, &[]);
     let t0 = Instant::now();
     let mut ready_since: Option<Instant> = None;
     let mut polls = 0u64;

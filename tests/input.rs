@@ -672,13 +672,9 @@ fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
         stderr(&out)
     );
 
-    let dir = h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("presets.toml"),
+    h.user_presets(
         "[mine]\naliases = [\"my\"]\nlaunch = \"echo hi\"\n[mine.debian]\nsteps = [\"true\"]\n",
-    )
-    .unwrap();
+    );
     for name in builtin.iter().chain(&["mine", "my"]) {
         let out = list(name);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));

@@ -82,8 +82,7 @@ fn verbose_copies_to_stderr_and_smolvm_log_filters() {
     );
     // clap counts the flag (saturating): any number of v's is a run, not a panic.
     let many = format!("-{}", "v".repeat(300));
-    let out = h.run(&[many.as_str(), "sandbox", "list"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    h.ok(&[many.as_str(), "sandbox", "list"]);
     // SMOLVM_LOG=warn keeps info lines out of the file.
     let before = log_text(&h).lines().count();
     let out = h
@@ -130,7 +129,6 @@ fn the_file_is_capped_and_doctor_names_it() {
 #[test]
 fn logging_never_creates_the_data_dir() {
     let h = Home::new();
-    let out = h.run(&["prune", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    h.ok(&["prune", "--dry-run"]);
     assert!(!h.data.exists());
 }

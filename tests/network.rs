@@ -170,22 +170,7 @@ impl Lab {
     /// A running Debian guest (`sandbox create --start`) with these extra flags.
     fn guest(&self, id: &str, extra: &[&str]) -> serde_json::Value {
         let (k, r) = (self.kernel.to_str().unwrap(), self.rootfs.to_str().unwrap());
-        let mut args = vec![
-            "sandbox",
-            "create",
-            "--kernel",
-            k,
-            "--rootfs",
-            r,
-            "--name",
-            id,
-            "--backend",
-            "qemu",
-            "--memory",
-            "512",
-            "--start",
-            "--json",
-        ];
+        let mut args = create_args(k, r, id, "qemu", &["--memory", "512", "--start", "--json"]);
         args.extend_from_slice(extra);
         self.ok(&args)
     }
@@ -275,19 +260,7 @@ fn create_only(h: &Home, ns: &NetNs, name: &str, flags: &[&str]) -> Output {
         std::fs::write(&r, vec![0u8; 4096]).unwrap();
     }
     let (k, r) = (k.to_str().unwrap(), r.to_str().unwrap());
-    let mut args = vec![
-        "sandbox",
-        "create",
-        "--kernel",
-        k,
-        "--rootfs",
-        r,
-        "--name",
-        name,
-        "--backend",
-        "qemu",
-        "--json",
-    ];
+    let mut args = create_args(k, r, name, "qemu", &["--json"]);
     args.extend_from_slice(flags);
     ns.smolvm(h, &args)
 }

@@ -341,25 +341,14 @@ fn codex_local_image_boots_runs_codex_and_forwards_its_key_and_config_dir() {
     e.ok(&["sandbox", "delete", "vm-codex", "--timeout", "3"]);
 }
 
-/// The test preset: published in the test manifest (the Debian test image), its launch
-/// command prints a marker and exits 3.
-const MARKER_PRESETS: &str = r#"
-[marker]
-description = "attach test"
-memory_mib = 512
-disk_mib = 1024
-launch = "sh -c 'echo SMOLVM-ATTACH-MARKER; exit 3'"
-"#;
-
 fn marker_env() -> Sandboxes {
     let debian = images::debian_rootfs();
     let e = env(&[Row {
         preset: "marker",
         rootfs: &debian,
     }]);
-    let cfg = e.h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(cfg.join("presets.toml"), MARKER_PRESETS).unwrap();
+    // The test preset: published in the test manifest (the Debian test image).
+    e.h.user_presets(&support::marker_presets("SMOLVM-ATTACH-MARKER"));
     e
 }
 
@@ -774,15 +763,8 @@ fn presets_come_from_the_registry_and_the_users_file() {
     ] {
         assert!(text.contains(&format!("  {p} ")), "{p} missing in:\n{text}");
     }
-    let cfg = h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(
-        cfg.join("presets.toml"),
-        "[marker]\nlaunch = \"true\"\n\n[broken]\nlunch = 1\n",
-    )
-    .unwrap();
-    let out = h.run(&["marker", "start", "--help"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    h.user_presets("[marker]\nlaunch = \"true\"\n\n[broken]\nlunch = 1\n");
+    let out = h.ok(&["marker", "start", "--help"]);
     assert!(stdout(&out).contains("--no-attach"));
     // A user preset without a recipe for the base: a clear error naming it (after the
     // warning about the broken entry), before anything is created.

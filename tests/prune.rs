@@ -33,8 +33,7 @@ fn dry_run_human_output_matches_the_seed_word_for_word() {
     h.cache("0.0.12", 3 * MB);
     h.cache("0.0.13", 2 * MB);
     h.cache(CURRENT, MB);
-    let out = h.run(&["prune", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["prune", "--dry-run"]);
     insta::assert_snapshot!(stdout(&out), @r"
     Stale image caches (2):
       - ~/.smolvm/images/0.0.12/   (3 MB)
@@ -220,8 +219,7 @@ fn a_cache_used_by_a_running_vm_is_kept_and_not_counted() {
         &stopped_user.join("rootfs.ext4"),
         &stopped_user.join("vmlinux.bin"),
     );
-    let out = h.run(&["prune", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["prune", "--dry-run"]);
     insta::assert_snapshot!(stdout(&out), @r"
     Stale image caches (2):
       - ~/.smolvm/images/0.0.13/                        (2 MB)

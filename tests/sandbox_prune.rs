@@ -68,8 +68,7 @@ fn a_dry_run_finds_what_smolvm_finds_and_changes_nothing() {
     let (code, text) = smolvm_py(&h, &["sandbox", "prune", "--dry-run", "--json"]);
     assert_eq!(code, 0, "{text}");
     let py: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let out = h.run(&["sandbox", "prune", "--dry-run", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "prune", "--dry-run", "--json"]);
     let v = json(&out);
     assert_eq!(v["command"], py["command"]);
     for key in ["removed", "kept", "failed"] {
@@ -115,8 +114,7 @@ fn a_real_prune_needs_force_then_removes_only_leftovers() {
     );
     assert!(h.data.join("disks/vm-gone.ext4").exists());
 
-    let out = h.run(&["sandbox", "prune", "--force"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "prune", "--force"]);
     let text = stdout(&out);
     assert!(
         text.contains("Removed (4):") && text.contains("Kept 2 file(s)"),

@@ -69,8 +69,7 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
     hot_journal_db(&h.data.join("smolvm.db"), 30, SCHEMA);
     let before = snapshot(&h.data);
 
-    let out = h.run(&["sandbox", "list", "--all", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "list", "--all", "--json"]);
     assert_eq!(listed_ids(&out), expected_ids(30));
     assert_eq!(
         snapshot(&h.data),
@@ -125,8 +124,7 @@ fn sandbox_info_recovers_a_hot_journal_instead_of_moving_the_database_aside() {
     require_python!();
     let h = Home::new();
     hot_journal_db(&h.data.join("smolvm.db"), 30, SCHEMA);
-    let out = h.run(&["sandbox", "info", "vm-17", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "info", "vm-17", "--json"]);
     assert_eq!(json(&out)["data"]["id"], "vm-17");
     assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
     no_corrupt_copies(&h.data);
@@ -277,13 +275,11 @@ fn assert_reports_bad_rows(warnings: &[String]) {
 fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
     let h = Home::new();
     mixed_db(&h.data);
-    let out = h.run(&["sandbox", "list", "--all", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "list", "--all", "--json"]);
     assert_eq!(listed_ids(&out), GOOD);
     assert_reports_bad_rows(&strings(&json(&out)["data"]["warnings"]));
 
-    let out = h.run(&["sandbox", "list", "--all"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "list", "--all"]);
     let err = stderr(&out);
     let warnings: Vec<String> = err.lines().map(str::to_string).collect();
     assert!(warnings.iter().all(|w| w.starts_with("Warning: ")), "{err}");

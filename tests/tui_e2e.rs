@@ -313,16 +313,6 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
     t.wait("the shell to run a command", |s| s.contains("done-2"));
 }
 
-/// The test preset (as in tests/presets.rs): published in the test manifest (the Debian
-/// test image); its launch command prints a marker and exits 3.
-const MARKER_PRESETS: &str = r#"
-[marker]
-description = "attach test"
-memory_mib = 512
-disk_mib = 1024
-launch = "sh -c 'echo SMOLVM-DASH-MARKER; exit 3'"
-"#;
-
 /// An HTTP GET of 127.0.0.1:port inside the namespace: the body, or "".
 fn http_get(ns: &NetNs, port: u16) -> String {
     let out = Command::new("ip")
@@ -360,9 +350,8 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
             rootfs: &debian,
         }],
     );
-    let cfg = h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(cfg.join("presets.toml"), MARKER_PRESETS).unwrap();
+    // The test preset (as in tests/presets.rs): published in the test manifest.
+    h.user_presets(&support::marker_presets("SMOLVM-DASH-MARKER"));
     let t = open_dashboard(
         &h,
         &ns,

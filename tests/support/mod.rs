@@ -62,6 +62,20 @@ impl Home {
         self.smolvm().args(args).output().unwrap()
     }
 
+    /// Write the user's presets file (`~/.config/smolvm/presets.toml`).
+    pub fn user_presets(&self, text: &str) {
+        let dir = self.home.join(".config/smolvm");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("presets.toml"), text).unwrap();
+    }
+
+    /// [`Home::run`] that must exit 0 (else the failure shows both streams).
+    pub fn ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.run(args);
+        assert_exit(args, &out, 0);
+        out
+    }
+
     /// The private socket dir (created).
     pub fn sockets(&self) -> PathBuf {
         let d = self.tmp.path().join("sockets");
@@ -160,6 +174,15 @@ pub fn assert_exit(args: &[&str], out: &std::process::Output, code: i32) {
         stdout(out),
         stderr(out)
     );
+}
+
+/// A user preset `marker` (its image: the manifest's `marker` row) whose launch command
+/// prints `word` and exits 3.
+pub fn marker_presets(word: &str) -> String {
+    format!(
+        "[marker]\ndescription = \"attach test\"\nmemory_mib = 512\ndisk_mib = 1024\n\
+         launch = \"sh -c 'echo {word}; exit 3'\"\n"
+    )
 }
 
 /// Run a helper program (not smolvm) that must succeed: its output. A failure names

@@ -66,14 +66,18 @@ impl Sandboxes {
         c
     }
 
-    /// Run to the end with `vars` added (killed after `limit`).
-    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        let mut child = self
-            .command(args, vars)
+    /// `smolvm ARGS` with `vars` added, started with its stdout and stderr piped.
+    pub fn spawn_piped(&self, args: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
+        self.command(args, vars)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Run to the end with `vars` added (killed after `limit`).
+    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut child = self.spawn_piped(args, vars);
         let t0 = Instant::now();
         let drain = |mut r: Box<dyn std::io::Read + Send>| {
             std::thread::spawn(move || {
@@ -106,12 +110,7 @@ impl Sandboxes {
     /// (polled every few ms; the command must not end first), and return its output once
     /// it exits.
     pub fn interrupted_when(&self, args: &[&str], mut ready: impl FnMut() -> bool) -> Output {
-        let mut child = self
-            .command(args, &[])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = self.spawn_piped(args, &[]);
         let t = Instant::now();
         while !ready() {
             if let Some(st) = child.try_wait().unwrap() {
