@@ -771,20 +771,14 @@ fn firecracker_backend_refuses_without_hardware_kvm() {
     Command::new("chmod").arg("755").arg(&fc).status().unwrap();
     e.extra
         .push(("SMOLVM_FIRECRACKER_BIN".into(), fc.display().to_string()));
-    let out = e.run(&[
-        "sandbox",
-        "create",
-        "--kernel",
-        rootfs.to_str().unwrap(),
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--name",
+    let r = rootfs.to_str().unwrap();
+    let out = e.run(&create_args(
+        r,
+        r,
         "vm-fc",
-        "--backend",
         "firecracker",
-        "--start",
-        "--json",
-    ]);
+        &["--start", "--json"],
+    ));
     assert_failed_cleanly(&e, &out, "vm-fc", "Firecracker needs hardware KVM");
     let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
     assert!(
