@@ -230,12 +230,7 @@ fn tools_hidden_from_path_fail() {
     let h = Home::new();
     let empty = h.tmp.path().join("empty-bin");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = h
-        .smolvm()
-        .env("PATH", &empty)
-        .args(["doctor", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["doctor", "--json"], "PATH", &empty);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["ok"], false);

@@ -207,12 +207,7 @@ fn version_like_image_versions_are_accepted() {
         "v2",
         "0.1.0a1",
     ] {
-        let out = h
-            .smolvm()
-            .env("SMOLVM_IMAGE_VERSION", v)
-            .args(["image", "ls", "--json"])
-            .output()
-            .unwrap();
+        let out = h.run_env(&["image", "ls", "--json"], "SMOLVM_IMAGE_VERSION", v);
         assert_no_panic(&out, v);
         assert_eq!(out.status.code(), Some(0), "{v}: {}", stderr(&out));
         assert_eq!(json(&out)["data"]["current_version"], v);

@@ -85,12 +85,7 @@ fn verbose_copies_to_stderr_and_smolvm_log_filters() {
     h.ok(&[many.as_str(), "sandbox", "list"]);
     // SMOLVM_LOG=warn keeps info lines out of the file.
     let before = log_text(&h).lines().count();
-    let out = h
-        .smolvm()
-        .env("SMOLVM_LOG", "warn")
-        .args(["sandbox", "list"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["sandbox", "list"], "SMOLVM_LOG", "warn");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(log_text(&h).lines().count(), before);
 }
@@ -100,12 +95,7 @@ fn the_file_is_capped_and_doctor_names_it() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
     for _ in 0..80 {
-        let out = h
-            .smolvm()
-            .env("SMOLVM_LOG_MAX_BYTES", "4096")
-            .args(["sandbox", "list"])
-            .output()
-            .unwrap();
+        let out = h.run_env(&["sandbox", "list"], "SMOLVM_LOG_MAX_BYTES", "4096");
         assert_eq!(out.status.code(), Some(0));
     }
     let logs = h.data.join("logs");

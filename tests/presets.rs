@@ -768,10 +768,8 @@ fn presets_come_from_the_registry_and_the_users_file() {
     assert!(stdout(&out).contains("--no-attach"));
     // A user preset without a recipe for the base: a clear error naming it (after the
     // warning about the broken entry), before anything is created.
-    let out = h
-        .smolvm()
-        .env("SMOLVM_USE_PUBLISHED", "0")
-        .args([
+    let out = h.run_env(
+        &[
             "image",
             "build",
             "--preset",
@@ -779,9 +777,10 @@ fn presets_come_from_the_registry_and_the_users_file() {
             "--kernel",
             "/dev/null",
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+        "SMOLVM_USE_PUBLISHED",
+        "0",
+    );
     let v = support::json_exit(&out, 2);
     assert_eq!(
         v["error"]["message"],

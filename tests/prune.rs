@@ -648,12 +648,7 @@ fn caches_current_for_an_installed_smolvm_are_kept() {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .unwrap();
-    let out = h
-        .smolvm()
-        .env("PATH", &path)
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["prune", "--dry-run", "--json"], "PATH", &path);
     let v = json(&out);
     assert_eq!(names(&v, "would_remove"), ["codex-v0.0.35-amd64-qemu"]);
     let mut kept = names(&v, "kept");

@@ -150,12 +150,7 @@ fn looking_and_dry_runs_still_work() {
         assert_ne!(v["error"]["code"], "readonly", "{argv:?}: {v:#}");
     }
     // A value other than 1/true/yes leaves it off: prune runs.
-    let out = h
-        .smolvm()
-        .env("SMOLVM_READONLY", "0")
-        .args(["prune", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["prune", "--json"], "SMOLVM_READONLY", "0");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!stale.exists());
 }

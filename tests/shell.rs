@@ -220,12 +220,7 @@ fn completion_install_sets_up_bash_once_and_a_real_bash_loads_it() {
 fn completion_install_for_zsh_and_fish_follows_zdotdir_and_xdg_config_home() {
     let home = Home::new();
     let zdot = home.tmp.path().join("zdot");
-    let out = home
-        .smolvm()
-        .env("ZDOTDIR", &zdot)
-        .args(["completion", "zsh", "--install"])
-        .output()
-        .unwrap();
+    let out = home.run_env(&["completion", "zsh", "--install"], "ZDOTDIR", &zdot);
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
     let script = home.home.join(".smolvm/completions/smolvm.zsh");
     let body = std::fs::read_to_string(&script).unwrap();
@@ -238,12 +233,11 @@ fn completion_install_for_zsh_and_fish_follows_zdotdir_and_xdg_config_home() {
     assert!(!home.home.join(".zshrc").exists());
 
     let config = home.tmp.path().join("config");
-    let out = home
-        .smolvm()
-        .env("XDG_CONFIG_HOME", &config)
-        .args(["completion", "fish", "--install"])
-        .output()
-        .unwrap();
+    let out = home.run_env(
+        &["completion", "fish", "--install"],
+        "XDG_CONFIG_HOME",
+        &config,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
     let fish = config.join("fish/completions/smolvm.fish");
     assert!(std::fs::read_to_string(&fish)

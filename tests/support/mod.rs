@@ -69,6 +69,16 @@ impl Home {
         std::fs::write(dir.join("presets.toml"), text).unwrap();
     }
 
+    /// [`Home::run`] with one more variable, `key=value`.
+    pub fn run_env(
+        &self,
+        args: &[&str],
+        key: &str,
+        value: impl AsRef<std::ffi::OsStr>,
+    ) -> std::process::Output {
+        self.smolvm().env(key, value).args(args).output().unwrap()
+    }
+
     /// [`Home::run`] that must exit 0 (else the failure shows both streams).
     pub fn ok(&self, args: &[&str]) -> std::process::Output {
         let out = self.run(args);
