@@ -16,6 +16,25 @@ use std::time::{Duration, Instant};
 use support::sandbox::Sandboxes;
 use support::{json, names, stderr};
 
+/// `sandbox file download ID GUEST LOCAL MORE...`.
+fn download_args<'a>(
+    id: &'a str,
+    guest: &'a str,
+    local: &'a Path,
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "sandbox",
+        "file",
+        "download",
+        id,
+        guest,
+        local.to_str().unwrap(),
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
 /// Every path under `dir` (not following links) with its lstat.
 fn walk(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut out = Vec::new();
@@ -193,15 +212,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
 
     // --- Devices, FIFOs, set-id bits, links out: skipped and reported; the rest lands.
     let dest = work.join("evil");
-    let out = vm.ok(&[
-        "sandbox",
-        "file",
-        "download",
-        id,
-        "/root/evil",
-        dest.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = vm.ok(&download_args(id, "/root/evil", &dest, &["--json"]));
     let v = json(&out);
     let mut skipped: Vec<(String, String)> = v["data"]["skipped"]
         .as_array()
@@ -244,14 +255,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     assert!(dangerous(&work).is_empty(), "{:?}", dangerous(&work));
     // The human face names every skipped entry and why.
     let dest2 = work.join("evil-2");
-    let out = vm.ok(&[
-        "sandbox",
-        "file",
-        "download",
-        id,
-        "/root/evil",
-        dest2.to_str().unwrap(),
-    ]);
+    let out = vm.ok(&download_args(id, "/root/evil", &dest2, &[]));
     let err = stderr(&out);
     for (name, kind) in [
         ("null", "character device"),
@@ -281,14 +285,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     let target = stall_dir.join("got");
     let out = interrupt_when(
         &vm,
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/stall",
-            target.to_str().unwrap(),
-        ],
+        &download_args(id, "/root/stall", &target, &[]),
         &stall_dir,
         |d| {
             walk(d)
@@ -306,14 +303,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     std::fs::create_dir_all(&slow_dir).unwrap();
     let out = interrupt_when(
         &vm,
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/slow",
-            slow_dir.join("got").to_str().unwrap(),
-        ],
+        &download_args(id, "/root/slow", &slow_dir.join("got"), &[]),
         &slow_dir,
         |d| {
             walk(d)
@@ -332,16 +322,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     for (what, path) in [("endless", "/root/endless"), ("announced", "/root/huge")] {
         let t0 = Instant::now();
         let out = vm.run_with(
-            &[
-                "sandbox",
-                "file",
-                "download",
-                id,
-                path,
-                cap_dir.join("got").to_str().unwrap(),
-                "--max-bytes",
-                "3000000",
-            ],
+            &download_args(id, path, &cap_dir.join("got"), &["--max-bytes", "3000000"]),
             &[],
         );
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
@@ -373,27 +354,18 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     // 1 GiB (a tmpfs with 1 GiB + 24 MiB free), and leaves nothing; a small file fits.
     let small = Tmpfs::mount(&work.join("small"), (1 << 30) + (24 << 20));
     let out = vm.run_with(
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/endless",
-            small.0.join("got").to_str().unwrap(),
-        ],
+        &download_args(id, "/root/endless", &small.0.join("got"), &[]),
         &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("1 GiB"), "{}", stderr(&out));
     assert_eq!(names(&small.0), Vec::<String>::new());
-    vm.ok(&[
-        "sandbox",
-        "file",
-        "download",
+    vm.ok(&download_args(
         id,
         "/root/evil/sub/plain",
-        small.0.join("plain").to_str().unwrap(),
-    ]);
+        &small.0.join("plain"),
+        &[],
+    ));
     assert_eq!(std::fs::read(small.0.join("plain")).unwrap(), b"hi\n");
     drop(small);
 
@@ -401,14 +373,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     // created for it); without sudo, to root.
     let mine = work.join("mine/deeper/evil");
     let out = vm.run_with(
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/evil",
-            mine.to_str().unwrap(),
-        ],
+        &download_args(id, "/root/evil", &mine, &[]),
         &[("SUDO_UID", "4321"), ("SUDO_GID", "4322")],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
