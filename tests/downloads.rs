@@ -16,23 +16,17 @@ use std::time::{Duration, Instant};
 use support::sandbox::Sandboxes;
 use support::{json, names, stderr};
 
-/// `sandbox file download ID GUEST LOCAL MORE...`.
-fn download_args<'a>(
-    id: &'a str,
-    guest: &'a str,
-    local: &'a Path,
-    more: &[&'a str],
-) -> Vec<&'a str> {
-    let mut args = vec![
+/// `sandbox file download ID FROM TO MORE...` (FROM in the guest, TO here).
+fn download_args<'a>(id: &'a str, from: &'a str, to: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
+    let head = [
         "sandbox",
         "file",
         "download",
         id,
-        guest,
-        local.to_str().unwrap(),
+        from,
+        to.to_str().unwrap(),
     ];
-    args.extend_from_slice(more);
-    args
+    [&head[..], more].concat()
 }
 
 /// Every path under `dir` (not following links) with its lstat.
