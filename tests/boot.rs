@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -175,8 +175,8 @@ fn a_chosen_qemu_machine_is_kept_across_restarts() {
     let link = e.h.tmp.path().join("vmlinuz");
     std::os::unix::fs::symlink(&kernel, &link).unwrap();
     let v = e.ok_json(&create_start(
-        link.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
+        &link,
+        &rootfs,
         "vm-mach",
         &["--qemu-machine", "microvm", "--comm-channel", "ssh"],
     ));
@@ -301,15 +301,7 @@ fn debian_image_answers_ssh_and_exec() {
 #[test]
 fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     require_root!();
-    let (kernel, _) = images::kernel();
-    let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env::with_presets(&[]);
-    let v = e.ok_json(&create_start(
-        kernel.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "vm-killed",
-        &[],
-    ));
+    let (e, v) = busybox_started("vm-killed");
     let pid = v["data"]["pid"].as_i64().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -330,15 +322,7 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
 #[test]
 fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
     require_root!();
-    let (kernel, _) = images::kernel();
-    let rootfs = images::busybox_rootfs(Init::Ready);
-    let e = Env::with_presets(&[]);
-    let v = e.ok_json(&create_start(
-        kernel.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "vm-priv",
-        &[],
-    ));
+    let (e, v) = busybox_started("vm-priv");
     let smolvm_uid = nix::unistd::User::from_name("smolvm")
         .unwrap()
         .expect("the smolvm user was made")
@@ -510,14 +494,25 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
     assert!(!e.h.data.join("disks/vm-fc.ext4").exists());
 }
 
+/// A HOME without presets where sandbox `id` was created and started (`--start`) from the
+/// test kernel and the busybox image: the HOME and the envelope.
+fn busybox_started(id: &str) -> (Env, serde_json::Value) {
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let e = Env::with_presets(&[]);
+    let v = e.ok_json(&create_start(&kernel, &rootfs, id, &[]));
+    (e, v)
+}
+
 /// `sandbox create --kernel KERNEL --rootfs ROOTFS --name NAME --backend qemu --start
 /// EXTRA... --json`.
 fn create_start<'a>(
-    kernel: &'a str,
-    rootfs: &'a str,
+    kernel: &'a Path,
+    rootfs: &'a Path,
     name: &'a str,
     extra: &[&'a str],
 ) -> Vec<&'a str> {
+    let (kernel, rootfs) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
     let mut args = create_args(kernel, rootfs, name, "qemu", &["--start"]);
     args.extend_from_slice(extra);
     args.push("--json");
@@ -548,8 +543,8 @@ fn a_boot_that_never_gets_ready_times_out_and_rolls_back() {
     let rootfs = images::busybox_rootfs(Init::NeverReady);
     let e = Env::with_presets(&[]);
     let out = e.run(&create_start(
-        kernel.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
+        &kernel,
+        &rootfs,
         "vm-slow",
         &["--boot-timeout", "8"],
     ));
@@ -584,12 +579,7 @@ fn sigint_during_a_start_cancels_it_and_rolls_back() {
     let rootfs = images::busybox_rootfs(Init::NeverReady);
     let e = Env::with_presets(&[]);
     let out = e.interrupted_during_boot(
-        &create_start(
-            kernel.to_str().unwrap(),
-            rootfs.to_str().unwrap(),
-            "vm-int",
-            &["--boot-timeout", "200"],
-        ),
+        &create_start(&kernel, &rootfs, "vm-int", &["--boot-timeout", "200"]),
         "vm-int",
     );
     assert_eq!(
@@ -700,12 +690,7 @@ fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
     let e = Env::with_presets(&[]);
     let bogus = e.h.tmp.path().join("not-a-kernel");
     std::fs::write(&bogus, b"this is not a kernel").unwrap();
-    let out = e.run(&create_start(
-        bogus.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "vm-early",
-        &[],
-    ));
+    let out = e.run(&create_start(&bogus, &rootfs, "vm-early", &[]));
     assert_failed_cleanly(
         &e,
         &out,
@@ -723,12 +708,7 @@ fn missing_qemu_is_a_clear_error() {
         "SMOLVM_QEMU_BIN".into(),
         "/nonexistent/qemu-system-x86_64".into(),
     ));
-    let out = e.run(&create_start(
-        rootfs.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "vm-noqemu",
-        &[],
-    ));
+    let out = e.run(&create_start(&rootfs, &rootfs, "vm-noqemu", &[]));
     assert_failed_cleanly(
         &e,
         &out,
@@ -770,12 +750,7 @@ fn an_exhausted_ip_pool_is_a_clear_error_and_leaves_nothing() {
         .unwrap();
     }
     c.execute_batch("COMMIT").unwrap();
-    let out = e.run(&create_start(
-        rootfs.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-        "vm-full",
-        &[],
-    ));
+    let out = e.run(&create_start(&rootfs, &rootfs, "vm-full", &[]));
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["error"]["message"], "No IP addresses available in pool");
@@ -800,20 +775,14 @@ fn firecracker_backend_refuses_without_hardware_kvm() {
     Command::new("chmod").arg("755").arg(&fc).status().unwrap();
     e.extra
         .push(("SMOLVM_FIRECRACKER_BIN".into(), fc.display().to_string()));
-    let out = e.run(&[
-        "sandbox",
-        "create",
-        "--kernel",
-        rootfs.to_str().unwrap(),
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--name",
+    let r = rootfs.to_str().unwrap();
+    let out = e.run(&create_args(
+        r,
+        r,
         "vm-fc",
-        "--backend",
         "firecracker",
-        "--start",
-        "--json",
-    ]);
+        &["--start", "--json"],
+    ));
     assert_failed_cleanly(&e, &out, "vm-fc", "Firecracker needs hardware KVM");
     let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
     assert!(
@@ -946,44 +915,31 @@ fn x_on_a_dashboard_start_stops_the_boot_and_rolls_back() {
 /// The inside of [`x_on_a_dashboard_start_stops_the_boot_and_rolls_back`].
 fn dashboard_start_cancelled_here() {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-    use smolvm::tui::app::{Effect, Input, StartImage, StartSpec, TaskState};
+    use smolvm::tui::app::{Effect, Input, TaskState};
+    use support::tui::RealWorker;
     let env = smolvm::sys::env::Env::from_process();
     let id = "vm-dash-x";
     let data = std::path::PathBuf::from(std::env::var_os("SMOLVM_DATA_DIR").unwrap());
     let sockets = std::path::PathBuf::from(std::env::var_os("SMOLVM_SOCKET_DIR").unwrap());
     let log = data.join(format!("{id}.log"));
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let socket_dir = sockets.clone();
-    let task = rt.block_on(async move {
+    let env = &env;
+    let task = RealWorker::block_on(env, |mut w| async move {
         let sockets = socket_dir;
         let key = |c| Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let cx = smolvm::core::context::Context::local(&env);
-        let mut workers = smolvm::tui::worker::Workers::new(tx, cx);
-        let mut a = smolvm::tui::new_app(&env, false);
+        let mut a = smolvm::tui::new_app(env, false);
         a.update(Input::Resize(160, 48));
         let task = a
             .data
             .add_task(smolvm::core::job::JobKind::Start, "start".into());
-        workers.run(Effect::RunStart {
+        w.run(Effect::RunStart {
             task,
-            spec: StartSpec {
-                image: StartImage::Preset("claude-code".into()),
-                name: Some(id.into()),
-                memory_mib: 256,
-                cpus: 1,
-                disk_mib: None,
-                mounts: vec![],
-                writable_mounts: false,
-                internet: Default::default(),
-                publish_ssh: false,
-                attach: false,
-            },
+            spec: support::tui::preset_start("claude-code", id, 256),
         });
         // Until the guest is booting (its console has lines, its VMM runs).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while std::fs::metadata(&log).map_or(0, |m| m.len()) < 200 {
-            while let Ok(m) = rx.try_recv() {
+            while let Ok(m) = w.rx.try_recv() {
                 a.update(Input::Msg(m));
             }
             let t = &a.data.tasks[0];
@@ -998,16 +954,10 @@ fn dashboard_start_cancelled_here() {
         let fx = a.update(key('x'));
         assert_eq!(fx, vec![Effect::Cancel { task }]);
         for f in fx {
-            workers.run(f);
+            w.run(f);
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while a.data.tasks[0].state == TaskState::Running {
-            let m = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("the start ended after x")
-                .unwrap();
-            a.update(Input::Msg(m));
-        }
+        // The start ends within a minute of `x`.
+        w.finish_first_task(&mut a, 60).await;
         a.data.tasks[0].clone()
     });
     assert_eq!(task.state, TaskState::Cancelled, "{task:?}");

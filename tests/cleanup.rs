@@ -115,7 +115,7 @@ fn custom_prefix_and_all() {
 fn no_match_is_success_without_prompting() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
-    insert_rows(&h.data, &h.sockets(), &[Row::stopped("production-vm")]);
+    support::cleanup::insert_stopped(&h, &["production-vm"]);
     for args in [
         &["cleanup", "--prefix", "foo-"][..],
         &["cleanup", "--prefix", "foo-", "--json"],
@@ -184,11 +184,10 @@ fn refuses_unattended_without_force_and_touches_nothing() {
         .write_stdin("y\n")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert_eq!(
-        stderr(&out),
-        "Error: Refusing to delete VMs without a confirmation prompt. Pass --force to confirm.\n"
+    support::assert_error(
+        &out,
+        1,
+        "Error: Refusing to delete VMs without a confirmation prompt. Pass --force to confirm.\n",
     );
     // the standalone script names itself in the recovery hint
     let out = ns.cmd(&h, "smolvm-cleanup").arg("--json").output().unwrap();
@@ -200,24 +199,14 @@ fn refuses_unattended_without_force_and_touches_nothing() {
 }
 
 fn prompt(h: &Home, ns: &NetNs, input: &[u8]) -> std::process::Output {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &ns.name])
-        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-        .arg("cleanup")
-        .env_clear()
-        .envs(h.env_vars());
-    run_with_pty(c, input)
+    run_with_pty(ns.smolvm_command(h, &["cleanup"]), input)
 }
 
 #[test]
 fn prompt_yes_deletes_and_no_empty_or_eof_abort() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[Row::stopped("vm-a"), Row::stopped("vm-b")],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-a", "vm-b"]);
     let head = "Targets (2):\n  - vm-a\n  - vm-b\nThis will permanently delete 2 VM(s). This action cannot be undone.\nContinue? [y/N] ";
     for (input, tail) in [
         (&b"no\n"[..], "Aborted.\n"),
@@ -497,15 +486,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
 fn partial_failure_reports_the_failed_vm_and_continues() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[
-            Row::stopped("vm-test-1"),
-            Row::stopped("vm-test-2"),
-            Row::stopped("vm-test-3"),
-        ],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-test-1", "vm-test-2", "vm-test-3"]);
     let disks = h.data.join("disks");
     std::fs::create_dir_all(&disks).unwrap();
     let stuck = disks.join("vm-test-2.ext4");
@@ -815,13 +796,8 @@ fn two_cleanups_at_once_each_vm_deleted_once() {
         .collect();
     insert_rows(&h.data, &sockets, &rows);
     let spawn = || {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(["cleanup", "--force", "--json"])
-            .env_clear()
-            .envs(h.env_vars())
-            .stdout(std::process::Stdio::piped())
+        let mut c = ns.smolvm_command(&h, &["cleanup", "--force", "--json"]);
+        c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
     };
@@ -881,13 +857,8 @@ fn cleanup_killed_midway_is_finished_by_a_rerun() {
         .collect();
     insert_rows(&h.data, &sockets, &rows);
     // Serial, slow stops (each VMM ignores SIGTERM): kill the cleanup in the middle.
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &ns.name])
-        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-        .args(["cleanup", "--force"])
-        .env_clear()
-        .envs(h.env_vars())
-        .env("SMOLVM_STOP_TIMEOUT", "2")
+    let mut c = ns.smolvm_command(&h, &["cleanup", "--force"]);
+    c.env("SMOLVM_STOP_TIMEOUT", "2")
         .env("SMOLVM_CLEANUP_PARALLEL", "1")
         .stdout(std::process::Stdio::piped());
     let mut first = c.spawn().unwrap();
@@ -1281,17 +1252,9 @@ fn a_teardown_failure_keeps_its_error_code_in_the_json() {
         let error = failed[0]["error"].as_str().unwrap();
         assert!(error.contains("not a regular file"), "{command}: {error}");
     };
-    let out = h
-        .smolvm()
-        .args(["sandbox", "delete", "vm-tear-del", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "delete", "vm-tear-del", "--json"]);
     check(&out, "vm-tear-del", "sandbox delete");
-    let out = h
-        .smolvm()
-        .args(["cleanup", "--prefix", "vm-tear-clean", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["cleanup", "--prefix", "vm-tear-clean", "--force", "--json"]);
     check(&out, "vm-tear-clean", "cleanup");
     for id in ["vm-tear-del", "vm-tear-clean"] {
         assert!(h.data.join(format!("{id}.log/inside")).is_dir(), "{id}");

@@ -79,7 +79,7 @@ fn message_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
 #[test]
 fn json_shape_lists_every_check_with_a_fix() {
     let h = Home::new();
-    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let out = h.run(&["doctor", "--json"]);
     let v = json(&out);
     assert_eq!(v["command"], "doctor");
     assert_eq!(
@@ -137,7 +137,7 @@ fn this_machine_passes_with_warnings_and_strict_fails() {
         return;
     }
     let h = Home::new();
-    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let out = h.run(&["doctor", "--json"]);
     let v = json(&out);
     let s = statuses(&v);
     assert_eq!(status_of(&s, "qemu"), "pass");
@@ -182,13 +182,9 @@ fn this_machine_passes_with_warnings_and_strict_fails() {
     if any_warn {
         assert!(text.lines().any(|l| l.starts_with("WARN  ")), "{text}");
         assert!(text.contains("fix: "), "{text}");
-        let strict = h.smolvm().args(["doctor", "--strict"]).output().unwrap();
+        let strict = h.run(&["doctor", "--strict"]);
         assert_eq!(strict.status.code(), Some(1));
-        let sj = h
-            .smolvm()
-            .args(["doctor", "--strict", "--json"])
-            .output()
-            .unwrap();
+        let sj = h.run(&["doctor", "--strict", "--json"]);
         assert_eq!(sj.status.code(), Some(1));
         let sv = json(&sj);
         assert_eq!(sv["ok"], false);
@@ -269,12 +265,7 @@ fn tools_hidden_from_path_fail() {
     let h = Home::new();
     let empty = h.tmp.path().join("empty-bin");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = h
-        .smolvm()
-        .env("PATH", &empty)
-        .args(["doctor", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["doctor", "--json"], "PATH", &empty);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["ok"], false);
@@ -322,7 +313,7 @@ fn corrupt_state_db_fails() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
     std::fs::write(h.data.join("smolvm.db"), vec![0x42u8; 8192]).unwrap();
-    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let out = h.run(&["doctor", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     let s = statuses(&v);

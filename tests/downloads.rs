@@ -10,27 +10,23 @@ mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::sandbox::Sandboxes;
 use support::{json, names, stderr};
 
-impl Sandboxes {
-    /// A root shell script in the guest.
-    fn guest(&self, id: &str, script: &str) -> String {
-        support::stdout(&self.ok(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "sh",
-            "-ec",
-            script,
-        ]))
-    }
+/// `sandbox file download ID FROM TO MORE...` (FROM in the guest, TO here).
+fn download_args<'a>(id: &'a str, from: &'a str, to: &'a Path, more: &[&'a str]) -> Vec<&'a str> {
+    let head = [
+        "sandbox",
+        "file",
+        "download",
+        id,
+        from,
+        to.to_str().unwrap(),
+    ];
+    [&head[..], more].concat()
 }
 
 /// Every path under `dir` (not following links) with its lstat.
@@ -83,12 +79,7 @@ fn interrupt_when(
     ready: impl Fn(&Path) -> bool,
     sig: nix::sys::signal::Signal,
 ) -> Output {
-    let mut child = vm
-        .command(args, &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = vm.spawn_piped(args, &[]);
     let t0 = Instant::now();
     let mut ready_since: Option<Instant> = None;
     let mut polls = 0u64;
@@ -209,21 +200,13 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     let vm = Sandboxes::debian_codex();
     let id = "vm-dl";
     vm.codex_start(id);
-    assert_eq!(vm.guest(id, GUEST_SETUP).trim(), "ready");
+    assert_eq!(vm.exec_in(id, ["sh", "-ec"], GUEST_SETUP).trim(), "ready");
     let work = vm.h.tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
 
     // --- Devices, FIFOs, set-id bits, links out: skipped and reported; the rest lands.
     let dest = work.join("evil");
-    let out = vm.ok(&[
-        "sandbox",
-        "file",
-        "download",
-        id,
-        "/root/evil",
-        dest.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = vm.ok(&download_args(id, "/root/evil", &dest, &["--json"]));
     let v = json(&out);
     let mut skipped: Vec<(String, String)> = v["data"]["skipped"]
         .as_array()
@@ -266,14 +249,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     assert!(dangerous(&work).is_empty(), "{:?}", dangerous(&work));
     // The human face names every skipped entry and why.
     let dest2 = work.join("evil-2");
-    let out = vm.ok(&[
-        "sandbox",
-        "file",
-        "download",
-        id,
-        "/root/evil",
-        dest2.to_str().unwrap(),
-    ]);
+    let out = vm.ok(&download_args(id, "/root/evil", &dest2, &[]));
     let err = stderr(&out);
     for (name, kind) in [
         ("null", "character device"),
@@ -296,21 +272,14 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     let stall_dir = work.join("stall-parent");
     std::fs::create_dir_all(&stall_dir).unwrap();
     let id_size = vm
-        .guest(id, "wc -c < /usr/bin/id")
+        .exec_in(id, ["sh", "-ec"], "wc -c < /usr/bin/id")
         .trim()
         .parse::<u64>()
         .unwrap();
     let target = stall_dir.join("got");
     let out = interrupt_when(
         &vm,
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/stall",
-            target.to_str().unwrap(),
-        ],
+        &download_args(id, "/root/stall", &target, &[]),
         &stall_dir,
         |d| {
             walk(d)
@@ -328,14 +297,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     std::fs::create_dir_all(&slow_dir).unwrap();
     let out = interrupt_when(
         &vm,
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/slow",
-            slow_dir.join("got").to_str().unwrap(),
-        ],
+        &download_args(id, "/root/slow", &slow_dir.join("got"), &[]),
         &slow_dir,
         |d| {
             walk(d)
@@ -354,16 +316,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     for (what, path) in [("endless", "/root/endless"), ("announced", "/root/huge")] {
         let t0 = Instant::now();
         let out = vm.run_with(
-            &[
-                "sandbox",
-                "file",
-                "download",
-                id,
-                path,
-                cap_dir.join("got").to_str().unwrap(),
-                "--max-bytes",
-                "3000000",
-            ],
+            &download_args(id, path, &cap_dir.join("got"), &["--max-bytes", "3000000"]),
             &[],
         );
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
@@ -395,27 +348,18 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     // 1 GiB (a tmpfs with 1 GiB + 24 MiB free), and leaves nothing; a small file fits.
     let small = Tmpfs::mount(&work.join("small"), (1 << 30) + (24 << 20));
     let out = vm.run_with(
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/endless",
-            small.0.join("got").to_str().unwrap(),
-        ],
+        &download_args(id, "/root/endless", &small.0.join("got"), &[]),
         &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("1 GiB"), "{}", stderr(&out));
     assert_eq!(names(&small.0), Vec::<String>::new());
-    vm.ok(&[
-        "sandbox",
-        "file",
-        "download",
+    vm.ok(&download_args(
         id,
         "/root/evil/sub/plain",
-        small.0.join("plain").to_str().unwrap(),
-    ]);
+        &small.0.join("plain"),
+        &[],
+    ));
     assert_eq!(std::fs::read(small.0.join("plain")).unwrap(), b"hi\n");
     drop(small);
 
@@ -423,14 +367,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     // created for it); without sudo, to root.
     let mine = work.join("mine/deeper/evil");
     let out = vm.run_with(
-        &[
-            "sandbox",
-            "file",
-            "download",
-            id,
-            "/root/evil",
-            mine.to_str().unwrap(),
-        ],
+        &download_args(id, "/root/evil", &mine, &[]),
         &[("SUDO_UID", "4321"), ("SUDO_GID", "4322")],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

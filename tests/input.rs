@@ -207,12 +207,7 @@ fn version_like_image_versions_are_accepted() {
         "v2",
         "0.1.0a1",
     ] {
-        let out = h
-            .smolvm()
-            .env("SMOLVM_IMAGE_VERSION", v)
-            .args(["image", "ls", "--json"])
-            .output()
-            .unwrap();
+        let out = h.run_env(&["image", "ls", "--json"], "SMOLVM_IMAGE_VERSION", v);
         assert_no_panic(&out, v);
         assert_eq!(out.status.code(), Some(0), "{v}: {}", stderr(&out));
         assert_eq!(json(&out)["data"]["current_version"], v);
@@ -262,22 +257,14 @@ fn out_of_range_timeouts_on_stop_and_delete_are_usage_errors() {
     for cmd in ["stop", "delete"] {
         for v in BAD_SECONDS {
             let flag = format!("--timeout={v}");
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-x", &flag])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-x", &flag]);
             assert_usage(&out, "--timeout", &format!("sandbox {cmd} {flag}"));
             assert!(
                 stderr(&out).contains("86400"),
                 "the limit is not said: {}",
                 stderr(&out)
             );
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-x", &flag, "--json"])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-x", &flag, "--json"]);
             assert_usage_json(
                 &out,
                 "--timeout",
@@ -287,11 +274,7 @@ fn out_of_range_timeouts_on_stop_and_delete_are_usage_errors() {
         }
         // The space-separated form of the reported panics.
         for v in ["1e20", "inf", "nan"] {
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-x", "--timeout", v])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-x", "--timeout", v]);
             assert_usage(&out, "--timeout", &format!("sandbox {cmd} --timeout {v}"));
         }
     }
@@ -302,11 +285,7 @@ fn in_range_timeouts_are_accepted() {
     let h = Home::new();
     for cmd in ["stop", "delete"] {
         for v in ["0", "0.0", "2.5", "10", "86400", "+3", "1e3"] {
-            let out = h
-                .smolvm()
-                .args(["sandbox", cmd, "vm-nope", "--timeout", v])
-                .output()
-                .unwrap();
+            let out = h.run(&["sandbox", cmd, "vm-nope", "--timeout", v]);
             assert_no_panic(&out, v);
             // Past the parser: the sandbox does not exist.
             assert_eq!(out.status.code(), Some(1), "{cmd} {v}: {}", stderr(&out));
@@ -748,11 +727,7 @@ fn backend_and_machine_flags_list_smolvm_spellings_and_refuse_macos_runtimes() {
         assert_usage(&out, "--backend", &format!("{cmd:?}"));
         assert!(stderr(&out).contains(backends), "{cmd:?}: {}", stderr(&out));
     }
-    let out = h
-        .smolvm()
-        .args(["sandbox", "create", "--qemu-machine", "pc"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "create", "--qemu-machine", "pc"]);
     assert_usage(&out, "--qemu-machine", "--qemu-machine pc");
     assert!(
         stderr(&out).contains("[possible values: auto, q35, microvm]"),
@@ -789,12 +764,7 @@ fn backend_and_machine_flags_list_smolvm_spellings_and_refuse_macos_runtimes() {
 #[test]
 fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
     let h = Home::new();
-    let list = |name: &str| {
-        h.smolvm()
-            .args(["sandbox", "list", "--preset", name, "--json"])
-            .output()
-            .unwrap()
-    };
+    let list = |name: &str| h.run(&["sandbox", "list", "--preset", name, "--json"]);
     let builtin = [
         "claude-code",
         "claude",
@@ -812,11 +782,7 @@ fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
     }
     let out = list("mine");
     assert_usage_json(&out, "--preset", "sandbox.list", "no user file: mine");
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--preset", "mine"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "list", "--preset", "mine"]);
     assert_usage(&out, "--preset", "no user file: mine");
     assert!(
         stderr(&out).contains(&format!("[possible values: {}]", builtin.join(", "))),
@@ -824,22 +790,14 @@ fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
         stderr(&out)
     );
 
-    let dir = h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("presets.toml"),
+    h.user_presets(
         "[mine]\naliases = [\"my\"]\nlaunch = \"echo hi\"\n[mine.debian]\nsteps = [\"true\"]\n",
-    )
-    .unwrap();
+    );
     for name in builtin.iter().chain(&["mine", "my"]) {
         let out = list(name);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stdout(&out));
     }
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--preset", "bogus"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "list", "--preset", "bogus"]);
     assert_usage(&out, "--preset", "--preset bogus");
     let err = stderr(&out);
     let listed = err

@@ -74,7 +74,7 @@ fn a_line_per_command_and_no_secret() {
 fn verbose_copies_to_stderr_and_smolvm_log_filters() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
-    let out = h.smolvm().args(["-v", "sandbox", "list"]).output().unwrap();
+    let out = h.run(&["-v", "sandbox", "list"]);
     assert!(
         stderr(&out).contains("command finished"),
         "{}",
@@ -82,20 +82,10 @@ fn verbose_copies_to_stderr_and_smolvm_log_filters() {
     );
     // clap counts the flag (saturating): any number of v's is a run, not a panic.
     let many = format!("-{}", "v".repeat(300));
-    let out = h
-        .smolvm()
-        .args([many.as_str(), "sandbox", "list"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    h.ok(&[many.as_str(), "sandbox", "list"]);
     // SMOLVM_LOG=warn keeps info lines out of the file.
     let before = log_text(&h).lines().count();
-    let out = h
-        .smolvm()
-        .env("SMOLVM_LOG", "warn")
-        .args(["sandbox", "list"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["sandbox", "list"], "SMOLVM_LOG", "warn");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(log_text(&h).lines().count(), before);
 }
@@ -105,12 +95,7 @@ fn the_file_is_capped_and_doctor_names_it() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
     for _ in 0..80 {
-        let out = h
-            .smolvm()
-            .env("SMOLVM_LOG_MAX_BYTES", "4096")
-            .args(["sandbox", "list"])
-            .output()
-            .unwrap();
+        let out = h.run_env(&["sandbox", "list"], "SMOLVM_LOG_MAX_BYTES", "4096");
         assert_eq!(out.status.code(), Some(0));
     }
     let logs = h.data.join("logs");
@@ -118,7 +103,7 @@ fn the_file_is_capped_and_doctor_names_it() {
     assert!(size <= 4096, "{size}");
     assert!(logs.join("smolvm.log.1").is_file());
     assert_eq!(std::fs::read_dir(&logs).unwrap().count(), 2);
-    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let out = h.run(&["doctor", "--json"]);
     assert_eq!(
         json(&out)["data"]["log_file"],
         logs.join("smolvm.log").display().to_string()
@@ -134,8 +119,7 @@ fn the_file_is_capped_and_doctor_names_it() {
 #[test]
 fn logging_never_creates_the_data_dir() {
     let h = Home::new();
-    let out = h.smolvm().args(["prune", "--dry-run"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    h.ok(&["prune", "--dry-run"]);
     assert!(!h.data.exists());
 }
 

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cleanup::NetNs;
-use support::sandbox::create_args;
+use support::sandbox::{create_args, exec_args};
 use support::{images, json, json_exit, stdout, Home, Reap};
 
 /// Servers on the "LAN" and the host: TCP banners, an echo server and a DNS server.
@@ -122,22 +122,14 @@ impl Lab {
         let (kernel, _) = images::kernel();
         let rootfs = images::debian_rootfs();
         let veth = format!("h{}", std::process::id() % 100_000);
-        let out = Command::new("sh")
-            .arg("-ec")
-            .arg(format!(
-                "ip link add {veth} type veth peer name {veth}l
-                 ip link set {veth} netns {h} name h0
-                 ip link set {veth}l netns {l} name l0",
-                h = host.name,
-                l = lan.name
-            ))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let script = format!(
+            "ip link add {veth} type veth peer name {veth}l
+             ip link set {veth} netns {h} name h0
+             ip link set {veth}l netns {l} name l0",
+            h = host.name,
+            l = lan.name
         );
+        support::run_ok(Command::new("sh").arg("-ec").arg(&script), &script);
         host.sh(
             "ip link set lo up; ip addr add 10.254.0.1/24 dev h0; ip link set h0 up
              ip route add default via 10.254.0.2 dev h0",
@@ -178,39 +170,14 @@ impl Lab {
     /// A running Debian guest (`sandbox create --start`) with these extra flags.
     fn guest(&self, id: &str, extra: &[&str]) -> serde_json::Value {
         let (k, r) = (self.kernel.to_str().unwrap(), self.rootfs.to_str().unwrap());
-        let mut args = vec![
-            "sandbox",
-            "create",
-            "--kernel",
-            k,
-            "--rootfs",
-            r,
-            "--name",
-            id,
-            "--backend",
-            "qemu",
-            "--memory",
-            "512",
-            "--start",
-            "--json",
-        ];
+        let mut args = create_args(k, r, id, "qemu", &["--memory", "512", "--start", "--json"]);
         args.extend_from_slice(extra);
         self.ok(&args)
     }
 
     /// Run a bash script as root in the guest; its stdout.
     fn in_guest(&self, id: &str, script: &str) -> String {
-        let out = self.smolvm(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "bash",
-            "-c",
-            script,
-        ]);
+        let out = self.smolvm(&exec_args(id, ["bash", "-c"], script));
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -293,19 +260,7 @@ fn create_only(h: &Home, ns: &NetNs, name: &str, flags: &[&str]) -> Output {
         std::fs::write(&r, vec![0u8; 4096]).unwrap();
     }
     let (k, r) = (k.to_str().unwrap(), r.to_str().unwrap());
-    let mut args = vec![
-        "sandbox",
-        "create",
-        "--kernel",
-        k,
-        "--rootfs",
-        r,
-        "--name",
-        name,
-        "--backend",
-        "qemu",
-        "--json",
-    ];
+    let mut args = create_args(k, r, name, "qemu", &["--json"]);
     args.extend_from_slice(flags);
     ns.smolvm(h, &args)
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use support::cleanup::{wait_for, NetNs};
 use support::images::{self, Init};
-use support::sandbox::Sandboxes;
+use support::sandbox::{create_args, Sandboxes};
 use support::{json, stderr, stdout, Home, Reap};
 
 /// A host service in the namespace: listening on `addr:port`, greeting each client.
@@ -54,20 +54,8 @@ fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
     let rootfs = images::busybox_rootfs(Init::Ready);
     let e = Sandboxes::new();
     let id = "vm-port";
-    e.ok(&[
-        "sandbox",
-        "create",
-        "--kernel",
-        kernel.to_str().unwrap(),
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        "--name",
-        id,
-        "--backend",
-        "qemu",
-        "--start",
-        "--json",
-    ]);
+    let (k, r) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
+    e.ok(&create_args(k, r, id, "qemu", &["--start", "--json"]));
     let v = json(&e.ok(&["sandbox", "port", "expose", id, "18022:22", "--json"]));
     assert_eq!(v["data"]["shadowed"], false, "{v}");
     assert!(e
@@ -162,11 +150,7 @@ fn a_forward_a_host_service_binds_later_is_shown_as_shadowed() {
 #[test]
 fn port_expose_help_explains_the_risk() {
     let h = Home::new();
-    let out = h
-        .smolvm()
-        .args(["sandbox", "port", "expose", "--help"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "port", "expose", "--help"]);
     let text = stdout(&out);
     for needle in [
         "not by binding",

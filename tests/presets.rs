@@ -16,68 +16,22 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::cleanup::NetNs;
 use support::images::{self, Row};
+use support::sandbox::Sandboxes;
 use support::{is_root, stderr, stdout, Home};
 
-struct Env {
-    h: Home,
-    ns: NetNs,
-    manifest: PathBuf,
-    extra: Vec<(String, String)>,
+/// A HOME and namespace whose manifest has `rows`; a command may run 900 s (a preset's
+/// first start under TCG is slow).
+fn env(rows: &[Row<'_>]) -> Sandboxes {
+    let mut e = Sandboxes::with_presets(rows);
+    e.limit = Duration::from_secs(900);
+    e
 }
 
-impl Env {
-    fn new(rows: &[Row<'_>]) -> Env {
-        let h = Home::new();
-        let manifest = images::manifest(h.tmp.path(), rows);
-        Env {
-            h,
-            ns: NetNs::with_uplink(),
-            manifest,
-            extra: Vec::new(),
-        }
-    }
-
-    fn cmd(&self) -> std::process::Command {
-        let mut c = std::process::Command::new("ip");
-        c.args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .env_clear()
-            .envs(self.h.env_vars())
-            .env("SMOLVM_MANIFEST", &self.manifest);
-        for (k, v) in &self.extra {
-            c.env(k, v);
-        }
-        c
-    }
-
-    fn smolvm(&self, args: &[&str]) -> std::process::Output {
-        let mut c = assert_cmd::Command::from_std(self.cmd());
-        c.args(args)
-            .timeout(Duration::from_secs(900))
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> std::process::Output {
-        let out = self.smolvm(args);
-        support::assert_exit(args, &out, 0);
-        out
-    }
-
-    fn exec(&self, id: &str, script: &str) -> String {
-        stdout(&self.ok(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ]))
+impl Sandboxes {
+    /// A root `sh -c` script in the guest: its stdout as printed.
+    fn sh(&self, id: &str, script: &str) -> String {
+        self.exec_in(id, ["sh", "-c"], script)
     }
 
     /// `smolvm <args>` on a pseudo-terminal: `(everything it wrote, exit code)`. `answer`
@@ -85,9 +39,8 @@ impl Env {
     fn on_pty(&self, args: &[&str], wait_for: &str, answer: &str) -> (String, i32) {
         let pty = nix::pty::openpty(None, None).unwrap();
         let slave = std::fs::File::from(pty.slave);
-        let mut c = self.cmd();
-        c.args(args)
-            .stdin(slave.try_clone().unwrap())
+        let mut c = self.command(args, &[]);
+        c.stdin(slave.try_clone().unwrap())
             .stdout(slave.try_clone().unwrap())
             .stderr(slave);
         let mut child = c.spawn().unwrap();
@@ -136,13 +89,6 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    /// A failed test must not leak a running VM: clean up everything of this HOME.
-    fn drop(&mut self) {
-        let _ = self.smolvm(&["cleanup", "--all", "--force", "--json"]);
-    }
-}
-
 /// Every file under `dir` (not crossing into `skip`) holding `needle`.
 fn files_with(dir: &Path, needle: &[u8], skip: &Path) -> Vec<PathBuf> {
     let mut hits = Vec::new();
@@ -179,7 +125,7 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
     require_root!();
     let image = images::preset_image("claude-code");
     let busybox = images::busybox_rootfs(images::Init::Ready);
-    let mut e = Env::new(&[Row {
+    let mut e = env(&[Row {
         preset: "claude-code",
         rootfs: &busybox,
     }]);
@@ -255,7 +201,7 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
         "the published rootfs was pulled"
     );
 
-    let version = e.exec("vm-claude", "claude --version");
+    let version = e.sh("vm-claude", "claude --version");
     assert!(
         version
             .trim()
@@ -266,9 +212,9 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
         "claude --version printed {version:?}"
     );
     // A login shell sees the key; the credentials file is the host's, mode 600.
-    let seen = e.exec("vm-claude", "bash -lc 'printf %s \"$ANTHROPIC_API_KEY\"'");
+    let seen = e.sh("vm-claude", "bash -lc 'printf %s \"$ANTHROPIC_API_KEY\"'");
     assert_eq!(seen, SECRET);
-    let cred = e.exec(
+    let cred = e.sh(
         "vm-claude",
         "stat -c %a /root/.claude/.credentials.json; cat /root/.claude/.credentials.json",
     );
@@ -276,7 +222,7 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
         cred.starts_with("600\n") && cred.contains(CRED_SECRET),
         "{cred}"
     );
-    let cfg = e.exec(
+    let cfg = e.sh(
         "vm-claude",
         "stat -c %a /root/.claude.json; cat /root/.claude.json",
     );
@@ -306,7 +252,7 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
 
     // A manifest without the preset's row: the same local image, no error (created
     // without booting: the image choice is the part under test).
-    let other = Env::new(&[Row {
+    let other = env(&[Row {
         preset: "codex",
         rootfs: &busybox,
     }]);
@@ -347,7 +293,7 @@ fn codex_local_image_boots_runs_codex_and_forwards_its_key_and_config_dir() {
     let image = images::preset_image("codex");
     // The manifest publishes another preset only: codex falls back to its local image.
     let busybox = images::busybox_rootfs(images::Init::Ready);
-    let mut e = Env::new(&[Row {
+    let mut e = env(&[Row {
         preset: "claude-code",
         rootfs: &busybox,
     }]);
@@ -377,14 +323,14 @@ fn codex_local_image_boots_runs_codex_and_forwards_its_key_and_config_dir() {
         v["data"]["preset"]["injected_env_keys"],
         serde_json::json!(["OPENAI_API_KEY"])
     );
-    let version = e.exec("vm-codex", "codex --version");
+    let version = e.sh("vm-codex", "codex --version");
     // `codex-cli 0.171.0`
     let last = version.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("codex-cli ") && last.chars().any(|c| c.is_ascii_digit()),
         "codex --version printed {version:?}"
     );
-    let seen = e.exec(
+    let seen = e.sh(
         "vm-codex",
         "bash -lc 'printf %s \"$OPENAI_API_KEY\"'; echo; stat -c %a /root/.codex /root/.codex/config.toml; cat /root/.codex/config.toml",
     );
@@ -395,25 +341,14 @@ fn codex_local_image_boots_runs_codex_and_forwards_its_key_and_config_dir() {
     e.ok(&["sandbox", "delete", "vm-codex", "--timeout", "3"]);
 }
 
-/// The test preset: published in the test manifest (the Debian test image), its launch
-/// command prints a marker and exits 3.
-const MARKER_PRESETS: &str = r#"
-[marker]
-description = "attach test"
-memory_mib = 512
-disk_mib = 1024
-launch = "sh -c 'echo SMOLVM-ATTACH-MARKER; exit 3'"
-"#;
-
-fn marker_env() -> Env {
+fn marker_env() -> Sandboxes {
     let debian = images::debian_rootfs();
-    let e = Env::new(&[Row {
+    let e = env(&[Row {
         preset: "marker",
         rootfs: &debian,
     }]);
-    let cfg = e.h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(cfg.join("presets.toml"), MARKER_PRESETS).unwrap();
+    // The test preset: published in the test manifest (the Debian test image).
+    e.h.user_presets(&support::marker_presets("SMOLVM-ATTACH-MARKER"));
     e
 }
 
@@ -449,11 +384,8 @@ fn attach_asks_runs_the_launch_command_and_exits_with_its_code_and_writable_moun
     assert_eq!(code, 3, "{out}");
 
     // Writable: guest writes reach the host.
-    assert_eq!(
-        e.exec("vm-att", "cat /workspace/host.txt"),
-        "from the host\n"
-    );
-    e.exec("vm-att", "echo from the guest > /workspace/guest.txt");
+    assert_eq!(e.sh("vm-att", "cat /workspace/host.txt"), "from the host\n");
+    e.sh("vm-att", "echo from the guest > /workspace/guest.txt");
     assert_eq!(
         std::fs::read_to_string(shared.join("guest.txt")).unwrap(),
         "from the guest\n"
@@ -465,7 +397,7 @@ fn attach_asks_runs_the_launch_command_and_exits_with_its_code_and_writable_moun
     assert_eq!(code, 0, "{out}");
     // The marker only in the question, never run.
     assert_eq!(out.matches("SMOLVM-ATTACH-MARKER").count(), 1, "{out}");
-    assert_eq!(e.exec("vm-int", "echo up"), "up\n");
+    assert_eq!(e.sh("vm-int", "echo up"), "up\n");
     e.ok(&["sandbox", "delete", "vm-int"]);
 }
 
@@ -498,16 +430,16 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
 
     let check = |when: &str| {
         assert_eq!(
-            e.exec("vm-ro", "cat /src/host.txt"),
+            e.sh("vm-ro", "cat /src/host.txt"),
             "from the host\n",
             "{when}"
         );
         // The overlay takes the guest's writes; the host folder does not change.
-        e.exec(
+        e.sh(
             "vm-ro",
             "echo changed > /src/host.txt; echo new > /src/new.txt",
         );
-        assert_eq!(e.exec("vm-ro", "cat /src/new.txt"), "new\n", "{when}");
+        assert_eq!(e.sh("vm-ro", "cat /src/new.txt"), "new\n", "{when}");
         assert_eq!(
             std::fs::read_to_string(shared.join("host.txt")).unwrap(),
             "from the host\n",
@@ -525,7 +457,7 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
     e.ok(&["sandbox", "start", "vm-ro"]);
     // Mounted again after the restart (the overlay's upper dir lives in the guest's /tmp).
     assert!(
-        e.exec("vm-ro", "grep -c ' /src ' /proc/mounts").trim() == "1",
+        e.sh("vm-ro", "grep -c ' /src ' /proc/mounts").trim() == "1",
         "not mounted after restart"
     );
     assert_eq!(
@@ -593,11 +525,8 @@ fn writable_mounts_belong_to_the_folders_owner_and_never_carry_set_id_bits_or_de
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["data"]["vmm"]["uid"], OWNER, "{info}");
 
-    assert_eq!(
-        e.exec("vm-own", "cat /workspace/host.txt"),
-        "from the host\n"
-    );
-    let seen = e.exec(
+    assert_eq!(e.sh("vm-own", "cat /workspace/host.txt"), "from the host\n");
+    let seen = e.sh(
         "vm-own",
         "cd /workspace && mkdir made-dir && echo guest > made-dir/inner.txt \
          && echo guest > made.txt && cp /bin/sh suid-sh && chmod 4755 suid-sh \
@@ -664,10 +593,7 @@ fn writable_mounts_belong_to_the_folders_owner_and_never_carry_set_id_bits_or_de
         ],
     );
     assert!(w.status.success(), "{}", stderr(&w));
-    assert_eq!(
-        e.exec("vm-own", "cat /workspace/made.txt"),
-        "guest\nowner\n"
-    );
+    assert_eq!(e.sh("vm-own", "cat /workspace/made.txt"), "guest\nowner\n");
     e.ok(&["sandbox", "delete", "vm-own"]);
 }
 
@@ -769,24 +695,20 @@ fn dangerous_mounts_are_refused_unless_unsafe_mount_and_nothing_changes() {
         }
     }
     // --unsafe-mount passes the rule: the next problem is the (missing) kernel.
-    let out = h
-        .smolvm()
-        .args([
-            "sandbox",
-            "create",
-            "--kernel",
-            "/nonexistent/k",
-            "--rootfs",
-            "/nonexistent/r",
-            "--backend",
-            "qemu",
-            "--mount",
-            "/etc:/x",
-            "--unsafe-mount",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = h.run(&[
+        "sandbox",
+        "create",
+        "--kernel",
+        "/nonexistent/k",
+        "--rootfs",
+        "/nonexistent/r",
+        "--backend",
+        "qemu",
+        "--mount",
+        "/etc:/x",
+        "--unsafe-mount",
+        "--json",
+    ]);
     let v = support::json(&out);
     let m = v["error"]["message"].as_str().unwrap_or_default();
     assert!(m.contains("/nonexistent/k"), "{v}");
@@ -841,26 +763,13 @@ fn presets_come_from_the_registry_and_the_users_file() {
     ] {
         assert!(text.contains(&format!("  {p} ")), "{p} missing in:\n{text}");
     }
-    let cfg = h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(
-        cfg.join("presets.toml"),
-        "[marker]\nlaunch = \"true\"\n\n[broken]\nlunch = 1\n",
-    )
-    .unwrap();
-    let out = h
-        .smolvm()
-        .args(["marker", "start", "--help"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    h.user_presets("[marker]\nlaunch = \"true\"\n\n[broken]\nlunch = 1\n");
+    let out = h.ok(&["marker", "start", "--help"]);
     assert!(stdout(&out).contains("--no-attach"));
     // A user preset without a recipe for the base: a clear error naming it (after the
     // warning about the broken entry), before anything is created.
-    let out = h
-        .smolvm()
-        .env("SMOLVM_USE_PUBLISHED", "0")
-        .args([
+    let out = h.run_env(
+        &[
             "image",
             "build",
             "--preset",
@@ -868,9 +777,10 @@ fn presets_come_from_the_registry_and_the_users_file() {
             "--kernel",
             "/dev/null",
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+        "SMOLVM_USE_PUBLISHED",
+        "0",
+    );
     let v = support::json_exit(&out, 2);
     assert_eq!(
         v["error"]["message"],
@@ -881,6 +791,6 @@ fn presets_come_from_the_registry_and_the_users_file() {
         "{}",
         stderr(&out)
     );
-    let out = h.smolvm().args(["nope", "start"]).output().unwrap();
+    let out = h.run(&["nope", "start"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -33,8 +33,7 @@ fn dry_run_human_output_matches_the_seed_word_for_word() {
     h.cache("0.0.12", 3 * MB);
     h.cache("0.0.13", 2 * MB);
     h.cache(CURRENT, MB);
-    let out = h.smolvm().args(["prune", "--dry-run"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["prune", "--dry-run"]);
     insta::assert_snapshot!(stdout(&out), @r"
     Stale image caches (2):
       - ~/.smolvm/images/0.0.12/   (3 MB)
@@ -91,11 +90,7 @@ fn both_layouts_alpha_and_dotted_versions() {
     ] {
         h.cache(n, 4096);
     }
-    let out = h
-        .smolvm()
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["prune", "--dry-run", "--json"]);
     let v = json(&out);
     assert_eq!(v["ok"], true);
     assert_eq!(v["data"]["current_version"], CURRENT);
@@ -138,7 +133,7 @@ fn stale_named_symlink_is_unlinked_and_its_target_kept() {
     std::fs::create_dir_all(outside.join("deep")).unwrap();
     std::fs::write(outside.join("deep/precious"), b"keep me").unwrap();
     symlink(&outside, h.images().join("0.0.12")).unwrap();
-    let out = h.smolvm().args(["prune", "--json"]).output().unwrap();
+    let out = h.run(&["prune", "--json"]);
     let v = json(&out);
     assert_eq!(v["exit_code"], 0, "{v}");
     assert_eq!(names(&v, "removed"), vec!["0.0.12"]);
@@ -159,11 +154,7 @@ fn symlinks_inside_a_stale_dir_are_never_followed() {
     std::fs::create_dir_all(stale.join("nested")).unwrap();
     symlink(&outside, stale.join("nested/to-dir")).unwrap();
     symlink(outside.join("data"), stale.join("to-file")).unwrap();
-    let out = h
-        .smolvm()
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["prune", "--dry-run", "--json"]);
     let size = json(&out)["data"]["would_remove"][0]["size_bytes"]
         .as_u64()
         .unwrap();
@@ -182,11 +173,7 @@ fn sparse_files_are_sized_by_blocks_not_length() {
     f.set_len(512 << 20).unwrap(); // 512 MiB apparent, no blocks
     drop(f);
     std::fs::write(stale.join("kernel"), vec![9u8; MB]).unwrap();
-    let out = h
-        .smolvm()
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["prune", "--dry-run", "--json"]);
     let v = json(&out);
     let size = v["data"]["would_remove"][0]["size_bytes"].as_u64().unwrap();
     assert!(
@@ -202,11 +189,7 @@ fn hard_links_count_once() {
     let a = h.cache("0.0.12", 3 * MB);
     let b = h.cache("0.0.13", 0);
     std::fs::hard_link(a.join("rootfs.ext4"), b.join("rootfs.ext4")).unwrap();
-    let out = h
-        .smolvm()
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["prune", "--dry-run", "--json"]);
     let total = json(&out)["data"]["would_free_bytes"].as_u64().unwrap();
     assert!(
         (3 * MB as u64..4 * MB as u64).contains(&total),
@@ -236,8 +219,7 @@ fn a_cache_used_by_a_running_vm_is_kept_and_not_counted() {
         &stopped_user.join("rootfs.ext4"),
         &stopped_user.join("vmlinux.bin"),
     );
-    let out = h.smolvm().args(["prune", "--dry-run"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["prune", "--dry-run"]);
     insta::assert_snapshot!(stdout(&out), @r"
     Stale image caches (2):
       - ~/.smolvm/images/0.0.13/                        (2 MB)
@@ -250,7 +232,7 @@ fn a_cache_used_by_a_running_vm_is_kept_and_not_counted() {
     Dry run complete. No changes made.
     ");
 
-    let out = h.smolvm().args(["prune", "--json"]).output().unwrap();
+    let out = h.run(&["prune", "--json"]);
     let v = json(&out);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(
@@ -279,7 +261,7 @@ fn a_cache_with_a_file_open_in_a_live_process_is_kept() {
     let h = Home::new();
     let held = h.cache("0.0.12", MB);
     let mut child = support::hold_open(&held.join("rootfs.ext4"));
-    let out = h.smolvm().args(["prune", "--json"]).output().unwrap();
+    let out = h.run(&["prune", "--json"]);
     child.kill().unwrap();
     child.wait().unwrap();
     let v = json(&out);
@@ -297,7 +279,7 @@ fn custom_images_with_a_fingerprint_are_never_stale() {
     let h = Home::new();
     let custom = h.cache("0.0.3", 4096);
     std::fs::write(custom.join(".fingerprint"), b"abc").unwrap();
-    let out = h.smolvm().args(["prune", "--json"]).output().unwrap();
+    let out = h.run(&["prune", "--json"]);
     let v = json(&out);
     assert_eq!(v["data"]["removed"], serde_json::json!([]));
     assert_eq!(
@@ -346,7 +328,7 @@ fn one_undeletable_cache_fails_alone_and_the_rest_are_removed() {
         eprintln!("SKIPPED: cannot make a directory undeletable here (needs chattr or root)");
         return;
     };
-    let out = h.smolvm().args(["prune", "--json"]).output().unwrap();
+    let out = h.run(&["prune", "--json"]);
     let human_probe = h.smolvm().arg("prune").output().unwrap();
     drop(guard);
     assert_eq!(out.status.code(), Some(1));
@@ -389,7 +371,7 @@ fn no_images_root_is_success() {
     let out = h.smolvm().arg("prune").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "Nothing to prune — cache is clean.\n");
-    let out = h.smolvm().args(["prune", "--json"]).output().unwrap();
+    let out = h.run(&["prune", "--json"]);
     let v = json(&out);
     assert_eq!(v["ok"], true);
     assert_eq!(v["data"]["removed"], serde_json::json!([]));
@@ -409,14 +391,13 @@ fn an_images_root_that_is_a_file_is_a_clear_error() {
         .arg(&file)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out), "");
-    assert_eq!(
-        stderr(&out),
-        format!(
+    support::assert_error(
+        &out,
+        1,
+        &format!(
             "Error: cannot read image cache directory {}: Not a directory\n",
             file.display()
-        )
+        ),
     );
     let out = h
         .smolvm()
@@ -533,11 +514,7 @@ fn json_paths_are_absolute_even_for_a_relative_image_dir() {
 #[test]
 fn usage_errors_exit_2_with_an_envelope_under_json() {
     let h = Home::new();
-    let out = h
-        .smolvm()
-        .args(["prune", "--json", "--bogus"])
-        .output()
-        .unwrap();
+    let out = h.run(&["prune", "--json", "--bogus"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         json(&out),
@@ -547,7 +524,7 @@ fn usage_errors_exit_2_with_an_envelope_under_json() {
                 "recovery": "Run 'smolvm prune --help' for usage."}
         })
     );
-    let out = h.smolvm().args(["prune", "--bogus"]).output().unwrap();
+    let out = h.run(&["prune", "--bogus"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stdout(&out), "");
     assert!(
@@ -586,11 +563,7 @@ fn usage_error_envelopes_use_smolvms_command_names_as_invoked() {
 fn json_success_envelope_has_every_field_in_order() {
     let h = Home::new();
     h.cache("0.0.12", MB);
-    let out = h
-        .smolvm()
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["prune", "--dry-run", "--json"]);
     let text = stdout(&out);
     assert!(text.starts_with("{\n  \"ok\": true,\n  \"command\": \"prune\",\n  \"exit_code\": 0,\n  \"data\": {\n    \"dry_run\": true,"), "{text}");
     assert!(text.ends_with("  \"error\": null\n}\n"), "{text}");
@@ -658,11 +631,7 @@ fn caches_current_for_an_installed_smolvm_are_kept() {
     h.cache(CURRENT, MB);
 
     // Control: with no SmolVM visible, the 0.0.36 caches are stale like any other version.
-    let out = h
-        .smolvm()
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["prune", "--dry-run", "--json"]);
     let v = json(&out);
     let mut stale = names(&v, "would_remove");
     stale.sort();
@@ -679,12 +648,7 @@ fn caches_current_for_an_installed_smolvm_are_kept() {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .unwrap();
-    let out = h
-        .smolvm()
-        .env("PATH", &path)
-        .args(["prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["prune", "--dry-run", "--json"], "PATH", &path);
     let v = json(&out);
     assert_eq!(names(&v, "would_remove"), ["codex-v0.0.35-amd64-qemu"]);
     let mut kept = names(&v, "kept");

@@ -106,7 +106,7 @@ fn every_mutating_command_refuses_with_code_readonly() {
     assert!(stale.exists());
     assert!(!h.data.exists(), "read-only runs created the data dir");
     // The human form: a clear line on stderr.
-    let out = h.smolvm().args(["--readonly", "prune"]).output().unwrap();
+    let out = h.run(&["--readonly", "prune"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).starts_with("Error: Read-only mode: refusing to prune image caches"),
@@ -150,12 +150,7 @@ fn looking_and_dry_runs_still_work() {
         assert_ne!(v["error"]["code"], "readonly", "{argv:?}: {v:#}");
     }
     // A value other than 1/true/yes leaves it off: prune runs.
-    let out = h
-        .smolvm()
-        .env("SMOLVM_READONLY", "0")
-        .args(["prune", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run_env(&["prune", "--json"], "SMOLVM_READONLY", "0");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!stale.exists());
 }

@@ -347,14 +347,8 @@ fn an_orphan_taken_over_while_the_prompt_waits_is_left_alone() {
     ns.nat_tap("tap7");
     insert_rows(&h.data, &sockets, &[Row::stopped("keep-me")]);
     let mut vmm: Option<QemuStandIn> = None;
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", &ns.name])
-        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-        .arg("cleanup")
-        .env_clear()
-        .envs(h.env_vars());
     let out = run_with_pty_then(
-        c,
+        ns.smolvm_command(&h, &["cleanup"]),
         || {
             // A new VM takes tap7 over: its row records it and its VMM holds it.
             let q = QemuStandIn::started_here(&ns, &h, "vm-new", Some("tap7"));

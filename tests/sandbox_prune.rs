@@ -68,12 +68,7 @@ fn a_dry_run_finds_what_smolvm_finds_and_changes_nothing() {
     let (code, text) = smolvm_py(&h, &["sandbox", "prune", "--dry-run", "--json"]);
     assert_eq!(code, 0, "{text}");
     let py: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let out = h
-        .smolvm()
-        .args(["sandbox", "prune", "--dry-run", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "prune", "--dry-run", "--json"]);
     let v = json(&out);
     assert_eq!(v["command"], py["command"]);
     for key in ["removed", "kept", "failed"] {
@@ -102,18 +97,14 @@ fn a_dry_run_finds_what_smolvm_finds_and_changes_nothing() {
 fn a_real_prune_needs_force_then_removes_only_leftovers() {
     let h = with_leftovers();
     // No terminal, no --force: refused, nothing removed; with --json, SmolVM's error.
-    let out = h.smolvm().args(["sandbox", "prune"]).output().unwrap();
+    let out = h.run(&["sandbox", "prune"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("Pass --force to confirm"),
         "{}",
         stderr(&out)
     );
-    let out = h
-        .smolvm()
-        .args(["sandbox", "prune", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "prune", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["error"]["code"], "refused");
@@ -123,12 +114,7 @@ fn a_real_prune_needs_force_then_removes_only_leftovers() {
     );
     assert!(h.data.join("disks/vm-gone.ext4").exists());
 
-    let out = h
-        .smolvm()
-        .args(["sandbox", "prune", "--force"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "prune", "--force"]);
     let text = stdout(&out);
     assert!(
         text.contains("Removed (4):") && text.contains("Kept 2 file(s)"),
@@ -153,23 +139,15 @@ fn a_real_prune_needs_force_then_removes_only_leftovers() {
         assert!(h.data.join(stays).exists(), "{stays} was removed");
     }
     // --include-saved takes the saved disk too; then nothing is left to do.
-    let out = h
-        .smolvm()
-        .args(["sandbox", "prune", "--force", "--include-saved", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "prune", "--force", "--include-saved", "--json"]);
     let v = json(&out);
     assert_eq!(entries(&v, "removed").len(), 2, "{v}");
     assert!(!h.data.join("disks/vm-saved.qcow2").exists());
-    let out = h.smolvm().args(["sandbox", "prune"]).output().unwrap();
+    let out = h.run(&["sandbox", "prune"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "Nothing to clean up.\n");
     // Read-only mode refuses a real prune, not a dry run.
-    let out = h
-        .smolvm()
-        .args(["--readonly", "sandbox", "prune", "--force"])
-        .output()
-        .unwrap();
+    let out = h.run(&["--readonly", "sandbox", "prune", "--force"]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -190,11 +168,7 @@ fn links_held_disks_and_foreign_names_are_never_removed() {
     file(&d.join("disks/vm-x.ext4.d/inner"), 1);
     let mut holder = support::hold_open(&d.join("disks/vm-held.ext4"));
     let mut writer = support::hold_open(&d.join("vm-writing.log"));
-    let out = h
-        .smolvm()
-        .args(["sandbox", "prune", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "prune", "--force", "--json"]);
     for c in [&mut holder, &mut writer] {
         let _ = c.kill();
         let _ = c.wait();

@@ -11,11 +11,7 @@ use support::{smolvm_db_with_vm, stdout, Home};
 /// Complete `words` (the last is the word under the cursor) in a real bash that sourced
 /// `smolvm completions bash`, with this HOME's environment; COMPREPLY, one per line.
 fn bash_complete(home: &Home, words: &[&str]) -> Vec<String> {
-    let script = home
-        .smolvm()
-        .args(["completions", "bash"])
-        .output()
-        .unwrap();
+    let script = home.run(&["completions", "bash"]);
     assert_eq!(script.status.code(), Some(0));
     let file = home.tmp.path().join("smolvm.bash");
     std::fs::write(&file, &script.stdout).unwrap();
@@ -36,15 +32,10 @@ fn bash_complete(home: &Home, words: &[&str]) -> Vec<String> {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = c
-        .env("PATH", path)
-        .args(["--norc", "--noprofile", "-c", &program])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = support::run_ok(
+        c.env("PATH", path)
+            .args(["--norc", "--noprofile", "-c", &program]),
+        &program,
     );
     stdout_lines(&out.stdout)
 }
@@ -224,16 +215,12 @@ fn every_shell_gets_a_script_and_completion_is_an_alias() {
         ("powershell", "Register-ArgumentCompleter"),
     ] {
         for verb in ["completions", "completion"] {
-            let out = home.smolvm().args([verb, shell]).output().unwrap();
+            let out = home.run(&[verb, shell]);
             assert_eq!(out.status.code(), Some(0), "{verb} {shell}");
             assert!(stdout(&out).contains(marker), "{verb} {shell}");
         }
     }
-    let out = home
-        .smolvm()
-        .args(["completions", "tcsh"])
-        .output()
-        .unwrap();
+    let out = home.run(&["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -253,11 +240,7 @@ fn man_pages_come_from_the_clap_definitions() {
     assert!(at(".SH FILES") < at(".SH \"EXIT STATUS\""));
     assert!(at(".SH \"EXIT STATUS\"") < at(".SH EXAMPLES"));
     assert!(page[at(".SH FILES")..].contains("smolvm.db"), "{page}");
-    let out = home
-        .smolvm()
-        .args(["man", "sandbox", "list"])
-        .output()
-        .unwrap();
+    let out = home.run(&["man", "sandbox", "list"]);
     assert_eq!(out.status.code(), Some(0));
     let page = stdout(&out);
     assert!(page.contains(".TH smolvm-sandbox-list 1"), "{page}");
@@ -285,11 +268,7 @@ fn man_pages_come_from_the_clap_definitions() {
         }
         assert!(text.contains("smolvm sandbox list"), "{text}");
     }
-    let out = home
-        .smolvm()
-        .args(["man", "sandbox", "nope"])
-        .output()
-        .unwrap();
+    let out = home.run(&["man", "sandbox", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(support::stderr(&out).contains("Unknown command 'smolvm sandbox nope'"));
 }
@@ -303,12 +282,7 @@ fn completion_install_sets_up_bash_once_and_a_real_bash_loads_it() {
     let rc = home.home.join(".bashrc");
     let mine: &[u8] = b"alias ll='ls -l'\nexport CAF\xc9=1";
     std::fs::write(&rc, mine).unwrap();
-    let install = || {
-        home.smolvm()
-            .args(["completion", "bash", "--install"])
-            .output()
-            .unwrap()
-    };
+    let install = || home.run(&["completion", "bash", "--install"]);
     let out = install();
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
     assert_eq!(
@@ -319,7 +293,7 @@ fn completion_install_sets_up_bash_once_and_a_real_bash_loads_it() {
         )
     );
     let script = home.home.join(".smolvm/completions/smolvm.bash");
-    let printed = home.smolvm().args(["completion", "bash"]).output().unwrap();
+    let printed = home.run(&["completion", "bash"]);
     assert_eq!(std::fs::read(&script).unwrap(), printed.stdout);
     let text = std::fs::read(&rc).unwrap();
     assert!(text.starts_with(mine), "the user's lines changed");
@@ -362,12 +336,7 @@ fn completion_install_sets_up_bash_once_and_a_real_bash_loads_it() {
 fn completion_install_for_zsh_and_fish_follows_zdotdir_and_xdg_config_home() {
     let home = Home::new();
     let zdot = home.tmp.path().join("zdot");
-    let out = home
-        .smolvm()
-        .env("ZDOTDIR", &zdot)
-        .args(["completion", "zsh", "--install"])
-        .output()
-        .unwrap();
+    let out = home.run_env(&["completion", "zsh", "--install"], "ZDOTDIR", &zdot);
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
     let script = home.home.join(".smolvm/completions/smolvm.zsh");
     let body = std::fs::read_to_string(&script).unwrap();
@@ -380,12 +349,11 @@ fn completion_install_for_zsh_and_fish_follows_zdotdir_and_xdg_config_home() {
     assert!(!home.home.join(".zshrc").exists());
 
     let config = home.tmp.path().join("config");
-    let out = home
-        .smolvm()
-        .env("XDG_CONFIG_HOME", &config)
-        .args(["completion", "fish", "--install"])
-        .output()
-        .unwrap();
+    let out = home.run_env(
+        &["completion", "fish", "--install"],
+        "XDG_CONFIG_HOME",
+        &config,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
     let fish = config.join("fish/completions/smolvm.fish");
     assert!(std::fs::read_to_string(&fish)
@@ -403,17 +371,9 @@ fn completion_install_for_zsh_and_fish_follows_zdotdir_and_xdg_config_home() {
 #[test]
 fn completion_install_refuses_other_shells_and_readonly_writes_nothing() {
     let home = Home::new();
-    let out = home
-        .smolvm()
-        .args(["completion", "elvish", "--install"])
-        .output()
-        .unwrap();
+    let out = home.run(&["completion", "elvish", "--install"]);
     assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
-    let out = home
-        .smolvm()
-        .args(["--readonly", "completion", "bash", "--install"])
-        .output()
-        .unwrap();
+    let out = home.run(&["--readonly", "completion", "bash", "--install"]);
     assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
     assert!(!home.home.join(".bashrc").exists());
     assert!(!home.home.join(".smolvm/completions").exists());

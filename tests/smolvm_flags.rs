@@ -47,15 +47,9 @@ fn every_smolvm_command_and_flag_in_scope_exists_here() {
         "/tests/assets/smolvm_click_tree.py"
     );
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(&py)
-        .arg(walker)
-        .env("HOME", home.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = support::run_ok(
+        Command::new(&py).arg(walker).env("HOME", home.path()),
+        walker,
     );
     let tree: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(tree.len() > 40, "the walk found too little: {}", tree.len());

@@ -69,12 +69,7 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
     hot_journal_db(&h.data.join("smolvm.db"), 30, SCHEMA);
     let before = snapshot(&h.data);
 
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--all", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "list", "--all", "--json"]);
     assert_eq!(listed_ids(&out), expected_ids(30));
     assert_eq!(
         snapshot(&h.data),
@@ -82,11 +77,7 @@ fn dry_runs_read_every_committed_row_past_a_hot_journal_and_change_nothing() {
         "sandbox list changed the data dir"
     );
 
-    let human = h
-        .smolvm()
-        .args(["sandbox", "list", "--all"])
-        .output()
-        .unwrap();
+    let human = h.run(&["sandbox", "list", "--all"]);
     assert_eq!(human.status.code(), Some(0), "{}", stderr(&human));
     assert_eq!(snapshot(&h.data), before);
 
@@ -115,7 +106,7 @@ fn doctor_reads_past_a_hot_journal_without_calling_it_corrupt_or_changing_anythi
     let h = Home::new();
     hot_journal_db(&h.data.join("smolvm.db"), 5, SCHEMA);
     let before = snapshot(&h.data);
-    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let out = h.run(&["doctor", "--json"]);
     let v = json(&out);
     let check = v["data"]["checks"]
         .as_array()
@@ -133,12 +124,7 @@ fn sandbox_info_recovers_a_hot_journal_instead_of_moving_the_database_aside() {
     require_python!();
     let h = Home::new();
     hot_journal_db(&h.data.join("smolvm.db"), 30, SCHEMA);
-    let out = h
-        .smolvm()
-        .args(["sandbox", "info", "vm-17", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "info", "vm-17", "--json"]);
     assert_eq!(json(&out)["data"]["id"], "vm-17");
     assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
     no_corrupt_copies(&h.data);
@@ -192,11 +178,7 @@ fn a_corrupt_database_found_by_sandbox_info_is_reported_on_stderr() {
         b"this is not a database, just some text that is long enough",
     )
     .unwrap();
-    let out = h
-        .smolvm()
-        .args(["sandbox", "info", "vm-1", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "info", "vm-1", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     let moved: Vec<String> = snapshot(&h.data)
@@ -293,21 +275,11 @@ fn assert_reports_bad_rows(warnings: &[String]) {
 fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
     let h = Home::new();
     mixed_db(&h.data);
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--all", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "list", "--all", "--json"]);
     assert_eq!(listed_ids(&out), GOOD);
     assert_reports_bad_rows(&strings(&json(&out)["data"]["warnings"]));
 
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--all"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = h.ok(&["sandbox", "list", "--all"]);
     let err = stderr(&out);
     let warnings: Vec<String> = err.lines().map(str::to_string).collect();
     assert!(warnings.iter().all(|w| w.starts_with("Warning: ")), "{err}");
@@ -320,11 +292,7 @@ fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
         );
     }
 
-    let out = h
-        .smolvm()
-        .args(["sandbox", "info", "vm-badpid", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "info", "vm-badpid", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let msg = json(&out)["error"]["message"].as_str().unwrap().to_string();
     assert!(msg.contains("vm-badpid") && msg.contains("pid"), "{msg}");

@@ -12,38 +12,27 @@ use std::process::{Child, Command, Stdio};
 use support::{json, Home};
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    support::run_ok(
+        Command::new("openssl").current_dir(dir).args(args),
+        &format!("openssl {args:?}"),
     );
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it.
-fn make_pki(dir: &Path) {
+/// A CA for two days in `dir`: `STEM.key` and `STEM.pem`, subject `subject`.
+fn self_signed_ca(dir: &Path, stem: &str, subject: &str) {
+    let (key, pem) = (format!("{stem}.key"), format!("{stem}.pem"));
     openssl(
         dir,
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=smolvm test CA",
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
+            "-days", "2", "-subj", subject,
         ],
     );
+}
+
+fn make_pki(dir: &Path) {
+    self_signed_ca(dir, "ca", "/CN=smolvm test CA");
     openssl(
         dir,
         &[
@@ -167,24 +156,7 @@ fn https_trusts_the_platforms_roots_and_only_them() {
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["data"]["release"], "tls-test", "{v:#}");
     // It does not (another CA only): refused, however the bundled roots look.
-    openssl(
-        &pki,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=another CA",
-        ],
-    );
+    self_signed_ca(&pki, "other", "/CN=another CA");
     let out = inspect(&pki.join("other.pem"));
     let v = json(&out);
     assert_eq!(out.status.code(), Some(1), "{v:#}");

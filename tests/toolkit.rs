@@ -15,17 +15,7 @@ use support::{json, stderr, stdout, Home};
 impl Sandboxes {
     /// What a login shell in the guest prints.
     fn login_sh(&self, id: &str, script: &str) -> String {
-        stdout(&self.ok(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "bash",
-            "-lc",
-            script,
-        ]))
+        self.exec_in(id, ["bash", "-lc"], script)
     }
 
     /// An HTTP GET of 127.0.0.1:port from inside the namespace: the body, or None.

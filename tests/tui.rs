@@ -210,6 +210,13 @@ fn full_app(w: u16, h: u16) -> App {
     a
 }
 
+/// An app sized 160x48 with no data yet.
+fn sized_app() -> App {
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a
+}
+
 /// The status line's text (empty when there is none).
 fn status(a: &App) -> &str {
     a.status.as_deref().unwrap_or("")
@@ -1133,17 +1140,10 @@ fn the_vms_pane_filters_and_sorts_by_policy_and_egress_bytes() {
 /// SmolVM itself in its `internet_settings`, or absent (open).
 #[test]
 fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
-    use support::cleanup::{insert_rows, Row};
     let h = support::Home::new();
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[
-            Row::stopped("vm-cli-off"),
-            Row::stopped("vm-cli-names"),
-            Row::stopped("vm-smolvm-row"),
-            Row::stopped("vm-default"),
-        ],
+    support::cleanup::insert_stopped(
+        &h,
+        &["vm-cli-off", "vm-cli-names", "vm-smolvm-row", "vm-default"],
     );
     for (id, flags) in [
         ("vm-cli-off", vec!["--internet", "off"]),
@@ -1206,9 +1206,8 @@ fn the_vms_pane_shows_each_vms_stored_policy_through_core() {
 /// function, read by the detail worker).
 #[test]
 fn the_detail_shows_what_sandbox_network_show_reports() {
-    use support::cleanup::{insert_rows, Row};
     let h = support::Home::new();
-    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-detail")]);
+    support::cleanup::insert_stopped(&h, &["vm-detail"]);
     let out = h
         .smolvm()
         .args([
@@ -1223,11 +1222,7 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
-    let out = h
-        .smolvm()
-        .args(["sandbox", "network", "show", "vm-detail", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "network", "show", "vm-detail", "--json"]);
     let cli = support::json(&out)["data"].clone();
     let d = smolvm::tui::worker::load_detail(
         &smolvm::core::context::Context::local(&h.env()),
@@ -1613,26 +1608,14 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
     let old = h.cache("0.0.11/codex-amd64-qemu", 100_000);
     let _holder = support::Reap(support::hold_open(&held.join("rootfs.ext4")));
     let env = h.env();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let mut a = app();
-        a.update(Input::Resize(160, 48));
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let mut a = sized_app();
         let names = vec!["codex-amd64-qemu".to_string(), "claude-code".to_string()];
         let task = a
             .data
             .add_task(smolvm::tui::app::TaskKind::RemoveImages, "rm".into());
-        workers.run(Effect::RunRemoveImages { task, names });
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while a.data.tasks[0].state == TaskState::Running {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
-            a.update(Input::Msg(msg));
-        }
+        w.run(Effect::RunRemoveImages { task, names });
+        w.finish_first_task(&mut a, 30).await;
         let t = &a.data.tasks[0];
         assert_eq!(t.state, TaskState::Failed, "one kept: {t:?}");
         let removed: Vec<&TaskItem> = t.items.iter().filter(|i| i.ok).collect();
@@ -1662,24 +1645,12 @@ fn run_cancelled(
     kind: smolvm::tui::app::TaskKind,
     run: impl FnOnce(u64) -> Effect,
 ) -> smolvm::tui::app::Task {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let mut a = app();
-        a.update(Input::Resize(160, 48));
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let mut a = sized_app();
         let task = a.data.add_task(kind, "t".into());
-        workers.run(Effect::Cancel { task });
-        workers.run(run(task));
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while a.data.tasks[0].state == TaskState::Running {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
-            a.update(Input::Msg(msg));
-        }
+        w.run(Effect::Cancel { task });
+        w.run(run(task));
+        w.finish_first_task(&mut a, 30).await;
         a.data.tasks[0].clone()
     })
 }
@@ -1793,18 +1764,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Start,
             Box::new(|task| Effect::RunStart {
                 task,
-                spec: StartSpec {
-                    image: StartImage::Preset("codex".into()),
-                    name: Some("vm-never".into()),
-                    memory_mib: 512,
-                    cpus: 1,
-                    disk_mib: None,
-                    mounts: vec![],
-                    writable_mounts: false,
-                    internet: Default::default(),
-                    publish_ssh: false,
-                    attach: false,
-                },
+                spec: support::tui::preset_start("codex", "vm-never", 512),
             }),
         ),
         (
@@ -1875,26 +1835,19 @@ fn prune_through_the_worker(
     meanwhile: impl FnOnce(),
 ) -> smolvm::tui::app::Task {
     let mut meanwhile = Some(meanwhile);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
         let mut a = full_app(160, 48);
         for fx in a.update(key('p')) {
-            workers.run(fx);
+            w.run(fx);
         }
         // Drive the loop by hand until the task finishes.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = support::tui::RealWorker::deadline(30);
         loop {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
+            let msg = w.next_before(deadline).await;
             let is_preview = matches!(msg, Msg::PrunePreview { .. });
             for fx in a.update(Input::Msg(msg)) {
                 if !matches!(fx, Effect::Refresh { .. }) {
-                    workers.run(fx);
+                    w.run(fx);
                 }
             }
             if is_preview {
@@ -1908,7 +1861,7 @@ fn prune_through_the_worker(
                     f();
                 }
                 for fx in a.update(key('y')) {
-                    workers.run(fx);
+                    w.run(fx);
                 }
             }
             if a.data
@@ -3182,13 +3135,8 @@ fn the_network_form_shows_the_stored_policy_checks_as_you_type_and_waits_for_cor
 /// the same, and `sandbox network show` reports the same.
 #[test]
 fn the_network_form_stores_what_sandbox_network_set_stores() {
-    use support::cleanup::{insert_rows, Row};
     let h = support::Home::new();
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[Row::stopped("vm-by-cli"), Row::stopped("vm-by-form")],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-by-cli", "vm-by-form"]);
     let out = h
         .smolvm()
         .args([
@@ -3217,15 +3165,11 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
     assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
 
     let env = h.env();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let mut a = app();
-        a.update(Input::Resize(160, 48));
+    let env = &env;
+    support::tui::RealWorker::block_on(env, |mut w| async move {
+        let mut a = sized_app();
         let snap = smolvm::tui::data::load(
-            &smolvm::core::context::Context::local(&env),
+            &smolvm::core::context::Context::local(env),
             &mut Default::default(),
             false,
         );
@@ -3252,16 +3196,9 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
             "{fx:?}"
         );
         for f in fx {
-            workers.run(f);
+            w.run(f);
         }
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while a.data.tasks[0].state == TaskState::Running {
-            let msg = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .expect("worker answered")
-                .unwrap();
-            a.update(Input::Msg(msg));
-        }
+        w.finish_first_task(&mut a, 30).await;
         let t = &a.data.tasks[0];
         assert_eq!(t.state, TaskState::Done, "{t:?}");
         assert!(
@@ -3275,11 +3212,7 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
     });
 
     let show = |id: &str| {
-        let out = h
-            .smolvm()
-            .args(["sandbox", "network", "show", id, "--json"])
-            .output()
-            .unwrap();
+        let out = h.run(&["sandbox", "network", "show", id, "--json"]);
         let mut d = support::json(&out)["data"].clone();
         d.as_object_mut().unwrap().remove("vm_id");
         d
@@ -3599,20 +3532,13 @@ fn tab_in_the_upload_form_asks_the_worker_and_changes_nothing_itself() {
 
 /// Run the effects on the real worker and wait for its listing (other messages — the
 /// refresher's — are dropped).
-async fn worker_listing(
-    workers: &mut smolvm::tui::worker::Workers,
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
-    fx: Vec<Effect>,
-) -> Msg {
+async fn worker_listing(w: &mut support::tui::RealWorker, fx: Vec<Effect>) -> Msg {
     for fx in fx {
-        workers.run(fx);
+        w.run(fx);
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = support::tui::RealWorker::deadline(30);
     loop {
-        let msg = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .expect("worker answered")
-            .unwrap();
+        let msg = w.next_before(deadline).await;
         if matches!(msg, Msg::DirListing { .. }) {
             return msg;
         }
@@ -3630,19 +3556,15 @@ fn a_stale_completion_result_is_ignored() {
     let base = format!("{}/", t.path().display());
     let env = h.env();
     let local = |a: &App| smolvm::tui::app::text_of(&transfer_form(a).local);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers =
-            smolvm::tui::worker::Workers::new(tx, smolvm::core::context::Context::local(&env));
-        let (w, rx) = (&mut workers, &mut rx);
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let w = &mut w;
         let mut a = full_app(80, 24);
         a.update(key('j'));
         a.update(key('U'));
         typed(&mut a, &format!("{base}pro"));
         // Edited after the Tab: the answer is for text that is gone.
         let fx = a.update(code(KeyCode::Tab));
-        let late = worker_listing(w, rx, fx).await;
+        let late = worker_listing(w, fx).await;
         typed(&mut a, "x");
         a.update(Input::Msg(late.clone()));
         let f = transfer_form(&a);
@@ -3658,9 +3580,9 @@ fn a_stale_completion_result_is_ignored() {
         assert_eq!(local(&a), format!("{base}pro"));
         // Two Tabs: only the second one's answer counts, and only once.
         let fx = a.update(code(KeyCode::Tab));
-        let first = worker_listing(w, rx, fx).await;
+        let first = worker_listing(w, fx).await;
         let fx = a.update(code(KeyCode::Tab));
-        let second = worker_listing(w, rx, fx).await;
+        let second = worker_listing(w, fx).await;
         a.update(Input::Msg(first));
         assert_eq!(local(&a), format!("{base}pro"));
         a.update(Input::Msg(second.clone()));
@@ -3672,7 +3594,7 @@ fn a_stale_completion_result_is_ignored() {
         a.update(code(KeyCode::Esc));
         a.update(key('U'));
         typed(&mut a, &format!("{base}project/"));
-        let old = worker_listing(w, rx, fx).await;
+        let old = worker_listing(w, fx).await;
         a.update(Input::Msg(old));
         assert_eq!(local(&a), format!("{base}project/"));
         // Not even after a Tab of its own, before its own answer.
@@ -3686,13 +3608,13 @@ fn a_stale_completion_result_is_ignored() {
             result: smolvm::tui::worker::list_dir(&dir, &word),
         }));
         assert_eq!(local(&a), format!("{base}project/"));
-        let own = worker_listing(w, rx, fx).await;
+        let own = worker_listing(w, fx).await;
         a.update(Input::Msg(own));
         assert_eq!(local(&a), format!("{base}project/src/"));
         // An answer with no form open changes nothing.
         let fx = a.update(code(KeyCode::Tab));
         a.update(code(KeyCode::Esc));
-        let orphan = worker_listing(w, rx, fx).await;
+        let orphan = worker_listing(w, fx).await;
         assert!(a.update(Input::Msg(orphan)).is_empty());
         assert!(a.dialog.is_none());
     });
@@ -3855,7 +3777,7 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
         std::fs::write(built.join(f), b"x").unwrap();
     }
 
-    let out = h.smolvm().args(["image", "ls", "--json"]).output().unwrap();
+    let out = h.run(&["image", "ls", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut cli: Vec<(String, String, String)> = v["data"]["images"]
@@ -3910,11 +3832,7 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
     h.cache(&format!("{cur}/codex-amd64-qemu"), 4096);
     let cx = smolvm::core::context::Context::local(&h.env());
     let cli = |name: &str| {
-        let out = h
-            .smolvm()
-            .args(["image", "inspect", name, "--json"])
-            .output()
-            .unwrap();
+        let out = h.run(&["image", "inspect", name, "--json"]);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let v = cli("codex-amd64-qemu");

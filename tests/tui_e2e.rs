@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::cleanup::{insert_rows, row_ids, NetNs, Row};
+use support::cleanup::{row_ids, NetNs};
 use support::{is_root, Home, CURRENT};
 
 struct Tmux {
@@ -121,15 +121,7 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
     h.cache("0.0.12", 300_000);
     h.cache("0.0.13", 200_000);
     let current = h.cache(&format!("{CURRENT}/claude-code-amd64-qemu"), 100_000);
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[
-            Row::stopped("vm-a"),
-            Row::stopped("vm-b"),
-            Row::stopped("prod-x"),
-        ],
-    );
+    support::cleanup::insert_stopped(&h, &["vm-a", "vm-b", "prod-x"]);
     let t = open_dashboard(&h, &ns, &[]);
     t.wait("the VM list", |s| {
         s.contains("VMs (3)") && s.contains("Images (3)")
@@ -321,16 +313,6 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
     t.wait("the shell to run a command", |s| s.contains("done-2"));
 }
 
-/// The test preset (as in tests/presets.rs): published in the test manifest (the Debian
-/// test image); its launch command prints a marker and exits 3.
-const MARKER_PRESETS: &str = r#"
-[marker]
-description = "attach test"
-memory_mib = 512
-disk_mib = 1024
-launch = "sh -c 'echo SMOLVM-DASH-MARKER; exit 3'"
-"#;
-
 /// An HTTP GET of 127.0.0.1:port inside the namespace: the body, or "".
 fn http_get(ns: &NetNs, port: u16) -> String {
     let out = Command::new("ip")
@@ -368,9 +350,8 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
             rootfs: &debian,
         }],
     );
-    let cfg = h.home.join(".config/smolvm");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::write(cfg.join("presets.toml"), MARKER_PRESETS).unwrap();
+    // The test preset (as in tests/presets.rs): published in the test manifest.
+    h.user_presets(&support::marker_presets("SMOLVM-DASH-MARKER"));
     let t = open_dashboard(
         &h,
         &ns,

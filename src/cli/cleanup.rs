@@ -16,16 +16,48 @@ use crate::core::progress::Progress;
 use crate::core::Env;
 use crate::core::Paths;
 
+/// SmolVM's `DeleteResult`: what `sandbox delete` prints, and the start of `cleanup`'s.
+#[derive(Serialize)]
+pub(super) struct DeleteResult<'a> {
+    targets: &'a [String],
+    deleted: &'a [String],
+    failed: Vec<FailedVm<'a>>,
+    summary: Summary,
+    dry_run: bool,
+    /// Only cleanup (and `sandbox delete --all`) reconciles: SmolVM's `null` for a delete
+    /// of ids.
+    reconciled_stale_ids: Option<&'a [String]>,
+}
+
+impl<'a> DeleteResult<'a> {
+    pub(super) fn of(
+        targets: &'a [String],
+        deleted: &'a [String],
+        failed: &'a [(String, Error)],
+        dry_run: bool,
+        reconciled_stale_ids: Option<&'a [String]>,
+    ) -> DeleteResult<'a> {
+        DeleteResult {
+            targets,
+            deleted,
+            failed: failed.iter().map(FailedVm::of).collect(),
+            summary: Summary::of(targets, deleted, failed),
+            dry_run,
+            reconciled_stale_ids,
+        }
+    }
+}
+
 /// SmolVM's `DeleteSummary`: `sandbox delete` and `cleanup` report the same counts.
 #[derive(Serialize)]
-pub(super) struct Summary {
+struct Summary {
     target_count: usize,
     deleted_count: usize,
     failed_count: usize,
 }
 
 impl Summary {
-    pub(super) fn of<T, U, V>(targets: &[T], deleted: &[U], failed: &[V]) -> Summary {
+    fn of<T, U, V>(targets: &[T], deleted: &[U], failed: &[V]) -> Summary {
         Summary {
             target_count: targets.len(),
             deleted_count: deleted.len(),
@@ -36,7 +68,7 @@ impl Summary {
 
 /// SmolVM's `DeleteFailure` (plus our error code), for `sandbox delete` and `cleanup`.
 #[derive(Serialize)]
-pub(super) struct FailedVm<'a> {
+struct FailedVm<'a> {
     vm_id: &'a str,
     error: &'a str,
     /// The failure's error code (`runtime_error`, `refused`).
@@ -44,7 +76,7 @@ pub(super) struct FailedVm<'a> {
 }
 
 impl<'a> FailedVm<'a> {
-    pub(super) fn of((vm_id, e): &'a (String, Error)) -> FailedVm<'a> {
+    fn of((vm_id, e): &'a (String, Error)) -> FailedVm<'a> {
         FailedVm {
             vm_id,
             error: &e.message,
@@ -73,12 +105,8 @@ struct Corrupt<'a> {
 /// SmolVM's `DeleteResult` keys plus `stale_resources`, `warnings`, `corrupt_database`.
 #[derive(Serialize)]
 struct Data<'a> {
-    targets: &'a [String],
-    deleted: &'a [String],
-    failed: Vec<FailedVm<'a>>,
-    summary: Summary,
-    dry_run: bool,
-    reconciled_stale_ids: &'a [String],
+    #[serde(flatten)]
+    result: DeleteResult<'a>,
     stale_resources: Vec<Resource<'a>>,
     warnings: &'a [String],
     corrupt_database: Option<Corrupt<'a>>,
@@ -86,12 +114,13 @@ struct Data<'a> {
 
 fn data(r: &CleanupReport) -> Data<'_> {
     Data {
-        targets: &r.targets,
-        deleted: &r.deleted,
-        failed: r.failed.iter().map(FailedVm::of).collect(),
-        summary: Summary::of(&r.targets, &r.deleted, &r.failed),
-        dry_run: r.dry_run,
-        reconciled_stale_ids: &r.stale_ids,
+        result: DeleteResult::of(
+            &r.targets,
+            &r.deleted,
+            &r.failed,
+            r.dry_run,
+            Some(&r.stale_ids),
+        ),
         stale_resources: r
             .stale_resources
             .iter()

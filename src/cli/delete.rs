@@ -2,10 +2,8 @@
 //! JSON: `targets`, `deleted`, `failed[{vm_id, error}]`, `summary`, `dry_run`,
 //! `reconciled_stale_ids`, and `error: null` even when an id failed (exit 1).
 
-use serde::Serialize;
-
 use super::args::{CleanupArgs, DeleteArgs};
-use super::cleanup::{FailedVm, Summary};
+use super::cleanup::DeleteResult;
 use super::output::{self, err_line, line};
 use super::start::open_ctx;
 use crate::core::error::Error;
@@ -15,28 +13,9 @@ use crate::core::Env;
 
 const CMD: &str = "sandbox.delete";
 
-/// SmolVM's `DeleteResult`.
-#[derive(Serialize)]
-struct Deleted<'a> {
-    targets: &'a [String],
-    deleted: &'a [String],
-    failed: Vec<FailedVm<'a>>,
-    summary: Summary,
-    dry_run: bool,
-    /// Only `--all` reconciles (SmolVM's `null` for a delete of ids).
-    reconciled_stale_ids: Option<&'a [String]>,
-}
-
 fn print(targets: &[String], deleted: &[String], failed: &[(String, Error)], dry_run: bool) -> i32 {
     let code = i32::from(!failed.is_empty());
-    let data = Deleted {
-        targets,
-        deleted,
-        failed: failed.iter().map(FailedVm::of).collect(),
-        summary: Summary::of(targets, deleted, failed),
-        dry_run,
-        reconciled_stale_ids: None,
-    };
+    let data = DeleteResult::of(targets, deleted, failed, dry_run, None);
     output::print_json(CMD, code, Some(&data), None);
     code
 }

@@ -360,6 +360,34 @@ struct PortListing {
     count: usize,
 }
 
+/// A forward opened or closed: our keys plus SmolVM's `sandbox` (and, with `mapping`,
+/// its `mapping`); the human line is `VERB HOST:PORT -> ID:PORT`.
+fn finish_forward(
+    command: &str,
+    json: bool,
+    r: Result<ports::PortForward>,
+    verb: &str,
+    mapping: bool,
+) -> i32 {
+    let r = r.map(|f| {
+        let mut m = super::shapes::object(&f);
+        m.insert("sandbox".into(), f.vm_id.as_str().into());
+        if mapping {
+            m.insert(
+                "mapping".into(),
+                format!("{}:{}", f.host_port, f.guest_port).into(),
+            );
+        }
+        Shaped(f, m)
+    });
+    finish_smolvm(command, json, r, |Shaped(f, _)| {
+        line(format!(
+            "{verb} {}:{} -> {}:{}",
+            f.host, f.host_port, f.vm_id, f.guest_port
+        ))
+    })
+}
+
 pub fn port(cmd: PortCommand, env: &Env) -> i32 {
     match cmd {
         PortCommand::Expose(a) => {
@@ -368,22 +396,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
                 let ctx = open_ctx(env)?;
                 ports::expose(&ctx, &VmId::parse(&a.id)?, host, guest)
             });
-            // SmolVM's keys: `sandbox`, `mapping`.
-            let r = r.map(|f| {
-                let mut m = super::shapes::object(&f);
-                m.insert("sandbox".into(), f.vm_id.as_str().into());
-                m.insert(
-                    "mapping".into(),
-                    format!("{}:{}", f.host_port, f.guest_port).into(),
-                );
-                Shaped(f, m)
-            });
-            finish_smolvm("sandbox.port.expose", a.flags.json, r, |Shaped(f, _)| {
-                line(format!(
-                    "Forwarding {}:{} -> {}:{}",
-                    f.host, f.host_port, f.vm_id, f.guest_port
-                ))
-            })
+            finish_forward("sandbox.port.expose", a.flags.json, r, "Forwarding", true)
         }
         PortCommand::Close(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
@@ -391,17 +404,7 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
                 let ctx = open_ctx(env)?;
                 ports::close(&ctx, &VmId::parse(&a.id)?, host.unwrap_or_default(), guest)
             });
-            let r = r.map(|f| {
-                let mut m = super::shapes::object(&f);
-                m.insert("sandbox".into(), f.vm_id.as_str().into());
-                Shaped(f, m)
-            });
-            finish_smolvm("sandbox.port.close", a.flags.json, r, |Shaped(f, _)| {
-                line(format!(
-                    "Closed {}:{} -> {}:{}",
-                    f.host, f.host_port, f.vm_id, f.guest_port
-                ))
-            })
+            finish_forward("sandbox.port.close", a.flags.json, r, "Closed", false)
         }
         PortCommand::List(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {

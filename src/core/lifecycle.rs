@@ -254,7 +254,7 @@ pub async fn set_paused(ctx: &Ctx, id: &VmId, paused: bool) -> Result<PauseRepor
     } else {
         VmStatus::Running
     };
-    let live = vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir);
+    let live = crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir);
     if !live {
         return Err(Error::runtime(format!(
             "Sandbox '{id}' is not running (status: {})",
@@ -384,9 +384,7 @@ pub fn open_log(ctx: &Ctx, id: &str) -> Result<Option<std::fs::File>> {
 /// Whether the sandbox's VMM is still running (for `logs -f`).
 pub fn is_running(ctx: &Ctx, id: &str) -> bool {
     match ctx.store.get_vm(id) {
-        Ok(Some(vm)) => {
-            vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir)
-        }
+        Ok(Some(vm)) => crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir),
         _ => false,
     }
 }

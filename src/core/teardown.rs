@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::vm::row_is_stale;
+use super::vm::row_is_live;
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
 
 /// A failure of a step, as a runtime error with its message (the code travels with it to
@@ -283,10 +283,7 @@ pub(super) async fn teardown(t: &Target, ctx: &Ctx) -> Result<()> {
     .await
     .map_err(rt)??;
     let Some(vm) = fresh else { return Ok(()) };
-    if t.reason == TargetReason::Stale
-        && vm.status.is_active()
-        && !row_is_stale(&vm, &ctx.opts.socket_dir)
-    {
+    if t.reason == TargetReason::Stale && row_is_live(&vm, &ctx.opts.socket_dir) {
         return Err(Error::new(
             ErrorCode::Refused,
             format!(

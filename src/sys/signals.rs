@@ -129,6 +129,21 @@ mod tests {
         matches!(h, SigHandler::Handler(f) if std::ptr::fn_addr_eq(f, record))
     }
 
+    /// Whether SIGHUP's disposition is our handler (read back, and put back as it was).
+    fn sighup_is_ours() -> bool {
+        // SAFETY: reading the disposition back (and putting it back).
+        let now = unsafe {
+            sigaction(
+                Signal::SIGHUP,
+                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
+            )
+        }
+        .unwrap();
+        // SAFETY: putting it back.
+        unsafe { sigaction(Signal::SIGHUP, &now) }.unwrap();
+        ours(now.handler())
+    }
+
     #[test]
     fn a_signal_is_recorded_while_a_guard_lives_and_the_old_disposition_returns() {
         // SIGHUP only: the test harness's own SIGINT/SIGTERM stay untouched by assertions.
@@ -140,28 +155,8 @@ mod tests {
         assert_eq!(name(libc::SIGHUP), "SIGHUP");
         drop(inner);
         // Still installed while the outer guard lives.
-        // SAFETY: reading the disposition back (and putting it back).
-        let now = unsafe {
-            sigaction(
-                Signal::SIGHUP,
-                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
-            )
-        }
-        .unwrap();
-        assert!(ours(now.handler()));
-        // SAFETY: putting our handler back.
-        unsafe { sigaction(Signal::SIGHUP, &now) }.unwrap();
+        assert!(sighup_is_ours());
         drop(g);
-        // SAFETY: reading the disposition back (and putting it back).
-        let after = unsafe {
-            sigaction(
-                Signal::SIGHUP,
-                &SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()),
-            )
-        }
-        .unwrap();
-        assert!(!ours(after.handler()));
-        // SAFETY: restoring it.
-        unsafe { sigaction(Signal::SIGHUP, &after) }.unwrap();
+        assert!(!sighup_is_ours());
     }
 }

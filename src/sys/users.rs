@@ -40,8 +40,10 @@ pub fn ensure_service_user() -> io::Result<Identity> {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .unwrap_or("/bin/false");
-    let out = Command::new("useradd")
-        .args([
+    // Two smolvm processes may race to make it: "already exists" is success.
+    add_account(
+        "useradd",
+        &[
             "--system",
             "--no-create-home",
             "--home-dir",
@@ -52,17 +54,9 @@ pub fn ensure_service_user() -> io::Result<Identity> {
             "--comment",
             "smolvm sandbox helpers",
             SERVICE_USER,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run useradd: {e}")))?;
-    // Two smolvm processes may race to make it: "already exists" (exit 9) is success.
-    if !out.status.success() && out.status.code() != Some(9) {
-        return Err(io::Error::other(format!(
-            "cannot create the system user '{SERVICE_USER}': {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+        ],
+        &format!("the system user '{SERVICE_USER}'"),
+    )?;
     lookup_service_user()?.ok_or_else(|| {
         io::Error::other(format!(
             "useradd did not create the system user '{SERVICE_USER}'"
@@ -103,23 +97,34 @@ pub fn owner_of(path: &std::path::Path) -> io::Result<Identity> {
     Ok(Identity { uid, gid })
 }
 
+/// Run `tool ARGS` (`useradd`, `groupadd`) to make `what`; its "already exists" (exit 9)
+/// is success.
+fn add_account(tool: &str, args: &[&str], what: &str) -> io::Result<()> {
+    let out = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run {tool}: {e}")))?;
+    if !out.status.success() && out.status.code() != Some(9) {
+        return Err(io::Error::other(format!(
+            "cannot create {what}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 /// The id of group `name`, made as a system group when it does not exist yet (root only).
 pub fn ensure_system_group(name: &str) -> io::Result<u32> {
     if let Some(g) = Group::from_name(name).map_err(io::Error::from)? {
         return Ok(g.gid.as_raw());
     }
-    let out = Command::new("groupadd")
-        .args(["--system", name])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run groupadd: {e}")))?;
-    // Made meanwhile by another process (exit 9): fine.
-    if !out.status.success() && out.status.code() != Some(9) {
-        return Err(io::Error::other(format!(
-            "cannot create the system group '{name}': {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    // Made meanwhile by another process: fine.
+    add_account(
+        "groupadd",
+        &["--system", name],
+        &format!("the system group '{name}'"),
+    )?;
     Group::from_name(name)
         .map_err(io::Error::from)?
         .map(|g| g.gid.as_raw())

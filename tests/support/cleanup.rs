@@ -50,16 +50,11 @@ impl NetNs {
 
     /// Run a shell script inside the namespace; panics on failure.
     pub fn sh(&self, script: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sh", "-ec", script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = super::run_ok(
+            Command::new("ip").args(["netns", "exec", &self.name, "sh", "-ec", script]),
+            script,
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        super::stdout(&out)
     }
 
     /// A NAT TAP the way SmolVM makes one: `tap<N>` carrying 172.16.0.1/32.
@@ -118,6 +113,18 @@ EOF"
         c.args(["netns", "exec", &self.name])
             .arg(assert_cmd::cargo::cargo_bin(bin));
         home.apply_env(&mut c);
+        c
+    }
+
+    /// `smolvm <args>` inside the namespace with `home`'s environment, not yet started (a
+    /// std command: for a pty, pipes or a kill in the middle).
+    pub fn smolvm_command(&self, home: &Home, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name])
+            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+            .args(args)
+            .env_clear()
+            .envs(home.env_vars());
         c
     }
 
@@ -352,6 +359,12 @@ impl<'a> Row<'a> {
             backend: "qemu",
         }
     }
+}
+
+/// Rows of stopped VMs `ids` (in order) in `home`'s database, as [`insert_rows`].
+pub fn insert_stopped(home: &Home, ids: &[&str]) {
+    let rows: Vec<Row<'_>> = ids.iter().map(|id| Row::stopped(id)).collect();
+    insert_rows(&home.data, &home.sockets(), &rows);
 }
 
 /// Insert rows (in order; `created_at` ascending) into `<data>/smolvm.db`, creating it

@@ -163,16 +163,11 @@ impl Dockerd {
         }
         let tar = super::images::debian_base_tarball();
         let file = std::fs::File::open(&tar).unwrap();
-        let out = self
-            .docker()
-            .args(["import", "-", DEBIAN_BASE_TAG])
-            .stdin(file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker import: {}",
-            String::from_utf8_lossy(&out.stderr)
+        super::run_ok(
+            self.docker()
+                .args(["import", "-", DEBIAN_BASE_TAG])
+                .stdin(file),
+            "docker import",
         );
     }
 

@@ -93,13 +93,8 @@ pub fn sha256_file(p: &Path) -> String {
 }
 
 fn run(c: &mut Command) {
-    let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{c:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let what = format!("{c:?}");
+    super::run_ok(c, &what);
 }
 
 /// Build `dir/<done>` once: under an exclusive lock, skipping when it already exists.

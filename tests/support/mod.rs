@@ -57,6 +57,35 @@ impl Home {
         c
     }
 
+    /// Run `smolvm ARGS` (as [`Home::smolvm`]) to the end: its output.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.smolvm().args(args).output().unwrap()
+    }
+
+    /// Write the user's presets file (`~/.config/smolvm/presets.toml`).
+    pub fn user_presets(&self, text: &str) {
+        let dir = self.home.join(".config/smolvm");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("presets.toml"), text).unwrap();
+    }
+
+    /// [`Home::run`] with one more variable, `key=value`.
+    pub fn run_env(
+        &self,
+        args: &[&str],
+        key: &str,
+        value: impl AsRef<std::ffi::OsStr>,
+    ) -> std::process::Output {
+        self.smolvm().env(key, value).args(args).output().unwrap()
+    }
+
+    /// [`Home::run`] that must exit 0 (else the failure shows both streams).
+    pub fn ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.run(args);
+        assert_exit(args, &out, 0);
+        out
+    }
+
     /// The private socket dir (created).
     pub fn sockets(&self) -> PathBuf {
         let d = self.tmp.path().join("sockets");
@@ -154,6 +183,42 @@ pub fn assert_exit(args: &[&str], out: &std::process::Output, code: i32) {
         "smolvm {args:?}\nstdout: {}\nstderr: {}",
         stdout(out),
         stderr(out)
+    );
+}
+
+/// A user preset `marker` (its image: the manifest's `marker` row) whose launch command
+/// prints `word` and exits 3.
+pub fn marker_presets(word: &str) -> String {
+    format!(
+        "[marker]\ndescription = \"attach test\"\nmemory_mib = 512\ndisk_mib = 1024\n\
+         launch = \"sh -c 'echo {word}; exit 3'\"\n"
+    )
+}
+
+/// Run a helper program (not smolvm) that must succeed: its output. A failure names
+/// `what` and shows both streams.
+pub fn run_ok(c: &mut StdCommand, what: &str) -> std::process::Output {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// An error exit: exactly exit code `code`, nothing on stdout and exactly `message` on
+/// stderr.
+pub fn assert_error(out: &std::process::Output, code: i32, message: &str) {
+    assert_eq!(
+        (
+            out.status.code(),
+            stdout(out).as_str(),
+            stderr(out).as_str()
+        ),
+        (Some(code), "", message)
     );
 }
 

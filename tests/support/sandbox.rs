@@ -22,6 +22,8 @@ pub struct Sandboxes {
     pub manifest: Option<PathBuf>,
     /// More variables for every command.
     pub extra: Vec<(String, String)>,
+    /// How long one `smolvm` command may run before the test kills it and fails.
+    pub limit: Duration,
 }
 
 impl Sandboxes {
@@ -34,6 +36,7 @@ impl Sandboxes {
             ns: NetNs::with_uplink(),
             manifest,
             extra: Vec::new(),
+            limit: COMMAND_LIMIT,
         }
     }
 
@@ -53,12 +56,7 @@ impl Sandboxes {
 
     /// `smolvm ARGS` in the namespace with `vars` added, not yet started (stdin closed).
     pub fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns.name])
-            .arg(assert_cmd::cargo::cargo_bin("smolvm"))
-            .args(args)
-            .env_clear()
-            .envs(self.h.env_vars());
+        let mut c = self.ns.smolvm_command(&self.h, args);
         if let Some(m) = &self.manifest {
             c.env("SMOLVM_MANIFEST", m);
         }
@@ -68,14 +66,18 @@ impl Sandboxes {
         c
     }
 
-    /// Run to the end with `vars` added (killed after [`COMMAND_LIMIT`]).
-    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
-        let mut child = self
-            .command(args, vars)
+    /// `smolvm ARGS` with `vars` added, started with its stdout and stderr piped.
+    pub fn spawn_piped(&self, args: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
+        self.command(args, vars)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Run to the end with `vars` added (killed after `limit`).
+    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut child = self.spawn_piped(args, vars);
         let t0 = Instant::now();
         let drain = |mut r: Box<dyn std::io::Read + Send>| {
             std::thread::spawn(move || {
@@ -90,12 +92,9 @@ impl Sandboxes {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            if t0.elapsed() > COMMAND_LIMIT {
+            if t0.elapsed() > self.limit {
                 let _ = child.kill();
-                eprintln!(
-                    "smolvm {args:?}: killed after {} s",
-                    COMMAND_LIMIT.as_secs()
-                );
+                eprintln!("smolvm {args:?}: killed after {} s", self.limit.as_secs());
                 break child.wait().unwrap();
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -111,12 +110,7 @@ impl Sandboxes {
     /// (polled every few ms; the command must not end first), and return its output once
     /// it exits.
     pub fn interrupted_when(&self, args: &[&str], mut ready: impl FnMut() -> bool) -> Output {
-        let mut child = self
-            .command(args, &[])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = self.spawn_piped(args, &[]);
         let t = Instant::now();
         while !ready() {
             if let Some(st) = child.try_wait().unwrap() {
@@ -127,7 +121,7 @@ impl Sandboxes {
                     stderr(&out)
                 );
             }
-            assert!(t.elapsed() < COMMAND_LIMIT, "smolvm {args:?}: never ready");
+            assert!(t.elapsed() < self.limit, "smolvm {args:?}: never ready");
             std::thread::sleep(Duration::from_millis(2));
         }
         let sent = Command::new("kill")
@@ -185,22 +179,24 @@ impl Sandboxes {
         );
     }
 
+    /// A root script in the guest run by `shell` (e.g. `["sh", "-c"]`) over `sandbox exec`
+    /// (must succeed): its stdout as printed.
+    pub fn exec_in(&self, id: &str, shell: [&str; 2], script: &str) -> String {
+        let out = self.run(&exec_args(id, shell, script));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{script}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
     /// A root `sh -c` script in the guest over `sandbox exec` (must succeed): its output,
     /// trimmed.
     pub fn exec(&self, id: &str, script: &str) -> String {
-        let out = self.run(&[
-            "sandbox",
-            "exec",
-            id,
-            "--timeout",
-            "300",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{script}: {}", stderr(&out));
-        stdout(&out).trim().to_string()
+        self.exec_in(id, ["sh", "-c"], script).trim().to_string()
     }
 
     /// `codex start` of the Debian image under QEMU with 512 MiB: its JSON envelope.
@@ -290,4 +286,20 @@ pub fn create_args<'a>(
     ];
     args.extend_from_slice(more);
     args
+}
+
+/// `sandbox exec ID --timeout 300 -- SHELL FLAG SCRIPT`: a root script in the guest.
+pub fn exec_args<'a>(id: &'a str, shell: [&'a str; 2], script: &'a str) -> [&'a str; 9] {
+    let [sh, flag] = shell;
+    [
+        "sandbox",
+        "exec",
+        id,
+        "--timeout",
+        "300",
+        "--",
+        sh,
+        flag,
+        script,
+    ]
 }

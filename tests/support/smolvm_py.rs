@@ -33,25 +33,15 @@ pub fn python() -> PathBuf {
         return py;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "python3 -m venv failed (install python3-venv): {}",
-        String::from_utf8_lossy(&out.stderr)
+    super::run_ok(
+        Command::new("python3").args(["-m", "venv"]).arg(&dir),
+        "python3 -m venv (install python3-venv)",
     );
-    let out = Command::new(dir.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(PACKAGES)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pip install {PACKAGES:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    super::run_ok(
+        Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PACKAGES),
+        &format!("pip install {PACKAGES:?}"),
     );
     assert!(
         ok(&py),
@@ -63,18 +53,8 @@ pub fn python() -> PathBuf {
 
 /// Run a Python snippet with SmolVM importable; its stdout (panics on failure).
 pub fn run(code: &str, args: &[&str]) -> String {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{code}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let out = super::run_ok(Command::new(python()).arg("-c").arg(code).args(args), code);
+    super::stdout(&out)
 }
 
 /// SmolVM 0.0.36's CLI (`smolvm` of its venv) with exactly `vars`, to the end: (exit code,

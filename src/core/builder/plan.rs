@@ -184,15 +184,7 @@ mod tests {
         (t, kernel, cache)
     }
 
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
+    use crate::sys::fs::sorted_names as names;
 
     fn populate(_: &'static str, tree: &Path, _: &Path) -> Result<()> {
         std::fs::create_dir_all(tree.join("etc")).unwrap();

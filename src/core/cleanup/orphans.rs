@@ -255,15 +255,7 @@ pub(super) fn orphans(
                 found.push((id, file, e.path()));
             }
         }
-        found.sort_by(|a, b| a.2.cmp(&b.2));
-        for (id, file, path) in found {
-            out.push(StaleResource {
-                kind: ResourceKind::Socket,
-                name: path.display().to_string(),
-                vm_id: Some(id.clone()),
-                action: OrphanAction::Remove(file, id),
-            });
-        }
+        push_removals(&mut out, ResourceKind::Socket, found);
     }
 
     // 5. Per-VM files (`<id>.log`, `disks/<id>.ext4`) of VMs this install's ledger says it
@@ -287,16 +279,25 @@ pub(super) fn orphans(
             }
         }
     }
-    files.sort_by(|a, b| a.2.cmp(&b.2));
-    for (id, file, path) in files {
+    push_removals(&mut out, ResourceKind::File, files);
+    out
+}
+
+/// Per-VM files found stale, as removals of `kind` in path order.
+fn push_removals(
+    out: &mut Vec<StaleResource>,
+    kind: ResourceKind,
+    mut found: Vec<(String, VmFile, PathBuf)>,
+) {
+    found.sort_by(|a, b| a.2.cmp(&b.2));
+    for (id, file, path) in found {
         out.push(StaleResource {
-            kind: ResourceKind::File,
+            kind,
             name: path.display().to_string(),
             vm_id: Some(id.clone()),
             action: OrphanAction::Remove(file, id),
         });
     }
-    out
 }
 
 pub(super) async fn remove_orphan(

@@ -51,9 +51,7 @@ pub async fn resume_source(ctx: &Ctx, vm_id: &str, pid: i64, snapshot_id: &str) 
     let resumed = match ctx.store.get_vm(vm_id).map_err(rt)? {
         // Still the VMM the create paused (or was pausing): run it again.
         Some(vm)
-            if vm.status.is_active()
-                && vm.pid == Some(pid)
-                && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir) =>
+            if vm.pid == Some(pid) && crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir) =>
         {
             run_again(ctx, &vm).await?;
             ctx.store

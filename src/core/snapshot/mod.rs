@@ -393,7 +393,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         return Err(Error::runtime(format!("Snapshot '{id}' already exists"))
             .with_recovery("Pick another --snapshot-id, or delete the old one first."));
     }
-    let live = vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir);
+    let live = crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir);
     let backend = vm.backend().unwrap_or("qemu").to_string();
     if !matches!(backend.as_str(), "qemu" | "firecracker") {
         return Err(rt(format!(

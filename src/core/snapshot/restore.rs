@@ -180,8 +180,7 @@ pub async fn restore(
     }
     let replaced = existing.is_some();
     if let Some(vm) = &existing {
-        let live =
-            vm.status.is_active() && !crate::core::vm::row_is_stale(vm, &ctx.paths.socket_dir);
+        let live = crate::core::vm::row_is_live(vm, &ctx.paths.socket_dir);
         // Only a restore that never finished carries the marker (it is removed on success).
         let interrupted = vm.config.extras.restoring_snapshot.as_deref() == Some(info.id.as_str());
         if !opts.force && !interrupted {

@@ -577,7 +577,7 @@ pub async fn ensure_running(
 ) -> Result<Option<StartReport>> {
     let _lock = ctx.lock(id, &format!("sandbox exec --start {id}")).await?;
     let row = ctx.vm(id)?;
-    if row.status.is_active() && !crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir) {
+    if crate::core::vm::row_is_live(&row, &ctx.paths.socket_dir) {
         return Ok(None);
     }
     start_locked(ctx, id, None, boot_timeout, progress)

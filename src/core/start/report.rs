@@ -104,7 +104,7 @@ pub(super) async fn put_back(ctx: &Ctx, id: &str, status: &VmStatus, e: Error) -
 /// this failure.
 pub(super) async fn mark_failed(ctx: &Ctx, id: &str) {
     if let Ok(Some(vm)) = ctx.store.get_vm(id) {
-        if vm.status.is_active() && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir) {
+        if crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir) {
             tracing::warn!(vm = %id, pid = vm.pid.unwrap_or(0), "start failed; the row records another live VMM, left as it is");
             return;
         }

@@ -23,6 +23,12 @@ pub fn row_is_stale(vm: &VmRecord, socket_dir: &Path) -> bool {
     }
 }
 
+/// A row the state DB calls running or paused whose VMM is still this VM's (not
+/// [`row_is_stale`]).
+pub fn row_is_live(vm: &VmRecord, socket_dir: &Path) -> bool {
+    vm.status.is_active() && !row_is_stale(vm, socket_dir)
+}
+
 fn carries_socket_of(info: &ProcInfo, vm: &VmRecord, socket_dir: &Path) -> bool {
     process::socket_in_cmdline(&info.cmdline, None).is_some_and(|(_, id, path)| {
         id == vm.id

@@ -1,7 +1,7 @@
 //! Rules about one VM that several operations share (cleanup, the sandbox verbs,
 //! snapshots, start's report, the dashboard, the egress guard), kept out of any one of
 //! them so none has to import another for them: whether a VM is live
-//! ([`row_is_stale`]), the guest address of a running one ([`running_ip`]), how long a
+//! ([`row_is_live`], [`row_is_stale`]), the guest address of a running one ([`running_ip`]), how long a
 //! stop may take ([`stop_timeout`]), what a sandbox id is ([`VmId`]) and the VMM its row
 //! names ([`VmBackend`]).
 
@@ -18,7 +18,7 @@ mod liveness;
 
 pub use backend::VmBackend;
 pub use id::VmId;
-pub use liveness::row_is_stale;
+pub use liveness::{row_is_live, row_is_stale};
 
 /// The guest address of running sandbox `id` in `store`: an unknown id, a sandbox that is
 /// not running (or whose process is gone) and one without a network each give their own

@@ -214,58 +214,33 @@ impl VmConfig {
         let mut put = |k: &str, v: serde_json::Value| {
             m.insert(k.to_string(), v);
         };
-        use serde_json::json;
-        if let Some(v) = &self.vm_id {
-            put("vm_id", json!(v));
+        // Each field under its own name, in this order, when it is set.
+        macro_rules! put_set {
+            ($($field:ident),*) => {
+                $(if let Some(v) = &self.$field {
+                    put(stringify!($field), serde_json::json!(v));
+                })*
+            };
         }
-        if let Some(v) = &self.preset {
-            put("preset", json!(v));
-        }
-        if let Some(v) = self.vcpu_count {
-            put("vcpu_count", json!(v));
-        }
-        if let Some(v) = self.memory {
-            put("memory", json!(v));
-        }
-        if let Some(v) = &self.guest_os {
-            put("guest_os", json!(v));
-        }
-        if let Some(v) = &self.boot_mode {
-            put("boot_mode", json!(v));
-        }
-        if let Some(v) = &self.kernel_path {
-            put("kernel_path", json!(v));
-        }
-        if let Some(v) = &self.initrd_path {
-            put("initrd_path", json!(v));
-        }
-        if let Some(v) = &self.rootfs_path {
-            put("rootfs_path", json!(v));
-        }
-        if let Some(v) = &self.boot_args {
-            put("boot_args", json!(v));
-        }
-        if let Some(v) = &self.backend {
-            put("backend", json!(v));
-        }
-        if let Some(v) = &self.qemu_machine {
-            put("qemu_machine", json!(v));
-        }
-        if let Some(v) = &self.disk_mode {
-            put("disk_mode", json!(v));
-        }
-        if let Some(v) = self.disk_size_mib {
-            put("disk_size_mib", json!(v));
-        }
-        if let Some(v) = self.retain_disk_on_delete {
-            put("retain_disk_on_delete", json!(v));
-        }
-        if let Some(v) = &self.ssh_public_key {
-            put("ssh_public_key", json!(v));
-        }
-        if let Some(v) = &self.internet_settings {
-            put("internet_settings", v.clone());
-        }
+        put_set!(
+            vm_id,
+            preset,
+            vcpu_count,
+            memory,
+            guest_os,
+            boot_mode,
+            kernel_path,
+            initrd_path,
+            rootfs_path,
+            boot_args,
+            backend,
+            qemu_machine,
+            disk_mode,
+            disk_size_mib,
+            retain_disk_on_delete,
+            ssh_public_key,
+            internet_settings
+        );
         serde_json::Value::Object(m)
     }
 

@@ -69,15 +69,7 @@ fn skipped(u: &Unpacked) -> Vec<(String, &'static str)> {
         .collect()
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
+use crate::sys::fs::sorted_names as listing;
 
 #[test]
 fn files_folders_and_inside_links_are_made_with_set_id_sticky_and_world_write_masked() {

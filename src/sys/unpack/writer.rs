@@ -425,39 +425,27 @@ impl Unpacker {
     }
 
     fn hard_link(&mut self, name: &[u8], target: &[u8]) -> Result<(), UnpackError> {
+        const NOT_OURS: &str = "its target is not a file of this download";
         let to = match components(target) {
             Ok(c) if !c.is_empty() && self.files.contains(&c.join(&b'/')) => c,
             _ => {
-                self.skip(
-                    name,
-                    "hard link",
-                    "its target is not a file of this download",
-                );
+                self.skip(name, "hard link", NOT_OURS);
                 return Ok(());
             }
         };
         let Some((parent, comps)) = self.place(name, "hard link")? else {
             return Ok(());
         };
-        let Some(tparent) = self.open_parent(&to[..to.len() - 1])? else {
-            self.skip(
-                name,
-                "hard link",
-                "its target is not a file of this download",
-            );
+        // The target's folder, when the target in it is (still) a regular file.
+        let tlast = to[to.len() - 1];
+        let tparent = self.open_parent(&to[..to.len() - 1])?.filter(|p| {
+            rustix::fs::statat(p, c_name(tlast), AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+        });
+        let Some(tparent) = tparent else {
+            self.skip(name, "hard link", NOT_OURS);
             return Ok(());
         };
-        let tlast = to[to.len() - 1];
-        let is_file = rustix::fs::statat(&tparent, c_name(tlast), AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file());
-        if !is_file {
-            self.skip(
-                name,
-                "hard link",
-                "its target is not a file of this download",
-            );
-            return Ok(());
-        }
         let last = comps[comps.len() - 1];
         if comps == to {
             return Ok(());
