@@ -441,14 +441,7 @@ fn doctor_names_bad_variables_instead_of_refusing_and_man_lists_every_variable()
         .args(["doctor", "--json"])
         .output()
         .unwrap();
-    let v = json(&out);
-    let settings = v["data"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "settings")
-        .cloned()
-        .expect("a settings check");
+    let settings = support::doctor_check(&json(&out), "settings");
     assert_eq!(settings["status"], "fail", "{settings}");
     for var in ["SMOLVM_IMAGE_VERSION", "SMOLVM_HTTP_RETRIES"] {
         assert!(
@@ -458,15 +451,8 @@ fn doctor_names_bad_variables_instead_of_refusing_and_man_lists_every_variable()
         );
     }
     assert_ne!(out.status.code(), Some(0));
-    let clean = h.smolvm().args(["doctor", "--json"]).output().unwrap();
-    let checks = json(&clean)["data"]["checks"].clone();
-    let ok = checks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "settings")
-        .unwrap()
-        .clone();
+    let clean = h.run(&["doctor", "--json"]);
+    let ok = support::doctor_check(&json(&clean), "settings");
     assert_eq!(ok["status"], "pass", "{ok}");
 
     let man = h.smolvm().arg("man").output().unwrap();

@@ -11,10 +11,7 @@ use support::{smolvm_db_with_vm, stdout, Home};
 /// Complete `words` (the last is the word under the cursor) in a real bash that sourced
 /// `smolvm completions bash`, with this HOME's environment; COMPREPLY, one per line.
 fn bash_complete(home: &Home, words: &[&str]) -> Vec<String> {
-    let script = home.run(&["completions", "bash"]);
-    assert_eq!(script.status.code(), Some(0));
-    let file = home.tmp.path().join("smolvm.bash");
-    std::fs::write(&file, &script.stdout).unwrap();
+    let file = script_file(home, "bash");
     let bin = assert_cmd::cargo::cargo_bin("smolvm");
     let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
     let program = format!(
@@ -137,11 +134,10 @@ fn bash_completes_presets_and_ids_wherever_the_clap_tree_names_them() {
 #[test]
 fn zsh_completes_ids_and_presets_through_the_hook() {
     let home = home_with_vms(&["vm-alpha", "vm-beta"]);
-    let script = home.smolvm().args(["completion", "zsh"]).output().unwrap();
-    let file = home.tmp.path().join("smolvm.zsh");
-    std::fs::write(&file, &script.stdout).unwrap();
+    let file = script_file(&home, "zsh");
+    let text = std::fs::read_to_string(&file).unwrap();
     assert!(
-        !stdout(&script).contains("'__complete:"),
+        !text.contains("'__complete:"),
         "the hidden helper is offered"
     );
     let run = |words: &str, current: usize| {
@@ -162,9 +158,7 @@ fn zsh_completes_ids_and_presets_through_the_hook() {
 #[test]
 fn fish_completes_ids_and_presets_through_the_hook() {
     let home = home_with_vms(&["vm-alpha", "vm-beta"]);
-    let script = home.smolvm().args(["completion", "fish"]).output().unwrap();
-    let file = home.tmp.path().join("smolvm.fish");
-    std::fs::write(&file, &script.stdout).unwrap();
+    let file = script_file(&home, "fish");
     let run = |line: &str| {
         let program = format!("source '{}'; complete -C'{line}'", file.display());
         stdout_lines(&shell_in(&home, "fish", &["--no-config", "-c", &program]).stdout)
@@ -179,6 +173,15 @@ fn fish_completes_ids_and_presets_through_the_hook() {
     );
     assert_eq!(run("smolvm image pull co"), ["codex"]);
     assert!(run("smolvm sandbox li").contains(&"list".to_string()));
+}
+
+/// `smolvm completion SHELL` written to a file in this HOME's folder.
+fn script_file(home: &Home, shell: &str) -> std::path::PathBuf {
+    let script = home.run(&["completion", shell]);
+    assert_eq!(script.status.code(), Some(0), "completion {shell}");
+    let file = home.tmp.path().join(format!("smolvm.{shell}"));
+    std::fs::write(&file, &script.stdout).unwrap();
+    file
 }
 
 /// Run `shell ARGS` with this HOME's environment and the built smolvm first on PATH.

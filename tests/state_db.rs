@@ -107,14 +107,7 @@ fn doctor_reads_past_a_hot_journal_without_calling_it_corrupt_or_changing_anythi
     hot_journal_db(&h.data.join("smolvm.db"), 5, SCHEMA);
     let before = snapshot(&h.data);
     let out = h.run(&["doctor", "--json"]);
-    let v = json(&out);
-    let check = v["data"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "state-db")
-        .cloned()
-        .unwrap();
+    let check = support::doctor_check(&json(&out), "state-db");
     assert_eq!(check["status"], "pass", "{check}");
     assert_eq!(snapshot(&h.data), before, "doctor changed the data dir");
 }

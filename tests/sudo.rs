@@ -89,8 +89,12 @@ fn user_with_home(dir: &Path) -> Option<(std::path::PathBuf, TestUser)> {
 }
 
 /// A folder others may enter (`0755`, so the test user reaches its home inside it) and a
-/// test user whose home is in it; `None` (said) when no user can be made here.
+/// test user whose home is in it; `None` (said) when no user can be made here (not root).
 fn open_folder_with_user() -> Option<(tempfile::TempDir, std::path::PathBuf, TestUser)> {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (a test user)");
+        return None;
+    }
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         tmp.path(),
@@ -190,10 +194,6 @@ fn a_sudo_run_leaves_the_users_folders_theirs_and_its_own_roots() {
 /// unchanged), and what it makes in their home is theirs.
 #[test]
 fn completion_install_under_sudo_writes_with_the_users_rights() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (a test user)");
-        return;
-    }
     let Some((tmp, home, user)) = open_folder_with_user() else {
         return;
     };
@@ -261,10 +261,6 @@ fn completion_install_under_sudo_writes_with_the_users_rights() {
 /// nothing written, until they choose (sudo, or making their own state folder).
 #[test]
 fn a_user_reading_roots_state_is_told_before_a_change_starts_another() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (a test user)");
-        return;
-    }
     let Some((tmp, home, user)) = open_folder_with_user() else {
         return;
     };

@@ -223,6 +223,17 @@ pub fn assert_error(out: &std::process::Output, code: i32, message: &str) {
 }
 
 /// Parse stdout as the one JSON document a `--json` command must print.
+/// `doctor --json`'s check named `name` (it must be there).
+pub fn doctor_check(v: &serde_json::Value, name: &str) -> serde_json::Value {
+    v["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no doctor check {name}: {v}"))
+}
+
 pub fn json(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
