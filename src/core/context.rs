@@ -123,6 +123,15 @@ impl WorldSplit {
         self.write.parent().is_some_and(|d| d.is_dir())
     }
 
+    /// A change must wait for the user's choice: what was read is another user's
+    /// database (root's, read by a user), and they have not chosen their own. Root
+    /// reading its own older database while writing the system one only hears of it.
+    pub fn must_choose(&self, euid: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let foreign = std::fs::metadata(&self.read).is_ok_and(|m| m.uid() != euid);
+        foreign && !self.chosen()
+    }
+
     /// What a change is refused with until [`WorldSplit::chosen`]: which database was
     /// read, which would be started, and the two ways on.
     pub fn refusal(&self) -> Error {
@@ -179,10 +188,8 @@ impl Ctx {
     /// resolved them once).
     pub fn open_with(env: &Env, paths: Paths, host: Host) -> Result<Ctx> {
         let split = WorldSplit::of(&paths);
-        if let Some(s) = &split {
-            if !s.chosen() {
-                return Err(s.refusal());
-            }
+        if let Some(s) = split.as_ref().filter(|s| s.must_choose(env.euid())) {
+            return Err(s.refusal());
         }
         let data_dir = paths
             .data_dir()

@@ -127,7 +127,7 @@ impl CleanupOptions {
         // Reading another user's state and about to start one's own: said, nothing made
         // (a dry run says what the run would).
         if let Some(s) = super::context::WorldSplit::of(paths) {
-            if !s.chosen() {
+            if s.must_choose(env.euid()) {
                 return Err(s.refusal());
             }
         }
