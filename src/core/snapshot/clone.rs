@@ -83,15 +83,13 @@ pub(crate) async fn launch_agent(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
         )));
     }
     let command = ["sh".to_string(), "-c".to_string(), agent_launch_command()];
-    let argv = crate::core::lifecycle::ssh_argv(ctx, &vm.id, &command, false)?;
-    let out = crate::sys::child::output_async(
-        &argv,
-        crate::sys::child::Io::Piped,
-        Duration::from_secs(30),
+    let out = super::in_guest(
+        ctx,
+        &vm.id,
+        &command,
+        "starting the clone agent in the guest",
     )
-    .await
-    .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
-    .ok_or_else(|| rt("starting the clone agent in the guest timed out"))?;
+    .await?;
     if out.status.is_some_and(|s| s.success()) {
         return Ok(());
     }

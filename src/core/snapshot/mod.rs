@@ -716,17 +716,30 @@ async fn fc_snapshot_create(
     r
 }
 
+/// `command` in the sandbox's guest over SSH, bounded by 30 s (`what` names it when the
+/// time runs out); its output, whatever its exit status.
+pub(super) async fn in_guest(
+    ctx: &Ctx,
+    vm_id: &str,
+    command: &[String],
+    what: &str,
+) -> Result<crate::sys::child::Captured> {
+    let argv = super::lifecycle::ssh_argv(ctx, vm_id, command, false)?;
+    crate::sys::child::output_async(&argv, crate::sys::child::Io::Piped, Duration::from_secs(30))
+        .await
+        .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
+        .ok_or_else(|| rt(format!("{what} timed out")))
+}
+
 /// `sync` in the guest over SSH (bounded), so a disk copy holds what was written.
 async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
-    let argv = super::lifecycle::ssh_argv(ctx, &vm.id, &["sync".to_string()], false)?;
-    let out = crate::sys::child::output_async(
-        &argv,
-        crate::sys::child::Io::Piped,
-        Duration::from_secs(30),
+    let out = in_guest(
+        ctx,
+        &vm.id,
+        &["sync".to_string()],
+        "flushing the guest's file systems",
     )
-    .await
-    .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
-    .ok_or_else(|| rt("flushing the guest's file systems timed out"))?;
+    .await?;
     if out.status.is_some_and(|s| s.success()) {
         Ok(())
     } else {

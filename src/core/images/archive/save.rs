@@ -161,25 +161,7 @@ pub fn save(
     }
     let src = locate(paths, version, &opts.name)?;
     let out = &opts.output;
-    let existing = open::kind(out).map_err(|e| io_err("cannot read", out, &e))?;
-    match existing {
-        None => {}
-        Some(open::Kind::File) if opts.force => {}
-        Some(open::Kind::File) => {
-            return Err(Error::new(
-                ErrorCode::Refused,
-                format!("{} already exists; refusing to overwrite it", out.display()),
-            )
-            .with_recovery("Pass --force to replace it, or choose another -o FILE."))
-        }
-        Some(k) => {
-            return Err(Error::runtime(format!(
-                "cannot write {}: {}",
-                out.display(),
-                io_reason(&open::refuse(k))
-            )))
-        }
-    }
+    may_write(out, opts.force)?;
 
     // Open every file once (never through a symbolic link) and hash it.
     let mut opened = Vec::new();
@@ -318,4 +300,23 @@ pub(super) fn put_in_place(tmp: &Path, out: &Path, force: bool) -> Result<bool> 
     };
     open::sync_dir(parent).map_err(|e| io_err("cannot sync", parent, &e))?;
     Ok(replaced)
+}
+
+/// The archive may be written to `out`: nothing there, or a file and `--force`; anything
+/// else (a folder, a link, a device) is never written through.
+pub(super) fn may_write(out: &std::path::Path, force: bool) -> Result<()> {
+    match open::kind(out).map_err(|e| io_err("cannot read", out, &e))? {
+        None => Ok(()),
+        Some(open::Kind::File) if force => Ok(()),
+        Some(open::Kind::File) => Err(Error::new(
+            ErrorCode::Refused,
+            format!("{} already exists; refusing to overwrite it", out.display()),
+        )
+        .with_recovery("Pass --force to replace it, or choose another -o FILE.")),
+        Some(k) => Err(Error::runtime(format!(
+            "cannot write {}: {}",
+            out.display(),
+            io_reason(&open::refuse(k))
+        ))),
+    }
 }

@@ -425,24 +425,7 @@ fn ustar(name: &str, size: u64) -> io::Result<tar::Header> {
 pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveReport> {
     let (name, files) = sources(paths, version, &opts.name)?;
     let out = &opts.output;
-    match open::kind(out).map_err(|e| io_err("cannot read", out, &e))? {
-        None => {}
-        Some(open::Kind::File) if opts.force => {}
-        Some(open::Kind::File) => {
-            return Err(Error::new(
-                ErrorCode::Refused,
-                format!("{} already exists; refusing to overwrite it", out.display()),
-            )
-            .with_recovery("Pass --force to replace it, or choose another -o FILE."))
-        }
-        Some(k) => {
-            return Err(Error::runtime(format!(
-                "cannot write {}: {}",
-                out.display(),
-                io_reason(&open::refuse(k))
-            )))
-        }
-    }
+    super::save::may_write(out, opts.force)?;
     let (file, tmp) = open::create_temp_beside(out, ".partial", 0o644)
         .map_err(|e| io_err("cannot create a temporary file beside", out, &e))?;
     let mut guard = super::save::TempFile(Some(tmp.clone()));
