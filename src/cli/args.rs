@@ -386,7 +386,7 @@ pub enum ImageCommand {
 
 #[derive(Debug, Args)]
 pub struct ImagePullArgs {
-    /// Preset to pull (claude-code/claude, codex, hermes, openclaw/claw, pi, ...).
+    /// Preset to pull.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub preset: Option<String>,
     /// Pull every published image for this platform.
@@ -592,7 +592,7 @@ pub struct NetworkSetArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Preset image to boot (claude-code/claude, codex, hermes, openclaw/claw, pi).
+    /// Preset image to boot.
     #[arg(long, conflicts_with_all = ["kernel", "rootfs"])]
     pub preset: Option<String>,
     /// Kernel to boot (with --rootfs).

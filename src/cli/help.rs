@@ -40,14 +40,11 @@ fn describe(cmd: Command, presets: &str) -> Command {
                 }
                 "snapshot" if a.is_positional() => a.value_name("SNAPSHOT"),
                 "preset" | "presets" => {
+                    // The argument's own words, then the presets in force.
                     let help = a.get_help().map(ToString::to_string).unwrap_or_default();
-                    let base = help
-                        .split(" (")
-                        .next()
-                        .unwrap_or_default()
-                        .trim_end_matches('.');
-                    let base = if base.is_empty() { "Preset" } else { base };
-                    a.help(format!("{base} ({presets})"))
+                    let help = help.trim_end().trim_end_matches('.');
+                    let help = if help.is_empty() { "A preset" } else { help };
+                    a.help(format!("{help}. Presets: {presets}."))
                 }
                 _ => a,
             });
