@@ -33,7 +33,7 @@ use crate::core::start::{self, StartEvent};
 use crate::core::vm::VmId;
 use crate::sys::open;
 use crate::sys::process::is_vm_id;
-use crate::sys::state::{Network, StateError, VmRecord, VmStatus};
+use crate::sys::state::{Network, VmRecord, VmStatus};
 use crate::sys::vmm::qmp::Qmp;
 
 /// The guest's agent: reads `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` lines on `ttyS1`
@@ -286,24 +286,12 @@ async fn clone_one(
     start::check_kernel_and_mounts(ctx, start::Whose::Snapshot(&info.id), &row.vm_config)?;
 
     let disk = ctx.disk_path(id)?;
-    let mut config = row.vm_config.clone();
-    config.vm_id = Some(id.to_string());
-    config.rootfs_path = Some(disk.clone());
-    config.extras.restoring_snapshot = Some(info.id.clone());
-    config.extras.restored_from_snapshot = None;
-    config.extras.clone_agent = None;
-    config.extras.cloned_from = Some(info.id.clone());
-    let mut vm = VmRecord::new(id.to_string(), VmStatus::Created);
-    vm.config = config.clone();
-    match ctx.store.insert_vm(&vm) {
-        Ok(()) => {}
-        Err(StateError::AlreadyExists(_)) => {
-            return Err(rt(format!(
-                "Sandbox '{id}' appeared meanwhile; not replaced"
-            )))
-        }
-        Err(e) => return Err(rt(e)),
-    }
+    let mut config =
+        super::restore::insert_restoring_row(ctx, id, &info.id, &row.vm_config, &disk, |c| {
+            c.extras.restored_from_snapshot = None;
+            c.extras.clone_agent = None;
+            c.extras.cloned_from = Some(info.id.clone());
+        })?;
     let settings = crate::core::egress::snapshot_settings(&ctx.store, &info.id, &row.vm_config);
     let r = match crate::core::egress::save(&ctx.store, id, &settings) {
         Ok(()) => bring_up(ctx, info, &runtime, id, &disk, opts, &abort, progress).await,

@@ -202,21 +202,7 @@ pub async fn restore(
     }
 
     let disk = ctx.disk_path(&id)?;
-    let mut config = row.vm_config.clone();
-    config.vm_id = Some(id.clone());
-    config.rootfs_path = Some(disk.clone());
-    config.extras.restoring_snapshot = Some(info.id.clone());
-    let mut vm = VmRecord::new(id.clone(), VmStatus::Created);
-    vm.config = config.clone();
-    match ctx.store.insert_vm(&vm) {
-        Ok(()) => {}
-        Err(StateError::AlreadyExists(_)) => {
-            return Err(rt(format!(
-                "Sandbox '{id}' appeared meanwhile; not replaced"
-            )))
-        }
-        Err(e) => return Err(rt(e)),
-    }
+    let mut config = insert_restoring_row(ctx, &id, &info.id, &row.vm_config, &disk, |_| {})?;
     // The snapshot's egress policy, before the network is set up.
     let settings = crate::core::egress::snapshot_settings(&ctx.store, &info.id, &row.vm_config);
     let r = match crate::core::egress::save(&ctx.store, &id, &settings) {
@@ -513,4 +499,31 @@ pub(super) async fn copy_disk(
     })
     .await
     .map_err(rt)?
+}
+
+/// The row a restore or a clone boots under: the snapshot's config with this sandbox's id,
+/// disk and `restoring_snapshot` marker (and `adjust`'s changes), inserted as `created`,
+/// never over a row that appeared meanwhile. Its config is returned.
+pub(super) fn insert_restoring_row(
+    ctx: &Ctx,
+    id: &str,
+    snapshot_id: &str,
+    base: &crate::sys::state::VmConfig,
+    disk: &std::path::Path,
+    adjust: impl FnOnce(&mut crate::sys::state::VmConfig),
+) -> Result<crate::sys::state::VmConfig> {
+    let mut config = base.clone();
+    config.vm_id = Some(id.to_string());
+    config.rootfs_path = Some(disk.to_path_buf());
+    config.extras.restoring_snapshot = Some(snapshot_id.to_string());
+    adjust(&mut config);
+    let mut vm = VmRecord::new(id.to_string(), VmStatus::Created);
+    vm.config = config.clone();
+    match ctx.store.insert_vm(&vm) {
+        Ok(()) => Ok(config),
+        Err(StateError::AlreadyExists(_)) => Err(rt(format!(
+            "Sandbox '{id}' appeared meanwhile; not replaced"
+        ))),
+        Err(e) => Err(rt(e)),
+    }
 }
