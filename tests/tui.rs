@@ -2629,12 +2629,24 @@ fn app_with_keymap(text: &str, w: u16, h: u16) -> App {
 
 #[test]
 fn confirm_dialogs_read_their_keys_from_the_keymap() {
-    // Defaults: `y`/`Enter` confirm, `n`/`Esc` cancel, and the buttons say so.
+    // Defaults: `y` confirms a delete, `n`/`Esc` cancel, and the buttons say so. Enter
+    // never confirms a destructive dialog (`d` then a habitual Enter must not lose a VM).
     let mut a = full_app(160, 48);
     a.update(key('d'));
-    assert!(render(&a).contains("[y/Enter] delete   [n/Esc] cancel"));
+    assert!(
+        render(&a).contains("[y] delete   [n/Esc] cancel"),
+        "{}",
+        render(&a)
+    );
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(a.dialog.is_some(), "Enter confirmed a delete");
     a.update(key('n'));
     assert!(a.dialog.is_none());
+    // Not even where the keymap binds Enter there.
+    let mut a = app_with_keymap("[dialog]\nconfirm = [\"enter\"]\n", 160, 48);
+    a.update(key('d'));
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(a.dialog.is_some(), "a keymap's Enter confirmed a delete");
 
     let mut a = app_with_keymap(
         "[dialog]\nconfirm = [\"ctrl-y\"]\nclose = [\"q\"]\n",

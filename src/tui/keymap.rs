@@ -516,6 +516,16 @@ impl Keymap {
         }
     }
 
+    /// The keys that confirm a destructive dialog (a delete, stop, prune or removal): the
+    /// `[dialog]` confirm keys without a bare Enter, which never confirms one (Enter is
+    /// pressed to open things; losing a VM to a habit is not an answer).
+    pub fn destructive_confirm_keys(&self) -> Vec<Key> {
+        self.keys_for(Scope::Dialog, Action::Confirm)
+            .into_iter()
+            .filter(|k| !(k.code == KeyCode::Enter && k.mods.is_empty()))
+            .collect()
+    }
+
     /// `key` is bound to `action` in `scope` (or a scope it reaches).
     pub fn is(&self, scope: Scope, action: Action, key: &Key) -> bool {
         self.keys_for(scope, action).contains(key)

@@ -8,7 +8,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{buttons, capped, centered, dialog, Answer, Outcome, Request};
+use super::{buttons, capped, centered, destructive_buttons, dialog, Answer, Outcome, Request};
 use crate::tui::app::App;
 use crate::tui::keymap::{Action, Keymap, Scope};
 
@@ -49,7 +49,12 @@ impl ConfirmAction {
     }
 
     pub(super) fn handle_key(&self, k: &KeyEvent, keymap: &Keymap) -> Outcome {
-        let a = Answer::of(k, keymap);
+        // Quitting loses nothing; every other confirmation here does: Enter never
+        // confirms it.
+        let a = match self {
+            ConfirmAction::Quit => Answer::of(k, keymap),
+            _ => Answer::destructive(k, keymap),
+        };
         if a.yes {
             Outcome::Done(Request::Confirmed(self.clone()))
         } else if a.no {
@@ -130,7 +135,7 @@ impl ConfirmAction {
         lines.push(Line::raw(""));
         lines.push(Line::styled(what, t.muted()));
         lines.push(Line::raw(""));
-        lines.push(buttons(app, verb, false));
+        lines.push(destructive_buttons(app, verb));
         let p = Paragraph::new(lines).wrap(Wrap { trim: false });
         // As tall as its wrapped lines, so the buttons always show.
         let w = 72.min(area.width);

@@ -214,6 +214,16 @@ impl Answer {
             no: keymap.is(Scope::Dialog, Action::Close, &key),
         }
     }
+
+    /// [`Answer::of`] for a destructive dialog: Enter never confirms it, even where the
+    /// keymap binds it ([`Keymap::destructive_confirm_keys`]).
+    fn destructive(k: &KeyEvent, keymap: &Keymap) -> Answer {
+        let key = Key::from_event(k);
+        Answer {
+            yes: keymap.destructive_confirm_keys().contains(&key),
+            no: keymap.is(Scope::Dialog, Action::Close, &key),
+        }
+    }
 }
 
 /// A key as the forms and prompts read it: its `[form]` action (by default `Enter`
@@ -401,6 +411,22 @@ fn buttons<'a>(app: &App, label: &str, one: bool) -> Line<'a> {
     } else {
         km.hints(Scope::Dialog, Action::Confirm)
     };
+    buttons_with(label, go, t, km)
+}
+
+/// [`buttons`] of a destructive dialog: the keys that confirm it (never Enter).
+fn destructive_buttons<'a>(app: &App, label: &str) -> Line<'a> {
+    let km = &app.keymap;
+    let go = crate::tui::keymap::key_list(&km.destructive_confirm_keys(), "/", 2);
+    buttons_with(label, go, &app.theme, km)
+}
+
+fn buttons_with<'a>(
+    label: &str,
+    go: String,
+    t: &crate::tui::theme::Theme,
+    km: &Keymap,
+) -> Line<'a> {
     Line::from(vec![
         Span::styled(format!("[{go}]"), t.accent()),
         Span::raw(format!(" {label}   ")),

@@ -7,7 +7,8 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
 use super::{
-    buttons, capped, centered, close_hint, dialog, Answer, Outcome, Preview, Request, SPINNER,
+    capped, centered, close_hint, destructive_buttons, dialog, Answer, Outcome, Preview, Request,
+    SPINNER,
 };
 use crate::core::units::format_size;
 use crate::tui::app::App;
@@ -29,7 +30,7 @@ pub(super) fn handle_key(
     k: &KeyEvent,
     keymap: &Keymap,
 ) -> Outcome {
-    let a = Answer::of(k, keymap);
+    let a = Answer::destructive(k, keymap);
     if a.no {
         return Outcome::Close;
     }
@@ -93,7 +94,7 @@ pub(super) fn render(f: &mut Frame, app: &App, p: &Preview<PrunePreview>) {
     lines.push(Line::raw(""));
     let ready = matches!(p, Preview::Ready(x) if !x.stale.is_empty());
     lines.push(if ready {
-        buttons(app, "prune", false)
+        destructive_buttons(app, "prune")
     } else {
         close_hint(app)
     });
