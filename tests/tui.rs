@@ -612,7 +612,8 @@ fn cancel_applies_to_prune_and_to_a_start_which_rolls_back() {
     a.update(key('1'));
     a.update(key('n'));
     a.update(code(KeyCode::Enter));
-    a.update(key('G'));
+    // The newest task is drawn first: `g` selects it.
+    a.update(key('g'));
     assert_eq!(a.update(key('x')), vec![Effect::Cancel { task: 2 }]);
     assert!(
         status(&a).starts_with("cancelling task 2 (it stops and rolls back)"),
@@ -3899,4 +3900,35 @@ fn pull_on_a_built_image_row_says_it_is_built() {
         status(&a),
         "my-debian is a built image (image build), not a published one"
     );
+}
+
+/// The Tasks pane lists the newest task first; selection follows what is drawn: `g` is
+/// the top (newest), `G` the bottom (oldest), `j` moves down, `k` up, and `x` cancels the
+/// task the highlighted row shows (it used to run the other way round).
+#[test]
+fn tasks_selection_follows_what_is_drawn() {
+    use smolvm::core::job::JobKind;
+    let mut a = full_app(160, 48);
+    let old = a.data.add_task(JobKind::Prune, "the older task".into());
+    let new = a.data.add_task(JobKind::Cleanup, "the newer task".into());
+    a.update(key('4'));
+    assert_eq!(a.focus, Pane::Tasks);
+    let highlighted = |a: &App| -> String {
+        let screen = render(a);
+        let top = screen.find("the newer task").unwrap();
+        let bottom = screen.find("the older task").unwrap();
+        assert!(top < bottom, "newest first:\n{screen}");
+        a.tasks.task(&a.data).unwrap().title.clone()
+    };
+    a.update(key('g'));
+    assert_eq!(highlighted(&a), "the newer task");
+    a.update(key('j'));
+    assert_eq!(highlighted(&a), "the older task");
+    a.update(key('k'));
+    assert_eq!(highlighted(&a), "the newer task");
+    a.update(key('G'));
+    assert_eq!(highlighted(&a), "the older task");
+    assert_eq!(a.update(key('x')), vec![Effect::Cancel { task: old }]);
+    a.update(key('g'));
+    assert_eq!(a.update(key('x')), vec![Effect::Cancel { task: new }]);
 }

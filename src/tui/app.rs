@@ -303,7 +303,8 @@ impl App {
 
     fn new_task(&mut self, kind: TaskKind, title: String) -> u64 {
         let id = self.data.add_task(kind, title.clone());
-        self.tasks.selected = self.data.tasks.len() - 1;
+        // The new task is drawn first.
+        self.tasks.selected = 0;
         self.log(format!("task {id} started: {title}"));
         id
     }

@@ -16,7 +16,9 @@ use crate::tui::ui::SPINNER;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TasksPane {
-    /// The selected task (an index into the data's tasks).
+    /// The selected row as drawn: 0 is the newest task, at the top (the data keeps
+    /// tasks oldest first). Moves, `g`/`G` and the mouse go by what is drawn, so `x`
+    /// acts on the task the user sees selected.
     pub selected: usize,
 }
 
@@ -28,10 +30,19 @@ const COMMANDS: [Action; 4] = [
 ];
 
 impl TasksPane {
+    /// The index in the data's tasks of the task drawn at row `row`.
+    fn index(row: usize, data: &Data) -> Option<usize> {
+        data.tasks.len().checked_sub(1)?.checked_sub(row)
+    }
+
+    /// The selected task, as drawn.
+    pub fn task<'a>(&self, data: &'a Data) -> Option<&'a crate::tui::data::Task> {
+        Self::index(self.selected, data).and_then(|i| data.tasks.get(i))
+    }
+
     /// The selected task runs and can be cancelled.
     pub fn cancellable(&self, data: &Data) -> bool {
-        data.tasks
-            .get(self.selected)
+        self.task(data)
             .is_some_and(|t| t.state == TaskState::Running && t.kind.cancellable())
     }
 }
@@ -66,7 +77,7 @@ impl Component for TasksPane {
         if a != Action::Cancel {
             return None;
         }
-        let Some(t) = cx.data.tasks.get(self.selected) else {
+        let Some(t) = self.task(cx.data) else {
             return Some(Vec::new());
         };
         if t.state != TaskState::Running {
@@ -125,7 +136,7 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
     }
     let height = usize::from(r.height.saturating_sub(2));
     let mut lines: Vec<Line> = Vec::new();
-    for (i, task) in app.data.tasks.iter().enumerate().rev() {
+    for (row, task) in app.data.tasks.iter().rev().enumerate() {
         let (icon, style) = match task.state {
             TaskState::Running => (SPINNER[app.spinner % SPINNER.len()], t.accent()),
             TaskState::Done => ("✓", t.ok()),
@@ -144,11 +155,11 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
             spans.push(Span::raw(format!("  {}", task.summary)));
         }
         let mut line = Line::from(spans);
-        if i == app.tasks.selected && app.focus == Pane::Tasks {
+        if row == app.tasks.selected && app.focus == Pane::Tasks {
             line = line.style(t.selected());
         }
         lines.push(line);
-        if i == app.tasks.selected {
+        if row == app.tasks.selected {
             for item in &task.items {
                 let (mark, st) = if item.ok {
                     ("✓", t.ok())
