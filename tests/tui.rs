@@ -3932,3 +3932,23 @@ fn tasks_selection_follows_what_is_drawn() {
     a.update(key('g'));
     assert_eq!(a.update(key('x')), vec![Effect::Cancel { task: new }]);
 }
+
+/// A followed log with wrap on ends at its last line, as with wrap off (it stopped a few
+/// lines short: the window was counted one row per line).
+#[test]
+fn a_followed_log_shows_its_last_line_with_wrap_on() {
+    let mut a = full_app(80, 24);
+    a.update(key('3'));
+    assert_eq!(a.focus, Pane::Logs);
+    for i in 0..40 {
+        a.log(format!("entry-{i:02}-{}", "y".repeat(120)));
+    }
+    assert!(render(&a).contains("entry-39"), "wrap off");
+    a.update(key('w'));
+    let screen = render(&a);
+    assert!(screen.contains("entry-39"), "wrap on:\n{screen}");
+    assert!(
+        !screen.contains("entry-30"),
+        "the window did not move to the end:\n{screen}"
+    );
+}

@@ -222,10 +222,10 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
         f.render_widget(Paragraph::new(Span::styled(msg, t.muted())).block(blk), r);
         return;
     }
-    // Show the window ending at `scroll` when following, else starting at it.
+    // Show the window ending at the last line when following, else starting at `scroll`.
     let last = shown.len().saturating_sub(1);
     let start = if l.follow {
-        last.saturating_sub(height.saturating_sub(1))
+        follow_start(shown, height, l.wrap.then_some(r.width.saturating_sub(2)))
     } else {
         l.scroll.min(last)
     };
@@ -245,6 +245,30 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
         p = p.wrap(Wrap { trim: false });
     }
     f.render_widget(p, r);
+}
+
+/// The first line of a followed log's window of `height` rows: the last lines that fit,
+/// each counted by the rows it takes when wrapped at `wrap_width` (so the last line is on
+/// screen with wrap on too), else one row each.
+fn follow_start<S: AsRef<str>>(shown: &[S], height: usize, wrap_width: Option<u16>) -> usize {
+    let Some(width) = wrap_width.filter(|w| *w > 0) else {
+        return shown.len().saturating_sub(height.max(1));
+    };
+    let mut rows = 0usize;
+    let mut start = shown.len();
+    while start > 0 {
+        let text = shown[start - 1].as_ref();
+        let n = Paragraph::new(Line::raw(text))
+            .wrap(Wrap { trim: false })
+            .line_count(width)
+            .max(1);
+        if rows + n > height && start < shown.len() {
+            break;
+        }
+        rows += n;
+        start -= 1;
+    }
+    start.min(shown.len().saturating_sub(1))
 }
 
 /// A log line with every case-insensitive match of `q` highlighted.
@@ -279,4 +303,25 @@ fn highlight<'a>(text: &'a str, q: &str, t: &Theme, current: bool) -> Line<'a> {
         spans.push(Span::raw(&text[at..]));
     }
     Line::from(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::follow_start;
+
+    /// With wrap on, a followed log shows its last line: long lines take several rows, so
+    /// the window starts later than one row per line would put it.
+    #[test]
+    fn a_followed_wrapped_log_ends_at_its_last_line() {
+        // One word of 51 characters: 3 rows at width 20.
+        let long = "x".repeat(50);
+        let shown: Vec<String> = (0..10).map(|i| format!("{i}{long}")).collect();
+        // 10 lines of 3 rows in 9 rows: the last 3 lines.
+        assert_eq!(follow_start(&shown, 9, Some(20)), 7);
+        // Without wrap, one row each: the last 9 lines.
+        assert_eq!(follow_start(&shown, 9, None), 1);
+        // A line taller than the pane is still the one shown.
+        assert_eq!(follow_start(&shown, 2, Some(20)), 9);
+        assert_eq!(follow_start(&["a", "b"], 9, Some(20)), 0);
+    }
 }
