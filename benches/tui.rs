@@ -80,6 +80,7 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
             doctor: doctor_fixture(),
         }),
         errors: vec![],
+        vms_error: None,
         data_dir: "/d".into(),
         home: "/h".into(),
     }

@@ -194,6 +194,7 @@ fn snapshot_without_policies() -> Snapshot {
             doctor: doctor_fixture(),
         }),
         errors: vec![],
+        vms_error: None,
         data_dir: "/home/u/.local/state/smolvm".into(),
         home: "/home/u".into(),
     }
@@ -2000,6 +2001,7 @@ snap_both!(main_empty, |a| {
         vms: vec![],
         slow: None,
         errors: vec![],
+        vms_error: None,
         data_dir: "/d".into(),
         home: "/h".into(),
     }))));
@@ -3950,5 +3952,30 @@ fn a_followed_log_shows_its_last_line_with_wrap_on() {
     assert!(
         !screen.contains("entry-30"),
         "the window did not move to the end:\n{screen}"
+    );
+}
+
+/// A state database that cannot be read is shown as such in the VMs pane, with the fix
+/// `sandbox list` and doctor give, not as "No VMs" (issue 26 item 4).
+#[test]
+fn a_corrupt_state_database_is_shown_in_the_vms_pane_not_as_no_vms() {
+    let h = support::Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    std::fs::write(h.data.join("smolvm.db"), vec![0x42u8; 8192]).unwrap();
+    let snap = smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        false,
+    );
+    assert!(snap.vms.is_empty());
+    let mut a = full_app(160, 48);
+    a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+    let screen = render(&a);
+    assert!(!screen.contains("No VMs. Press"), "{screen}");
+    assert!(screen.contains("could not be listed"), "{screen}");
+    assert!(screen.contains("is corrupt"), "{screen}");
+    assert!(
+        screen.contains("smolvm cleanup"),
+        "the fix is not shown:\n{screen}"
     );
 }

@@ -90,6 +90,9 @@ pub struct Slow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub vms: Vec<VmRow>,
+    /// The sandboxes could not be listed (a corrupt or unreadable state database): the
+    /// error and its fix, shown in the VMs pane instead of an empty list.
+    pub vms_error: Option<String>,
     pub slow: Option<Slow>,
     pub errors: Vec<String>,
     pub data_dir: PathBuf,
@@ -154,6 +157,8 @@ pub use crate::core::detail::{ImageInspect, SnapshotRow, VmDetail};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Data {
     pub vms: Vec<VmRow>,
+    /// Why the VM list is empty when it could not be read ([`Snapshot::vms_error`]).
+    pub vms_error: Option<String>,
     pub images: Vec<ImageRow>,
     /// Host facts, image caches, disk use, doctor (the slow refresh; `None` until the first).
     pub slow: Option<Slow>,
@@ -192,6 +197,7 @@ impl Default for Data {
     fn default() -> Data {
         Data {
             vms: Vec::new(),
+            vms_error: None,
             images: Vec::new(),
             slow: None,
             errors: Vec::new(),
@@ -229,6 +235,7 @@ impl Data {
     /// not seen before go to the app log.
     pub fn apply_snapshot(&mut self, s: Snapshot) {
         self.vms = s.vms;
+        self.vms_error = s.vms_error;
         if let Some(slow) = s.slow {
             self.images = slow.images.clone();
             self.slow = Some(slow);
@@ -425,13 +432,18 @@ impl Data {
 pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
     let paths = cx.paths();
     let mut errors = Vec::new();
+    let mut vms_error = None;
     let infos = match sandbox::list(paths, None) {
         Ok(l) => {
             errors.extend(l.warnings);
             l.vms
         }
         Err(e) => {
-            errors.push(e.message);
+            errors.push(e.message.clone());
+            vms_error = Some(match &e.recovery {
+                Some(fix) => format!("{}\n{fix}", e.message),
+                None => e.message,
+            });
             Vec::new()
         }
     };
@@ -462,6 +474,7 @@ pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot
         .unwrap_or_default();
     Snapshot {
         vms,
+        vms_error,
         slow: with_slow.then(|| load_slow(cx, paths, &mut errors)),
         errors,
         data_dir,

@@ -379,6 +379,18 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
     let shown = list.view(rows).len();
     let title = format!("VMs ({shown}){}", list.title_suffix());
     let blk = crate::tui::ui::block(app, Pane::Vms, title);
+    if let (0, Some(e)) = (shown, &app.data.vms_error) {
+        // Not "no VMs": the list could not be read, and the fix says what to do.
+        let text = format!("The sandboxes could not be listed: {e}");
+        f.render_widget(
+            Paragraph::new(text)
+                .style(t.error())
+                .wrap(ratatui::widgets::Wrap { trim: false })
+                .block(blk),
+            r,
+        );
+        return;
+    }
     if shown == 0 {
         let msg = if rows.is_empty() {
             format!(
