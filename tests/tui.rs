@@ -3979,3 +3979,38 @@ fn a_corrupt_state_database_is_shown_in_the_vms_pane_not_as_no_vms() {
         "the fix is not shown:\n{screen}"
     );
 }
+
+/// Stopping sandboxes that are not running says so for each and counts them as unchanged
+/// (it said "2 stopped, 0 failed" where nothing was stopped; issue 26 item 4).
+#[test]
+fn stopping_vms_that_are_not_running_says_nothing_was_stopped() {
+    let h = support::Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    let disk = h.tmp.path().join("disk.ext4");
+    std::fs::write(&disk, b"").unwrap();
+    let db = h.data.join("smolvm.db");
+    support::smolvm_db_with_vm(&db, "vm-made", "created", &disk, &disk);
+    support::smolvm_db_with_vm(&db, "vm-down", "stopped", &disk, &disk);
+    let env = h.env();
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let mut a = sized_app();
+        let task = a
+            .data
+            .add_task(smolvm::tui::app::TaskKind::Stop, "stop".into());
+        let ids = vec!["vm-made".to_string(), "vm-down".to_string()];
+        w.run(Effect::RunStop { task, ids });
+        w.finish_first_task(&mut a, 30).await;
+        let t = &a.data.tasks[0];
+        assert_eq!(t.state, TaskState::Done, "{t:?}");
+        assert_eq!(t.summary, "0 stopped, 2 unchanged, 0 failed", "{t:?}");
+        let details: Vec<&str> = t.items.iter().map(|i| i.detail.as_str()).collect();
+        assert_eq!(
+            details,
+            [
+                "was not running (created): nothing to stop",
+                "was not running (stopped): nothing to stop"
+            ],
+            "{t:?}"
+        );
+    });
+}

@@ -207,13 +207,19 @@ pub(super) async fn run_stop(
         async move {
             let r = lifecycle::stop(ctx, &VmId::parse(&id)?, timeout).await?;
             Ok(if r.was_running {
-                "stopped".into()
+                Done::Acted("stopped".into())
             } else {
-                format!("was {}", r.status)
+                Done::Nothing(format!("was not running ({}): nothing to stop", r.status))
             })
         }
     })
     .await;
+}
+
+/// What one VM's step did: acted (its detail), or found nothing to do (why).
+pub(super) enum Done {
+    Acted(String),
+    Nothing(String),
 }
 
 /// Run `op` on each VM in turn, one item each (its detail on success) and the count moved
@@ -229,17 +235,22 @@ pub(super) async fn each_vm<F, Fut>(
     mut op: F,
 ) where
     F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = crate::core::error::Result<String>>,
+    Fut: std::future::Future<Output = crate::core::error::Result<Done>>,
 {
     let total = ids.len() as u64;
     let mut failed = 0;
+    let mut nothing = 0;
     for (n, id) in ids.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             let summary = format!("{n} of {total} {verb}");
             return finish(tx, task, TaskState::Cancelled, summary, t0);
         }
         let it = match op(id.clone()).await {
-            Ok(detail) => item(id.clone(), true, detail),
+            Ok(Done::Acted(detail)) => item(id.clone(), true, detail),
+            Ok(Done::Nothing(detail)) => {
+                nothing += 1;
+                item(id.clone(), true, detail)
+            }
             Err(e) => {
                 failed += 1;
                 item(id.clone(), false, failure(&e))
@@ -255,7 +266,12 @@ pub(super) async fn each_vm<F, Fut>(
             },
         );
     }
-    let summary = format!("{} {verb}, {failed} failed", total - failed);
+    // Each outcome counted as what it was: a VM that was not running was not stopped.
+    let mut summary = format!("{} {verb}", total - failed - nothing);
+    if nothing > 0 {
+        summary.push_str(&format!(", {nothing} unchanged"));
+    }
+    summary.push_str(&format!(", {failed} failed"));
     finish(tx, task, end_state(false, failed > 0), summary, t0);
 }
 
@@ -300,9 +316,9 @@ pub(super) async fn run_pause(
         async move {
             let r = crate::core::lifecycle::set_paused(ctx, &VmId::parse(&id)?, paused).await?;
             Ok(if r.unchanged {
-                format!("already {}", r.status)
+                Done::Nothing(format!("already {}: nothing to do", r.status))
             } else {
-                r.status.to_string()
+                Done::Acted(r.status.to_string())
             })
         }
     })
@@ -335,13 +351,13 @@ pub(super) async fn run_snapshot(
                 ..CreateOptions::default()
             };
             let r = snapshot::create(ctx, &opts).await?;
-            Ok(format!(
+            Ok(Done::Acted(format!(
                 "{} ({}, {}), source {}",
                 r.snapshot.id,
                 r.snapshot.kind,
                 crate::core::units::format_size(r.snapshot.size_bytes),
                 r.source_status
-            ))
+            )))
         }
     })
     .await;
@@ -399,10 +415,10 @@ pub(super) async fn run_delete_snapshots(
             let s = tokio::task::spawn_blocking(move || crate::core::snapshot::delete(&ctx, &id))
                 .await
                 .map_err(|e| crate::core::Error::runtime(e.to_string()))??;
-            Ok(format!(
+            Ok(Done::Acted(format!(
                 "deleted ({})",
                 crate::core::units::format_size(s.size_bytes)
-            ))
+            )))
         }
     })
     .await;
