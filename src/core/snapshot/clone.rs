@@ -34,7 +34,6 @@ use crate::core::vm::VmId;
 use crate::sys::open;
 use crate::sys::process::is_vm_id;
 use crate::sys::state::{Network, VmRecord, VmStatus};
-use crate::sys::vmm::qmp::Qmp;
 
 /// The guest's agent: reads `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` lines on `ttyS1`
 /// and answers `ok NONCE` (or `err-addr`/`err-seed NONCE`); a line repeated (the host
@@ -447,24 +446,11 @@ async fn bring_up(
         .map_err(rt)?;
     let deadline = Instant::now() + runtime.boot_timeout;
     let r = async {
-        let mut q = loop {
-            abort.check(progress)?;
-            if let Ok(Some(st)) = child.try_wait() {
-                return Err(rt(format!(
-                    "QEMU exited early while cloning '{id}' ({st}){}",
-                    start::log_tail(&log)
-                )));
-            }
-            if start::control_socket_up(Vmm::Qemu, &socket, &user).await? {
-                if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
-                    break q;
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(rt("Timed out waiting for QEMU control socket"));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let doing = format!("cloning '{id}'");
+        let mut q = super::restore::connect_qmp(
+            &mut child, &socket, &user, &log, deadline, &doing, abort, progress,
+        )
+        .await?;
         let state = if shared {
             super::template::ignore_shared(&mut q).await?;
             open::open_read(&ram_state).map_err(rt)?
@@ -473,14 +459,7 @@ async fn bring_up(
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         q.set_timeout(budget.max(Duration::from_secs(60)));
-        q.load_state(&state, budget.max(Duration::from_secs(60)))
-            .await
-            .map_err(|e| {
-                rt(format!(
-                    "QEMU could not load the snapshot's state: {e}{}",
-                    start::log_tail(&log)
-                ))
-            })?;
+        super::restore::load_state(&mut q, &state, budget, &log).await?;
         progress.emit(StartEvent::PhaseDone(
             start::Phase::Spawn,
             t_spawn.elapsed(),

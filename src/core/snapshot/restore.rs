@@ -338,33 +338,13 @@ async fn bring_up(
         let budget = deadline.saturating_duration_since(Instant::now());
         match vmm {
             Vmm::Qemu => {
-                let mut q = loop {
-                    abort.check(progress)?;
-                    if let Ok(Some(st)) = child.try_wait() {
-                        return Err(rt(format!(
-                            "{what} exited early while restoring '{id}' ({st}){}",
-                            start::log_tail(&log)
-                        )));
-                    }
-                    if start::control_socket_up(vmm, &socket, &user).await? {
-                        if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
-                            break q;
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(rt(format!("Timed out waiting for {what} control socket")));
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                };
+                let doing = format!("restoring '{id}'");
+                let mut q = connect_qmp(
+                    &mut child, &socket, &user, &log, deadline, &doing, abort, progress,
+                )
+                .await?;
                 let state = open::open_read(&info.path.join(STATE)).map_err(rt)?;
-                q.load_state(&state, budget.max(Duration::from_secs(60)))
-                    .await
-                    .map_err(|e| {
-                        rt(format!(
-                            "QEMU could not load the snapshot's state: {e}{}",
-                            start::log_tail(&log)
-                        ))
-                    })?;
+                load_state(&mut q, &state, budget, &log).await?;
                 progress.emit(StartEvent::PhaseDone(
                     start::Phase::Spawn,
                     t_spawn.elapsed(),
@@ -526,4 +506,56 @@ pub(super) fn insert_restoring_row(
         ))),
         Err(e) => Err(rt(e)),
     }
+}
+
+/// A restoring QEMU's QMP once its control socket is up: waited for until `deadline`,
+/// while its process lives (`doing` names the work when it exits early: "restoring
+/// 'vm-1'") and `abort` has not been heard.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn connect_qmp(
+    child: &mut crate::sys::child::Child,
+    socket: &std::path::Path,
+    user: &start::VmmUser,
+    log: &std::fs::File,
+    deadline: Instant,
+    doing: &str,
+    abort: &start::Abort,
+    progress: &Progress<StartEvent>,
+) -> Result<Qmp> {
+    loop {
+        abort.check(progress)?;
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(rt(format!(
+                "QEMU exited early while {doing} ({st}){}",
+                start::log_tail(log)
+            )));
+        }
+        if start::control_socket_up(Vmm::Qemu, socket, user).await? {
+            if let Ok(q) = Qmp::connect(socket, Duration::from_millis(500)).await {
+                return Ok(q);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(rt("Timed out waiting for QEMU control socket"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Load a snapshot's device `state` into `q`, bounded by `budget` (at least a minute);
+/// QEMU's refusal comes with the tail of its log.
+pub(super) async fn load_state(
+    q: &mut Qmp,
+    state: &std::fs::File,
+    budget: Duration,
+    log: &std::fs::File,
+) -> Result<()> {
+    q.load_state(state, budget.max(Duration::from_secs(60)))
+        .await
+        .map_err(|e| {
+            rt(format!(
+                "QEMU could not load the snapshot's state: {e}{}",
+                start::log_tail(log)
+            ))
+        })
 }
