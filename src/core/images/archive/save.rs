@@ -133,7 +133,12 @@ impl Drop for TempFile {
 }
 
 fn tar_header(name: &str, size: u64) -> io::Result<tar::Header> {
-    let mut h = tar::Header::new_gnu();
+    file_header(tar::Header::new_gnu(), name, size)
+}
+
+/// `h` (a GNU header here, ustar in SmolVM's archives) made a regular file's: `name`,
+/// `size`, mode 0644, mtime 0.
+pub(super) fn file_header(mut h: tar::Header, name: &str, size: u64) -> io::Result<tar::Header> {
     h.set_path(name)?;
     h.set_size(size);
     h.set_mode(0o644);

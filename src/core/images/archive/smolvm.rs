@@ -410,14 +410,7 @@ fn sources(paths: &Paths, version: &str, name: &str) -> Result<(String, Vec<(Str
 }
 
 fn ustar(name: &str, size: u64) -> io::Result<tar::Header> {
-    let mut h = tar::Header::new_ustar();
-    h.set_path(name)?;
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mtime(0);
-    h.set_cksum();
-    Ok(h)
+    super::save::file_header(tar::Header::new_ustar(), name, size)
 }
 
 /// `image save --format smolvm`: SmolVM's archive of a published cache at `opts.output`
