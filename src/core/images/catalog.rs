@@ -457,54 +457,70 @@ fn sidecar_of(dir: &Path) -> Option<String> {
 /// are every regular file in it (as SmolVM's `image inspect` lists them).
 fn inspect_smolvm(found: &Found, current_version: &str, image: &Image) -> Inspect {
     let dir = found.path.clone();
-    let kernel_path = dir.join("vmlinux.bin");
-    let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
-    let sidecar = sidecar_of(&dir);
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     names.sort();
-    Inspect {
-        ready: dir.join(ROOTFS).is_file()
-            && sidecar.as_deref() == Some(expected.as_str())
-            && kernel_path.is_file(),
+    let cache = Cache {
         name: found.name.clone(),
         version: found.version.clone(),
         smolvm_layout: true,
         current: found.version == current_version,
-        image: image.clone(),
-        files: names.into_iter().filter_map(file_info).collect(),
-        created: created(&dir),
-        files_bytes: files_bytes(&dir),
-        image_dir: dir,
-        kernel_path,
-        expected_sidecar: expected,
-        sidecar,
-    }
+        kernel_path: dir.join("vmlinux.bin"),
+        dir,
+    };
+    cache.inspect(image, names)
 }
 
 pub fn inspect(layout: &super::Layout, image: &Image) -> Inspect {
     let dir = layout.image_dir(&image.preset, image.arch, image.vmm, image.os);
     let kernel_path = layout.kernel(image.arch, image.vmm);
-    let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
-    let sidecar = sidecar_of(&dir);
     let mut paths = vec![kernel_path.clone()];
     paths.extend([ROOTFS_ZST, ROOTFS, SIDECAR].iter().map(|f| dir.join(f)));
-    Inspect {
-        ready: dir.join(ROOTFS).is_file()
-            && sidecar.as_deref() == Some(expected.as_str())
-            && kernel_path.is_file(),
+    let cache = Cache {
         name: super::image_name(&image.preset, image.arch, image.vmm, image.os),
         version: layout.version.clone(),
         smolvm_layout: false,
         current: true,
-        image: image.clone(),
-        files: paths.into_iter().filter_map(file_info).collect(),
-        created: created(&dir),
-        files_bytes: files_bytes(&dir),
-        image_dir: dir,
         kernel_path,
-        expected_sidecar: expected,
-        sidecar,
+        dir,
+    };
+    cache.inspect(image, paths)
+}
+
+/// Where one cache is and what it is called, in either layout.
+struct Cache {
+    name: String,
+    version: String,
+    smolvm_layout: bool,
+    current: bool,
+    dir: PathBuf,
+    kernel_path: PathBuf,
+}
+
+impl Cache {
+    /// The cache as `image inspect` reports it, `files` its listed files: ready when its
+    /// rootfs, kernel and the sidecar naming the manifest's rootfs are there (one rule for
+    /// both layouts).
+    fn inspect(self, image: &Image, files: Vec<PathBuf>) -> Inspect {
+        let expected = format!("{SIDECAR_PREFIX}{}", image.rootfs_sha256);
+        let sidecar = sidecar_of(&self.dir);
+        Inspect {
+            ready: self.dir.join(ROOTFS).is_file()
+                && sidecar.as_deref() == Some(expected.as_str())
+                && self.kernel_path.is_file(),
+            name: self.name,
+            version: self.version,
+            smolvm_layout: self.smolvm_layout,
+            current: self.current,
+            image: image.clone(),
+            files: files.into_iter().filter_map(file_info).collect(),
+            created: created(&self.dir),
+            files_bytes: files_bytes(&self.dir),
+            image_dir: self.dir,
+            kernel_path: self.kernel_path,
+            expected_sidecar: expected,
+            sidecar,
+        }
     }
 }
