@@ -260,13 +260,7 @@ pub fn load(
             .with_recovery("Pass --force to replace it."));
         }
         if exists {
-            let inuse = InUse::read(&paths.existing_state_dbs());
-            if let Some(Some(why)) = inuse.reasons(&[(dir.to_path_buf(), false)]).pop() {
-                return Err(Error::new(
-                    ErrorCode::Refused,
-                    format!("{} is {why}; refusing to replace it", dir.display()),
-                ));
-            }
+            refuse_in_use(paths, dir)?;
         }
         Ok(exists)
     };
@@ -512,4 +506,16 @@ fn check_entry<R: Read>(
         }
     }
     Ok(())
+}
+
+/// An image folder a load would replace is not in use by a sandbox of any state database.
+pub(super) fn refuse_in_use(paths: &Paths, dir: &std::path::Path) -> Result<()> {
+    let inuse = InUse::read(&paths.existing_state_dbs());
+    match inuse.reasons(&[(dir.to_path_buf(), false)]).pop() {
+        Some(Some(why)) => Err(Error::new(
+            ErrorCode::Refused,
+            format!("{} is {why}; refusing to replace it", dir.display()),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -32,7 +32,6 @@ use crate::core::error::{io_reason, Error, ErrorCode, Result};
 use crate::core::images::catalog::flat_cache_name;
 use crate::core::images::store::{swap_in, sweep_staging};
 use crate::core::images::{parse_image_name, Layout, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
-use crate::core::prune::InUse;
 use crate::core::Paths;
 use crate::sys::{open, sparse::SparseWriter};
 
@@ -225,13 +224,7 @@ pub fn load(paths: &Paths, opts: &LoadOptions) -> Result<LoadReport> {
             );
         }
         if exists {
-            let inuse = InUse::read(&paths.existing_state_dbs());
-            if let Some(Some(why)) = inuse.reasons(&[(dir.clone(), false)]).pop() {
-                return Err(Error::new(
-                    ErrorCode::Refused,
-                    format!("{} is {why}; refusing to replace it", dir.display()),
-                ));
-            }
+            super::load::refuse_in_use(paths, &dir)?;
         }
         Ok(exists)
     };
