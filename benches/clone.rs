@@ -15,14 +15,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::bench::median;
 use support::cleanup::NetNs;
 use support::images::{self, Row};
 use support::Home;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 /// `(Private_Clean + Private_Dirty, Pss)` of a process, in KiB.
 fn private_and_pss(pid: u64) -> (u64, u64) {
@@ -49,11 +45,7 @@ fn main() {
         println!("clone bench skipped: needs root (network namespaces, TAPs, nftables)");
         return;
     }
-    let n: usize = std::env::var("SMOLVM_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+    let n = support::bench::runs(3);
     let rootfs = images::debian_rootfs();
     let h = Home::new();
     let manifest = images::manifest(

@@ -13,14 +13,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::bench::median;
 use support::cleanup::NetNs;
 use support::images::{self, Row};
 use support::Home;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -31,11 +27,7 @@ fn main() {
         println!("snapshot bench skipped: needs root (network namespaces, TAPs, nftables)");
         return;
     }
-    let n: usize = std::env::var("SMOLVM_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-        .max(1);
+    let n = support::bench::runs(5);
     let rootfs = images::debian_rootfs();
     let h = Home::new();
     let manifest = images::manifest(

@@ -8,6 +8,7 @@ use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 
+pub mod bench;
 pub mod cleanup;
 pub mod docker;
 pub mod images;
