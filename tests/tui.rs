@@ -2170,6 +2170,9 @@ fn screenshots_render_to_png() {
             return;
         };
         assert!(w >= 160 * 8 && h >= 48 * 16, "{name}: {w}x{h}");
+        // Every character drawn has a glyph (the spinner's braille once came out as boxes).
+        let missing = support::screenshot::missing_glyphs(t.backend().buffer()).unwrap();
+        assert!(missing.is_empty(), "{name}: no glyph for {missing:?}");
         let decoded = png::Decoder::new(std::io::Cursor::new(&png))
             .read_info()
             .unwrap();

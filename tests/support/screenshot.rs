@@ -1,5 +1,6 @@
 //! Render a ratatui buffer to a PNG with DejaVu Sans Mono (Debian's fonts-dejavu-core):
-//! what the dashboard looks like, for the README.
+//! what the dashboard looks like, for the README. A character the mono font lacks (the
+//! spinner's braille) is drawn with DejaVu Sans, of the same package.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -10,6 +11,8 @@ use ratatui::style::{Color, Modifier};
 
 const REGULAR: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
 const BOLD: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf";
+const FALLBACK: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+const FALLBACK_BOLD: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
 const FG: [u8; 3] = [0xd0, 0xd0, 0xd0];
 const BG: [u8; 3] = [0x1a, 0x1b, 0x26];
 
@@ -37,14 +40,36 @@ fn rgb(c: Color, default: [u8; 3]) -> [u8; 3] {
     }
 }
 
+/// The font files' bytes: regular, bold, and their fallbacks; `None` when one is missing.
+fn font_files() -> Option<[Vec<u8>; 4]> {
+    Some([
+        std::fs::read(REGULAR).ok()?,
+        std::fs::read(BOLD).ok()?,
+        std::fs::read(FALLBACK).ok()?,
+        std::fs::read(FALLBACK_BOLD).ok()?,
+    ])
+}
+
+/// The font that draws `c` (bold or not): the mono one, else its fallback; `None` when
+/// neither has a glyph for it.
+fn font_for<'a>(fonts: &'a [FontRef<'a>], c: char, bold: bool) -> Option<&'a FontRef<'a>> {
+    let b = usize::from(bold);
+    [&fonts[b], &fonts[2 + b]]
+        .into_iter()
+        .find(|f| f.glyph_id(c).0 != 0)
+}
+
+fn parse(files: &[Vec<u8>; 4]) -> Option<Vec<FontRef<'_>>> {
+    files
+        .iter()
+        .map(|f| FontRef::try_from_slice(f).ok())
+        .collect()
+}
+
 /// The PNG's (width, height) in pixels and its bytes.
 pub fn render_png(buf: &Buffer) -> Option<(u32, u32, Vec<u8>)> {
-    let regular = std::fs::read(REGULAR).ok()?;
-    let bold = std::fs::read(BOLD).ok()?;
-    let fonts = [
-        FontRef::try_from_slice(&regular).ok()?,
-        FontRef::try_from_slice(&bold).ok()?,
-    ];
+    let files = font_files()?;
+    let fonts = parse(&files)?;
     let scale = PxScale::from(16.0);
     let sf = fonts[0].as_scaled(scale);
     let cw = sf.h_advance(fonts[0].glyph_id('M')).ceil() as u32;
@@ -72,7 +97,9 @@ pub fn render_png(buf: &Buffer) -> Option<(u32, u32, Vec<u8>)> {
             let Some(c) = cell.symbol().chars().next().filter(|c| *c != ' ') else {
                 continue;
             };
-            let font = &fonts[usize::from(cell.modifier.contains(Modifier::BOLD))];
+            let Some(font) = font_for(&fonts, c, cell.modifier.contains(Modifier::BOLD)) else {
+                continue;
+            };
             let glyph = font.glyph_id(c).with_scale_and_position(
                 scale,
                 ab_glyph::point((x * cw) as f32, (y * ch) as f32 + sf.ascent()),
@@ -102,6 +129,25 @@ pub fn render_png(buf: &Buffer) -> Option<(u32, u32, Vec<u8>)> {
         wr.write_image_data(&px).ok()?;
     }
     Some((w, h, out))
+}
+
+/// The characters of `buf` that no font of the screenshots has a glyph for (they would be
+/// drawn as boxes, or not at all); `None` when the fonts are not installed.
+pub fn missing_glyphs(buf: &Buffer) -> Option<Vec<char>> {
+    let files = font_files()?;
+    let fonts = parse(&files)?;
+    let mut missing: Vec<char> = buf
+        .content()
+        .iter()
+        .filter_map(|cell| {
+            let c = cell.symbol().chars().next()?;
+            let bold = cell.modifier.contains(Modifier::BOLD);
+            (!c.is_whitespace() && font_for(&fonts, c, bold).is_none()).then_some(c)
+        })
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    Some(missing)
 }
 
 /// Write the PNG to `dir/name.png` when `dir` is given.
