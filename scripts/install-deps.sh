@@ -3,7 +3,8 @@
 # (The Rust toolchain comes from rustup, never from apt.)
 #
 #   install-deps.sh --runtime   what `smolvm` needs to run: QEMU, iproute2, nftables,
-#                               e2fsprogs, openssh-client (+ debootstrap, optional)
+#                               conntrack, e2fsprogs, util-linux, openssh-client
+#                               (+ debootstrap, optional)
 #   install-deps.sh --test      the runtime set plus what `cargo test` uses: the test
 #                               kernel's build chain, tmux, fonts, busybox, python3,
 #                               docker.io (optional) — the default, and what CI runs
@@ -79,7 +80,7 @@ else
     zstd curl   # image tests and benchmark baselines
     tmux        # drives the real dashboard in the end-to-end tests
     zsh fish    # real shells load and run the completion scripts
-    fonts-dejavu-core  # DejaVu Sans Mono for the dashboard screenshots
+    fonts-dejavu-core  # DejaVu Sans Mono (and Sans, for braille) for the dashboard screenshots
     bc flex bison libelf-dev libssl-dev make gcc libc6-dev xz-utils  # the test kernel
     busybox-static  # the busybox test rootfs
     debootstrap     # the Debian test rootfs
