@@ -308,3 +308,57 @@ fn the_configuration_table_is_the_settings() {
         );
     }
 }
+
+/// The paragraph of `dir` (such as `src/core/`) in docs/architecture.md's layout block:
+/// from its line to the next top-level entry.
+fn layout_entry<'a>(layout: &'a str, dir: &str) -> &'a str {
+    let start = layout
+        .lines()
+        .position(|l| l.starts_with(dir))
+        .unwrap_or_else(|| panic!("docs/architecture.md: no layout entry for {dir}"));
+    let lines: Vec<&str> = layout.lines().collect();
+    let end = (start + 1..lines.len())
+        .find(|&i| !lines[i].starts_with(' '))
+        .unwrap_or(lines.len());
+    let from = layout.find(lines[start]).unwrap();
+    let to = if end < lines.len() {
+        layout.find(lines[end]).unwrap()
+    } else {
+        layout.len()
+    };
+    &layout[from..to]
+}
+
+/// The layout in docs/architecture.md (linked from the README) names every module of the
+/// four layers and every file in assets/: a module added without a word there fails.
+#[test]
+fn the_layout_names_every_module() {
+    let doc = read("docs/architecture.md");
+    let layout = &doc[doc
+        .find("src/main.rs, src/bin/smolvm-cleanup.rs   entry points")
+        .expect("docs/architecture.md: the layout block")..];
+    let words = |text: &str| -> BTreeSet<String> {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .map(|w| w.trim_end_matches('.').to_string())
+            .collect()
+    };
+    let mut missing = Vec::new();
+    for dir in ["src/cli/", "src/tui/", "src/core/", "src/sys/", "assets/"] {
+        let named = words(layout_entry(layout, dir));
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let module = if dir == "assets/" {
+                name.clone()
+            } else {
+                name.trim_end_matches(".rs").to_string()
+            };
+            if module != "mod" && !named.contains(&module) {
+                missing.push(format!("{dir}{name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/architecture.md's layout does not name: {missing:?}"
+    );
+}

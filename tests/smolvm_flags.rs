@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Command;
 
-/// Nodes and flags deliberately not here, each with why (README "Coming from SmolVM").
+/// Nodes and flags deliberately not here, each with why (docs/coming-from-smolvm.md).
 /// An empty flag stands for the whole command.
 const NOT_HERE: &[(&str, &str, &str)] = &[
     ("sandbox create", "--clipboard", "macOS desktop guests only"),

@@ -1,7 +1,7 @@
 //! Domain types and operations. Each action is one function here that reports progress
 //! through a [`progress::Progress`] sink; the CLI and the dashboard are faces over it.
 //!
-//! The layers (README, "How the code is laid out"; `tests/architecture.rs` holds them):
+//! The layers (docs/architecture.md, "How the code is laid out"; `tests/architecture.rs` holds them):
 //! core uses sys for every side effect and never names a face (`cli`, `tui`); the faces
 //! use core and never sys, except the few sys items re-exported below on purpose.
 //! [`runtime`] is what both faces need from the process (the async runtime, the
