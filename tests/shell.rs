@@ -243,6 +243,11 @@ fn man_pages_come_from_the_clap_definitions() {
     assert!(at(".SH FILES") < at(".SH \"EXIT STATUS\""));
     assert!(at(".SH \"EXIT STATUS\"") < at(".SH EXAMPLES"));
     assert!(page[at(".SH FILES")..].contains("smolvm.db"), "{page}");
+    // A sandbox's console log is `<data dir>/<id>.log` (`sys::paths::vm_log`), beside the
+    // database, not in `logs/` with smolvm's own log.
+    let files = &page[at(".SH FILES")..at(".SH \"EXIT STATUS\"")];
+    assert!(files.contains("<data dir>/<id>.log"), "{files}");
+    assert!(!files.contains("logs/<id>.log"), "{files}");
     let out = home.run(&["man", "sandbox", "list"]);
     assert_eq!(out.status.code(), Some(0));
     let page = stdout(&out);

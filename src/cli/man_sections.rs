@@ -7,7 +7,7 @@ use crate::core::error::ErrorCode;
 pub const FILES: &[(&str, &str)] = &[
     ("~/.local/state/smolvm/smolvm.db", "The state database (SmolVM's): sandboxes, leases, snapshots. As plain root /var/lib/smolvm/smolvm.db; SMOLVM_DATA_DIR moves it."),
     ("<data dir>/logs/smolvm.log", "smolvm's own log (SMOLVM_LOG, SMOLVM_LOG_MAX_BYTES); `doctor` names it."),
-    ("<data dir>/disks/, <data dir>/logs/<id>.log", "Each sandbox's disk and console log."),
+    ("<data dir>/disks/<id>.ext4, <data dir>/<id>.log", "Each sandbox's disk and console log."),
     ("~/.smolvm/images/", "The image caches (SMOLVM_IMAGE_DIR, --image-dir): <version>/<preset>-<arch>-<vmm>/ and SmolVM's <preset>-v<version>-<arch>-<vmm>/."),
     ("~/.smolvm/snapshots/", "Snapshot files."),
     ("~/.smolvm/keys/", "The SSH keys smolvm reaches its sandboxes with."),
