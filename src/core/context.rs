@@ -285,7 +285,18 @@ mod tests {
     #[test]
     fn a_context_resolves_once_and_its_jobs_share_it() {
         let t = tempfile::tempdir().unwrap();
-        let env = Env::from_vars([("HOME", t.path().as_os_str().to_owned())], 1000);
+        // The system data dir moved into the test's folder: a host whose root has
+        // /var/lib/smolvm would otherwise refuse this user's first write (split databases).
+        let env = Env::from_vars(
+            [
+                ("HOME", t.path().as_os_str().to_owned()),
+                (
+                    "SMOLVM_SYSTEM_DATA_DIR",
+                    t.path().join("system").into_os_string(),
+                ),
+            ],
+            1000,
+        );
         let c = Context::local(&env);
         assert_eq!(c.target(), Target::Local);
         assert_eq!(c.paths().home, t.path());
