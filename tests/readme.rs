@@ -362,3 +362,28 @@ fn the_layout_names_every_module() {
         "docs/architecture.md's layout does not name: {missing:?}"
     );
 }
+
+/// The configuration files `smolvm man` lists under FILES are in the README's table.
+#[test]
+fn the_configuration_files_are_the_man_pages() {
+    let readme = read("README.md");
+    let files = table_rows(section(&readme, "Configuration"), "| file | what |");
+    let listed: BTreeSet<String> = files.iter().flat_map(|r| spans(&r[0])).collect();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("smolvm"))
+        .arg("man")
+        .output()
+        .unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    let config: Vec<&str> = page
+        .split(|c: char| c.is_whitespace() || c == '\\')
+        .filter_map(|w| w.strip_prefix("fI"))
+        .filter(|w| w.starts_with("~/.config/smolvm/"))
+        .collect();
+    assert!(config.len() >= 3, "man FILES: {config:?}");
+    for file in config {
+        assert!(
+            listed.contains(file),
+            "{file} (smolvm man, FILES) is not in the README's files table"
+        );
+    }
+}
