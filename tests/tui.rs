@@ -443,8 +443,9 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
         matches!(&a.dialog, Some(Dialog::Cleanup(d)) if matches!(a.data.cleanup_preview(d.generation), Preview::Ready(p) if p.targets.len() == 2)),
         "a late answer replaced the current preview"
     );
-    // Tab toggles --all (a new preview), then Enter runs with what the dialog shows.
-    let fx = a.update(code(KeyCode::Tab));
+    // Ctrl-A toggles --all (a new preview), then Enter (to the buttons) and `y` run with
+    // what the dialog shows.
+    let fx = a.update(ctrl('a'));
     assert!(matches!(&fx[0], Effect::CleanupPreview { all: true, .. }));
     let Effect::CleanupPreview { generation: g3, .. } = fx[0].clone() else {
         unreachable!()
@@ -452,6 +453,10 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
     assert!(
         a.update(code(KeyCode::Enter)).is_empty(),
         "Enter while loading must not run"
+    );
+    assert!(
+        a.update(key('y')).is_empty(),
+        "y while loading must not run"
     );
     a.update(Input::Msg(Msg::CleanupPreview {
         generation: g3,
@@ -461,7 +466,7 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
             warnings: vec![],
         }),
     }));
-    let fx = a.update(code(KeyCode::Enter));
+    let fx = a.update(key('y'));
     assert_eq!(
         fx,
         vec![Effect::RunCleanup {
@@ -4013,4 +4018,110 @@ fn stopping_vms_that_are_not_running_says_nothing_was_stopped() {
             "{t:?}"
         );
     });
+}
+
+#[test]
+fn the_cleanup_dialog_never_confirms_on_enter_only_y_from_its_buttons() {
+    let mut a = full_app(160, 48);
+    cleanup_preview(&mut a, vec![]);
+    // In the prefix field `y` is text (a new dry run for "vm-y"), not an answer.
+    let fx = a.update(key('y'));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { prefix, .. }] if prefix == "vm-y"),
+        "{fx:?}"
+    );
+    a.update(code(KeyCode::Backspace));
+    cleanup_answer(&mut a);
+    // Enter moves to the buttons; it never runs the cleanup, however often pressed.
+    for _ in 0..3 {
+        assert!(a.update(code(KeyCode::Enter)).is_empty());
+        assert!(
+            matches!(a.dialog, Some(Dialog::Cleanup(_))),
+            "Enter closed it"
+        );
+    }
+    let screen = render(&a);
+    assert!(screen.contains("[y] delete these"), "{screen}");
+    assert!(!screen.contains("[Enter] delete"), "{screen}");
+    // Tab goes back to the field, which still takes text.
+    a.update(code(KeyCode::Tab));
+    let fx = a.update(key('x'));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { prefix, .. }] if prefix == "vm-x"),
+        "{fx:?}"
+    );
+    a.update(code(KeyCode::Backspace));
+    cleanup_answer(&mut a);
+    a.update(code(KeyCode::Enter));
+    assert_eq!(
+        a.update(key('y')),
+        vec![Effect::RunCleanup {
+            task: 1,
+            prefix: "vm-".into(),
+            all: false
+        }]
+    );
+}
+
+/// The cleanup dialog's current dry run answered with two targets.
+fn cleanup_answer(a: &mut App) {
+    let Some(Dialog::Cleanup(d)) = &a.dialog else {
+        panic!("no cleanup dialog")
+    };
+    let generation = d.generation;
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation,
+        result: Ok(CleanupPreview {
+            targets: vec![
+                ("vm-12345".into(), "stale".into()),
+                ("vm-demo".into(), "prefix".into()),
+            ],
+            stale_resources: vec![],
+            warnings: vec![],
+        }),
+    }));
+}
+
+#[test]
+fn the_cleanup_dialogs_keys_come_from_the_keymap() {
+    // Ctrl-A flips --all by default …
+    let mut a = full_app(160, 48);
+    cleanup_preview(&mut a, vec![]);
+    let fx = a.update(ctrl('a'));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { all: true, .. }]),
+        "{fx:?}"
+    );
+    // … and a keymap that binds it elsewhere moves it.
+    let mut a = app_with_keymap("[form]\ntoggle_all = [\"alt-a\"]\n", 160, 48);
+    cleanup_preview(&mut a, vec![]);
+    assert!(
+        !a.update(ctrl('a'))
+            .iter()
+            .any(|e| matches!(e, Effect::CleanupPreview { all: true, .. })),
+        "Ctrl-A still flips --all"
+    );
+    let fx = a.update(Input::Key(KeyEvent::new(
+        KeyCode::Char('a'),
+        KeyModifiers::ALT,
+    )));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { all: true, .. }]),
+        "{fx:?}"
+    );
+    assert!(render(&a).contains("[Alt-a] --all"), "{}", render(&a));
+    // The confirming key is the [dialog] one.
+    let mut a = app_with_keymap("[dialog]\nconfirm = [\"ctrl-y\"]\n", 160, 48);
+    cleanup_preview(&mut a, vec![]);
+    a.update(code(KeyCode::Enter));
+    assert!(a.update(key('y')).is_empty());
+    assert!(
+        render(&a).contains("[Ctrl-y] delete these"),
+        "{}",
+        render(&a)
+    );
+    assert!(matches!(
+        a.update(ctrl('y')).as_slice(),
+        [Effect::RunCleanup { .. }]
+    ));
 }

@@ -166,11 +166,9 @@ impl App {
     pub(super) fn open_cleanup(&mut self, prefix: &str, all: bool) -> Vec<Effect> {
         self.generation += 1;
         let generation = self.generation;
-        self.dialog = Some(Dialog::Cleanup(Box::new(CleanupDialog {
-            prefix: line_input(prefix),
-            all,
-            generation,
-        })));
+        self.dialog = Some(Dialog::Cleanup(Box::new(CleanupDialog::new(
+            prefix, all, generation,
+        ))));
         vec![Effect::CleanupPreview {
             generation,
             prefix: prefix.to_string(),
