@@ -4125,3 +4125,48 @@ fn the_cleanup_dialogs_keys_come_from_the_keymap() {
         [Effect::RunCleanup { .. }]
     ));
 }
+
+#[test]
+fn every_config_problem_is_shown_not_only_the_last() {
+    // Three keymap problems and one theme problem: the status line said only the last.
+    let km = Keymap::with_user(
+        "[vms]\nfly = [\"f\"]\nstop = [\"hyper-s\"]\n[nope]\n",
+        "keymap.toml",
+    );
+    assert_eq!(km.problems.len(), 3, "{:?}", km.problems);
+    let theme = Theme::with_user(Some("accent = \"plaid\"\n"), "theme.toml", true);
+    let mut a = App::new(km, theme, false);
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    let screen = render(&a);
+    for p in [
+        "unknown action vms.fly",
+        "vms.stop: unknown key 'hyper-s'",
+        "unknown section [nope]",
+        "accent = \"plaid\" is not a colour",
+    ] {
+        assert!(screen.contains(p), "{p} is not shown:\n{screen}");
+    }
+    assert!(
+        status(&a).starts_with("4 config problems"),
+        "{}",
+        status(&a)
+    );
+    assert!(
+        matches!(a.dialog, Some(Dialog::Note(_))),
+        "no list of the problems opened"
+    );
+    assert!(screen.contains("Config problems (4)"), "{screen}");
+    // Presets' problems (found later, by the event loop) join the same list.
+    a.config_problems(&["presets.toml: unknown key 'x'; ignored".to_string()]);
+    let screen = render(&a);
+    assert!(screen.contains("unknown section [nope]"), "{screen}");
+    assert!(screen.contains("presets.toml: unknown key 'x'"), "{screen}");
+    assert!(
+        status(&a).starts_with("5 config problems"),
+        "{}",
+        status(&a)
+    );
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+}

@@ -170,11 +170,42 @@ impl App {
             .chain(&app.theme.problems)
             .cloned()
             .collect();
-        for p in problems {
-            app.log(format!("config: {p}"));
-            app.status = Some(format!("config problem: {p}"));
-        }
+        app.config_problems(&problems);
         app
+    }
+
+    /// Problems found in the configuration (keymap, theme, presets files): each goes to the
+    /// app log, and all of them — not only the last — are listed in a note that opens over
+    /// the panes, with their count in the status line. Later ones join the list.
+    pub fn config_problems(&mut self, problems: &[String]) {
+        if problems.is_empty() {
+            return;
+        }
+        for p in problems {
+            self.log(format!("config: {p}"));
+        }
+        const TITLE: &str = "Config problems";
+        let mut all = match self.data.note.take() {
+            Some((title, lines)) if title.starts_with(TITLE) => lines,
+            other => {
+                self.data.note = other;
+                Vec::new()
+            }
+        };
+        all.extend(problems.iter().cloned());
+        let n = all.len();
+        self.status = Some(if n == 1 {
+            format!("config problem: {}", all[0])
+        } else {
+            format!(
+                "{n} config problems (listed; also in the app log): {}",
+                all[0]
+            )
+        });
+        self.data.note = Some((format!("{TITLE} ({n})"), all));
+        if self.dialog.is_none() || matches!(self.dialog, Some(Dialog::Note(_))) {
+            self.dialog = Some(Dialog::Note(Scroll::default()));
+        }
     }
 
     /// Append to the app's own log (shown in the Logs pane when it is the source).
