@@ -4170,3 +4170,56 @@ fn every_config_problem_is_shown_not_only_the_last() {
     a.update(code(KeyCode::Esc));
     assert!(a.dialog.is_none());
 }
+
+/// A task's whole message opens in a scrollable view (Enter on it in the Tasks pane); the
+/// row cuts it at the pane's edge.
+#[test]
+fn a_tasks_whole_message_opens_in_a_scrollable_view() {
+    use smolvm::core::job::JobKind;
+    let long = format!(
+        "pull failed: {} THE-END-OF-IT",
+        (0..40)
+            .map(|i| format!("mirror{i}.example: connection refused;"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut a = full_app(80, 24);
+    let id = a.data.add_task(JobKind::Pull, "pull codex".into());
+    a.update(Input::Msg(Msg::Task {
+        id,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: long.clone(),
+            took_ms: 10,
+        },
+    }));
+    a.update(key('4'));
+    assert!(!render(&a).contains("THE-END-OF-IT"), "the row is cut");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(matches!(a.dialog, Some(Dialog::Note(_))), "no view opened");
+    let screen = render(&a);
+    assert!(screen.contains("pull codex"), "{screen}");
+    assert!(screen.contains("mirror0.example"), "{screen}");
+    // It scrolls to its end with the keymap's list keys.
+    a.update(key('G'));
+    let screen = render(&a);
+    assert!(screen.contains("THE-END-OF-IT"), "{screen}");
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+    // The key comes from the keymap.
+    let mut a = app_with_keymap("[tasks]\ninspect = [\"v\"]\n", 80, 24);
+    let id = a.data.add_task(JobKind::Pull, "pull codex".into());
+    a.update(Input::Msg(Msg::Task {
+        id,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: long,
+            took_ms: 10,
+        },
+    }));
+    a.update(key('4'));
+    a.update(code(KeyCode::Enter));
+    assert!(a.dialog.is_none(), "Enter still opens it");
+    a.update(key('v'));
+    assert!(matches!(a.dialog, Some(Dialog::Note(_))));
+}

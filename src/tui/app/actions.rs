@@ -146,6 +146,10 @@ impl App {
                 Intent::Effects(e) => fx.extend(e),
                 Intent::ShowLog(source) => fx.extend(self.show_log(source)),
                 Intent::Close => {}
+                Intent::Note(title, lines) => {
+                    self.data.note = Some((title, lines));
+                    self.dialog = Some(Dialog::Note(Scroll::default()));
+                }
                 Intent::Session { id, attach } => fx.extend(self.open_session(id, attach)),
                 Intent::Detail(id) => fx.extend(self.open_detail(id)),
                 Intent::Inspect { version, name } => {

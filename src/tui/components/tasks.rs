@@ -22,8 +22,9 @@ pub struct TasksPane {
     pub selected: usize,
 }
 
-const COMMANDS: [Action; 4] = [
+const COMMANDS: [Action; 5] = [
     Action::Cancel,
+    Action::Inspect,
     Action::Prune,
     Action::Cleanup,
     Action::Palette,
@@ -56,8 +57,16 @@ impl Component for TasksPane {
         COMMANDS
             .into_iter()
             .map(|a| Command {
-                available: a != Action::Cancel || self.cancellable(cx.data),
-                ..Command::on(a)
+                available: match a {
+                    Action::Cancel => self.cancellable(cx.data),
+                    Action::Inspect => self.task(cx.data).is_some(),
+                    _ => true,
+                },
+                ..if a == Action::Inspect {
+                    Command::labelled(a, "read task")
+                } else {
+                    Command::on(a)
+                }
             })
             .collect()
     }
@@ -73,6 +82,12 @@ impl Component for TasksPane {
     fn on_action(&mut self, a: Action, cx: &Cx) -> Option<Vec<Intent>> {
         if super::move_in(&mut self.selected, cx.data.tasks.len(), a, cx.page) {
             return Some(Vec::new());
+        }
+        if a == Action::Inspect {
+            return Some(match self.task(cx.data) {
+                Some(t) => vec![Intent::Note(format!("Task #{}", t.id), message(t))],
+                None => vec![Intent::Status("no task selected".into())],
+            });
         }
         if a != Action::Cancel {
             return None;
@@ -101,6 +116,42 @@ impl Component for TasksPane {
             ],
         })
     }
+}
+
+/// A task's whole message, as its view shows it: what it was, how it ended, its summary
+/// and each item with its detail (the row cuts them at the pane's edge).
+fn message(t: &crate::tui::data::Task) -> Vec<String> {
+    let mut lines = vec![t.title.clone(), String::new()];
+    let state = match t.state {
+        TaskState::Running => "running",
+        TaskState::Done => "done",
+        TaskState::Failed => "failed",
+        TaskState::Cancelled => "cancelled",
+    };
+    lines.push(match t.took_ms {
+        Some(ms) => format!("State: {state} after {:.1} s", ms as f64 / 1000.0),
+        None => format!("State: {state} ({})", t.phase),
+    });
+    if !t.summary.is_empty() {
+        lines.push(String::new());
+        lines.extend(t.summary.lines().map(String::from));
+    }
+    if !t.items.is_empty() {
+        lines.push(String::new());
+        for item in &t.items {
+            let detail = if item.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", item.detail)
+            };
+            lines.push(format!(
+                "{} {}{detail}",
+                if item.ok { "✓" } else { "✗" },
+                item.name
+            ));
+        }
+    }
+    lines
 }
 
 fn bar(done: u64, total: u64, width: usize) -> String {
