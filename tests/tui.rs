@@ -3271,7 +3271,11 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     let mut a = full_app(80, 24);
     // vm-12345 is stale: no session.
     assert!(a.update(key('a')).is_empty());
-    assert!(a.status.as_deref().unwrap_or("").contains("start it first"));
+    assert!(a
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .contains("its VMM is gone"));
     a.update(key('j'));
     // First the wait for the guest's sshd, as a task (the dashboard stays live); the
     // session once it is done, and none when it failed or was cancelled.
@@ -4222,4 +4226,82 @@ fn a_tasks_whole_message_opens_in_a_scrollable_view() {
     assert!(a.dialog.is_none(), "Enter still opens it");
     a.update(key('v'));
     assert!(matches!(a.dialog, Some(Dialog::Note(_))));
+}
+
+/// A session on a stale row says what is true — its VMM is gone, cleanup removes the row —
+/// not "is running (stale): start it first" (issue 26 item 4).
+#[test]
+fn a_session_on_a_stale_vm_says_its_vmm_is_gone() {
+    let mut a = full_app(160, 48);
+    assert_eq!(a.vms.target_ids(&a.data.vms), vec!["vm-12345".to_string()]);
+    for k in ['a', '!'] {
+        assert!(a.update(key(k)).is_empty());
+        let s = status(&a).to_string();
+        assert!(!s.contains("start it first"), "{s}");
+        assert_eq!(
+            s,
+            "vm-12345 is stale: its VMM is gone though the row says running; c (cleanup) removes the row"
+        );
+    }
+}
+
+/// `Ctrl-r` and `:refresh` say they refresh and what the refresh found, even when
+/// nothing changed (they were silent; issue 26 item 4).
+#[test]
+fn refresh_says_what_it_found() {
+    let mut a = full_app(160, 48);
+    assert_eq!(a.update(ctrl('r')), vec![Effect::Refresh { slow: true }]);
+    assert_eq!(status(&a), "refreshing…");
+    // The answer is the same rows as before: still said.
+    let before = a.version();
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    assert_eq!(status(&a), "refreshed: 4 VMs, 3 images");
+    assert!(a.version() > before, "the status line is not redrawn");
+    a.status = None;
+    a.update(key(':'));
+    typed(&mut a, "refresh");
+    assert_eq!(
+        a.update(code(KeyCode::Enter)),
+        vec![Effect::Refresh { slow: true }]
+    );
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    assert_eq!(status(&a), "refreshed: 4 VMs, 3 images");
+}
+
+/// A VM, image or task key in an empty pane says there is nothing to act on (it did
+/// nothing, silently).
+#[test]
+fn keys_in_empty_panes_say_so() {
+    let mut a = sized_app();
+    let mut empty = full_snapshot();
+    empty.vms.clear();
+    if let Some(s) = empty.slow.as_mut() {
+        s.images.clear();
+    }
+    a.update(Input::Msg(Msg::Snapshot(Box::new(empty))));
+    for k in [
+        key('s'),
+        key('d'),
+        key('l'),
+        key('y'),
+        key('z'),
+        code(KeyCode::Enter),
+    ] {
+        a.status = None;
+        assert!(a.update(k.clone()).is_empty());
+        assert!(a.dialog.is_none() && a.detail.is_none());
+        assert_eq!(status(&a), "no VM selected: n starts one", "{k:?}");
+    }
+    a.update(key('2'));
+    for k in [key('u'), key('d'), key('i')] {
+        a.status = None;
+        assert!(a.update(k.clone()).is_empty());
+        assert_eq!(status(&a), "no image selected", "{k:?}");
+    }
+    a.update(key('4'));
+    for k in [key('x'), code(KeyCode::Enter)] {
+        a.status = None;
+        assert!(a.update(k.clone()).is_empty());
+        assert_eq!(status(&a), "no task selected", "{k:?}");
+    }
 }

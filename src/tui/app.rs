@@ -117,6 +117,8 @@ pub struct App {
     pub should_quit: bool,
     /// A VM to select as soon as a snapshot shows it (a start just finished).
     pub pending_select: Option<String>,
+    /// `Ctrl-r` / `:refresh` asked for a refresh: its answer is said in the status line.
+    refreshing: bool,
     generation: u64,
     version: u64,
 }
@@ -160,6 +162,7 @@ impl App {
             spinner: 0,
             should_quit: false,
             pending_select: None,
+            refreshing: false,
             generation: 0,
             version: 0,
         };
@@ -359,7 +362,28 @@ impl App {
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
         // A refresh that changed nothing must not cost a frame.
         if let Input::Msg(Msg::Snapshot(s)) = &input {
+            // The answer to `Ctrl-r`: said even when nothing changed.
+            let answered = self.refreshing && s.slow.is_some();
+            if answered {
+                self.refreshing = false;
+                self.status = Some(match (&s.vms_error, &s.slow) {
+                    (Some(_), _) => {
+                        "refreshed: the VMs could not be listed (see the VMs pane)".into()
+                    }
+                    (None, Some(slow)) => format!(
+                        "refreshed: {} VM{}, {} image{}",
+                        s.vms.len(),
+                        if s.vms.len() == 1 { "" } else { "s" },
+                        slow.images.len(),
+                        if slow.images.len() == 1 { "" } else { "s" }
+                    ),
+                    (None, None) => "refreshed".into(),
+                });
+            }
             if self.data.unchanged_by(s) {
+                if answered {
+                    self.version += 1;
+                }
                 return Vec::new();
             }
         }

@@ -108,7 +108,11 @@ impl App {
             Action::FocusImages => self.focus(Pane::Images),
             Action::FocusLogs => self.focus(Pane::Logs),
             Action::FocusTasks => self.focus(Pane::Tasks),
-            Action::Refresh => return Some(vec![Effect::Refresh { slow: true }]),
+            Action::Refresh => {
+                self.refreshing = true;
+                self.status = Some("refreshing…".into());
+                return Some(vec![Effect::Refresh { slow: true }]);
+            }
             Action::ToggleMouse => {
                 self.mouse = !self.mouse;
                 self.status = Some(if self.mouse {

@@ -83,6 +83,9 @@ impl Component for TasksPane {
         if super::move_in(&mut self.selected, cx.data.tasks.len(), a, cx.page) {
             return Some(Vec::new());
         }
+        if matches!(a, Action::Inspect | Action::Cancel) && self.task(cx.data).is_none() {
+            return Some(vec![Intent::Status("no task selected".into())]);
+        }
         if a == Action::Inspect {
             return Some(match self.task(cx.data) {
                 Some(t) => vec![Intent::Note(format!("Task #{}", t.id), message(t))],
