@@ -4305,3 +4305,73 @@ fn keys_in_empty_panes_say_so() {
         assert_eq!(status(&a), "no task selected", "{k:?}");
     }
 }
+
+/// `:pull PRESET` pulls the image `image pull PRESET` would (the same core resolution:
+/// this host's arch and VMM); `:pull` pulls the Images pane's selected image (they were
+/// "unknown command"; issue 26 item 5).
+#[test]
+fn palette_pull_takes_a_preset_or_the_selected_image() {
+    let mut a = full_app(160, 48);
+    let host = full_snapshot().slow.unwrap().host;
+    let want = smolvm::core::images::Target::resolve("codex", None, None, None, &host)
+        .unwrap()
+        .name();
+    assert!(want.starts_with("codex-"), "{want}");
+    a.update(key(':'));
+    typed(&mut a, "pull codex");
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPull {
+            task: 1,
+            names: vec![want]
+        }]
+    );
+    assert!(a.dialog.is_none());
+    // No preset: the Images pane's selected image, as `u` pulls it.
+    a.update(key(':'));
+    typed(&mut a, "pull");
+    let fx = a.update(code(KeyCode::Enter));
+    let [Effect::RunPull { names, .. }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(a.focus, Pane::Tasks);
+}
+
+/// The palette uses the terminal's width (its hints and errors were cut at ~74 columns)
+/// and a failed line is cleared, so the next command is not appended to it (the failed
+/// line stays in the history).
+#[test]
+fn the_palette_is_as_wide_as_the_terminal_and_clears_after_a_failed_line() {
+    let mut a = full_app(200, 50);
+    a.update(key(':'));
+    typed(&mut a, "frobnicate");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    let screen = render(&a);
+    // The whole error, through its last word.
+    assert!(screen.contains("unknown command ':frobnicate'"), "{screen}");
+    assert!(screen.contains("help, quit"), "cut:\n{screen}");
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("the palette closed")
+    };
+    assert_eq!(p.text(), "", "the failed line stays in the input");
+    typed(&mut a, "vms");
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("the palette closed")
+    };
+    assert_eq!(p.text(), "vms");
+    // Up recalls the failed line.
+    a.update(code(KeyCode::Up));
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("the palette closed")
+    };
+    assert_eq!(p.text(), "frobnicate");
+    // At 80 columns the error wraps instead of being cut.
+    let mut a = full_app(80, 24);
+    a.update(key(':'));
+    typed(&mut a, "frobnicate");
+    a.update(code(KeyCode::Enter));
+    let screen = render(&a);
+    assert!(screen.contains("help, quit"), "cut:\n{screen}");
+}

@@ -328,6 +328,9 @@ impl App {
                     Ok(fx) => fx,
                     Err(e) => {
                         if let Some(Dialog::Palette(mut p)) = palette {
+                            // Cleared: the next command is not typed onto the failed
+                            // one (Up recalls it from the history).
+                            p.input = line_input("");
                             p.error = Some(e);
                             p.set_history(self.palette_history.clone());
                             self.dialog = Some(Dialog::Palette(p));
