@@ -4375,3 +4375,84 @@ fn the_palette_is_as_wide_as_the_terminal_and_clears_after_a_failed_line() {
     let screen = render(&a);
     assert!(screen.contains("help, quit"), "cut:\n{screen}");
 }
+
+/// `text` is shown whole, or cut with `…` after at least `min` of its characters.
+fn shown_or_cut(screen: &str, text: &str, min: usize) -> bool {
+    if screen.contains(text) {
+        return true;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    (min..chars.len()).any(|k| {
+        let cut: String = chars[..k].iter().collect();
+        screen.contains(&format!("{cut}…"))
+    })
+}
+
+/// The Images pane keeps its STATE column when narrow (120×36, 80×24) and a cell cut to
+/// its column ends with `…` — a state, a long version — instead of stopping mid-word
+/// (issue 26 item 5).
+#[test]
+fn the_images_pane_keeps_state_and_cuts_with_an_ellipsis() {
+    for (w, h) in [(120, 36), (80, 24)] {
+        let mut a = sized_app();
+        a.update(Input::Resize(w, h));
+        let mut s = full_snapshot();
+        if let Some(slow) = s.slow.as_mut() {
+            slow.images.push(image(
+                "0.0.14.post3-dev2",
+                "codex-amd64-qemu",
+                false,
+                None,
+                &[],
+            ));
+        }
+        a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+        a.update(key('2'));
+        let pane_of = |a: &App| -> String {
+            render(a)
+                .lines()
+                .skip_while(|l| !l.contains("Images ("))
+                .take_while(|l| !l.contains("└") && !l.contains("┗"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let pane = pane_of(&a);
+        assert!(pane.contains("STATE"), "{w}x{h}: no STATE column:\n{pane}");
+        for state in ["stale", "kept: in use by VM vm-agent-1"] {
+            assert!(
+                shown_or_cut(&pane, state, 8.min(state.len())),
+                "{w}x{h}: '{state}' is neither whole nor cut with …:\n{pane}"
+            );
+        }
+        // The long version sorts last: brought into view.
+        a.update(key('G'));
+        let pane = pane_of(&a);
+        assert!(
+            shown_or_cut(&pane, "0.0.14.post3-dev2", 4),
+            "{w}x{h}: the long version:\n{pane}"
+        );
+        assert!(
+            !pane.contains("kept: in use by V│"),
+            "{w}x{h}: cut without …:\n{pane}"
+        );
+    }
+}
+
+/// At 200 columns the VMs pane uses its width: every column shows, CREATED too (it left
+/// ~95 columns empty).
+#[test]
+fn the_vms_pane_uses_a_wide_terminal() {
+    let a = full_app(200, 50);
+    let screen = render(&a);
+    let header = screen
+        .lines()
+        .find(|l| l.contains("ID ") && l.contains("STATUS"))
+        .unwrap();
+    for col in ["RSS", "BACKEND", "CREATED"] {
+        assert!(header.contains(col), "{col} missing:\n{header}");
+    }
+    assert!(screen.contains("2026-05-07T12:00:00+00:00"), "{screen}");
+    let row = screen.lines().find(|l| l.contains("vm-12345")).unwrap();
+    let used = row.trim_end_matches(['┃', '│', ' ', '"']).chars().count();
+    assert!(used > 150, "the row ends at column {used}:\n{row}");
+}
