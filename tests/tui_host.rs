@@ -360,6 +360,14 @@ fn cancel_a_pull(
         a.update(key('4'));
         let fx = a.update(key('x'));
         assert_eq!(fx, vec![Effect::Cancel { task }]);
+        assert!(
+            a.status
+                .as_deref()
+                .unwrap_or("")
+                .contains("its download stops"),
+            "{:?}",
+            a.status
+        );
         let t0 = std::time::Instant::now();
         for f in fx {
             workers.run(f);

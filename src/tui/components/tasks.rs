@@ -103,6 +103,16 @@ impl Component for TasksPane {
         }
         Some(match t.kind.cancel() {
             crate::core::job::Cancel::Not(why) => vec![Intent::Status(why.into())],
+            // A pull stops its download at once (the download checks the flag).
+            crate::core::job::Cancel::BetweenItems if t.kind == crate::core::job::JobKind::Pull => {
+                vec![
+                    Intent::Status(format!(
+                        "cancelling task {} (its download stops and its partial files go)…",
+                        t.id
+                    )),
+                    Intent::Effects(vec![Effect::Cancel { task: t.id }]),
+                ]
+            }
             crate::core::job::Cancel::BetweenItems => vec![
                 Intent::Status(format!(
                     "cancelling task {} (it stops before its next item)…",
