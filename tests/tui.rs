@@ -4128,6 +4128,20 @@ fn the_cleanup_dialogs_keys_come_from_the_keymap() {
         a.update(ctrl('y')).as_slice(),
         [Effect::RunCleanup { .. }]
     ));
+    // A [form] key that is also the [dialog] confirm key: it moves to the buttons in the
+    // field, and confirms on the buttons.
+    let mut a = app_with_keymap(
+        "[form]\nconfirm = [\"ctrl-y\"]\n[dialog]\nconfirm = [\"ctrl-y\"]\n",
+        160,
+        48,
+    );
+    cleanup_preview(&mut a, vec![]);
+    assert!(a.update(ctrl('y')).is_empty());
+    assert!(matches!(a.dialog, Some(Dialog::Cleanup(_))));
+    assert!(matches!(
+        a.update(ctrl('y')).as_slice(),
+        [Effect::RunCleanup { .. }]
+    ));
 }
 
 #[test]

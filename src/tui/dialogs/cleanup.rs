@@ -49,6 +49,26 @@ impl CleanupDialog {
         if action == Some(Action::Close) {
             return Outcome::Close;
         }
+        // On the buttons the destructive answer comes first (whatever else the key is in
+        // the [form] keys); Enter is never one of them.
+        if self.on_buttons {
+            let a = Answer::destructive(&k, keymap);
+            if a.no {
+                return Outcome::Close;
+            }
+            if a.yes {
+                return match data.cleanup_preview(self.generation) {
+                    Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
+                        Outcome::Done(Request::Cleanup {
+                            prefix: text_of(&self.prefix),
+                            all: self.all,
+                        })
+                    }
+                    Preview::Ready(_) => Outcome::Done(Request::Status("nothing to clean".into())),
+                    _ => Outcome::Keep,
+                };
+            }
+        }
         let toggled = action == Some(Action::ToggleAll);
         if !toggled {
             match action {
@@ -61,26 +81,8 @@ impl CleanupDialog {
                     self.on_buttons = true;
                     return Outcome::Keep;
                 }
+                _ if self.on_buttons => return Outcome::Keep,
                 _ => {}
-            }
-            if self.on_buttons {
-                let a = Answer::destructive(&k, keymap);
-                if a.no {
-                    return Outcome::Close;
-                }
-                if !a.yes {
-                    return Outcome::Keep;
-                }
-                return match data.cleanup_preview(self.generation) {
-                    Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
-                        Outcome::Done(Request::Cleanup {
-                            prefix: text_of(&self.prefix),
-                            all: self.all,
-                        })
-                    }
-                    Preview::Ready(_) => Outcome::Done(Request::Status("nothing to clean".into())),
-                    _ => Outcome::Keep,
-                };
             }
         }
         let before = (text_of(&self.prefix), self.all);
