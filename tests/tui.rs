@@ -4318,6 +4318,20 @@ fn keys_in_empty_panes_say_so() {
         assert!(a.update(k.clone()).is_empty());
         assert_eq!(status(&a), "no task selected", "{k:?}");
     }
+    // `x` on a task that has ended says so.
+    let id = a
+        .data
+        .add_task(smolvm::core::job::JobKind::Prune, "prune".into());
+    a.update(Input::Msg(Msg::Task {
+        id,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "reclaimed 0 B".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(a.update(key('x')).is_empty());
+    assert_eq!(status(&a), "task 1 has ended (done): nothing to cancel");
 }
 
 /// `:pull PRESET` pulls the image `image pull PRESET` would (the same core resolution:

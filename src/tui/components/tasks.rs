@@ -99,7 +99,10 @@ impl Component for TasksPane {
             return Some(Vec::new());
         };
         if t.state != TaskState::Running {
-            return Some(Vec::new());
+            return Some(vec![Intent::Status(format!(
+                "task {} has ended ({}): nothing to cancel",
+                t.id, t.phase
+            ))]);
         }
         Some(match t.kind.cancel() {
             crate::core::job::Cancel::Not(why) => vec![Intent::Status(why.into())],
