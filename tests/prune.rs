@@ -674,3 +674,46 @@ fn caches_current_for_an_installed_smolvm_are_kept() {
     assert!(h.images().join("codex-v0.0.36-amd64-qemu").is_dir());
     assert!(!h.images().join("codex-v0.0.35-amd64-qemu").exists());
 }
+
+#[test]
+fn a_missing_image_dir_given_on_the_command_line_is_a_usage_error() {
+    // `--image-dir /nonexistent` said "cache is clean" and exited 0: a typo looked like a
+    // clean cache. The default root missing stays success (`no_images_root_is_success`).
+    let h = Home::new();
+    let missing = h.tmp.path().join("nonexistent");
+    for flag in ["--image-dir", "--cache-dir"] {
+        let out = h
+            .smolvm()
+            .args(["prune", flag])
+            .arg(&missing)
+            .output()
+            .unwrap();
+        support::assert_error(
+            &out,
+            2,
+            &format!(
+                "Error: image cache directory {} does not exist (from {flag})\n",
+                missing.display()
+            ),
+        );
+    }
+    let out = h
+        .smolvm()
+        .args(["image", "prune", "--dry-run", "--json", "--image-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], 2);
+    assert_eq!(v["error"]["code"], "invalid_input");
+    assert_eq!(
+        v["error"]["message"],
+        format!(
+            "image cache directory {} does not exist (from --image-dir)",
+            missing.display()
+        )
+    );
+    assert!(!missing.exists(), "prune created the directory");
+}

@@ -443,8 +443,9 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
         matches!(&a.dialog, Some(Dialog::Cleanup(d)) if matches!(a.data.cleanup_preview(d.generation), Preview::Ready(p) if p.targets.len() == 2)),
         "a late answer replaced the current preview"
     );
-    // Tab toggles --all (a new preview), then Enter runs with what the dialog shows.
-    let fx = a.update(code(KeyCode::Tab));
+    // Ctrl-A toggles --all (a new preview), then Enter (to the buttons) and `y` run with
+    // what the dialog shows.
+    let fx = a.update(ctrl('a'));
     assert!(matches!(&fx[0], Effect::CleanupPreview { all: true, .. }));
     let Effect::CleanupPreview { generation: g3, .. } = fx[0].clone() else {
         unreachable!()
@@ -452,6 +453,10 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
     assert!(
         a.update(code(KeyCode::Enter)).is_empty(),
         "Enter while loading must not run"
+    );
+    assert!(
+        a.update(key('y')).is_empty(),
+        "y while loading must not run"
     );
     a.update(Input::Msg(Msg::CleanupPreview {
         generation: g3,
@@ -461,7 +466,7 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
             warnings: vec![],
         }),
     }));
-    let fx = a.update(code(KeyCode::Enter));
+    let fx = a.update(key('y'));
     assert_eq!(
         fx,
         vec![Effect::RunCleanup {
@@ -3269,7 +3274,11 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     let mut a = full_app(80, 24);
     // vm-12345 is stale: no session.
     assert!(a.update(key('a')).is_empty());
-    assert!(a.status.as_deref().unwrap_or("").contains("start it first"));
+    assert!(a
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .contains("its VMM is gone"));
     a.update(key('j'));
     // First the wait for the guest's sshd, as a task (the dashboard stays live); the
     // session once it is done, and none when it failed or was cancelled.
@@ -4016,4 +4025,465 @@ fn stopping_vms_that_are_not_running_says_nothing_was_stopped() {
             "{t:?}"
         );
     });
+}
+
+#[test]
+fn the_cleanup_dialog_never_confirms_on_enter_only_y_from_its_buttons() {
+    let mut a = full_app(160, 48);
+    cleanup_preview(&mut a, vec![]);
+    // In the prefix field `y` is text (a new dry run for "vm-y"), not an answer.
+    let fx = a.update(key('y'));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { prefix, .. }] if prefix == "vm-y"),
+        "{fx:?}"
+    );
+    a.update(code(KeyCode::Backspace));
+    cleanup_answer(&mut a);
+    // Enter moves to the buttons; it never runs the cleanup, however often pressed.
+    for _ in 0..3 {
+        assert!(a.update(code(KeyCode::Enter)).is_empty());
+        assert!(
+            matches!(a.dialog, Some(Dialog::Cleanup(_))),
+            "Enter closed it"
+        );
+    }
+    let screen = render(&a);
+    assert!(screen.contains("[y] delete these"), "{screen}");
+    assert!(!screen.contains("[Enter] delete"), "{screen}");
+    // Tab goes back to the field, which still takes text.
+    a.update(code(KeyCode::Tab));
+    let fx = a.update(key('x'));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { prefix, .. }] if prefix == "vm-x"),
+        "{fx:?}"
+    );
+    a.update(code(KeyCode::Backspace));
+    cleanup_answer(&mut a);
+    a.update(code(KeyCode::Enter));
+    assert_eq!(
+        a.update(key('y')),
+        vec![Effect::RunCleanup {
+            task: 1,
+            prefix: "vm-".into(),
+            all: false
+        }]
+    );
+}
+
+/// The cleanup dialog's current dry run answered with two targets.
+fn cleanup_answer(a: &mut App) {
+    let Some(Dialog::Cleanup(d)) = &a.dialog else {
+        panic!("no cleanup dialog")
+    };
+    let generation = d.generation;
+    a.update(Input::Msg(Msg::CleanupPreview {
+        generation,
+        result: Ok(CleanupPreview {
+            targets: vec![
+                ("vm-12345".into(), "stale".into()),
+                ("vm-demo".into(), "prefix".into()),
+            ],
+            stale_resources: vec![],
+            warnings: vec![],
+        }),
+    }));
+}
+
+#[test]
+fn the_cleanup_dialogs_keys_come_from_the_keymap() {
+    // Ctrl-A flips --all by default …
+    let mut a = full_app(160, 48);
+    cleanup_preview(&mut a, vec![]);
+    let fx = a.update(ctrl('a'));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { all: true, .. }]),
+        "{fx:?}"
+    );
+    // … and a keymap that binds it elsewhere moves it.
+    let mut a = app_with_keymap("[form]\ntoggle_all = [\"alt-a\"]\n", 160, 48);
+    cleanup_preview(&mut a, vec![]);
+    assert!(
+        !a.update(ctrl('a'))
+            .iter()
+            .any(|e| matches!(e, Effect::CleanupPreview { all: true, .. })),
+        "Ctrl-A still flips --all"
+    );
+    let fx = a.update(Input::Key(KeyEvent::new(
+        KeyCode::Char('a'),
+        KeyModifiers::ALT,
+    )));
+    assert!(
+        matches!(&fx[..], [Effect::CleanupPreview { all: true, .. }]),
+        "{fx:?}"
+    );
+    assert!(render(&a).contains("[Alt-a] --all"), "{}", render(&a));
+    // The confirming key is the [dialog] one.
+    let mut a = app_with_keymap("[dialog]\nconfirm = [\"ctrl-y\"]\n", 160, 48);
+    cleanup_preview(&mut a, vec![]);
+    a.update(code(KeyCode::Enter));
+    assert!(a.update(key('y')).is_empty());
+    assert!(
+        render(&a).contains("[Ctrl-y] delete these"),
+        "{}",
+        render(&a)
+    );
+    assert!(matches!(
+        a.update(ctrl('y')).as_slice(),
+        [Effect::RunCleanup { .. }]
+    ));
+    // A [form] key that is also the [dialog] confirm key: it moves to the buttons in the
+    // field, and confirms on the buttons.
+    let mut a = app_with_keymap(
+        "[form]\nconfirm = [\"ctrl-y\"]\n[dialog]\nconfirm = [\"ctrl-y\"]\n",
+        160,
+        48,
+    );
+    cleanup_preview(&mut a, vec![]);
+    assert!(a.update(ctrl('y')).is_empty());
+    assert!(matches!(a.dialog, Some(Dialog::Cleanup(_))));
+    assert!(matches!(
+        a.update(ctrl('y')).as_slice(),
+        [Effect::RunCleanup { .. }]
+    ));
+}
+
+#[test]
+fn every_config_problem_is_shown_not_only_the_last() {
+    // Three keymap problems and one theme problem: the status line said only the last.
+    let km = Keymap::with_user(
+        "[vms]\nfly = [\"f\"]\nstop = [\"hyper-s\"]\n[nope]\n",
+        "keymap.toml",
+    );
+    assert_eq!(km.problems.len(), 3, "{:?}", km.problems);
+    let theme = Theme::with_user(Some("accent = \"plaid\"\n"), "theme.toml", true);
+    let mut a = App::new(km, theme, false);
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    let screen = render(&a);
+    for p in [
+        "unknown action vms.fly",
+        "vms.stop: unknown key 'hyper-s'",
+        "unknown section [nope]",
+        "accent = \"plaid\" is not a colour",
+    ] {
+        assert!(screen.contains(p), "{p} is not shown:\n{screen}");
+    }
+    assert!(
+        status(&a).starts_with("4 config problems"),
+        "{}",
+        status(&a)
+    );
+    assert!(
+        matches!(a.dialog, Some(Dialog::Note(_))),
+        "no list of the problems opened"
+    );
+    assert!(screen.contains("Config problems (4)"), "{screen}");
+    // Presets' problems (found later, by the event loop) join the same list.
+    a.config_problems(&["presets.toml: unknown key 'x'; ignored".to_string()]);
+    let screen = render(&a);
+    assert!(screen.contains("unknown section [nope]"), "{screen}");
+    assert!(screen.contains("presets.toml: unknown key 'x'"), "{screen}");
+    assert!(
+        status(&a).starts_with("5 config problems"),
+        "{}",
+        status(&a)
+    );
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+}
+
+/// A task's whole message opens in a scrollable view (Enter on it in the Tasks pane); the
+/// row cuts it at the pane's edge.
+#[test]
+fn a_tasks_whole_message_opens_in_a_scrollable_view() {
+    use smolvm::core::job::JobKind;
+    let long = format!(
+        "pull failed: {} THE-END-OF-IT",
+        (0..40)
+            .map(|i| format!("mirror{i}.example: connection refused;"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut a = full_app(80, 24);
+    let id = a.data.add_task(JobKind::Pull, "pull codex".into());
+    a.update(Input::Msg(Msg::Task {
+        id,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: long.clone(),
+            took_ms: 10,
+        },
+    }));
+    a.update(key('4'));
+    assert!(!render(&a).contains("THE-END-OF-IT"), "the row is cut");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(matches!(a.dialog, Some(Dialog::Note(_))), "no view opened");
+    let screen = render(&a);
+    assert!(screen.contains("pull codex"), "{screen}");
+    assert!(screen.contains("mirror0.example"), "{screen}");
+    // It scrolls to its end with the keymap's list keys.
+    a.update(key('G'));
+    let screen = render(&a);
+    assert!(screen.contains("THE-END-OF-IT"), "{screen}");
+    a.update(code(KeyCode::Esc));
+    assert!(a.dialog.is_none());
+    // The key comes from the keymap.
+    let mut a = app_with_keymap("[tasks]\ninspect = [\"v\"]\n", 80, 24);
+    let id = a.data.add_task(JobKind::Pull, "pull codex".into());
+    a.update(Input::Msg(Msg::Task {
+        id,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: long,
+            took_ms: 10,
+        },
+    }));
+    a.update(key('4'));
+    a.update(code(KeyCode::Enter));
+    assert!(a.dialog.is_none(), "Enter still opens it");
+    a.update(key('v'));
+    assert!(matches!(a.dialog, Some(Dialog::Note(_))));
+}
+
+/// A session on a stale row says what is true — its VMM is gone, cleanup removes the row —
+/// not "is running (stale): start it first" (issue 26 item 4).
+#[test]
+fn a_session_on_a_stale_vm_says_its_vmm_is_gone() {
+    let mut a = full_app(160, 48);
+    assert_eq!(a.vms.target_ids(&a.data.vms), vec!["vm-12345".to_string()]);
+    for k in ['a', '!'] {
+        assert!(a.update(key(k)).is_empty());
+        let s = status(&a).to_string();
+        assert!(!s.contains("start it first"), "{s}");
+        assert_eq!(
+            s,
+            "vm-12345 is stale: its VMM is gone though the row says running; c (cleanup) removes the row"
+        );
+    }
+}
+
+/// `Ctrl-r` and `:refresh` say they refresh and what the refresh found, even when
+/// nothing changed (they were silent; issue 26 item 4).
+#[test]
+fn refresh_says_what_it_found() {
+    let mut a = full_app(160, 48);
+    assert_eq!(a.update(ctrl('r')), vec![Effect::Refresh { slow: true }]);
+    assert_eq!(status(&a), "refreshing…");
+    // The answer is the same rows as before: still said.
+    let before = a.version();
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    assert_eq!(status(&a), "refreshed: 4 VMs, 3 images");
+    assert!(a.version() > before, "the status line is not redrawn");
+    a.status = None;
+    a.update(key(':'));
+    typed(&mut a, "refresh");
+    assert_eq!(
+        a.update(code(KeyCode::Enter)),
+        vec![Effect::Refresh { slow: true }]
+    );
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    assert_eq!(status(&a), "refreshed: 4 VMs, 3 images");
+}
+
+/// A VM, image or task key in an empty pane says there is nothing to act on (it did
+/// nothing, silently).
+#[test]
+fn keys_in_empty_panes_say_so() {
+    let mut a = sized_app();
+    let mut empty = full_snapshot();
+    empty.vms.clear();
+    if let Some(s) = empty.slow.as_mut() {
+        s.images.clear();
+    }
+    a.update(Input::Msg(Msg::Snapshot(Box::new(empty))));
+    for k in [
+        key('s'),
+        key('d'),
+        key('l'),
+        key('y'),
+        key('z'),
+        code(KeyCode::Enter),
+    ] {
+        a.status = None;
+        assert!(a.update(k.clone()).is_empty());
+        assert!(a.dialog.is_none() && a.detail.is_none());
+        assert_eq!(status(&a), "no VM selected: n starts one", "{k:?}");
+    }
+    a.update(key('2'));
+    for k in [key('u'), key('d'), key('i')] {
+        a.status = None;
+        assert!(a.update(k.clone()).is_empty());
+        assert_eq!(status(&a), "no image selected", "{k:?}");
+    }
+    a.update(key('4'));
+    for k in [key('x'), code(KeyCode::Enter)] {
+        a.status = None;
+        assert!(a.update(k.clone()).is_empty());
+        assert_eq!(status(&a), "no task selected", "{k:?}");
+    }
+    // `x` on a task that has ended says so.
+    let id = a
+        .data
+        .add_task(smolvm::core::job::JobKind::Prune, "prune".into());
+    a.update(Input::Msg(Msg::Task {
+        id,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "reclaimed 0 B".into(),
+            took_ms: 1,
+        },
+    }));
+    assert!(a.update(key('x')).is_empty());
+    assert_eq!(status(&a), "task 1 has ended (done): nothing to cancel");
+}
+
+/// `:pull PRESET` pulls the image `image pull PRESET` would (the same core resolution:
+/// this host's arch and VMM); `:pull` pulls the Images pane's selected image (they were
+/// "unknown command"; issue 26 item 5).
+#[test]
+fn palette_pull_takes_a_preset_or_the_selected_image() {
+    let mut a = full_app(160, 48);
+    let host = full_snapshot().slow.unwrap().host;
+    let want = smolvm::core::images::Target::resolve("codex", None, None, None, &host)
+        .unwrap()
+        .name();
+    assert!(want.starts_with("codex-"), "{want}");
+    a.update(key(':'));
+    typed(&mut a, "pull codex");
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunPull {
+            task: 1,
+            names: vec![want]
+        }]
+    );
+    assert!(a.dialog.is_none());
+    // No preset: the Images pane's selected image, as `u` pulls it.
+    a.update(key(':'));
+    typed(&mut a, "pull");
+    let fx = a.update(code(KeyCode::Enter));
+    let [Effect::RunPull { names, .. }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(a.focus, Pane::Tasks);
+}
+
+/// The palette uses the terminal's width (its hints and errors were cut at ~74 columns)
+/// and a failed line is cleared, so the next command is not appended to it (the failed
+/// line stays in the history).
+#[test]
+fn the_palette_is_as_wide_as_the_terminal_and_clears_after_a_failed_line() {
+    let mut a = full_app(200, 50);
+    a.update(key(':'));
+    typed(&mut a, "frobnicate");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    let screen = render(&a);
+    // The whole error, through its last word.
+    assert!(screen.contains("unknown command ':frobnicate'"), "{screen}");
+    assert!(screen.contains("help, quit"), "cut:\n{screen}");
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("the palette closed")
+    };
+    assert_eq!(p.text(), "", "the failed line stays in the input");
+    typed(&mut a, "vms");
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("the palette closed")
+    };
+    assert_eq!(p.text(), "vms");
+    // Up recalls the failed line.
+    a.update(code(KeyCode::Up));
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("the palette closed")
+    };
+    assert_eq!(p.text(), "frobnicate");
+    // At 80 columns the error wraps instead of being cut.
+    let mut a = full_app(80, 24);
+    a.update(key(':'));
+    typed(&mut a, "frobnicate");
+    a.update(code(KeyCode::Enter));
+    let screen = render(&a);
+    assert!(screen.contains("help, quit"), "cut:\n{screen}");
+}
+
+/// `text` is shown whole, or cut with `…` after at least `min` of its characters.
+fn shown_or_cut(screen: &str, text: &str, min: usize) -> bool {
+    if screen.contains(text) {
+        return true;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    (min..chars.len()).any(|k| {
+        let cut: String = chars[..k].iter().collect();
+        screen.contains(&format!("{cut}…"))
+    })
+}
+
+/// The Images pane keeps its STATE column when narrow (120×36, 80×24) and a cell cut to
+/// its column ends with `…` — a state, a long version — instead of stopping mid-word
+/// (issue 26 item 5).
+#[test]
+fn the_images_pane_keeps_state_and_cuts_with_an_ellipsis() {
+    for (w, h) in [(120, 36), (80, 24)] {
+        let mut a = sized_app();
+        a.update(Input::Resize(w, h));
+        let mut s = full_snapshot();
+        if let Some(slow) = s.slow.as_mut() {
+            slow.images.push(image(
+                "0.0.14.post3-dev2",
+                "codex-amd64-qemu",
+                false,
+                None,
+                &[],
+            ));
+        }
+        a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+        a.update(key('2'));
+        let pane_of = |a: &App| -> String {
+            render(a)
+                .lines()
+                .skip_while(|l| !l.contains("Images ("))
+                .take_while(|l| !l.contains("└") && !l.contains("┗"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let pane = pane_of(&a);
+        assert!(pane.contains("STATE"), "{w}x{h}: no STATE column:\n{pane}");
+        for state in ["stale", "kept: in use by VM vm-agent-1"] {
+            assert!(
+                shown_or_cut(&pane, state, 8.min(state.len())),
+                "{w}x{h}: '{state}' is neither whole nor cut with …:\n{pane}"
+            );
+        }
+        // The long version sorts last: brought into view.
+        a.update(key('G'));
+        let pane = pane_of(&a);
+        assert!(
+            shown_or_cut(&pane, "0.0.14.post3-dev2", 4),
+            "{w}x{h}: the long version:\n{pane}"
+        );
+        assert!(
+            !pane.contains("kept: in use by V│"),
+            "{w}x{h}: cut without …:\n{pane}"
+        );
+    }
+}
+
+/// At 200 columns the VMs pane uses its width: every column shows, CREATED too (it left
+/// ~95 columns empty).
+#[test]
+fn the_vms_pane_uses_a_wide_terminal() {
+    let a = full_app(200, 50);
+    let screen = render(&a);
+    let header = screen
+        .lines()
+        .find(|l| l.contains("ID ") && l.contains("STATUS"))
+        .unwrap();
+    for col in ["RSS", "BACKEND", "CREATED"] {
+        assert!(header.contains(col), "{col} missing:\n{header}");
+    }
+    assert!(screen.contains("2026-05-07T12:00:00+00:00"), "{screen}");
+    let row = screen.lines().find(|l| l.contains("vm-12345")).unwrap();
+    let used = row.trim_end_matches(['┃', '│', ' ', '"']).chars().count();
+    assert!(used > 150, "the row ends at column {used}:\n{row}");
 }

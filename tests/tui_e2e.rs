@@ -150,7 +150,15 @@ fn prune_and_cleanup_through_the_dashboard_in_tmux() {
     t.wait("the edited preview", |s| {
         s.contains("Targets (1):") && s.contains("- vm-a")
     });
+    // Enter moves to the buttons (it never deletes); `y` deletes.
     t.keys(&["Enter"]);
+    t.wait("the cleanup buttons", |s| s.contains("[y] delete these"));
+    assert_eq!(
+        row_ids(&h.data),
+        ["vm-a", "vm-b", "prod-x"],
+        "Enter deleted"
+    );
+    t.keys(&["y"]);
     wait_fs("vm-a deleted", || row_ids(&h.data) == ["vm-b", "prod-x"]);
     t.wait("the cleanup result", |s| s.contains("1 VM(s) deleted"));
     t.wait("the refreshed list", |s| s.contains("VMs (2)"));

@@ -288,3 +288,119 @@ fn completion_install_from_the_palette_is_the_commands() {
         .unwrap_or("")
         .starts_with("--install sets up bash, zsh and fish"));
 }
+
+/// A release on 127.0.0.1 (the manifest, a kernel and a 4 MiB rootfs) whose rootfs is
+/// served as `b`; a pull of it from the dashboard, and `x` on it in the Tasks pane once
+/// `phase` shows: the task as it ended, how long the cancel took, and the rootfs's
+/// requests and bytes sent.
+fn cancel_a_pull(
+    b: support::http_server::Behaviour,
+    phase: &str,
+) -> (Task, std::time::Duration, usize, usize) {
+    use sha2::{Digest, Sha256};
+    use support::http_server::Server;
+    let sha = |b: &[u8]| -> String {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    };
+    let h = support::Home::new();
+    let dir = h.tmp.path().join("release");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kernel = b"\x7fELF pretend kernel\n".to_vec();
+    let rootfs: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("vmlinux-amd64.image"), &kernel).unwrap();
+    std::fs::write(dir.join("codex-amd64-rootfs.ext4.zst"), &rootfs).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!(
+            r#"{{"release": "cancel-test", "images": [
+              {{"preset": "codex", "arch": "amd64", "vmm": "qemu", "os": "ubuntu",
+                "kernel_url": "vmlinux-amd64.image", "kernel_sha256": "{}",
+                "rootfs_url": "codex-amd64-rootfs.ext4.zst", "rootfs_sha256": "{}"}}]}}"#,
+            sha(&kernel),
+            sha(&rootfs)
+        ),
+    )
+    .unwrap();
+    let server = Server::start(dir.clone());
+    server.set("codex-amd64-rootfs.ext4.zst", b);
+    let mut vars: Vec<(String, std::ffi::OsString)> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    for (k, v) in [
+        ("SMOLVM_MANIFEST", server.url("manifest.json")),
+        ("SMOLVM_HTTP_RETRIES", "20".into()),
+        ("SMOLVM_HTTP_BACKOFF_MS", "2000".into()),
+        ("SMOLVM_HTTP_TIMEOUT_SECS", "10".into()),
+    ] {
+        vars.push((k.into(), v.into()));
+    }
+    let env = smolvm::sys::env::Env::from_vars(vars, nix::unistd::geteuid().as_raw());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (task, took) = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&env));
+        let mut a = app();
+        let task = a
+            .data
+            .add_task(smolvm::core::job::JobKind::Pull, "pull".into());
+        workers.run(Effect::RunPull {
+            task,
+            names: vec!["codex-amd64-qemu".into()],
+        });
+        drive(&mut a, &mut workers, &mut rx, |a| {
+            a.data.tasks[0].phase.contains(phase) || finished(a)
+        })
+        .await;
+        assert!(!finished(&a), "the pull ended before it could be cancelled");
+        a.update(key('4'));
+        let fx = a.update(key('x'));
+        assert_eq!(fx, vec![Effect::Cancel { task }]);
+        assert!(
+            a.status
+                .as_deref()
+                .unwrap_or("")
+                .contains("its download stops"),
+            "{:?}",
+            a.status
+        );
+        let t0 = std::time::Instant::now();
+        for f in fx {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        (a.data.tasks[0].clone(), t0.elapsed())
+    });
+    let path = "codex-amd64-rootfs.ext4.zst";
+    (task, took, server.requests(path), server.bytes_sent(path))
+}
+
+/// `x` on a pull whose download trickles stops the download within moments and the task
+/// says it was cancelled (it said "cancelling…" and ran to the end).
+#[test]
+fn cancelling_a_throttled_pull_stops_its_download() {
+    let (task, took, _, sent) = cancel_a_pull(
+        support::http_server::Behaviour::Slow(std::time::Duration::from_millis(300)),
+        "download rootfs",
+    );
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert!(task.summary.contains("cancelled"), "{task:?}");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert!(sent < 4 << 20, "the whole rootfs was sent ({sent} bytes)");
+}
+
+/// `x` on a pull that is retrying a failing server stops the retries (20 of them, with
+/// back-offs from 2 s, would run for minutes).
+#[test]
+fn cancelling_a_retrying_pull_stops_its_retries() {
+    let (task, took, requests, _) =
+        cancel_a_pull(support::http_server::Behaviour::Status(500), "retry");
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert!(task.summary.contains("cancelled"), "{task:?}");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert!(requests <= 3, "{requests} requests");
+}

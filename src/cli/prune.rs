@@ -50,6 +50,16 @@ struct FailedPath<'a> {
 pub fn run(command: &str, args: &PruneArgs, env: &Env) -> i32 {
     let flag = args.image_dir.as_deref().or(args.cache_dir.as_deref());
     let paths = Paths::resolve(env, flag);
+    let named = match (&args.image_dir, &args.cache_dir) {
+        (Some(_), _) => Some("--image-dir"),
+        (None, Some(_)) => Some("--cache-dir"),
+        _ => None,
+    };
+    if let Some(named) = named {
+        if let Err(e) = prune::check_named_root(&paths.images_root, named) {
+            return output::fail(command, args.json, &e);
+        }
+    }
     let opts = match PruneOptions::resolve(&paths, env, args.dry_run) {
         Ok(o) => o,
         Err(e) => return output::fail(command, args.json, &e),

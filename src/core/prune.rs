@@ -190,6 +190,21 @@ pub enum PruneEvent {
     },
 }
 
+/// A root the user named (`--image-dir DIR`, `flag`) must exist: a missing one is a typo,
+/// not a clean cache (only the default root may be absent). A usage error naming it.
+pub fn check_named_root(root: &Path, flag: &str) -> Result<()> {
+    match std::fs::metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
+            crate::core::error::ErrorCode::InvalidInput,
+            format!(
+                "image cache directory {} does not exist (from {flag})",
+                root.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Find the stale caches, size them and decide which must be kept. Changes nothing.
 pub fn plan(opts: &PruneOptions) -> Result<PrunePlan> {
     let root = &opts.images_root;

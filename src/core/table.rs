@@ -103,7 +103,7 @@ impl<K> Column<K> {
 /// The VMs pane, in display order. The network columns rank after the PID and before the
 /// backend and the `/proc` figures: at 80 columns they are left out (the layout stays as it
 /// was), from 120 they show and RSS is the one left out.
-pub const VM_PANE: [Column<VmCol>; 12] = [
+pub const VM_PANE: [Column<VmCol>; 13] = [
     Column::new(VmCol::Id, "ID", 12, 0).between(12, 40),
     Column::new(VmCol::Status, "STATUS", 15, 1),
     Column::new(VmCol::Backend, "BACKEND", 11, 9),
@@ -116,6 +116,8 @@ pub const VM_PANE: [Column<VmCol>; 12] = [
     Column::new(VmCol::Uptime, "UPTIME", 7, 7),
     Column::new(VmCol::Cpu, "CPU%", 5, 10),
     Column::new(VmCol::Rss, "RSS", 7, 11),
+    // Only where everything else fits (a wide terminal): when each VM was created.
+    Column::new(VmCol::Created, "CREATED", 25, 12),
 ];
 
 /// `smolvm sandbox list`, in display order (widths come from the content).
@@ -130,13 +132,16 @@ pub const VM_LIST: [Column<VmCol>; 7] = [
 ];
 
 /// The Images pane, in display order.
+/// STATE comes right after IMAGE in importance (what a cache is, kept or stale, is what the
+/// pane is for), at least 16 wide, and takes the slack; ARCH and VMM are as wide as what
+/// they show.
 pub const IMAGE_PANE: [Column<ImageCol>; 6] = [
-    Column::new(ImageCol::Version, "VERSION", 9, 1),
+    Column::new(ImageCol::Version, "VERSION", 9, 2),
     Column::new(ImageCol::Image, "IMAGE", 16, 0).between(16, 44),
-    Column::new(ImageCol::Arch, "ARCH", 6, 5),
-    Column::new(ImageCol::Vmm, "VMM", 11, 4),
-    Column::new(ImageCol::Size, "SIZE", 8, 2),
-    Column::new(ImageCol::State, "STATE", 10, 3).grow(),
+    Column::new(ImageCol::Arch, "ARCH", 5, 5).between(5, 6),
+    Column::new(ImageCol::Vmm, "VMM", 4, 4).between(4, 11),
+    Column::new(ImageCol::Size, "SIZE", 8, 3),
+    Column::new(ImageCol::State, "STATE", 16, 1).grow(),
 ];
 
 /// `smolvm image ls`, in display order (widths come from the content).

@@ -38,6 +38,8 @@ pub enum FetchError {
     Network(String),
     /// Writing what arrived failed (disk, decoder): never retried.
     Local(io::Error),
+    /// The caller cancelled it (between chunks, before a try, during a back-off).
+    Cancelled,
 }
 
 impl std::fmt::Display for FetchError {
@@ -46,6 +48,7 @@ impl std::fmt::Display for FetchError {
             FetchError::Status(s) => write!(f, "HTTP {s}"),
             FetchError::Network(m) => f.write_str(m),
             FetchError::Local(e) => f.write_str(&io_reason(e)),
+            FetchError::Cancelled => f.write_str("cancelled"),
         }
     }
 }
@@ -174,6 +177,19 @@ impl Http {
         sink: &mut dyn Sink,
         on_retry: &mut dyn FnMut(u32, &str),
     ) -> Result<u64, FetchError> {
+        self.download_until(url, sink, on_retry, &|| false)
+    }
+
+    /// [`Http::download`] that stops with [`FetchError::Cancelled`] once `cancelled`
+    /// says so: checked before each try, after each chunk and every 50 ms of a back-off
+    /// (a read the server keeps silent ends at the timeout).
+    pub fn download_until(
+        &self,
+        url: &Url,
+        sink: &mut dyn Sink,
+        on_retry: &mut dyn FnMut(u32, &str),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<u64, FetchError> {
         if url.scheme() == "file" {
             return read_file(url, sink);
         }
@@ -182,8 +198,11 @@ impl Http {
         // Never the query: a signed URL carries its credentials there.
         let shown = format!("{}{}", url.origin().ascii_serialization(), url.path());
         loop {
+            if cancelled() {
+                return Err(FetchError::Cancelled);
+            }
             tracing::debug!(url = %shown, offset, attempt = failures + 1, "downloading");
-            match self.attempt(url, &mut offset, sink) {
+            match self.attempt(url, &mut offset, sink, cancelled) {
                 Attempt::Done => return Ok(offset),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(reason) => {
@@ -200,13 +219,25 @@ impl Http {
                         .backoff
                         .saturating_mul(1 << (failures - 1).min(6))
                         .min(Duration::from_secs(30));
-                    std::thread::sleep(wait);
+                    let until = std::time::Instant::now() + wait;
+                    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+                        if cancelled() {
+                            return Err(FetchError::Cancelled);
+                        }
+                        std::thread::sleep(left.min(Duration::from_millis(50)));
+                    }
                 }
             }
         }
     }
 
-    fn attempt(&self, url: &Url, offset: &mut u64, sink: &mut dyn Sink) -> Attempt {
+    fn attempt(
+        &self,
+        url: &Url,
+        offset: &mut u64,
+        sink: &mut dyn Sink,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Attempt {
         let mut req = self.client.get(url.clone());
         if *offset > 0 {
             req = req.header(RANGE, format!("bytes={offset}-"));
@@ -267,6 +298,9 @@ impl Http {
                         return Attempt::Fail(FetchError::Local(e));
                     }
                     *offset += n as u64;
+                    if cancelled() {
+                        return Attempt::Fail(FetchError::Cancelled);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

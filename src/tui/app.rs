@@ -117,6 +117,8 @@ pub struct App {
     pub should_quit: bool,
     /// A VM to select as soon as a snapshot shows it (a start just finished).
     pub pending_select: Option<String>,
+    /// `Ctrl-r` / `:refresh` asked for a refresh: its answer is said in the status line.
+    refreshing: bool,
     generation: u64,
     version: u64,
 }
@@ -160,6 +162,7 @@ impl App {
             spinner: 0,
             should_quit: false,
             pending_select: None,
+            refreshing: false,
             generation: 0,
             version: 0,
         };
@@ -170,11 +173,42 @@ impl App {
             .chain(&app.theme.problems)
             .cloned()
             .collect();
-        for p in problems {
-            app.log(format!("config: {p}"));
-            app.status = Some(format!("config problem: {p}"));
-        }
+        app.config_problems(&problems);
         app
+    }
+
+    /// Problems found in the configuration (keymap, theme, presets files): each goes to the
+    /// app log, and all of them — not only the last — are listed in a note that opens over
+    /// the panes, with their count in the status line. Later ones join the list.
+    pub fn config_problems(&mut self, problems: &[String]) {
+        if problems.is_empty() {
+            return;
+        }
+        for p in problems {
+            self.log(format!("config: {p}"));
+        }
+        const TITLE: &str = "Config problems";
+        let mut all = match self.data.note.take() {
+            Some((title, lines)) if title.starts_with(TITLE) => lines,
+            other => {
+                self.data.note = other;
+                Vec::new()
+            }
+        };
+        all.extend(problems.iter().cloned());
+        let n = all.len();
+        self.status = Some(if n == 1 {
+            format!("config problem: {}", all[0])
+        } else {
+            format!(
+                "{n} config problems (listed; also in the app log): {}",
+                all[0]
+            )
+        });
+        self.data.note = Some((format!("{TITLE} ({n})"), all));
+        if self.dialog.is_none() || matches!(self.dialog, Some(Dialog::Note(_))) {
+            self.dialog = Some(Dialog::Note(Scroll::default()));
+        }
     }
 
     /// Append to the app's own log (shown in the Logs pane when it is the source).
@@ -328,7 +362,28 @@ impl App {
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
         // A refresh that changed nothing must not cost a frame.
         if let Input::Msg(Msg::Snapshot(s)) = &input {
+            // The answer to `Ctrl-r`: said even when nothing changed.
+            let answered = self.refreshing && s.slow.is_some();
+            if answered {
+                self.refreshing = false;
+                self.status = Some(match (&s.vms_error, &s.slow) {
+                    (Some(_), _) => {
+                        "refreshed: the VMs could not be listed (see the VMs pane)".into()
+                    }
+                    (None, Some(slow)) => format!(
+                        "refreshed: {} VM{}, {} image{}",
+                        s.vms.len(),
+                        if s.vms.len() == 1 { "" } else { "s" },
+                        slow.images.len(),
+                        if slow.images.len() == 1 { "" } else { "s" }
+                    ),
+                    (None, None) => "refreshed".into(),
+                });
+            }
             if self.data.unchanged_by(s) {
+                if answered {
+                    self.version += 1;
+                }
                 return Vec::new();
             }
         }

@@ -102,6 +102,8 @@ actions! {
     ChoicePrev => "choice_prev", "previous choice / flip checkbox";
     /// In a form: flip a checkbox.
     Toggle => "toggle", "flip checkbox";
+    /// In the cleanup dialog: flip `--all` (every VM, the prefix ignored).
+    ToggleAll => "toggle_all", "cleanup: --all on/off";
 }
 
 impl Action {

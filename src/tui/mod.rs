@@ -140,9 +140,7 @@ async fn event_loop(
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let mut app = new_app(&env, readonly);
     let registry = crate::core::presets::Registry::load(&env);
-    for p in &registry.problems {
-        app.log(format!("config: {p}"));
-    }
+    app.config_problems(&registry.problems);
     app.presets = registry.presets;
     // The one context of this dashboard: every job works in it.
     let cx = Context::local(&env);

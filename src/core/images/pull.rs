@@ -178,6 +178,8 @@ pub fn pull_all(
                 done(Ok(&r));
                 report.pulled.push(r);
             }
+            // Cancelled: the rest are not started.
+            Err(error) if is_cancelled(&error) => break,
             Err(error) => {
                 let f = PullFailure {
                     preset: img.preset.clone(),
@@ -728,6 +730,19 @@ impl Sink for OnePass<'_> {
     }
 }
 
+/// A pull the caller cancelled (`Progress::cancelled`): what it left is removed.
+fn cancelled(url: &Url) -> Error {
+    Error::new(
+        crate::core::error::ErrorCode::Interrupted,
+        format!("cancelled: the download of {url} was stopped and its partial files removed"),
+    )
+}
+
+/// Whether `e` is a pull stopped by its caller ([`pull`] with a cancelled progress).
+pub fn is_cancelled(e: &Error) -> bool {
+    e.code == crate::core::error::ErrorCode::Interrupted
+}
+
 /// Download `url` into `tmp` (and decode into `decode_to`), check the SHA-256 and fsync.
 /// On a mismatch the temp files are removed and SmolVM's error is returned.
 #[allow(clippy::too_many_arguments)]
@@ -755,13 +770,18 @@ fn download_verified(
     };
     sink.start_decoder()
         .map_err(|e| io_err("create", decode_to.unwrap_or(tmp), &e))?;
-    let got = http.download(url, &mut sink, &mut |attempt, reason| {
-        progress.emit(PullEvent::Retry {
-            artifact,
-            attempt,
-            reason: reason.to_string(),
-        })
-    });
+    let got = http.download_until(
+        url,
+        &mut sink,
+        &mut |attempt, reason| {
+            progress.emit(PullEvent::Retry {
+                artifact,
+                attempt,
+                reason: reason.to_string(),
+            })
+        },
+        &|| progress.cancelled(),
+    );
     stats.downloaded += sink.bytes;
     if let Err(e) = got {
         return Err(match e {
@@ -769,6 +789,13 @@ fn download_verified(
             FetchError::Network(m) => Error::runtime(format!("Download failed for {url}: {m}")),
             FetchError::Local(e) => {
                 Error::runtime(format!("cannot write {}: {}", tmp.display(), io_reason(&e)))
+            }
+            FetchError::Cancelled => {
+                let _ = crate::sys::fs::remove_generated_file(tmp);
+                if let Some(p) = decode_to {
+                    let _ = crate::sys::fs::remove_generated_file(p);
+                }
+                return Err(cancelled(url));
             }
         }
         .with_recovery("Check the network connection and retry the pull."));

@@ -108,7 +108,11 @@ impl App {
             Action::FocusImages => self.focus(Pane::Images),
             Action::FocusLogs => self.focus(Pane::Logs),
             Action::FocusTasks => self.focus(Pane::Tasks),
-            Action::Refresh => return Some(vec![Effect::Refresh { slow: true }]),
+            Action::Refresh => {
+                self.refreshing = true;
+                self.status = Some("refreshing…".into());
+                return Some(vec![Effect::Refresh { slow: true }]);
+            }
             Action::ToggleMouse => {
                 self.mouse = !self.mouse;
                 self.status = Some(if self.mouse {
@@ -146,6 +150,10 @@ impl App {
                 Intent::Effects(e) => fx.extend(e),
                 Intent::ShowLog(source) => fx.extend(self.show_log(source)),
                 Intent::Close => {}
+                Intent::Note(title, lines) => {
+                    self.data.note = Some((title, lines));
+                    self.dialog = Some(Dialog::Note(Scroll::default()));
+                }
                 Intent::Session { id, attach } => fx.extend(self.open_session(id, attach)),
                 Intent::Detail(id) => fx.extend(self.open_detail(id)),
                 Intent::Inspect { version, name } => {
@@ -166,11 +174,9 @@ impl App {
     pub(super) fn open_cleanup(&mut self, prefix: &str, all: bool) -> Vec<Effect> {
         self.generation += 1;
         let generation = self.generation;
-        self.dialog = Some(Dialog::Cleanup(Box::new(CleanupDialog {
-            prefix: line_input(prefix),
-            all,
-            generation,
-        })));
+        self.dialog = Some(Dialog::Cleanup(Box::new(CleanupDialog::new(
+            prefix, all, generation,
+        ))));
         vec![Effect::CleanupPreview {
             generation,
             prefix: prefix.to_string(),
@@ -322,6 +328,9 @@ impl App {
                     Ok(fx) => fx,
                     Err(e) => {
                         if let Some(Dialog::Palette(mut p)) = palette {
+                            // Cleared: the next command is not typed onto the failed
+                            // one (Up recalls it from the history).
+                            p.input = line_input("");
                             p.error = Some(e);
                             p.set_history(self.palette_history.clone());
                             self.dialog = Some(Dialog::Palette(p));

@@ -67,6 +67,25 @@ impl App {
                     vec![Effect::RunPullAll { task }]
                 }
             }
+            // `image pull PRESET`'s image: the same core resolution (this host's arch and
+            // the VMM `start` would use), pulled as the Images pane pulls.
+            ("pull", [preset]) => {
+                let host = self
+                    .data
+                    .slow
+                    .as_ref()
+                    .map(|s| s.host.clone())
+                    .ok_or("the host is still being read; try again in a moment")?;
+                let name = crate::core::images::Target::resolve(preset, None, None, None, &host)
+                    .map_err(|e| e.message)?
+                    .name();
+                self.request(Request::Pull { names: vec![name] })
+            }
+            // No preset: the Images pane's selected (or marked) images, as `u` pulls them.
+            ("pull", []) => {
+                self.focus(Pane::Images);
+                self.act(Action::Pull)
+            }
             ("sandbox", ["prune"]) => self.sandbox_prune(false),
             ("sandbox", ["prune", "--include-saved"]) => self.sandbox_prune(true),
             ("bridge", ["check", bridge]) => {
@@ -111,7 +130,7 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull --all, sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull [preset|--all], sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }

@@ -175,6 +175,11 @@ impl Component for ImagesPane {
         if self.move_by(a, cx.page) {
             return Some(Vec::new());
         }
+        if matches!(a, Action::Pull | Action::Delete | Action::Inspect)
+            && self.targets(rows).is_empty()
+        {
+            return Some(vec![Intent::Status("no image selected".into())]);
+        }
         let mut out = Vec::new();
         match a {
             Action::Filter => out.push(Intent::open(Dialog::Filter(crate::tui::app::line_input(

@@ -50,6 +50,8 @@ pub enum Intent {
     Close,
     /// Open VM `id`'s detail view.
     Detail(String),
+    /// Open a scrollable note: its title and lines (a task's whole message).
+    Note(String, Vec<String>),
     /// `image inspect` of the cache `<version>/<name>`.
     Inspect { version: String, name: String },
     /// A session in VM `id` (its agent when `attach`, else a shell), once its sshd answers.

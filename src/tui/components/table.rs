@@ -325,7 +325,19 @@ pub fn render<C: TableColumn, T: DataToCell<C>>(
             c.width_for(content)
         })
         .collect();
-    let shown = table::fit(cols, &w, r.width.saturating_sub(2));
+    let avail = r.width.saturating_sub(2);
+    let shown = table::fit(cols, &w, avail);
+    // Each shown column's width as drawn: a growing column takes the slack. A cell wider
+    // than its column is cut with `…` (never mid-word without a sign).
+    let mut drawn: Vec<u16> = w.clone();
+    let used: u16 = shown
+        .iter()
+        .map(|&c| w[c])
+        .sum::<u16>()
+        .saturating_add(u16::try_from(shown.len().saturating_sub(1)).unwrap_or(u16::MAX));
+    if let Some(&g) = shown.iter().find(|&&c| cols[c].grow) {
+        drawn[g] = w[g].saturating_add(avail.saturating_sub(used));
+    }
     let visible = usize::from(r.height.saturating_sub(3));
     let offset = scroll_offset(list.selected, visible);
     let body: Vec<Row> = view
@@ -343,6 +355,7 @@ pub fn render<C: TableColumn, T: DataToCell<C>>(
                     if marked && col == T::MARK_COLUMN {
                         text = format!("● {text}");
                     }
+                    let text = cut(text, usize::from(drawn[c]));
                     match row.cell_style(col, theme) {
                         Some(s) => Cell::from(Span::styled(text, s)),
                         None => Cell::from(text),
@@ -365,9 +378,9 @@ pub fn render<C: TableColumn, T: DataToCell<C>>(
         .iter()
         .map(|&c| {
             if cols[c].grow {
-                Constraint::Min(w[c])
+                Constraint::Min(drawn[c])
             } else {
-                Constraint::Length(w[c])
+                Constraint::Length(drawn[c])
             }
         })
         .collect();
@@ -385,6 +398,19 @@ pub fn render<C: TableColumn, T: DataToCell<C>>(
             .column_spacing(1),
         r,
     );
+}
+
+/// `text` in at most `width` cells: cut with `…` when longer.
+pub fn cut(text: String, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text;
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = text.chars().take(width - 1).collect();
+    out.push('…');
+    out
 }
 
 #[cfg(test)]

@@ -22,8 +22,9 @@ pub struct TasksPane {
     pub selected: usize,
 }
 
-const COMMANDS: [Action; 4] = [
+const COMMANDS: [Action; 5] = [
     Action::Cancel,
+    Action::Inspect,
     Action::Prune,
     Action::Cleanup,
     Action::Palette,
@@ -56,8 +57,16 @@ impl Component for TasksPane {
         COMMANDS
             .into_iter()
             .map(|a| Command {
-                available: a != Action::Cancel || self.cancellable(cx.data),
-                ..Command::on(a)
+                available: match a {
+                    Action::Cancel => self.cancellable(cx.data),
+                    Action::Inspect => self.task(cx.data).is_some(),
+                    _ => true,
+                },
+                ..if a == Action::Inspect {
+                    Command::labelled(a, "read task")
+                } else {
+                    Command::on(a)
+                }
             })
             .collect()
     }
@@ -74,6 +83,15 @@ impl Component for TasksPane {
         if super::move_in(&mut self.selected, cx.data.tasks.len(), a, cx.page) {
             return Some(Vec::new());
         }
+        if matches!(a, Action::Inspect | Action::Cancel) && self.task(cx.data).is_none() {
+            return Some(vec![Intent::Status("no task selected".into())]);
+        }
+        if a == Action::Inspect {
+            return Some(match self.task(cx.data) {
+                Some(t) => vec![Intent::Note(format!("Task #{}", t.id), message(t))],
+                None => vec![Intent::Status("no task selected".into())],
+            });
+        }
         if a != Action::Cancel {
             return None;
         }
@@ -81,10 +99,23 @@ impl Component for TasksPane {
             return Some(Vec::new());
         };
         if t.state != TaskState::Running {
-            return Some(Vec::new());
+            return Some(vec![Intent::Status(format!(
+                "task {} has ended ({}): nothing to cancel",
+                t.id, t.phase
+            ))]);
         }
         Some(match t.kind.cancel() {
             crate::core::job::Cancel::Not(why) => vec![Intent::Status(why.into())],
+            // A pull stops its download at once (the download checks the flag).
+            crate::core::job::Cancel::BetweenItems if t.kind == crate::core::job::JobKind::Pull => {
+                vec![
+                    Intent::Status(format!(
+                        "cancelling task {} (its download stops and its partial files go)…",
+                        t.id
+                    )),
+                    Intent::Effects(vec![Effect::Cancel { task: t.id }]),
+                ]
+            }
             crate::core::job::Cancel::BetweenItems => vec![
                 Intent::Status(format!(
                     "cancelling task {} (it stops before its next item)…",
@@ -101,6 +132,42 @@ impl Component for TasksPane {
             ],
         })
     }
+}
+
+/// A task's whole message, as its view shows it: what it was, how it ended, its summary
+/// and each item with its detail (the row cuts them at the pane's edge).
+fn message(t: &crate::tui::data::Task) -> Vec<String> {
+    let mut lines = vec![t.title.clone(), String::new()];
+    let state = match t.state {
+        TaskState::Running => "running",
+        TaskState::Done => "done",
+        TaskState::Failed => "failed",
+        TaskState::Cancelled => "cancelled",
+    };
+    lines.push(match t.took_ms {
+        Some(ms) => format!("State: {state} after {:.1} s", ms as f64 / 1000.0),
+        None => format!("State: {state} ({})", t.phase),
+    });
+    if !t.summary.is_empty() {
+        lines.push(String::new());
+        lines.extend(t.summary.lines().map(String::from));
+    }
+    if !t.items.is_empty() {
+        lines.push(String::new());
+        for item in &t.items {
+            let detail = if item.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", item.detail)
+            };
+            lines.push(format!(
+                "{} {}{detail}",
+                if item.ok { "✓" } else { "✗" },
+                item.name
+            ));
+        }
+    }
+    lines
 }
 
 fn bar(done: u64, total: u64, width: usize) -> String {

@@ -160,6 +160,21 @@ impl Component for VmsPane {
         if self.move_by(a, cx.page) {
             return Some(Vec::new());
         }
+        // A VM key with no VM to act on says so (it did nothing, silently).
+        const ON_A_VM: [Action; 5] = [
+            Action::Delete,
+            Action::Detail,
+            Action::Logs,
+            Action::CopySsh,
+            Action::Stop,
+        ];
+        if (ON_A_VM.contains(&a) || Action::ON_VMS.contains(&a)) && self.target_ids(rows).is_empty()
+        {
+            return Some(vec![Intent::Status(format!(
+                "no VM selected: {} starts one",
+                cx.keymap.hint(Scope::Vms, Action::Start)
+            ))]);
+        }
         let out = match a {
             Action::Filter => vec![Intent::open(Dialog::Filter(crate::tui::app::line_input(
                 &self.filter,
@@ -339,9 +354,17 @@ pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
                 Ok(r) => r,
                 Err(i) => return i,
             };
-            if r.info.status != VmStatus::Running || r.info.stale {
+            if r.info.stale {
                 return vec![Intent::Status(format!(
-                    "{} is {}: start it first",
+                    "{} is stale: its VMM is gone though the row says {}; {} (cleanup) removes the row",
+                    r.info.id,
+                    r.info.status.as_str(),
+                    cx.keymap.hint(Scope::Vms, Action::Cleanup)
+                ))];
+            }
+            if r.info.status != VmStatus::Running {
+                return vec![Intent::Status(format!(
+                    "{} is {}: a session needs a running VM",
                     r.info.id,
                     r.info.shown_status()
                 ))];

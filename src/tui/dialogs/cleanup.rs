@@ -1,17 +1,21 @@
 //! `c` / `:cleanup`: a prefix (or `--all`), the targets a dry run finds (recomputed as the
-//! prefix changes; a late answer to an old one is ignored), confirmed with `Enter`.
+//! prefix changes; a late answer to an old one is ignored). Two steps: the prefix field
+//! takes text (`y` is typed there); Enter or Tab moves to the buttons, where only the
+//! keymap's destructive confirm keys (`y`) delete — Enter never does.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{capped, centered, dialog, form_action, form_key, Outcome, Preview, Request, SPINNER};
-use crate::tui::app::{text_of, App};
+use super::{
+    capped, centered, dialog, form_action, form_key, Answer, Outcome, Preview, Request, SPINNER,
+};
+use crate::tui::app::{line_input, text_of, App};
 use crate::tui::data::Data;
-use crate::tui::keymap::{Action, Keymap};
+use crate::tui::keymap::{key_list, Action, Keymap};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupPreview {
@@ -26,28 +30,61 @@ pub struct CleanupDialog {
     pub all: bool,
     /// The dry run this dialog shows (its answer is data: `Data::cleanup_preview`).
     pub generation: u64,
+    /// Where keys go: the prefix field, or the buttons (where `y` confirms).
+    on_buttons: bool,
 }
 
 impl CleanupDialog {
+    pub fn new(prefix: &str, all: bool, generation: u64) -> CleanupDialog {
+        CleanupDialog {
+            prefix: line_input(prefix),
+            all,
+            generation,
+            on_buttons: false,
+        }
+    }
+
     pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let action = form_action(&k, keymap);
         if action == Some(Action::Close) {
             return Outcome::Close;
         }
-        if action == Some(Action::Confirm) {
-            return match data.cleanup_preview(self.generation) {
-                Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
-                    Outcome::Done(Request::Cleanup {
-                        prefix: text_of(&self.prefix),
-                        all: self.all,
-                    })
-                }
-                Preview::Ready(_) => Outcome::Done(Request::Status("nothing to clean".into())),
-                _ => Outcome::Keep,
-            };
+        // On the buttons the destructive answer comes first (whatever else the key is in
+        // the [form] keys); Enter is never one of them.
+        if self.on_buttons {
+            let a = Answer::destructive(&k, keymap);
+            if a.no {
+                return Outcome::Close;
+            }
+            if a.yes {
+                return match data.cleanup_preview(self.generation) {
+                    Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty() => {
+                        Outcome::Done(Request::Cleanup {
+                            prefix: text_of(&self.prefix),
+                            all: self.all,
+                        })
+                    }
+                    Preview::Ready(_) => Outcome::Done(Request::Status("nothing to clean".into())),
+                    _ => Outcome::Keep,
+                };
+            }
         }
-        let toggled = action == Some(Action::NextField) || (k.code == KeyCode::Char('a') && ctrl);
+        let toggled = action == Some(Action::ToggleAll);
+        if !toggled {
+            match action {
+                Some(Action::NextField | Action::PrevField) => {
+                    self.on_buttons = !self.on_buttons;
+                    return Outcome::Keep;
+                }
+                Some(Action::Confirm) => {
+                    // Enter never deletes: it moves to the buttons.
+                    self.on_buttons = true;
+                    return Outcome::Keep;
+                }
+                _ if self.on_buttons => return Outcome::Keep,
+                _ => {}
+            }
+        }
         let before = (text_of(&self.prefix), self.all);
         if toggled {
             self.all = !self.all;
@@ -97,13 +134,23 @@ impl CleanupDialog {
         ])
         .areas(inner);
         let [label_r, input_r] =
-            Layout::horizontal([Constraint::Length(9), Constraint::Min(1)]).areas(prefix_r);
-        f.render_widget(Paragraph::new(Span::styled("Prefix:", t.accent())), label_r);
+            Layout::horizontal([Constraint::Length(10), Constraint::Min(1)]).areas(prefix_r);
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                if d.on_buttons {
+                    "  Prefix:"
+                } else {
+                    "› Prefix:"
+                },
+                if d.on_buttons { t.header() } else { t.accent() },
+            )),
+            label_r,
+        );
         f.render_widget(&d.prefix, input_r);
         f.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(
-                    format!("[{}] ", form_key(app, Action::NextField)),
+                    format!("[{}] ", form_key(app, Action::ToggleAll)),
                     t.accent(),
                 ),
                 Span::raw(format!(
@@ -168,11 +215,25 @@ impl CleanupDialog {
         }
         f.render_widget(Paragraph::new(lines), body_r);
         let ready = matches!(preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
+        let yes = key_list(&app.keymap.destructive_confirm_keys(), "/", 2);
         f.render_widget(
-            Paragraph::new(if ready {
+            Paragraph::new(if ready && d.on_buttons {
+                Line::from(vec![
+                    Span::styled("› ", t.accent()),
+                    Span::styled(format!("[{yes}]"), t.accent()),
+                    Span::raw(" delete these   "),
+                    Span::styled(
+                        format!("[{}]", form_key(app, Action::NextField)),
+                        t.accent(),
+                    ),
+                    Span::raw(" edit prefix   "),
+                    Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
+                    Span::raw(" cancel"),
+                ])
+            } else if ready {
                 Line::from(vec![
                     Span::styled(format!("[{}]", form_key(app, Action::Confirm)), t.accent()),
-                    Span::raw(" delete these   "),
+                    Span::raw(format!(" then [{yes}] delete these   ")),
                     Span::styled(format!("[{}]", form_key(app, Action::Close)), t.accent()),
                     Span::raw(" cancel"),
                 ])

@@ -4,7 +4,7 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::Span;
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
@@ -122,7 +122,12 @@ impl Palette {
                         .map(|p| p.name.to_string())
                         .collect(),
                     "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
-                    "cleanup" | "pull" => vec!["--all".to_string()],
+                    "cleanup" => vec!["--all".to_string()],
+                    "pull" => crate::core::presets::PRESETS
+                        .iter()
+                        .map(|p| p.name.to_string())
+                        .chain(["--all".to_string()])
+                        .collect(),
                     _ => Vec::new(),
                 };
                 (format!("{cmd} "), arg, options)
@@ -215,7 +220,7 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
                 "Command",
                 err.cloned().unwrap_or_else(|| {
                     if p.candidates.is_empty() {
-                        format!("{} complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit", form_key(app, Action::NextField))
+                        format!("{} complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · pull [preset|--all] · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit", form_key(app, Action::NextField))
                     } else {
                         p.candidates.join(" · ")
                     }
@@ -240,7 +245,13 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
                 ),
             ),
         };
-    let r = centered(area, 76, 5);
+    // The terminal's width (less a margin), and as tall as the hint or error wraps to:
+    // neither is cut.
+    let w = area.width.saturating_sub(4).max(40);
+    let style = if err.is_some() { t.error() } else { t.muted() };
+    let hint = Paragraph::new(Span::styled(hint, style)).wrap(Wrap { trim: false });
+    let hint_h = hint.line_count(w.saturating_sub(2)).max(1) as u16;
+    let r = centered(area, w, 4 + hint_h);
     f.render_widget(Clear, r);
     let blk = dialog(app, title);
     let inner = blk.inner(r);
@@ -248,10 +259,9 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
     let [input_r, _, hint_r] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Min(1),
     ])
     .areas(inner);
     f.render_widget(input, input_r);
-    let style = if err.is_some() { t.error() } else { t.muted() };
-    f.render_widget(Paragraph::new(Span::styled(hint, style)), hint_r);
+    f.render_widget(hint, hint_r);
 }

@@ -231,7 +231,17 @@ pub(super) fn run_pull(
                 })
                 .message),
                 Some(img) => {
-                    pull::pull(&opts, img, &pull_progress(tx, task, name)).map_err(|e| failure(&e))
+                    let progress = pull_progress(tx, task, name).with_cancel(cancel.clone());
+                    match pull::pull(&opts, img, &progress) {
+                        Err(e) if pull::is_cancelled(&e) => {
+                            let summary = format!(
+                                "cancelled: {name} stopped (its partial files removed); {} of {total} pulled",
+                                n as u64 - failed
+                            );
+                            return finish(tx, task, TaskState::Cancelled, summary, t0);
+                        }
+                        r => r.map_err(|e| failure(&e)),
+                    }
                 }
             },
         };
@@ -284,8 +294,14 @@ pub(super) fn run_pull_all(
     );
     match report {
         Ok(r) => {
-            let state = end_state(cancel.load(Ordering::Relaxed), !r.failed.is_empty());
-            finish(tx, task, state, r.summary(), t0);
+            let cancelled = cancel.load(Ordering::Relaxed);
+            let state = end_state(cancelled, !r.failed.is_empty());
+            let summary = if cancelled {
+                format!("cancelled: {}", r.summary())
+            } else {
+                r.summary()
+            };
+            finish(tx, task, state, summary, t0);
         }
         Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
     }
