@@ -338,6 +338,46 @@ fn openclaw_list_json_is_smolvms() {
     }
 }
 
+/// `openclaw open-ui` where no guest is needed: an unknown sandbox, a sandbox that is not
+/// running, usage errors (a missing sandbox, a host port out of range) — SmolVM's codes,
+/// exit codes and keys.
+#[test]
+fn openclaw_open_ui_json_without_a_guest_is_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    for (args, code) in [
+        (&["openclaw", "open-ui", "nope", "--json"][..], 1),
+        (&["openclaw", "open-ui", "Bad_Id", "--json"], 1),
+        (&["openclaw", "open-ui", "--json"], 2),
+        (
+            &["openclaw", "open-ui", "nope", "--host-port", "0", "--json"],
+            2,
+        ),
+        (
+            &["openclaw", "open-ui", "nope", "--host-port", "x", "--json"],
+            2,
+        ),
+        (&["openclaw", "open-ui", "vm-stopped", "--json"], 1),
+        (
+            &[
+                "openclaw",
+                "open-ui",
+                "vm-created",
+                "--no-browser",
+                "--json",
+            ],
+            1,
+        ),
+    ] {
+        let (theirs, ours) = compare(&h, &f, args, &[]);
+        assert_eq!(ours["command"], "openclaw.open-ui", "{args:?}: {ours}");
+        assert_eq!(theirs["exit_code"], code, "{args:?}: {theirs}");
+    }
+    // The unknown sandbox's words are SmolVM's, with its way out.
+    let (theirs, ours) = compare(&h, &f, &["openclaw", "open-ui", "nope", "--json"], &[]);
+    assert_eq!(ours["error"]["message"], theirs["error"]["message"]);
+}
+
 #[test]
 fn sandbox_delete_json_is_smolvms() {
     let h = Home::new();
