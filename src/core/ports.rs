@@ -2,6 +2,12 @@
 //! host reaches `GUEST` in a running NAT sandbox through three nftables rules commented
 //! `smolvm:<vm id>:local:<host>:<guest>` ([`nft::LocalForward`]).
 //!
+//! A service on the guest's own loopback (`openclaw open-ui`'s gateway) is out of reach of
+//! those rules: [`expose_loopback`] forwards to it over SSH instead, an `ssh -N -L` process
+//! of smolvm's own recorded in `<data dir>/tunnels/<id>.json` ([`tunnel`]). `list` shows
+//! it (`transport: ssh_tunnel`), `close` and [`close_all`] end it, and a teardown
+//! (`delete`, `cleanup`) ends it with the VM ([`end_tunnels`]).
+//!
 //! The rules are the one record: `list` (and the dashboard) read the forwards back from
 //! their comments, so what is shown is what forwards, and nothing can drift out of step
 //! with a copy kept elsewhere (a host reboot or a `nft flush` takes both away at once).
