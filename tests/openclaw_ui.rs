@@ -243,6 +243,28 @@ fn open_ui_forwards_the_guests_loopback_dashboard_and_port_close_stop_and_delete
     e.ok(&["sandbox", "delete", ID, "--force", "--json"]);
     gone(&e, pid, hp);
     assert!(!e.h.data.join("tunnels").join(format!("{ID}.json")).exists());
+
+    // cleanup ends the forward of a sandbox whose row went behind smolvm's back (SmolVM's
+    // own delete, say).
+    boot(&e);
+    let d = open_ui(&e);
+    let hp = d["host_port"].as_u64().unwrap() as u16;
+    let pid = recorded_pids(&e)[0];
+    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
+    c.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; DELETE FROM vms WHERE id = '{ID}'"
+    ))
+    .unwrap();
+    let dry = e.ok_json(&["cleanup", "--dry-run", "--json"]);
+    assert!(
+        dry.to_string()
+            .contains(&format!("{pid} ssh (127.0.0.1:{hp} -> {ID}:18789)")),
+        "{dry}"
+    );
+    assert!(alive(pid));
+    e.ok(&["cleanup", "--force", "--json"]);
+    gone(&e, pid, hp);
+    assert!(!e.h.data.join("tunnels").join(format!("{ID}.json")).exists());
 }
 
 fn open_ui_on(e: &Sandboxes, port: u16) -> serde_json::Value {
