@@ -132,14 +132,16 @@ fn a_built_image_round_trips_byte_identical_and_sparse() {
     assert_eq!(d["kind"], "built");
     assert_eq!(d["replaced"], false);
     assert_eq!(d["image_dir"], dir.to_str().unwrap());
-    let files: Vec<&str> = d["files"]
+    // SmolVM's `files` is their count; ours are `file_entries`.
+    assert_eq!(d["files"], 3);
+    let files: Vec<&str> = d["file_entries"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(files, [".fingerprint", "vmlinux.bin", "rootfs.ext4"]);
-    let rootfs_entry = &d["files"][2];
+    let rootfs_entry = &d["file_entries"][2];
     assert_eq!(rootfs_entry["size"], ROOTFS_MIB << 20);
     let rootfs = std::fs::read(dir.join("rootfs.ext4")).unwrap();
     assert_eq!(rootfs_entry["sha256"], sha(&rootfs));
@@ -583,7 +585,7 @@ fn a_built_images_init_record_round_trips_and_a_bad_one_is_refused() {
     std::fs::write(dir.join(".init"), "/sbin/custom-init").unwrap();
     let file = h.tmp.path().join("img.tar.zst");
     let v = json_exit(&save(&h, &file, &[]), 0);
-    let files: Vec<&str> = v["data"]["files"]
+    let files: Vec<&str> = v["data"]["file_entries"]
         .as_array()
         .unwrap()
         .iter()
