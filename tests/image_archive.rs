@@ -236,7 +236,7 @@ fn save_refuses_unknown_names_and_an_existing_file() {
     assert_eq!(v["command"], "image.save");
     assert_eq!(v["error"]["message"], "No cached image named 'nope'.");
     assert!(!other.exists());
-    // Not a name at all: usage (exit 2).
+    // Not a name at all: SmolVM's `invalid_input` (exit 2).
     let out = h
         .smolvm()
         .args(["image", "save", "--json", "-o"])
@@ -245,7 +245,7 @@ fn save_refuses_unknown_names_and_an_existing_file() {
         .output()
         .unwrap();
     let v = json_exit(&out, 2);
-    assert_eq!(v["error"]["code"], "usage_error");
+    assert_eq!(v["error"]["code"], "invalid_input");
     assert!(!other.exists());
 
     // FILE exists: refused (exit 1), unchanged; --force replaces it.
@@ -338,10 +338,11 @@ fn set_name(h: &mut tar::Header, name: &[u8]) {
     h.set_cksum();
 }
 
-/// Load `file` into a cache where the image is gone: exit 1, an error containing `want`,
-/// and nothing left in the images root.
+/// Load `file` into a cache where the image is gone: SmolVM's `invalid_input` (exit 2),
+/// an error containing `want`, and nothing left in the images root.
 fn load_fails(h: &Home, file: &Path, want: &str) {
-    let v = json_exit(&load(h, file, &["--force"]), 1);
+    let v = json_exit(&load(h, file, &["--force"]), 2);
+    assert_eq!(v["error"]["code"], "invalid_input");
     assert_eq!(v["command"], "image.load");
     assert_eq!(v["ok"], false);
     let msg = v["error"]["message"].as_str().unwrap();
@@ -552,7 +553,7 @@ fn a_pulled_image_round_trips_and_boots_offline_from_the_cache() {
     write_entries(&bad, &e);
     let v = json_exit(
         &cmd(&["image", "load", "-i", bad.to_str().unwrap(), "--json"]),
-        1,
+        2,
     );
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("SHA-256 mismatch for rootfs.ext4"), "{msg}");

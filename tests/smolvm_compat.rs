@@ -579,6 +579,44 @@ fn image_pull_and_load_invalid_input_is_smolvms() {
     assert_eq!(ours["exit_code"], 2, "{ours}");
 }
 
+/// `image inspect/save/load` where no image is needed: a name that is no cache name (a
+/// path) is SmolVM's `invalid_input` (exit 2), an unknown one exit 1, a file that is no
+/// image archive `invalid_input` (exit 2).
+#[test]
+fn image_inspect_save_and_load_errors_are_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    let out = h.tmp.path().join("out.tar");
+    let junk = h.tmp.path().join("junk.tar");
+    std::fs::write(&junk, "not an archive\n").unwrap();
+    let (out, junk) = (out.to_str().unwrap(), junk.to_str().unwrap());
+    for (args, code) in [
+        (&["image", "inspect", "../x", "--json"][..], 2),
+        (&["image", "inspect", "a/b", "--json"], 2),
+        (&["image", "inspect", "nosuch", "--json"], 1),
+        (
+            &["image", "inspect", "codex-v0.0.36-amd64-qemu", "--json"],
+            1,
+        ),
+        (&["image", "save", "../x", "-o", out, "--json"], 2),
+        (
+            &[
+                "image",
+                "save",
+                "codex-v0.0.36-amd64-qemu",
+                "-o",
+                out,
+                "--json",
+            ],
+            1,
+        ),
+        (&["image", "load", "-i", junk, "--json"], 2),
+    ] {
+        let (theirs, _) = compare(&h, &f, args, &[]);
+        assert_eq!(theirs["exit_code"], code, "{args:?}: {theirs}");
+    }
+}
+
 /// `images --json` (reported as `images`, as SmolVM does) on an empty cache.
 #[test]
 fn images_json_is_smolvms_on_an_empty_cache() {
