@@ -185,14 +185,16 @@ pub fn preset_subcommand(p: &crate::core::presets::Preset) -> clap::Command {
     // SmolVM gives OpenClaw a `list` of its own.
     if p.name == "openclaw" {
         use clap::Args as _;
-        c.subcommand(PresetListArgs::augment_args(
-            clap::Command::new("list").about("List your OpenClaw sandboxes."),
-        ))
-        .subcommand(OpenUiArgs::augment_args(
-            clap::Command::new("open-ui").about(
+        // The about after the arguments: `augment_args` sets the structs' doc comments.
+        c.subcommand(
+            PresetListArgs::augment_args(clap::Command::new("list"))
+                .about("List your OpenClaw sandboxes."),
+        )
+        .subcommand(
+            OpenUiArgs::augment_args(clap::Command::new("open-ui")).about(
                 "Open an OpenClaw sandbox's dashboard: start its gateway on the guest's loopback, forward a port on the host's 127.0.0.1 to it over SSH and print (or open) the one-time link.",
             ),
-        ))
+        )
     } else {
         c
     }
