@@ -591,3 +591,79 @@ fn a_routed_bridged_guest_runs_commands_over_ssh_across_a_restart() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A bridged sandbox comes back from its snapshots (a disk one: a cold boot; a full one:
+/// its state loaded) on its bridge, through a TAP of SmolVM's shape enslaved to it again.
+#[test]
+fn a_bridged_sandbox_is_restored_from_its_snapshots_on_its_bridge() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
+        return;
+    }
+    let ((ns, _peer), h) = (lab(), Home::new());
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let (k, r) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
+    let flags = [
+        "--network",
+        "bridge",
+        "--bridge",
+        "br0",
+        "--guest-ip",
+        "10.77.0.40/24",
+        "--start",
+    ];
+    support::assert_code(&create(&ns, &h, k, r, "vm-bs", &flags), 0);
+    let run = |args: &[&str]| {
+        ns.cmd(&h, "smolvm")
+            .args(args)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap()
+    };
+    let bridged_tap = || {
+        ns.sh("ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'")
+            .lines()
+            .find(|l| l.starts_with("svmb"))
+            .map(str::to_string)
+    };
+    for kind in ["disk", "full"] {
+        let snap = format!("snap-bs-{kind}");
+        let out = run(&[
+            "sandbox",
+            "snapshot",
+            "create",
+            "vm-bs",
+            "--snapshot-id",
+            &snap,
+            "--snapshot-type",
+            kind,
+            "--resume-source",
+            "--json",
+        ]);
+        support::assert_code(&out, 0);
+        support::assert_code(
+            &run(&["sandbox", "delete", "vm-bs", "--force", "--json"]),
+            0,
+        );
+        assert_eq!(bridged_tap(), None);
+
+        let out = run(&["sandbox", "snapshot", "restore", &snap, "--json"]);
+        support::assert_code(&out, 0);
+        let v = json(&out);
+        assert_eq!(v["data"]["vm"]["name"], "vm-bs", "{v}");
+        let tap = bridged_tap().expect("the restored sandbox's TAP");
+        let l = link(&ns, &tap).unwrap();
+        assert_eq!(l["ifalias"], "smolvm-bridge:vm-bs", "{kind}: {l}");
+        assert_eq!(l["master"], "br0", "{kind}: {l}");
+        let info = json(&run(&["sandbox", "info", "vm-bs", "--json"]));
+        assert_eq!(info["data"]["vm"]["network_mode"], "bridge", "{info}");
+        assert_eq!(info["data"]["vm"]["bridge"], "br0", "{info}");
+        support::assert_code(&run(&["sandbox", "resume", "vm-bs", "--json"]), 0);
+    }
+    support::assert_code(
+        &run(&["sandbox", "delete", "vm-bs", "--force", "--json"]),
+        0,
+    );
+    assert_eq!(bridged_tap(), None);
+}

@@ -132,14 +132,16 @@ fn a_built_image_round_trips_byte_identical_and_sparse() {
     assert_eq!(d["kind"], "built");
     assert_eq!(d["replaced"], false);
     assert_eq!(d["image_dir"], dir.to_str().unwrap());
-    let files: Vec<&str> = d["files"]
+    // SmolVM's `files` is their count; ours are `file_entries`.
+    assert_eq!(d["files"], 3);
+    let files: Vec<&str> = d["file_entries"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(files, [".fingerprint", "vmlinux.bin", "rootfs.ext4"]);
-    let rootfs_entry = &d["files"][2];
+    let rootfs_entry = &d["file_entries"][2];
     assert_eq!(rootfs_entry["size"], ROOTFS_MIB << 20);
     let rootfs = std::fs::read(dir.join("rootfs.ext4")).unwrap();
     assert_eq!(rootfs_entry["sha256"], sha(&rootfs));
@@ -234,7 +236,7 @@ fn save_refuses_unknown_names_and_an_existing_file() {
     assert_eq!(v["command"], "image.save");
     assert_eq!(v["error"]["message"], "No cached image named 'nope'.");
     assert!(!other.exists());
-    // Not a name at all: usage (exit 2).
+    // Not a name at all: SmolVM's `invalid_input` (exit 2).
     let out = h
         .smolvm()
         .args(["image", "save", "--json", "-o"])
@@ -243,7 +245,7 @@ fn save_refuses_unknown_names_and_an_existing_file() {
         .output()
         .unwrap();
     let v = json_exit(&out, 2);
-    assert_eq!(v["error"]["code"], "usage_error");
+    assert_eq!(v["error"]["code"], "invalid_input");
     assert!(!other.exists());
 
     // FILE exists: refused (exit 1), unchanged; --force replaces it.
@@ -336,10 +338,11 @@ fn set_name(h: &mut tar::Header, name: &[u8]) {
     h.set_cksum();
 }
 
-/// Load `file` into a cache where the image is gone: exit 1, an error containing `want`,
-/// and nothing left in the images root.
+/// Load `file` into a cache where the image is gone: SmolVM's `invalid_input` (exit 2),
+/// an error containing `want`, and nothing left in the images root.
 fn load_fails(h: &Home, file: &Path, want: &str) {
-    let v = json_exit(&load(h, file, &["--force"]), 1);
+    let v = json_exit(&load(h, file, &["--force"]), 2);
+    assert_eq!(v["error"]["code"], "invalid_input");
     assert_eq!(v["command"], "image.load");
     assert_eq!(v["ok"], false);
     let msg = v["error"]["message"].as_str().unwrap();
@@ -550,7 +553,7 @@ fn a_pulled_image_round_trips_and_boots_offline_from_the_cache() {
     write_entries(&bad, &e);
     let v = json_exit(
         &cmd(&["image", "load", "-i", bad.to_str().unwrap(), "--json"]),
-        1,
+        2,
     );
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("SHA-256 mismatch for rootfs.ext4"), "{msg}");
@@ -583,7 +586,7 @@ fn a_built_images_init_record_round_trips_and_a_bad_one_is_refused() {
     std::fs::write(dir.join(".init"), "/sbin/custom-init").unwrap();
     let file = h.tmp.path().join("img.tar.zst");
     let v = json_exit(&save(&h, &file, &[]), 0);
-    let files: Vec<&str> = v["data"]["files"]
+    let files: Vec<&str> = v["data"]["file_entries"]
         .as_array()
         .unwrap()
         .iter()

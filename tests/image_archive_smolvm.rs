@@ -206,6 +206,86 @@ fn an_archive_written_here_in_smolvm_format_loads_in_smolvm() {
     assert_eq!(json(&out)["data"]["format"], "native");
 }
 
+/// Every key of SmolVM's `data` is in ours with a value of the same JSON type, and the same
+/// value for each key of `same`.
+fn smolvm_keys(what: &str, theirs: &serde_json::Value, ours: &serde_json::Value, same: &[&str]) {
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    };
+    let t = theirs.as_object().unwrap();
+    assert!(!t.is_empty(), "{what}: SmolVM reported nothing");
+    for (k, v) in t {
+        let o = ours.get(k);
+        assert_eq!(
+            o.map(kind),
+            Some(kind(v)),
+            "{what}: key {k}\nours:   {ours}\nSmolVM: {theirs}"
+        );
+        if same.contains(&k.as_str()) {
+            assert_eq!(
+                o,
+                Some(v),
+                "{what}: key {k}\nours:   {ours}\nSmolVM: {theirs}"
+            );
+        }
+    }
+}
+
+/// `image save --json` and `image load --json` carry SmolVM's keys (`files` is a count
+/// there; our list of the files is `file_entries`), for the same cache and archive.
+#[test]
+fn save_and_load_json_have_smolvms_keys() {
+    let name = "codex-v0.0.36-amd64-qemu";
+    let h = Home::new();
+    smolvm_cache(&h.images(), name);
+    let (a, b) = (h.tmp.path().join("a.tar"), h.tmp.path().join("b.tar"));
+    let theirs = smolvm_py(
+        &h,
+        &["image", "save", name, "-o", a.to_str().unwrap(), "--json"],
+    );
+    let out = ours(
+        &h,
+        &["image", "save", name, "-o", b.to_str().unwrap(), "--json"],
+    );
+    let mine = json(&out);
+    let (t, o) = (&theirs["data"], &mine["data"]);
+    smolvm_keys(
+        "save",
+        t,
+        o,
+        &["name", "files", "excluded_decompressed_rootfs", "warnings"],
+    );
+    assert_eq!(o["archive_path"], b.to_str().unwrap(), "{o}");
+    assert_eq!(
+        o["archive_size_bytes"],
+        std::fs::metadata(&b).unwrap().len(),
+        "{o}"
+    );
+    assert_eq!(
+        o["file_entries"].as_array().map(Vec::len),
+        o["files"].as_u64().map(|n| n as usize),
+        "{o}"
+    );
+
+    // Each loads the other's archive into a fresh home: the same keys again.
+    let (x, y) = (Home::new(), Home::new());
+    let theirs = smolvm_py(&x, &["image", "load", "-i", b.to_str().unwrap(), "--json"]);
+    let mine = json(&ours(
+        &y,
+        &["image", "load", "-i", a.to_str().unwrap(), "--json"],
+    ));
+    let (t, o) = (&theirs["data"], &mine["data"]);
+    smolvm_keys("load", t, o, &["name", "files", "warnings"]);
+    let d = y.images().join(name);
+    assert_eq!(o["path"], d.to_str().unwrap(), "{o}");
+    assert!(o["size_bytes"].as_u64().unwrap() > 0, "{o}");
+}
+
 /// A SmolVM-format tar with these `(member name, type, bytes)` and this manifest.
 fn hostile(path: &Path, members: &[(&str, tar::EntryType, Vec<u8>)], manifest: serde_json::Value) {
     let f = std::fs::File::create(path).unwrap();

@@ -102,7 +102,10 @@ fn image_inspect_takes_a_smolvm_cache_name_and_matches_smolvm_key_by_key() {
     let theirs = smolvm_py(&h, &["image", "inspect", name, "--json"]);
     let t = &theirs["data"][0];
     let mine = json(&ours(&h, &["image", "inspect", name, "--json"]));
-    let o = &mine["data"];
+    // Docker's way, as SmolVM has it: an array (of the one image a name names).
+    assert_eq!(theirs["data"].as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!(mine["data"].as_array().map(Vec::len), Some(1), "{mine}");
+    let o = &mine["data"][0];
     same_keys(name, t, o, &["files"]);
     assert_eq!(o["layout"], "smolvm");
     assert_eq!(o["kernel_path"], dir.join("vmlinux.bin").to_str().unwrap());
@@ -120,7 +123,7 @@ fn image_inspect_takes_a_smolvm_cache_name_and_matches_smolvm_key_by_key() {
         &h,
         &["image", "inspect", &format!("{name}/"), "--json"],
     ));
-    assert_eq!(slash["data"]["path"], o["path"]);
+    assert_eq!(slash["data"][0]["path"], o["path"]);
     // A preset still works, and names our own layout.
     let preset = json(&ours(
         &h,
@@ -128,8 +131,8 @@ fn image_inspect_takes_a_smolvm_cache_name_and_matches_smolvm_key_by_key() {
             "image", "inspect", "codex", "--arch", "amd64", "--vmm", "qemu", "--json",
         ],
     ));
-    assert_eq!(preset["data"]["layout"], "versioned");
-    assert_eq!(preset["data"]["name"], "codex-amd64-qemu");
+    assert_eq!(preset["data"][0]["layout"], "versioned");
+    assert_eq!(preset["data"][0]["name"], "codex-amd64-qemu");
     // A SmolVM cache name with no directory is SmolVM's "no cached image" (exit 1).
     let out = ours(
         &h,

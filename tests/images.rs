@@ -831,16 +831,16 @@ fn inspect_shows_the_row_and_cache_state() {
     ];
     let v = json(&r.smolvm().args(args).output().unwrap());
     assert_eq!(v["command"], "image.inspect");
-    assert_eq!(v["data"]["ready"], false);
-    assert_eq!(v["data"]["rootfs_url"], r.server.url(ZST));
+    assert_eq!(v["data"][0]["ready"], false);
+    assert_eq!(v["data"][0]["rootfs_url"], r.server.url(ZST));
     assert_eq!(r.pull().status.code(), Some(0));
     let v = json(&r.smolvm().args(args).output().unwrap());
-    assert_eq!(v["data"]["ready"], true);
+    assert_eq!(v["data"][0]["ready"], true);
     assert_eq!(
-        v["data"]["rootfs_sidecar"],
+        v["data"][0]["rootfs_sidecar"],
         format!("sparse-v1:{}", sha(&rootfs_a().zst))
     );
-    assert_eq!(v["data"]["files"].as_array().unwrap().len(), 4);
+    assert_eq!(v["data"][0]["files"].as_array().unwrap().len(), 4);
 }
 
 #[test]
@@ -1105,9 +1105,9 @@ fn pull_start_and_doctor_choose_the_same_vmm() {
         );
 
         let inspect = json(&cmd(&["image", "inspect", "claude-code", "--json"]));
-        assert_eq!(inspect["data"]["vmm"], vmm, "{placement}: {inspect:#}");
+        assert_eq!(inspect["data"][0]["vmm"], vmm, "{placement}: {inspect:#}");
         assert_eq!(
-            inspect["data"]["name"],
+            inspect["data"][0]["name"],
             format!("claude-code-{arch}-{vmm}"),
             "{placement}"
         );

@@ -49,6 +49,7 @@ const MUTATING: &[&[&str]] = &[
     &["sandbox", "snapshot", "delete", "snap-x"],
     &["claude", "start"],
     &["codex", "start"],
+    &["openclaw", "open-ui", "vm-x"],
 ];
 
 #[test]

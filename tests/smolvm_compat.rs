@@ -338,6 +338,46 @@ fn openclaw_list_json_is_smolvms() {
     }
 }
 
+/// `openclaw open-ui` where no guest is needed: an unknown sandbox, a sandbox that is not
+/// running, usage errors (a missing sandbox, a host port out of range) — SmolVM's codes,
+/// exit codes and keys.
+#[test]
+fn openclaw_open_ui_json_without_a_guest_is_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    for (args, code) in [
+        (&["openclaw", "open-ui", "nope", "--json"][..], 1),
+        (&["openclaw", "open-ui", "Bad_Id", "--json"], 1),
+        (&["openclaw", "open-ui", "--json"], 2),
+        (
+            &["openclaw", "open-ui", "nope", "--host-port", "0", "--json"],
+            2,
+        ),
+        (
+            &["openclaw", "open-ui", "nope", "--host-port", "x", "--json"],
+            2,
+        ),
+        (&["openclaw", "open-ui", "vm-stopped", "--json"], 1),
+        (
+            &[
+                "openclaw",
+                "open-ui",
+                "vm-created",
+                "--no-browser",
+                "--json",
+            ],
+            1,
+        ),
+    ] {
+        let (theirs, ours) = compare(&h, &f, args, &[]);
+        assert_eq!(ours["command"], "openclaw.open-ui", "{args:?}: {ours}");
+        assert_eq!(theirs["exit_code"], code, "{args:?}: {theirs}");
+    }
+    // The unknown sandbox's words are SmolVM's, with its way out.
+    let (theirs, ours) = compare(&h, &f, &["openclaw", "open-ui", "nope", "--json"], &[]);
+    assert_eq!(ours["error"]["message"], theirs["error"]["message"]);
+}
+
 #[test]
 fn sandbox_delete_json_is_smolvms() {
     let h = Home::new();
@@ -537,6 +577,44 @@ fn image_pull_and_load_invalid_input_is_smolvms() {
         &[],
     );
     assert_eq!(ours["exit_code"], 2, "{ours}");
+}
+
+/// `image inspect/save/load` where no image is needed: a name that is no cache name (a
+/// path) is SmolVM's `invalid_input` (exit 2), an unknown one exit 1, a file that is no
+/// image archive `invalid_input` (exit 2).
+#[test]
+fn image_inspect_save_and_load_errors_are_smolvms() {
+    let h = Home::new();
+    let f = smolvm_fixture(&h);
+    let out = h.tmp.path().join("out.tar");
+    let junk = h.tmp.path().join("junk.tar");
+    std::fs::write(&junk, "not an archive\n").unwrap();
+    let (out, junk) = (out.to_str().unwrap(), junk.to_str().unwrap());
+    for (args, code) in [
+        (&["image", "inspect", "../x", "--json"][..], 2),
+        (&["image", "inspect", "a/b", "--json"], 2),
+        (&["image", "inspect", "nosuch", "--json"], 1),
+        (
+            &["image", "inspect", "codex-v0.0.36-amd64-qemu", "--json"],
+            1,
+        ),
+        (&["image", "save", "../x", "-o", out, "--json"], 2),
+        (
+            &[
+                "image",
+                "save",
+                "codex-v0.0.36-amd64-qemu",
+                "-o",
+                out,
+                "--json",
+            ],
+            1,
+        ),
+        (&["image", "load", "-i", junk, "--json"], 2),
+    ] {
+        let (theirs, _) = compare(&h, &f, args, &[]);
+        assert_eq!(theirs["exit_code"], code, "{args:?}: {theirs}");
+    }
 }
 
 /// `images --json` (reported as `images`, as SmolVM does) on an empty cache.

@@ -18,8 +18,6 @@ const NOT_HERE: &[(&str, &str, &str)] = &[
     ),
     ("image build", "--ipsw", "macOS images only"),
     ("image build", "--os", "its only value is macos"),
-    // Not here yet (issue 24 stays open for them):
-    ("openclaw open-ui", "", "not built yet"),
 ];
 
 const OUT_OF_SCOPE: &[&str] = &[

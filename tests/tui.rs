@@ -3865,14 +3865,14 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
     let v = cli("codex-amd64-qemu");
     let d = smolvm::tui::worker::inspect(&cx, cur, "codex-amd64-qemu").unwrap();
     let field = |k: &str| d.fields.iter().find(|(n, _)| n == k).unwrap().1.clone();
-    assert_eq!(field("Name"), v["data"]["name"].as_str().unwrap());
+    assert_eq!(field("Name"), v["data"][0]["name"].as_str().unwrap());
     assert_eq!(
         field("Kernel URL"),
-        v["data"]["kernel_url"].as_str().unwrap()
+        v["data"][0]["kernel_url"].as_str().unwrap()
     );
     assert_eq!(
         field("Rootfs URL"),
-        v["data"]["rootfs_url"].as_str().unwrap()
+        v["data"][0]["rootfs_url"].as_str().unwrap()
     );
     // The command's labelled lines are the dialog's fields (`Inspect::fields`), in order.
     let out = h

@@ -185,9 +185,16 @@ pub fn preset_subcommand(p: &crate::core::presets::Preset) -> clap::Command {
     // SmolVM gives OpenClaw a `list` of its own.
     if p.name == "openclaw" {
         use clap::Args as _;
-        c.subcommand(PresetListArgs::augment_args(
-            clap::Command::new("list").about("List your OpenClaw sandboxes."),
-        ))
+        // The about after the arguments: `augment_args` sets the structs' doc comments.
+        c.subcommand(
+            PresetListArgs::augment_args(clap::Command::new("list"))
+                .about("List your OpenClaw sandboxes."),
+        )
+        .subcommand(
+            OpenUiArgs::augment_args(clap::Command::new("open-ui")).about(
+                "Open an OpenClaw sandbox's dashboard: start its gateway on the guest's loopback, forward a port on the host's 127.0.0.1 to it over SSH and print (or open) the one-time link.",
+            ),
+        )
     } else {
         c
     }
@@ -205,6 +212,22 @@ pub struct PresetListArgs {
     /// Print results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `openclaw open-ui` (SmolVM's).
+#[derive(Debug, Args)]
+pub struct OpenUiArgs {
+    /// The running sandbox whose OpenClaw dashboard to open.
+    #[arg(value_name = "SANDBOX")]
+    pub id: String,
+    /// Local port to use on 127.0.0.1, 1 to 65535 (default: a free one).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub host_port: Option<u16>,
+    /// Print the one-time dashboard link instead of opening it.
+    #[arg(long)]
+    pub no_browser: bool,
+    #[command(flatten)]
+    pub flags: super::toolkit_args::ToolkitFlags,
 }
 
 impl PresetListArgs {

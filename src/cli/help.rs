@@ -190,4 +190,19 @@ mod tests {
             .to_string()
             .contains("cleanup --dry-run"));
     }
+
+    /// OpenClaw's own verbs say what they do (SmolVM's words), not their doc comments.
+    #[test]
+    fn openclaws_list_and_open_ui_say_what_they_do() {
+        let cmd = tree();
+        let claw = cmd.find_subcommand("openclaw").unwrap();
+        for (verb, about) in [
+            ("list", "List your OpenClaw sandboxes."),
+            ("open-ui", "Open an OpenClaw sandbox's dashboard"),
+        ] {
+            let c = claw.find_subcommand(verb).unwrap();
+            let shown = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(shown.starts_with(about), "openclaw {verb}: {shown}");
+        }
+    }
 }

@@ -585,7 +585,8 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
         },
     };
     if args.store.json {
-        output::print_json(command, 0, Some(&data), None);
+        // Docker's way, as SmolVM has it: an array (of the one image a name names).
+        output::print_json(command, 0, Some(&[&data]), None);
         return 0;
     }
     let h = &paths.home;
@@ -653,6 +654,21 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
         args.image_dir.as_deref(),
         env,
         |paths, version, progress| archive::save(paths, version, &opts, progress),
+        |r| {
+            // SmolVM's keys beside ours; `files` is its count, our list `file_entries`.
+            let mut m = super::shapes::object(r);
+            m.remove("files");
+            m.insert("file_entries".into(), serde_json::json!(r.files));
+            m.insert("archive_path".into(), serde_json::json!(r.output));
+            m.insert("archive_size_bytes".into(), r.archive_bytes.into());
+            m.insert("files".into(), r.files.len().into());
+            m.insert(
+                "excluded_decompressed_rootfs".into(),
+                archive::excludes_decompressed_rootfs(&r.files).into(),
+            );
+            m.insert("warnings".into(), serde_json::json!([]));
+            serde_json::Value::Object(m)
+        },
         |r, home| {
             line(format!(
                 "Saved {} image {} to {} ({})",
@@ -698,6 +714,17 @@ pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 
         |paths, version, progress| {
             archive::load(paths, version, || Manifest::load(env), &opts, progress)
         },
+        |r| {
+            // SmolVM's keys beside ours; `files` is its count, our list `file_entries`.
+            let mut m = super::shapes::object(r);
+            m.remove("files");
+            m.insert("file_entries".into(), serde_json::json!(r.files));
+            m.insert("path".into(), serde_json::json!(r.image_dir));
+            m.insert("size_bytes".into(), r.size_on_disk().into());
+            m.insert("files".into(), r.files.len().into());
+            m.insert("warnings".into(), serde_json::json!([]));
+            serde_json::Value::Object(m)
+        },
         |r, home| {
             line(format!(
                 "Loaded {} image {}{} into {}",
@@ -713,14 +740,15 @@ pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 
 }
 
 /// `save` and `load`: `op` on the image store with a byte bar (cleared before the result
-/// is printed), then the envelope with `--json`, else `human` (given the home directory
-/// paths are shown relative to).
+/// is printed), then the envelope of its `shape` with `--json`, else `human` (given the
+/// home directory paths are shown relative to).
 fn with_archive<T: Serialize>(
     command: &str,
     json: bool,
     image_dir: Option<&Path>,
     env: &Env,
     op: impl FnOnce(&Paths, &str, &Progress<crate::core::images::archive::ArchiveEvent>) -> Result<T>,
+    shape: impl FnOnce(&T) -> serde_json::Value,
     human: impl FnOnce(&T, &Path),
 ) -> i32 {
     let (paths, version) = match image_store(env, image_dir) {
@@ -736,7 +764,7 @@ fn with_archive<T: Serialize>(
         Err(e) => output::fail(command, json, &e),
         Ok(r) => {
             if json {
-                output::print_json(command, 0, Some(&r), None);
+                output::print_json(command, 0, Some(&shape(&r)), None);
             } else {
                 human(&r, &paths.home);
             }

@@ -18,6 +18,7 @@ mod image_list;
 mod leftovers;
 mod man_sections;
 pub mod network;
+mod openclaw;
 pub mod output;
 pub mod prompt;
 pub mod prune;
@@ -136,6 +137,20 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
                     Ok(a) => {
                         sandbox::list_as(&format!("{}.list", p.name), &a.for_preset(&p.name), env)
                     }
+                    Err(e) => usage_error(argv, e, None),
+                });
+            }
+            if let Some(("open-ui", m)) = sub.subcommand() {
+                if readonly::enabled(env, matches.get_flag("readonly")) {
+                    let json = argv.iter().skip(1).any(|a| a == "--json");
+                    return Outcome::Exit(output::fail(
+                        "openclaw.open-ui",
+                        json,
+                        &readonly::refusal(Action::PortExpose),
+                    ));
+                }
+                return Outcome::Exit(match args::OpenUiArgs::from_arg_matches(m) {
+                    Ok(a) => openclaw::open_ui(&a, env),
                     Err(e) => usage_error(argv, e, None),
                 });
             }

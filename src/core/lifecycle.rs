@@ -117,7 +117,7 @@ pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport>
     let _lock = ctx.lock(id, &format!("sandbox stop {id}")).await?;
     let vm = ctx.vm(id)?;
     // A stopped VM forwards nothing: its local port forwards go with the process.
-    let close_forwards = || match super::ports::close_all(id) {
+    let close_forwards = || match super::ports::close_all(&ctx.data_dir, id) {
         Ok(n) => (n, Vec::new()),
         Err(e) => (
             0,

@@ -28,6 +28,7 @@ pub mod leftovers;
 pub mod lifecycle;
 pub mod lock;
 pub mod logging;
+pub mod openclaw;
 pub mod ports;
 pub mod preset_image;
 pub mod presets;

@@ -2,6 +2,12 @@
 //! host reaches `GUEST` in a running NAT sandbox through three nftables rules commented
 //! `smolvm:<vm id>:local:<host>:<guest>` ([`nft::LocalForward`]).
 //!
+//! A service on the guest's own loopback (`openclaw open-ui`'s gateway) is out of reach of
+//! those rules: [`expose_loopback`] forwards to it over SSH instead, an `ssh -N -L` process
+//! of smolvm's own recorded in `<data dir>/tunnels/<id>.json` ([`tunnel`]). `list` shows
+//! it (`transport: ssh_tunnel`), `close` and [`close_all`] end it, and a teardown
+//! (`delete`, `cleanup`) ends it with the VM ([`end_tunnels`]).
+//!
 //! The rules are the one record: `list` (and the dashboard) read the forwards back from
 //! their comments, so what is shown is what forwards, and nothing can drift out of step
 //! with a copy kept elsewhere (a host reboot or a `nft flush` takes both away at once).
@@ -15,12 +21,16 @@
 //! instead. Such a forward is **shadowed**: `list` (and so `port list`, the dashboard's
 //! detail view) and `smolvm doctor` ([`shadowed_forwards`]) say so and name the process.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::context::Ctx;
 use super::error::{Error, Result};
+use super::ssh::SshLogin;
 use crate::core::vm::VmId;
 use crate::sys::net::nft::{self, LocalForward};
+use crate::sys::tunnel;
 
 /// One forward as `port list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,8 +40,8 @@ pub struct PortForward {
     pub host_port: u16,
     pub guest_port: u16,
     pub guest_ip: Option<String>,
-    /// How the forward is made: always `nftables` here (SmolVM's key; its SSH tunnels are
-    /// for hosts without nftables).
+    /// How the forward is made (SmolVM's key): `nftables`, or `ssh_tunnel` for a forward to
+    /// the guest's own loopback (`openclaw open-ui`; [`expose_loopback`]).
     pub transport: &'static str,
     /// A host process listens on this host port too: its 127.0.0.1 clients reach the
     /// sandbox, not it.
@@ -48,7 +58,7 @@ impl PortForward {
             host_port,
             guest_port,
             guest_ip,
-            transport: "nftables",
+            transport: NFTABLES,
             shadowed: false,
             shadowed_by: None,
         }
@@ -68,6 +78,9 @@ impl PortForward {
 }
 
 const LOOPBACK: &str = "127.0.0.1";
+const NFTABLES: &str = "nftables";
+/// SmolVM's transport name for an SSH forward.
+pub const SSH_TUNNEL: &str = "ssh_tunnel";
 
 fn rt(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
@@ -174,13 +187,149 @@ pub fn shadowed_forwards() -> std::io::Result<Vec<PortForward>> {
     Ok(forwards)
 }
 
-/// The forwards of sandbox `id` (which must exist), read from nftables.
+/// The forwards of sandbox `id` (which must exist), by host port: read from nftables, and
+/// its SSH forwards whose process is alive.
 pub fn list(ctx: &Ctx, id: &VmId) -> Result<Vec<PortForward>> {
     let vm = ctx.vm(id)?;
     let ip = vm.network.as_ref().and_then(|n| n.guest_ip.clone());
     let mut forwards = forwards_in(&read_nft()?, id, ip.as_deref());
     mark_shadowed(&mut forwards);
+    forwards.extend(
+        live_tunnels(&ctx.data_dir, id)
+            .iter()
+            .map(|r| tunnel_forward(id, r, ip.clone())),
+    );
+    forwards.sort_by_key(|f| (f.host_port, f.guest_port));
     Ok(forwards)
+}
+
+fn tunnel_forward(id: &str, r: &tunnel::Record, guest_ip: Option<String>) -> PortForward {
+    PortForward {
+        transport: SSH_TUNNEL,
+        ..PortForward::new(id, r.host_port, r.guest_port, guest_ip)
+    }
+}
+
+/// The records of `id` whose process is alive and provably the recorded forward.
+fn live_tunnels(data_dir: &Path, id: &str) -> Vec<tunnel::Record> {
+    tunnel::read(data_dir, id)
+        .into_iter()
+        .filter(|r| matches!(tunnel::prove(r), Ok(Some(_))))
+        .collect()
+}
+
+/// How long an SSH forward may take to listen (a TCG guest's first login is slow).
+const TUNNEL_READY: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Forward `127.0.0.1:host` to `127.0.0.1:guest` *inside* running sandbox `id`, for a
+/// service that listens on the guest's loopback only (SmolVM's `guest_loopback` forward):
+/// an `ssh -N -L` process of smolvm's own ([`tunnel`]), recorded, listed by `port list`
+/// as `ssh_tunnel`, ended by `port close`, `stop`, `delete` and `cleanup`. `host` omitted
+/// is a free port (or the one a live forward to `guest` already has); a host port in use
+/// is an error and nothing changes.
+pub fn expose_loopback(
+    ctx: &Ctx,
+    id: &VmId,
+    host: Option<u16>,
+    guest: u16,
+    login: &SshLogin,
+) -> Result<PortForward> {
+    login.check()?;
+    let ip = super::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)?;
+    let vm = ctx.vm(id)?;
+    if vm.config.bridge().is_some() {
+        return Err(Error::runtime(format!(
+            "Bridged sandbox '{id}' is already connected directly to its network; run 'smolvm sandbox delete {id}', then 'smolvm sandbox create --name {id} --network nat' to use port exposure."
+        )));
+    }
+    let _lock = tunnel::lock(&ctx.data_dir)
+        .map_err(|e| Error::runtime(format!("cannot lock the SSH forwards' records: {e}")))?;
+    let mut records = live_tunnels(&ctx.data_dir, id);
+    if let Some(r) = records
+        .iter()
+        .find(|r| r.guest_port == guest && host.is_none_or(|h| h == r.host_port))
+    {
+        return Ok(tunnel_forward(id, r, Some(ip)));
+    }
+    let state = read_nft()?;
+    let hp = match host {
+        Some(hp) => {
+            if let Some(why) = port_taken(ctx, &state, hp) {
+                return Err(Error::runtime(why));
+            }
+            hp
+        }
+        None => free_port(ctx, &state)?,
+    };
+    let argv = super::ssh::tunnel_args(&ctx.paths.keys_dir, &ip, login, hp, guest);
+    let started = tunnel::spawn(&argv)
+        .map_err(|e| Error::runtime(format!("cannot run ssh ({e}); install openssh-client")))?;
+    let pid = started.pid;
+    let start_ticks = started.wait_listening(hp, TUNNEL_READY).map_err(|e| {
+        Error::runtime(format!(
+            "ssh tunnel localhost:{hp} -> guest:{guest} failed: {e}"
+        ))
+    })?;
+    let r = tunnel::Record {
+        host_port: hp,
+        guest_port: guest,
+        pid,
+        start_ticks,
+    };
+    records.push(r);
+    if let Err(e) = tunnel::write(&ctx.data_dir, id, &records) {
+        if let Ok(Some(owned)) = tunnel::prove(&r) {
+            tunnel::end(&owned, std::time::Duration::from_secs(2));
+        }
+        return Err(Error::runtime(format!(
+            "cannot record the SSH forward: {e}"
+        )));
+    }
+    Ok(tunnel_forward(id, &r, Some(ip)))
+}
+
+/// End the SSH forwards of `id` (those matching `ports`, or all), each proved to be the
+/// recorded process before it is signalled; the records of those gone are dropped. How
+/// many were ended.
+pub fn end_tunnels(data_dir: &Path, id: &str, ports: Option<(u16, u16)>) -> Result<usize> {
+    if tunnel::read(data_dir, id).is_empty() {
+        return Ok(0);
+    }
+    let _lock = tunnel::lock(data_dir)
+        .map_err(|e| Error::runtime(format!("cannot lock the SSH forwards' records: {e}")))?;
+    let mut keep = Vec::new();
+    let mut ended = 0;
+    let mut failed = None;
+    for r in tunnel::read(data_dir, id) {
+        if ports.is_some_and(|(h, g)| (h, g) != (r.host_port, r.guest_port)) {
+            keep.push(r);
+            continue;
+        }
+        match tunnel::prove(&r) {
+            Ok(Some(owned)) => {
+                if tunnel::end(&owned, std::time::Duration::from_secs(3)) {
+                    ended += 1;
+                } else {
+                    keep.push(r);
+                    failed = Some(format!("the SSH forward (process {}) did not end", r.pid));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                keep.push(r);
+                failed = Some(format!(
+                    "process {} is not provably the SSH forward ({e}); left alone",
+                    r.pid
+                ));
+            }
+        }
+    }
+    tunnel::write(data_dir, id, &keep)
+        .map_err(|e| Error::runtime(format!("cannot update the SSH forwards' records: {e}")))?;
+    match failed {
+        Some(why) => Err(Error::runtime(why)),
+        None => Ok(ended),
+    }
 }
 
 /// Why host port `hp` cannot be taken, if it cannot: another forward, an SSH forward, or a
@@ -314,14 +463,21 @@ pub fn close(ctx: &Ctx, id: &VmId, host: u16, guest: u16) -> Result<PortForward>
             }
         )));
     };
-    delete_forwards(id, Some((host, guest)))?;
+    if f.transport == SSH_TUNNEL {
+        end_tunnels(&ctx.data_dir, id, Some((host, guest)))?;
+    } else {
+        delete_forwards(id, Some((host, guest)))?;
+    }
     Ok(f)
 }
 
-/// Remove every forward of sandbox `id` (`stop` calls this); how many rules went. Without
-/// the right to read nftables there is nothing provable to remove.
-pub fn close_all(id: &str) -> Result<usize> {
-    delete_forwards(id, None)
+/// Remove every forward of sandbox `id` (`stop` calls this): its SSH forwards' processes
+/// and its nftables rules; how many went. Without the right to read nftables there is
+/// nothing provable to remove there.
+pub fn close_all(data_dir: &Path, id: &str) -> Result<usize> {
+    let tunnels = end_tunnels(data_dir, id, None);
+    let rules = delete_forwards(id, None)?;
+    Ok(tunnels? + rules)
 }
 
 fn delete_forwards(id: &str, ports: Option<(u16, u16)>) -> Result<usize> {

@@ -100,6 +100,46 @@ pub fn ssh_args_as(
     a
 }
 
+/// The `ssh` of a loopback forward (`openclaw open-ui`): `127.0.0.1:host_port` on the host
+/// reaches `127.0.0.1:guest_port` in the guest, and nothing else. No configuration file
+/// (`-F /dev/null`: no forwards or commands of a config), no agent or X11, no remote
+/// command, batch mode; it gives up when the forward cannot be made and when the guest
+/// stops answering.
+pub fn tunnel_args(
+    keys_dir: &Path,
+    ip: &str,
+    login: &SshLogin,
+    host_port: u16,
+    guest_port: u16,
+) -> Vec<String> {
+    let key = login
+        .key
+        .clone()
+        .unwrap_or_else(|| keys_dir.join("id_ed25519"));
+    let mut a: Vec<String> = vec!["ssh".into(), "-F".into(), "/dev/null".into()];
+    a.extend(["-i".into(), key.display().to_string()]);
+    for o in [
+        "BatchMode=yes",
+        "ExitOnForwardFailure=yes",
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "LogLevel=ERROR",
+        "ConnectTimeout=10",
+        "ServerAliveInterval=15",
+        "ServerAliveCountMax=3",
+        "ForwardAgent=no",
+        "ForwardX11=no",
+        "PermitLocalCommand=no",
+        "GatewayPorts=no",
+    ] {
+        a.extend(["-o".into(), o.into()]);
+    }
+    a.extend(["-N".into(), "-T".into(), "-L".into()]);
+    a.push(crate::sys::tunnel::forward_spec(host_port, guest_port));
+    a.push(format!("{}@{ip}", login.user.as_deref().unwrap_or("root")));
+    a
+}
+
 /// What `smolvm sandbox ssh` runs, as one line to paste into a shell (the dashboard's
 /// copy, the start report's `ssh_command`).
 pub fn ssh_command(keys_dir: &Path, ip: &str) -> String {

@@ -472,6 +472,15 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
             .map_err(rt)?;
     }
 
+    // 3b. The VM's SSH forwards (`openclaw open-ui`): their processes, proved, and their
+    //     record.
+    {
+        let (d, id) = (ctx.opts.data_dir.clone(), vm.id.clone());
+        tokio::task::spawn_blocking(move || crate::core::ports::end_tunnels(&d, &id, None))
+            .await
+            .map_err(rt)??;
+    }
+
     // 4. Files, by the names smolvm generates for this id in the dirs it owns: control
     //    sockets, console log, isolated disk (never a path read from the row).
     for f in [

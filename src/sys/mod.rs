@@ -28,6 +28,7 @@ pub mod sparse;
 pub mod state;
 pub mod sudo;
 pub mod time;
+pub mod tunnel;
 pub mod unpack;
 pub mod users;
 pub mod vmm;

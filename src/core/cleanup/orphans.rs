@@ -29,6 +29,8 @@ pub(super) enum OrphanAction {
     Remove(VmFile, String),
     /// A partial snapshot: removed by `core::snapshot::remove_partial` (needs the store).
     Snapshot,
+    /// An SSH forward of a VM no database records (its id, host and guest ports).
+    Tunnel(String, u16, u16),
 }
 
 /// The live system as cleanup sees it.
@@ -280,6 +282,27 @@ pub(super) fn orphans(
         }
     }
     push_removals(&mut out, ResourceKind::File, files);
+
+    // 6. SSH forwards (`openclaw open-ui`) recorded for VMs no database records: their
+    //    processes, proved again when ended, and their records.
+    for id in crate::sys::tunnel::recorded_ids(&opts.teardown.data_dir) {
+        if known.ids.contains(id.as_str()) {
+            continue;
+        }
+        for r in crate::sys::tunnel::read(&opts.teardown.data_dir, &id) {
+            if matches!(crate::sys::tunnel::prove(&r), Ok(Some(_))) {
+                out.push(StaleResource {
+                    kind: ResourceKind::Process,
+                    name: format!(
+                        "{} ssh (127.0.0.1:{} -> {id}:{})",
+                        r.pid, r.host_port, r.guest_port
+                    ),
+                    vm_id: Some(id.clone()),
+                    action: OrphanAction::Tunnel(id.clone(), r.host_port, r.guest_port),
+                });
+            }
+        }
+    }
     out
 }
 
@@ -352,6 +375,16 @@ pub(super) async fn remove_orphan(
                 .map_err(|e| e.to_string())
         }
         OrphanAction::Snapshot => Err("removed through the snapshot sweep".into()),
+        OrphanAction::Tunnel(id, host, guest) => {
+            let (d, id, ports) = (opts.teardown.data_dir.clone(), id.clone(), (*host, *guest));
+            tokio::task::spawn_blocking(move || {
+                crate::core::ports::end_tunnels(&d, &id, Some(ports))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map(drop)
+            .map_err(|e| e.message)
+        }
         OrphanAction::Remove(file, id) => fs::remove_vm_file(
             *file,
             &opts.teardown.data_dir,

@@ -360,6 +360,33 @@ pub struct Inspect {
 /// (`codex-amd64-qemu[-alpine]`) that names its platform too, or SmolVM's own cache name
 /// (`codex-v0.0.36-amd64-qemu`, a directory in the images root, of any version); the
 /// manifest's row for it and what of it is cached.
+/// SmolVM's test of a cache name (`_valid_entry_name`, after dropping trailing slashes):
+/// one path segment other than `.`, `..`, `custom` and `macos`, or `custom/<name>[/<fp>]`
+/// and `macos/<name>`; no backslash. Anything else is its `invalid_input` (exit 2).
+pub fn check_entry_name(arg: &str) -> Result<()> {
+    let name = arg.trim_end_matches(['/', '\\']);
+    let segs: Vec<&str> = name.split('/').collect();
+    let plain = |s: &str| !s.is_empty() && s != "." && s != "..";
+    let ok = !name.is_empty()
+        && !name.contains('\\')
+        && segs.iter().all(|s| plain(s))
+        && match segs.as_slice() {
+            [one] => *one != "custom" && *one != "macos",
+            ["custom", rest @ ..] => matches!(rest.len(), 1 | 2),
+            ["macos", _] => true,
+            _ => false,
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            crate::core::ErrorCode::InvalidInput,
+            format!("'{arg}' is not a cached image name."),
+        )
+        .with_recovery("Run 'smolvm image list' to see cached images."))
+    }
+}
+
 pub fn inspect_named(
     env: &crate::core::Env,
     host: &crate::core::host::Host,
@@ -369,6 +396,7 @@ pub fn inspect_named(
 ) -> Result<(Inspect, super::Manifest)> {
     let (mut arch, mut vmm, mut os) = platform;
     let mut preset = arg.to_string();
+    check_entry_name(arg)?;
     if crate::core::presets::find(&preset).is_none() {
         let flat_name = arg.trim_end_matches('/');
         if let Some(found) = flat_cache(flat_name, layout.images_root.join(flat_name)) {
@@ -395,6 +423,13 @@ pub fn inspect_named(
             arch = arch.or(Some(a));
             vmm = vmm.or(Some(v));
             os = os.or(Some(o));
+        }
+        // Neither a preset nor a cache of one: SmolVM's "no cached image" (exit 1).
+        if crate::core::presets::find(&preset).is_none() {
+            return Err(
+                Error::runtime(format!("No cached image named '{flat_name}'."))
+                    .with_recovery("Run 'smolvm image list' to see cached images."),
+            );
         }
     }
     let m = super::Manifest::load(env)?;

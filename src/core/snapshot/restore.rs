@@ -134,7 +134,26 @@ pub async fn restore(
     let vmm = Vmm::parse(row.backend())
         .ok_or_else(|| rt(format!("Snapshot '{}' has an unknown backend", info.id)))?;
     let net: Network = serde_json::from_value(row.network_config.clone()).unwrap_or_default();
-    let (ip, tap) = network_of(&info, &net)?;
+    // A bridged sandbox has no pool address or `tap<N>`: its TAP is made afresh on its
+    // bridge (as `sandbox start` makes it) and its address is smolvm's own record.
+    let bridged = row.vm_config.bridge().is_some();
+    let (ip, tap) = if bridged {
+        let ip = row
+            .vm_config
+            .extras
+            .bridge_address
+            .as_deref()
+            .and_then(|s| s.split(['/', ',']).next()?.parse().ok())
+            .ok_or_else(|| {
+                rt(format!(
+                    "Snapshot '{}' is of a bridged sandbox without smolvm's guest address; it cannot be restored",
+                    info.id
+                ))
+            })?;
+        (ip, String::new())
+    } else {
+        network_of(&info, &net)?
+    };
     let accel = match row.vm_config.extras.accel.as_deref() {
         None => None,
         Some(a) => Some(AccelRequest::parse(a).ok_or_else(|| {
@@ -166,10 +185,13 @@ pub async fn restore(
         start::check_kernel_and_mounts(ctx, start::Whose::Snapshot(&info.id), &row.vm_config)?;
     }
     let existing = ctx.store.get_vm(&id).map_err(rt)?;
-    let holders = ctx
-        .store
-        .lease_holders(&ip.to_string(), net.ssh_host_port, &id)
-        .map_err(rt)?;
+    let holders = if bridged {
+        Default::default()
+    } else {
+        ctx.store
+            .lease_holders(&ip.to_string(), net.ssh_host_port, &id)
+            .map_err(rt)?
+    };
     if let Some(other) = holders.iter().next() {
         return Err(rt(format!(
             "The snapshot's address {ip} or SSH port is taken by sandbox '{other}'"
@@ -263,9 +285,12 @@ async fn bring_up(
     let id = info.vm_id.clone();
     copy_disk(ctx, &id, &info.path.join(super::DISK), disk).await?;
     abort.check(progress)?;
-    ctx.store
-        .reserve_network(&id, &ip.to_string(), tap, net.ssh_host_port)
-        .map_err(|e| rt(e).with_recovery("Delete the sandbox holding it and try again."))?;
+    // A bridged sandbox's TAP is reserved when its network is set up.
+    if !tap.is_empty() {
+        ctx.store
+            .reserve_network(&id, &ip.to_string(), tap, net.ssh_host_port)
+            .map_err(|e| rt(e).with_recovery("Delete the sandbox holding it and try again."))?;
+    }
     let (log, socket) = start::prepare_files(ctx, &id, vmm, disk)?;
     if info.kind == SnapshotType::Disk {
         let row = ctx

@@ -19,9 +19,13 @@ use crate::sys::{open, sparse::SparseWriter};
 use super::*;
 
 /// `archive <FILE>: <why>`: what a bad archive reads like (exit 1).
+/// An archive that is not a usable image: SmolVM's `invalid_input` (exit 2).
 fn bad(input: &Path, why: impl std::fmt::Display) -> Error {
-    Error::runtime(format!("invalid image archive {}: {why}", input.display()))
-        .with_recovery("Nothing was changed. Save the image again with 'smolvm image save'.")
+    Error::new(
+        crate::core::ErrorCode::InvalidInput,
+        format!("invalid image archive {}: {why}", input.display()),
+    )
+    .with_recovery("Nothing was changed. Save the image again with 'smolvm image save'.")
 }
 
 /// A read error in the middle of the stream: a cut or corrupt archive.

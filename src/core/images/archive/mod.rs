@@ -185,6 +185,21 @@ pub struct LoadReport {
     pub format: Format,
 }
 
+impl LoadReport {
+    /// What the loaded image's directory takes on disk (allocated blocks: SmolVM's
+    /// `size_bytes`).
+    pub fn size_on_disk(&self) -> u64 {
+        crate::sys::fs::disk_usage(&self.image_dir, &crate::sys::fs::HardLinks::default())
+    }
+}
+
+/// SmolVM's `excluded_decompressed_rootfs`: the archive carries the compressed rootfs and
+/// not the decompressed one (rebuilt from it on load).
+pub fn excludes_decompressed_rootfs(files: &[FileEntry]) -> bool {
+    let has = |n: &str| files.iter().any(|f| f.name == n);
+    has(ROOTFS_ZST) && !has(ROOTFS)
+}
+
 fn io_err(what: &str, p: &Path, e: &io::Error) -> Error {
     Error::runtime(format!("{what} {}: {}", p.display(), io_reason(e)))
 }

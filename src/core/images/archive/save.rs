@@ -30,7 +30,14 @@ fn no_such_image(name: &str) -> Error {
 
 /// Find `name` in the cache: a built image first, then a published one of `version`.
 fn locate(paths: &Paths, version: &str, name: &str) -> Result<Source> {
-    validate_name(name)?;
+    // SmolVM's `invalid_input` (exit 2) for what cannot be a cache name.
+    validate_name(name).map_err(|_| {
+        Error::new(
+            crate::core::ErrorCode::InvalidInput,
+            format!("'{name}' is not a cached image name."),
+        )
+        .with_recovery("Run 'smolvm image list' to see cached images.")
+    })?;
     let root = &paths.images_root;
     if built_image(root, name).is_ok()
         && open::kind(&root.join(name)).ok() == Some(Some(open::Kind::Dir))

@@ -1,0 +1,33 @@
+//! `smolvm openclaw open-ui`: a thin face over [`core::openclaw`]. SmolVM's lines: the
+//! one-time link (or "Opened OpenClaw at …" when a browser took it) and the command that
+//! stops sharing it; `--json` is SmolVM's payload.
+
+use super::args::OpenUiArgs;
+use super::output::line;
+use super::toolkit::{finish, open_ctx};
+use crate::core::escape::escape;
+use crate::core::openclaw;
+use crate::core::Env;
+
+pub fn open_ui(a: &OpenUiArgs, env: &Env) -> i32 {
+    let json = a.flags.json;
+    let r = open_ctx(env).and_then(|ctx| {
+        let mut ui = openclaw::open_ui(&ctx, &a.id, a.host_port, &a.flags.ssh.login())?;
+        if !a.no_browser && !json {
+            ui.opened = openclaw::open_browser(env, &ui.browser_url);
+        }
+        Ok(ui)
+    });
+    finish("openclaw.open-ui", json, r, |ui| {
+        if ui.opened {
+            line(format!("Opened OpenClaw at {}", escape(ui.url.as_bytes())));
+        } else {
+            line("Open this one-time OpenClaw link within 10 minutes:");
+            line(escape(ui.browser_url.as_bytes()));
+        }
+        line(format!(
+            "Stop sharing it with: {}",
+            escape(ui.close_command.as_bytes())
+        ));
+    })
+}
