@@ -10,6 +10,7 @@ use ratatui::Terminal;
 
 use smolvm::core::egress::{Mode, NetworkSummary, Policy};
 use smolvm::core::sandbox::SandboxInfo;
+use smolvm::core::vm::VmId;
 use smolvm::tui::app::{
     App, CleanupPreview, ConfirmAction, Dialog, Effect, Input, LogSource, Msg, Pane, Preview,
     PrunePreview, StartImage, StartSpec, TaskItem, TaskState, TaskUpdate,
@@ -18,6 +19,11 @@ use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
 use smolvm::tui::keymap::Keymap;
 use smolvm::tui::theme::Theme;
 use smolvm::tui::ui;
+
+/// A sandbox id of the fixtures (valid, as the dashboard's rows are).
+fn vid(id: &str) -> VmId {
+    VmId::new(id).unwrap()
+}
 
 fn key(c: char) -> Input {
     Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
@@ -54,7 +60,7 @@ fn vm(
 ) -> VmRow {
     VmRow {
         info: SandboxInfo {
-            id: smolvm::core::vm::VmId::new(id).unwrap(),
+            id: vid(id),
             status: smolvm::core::VmStatus::parse(status).expect("a status"),
             stale,
             backend: Some("qemu".into()),
@@ -510,7 +516,7 @@ fn marks_filter_sort_and_bulk_delete() {
         fx,
         vec![Effect::RunDelete {
             task: 1,
-            ids: vec!["vm-12345".into(), "vm-agent-1".into()]
+            ids: vec![vid("vm-12345"), vid("vm-agent-1")]
         }]
     );
     assert!(a.vms.marks.is_empty());
@@ -909,7 +915,7 @@ fn a_finished_start_selects_the_new_vm_when_it_appears() {
     a.update(Input::Msg(Msg::Task {
         id: task,
         update: TaskUpdate::Started {
-            vm_id: "vm-new".into(),
+            vm_id: vid("vm-new"),
         },
     }));
     assert_eq!(a.pending_select.as_deref(), Some("vm-new"));
@@ -1228,7 +1234,7 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     let cli = support::json(&out)["data"].clone();
     let d = smolvm::tui::worker::load_detail(
         &smolvm::core::context::Context::local(&h.env()),
-        "vm-detail",
+        &vid("vm-detail"),
     )
     .unwrap();
     let report = d.network.clone().expect("the network is read");
@@ -1247,7 +1253,7 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     ))));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-detail".into(),
+        id: vid("vm-detail"),
         result: Ok(Box::new(d)),
     }));
     let screen = render(&a);
@@ -1287,7 +1293,7 @@ fn the_detail_and_sandbox_info_json_report_the_same_fields() {
     let cli = support::json(&out)["data"].clone();
     let d = smolvm::tui::worker::load_detail(
         &smolvm::core::context::Context::local(&h.env()),
-        "vm-dt1",
+        &vid("vm-dt1"),
     )
     .unwrap();
     let home = h.env().home();
@@ -1667,6 +1673,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     let old = h.cache("0.0.11", 1000);
     let old_path = old.clone();
     let ids = || vec!["vm-gone-1".to_string(), "vm-gone-2".to_string()];
+    let vm_ids = || vec![vid("vm-gone-1"), vid("vm-gone-2")];
     let leftover = h.data.join("disks/vm-gone-9.ext4");
     std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
     std::fs::write(&leftover, b"0123456789").unwrap();
@@ -1693,17 +1700,23 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
         ),
         (
             TaskKind::Stop,
-            Box::new(move |task| Effect::RunStop { task, ids: ids() }),
+            Box::new(move |task| Effect::RunStop {
+                task,
+                ids: vm_ids(),
+            }),
         ),
         (
             TaskKind::Delete,
-            Box::new(move |task| Effect::RunDelete { task, ids: ids() }),
+            Box::new(move |task| Effect::RunDelete {
+                task,
+                ids: vm_ids(),
+            }),
         ),
         (
             TaskKind::Pause,
             Box::new(move |task| Effect::RunPause {
                 task,
-                ids: ids(),
+                ids: vm_ids(),
                 paused: true,
             }),
         ),
@@ -1711,7 +1724,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Snapshot,
             Box::new(move |task| Effect::RunSnapshot {
                 task,
-                ids: ids(),
+                ids: vm_ids(),
                 spec: smolvm::tui::app::SnapshotSpec {
                     id: None,
                     kind: Default::default(),
@@ -1723,7 +1736,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Resume,
             Box::new(move |task| Effect::RunPause {
                 task,
-                ids: ids(),
+                ids: vm_ids(),
                 paused: false,
             }),
         ),
@@ -1746,7 +1759,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Upload,
             Box::new(|task| Effect::RunTransfer {
                 task,
-                id: "vm-gone-1".into(),
+                id: vid("vm-gone-1"),
                 upload: true,
                 local: "/etc/hostname".into(),
                 guest: "/tmp/x".into(),
@@ -1756,7 +1769,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Download,
             Box::new(|task| Effect::RunTransfer {
                 task,
-                id: "vm-gone-1".into(),
+                id: vid("vm-gone-1"),
                 upload: false,
                 local: "/tmp/smolvm-never-written".into(),
                 guest: "/etc/hostname".into(),
@@ -1773,7 +1786,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::SshWait,
             Box::new(|task| Effect::RunSshWait {
                 task,
-                id: "vm-gone-1".into(),
+                id: vid("vm-gone-1"),
             }),
         ),
         (
@@ -2487,11 +2500,11 @@ fn open_detail(a: &mut App) -> Vec<Effect> {
     a.update(key('j')); // vm-agent-1
     let fx = a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(Box::new(detail_fixture())),
     }));
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(vec!["ANTHROPIC_API_KEY".into(), "GITHUB_TOKEN".into()]),
     }));
     fx
@@ -2508,7 +2521,7 @@ fn a_shadowed_forward_is_marked_in_the_detail_view() {
         (18022, 22, Some("python3 (pid 4242)".into())),
     ]);
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(Box::new(d)),
     }));
     let screen = render(&a);
@@ -2675,7 +2688,7 @@ fn confirm_dialogs_read_their_keys_from_the_keymap() {
         a.update(ctrl('y')),
         vec![Effect::RunDelete {
             task: 1,
-            ids: vec!["vm-12345".into()]
+            ids: vec![vid("vm-12345")]
         }]
     );
 
@@ -2797,7 +2810,7 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     assert_eq!(
         fx,
         vec![Effect::LoadDetail {
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             env: true
         }]
     );
@@ -2857,7 +2870,7 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
         },
     }));
     assert!(fx.contains(&Effect::LoadDetail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         env: false
     }));
     // The VMs pane's keys act on this VM: z pauses it.
@@ -2866,13 +2879,13 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
         fx,
         vec![Effect::RunPause {
             task: 3,
-            ids: vec!["vm-agent-1".into()],
+            ids: vec![vid("vm-agent-1")],
             paused: true
         }]
     );
     // A late answer for another VM is dropped.
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-12345".into(),
+        id: vid("vm-12345"),
         result: Ok(vec!["OTHER".into()]),
     }));
     assert!(!render(&a).contains("OTHER"));
@@ -2895,7 +2908,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         fx,
         vec![Effect::RunPause {
             task: 1,
-            ids: vec!["vm-12345".into(), "vm-agent-1".into()],
+            ids: vec![vid("vm-12345"), vid("vm-agent-1")],
             paused: true
         }]
     );
@@ -2912,7 +2925,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         fx,
         vec![Effect::RunPause {
             task: 2,
-            ids: vec!["vm-agent-1".into()],
+            ids: vec![vid("vm-agent-1")],
             paused: false
         }]
     );
@@ -2936,7 +2949,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         fx,
         vec![Effect::RunSnapshot {
             task: 3,
-            ids: vec!["vm-12345".into(), "vm-agent-1".into()],
+            ids: vec![vid("vm-12345"), vid("vm-agent-1")],
             spec: SnapshotSpec {
                 id: None,
                 kind: SnapshotType::Disk,
@@ -2964,7 +2977,7 @@ fn the_port_form_checks_as_you_type_waits_for_core_and_keeps_its_error() {
         fx,
         vec![Effect::RunPort {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             close: false,
             host: Some(8080),
             guest: 80
@@ -3074,7 +3087,7 @@ fn the_network_form_shows_the_stored_policy_checks_as_you_type_and_waits_for_cor
         fx,
         vec![Effect::RunNetwork {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             policy: want,
             publish_ssh: true,
         }]
@@ -3274,7 +3287,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
         a.update(key('a')),
         vec![Effect::RunSshWait {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
         }]
     );
     assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::SshWait);
@@ -3282,7 +3295,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
         a.update(key('!')),
         vec![Effect::RunSshWait {
             task: 2,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
         }]
     );
     let finished = |task: u64, state: TaskState| {
@@ -3297,7 +3310,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     };
     let fx = a.update(finished(1, TaskState::Done));
     assert!(fx.contains(&Effect::Session {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         attach: true
     }));
     let fx = a.update(finished(2, TaskState::Cancelled));
@@ -3306,7 +3319,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     // Back from the session: the same VM selected, the exit code said.
     a.update(key('G'));
     let fx = a.update(Input::Msg(Msg::SessionEnded {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(3),
     }));
     assert_eq!(fx, vec![Effect::Refresh { slow: false }]);
@@ -3342,7 +3355,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
     let fx = a.update(Input::Msg(Msg::Task {
         id: task,
         update: TaskUpdate::Started {
-            vm_id: "vm-new".into(),
+            vm_id: vid("vm-new"),
         },
     }));
     assert_eq!(fx, vec![Effect::Refresh { slow: false }]);
@@ -3357,7 +3370,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
     }));
     let wait = task + 1;
     assert!(fx.contains(&Effect::RunSshWait {
-        id: "vm-new".into(),
+        id: vid("vm-new"),
         task: wait,
     }));
     let fx = a.update(Input::Msg(Msg::Task {
@@ -3369,7 +3382,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
         },
     }));
     assert!(fx.contains(&Effect::Session {
-        id: "vm-new".into(),
+        id: vid("vm-new"),
         attach: true
     }));
     // A failed start attaches to nothing.
@@ -3488,7 +3501,7 @@ fn the_upload_form_completes_local_paths_and_submits() {
         fx,
         vec![Effect::RunTransfer {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             upload: true,
             local: format!("{base}notes-1.txt"),
             guest: "/root/notes.txt".into()
@@ -3689,16 +3702,16 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
     a.update(key('j'));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(Box::new(detail_fixture())),
     }));
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["VM vm-agent-1", "clip", "cleared"]);
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(vec![HOSTILE_LINE.into(), "OK_KEY".into()]),
     }));
     assert_no_controls(&a, &["OK_KEY", "clip"]);
@@ -3706,7 +3719,7 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
     a.update(key('j'));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["clip", "cleared"]);
@@ -3997,7 +4010,7 @@ fn stopping_vms_that_are_not_running_says_nothing_was_stopped() {
         let task = a
             .data
             .add_task(smolvm::tui::app::TaskKind::Stop, "stop".into());
-        let ids = vec!["vm-made".to_string(), "vm-down".to_string()];
+        let ids = vec![vid("vm-made"), vid("vm-down")];
         w.run(Effect::RunStop { task, ids });
         w.finish_first_task(&mut a, 30).await;
         let t = &a.data.tasks[0];

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::vm::row_is_live;
+use super::vm::{row_is_live, VmId};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
 
 /// A failure of a step, as a runtime error with its message (the code travels with it to
@@ -397,7 +397,11 @@ async fn stop_found(
 /// elements and rules, sockets, log, disk, and last its row and leases. What `sandbox
 /// delete` and a failed start's rollback use, so creation and teardown stay symmetric.
 /// A VM with no row is success.
-pub async fn teardown_vm(store: Arc<StateStore>, vm_id: &str, opts: TeardownOptions) -> Result<()> {
+pub async fn teardown_vm(
+    store: Arc<StateStore>,
+    vm_id: &VmId,
+    opts: TeardownOptions,
+) -> Result<()> {
     let id = vm_id.to_string();
     let st = store.clone();
     let o = opts.clone();

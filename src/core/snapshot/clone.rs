@@ -32,7 +32,6 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, StartEvent};
 use crate::core::vm::VmId;
 use crate::sys::open;
-use crate::sys::process::is_vm_id;
 use crate::sys::state::{Network, VmRecord, VmStatus};
 
 /// The guest's agent: reads `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` lines on `ttyS1`
@@ -82,13 +81,7 @@ pub(crate) async fn launch_agent(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
         )));
     }
     let command = ["sh".to_string(), "-c".to_string(), agent_launch_command()];
-    let out = super::in_guest(
-        ctx,
-        &vm.id,
-        &command,
-        "starting the clone agent in the guest",
-    )
-    .await?;
+    let out = super::in_guest(ctx, vm, &command, "starting the clone agent in the guest").await?;
     if out.status.is_some_and(|s| s.success()) {
         return Ok(());
     }
@@ -143,7 +136,6 @@ pub struct ClonedVm {
     pub elapsed_ms: f64,
 }
 
-/// The ids the clones get, checked before anything is made.
 /// The usage errors of `opts`, before anything is looked up.
 fn check_usage(opts: &CloneOptions) -> Result<()> {
     if opts.count == 0 {
@@ -155,34 +147,31 @@ fn check_usage(opts: &CloneOptions) -> Result<()> {
                 "--name names one clone; use --prefix with --count",
             ));
         }
-        if !is_vm_id(n) {
-            return Err(Error::usage(format!(
-                "Invalid sandbox name '{n}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
-            )));
-        }
+        VmId::name(n)?;
     }
     Ok(())
 }
 
-fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<String>> {
+/// The ids the clones get, checked before anything is made.
+fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<VmId>> {
     if let Some(n) = &opts.name {
-        if ctx.store.get_vm(n).map_err(rt)?.is_some() {
+        let id = VmId::name(n)?;
+        if ctx.store.get_vm(&id).map_err(rt)?.is_some() {
             return Err(Error::runtime(format!("Sandbox '{n}' already exists"))
                 .with_recovery("Pick another --name, or delete it first."));
         }
-        return Ok(vec![n.clone()]);
+        return Ok(vec![id]);
     }
     let mut ids = Vec::new();
     match &opts.prefix {
         Some(p) => {
             let mut i = 1u32;
             while ids.len() < opts.count as usize {
-                let id = format!("{p}-{i}");
-                if !is_vm_id(&id) {
+                let Some(id) = VmId::new(&format!("{p}-{i}")) else {
                     return Err(Error::usage(format!(
                         "--prefix '{p}' does not make valid sandbox ids (lower-case letters, digits, '-' and '_')"
                     )));
-                }
+                };
                 if ctx.store.get_vm(&id).map_err(rt)?.is_none() {
                     ids.push(id);
                 }
@@ -191,7 +180,7 @@ fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<String>> {
         }
         None => {
             while ids.len() < opts.count as usize {
-                let id = format!("vm-{}", open::random_hex(4));
+                let id = VmId::random();
                 if ctx.store.get_vm(&id).map_err(rt)?.is_none() && !ids.contains(&id) {
                     ids.push(id);
                 }
@@ -270,7 +259,7 @@ async fn clone_one(
     ctx: &Ctx,
     row: &crate::sys::state::SnapshotRecord,
     info: &SnapshotInfo,
-    id: &str,
+    id: &VmId,
     opts: &CloneOptions,
     progress: &Progress<StartEvent>,
 ) -> Result<ClonedVm> {
@@ -388,7 +377,7 @@ async fn bring_up(
     ctx: &Ctx,
     info: &SnapshotInfo,
     runtime: &crate::core::host::Runtime,
-    id: &str,
+    id: &VmId,
     disk: &std::path::Path,
     opts: &CloneOptions,
     abort: &start::Abort,

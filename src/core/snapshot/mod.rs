@@ -119,9 +119,9 @@ impl FlushPolicy {
 }
 
 /// How to take a snapshot.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateOptions {
-    pub vm_id: String,
+    pub vm_id: VmId,
     /// Default `snap-<8 hex>`.
     pub snapshot_id: Option<String>,
     pub kind: SnapshotType,
@@ -133,6 +133,22 @@ pub struct CreateOptions {
     /// A template for `sandbox clone`: the clone agent is started in the guest first (a
     /// running QEMU sandbox, full type only).
     pub for_clone: bool,
+}
+
+impl CreateOptions {
+    /// A snapshot of `vm_id` with every other option at its default (a full snapshot,
+    /// the source left paused, a best-effort flush).
+    pub fn of(vm_id: VmId) -> CreateOptions {
+        CreateOptions {
+            vm_id,
+            snapshot_id: None,
+            kind: SnapshotType::default(),
+            resume_source: false,
+            live_only: false,
+            flush: FlushPolicy::default(),
+            for_clone: false,
+        }
+    }
 }
 
 /// One snapshot as listed (JSON keys of `snapshot list` and `create`).
@@ -720,11 +736,11 @@ async fn fc_snapshot_create(
 /// time runs out); its output, whatever its exit status.
 pub(super) async fn in_guest(
     ctx: &Ctx,
-    vm_id: &str,
+    vm: &VmRecord,
     command: &[String],
     what: &str,
 ) -> Result<crate::sys::child::Captured> {
-    let argv = super::lifecycle::ssh_argv(ctx, vm_id, command, false)?;
+    let argv = super::lifecycle::ssh_argv(ctx, &VmId::known(&vm.id), command, false)?;
     crate::sys::child::output_async(&argv, crate::sys::child::Io::Piped, Duration::from_secs(30))
         .await
         .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
@@ -735,7 +751,7 @@ pub(super) async fn in_guest(
 async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
     let out = in_guest(
         ctx,
-        &vm.id,
+        vm,
         &["sync".to_string()],
         "flushing the guest's file systems",
     )

@@ -119,7 +119,8 @@ pub async fn restore(
             info.id
         )));
     }
-    let id = row.vm_id.clone();
+    // A row's id that names no sandbox is "not found" (the lock's rule before).
+    let id = VmId::parse(&row.vm_id)?;
     // The sandbox's lock before its row is read: a restore replaces it.
     let _lock = ctx
         .lock_for_snapshot(
@@ -230,11 +231,11 @@ pub async fn restore(
         snapshot: RestoredSnapshot {
             id: info.id.clone(),
             kind: info.kind,
-            vm_id: VmId::known(&id),
+            vm_id: id.clone(),
             created_at: info.created_at.clone(),
         },
         vm: RestoredVm {
-            name: id,
+            name: id.to_string(),
             status,
             ip_address: ip.to_string(),
             ssh_port: net.ssh_host_port,

@@ -18,6 +18,7 @@ use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
 use crate::core::images::Vmm;
 use crate::core::progress::Progress;
+use crate::core::vm::VmId;
 use crate::sys::state::{Network, VmRecord, VmStatus};
 use crate::sys::vmm::firecracker;
 use crate::sys::vmm::qemu::{AgentPort, Machine, QemuSpec};
@@ -33,7 +34,7 @@ use crate::sys::vmm::qemu::{AgentPort, Machine, QemuSpec};
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn boot(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     checked: &CheckedConfig,
     runtime: &Runtime,
     log: std::fs::File,

@@ -39,6 +39,7 @@ use super::app::App;
 use super::data::Data;
 use super::keymap::{Action, Key, Keymap, Scope};
 use crate::core::readonly::Action as Mutation;
+use crate::core::vm::VmId;
 
 /// A preview computed by a dry run, shown in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +124,7 @@ pub enum Request {
     /// A VMs-pane action on these VMs (from the detail view).
     OnVms {
         action: super::keymap::Action,
-        ids: Vec<String>,
+        ids: Vec<VmId>,
     },
     /// Restore this snapshot, resumed.
     Restore(String),
@@ -133,16 +134,16 @@ pub enum Request {
     },
     /// Pause these VMs (resume them: `paused` false).
     Pause {
-        ids: Vec<String>,
+        ids: Vec<VmId>,
         paused: bool,
     },
     Snapshot {
-        ids: Vec<String>,
+        ids: Vec<VmId>,
         spec: SnapshotSpec,
     },
     /// Expose (or close) `host:guest` of VM `id`; the form waits for the answer.
     Port {
-        id: String,
+        id: VmId,
         close: bool,
         host: Option<u16>,
         guest: u16,
@@ -155,7 +156,7 @@ pub enum Request {
     },
     /// Copy `local` to `guest` in VM `id` (`upload`), or back.
     Transfer {
-        id: String,
+        id: VmId,
         upload: bool,
         local: String,
         guest: String,
@@ -163,7 +164,7 @@ pub enum Request {
     /// Set VM `id`'s egress policy and SSH publication (`core::egress::set`); the form
     /// waits for the answer.
     Network {
-        id: String,
+        id: VmId,
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
