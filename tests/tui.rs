@@ -2643,6 +2643,41 @@ fn app_with_keymap(text: &str, w: u16, h: u16) -> App {
     a
 }
 
+/// Backspace and Delete in a form's text field are the keymap's `[form]` `delete_back` and
+/// `delete_forward`: rebound, the new keys delete and the old ones no longer do (here in
+/// the VMs filter, typed as the user types it).
+#[test]
+fn deleting_in_a_form_field_follows_the_keymap() {
+    fn edit(a: &mut App, keys: &[Input]) -> String {
+        a.vms.filter.clear();
+        a.update(key('/'));
+        typed(a, "abc");
+        a.update(code(KeyCode::Left));
+        for k in keys {
+            a.update(k.clone());
+        }
+        let text = a.vms.filter.clone();
+        a.update(code(KeyCode::Esc));
+        text
+    }
+    let (back, del) = (code(KeyCode::Backspace), code(KeyCode::Delete));
+    // Defaults: Backspace deletes before the cursor, Delete at it (so do Ctrl-H and Ctrl-D).
+    let mut a = full_app(160, 48);
+    assert_eq!(edit(&mut a, std::slice::from_ref(&back)), "ac");
+    assert_eq!(edit(&mut a, &[back.clone(), del.clone()]), "a");
+    assert_eq!(edit(&mut a, &[ctrl('h'), ctrl('d')]), "a");
+    // Rebound: Ctrl-H deletes back, Backspace deletes forward, Delete is bound to nothing.
+    let mut a = app_with_keymap(
+        "[form]\ndelete_back = [\"ctrl-h\"]\ndelete_forward = [\"backspace\"]\n",
+        160,
+        48,
+    );
+    assert_eq!(edit(&mut a, std::slice::from_ref(&back)), "ab");
+    assert_eq!(edit(&mut a, std::slice::from_ref(&del)), "abc");
+    assert_eq!(edit(&mut a, &[ctrl('h')]), "ac");
+    assert_eq!(edit(&mut a, &[ctrl('d')]), "abc");
+}
+
 #[test]
 fn confirm_dialogs_read_their_keys_from_the_keymap() {
     // Defaults: `y` confirms a delete, `n`/`Esc` cancel, and the buttons say so. Enter

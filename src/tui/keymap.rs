@@ -102,6 +102,10 @@ actions! {
     ChoicePrev => "choice_prev", "previous choice / flip checkbox";
     /// In a form: flip a checkbox.
     Toggle => "toggle", "flip checkbox";
+    /// In a form's text field: delete the character before the cursor.
+    DeleteBack => "delete_back", "delete the character before the cursor";
+    /// In a form's text field: delete the character at the cursor.
+    DeleteForward => "delete_forward", "delete the character at the cursor";
 }
 
 impl Action {

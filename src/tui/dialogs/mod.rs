@@ -234,6 +234,36 @@ pub(super) fn form_action(k: &KeyEvent, keymap: &Keymap) -> Option<Action> {
     keymap.lookup_in(Scope::Form, &Key::from_event(k))
 }
 
+/// Key `k` in a form's text field `t`: the keymap's `[form]` `delete_back` and
+/// `delete_forward` (by default Backspace or Ctrl-H, Delete or Ctrl-D) delete a character;
+/// one of those four keys that neither binds deletes nothing, so a rebinding moves the
+/// deletion. Every other key is the text widget's (typing, moving, its word and line
+/// deletions). Whether the text changed.
+pub(super) fn edit_field(t: &mut TextArea<'static>, k: KeyEvent, keymap: &Keymap) -> bool {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    let mut key = Key::from_event(&k);
+    let (ctrl, alt) = (
+        key.mods.contains(KeyModifiers::CONTROL),
+        key.mods.contains(KeyModifiers::ALT),
+    );
+    // The widget's own one-character deletions (Shift does not change them).
+    let widget_deletes = !alt
+        && match key.code {
+            KeyCode::Backspace | KeyCode::Delete => !ctrl,
+            KeyCode::Char('h' | 'd') => ctrl,
+            _ => false,
+        };
+    if widget_deletes {
+        key.mods.remove(KeyModifiers::SHIFT);
+    }
+    match keymap.lookup_in(Scope::Form, &key) {
+        Some(Action::DeleteBack) => t.delete_char(),
+        Some(Action::DeleteForward) => t.delete_next_char(),
+        _ if widget_deletes => false,
+        _ => t.input(k),
+    }
+}
+
 /// The key of a `[form]` action as a form's hint shows it (`Enter`, `Esc`, `Tab`: the
 /// usual one when it is bound, else the first).
 pub(super) fn form_key(app: &App, a: Action) -> String {

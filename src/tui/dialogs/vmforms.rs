@@ -12,7 +12,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, form_action, form_key, Outcome, Request};
+use super::{centered, dialog, edit_field, form_action, form_key, Outcome, Request};
 use crate::core::snapshot::SnapshotType;
 use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
@@ -164,7 +164,7 @@ impl SnapshotForm {
                 self.resume_source = !self.resume_source
             }
             _ if self.field == Id => {
-                self.id.input(k);
+                edit_field(&mut self.id, k, keymap);
             }
             _ => {}
         }
@@ -318,7 +318,7 @@ impl PortForm {
                 None => {}
             },
             _ => {
-                self.input.input(k);
+                edit_field(&mut self.input, k, keymap);
                 self.error = None;
             }
         }
@@ -511,10 +511,10 @@ impl TransferForm {
             }
             _ => {
                 if self.on_local {
-                    self.local.input(k);
+                    edit_field(&mut self.local, k, keymap);
                     self.completing = None;
                 } else {
-                    self.guest.input(k);
+                    edit_field(&mut self.guest, k, keymap);
                 }
                 self.error = None;
                 self.candidates.clear();
@@ -764,11 +764,11 @@ impl NetworkForm {
                 self.error = None;
             }
             _ if self.field == NetField::Cidrs => {
-                self.fields.cidrs.input(k);
+                edit_field(&mut self.fields.cidrs, k, keymap);
                 self.error = None;
             }
             _ if self.field == NetField::Domains => {
-                self.fields.domains.input(k);
+                edit_field(&mut self.fields.domains, k, keymap);
                 self.error = None;
             }
             _ => {}
