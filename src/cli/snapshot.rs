@@ -267,9 +267,9 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
                 .iter()
                 .map(|c| {
                     [
-                        c.name.clone(),
-                        c.ip_address.clone(),
-                        c.ssh_port.map(|p| p.to_string()).unwrap_or_default(),
+                        c.vm.name.clone(),
+                        c.vm.ip_address.clone(),
+                        c.vm.ssh_port.map(|p| p.to_string()).unwrap_or_default(),
                         format!("{:.2} s", c.elapsed_ms / 1000.0),
                     ]
                 })

@@ -477,15 +477,12 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
     }
 
     // 4. Files, by the names smolvm generates for this id in the dirs it owns: control
-    //    sockets, console log, isolated disk (never a path read from the row).
-    for f in [
-        VmFile::FcSocket,
-        VmFile::QmpSocket,
-        VmFile::VsockSocket,
-        VmFile::AgentSocket,
-        VmFile::Log,
-        VmFile::Disk,
-    ] {
+    //    sockets, console log, isolated disk (never a path read from the row); its
+    //    ledger entry goes with the row, below.
+    for f in VmFile::ALL
+        .into_iter()
+        .filter(|f| !matches!(f, VmFile::Ledger))
+    {
         fs::remove_vm_file(f, &ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id).map_err(|e| {
             let path = f.path(&ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id);
             let shown = path.as_deref().unwrap_or(Path::new(&vm.id)).display();

@@ -125,13 +125,11 @@ pub struct CloneReport {
     pub elapsed_ms: f64,
 }
 
+/// One clone: the restored sandbox's keys, and how long it took.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClonedVm {
-    pub name: String,
-    pub status: VmStatus,
-    pub ip_address: String,
-    pub ssh_port: Option<u16>,
-    pub pid: Option<i64>,
+    #[serde(flatten)]
+    pub vm: super::restore::RestoredVm,
     /// From the start of this clone to its SSH server answering.
     pub elapsed_ms: f64,
 }
@@ -221,13 +219,7 @@ pub async fn clone(
             info.vm_id
         )));
     }
-    if !info.missing_files.is_empty() {
-        return Err(rt(format!(
-            "Snapshot '{}' is missing its files ({}); it cannot be cloned",
-            info.id,
-            info.missing_files.join(", ")
-        )));
-    }
+    info.require_files("cloned")?;
     let ids = clone_ids(ctx, opts)?;
     let mut clones = Vec::new();
     for id in ids {
@@ -235,7 +227,7 @@ pub async fn clone(
             Ok(c) => clones.push(c),
             Err(e) if clones.is_empty() => return Err(e),
             Err(e) => {
-                let made: Vec<&str> = clones.iter().map(|c| c.name.as_str()).collect();
+                let made: Vec<&str> = clones.iter().map(|c| c.vm.name.as_str()).collect();
                 return Err(Error::new(
                     e.code,
                     format!(
@@ -293,11 +285,13 @@ async fn clone_one(
     config.extras.restoring_snapshot = None;
     ctx.store.set_config(id, &config).map_err(rt)?;
     Ok(ClonedVm {
-        name: id.to_string(),
-        status: VmStatus::Running,
-        ip_address: net.guest_ip.clone().unwrap_or_default(),
-        ssh_port: net.ssh_host_port,
-        pid: Some(pid),
+        vm: super::restore::RestoredVm {
+            name: id.to_string(),
+            status: VmStatus::Running,
+            ip_address: net.guest_ip.clone().unwrap_or_default(),
+            ssh_port: net.ssh_host_port,
+            pid: Some(pid),
+        },
         elapsed_ms: start::ms(t0.elapsed()),
     })
 }

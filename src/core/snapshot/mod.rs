@@ -174,6 +174,26 @@ pub struct SnapshotInfo {
     pub artifacts: Artifacts,
 }
 
+impl SnapshotInfo {
+    /// Refuse a snapshot whose files are gone before anything is made of it (`verb`:
+    /// `restored`, `cloned`): which files, where, and how to be rid of it.
+    pub(super) fn require_files(&self, verb: &str) -> Result<()> {
+        if self.missing_files.is_empty() {
+            return Ok(());
+        }
+        Err(rt(format!(
+            "Snapshot '{}' is missing its files ({} in {}); it cannot be {verb}",
+            self.id,
+            self.missing_files.join(", "),
+            self.path.display()
+        ))
+        .with_recovery(format!(
+            "Delete it with 'smolvm sandbox snapshot delete {}'.",
+            self.id
+        )))
+    }
+}
+
 /// SmolVM's `SnapshotArtifacts`: the state (QEMU's vmstate or Firecracker's), memory
 /// and disk files of a snapshot (`null` where its type has none).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -763,5 +783,48 @@ async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
             "flushing the guest's file systems failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restore and a clone refuse a snapshot with missing files in the same words: the
+    /// files, where they were, and how to be rid of it (the clone's copy named neither).
+    #[test]
+    fn restore_and_clone_refuse_missing_files_alike() {
+        let mut info = SnapshotInfo {
+            id: "snap-1".into(),
+            vm_id: VmId::known("vm-a"),
+            kind: SnapshotType::Full,
+            backend: crate::core::vm::VmBackend::parse("qemu"),
+            created_at: String::new(),
+            size_bytes: 0,
+            path: PathBuf::from("/s/snap-1"),
+            restored: false,
+            restored_vm_id: None,
+            missing_files: Vec::new(),
+            snapshot_id: "snap-1".into(),
+            snapshot_type: SnapshotType::Full,
+            artifacts: Artifacts {
+                state_path: None,
+                memory_path: None,
+                disk_path: String::new(),
+            },
+        };
+        assert!(info.require_files("cloned").is_ok());
+        info.missing_files = vec!["disk.ext4".into(), "state".into()];
+        for verb in ["restored", "cloned"] {
+            let e = info.require_files(verb).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("Snapshot 'snap-1' is missing its files (disk.ext4, state in /s/snap-1); it cannot be {verb}")
+            );
+            assert_eq!(
+                e.recovery.as_deref(),
+                Some("Delete it with 'smolvm sandbox snapshot delete snap-1'.")
+            );
+        }
     }
 }

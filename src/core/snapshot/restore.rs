@@ -60,6 +60,7 @@ pub struct RestoredSnapshot {
     pub created_at: String,
 }
 
+/// A sandbox brought up from a snapshot (by a restore, or as a clone): SmolVM's `vm` keys.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoredVm {
     pub name: String,
@@ -107,18 +108,7 @@ pub async fn restore(
             info.id
         )));
     }
-    if !info.missing_files.is_empty() {
-        return Err(rt(format!(
-            "Snapshot '{}' is missing its files ({} in {}); it cannot be restored",
-            info.id,
-            info.missing_files.join(", "),
-            info.path.display()
-        ))
-        .with_recovery(format!(
-            "Delete it with 'smolvm sandbox snapshot delete {}'.",
-            info.id
-        )));
-    }
+    info.require_files("restored")?;
     // A row's id that names no sandbox is "not found" (the lock's rule before).
     let id = VmId::parse(&row.vm_id)?;
     // The sandbox's lock before its row is read: a restore replaces it.

@@ -189,6 +189,20 @@ fn io_err(what: &str, p: &Path, e: &io::Error) -> Error {
     Error::runtime(format!("{what} {}: {}", p.display(), io_reason(e)))
 }
 
+/// A cache directory a load may replace: nothing there yet, or a directory (never a
+/// link or a file in its place).
+fn dir_or_nothing(d: &Path) -> crate::core::error::Result<()> {
+    match crate::sys::open::kind(d) {
+        Ok(None | Some(crate::sys::open::Kind::Dir)) => Ok(()),
+        Ok(Some(k)) => Err(Error::runtime(format!(
+            "{} is {}; refusing to replace it",
+            d.display(),
+            k.describe()
+        ))),
+        Err(e) => Err(io_err("cannot read", d, &e)),
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
