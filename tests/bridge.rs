@@ -4,26 +4,12 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::cleanup::NetNs;
 use support::{is_root, json, Home};
 
 /// SmolVM's `bridge check NAME --json` in `ns`: (exit code, envelope).
 fn smolvm_py(ns: &NetNs, h: &Home, name: &str) -> (i32, serde_json::Value) {
-    let bin = support::smolvm_py::python()
-        .parent()
-        .unwrap()
-        .join("smolvm");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(bin)
-        .args(["bridge", "check", name, "--json"])
-        .env_clear()
-        .envs(h.env_vars())
-        .output()
-        .unwrap();
-    (out.status.code().unwrap_or(-1), json(&out))
+    support::smolvm_py::in_netns(ns, h, &["bridge", "check", name, "--json"])
 }
 
 fn ours(ns: &NetNs, h: &Home, name: &str) -> (i32, serde_json::Value) {

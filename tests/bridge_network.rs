@@ -47,22 +47,7 @@ fn link(ns: &NetNs, name: &str) -> Option<serde_json::Value> {
     v.get(0).cloned()
 }
 
-/// SmolVM 0.0.36's CLI in `ns`: (exit code, envelope).
-fn smolvm_py(ns: &NetNs, h: &Home, args: &[&str]) -> (i32, serde_json::Value) {
-    let bin = support::smolvm_py::python()
-        .parent()
-        .unwrap()
-        .join("smolvm");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(bin)
-        .args(args)
-        .env_clear()
-        .envs(h.env_vars())
-        .output()
-        .unwrap();
-    (out.status.code().unwrap_or(-1), json(&out))
-}
+use support::smolvm_py::in_netns as smolvm_py;
 
 fn create(
     ns: &NetNs,
@@ -72,19 +57,7 @@ fn create(
     id: &str,
     extra: &[&str],
 ) -> std::process::Output {
-    let mut args = vec![
-        "sandbox",
-        "create",
-        "--kernel",
-        kernel,
-        "--rootfs",
-        rootfs,
-        "--name",
-        id,
-        "--backend",
-        "qemu",
-        "--json",
-    ];
+    let mut args = support::sandbox::create_args(kernel, rootfs, id, "qemu", &["--json"]);
     args.extend_from_slice(extra);
     ns.cmd(h, "smolvm")
         .args(&args)

@@ -450,12 +450,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
     let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
-    let kinds: Vec<&str> = v["data"]["stale_resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let kinds = support::texts(&v["data"]["stale_resources"], "kind");
     assert_eq!(
         kinds,
         ["process", "tap", "nft", "nft", "nft", "nft", "nft", "socket", "socket", "file", "file"]

@@ -31,15 +31,20 @@ fn status_of<'a>(s: &'a [(String, String)], name: &str) -> &'a str {
         .1
 }
 
-fn fix_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
+/// Field `field` (`fix`, `message`) of check `name` in `doctor --json`'s envelope `v`.
+fn field_of<'a>(v: &'a serde_json::Value, name: &str, field: &str) -> &'a str {
     v["data"]["checks"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name}"))["fix"]
+        .unwrap_or_else(|| panic!("no check {name}"))[field]
         .as_str()
         .unwrap()
+}
+
+fn fix_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
+    field_of(v, name, "fix")
 }
 
 /// `doctor --backend vz`: one `backend` line, the failure (the auto choice's OK line
@@ -66,14 +71,7 @@ fn an_unavailable_backend_has_one_backend_line() {
 }
 
 fn message_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
-    v["data"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name}"))["message"]
-        .as_str()
-        .unwrap()
+    field_of(v, name, "message")
 }
 
 #[test]

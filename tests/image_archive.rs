@@ -84,10 +84,15 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn save(h: &Home, file: &Path, extra: &[&str]) -> std::process::Output {
+    save_as(h, file, NAME, extra)
+}
+
+/// `image save --json -o FILE NAME EXTRA…`.
+fn save_as(h: &Home, file: &Path, name: &str, extra: &[&str]) -> std::process::Output {
     h.smolvm()
         .args(["image", "save", "--json", "-o"])
         .arg(file)
-        .arg(NAME)
+        .arg(name)
         .args(extra)
         .output()
         .unwrap()
@@ -225,26 +230,12 @@ fn save_refuses_unknown_names_and_an_existing_file() {
     let archive = std::fs::read(&file).unwrap();
     // An unknown name: exit 1, nothing written.
     let other = h.tmp.path().join("other.tar.zst");
-    let out = h
-        .smolvm()
-        .args(["image", "save", "--json", "-o"])
-        .arg(&other)
-        .arg("nope")
-        .output()
-        .unwrap();
-    let v = json_exit(&out, 1);
+    let v = json_exit(&save_as(&h, &other, "nope", &[]), 1);
     assert_eq!(v["command"], "image.save");
     assert_eq!(v["error"]["message"], "No cached image named 'nope'.");
     assert!(!other.exists());
     // Not a name at all: SmolVM's `invalid_input` (exit 2).
-    let out = h
-        .smolvm()
-        .args(["image", "save", "--json", "-o"])
-        .arg(&other)
-        .arg("../x")
-        .output()
-        .unwrap();
-    let v = json_exit(&out, 2);
+    let v = json_exit(&save_as(&h, &other, "../x", &[]), 2);
     assert_eq!(v["error"]["code"], "invalid_input");
     assert!(!other.exists());
 
@@ -586,12 +577,7 @@ fn a_built_images_init_record_round_trips_and_a_bad_one_is_refused() {
     std::fs::write(dir.join(".init"), "/sbin/custom-init").unwrap();
     let file = h.tmp.path().join("img.tar.zst");
     let v = json_exit(&save(&h, &file, &[]), 0);
-    let files: Vec<&str> = v["data"]["file_entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let files = support::texts(&v["data"]["file_entries"], "name");
     assert_eq!(
         files,
         [".fingerprint", "vmlinux.bin", "rootfs.ext4", ".init"]

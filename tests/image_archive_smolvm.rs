@@ -8,6 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use support::smolvm_py::ours;
 use support::{json, Home};
 
 fn sha(b: &[u8]) -> String {
@@ -49,14 +50,6 @@ fn smolvm_py(h: &Home, args: &[&str]) -> serde_json::Value {
     let (code, out, err) = support::smolvm_py::cli(h.env_vars(), args);
     assert_eq!(code, 0, "SmolVM {args:?}: {out}\n{err}");
     serde_json::from_str(&out).unwrap()
-}
-
-fn ours(h: &Home, args: &[&str]) -> std::process::Output {
-    h.smolvm()
-        .env("SMOLVM_IMAGE_VERSION", "0.0.36")
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// The cache holds exactly the fixture (rootfs recreated, sidecar naming the `.zst`).

@@ -195,13 +195,7 @@ fn build_arch_backend_and_init_with_docker_and_the_sandbox_boots_with_that_init(
         .output()
         .unwrap();
     support::assert_code(&out, 0);
-    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
-    let config: String = c
-        .query_row("SELECT config FROM vms WHERE id = 'vm-init'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let config = support::stored_config(&h.data, "vm-init");
     let args = config["boot_args"].as_str().unwrap();
     assert!(args.contains(" init=/sbin/custom-init"), "{args}");
     assert!(!args.contains("init=/init"), "{args}");

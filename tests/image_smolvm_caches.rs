@@ -6,6 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use support::smolvm_py::ours;
 use support::{json, json_exit, Home};
 
 /// SmolVM's current cache of codex on amd64/qemu, as its `image pull` leaves it: the
@@ -24,16 +25,6 @@ fn smolvm_cache(h: &Home, name: &str) -> PathBuf {
     )
     .unwrap();
     d
-}
-
-/// smolvm with SmolVM's version as the current image version (so `current` means the same
-/// on both sides).
-fn ours(h: &Home, args: &[&str]) -> std::process::Output {
-    h.smolvm()
-        .env("SMOLVM_IMAGE_VERSION", "0.0.36")
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn smolvm_py(h: &Home, args: &[&str]) -> serde_json::Value {
@@ -189,12 +180,7 @@ fn image_rm_of_a_smolvm_cache_name_removes_only_that_directory() {
     // A preset names our own caches only, never SmolVM's.
     let out = ours(&h, &["image", "rm", "codex", "--dry-run", "--json"]);
     let v = json(&out);
-    let removed: Vec<&str> = v["data"]["removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let removed = support::texts(&v["data"]["removed"], "name");
     assert_eq!(removed, ["codex-amd64-qemu"]);
 
     let out = ours(&h, &["image", "rm", "codex-v0.0.36-amd64-qemu", "--json"]);

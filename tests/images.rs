@@ -870,12 +870,7 @@ fn pull_all_pulls_every_row_for_the_platform_and_reports_failures() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let v = json(&out);
     assert_eq!(v["error"]["code"], "partial_failure");
-    let pulled: Vec<&str> = v["data"]["pulled"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let pulled = support::texts(&v["data"]["pulled"], "name");
     assert_eq!(pulled, ["codex-amd64-qemu", "pi-amd64-qemu-alpine"]);
     assert_eq!(v["data"]["failed"][0]["preset"], "hermes");
     assert!(r

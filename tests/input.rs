@@ -796,3 +796,46 @@ fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
     assert_eq!(listed, expected, "{err}");
     assert!(err.contains("mine, my"), "{err}");
 }
+
+/// `sandbox delete` parses each id once: one that can name no sandbox fails as "not
+/// found" in its place among the others (which are still tried), in the JSON `failed`
+/// list and on stderr alike.
+#[test]
+fn delete_reports_each_failed_id_in_the_order_asked() {
+    let h = Home::new();
+    let asked = ["Bad/Id", "vm-nope", "../x", "vm-nope-2"];
+    let mut args = vec!["sandbox", "delete"];
+    args.extend(asked);
+    let out = h.run(&[args.as_slice(), &["--json"]].concat());
+    let v = support::json_exit(&out, 1);
+    let failed: Vec<(&str, &str)> = v["data"]["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["vm_id"].as_str().unwrap(), f["error"].as_str().unwrap()))
+        .collect();
+    let want: Vec<(&str, String)> = asked
+        .iter()
+        .map(|id| (*id, format!("Sandbox '{id}' not found")))
+        .collect();
+    assert_eq!(
+        failed
+            .iter()
+            .map(|(i, e)| (*i, e.to_string()))
+            .collect::<Vec<_>>(),
+        want,
+        "{v}"
+    );
+    let out = h.run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<&str> = std::str::from_utf8(&out.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("Error: "))
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["Error: ".len()..].split(':').next().unwrap())
+        .collect();
+    assert_eq!(ids, asked, "{lines:?}");
+}

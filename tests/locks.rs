@@ -101,13 +101,7 @@ fn python_holds(path: &Path, secs: f64) -> Reap {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "locked");
+    assert_eq!(support::first_line(&mut child), "locked");
     Reap(child)
 }
 

@@ -61,13 +61,7 @@ fn smolvm_0_0_36_lists_and_inspects_a_sandbox_smolvm_created() {
     support::assert_code(&out, 0);
 
     // The stored config holds SmolVM's keys only.
-    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
-    let config: String = c
-        .query_row("SELECT config FROM vms WHERE id = 'vm-compat'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let config = support::stored_config(&h.data, "vm-compat");
     assert_eq!(config["memory"], 384, "{config}");
     assert_eq!(config["vcpu_count"], 3, "{config}");
     for key in [

@@ -75,9 +75,8 @@ fn chmod(p: &Path, mode: u32) {
 #[test]
 fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     require_root!();
-    let vm = Sandboxes::debian_codex();
     let id = "vm-kit";
-    let start = vm.codex_start(id);
+    let (vm, start) = Sandboxes::debian_codex_started(id);
     let ssh_port = start["data"]["ssh_host_port"].as_u64().unwrap() as u16;
     let tmp = vm.h.tmp.path().join("work");
     std::fs::create_dir_all(&tmp).unwrap();

@@ -10,6 +10,7 @@ use ratatui::Terminal;
 
 use smolvm::core::egress::{Mode, NetworkSummary, Policy};
 use smolvm::core::sandbox::SandboxInfo;
+use smolvm::core::vm::VmId;
 use smolvm::tui::app::{
     App, CleanupPreview, ConfirmAction, Dialog, Effect, Input, LogSource, Msg, Pane, Preview,
     PrunePreview, StartImage, StartSpec, TaskItem, TaskState, TaskUpdate,
@@ -18,6 +19,11 @@ use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
 use smolvm::tui::keymap::Keymap;
 use smolvm::tui::theme::Theme;
 use smolvm::tui::ui;
+
+/// A sandbox id of the fixtures (valid, as the dashboard's rows are).
+fn vid(id: &str) -> VmId {
+    VmId::new(id).unwrap()
+}
 
 fn key(c: char) -> Input {
     Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
@@ -54,7 +60,7 @@ fn vm(
 ) -> VmRow {
     VmRow {
         info: SandboxInfo {
-            id: smolvm::core::vm::VmId::new(id).unwrap(),
+            id: vid(id),
             status: smolvm::core::VmStatus::parse(status).expect("a status"),
             stale,
             backend: Some("qemu".into()),
@@ -515,7 +521,7 @@ fn marks_filter_sort_and_bulk_delete() {
         fx,
         vec![Effect::RunDelete {
             task: 1,
-            ids: vec!["vm-12345".into(), "vm-agent-1".into()]
+            ids: vec![vid("vm-12345"), vid("vm-agent-1")]
         }]
     );
     assert!(a.vms.marks.is_empty());
@@ -914,7 +920,7 @@ fn a_finished_start_selects_the_new_vm_when_it_appears() {
     a.update(Input::Msg(Msg::Task {
         id: task,
         update: TaskUpdate::Started {
-            vm_id: "vm-new".into(),
+            vm_id: vid("vm-new"),
         },
     }));
     assert_eq!(a.pending_select.as_deref(), Some("vm-new"));
@@ -1233,7 +1239,7 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     let cli = support::json(&out)["data"].clone();
     let d = smolvm::tui::worker::load_detail(
         &smolvm::core::context::Context::local(&h.env()),
-        "vm-detail",
+        &vid("vm-detail"),
     )
     .unwrap();
     let report = d.network.clone().expect("the network is read");
@@ -1252,7 +1258,7 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     ))));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-detail".into(),
+        id: vid("vm-detail"),
         result: Ok(Box::new(d)),
     }));
     let screen = render(&a);
@@ -1292,7 +1298,7 @@ fn the_detail_and_sandbox_info_json_report_the_same_fields() {
     let cli = support::json(&out)["data"].clone();
     let d = smolvm::tui::worker::load_detail(
         &smolvm::core::context::Context::local(&h.env()),
-        "vm-dt1",
+        &vid("vm-dt1"),
     )
     .unwrap();
     let home = h.env().home();
@@ -1672,6 +1678,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     let old = h.cache("0.0.11", 1000);
     let old_path = old.clone();
     let ids = || vec!["vm-gone-1".to_string(), "vm-gone-2".to_string()];
+    let vm_ids = || vec![vid("vm-gone-1"), vid("vm-gone-2")];
     let leftover = h.data.join("disks/vm-gone-9.ext4");
     std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
     std::fs::write(&leftover, b"0123456789").unwrap();
@@ -1698,17 +1705,23 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
         ),
         (
             TaskKind::Stop,
-            Box::new(move |task| Effect::RunStop { task, ids: ids() }),
+            Box::new(move |task| Effect::RunStop {
+                task,
+                ids: vm_ids(),
+            }),
         ),
         (
             TaskKind::Delete,
-            Box::new(move |task| Effect::RunDelete { task, ids: ids() }),
+            Box::new(move |task| Effect::RunDelete {
+                task,
+                ids: vm_ids(),
+            }),
         ),
         (
             TaskKind::Pause,
             Box::new(move |task| Effect::RunPause {
                 task,
-                ids: ids(),
+                ids: vm_ids(),
                 paused: true,
             }),
         ),
@@ -1716,7 +1729,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Snapshot,
             Box::new(move |task| Effect::RunSnapshot {
                 task,
-                ids: ids(),
+                ids: vm_ids(),
                 spec: smolvm::tui::app::SnapshotSpec {
                     id: None,
                     kind: Default::default(),
@@ -1728,7 +1741,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Resume,
             Box::new(move |task| Effect::RunPause {
                 task,
-                ids: ids(),
+                ids: vm_ids(),
                 paused: false,
             }),
         ),
@@ -1751,7 +1764,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Upload,
             Box::new(|task| Effect::RunTransfer {
                 task,
-                id: "vm-gone-1".into(),
+                id: vid("vm-gone-1"),
                 upload: true,
                 local: "/etc/hostname".into(),
                 guest: "/tmp/x".into(),
@@ -1761,7 +1774,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::Download,
             Box::new(|task| Effect::RunTransfer {
                 task,
-                id: "vm-gone-1".into(),
+                id: vid("vm-gone-1"),
                 upload: false,
                 local: "/tmp/smolvm-never-written".into(),
                 guest: "/etc/hostname".into(),
@@ -1778,7 +1791,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             TaskKind::SshWait,
             Box::new(|task| Effect::RunSshWait {
                 task,
-                id: "vm-gone-1".into(),
+                id: vid("vm-gone-1"),
             }),
         ),
         (
@@ -2495,11 +2508,11 @@ fn open_detail(a: &mut App) -> Vec<Effect> {
     a.update(key('j')); // vm-agent-1
     let fx = a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(Box::new(detail_fixture())),
     }));
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(vec!["ANTHROPIC_API_KEY".into(), "GITHUB_TOKEN".into()]),
     }));
     fx
@@ -2516,7 +2529,7 @@ fn a_shadowed_forward_is_marked_in_the_detail_view() {
         (18022, 22, Some("python3 (pid 4242)".into())),
     ]);
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(Box::new(d)),
     }));
     let screen = render(&a);
@@ -2638,6 +2651,41 @@ fn app_with_keymap(text: &str, w: u16, h: u16) -> App {
     a
 }
 
+/// Backspace and Delete in a form's text field are the keymap's `[form]` `delete_back` and
+/// `delete_forward`: rebound, the new keys delete and the old ones no longer do (here in
+/// the VMs filter, typed as the user types it).
+#[test]
+fn deleting_in_a_form_field_follows_the_keymap() {
+    fn edit(a: &mut App, keys: &[Input]) -> String {
+        a.vms.filter.clear();
+        a.update(key('/'));
+        typed(a, "abc");
+        a.update(code(KeyCode::Left));
+        for k in keys {
+            a.update(k.clone());
+        }
+        let text = a.vms.filter.clone();
+        a.update(code(KeyCode::Esc));
+        text
+    }
+    let (back, del) = (code(KeyCode::Backspace), code(KeyCode::Delete));
+    // Defaults: Backspace deletes before the cursor, Delete at it (so do Ctrl-H and Ctrl-D).
+    let mut a = full_app(160, 48);
+    assert_eq!(edit(&mut a, std::slice::from_ref(&back)), "ac");
+    assert_eq!(edit(&mut a, &[back.clone(), del.clone()]), "a");
+    assert_eq!(edit(&mut a, &[ctrl('h'), ctrl('d')]), "a");
+    // Rebound: Ctrl-H deletes back, Backspace deletes forward, Delete is bound to nothing.
+    let mut a = app_with_keymap(
+        "[form]\ndelete_back = [\"ctrl-h\"]\ndelete_forward = [\"backspace\"]\n",
+        160,
+        48,
+    );
+    assert_eq!(edit(&mut a, std::slice::from_ref(&back)), "ab");
+    assert_eq!(edit(&mut a, std::slice::from_ref(&del)), "abc");
+    assert_eq!(edit(&mut a, &[ctrl('h')]), "ac");
+    assert_eq!(edit(&mut a, &[ctrl('d')]), "abc");
+}
+
 #[test]
 fn confirm_dialogs_read_their_keys_from_the_keymap() {
     // Defaults: `y` confirms a delete, `n`/`Esc` cancel, and the buttons say so. Enter
@@ -2683,7 +2731,7 @@ fn confirm_dialogs_read_their_keys_from_the_keymap() {
         a.update(ctrl('y')),
         vec![Effect::RunDelete {
             task: 1,
-            ids: vec!["vm-12345".into()]
+            ids: vec![vid("vm-12345")]
         }]
     );
 
@@ -2805,7 +2853,7 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     assert_eq!(
         fx,
         vec![Effect::LoadDetail {
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             env: true
         }]
     );
@@ -2865,7 +2913,7 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
         },
     }));
     assert!(fx.contains(&Effect::LoadDetail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         env: false
     }));
     // The VMs pane's keys act on this VM: z pauses it.
@@ -2874,13 +2922,13 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
         fx,
         vec![Effect::RunPause {
             task: 3,
-            ids: vec!["vm-agent-1".into()],
+            ids: vec![vid("vm-agent-1")],
             paused: true
         }]
     );
     // A late answer for another VM is dropped.
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-12345".into(),
+        id: vid("vm-12345"),
         result: Ok(vec!["OTHER".into()]),
     }));
     assert!(!render(&a).contains("OTHER"));
@@ -2903,7 +2951,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         fx,
         vec![Effect::RunPause {
             task: 1,
-            ids: vec!["vm-12345".into(), "vm-agent-1".into()],
+            ids: vec![vid("vm-12345"), vid("vm-agent-1")],
             paused: true
         }]
     );
@@ -2920,7 +2968,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         fx,
         vec![Effect::RunPause {
             task: 2,
-            ids: vec!["vm-agent-1".into()],
+            ids: vec![vid("vm-agent-1")],
             paused: false
         }]
     );
@@ -2944,7 +2992,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         fx,
         vec![Effect::RunSnapshot {
             task: 3,
-            ids: vec!["vm-12345".into(), "vm-agent-1".into()],
+            ids: vec![vid("vm-12345"), vid("vm-agent-1")],
             spec: SnapshotSpec {
                 id: None,
                 kind: SnapshotType::Disk,
@@ -2972,7 +3020,7 @@ fn the_port_form_checks_as_you_type_waits_for_core_and_keeps_its_error() {
         fx,
         vec![Effect::RunPort {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             close: false,
             host: Some(8080),
             guest: 80
@@ -3082,7 +3130,7 @@ fn the_network_form_shows_the_stored_policy_checks_as_you_type_and_waits_for_cor
         fx,
         vec![Effect::RunNetwork {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             policy: want,
             publish_ssh: true,
         }]
@@ -3286,7 +3334,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
         a.update(key('a')),
         vec![Effect::RunSshWait {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
         }]
     );
     assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::SshWait);
@@ -3294,7 +3342,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
         a.update(key('!')),
         vec![Effect::RunSshWait {
             task: 2,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
         }]
     );
     let finished = |task: u64, state: TaskState| {
@@ -3309,7 +3357,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     };
     let fx = a.update(finished(1, TaskState::Done));
     assert!(fx.contains(&Effect::Session {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         attach: true
     }));
     let fx = a.update(finished(2, TaskState::Cancelled));
@@ -3318,7 +3366,7 @@ fn attach_and_shell_suspend_for_a_running_vm_only_and_come_back_to_it() {
     // Back from the session: the same VM selected, the exit code said.
     a.update(key('G'));
     let fx = a.update(Input::Msg(Msg::SessionEnded {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(3),
     }));
     assert_eq!(fx, vec![Effect::Refresh { slow: false }]);
@@ -3354,7 +3402,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
     let fx = a.update(Input::Msg(Msg::Task {
         id: task,
         update: TaskUpdate::Started {
-            vm_id: "vm-new".into(),
+            vm_id: vid("vm-new"),
         },
     }));
     assert_eq!(fx, vec![Effect::Refresh { slow: false }]);
@@ -3369,7 +3417,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
     }));
     let wait = task + 1;
     assert!(fx.contains(&Effect::RunSshWait {
-        id: "vm-new".into(),
+        id: vid("vm-new"),
         task: wait,
     }));
     let fx = a.update(Input::Msg(Msg::Task {
@@ -3381,7 +3429,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
         },
     }));
     assert!(fx.contains(&Effect::Session {
-        id: "vm-new".into(),
+        id: vid("vm-new"),
         attach: true
     }));
     // A failed start attaches to nothing.
@@ -3500,7 +3548,7 @@ fn the_upload_form_completes_local_paths_and_submits() {
         fx,
         vec![Effect::RunTransfer {
             task: 1,
-            id: "vm-agent-1".into(),
+            id: vid("vm-agent-1"),
             upload: true,
             local: format!("{base}notes-1.txt"),
             guest: "/root/notes.txt".into()
@@ -3701,16 +3749,16 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
     a.update(key('j'));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(Box::new(detail_fixture())),
     }));
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["VM vm-agent-1", "clip", "cleared"]);
     a.update(Input::Msg(Msg::EnvKeys {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Ok(vec![HOSTILE_LINE.into(), "OK_KEY".into()]),
     }));
     assert_no_controls(&a, &["OK_KEY", "clip"]);
@@ -3718,7 +3766,7 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
     a.update(key('j'));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["clip", "cleared"]);
@@ -4009,7 +4057,7 @@ fn stopping_vms_that_are_not_running_says_nothing_was_stopped() {
         let task = a
             .data
             .add_task(smolvm::tui::app::TaskKind::Stop, "stop".into());
-        let ids = vec!["vm-made".to_string(), "vm-down".to_string()];
+        let ids = vec![vid("vm-made"), vid("vm-down")];
         w.run(Effect::RunStop { task, ids });
         w.finish_first_task(&mut a, 30).await;
         let t = &a.data.tasks[0];

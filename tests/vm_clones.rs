@@ -42,9 +42,8 @@ fn random_hex(e: &Sandboxes, id: &str) -> String {
 #[test]
 fn clones_of_a_running_sandbox_have_its_processes_and_their_own_addresses() {
     require_root!();
-    let e = Sandboxes::debian_codex();
     let tpl = "vm-tpl";
-    let v = e.codex_start(tpl);
+    let (e, v) = Sandboxes::debian_codex_started(tpl);
     let tpl_ip = v["data"]["ip"].as_str().unwrap().to_string();
     let pid = e.exec(
         tpl,

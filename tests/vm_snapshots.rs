@@ -143,9 +143,8 @@ impl Sandboxes {
 #[test]
 fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
     require_root!();
-    let e = Env::debian_codex();
     let id = "vm-snap";
-    let v = e.codex_start(id);
+    let (e, v) = Env::debian_codex_started(id);
     let ip = v["data"]["ip"].as_str().unwrap().to_string();
     let port = v["data"]["ssh_host_port"].as_u64().unwrap();
     assert!(e.ssh_up(&ip));

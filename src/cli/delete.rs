@@ -9,6 +9,7 @@ use super::start::open_ctx;
 use crate::core::error::Error;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
+use crate::core::vm::VmId;
 use crate::core::Env;
 
 const CMD: &str = "sandbox.delete";
@@ -24,15 +25,34 @@ pub fn run(a: &DeleteArgs, env: &Env) -> i32 {
     if let Some(code) = special(a, env) {
         return code;
     }
+    // Each id parsed once: one that names no sandbox fails as "not found" in its place
+    // among the others, which are deleted all the same.
+    let parsed: Vec<Result<VmId, Error>> = a.ids.iter().map(|id| VmId::parse(id)).collect();
+    let valid: Vec<VmId> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
     let report = match (|| {
         let timeout = lifecycle::stop_timeout(env, a.timeout)?;
         let ctx = open_ctx(env)?;
-        crate::core::runtime::block_on(lifecycle::delete(&ctx, &a.ids, timeout, &Progress::none()))
+        crate::core::runtime::block_on(lifecycle::delete(&ctx, &valid, timeout, &Progress::none()))
     })() {
         Ok(r) => r,
         Err(e) => return output::fail(CMD, a.json, &e),
     };
-    let (deleted, failed) = (report.deleted, report.failed);
+    let deleted: Vec<String> = report.deleted.iter().map(VmId::to_string).collect();
+    let mut core_failed = report.failed.into_iter().peekable();
+    let failed: Vec<(String, Error)> = a
+        .ids
+        .iter()
+        .zip(parsed)
+        .filter_map(|(id, p)| match p {
+            Err(e) => Some((id.clone(), e)),
+            Ok(v) => core_failed
+                .next_if(|(f, _)| *f == v)
+                .map(|(f, e)| (f.into(), e)),
+        })
+        .collect();
     if a.json {
         return print(&a.ids, &deleted, &failed, false);
     }
@@ -82,7 +102,7 @@ fn special(a: &DeleteArgs, env: &Env) -> Option<i32> {
         let mut targets = Vec::new();
         let mut failed = Vec::new();
         for id in &a.ids {
-            match crate::core::vm::VmId::parse(id).and_then(|id| lifecycle::info(&ctx, &id)) {
+            match VmId::parse(id).and_then(|id| lifecycle::info(&ctx, &id)) {
                 Ok(_) => targets.push(id.clone()),
                 Err(e) => failed.push((id.clone(), e)),
             }

@@ -14,6 +14,7 @@ use crate::core::runtime::block_on;
 use crate::core::snapshot::{self, CloneOptions, CreateOptions, RestoreOptions};
 use crate::core::table;
 use crate::core::units::format_size;
+use crate::core::vm::VmId;
 use crate::core::Env;
 
 /// `sandbox pause ID` (`paused`) / `sandbox resume ID`.
@@ -24,7 +25,7 @@ pub fn pause(a: &IdArgs, paused: bool, env: &Env) -> i32 {
         "sandbox.resume"
     };
     let r = open_ctx(env).and_then(|ctx| {
-        let id = crate::core::vm::VmId::parse(&a.id)?;
+        let id = VmId::parse(&a.id)?;
         block_on(lifecycle::set_paused(&ctx, &id, paused))?
     });
     match r {
@@ -59,8 +60,9 @@ pub fn run(cmd: SnapshotCommand, env: &Env) -> i32 {
 fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
     const CMD: &str = "sandbox.snapshot.create";
     let r = (|| -> Result<_> {
+        let ctx = open_ctx(env)?;
         let opts = CreateOptions {
-            vm_id: a.id.clone(),
+            vm_id: VmId::parse(&a.id)?,
             snapshot_id: a.snapshot_id.clone(),
             // clap has checked the values.
             kind: a.snapshot_type,
@@ -69,7 +71,6 @@ fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
             flush: a.flush_policy,
             for_clone: a.for_clone,
         };
-        let ctx = open_ctx(env)?;
         block_on(snapshot::create(&ctx, &opts))?
     })();
     match r {
@@ -266,9 +267,9 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
                 .iter()
                 .map(|c| {
                     [
-                        c.name.clone(),
-                        c.ip_address.clone(),
-                        c.ssh_port.map(|p| p.to_string()).unwrap_or_default(),
+                        c.vm.name.clone(),
+                        c.vm.ip_address.clone(),
+                        c.vm.ssh_port.map(|p| p.to_string()).unwrap_or_default(),
                         format!("{:.2} s", c.elapsed_ms / 1000.0),
                     ]
                 })

@@ -258,7 +258,7 @@ fn ask(prompt: &str) -> bool {
 }
 
 /// Replace this process with the attach session: its exit code is the agent's.
-fn attach_now(ctx: &Ctx, id: &str, p: &crate::core::presets::Preset) -> i32 {
+fn attach_now(ctx: &Ctx, id: &VmId, p: &crate::core::presets::Preset) -> i32 {
     let argv = match crate::core::presets::attach::argv(ctx, id, p) {
         Ok(a) => a,
         Err(e) => return output::fail("attach", false, &e),
@@ -303,10 +303,11 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Create(a) => create(&a, env),
         SandboxCommand::Info(a) => {
             let r = open_ctx(env).and_then(|ctx| {
-                let i = lifecycle::info(&ctx, &VmId::parse(&a.id)?)?;
+                let id = VmId::parse(&a.id)?;
+                let i = lifecycle::info(&ctx, &id)?;
                 // SmolVM asks a running guest (JSON only here: the human lines show neither).
                 let live = if a.json {
-                    crate::core::guest::live_facts(&ctx, &a.id)
+                    crate::core::guest::live_facts(&ctx, &id)
                 } else {
                     Default::default()
                 };
@@ -363,16 +364,15 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                     _ if a.publish_ssh => Some(true),
                     v => v,
                 };
+                let id = VmId::parse(&a.id)?;
                 if let Some(p) = publish {
                     crate::core::runtime::block_on(crate::core::egress::set_publish_ssh(
-                        &ctx,
-                        &VmId::parse(&a.id)?,
-                        p,
+                        &ctx, &id, p,
                     ))??;
                 }
                 crate::core::runtime::block_on(start::start_existing(
                     &ctx,
-                    &a.id,
+                    &id,
                     a.accel,
                     a.boot_timeout,
                     &progress(a.json),
@@ -462,7 +462,7 @@ fn show(out: &mut impl std::io::Write, bytes: &[u8], esc: &mut Option<Escaper>) 
 }
 
 /// `logs [-f]`, starting at byte `from`; `esc` escapes for a terminal ([`shown_as`]).
-fn logs(id: &str, follow: bool, from: u64, mut esc: Option<Escaper>, env: &Env) -> i32 {
+fn logs(id: &VmId, follow: bool, from: u64, mut esc: Option<Escaper>, env: &Env) -> i32 {
     use std::io::{Read, Seek, SeekFrom, Write};
     let r = (|| -> Result<()> {
         let ctx = open_ctx(env)?;
@@ -508,7 +508,7 @@ fn logs(id: &str, follow: bool, from: u64, mut esc: Option<Escaper>, env: &Env) 
 
 #[derive(Serialize)]
 struct LogLines {
-    vm_id: String,
+    vm_id: VmId,
     /// SmolVM's key for the log's path; `log_path` is ours.
     path: String,
     log_path: String,
@@ -535,9 +535,10 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
     }
     let r = (|| -> Result<(LogLines, Vec<u8>)> {
         let ctx = open_ctx(env)?;
-        let path = lifecycle::log_path(&ctx, &a.id)?;
+        let id = VmId::parse(&a.id)?;
+        let path = lifecycle::log_path(&ctx, &id)?;
         let mut bytes = Vec::new();
-        let Some(mut f) = lifecycle::open_log(&ctx, &a.id)? else {
+        let Some(mut f) = lifecycle::open_log(&ctx, &id)? else {
             // SmolVM's: no log yet is an error, exit 1.
             let recovery = format!(
                 "Start it with 'smolvm sandbox start {}' to generate logs.",
@@ -560,7 +561,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
             .collect();
         Ok((
             LogLines {
-                vm_id: a.id.clone(),
+                vm_id: id,
                 path: path.display().to_string(),
                 log_path: path.display().to_string(),
                 lines,
@@ -597,7 +598,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
                 }
             }
             if a.follow {
-                logs(&a.id, true, bytes.len() as u64, esc, env)
+                logs(&l.vm_id, true, bytes.len() as u64, esc, env)
             } else {
                 0
             }
@@ -695,13 +696,13 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     };
     // --start boots a created, stopped or failed sandbox first (and waits for it to be
     // ready), under the sandbox's lock: one that is running by then is left as it is.
-    if a.start && lifecycle::running_ip(&ctx, &a.id).is_err() {
+    if a.start && lifecycle::running_ip(&ctx, &id).is_err() {
         if let Err(e) = lifecycle::info(&ctx, &id) {
             return output::fail(CMD, a.json, &e);
         }
         let r = crate::core::runtime::block_on(start::ensure_running(
             &ctx,
-            &a.id,
+            &id,
             a.boot_timeout,
             &progress(true),
         ))
@@ -754,13 +755,13 @@ fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
     let t = Duration::from_secs(a.timeout);
     let timeout = Some(t);
     if !a.json {
-        return match crate::core::guest::run_attached(&ctx, &a.id, &login, &a.command, t) {
+        return match crate::core::guest::run_attached(&ctx, &id, &login, &a.command, t) {
             Ok(Some(code)) => code,
             Ok(None) => output::fail(CMD, false, &exec_timed_out(&a.command, t)),
             Err(e) => output::fail(CMD, false, &e),
         };
     }
-    match crate::core::guest::run(&ctx, &a.id, &login, &a.command, None, timeout) {
+    match crate::core::guest::run(&ctx, &id, &login, &a.command, None, timeout) {
         Ok(o) if o.exit_code == Some(crate::core::guest::SSH_FAILED) => output::fail(
             CMD,
             true,

@@ -123,7 +123,7 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
             |ctx, progress| {
                 files::upload(
                     ctx,
-                    &a.id,
+                    &VmId::parse(&a.id)?,
                     &a.flags.ssh.login(),
                     &a.local,
                     &a.guest,
@@ -146,7 +146,7 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
             |ctx, progress| {
                 files::download(
                     ctx,
-                    &a.id,
+                    &VmId::parse(&a.id)?,
                     &a.flags.ssh.login(),
                     &a.guest,
                     &a.local,
@@ -224,7 +224,8 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     .map(|p| guest_env::parse_assignment(p.as_bytes()).map_err(invalid_input))
                     .collect::<Result<Vec<_>>>()?;
                 let ctx = open_ctx(env)?;
-                let file = guest_env::update_as(&ctx, &a.id, &a.flags.ssh.login(), &pairs, &[])?;
+                let id = VmId::parse(&a.id)?;
+                let file = guest_env::update_as(&ctx, &id, &a.flags.ssh.login(), &pairs, &[])?;
                 let requested: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
                 let present: Vec<String> = file.keys().map(str::to_string).collect();
                 Ok(EnvSet {
@@ -251,8 +252,9 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                 }
                 let ctx = open_ctx(env)?;
                 let login = a.flags.ssh.login();
-                let before = guest_env::read_as(&ctx, &VmId::parse(&a.id)?, &login)?;
-                guest_env::update_as(&ctx, &a.id, &login, &[], &a.keys)?;
+                let id = VmId::parse(&a.id)?;
+                let before = guest_env::read_as(&ctx, &id, &login)?;
+                guest_env::update_as(&ctx, &id, &login, &[], &a.keys)?;
                 let (removed, missing): (Vec<String>, Vec<String>) = a
                     .keys
                     .iter()

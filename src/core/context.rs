@@ -13,6 +13,7 @@ use super::host::Host;
 use super::lock::{lock_timeout, VmLock};
 use super::ssh::ensure_key;
 use super::teardown::TeardownOptions;
+use super::vm::VmId;
 use crate::sys::env::Env;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::state::{Corruption, OpenMode, StateStore, VmRecord};
@@ -216,7 +217,7 @@ impl Ctx {
     }
 
     /// Sandbox `id`'s row, or SmolVM's "not found" (the one lookup every verb makes).
-    pub fn vm(&self, id: &str) -> Result<VmRecord> {
+    pub fn vm(&self, id: &VmId) -> Result<VmRecord> {
         self.store
             .get_vm(id)
             .map_err(|e| Error::runtime(e.to_string()))?
@@ -256,14 +257,14 @@ impl Ctx {
     /// Sandbox `id`'s lock ([`VmLock`]) for the operation `what`, waiting at most
     /// `SMOLVM_LOCK_TIMEOUT` (validated here: a bad value is a usage error before anything
     /// is read or changed).
-    pub async fn lock(&self, id: &str, what: &str) -> Result<VmLock> {
+    pub async fn lock(&self, id: &VmId, what: &str) -> Result<VmLock> {
         VmLock::acquire(&self.data_dir, id, what, lock_timeout(&self.env)?).await
     }
 
     /// [`Ctx::lock`] plus SmolVM's snapshot locks of the sandbox and of `snapshot_id`.
     pub async fn lock_for_snapshot(
         &self,
-        id: &str,
+        id: &VmId,
         snapshot_id: &str,
         what: &str,
     ) -> Result<VmLock> {
@@ -285,15 +286,12 @@ mod tests {
     #[test]
     fn a_context_resolves_once_and_its_jobs_share_it() {
         let t = tempfile::tempdir().unwrap();
-        // The system data dir moved into the test's folder: a host whose root has
-        // /var/lib/smolvm would otherwise refuse this user's first write (split databases).
+        // The system data dir kept private too: a /var/lib/smolvm on this machine would
+        // make the job refuse to start a second database.
         let env = Env::from_vars(
             [
                 ("HOME", t.path().as_os_str().to_owned()),
-                (
-                    "SMOLVM_SYSTEM_DATA_DIR",
-                    t.path().join("system").into_os_string(),
-                ),
+                ("SMOLVM_SYSTEM_DATA_DIR", t.path().join("system").into()),
             ],
             1000,
         );

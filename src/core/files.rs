@@ -104,7 +104,7 @@ elif [ -e "$p" ]; then exit 22
 else exit 20
 fi"#;
 
-fn not_running_first(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<()> {
+fn not_running_first(ctx: &Ctx, id: &VmId, login: &SshLogin) -> Result<()> {
     login.check()?;
     super::lifecycle::running_ip(ctx, id).map(drop)
 }
@@ -241,7 +241,7 @@ fn first_line(s: &str) -> &str {
 /// `guest` are created unless `create_dirs` is false.
 pub fn upload(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     login: &SshLogin,
     local: &Path,
     guest_path: &str,
@@ -441,7 +441,7 @@ pub struct SkippedEntry {
 /// nearly full disk remove it and nothing is left.
 pub fn download(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     login: &SshLogin,
     guest_path: &str,
     local: &Path,

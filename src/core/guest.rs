@@ -25,7 +25,7 @@ pub const SSH_FAILED: i32 = 255;
 
 /// The ssh argument vector running `command` in sandbox `id` as `login`, in batch mode
 /// (no terminal).
-pub fn argv(ctx: &Ctx, id: &str, login: &SshLogin, command: &[String]) -> Result<Vec<String>> {
+pub fn argv(ctx: &Ctx, id: &VmId, login: &SshLogin, command: &[String]) -> Result<Vec<String>> {
     lifecycle::ssh_argv_as(ctx, id, login, command, false)
 }
 
@@ -66,7 +66,7 @@ pub fn unreachable(id: &str, stderr: &[u8]) -> Error {
 /// id, a sandbox that is not running, or an ssh that cannot be started.
 pub fn run(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     login: &SshLogin,
     words: &[String],
     stdin: Option<&[u8]>,
@@ -89,7 +89,7 @@ pub fn run(
 /// other code with the remote stderr's first line).
 pub fn run_ok(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     login: &SshLogin,
     words: &[String],
     stdin: Option<&[u8]>,
@@ -128,7 +128,7 @@ const LIVE_FACTS: &str = "(. /etc/os-release 2>/dev/null && printf '%s' \"${PRET
 /// Ask running sandbox `id` for [`LiveFacts`] over SSH, within 10 s (SmolVM: 5 s); nothing
 /// on any failure (SmolVM shows its placeholders then, without an error). A bridged
 /// sandbox is not asked (SmolVM reaches those over vsock only).
-pub fn live_facts(ctx: &Ctx, id: &str) -> LiveFacts {
+pub fn live_facts(ctx: &Ctx, id: &VmId) -> LiveFacts {
     let Ok(vm) = ctx.vm(id) else {
         return LiveFacts::default();
     };
@@ -214,7 +214,7 @@ pub async fn wait_answering_unless(
 /// killed at the timeout.
 pub fn run_attached(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     login: &SshLogin,
     words: &[String],
     timeout: Duration,

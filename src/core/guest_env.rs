@@ -260,7 +260,7 @@ pub fn read_as(ctx: &Ctx, id: &VmId, login: &SshLogin) -> Result<EnvFile> {
 }
 
 /// The env file's bytes as [`READ_SCRIPT`] prints them.
-fn read_bytes(ctx: &Ctx, id: &str, login: &SshLogin) -> Result<Vec<u8>> {
+fn read_bytes(ctx: &Ctx, id: &VmId, login: &SshLogin) -> Result<Vec<u8>> {
     guest::run_ok(
         ctx,
         id,
@@ -288,7 +288,7 @@ pub fn update(
 /// [`update`] as `login`.
 pub fn update_as(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     login: &SshLogin,
     set: &[(String, Vec<u8>)],
     unset: &[String],

@@ -173,7 +173,7 @@ const SYNC_LIMIT: Duration = Duration::from_secs(10);
 /// `sync` in a running guest over its SSH, bounded by `limit`, so its page cache reaches
 /// the disk before the VMM stops. A guest without SSH (or too slow) is stopped all the
 /// same: the outcome is only logged.
-async fn sync_guest(ctx: &Ctx, id: &str, limit: Duration) {
+async fn sync_guest(ctx: &Ctx, id: &VmId, limit: Duration) {
     if limit.is_zero() {
         return;
     }
@@ -290,11 +290,11 @@ pub async fn set_paused(ctx: &Ctx, id: &VmId, paused: bool) -> Result<PauseRepor
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteEvent {
     Deleted {
-        vm_id: String,
+        vm_id: VmId,
     },
     /// Its teardown failed; the error keeps its code.
     Failed {
-        vm_id: String,
+        vm_id: VmId,
         error: Error,
     },
 }
@@ -302,10 +302,10 @@ pub enum DeleteEvent {
 /// What [`delete`] did, in the order asked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteReport {
-    pub deleted: Vec<String>,
+    pub deleted: Vec<VmId>,
     /// Each failed id with its error (code included: the CLI's `--json` and the
     /// dashboard show it).
-    pub failed: Vec<(String, Error)>,
+    pub failed: Vec<(VmId, Error)>,
     /// Cancelled before every sandbox was tried (the dashboard's `x`).
     pub cancelled: bool,
 }
@@ -316,11 +316,11 @@ pub struct DeleteReport {
 /// stop the others. What `smolvm sandbox delete` and the dashboard's `d` both run.
 pub async fn delete(
     ctx: &Ctx,
-    ids: &[String],
+    ids: &[VmId],
     timeout: Duration,
     progress: &Progress<DeleteEvent>,
 ) -> DeleteReport {
-    tracing::info!(vms = %ids.join(" "), "deleting sandboxes");
+    tracing::info!(vms = %ids.iter().map(VmId::as_str).collect::<Vec<_>>().join(" "), "deleting sandboxes");
     let mut report = DeleteReport::default();
     for id in ids {
         if progress.cancelled() {
@@ -360,7 +360,7 @@ pub async fn delete(
 }
 
 /// The console log path of a sandbox (it must exist as a row).
-pub fn log_path(ctx: &Ctx, id: &str) -> Result<PathBuf> {
+pub fn log_path(ctx: &Ctx, id: &VmId) -> Result<PathBuf> {
     ctx.vm(id)?;
     ctx.log_path(id)
 }
@@ -368,7 +368,7 @@ pub fn log_path(ctx: &Ctx, id: &str) -> Result<PathBuf> {
 /// The console log of a sandbox, opened for reading without following a symbolic link
 /// (`None` when there is none yet). Anything but a regular file there is an error naming
 /// the path, so `logs` never prints a file the link points to.
-pub fn open_log(ctx: &Ctx, id: &str) -> Result<Option<std::fs::File>> {
+pub fn open_log(ctx: &Ctx, id: &VmId) -> Result<Option<std::fs::File>> {
     let path = log_path(ctx, id)?;
     match crate::sys::open::open_read(&path) {
         Ok(f) => Ok(Some(f)),
@@ -382,7 +382,7 @@ pub fn open_log(ctx: &Ctx, id: &str) -> Result<Option<std::fs::File>> {
 }
 
 /// Whether the sandbox's VMM is still running (for `logs -f`).
-pub fn is_running(ctx: &Ctx, id: &str) -> bool {
+pub fn is_running(ctx: &Ctx, id: &VmId) -> bool {
     match ctx.store.get_vm(id) {
         Ok(Some(vm)) => crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir),
         _ => false,
@@ -391,20 +391,25 @@ pub fn is_running(ctx: &Ctx, id: &str) -> bool {
 
 /// The `ssh` command line that reaches a running sandbox as root with smolvm's key;
 /// `command` empty means an interactive shell.
-pub fn ssh_argv(ctx: &Ctx, id: &str, command: &[String], interactive: bool) -> Result<Vec<String>> {
+pub fn ssh_argv(
+    ctx: &Ctx,
+    id: &VmId,
+    command: &[String],
+    interactive: bool,
+) -> Result<Vec<String>> {
     ssh_argv_as(ctx, id, &SshLogin::default(), command, interactive)
 }
 
 /// The guest address of a running sandbox: an unknown id, a sandbox that is not running
 /// (or whose process is gone) and one without a network each give their own error.
-pub fn running_ip(ctx: &Ctx, id: &str) -> Result<String> {
+pub fn running_ip(ctx: &Ctx, id: &VmId) -> Result<String> {
     crate::core::vm::running_ip(&ctx.store, &ctx.paths.socket_dir, id)
 }
 
 /// [`ssh_argv`] as `login`.
 pub fn ssh_argv_as(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     login: &SshLogin,
     command: &[String],
     interactive: bool,

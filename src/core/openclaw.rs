@@ -116,7 +116,7 @@ fn replace_guide(id: &str) -> String {
 
 /// Run `script` in the guest with `sh -c` within `secs`: its output, or the error of an
 /// ssh that could not reach it.
-fn run(ctx: &Ctx, id: &str, login: &SshLogin, script: &str, secs: u64) -> Result<guest::Output> {
+fn run(ctx: &Ctx, id: &VmId, login: &SshLogin, script: &str, secs: u64) -> Result<guest::Output> {
     let o = guest::run(
         ctx,
         id,
@@ -126,7 +126,7 @@ fn run(ctx: &Ctx, id: &str, login: &SshLogin, script: &str, secs: u64) -> Result
         Some(std::time::Duration::from_secs(secs)),
     )?;
     if o.exit_code == Some(SSH_FAILED) {
-        return Err(guest::unreachable(id, &o.stderr));
+        return Err(guest::unreachable(id.as_str(), &o.stderr));
     }
     Ok(o)
 }
@@ -149,7 +149,7 @@ pub fn open_ui(ctx: &Ctx, id: &str, host_port: Option<u16>, login: &SshLogin) ->
     }
 
     // The version SmolVM requires.
-    let v = run(ctx, id, login, "openclaw --version", 30)?;
+    let v = run(ctx, &vid, login, "openclaw --version", 30)?;
     if v.exit_code != Some(0) {
         return Err(Error::runtime(format!(
             "OpenClaw is not installed in sandbox '{id}'. {}",
@@ -170,7 +170,7 @@ pub fn open_ui(ctx: &Ctx, id: &str, host_port: Option<u16>, login: &SshLogin) ->
         )));
     }
 
-    let g = run(ctx, id, login, &gateway_script(), 45)?;
+    let g = run(ctx, &vid, login, &gateway_script(), 45)?;
     if g.exit_code != Some(0) {
         return Err(Error::runtime(format!(
             "OpenClaw did not become ready in sandbox '{id}'; run 'smolvm sandbox shell {id}', then 'openclaw doctor' to inspect it."
@@ -179,7 +179,7 @@ pub fn open_ui(ctx: &Ctx, id: &str, host_port: Option<u16>, login: &SshLogin) ->
 
     let d = run(
         ctx,
-        id,
+        &vid,
         login,
         &format!("OPENCLAW_GATEWAY_PORT={DASHBOARD_PORT} openclaw dashboard --json --no-open"),
         30,

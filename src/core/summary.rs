@@ -200,12 +200,13 @@ impl Transfer {
 mod tests {
     use super::*;
     use crate::core::error::Error;
+    use crate::core::vm::VmId;
 
     #[test]
     fn delete_and_cleanup_summaries_count_what_happened() {
         let d = DeleteReport {
-            deleted: vec!["vm-a".into(), "vm-b".into()],
-            failed: vec![("vm-c".into(), Error::runtime("busy"))],
+            deleted: vec![VmId::known("vm-a"), VmId::known("vm-b")],
+            failed: vec![(VmId::known("vm-c"), Error::runtime("busy"))],
             cancelled: false,
         };
         assert_eq!(d.summary(), "2 VM(s) deleted, 1 failure(s)");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::vm::row_is_live;
+use super::vm::{row_is_live, VmId};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
 
 /// A failure of a step, as a runtime error with its message (the code travels with it to
@@ -397,7 +397,11 @@ async fn stop_found(
 /// elements and rules, sockets, log, disk, and last its row and leases. What `sandbox
 /// delete` and a failed start's rollback use, so creation and teardown stay symmetric.
 /// A VM with no row is success.
-pub async fn teardown_vm(store: Arc<StateStore>, vm_id: &str, opts: TeardownOptions) -> Result<()> {
+pub async fn teardown_vm(
+    store: Arc<StateStore>,
+    vm_id: &VmId,
+    opts: TeardownOptions,
+) -> Result<()> {
     let id = vm_id.to_string();
     let st = store.clone();
     let o = opts.clone();
@@ -482,15 +486,12 @@ async fn teardown_resources(t: &Target, ctx: &Ctx) -> Result<()> {
     }
 
     // 4. Files, by the names smolvm generates for this id in the dirs it owns: control
-    //    sockets, console log, isolated disk (never a path read from the row).
-    for f in [
-        VmFile::FcSocket,
-        VmFile::QmpSocket,
-        VmFile::VsockSocket,
-        VmFile::AgentSocket,
-        VmFile::Log,
-        VmFile::Disk,
-    ] {
+    //    sockets, console log, isolated disk (never a path read from the row); its
+    //    ledger entry goes with the row, below.
+    for f in VmFile::ALL
+        .into_iter()
+        .filter(|f| !matches!(f, VmFile::Ledger))
+    {
         fs::remove_vm_file(f, &ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id).map_err(|e| {
             let path = f.path(&ctx.opts.data_dir, &ctx.opts.socket_dir, &vm.id);
             let shown = path.as_deref().unwrap_or(Path::new(&vm.id)).display();

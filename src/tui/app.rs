@@ -12,6 +12,7 @@
 //! sort or scroll), the open dialog.
 
 use crate::core::readonly::Action as Mutation;
+use crate::core::vm::VmId;
 
 use crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Rect;
@@ -103,9 +104,9 @@ pub struct App {
     pub presets: Vec<crate::core::presets::Preset>,
     /// Start tasks that attach to their VM once it is up (and the VM, once it is known):
     /// the session begins when the task has finished, so the task's end is shown first.
-    attach_after: std::collections::BTreeMap<u64, Option<String>>,
+    attach_after: std::collections::BTreeMap<u64, Option<VmId>>,
     /// The sshd waits whose session opens when they are done: VM id, attach (else shell).
-    session_after: std::collections::BTreeMap<u64, (String, bool)>,
+    session_after: std::collections::BTreeMap<u64, (VmId, bool)>,
     /// Lines run from the palette, oldest first (Up/Down recall them).
     pub palette_history: Vec<String>,
     /// Mouse capture is on (`m` turns it off so the terminal selects text).
@@ -346,7 +347,7 @@ impl App {
     /// A session in VM `id` (its agent when `attach`, else a login shell): first a task
     /// that waits for the guest's sshd (it may still be coming up after a start; the
     /// dashboard stays live and `x` cancels it), then the session once that is done.
-    pub(super) fn open_session(&mut self, id: String, attach: bool) -> Vec<Effect> {
+    pub(super) fn open_session(&mut self, id: VmId, attach: bool) -> Vec<Effect> {
         let what = if attach { "attach to" } else { "shell in" };
         let task = self.new_task(TaskKind::SshWait, format!("{what} {id}"));
         self.session_after.insert(task, (id.clone(), attach));
@@ -596,7 +597,7 @@ impl App {
                 self.status = Some(line);
                 // Back where we were: the same VM selected.
                 if !self.vms.select_key(&self.data.vms, &id) {
-                    self.pending_select = Some(id);
+                    self.pending_select = Some(id.into());
                 }
                 return vec![Effect::Refresh { slow: false }];
             }
@@ -612,7 +613,7 @@ impl App {
                 self.rebuild_views();
                 self.focus(Pane::Vms);
                 if !self.vms.select_key(&self.data.vms, &vm_id) {
-                    self.pending_select = Some(vm_id.clone());
+                    self.pending_select = Some(vm_id.to_string());
                 }
                 if let Some(vm) = self.attach_after.get_mut(&task) {
                     *vm = Some(vm_id);

@@ -147,7 +147,7 @@ pub enum TaskUpdate {
     },
     /// A start finished: select this VM.
     Started {
-        vm_id: String,
+        vm_id: crate::core::vm::VmId,
     },
 }
 

@@ -104,6 +104,10 @@ actions! {
     Toggle => "toggle", "flip checkbox";
     /// In the cleanup dialog: flip `--all` (every VM, the prefix ignored).
     ToggleAll => "toggle_all", "cleanup: --all on/off";
+    /// In a form's text field: delete the character before the cursor.
+    DeleteBack => "delete_back", "delete the character before the cursor";
+    /// In a form's text field: delete the character at the cursor.
+    DeleteForward => "delete_forward", "delete the character at the cursor";
 }
 
 impl Action {
@@ -164,6 +168,18 @@ scopes! {
 }
 
 impl Scope {
+    /// Where keys are read: each pane, dialog, view and form (the others are only parts of
+    /// their chains).
+    const PANES: [Scope; 7] = [
+        Scope::Vms,
+        Scope::Images,
+        Scope::Logs,
+        Scope::Tasks,
+        Scope::Dialog,
+        Scope::Detail,
+        Scope::Form,
+    ];
+
     fn from_name(s: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|x| x.name() == s)
     }
@@ -433,15 +449,7 @@ impl Keymap {
     /// Keys reachable in `pane` bound to more than one action.
     pub fn clashes(&self) -> Vec<Clash> {
         let mut out = Vec::new();
-        for pane in [
-            Scope::Vms,
-            Scope::Images,
-            Scope::Logs,
-            Scope::Tasks,
-            Scope::Dialog,
-            Scope::Detail,
-            Scope::Form,
-        ] {
+        for pane in Scope::PANES {
             let mut seen: Vec<(Key, Vec<(Scope, Action)>)> = Vec::new();
             for scope in pane.chain() {
                 for ((s, a), keys) in self.bindings.range((*scope, Action::Quit)..) {
@@ -596,18 +604,8 @@ mod tests {
         let km = Keymap::defaults();
         for a in Action::ALL {
             assert_eq!(Action::from_name(a.name()), Some(a), "{a:?}");
-            let scopes = [
-                Scope::Global,
-                Scope::Vms,
-                Scope::Images,
-                Scope::Logs,
-                Scope::Tasks,
-                Scope::Dialog,
-                Scope::Detail,
-                Scope::Form,
-            ];
             assert!(
-                scopes.iter().any(|s| !km.keys_for(*s, a).is_empty()),
+                Scope::ALL.iter().any(|s| !km.keys_for(*s, a).is_empty()),
                 "{a:?} has no key"
             );
         }

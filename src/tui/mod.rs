@@ -24,6 +24,7 @@ use ratatui::Terminal;
 
 use crate::core::context::Context;
 use crate::core::runtime::{block_on, err_line};
+use crate::core::vm::VmId;
 use crate::core::Env;
 use app::{App, Effect, Input};
 use keymap::Keymap;
@@ -57,15 +58,14 @@ pub fn new_app(env: &Env, readonly: bool) -> App {
 /// The `ssh` command line of a session in VM `id`: the preset's launch command
 /// (`core::presets::attach::argv`, the user's presets included) when `attach`, else a
 /// login shell (`core::lifecycle::ssh_argv_as`, as `smolvm sandbox shell`).
-fn session_argv(cx: &Context, id: &str, attach: bool) -> Result<Vec<String>, String> {
+fn session_argv(cx: &Context, id: &VmId, attach: bool) -> Result<Vec<String>, String> {
     use crate::core::lifecycle::{self, SshLogin};
     let ctx = cx.job().map_err(|e| e.message)?;
     if !attach {
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
             .map_err(|e| e.message);
     }
-    let vm = crate::core::vm::VmId::parse(id).map_err(|e| e.message)?;
-    let info = lifecycle::info(&ctx, &vm).map_err(|e| e.message)?;
+    let info = lifecycle::info(&ctx, id).map_err(|e| e.message)?;
     let Some(name) = info.summary.preset else {
         // A built image has no agent: the form's attach opens a login shell.
         return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)

@@ -259,6 +259,22 @@ fn mirror() -> String {
         .unwrap_or_else(|| "http://deb.debian.org/debian".into())
 }
 
+/// A Debian bookworm minbase tree in `dir/root` (made anew), `extra` debootstrap's
+/// further options, without the downloaded packages.
+fn debootstrap(dir: &Path, extra: &[&str]) -> PathBuf {
+    let root = dir.join("root");
+    let _ = std::fs::remove_dir_all(&root);
+    run(Command::new("debootstrap")
+        .arg("--variant=minbase")
+        .args(extra)
+        .arg("bookworm")
+        .arg(&root)
+        .arg(mirror()));
+    let _ = std::fs::remove_dir_all(root.join("var/cache/apt/archives"));
+    std::fs::create_dir_all(root.join("var/cache/apt/archives/partial")).unwrap();
+    root
+}
+
 /// A Debian bookworm minbase rootfs with openssh-server and SmolVM's `/init` (768 MiB).
 pub fn debian_rootfs() -> PathBuf {
     let packages = "openssh-server,iproute2";
@@ -269,23 +285,12 @@ pub fn debian_rootfs() -> PathBuf {
             "debootstrapping the test Debian rootfs into {} (once)",
             dir.display()
         );
-        let root = dir.join("root");
-        let _ = std::fs::remove_dir_all(&root);
-        run(Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                &format!("--include={packages}"),
-                "bookworm",
-            ])
-            .arg(&root)
-            .arg(mirror()));
+        let root = debootstrap(dir, &[&format!("--include={packages}")]);
         for k in std::fs::read_dir(root.join("etc/ssh")).unwrap().flatten() {
             if k.file_name().to_string_lossy().starts_with("ssh_host_") {
                 std::fs::remove_file(k.path()).unwrap();
             }
         }
-        let _ = std::fs::remove_dir_all(root.join("var/cache/apt/archives"));
-        std::fs::create_dir_all(root.join("var/cache/apt/archives/partial")).unwrap();
         std::fs::write(root.join("init"), DEBIAN_INIT).unwrap();
         chmod_x(&root.join("init"));
         mkfs(&root, &dir.join("rootfs.ext4"), 768);
@@ -303,14 +308,7 @@ pub fn debian_base_tarball() -> PathBuf {
             "debootstrapping the Docker base into {} (once)",
             dir.display()
         );
-        let root = dir.join("root");
-        let _ = std::fs::remove_dir_all(&root);
-        run(Command::new("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
-            .arg(&root)
-            .arg(mirror()));
-        let _ = std::fs::remove_dir_all(root.join("var/cache/apt/archives"));
-        std::fs::create_dir_all(root.join("var/cache/apt/archives/partial")).unwrap();
+        let root = debootstrap(dir, &[]);
         let partial = dir.join("rootfs.tar.partial");
         run(Command::new("tar")
             .args(["--numeric-owner", "-C"])

@@ -156,13 +156,19 @@ pub fn hold_open(file: &Path) -> std::process::Child {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut ready = String::new();
+    first_line(&mut child);
+    child
+}
+
+/// The first line `child` writes to its piped stdout (trimmed): its "ready" word.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut ready,
+        &mut line,
     )
     .unwrap();
-    child
+    line.trim().to_string()
 }
 
 /// `out` exited with `code` (else the failure shows stdout, then stderr).
@@ -415,4 +421,22 @@ pub fn assert_unprivileged_vmm(pid: i64, uid: u32) {
     assert_eq!(p.seccomp, 2, "no seccomp filter: {p:?}");
     assert!(p.no_new_privs, "{p:?}");
     assert_eq!(p.cap_eff, 0, "{p:?}");
+}
+
+/// Sandbox `id`'s stored config (the `vms.config` JSON of the state DB in `data`).
+pub fn stored_config(data: &Path, id: &str) -> serde_json::Value {
+    let c = rusqlite::Connection::open(data.join("smolvm.db")).unwrap();
+    let config: String = c
+        .query_row("SELECT config FROM vms WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap();
+    serde_json::from_str(&config).unwrap()
+}
+
+/// The `key` text of each object in JSON array `v` (the names, kinds… a test compares).
+pub fn texts<'a>(v: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x[key].as_str().unwrap())
+        .collect()
 }

@@ -54,6 +54,14 @@ impl Sandboxes {
         }])
     }
 
+    /// [`Sandboxes::debian_codex`] with sandbox `id` started ([`Sandboxes::codex_start`]):
+    /// the sandboxes and the start's envelope.
+    pub fn debian_codex_started(id: &str) -> (Sandboxes, serde_json::Value) {
+        let e = Sandboxes::debian_codex();
+        let v = e.codex_start(id);
+        (e, v)
+    }
+
     /// `smolvm ARGS` in the namespace with `vars` added, not yet started (stdin closed).
     pub fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> Command {
         let mut c = self.ns.smolvm_command(&self.h, args);

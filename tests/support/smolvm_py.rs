@@ -73,3 +73,32 @@ pub fn cli(vars: Vec<(&'static str, std::ffi::OsString)>, args: &[&str]) -> (i32
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// SmolVM 0.0.36's CLI in network namespace `ns` with `h`'s environment: (exit code,
+/// envelope).
+pub fn in_netns(
+    ns: &super::cleanup::NetNs,
+    h: &super::Home,
+    args: &[&str],
+) -> (i32, serde_json::Value) {
+    let bin = python().parent().unwrap().join("smolvm");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(bin)
+        .args(args)
+        .env_clear()
+        .envs(h.env_vars())
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), super::json(&out))
+}
+
+/// smolvm with SmolVM's version as the current image version (so `current` means the same
+/// on both sides).
+pub fn ours(h: &super::Home, args: &[&str]) -> std::process::Output {
+    h.smolvm()
+        .env("SMOLVM_IMAGE_VERSION", "0.0.36")
+        .args(args)
+        .output()
+        .unwrap()
+}

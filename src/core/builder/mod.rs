@@ -384,26 +384,17 @@ impl ImageBuilder {
         self.run(Base::Alpine, Auth::Password(pw), name, rootfs_size_mb)
     }
 
-    /// Alpine with a public key for root (`alpine-ssh-key`, 512 MB).
-    pub fn build_alpine_ssh_key(
+    /// `base` with a public key for root (SmolVM's `build_alpine_ssh_key`, 512 MB, and
+    /// `build_debian_ssh_key`, 2048 MB).
+    pub fn build_ssh_key(
         &self,
+        base: Base,
         ssh_public_key: &str,
         name: Option<&str>,
         rootfs_size_mb: Option<u64>,
     ) -> Result<(PathBuf, PathBuf)> {
         let key = Auth::Key(ssh_public_key.to_string());
-        self.run(Base::Alpine, key, name, rootfs_size_mb)
-    }
-
-    /// Debian with a public key for root (`debian-ssh-key`, 2048 MB).
-    pub fn build_debian_ssh_key(
-        &self,
-        ssh_public_key: &str,
-        name: Option<&str>,
-        rootfs_size_mb: Option<u64>,
-    ) -> Result<(PathBuf, PathBuf)> {
-        let key = Auth::Key(ssh_public_key.to_string());
-        self.run(Base::Debian, key, name, rootfs_size_mb)
+        self.run(base, key, name, rootfs_size_mb)
     }
 }
 
@@ -704,7 +695,9 @@ mod tests {
         let kernel = t.path().join("k");
         std::fs::write(&kernel, b"kernel").unwrap();
         let b = ImageBuilder::new(&env, Some(t.path().join("c")), Some(kernel.clone()));
-        let e = b.build_debian_ssh_key("nope", None, None).unwrap_err();
+        let e = b
+            .build_ssh_key(Base::Debian, "nope", None, None)
+            .unwrap_err();
         assert_eq!(e.message, "Invalid SSH public key format");
         assert!(!t.path().join("c").exists());
         // A finished image with the matching fingerprint is returned without building.
@@ -724,7 +717,7 @@ mod tests {
             std::fs::write(dir.join(f), b"x").unwrap();
         }
         std::fs::write(dir.join(".fingerprint"), format!("{fp}\n")).unwrap();
-        let (k, r) = b.build_debian_ssh_key(KEY, None, None).unwrap();
+        let (k, r) = b.build_ssh_key(Base::Debian, KEY, None, None).unwrap();
         assert_eq!((k, r), (dir.join("vmlinux.bin"), dir.join("rootfs.ext4")));
     }
 }

@@ -151,7 +151,7 @@ fn tap_and_ip(id: &str, net: &Network) -> Result<(String, Ipv4Addr)> {
 /// lock held, after SmolVM's tables are set up). With allowed names the resolver is
 /// running and knows this sandbox before the guard sends its DNS there. Any failure
 /// fails the start: a sandbox never runs unguarded.
-pub(crate) async fn apply(ctx: &Ctx, id: &str, net: &Network, iface: &str) -> Result<()> {
+pub(crate) async fn apply(ctx: &Ctx, id: &VmId, net: &Network, iface: &str) -> Result<()> {
     let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
     check_attachment(net, &s)?;

@@ -6,6 +6,7 @@
 use super::Preset;
 use crate::core::context::Ctx;
 use crate::core::error::{Error, Result};
+use crate::core::vm::VmId;
 
 /// The remote command: source the env file, put `~/.local/bin` first, `exec` the agent.
 pub fn remote_command(launch: &str) -> String {
@@ -31,7 +32,7 @@ pub fn answer(line: Option<&str>) -> Option<bool> {
 }
 
 /// The `ssh -t … root@<ip> -- '<remote command>'` that attaches to a running sandbox.
-pub fn argv(ctx: &Ctx, id: &str, preset: &Preset) -> Result<Vec<String>> {
+pub fn argv(ctx: &Ctx, id: &VmId, preset: &Preset) -> Result<Vec<String>> {
     let mut a = crate::core::lifecycle::ssh_argv(ctx, id, &[], true)?;
     if a.last().is_some_and(|l| !l.starts_with("root@")) {
         return Err(Error::runtime("unexpected ssh command line"));

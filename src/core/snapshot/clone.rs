@@ -32,7 +32,6 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, StartEvent};
 use crate::core::vm::VmId;
 use crate::sys::open;
-use crate::sys::process::is_vm_id;
 use crate::sys::state::{Network, VmRecord, VmStatus};
 
 /// The guest's agent: reads `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` lines on `ttyS1`
@@ -82,13 +81,7 @@ pub(crate) async fn launch_agent(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
         )));
     }
     let command = ["sh".to_string(), "-c".to_string(), agent_launch_command()];
-    let out = super::in_guest(
-        ctx,
-        &vm.id,
-        &command,
-        "starting the clone agent in the guest",
-    )
-    .await?;
+    let out = super::in_guest(ctx, vm, &command, "starting the clone agent in the guest").await?;
     if out.status.is_some_and(|s| s.success()) {
         return Ok(());
     }
@@ -132,18 +125,15 @@ pub struct CloneReport {
     pub elapsed_ms: f64,
 }
 
+/// One clone: the restored sandbox's keys, and how long it took.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClonedVm {
-    pub name: String,
-    pub status: VmStatus,
-    pub ip_address: String,
-    pub ssh_port: Option<u16>,
-    pub pid: Option<i64>,
+    #[serde(flatten)]
+    pub vm: super::restore::RestoredVm,
     /// From the start of this clone to its SSH server answering.
     pub elapsed_ms: f64,
 }
 
-/// The ids the clones get, checked before anything is made.
 /// The usage errors of `opts`, before anything is looked up.
 fn check_usage(opts: &CloneOptions) -> Result<()> {
     if opts.count == 0 {
@@ -155,34 +145,31 @@ fn check_usage(opts: &CloneOptions) -> Result<()> {
                 "--name names one clone; use --prefix with --count",
             ));
         }
-        if !is_vm_id(n) {
-            return Err(Error::usage(format!(
-                "Invalid sandbox name '{n}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
-            )));
-        }
+        VmId::name(n)?;
     }
     Ok(())
 }
 
-fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<String>> {
+/// The ids the clones get, checked before anything is made.
+fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<VmId>> {
     if let Some(n) = &opts.name {
-        if ctx.store.get_vm(n).map_err(rt)?.is_some() {
+        let id = VmId::name(n)?;
+        if ctx.store.get_vm(&id).map_err(rt)?.is_some() {
             return Err(Error::runtime(format!("Sandbox '{n}' already exists"))
                 .with_recovery("Pick another --name, or delete it first."));
         }
-        return Ok(vec![n.clone()]);
+        return Ok(vec![id]);
     }
     let mut ids = Vec::new();
     match &opts.prefix {
         Some(p) => {
             let mut i = 1u32;
             while ids.len() < opts.count as usize {
-                let id = format!("{p}-{i}");
-                if !is_vm_id(&id) {
+                let Some(id) = VmId::new(&format!("{p}-{i}")) else {
                     return Err(Error::usage(format!(
                         "--prefix '{p}' does not make valid sandbox ids (lower-case letters, digits, '-' and '_')"
                     )));
-                }
+                };
                 if ctx.store.get_vm(&id).map_err(rt)?.is_none() {
                     ids.push(id);
                 }
@@ -191,7 +178,7 @@ fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<String>> {
         }
         None => {
             while ids.len() < opts.count as usize {
-                let id = format!("vm-{}", open::random_hex(4));
+                let id = VmId::random();
                 if ctx.store.get_vm(&id).map_err(rt)?.is_none() && !ids.contains(&id) {
                     ids.push(id);
                 }
@@ -232,13 +219,7 @@ pub async fn clone(
             info.vm_id
         )));
     }
-    if !info.missing_files.is_empty() {
-        return Err(rt(format!(
-            "Snapshot '{}' is missing its files ({}); it cannot be cloned",
-            info.id,
-            info.missing_files.join(", ")
-        )));
-    }
+    info.require_files("cloned")?;
     let ids = clone_ids(ctx, opts)?;
     let mut clones = Vec::new();
     for id in ids {
@@ -246,7 +227,7 @@ pub async fn clone(
             Ok(c) => clones.push(c),
             Err(e) if clones.is_empty() => return Err(e),
             Err(e) => {
-                let made: Vec<&str> = clones.iter().map(|c| c.name.as_str()).collect();
+                let made: Vec<&str> = clones.iter().map(|c| c.vm.name.as_str()).collect();
                 return Err(Error::new(
                     e.code,
                     format!(
@@ -270,7 +251,7 @@ async fn clone_one(
     ctx: &Ctx,
     row: &crate::sys::state::SnapshotRecord,
     info: &SnapshotInfo,
-    id: &str,
+    id: &VmId,
     opts: &CloneOptions,
     progress: &Progress<StartEvent>,
 ) -> Result<ClonedVm> {
@@ -304,11 +285,13 @@ async fn clone_one(
     config.extras.restoring_snapshot = None;
     ctx.store.set_config(id, &config).map_err(rt)?;
     Ok(ClonedVm {
-        name: id.to_string(),
-        status: VmStatus::Running,
-        ip_address: net.guest_ip.clone().unwrap_or_default(),
-        ssh_port: net.ssh_host_port,
-        pid: Some(pid),
+        vm: super::restore::RestoredVm {
+            name: id.to_string(),
+            status: VmStatus::Running,
+            ip_address: net.guest_ip.clone().unwrap_or_default(),
+            ssh_port: net.ssh_host_port,
+            pid: Some(pid),
+        },
         elapsed_ms: start::ms(t0.elapsed()),
     })
 }
@@ -388,7 +371,7 @@ async fn bring_up(
     ctx: &Ctx,
     info: &SnapshotInfo,
     runtime: &crate::core::host::Runtime,
-    id: &str,
+    id: &VmId,
     disk: &std::path::Path,
     opts: &CloneOptions,
     abort: &start::Abort,
@@ -520,16 +503,7 @@ async fn bring_up(
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        let _ = child.kill();
-        let _ = child.wait();
-        start::claim_leftover_socket(&socket, &user);
-        start::claim_leftover_socket(&agent_socket, &user);
-        return Err(e);
-    }
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
+    start::settle(child, r, &[&socket, &agent_socket], &user)?;
     Ok((net, pid))
 }
 

@@ -119,9 +119,9 @@ impl FlushPolicy {
 }
 
 /// How to take a snapshot.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateOptions {
-    pub vm_id: String,
+    pub vm_id: VmId,
     /// Default `snap-<8 hex>`.
     pub snapshot_id: Option<String>,
     pub kind: SnapshotType,
@@ -133,6 +133,22 @@ pub struct CreateOptions {
     /// A template for `sandbox clone`: the clone agent is started in the guest first (a
     /// running QEMU sandbox, full type only).
     pub for_clone: bool,
+}
+
+impl CreateOptions {
+    /// A snapshot of `vm_id` with every other option at its default (a full snapshot,
+    /// the source left paused, a best-effort flush).
+    pub fn of(vm_id: VmId) -> CreateOptions {
+        CreateOptions {
+            vm_id,
+            snapshot_id: None,
+            kind: SnapshotType::default(),
+            resume_source: false,
+            live_only: false,
+            flush: FlushPolicy::default(),
+            for_clone: false,
+        }
+    }
 }
 
 /// One snapshot as listed (JSON keys of `snapshot list` and `create`).
@@ -156,6 +172,26 @@ pub struct SnapshotInfo {
     pub snapshot_id: String,
     pub snapshot_type: SnapshotType,
     pub artifacts: Artifacts,
+}
+
+impl SnapshotInfo {
+    /// Refuse a snapshot whose files are gone before anything is made of it (`verb`:
+    /// `restored`, `cloned`): which files, where, and how to be rid of it.
+    pub(super) fn require_files(&self, verb: &str) -> Result<()> {
+        if self.missing_files.is_empty() {
+            return Ok(());
+        }
+        Err(rt(format!(
+            "Snapshot '{}' is missing its files ({} in {}); it cannot be {verb}",
+            self.id,
+            self.missing_files.join(", "),
+            self.path.display()
+        ))
+        .with_recovery(format!(
+            "Delete it with 'smolvm sandbox snapshot delete {}'.",
+            self.id
+        )))
+    }
 }
 
 /// SmolVM's `SnapshotArtifacts`: the state (QEMU's vmstate or Firecracker's), memory
@@ -720,11 +756,11 @@ async fn fc_snapshot_create(
 /// time runs out); its output, whatever its exit status.
 pub(super) async fn in_guest(
     ctx: &Ctx,
-    vm_id: &str,
+    vm: &VmRecord,
     command: &[String],
     what: &str,
 ) -> Result<crate::sys::child::Captured> {
-    let argv = super::lifecycle::ssh_argv(ctx, vm_id, command, false)?;
+    let argv = super::lifecycle::ssh_argv(ctx, &VmId::known(&vm.id), command, false)?;
     crate::sys::child::output_async(&argv, crate::sys::child::Io::Piped, Duration::from_secs(30))
         .await
         .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
@@ -735,7 +771,7 @@ pub(super) async fn in_guest(
 async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
     let out = in_guest(
         ctx,
-        &vm.id,
+        vm,
         &["sync".to_string()],
         "flushing the guest's file systems",
     )
@@ -747,5 +783,48 @@ async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
             "flushing the guest's file systems failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restore and a clone refuse a snapshot with missing files in the same words: the
+    /// files, where they were, and how to be rid of it (the clone's copy named neither).
+    #[test]
+    fn restore_and_clone_refuse_missing_files_alike() {
+        let mut info = SnapshotInfo {
+            id: "snap-1".into(),
+            vm_id: VmId::known("vm-a"),
+            kind: SnapshotType::Full,
+            backend: crate::core::vm::VmBackend::parse("qemu"),
+            created_at: String::new(),
+            size_bytes: 0,
+            path: PathBuf::from("/s/snap-1"),
+            restored: false,
+            restored_vm_id: None,
+            missing_files: Vec::new(),
+            snapshot_id: "snap-1".into(),
+            snapshot_type: SnapshotType::Full,
+            artifacts: Artifacts {
+                state_path: None,
+                memory_path: None,
+                disk_path: String::new(),
+            },
+        };
+        assert!(info.require_files("cloned").is_ok());
+        info.missing_files = vec!["disk.ext4".into(), "state".into()];
+        for verb in ["restored", "cloned"] {
+            let e = info.require_files(verb).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("Snapshot 'snap-1' is missing its files (disk.ext4, state in /s/snap-1); it cannot be {verb}")
+            );
+            assert_eq!(
+                e.recovery.as_deref(),
+                Some("Delete it with 'smolvm sandbox snapshot delete snap-1'.")
+            );
+        }
     }
 }

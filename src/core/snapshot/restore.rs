@@ -60,6 +60,7 @@ pub struct RestoredSnapshot {
     pub created_at: String,
 }
 
+/// A sandbox brought up from a snapshot (by a restore, or as a clone): SmolVM's `vm` keys.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoredVm {
     pub name: String,
@@ -107,19 +108,9 @@ pub async fn restore(
             info.id
         )));
     }
-    if !info.missing_files.is_empty() {
-        return Err(rt(format!(
-            "Snapshot '{}' is missing its files ({} in {}); it cannot be restored",
-            info.id,
-            info.missing_files.join(", "),
-            info.path.display()
-        ))
-        .with_recovery(format!(
-            "Delete it with 'smolvm sandbox snapshot delete {}'.",
-            info.id
-        )));
-    }
-    let id = row.vm_id.clone();
+    info.require_files("restored")?;
+    // A row's id that names no sandbox is "not found" (the lock's rule before).
+    let id = VmId::parse(&row.vm_id)?;
     // The sandbox's lock before its row is read: a restore replaces it.
     let _lock = ctx
         .lock_for_snapshot(
@@ -252,11 +243,11 @@ pub async fn restore(
         snapshot: RestoredSnapshot {
             id: info.id.clone(),
             kind: info.kind,
-            vm_id: VmId::known(&id),
+            vm_id: id.clone(),
             created_at: info.created_at.clone(),
         },
         vm: RestoredVm {
-            name: id,
+            name: id.to_string(),
             status,
             ip_address: ip.to_string(),
             ssh_port: net.ssh_host_port,
@@ -455,15 +446,7 @@ async fn bring_up(
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        let _ = child.kill();
-        let _ = child.wait();
-        start::claim_leftover_socket(&socket, &user);
-        return Err(e);
-    }
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
+    start::settle(child, r, &[&socket], &user)?;
     let status = if opts.resume {
         VmStatus::Running
     } else {

@@ -33,7 +33,6 @@ use super::version::image_version;
 use super::vm::VmId;
 use crate::sys::http::HttpConfig;
 use crate::sys::open;
-use crate::sys::process::is_vm_id;
 use crate::sys::state::{StateError, VmConfig, VmExtras, VmRecord, VmStatus};
 use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::Accel;
@@ -58,7 +57,9 @@ pub(crate) use files::{invalid_id, path_err, prepare_files};
 pub(crate) use network::setup_network;
 use report::{mark_failed, put_back, report};
 pub(crate) use report::{ms, roll_back};
-pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob, VmmUser};
+pub(crate) use vmm::{
+    claim_leftover_socket, control_socket_up, settle, spawn_vmm, VmmJob, VmmUser,
+};
 
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
@@ -225,15 +226,6 @@ pub(crate) fn set_machine(
     Ok(())
 }
 
-fn random_id() -> String {
-    let mut b = [0u8; 4];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    format!("vm-{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
-}
-
 /// Resolve the image: pull the preset's published one (or use a custom build named like
 /// it), else build its local image (`<preset>-local`, once), or take the given kernel and
 /// rootfs.
@@ -349,13 +341,8 @@ pub async fn create(
     let preset = registry.map(|p| p.name.to_string());
     super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
     let id = match &opts.name {
-        Some(n) if !is_vm_id(n) => {
-            return Err(Error::usage(format!(
-                "Invalid sandbox name '{n}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
-            )))
-        }
-        Some(n) => n.clone(),
-        None => random_id(),
+        Some(n) => VmId::name(n)?,
+        None => VmId::random(),
     };
     let bridge_address = match &opts.bridge {
         Some(b) => Some(bridged::check_request(opts, b)?),
@@ -432,7 +419,7 @@ pub async fn create(
     let vcpus = opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS);
     let disk_mib = opts.disk_size_mib;
     let config = VmConfig {
-        vm_id: Some(id.clone()),
+        vm_id: Some(id.to_string()),
         preset: preset.clone(),
         vcpu_count: Some(vcpus),
         memory: Some(mem),
@@ -558,7 +545,7 @@ pub async fn create(
 /// resources stay for `delete` or another `start`.
 pub async fn start_existing(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     accel: Option<AccelRequest>,
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
@@ -571,7 +558,7 @@ pub async fn start_existing(
 /// (two of these at once start it once). `None`: it was running.
 pub async fn ensure_running(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<Option<StartReport>> {
@@ -591,7 +578,7 @@ pub async fn ensure_running(
 /// it is still alive.
 async fn start_locked(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     accel: Option<AccelRequest>,
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
@@ -687,15 +674,6 @@ pub use super::error::not_found;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_vm_prefixed_and_valid() {
-        let id = random_id();
-        assert!(
-            id.starts_with("vm-") && is_vm_id(&id) && id.len() == 11,
-            "{id}"
-        );
-    }
 
     /// Restart and restore both resolve a stored machine here: `auto` for the accelerator,
     /// an unknown value refused, none keeps the environment's.

@@ -7,6 +7,7 @@ use super::{rt, Ctx, Phase, StartEvent};
 use crate::core::egress::{network_lock, outbound_interface, set_ssh_publication};
 use crate::core::error::{Error, Result};
 use crate::core::progress::Progress;
+use crate::core::vm::VmId;
 use crate::sys::net::{nft, tap};
 use crate::sys::state::{Network, StateError};
 
@@ -14,7 +15,7 @@ use crate::sys::state::{Network, StateError};
 /// Idempotent (a restart re-applies it).
 pub(crate) async fn setup_network(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     progress: &Progress<StartEvent>,
 ) -> Result<Network> {
     progress.emit(StartEvent::PhaseStarted(Phase::Network));

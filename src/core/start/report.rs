@@ -57,7 +57,7 @@ pub(super) fn report(
 /// says so when the rollback itself failed.
 pub(crate) async fn roll_back(
     ctx: &Ctx,
-    id: &str,
+    id: &VmId,
     e: Error,
     progress: &Progress<StartEvent>,
 ) -> Error {

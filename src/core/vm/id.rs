@@ -31,6 +31,22 @@ impl VmId {
         VmId(id.to_string())
     }
 
+    /// `name` as the id of a new sandbox (`--name`): one that is no valid id is a usage
+    /// error saying what an id may hold.
+    pub fn name(name: &str) -> Result<VmId, Error> {
+        VmId::new(name).ok_or_else(|| {
+            Error::usage(format!(
+                "Invalid sandbox name '{name}': use 1-64 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
+            ))
+        })
+    }
+
+    /// A new random id, `vm-` and 8 hex digits (SmolVM's form), for a sandbox made
+    /// without a name (`create`, `clone`).
+    pub fn random() -> VmId {
+        VmId(format!("vm-{}", crate::sys::open::random_hex(4)))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -109,5 +125,15 @@ mod tests {
             assert_eq!(e.to_string(), not_found(bad).to_string());
             assert_eq!(e.code, not_found(bad).code);
         }
+    }
+
+    #[test]
+    fn random_ids_are_vm_prefixed_and_valid() {
+        let id = VmId::random();
+        assert!(
+            id.starts_with("vm-") && is_vm_id(&id) && id.len() == 11,
+            "{id}"
+        );
+        assert_ne!(id, VmId::random());
     }
 }

@@ -23,7 +23,7 @@ pub use liveness::{row_is_live, row_is_stale};
 /// The guest address of running sandbox `id` in `store`: an unknown id, a sandbox that is
 /// not running (or whose process is gone) and one without a network each give their own
 /// error.
-pub fn running_ip(store: &StateStore, socket_dir: &Path, id: &str) -> Result<String> {
+pub fn running_ip(store: &StateStore, socket_dir: &Path, id: &VmId) -> Result<String> {
     let vm = store
         .get_vm(id)
         .map_err(|e| Error::runtime(e.to_string()))?

@@ -239,7 +239,7 @@ impl App {
     }
 
     /// `Enter` / `i` on a VM: its detail view; the detail and env keys are read anew.
-    pub(super) fn open_detail(&mut self, id: String) -> Vec<Effect> {
+    pub(super) fn open_detail(&mut self, id: VmId) -> Vec<Effect> {
         self.data.want_detail(&id, true);
         self.detail = Some(DetailView::new(&id));
         vec![Effect::LoadDetail { id, env: true }]
@@ -247,7 +247,7 @@ impl App {
 
     /// A VM action on these VMs (from the detail view or the palette): the VMs pane's
     /// policy ([`vms::vm_mutation`], [`vms::on_vms`]).
-    pub fn on_vms(&mut self, a: Action, ids: Vec<String>) -> Vec<Effect> {
+    pub fn on_vms(&mut self, a: Action, ids: Vec<VmId>) -> Vec<Effect> {
         if ids.is_empty() {
             return Vec::new();
         }

@@ -48,10 +48,10 @@ impl App {
             }
             ("network", []) => self.act(Action::Network),
             ("network", [id]) => {
-                if !self.data.vms.iter().any(|v| v.info.id == *id) {
+                let Some(v) = self.data.vms.iter().find(|v| v.info.id == *id) else {
                     return Err(format!("no VM '{id}'"));
-                }
-                self.on_vms(Action::Network, vec![id.to_string()])
+                };
+                self.on_vms(Action::Network, vec![v.info.id.clone()])
             }
             ("filter", words) => {
                 self.focus(Pane::Vms);

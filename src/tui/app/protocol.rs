@@ -31,11 +31,11 @@ pub enum Effect {
     },
     RunDelete {
         task: u64,
-        ids: Vec<String>,
+        ids: Vec<VmId>,
     },
     RunStop {
         task: u64,
-        ids: Vec<String>,
+        ids: Vec<VmId>,
     },
     RunStart {
         task: u64,
@@ -44,7 +44,7 @@ pub enum Effect {
     /// Wait (as task `task`) for VM `id`'s sshd to answer; the session opens when it is done.
     RunSshWait {
         task: u64,
-        id: String,
+        id: VmId,
     },
     Cancel {
         task: u64,
@@ -75,19 +75,19 @@ pub enum Effect {
     },
     /// Read VM `id`'s detail (and, with `env`, its guest env keys over SSH).
     LoadDetail {
-        id: String,
+        id: VmId,
         env: bool,
     },
     /// Pause (or resume) these VMs (`core::lifecycle::set_paused`).
     RunPause {
         task: u64,
-        ids: Vec<String>,
+        ids: Vec<VmId>,
         paused: bool,
     },
     /// Snapshot these VMs (`core::snapshot::create`).
     RunSnapshot {
         task: u64,
-        ids: Vec<String>,
+        ids: Vec<VmId>,
         spec: SnapshotSpec,
     },
     /// Restore a snapshot, resumed (`core::snapshot::restore`); `force` replaces a
@@ -105,7 +105,7 @@ pub enum Effect {
     /// Expose or close a port (`core::ports::{expose, close}`).
     RunPort {
         task: u64,
-        id: String,
+        id: VmId,
         close: bool,
         host: Option<u16>,
         guest: u16,
@@ -114,14 +114,14 @@ pub enum Effect {
     /// network set`).
     RunNetwork {
         task: u64,
-        id: String,
+        id: VmId,
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
     /// Copy a file or directory into (`upload`) or out of a VM (`core::files`).
     RunTransfer {
         task: u64,
-        id: String,
+        id: VmId,
         upload: bool,
         local: String,
         guest: String,
@@ -136,7 +136,7 @@ pub enum Effect {
     /// Suspend the dashboard for an SSH session in VM `id` (the event loop carries it
     /// out): the preset's launch command (`attach`), else a login shell.
     Session {
-        id: String,
+        id: VmId,
         attach: bool,
     },
     /// `sandbox prune`'s plan (`core::leftovers::plan`), answering request `generation`
@@ -187,11 +187,11 @@ pub enum Msg {
         result: Result<ImageInspect, String>,
     },
     Detail {
-        id: String,
+        id: VmId,
         result: Result<Box<VmDetail>, String>,
     },
     EnvKeys {
-        id: String,
+        id: VmId,
         result: Result<Vec<String>, String>,
     },
     /// The listing for Tab number `generation`: `(name, is a directory)`, sorted, or why
@@ -202,7 +202,7 @@ pub enum Msg {
     },
     /// The event loop is back from a session: its exit code, or why it could not run.
     SessionEnded {
-        id: String,
+        id: VmId,
         result: Result<i32, String>,
     },
     /// `sandbox prune`'s plan for request `generation`, or why it could not be made.

@@ -16,6 +16,7 @@ pub mod tasks;
 pub mod vms;
 
 use crate::core::readonly::Action as Mutation;
+use crate::core::vm::VmId;
 use crate::tui::app::{Effect, LogSource};
 use crate::tui::data::Data;
 use crate::tui::dialogs::{Dialog, Request};
@@ -49,13 +50,13 @@ pub enum Intent {
     /// Close the view (the detail view).
     Close,
     /// Open VM `id`'s detail view.
-    Detail(String),
+    Detail(VmId),
     /// Open a scrollable note: its title and lines (a task's whole message).
     Note(String, Vec<String>),
     /// `image inspect` of the cache `<version>/<name>`.
     Inspect { version: String, name: String },
     /// A session in VM `id` (its agent when `attach`, else a shell), once its sshd answers.
-    Session { id: String, attach: bool },
+    Session { id: VmId, attach: bool },
 }
 
 impl Intent {
@@ -385,7 +386,7 @@ mod tests {
     #[test]
     fn the_detail_view_declares_its_commands_with_the_keys_it_reaches() {
         let (data, km) = (Data::default(), Keymap::defaults());
-        let d = crate::tui::dialogs::DetailView::new("vm-1");
+        let d = crate::tui::dialogs::DetailView::new(&VmId::known("vm-1"));
         let infos = command_infos(&d, &cx(&data, &km, true));
         let shown: Vec<(String, &str, bool)> = infos
             .iter()

@@ -15,6 +15,7 @@ use super::table::{self, DataToCell, TableList};
 use super::{Command, Component, Cx, Intent, TABLE};
 use crate::core::readonly::Action as Mutation;
 use crate::core::table::VmCol;
+use crate::core::vm::VmId;
 use crate::core::VmStatus;
 use crate::tui::app::{ssh_command, App, Pane};
 use crate::tui::data::{fmt_duration, VmDetail, VmRow};
@@ -122,10 +123,10 @@ const COMMANDS: [Action; 11] = [
 
 impl VmsPane {
     /// The ids of the VMs an action applies to: the marked ones, else the selected one.
-    pub fn target_ids(&self, rows: &[VmRow]) -> Vec<String> {
+    pub fn target_ids(&self, rows: &[VmRow]) -> Vec<VmId> {
         self.targets(rows)
             .into_iter()
-            .map(|r| r.info.id.to_string())
+            .map(|r| r.info.id.clone())
             .collect()
     }
 }
@@ -216,7 +217,7 @@ impl Component for VmsPane {
             }
             Action::Detail => self
                 .selected(rows)
-                .map(|r| vec![Intent::Detail(r.info.id.to_string())])
+                .map(|r| vec![Intent::Detail(r.info.id.clone())])
                 .unwrap_or_default(),
             Action::Logs => self
                 .selected(rows)
@@ -256,7 +257,7 @@ impl Component for VmsPane {
 }
 
 /// What a VM action on `ids` changes (read-only mode refuses it).
-pub fn vm_mutation(a: Action, ids: &[String], cx: &Cx) -> Option<Mutation> {
+pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
     Some(match a {
         Action::Stop => Mutation::Stop,
         // Resume when every one of them is paused.
@@ -272,7 +273,7 @@ pub fn vm_mutation(a: Action, ids: &[String], cx: &Cx) -> Option<Mutation> {
     })
 }
 
-fn all_paused(ids: &[String], cx: &Cx) -> bool {
+fn all_paused(ids: &[VmId], cx: &Cx) -> bool {
     ids.iter().all(|id| {
         cx.data
             .vms
@@ -282,7 +283,7 @@ fn all_paused(ids: &[String], cx: &Cx) -> bool {
 }
 
 /// The one VM an action on a single VM applies to, or why not.
-fn one_vm<'a>(ids: &[String], what: &str, cx: &'a Cx) -> Result<&'a VmRow, Vec<Intent>> {
+fn one_vm<'a>(ids: &[VmId], what: &str, cx: &'a Cx) -> Result<&'a VmRow, Vec<Intent>> {
     match ids {
         [id] => cx
             .data
@@ -301,7 +302,7 @@ fn one_vm<'a>(ids: &[String], what: &str, cx: &'a Cx) -> Result<&'a VmRow, Vec<I
 /// A VM action (stop, pause, snapshot, port, network, attach, shell, upload, download) on
 /// these VMs, from the VMs pane or the detail view (read-only mode was checked:
 /// [`vm_mutation`]).
-pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
+pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
     if ids.is_empty() {
         return Vec::new();
     }
@@ -325,7 +326,7 @@ pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
                     _ => Vec::new(),
                 };
                 open(Dialog::Port(Box::new(PortForm::new(
-                    r.info.id.to_string(),
+                    r.info.id.clone(),
                     existing,
                 ))))
             }
@@ -341,7 +342,7 @@ pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
                 };
                 let live = matches!(r.info.status.as_str(), "running" | "paused");
                 open(Dialog::Network(Box::new(NetworkForm::new(
-                    r.info.id.to_string(),
+                    r.info.id.clone(),
                     &net.internet,
                     net.publish_ssh,
                     live,
@@ -378,13 +379,13 @@ pub fn on_vms(a: Action, ids: Vec<String>, cx: &Cx) -> Vec<Intent> {
                 ))];
             }
             vec![Intent::Session {
-                id: r.info.id.to_string(),
+                id: r.info.id.clone(),
                 attach,
             }]
         }
         Action::Upload | Action::Download => match one_vm(&ids, "a copy", cx) {
             Ok(r) => open(Dialog::Transfer(Box::new(TransferForm::new(
-                r.info.id.to_string(),
+                r.info.id.clone(),
                 a == Action::Upload,
                 cx.data.home.clone(),
             )))),

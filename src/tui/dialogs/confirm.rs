@@ -9,21 +9,22 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{buttons, capped, centered, destructive_buttons, dialog, Answer, Outcome, Request};
+use crate::core::vm::VmId;
 use crate::tui::app::App;
 use crate::tui::keymap::{Action, Keymap, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfirmAction {
     /// Stop and remove these VMs and everything they hold (`core::lifecycle::delete`).
-    Delete(Vec<String>),
+    Delete(Vec<VmId>),
     /// Stop these VMs (`core::lifecycle::stop`).
-    Stop(Vec<String>),
+    Stop(Vec<VmId>),
     /// Remove these cached images of the current version (`core::images::catalog::remove`,
     /// as `smolvm image rm`: one in use is kept).
     RemoveImages(Vec<String>),
     /// Restore a snapshot over the VM it was taken of, which exists (`restore --resume
     /// --force`: the VM's present memory and disk are replaced).
-    Restore { snapshot: String, vm: String },
+    Restore { snapshot: String, vm: VmId },
     /// Delete these snapshots, their rows and files (`core::snapshot::delete`).
     DeleteSnapshots(Vec<String>),
     /// Delete the leftover files of this plan (`core::leftovers::remove_with`, as
@@ -76,10 +77,11 @@ impl ConfirmAction {
                 restore = leftover_lines(plan, &app.data.home);
                 &restore
             }
-            ConfirmAction::Delete(ids)
-            | ConfirmAction::Stop(ids)
-            | ConfirmAction::RemoveImages(ids)
-            | ConfirmAction::DeleteSnapshots(ids) => ids,
+            ConfirmAction::Delete(ids) | ConfirmAction::Stop(ids) => {
+                restore = ids.iter().map(VmId::to_string).collect();
+                &restore
+            }
+            ConfirmAction::RemoveImages(ids) | ConfirmAction::DeleteSnapshots(ids) => ids,
         };
         let action = self;
         let t = &app.theme;

@@ -16,6 +16,7 @@ use super::{ConfirmAction, Preview, Request};
 use crate::core::egress::NetworkReport;
 use crate::core::readonly::Action as Mutation;
 use crate::core::units::format_size;
+use crate::core::vm::VmId;
 use crate::tui::app::{App, Pane};
 use crate::tui::components::{command_infos, vms, Command, CommandInfo, Component, Cx, Intent};
 use crate::tui::data::{Data, SnapshotRow, VmDetail};
@@ -28,7 +29,7 @@ pub fn vm_actions() -> impl Iterator<Item = Action> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetailView {
-    pub id: String,
+    pub id: VmId,
     /// First line shown.
     pub offset: usize,
     /// The chosen snapshot (an index into the detail's snapshots).
@@ -38,9 +39,9 @@ pub struct DetailView {
 }
 
 impl DetailView {
-    pub fn new(id: &str) -> DetailView {
+    pub fn new(id: &VmId) -> DetailView {
         DetailView {
-            id: id.to_string(),
+            id: id.clone(),
             offset: 0,
             snapshot: 0,
             page: 1,

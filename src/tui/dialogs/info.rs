@@ -133,7 +133,7 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         for l in b {
             let ks = crate::tui::keymap::key_list(&l.keys, " ", usize::MAX);
             lines.push(Line::from(vec![
-                Span::styled(format!("  {ks:<16}"), t.accent()),
+                Span::styled(format!("  {ks:<15} "), t.accent()),
                 Span::raw(l.label),
             ]));
             if l.action == crate::tui::keymap::Action::Cancel {
@@ -157,7 +157,7 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
     for (action, keys) in app.keymap.scope_bindings(Scope::Form) {
         let ks = crate::tui::keymap::key_list(&keys, " ", usize::MAX);
         lines.push(Line::from(vec![
-            Span::styled(format!("  {ks:<16}"), t.accent()),
+            Span::styled(format!("  {ks:<15} "), t.accent()),
             Span::raw(action.describe()),
         ]));
     }

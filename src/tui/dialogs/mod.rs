@@ -39,6 +39,7 @@ use super::app::App;
 use super::data::Data;
 use super::keymap::{Action, Key, Keymap, Scope};
 use crate::core::readonly::Action as Mutation;
+use crate::core::vm::VmId;
 
 /// A preview computed by a dry run, shown in a confirmation dialog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +124,7 @@ pub enum Request {
     /// A VMs-pane action on these VMs (from the detail view).
     OnVms {
         action: super::keymap::Action,
-        ids: Vec<String>,
+        ids: Vec<VmId>,
     },
     /// Restore this snapshot, resumed.
     Restore(String),
@@ -133,16 +134,16 @@ pub enum Request {
     },
     /// Pause these VMs (resume them: `paused` false).
     Pause {
-        ids: Vec<String>,
+        ids: Vec<VmId>,
         paused: bool,
     },
     Snapshot {
-        ids: Vec<String>,
+        ids: Vec<VmId>,
         spec: SnapshotSpec,
     },
     /// Expose (or close) `host:guest` of VM `id`; the form waits for the answer.
     Port {
-        id: String,
+        id: VmId,
         close: bool,
         host: Option<u16>,
         guest: u16,
@@ -155,7 +156,7 @@ pub enum Request {
     },
     /// Copy `local` to `guest` in VM `id` (`upload`), or back.
     Transfer {
-        id: String,
+        id: VmId,
         upload: bool,
         local: String,
         guest: String,
@@ -163,7 +164,7 @@ pub enum Request {
     /// Set VM `id`'s egress policy and SSH publication (`core::egress::set`); the form
     /// waits for the answer.
     Network {
-        id: String,
+        id: VmId,
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
@@ -231,6 +232,36 @@ impl Answer {
 /// other key is the field's.
 pub(super) fn form_action(k: &KeyEvent, keymap: &Keymap) -> Option<Action> {
     keymap.lookup_in(Scope::Form, &Key::from_event(k))
+}
+
+/// Key `k` in a form's text field `t`: the keymap's `[form]` `delete_back` and
+/// `delete_forward` (by default Backspace or Ctrl-H, Delete or Ctrl-D) delete a character;
+/// one of those four keys that neither binds deletes nothing, so a rebinding moves the
+/// deletion. Every other key is the text widget's (typing, moving, its word and line
+/// deletions). Whether the text changed.
+pub(super) fn edit_field(t: &mut TextArea<'static>, k: KeyEvent, keymap: &Keymap) -> bool {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    let mut key = Key::from_event(&k);
+    let (ctrl, alt) = (
+        key.mods.contains(KeyModifiers::CONTROL),
+        key.mods.contains(KeyModifiers::ALT),
+    );
+    // The widget's own one-character deletions (Shift does not change them).
+    let widget_deletes = !alt
+        && match key.code {
+            KeyCode::Backspace | KeyCode::Delete => !ctrl,
+            KeyCode::Char('h' | 'd') => ctrl,
+            _ => false,
+        };
+    if widget_deletes {
+        key.mods.remove(KeyModifiers::SHIFT);
+    }
+    match keymap.lookup_in(Scope::Form, &key) {
+        Some(Action::DeleteBack) => t.delete_char(),
+        Some(Action::DeleteForward) => t.delete_next_char(),
+        _ if widget_deletes => false,
+        _ => t.input(k),
+    }
 }
 
 /// The key of a `[form]` action as a form's hint shows it (`Enter`, `Esc`, `Tab`: the

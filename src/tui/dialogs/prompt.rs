@@ -8,7 +8,7 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, form_action, form_key, Dialog, Outcome, Request};
+use super::{centered, dialog, edit_field, form_action, form_key, Dialog, Outcome, Request};
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::data::Data;
 use crate::tui::keymap::{Action, Keymap, Scope};
@@ -74,7 +74,7 @@ impl Palette {
             (Some(Action::Up), _) => self.recall(true),
             (Some(Action::Down), _) => self.recall(false),
             _ => {
-                self.input.input(k);
+                edit_field(&mut self.input, k, keymap);
                 self.error = None;
                 self.candidates.clear();
                 self.pos = None;
@@ -187,7 +187,7 @@ pub(super) fn filter_key(t: &mut TextArea<'static>, k: KeyEvent, keymap: &Keymap
             live: false,
         }),
         _ => {
-            t.input(k);
+            edit_field(t, k, keymap);
             Outcome::Also(Request::Filter {
                 text: text_of(t),
                 live: true,
@@ -202,7 +202,7 @@ pub(super) fn search_key(t: &mut TextArea<'static>, k: KeyEvent, keymap: &Keymap
         Some(Action::Close) => Outcome::Close,
         Some(Action::Confirm) => Outcome::Done(Request::Search(text_of(t))),
         _ => {
-            t.input(k);
+            edit_field(t, k, keymap);
             Outcome::Keep
         }
     }

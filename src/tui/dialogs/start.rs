@@ -13,7 +13,7 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, form_action, Outcome, Request};
+use super::{centered, dialog, edit_field, form_action, Outcome, Request};
 use crate::core::presets::{self, Preset, PRESETS};
 use crate::core::start::StartOptions;
 use crate::core::{Env, Paths, Result};
@@ -269,7 +269,7 @@ impl StartForm {
                     Field::Domains => &mut self.egress.domains,
                     _ => &mut self.disk,
                 };
-                input.input(k);
+                edit_field(input, k, keymap);
             }
         }
         Outcome::Keep

@@ -12,8 +12,9 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, form_action, form_key, Outcome, Request};
+use super::{centered, dialog, edit_field, form_action, form_key, Outcome, Request};
 use crate::core::snapshot::SnapshotType;
+use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::keymap::{Action, Keymap};
 
@@ -56,10 +57,13 @@ fn keys_line<'a>(app: &App, keys: &[(Hint, &str)]) -> Line<'a> {
     Line::from(spans)
 }
 
-fn targets(ids: &[String]) -> String {
+fn targets(ids: &[VmId]) -> String {
     match ids {
-        [one] => one.clone(),
-        many => format!("{} VMs: {}", many.len(), many.join(", ")),
+        [one] => one.to_string(),
+        many => {
+            let names: Vec<&str> = many.iter().map(VmId::as_str).collect();
+            format!("{} VMs: {}", many.len(), names.join(", "))
+        }
     }
 }
 
@@ -82,7 +86,7 @@ enum SnapField {
 }
 
 pub struct SnapshotForm {
-    pub ids: Vec<String>,
+    pub ids: Vec<VmId>,
     pub id: TextArea<'static>,
     pub kind: SnapshotType,
     pub resume_source: bool,
@@ -90,7 +94,7 @@ pub struct SnapshotForm {
 }
 
 impl SnapshotForm {
-    pub fn new(ids: Vec<String>) -> SnapshotForm {
+    pub fn new(ids: Vec<VmId>) -> SnapshotForm {
         SnapshotForm {
             ids,
             id: line_input(""),
@@ -160,7 +164,7 @@ impl SnapshotForm {
                 self.resume_source = !self.resume_source
             }
             _ if self.field == Id => {
-                self.id.input(k);
+                edit_field(&mut self.id, k, keymap);
             }
             _ => {}
         }
@@ -256,7 +260,7 @@ impl SnapshotForm {
 // ---- port -------------------------------------------------------------------------------
 
 pub struct PortForm {
-    pub id: String,
+    pub id: VmId,
     /// Close a forward (`HOST:GUEST`) instead of exposing one (`[HOST:]GUEST`).
     pub close: bool,
     pub input: TextArea<'static>,
@@ -269,7 +273,7 @@ pub struct PortForm {
 }
 
 impl PortForm {
-    pub fn new(id: String, existing: Vec<String>) -> PortForm {
+    pub fn new(id: VmId, existing: Vec<String>) -> PortForm {
         PortForm {
             id,
             close: false,
@@ -314,7 +318,7 @@ impl PortForm {
                 None => {}
             },
             _ => {
-                self.input.input(k);
+                edit_field(&mut self.input, k, keymap);
                 self.error = None;
             }
         }
@@ -426,7 +430,7 @@ impl PortForm {
 // ---- upload / download ------------------------------------------------------------------
 
 pub struct TransferForm {
-    pub id: String,
+    pub id: VmId,
     pub upload: bool,
     pub local: TextArea<'static>,
     pub guest: TextArea<'static>,
@@ -452,7 +456,7 @@ fn split_local(text: &str) -> (&str, &str) {
 }
 
 impl TransferForm {
-    pub fn new(id: String, upload: bool, home: std::path::PathBuf) -> TransferForm {
+    pub fn new(id: VmId, upload: bool, home: std::path::PathBuf) -> TransferForm {
         TransferForm {
             id,
             upload,
@@ -507,10 +511,10 @@ impl TransferForm {
             }
             _ => {
                 if self.on_local {
-                    self.local.input(k);
+                    edit_field(&mut self.local, k, keymap);
                     self.completing = None;
                 } else {
-                    self.guest.input(k);
+                    edit_field(&mut self.guest, k, keymap);
                 }
                 self.error = None;
                 self.candidates.clear();
@@ -686,7 +690,7 @@ const NET_FIELDS: [NetField; 4] = [
 ///
 /// [`Policy::new`]: crate::core::egress::Policy::new
 pub struct NetworkForm {
-    pub id: String,
+    pub id: VmId,
     pub fields: super::egress::EgressFields,
     /// The policy in force now, as one line.
     pub current: String,
@@ -701,7 +705,7 @@ pub struct NetworkForm {
 
 impl NetworkForm {
     pub fn new(
-        id: String,
+        id: VmId,
         current: &crate::core::egress::Policy,
         publish_ssh: bool,
         live: bool,
@@ -760,11 +764,11 @@ impl NetworkForm {
                 self.error = None;
             }
             _ if self.field == NetField::Cidrs => {
-                self.fields.cidrs.input(k);
+                edit_field(&mut self.fields.cidrs, k, keymap);
                 self.error = None;
             }
             _ if self.field == NetField::Domains => {
-                self.fields.domains.input(k);
+                edit_field(&mut self.fields.domains, k, keymap);
                 self.error = None;
             }
             _ => {}

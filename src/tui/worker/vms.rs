@@ -108,7 +108,7 @@ pub(super) async fn run_start(
                 &tx,
                 task,
                 TaskUpdate::Started {
-                    vm_id: r.id.to_string(),
+                    vm_id: r.id.clone(),
                 },
             );
             finish(&tx, task, TaskState::Done, r.summary(), t0);
@@ -125,7 +125,7 @@ pub(super) async fn run_ssh_wait(
     tx: UnboundedSender<Msg>,
     cx: Context,
     cancel: CancelToken,
-    id: String,
+    id: VmId,
 ) {
     let t0 = Instant::now();
     let Some(ctx) = opened(&tx, task, &cx, t0) else {
@@ -137,13 +137,7 @@ pub(super) async fn run_ssh_wait(
         TaskUpdate::Phase("waiting for the guest's sshd…".into()),
     );
     let stop = || cancel.is_cancelled();
-    let waited = match VmId::parse(&id) {
-        Ok(vm) => {
-            crate::core::guest::wait_answering_unless(&ctx, &vm, SESSION_SSH_WAIT, stop).await
-        }
-        Err(e) => Err(e),
-    };
-    match waited {
+    match crate::core::guest::wait_answering_unless(&ctx, &id, SESSION_SSH_WAIT, stop).await {
         Ok(()) => finish(
             &tx,
             task,
@@ -162,7 +156,7 @@ pub(super) async fn run_delete(
     tx: UnboundedSender<Msg>,
     cx: Context,
     cancel: Arc<AtomicBool>,
-    ids: Vec<String>,
+    ids: Vec<VmId>,
 ) {
     use crate::core::lifecycle::{self, DeleteEvent};
     let t0 = Instant::now();
@@ -175,8 +169,8 @@ pub(super) async fn run_delete(
     };
     let total = ids.len() as u64;
     let progress = deleting(&tx, task, total, cancel, |ev: DeleteEvent| match ev {
-        DeleteEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
-        DeleteEvent::Failed { vm_id, error } => item(vm_id, false, failure(&error)),
+        DeleteEvent::Deleted { vm_id } => item(vm_id.into(), true, "deleted".into()),
+        DeleteEvent::Failed { vm_id, error } => item(vm_id.into(), false, failure(&error)),
     });
     let report = lifecycle::delete(&ctx, &ids, timeout, &progress).await;
     let state = end_state(report.cancelled, !report.failed.is_empty());
@@ -190,7 +184,7 @@ pub(super) async fn run_stop(
     tx: UnboundedSender<Msg>,
     cx: Context,
     cancel: Arc<AtomicBool>,
-    ids: Vec<String>,
+    ids: Vec<VmId>,
 ) {
     use crate::core::lifecycle;
     let t0 = Instant::now();
@@ -205,7 +199,7 @@ pub(super) async fn run_stop(
     each_vm(&tx, task, &cancel, &ids, "stopped", t0, |id| {
         let ctx = &ctx;
         async move {
-            let r = lifecycle::stop(ctx, &VmId::parse(&id)?, timeout).await?;
+            let r = lifecycle::stop(ctx, &id, timeout).await?;
             Ok(if r.was_running {
                 Done::Acted("stopped".into())
             } else {
@@ -222,19 +216,20 @@ pub(super) enum Done {
     Nothing(String),
 }
 
-/// Run `op` on each VM in turn, one item each (its detail on success) and the count moved
-/// on; a cancel stops before the next one. The summary counts them by `verb`: `3 stopped,
-/// 1 failed`, or `2 of 5 stopped` when cancelled.
-pub(super) async fn each_vm<F, Fut>(
+/// Run `op` on each VM (or snapshot) in turn, one item each (its detail on success) and
+/// the count moved on; a cancel stops before the next one. The summary counts them by
+/// `verb`: `3 stopped, 1 failed`, or `2 of 5 stopped` when cancelled.
+pub(super) async fn each_vm<I, F, Fut>(
     tx: &UnboundedSender<Msg>,
     task: u64,
     cancel: &AtomicBool,
-    ids: &[String],
+    ids: &[I],
     verb: &str,
     t0: Instant,
     mut op: F,
 ) where
-    F: FnMut(String) -> Fut,
+    I: Clone + std::fmt::Display,
+    F: FnMut(I) -> Fut,
     Fut: std::future::Future<Output = crate::core::error::Result<Done>>,
 {
     let total = ids.len() as u64;
@@ -246,14 +241,14 @@ pub(super) async fn each_vm<F, Fut>(
             return finish(tx, task, TaskState::Cancelled, summary, t0);
         }
         let it = match op(id.clone()).await {
-            Ok(Done::Acted(detail)) => item(id.clone(), true, detail),
+            Ok(Done::Acted(detail)) => item(id.to_string(), true, detail),
             Ok(Done::Nothing(detail)) => {
                 nothing += 1;
-                item(id.clone(), true, detail)
+                item(id.to_string(), true, detail)
             }
             Err(e) => {
                 failed += 1;
-                item(id.clone(), false, failure(&e))
+                item(id.to_string(), false, failure(&e))
             }
         };
         send(tx, task, TaskUpdate::Item(it));
@@ -277,18 +272,16 @@ pub(super) async fn each_vm<F, Fut>(
 
 /// One VM's detail (`core::detail::vm`: the same `lifecycle::info` as `sandbox info`,
 /// with its mounts, forwards, snapshots and network).
-pub fn load_detail(cx: &Context, id: &str) -> Result<crate::tui::data::VmDetail, String> {
+pub fn load_detail(cx: &Context, id: &VmId) -> Result<crate::tui::data::VmDetail, String> {
     let ctx = cx.job().map_err(|e| e.message)?;
-    let id = VmId::parse(id).map_err(|e| e.message)?;
-    crate::core::detail::vm(&ctx, &id).map_err(|e| e.message)
+    crate::core::detail::vm(&ctx, id).map_err(|e| e.message)
 }
 
 /// The names of the guest's env keys (`core::guest_env::keys`, `env list`'s keys); the
 /// values never leave core.
-pub fn env_keys(cx: &Context, id: &str) -> Result<Vec<String>, String> {
+pub fn env_keys(cx: &Context, id: &VmId) -> Result<Vec<String>, String> {
     let ctx = cx.job().map_err(|e| e.message)?;
-    let id = VmId::parse(id).map_err(|e| e.message)?;
-    crate::core::guest_env::keys(&ctx, &id).map_err(|e| e.message)
+    crate::core::guest_env::keys(&ctx, id).map_err(|e| e.message)
 }
 
 /// Pause or resume VMs one by one (`core::lifecycle::set_paused`, as `sandbox pause` /
@@ -298,7 +291,7 @@ pub(super) async fn run_pause(
     tx: UnboundedSender<Msg>,
     cx: Context,
     cancel: Arc<AtomicBool>,
-    ids: Vec<String>,
+    ids: Vec<VmId>,
     paused: bool,
 ) {
     let t0 = Instant::now();
@@ -314,7 +307,7 @@ pub(super) async fn run_pause(
     each_vm(&tx, task, &cancel, &ids, verb, t0, |id| {
         let ctx = &ctx;
         async move {
-            let r = crate::core::lifecycle::set_paused(ctx, &VmId::parse(&id)?, paused).await?;
+            let r = crate::core::lifecycle::set_paused(ctx, &id, paused).await?;
             Ok(if r.unchanged {
                 Done::Nothing(format!("already {}: nothing to do", r.status))
             } else {
@@ -331,7 +324,7 @@ pub(super) async fn run_snapshot(
     tx: UnboundedSender<Msg>,
     cx: Context,
     cancel: Arc<AtomicBool>,
-    ids: Vec<String>,
+    ids: Vec<VmId>,
     spec: crate::tui::app::SnapshotSpec,
 ) {
     use crate::core::snapshot::{self, CreateOptions};
@@ -344,11 +337,10 @@ pub(super) async fn run_snapshot(
         async move {
             send(tx, task, TaskUpdate::Phase(format!("snapshotting {id}")));
             let opts = CreateOptions {
-                vm_id: id,
                 snapshot_id: spec.id.clone(),
                 kind: spec.kind,
                 resume_source: spec.resume_source,
-                ..CreateOptions::default()
+                ..CreateOptions::of(id)
             };
             let r = snapshot::create(ctx, &opts).await?;
             Ok(Done::Acted(format!(
@@ -430,7 +422,7 @@ pub(super) fn run_port(
     task: u64,
     tx: &UnboundedSender<Msg>,
     cx: &Context,
-    id: &str,
+    id: &VmId,
     close: bool,
     host: Option<u16>,
     guest: u16,
@@ -439,13 +431,11 @@ pub(super) fn run_port(
     let Some(ctx) = opened(tx, task, cx, t0) else {
         return;
     };
-    let result = VmId::parse(id).and_then(|id| {
-        if close {
-            crate::core::ports::close(&ctx, &id, host.unwrap_or(0), guest)
-        } else {
-            crate::core::ports::expose(&ctx, &id, host, guest)
-        }
-    });
+    let result = if close {
+        crate::core::ports::close(&ctx, id, host.unwrap_or(0), guest)
+    } else {
+        crate::core::ports::expose(&ctx, id, host, guest)
+    };
     match result {
         Ok(f) => {
             let what = format!("127.0.0.1:{} → {id}:{}", f.host_port, f.guest_port);
@@ -468,7 +458,7 @@ pub(super) async fn run_network(
     task: u64,
     tx: UnboundedSender<Msg>,
     cx: Context,
-    id: String,
+    id: VmId,
     policy: crate::core::egress::Policy,
     publish_ssh: bool,
 ) {
@@ -477,11 +467,7 @@ pub(super) async fn run_network(
         return;
     };
     send(&tx, task, TaskUpdate::Phase("applying".into()));
-    let set = match VmId::parse(&id) {
-        Ok(vm) => crate::core::egress::set(&ctx, &vm, policy, Some(publish_ssh)).await,
-        Err(e) => Err(e),
-    };
-    match set {
+    match crate::core::egress::set(&ctx, &id, policy, Some(publish_ssh)).await {
         Ok(r) => {
             let when = if r.connections_cut {
                 "applied now; connections it no longer allows were cut"
@@ -496,7 +482,7 @@ pub(super) async fn run_network(
             send(
                 &tx,
                 task,
-                TaskUpdate::Item(item(id.clone(), true, format!("{ssh}; {when}"))),
+                TaskUpdate::Item(item(id.to_string(), true, format!("{ssh}; {when}"))),
             );
             let summary = format!("{id}: internet {} ({when})", r.summary);
             finish(&tx, task, TaskState::Done, summary, t0);
@@ -512,7 +498,7 @@ pub(super) fn run_transfer(
     tx: &UnboundedSender<Msg>,
     cx: &Context,
     cancel: Arc<AtomicBool>,
-    id: &str,
+    id: &VmId,
     upload: bool,
     local: &str,
     guest: &str,

@@ -238,15 +238,7 @@ pub fn load(
     let owned = |d: &Path| -> Result<()> {
         match m.kind {
             Kind::Built => owned_image_dir(d),
-            Kind::Published => match open::kind(d) {
-                Ok(None | Some(open::Kind::Dir)) => Ok(()),
-                Ok(Some(k)) => Err(Error::runtime(format!(
-                    "{} is {}; refusing to replace it",
-                    d.display(),
-                    k.describe()
-                ))),
-                Err(e) => Err(io_err("cannot read", d, &e)),
-            },
+            Kind::Published => dir_or_nothing(d),
         }
     };
     let may_replace = |dir: &Path| -> Result<bool> {

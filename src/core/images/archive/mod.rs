@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::{parse_image_name, ROOTFS, ROOTFS_ZST, SIDECAR};
 use crate::core::error::{io_reason, Error};
+use crate::core::units::hex;
 
 mod load;
 mod save;
@@ -204,8 +205,18 @@ fn io_err(what: &str, p: &Path, e: &io::Error) -> Error {
     Error::runtime(format!("{what} {}: {}", p.display(), io_reason(e)))
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// A cache directory a load may replace: nothing there yet, or a directory (never a
+/// link or a file in its place).
+fn dir_or_nothing(d: &Path) -> crate::core::error::Result<()> {
+    match crate::sys::open::kind(d) {
+        Ok(None | Some(crate::sys::open::Kind::Dir)) => Ok(()),
+        Ok(Some(k)) => Err(Error::runtime(format!(
+            "{} is {}; refusing to replace it",
+            d.display(),
+            k.describe()
+        ))),
+        Err(e) => Err(io_err("cannot read", d, &e)),
+    }
 }
 
 /// The kernel file name of a published platform: `vmlinux-<arch>.<elf|image>`.

@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{hex, io_err, FileEntry, Kind, LoadOptions, LoadReport, SaveOptions, SaveReport};
+use super::{
+    dir_or_nothing, hex, io_err, FileEntry, Kind, LoadOptions, LoadReport, SaveOptions, SaveReport,
+};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
 use crate::core::images::catalog::flat_cache_name;
 use crate::core::images::store::{swap_in, sweep_staging};
@@ -201,19 +203,8 @@ pub fn load(paths: &Paths, opts: &LoadOptions) -> Result<LoadReport> {
 
     let root = &paths.images_root;
     let dir = root.join(&name);
-    let owned = |d: &Path| -> Result<()> {
-        match open::kind(d) {
-            Ok(None | Some(open::Kind::Dir)) => Ok(()),
-            Ok(Some(k)) => Err(Error::runtime(format!(
-                "{} is {}; refusing to replace it",
-                d.display(),
-                k.describe()
-            ))),
-            Err(e) => Err(io_err("cannot read", d, &e)),
-        }
-    };
     let may_replace = || -> Result<bool> {
-        owned(&dir)?;
+        dir_or_nothing(&dir)?;
         let exists = open::kind(&dir).is_ok_and(|k| k.is_some());
         if exists && !opts.force {
             return Err(
@@ -311,7 +302,7 @@ pub fn load(paths: &Paths, opts: &LoadOptions) -> Result<LoadReport> {
             }
         }
         open::sync_dir(&staging).map_err(|e| io_err("cannot sync", &staging, &e))?;
-        swap_in(&staging, &dir, owned)
+        swap_in(&staging, &dir, dir_or_nothing)
     })();
     match r {
         Ok(old_at_staging) => cleanup(!old_at_staging),
