@@ -1726,6 +1726,15 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             }),
         ),
         (
+            TaskKind::Branch,
+            Box::new(move |task| Effect::RunBranch {
+                task,
+                id: vid("vm-branch"),
+                count: 2,
+                prefix: None,
+            }),
+        ),
+        (
             TaskKind::Snapshot,
             Box::new(move |task| Effect::RunSnapshot {
                 task,
@@ -3001,6 +3010,73 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         }]
     );
     assert!(a.dialog.is_none());
+}
+
+/// `b` branches the selected running VM: a form (clones, prefix) checked as you type, then
+/// one task running core's `sandbox branch`; a VM that is not running is told so.
+#[test]
+fn b_branches_a_running_vm_into_clones_through_a_form() {
+    let mut a = full_app(120, 36);
+    a.update(key('j'));
+    assert!(render(&a).contains("vm-agent-1"));
+    a.update(key('b'));
+    assert!(
+        matches!(a.dialog, Some(Dialog::Branch(_))),
+        "{}",
+        render(&a)
+    );
+    let r = render(&a);
+    assert!(
+        r.contains("Branch into clones") && r.contains("vm-agent-1-b-1"),
+        "{r}"
+    );
+    // The count field starts at 2: 0 is refused in the form, nothing runs.
+    a.update(code(KeyCode::Backspace));
+    typed(&mut a, "0");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(render(&a).contains("a number from 1 to 64"));
+    a.update(code(KeyCode::Backspace));
+    typed(&mut a, "3");
+    a.update(code(KeyCode::Tab));
+    typed(&mut a, "-bad");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    assert!(render(&a).contains("prefix:"));
+    for _ in 0..4 {
+        a.update(code(KeyCode::Backspace));
+    }
+    typed(&mut a, "try");
+    let fx = a.update(code(KeyCode::Enter));
+    assert_eq!(
+        fx,
+        vec![Effect::RunBranch {
+            task: 1,
+            id: vid("vm-agent-1"),
+            count: 3,
+            prefix: Some("try".into()),
+        }]
+    );
+    assert!(a.dialog.is_none());
+    // A stopped VM: told, no form.
+    a.update(key('g'));
+    for _ in 0..4 {
+        if status_row_selected(&a, "production-vm") {
+            break;
+        }
+        a.update(key('j'));
+    }
+    assert!(status_row_selected(&a, "production-vm"));
+    a.update(key('b'));
+    assert!(a.dialog.is_none());
+    assert!(
+        status(&a).contains("only a running VM branches"),
+        "{}",
+        status(&a)
+    );
+}
+
+/// Whether the VMs pane's selected row is `id`.
+fn status_row_selected(a: &App, id: &str) -> bool {
+    a.selected_vm().is_some_and(|r| r.info.id.as_str() == id)
 }
 
 #[test]

@@ -173,3 +173,49 @@ fn clones_of_a_running_sandbox_have_its_processes_and_their_own_addresses() {
     }
     e.ok_json(&["sandbox", "snapshot", "delete", "snap-plain", "--json"]);
 }
+
+/// `sandbox branch`: a running sandbox into clones in one step (the dashboard's "branch"
+/// runs the same core function): the source runs on, each clone has its state and an
+/// address of its own, and the template snapshot is kept and listed.
+#[test]
+fn a_running_sandbox_branches_into_clones_in_one_step() {
+    require_root!();
+    let src = "vm-src";
+    let (e, v) = Sandboxes::debian_codex_started(src);
+    let src_ip = v["data"]["ip"].as_str().unwrap().to_string();
+    e.exec(src, "echo branch-marker > /root/marker; sync");
+
+    e.fails(&["sandbox", "branch", src, "--count", "0"], 2, "--count");
+    e.fails(&["sandbox", "branch", "vm-nope"], 1, "not found");
+    e.fails(&["--readonly", "sandbox", "branch", src], 1, "Read-only");
+
+    let b = e.ok_json(&["sandbox", "branch", src, "--count", "2", "--json"]);
+    assert_eq!(b["command"], "sandbox.branch");
+    assert_eq!(b["data"]["sandbox"], src);
+    assert_eq!(b["data"]["source_status"], "running");
+    assert_eq!(b["data"]["count"], 2);
+    let snap = b["data"]["snapshot_id"].as_str().unwrap().to_string();
+    let clones = b["data"]["clones"].as_array().unwrap().clone();
+    let names: Vec<&str> = clones.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["vm-src-b-1", "vm-src-b-2"]);
+    let mut ips = vec![src_ip.clone()];
+    for c in &clones {
+        let (n, ip) = (
+            c["name"].as_str().unwrap(),
+            c["ip_address"].as_str().unwrap(),
+        );
+        assert!(!ips.contains(&ip.to_string()), "{n}: {ip} in {ips:?}");
+        ips.push(ip.to_string());
+        assert!(ssh_up(&e, ip), "{n} at {ip}");
+        assert_eq!(e.exec(n, "cat /root/marker"), "branch-marker");
+    }
+    assert!(ssh_up(&e, &src_ip), "the source runs on");
+    let l = e.ok_json(&["sandbox", "snapshot", "list", "--json"]);
+    assert!(l.to_string().contains(&snap), "{l}");
+
+    e.ok_json(&["cleanup", "--all", "--force", "--json"]);
+    for id in ["vm-src-b-1", "vm-src-b-2", src] {
+        assert_eq!(leftovers(&e, id), Vec::<String>::new(), "{id}");
+    }
+    e.ok_json(&["sandbox", "snapshot", "delete", &snap, "--json"]);
+}

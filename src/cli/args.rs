@@ -564,6 +564,9 @@ pub enum SandboxCommand {
     Snapshot(SnapshotCommand),
     /// New running sandboxes from a --for-clone snapshot: its memory and processes.
     Clone(CloneArgs),
+    /// A running sandbox branched into new running sandboxes: a --for-clone snapshot of it
+    /// (it runs on), then its clones.
+    Branch(super::snapshot_args::BranchArgs),
     /// A sandbox's network: its egress policy, what it sent and what was blocked.
     #[command(subcommand)]
     Network(NetworkCommand),

@@ -277,6 +277,7 @@ fn mutation(cmd: &Command) -> Option<Action> {
             SandboxCommand::Snapshot(SnapshotCommand::Restore(_)) => Action::SnapshotRestore,
             SandboxCommand::Snapshot(SnapshotCommand::Delete(_)) => Action::SnapshotDelete,
             SandboxCommand::Clone(_) => Action::SnapshotClone,
+            SandboxCommand::Branch(_) => Action::Branch,
             SandboxCommand::Network(args::NetworkCommand::Set(_)) => Action::NetworkSet,
             _ => return None,
         },

@@ -4,12 +4,14 @@
 use serde::Serialize;
 
 use super::args::{
-    CloneArgs, IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotIdArgs, SnapshotRestoreArgs,
+    BranchArgs, CloneArgs, IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotIdArgs,
+    SnapshotRestoreArgs,
 };
 use super::output::{self, line, warn};
 use super::start::{open_ctx, progress};
 use crate::core::error::Result;
 use crate::core::lifecycle;
+use crate::core::progress::Progress;
 use crate::core::runtime::block_on;
 use crate::core::snapshot::{self, CloneOptions, CreateOptions, RestoreOptions};
 use crate::core::table;
@@ -262,21 +264,78 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
                 if rep.clones.len() == 1 { "" } else { "es" },
                 rep.elapsed_ms / 1000.0
             ));
-            let rows: Vec<[String; 4]> = rep
-                .clones
-                .iter()
-                .map(|c| {
-                    [
-                        c.vm.name.clone(),
-                        c.vm.ip_address.clone(),
-                        c.vm.ssh_port.map(|p| p.to_string()).unwrap_or_default(),
-                        format!("{:.2} s", c.elapsed_ms / 1000.0),
-                    ]
-                })
-                .collect();
-            for l in table::text_table(["NAME", "IP", "SSH PORT", "READY IN"], &rows) {
-                line(l);
+            clone_table(&rep.clones);
+            0
+        }
+        Err(e) => output::fail(CMD, a.json, &e),
+    }
+}
+
+/// The clones made, one row each.
+fn clone_table(clones: &[snapshot::ClonedVm]) {
+    let rows: Vec<[String; 4]> = clones
+        .iter()
+        .map(|c| {
+            [
+                c.vm.name.clone(),
+                c.vm.ip_address.clone(),
+                c.vm.ssh_port.map(|p| p.to_string()).unwrap_or_default(),
+                format!("{:.2} s", c.elapsed_ms / 1000.0),
+            ]
+        })
+        .collect();
+    for l in table::text_table(["NAME", "IP", "SSH PORT", "READY IN"], &rows) {
+        line(l);
+    }
+}
+
+/// `sandbox branch SANDBOX [--count N] [--prefix P] [--snapshot-id ID]`.
+pub fn branch(a: &BranchArgs, env: &Env) -> i32 {
+    use snapshot::BranchEvent;
+    const CMD: &str = "sandbox.branch";
+    let json = a.json;
+    let r = (|| -> Result<_> {
+        let opts = snapshot::BranchOptions {
+            prefix: a.prefix.clone(),
+            snapshot_id: a.snapshot_id.clone(),
+            boot_timeout: a.boot_timeout,
+            ..snapshot::BranchOptions::of(VmId::parse(&a.id)?, a.count)
+        };
+        let ctx = open_ctx(env)?;
+        let start = progress(json);
+        let events = Progress::new(move |e| match e {
+            BranchEvent::Clone(_, e) => start.emit(e),
+            _ if json => {}
+            BranchEvent::Snapshotting => {
+                crate::core::runtime::err_line("snapshotting for clones (the sandbox runs on)...")
             }
+            BranchEvent::Snapshotted(id) => {
+                crate::core::runtime::err_line(format!("template snapshot {id} written"))
+            }
+            BranchEvent::Cloning { id, index, count } => {
+                crate::core::runtime::err_line(format!("clone {index}/{count}: {id}"))
+            }
+            BranchEvent::Cloned(_) => {}
+        });
+        block_on(snapshot::branch(&ctx, &opts, &events))?
+    })();
+    match r {
+        Ok(rep) if a.json => {
+            let data = serde_json::json!({
+                "sandbox": rep.sandbox,
+                "source_status": rep.source_status,
+                "snapshot_id": rep.snapshot.id,
+                "snapshot": rep.snapshot,
+                "clones": rep.clones,
+                "count": rep.clones.len(),
+                "elapsed_ms": rep.elapsed_ms,
+            });
+            output::print_json(CMD, 0, Some(&data), None);
+            0
+        }
+        Ok(rep) => {
+            line(rep.summary());
+            clone_table(&rep.clones);
             0
         }
         Err(e) => output::fail(CMD, a.json, &e),

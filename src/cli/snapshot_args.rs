@@ -112,3 +112,25 @@ pub struct CloneArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// `sandbox branch SANDBOX`.
+#[derive(Debug, Args)]
+pub struct BranchArgs {
+    /// A running QEMU sandbox (booted by smolvm, so it has the clone agent's port).
+    pub id: String,
+    /// How many clones (each a sandbox of its own).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub count: u32,
+    /// Clone ids PREFIX-1, PREFIX-2, … (ids taken are skipped; default: SANDBOX-b).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// The template snapshot's id (default: snap-<8 hex>).
+    #[arg(long)]
+    pub snapshot_id: Option<String>,
+    /// Seconds to wait for each clone (at most 86400).
+    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    pub boot_timeout: Option<Duration>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

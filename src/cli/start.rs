@@ -442,6 +442,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         SandboxCommand::Resume(a) => super::snapshot::pause(&a, false, env),
         SandboxCommand::Snapshot(c) => super::snapshot::run(c, env),
         SandboxCommand::Clone(a) => super::snapshot::clone(&a, env),
+        SandboxCommand::Branch(a) => super::snapshot::branch(&a, env),
         SandboxCommand::Network(c) => super::network::run(c, env),
     }
 }

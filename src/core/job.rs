@@ -26,6 +26,8 @@ pub enum JobKind {
     Pause,
     Resume,
     Snapshot,
+    /// A running sandbox branched into clones (`sandbox branch`).
+    Branch,
     Restore,
     DeleteSnapshot,
     Port,
@@ -56,7 +58,7 @@ pub enum Cancel {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 20] = [
+    pub const ALL: [JobKind; 21] = [
         JobKind::Prune,
         JobKind::Cleanup,
         JobKind::Delete,
@@ -67,6 +69,7 @@ impl JobKind {
         JobKind::Pause,
         JobKind::Resume,
         JobKind::Snapshot,
+        JobKind::Branch,
         JobKind::Restore,
         JobKind::DeleteSnapshot,
         JobKind::Port,
@@ -102,6 +105,7 @@ impl JobKind {
             | JobKind::Pause
             | JobKind::Resume
             | JobKind::Snapshot
+            | JobKind::Branch
             | JobKind::DeleteSnapshot
             | JobKind::Upload
             | JobKind::Download
@@ -123,6 +127,7 @@ impl JobKind {
             JobKind::Pause => "pause",
             JobKind::Resume => "resume",
             JobKind::Snapshot => "snapshot",
+            JobKind::Branch => "branch",
             JobKind::Restore => "restore",
             JobKind::DeleteSnapshot => "delete snapshot",
             JobKind::Port => "port",

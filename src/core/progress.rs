@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// operation checks [`Progress::cancelled`] between items and stops cleanly (never in the
 /// middle of one item).
 pub struct Progress<E> {
-    sink: Option<Box<dyn Fn(E) + Send + Sync>>,
+    sink: Option<Arc<dyn Fn(E) + Send + Sync>>,
     cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -26,7 +26,7 @@ impl<E: Send + 'static> Progress<E> {
     /// Call `f` for every event (on the worker's thread).
     pub fn new(f: impl Fn(E) + Send + Sync + 'static) -> Self {
         Progress {
-            sink: Some(Box::new(f)),
+            sink: Some(Arc::new(f)),
             cancel: None,
         }
     }
@@ -53,6 +53,22 @@ impl<E: Send + 'static> Progress<E> {
                 let _ = tx.send(e);
             }
         })
+    }
+
+    /// A sink for a step of this operation: each of its events is wrapped by `wrap` and
+    /// sent here; the same cancel flag.
+    pub fn map<F: Send + 'static>(
+        &self,
+        wrap: impl Fn(F) -> E + Send + Sync + 'static,
+    ) -> Progress<F> {
+        let sink = self.sink.clone().map(|s| {
+            let f: Arc<dyn Fn(F) + Send + Sync> = Arc::new(move |e| s(wrap(e)));
+            f
+        });
+        Progress {
+            sink,
+            cancel: self.cancel.clone(),
+        }
     }
 
     pub fn emit(&self, event: E) {

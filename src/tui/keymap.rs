@@ -82,6 +82,8 @@ actions! {
     Detail => "detail", "VM detail";
     Pause => "pause", "pause / resume";
     Snapshot => "snapshot", "snapshot";
+    /// A running VM into clones (`sandbox branch`).
+    Branch => "branch", "branch into clones";
     Port => "port", "expose / close port";
     Attach => "attach", "attach (preset)";
     Shell => "shell", "login shell";
@@ -113,9 +115,10 @@ actions! {
 impl Action {
     /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
     /// task runner, in the order the footer and the detail view show them.
-    pub const ON_VMS: [Action; 8] = [
+    pub const ON_VMS: [Action; 9] = [
         Action::Pause,
         Action::Snapshot,
+        Action::Branch,
         Action::Port,
         Action::Network,
         Action::Attach,

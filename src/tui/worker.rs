@@ -180,6 +180,15 @@ impl Workers {
                 let cancel = self.cancel_flag(task);
                 tokio::spawn(run_snapshot(task, tx, cx, cancel, ids, spec));
             }
+            Effect::RunBranch {
+                task,
+                id,
+                count,
+                prefix,
+            } => {
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_branch(task, tx, cx, cancel, id, count, prefix));
+            }
             Effect::RunRestore {
                 task,
                 snapshot,

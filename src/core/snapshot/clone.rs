@@ -151,7 +151,7 @@ fn check_usage(opts: &CloneOptions) -> Result<()> {
 }
 
 /// The ids the clones get, checked before anything is made.
-fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<VmId>> {
+pub(super) fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<VmId>> {
     if let Some(n) = &opts.name {
         let id = VmId::name(n)?;
         if ctx.store.get_vm(&id).map_err(rt)?.is_some() {

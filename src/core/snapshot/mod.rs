@@ -15,6 +15,7 @@
 //! finished by the next sweep. Prune never looks here, and deleting or cleaning up the VM
 //! leaves its snapshots in place.
 
+mod branch;
 mod clone;
 pub mod guard;
 mod restore;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
 pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 

@@ -381,6 +381,15 @@ impl App {
                 self.vms.marks.clear();
                 return vec![Effect::RunSnapshot { task, ids, spec }];
             }
+            Request::Branch { id, count, prefix } => {
+                let task = self.new_task(TaskKind::Branch, format!("branch {id} into {count}"));
+                return vec![Effect::RunBranch {
+                    task,
+                    id,
+                    count,
+                    prefix,
+                }];
+            }
             Request::Port {
                 id,
                 close,

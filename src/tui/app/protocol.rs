@@ -90,6 +90,13 @@ pub enum Effect {
         ids: Vec<VmId>,
         spec: SnapshotSpec,
     },
+    /// Branch VM `id` into `count` clones (`core::snapshot::branch`).
+    RunBranch {
+        task: u64,
+        id: VmId,
+        count: u32,
+        prefix: Option<String>,
+    },
     /// Restore a snapshot, resumed (`core::snapshot::restore`); `force` replaces a
     /// sandbox of its id.
     RunRestore {

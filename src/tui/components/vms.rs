@@ -240,6 +240,7 @@ impl Component for VmsPane {
             Action::Stop
             | Action::Pause
             | Action::Snapshot
+            | Action::Branch
             | Action::Port
             | Action::Network
             | Action::Attach
@@ -264,6 +265,7 @@ pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
         Action::Pause if all_paused(ids, cx) => Mutation::Resume,
         Action::Pause => Mutation::Pause,
         Action::Snapshot => Mutation::SnapshotCreate,
+        Action::Branch => Mutation::Branch,
         Action::Port => Mutation::PortExpose,
         Action::Network => Mutation::NetworkSet,
         Action::Attach | Action::Shell => Mutation::Shell,
@@ -317,6 +319,16 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
             })]
         }
         Action::Snapshot => open(Dialog::Snapshot(Box::new(SnapshotForm::new(ids)))),
+        Action::Branch => match one_vm(&ids, "a branch", cx) {
+            Ok(r) if r.info.status == VmStatus::Running => open(Dialog::Branch(Box::new(
+                crate::tui::dialogs::BranchForm::new(r.info.id.clone()),
+            ))),
+            Ok(r) => vec![Intent::Status(format!(
+                "{} is {}: only a running VM branches (start it first)",
+                r.info.id, r.info.status
+            ))],
+            Err(i) => i,
+        },
         Action::Port => match one_vm(&ids, "a port", cx) {
             Ok(r) => {
                 let existing = match cx.data.detail(&r.info.id) {

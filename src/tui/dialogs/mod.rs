@@ -8,6 +8,7 @@
 //! that confirm themselves · `start.rs` the start form · `vmforms.rs` the VM actions' forms
 //! · `egress.rs` the egress fields the start and network forms share.
 
+mod branch;
 mod cleanup;
 mod confirm;
 mod detail;
@@ -25,6 +26,7 @@ use ratatui::widgets::{Block, BorderType, Borders};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
+pub use branch::BranchForm;
 pub use cleanup::{CleanupDialog, CleanupPreview};
 pub use confirm::ConfirmAction;
 pub use detail::{vm_actions, DetailView};
@@ -70,6 +72,8 @@ pub enum Dialog {
     Note(Scroll),
     /// `S`: snapshot the selected or marked VMs.
     Snapshot(Box<SnapshotForm>),
+    /// `b`: branch a running VM into clones.
+    Branch(Box<branch::BranchForm>),
     /// `e`: expose or close a port of a VM (core's errors stay in the form).
     Port(Box<PortForm>),
     /// `U` / `D`: copy a file or directory into or out of a VM.
@@ -141,6 +145,12 @@ pub enum Request {
         ids: Vec<VmId>,
         spec: SnapshotSpec,
     },
+    /// Branch VM `id` into `count` clones (`core::snapshot::branch`).
+    Branch {
+        id: VmId,
+        count: u32,
+        prefix: Option<String>,
+    },
     /// Expose (or close) `host:guest` of VM `id`; the form waits for the answer.
     Port {
         id: VmId,
@@ -184,6 +194,7 @@ impl Request {
             Request::Pause { paused: true, .. } => Mutation::Pause,
             Request::Pause { paused: false, .. } => Mutation::Resume,
             Request::Snapshot { .. } => Mutation::SnapshotCreate,
+            Request::Branch { .. } => Mutation::Branch,
             Request::Port { close: false, .. } => Mutation::PortExpose,
             Request::Port { close: true, .. } => Mutation::PortClose,
             Request::Transfer { upload: true, .. } => Mutation::FileUpload,
@@ -335,6 +346,7 @@ impl Dialog {
             Dialog::Palette(p) => p.handle_key(k, data, keymap),
             Dialog::Start(form) => form.handle_key(k, keymap),
             Dialog::Snapshot(form) => form.handle_key(k, keymap),
+            Dialog::Branch(form) => form.handle_key(k, keymap),
             Dialog::Port(form) => form.handle_key(k, keymap),
             Dialog::Transfer(form) => form.handle_key(k, keymap),
             Dialog::Network(form) => form.handle_key(k, keymap),
@@ -354,6 +366,7 @@ impl Dialog {
             Dialog::Cleanup(d) => d.render(f, app),
             Dialog::Start(form) => form.render(f, app),
             Dialog::Snapshot(form) => form.render(f, app),
+            Dialog::Branch(form) => form.render(f, app),
             Dialog::Port(form) => form.render(f, app),
             Dialog::Transfer(form) => form.render(f, app),
             Dialog::Network(form) => form.render(f, app),

@@ -355,6 +355,90 @@ pub(super) async fn run_snapshot(
     .await;
 }
 
+/// Branch a running VM into clones (`core::snapshot::branch`, as `sandbox branch`): the
+/// template's snapshot and each clone's phases in the task, an item per clone.
+pub(super) async fn run_branch(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    id: VmId,
+    count: u32,
+    prefix: Option<String>,
+) {
+    use crate::core::snapshot::{branch, BranchEvent, BranchOptions};
+    use crate::core::start::StartEvent;
+    let t0 = Instant::now();
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
+    };
+    let ptx = tx.clone();
+    let progress = Progress::new(move |e: BranchEvent| match e {
+        BranchEvent::Snapshotting => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase("snapshotting for clones (the VM runs on)".into()),
+        ),
+        BranchEvent::Snapshotted(s) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(item(s, true, "template snapshot written".into())),
+        ),
+        BranchEvent::Cloning { id, index, count } => {
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Phase(format!("clone {index}/{count}: {id}")),
+            );
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Progress {
+                    done: index as u64 - 1,
+                    total: count as u64,
+                },
+            );
+        }
+        BranchEvent::Clone(id, StartEvent::PhaseStarted(p)) => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!("{id}: {}", p.as_str())),
+        ),
+        BranchEvent::Clone(id, StartEvent::RollingBack(why)) => send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!("{id}: rolling back: {why}")),
+        ),
+        BranchEvent::Clone(..) => {}
+        BranchEvent::Cloned(c) => send(
+            &ptx,
+            task,
+            TaskUpdate::Item(item(
+                c.vm.name.clone(),
+                true,
+                format!(
+                    "{}, ssh port {}, ready in {:.2} s",
+                    c.vm.ip_address,
+                    c.vm.ssh_port.map(|p| p.to_string()).unwrap_or("-".into()),
+                    c.elapsed_ms / 1000.0
+                ),
+            )),
+        ),
+    })
+    .with_cancel(cancel);
+    let opts = BranchOptions {
+        prefix,
+        ..BranchOptions::of(id, count)
+    };
+    match branch(&ctx, &opts, &progress).await {
+        Ok(r) => finish(&tx, task, TaskState::Done, r.summary(), t0),
+        Err(e) if crate::core::job::is_cancel(&e) => {
+            finish(&tx, task, TaskState::Cancelled, e.message, t0)
+        }
+        Err(e) => finish(&tx, task, TaskState::Failed, failure(&e), t0),
+    }
+}
+
 /// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its
 /// phases in the task.
 pub(super) async fn run_restore(
