@@ -41,14 +41,21 @@ fn platform(p: &PlatformArgs) -> Result<Platform> {
     })
 }
 
+/// The published image a pull or an inspect is about: SmolVM's keys, in its order.
 #[derive(Serialize)]
-struct PullData<'a> {
+struct ImageKeys<'a> {
     preset: &'a str,
     arch: &'a str,
     vmm: &'a str,
     os: &'a str,
     version: &'a str,
     release: &'a str,
+}
+
+#[derive(Serialize)]
+struct PullData<'a> {
+    #[serde(flatten)]
+    image: ImageKeys<'a>,
     name: &'a str,
     image_dir: &'a Path,
     kernel_path: &'a Path,
@@ -60,12 +67,14 @@ struct PullData<'a> {
 
 fn pull_data(r: &PullReport) -> PullData<'_> {
     PullData {
-        preset: &r.preset,
-        arch: r.arch.as_str(),
-        vmm: r.vmm.as_str(),
-        os: r.os.as_str(),
-        version: &r.version,
-        release: &r.release,
+        image: ImageKeys {
+            preset: &r.preset,
+            arch: r.arch.as_str(),
+            vmm: r.vmm.as_str(),
+            os: r.os.as_str(),
+            version: &r.version,
+            release: &r.release,
+        },
         name: &r.name,
         image_dir: &r.image_dir,
         kernel_path: &r.kernel_path,
@@ -463,12 +472,8 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
 #[derive(Serialize)]
 struct InspectData<'a> {
     name: &'a str,
-    preset: &'a str,
-    arch: &'a str,
-    vmm: &'a str,
-    os: &'a str,
-    version: &'a str,
-    release: &'a str,
+    #[serde(flatten)]
+    image: ImageKeys<'a>,
     /// Where the manifest came from (`bundled`, a path or a URL).
     manifest_source: &'a str,
     kernel_url: &'a str,
@@ -538,12 +543,14 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     };
     let data = InspectData {
         name: &i.name,
-        preset: &i.image.preset,
-        arch: i.image.arch.as_str(),
-        vmm: i.image.vmm.as_str(),
-        os: i.image.os.as_str(),
-        version: &i.version,
-        release: &m.release,
+        image: ImageKeys {
+            preset: &i.image.preset,
+            arch: i.image.arch.as_str(),
+            vmm: i.image.vmm.as_str(),
+            os: i.image.os.as_str(),
+            version: &i.version,
+            release: &m.release,
+        },
         manifest_source: &m.source,
         kernel_url: i.image.kernel_url.as_str(),
         kernel_sha256: &i.image.kernel_sha256,

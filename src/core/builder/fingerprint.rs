@@ -8,16 +8,13 @@ use sha2::{Digest, Sha256};
 use super::recipe::{recipe, INIT_SCRIPT};
 use super::{io_err, Auth, BuildOptions, DockerfileOptions};
 use crate::core::error::{io_reason, Error, Result};
+use crate::core::units::hex;
 use crate::sys::open;
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(data);
     hex(&h.finalize())
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub(super) fn sha256_file(p: &Path) -> Result<String> {

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::{Image, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
 use crate::core::progress::Progress;
+use crate::core::units::hex;
 use crate::core::version::image_version;
 use crate::core::Env;
 use crate::sys::http::{FetchError, Http, HttpConfig, Sink, Url};
@@ -498,10 +499,6 @@ fn cached_and_valid(
     }
     write_stamp(path, sha)?;
     Ok(true)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn ensure_kernel(

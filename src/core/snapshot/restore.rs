@@ -421,15 +421,7 @@ async fn bring_up(
         Ok(())
     }
     .await;
-    if let Err(e) = r {
-        let _ = child.kill();
-        let _ = child.wait();
-        start::claim_leftover_socket(&socket, &user);
-        return Err(e);
-    }
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
+    start::settle(child, r, &[&socket], &user)?;
     let status = if opts.resume {
         VmStatus::Running
     } else {

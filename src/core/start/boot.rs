@@ -12,7 +12,7 @@ use super::abort::Abort;
 use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
-use super::vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob};
+use super::vmm::{claim_leftover_socket, control_socket_up, settle, spawn_vmm, VmmJob};
 use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
@@ -170,18 +170,7 @@ pub(crate) async fn boot(
         Ok((spawn_time, boot_time))
     }
     .await;
-    let (spawn_time, boot_time) = match r {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
-    };
-    // Reap the VMM whenever it exits, for a long-lived caller (the dashboard).
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
+    let (spawn_time, boot_time) = settle(child, r, &[], &user)?;
     let mut rep = report(ctx, id, runtime, None, &kernel, &net, Some(pid))?;
     rep.timings = Timings {
         image_ms: 0.0,

@@ -57,7 +57,9 @@ pub(crate) use files::{invalid_id, path_err, prepare_files};
 pub(crate) use network::setup_network;
 use report::{mark_failed, put_back, report};
 pub(crate) use report::{ms, roll_back};
-pub(crate) use vmm::{claim_leftover_socket, control_socket_up, spawn_vmm, VmmJob, VmmUser};
+pub(crate) use vmm::{
+    claim_leftover_socket, control_socket_up, settle, spawn_vmm, VmmJob, VmmUser,
+};
 
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";

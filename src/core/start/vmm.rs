@@ -343,6 +343,30 @@ pub(crate) fn claim_leftover_socket(socket: &Path, user: &VmmUser) {
     let _ = launch::claim_socket(socket, vmm_uid(user));
 }
 
+/// The end of the waits for VMM `child`, which this boot spawned: when they failed (`r`'s
+/// error, returned as it is) it is killed and reaped and the control `sockets` it may have
+/// bound are claimed back; else it is reaped in a thread whenever it exits (a long-lived
+/// caller, the dashboard, keeps no zombie).
+pub(crate) fn settle<T>(
+    mut child: Child,
+    r: Result<T>,
+    sockets: &[&Path],
+    user: &VmmUser,
+) -> Result<T> {
+    if r.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        for s in sockets {
+            claim_leftover_socket(s, user);
+        }
+    } else {
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+    }
+    r
+}
+
 /// Whether the VMM's control socket is up: once the VMM has bound it, it is taken over
 /// (root's, 0600) and answers. Something at the path that is not the VMM's socket fails
 /// the start.

@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::{parse_image_name, ROOTFS, ROOTFS_ZST, SIDECAR};
 use crate::core::error::{io_reason, Error};
+use crate::core::units::hex;
 
 mod load;
 mod save;
@@ -201,10 +202,6 @@ fn dir_or_nothing(d: &Path) -> crate::core::error::Result<()> {
         ))),
         Err(e) => Err(io_err("cannot read", d, &e)),
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The kernel file name of a published platform: `vmlinux-<arch>.<elf|image>`.
