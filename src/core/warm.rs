@@ -1,0 +1,380 @@
+//! Warm preset starts (`<preset> start --warm`, or `warm = true` in presets.toml): a
+//! start is a clone of a template snapshot instead of a cold boot.
+//!
+//! A template is a `--for-clone` snapshot (RAM in one file clones map, see
+//! `snapshot::template`) kept under the snapshots folder as `warm-<preset>-<12 hex>`, the
+//! hex the start of the [`fingerprint`] of everything the guest's state depends on: the
+//! kernel (its SHA-256), the root file system (its identity as the image store swaps it
+//! in, and a local image's build fingerprint), the preset's recipe, the sizes, the VMM,
+//! accelerator and machine, QEMU's binary and this smolvm's clone agent. The snapshot row
+//! carries the whole fingerprint (`warm_template`); `snapshot list` names the preset.
+//!
+//! When no template fits, this start makes one: it boots the preset cold as
+//! `warm-<preset>-<12 hex>-src` with **nothing of the start's own** — no forwarded env var,
+//! config or credential, no mount, not its name — waits for its SSH server, snapshots it
+//! `--for-clone`, deletes that source sandbox (it is never resumed, so nothing writes into
+//! the RAM file later) and removes the preset's older templates. Then every warm start,
+//! this one included, is a clone of the template under the start's name, with the
+//! start's egress policy, and only then are the preset's host configs and env vars
+//! forwarded into the clone's own disk — never into the template's files or memory.
+//!
+//! What a template cannot carry falls back to a cold start, said in one warning: mounts
+//! (QEMU 7.2 cannot add a 9p share to a running guest, and a mounted share blocks its
+//! migration) and Firecracker (clones need QEMU's file-backed RAM).
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::builder::{kernel_sha, sha256_hex, Base};
+use super::context::Ctx;
+use super::error::{Error, Result};
+use super::host::{Backend, MachineRequest};
+use super::images::{Os, Vmm};
+use super::presets::{Preset, Registry};
+use super::progress::Progress;
+use super::snapshot::{self, CloneOptions, CreateOptions, SnapshotType};
+use super::start::{self, Phase, StartEvent, StartOptions, StartReport, WarmInfo};
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
+/// Why a warm start of `opts` starts cold instead, when it must.
+fn cold_reason(opts: &StartOptions) -> Option<&'static str> {
+    if !opts.mounts.is_empty() {
+        return Some(
+            "--mount needs a cold start (QEMU cannot add a 9p share to a template's running clone)",
+        );
+    }
+    if opts.bridge.is_some() {
+        return Some("a bridged network needs a cold start");
+    }
+    None
+}
+
+/// `<preset> start` as a warm start (see the module's text): a clone of the preset's
+/// template, made first when none fits; a cold start when the template cannot carry what
+/// was asked (said in one warning).
+pub async fn preset_start(
+    ctx: &Ctx,
+    opts: &StartOptions,
+    progress: &Progress<StartEvent>,
+) -> Result<StartReport> {
+    let t0 = Instant::now();
+    let registry = Registry::load(&ctx.env);
+    let name = opts
+        .preset
+        .as_deref()
+        .ok_or_else(|| Error::usage("a warm start needs a preset"))?;
+    let preset = registry.lookup(name)?.clone();
+    let cold = |why: &str| {
+        progress.emit(StartEvent::Warning(format!(
+            "warm start: {why}; starting cold"
+        )));
+    };
+    if let Some(why) = cold_reason(opts) {
+        cold(why);
+        return start::create(ctx, opts, progress).await;
+    }
+    let needs_qemu = |vmm: &str| {
+        cold(&format!(
+            "warm starts need QEMU (a clone maps its template's RAM file), and this start runs {vmm}"
+        ));
+    };
+    if opts.backend == Backend::Firecracker {
+        needs_qemu("firecracker");
+        return start::create(ctx, opts, progress).await;
+    }
+    // The runtime as the start would resolve it (its TCG warning is the clone's to give).
+    let mut runtime = ctx
+        .host
+        .runtime(opts.backend, opts.accel, opts.boot_timeout)?;
+    if runtime.vmm != Vmm::Qemu {
+        needs_qemu(runtime.vmm.as_str());
+        return start::create(ctx, opts, progress).await;
+    }
+    start::set_machine(
+        &mut runtime,
+        opts.qemu_machine.map(MachineRequest::as_str),
+        |m| {
+            Error::usage(format!(
+                "--qemu-machine must be auto, q35 or microvm, got '{m}'"
+            ))
+        },
+    )?;
+    super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
+    if let Some(n) = &opts.name {
+        let id = super::vm::VmId::parse(n)?;
+        if ctx.store.vm_exists(&id).map_err(rt)? {
+            return Err(
+                Error::runtime(format!("Sandbox '{n}' already exists")).with_recovery(format!(
+                    "Run 'smolvm sandbox delete {n}' first, or pick another --name."
+                )),
+            );
+        }
+    }
+    for p in &registry.problems {
+        progress.emit(StartEvent::Warning(p.clone()));
+    }
+
+    progress.emit(StartEvent::PhaseStarted(Phase::Image));
+    let ti = Instant::now();
+    let (kernel, rootfs) = start::preset_image(ctx, opts, &preset, Vmm::Qemu, progress)?;
+    let fp = fingerprint(&Inputs {
+        preset: &preset,
+        os: opts.os,
+        kernel: &kernel,
+        rootfs: &rootfs,
+        memory_mib: opts.memory_mib.unwrap_or(preset.memory_mib),
+        vcpus: opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS),
+        disk_mib: opts.disk_size_mib.unwrap_or(preset.disk_mib),
+        runtime: &runtime,
+    })?;
+    let template = format!("warm-{}-{}", preset.name, &fp[..12]);
+    let image_time = ti.elapsed();
+    progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
+
+    let built = ensure_template(ctx, opts, &preset, &template, &fp, progress).await?;
+    let clone = snapshot::clone(
+        ctx,
+        &CloneOptions {
+            snapshot_id: template.clone(),
+            count: 1,
+            name: opts.name.clone(),
+            boot_timeout: opts.boot_timeout,
+            network: Some(opts.network.clone()),
+            ..Default::default()
+        },
+        progress,
+    )
+    .await?;
+    let c = clone
+        .clones
+        .first()
+        .ok_or_else(|| rt("the clone was not made"))?;
+    let id = c.name.clone();
+    let r = async {
+        let row = ctx.vm(&id)?;
+        let net = row.network.clone().unwrap_or_default();
+        let mut rep = start::report(
+            ctx,
+            &id,
+            &runtime,
+            Some(preset.name.clone()),
+            &kernel,
+            &net,
+            c.pid,
+        )?;
+        rep.forwarded = Some(start::forward(ctx, &preset, &rep.ip, progress).await?);
+        rep.timings.image_ms = start::ms(image_time);
+        rep.timings.boot_ms = c.elapsed_ms;
+        rep.timings.total_ms = start::ms(t0.elapsed());
+        rep.warm = Some(WarmInfo {
+            template: template.clone(),
+            built,
+        });
+        Ok(rep)
+    }
+    .await;
+    match r {
+        Ok(rep) => Ok(rep),
+        // The clone is this start's: it goes when the start fails.
+        Err(e) => Err(start::roll_back(ctx, &id, e, progress).await),
+    }
+}
+
+/// Make `template` unless a complete one of fingerprint `fp` exists; `Ok(true)`: made now.
+async fn ensure_template(
+    ctx: &Ctx,
+    opts: &StartOptions,
+    preset: &Preset,
+    template: &str,
+    fp: &str,
+    progress: &Progress<StartEvent>,
+) -> Result<bool> {
+    // One maker of a template at a time; a second warm start waits for the first's.
+    let _lock = ctx
+        .lock(
+            &format!("{template}-make"),
+            &format!("warm template {template}"),
+        )
+        .await?;
+    match snapshot::get(ctx, template) {
+        Ok((row, info))
+            if info.missing_files.is_empty()
+                && row.vm_config.extras.warm_template.as_deref() == Some(fp) =>
+        {
+            return Ok(false)
+        }
+        // Incomplete, or not what its name says: made again.
+        Ok(_) => {
+            snapshot::delete(ctx, template)?;
+        }
+        Err(_) => {}
+    }
+    let source = format!("{template}-src");
+    if ctx.store.vm_exists(&source).map_err(rt)? {
+        return Err(rt(format!(
+            "Sandbox '{source}' is in the way of the warm template (a template build that did not finish?)"
+        ))
+        .with_recovery(format!("Delete it ('smolvm sandbox delete {source}') and start again.")));
+    }
+    progress.emit(StartEvent::Warning(format!(
+        "warm start: no template for this image and size yet; booting '{source}' cold to make {template} (once)"
+    )));
+    let base = StartOptions {
+        name: Some(source.clone()),
+        mounts: Vec::new(),
+        no_forward: true,
+        ..opts.clone()
+    };
+    start::create(ctx, &base, progress).await?;
+    let made = snapshot::create(
+        ctx,
+        &CreateOptions {
+            vm_id: source.clone(),
+            snapshot_id: Some(template.to_string()),
+            kind: SnapshotType::Full,
+            for_clone: true,
+            warm_fingerprint: Some(fp.to_string()),
+            ..Default::default()
+        },
+    )
+    .await;
+    // The source is never resumed: it goes whether the snapshot was made or not.
+    let gone = super::lifecycle::delete(
+        ctx,
+        std::slice::from_ref(&source),
+        std::time::Duration::from_secs(3),
+        &Progress::none(),
+    )
+    .await;
+    made?;
+    if let Some((_, e)) = gone.failed.first() {
+        progress.emit(StartEvent::Warning(format!(
+            "the template's source sandbox '{source}' was not deleted: {}",
+            e.message
+        )));
+    }
+    // The preset's older templates (another fingerprint) are out of date.
+    let (all, _) = snapshot::list(ctx, None)?;
+    for old in all.iter().filter(|s| {
+        s.id != template && s.warm_template_for.as_deref() == Some(preset.name.as_str())
+    }) {
+        if let Err(e) = snapshot::delete(ctx, &old.id) {
+            progress.emit(StartEvent::Warning(format!(
+                "the out-of-date template '{}' was not deleted: {}",
+                old.id, e.message
+            )));
+        }
+    }
+    Ok(true)
+}
+
+/// What a template's state depends on.
+struct Inputs<'a> {
+    preset: &'a Preset,
+    os: Option<Os>,
+    kernel: &'a Path,
+    rootfs: &'a Path,
+    memory_mib: u32,
+    vcpus: u32,
+    disk_mib: u64,
+    runtime: &'a super::host::Runtime,
+}
+
+/// A file's identity as the image store swaps files in (a new image is a new file): its
+/// path, inode, size and modification time.
+fn identity(p: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).map_err(|e| {
+        rt(format!(
+            "cannot read {}: {}",
+            p.display(),
+            super::error::io_reason(&e)
+        ))
+    })?;
+    Ok(format!(
+        "{} ino={} size={} mtime={}.{}",
+        p.display(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
+}
+
+/// The fingerprint of a template's inputs (hex SHA-256): the local images' rules — the
+/// kernel's SHA-256, the recipe's text, the sizes — plus the root file system's identity
+/// (and its build fingerprint when it is a local image), the VMM and this smolvm's agent.
+fn fingerprint(i: &Inputs<'_>) -> Result<String> {
+    let base = match i.os {
+        Some(Os::Alpine) => Base::Alpine,
+        _ => Base::Debian,
+    };
+    let recipe = i
+        .preset
+        .recipe(base)
+        .map(|r| super::preset_image::recipe_text(i.preset, base, r))
+        .unwrap_or_default();
+    let built = i
+        .rootfs
+        .parent()
+        .map(|d| d.join(".fingerprint"))
+        .and_then(|f| crate::sys::open::read_to_string(&f).ok())
+        .unwrap_or_default();
+    let r = i.runtime;
+    let parts = [
+        "smolvm-warm-v1".to_string(),
+        format!("smolvm={}", env!("CARGO_PKG_VERSION")),
+        format!(
+            "agent={}",
+            sha256_hex(snapshot::agent_launch_command().as_bytes())
+        ),
+        format!("preset={}", i.preset.name),
+        format!("os={}", i.os.map_or("-", Os::as_str)),
+        format!("recipe={}", sha256_hex(recipe.as_bytes())),
+        format!("kernel={}", kernel_sha(i.kernel)?),
+        format!("rootfs={}", identity(i.rootfs)?),
+        format!("rootfs_build={}", built.trim()),
+        format!(
+            "memory_mib={} vcpus={} disk_mib={}",
+            i.memory_mib, i.vcpus, i.disk_mib
+        ),
+        format!(
+            "vmm={} accel={} machine={}",
+            r.vmm.as_str(),
+            r.accel.as_str(),
+            r.machine.map_or("-", |m| m.as_str())
+        ),
+        format!("qemu={}", identity(&r.binary)?),
+    ];
+    Ok(sha256_hex(parts.join("\n").as_bytes()))
+}
+
+/// Whether `smolvm <preset> start` is warm: `--warm`, `--cold`, else the preset's `warm`.
+pub fn wanted(flag_warm: bool, flag_cold: bool, preset: Option<&Preset>) -> bool {
+    if flag_cold {
+        return false;
+    }
+    flag_warm || preset.is_some_and(|p| p.warm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_and_bridges_start_cold_and_the_flags_decide_over_the_preset() {
+        let mut o = StartOptions::default();
+        assert_eq!(cold_reason(&o), None);
+        o.mounts = crate::core::presets::mounts::parse_specs(&["/tmp".to_string()], false).unwrap();
+        assert!(cold_reason(&o).unwrap().contains("--mount"));
+        let mut p = Registry::builtin().presets[0].clone();
+        assert!(!wanted(false, false, Some(&p)));
+        assert!(wanted(true, false, Some(&p)));
+        p.warm = true;
+        assert!(wanted(false, false, Some(&p)));
+        assert!(!wanted(false, true, Some(&p)), "--cold wins");
+    }
+}
