@@ -85,7 +85,7 @@ fn template_of(e: &Sandboxes, id: &str) -> Option<serde_json::Value> {
 /// secrets) and is its clone; the second is a clone too: the template's processes (the
 /// clone agent started before the snapshot) on an address of its own, with its own secrets
 /// only. No secret is in any template file, RAM included. A start with a mount starts cold
-/// and says so; other sizes make another template and retire the old one.
+/// and says so; a changed recipe makes the template again and retires the old one.
 #[test]
 fn warm_starts_clone_a_template_that_holds_no_secret_of_any_start() {
     require_root!();
@@ -219,18 +219,21 @@ fn warm_starts_clone_a_template_that_holds_no_secret_of_any_start() {
     );
     let _ = e.run(&["sandbox", "delete", "wf"]);
 
-    // Other sizes: another template; the old one retired, its clones unharmed.
-    let (v4, _) = warm_start(&e, "w4", tok2, cred2, &["--memory", "640"]);
+    // The recipe changes: the template is made again and the old one retired, its
+    // clones unharmed.
+    e.h.user_presets(&format!("{PRESET}[warmy.debian]\nsteps = [\"true\"]\n"));
+    let (v4, _) = warm_start(&e, "w4", tok2, cred2, &[]);
+    let t4 = v4["data"]["warm"]["template"].as_str().unwrap().to_string();
     assert_eq!(v4["data"]["warm"]["built"], true, "{v4}");
-    assert_ne!(v4["data"]["warm"]["template"], template.as_str());
+    assert_ne!(t4, template);
     assert_eq!(
         template_of(&e, &template),
         None,
         "the old template is retired"
     );
     assert!(ssh_up(&e, &ip1) && ssh_up(&e, &ip2));
+    assert_eq!(e.exec("w2", "cat /root/.warm-cred"), cred2);
 
     e.ok(&["sandbox", "delete", "w1", "w2", "w4"]);
-    let t4 = v4["data"]["warm"]["template"].as_str().unwrap();
-    e.ok(&["sandbox", "snapshot", "delete", t4]);
+    e.ok(&["sandbox", "snapshot", "delete", &t4]);
 }

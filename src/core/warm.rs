@@ -2,19 +2,24 @@
 //! start is a clone of a template snapshot instead of a cold boot.
 //!
 //! A template is a `--for-clone` snapshot (RAM in one file clones map, see
-//! `snapshot::template`) kept under the snapshots folder as `warm-<preset>-<12 hex>`, the
-//! hex the start of the [`fingerprint`] of everything the guest's state depends on: the
-//! kernel (its SHA-256), the root file system (its identity as the image store swaps it
-//! in, and a local image's build fingerprint), the preset's recipe, the sizes, the VMM,
-//! accelerator and machine, QEMU's binary and this smolvm's clone agent. The snapshot row
-//! carries the whole fingerprint (`warm_template`); `snapshot list` names the preset.
+//! `snapshot::template`) kept in the snapshots folder of smolvm's data dir as
+//! `warm-<preset>-<slot>-<fingerprint>` ([`Key`]): the slot is what the start asks for
+//! (preset, OS, sizes, VMM, accelerator, machine), the fingerprint everything the guest's
+//! state depends on besides — the kernel (its SHA-256), the root file system (its identity
+//! as the image store swaps it in, and a local image's build fingerprint), the preset's
+//! recipe, QEMU's binary and this smolvm's clone agent. The snapshot row carries the whole
+//! fingerprint (`warm_template`); `snapshot list` names the preset, and each clone's row
+//! its template (`sandbox list`'s TEMPLATE).
 //!
 //! When no template fits, this start makes one: it boots the preset cold as
-//! `warm-<preset>-<12 hex>-src` with **nothing of the start's own** — no forwarded env var,
-//! config or credential, no mount, not its name — waits for its SSH server, snapshots it
+//! `<template>-src` with **nothing of the start's own** — no forwarded env var, config or
+//! credential, no mount, not its name — waits for its SSH server, snapshots it
 //! `--for-clone`, deletes that source sandbox (it is never resumed, so nothing writes into
-//! the RAM file later) and removes the preset's older templates. Then every warm start,
-//! this one included, is a clone of the template under the start's name, with the
+//! the RAM file later) and retires the older templates of its slot (deleting a template
+//! under running clones is harmless: each clone's QEMU keeps its mapping of the file).
+//! A build killed midway leaves a partial snapshot (cleanup's sweep removes it) or the
+//! `-src` sandbox (a sandbox like any; the next build asks for its deletion). Then every
+//! warm start, this one included, is a clone of the template under the start's name, with the
 //! start's egress policy, and only then are the preset's host configs and env vars
 //! forwarded into the clone's own disk — never into the template's files or memory.
 //!
@@ -120,7 +125,7 @@ pub async fn preset_start(
     progress.emit(StartEvent::PhaseStarted(Phase::Image));
     let ti = Instant::now();
     let (kernel, rootfs) = start::preset_image(ctx, opts, &preset, Vmm::Qemu, progress)?;
-    let fp = fingerprint(&Inputs {
+    let key = key(&Inputs {
         preset: &preset,
         os: opts.os,
         kernel: &kernel,
@@ -130,11 +135,11 @@ pub async fn preset_start(
         disk_mib: opts.disk_size_mib.unwrap_or(preset.disk_mib),
         runtime: &runtime,
     })?;
-    let template = format!("warm-{}-{}", preset.name, &fp[..12]);
+    let template = key.id.clone();
     let image_time = ti.elapsed();
     progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
 
-    let built = ensure_template(ctx, opts, &preset, &template, &fp, progress).await?;
+    let built = ensure_template(ctx, opts, &key, progress).await?;
     let clone = snapshot::clone(
         ctx,
         &CloneOptions {
@@ -183,15 +188,14 @@ pub async fn preset_start(
     }
 }
 
-/// Make `template` unless a complete one of fingerprint `fp` exists; `Ok(true)`: made now.
+/// Make the template of `key` unless a complete one exists; `Ok(true)`: made now.
 async fn ensure_template(
     ctx: &Ctx,
     opts: &StartOptions,
-    preset: &Preset,
-    template: &str,
-    fp: &str,
+    key: &Key,
     progress: &Progress<StartEvent>,
 ) -> Result<bool> {
+    let (template, fp) = (key.id.as_str(), key.fingerprint.as_str());
     // One maker of a template at a time; a second warm start waits for the first's.
     let _lock = ctx
         .lock(
@@ -228,19 +232,23 @@ async fn ensure_template(
         no_forward: true,
         ..opts.clone()
     };
-    start::create(ctx, &base, progress).await?;
-    let made = snapshot::create(
-        ctx,
-        &CreateOptions {
-            vm_id: source.clone(),
-            snapshot_id: Some(template.to_string()),
-            kind: SnapshotType::Full,
-            for_clone: true,
-            warm_fingerprint: Some(fp.to_string()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let src = start::create(ctx, &base, progress).await?;
+    let made = match logged_in(ctx, &src.ip).await {
+        Ok(()) => snapshot::create(
+            ctx,
+            &CreateOptions {
+                vm_id: source.clone(),
+                snapshot_id: Some(template.to_string()),
+                kind: SnapshotType::Full,
+                for_clone: true,
+                warm_fingerprint: Some(fp.to_string()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(drop),
+        Err(e) => Err(e),
+    };
     // The source is never resumed: it goes whether the snapshot was made or not.
     let gone = super::lifecycle::delete(
         ctx,
@@ -256,10 +264,10 @@ async fn ensure_template(
             e.message
         )));
     }
-    // The preset's older templates (another fingerprint) are out of date.
+    // The slot's older templates (its image, kernel or recipe changed) are out of date.
     let (all, _) = snapshot::list(ctx, None)?;
     for old in all.iter().filter(|s| {
-        s.id != template && s.warm_template_for.as_deref() == Some(preset.name.as_str())
+        s.id != template && s.warm_template_for.is_some() && s.id.starts_with(key.slot_prefix())
     }) {
         if let Err(e) = snapshot::delete(ctx, &old.id) {
             progress.emit(StartEvent::Warning(format!(
@@ -269,6 +277,19 @@ async fn ensure_template(
         }
     }
     Ok(true)
+}
+
+/// A boot is ready at its console line, and a snapshot `--for-clone` starts the clone
+/// agent over SSH: the guest's SSH server must take a login first.
+async fn logged_in(ctx: &Ctx, ip: &str) -> Result<()> {
+    let guest = super::presets::forward::Guest {
+        keys_dir: ctx.paths.keys_dir.clone(),
+        ip: ip.to_string(),
+    };
+    tokio::task::spawn_blocking(move || guest.run("true", b"", super::presets::forward::SSH_WAIT))
+        .await
+        .map_err(rt)?
+        .map(drop)
 }
 
 /// What a template's state depends on.
@@ -304,10 +325,38 @@ fn identity(p: &Path) -> Result<String> {
     ))
 }
 
-/// The fingerprint of a template's inputs (hex SHA-256): the local images' rules — the
-/// kernel's SHA-256, the recipe's text, the sizes — plus the root file system's identity
-/// (and its build fingerprint when it is a local image), the VMM and this smolvm's agent.
-fn fingerprint(i: &Inputs<'_>) -> Result<String> {
+/// A template's name and fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    /// `warm-<preset>-<slot>-<fingerprint>`, 8 hex each: the slot is what a start asks
+    /// for (preset, OS, sizes, VMM, accelerator, machine), so a template whose image,
+    /// kernel or recipe changed is replaced in its slot while other sizes keep theirs.
+    id: String,
+    /// The whole fingerprint (hex SHA-256), kept in the snapshot's row.
+    fingerprint: String,
+}
+
+impl Key {
+    fn new(preset: &str, slot: &[String], rest: &[String]) -> Key {
+        let slot_hex = sha256_hex(slot.join("\n").as_bytes());
+        let all: Vec<&str> = slot.iter().chain(rest).map(String::as_str).collect();
+        let fingerprint = sha256_hex(all.join("\n").as_bytes());
+        Key {
+            id: format!("warm-{preset}-{}-{}", &slot_hex[..8], &fingerprint[..8]),
+            fingerprint,
+        }
+    }
+
+    /// The names of this slot's templates start with this.
+    fn slot_prefix(&self) -> &str {
+        &self.id[..self.id.len() - 8]
+    }
+}
+
+/// The key of a template's inputs: the local images' rules — the kernel's SHA-256, the
+/// recipe's text, the sizes — plus the root file system's identity (and its build
+/// fingerprint when it is a local image), the VMM, QEMU's binary and this smolvm's agent.
+fn key(i: &Inputs<'_>) -> Result<Key> {
     let base = match i.os {
         Some(Os::Alpine) => Base::Alpine,
         _ => Base::Debian,
@@ -324,19 +373,10 @@ fn fingerprint(i: &Inputs<'_>) -> Result<String> {
         .and_then(|f| crate::sys::open::read_to_string(&f).ok())
         .unwrap_or_default();
     let r = i.runtime;
-    let parts = [
+    let slot = [
         "smolvm-warm-v1".to_string(),
-        format!("smolvm={}", env!("CARGO_PKG_VERSION")),
-        format!(
-            "agent={}",
-            sha256_hex(snapshot::agent_launch_command().as_bytes())
-        ),
         format!("preset={}", i.preset.name),
         format!("os={}", i.os.map_or("-", Os::as_str)),
-        format!("recipe={}", sha256_hex(recipe.as_bytes())),
-        format!("kernel={}", kernel_sha(i.kernel)?),
-        format!("rootfs={}", identity(i.rootfs)?),
-        format!("rootfs_build={}", built.trim()),
         format!(
             "memory_mib={} vcpus={} disk_mib={}",
             i.memory_mib, i.vcpus, i.disk_mib
@@ -347,9 +387,20 @@ fn fingerprint(i: &Inputs<'_>) -> Result<String> {
             r.accel.as_str(),
             r.machine.map_or("-", |m| m.as_str())
         ),
+    ];
+    let rest = [
+        format!("smolvm={}", env!("CARGO_PKG_VERSION")),
+        format!(
+            "agent={}",
+            sha256_hex(snapshot::agent_launch_command().as_bytes())
+        ),
+        format!("recipe={}", sha256_hex(recipe.as_bytes())),
+        format!("kernel={}", kernel_sha(i.kernel)?),
+        format!("rootfs={}", identity(i.rootfs)?),
+        format!("rootfs_build={}", built.trim()),
         format!("qemu={}", identity(&r.binary)?),
     ];
-    Ok(sha256_hex(parts.join("\n").as_bytes()))
+    Ok(Key::new(&i.preset.name, &slot, &rest))
 }
 
 /// Whether `smolvm <preset> start` is warm: `--warm`, `--cold`, else the preset's `warm`.
@@ -376,5 +427,33 @@ mod tests {
         p.warm = true;
         assert!(wanted(false, false, Some(&p)));
         assert!(!wanted(false, true, Some(&p)), "--cold wins");
+    }
+
+    /// Another image in the same slot: a new name under the slot's prefix (the old
+    /// template is retired); other sizes: another slot (both are kept).
+    #[test]
+    fn a_templates_name_is_its_slot_and_its_fingerprint() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = Key::new("claude-code", &v(&["memory=512"]), &v(&["kernel=1"]));
+        assert_eq!(
+            a,
+            Key::new("claude-code", &v(&["memory=512"]), &v(&["kernel=1"]))
+        );
+        let b = Key::new("claude-code", &v(&["memory=512"]), &v(&["kernel=2"]));
+        let c = Key::new("claude-code", &v(&["memory=640"]), &v(&["kernel=1"]));
+        assert!(
+            a.id.starts_with("warm-claude-code-") && a.id.len() == 34,
+            "{}",
+            a.id
+        );
+        // The longest preset name still makes valid ids for the source and the lock.
+        let long = Key::new(&"p".repeat(32), &v(&["memory=512"]), &v(&["kernel=1"]));
+        for id in [format!("{}-src", long.id), format!("{}-make", long.id)] {
+            assert!(crate::core::sandbox::is_vm_id(&id), "{id}");
+        }
+        assert_eq!(a.slot_prefix(), b.slot_prefix());
+        assert_ne!((&a.id, &a.fingerprint), (&b.id, &b.fingerprint));
+        assert_ne!(a.slot_prefix(), c.slot_prefix());
+        assert_eq!(a.fingerprint.len(), 64);
     }
 }
