@@ -3,8 +3,10 @@
 //! once its SSH answers and the preset's env var is forwarded) against the same start
 //! without `--warm` (a cold boot), for a test preset on the Debian test image (512 MiB),
 //! runs alternated, medians reported. The first warm start, which makes the template, is
-//! timed on its own and left out of the median. `SMOLVM_BENCH_RUNS` sets the count of each
-//! timing (default 3).
+//! timed on its own and left out of the median; each warm run's own split (image, the
+//! clone up to its SSH answering, all of it inside smolvm) is printed, the rest being the
+//! forwarding's SSH sessions. `SMOLVM_BENCH_RUNS` sets the count of each timing (default
+//! 3). The figures are TCG's here (the accelerator is printed).
 //!
 //! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.
 
@@ -76,6 +78,13 @@ fn main() {
         cold.push(start(&format!("vm-cold-{i}"), false).0);
         let (t, v) = start(&format!("vm-warm-{i}"), true);
         assert_eq!(v["data"]["warm"]["built"], false, "{v}");
+        let ms = |k: &str| v["data"]["timings"][k].as_f64().unwrap_or(0.0) / 1000.0;
+        println!(
+            "warm run {i}: image {:.2} s, clone to SSH {:.2} s, total in smolvm {:.2} s",
+            ms("image_ms"),
+            ms("boot_ms"),
+            ms("total_ms")
+        );
         warm.push(t);
     }
     let (c, w) = (median(&mut cold), median(&mut warm));
