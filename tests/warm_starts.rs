@@ -237,3 +237,31 @@ fn warm_starts_clone_a_template_that_holds_no_secret_of_any_start() {
     e.ok(&["sandbox", "delete", "w1", "w2", "w4"]);
     e.ok(&["sandbox", "snapshot", "delete", &t4]);
 }
+
+/// Two warm starts at once with no template: one makes it, the other waits for it and
+/// clones it; both come up.
+#[test]
+fn two_warm_starts_at_once_make_one_template() {
+    require_root!();
+    let e = env();
+    std::fs::write(e.h.home.join(".warm-cred"), "c").unwrap();
+    let args = |n: &'static str| ["warmy", "start", "--warm", "-n", n, "--no-attach", "--json"];
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| e.run_with(&args("p1"), &[]));
+        let b = s.spawn(|| e.run_with(&args("p2"), &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    support::assert_exit(&args("p1"), &a, 0);
+    support::assert_exit(&args("p2"), &b, 0);
+    let (a, b) = (support::json(&a), support::json(&b));
+    let built: Vec<bool> = [&a, &b]
+        .iter()
+        .map(|v| v["data"]["warm"]["built"].as_bool().unwrap())
+        .collect();
+    assert_eq!(built.iter().filter(|x| **x).count(), 1, "{a}\n{b}");
+    assert_eq!(a["data"]["warm"]["template"], b["data"]["warm"]["template"]);
+    for v in [&a, &b] {
+        assert!(ssh_up(&e, v["data"]["ip"].as_str().unwrap()), "{v}");
+    }
+    e.ok(&["sandbox", "delete", "p1", "p2"]);
+}

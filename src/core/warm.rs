@@ -40,6 +40,9 @@ use super::progress::Progress;
 use super::snapshot::{self, CloneOptions, CreateOptions, SnapshotType};
 use super::start::{self, Phase, StartEvent, StartOptions, StartReport, WarmInfo};
 
+/// How long a warm start waits for another one making the same template.
+const TEMPLATE_WAIT: std::time::Duration = std::time::Duration::from_secs(900);
+
 fn rt(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
 }
@@ -196,13 +199,15 @@ async fn ensure_template(
     progress: &Progress<StartEvent>,
 ) -> Result<bool> {
     let (template, fp) = (key.id.as_str(), key.fingerprint.as_str());
-    // One maker of a template at a time; a second warm start waits for the first's.
-    let _lock = ctx
-        .lock(
-            &format!("{template}-make"),
-            &format!("warm template {template}"),
-        )
-        .await?;
+    // One maker of a template at a time: a second warm start waits for the first's build
+    // (a cold boot and a snapshot; longer than the usual lock wait) and then clones it.
+    let _lock = super::lock::VmLock::acquire(
+        &ctx.data_dir,
+        &format!("{template}-make"),
+        &format!("warm template {template}"),
+        TEMPLATE_WAIT,
+    )
+    .await?;
     match snapshot::get(ctx, template) {
         Ok((row, info))
             if info.missing_files.is_empty()
