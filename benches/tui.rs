@@ -39,6 +39,7 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
                     tap: Some(format!("tap{}", i + 2)),
                     pid: Some(10_000 + i as i64),
                     created_at: format!("2026-05-07T12:{:02}:{:02}+00:00", i / 60 % 60, i % 60),
+                    cloned_from: None,
                     ssh_command: None,
                 },
                 cpu_pct: Some((i % 100) as f64 / 3.0),

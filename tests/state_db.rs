@@ -360,7 +360,7 @@ fn sandbox_list_shows_the_preset_column() {
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["ID", "STATUS", "BACKEND", "PRESET", "IP", "PID", "CREATED"],
+        ["ID", "STATUS", "BACKEND", "PRESET", "TEMPLATE", "IP", "PID", "CREATED"],
         "{text}"
     );
     let preset_of = |id: &str| {

@@ -73,6 +73,7 @@ fn vm(
                 "2026-05-07T12:00:{:02}+00:00",
                 ORDER.iter().position(|x| *x == id).unwrap_or(99)
             ),
+            cloned_from: None,
             ssh_command: ip.map(|ip| {
                 smolvm::core::lifecycle::ssh_command(
                     std::path::Path::new("/home/u/.smolvm/keys"),

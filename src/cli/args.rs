@@ -258,6 +258,13 @@ pub struct PresetStartArgs {
     /// Do not launch the agent; print how to connect.
     #[arg(long, overrides_with = "attach")]
     pub no_attach: bool,
+    /// Clone the preset's template snapshot instead of booting cold (made by the first
+    /// warm start; QEMU; a start with --mount starts cold).
+    #[arg(long, overrides_with = "cold")]
+    pub warm: bool,
+    /// Boot cold even when the preset's `warm = true`.
+    #[arg(long, overrides_with = "warm")]
+    pub cold: bool,
 }
 
 /// `--install-timeout`: seconds, more than 0.

@@ -72,6 +72,7 @@ fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
             live_only: a.live_only,
             flush: a.flush_policy,
             for_clone: a.for_clone,
+            warm_fingerprint: None,
         };
         block_on(snapshot::create(&ctx, &opts))?
     })();
@@ -195,7 +196,10 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
             [
                 s.id.clone(),
                 s.vm_id.to_string(),
-                s.kind.to_string(),
+                match &s.warm_template_for {
+                    Some(p) => format!("{} (warm template: {p})", s.kind),
+                    None => s.kind.to_string(),
+                },
                 s.backend.to_string(),
                 if s.missing_files.is_empty() {
                     format_size(s.size_bytes)
@@ -240,6 +244,7 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
             name: a.name.clone(),
             boot_timeout: a.boot_timeout,
             copy_memory: a.copy_memory,
+            network: None,
         };
         let ctx = open_ctx(env)?;
         block_on(snapshot::clone(&ctx, &opts, &progress(a.json)))?

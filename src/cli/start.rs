@@ -183,8 +183,16 @@ pub fn preset_start(
         let mut opts = options(flags, env)?;
         opts.preset = Some(preset.to_string());
         let ctx = open_ctx(env)?;
-        let rep =
-            crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(flags.json)))??;
+        let registry = crate::core::presets::Registry::load(env);
+        let warm = crate::core::warm::wanted(args.warm, args.cold, registry.find(preset));
+        let p = progress(flags.json);
+        let rep = crate::core::runtime::block_on(async {
+            if warm {
+                crate::core::warm::preset_start(&ctx, &opts, &p).await
+            } else {
+                start::create(&ctx, &opts, &p).await
+            }
+        })??;
         Ok::<_, Error>((ctx, rep))
     })();
     let (ctx, rep) = match r {
@@ -197,6 +205,17 @@ pub fn preset_start(
         return 0;
     }
     print_started(command, false, &rep);
+    if let Some(w) = &rep.warm {
+        line(format!(
+            "  Template: {} ({})",
+            w.template,
+            if w.built {
+                "made by this start"
+            } else {
+                "cloned"
+            }
+        ));
+    }
     if let Some(f) = &rep.forwarded {
         if !f.copied_configs.is_empty() {
             line(format!("  Copied:   {}", f.copied_configs.join(", ")));

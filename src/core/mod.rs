@@ -49,6 +49,7 @@ pub mod teardown;
 pub mod units;
 pub mod version;
 pub mod vm;
+pub mod warm;
 
 pub use error::{Error, ErrorCode, Result};
 

@@ -38,6 +38,8 @@ pub struct SandboxInfo {
     pub tap: Option<String>,
     pub pid: Option<i64>,
     pub created_at: String,
+    /// The snapshot it was cloned from (a warm start's template included).
+    pub cloned_from: Option<String>,
     /// What `smolvm sandbox ssh <id>` runs, as one shell line
     /// ([`ssh_command`](super::lifecycle::ssh_command)); `None` without a guest IP.
     #[serde(skip)]
@@ -62,6 +64,7 @@ impl SandboxInfo {
             tap: net.tap_device,
             pid: vm.pid,
             created_at: vm.created_at.clone(),
+            cloned_from: vm.config.extras.cloned_from.clone(),
         }
     }
 
@@ -87,6 +90,7 @@ impl SandboxInfo {
             VmCol::Ssh => self.ssh_port.map_or_else(dash, |p| p.to_string()),
             VmCol::Pid => self.pid.map_or_else(dash, |p| p.to_string()),
             VmCol::Created => self.created_at.clone(),
+            VmCol::Template => self.cloned_from.clone().unwrap_or_else(dash),
             VmCol::Net | VmCol::Egress | VmCol::Uptime | VmCol::Cpu | VmCol::Rss => return None,
         })
     }
@@ -239,6 +243,7 @@ mod tests {
             tap: None,
             pid,
             created_at: String::new(),
+            cloned_from: None,
             ssh_command: None,
         }
     }

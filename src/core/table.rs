@@ -27,6 +27,8 @@ pub enum VmCol {
     Cpu,
     Rss,
     Created,
+    /// The snapshot a clone (a warm start's included) was made from.
+    Template,
 }
 
 /// An image table column: the field it shows, and the key the dashboard sorts by.
@@ -121,11 +123,12 @@ pub const VM_PANE: [Column<VmCol>; 13] = [
 ];
 
 /// `smolvm sandbox list`, in display order (widths come from the content).
-pub const VM_LIST: [Column<VmCol>; 7] = [
+pub const VM_LIST: [Column<VmCol>; 8] = [
     VM_PANE[0],
     VM_PANE[1],
     VM_PANE[2],
     VM_PANE[3],
+    Column::new(VmCol::Template, "TEMPLATE", 0, 13),
     VM_PANE[4],
     VM_PANE[8],
     Column::new(VmCol::Created, "CREATED", 0, 12),
@@ -284,7 +287,7 @@ mod tests {
     fn the_cli_views_share_the_pane_titles() {
         assert_eq!(
             titles(&VM_LIST),
-            ["ID", "STATUS", "BACKEND", "PRESET", "IP", "PID", "CREATED"]
+            ["ID", "STATUS", "BACKEND", "PRESET", "TEMPLATE", "IP", "PID", "CREATED"]
         );
         assert_eq!(
             VM_LIST.map(|c| c.id),
@@ -293,6 +296,7 @@ mod tests {
                 VmCol::Status,
                 VmCol::Backend,
                 VmCol::Preset,
+                VmCol::Template,
                 VmCol::Ip,
                 VmCol::Pid,
                 VmCol::Created

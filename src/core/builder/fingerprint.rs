@@ -133,7 +133,7 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     }
     Ok(())
 }
-pub(super) fn kernel_sha(kernel: &Path) -> Result<String> {
+pub(crate) fn kernel_sha(kernel: &Path) -> Result<String> {
     if !kernel.is_file() {
         return Err(Error::runtime(format!(
             "kernel {} does not exist",

@@ -35,6 +35,7 @@ use crate::sys::env::Env;
 use crate::sys::open;
 
 pub use crate::core::images::store::{built_image, validate_name};
+pub(crate) use fingerprint::kernel_sha;
 pub use fingerprint::{dockerfile_fingerprint, fingerprint};
 pub use plan::check_replaceable;
 pub use recipe::{
@@ -43,7 +44,8 @@ pub use recipe::{
 };
 
 use engine::{debootstrap, docker_build, resolve_engine};
-use fingerprint::{kernel_sha, sha256_hex};
+
+pub(crate) use fingerprint::sha256_hex;
 use plan::{run_plan, Plan};
 use recipe::customise;
 

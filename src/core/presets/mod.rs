@@ -121,6 +121,8 @@ pub struct Preset {
     pub debian: Option<Recipe>,
     pub alpine: Option<Recipe>,
     pub requires: Vec<Requirement>,
+    /// `<preset> start` is a warm start unless `--cold` (`warm = true`).
+    pub warm: bool,
 }
 
 impl Preset {
@@ -166,6 +168,7 @@ struct RawPreset {
     debian: Option<RawRecipe>,
     alpine: Option<RawRecipe>,
     requires: Option<BTreeMap<String, String>>,
+    warm: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +206,7 @@ impl RawPreset {
             debian: self.debian.or(b.debian),
             alpine: self.alpine.or(b.alpine),
             requires: self.requires.or(b.requires),
+            warm: self.warm.or(b.warm),
         }
     }
 }
@@ -362,6 +366,7 @@ fn validate(name: &str, raw: RawPreset) -> std::result::Result<Preset, String> {
         debian,
         alpine,
         requires,
+        warm: raw.warm.unwrap_or(false),
     })
 }
 
@@ -791,6 +796,26 @@ requires = { ruby = "3" }
         assert!(
             broken.problems[0].starts_with("f.toml: ")
                 && broken.problems[0].ends_with("using the built-in presets")
+        );
+    }
+
+    /// `warm = true` makes a preset's starts warm; it is kept over a built-in one field by
+    /// field, and anything but a boolean is reported like any bad field.
+    #[test]
+    fn the_warm_key_makes_starts_warm_and_must_be_a_boolean() {
+        assert!(Registry::builtin().presets.iter().all(|p| !p.warm));
+        let text = "[claude-code]\nwarm = true\n\n[w]\nlaunch = \"x\"\nwarm = \"yes\"\n";
+        let r = Registry::with_user(Some(text), "f.toml");
+        let c = r.find("claude").unwrap();
+        assert!(c.warm);
+        assert_eq!(c.launch, "claude", "the other fields stay built-in");
+        assert!(r.find("w").is_none());
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.starts_with("f.toml: [w]: ") && p.contains("bool")),
+            "{:?}",
+            r.problems
         );
     }
 

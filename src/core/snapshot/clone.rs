@@ -114,6 +114,8 @@ pub struct CloneOptions {
     /// Load the snapshot's RAM into each clone's own memory (as a restore does) instead
     /// of mapping its RAM file.
     pub copy_memory: bool,
+    /// The clone's egress policy and SSH publication (default: its snapshot's).
+    pub network: Option<crate::core::egress::Settings>,
 }
 
 /// What `clone` made: the snapshot and one entry per clone.
@@ -271,8 +273,12 @@ async fn clone_one(
             c.extras.restored_from_snapshot = None;
             c.extras.clone_agent = None;
             c.extras.cloned_from = Some(info.id.clone());
+            c.extras.warm_template = None;
         })?;
-    let settings = crate::core::egress::snapshot_settings(&ctx.store, &info.id, &row.vm_config);
+    let settings = match &opts.network {
+        Some(s) => s.clone(),
+        None => crate::core::egress::snapshot_settings(&ctx.store, &info.id, &row.vm_config),
+    };
     let r = match crate::core::egress::save(&ctx.store, id, &settings) {
         Ok(()) => bring_up(ctx, info, &runtime, id, &disk, opts, &abort, progress).await,
         Err(e) => Err(e),

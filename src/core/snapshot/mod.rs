@@ -27,6 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
+pub(crate) use clone::agent_launch_command;
 pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
@@ -135,6 +136,8 @@ pub struct CreateOptions {
     /// A template for `sandbox clone`: the clone agent is started in the guest first (a
     /// running QEMU sandbox, full type only).
     pub for_clone: bool,
+    /// A warm-start template (with `for_clone`): the fingerprint it is kept under.
+    pub warm_fingerprint: Option<String>,
 }
 
 impl CreateOptions {
@@ -149,6 +152,7 @@ impl CreateOptions {
             live_only: false,
             flush: FlushPolicy::default(),
             for_clone: false,
+            warm_fingerprint: None,
         }
     }
 }
@@ -174,6 +178,8 @@ pub struct SnapshotInfo {
     pub snapshot_id: String,
     pub snapshot_type: SnapshotType,
     pub artifacts: Artifacts,
+    /// A warm-start template: the preset whose warm starts clone it (`core::warm`).
+    pub warm_template_for: Option<String>,
 }
 
 impl SnapshotInfo {
@@ -279,6 +285,12 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         snapshot_id: s.snapshot_id.clone(),
         snapshot_type: SnapshotType::parse(s.kind()).unwrap_or_default(),
         artifacts: Artifacts::of(s),
+        warm_template_for: s
+            .vm_config
+            .extras
+            .warm_template
+            .as_ref()
+            .map(|_| s.vm_config.preset.clone().unwrap_or_default()),
     }
 }
 
@@ -666,6 +678,7 @@ async fn write_snapshot(
     config.rootfs_path = Some(disk.to_path_buf());
     if opts.for_clone {
         config.extras.clone_agent = Some(true);
+        config.extras.warm_template = opts.warm_fingerprint.clone();
     }
     let row = SnapshotRecord {
         snapshot_id: id.to_string(),
@@ -814,6 +827,7 @@ mod tests {
                 memory_path: None,
                 disk_path: String::new(),
             },
+            warm_template_for: None,
         };
         assert!(info.require_files("cloned").is_ok());
         info.missing_files = vec!["disk.ext4".into(), "state".into()];

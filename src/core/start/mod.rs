@@ -55,8 +55,8 @@ pub(crate) use checked::{check as check_config, check_disk_only, check_kernel_an
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
 pub(crate) use network::setup_network;
-use report::{mark_failed, put_back, report};
-pub(crate) use report::{ms, roll_back};
+use report::{mark_failed, put_back};
+pub(crate) use report::{ms, report, roll_back};
 pub(crate) use vmm::{
     claim_leftover_socket, control_socket_up, settle, spawn_vmm, VmmJob, VmmUser,
 };
@@ -103,6 +103,9 @@ pub struct StartOptions {
     pub bridge: Option<String>,
     /// `--guest-ip` (and `--guest-gateway`): the bridged guest's static address.
     pub bridge_address: Option<bridged::GuestAddress>,
+    /// A preset start that forwards nothing from the host (a warm template's boot: no
+    /// env var, config or credential may reach it).
+    pub no_forward: bool,
 }
 
 impl StartOptions {
@@ -189,6 +192,19 @@ pub struct StartReport {
     /// What a preset start forwarded from the host (SmolVM's `preset` object).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarded: Option<crate::core::presets::forward::ForwardReport>,
+    /// A warm start: the template it was cloned from (`core::warm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm: Option<WarmInfo>,
+}
+
+/// Where a warm start came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WarmInfo {
+    /// The template snapshot the sandbox was cloned from.
+    pub template: String,
+    /// The template was made by this start (none fit: first warm start, or its image,
+    /// kernel, recipe or sizes changed).
+    pub built: bool,
 }
 
 fn rt(e: impl std::fmt::Display) -> Error {
@@ -509,23 +525,8 @@ pub async fn create(
         let mut rep = boot(ctx, &id, &checked, &runtime, log, socket, &abort, progress).await?;
         rep.preset = preset.clone();
         abort.check(progress)?;
-        if let Some(p) = registry {
-            // Host configs and env vars into the guest (nothing reaches SSH when there is
-            // nothing to forward).
-            let guest = super::presets::forward::Guest {
-                keys_dir: ctx.paths.keys_dir.clone(),
-                ip: rep.ip.clone(),
-            };
-            let (p, env) = (p.clone(), ctx.env.clone());
-            let fwd = tokio::task::spawn_blocking(move || {
-                super::presets::forward::forward(&guest, &p, &env)
-            })
-            .await
-            .map_err(rt)??;
-            for s in &fwd.skipped {
-                progress.emit(StartEvent::Warning(format!("not copied: {s}")));
-            }
-            rep.forwarded = Some(fwd);
+        if let Some(p) = registry.filter(|_| !opts.no_forward) {
+            rep.forwarded = Some(forward(ctx, p, &rep.ip, progress).await?);
             abort.check(progress)?;
         }
         rep.timings.image_ms = ms(image_time);
@@ -537,6 +538,45 @@ pub async fn create(
         Ok(rep) => Ok(rep),
         Err(e) => Err(roll_back(ctx, &id, e, progress).await),
     }
+}
+
+/// Host configs and env vars into a started preset's guest at `ip` (nothing reaches SSH
+/// when there is nothing to forward); what was skipped is a warning.
+pub(crate) async fn forward(
+    ctx: &Ctx,
+    p: &Preset,
+    ip: &str,
+    progress: &Progress<StartEvent>,
+) -> Result<crate::core::presets::forward::ForwardReport> {
+    let guest = super::presets::forward::Guest {
+        keys_dir: ctx.paths.keys_dir.clone(),
+        ip: ip.to_string(),
+    };
+    let (p, env) = (p.clone(), ctx.env.clone());
+    let fwd =
+        tokio::task::spawn_blocking(move || super::presets::forward::forward(&guest, &p, &env))
+            .await
+            .map_err(rt)??;
+    for s in &fwd.skipped {
+        progress.emit(StartEvent::Warning(format!("not copied: {s}")));
+    }
+    Ok(fwd)
+}
+
+/// The preset's kernel and root file system as a start resolves them (pulled, a custom
+/// build, or its local image built once), on a plain thread like `create`'s.
+pub(crate) fn preset_image(
+    ctx: &Ctx,
+    opts: &StartOptions,
+    preset: &Preset,
+    vmm: Vmm,
+    progress: &Progress<StartEvent>,
+) -> Result<(PathBuf, PathBuf)> {
+    std::thread::scope(|s| {
+        s.spawn(|| resolve_image(ctx, opts, Some(preset), vmm, progress))
+            .join()
+    })
+    .map_err(|_| rt("image resolution panicked"))?
 }
 
 /// `sandbox start <id>`: boot a created, stopped or failed sandbox again, holding its

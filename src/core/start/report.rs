@@ -19,7 +19,7 @@ pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-pub(super) fn report(
+pub(crate) fn report(
     ctx: &Ctx,
     id: &str,
     runtime: &Runtime,
@@ -49,6 +49,7 @@ pub(super) fn report(
         log_path: ctx.log_path(id)?,
         timings: Timings::default(),
         forwarded: None,
+        warm: None,
     })
 }
 

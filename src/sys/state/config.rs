@@ -108,6 +108,10 @@ pub struct VmExtras {
     /// The snapshot this sandbox was cloned from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloned_from: Option<String>,
+    /// (A snapshot's copy) a warm-start template: the fingerprint of the image, kernel,
+    /// recipe, preset and sizes it was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_template: Option<String>,
 }
 
 impl VmExtras {
@@ -131,6 +135,7 @@ impl VmExtras {
             agent_port: self.agent_port.or(fallback.agent_port),
             clone_agent: self.clone_agent.or(fallback.clone_agent),
             cloned_from: self.cloned_from.or(fallback.cloned_from),
+            warm_template: self.warm_template.or(fallback.warm_template),
         }
     }
 

@@ -54,6 +54,7 @@ impl DataToCell<VmCol> for VmRow {
                 .rss_bytes
                 .map_or_else(dash, crate::core::units::format_size),
             VmCol::Created => i.created_at.clone(),
+            VmCol::Template => i.cloned_from.clone().unwrap_or_else(dash),
         }
     }
 
@@ -92,6 +93,7 @@ impl DataToCell<VmCol> for VmRow {
             VmCol::Cpu => a.cpu_pct.partial_cmp(&b.cpu_pct).unwrap_or(Ordering::Equal),
             VmCol::Rss => a.rss_bytes.cmp(&b.rss_bytes),
             VmCol::Created => a.info.created_at.cmp(&b.info.created_at),
+            VmCol::Template => a.info.cloned_from.cmp(&b.info.cloned_from),
             // ID: store order (oldest first)
             VmCol::Id => Ordering::Equal,
         }

@@ -1,0 +1,100 @@
+//! Warm start benchmark (`cargo bench --bench warm`, as root; TCG here): the wall time of
+//! `smolvm <preset> start --warm --no-attach` (a clone of the preset's template, returning
+//! once its SSH answers and the preset's env var is forwarded) against the same start
+//! without `--warm` (a cold boot), for a test preset on the Debian test image (512 MiB),
+//! runs alternated, medians reported. The first warm start, which makes the template, is
+//! timed on its own and left out of the median; each warm run's own split (image, the
+//! clone up to its SSH answering, all of it inside smolvm) is printed, the rest being the
+//! forwarding's SSH sessions. `SMOLVM_BENCH_RUNS` sets the count of each timing (default
+//! 3). The figures are TCG's here (the accelerator is printed).
+//!
+//! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::bench::median;
+use support::cleanup::NetNs;
+use support::images::{self, Row};
+use support::Home;
+
+const PRESET: &str = "[warmy]\nmemory_mib = 512\ndisk_mib = 1024\nlaunch = \"true\"\n\
+env = [\"WARM_TOKEN\"]\n";
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("warm bench skipped under cargo test (run: cargo bench --bench warm)");
+        return;
+    }
+    if !support::is_root() {
+        println!("warm bench skipped: needs root (network namespaces, TAPs, nftables)");
+        return;
+    }
+    let n = support::bench::runs(3);
+    let rootfs = images::debian_rootfs();
+    let h = Home::new();
+    h.user_presets(PRESET);
+    let manifest = images::manifest(
+        h.tmp.path(),
+        &[Row {
+            preset: "warmy",
+            rootfs: &rootfs,
+        }],
+    );
+    let ns = NetNs::with_uplink();
+    let smolvm = |args: &[&str]| {
+        let mut c = ns.cmd(&h, "smolvm");
+        c.env("SMOLVM_MANIFEST", &manifest)
+            .env("WARM_TOKEN", "bench-token")
+            .args(args)
+            .timeout(Duration::from_secs(900));
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "smolvm {args:?}: {}{}",
+            support::stdout(&out),
+            support::stderr(&out)
+        );
+        support::json(&out)
+    };
+    let start = |name: &str, warm: bool| {
+        let mut args = vec!["warmy", "start", "-n", name, "--no-attach", "--json"];
+        if warm {
+            args.push("--warm");
+        }
+        let t = Instant::now();
+        let v = smolvm(&args);
+        let s = t.elapsed().as_secs_f64();
+        smolvm(&["sandbox", "delete", name, "--timeout", "3", "--json"]);
+        (s, v)
+    };
+    let (first, v) = start("vm-first", true);
+    assert_eq!(v["data"]["warm"]["built"], true, "{v}");
+    let accel = v["data"]["accelerator"].as_str().unwrap_or("?").to_string();
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        cold.push(start(&format!("vm-cold-{i}"), false).0);
+        let (t, v) = start(&format!("vm-warm-{i}"), true);
+        assert_eq!(v["data"]["warm"]["built"], false, "{v}");
+        let ms = |k: &str| v["data"]["timings"][k].as_f64().unwrap_or(0.0) / 1000.0;
+        println!(
+            "warm run {i}: image {:.2} s, clone to SSH {:.2} s, total in smolvm {:.2} s",
+            ms("image_ms"),
+            ms("boot_ms"),
+            ms("total_ms")
+        );
+        warm.push(t);
+    }
+    let (c, w) = (median(&mut cold), median(&mut warm));
+    println!("accelerator: {accel}, runs: {n} (times in s)");
+    println!("cold `warmy start` to SSH + env:         median {c:.2}  ({cold:.2?})");
+    println!("warm `warmy start --warm` to SSH + env:  median {w:.2}  ({warm:.2?})");
+    println!("first warm start (makes the template):   {first:.2}");
+    println!("a warm start is {:.1}x faster than a cold one", c / w);
+    let _ = ns
+        .cmd(&h, "smolvm")
+        .args(["cleanup", "--all", "--force", "--json"])
+        .output();
+}
