@@ -2694,6 +2694,36 @@ fn deleting_in_a_form_field_follows_the_keymap() {
     assert_eq!(edit(&mut a, std::slice::from_ref(&del)), "abc");
     assert_eq!(edit(&mut a, &[ctrl('h')]), "ac");
     assert_eq!(edit(&mut a, &[ctrl('d')]), "abc");
+    // The cleanup dialog's prefix field follows the same keys.
+    let cleanup_prefix = |a: &mut App, k: Input| -> String {
+        a.update(key('c'));
+        typed(a, "x");
+        a.update(k);
+        let text = match &a.dialog {
+            Some(Dialog::Cleanup(d)) => d.prefix.lines().join(""),
+            _ => panic!("no cleanup dialog"),
+        };
+        a.update(code(KeyCode::Esc));
+        text
+    };
+    let start = {
+        let mut a = full_app(160, 48);
+        a.update(key('c'));
+        let p = match &a.dialog {
+            Some(Dialog::Cleanup(d)) => d.prefix.lines().join(""),
+            _ => panic!("no cleanup dialog"),
+        };
+        p
+    };
+    let mut a = full_app(160, 48);
+    assert_eq!(cleanup_prefix(&mut a, back.clone()), start);
+    let mut a = app_with_keymap(
+        "[form]\ndelete_back = [\"ctrl-h\"]\ndelete_forward = [\"backspace\"]\n",
+        160,
+        48,
+    );
+    assert_eq!(cleanup_prefix(&mut a, back.clone()), format!("{start}x"));
+    assert_eq!(cleanup_prefix(&mut a, ctrl('h')), start);
 }
 
 #[test]

@@ -89,7 +89,7 @@ impl CleanupDialog {
         if toggled {
             self.all = !self.all;
         } else {
-            self.prefix.input(k);
+            super::edit_field(&mut self.prefix, k, keymap);
         }
         let after = (text_of(&self.prefix), self.all);
         if after == before {
