@@ -369,8 +369,16 @@ fn the_configuration_files_are_the_man_pages() {
     let readme = read("README.md");
     let files = table_rows(section(&readme, "Configuration"), "| file | what |");
     let listed: BTreeSet<String> = files.iter().flat_map(|r| spans(&r[0])).collect();
+    // Isolated like every test's smolvm: as root it would otherwise log into
+    // /var/lib/smolvm.
+    let t = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("smolvm"))
         .arg("man")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", t.path())
+        .env("SMOLVM_DATA_DIR", t.path().join("state"))
+        .env("SMOLVM_SYSTEM_DATA_DIR", t.path().join("system-state"))
         .output()
         .unwrap();
     let page = String::from_utf8(out.stdout).unwrap();
