@@ -59,6 +59,7 @@ fn main() {
     let run = |args: &[&str]| {
         let mut c = ns.cmd(&h, "smolvm");
         c.env("SMOLVM_MANIFEST", &manifest)
+            .env("SMOLVM_LOG", "smolvm=debug")
             .args(args)
             .timeout(Duration::from_secs(600));
         let out = c.output().unwrap();
@@ -105,6 +106,25 @@ fn main() {
         let v = smolvm(&args);
         (t.elapsed().as_secs_f64(), v)
     };
+    // Where each clone's time went: the debug lines `clone: …` and `agent: …` smolvm's log
+    // got since the last call.
+    let log = h.data.join("logs/smolvm.log");
+    let seen = std::cell::Cell::new(0usize);
+    let split = |what: &str| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let from = if seen.get() <= text.len() {
+            seen.get()
+        } else {
+            0
+        };
+        seen.set(text.len());
+        println!("  split of {what}:");
+        for l in text[from..].lines().filter(|l| {
+            l.contains("clone: ") || l.contains("agent: ") || l.contains("cloning at once")
+        }) {
+            println!("    {}", l.trim());
+        }
+    };
     let delete_clones = |v: &serde_json::Value| {
         for c in v["data"]["clones"].as_array().unwrap() {
             smolvm(&[
@@ -146,11 +166,15 @@ fn main() {
         let name = format!("vm-cold-{i}");
         cold.push(create(&name).0);
         smolvm(&["sandbox", "delete", &name, "--timeout", "3", "--json"]);
+        split("the runs before");
         let (t, v) = clone("1", &[]);
         one.push(t);
+        split(&format!("1 clone, run {i} ({t:.2} s)"));
         delete_clones(&v);
+        split("the deletes");
         let (t, v) = clone("4", &[]);
         four.push(t);
+        split(&format!("4 clones, run {i} ({t:.2} s)"));
         delete_clones(&v);
     }
     let (c, o, f) = (median(&mut cold), median(&mut one), median(&mut four));

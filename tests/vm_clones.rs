@@ -106,6 +106,17 @@ fn clones_of_a_running_sandbox_have_its_processes_and_their_own_addresses() {
     let clones = c["data"]["clones"].as_array().unwrap().clone();
     let names: Vec<&str> = clones.iter().map(|x| x["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["c-1", "c-2"]);
+    // They were brought up at once: the run took less than their own times added up (one
+    // after the other it takes more).
+    let each: f64 = clones
+        .iter()
+        .map(|x| x["elapsed_ms"].as_f64().unwrap())
+        .sum();
+    let all = c["data"]["elapsed_ms"].as_f64().unwrap();
+    assert!(
+        all < each,
+        "the run {all} ms, the clones {each} ms together"
+    );
     let ips: Vec<String> = clones
         .iter()
         .map(|x| x["ip_address"].as_str().unwrap().to_string())

@@ -245,6 +245,7 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
             boot_timeout: a.boot_timeout,
             copy_memory: a.copy_memory,
             network: None,
+            parallel: None,
         };
         let ctx = open_ctx(env)?;
         block_on(snapshot::clone(&ctx, &opts, &progress(a.json)))?

@@ -277,6 +277,21 @@ impl Ctx {
         )
         .await
     }
+
+    /// [`Ctx::lock`] plus SmolVM's snapshot lock of the sandbox (a clone's: its snapshot's
+    /// own lock is taken once for the whole run, [`Ctx::lock_snapshot`]).
+    pub async fn lock_for_clone(&self, id: &VmId, what: &str) -> Result<VmLock> {
+        VmLock::acquire_for_snapshot(&self.data_dir, id, None, what, lock_timeout(&self.env)?).await
+    }
+
+    /// SmolVM's lock of snapshot `snapshot_id` alone, after the sandboxes' locks.
+    pub async fn lock_snapshot(
+        &self,
+        snapshot_id: &str,
+        what: &str,
+    ) -> Result<crate::core::lock::SnapshotLock> {
+        VmLock::acquire_snapshot(&self.data_dir, snapshot_id, what, lock_timeout(&self.env)?).await
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,9 @@ impl VmLock {
             let mut held = Vec::new();
             for p in &paths {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                held.push(lock::acquire(p, &what, left).map_err(|e| busy(&vm_id, wait, e))?);
+                held.push(
+                    lock::acquire(p, &what, left).map_err(|e| busy("Sandbox", &vm_id, wait, e))?,
+                );
             }
             let vm = held.remove(0);
             Ok(VmLock {
@@ -101,6 +103,29 @@ impl VmLock {
                 _extra: held,
                 _vm: vm,
             })
+        })
+        .await
+        .map_err(|e| Error::runtime(e.to_string()))?
+    }
+
+    /// SmolVM's lock of snapshot `snapshot_id` alone (`snapshot-<id>.lock`): a clone run
+    /// takes it once, after every clone's own lock ([`VmLock::acquire_for_snapshot`] with
+    /// no snapshot), so its clones are made at once under one hold.
+    pub async fn acquire_snapshot(
+        data_dir: &Path,
+        snapshot_id: &str,
+        what: &str,
+        wait: Duration,
+    ) -> Result<SnapshotLock> {
+        if !is_vm_id(snapshot_id) {
+            return Err(super::error::invalid_snapshot_id(snapshot_id));
+        }
+        let path = lock::path(data_dir, &format!("snapshot-{snapshot_id}.lock"));
+        let (id, what) = (snapshot_id.to_string(), what.to_string());
+        tokio::task::spawn_blocking(move || {
+            lock::acquire(&path, &what, wait)
+                .map(|h| SnapshotLock { _held: h })
+                .map_err(|e| busy("Snapshot", &id, wait, e))
         })
         .await
         .map_err(|e| Error::runtime(e.to_string()))?
@@ -116,9 +141,15 @@ impl VmLock {
     }
 }
 
+/// A snapshot's own lock ([`VmLock::acquire_snapshot`]), held until dropped.
+#[derive(Debug)]
+pub struct SnapshotLock {
+    _held: Held,
+}
+
 /// The error of a lock that could not be taken: `busy` (exit 1) naming the holder, or a
-/// runtime error for a lock file that cannot be used.
-fn busy(id: &str, wait: Duration, e: LockError) -> Error {
+/// runtime error for a lock file that cannot be used. `noun` is `Sandbox` or `Snapshot`.
+fn busy(noun: &str, id: &str, wait: Duration, e: LockError) -> Error {
     match e {
         LockError::Busy { holder, .. } => {
             let who = match (&holder.operation, &holder.command, holder.pid) {
@@ -131,7 +162,7 @@ fn busy(id: &str, wait: Duration, e: LockError) -> Error {
             Error::new(
                 ErrorCode::Busy,
                 format!(
-                    "Sandbox '{id}' is busy: {who} is working on it (waited {})",
+                    "{noun} '{id}' is busy: {who} is working on it (waited {})",
                     seconds(wait)
                 ),
             )
@@ -215,6 +246,56 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(e.message.contains("not found"), "{}", e.message);
+        });
+    }
+
+    /// A clone run's locks: each clone's own (with its snapshot lock) side by side, the
+    /// snapshot's once; a second run of that snapshot is busy and told so, by the
+    /// snapshot's name.
+    #[test]
+    fn a_clone_run_holds_its_clones_locks_and_the_snapshots_once() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = tempfile::tempdir().unwrap();
+        rt.block_on(async {
+            let what = "sandbox clone s1";
+            let c1 = VmLock::acquire_for_snapshot(t.path(), "c-1", None, what, Duration::ZERO)
+                .await
+                .unwrap();
+            let c2 = VmLock::acquire_for_snapshot(t.path(), "c-2", None, what, Duration::ZERO)
+                .await
+                .unwrap();
+            let s = VmLock::acquire_snapshot(t.path(), "s1", what, Duration::ZERO)
+                .await
+                .unwrap();
+            for f in ["c-1.snapshot.lock", "c-2.snapshot.lock", "snapshot-s1.lock"] {
+                assert!(t.path().join("locks").join(f).is_file(), "{f}");
+            }
+            let e = VmLock::acquire_snapshot(t.path(), "s1", what, Duration::from_millis(100))
+                .await
+                .unwrap_err();
+            assert_eq!((e.code, e.exit_code()), (ErrorCode::Busy, 1));
+            let me = std::process::id();
+            assert_eq!(
+                e.message,
+                format!("Snapshot 's1' is busy: 'smolvm sandbox clone s1' (pid {me}) is working on it (waited 0.1 s)")
+            );
+            // A restore of that snapshot into another sandbox waits for the run too.
+            let e = VmLock::acquire_for_snapshot(t.path(), "vm-r", Some("s1"), "x", Duration::ZERO)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, ErrorCode::Busy);
+            drop((c1, c2, s));
+            VmLock::acquire_snapshot(t.path(), "s1", what, Duration::ZERO)
+                .await
+                .unwrap();
+            let e = VmLock::acquire_snapshot(t.path(), "../s", what, Duration::ZERO)
+                .await
+                .unwrap_err();
+            assert!(!t.path().join("locks/snapshot-../s.lock").exists());
+            assert_ne!(e.code, ErrorCode::Busy);
         });
     }
 }

@@ -1,13 +1,14 @@
 //! `sandbox branch SANDBOX [--count N] [--prefix P] [--snapshot-id ID]`: a running QEMU
 //! sandbox branched into N clones in one step — a `--for-clone` snapshot of it (the source
 //! pauses for it and runs on: its RAM is written to the template's own file, which it never
-//! maps), then N clones of that snapshot, one after another, each reporting its own
-//! progress. The dashboard's "branch" runs this same function.
+//! maps), then N clones of that snapshot, brought up at once (up to
+//! [`default_parallel`](super::clone::default_parallel)), each reporting its own progress.
+//! The dashboard's "branch" runs this same function.
 //!
 //! The template snapshot stays (clones map its RAM file; `snapshot delete` refuses while
-//! they do). A clone that fails is rolled back by `clone`; the clones made before it are
-//! kept and named in the error. A cancel stops before the next clone and says what was
-//! made.
+//! they do). A clone that fails is rolled back alone; the clones made are kept and named
+//! in the error, and no further clone begins. A cancel stops the clones being made (each
+//! rolled back) and begins no other; the error says what was made.
 
 use std::time::{Duration, Instant};
 
@@ -105,7 +106,7 @@ impl BranchReport {
 }
 
 /// Snapshot `opts.vm_id` for cloning (the source runs on) and make `opts.count` clones of
-/// it, one after another.
+/// it, several at once.
 pub async fn branch(
     ctx: &Ctx,
     opts: &BranchOptions,
@@ -145,7 +146,6 @@ pub async fn branch(
     .await?;
     let snapshot_id = made.snapshot.id.clone();
     progress.emit(BranchEvent::Snapshotted(snapshot_id.clone()));
-    let mut clones: Vec<ClonedVm> = Vec::new();
     let kept = |clones: &[ClonedVm]| -> String {
         let names: Vec<&str> = clones.iter().map(|c| c.vm.name.as_str()).collect();
         format!(
@@ -157,41 +157,47 @@ pub async fn branch(
             }
         )
     };
-    for (i, id) in ids.iter().enumerate() {
-        if progress.cancelled() {
-            return Err(Error::new(
-                ErrorCode::Interrupted,
-                format!("Branch of '{}' cancelled ({})", opts.vm_id, kept(&clones)),
-            ));
-        }
-        progress.emit(BranchEvent::Cloning {
-            id: id.clone(),
-            index: i + 1,
-            count: ids.len(),
-        });
-        let one = CloneOptions {
+    let cloned = super::clone::clone_all(
+        ctx,
+        &snapshot_id,
+        &ids,
+        &CloneOptions {
             snapshot_id: snapshot_id.clone(),
-            count: 1,
-            name: Some(id.to_string()),
+            count: opts.count,
             boot_timeout: opts.boot_timeout,
             ..CloneOptions::default()
-        };
-        let tag = id.clone();
-        let sink = progress.map(move |e: StartEvent| BranchEvent::Clone(tag.clone(), e));
-        match super::clone(ctx, &one, &sink).await {
-            Ok(mut r) => {
-                let c = r.clones.remove(0);
-                progress.emit(BranchEvent::Cloned(c.clone()));
-                clones.push(c);
-            }
-            Err(e) => {
-                return Err(Error::new(
-                    e.code,
-                    format!("{} ({})", e.message, kept(&clones)),
-                ))
-            }
-        }
+        },
+        &super::clone::Hooks {
+            progress: &|id| {
+                let tag = id.clone();
+                progress.map(move |e: StartEvent| BranchEvent::Clone(tag.clone(), e))
+            },
+            starting: &|i, id| {
+                progress.emit(BranchEvent::Cloning {
+                    id: id.clone(),
+                    index: i + 1,
+                    count: ids.len(),
+                })
+            },
+            done: &|c| progress.emit(BranchEvent::Cloned(c.clone())),
+            cancelled: &|| progress.cancelled(),
+        },
+    )
+    .await
+    .map_err(|e| Error::new(e.code, format!("{} ({})", e.message, kept(&[]))))?;
+    if let Some(f) = cloned.failed {
+        let cancelled = crate::core::job::is_cancel(&f.error) && f.more == 0;
+        let e = f.error(&kept(&cloned.clones));
+        return Err(if cancelled {
+            Error::new(
+                ErrorCode::Interrupted,
+                format!("Branch of '{}' cancelled: {}", opts.vm_id, e.message),
+            )
+        } else {
+            e
+        });
     }
+    let clones = cloned.clones;
     Ok(BranchReport {
         sandbox: opts.vm_id.clone(),
         source_status: made.source_status,

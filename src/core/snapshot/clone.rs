@@ -3,7 +3,7 @@
 //! its own — id, row, IP lease, MAC, TAP, SSH port, the snapshot's egress policy, a disk
 //! copied from the snapshot's (a reflink where the file system can, else sparse) — that
 //! loads the snapshot's RAM and device state, so the guest's processes go on in every
-//! clone.
+//! clone. The clones of one run are brought up at once (up to [`default_parallel`]).
 //!
 //! Re-addressing: a clone wakes up with the template's address. Every cold QEMU boot has a
 //! second UART (the guest's `ttyS1`, [`AgentPort`](crate::sys::vmm::qemu::AgentPort));
@@ -116,6 +116,8 @@ pub struct CloneOptions {
     pub copy_memory: bool,
     /// The clone's egress policy and SSH publication (default: its snapshot's).
     pub network: Option<crate::core::egress::Settings>,
+    /// How many clones are brought up at once (default [`default_parallel`]).
+    pub parallel: Option<usize>,
 }
 
 /// What `clone` made: the snapshot and one entry per clone.
@@ -190,9 +192,71 @@ pub(super) fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<VmId>> {
     Ok(ids)
 }
 
-/// Clone a `--for-clone` full QEMU snapshot into `count` running sandboxes, one after the
-/// other; a clone that fails is rolled back, and the ones made before it are kept (the
-/// error says which).
+/// How many clones are brought up at once by default: the host's CPU count, at least 2 (a
+/// clone mostly waits — on its disk copy, its QEMU, its guest's agent and SSH server).
+pub fn default_parallel() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .max(2)
+}
+
+/// What a clone run tells its caller about each clone.
+pub(super) struct Hooks<'a> {
+    /// Clone `id`'s own progress sink.
+    pub progress: &'a (dyn Fn(&VmId) -> Progress<StartEvent> + Sync),
+    /// Clone `index` (from 0) of the run begins.
+    pub starting: &'a (dyn Fn(usize, &VmId) + Sync),
+    /// A clone answers SSH.
+    pub done: &'a (dyn Fn(&ClonedVm) + Sync),
+    /// Whether the run was cancelled: no further clone begins.
+    pub cancelled: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// What a clone run made: the clones that answer SSH (in id order), and when some did not,
+/// the first failure (in id order) and how many failed or never began.
+pub(super) struct Made {
+    pub clones: Vec<ClonedVm>,
+    pub failed: Option<Failure>,
+}
+
+pub(super) struct Failure {
+    pub error: Error,
+    /// The other clones that failed.
+    pub more: usize,
+    /// The clones never begun (a failure or a cancel came first).
+    pub not_begun: Vec<VmId>,
+}
+
+impl Failure {
+    /// The first error, naming what else failed, what was never begun and what was kept
+    /// (`kept`: how the caller names the clones made).
+    pub fn error(self, kept: &str) -> Error {
+        let mut notes = Vec::new();
+        if self.more > 0 {
+            notes.push(format!("{} more failed", self.more));
+        }
+        if !self.not_begun.is_empty() {
+            let ids: Vec<&str> = self.not_begun.iter().map(VmId::as_str).collect();
+            notes.push(format!("not begun: {}", ids.join(", ")));
+        }
+        if !kept.is_empty() {
+            notes.push(kept.to_string());
+        }
+        if notes.is_empty() {
+            return self.error;
+        }
+        let message = format!("{} ({})", self.error.message, notes.join("; "));
+        Error {
+            message,
+            ..self.error
+        }
+    }
+}
+
+/// Clone a `--for-clone` full QEMU snapshot into `count` running sandboxes, up to
+/// [`default_parallel`] at once; a clone that fails is rolled back alone, the others are
+/// kept (the error says which) and no further clone begins.
 pub async fn clone(
     ctx: &Ctx,
     opts: &CloneOptions,
@@ -201,7 +265,45 @@ pub async fn clone(
     tracing::info!(snapshot = %opts.snapshot_id, count = opts.count, "cloning snapshot");
     let t0 = Instant::now();
     check_usage(opts)?;
-    let (row, info) = get(ctx, &opts.snapshot_id)?;
+    let (_, info) = checked_snapshot(ctx, &opts.snapshot_id)?;
+    let ids = clone_ids(ctx, opts)?;
+    let made = clone_all(
+        ctx,
+        &opts.snapshot_id,
+        &ids,
+        opts,
+        &Hooks {
+            progress: &|_| progress.map(|e| e),
+            starting: &|_, _| {},
+            done: &|_| {},
+            cancelled: &|| progress.cancelled(),
+        },
+    )
+    .await?;
+    if let Some(f) = made.failed {
+        let names: Vec<&str> = made.clones.iter().map(|c| c.vm.name.as_str()).collect();
+        let kept = if names.is_empty() {
+            String::new()
+        } else {
+            format!("clones made, kept: {}", names.join(", "))
+        };
+        return Err(f.error(&kept));
+    }
+    Ok(CloneReport {
+        snapshot_id: info.id.clone(),
+        template_vm_id: info.vm_id.clone(),
+        clones: made.clones,
+        elapsed_ms: start::ms(t0.elapsed()),
+    })
+}
+
+/// Snapshot `snapshot_id` if clones can be made of it: a full QEMU snapshot made for
+/// cloning, its files all there.
+fn checked_snapshot(
+    ctx: &Ctx,
+    snapshot_id: &str,
+) -> Result<(crate::sys::state::SnapshotRecord, SnapshotInfo)> {
+    let (row, info) = get(ctx, snapshot_id)?;
     if info.kind != SnapshotType::Full || row.backend() != "qemu" {
         return Err(Error::runtime(format!(
             "Snapshot '{}' is a {} {} snapshot; clones need a full QEMU snapshot",
@@ -222,31 +324,86 @@ pub async fn clone(
         )));
     }
     info.require_files("cloned")?;
-    let ids = clone_ids(ctx, opts)?;
-    let mut clones = Vec::new();
+    Ok((row, info))
+}
+
+/// Clones `ids` of snapshot `snapshot_id`, up to `opts.parallel` (else
+/// [`default_parallel`]) at once. Every clone's lock is taken first, then the snapshot's
+/// (the lock order of every snapshot operation), and held for the run: a lock that cannot
+/// be had fails the run before anything is made. Each clone's IP lease, TAP and SSH port
+/// come from one database transaction each, its nftables under the network lock. A clone
+/// that fails is rolled back alone; after a failure or a cancel no further clone begins.
+pub(super) async fn clone_all(
+    ctx: &Ctx,
+    snapshot_id: &str,
+    ids: &[VmId],
+    opts: &CloneOptions,
+    hooks: &Hooks<'_>,
+) -> Result<Made> {
+    use futures::StreamExt as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let what = format!("sandbox clone {snapshot_id}");
+    let mut locks = Vec::with_capacity(ids.len());
     for id in ids {
-        match clone_one(ctx, &row, &info, &id, opts, progress).await {
-            Ok(c) => clones.push(c),
-            Err(e) if clones.is_empty() => return Err(e),
-            Err(e) => {
-                let made: Vec<&str> = clones.iter().map(|c| c.vm.name.as_str()).collect();
-                return Err(Error::new(
-                    e.code,
-                    format!(
-                        "{} (clones made before it, kept: {})",
-                        e.message,
-                        made.join(", ")
-                    ),
-                ));
-            }
+        locks.push(ctx.lock_for_clone(id, &what).await?);
+    }
+    let _snapshot_lock = ctx.lock_snapshot(snapshot_id, &what).await?;
+    // Checked again under the lock: the snapshot may have gone meanwhile.
+    let (row, info) = checked_snapshot(ctx, snapshot_id)?;
+    let parallel = opts.parallel.unwrap_or_else(default_parallel).max(1);
+    tracing::debug!(snapshot = %snapshot_id, count = ids.len(), parallel, "cloning at once");
+    let stop = AtomicBool::new(false);
+    let (row, info, stop) = (&row, &info, &stop);
+    let mut results: Vec<(usize, Option<Result<ClonedVm>>)> =
+        // Owned items: the stream stays `Send` for the dashboard's task.
+        futures::stream::iter(ids.iter().cloned().zip(locks).enumerate())
+            .map(|(i, (id, lock))| async move {
+                if stop.load(Ordering::SeqCst) || (hooks.cancelled)() {
+                    return (i, None);
+                }
+                (hooks.starting)(i, &id);
+                let p = (hooks.progress)(&id);
+                let r = clone_one(ctx, row, info, &id, lock, opts, &p).await;
+                match &r {
+                    Ok(c) => (hooks.done)(c),
+                    Err(_) => stop.store(true, Ordering::SeqCst),
+                }
+                (i, Some(r))
+            })
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
+    results.sort_by_key(|(i, _)| *i);
+    let mut made = Made {
+        clones: Vec::new(),
+        failed: None,
+    };
+    let mut not_begun = Vec::new();
+    let mut errors = Vec::new();
+    for (i, r) in results {
+        match r {
+            Some(Ok(c)) => made.clones.push(c),
+            Some(Err(e)) => errors.push(e),
+            None => not_begun.push(ids[i].clone()),
         }
     }
-    Ok(CloneReport {
-        snapshot_id: info.id.clone(),
-        template_vm_id: info.vm_id.clone(),
-        clones,
-        elapsed_ms: start::ms(t0.elapsed()),
-    })
+    let mut errors = errors.into_iter();
+    let first = match errors.next() {
+        Some(e) => Some(e),
+        // Nothing failed, yet some never began: the run was cancelled.
+        None if !not_begun.is_empty() => Some(Error::new(
+            crate::core::error::ErrorCode::Interrupted,
+            format!("Clones of snapshot '{snapshot_id}' cancelled"),
+        )),
+        None => None,
+    };
+    made.failed = first.map(|error| Failure {
+        error,
+        more: errors.len(),
+        not_begun,
+    });
+    Ok(made)
 }
 
 async fn clone_one(
@@ -254,14 +411,12 @@ async fn clone_one(
     row: &crate::sys::state::SnapshotRecord,
     info: &SnapshotInfo,
     id: &VmId,
+    _lock: crate::core::lock::VmLock,
     opts: &CloneOptions,
     progress: &Progress<StartEvent>,
 ) -> Result<ClonedVm> {
     let t0 = Instant::now();
     let mut abort = start::Abort::new(format!("Clone '{id}' of snapshot '{}'", info.id));
-    let _lock = ctx
-        .lock_for_snapshot(id, &info.id, &format!("sandbox clone {}", info.id))
-        .await?;
     abort.hold_signals();
     abort.check(progress)?;
     let runtime = qemu_runtime(ctx, &row.vm_config, &info.id, opts.boot_timeout, progress)?;
@@ -383,10 +538,14 @@ async fn bring_up(
     abort: &start::Abort,
     progress: &Progress<StartEvent>,
 ) -> Result<(Network, i64)> {
+    let t_disk = Instant::now();
     super::restore::copy_disk(ctx, id, &info.path.join(super::DISK), disk).await?;
+    tracing::debug!(vm = %id, ms = start::ms(t_disk.elapsed()), "clone: disk copied");
     abort.check(progress)?;
     let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, disk)?;
+    let t_net = Instant::now();
     let net = start::setup_network(ctx, id, progress).await?;
+    tracing::debug!(vm = %id, ms = start::ms(t_net.elapsed()), "clone: network set up");
     abort.check(progress)?;
     let row = ctx
         .store
@@ -446,9 +605,12 @@ async fn bring_up(
         } else {
             open::open_read(&info.path.join(STATE)).map_err(rt)?
         };
+        tracing::debug!(vm = %id, ms = start::ms(t_spawn.elapsed()), "clone: QEMU spawned, QMP connected");
+        let t_load = Instant::now();
         let budget = deadline.saturating_duration_since(Instant::now());
         q.set_timeout(budget.max(Duration::from_secs(60)));
         super::restore::load_state(&mut q, &state, budget, &log).await?;
+        tracing::debug!(vm = %id, ms = start::ms(t_load.elapsed()), "clone: state loaded");
         progress.emit(StartEvent::PhaseDone(
             start::Phase::Spawn,
             t_spawn.elapsed(),
@@ -477,6 +639,8 @@ async fn bring_up(
                     start::log_tail(&log)
                 ))
             })?;
+        tracing::debug!(vm = %id, ms = start::ms(t.elapsed()), "clone: agent answered");
+        let t_ssh = Instant::now();
         // The socket has done its work: nothing else may connect to it.
         let _ = crate::sys::fs::remove_vm_file(
             crate::sys::fs::VmFile::AgentSocket,
@@ -505,6 +669,7 @@ async fn bring_up(
             ))
             .with_recovery("Raise --boot-timeout."));
         }
+        tracing::debug!(vm = %id, ms = start::ms(t_ssh.elapsed()), "clone: SSH answered");
         progress.emit(StartEvent::PhaseDone(start::Phase::Boot, t.elapsed()));
         Ok(())
     }
@@ -554,5 +719,26 @@ mod tests {
             ..net
         };
         assert!(readdr_line("n1", &bad).is_err());
+    }
+
+    #[test]
+    fn a_failed_run_names_what_else_failed_what_never_began_and_what_was_kept() {
+        let f = |more, not_begun: &[&str]| Failure {
+            error: Error::runtime("Clone 'c-2' failed").with_recovery("Raise --boot-timeout."),
+            more,
+            not_begun: not_begun.iter().map(|i| VmId::new(i).unwrap()).collect(),
+        };
+        let e = f(0, &[]).error("");
+        assert_eq!(e.message, "Clone 'c-2' failed");
+        assert_eq!(e.recovery.as_deref(), Some("Raise --boot-timeout."));
+        assert_eq!(
+            f(1, &["c-4"]).error("clones made, kept: c-1").message,
+            "Clone 'c-2' failed (1 more failed; not begun: c-4; clones made, kept: c-1)"
+        );
+        assert_eq!(
+            f(0, &[]).error("clones made, kept: c-1, c-3").message,
+            "Clone 'c-2' failed (clones made, kept: c-1, c-3)"
+        );
+        assert!(default_parallel() >= 2);
     }
 }

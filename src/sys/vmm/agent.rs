@@ -68,8 +68,15 @@ pub async fn exchange(
     let mut got: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     let mut resend = tokio::time::Instant::now();
+    let (t0, mut sends) = (tokio::time::Instant::now(), 0u32);
     loop {
         if tokio::time::Instant::now() >= resend {
+            sends += 1;
+            tracing::debug!(
+                sends,
+                after_ms = t0.elapsed().as_millis() as u64,
+                "agent: request sent"
+            );
             tokio::time::timeout_at(deadline, stream.write_all(text.as_bytes()))
                 .await
                 .map_err(|_| timed_out())??;
@@ -88,6 +95,11 @@ pub async fn exchange(
         }
         got.extend_from_slice(&buf[..n]);
         if let Some(w) = answer_in(&String::from_utf8_lossy(&got), nonce) {
+            tracing::debug!(
+                sends,
+                after_ms = t0.elapsed().as_millis() as u64,
+                "agent: answered"
+            );
             return Ok(w.to_string());
         }
         if got.len() > MAX_READ {

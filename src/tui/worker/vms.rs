@@ -373,6 +373,9 @@ pub(super) async fn run_branch(
         return;
     };
     let ptx = tx.clone();
+    // Clones are made at once: the bar counts those that answer SSH.
+    let made = std::sync::atomic::AtomicU64::new(0);
+    let total = count as u64;
     let progress = Progress::new(move |e: BranchEvent| match e {
         BranchEvent::Snapshotting => send(
             &ptx,
@@ -394,7 +397,7 @@ pub(super) async fn run_branch(
                 &ptx,
                 task,
                 TaskUpdate::Progress {
-                    done: index as u64 - 1,
+                    done: made.load(std::sync::atomic::Ordering::SeqCst),
                     total: count as u64,
                 },
             );
@@ -410,20 +413,24 @@ pub(super) async fn run_branch(
             TaskUpdate::Phase(format!("{id}: rolling back: {why}")),
         ),
         BranchEvent::Clone(..) => {}
-        BranchEvent::Cloned(c) => send(
-            &ptx,
-            task,
-            TaskUpdate::Item(item(
-                c.vm.name.clone(),
-                true,
-                format!(
-                    "{}, ssh port {}, ready in {:.2} s",
-                    c.vm.ip_address,
-                    c.vm.ssh_port.map(|p| p.to_string()).unwrap_or("-".into()),
-                    c.elapsed_ms / 1000.0
-                ),
-            )),
-        ),
+        BranchEvent::Cloned(c) => {
+            let done = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            send(
+                &ptx,
+                task,
+                TaskUpdate::Item(item(
+                    c.vm.name.clone(),
+                    true,
+                    format!(
+                        "{}, ssh port {}, ready in {:.2} s",
+                        c.vm.ip_address,
+                        c.vm.ssh_port.map(|p| p.to_string()).unwrap_or("-".into()),
+                        c.elapsed_ms / 1000.0
+                    ),
+                )),
+            );
+            send(&ptx, task, TaskUpdate::Progress { done, total });
+        }
     })
     .with_cancel(cancel);
     let opts = BranchOptions {
