@@ -441,3 +441,52 @@ fn sandbox_and_snapshot_lists_name_the_state_database_they_read() {
         );
     }
 }
+
+/// `image ls` names the images root it listed (in its last line on stdout, as before) and,
+/// on stderr, the state databases whose sandboxes its IN USE column comes from; `--json`
+/// has `images_root` and `state_dbs`.
+#[test]
+fn image_ls_names_the_state_databases_its_in_use_column_read() {
+    let h = Home::new();
+    let data = h.home.join(".local/state/smolvm");
+    let db = data.join("smolvm.db");
+    let run = |args: &[&str]| h.run_env(args, "SMOLVM_DATA_DIR", &data);
+    let out = run(&["image", "ls"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        support::stdout(&out).contains("~/.smolvm/images"),
+        "{}",
+        support::stdout(&out)
+    );
+    assert_eq!(
+        stderr(&out).lines().last(),
+        Some("State: none yet (no sandbox uses an image)"),
+        "{}",
+        stderr(&out)
+    );
+    let v = json(&run(&["image", "ls", "--json"]));
+    assert_eq!(v["data"]["state_dbs"], serde_json::json!([]), "{v}");
+    std::fs::create_dir_all(&data).unwrap();
+    let disk = h.tmp.path().join("disk.ext4");
+    std::fs::write(&disk, b"").unwrap();
+    support::smolvm_db_with_vm(&db, "vm-one", "stopped", &disk, &disk);
+    let out = run(&["image", "ls"]);
+    assert_eq!(
+        stderr(&out).lines().last(),
+        Some("State: ~/.local/state/smolvm/smolvm.db"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!support::stdout(&out).contains("State:"));
+    let v = json(&run(&["image", "ls", "--json"]));
+    assert_eq!(
+        v["data"]["state_dbs"],
+        serde_json::json!([db.to_str().unwrap()]),
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["images_root"],
+        h.images().to_str().unwrap(),
+        "{v}"
+    );
+}
