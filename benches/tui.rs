@@ -82,7 +82,12 @@ fn snapshot(vms: usize, caches: usize) -> Snapshot {
         }),
         errors: vec![],
         vms_error: None,
-        data_dir: "/d".into(),
+        state: smolvm::core::context::StateSource {
+            db: "/h/.local/state/smolvm/smolvm.db".into(),
+            exists: true,
+            writes_to: Some("/h/.local/state/smolvm/smolvm.db".into()),
+        },
+        images_root: "/h/.smolvm/images".into(),
         home: "/h".into(),
     }
 }

@@ -274,7 +274,10 @@ fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
 
     let out = h.ok(&["sandbox", "list", "--all"]);
     let err = stderr(&out);
-    let warnings: Vec<String> = err.lines().map(str::to_string).collect();
+    let mut warnings: Vec<String> = err.lines().map(str::to_string).collect();
+    // The last line names the database read; every other one is a warning.
+    let state = warnings.pop().unwrap_or_default();
+    assert!(state.starts_with("State: "), "{err}");
     assert!(warnings.iter().all(|w| w.starts_with("Warning: ")), "{err}");
     assert_reports_bad_rows(&warnings);
     for id in GOOD {
@@ -371,4 +374,122 @@ fn sandbox_list_shows_the_preset_column() {
     };
     assert_eq!(preset_of("vm-agent"), "codex");
     assert_eq!(preset_of("vm-plain"), "-");
+}
+
+/// Every list says which state database it read, on stderr after its table (a script
+/// reading the table from stdout gets the rows only), with the home shown as `~`, also when
+/// nothing is listed or no database exists yet; `--json` always has `state_db` (the path
+/// read, with `state_db_exists`) and `writes_to`.
+#[test]
+fn sandbox_and_snapshot_lists_name_the_state_database_they_read() {
+    let h = Home::new();
+    let data = h.home.join(".local/state/smolvm");
+    let db = data.join("smolvm.db");
+    let run = |args: &[&str]| h.run_env(args, "SMOLVM_DATA_DIR", &data);
+    let last_err = |out: &Output| stderr(out).lines().last().unwrap_or("").to_string();
+    // No database yet: nothing was read, and the line says so.
+    for args in [&["sandbox", "list"][..], &["sandbox", "list", "--all"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(support::stdout(&out).starts_with("No "), "{args:?}");
+        assert!(!support::stdout(&out).contains("State:"), "{args:?}");
+        assert_eq!(
+            last_err(&out),
+            "State: ~/.local/state/smolvm/smolvm.db (none yet)",
+            "{args:?}"
+        );
+    }
+    let v = json(&run(&["sandbox", "list", "--json"]));
+    assert_eq!(v["data"]["state_db"], db.to_str().unwrap(), "{v}");
+    assert_eq!(v["data"]["state_db_exists"], false, "{v}");
+    assert_eq!(v["data"]["writes_to"], db.to_str().unwrap(), "{v}");
+    assert!(!db.exists(), "a list created the database");
+    // A database with a sandbox and a snapshot.
+    std::fs::create_dir_all(&data).unwrap();
+    let disk = h.tmp.path().join("disk.ext4");
+    std::fs::write(&disk, b"").unwrap();
+    support::smolvm_db_with_vm(&db, "vm-one", "stopped", &disk, &disk);
+    for args in [
+        &["sandbox", "list"][..],
+        &["sandbox", "list", "--all"],
+        &["sandbox", "snapshot", "list"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let text = support::stdout(&out);
+        assert!(!text.contains("State:"), "{args:?}: {text}");
+        assert_eq!(
+            last_err(&out),
+            "State: ~/.local/state/smolvm/smolvm.db",
+            "{args:?}"
+        );
+    }
+    // The table on stdout is the header and the rows, nothing else.
+    let out = run(&["sandbox", "list", "--all"]);
+    let text = support::stdout(&out);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(rows[0].starts_with("vm-one "), "{text}");
+    for args in [
+        &["sandbox", "list", "--all", "--json"][..],
+        &["sandbox", "snapshot", "list", "--json"],
+    ] {
+        let v = json(&run(args));
+        assert_eq!(v["data"]["state_db"], db.to_str().unwrap(), "{args:?}: {v}");
+        assert_eq!(v["data"]["state_db_exists"], true, "{args:?}: {v}");
+        assert_eq!(
+            v["data"]["writes_to"],
+            db.to_str().unwrap(),
+            "{args:?}: {v}"
+        );
+    }
+}
+
+/// `image ls` names the images root it listed (in its last line on stdout, as before) and,
+/// on stderr, the state databases whose sandboxes its IN USE column comes from; `--json`
+/// has `images_root` and `state_dbs`.
+#[test]
+fn image_ls_names_the_state_databases_its_in_use_column_read() {
+    let h = Home::new();
+    let data = h.home.join(".local/state/smolvm");
+    let db = data.join("smolvm.db");
+    let run = |args: &[&str]| h.run_env(args, "SMOLVM_DATA_DIR", &data);
+    let out = run(&["image", "ls"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        support::stdout(&out).contains("~/.smolvm/images"),
+        "{}",
+        support::stdout(&out)
+    );
+    assert_eq!(
+        stderr(&out).lines().last(),
+        Some("State: none yet (no sandbox uses an image)"),
+        "{}",
+        stderr(&out)
+    );
+    let v = json(&run(&["image", "ls", "--json"]));
+    assert_eq!(v["data"]["state_dbs"], serde_json::json!([]), "{v}");
+    std::fs::create_dir_all(&data).unwrap();
+    let disk = h.tmp.path().join("disk.ext4");
+    std::fs::write(&disk, b"").unwrap();
+    support::smolvm_db_with_vm(&db, "vm-one", "stopped", &disk, &disk);
+    let out = run(&["image", "ls"]);
+    assert_eq!(
+        stderr(&out).lines().last(),
+        Some("State: ~/.local/state/smolvm/smolvm.db"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!support::stdout(&out).contains("State:"));
+    let v = json(&run(&["image", "ls", "--json"]));
+    assert_eq!(
+        v["data"]["state_dbs"],
+        serde_json::json!([db.to_str().unwrap()]),
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["images_root"],
+        h.images().to_str().unwrap(),
+        "{v}"
+    );
 }

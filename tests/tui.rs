@@ -8,6 +8,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+use smolvm::core::context::StateSource;
 use smolvm::core::egress::{Mode, NetworkSummary, Policy};
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::core::vm::VmId;
@@ -202,8 +203,18 @@ fn snapshot_without_policies() -> Snapshot {
         }),
         errors: vec![],
         vms_error: None,
-        data_dir: "/home/u/.local/state/smolvm".into(),
+        state: source("/home/u/.local/state/smolvm/smolvm.db", true),
+        images_root: "/home/u/.smolvm/images".into(),
         home: "/home/u".into(),
+    }
+}
+
+/// The state database a refresh read (`exists`) or would read, changes going there too.
+fn source(db: &str, exists: bool) -> StateSource {
+    StateSource {
+        db: db.into(),
+        exists,
+        writes_to: Some(db.into()),
     }
 }
 
@@ -1437,6 +1448,92 @@ fn the_footer_and_header_drop_whole_items_at_80_columns() {
     );
 }
 
+/// The header's second line names the state database the VMs were read from and the
+/// images root the Images pane lists (the home as `~`), at the right end; cut with `…`
+/// when narrow, and left out first at 80 columns when it does not fit.
+#[test]
+fn the_header_names_the_state_database_and_images_root_it_reads() {
+    let line2 = |a: &App| screen_rows(a)[1].trim_end().to_string();
+    for (w, h) in [(120u16, 36u16), (200, 50)] {
+        let a = full_app(w, h);
+        let l = line2(&a);
+        assert!(
+            l.ends_with("db ~/.local/state/smolvm/smolvm.db")
+                || l.ends_with("db ~/.local/state/smolvm/smolvm.db · images ~/.smolvm/images"),
+            "{w}x{h}: {l}"
+        );
+        // The VM and image counts and doctor's verdict stay.
+        assert!(l.starts_with("4 VM(s) · 3 image cache(s)"), "{w}x{h}: {l}");
+        assert!(l.contains("doctor: 2 OK · 2 WARN"), "{w}x{h}: {l}");
+    }
+    let l = line2(&full_app(200, 50));
+    assert!(l.ends_with("· images ~/.smolvm/images"), "{l}");
+    assert_eq!(l.chars().count(), 200, "right-aligned: {l}");
+    // 80 columns with everything: the counts and doctor keep the line; the database goes
+    // whole (no piece of it is left).
+    let l = line2(&full_app(80, 24));
+    assert!(l.contains("doctor: 2 OK · 2 WARN"), "{l}");
+    assert!(!l.contains("db ") && !l.contains("smolvm.db"), "{l}");
+    // 80 columns with room: shown, cut with `…` where it must be, its end kept.
+    let mut a = full_app(80, 24);
+    let mut s = full_snapshot();
+    s.slow = None;
+    s.state = source(
+        "/home/u/.local/state/a-rather-long-folder-name/smolvm/smolvm.db",
+        true,
+    );
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.data.slow = None;
+    let l = line2(&a);
+    assert!(l.starts_with("4 VM(s)"), "{l}");
+    assert!(l.contains("db ~/.local/") && l.contains('…'), "{l}");
+    assert!(l.ends_with("smolvm.db"), "{l}");
+    assert!(l.chars().count() <= 80, "{l}");
+    // No database yet, and a database read that is not where changes go.
+    let mut a = full_app(200, 50);
+    let mut s = full_snapshot();
+    s.state = source("/home/u/.local/state/smolvm/smolvm.db", false);
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    assert!(
+        line2(&a).contains("db ~/.local/state/smolvm/smolvm.db (none yet)"),
+        "{}",
+        line2(&a)
+    );
+    let mut s = full_snapshot();
+    s.state = StateSource {
+        db: "/var/lib/smolvm/smolvm.db".into(),
+        exists: true,
+        writes_to: Some("/home/u/.local/state/smolvm/smolvm.db".into()),
+    };
+    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    assert!(
+        line2(&a).contains(
+            "db /var/lib/smolvm/smolvm.db (changes go to ~/.local/state/smolvm/smolvm.db)"
+        ),
+        "{}",
+        line2(&a)
+    );
+    // While a task runs or a message shows, the database stays named.
+    let mut a = full_app(120, 36);
+    with_tasks(&mut a);
+    let l = line2(&a);
+    assert!(l.contains("task(s) running"), "{l}");
+    assert!(
+        l.ends_with("db ~/.local/state/smolvm/smolvm.db · images ~/.smolvm/images"),
+        "{l}"
+    );
+}
+
+// The header at the three sizes an operator uses: what goes, what is cut.
+#[test]
+fn header_names_its_sources_80x24_120x36_200x50() {
+    for (w, h) in [(80u16, 24u16), (120, 36), (200, 50)] {
+        let a = full_app(w, h);
+        let rows = screen_rows(&a);
+        insta::assert_snapshot!(format!("header_{w}x{h}"), rows[..2].join("\n"));
+    }
+}
+
 #[test]
 fn an_empty_no_color_keeps_colour() {
     for (value, color) in [("", true), ("1", false)] {
@@ -2030,7 +2127,8 @@ snap_both!(main_empty, |a| {
         slow: None,
         errors: vec![],
         vms_error: None,
-        data_dir: "/d".into(),
+        state: source("/h/.local/state/smolvm/smolvm.db", false),
+        images_root: "/h/.smolvm/images".into(),
         home: "/h".into(),
     }))));
     a.data.images.clear();

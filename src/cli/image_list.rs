@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::args::ImageListArgs;
 use super::image::{entry_data, image_store, EntryData};
-use super::output::{self, line, warn};
+use super::output::{self, err_line, line, warn};
 use crate::core::display_path;
 use crate::core::images::listing::{self, Kind, Row};
 use crate::core::table;
@@ -43,6 +43,8 @@ struct ListData<'a> {
     /// `on_disk_bytes`).
     total_size_bytes: u64,
     total_on_disk_bytes: u64,
+    /// The state databases IN USE was read from (ours).
+    state_dbs: &'a [std::path::PathBuf],
 }
 
 pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
@@ -68,6 +70,7 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
             images: rows.iter().map(row_data).collect(),
             total_size_bytes: files_total,
             total_on_disk_bytes: total,
+            state_dbs: &listed.state_dbs,
         };
         output::print_json(command, 0, Some(&data), None);
         return 0;
@@ -77,6 +80,7 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
             "No cached images in {}. Run 'smolvm image pull codex' to download one.",
             display_path(&paths.images_root, &paths.home)
         ));
+        state_line(&listed.state_dbs, &paths.home);
         return 0;
     }
     let dash = |s: &str| {
@@ -124,7 +128,19 @@ pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
         format_size(total),
         display_path(&paths.images_root, &paths.home)
     ));
+    state_line(&listed.state_dbs, &paths.home);
     0
+}
+
+/// The state databases IN USE was read from, on stderr as `sandbox list`'s line (stdout
+/// stays the table and its total).
+fn state_line(dbs: &[std::path::PathBuf], home: &Path) {
+    if dbs.is_empty() {
+        err_line("State: none yet (no sandbox uses an image)");
+    } else {
+        let shown: Vec<String> = dbs.iter().map(|d| display_path(d, home)).collect();
+        err_line(format!("State: {}", shown.join(", ")));
+    }
 }
 
 #[cfg(test)]

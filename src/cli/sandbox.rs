@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::args::ListArgs;
-use super::output::{self, line, warn};
+use super::output::{self, err_line, line, warn};
 use crate::core::sandbox;
 use crate::core::table;
 use crate::core::Env;
@@ -47,9 +47,12 @@ struct Data<'a> {
     count: usize,
     /// Rows of the state database that were skipped, and why.
     warnings: &'a [String],
-    /// The database read (ours; `null` when none exists yet).
-    state_db: Option<&'a std::path::Path>,
-    /// Where changes would go when that is another database (ours).
+    /// The database read, or the one that would be read once it exists (ours).
+    state_db: &'a std::path::Path,
+    /// Whether `state_db` exists (`false`: nothing was read; ours).
+    state_db_exists: bool,
+    /// The database a change would write (ours; `null` when no data directory is
+    /// writable).
     writes_to: Option<&'a std::path::Path>,
 }
 
@@ -127,8 +130,9 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
                 },
                 count: vms.len(),
                 warnings: &listing.warnings,
-                state_db: listing.state_db.as_deref(),
-                writes_to: listing.split.as_ref().map(|s| s.write.as_path()),
+                state_db: &listing.source.db,
+                state_db_exists: listing.source.exists,
+                writes_to: listing.source.writes_to.as_deref(),
             }),
             None,
         );
@@ -148,14 +152,16 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
             Some(s) => format!("No sandboxes with status '{s}'."),
             None => "No sandboxes.".to_string(),
         });
-        return 0;
+    } else {
+        let rows: Vec<[String; table::VM_LIST.len()]> = vms
+            .iter()
+            .map(|v| table::VM_LIST.map(|c| v.cell(c.id).unwrap_or_default()))
+            .collect();
+        for l in table::text_table(table::titles(&table::VM_LIST), &rows) {
+            line(l);
+        }
     }
-    let rows: Vec<[String; table::VM_LIST.len()]> = vms
-        .iter()
-        .map(|v| table::VM_LIST.map(|c| v.cell(c.id).unwrap_or_default()))
-        .collect();
-    for l in table::text_table(table::titles(&table::VM_LIST), &rows) {
-        line(l);
-    }
+    // Which database this was, on stderr: stdout stays the table alone for scripts.
+    err_line(listing.source.line(&paths.home));
     0
 }

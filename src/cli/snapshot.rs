@@ -7,7 +7,7 @@ use super::args::{
     BranchArgs, CloneArgs, IdArgs, SnapshotCommand, SnapshotCreateArgs, SnapshotIdArgs,
     SnapshotRestoreArgs,
 };
-use super::output::{self, line, warn};
+use super::output::{self, err_line, line, warn};
 use super::start::{open_ctx, progress};
 use crate::core::error::Result;
 use crate::core::lifecycle;
@@ -164,12 +164,18 @@ struct Listing<'a> {
     snapshots: &'a [snapshot::SnapshotInfo],
     count: usize,
     warnings: &'a [String],
+    /// The database read (ours, as `sandbox list`'s).
+    state_db: &'a std::path::Path,
+    state_db_exists: bool,
+    writes_to: Option<&'a std::path::Path>,
 }
 
 fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
     const CMD: &str = "sandbox.snapshot.list";
-    let r = open_ctx(env).and_then(|ctx| snapshot::list(&ctx, vm_id));
-    let (snaps, warnings) = match r {
+    let r = open_ctx(env).and_then(|ctx| {
+        snapshot::list(&ctx, vm_id).map(|l| (l, ctx.source(), ctx.paths.home.clone()))
+    });
+    let ((snaps, warnings), source, home) = match r {
         Ok(v) => v,
         Err(e) => return output::fail(CMD, json, &e),
     };
@@ -179,6 +185,9 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
             snapshots: &snaps,
             count: snaps.len(),
             warnings: &warnings,
+            state_db: &source.db,
+            state_db_exists: source.exists,
+            writes_to: source.writes_to.as_deref(),
         };
         output::print_json(CMD, 0, Some(&data), None);
         return 0;
@@ -188,8 +197,15 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
     }
     if snaps.is_empty() {
         line("No snapshots.");
-        return 0;
+    } else {
+        snapshot_table(&snaps);
     }
+    // On stderr, as `sandbox list`'s: stdout stays the table alone.
+    err_line(source.line(&home));
+    0
+}
+
+fn snapshot_table(snaps: &[snapshot::SnapshotInfo]) {
     let rows: Vec<[String; 6]> = snaps
         .iter()
         .map(|s| {
@@ -213,7 +229,6 @@ fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
     for l in table::text_table(["ID", "VM", "TYPE", "BACKEND", "SIZE", "CREATED"], &rows) {
         line(l);
     }
-    0
 }
 
 fn delete(a: &SnapshotIdArgs, env: &Env) -> i32 {

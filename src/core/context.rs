@@ -99,6 +99,55 @@ pub fn read_db(paths: &Paths) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// Which state database a list read, for every face to name: the one [`read_db`] found
+/// (or, when none exists yet, the one the first change would create) and where changes
+/// go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateSource {
+    /// The database read, or the one that would be read once it exists.
+    pub db: PathBuf,
+    /// `db` exists (it was read); `false`: nothing was read, the list is empty.
+    pub exists: bool,
+    /// The database a change would write (`None`: no data directory is writable).
+    pub writes_to: Option<PathBuf>,
+}
+
+impl StateSource {
+    /// What a read of `paths` looks at now (nothing is created to find it).
+    pub fn of(paths: &Paths) -> StateSource {
+        let writes_to = paths.data_dir_planned().map(|d| d.join(STATE_DB_FILE));
+        match read_db(paths) {
+            Some(db) => StateSource {
+                db,
+                exists: true,
+                writes_to,
+            },
+            None => StateSource {
+                db: writes_to
+                    .clone()
+                    .or_else(|| paths.candidate_state_dbs().into_iter().next())
+                    .unwrap_or_default(),
+                exists: false,
+                writes_to,
+            },
+        }
+    }
+
+    /// The line every list ends with: `State: ~/.local/state/smolvm/smolvm.db`, with
+    /// `(none yet)` when nothing exists to read and where changes go when that is
+    /// another database; the home shown as `~`.
+    pub fn line(&self, home: &std::path::Path) -> String {
+        let shown = |p: &std::path::Path| crate::sys::paths::display_path(p, home);
+        let mut s = format!("State: {}", shown(&self.db));
+        if !self.exists {
+            s.push_str(" (none yet)");
+        } else if let Some(w) = self.writes_to.as_deref().filter(|w| *w != self.db) {
+            s.push_str(&format!(" (changes go to {})", shown(w)));
+        }
+        s
+    }
+}
+
 /// Reads see one database and a write would go to another: a user who is not root on a
 /// host where root's `/var/lib/smolvm` holds sandboxes reads those, but their first
 /// change would start a state of their own (and from then on they would read only that).
@@ -216,6 +265,16 @@ impl Ctx {
         })
     }
 
+    /// The database this job reads and writes, for a face to name.
+    pub fn source(&self) -> StateSource {
+        let db = self.data_dir.join(STATE_DB_FILE);
+        StateSource {
+            writes_to: Some(db.clone()),
+            db,
+            exists: true,
+        }
+    }
+
     /// Sandbox `id`'s row, or SmolVM's "not found" (the one lookup every verb makes).
     pub fn vm(&self, id: &VmId) -> Result<VmRecord> {
         self.store
@@ -297,6 +356,28 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_line_names_the_database_read_and_where_changes_go() {
+        let home = std::path::Path::new("/home/u");
+        let own = PathBuf::from("/home/u/.local/state/smolvm/smolvm.db");
+        let mut s = StateSource {
+            db: own.clone(),
+            exists: false,
+            writes_to: Some(own.clone()),
+        };
+        assert_eq!(
+            s.line(home),
+            "State: ~/.local/state/smolvm/smolvm.db (none yet)"
+        );
+        s.exists = true;
+        assert_eq!(s.line(home), "State: ~/.local/state/smolvm/smolvm.db");
+        s.db = PathBuf::from("/var/lib/smolvm/smolvm.db");
+        assert_eq!(
+            s.line(home),
+            "State: /var/lib/smolvm/smolvm.db (changes go to ~/.local/state/smolvm/smolvm.db)"
+        );
+    }
 
     #[test]
     fn a_context_resolves_once_and_its_jobs_share_it() {

@@ -99,8 +99,9 @@ impl SandboxInfo {
 /// What `sandbox list` shows: every valid row, and a warning for each row skipped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {
-    /// The database read (`None`: none exists yet, so nothing was read).
-    pub state_db: Option<std::path::PathBuf>,
+    /// The database read (or, none existing yet, the one that would be) and where
+    /// changes go: every face names it.
+    pub source: super::context::StateSource,
     /// Changes would go to another database than the one read.
     pub split: Option<super::context::WorldSplit>,
     pub vms: Vec<SandboxInfo>,
@@ -150,15 +151,19 @@ pub fn snapshot_ids(paths: &Paths) -> Result<Vec<String>> {
 /// What `sandbox list` reads: every valid row of the first existing state database (see
 /// [`open_for_reading`]), reconciled, and the warnings.
 pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
+    let source = super::context::StateSource::of(paths);
     let Some(store) = open_for_reading(paths, busy_timeout)? else {
-        return Ok(Listing::default());
+        return Ok(Listing {
+            source,
+            ..Listing::default()
+        });
     };
     let rt = |e: crate::sys::state::StateError| Error::runtime(e.to_string());
     let rows = store.list_vms().map_err(rt)?;
     // Leases are read only for their warnings: what cleanup would skip, list reports.
     let leases = store.leases().map_err(rt)?;
     Ok(Listing {
-        state_db: super::context::read_db(paths),
+        source,
         split: super::context::WorldSplit::of(paths),
         vms: rows.vms.iter().map(|r| SandboxInfo::of(r, paths)).collect(),
         warnings: rows

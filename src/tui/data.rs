@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use crate::core::context::Context;
+use crate::core::context::{Context, StateSource};
 use crate::core::egress::NetworkSummary;
 use crate::core::host::Host;
 use crate::core::images::listing;
@@ -95,7 +95,10 @@ pub struct Snapshot {
     pub vms_error: Option<String>,
     pub slow: Option<Slow>,
     pub errors: Vec<String>,
-    pub data_dir: PathBuf,
+    /// The state database the VMs were read from (the header names it).
+    pub state: StateSource,
+    /// The images root the Images pane lists (the header names it).
+    pub images_root: PathBuf,
     pub home: PathBuf,
 }
 
@@ -164,6 +167,10 @@ pub struct Data {
     pub slow: Option<Slow>,
     /// Problems the last refresh met.
     pub errors: Vec<String>,
+    /// The state database the last refresh read ([`Snapshot::state`]).
+    pub state: StateSource,
+    /// The images root the last refresh listed.
+    pub images_root: PathBuf,
     pub home: PathBuf,
     pub tasks: Vec<Task>,
     /// The dashboard's own log.
@@ -201,6 +208,8 @@ impl Default for Data {
             images: Vec::new(),
             slow: None,
             errors: Vec::new(),
+            state: StateSource::default(),
+            images_root: PathBuf::new(),
             home: PathBuf::new(),
             tasks: Vec::new(),
             app_log: Vec::new(),
@@ -228,7 +237,11 @@ impl Data {
 
     /// A refresh that would change nothing shown.
     pub fn unchanged_by(&self, s: &Snapshot) -> bool {
-        (s.slow.is_none() || s.slow == self.slow) && s.vms == self.vms && s.errors == self.errors
+        (s.slow.is_none() || s.slow == self.slow)
+            && s.vms == self.vms
+            && s.errors == self.errors
+            && s.state == self.state
+            && s.images_root == self.images_root
     }
 
     /// Take a refresh's rows (images and host facts only when it computed them); errors
@@ -248,6 +261,8 @@ impl Data {
             }
         }
         self.errors = s.errors;
+        self.state = s.state;
+        self.images_root = s.images_root;
         self.home = s.home;
     }
 
@@ -433,9 +448,11 @@ pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot
     let paths = cx.paths();
     let mut errors = Vec::new();
     let mut vms_error = None;
+    let mut state = None;
     let infos = match sandbox::list(paths, None) {
         Ok(l) => {
             errors.extend(l.warnings);
+            state = Some(l.source);
             l.vms
         }
         Err(e) => {
@@ -467,17 +484,13 @@ pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot
             info,
         })
         .collect();
-    let data_dir = paths
-        .data_dir_candidates()
-        .into_iter()
-        .next()
-        .unwrap_or_default();
     Snapshot {
         vms,
         vms_error,
         slow: with_slow.then(|| load_slow(cx, paths, &mut errors)),
         errors,
-        data_dir,
+        state: state.unwrap_or_else(|| StateSource::of(paths)),
+        images_root: paths.images_root.clone(),
         home: paths.home.clone(),
     }
 }

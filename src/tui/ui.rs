@@ -117,15 +117,18 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
         l1 = compact_header(app);
     }
     let running = app.running_tasks();
-    let l2 = if let Some(s) = &app.status {
-        Line::from(Span::styled(s.clone(), t.warn()))
+    let items = if let Some(s) = &app.status {
+        vec![(0, vec![Span::styled(s.clone(), t.warn())])]
     } else if running > 0 {
-        Line::from(vec![
-            Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
-            Span::raw(format!(" {running} task(s) running")),
-        ])
+        vec![(
+            0,
+            vec![
+                Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
+                Span::raw(format!(" {running} task(s) running")),
+            ],
+        )]
     } else if let Some(e) = app.data.errors.first() {
-        Line::from(Span::styled(format!("error: {e}"), t.error()))
+        vec![(0, vec![Span::styled(format!("error: {e}"), t.error())])]
     } else {
         let failed = app
             .data
@@ -151,9 +154,113 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
             )],
         )];
         items.extend(doctor_summary(app));
-        fit_line(items, r.width)
+        items
     };
+    let l2 = with_sources(app, items, r.width);
     f.render_widget(Paragraph::new(vec![Line::from(l1), l2]), r);
+}
+
+/// The fewest columns the state database's path is cut to before it is left out.
+const SOURCE_MIN: usize = 24;
+
+/// Line 2's `items` (as [`fit_line`] takes them) and, at its right end, where the data
+/// shown was read: `db <state database> · images <images root>` (home as `~`). The
+/// database outranks doctor's check names and hint (it is cut with `…` in the middle,
+/// down to [`SOURCE_MIN`] columns, before those go) but not the counts and doctor's
+/// verdict, so at 80 columns it is what goes first; the images root goes before anything.
+fn with_sources(app: &App, items: Vec<(usize, Vec<Span<'static>>)>, width: u16) -> Line<'static> {
+    let t = &app.theme;
+    let d = &app.data;
+    if d.state.db.as_os_str().is_empty() {
+        return fit_line(items, width); // no refresh yet: nothing was read
+    }
+    let shown = |p: &std::path::Path| crate::core::display_path(p, &d.home);
+    let mut db = shown(&d.state.db);
+    if !d.state.exists {
+        db.push_str(" (none yet)");
+    } else if let Some(w) = d.state.writes_to.as_deref().filter(|w| *w != d.state.db) {
+        db.push_str(&format!(" (changes go to {})", shown(w)));
+    }
+    const GAP: usize = 2;
+    let label = "db ";
+    let images = (!d.images_root.as_os_str().is_empty())
+        .then(|| format!(" · images {}", shown(&d.images_root)));
+    // Which items stay: the database ranked after the counts and doctor's verdict (0, 1),
+    // before its check names and hint; the images root last. Whole if it can be (what
+    // ranks after it goes first), else cut, with nothing ranked after it.
+    const DB_RANK: usize = 2;
+    let db_full = GAP + label.len() + db.chars().count();
+    let db_min = GAP + label.len() + SOURCE_MIN.min(db.chars().count());
+    let mut ranks: Vec<usize> = items
+        .iter()
+        .map(|(p, _)| if *p >= DB_RANK { p + 1 } else { *p })
+        .collect();
+    let mut widths: Vec<usize> = items
+        .iter()
+        .map(|(_, s)| s.iter().map(Span::width).sum())
+        .collect();
+    let n = items.len();
+    ranks.push(DB_RANK);
+    widths.push(db_full);
+    if let Some(i) = &images {
+        ranks.push(usize::MAX);
+        widths.push(i.chars().count());
+    }
+    let mut keep = fit_keep(&ranks, &widths, width);
+    if !keep[n] {
+        widths[n] = db_min;
+        let before: Vec<usize> = (0..widths.len())
+            .map(|i| if ranks[i] > DB_RANK { 0 } else { widths[i] })
+            .collect();
+        keep = fit_keep(&ranks, &before, width);
+        for i in 0..keep.len() {
+            keep[i] &= ranks[i] <= DB_RANK;
+        }
+    }
+    let (db_kept, images_kept) = (keep[n], images.is_some() && keep[n + 1]);
+    let left: Vec<(usize, Vec<Span<'static>>)> = items
+        .into_iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(i, _)| i)
+        .collect();
+    let left_w: usize = (0..n).filter(|&i| keep[i]).map(|i| widths[i]).sum();
+    let mut spans: Vec<Span<'static>> = left.into_iter().flat_map(|(_, s)| s).collect();
+    if !db_kept {
+        return Line::from(spans);
+    }
+    let images = images.filter(|_| images_kept);
+    let images_w = images.as_deref().map_or(0, |i| i.chars().count());
+    let room = usize::from(width).saturating_sub(left_w + GAP + label.len() + images_w);
+    let db = cut_middle(&db, room);
+    let pad = usize::from(width)
+        .saturating_sub(left_w + label.len() + db.chars().count() + images_w)
+        .max(GAP);
+    spans.push(Span::raw(" ".repeat(pad)));
+    spans.push(Span::styled(label, t.muted()));
+    spans.push(Span::raw(db));
+    if let Some(i) = images {
+        spans.push(Span::styled(i, t.muted()));
+    }
+    Line::from(spans)
+}
+
+/// `text` in at most `width` characters: its middle replaced by `…` when longer (a path
+/// keeps its start and its file name).
+fn cut_middle(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let head = (width - 1) / 2;
+    let tail = width - 1 - head;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(n - tail));
+    out
 }
 
 /// `doctor: 7 OK · 4 WARN (kvm, firecracker, …) — :doctor for fixes`, coloured by the
@@ -266,12 +373,27 @@ fn fit_line(items: Vec<(usize, Vec<Span<'static>>)>, width: u16) -> Line<'static
         .iter()
         .map(|(_, s)| s.iter().map(Span::width).sum())
         .collect();
-    let mut keep = vec![true; items.len()];
+    let ranks: Vec<usize> = items.iter().map(|(p, _)| *p).collect();
+    let keep = fit_keep(&ranks, &widths, width);
+    Line::from(
+        items
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .flat_map(|((_, s), _)| s)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Which items of these `widths` stay within `width` when the highest `ranks` (the least
+/// important; the later of equals) go first, whole; the most important always stays.
+fn fit_keep(ranks: &[usize], widths: &[usize], width: u16) -> Vec<bool> {
+    let mut keep = vec![true; widths.len()];
     let mut total: usize = widths.iter().sum();
     while total > usize::from(width) {
-        let Some(drop) = (0..items.len())
+        let Some(drop) = (0..widths.len())
             .filter(|&i| keep[i])
-            .max_by_key(|&i| (items[i].0, i))
+            .max_by_key(|&i| (ranks[i], i))
         else {
             break;
         };
@@ -281,12 +403,5 @@ fn fit_line(items: Vec<(usize, Vec<Span<'static>>)>, width: u16) -> Line<'static
         keep[drop] = false;
         total -= widths[drop];
     }
-    Line::from(
-        items
-            .into_iter()
-            .zip(keep)
-            .filter(|(_, k)| *k)
-            .flat_map(|((_, s), _)| s)
-            .collect::<Vec<_>>(),
-    )
+    keep
 }

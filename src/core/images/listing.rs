@@ -156,6 +156,9 @@ pub struct Listing {
     pub rows: Vec<Row>,
     pub reclaimable_bytes: u64,
     pub warnings: Vec<String>,
+    /// The state databases whose sandboxes the rows' `in_use_by` were read from (every
+    /// existing candidate: a cache any of them uses is in use).
+    pub state_dbs: Vec<std::path::PathBuf>,
 }
 
 /// Everything under the images root, sorted by version then name (built images last).
@@ -166,7 +169,10 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
         .into_iter()
         .map(|e| Row::from_entry(e, Kind::Cache))
         .collect();
-    let mut out = Listing::default();
+    let mut out = Listing {
+        state_dbs: dbs.clone(),
+        ..Listing::default()
+    };
     // SmolVM's flat caches, of every version.
     rows.extend(
         catalog::list_smolvm(&paths.images_root, current_version, &dbs)
