@@ -33,7 +33,7 @@ use std::time::Instant;
 use super::builder::{kernel_sha, sha256_hex, Base};
 use super::context::Ctx;
 use super::error::{Error, Result};
-use super::host::{Backend, MachineRequest};
+use super::host::Backend;
 use super::images::{Os, Vmm};
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
@@ -102,15 +102,7 @@ pub async fn preset_start(
         needs_qemu(runtime.vmm.as_str());
         return start::create(ctx, opts, progress).await;
     }
-    start::set_machine(
-        &mut runtime,
-        opts.qemu_machine.map(MachineRequest::as_str),
-        |m| {
-            Error::usage(format!(
-                "--qemu-machine must be auto, q35 or microvm, got '{m}'"
-            ))
-        },
-    )?;
+    start::set_requested_machine(&mut runtime, opts.qemu_machine)?;
     super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
     if let Some(n) = &opts.name {
         let id = super::vm::VmId::parse(n)?;

@@ -298,6 +298,23 @@ fn finish(tx: &UnboundedSender<Msg>, id: u64, state: TaskState, summary: String,
     );
 }
 
+/// End a task with its core operation's result: the report's summary, stopped by its
+/// cancel (core's message says what stayed), or failed with its code.
+fn finish_with(
+    tx: &UnboundedSender<Msg>,
+    id: u64,
+    r: crate::core::error::Result<String>,
+    t0: Instant,
+) {
+    match r {
+        Ok(summary) => finish(tx, id, TaskState::Done, summary, t0),
+        Err(e) if crate::core::job::is_cancel(&e) => {
+            finish(tx, id, TaskState::Cancelled, e.message, t0)
+        }
+        Err(e) => finish(tx, id, TaskState::Failed, failure(&e), t0),
+    }
+}
+
 /// How a task that can be cancelled ended.
 fn end_state(cancelled: bool, failed: bool) -> TaskState {
     if cancelled {

@@ -242,6 +242,19 @@ pub(crate) fn set_machine(
     Ok(())
 }
 
+/// [`set_machine`] for a machine the user asked for (`--qemu-machine`): a bad one is a
+/// usage error.
+pub(crate) fn set_requested_machine(
+    runtime: &mut Runtime,
+    requested: Option<MachineRequest>,
+) -> Result<()> {
+    set_machine(runtime, requested.map(MachineRequest::as_str), |m| {
+        Error::usage(format!(
+            "--qemu-machine must be auto, q35 or microvm, got '{m}'"
+        ))
+    })
+}
+
 /// Resolve the image: pull the preset's published one (or use a custom build named like
 /// it), else build its local image (`<preset>-local`, once), or take the given kernel and
 /// rootfs.
@@ -393,15 +406,7 @@ pub async fn create(
         vmm::check_writable_owner(&opts.mounts)?;
     }
     let mut runtime = runtime(ctx, backend, opts.accel, opts.boot_timeout, progress)?;
-    set_machine(
-        &mut runtime,
-        opts.qemu_machine.map(MachineRequest::as_str),
-        |m| {
-            Error::usage(format!(
-                "--qemu-machine must be auto, q35 or microvm, got '{m}'"
-            ))
-        },
-    )?;
+    set_requested_machine(&mut runtime, opts.qemu_machine)?;
 
     preflight_new(ctx, &id, runtime.vmm)?;
     if let Some(b) = &opts.bridge {

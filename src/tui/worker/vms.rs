@@ -437,13 +437,8 @@ pub(super) async fn run_branch(
         prefix,
         ..BranchOptions::of(id, count)
     };
-    match branch(&ctx, &opts, &progress).await {
-        Ok(r) => finish(&tx, task, TaskState::Done, r.summary(), t0),
-        Err(e) if crate::core::job::is_cancel(&e) => {
-            finish(&tx, task, TaskState::Cancelled, e.message, t0)
-        }
-        Err(e) => finish(&tx, task, TaskState::Failed, failure(&e), t0),
-    }
+    let r = branch(&ctx, &opts, &progress).await;
+    finish_with(&tx, task, r.map(|r| r.summary()), t0);
 }
 
 /// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its
@@ -468,13 +463,8 @@ pub(super) async fn run_restore(
         force,
         ..RestoreOptions::default()
     };
-    match restore(&ctx, &opts, &progress).await {
-        Ok(r) => finish(&tx, task, TaskState::Done, r.summary(), t0),
-        Err(e) if crate::core::job::is_cancel(&e) => {
-            finish(&tx, task, TaskState::Cancelled, e.message, t0)
-        }
-        Err(e) => finish(&tx, task, TaskState::Failed, failure(&e), t0),
-    }
+    let r = restore(&ctx, &opts, &progress).await;
+    finish_with(&tx, task, r.map(|r| r.summary()), t0);
 }
 
 /// Delete snapshots (`core::snapshot::delete`), each an item, through the same loop as
