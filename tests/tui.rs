@@ -609,6 +609,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
                 internet: Policy::default(),
                 publish_ssh: false,
                 attach: false,
+                warm: smolvm::core::warm::Ask::Preset,
             }
         }]
     );

@@ -37,7 +37,9 @@ pub(super) fn opened(
 }
 
 /// A start's or a restore's events in task `task`: each phase (its progress reset), its
-/// time as an item, download progress, warnings, a roll-back.
+/// time as an item, download progress, warnings, a roll-back. A warm start's template
+/// step is the phase (`making template … (once)`, `cloning template …`) and names the
+/// phases under it (`making template … (once): boot`).
 pub(super) fn start_progress(
     tx: &UnboundedSender<Msg>,
     task: u64,
@@ -45,10 +47,27 @@ pub(super) fn start_progress(
     use crate::core::images::pull::PullEvent;
     use crate::core::start::StartEvent;
     let ptx = tx.clone();
+    let step = std::sync::Mutex::new(None::<String>);
     Progress::new(move |ev: StartEvent| match ev {
         StartEvent::PhaseStarted(p) => {
-            send(&ptx, task, TaskUpdate::Phase(p.as_str().to_string()));
+            let text = match step.lock().ok().as_deref().and_then(Option::as_deref) {
+                Some(s) => format!("{s}: {}", p.as_str()),
+                None => p.as_str().to_string(),
+            };
+            send(&ptx, task, TaskUpdate::Phase(text));
             send(&ptx, task, TaskUpdate::Progress { done: 0, total: 0 });
+        }
+        StartEvent::Template { id, making } => {
+            let text = if making {
+                format!("making template {id} (once)")
+            } else {
+                format!("cloning template {id}")
+            };
+            send(&ptx, task, TaskUpdate::Phase(text.clone()));
+            send(&ptx, task, TaskUpdate::Progress { done: 0, total: 0 });
+            if let Ok(mut s) = step.lock() {
+                *s = Some(text);
+            }
         }
         StartEvent::PhaseDone(p, d) => send(
             &ptx,
@@ -83,8 +102,10 @@ pub(super) fn start_progress(
     })
 }
 
-/// Start a preset with the form's values: the same `core::start::create` as
-/// `smolvm <preset> start`, its phases and download progress shown in the task.
+/// Start a preset (or a built image) with the form's values: the same `core::warm::start`
+/// as `smolvm <preset> start` — warm or cold as the form's toggle and the preset's `warm`
+/// key decide, the same fallbacks — its phases and download progress shown in the task,
+/// its summary saying warm or cold and why.
 pub(super) async fn run_start(
     task: u64,
     tx: UnboundedSender<Msg>,
@@ -92,7 +113,6 @@ pub(super) async fn run_start(
     cancel: Arc<AtomicBool>,
     spec: StartSpec,
 ) {
-    use crate::core::start;
     let t0 = Instant::now();
     let Some(ctx) = opened(&tx, task, &cx, t0) else {
         return;
@@ -102,7 +122,7 @@ pub(super) async fn run_start(
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     let progress = start_progress(&tx, task).with_cancel(cancel);
-    match start::create(&ctx, &opts, &progress).await {
+    match crate::core::warm::start(&ctx, &opts, spec.warm, &progress).await {
         Ok(r) => {
             send(
                 &tx,
