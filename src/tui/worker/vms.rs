@@ -666,3 +666,46 @@ pub(super) fn run_transfer(
         Err(e) => finish(tx, task, stopped_or_failed(&e), e.message, t0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::start::{Phase, StartEvent};
+
+    /// A warm start's template step is the task's phase, and names the phases under it.
+    #[test]
+    fn a_warm_starts_template_step_is_the_phase_and_names_the_phases_under_it() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let p = start_progress(&tx, 7);
+        let template = |making| StartEvent::Template {
+            id: "warm-codex-1-2".into(),
+            making,
+        };
+        p.emit(StartEvent::PhaseStarted(Phase::Image));
+        p.emit(template(true));
+        p.emit(StartEvent::PhaseStarted(Phase::Boot));
+        p.emit(template(false));
+        p.emit(StartEvent::PhaseStarted(Phase::Spawn));
+        drop((p, tx));
+        let mut phases = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            if let Msg::Task {
+                id: 7,
+                update: TaskUpdate::Phase(s),
+            } = m
+            {
+                phases.push(s);
+            }
+        }
+        assert_eq!(
+            phases,
+            [
+                "image",
+                "making template warm-codex-1-2 (once)",
+                "making template warm-codex-1-2 (once): boot",
+                "cloning template warm-codex-1-2",
+                "cloning template warm-codex-1-2: spawn",
+            ]
+        );
+    }
+}
