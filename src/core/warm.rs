@@ -1,5 +1,7 @@
-//! Warm preset starts (`<preset> start --warm`, or `warm = true` in presets.toml): a
-//! start is a clone of a template snapshot instead of a cold boot.
+//! Warm preset starts (`<preset> start --warm`, or `warm = true` in presets.toml, or the
+//! dashboard start form's Warm toggle): a start is a clone of a template snapshot instead
+//! of a cold boot. Both faces start a preset through [`start`], which decides warm or cold
+//! (and the cold fallbacks) once and says why.
 //!
 //! A template is a `--for-clone` snapshot (RAM in one file clones map, see
 //! `snapshot::template`) kept in the snapshots folder of smolvm's data dir as
