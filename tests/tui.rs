@@ -620,6 +620,7 @@ fn start_form_validates_as_you_type_and_submits_a_spec() {
                 internet: Policy::default(),
                 publish_ssh: false,
                 attach: false,
+                warm: smolvm::core::warm::Ask::Preset,
             }
         }]
     );
@@ -2536,6 +2537,7 @@ fn detail_fixture() -> smolvm::tui::app::VmDetail {
         id: "vm-agent-1".into(),
         backend: Some("qemu".into()),
         preset: Some("claude-code".into()),
+        cloned_from: None,
         kernel: Some("~/.smolvm/images/0.1.0/claude-code-amd64-qemu/vmlinux.bin".into()),
         rootfs: Some("~/.smolvm/vm-agent-1/rootfs.ext4".into()),
         vcpus: Some(2),
@@ -4739,4 +4741,52 @@ fn the_vms_pane_uses_a_wide_terminal() {
     let row = screen.lines().find(|l| l.contains("vm-12345")).unwrap();
     let used = row.trim_end_matches(['┃', '│', ' ', '"']).chars().count();
     assert!(used > 150, "the row ends at column {used}:\n{row}");
+}
+
+/// The VMs pane shows the template a sandbox was cloned from (`sandbox list`'s TEMPLATE,
+/// the same cell: the snapshot's id, `-` for none) when there is room: it is the least
+/// important column, left out at 160 columns.
+#[test]
+fn the_vms_pane_shows_the_template_a_sandbox_came_from_when_there_is_room() {
+    let template = "warm-claude-code-1a2b3c4d-5e6f7a8b";
+    let mut snap = full_snapshot();
+    snap.vms[1].info.cloned_from = Some(template.into());
+    let cli_cell = snap.vms[1]
+        .info
+        .cell(smolvm::core::table::VmCol::Template)
+        .unwrap();
+    for (w, shown) in [(230, true), (160, false)] {
+        let mut a = app();
+        a.update(Input::Resize(w, 48));
+        a.update(Input::Msg(Msg::Snapshot(Box::new(snap.clone()))));
+        let rows = screen_rows(&a);
+        let header = rows.iter().find(|r| r.contains("STATUS")).unwrap();
+        assert_eq!(header.contains("TEMPLATE"), shown, "{w}: {header}");
+        let agent = rows.iter().find(|r| r.contains("vm-agent-1")).unwrap();
+        assert_eq!(agent.contains(&cli_cell), shown, "{w}: {agent}");
+    }
+    // Its detail view says it too; a sandbox that is no clone's has no such line.
+    let mut a = full_app(160, 48);
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+    let mut d = detail_fixture();
+    a.update(Input::Msg(Msg::Detail {
+        id: vid("vm-agent-1"),
+        result: Ok(Box::new(d.clone())),
+    }));
+    assert!(!render(&a).contains("Cloned from"));
+    d.cloned_from = Some(template.into());
+    a.update(Input::Msg(Msg::Detail {
+        id: vid("vm-agent-1"),
+        result: Ok(Box::new(d)),
+    }));
+    let screen = render(&a);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("Cloned from"))
+        .unwrap_or_else(|| panic!("no template in the detail view:\n{screen}"));
+    assert!(
+        line.contains(&format!("Cloned from   {template}")),
+        "{line}"
+    );
 }

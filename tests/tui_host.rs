@@ -404,3 +404,69 @@ fn cancelling_a_retrying_pull_stops_its_retries() {
     assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
     assert!(requests <= 3, "{requests} requests");
 }
+
+/// The dashboard's start goes warm or cold by the same core decision as `smolvm <preset>
+/// start`: a preset with `warm = true` in presets.toml is a warm start from the `n` form
+/// too. With a mount it falls back to cold and says why (the CLI's warning), and the name
+/// taken ends it before anything boots.
+#[test]
+fn the_dashboards_start_of_a_warm_preset_is_decided_warm_as_the_clis() {
+    use smolvm::tui::dialogs::{StartImage, StartSpec};
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    h.user_presets("[claude-code]\nwarm = true\n");
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("taken")]);
+    let folder = h.home.join("project");
+    std::fs::create_dir_all(&folder).unwrap();
+    let cli = h.run(&[
+        "claude-code",
+        "start",
+        "--name",
+        "taken",
+        "--mount",
+        folder.to_str().unwrap(),
+        "--no-attach",
+    ]);
+    let cli_err = String::from_utf8_lossy(&cli.stderr).to_string();
+    assert!(
+        cli_err.contains("warm start: --mount needs a cold start"),
+        "{cli_err}"
+    );
+    let spec = StartSpec {
+        image: StartImage::Preset("claude-code".into()),
+        name: Some("taken".into()),
+        memory_mib: 2048,
+        cpus: 2,
+        disk_mib: None,
+        mounts: vec![folder.display().to_string()],
+        writable_mounts: false,
+        internet: Default::default(),
+        publish_ssh: false,
+        attach: false,
+        // What the form gives for a `warm = true` preset left as it was.
+        warm: smolvm::core::warm::Ask::Preset,
+    };
+    let env = h.env();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let task: Task = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&env));
+        let mut a = app();
+        let task = a.data.add_task(
+            smolvm::core::job::JobKind::Start,
+            "start claude-code".into(),
+        );
+        workers.run(Effect::RunStart { task, spec });
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(task.state, TaskState::Failed, "{task:?}");
+    assert!(task.summary.contains("already exists"), "{task:?}");
+    assert!(
+        task.items
+            .iter()
+            .any(|i| i.name == "warning"
+                && i.detail.contains("warm start: --mount needs a cold start")),
+        "the dashboard did not decide warm: {task:?}"
+    );
+}

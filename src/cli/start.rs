@@ -69,7 +69,8 @@ pub(super) fn progress(json: bool) -> Progress<StartEvent> {
             "  retrying {} download: {reason}",
             artifact.as_str()
         )),
-        StartEvent::Pull(_) => {}
+        // Making one is said in a warning; cloning is the start's next line.
+        StartEvent::Pull(_) | StartEvent::Template { .. } => {}
         StartEvent::RollingBack(why) => err_line(format!("start failed ({why}); rolling back")),
     })
 }
@@ -183,16 +184,9 @@ pub fn preset_start(
         let mut opts = options(flags, env)?;
         opts.preset = Some(preset.to_string());
         let ctx = open_ctx(env)?;
-        let registry = crate::core::presets::Registry::load(env);
-        let warm = crate::core::warm::wanted(args.warm, args.cold, registry.find(preset));
+        let ask = crate::core::warm::Ask::from_flags(args.warm, args.cold);
         let p = progress(flags.json);
-        let rep = crate::core::runtime::block_on(async {
-            if warm {
-                crate::core::warm::preset_start(&ctx, &opts, &p).await
-            } else {
-                start::create(&ctx, &opts, &p).await
-            }
-        })??;
+        let rep = crate::core::runtime::block_on(crate::core::warm::start(&ctx, &opts, ask, &p))??;
         Ok::<_, Error>((ctx, rep))
     })();
     let (ctx, rep) = match r {

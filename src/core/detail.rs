@@ -59,6 +59,9 @@ pub struct VmDetail {
     pub id: String,
     pub backend: Option<String>,
     pub preset: Option<String>,
+    /// The snapshot it was cloned from (a warm start's template included; `sandbox
+    /// list`'s TEMPLATE).
+    pub cloned_from: Option<String>,
     pub kernel: Option<String>,
     pub rootfs: Option<String>,
     pub vcpus: Option<u64>,
@@ -84,6 +87,7 @@ impl Default for VmDetail {
             id: String::new(),
             backend: None,
             preset: None,
+            cloned_from: None,
             kernel: None,
             rootfs: None,
             vcpus: None,
@@ -163,6 +167,7 @@ pub fn vm(ctx: &Ctx, id: &super::vm::VmId) -> Result<VmDetail> {
         id: info.summary.id.to_string(),
         backend: info.summary.backend.as_ref().map(ToString::to_string),
         preset: info.summary.preset.clone(),
+        cloned_from: info.summary.cloned_from.clone(),
         kernel: shown(&c.kernel_path),
         rootfs: shown(&c.rootfs_path),
         vcpus: Some(u64::from(c.vcpus())),

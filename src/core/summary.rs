@@ -15,10 +15,26 @@ use super::start::StartReport;
 use super::units::format_size;
 
 impl StartReport {
-    /// `vm-1 running at 172.16.0.2 (qemu, tcg) in 3.2 s · ssh …`
+    /// `vm-1 running at 172.16.0.2 (qemu, tcg) in 3.2 s · ssh …`; a preset start also
+    /// says warm or cold and why: `· warm (the preset's warm = true): cloned warm-… ·`,
+    /// `· cold (--mount needs a cold start …) ·`.
     pub fn summary(&self) -> String {
+        let how = match (&self.warm_choice, &self.warm) {
+            (Some(c), Some(w)) if c.warm => format!(
+                " · warm ({}): {} {}",
+                c.why,
+                if w.built {
+                    "made the template (once) and cloned"
+                } else {
+                    "cloned"
+                },
+                w.template
+            ),
+            (Some(c), _) => format!(" · {} ({})", if c.warm { "warm" } else { "cold" }, c.why),
+            (None, _) => String::new(),
+        };
         format!(
-            "{} {} at {} ({}, {}) in {:.1} s · {}",
+            "{} {} at {} ({}, {}) in {:.1} s{how} · {}",
             self.id,
             self.status,
             self.ip,
@@ -201,6 +217,61 @@ mod tests {
     use super::*;
     use crate::core::error::Error;
     use crate::core::vm::VmId;
+
+    /// A preset start's summary says warm or cold and why; other starts say neither.
+    #[test]
+    fn a_start_says_whether_it_went_warm_and_why() {
+        use crate::core::start::{WarmChoice, WarmInfo};
+        let mut r = StartReport {
+            id: VmId::known("vm-1"),
+            status: crate::sys::state::VmStatus::Running,
+            preset: Some("codex".into()),
+            ip: "172.16.0.2".into(),
+            ssh_host_port: None,
+            ssh_command: "ssh root@172.16.0.2".into(),
+            backend: crate::core::images::Vmm::Qemu,
+            accelerator: crate::sys::vmm::Accel::Tcg,
+            machine: None,
+            pid: Some(7),
+            kernel_path: "/k".into(),
+            disk_path: "/d".into(),
+            log_path: "/l".into(),
+            timings: Default::default(),
+            forwarded: None,
+            warm: None,
+            warm_choice: None,
+        };
+        assert_eq!(
+            r.summary(),
+            "vm-1 running at 172.16.0.2 (qemu, tcg) in 0.0 s · ssh root@172.16.0.2"
+        );
+        r.warm_choice = Some(WarmChoice {
+            warm: false,
+            why: "--mount needs a cold start".into(),
+        });
+        assert_eq!(
+            r.summary(),
+            "vm-1 running at 172.16.0.2 (qemu, tcg) in 0.0 s · cold (--mount needs a cold start) · ssh root@172.16.0.2"
+        );
+        r.warm_choice = Some(WarmChoice {
+            warm: true,
+            why: "the preset's warm = true".into(),
+        });
+        r.warm = Some(WarmInfo {
+            template: "warm-codex-1-2".into(),
+            built: true,
+        });
+        assert!(
+            r.summary()
+                .contains(" · warm (the preset's warm = true): made the template (once) and cloned warm-codex-1-2 · "),
+            "{}",
+            r.summary()
+        );
+        r.warm.as_mut().unwrap().built = false;
+        assert!(r
+            .summary()
+            .contains(" · warm (the preset's warm = true): cloned warm-codex-1-2 · "));
+    }
 
     #[test]
     fn delete_and_cleanup_summaries_count_what_happened() {

@@ -104,12 +104,15 @@ impl<K> Column<K> {
 
 /// The VMs pane, in display order. The network columns rank after the PID and before the
 /// backend and the `/proc` figures: at 80 columns they are left out (the layout stays as it
-/// was), from 120 they show and RSS is the one left out.
-pub const VM_PANE: [Column<VmCol>; 13] = [
+/// was), from 120 they show and RSS is the one left out. TEMPLATE (the snapshot a clone
+/// came from) is the least important: it shows where everything else fits.
+pub const VM_PANE: [Column<VmCol>; 14] = [
     Column::new(VmCol::Id, "ID", 12, 0).between(12, 40),
     Column::new(VmCol::Status, "STATUS", 15, 1),
     Column::new(VmCol::Backend, "BACKEND", 11, 9),
     Column::new(VmCol::Preset, "PRESET", 11, 4),
+    // A warm start's template is `warm-<preset>-<8 hex>-<8 hex>`.
+    Column::new(VmCol::Template, "TEMPLATE", 8, 13).between(8, 40),
     Column::new(VmCol::Ip, "IP", 14, 2),
     Column::new(VmCol::Ssh, "SSH", 5, 3),
     Column::new(VmCol::Net, "NET", 10, 6),
@@ -128,9 +131,9 @@ pub const VM_LIST: [Column<VmCol>; 8] = [
     VM_PANE[1],
     VM_PANE[2],
     VM_PANE[3],
-    Column::new(VmCol::Template, "TEMPLATE", 0, 13),
     VM_PANE[4],
-    VM_PANE[8],
+    VM_PANE[5],
+    VM_PANE[9],
     Column::new(VmCol::Created, "CREATED", 0, 12),
 ];
 
@@ -273,8 +276,11 @@ mod tests {
                 "CPU%"
             ]
         );
-        // Everything at 160.
-        assert_eq!(fit(&VM_PANE, &w, 158).len(), VM_PANE.len());
+        // Everything but TEMPLATE at 160, and it too where there is room.
+        let shown = fit(&VM_PANE, &w, 158);
+        assert_eq!(shown.len(), VM_PANE.len() - 1);
+        assert!(!shown.iter().any(|&i| VM_PANE[i].id == VmCol::Template));
+        assert_eq!(fit(&VM_PANE, &w, 178).len(), VM_PANE.len());
         let w: Vec<u16> = IMAGE_PANE.iter().map(|c| c.width_for(30)).collect();
         let shown: Vec<&str> = fit(&IMAGE_PANE, &w, 78)
             .into_iter()

@@ -1,5 +1,7 @@
-//! Warm preset starts (`<preset> start --warm`, or `warm = true` in presets.toml): a
-//! start is a clone of a template snapshot instead of a cold boot.
+//! Warm preset starts (`<preset> start --warm`, or `warm = true` in presets.toml, or the
+//! dashboard start form's Warm toggle): a start is a clone of a template snapshot instead
+//! of a cold boot. Both faces start a preset through [`start`], which decides warm or cold
+//! (and the cold fallbacks) once and says why.
 //!
 //! A template is a `--for-clone` snapshot (RAM in one file clones map, see
 //! `snapshot::template`) kept in the snapshots folder of smolvm's data dir as
@@ -33,12 +35,12 @@ use std::time::Instant;
 use super::builder::{kernel_sha, sha256_hex, Base};
 use super::context::Ctx;
 use super::error::{Error, Result};
-use super::host::Backend;
+use super::host::{Backend, Runtime};
 use super::images::{Os, Vmm};
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
 use super::snapshot::{self, CloneOptions, CreateOptions, SnapshotType};
-use super::start::{self, Phase, StartEvent, StartOptions, StartReport, WarmInfo};
+use super::start::{self, Phase, StartEvent, StartOptions, StartReport, WarmChoice, WarmInfo};
 use super::vm::VmId;
 
 /// How long a warm start waits for another one making the same template.
@@ -48,7 +50,55 @@ fn rt(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
 }
 
-/// Why a warm start of `opts` starts cold instead, when it must.
+/// What a face asks of a preset start: warm, cold, or what the preset's `warm` key says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ask {
+    /// The preset's `warm` key (presets.toml) decides.
+    #[default]
+    Preset,
+    Warm,
+    Cold,
+}
+
+impl Ask {
+    /// `--warm` / `--cold` (`--cold` wins), else the preset's key.
+    pub fn from_flags(warm: bool, cold: bool) -> Ask {
+        match (warm, cold) {
+            (_, true) => Ask::Cold,
+            (true, false) => Ask::Warm,
+            _ => Ask::Preset,
+        }
+    }
+
+    /// A face's on/off (the dashboard's warm toggle, which starts at the preset's key):
+    /// the preset's key when they agree, so the start says why as the CLI's would.
+    pub fn toggle(on: bool, preset: Option<&Preset>) -> Ask {
+        match (on, preset.is_some_and(|p| p.warm)) {
+            (a, b) if a == b => Ask::Preset,
+            (true, _) => Ask::Warm,
+            (false, _) => Ask::Cold,
+        }
+    }
+}
+
+/// Whether a start asked as `ask` of `preset` (`None`: not a preset) wants to be warm, and
+/// why — before what the start carries is looked at ([`start`] does that).
+pub fn wanted(ask: Ask, preset: Option<&Preset>) -> WarmChoice {
+    let (warm, why) = match (ask, preset) {
+        (_, None) => (false, "warm starts are a preset's"),
+        (Ask::Cold, _) => (false, "asked cold"),
+        (Ask::Warm, _) => (true, "asked warm"),
+        (Ask::Preset, Some(p)) if p.warm => (true, "the preset's warm = true"),
+        (Ask::Preset, Some(_)) => (false, "the preset is not warm"),
+    };
+    WarmChoice {
+        warm,
+        why: why.to_string(),
+    }
+}
+
+/// Why a warm start of `opts` starts cold instead, when what it carries says so (the
+/// runtime is [`fallback`]'s).
 fn cold_reason(opts: &StartOptions) -> Option<&'static str> {
     if !opts.mounts.is_empty() {
         return Some(
@@ -61,47 +111,81 @@ fn cold_reason(opts: &StartOptions) -> Option<&'static str> {
     None
 }
 
-/// `<preset> start` as a warm start (see the module's text): a clone of the preset's
-/// template, made first when none fits; a cold start when the template cannot carry what
-/// was asked (said in one warning).
-pub async fn preset_start(
+/// A warm start's fallback: `Err(why)` when it must start cold (mounts, a bridge,
+/// Firecracker), else the runtime it clones on.
+fn fallback(ctx: &Ctx, opts: &StartOptions) -> Result<std::result::Result<Runtime, String>> {
+    if let Some(why) = cold_reason(opts) {
+        return Ok(Err(why.to_string()));
+    }
+    let needs_qemu = |vmm: &str| {
+        Ok(Err(format!(
+            "warm starts need QEMU (a clone maps its template's RAM file), and this start runs {vmm}"
+        )))
+    };
+    if opts.backend == Backend::Firecracker {
+        return needs_qemu("firecracker");
+    }
+    // The runtime as the start would resolve it (its TCG warning is the clone's to give).
+    let runtime = ctx
+        .host
+        .runtime(opts.backend, opts.accel, opts.boot_timeout)?;
+    if runtime.vmm != Vmm::Qemu {
+        return needs_qemu(runtime.vmm.as_str());
+    }
+    Ok(Ok(runtime))
+}
+
+/// A start of `opts` from either face (`smolvm <preset> start`, the dashboard's start
+/// form, a built image's start): warm or cold as `ask` and the preset's `warm` key decide,
+/// a warm start that cannot be warm (mounts, a bridge, Firecracker) starting cold with one
+/// warning. The report says which and why ([`StartReport::warm_choice`]).
+pub async fn start(
     ctx: &Ctx,
     opts: &StartOptions,
+    ask: Ask,
+    progress: &Progress<StartEvent>,
+) -> Result<StartReport> {
+    let registry = Registry::load(&ctx.env);
+    let mut choice = wanted(ask, opts.preset.as_deref().and_then(|n| registry.find(n)));
+    if opts.preset.is_some() && ask == Ask::Warm {
+        // Asked warm of an unknown preset: the lookup's error, as before.
+        registry.lookup(opts.preset.as_deref().unwrap_or_default())?;
+    }
+    let mut runtime = None;
+    if choice.warm {
+        match fallback(ctx, opts)? {
+            Ok(r) => runtime = Some(r),
+            Err(why) => {
+                progress.emit(StartEvent::Warning(format!(
+                    "warm start: {why}; starting cold"
+                )));
+                choice = WarmChoice { warm: false, why };
+            }
+        }
+    }
+    let mut rep = match runtime {
+        Some(runtime) => warm_start(ctx, opts, &registry, runtime, progress).await?,
+        None => start::create(ctx, opts, progress).await?,
+    };
+    rep.warm_choice = Some(choice);
+    Ok(rep)
+}
+
+/// A warm start (see the module's text): a clone of the preset's template on `runtime`,
+/// made first when none fits.
+async fn warm_start(
+    ctx: &Ctx,
+    opts: &StartOptions,
+    registry: &Registry,
+    mut runtime: Runtime,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
     let t0 = Instant::now();
-    let registry = Registry::load(&ctx.env);
     let name = opts
         .preset
         .as_deref()
         .ok_or_else(|| Error::usage("a warm start needs a preset"))?;
     let preset = registry.lookup(name)?.clone();
-    let cold = |why: &str| {
-        progress.emit(StartEvent::Warning(format!(
-            "warm start: {why}; starting cold"
-        )));
-    };
-    if let Some(why) = cold_reason(opts) {
-        cold(why);
-        return start::create(ctx, opts, progress).await;
-    }
-    let needs_qemu = |vmm: &str| {
-        cold(&format!(
-            "warm starts need QEMU (a clone maps its template's RAM file), and this start runs {vmm}"
-        ));
-    };
-    if opts.backend == Backend::Firecracker {
-        needs_qemu("firecracker");
-        return start::create(ctx, opts, progress).await;
-    }
-    // The runtime as the start would resolve it (its TCG warning is the clone's to give).
-    let mut runtime = ctx
-        .host
-        .runtime(opts.backend, opts.accel, opts.boot_timeout)?;
-    if runtime.vmm != Vmm::Qemu {
-        needs_qemu(runtime.vmm.as_str());
-        return start::create(ctx, opts, progress).await;
-    }
     start::set_requested_machine(&mut runtime, opts.qemu_machine)?;
     super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
     if let Some(n) = &opts.name {
@@ -136,6 +220,10 @@ pub async fn preset_start(
     progress.emit(StartEvent::PhaseDone(Phase::Image, image_time));
 
     let built = ensure_template(ctx, opts, &key, progress).await?;
+    progress.emit(StartEvent::Template {
+        id: template.clone(),
+        making: false,
+    });
     let clone = snapshot::clone(
         ctx,
         &CloneOptions {
@@ -235,7 +323,15 @@ async fn ensure_template(
         no_forward: true,
         ..opts.clone()
     };
+    let making = || {
+        progress.emit(StartEvent::Template {
+            id: template.to_string(),
+            making: true,
+        })
+    };
+    making();
     let src = start::create(ctx, &base, progress).await?;
+    making();
     let made = match logged_in(ctx, &src.ip).await {
         Ok(()) => snapshot::create(
             ctx,
@@ -405,14 +501,6 @@ fn key(i: &Inputs<'_>) -> Result<Key> {
     Ok(Key::new(&i.preset.name, &slot, &rest))
 }
 
-/// Whether `smolvm <preset> start` is warm: `--warm`, `--cold`, else the preset's `warm`.
-pub fn wanted(flag_warm: bool, flag_cold: bool, preset: Option<&Preset>) -> bool {
-    if flag_cold {
-        return false;
-    }
-    flag_warm || preset.is_some_and(|p| p.warm)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,11 +512,15 @@ mod tests {
         o.mounts = crate::core::presets::mounts::parse_specs(&["/tmp".to_string()], false).unwrap();
         assert!(cold_reason(&o).unwrap().contains("--mount"));
         let mut p = Registry::builtin().presets[0].clone();
-        assert!(!wanted(false, false, Some(&p)));
-        assert!(wanted(true, false, Some(&p)));
+        let warm = |ask, p: Option<&Preset>| wanted(ask, p).warm;
+        let flags = Ask::from_flags;
+        assert!(!warm(flags(false, false), Some(&p)));
+        assert!(warm(flags(true, false), Some(&p)));
         p.warm = true;
-        assert!(wanted(false, false, Some(&p)));
-        assert!(!wanted(false, true, Some(&p)), "--cold wins");
+        assert!(warm(flags(false, false), Some(&p)));
+        assert!(!warm(flags(false, true), Some(&p)), "--cold wins");
+        assert!(!warm(flags(true, true), Some(&p)), "--cold wins");
+        assert!(!warm(Ask::Warm, None), "a built image is never warm");
     }
 
     /// Another image in the same slot: a new name under the slot's prefix (the old

@@ -21,7 +21,7 @@ pub fn pvm_host() -> Host {
 }
 
 /// A start of preset `preset` named `name` with `memory_mib` and one vCPU; no mounts, no
-/// policy, no SSH port, no attach.
+/// policy, no SSH port, no attach; warm as the preset's `warm` key says (the form's default).
 pub fn preset_start(preset: &str, name: &str, memory_mib: u32) -> StartSpec {
     StartSpec {
         image: StartImage::Preset(preset.into()),
@@ -34,6 +34,7 @@ pub fn preset_start(preset: &str, name: &str, memory_mib: u32) -> StartSpec {
         internet: Default::default(),
         publish_ssh: false,
         attach: false,
+        warm: smolvm::core::warm::Ask::Preset,
     }
 }
 

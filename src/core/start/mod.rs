@@ -160,6 +160,12 @@ pub enum StartEvent {
     Pull(PullEvent),
     /// Something failed; everything created is being removed.
     RollingBack(String),
+    /// A warm start's template `id`: being made (`making`, once per template: the cold
+    /// boot and the snapshot that follow are its), or cloned.
+    Template {
+        id: String,
+        making: bool,
+    },
 }
 
 /// Milliseconds per phase.
@@ -195,6 +201,19 @@ pub struct StartReport {
     /// A warm start: the template it was cloned from (`core::warm`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warm: Option<WarmInfo>,
+    /// A preset start: whether it went warm or cold, and why (`core::warm::start`; not in
+    /// SmolVM's JSON).
+    #[serde(skip)]
+    pub warm_choice: Option<WarmChoice>,
+}
+
+/// Whether a preset start is warm or cold, and why (`core::warm::start` decides it for
+/// both faces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmChoice {
+    pub warm: bool,
+    /// Why, in a few words: `the preset's warm = true`, `asked cold`, a fallback's reason.
+    pub why: String,
 }
 
 /// Where a warm start came from.

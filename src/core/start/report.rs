@@ -50,6 +50,7 @@ pub(crate) fn report(
         timings: Timings::default(),
         forwarded: None,
         warm: None,
+        warm_choice: None,
     })
 }
 

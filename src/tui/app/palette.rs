@@ -36,7 +36,7 @@ impl App {
                     .unwrap_or(0);
                 let fx = self.act(Action::Start);
                 if let Some(Dialog::Start(f)) = &mut self.dialog {
-                    f.preset = i;
+                    f.choose(i);
                 }
                 fx
             }

@@ -31,30 +31,27 @@ pub type VmsPane = TableList<VmCol>;
 impl DataToCell<VmCol> for VmRow {
     const MARK_COLUMN: VmCol = VmCol::Id;
 
+    /// The columns a row alone decides are `sandbox list`'s cells (core's
+    /// `SandboxInfo::cell`); the live ones are the pane's.
     fn cell_text(&self, col: VmCol) -> String {
+        if let Some(c) = self.info.cell(col) {
+            return c;
+        }
         let dash = || "-".to_string();
-        let i = &self.info;
         match col {
-            VmCol::Id => i.id.to_string(),
-            VmCol::Status => i.shown_status(),
-            VmCol::Backend => i.backend.as_ref().map_or_else(dash, ToString::to_string),
-            VmCol::Preset => i.preset.clone().unwrap_or_else(dash),
-            VmCol::Ip => i.ip.clone().unwrap_or_else(dash),
-            VmCol::Ssh => i.ssh_port.map_or_else(dash, |p| p.to_string()),
             VmCol::Net => self.net_cell(),
             VmCol::Egress => self
                 .net
                 .as_ref()
                 .and_then(|n| n.egress_bytes)
                 .map_or_else(dash, crate::core::units::format_size),
-            VmCol::Pid => i.pid.map_or_else(dash, |p| p.to_string()),
             VmCol::Uptime => self.uptime_secs.map_or_else(dash, fmt_duration),
             VmCol::Cpu => self.cpu_pct.map_or_else(dash, |c| format!("{c:.1}")),
             VmCol::Rss => self
                 .rss_bytes
                 .map_or_else(dash, crate::core::units::format_size),
-            VmCol::Created => i.created_at.clone(),
-            VmCol::Template => i.cloned_from.clone().unwrap_or_else(dash),
+            // Core's (above).
+            _ => dash(),
         }
     }
 

@@ -119,6 +119,9 @@ impl DetailView {
         lines.push(head("Config"));
         lines.push(field("Backend", opt(&d.backend)));
         lines.push(field("Preset", opt(&d.preset)));
+        if let Some(t) = &d.cloned_from {
+            lines.push(field("Cloned from", t.clone()));
+        }
         lines.push(field("Kernel", opt(&d.kernel)));
         lines.push(field("Rootfs", opt(&d.rootfs)));
         lines.push(field("vCPUs", d.vcpus.map_or_else(dash, |v| v.to_string())));

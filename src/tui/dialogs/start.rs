@@ -43,10 +43,13 @@ pub enum Field {
     Publish,
     /// Attach once it is up (space toggles).
     Attach,
+    /// A warm start (`--warm` / `--cold`; starts at the preset's `warm` key; space
+    /// toggles; presets only).
+    Warm,
 }
 
 impl Field {
-    pub const ALL: [Field; 12] = [
+    pub const ALL: [Field; 13] = [
         Field::Image,
         Field::Name,
         Field::Memory,
@@ -59,6 +62,7 @@ impl Field {
         Field::Domains,
         Field::Publish,
         Field::Attach,
+        Field::Warm,
     ];
 
     fn next(self) -> Field {
@@ -99,6 +103,9 @@ pub struct StartSpec {
     pub publish_ssh: bool,
     /// Attach to the preset's agent (a login shell for a built image) once it is up.
     pub attach: bool,
+    /// Warm or cold, as `--warm` / `--cold` / neither (the preset's `warm` key): decided
+    /// with the fallbacks by `core::warm::start`, as for the CLI.
+    pub warm: crate::core::warm::Ask,
 }
 
 impl StartSpec {
@@ -155,6 +162,8 @@ pub struct StartForm {
     /// on 127.0.0.1 only).
     pub egress: super::egress::EgressFields,
     pub attach: bool,
+    /// A warm start: the chosen preset's `warm` key until toggled (off for a built image).
+    pub warm: bool,
 }
 
 impl StartForm {
@@ -171,7 +180,6 @@ impl StartForm {
         };
         StartForm {
             memory: line_input(&presets[0].memory_mib.to_string()),
-            presets,
             preset: 0,
             built,
             field: Field::Image,
@@ -182,7 +190,21 @@ impl StartForm {
             writable_mounts: false,
             egress: super::egress::EgressFields::new(&Default::default(), false),
             attach: false,
+            warm: presets[0].warm,
+            presets,
         }
+    }
+
+    /// Choose entry `i` of [`StartForm::choices`]; the warm toggle goes back to that
+    /// preset's `warm` key.
+    pub fn choose(&mut self, i: usize) {
+        self.preset = i;
+        self.warm = self.chosen_preset().is_some_and(|p| p.warm);
+    }
+
+    /// The chosen preset (`None`: a built image).
+    pub fn chosen_preset(&self) -> Option<&Preset> {
+        self.presets.get(self.preset)
     }
 
     /// The mount specs typed (comma-separated).
@@ -221,7 +243,7 @@ impl StartForm {
             _ if action == Some(Action::NextField) => self.field = self.field.next(),
             _ if action == Some(Action::PrevField) => self.field = self.field.prev(),
             _ if action == Some(Action::Down) => {
-                if self.field != Field::Attach {
+                if self.field != Field::Warm {
                     self.field = self.field.next()
                 }
             }
@@ -237,8 +259,8 @@ impl StartForm {
                 }
             }
             _ if self.field == Field::Image => match action {
-                Some(Action::ChoiceNext) => self.preset = (self.preset + 1) % n,
-                Some(Action::ChoicePrev) => self.preset = (self.preset + n - 1) % n,
+                Some(Action::ChoiceNext) => self.choose((self.preset + 1) % n),
+                Some(Action::ChoicePrev) => self.choose((self.preset + n - 1) % n),
                 _ => {}
             },
             _ if self.field == Field::Internet => {
@@ -246,14 +268,23 @@ impl StartForm {
                     self.egress.cycle_mode(a == Action::ChoicePrev);
                 }
             }
-            _ if matches!(self.field, Field::Writable | Field::Publish | Field::Attach) => {
-                if matches!(
-                    action,
-                    Some(Action::ChoiceNext | Action::ChoicePrev | Action::Toggle)
-                ) {
+            _ if matches!(
+                self.field,
+                Field::Writable | Field::Publish | Field::Attach | Field::Warm
+            ) =>
+            {
+                // A built image is never warm: its toggle stays off.
+                let fixed = self.field == Field::Warm && self.chosen_preset().is_none();
+                if !fixed
+                    && matches!(
+                        action,
+                        Some(Action::ChoiceNext | Action::ChoicePrev | Action::Toggle)
+                    )
+                {
                     let toggle = match self.field {
                         Field::Writable => &mut self.writable_mounts,
                         Field::Publish => &mut self.egress.publish_ssh,
+                        Field::Warm => &mut self.warm,
                         _ => &mut self.attach,
                     };
                     *toggle = !*toggle;
@@ -279,12 +310,12 @@ impl StartForm {
         let form = self;
         let t = &app.theme;
         let area = f.area();
-        let r = centered(area, 76, 23);
+        let r = centered(area, 76, 24);
         f.render_widget(Clear, r);
         let blk = dialog(app, "Start a sandbox");
         let inner = blk.inner(r);
         f.render_widget(blk, r);
-        let rows = Layout::vertical([Constraint::Length(1); 21]).split(inner);
+        let rows = Layout::vertical([Constraint::Length(1); 22]).split(inner);
         let errors = field_errors(form);
         let label = |i: Field, text: &str| {
             let style = if form.field == i {
@@ -406,10 +437,26 @@ impl StartForm {
             ])),
             v,
         );
+        let (l, v) = split(rows[20]);
+        f.render_widget(label(Field::Warm, "Warm"), l);
+        let warm_note = if form.chosen_preset().is_none() {
+            "  presets only: a built image boots cold"
+        } else if form.warm && !form.mount_specs().is_empty() {
+            "  mounts need a cold start: this one boots cold"
+        } else {
+            "  clone the preset's template (the first start makes it)"
+        };
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::raw(if form.warm { "[x]" } else { "[ ]" }),
+                Span::styled(warm_note, t.muted()),
+            ])),
+            v,
+        );
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
             Paragraph::new(super::form_hint(app, t, "choose", "start", ok)),
-            rows[20],
+            rows[21],
         );
     }
 }
@@ -417,7 +464,7 @@ impl StartForm {
 /// Field errors of the start form (`None` = valid), indexed by [`Field`]: core's limits
 /// and messages, the same the CLI's flags give. The egress policy's (mode and lists
 /// together, as `Policy::new` checks them) is [`Field::Internet`]'s.
-pub fn field_errors(f: &StartForm) -> [Option<String>; 12] {
+pub fn field_errors(f: &StartForm) -> [Option<String>; 13] {
     let name = text_of(&f.name);
     let disk = text_of(&f.disk);
     let mounts = f.mount_specs();
@@ -441,6 +488,7 @@ pub fn field_errors(f: &StartForm) -> [Option<String>; 12] {
         },
         None,
         f.egress.policy().err().map(|e| e.message),
+        None,
         None,
         None,
         None,
@@ -469,6 +517,7 @@ fn validate(f: &StartForm) -> Option<StartSpec> {
         internet: f.egress.policy().ok()?,
         publish_ssh: f.egress.publish_ssh,
         attach: f.attach,
+        warm: crate::core::warm::Ask::toggle(f.warm, f.chosen_preset()),
     })
 }
 
@@ -623,22 +672,74 @@ mod tests {
         );
         assert!(opts.mounts[0].writable);
         assert_eq!(opts.mounts[0].guest_path, "/work");
-        // The egress fields come next, then attach, the last field (Down stays there, Tab
-        // wraps to the image).
+        // The egress fields come next, then attach, then warm, the last field (Down stays
+        // there, Tab wraps to the image).
         for want in [
             Field::Internet,
             Field::Cidrs,
             Field::Domains,
             Field::Publish,
             Field::Attach,
+            Field::Warm,
         ] {
             press(&mut f, KeyCode::Tab);
             assert_eq!(f.field, want);
         }
         press(&mut f, KeyCode::Down);
-        assert_eq!(f.field, Field::Attach);
+        assert_eq!(f.field, Field::Warm);
         press(&mut f, KeyCode::Up);
-        assert_eq!(f.field, Field::Publish);
+        assert_eq!(f.field, Field::Attach);
+        press(&mut f, KeyCode::Tab);
+        press(&mut f, KeyCode::Tab);
+        assert_eq!(f.field, Field::Image);
+    }
+
+    /// The warm toggle starts at the chosen preset's `warm` key (presets.toml) and goes
+    /// back to it when another preset is chosen; the keymap's `[form]` toggle keys flip
+    /// it; the start asks core what the CLI's flags would (neither when it agrees with the
+    /// key, `--warm` / `--cold` otherwise), and core decides warm for a `warm = true`
+    /// preset as for `smolvm <preset> start`. A built image is never warm.
+    #[test]
+    fn the_warm_toggle_starts_at_the_presets_key_and_asks_core_as_the_flags() {
+        use crate::core::warm::{wanted, Ask};
+        let km = Keymap::with_user("[form]\ntoggle = [\"t\"]\n", "user.toml");
+        let key = |c| KeyEvent::new(c, crossterm::event::KeyModifiers::NONE);
+        let mut warm = PRESETS[1].clone();
+        warm.warm = true;
+        let list = vec![PRESETS[0].clone(), warm.clone()];
+        let mut f = StartForm::with_presets(list, vec!["my-debian".into()]);
+        assert!(!f.warm, "{} is not warm", PRESETS[0].name);
+        press(&mut f, KeyCode::Right);
+        assert!(f.warm, "the toggle starts at the preset's warm = true");
+        let spec = submitted(&mut f);
+        assert_eq!(spec.warm, Ask::Preset);
+        let choice = wanted(spec.warm, Some(&warm));
+        assert!(choice.warm, "{choice:?}");
+        assert_eq!(choice.why, "the preset's warm = true");
+        f.field = Field::Warm;
+        f.handle_key(key(KeyCode::Char('x')), &km);
+        assert!(f.warm, "x is no longer the toggle");
+        f.handle_key(key(KeyCode::Char('t')), &km);
+        assert!(!f.warm);
+        let spec = submitted(&mut f);
+        assert_eq!(spec.warm, Ask::Cold, "as --cold");
+        assert!(!wanted(spec.warm, Some(&warm)).warm);
+        // Another preset: its own key again; ticked, it asks as --warm.
+        f.field = Field::Image;
+        press(&mut f, KeyCode::Left);
+        assert!(!f.warm);
+        f.field = Field::Warm;
+        press(&mut f, KeyCode::Char(' '));
+        assert_eq!(submitted(&mut f).warm, Ask::Warm);
+        // A built image: off, and it stays off.
+        f.field = Field::Image;
+        press(&mut f, KeyCode::Left);
+        assert_eq!(f.chosen_preset(), None);
+        assert!(!f.warm);
+        f.field = Field::Warm;
+        press(&mut f, KeyCode::Char(' '));
+        assert!(!f.warm);
+        assert!(!wanted(submitted(&mut f).warm, None).warm);
     }
 
     /// The egress fields give the start the network settings the CLI's flags give:

@@ -37,7 +37,9 @@ pub(super) fn opened(
 }
 
 /// A start's or a restore's events in task `task`: each phase (its progress reset), its
-/// time as an item, download progress, warnings, a roll-back.
+/// time as an item, download progress, warnings, a roll-back. A warm start's template
+/// step is the phase (`making template … (once)`, `cloning template …`) and names the
+/// phases under it (`making template … (once): boot`).
 pub(super) fn start_progress(
     tx: &UnboundedSender<Msg>,
     task: u64,
@@ -45,10 +47,27 @@ pub(super) fn start_progress(
     use crate::core::images::pull::PullEvent;
     use crate::core::start::StartEvent;
     let ptx = tx.clone();
+    let step = std::sync::Mutex::new(None::<String>);
     Progress::new(move |ev: StartEvent| match ev {
         StartEvent::PhaseStarted(p) => {
-            send(&ptx, task, TaskUpdate::Phase(p.as_str().to_string()));
+            let text = match step.lock().ok().as_deref().and_then(Option::as_deref) {
+                Some(s) => format!("{s}: {}", p.as_str()),
+                None => p.as_str().to_string(),
+            };
+            send(&ptx, task, TaskUpdate::Phase(text));
             send(&ptx, task, TaskUpdate::Progress { done: 0, total: 0 });
+        }
+        StartEvent::Template { id, making } => {
+            let text = if making {
+                format!("making template {id} (once)")
+            } else {
+                format!("cloning template {id}")
+            };
+            send(&ptx, task, TaskUpdate::Phase(text.clone()));
+            send(&ptx, task, TaskUpdate::Progress { done: 0, total: 0 });
+            if let Ok(mut s) = step.lock() {
+                *s = Some(text);
+            }
         }
         StartEvent::PhaseDone(p, d) => send(
             &ptx,
@@ -83,8 +102,10 @@ pub(super) fn start_progress(
     })
 }
 
-/// Start a preset with the form's values: the same `core::start::create` as
-/// `smolvm <preset> start`, its phases and download progress shown in the task.
+/// Start a preset (or a built image) with the form's values: the same `core::warm::start`
+/// as `smolvm <preset> start` — warm or cold as the form's toggle and the preset's `warm`
+/// key decide, the same fallbacks — its phases and download progress shown in the task,
+/// its summary saying warm or cold and why.
 pub(super) async fn run_start(
     task: u64,
     tx: UnboundedSender<Msg>,
@@ -92,7 +113,6 @@ pub(super) async fn run_start(
     cancel: Arc<AtomicBool>,
     spec: StartSpec,
 ) {
-    use crate::core::start;
     let t0 = Instant::now();
     let Some(ctx) = opened(&tx, task, &cx, t0) else {
         return;
@@ -102,7 +122,7 @@ pub(super) async fn run_start(
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
     let progress = start_progress(&tx, task).with_cancel(cancel);
-    match start::create(&ctx, &opts, &progress).await {
+    match crate::core::warm::start(&ctx, &opts, spec.warm, &progress).await {
         Ok(r) => {
             send(
                 &tx,
@@ -641,5 +661,48 @@ pub(super) fn run_transfer(
             finish(tx, task, TaskState::Done, t.summary(upload), t0);
         }
         Err(e) => finish(tx, task, stopped_or_failed(&e), e.message, t0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::start::{Phase, StartEvent};
+
+    /// A warm start's template step is the task's phase, and names the phases under it.
+    #[test]
+    fn a_warm_starts_template_step_is_the_phase_and_names_the_phases_under_it() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let p = start_progress(&tx, 7);
+        let template = |making| StartEvent::Template {
+            id: "warm-codex-1-2".into(),
+            making,
+        };
+        p.emit(StartEvent::PhaseStarted(Phase::Image));
+        p.emit(template(true));
+        p.emit(StartEvent::PhaseStarted(Phase::Boot));
+        p.emit(template(false));
+        p.emit(StartEvent::PhaseStarted(Phase::Spawn));
+        drop((p, tx));
+        let mut phases = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            if let Msg::Task {
+                id: 7,
+                update: TaskUpdate::Phase(s),
+            } = m
+            {
+                phases.push(s);
+            }
+        }
+        assert_eq!(
+            phases,
+            [
+                "image",
+                "making template warm-codex-1-2 (once)",
+                "making template warm-codex-1-2 (once): boot",
+                "cloning template warm-codex-1-2",
+                "cloning template warm-codex-1-2: spawn",
+            ]
+        );
     }
 }
