@@ -326,24 +326,30 @@ impl Plan {
             finish(child, true);
             return Err(Error::runtime("cannot run ssh: no output pipe"));
         };
-        match read_line(o, 64) {
-            Line::Text(l) if l == b"smolvm-forward" => {}
-            Line::Eof => {
-                drop(stdin);
-                let (code, err) = finish(child, false);
-                let err = String::from_utf8_lossy(&err).into_owned();
-                if code == Some(255) {
-                    return Ok(Attempt::Unreached(err));
+        // A login file may print a few lines first (a greeting): passed over, bounded.
+        let mut lines = 0;
+        loop {
+            lines += 1;
+            match read_line(o, 256) {
+                Line::Text(l) if l == b"smolvm-forward" => break,
+                Line::Text(_) if lines < 64 => continue,
+                Line::Eof => {
+                    drop(stdin);
+                    let (code, err) = finish(child, false);
+                    let err = String::from_utf8_lossy(&err).into_owned();
+                    if code == Some(255) {
+                        return Ok(Attempt::Unreached(err));
+                    }
+                    return Err(Error::runtime(format!(
+                        "the guest did not run smolvm's forwarding script ({}): {}",
+                        code.map_or("killed".to_string(), |c| format!("exit {c}")),
+                        err.trim()
+                    )));
                 }
-                return Err(Error::runtime(format!(
-                    "the guest did not run smolvm's forwarding script ({}): {}",
-                    code.map_or("killed".to_string(), |c| format!("exit {c}")),
-                    err.trim()
-                )));
-            }
-            _ => {
-                finish(child, true);
-                return Err(garbage("it did not start the script"));
+                _ => {
+                    finish(child, true);
+                    return Err(garbage("it did not start the script"));
+                }
             }
         }
         // 2. The env file, merged here.
@@ -845,6 +851,13 @@ mod tests {
         assert!(modes.contains(&("root/.cred", 0o600)), "{modes:?}");
         assert!(modes.contains(&("root/.claude.json", 0o600)), "{modes:?}");
 
+        // A greeting a login file prints before the script is passed over.
+        new.run(
+            &local_sh(&format!("echo Welcome; echo; {}", new.script())),
+            "local",
+            Duration::from_secs(5),
+        )
+        .unwrap();
         // An unchanged env file is not rewritten; configs alone need no env read.
         let before = std::fs::metadata(&new.env_path)
             .unwrap()
@@ -903,7 +916,12 @@ mod tests {
             );
             e.message
         };
-        let m = fails("printf 'hello \\033[2J\\n'; cat >/dev/null");
+        let m = fails("printf 'hello \\033[2J\\n'");
+        assert!(
+            m.contains("did not run smolvm's forwarding script (exit 0)"),
+            "{m}"
+        );
+        let m = fails("yes hello | head -n 100");
         assert!(m.contains("answered something other"), "{m}");
         let m = fails("head -c 100000 /dev/zero");
         assert!(m.contains("answered something other"), "{m}");
