@@ -5,7 +5,7 @@
 //! runs alternated, medians reported. The first warm start, which makes the template, is
 //! timed on its own and left out of the median; each warm run's own split (image, the
 //! clone up to its SSH answering, all of it inside smolvm) is printed, the rest being the
-//! forwarding's SSH sessions. `SMOLVM_BENCH_RUNS` sets the count of each timing (default
+//! forwarding's one SSH session. `SMOLVM_BENCH_RUNS` sets the count of each timing (default
 //! 3). The figures are TCG's here (the accelerator is printed).
 //!
 //! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.

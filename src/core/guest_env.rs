@@ -322,14 +322,7 @@ pub fn merge(
     set: &[(String, Vec<u8>)],
     unset: &[String],
 ) -> Result<EnvFile> {
-    for (k, v) in set {
-        check_key(k)?;
-        if v.contains(&0) {
-            return Err(Error::usage(format!(
-                "The value of {k} contains a NUL byte, which no environment variable can hold."
-            )));
-        }
-    }
+    check_set(set)?;
     for k in unset {
         check_key(k)?;
     }
@@ -339,6 +332,20 @@ pub fn merge(
         write(&new)?;
     }
     Ok(EnvFile::parse(&new))
+}
+
+/// Check the pairs to set before anything is read or sent: each key a variable name, no
+/// value with a NUL byte (exit 2 otherwise).
+pub fn check_set(set: &[(String, Vec<u8>)]) -> Result<()> {
+    for (k, v) in set {
+        check_key(k)?;
+        if v.contains(&0) {
+            return Err(Error::usage(format!(
+                "The value of {k} contains a NUL byte, which no environment variable can hold."
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One `export KEY=value` statement of a file: its key, its value and its bytes (from the

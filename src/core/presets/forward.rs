@@ -111,19 +111,16 @@ pub fn has_work(preset: &Preset, env: &Env) -> bool {
             .any(|k| env.get(k).is_some_and(|v| !v.is_empty()))
 }
 
-/// Copy the configs and write the env file; the report names what was forwarded.
+/// Copy the configs and write the env file, all in one SSH session ([`Plan`]); the report
+/// names what was forwarded.
 pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardReport> {
     let home = env.home();
     let mut rep = ForwardReport {
         name: preset.name.clone(),
         ..Default::default()
     };
-    let configs = existing_configs(preset, &home);
-    if !configs.is_empty() {
-        // A guest that has just printed its ready line may take a moment to accept SSH.
-        guest.run("true", b"", SSH_WAIT)?;
-    }
-    for (cfg, path) in configs {
+    let mut items = Vec::new();
+    for (cfg, path) in existing_configs(preset, &home) {
         let shown = crate::sys::paths::display_path(&path, &home);
         let meta = std::fs::symlink_metadata(&path)
             .map_err(|e| Error::runtime(format!("cannot read {shown}: {}", io_reason(&e))))?;
@@ -133,17 +130,26 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
                 .push(format!("{shown}: not a regular file or directory"));
             continue;
         }
-        if !cfg.json_keep.is_empty() && meta.is_file() {
+        let written = !cfg.json_keep.is_empty() && meta.is_file();
+        let archive = if written {
             match minimised(&path, &cfg.json_keep) {
-                Ok(bytes) => write_config(guest, cfg, &bytes)?,
+                Ok(bytes) => one_file_archive(cfg, &bytes)?,
                 Err(why) => {
                     rep.skipped.push(format!("{shown}: {why}"));
                     continue;
                 }
             }
         } else {
-            copy_config(guest, cfg, &path, meta.is_dir())?;
-        }
+            packed(cfg, &path)?
+        };
+        items.push(Item {
+            host: path,
+            guest: cfg.guest.clone(),
+            mode: cfg.mode,
+            dir: meta.is_dir(),
+            written,
+            archive,
+        });
         rep.copied_configs.push(shown);
     }
     let mut set: Vec<(String, Vec<u8>)> = Vec::new();
@@ -153,47 +159,395 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
             set.push((k.clone(), v.as_bytes().to_vec()));
         }
     }
-    if !set.is_empty() {
-        let in_guest = |script: &str, input: &[u8], what: &str| -> Result<Vec<u8>> {
-            let (code, out, err) = guest.run(script, input, SSH_WAIT)?;
-            if code != 0 {
-                return Err(Error::runtime(format!(
-                    "cannot {what} {} in the guest: {}",
-                    guest_env::GUEST_PATH,
-                    err.trim()
-                )));
-            }
-            Ok(out)
-        };
-        guest_env::merge(
-            || in_guest(guest_env::READ_SCRIPT, b"", "read"),
-            |file| in_guest(guest_env::WRITE_SCRIPT, file, "write").map(|_| ()),
-            &set,
-            &[],
-        )?;
-        rep.injected_env_keys = set.into_iter().map(|(k, _)| k).collect();
-    } else if !preset.env.is_empty() {
+    guest_env::check_set(&set)?;
+    if set.is_empty() && !preset.env.is_empty() {
         rep.no_env_hint = Some(format!(
             "No {} set on the host; set {} before starting, or log in inside the sandbox.",
             preset.env.join("/"),
             if preset.env.len() == 1 { "it" } else { "one" }
         ));
     }
+    if items.is_empty() && set.is_empty() {
+        return Ok(rep);
+    }
+    let plan = Plan {
+        items,
+        set,
+        env_path: guest_env::GUEST_PATH.to_string(),
+    };
+    plan.run(&guest.argv(&plan.script()), &guest.ip, SSH_WAIT)?;
+    rep.injected_env_keys = plan.set.into_iter().map(|(k, _)| k).collect();
     Ok(rep)
 }
 
-/// The guest script unpacking one config: into a new directory beside the target, then
-/// moved over it, with the mode set (a directory's files lose group and other bits when its
-/// mode has none).
-fn unpack_script(guest: &str, mode: u32, dir: bool) -> String {
+/// One config on its way: a tar archive whose single top entry is `x`, and where it goes.
+struct Item {
+    /// The host path (for messages).
+    host: std::path::PathBuf,
+    guest: String,
+    mode: u32,
+    dir: bool,
+    /// Minimised JSON written, rather than a file or directory copied.
+    written: bool,
+    archive: Vec<u8>,
+}
+
+/// Everything one start forwards, delivered in one SSH session (one handshake, which costs
+/// seconds under TCG) by one fixed script ([`Plan::script`]: paths and modes only, never a
+/// value). The conversation:
+///
+/// 1. the guest prints `smolvm-forward` (the script runs: before that, an SSH failure is
+///    retried while the guest's sshd may still be starting);
+/// 2. when env vars are forwarded, it prints `smolvm-env N` and the `N` bytes of its env
+///    file (`smolvm-env none` without one); the host merges them ([`guest_env::merge`],
+///    the same read-merge-write `sandbox env` uses) — a size over [`ENV_LIMIT`] or any
+///    other answer fails the start;
+/// 3. the host sends one tar archive: `I.tar` per config (the archive each config went
+///    through on its own before) and `env`, the new env file when it changed;
+/// 4. the guest unpacks it into a private temporary directory and installs each config as
+///    before (a new directory beside the target, then moved over it) and the env file as
+///    before (a temporary file beside it, renamed over it), printing `smolvm-step …` after
+///    each; `smolvm-end` last. A failure names the first step that did not finish.
+///
+/// What the guest prints is only ever counted and compared, never shown or obeyed.
+struct Plan {
+    items: Vec<Item>,
+    set: Vec<(String, Vec<u8>)>,
+    /// The guest's env file ([`guest_env::GUEST_PATH`]).
+    env_path: String,
+}
+
+/// The largest env file a guest may answer with.
+pub const ENV_LIMIT: u64 = 16 << 20;
+
+/// How much of the guest's other output (step lines, stderr) is kept.
+const OUTPUT_LIMIT: usize = 64 << 10;
+
+/// What one try of the session came to.
+enum Attempt {
+    Done,
+    /// SSH failed before the script ran (exit 255): the text ssh printed.
+    Unreached(String),
+}
+
+impl Plan {
+    fn wants_env(&self) -> bool {
+        !self.set.is_empty()
+    }
+
+    /// The guest's script (run by `sh -c`; see [`Plan`]).
+    fn script(&self) -> String {
+        let q = crate::core::ssh::shell_quote;
+        let mut s = String::from(
+            "set -e; umask 077; s=$(mktemp -d); trap 'rm -rf \"$s\"' EXIT; echo smolvm-forward; ",
+        );
+        let env = q(&self.env_path);
+        if self.wants_env() {
+            s.push_str(&format!(
+                "if [ -f {env} ]; then cat {env} > \"$s/old\"; \
+                 echo \"smolvm-env $(wc -c < \"$s/old\")\"; cat \"$s/old\"; rm -f \"$s/old\"; \
+                 else echo smolvm-env none; fi; "
+            ));
+        }
+        s.push_str("tar -xf - -C \"$s\" --no-same-owner; echo smolvm-step unpacked; ");
+        for (i, it) in self.items.iter().enumerate() {
+            s.push_str(&unpack_script(
+                &it.guest,
+                it.mode,
+                it.dir,
+                &format!("\"$s/{i}.tar\""),
+            ));
+            s.push_str(&format!("; rm -f \"$s/{i}.tar\"; echo smolvm-step {i}; "));
+        }
+        if self.wants_env() {
+            let path = Path::new(&self.env_path);
+            let dir = path
+                .parent()
+                .map_or("/".to_string(), |p| p.display().to_string());
+            let name = path
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            s.push_str(&format!(
+                "if [ -f \"$s/env\" ]; then mkdir -p {dir}; t={tmp}.$$; \
+                 cat \"$s/env\" > \"$t\"; chmod 0600 \"$t\"; mv -f \"$t\" {env}; fi; \
+                 echo smolvm-step env; ",
+                dir = q(&dir),
+                tmp = q(&format!("{}/.{name}", dir.trim_end_matches('/'))),
+            ));
+        }
+        s.push_str("echo smolvm-end");
+        s
+    }
+
+    /// Run the session with `argv` (ssh running [`Plan::script`]), retrying while SSH does
+    /// not answer (until `wait` has passed).
+    fn run(&self, argv: &[String], ip: &str, wait: Duration) -> Result<()> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.attempt(argv)? {
+                Attempt::Done => return Ok(()),
+                Attempt::Unreached(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(500))
+                }
+                Attempt::Unreached(err) => {
+                    return Err(Error::runtime(format!(
+                        "cannot reach the guest at {ip} over SSH: {}",
+                        err.trim()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn attempt(&self, argv: &[String]) -> Result<Attempt> {
+        use crate::sys::child::{spawn, Io};
+        let mut child = spawn(argv, Io::Piped, Io::Piped, Io::Piped)
+            .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
+        let stdin = child.take_stdin();
+        let mut out = child.take_stdout();
+        let err_t = read_bounded(child.take_stderr());
+        let finish = |mut child: crate::sys::child::Child, kill: bool| {
+            if kill {
+                // Its stderr is not waited for: what it said is not shown then.
+                let _ = child.kill();
+                let _ = child.wait();
+                return (None, Vec::new());
+            }
+            let code = child.wait().ok().and_then(|s| s.code());
+            (code, err_t.join().unwrap_or_default())
+        };
+        let garbage = |what: &str| {
+            Error::runtime(format!(
+                "cannot forward into the guest: {what} (the guest answered something other than smolvm's forwarding script prints)"
+            ))
+        };
+        // 1. The script runs.
+        let Some(o) = out.as_mut() else {
+            finish(child, true);
+            return Err(Error::runtime("cannot run ssh: no output pipe"));
+        };
+        // A login file may print a few lines first (a greeting): passed over, bounded.
+        let mut lines = 0;
+        loop {
+            lines += 1;
+            match read_line(o, 256) {
+                Line::Text(l) if l == b"smolvm-forward" => break,
+                Line::Text(_) if lines < 64 => continue,
+                Line::Eof => {
+                    drop(stdin);
+                    let (code, err) = finish(child, false);
+                    let err = String::from_utf8_lossy(&err).into_owned();
+                    if code == Some(255) {
+                        return Ok(Attempt::Unreached(err));
+                    }
+                    return Err(Error::runtime(format!(
+                        "the guest did not run smolvm's forwarding script ({}): {}",
+                        code.map_or("killed".to_string(), |c| format!("exit {c}")),
+                        err.trim()
+                    )));
+                }
+                _ => {
+                    finish(child, true);
+                    return Err(garbage("it did not start the script"));
+                }
+            }
+        }
+        // 2. The env file, merged here.
+        let mut env_file: Option<Vec<u8>> = None;
+        if self.wants_env() {
+            let cannot_read = |why: String| {
+                Error::runtime(format!("cannot read {} in the guest: {why}", self.env_path))
+            };
+            let old = match read_line(o, 64) {
+                Line::Text(l) if l == b"smolvm-env none" => Vec::new(),
+                Line::Text(l) if l.starts_with(b"smolvm-env ") => {
+                    let n = std::str::from_utf8(&l[b"smolvm-env ".len()..])
+                        .ok()
+                        .and_then(|n| n.trim().parse::<u64>().ok());
+                    let Some(n) = n.filter(|n| *n <= ENV_LIMIT) else {
+                        finish(child, true);
+                        return Err(cannot_read(format!(
+                            "the guest gave no size or one over {} MiB",
+                            ENV_LIMIT >> 20
+                        )));
+                    };
+                    let mut old = vec![0u8; n as usize];
+                    if std::io::Read::read_exact(o, &mut old).is_err() {
+                        drop(stdin);
+                        let (_, err) = finish(child, false);
+                        return Err(cannot_read(format!(
+                            "it ended early: {}",
+                            String::from_utf8_lossy(&err).trim()
+                        )));
+                    }
+                    old
+                }
+                Line::Eof => {
+                    drop(stdin);
+                    let (_, err) = finish(child, false);
+                    return Err(cannot_read(
+                        String::from_utf8_lossy(&err).trim().to_string(),
+                    ));
+                }
+                _ => {
+                    finish(child, true);
+                    return Err(garbage("no env file header"));
+                }
+            };
+            guest_env::merge(
+                || Ok(old),
+                |new| {
+                    env_file = Some(new.to_vec());
+                    Ok(())
+                },
+                &self.set,
+                &[],
+            )?;
+        }
+        // 3. Everything else, while the rest of its output is read on a thread of its own.
+        let bundle = match bundle(&self.items, env_file.as_deref()) {
+            Ok(b) => b,
+            Err(e) => {
+                finish(child, true);
+                return Err(e);
+            }
+        };
+        let out_t = read_bounded(out.take());
+        if let Some(mut i) = stdin {
+            // A guest that stops reading shows in its exit status and steps.
+            let _ = std::io::Write::write_all(&mut i, &bundle);
+        }
+        let rest = out_t.join().unwrap_or_default();
+        let (code, err) = finish(child, false);
+        // 4. Its steps.
+        let lines: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
+        let step = |s: &str| {
+            lines
+                .iter()
+                .any(|l| *l == format!("smolvm-step {s}").as_bytes())
+        };
+        if code == Some(0) && lines.contains(&&b"smolvm-end"[..]) {
+            return Ok(Attempt::Done);
+        }
+        let err = String::from_utf8_lossy(&err).trim().to_string();
+        if !step("unpacked") {
+            return Err(Error::runtime(format!(
+                "cannot unpack the forwarded files in the guest: {err}"
+            )));
+        }
+        for (i, it) in self.items.iter().enumerate() {
+            if !step(&i.to_string()) {
+                return Err(Error::runtime(if it.written {
+                    format!("cannot write the guest's {}: {err}", it.guest)
+                } else {
+                    format!(
+                        "cannot copy {} to the guest's {}: {err}",
+                        it.host.display(),
+                        it.guest
+                    )
+                }));
+            }
+        }
+        if self.wants_env() && !step("env") {
+            return Err(Error::runtime(format!(
+                "cannot write {} in the guest: {err}",
+                self.env_path
+            )));
+        }
+        Err(Error::runtime(format!(
+            "the guest's forwarding script did not finish ({}): {err}",
+            code.map_or("killed".to_string(), |c| format!("exit {c}"))
+        )))
+    }
+}
+
+/// One line read from the guest.
+enum Line {
+    Text(Vec<u8>),
+    /// The stream ended before anything was read.
+    Eof,
+    /// Longer than allowed, or the stream ended mid-line.
+    Bad,
+}
+
+/// A line of at most `max` bytes, read a byte at a time (so nothing after it is consumed).
+fn read_line(r: &mut impl std::io::Read, max: usize) -> Line {
+    let mut l = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match r.read(&mut b) {
+            Ok(0) if l.is_empty() => return Line::Eof,
+            Ok(0) => return Line::Bad,
+            Ok(_) if b[0] == b'\n' => return Line::Text(l),
+            Ok(_) if l.len() >= max => return Line::Bad,
+            Ok(_) => l.push(b[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if l.is_empty() => return Line::Eof,
+            Err(_) => return Line::Bad,
+        }
+    }
+}
+
+/// Everything `r` yields, on a thread of its own, of which the first [`OUTPUT_LIMIT`]
+/// bytes are kept.
+fn read_bounded<R: std::io::Read + Send + 'static>(
+    r: Option<R>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let Some(mut r) = r else { return kept };
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        kept
+    })
+}
+
+/// The one archive a session sends: `I.tar` per item, then `env` when given.
+fn bundle(items: &[Item], env: Option<&[u8]>) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data)
+    };
+    let r = items
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, it)| add(&format!("{i}.tar"), &it.archive))
+        .and_then(|()| env.map_or(Ok(()), |e| add("env", e)))
+        .and_then(|()| b.into_inner());
+    r.map_err(|e| {
+        Error::runtime(format!(
+            "cannot pack the forwarded files: {}",
+            io_reason(&e)
+        ))
+    })
+}
+
+/// The guest script unpacking one config from the archive `from` (`-`: stdin): into a new
+/// directory beside the target, then moved over it, with the mode set (a directory's files
+/// lose group and other bits when its mode has none).
+fn unpack_script(guest: &str, mode: u32, dir: bool, from: &str) -> String {
     let q = crate::core::ssh::shell_quote;
     let parent = Path::new(guest)
         .parent()
         .map_or("/".to_string(), |p| p.display().to_string());
     let private = mode & 0o077 == 0;
     format!(
-        "set -e; umask 077; mkdir -p {parent}; t=$(mktemp -d {parent}/.smolvm-copy.XXXXXX); \
-         tar -xf - -C \"$t\" --no-same-owner; {fix} chmod {mode:o} \"$t/x\"; \
+        "mkdir -p {parent}; t=$(mktemp -d {parent}/.smolvm-copy.XXXXXX); \
+         tar -xf {from} -C \"$t\" --no-same-owner; {fix} chmod {mode:o} \"$t/x\"; \
          rm -rf {guest}; mv \"$t/x\" {guest}; rmdir \"$t\"",
         parent = q(&parent),
         guest = q(guest),
@@ -232,34 +586,24 @@ fn minimised(path: &Path, keep: &[String]) -> std::result::Result<Vec<u8>, Strin
     serde_json::to_vec(&kept).map_err(|e| e.to_string())
 }
 
-/// Write `bytes` as the guest's file of `cfg`: a one-file archive through the same
-/// [`unpack_script`] a copied config goes through.
-fn write_config(guest: &Guest, cfg: &super::HostConfig, bytes: &[u8]) -> Result<()> {
+/// `bytes` as the one-file archive (entry `x`, the config's mode) a written config goes
+/// in.
+fn one_file_archive(cfg: &super::HostConfig, bytes: &[u8]) -> Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
     header.set_mode(cfg.mode);
     header.set_entry_type(tar::EntryType::Regular);
-    let tarred = archive
+    archive
         .append_data(&mut header, "x", bytes)
         .and_then(|()| archive.into_inner())
-        .map_err(|e| Error::runtime(format!("cannot pack {}: {}", cfg.guest, io_reason(&e))))?;
-    let (code, _, err) = guest.run(
-        &unpack_script(&cfg.guest, cfg.mode, false),
-        &tarred,
-        SSH_WAIT,
-    )?;
-    if code != 0 {
-        return Err(Error::runtime(format!(
-            "cannot write the guest's {}: {}",
-            cfg.guest,
-            err.trim()
-        )));
-    }
-    Ok(())
+        .map_err(|e| Error::runtime(format!("cannot pack {}: {}", cfg.guest, io_reason(&e))))
 }
 
-fn copy_config(guest: &Guest, cfg: &super::HostConfig, path: &Path, dir: bool) -> Result<()> {
+/// The host's file or directory at `path` as an archive whose single top entry is `x`,
+/// made by the host's `tar` (which archives a link as a link and opens nothing through
+/// one).
+fn packed(cfg: &super::HostConfig, path: &Path) -> Result<Vec<u8>> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().unwrap_or_default();
     // The archive's single top entry is called `x` (`--transform`), whatever the names.
@@ -278,25 +622,17 @@ fn copy_config(guest: &Guest, cfg: &super::HostConfig, path: &Path, dir: bool) -
     );
     tar.push("--".into());
     tar.push(name.into());
-    let ssh = guest.argv(&unpack_script(&cfg.guest, cfg.mode, dir));
-    let (t, out) = crate::sys::child::pipeline(&tar, &ssh).map_err(|(stage, e)| {
-        let what = match stage {
-            crate::sys::child::Stage::First => "tar",
-            crate::sys::child::Stage::Second => "ssh",
-        };
-        Error::runtime(format!("cannot run {what}: {}", io_reason(&e)))
-    })?;
-    let ok = |c: &crate::sys::child::Captured| c.status.is_some_and(|s| s.success());
-    if !ok(&t) || !ok(&out) {
+    let out = crate::sys::child::output(&tar)
+        .map_err(|e| Error::runtime(format!("cannot run tar: {}", io_reason(&e))))?;
+    if !out.status.is_some_and(|s| s.success()) {
         return Err(Error::runtime(format!(
-            "cannot copy {} to the guest's {}: {}{}",
+            "cannot copy {} to the guest's {}: {}",
             path.display(),
             cfg.guest,
-            String::from_utf8_lossy(&t.stderr).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(())
+    Ok(out.stdout)
 }
 
 #[cfg(test)]
@@ -349,11 +685,280 @@ mod tests {
 
     #[test]
     fn unpack_scripts() {
-        let s = unpack_script("/root/.claude/.credentials.json", 0o600, false);
+        let s = unpack_script("/root/.claude/.credentials.json", 0o600, false, "-");
         assert!(s.contains("mkdir -p /root/.claude;"), "{s}");
         assert!(s.contains("chmod 600 \"$t/x\"; rm -rf /root/.claude/.credentials.json; mv \"$t/x\" /root/.claude/.credentials.json"), "{s}");
-        let d = unpack_script("/root/.codex", 0o700, true);
+        let d = unpack_script("/root/.codex", 0o700, true, "-");
         assert!(d.contains("chmod -R go-rwx \"$t/x\"; chmod 700"), "{d}");
+    }
+
+    /// A "guest" that is this host's `sh` running the script (paths in a temporary
+    /// directory instead of `/root` and `/etc`): the real script and protocol, without SSH.
+    fn local_sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    fn cfg(guest: &Path, mode: u32) -> super::super::HostConfig {
+        super::super::HostConfig {
+            host: String::new(),
+            guest: guest.display().to_string(),
+            mode,
+            json_keep: Vec::new(),
+        }
+    }
+
+    /// Every path under `dir` with its mode and (for files) contents, relative.
+    fn tree(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                let body = if m.is_file() {
+                    std::fs::read(&p).unwrap()
+                } else {
+                    Vec::new()
+                };
+                out.push((rel, m.permissions().mode() & 0o7777, body));
+                if m.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    const HAND_ENV: &str =
+        "#!/bin/sh\n# SmolVM managed environment variables\n\n# mine\nexport B=old\nalias ll='ls -l'\n";
+
+    /// One session delivers what one session per config and two for the env file did: the
+    /// same files, modes and env file (hand edits kept), no temporary left, and no value on
+    /// the script's command line.
+    #[test]
+    fn one_session_local_sh_gives_the_files_and_env_file_the_per_file_sessions_gave() {
+        let t = tempfile::tempdir().unwrap();
+        let host = t.path().join("host");
+        std::fs::create_dir_all(host.join(".tool/sub")).unwrap();
+        std::fs::write(host.join(".tool/config.toml"), "model = 1\n").unwrap();
+        std::fs::write(host.join(".tool/sub/deep"), "deep").unwrap();
+        std::fs::write(host.join(".cred"), "cred-secret-77").unwrap();
+        let json = serde_json::to_vec(&serde_json::json!({"login": "me"})).unwrap();
+        let set = vec![
+            ("A_KEY".to_string(), b"it's a secret-91".to_vec()),
+            ("B".to_string(), b"new value".to_vec()),
+        ];
+        let roots: Vec<std::path::PathBuf> =
+            ["old", "new"].iter().map(|r| t.path().join(r)).collect();
+        let mut plans = Vec::new();
+        for root in &roots {
+            std::fs::create_dir_all(root.join("etc/profile.d")).unwrap();
+            std::fs::write(root.join("etc/profile.d/smolvm_env.sh"), HAND_ENV).unwrap();
+            let dir_cfg = cfg(&root.join("root/.tool"), 0o700);
+            let file_cfg = cfg(&root.join("root/.cred"), 0o600);
+            let json_cfg = cfg(&root.join("root/.claude.json"), 0o600);
+            plans.push(Plan {
+                items: vec![
+                    Item {
+                        host: host.join(".tool"),
+                        guest: dir_cfg.guest.clone(),
+                        mode: 0o700,
+                        dir: true,
+                        written: false,
+                        archive: packed(&dir_cfg, &host.join(".tool")).unwrap(),
+                    },
+                    Item {
+                        host: host.join(".cred"),
+                        guest: file_cfg.guest.clone(),
+                        mode: 0o600,
+                        dir: false,
+                        written: false,
+                        archive: packed(&file_cfg, &host.join(".cred")).unwrap(),
+                    },
+                    Item {
+                        host: host.join(".claude.json"),
+                        guest: json_cfg.guest.clone(),
+                        mode: 0o600,
+                        dir: false,
+                        written: true,
+                        archive: one_file_archive(&json_cfg, &json).unwrap(),
+                    },
+                ],
+                set: set.clone(),
+                env_path: root
+                    .join("etc/profile.d/smolvm_env.sh")
+                    .display()
+                    .to_string(),
+            });
+        }
+        // As before: one `sh` per config, the env file read, merged and written.
+        let old = &plans[0];
+        for it in &old.items {
+            let script = format!(
+                "set -e; umask 077; {}",
+                unpack_script(&it.guest, it.mode, it.dir, "-")
+            );
+            let out =
+                crate::sys::child::run_with_input(&local_sh(&script), Some(&it.archive), None)
+                    .unwrap();
+            assert!(out.status.unwrap().success(), "{out:?}");
+        }
+        let text = std::fs::read(&old.env_path).unwrap();
+        std::fs::write(&old.env_path, guest_env::edit(&text, &set, &[])).unwrap();
+        // Now: one session.
+        let new = &plans[1];
+        let script = new.script();
+        for (_, v) in &set {
+            assert!(!script.contains(&*String::from_utf8_lossy(v)), "{script}");
+        }
+        assert!(!script.contains("cred-secret-77"));
+        new.run(&local_sh(&script), "local", Duration::from_secs(5))
+            .unwrap();
+        let (a, b) = (tree(&roots[0]), tree(&roots[1]));
+        assert_eq!(a.len(), 10, "{a:?}");
+        // The env file's mode is the new path's 0600 (the old write's chmod is the same
+        // script line); everything else byte for byte.
+        let strip = |v: Vec<(String, u32, Vec<u8>)>| {
+            v.into_iter()
+                .map(|(p, m, b)| {
+                    if p.ends_with("smolvm_env.sh") {
+                        (p, 0o600, b)
+                    } else {
+                        (p, m, b)
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(a), strip(b.clone()));
+        let env = b
+            .iter()
+            .find(|(p, _, _)| p == "etc/profile.d/smolvm_env.sh")
+            .unwrap();
+        assert_eq!(env.1, 0o600);
+        let f = guest_env::EnvFile::parse(&env.2);
+        assert_eq!(f.get("A_KEY"), Some(&b"it's a secret-91"[..]));
+        assert_eq!(f.get("B"), Some(&b"new value"[..]));
+        assert!(String::from_utf8_lossy(&env.2).contains("alias ll='ls -l'"));
+        let modes: Vec<(&str, u32)> = b.iter().map(|(p, m, _)| (p.as_str(), *m)).collect();
+        assert!(modes.contains(&("root/.tool", 0o700)), "{modes:?}");
+        assert!(
+            modes.contains(&("root/.tool/config.toml", 0o600)),
+            "{modes:?}"
+        );
+        assert!(modes.contains(&("root/.cred", 0o600)), "{modes:?}");
+        assert!(modes.contains(&("root/.claude.json", 0o600)), "{modes:?}");
+
+        // A greeting a login file prints before the script is passed over.
+        new.run(
+            &local_sh(&format!("echo Welcome; echo; {}", new.script())),
+            "local",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        // An unchanged env file is not rewritten; configs alone need no env read.
+        let before = std::fs::metadata(&new.env_path)
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        new.run(&local_sh(&new.script()), "local", Duration::from_secs(5))
+            .unwrap();
+        let after = std::fs::metadata(&new.env_path)
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+        let configs_only = Plan {
+            items: Vec::new(),
+            set: Vec::new(),
+            env_path: new.env_path.clone(),
+        };
+        assert!(!configs_only.script().contains("smolvm-env"));
+        // A guest without an env file gets SmolVM's header and the keys.
+        std::fs::remove_file(&new.env_path).unwrap();
+        new.run(&local_sh(&new.script()), "local", Duration::from_secs(5))
+            .unwrap();
+        let text = std::fs::read(&new.env_path).unwrap();
+        assert_eq!(text, guest_env::edit(b"", &set, &[]));
+    }
+
+    /// A guest answering anything but the script's lines fails the start with a message
+    /// naming what failed, never echoing what the guest sent, never hanging on a size it
+    /// made up.
+    #[test]
+    fn a_guest_answering_garbage_fails_cleanly_local_sh() {
+        let t = tempfile::tempdir().unwrap();
+        let file_cfg = cfg(&t.path().join("cred"), 0o600);
+        let plan = Plan {
+            items: vec![Item {
+                host: t.path().join("host-cred"),
+                guest: file_cfg.guest.clone(),
+                mode: 0o600,
+                dir: false,
+                written: false,
+                archive: one_file_archive(&file_cfg, b"secret-cred-5").unwrap(),
+            }],
+            set: vec![("K".into(), b"secret-env-6".to_vec())],
+            env_path: t.path().join("env.sh").display().to_string(),
+        };
+        let fails = |guest: &str| -> String {
+            let e = plan
+                .run(&local_sh(guest), "local", Duration::from_millis(600))
+                .unwrap_err();
+            assert_eq!(e.exit_code(), 1, "{}", e.message);
+            assert!(
+                !e.message.contains("secret-") && !e.message.contains("\x1b"),
+                "{}",
+                e.message
+            );
+            e.message
+        };
+        let m = fails("printf 'hello \\033[2J\\n'");
+        assert!(
+            m.contains("did not run smolvm's forwarding script (exit 0)"),
+            "{m}"
+        );
+        let m = fails("yes hello | head -n 100");
+        assert!(m.contains("answered something other"), "{m}");
+        let m = fails("head -c 100000 /dev/zero");
+        assert!(m.contains("answered something other"), "{m}");
+        let m = fails("echo smolvm-forward; echo smolvm-env 99999999999999; sleep 30");
+        assert!(m.contains("cannot read") && m.contains("env.sh"), "{m}");
+        let m = fails("echo smolvm-forward; echo smolvm-env -1");
+        assert!(m.contains("cannot read"), "{m}");
+        let m = fails("echo smolvm-forward; echo smolvm-env 10; printf abc");
+        assert!(
+            m.contains("cannot read") && m.contains("ended early"),
+            "{m}"
+        );
+        let m = fails(
+            "echo smolvm-forward; echo smolvm-env none; cat >/dev/null; echo no tar >&2; exit 2",
+        );
+        assert!(m.contains("cannot unpack") && m.contains("no tar"), "{m}");
+        let m = fails(
+            "echo smolvm-forward; echo smolvm-env none; cat >/dev/null; echo smolvm-step unpacked; exit 1",
+        );
+        assert!(m.contains("cannot copy") && m.contains("cred"), "{m}");
+        let m = fails(
+            "echo smolvm-forward; echo smolvm-env none; cat >/dev/null; echo smolvm-step unpacked; echo smolvm-step 0; exit 1",
+        );
+        assert!(m.contains("cannot write") && m.contains("env.sh"), "{m}");
+        // Exit 0 without the end line is no success.
+        let m = fails("echo smolvm-forward; echo smolvm-env none; exec >&-; sleep 0");
+        assert!(m.contains("cannot unpack"), "{m}");
+        // Nothing ran: retried while the wait lasts, then "cannot reach".
+        let t0 = Instant::now();
+        let m = fails("echo refused >&2; exit 255");
+        assert!(
+            m.contains("cannot reach the guest at local") && m.contains("refused"),
+            "{m}"
+        );
+        assert!(t0.elapsed() >= Duration::from_millis(500));
+        // Nothing was written into the paths the plan names.
+        assert!(!t.path().join("cred").exists() && !t.path().join("env.sh").exists());
     }
 
     #[test]
