@@ -283,6 +283,7 @@ fn fn_name(t: &str) -> Option<String> {
 /// Files that are test modules as a whole (declared `#[cfg(test)] mod …;`).
 const TEST_FILES: &[&str] = &[
     "src/sys/state/tests.rs",
+    "src/core/presets/forward/tests.rs",
     "src/sys/state/fuzz.rs",
     "src/sys/fs/tests.rs",
     "src/sys/unpack/tests.rs",
