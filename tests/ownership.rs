@@ -18,6 +18,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
          fails, never a process found through the row",
     ),
     (
+        "src/core/presets/forward.rs",
+        "attempt",
+        "kills the ssh of the forwarding session it spawned itself (its own Child) when the \
+         guest's answer is refused or past its bound",
+    ),
+    (
         "src/sys/tunnel.rs",
         "wait_listening",
         "kills the ssh forward it spawned itself (its own Child) when it never listens",
