@@ -6,9 +6,10 @@
 //! The dashboard's "branch" runs this same function.
 //!
 //! The template snapshot stays and is listed (clones map its RAM file; deleting it under
-//! running clones is harmless: their QEMUs hold the file open). A clone that fails is rolled back alone; the clones made are kept and named
-//! in the error, and no further clone begins. A cancel stops the clones being made (each
-//! rolled back) and begins no other; the error says what was made.
+//! running clones is harmless: their QEMUs hold the file open). A clone that fails is
+//! rolled back alone; the clones made are kept and named in the error, and no further
+//! clone begins. A cancel stops the clones being made (each rolled back) and begins no
+//! other; the error says what was made.
 
 use std::time::{Duration, Instant};
 
