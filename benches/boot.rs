@@ -27,12 +27,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("boot bench skipped under cargo test (run: cargo bench --bench boot)");
-        return;
-    }
-    if !support::is_root() {
-        println!("boot bench skipped: needs root (network namespaces, TAPs, nftables)");
+    if !support::bench::vm_bench_runs("boot") {
         return;
     }
     let n: usize = std::env::var("SMOLVM_BENCH_BOOTS")

@@ -37,12 +37,7 @@ fn private_and_pss(pid: u64) -> (u64, u64) {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("clone bench skipped under cargo test (run: cargo bench --bench clone)");
-        return;
-    }
-    if !support::is_root() {
-        println!("clone bench skipped: needs root (network namespaces, TAPs, nftables)");
+    if !support::bench::vm_bench_runs("clone") {
         return;
     }
     let n = support::bench::runs(3);

@@ -19,12 +19,7 @@ use support::images::{self, Row};
 use support::Home;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("snapshot bench skipped under cargo test (run: cargo bench --bench snapshot)");
-        return;
-    }
-    if !support::is_root() {
-        println!("snapshot bench skipped: needs root (network namespaces, TAPs, nftables)");
+    if !support::bench::vm_bench_runs("snapshot") {
         return;
     }
     let n = support::bench::runs(5);

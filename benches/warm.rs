@@ -24,12 +24,7 @@ const PRESET: &str = "[warmy]\nmemory_mib = 512\ndisk_mib = 1024\nlaunch = \"tru
 env = [\"WARM_TOKEN\"]\n";
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("warm bench skipped under cargo test (run: cargo bench --bench warm)");
-        return;
-    }
-    if !support::is_root() {
-        println!("warm bench skipped: needs root (network namespaces, TAPs, nftables)");
+    if !support::bench::vm_bench_runs("warm") {
         return;
     }
     let n = support::bench::runs(3);
