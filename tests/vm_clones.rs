@@ -95,6 +95,12 @@ fn clones_of_a_running_sandbox_have_its_processes_and_their_own_addresses() {
     ]);
     assert_eq!(s["data"]["source_status"], "running");
     assert!(ssh_up(&e, &tpl_ip));
+    // The agent that re-addresses clones is smolvm's compiled one (no program started per
+    // request), not the shell fallback.
+    assert_eq!(
+        e.exec(tpl, "cat /proc/$(cat /run/smolvm-clone-agent.pid)/comm"),
+        "smolvm-clone-ag"
+    );
 
     let t = std::time::Instant::now();
     let c = e.ok_json(&[

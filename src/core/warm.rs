@@ -490,7 +490,13 @@ fn key(i: &Inputs<'_>) -> Result<Key> {
         format!("smolvm={}", env!("CARGO_PKG_VERSION")),
         format!(
             "agent={}",
-            sha256_hex(snapshot::agent_launch_command().as_bytes())
+            sha256_hex(
+                &[
+                    snapshot::agent_launch_command().as_bytes(),
+                    snapshot::AGENT_BIN
+                ]
+                .concat()
+            )
         ),
         format!("recipe={}", sha256_hex(recipe.as_bytes())),
         format!("kernel={}", kernel_sha(i.kernel)?),

@@ -34,9 +34,16 @@ use crate::core::vm::VmId;
 use crate::sys::open;
 use crate::sys::state::{Network, VmRecord, VmStatus};
 
-/// The guest's agent: reads `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` lines on `ttyS1`
-/// and answers `ok NONCE` (or `err-addr`/`err-seed NONCE`); a line repeated (the host
-/// sends it again until it is answered) is done once. POSIX sh, `ip`, `stty`, `perl`.
+/// The clone agent smolvm puts into a template guest: `guest/agent.rs`, built by
+/// `build.rs` as a static binary for smolvm's own target. It answers a `readdr` line
+/// without starting any program (each `exec` in a TCG guest costs 0.2–0.4 s).
+pub(crate) const AGENT_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/smolvm-agent"));
+
+/// The shell agent, for a guest [`AGENT_BIN`] cannot run in (another architecture, a
+/// file system that refuses to run it): reads `readdr NONCE ADDR GATEWAY PREFIX MAC SEED`
+/// lines on `ttyS1` and answers `ok NONCE` (or `err-addr`/`err-seed NONCE`); a line
+/// repeated (the host sends it again until it is answered) is done once. POSIX sh, `ip`,
+/// `stty`, `perl`.
 const AGENT: &str = r#"P=/dev/ttyS1
 stty -F $P raw -echo 2>/dev/null
 exec 3<>$P
@@ -53,16 +60,22 @@ while read -r verb nonce addr gw bits mac seed rest <&3; do
 done
 "#;
 
-/// What `snapshot create --for-clone` runs in the guest (over SSH): refuse an image the
-/// agent cannot work in (exit 3 with the reason), else start the agent once.
+/// What `snapshot create --for-clone` runs in the guest (over SSH, [`AGENT_BIN`] on its
+/// stdin): refuse an image no agent can work in (exit 3 with the reason), else start the
+/// agent once — the binary when it runs there (`--probe`), the shell agent otherwise.
 pub(crate) fn agent_launch_command() -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(AGENT);
     format!(
         "[ -c /dev/ttyS1 ] || {{ echo 'the guest has no agent port (ttyS1)'; exit 3; }}; \
-         for c in ip stty perl setsid base64; do command -v $c >/dev/null 2>&1 || {{ echo \"the image has no '$c' command\"; exit 3; }}; done; \
+         command -v setsid >/dev/null 2>&1 || {{ echo \"the image has no 'setsid' command\"; exit 3; }}; \
          D=/run; [ -d $D ] && [ -w $D ] || D=/tmp; \
          if [ -r $D/smolvm-clone-agent.pid ] && kill -0 \"$(cat $D/smolvm-clone-agent.pid)\" 2>/dev/null; then exit 0; fi; \
+         umask 077; B=$D/smolvm-clone-agent; rm -f $B; cat > $B && chmod 700 $B || {{ echo 'the clone agent could not be written in the guest'; exit 3; }}; \
+         if [ \"$($B --probe 2>/dev/null)\" = smolvm-agent-ok ]; then \
+           {{ setsid $B </dev/null >/dev/null 2>&1 & echo $! > $D/smolvm-clone-agent.pid; }}; exit 0; \
+         fi; rm -f $B; \
+         for c in ip stty perl base64; do command -v $c >/dev/null 2>&1 || {{ echo \"the image has no '$c' command\"; exit 3; }}; done; \
          echo {b64} | base64 -d > $D/smolvm-clone-agent.sh && \
          {{ setsid sh $D/smolvm-clone-agent.sh </dev/null >/dev/null 2>&1 & echo $! > $D/smolvm-clone-agent.pid; }}"
     )
@@ -81,7 +94,14 @@ pub(crate) async fn launch_agent(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
         )));
     }
     let command = ["sh".to_string(), "-c".to_string(), agent_launch_command()];
-    let out = super::in_guest(ctx, vm, &command, "starting the clone agent in the guest").await?;
+    let out = super::in_guest(
+        ctx,
+        vm,
+        &command,
+        Some(AGENT_BIN),
+        "starting the clone agent in the guest",
+    )
+    .await?;
     if out.status.is_some_and(|s| s.success()) {
         return Ok(());
     }
@@ -740,5 +760,63 @@ mod tests {
             "Clone 'c-2' failed (clones made, kept: c-1, c-3)"
         );
         assert!(default_parallel() >= 2);
+    }
+}
+
+/// The launch script run as the guest would (root, in a mount namespace of its own with a
+/// private `/run` and a `/dev` whose `ttyS1` reads nothing): given the agent binary it
+/// starts that (no exec per request); given bytes that do not run it starts the shell
+/// agent instead.
+#[cfg(test)]
+mod launch_tests {
+    use super::*;
+
+    const WRAP: &str = "set -e
+mount -t tmpfs run /run
+mount -t tmpfs dev /dev
+mknod -m 666 /dev/null c 1 3
+mknod -m 666 /dev/ttyS1 c 1 3
+sh -c \"$1\"
+sleep 0.3
+p=$(cat /run/smolvm-clone-agent.pid)
+comm=$(cat /proc/$p/comm 2>/dev/null || echo gone)
+kill $p 2>/dev/null || true
+echo \"$comm\"
+ls /run";
+
+    fn launch(stdin: &[u8]) -> Vec<String> {
+        let cmd = agent_launch_command();
+        let argv = ["unshare", "-m", "sh", "-c", WRAP, "wrap", cmd.as_str()];
+        let out =
+            crate::sys::child::run_with_input(&argv, Some(stdin), Some(Duration::from_secs(30)))
+                .unwrap();
+        assert!(
+            out.status.is_some_and(|s| s.success()),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_agent_binary_runs_when_it_can_and_the_shell_agent_when_it_cannot() {
+        if !crate::sys::users::is_root() {
+            eprintln!("skipped: needs root (a mount namespace)");
+            return;
+        }
+        let got = launch(AGENT_BIN);
+        assert_eq!(got[0], "smolvm-clone-ag", "the binary itself: {got:?}");
+        assert!(got.iter().any(|l| l == "smolvm-clone-agent"), "{got:?}");
+        assert!(!got.iter().any(|l| l == "smolvm-clone-agent.sh"), "{got:?}");
+
+        let got = launch(b"#!/bin/false\nnot an agent\n");
+        assert!(got.iter().any(|l| l == "smolvm-clone-agent.sh"), "{got:?}");
+        assert!(
+            !got.iter().any(|l| l == "smolvm-clone-agent"),
+            "the junk is gone: {got:?}"
+        );
     }
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
-pub(crate) use clone::agent_launch_command;
+pub(crate) use clone::{agent_launch_command, AGENT_BIN};
 pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
@@ -767,19 +767,28 @@ async fn fc_snapshot_create(
     r
 }
 
-/// `command` in the sandbox's guest over SSH, bounded by 30 s (`what` names it when the
-/// time runs out); its output, whatever its exit status.
+/// `command` in the sandbox's guest over SSH with `stdin` fed to it (none: `/dev/null`),
+/// bounded by 30 s (`what` names it when the time runs out); its output, whatever its
+/// exit status.
 pub(super) async fn in_guest(
     ctx: &Ctx,
     vm: &VmRecord,
     command: &[String],
+    stdin: Option<&[u8]>,
     what: &str,
 ) -> Result<crate::sys::child::Captured> {
     let argv = super::lifecycle::ssh_argv(ctx, &VmId::known(&vm.id), command, false)?;
-    crate::sys::child::output_async(&argv, crate::sys::child::Io::Piped, Duration::from_secs(30))
-        .await
-        .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?
-        .ok_or_else(|| rt(format!("{what} timed out")))
+    let input = stdin.map(<[u8]>::to_vec);
+    let out = tokio::task::spawn_blocking(move || {
+        crate::sys::child::run_with_input(&argv, input.as_deref(), Some(Duration::from_secs(30)))
+    })
+    .await
+    .map_err(|e| rt(format!("{what} failed: {e}")))?
+    .map_err(|e| rt(format!("cannot run ssh: {}", io_reason(&e))))?;
+    if out.status.is_none() {
+        return Err(rt(format!("{what} timed out")));
+    }
+    Ok(out)
 }
 
 /// `sync` in the guest over SSH (bounded), so a disk copy holds what was written.
@@ -788,6 +797,7 @@ async fn flush_guest(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
         ctx,
         vm,
         &["sync".to_string()],
+        None,
         "flushing the guest's file systems",
     )
     .await?;
