@@ -142,7 +142,7 @@ struct Readdr {
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -151,8 +151,10 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The request in `line`: from its last `readdr ` on (a request whose first bytes were
+/// lost in the UART runs into the next one on the same line).
 fn parse(line: &str) -> Option<Readdr> {
-    let w: Vec<&str> = line.split_whitespace().collect();
+    let w: Vec<&str> = line[line.rfind("readdr ")?..].split_whitespace().collect();
     let [verb, nonce, addr, gateway, bits, mac, seed] = w.as_slice() else {
         return None;
     };
@@ -160,7 +162,10 @@ fn parse(line: &str) -> Option<Readdr> {
         return None;
     }
     let bits: u32 = bits.parse().ok().filter(|b| (1..=32).contains(b))?;
-    let m: Vec<u8> = mac.split(':').map(|p| u8::from_str_radix(p, 16).ok()).collect::<Option<_>>()?;
+    let m: Vec<u8> = mac
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16).ok())
+        .collect::<Option<_>>()?;
     Some(Readdr {
         nonce: nonce.to_string(),
         addr: addr.parse().ok()?,
@@ -297,6 +302,57 @@ fn main() {
             };
             last = r.nonce.clone();
             let _ = (&port).write_all(format!("{word} {}\n", r.nonce).as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = "00ff10";
+
+    #[test]
+    fn a_request_parses_into_what_the_guest_is_given() {
+        let r = parse(&format!(
+            "readdr 0a1b 172.16.0.9 172.16.0.1 24 aa:fc:00:00:00:09 {SEED}      "
+        ))
+        .unwrap();
+        assert_eq!(r.nonce, "0a1b");
+        assert_eq!(r.addr, Ipv4Addr::new(172, 16, 0, 9));
+        assert_eq!(r.gateway, Ipv4Addr::new(172, 16, 0, 1));
+        assert_eq!(r.mask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(r.mac, [0xaa, 0xfc, 0, 0, 0, 9]);
+        assert_eq!(r.seed, [0, 0xff, 0x10]);
+        // The tail of a request whose head the UART lost, then a whole one.
+        let r = parse(&format!(
+            "0.1 24 aa:fc:00readdr 77 10.0.0.2 10.0.0.1 30 aa:fc:00:00:00:02 {SEED}"
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.nonce.as_str(), r.mask),
+            ("77", Ipv4Addr::new(255, 255, 255, 252))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_no_request() {
+        let ok = format!("readdr 1 10.0.0.2 10.0.0.1 24 aa:fc:00:00:00:02 {SEED}");
+        assert!(parse(&ok).is_some());
+        for bad in [
+            ok.replace("readdr", "Readdr"),
+            ok.replace(" 1 ", " n1 "),
+            ok.replace(" 24 ", " 0 "),
+            ok.replace(" 24 ", " 33 "),
+            ok.replace("10.0.0.2", "10.0.0.256"),
+            ok.replace(":02 ", ":02:03 "),
+            ok.replace(":02 ", ":zz "),
+            ok.replace(SEED, "abc"),
+            ok.replace(SEED, ""),
+            format!("{ok} extra"),
+            String::new(),
+        ] {
+            assert!(parse(&bad).is_none(), "{bad:?}");
         }
     }
 }

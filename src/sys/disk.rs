@@ -9,11 +9,24 @@ use std::path::Path;
 
 const FICLONE: libc::c_ulong = 0x4004_9409;
 
+/// When a copy's data must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// Before it is renamed into place (`fdatasync`): a snapshot's files, which must
+    /// survive a crash of the host.
+    Now,
+    /// When its guest first flushes: a VM's own disk. The guest's ext4 commits its
+    /// journal within seconds, and QEMU turns each flush into an `fdatasync` of the whole
+    /// file, our copied blocks included; a crash before that loses a VM whose memory was
+    /// lost with it. Waiting for the copy to reach the disk cost a clone ~150 ms.
+    ByGuest,
+}
+
 /// Copy `src` to `dst`, which must not exist yet: into a new temporary file beside it (a
 /// name of our own, `O_EXCL|O_NOFOLLOW`), reflinked when possible, then renamed into place
 /// only if nothing appeared at `dst` meanwhile (`RENAME_NOREPLACE`). Returns `true` when it
 /// was a reflink.
-pub fn isolated_copy(src: &Path, dst: &Path) -> io::Result<bool> {
+pub fn isolated_copy(src: &Path, dst: &Path, durable: Durable) -> io::Result<bool> {
     let (out, tmp) = super::open::create_temp_beside(dst, ".partial", 0o600)?;
     let r = (|| {
         let input = File::open(src)?;
@@ -22,7 +35,9 @@ pub fn isolated_copy(src: &Path, dst: &Path) -> io::Result<bool> {
         if !cloned {
             sparse_copy(&input, &out)?;
         }
-        out.sync_data()?;
+        if durable == Durable::Now {
+            out.sync_data()?;
+        }
         super::open::rename_noreplace(&tmp, dst)?;
         Ok(cloned)
     })();
@@ -110,7 +125,7 @@ mod tests {
         f.write_all(b"tail").unwrap();
         drop(f);
         let dst = t.path().join("b");
-        isolated_copy(&src, &dst).unwrap();
+        isolated_copy(&src, &dst, Durable::ByGuest).unwrap();
         assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
         let m = std::fs::metadata(&dst).unwrap();
         assert!(
@@ -134,7 +149,7 @@ mod tests {
         std::fs::write(&target, b"keep").unwrap();
         let dst = t.path().join("vm.ext4");
         std::os::unix::fs::symlink(&target, &dst).unwrap();
-        assert!(isolated_copy(&src, &dst).is_err());
+        assert!(isolated_copy(&src, &dst, Durable::Now).is_err());
         assert!(std::fs::symlink_metadata(&dst).unwrap().is_symlink());
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         assert!(grow_ext4(&dst, 1 << 20).is_err());

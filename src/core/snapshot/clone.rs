@@ -558,15 +558,24 @@ async fn bring_up(
     abort: &start::Abort,
     progress: &Progress<StartEvent>,
 ) -> Result<(Network, i64)> {
-    let t_disk = Instant::now();
-    super::restore::copy_disk(ctx, id, &info.path.join(super::DISK), disk).await?;
-    tracing::debug!(vm = %id, ms = start::ms(t_disk.elapsed()), "clone: disk copied");
+    // The disk copy and the network (lease, TAP, rules) at once: neither needs the other,
+    // and a failure of either rolls the clone back whole (`start::roll_back`).
+    let t0 = Instant::now();
+    let (copied, net) = tokio::join!(
+        async {
+            let r = super::restore::copy_disk(ctx, id, &info.path.join(super::DISK), disk).await;
+            tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: disk copied");
+            r
+        },
+        async {
+            let r = start::setup_network(ctx, id, progress).await;
+            tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: network set up");
+            r
+        }
+    );
+    let net = copied.and(net)?;
     abort.check(progress)?;
     let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, disk)?;
-    let t_net = Instant::now();
-    let net = start::setup_network(ctx, id, progress).await?;
-    tracing::debug!(vm = %id, ms = start::ms(t_net.elapsed()), "clone: network set up");
-    abort.check(progress)?;
     let row = ctx
         .store
         .get_vm(id)

@@ -654,17 +654,19 @@ async fn write_snapshot(
     };
     let disk_copy = dir.join(DISK);
     let (src, dst) = (disk.to_path_buf(), disk_copy.clone());
-    tokio::task::spawn_blocking(move || crate::sys::disk::isolated_copy(&src, &dst))
-        .await
-        .map_err(rt)?
-        .map_err(|e| {
-            rt(format!(
-                "cannot copy {} to {}: {}",
-                disk.display(),
-                disk_copy.display(),
-                io_reason(&e)
-            ))
-        })?;
+    tokio::task::spawn_blocking(move || {
+        crate::sys::disk::isolated_copy(&src, &dst, crate::sys::disk::Durable::Now)
+    })
+    .await
+    .map_err(rt)?
+    .map_err(|e| {
+        rt(format!(
+            "cannot copy {} to {}: {}",
+            disk.display(),
+            disk_copy.display(),
+            io_reason(&e)
+        ))
+    })?;
     let mem_path = if opts.for_clone {
         template::write(ctx, vm, dir, id).await?;
         open::sync_dir(dir).map_err(rt)?;

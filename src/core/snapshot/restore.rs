@@ -474,7 +474,7 @@ pub(super) async fn copy_disk(
         if let Some(p) = d.parent() {
             std::fs::create_dir_all(p).map_err(rt)?;
         }
-        crate::sys::disk::isolated_copy(&s, &d)
+        crate::sys::disk::isolated_copy(&s, &d, crate::sys::disk::Durable::ByGuest)
             .map(drop)
             .map_err(|e| {
                 rt(format!(

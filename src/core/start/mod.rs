@@ -518,14 +518,16 @@ pub async fn create(
             if let Some(p) = d.parent() {
                 std::fs::create_dir_all(p).map_err(rt)?;
             }
-            crate::sys::disk::isolated_copy(&src, &d).map_err(|e| {
-                rt(format!(
-                    "cannot copy {} to {}: {}",
-                    src.display(),
-                    d.display(),
-                    io_reason(&e)
-                ))
-            })?;
+            crate::sys::disk::isolated_copy(&src, &d, crate::sys::disk::Durable::ByGuest).map_err(
+                |e| {
+                    rt(format!(
+                        "cannot copy {} to {}: {}",
+                        src.display(),
+                        d.display(),
+                        io_reason(&e)
+                    ))
+                },
+            )?;
             if let Some(mib) = disk_mib {
                 crate::sys::disk::grow_ext4(&d, mib << 20).map_err(rt)?;
             }
