@@ -15,22 +15,45 @@
 //! `ok NONCE` (`err-addr NONCE`, `err-seed NONCE`). A line repeated (the host sends it
 //! again until it is answered) is done once.
 //!
+//! Once the clone answers, a warm start forwards the start's own env vars and configs over
+//! the same port (no SSH session, no program started in the guest):
+//!
+//! ```text
+//! get NONCE PATH                  → data NONCE HEX | none NONCE | err-get NONCE
+//! op NONCE SEQ KIND ARGS…         (no answer; SEQ counts from 0)
+//! end NONCE COUNT                 → ok NONCE | err-op NONCE
+//! ```
+//!
+//! Paths and file contents are hex; modes octal. The kinds: `mkdirs PATH` (missing
+//! parents, mode 0700), `dir PATH MODE`, `file PATH MODE DATA` (a new file), `link PATH
+//! TARGET`, `private PATH` (group and other bits off below it, links untouched), `chmod
+//! PATH MODE`, `replace FROM TO` (what is at `TO` removed unless both are files, then
+//! `FROM` renamed over it) and `rmdir PATH`. After a failed or missing op the rest of the
+//! batch is skipped and its `end` answers `err-op`. The host decides every path and byte;
+//! the agent only carries them out, as root in the guest.
+//!
 //! `build.rs` compiles this file alone with the toolchain's `rustc` (std only, statically
 //! linked, for the target smolvm is built for) and smolvm embeds the result; an image it
 //! cannot run in falls back to the shell agent (`src/core/snapshot/clone.rs`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::os::raw::{c_char, c_int, c_ulong, c_ushort};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// What `--probe` prints: the binary runs in this guest.
 const PROBE: &str = "smolvm-agent-ok";
 const PORT: &str = "/dev/ttyS1";
 const IFACE: &[u8] = b"eth0";
-/// The longest request line kept (longer ones are dropped whole).
-const MAX_LINE: usize = 1024;
+/// The longest request line kept (longer ones are dropped whole): a `file` op of
+/// [`MAX_FILE`] bytes, hex, and its words.
+const MAX_LINE: usize = 2 * MAX_FILE + 8192;
+/// The largest file one `file` op writes or `get` reads.
+const MAX_FILE: usize = 1 << 20;
 
 const AF_INET: c_ushort = 2;
 const ARPHRD_ETHER: c_ushort = 1;
@@ -256,6 +279,162 @@ fn raw(port: &File) {
     }
 }
 
+/// A path from its hex; absolute only.
+fn hex_path(s: &str) -> io::Result<PathBuf> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, "bad path");
+    let p = PathBuf::from(std::ffi::OsString::from_vec(hex_bytes(s).ok_or_else(bad)?));
+    if p.is_absolute() && !p.as_os_str().as_encoded_bytes().contains(&0) {
+        Ok(p)
+    } else {
+        Err(bad())
+    }
+}
+
+fn octal(s: &str) -> io::Result<u32> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad mode"))
+}
+
+/// Group and other bits off on everything below `p` (itself included), links untouched.
+fn private(p: &Path) -> io::Result<()> {
+    let m = std::fs::symlink_metadata(p)?;
+    if m.file_type().is_symlink() {
+        return Ok(());
+    }
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m.mode() & !0o077))?;
+    if m.is_dir() {
+        for e in std::fs::read_dir(p)? {
+            private(&e?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// One `op` (see the module's text).
+fn op(kind: &str, a: &[&str]) -> io::Result<()> {
+    let set_mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    match (kind, a.len()) {
+        ("mkdirs", 1) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(hex_path(a[0])?),
+        ("dir", 2) => {
+            let (p, m) = (hex_path(a[0])?, octal(a[1])?);
+            std::fs::DirBuilder::new().mode(0o700).create(&p)?;
+            set_mode(&p, m)
+        }
+        ("file", 3) => {
+            let (p, m) = (hex_path(a[0])?, octal(a[1])?);
+            let data = hex_bytes(a[2])
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad data"))?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)?;
+            f.write_all(&data)?;
+            f.set_permissions(std::fs::Permissions::from_mode(m))
+        }
+        ("link", 2) => std::os::unix::fs::symlink(
+            hex_path(a[1]).or_else(|_| {
+                // A link's target may be relative.
+                hex_bytes(a[1])
+                    .map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad target"))
+            })?,
+            hex_path(a[0])?,
+        ),
+        ("private", 1) => private(&hex_path(a[0])?),
+        ("chmod", 2) => set_mode(&hex_path(a[0])?, octal(a[1])?),
+        ("replace", 2) => {
+            let (from, to) = (hex_path(a[0])?, hex_path(a[1])?);
+            let from_file = !std::fs::symlink_metadata(&from)?.is_dir();
+            match std::fs::symlink_metadata(&to) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&to)?,
+                Ok(_) if !from_file => std::fs::remove_file(&to)?,
+                _ => {}
+            }
+            std::fs::rename(&from, &to)
+        }
+        ("rmdir", 1) => std::fs::remove_dir(hex_path(a[0])?),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "unknown op")),
+    }
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the agent keeps between lines.
+#[derive(Default)]
+struct Agent {
+    /// The last `readdr` done (a repeated one is not done again).
+    last: String,
+    /// The batch under way, the next op it expects, and whether one failed.
+    batch: String,
+    next: u64,
+    failed: bool,
+}
+
+impl Agent {
+    /// The answer to one request line, if it gets one.
+    fn handle(&mut self, text: &str) -> Option<String> {
+        if text.contains("readdr ") {
+            let r = parse(text)?;
+            if r.nonce == self.last {
+                return None;
+            }
+            let word = if !readdress(&r) {
+                "err-addr"
+            } else if !reseed(&r.seed) {
+                "err-seed"
+            } else {
+                "ok"
+            };
+            self.last = r.nonce.clone();
+            return Some(format!("{word} {}", r.nonce));
+        }
+        let w: Vec<&str> = text.split_whitespace().collect();
+        let nonce = *w.get(1)?;
+        if nonce.is_empty() || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        match w[0] {
+            "get" if w.len() == 3 => Some(match hex_path(w[2]).and_then(std::fs::metadata) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => format!("none {nonce}"),
+                Ok(m) if m.is_file() && m.len() <= MAX_FILE as u64 => {
+                    match std::fs::read(hex_path(w[2]).ok()?) {
+                        Ok(b) if b.len() <= MAX_FILE => format!("data {nonce} {}", hex(&b)),
+                        _ => format!("err-get {nonce}"),
+                    }
+                }
+                _ => format!("err-get {nonce}"),
+            }),
+            "op" if w.len() >= 4 => {
+                if self.batch != nonce {
+                    (self.batch, self.next, self.failed) = (nonce.to_string(), 0, false);
+                }
+                let seq: Option<u64> = w[2].parse().ok();
+                if self.failed || seq != Some(self.next) || op(w[3], &w[4..]).is_err() {
+                    self.failed = true;
+                }
+                self.next += 1;
+                None
+            }
+            "end" if w.len() == 3 => {
+                let all = self.batch == nonce && w[2].parse() == Ok(self.next) && !self.failed;
+                // Done either way: a batch is never continued.
+                self.batch.clear();
+                Some(format!("{} {nonce}", if all { "ok" } else { "err-op" }))
+            }
+            _ => None,
+        }
+    }
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--probe") {
         println!("{PROBE}");
@@ -265,8 +444,8 @@ fn main() {
         std::process::exit(2);
     };
     raw(&port);
-    let (mut line, mut last, mut buf) = (Vec::new(), String::new(), [0u8; 512]);
-    let mut dropping = false;
+    let (mut line, mut buf) = (Vec::new(), vec![0u8; 64 << 10]);
+    let (mut agent, mut dropping) = (Agent::default(), false);
     loop {
         let n = match (&port).read(&mut buf) {
             Ok(0) | Err(_) => {
@@ -287,21 +466,13 @@ fn main() {
             let text = String::from_utf8_lossy(&line).into_owned();
             line.clear();
             if std::mem::take(&mut dropping) {
+                // A line cut short: a batch it belonged to fails.
+                agent.failed = true;
                 continue;
             }
-            let Some(r) = parse(&text) else { continue };
-            if r.nonce == last {
-                continue;
+            if let Some(answer) = agent.handle(&text) {
+                let _ = (&port).write_all(format!("{answer}\n").as_bytes());
             }
-            let word = if !readdress(&r) {
-                "err-addr"
-            } else if !reseed(&r.seed) {
-                "err-seed"
-            } else {
-                "ok"
-            };
-            last = r.nonce.clone();
-            let _ = (&port).write_all(format!("{word} {}\n", r.nonce).as_bytes());
         }
     }
 }
@@ -354,5 +525,77 @@ mod tests {
         ] {
             assert!(parse(&bad).is_none(), "{bad:?}");
         }
+    }
+
+    fn h(p: &Path) -> String {
+        hex(p.as_os_str().as_encoded_bytes())
+    }
+
+    /// A batch as a warm start sends it: a config directory staged beside its target and
+    /// moved over what was there, then a file put in place; `get` reads it back.
+    #[test]
+    fn a_batch_installs_what_the_host_decided_and_get_reads_files_back() {
+        let t = std::env::temp_dir().join(format!("smolvm-agent-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        let (target, stage) = (t.join("home/.codex"), t.join("home/.smolvm-copy.ab-0"));
+        std::fs::create_dir_all(target.join("old")).unwrap();
+        let mut a = Agent::default();
+        let ops = [
+            format!("mkdirs {}", h(&t.join("home"))),
+            format!("dir {} 700", h(&stage)),
+            format!("dir {} 755", h(&stage.join("x"))),
+            format!("file {} 644 {}", h(&stage.join("x/auth.json")), hex(b"{}")),
+            format!("link {} {}", h(&stage.join("x/l")), hex(b"auth.json")),
+            format!("private {}", h(&stage.join("x"))),
+            format!("chmod {} 700", h(&stage.join("x"))),
+            format!("replace {} {}", h(&stage.join("x")), h(&target)),
+            format!("rmdir {}", h(&stage)),
+        ];
+        for (i, o) in ops.iter().enumerate() {
+            assert_eq!(a.handle(&format!("op ab {i} {o}")), None);
+        }
+        assert_eq!(
+            a.handle(&format!("end ab {}", ops.len())).as_deref(),
+            Some("ok ab")
+        );
+        assert!(!stage.exists() && !target.join("old").exists());
+        assert_eq!(std::fs::read(target.join("l")).unwrap(), b"{}");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(
+            (mode(&target), mode(&target.join("auth.json"))),
+            (0o700, 0o600)
+        );
+        assert_eq!(
+            a.handle(&format!("get 01 {}", h(&target.join("auth.json"))))
+                .as_deref(),
+            Some(format!("data 01 {}", hex(b"{}")).as_str())
+        );
+        assert_eq!(
+            a.handle(&format!("get 02 {}", h(&t.join("no")))).as_deref(),
+            Some("none 02")
+        );
+        assert_eq!(
+            a.handle(&format!("get 03 {}", h(&target))).as_deref(),
+            Some("err-get 03")
+        );
+
+        // A missing op (seq 1 never came), a failing one, or a wrong count: err-op, and
+        // nothing after the failure is done.
+        let f = t.join("f");
+        a.handle(&format!("op cd 0 mkdirs {}", h(&t)));
+        a.handle(&format!("op cd 2 file {} 600 00", h(&f)));
+        assert_eq!(a.handle("end cd 3").as_deref(), Some("err-op cd"));
+        assert!(!f.exists());
+        a.handle(&format!("op ce 0 rmdir {}", h(&t.join("no"))));
+        a.handle(&format!("op ce 1 file {} 600 00", h(&f)));
+        assert_eq!(a.handle("end ce 2").as_deref(), Some("err-op ce"));
+        assert!(!f.exists());
+        a.handle(&format!("op cf 0 file {} 600 00", h(&f)));
+        assert_eq!(a.handle("end cf 2").as_deref(), Some("err-op cf"));
+        // Relative paths and bad modes are refused.
+        assert!(op("mkdirs", &[&hex(b"rel/dir")]).is_err());
+        assert!(op("chmod", &[&h(&f), "99"]).is_err());
+        assert!(op("dir", &[&h(&t.join("d")), "70000"]).is_err());
+        std::fs::remove_dir_all(&t).unwrap();
     }
 }

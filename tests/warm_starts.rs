@@ -103,6 +103,15 @@ fn warm_starts_clone_a_template_that_holds_no_secret_of_any_start() {
         d1["preset"]["injected_env_keys"],
         serde_json::json!(["WARM_TOKEN"])
     );
+    // Forwarded over the clone's agent port, with the modes the SSH session gives.
+    assert_eq!(d1["warm"]["forwarded_over"], "agent", "{v1}");
+    assert_eq!(
+        e.exec(
+            "w1",
+            "stat -c %a /root/.warm-cred /etc/profile.d/smolvm_env.sh; ls -a /root /etc/profile.d | grep -c smolvm-copy || true"
+        ),
+        "600\n600\n0"
+    );
     let ip1 = d1["ip"].as_str().unwrap().to_string();
     assert!(ssh_up(&e, &ip1));
     assert!(e
@@ -114,6 +123,7 @@ fn warm_starts_clone_a_template_that_holds_no_secret_of_any_start() {
     let d2 = &v2["data"];
     assert_eq!(d2["warm"]["built"], false, "{v2}");
     assert_eq!(d2["warm"]["template"], template.as_str());
+    assert_eq!(d2["warm"]["forwarded_over"], "agent", "{v2}");
     assert!(!err2.contains("booting"), "{err2}");
     let ip2 = d2["ip"].as_str().unwrap().to_string();
     assert_ne!(ip1, ip2);
@@ -222,9 +232,16 @@ fn warm_starts_clone_a_template_that_holds_no_secret_of_any_start() {
     // The recipe changes: the template is made again and the old one retired, its
     // clones unharmed.
     e.h.user_presets(&format!("{PRESET}[warmy.debian]\nsteps = [\"true\"]\n"));
-    let (v4, _) = warm_start(&e, "w4", tok2, cred2, &[]);
+    // A config over what the agent carries goes in the SSH session instead.
+    let big = format!("{cred2}{}", "b".repeat(1 << 20));
+    let (v4, _) = warm_start(&e, "w4", tok2, &big, &[]);
     let t4 = v4["data"]["warm"]["template"].as_str().unwrap().to_string();
     assert_eq!(v4["data"]["warm"]["built"], true, "{v4}");
+    assert_eq!(v4["data"]["warm"]["forwarded_over"], "ssh", "{v4}");
+    assert_eq!(
+        e.exec("w4", "wc -c < /root/.warm-cred; head -c 19 /root/.warm-cred; echo; grep -c tok-two /etc/profile.d/smolvm_env.sh"),
+        format!("{}\n{cred2}\n1", big.len())
+    );
     assert_ne!(t4, template);
     assert_eq!(
         template_of(&e, &template),

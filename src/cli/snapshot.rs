@@ -261,6 +261,7 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
             copy_memory: a.copy_memory,
             network: None,
             parallel: None,
+            keep_agent_socket: false,
         };
         let ctx = open_ctx(env)?;
         block_on(snapshot::clone(&ctx, &opts, &progress(a.json)))?

@@ -260,6 +260,7 @@ mod tests {
         r.warm = Some(WarmInfo {
             template: "warm-codex-1-2".into(),
             built: true,
+            forwarded_over: Some("agent"),
         });
         assert!(
             r.summary()

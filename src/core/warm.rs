@@ -232,6 +232,7 @@ async fn warm_start(
             name: opts.name.clone(),
             boot_timeout: opts.boot_timeout,
             network: Some(opts.network.clone()),
+            keep_agent_socket: true,
             ..Default::default()
         },
         progress,
@@ -254,13 +255,21 @@ async fn warm_start(
             &net,
             c.vm.pid,
         )?;
-        rep.forwarded = Some(start::forward(ctx, &preset, &rep.ip, progress).await?);
+        let socket = ctx
+            .paths
+            .agent_socket(&id)
+            .ok_or_else(|| start::invalid_id(&id))?;
+        let forwarded = start::forward_warm(ctx, &preset, &rep.ip, &socket, progress).await;
+        snapshot::remove_agent_socket(ctx, &id);
+        let (forwarded, over) = forwarded?;
+        rep.forwarded = Some(forwarded);
         rep.timings.image_ms = start::ms(image_time);
         rep.timings.boot_ms = c.elapsed_ms;
         rep.timings.total_ms = start::ms(t0.elapsed());
         rep.warm = Some(WarmInfo {
             template: template.clone(),
             built,
+            forwarded_over: over,
         });
         Ok(rep)
     }

@@ -114,6 +114,16 @@ pub fn has_work(preset: &Preset, env: &Env) -> bool {
 /// Copy the configs and write the env file, all in one SSH session ([`Plan`]); the report
 /// names what was forwarded.
 pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardReport> {
+    let (rep, plan) = prepare(preset, env)?;
+    match plan {
+        Some(plan) => plan.over_ssh(guest, rep),
+        None => Ok(rep),
+    }
+}
+
+/// What a start forwards, read and packed on the host: the report (its env keys still
+/// empty) and the plan, none when there is nothing to send.
+pub fn prepare(preset: &Preset, env: &Env) -> Result<(ForwardReport, Option<Plan>)> {
     let home = env.home();
     let mut rep = ForwardReport {
         name: preset.name.clone(),
@@ -168,16 +178,14 @@ pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardRepor
         ));
     }
     if items.is_empty() && set.is_empty() {
-        return Ok(rep);
+        return Ok((rep, None));
     }
     let plan = Plan {
         items,
         set,
         env_path: guest_env::GUEST_PATH.to_string(),
     };
-    plan.run(&guest.argv(&plan.script()), &guest.ip, SSH_WAIT)?;
-    rep.injected_env_keys = plan.set.into_iter().map(|(k, _)| k).collect();
-    Ok(rep)
+    Ok((rep, Some(plan)))
 }
 
 /// One config on its way: a tar archive whose single top entry is `x`, and where it goes.
@@ -210,7 +218,7 @@ struct Item {
 ///    each; `smolvm-end` last. A failure names the first step that did not finish.
 ///
 /// What the guest prints is only ever counted and compared, never shown or obeyed.
-struct Plan {
+pub struct Plan {
     items: Vec<Item>,
     set: Vec<(String, Vec<u8>)>,
     /// The guest's env file ([`guest_env::GUEST_PATH`]).
@@ -233,6 +241,18 @@ enum Attempt {
 impl Plan {
     fn wants_env(&self) -> bool {
         !self.set.is_empty()
+    }
+
+    /// `rep` with the env keys this plan wrote.
+    pub fn done(&self, mut rep: ForwardReport) -> ForwardReport {
+        rep.injected_env_keys = self.set.iter().map(|(k, _)| k.clone()).collect();
+        rep
+    }
+
+    /// Deliver the plan in one SSH session (see [`Plan`]).
+    pub fn over_ssh(&self, guest: &Guest, rep: ForwardReport) -> Result<ForwardReport> {
+        self.run(&guest.argv(&self.script()), &guest.ip, SSH_WAIT)?;
+        Ok(self.done(rep))
     }
 
     /// The guest's script (run by `sh -c`; see [`Plan`]).
@@ -637,3 +657,5 @@ fn packed(cfg: &super::HostConfig, path: &Path) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests;
+
+pub mod agent;

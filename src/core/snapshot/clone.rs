@@ -138,6 +138,9 @@ pub struct CloneOptions {
     pub network: Option<crate::core::egress::Settings>,
     /// How many clones are brought up at once (default [`default_parallel`]).
     pub parallel: Option<usize>,
+    /// Leave each clone's agent socket after its re-addressing, for a warm start to
+    /// forward through (it removes the socket then; a rollback removes it too).
+    pub keep_agent_socket: bool,
 }
 
 /// What `clone` made: the snapshot and one entry per clone.
@@ -516,6 +519,16 @@ fn prefix_len(mask: &str) -> Option<u32> {
     (bits.leading_ones() + bits.trailing_zeros() == 32).then(|| bits.leading_ones())
 }
 
+/// Remove clone `id`'s agent socket (nothing more may connect to it).
+pub(crate) fn remove_agent_socket(ctx: &Ctx, id: &VmId) {
+    let _ = crate::sys::fs::remove_vm_file(
+        crate::sys::fs::VmFile::AgentSocket,
+        &ctx.data_dir,
+        &ctx.paths.socket_dir,
+        id,
+    );
+}
+
 /// The line the agent reads: `readdr NONCE ADDR GATEWAY PREFIX MAC SEED` (64 random bytes
 /// as hex).
 fn readdr_line(nonce: &str, net: &Network) -> Result<String> {
@@ -670,13 +683,11 @@ async fn bring_up(
             })?;
         tracing::debug!(vm = %id, ms = start::ms(t.elapsed()), "clone: agent answered");
         let t_ssh = Instant::now();
-        // The socket has done its work: nothing else may connect to it.
-        let _ = crate::sys::fs::remove_vm_file(
-            crate::sys::fs::VmFile::AgentSocket,
-            &ctx.data_dir,
-            &ctx.paths.socket_dir,
-            id,
-        );
+        // The socket has done its work: nothing else may connect to it (a warm start
+        // removes it once it has forwarded through it).
+        if !opts.keep_agent_socket {
+            remove_agent_socket(ctx, id);
+        }
         match answer.as_str() {
             "ok" => {}
             "err-seed" => {

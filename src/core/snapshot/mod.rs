@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
-pub(crate) use clone::{agent_launch_command, AGENT_BIN};
+pub(crate) use clone::{agent_launch_command, remove_agent_socket, AGENT_BIN};
 pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 

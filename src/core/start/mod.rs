@@ -224,6 +224,10 @@ pub struct WarmInfo {
     /// The template was made by this start (none fit: first warm start, or its image,
     /// kernel, recipe or sizes changed).
     pub built: bool,
+    /// How the start's env vars and configs reached the clone: `agent` (its agent port)
+    /// or `ssh`; none when it forwarded nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_over: Option<&'static str>,
 }
 
 fn rt(e: impl std::fmt::Display) -> Error {
@@ -587,6 +591,50 @@ pub(crate) async fn forward(
         progress.emit(StartEvent::Warning(format!("not copied: {s}")));
     }
     Ok(fwd)
+}
+
+/// [`forward`] for a warm start's clone: over its agent port at `agent_socket` when the
+/// plan fits it (`presets::forward::agent`), else in the SSH session a cold start uses.
+pub(crate) async fn forward_warm(
+    ctx: &Ctx,
+    p: &Preset,
+    ip: &str,
+    agent_socket: &std::path::Path,
+    progress: &Progress<StartEvent>,
+) -> Result<(
+    crate::core::presets::forward::ForwardReport,
+    Option<&'static str>,
+)> {
+    use crate::core::presets::forward::{self, Guest};
+    let (pr, env) = (p.clone(), ctx.env.clone());
+    let (rep, plan) = tokio::task::spawn_blocking(move || forward::prepare(&pr, &env))
+        .await
+        .map_err(rt)??;
+    for s in &rep.skipped {
+        progress.emit(StartEvent::Warning(format!("not copied: {s}")));
+    }
+    let Some(plan) = plan else {
+        return Ok((rep, None));
+    };
+    let t = Instant::now();
+    match forward::agent::over_agent(agent_socket, &plan).await {
+        Ok(()) => {
+            tracing::debug!(
+                ms = ms(t.elapsed()),
+                "warm start: forwarded over the clone agent"
+            );
+            return Ok((plan.done(rep), Some("agent")));
+        }
+        Err(why) => tracing::debug!(why, "warm start: forwarding over SSH instead of the agent"),
+    }
+    let guest = Guest {
+        keys_dir: ctx.paths.keys_dir.clone(),
+        ip: ip.to_string(),
+    };
+    let rep = tokio::task::spawn_blocking(move || plan.over_ssh(&guest, rep))
+        .await
+        .map_err(rt)??;
+    Ok((rep, Some("ssh")))
 }
 
 /// The preset's kernel and root file system as a start resolves them (pulled, a custom

@@ -8,7 +8,7 @@
 //! nonce is taken; anything else is skipped.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,6 +113,167 @@ pub async fn exchange(
                 io::ErrorKind::InvalidData,
                 "the guest sent too much on its agent port without answering",
             ));
+        }
+    }
+}
+
+/// One step of a forwarding batch (see `guest/agent.rs`): what the agent does, as root in
+/// the guest, with paths and bytes the host chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Missing parents of a path (mode 0700).
+    Mkdirs(PathBuf),
+    Dir(PathBuf, u32),
+    /// A new file with these bytes.
+    File(PathBuf, u32, Vec<u8>),
+    /// A symbolic link at the first path to the second.
+    Link(PathBuf, PathBuf),
+    /// Group and other bits off below the path (links untouched).
+    Private(PathBuf),
+    Chmod(PathBuf, u32),
+    /// What is at the second path removed (unless both are files), the first renamed over it.
+    Replace(PathBuf, PathBuf),
+    Rmdir(PathBuf),
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn hex_path(p: &Path) -> String {
+    hex_of(p.as_os_str().as_encoded_bytes())
+}
+
+impl Op {
+    /// The op's words on the wire (after `op NONCE SEQ`).
+    fn words(&self) -> String {
+        match self {
+            Op::Mkdirs(p) => format!("mkdirs {}", hex_path(p)),
+            Op::Dir(p, m) => format!("dir {} {m:o}", hex_path(p)),
+            Op::File(p, m, d) => format!("file {} {m:o} {}", hex_path(p), hex_of(d)),
+            Op::Link(p, t) => format!("link {} {}", hex_path(p), hex_path(t)),
+            Op::Private(p) => format!("private {}", hex_path(p)),
+            Op::Chmod(p, m) => format!("chmod {} {m:o}", hex_path(p)),
+            Op::Replace(a, b) => format!("replace {} {}", hex_path(a), hex_path(b)),
+            Op::Rmdir(p) => format!("rmdir {}", hex_path(p)),
+        }
+    }
+}
+
+/// The largest file a `get` answers with (the agent's own limit).
+pub const MAX_FILE: usize = 1 << 20;
+
+/// A conversation with a clone's agent after its re-addressing (a new connection to its
+/// port: QEMU takes one client at a time and drops what the guest sends between them).
+pub struct Link {
+    stream: tokio::net::UnixStream,
+    got: Vec<u8>,
+}
+
+impl Link {
+    pub async fn connect(socket: &Path) -> io::Result<Link> {
+        Ok(Link {
+            stream: super::launch::connect(socket).await?,
+            got: Vec::new(),
+        })
+    }
+
+    /// The guest's file at `path`: `None` when there is none.
+    pub async fn get(&mut self, path: &Path, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        let nonce = crate::sys::open::random_hex(8);
+        let line = format!("get {nonce} {}\n", hex_path(path));
+        self.send(&line, timeout).await?;
+        let answer = self.answer(&nonce, 2 * MAX_FILE + 256, timeout).await?;
+        let mut w = answer.split(' ');
+        match (w.next(), w.next(), w.next(), w.next()) {
+            (Some("none"), _, None, _) => Ok(None),
+            (Some("data"), _, Some(hex), None) => unhex(hex).map(Some).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the guest's agent sent bad data",
+                )
+            }),
+            _ => Err(io::Error::other(format!(
+                "the guest's agent could not read {}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Carry out `ops` in order; an error unless the agent did every one.
+    pub async fn run(&mut self, ops: &[Op], timeout: Duration) -> io::Result<()> {
+        let nonce = crate::sys::open::random_hex(8);
+        let mut text = String::new();
+        for (i, op) in ops.iter().enumerate() {
+            text.push_str(&format!("op {nonce} {i} {}\n", op.words()));
+        }
+        text.push_str(&format!("end {nonce} {}\n", ops.len()));
+        self.send(&text, timeout).await?;
+        match self.answer(&nonce, 4096, timeout).await?.as_str() {
+            "ok" => Ok(()),
+            _ => Err(io::Error::other(
+                "the guest's agent did not carry out every step",
+            )),
+        }
+    }
+
+    async fn send(&mut self, text: &str, timeout: Duration) -> io::Result<()> {
+        tokio::time::timeout(timeout, self.stream.write_all(text.as_bytes()))
+            .await
+            .map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "the guest's agent did not read")
+            })?
+    }
+
+    /// The first complete line `WORD NONCE[ REST]` the guest sends: `WORD` alone, or
+    /// `WORD REST` (read bounded by `max`, other lines skipped).
+    async fn answer(&mut self, nonce: &str, max: usize, timeout: Duration) -> io::Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            while let Some(at) = self.got.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.got.drain(..=at).collect();
+                let line = String::from_utf8_lossy(&line);
+                let mut w = line.trim_end().splitn(3, ' ');
+                let (word, n, rest) = (w.next().unwrap_or(""), w.next(), w.next());
+                if n == Some(nonce)
+                    && !word.is_empty()
+                    && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                {
+                    return Ok(match rest {
+                        Some(r) => format!("{word} {r}"),
+                        None => word.to_string(),
+                    });
+                }
+            }
+            if self.got.len() > max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the guest sent too much on its agent port without answering",
+                ));
+            }
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "the guest's agent did not answer")
+                })??;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the agent port closed before the guest answered",
+                ));
+            }
+            self.got.extend_from_slice(&buf[..n]);
         }
     }
 }
