@@ -4,8 +4,8 @@
 //! without `--warm` (a cold boot), for a test preset on the Debian test image (512 MiB),
 //! runs alternated, medians reported. The first warm start, which makes the template, is
 //! timed on its own and left out of the median; each warm run's own split (image, the
-//! clone up to its SSH answering, all of it inside smolvm) is printed, the rest being the
-//! forwarding's one SSH session. `SMOLVM_BENCH_RUNS` sets the count of each timing (default
+//! clone up to its SSH answering, all of it inside smolvm, and whether the env var went
+//! over the clone's agent port or SSH, with smolvm's debug line saying why) is printed. `SMOLVM_BENCH_RUNS` sets the count of each timing (default
 //! 3). The figures are TCG's here (the accelerator is printed).
 //!
 //! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.
@@ -43,6 +43,7 @@ fn main() {
         let mut c = ns.cmd(&h, "smolvm");
         c.env("SMOLVM_MANIFEST", &manifest)
             .env("WARM_TOKEN", "bench-token")
+            .env("SMOLVM_LOG", "smolvm=debug")
             .args(args)
             .timeout(Duration::from_secs(900));
         let out = c.output().unwrap();
@@ -52,11 +53,19 @@ fn main() {
             support::stdout(&out),
             support::stderr(&out)
         );
+        // How a warm start's forwarding went (its `-vv` debug line: over the agent with
+        // its time, or why not).
+        for l in support::stderr(&out).lines() {
+            if l.contains("warm start: forward") {
+                println!("  {}", l.trim());
+            }
+        }
         support::json(&out)
     };
     let start = |name: &str, warm: bool| {
         let mut args = vec!["warmy", "start", "-n", name, "--no-attach", "--json"];
         if warm {
+            args.splice(0..0, ["-vv"]);
             args.push("--warm");
         }
         let t = Instant::now();
@@ -75,10 +84,11 @@ fn main() {
         assert_eq!(v["data"]["warm"]["built"], false, "{v}");
         let ms = |k: &str| v["data"]["timings"][k].as_f64().unwrap_or(0.0) / 1000.0;
         println!(
-            "warm run {i}: image {:.2} s, clone to SSH {:.2} s, total in smolvm {:.2} s",
+            "warm run {i}: image {:.2} s, clone to SSH {:.2} s, total in smolvm {:.2} s, forwarded over {}",
             ms("image_ms"),
             ms("boot_ms"),
-            ms("total_ms")
+            ms("total_ms"),
+            v["data"]["warm"]["forwarded_over"]
         );
         warm.push(t);
     }

@@ -19,6 +19,7 @@
 //! the same port (no SSH session, no program started in the guest):
 //!
 //! ```text
+//! ping NONCE                      → ok NONCE (the host sends it until answered first)
 //! get NONCE PATH                  → data NONCE HEX | none NONCE | err-get NONCE
 //! op NONCE SEQ KIND ARGS…         (no answer; SEQ counts from 0)
 //! end NONCE COUNT                 → ok NONCE | err-op NONCE
@@ -403,6 +404,7 @@ impl Agent {
             return None;
         }
         match w[0] {
+            "ping" if w.len() == 2 => Some(format!("ok {nonce}")),
             "get" if w.len() == 3 => Some(match hex_path(w[2]).and_then(std::fs::metadata) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => format!("none {nonce}"),
                 Ok(m) if m.is_file() && m.len() <= MAX_FILE as u64 => {
@@ -540,6 +542,7 @@ mod tests {
         let (target, stage) = (t.join("home/.codex"), t.join("home/.smolvm-copy.ab-0"));
         std::fs::create_dir_all(target.join("old")).unwrap();
         let mut a = Agent::default();
+        assert_eq!(a.handle("ping 7e   ").as_deref(), Some("ok 7e"));
         let ops = [
             format!("mkdirs {}", h(&t.join("home"))),
             format!("dir {} 700", h(&stage)),

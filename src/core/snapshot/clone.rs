@@ -7,12 +7,13 @@
 //!
 //! Re-addressing: a clone wakes up with the template's address. Every cold QEMU boot has a
 //! second UART (the guest's `ttyS1`, [`AgentPort`](crate::sys::vmm::qemu::AgentPort));
-//! `snapshot create --for-clone` starts a small shell agent in the guest over SSH, reading
-//! that port, before the state is saved. A clone's QEMU gives the port a Unix socket as its
-//! host end; once the clone runs, smolvm sends one line — the new address, MAC and 64
-//! fresh random bytes — and the agent moves `eth0` to the new address, flushes its
-//! neighbours, writes the bytes into `/dev/urandom` and forces the kernel's CRNG to reseed
-//! (`RNDRESEEDCRNG`, through `perl`), so two clones never produce the same random bytes.
+//! `snapshot create --for-clone` copies the clone agent ([`AGENT_BIN`], `guest/agent.rs`)
+//! into the guest over SSH and starts it, reading that port, before the state is saved.
+//! A clone's QEMU gives the port a Unix socket as its host end; once the clone runs,
+//! smolvm sends one line — the new address, MAC and 64 fresh random bytes — and the agent
+//! moves `eth0` to the new address, drops the gateway's neighbour entry, writes the bytes
+//! into `/dev/urandom` and forces the kernel's CRNG to reseed (`RNDRESEEDCRNG`), so two
+//! clones never produce the same random bytes; all with system calls, no program started.
 //! Until it has answered, the clone sits alone on its own TAP (the host routes the old
 //! address to the template's TAP, and the egress guard drops its packets from any other
 //! source address); a clone that does not answer is rolled back — never two guests on one

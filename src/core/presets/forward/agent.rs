@@ -30,6 +30,9 @@ pub const LIMIT: usize = 1 << 20;
 /// How long the agent has for a `get` or a batch.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the agent has to answer its first `ping` (the SSH session takes over then).
+const CONNECT: Duration = Duration::from_secs(5);
+
 impl Plan {
     /// The plan as agent ops (`tag` names the stages and the env file's temporary), the env
     /// file `env` when it changed; why not when it cannot be.
@@ -131,14 +134,18 @@ pub async fn over_agent(socket: &Path, plan: &Plan) -> std::result::Result<(), S
     let tag = crate::sys::open::random_hex(6);
     // Whether it fits at all, before anything is asked.
     plan.ops(&tag, plan.wants_env().then_some(&b""[..]))?;
-    let why = |e: std::io::Error| crate::core::error::io_reason(&e);
-    let mut link = Link::connect(socket).await.map_err(why)?;
+    let why = |step: &'static str| {
+        move |e: std::io::Error| format!("{step}: {}", crate::core::error::io_reason(&e))
+    };
+    let mut link = Link::connect(socket, CONNECT)
+        .await
+        .map_err(why("connect"))?;
     let mut env = None;
     if plan.wants_env() {
         let old = link
             .get(Path::new(&plan.env_path), TIMEOUT)
             .await
-            .map_err(why)?
+            .map_err(why("reading the env file"))?
             .unwrap_or_default();
         let merged: Result<_> = guest_env::merge(
             || Ok(old),
@@ -152,5 +159,5 @@ pub async fn over_agent(socket: &Path, plan: &Plan) -> std::result::Result<(), S
         merged.map_err(|e| e.message)?;
     }
     let ops = plan.ops(&tag, env.as_deref())?;
-    link.run(&ops, TIMEOUT).await.map_err(why)
+    link.run(&ops, TIMEOUT).await.map_err(why("the batch"))
 }
