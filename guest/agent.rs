@@ -378,12 +378,18 @@ struct Agent {
     batch: String,
     next: u64,
     failed: bool,
+    /// Run with `--stdio` (on a host, by its tests): no `readdr`.
+    local: bool,
 }
 
 impl Agent {
     /// The answer to one request line, if it gets one.
     fn handle(&mut self, text: &str) -> Option<String> {
         if text.contains("readdr ") {
+            if self.local {
+                // Run on a host (`--stdio`): its network is not ours to move.
+                return None;
+            }
             let r = parse(text)?;
             if r.nonce == self.last {
                 return None;
@@ -438,18 +444,37 @@ impl Agent {
 }
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("--probe") {
+    let arg = std::env::args().nth(1);
+    if arg.as_deref() == Some("--probe") {
         println!("{PROBE}");
         return;
     }
-    let Ok(port) = OpenOptions::new().read(true).write(true).open(PORT) else {
-        std::process::exit(2);
+    // `--stdio`: requests on stdin, answers on stdout, until stdin ends (the host's tests
+    // run the agent this way; in a guest it reads its port).
+    let stdio = arg.as_deref() == Some("--stdio");
+    let (mut input, mut output): (Box<dyn Read>, Box<dyn Write>) = if stdio {
+        (Box::new(io::stdin()), Box::new(io::stdout()))
+    } else {
+        let Ok(port) = OpenOptions::new().read(true).write(true).open(PORT) else {
+            std::process::exit(2);
+        };
+        raw(&port);
+        let Ok(out) = port.try_clone() else {
+            std::process::exit(2);
+        };
+        (Box::new(port), Box::new(out))
     };
-    raw(&port);
     let (mut line, mut buf) = (Vec::new(), vec![0u8; 64 << 10]);
-    let (mut agent, mut dropping) = (Agent::default(), false);
+    let (mut agent, mut dropping) = (
+        Agent {
+            local: stdio,
+            ..Agent::default()
+        },
+        false,
+    );
     loop {
-        let n = match (&port).read(&mut buf) {
+        let n = match input.read(&mut buf) {
+            Ok(0) if stdio => return,
             Ok(0) | Err(_) => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;
@@ -473,7 +498,8 @@ fn main() {
                 continue;
             }
             if let Some(answer) = agent.handle(&text) {
-                let _ = (&port).write_all(format!("{answer}\n").as_bytes());
+                let _ = output.write_all(format!("{answer}\n").as_bytes());
+                let _ = output.flush();
             }
         }
     }

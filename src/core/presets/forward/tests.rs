@@ -333,3 +333,161 @@ fn nothing_to_forward_without_configs_or_env() {
     let env = Env::from_vars([("HOME", home.as_str())], 0);
     assert!(has_work(p, &env));
 }
+
+/// A plan forwarding `host`'s `.tool` directory, `.cred` and a written `.claude.json` into
+/// `root` (as the guest's `/`), and `set` into its env file.
+fn plan_at(root: &Path, host: &Path, set: &[(String, Vec<u8>)]) -> Plan {
+    let dir_cfg = cfg(&root.join("root/.tool"), 0o700);
+    let file_cfg = cfg(&root.join("root/.cred"), 0o600);
+    let json_cfg = cfg(&root.join("root/.claude.json"), 0o600);
+    let json = serde_json::to_vec(&serde_json::json!({"login": "me"})).unwrap();
+    Plan {
+        items: vec![
+            Item {
+                host: host.join(".tool"),
+                guest: dir_cfg.guest.clone(),
+                mode: 0o700,
+                dir: true,
+                written: false,
+                archive: packed(&dir_cfg, &host.join(".tool")).unwrap(),
+            },
+            Item {
+                host: host.join(".cred"),
+                guest: file_cfg.guest.clone(),
+                mode: 0o600,
+                dir: false,
+                written: false,
+                archive: packed(&file_cfg, &host.join(".cred")).unwrap(),
+            },
+            Item {
+                host: host.join(".claude.json"),
+                guest: json_cfg.guest.clone(),
+                mode: 0o600,
+                dir: false,
+                written: true,
+                archive: one_file_archive(&json_cfg, &json).unwrap(),
+            },
+        ],
+        set: set.to_vec(),
+        env_path: root
+            .join("etc/profile.d/smolvm_env.sh")
+            .display()
+            .to_string(),
+    }
+}
+
+/// The clone agent itself (`--stdio`, behind a Unix socket as QEMU puts its port) carries
+/// out a plan: the same files, modes, links and env file (hand edits kept) as the SSH
+/// session's script gives, no stage and nothing of the old config left; and a plan over
+/// what it carries is refused before anything is sent.
+#[test]
+fn the_agent_gives_what_the_ssh_session_gives_local() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let host = t.path().join("host");
+    std::fs::create_dir_all(host.join(".tool/sub")).unwrap();
+    std::fs::write(host.join(".tool/config.toml"), "model = 1\n").unwrap();
+    std::fs::write(host.join(".tool/sub/deep"), "deep").unwrap();
+    std::fs::set_permissions(
+        host.join(".tool/sub/deep"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("config.toml", host.join(".tool/link")).unwrap();
+    std::fs::write(host.join(".cred"), "cred-secret-77").unwrap();
+    let set = vec![
+        ("A_KEY".to_string(), b"it's a secret-91".to_vec()),
+        ("B".to_string(), b"new value".to_vec()),
+    ];
+    let roots: Vec<std::path::PathBuf> =
+        ["ssh", "agent"].iter().map(|r| t.path().join(r)).collect();
+    for root in &roots {
+        std::fs::create_dir_all(root.join("etc/profile.d")).unwrap();
+        std::fs::write(root.join("etc/profile.d/smolvm_env.sh"), HAND_ENV).unwrap();
+        // An older config the new one replaces.
+        std::fs::create_dir_all(root.join("root/.tool/stale")).unwrap();
+    }
+    let ssh = plan_at(&roots[0], &host, &set);
+    ssh.run(&local_sh(&ssh.script()), "local", Duration::from_secs(5))
+        .unwrap();
+
+    let bin = t.path().join("smolvm-agent");
+    std::fs::write(&bin, crate::core::snapshot::AGENT_BIN).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = t.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let relay = std::thread::spawn(move || {
+        use crate::sys::child::{spawn, Io};
+        let argv = [bin.as_os_str(), "--stdio".as_ref()];
+        let mut agent = spawn(&argv, Io::Piped, Io::Piped, Io::Null).unwrap();
+        let (mut to_agent, mut from_agent) =
+            (agent.take_stdin().unwrap(), agent.take_stdout().unwrap());
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut back = conn.try_clone().unwrap();
+        // Chunk by chunk as it comes (`io::copy` from a socket into a pipe splices, and
+        // waits for more than a line).
+        fn pump(from: &mut impl std::io::Read, to: &mut impl std::io::Write) {
+            let mut buf = [0u8; 1 << 16];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
+                    break;
+                }
+            }
+        }
+        let out = std::thread::spawn(move || pump(&mut from_agent, &mut back));
+        pump(&mut conn, &mut to_agent);
+        drop(to_agent);
+        let status = agent.wait().unwrap();
+        let _ = out.join();
+        status
+    });
+    let plan = plan_at(&roots[1], &host, &set);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(agent::over_agent(&socket, &plan)).unwrap();
+    drop(rt);
+    assert!(
+        relay.join().unwrap().success(),
+        "the agent ends with its input"
+    );
+
+    let (a, b) = (tree(&roots[0]), tree(&roots[1]));
+    assert_eq!(a, b);
+    let names: Vec<&str> = b.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert!(names.contains(&"root/.tool/link"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("stale") || n.contains("smolvm-copy")),
+        "{names:?}"
+    );
+    let modes: Vec<(&str, u32)> = b.iter().map(|(p, m, _)| (p.as_str(), *m)).collect();
+    assert!(
+        modes.contains(&("root/.tool/sub/deep", 0o600)),
+        "private: {modes:?}"
+    );
+    assert_eq!(
+        std::fs::read_link(roots[1].join("root/.tool/link")).unwrap(),
+        Path::new("config.toml")
+    );
+    let env = std::fs::read(&plan.env_path).unwrap();
+    assert!(String::from_utf8_lossy(&env).contains("alias ll='ls -l'"));
+    assert_eq!(
+        guest_env::EnvFile::parse(&env).get("A_KEY"),
+        Some(&b"it's a secret-91"[..])
+    );
+
+    // Over what the agent carries: refused before a byte is sent (no socket needed).
+    std::fs::write(host.join(".cred"), vec![b'x'; agent::LIMIT + 1]).unwrap();
+    let big = plan_at(&roots[1], &host, &set);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let why = rt
+        .block_on(agent::over_agent(&t.path().join("no.sock"), &big))
+        .unwrap_err();
+    assert!(why.contains("too large for the agent"), "{why}");
+}
