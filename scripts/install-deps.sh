@@ -2,9 +2,9 @@
 # System packages smolvm needs, for Debian 12/13 and Ubuntu 22.04/24.04. Run as root.
 # (The Rust toolchain comes from rustup, never from apt.)
 #
-#   install-deps.sh --runtime   what `smolvm` needs to run: QEMU, iproute2, nftables,
-#                               conntrack, e2fsprogs, util-linux, openssh-client
-#                               (+ debootstrap, optional)
+#   install-deps.sh --runtime   what `smolvm` needs to build and run: QEMU, iproute2,
+#                               nftables, conntrack, e2fsprogs, util-linux,
+#                               openssh-client, gcc and libc6-dev (+ debootstrap, optional)
 #   install-deps.sh --test      the runtime set plus what `cargo test` uses: the test
 #                               kernel's build chain, tmux, fonts, busybox, python3,
 #                               docker.io (optional) — the default, and what CI runs
@@ -67,6 +67,7 @@ required=(
   e2fsprogs   # mkfs.ext4, e2fsck, resize2fs: disks and built images
   util-linux  # mount, setpriv
   openssh-client  # sandbox ssh/exec/file, attach
+  gcc libc6-dev   # building smolvm: the linker rustc uses, and the static C library the clone agent (guest/agent.rs) links
 )
 optional=()
 if [ "$mode" = runtime ]; then
