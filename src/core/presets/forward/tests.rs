@@ -106,7 +106,6 @@ fn one_session_local_sh_gives_the_files_and_env_file_the_per_file_sessions_gave(
     std::fs::write(host.join(".tool/config.toml"), "model = 1\n").unwrap();
     std::fs::write(host.join(".tool/sub/deep"), "deep").unwrap();
     std::fs::write(host.join(".cred"), "cred-secret-77").unwrap();
-    let json = serde_json::to_vec(&serde_json::json!({"login": "me"})).unwrap();
     let set = vec![
         ("A_KEY".to_string(), b"it's a secret-91".to_vec()),
         ("B".to_string(), b"new value".to_vec()),
@@ -116,42 +115,7 @@ fn one_session_local_sh_gives_the_files_and_env_file_the_per_file_sessions_gave(
     for root in &roots {
         std::fs::create_dir_all(root.join("etc/profile.d")).unwrap();
         std::fs::write(root.join("etc/profile.d/smolvm_env.sh"), HAND_ENV).unwrap();
-        let dir_cfg = cfg(&root.join("root/.tool"), 0o700);
-        let file_cfg = cfg(&root.join("root/.cred"), 0o600);
-        let json_cfg = cfg(&root.join("root/.claude.json"), 0o600);
-        plans.push(Plan {
-            items: vec![
-                Item {
-                    host: host.join(".tool"),
-                    guest: dir_cfg.guest.clone(),
-                    mode: 0o700,
-                    dir: true,
-                    written: false,
-                    archive: packed(&dir_cfg, &host.join(".tool")).unwrap(),
-                },
-                Item {
-                    host: host.join(".cred"),
-                    guest: file_cfg.guest.clone(),
-                    mode: 0o600,
-                    dir: false,
-                    written: false,
-                    archive: packed(&file_cfg, &host.join(".cred")).unwrap(),
-                },
-                Item {
-                    host: host.join(".claude.json"),
-                    guest: json_cfg.guest.clone(),
-                    mode: 0o600,
-                    dir: false,
-                    written: true,
-                    archive: one_file_archive(&json_cfg, &json).unwrap(),
-                },
-            ],
-            set: set.clone(),
-            env_path: root
-                .join("etc/profile.d/smolvm_env.sh")
-                .display()
-                .to_string(),
-        });
+        plans.push(plan_at(root, &host, &set));
     }
     // As before: one `sh` per config, the env file read, merged and written.
     let old = &plans[0];
