@@ -230,8 +230,24 @@ fn a_running_sandbox_branches_into_clones_in_one_step() {
     let l = e.ok_json(&["sandbox", "snapshot", "list", "--json"]);
     assert!(l.to_string().contains(&snap), "{l}");
 
+    // Clones of one run come up at once: each progress line names its clone.
+    let out = e.ok(&["sandbox", "clone", &snap, "--count", "2", "--prefix", "t"]);
+    let err = support::stderr(&out);
+    let phases: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("...") || l.contains(" done in "))
+        .collect();
+    assert!(phases.len() >= 4, "{err}");
+    for l in &phases {
+        assert!(
+            l.starts_with("t-1: ") || l.starts_with("t-2: "),
+            "{l:?} in {err}"
+        );
+    }
+    assert!(phases.iter().any(|l| l.starts_with("t-2: ")), "{err}");
+
     e.ok_json(&["cleanup", "--all", "--force", "--json"]);
-    for id in ["vm-src-b-1", "vm-src-b-2", src] {
+    for id in ["vm-src-b-1", "vm-src-b-2", "t-1", "t-2", src] {
         assert_eq!(leftovers(&e, id), Vec::<String>::new(), "{id}");
     }
     e.ok_json(&["sandbox", "snapshot", "delete", &snap, "--json"]);

@@ -264,7 +264,8 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
             keep_agent_socket: false,
         };
         let ctx = open_ctx(env)?;
-        block_on(snapshot::clone(&ctx, &opts, &progress(a.json)))?
+        let events = super::start::progress_of_each(a.json, a.count > 1);
+        block_on(snapshot::clone(&ctx, &opts, &events))?
     })();
     match r {
         Ok(rep) if a.json => {
@@ -324,9 +325,9 @@ pub fn branch(a: &BranchArgs, env: &Env) -> i32 {
             ..snapshot::BranchOptions::of(VmId::parse(&a.id)?, a.count)
         };
         let ctx = open_ctx(env)?;
-        let start = progress(json);
+        let each = super::start::progress_of_each(json, a.count > 1);
         let events = Progress::new(move |e| match e {
-            BranchEvent::Clone(_, e) => start.emit(e),
+            BranchEvent::Clone(id, e) => each.emit((id, e)),
             _ if json => {}
             BranchEvent::Snapshotting => {
                 crate::core::runtime::err_line("snapshotting for clones (the sandbox runs on)...")

@@ -53,26 +53,53 @@ fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
 /// Progress lines for a human (stderr keeps stdout for the result); nothing with --json
 /// except warnings, which go to stderr in both modes.
 pub(super) fn progress(json: bool) -> Progress<StartEvent> {
-    Progress::new(move |e| match e {
-        StartEvent::Warning(w) => warn(w),
+    Progress::new(move |e| say(&e, json, ""))
+}
+
+/// [`progress`] for events that name their sandbox (the clones of one run come up at
+/// once): each line starts with `<id>: ` when `labelled`.
+pub(super) fn progress_of_each(json: bool, labelled: bool) -> Progress<(VmId, StartEvent)> {
+    Progress::new(move |(id, e): (VmId, StartEvent)| {
+        say(
+            &e,
+            json,
+            &if labelled {
+                format!("{id}: ")
+            } else {
+                String::new()
+            },
+        )
+    })
+}
+
+/// One event's line on stderr (a warning in both modes, the rest without --json).
+fn say(e: &StartEvent, json: bool, label: &str) {
+    match e {
+        StartEvent::Warning(w) => warn(format!("{label}{w}")),
         _ if json => {}
-        StartEvent::PhaseStarted(p) => err_line(format!("{}...", p.as_str())),
-        StartEvent::PhaseDone(p, d) => {
-            err_line(format!("{} done in {:.2} s", p.as_str(), d.as_secs_f64()))
-        }
-        StartEvent::Pull(PullEvent::Ready { artifact, path }) => {
-            err_line(format!("  {} ready: {}", artifact.as_str(), path.display()))
-        }
+        StartEvent::PhaseStarted(p) => err_line(format!("{label}{}...", p.as_str())),
+        StartEvent::PhaseDone(p, d) => err_line(format!(
+            "{label}{} done in {:.2} s",
+            p.as_str(),
+            d.as_secs_f64()
+        )),
+        StartEvent::Pull(PullEvent::Ready { artifact, path }) => err_line(format!(
+            "{label}  {} ready: {}",
+            artifact.as_str(),
+            path.display()
+        )),
         StartEvent::Pull(PullEvent::Retry {
             artifact, reason, ..
         }) => err_line(format!(
-            "  retrying {} download: {reason}",
+            "{label}  retrying {} download: {reason}",
             artifact.as_str()
         )),
         // Making one is said in a warning; cloning is the start's next line.
         StartEvent::Pull(_) | StartEvent::Template { .. } => {}
-        StartEvent::RollingBack(why) => err_line(format!("start failed ({why}); rolling back")),
-    })
+        StartEvent::RollingBack(why) => {
+            err_line(format!("{label}start failed ({why}); rolling back"))
+        }
+    }
 }
 
 /// [`Ctx::open`], its corruption report (the database was moved aside) shown as a

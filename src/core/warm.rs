@@ -235,7 +235,7 @@ async fn warm_start(
             keep_agent_socket: true,
             ..Default::default()
         },
-        progress,
+        &progress.map(|(_, e): (VmId, StartEvent)| e),
     )
     .await?;
     let c = clone

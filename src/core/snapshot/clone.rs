@@ -284,7 +284,7 @@ impl Failure {
 pub async fn clone(
     ctx: &Ctx,
     opts: &CloneOptions,
-    progress: &Progress<StartEvent>,
+    progress: &Progress<(VmId, StartEvent)>,
 ) -> Result<CloneReport> {
     tracing::info!(snapshot = %opts.snapshot_id, count = opts.count, "cloning snapshot");
     let t0 = Instant::now();
@@ -297,7 +297,11 @@ pub async fn clone(
         &ids,
         opts,
         &Hooks {
-            progress: &|_| progress.map(|e| e),
+            // Each event names its clone: the clones of a run come up at once.
+            progress: &|id| {
+                let tag = id.clone();
+                progress.map(move |e: StartEvent| (tag.clone(), e))
+            },
             starting: &|_, _| {},
             done: &|_| {},
             cancelled: &|| progress.cancelled(),
