@@ -246,9 +246,9 @@ impl Link {
         }
     }
 
-    /// Send `text` (lines, the last one's newline included) [`padded`] as a whole: a tail
-    /// shorter than the UART's trigger level would wait in its FIFO unseen (a warm start
-    /// then waited out its timeout, one run in four).
+    /// Send `text` (lines, the last one's newline included) [`padded`] as a whole, as
+    /// [`exchange`] sends its line: no tail below the UART's trigger level is left to wait
+    /// for the FIFO timeout.
     async fn send(&mut self, text: &str, timeout: Duration) -> io::Result<()> {
         let text = padded(text.strip_suffix('\n').unwrap_or(text));
         tokio::time::timeout(timeout, self.stream.write_all(text.as_bytes()))
@@ -273,11 +273,6 @@ impl Link {
                 let line = String::from_utf8_lossy(&line);
                 let mut w = line.trim_end().splitn(3, ' ');
                 let (word, n, rest) = (w.next().unwrap_or(""), w.next(), w.next());
-                tracing::debug!(
-                    len = line.len(),
-                    nonce = n.unwrap_or(""),
-                    "agent link: a line"
-                );
                 if n == Some(nonce)
                     && !word.is_empty()
                     && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
