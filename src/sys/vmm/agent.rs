@@ -415,4 +415,27 @@ mod tests {
             "the unanswered ping was sent again"
         );
     }
+
+    /// A guest that floods the port instead of answering is cut off at the bound, with
+    /// nothing of what it sent in the error.
+    #[tokio::test]
+    async fn a_link_stops_reading_a_guest_that_floods_it() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("agent-vm-c.sock");
+        let l = tokio::net::UnixListener::bind(&p).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let flood = vec![b'\x1b'; (64 << 10) + 4096];
+            let _ = s.write_all(&flood).await;
+            let mut b = [0u8; 4096];
+            while s.read(&mut b).await.is_ok_and(|n| n > 0) {}
+        });
+        let e = Link::connect(&p, Duration::from_secs(5))
+            .await
+            .err()
+            .expect("a flood is no answer");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(!e.to_string().contains('\x1b'), "{e}");
+        server.abort();
+    }
 }
