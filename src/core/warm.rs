@@ -259,7 +259,7 @@ async fn warm_start(
             .paths
             .agent_socket(&id)
             .ok_or_else(|| start::invalid_id(&id))?;
-        let forwarded = start::forward_warm(ctx, &preset, &rep.ip, &socket, progress).await;
+        let forwarded = start::forward(ctx, &preset, &rep.ip, Some(&socket), progress).await;
         snapshot::remove_agent_socket(ctx, &id);
         let (forwarded, over) = forwarded?;
         rep.forwarded = Some(forwarded);

@@ -111,16 +111,6 @@ pub fn has_work(preset: &Preset, env: &Env) -> bool {
             .any(|k| env.get(k).is_some_and(|v| !v.is_empty()))
 }
 
-/// Copy the configs and write the env file, all in one SSH session ([`Plan`]); the report
-/// names what was forwarded.
-pub fn forward(guest: &Guest, preset: &Preset, env: &Env) -> Result<ForwardReport> {
-    let (rep, plan) = prepare(preset, env)?;
-    match plan {
-        Some(plan) => plan.over_ssh(guest, rep),
-        None => Ok(rep),
-    }
-}
-
 /// What a start forwards, read and packed on the host: the report (its env keys still
 /// empty) and the plan, none when there is nothing to send.
 pub fn prepare(preset: &Preset, env: &Env) -> Result<(ForwardReport, Option<Plan>)> {

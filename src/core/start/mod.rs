@@ -556,7 +556,7 @@ pub async fn create(
         rep.preset = preset.clone();
         abort.check(progress)?;
         if let Some(p) = registry.filter(|_| !opts.no_forward) {
-            rep.forwarded = Some(forward(ctx, p, &rep.ip, progress).await?);
+            rep.forwarded = Some(forward(ctx, p, &rep.ip, None, progress).await?.0);
             abort.check(progress)?;
         }
         rep.timings.image_ms = ms(image_time);
@@ -570,36 +570,16 @@ pub async fn create(
     }
 }
 
-/// Host configs and env vars into a started preset's guest at `ip` (nothing reaches SSH
-/// when there is nothing to forward); what was skipped is a warning.
+/// Host configs and env vars into a started preset's guest at `ip` (nothing is sent when
+/// there is nothing to forward); what was skipped is a warning. A warm start's clone gives
+/// its agent port (`agent_socket`): the plan goes over it when it fits
+/// (`presets::forward::agent`), else in the SSH session a cold start uses. Also says which
+/// way it went (`agent`/`ssh`; none when nothing was sent).
 pub(crate) async fn forward(
     ctx: &Ctx,
     p: &Preset,
     ip: &str,
-    progress: &Progress<StartEvent>,
-) -> Result<crate::core::presets::forward::ForwardReport> {
-    let guest = super::presets::forward::Guest {
-        keys_dir: ctx.paths.keys_dir.clone(),
-        ip: ip.to_string(),
-    };
-    let (p, env) = (p.clone(), ctx.env.clone());
-    let fwd =
-        tokio::task::spawn_blocking(move || super::presets::forward::forward(&guest, &p, &env))
-            .await
-            .map_err(rt)??;
-    for s in &fwd.skipped {
-        progress.emit(StartEvent::Warning(format!("not copied: {s}")));
-    }
-    Ok(fwd)
-}
-
-/// [`forward`] for a warm start's clone: over its agent port at `agent_socket` when the
-/// plan fits it (`presets::forward::agent`), else in the SSH session a cold start uses.
-pub(crate) async fn forward_warm(
-    ctx: &Ctx,
-    p: &Preset,
-    ip: &str,
-    agent_socket: &std::path::Path,
+    agent_socket: Option<&std::path::Path>,
     progress: &Progress<StartEvent>,
 ) -> Result<(
     crate::core::presets::forward::ForwardReport,
@@ -616,16 +596,20 @@ pub(crate) async fn forward_warm(
     let Some(plan) = plan else {
         return Ok((rep, None));
     };
-    let t = Instant::now();
-    match forward::agent::over_agent(agent_socket, &plan).await {
-        Ok(()) => {
-            tracing::debug!(
-                ms = ms(t.elapsed()),
-                "warm start: forwarded over the clone agent"
-            );
-            return Ok((plan.done(rep), Some("agent")));
+    if let Some(socket) = agent_socket {
+        let t = Instant::now();
+        match forward::agent::over_agent(socket, &plan).await {
+            Ok(()) => {
+                tracing::debug!(
+                    ms = ms(t.elapsed()),
+                    "warm start: forwarded over the clone agent"
+                );
+                return Ok((plan.done(rep), Some("agent")));
+            }
+            Err(why) => {
+                tracing::debug!(why, "warm start: forwarding over SSH instead of the agent")
+            }
         }
-        Err(why) => tracing::debug!(why, "warm start: forwarding over SSH instead of the agent"),
     }
     let guest = Guest {
         keys_dir: ctx.paths.keys_dir.clone(),

@@ -34,13 +34,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT: Duration = Duration::from_secs(5);
 
 impl Plan {
-    /// The plan as agent ops (`tag` names the stages and the env file's temporary), the env
-    /// file `env` when it changed; why not when it cannot be.
-    pub(super) fn ops(
-        &self,
-        tag: &str,
-        env: Option<&[u8]>,
-    ) -> std::result::Result<Vec<Op>, String> {
+    /// The configs as agent ops (`tag` names their stages) and the file bytes they carry;
+    /// why not when they cannot be.
+    pub(super) fn item_ops(&self, tag: &str) -> std::result::Result<(Vec<Op>, usize), String> {
         let mut ops = Vec::new();
         let mut bytes = 0usize;
         for (i, it) in self.items.iter().enumerate() {
@@ -58,25 +54,41 @@ impl Plan {
             ops.push(Op::Replace(top, guest));
             ops.push(Op::Rmdir(stage));
         }
-        if let Some(env) = env {
-            let path = PathBuf::from(&self.env_path);
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let tmp = path.with_file_name(format!(".{name}.{tag}"));
-            bytes += env.len();
-            if env.len() > MAX_FILE {
-                return Err("the env file is too large for the agent".into());
-            }
-            ops.push(Op::Mkdirs(
-                path.parent().unwrap_or(Path::new("/")).to_path_buf(),
-            ));
-            ops.push(Op::File(tmp.clone(), 0o600, env.to_vec()));
-            ops.push(Op::Replace(tmp, path));
-        }
-        if bytes > LIMIT {
-            return Err(format!("{bytes} bytes are more than the agent carries"));
-        }
-        Ok(ops)
+        fits(bytes)?;
+        Ok((ops, bytes))
     }
+
+    /// The ops writing the env file `env` (written beside itself as `.<name>.<tag>`, then
+    /// renamed over itself), onto `ops` that carry `bytes` already.
+    pub(super) fn push_env_ops(
+        &self,
+        ops: &mut Vec<Op>,
+        bytes: usize,
+        tag: &str,
+        env: &[u8],
+    ) -> std::result::Result<(), String> {
+        if env.len() > MAX_FILE {
+            return Err("the env file is too large for the agent".into());
+        }
+        fits(bytes + env.len())?;
+        let path = PathBuf::from(&self.env_path);
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{name}.{tag}"));
+        ops.push(Op::Mkdirs(
+            path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        ));
+        ops.push(Op::File(tmp.clone(), 0o600, env.to_vec()));
+        ops.push(Op::Replace(tmp, path));
+        Ok(())
+    }
+}
+
+/// Whether `bytes` of files fit one batch ([`LIMIT`]).
+fn fits(bytes: usize) -> std::result::Result<(), String> {
+    if bytes > LIMIT {
+        return Err(format!("{bytes} bytes are more than the agent carries"));
+    }
+    Ok(())
 }
 
 /// The ops making `it`'s archive under `stage` (its single top entry is `x`).
@@ -132,21 +144,21 @@ fn entries(
 /// nothing was changed, or a batch failed part way: the SSH session redoes every step).
 pub async fn over_agent(socket: &Path, plan: &Plan) -> std::result::Result<(), String> {
     let tag = crate::sys::open::random_hex(6);
-    // Whether it fits at all, before anything is asked.
-    plan.ops(&tag, plan.wants_env().then_some(&b""[..]))?;
+    // Whether the configs fit at all, before anything is asked.
+    let (mut ops, bytes) = plan.item_ops(&tag)?;
     let why = |step: &'static str| {
         move |e: std::io::Error| format!("{step}: {}", crate::core::error::io_reason(&e))
     };
     let mut link = Link::connect(socket, CONNECT)
         .await
         .map_err(why("connect"))?;
-    let mut env = None;
     if plan.wants_env() {
         let old = link
             .get(Path::new(&plan.env_path), TIMEOUT)
             .await
             .map_err(why("reading the env file"))?
             .unwrap_or_default();
+        let mut env = None;
         let merged: Result<_> = guest_env::merge(
             || Ok(old),
             |new| {
@@ -157,7 +169,10 @@ pub async fn over_agent(socket: &Path, plan: &Plan) -> std::result::Result<(), S
             &[],
         );
         merged.map_err(|e| e.message)?;
+        // Written only when the merge changed it.
+        if let Some(env) = env {
+            plan.push_env_ops(&mut ops, bytes, &tag, &env)?;
+        }
     }
-    let ops = plan.ops(&tag, env.as_deref())?;
     link.run(&ops, TIMEOUT).await.map_err(why("the batch"))
 }
