@@ -15,10 +15,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::bench::median;
-use support::cleanup::NetNs;
-use support::images::{self, Row};
-use support::Home;
+use support::bench::{median, VmBench};
 
 /// `(Private_Clean + Private_Dirty, Pss)` of a process, in KiB.
 fn private_and_pss(pid: u64) -> (u64, u64) {
@@ -41,49 +38,12 @@ fn main() {
         return;
     }
     let n = support::bench::runs(3);
-    let rootfs = images::debian_rootfs();
-    let h = Home::new();
-    let manifest = images::manifest(
-        h.tmp.path(),
-        &[Row {
-            preset: "codex",
-            rootfs: &rootfs,
-        }],
-    );
-    let ns = NetNs::with_uplink();
-    let run = |args: &[&str]| {
-        let mut c = ns.cmd(&h, "smolvm");
-        c.env("SMOLVM_MANIFEST", &manifest)
-            .env("SMOLVM_LOG", "smolvm=debug")
-            .args(args)
-            .timeout(Duration::from_secs(600));
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "smolvm {args:?}: {}{}",
-            support::stdout(&out),
-            support::stderr(&out)
-        );
-        out
-    };
+    let b = VmBench::new("codex").env("SMOLVM_LOG", "smolvm=debug");
+    let run = |args: &[&str]| b.run(args);
     let smolvm = |args: &[&str]| support::json(&run(args));
     let create = |name: &str| {
-        let t = Instant::now();
-        let v = smolvm(&[
-            "sandbox",
-            "create",
-            "--preset",
-            "codex",
-            "--start",
-            "--backend",
-            "qemu",
-            "--name",
-            name,
-            "--memory",
-            "512",
-            "--json",
-        ]);
-        (t.elapsed().as_secs_f64(), v)
+        let (t, out) = b.create("codex", name);
+        (t, support::json(&out))
     };
     let clone = |count: &str, extra: &[&str]| {
         let t = Instant::now();
@@ -103,7 +63,7 @@ fn main() {
     };
     // Where each clone's time went: the debug lines `clone: …` and `agent: …` smolvm's log
     // got since the last call.
-    let log = h.data.join("logs/smolvm.log");
+    let log = b.h.data.join("logs/smolvm.log");
     let seen = std::cell::Cell::new(0usize);
     let split = |what: &str| {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -201,8 +161,8 @@ fn main() {
         );
         delete_clones(&v);
     }
-    let _ = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force", "--json"])
-        .output();
+    let _ =
+        b.ns.cmd(&b.h, "smolvm")
+            .args(["cleanup", "--all", "--force", "--json"])
+            .output();
 }

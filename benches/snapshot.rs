@@ -11,60 +11,18 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use support::bench::median;
-use support::cleanup::NetNs;
-use support::images::{self, Row};
-use support::Home;
+use support::bench::{median, VmBench};
 
 fn main() {
     if !support::bench::vm_bench_runs("snapshot") {
         return;
     }
     let n = support::bench::runs(5);
-    let rootfs = images::debian_rootfs();
-    let h = Home::new();
-    let manifest = images::manifest(
-        h.tmp.path(),
-        &[Row {
-            preset: "codex",
-            rootfs: &rootfs,
-        }],
-    );
-    let ns = NetNs::with_uplink();
-    let smolvm = |args: &[&str]| {
-        let mut c = ns.cmd(&h, "smolvm");
-        c.env("SMOLVM_MANIFEST", &manifest)
-            .args(args)
-            .timeout(Duration::from_secs(600));
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "smolvm {args:?}: {}{}",
-            support::stdout(&out),
-            support::stderr(&out)
-        );
-        out
-    };
-    let create = |name: &str| {
-        let t = Instant::now();
-        let out = smolvm(&[
-            "sandbox",
-            "create",
-            "--preset",
-            "codex",
-            "--start",
-            "--backend",
-            "qemu",
-            "--name",
-            name,
-            "--memory",
-            "512",
-            "--json",
-        ]);
-        (t.elapsed().as_secs_f64(), out)
-    };
+    let b = VmBench::new("codex");
+    let smolvm = |args: &[&str]| b.run(args);
+    let create = |name: &str| b.create("codex", name);
     // Warm the image cache and the page cache, and take the snapshot.
     let (_, out) = create("vm-bench");
     let accel = support::json(&out)["data"]["accelerator"]
@@ -102,8 +60,8 @@ fn main() {
     println!("cold `sandbox create --start` to SSH:      median {c:.2} s  ({cold:.2?})");
     println!("`snapshot restore --resume` to SSH:        median {r:.2} s  ({restore:.2?})");
     println!("restore is {:.1}x faster", c / r);
-    let _ = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force", "--json"])
-        .output();
+    let _ =
+        b.ns.cmd(&b.h, "smolvm")
+            .args(["cleanup", "--all", "--force", "--json"])
+            .output();
 }

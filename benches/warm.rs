@@ -5,8 +5,9 @@
 //! runs alternated, medians reported. The first warm start, which makes the template, is
 //! timed on its own and left out of the median; each warm run's own split (image, the
 //! clone up to its SSH answering, all of it inside smolvm, and whether the env var went
-//! over the clone's agent port or SSH, with smolvm's debug line saying why) is printed. `SMOLVM_BENCH_RUNS` sets the count of each timing (default
-//! 3). The figures are TCG's here (the accelerator is printed).
+//! over the clone's agent port or SSH, with smolvm's debug line saying why) is printed.
+//! `SMOLVM_BENCH_RUNS` sets the count of each timing (default 3). The figures are TCG's
+//! here (the accelerator is printed).
 //!
 //! Under `cargo test` (no `--bench` argument) it skips at once: a real boot is seconds.
 
@@ -15,10 +16,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::bench::median;
-use support::cleanup::NetNs;
-use support::images::{self, Row};
-use support::Home;
+use support::bench::{median, VmBench};
 
 const PRESET: &str = "[warmy]\nmemory_mib = 512\ndisk_mib = 1024\nlaunch = \"true\"\n\
 env = [\"WARM_TOKEN\"]\n";
@@ -28,31 +26,13 @@ fn main() {
         return;
     }
     let n = support::bench::runs(3);
-    let rootfs = images::debian_rootfs();
-    let h = Home::new();
-    h.user_presets(PRESET);
-    let manifest = images::manifest(
-        h.tmp.path(),
-        &[Row {
-            preset: "warmy",
-            rootfs: &rootfs,
-        }],
-    );
-    let ns = NetNs::with_uplink();
+    let b = VmBench::new("warmy")
+        .env("WARM_TOKEN", "bench-token")
+        .env("SMOLVM_LOG", "smolvm=debug")
+        .timeout(Duration::from_secs(900));
+    b.h.user_presets(PRESET);
     let smolvm = |args: &[&str]| {
-        let mut c = ns.cmd(&h, "smolvm");
-        c.env("SMOLVM_MANIFEST", &manifest)
-            .env("WARM_TOKEN", "bench-token")
-            .env("SMOLVM_LOG", "smolvm=debug")
-            .args(args)
-            .timeout(Duration::from_secs(900));
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "smolvm {args:?}: {}{}",
-            support::stdout(&out),
-            support::stderr(&out)
-        );
+        let out = b.run(args);
         // How a warm start's forwarding went (its `-vv` debug line: over the agent with
         // its time, or why not).
         for l in support::stderr(&out).lines() {
@@ -98,8 +78,8 @@ fn main() {
     println!("warm `warmy start --warm` to SSH + env:  median {w:.2}  ({warm:.2?})");
     println!("first warm start (makes the template):   {first:.2}");
     println!("a warm start is {:.1}x faster than a cold one", c / w);
-    let _ = ns
-        .cmd(&h, "smolvm")
-        .args(["cleanup", "--all", "--force", "--json"])
-        .output();
+    let _ =
+        b.ns.cmd(&b.h, "smolvm")
+            .args(["cleanup", "--all", "--force", "--json"])
+            .output();
 }
