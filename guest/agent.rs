@@ -33,6 +33,11 @@
 //! batch is skipped and its `end` answers `err-op`. The host decides every path and byte;
 //! the agent only carries them out, as root in the guest.
 //!
+//! `--ready FILE` makes the agent create `FILE` once its port is open and raw: the launch
+//! waits for it, so the snapshot holds an agent already blocked on its port. (Started
+//! later, the clone would run the agent's start after resuming, and the port, opened
+//! then, would drop what the host had sent before.)
+//!
 //! `build.rs` compiles this file alone with the toolchain's `rustc` (std only, statically
 //! linked, for the target smolvm is built for) and smolvm embeds the result; an image it
 //! cannot run in falls back to the shell agent (`src/core/snapshot/clone.rs`).
@@ -462,6 +467,20 @@ fn main() {
         let Ok(out) = port.try_clone() else {
             std::process::exit(2);
         };
+        if arg.as_deref() == Some("--ready") {
+            let ready = std::env::args_os().nth(2).map(PathBuf::from);
+            let made = ready.is_some_and(|r| {
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(r)
+                    .is_ok()
+            });
+            if !made {
+                std::process::exit(2);
+            }
+        }
         (Box::new(port), Box::new(out))
     };
     let (mut line, mut buf) = (Vec::new(), vec![0u8; 64 << 10]);

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const FICLONE: libc::c_ulong = 0x4004_9409;
 
@@ -27,29 +27,92 @@ pub enum Durable {
 /// only if nothing appeared at `dst` meanwhile (`RENAME_NOREPLACE`). Returns `true` when it
 /// was a reflink.
 pub fn isolated_copy(src: &Path, dst: &Path, durable: Durable) -> io::Result<bool> {
-    let (out, tmp) = super::open::create_temp_beside(dst, ".partial", 0o600)?;
-    let r = (|| {
-        let input = File::open(src)?;
-        // SAFETY: two valid fds; FICLONE takes the source fd as its argument.
-        let cloned = unsafe { libc::ioctl(out.as_raw_fd(), FICLONE as _, input.as_raw_fd()) } == 0;
-        if !cloned {
-            sparse_copy(&input, &out)?;
-        }
-        if durable == Durable::Now {
-            out.sync_data()?;
-        }
-        super::open::rename_noreplace(&tmp, dst)?;
-        Ok(cloned)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    let mut copy = PendingCopy::start(src, dst, durable)?;
+    copy.fill()?;
+    copy.commit()
 }
 
+/// An [`isolated_copy`] in steps, for a VMM that is handed the new disk before its data is
+/// in: [`start`](Self::start) makes the temporary file at its full length (a reflink, or
+/// holes to fill), [`fill`](Self::fill) copies the data (a VMM holding the file must not
+/// run its guest until then), [`commit`](Self::commit) renames it into place. Dropped
+/// before the commit, the temporary file is removed.
+#[derive(Debug)]
+pub struct PendingCopy {
+    input: File,
+    out: File,
+    tmp: PathBuf,
+    dst: PathBuf,
+    durable: Durable,
+    cloned: bool,
+    committed: bool,
+}
+
+impl PendingCopy {
+    /// The temporary file beside `dst` (which must not exist yet), `src`'s length.
+    pub fn start(src: &Path, dst: &Path, durable: Durable) -> io::Result<PendingCopy> {
+        let (out, tmp) = super::open::create_temp_beside(dst, ".partial", 0o600)?;
+        let mut copy = PendingCopy {
+            input: File::open(src).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?,
+            out,
+            tmp,
+            dst: dst.to_path_buf(),
+            durable,
+            cloned: false,
+            committed: false,
+        };
+        // SAFETY: two valid fds; FICLONE takes the source fd as its argument.
+        copy.cloned =
+            unsafe { libc::ioctl(copy.out.as_raw_fd(), FICLONE as _, copy.input.as_raw_fd()) } == 0;
+        if !copy.cloned {
+            copy.out.set_len(copy.input.metadata()?.len())?;
+        }
+        Ok(copy)
+    }
+
+    /// The temporary file's path (until the commit).
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The new file, open read-write (to hand to a VMM).
+    pub fn file(&self) -> &File {
+        &self.out
+    }
+
+    /// Copy the data in (nothing to do after a reflink); fsynced when [`Durable::Now`].
+    pub fn fill(&mut self) -> io::Result<()> {
+        if !self.cloned {
+            sparse_copy(&self.input, &self.out)?;
+        }
+        if self.durable == Durable::Now {
+            self.out.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Rename the filled file to `dst`, unless something appeared there meanwhile
+    /// (`RENAME_NOREPLACE`). Returns `true` when it was a reflink.
+    pub fn commit(mut self) -> io::Result<bool> {
+        super::open::rename_noreplace(&self.tmp, &self.dst)?;
+        self.committed = true;
+        Ok(self.cloned)
+    }
+}
+
+impl Drop for PendingCopy {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// The data runs of `input` into `out`, already its length (holes stay holes).
 fn sparse_copy(input: &File, out: &File) -> io::Result<()> {
     let len = input.metadata()?.len();
-    out.set_len(len)?;
     let (ifd, ofd) = (input.as_raw_fd(), out.as_raw_fd());
     let mut pos: i64 = 0;
     while (pos as u64) < len {
@@ -158,6 +221,43 @@ mod tests {
             std::fs::read_dir(t.path()).unwrap().count(),
             3,
             "no temp left"
+        );
+    }
+
+    #[test]
+    fn a_pending_copy_is_full_length_at_once_named_only_when_committed_and_gone_if_dropped() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("a");
+        let mut f = File::create(&src).unwrap();
+        f.write_all(b"head").unwrap();
+        f.seek(SeekFrom::Start(8 << 20)).unwrap();
+        f.write_all(b"tail").unwrap();
+        drop(f);
+        let dst = t.path().join("vm.ext4");
+        let mut copy = PendingCopy::start(&src, &dst, Durable::ByGuest).unwrap();
+        // A VMM handed the file now sees the disk's size; the name is not taken yet.
+        let held = copy.file().try_clone().unwrap();
+        assert_eq!(held.metadata().unwrap().len(), (8 << 20) + 4);
+        assert!(copy.path().starts_with(t.path()) && copy.path() != dst);
+        assert!(!dst.exists());
+        copy.fill().unwrap();
+        copy.commit().unwrap();
+        assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&src).unwrap());
+        // The descriptor handed out earlier is the committed file's.
+        assert_eq!(
+            held.metadata().unwrap().ino(),
+            std::fs::metadata(&dst).unwrap().ino()
+        );
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 2);
+
+        let other = t.path().join("vm2.ext4");
+        let copy = PendingCopy::start(&src, &other, Durable::ByGuest).unwrap();
+        let tmp = copy.path().to_path_buf();
+        assert!(tmp.exists());
+        drop(copy);
+        assert!(
+            !tmp.exists() && !other.exists(),
+            "a dropped copy leaves nothing"
         );
     }
 }

@@ -48,6 +48,7 @@ pub(crate) const AGENT_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sm
 const AGENT: &str = r#"P=/dev/ttyS1
 stty -F $P raw -echo 2>/dev/null
 exec 3<>$P
+[ -n "$1" ] && : > "$1"
 while read -r verb nonce addr gw bits mac seed rest <&3; do
   [ "$verb" = readdr ] && [ "$nonce" != "$last" ] || continue
   last=$nonce
@@ -72,13 +73,20 @@ pub(crate) fn agent_launch_command() -> String {
          command -v setsid >/dev/null 2>&1 || {{ echo \"the image has no 'setsid' command\"; exit 3; }}; \
          D=/run; [ -d $D ] && [ -w $D ] || D=/tmp; \
          if [ -r $D/smolvm-clone-agent.pid ] && kill -0 \"$(cat $D/smolvm-clone-agent.pid)\" 2>/dev/null; then exit 0; fi; \
-         umask 077; B=$D/smolvm-clone-agent; rm -f $B; cat > $B && chmod 700 $B || {{ echo 'the clone agent could not be written in the guest'; exit 3; }}; \
+         umask 077; B=$D/smolvm-clone-agent; R=$D/smolvm-clone-agent.ready; rm -f $B $R; \
+         cat > $B && chmod 700 $B || {{ echo 'the clone agent could not be written in the guest'; exit 3; }}; \
          if [ \"$($B --probe 2>/dev/null)\" = smolvm-agent-ok ]; then \
-           {{ setsid $B </dev/null >/dev/null 2>&1 & echo $! > $D/smolvm-clone-agent.pid; }}; exit 0; \
-         fi; rm -f $B; \
-         for c in ip stty perl base64; do command -v $c >/dev/null 2>&1 || {{ echo \"the image has no '$c' command\"; exit 3; }}; done; \
-         echo {b64} | base64 -d > $D/smolvm-clone-agent.sh && \
-         {{ setsid sh $D/smolvm-clone-agent.sh </dev/null >/dev/null 2>&1 & echo $! > $D/smolvm-clone-agent.pid; }}"
+           {{ setsid $B --ready $R </dev/null >/dev/null 2>&1 & echo $! > $D/smolvm-clone-agent.pid; }}; \
+         else rm -f $B; \
+           for c in ip stty perl base64; do command -v $c >/dev/null 2>&1 || {{ echo \"the image has no '$c' command\"; exit 3; }}; done; \
+           echo {b64} | base64 -d > $D/smolvm-clone-agent.sh && \
+           {{ setsid sh $D/smolvm-clone-agent.sh $R </dev/null >/dev/null 2>&1 & echo $! > $D/smolvm-clone-agent.pid; }}; \
+         fi; \
+         i=0; while [ ! -e $R ]; do \
+           kill -0 \"$(cat $D/smolvm-clone-agent.pid)\" 2>/dev/null || {{ echo 'the clone agent stopped before it opened its port (ttyS1)'; exit 3; }}; \
+           i=$((i+1)); [ $i -le 300 ] || {{ echo 'the clone agent did not open its port (ttyS1)'; exit 3; }}; \
+           sleep 0.05 2>/dev/null || sleep 1; \
+         done"
     )
 }
 
@@ -576,24 +584,23 @@ async fn bring_up(
     abort: &start::Abort,
     progress: &Progress<StartEvent>,
 ) -> Result<(Network, i64)> {
-    // The disk copy and the network (lease, TAP, rules) at once: neither needs the other,
-    // and a failure of either rolls the clone back whole (`start::roll_back`).
+    // The disk's file (full length, under a temporary name) and the network (lease, TAP,
+    // rules) at once: neither needs the other, and a failure of either rolls the clone
+    // back whole (`start::roll_back`). The disk's data goes in while QEMU starts and loads
+    // the state, which never read it; the guest runs only once it is in and renamed.
     let t0 = Instant::now();
-    let (copied, net) = tokio::join!(
-        async {
-            let r = super::restore::copy_disk(ctx, id, &info.path.join(super::DISK), disk).await;
-            tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: disk copied");
-            r
-        },
+    let source = info.path.join(super::DISK);
+    let (pending, net) = tokio::join!(
+        super::restore::start_disk_copy(ctx, id, &source, disk),
         async {
             let r = start::setup_network(ctx, id, progress).await;
             tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: network set up");
             r
         }
     );
-    let net = copied.and(net)?;
+    let (pending, net) = (pending?, net?);
     abort.check(progress)?;
-    let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, disk)?;
+    let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, pending.path())?;
     let row = ctx
         .store
         .get_vm(id)
@@ -617,7 +624,7 @@ async fn bring_up(
     let shared = !opts.copy_memory && regular(&ram) && regular(&ram_state);
     progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
     let t_spawn = Instant::now();
-    let checked = start::check_config(ctx, id, &row.config)?;
+    let checked = start::check_disk_to_come(ctx, id, &row.config)?;
     let spawned = start::spawn_vmm(
         ctx,
         runtime,
@@ -627,7 +634,8 @@ async fn bring_up(
             net: &net,
             socket: &socket,
             log: &log,
-            qemu_extra: &["-S", "-incoming", "defer"],
+            incoming: true,
+            disk: Some(pending.file()),
             agent_socket: Some(&agent_socket),
             ram: shared.then_some((ram.as_path(), false)),
             throwaway_tap: false,
@@ -640,24 +648,32 @@ async fn bring_up(
         .set_status(id, &VmStatus::Paused, Some(pid), Some(&sock_text))
         .map_err(rt)?;
     let deadline = Instant::now() + runtime.boot_timeout;
+    let filling = super::restore::fill_disk(pending);
     let r = async {
         let doing = format!("cloning '{id}'");
-        let mut q = super::restore::connect_qmp(
-            &mut child, &socket, &user, &log, deadline, &doing, abort, progress,
-        )
-        .await?;
-        let state = if shared {
-            super::template::ignore_shared(&mut q).await?;
-            open::open_read(&ram_state).map_err(rt)?
-        } else {
-            open::open_read(&info.path.join(STATE)).map_err(rt)?
+        let loading = async {
+            let mut q = super::restore::connect_qmp(
+                &mut child, &socket, &user, &log, deadline, &doing, abort, progress,
+            )
+            .await?;
+            let state = if shared {
+                super::template::ignore_shared(&mut q).await?;
+                open::open_read(&ram_state).map_err(rt)?
+            } else {
+                open::open_read(&info.path.join(STATE)).map_err(rt)?
+            };
+            tracing::debug!(vm = %id, ms = start::ms(t_spawn.elapsed()), "clone: QEMU spawned, QMP connected");
+            let t_load = Instant::now();
+            let budget = deadline.saturating_duration_since(Instant::now());
+            q.set_timeout(budget.max(Duration::from_secs(60)));
+            super::restore::load_state(&mut q, &state, budget, &log).await?;
+            tracing::debug!(vm = %id, ms = start::ms(t_load.elapsed()), "clone: state loaded");
+            Ok::<_, Error>(q)
         };
-        tracing::debug!(vm = %id, ms = start::ms(t_spawn.elapsed()), "clone: QEMU spawned, QMP connected");
-        let t_load = Instant::now();
-        let budget = deadline.saturating_duration_since(Instant::now());
-        q.set_timeout(budget.max(Duration::from_secs(60)));
-        super::restore::load_state(&mut q, &state, budget, &log).await?;
-        tracing::debug!(vm = %id, ms = start::ms(t_load.elapsed()), "clone: state loaded");
+        // Both to their end, whatever either does: the copy is never left running.
+        let (loaded, filled) = tokio::join!(loading, filling);
+        tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: disk in place");
+        let (mut q, ()) = (loaded?, filled?);
         progress.emit(StartEvent::PhaseDone(
             start::Phase::Spawn,
             t_spawn.elapsed(),
@@ -800,8 +816,9 @@ mod launch_tests {
 mount -t tmpfs run /run
 mount -t tmpfs dev /dev
 mknod -m 666 /dev/null c 1 3
-mknod -m 666 /dev/ttyS1 c 1 3
+mknod -m 666 /dev/ttyS1 c $2
 sh -c \"$1\"
+[ -e /run/smolvm-clone-agent.ready ] && echo ready-at-return
 sleep 0.3
 p=$(cat /run/smolvm-clone-agent.pid)
 comm=$(cat /proc/$p/comm 2>/dev/null || echo gone)
@@ -809,21 +826,34 @@ kill $p 2>/dev/null || true
 echo \"$comm\"
 ls /run";
 
-    fn launch(stdin: &[u8]) -> Vec<String> {
+    /// The launch with `stdin` as the agent and `ttyS1` the char device `numbers`:
+    /// whether it succeeded, and what it printed.
+    fn launch_on(stdin: &[u8], numbers: &str) -> (bool, Vec<String>) {
         let cmd = agent_launch_command();
-        let argv = ["unshare", "-m", "sh", "-c", WRAP, "wrap", cmd.as_str()];
+        let argv = [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            WRAP,
+            "wrap",
+            cmd.as_str(),
+            numbers,
+        ];
         let out =
             crate::sys::child::run_with_input(&argv, Some(stdin), Some(Duration::from_secs(30)))
                 .unwrap();
-        assert!(
-            out.status.is_some_and(|s| s.success()),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
+        let lines = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
-            .collect()
+            .collect();
+        (out.status.is_some_and(|s| s.success()), lines)
+    }
+
+    fn launch(stdin: &[u8]) -> Vec<String> {
+        let (ok, lines) = launch_on(stdin, "1 3");
+        assert!(ok, "{lines:?}");
+        lines
     }
 
     #[test]
@@ -833,15 +863,41 @@ ls /run";
             return;
         }
         let got = launch(AGENT_BIN);
-        assert_eq!(got[0], "smolvm-clone-ag", "the binary itself: {got:?}");
+        // The launch returns once the agent has its port open: a snapshot right after
+        // holds an agent blocked on it.
+        assert_eq!(got[0], "ready-at-return", "{got:?}");
+        assert_eq!(got[1], "smolvm-clone-ag", "the binary itself: {got:?}");
         assert!(got.iter().any(|l| l == "smolvm-clone-agent"), "{got:?}");
         assert!(!got.iter().any(|l| l == "smolvm-clone-agent.sh"), "{got:?}");
 
         let got = launch(b"#!/bin/false\nnot an agent\n");
+        assert_eq!(got[0], "ready-at-return", "{got:?}");
         assert!(got.iter().any(|l| l == "smolvm-clone-agent.sh"), "{got:?}");
         assert!(
             !got.iter().any(|l| l == "smolvm-clone-agent"),
             "the junk is gone: {got:?}"
         );
+    }
+
+    #[test]
+    fn an_agent_that_cannot_open_its_port_fails_the_launch_at_once() {
+        if !crate::sys::users::is_root() {
+            eprintln!("skipped: needs root (a mount namespace)");
+            return;
+        }
+        // A char device no driver serves: opening it fails (ENXIO), for either agent.
+        for agent in [AGENT_BIN, b"#!/bin/false\n".as_slice()] {
+            let t = std::time::Instant::now();
+            let (ok, lines) = launch_on(agent, "240 0");
+            assert!(!ok, "{lines:?}");
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l == "the clone agent stopped before it opened its port (ttyS1)"),
+                "{lines:?}"
+            );
+            // Well before the 15 s the launch waits for a live agent.
+            assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        }
     }
 }

@@ -331,7 +331,8 @@ async fn bring_up(
             net: &net_now,
             socket: &socket,
             log: &log,
-            qemu_extra: &["-S", "-incoming", "defer"],
+            incoming: true,
+            disk: None,
             agent_socket: None,
             ram: None,
             throwaway_tap: false,
@@ -476,17 +477,63 @@ pub(super) async fn copy_disk(
         }
         crate::sys::disk::isolated_copy(&s, &d, crate::sys::disk::Durable::ByGuest)
             .map(drop)
-            .map_err(|e| {
-                rt(format!(
-                    "cannot copy {} to {}: {}",
-                    s.display(),
-                    d.display(),
-                    io_reason(&e)
-                ))
-            })
+            .map_err(|e| copy_err(&s, &d, &e))
     })
     .await
     .map_err(rt)?
+}
+
+/// [`copy_disk`] in two steps, for a clone's QEMU to be started meanwhile: the disk's
+/// file made at its full length under a temporary name beside `disk` ...
+pub(super) async fn start_disk_copy(
+    ctx: &Ctx,
+    id: &str,
+    src: &std::path::Path,
+    disk: &std::path::Path,
+) -> Result<crate::sys::disk::PendingCopy> {
+    let (d, s, data_dir, vm_id) = (
+        disk.to_path_buf(),
+        src.to_path_buf(),
+        ctx.data_dir.clone(),
+        id.to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
+        if let Some(p) = d.parent() {
+            std::fs::create_dir_all(p).map_err(rt)?;
+        }
+        crate::sys::disk::PendingCopy::start(&s, &d, crate::sys::disk::Durable::ByGuest)
+            .map_err(|e| copy_err(&s, &d, &e))
+    })
+    .await
+    .map_err(rt)?
+}
+
+/// ... then its data copied in and the file renamed to the disk's name (off the async
+/// threads).
+pub(super) async fn fill_disk(mut copy: crate::sys::disk::PendingCopy) -> Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let t = std::time::Instant::now();
+        let r = copy.fill().and_then(|()| copy.commit()).map(drop);
+        tracing::debug!(ms = start::ms(t.elapsed()), "clone: disk copied");
+        r.map_err(|e| {
+            rt(format!(
+                "cannot copy the snapshot's disk: {}",
+                io_reason(&e)
+            ))
+        })
+    })
+    .await
+    .map_err(rt)?
+}
+
+fn copy_err(s: &std::path::Path, d: &std::path::Path, e: &std::io::Error) -> Error {
+    rt(format!(
+        "cannot copy {} to {}: {}",
+        s.display(),
+        d.display(),
+        io_reason(e)
+    ))
 }
 
 /// The row a restore or a clone boots under: the snapshot's config with this sandbox's id,
@@ -538,10 +585,8 @@ pub(super) async fn connect_qmp(
                 start::log_tail(log)
             )));
         }
-        if start::control_socket_up(Vmm::Qemu, socket, user).await? {
-            if let Ok(q) = Qmp::connect(socket, Duration::from_millis(500)).await {
-                return Ok(q);
-            }
+        if let Some(q) = start::qmp_when_up(socket, user).await? {
+            return Ok(q);
         }
         if Instant::now() >= deadline {
             return Err(rt("Timed out waiting for QEMU control socket"));

@@ -23,7 +23,6 @@ use std::time::Duration;
 use super::{rt, DISK, STATE};
 use crate::core::context::Ctx;
 use crate::core::error::{io_reason, Result};
-use crate::core::images::Vmm;
 use crate::core::progress::Progress;
 use crate::core::start::{self, StartEvent};
 use crate::sys::open;
@@ -81,7 +80,8 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
             net: &net,
             socket: &socket,
             log: &log,
-            qemu_extra: &["-S", "-incoming", "defer"],
+            incoming: true,
+            disk: None,
             agent_socket: None,
             ram: Some((&ram, true)),
             throwaway_tap: true,
@@ -97,10 +97,8 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
                     start::log_tail(&log)
                 )));
             }
-            if start::control_socket_up(Vmm::Qemu, &socket, &user).await? {
-                if let Ok(q) = Qmp::connect(&socket, Duration::from_millis(500)).await {
-                    break q;
-                }
+            if let Some(q) = start::qmp_when_up(&socket, &user).await? {
+                break q;
             }
             if std::time::Instant::now() >= deadline {
                 return Err(rt("Timed out waiting for QEMU control socket"));

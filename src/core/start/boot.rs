@@ -71,7 +71,8 @@ pub(crate) async fn boot(
             net: &net,
             socket: &socket,
             log: &log,
-            qemu_extra: &[],
+            incoming: false,
+            disk: None,
             agent_socket: None,
             ram: None,
             throwaway_tap: false,
@@ -222,6 +223,7 @@ pub(crate) fn qemu_spec(
             &[],
             runtime.machine == Some(Machine::Microvm),
         ),
+        incoming: false,
     }
 }
 

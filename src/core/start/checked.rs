@@ -76,7 +76,28 @@ pub(crate) fn check_disk_only(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<
     })
 }
 
+/// [`check`] for a VM whose disk is not in place yet (a clone's, still being copied under
+/// a temporary name): the disk's name is checked, not the file.
+pub(crate) fn check_disk_to_come(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<CheckedConfig> {
+    let rootfs = own_disk(ctx, id, config)?;
+    let (kernel, mounts) = check_kernel_and_mounts(ctx, Whose::Sandbox(id), config)?;
+    Ok(CheckedConfig {
+        kernel,
+        rootfs,
+        mounts,
+    })
+}
+
 fn check_disk(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<PathBuf> {
+    let rootfs = own_disk(ctx, id, config)?;
+    open::regular(&rootfs).map_err(|e| {
+        Whose::Sandbox(id).refuse("disk", format!("{}: {}", rootfs.display(), io_reason(&e)))
+    })?;
+    Ok(rootfs)
+}
+
+/// The disk the config names, which must be the one smolvm names for `id`.
+fn own_disk(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<PathBuf> {
     let whose = Whose::Sandbox(id);
     // The disk: only the one smolvm names for this id.
     let own = ctx.disk_path(id)?;
@@ -95,8 +116,6 @@ fn check_disk(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<PathBuf> {
             ));
         }
     };
-    open::regular(&rootfs)
-        .map_err(|e| whose.refuse("disk", format!("{}: {}", rootfs.display(), io_reason(&e))))?;
     Ok(rootfs)
 }
 

@@ -51,14 +51,16 @@ pub use crate::core::ssh::ensure_key;
 pub(crate) use abort::{rolled_back, Abort};
 pub use boot::boot_args;
 pub(crate) use boot::{boot, log_tail, qemu_spec};
-pub(crate) use checked::{check as check_config, check_disk_only, check_kernel_and_mounts, Whose};
+pub(crate) use checked::{
+    check as check_config, check_disk_only, check_disk_to_come, check_kernel_and_mounts, Whose,
+};
 use files::preflight_new;
 pub(crate) use files::{invalid_id, path_err, prepare_files};
 pub(crate) use network::setup_network;
 use report::{mark_failed, put_back};
 pub(crate) use report::{ms, report, roll_back};
 pub(crate) use vmm::{
-    claim_leftover_socket, control_socket_up, settle, spawn_vmm, VmmJob, VmmUser,
+    claim_leftover_socket, control_socket_up, qmp_when_up, settle, spawn_vmm, VmmJob, VmmUser,
 };
 
 /// SmolVM's ready line on the serial console.

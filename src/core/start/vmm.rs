@@ -182,10 +182,14 @@ pub(crate) struct VmmJob<'a> {
     pub net: &'a Network,
     pub socket: &'a Path,
     pub log: &'a std::fs::File,
-    /// More QEMU arguments (a restore's `-S -incoming defer`).
-    pub qemu_extra: &'a [&'a str],
+    /// A QEMU started stopped for a saved state (a restore's or a clone's), its disk a
+    /// copy just written here ([`QemuSpec::incoming`](crate::sys::vmm::qemu::QemuSpec)).
+    pub incoming: bool,
     /// A clone's agent port: QEMU listens on this socket instead of a null host end.
     pub agent_socket: Option<&'a Path>,
+    /// The disk, already open (a clone's copy still going in under a temporary name),
+    /// handed over instead of `checked.rootfs` opened anew.
+    pub disk: Option<&'a std::fs::File>,
     /// Guest RAM in this file (handed over), mapped shared or private.
     pub ram: Option<(&'a Path, bool)>,
     /// The NIC on a TAP of its own that goes with it instead of the sandbox's (a QEMU
@@ -231,7 +235,11 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
     };
     let disk_file = {
         let d = &job.checked.rootfs;
-        crate::sys::open::open_existing_rw(d).map_err(|e| open_err("disk", d, &e))?
+        match job.disk {
+            Some(f) => f.try_clone(),
+            None => crate::sys::open::open_existing_rw(d),
+        }
+        .map_err(|e| open_err("disk", d, &e))?
     };
     let tap = job.net.tap_device.clone().unwrap_or_default();
     let (fc_kernel, fc_rootfs) = match runtime.vmm {
@@ -279,6 +287,7 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
             spec.tap_fd = tap_fd;
             spec.ram = ram;
             spec.sandbox = true;
+            spec.incoming = job.incoming;
             if let (Some(p), Some(_)) = (job.agent_socket, &spec.agent) {
                 spec.agent = Some(crate::sys::vmm::qemu::AgentPort::Socket(p.to_path_buf()));
             }
@@ -289,7 +298,6 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
             );
             let argv = spec.argv();
             launch.args(&argv[1..]).map_err(cannot)?;
-            launch.args(job.qemu_extra).map_err(cannot)?;
             (PathBuf::new(), PathBuf::new())
         }
         Vmm::Firecracker => {
@@ -371,23 +379,36 @@ pub(crate) fn settle<T>(
 /// (root's, 0600) and answers. Something at the path that is not the VMM's socket fails
 /// the start.
 pub(crate) async fn control_socket_up(vmm: Vmm, socket: &Path, user: &VmmUser) -> Result<bool> {
-    match launch::claim_socket(socket, vmm_uid(user)) {
-        Ok(true) => {}
-        Ok(false) => return Ok(false),
-        Err(e) => {
-            return Err(rt(format!(
-                "the VMM's control socket {} is not usable: {}",
-                socket.display(),
-                io_reason(&e)
-            )))
-        }
-    }
     Ok(match vmm {
-        Vmm::Qemu => Qmp::connect(socket, Duration::from_millis(200))
-            .await
-            .is_ok(),
-        Vmm::Firecracker => firecracker::wait_for_socket(socket, Duration::from_millis(50)).await,
+        Vmm::Qemu => qmp_when_up(socket, user).await?.is_some(),
+        Vmm::Firecracker => {
+            claimed(socket, user)?
+                && firecracker::wait_for_socket(socket, Duration::from_millis(50)).await
+        }
     })
+}
+
+/// The QMP connection of a QEMU whose control socket is up (and claimed, see
+/// [`control_socket_up`]), or `None` while it is not: kept for the caller's commands,
+/// since QEMU serves one monitor client at a time and a second connect waits for it to
+/// notice the first has gone.
+pub(crate) async fn qmp_when_up(socket: &Path, user: &VmmUser) -> Result<Option<Qmp>> {
+    if !claimed(socket, user)? {
+        return Ok(None);
+    }
+    Ok(Qmp::connect(socket, Duration::from_millis(500)).await.ok())
+}
+
+/// Whether the VMM's control socket exists and is now root's (`launch::claim_socket`).
+fn claimed(socket: &Path, user: &VmmUser) -> Result<bool> {
+    match launch::claim_socket(socket, vmm_uid(user)) {
+        Ok(up) => Ok(up),
+        Err(e) => Err(rt(format!(
+            "the VMM's control socket {} is not usable: {}",
+            socket.display(),
+            io_reason(&e)
+        ))),
+    }
 }
 
 #[cfg(test)]

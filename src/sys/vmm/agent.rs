@@ -45,12 +45,14 @@ pub fn padded(line: &str) -> String {
     text
 }
 
-/// How often a request is sent again while nothing answers: the first bytes a
-/// just-resumed guest gets can sit in its UART unseen. With 500 ms between sends every
-/// clone answered the second one; 20 ms apart, the answer comes as soon as the resumed
-/// guest reads (150–270 ms after `cont` under TCG). The agent does a repeated line once,
-/// and a line is 56 bytes: under 3 KiB/s.
-pub const RESEND: Duration = Duration::from_millis(20);
+/// How often a request is sent again while nothing answers: a safety net. The launch
+/// waits until the agent has its port open before the snapshot is written, so a resumed
+/// guest reads the first request (answered 55–90 ms after `cont` under TCG). An agent
+/// started just before the snapshot had still to open its port after the resume, which
+/// dropped what had come before: every first request was lost, and sending every 20 ms
+/// pushed ten copies through the guest's 16-byte UART FIFO, an interrupt each, while TCG
+/// translated the guest's code anew. The agent does a repeated line once.
+pub const RESEND: Duration = Duration::from_millis(100);
 
 /// Connect to the agent port at `socket` (retrying until `timeout`: QEMU creates it as it
 /// starts), send `line` ([`padded`]; again every [`RESEND`] while nothing answers) and wait
@@ -181,10 +183,10 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connect, then `ping` until the agent answers, sent again every [`RESEND`]: the
-    /// first bytes on a new connection can sit in the guest's UART unseen, as on a
-    /// resumed guest's first (measured: a `get` sent first went unanswered in two warm
-    /// starts of six, and the start waited out its timeout).
+    /// Connect, then `ping` until the agent answers, sent again every [`RESEND`]: a
+    /// request lost on a new connection costs one resend, not the whole timeout (a `get`
+    /// sent first went unanswered in two warm starts of six, from templates whose agent
+    /// opened its port only after the resume).
     pub async fn connect(socket: &Path, timeout: Duration) -> io::Result<Link> {
         let mut link = Link {
             stream: super::launch::connect(socket).await?,

@@ -160,7 +160,8 @@ impl Qmp {
                     "migration did not finish in time",
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A clone's device state loads in 10–30 ms: polled finely.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
