@@ -584,23 +584,24 @@ async fn bring_up(
     abort: &start::Abort,
     progress: &Progress<StartEvent>,
 ) -> Result<(Network, i64)> {
-    // The disk's file (full length, under a temporary name) and the network (lease, TAP,
-    // rules) at once: neither needs the other, and a failure of either rolls the clone
-    // back whole (`start::roll_back`). The disk's data goes in while QEMU starts and loads
-    // the state, which never read it; the guest runs only once it is in and renamed.
+    // The disk's file first (full length, under a temporary name), then its data going in
+    // off the async threads while the network (lease, TAP, rules) is set up and QEMU starts
+    // and loads the state, none of which reads the disk: the guest runs only once the data
+    // is in and the file has the disk's name. A failure anywhere rolls the clone back whole
+    // (`start::roll_back`); a copy still going then ends by removing its file.
     let t0 = Instant::now();
     let source = info.path.join(super::DISK);
-    let (pending, net) = tokio::join!(
-        super::restore::start_disk_copy(ctx, id, &source, disk),
-        async {
-            let r = start::setup_network(ctx, id, progress).await;
-            tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: network set up");
-            r
-        }
+    let pending = super::restore::start_disk_copy(ctx, id, &source, disk).await?;
+    let (disk_file, staged) = (
+        pending.file().try_clone().map_err(rt)?,
+        pending.path().to_path_buf(),
     );
-    let (pending, net) = (pending?, net?);
+    let filling = super::restore::fill_disk(pending);
+    let net = start::setup_network(ctx, id, progress).await;
+    tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: network set up");
+    let net = net?;
     abort.check(progress)?;
-    let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, pending.path())?;
+    let (log, socket) = start::prepare_files(ctx, id, Vmm::Qemu, &staged)?;
     let row = ctx
         .store
         .get_vm(id)
@@ -635,7 +636,7 @@ async fn bring_up(
             socket: &socket,
             log: &log,
             incoming: true,
-            disk: Some(pending.file()),
+            disk: Some(&disk_file),
             agent_socket: Some(&agent_socket),
             ram: shared.then_some((ram.as_path(), false)),
             throwaway_tap: false,
@@ -648,7 +649,6 @@ async fn bring_up(
         .set_status(id, &VmStatus::Paused, Some(pid), Some(&sock_text))
         .map_err(rt)?;
     let deadline = Instant::now() + runtime.boot_timeout;
-    let filling = super::restore::fill_disk(pending);
     let r = async {
         let doing = format!("cloning '{id}'");
         let loading = async {
@@ -671,9 +671,10 @@ async fn bring_up(
             Ok::<_, Error>(q)
         };
         // Both to their end, whatever either does: the copy is never left running.
-        let (loaded, filled) = tokio::join!(loading, filling);
+        let (loaded, filled) = tokio::join!(loading, super::restore::disk_filled(filling));
+        let mut q = loaded?;
+        super::restore::commit_disk(filled?)?;
         tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: disk in place");
-        let (mut q, ()) = (loaded?, filled?);
         progress.emit(StartEvent::PhaseDone(
             start::Phase::Spawn,
             t_spawn.elapsed(),

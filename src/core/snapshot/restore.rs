@@ -509,22 +509,36 @@ pub(super) async fn start_disk_copy(
     .map_err(rt)?
 }
 
-/// ... then its data copied in and the file renamed to the disk's name (off the async
-/// threads).
-pub(super) async fn fill_disk(mut copy: crate::sys::disk::PendingCopy) -> Result<()> {
+/// ... then its data copied in, started at once off the async threads: the task hands
+/// the copy back with how it went ([`disk_filled`]), or, if nobody waits for it, drops
+/// it (and its file) when done ...
+pub(super) fn fill_disk(
+    mut copy: crate::sys::disk::PendingCopy,
+) -> tokio::task::JoinHandle<(crate::sys::disk::PendingCopy, std::io::Result<()>)> {
     tokio::task::spawn_blocking(move || {
         let t = std::time::Instant::now();
-        let r = copy.fill().and_then(|()| copy.commit()).map(drop);
+        let r = copy.fill();
         tracing::debug!(ms = start::ms(t.elapsed()), "clone: disk copied");
-        r.map_err(|e| {
-            rt(format!(
-                "cannot copy the snapshot's disk: {}",
-                io_reason(&e)
-            ))
-        })
+        (copy, r)
     })
-    .await
-    .map_err(rt)?
+}
+
+/// ... waited for ...
+pub(super) async fn disk_filled(
+    filling: tokio::task::JoinHandle<(crate::sys::disk::PendingCopy, std::io::Result<()>)>,
+) -> Result<crate::sys::disk::PendingCopy> {
+    let (copy, r) = filling.await.map_err(rt)?;
+    r.map_err(|e| disk_copy_err(&e))?;
+    Ok(copy)
+}
+
+/// ... and renamed to the disk's name.
+pub(super) fn commit_disk(copy: crate::sys::disk::PendingCopy) -> Result<()> {
+    copy.commit().map(drop).map_err(|e| disk_copy_err(&e))
+}
+
+fn disk_copy_err(e: &std::io::Error) -> Error {
+    rt(format!("cannot copy the snapshot's disk: {}", io_reason(e)))
 }
 
 fn copy_err(s: &std::path::Path, d: &std::path::Path, e: &std::io::Error) -> Error {
