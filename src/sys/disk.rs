@@ -178,15 +178,20 @@ mod tests {
     use std::io::{Seek, SeekFrom, Write};
     use std::os::unix::fs::MetadataExt;
 
+    /// `<dir>/a`: "head", a hole, then "tail" at `tail_at`.
+    fn sparse_source(dir: &Path, tail_at: u64) -> PathBuf {
+        let src = dir.join("a");
+        let mut f = File::create(&src).unwrap();
+        f.write_all(b"head").unwrap();
+        f.seek(SeekFrom::Start(tail_at)).unwrap();
+        f.write_all(b"tail").unwrap();
+        src
+    }
+
     #[test]
     fn sparse_copy_keeps_data_and_holes() {
         let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("a");
-        let mut f = File::create(&src).unwrap();
-        f.write_all(b"head").unwrap();
-        f.seek(SeekFrom::Start(64 << 20)).unwrap();
-        f.write_all(b"tail").unwrap();
-        drop(f);
+        let src = sparse_source(t.path(), 64 << 20);
         let dst = t.path().join("b");
         isolated_copy(&src, &dst, Durable::ByGuest).unwrap();
         assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
@@ -227,12 +232,7 @@ mod tests {
     #[test]
     fn a_pending_copy_is_full_length_at_once_named_only_when_committed_and_gone_if_dropped() {
         let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("a");
-        let mut f = File::create(&src).unwrap();
-        f.write_all(b"head").unwrap();
-        f.seek(SeekFrom::Start(8 << 20)).unwrap();
-        f.write_all(b"tail").unwrap();
-        drop(f);
+        let src = sparse_source(t.path(), 8 << 20);
         let dst = t.path().join("vm.ext4");
         let mut copy = PendingCopy::start(&src, &dst, Durable::ByGuest).unwrap();
         // A VMM handed the file now sees the disk's size; the name is not taken yet.

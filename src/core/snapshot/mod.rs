@@ -15,6 +15,7 @@
 //! finished by the next sweep. Prune never looks here, and deleting or cleaning up the VM
 //! leaves its snapshots in place.
 
+mod agent;
 mod branch;
 mod clone;
 pub mod guard;
@@ -27,7 +28,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
-pub(crate) use clone::{agent_launch_command, remove_agent_socket, AGENT_BIN};
+pub(crate) use agent::{agent_launch_command, AGENT_BIN};
+pub(crate) use clone::remove_agent_socket;
 pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
@@ -603,7 +605,7 @@ async fn write_snapshot(
     opts: &CreateOptions,
 ) -> Result<()> {
     if opts.for_clone {
-        clone::launch_agent(ctx, vm).await?;
+        agent::launch_agent(ctx, vm).await?;
     }
     if live && vm.status == VmStatus::Running {
         if opts.kind == SnapshotType::Disk && opts.flush != FlushPolicy::Skip {

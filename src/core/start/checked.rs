@@ -57,13 +57,7 @@ impl Whose<'_> {
 
 /// Check the configuration of VM `id` (its row's `config`) against the rules above.
 pub(crate) fn check(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<CheckedConfig> {
-    let rootfs = check_disk(ctx, id, config)?;
-    let (kernel, mounts) = check_kernel_and_mounts(ctx, Whose::Sandbox(id), config)?;
-    Ok(CheckedConfig {
-        kernel,
-        rootfs,
-        mounts,
-    })
+    with_disk(ctx, id, config, check_disk(ctx, id, config)?)
 }
 
 /// The disk alone, for a VMM that needs nothing else (a Firecracker loading a full
@@ -79,7 +73,11 @@ pub(crate) fn check_disk_only(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<
 /// [`check`] for a VM whose disk is not in place yet (a clone's, still being copied under
 /// a temporary name): the disk's name is checked, not the file.
 pub(crate) fn check_disk_to_come(ctx: &Ctx, id: &str, config: &VmConfig) -> Result<CheckedConfig> {
-    let rootfs = own_disk(ctx, id, config)?;
+    with_disk(ctx, id, config, own_disk(ctx, id, config)?)
+}
+
+/// The checked kernel and mounts of `config`, with its `rootfs` checked already.
+fn with_disk(ctx: &Ctx, id: &str, config: &VmConfig, rootfs: PathBuf) -> Result<CheckedConfig> {
     let (kernel, mounts) = check_kernel_and_mounts(ctx, Whose::Sandbox(id), config)?;
     Ok(CheckedConfig {
         kernel,
