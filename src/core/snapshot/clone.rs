@@ -33,7 +33,7 @@ use crate::core::progress::Progress;
 use crate::core::start::{self, StartEvent};
 use crate::core::vm::VmId;
 use crate::sys::open;
-use crate::sys::state::{Network, VmRecord, VmStatus};
+use crate::sys::state::{Network, VmStatus};
 
 #[derive(Debug, Clone, Default)]
 pub struct CloneOptions {

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
 pub(crate) use agent::{agent_launch_command, AGENT_BIN};
+pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
 pub(crate) use clone::remove_agent_socket;
 pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
