@@ -492,7 +492,7 @@ async fn bring_up(
     // off the async threads while the network (lease, TAP, rules) is set up and QEMU starts
     // and loads the state, none of which reads the disk: the guest runs only once the data
     // is in and the file has the disk's name. A failure anywhere rolls the clone back whole
-    // (`start::roll_back`); a copy still going then ends by removing its file.
+    // (`start::roll_back`); a copy still going is waited for and its file removed.
     let t0 = Instant::now();
     let source = info.path.join(super::DISK);
     let pending = super::restore::start_disk_copy(ctx, id, &source, disk).await?;
@@ -575,7 +575,7 @@ async fn bring_up(
             Ok::<_, Error>(q)
         };
         // Both to their end, whatever either does: the copy is never left running.
-        let (loaded, filled) = tokio::join!(loading, super::restore::disk_filled(filling));
+        let (loaded, filled) = tokio::join!(loading, filling.wait());
         let mut q = loaded?;
         super::restore::commit_disk(filled?)?;
         tracing::debug!(vm = %id, ms = start::ms(t0.elapsed()), "clone: disk in place");

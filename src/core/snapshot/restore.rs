@@ -509,27 +509,50 @@ pub(super) async fn start_disk_copy(
     .map_err(rt)?
 }
 
-/// ... then its data copied in, started at once off the async threads: the task hands
-/// the copy back with how it went ([`disk_filled`]), or, if nobody waits for it, drops
-/// it (and its file) when done ...
-pub(super) fn fill_disk(
-    mut copy: crate::sys::disk::PendingCopy,
-) -> tokio::task::JoinHandle<(crate::sys::disk::PendingCopy, std::io::Result<()>)> {
+/// ... then its data copied in, started at once off the async threads ...
+pub(super) fn fill_disk(mut copy: crate::sys::disk::PendingCopy) -> Filling {
+    let (tx, rx) = std::sync::mpsc::channel();
     tokio::task::spawn_blocking(move || {
         let t = std::time::Instant::now();
         let r = copy.fill();
         tracing::debug!(ms = start::ms(t.elapsed()), "clone: disk copied");
-        (copy, r)
-    })
+        let _ = tx.send((copy, r));
+    });
+    Filling(Some(rx))
 }
 
-/// ... waited for ...
-pub(super) async fn disk_filled(
-    filling: tokio::task::JoinHandle<(crate::sys::disk::PendingCopy, std::io::Result<()>)>,
-) -> Result<crate::sys::disk::PendingCopy> {
-    let (copy, r) = filling.await.map_err(rt)?;
-    r.map_err(|e| disk_copy_err(&e))?;
-    Ok(copy)
+/// A disk copy going in. [`Filling::wait`] gives it back once its data is in; dropped
+/// instead (a clone failing before it waited), it waits for the copy to end and drops it,
+/// which removes its file — the process may exit right after, and no temporary file of a
+/// copy is left behind.
+pub(super) struct Filling(Option<std::sync::mpsc::Receiver<FillResult>>);
+
+type FillResult = (crate::sys::disk::PendingCopy, std::io::Result<()>);
+
+impl Filling {
+    /// ... waited for ...
+    pub(super) async fn wait(mut self) -> Result<crate::sys::disk::PendingCopy> {
+        let rx = self
+            .0
+            .take()
+            .ok_or_else(|| rt("the disk copy was waited for twice"))?;
+        let (copy, r) = tokio::task::spawn_blocking(move || rx.recv())
+            .await
+            .map_err(rt)?
+            .map_err(|_| rt("the disk copy stopped before its end"))?;
+        r.map_err(|e| disk_copy_err(&e))?;
+        Ok(copy)
+    }
+}
+
+impl Drop for Filling {
+    fn drop(&mut self) {
+        if let Some(rx) = self.0.take() {
+            // Blocks this thread until the copy ends (it is bounded by the disk's data);
+            // what it sends is dropped here, its temporary file with it.
+            let _ = rx.recv();
+        }
+    }
 }
 
 /// ... and renamed to the disk's name.
@@ -625,4 +648,49 @@ pub(super) async fn load_state(
                 start::log_tail(log)
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_copy_nobody_waits_for_is_gone_when_its_filling_is_dropped() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("snap.ext4");
+        let f = std::fs::File::create(&src).unwrap();
+        f.set_len(64 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, &[7u8; 1 << 20], 32 << 20).unwrap();
+        let dst = t.path().join("vm.ext4");
+        let listing = || -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(t.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        crate::core::runtime::block_on(async {
+            let copy = crate::sys::disk::PendingCopy::start(
+                &src,
+                &dst,
+                crate::sys::disk::Durable::ByGuest,
+            )
+            .unwrap();
+            // A clone failing before it waited: the process may exit right after the drop.
+            drop(fill_disk(copy));
+            assert_eq!(listing(), ["snap.ext4"], "no temporary file left");
+
+            let copy = crate::sys::disk::PendingCopy::start(
+                &src,
+                &dst,
+                crate::sys::disk::Durable::ByGuest,
+            )
+            .unwrap();
+            commit_disk(fill_disk(copy).wait().await.unwrap()).unwrap();
+            assert_eq!(listing(), ["snap.ext4", "vm.ext4"]);
+            assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&src).unwrap());
+        })
+        .unwrap();
+    }
 }
