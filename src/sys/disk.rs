@@ -45,6 +45,7 @@ pub struct PendingCopy {
     dst: PathBuf,
     durable: Durable,
     cloned: bool,
+    filled: bool,
     committed: bool,
 }
 
@@ -61,6 +62,7 @@ impl PendingCopy {
             dst: dst.to_path_buf(),
             durable,
             cloned: false,
+            filled: false,
             committed: false,
         };
         // SAFETY: two valid fds; FICLONE takes the source fd as its argument.
@@ -90,12 +92,19 @@ impl PendingCopy {
         if self.durable == Durable::Now {
             self.out.sync_data()?;
         }
+        self.filled = true;
         Ok(())
     }
 
     /// Rename the filled file to `dst`, unless something appeared there meanwhile
     /// (`RENAME_NOREPLACE`). Returns `true` when it was a reflink.
     pub fn commit(mut self) -> io::Result<bool> {
+        if !self.filled {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a disk copy named before its data was in",
+            ));
+        }
         super::open::rename_noreplace(&self.tmp, &self.dst)?;
         self.committed = true;
         Ok(self.cloned)
@@ -248,6 +257,11 @@ mod tests {
             held.metadata().unwrap().ino(),
             std::fs::metadata(&dst).unwrap().ino()
         );
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 2);
+
+        // Named before its data is in: refused, and nothing is left.
+        let early = PendingCopy::start(&src, &t.path().join("vm3.ext4"), Durable::ByGuest).unwrap();
+        assert!(early.commit().is_err());
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 2);
 
         let other = t.path().join("vm2.ext4");
