@@ -39,6 +39,7 @@ pub fn isolated_copy(src: &Path, dst: &Path, durable: Durable) -> io::Result<boo
 /// before the commit, the temporary file is removed.
 #[derive(Debug)]
 pub struct PendingCopy {
+    src: PathBuf,
     input: File,
     out: File,
     tmp: PathBuf,
@@ -54,6 +55,7 @@ impl PendingCopy {
     pub fn start(src: &Path, dst: &Path, durable: Durable) -> io::Result<PendingCopy> {
         let (out, tmp) = super::open::create_temp_beside(dst, ".partial", 0o600)?;
         let mut copy = PendingCopy {
+            src: src.to_path_buf(),
             input: File::open(src).inspect_err(|_| {
                 let _ = std::fs::remove_file(&tmp);
             })?,
@@ -72,6 +74,16 @@ impl PendingCopy {
             copy.out.set_len(copy.input.metadata()?.len())?;
         }
         Ok(copy)
+    }
+
+    /// What is copied.
+    pub fn source(&self) -> &Path {
+        &self.src
+    }
+
+    /// The name the copy takes at its commit.
+    pub fn destination(&self) -> &Path {
+        &self.dst
     }
 
     /// The temporary file's path (until the commit).

@@ -464,23 +464,12 @@ pub(super) async fn copy_disk(
     src: &std::path::Path,
     disk: &std::path::Path,
 ) -> Result<()> {
-    let (d, s, data_dir, vm_id) = (
-        disk.to_path_buf(),
-        src.to_path_buf(),
-        ctx.data_dir.clone(),
-        id.to_string(),
-    );
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        crate::sys::fs::record_vm_id(&data_dir, &vm_id).map_err(rt)?;
-        if let Some(p) = d.parent() {
-            std::fs::create_dir_all(p).map_err(rt)?;
-        }
-        crate::sys::disk::isolated_copy(&s, &d, crate::sys::disk::Durable::ByGuest)
+    in_disk_home(ctx, id, src, disk, |s, d| {
+        crate::sys::disk::isolated_copy(s, d, crate::sys::disk::Durable::ByGuest)
             .map(drop)
-            .map_err(|e| copy_err(&s, &d, &e))
+            .map_err(|e| copy_err(s, d, &e))
     })
     .await
-    .map_err(rt)?
 }
 
 /// [`copy_disk`] in two steps, for a clone's QEMU to be started meanwhile: the disk's
@@ -491,6 +480,22 @@ pub(super) async fn start_disk_copy(
     src: &std::path::Path,
     disk: &std::path::Path,
 ) -> Result<crate::sys::disk::PendingCopy> {
+    in_disk_home(ctx, id, src, disk, |s, d| {
+        crate::sys::disk::PendingCopy::start(s, d, crate::sys::disk::Durable::ByGuest)
+            .map_err(|e| copy_err(s, d, &e))
+    })
+    .await
+}
+
+/// Off the async threads: record `id` as this data dir's, make `disk`'s folder, then
+/// `copy(src, disk)`.
+async fn in_disk_home<T: Send + 'static>(
+    ctx: &Ctx,
+    id: &str,
+    src: &std::path::Path,
+    disk: &std::path::Path,
+    copy: impl FnOnce(&std::path::Path, &std::path::Path) -> Result<T> + Send + 'static,
+) -> Result<T> {
     let (d, s, data_dir, vm_id) = (
         disk.to_path_buf(),
         src.to_path_buf(),
@@ -502,8 +507,7 @@ pub(super) async fn start_disk_copy(
         if let Some(p) = d.parent() {
             std::fs::create_dir_all(p).map_err(rt)?;
         }
-        crate::sys::disk::PendingCopy::start(&s, &d, crate::sys::disk::Durable::ByGuest)
-            .map_err(|e| copy_err(&s, &d, &e))
+        copy(&s, &d)
     })
     .await
     .map_err(rt)?
@@ -540,7 +544,7 @@ impl Filling {
             .await
             .map_err(rt)?
             .map_err(|_| rt("the disk copy stopped before its end"))?;
-        r.map_err(|e| disk_copy_err(&e))?;
+        r.map_err(|e| copy_err(copy.source(), copy.destination(), &e))?;
         Ok(copy)
     }
 }
@@ -557,11 +561,11 @@ impl Drop for Filling {
 
 /// ... and renamed to the disk's name.
 pub(super) fn commit_disk(copy: crate::sys::disk::PendingCopy) -> Result<()> {
-    copy.commit().map(drop).map_err(|e| disk_copy_err(&e))
-}
-
-fn disk_copy_err(e: &std::io::Error) -> Error {
-    rt(format!("cannot copy the snapshot's disk: {}", io_reason(e)))
+    let (s, d) = (
+        copy.source().to_path_buf(),
+        copy.destination().to_path_buf(),
+    );
+    copy.commit().map(drop).map_err(|e| copy_err(&s, &d, &e))
 }
 
 fn copy_err(s: &std::path::Path, d: &std::path::Path, e: &std::io::Error) -> Error {
