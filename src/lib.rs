@@ -2,7 +2,76 @@
 // `println!`/`eprintln!` panic on a closed pipe.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+/// A fieldless enum's one spelling per variant, written once: `as_str`, `parse` (the
+/// spellings and nothing else), `ALL` (declaration order) and `Display` as that spelling.
+/// Serde's `rename_all` says the same words for the JSON; a unit test per enum keeps them
+/// in step where both exist.
+macro_rules! text_enum {
+    ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+            pub const ALL: &'static [Self] = &[$(Self::$v),*];
+        }
+        impl ::std::fmt::Display for $t {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod cli;
 pub mod core;
 pub mod sys;
 pub mod tui;
+
+#[cfg(test)]
+mod tests {
+    /// Each `text_enum!` spelling is the one serde writes (and, where it reads, accepts).
+    #[test]
+    fn text_enum_spellings_are_serdes() {
+        fn same<T: serde::Serialize + std::fmt::Display + Copy>(all: &[T]) {
+            for v in all {
+                let json = serde_json::to_string(v).unwrap();
+                assert_eq!(json, format!("\"{v}\""));
+            }
+        }
+        fn reads<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Copy>(
+            all: &[T],
+            name: impl Fn(T) -> &'static str,
+        ) {
+            for v in all {
+                let back: T = serde_json::from_str(&format!("\"{}\"", name(*v))).unwrap();
+                assert_eq!(back, *v);
+            }
+        }
+        use crate::core::egress::policy::Mode;
+        use crate::core::host::Vmm;
+        use crate::core::images::listing::Kind;
+        use crate::core::images::manifest::{Arch, Os};
+        use crate::core::snapshot::SnapshotType;
+        use crate::sys::state::VmStatus;
+        use crate::sys::vmm::{qemu::Machine, Accel};
+        same(VmStatus::ALL);
+        same(Machine::ALL);
+        same(Accel::ALL);
+        same(SnapshotType::ALL);
+        same(Kind::ALL);
+        same(Mode::ALL);
+        same(Vmm::ALL);
+        same(Arch::ALL);
+        same(Os::ALL);
+        reads(VmStatus::ALL, VmStatus::as_str);
+        reads(Mode::ALL, Mode::as_str);
+        reads(Vmm::ALL, Vmm::as_str);
+        reads(Arch::ALL, Arch::as_str);
+        reads(Os::ALL, Os::as_str);
+        assert_eq!(Kind::parse("smolvm-cache"), Some(Kind::SmolvmCache));
+        assert_eq!(VmStatus::parse("Running"), None);
+    }
+}

@@ -36,24 +36,9 @@ pub enum Vmm {
     Qemu,
 }
 
+text_enum!(Vmm { Firecracker = "firecracker", Qemu = "qemu" });
+
 impl Vmm {
-    pub const ALL: &'static [Self] = &[Vmm::Firecracker, Vmm::Qemu];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vmm::Firecracker => "firecracker",
-            Vmm::Qemu => "qemu",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "firecracker" => Some(Vmm::Firecracker),
-            "qemu" => Some(Vmm::Qemu),
-            _ => None,
-        }
-    }
-
     /// The kernel container each VMM boots: Firecracker an ELF vmlinux, QEMU the boot
     /// image (bzImage / arm64 Image).
     pub fn kernel_format(self) -> &'static str {
@@ -64,11 +49,6 @@ impl Vmm {
     }
 }
 
-impl std::fmt::Display for Vmm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 use crate::sys::vmm::Accel;
 
 /// The kind of KVM this host offers (from the loaded modules).

@@ -24,30 +24,7 @@ pub enum Mode {
     Restricted,
 }
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Open => "open",
-            Mode::Off => "off",
-            Mode::Restricted => "restricted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "open" => Some(Mode::Open),
-            "off" => Some(Mode::Off),
-            "restricted" => Some(Mode::Restricted),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_enum!(Mode { Open = "open", Off = "off", Restricted = "restricted" });
 
 /// An IPv4 range, starting at its first address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -26,22 +26,7 @@ pub enum Kind {
     Built,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Cache => "cache",
-            Kind::SmolvmCache => "smolvm-cache",
-            Kind::Other => "other",
-            Kind::Built => "built",
-        }
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_enum!(Kind { Cache = "cache", SmolvmCache = "smolvm-cache", Other = "other", Built = "built" });
 
 /// One listed image directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

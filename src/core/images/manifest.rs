@@ -7,7 +7,6 @@
 //! location. Unknown fields, bad values, duplicate rows and unsafe URLs are errors that name
 //! the field.
 
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -38,24 +37,6 @@ pub enum Os {
     Alpine,
 }
 
-macro_rules! text_enum {
-    ($t:ty { $($v:ident = $s:literal),* }) => {
-        impl $t {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$v => $s),* }
-            }
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($s => Some(Self::$v),)* _ => None }
-            }
-            pub const ALL: &'static [Self] = &[$(Self::$v),*];
-        }
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
 text_enum!(Arch { Amd64 = "amd64", Arm64 = "arm64" });
 text_enum!(Os { Ubuntu = "ubuntu", Alpine = "alpine" });
 

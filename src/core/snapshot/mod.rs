@@ -66,30 +66,7 @@ pub enum SnapshotType {
     Diff,
 }
 
-impl SnapshotType {
-    pub fn parse(s: &str) -> Option<SnapshotType> {
-        match s {
-            "full" => Some(SnapshotType::Full),
-            "disk" => Some(SnapshotType::Disk),
-            "diff" => Some(SnapshotType::Diff),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SnapshotType::Full => "full",
-            SnapshotType::Disk => "disk",
-            SnapshotType::Diff => "diff",
-        }
-    }
-}
-
-impl std::fmt::Display for SnapshotType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_enum!(SnapshotType { Full = "full", Disk = "disk", Diff = "diff" });
 
 /// `--flush-policy`: whether the guest's file systems are synced (`sync` over SSH) before
 /// a `disk` snapshot of a running sandbox. A `full` snapshot keeps the page cache in

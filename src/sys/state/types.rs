@@ -30,37 +30,12 @@ pub enum VmStatus {
     Error,
 }
 
+text_enum!(VmStatus { Created = "created", Running = "running", Paused = "paused", Stopped = "stopped", Error = "error" });
+
 impl VmStatus {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "created" => VmStatus::Created,
-            "running" => VmStatus::Running,
-            "paused" => VmStatus::Paused,
-            "stopped" => VmStatus::Stopped,
-            "error" => VmStatus::Error,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            VmStatus::Created => "created",
-            VmStatus::Running => "running",
-            VmStatus::Paused => "paused",
-            VmStatus::Stopped => "stopped",
-            VmStatus::Error => "error",
-        }
-    }
-
     /// Running or paused: a VMM process should exist.
     pub fn is_active(&self) -> bool {
         matches!(self, VmStatus::Running | VmStatus::Paused)
-    }
-}
-
-impl std::fmt::Display for VmStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

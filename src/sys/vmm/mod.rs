@@ -19,19 +19,6 @@ pub enum Accel {
     Tcg,
 }
 
-impl Accel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-impl std::fmt::Display for Accel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_enum!(Accel { Kvm = "kvm", Tcg = "tcg" });
 
 pub use launch::{connect, Launch, VmmIdentity};

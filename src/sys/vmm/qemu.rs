@@ -19,14 +19,9 @@ pub enum Machine {
     Q35,
 }
 
-impl Machine {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Machine::Microvm => "microvm",
-            Machine::Q35 => "q35",
-        }
-    }
+text_enum!(Machine { Microvm = "microvm", Q35 = "q35" });
 
+impl Machine {
     /// The id QEMU gives the guest RAM's memory backend (and its RAM block) when the
     /// command line names none: a file backend of this id loads a state saved without one.
     pub fn ram_id(self) -> &'static str {
@@ -34,12 +29,6 @@ impl Machine {
             Machine::Microvm => "microvm.ram",
             Machine::Q35 => "pc.ram",
         }
-    }
-}
-
-impl std::fmt::Display for Machine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
