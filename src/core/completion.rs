@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
+use super::ssh::shell_quote;
 use crate::sys::env::Env;
 use crate::sys::open::write_atomic;
 
@@ -197,18 +198,6 @@ impl RcChange {
                 "Tab completion for {shell} is set up: updated the smolvm line in '{rc}'. Open a new shell to use it."
             ),
         }
-    }
-}
-
-/// `'…'` for a POSIX shell (what Python's `shlex.quote` gives for a path with specials).
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\"'\"'"))
     }
 }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use super::context::Ctx;
 use super::error::{Error, Result};
 use super::guest;
-use super::ssh::SshLogin;
+use super::ssh::{shlex_quote, SshLogin};
 use super::vm::VmId;
 
 /// Where the file lives in the guest.
@@ -79,31 +79,6 @@ pub fn parse_assignment(arg: &[u8]) -> Result<(String, Vec<u8>)> {
         )));
     }
     Ok((key.to_string(), value))
-}
-
-/// Python's `shlex.quote` on bytes: safe strings as they are, anything else in single
-/// quotes with each `'` written as `'"'"'`.
-pub fn shlex_quote(value: &[u8]) -> Vec<u8> {
-    if value.is_empty() {
-        return b"''".to_vec();
-    }
-    let safe = value
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b));
-    if safe {
-        return value.to_vec();
-    }
-    let mut out = Vec::with_capacity(value.len() + 2);
-    out.push(b'\'');
-    for &b in value {
-        if b == b'\'' {
-            out.extend_from_slice(b"'\"'\"'");
-        } else {
-            out.push(b);
-        }
-    }
-    out.push(b'\'');
-    out
 }
 
 /// Read one shell word as `sh` would for the quoting forms [`shlex_quote`] and common

@@ -150,16 +150,35 @@ pub fn ssh_command(keys_dir: &Path, ip: &str) -> String {
         .join(" ")
 }
 
-/// One word for a POSIX shell: as is when it is plain, else in single quotes.
+/// One word for a POSIX shell, as Python's `shlex.quote` gives it (what SmolVM prints):
+/// as is when it is plain, else in single quotes.
 pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+    String::from_utf8_lossy(&shlex_quote(s.as_bytes())).into_owned()
+}
+
+/// Python's `shlex.quote` on bytes: safe strings as they are, anything else in single
+/// quotes with each `'` written as `'"'"'`.
+pub fn shlex_quote(value: &[u8]) -> Vec<u8> {
+    if value.is_empty() {
+        return b"''".to_vec();
     }
+    let safe = value
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b));
+    if safe {
+        return value.to_vec();
+    }
+    let mut out = Vec::with_capacity(value.len() + 2);
+    out.push(b'\'');
+    for &b in value {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\"'\"'");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
 }
 
 /// The guest's SSH server answers at `ip:22`: it sends its banner (`SSH-`) within
@@ -296,7 +315,7 @@ mod tests {
     fn shell_quoting() {
         assert_eq!(shell_quote("uname"), "uname");
         assert_eq!(shell_quote("exit 7"), "'exit 7'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("it's"), "'it'\"'\"'s'");
         assert_eq!(shell_quote(""), "''");
     }
 }
