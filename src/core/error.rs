@@ -1,6 +1,7 @@
 //! The one error type every command returns, with SmolVM's JSON error codes and the exit
 //! code each implies.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 /// SmolVM's error codes for the `--json` envelope.
@@ -148,6 +149,12 @@ pub(crate) fn invalid_id(id: &str) -> Error {
 /// `cannot <what> <path>: <reason>`: a file operation that failed.
 pub(crate) fn path_err(what: &str, p: &std::path::Path, e: &std::io::Error) -> Error {
     Error::runtime(format!("cannot {what} {}: {}", p.display(), io_reason(e)))
+}
+
+/// `<what> <path>: <reason>` (`what` says the whole failure: "cannot read", "cannot create
+/// a staging directory in"): a file operation that failed.
+pub(crate) fn io_err(what: &str, p: &std::path::Path, e: impl Borrow<std::io::Error>) -> Error {
+    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(e.borrow())))
 }
 
 /// The error for a snapshot id that is not one (the VM lock and the snapshot verbs).

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, BuildReport, Engine};
-use crate::core::error::{io_reason, Error, Result};
+use crate::core::error::{io_err, io_reason, Error, Result};
 use crate::core::images::Vmm;
 use crate::core::presets::{Preset, Recipe};
 use crate::core::progress::Progress;
@@ -296,10 +296,6 @@ fn step_failed(preset: &str, cmd: &str, text: &str) -> Error {
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
-    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(&e)))
 }
 
 /// The wrapper `unshare` runs: `$1` the new root, `$2` the step. Everything it mounts is

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use crate::core::docker;
-use crate::core::error::{io_reason, Error, Result};
+use crate::core::error::{io_err, Error, Result};
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::open;
@@ -230,10 +230,6 @@ pub fn validate_public_key(text: &str) -> Result<String> {
         return Err(invalid());
     }
     Ok(line.to_string())
-}
-
-pub(super) fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
-    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(&e)))
 }
 
 /// Build (or return from the cache) the image `opts` describes.

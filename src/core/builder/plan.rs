@@ -4,31 +4,15 @@
 //! or a rename that fails if anything appeared meanwhile).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::engine::{space_error, step_error};
 use super::fingerprint::is_cached;
 use super::{copy_new, io_err, validate_name, BuildEvent, BuildReport};
 use crate::core::error::{io_reason, Error, Result};
-use crate::core::images::store::{owned_image_dir, swap_in, sweep_staging};
+use crate::core::images::store::{owned_image_dir, Staging};
 use crate::core::progress::Progress;
 use crate::sys::{build as proc, open};
-
-/// A staging directory this build created (mkdir of a name it generated inside the cache
-/// dir it holds the lock of), removed on drop unless it was moved into place — with
-/// `sys::fs::remove_entry`, which never follows a symbolic link or crosses a mount.
-struct Staging {
-    cache_dir: PathBuf,
-    name: Option<std::ffi::OsString>,
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if let Some(n) = self.name.take() {
-            let _ = crate::sys::fs::remove_entry(&self.cache_dir, &n);
-        }
-    }
-}
 
 /// Whether a build may put an image at `<cache dir>/<name>`: nothing is there, or an image
 /// smolvm built — a real directory (not a symbolic link) carrying a `.fingerprint` regular
@@ -100,17 +84,8 @@ pub(super) fn run_plan(
     // Staging left by a build that was killed (no other build can be running: we hold the
     // lock): only names a build of this image generates, removed without following a
     // symbolic link or crossing a mount.
-    let prefix = sweep_staging(cache_dir, name);
-    let staging_path = open::create_unique_dir(cache_dir, &prefix, 0o755)
-        .map_err(|e| io_err("cannot create a staging directory in", cache_dir, e))?;
-    let staging_name = staging_path
-        .file_name()
-        .map(std::ffi::OsStr::to_os_string)
-        .unwrap_or_default();
-    let mut staging = Staging {
-        cache_dir: cache_dir.to_path_buf(),
-        name: Some(staging_name.clone()),
-    };
+    let staging = Staging::create(cache_dir, name)?;
+    let staging_path = staging.path().to_path_buf();
     let tree = staging_path.join("root");
 
     populate(engine, &tree, &staging_path)?;
@@ -137,10 +112,7 @@ pub(super) fn run_plan(
 
     // Swap in, only over an image smolvm built; the guard removes the old one from the
     // staging name.
-    if !swap_in(&staging_path, &dir, owned_image_dir)? {
-        staging.name = None;
-    }
-    drop(staging);
+    staging.swap_into(&dir, owned_image_dir)?;
     Ok(report(false, Some(engine)))
 }
 fn mkfs(tree: &Path, out: &Path, size_mib: u64, cache_dir: &Path) -> Result<()> {
@@ -176,7 +148,7 @@ mod tests {
     }
 
     /// A temp dir holding a kernel file, and the cache dir (not created) beside it.
-    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let kernel = t.path().join("vmlinux");
         std::fs::write(&kernel, b"k").unwrap();

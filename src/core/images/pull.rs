@@ -22,7 +22,7 @@ use crate::sys::lock::FileLock;
 use sha2::{Digest, Sha256};
 
 use super::{Image, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
-use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::error::{io_reason, path_err, Error, ErrorCode, Result};
 use crate::core::progress::Progress;
 use crate::core::units::hex;
 use crate::core::version::image_version;
@@ -362,14 +362,6 @@ fn mkdir(dir: &Path) -> Result<()> {
     })
 }
 
-fn io_err(what: &str, path: &Path, e: &io::Error) -> Error {
-    Error::runtime(format!(
-        "cannot {what} {}: {}",
-        path.display(),
-        io_reason(e)
-    ))
-}
-
 /// Create `dir` and take an exclusive flock on `<dir>/.lock`, waiting (and saying so) if
 /// another process has it. A failed pull removes its directory and lock under the lock
 /// (`remove_lock_only_dir`): a waiter then holds a file no longer at the path, so it
@@ -385,7 +377,7 @@ pub(super) fn lock_dir(
     loop {
         mkdir(dir)?;
         let lock_file =
-            open::open_lock(&path, 0o644).map_err(|e| io_err("open lock", &path, &e))?;
+            open::open_lock(&path, 0o644).map_err(|e| path_err("open lock", &path, &e))?;
         let locked = match crate::sys::lock::try_lock_file(lock_file) {
             Ok(Ok(l)) => l,
             Ok(Err(f)) => {
@@ -393,16 +385,16 @@ pub(super) fn lock_dir(
                     progress.emit(PullEvent::Waiting { artifact });
                     said = true;
                 }
-                crate::sys::lock::lock_file(f).map_err(|e| io_err("lock", &path, &e))?
+                crate::sys::lock::lock_file(f).map_err(|e| path_err("lock", &path, &e))?
             }
-            Err(e) => return Err(io_err("lock", &path, &e)),
+            Err(e) => return Err(path_err("lock", &path, &e)),
         };
-        let held = locked.metadata().map_err(|e| io_err("lock", &path, &e))?;
+        let held = locked.metadata().map_err(|e| path_err("lock", &path, &e))?;
         match std::fs::symlink_metadata(&path) {
             Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => return Ok(locked),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("lock", &path, &e)),
+            Err(e) => return Err(path_err("lock", &path, &e)),
         }
     }
 }
@@ -431,17 +423,17 @@ fn hidden(path: &Path, suffix: &str) -> PathBuf {
 /// `O_EXCL|O_NOFOLLOW` (never an existing file or a symbolic link).
 fn partial(path: &Path) -> Result<(File, PathBuf)> {
     open::create_temp_beside(path, ".partial", 0o644)
-        .map_err(|e| io_err("create a temp file for", path, &e))
+        .map_err(|e| path_err("create a temp file for", path, &e))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    open::sync_dir(dir).map_err(|e| io_err("sync", dir, &e))
+    open::sync_dir(dir).map_err(|e| path_err("sync", dir, &e))
 }
 
 /// Write `text` to `path` atomically: a new temp file, fsync, rename (a symbolic link at
 /// `path` is replaced, never followed), fsync the directory.
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    open::write_atomic(path, text.as_bytes(), 0o644).map_err(|e| io_err("write", path, &e))
+    open::write_atomic(path, text.as_bytes(), 0o644).map_err(|e| path_err("write", path, &e))
 }
 
 /// `.<file>.verified`: the checksum a file had, and its size and mtime then.
@@ -454,7 +446,7 @@ fn stamp_text(sha: &str, meta: &std::fs::Metadata) -> String {
 }
 
 pub(super) fn write_stamp(path: &Path, sha: &str) -> Result<()> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| io_err("stat", path, &e))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| path_err("stat", path, &e))?;
     write_atomic(&hidden(path, ".verified"), &stamp_text(sha, &meta))
 }
 
@@ -478,12 +470,12 @@ fn cached_and_valid(
         return Ok(true);
     }
     let total = meta.len();
-    let mut f = open::open_read(path).map_err(|e| io_err("read", path, &e))?;
+    let mut f = open::open_read(path).map_err(|e| path_err("read", path, &e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
     loop {
-        let n = f.read(&mut buf).map_err(|e| io_err("read", path, &e))?;
+        let n = f.read(&mut buf).map_err(|e| path_err("read", path, &e))?;
         if n == 0 {
             break;
         }
@@ -529,7 +521,7 @@ fn ensure_kernel(
     )
     .and_then(|_| {
         crate::sys::fs::replace_with_generated(&tmp, dest)
-            .map_err(|e| io_err("rename into", dest, &e))?;
+            .map_err(|e| path_err("rename into", dest, &e))?;
         sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
         write_stamp(dest, &image.kernel_sha256)
     });
@@ -583,7 +575,7 @@ fn ensure_rootfs(
                 stats,
             )?;
             crate::sys::fs::replace_with_generated(zst_tmp, &zst)
-                .map_err(|e| io_err("rename into", &zst, &e))?;
+                .map_err(|e| path_err("rename into", &zst, &e))?;
             sync_dir(dir)?;
             write_stamp(&zst, &image.rootfs_sha256)?;
         }
@@ -592,10 +584,10 @@ fn ensure_rootfs(
         match crate::sys::fs::remove_generated_file(&sidecar) {
             Ok(true) => sync_dir(dir)?,
             Ok(false) => {}
-            Err(e) => return Err(io_err("remove", &sidecar, &e)),
+            Err(e) => return Err(path_err("remove", &sidecar, &e)),
         }
         crate::sys::fs::replace_with_generated(&ext4_tmp, &ext4)
-            .map_err(|e| io_err("rename into", &ext4, &e))?;
+            .map_err(|e| path_err("rename into", &ext4, &e))?;
         sync_dir(dir)?;
         write_atomic(&sidecar, &expected)
     })();
@@ -619,13 +611,13 @@ fn decompress_file(
     (outf, out): (File, &Path),
     progress: &Progress<PullEvent>,
 ) -> Result<()> {
-    let mut f = open::open_read(zst).map_err(|e| io_err("read", zst, &e))?;
+    let mut f = open::open_read(zst).map_err(|e| path_err("read", zst, &e))?;
     let total = f.metadata().ok().map(|m| m.len());
-    let mut dec = ZstdSparse::start(outf).map_err(|e| io_err("decompress into", out, &e))?;
+    let mut dec = ZstdSparse::start(outf).map_err(|e| path_err("decompress into", out, &e))?;
     let mut done = 0u64;
     loop {
         let mut buf = vec![0u8; 1 << 20];
-        let n = f.read(&mut buf).map_err(|e| io_err("read", zst, &e))?;
+        let n = f.read(&mut buf).map_err(|e| path_err("read", zst, &e))?;
         if n == 0 {
             break;
         }
@@ -766,7 +758,7 @@ fn download_verified(
         progress,
     };
     sink.start_decoder()
-        .map_err(|e| io_err("create", decode_to.unwrap_or(tmp), &e))?;
+        .map_err(|e| path_err("create", decode_to.unwrap_or(tmp), &e))?;
     let got = http.download_until(
         url,
         &mut sink,
@@ -834,7 +826,7 @@ fn download_verified(
             .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked")));
         (synced, decoded)
     });
-    synced.map_err(|e| io_err("sync", tmp, &e))?;
+    synced.map_err(|e| path_err("sync", tmp, &e))?;
     if let Some((p, Err(e))) = decoded {
         return Err(Error::runtime(format!(
             "cannot decompress {url} into {}: {}",

@@ -4,13 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::error::{io_reason, Error, Result};
+use crate::core::error::{io_err, Error, Result};
 use crate::core::prune::cache_version;
 use crate::sys::{build as proc, open};
-
-fn io_err(what: &str, p: &Path, e: std::io::Error) -> Error {
-    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(&e)))
-}
 
 /// An image name must be a plain directory name and must not read as a version (prune
 /// would treat `<cache>/0.0.12/` as a stale cache of another release).
@@ -101,6 +97,54 @@ pub(crate) fn sweep_staging(cache_dir: &Path, name: &str) -> String {
         }
     }
     prefix
+}
+
+/// The staging directory of one build or load of the image `name`: made (after the stale
+/// ones of `name` are swept) under a name generated here inside `cache_dir`, whose lock the
+/// caller holds; removed on drop (never following a symbolic link or crossing a mount)
+/// unless it was swapped into place.
+pub(crate) struct Staging {
+    cache_dir: PathBuf,
+    path: PathBuf,
+    name: Option<std::ffi::OsString>,
+}
+
+impl Staging {
+    pub(crate) fn create(cache_dir: &Path, name: &str) -> Result<Staging> {
+        let prefix = sweep_staging(cache_dir, name);
+        let path = open::create_unique_dir(cache_dir, &prefix, 0o755)
+            .map_err(|e| io_err("cannot create a staging directory in", cache_dir, e))?;
+        Ok(Staging {
+            cache_dir: cache_dir.to_path_buf(),
+            name: path.file_name().map(std::ffi::OsStr::to_os_string),
+            path,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Put it at `dir` ([`swap_in`], only over what `owned` accepts); the old image, now at
+    /// the staging name, goes with the guard.
+    pub(crate) fn swap_into(
+        mut self,
+        dir: &Path,
+        owned: impl Fn(&Path) -> Result<()>,
+    ) -> Result<()> {
+        if !swap_in(&self.path, dir, owned)? {
+            self.name = None;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(n) = self.name.take() {
+            let _ = crate::sys::fs::remove_entry(&self.cache_dir, &n);
+        }
+    }
 }
 
 /// Whether `dir` is nothing or an image smolvm built (a real directory carrying a

@@ -4,10 +4,10 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
-use crate::core::images::store::{owned_image_dir, swap_in, sweep_staging, validate_name};
+use crate::core::images::store::{owned_image_dir, validate_name, Staging};
 use crate::core::images::{
     parse_image_name, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX,
 };
@@ -153,20 +153,6 @@ fn check_published(input: &Path, m: &ArchiveManifest, published: &Manifest) -> R
         ));
     }
     Ok(())
-}
-
-/// The staging directory of one load: removed on drop unless moved into place.
-struct Staging {
-    parent: PathBuf,
-    name: Option<std::ffi::OsString>,
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if let Some(n) = self.name.take() {
-            let _ = crate::sys::fs::remove_entry(&self.parent, &n);
-        }
-    }
 }
 
 /// `image load`: put the image in the archive `input` into the image cache.
@@ -331,13 +317,8 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
         kernel_path.to_path_buf(),
     );
     let replaced = may_replace(&dir)?;
-    let prefix = sweep_staging(&parent, &m.name);
-    let staging_path = open::create_unique_dir(&parent, &prefix, 0o755)
-        .map_err(|e| io_err("cannot create a staging directory in", &parent, &e))?;
-    let mut staging = Staging {
-        parent: parent.clone(),
-        name: staging_path.file_name().map(|n| n.to_os_string()),
-    };
+    let staging = Staging::create(&parent, &m.name)?;
+    let staging_path = staging.path().to_path_buf();
 
     for f in &m.files {
         let mut entry = match entries.next() {
@@ -444,10 +425,7 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
     open::sync_dir(&staging_path).map_err(|e| io_err("cannot sync", &staging_path, &e))?;
 
     // Swap in; the guard removes the old image from the staging name.
-    if !swap_in(&staging_path, &dir, |p: &Path| owned(p))? {
-        staging.name = None;
-    }
-    drop(staging);
+    staging.swap_into(&dir, |p: &Path| owned(p))?;
     open::sync_dir(&parent).map_err(|e| io_err("cannot sync", &parent, &e))?;
     Ok(LoadReport {
         name: m.name.clone(),

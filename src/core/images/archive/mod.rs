@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{parse_image_name, ROOTFS, ROOTFS_ZST, SIDECAR};
-use crate::core::error::{io_reason, Error};
+use crate::core::error::{io_err, Error};
 use crate::core::units::hex;
 
 mod load;
@@ -199,10 +199,6 @@ impl LoadReport {
 pub fn excludes_decompressed_rootfs(files: &[FileEntry]) -> bool {
     let has = |n: &str| files.iter().any(|f| f.name == n);
     has(ROOTFS_ZST) && !has(ROOTFS)
-}
-
-fn io_err(what: &str, p: &Path, e: &io::Error) -> Error {
-    Error::runtime(format!("{what} {}: {}", p.display(), io_reason(e)))
 }
 
 /// A cache directory a load may replace: nothing there yet, or a directory (never a
