@@ -534,26 +534,18 @@ async fn bring_up(
         ctx,
         runtime,
         start::VmmJob {
-            row: &row,
-            checked: &checked,
-            net: &net,
-            socket: &socket,
-            log: &log,
             incoming: true,
             disk: Some(&disk_file),
             agent_socket: Some(&agent_socket),
             ram: shared.then_some((ram.as_path(), false)),
-            throwaway_tap: false,
+            ..start::VmmJob::new(&row, &checked, &net, &socket, &log)
         },
     )?;
     let (mut child, user) = (spawned.child, spawned.user);
     let pid = i64::from(child.id());
-    let sock_text = socket.display().to_string();
-    ctx.store
-        .set_status(id, &VmStatus::Paused, Some(pid), Some(&sock_text))
-        .map_err(rt)?;
     let deadline = Instant::now() + runtime.boot_timeout;
     let r = async {
+        start::record_spawned(ctx, id, VmStatus::Paused, pid, &socket)?;
         let doing = format!("cloning '{id}'");
         let loading = async {
             let mut q = super::restore::connect_qmp(
@@ -588,9 +580,7 @@ async fn bring_up(
         start::claim_leftover_socket(&agent_socket, &user);
         q.execute("cont", None).await.map_err(rt)?;
         drop(q);
-        ctx.store
-            .set_status(id, &VmStatus::Running, Some(pid), Some(&sock_text))
-            .map_err(rt)?;
+        start::record_spawned(ctx, id, VmStatus::Running, pid, &socket)?;
         progress.emit(StartEvent::PhaseStarted(start::Phase::Boot));
         let t = Instant::now();
         let nonce = open::random_hex(8);

@@ -326,27 +326,15 @@ async fn bring_up(
         ctx,
         runtime,
         start::VmmJob {
-            row: &row,
-            checked: &checked,
-            net: &net_now,
-            socket: &socket,
-            log: &log,
             incoming: true,
-            disk: None,
-            agent_socket: None,
-            ram: None,
-            throwaway_tap: false,
+            ..start::VmmJob::new(&row, &checked, &net_now, &socket, &log)
         },
     )?;
     let (mut child, user) = (spawned.child, spawned.user);
     let pid = i64::from(child.id());
-    let sock_text = socket.display().to_string();
-    // Recorded at once (paused, with its PID), so a crash from here on is reconciled.
-    ctx.store
-        .set_status(&id, &VmStatus::Paused, Some(pid), Some(&sock_text))
-        .map_err(rt)?;
     let deadline = Instant::now() + runtime.boot_timeout;
     let r = async {
+        start::record_spawned(ctx, &id, VmStatus::Paused, pid, &socket)?;
         let what = if vmm == Vmm::Qemu {
             "QEMU"
         } else {
@@ -426,9 +414,7 @@ async fn bring_up(
             }
         }
         if opts.resume {
-            ctx.store
-                .set_status(&id, &VmStatus::Running, Some(pid), Some(&sock_text))
-                .map_err(rt)?;
+            start::record_spawned(ctx, &id, VmStatus::Running, pid, &socket)?;
             progress.emit(StartEvent::PhaseStarted(start::Phase::Boot));
             let t = Instant::now();
             let up =

@@ -75,16 +75,10 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
         ctx,
         &runtime,
         start::VmmJob {
-            row: vm,
-            checked: &checked,
-            net: &net,
-            socket: &socket,
-            log: &log,
             incoming: true,
-            disk: None,
-            agent_socket: None,
             ram: Some((&ram, true)),
             throwaway_tap: true,
+            ..start::VmmJob::new(vm, &checked, &net, &socket, &log)
         },
     )?;
     let (mut child, user) = (spawned.child, spawned.user);

@@ -12,7 +12,9 @@ use super::abort::Abort;
 use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
-use super::vmm::{claim_leftover_socket, control_socket_up, settle, spawn_vmm, VmmJob};
+use super::vmm::{
+    claim_leftover_socket, control_socket_up, record_spawned, settle, spawn_vmm, VmmJob,
+};
 use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
@@ -65,33 +67,14 @@ pub(crate) async fn boot(
     let spawned = spawn_vmm(
         ctx,
         runtime,
-        VmmJob {
-            row: &row,
-            checked,
-            net: &net,
-            socket: &socket,
-            log: &log,
-            incoming: false,
-            disk: None,
-            agent_socket: None,
-            ram: None,
-            throwaway_tap: false,
-        },
+        VmmJob::new(&row, checked, &net, &socket, &log),
     )?;
     let (mut child, user) = (spawned.child, spawned.user);
     let pid = i64::from(child.id());
     // From here on a failure stops the VMM this call spawned — its own child, and only
     // it: whatever the row says by then, no other process is ever signalled for it.
     let r = async {
-        // Recorded at once, so a crash from here on leaves a row cleanup can reconcile.
-        ctx.store
-            .set_status(
-                id,
-                &VmStatus::Running,
-                Some(pid),
-                Some(&socket.display().to_string()),
-            )
-            .map_err(rt)?;
+        record_spawned(ctx, id, VmStatus::Running, pid, &socket)?;
         let what = match runtime.vmm {
             Vmm::Qemu => "QEMU",
             Vmm::Firecracker => "Firecracker",

@@ -60,7 +60,8 @@ pub(crate) use network::setup_network;
 use report::{mark_failed, put_back};
 pub(crate) use report::{ms, report, roll_back};
 pub(crate) use vmm::{
-    claim_leftover_socket, control_socket_up, qmp_when_up, settle, spawn_vmm, VmmJob, VmmUser,
+    claim_leftover_socket, control_socket_up, qmp_when_up, record_spawned, settle, spawn_vmm,
+    VmmJob, VmmUser,
 };
 
 /// SmolVM's ready line on the serial console.

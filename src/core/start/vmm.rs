@@ -21,7 +21,7 @@ use crate::core::error::{io_reason, Error, Result};
 use crate::core::host::Runtime;
 use crate::core::images::Vmm;
 use crate::core::presets::mounts::Mount;
-use crate::sys::state::{Network, VmRecord};
+use crate::sys::state::{Network, VmRecord, VmStatus};
 use crate::sys::users::{self, Identity};
 use crate::sys::vmm::launch::{self, Launch, VmmIdentity};
 use crate::sys::vmm::{firecracker, prepare, qmp::Qmp, Accel};
@@ -195,6 +195,48 @@ pub(crate) struct VmmJob<'a> {
     /// The NIC on a TAP of its own that goes with it instead of the sandbox's (a QEMU
     /// that never runs the guest).
     pub throwaway_tap: bool,
+}
+
+impl<'a> VmmJob<'a> {
+    /// A cold boot's job: the row's own disk, TAP and devices; the fields a restore, a
+    /// clone or the RAM-file writer changes are set over it (`..VmmJob::new(..)`).
+    pub(crate) fn new(
+        row: &'a VmRecord,
+        checked: &'a CheckedConfig,
+        net: &'a Network,
+        socket: &'a Path,
+        log: &'a std::fs::File,
+    ) -> VmmJob<'a> {
+        VmmJob {
+            row,
+            checked,
+            net,
+            socket,
+            log,
+            incoming: false,
+            agent_socket: None,
+            disk: None,
+            ram: None,
+            throwaway_tap: false,
+        }
+    }
+}
+
+/// Record a just-spawned VMM under `status` with its PID and control socket, so a crash
+/// from here on leaves a row cleanup can reconcile. The first step of the block whose
+/// failure stops that VMM ([`settle`](super::settle)): a failed write must not leave it
+/// running unrecorded.
+pub(crate) fn record_spawned(
+    ctx: &Ctx,
+    id: &str,
+    status: VmStatus,
+    pid: i64,
+    socket: &Path,
+) -> Result<()> {
+    let socket = socket.display().to_string();
+    ctx.store
+        .set_status(id, &status, Some(pid), Some(&socket))
+        .map_err(rt)
 }
 
 fn open_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
