@@ -550,13 +550,7 @@ impl StateStore {
 
     /// Record a lease of `ip` on `tap` for a VM (SmolVM's `ip_leases`).
     pub fn insert_ip_lease(&self, vm_id: &str, ip: &str, tap: &str) -> Result<(), StateError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![ip, vm_id, tap, iso_now()],
-            )
-        })
-        .map(drop)
+        self.write(|tx| pools::insert_ip_lease(tx, vm_id, ip, tap))
     }
 
     /// Record an SSH host-port forward for a VM (SmolVM's `ssh_forwards`).
@@ -566,13 +560,7 @@ impl StateStore {
         host_port: u16,
         guest_port: u16,
     ) -> Result<(), StateError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO ssh_forwards (vm_id, host_port, guest_port, created_at) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![vm_id, host_port, guest_port, iso_now()],
-            )
-        })
-        .map(drop)
+        self.write(|tx| pools::insert_ssh_forward(tx, vm_id, host_port, guest_port))
     }
 
     /// Mark these running/paused VMs stale: status `error`, pid cleared (SmolVM's

@@ -59,6 +59,47 @@ fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
 }
 
+/// Insert SmolVM's `ip_leases` row: `ip` on `tap` for `vm_id`.
+pub(super) fn insert_ip_lease(
+    tx: &rusqlite::Transaction<'_>,
+    vm_id: &str,
+    ip: &str,
+    tap: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![ip, vm_id, tap, iso_now()],
+    )
+    .map(drop)
+}
+
+/// Insert SmolVM's `ssh_forwards` row: `host_port` to the guest's `guest_port` for `vm_id`.
+pub(super) fn insert_ssh_forward(
+    tx: &rusqlite::Transaction<'_>,
+    vm_id: &str,
+    host_port: u16,
+    guest_port: u16,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO ssh_forwards (vm_id, host_port, guest_port, created_at) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![vm_id, host_port, guest_port, iso_now()],
+    )
+    .map(drop)
+}
+
+/// The SSH host port `vm_id` forwards, as stored.
+pub(super) fn ssh_port_of(
+    tx: &rusqlite::Transaction<'_>,
+    vm_id: &str,
+) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT host_port FROM ssh_forwards WHERE vm_id = ?1",
+        [vm_id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 impl StateStore {
     /// Lease a guest IP (and its `tap<N>`) and, when `ssh` is set, an SSH host port for
     /// `vm_id`, in one transaction. Idempotent: a VM that already holds leases gets them
@@ -89,23 +130,13 @@ impl StateStore {
                         .find(|i| !taken.contains(&pool_ip(*i).to_string()))
                         .ok_or_else(|| pool_error("No IP addresses available in pool"))?;
                     let (ip, tap) = (pool_ip(i), format!("tap{i}"));
-                    tx.execute(
-                        "INSERT INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, ?4)",
-                        rusqlite::params![ip.to_string(), vm_id, tap, iso_now()],
-                    )?;
+                    insert_ip_lease(tx, vm_id, &ip.to_string(), &tap)?;
                     (ip, tap)
                 }
             };
             let mut port = None;
             if ssh {
-                let have: Option<i64> = tx
-                    .query_row(
-                        "SELECT host_port FROM ssh_forwards WHERE vm_id = ?1",
-                        [vm_id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                port = Some(match have {
+                port = Some(match ssh_port_of(tx, vm_id)? {
                     Some(p) => u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
                         pool_error(&format!(
                             "the state database's SSH forward of {vm_id} is invalid (host_port {p}); fix or delete that row"
@@ -119,10 +150,7 @@ impl StateStore {
                             .find(|p| !taken.contains(&i64::from(*p)) && port_is_free(*p as u16))
                             .ok_or_else(|| pool_error("No SSH host ports available in pool"))?
                             as u16;
-                        tx.execute(
-                            "INSERT INTO ssh_forwards (vm_id, host_port, guest_port, created_at) VALUES (?1, ?2, 22, ?3)",
-                            rusqlite::params![vm_id, p, iso_now()],
-                        )?;
+                        insert_ssh_forward(tx, vm_id, p, 22)?;
                         p
                     }
                 });

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use rusqlite::OptionalExtension;
 
 use super::config::{self, VmConfig};
-use super::{table_exists, StateError, StateStore};
+use super::{pools, table_exists, StateError, StateStore};
 use crate::sys::process::is_vm_id;
 use crate::sys::time::iso_now;
 
@@ -59,6 +59,32 @@ const COLUMNS: &str = "snapshot_id, vm_id, snapshot_path, mem_file_path, disk_pa
      artifacts, vm_config, network_config, created_at, snapshot_type, restored, restored_vm_id";
 
 /// A refusal inside a transaction (rolled back), reported as [`StateError::Pool`].
+/// One exact reservation of `value` for `vm_id` (`holder`: the SQL that names who holds
+/// it): `false` when `vm_id` holds it already, `true` when it is free and `vm_id` holds no
+/// other (`mine`), so the caller inserts it; else SmolVM's refusal (`Requested … is not
+/// available`, `VM … already has …`).
+fn reserve_exact<V: rusqlite::ToSql + std::fmt::Display + ?Sized>(
+    tx: &rusqlite::Transaction<'_>,
+    vm_id: &str,
+    holder: &str,
+    value: &V,
+    noun: &str,
+    short: &str,
+    mine: impl FnOnce() -> rusqlite::Result<Option<String>>,
+) -> rusqlite::Result<bool> {
+    let held: Option<String> = tx.query_row(holder, [value], |r| r.get(0)).optional()?;
+    match held {
+        Some(h) if h != vm_id => Err(refuse(format!("Requested {noun} {value} is not available"))),
+        Some(_) => Ok(false),
+        None => match mine()? {
+            Some(other) => Err(refuse(format!(
+                "VM {vm_id} already has {short} {other}, cannot reserve {value}"
+            ))),
+            None => Ok(true),
+        },
+    }
+}
+
 fn refuse(msg: String) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(super::pools::PoolExhausted(msg)))
 }
@@ -259,64 +285,29 @@ impl StateStore {
         ssh_host_port: Option<u16>,
     ) -> Result<(), StateError> {
         let r = self.write(|tx| {
-            let holder: Option<String> = tx
-                .query_row("SELECT vm_id FROM ip_leases WHERE ip = ?1", [ip], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            match holder {
-                Some(h) if h != vm_id => {
-                    return Err(refuse(format!("Requested IP address {ip} is not available")))
-                }
-                Some(_) => {}
-                None => {
-                    let mine: Option<String> = tx
-                        .query_row("SELECT ip FROM ip_leases WHERE vm_id = ?1", [vm_id], |r| {
-                            r.get(0)
-                        })
-                        .optional()?;
-                    if let Some(other) = mine {
-                        return Err(refuse(format!(
-                            "VM {vm_id} already has IP {other}, cannot reserve {ip}"
-                        )));
-                    }
-                    tx.execute(
-                        "INSERT INTO ip_leases (ip, vm_id, tap_device, created_at) VALUES (?1, ?2, ?3, ?4)",
-                        rusqlite::params![ip, vm_id, tap, iso_now()],
-                    )?;
-                }
+            let ip_holder = "SELECT vm_id FROM ip_leases WHERE ip = ?1";
+            if reserve_exact(tx, vm_id, ip_holder, ip, "IP address", "IP", || {
+                Ok(tx
+                    .query_row("SELECT ip FROM ip_leases WHERE vm_id = ?1", [vm_id], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .optional()?)
+            })? {
+                pools::insert_ip_lease(tx, vm_id, ip, tap)?;
             }
             if let Some(p) = ssh_host_port {
-                let holder: Option<String> = tx
-                    .query_row(
-                        "SELECT vm_id FROM ssh_forwards WHERE host_port = ?1",
-                        [p],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                match holder {
-                    Some(h) if h != vm_id => {
-                        return Err(refuse(format!("Requested SSH host port {p} is not available")))
-                    }
-                    Some(_) => {}
-                    None => {
-                        let mine: Option<i64> = tx
-                            .query_row(
-                                "SELECT host_port FROM ssh_forwards WHERE vm_id = ?1",
-                                [vm_id],
-                                |r| r.get(0),
-                            )
-                            .optional()?;
-                        if let Some(other) = mine {
-                            return Err(refuse(format!(
-                                "VM {vm_id} already has SSH host port {other}, cannot reserve {p}"
-                            )));
-                        }
-                        tx.execute(
-                            "INSERT INTO ssh_forwards (vm_id, host_port, guest_port, created_at) VALUES (?1, ?2, 22, ?3)",
-                            rusqlite::params![vm_id, p, iso_now()],
-                        )?;
-                    }
+                let port_holder = "SELECT vm_id FROM ssh_forwards WHERE host_port = ?1";
+                let mine = || Ok(pools::ssh_port_of(tx, vm_id)?.map(|p| p.to_string()));
+                if reserve_exact(
+                    tx,
+                    vm_id,
+                    port_holder,
+                    &p,
+                    "SSH host port",
+                    "SSH host port",
+                    mine,
+                )? {
+                    pools::insert_ssh_forward(tx, vm_id, p, 22)?;
                 }
             }
             Ok(())
