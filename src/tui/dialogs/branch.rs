@@ -5,11 +5,11 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, edit_field, form_action, form_key, Outcome, Request};
+use super::{edit_field, form_action, form_key, Outcome, Request};
 use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::keymap::{Action, Keymap};
@@ -99,12 +99,7 @@ impl BranchForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let r = centered(f.area(), 72, 10);
-        f.render_widget(Clear, r);
-        let blk = dialog(app, "Branch into clones");
-        let inner = blk.inner(r);
-        f.render_widget(blk, r);
-        let rows = Layout::vertical([Constraint::Length(1); 8]).split(inner);
+        let rows = super::form_rows(f, app, 72, 8, "Branch into clones");
         let label = |on: bool, text: &str| {
             Span::styled(
                 format!("{}{text:<14}", if on { "› " } else { "  " }),

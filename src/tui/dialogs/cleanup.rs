@@ -6,13 +6,11 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{
-    capped, centered, dialog, form_action, form_key, Answer, Outcome, Preview, Request, SPINNER,
-};
+use super::{capped, centered, form_action, form_key, Answer, Outcome, Preview, Request, SPINNER};
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::data::Data;
 use crate::tui::keymap::{key_list, Action, Keymap};
@@ -120,11 +118,12 @@ impl CleanupDialog {
             }
             _ => 1,
         } as u16;
-        let r = centered(area, 78, (body + 7).clamp(9, area.height.saturating_sub(2)));
-        f.render_widget(Clear, r);
-        let blk = dialog(app, "Clean up VMs");
-        let inner = blk.inner(r);
-        f.render_widget(blk, r);
+        let inner = super::framed(
+            f,
+            app,
+            centered(area, 78, (body + 7).clamp(9, area.height.saturating_sub(2))),
+            "Clean up VMs",
+        );
         let [prefix_r, opts_r, _, body_r, btn_r] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(1),

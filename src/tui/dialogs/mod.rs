@@ -20,9 +20,11 @@ mod start;
 mod vmforms;
 
 use crossterm::event::KeyEvent;
-use ratatui::layout::Rect;
+use std::rc::Rc;
+
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders};
+use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
@@ -435,6 +437,33 @@ pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
         w,
         h,
     )
+}
+
+/// A form's check box: `[x]` or `[ ]`, then what it means (muted).
+pub(super) fn checkbox(
+    on: bool,
+    note: &'static str,
+    t: &crate::tui::theme::Theme,
+) -> Paragraph<'static> {
+    Paragraph::new(Line::from(vec![
+        Span::raw(if on { "[x]" } else { "[ ]" }),
+        Span::styled(note, t.muted()),
+    ]))
+}
+
+/// A dialog's frame at `r`: what was under it cleared and the titled box drawn; its inside.
+pub(super) fn framed(f: &mut Frame, app: &App, r: Rect, title: &str) -> Rect {
+    f.render_widget(Clear, r);
+    let blk = dialog(app, title);
+    let inner = blk.inner(r);
+    f.render_widget(blk, r);
+    inner
+}
+
+/// A form of `rows` one-line rows in a `w`-wide dialog centred on the screen.
+pub(super) fn form_rows(f: &mut Frame, app: &App, w: u16, rows: u16, title: &str) -> Rc<[Rect]> {
+    let inner = framed(f, app, centered(f.area(), w, rows + 2), title);
+    Layout::vertical(vec![Constraint::Length(1); usize::from(rows)]).split(inner)
 }
 
 fn dialog<'a>(app: &App, title: &str) -> Block<'a> {

@@ -4,11 +4,11 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::Span;
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, edit_field, form_action, form_key, Dialog, Outcome, Request};
+use super::{centered, edit_field, form_action, form_key, Dialog, Outcome, Request};
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::data::Data;
 use crate::tui::keymap::{Action, Keymap, Scope};
@@ -251,11 +251,7 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
     let style = if err.is_some() { t.error() } else { t.muted() };
     let hint = Paragraph::new(Span::styled(hint, style)).wrap(Wrap { trim: false });
     let hint_h = hint.line_count(w.saturating_sub(2)).max(1) as u16;
-    let r = centered(area, w, 4 + hint_h);
-    f.render_widget(Clear, r);
-    let blk = dialog(app, title);
-    let inner = blk.inner(r);
-    f.render_widget(blk, r);
+    let inner = super::framed(f, app, centered(area, w, 4 + hint_h), title);
     let [input_r, _, hint_r] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),

@@ -9,11 +9,11 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, edit_field, form_action, Outcome, Request};
+use super::{edit_field, form_action, Outcome, Request};
 use crate::core::presets::{self, Preset, PRESETS};
 use crate::core::start::StartOptions;
 use crate::core::{Env, Paths, Result};
@@ -309,13 +309,7 @@ impl StartForm {
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let form = self;
         let t = &app.theme;
-        let area = f.area();
-        let r = centered(area, 76, 24);
-        f.render_widget(Clear, r);
-        let blk = dialog(app, "Start a sandbox");
-        let inner = blk.inner(r);
-        f.render_widget(blk, r);
-        let rows = Layout::vertical([Constraint::Length(1); 22]).split(inner);
+        let rows = super::form_rows(f, app, 76, 22, "Start a sandbox");
         let errors = field_errors(form);
         let label = |i: Field, text: &str| {
             let style = if form.field == i {
@@ -387,10 +381,11 @@ impl StartForm {
         let (l, v) = split(rows[11]);
         f.render_widget(label(Field::Writable, "Writable"), l);
         f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::raw(if form.writable_mounts { "[x]" } else { "[ ]" }),
-                Span::styled("  the guest writes to the mounted host folders", t.muted()),
-            ])),
+            super::checkbox(
+                form.writable_mounts,
+                "  the guest writes to the mounted host folders",
+                t,
+            ),
             v,
         );
         let (l, v) = split(rows[12]);
@@ -415,26 +410,21 @@ impl StartForm {
         let (l, v) = split(rows[18]);
         f.render_widget(label(Field::Publish, "Publish SSH"), l);
         f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::raw(if form.egress.publish_ssh {
-                    "[x]"
-                } else {
-                    "[ ]"
-                }),
-                Span::styled("  also on the host's outbound interface", t.muted()),
-            ])),
+            super::checkbox(
+                form.egress.publish_ssh,
+                "  also on the host's outbound interface",
+                t,
+            ),
             v,
         );
         let (l, v) = split(rows[19]);
         f.render_widget(label(Field::Attach, "Attach"), l);
         f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::raw(if form.attach { "[x]" } else { "[ ]" }),
-                Span::styled(
-                    "  open the agent (a shell for an image) once it is up",
-                    t.muted(),
-                ),
-            ])),
+            super::checkbox(
+                form.attach,
+                "  open the agent (a shell for an image) once it is up",
+                t,
+            ),
             v,
         );
         let (l, v) = split(rows[20]);
@@ -446,13 +436,7 @@ impl StartForm {
         } else {
             "  clone the preset's template (the first start makes it)"
         };
-        f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::raw(if form.warm { "[x]" } else { "[ ]" }),
-                Span::styled(warm_note, t.muted()),
-            ])),
-            v,
-        );
+        f.render_widget(super::checkbox(form.warm, warm_note, t), v);
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
             Paragraph::new(super::form_hint(app, t, "choose", "start", ok)),

@@ -8,11 +8,11 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, dialog, edit_field, form_action, form_key, Outcome, Request};
+use super::{centered, edit_field, form_action, form_key, Outcome, Request};
 use crate::core::snapshot::SnapshotType;
 use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
@@ -173,12 +173,7 @@ impl SnapshotForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let r = centered(f.area(), 72, 11);
-        f.render_widget(Clear, r);
-        let blk = dialog(app, "Snapshot");
-        let inner = blk.inner(r);
-        f.render_widget(blk, r);
-        let rows = Layout::vertical([Constraint::Length(1); 9]).split(inner);
+        let rows = super::form_rows(f, app, 72, 9, "Snapshot");
         f.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(format!("  {:<15}", "Of"), t.header()),
@@ -233,13 +228,11 @@ impl SnapshotForm {
             l,
         );
         f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::raw(if self.resume_source { "[x]" } else { "[ ]" }),
-                Span::styled(
-                    "  run the VM again afterwards (it stays paused otherwise)",
-                    t.muted(),
-                ),
-            ])),
+            super::checkbox(
+                self.resume_source,
+                "  run the VM again afterwards (it stays paused otherwise)",
+                t,
+            ),
             v,
         );
         f.render_widget(
@@ -327,18 +320,16 @@ impl PortForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let r = centered(f.area(), 72, 10);
-        f.render_widget(Clear, r);
-        let blk = dialog(
+        let inner = super::framed(
+            f,
             app,
+            centered(f.area(), 72, 10),
             &format!(
                 "{} a port of {}",
                 if self.close { "Close" } else { "Expose" },
                 self.id
             ),
         );
-        let inner = blk.inner(r);
-        f.render_widget(blk, r);
         let rows = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(1),
@@ -592,17 +583,12 @@ impl TransferForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let r = centered(f.area(), 76, 10);
-        f.render_widget(Clear, r);
         let title = if self.upload {
             format!("Upload to {}", self.id)
         } else {
             format!("Download from {}", self.id)
         };
-        let blk = dialog(app, &title);
-        let inner = blk.inner(r);
-        f.render_widget(blk, r);
-        let rows = Layout::vertical([Constraint::Length(1); 8]).split(inner);
+        let rows = super::form_rows(f, app, 76, 8, &title);
         let local_row = if self.upload { 0 } else { 2 };
         let guest_row = 2 - local_row;
         let (l, v) = split(rows[local_row]);
@@ -778,11 +764,12 @@ impl NetworkForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let r = centered(f.area(), 78, 14);
-        f.render_widget(Clear, r);
-        let blk = dialog(app, &format!("Network policy of {}", self.id));
-        let inner = blk.inner(r);
-        f.render_widget(blk, r);
+        let inner = super::framed(
+            f,
+            app,
+            centered(f.area(), 78, 14),
+            &format!("Network policy of {}", self.id),
+        );
         let rows = Layout::vertical([
             Constraint::Length(1), // now
             Constraint::Length(1),
@@ -833,14 +820,11 @@ impl NetworkForm {
             l,
         );
         f.render_widget(
-            Paragraph::new(Line::from(vec![
-                Span::raw(if self.fields.publish_ssh {
-                    "[x]"
-                } else {
-                    "[ ]"
-                }),
-                Span::styled("  also on the host's outbound interface", t.muted()),
-            ])),
+            super::checkbox(
+                self.fields.publish_ssh,
+                "  also on the host's outbound interface",
+                t,
+            ),
             v,
         );
         let when = if self.pending.is_some() {
