@@ -378,16 +378,6 @@ impl StartForm {
             let (_, nv) = split(rows[2 + row * 2]);
             f.render_widget(Paragraph::new(note), nv);
         }
-        let (l, v) = split(rows[11]);
-        f.render_widget(label(Field::Writable, "Writable"), l);
-        f.render_widget(
-            super::checkbox(
-                form.writable_mounts,
-                "  the guest writes to the mounted host folders",
-                t,
-            ),
-            v,
-        );
         let (l, v) = split(rows[12]);
         f.render_widget(label(Field::Internet, "Internet"), l);
         f.render_widget(Paragraph::new(Line::from(form.egress.mode_spans(app))), v);
@@ -407,28 +397,6 @@ impl StartForm {
             Paragraph::new(form.egress.note(app)).wrap(ratatui::widgets::Wrap { trim: false }),
             v,
         );
-        let (l, v) = split(rows[18]);
-        f.render_widget(label(Field::Publish, "Publish SSH"), l);
-        f.render_widget(
-            super::checkbox(
-                form.egress.publish_ssh,
-                "  also on the host's outbound interface",
-                t,
-            ),
-            v,
-        );
-        let (l, v) = split(rows[19]);
-        f.render_widget(label(Field::Attach, "Attach"), l);
-        f.render_widget(
-            super::checkbox(
-                form.attach,
-                "  open the agent (a shell for an image) once it is up",
-                t,
-            ),
-            v,
-        );
-        let (l, v) = split(rows[20]);
-        f.render_widget(label(Field::Warm, "Warm"), l);
         let warm_note = if form.chosen_preset().is_none() {
             "  presets only: a built image boots cold"
         } else if form.warm && !form.mount_specs().is_empty() {
@@ -436,7 +404,35 @@ impl StartForm {
         } else {
             "  clone the preset's template (the first start makes it)"
         };
-        f.render_widget(super::checkbox(form.warm, warm_note, t), v);
+        let checks = [
+            (
+                11,
+                Field::Writable,
+                "Writable",
+                form.writable_mounts,
+                "  the guest writes to the mounted host folders",
+            ),
+            (
+                18,
+                Field::Publish,
+                "Publish SSH",
+                form.egress.publish_ssh,
+                "  also on the host's outbound interface",
+            ),
+            (
+                19,
+                Field::Attach,
+                "Attach",
+                form.attach,
+                "  open the agent (a shell for an image) once it is up",
+            ),
+            (20, Field::Warm, "Warm", form.warm, warm_note),
+        ];
+        for (row, i, name, on, note) in checks {
+            let (l, v) = split(rows[row]);
+            f.render_widget(label(i, name), l);
+            f.render_widget(super::checkbox(on, note, t), v);
+        }
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
             Paragraph::new(super::form_hint(app, t, "choose", "start", ok)),
