@@ -519,12 +519,7 @@ fn ensure_kernel(
         progress,
         stats,
     )
-    .and_then(|_| {
-        crate::sys::fs::replace_with_generated(&tmp, dest)
-            .map_err(|e| path_err("rename into", dest, &e))?;
-        sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
-        write_stamp(dest, &image.kernel_sha256)
-    });
+    .and_then(|_| put_verified(&tmp, dest, &image.kernel_sha256));
     if r.is_err() {
         let _ = crate::sys::fs::remove_generated_file(&tmp);
     }
@@ -574,10 +569,7 @@ fn ensure_rootfs(
                 progress,
                 stats,
             )?;
-            crate::sys::fs::replace_with_generated(zst_tmp, &zst)
-                .map_err(|e| path_err("rename into", &zst, &e))?;
-            sync_dir(dir)?;
-            write_stamp(&zst, &image.rootfs_sha256)?;
+            put_verified(zst_tmp, &zst, &image.rootfs_sha256)?;
         }
         // The old sidecar goes first: from here until the new one is written, no
         // `.ext4` is trusted.
@@ -603,6 +595,15 @@ fn ensure_rootfs(
         path: ext4,
     });
     Ok(())
+}
+
+/// Put a verified download at `dest`: its temporary file `tmp` renamed over it, the
+/// folder synced, then its checksum stamp written.
+fn put_verified(tmp: &Path, dest: &Path, sha256: &str) -> Result<()> {
+    crate::sys::fs::replace_with_generated(tmp, dest)
+        .map_err(|e| path_err("rename into", dest, &e))?;
+    sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
+    write_stamp(dest, sha256)
 }
 
 /// Decompress a verified cached `.zst` into a sparse temp file (fsynced).

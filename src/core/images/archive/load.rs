@@ -134,12 +134,7 @@ fn check_published(input: &Path, m: &ArchiveManifest, published: &Manifest) -> R
             format!("{} is not an image this release publishes", m.name),
         ));
     };
-    let sha = |n: &str| {
-        m.files
-            .iter()
-            .find(|f| f.name == n)
-            .map(|f| f.sha256.as_str())
-    };
+    let sha = |n: &str| m.sha256_of(n);
     let kernel = published_kernel_name(&m.name).unwrap_or_default();
     if sha(ROOTFS_ZST) != Some(row.rootfs_sha256.as_str())
         || sha(&kernel) != Some(row.kernel_sha256.as_str())
@@ -387,12 +382,7 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
         })?;
     }
     if m.kind == Kind::Published {
-        let rootfs_sha = m
-            .files
-            .iter()
-            .find(|f| f.name == ROOTFS_ZST)
-            .map(|f| f.sha256.clone())
-            .unwrap_or_default();
+        let rootfs_sha = m.sha256_of(ROOTFS_ZST).unwrap_or_default();
         let sidecar = open::read_to_string(&staging_path.join(SIDECAR))
             .map_err(|e| io_err("cannot read", &staging_path.join(SIDECAR), &e))?;
         if sidecar.trim() != format!("{SIDECAR_PREFIX}{rootfs_sha}") {
@@ -405,14 +395,9 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
         // The version's kernel, shared by its images: verified against the published
         // checksum above; put in place unless the one there already is it.
         let kname = published_kernel_name(&m.name).unwrap_or_default();
-        let kernel_sha = m
-            .files
-            .iter()
-            .find(|f| f.name == kname)
-            .map(|f| f.sha256.clone())
-            .unwrap_or_default();
+        let kernel_sha = m.sha256_of(&kname).unwrap_or_default();
         let staged = staging_path.join(&kname);
-        if file_sha(&kernel_path).as_deref() == Some(kernel_sha.as_str()) {
+        if file_sha(&kernel_path).as_deref() == Some(kernel_sha) {
             crate::sys::fs::remove_generated_file(&staged)
                 .map_err(|e| io_err("cannot remove", &staged, &e))?;
         } else {

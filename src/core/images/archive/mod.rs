@@ -97,6 +97,16 @@ pub struct ArchiveManifest {
     pub created_by: String,
 }
 
+impl ArchiveManifest {
+    /// The SHA-256 the manifest gives the file `name`.
+    pub fn sha256_of(&self, name: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.sha256.as_str())
+    }
+}
+
 /// What a file's bytes are doing now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
