@@ -205,97 +205,85 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_second_taker_is_busy_and_told_who_holds_it() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+    #[tokio::test]
+    async fn a_second_taker_is_busy_and_told_who_holds_it() {
         let t = tempfile::tempdir().unwrap();
-        rt.block_on(async {
-            let held = VmLock::acquire(t.path(), "vm-a", "sandbox start vm-a", Duration::ZERO)
-                .await
-                .unwrap();
-            assert!(VmLock::is_held(t.path(), "vm-a"));
-            assert!(!VmLock::is_held(t.path(), "vm-b"));
-            let e = VmLock::acquire_for_snapshot(
-                t.path(),
-                "vm-a",
-                Some("s1"),
-                "sandbox snapshot create vm-a",
-                Duration::from_millis(100),
-            )
+        let held = VmLock::acquire(t.path(), "vm-a", "sandbox start vm-a", Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(VmLock::is_held(t.path(), "vm-a"));
+        assert!(!VmLock::is_held(t.path(), "vm-b"));
+        let e = VmLock::acquire_for_snapshot(
+            t.path(),
+            "vm-a",
+            Some("s1"),
+            "sandbox snapshot create vm-a",
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!((e.code, e.exit_code()), (ErrorCode::Busy, 1));
+        let me = std::process::id();
+        assert_eq!(
+            e.message,
+            format!("Sandbox 'vm-a' is busy: 'smolvm sandbox start vm-a' (pid {me}) is working on it (waited 0.1 s)")
+        );
+        drop(held);
+        let l = VmLock::acquire_for_snapshot(t.path(), "vm-a", Some("s1"), "x", Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(l.id(), "vm-a");
+        for f in ["vm-a.create.lock", "vm-a.snapshot.lock", "snapshot-s1.lock"] {
+            assert!(t.path().join("locks").join(f).is_file(), "{f}");
+        }
+        // An id that is not an id names no file.
+        let e = VmLock::acquire(t.path(), "../x", "x", Duration::ZERO)
             .await
             .unwrap_err();
-            assert_eq!((e.code, e.exit_code()), (ErrorCode::Busy, 1));
-            let me = std::process::id();
-            assert_eq!(
-                e.message,
-                format!("Sandbox 'vm-a' is busy: 'smolvm sandbox start vm-a' (pid {me}) is working on it (waited 0.1 s)")
-            );
-            drop(held);
-            let l = VmLock::acquire_for_snapshot(t.path(), "vm-a", Some("s1"), "x", Duration::ZERO)
-                .await
-                .unwrap();
-            assert_eq!(l.id(), "vm-a");
-            for f in ["vm-a.create.lock", "vm-a.snapshot.lock", "snapshot-s1.lock"] {
-                assert!(t.path().join("locks").join(f).is_file(), "{f}");
-            }
-            // An id that is not an id names no file.
-            let e = VmLock::acquire(t.path(), "../x", "x", Duration::ZERO)
-                .await
-                .unwrap_err();
-            assert!(e.message.contains("not found"), "{}", e.message);
-        });
+        assert!(e.message.contains("not found"), "{}", e.message);
     }
 
     /// A clone run's locks: each clone's own (with its snapshot lock) side by side, the
     /// snapshot's once; a second run of that snapshot is busy and told so, by the
     /// snapshot's name.
-    #[test]
-    fn a_clone_run_holds_its_clones_locks_and_the_snapshots_once() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+    #[tokio::test]
+    async fn a_clone_run_holds_its_clones_locks_and_the_snapshots_once() {
         let t = tempfile::tempdir().unwrap();
-        rt.block_on(async {
-            let what = "sandbox clone s1";
-            let c1 = VmLock::acquire_for_snapshot(t.path(), "c-1", None, what, Duration::ZERO)
-                .await
-                .unwrap();
-            let c2 = VmLock::acquire_for_snapshot(t.path(), "c-2", None, what, Duration::ZERO)
-                .await
-                .unwrap();
-            let s = VmLock::acquire_snapshot(t.path(), "s1", what, Duration::ZERO)
-                .await
-                .unwrap();
-            for f in ["c-1.snapshot.lock", "c-2.snapshot.lock", "snapshot-s1.lock"] {
-                assert!(t.path().join("locks").join(f).is_file(), "{f}");
-            }
-            let e = VmLock::acquire_snapshot(t.path(), "s1", what, Duration::from_millis(100))
-                .await
-                .unwrap_err();
-            assert_eq!((e.code, e.exit_code()), (ErrorCode::Busy, 1));
-            let me = std::process::id();
-            assert_eq!(
-                e.message,
-                format!("Snapshot 's1' is busy: 'smolvm sandbox clone s1' (pid {me}) is working on it (waited 0.1 s)")
-            );
-            // A restore of that snapshot into another sandbox waits for the run too.
-            let e = VmLock::acquire_for_snapshot(t.path(), "vm-r", Some("s1"), "x", Duration::ZERO)
-                .await
-                .unwrap_err();
-            assert_eq!(e.code, ErrorCode::Busy);
-            drop((c1, c2, s));
-            VmLock::acquire_snapshot(t.path(), "s1", what, Duration::ZERO)
-                .await
-                .unwrap();
-            let e = VmLock::acquire_snapshot(t.path(), "../s", what, Duration::ZERO)
-                .await
-                .unwrap_err();
-            assert!(!t.path().join("locks/snapshot-../s.lock").exists());
-            assert_ne!(e.code, ErrorCode::Busy);
-        });
+        let what = "sandbox clone s1";
+        let c1 = VmLock::acquire_for_snapshot(t.path(), "c-1", None, what, Duration::ZERO)
+            .await
+            .unwrap();
+        let c2 = VmLock::acquire_for_snapshot(t.path(), "c-2", None, what, Duration::ZERO)
+            .await
+            .unwrap();
+        let s = VmLock::acquire_snapshot(t.path(), "s1", what, Duration::ZERO)
+            .await
+            .unwrap();
+        for f in ["c-1.snapshot.lock", "c-2.snapshot.lock", "snapshot-s1.lock"] {
+            assert!(t.path().join("locks").join(f).is_file(), "{f}");
+        }
+        let e = VmLock::acquire_snapshot(t.path(), "s1", what, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.exit_code()), (ErrorCode::Busy, 1));
+        let me = std::process::id();
+        assert_eq!(
+            e.message,
+            format!("Snapshot 's1' is busy: 'smolvm sandbox clone s1' (pid {me}) is working on it (waited 0.1 s)")
+        );
+        // A restore of that snapshot into another sandbox waits for the run too.
+        let e = VmLock::acquire_for_snapshot(t.path(), "vm-r", Some("s1"), "x", Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Busy);
+        drop((c1, c2, s));
+        VmLock::acquire_snapshot(t.path(), "s1", what, Duration::ZERO)
+            .await
+            .unwrap();
+        let e = VmLock::acquire_snapshot(t.path(), "../s", what, Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(!t.path().join("locks/snapshot-../s.lock").exists());
+        assert_ne!(e.code, ErrorCode::Busy);
     }
 }

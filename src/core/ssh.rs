@@ -326,32 +326,26 @@ mod ssh_wait_tests {
 
     /// A listener that accepts but says nothing is not an SSH server; one that sends the
     /// banner is.
-    #[test]
-    fn only_a_banner_counts_as_ssh_answering() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = silent.local_addr().unwrap();
-            let hold = tokio::spawn(async move {
-                let (s, _) = silent.accept().await.unwrap();
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                drop(s);
-            });
-            assert!(!banner_at(addr, Duration::from_millis(300)).await);
-            hold.abort();
-
-            let sshd = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = sshd.local_addr().unwrap();
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let (mut s, _) = sshd.accept().await.unwrap();
-                s.write_all(b"SSH-2.0-test\r\n").await.unwrap();
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            });
-            assert!(banner_at(addr, Duration::from_secs(2)).await);
+    #[tokio::test]
+    async fn only_a_banner_counts_as_ssh_answering() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let (s, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drop(s);
         });
+        assert!(!banner_at(addr, Duration::from_millis(300)).await);
+        hold.abort();
+
+        let sshd = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = sshd.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut s, _) = sshd.accept().await.unwrap();
+            s.write_all(b"SSH-2.0-test\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        });
+        assert!(banner_at(addr, Duration::from_secs(2)).await);
     }
 }

@@ -112,17 +112,12 @@ impl StateStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::sys::state::{OpenMode, StateStore, VmRecord, VmStatus, DEFAULT_BUSY_TIMEOUT};
+    use crate::sys::state::{VmRecord, VmStatus};
 
     #[test]
     fn settings_change_with_the_configs_internet_settings_and_go_with_the_row() {
         let dir = tempfile::tempdir().unwrap();
-        let (s, _) = StateStore::open(
-            &dir.path().join("smolvm.db"),
-            OpenMode::ReadWrite,
-            DEFAULT_BUSY_TIMEOUT,
-        )
-        .unwrap();
+        let s = crate::sys::state::tests::open(&dir.path().join("smolvm.db"));
         assert!(!s
             .set_vm_network_settings("vm-a", &serde_json::json!({}), None)
             .unwrap());

@@ -402,12 +402,7 @@ mod tests {
     #[test]
     fn exact_reservations_are_taken_once() {
         let t = tempfile::tempdir().unwrap();
-        let (s, _) = StateStore::open(
-            &t.path().join("smolvm.db"),
-            OpenMode::ReadWrite,
-            DEFAULT_BUSY_TIMEOUT,
-        )
-        .unwrap();
+        let s = crate::sys::state::tests::open(&t.path().join("smolvm.db"));
         for id in ["vm-a", "vm-b"] {
             s.insert_vm(&VmRecord::new(id, VmStatus::Created)).unwrap();
         }

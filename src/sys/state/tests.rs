@@ -26,7 +26,7 @@ fn smolvm_v029_db(path: &Path) {
     .unwrap();
 }
 
-fn open(path: &Path) -> StateStore {
+pub(super) fn open(path: &Path) -> StateStore {
     StateStore::open(path, OpenMode::ReadWrite, Duration::from_secs(2))
         .unwrap()
         .0
