@@ -573,26 +573,16 @@ mod tests {
     fn kvm_kind_from_modules_and_device() {
         let m = |intel, amd, pvm| KvmModules { intel, amd, pvm };
         use DevAccess::*;
-        assert_eq!(
-            KvmKind::from_probe(m(false, false, false), Missing),
-            KvmKind::None
-        );
-        assert_eq!(
-            KvmKind::from_probe(m(false, false, false), Denied),
-            KvmKind::Other
-        );
-        assert_eq!(
-            KvmKind::from_probe(m(false, false, true), ReadWrite),
-            KvmKind::Pvm
-        );
-        assert_eq!(
-            KvmKind::from_probe(m(false, true, true), ReadWrite),
-            KvmKind::Hardware
-        );
-        assert_eq!(
-            KvmKind::from_probe(m(true, false, false), Missing),
-            KvmKind::Hardware
-        );
+        for ((intel, amd, pvm), dev, want) in [
+            ((false, false, false), Missing, KvmKind::None),
+            ((false, false, false), Denied, KvmKind::Other),
+            ((false, false, true), ReadWrite, KvmKind::Pvm),
+            ((false, true, true), ReadWrite, KvmKind::Hardware),
+            ((true, false, false), Missing, KvmKind::Hardware),
+        ] {
+            let got = KvmKind::from_probe(m(intel, amd, pvm), dev);
+            assert_eq!(got, want, "{:?} {dev:?}", (intel, amd, pvm));
+        }
     }
 
     /// Real files: the module directory, the device, the binaries by each lookup rule.

@@ -18,6 +18,13 @@ pub struct SshLogin {
 }
 
 impl SshLogin {
+    /// The private key: `--key`, else smolvm's own in `keys_dir`.
+    pub fn key_in(&self, keys_dir: &Path) -> PathBuf {
+        self.key
+            .clone()
+            .unwrap_or_else(|| keys_dir.join("id_ed25519"))
+    }
+
     /// Check the flags before anything connects: a user name as `useradd` accepts it
     /// (`[a-z_][a-z0-9_.-]*`, at most 32, never starting with `-`) is a usage error
     /// otherwise (exit 2); a key must be a readable regular file (exit 1).
@@ -60,10 +67,7 @@ pub fn ssh_args_as(
     command: &[String],
     interactive: bool,
 ) -> Vec<String> {
-    let key = login
-        .key
-        .clone()
-        .unwrap_or_else(|| keys_dir.join("id_ed25519"));
+    let key = login.key_in(keys_dir);
     let mut a: Vec<String> = vec![
         "ssh".into(),
         "-i".into(),
@@ -112,10 +116,7 @@ pub fn tunnel_args(
     host_port: u16,
     guest_port: u16,
 ) -> Vec<String> {
-    let key = login
-        .key
-        .clone()
-        .unwrap_or_else(|| keys_dir.join("id_ed25519"));
+    let key = login.key_in(keys_dir);
     let mut a: Vec<String> = vec!["ssh".into(), "-F".into(), "/dev/null".into()];
     a.extend(["-i".into(), key.display().to_string()]);
     for o in [

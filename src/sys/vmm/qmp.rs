@@ -186,7 +186,6 @@ impl Qmp {
     /// Save the (stopped) VM's RAM and device state into `file` through QEMU's migration
     /// (`migrate fd:<name>`, bandwidth unlimited), and wait for it to complete.
     pub async fn save_state(&mut self, file: &std::fs::File, timeout: Duration) -> io::Result<()> {
-        use std::os::fd::AsFd;
         // A migration an earlier (killed) caller started runs to its end first; a VM it
         // left `postmigrate` (disks handed over) takes its disks back before this one.
         let r = self.execute("query-migrate", None).await?;
@@ -205,25 +204,27 @@ impl Qmp {
             Some(json!({ "max-bandwidth": 64u64 << 30 })),
         )
         .await?;
-        self.send_fd(MIGRATION_FD, file.as_fd()).await?;
-        self.execute(
-            "migrate",
-            Some(json!({ "uri": format!("fd:{MIGRATION_FD}") })),
-        )
-        .await?;
-        self.wait_migration(timeout).await
+        self.migrate_over("migrate", file, timeout).await
     }
 
     /// Load RAM and device state saved by [`Qmp::save_state`] into a QEMU started with
     /// `-incoming defer`, and wait for it to complete (the VM stays paused).
     pub async fn load_state(&mut self, file: &std::fs::File, timeout: Duration) -> io::Result<()> {
+        self.migrate_over("migrate-incoming", file, timeout).await
+    }
+
+    /// `command` (`migrate` or `migrate-incoming`) over `file`, handed to QEMU as
+    /// [`MIGRATION_FD`], and the wait for it to end.
+    async fn migrate_over(
+        &mut self,
+        command: &str,
+        file: &std::fs::File,
+        timeout: Duration,
+    ) -> io::Result<()> {
         use std::os::fd::AsFd;
         self.send_fd(MIGRATION_FD, file.as_fd()).await?;
-        self.execute(
-            "migrate-incoming",
-            Some(json!({ "uri": format!("fd:{MIGRATION_FD}") })),
-        )
-        .await?;
+        let uri = json!({ "uri": format!("fd:{MIGRATION_FD}") });
+        self.execute(command, Some(uri)).await?;
         self.wait_migration(timeout).await
     }
 
