@@ -662,19 +662,18 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
         env,
         |paths, version, progress| archive::save(paths, version, &opts, progress),
         |r| {
-            // SmolVM's keys beside ours; `files` is its count, our list `file_entries`.
-            let mut m = super::shapes::object(r);
-            m.remove("files");
-            m.insert("file_entries".into(), serde_json::json!(r.files));
-            m.insert("archive_path".into(), serde_json::json!(r.output));
-            m.insert("archive_size_bytes".into(), r.archive_bytes.into());
-            m.insert("files".into(), r.files.len().into());
-            m.insert(
-                "excluded_decompressed_rootfs".into(),
-                archive::excludes_decompressed_rootfs(&r.files).into(),
-            );
-            m.insert("warnings".into(), serde_json::json!([]));
-            serde_json::Value::Object(m)
+            archive_json(
+                r,
+                &r.files,
+                [
+                    ("archive_path", serde_json::json!(r.output)),
+                    ("archive_size_bytes", r.archive_bytes.into()),
+                    (
+                        "excluded_decompressed_rootfs",
+                        archive::excludes_decompressed_rootfs(&r.files).into(),
+                    ),
+                ],
+            )
         },
         |r, home| {
             line(format!(
@@ -722,15 +721,14 @@ pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 
             archive::load(paths, version, || Manifest::load(env), &opts, progress)
         },
         |r| {
-            // SmolVM's keys beside ours; `files` is its count, our list `file_entries`.
-            let mut m = super::shapes::object(r);
-            m.remove("files");
-            m.insert("file_entries".into(), serde_json::json!(r.files));
-            m.insert("path".into(), serde_json::json!(r.image_dir));
-            m.insert("size_bytes".into(), r.size_on_disk().into());
-            m.insert("files".into(), r.files.len().into());
-            m.insert("warnings".into(), serde_json::json!([]));
-            serde_json::Value::Object(m)
+            archive_json(
+                r,
+                &r.files,
+                [
+                    ("path", serde_json::json!(r.image_dir)),
+                    ("size_bytes", r.size_on_disk().into()),
+                ],
+            )
         },
         |r, home| {
             line(format!(
@@ -744,6 +742,23 @@ pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 
             line(format!("  rootfs: {}", display_path(&r.rootfs_path, home)));
         },
     )
+}
+
+/// A save's or load's report with SmolVM's keys beside ours: `files` is its count (our
+/// list is `file_entries`), then its `extra` keys and no `warnings`.
+fn archive_json<T: Serialize, const N: usize>(
+    r: &T,
+    files: &[crate::core::images::archive::FileEntry],
+    extra: [(&str, serde_json::Value); N],
+) -> serde_json::Value {
+    let mut m = super::shapes::object(r);
+    m.insert("file_entries".into(), serde_json::json!(files));
+    m.insert("files".into(), files.len().into());
+    for (k, v) in extra {
+        m.insert(k.into(), v);
+    }
+    m.insert("warnings".into(), serde_json::json!([]));
+    serde_json::Value::Object(m)
 }
 
 /// `save` and `load`: `op` on the image store with a byte bar (cleared before the result
