@@ -490,7 +490,13 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
         vec![Effect::RunCleanup {
             task: 1,
             prefix: "prod".into(),
-            all: true
+            all: true,
+            // The plan it showed is what the worker is to delete.
+            plan: CleanupPreview {
+                targets: vec![("vm-a".into(), "all".into())],
+                stale_resources: vec![],
+                warnings: vec![],
+            },
         }]
     );
 }
@@ -1859,6 +1865,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
                 task,
                 prefix: "vm-".into(),
                 all: false,
+                plan: CleanupPreview::default(),
             }),
         ),
         (
@@ -4320,7 +4327,15 @@ fn the_cleanup_dialog_never_confirms_on_enter_only_y_from_its_buttons() {
         vec![Effect::RunCleanup {
             task: 1,
             prefix: "vm-".into(),
-            all: false
+            all: false,
+            plan: CleanupPreview {
+                targets: vec![
+                    ("vm-12345".into(), "stale".into()),
+                    ("vm-demo".into(), "prefix".into()),
+                ],
+                stale_resources: vec![],
+                warnings: vec![],
+            },
         }]
     );
 }

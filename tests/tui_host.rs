@@ -161,6 +161,69 @@ fn sandbox_prune_from_the_palette_deletes_the_plan_it_showed() {
     assert!(h.data.join("disks/vm-live.ext4").exists());
 }
 
+/// `c`, then `y` on the dry run it showed: a real worker deletes those sandboxes and none
+/// that matched the prefix only after the dialog showed its plan — that one stays, and the
+/// task says why.
+#[test]
+fn cleanup_from_the_dashboard_deletes_the_plan_it_showed() {
+    use smolvm::tui::dialogs::Preview;
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row::stopped("vm-a"), Row::stopped("vm-b")],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let task = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&h.env()));
+        let mut a = app();
+        for f in a.update(key('c')) {
+            workers.run(f);
+        }
+        let previewed = |a: &App| match &a.dialog {
+            Some(Dialog::Cleanup(d)) => {
+                matches!(a.data.cleanup_preview(d.generation), Preview::Ready(_))
+            }
+            _ => false,
+        };
+        drive(&mut a, &mut workers, &mut rx, previewed).await;
+        let screen = render(&a);
+        assert!(
+            screen.contains("vm-a") && screen.contains("vm-b"),
+            "{screen}"
+        );
+        // Matches the prefix too, but only after the plan was shown.
+        insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-late")]);
+        a.update(Input::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+        for f in a.update(key('y')) {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    });
+    let c = rusqlite::Connection::open(h.data.join("smolvm.db")).unwrap();
+    let ids: Vec<String> = c
+        .prepare("SELECT id FROM vms ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids, ["vm-late"], "{task:?}");
+    assert_eq!(task.state, TaskState::Done, "{task:?}");
+    assert!(
+        task.items.iter().any(|i| i.name == "warning"
+            && i.detail
+                .contains("vm-late was not in the plan you confirmed")),
+        "{task:?}"
+    );
+}
+
 /// `x` stops a dashboard `sandbox prune` before its next file.
 #[test]
 fn a_cancelled_sandbox_prune_deletes_nothing() {

@@ -112,9 +112,14 @@ impl Workers {
                 let cancel = self.cancel_flag(task);
                 tokio::task::spawn_blocking(move || run_prune(task, &tx, &cx, cancel, &plan));
             }
-            Effect::RunCleanup { task, prefix, all } => {
+            Effect::RunCleanup {
+                task,
+                prefix,
+                all,
+                plan,
+            } => {
                 let cancel = self.cancel_flag(task);
-                tokio::spawn(run_cleanup(task, tx, cx, cancel, prefix, all));
+                tokio::spawn(run_cleanup(task, tx, cx, cancel, prefix, all, plan));
             }
             Effect::RunDelete { task, ids } => {
                 let cancel = self.cancel_flag(task);
@@ -532,28 +537,11 @@ async fn cleanup_preview(
 ) -> Result<CleanupPreview, String> {
     let opts = cleanup_opts(cx, Some(prefix), all, true)?;
     let plan = cleanup::prepare(opts).await.map_err(|e| e.message)?;
-    let mut warnings = plan.warnings.clone();
-    if let Some(c) = &plan.corruption {
-        warnings.push(format!(
-            "state database is corrupt ({}); cleanup will move it aside",
-            c.reason
-        ));
-    }
-    Ok(CleanupPreview {
-        targets: plan
-            .targets
-            .iter()
-            .map(|t| (t.vm.id.clone(), t.reason.as_str().to_string()))
-            .collect(),
-        stale_resources: plan
-            .stale_resources
-            .iter()
-            .map(|r| format!("{} {}", r.kind.as_str(), r.name))
-            .collect(),
-        warnings,
-    })
+    Ok(plan.view())
 }
 
+/// Clean up what the user confirmed (`confirmed`, the dry run the dialog showed): the plan
+/// is made again for real, and whatever became a target since is left alone and said so.
 async fn run_cleanup(
     task: u64,
     tx: UnboundedSender<Msg>,
@@ -561,6 +549,7 @@ async fn run_cleanup(
     cancel: Arc<AtomicBool>,
     prefix: String,
     all: bool,
+    confirmed: cleanup::PlanView,
 ) {
     let t0 = Instant::now();
     let opts = match cleanup_opts(&cx, Some(prefix), all, false) {
@@ -568,26 +557,26 @@ async fn run_cleanup(
         Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
     };
     send(&tx, task, TaskUpdate::Phase("reconciling".into()));
-    let plan = match cleanup::prepare(opts).await {
+    let mut plan = match cleanup::prepare(opts).await {
         Ok(p) => p,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
+    plan.keep_confirmed(&confirmed);
     let total = (plan.targets.len() + plan.stale_resources.len()) as u64;
     let progress = deleting(&tx, task, total, cancel, |ev: CleanupEvent| match ev {
         CleanupEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
         CleanupEvent::Failed { vm_id, error } => item(vm_id, false, failure(&error)),
-        CleanupEvent::Cleaned(r) => item(
-            format!("{} {}", r.kind.as_str(), r.name),
-            true,
-            "cleaned".into(),
-        ),
-        CleanupEvent::CleanFailed { resource, error } => item(
-            format!("{} {}", resource.kind.as_str(), resource.name),
-            false,
-            error,
-        ),
+        CleanupEvent::Cleaned(r) => item(r.label(), true, "cleaned".into()),
+        CleanupEvent::CleanFailed { resource, error } => item(resource.label(), false, error),
     });
     let report = cleanup::execute(plan, &progress).await;
+    for w in &report.warnings {
+        send(
+            &tx,
+            task,
+            TaskUpdate::Item(item("warning".into(), true, w.clone())),
+        );
+    }
     let state = end_state(report.cancelled, report.failure_count() > 0);
     finish(&tx, task, state, report.summary(), t0);
 }

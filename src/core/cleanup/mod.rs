@@ -223,6 +223,82 @@ impl CleanupPlan {
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty() && self.stale_resources.is_empty()
     }
+
+    /// The plan as it is shown before anyone confirms it.
+    pub fn view(&self) -> PlanView {
+        let mut warnings = self.warnings.clone();
+        if let Some(c) = &self.corruption {
+            warnings.push(format!(
+                "state database is corrupt ({}); cleanup will move it aside",
+                c.reason
+            ));
+        }
+        PlanView {
+            targets: (self.targets.iter())
+                .map(|t| (t.vm.id.clone(), t.reason.as_str().to_string()))
+                .collect(),
+            stale_resources: self
+                .stale_resources
+                .iter()
+                .map(StaleResource::label)
+                .collect(),
+            warnings,
+        }
+    }
+
+    /// Only what `confirmed` showed goes ahead: a VM or a resource that became a target
+    /// after that plan was shown (a confirmation can be minutes old) is left alone, and
+    /// the warnings say so.
+    pub fn keep_confirmed(&mut self, confirmed: &PlanView) {
+        let vms: HashSet<&str> = confirmed
+            .targets
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let resources: HashSet<&str> = confirmed
+            .stale_resources
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut left = Vec::new();
+        self.targets.retain(|t| {
+            let shown = vms.contains(t.vm.id.as_str());
+            if !shown {
+                left.push(t.vm.id.clone());
+            }
+            shown
+        });
+        self.stale_resources.retain(|r| {
+            let label = r.label();
+            let shown = resources.contains(label.as_str());
+            if !shown {
+                left.push(label);
+            }
+            shown
+        });
+        for what in left {
+            self.warnings.push(format!(
+                "{what} was not in the plan you confirmed; left alone (run cleanup again)"
+            ));
+        }
+    }
+}
+
+/// What a cleanup plan deletes, as shown before it is confirmed: each target VM with why
+/// (`stale`, `prefix`, `all`), each stale resource as `<kind> <name>`, and the warnings (a
+/// corrupt state database among them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanView {
+    pub targets: Vec<(String, String)>,
+    pub stale_resources: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl StaleResource {
+    /// `<kind> <name>`, as a plan and a task show it.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.kind.as_str(), self.name)
+    }
 }
 
 /// Progress of a cleanup, in target order.

@@ -280,7 +280,7 @@ impl App {
                 self.focus(Pane::Tasks);
                 return vec![Effect::RunPrune { task, plan }];
             }
-            Request::Cleanup { prefix, all } => {
+            Request::Cleanup { prefix, all, plan } => {
                 let what = if all {
                     "cleanup --all".to_string()
                 } else {
@@ -288,7 +288,12 @@ impl App {
                 };
                 let task = self.new_task(TaskKind::Cleanup, what);
                 self.focus(Pane::Tasks);
-                return vec![Effect::RunCleanup { task, prefix, all }];
+                return vec![Effect::RunCleanup {
+                    task,
+                    prefix,
+                    all,
+                    plan,
+                }];
             }
             Request::CleanupPreview { prefix, all } => {
                 // A late answer to an old dry run is ignored (by its generation).

@@ -24,10 +24,12 @@ pub enum Effect {
         task: u64,
         plan: Vec<std::path::PathBuf>,
     },
+    /// Clean up what the confirmed dry run showed (`CleanupPlan::keep_confirmed`).
     RunCleanup {
         task: u64,
         prefix: String,
         all: bool,
+        plan: crate::core::cleanup::PlanView,
     },
     RunDelete {
         task: u64,

@@ -15,13 +15,8 @@ use crate::tui::app::{line_input, text_of, App};
 use crate::tui::data::Data;
 use crate::tui::keymap::{key_list, Action, Keymap};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CleanupPreview {
-    /// (VM id, why it is a target: stale / prefix / all)
-    pub targets: Vec<(String, String)>,
-    pub stale_resources: Vec<String>,
-    pub warnings: Vec<String>,
-}
+/// The dry run the dialog shows: core's view of a cleanup plan.
+pub type CleanupPreview = crate::core::cleanup::PlanView;
 
 pub struct CleanupDialog {
     pub prefix: TextArea<'static>,
@@ -60,6 +55,7 @@ impl CleanupDialog {
                         Outcome::Done(Request::Cleanup {
                             prefix: text_of(&self.prefix),
                             all: self.all,
+                            plan: p.clone(),
                         })
                     }
                     Preview::Ready(_) => Outcome::Done(Request::Status("nothing to clean".into())),

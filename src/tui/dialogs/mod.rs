@@ -106,9 +106,11 @@ pub enum Request {
     Prune {
         plan: Vec<std::path::PathBuf>,
     },
+    /// Clean up what the dry run `plan` showed (and nothing found since).
     Cleanup {
         prefix: String,
         all: bool,
+        plan: CleanupPreview,
     },
     /// A new dry run for the cleanup dialog (the app numbers it).
     CleanupPreview {
