@@ -797,6 +797,40 @@ fn sandbox_list_preset_takes_the_registrys_names_including_user_presets() {
     assert!(err.contains("mine, my"), "{err}");
 }
 
+/// `image inspect` finds presets where `start` finds them, the user's file included: a
+/// user's alias of a built-in preset is that preset's image, and a preset only the user's
+/// file defines has no published image (the error `start` falls back from), not "no
+/// cached image".
+#[test]
+fn image_inspect_knows_the_users_presets() {
+    let h = Home::new();
+    let inspect = |name: &str| {
+        h.run(&[
+            "image", "inspect", name, "--arch", "amd64", "--vmm", "qemu", "--json",
+        ])
+    };
+    let out = inspect("cc");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    h.user_presets(
+        "[claude-code]\naliases = [\"cc\"]\n[mine]\nlaunch = \"echo hi\"\n[mine.debian]\nsteps = [\"true\"]\n",
+    );
+    let by_alias = inspect("cc");
+    assert_eq!(by_alias.status.code(), Some(0), "{}", stdout(&by_alias));
+    let by_name = inspect("claude-code");
+    assert_eq!(json(&by_alias)["data"], json(&by_name)["data"]);
+    assert_eq!(json(&by_alias)["data"][0]["name"], "claude-code-amd64-qemu");
+    let out = inspect("mine");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let msg = json(&out)["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.starts_with("No published image for preset 'mine'"),
+        "{msg}"
+    );
+}
+
 /// `sandbox delete` parses each id once: one that can name no sandbox fails as "not
 /// found" in its place among the others (which are still tried), in the JSON `failed`
 /// list and on stderr alike.

@@ -572,7 +572,10 @@ fn palette_commands_and_errors() {
     let Some(Dialog::Start(f)) = &a.dialog else {
         panic!("no start form")
     };
-    assert_eq!(smolvm::tui::app::PRESETS[f.preset].name, "claude-code");
+    assert_eq!(
+        smolvm::core::presets::Registry::builtin().presets[f.preset].name,
+        "claude-code"
+    );
     a.update(code(KeyCode::Esc));
     a.update(key(':'));
     typed(&mut a, "fly away");
@@ -4614,7 +4617,7 @@ fn keys_in_empty_panes_say_so() {
 fn palette_pull_takes_a_preset_or_the_selected_image() {
     let mut a = full_app(160, 48);
     let host = full_snapshot().slow.unwrap().host;
-    let want = smolvm::core::images::Target::resolve("codex", None, None, None, &host)
+    let want = smolvm::core::images::Target::named("codex", None, None, None, &host)
         .unwrap()
         .name();
     assert!(want.starts_with("codex-"), "{want}");

@@ -374,9 +374,8 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
     t.wait("the start form", |s| {
         s.contains("Start a sandbox") && s.contains(" marker ")
     });
-    let presets = smolvm::core::presets::PRESETS
-        .iter()
-        .map(|p| p.name.as_str())
+    let builtin = smolvm::core::presets::Registry::builtin();
+    let presets = (builtin.names().into_iter())
         .chain(["marker"])
         .collect::<std::collections::BTreeSet<_>>();
     let right = presets.iter().position(|p| *p == "marker").unwrap();

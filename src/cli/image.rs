@@ -115,7 +115,8 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
 
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
-        let r = Target::resolve(preset, p.arch, p.vmm, p.os, &host).and_then(|t| {
+        let presets = crate::core::presets::Registry::load(env);
+        let r = Target::resolve(&presets, preset, p.arch, p.vmm, p.os, &host).and_then(|t| {
             // A name the manifest publishes nothing under is SmolVM's `invalid_input`.
             if !manifest.images.iter().any(|i| i.preset == t.preset) {
                 let mut names: Vec<&str> =
@@ -148,7 +149,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     }
 
     // --all: every (preset, os) published for this platform, filtered by --os.
-    let t = match Target::resolve("all", p.arch, p.vmm, p.os, &host) {
+    let t = match Target::named("all", p.arch, p.vmm, p.os, &host) {
         Ok(t) => t,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
@@ -387,6 +388,7 @@ pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
         Err(e) => return output::fail(command, args.store.json, &e),
     };
     let r = match catalog::remove(
+        &crate::core::presets::Registry::load(env),
         &paths.images_root,
         &version,
         &paths.existing_state_dbs(),

@@ -385,7 +385,8 @@ mod tests {
 
     #[test]
     fn commands_and_recipe_text() {
-        let p = crate::core::presets::find("claude").unwrap();
+        let r = crate::core::presets::Registry::builtin();
+        let p = r.find("claude").unwrap();
         let r = p.recipe(Base::Debian).unwrap();
         let c = commands(Base::Debian, r);
         assert_eq!(
@@ -488,7 +489,7 @@ mod tests {
 
     #[test]
     fn local_images_are_never_read_as_stale_versions_by_prune() {
-        for p in crate::core::presets::PRESETS.iter() {
+        for p in &crate::core::presets::Registry::builtin().presets {
             let name = local_name(&p.name);
             assert!(crate::core::builder::validate_name(&name).is_ok(), "{name}");
             assert_eq!(crate::core::prune::cache_version(&name), None, "{name}");

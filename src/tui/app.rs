@@ -80,7 +80,6 @@ pub use super::dialogs::{
 pub const PALETTE_HISTORY: usize = 100;
 
 /// The form's presets: core's registry, in its order.
-pub use crate::core::presets::PRESETS;
 
 pub struct App {
     pub keymap: Keymap,
@@ -101,7 +100,7 @@ pub struct App {
     /// The VM detail view, over the panes (dialogs open over it).
     pub detail: Option<DetailView>,
     /// The presets the start form offers (core's registry with the user's file).
-    pub presets: Vec<crate::core::presets::Preset>,
+    pub presets: crate::core::presets::Registry,
     /// Start tasks that attach to their VM once it is up (and the VM, once it is known):
     /// the session begins when the task has finished, so the task's end is shown first.
     attach_after: std::collections::BTreeMap<u64, Option<VmId>>,
@@ -153,7 +152,7 @@ impl App {
             tasks: TasksPane::default(),
             dialog: None,
             detail: None,
-            presets: PRESETS.clone(),
+            presets: crate::core::presets::Registry::builtin(),
             attach_after: std::collections::BTreeMap::new(),
             session_after: std::collections::BTreeMap::new(),
             palette_history: Vec::new(),
@@ -283,7 +282,7 @@ impl App {
             keymap: &self.keymap,
             readonly: self.readonly,
             page: self.page(pane),
-            presets: &self.presets,
+            presets: &self.presets.presets,
             selected_vm: self.selected_vm().map(|r| r.info.id.to_string()),
         }
     }

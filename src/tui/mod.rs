@@ -141,7 +141,7 @@ async fn event_loop(
     let mut app = new_app(&env, readonly);
     let registry = crate::core::presets::Registry::load(&env);
     app.config_problems(&registry.problems);
-    app.presets = registry.presets;
+    app.presets = registry;
     // The one context of this dashboard: every job works in it.
     let cx = Context::local(&env);
     let paths = cx.paths();

@@ -1,12 +1,10 @@
 //! What is in the image cache: list, remove, inspect.
 
+use crate::core::presets::Registry;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{
-    canonical_preset, parse_image_name, Arch, Image, Os, Vmm, ROOTFS, ROOTFS_ZST, SIDECAR,
-    SIDECAR_PREFIX,
-};
+use super::{parse_image_name, Arch, Image, Os, Vmm, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::prune::{cache_version, InUse, KeepReason};
 use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
@@ -209,10 +207,10 @@ pub fn created(dir: &Path) -> Option<String> {
     Some(crate::sys::time::isoformat(m.modified().ok()?))
 }
 
-/// Whether an `image rm` argument names this entry: its preset (or an alias of it) or
-/// its full directory name.
-pub fn matches(arg: &str, e: &Entry) -> bool {
-    e.name == arg || e.preset == canonical_preset(arg)
+/// Whether an `image rm` argument names this entry: its preset (or an alias of it in
+/// `presets`) or its full directory name.
+pub fn matches(presets: &Registry, arg: &str, e: &Entry) -> bool {
+    e.name == arg || e.preset == presets.canonical(arg)
 }
 
 /// What `image rm` did.
@@ -234,6 +232,7 @@ pub struct RmReport {
 /// image in use is kept, by the same check `prune` makes ([`InUse`]). With `dry_run`
 /// nothing is removed: `removed` is what would go.
 pub fn remove(
+    presets: &Registry,
     images_root: &Path,
     current_version: &str,
     state_dbs: &[PathBuf],
@@ -242,6 +241,7 @@ pub fn remove(
 ) -> Result<RmReport> {
     let never = crate::core::job::CancelToken::new();
     remove_until(
+        presets,
         images_root,
         current_version,
         state_dbs,
@@ -254,6 +254,7 @@ pub fn remove(
 /// [`remove`], checking `cancel` before each image: once it is set, the images not yet
 /// handled stay and the report says it was cancelled.
 pub fn remove_until(
+    presets: &Registry,
     images_root: &Path,
     current_version: &str,
     state_dbs: &[PathBuf],
@@ -270,14 +271,15 @@ pub fn remove_until(
     let smolvm = list_smolvm(images_root, current_version, state_dbs);
     let names_smolvm = |a: &str, e: &Entry| e.name == a.trim_end_matches('/');
     for a in args {
-        if !all.iter().any(|e| matches(a, e)) && !smolvm.iter().any(|e| names_smolvm(a, e)) {
+        if !all.iter().any(|e| matches(presets, a, e)) && !smolvm.iter().any(|e| names_smolvm(a, e))
+        {
             return Err(Error::runtime(format!("No cached image named '{a}'."))
                 .with_recovery("Run 'smolvm image list' to see cached images."));
         }
     }
     let chosen: Vec<Entry> = all
         .into_iter()
-        .filter(|e| args.iter().any(|a| matches(a, e)))
+        .filter(|e| args.iter().any(|a| matches(presets, a, e)))
         .chain(
             smolvm
                 .into_iter()
@@ -397,7 +399,9 @@ pub fn inspect_named(
     let (mut arch, mut vmm, mut os) = platform;
     let mut preset = arg.to_string();
     check_entry_name(arg)?;
-    if crate::core::presets::find(&preset).is_none() {
+    // The user's presets too, as `start` finds them.
+    let presets = Registry::load(env);
+    if presets.find(&preset).is_none() {
         let flat_name = arg.trim_end_matches('/');
         if let Some(found) = flat_cache(flat_name, layout.images_root.join(flat_name)) {
             let m = super::Manifest::load(env)?;
@@ -425,7 +429,7 @@ pub fn inspect_named(
             os = os.or(Some(o));
         }
         // Neither a preset nor a cache of one: SmolVM's "no cached image" (exit 1).
-        if crate::core::presets::find(&preset).is_none() {
+        if presets.find(&preset).is_none() {
             return Err(
                 Error::runtime(format!("No cached image named '{flat_name}'."))
                     .with_recovery("Run 'smolvm image list' to see cached images."),
@@ -433,7 +437,7 @@ pub fn inspect_named(
         }
     }
     let m = super::Manifest::load(env)?;
-    let t = super::Target::resolve(&preset, arch, vmm, os, host)?;
+    let t = super::Target::resolve(&presets, &preset, arch, vmm, os, host)?;
     let i = inspect(layout, t.lookup(&m)?);
     Ok((i, m))
 }

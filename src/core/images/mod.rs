@@ -30,11 +30,6 @@ pub const SIDECAR: &str = "rootfs.ext4.from-sha256";
 /// SmolVM's `_DECOMPRESSED_ROOTFS_CACHE_VERSION`.
 pub const SIDECAR_PREFIX: &str = "sparse-v1:";
 
-/// `claude` → `claude-code`, `claw` → `openclaw`; anything else as given.
-pub fn canonical_preset(p: &str) -> &str {
-    crate::core::presets::canonical(p)
-}
-
 /// `<preset>-<arch>-<vmm>[-alpine]`.
 pub fn image_name(preset: &str, arch: Arch, vmm: Vmm, os: Os) -> String {
     match os {
@@ -105,10 +100,24 @@ pub struct Target {
 }
 
 impl Target {
-    /// Resolve flags and host facts: the alias-free preset, `--arch` or the CPU's,
-    /// `--vmm` or the host's `--backend auto` choice (the one `start` makes), `--os` or
-    /// `ubuntu`.
+    /// Resolve flags and host facts for a preset by its canonical name in `presets` (an
+    /// alias, the user's included, means its preset; another name stays as given):
+    /// [`Target::named`].
     pub fn resolve(
+        presets: &crate::core::presets::Registry,
+        preset: &str,
+        arch: Option<Arch>,
+        vmm: Option<Vmm>,
+        os: Option<Os>,
+        host: &Host,
+    ) -> Result<Self> {
+        Target::named(presets.canonical(preset), arch, vmm, os, host)
+    }
+
+    /// The image of `preset`, a canonical name (a preset already found, or `all`):
+    /// `--arch` or the CPU's, `--vmm` or the host's `--backend auto` choice (the one
+    /// `start` makes), `--os` or `ubuntu`.
+    pub fn named(
         preset: &str,
         arch: Option<Arch>,
         vmm: Option<Vmm>,
@@ -116,7 +125,7 @@ impl Target {
         host: &Host,
     ) -> Result<Self> {
         Ok(Target {
-            preset: canonical_preset(preset).to_string(),
+            preset: preset.to_string(),
             arch: match arch {
                 Some(a) => a,
                 None => host_arch()?,
@@ -307,11 +316,26 @@ mod tests {
         }
     }
 
+    /// A target names its preset by the registry's canonical name: built-in aliases and the
+    /// user's (`~/.smolvm/presets.toml`) alike.
     #[test]
-    fn aliases() {
-        assert_eq!(canonical_preset("claude"), "claude-code");
-        assert_eq!(canonical_preset("claw"), "openclaw");
-        assert_eq!(canonical_preset("codex"), "codex");
+    fn a_targets_preset_is_the_registrys_canonical_name() {
+        use crate::core::presets::Registry;
+        let user = Registry::with_user(Some("[claude-code]\naliases = [\"cc\"]\n"), "presets.toml");
+        assert!(user.problems.is_empty(), "{:?}", user.problems);
+        let host = Host::default();
+        let name = |r: &Registry, p: &str| {
+            Target::resolve(r, p, Some(Arch::Amd64), Some(Vmm::Qemu), None, &host)
+                .unwrap()
+                .name()
+        };
+        assert_eq!(
+            name(&Registry::builtin(), "claude"),
+            "claude-code-amd64-qemu"
+        );
+        assert_eq!(name(&Registry::builtin(), "claw"), "openclaw-amd64-qemu");
+        assert_eq!(name(&user, "cc"), "claude-code-amd64-qemu");
+        assert_eq!(name(&Registry::builtin(), "cc"), "cc-amd64-qemu");
     }
 
     #[test]

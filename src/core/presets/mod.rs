@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use serde::Deserialize;
 
@@ -534,10 +533,6 @@ impl Registry {
     }
 }
 
-/// The built-in presets, in the order SmolVM's "Available:" lists them (the dashboard's
-/// form reads these; commands read [`Registry::load`], which adds the user's file).
-pub static PRESETS: LazyLock<Vec<Preset>> = LazyLock::new(|| Registry::builtin().presets);
-
 /// Guest memory, MiB (SmolVM's `VMConfig`: 128 to 16384).
 pub const MEMORY_MIB: RangeInclusive<u32> = 128..=16384;
 /// Guest vCPUs (1 to 32).
@@ -549,33 +544,6 @@ pub const DEFAULT_VCPUS: u32 = crate::sys::state::DEFAULT_VCPUS;
 /// Memory of a sandbox from a kernel and rootfs (presets have their own; the VM config's
 /// default).
 pub const DEFAULT_MEMORY_MIB: u32 = crate::sys::state::DEFAULT_MEMORY_MIB;
-
-/// The built-in canonical names, in registry order.
-pub fn names() -> Vec<&'static str> {
-    PRESETS.iter().map(|p| p.name.as_str()).collect()
-}
-
-/// The built-in preset a name or alias means.
-pub fn find(name: &str) -> Option<&'static Preset> {
-    PRESETS
-        .iter()
-        .find(|p| p.name == name || p.aliases.iter().any(|a| a == name))
-}
-
-/// `claude` → `claude-code`, `claw` → `openclaw`; anything else as given.
-pub fn canonical(name: &str) -> &str {
-    find(name).map_or(name, |p| p.name.as_str())
-}
-
-/// The built-in preset `name` means, or SmolVM's usage error listing the available ones.
-pub fn lookup(name: &str) -> Result<&'static Preset> {
-    find(name).ok_or_else(|| {
-        Error::usage(format!(
-            "Unknown preset '{name}'. Available: {}",
-            names().join(", ")
-        ))
-    })
-}
 
 fn whole<T>(text: &str, range: &RangeInclusive<T>, what: &str) -> std::result::Result<T, String>
 where
@@ -634,8 +602,9 @@ mod tests {
 
     #[test]
     fn registry_aliases_and_defaults() {
+        let r = Registry::builtin();
         assert_eq!(
-            names(),
+            r.names(),
             [
                 "claude-code",
                 "codex",
@@ -645,17 +614,17 @@ mod tests {
                 "pi"
             ]
         );
-        assert_eq!(canonical("claude"), "claude-code");
-        assert_eq!(canonical("claw"), "openclaw");
-        assert_eq!(canonical("codex"), "codex");
-        assert_eq!(canonical("nope"), "nope");
-        assert_eq!(find("hermes").unwrap().disk_mib, 10240);
-        assert_eq!(find("claw").unwrap().memory_mib, 2048);
+        assert_eq!(r.canonical("claude"), "claude-code");
+        assert_eq!(r.canonical("claw"), "openclaw");
+        assert_eq!(r.canonical("codex"), "codex");
+        assert_eq!(r.canonical("nope"), "nope");
+        assert_eq!(r.find("hermes").unwrap().disk_mib, 10240);
+        assert_eq!(r.find("claw").unwrap().memory_mib, 2048);
         assert_eq!(
-            lookup("nope").unwrap_err().message,
+            r.lookup("nope").unwrap_err().message,
             "Unknown preset 'nope'. Available: claude-code, codex, hermes, openclaw, opencode, pi"
         );
-        let c = find("claude").unwrap();
+        let c = r.find("claude").unwrap();
         assert_eq!(
             (c.launch.as_str(), c.verify.as_deref()),
             ("claude", Some("claude --version"))
@@ -675,7 +644,7 @@ mod tests {
             ["nodejs", "npm", "git"]
         );
         let need = |p: &str| {
-            find(p)
+            r.find(p)
                 .unwrap()
                 .requires
                 .iter()
@@ -688,7 +657,8 @@ mod tests {
         );
         assert_eq!(need("pi"), [("node".to_string(), "20.6".to_string())]);
         assert_eq!(need("hermes"), [("python".to_string(), "3.11".to_string())]);
-        let e = find("openclaw")
+        let e = r
+            .find("openclaw")
             .unwrap()
             .recipe(crate::core::builder::Base::Alpine)
             .unwrap_err();
@@ -725,7 +695,7 @@ mod tests {
         assert_eq!(r.canonical("claw"), "openclaw");
         assert_eq!(r.canonical("nope"), "nope");
         // The built-in lookup does not know the user's alias.
-        assert_eq!(canonical("my"), "my");
+        assert_eq!(Registry::builtin().canonical("my"), "my");
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl App {
             keymap,
             readonly: *readonly,
             page,
-            presets,
+            presets: &presets.presets,
             selected_vm,
         };
         let c: &mut dyn Component = match pane {
@@ -100,7 +100,8 @@ impl App {
             Action::Help => self.dialog = Some(Dialog::Help(Scroll::default())),
             Action::Palette => {
                 let history = self.palette_history.clone();
-                self.dialog = Some(Dialog::Palette(Box::new(Palette::new(history))));
+                let presets = self.presets.names().into_iter().map(String::from).collect();
+                self.dialog = Some(Dialog::Palette(Box::new(Palette::new(history, presets))));
             }
             Action::NextPane => self.focus(Pane::ALL[(pane.index() + 1) % 4]),
             Action::PrevPane => self.focus(Pane::ALL[(pane.index() + 3) % 4]),

@@ -24,14 +24,8 @@ impl App {
                 }
             }
             ("start", [p]) => {
-                let registry = crate::core::presets::Registry {
-                    presets: self.presets.clone(),
-                    problems: Vec::new(),
-                };
-                let preset = registry.lookup(p).map_err(|e| e.message)?;
-                let i = self
-                    .presets
-                    .iter()
+                let preset = self.presets.lookup(p).map_err(|e| e.message)?;
+                let i = (self.presets.presets.iter())
                     .position(|x| x.name == preset.name)
                     .unwrap_or(0);
                 let fx = self.act(Action::Start);
@@ -76,7 +70,7 @@ impl App {
                     .as_ref()
                     .map(|s| s.host.clone())
                     .ok_or("the host is still being read; try again in a moment")?;
-                let name = crate::core::images::Target::resolve(preset, None, None, None, &host)
+                let name = crate::core::images::Target::resolve(&self.presets, preset, None, None, None, &host)
                     .map_err(|e| e.message)?
                     .name();
                 self.request(Request::Pull { names: vec![name] })

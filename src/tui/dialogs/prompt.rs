@@ -24,6 +24,8 @@ pub struct Palette {
     /// Where Up/Down is in the history (`None`: the line being typed).
     pos: Option<usize>,
     draft: String,
+    /// The presets `start` and `pull` complete (the registry's, the user's included).
+    presets: Vec<String>,
 }
 
 /// The palette's commands, and whether they take an argument.
@@ -45,8 +47,9 @@ const COMMANDS: [(&str, bool); 14] = [
 ];
 
 impl Palette {
-    pub fn new(history: Vec<String>) -> Palette {
+    pub fn new(history: Vec<String>, presets: Vec<String>) -> Palette {
         Palette {
+            presets,
             input: line_input(""),
             error: None,
             candidates: Vec::new(),
@@ -117,15 +120,10 @@ impl Palette {
             ),
             Some((cmd, arg)) if !arg.contains(' ') => {
                 let options = match cmd.trim_start_matches(':') {
-                    "start" => crate::core::presets::PRESETS
-                        .iter()
-                        .map(|p| p.name.to_string())
-                        .collect(),
+                    "start" => self.presets.clone(),
                     "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
                     "cleanup" => vec!["--all".to_string()],
-                    "pull" => crate::core::presets::PRESETS
-                        .iter()
-                        .map(|p| p.name.to_string())
+                    "pull" => (self.presets.iter().cloned())
                         .chain(["--all".to_string()])
                         .collect(),
                     _ => Vec::new(),

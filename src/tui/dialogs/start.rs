@@ -14,7 +14,7 @@ use ratatui::Frame;
 use tui_textarea::TextArea;
 
 use super::{edit_field, form_action, Outcome, Request};
-use crate::core::presets::{self, Preset, PRESETS};
+use crate::core::presets::{self, Preset, Registry};
 use crate::core::start::StartOptions;
 use crate::core::{Env, Paths, Result};
 use crate::tui::app::{line_input, text_of, App};
@@ -169,12 +169,12 @@ pub struct StartForm {
 impl StartForm {
     /// The form over the built-in presets.
     pub fn new(built: Vec<String>) -> StartForm {
-        StartForm::with_presets(PRESETS.clone(), built)
+        StartForm::with_presets(Registry::builtin().presets, built)
     }
 
     pub fn with_presets(presets: Vec<Preset>, built: Vec<String>) -> StartForm {
         let presets = if presets.is_empty() {
-            PRESETS.clone()
+            Registry::builtin().presets
         } else {
             presets
         };
@@ -586,9 +586,15 @@ mod tests {
         let Outcome::Done(Request::Start(spec)) = press(&mut f, KeyCode::Enter) else {
             panic!("not submitted")
         };
-        assert_eq!(spec.image, StartImage::Preset(PRESETS[1].name.clone()));
+        assert_eq!(
+            spec.image,
+            StartImage::Preset(Registry::builtin().presets[1].name.clone())
+        );
         let opts = spec.options(&env, &paths).unwrap();
-        assert_eq!(opts.preset.as_deref(), Some(PRESETS[1].name.as_str()));
+        assert_eq!(
+            opts.preset.as_deref(),
+            Some(Registry::builtin().presets[1].name.as_str())
+        );
     }
 
     fn typed(f: &mut StartForm, text: &str) {
@@ -684,11 +690,15 @@ mod tests {
         use crate::core::warm::{wanted, Ask};
         let km = Keymap::with_user("[form]\ntoggle = [\"t\"]\n", "user.toml");
         let key = |c| KeyEvent::new(c, crossterm::event::KeyModifiers::NONE);
-        let mut warm = PRESETS[1].clone();
+        let mut warm = Registry::builtin().presets[1].clone();
         warm.warm = true;
-        let list = vec![PRESETS[0].clone(), warm.clone()];
+        let list = vec![Registry::builtin().presets[0].clone(), warm.clone()];
         let mut f = StartForm::with_presets(list, vec!["my-debian".into()]);
-        assert!(!f.warm, "{} is not warm", PRESETS[0].name);
+        assert!(
+            !f.warm,
+            "{} is not warm",
+            Registry::builtin().presets[0].name
+        );
         press(&mut f, KeyCode::Right);
         assert!(f.warm, "the toggle starts at the preset's warm = true");
         let spec = submitted(&mut f);

@@ -274,7 +274,7 @@ pub(super) fn run_pull_all(
         Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
     };
     let host = cx.host().clone();
-    let target = match Target::resolve("all", None, None, None, &host) {
+    let target = match Target::named("all", None, None, None, &host) {
         Ok(t) => t,
         Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
     };
@@ -325,6 +325,7 @@ pub(super) fn run_remove_images(
     };
     send(tx, task, TaskUpdate::Phase("removing".into()));
     let r = match catalog::remove_until(
+        &crate::core::presets::Registry::load(cx.env()),
         &paths.images_root,
         &version,
         &paths.existing_state_dbs(),

@@ -32,7 +32,8 @@ fn a_json_config_keeps_only_the_listed_keys() {
 #[test]
 fn the_claude_presets_minimise_claude_json() {
     for name in ["claude-code", "pi"] {
-        let p = super::super::find(name).unwrap();
+        let r = super::super::Registry::builtin();
+        let p = r.find(name).unwrap();
         let c = p
             .configs
             .iter()
@@ -286,7 +287,8 @@ fn a_guest_answering_garbage_fails_cleanly_local_sh() {
 fn nothing_to_forward_without_configs_or_env() {
     let t = tempfile::tempdir().unwrap();
     let home = t.path().display().to_string();
-    let p = super::super::find("claude").unwrap();
+    let r = super::super::Registry::builtin();
+    let p = r.find("claude").unwrap();
     let env = Env::from_vars([("HOME", home.as_str())], 0);
     assert!(!has_work(p, &env));
     let env = Env::from_vars([("HOME", home.as_str()), ("ANTHROPIC_API_KEY", "")], 0);
