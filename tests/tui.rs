@@ -1281,6 +1281,7 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-detail"),
+        generation: a.data.detail_gen.newest(),
         result: Ok(Box::new(d)),
     }));
     let screen = render(&a);
@@ -2629,10 +2630,12 @@ fn open_detail(a: &mut App) -> Vec<Effect> {
     let fx = a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-agent-1"),
+        generation: a.data.detail_gen.newest(),
         result: Ok(Box::new(detail_fixture())),
     }));
     a.update(Input::Msg(Msg::EnvKeys {
         id: vid("vm-agent-1"),
+        generation: a.data.env_gen.newest(),
         result: Ok(vec!["ANTHROPIC_API_KEY".into(), "GITHUB_TOKEN".into()]),
     }));
     fx
@@ -2650,6 +2653,7 @@ fn a_shadowed_forward_is_marked_in_the_detail_view() {
     ]);
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-agent-1"),
+        generation: a.data.detail_gen.newest(),
         result: Ok(Box::new(d)),
     }));
     let screen = render(&a);
@@ -3004,7 +3008,8 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
         fx,
         vec![Effect::LoadDetail {
             id: vid("vm-agent-1"),
-            env: true
+            generation: 1,
+            env: Some(1),
         }]
     );
     let d = a.detail.as_ref().expect("detail open");
@@ -3062,9 +3067,11 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
             took_ms: 1,
         },
     }));
+    // The detail is read again (a new generation); the env keys are not.
     assert!(fx.contains(&Effect::LoadDetail {
         id: vid("vm-agent-1"),
-        env: false
+        generation: 2,
+        env: None,
     }));
     // The VMs pane's keys act on this VM: z pauses it.
     let fx = a.update(key('z'));
@@ -3079,9 +3086,30 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     // A late answer for another VM is dropped.
     a.update(Input::Msg(Msg::EnvKeys {
         id: vid("vm-12345"),
+        generation: a.data.env_gen.newest(),
         result: Ok(vec!["OTHER".into()]),
     }));
     assert!(!render(&a).contains("OTHER"));
+    // Latest answer wins: the reload's answer (generation 2) shows; the first read's,
+    // arriving after it, is dropped.
+    let mut newer = detail_fixture();
+    newer.cloned_from = Some("snap-newer".into());
+    a.update(Input::Msg(Msg::Detail {
+        id: vid("vm-agent-1"),
+        generation: 2,
+        result: Ok(Box::new(newer)),
+    }));
+    let mut older = detail_fixture();
+    older.cloned_from = Some("snap-older".into());
+    a.update(Input::Msg(Msg::Detail {
+        id: vid("vm-agent-1"),
+        generation: 1,
+        result: Ok(Box::new(older)),
+    }));
+    let Preview::Ready(shown) = a.data.detail("vm-agent-1") else {
+        panic!("no detail")
+    };
+    assert_eq!(shown.cloned_from.as_deref(), Some("snap-newer"));
     // Esc goes back to the panes.
     a.update(code(KeyCode::Esc));
     assert!(a.detail.is_none());
@@ -3967,15 +3995,18 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-agent-1"),
+        generation: a.data.detail_gen.newest(),
         result: Ok(Box::new(detail_fixture())),
     }));
     a.update(Input::Msg(Msg::EnvKeys {
         id: vid("vm-agent-1"),
+        generation: a.data.env_gen.newest(),
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["VM vm-agent-1", "clip", "cleared"]);
     a.update(Input::Msg(Msg::EnvKeys {
         id: vid("vm-agent-1"),
+        generation: a.data.env_gen.newest(),
         result: Ok(vec![HOSTILE_LINE.into(), "OK_KEY".into()]),
     }));
     assert_no_controls(&a, &["OK_KEY", "clip"]);
@@ -3984,6 +4015,7 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-agent-1"),
+        generation: a.data.detail_gen.newest(),
         result: Err(HOSTILE_LINE.into()),
     }));
     assert_no_controls(&a, &["clip", "cleared"]);
@@ -4790,12 +4822,14 @@ fn the_vms_pane_shows_the_template_a_sandbox_came_from_when_there_is_room() {
     let mut d = detail_fixture();
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-agent-1"),
+        generation: a.data.detail_gen.newest(),
         result: Ok(Box::new(d.clone())),
     }));
     assert!(!render(&a).contains("Cloned from"));
     d.cloned_from = Some(template.into());
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-agent-1"),
+        generation: a.data.detail_gen.newest(),
         result: Ok(Box::new(d)),
     }));
     let screen = render(&a);

@@ -79,8 +79,6 @@ pub use super::dialogs::{
 /// Palette lines kept for Up/Down.
 pub const PALETTE_HISTORY: usize = 100;
 
-/// The form's presets: core's registry, in its order.
-
 pub struct App {
     pub keymap: Keymap,
     pub theme: Theme,
@@ -119,7 +117,6 @@ pub struct App {
     pub pending_select: Option<String>,
     /// `Ctrl-r` / `:refresh` asked for a refresh: its answer is said in the status line.
     refreshing: bool,
-    generation: u64,
     version: u64,
 }
 
@@ -163,7 +160,6 @@ impl App {
             should_quit: false,
             pending_select: None,
             refreshing: false,
-            generation: 0,
             version: 0,
         };
         let problems: Vec<String> = app
@@ -579,12 +575,23 @@ impl App {
                     return self.on_task(id, update);
                 }
             }
-            Msg::Detail { id, result } => self.data.apply_detail(&id, preview(result.map(|d| *d))),
-            Msg::EnvKeys { id, result } => self.data.apply_env_keys(&id, preview(result)),
-            // The transfer form's own Tab: the form takes it if it still has the text.
+            Msg::Detail {
+                id,
+                generation,
+                result,
+            } => (self.data).apply_detail(generation, &id, preview(result.map(|d| *d))),
+            Msg::EnvKeys {
+                id,
+                generation,
+                result,
+            } => self.data.apply_env_keys(generation, &id, preview(result)),
+            // The transfer form's own Tab: the newest asked for, taken by the form if it
+            // still has the text.
             Msg::DirListing { generation, result } => {
                 if let Some(Dialog::Transfer(f)) = &mut self.dialog {
-                    f.completed(generation, result);
+                    if self.data.listing_gen.is_current(generation) {
+                        f.completed(result);
+                    }
                 }
             }
             Msg::SessionEnded { id, result } => {
@@ -632,9 +639,11 @@ impl App {
                 self.status = Some(summary);
                 let mut fx = vec![Effect::Refresh { slow: true }];
                 if let Some(d) = &self.detail {
+                    let (generation, env) = self.data.want_detail(&d.id, false);
                     fx.push(Effect::LoadDetail {
                         id: d.id.clone(),
-                        env: false,
+                        generation,
+                        env,
                     });
                 }
                 if let (Some(id), TaskState::Done) = (attach, state) {

@@ -185,6 +185,12 @@ pub struct Data {
     pub inspect_gen: crate::core::job::Latest,
     /// The last cleanup dry run and the request it answers.
     pub cleanup_preview: (u64, Preview<CleanupPreview>),
+    /// The newest cleanup dry run asked for.
+    pub cleanup_gen: crate::core::job::Latest,
+    /// The newest detail, env-keys and directory listing asked for.
+    pub detail_gen: crate::core::job::Latest,
+    pub env_gen: crate::core::job::Latest,
+    pub listing_gen: crate::core::job::Latest,
     /// The last image inspected (reset when another is asked for).
     pub inspect: Preview<ImageInspect>,
     /// The newest `sandbox prune` plan asked for.
@@ -218,6 +224,10 @@ impl Default for Data {
             prune_gen: Default::default(),
             inspect_gen: Default::default(),
             cleanup_preview: (0, Preview::Loading),
+            cleanup_gen: Default::default(),
+            detail_gen: Default::default(),
+            env_gen: Default::default(),
+            listing_gen: Default::default(),
             inspect: Preview::Loading,
             leftovers_gen: Default::default(),
             note: None,
@@ -302,28 +312,33 @@ impl Data {
         self.inspect_gen.newest()
     }
 
-    pub fn want_detail(&mut self, id: &str, env: bool) {
+    /// Ask for VM `id`'s detail (shown loading when it is another VM's) and, with `env`
+    /// or for another VM, its env keys: the generations the answers must carry.
+    pub fn want_detail(&mut self, id: &str, env: bool) -> (u64, Option<u64>) {
         if self.detail.as_ref().map(|(i, _)| i.as_str()) != Some(id) {
             self.detail = Some((id.to_string(), Preview::Loading));
         }
-        if env || self.env_keys.as_ref().map(|(i, _)| i.as_str()) != Some(id) {
+        let env = env || self.env_keys.as_ref().map(|(i, _)| i.as_str()) != Some(id);
+        if env {
             self.env_keys = Some((id.to_string(), Preview::Loading));
         }
+        (self.detail_gen.ask(), env.then(|| self.env_gen.ask()))
     }
 
-    /// A detail worker's answer; a late one for another VM is dropped.
-    pub fn apply_detail(&mut self, id: &str, p: Preview<VmDetail>) {
+    /// A detail worker's answer; one to an earlier request (another VM's, or a refresh
+    /// asked for since) is dropped.
+    pub fn apply_detail(&mut self, generation: u64, id: &str, p: Preview<VmDetail>) {
         if let Some((i, old)) = &mut self.detail {
-            if i == id {
+            if i == id && self.detail_gen.is_current(generation) {
                 *old = p;
             }
         }
     }
 
-    /// An env-keys worker's answer; a late one for another VM is dropped.
-    pub fn apply_env_keys(&mut self, id: &str, p: Preview<Vec<String>>) {
+    /// An env-keys worker's answer; one to an earlier request is dropped.
+    pub fn apply_env_keys(&mut self, generation: u64, id: &str, p: Preview<Vec<String>>) {
         if let Some((i, old)) = &mut self.env_keys {
-            if i == id {
+            if i == id && self.env_gen.is_current(generation) {
                 *old = p;
             }
         }
@@ -345,10 +360,10 @@ impl Data {
         }
     }
 
-    /// A cleanup dry run's answer to request `generation`; a late answer to an older
-    /// request (they are numbered in order) never replaces a newer one.
+    /// A cleanup dry run's answer to request `generation`; one to an earlier request is
+    /// dropped.
     pub fn apply_cleanup_preview(&mut self, generation: u64, p: Preview<CleanupPreview>) {
-        if generation >= self.cleanup_preview.0 {
+        if self.cleanup_gen.is_current(generation) {
             self.cleanup_preview = (generation, p);
         }
     }

@@ -164,16 +164,28 @@ impl Workers {
                     let _ = tx.send(Msg::Inspect { generation, result });
                 });
             }
-            Effect::LoadDetail { id, env: with_env } => {
+            Effect::LoadDetail {
+                id,
+                generation,
+                env,
+            } => {
                 let (tx2, cx2, id2) = (tx.clone(), cx.clone(), id.clone());
                 tokio::task::spawn_blocking(move || {
                     let result = load_detail(&cx2, &id2).map(Box::new);
-                    let _ = tx2.send(Msg::Detail { id: id2, result });
+                    let _ = tx2.send(Msg::Detail {
+                        id: id2,
+                        generation,
+                        result,
+                    });
                 });
-                if with_env {
+                if let Some(generation) = env {
                     tokio::task::spawn_blocking(move || {
                         let result = env_keys(&cx, &id);
-                        let _ = tx.send(Msg::EnvKeys { id, result });
+                        let _ = tx.send(Msg::EnvKeys {
+                            id,
+                            generation,
+                            result,
+                        });
                     });
                 }
             }

@@ -173,8 +173,7 @@ impl App {
     }
 
     pub(super) fn open_cleanup(&mut self, prefix: &str, all: bool) -> Vec<Effect> {
-        self.generation += 1;
-        let generation = self.generation;
+        let generation = self.data.cleanup_gen.ask();
         self.dialog = Some(Dialog::Cleanup(Box::new(CleanupDialog::new(
             prefix, all, generation,
         ))));
@@ -241,9 +240,13 @@ impl App {
 
     /// `Enter` / `i` on a VM: its detail view; the detail and env keys are read anew.
     pub(super) fn open_detail(&mut self, id: VmId) -> Vec<Effect> {
-        self.data.want_detail(&id, true);
+        let (generation, env) = self.data.want_detail(&id, true);
         self.detail = Some(DetailView::new(&id));
-        vec![Effect::LoadDetail { id, env: true }]
+        vec![Effect::LoadDetail {
+            id,
+            generation,
+            env,
+        }]
     }
 
     /// A VM action on these VMs (from the detail view or the palette): the VMs pane's
@@ -297,9 +300,8 @@ impl App {
                 }];
             }
             Request::CleanupPreview { prefix, all } => {
-                // A late answer to an old dry run is ignored (by its generation).
-                self.generation += 1;
-                let generation = self.generation;
+                // A late answer to an old dry run is dropped (latest answer wins).
+                let generation = self.data.cleanup_gen.ask();
                 if let Some(Dialog::Cleanup(d)) = &mut self.dialog {
                     d.generation = generation;
                 }
@@ -443,13 +445,9 @@ impl App {
                 }];
             }
             Request::ListDir { dir, word } => {
-                // A late answer to an earlier Tab, or another form's, is dropped (by its
-                // number).
-                self.generation += 1;
-                let generation = self.generation;
-                if let Some(Dialog::Transfer(f)) = &mut self.dialog {
-                    f.listing_asked(generation);
-                }
+                // A late answer to an earlier Tab, or another form's, is dropped (latest
+                // answer wins).
+                let generation = self.data.listing_gen.ask();
                 return vec![Effect::ListDir {
                     generation,
                     dir,

@@ -76,9 +76,12 @@ pub enum Effect {
         name: String,
     },
     /// Read VM `id`'s detail (and, with `env`, its guest env keys over SSH).
+    /// VM `id`'s detail (answered with `generation`) and, when `env` is set, its env keys
+    /// (answered with that generation).
     LoadDetail {
         id: VmId,
-        env: bool,
+        generation: u64,
+        env: Option<u64>,
     },
     /// Pause (or resume) these VMs (`core::lifecycle::set_paused`).
     RunPause {
@@ -197,10 +200,12 @@ pub enum Msg {
     },
     Detail {
         id: VmId,
+        generation: u64,
         result: Result<Box<VmDetail>, String>,
     },
     EnvKeys {
         id: VmId,
+        generation: u64,
         result: Result<Vec<String>, String>,
     },
     /// The listing for Tab number `generation`: `(name, is a directory)`, sorted, or why

@@ -430,9 +430,8 @@ pub struct TransferForm {
     /// What Tab found when it could not choose.
     pub candidates: Vec<String>,
     pub error: Option<String>,
-    /// The Tab waiting for the worker's listing: its number (the app's, unique across
-    /// forms) and the text it completes. Any edit drops it.
-    completing: Option<(u64, String)>,
+    /// The Tab waiting for the worker's listing: the text it completes. Any edit drops it.
+    completing: Option<String>,
     /// `~` in the local path stands for this.
     home: std::path::PathBuf,
 }
@@ -525,29 +524,18 @@ impl TransferForm {
             d => std::path::PathBuf::from(d),
         };
         let word = word.to_string();
-        self.completing = Some((0, text));
+        self.completing = Some(text);
         Outcome::Also(Request::ListDir { dir, word })
     }
 
-    /// The app numbered the listing the last Tab asked for.
-    pub(crate) fn listing_asked(&mut self, generation: u64) {
-        if let Some((g, _)) = &mut self.completing {
-            *g = generation;
-        }
-    }
-
-    /// The worker's listing for Tab number `generation` (the entries of its directory that
-    /// start with the word, a directory flagged, sorted): one match is filled in, a
-    /// directory with its `/`; several fill in what they share and are listed. An answer
-    /// to another Tab, or to text edited since, is dropped. Whether it was taken.
-    pub fn completed(
-        &mut self,
-        generation: u64,
-        result: Result<Vec<(String, bool)>, String>,
-    ) -> bool {
+    /// The worker's listing for the newest Tab (the entries of its directory that start
+    /// with the word, a directory flagged, sorted): one match is filled in, a directory
+    /// with its `/`; several fill in what they share and are listed. An answer to text
+    /// edited since is dropped (the app drops one to an earlier Tab). Whether it was taken.
+    pub fn completed(&mut self, result: Result<Vec<(String, bool)>, String>) -> bool {
         let text = text_of(&self.local);
         match &self.completing {
-            Some((g, asked)) if *g == generation && *asked == text => self.completing = None,
+            Some(asked) if *asked == text => self.completing = None,
             _ => return false,
         }
         let found = match result {
