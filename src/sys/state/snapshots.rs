@@ -287,11 +287,10 @@ impl StateStore {
         let r = self.write(|tx| {
             let ip_holder = "SELECT vm_id FROM ip_leases WHERE ip = ?1";
             if reserve_exact(tx, vm_id, ip_holder, ip, "IP address", "IP", || {
-                Ok(tx
-                    .query_row("SELECT ip FROM ip_leases WHERE vm_id = ?1", [vm_id], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .optional()?)
+                tx.query_row("SELECT ip FROM ip_leases WHERE vm_id = ?1", [vm_id], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
             })? {
                 pools::insert_ip_lease(tx, vm_id, ip, tap)?;
             }

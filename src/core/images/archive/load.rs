@@ -391,7 +391,7 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
                 format!("its {SIDECAR} does not name its {ROOTFS_ZST}"),
             ));
         }
-        super::super::pull::write_stamp(&staging_path.join(ROOTFS_ZST), &rootfs_sha)?;
+        super::super::pull::write_stamp(&staging_path.join(ROOTFS_ZST), rootfs_sha)?;
         // The version's kernel, shared by its images: verified against the published
         // checksum above; put in place unless the one there already is it.
         let kname = published_kernel_name(&m.name).unwrap_or_default();
@@ -405,7 +405,7 @@ fn unpack<R: Read>(u: Unpack<'_, '_, R>) -> Result<LoadReport> {
                 .map_err(|e| io_err("cannot write", &kernel_path, &e))?;
             open::sync_dir(&parent).map_err(|e| io_err("cannot sync", &parent, &e))?;
         }
-        super::super::pull::write_stamp(&kernel_path, &kernel_sha)?;
+        super::super::pull::write_stamp(&kernel_path, kernel_sha)?;
     }
     open::sync_dir(&staging_path).map_err(|e| io_err("cannot sync", &staging_path, &e))?;
 
