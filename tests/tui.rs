@@ -1330,7 +1330,10 @@ fn the_detail_and_sandbox_info_json_report_the_same_fields() {
             .map(|p| smolvm::core::display_path(std::path::Path::new(p), &home))
     };
     assert_eq!(d.id, cli["id"].as_str().unwrap());
-    assert_eq!(d.backend.as_deref(), cli["backend"].as_str());
+    assert_eq!(
+        d.backend.as_ref().map(|b| b.as_str()),
+        cli["backend"].as_str()
+    );
     assert_eq!(d.preset.as_deref(), cli["preset"].as_str());
     assert_eq!(d.ip.as_deref(), cli["ip"].as_str());
     assert_eq!(d.ip.as_deref(), Some("172.16.0.9"));
@@ -2545,7 +2548,7 @@ fn a_bad_egress_policy_gets_the_same_message_from_the_cli_and_the_start_form() {
 fn detail_fixture() -> smolvm::tui::app::VmDetail {
     use smolvm::tui::app::{SnapshotRow, VmDetail};
     VmDetail {
-        id: "vm-agent-1".into(),
+        id: vid("vm-agent-1"),
         backend: Some("qemu".into()),
         preset: Some("claude-code".into()),
         cloned_from: None,
@@ -2562,14 +2565,14 @@ fn detail_fixture() -> smolvm::tui::app::VmDetail {
         snapshots: Ok(vec![
             SnapshotRow {
                 id: "snap-before".into(),
-                kind: "full".into(),
+                kind: smolvm::core::snapshot::SnapshotType::Full,
                 created_at: "2026-05-07T12:10:00+00:00".into(),
                 size_bytes: 610_000_000,
                 missing: false,
             },
             SnapshotRow {
                 id: "snap-disk".into(),
-                kind: "disk".into(),
+                kind: smolvm::core::snapshot::SnapshotType::Disk,
                 created_at: "2026-05-07T12:20:00+00:00".into(),
                 size_bytes: 420_000_000,
                 missing: true,

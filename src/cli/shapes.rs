@@ -31,52 +31,31 @@ pub fn next(id: &str) -> Value {
     })
 }
 
-/// The guest OS as SmolVM guesses it without a live guest: a keyword in the kernel,
-/// initrd or rootfs path.
-fn guess_os(config: &Value) -> Option<&'static str> {
-    ["kernel_path", "initrd_path", "rootfs_path"]
-        .iter()
-        .filter_map(|k| config[k].as_str())
-        .find_map(|p| {
-            let p = p.to_lowercase();
-            ["ubuntu", "alpine"].into_iter().find(|k| p.contains(k))
-        })
-}
-
-/// The rootfs's size in MiB as SmolVM reports it (the file's size).
-fn disk_size_mib(config: &Value) -> Option<u64> {
-    let path = config["rootfs_path"].as_str()?;
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| m.len() / (1024 * 1024))
-}
-
 /// `sandbox info`'s data: ours, plus SmolVM's `vm{name, status, os, backend,
 /// ip_address, ssh_port, pid, vcpus, memory, memory_used, disk_size, network_mode,
 /// bridge}`: `os` and `memory_used` from the running guest (`live`, as SmolVM asks it over
 /// SSH), else `os` guessed from the paths and `memory_used` null.
-pub fn info<T: Serialize>(data: &T, live: &crate::core::guest::LiveFacts) -> Value {
-    let mut m = object(data);
-    let config = m.get("config").cloned().unwrap_or(Value::Null);
-    let network = m.get("network").cloned().unwrap_or(Value::Null);
-    let attachment = &config["network_attachment"];
+pub fn info(i: &crate::core::lifecycle::Info, live: &crate::core::guest::LiveFacts) -> Value {
+    let mut m = object(i);
+    let (s, c) = (&i.summary, &i.config);
+    let network = i.network.as_ref();
     let vm = json!({
-        "name": m.get("id").cloned().unwrap_or(Value::Null),
-        "status": m.get("status").cloned().unwrap_or(Value::Null),
-        "os": live.os.as_deref().or(guess_os(&config)),
-        "backend": config["backend"].as_str().unwrap_or("auto"),
-        "ip_address": m.get("ip").cloned().unwrap_or(Value::Null),
-        "ssh_port": m.get("ssh_port").cloned().unwrap_or(Value::Null),
-        "pid": m.get("pid").cloned().unwrap_or(Value::Null),
-        "vcpus": config["vcpu_count"],
-        "memory": config["memory"],
+        "name": s.id,
+        "status": s.status,
+        "os": live.os.as_deref().or(c.os_from_paths()),
+        "backend": c.backend.as_deref().unwrap_or("auto"),
+        "ip_address": s.ip,
+        "ssh_port": s.ssh_port,
+        "pid": s.pid,
+        "vcpus": c.vcpu_count,
+        "memory": c.memory,
         "memory_used": live.memory_used,
-        "disk_size": disk_size_mib(&config),
-        "network_mode": network["mode"]
-            .as_str()
-            .or(attachment["mode"].as_str())
+        "disk_size": c.rootfs_size_mib(),
+        "network_mode": network
+            .and_then(|n| n.mode.as_deref())
+            .or(c.attachment_mode())
             .unwrap_or("nat"),
-        "bridge": network.get("bridge").cloned().unwrap_or(Value::Null),
+        "bridge": network.and_then(|n| n.bridge.as_deref()),
     });
     m.insert("vm".into(), vm);
     Value::Object(m)

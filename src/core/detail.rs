@@ -56,8 +56,8 @@ pub fn image(
 /// (`core::egress::show`). Env keys come apart (over SSH): `core::guest_env::keys`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmDetail {
-    pub id: String,
-    pub backend: Option<String>,
+    pub id: super::vm::VmId,
+    pub backend: Option<super::vm::VmBackend>,
     pub preset: Option<String>,
     /// The snapshot it was cloned from (a warm start's template included; `sandbox
     /// list`'s TEMPLATE).
@@ -84,7 +84,7 @@ pub struct VmDetail {
 impl Default for VmDetail {
     fn default() -> Self {
         VmDetail {
-            id: String::new(),
+            id: super::vm::VmId::known(""),
             backend: None,
             preset: None,
             cloned_from: None,
@@ -108,7 +108,7 @@ impl Default for VmDetail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRow {
     pub id: String,
-    pub kind: String,
+    pub kind: super::snapshot::SnapshotType,
     pub created_at: String,
     pub size_bytes: u64,
     /// Files it needs are gone: it cannot be restored.
@@ -119,7 +119,7 @@ impl Default for SnapshotRow {
     fn default() -> Self {
         SnapshotRow {
             id: String::new(),
-            kind: "full".into(),
+            kind: super::snapshot::SnapshotType::Full,
             created_at: String::new(),
             size_bytes: 0,
             missing: false,
@@ -155,7 +155,7 @@ pub fn vm(ctx: &Ctx, id: &super::vm::VmId) -> Result<VmDetail> {
             v.into_iter()
                 .map(|s| SnapshotRow {
                     id: s.id,
-                    kind: s.kind.to_string(),
+                    kind: s.kind,
                     created_at: s.created_at,
                     size_bytes: s.size_bytes,
                     missing: !s.missing_files.is_empty(),
@@ -164,8 +164,8 @@ pub fn vm(ctx: &Ctx, id: &super::vm::VmId) -> Result<VmDetail> {
         })
         .map_err(|e| e.message);
     Ok(VmDetail {
-        id: info.summary.id.to_string(),
-        backend: info.summary.backend.as_ref().map(ToString::to_string),
+        id: info.summary.id.clone(),
+        backend: info.summary.backend.clone(),
         preset: info.summary.preset.clone(),
         cloned_from: info.summary.cloned_from.clone(),
         kernel: shown(&c.kernel_path),

@@ -116,15 +116,16 @@ impl Theme {
         }
     }
     /// A VM status's colour.
-    pub fn status(&self, status: &str, stale: bool) -> Style {
+    pub fn status(&self, status: crate::sys::state::VmStatus, stale: bool) -> Style {
+        use crate::sys::state::VmStatus;
         if stale {
             return self.warn();
         }
         match status {
-            "running" => self.ok(),
-            "paused" | "created" => self.warn(),
-            "error" => self.error(),
-            _ => self.muted(),
+            VmStatus::Running => self.ok(),
+            VmStatus::Paused | VmStatus::Created => self.warn(),
+            VmStatus::Error => self.error(),
+            VmStatus::Stopped => self.muted(),
         }
     }
 }

@@ -249,12 +249,37 @@ impl VmConfig {
         serde_json::Value::Object(m)
     }
 
+    /// The mode of SmolVM's `network_attachment` (`nat`, `bridge`), when it names one.
+    pub fn attachment_mode(&self) -> Option<&str> {
+        self.other.get("network_attachment")?.get("mode")?.as_str()
+    }
+
     /// The bridge of SmolVM's `network_attachment` when its mode is `bridge`.
     pub fn bridge(&self) -> Option<&str> {
         let a = self.other.get("network_attachment")?;
-        (a.get("mode")?.as_str()? == "bridge")
+        (self.attachment_mode()? == "bridge")
             .then(|| a.get("bridge")?.as_str())
             .flatten()
+    }
+
+    /// The guest OS as SmolVM guesses it without a live guest: a keyword (`ubuntu`,
+    /// `alpine`) in the kernel, initrd or rootfs path.
+    pub fn os_from_paths(&self) -> Option<&'static str> {
+        [&self.kernel_path, &self.initrd_path, &self.rootfs_path]
+            .into_iter()
+            .flatten()
+            .find_map(|p| {
+                let p = p.to_string_lossy().to_lowercase();
+                ["ubuntu", "alpine"].into_iter().find(|k| p.contains(k))
+            })
+    }
+
+    /// The rootfs's size in MiB as SmolVM reports it (`disk_size`: the file's size).
+    pub fn rootfs_size_mib(&self) -> Option<u64> {
+        let path = self.rootfs_path.as_ref()?;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.len() / (1024 * 1024))
     }
 
     /// Attach to `bridge` as SmolVM's `VMConfig` says it: `network_attachment` in bridge

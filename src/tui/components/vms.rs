@@ -57,7 +57,7 @@ impl DataToCell<VmCol> for VmRow {
 
     fn cell_style(&self, col: VmCol, t: &Theme) -> Option<Style> {
         match col {
-            VmCol::Status => Some(t.status(self.info.status.as_str(), self.info.stale)),
+            VmCol::Status => Some(t.status(self.info.status, self.info.stale)),
             // A running sandbox whose policy is not enforced stands out.
             VmCol::Net if self.net.as_ref().is_some_and(|n| n.unguarded) => Some(t.error()),
             _ => None,
@@ -351,7 +351,7 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
                         r.info.id
                     ))];
                 };
-                let live = matches!(r.info.status.as_str(), "running" | "paused");
+                let live = r.info.status.is_active();
                 open(Dialog::Network(Box::new(NetworkForm::new(
                     r.info.id.clone(),
                     &net.internet,

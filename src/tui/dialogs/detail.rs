@@ -91,10 +91,7 @@ impl DetailView {
         match row {
             Some(r) => lines.push(Line::from(vec![
                 Span::styled("  Status        ", t.accent()),
-                Span::styled(
-                    r.info.shown_status(),
-                    t.status(r.info.status.as_str(), r.info.stale),
-                ),
+                Span::styled(r.info.shown_status(), t.status(r.info.status, r.info.stale)),
                 Span::raw(format!(
                     "   pid {}   up {}",
                     r.info.pid.map_or_else(dash, |p| p.to_string()),
@@ -117,7 +114,8 @@ impl DetailView {
         };
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(dash);
         lines.push(head("Config"));
-        lines.push(field("Backend", opt(&d.backend)));
+        let backend = d.backend.as_ref().map(ToString::to_string);
+        lines.push(field("Backend", opt(&backend)));
         lines.push(field("Preset", opt(&d.preset)));
         if let Some(t) = &d.cloned_from {
             lines.push(field("Cloned from", t.clone()));
