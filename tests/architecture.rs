@@ -767,6 +767,76 @@ fn f() {
     );
 }
 
+/// Where a face opens a host's paths or state store itself (`Paths::resolve`, `Ctx::open`,
+/// `StateStore::open`) or picks a host (`Context::local`, `Context::open`) outside the one
+/// place it does (`cli::context`, the dashboard's session in `tui/mod.rs`), as
+/// `file:line: what`, test code aside.
+fn face_openings(rel: &str, src: &str) -> Vec<String> {
+    let code = code_only(src);
+    let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut found = Vec::new();
+    for (i, l) in code.lines().enumerate() {
+        let l: String = l.split_whitespace().collect();
+        for what in ["Paths::resolve(", "Ctx::open(", "StateStore::open("] {
+            if l.contains(what) {
+                found.push(format!("{rel}:{}: {what}", i + 1));
+            }
+        }
+        let chooses = l.contains("Context::local(") || l.contains("Context::open(");
+        let the_place = matches!(rel, "src/cli/mod.rs" | "src/tui/mod.rs");
+        if chooses && !the_place {
+            found.push(format!("{rel}:{}: chooses a host", i + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn faces_take_paths_and_the_store_from_their_context() {
+    let found: Vec<String> = sources()
+        .iter()
+        .filter(|(rel, _)| matches!(file_module(rel).0, Layer::Cli | Layer::Tui))
+        .flat_map(|(rel, src)| face_openings(rel, src))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the CLI and the dashboard work in the context they opened once (cli::context, \
+         the dashboard's session): paths, host facts and the store come from it:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_reports_a_planted_face_opening() {
+    let src = r#"// Paths::resolve(env, None) in a comment does not count
+fn f(env: &Env) {
+    let p = Paths::resolve(env, None);
+    let c = crate::core::start::Ctx::open(env);
+    let x = Context::local(env);
+    let s = "StateStore::open(";
+}
+#[cfg(test)]
+mod tests {
+    fn g() { let p = Paths::resolve(env, None); }
+}
+"#;
+    assert_eq!(
+        face_openings("src/cli/x.rs", src),
+        [
+            "src/cli/x.rs:3: Paths::resolve(",
+            "src/cli/x.rs:4: Ctx::open(",
+            "src/cli/x.rs:5: chooses a host",
+        ]
+    );
+    assert_eq!(
+        face_openings(
+            "src/cli/mod.rs",
+            "fn context(e: &Env) { Context::local(e) }"
+        ),
+        Vec::<String>::new()
+    );
+}
+
 /// The longest a file in `src/` may be: past this, a file holds more than one idea.
 const MAX_LINES: usize = 900;
 

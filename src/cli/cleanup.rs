@@ -14,7 +14,6 @@ use crate::core::cleanup::{
 use crate::core::error::{Error, ErrorCode};
 use crate::core::progress::Progress;
 use crate::core::Env;
-use crate::core::Paths;
 
 /// SmolVM's `DeleteResult`: what `sandbox delete` prints, and the start of `cleanup`'s.
 #[derive(Serialize)]
@@ -164,7 +163,7 @@ async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, env: &Env) -> i
     if cfg!(target_os = "linux") && !env.is_root() {
         warn("not running as root. Cleanup may fail for TAP/nftables resources.");
     }
-    let paths = Paths::resolve(env, None);
+    let paths = super::context(env).paths().clone();
     let prefix = Some(args.prefix.clone());
     let needs_confirmation = !args.dry_run && !args.force;
     let interactive = std::io::stdin().is_terminal();

@@ -30,7 +30,8 @@ struct Platform {
 /// The image store `ls`, `rm` and `inspect` act on: its paths (`--image-dir` or the
 /// default) and the current image version.
 pub(super) fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths, String)> {
-    Ok((Paths::resolve(env, image_dir), image_version(env)?))
+    let paths = super::context(env).paths_with_image_dir(image_dir);
+    Ok((paths, image_version(env)?))
 }
 
 fn platform(p: &PlatformArgs) -> Result<Platform> {
@@ -101,7 +102,7 @@ struct PullAllData<'a> {
 }
 
 pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
-    let paths = Paths::resolve(env, args.store.image_dir.as_deref());
+    let paths = super::context(env).paths_with_image_dir(args.store.image_dir.as_deref());
     let p = match platform(&args.platform) {
         Ok(p) => p,
         Err(e) => return output::fail(command, args.store.json, &e),

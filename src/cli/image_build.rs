@@ -6,7 +6,7 @@ use super::args::BuildBackend;
 use super::output::{self, line};
 use crate::core::error::{Error, Result};
 use crate::core::progress::Progress;
-use crate::core::{Env, Paths};
+use crate::core::Env;
 
 /// `smolvm image build`: a thin face over [`core::builder::build`](crate::core::builder::build)
 /// and, for SmolVM's `-t NAME [CONTEXT]` form, `build_dockerfile`.
@@ -21,11 +21,13 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 if !args.json {
                     line("Fetching the published kernel (--kernel not given)");
                 }
-                builder::default_kernel(env, &Paths::resolve(env, None).images_root)
+                builder::default_kernel(env, &super::context(env).paths().images_root)
             }
         }
     };
-    let cache_dir = Paths::resolve(env, args.cache_dir.as_deref()).images_root;
+    let cache_dir = super::context(env)
+        .paths_with_image_dir(args.cache_dir.as_deref())
+        .images_root;
     let progress = || {
         if args.json {
             Progress::none()
@@ -65,7 +67,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                         .value;
                     crate::core::preset_image::manifest_kernel(
                         env,
-                        &Paths::resolve(env, None).images_root,
+                        &super::context(env).paths().images_root,
                         vmm,
                     )?
                 }
@@ -123,7 +125,12 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                         if !args.json {
                             line("Fetching the published kernel (--kernel not given)");
                         }
-                        builder::kernel_for(env, &Paths::resolve(env, None).images_root, arch, vmm)?
+                        builder::kernel_for(
+                            env,
+                            &super::context(env).paths().images_root,
+                            arch,
+                            vmm,
+                        )?
                     }
                 },
                 cache_dir: cache_dir.clone(),

@@ -108,6 +108,13 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     outcome
 }
 
+/// The context every command works in: the one place the CLI chooses its host (only
+/// this machine today; a second host is chosen here). Commands take their paths and
+/// their state store from it, never on their own.
+pub(crate) fn context(env: &Env) -> crate::core::context::Context {
+    crate::core::context::Context::local(env)
+}
+
 fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
     let (presets, command) = full_command(env);
     // The log comes first, so every event of the command reaches it: with the flags'
@@ -234,7 +241,7 @@ fn guard(a: &args::GuardArgs, env: &Env) -> i32 {
     if a.kind != guard::KIND {
         return 2;
     }
-    match crate::core::start::Ctx::open(env) {
+    match context(env).job() {
         Ok(ctx) => guard::run(&ctx, &a.args, std::io::stdin()),
         Err(e) => {
             tracing::error!(error = %e.message, "watchdog: cannot open the state");

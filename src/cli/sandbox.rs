@@ -7,7 +7,6 @@ use super::output::{self, err_line, line, warn};
 use crate::core::sandbox;
 use crate::core::table;
 use crate::core::Env;
-use crate::core::Paths;
 use crate::core::VmStatus;
 
 /// One row: ours, plus SmolVM's keys (`name`, `ip_address`, per-row `warnings`). A row
@@ -83,7 +82,7 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
             )),
         );
     }
-    let paths = Paths::resolve(env, None);
+    let paths = super::context(env).paths().clone();
     let listing = match sandbox::list(&paths, None) {
         Ok(v) => v,
         Err(e) => return output::fail(command, args.json, &e),

@@ -15,7 +15,7 @@ use super::args::{CompleteWhat, CompletionsArgs, ManArgs};
 use super::output::{self, line};
 use crate::core::completion::{self, InstallShell, Installed};
 use crate::core::runtime::out_text;
-use crate::core::{sandbox, Env, Error, Paths};
+use crate::core::{sandbox, Env, Error};
 
 /// What a command-line argument names, when smolvm can list its values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +231,7 @@ pub fn complete(what: CompleteWhat, words: &[String], env: &Env) -> i32 {
 
 /// The values of one kind of argument: nothing (never an error) when they cannot be read.
 fn candidates(what: Wanted, env: &Env) -> Vec<String> {
-    let paths = Paths::resolve(env, None);
+    let paths = super::context(env).paths().clone();
     match what {
         Wanted::Sandbox => sandbox::list(&paths, None)
             .map(|l| l.vms.into_iter().map(|v| v.id.to_string()).collect())

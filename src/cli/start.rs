@@ -107,7 +107,7 @@ fn say(e: &StartEvent, json: bool, label: &str) {
 /// The command's context, with what every command says of it first: a corrupt database
 /// moved aside, reads and writes at two databases.
 pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
-    let ctx = Ctx::open(env)?;
+    let ctx = super::context(env).job()?;
     if let Some(c) = &ctx.corruption {
         warn(c.to_string());
     }
@@ -319,7 +319,7 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
         if let Some(name) = &args.image {
-            opts.use_built_image(&crate::core::Paths::resolve(env, None), name)?;
+            opts.use_built_image(super::context(env).paths(), name)?;
         }
         opts.create_only = !args.start;
         (opts.bridge, opts.bridge_address) = args.attach.attachment()?;

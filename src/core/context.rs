@@ -67,6 +67,15 @@ impl Context {
         &self.0.paths
     }
 
+    /// Its paths with the images in `image_dir` when one is given (`--image-dir`,
+    /// `--cache-dir`), as resolved against this context's environment.
+    pub fn paths_with_image_dir(&self, image_dir: Option<&std::path::Path>) -> Paths {
+        match (self.0.target, image_dir) {
+            (_, None) => self.0.paths.clone(),
+            (Target::Local, Some(d)) => Paths::resolve(&self.0.env, Some(d)),
+        }
+    }
+
     /// The host's facts (KVM, VMMs, architecture), probed the first time they are asked for.
     pub fn host(&self) -> &Host {
         self.0.host.get_or_init(|| Host::probe(&self.0.env))

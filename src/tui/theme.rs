@@ -116,8 +116,8 @@ impl Theme {
         }
     }
     /// A VM status's colour.
-    pub fn status(&self, status: crate::sys::state::VmStatus, stale: bool) -> Style {
-        use crate::sys::state::VmStatus;
+    pub fn status(&self, status: crate::core::VmStatus, stale: bool) -> Style {
+        use crate::core::VmStatus;
         if stale {
             return self.warn();
         }
