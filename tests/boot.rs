@@ -195,6 +195,24 @@ fn a_chosen_qemu_machine_is_kept_across_restarts() {
     assert_eq!(again["data"]["machine"], "microvm", "{again}");
     let cmd = machine_of(again["data"]["pid"].as_i64().unwrap());
     assert!(cmd.contains("-machine microvm,"), "{cmd}");
+    // A restore resolves the stored machine as that restart did (core's one
+    // `set_machine`): its QEMU is microvm too, whatever SMOLVM_QEMU_MACHINE says.
+    e.ok_json(&[
+        "sandbox",
+        "snapshot",
+        "create",
+        "vm-mach",
+        "--snapshot-id",
+        "snap-mach",
+        "--json",
+    ]);
+    e.ok_json(&["sandbox", "delete", "vm-mach", "--timeout", "2", "--json"]);
+    let r = e.ok_json(&["sandbox", "snapshot", "restore", "snap-mach", "--json"]);
+    assert_eq!(r["data"]["vm"]["status"], "paused", "{r}");
+    let info = e.ok_json(&["sandbox", "info", "vm-mach", "--json"]);
+    let cmd = machine_of(info["data"]["pid"].as_i64().unwrap());
+    assert!(cmd.contains("-machine microvm,"), "{cmd}");
+    e.ok_json(&["sandbox", "snapshot", "delete", "snap-mach", "--json"]);
     e.ok_json(&["sandbox", "delete", "vm-mach", "--timeout", "2", "--json"]);
     assert_eq!(e.leftovers("vm-mach"), Vec::<String>::new());
     // SmolVM's macOS runtimes are a clear error (exit 1), not an unknown value.

@@ -1882,6 +1882,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
                 names: vec!["codex-amd64-qemu".into()],
             }),
         ),
+        (TaskKind::Pull, Box::new(|task| Effect::RunPullAll { task })),
         (
             TaskKind::Upload,
             Box::new(|task| Effect::RunTransfer {
