@@ -66,11 +66,16 @@ mod tests {
         same(Vmm::ALL);
         same(Arch::ALL);
         same(Os::ALL);
+        same(crate::core::host::AccelRequest::ALL);
+        same(crate::core::images::archive::Kind::ALL);
+        same(crate::core::start::Phase::ALL);
         reads(VmStatus::ALL, VmStatus::as_str);
         reads(Mode::ALL, Mode::as_str);
         reads(Vmm::ALL, Vmm::as_str);
         reads(Arch::ALL, Arch::as_str);
         reads(Os::ALL, Os::as_str);
+        use crate::core::images::archive::Kind as ArchiveKind;
+        reads(ArchiveKind::ALL, ArchiveKind::as_str);
         assert_eq!(Kind::parse("smolvm-cache"), Some(Kind::SmolvmCache));
         assert_eq!(VmStatus::parse("Running"), None);
     }

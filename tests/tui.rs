@@ -662,9 +662,9 @@ fn cancel_applies_to_prune_and_to_a_start_which_rolls_back() {
 #[test]
 fn x_cancels_each_cancellable_task_kind_and_refuses_the_others_saying_why() {
     use smolvm::core::job::{Cancel, JobKind};
-    for kind in JobKind::ALL {
+    for &kind in JobKind::ALL {
         let mut a = full_app(160, 48);
-        let task = a.data.add_task(kind, format!("a {} task", kind.name()));
+        let task = a.data.add_task(kind, format!("a {} task", kind));
         a.update(key('4'));
         assert_eq!(a.focus, Pane::Tasks);
         let footer = render(&a).lines().last().unwrap_or_default().to_string();
@@ -1945,7 +1945,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
     // Every cancellable kind the dashboard runs is here (network and port changes are
     // one step and say so).
     let covered: Vec<TaskKind> = cases.iter().map(|(k, _)| *k).collect();
-    for kind in smolvm::core::job::JobKind::ALL {
+    for &kind in smolvm::core::job::JobKind::ALL {
         assert_eq!(
             kind.cancellable(),
             covered.contains(&kind),

@@ -118,9 +118,9 @@ mod tests {
     /// command's own code, said above the list).
     #[test]
     fn exit_status_lists_each_error_codes_exit_code() {
-        for code in ErrorCode::ALL
-            .into_iter()
-            .filter(|c| *c != ErrorCode::CommandFailed)
+        for &code in ErrorCode::ALL
+            .iter()
+            .filter(|c| **c != ErrorCode::CommandFailed)
         {
             assert!(
                 EXIT_STATUS.iter().any(|(n, _)| *n == code.exit_code()),

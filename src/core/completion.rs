@@ -40,15 +40,11 @@ pub enum InstallShell {
     Fish,
 }
 
-impl InstallShell {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstallShell::Bash => "bash",
-            InstallShell::Zsh => "zsh",
-            InstallShell::Fish => "fish",
-        }
-    }
-}
+text_enum!(InstallShell {
+    Bash = "bash",
+    Zsh = "zsh",
+    Fish = "fish",
+});
 
 /// What an install did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,38 +33,21 @@ pub enum ErrorCode {
     Interrupted,
 }
 
+text_enum!(ErrorCode {
+    Usage = "usage_error",
+    InvalidInput = "invalid_input",
+    Refused = "refused",
+    Runtime = "runtime_error",
+    PartialFailure = "partial_failure",
+    Readonly = "readonly",
+    Busy = "busy",
+    NotRunning = "not_running",
+    CommandFailed = "command_failed",
+    NotFound = "not_found",
+    Interrupted = "interrupted",
+});
+
 impl ErrorCode {
-    /// Every code (for tables that must list each, such as the man page's EXIT STATUS).
-    pub const ALL: [ErrorCode; 11] = [
-        ErrorCode::Usage,
-        ErrorCode::InvalidInput,
-        ErrorCode::Refused,
-        ErrorCode::Runtime,
-        ErrorCode::PartialFailure,
-        ErrorCode::Readonly,
-        ErrorCode::Busy,
-        ErrorCode::NotRunning,
-        ErrorCode::CommandFailed,
-        ErrorCode::NotFound,
-        ErrorCode::Interrupted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Usage => "usage_error",
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::Refused => "refused",
-            ErrorCode::Runtime => "runtime_error",
-            ErrorCode::PartialFailure => "partial_failure",
-            ErrorCode::Readonly => "readonly",
-            ErrorCode::Busy => "busy",
-            ErrorCode::Interrupted => "interrupted",
-            ErrorCode::NotRunning => "not_running",
-            ErrorCode::CommandFailed => "command_failed",
-            ErrorCode::NotFound => "not_found",
-        }
-    }
-
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorCode::Usage | ErrorCode::InvalidInput => 2,

@@ -123,25 +123,15 @@ pub enum BackendChoice {
     Vz,
 }
 
+text_enum!(BackendChoice {
+    Auto = "auto",
+    Firecracker = "firecracker",
+    Qemu = "qemu",
+    Libkrun = "libkrun",
+    Vz = "vz",
+});
+
 impl BackendChoice {
-    pub const ALL: &'static [BackendChoice] = &[
-        BackendChoice::Auto,
-        BackendChoice::Firecracker,
-        BackendChoice::Qemu,
-        BackendChoice::Libkrun,
-        BackendChoice::Vz,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendChoice::Auto => "auto",
-            BackendChoice::Firecracker => "firecracker",
-            BackendChoice::Qemu => "qemu",
-            BackendChoice::Libkrun => "libkrun",
-            BackendChoice::Vz => "vz",
-        }
-    }
-
     /// The backend this smolvm runs for the choice, or `None` for SmolVM's macOS runtimes.
     pub fn runnable(self) -> Option<Backend> {
         match self {
@@ -162,21 +152,11 @@ pub enum MachineRequest {
     Microvm,
 }
 
-impl MachineRequest {
-    pub const ALL: &'static [MachineRequest] = &[
-        MachineRequest::Auto,
-        MachineRequest::Q35,
-        MachineRequest::Microvm,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MachineRequest::Auto => "auto",
-            MachineRequest::Q35 => "q35",
-            MachineRequest::Microvm => "microvm",
-        }
-    }
-}
+text_enum!(MachineRequest {
+    Auto = "auto",
+    Q35 = "q35",
+    Microvm = "microvm",
+});
 
 /// `--accel auto|kvm|tcg` (or `SMOLVM_ACCEL`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -188,24 +168,11 @@ pub enum AccelRequest {
     Tcg,
 }
 
-impl AccelRequest {
-    pub fn parse(s: &str) -> Option<AccelRequest> {
-        match s {
-            "auto" => Some(AccelRequest::Auto),
-            "kvm" => Some(AccelRequest::Kvm),
-            "tcg" => Some(AccelRequest::Tcg),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccelRequest::Auto => "auto",
-            AccelRequest::Kvm => "kvm",
-            AccelRequest::Tcg => "tcg",
-        }
-    }
-}
+text_enum!(AccelRequest {
+    Auto = "auto",
+    Kvm = "kvm",
+    Tcg = "tcg",
+});
 
 /// A decision and why, in a few words (`QEMU: no hardware KVM (PVM host)`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

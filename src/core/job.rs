@@ -44,6 +44,31 @@ pub enum JobKind {
     CompletionInstall,
 }
 
+// What each kind is called (`remove images`, `delete snapshot`, …).
+text_enum!(JobKind {
+    Prune = "prune",
+    Cleanup = "cleanup",
+    Delete = "delete",
+    Stop = "stop",
+    Start = "start",
+    Pull = "pull",
+    RemoveImages = "remove images",
+    Pause = "pause",
+    Resume = "resume",
+    Snapshot = "snapshot",
+    Branch = "branch",
+    Restore = "restore",
+    DeleteSnapshot = "delete snapshot",
+    Port = "port",
+    Upload = "upload",
+    Download = "download",
+    Network = "network",
+    SshWait = "session",
+    SandboxPrune = "sandbox prune",
+    BridgeCheck = "bridge check",
+    CompletionInstall = "completion",
+});
+
 /// Whether a running job of a kind can be stopped, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancel {
@@ -58,30 +83,6 @@ pub enum Cancel {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 21] = [
-        JobKind::Prune,
-        JobKind::Cleanup,
-        JobKind::Delete,
-        JobKind::Stop,
-        JobKind::Start,
-        JobKind::Pull,
-        JobKind::RemoveImages,
-        JobKind::Pause,
-        JobKind::Resume,
-        JobKind::Snapshot,
-        JobKind::Branch,
-        JobKind::Restore,
-        JobKind::DeleteSnapshot,
-        JobKind::Port,
-        JobKind::Upload,
-        JobKind::Download,
-        JobKind::Network,
-        JobKind::SshWait,
-        JobKind::SandboxPrune,
-        JobKind::BridgeCheck,
-        JobKind::CompletionInstall,
-    ];
-
     /// Whether this kind can be cancelled (the one place that says so).
     pub fn cancel(self) -> Cancel {
         match self {
@@ -111,33 +112,6 @@ impl JobKind {
             | JobKind::Download
             | JobKind::SshWait
             | JobKind::SandboxPrune => Cancel::BetweenItems,
-        }
-    }
-
-    /// What the kind is called (`remove images`, `delete snapshot`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            JobKind::Prune => "prune",
-            JobKind::Cleanup => "cleanup",
-            JobKind::Delete => "delete",
-            JobKind::Stop => "stop",
-            JobKind::Start => "start",
-            JobKind::Pull => "pull",
-            JobKind::RemoveImages => "remove images",
-            JobKind::Pause => "pause",
-            JobKind::Resume => "resume",
-            JobKind::Snapshot => "snapshot",
-            JobKind::Branch => "branch",
-            JobKind::Restore => "restore",
-            JobKind::DeleteSnapshot => "delete snapshot",
-            JobKind::Port => "port",
-            JobKind::Upload => "upload",
-            JobKind::Download => "download",
-            JobKind::Network => "network",
-            JobKind::SshWait => "session",
-            JobKind::SandboxPrune => "sandbox prune",
-            JobKind::BridgeCheck => "bridge check",
-            JobKind::CompletionInstall => "completion",
         }
     }
 

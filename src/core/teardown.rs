@@ -51,15 +51,11 @@ pub enum TargetReason {
     All,
 }
 
-impl TargetReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetReason::Stale => "stale",
-            TargetReason::Prefix => "prefix",
-            TargetReason::All => "all",
-        }
-    }
-}
+text_enum!(TargetReason {
+    Stale = "stale",
+    Prefix = "prefix",
+    All = "all",
+});
 
 /// The host resources a VM row points at (its network JSON and its leases).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -137,14 +137,10 @@ pub enum VmmKind {
     Qemu,
 }
 
-impl VmmKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VmmKind::Firecracker => "firecracker",
-            VmmKind::Qemu => "qemu",
-        }
-    }
-}
+text_enum!(VmmKind {
+    Firecracker = "firecracker",
+    Qemu = "qemu",
+});
 
 /// The VM a SmolVM control-socket file name belongs to: `fc-<id>.sock` (Firecracker) or
 /// `qmp-<id>.sock` (QEMU) — the inverse of [`VmFile::locate`].

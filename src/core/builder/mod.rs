@@ -65,22 +65,12 @@ pub enum Base {
     Debian,
 }
 
+text_enum!(Base {
+    Alpine = "alpine",
+    Debian = "debian",
+});
+
 impl Base {
-    pub fn parse(s: &str) -> Option<Base> {
-        match s {
-            "alpine" => Some(Base::Alpine),
-            "debian" => Some(Base::Debian),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Base::Alpine => "alpine",
-            Base::Debian => "debian",
-        }
-    }
-
     /// SmolVM's default rootfs size.
     pub fn default_size_mib(self) -> u64 {
         match self {
@@ -97,24 +87,11 @@ pub enum Engine {
     Debootstrap,
 }
 
-impl Engine {
-    pub fn parse(s: &str) -> Option<Engine> {
-        match s {
-            "auto" => Some(Engine::Auto),
-            "docker" => Some(Engine::Docker),
-            "debootstrap" => Some(Engine::Debootstrap),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Auto => "auto",
-            Engine::Docker => "docker",
-            Engine::Debootstrap => "debootstrap",
-        }
-    }
-}
+text_enum!(Engine {
+    Auto = "auto",
+    Docker = "docker",
+    Debootstrap = "debootstrap",
+});
 
 /// How root logs in to the built image.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -180,18 +180,14 @@ pub enum ResourceKind {
     Snapshot,
 }
 
-impl ResourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceKind::Process => "process",
-            ResourceKind::Tap => "tap",
-            ResourceKind::Nft => "nft",
-            ResourceKind::Socket => "socket",
-            ResourceKind::File => "file",
-            ResourceKind::Snapshot => "snapshot",
-        }
-    }
-}
+text_enum!(ResourceKind {
+    Process = "process",
+    Tap = "tap",
+    Nft = "nft",
+    Socket = "socket",
+    File = "file",
+    Snapshot = "snapshot",
+});
 
 /// A live resource that no VM owns.
 #[derive(Debug, Clone, PartialEq, Eq)]

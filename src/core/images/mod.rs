@@ -379,21 +379,13 @@ pub enum VmmRequest {
     Libkrun,
 }
 
+text_enum!(VmmRequest {
+    Firecracker = "firecracker",
+    Qemu = "qemu",
+    Libkrun = "libkrun",
+});
+
 impl VmmRequest {
-    pub const ALL: &'static [Self] = &[
-        VmmRequest::Firecracker,
-        VmmRequest::Qemu,
-        VmmRequest::Libkrun,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VmmRequest::Firecracker => "firecracker",
-            VmmRequest::Qemu => "qemu",
-            VmmRequest::Libkrun => "libkrun",
-        }
-    }
-
     /// The VMM this host can use, or why not (runtime error, exit 1).
     pub fn resolve(self) -> crate::core::error::Result<Vmm> {
         match self {

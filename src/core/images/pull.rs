@@ -38,14 +38,10 @@ pub enum Artifact {
     Rootfs,
 }
 
-impl Artifact {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Artifact::Kernel => "kernel",
-            Artifact::Rootfs => "rootfs",
-        }
-    }
-}
+text_enum!(Artifact {
+    Kernel = "kernel",
+    Rootfs = "rootfs",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -54,15 +50,11 @@ pub enum Phase {
     Decompress,
 }
 
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Download => "download",
-            Phase::Verify => "verify",
-            Phase::Decompress => "decompress",
-        }
-    }
-}
+text_enum!(Phase {
+    Download = "download",
+    Verify = "verify",
+    Decompress = "decompress",
+});
 
 /// Progress of a pull, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

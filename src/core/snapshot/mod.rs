@@ -81,24 +81,11 @@ pub enum FlushPolicy {
     Skip,
 }
 
-impl FlushPolicy {
-    pub fn parse(s: &str) -> Option<FlushPolicy> {
-        match s {
-            "required" => Some(FlushPolicy::Required),
-            "best-effort" => Some(FlushPolicy::BestEffort),
-            "skip" => Some(FlushPolicy::Skip),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlushPolicy::Required => "required",
-            FlushPolicy::BestEffort => "best-effort",
-            FlushPolicy::Skip => "skip",
-        }
-    }
-}
+text_enum!(FlushPolicy {
+    Required = "required",
+    BestEffort = "best-effort",
+    Skip = "skip",
+});
 
 /// How to take a snapshot.
 #[derive(Debug, Clone)]

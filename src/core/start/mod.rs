@@ -143,16 +143,12 @@ pub enum Phase {
     Boot,
 }
 
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Image => "image",
-            Phase::Network => "network",
-            Phase::Spawn => "spawn",
-            Phase::Boot => "boot",
-        }
-    }
-}
+text_enum!(Phase {
+    Image = "image",
+    Network = "network",
+    Spawn = "spawn",
+    Boot = "boot",
+});
 
 /// Progress of a start, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -137,10 +137,9 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
                 Span::raw(l.label),
             ]));
             if l.action == crate::tui::keymap::Action::Cancel {
-                let not: Vec<&str> = crate::core::job::JobKind::ALL
-                    .into_iter()
+                let not: Vec<&str> = (crate::core::job::JobKind::ALL.iter())
                     .filter(|k| !k.cancellable())
-                    .map(|k| k.name())
+                    .map(|k| k.as_str())
                     .collect();
                 lines.push(Line::styled(
                     format!("  {:<16}not for: {}", "", not.join(", ")),

@@ -64,14 +64,10 @@ pub enum Kind {
     Published,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Built => "built",
-            Kind::Published => "published",
-        }
-    }
-}
+text_enum!(Kind {
+    Built = "built",
+    Published = "published",
+});
 
 /// One file of the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,15 +114,11 @@ pub enum Phase {
     Unpack,
 }
 
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Hash => "hash",
-            Phase::Pack => "pack",
-            Phase::Unpack => "unpack",
-        }
-    }
-}
+text_enum!(Phase {
+    Hash = "hash",
+    Pack = "pack",
+    Unpack = "unpack",
+});
 
 /// Progress of a save or load: bytes of one file done so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
