@@ -2,11 +2,25 @@
 // `println!`/`eprintln!` panic on a closed pipe.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
-/// A fieldless enum's one spelling per variant, written once: `as_str`, `parse` (the
-/// spellings and nothing else), `ALL` (declaration order) and `Display` as that spelling.
+/// A fieldless enum declared with one spelling per variant (`Running = "running"`), written
+/// once: `as_str`, `parse` (the spellings and nothing else), `ALL` (declaration order) and
+/// `Display` as that spelling (padded to a width, when one is asked for).
 /// Serde's `rename_all` says the same words for the JSON; a unit test per enum keeps them
 /// in step where both exist.
 macro_rules! text_enum {
+    // The enum declared here, each variant with its spelling beside it.
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $t:ident {
+            $($(#[$vmeta:meta])* $v:ident = $s:literal),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $t {
+            $($(#[$vmeta])* $v),*
+        }
+        text_enum!($t { $($v = $s),* });
+    };
     ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
         impl $t {
             pub fn as_str(self) -> &'static str {

@@ -32,19 +32,15 @@ const ZSH_COMPINIT_GUARD: &str =
     "# Ensure zsh's completion system is initialized before compdef is used.\n\
 if ! command -v compdef > /dev/null 2>&1; then\n  autoload -Uz compinit\n  compinit\nfi\n\n";
 
-/// The shells `--install` sets up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstallShell {
-    Bash,
-    Zsh,
-    Fish,
+text_enum! {
+    /// The shells `--install` sets up.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum InstallShell {
+        Bash = "bash",
+        Zsh = "zsh",
+        Fish = "fish",
+    }
 }
-
-text_enum!(InstallShell {
-    Bash = "bash",
-    Zsh = "zsh",
-    Fish = "fish",
-});
 
 /// What an install did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,48 +4,36 @@
 use std::borrow::Borrow;
 use std::fmt;
 
-/// SmolVM's error codes for the `--json` envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// Bad flags or arguments (exit 2).
-    Usage,
-    /// A value the command validates itself is invalid (SmolVM's `invalid_input`, exit 2).
-    InvalidInput,
-    /// Refused to act, e.g. a destructive command without `--force` (exit 1).
-    Refused,
-    /// The command could not do its work (exit 1).
-    Runtime,
-    /// Some items succeeded, some failed (exit 1).
-    PartialFailure,
-    /// Refused because smolvm is in read-only mode (exit 1).
-    Readonly,
-    /// Another operation holds the sandbox's lock, still after the wait (exit 1).
-    Busy,
-    /// The sandbox must be running for this and is not (SmolVM's `exec`, exit 1).
-    NotRunning,
-    /// A guest command exited non-zero (SmolVM's `exec --json`; the exit code is the
-    /// command's).
-    CommandFailed,
-    /// What the command reads does not exist (SmolVM's `logs` without a log, exit 1).
-    NotFound,
-    /// Stopped by SIGINT, SIGTERM or SIGHUP after cleaning up (exit 130, as SmolVM's
-    /// `Abort`).
-    Interrupted,
+text_enum! {
+    /// SmolVM's error codes for the `--json` envelope.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ErrorCode {
+        /// Bad flags or arguments (exit 2).
+        Usage = "usage_error",
+        /// A value the command validates itself is invalid (SmolVM's `invalid_input`, exit 2).
+        InvalidInput = "invalid_input",
+        /// Refused to act, e.g. a destructive command without `--force` (exit 1).
+        Refused = "refused",
+        /// The command could not do its work (exit 1).
+        Runtime = "runtime_error",
+        /// Some items succeeded, some failed (exit 1).
+        PartialFailure = "partial_failure",
+        /// Refused because smolvm is in read-only mode (exit 1).
+        Readonly = "readonly",
+        /// Another operation holds the sandbox's lock, still after the wait (exit 1).
+        Busy = "busy",
+        /// The sandbox must be running for this and is not (SmolVM's `exec`, exit 1).
+        NotRunning = "not_running",
+        /// A guest command exited non-zero (SmolVM's `exec --json`; the exit code is the
+        /// command's).
+        CommandFailed = "command_failed",
+        /// What the command reads does not exist (SmolVM's `logs` without a log, exit 1).
+        NotFound = "not_found",
+        /// Stopped by SIGINT, SIGTERM or SIGHUP after cleaning up (exit 130, as SmolVM's
+        /// `Abort`).
+        Interrupted = "interrupted",
+    }
 }
-
-text_enum!(ErrorCode {
-    Usage = "usage_error",
-    InvalidInput = "invalid_input",
-    Refused = "refused",
-    Runtime = "runtime_error",
-    PartialFailure = "partial_failure",
-    Readonly = "readonly",
-    Busy = "busy",
-    NotRunning = "not_running",
-    CommandFailed = "command_failed",
-    NotFound = "not_found",
-    Interrupted = "interrupted",
-});
 
 impl ErrorCode {
     pub fn exit_code(self) -> i32 {

@@ -28,15 +28,15 @@ use crate::sys::host::{self as probe, KvmModules};
 use crate::sys::vmm::firecracker;
 use crate::sys::vmm::qemu::Machine;
 
-/// A VMM (the manifest's `vmm` field, `--vmm`, and what `--backend auto` picks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Vmm {
-    Firecracker,
-    Qemu,
+text_enum! {
+    /// A VMM (the manifest's `vmm` field, `--vmm`, and what `--backend auto` picks).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Vmm {
+        Firecracker = "firecracker",
+        Qemu = "qemu",
+    }
 }
-
-text_enum!(Vmm { Firecracker = "firecracker", Qemu = "qemu" });
 
 impl Vmm {
     /// The kernel container each VMM boots: Firecracker an ELF vmlinux, QEMU the boot
@@ -109,27 +109,21 @@ impl Backend {
     }
 }
 
-/// `--backend`: SmolVM's choices, in its order. `libkrun` and `vz` are SmolVM's macOS
-/// runtimes: accepted as spellings, then refused with a clear message ([`runnable`]).
-///
-/// [`runnable`]: BackendChoice::runnable
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum BackendChoice {
-    #[default]
-    Auto,
-    Firecracker,
-    Qemu,
-    Libkrun,
-    Vz,
+text_enum! {
+    /// `--backend`: SmolVM's choices, in its order. `libkrun` and `vz` are SmolVM's macOS
+    /// runtimes: accepted as spellings, then refused with a clear message ([`runnable`]).
+    ///
+    /// [`runnable`]: BackendChoice::runnable
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub enum BackendChoice {
+        #[default]
+        Auto = "auto",
+        Firecracker = "firecracker",
+        Qemu = "qemu",
+        Libkrun = "libkrun",
+        Vz = "vz",
+    }
 }
-
-text_enum!(BackendChoice {
-    Auto = "auto",
-    Firecracker = "firecracker",
-    Qemu = "qemu",
-    Libkrun = "libkrun",
-    Vz = "vz",
-});
 
 impl BackendChoice {
     /// The backend this smolvm runs for the choice, or `None` for SmolVM's macOS runtimes.
@@ -143,36 +137,28 @@ impl BackendChoice {
     }
 }
 
-/// `--qemu-machine auto|q35|microvm`: auto is resolved for the accelerator by [`machine`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MachineRequest {
-    #[default]
-    Auto,
-    Q35,
-    Microvm,
+text_enum! {
+    /// `--qemu-machine auto|q35|microvm`: auto is resolved for the accelerator by [`machine`].
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub enum MachineRequest {
+        #[default]
+        Auto = "auto",
+        Q35 = "q35",
+        Microvm = "microvm",
+    }
 }
 
-text_enum!(MachineRequest {
-    Auto = "auto",
-    Q35 = "q35",
-    Microvm = "microvm",
-});
-
-/// `--accel auto|kvm|tcg` (or `SMOLVM_ACCEL`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccelRequest {
-    #[default]
-    Auto,
-    Kvm,
-    Tcg,
+text_enum! {
+    /// `--accel auto|kvm|tcg` (or `SMOLVM_ACCEL`).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum AccelRequest {
+        #[default]
+        Auto = "auto",
+        Kvm = "kvm",
+        Tcg = "tcg",
+    }
 }
-
-text_enum!(AccelRequest {
-    Auto = "auto",
-    Kvm = "kvm",
-    Tcg = "tcg",
-});
 
 /// A decision and why, in a few words (`QEMU: no hardware KVM (PVM host)`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

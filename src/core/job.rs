@@ -13,61 +13,40 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// The kinds of long operation a face starts as a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobKind {
-    Prune,
-    Cleanup,
-    Delete,
-    Stop,
-    Start,
-    Pull,
-    RemoveImages,
-    Pause,
-    Resume,
-    Snapshot,
-    /// A running sandbox branched into clones (`sandbox branch`).
-    Branch,
-    Restore,
-    DeleteSnapshot,
-    Port,
-    Upload,
-    Download,
-    Network,
-    /// The wait for a guest's sshd before a dashboard session opens.
-    SshWait,
-    /// `sandbox prune`: the leftover files of sandboxes that no longer exist.
-    SandboxPrune,
-    /// `bridge check BRIDGE`.
-    BridgeCheck,
-    /// `completion SHELL --install`.
-    CompletionInstall,
+text_enum! {
+    /// The kinds of long operation a face starts as a job.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum JobKind {
+        Prune = "prune",
+        Cleanup = "cleanup",
+        Delete = "delete",
+        Stop = "stop",
+        Start = "start",
+        Pull = "pull",
+        RemoveImages = "remove images",
+        Pause = "pause",
+        Resume = "resume",
+        Snapshot = "snapshot",
+        /// A running sandbox branched into clones (`sandbox branch`).
+        Branch = "branch",
+        Restore = "restore",
+        DeleteSnapshot = "delete snapshot",
+        Port = "port",
+        Upload = "upload",
+        Download = "download",
+        Network = "network",
+        /// The wait for a guest's sshd before a dashboard session opens.
+        SshWait = "session",
+        /// `sandbox prune`: the leftover files of sandboxes that no longer exist.
+        SandboxPrune = "sandbox prune",
+        /// `bridge check BRIDGE`.
+        BridgeCheck = "bridge check",
+        /// `completion SHELL --install`.
+        CompletionInstall = "completion",
+    }
 }
 
 // What each kind is called (`remove images`, `delete snapshot`, …).
-text_enum!(JobKind {
-    Prune = "prune",
-    Cleanup = "cleanup",
-    Delete = "delete",
-    Stop = "stop",
-    Start = "start",
-    Pull = "pull",
-    RemoveImages = "remove images",
-    Pause = "pause",
-    Resume = "resume",
-    Snapshot = "snapshot",
-    Branch = "branch",
-    Restore = "restore",
-    DeleteSnapshot = "delete snapshot",
-    Port = "port",
-    Upload = "upload",
-    Download = "download",
-    Network = "network",
-    SshWait = "session",
-    SandboxPrune = "sandbox prune",
-    BridgeCheck = "bridge check",
-    CompletionInstall = "completion",
-});
 
 /// Whether a running job of a kind can be stopped, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,19 +43,15 @@ pub struct TeardownOptions {
     pub candidate_dbs: Vec<PathBuf>,
 }
 
-/// Why a VM is a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetReason {
-    Stale,
-    Prefix,
-    All,
+text_enum! {
+    /// Why a VM is a target.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum TargetReason {
+        Stale = "stale",
+        Prefix = "prefix",
+        All = "all",
+    }
 }
-
-text_enum!(TargetReason {
-    Stale = "stale",
-    Prefix = "prefix",
-    All = "all",
-});
 
 /// The host resources a VM row points at (its network JSON and its leases).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

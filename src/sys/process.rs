@@ -130,17 +130,14 @@ pub fn all_pids() -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// Which VMM a socket name belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VmmKind {
-    Firecracker,
-    Qemu,
+text_enum! {
+    /// Which VMM a socket name belongs to.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum VmmKind {
+        Firecracker = "firecracker",
+        Qemu = "qemu",
+    }
 }
-
-text_enum!(VmmKind {
-    Firecracker = "firecracker",
-    Qemu = "qemu",
-});
 
 /// The VM a SmolVM control-socket file name belongs to: `fc-<id>.sock` (Firecracker) or
 /// `qmp-<id>.sock` (QEMU) — the inverse of [`VmFile::locate`].

@@ -59,16 +59,13 @@ impl Base {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Base {
-    Alpine,
-    Debian,
+text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Base {
+        Alpine = "alpine",
+        Debian = "debian",
+    }
 }
-
-text_enum!(Base {
-    Alpine = "alpine",
-    Debian = "debian",
-});
 
 impl Base {
     /// SmolVM's default rootfs size.
@@ -80,18 +77,14 @@ impl Base {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Auto,
-    Docker,
-    Debootstrap,
+text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Engine {
+        Auto = "auto",
+        Docker = "docker",
+        Debootstrap = "debootstrap",
+    }
 }
-
-text_enum!(Engine {
-    Auto = "auto",
-    Docker = "docker",
-    Debootstrap = "debootstrap",
-});
 
 /// How root logs in to the built image.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -168,26 +168,19 @@ impl CleanupOptions {
     }
 }
 
-/// Kinds of orphaned resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResourceKind {
-    Process,
-    Tap,
-    Nft,
-    Socket,
-    File,
-    /// A partial snapshot directory a killed `snapshot create` left.
-    Snapshot,
+text_enum! {
+    /// Kinds of orphaned resource.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ResourceKind {
+        Process = "process",
+        Tap = "tap",
+        Nft = "nft",
+        Socket = "socket",
+        File = "file",
+        /// A partial snapshot directory a killed `snapshot create` left.
+        Snapshot = "snapshot",
+    }
 }
-
-text_enum!(ResourceKind {
-    Process = "process",
-    Tap = "tap",
-    Nft = "nft",
-    Socket = "socket",
-    File = "file",
-    Snapshot = "snapshot",
-});
 
 /// A live resource that no VM owns.
 #[derive(Debug, Clone, PartialEq, Eq)]

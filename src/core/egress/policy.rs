@@ -10,21 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::error::{Error, ErrorCode, Result};
 
-/// `--internet`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The internet (through the host's outbound interface); never the host, the metadata
-    /// range or another sandbox.
-    #[default]
-    Open,
-    /// Nothing.
-    Off,
-    /// Only the allowed ranges and the addresses allowed names resolve to.
-    Restricted,
+text_enum! {
+    /// `--internet`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Mode {
+        /// The internet (through the host's outbound interface); never the host, the metadata
+        /// range or another sandbox.
+        #[default]
+        Open = "open",
+        /// Nothing.
+        Off = "off",
+        /// Only the allowed ranges and the addresses allowed names resolve to.
+        Restricted = "restricted",
+    }
 }
-
-text_enum!(Mode { Open = "open", Off = "off", Restricted = "restricted" });
 
 /// An IPv4 range, starting at its first address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -12,21 +12,21 @@ use crate::core::prune::{self, cache_version, PruneOptions};
 use crate::core::Paths;
 use crate::sys::fs::{disk_usage, HardLinks};
 
-/// What a listed directory is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// `<version>/<preset>-<arch>-<vmm>[-alpine]/`, as `image pull` writes it.
-    Cache,
-    /// SmolVM's own `<preset>-v<version>-<arch>-<vmm>[-alpine]/`.
-    SmolvmCache,
-    /// A stale-named entry neither layout describes (prune removes it).
-    Other,
-    /// An `image build` output, named by its image name (never pruned).
-    Built,
+text_enum! {
+    /// What a listed directory is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Kind {
+        /// `<version>/<preset>-<arch>-<vmm>[-alpine]/`, as `image pull` writes it.
+        Cache = "cache",
+        /// SmolVM's own `<preset>-v<version>-<arch>-<vmm>[-alpine]/`.
+        SmolvmCache = "smolvm-cache",
+        /// A stale-named entry neither layout describes (prune removes it).
+        Other = "other",
+        /// An `image build` output, named by its image name (never pruned).
+        Built = "built",
+    }
 }
-
-text_enum!(Kind { Cache = "cache", SmolvmCache = "smolvm-cache", Other = "other", Built = "built" });
 
 /// One listed image directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

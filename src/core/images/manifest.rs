@@ -19,11 +19,13 @@ use crate::sys::paths::expand;
 /// SmolVM 0.0.36's published release, bundled.
 pub const BUNDLED: &str = include_str!("../../../assets/manifest.json");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    Amd64,
-    Arm64,
+text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Arch {
+        Amd64 = "amd64",
+        Arm64 = "arm64",
+    }
 }
 
 /// The VMM enum lives with the host's backend choice (`core::host`); the manifest's
@@ -37,7 +39,6 @@ pub enum Os {
     Alpine,
 }
 
-text_enum!(Arch { Amd64 = "amd64", Arm64 = "arm64" });
 text_enum!(Os { Ubuntu = "ubuntu", Alpine = "alpine" });
 
 /// One row as written in the manifest.

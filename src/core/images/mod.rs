@@ -369,21 +369,17 @@ mod tests {
     }
 }
 
-/// `--vmm` of `image pull`/`image inspect` as SmolVM spells it: SmolVM also publishes
-/// `libkrun` images, which its macOS backend boots; this host (Linux) refuses them with a
-/// clear reason instead of a usage error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VmmRequest {
-    Firecracker,
-    Qemu,
-    Libkrun,
+text_enum! {
+    /// `--vmm` of `image pull`/`image inspect` as SmolVM spells it: SmolVM also publishes
+    /// `libkrun` images, which its macOS backend boots; this host (Linux) refuses them with a
+    /// clear reason instead of a usage error.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum VmmRequest {
+        Firecracker = "firecracker",
+        Qemu = "qemu",
+        Libkrun = "libkrun",
+    }
 }
-
-text_enum!(VmmRequest {
-    Firecracker = "firecracker",
-    Qemu = "qemu",
-    Libkrun = "libkrun",
-});
 
 impl VmmRequest {
     /// The VMM this host can use, or why not (runtime error, exit 1).

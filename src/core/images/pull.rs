@@ -31,30 +31,23 @@ use crate::sys::http::{FetchError, Http, HttpConfig, Sink, Url};
 use crate::sys::open;
 use crate::sys::sparse::ZstdSparse;
 
-/// Which file an event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Artifact {
-    Kernel,
-    Rootfs,
+text_enum! {
+    /// Which file an event is about.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Artifact {
+        Kernel = "kernel",
+        Rootfs = "rootfs",
+    }
 }
 
-text_enum!(Artifact {
-    Kernel = "kernel",
-    Rootfs = "rootfs",
-});
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Download,
-    Verify,
-    Decompress,
+text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Phase {
+        Download = "download",
+        Verify = "verify",
+        Decompress = "decompress",
+    }
 }
-
-text_enum!(Phase {
-    Download = "download",
-    Verify = "verify",
-    Decompress = "decompress",
-});
 
 /// Progress of a pull, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,39 +53,35 @@ fn rt(e: impl std::fmt::Display) -> Error {
     Error::runtime(e.to_string())
 }
 
-/// `--snapshot-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotType {
-    /// RAM, device state and disk: the guest's processes go on after a restore.
-    #[default]
-    Full,
-    /// The disk only: a restore boots it afresh.
-    Disk,
-    /// SmolVM's incremental type: not supported yet (a clear error).
-    Diff,
+text_enum! {
+    /// `--snapshot-type`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum SnapshotType {
+        /// RAM, device state and disk: the guest's processes go on after a restore.
+        #[default]
+        Full = "full",
+        /// The disk only: a restore boots it afresh.
+        Disk = "disk",
+        /// SmolVM's incremental type: not supported yet (a clear error).
+        Diff = "diff",
+    }
 }
 
-text_enum!(SnapshotType { Full = "full", Disk = "disk", Diff = "diff" });
-
-/// `--flush-policy`: whether the guest's file systems are synced (`sync` over SSH) before
-/// a `disk` snapshot of a running sandbox. A `full` snapshot keeps the page cache in
-/// memory, so it never needs one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FlushPolicy {
-    /// The sync must succeed, or nothing is snapshotted.
-    Required,
-    /// Try; go on without it when the guest does not answer.
-    #[default]
-    BestEffort,
-    Skip,
+text_enum! {
+    /// `--flush-policy`: whether the guest's file systems are synced (`sync` over SSH) before
+    /// a `disk` snapshot of a running sandbox. A `full` snapshot keeps the page cache in
+    /// memory, so it never needs one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum FlushPolicy {
+        /// The sync must succeed, or nothing is snapshotted.
+        Required = "required",
+        /// Try; go on without it when the guest does not answer.
+        #[default]
+        BestEffort = "best-effort",
+        Skip = "skip",
+    }
 }
-
-text_enum!(FlushPolicy {
-    Required = "required",
-    BestEffort = "best-effort",
-    Skip = "skip",
-});
 
 /// How to take a snapshot.
 #[derive(Debug, Clone)]

@@ -134,21 +134,16 @@ impl std::fmt::Debug for StepSink {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Image,
-    Network,
-    Spawn,
-    Boot,
+text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Phase {
+        Image = "image",
+        Network = "network",
+        Spawn = "spawn",
+        Boot = "boot",
+    }
 }
-
-text_enum!(Phase {
-    Image = "image",
-    Network = "network",
-    Spawn = "spawn",
-    Boot = "boot",
-});
 
 /// Progress of a start, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,19 +18,19 @@ use serde::{Deserialize, Serialize};
 use super::config::VmConfig;
 use crate::sys::process::is_vm_id;
 
-/// `vms.status`: SmolVM's `created|running|paused|stopped|error` (a row with any other
-/// value is skipped). Serialized as those words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VmStatus {
-    Created,
-    Running,
-    Paused,
-    Stopped,
-    Error,
+text_enum! {
+    /// `vms.status`: SmolVM's `created|running|paused|stopped|error` (a row with any other
+    /// value is skipped). Serialized as those words.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum VmStatus {
+        Created = "created",
+        Running = "running",
+        Paused = "paused",
+        Stopped = "stopped",
+        Error = "error",
+    }
 }
-
-text_enum!(VmStatus { Created = "created", Running = "running", Paused = "paused", Stopped = "stopped", Error = "error" });
 
 impl VmStatus {
     /// Running or paused: a VMM process should exist.

@@ -11,14 +11,14 @@ pub mod qemu;
 pub mod qmp;
 pub mod seccomp;
 
-/// The CPU accelerator a VM runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    Kvm,
-    Tcg,
+text_enum! {
+    /// The CPU accelerator a VM runs under.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Accel {
+        Kvm = "kvm",
+        Tcg = "tcg",
+    }
 }
-
-text_enum!(Accel { Kvm = "kvm", Tcg = "tcg" });
 
 pub use launch::{connect, Launch, VmmIdentity};

@@ -9,17 +9,17 @@ use std::path::PathBuf;
 
 use super::Accel;
 
-/// QEMU's machine type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Machine {
-    /// `microvm` with virtio-mmio devices (`-nodefaults`).
-    Microvm,
-    /// `q35` with virtio-pci devices.
-    Q35,
+text_enum! {
+    /// QEMU's machine type.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Machine {
+        /// `microvm` with virtio-mmio devices (`-nodefaults`).
+        Microvm = "microvm",
+        /// `q35` with virtio-pci devices.
+        Q35 = "q35",
+    }
 }
-
-text_enum!(Machine { Microvm = "microvm", Q35 = "q35" });
 
 impl Machine {
     /// The id QEMU gives the guest RAM's memory backend (and its RAM block) when the

@@ -54,20 +54,17 @@ const FINGERPRINT: &str = ".fingerprint";
 const BUILT_KERNEL: &str = "vmlinux.bin";
 const CHUNK: usize = 1 << 20;
 
-/// Which cache an image lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// `image build`: `<images>/<name>/`.
-    Built,
-    /// `image pull`: `<images>/<version>/<name>/` and the version's kernel.
-    Published,
+text_enum! {
+    /// Which cache an image lives in.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Kind {
+        /// `image build`: `<images>/<name>/`.
+        Built = "built",
+        /// `image pull`: `<images>/<version>/<name>/` and the version's kernel.
+        Published = "published",
+    }
 }
-
-text_enum!(Kind {
-    Built = "built",
-    Published = "published",
-});
 
 /// One file of the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,22 +100,18 @@ impl ArchiveManifest {
     }
 }
 
-/// What a file's bytes are doing now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Save's first pass: the checksum for the manifest.
-    Hash,
-    /// Save: into the archive.
-    Pack,
-    /// Load: out of the archive into the staging directory.
-    Unpack,
+text_enum! {
+    /// What a file's bytes are doing now.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Phase {
+        /// Save's first pass: the checksum for the manifest.
+        Hash = "hash",
+        /// Save: into the archive.
+        Pack = "pack",
+        /// Load: out of the archive into the staging directory.
+        Unpack = "unpack",
+    }
 }
-
-text_enum!(Phase {
-    Hash = "hash",
-    Pack = "pack",
-    Unpack = "unpack",
-});
 
 /// Progress of a save or load: bytes of one file done so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
