@@ -168,6 +168,59 @@ fn two_concurrent_starts_leave_one_running_vm_and_never_error() {
     }
 }
 
+/// `sandbox snapshot delete` takes the snapshot's own lock (SmolVM's
+/// `snapshot-<id>.lock`, held by a restore, a clone run or a create of it): held
+/// elsewhere, the delete waits, then fails `busy` naming the holder and deletes nothing.
+#[test]
+fn a_snapshot_delete_waits_for_the_snapshots_lock() {
+    require_root!();
+    let e = Env::new();
+    support::cleanup::insert_rows(
+        &e.h.data,
+        &e.h.sockets(),
+        &[support::cleanup::Row::stopped("vm-src")],
+    );
+    let dir = e.h.home.join(".smolvm/snapshots/snap-held");
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
+    c.execute(
+        "INSERT INTO snapshots (snapshot_id, vm_id, snapshot_path, mem_file_path, disk_path, \
+         vm_config, network_config, created_at, snapshot_type) \
+         VALUES ('snap-held', 'vm-src', ?1, '', ?2, '{}', '{}', '2026-05-07T12:00:00+00:00', 'disk')",
+        rusqlite::params![
+            dir.to_str().unwrap(),
+            dir.join("disk.ext4").to_str().unwrap()
+        ],
+    )
+    .unwrap();
+    let lock = e.h.data.join("locks/snapshot-snap-held.lock");
+    let python = python_holds(&lock, 60.0);
+    let holder_pid = python.0.id();
+    let args = ["sandbox", "snapshot", "delete", "snap-held", "--json"];
+    let t = Instant::now();
+    let out = e.run_with(&args, &[("SMOLVM_LOCK_TIMEOUT", "1")]);
+    assert!(t.elapsed() >= Duration::from_secs(1), "it waited");
+    support::assert_exit(&args, &out, 1);
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "busy", "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("Snapshot 'snap-held' is busy: '")
+            && m.contains(&format!("(pid {holder_pid}) is working on it")),
+        "{m}"
+    );
+    let rows: i64 = c
+        .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the row went");
+    assert!(dir.is_dir(), "the directory went");
+    drop(python);
+    // Released, the delete goes ahead.
+    let out = e.run_with(&args, &[("SMOLVM_LOCK_TIMEOUT", "5")]);
+    support::assert_exit(&args, &out, 0);
+    assert!(!dir.exists());
+}
+
 #[test]
 fn a_second_operation_waits_for_the_lock_then_fails_busy_naming_the_holder() {
     require_root!();

@@ -117,18 +117,31 @@ impl VmLock {
         what: &str,
         wait: Duration,
     ) -> Result<SnapshotLock> {
+        let (dir, id, what) = (
+            data_dir.to_path_buf(),
+            snapshot_id.to_string(),
+            what.to_string(),
+        );
+        tokio::task::spawn_blocking(move || VmLock::snapshot_blocking(&dir, &id, &what, wait))
+            .await
+            .map_err(|e| Error::runtime(e.to_string()))?
+    }
+
+    /// [`VmLock::acquire_snapshot`] on this thread, for a caller that may block (a
+    /// snapshot delete, whose file removal blocks too).
+    pub fn snapshot_blocking(
+        data_dir: &Path,
+        snapshot_id: &str,
+        what: &str,
+        wait: Duration,
+    ) -> Result<SnapshotLock> {
         if !is_vm_id(snapshot_id) {
             return Err(super::error::invalid_snapshot_id(snapshot_id));
         }
         let path = lock::path(data_dir, &format!("snapshot-{snapshot_id}.lock"));
-        let (id, what) = (snapshot_id.to_string(), what.to_string());
-        tokio::task::spawn_blocking(move || {
-            lock::acquire(&path, &what, wait)
-                .map(|h| SnapshotLock { _held: h })
-                .map_err(|e| busy("Snapshot", &id, wait, e))
-        })
-        .await
-        .map_err(|e| Error::runtime(e.to_string()))?
+        lock::acquire(&path, what, wait)
+            .map(|h| SnapshotLock { _held: h })
+            .map_err(|e| busy("Snapshot", snapshot_id, wait, e))
     }
 
     /// Whether some operation holds sandbox `id`'s lock right now (an invalid id: no).

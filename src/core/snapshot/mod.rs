@@ -277,11 +277,18 @@ pub fn get(ctx: &Ctx, id: &str) -> Result<(SnapshotRecord, SnapshotInfo)> {
     Ok((row, info))
 }
 
-/// `snapshot delete ID`: mark its directory, delete its row, then its files (only the
-/// names smolvm writes there; anything else in the directory refuses the removal and is
-/// reported). Returns what was deleted.
+/// `snapshot delete ID`: under the snapshot's lock, mark its directory, delete its row,
+/// then its files (only the names smolvm writes there; anything else in the directory
+/// refuses the removal and is reported). Returns what was deleted. Blocks (the lock's
+/// wait, the removal): an async caller runs it off its threads.
 pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
     tracing::info!(snapshot = %id, "deleting snapshot");
+    get(ctx, id)?;
+    // Under the snapshot's lock: a restore, clone or create of it finishes first (or
+    // this is busy, saying who holds it); then it is read again.
+    let wait = crate::core::lock::lock_timeout(&ctx.env)?;
+    let what = format!("sandbox snapshot delete {id}");
+    let _lock = crate::core::lock::VmLock::snapshot_blocking(&ctx.data_dir, id, &what, wait)?;
     let (_, info) = get(ctx, id)?;
     let dir = snapshot_dir(ctx, id)?;
     if dir.is_dir() {
