@@ -3736,7 +3736,7 @@ fn listing_of(fx: &[Effect]) -> Msg {
     };
     Msg::DirListing {
         generation: *generation,
-        result: smolvm::tui::worker::list_dir(dir, word),
+        result: smolvm::core::files::list_dir(dir, word),
     }
 }
 
@@ -3854,6 +3854,46 @@ fn tab_in_the_upload_form_asks_the_worker_and_changes_nothing_itself() {
     assert_eq!(asked, &a.data.home);
 }
 
+/// The log view reads a VM's console log as `sandbox logs` does: never through a symbolic
+/// link in the log's place (the link's target is not shown; the view says why), and a
+/// real log's last lines, `\r\n` as a newline.
+#[test]
+fn the_log_view_never_follows_a_link_in_the_logs_place() {
+    let h = support::Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    let secret = h.tmp.path().join("secret");
+    std::fs::write(&secret, "SECRET-LINE\n").unwrap();
+    std::os::unix::fs::symlink(&secret, h.data.join("vm-link1.log")).unwrap();
+    std::fs::write(h.data.join("vm-real1.log"), "one\r\ntwo\n").unwrap();
+    let logs = support::tui::RealWorker::block_on(&h.env(), |mut w| async move {
+        let mut got = Vec::new();
+        for id in ["vm-link1", "vm-real1"] {
+            w.run(Effect::LoadLog(LogSource::Vm(id.into())));
+            let deadline = support::tui::RealWorker::deadline(10);
+            loop {
+                if let Msg::Log { source, lines } = w.next_before(deadline).await {
+                    if source == LogSource::Vm(id.into()) {
+                        got.push(lines);
+                        break;
+                    }
+                }
+            }
+        }
+        got
+    });
+    assert!(
+        logs[0].iter().all(|l| !l.contains("SECRET")),
+        "{:?}",
+        logs[0]
+    );
+    assert!(
+        logs[0].len() == 1 && logs[0][0].contains("symbolic link"),
+        "{:?}",
+        logs[0]
+    );
+    assert_eq!(logs[1], ["one", "two"]);
+}
+
 /// Run the effects on the real worker and wait for its listing (other messages — the
 /// refresher's — are dropped).
 async fn worker_listing(w: &mut support::tui::RealWorker, fx: Vec<Effect>) -> Msg {
@@ -3929,7 +3969,7 @@ fn a_stale_completion_result_is_ignored() {
         let (generation, dir, word) = (*generation, t.path().join("project"), String::new());
         a.update(Input::Msg(Msg::DirListing {
             generation: generation - 1,
-            result: smolvm::tui::worker::list_dir(&dir, &word),
+            result: smolvm::core::files::list_dir(&dir, &word),
         }));
         assert_eq!(local(&a), format!("{base}project/"));
         let own = worker_listing(w, fx).await;

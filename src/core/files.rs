@@ -808,3 +808,25 @@ impl KillOnError for Child {
         r
     }
 }
+
+/// The entries of directory `dir` whose names start with `word` (`.`-names only when the
+/// word starts with `.`), each with whether it is a directory, sorted: the transfer form's
+/// path completion. It only reads the directory: an entry's type is the directory's own
+/// record of it (a symbolic link is not followed, and counts as no directory), and no
+/// entry is opened.
+pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Err(format!("cannot list {}", dir.display()));
+    };
+    let mut found: Vec<(String, bool)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let is_dir = e.file_type().ok()?.is_dir();
+            (name.starts_with(word) && (!name.starts_with('.') || word.starts_with('.')))
+                .then_some((name, is_dir))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}

@@ -381,6 +381,40 @@ pub fn open_log(ctx: &Ctx, id: &VmId) -> Result<Option<std::fs::File>> {
     }
 }
 
+/// The last `n` lines of the console log at `path` (lossy UTF-8, a line's trailing `\r`s
+/// dropped), reading at most its last 4 MiB: what the dashboard's log view shows. Opened
+/// as `logs` opens it, never through a symbolic link; no file is no lines, anything but a
+/// regular file an error naming the path.
+pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let cannot = |e: std::io::Error| {
+        Error::runtime(format!(
+            "cannot read {}: {}",
+            path.display(),
+            super::error::io_reason(&e)
+        ))
+    };
+    let mut f = match crate::sys::open::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(cannot(e)),
+    };
+    let len = f.metadata().map_err(cannot)?.len();
+    let start = len.saturating_sub(4 << 20);
+    f.seek(SeekFrom::Start(start)).map_err(cannot)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(cannot)?;
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<String> = (text.lines())
+        .skip(usize::from(start > 0))
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    if lines.len() > n {
+        lines.drain(..lines.len() - n);
+    }
+    Ok(lines)
+}
+
 /// Whether the sandbox's VMM is still running (for `logs -f`).
 pub fn is_running(ctx: &Ctx, id: &VmId) -> bool {
     match ctx.store.get_vm(id) {

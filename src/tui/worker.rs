@@ -255,7 +255,7 @@ impl Workers {
                 word,
             } => {
                 tokio::task::spawn_blocking(move || {
-                    let result = list_dir(&dir, &word);
+                    let result = crate::core::files::list_dir(&dir, &word);
                     let _ = tx.send(Msg::DirListing { generation, result });
                 });
             }
@@ -471,7 +471,9 @@ async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
             .map(|m| (m.len(), std::os::unix::fs::MetadataExt::ino(&m)));
         if meta != last {
             last = meta;
-            let lines = tail(&file, LOG_TAIL);
+            // As `sandbox logs` reads it: never through a link in the log's place.
+            let lines = crate::core::lifecycle::log_tail(&file, LOG_TAIL)
+                .unwrap_or_else(|e| vec![format!("({})", e.message)]);
             if tx
                 .send(Msg::Log {
                     source: LogSource::Vm(id.clone()),
@@ -484,51 +486,6 @@ async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// The last `n` lines of a file (lossy UTF-8), reading at most the last 4 MiB.
-pub fn tail(path: &Path, n: usize) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(4 << 20);
-    let _ = f.seek(SeekFrom::Start(start));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<String> = text
-        .lines()
-        .skip(usize::from(start > 0))
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    if lines.len() > n {
-        lines.drain(..lines.len() - n);
-    }
-    lines
-}
-
-/// The entries of directory `dir` whose names start with `word` (`.`-names only when the
-/// word starts with `.`), each with whether it is a directory, sorted: the transfer form's
-/// path completion. It only reads the directory: an entry's type is the directory's own
-/// record of it (a symbolic link is not followed, and counts as no directory), and no
-/// entry is opened.
-pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Err(format!("cannot list {}", dir.display()));
-    };
-    let mut found: Vec<(String, bool)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            let is_dir = e.file_type().ok()?.is_dir();
-            (name.starts_with(word) && (!name.starts_with('.') || word.starts_with('.')))
-                .then_some((name, is_dir))
-        })
-        .collect();
-    found.sort();
-    Ok(found)
 }
 
 /// The options `cleanup --prefix PREFIX [--all] [--dry-run]` runs with: the same

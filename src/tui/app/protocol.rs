@@ -139,7 +139,7 @@ pub enum Effect {
         guest: String,
     },
     /// List directory `dir` for Tab number `generation` of the transfer form: its entries
-    /// starting with `word` ([`crate::tui::worker::list_dir`]).
+    /// starting with `word` ([`crate::core::files::list_dir`]).
     ListDir {
         generation: u64,
         dir: std::path::PathBuf,
