@@ -16,7 +16,6 @@ use super::app::{
     TaskUpdate,
 };
 use super::data::{self, CpuSampler};
-use crate::core::cleanup::{self, CleanupEvent, CleanupOptions};
 use crate::core::context::Context;
 use crate::core::display_path;
 use crate::core::job::CancelToken;
@@ -486,66 +485,4 @@ async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// The options `cleanup --prefix PREFIX [--all] [--dry-run]` runs with: the same
-/// `CleanupOptions::new` from this context's paths and environment.
-fn cleanup_opts(
-    cx: &Context,
-    prefix: Option<String>,
-    all: bool,
-    dry_run: bool,
-) -> Result<CleanupOptions, String> {
-    CleanupOptions::new(cx.paths(), cx.env(), all, prefix, dry_run).map_err(|e| e.message)
-}
-
-async fn cleanup_preview(
-    cx: &Context,
-    prefix: String,
-    all: bool,
-) -> Result<CleanupPreview, String> {
-    let opts = cleanup_opts(cx, Some(prefix), all, true)?;
-    let plan = cleanup::prepare(opts).await.map_err(|e| e.message)?;
-    Ok(plan.view())
-}
-
-/// Clean up what the user confirmed (`confirmed`, the dry run the dialog showed): the plan
-/// is made again for real, and whatever became a target since is left alone and said so.
-async fn run_cleanup(
-    task: u64,
-    tx: UnboundedSender<Msg>,
-    cx: Context,
-    cancel: Arc<AtomicBool>,
-    prefix: String,
-    all: bool,
-    confirmed: cleanup::PlanView,
-) {
-    let t0 = Instant::now();
-    let opts = match cleanup_opts(&cx, Some(prefix), all, false) {
-        Ok(o) => o,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
-    };
-    send(&tx, task, TaskUpdate::Phase("reconciling".into()));
-    let mut plan = match cleanup::prepare(opts).await {
-        Ok(p) => p,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
-    };
-    plan.keep_confirmed(&confirmed);
-    let total = (plan.targets.len() + plan.stale_resources.len()) as u64;
-    let progress = deleting(&tx, task, total, cancel, |ev: CleanupEvent| match ev {
-        CleanupEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
-        CleanupEvent::Failed { vm_id, error } => item(vm_id, false, failure(&error)),
-        CleanupEvent::Cleaned(r) => item(r.label(), true, "cleaned".into()),
-        CleanupEvent::CleanFailed { resource, error } => item(resource.label(), false, error),
-    });
-    let report = cleanup::execute(plan, &progress).await;
-    for w in &report.warnings {
-        send(
-            &tx,
-            task,
-            TaskUpdate::Item(item("warning".into(), true, w.clone())),
-        );
-    }
-    let state = end_state(report.cancelled, report.failure_count() > 0);
-    finish(&tx, task, state, report.summary(), t0);
 }
