@@ -19,6 +19,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::core::builder::output_tail as tail;
 use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, BuildReport, Engine};
 use crate::core::error::{io_err, io_reason, Error, Result};
 use crate::core::images::Vmm;
@@ -291,11 +292,6 @@ fn step_failed(preset: &str, cmd: &str, text: &str) -> Error {
         "Image build failed: preset '{preset}' step `{cmd}` failed{hint}:\n{}",
         tail(text, 15)
     ))
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The wrapper `unshare` runs: `$1` the new root, `$2` the step. Everything it mounts is

@@ -87,7 +87,8 @@ pub(super) fn space_error(cache_dir: &Path, need_mib: u64) -> Error {
     )
 }
 
-fn tail(text: &str, n: usize) -> String {
+/// The last `n` lines of a step's output, joined: what an error shows of it.
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -20,6 +20,7 @@
 //!   or as our disk-space message when its output says the disk is full.
 
 mod engine;
+pub(crate) use engine::tail as output_tail;
 mod fingerprint;
 mod plan;
 pub(crate) mod recipe;
