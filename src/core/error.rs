@@ -122,6 +122,12 @@ pub(crate) fn path_err(what: &str, p: &std::path::Path, e: &std::io::Error) -> E
     Error::runtime(format!("cannot {what} {}: {}", p.display(), io_reason(e)))
 }
 
+/// A failure from below (a state database's error, a join error…) as a runtime error
+/// saying what it says.
+pub(crate) fn rt(e: impl fmt::Display) -> Error {
+    Error::runtime(e.to_string())
+}
+
 /// `<what> <path>: <reason>` (`what` says the whole failure: "cannot read", "cannot create
 /// a staging directory in"): a file operation that failed.
 pub(crate) fn io_err(what: &str, p: &std::path::Path, e: impl Borrow<std::io::Error>) -> Error {

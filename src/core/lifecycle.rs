@@ -2,6 +2,7 @@
 //! `ssh`/`exec` run. Each is one core function the faces call; the effects themselves
 //! (signals, files, state rows) are sys's, and all of them keep the state store current.
 
+use crate::core::error::rt;
 use crate::sys::fs::{remove_vm_file, VmFile};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,10 +18,6 @@ pub use super::ssh::{shell_quote, ssh_args, ssh_args_as, ssh_command, SshLogin};
 use super::teardown;
 use crate::core::vm::VmId;
 use crate::sys::state::{VmRecord, VmStatus};
-
-fn rt(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
-}
 
 /// One sandbox in detail.
 #[derive(Debug, Clone, Serialize)]

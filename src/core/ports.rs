@@ -21,6 +21,7 @@
 //! instead. Such a forward is **shadowed**: `list` (and so `port list`, the dashboard's
 //! detail view) and `smolvm doctor` ([`shadowed_forwards`]) say so and name the process.
 
+use crate::core::error::rt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -81,10 +82,6 @@ const LOOPBACK: &str = "127.0.0.1";
 const NFTABLES: &str = "nftables";
 /// SmolVM's transport name for an SSH forward.
 pub const SSH_TUNNEL: &str = "ssh_tunnel";
-
-fn rt(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
-}
 
 fn port(text: &str, what: &str, zero_ok: bool) -> Result<u16> {
     match text.parse::<u16>() {

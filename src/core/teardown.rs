@@ -6,6 +6,7 @@
 //! cleanup's targets and, through [`teardown_vm`] and [`stop_vm`], by `sandbox delete`,
 //! `stop` and a failed start's rollback.
 
+use crate::core::error::rt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +14,6 @@ use std::time::{Duration, Instant};
 use super::vm::{row_is_live, VmId};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
 
-/// A failure of a step, as a runtime error with its message (the code travels with it to
-/// the CLI's `--json` and the dashboard).
-fn rt(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
-}
 use crate::sys::fs::{self, VmFile};
 use crate::sys::net::{self, nft, OwnedTap, TapClaim};
 use crate::sys::paths::STATE_DB_FILE;

@@ -29,6 +29,7 @@
 //! (QEMU 7.2 cannot add a 9p share to a running guest, and a mounted share blocks its
 //! migration) and Firecracker (clones need QEMU's file-backed RAM).
 
+use crate::core::error::rt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -45,10 +46,6 @@ use super::vm::VmId;
 
 /// How long a warm start waits for another one making the same template.
 const TEMPLATE_WAIT: std::time::Duration = std::time::Duration::from_secs(900);
-
-fn rt(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
-}
 
 /// What a face asks of a preset start: warm, cold, or what the preset's `warm` key says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

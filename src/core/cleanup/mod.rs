@@ -14,6 +14,7 @@
 //! * **Teardown** of a target, each step idempotent so a rerun after a crash finishes the
 //!   job (`core::teardown`): VMM, TAP, nftables entries, files, and last the row.
 
+use crate::core::error::rt;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -336,10 +337,6 @@ impl CleanupReport {
     }
 }
 
-fn runtime(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
-}
-
 /// Take the cleanup lock (waiting for another cleanup to finish), open the store,
 /// reconcile it with the live system (stored unless a dry run) and compute the targets
 /// and orphans. Deletes nothing.
@@ -351,13 +348,12 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
         Some(
             tokio::task::spawn_blocking(move || -> Result<FileLock> {
                 let f = crate::sys::open::open_lock(&path, 0o600)
-                    .map_err(|e| runtime(format!("cannot open {}: {e}", path.display())))?;
-                crate::sys::lock::lock_file(f).map_err(|e| {
-                    runtime(format!("cannot lock {}: {}", path.display(), io_reason(&e)))
-                })
+                    .map_err(|e| rt(format!("cannot open {}: {e}", path.display())))?;
+                crate::sys::lock::lock_file(f)
+                    .map_err(|e| rt(format!("cannot lock {}: {}", path.display(), io_reason(&e))))
             })
             .await
-            .map_err(runtime)??,
+            .map_err(rt)??,
         )
     };
     let db = opts.teardown.data_dir.join(STATE_DB_FILE);
@@ -370,15 +366,15 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     let (store, corruption) =
         tokio::task::spawn_blocking(move || StateStore::open(&db, mode, busy))
             .await
-            .map_err(runtime)?
-            .map_err(runtime)?;
+            .map_err(rt)?
+            .map_err(rt)?;
     let store = Arc::new(store);
 
     let live = scan(&opts).await;
     let mut warnings = Vec::new();
-    let listed = store.list_vms().map_err(runtime)?;
+    let listed = store.list_vms().map_err(rt)?;
     let mut rows = listed.vms;
-    let leases = store.leases().map_err(runtime)?;
+    let leases = store.leases().map_err(rt)?;
     // Rows with invalid values are reported and never acted on. The resources such a row
     // names are unknown, so nothing may be judged unowned: no orphan sweep this time.
     let skipped: Vec<String> = listed
@@ -408,8 +404,8 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
             rec.config.backend = Some(v.kind.as_str().into());
             rec.config.extras.adopted = Some(true);
             if !opts.dry_run {
-                store.insert_vm(&rec).map_err(runtime)?;
-                if let Some(r) = store.get_vm(&v.vm_id).map_err(runtime)? {
+                store.insert_vm(&rec).map_err(rt)?;
+                if let Some(r) = store.get_vm(&v.vm_id).map_err(rt)? {
                     rec = r;
                 }
             }
@@ -421,7 +417,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
         let (rows, leases) = (rows.clone(), leases.clone());
         tokio::task::spawn_blocking(move || known_from(&opts.teardown_options(), &rows, &leases))
             .await
-            .map_err(runtime)?
+            .map_err(rt)?
     };
     warnings.extend(read_warnings);
 
@@ -435,7 +431,7 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
         .map(|r| r.id.clone())
         .collect();
     if !opts.dry_run {
-        store.mark_stale(&newly_stale).map_err(runtime)?;
+        store.mark_stale(&newly_stale).map_err(rt)?;
     }
     let mut stale_ids = newly_stale.clone();
     stale_ids.extend(
@@ -577,7 +573,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
                 teardown(&t, &ctx).await
             })
             .await
-            .unwrap_or_else(|e| Err(runtime(format!("teardown task failed: {e}"))));
+            .unwrap_or_else(|e| Err(rt(format!("teardown task failed: {e}"))));
             (id, Some(r))
         }
     }))

@@ -12,6 +12,7 @@ mod net;
 pub mod policy;
 pub mod resolver;
 
+use crate::core::error::rt;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
@@ -25,10 +26,6 @@ use crate::core::vm::VmId;
 use crate::sys::env::Env;
 use crate::sys::net::guard::{self, Egress, TapGuard};
 use crate::sys::state::{Network, StateStore, VmRecord, VmStatus};
-
-fn rt(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
-}
 
 /// The sandbox's settings: smolvm's own record, else what SmolVM's `internet_settings`
 /// in its config says (a row SmolVM wrote, or one from before this record existed).

@@ -22,6 +22,7 @@ pub mod guard;
 mod restore;
 mod template;
 
+use crate::core::error::rt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -48,10 +49,6 @@ const STATE: &str = "state.bin";
 const FC_STATE: &str = "vmstate.bin";
 const FC_MEM: &str = "mem.bin";
 const DISK: &str = "disk.ext4";
-
-fn rt(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
-}
 
 text_enum! {
     /// `--snapshot-type`.

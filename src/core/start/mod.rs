@@ -14,6 +14,7 @@
 //! VM's network, `boot.rs` spawns the VMM and waits for the guest, and `report.rs` is how
 //! a start ends (its report, or the rollback).
 
+use crate::core::error::rt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -222,10 +223,6 @@ pub struct WarmInfo {
     /// or `ssh`; none when it forwarded nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarded_over: Option<&'static str>,
-}
-
-fn rt(e: impl std::fmt::Display) -> Error {
-    Error::runtime(e.to_string())
 }
 
 /// The runtime for this start, decided by the host service; its warning (TCG) is shown.
