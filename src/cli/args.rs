@@ -18,22 +18,9 @@ pub use super::host_args::*;
 pub use super::snapshot_args::*;
 use crate::core::VmStatus;
 
-/// Core's value types as clap values: the spellings are each type's own (`as_str`), in
-/// the order `--help` lists them.
+/// Core's value types as clap values: a flag takes one of a `text_enum`'s spellings
+/// (`as_str`), offered in its `ALL` order (the order SmolVM's help lists them).
 macro_rules! value_enum {
-    ($t:ty: $($v:expr),+) => {
-        impl ValueEnum for $t {
-            fn value_variants<'a>() -> &'a [Self] {
-                &[$($v),+]
-            }
-            fn to_possible_value(&self) -> Option<PossibleValue> {
-                Some(PossibleValue::new(self.as_str()))
-            }
-        }
-    };
-}
-/// A `text_enum` of core's images (`ALL` in its spelling order).
-macro_rules! value_enum_all {
     ($($t:ty),+) => {
         $(impl ValueEnum for $t {
             fn value_variants<'a>() -> &'a [Self] {
@@ -45,8 +32,20 @@ macro_rules! value_enum_all {
         })+
     };
 }
-value_enum_all!(Arch, Vmm, Os, BackendChoice, MachineRequest, VmmRequest);
-value_enum!(Base: Base::Alpine, Base::Debian);
+value_enum!(
+    Arch,
+    Vmm,
+    Os,
+    BackendChoice,
+    MachineRequest,
+    VmmRequest,
+    Base,
+    Engine,
+    SnapshotType,
+    FlushPolicy,
+    AccelRequest,
+    VmStatus
+);
 
 /// `--comm-channel`: SmolVM's flag, accepted; both are served over SSH here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,25 +54,13 @@ pub enum CommChannel {
     Vsock,
 }
 
-value_enum!(Engine: Engine::Auto, Engine::Docker, Engine::Debootstrap);
-value_enum!(SnapshotType: SnapshotType::Full, SnapshotType::Diff, SnapshotType::Disk);
-value_enum!(FlushPolicy: FlushPolicy::Required, FlushPolicy::BestEffort, FlushPolicy::Skip);
-value_enum!(AccelRequest: AccelRequest::Auto, AccelRequest::Kvm, AccelRequest::Tcg);
-value_enum!(
-    VmStatus: VmStatus::Created,
-    VmStatus::Running,
-    VmStatus::Paused,
-    VmStatus::Stopped,
-    VmStatus::Error
-);
-
 /// A flag carrying seconds (`--timeout`): the one duration parser, 0 to 24 h.
 fn seconds(text: &str) -> Result<Duration, String> {
     crate::core::units::parse_seconds(text, false)
 }
 
-/// `--boot-timeout`: as [`seconds`], but more than 0.
-pub(super) fn boot_seconds(text: &str) -> Result<Duration, String> {
+/// `--boot-timeout`, `--install-timeout`: as [`seconds`], but more than 0.
+pub(super) fn positive_seconds(text: &str) -> Result<Duration, String> {
     crate::core::units::parse_seconds(text, true)
 }
 
@@ -267,11 +254,6 @@ pub struct PresetStartArgs {
     pub cold: bool,
 }
 
-/// `--install-timeout`: seconds, more than 0.
-pub(super) fn install_seconds(text: &str) -> Result<Duration, String> {
-    crate::core::units::parse_seconds(text, true)
-}
-
 // ---- end presets ----
 
 /// Flags shared by `<preset> start` and `sandbox create`.
@@ -308,7 +290,7 @@ pub struct StartFlags {
     pub os: Option<Os>,
     /// Seconds to wait for the guest to be ready (default 30 with KVM, 120 under TCG; at
     /// most 86400).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
     /// Share a host folder with the guest (QEMU, virtio-9p): read-only with a writable
     /// overlay in the guest; GUEST defaults to /workspace (/workspace-<i> for several).
@@ -325,7 +307,7 @@ pub struct StartFlags {
     pub unsafe_mount: bool,
     /// Seconds each install step may take when the preset's image is built locally
     /// (default 600).
-    #[arg(long, value_name = "SECONDS", value_parser = install_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub install_timeout: Option<Duration>,
     #[command(flatten)]
     pub egress: EgressFlags,
@@ -665,7 +647,7 @@ pub struct SandboxStartArgs {
     #[arg(long, value_enum)]
     pub accel: Option<AccelRequest>,
     /// Seconds to wait for the guest to be ready (at most 86400).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
@@ -734,7 +716,7 @@ pub struct SshArgs {
     #[arg(long, value_name = "USER")]
     pub ssh_user: Option<String>,
     /// Seconds to wait for the guest's SSH to answer (a sandbox still booting).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
     /// A command to run instead of a shell.
     #[arg(last = true)]
@@ -751,7 +733,7 @@ pub struct ExecArgs {
     #[arg(long)]
     pub start: bool,
     /// Seconds to wait for the guest to be ready (with --start, or while it boots).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
     /// Print `exit_code`, `stdout` and `stderr` as JSON.
     #[arg(long)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::install_seconds;
+use super::args::positive_seconds;
 use crate::core::builder::{Base, Engine};
 use crate::core::images::Arch;
 
@@ -71,7 +71,7 @@ pub struct ImageBuildArgs {
     #[arg(long, value_name = "PRESET", conflicts_with_all = ["tag", "ssh_password", "ssh_key", "name"])]
     pub preset: Option<String>,
     /// Each install step's bound with --preset, in seconds (default 600).
-    #[arg(long, value_name = "SECONDS", value_parser = install_seconds, requires = "preset")]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, requires = "preset")]
     pub install_timeout: Option<Duration>,
     /// Base distribution (with --preset: default debian).
     #[arg(long, value_enum, required_unless_present_any = ["tag", "preset"])]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::args::boot_seconds;
+use super::args::positive_seconds;
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
 
 #[derive(Debug, Subcommand)]
@@ -70,7 +70,7 @@ pub struct SnapshotRestoreArgs {
     #[arg(long)]
     pub force: bool,
     /// Seconds to wait for the guest (at most 86400).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
@@ -106,7 +106,7 @@ pub struct CloneArgs {
     #[arg(long)]
     pub copy_memory: bool,
     /// Seconds to wait for each clone (at most 86400).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
@@ -128,7 +128,7 @@ pub struct BranchArgs {
     #[arg(long)]
     pub snapshot_id: Option<String>,
     /// Seconds to wait for each clone (at most 86400).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]

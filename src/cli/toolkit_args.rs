@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-fn boot_seconds(text: &str) -> Result<Duration, String> {
-    crate::core::units::parse_seconds(text, true)
-}
+use super::args::positive_seconds;
 
 /// `--ssh-key`, `--ssh-user`, `--comm-channel` (SmolVM's; only `ssh` is a channel here,
 /// `vsock` is accepted and served over SSH too).
@@ -180,6 +178,6 @@ pub struct ShellArgs {
     #[arg(value_name = "SANDBOX")]
     pub id: String,
     /// Seconds to wait for the guest's SSH to answer (a sandbox still booting).
-    #[arg(long, value_name = "SECONDS", value_parser = boot_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub boot_timeout: Option<Duration>,
 }

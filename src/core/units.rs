@@ -5,12 +5,6 @@
 /// parsers call it (`tests/architecture.rs`, `REEXPORTS`).
 pub use crate::sys::env::parse_seconds;
 
-/// Bytes as lower-case hex, two digits each (a digest as SmolVM's manifests and our
-/// archives and fingerprints write it).
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// SI sizes like SmolVM's docs: whole numbers below 1 GB (`0 B`, `512 KB`, `412 MB`), one
 /// decimal from 1 GB (`1.2 GB`, `3.4 TB`). Values round to nearest; a value that rounds up
 /// to 1000 of a unit is shown in the next one (`999.6 MB` → `1.0 GB`).

@@ -224,6 +224,12 @@ pub fn random_hex(n: usize) -> String {
         }
         filled += r as usize;
     }
+    hex(&b)
+}
+
+/// Bytes as lower-case hex, two digits each (a digest as SmolVM's manifests and our
+/// archives and fingerprints write it).
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use super::recipe::{recipe, INIT_SCRIPT};
 use super::{io_err, Auth, BuildOptions, DockerfileOptions};
 use crate::core::error::{io_reason, Error, Result};
-use crate::core::units::hex;
 use crate::sys::open;
+use crate::sys::open::hex;
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     let mut h = Sha256::new();

@@ -201,7 +201,8 @@ fn valid_preset(p: &str) -> bool {
         && !p.starts_with('-')
 }
 
-fn valid_sha256(s: &str) -> bool {
+/// A SHA-256 as the manifests and archives write it: 64 lower-case hex digits.
+pub(crate) fn valid_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 

@@ -24,11 +24,11 @@ use sha2::{Digest, Sha256};
 use super::{Image, Layout, Manifest, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
 use crate::core::error::{io_reason, path_err, Error, ErrorCode, Result};
 use crate::core::progress::Progress;
-use crate::core::units::hex;
 use crate::core::version::image_version;
 use crate::core::Env;
 use crate::sys::http::{FetchError, Http, HttpConfig, Sink, Url};
 use crate::sys::open;
+use crate::sys::open::hex;
 use crate::sys::sparse::ZstdSparse;
 
 text_enum! {

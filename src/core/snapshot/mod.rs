@@ -58,10 +58,10 @@ text_enum! {
         /// RAM, device state and disk: the guest's processes go on after a restore.
         #[default]
         Full = "full",
-        /// The disk only: a restore boots it afresh.
-        Disk = "disk",
         /// SmolVM's incremental type: not supported yet (a clear error).
         Diff = "diff",
+        /// The disk only: a restore boots it afresh.
+        Disk = "disk",
     }
 }
 

@@ -138,10 +138,6 @@ pub enum Op {
     Rmdir(PathBuf),
 }
 
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -153,7 +149,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 fn hex_path(p: &Path) -> String {
-    hex_of(p.as_os_str().as_encoded_bytes())
+    crate::sys::open::hex(p.as_os_str().as_encoded_bytes())
 }
 
 impl Op {
@@ -162,7 +158,7 @@ impl Op {
         match self {
             Op::Mkdirs(p) => format!("mkdirs {}", hex_path(p)),
             Op::Dir(p, m) => format!("dir {} {m:o}", hex_path(p)),
-            Op::File(p, m, d) => format!("file {} {m:o} {}", hex_path(p), hex_of(d)),
+            Op::File(p, m, d) => format!("file {} {m:o} {}", hex_path(p), crate::sys::open::hex(d)),
             Op::Link(p, t) => format!("link {} {}", hex_path(p), hex_path(t)),
             Op::Private(p) => format!("private {}", hex_path(p)),
             Op::Chmod(p, m) => format!("chmod {} {m:o}", hex_path(p)),

@@ -36,10 +36,6 @@ fn corrupt(input: &Path, e: &io::Error) -> Error {
     )
 }
 
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 /// Check the manifest against what this smolvm accepts (format, name, kind, file list).
 fn validate_manifest(input: &Path, m: &ArchiveManifest, current_version: &str) -> Result<()> {
     if m.format != FORMAT {
@@ -106,7 +102,7 @@ fn validate_manifest(input: &Path, m: &ArchiveManifest, current_version: &str) -
         ));
     }
     for f in &m.files {
-        if !is_sha256(&f.sha256) {
+        if !crate::core::images::manifest::valid_sha256(&f.sha256) {
             return Err(bad(
                 input,
                 format!("{}: invalid SHA-256 {:?}", f.name, f.sha256),

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::{parse_image_name, ROOTFS, ROOTFS_ZST, SIDECAR};
 use crate::core::error::{io_err, Error};
-use crate::core::units::hex;
+use crate::sys::open::hex;
 
 mod load;
 mod save;
