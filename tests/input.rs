@@ -821,14 +821,9 @@ fn image_inspect_knows_the_users_presets() {
     assert_eq!(json(&by_alias)["data"][0]["name"], "claude-code-amd64-qemu");
     let out = inspect("mine");
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    let msg = json(&out)["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        msg.starts_with("No published image for preset 'mine'"),
-        "{msg}"
-    );
+    let v = json(&out);
+    let m = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.starts_with("No published image for preset 'mine'"), "{v}");
 }
 
 /// `sandbox delete` parses each id once: one that can name no sandbox fails as "not

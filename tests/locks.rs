@@ -79,6 +79,36 @@ impl Sandboxes {
     }
 }
 
+/// A sandbox environment with one stopped sandbox `id` in its state database.
+fn with_stopped(id: &str) -> Env {
+    let e = Env::new();
+    support::cleanup::insert_rows(
+        &e.h.data,
+        &e.h.sockets(),
+        &[support::cleanup::Row::stopped(id)],
+    );
+    e
+}
+
+/// `args` run while a lock it needs is held by `holder_pid` (SMOLVM_LOCK_TIMEOUT 1 s):
+/// it waited, then failed `busy` (exit 1) with a message starting `busy_start` that names
+/// the holder.
+fn assert_busy(e: &Env, args: &[&str], busy_start: &str, holder_pid: u32) {
+    let t = Instant::now();
+    let out = e.run_with(args, &[("SMOLVM_LOCK_TIMEOUT", "1")]);
+    assert!(t.elapsed() >= Duration::from_secs(1), "{args:?} waited");
+    support::assert_exit(args, &out, 1);
+    let v = json(&out);
+    assert_eq!(v["error"]["code"], "busy", "{args:?}: {v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(busy_start)
+            && m.contains("python3 -c import fcntl, sys, time f = open(")
+            && m.contains(&format!("(pid {holder_pid}) is working on it (waited 1 s)")),
+        "{args:?}: {m}"
+    );
+}
+
 fn alive(pid: i64) -> bool {
     smolvm::sys::process::is_alive(pid as i32)
 }
@@ -174,12 +204,7 @@ fn two_concurrent_starts_leave_one_running_vm_and_never_error() {
 #[test]
 fn a_snapshot_delete_waits_for_the_snapshots_lock() {
     require_root!();
-    let e = Env::new();
-    support::cleanup::insert_rows(
-        &e.h.data,
-        &e.h.sockets(),
-        &[support::cleanup::Row::stopped("vm-src")],
-    );
+    let e = with_stopped("vm-src");
     let dir = e.h.home.join(".smolvm/snapshots/snap-held");
     std::fs::create_dir_all(&dir).unwrap();
     let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
@@ -197,18 +222,7 @@ fn a_snapshot_delete_waits_for_the_snapshots_lock() {
     let python = python_holds(&lock, 60.0);
     let holder_pid = python.0.id();
     let args = ["sandbox", "snapshot", "delete", "snap-held", "--json"];
-    let t = Instant::now();
-    let out = e.run_with(&args, &[("SMOLVM_LOCK_TIMEOUT", "1")]);
-    assert!(t.elapsed() >= Duration::from_secs(1), "it waited");
-    support::assert_exit(&args, &out, 1);
-    let v = json(&out);
-    assert_eq!(v["error"]["code"], "busy", "{v}");
-    let m = v["error"]["message"].as_str().unwrap();
-    assert!(
-        m.starts_with("Snapshot 'snap-held' is busy: '")
-            && m.contains(&format!("(pid {holder_pid}) is working on it")),
-        "{m}"
-    );
+    assert_busy(&e, &args, "Snapshot 'snap-held' is busy: '", holder_pid);
     let rows: i64 = c
         .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
         .unwrap();
@@ -224,12 +238,7 @@ fn a_snapshot_delete_waits_for_the_snapshots_lock() {
 #[test]
 fn a_second_operation_waits_for_the_lock_then_fails_busy_naming_the_holder() {
     require_root!();
-    let e = Env::new();
-    support::cleanup::insert_rows(
-        &e.h.data,
-        &e.h.sockets(),
-        &[support::cleanup::Row::stopped("vm-held")],
-    );
+    let e = with_stopped("vm-held");
     let lock = e.lock_file("vm-held");
     let python = python_holds(&lock, 60.0);
     let holder_pid = python.0.id();
@@ -244,19 +253,7 @@ fn a_second_operation_waits_for_the_lock_then_fails_busy_naming_the_holder() {
             "sandbox", "exec", "vm-held", "--start", "--json", "--", "true",
         ],
     ] {
-        let t = Instant::now();
-        let out = e.run_with(&args, &quick);
-        assert!(t.elapsed() >= Duration::from_secs(1), "{args:?} waited");
-        support::assert_exit(&args, &out, 1);
-        let v = json(&out);
-        assert_eq!(v["error"]["code"], "busy", "{args:?}: {v}");
-        let m = v["error"]["message"].as_str().unwrap();
-        assert!(
-            m.starts_with("Sandbox 'vm-held' is busy: '")
-                && m.contains("python3 -c import fcntl, sys, time f = open(")
-                && m.contains(&format!("(pid {holder_pid}) is working on it (waited 1 s)")),
-            "{args:?}: {m}"
-        );
+        assert_busy(&e, &args, "Sandbox 'vm-held' is busy: '", holder_pid);
     }
     // delete reports it per sandbox, and changes nothing.
     let out = e.run_with(&["sandbox", "delete", "vm-held", "--json"], &quick);

@@ -3096,20 +3096,15 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
     assert!(!render(&a).contains("OTHER"));
     // Latest answer wins: the reload's answer (generation 2) shows; the first read's,
     // arriving after it, is dropped.
-    let mut newer = detail_fixture();
-    newer.cloned_from = Some("snap-newer".into());
-    a.update(Input::Msg(Msg::Detail {
-        id: vid("vm-agent-1"),
-        generation: 2,
-        result: Ok(Box::new(newer)),
-    }));
-    let mut older = detail_fixture();
-    older.cloned_from = Some("snap-older".into());
-    a.update(Input::Msg(Msg::Detail {
-        id: vid("vm-agent-1"),
-        generation: 1,
-        result: Ok(Box::new(older)),
-    }));
+    for (generation, from) in [(2, "snap-newer"), (1, "snap-older")] {
+        let mut d = detail_fixture();
+        d.cloned_from = Some(from.into());
+        a.update(Input::Msg(Msg::Detail {
+            id: vid("vm-agent-1"),
+            generation,
+            result: Ok(Box::new(d)),
+        }));
+    }
     let Preview::Ready(shown) = a.data.detail("vm-agent-1") else {
         panic!("no detail")
     };
