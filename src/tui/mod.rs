@@ -55,25 +55,19 @@ pub fn new_app(env: &Env, readonly: bool) -> App {
     app
 }
 
-/// The `ssh` command line of a session in VM `id`: the preset's launch command
-/// (`core::presets::attach::argv`, the user's presets included) when `attach`, else a
-/// login shell (`core::lifecycle::ssh_argv_as`, as `smolvm sandbox shell`).
+/// The `ssh` command line of a session in VM `id`: its attach session when `attach`
+/// (`core::presets::attach::session_argv`: the preset's launch command, the user's presets
+/// included, or a login shell for a built image), else a login shell
+/// (`core::lifecycle::ssh_argv_as`, as `smolvm sandbox shell`).
 fn session_argv(cx: &Context, id: &VmId, attach: bool) -> Result<Vec<String>, String> {
     use crate::core::lifecycle::{self, SshLogin};
     let ctx = cx.job().map_err(|e| e.message)?;
-    if !attach {
-        return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
-            .map_err(|e| e.message);
+    if attach {
+        crate::core::presets::attach::session_argv(&ctx, id)
+    } else {
+        lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
     }
-    let info = lifecycle::info(&ctx, id).map_err(|e| e.message)?;
-    let Some(name) = info.summary.preset else {
-        // A built image has no agent: the form's attach opens a login shell.
-        return lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
-            .map_err(|e| e.message);
-    };
-    let registry = crate::core::presets::Registry::load(cx.env());
-    let preset = registry.lookup(&name).map_err(|e| e.message)?;
-    crate::core::presets::attach::argv(&ctx, id, preset).map_err(|e| e.message)
+    .map_err(|e| e.message)
 }
 
 /// Suspend the dashboard for an SSH session: stop reading keys (the input reader is

@@ -32,6 +32,21 @@ pub fn answer(line: Option<&str>) -> Option<bool> {
 }
 
 /// The `ssh -t … root@<ip> -- '<remote command>'` that attaches to a running sandbox.
+/// The attach session of sandbox `id` as its row says: its preset's launch command (the
+/// registry's, the user's presets included), or a login shell for a sandbox of a built
+/// image, which has no agent (what the dashboard's attach opens).
+pub fn session_argv(ctx: &Ctx, id: &VmId) -> Result<Vec<String>> {
+    use crate::core::lifecycle::{self, SshLogin};
+    let info = lifecycle::info(ctx, id)?;
+    match info.summary.preset {
+        None => lifecycle::ssh_argv_as(ctx, id, &SshLogin::default(), &[], true),
+        Some(name) => {
+            let registry = super::Registry::load(&ctx.env);
+            argv(ctx, id, registry.lookup(&name)?)
+        }
+    }
+}
+
 pub fn argv(ctx: &Ctx, id: &VmId, preset: &Preset) -> Result<Vec<String>> {
     let mut a = crate::core::lifecycle::ssh_argv(ctx, id, &[], true)?;
     if a.last().is_some_and(|l| !l.starts_with("root@")) {
