@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use super::{rt, DISK, STATE};
 use crate::core::context::Ctx;
-use crate::core::error::{io_reason, Result};
+use crate::core::error::{io_reason, Error, Result};
 use crate::core::progress::Progress;
 use crate::core::start::{self, StartEvent};
 use crate::sys::open;
@@ -84,21 +84,15 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
     let (mut child, user) = (spawned.child, spawned.user);
     let r = async {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let mut q = loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Err(rt(format!(
-                    "QEMU exited early while writing the RAM file ({st}){}",
-                    start::log_tail(&log)
-                )));
-            }
-            if let Some(q) = start::qmp_when_up(&socket, &user).await? {
-                break q;
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(rt("Timed out waiting for QEMU control socket"));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        // Nothing cancels it (no sink's flag, no signals held): the wait a restore has.
+        let (doing, abort) = (
+            "writing the RAM file",
+            start::Abort::new("Writing the RAM file"),
+        );
+        let mut q = super::restore::connect_qmp(
+            &mut child, &socket, &user, &log, deadline, doing, &abort, &progress,
+        )
+        .await?;
         let budget = Duration::from_secs(600);
         q.set_timeout(budget);
         let state = open::open_read(&dir.join(STATE)).map_err(rt)?;
@@ -112,7 +106,7 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
             .map_err(|e| rt(format!("QEMU could not save the clone state: {e}")))?;
         out.sync_all().map_err(rt)?;
         let _ = q.execute("quit", None).await;
-        Ok(())
+        Ok::<_, Error>(())
     }
     .await;
     if r.is_err() {
