@@ -21,6 +21,7 @@ macro_rules! text_enum {
         }
         text_enum!($t { $($v = $s),* });
     };
+    // The methods and `Display` of an enum declared by the arm above.
     ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
         impl $t {
             pub fn as_str(self) -> &'static str {

@@ -375,7 +375,9 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
         s.contains("Start a sandbox") && s.contains(" marker ")
     });
     let builtin = smolvm::core::presets::Registry::builtin();
-    let presets = (builtin.names().into_iter())
+    let presets = builtin
+        .names()
+        .into_iter()
         .chain(["marker"])
         .collect::<std::collections::BTreeSet<_>>();
     let right = presets.iter().position(|p| *p == "marker").unwrap();

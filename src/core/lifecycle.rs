@@ -2,7 +2,6 @@
 //! `ssh`/`exec` run. Each is one core function the faces call; the effects themselves
 //! (signals, files, state rows) are sys's, and all of them keep the state store current.
 
-use crate::core::error::rt;
 use crate::sys::fs::{remove_vm_file, VmFile};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::context::Ctx;
-use super::error::{Error, Result};
+use super::error::{rt, Error, Result};
 use super::progress::Progress;
 use super::sandbox::SandboxInfo;
 /// The ssh recipe lives in `core::ssh`; these names stay here for the faces.
@@ -402,7 +401,8 @@ pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
     let mut buf = Vec::new();
     f.read_to_end(&mut buf).map_err(cannot)?;
     let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<String> = (text.lines())
+    let mut lines: Vec<String> = text
+        .lines()
         .skip(usize::from(start > 0))
         .map(|l| l.trim_end_matches('\r').to_string())
         .collect();

@@ -21,13 +21,12 @@
 //! instead. Such a forward is **shadowed**: `list` (and so `port list`, the dashboard's
 //! detail view) and `smolvm doctor` ([`shadowed_forwards`]) say so and name the process.
 
-use crate::core::error::rt;
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::context::Ctx;
-use super::error::{Error, Result};
+use super::error::{rt, Error, Result};
 use super::ssh::SshLogin;
 use crate::core::vm::VmId;
 use crate::sys::net::nft::{self, LocalForward};

@@ -6,13 +6,12 @@
 //! cleanup's targets and, through [`teardown_vm`] and [`stop_vm`], by `sandbox delete`,
 //! `stop` and a failed start's rollback.
 
-use crate::core::error::rt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::vm::{row_is_live, VmId};
-use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::error::{io_reason, rt, Error, ErrorCode, Result};
 
 use crate::sys::fs::{self, VmFile};
 use crate::sys::net::{self, nft, OwnedTap, TapClaim};

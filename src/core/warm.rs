@@ -29,13 +29,12 @@
 //! (QEMU 7.2 cannot add a 9p share to a running guest, and a mounted share blocks its
 //! migration) and Firecracker (clones need QEMU's file-backed RAM).
 
-use crate::core::error::rt;
 use std::path::Path;
 use std::time::Instant;
 
 use super::builder::{kernel_sha, sha256_hex, Base};
 use super::context::Ctx;
-use super::error::{Error, Result};
+use super::error::{rt, Error, Result};
 use super::host::{Backend, Runtime};
 use super::images::{Os, Vmm};
 use super::presets::{Preset, Registry};

@@ -579,7 +579,9 @@ impl App {
                 id,
                 generation,
                 result,
-            } => (self.data).apply_detail(generation, &id, preview(result.map(|d| *d))),
+            } => self
+                .data
+                .apply_detail(generation, &id, preview(result.map(|d| *d))),
             Msg::EnvKeys {
                 id,
                 generation,

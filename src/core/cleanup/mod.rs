@@ -14,7 +14,6 @@
 //! * **Teardown** of a target, each step idempotent so a rerun after a crash finishes the
 //!   job (`core::teardown`): VMM, TAP, nftables entries, files, and last the row.
 
-use crate::core::error::rt;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +21,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::error::{io_reason, Error, Result};
+use super::error::{io_reason, rt, Error, Result};
 use super::lock::VmLock;
 use super::progress::Progress;
 use crate::sys::env::Env;
@@ -224,7 +223,9 @@ impl CleanupPlan {
             ));
         }
         PlanView {
-            targets: (self.targets.iter())
+            targets: self
+                .targets
+                .iter()
                 .map(|t| (t.vm.id.clone(), t.reason.as_str().to_string()))
                 .collect(),
             stale_resources: self

@@ -12,7 +12,6 @@ mod net;
 pub mod policy;
 pub mod resolver;
 
-use crate::core::error::rt;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
@@ -21,7 +20,7 @@ pub(crate) use net::{network_lock, outbound_interface, set_ssh_publication};
 pub use policy::{Cidr, Domain, Mode, Policy, Settings};
 
 use super::context::Ctx;
-use super::error::{Error, ErrorCode, Result};
+use super::error::{rt, Error, ErrorCode, Result};
 use crate::core::vm::VmId;
 use crate::sys::env::Env;
 use crate::sys::net::guard::{self, Egress, TapGuard};

@@ -1,11 +1,11 @@
 //! What is in the image cache: list, remove, inspect.
 
-use crate::core::presets::Registry;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{parse_image_name, Arch, Image, Os, Vmm, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
 use crate::core::error::{io_reason, Error, Result};
+use crate::core::presets::Registry;
 use crate::core::prune::{cache_version, InUse, KeepReason};
 use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
 

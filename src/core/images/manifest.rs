@@ -32,14 +32,14 @@ text_enum! {
 /// `vmm` field is that enum.
 pub use crate::core::host::Vmm;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Os {
-    Ubuntu,
-    Alpine,
+text_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Os {
+        Ubuntu = "ubuntu",
+        Alpine = "alpine",
+    }
 }
-
-text_enum!(Os { Ubuntu = "ubuntu", Alpine = "alpine" });
 
 /// One row as written in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

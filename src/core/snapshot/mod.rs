@@ -22,7 +22,6 @@ pub mod guard;
 mod restore;
 mod template;
 
-use crate::core::error::rt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,7 +34,7 @@ pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
 use super::context::Ctx;
-use super::error::{io_reason, Error, Result};
+use super::error::{io_reason, rt, Error, Result};
 use super::lifecycle::set_vcpus_paused;
 use crate::core::vm::VmId;
 use crate::sys::fs::HardLinks;

@@ -14,7 +14,6 @@
 //! VM's network, `boot.rs` spawns the VMM and waits for the guest, and `report.rs` is how
 //! a start ends (its report, or the rollback).
 
-use crate::core::error::rt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::builder::{Base, BuildEvent};
-use super::error::{io_reason, Error, Result};
+use super::error::{io_reason, rt, Error, Result};
 use super::host::{AccelRequest, Backend, MachineRequest, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
 use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};

@@ -25,7 +25,7 @@ impl App {
             }
             ("start", [p]) => {
                 let preset = self.presets.lookup(p).map_err(|e| e.message)?;
-                let i = (self.presets.presets.iter())
+                let i = self.presets.presets.iter()
                     .position(|x| x.name == preset.name)
                     .unwrap_or(0);
                 let fx = self.act(Action::Start);

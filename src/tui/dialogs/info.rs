@@ -137,7 +137,8 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
                 Span::raw(l.label),
             ]));
             if l.action == crate::tui::keymap::Action::Cancel {
-                let not: Vec<&str> = (crate::core::job::JobKind::ALL.iter())
+                let not: Vec<&str> = crate::core::job::JobKind::ALL
+                    .iter()
                     .filter(|k| !k.cancellable())
                     .map(|k| k.as_str())
                     .collect();

@@ -123,7 +123,10 @@ impl Palette {
                     "start" => self.presets.clone(),
                     "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
                     "cleanup" => vec!["--all".to_string()],
-                    "pull" => (self.presets.iter().cloned())
+                    "pull" => self
+                        .presets
+                        .iter()
+                        .cloned()
                         .chain(["--all".to_string()])
                         .collect(),
                     _ => Vec::new(),
