@@ -70,6 +70,42 @@ fn a_line_per_command_and_no_secret() {
     assert!(!h.data.join("smolvm.log").exists());
 }
 
+/// A command's name in its log line is the grammar's: an alias is the command it stands
+/// for, and no argument is part of it — not even one given where a subcommand belongs
+/// (`sandbox env API_KEY=…`, a usage error) or after a command that takes no subcommand.
+#[test]
+fn a_commands_logged_name_holds_no_argument() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    let secret = "hunter2-typed-where-a-subcommand-belongs";
+    let runs: [(&[&str], &str); 5] = [
+        (
+            &["sandbox", "env", &format!("API_KEY={secret}")],
+            "sandbox.env",
+        ),
+        (&["claude", secret], "claude"),
+        (&["sandbox", "rm", "vm-nope", "--json"], "sandbox.delete"),
+        (&["completions", "bash"], "completion"),
+        (&["sandbox", "ls", "--json"], "sandbox.list"),
+    ];
+    for (argv, _) in runs {
+        h.smolvm().args(argv).output().unwrap();
+    }
+    let log = log_text(&h);
+    assert!(!log.contains(secret), "{log}");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("command finished"))
+        .collect();
+    assert_eq!(lines.len(), runs.len(), "{log}");
+    for (line, (argv, name)) in lines.iter().zip(runs) {
+        assert!(
+            line.contains(&format!("command={name} ")),
+            "{argv:?}: {line}"
+        );
+    }
+}
+
 #[test]
 fn verbose_copies_to_stderr_and_smolvm_log_filters() {
     let h = Home::new();

@@ -127,6 +127,42 @@ fn every_mutating_command_refuses_with_code_readonly() {
     assert_eq!(json(&out)["error"]["code"], "readonly");
 }
 
+/// A refusal names the command as the command itself does: by what an alias stands for
+/// (`sandbox rm` is `sandbox.delete`), never by the words typed.
+#[test]
+fn a_refusal_names_an_aliased_command_as_the_command_does() {
+    let h = Home::new();
+    for (alias, canonical, name) in [
+        (
+            &["sandbox", "rm", "vm-x"][..],
+            &["sandbox", "delete", "vm-x"][..],
+            "sandbox.delete",
+        ),
+        (
+            &["sandbox", "snapshot", "rm", "snap-x"],
+            &["sandbox", "snapshot", "delete", "snap-x"],
+            "sandbox.snapshot.delete",
+        ),
+    ] {
+        // Not read-only: the command's own failure (nothing of that id).
+        let own = json(&h.smolvm().args(canonical).arg("--json").output().unwrap());
+        assert_eq!(own["command"], name, "{own:#}");
+        let own = json(&h.smolvm().args(alias).arg("--json").output().unwrap());
+        assert_eq!(own["command"], name, "{alias:?}: {own:#}");
+        // Read-only: the refusal, before the command runs.
+        let out = h
+            .smolvm()
+            .env("SMOLVM_READONLY", "1")
+            .args(alias)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let v = json(&out);
+        assert_eq!(v["error"]["code"], "readonly", "{v:#}");
+        assert_eq!(v["command"], name, "{alias:?}: {v:#}");
+    }
+}
+
 #[test]
 fn looking_and_dry_runs_still_work() {
     let h = Home::new();

@@ -7,6 +7,7 @@ pub mod args;
 mod attach_args;
 mod bridge;
 pub mod cleanup;
+mod command_id;
 mod delete;
 pub mod doctor;
 mod help;
@@ -40,6 +41,7 @@ use crate::core::version::version_line;
 use crate::core::Env;
 use crate::core::Error;
 use args::{CleanupCli, Cli, Command, ImageCommand, SandboxCommand};
+use command_id::CommandId;
 
 /// What `smolvm` does after parsing its arguments: a command ran here (its exit code), or
 /// the dashboard is asked for, which the entry point (`main.rs`) opens: the CLI never
@@ -84,10 +86,11 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     }
     crate::core::sudo::init(&env);
     let started = std::time::Instant::now();
-    let outcome = run_parsed(&argv, &env);
+    let (presets, grammar) = full_command(&env);
+    let command = CommandId::of(&grammar, &presets, &argv);
+    let outcome = run_parsed(&argv, &env, presets, grammar, &command);
     // One line per command: its name and outcome, never its arguments (they may hold
-    // secrets: `sandbox env set ID KEY=VALUE`).
-    let command = command_name(&argv);
+    // secrets: `sandbox env set ID KEY=VALUE`; the name is the grammar's words only).
     match outcome {
         Outcome::Exit(0) => tracing::info!(
             command = %command,
@@ -115,8 +118,13 @@ pub(crate) fn context(env: &Env) -> crate::core::context::Context {
     crate::core::context::Context::local(env)
 }
 
-fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
-    let (presets, command) = full_command(env);
+fn run_parsed(
+    argv: &[OsString],
+    env: &Env,
+    presets: crate::core::presets::Registry,
+    command: clap::Command,
+    id: &CommandId,
+) -> Outcome {
     // The log comes first, so every event of the command reaches it: with the flags'
     // verbosity when they parse (clap counts `-v`/`-vv`), quietly for a usage error.
     let matches = match command.clone().try_get_matches_from(argv) {
@@ -126,14 +134,14 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
         }
         Err(e) => {
             crate::core::logging::init(env, 0);
-            return Outcome::Exit(usage_error(argv, e, None));
+            return Outcome::Exit(usage_error(argv, e, id));
         }
     };
     // Every SMOLVM_* variable is checked before anything runs (doctor reports them instead).
     if matches.subcommand_name() != Some("doctor") {
         if let Err(e) = crate::core::settings::check(env) {
             let json = argv.iter().skip(1).any(|a| a == "--json");
-            return Outcome::Exit(output::fail(&command_name(argv), json, &e));
+            return Outcome::Exit(output::fail(id.as_str(), json, &e));
         }
     }
     if let Some((name, sub)) = matches.subcommand() {
@@ -141,45 +149,43 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
             // `openclaw list` (SmolVM's): `sandbox list` of that preset, only looking.
             if let Some(("list", m)) = sub.subcommand() {
                 return Outcome::Exit(match args::PresetListArgs::from_arg_matches(m) {
-                    Ok(a) => {
-                        sandbox::list_as(&format!("{}.list", p.name), &a.for_preset(&p.name), env)
-                    }
-                    Err(e) => usage_error(argv, e, None),
+                    Ok(a) => sandbox::list_as(id.as_str(), &a.for_preset(&p.name), env),
+                    Err(e) => usage_error(argv, e, id),
                 });
             }
             if let Some(("open-ui", m)) = sub.subcommand() {
                 if readonly::enabled(env, matches.get_flag("readonly")) {
                     let json = argv.iter().skip(1).any(|a| a == "--json");
                     return Outcome::Exit(output::fail(
-                        "openclaw.open-ui",
+                        id.as_str(),
                         json,
                         &readonly::refusal(Action::PortExpose),
                     ));
                 }
                 return Outcome::Exit(match args::OpenUiArgs::from_arg_matches(m) {
-                    Ok(a) => openclaw::open_ui(&a, env),
-                    Err(e) => usage_error(argv, e, None),
+                    Ok(a) => openclaw::open_ui(id.as_str(), &a, env),
+                    Err(e) => usage_error(argv, e, id),
                 });
             }
             if readonly::enabled(env, matches.get_flag("readonly")) {
                 let json = argv.iter().skip(1).any(|a| a == "--json");
                 return Outcome::Exit(output::fail(
-                    &command_name(argv),
+                    id.as_str(),
                     json,
                     &readonly::refusal(Action::PresetStart),
                 ));
             }
             return Outcome::Exit(match args::PresetCommand::from_arg_matches(sub) {
                 Ok(args::PresetCommand::Start(a)) => {
-                    start::preset_start(&p.name, &command_name(argv), &a, env)
+                    start::preset_start(&p.name, id.as_str(), &a, env)
                 }
-                Err(e) => usage_error(argv, e, None),
+                Err(e) => usage_error(argv, e, id),
             });
         }
     }
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => return Outcome::Exit(usage_error(argv, e, None)),
+        Err(e) => return Outcome::Exit(usage_error(argv, e, id)),
     };
     if cli.version {
         return Outcome::Exit(match version_line(env) {
@@ -194,26 +200,22 @@ fn run_parsed(argv: &[OsString], env: &Env) -> Outcome {
     if readonly {
         if let Some(action) = cli.command.as_ref().and_then(mutation) {
             let json = argv.iter().skip(1).any(|a| a == "--json");
-            return Outcome::Exit(output::fail(
-                &command_name(argv),
-                json,
-                &readonly::refusal(action),
-            ));
+            return Outcome::Exit(output::fail(id.as_str(), json, &readonly::refusal(action)));
         }
     }
     Outcome::Exit(match cli.command {
-        Some(Command::Prune(a)) => prune::run("prune", &a, env),
-        Some(Command::Image(ImageCommand::Prune(a))) => prune::run("image.prune", &a, env),
+        Some(Command::Prune(a)) => prune::run(id.as_str(), &a, env),
+        Some(Command::Image(ImageCommand::Prune(a))) => prune::run(id.as_str(), &a, env),
         Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, env),
         Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, env),
-        Some(Command::Image(ImageCommand::Pull(a))) => image::pull("image.pull", &a, env),
-        Some(Command::Image(ImageCommand::Ls(a))) => image::list("image.list", &a, env),
-        Some(Command::Images(a)) => image::list("images", &a, env),
-        Some(Command::Image(ImageCommand::Rm(a))) => image::rm("image.rm", &a, env),
-        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect("image.inspect", &a, env),
-        Some(Command::Image(ImageCommand::Build(a))) => image_build::build("image.build", &a, env),
-        Some(Command::Image(ImageCommand::Save(a))) => image::save("image.save", &a, env),
-        Some(Command::Image(ImageCommand::Load(a))) => image::load("image.load", &a, env),
+        Some(Command::Image(ImageCommand::Pull(a))) => image::pull(id.as_str(), &a, env),
+        Some(Command::Image(ImageCommand::Ls(a))) => image::list(id.as_str(), &a, env),
+        Some(Command::Images(a)) => image::list(id.as_str(), &a, env),
+        Some(Command::Image(ImageCommand::Rm(a))) => image::rm(id.as_str(), &a, env),
+        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect(id.as_str(), &a, env),
+        Some(Command::Image(ImageCommand::Build(a))) => image_build::build(id.as_str(), &a, env),
+        Some(Command::Image(ImageCommand::Save(a))) => image::save(id.as_str(), &a, env),
+        Some(Command::Image(ImageCommand::Load(a))) => image::load(id.as_str(), &a, env),
         Some(Command::Doctor(a)) => doctor::run(&a, env),
         Some(Command::Bridge(args::BridgeCommand::Check(a))) => bridge::check(&a),
         Some(Command::Tui(_)) => return Outcome::Dashboard { readonly },
@@ -311,13 +313,28 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
             ),
             Ok(()) => cleanup::run("smolvm-cleanup", &cli.args, &env),
         },
-        Err(e) => usage_error(&argv, e, Some("cleanup")),
+        Err(e) => usage_error_with(
+            &argv,
+            e,
+            &CommandId::fixed("cleanup"),
+            "Run 'smolvm-cleanup --help' for usage.".into(),
+        ),
     }
 }
 
 /// A clap error: help and version go to stdout with exit 0; anything else is a usage
 /// error, exit 2, as `Error: …` on stderr or, when `--json` was asked for, one envelope.
-fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 {
+fn usage_error(argv: &[OsString], e: clap::Error, command: &CommandId) -> i32 {
+    usage_error_with(argv, e, command, command.recovery())
+}
+
+/// [`usage_error`] with its JSON recovery line given.
+fn usage_error_with(
+    argv: &[OsString],
+    e: clap::Error,
+    command: &CommandId,
+    recovery: String,
+) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -340,74 +357,12 @@ fn usage_error(argv: &[OsString], e: clap::Error, command: Option<&str>) -> i32 
             "" => "invalid arguments".to_string(),
             m => m.to_string(),
         };
-        let recovery = match command {
-            Some(_) => "Run 'smolvm-cleanup --help' for usage.".to_string(),
-            None => usage_recovery(argv),
-        };
         let err = Error::usage(message).with_recovery(recovery);
-        let command = command.map_or_else(|| command_name(argv), str::to_string);
-        output::print_json::<()>(&command, err.exit_code(), None, Some(&err));
+        output::print_json::<()>(command.as_str(), err.exit_code(), None, Some(&err));
     } else {
         output::err_text(rendered.replacen("error: ", "Error: ", 1));
     }
     2
-}
-
-/// SmolVM's recovery line for a usage error: the command's words as typed (three for
-/// `sandbox env|file|snapshot|port`).
-fn usage_recovery(argv: &[OsString]) -> String {
-    let words: Vec<String> = argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .filter(|a| !a.starts_with('-'))
-        .take(3)
-        .collect();
-    let n = match words
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["sandbox", "env" | "file" | "snapshot" | "port" | "network", _] => 3,
-        _ => 2,
-    };
-    let words: Vec<&str> = words.iter().take(n).map(String::as_str).collect();
-    if words.is_empty() {
-        return "Run 'smolvm --help' for usage.".to_string();
-    }
-    format!("Run 'smolvm {} --help' for usage.", words.join(" "))
-}
-
-/// The dotted command name from the words before the first flag, as SmolVM names a
-/// command: as invoked (`claude start` is `claude.start`, `claude-code start` is
-/// `claude-code.start`), three words for `sandbox env|file|snapshot|port|network`,
-/// `images` for `images` and `image.list` for `image ls`.
-/// `--readonly`, `-v`, `-vv`…, `--verbose`: the flags clap accepts before the subcommand.
-fn is_global_flag(a: &str) -> bool {
-    a == "--readonly"
-        || a == "--verbose"
-        || (a.len() > 1 && a.starts_with('-') && a[1..].bytes().all(|b| b == b'v'))
-}
-
-fn command_name(argv: &[OsString]) -> String {
-    let words: Vec<String> = argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        // The global flags may come first: `smolvm --readonly prune`, `smolvm -vv sandbox list`.
-        .filter(|a| !is_global_flag(a))
-        .take_while(|a| !a.starts_with('-'))
-        .take(3)
-        .collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        [] => "smolvm".to_string(),
-        ["image", "ls", ..] => "image.list".to_string(),
-        ["sandbox", "env" | "file" | "snapshot" | "port" | "network", _] => words.join("."),
-        [first, second, ..] => format!("{first}.{second}"),
-        [one] => one.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -419,20 +374,6 @@ mod tests {
             .chain(args.iter().copied())
             .map(Into::into)
             .collect()
-    }
-
-    #[test]
-    fn global_flags_before_the_subcommand_do_not_name_the_command() {
-        for args in [
-            &["-v", "sandbox", "list"][..],
-            &["-vv", "sandbox", "list"],
-            &["--verbose", "sandbox", "list", "--json"],
-            &["--readonly", "-v", "sandbox", "list"],
-            &["sandbox", "-v", "list"],
-        ] {
-            assert_eq!(super::command_name(&argv(args)), "sandbox.list", "{args:?}");
-        }
-        assert_eq!(super::command_name(&argv(&["-v"])), "smolvm");
     }
 
     #[test]

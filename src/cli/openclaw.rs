@@ -9,7 +9,8 @@ use crate::core::escape::escape;
 use crate::core::openclaw;
 use crate::core::Env;
 
-pub fn open_ui(a: &OpenUiArgs, env: &Env) -> i32 {
+/// `command`: its name as invoked (`claw.open-ui` for `smolvm claw open-ui`).
+pub fn open_ui(command: &str, a: &OpenUiArgs, env: &Env) -> i32 {
     let json = a.flags.json;
     let r = open_ctx(env).and_then(|ctx| {
         let mut ui = openclaw::open_ui(&ctx, &a.id, a.host_port, &a.flags.ssh.login())?;
@@ -18,7 +19,7 @@ pub fn open_ui(a: &OpenUiArgs, env: &Env) -> i32 {
         }
         Ok(ui)
     });
-    finish("openclaw.open-ui", json, r, |ui| {
+    finish(command, json, r, |ui| {
         if ui.opened {
             line(format!("Opened OpenClaw at {}", escape(ui.url.as_bytes())));
         } else {
