@@ -767,20 +767,31 @@ fn f() {
     );
 }
 
-/// Where a face opens a host's paths or state store itself (`Paths::resolve`, `Ctx::open`,
-/// `StateStore::open`) or picks a host (`Context::local`, `Context::open`) outside the one
-/// place it does (`cli::context`, the dashboard's session in `tui/mod.rs`), as
-/// `file:line: what`, test code aside.
+/// Where a face opens a host's paths, facts, presets or state store itself
+/// (`Paths::resolve`, `Ctx::open`, `StateStore::open`, `Host::probe`, `Registry::load`),
+/// picks a host (`Context::local`, `Context::open`) outside the one place it does
+/// (`cli::context`, the dashboard's session in `tui/mod.rs`), or a CLI handler opens a
+/// second context, as `file:line: what`, test code aside.
 fn face_openings(rel: &str, src: &str) -> Vec<String> {
     let code = code_only(src);
     let code = code.split("#[cfg(test)]").next().unwrap_or_default();
     let mut found = Vec::new();
     for (i, l) in code.lines().enumerate() {
         let l: String = l.split_whitespace().collect();
-        for what in ["Paths::resolve(", "Ctx::open(", "StateStore::open("] {
+        for what in [
+            "Paths::resolve(",
+            "Ctx::open(",
+            "StateStore::open(",
+            "Host::probe(",
+            "Registry::load(",
+        ] {
             if l.contains(what) {
                 found.push(format!("{rel}:{}: {what}", i + 1));
             }
+        }
+        // The CLI opens its context once per command, in `cli::run`: a handler takes it.
+        if l.contains("super::context(") && rel.starts_with("src/cli/") {
+            found.push(format!("{rel}:{}: opens a second context", i + 1));
         }
         let chooses = l.contains("Context::local(") || l.contains("Context::open(");
         let the_place = matches!(rel, "src/cli/mod.rs" | "src/tui/mod.rs");
@@ -801,7 +812,8 @@ fn faces_take_paths_and_the_store_from_their_context() {
     assert!(
         found.is_empty(),
         "the CLI and the dashboard work in the context they opened once (cli::context, \
-         the dashboard's session): paths, host facts and the store come from it:\n{}",
+         the dashboard's session): paths, host facts, the presets and the store come from \
+         it:\n{}",
         found.join("\n")
     );
 }
@@ -814,6 +826,9 @@ fn f(env: &Env) {
     let c = crate::core::start::Ctx::open(env);
     let x = Context::local(env);
     let s = "StateStore::open(";
+    let h = crate::core::host::Host::probe(env);
+    let r = Registry::load(env);
+    let c = super::context(env);
 }
 #[cfg(test)]
 mod tests {
@@ -826,6 +841,9 @@ mod tests {
             "src/cli/x.rs:3: Paths::resolve(",
             "src/cli/x.rs:4: Ctx::open(",
             "src/cli/x.rs:5: chooses a host",
+            "src/cli/x.rs:7: Host::probe(",
+            "src/cli/x.rs:8: Registry::load(",
+            "src/cli/x.rs:9: opens a second context",
         ]
     );
     assert_eq!(

@@ -11,9 +11,9 @@ use super::prompt::{Asker, Reply};
 use crate::core::cleanup::{
     self, CleanupEvent, CleanupOptions, CleanupPlan, CleanupReport, StaleResource,
 };
+use crate::core::context::Context;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::progress::Progress;
-use crate::core::Env;
 
 /// SmolVM's `DeleteResult`: what `sandbox delete` prints, and the start of `cleanup`'s.
 #[derive(Serialize)]
@@ -141,14 +141,14 @@ fn data(r: &CleanupReport) -> Data<'_> {
 
 /// Run a cleanup; `program` is how the user invoked it (`smolvm cleanup` or
 /// `smolvm-cleanup`), used in the recovery hint.
-pub fn run(program: &str, args: &CleanupArgs, env: &Env) -> i32 {
-    run_as("cleanup", program, args, env)
+pub fn run(program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
+    run_as("cleanup", program, args, cx)
 }
 
 /// [`run`] under another JSON command name: `sandbox delete --all` is SmolVM's face of the
 /// same flow (command `sandbox.delete`).
-pub fn run_as(command: &str, program: &str, args: &CleanupArgs, env: &Env) -> i32 {
-    crate::core::runtime::block_on(run_async(command, program, args, env))
+pub fn run_as(command: &str, program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
+    crate::core::runtime::block_on(run_async(command, program, args, cx))
         .unwrap_or_else(|e| output::fail(command, args.json, &e))
 }
 
@@ -159,11 +159,12 @@ fn shown_resource(r: &StaleResource) -> String {
     }
 }
 
-async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, env: &Env) -> i32 {
+async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
+    let env = cx.env();
     if cfg!(target_os = "linux") && !env.is_root() {
         warn("not running as root. Cleanup may fail for TAP/nftables resources.");
     }
-    let paths = super::context(env).paths().clone();
+    let paths = cx.paths().clone();
     let prefix = Some(args.prefix.clone());
     let needs_confirmation = !args.dry_run && !args.force;
     let interactive = std::io::stdin().is_terminal();

@@ -8,7 +8,10 @@
 //! no secret typed as one, reaches the log through a command's name. Two exceptions are
 //! SmolVM's: a preset is named as invoked (`claude start` is `claude.start`,
 //! `claude-code start` is `claude-code.start`), and a few of our spellings have SmolVM
-//! names of their own ([`SMOLVM_NAMES`]).
+//! names of their own ([`SMOLVM_NAMES`]). Where SmolVM 0.0.36 names a usage error by
+//! the words typed (`smolvm sandbox env API_KEY=x` is its `sandbox.env.API_KEY=x`), ours
+//! is the command the grammar knows (`sandbox.env`); its recovery line keeps SmolVM's
+//! words (`cli::usage_recovery`).
 
 use std::ffi::OsString;
 
@@ -16,13 +19,9 @@ use std::ffi::OsString;
 /// name (`image ls` is SmolVM's `image list`, `completions` its `completion`).
 const SMOLVM_NAMES: &[(&str, &str)] = &[("image.ls", "image.list"), ("completions", "completion")];
 
-/// The dotted name of one command (`smolvm` with no subcommand), and the words that
-/// invoked it (the same path as typed: `sandbox rm`).
+/// The dotted name of one command (`smolvm` with no subcommand).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandId {
-    name: String,
-    invoked: Vec<String>,
-}
+pub struct CommandId(String);
 
 impl CommandId {
     /// The command `argv` names in `grammar` (the whole grammar, the presets' subcommands
@@ -35,7 +34,6 @@ impl CommandId {
         argv: &[OsString],
     ) -> CommandId {
         let mut path: Vec<String> = Vec::new();
-        let mut invoked: Vec<String> = Vec::new();
         let mut at = grammar;
         for word in argv.iter().skip(1) {
             let Some(word) = word.to_str() else { break };
@@ -54,7 +52,6 @@ impl CommandId {
             } else {
                 sub.get_name().to_string()
             });
-            invoked.push(word.to_string());
             if !sub.has_subcommands() {
                 break;
             }
@@ -66,34 +63,22 @@ impl CommandId {
             None if dotted.is_empty() => "smolvm".to_string(),
             None => dotted,
         };
-        CommandId { name, invoked }
+        CommandId(name)
     }
 
     /// A command named by the code that runs it (`cleanup` of `smolvm-cleanup`).
     pub fn fixed(name: &str) -> CommandId {
-        CommandId {
-            name: name.to_string(),
-            invoked: Vec::new(),
-        }
+        CommandId(name.to_string())
     }
 
     pub fn as_str(&self) -> &str {
-        &self.name
-    }
-
-    /// SmolVM's recovery line for a usage error: the command's help, by the words that
-    /// invoked it (`Run 'smolvm sandbox rm --help' for usage.`).
-    pub fn recovery(&self) -> String {
-        match self.invoked.as_slice() {
-            [] => "Run 'smolvm --help' for usage.".to_string(),
-            words => format!("Run 'smolvm {} --help' for usage.", words.join(" ")),
-        }
+        &self.0
     }
 }
 
 impl std::fmt::Display for CommandId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&self.name)
+        f.pad(&self.0)
     }
 }
 
@@ -104,7 +89,7 @@ mod tests {
 
     fn id(args: &[&str]) -> String {
         let env = Env::from_vars([("HOME", "/nonexistent-home-for-command-ids")], 1000);
-        let (presets, grammar) = super::super::full_command(&env);
+        let (presets, grammar) = super::super::full_command(&super::super::context(&env));
         let argv: Vec<std::ffi::OsString> = std::iter::once("smolvm")
             .chain(args.iter().copied())
             .map(Into::into)
@@ -145,36 +130,6 @@ mod tests {
     }
 
     #[test]
-    fn a_usage_errors_way_out_is_the_commands_help_as_typed() {
-        let recovery = |args: &[&str]| {
-            let env = Env::from_vars([("HOME", "/nonexistent-home-for-command-ids")], 1000);
-            let (presets, grammar) = super::super::full_command(&env);
-            let argv: Vec<std::ffi::OsString> = std::iter::once("smolvm")
-                .chain(args.iter().copied())
-                .map(Into::into)
-                .collect();
-            CommandId::of(&grammar, &presets, &argv).recovery()
-        };
-        assert_eq!(
-            recovery(&["prune", "--bogus"]),
-            "Run 'smolvm prune --help' for usage."
-        );
-        assert_eq!(
-            recovery(&["sandbox", "rm", "--bogus"]),
-            "Run 'smolvm sandbox rm --help' for usage."
-        );
-        assert_eq!(
-            recovery(&["sandbox", "env", "API_KEY=hunter2"]),
-            "Run 'smolvm sandbox env --help' for usage."
-        );
-        assert_eq!(
-            recovery(&["sandbox", "info", "vm-1", "--bogus"]),
-            "Run 'smolvm sandbox info --help' for usage."
-        );
-        assert_eq!(recovery(&["--bogus"]), "Run 'smolvm --help' for usage.");
-    }
-
-    #[test]
     fn a_preset_is_named_as_invoked() {
         assert_eq!(id(&["claude", "start", "--json"]), "claude.start");
         assert_eq!(id(&["claude-code", "start"]), "claude-code.start");
@@ -208,7 +163,7 @@ mod tests {
     #[test]
     fn every_name_the_cli_writes_is_the_grammars() {
         let env = Env::from_vars([("HOME", "/nonexistent-home-for-command-ids")], 1000);
-        let (presets, grammar) = super::super::full_command(&env);
+        let (presets, grammar) = super::super::full_command(&super::super::context(&env));
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {

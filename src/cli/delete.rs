@@ -6,11 +6,11 @@ use super::args::{CleanupArgs, DeleteArgs};
 use super::cleanup::DeleteResult;
 use super::output::{self, err_line, line};
 use super::start::open_ctx;
+use crate::core::context::Context;
 use crate::core::error::Error;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::vm::VmId;
-use crate::core::Env;
 
 const CMD: &str = "sandbox.delete";
 
@@ -21,8 +21,9 @@ fn print(targets: &[String], deleted: &[String], failed: &[(String, Error)], dry
     code
 }
 
-pub fn run(a: &DeleteArgs, env: &Env) -> i32 {
-    if let Some(code) = special(a, env) {
+pub fn run(a: &DeleteArgs, cx: &Context) -> i32 {
+    let env = cx.env();
+    if let Some(code) = special(a, cx) {
         return code;
     }
     // Each id parsed once: one that names no sandbox fails as "not found" in its place
@@ -34,7 +35,7 @@ pub fn run(a: &DeleteArgs, env: &Env) -> i32 {
         .collect();
     let report = match (|| {
         let timeout = lifecycle::stop_timeout(env, a.timeout)?;
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         crate::core::runtime::block_on(lifecycle::delete(&ctx, &valid, timeout, &Progress::none()))
     })() {
         Ok(r) => r,
@@ -67,7 +68,7 @@ pub fn run(a: &DeleteArgs, env: &Env) -> i32 {
 
 /// `sandbox delete --all` (cleanup's flow, SmolVM's words) and `--dry-run`, and the
 /// target rules: `None` when it is a plain delete of ids.
-fn special(a: &DeleteArgs, env: &Env) -> Option<i32> {
+fn special(a: &DeleteArgs, cx: &Context) -> Option<i32> {
     if a.all && !a.ids.is_empty() {
         return Some(output::fail(CMD, a.json, &Error::usage(
             "Choose one target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
@@ -90,7 +91,7 @@ fn special(a: &DeleteArgs, env: &Env) -> Option<i32> {
             CMD,
             "smolvm sandbox delete --all",
             &args,
-            env,
+            cx,
         ));
     }
     if !a.dry_run {
@@ -98,7 +99,7 @@ fn special(a: &DeleteArgs, env: &Env) -> Option<i32> {
     }
     // A dry run of ids: what would go, nothing changed, never a prompt. (An unknown id is
     // a failure here, exit 1, where SmolVM lists it as a target.)
-    let r = open_ctx(env).map(|ctx| {
+    let r = open_ctx(cx).map(|ctx| {
         let mut targets = Vec::new();
         let mut failed = Vec::new();
         for id in &a.ids {

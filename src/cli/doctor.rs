@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::args::DoctorArgs;
 use super::output::{self, line};
+use crate::core::context::Context;
 use crate::core::doctor::{self, Check};
-use crate::core::host::{AutoChoice, BackendChoice, Host};
+use crate::core::host::{AutoChoice, BackendChoice};
 use crate::core::progress::Progress;
-use crate::core::Env;
 
 /// One check as SmolVM shows it (`status` `pass|warn|fail`, `detail`, `fix` or `null`),
 /// with our `message` beside `detail`.
@@ -74,14 +74,15 @@ pub fn format_check(c: &Check) -> String {
     s
 }
 
-pub fn run(args: &DoctorArgs, env: &Env) -> i32 {
+pub fn run(args: &DoctorArgs, cx: &Context) -> i32 {
+    let env = cx.env();
     let progress = if args.json || args.backend.is_some() {
         Progress::none()
     } else {
         Progress::new(|c: Check| line(format_check(&c)))
     };
-    let host = Host::probe(env);
-    let mut checks = doctor::run(env, &host, &progress);
+    let host = cx.host();
+    let mut checks = doctor::run(env, host, &progress);
     if let Some(b) = args.backend {
         checks = doctor::for_backend(checks, b);
         if !args.json {

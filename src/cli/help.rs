@@ -110,7 +110,8 @@ pub fn annotate(cmd: Command, presets: &Registry) -> Command {
 #[cfg(test)]
 mod tests {
     fn tree() -> clap::Command {
-        let (_, mut cmd) = super::super::full_command(&crate::core::Env::default());
+        let (_, mut cmd) =
+            super::super::full_command(&super::super::context(&crate::core::Env::default()));
         cmd.build();
         cmd
     }

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::args::{ImageInspectArgs, ImagePullArgs, ImageRmArgs, PlatformArgs};
 use super::output::{self, line, warn};
+use crate::core::context::Context;
 use crate::core::error::{Error, ErrorCode, Result};
-use crate::core::host::Host;
 use crate::core::images::catalog::{self, Entry};
 use crate::core::images::listing::{Kind, Row};
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
@@ -18,7 +18,6 @@ use crate::core::images::{Arch, Layout, Manifest, Os, Target, Vmm};
 use crate::core::progress::Progress;
 use crate::core::units::format_size;
 use crate::core::version::image_version;
-use crate::core::Env;
 use crate::core::{display_path, Paths};
 
 struct Platform {
@@ -29,8 +28,9 @@ struct Platform {
 
 /// The image store `ls`, `rm` and `inspect` act on: its paths (`--image-dir` or the
 /// default) and the current image version.
-pub(super) fn image_store(env: &Env, image_dir: Option<&Path>) -> Result<(Paths, String)> {
-    let paths = super::context(env).paths_with_image_dir(image_dir);
+pub(super) fn image_store(cx: &Context, image_dir: Option<&Path>) -> Result<(Paths, String)> {
+    let env = cx.env();
+    let paths = cx.paths_with_image_dir(image_dir);
     Ok((paths, image_version(env)?))
 }
 
@@ -101,13 +101,14 @@ struct PullAllData<'a> {
     failed: Vec<PullFailure>,
 }
 
-pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
-    let paths = super::context(env).paths_with_image_dir(args.store.image_dir.as_deref());
+pub fn pull(command: &str, args: &ImagePullArgs, cx: &Context) -> i32 {
+    let env = cx.env();
+    let paths = cx.paths_with_image_dir(args.store.image_dir.as_deref());
     let p = match platform(&args.platform) {
         Ok(p) => p,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
-    let host = Host::probe(env);
+    let host = cx.host();
     let (manifest, opts) = match pull::setup(env, &paths.images_root) {
         Ok(x) => x,
         Err(e) => return output::fail(command, args.store.json, &e),
@@ -116,8 +117,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
 
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
-        let presets = crate::core::presets::Registry::load(env);
-        let r = Target::resolve(&presets, preset, p.arch, p.vmm, p.os, &host).and_then(|t| {
+        let r = Target::resolve(cx.presets(), preset, p.arch, p.vmm, p.os, host).and_then(|t| {
             // A name the manifest publishes nothing under is SmolVM's `invalid_input`.
             if !manifest.images.iter().any(|i| i.preset == t.preset) {
                 let mut names: Vec<&str> =
@@ -150,7 +150,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, env: &Env) -> i32 {
     }
 
     // --all: every (preset, os) published for this platform, filtered by --os.
-    let t = match Target::named("all", p.arch, p.vmm, p.os, &host) {
+    let t = match Target::named("all", p.arch, p.vmm, p.os, host) {
         Ok(t) => t,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
@@ -383,13 +383,13 @@ struct RmFailure<'a> {
     error: &'a str,
 }
 
-pub fn rm(command: &str, args: &ImageRmArgs, env: &Env) -> i32 {
-    let (paths, version) = match image_store(env, args.store.image_dir.as_deref()) {
+pub fn rm(command: &str, args: &ImageRmArgs, cx: &Context) -> i32 {
+    let (paths, version) = match image_store(cx, args.store.image_dir.as_deref()) {
         Ok(s) => s,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
     let r = match catalog::remove(
-        &crate::core::presets::Registry::load(env),
+        cx.presets(),
         &paths.images_root,
         &version,
         &paths.existing_state_dbs(),
@@ -523,8 +523,9 @@ struct FileData<'a> {
     size_on_disk_bytes: u64,
 }
 
-pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
-    let (paths, version) = match image_store(env, args.store.image_dir.as_deref()) {
+pub fn inspect(command: &str, args: &ImageInspectArgs, cx: &Context) -> i32 {
+    let env = cx.env();
+    let (paths, version) = match image_store(cx, args.store.image_dir.as_deref()) {
         Ok(s) => s,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
@@ -535,7 +536,8 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, env: &Env) -> i32 {
     };
     let r = catalog::inspect_named(
         env,
-        &Host::probe(env),
+        cx.host(),
+        cx.presets(),
         &layout,
         &args.preset,
         (p.arch, p.vmm, p.os),
@@ -647,7 +649,7 @@ fn archive_progress(
 /// `smolvm image save -o FILE NAME`: a thin face over
 /// [`archive::save`](crate::core::images::archive::save).
 /// Exit codes: 0 written, 1 no such image / FILE exists (without `--force`) / I/O, 2 usage.
-pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 {
+pub fn save(command: &str, args: &super::args::ImageSaveArgs, cx: &Context) -> i32 {
     use crate::core::images::archive::{self, SaveOptions};
     let opts = SaveOptions {
         name: args.name.clone(),
@@ -662,7 +664,7 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
         command,
         args.json,
         args.image_dir.as_deref(),
-        env,
+        cx,
         |paths, version, progress| archive::save(paths, version, &opts, progress),
         |r| {
             archive_json(
@@ -694,7 +696,8 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, env: &Env) -> i32 
 /// [`archive::load`](crate::core::images::archive::load).
 /// Exit codes: 0 loaded, 1 a bad archive / the image exists (without `--force`) / I/O,
 /// 2 usage.
-pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 {
+pub fn load(command: &str, args: &super::args::ImageLoadArgs, cx: &Context) -> i32 {
+    let env = cx.env();
     use crate::core::images::archive::{self, LoadOptions};
     // A file that cannot be opened is SmolVM's `invalid_input` (exit 2).
     if let Err(e) = std::fs::metadata(&args.input) {
@@ -719,7 +722,7 @@ pub fn load(command: &str, args: &super::args::ImageLoadArgs, env: &Env) -> i32 
         command,
         args.json,
         args.image_dir.as_deref(),
-        env,
+        cx,
         |paths, version, progress| {
             archive::load(paths, version, || Manifest::load(env), &opts, progress)
         },
@@ -771,12 +774,12 @@ fn with_archive<T: Serialize>(
     command: &str,
     json: bool,
     image_dir: Option<&Path>,
-    env: &Env,
+    cx: &Context,
     op: impl FnOnce(&Paths, &str, &Progress<crate::core::images::archive::ArchiveEvent>) -> Result<T>,
     shape: impl FnOnce(&T) -> serde_json::Value,
     human: impl FnOnce(&T, &Path),
 ) -> i32 {
-    let (paths, version) = match image_store(env, image_dir) {
+    let (paths, version) = match image_store(cx, image_dir) {
         Ok(s) => s,
         Err(e) => return output::fail(command, json, &e),
     };

@@ -4,14 +4,15 @@
 
 use super::args::BuildBackend;
 use super::output::{self, line};
+use crate::core::context::Context;
 use crate::core::error::{Error, Result};
 use crate::core::progress::Progress;
-use crate::core::Env;
 
 /// `smolvm image build`: a thin face over [`core::builder::build`](crate::core::builder::build)
 /// and, for SmolVM's `-t NAME [CONTEXT]` form, `build_dockerfile`.
 /// Exit codes: 0 built or cached, 1 the build failed (nothing half-built is left), 2 usage.
-pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i32 {
+pub fn build(command: &str, args: &super::args::ImageBuildArgs, cx: &Context) -> i32 {
+    let env = cx.env();
     use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, Engine};
     use std::path::PathBuf;
     let kernel = || -> Result<PathBuf> {
@@ -21,11 +22,11 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 if !args.json {
                     line("Fetching the published kernel (--kernel not given)");
                 }
-                builder::default_kernel(env, &super::context(env).paths().images_root)
+                builder::default_kernel(env, &cx.paths().images_root)
             }
         }
     };
-    let cache_dir = super::context(env)
+    let cache_dir = cx
         .paths_with_image_dir(args.cache_dir.as_deref())
         .images_root;
     let progress = || {
@@ -48,7 +49,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             ))
         }
         None if args.preset.is_some() => {
-            let presets = crate::core::presets::Registry::load(env);
+            let presets = cx.presets().clone();
             for p in &presets.problems {
                 super::output::warn(p);
             }
@@ -62,14 +63,8 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
             let kernel = match &args.kernel {
                 Some(k) => k.clone(),
                 None => {
-                    let vmm = crate::core::host::Host::probe(env)
-                        .backend(crate::core::host::Backend::Auto)
-                        .value;
-                    crate::core::preset_image::manifest_kernel(
-                        env,
-                        &super::context(env).paths().images_root,
-                        vmm,
-                    )?
+                    let vmm = cx.host().backend(crate::core::host::Backend::Auto).value;
+                    crate::core::preset_image::manifest_kernel(env, &cx.paths().images_root, vmm)?
                 }
             };
             let opts = crate::core::preset_image::PresetBuildOptions {
@@ -99,7 +94,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                 None => crate::core::images::host_arch()?,
             };
             builder::check_build_arch(arch)?;
-            let vmm = build_vmm(args.backend.unwrap_or(BuildBackend::Auto), env)?;
+            let vmm = build_vmm(args.backend.unwrap_or(BuildBackend::Auto), cx)?;
             let context = args.context.clone().unwrap_or_else(|| PathBuf::from("."));
             let dockerfile = args
                 .dockerfile
@@ -125,12 +120,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
                         if !args.json {
                             line("Fetching the published kernel (--kernel not given)");
                         }
-                        builder::kernel_for(
-                            env,
-                            &super::context(env).paths().images_root,
-                            arch,
-                            vmm,
-                        )?
+                        builder::kernel_for(env, &cx.paths().images_root, arch, vmm)?
                     }
                 },
                 cache_dir: cache_dir.clone(),
@@ -202,10 +192,11 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, env: &Env) -> i3
 
 /// `--backend` of `image build -t`: the VMM whose kernel ships with the image (`auto`:
 /// the one this machine uses); libkrun and vz boot on macOS only (exit 1, clear).
-fn build_vmm(b: BuildBackend, env: &Env) -> Result<crate::core::images::Vmm> {
+fn build_vmm(b: BuildBackend, cx: &Context) -> Result<crate::core::images::Vmm> {
     use crate::core::images::Vmm;
     match b {
-        BuildBackend::Auto => Ok(crate::core::host::Host::probe(env)
+        BuildBackend::Auto => Ok(cx
+            .host()
             .backend(crate::core::host::Backend::Auto)
             .value),
         BuildBackend::Firecracker => Ok(Vmm::Firecracker),

@@ -8,11 +8,11 @@ use serde::Serialize;
 use super::args::ImageListArgs;
 use super::image::{entry_data, image_store, EntryData};
 use super::output::{self, err_line, line, warn};
+use crate::core::context::Context;
 use crate::core::display_path;
 use crate::core::images::listing::{self, Kind, Row};
 use crate::core::table;
 use crate::core::units::format_size;
-use crate::core::Env;
 
 /// One row of `image ls --json`: the keys `image rm` reports too, plus `kind` (`cache`,
 /// `smolvm-cache`, `other`, `built`) and `kept` (why prune keeps a stale one).
@@ -47,8 +47,8 @@ struct ListData<'a> {
     state_dbs: &'a [std::path::PathBuf],
 }
 
-pub fn list(command: &str, args: &ImageListArgs, env: &Env) -> i32 {
-    let (paths, version) = match image_store(env, args.store.image_dir.as_deref()) {
+pub fn list(command: &str, args: &ImageListArgs, cx: &Context) -> i32 {
+    let (paths, version) = match image_store(cx, args.store.image_dir.as_deref()) {
         Ok(s) => s,
         Err(e) => return output::fail(command, args.store.json, &e),
     };

@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use super::args::SandboxPruneArgs;
 use super::output::{self, line};
+use crate::core::context::Context;
+use crate::core::display_path;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::leftovers::{self, Leftover, LeftoverReport};
 use crate::core::units::format_size;
-use crate::core::{display_path, Env};
 
 const COMMAND: &str = "sandbox.prune";
 
@@ -44,8 +45,8 @@ fn entry(l: &Leftover) -> Entry<'_> {
     }
 }
 
-pub fn run(args: &SandboxPruneArgs, env: &Env) -> i32 {
-    let ctx = match super::start::open_ctx(env) {
+pub fn run(args: &SandboxPruneArgs, cx: &Context) -> i32 {
+    let ctx = match super::start::open_ctx(cx) {
         Ok(c) => c,
         Err(e) => return output::fail(COMMAND, args.json, &e),
     };

@@ -36,6 +36,7 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory, FromArgMatches};
 
+use crate::core::context::Context;
 use crate::core::readonly::{self, Action};
 use crate::core::version::version_line;
 use crate::core::Env;
@@ -54,8 +55,13 @@ pub enum Outcome {
 
 /// The whole grammar: the static commands plus one subcommand per preset of the registry
 /// (built-in + the user's presets.toml). Completions and man pages are made from it too.
-pub fn full_command(env: &Env) -> (crate::core::presets::Registry, clap::Command) {
-    let presets = crate::core::presets::Registry::load(env);
+pub fn full_command(
+    cx: &Context,
+) -> (
+    std::sync::Arc<crate::core::presets::Registry>,
+    clap::Command,
+) {
+    let presets = cx.presets().clone();
     let command = presets.presets.iter().fold(Cli::command(), |c, p| {
         c.subcommand(args::preset_subcommand(p))
     });
@@ -86,9 +92,11 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     }
     crate::core::sudo::init(&env);
     let started = std::time::Instant::now();
-    let (presets, grammar) = full_command(&env);
+    // The one context of this command: every handler works in it.
+    let cx = context(&env);
+    let (presets, grammar) = full_command(&cx);
     let command = CommandId::of(&grammar, &presets, &argv);
-    let outcome = run_parsed(&argv, &env, presets, grammar, &command);
+    let outcome = run_parsed(&argv, &cx, presets, grammar, &command);
     // One line per command: its name and outcome, never its arguments (they may hold
     // secrets: `sandbox env set ID KEY=VALUE`; the name is the grammar's words only).
     match outcome {
@@ -112,19 +120,21 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
 }
 
 /// The context every command works in: the one place the CLI chooses its host (only
-/// this machine today; a second host is chosen here). Commands take their paths and
-/// their state store from it, never on their own.
+/// this machine today; a second host is chosen here). [`run`] opens it once per command
+/// and hands it to the handler, which takes its paths, host facts, presets and state
+/// store from it, never on its own.
 pub(crate) fn context(env: &Env) -> crate::core::context::Context {
     crate::core::context::Context::local(env)
 }
 
 fn run_parsed(
     argv: &[OsString],
-    env: &Env,
-    presets: crate::core::presets::Registry,
+    cx: &Context,
+    presets: std::sync::Arc<crate::core::presets::Registry>,
     command: clap::Command,
     id: &CommandId,
 ) -> Outcome {
+    let env = cx.env();
     // The log comes first, so every event of the command reaches it: with the flags'
     // verbosity when they parse (clap counts `-v`/`-vv`), quietly for a usage error.
     let matches = match command.clone().try_get_matches_from(argv) {
@@ -149,7 +159,7 @@ fn run_parsed(
             // `openclaw list` (SmolVM's): `sandbox list` of that preset, only looking.
             if let Some(("list", m)) = sub.subcommand() {
                 return Outcome::Exit(match args::PresetListArgs::from_arg_matches(m) {
-                    Ok(a) => sandbox::list_as(id.as_str(), &a.for_preset(&p.name), env),
+                    Ok(a) => sandbox::list_as(id.as_str(), &a.for_preset(&p.name), cx),
                     Err(e) => usage_error(argv, e, id),
                 });
             }
@@ -163,7 +173,7 @@ fn run_parsed(
                     ));
                 }
                 return Outcome::Exit(match args::OpenUiArgs::from_arg_matches(m) {
-                    Ok(a) => openclaw::open_ui(id.as_str(), &a, env),
+                    Ok(a) => openclaw::open_ui(id.as_str(), &a, cx),
                     Err(e) => usage_error(argv, e, id),
                 });
             }
@@ -177,7 +187,7 @@ fn run_parsed(
             }
             return Outcome::Exit(match args::PresetCommand::from_arg_matches(sub) {
                 Ok(args::PresetCommand::Start(a)) => {
-                    start::preset_start(&p.name, id.as_str(), &a, env)
+                    start::preset_start(&p.name, id.as_str(), &a, cx)
                 }
                 Err(e) => usage_error(argv, e, id),
             });
@@ -204,26 +214,26 @@ fn run_parsed(
         }
     }
     Outcome::Exit(match cli.command {
-        Some(Command::Prune(a)) => prune::run(id.as_str(), &a, env),
-        Some(Command::Image(ImageCommand::Prune(a))) => prune::run(id.as_str(), &a, env),
-        Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, env),
-        Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, env),
-        Some(Command::Image(ImageCommand::Pull(a))) => image::pull(id.as_str(), &a, env),
-        Some(Command::Image(ImageCommand::Ls(a))) => image::list(id.as_str(), &a, env),
-        Some(Command::Images(a)) => image::list(id.as_str(), &a, env),
-        Some(Command::Image(ImageCommand::Rm(a))) => image::rm(id.as_str(), &a, env),
-        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect(id.as_str(), &a, env),
-        Some(Command::Image(ImageCommand::Build(a))) => image_build::build(id.as_str(), &a, env),
-        Some(Command::Image(ImageCommand::Save(a))) => image::save(id.as_str(), &a, env),
-        Some(Command::Image(ImageCommand::Load(a))) => image::load(id.as_str(), &a, env),
-        Some(Command::Doctor(a)) => doctor::run(&a, env),
+        Some(Command::Prune(a)) => prune::run(id.as_str(), &a, cx),
+        Some(Command::Image(ImageCommand::Prune(a))) => prune::run(id.as_str(), &a, cx),
+        Some(Command::Cleanup(a)) => cleanup::run("smolvm cleanup", &a, cx),
+        Some(Command::Sandbox(SandboxCommand::List(a))) => sandbox::list(&a, cx),
+        Some(Command::Image(ImageCommand::Pull(a))) => image::pull(id.as_str(), &a, cx),
+        Some(Command::Image(ImageCommand::Ls(a))) => image::list(id.as_str(), &a, cx),
+        Some(Command::Images(a)) => image::list(id.as_str(), &a, cx),
+        Some(Command::Image(ImageCommand::Rm(a))) => image::rm(id.as_str(), &a, cx),
+        Some(Command::Image(ImageCommand::Inspect(a))) => image::inspect(id.as_str(), &a, cx),
+        Some(Command::Image(ImageCommand::Build(a))) => image_build::build(id.as_str(), &a, cx),
+        Some(Command::Image(ImageCommand::Save(a))) => image::save(id.as_str(), &a, cx),
+        Some(Command::Image(ImageCommand::Load(a))) => image::load(id.as_str(), &a, cx),
+        Some(Command::Doctor(a)) => doctor::run(&a, cx),
         Some(Command::Bridge(args::BridgeCommand::Check(a))) => bridge::check(&a),
         Some(Command::Tui(_)) => return Outcome::Dashboard { readonly },
-        Some(Command::Sandbox(c)) => start::sandbox(c, env),
-        Some(Command::Completions(a)) => shell::completions(&a, env),
-        Some(Command::Man(a)) => shell::man(&a, env),
-        Some(Command::Complete(a)) => shell::complete(a.what, &a.words, env),
-        Some(Command::Guard(a)) => guard(&a, env),
+        Some(Command::Sandbox(c)) => start::sandbox(c, cx),
+        Some(Command::Completions(a)) => shell::completions(&a, cx),
+        Some(Command::Man(a)) => shell::man(&a, cx),
+        Some(Command::Complete(a)) => shell::complete(a.what, &a.words, cx),
+        Some(Command::Guard(a)) => guard(&a, cx),
         None => {
             use std::io::IsTerminal;
             if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
@@ -238,12 +248,12 @@ fn run_parsed(
 
 /// `smolvm __guard KIND ARGS…`: a watchdog this smolvm started itself, its stdin the pipe
 /// to the process it watches. Quiet: its outcome goes to smolvm's log.
-fn guard(a: &args::GuardArgs, env: &Env) -> i32 {
+fn guard(a: &args::GuardArgs, cx: &Context) -> i32 {
     use crate::core::snapshot::guard;
     if a.kind != guard::KIND {
         return 2;
     }
-    match context(env).job() {
+    match cx.job() {
         Ok(ctx) => guard::run(&ctx, &a.args, std::io::stdin()),
         Err(e) => {
             tracing::error!(error = %e.message, "watchdog: cannot open the state");
@@ -311,7 +321,7 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
                 cli.args.json,
                 &readonly::refusal(Action::Cleanup),
             ),
-            Ok(()) => cleanup::run("smolvm-cleanup", &cli.args, &env),
+            Ok(()) => cleanup::run("smolvm-cleanup", &cli.args, &context(&env)),
         },
         Err(e) => usage_error_with(
             &argv,
@@ -325,7 +335,7 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
 /// A clap error: help and version go to stdout with exit 0; anything else is a usage
 /// error, exit 2, as `Error: …` on stderr or, when `--json` was asked for, one envelope.
 fn usage_error(argv: &[OsString], e: clap::Error, command: &CommandId) -> i32 {
-    usage_error_with(argv, e, command, command.recovery())
+    usage_error_with(argv, e, command, usage_recovery(argv))
 }
 
 /// [`usage_error`] with its JSON recovery line given.
@@ -365,6 +375,32 @@ fn usage_error_with(
     2
 }
 
+/// SmolVM's recovery line for a usage error: the command's words as typed (three for
+/// `sandbox env|file|snapshot|port`).
+fn usage_recovery(argv: &[OsString]) -> String {
+    let words: Vec<String> = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| !a.starts_with('-'))
+        .take(3)
+        .collect();
+    let n = match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["sandbox", "env" | "file" | "snapshot" | "port" | "network", _] => 3,
+        _ => 2,
+    };
+    let words: Vec<&str> = words.iter().take(n).map(String::as_str).collect();
+    if words.is_empty() {
+        return "Run 'smolvm --help' for usage.".to_string();
+    }
+    format!("Run 'smolvm {} --help' for usage.", words.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{run, Outcome};
@@ -374,6 +410,38 @@ mod tests {
             .chain(args.iter().copied())
             .map(Into::into)
             .collect()
+    }
+
+    /// SmolVM 0.0.36's recovery lines for these usage errors, as its CLI prints them: the
+    /// words as typed, two of them (three in `sandbox env|file|…`), a positional one too.
+    #[test]
+    fn a_usage_errors_way_out_is_smolvms() {
+        for (args, recovery) in [
+            (
+                &["completion", "bash", "--bogus"][..],
+                "smolvm completion bash",
+            ),
+            (&["image", "ls", "--bogus"], "smolvm image ls"),
+            (
+                &["sandbox", "info", "vm-1", "--bogus"],
+                "smolvm sandbox info",
+            ),
+            (
+                &["sandbox", "env", "API_KEY=x"],
+                "smolvm sandbox env API_KEY=x",
+            ),
+            (
+                &["claude-code", "start", "--bogus"],
+                "smolvm claude-code start",
+            ),
+            (&["--bogus"], "smolvm"),
+        ] {
+            assert_eq!(
+                super::usage_recovery(&argv(args)),
+                format!("Run '{recovery} --help' for usage."),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

@@ -3,29 +3,29 @@
 use super::args::{NetworkCommand, NetworkSetArgs};
 use super::output::line;
 use super::toolkit::{finish, open_ctx};
+use crate::core::context::Context;
 use crate::core::egress::{self, NetworkReport};
 use crate::core::vm::VmId;
-use crate::core::Env;
 
-pub fn run(c: NetworkCommand, env: &Env) -> i32 {
+pub fn run(c: NetworkCommand, cx: &Context) -> i32 {
     match c {
         NetworkCommand::Show(a) => finish(
             "sandbox.network.show",
             a.json,
-            open_ctx(env).and_then(|ctx| egress::show(&ctx, &VmId::parse(&a.id)?)),
+            open_ctx(cx).and_then(|ctx| egress::show(&ctx, &VmId::parse(&a.id)?)),
             print,
         ),
-        NetworkCommand::Set(a) => finish("sandbox.network.set", a.json, set(&a, env), print),
+        NetworkCommand::Set(a) => finish("sandbox.network.set", a.json, set(&a, cx), print),
     }
 }
 
-fn set(a: &NetworkSetArgs, env: &Env) -> crate::core::error::Result<NetworkReport> {
+fn set(a: &NetworkSetArgs, cx: &Context) -> crate::core::error::Result<NetworkReport> {
     let publish = match (a.publish_ssh, a.no_publish_ssh) {
         (true, _) => Some(true),
         (_, true) => Some(false),
         _ => None,
     };
-    let ctx = open_ctx(env)?;
+    let ctx = open_ctx(cx)?;
     let id = VmId::parse(&a.id)?;
     // Only the publication asked: the policy stays as it is.
     let policy = if a.egress.is_empty() {

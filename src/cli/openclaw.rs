@@ -5,14 +5,15 @@
 use super::args::OpenUiArgs;
 use super::output::line;
 use super::toolkit::{finish, open_ctx};
+use crate::core::context::Context;
 use crate::core::escape::escape;
 use crate::core::openclaw;
-use crate::core::Env;
 
 /// `command`: its name as invoked (`claw.open-ui` for `smolvm claw open-ui`).
-pub fn open_ui(command: &str, a: &OpenUiArgs, env: &Env) -> i32 {
+pub fn open_ui(command: &str, a: &OpenUiArgs, cx: &Context) -> i32 {
+    let env = cx.env();
     let json = a.flags.json;
-    let r = open_ctx(env).and_then(|ctx| {
+    let r = open_ctx(cx).and_then(|ctx| {
         let mut ui = openclaw::open_ui(&ctx, &a.id, a.host_port, &a.flags.ssh.login())?;
         if !a.no_browser && !json {
             ui.opened = openclaw::open_browser(env, &ui.browser_url);

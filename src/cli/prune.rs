@@ -6,12 +6,12 @@ use serde::Serialize;
 
 use super::args::PruneArgs;
 use super::output::{self, line, warn};
+use crate::core::context::Context;
 use crate::core::display_path;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions, PruneReport};
 use crate::core::units::format_size;
-use crate::core::Env;
 
 /// JSON `data`: SmolVM's keys (`dry_run`, `would_remove`, `would_free_bytes`, `removed`,
 /// `freed_bytes`) always present, plus `current_version`, `images_root`, `kept`, `failed`.
@@ -47,9 +47,10 @@ struct FailedPath<'a> {
     error: &'a str,
 }
 
-pub fn run(command: &str, args: &PruneArgs, env: &Env) -> i32 {
+pub fn run(command: &str, args: &PruneArgs, cx: &Context) -> i32 {
+    let env = cx.env();
     let flag = args.image_dir.as_deref().or(args.cache_dir.as_deref());
-    let paths = super::context(env).paths_with_image_dir(flag);
+    let paths = cx.paths_with_image_dir(flag);
     let named = match (&args.image_dir, &args.cache_dir) {
         (Some(_), _) => Some("--image-dir"),
         (None, Some(_)) => Some("--cache-dir"),

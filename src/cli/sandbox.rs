@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use super::args::ListArgs;
 use super::output::{self, err_line, line, warn};
+use crate::core::context::Context;
 use crate::core::sandbox;
 use crate::core::table;
-use crate::core::Env;
 use crate::core::VmStatus;
 
 /// One row: ours, plus SmolVM's keys (`name`, `ip_address`, per-row `warnings`). A row
@@ -66,12 +66,12 @@ fn reconciled(mut v: sandbox::SandboxInfo) -> sandbox::SandboxInfo {
     v
 }
 
-pub fn list(args: &ListArgs, env: &Env) -> i32 {
-    list_as("sandbox.list", args, env)
+pub fn list(args: &ListArgs, cx: &Context) -> i32 {
+    list_as("sandbox.list", args, cx)
 }
 
 /// `sandbox list` reported as `command` (`openclaw.list` is the openclaw preset's list).
-pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
+pub fn list_as(command: &str, args: &ListArgs, cx: &Context) -> i32 {
     let words = command.replace('.', " ");
     if args.all && args.status.is_some() {
         return output::fail(
@@ -82,16 +82,13 @@ pub fn list_as(command: &str, args: &ListArgs, env: &Env) -> i32 {
             )),
         );
     }
-    let paths = super::context(env).paths().clone();
+    let paths = cx.paths().clone();
     let listing = match sandbox::list(&paths, None) {
         Ok(v) => v,
         Err(e) => return output::fail(command, args.json, &e),
     };
     // A user preset's alias means its preset as a built-in alias does.
-    let registry = args
-        .preset
-        .as_ref()
-        .map(|_| crate::core::presets::Registry::load(env));
+    let registry = args.preset.as_ref().map(|_| cx.presets().clone());
     let canonical = |name: &'_ str| -> String {
         registry
             .as_ref()

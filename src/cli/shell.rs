@@ -14,8 +14,9 @@ use clap_complete::Shell;
 use super::args::{CompleteWhat, CompletionsArgs, ManArgs};
 use super::output::{self, line};
 use crate::core::completion::{self, InstallShell, Installed};
+use crate::core::context::Context;
 use crate::core::runtime::out_text;
-use crate::core::{sandbox, Env, Error};
+use crate::core::{sandbox, Error};
 
 /// What a command-line argument names, when smolvm can list its values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +96,10 @@ pub fn wanted(cmd: &clap::Command, before: &[String]) -> Option<Wanted> {
     None
 }
 
-pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
+pub fn completions(args: &CompletionsArgs, cx: &Context) -> i32 {
+    let env = cx.env();
     if !args.install {
-        out_text(script(args.shell, env));
+        out_text(script(args.shell, cx));
         return 0;
     }
     let shell = match args.shell {
@@ -114,7 +116,7 @@ pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
             )
         }
     };
-    match completion::install(env, shell, || script(args.shell, env)) {
+    match completion::install(env, shell, || script(args.shell, cx)) {
         Ok(Installed::Here(message)) => {
             line(message);
             0
@@ -126,20 +128,20 @@ pub fn completions(args: &CompletionsArgs, env: &Env) -> i32 {
 
 /// The completion script `--install` writes for `shell` (what `smolvm completion SHELL`
 /// prints): what the dashboard's `:completion SHELL --install` installs too.
-pub fn completion_script(shell: InstallShell, env: &Env) -> String {
+pub fn completion_script(shell: InstallShell, cx: &Context) -> String {
     script(
         match shell {
             InstallShell::Bash => Shell::Bash,
             InstallShell::Zsh => Shell::Zsh,
             InstallShell::Fish => Shell::Fish,
         },
-        env,
+        cx,
     )
 }
 
 /// The completion script of `shell` (what `smolvm completion SHELL` prints).
-fn script(shell: Shell, env: &Env) -> String {
-    let (_, full) = super::full_command(env);
+fn script(shell: Shell, cx: &Context) -> String {
+    let (_, full) = super::full_command(cx);
     // The hidden helpers (`__complete`, `__guard`) are not offered.
     let mut cmd = clap::Command::new("smolvm")
         .args(full.get_arguments().cloned())
@@ -209,13 +211,13 @@ complete -c smolvm -n '__smolvm_words >/dev/null' -f -a '(__smolvm_words)'
 
 /// `smolvm __complete ids|presets`: one name per line, for the completion hooks. Quiet
 /// on any failure: a shell completing a word must never see an error.
-pub fn complete(what: CompleteWhat, words: &[String], env: &Env) -> i32 {
+pub fn complete(what: CompleteWhat, words: &[String], cx: &Context) -> i32 {
     let wanted_now = match what {
         CompleteWhat::Ids => Wanted::Sandbox,
         CompleteWhat::Presets => Wanted::Preset,
         CompleteWhat::Snapshots => Wanted::Snapshot,
         CompleteWhat::Words => {
-            let (_, mut cmd) = super::full_command(env);
+            let (_, mut cmd) = super::full_command(cx);
             cmd.build();
             match wanted(&cmd, words) {
                 Some(w) => w,
@@ -223,31 +225,28 @@ pub fn complete(what: CompleteWhat, words: &[String], env: &Env) -> i32 {
             }
         }
     };
-    for name in candidates(wanted_now, env) {
+    for name in candidates(wanted_now, cx) {
         line(name);
     }
     0
 }
 
 /// The values of one kind of argument: nothing (never an error) when they cannot be read.
-fn candidates(what: Wanted, env: &Env) -> Vec<String> {
-    let paths = super::context(env).paths().clone();
+fn candidates(what: Wanted, cx: &Context) -> Vec<String> {
+    let paths = cx.paths().clone();
     match what {
         Wanted::Sandbox => sandbox::list(&paths, None)
             .map(|l| l.vms.into_iter().map(|v| v.id.to_string()).collect())
             .unwrap_or_default(),
         Wanted::Snapshot => sandbox::snapshot_ids(&paths).unwrap_or_default(),
-        Wanted::Preset => crate::core::presets::Registry::load(env)
-            .spellings()
-            .map(String::from)
-            .collect(),
+        Wanted::Preset => cx.presets().spellings().map(String::from).collect(),
     }
 }
 
 /// `smolvm man [SUBCOMMAND…]`: the roff page of smolvm or of one of its subcommands, on
 /// stdout (`smolvm man > smolvm.1`, `smolvm man sandbox list | man -l -`).
-pub fn man(args: &ManArgs, env: &Env) -> i32 {
-    let (_, cmd) = super::full_command(env);
+pub fn man(args: &ManArgs, cx: &Context) -> i32 {
+    let (_, cmd) = super::full_command(cx);
     let mut cmd = cmd.version(env!("CARGO_PKG_VERSION"));
     cmd.build();
     let mut name = String::from("smolvm");
@@ -289,7 +288,8 @@ mod tests {
     use super::{wanted, Wanted};
 
     fn want(words: &str) -> Option<Wanted> {
-        let (_, mut cmd) = super::super::full_command(&crate::core::Env::default());
+        let (_, mut cmd) =
+            super::super::full_command(&super::super::context(&crate::core::Env::default()));
         cmd.build();
         let words: Vec<String> = words.split_whitespace().map(String::from).collect();
         wanted(&cmd, &words)

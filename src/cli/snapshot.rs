@@ -9,6 +9,7 @@ use super::args::{
 };
 use super::output::{self, err_line, line, warn};
 use super::start::{open_ctx, progress};
+use crate::core::context::Context;
 use crate::core::error::Result;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
@@ -17,16 +18,15 @@ use crate::core::snapshot::{self, CloneOptions, CreateOptions, RestoreOptions};
 use crate::core::table;
 use crate::core::units::format_size;
 use crate::core::vm::VmId;
-use crate::core::Env;
 
 /// `sandbox pause ID` (`paused`) / `sandbox resume ID`.
-pub fn pause(a: &IdArgs, paused: bool, env: &Env) -> i32 {
+pub fn pause(a: &IdArgs, paused: bool, cx: &Context) -> i32 {
     let command = if paused {
         "sandbox.pause"
     } else {
         "sandbox.resume"
     };
-    let r = open_ctx(env).and_then(|ctx| {
+    let r = open_ctx(cx).and_then(|ctx| {
         let id = VmId::parse(&a.id)?;
         block_on(lifecycle::set_paused(&ctx, &id, paused))?
     });
@@ -50,19 +50,19 @@ pub fn pause(a: &IdArgs, paused: bool, env: &Env) -> i32 {
     }
 }
 
-pub fn run(cmd: SnapshotCommand, env: &Env) -> i32 {
+pub fn run(cmd: SnapshotCommand, cx: &Context) -> i32 {
     match cmd {
-        SnapshotCommand::Create(a) => create(&a, env),
-        SnapshotCommand::Restore(a) => restore(&a, env),
-        SnapshotCommand::List(a) => list(a.vm_id.as_deref(), a.json, env),
-        SnapshotCommand::Delete(a) => delete(&a, env),
+        SnapshotCommand::Create(a) => create(&a, cx),
+        SnapshotCommand::Restore(a) => restore(&a, cx),
+        SnapshotCommand::List(a) => list(a.vm_id.as_deref(), a.json, cx),
+        SnapshotCommand::Delete(a) => delete(&a, cx),
     }
 }
 
-fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
+fn create(a: &SnapshotCreateArgs, cx: &Context) -> i32 {
     const CMD: &str = "sandbox.snapshot.create";
     let r = (|| -> Result<_> {
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         let opts = CreateOptions {
             vm_id: VmId::parse(&a.id)?,
             snapshot_id: a.snapshot_id.clone(),
@@ -102,7 +102,7 @@ fn create(a: &SnapshotCreateArgs, env: &Env) -> i32 {
     }
 }
 
-fn restore(a: &SnapshotRestoreArgs, env: &Env) -> i32 {
+fn restore(a: &SnapshotRestoreArgs, cx: &Context) -> i32 {
     const CMD: &str = "sandbox.snapshot.restore";
     let r = (|| -> Result<_> {
         let opts = RestoreOptions {
@@ -111,7 +111,7 @@ fn restore(a: &SnapshotRestoreArgs, env: &Env) -> i32 {
             force: a.force,
             boot_timeout: a.boot_timeout,
         };
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         block_on(snapshot::restore(&ctx, &opts, &progress(a.json)))?
     })();
     match r {
@@ -170,9 +170,9 @@ struct Listing<'a> {
     writes_to: Option<&'a std::path::Path>,
 }
 
-fn list(vm_id: Option<&str>, json: bool, env: &Env) -> i32 {
+fn list(vm_id: Option<&str>, json: bool, cx: &Context) -> i32 {
     const CMD: &str = "sandbox.snapshot.list";
-    let r = open_ctx(env).and_then(|ctx| {
+    let r = open_ctx(cx).and_then(|ctx| {
         snapshot::list(&ctx, vm_id).map(|l| (l, ctx.source(), ctx.paths.home.clone()))
     });
     let ((snaps, warnings), source, home) = match r {
@@ -231,9 +231,9 @@ fn snapshot_table(snaps: &[snapshot::SnapshotInfo]) {
     }
 }
 
-fn delete(a: &SnapshotIdArgs, env: &Env) -> i32 {
+fn delete(a: &SnapshotIdArgs, cx: &Context) -> i32 {
     const CMD: &str = "sandbox.snapshot.delete";
-    match open_ctx(env).and_then(|ctx| snapshot::delete(&ctx, &a.snapshot)) {
+    match open_ctx(cx).and_then(|ctx| snapshot::delete(&ctx, &a.snapshot)) {
         Ok(info) if a.json => {
             // SmolVM's `snapshot`; `deleted` is ours.
             let data = serde_json::json!({ "snapshot": info, "deleted": info });
@@ -249,7 +249,7 @@ fn delete(a: &SnapshotIdArgs, env: &Env) -> i32 {
 }
 
 /// `sandbox clone SNAPSHOT [--count N] [--prefix P | --name NAME]`.
-pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
+pub fn clone(a: &CloneArgs, cx: &Context) -> i32 {
     const CMD: &str = "sandbox.clone";
     let r = (|| -> Result<_> {
         let opts = CloneOptions {
@@ -263,7 +263,7 @@ pub fn clone(a: &CloneArgs, env: &Env) -> i32 {
             parallel: None,
             keep_agent_socket: false,
         };
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         let events = super::start::progress_of_each(a.json, a.count > 1);
         block_on(snapshot::clone(&ctx, &opts, &events))?
     })();
@@ -313,7 +313,7 @@ fn clone_table(clones: &[snapshot::ClonedVm]) {
 }
 
 /// `sandbox branch SANDBOX [--count N] [--prefix P] [--snapshot-id ID]`.
-pub fn branch(a: &BranchArgs, env: &Env) -> i32 {
+pub fn branch(a: &BranchArgs, cx: &Context) -> i32 {
     use snapshot::BranchEvent;
     const CMD: &str = "sandbox.branch";
     let json = a.json;
@@ -324,7 +324,7 @@ pub fn branch(a: &BranchArgs, env: &Env) -> i32 {
             boot_timeout: a.boot_timeout,
             ..snapshot::BranchOptions::of(VmId::parse(&a.id)?, a.count)
         };
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         let each = super::start::progress_of_each(json, a.count > 1);
         let events = Progress::new(move |e| match e {
             BranchEvent::Clone(id, e) => each.emit((id, e)),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::args::{CreateArgs, SandboxCommand, StartFlags};
 use super::output::{self, err_line, line, warn};
+use crate::core::context::Context;
 use crate::core::error::{Error, Result};
 use crate::core::escape::{self, Escaper};
 use crate::core::images::pull::PullEvent;
@@ -15,9 +16,9 @@ use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
 use crate::core::vm::VmId;
-use crate::core::Env;
 
-fn options(flags: &StartFlags, env: &Env) -> Result<StartOptions> {
+fn options(flags: &StartFlags, cx: &Context) -> Result<StartOptions> {
+    let env = cx.env();
     let Some(backend) = flags.backend.runnable() else {
         return Err(Error::runtime(format!(
             "The {} backend is a macOS runtime of SmolVM; smolvm runs QEMU and Firecracker on Linux",
@@ -106,8 +107,8 @@ fn say(e: &StartEvent, json: bool, label: &str) {
 /// warning on stderr, in both modes like every warning of these commands.
 /// The command's context, with what every command says of it first: a corrupt database
 /// moved aside, reads and writes at two databases.
-pub(super) fn open_ctx(env: &Env) -> Result<Ctx> {
-    let ctx = super::context(env).job()?;
+pub(super) fn open_ctx(cx: &Context) -> Result<Ctx> {
+    let ctx = cx.job()?;
     if let Some(c) = &ctx.corruption {
         warn(c.to_string());
     }
@@ -204,13 +205,13 @@ pub fn preset_start(
     preset: &str,
     command: &str,
     args: &super::args::PresetStartArgs,
-    env: &Env,
+    cx: &Context,
 ) -> i32 {
     let flags = &args.flags;
     let r = (|| {
-        let mut opts = options(flags, env)?;
+        let mut opts = options(flags, cx)?;
         opts.preset = Some(preset.to_string());
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         let ask = crate::core::warm::Ask::from_flags(args.warm, args.cold);
         let p = progress(flags.json);
         let rep = crate::core::runtime::block_on(crate::core::warm::start(&ctx, &opts, ask, &p))??;
@@ -248,11 +249,11 @@ pub fn preset_start(
             line(format!("  Note:     {h}"));
         }
     }
-    let presets = crate::core::presets::Registry::load(env);
+    let presets = cx.presets().clone();
     let Some(p) = presets.find(preset) else {
         return 0;
     };
-    use crate::core::presets::attach;
+    use crate::core::attach;
     let go = if args.no_attach {
         false
     } else if args.attach {
@@ -286,7 +287,7 @@ fn ask(prompt: &str) -> bool {
                     return false;
                 }
             };
-            if let Some(a) = crate::core::presets::attach::answer(read.as_deref()) {
+            if let Some(a) = crate::core::attach::answer(read.as_deref()) {
                 if read.is_none() {
                     line("");
                 }
@@ -299,7 +300,7 @@ fn ask(prompt: &str) -> bool {
 
 /// Replace this process with the attach session: its exit code is the agent's.
 fn attach_now(ctx: &Ctx, id: &VmId, p: &crate::core::presets::Preset) -> i32 {
-    let argv = match crate::core::presets::attach::argv(ctx, id, p) {
+    let argv = match crate::core::attach::argv(ctx, id, p) {
         Ok(a) => a,
         Err(e) => return output::fail("attach", false, &e),
     };
@@ -311,19 +312,19 @@ fn attach_now(ctx: &Ctx, id: &VmId, p: &crate::core::presets::Preset) -> i32 {
     )
 }
 
-fn create(args: &CreateArgs, env: &Env) -> i32 {
+fn create(args: &CreateArgs, cx: &Context) -> i32 {
     let json = args.flags.json;
     let r = (|| {
-        let mut opts = options(&args.flags, env)?;
+        let mut opts = options(&args.flags, cx)?;
         opts.preset = args.preset.clone();
         opts.kernel = args.kernel.clone();
         opts.rootfs = args.rootfs.clone();
         if let Some(name) = &args.image {
-            opts.use_built_image(super::context(env).paths(), name)?;
+            opts.use_built_image(cx.paths(), name)?;
         }
         opts.create_only = !args.start;
         (opts.bridge, opts.bridge_address) = args.attach.attachment()?;
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();
     match r {
@@ -337,12 +338,13 @@ fn create(args: &CreateArgs, env: &Env) -> i32 {
 }
 
 /// Every `sandbox` subcommand but `list`.
-pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
+pub fn sandbox(cmd: SandboxCommand, cx: &Context) -> i32 {
+    let env = cx.env();
     match cmd {
-        SandboxCommand::List(a) => super::sandbox::list(&a, env),
-        SandboxCommand::Create(a) => create(&a, env),
+        SandboxCommand::List(a) => super::sandbox::list(&a, cx),
+        SandboxCommand::Create(a) => create(&a, cx),
         SandboxCommand::Info(a) => {
-            let r = open_ctx(env).and_then(|ctx| {
+            let r = open_ctx(cx).and_then(|ctx| {
                 let id = VmId::parse(&a.id)?;
                 let i = lifecycle::info(&ctx, &id)?;
                 // SmolVM asks a running guest (JSON only here: the human lines show neither).
@@ -399,7 +401,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
         }
         SandboxCommand::Start(a) => {
             let r = (|| {
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 let publish = match crate::core::egress::publish_from_env(env)? {
                     _ if a.publish_ssh => Some(true),
                     v => v,
@@ -428,7 +430,7 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 // SmolVM's default for `sandbox stop`: 3 s.
                 let timeout =
                     lifecycle::stop_timeout_or(env, a.timeout, lifecycle::SANDBOX_STOP_TIMEOUT)?;
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 let id = VmId::parse(&a.id)?;
                 crate::core::runtime::block_on(lifecycle::stop(&ctx, &id, timeout))?
             })();
@@ -452,38 +454,31 @@ pub fn sandbox(cmd: SandboxCommand, env: &Env) -> i32 {
                 Err(e) => output::fail("sandbox.stop", a.json, &e),
             }
         }
-        SandboxCommand::Prune(a) => super::leftovers::run(&a, env),
-        SandboxCommand::Delete(a) => super::delete::run(&a, env),
-        SandboxCommand::Logs(a) => logs_tail(&a, env),
+        SandboxCommand::Prune(a) => super::leftovers::run(&a, cx),
+        SandboxCommand::Delete(a) => super::delete::run(&a, cx),
+        SandboxCommand::Logs(a) => logs_tail(&a, cx),
         SandboxCommand::Ssh(a) => {
             let login = lifecycle::SshLogin {
                 user: a.ssh_user.clone(),
                 key: a.ssh_key.clone(),
             };
             if a.command.is_empty() {
-                ssh_session("sandbox.ssh", &a.id, &login, a.boot_timeout, env)
+                ssh_session("sandbox.ssh", &a.id, &login, a.boot_timeout, cx)
             } else {
-                ssh_run(
-                    "sandbox.ssh",
-                    &a.id,
-                    &login,
-                    &a.command,
-                    a.boot_timeout,
-                    env,
-                )
+                ssh_run("sandbox.ssh", &a.id, &login, &a.command, a.boot_timeout, cx)
             }
         }
-        SandboxCommand::Exec(a) => exec(&a, env),
-        SandboxCommand::Shell(a) => super::toolkit::shell(&a, env),
-        SandboxCommand::File(c) => super::toolkit::file(c, env),
-        SandboxCommand::Env(c) => super::toolkit::env_cmd(c, env),
-        SandboxCommand::Port(c) => super::toolkit::port(c, env),
-        SandboxCommand::Pause(a) => super::snapshot::pause(&a, true, env),
-        SandboxCommand::Resume(a) => super::snapshot::pause(&a, false, env),
-        SandboxCommand::Snapshot(c) => super::snapshot::run(c, env),
-        SandboxCommand::Clone(a) => super::snapshot::clone(&a, env),
-        SandboxCommand::Branch(a) => super::snapshot::branch(&a, env),
-        SandboxCommand::Network(c) => super::network::run(c, env),
+        SandboxCommand::Exec(a) => exec(&a, cx),
+        SandboxCommand::Shell(a) => super::toolkit::shell(&a, cx),
+        SandboxCommand::File(c) => super::toolkit::file(c, cx),
+        SandboxCommand::Env(c) => super::toolkit::env_cmd(c, cx),
+        SandboxCommand::Port(c) => super::toolkit::port(c, cx),
+        SandboxCommand::Pause(a) => super::snapshot::pause(&a, true, cx),
+        SandboxCommand::Resume(a) => super::snapshot::pause(&a, false, cx),
+        SandboxCommand::Snapshot(c) => super::snapshot::run(c, cx),
+        SandboxCommand::Clone(a) => super::snapshot::clone(&a, cx),
+        SandboxCommand::Branch(a) => super::snapshot::branch(&a, cx),
+        SandboxCommand::Network(c) => super::network::run(c, cx),
     }
 }
 
@@ -503,10 +498,10 @@ fn show(out: &mut impl std::io::Write, bytes: &[u8], esc: &mut Option<Escaper>) 
 }
 
 /// `logs [-f]`, starting at byte `from`; `esc` escapes for a terminal ([`shown_as`]).
-fn logs(id: &VmId, follow: bool, from: u64, mut esc: Option<Escaper>, env: &Env) -> i32 {
+fn logs(id: &VmId, follow: bool, from: u64, mut esc: Option<Escaper>, cx: &Context) -> i32 {
     use std::io::{Read, Seek, SeekFrom, Write};
     let r = (|| -> Result<()> {
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         let path = lifecycle::log_path(&ctx, id)?;
         let mut f = match lifecycle::open_log(&ctx, id)? {
             Some(f) => f,
@@ -559,7 +554,7 @@ struct LogLines {
 /// `logs`: the last `--tail` lines (SmolVM's default 200); then, without
 /// --json, `-f` follows from the end. On a pipe the lines are printed as before (lossy
 /// UTF-8, `\r\n` as a newline); on a terminal escaped; with `--raw` as the bytes are.
-fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
+fn logs_tail(a: &super::args::LogsArgs, cx: &Context) -> i32 {
     use std::io::Read;
     const CMD: &str = "sandbox.logs";
     if a.json && a.follow {
@@ -575,7 +570,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
         return output::fail_with(CMD, true, &e, 1);
     }
     let r = (|| -> Result<(LogLines, Vec<u8>)> {
-        let ctx = open_ctx(env)?;
+        let ctx = open_ctx(cx)?;
         let id = VmId::parse(&a.id)?;
         let path = lifecycle::log_path(&ctx, &id)?;
         let mut bytes = Vec::new();
@@ -639,7 +634,7 @@ fn logs_tail(a: &super::args::LogsArgs, env: &Env) -> i32 {
                 }
             }
             if a.follow {
-                logs(&l.vm_id, true, bytes.len() as u64, esc, env)
+                logs(&l.vm_id, true, bytes.len() as u64, esc, cx)
             } else {
                 0
             }
@@ -664,9 +659,9 @@ pub fn ssh_session(
     id: &str,
     login: &lifecycle::SshLogin,
     boot_timeout: Option<Duration>,
-    env: &Env,
+    cx: &Context,
 ) -> i32 {
-    exec_ssh(name, id, login, &[], true, boot_timeout, env)
+    exec_ssh(name, id, login, &[], true, boot_timeout, cx)
 }
 
 fn ssh_run(
@@ -675,9 +670,9 @@ fn ssh_run(
     login: &lifecycle::SshLogin,
     command: &[String],
     boot_timeout: Option<Duration>,
-    env: &Env,
+    cx: &Context,
 ) -> i32 {
-    exec_ssh(name, id, login, command, true, boot_timeout, env)
+    exec_ssh(name, id, login, command, true, boot_timeout, cx)
 }
 
 /// Run `ssh` in place of this process (its exit code becomes ours), or report why not.
@@ -688,9 +683,9 @@ fn exec_ssh(
     command: &[String],
     interactive: bool,
     boot_timeout: Option<Duration>,
-    env: &Env,
+    cx: &Context,
 ) -> i32 {
-    let argv = match open_ctx(env).and_then(|ctx| {
+    let argv = match open_ctx(cx).and_then(|ctx| {
         login.check()?;
         let id = &VmId::parse(id)?;
         // SmolVM's rule: a stopped sandbox is started, a paused one resumed, first.
@@ -723,10 +718,10 @@ struct ExecResult {
 }
 
 /// `sandbox exec ID [--start] [--boot-timeout F] [--timeout N] [--json] -- cmd…`.
-fn exec(a: &super::args::ExecArgs, env: &Env) -> i32 {
+fn exec(a: &super::args::ExecArgs, cx: &Context) -> i32 {
     const CMD: &str = "sandbox.exec";
     let login = lifecycle::SshLogin::default();
-    let ctx = match open_ctx(env) {
+    let ctx = match open_ctx(cx) {
         Ok(c) => c,
         Err(e) => return output::fail(CMD, a.json, &e),
     };

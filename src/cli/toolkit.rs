@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::output::{self, line, warn};
 use super::toolkit_args::{EnvCommand, FileCommand, PortCommand, ShellArgs};
+use crate::core::context::Context;
 use crate::core::error::Result;
 use crate::core::escape::escape;
 use crate::core::files::{self, FileProgress};
@@ -19,7 +20,6 @@ use crate::core::progress::Progress;
 use crate::core::runtime::{out_bytes, stdout_is_terminal};
 use crate::core::start::Ctx;
 use crate::core::vm::VmId;
-use crate::core::Env;
 
 pub(super) use super::start::open_ctx;
 
@@ -101,25 +101,25 @@ fn transfer<T: Serialize>(
     command: &str,
     json: bool,
     label: &str,
-    env: &Env,
+    cx: &Context,
     op: impl FnOnce(&Ctx, &Progress<FileProgress>) -> Result<T>,
     human: impl FnOnce(&T),
 ) -> i32 {
     let (progress, b) = bar(json, label);
-    let r = open_ctx(env).and_then(|ctx| op(&ctx, &progress));
+    let r = open_ctx(cx).and_then(|ctx| op(&ctx, &progress));
     if let Some(b) = b {
         b.finish_and_clear();
     }
     finish_smolvm(command, json, r, human)
 }
 
-pub fn file(cmd: FileCommand, env: &Env) -> i32 {
+pub fn file(cmd: FileCommand, cx: &Context) -> i32 {
     match cmd {
         FileCommand::Upload(a) => transfer(
             "sandbox.file.upload",
             a.flags.json,
             "upload",
-            env,
+            cx,
             |ctx, progress| {
                 files::upload(
                     ctx,
@@ -142,7 +142,7 @@ pub fn file(cmd: FileCommand, env: &Env) -> i32 {
             "sandbox.file.download",
             a.flags.json,
             "download",
-            env,
+            cx,
             |ctx, progress| {
                 files::download(
                     ctx,
@@ -214,7 +214,7 @@ fn sorted(keys: &[String]) -> Vec<String> {
     v
 }
 
-pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
+pub fn env_cmd(cmd: EnvCommand, cx: &Context) -> i32 {
     match cmd {
         EnvCommand::Set(a) => {
             let r = (|| {
@@ -223,7 +223,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                     .iter()
                     .map(|p| guest_env::parse_assignment(p.as_bytes()).map_err(invalid_input))
                     .collect::<Result<Vec<_>>>()?;
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 let id = VmId::parse(&a.id)?;
                 let file = guest_env::update_as(&ctx, &id, &a.flags.ssh.login(), &pairs, &[])?;
                 let requested: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
@@ -250,7 +250,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
                 for k in &a.keys {
                     guest_env::check_key(k).map_err(invalid_input)?;
                 }
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 let login = a.flags.ssh.login();
                 let id = VmId::parse(&a.id)?;
                 let before = guest_env::read_as(&ctx, &id, &login)?;
@@ -284,7 +284,7 @@ pub fn env_cmd(cmd: EnvCommand, env: &Env) -> i32 {
         }
         EnvCommand::List(a) => {
             let r = (|| {
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 let file = guest_env::read_as(&ctx, &VmId::parse(&a.id)?, &a.flags.ssh.login())?;
                 let values: Vec<(String, Vec<u8>)> = file
                     .iter()
@@ -390,12 +390,12 @@ fn finish_forward(
     })
 }
 
-pub fn port(cmd: PortCommand, env: &Env) -> i32 {
+pub fn port(cmd: PortCommand, cx: &Context) -> i32 {
     match cmd {
         PortCommand::Expose(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
                 let (host, guest) = ports::parse_spec(&a.spec, false).map_err(invalid_input)?;
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 ports::expose(&ctx, &VmId::parse(&a.id)?, host, guest)
             });
             finish_forward("sandbox.port.expose", a.flags.json, r, "Forwarding", true)
@@ -403,14 +403,14 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
         PortCommand::Close(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
                 let (host, guest) = ports::parse_spec(&a.spec, true).map_err(invalid_input)?;
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 ports::close(&ctx, &VmId::parse(&a.id)?, host.unwrap_or_default(), guest)
             });
             finish_forward("sandbox.port.close", a.flags.json, r, "Closed", false)
         }
         PortCommand::List(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
-                let ctx = open_ctx(env)?;
+                let ctx = open_ctx(cx)?;
                 let forwards = match VmId::parse(&a.id).and_then(|id| ports::list(&ctx, &id)) {
                     Ok(f) => f,
                     // SmolVM lists no forwards of a sandbox it does not know (exit 0).
@@ -457,12 +457,12 @@ pub fn port(cmd: PortCommand, env: &Env) -> i32 {
 }
 
 /// `sandbox shell ID`: a login shell over SSH (SmolVM's vsock fast path is SSH here).
-pub fn shell(a: &ShellArgs, env: &Env) -> i32 {
+pub fn shell(a: &ShellArgs, cx: &Context) -> i32 {
     super::start::ssh_session(
         "sandbox.shell",
         &a.id,
         &SshLogin::default(),
         a.boot_timeout,
-        env,
+        cx,
     )
 }

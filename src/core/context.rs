@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::error::{invalid_id, not_found, Error, Result};
 use super::host::Host;
 use super::lock::{lock_timeout, VmLock};
+use super::presets::Registry;
 use super::ssh::ensure_key;
 use super::teardown::TeardownOptions;
 use super::vm::VmId;
@@ -30,6 +31,7 @@ struct Inner {
     env: Env,
     paths: Paths,
     host: OnceLock<Host>,
+    presets: OnceLock<Arc<Registry>>,
 }
 
 /// One opened context: cheap to clone (every clone shares it).
@@ -45,6 +47,7 @@ impl Context {
                 env: env.clone(),
                 paths: Paths::resolve(env, None),
                 host: OnceLock::new(),
+                presets: OnceLock::new(),
             })),
         }
     }
@@ -81,10 +84,23 @@ impl Context {
         self.0.host.get_or_init(|| Host::probe(&self.0.env))
     }
 
-    /// Open the state store for one job ([`Ctx`]), with this context's paths and host
-    /// facts.
+    /// The presets in force (the built-in ones and the user's file), read the first time
+    /// they are asked for: every job of this context, and both faces, see the same ones.
+    pub fn presets(&self) -> &Arc<Registry> {
+        self.0
+            .presets
+            .get_or_init(|| Arc::new(Registry::load(&self.0.env)))
+    }
+
+    /// Open the state store for one job ([`Ctx`]), with this context's paths, host facts
+    /// and presets.
     pub fn job(&self) -> Result<Ctx> {
-        Ctx::open_with(&self.0.env, self.0.paths.clone(), self.host().clone())
+        Ctx::open_with(
+            &self.0.env,
+            self.0.paths.clone(),
+            self.host().clone(),
+            self.presets().clone(),
+        )
     }
 }
 
@@ -234,18 +250,25 @@ pub struct Ctx {
     pub corruption: Option<Corruption>,
     /// This host, probed once: every runtime and image decision of this start reads it.
     pub host: Host,
+    /// The presets in force, read once (its context's).
+    pub presets: Arc<Registry>,
 }
 
 impl Ctx {
     /// Resolve paths and open the state store for writing (read-only when the file is
     /// not this user's to write). A corruption report is in [`Ctx::corruption`].
     pub fn open(env: &Env) -> Result<Ctx> {
-        Ctx::open_with(env, Paths::resolve(env, None), Host::probe(env))
+        Ctx::open_with(
+            env,
+            Paths::resolve(env, None),
+            Host::probe(env),
+            Arc::new(Registry::load(env)),
+        )
     }
 
-    /// [`Ctx::open`] with the paths and host facts already at hand (a [`Context`]
-    /// resolved them once).
-    pub fn open_with(env: &Env, paths: Paths, host: Host) -> Result<Ctx> {
+    /// [`Ctx::open`] with the paths, host facts and presets already at hand (a
+    /// [`Context`] resolved them once).
+    pub fn open_with(env: &Env, paths: Paths, host: Host, presets: Arc<Registry>) -> Result<Ctx> {
         let split = WorldSplit::of(&paths);
         if let Some(s) = split.as_ref().filter(|s| s.must_choose(env.euid())) {
             return Err(s.refusal());
@@ -271,6 +294,7 @@ impl Ctx {
             store: Arc::new(store),
             corruption,
             host,
+            presets,
         })
     }
 
@@ -408,5 +432,30 @@ mod tests {
         assert_eq!(&job.host, c.host());
         let again = c.clone();
         assert!(std::ptr::eq(again.paths(), c.paths()));
+    }
+
+    /// The presets are read once per context: what the dashboard offers (its session's
+    /// context) is what each of its jobs starts from, even when the user's file changes
+    /// in between; a new context (the next command) reads the file again.
+    #[test]
+    fn a_contexts_jobs_see_the_presets_it_read() {
+        let t = tempfile::tempdir().unwrap();
+        let env = Env::from_vars(
+            [
+                ("HOME", t.path().as_os_str().to_owned()),
+                ("SMOLVM_SYSTEM_DATA_DIR", t.path().join("system").into()),
+            ],
+            1000,
+        );
+        let file = Registry::user_file(&env);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "[mine]\nlaunch = \"bash\"\n").unwrap();
+        let c = Context::local(&env);
+        assert!(c.presets().find("mine").is_some());
+        std::fs::remove_file(&file).unwrap();
+        let job = c.job().unwrap();
+        assert!(Arc::ptr_eq(&job.presets, c.presets()));
+        assert!(job.presets.find("mine").is_some(), "the context's presets");
+        assert!(Context::local(&env).presets().find("mine").is_none());
     }
 }

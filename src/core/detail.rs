@@ -3,12 +3,10 @@
 //! and one cached image inspected (the labelled lines `image inspect` prints). A face
 //! only lays them out.
 
-use super::context::Ctx;
+use super::context::{Context, Ctx};
 use super::error::Result;
-use super::host::Host;
 use super::images::{catalog, Layout};
-use crate::sys::env::Env;
-use crate::sys::paths::{display_path, Paths};
+use crate::sys::paths::display_path;
 
 /// `image inspect` of one cached image, as the inspect dialog shows it: its manifest row
 /// and what of it is on disk (`core::images::catalog::inspect_named`).
@@ -24,15 +22,17 @@ pub struct ImageInspect {
 
 /// `image inspect` of the cache `<version>/<name>` on the host's platform (or the one the
 /// name carries): the same resolution and the same labelled lines as the command.
-pub fn image(
-    env: &Env,
-    host: &Host,
-    paths: &Paths,
-    version: &str,
-    name: &str,
-) -> Result<ImageInspect> {
+pub fn image(cx: &Context, version: &str, name: &str) -> Result<ImageInspect> {
+    let paths = cx.paths();
     let layout = Layout::new(&paths.images_root, version);
-    let (i, m) = catalog::inspect_named(env, host, &layout, name, (None, None, None))?;
+    let (i, m) = catalog::inspect_named(
+        cx.env(),
+        cx.host(),
+        cx.presets(),
+        &layout,
+        name,
+        (None, None, None),
+    )?;
     let h = &paths.home;
     Ok(ImageInspect {
         name: name.to_string(),

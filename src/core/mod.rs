@@ -7,6 +7,7 @@
 //! [`runtime`] is what both faces need from the process (the async runtime, the
 //! standard streams).
 
+pub mod attach;
 pub mod bridge;
 pub mod builder;
 pub mod cleanup;

@@ -141,7 +141,7 @@ pub async fn start(
     ask: Ask,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
-    let registry = Registry::load(&ctx.env);
+    let registry = &ctx.presets;
     let mut choice = wanted(ask, opts.preset.as_deref().and_then(|n| registry.find(n)));
     if opts.preset.is_some() && ask == Ask::Warm {
         // Asked warm of an unknown preset: the lookup's error, as before.
@@ -160,7 +160,7 @@ pub async fn start(
         }
     }
     let mut rep = match runtime {
-        Some(runtime) => warm_start(ctx, opts, &registry, runtime, progress).await?,
+        Some(runtime) => warm_start(ctx, opts, registry, runtime, progress).await?,
         None => start::create(ctx, opts, progress).await?,
     };
     rep.warm_choice = Some(choice);

@@ -97,8 +97,9 @@ pub struct App {
     pub dialog: Option<Dialog>,
     /// The VM detail view, over the panes (dialogs open over it).
     pub detail: Option<DetailView>,
-    /// The presets the start form offers (core's registry with the user's file).
-    pub presets: crate::core::presets::Registry,
+    /// The presets the start form offers (core's registry with the user's file): the
+    /// session's context's, the ones its jobs use.
+    pub presets: std::sync::Arc<crate::core::presets::Registry>,
     /// Start tasks that attach to their VM once it is up (and the VM, once it is known):
     /// the session begins when the task has finished, so the task's end is shown first.
     attach_after: std::collections::BTreeMap<u64, Option<VmId>>,
@@ -149,7 +150,7 @@ impl App {
             tasks: TasksPane::default(),
             dialog: None,
             detail: None,
-            presets: crate::core::presets::Registry::builtin(),
+            presets: std::sync::Arc::new(crate::core::presets::Registry::builtin()),
             attach_after: std::collections::BTreeMap::new(),
             session_after: std::collections::BTreeMap::new(),
             palette_history: Vec::new(),

@@ -56,14 +56,14 @@ pub fn new_app(env: &Env, readonly: bool) -> App {
 }
 
 /// The `ssh` command line of a session in VM `id`: its attach session when `attach`
-/// (`core::presets::attach::session_argv`: the preset's launch command, the user's presets
+/// (`core::attach::session_argv`: the preset's launch command, the user's presets
 /// included, or a login shell for a built image), else a login shell
 /// (`core::lifecycle::ssh_argv_as`, as `smolvm sandbox shell`).
 fn session_argv(cx: &Context, id: &VmId, attach: bool) -> Result<Vec<String>, String> {
     use crate::core::lifecycle::{self, SshLogin};
     let ctx = cx.job().map_err(|e| e.message)?;
     if attach {
-        crate::core::presets::attach::session_argv(&ctx, id)
+        crate::core::attach::session_argv(&ctx, id)
     } else {
         lifecycle::ssh_argv_as(&ctx, id, &SshLogin::default(), &[], true)
     }
@@ -133,11 +133,11 @@ async fn event_loop(
     let mut guard = TerminalGuard::enter(true)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     let mut app = new_app(&env, readonly);
-    let registry = crate::core::presets::Registry::load(&env);
-    app.config_problems(&registry.problems);
-    app.presets = registry;
-    // The one context of this dashboard: every job works in it.
+    // The one context of this dashboard: every job works in it, with the presets the
+    // dashboard offers.
     let cx = Context::local(&env);
+    app.config_problems(&cx.presets().problems);
+    app.presets = cx.presets().clone();
     let paths = cx.paths();
     app.log(format!(
         "smolvm {} dashboard: state in {}, images in {}",

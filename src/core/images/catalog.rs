@@ -392,6 +392,7 @@ pub fn check_entry_name(arg: &str) -> Result<()> {
 pub fn inspect_named(
     env: &crate::core::Env,
     host: &crate::core::host::Host,
+    presets: &Registry,
     layout: &super::Layout,
     arg: &str,
     platform: (Option<Arch>, Option<Vmm>, Option<Os>),
@@ -399,8 +400,7 @@ pub fn inspect_named(
     let (mut arch, mut vmm, mut os) = platform;
     let mut preset = arg.to_string();
     check_entry_name(arg)?;
-    // The user's presets too, as `start` finds them.
-    let presets = Registry::load(env);
+    // The user's presets too (`presets`: the context's, as `start` finds them).
     if presets.find(&preset).is_none() {
         let flat_name = arg.trim_end_matches('/');
         if let Some(found) = flat_cache(flat_name, layout.images_root.join(flat_name)) {
@@ -437,7 +437,7 @@ pub fn inspect_named(
         }
     }
     let m = super::Manifest::load(env)?;
-    let t = super::Target::resolve(&presets, &preset, arch, vmm, os, host)?;
+    let t = super::Target::resolve(presets, &preset, arch, vmm, os, host)?;
     let i = inspect(layout, t.lookup(&m)?);
     Ok((i, m))
 }

@@ -21,7 +21,6 @@ use serde::Deserialize;
 use super::error::{Error, Result};
 use crate::sys::env::Env;
 
-pub mod attach;
 pub mod forward;
 pub mod mounts;
 

@@ -26,7 +26,7 @@ use super::host::{AccelRequest, Backend, MachineRequest, Runtime};
 use super::images::pull::{self, PullEvent, PullOptions};
 use super::images::{self, BootSource, Layout, Manifest, Os, Target, Vmm};
 use super::job::is_cancel;
-use super::presets::{Preset, Registry};
+use super::presets::Preset;
 use super::progress::Progress;
 use super::teardown;
 use super::version::image_version;
@@ -371,7 +371,7 @@ pub async fn create(
             "Pass either --preset or --kernel and --rootfs, not both",
         ));
     }
-    let presets = Registry::load(&ctx.env);
+    let presets = &ctx.presets;
     for p in &presets.problems {
         progress.emit(StartEvent::Warning(p.clone()));
     }

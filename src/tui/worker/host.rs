@@ -9,7 +9,7 @@ use crate::core::leftovers::{self, LeftoverEvent, LeftoverPlan};
 
 /// How a dashboard gets the completion script of a shell (what `smolvm completion SHELL`
 /// prints): the entry point hands in the CLI's, which owns the command tree.
-pub type CompletionScript = fn(InstallShell, &crate::core::Env) -> String;
+pub type CompletionScript = fn(InstallShell, &Context) -> String;
 
 /// `sandbox prune`'s plan (`core::leftovers::plan`): what the confirm dialog shows.
 pub(super) fn leftovers_plan(cx: &Context, include_saved: bool) -> Result<LeftoverPlan, String> {
@@ -91,8 +91,7 @@ pub(super) fn run_completion_install(
         let e = "this dashboard was started without the completion scripts".to_string();
         return finish(tx, task, TaskState::Failed, e, t0);
     };
-    let env = cx.env();
-    match completion::install(env, shell, || script(shell, env)) {
+    match completion::install(cx.env(), shell, || script(shell, cx)) {
         Ok(Installed::Here(message)) => finish(tx, task, TaskState::Done, message, t0),
         Ok(Installed::AsInvoker(0)) => finish(
             tx,

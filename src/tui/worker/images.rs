@@ -325,7 +325,7 @@ pub(super) fn run_remove_images(
     };
     send(tx, task, TaskUpdate::Phase("removing".into()));
     let r = match catalog::remove_until(
-        &crate::core::presets::Registry::load(cx.env()),
+        cx.presets(),
         &paths.images_root,
         &version,
         &paths.existing_state_dbs(),
@@ -386,6 +386,5 @@ pub fn inspect(
     version: &str,
     name: &str,
 ) -> Result<crate::tui::data::ImageInspect, String> {
-    crate::core::detail::image(cx.env(), cx.host(), cx.paths(), version, name)
-        .map_err(|e| e.message)
+    crate::core::detail::image(cx, version, name).map_err(|e| e.message)
 }

@@ -3,9 +3,9 @@
 //! runs it in the foreground (the CLI replaces itself with it; the dashboard suspends
 //! itself around it) and the agent's exit code is the session's.
 
-use super::Preset;
 use crate::core::context::Ctx;
 use crate::core::error::{Error, Result};
+use crate::core::presets::Preset;
 use crate::core::vm::VmId;
 
 /// The remote command: source the env file, put `~/.local/bin` first, `exec` the agent.
@@ -40,10 +40,7 @@ pub fn session_argv(ctx: &Ctx, id: &VmId) -> Result<Vec<String>> {
     let info = lifecycle::info(ctx, id)?;
     match info.summary.preset {
         None => lifecycle::ssh_argv_as(ctx, id, &SshLogin::default(), &[], true),
-        Some(name) => {
-            let registry = super::Registry::load(&ctx.env);
-            argv(ctx, id, registry.lookup(&name)?)
-        }
+        Some(name) => argv(ctx, id, ctx.presets.lookup(&name)?),
     }
 }
 
