@@ -412,18 +412,23 @@ mod tests {
         );
     }
 
+    /// An environment with everything under `home`: the system data dir kept private too
+    /// (a /var/lib/smolvm on this machine would make a job refuse to start a second
+    /// database).
+    fn private(home: &std::path::Path) -> Env {
+        Env::from_vars(
+            [
+                ("HOME", home.as_os_str().to_owned()),
+                ("SMOLVM_SYSTEM_DATA_DIR", home.join("system").into()),
+            ],
+            1000,
+        )
+    }
+
     #[test]
     fn a_context_resolves_once_and_its_jobs_share_it() {
         let t = tempfile::tempdir().unwrap();
-        // The system data dir kept private too: a /var/lib/smolvm on this machine would
-        // make the job refuse to start a second database.
-        let env = Env::from_vars(
-            [
-                ("HOME", t.path().as_os_str().to_owned()),
-                ("SMOLVM_SYSTEM_DATA_DIR", t.path().join("system").into()),
-            ],
-            1000,
-        );
+        let env = private(t.path());
         let c = Context::local(&env);
         assert_eq!(c.target(), Target::Local);
         assert_eq!(c.paths().home, t.path());
@@ -440,13 +445,7 @@ mod tests {
     #[test]
     fn a_contexts_jobs_see_the_presets_it_read() {
         let t = tempfile::tempdir().unwrap();
-        let env = Env::from_vars(
-            [
-                ("HOME", t.path().as_os_str().to_owned()),
-                ("SMOLVM_SYSTEM_DATA_DIR", t.path().join("system").into()),
-            ],
-            1000,
-        );
+        let env = private(t.path());
         let file = Registry::user_file(&env);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, "[mine]\nlaunch = \"bash\"\n").unwrap();
