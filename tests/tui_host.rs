@@ -360,6 +360,28 @@ fn cancel_a_pull(
     b: support::http_server::Behaviour,
     phase: &str,
 ) -> (Task, std::time::Duration, usize, usize) {
+    let pull = |task| Effect::RunPull {
+        task,
+        names: vec!["codex-amd64-qemu".into()],
+    };
+    cancel_a_download(
+        b,
+        phase,
+        smolvm::core::job::JobKind::Pull,
+        pull,
+        "its download stops",
+    )
+}
+
+/// [`cancel_a_pull`] of the task `run` starts (a pull, or a start whose image is
+/// downloaded first).
+fn cancel_a_download(
+    b: support::http_server::Behaviour,
+    phase: &str,
+    kind: smolvm::core::job::JobKind,
+    run: impl FnOnce(u64) -> Effect,
+    says: &str,
+) -> (Task, std::time::Duration, usize, usize) {
     use sha2::{Digest, Sha256};
     use support::http_server::Server;
     let sha = |b: &[u8]| -> String {
@@ -380,10 +402,13 @@ fn cancel_a_pull(
         format!(
             r#"{{"release": "cancel-test", "images": [
               {{"preset": "codex", "arch": "amd64", "vmm": "qemu", "os": "ubuntu",
-                "kernel_url": "vmlinux-amd64.image", "kernel_sha256": "{}",
-                "rootfs_url": "codex-amd64-rootfs.ext4.zst", "rootfs_sha256": "{}"}}]}}"#,
-            sha(&kernel),
-            sha(&rootfs)
+                "kernel_url": "vmlinux-amd64.image", "kernel_sha256": "{k}",
+                "rootfs_url": "codex-amd64-rootfs.ext4.zst", "rootfs_sha256": "{r}"}},
+              {{"preset": "codex", "arch": "amd64", "vmm": "firecracker", "os": "ubuntu",
+                "kernel_url": "vmlinux-amd64.image", "kernel_sha256": "{k}",
+                "rootfs_url": "codex-amd64-rootfs.ext4.zst", "rootfs_sha256": "{r}"}}]}}"#,
+            k = sha(&kernel),
+            r = sha(&rootfs)
         ),
     )
     .unwrap();
@@ -408,13 +433,8 @@ fn cancel_a_pull(
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut workers = Workers::new(tx, Context::local(&env));
         let mut a = app();
-        let task = a
-            .data
-            .add_task(smolvm::core::job::JobKind::Pull, "pull".into());
-        workers.run(Effect::RunPull {
-            task,
-            names: vec!["codex-amd64-qemu".into()],
-        });
+        let task = a.data.add_task(kind, kind.as_str().into());
+        workers.run(run(task));
         drive(&mut a, &mut workers, &mut rx, |a| {
             a.data.tasks[0].phase.contains(phase) || finished(a)
         })
@@ -424,10 +444,7 @@ fn cancel_a_pull(
         let fx = a.update(key('x'));
         assert_eq!(fx, vec![Effect::Cancel { task }]);
         assert!(
-            a.status
-                .as_deref()
-                .unwrap_or("")
-                .contains("its download stops"),
+            a.status.as_deref().unwrap_or("").contains(says),
             "{:?}",
             a.status
         );
@@ -452,6 +469,37 @@ fn cancelling_a_throttled_pull_stops_its_download() {
     );
     assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
     assert!(task.summary.contains("cancelled"), "{task:?}");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert!(sent < 4 << 20, "the whole rootfs was sent ({sent} bytes)");
+}
+
+/// `x` on a start whose image is still downloading stops the download within moments
+/// (the start's cancel reached its boot only: the download ran to its end first), and
+/// the start ends cancelled with nothing made.
+#[test]
+fn cancelling_a_start_stops_its_image_download() {
+    use smolvm::tui::dialogs::{StartImage, StartSpec};
+    let spec = StartSpec {
+        image: StartImage::Preset("codex".into()),
+        name: Some("cancelled-start".into()),
+        memory_mib: 512,
+        cpus: 1,
+        disk_mib: None,
+        mounts: Vec::new(),
+        writable_mounts: false,
+        internet: Default::default(),
+        publish_ssh: false,
+        attach: false,
+        warm: smolvm::core::warm::Ask::Cold,
+    };
+    let (task, took, _, sent) = cancel_a_download(
+        support::http_server::Behaviour::Slow(std::time::Duration::from_millis(300)),
+        "download rootfs",
+        smolvm::core::job::JobKind::Start,
+        |task| Effect::RunStart { task, spec },
+        "it stops and rolls back",
+    );
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
     assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
     assert!(sent < 4 << 20, "the whole rootfs was sent ({sent} bytes)");
 }

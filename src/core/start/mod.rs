@@ -289,16 +289,9 @@ fn resolve_image(
                     http: HttpConfig::from_env(&ctx.env)?,
                     release: manifest.release.clone(),
                 };
-                // The pull reports on a channel; forward each event as it comes.
-                let (tx, rx) = std::sync::mpsc::channel();
-                let r = std::thread::scope(|s| {
-                    let h = s.spawn(move || pull::pull(&popts, &img, &Progress::channel(tx)));
-                    for e in rx {
-                        progress.emit(StartEvent::Pull(e));
-                    }
-                    h.join()
-                })
-                .map_err(|_| rt("image pull panicked"))??;
+                // The start's own sink, with its cancel: a cancel stops the download
+                // between chunks (the start then rolls back, as at any other step).
+                let r = pull::pull(&popts, &img, &progress.map(StartEvent::Pull))?;
                 Ok((r.kernel_path, r.rootfs_path))
             }
             Ok(BootSource::Custom(dir)) => Ok((dir.join("vmlinux.bin"), dir.join("rootfs.ext4"))),
