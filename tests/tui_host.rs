@@ -473,6 +473,67 @@ fn cancelling_a_throttled_pull_stops_its_download() {
     assert!(sent < 4 << 20, "the whole rootfs was sent ({sent} bytes)");
 }
 
+/// #23: a pull is resolved by one rule in both faces (`pull::resolve`): each name the
+/// dashboard's pull task is given fails, or resolves, as `image pull NAME` does — a name
+/// the manifest has no preset for, an alias of a preset it does not publish, a preset it
+/// publishes for no other platform than this one, a full image name it lacks.
+#[test]
+fn the_dashboards_pull_resolves_a_name_as_image_pull_does() {
+    let h = support::Home::new();
+    let manifest = support::images::tiny_manifest(h.tmp.path());
+    let names = [
+        "nope",
+        "claude",
+        "codex-arm64-qemu",
+        "codex-amd64-qemu-alpine",
+    ];
+    let cli: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let out = h
+                .smolvm()
+                .env("SMOLVM_MANIFEST", &manifest)
+                .args(["image", "pull", n, "--json"])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            format!(
+                "{}: {}",
+                v["error"]["code"].as_str().unwrap(),
+                v["error"]["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        cli[0].starts_with("invalid_input: 'nope' is not a published image"),
+        "{cli:?}"
+    );
+    let mut vars: Vec<(String, std::ffi::OsString)> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    vars.push(("SMOLVM_MANIFEST".into(), manifest.into()));
+    let env = smolvm::sys::env::Env::from_vars(vars, nix::unistd::geteuid().as_raw());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let task = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&env));
+        let mut a = app();
+        let task = a
+            .data
+            .add_task(smolvm::core::job::JobKind::Pull, "pull".into());
+        workers.run(Effect::RunPull {
+            task,
+            names: names.iter().map(|n| n.to_string()).collect(),
+        });
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    });
+    let dashboard: Vec<String> = task.items.iter().map(|i| i.detail.clone()).collect();
+    assert_eq!(dashboard, cli, "{task:?}");
+}
+
 /// `x` on a start whose image is still downloading stops the download within moments
 /// (the start's cancel reached its boot only: the download ran to its end first), and
 /// the start ends cancelled with nothing made.

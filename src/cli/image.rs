@@ -117,24 +117,11 @@ pub fn pull(command: &str, args: &ImagePullArgs, cx: &Context) -> i32 {
 
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
-        let r = Target::resolve(cx.presets(), preset, p.arch, p.vmm, p.os, host).and_then(|t| {
-            // A name the manifest publishes nothing under is SmolVM's `invalid_input`.
-            if !manifest.images.iter().any(|i| i.preset == t.preset) {
-                let mut names: Vec<&str> =
-                    manifest.images.iter().map(|i| i.preset.as_str()).collect();
-                names.sort_unstable();
-                names.dedup();
-                return Err(crate::core::Error::new(
-                    crate::core::ErrorCode::InvalidInput,
-                    format!(
-                        "'{preset}' is not a published image. Choose one of: {}.",
-                        names.join(", ")
-                    ),
-                ));
-            }
-            let img = t.lookup(&manifest)?;
-            pull::pull(&opts, img, &bars.progress(&t.name(), args.store.json))
-        });
+        let platform = (p.arch, p.vmm, p.os);
+        let r =
+            pull::resolve(cx.presets(), &manifest, preset, platform, host).and_then(|(t, img)| {
+                pull::pull(&opts, img, &bars.progress(&t.name(), args.store.json))
+            });
         bars.clear();
         return match r {
             Err(e) => output::fail(command, args.store.json, &e),

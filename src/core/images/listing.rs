@@ -58,6 +58,18 @@ pub struct Row {
 }
 
 impl Row {
+    /// The published image this cache holds, by the name a pull takes
+    /// (`hermes-amd64-firecracker`, SmolVM's `hermes-v0.0.36-amd64-firecracker/` too);
+    /// `None` for a built image or an entry neither layout describes.
+    pub fn published_name(&self) -> Option<String> {
+        match (self.kind, self.arch, self.vmm, self.os) {
+            (Kind::Cache | Kind::SmolvmCache, Some(arch), Some(vmm), Some(os)) => {
+                Some(super::image_name(&self.preset, arch, vmm, os))
+            }
+            _ => None,
+        }
+    }
+
     /// A catalog entry as a row of this `kind`.
     pub fn from_entry(e: Entry, kind: Kind) -> Row {
         Row {

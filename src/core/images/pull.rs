@@ -213,6 +213,42 @@ impl PullOptions {
     }
 }
 
+/// The published image a pull of `name` means, the one rule for `image pull NAME`, the
+/// dashboard's pull and its palette: a preset, by its name or an alias (the user's presets
+/// included), on this host's platform with `--arch`/`--vmm`/`--os` over it, as `start`
+/// resolves it; or a full image name as the Images pane lists it (`codex-amd64-qemu`,
+/// `…-alpine`). A preset the manifest publishes nothing under is SmolVM's
+/// `invalid_input`, naming those it does; a platform it lacks, the "build one" error.
+pub fn resolve<'m>(
+    presets: &crate::core::presets::Registry,
+    manifest: &'m Manifest,
+    name: &str,
+    platform: (Option<super::Arch>, Option<super::Vmm>, Option<super::Os>),
+    host: &crate::core::host::Host,
+) -> Result<(super::Target, &'m Image)> {
+    let (arch, vmm, os) = platform;
+    let target = match super::parse_image_name(name) {
+        Some((preset, a, v, o)) if presets.find(name).is_none() => super::Target {
+            preset,
+            arch: arch.unwrap_or(a),
+            vmm: vmm.unwrap_or(v),
+            os: os.unwrap_or(o),
+        },
+        _ => super::Target::resolve(presets, name, arch, vmm, os, host)?,
+    };
+    if !manifest.images.iter().any(|i| i.preset == target.preset) {
+        return Err(Error::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "'{name}' is not a published image. Choose one of: {}.",
+                manifest.presets().join(", ")
+            ),
+        ));
+    }
+    let image = target.lookup(manifest)?;
+    Ok((target, image))
+}
+
 /// What `smolvm image pull` and the dashboard's pulls need: the current version's layout
 /// under `images_root`, the download settings and the manifest in force; refused when
 /// published images are turned off (`SMOLVM_USE_PUBLISHED=0`).

@@ -61,20 +61,12 @@ impl App {
                     vec![Effect::RunPullAll { task }]
                 }
             }
-            // `image pull PRESET`'s image: the same core resolution (this host's arch and
-            // the VMM `start` would use), pulled as the Images pane pulls.
-            ("pull", [preset]) => {
-                let host = self
-                    .data
-                    .slow
-                    .as_ref()
-                    .map(|s| s.host.clone())
-                    .ok_or("the host is still being read; try again in a moment")?;
-                let name = crate::core::images::Target::resolve(&self.presets, preset, None, None, None, &host)
-                    .map_err(|e| e.message)?
-                    .name();
-                self.request(Request::Pull { names: vec![name] })
-            }
+            // `image pull NAME`: the pull task resolves it by core's one rule
+            // (`pull::resolve`: a preset or an alias on this host's platform, or an image
+            // name), as the command does.
+            ("pull", [name]) => self.request(Request::Pull {
+                names: vec![name.to_string()],
+            }),
             // No preset: the Images pane's selected (or marked) images, as `u` pulls them.
             ("pull", []) => {
                 self.focus(Pane::Images);

@@ -121,16 +121,34 @@ const COMMANDS: [Action; 9] = [
 /// are not published images (a flat or odd cache directory, a built image): they are left
 /// out.
 pub fn image_names(rows: &[&ImageRow]) -> (Vec<String>, Option<String>) {
+    names_by(rows, |r| {
+        crate::core::images::parse_image_name(&r.name).map(|_| r.name.clone())
+    })
+}
+
+/// [`image_names`] as a pull takes them: the published image each cache holds (core's
+/// [`published_name`](crate::core::images::listing::Row::published_name); SmolVM's
+/// `hermes-v0.0.36-amd64-firecracker` is `hermes-amd64-firecracker`).
+pub fn pull_names(rows: &[&ImageRow]) -> (Vec<String>, Option<String>) {
+    names_by(rows, ImageRow::published_name)
+}
+
+fn names_by(
+    rows: &[&ImageRow],
+    name_of: impl Fn(&ImageRow) -> Option<String>,
+) -> (Vec<String>, Option<String>) {
     let mut names: Vec<String> = Vec::new();
     let mut odd = Vec::new();
     let mut built = Vec::new();
     for r in rows {
         if r.kind == Kind::Built {
             built.push(r.name.clone());
-        } else if crate::core::images::parse_image_name(&r.name).is_none() {
-            odd.push(r.name.clone());
-        } else if !names.contains(&r.name) {
-            names.push(r.name.clone());
+        } else {
+            match name_of(r) {
+                None => odd.push(r.name.clone()),
+                Some(n) if !names.contains(&n) => names.push(n),
+                Some(_) => {}
+            }
         }
     }
     let mut status = None;
@@ -193,7 +211,7 @@ impl Component for ImagesPane {
             Action::ClearMarks => self.marks.clear(),
             // The current version of the selected or marked images.
             Action::Pull => {
-                let (names, status) = image_names(&self.targets(rows));
+                let (names, status) = pull_names(&self.targets(rows));
                 out.extend(status.map(Intent::Status));
                 if !names.is_empty() {
                     self.marks.clear();

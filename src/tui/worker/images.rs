@@ -207,7 +207,7 @@ pub(super) fn run_pull(
     cancel: Arc<AtomicBool>,
     names: Vec<String>,
 ) {
-    use crate::core::images::{no_published_image, parse_image_name, pull, Target};
+    use crate::core::images::pull;
     let t0 = Instant::now();
     let (manifest, opts) = match pull_setup(cx) {
         Ok(x) => x,
@@ -220,30 +220,23 @@ pub(super) fn run_pull(
             let summary = format!("{n} of {total} pulled");
             return finish(tx, task, TaskState::Cancelled, summary, t0);
         }
-        let result = match parse_image_name(name) {
-            None => Err(format!("'{name}' is not a published image name")),
-            Some((preset, arch, vmm, os)) => match manifest.lookup(&preset, arch, vmm, os) {
-                None => Err(no_published_image(&Target {
-                    preset,
-                    arch,
-                    vmm,
-                    os,
-                })
-                .message),
-                Some(img) => {
-                    let progress = pull_progress(tx, task, name).with_cancel(cancel.clone());
-                    match pull::pull(&opts, img, &progress) {
-                        Err(e) if pull::is_cancelled(&e) => {
-                            let summary = format!(
-                                "cancelled: {name} stopped (its partial files removed); {} of {total} pulled",
-                                n as u64 - failed
-                            );
-                            return finish(tx, task, TaskState::Cancelled, summary, t0);
-                        }
-                        r => r.map_err(|e| failure(&e)),
+        let platform = (None, None, None);
+        let result = match pull::resolve(cx.presets(), &manifest, name, platform, cx.host()) {
+            Err(e) => Err(failure(&e)),
+            Ok((t, img)) => {
+                let progress = pull_progress(tx, task, &t.name()).with_cancel(cancel.clone());
+                match pull::pull(&opts, img, &progress) {
+                    Err(e) if pull::is_cancelled(&e) => {
+                        let summary = format!(
+                            "cancelled: {} stopped (its partial files removed); {} of {total} pulled",
+                            t.name(),
+                            n as u64 - failed
+                        );
+                        return finish(tx, task, TaskState::Cancelled, summary, t0);
                     }
+                    r => r.map_err(|e| failure(&e)),
                 }
-            },
+            }
         };
         let it = match result {
             Ok(r) => pulled_item(&r),
