@@ -427,9 +427,7 @@ pub fn sandbox(cmd: SandboxCommand, cx: &Context) -> i32 {
         }
         SandboxCommand::Stop(a) => {
             let r = (|| {
-                // SmolVM's default for `sandbox stop`: 3 s.
-                let timeout =
-                    lifecycle::stop_timeout_or(env, a.timeout, lifecycle::SANDBOX_STOP_TIMEOUT)?;
+                let timeout = lifecycle::sandbox_stop_timeout(env, a.timeout)?;
                 let ctx = open_ctx(cx)?;
                 let id = VmId::parse(&a.id)?;
                 crate::core::runtime::block_on(lifecycle::stop(&ctx, &id, timeout))?
@@ -772,10 +770,11 @@ fn exec(a: &super::args::ExecArgs, cx: &Context) -> i32 {
         }
     }
     // Ready on the console is not always sshd listening yet (a TCG guest's restart):
-    // after --start the command waits for the port too (the boot timeout, else 60 s).
+    // after --start the command waits for the port too (the boot timeout, else a
+    // session's wait).
     let ssh_wait = a
         .boot_timeout
-        .or(a.start.then_some(Duration::from_secs(60)));
+        .or(a.start.then_some(crate::core::session::DEFAULT_SSH_WAIT));
     if let Err(e) = wait_for_ssh(&ctx, &id, ssh_wait) {
         let e = if lifecycle::info(&ctx, &id).is_ok() && !a.start {
             e.with_recovery(format!(

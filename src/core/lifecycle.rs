@@ -103,7 +103,7 @@ pub struct StopReport {
     pub warnings: Vec<String>,
 }
 
-pub use super::vm::{stop_timeout, stop_timeout_or, SANDBOX_STOP_TIMEOUT};
+pub use super::vm::{sandbox_stop_timeout, stop_timeout};
 
 /// Stop a running or paused sandbox within `timeout` (graceful first, then SIGKILL,
 /// through a verified pidfd); status `stopped`, pid and socket cleared. The TAP,

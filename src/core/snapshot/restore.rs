@@ -205,13 +205,11 @@ pub async fn restore(
                 "Pass --force to replace it, or delete it first ('smolvm sandbox delete {id}')."
             )));
         }
-        teardown::teardown_vm(
-            ctx.store.clone(),
-            &id,
-            ctx.teardown_options(Duration::from_secs(10)),
-        )
-        .await
-        .map_err(|e| rt(format!("cannot replace sandbox '{id}': {e}")))?;
+        // Replacing it is deleting it: delete's budget (`SMOLVM_STOP_TIMEOUT`, else 10 s).
+        let budget = crate::core::vm::stop_timeout(&ctx.env, None)?;
+        teardown::teardown_vm(ctx.store.clone(), &id, ctx.teardown_options(budget))
+            .await
+            .map_err(|e| rt(format!("cannot replace sandbox '{id}': {e}")))?;
     }
 
     let disk = ctx.disk_path(&id)?;

@@ -65,8 +65,12 @@ pub(crate) async fn roll_back(
 ) -> Error {
     progress.emit(StartEvent::RollingBack(e.message.clone()));
     let store = ctx.store.clone();
-    if let Err(re) =
-        teardown::teardown_vm(store, id, ctx.teardown_options(Duration::from_secs(5))).await
+    if let Err(re) = teardown::teardown_vm(
+        store,
+        id,
+        ctx.teardown_options(crate::core::vm::ROLLBACK_STOP_TIMEOUT),
+    )
+    .await
     {
         return Error::new(
             e.code,

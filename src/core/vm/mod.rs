@@ -61,8 +61,18 @@ pub fn stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
 /// SmolVM's `sandbox stop --timeout` default: 3 s.
 pub const SANDBOX_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The budget a start's roll-back gives the VMM it spawned (it failed: no graceful
+/// shutdown is owed).
+pub const ROLLBACK_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The budget of a stop (`sandbox stop` and the dashboard's `s`, the same for both): the
+/// `--timeout` flag when given, else `SMOLVM_STOP_TIMEOUT`, else SmolVM's 3 s.
+pub fn sandbox_stop_timeout(env: &Env, flag: Option<Duration>) -> Result<Duration> {
+    stop_timeout_or(env, flag, SANDBOX_STOP_TIMEOUT)
+}
+
 /// [`stop_timeout`] with another last default (`sandbox stop`'s is SmolVM's 3 s).
-pub fn stop_timeout_or(env: &Env, flag: Option<Duration>, default: Duration) -> Result<Duration> {
+fn stop_timeout_or(env: &Env, flag: Option<Duration>, default: Duration) -> Result<Duration> {
     match flag {
         Some(t) => Ok(t),
         None => Ok(env.seconds("SMOLVM_STOP_TIMEOUT", default, false)?),
@@ -78,14 +88,10 @@ mod tests {
         let env = |v: Option<&str>| Env::from_vars(v.map(|v| ("SMOLVM_STOP_TIMEOUT", v)), 0);
         let s = Duration::from_secs;
         assert_eq!(stop_timeout(&env(None), None).unwrap(), s(10));
-        assert_eq!(
-            stop_timeout_or(&env(None), None, SANDBOX_STOP_TIMEOUT).unwrap(),
-            s(3)
-        );
-        assert_eq!(
-            stop_timeout_or(&env(Some("2")), None, SANDBOX_STOP_TIMEOUT).unwrap(),
-            s(2)
-        );
+        // A stop's own default: SmolVM's 3 s.
+        assert_eq!(sandbox_stop_timeout(&env(None), None).unwrap(), s(3));
+        assert_eq!(sandbox_stop_timeout(&env(Some("2")), None).unwrap(), s(2));
+        assert_eq!(sandbox_stop_timeout(&env(None), Some(s(7))).unwrap(), s(7));
         assert_eq!(stop_timeout(&env(Some("2")), None).unwrap(), s(2));
         assert_eq!(stop_timeout(&env(Some("2")), Some(s(5))).unwrap(), s(5));
         let e = stop_timeout(&env(Some("1e20")), None).unwrap_err();

@@ -198,7 +198,7 @@ pub(super) async fn run_delete(
 }
 
 /// Stop VMs one by one (`core::lifecycle::stop`, as `smolvm sandbox stop`, with the same
-/// budget: `SMOLVM_STOP_TIMEOUT`, else 10 s).
+/// budget: `lifecycle::sandbox_stop_timeout`).
 pub(super) async fn run_stop(
     task: u64,
     tx: UnboundedSender<Msg>,
@@ -211,7 +211,7 @@ pub(super) async fn run_stop(
     let Some(ctx) = opened(&tx, task, &cx, t0) else {
         return;
     };
-    let timeout = match lifecycle::stop_timeout(cx.env(), None) {
+    let timeout = match lifecycle::sandbox_stop_timeout(cx.env(), None) {
         Ok(t) => t,
         Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
     };
