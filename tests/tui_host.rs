@@ -345,11 +345,19 @@ fn completion_install_from_the_palette_is_the_commands() {
     let Some(Dialog::Palette(p)) = &a.dialog else {
         panic!("no palette")
     };
-    assert!(p
-        .error
-        .as_deref()
-        .unwrap_or("")
-        .starts_with("--install sets up bash, zsh and fish"));
+    let refused = cli_home
+        .smolvm()
+        .args(["completion", "elvish", "--install"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let cli_refusal = String::from_utf8_lossy(&refused.stderr).trim_end().to_string();
+    assert!(cli_refusal.starts_with("Error: --install sets up bash, zsh and fish"));
+    // The same words (core's `InstallShell::for_install`).
+    assert_eq!(
+        p.error.as_deref().map(|e| format!("Error: {e}")),
+        Some(cli_refusal)
+    );
 }
 
 /// A release on 127.0.0.1 (the manifest, a kernel and a 4 MiB rootfs) whose rootfs is

@@ -102,19 +102,9 @@ pub fn completions(args: &CompletionsArgs, cx: &Context) -> i32 {
         out_text(script(args.shell, cx));
         return 0;
     }
-    let shell = match args.shell {
-        Shell::Bash => InstallShell::Bash,
-        Shell::Zsh => InstallShell::Zsh,
-        Shell::Fish => InstallShell::Fish,
-        other => {
-            return output::fail(
-                "completion",
-                false,
-                &Error::usage(format!(
-                    "--install sets up bash, zsh and fish; for {other}, run 'smolvm completion {other}' and load the printed script yourself."
-                )),
-            )
-        }
+    let shell = match InstallShell::for_install(&args.shell.to_string()) {
+        Ok(s) => s,
+        Err(e) => return output::fail("completion", false, &e),
     };
     match completion::install(env, shell, || script(args.shell, cx)) {
         Ok(Installed::Here(message)) => {

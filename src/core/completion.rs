@@ -42,6 +42,18 @@ text_enum! {
     }
 }
 
+impl InstallShell {
+    /// The shell `completion SHELL --install` sets up, for every face: bash, zsh or fish;
+    /// another shell (elvish, powershell…) is a usage error saying how to load its script.
+    pub fn for_install(shell: &str) -> super::error::Result<InstallShell> {
+        InstallShell::parse(shell).ok_or_else(|| {
+            super::error::Error::usage(format!(
+                "--install sets up bash, zsh and fish; for {shell}, run 'smolvm completion {shell}' and load the printed script yourself."
+            ))
+        })
+    }
+}
+
 /// What an install did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Installed {

@@ -82,17 +82,8 @@ impl App {
                 }]
             }
             ("completion", [shell, "--install"]) => {
-                use crate::core::completion::InstallShell;
-                let shell = match *shell {
-                    "bash" => InstallShell::Bash,
-                    "zsh" => InstallShell::Zsh,
-                    "fish" => InstallShell::Fish,
-                    other => {
-                        return Err(format!(
-                            "--install sets up bash, zsh and fish; for {other}, run 'smolvm completion {other}' and load the printed script yourself."
-                        ))
-                    }
-                };
+                let shell = crate::core::completion::InstallShell::for_install(shell)
+                    .map_err(|e| e.message)?;
                 if self.refuse_readonly(Mutation::CompletionInstall) {
                     Vec::new()
                 } else {
