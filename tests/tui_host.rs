@@ -351,7 +351,9 @@ fn completion_install_from_the_palette_is_the_commands() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(2));
-    let cli_refusal = String::from_utf8_lossy(&refused.stderr).trim_end().to_string();
+    let cli_refusal = String::from_utf8_lossy(&refused.stderr)
+        .trim_end()
+        .to_string();
     assert!(cli_refusal.starts_with("Error: --install sets up bash, zsh and fish"));
     // The same words (core's `InstallShell::for_install`).
     assert_eq!(

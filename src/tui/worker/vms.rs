@@ -257,7 +257,7 @@ pub(super) async fn each_vm<I, F, Fut>(
     let mut nothing = 0;
     for (n, id) in ids.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
-            let summary = format!("{n} of {total} {verb}");
+            let summary = batch_summary(verb, Some(total), n as u64, nothing, failed);
             return finish(tx, task, TaskState::Cancelled, summary, t0);
         }
         let it = match op(id.clone()).await {
@@ -281,13 +281,27 @@ pub(super) async fn each_vm<I, F, Fut>(
             },
         );
     }
-    // Each outcome counted as what it was: a VM that was not running was not stopped.
-    let mut summary = format!("{} {verb}", total - failed - nothing);
+    let summary = batch_summary(verb, None, total, nothing, failed);
+    finish(tx, task, end_state(false, failed > 0), summary, t0);
+}
+
+/// A batch's summary once `handled` items ran (`nothing` of them unchanged, `failed`
+/// failed), each outcome counted as what it was — a VM that was not running was not
+/// stopped: `3 stopped, 1 unchanged, 0 failed`; cancelled with `of` items in all,
+/// `1 of 5 stopped, 1 failed`.
+fn batch_summary(verb: &str, of: Option<u64>, handled: u64, nothing: u64, failed: u64) -> String {
+    let acted = handled - nothing - failed;
+    let mut summary = match of {
+        Some(total) => format!("{acted} of {total} {verb}"),
+        None => format!("{acted} {verb}"),
+    };
     if nothing > 0 {
         summary.push_str(&format!(", {nothing} unchanged"));
     }
-    summary.push_str(&format!(", {failed} failed"));
-    finish(tx, task, end_state(false, failed > 0), summary, t0);
+    if of.is_none() || failed > 0 {
+        summary.push_str(&format!(", {failed} failed"));
+    }
+    summary
 }
 
 /// One VM's detail (`core::detail::vm`: the same `lifecycle::info` as `sandbox info`,
@@ -703,6 +717,28 @@ mod tests {
                 "cloning template warm-codex-1-2",
                 "cloning template warm-codex-1-2: spawn",
             ]
+        );
+    }
+
+    /// A cancelled batch counts only what it did as done (it counted every item handled:
+    /// a failed stop and a VM that was not running were "stopped").
+    #[test]
+    fn a_batchs_summary_counts_each_outcome_as_what_it_was() {
+        assert_eq!(
+            super::batch_summary("stopped", None, 5, 1, 1),
+            "3 stopped, 1 unchanged, 1 failed"
+        );
+        assert_eq!(
+            super::batch_summary("stopped", None, 2, 0, 0),
+            "2 stopped, 0 failed"
+        );
+        assert_eq!(
+            super::batch_summary("stopped", Some(5), 3, 1, 1),
+            "1 of 5 stopped, 1 unchanged, 1 failed"
+        );
+        assert_eq!(
+            super::batch_summary("paused", Some(4), 2, 0, 0),
+            "2 of 4 paused"
         );
     }
 }
