@@ -165,7 +165,7 @@ pub fn pull_all(
                 report.pulled.push(r);
             }
             // Cancelled: the rest are not started.
-            Err(error) if is_cancelled(&error) => break,
+            Err(error) if crate::core::job::is_cancel(&error) => break,
             Err(error) => {
                 let f = PullFailure {
                     preset: img.preset.clone(),
@@ -747,11 +747,6 @@ fn cancelled(url: &Url) -> Error {
         crate::core::error::ErrorCode::Interrupted,
         format!("cancelled: the download of {url} was stopped and its partial files removed"),
     )
-}
-
-/// Whether `e` is a pull stopped by its caller ([`pull`] with a cancelled progress).
-pub fn is_cancelled(e: &Error) -> bool {
-    e.code == crate::core::error::ErrorCode::Interrupted
 }
 
 /// Download `url` into `tmp` (and decode into `decode_to`), check the SHA-256 and fsync.

@@ -226,7 +226,7 @@ pub(super) fn run_pull(
             Ok((t, img)) => {
                 let progress = pull_progress(tx, task, &t.name()).with_cancel(cancel.clone());
                 match pull::pull(&opts, img, &progress) {
-                    Err(e) if pull::is_cancelled(&e) => {
+                    Err(e) if crate::core::job::is_cancel(&e) => {
                         let summary = format!(
                             "cancelled: {} stopped (its partial files removed); {} of {total} pulled",
                             t.name(),
