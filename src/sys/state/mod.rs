@@ -168,6 +168,26 @@ impl StateStore {
         mode: OpenMode,
         busy_timeout: Duration,
     ) -> Result<(StateStore, Option<Corruption>), StateError> {
+        // SQLite answers "busy" at once, without its busy handler, in some races: while
+        // another process is creating the file or turning it to WAL, a check or the
+        // journal-mode switch of this one is refused immediately. Such an open is tried
+        // again until the busy timeout has passed, as a wait for a writer would have.
+        let deadline = std::time::Instant::now() + busy_timeout;
+        loop {
+            match Self::open_once(path, mode, busy_timeout) {
+                Err(StateError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(
+        path: &Path,
+        mode: OpenMode,
+        busy_timeout: Duration,
+    ) -> Result<(StateStore, Option<Corruption>), StateError> {
         let exists = match std::fs::symlink_metadata(path) {
             Ok(_) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,

@@ -605,3 +605,36 @@ fn device_name_rules() {
     assert!(is_ifname("br0") && is_ifname("a-very-long-nm") && !is_ifname("sixteen-bytes-xx"));
     assert!(!is_ifname("br 0") && !is_ifname("br/0") && !is_ifname("..") && !is_ifname(""));
 }
+
+/// Several smolvm commands at once on a machine with no state database yet (a CI job
+/// starting sandboxes in parallel): each opens it, the first creates it, none fails as
+/// "locked" (one of two warm starts did: the other was making the file at that moment,
+/// and SQLite answered busy at once, without waiting).
+#[test]
+fn commands_at_once_on_a_new_database_all_open_it() {
+    let mut failures = Vec::new();
+    for _ in 0..40 {
+        let t = tempfile::tempdir().unwrap();
+        let db = t.path().join("state").join("smolvm.db");
+        let go = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let (db, go) = (db.clone(), go.clone());
+                std::thread::spawn(move || {
+                    go.wait();
+                    StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(10))
+                        .and_then(|(s, _)| s.list_vms().map(drop))
+                        .err()
+                        .map(|e| e.to_string())
+                })
+            })
+            .collect();
+        failures.extend(opens.into_iter().filter_map(|h| h.join().unwrap()));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} opens failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+}
