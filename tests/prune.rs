@@ -534,6 +534,9 @@ fn usage_errors_exit_2_with_an_envelope_under_json() {
     );
 }
 
+/// A usage error's envelope names the command line as SmolVM 0.0.36's CLI does (each
+/// name here is its output for that line): the words typed, two of them after a group
+/// it knows (`claude` is one, `claude-code` and `claw` are not).
 #[test]
 fn usage_error_envelopes_use_smolvms_command_names_as_invoked() {
     let h = Home::new();
@@ -544,9 +547,14 @@ fn usage_error_envelopes_use_smolvms_command_names_as_invoked() {
         ),
         (
             &["claude-code", "start", "--bogus", "--json"][..],
-            "claude-code.start",
+            "claude-code",
         ),
-        (&["claw", "start", "--bogus", "--json"][..], "claw.start"),
+        (&["claw", "start", "--bogus", "--json"][..], "claw"),
+        (&["sandbox", "frob", "--json"][..], "sandbox.frob"),
+        (
+            &["completion", "bash", "--bogus", "--json"][..],
+            "completion",
+        ),
         (&["images", "--bogus", "--json"][..], "images"),
         (&["image", "ls", "--bogus", "--json"][..], "image.list"),
         (&["image", "prune", "--bogus", "--json"][..], "image.prune"),

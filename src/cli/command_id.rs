@@ -8,10 +8,12 @@
 //! no secret typed as one, reaches the log through a command's name. Two exceptions are
 //! SmolVM's: a preset is named as invoked (`claude start` is `claude.start`,
 //! `claude-code start` is `claude-code.start`), and a few of our spellings have SmolVM
-//! names of their own ([`SMOLVM_NAMES`]). Where SmolVM 0.0.36 names a usage error by
-//! the words typed (`smolvm sandbox env API_KEY=x` is its `sandbox.env.API_KEY=x`), ours
-//! is the command the grammar knows (`sandbox.env`); its recovery line keeps SmolVM's
-//! words (`cli::usage_recovery`).
+//! names of their own ([`SMOLVM_NAMES`]).
+//!
+//! A command line the grammar refuses is a usage error, whose envelope SmolVM names by
+//! the words typed (`smolvm sandbox env API_KEY=x` is `sandbox.env.API_KEY=x` there):
+//! that envelope keeps SmolVM's name ([`CommandId::as_typed`]), printed to whoever typed
+//! it; the log line names even that command by the grammar (`sandbox.env`).
 
 use std::ffi::OsString;
 
@@ -64,6 +66,35 @@ impl CommandId {
             None => dotted,
         };
         CommandId(name)
+    }
+
+    /// SmolVM's name for a command line its grammar refused (a usage error's envelope),
+    /// by SmolVM 0.0.36's rule (`_command_name_from_argv`): the words that are no flag;
+    /// three of them in `sandbox env|file|snapshot|port` (and our `network`), two after a
+    /// group SmolVM names (`sandbox`, `image`, its presets…), else the first — so
+    /// `smolvm sandbox frob` is `sandbox.frob` there and here. Never logged: the log
+    /// line names the command by [`CommandId::of`].
+    pub fn as_typed(argv: &[OsString]) -> CommandId {
+        const GROUPS: &[&str] = &[
+            "sandbox", "windows", "browser", "computer", "server", "image", "codex", "claude",
+            "openclaw", "opencode", "hermes", "pi",
+        ];
+        let tokens: Vec<String> = argv
+            .iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        CommandId(match tokens.as_slice() {
+            [] => "smolvm".to_string(),
+            ["sandbox", group @ ("env" | "file" | "snapshot" | "port" | "network"), verb, ..] => {
+                format!("sandbox.{group}.{verb}")
+            }
+            ["image", "ls", ..] => "image.list".to_string(),
+            [first, second, ..] if GROUPS.contains(first) => format!("{first}.{second}"),
+            [first, ..] => first.to_string(),
+        })
     }
 
     /// A command named by the code that runs it (`cleanup` of `smolvm-cleanup`).
@@ -127,6 +158,39 @@ mod tests {
         assert_eq!(id(&["images"]), "images");
         assert_eq!(id(&["completions", "bash"]), "completion");
         assert_eq!(id(&["completion", "bash", "--install"]), "completion");
+    }
+
+    /// A command line the grammar refuses is named as SmolVM 0.0.36 names it in its
+    /// usage error (checked against its CLI): the words typed.
+    #[test]
+    fn a_refused_command_line_is_named_by_smolvms_words() {
+        let typed = |args: &[&str]| {
+            let argv: Vec<std::ffi::OsString> = std::iter::once("smolvm")
+                .chain(args.iter().copied())
+                .map(Into::into)
+                .collect();
+            CommandId::as_typed(&argv).to_string()
+        };
+        assert_eq!(typed(&["frob", "--json"]), "frob");
+        assert_eq!(typed(&["sandbox", "frob", "--json"]), "sandbox.frob");
+        assert_eq!(
+            typed(&["sandbox", "snapshot", "frob"]),
+            "sandbox.snapshot.frob"
+        );
+        assert_eq!(typed(&["sandbox", "list", "--bogus"]), "sandbox.list");
+        assert_eq!(
+            typed(&["-vv", "sandbox", "info", "vm-1", "--bogus"]),
+            "sandbox.info"
+        );
+        assert_eq!(typed(&["image", "ls", "--bogus"]), "image.list");
+        assert_eq!(typed(&["completion", "bash", "--bogus"]), "completion");
+        assert_eq!(typed(&["claude-code", "start", "--bogus"]), "claude-code");
+        assert_eq!(typed(&["claw", "list"]), "claw");
+        assert_eq!(
+            typed(&["sandbox", "env", "API_KEY=x"]),
+            "sandbox.env.API_KEY=x"
+        );
+        assert_eq!(typed(&[]), "smolvm");
     }
 
     #[test]

@@ -144,7 +144,7 @@ fn run_parsed(
         }
         Err(e) => {
             crate::core::logging::init(env, 0);
-            return Outcome::Exit(usage_error(argv, e, id));
+            return Outcome::Exit(usage_error(argv, e));
         }
     };
     // Every SMOLVM_* variable is checked before anything runs (doctor reports them instead).
@@ -160,7 +160,7 @@ fn run_parsed(
             if let Some(("list", m)) = sub.subcommand() {
                 return Outcome::Exit(match args::PresetListArgs::from_arg_matches(m) {
                     Ok(a) => sandbox::list_as(id.as_str(), &a.for_preset(&p.name), cx),
-                    Err(e) => usage_error(argv, e, id),
+                    Err(e) => usage_error(argv, e),
                 });
             }
             if let Some(("open-ui", m)) = sub.subcommand() {
@@ -174,7 +174,7 @@ fn run_parsed(
                 }
                 return Outcome::Exit(match args::OpenUiArgs::from_arg_matches(m) {
                     Ok(a) => openclaw::open_ui(id.as_str(), &a, cx),
-                    Err(e) => usage_error(argv, e, id),
+                    Err(e) => usage_error(argv, e),
                 });
             }
             if readonly::enabled(env, matches.get_flag("readonly")) {
@@ -189,13 +189,13 @@ fn run_parsed(
                 Ok(args::PresetCommand::Start(a)) => {
                     start::preset_start(&p.name, id.as_str(), &a, cx)
                 }
-                Err(e) => usage_error(argv, e, id),
+                Err(e) => usage_error(argv, e),
             });
         }
     }
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => return Outcome::Exit(usage_error(argv, e, id)),
+        Err(e) => return Outcome::Exit(usage_error(argv, e)),
     };
     if cli.version {
         return Outcome::Exit(match version_line(env) {
@@ -334,8 +334,10 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
 
 /// A clap error: help and version go to stdout with exit 0; anything else is a usage
 /// error, exit 2, as `Error: …` on stderr or, when `--json` was asked for, one envelope.
-fn usage_error(argv: &[OsString], e: clap::Error, command: &CommandId) -> i32 {
-    usage_error_with(argv, e, command, usage_recovery(argv))
+/// A usage error of `smolvm`: named as SmolVM names a command line it refused
+/// ([`CommandId::as_typed`]); the log line still names it by the grammar.
+fn usage_error(argv: &[OsString], e: clap::Error) -> i32 {
+    usage_error_with(argv, e, &CommandId::as_typed(argv), usage_recovery(argv))
 }
 
 /// [`usage_error`] with its JSON recovery line given.
