@@ -79,22 +79,26 @@ impl CommandId {
             "sandbox", "windows", "browser", "computer", "server", "image", "codex", "claude",
             "openclaw", "opencode", "hermes", "pi",
         ];
-        let tokens: Vec<String> = argv
-            .iter()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
-            .filter(|a| !a.starts_with('-'))
-            .collect();
+        let tokens = typed_words(argv);
         let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
         CommandId(match tokens.as_slice() {
             [] => "smolvm".to_string(),
-            ["sandbox", group @ ("env" | "file" | "snapshot" | "port" | "network"), verb, ..] => {
-                format!("sandbox.{group}.{verb}")
-            }
+            [_, _, _, ..] if in_a_sandbox_group(&tokens) => tokens[..3].join("."),
             ["image", "ls", ..] => "image.list".to_string(),
             [first, second, ..] if GROUPS.contains(first) => format!("{first}.{second}"),
             [first, ..] => first.to_string(),
         })
+    }
+
+    /// SmolVM's recovery line for a usage error (`_recovery_from_argv`): the help of the
+    /// words that are no flag, as typed — three of them in `sandbox env|file|…`, else two.
+    pub fn recovery_as_typed(argv: &[OsString]) -> String {
+        let tokens = typed_words(argv);
+        let n = if in_a_sandbox_group(&tokens) { 3 } else { 2 };
+        match tokens.get(..n.min(tokens.len())) {
+            None | Some([]) => "Run 'smolvm --help' for usage.".to_string(),
+            Some(words) => format!("Run 'smolvm {} --help' for usage.", words.join(" ")),
+        }
     }
 
     /// A command named by the code that runs it (`cleanup` of `smolvm-cleanup`).
@@ -105,6 +109,33 @@ impl CommandId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The words of a command line that are no flag (SmolVM's `tokens`).
+fn typed_words(argv: &[OsString]) -> Vec<String> {
+    argv.iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| !a.starts_with('-'))
+        .collect()
+}
+
+/// `sandbox env|file|snapshot|port VERB …` (and our `network`): named and helped by three
+/// words.
+fn in_a_sandbox_group<S: AsRef<str>>(tokens: &[S]) -> bool {
+    matches!(
+        tokens
+            .iter()
+            .map(AsRef::as_ref)
+            .take(3)
+            .collect::<Vec<&str>>()
+            .as_slice(),
+        [
+            "sandbox",
+            "env" | "file" | "snapshot" | "port" | "network",
+            _
+        ]
+    )
 }
 
 impl std::fmt::Display for CommandId {
@@ -120,12 +151,13 @@ mod tests {
 
     fn id(args: &[&str]) -> String {
         let env = Env::from_vars([("HOME", "/nonexistent-home-for-command-ids")], 1000);
-        let (presets, grammar) = super::super::full_command(&super::super::context(&env));
+        let cx = super::super::context(&env);
+        let (presets, grammar) = (cx.presets(), super::super::full_command(&cx));
         let argv: Vec<std::ffi::OsString> = std::iter::once("smolvm")
             .chain(args.iter().copied())
             .map(Into::into)
             .collect();
-        CommandId::of(&grammar, &presets, &argv).to_string()
+        CommandId::of(&grammar, presets, &argv).to_string()
     }
 
     #[test]
@@ -227,7 +259,8 @@ mod tests {
     #[test]
     fn every_name_the_cli_writes_is_the_grammars() {
         let env = Env::from_vars([("HOME", "/nonexistent-home-for-command-ids")], 1000);
-        let (presets, grammar) = super::super::full_command(&super::super::context(&env));
+        let cx = super::super::context(&env);
+        let (presets, grammar) = (cx.presets(), super::super::full_command(&cx));
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -250,7 +283,7 @@ mod tests {
                     .chain(words.iter().copied())
                     .map(Into::into)
                     .collect();
-                let id = CommandId::of(&grammar, &presets, &argv);
+                let id = CommandId::of(&grammar, presets, &argv);
                 assert_eq!(id.as_str(), literal, "{}", path.display());
                 seen += 1;
             }

@@ -110,7 +110,7 @@ pub fn annotate(cmd: Command, presets: &Registry) -> Command {
 #[cfg(test)]
 mod tests {
     fn tree() -> clap::Command {
-        let (_, mut cmd) =
+        let mut cmd =
             super::super::full_command(&super::super::context(&crate::core::Env::default()));
         cmd.build();
         cmd

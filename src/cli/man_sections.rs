@@ -133,8 +133,7 @@ mod tests {
     /// The examples parse as smolvm command lines (the part before a pipe).
     #[test]
     fn examples_are_valid_command_lines() {
-        let (_, cmd) =
-            super::super::full_command(&super::super::context(&crate::core::Env::default()));
+        let cmd = super::super::full_command(&super::super::context(&crate::core::Env::default()));
         for (line, _) in EXAMPLES {
             let words: Vec<&str> = line.split('|').next().unwrap().split_whitespace().collect();
             let r = cmd.clone().try_get_matches_from(&words);

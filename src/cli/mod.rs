@@ -53,15 +53,11 @@ pub enum Outcome {
     Dashboard { readonly: bool },
 }
 
-/// The whole grammar: the static commands plus one subcommand per preset of the registry
-/// (built-in + the user's presets.toml). Completions and man pages are made from it too.
-pub fn full_command(
-    cx: &Context,
-) -> (
-    std::sync::Arc<crate::core::presets::Registry>,
-    clap::Command,
-) {
-    let presets = cx.presets().clone();
+/// The whole grammar: the static commands plus one subcommand per preset of the context's
+/// registry (built-in + the user's presets.toml). Completions and man pages are made from
+/// it too.
+pub fn full_command(cx: &Context) -> clap::Command {
+    let presets = cx.presets();
     let command = presets.presets.iter().fold(Cli::command(), |c, p| {
         c.subcommand(args::preset_subcommand(p))
     });
@@ -74,8 +70,7 @@ pub fn full_command(
             })
         })
     });
-    let command = help::annotate(command, &presets);
-    (presets, command)
+    help::annotate(command, presets)
 }
 
 /// Run `smolvm` with these arguments (the first is the program name): a subcommand runs
@@ -94,9 +89,9 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     let started = std::time::Instant::now();
     // The one context of this command: every handler works in it.
     let cx = context(&env);
-    let (presets, grammar) = full_command(&cx);
-    let command = CommandId::of(&grammar, &presets, &argv);
-    let outcome = run_parsed(&argv, &cx, presets, grammar, &command);
+    let grammar = full_command(&cx);
+    let command = CommandId::of(&grammar, cx.presets(), &argv);
+    let outcome = run_parsed(&argv, &cx, grammar, &command);
     // One line per command: its name and outcome, never its arguments (they may hold
     // secrets: `sandbox env set ID KEY=VALUE`; the name is the grammar's words only).
     match outcome {
@@ -127,13 +122,7 @@ pub(crate) fn context(env: &Env) -> crate::core::context::Context {
     crate::core::context::Context::local(env)
 }
 
-fn run_parsed(
-    argv: &[OsString],
-    cx: &Context,
-    presets: std::sync::Arc<crate::core::presets::Registry>,
-    command: clap::Command,
-    id: &CommandId,
-) -> Outcome {
+fn run_parsed(argv: &[OsString], cx: &Context, command: clap::Command, id: &CommandId) -> Outcome {
     let env = cx.env();
     // The log comes first, so every event of the command reaches it: with the flags'
     // verbosity when they parse (clap counts `-v`/`-vv`), quietly for a usage error.
@@ -155,7 +144,7 @@ fn run_parsed(
         }
     }
     if let Some((name, sub)) = matches.subcommand() {
-        if let Some(p) = presets.find(name) {
+        if let Some(p) = cx.presets().find(name) {
             // `openclaw list` (SmolVM's): `sandbox list` of that preset, only looking.
             if let Some(("list", m)) = sub.subcommand() {
                 return Outcome::Exit(match args::PresetListArgs::from_arg_matches(m) {
@@ -337,7 +326,12 @@ pub fn run_cleanup_standalone(argv: Vec<OsString>) -> i32 {
 /// A usage error of `smolvm`: named as SmolVM names a command line it refused
 /// ([`CommandId::as_typed`]); the log line still names it by the grammar.
 fn usage_error(argv: &[OsString], e: clap::Error) -> i32 {
-    usage_error_with(argv, e, &CommandId::as_typed(argv), usage_recovery(argv))
+    usage_error_with(
+        argv,
+        e,
+        &CommandId::as_typed(argv),
+        CommandId::recovery_as_typed(argv),
+    )
 }
 
 /// [`usage_error`] with its JSON recovery line given.
@@ -377,32 +371,6 @@ fn usage_error_with(
     2
 }
 
-/// SmolVM's recovery line for a usage error: the command's words as typed (three for
-/// `sandbox env|file|snapshot|port`).
-fn usage_recovery(argv: &[OsString]) -> String {
-    let words: Vec<String> = argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .filter(|a| !a.starts_with('-'))
-        .take(3)
-        .collect();
-    let n = match words
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["sandbox", "env" | "file" | "snapshot" | "port" | "network", _] => 3,
-        _ => 2,
-    };
-    let words: Vec<&str> = words.iter().take(n).map(String::as_str).collect();
-    if words.is_empty() {
-        return "Run 'smolvm --help' for usage.".to_string();
-    }
-    format!("Run 'smolvm {} --help' for usage.", words.join(" "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::{run, Outcome};
@@ -439,7 +407,7 @@ mod tests {
             (&["--bogus"], "smolvm"),
         ] {
             assert_eq!(
-                super::usage_recovery(&argv(args)),
+                super::CommandId::recovery_as_typed(&argv(args)),
                 format!("Run '{recovery} --help' for usage."),
                 "{args:?}"
             );

@@ -131,7 +131,7 @@ pub fn completion_script(shell: InstallShell, cx: &Context) -> String {
 
 /// The completion script of `shell` (what `smolvm completion SHELL` prints).
 fn script(shell: Shell, cx: &Context) -> String {
-    let (_, full) = super::full_command(cx);
+    let full = super::full_command(cx);
     // The hidden helpers (`__complete`, `__guard`) are not offered.
     let mut cmd = clap::Command::new("smolvm")
         .args(full.get_arguments().cloned())
@@ -207,7 +207,7 @@ pub fn complete(what: CompleteWhat, words: &[String], cx: &Context) -> i32 {
         CompleteWhat::Presets => Wanted::Preset,
         CompleteWhat::Snapshots => Wanted::Snapshot,
         CompleteWhat::Words => {
-            let (_, mut cmd) = super::full_command(cx);
+            let mut cmd = super::full_command(cx);
             cmd.build();
             match wanted(&cmd, words) {
                 Some(w) => w,
@@ -236,7 +236,7 @@ fn candidates(what: Wanted, cx: &Context) -> Vec<String> {
 /// `smolvm man [SUBCOMMAND…]`: the roff page of smolvm or of one of its subcommands, on
 /// stdout (`smolvm man > smolvm.1`, `smolvm man sandbox list | man -l -`).
 pub fn man(args: &ManArgs, cx: &Context) -> i32 {
-    let (_, cmd) = super::full_command(cx);
+    let cmd = super::full_command(cx);
     let mut cmd = cmd.version(env!("CARGO_PKG_VERSION"));
     cmd.build();
     let mut name = String::from("smolvm");
@@ -278,7 +278,7 @@ mod tests {
     use super::{wanted, Wanted};
 
     fn want(words: &str) -> Option<Wanted> {
-        let (_, mut cmd) =
+        let mut cmd =
             super::super::full_command(&super::super::context(&crate::core::Env::default()));
         cmd.build();
         let words: Vec<String> = words.split_whitespace().map(String::from).collect();

@@ -34,10 +34,6 @@ use images::*;
 use vms::*;
 pub use vms::{env_keys, load_detail};
 
-/// How long a session waits for the guest's sshd to answer before it opens: a CLI
-/// session's wait (`core::session::DEFAULT_SSH_WAIT`).
-pub const SESSION_SSH_WAIT: Duration = crate::core::session::DEFAULT_SSH_WAIT;
-
 /// How often VMs and `/proc` figures refresh without a file-system event.
 pub const FAST_REFRESH: Duration = Duration::from_secs(2);
 /// How often image caches and disk usage refresh without an event.

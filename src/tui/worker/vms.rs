@@ -138,8 +138,8 @@ pub(super) async fn run_start(
 }
 
 /// Wait for VM `id`'s sshd to answer (`core::guest::wait_answering`, the wait the CLI's
-/// `--boot-timeout` makes), at most [`SESSION_SSH_WAIT`]; a cancel stops it between tries.
-/// Done: the session may open.
+/// `--boot-timeout` makes), at most a CLI session's wait (`core::session::DEFAULT_SSH_WAIT`);
+/// a cancel stops it between tries. Done: the session may open.
 pub(super) async fn run_ssh_wait(
     task: u64,
     tx: UnboundedSender<Msg>,
@@ -157,7 +157,8 @@ pub(super) async fn run_ssh_wait(
         TaskUpdate::Phase("waiting for the guest's sshd…".into()),
     );
     let stop = || cancel.is_cancelled();
-    match crate::core::guest::wait_answering_unless(&ctx, &id, SESSION_SSH_WAIT, stop).await {
+    let wait = crate::core::session::DEFAULT_SSH_WAIT;
+    match crate::core::guest::wait_answering_unless(&ctx, &id, wait, stop).await {
         Ok(()) => finish(
             &tx,
             task,
