@@ -1017,3 +1017,190 @@ fn image_build_refuses_a_symlink_or_a_file_in_the_images_place() {
     assert_refused_naming(&out, &dir);
     assert_eq!(std::fs::read(dir.join("precious.txt")).unwrap(), b"mine");
 }
+
+/// A build smolvm was asked to stop (SIGINT to smolvm alone, as a supervisor or a CI
+/// job's timeout sends it): the step running is killed with everything it started, the
+/// staging directory goes, and the command fails `interrupted` (exit 130) saying so.
+fn stop_a_build_midway(
+    mut cmd: Command,
+    cache: &Path,
+    name: &str,
+    started: impl Fn() -> bool,
+) -> std::process::Output {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l.clone());
+            seen.push(l);
+        }
+        seen.join("\n")
+    });
+    // Its step is under way: announced, and doing what the caller can see.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut lines = Vec::new();
+    while !started() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started: {lines:?}"
+        );
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+    }
+    assert!(entries(cache)
+        .iter()
+        .any(|e| e.starts_with(&format!(".{name}.staging-"))));
+    // SAFETY: signalling the child this test spawned (not yet reaped).
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    let printed = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{printed}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "Image build of '{name}' cancelled by SIGINT; rolled back"
+        )),
+        "{err}"
+    );
+    // Nothing staged is left, and no mount below the cache.
+    assert!(
+        entries(cache).iter().all(|e| !e.contains(".staging-")),
+        "{:?}",
+        entries(cache)
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains(cache.to_str().unwrap())),
+        "{mounts}"
+    );
+    std::process::Output {
+        status,
+        stdout: printed.into_bytes(),
+        stderr: err.into_bytes(),
+    }
+}
+
+/// Whether a process whose command line holds `text` runs (other than this test's own).
+fn runs(text: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(text))
+}
+
+/// Wait (a bounded while) for `gone` to hold: what a killed step started ends a moment
+/// after the kill.
+fn eventually(gone: impl Fn() -> bool) -> bool {
+    let t0 = std::time::Instant::now();
+    while !gone() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+#[test]
+fn a_debootstrap_build_stopped_midway_leaves_no_process_mount_or_staging() {
+    if !is_root() || !has_tool("debootstrap") {
+        eprintln!("SKIPPED: needs root and debootstrap");
+        return;
+    }
+    let (bz, _) = images::kernel();
+    let h = Home::new();
+    let keys = h.tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keygen(&keys, "stop");
+    let cache = h.images();
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("smolvm"));
+    c.env_clear().envs(h.env_vars());
+    if let Some(m) = std::env::var_os("SMOLVM_TEST_DEBIAN_MIRROR").filter(|m| !m.is_empty()) {
+        c.env("SMOLVM_DEBIAN_MIRROR", m);
+    }
+    c.args([
+        "image",
+        "build",
+        "--base",
+        "debian",
+        "--engine",
+        "debootstrap",
+    ])
+    .arg("--ssh-key")
+    .arg(key.with_extension("pub"))
+    .arg("--kernel")
+    .arg(&bz);
+    // debootstrap has begun writing the new root (its own folder in it).
+    let started = || {
+        entries(&cache)
+            .iter()
+            .filter(|e| e.starts_with(".debian-ssh-key.staging-"))
+            .any(|e| cache.join(e).join("root/debootstrap").is_dir())
+    };
+    let staging_word = format!("{}/.debian-ssh-key.staging-", cache.display());
+    stop_a_build_midway(c, &cache, "debian-ssh-key", started);
+    assert!(
+        eventually(|| !runs(&staging_word)),
+        "a process of the stopped debootstrap runs on"
+    );
+    assert!(!cache.join("debian-ssh-key").exists());
+}
+
+#[test]
+fn a_dockerfile_build_stopped_midway_ends_its_docker_build() {
+    if !is_root() {
+        assert!(
+            !support::docker::required(),
+            "the Docker test must run here"
+        );
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let Some(dockerd) = support::docker::Dockerd::start() else {
+        return;
+    };
+    dockerd.ensure_debian_base();
+    let (bz, _) = images::kernel();
+    let h = Home::new();
+    let ctx = h.tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // A step that would run for ten minutes, unless the build is ended.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN sleep 600\n", support::docker::DEBIAN_BASE_TAG),
+    )
+    .unwrap();
+    let containers = || {
+        let out = dockerd.docker().args(["ps", "-q"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let cache = h.images();
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("smolvm"));
+    c.env_clear().envs(h.env_vars());
+    c.env("DOCKER_HOST", &dockerd.host)
+        .args(["image", "build", "-t", "slow-step"])
+        .arg(&ctx)
+        .arg("--kernel")
+        .arg(&bz);
+    // The RUN step's container is up (the classic builder runs it as one; BuildKit's
+    // steps are not containers, so there the docker build process is what is watched).
+    let started = || !containers().is_empty() || runs("sleep 600");
+    stop_a_build_midway(c, &cache, "slow-step", started);
+    assert!(
+        eventually(|| containers().is_empty() && !runs("sleep 600")),
+        "the stopped build's step runs on: {}\n{}",
+        containers(),
+        dockerd.log()
+    );
+    assert!(!cache.join("slow-step").exists());
+}

@@ -10,7 +10,8 @@ use crate::core::progress::Progress;
 
 /// `smolvm image build`: a thin face over [`core::builder::build`](crate::core::builder::build)
 /// and, for SmolVM's `-t NAME [CONTEXT]` form, `build_dockerfile`.
-/// Exit codes: 0 built or cached, 1 the build failed (nothing half-built is left), 2 usage.
+/// Exit codes: 0 built or cached, 1 the build failed (nothing half-built is left), 2 usage,
+/// 130 stopped by a signal (what it staged removed).
 pub fn build(command: &str, args: &super::args::ImageBuildArgs, cx: &Context) -> i32 {
     let env = cx.env();
     use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, Engine};

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::builder::output_tail as tail;
-use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, BuildReport, Engine};
+use crate::core::builder::{self, Auth, Base, BuildEvent, BuildOptions, BuildReport, Engine, Job};
 use crate::core::error::{io_err, io_reason, Error, Result};
 use crate::core::images::Vmm;
 use crate::core::presets::{Preset, Recipe};
@@ -111,9 +111,8 @@ pub fn build(
     let preset = opts.preset.clone();
     let base = opts.base;
     let timeout = opts.install_timeout;
-    let install = move |tree: &Path, progress: &Progress<BuildEvent>| {
-        install(tree, &preset, base, &recipe, timeout, progress)
-    };
+    let install =
+        move |tree: &Path, job: &Job<'_>| install(tree, &preset, base, &recipe, timeout, job);
     let ext = builder::Extension {
         recipe: recipe_text(&opts.preset, opts.base, opts.preset.recipe(opts.base)?),
         need_mib: PRESET_SPACE_MIB,
@@ -191,7 +190,7 @@ fn install(
     base: Base,
     recipe: &Recipe,
     timeout: Duration,
-    progress: &Progress<BuildEvent>,
+    job: &Job<'_>,
 ) -> Result<()> {
     // Daemons installed by packages are not started in the chroot (Debian's policy-rc.d);
     // the resolver bind mount needs a file to mount over.
@@ -211,19 +210,19 @@ fn install(
         let cmds = commands(base, recipe);
         let n = cmds.len() + usize::from(preset.verify.is_some());
         for (i, cmd) in cmds.iter().enumerate() {
-            progress.emit(BuildEvent::Step(format!(
+            job.emit(BuildEvent::Step(format!(
                 "[{}/{n}] {} (in the new root)",
                 i + 1,
                 cmd
             )));
-            let out = run_step(tree, cmd, timeout)?;
+            let out = run_step(tree, cmd, timeout, job)?;
             if !out.0 {
                 return Err(step_failed(&preset.name, cmd, &out.1));
             }
         }
         if let Some(v) = &preset.verify {
-            progress.emit(BuildEvent::Step(format!("[{n}/{n}] verify: {v}")));
-            let (ok, text) = run_step(tree, v, timeout)?;
+            job.emit(BuildEvent::Step(format!("[{n}/{n}] verify: {v}")));
+            let (ok, text) = run_step(tree, v, timeout, job)?;
             if !ok {
                 return Err(Error::runtime(format!(
                     "Image build failed: preset '{}' verify command `{v}` failed:\n{}",
@@ -231,14 +230,14 @@ fn install(
                     tail(&text, 10)
                 )));
             }
-            progress.emit(BuildEvent::Step(format!(
+            job.emit(BuildEvent::Step(format!(
                 "verified: {}",
                 text.lines().last().unwrap_or_default().trim()
             )));
         }
         for req in &preset.requires {
             let (probe, what) = req.probe();
-            let (_, text) = run_step(tree, probe, timeout)?;
+            let (_, text) = run_step(tree, probe, timeout, job)?;
             match req.met_by(&text) {
                 Some(true) => {}
                 Some(false) => {
@@ -262,8 +261,8 @@ fn install(
                 }
             }
         }
-        progress.emit(BuildEvent::Step("removing package caches".into()));
-        run_step(tree, CLEANUP, timeout)?;
+        job.emit(BuildEvent::Step("removing package caches".into()));
+        run_step(tree, CLEANUP, timeout, job)?;
         let keys = tree.join("root/.ssh/authorized_keys");
         crate::sys::fs::remove_generated_file(&keys)
             .map_err(|e| Error::runtime(format!("cannot remove {}: {e}", keys.display())))?;
@@ -313,10 +312,12 @@ mount --bind "$t/run/smolvm-host/resolv.conf" "$t/etc/resolv.conf"
 exec chroot "$t" /bin/sh -c "$2"
 "#;
 
-/// Run one step in the new root, bounded by `timeout`: `(succeeded, output)`. The
-/// `unshare` dies with smolvm (and its PID namespace, and the mounts, with it); killed at
-/// the timeout, it takes the step's PID namespace with it.
-fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)> {
+/// Run one step in the new root, bounded by `timeout` and by the build's stop (checked
+/// first): `(succeeded, output)`. The `unshare` dies with smolvm (and its PID namespace,
+/// and the mounts, with it); killed at the timeout or on a stop, it takes the step's PID
+/// namespace with it.
+fn run_step(tree: &Path, step: &str, timeout: Duration, job: &Job<'_>) -> Result<(bool, String)> {
+    job.check()?;
     let ca = format!("{HOST_DIR}/ca.pem");
     let mut argv: Vec<&OsStr> = [
         "unshare",
@@ -364,15 +365,16 @@ fn run_step(tree: &Path, step: &str, timeout: Duration) -> Result<(bool, String)
     ] {
         env.push((var, OsStr::new(&ca)));
     }
-    crate::sys::child::run_isolated_bounded(&argv, &env, timeout)
-        .map_err(|e| Error::runtime(format!("cannot run unshare: {}", io_reason(&e))))?
-        .ok_or_else(|| {
-            Error::runtime(format!(
-                "Image build failed: step `{step}` did not finish within {} s (--install-timeout)",
-                timeout.as_secs()
-            ))
-            .with_recovery("Pass a larger --install-timeout, or check the network.")
-        })
+    let ran = crate::sys::child::run_isolated_bounded(&argv, &env, timeout, &|| job.stopped())
+        .map_err(|e| Error::runtime(format!("cannot run unshare: {}", io_reason(&e))))?;
+    job.check()?;
+    ran.ok_or_else(|| {
+        Error::runtime(format!(
+            "Image build failed: step `{step}` did not finish within {} s (--install-timeout)",
+            timeout.as_secs()
+        ))
+        .with_recovery("Pass a larger --install-timeout, or check the network.")
+    })
 }
 
 #[cfg(test)]
@@ -449,10 +451,13 @@ mod tests {
             return;
         };
         let tree = t.path();
+        let none = Progress::none();
+        let go_on = Job::new("t", &none);
         let (ok, out) = run_step(
             tree,
             "cat /etc/resolv.conf; ls /run/smolvm-host; echo ca=$SSL_CERT_FILE; grep -c proc /proc/mounts",
             Duration::from_secs(30),
+            &go_on,
         )
         .unwrap();
         assert!(ok, "{out}");
@@ -470,15 +475,59 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(tree.join("run")).unwrap().count(), 0);
         // A failing step, and one past its bound (killed with its namespaces).
-        let (ok, _) = run_step(tree, "exit 7", Duration::from_secs(30)).unwrap();
+        let (ok, _) = run_step(tree, "exit 7", Duration::from_secs(30), &go_on).unwrap();
         assert!(!ok);
         let t0 = std::time::Instant::now();
-        let e = run_step(tree, "sleep 30", Duration::from_secs(1)).unwrap_err();
+        let e = run_step(tree, "sleep 30", Duration::from_secs(1), &go_on).unwrap_err();
         assert!(t0.elapsed() < Duration::from_secs(10));
         assert!(
             e.message.contains("did not finish within 1 s"),
             "{}",
             e.message
+        );
+        assert!(mounts_under(tree).is_empty(), "{:?}", mounts_under(tree));
+
+        // A step of a cancelled build is killed with its namespaces: it never finishes,
+        // and the build stops as cancelled.
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cancelled = Progress::none().with_cancel(flag.clone());
+        let job = Job::new("t", &cancelled);
+        let started = tree.join("started");
+        let canceller = {
+            let started = started.clone();
+            std::thread::spawn(move || {
+                while !started.exists() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            })
+        };
+        let e = run_step(
+            tree,
+            "touch /started; sleep 20; touch /finished",
+            Duration::from_secs(600),
+            &job,
+        )
+        .unwrap_err();
+        canceller.join().unwrap();
+        assert!(crate::core::job::is_cancel(&e), "{}", e.message);
+        assert_eq!(e.message, "Image build of 't' cancelled");
+        // Its namespace's processes go with it (the kernel ends them a moment later).
+        let running = || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+                .any(|c| String::from_utf8_lossy(&c).contains("touch /finished"))
+        };
+        let t0 = std::time::Instant::now();
+        while running() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!running(), "the cancelled step runs on");
+        assert!(
+            !tree.join("finished").exists(),
+            "the cancelled step ran to its end"
         );
         assert!(mounts_under(tree).is_empty(), "{:?}", mounts_under(tree));
     }

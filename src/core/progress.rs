@@ -71,9 +71,39 @@ impl<E: Send + 'static> Progress<E> {
         }
     }
 
+    /// A sink for a step of this operation that reports its own way (`f`): the same
+    /// cancel flag, so cancelling the operation stops the step too.
+    pub fn beside<F: Send + 'static>(&self, f: impl Fn(F) + Send + Sync + 'static) -> Progress<F> {
+        Progress {
+            sink: Some(Arc::new(f)),
+            cancel: self.cancel.clone(),
+        }
+    }
+
     pub fn emit(&self, event: E) {
         if let Some(f) = &self.sink {
             f(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steps_own_sink_beside_an_operation_is_cancelled_with_it() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let op: Progress<u8> = Progress::none().with_cancel(flag.clone());
+        let step = {
+            let seen = seen.clone();
+            op.beside(move |e: &'static str| seen.lock().unwrap().push(e))
+        };
+        step.emit("building");
+        assert!(!step.cancelled());
+        flag.store(true, Ordering::Relaxed);
+        assert!(step.cancelled());
+        assert_eq!(*seen.lock().unwrap(), ["building"]);
     }
 }

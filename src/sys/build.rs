@@ -7,31 +7,43 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
-/// `debootstrap --variant=minbase --include=<packages> <suite> <tree> <mirror>`, its
-/// output into `log` (stdout and stderr).
+/// `debootstrap --variant=minbase --include=<packages> <suite> <tree> <mirror>`, in a
+/// mount and PID namespace of its own (`unshare --mount --pid --fork --kill-child
+/// --propagation private`): the `/proc` and `/sys` it mounts in the tree exist only there,
+/// so however it ends — finished, failed, stopped, or smolvm killed — no mount is left in
+/// the staging directory and no process of it runs on. Its output is collected; `stop`
+/// kills it (`Ok(None)`).
 pub fn debootstrap(
     bin: &Path,
     packages: &str,
     suite: &str,
     tree: &Path,
     mirror: &str,
-    log: (File, File),
-) -> io::Result<ExitStatus> {
-    Command::new(bin)
-        .arg("--variant=minbase")
-        .arg(format!("--include={packages}"))
-        .arg(suite)
-        .arg(tree)
-        .arg(mirror)
-        .stdin(Stdio::null())
-        .stdout(log.0)
-        .stderr(log.1)
-        .status()
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Option<Output>> {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "--",
+    ])
+    .arg(bin)
+    .arg("--variant=minbase")
+    .arg(format!("--include={packages}"))
+    .arg(suite)
+    .arg(tree)
+    .arg(mirror);
+    crate::sys::child::output_unless(c, true, stop)
 }
 
-/// `docker build --platform <platform> -t <tag> <ctx>`.
+/// `docker build --platform <platform> -t <tag> <ctx>`; `stop` kills the client
+/// (`Ok(None)`), and the daemon ends the build with it.
 pub fn docker_build(
     docker: &Path,
     platform: &str,
@@ -39,7 +51,8 @@ pub fn docker_build(
     ctx: &Path,
     dockerfile: Option<&Path>,
     build_args: &[(String, String)],
-) -> io::Result<Output> {
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Option<Output>> {
     let mut c = Command::new(docker);
     c
         // The host's network, as the debootstrap engine has: the daemon may run without a
@@ -59,7 +72,8 @@ pub fn docker_build(
     for (k, v) in build_args {
         c.arg("--build-arg").arg(format!("{k}={v}"));
     }
-    c.arg(ctx).stdin(Stdio::null()).output()
+    c.arg(ctx);
+    crate::sys::child::output_unless(c, true, stop)
 }
 
 /// `docker create <tag>` (the container id is its stdout).
@@ -166,20 +180,47 @@ pub fn chroot_chpasswd(tree: &Path, user: &str, password: &str) -> Result<Output
 }
 
 /// `mkfs.ext4 -q -F -L rootfs -E root_owner=0:0 -d <tree> <out> <size>M`: an ext4 image
-/// of the tree, without a loop mount.
-pub fn mkfs_ext4(tree: &Path, out: &Path, size_mib: u64) -> io::Result<Output> {
-    Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0", "-d"])
+/// of the tree, without a loop mount; `stop` kills it (`Ok(None)`).
+pub fn mkfs_ext4(
+    tree: &Path,
+    out: &Path,
+    size_mib: u64,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Option<Output>> {
+    let mut c = Command::new("mkfs.ext4");
+    c.args(["-q", "-F", "-L", "rootfs", "-E", "root_owner=0:0", "-d"])
         .arg(tree)
         .arg(out)
-        .arg(format!("{size_mib}M"))
-        .stdin(Stdio::null())
-        .output()
+        .arg(format!("{size_mib}M"));
+    crate::sys::child::output_unless(c, true, stop)
 }
 
 /// An exclusive lock on the directory itself (no lock file), held until dropped.
 pub fn lock_dir(dir: File) -> Result<nix::fcntl::Flock<File>, nix::errno::Errno> {
     nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e)
+}
+
+/// [`lock_dir`], but while another process holds it, tried again every 100 ms until
+/// `stop` answers true (`Ok(None)`).
+pub fn lock_dir_unless(
+    dir: File,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<nix::fcntl::Flock<File>>, nix::errno::Errno> {
+    use nix::fcntl::{Flock, FlockArg};
+    let mut dir = dir;
+    loop {
+        match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(Some(l)),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                if stop() {
+                    return Ok(None);
+                }
+                dir = f;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err((_, e)) => return Err(e),
+        }
+    }
 }
 
 /// Swap two paths atomically (`renameat2(RENAME_EXCHANGE)`): both must exist.

@@ -134,18 +134,22 @@ fn read_all<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<V
     })
 }
 
-/// Wait for `child` until `deadline` (none: as long as it takes); past it, kill and reap
-/// it and answer `None`.
+/// Never stop a wait early (for [`wait_until`]'s `stop`).
+const NEVER: &dyn Fn() -> bool = &|| false;
+
+/// Wait for `child` until `deadline` (none: as long as it takes) or until `stop` answers
+/// true (asked every `poll`); then kill and reap it and answer `None`.
 fn wait_until(
     child: &mut Child,
     deadline: Option<Instant>,
     poll: Duration,
+    stop: &dyn Fn() -> bool,
 ) -> io::Result<Option<ExitStatus>> {
     loop {
         if let Some(st) = child.try_wait()? {
             return Ok(Some(st));
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| Instant::now() >= d) || stop() {
             let _ = child.kill();
             let _ = child.wait();
             return Ok(None);
@@ -187,7 +191,7 @@ pub fn run_with_input<S: AsRef<OsStr>>(
     let t_out = read_all(child.take_stdout());
     let t_err = read_all(child.take_stderr());
     let deadline = timeout.map(|t| Instant::now() + t);
-    let status = wait_until(&mut child, deadline, Duration::from_millis(20))?;
+    let status = wait_until(&mut child, deadline, Duration::from_millis(20), NEVER)?;
     let _ = feeder.join();
     Ok(Captured {
         status,
@@ -287,12 +291,14 @@ pub fn pipeline<A: AsRef<OsStr>, B: AsRef<OsStr>>(
 }
 
 /// Run `argv` with only the environment `env` (nothing inherited), output (stdout then
-/// stderr) collected, bounded by `timeout` (`Ok(None)`: it was killed). The child gets
-/// SIGKILL when smolvm dies, so a step smolvm no longer watches cannot outlive it.
+/// stderr) collected, bounded by `timeout` and by `stop` (`Ok(None)`: it was killed). The
+/// child gets SIGKILL when smolvm dies, so a step smolvm no longer watches cannot outlive
+/// it.
 pub fn run_isolated_bounded<S: AsRef<OsStr>>(
     argv: &[S],
     env: &[(&str, &OsStr)],
     timeout: Duration,
+    stop: &dyn Fn() -> bool,
 ) -> io::Result<Option<(bool, String)>> {
     use std::os::unix::process::CommandExt;
     let mut cmd = command(argv)?;
@@ -317,10 +323,47 @@ pub fn run_isolated_bounded<S: AsRef<OsStr>>(
         &mut child,
         Some(Instant::now() + timeout),
         Duration::from_millis(50),
+        stop,
     )?;
     let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
     text.push_str(&String::from_utf8_lossy(&err.join().unwrap_or_default()));
     Ok(status.map(|s| (s.success(), text)))
+}
+
+/// Run `cmd` (stdin `/dev/null`, its output collected) until it ends or `stop` answers
+/// true; then it is killed (`Ok(None)`). With `own_death`, it also gets SIGKILL when
+/// smolvm dies. A build step smolvm may be asked to cancel.
+pub fn output_unless(
+    mut cmd: Command,
+    own_death: bool,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Option<std::process::Output>> {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if own_death {
+        // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(io::Error::from)
+            });
+        }
+    }
+    let mut child = Child(cmd.spawn()?);
+    let out = read_all(child.take_stdout());
+    let err = read_all(child.take_stderr());
+    let status = wait_until(&mut child, None, Duration::from_millis(50), stop)?;
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    Ok(status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
 }
 
 #[cfg(test)]
@@ -364,11 +407,29 @@ mod tests {
     }
 
     #[test]
+    fn a_step_asked_to_stop_is_killed_and_reaped() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let asked = AtomicUsize::new(0);
+        // Stop once the child has been polled a few times (it has surely started).
+        let stop = || asked.fetch_add(1, Ordering::SeqCst) >= 3;
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo started; exec sleep 600"]);
+        assert!(output_unless(c, true, &stop).unwrap().is_none());
+        // One that ends by itself keeps its status and output.
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2; exit 5"]);
+        let o = output_unless(c, false, NEVER).unwrap().unwrap();
+        assert_eq!(o.status.code(), Some(5));
+        assert_eq!((o.stdout, o.stderr), (b"out\n".to_vec(), b"err\n".to_vec()));
+    }
+
+    #[test]
     fn an_isolated_run_sees_only_its_environment() {
         let r = run_isolated_bounded(
             &["/bin/sh", "-c", "echo \"$ONLY:$HOME\""],
             &[("ONLY", OsStr::new("yes"))],
             Duration::from_secs(5),
+            NEVER,
         )
         .unwrap()
         .unwrap();

@@ -6,12 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use super::recipe::{debian_mirror, DEBIAN_PACKAGES, DEBIAN_SUITE};
-use super::{io_err, Base, BuildEvent, BuildOptions, Engine};
+use super::{io_err, Base, BuildEvent, BuildOptions, Engine, Job};
 use crate::core::docker::{self, DockerProblem};
 use crate::core::error::{io_reason, Error, ErrorCode, Result};
-use crate::core::progress::Progress;
+use crate::sys::build as proc;
 use crate::sys::env::Env;
-use crate::sys::{build as proc, open};
 
 /// Pick the engine: Docker when asked (and diagnosed healthy) or, for `auto`, when its
 /// daemon answers; else debootstrap for Debian.
@@ -105,40 +104,26 @@ fn staging_error(staging: &Path, text: &str, what: &str, lines: usize) -> Error 
     )
 }
 
-pub(super) fn debootstrap(
-    env: &Env,
-    tree: &Path,
-    staging: &Path,
-    progress: &Progress<BuildEvent>,
-) -> Result<()> {
+pub(super) fn debootstrap(env: &Env, tree: &Path, staging: &Path, job: &Job<'_>) -> Result<()> {
     let bin = debootstrap_usable(env)?;
     let mirror = debian_mirror(env);
-    progress.emit(BuildEvent::Step(format!(
+    job.emit(BuildEvent::Step(format!(
         "debootstrap {DEBIAN_SUITE} (minbase +{DEBIAN_PACKAGES}) from {mirror}"
     )));
-    let log = staging.join("debootstrap.log");
-    let log_file = open::create_new(&log, 0o600).map_err(|e| io_err("cannot write", &log, e))?;
-    let log_err = log_file
-        .try_clone()
-        .map_err(|e| io_err("cannot write", &log, e))?;
-    let status = proc::debootstrap(
-        &bin,
-        DEBIAN_PACKAGES,
-        DEBIAN_SUITE,
-        tree,
-        &mirror,
-        (log_file, log_err),
-    )
+    let out = proc::debootstrap(&bin, DEBIAN_PACKAGES, DEBIAN_SUITE, tree, &mirror, &|| {
+        job.stopped()
+    })
     .map_err(|e| Error::runtime(format!("cannot run debootstrap: {}", io_reason(&e))))?;
-    if !status.success() {
-        let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+    let out = job.finished(out)?;
+    if !out.status.success() {
+        let mut text = proc::output_text(&out);
         if let Ok(more) = std::fs::read_to_string(tree.join("debootstrap/debootstrap.log")) {
             text.push_str(&more);
         }
         return Err(staging_error(
             staging,
             &text,
-            &format!("debootstrap exited with {status}:\n"),
+            &format!("debootstrap exited with {}:\n", out.status),
             15,
         ));
     }
@@ -162,7 +147,7 @@ pub(super) fn docker_build(
     fp: &str,
     tree: &Path,
     staging: &Path,
-    progress: &Progress<BuildEvent>,
+    job: &Job<'_>,
 ) -> Result<()> {
     let Some(docker) = crate::core::host::which(env, "docker") else {
         return Err(Error::runtime(docker::NOT_INSTALLED));
@@ -178,7 +163,7 @@ pub(super) fn docker_build(
         _ => "linux/amd64",
     });
     let tag = format!("smolvm-build/{}:{}", name.to_ascii_lowercase(), &fp[..12]);
-    progress.emit(BuildEvent::Step(format!(
+    job.emit(BuildEvent::Step(format!(
         "docker build -t {tag} ({platform})"
     )));
     let out = proc::docker_build(
@@ -188,8 +173,10 @@ pub(super) fn docker_build(
         input.context,
         input.dockerfile,
         input.build_args,
+        &|| job.stopped(),
     )
     .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
+    let out = job.finished(out)?;
     if !out.status.success() {
         let text = proc::output_text(&out);
         return Err(staging_error(staging, &text, "docker build:\n", 15));
@@ -204,7 +191,8 @@ pub(super) fn docker_build(
         )));
     }
     let container = proc::Container::new(&docker, id);
-    progress.emit(BuildEvent::Step("docker export | tar -x".into()));
+    job.check()?;
+    job.emit(BuildEvent::Step("docker export | tar -x".into()));
     std::fs::create_dir_all(tree).map_err(|e| io_err("cannot create", tree, e))?;
     let (exported, tar) = proc::docker_export(&docker, &container, tree).map_err(|e| match e {
         proc::ExportError::Docker(e) => {

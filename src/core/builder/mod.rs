@@ -127,6 +127,59 @@ impl BuildOptions {
     }
 }
 
+/// A running build: where it reports ([`Job::emit`]) and what stops it midway — its
+/// job's cancel (the dashboard's `x` on a start that builds its preset's image) or, once
+/// the build has staged something, SIGINT, SIGTERM or SIGHUP (the CLI's Ctrl-C). A stop
+/// is asked between steps and while each step's process runs (it is killed); the build
+/// then removes what it staged and fails `interrupted` (exit 130): `Image build of 'NAME'
+/// cancelled; rolled back`.
+pub struct Job<'a> {
+    abort: crate::core::job::Abort,
+    progress: &'a Progress<BuildEvent>,
+}
+
+impl<'a> Job<'a> {
+    pub(crate) fn new(name: &str, progress: &'a Progress<BuildEvent>) -> Job<'a> {
+        Job {
+            abort: crate::core::job::Abort::new(format!("Image build of '{name}'")),
+            progress,
+        }
+    }
+
+    /// Report a step.
+    pub fn emit(&self, event: BuildEvent) {
+        self.progress.emit(event);
+    }
+
+    /// From now on a signal stops the build instead of ending the process at once.
+    fn hold_signals(&mut self) {
+        self.abort.hold_signals();
+    }
+
+    /// `Err` (interrupted) once the build was asked to stop.
+    pub fn check(&self) -> Result<()> {
+        self.abort.check(self.progress)
+    }
+
+    /// Whether it was asked to stop (a running step's poll).
+    pub fn stopped(&self) -> bool {
+        self.abort.stopped(self.progress)
+    }
+
+    /// A step's process ended: `None` (it was killed on a stop) and a stop that came while
+    /// it ran (a terminal's Ctrl-C reaches the step too) are the stop's error; else what it
+    /// left.
+    pub fn finished<T>(&self, ended: Option<T>) -> Result<T> {
+        self.check()?;
+        ended.ok_or_else(|| {
+            Error::new(
+                crate::core::error::ErrorCode::Interrupted,
+                "Image build cancelled",
+            )
+        })
+    }
+}
+
 /// Progress of a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildEvent {
@@ -217,7 +270,7 @@ pub fn build(
 pub struct Extension<'a> {
     pub recipe: String,
     pub need_mib: u64,
-    pub run: &'a dyn Fn(&Path, &Progress<BuildEvent>) -> Result<()>,
+    pub run: &'a dyn Fn(&Path, &Job<'_>) -> Result<()>,
 }
 
 /// [`build`], with an [`Extension`] run on the tree before it is packed.
@@ -257,9 +310,9 @@ pub fn build_with(
         &plan,
         progress,
         || resolve_engine(env, &opts),
-        |engine, tree, staging| {
+        |engine, tree, staging, job| {
             match engine {
-                "debootstrap" => debootstrap(env, tree, staging, progress)?,
+                "debootstrap" => debootstrap(env, tree, staging, job)?,
                 _ => {
                     let ctx = staging.join("context");
                     std::fs::create_dir_all(&ctx).map_err(|e| io_err("cannot create", &ctx, e))?;
@@ -274,13 +327,14 @@ pub fn build_with(
                         build_args: &[],
                         platform: None,
                     };
-                    docker_build(env, &input, &plan.name, &plan.fp, tree, staging, progress)?;
+                    docker_build(env, &input, &plan.name, &plan.fp, tree, staging, job)?;
                     let _ = crate::sys::fs::remove_entry(staging, std::ffi::OsStr::new("context"));
                 }
             }
-            progress.emit(BuildEvent::Step("installing /init and SSH access".into()));
+            job.check()?;
+            job.emit(BuildEvent::Step("installing /init and SSH access".into()));
             customise(tree, &opts.auth)?;
-            ext.map_or(Ok(()), |x| (x.run)(tree, progress))
+            ext.map_or(Ok(()), |x| (x.run)(tree, job))
         },
     )
 }
@@ -485,7 +539,7 @@ pub fn build_dockerfile(
                 .map(|_| "docker")
                 .map_err(|p| Error::runtime(p.message()))
         },
-        |_, tree, staging| {
+        |_, tree, staging, job| {
             docker_build(
                 env,
                 &engine::DockerInput {
@@ -498,13 +552,13 @@ pub fn build_dockerfile(
                 &plan.fp,
                 tree,
                 staging,
-                progress,
+                job,
             )?;
             // Anything at /init — even a dangling symbolic link — is the image's own: it
             // is left alone, never written through.
             let init = tree.join("init");
             if open::kind(&init).is_ok_and(|k| k.is_none()) {
-                progress.emit(BuildEvent::Step("installing /init".into()));
+                job.emit(BuildEvent::Step("installing /init".into()));
                 write_file(&init, INIT_SCRIPT.as_bytes(), 0o755)?;
             }
             if opts.init != DEFAULT_INIT {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::engine::{space_error, step_error};
 use super::fingerprint::is_cached;
-use super::{copy_new, io_err, validate_name, BuildEvent, BuildReport};
+use super::{copy_new, io_err, validate_name, BuildEvent, BuildReport, Job};
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::images::store::{owned_image_dir, Staging};
 use crate::core::progress::Progress;
@@ -37,11 +37,13 @@ pub(super) struct Plan<'a> {
 
 /// The cache check, the engine check, the lock, the staging directory, `populate` (the
 /// engine's tree), `mkfs.ext4 -d`, the kernel, the fingerprint and the atomic swap-in.
+/// Until the swap-in, a stop ([`Stop`]) ends the build: the step running is killed and
+/// the staging directory removed; the cache holds what it held before.
 pub(super) fn run_plan(
     plan: &Plan<'_>,
     progress: &Progress<BuildEvent>,
     engine: impl FnOnce() -> Result<&'static str>,
-    populate: impl FnOnce(&'static str, &Path, &Path) -> Result<()>,
+    populate: impl FnOnce(&'static str, &Path, &Path, &Job<'_>) -> Result<()>,
 ) -> Result<BuildReport> {
     let (name, fp, cache_dir) = (&plan.name, &plan.fp, plan.cache_dir);
     let dir = cache_dir.join(name);
@@ -64,11 +66,14 @@ pub(super) fn run_plan(
     }
 
     let engine = engine()?;
+    let mut job = Job::new(name, progress);
     crate::sys::sudo::create_dirs(cache_dir).map_err(|e| io_err("cannot create", cache_dir, e))?;
-    // One build at a time per cache dir (a lock on the directory itself: no lock file).
+    // One build at a time per cache dir (a lock on the directory itself: no lock file);
+    // waiting for another build's can be cancelled.
     let lock = std::fs::File::open(cache_dir).map_err(|e| io_err("cannot open", cache_dir, e))?;
-    let _lock = proc::lock_dir(lock)
+    let lock = proc::lock_dir_unless(lock, &|| job.stopped())
         .map_err(|e| Error::runtime(format!("cannot lock {}: {e}", cache_dir.display())))?;
+    let _lock = job.finished(lock)?;
     owned_image_dir(&dir)?;
     if is_cached(&dir, fp) {
         progress.emit(BuildEvent::Cached);
@@ -81,27 +86,36 @@ pub(super) fn run_plan(
         }
     }
 
+    // From here on a Ctrl-C removes what the build staged before the process goes.
+    job.hold_signals();
+    job.check()?;
     // Staging left by a build that was killed (no other build can be running: we hold the
     // lock): only names a build of this image generates, removed without following a
-    // symbolic link or crossing a mount.
+    // symbolic link or crossing a mount. Declared after `job`, so it is removed before
+    // the signals are given back.
     let staging = Staging::create(cache_dir, name)?;
     let staging_path = staging.path().to_path_buf();
     let tree = staging_path.join("root");
 
-    populate(engine, &tree, &staging_path)?;
-    progress.emit(BuildEvent::Step(format!(
-        "making rootfs.ext4 ({} MiB) with mkfs.ext4 -d",
-        plan.size_mib
-    )));
-    mkfs(
-        &tree,
-        &staging_path.join("rootfs.ext4"),
-        plan.size_mib,
-        cache_dir,
-    )?;
+    let made = (|| {
+        populate(engine, &tree, &staging_path, &job)?;
+        job.check()?;
+        progress.emit(BuildEvent::Step(format!(
+            "making rootfs.ext4 ({} MiB) with mkfs.ext4 -d",
+            plan.size_mib
+        )));
+        mkfs(
+            &tree,
+            &staging_path.join("rootfs.ext4"),
+            plan.size_mib,
+            cache_dir,
+            &job,
+        )?;
+        job.check()
+    })();
+    made.map_err(crate::core::job::rolled_back)?;
     crate::sys::fs::remove_entry(&staging_path, std::ffi::OsStr::new("root"))
         .map_err(|e| Error::runtime(format!("cannot remove {e}")))?;
-    let _ = crate::sys::fs::remove_generated_file(&staging_path.join("debootstrap.log"));
     copy_new(plan.kernel, &staging_path.join("vmlinux.bin"))?;
     let fp_path = staging_path.join(".fingerprint");
     let mut f =
@@ -115,9 +129,10 @@ pub(super) fn run_plan(
     staging.swap_into(&dir, owned_image_dir)?;
     Ok(report(false, Some(engine)))
 }
-fn mkfs(tree: &Path, out: &Path, size_mib: u64, cache_dir: &Path) -> Result<()> {
-    let res = proc::mkfs_ext4(tree, out, size_mib)
+fn mkfs(tree: &Path, out: &Path, size_mib: u64, cache_dir: &Path, job: &Job<'_>) -> Result<()> {
+    let res = proc::mkfs_ext4(tree, out, size_mib, &|| job.stopped())
         .map_err(|e| Error::runtime(format!("cannot run mkfs.ext4: {}", io_reason(&e))))?;
+    let res = job.finished(res)?;
     if !res.status.success() {
         let text = proc::output_text(&res);
         if text.to_lowercase().contains("could not allocate block") {
@@ -158,7 +173,7 @@ mod tests {
 
     use crate::sys::fs::sorted_names as names;
 
-    fn populate(_: &'static str, tree: &Path, _: &Path) -> Result<()> {
+    fn populate(_: &'static str, tree: &Path, _: &Path, _: &Job<'_>) -> Result<()> {
         std::fs::create_dir_all(tree.join("etc")).unwrap();
         std::fs::write(tree.join("etc/hostname"), b"smolvm\n").unwrap();
         Ok(())
@@ -185,7 +200,7 @@ mod tests {
             &plan(&cache, &kernel),
             &Progress::none(),
             || Ok("test"),
-            |_, _, _| panic!("must not build"),
+            |_, _, _, _| panic!("must not build"),
         )
         .unwrap_err();
         assert!(
@@ -229,5 +244,51 @@ mod tests {
             "fp-new\n"
         );
         assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_cancelled_build_leaves_the_cache_as_it_was() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let (_t, kernel, cache) = setup();
+        let old = cache.join("img");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(".fingerprint"), b"fp-old\n").unwrap();
+        std::fs::write(old.join("rootfs.ext4"), b"old").unwrap();
+        let flag = Arc::new(AtomicBool::new(false));
+        let progress = Progress::none().with_cancel(flag.clone());
+        // Cancelled while the engine makes the tree (the dashboard's x on a start that
+        // builds its image): nothing after it runs, the staging goes, the old image stays.
+        let e = run_plan(
+            &plan(&cache, &kernel),
+            &progress,
+            || Ok("test"),
+            |e, tree, st, job| {
+                populate(e, tree, st, job)?;
+                assert!(job.check().is_ok());
+                flag.store(true, Ordering::Relaxed);
+                assert!(job.stopped());
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert!(crate::core::job::is_cancel(&e), "{}", e.message);
+        assert_eq!(e.message, "Image build of 'img' cancelled; rolled back");
+        assert_eq!(e.exit_code(), 130);
+        assert_eq!(names(&cache), ["img"]);
+        assert_eq!(names(&old), [".fingerprint", "rootfs.ext4"]);
+        assert_eq!(std::fs::read(old.join("rootfs.ext4")).unwrap(), b"old");
+        // Cancelled while another build holds the cache's lock: it stops waiting.
+        let holder = proc::lock_dir(std::fs::File::open(&cache).unwrap()).unwrap();
+        let e = run_plan(
+            &plan(&cache, &kernel),
+            &progress,
+            || Ok("test"),
+            |_, _, _, _| panic!("must not build"),
+        )
+        .unwrap_err();
+        assert!(crate::core::job::is_cancel(&e), "{}", e.message);
+        drop(holder);
+        assert_eq!(names(&cache), ["img"]);
     }
 }

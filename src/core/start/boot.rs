@@ -8,7 +8,6 @@ use base64::Engine as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::abort::Abort;
 use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
@@ -19,6 +18,7 @@ use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
 use crate::core::images::Vmm;
+use crate::core::job::Abort;
 use crate::core::progress::Progress;
 use crate::core::vm::VmId;
 use crate::sys::state::{Network, VmRecord, VmStatus};

@@ -37,7 +37,6 @@ use crate::sys::state::{StateError, VmConfig, VmExtras, VmRecord, VmStatus};
 use crate::sys::vmm::qemu::Machine;
 use crate::sys::vmm::Accel;
 
-mod abort;
 mod boot;
 pub mod bridged;
 mod checked;
@@ -47,8 +46,8 @@ mod report;
 mod vmm;
 
 pub use crate::core::context::Ctx;
+pub(crate) use crate::core::job::{rolled_back, Abort};
 pub use crate::core::ssh::ensure_key;
-pub(crate) use abort::{rolled_back, Abort};
 pub use boot::boot_args;
 pub(crate) use boot::{boot, log_tail, qemu_spec};
 pub(crate) use checked::{
@@ -303,7 +302,8 @@ fn resolve_image(
                     _ => Base::Debian,
                 };
                 let steps = opts.build_steps.clone();
-                let sink = Progress::new(move |e: BuildEvent| {
+                // The start's cancel reaches the build: x on a start stops its build.
+                let sink = progress.beside(move |e: BuildEvent| {
                     let text = match e {
                         BuildEvent::Cached => "local image up to date (cached)".to_string(),
                         BuildEvent::Engine(en) => {

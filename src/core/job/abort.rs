@@ -1,12 +1,13 @@
-//! What stops a start or a restore midway: its job's cancel (the dashboard's `x`, through
-//! the [`Progress`] sink's flag) or SIGINT, SIGTERM or SIGHUP caught while it runs (the
-//! CLI's Ctrl-C). Checked at the boot's wait points (between phases, while the VMM's
-//! control socket comes up, while waiting for the ready line or the guest's SSH); a stop
-//! is an [`ErrorCode::Interrupted`] error (exit 130), so the caller rolls back exactly as
-//! for a failed start and then says so ([`rolled_back`]).
+//! What stops a job that must roll back midway — a start, a restore, an image build: its
+//! cancel (the dashboard's `x`, through the [`Progress`] sink's flag) or SIGINT, SIGTERM or
+//! SIGHUP caught while it runs (the CLI's Ctrl-C). Checked at its wait points (a start's:
+//! between phases, while the VMM's control socket comes up, while waiting for the ready
+//! line or the guest's SSH; a build's: between steps and while each step's process runs);
+//! a stop is an [`ErrorCode::Interrupted`] error (exit 130), so the caller rolls back
+//! exactly as for a failure and then says so ([`rolled_back`]).
 
+use super::is_cancel;
 use crate::core::error::{Error, ErrorCode, Result};
-use crate::core::job::is_cancel;
 use crate::core::progress::Progress;
 use crate::sys::signals::Interrupts;
 

@@ -13,6 +13,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod abort;
+pub(crate) use abort::{rolled_back, Abort};
+
 text_enum! {
     /// The kinds of long operation a face starts as a job.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
