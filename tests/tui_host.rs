@@ -652,3 +652,66 @@ fn the_dashboards_start_of_a_warm_preset_is_decided_warm_as_the_clis() {
         "the dashboard did not decide warm: {task:?}"
     );
 }
+
+/// The dashboard's log view reads the log `sandbox logs` reads (core's `log_path`: the
+/// data directory of the database that has the VM), never another data directory's file
+/// of the same name — here a stale log an older world left in the second candidate.
+#[test]
+fn the_dashboards_vm_log_is_the_one_sandbox_logs_reads() {
+    use smolvm::tui::app::LogSource;
+    let h = support::Home::new();
+    // No SMOLVM_DATA_DIR: SmolVM's candidates, in its order.
+    let vars: Vec<(String, std::ffi::OsString)> = h
+        .env_vars()
+        .into_iter()
+        .filter(|(k, _)| *k != "SMOLVM_DATA_DIR")
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let env = smolvm::sys::env::Env::from_vars(vars, nix::unistd::geteuid().as_raw());
+    let dirs = smolvm::sys::paths::Paths::resolve(&env, None).data_dir_candidates();
+    let (ours, other) = (&dirs[0], &dirs[1]);
+    std::fs::create_dir_all(ours).unwrap();
+    let disk = h.tmp.path().join("disk");
+    file(&disk, 8);
+    support::smolvm_db_with_vm(&ours.join("smolvm.db"), "vm-a", "stopped", &disk, &disk);
+    std::fs::create_dir_all(other).unwrap();
+    std::fs::write(other.join("vm-a.log"), "an older world's console\n").unwrap();
+    let cli = |_: ()| {
+        h.smolvm()
+            .env_remove("SMOLVM_DATA_DIR")
+            .args(["sandbox", "logs", "vm-a"])
+            .output()
+            .unwrap()
+    };
+    let dashboard = || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut workers = Workers::new(tx, Context::local(&env));
+            workers.run(Effect::LoadLog(LogSource::Vm("vm-a".into())));
+            loop {
+                let msg = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+                    .await
+                    .expect("the worker answered")
+                    .unwrap();
+                if let Msg::Log { lines, .. } = msg {
+                    return lines;
+                }
+            }
+        })
+    };
+    // No console log yet where the VM lives: the command finds none, the view shows none.
+    let out = cli(());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No logs found for sandbox 'vm-a'"),
+        "{out:?}"
+    );
+    assert_eq!(dashboard(), Vec::<String>::new());
+    // Its console writes: both show that, and only that.
+    std::fs::write(ours.join("vm-a.log"), "booting\nready\n").unwrap();
+    let out = cli(());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "booting\nready\n");
+    assert_eq!(dashboard(), ["booting", "ready"]);
+}

@@ -451,22 +451,35 @@ async fn watch(refresh: mpsc::UnboundedSender<bool>, cx: Context) {
 /// Follow a VM's console log (`<data dir>/<id>.log`): the last lines now, then again
 /// whenever the file grows or is replaced.
 async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
-    let paths = cx.paths().clone();
-    let logs: Vec<PathBuf> = paths
-        .data_dir_candidates()
-        .iter()
-        .filter_map(|d| paths.vm_log(d, &id))
-        .collect();
-    let Some(file) = logs.iter().find(|p| p.exists()).or(logs.first()).cloned() else {
-        return; // not a valid VM id: it names no log
+    // The log `sandbox logs` reads (core's one rule: the job's data directory, for a VM
+    // its database has), found once for this follow.
+    let found = {
+        let (cx, id) = (cx.clone(), id.clone());
+        tokio::task::spawn_blocking(move || {
+            let ctx = cx.job()?;
+            crate::core::lifecycle::log_path(&ctx, &crate::core::vm::VmId::parse(&id)?)
+        })
+        .await
     };
-    let mut last: Option<(u64, u64)> = None;
+    let file = match found {
+        Ok(Ok(file)) => file,
+        Ok(Err(e)) => {
+            let _ = tx.send(Msg::Log {
+                source: LogSource::Vm(id),
+                lines: vec![format!("({})", e.message)],
+            });
+            return;
+        }
+        Err(_) => return,
+    };
+    // What was last read (none yet: the first look is always sent, no file included).
+    let mut last: Option<Option<(u64, u64)>> = None;
     loop {
         let meta = std::fs::metadata(&file)
             .ok()
             .map(|m| (m.len(), std::os::unix::fs::MetadataExt::ino(&m)));
-        if meta != last {
-            last = meta;
+        if last != Some(meta) {
+            last = Some(meta);
             // As `sandbox logs` reads it: never through a link in the log's place.
             let lines = crate::core::lifecycle::log_tail(&file, LOG_TAIL)
                 .unwrap_or_else(|e| vec![format!("({})", e.message)]);
