@@ -391,6 +391,9 @@ fn sandbox_delete_json_is_smolvms() {
         &["sandbox", "delete", "vm-created", "nope", "--json"],
         &[],
     );
+    // --all --json without --force: refused before anything is read (a dry run is not:
+    // docs/coming-from-smolvm.md).
+    compare(&h, &f, &["sandbox", "delete", "--all", "--json"], &[]);
     // --all: every sandbox, oldest first, with the dead "running" one reconciled.
     compare(
         &h,

@@ -618,6 +618,15 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     let refused = json(&vm.run(&["sandbox", "delete", "--all", "--json"]));
     assert_eq!(refused["error"]["code"], "refused");
     assert_eq!(refused["command"], "sandbox.delete");
+    // SmolVM's words, message and recovery.
+    assert_eq!(
+        refused["error"]["message"],
+        "Refusing to delete sandboxes without --force in --json mode. Run 'smolvm sandbox delete --all --force --json' to confirm."
+    );
+    assert_eq!(
+        refused["error"]["recovery"],
+        "Run 'smolvm sandbox delete --all --force --json' to confirm."
+    );
     assert_eq!(
         vm.ok_json(&["sandbox", "info", id, "--json"])["data"]["status"],
         "running"
@@ -785,11 +794,15 @@ fn toolkit_errors_without_a_vm() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
     }
+    // --json without --force is refused before anything is read, as SmolVM does: with
+    // nothing to delete too. Without --json, --dry-run never asks.
     let out = run(&["sandbox", "delete", "--all", "--json"]);
     let v = json(&out);
     assert_eq!(v["command"], "sandbox.delete");
-    // Nothing to delete: no refusal needed, and --dry-run never asks.
-    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["error"]["code"], "refused", "{v}");
+    let out = run(&["sandbox", "delete", "--all", "--dry-run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = run(&["sandbox", "delete", "--all", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = run(&["sandbox", "delete", "vm-none", "--dry-run", "--json"]);

@@ -139,17 +139,35 @@ fn data(r: &CleanupReport) -> Data<'_> {
     }
 }
 
+/// Which command runs the cleanup flow: `cleanup` (and `smolvm-cleanup`), or SmolVM's
+/// other face of the same flow, `sandbox delete --all` (whose `--json` refuses without
+/// `--force` before the flow starts, as SmolVM's does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    Cleanup,
+    SandboxDeleteAll,
+}
+
+impl Face {
+    /// The command's name in its JSON envelope and errors.
+    fn command(self) -> &'static str {
+        match self {
+            Face::Cleanup => "cleanup",
+            Face::SandboxDeleteAll => "sandbox.delete",
+        }
+    }
+}
+
 /// Run a cleanup; `program` is how the user invoked it (`smolvm cleanup` or
 /// `smolvm-cleanup`), used in the recovery hint.
 pub fn run(program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
-    run_as("cleanup", program, args, cx)
+    run_as(Face::Cleanup, program, args, cx)
 }
 
-/// [`run`] under another JSON command name: `sandbox delete --all` is SmolVM's face of the
-/// same flow (command `sandbox.delete`).
-pub fn run_as(command: &str, program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
-    crate::core::runtime::block_on(run_async(command, program, args, cx))
-        .unwrap_or_else(|e| output::fail(command, args.json, &e))
+/// [`run`] as `face` (`sandbox delete --all` is SmolVM's other face of the same flow).
+pub fn run_as(face: Face, program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
+    crate::core::runtime::block_on(run_async(face, program, args, cx))
+        .unwrap_or_else(|e| output::fail(face.command(), args.json, &e))
 }
 
 fn shown_resource(r: &StaleResource) -> String {
@@ -159,7 +177,8 @@ fn shown_resource(r: &StaleResource) -> String {
     }
 }
 
-async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
+async fn run_async(face: Face, program: &str, args: &CleanupArgs, cx: &Context) -> i32 {
+    let cmd = face.command();
     let env = cx.env();
     if cfg!(target_os = "linux") && !env.is_root() {
         warn("not running as root. Cleanup may fail for TAP/nftables resources.");
@@ -183,14 +202,7 @@ async fn run_async(cmd: &str, program: &str, args: &CleanupArgs, cx: &Context) -
             let err = if args.json {
                 Error::new(
                     ErrorCode::Refused,
-                    format!(
-                        "Refusing to delete {} without --force in --json mode.",
-                        if cmd == "sandbox.delete" {
-                            "sandboxes"
-                        } else {
-                            "VMs"
-                        }
-                    ),
+                    "Refusing to delete VMs without --force in --json mode.",
                 )
                 .with_recovery(format!("Run '{program} --force --json' to confirm."))
             } else {

@@ -79,6 +79,19 @@ fn special(a: &DeleteArgs, cx: &Context) -> Option<i32> {
             "Pass a target. Run 'smolvm sandbox delete my-sandbox' or 'smolvm sandbox delete --all --force'.",
         )));
     }
+    // SmolVM refuses this before it reads anything, even with nothing to delete. (Not a
+    // dry run: it changes nothing, so there is nothing to confirm — docs/coming-from-smolvm.md.)
+    if a.all && a.json && !a.force && !a.dry_run {
+        return Some(output::fail(
+            CMD,
+            true,
+            &Error::new(
+                crate::core::ErrorCode::Refused,
+                "Refusing to delete sandboxes without --force in --json mode. Run 'smolvm sandbox delete --all --force --json' to confirm.",
+            )
+            .with_recovery("Run 'smolvm sandbox delete --all --force --json' to confirm."),
+        ));
+    }
     if a.all {
         let args = CleanupArgs {
             all: true,
@@ -88,7 +101,7 @@ fn special(a: &DeleteArgs, cx: &Context) -> Option<i32> {
             json: a.json,
         };
         return Some(super::cleanup::run_as(
-            CMD,
+            super::cleanup::Face::SandboxDeleteAll,
             "smolvm sandbox delete --all",
             &args,
             cx,
