@@ -211,8 +211,8 @@ pub struct PauseReport {
 /// socket is the one smolvm names for the id (never the row's path).
 pub(crate) async fn set_vcpus_paused(ctx: &Ctx, vm: &VmRecord, paused: bool) -> Result<()> {
     let budget = Duration::from_secs(10);
-    match vm.backend() {
-        Some("firecracker") => {
+    match crate::core::vm::sandbox_vmm(vm)? {
+        crate::core::host::Vmm::Firecracker => {
             let sock = ctx
                 .paths
                 .firecracker_socket(&vm.id)
@@ -221,7 +221,7 @@ pub(crate) async fn set_vcpus_paused(ctx: &Ctx, vm: &VmRecord, paused: bool) -> 
                 .await
                 .map_err(rt)
         }
-        _ => {
+        crate::core::host::Vmm::Qemu => {
             let sock = ctx
                 .paths
                 .qmp_socket(&vm.id)

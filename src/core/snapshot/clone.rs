@@ -244,7 +244,9 @@ fn checked_snapshot(
     snapshot_id: &str,
 ) -> Result<(crate::sys::state::SnapshotRecord, SnapshotInfo)> {
     let (row, info) = get(ctx, snapshot_id)?;
-    if info.kind != SnapshotType::Full || row.backend() != "qemu" {
+    if info.kind != SnapshotType::Full
+        || crate::core::vm::snapshot_vmm(&row).ok() != Some(crate::core::host::Vmm::Qemu)
+    {
         return Err(Error::runtime(format!(
             "Snapshot '{}' is a {} {} snapshot; clones need a full QEMU snapshot",
             info.id,

@@ -66,9 +66,11 @@ pub async fn resume_source(ctx: &Ctx, vm_id: &str, pid: i64, snapshot_id: &str) 
 
 async fn run_again(ctx: &Ctx, vm: &VmRecord) -> Result<()> {
     let budget = Duration::from_secs(30);
-    match vm.backend() {
-        Some("firecracker") => crate::core::lifecycle::set_vcpus_paused(ctx, vm, false).await,
-        _ => {
+    match crate::core::vm::sandbox_vmm(vm)? {
+        crate::core::host::Vmm::Firecracker => {
+            crate::core::lifecycle::set_vcpus_paused(ctx, vm, false).await
+        }
+        crate::core::host::Vmm::Qemu => {
             let sock = ctx
                 .paths
                 .qmp_socket(&vm.id)

@@ -36,7 +36,8 @@ pub use restore::{restore, RestoreOptions, RestoreReport};
 use super::context::Ctx;
 use super::error::{io_reason, rt, Error, Result};
 use super::lifecycle::set_vcpus_paused;
-use crate::core::vm::VmId;
+use crate::core::host::Vmm;
+use crate::core::vm::{VmBackend, VmId};
 use crate::sys::fs::HardLinks;
 use crate::sys::open;
 use crate::sys::process::is_vm_id;
@@ -197,11 +198,12 @@ pub struct CreateReport {
     pub elapsed_ms: f64,
 }
 
-/// The files a snapshot of this backend and type consists of.
-pub(crate) fn files_of(backend: &str, kind: &str) -> &'static [&'static str] {
-    match (backend, kind) {
-        (_, "disk") => &[DISK],
-        ("qemu", _) => &[STATE, DISK],
+/// The files a snapshot of this backend and type consists of (a backend smolvm does not
+/// run: Firecracker's, SmolVM's default).
+pub(crate) fn files_of(backend: &VmBackend, kind: SnapshotType) -> &'static [&'static str] {
+    match (backend.vmm(), kind) {
+        (_, SnapshotType::Disk) => &[DISK],
+        (Some(Vmm::Qemu), _) => &[STATE, DISK],
         _ => &[FC_STATE, FC_MEM, DISK],
     }
 }
@@ -224,7 +226,9 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         .paths
         .snapshot_dir(&s.snapshot_id)
         .unwrap_or_else(|| ctx.paths.snapshots_dir.clone());
-    let missing = files_of(s.backend(), s.kind())
+    let kind = SnapshotType::parse(s.kind()).unwrap_or_default();
+    let backend = VmBackend::parse(s.backend());
+    let missing = files_of(&backend, kind)
         .iter()
         .filter(|f| !matches!(open::kind(&dir.join(f)), Ok(Some(open::Kind::File))))
         .map(|f| f.to_string())
@@ -232,8 +236,8 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
     SnapshotInfo {
         id: s.snapshot_id.clone(),
         vm_id: VmId::known(&s.vm_id),
-        kind: SnapshotType::parse(s.kind()).unwrap_or_default(),
-        backend: crate::core::vm::VmBackend::parse(s.backend()),
+        kind,
+        backend,
         created_at: s.created_at.clone(),
         size_bytes: crate::sys::fs::disk_usage(&dir, &HardLinks::default()),
         path: dir,
@@ -409,13 +413,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
             .with_recovery("Pick another --snapshot-id, or delete the old one first."));
     }
     let live = crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir);
-    let backend = vm.backend().unwrap_or("qemu").to_string();
-    if !matches!(backend.as_str(), "qemu" | "firecracker") {
-        return Err(rt(format!(
-            "Sandbox '{}' has an unknown backend '{backend}'",
-            vm.id
-        )));
-    }
+    let vmm = crate::core::vm::sandbox_vmm(&vm)?;
     if !live && (opts.kind == SnapshotType::Full || opts.live_only) {
         return Err(Error::runtime(format!(
             "Sandbox '{}' is not running (status: {}); a {} snapshot needs a running or paused sandbox",
@@ -426,7 +424,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         .with_recovery(format!("Run 'smolvm sandbox start {}' first.", vm.id)));
     }
     if opts.for_clone
-        && (backend != "qemu" || opts.kind != SnapshotType::Full || vm.status != VmStatus::Running)
+        && (vmm != Vmm::Qemu || opts.kind != SnapshotType::Full || vm.status != VmStatus::Running)
     {
         return Err(Error::runtime(format!(
             "--for-clone needs a full snapshot of a running QEMU sandbox ('{}' is {} on {})",
@@ -436,7 +434,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
             } else {
                 "not running"
             },
-            backend
+            vmm.as_str()
         )));
     }
     let disk = ctx.disk_path(&vm.id)?;
@@ -503,7 +501,7 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
     } else {
         None
     };
-    let r = write_snapshot(ctx, &vm, &id, &dir, &disk, &backend, live, opts).await;
+    let r = write_snapshot(ctx, &vm, &id, &dir, &disk, vmm, live, opts).await;
     match r {
         Ok(()) => {
             let _ = crate::sys::fs::remove_generated_file(&marker);
@@ -563,7 +561,7 @@ async fn write_snapshot(
     id: &str,
     dir: &Path,
     disk: &Path,
-    backend: &str,
+    vmm: Vmm,
     live: bool,
     opts: &CreateOptions,
 ) -> Result<()> {
@@ -587,7 +585,7 @@ async fn write_snapshot(
     }
     let budget = Duration::from_secs(600);
     let (snapshot_path, mem_path) = if opts.kind == SnapshotType::Full {
-        if backend == "qemu" {
+        if vmm == Vmm::Qemu {
             let state = dir.join(STATE);
             let f = open::create_new(&state, 0o600).map_err(rt)?;
             let sock = ctx
@@ -657,7 +655,7 @@ async fn write_snapshot(
         },
         mem_file_path: mem_path.as_deref().map(text).unwrap_or_default(),
         disk_path: text(&disk_copy),
-        backend: Some(backend.to_string()),
+        backend: Some(vmm.as_str().to_string()),
         artifacts: Some(serde_json::json!({
             "state_path": (!snapshot_path.as_os_str().is_empty()).then(|| text(&snapshot_path)),
             "memory_path": mem_path.as_deref().map(text),

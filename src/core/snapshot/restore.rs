@@ -122,8 +122,7 @@ pub async fn restore(
     // From here on a Ctrl-C rolls back instead of leaving a half-restored sandbox.
     abort.hold_signals();
     abort.check(progress)?;
-    let vmm = Vmm::parse(row.backend())
-        .ok_or_else(|| rt(format!("Snapshot '{}' has an unknown backend", info.id)))?;
+    let vmm = crate::core::vm::snapshot_vmm(&row)?;
     let net: Network = serde_json::from_value(row.network_config.clone()).unwrap_or_default();
     // A bridged sandbox has no pool address or `tap<N>`: its TAP is made afresh on its
     // bridge (as `sandbox start` makes it) and its address is smolvm's own record.

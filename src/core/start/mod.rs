@@ -680,14 +680,7 @@ async fn start_locked(
     }
     // The VMM it was created with (a row without one is SmolVM's default, QEMU), and the
     // accelerator unless one is given now.
-    let backend = match row.backend() {
-        None => Backend::Qemu,
-        Some(b) => Vmm::parse(b)
-            .map(|v| Backend::from_vmm(Some(v)))
-            .ok_or_else(|| {
-                Error::runtime(format!("Sandbox '{id}' has an unknown backend '{b}'"))
-            })?,
-    };
+    let backend = Backend::from_vmm(Some(crate::core::vm::sandbox_vmm(&row)?));
     let accel = match (accel, row.config.extras.accel.as_deref()) {
         (Some(a), _) => Some(a),
         (None, None) => None,

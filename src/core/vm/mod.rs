@@ -2,8 +2,8 @@
 //! snapshots, start's report, the dashboard, the egress guard), kept out of any one of
 //! them so none has to import another for them: whether a VM is live
 //! ([`row_is_live`], [`row_is_stale`]), the guest address of a running one ([`running_ip`]), how long a
-//! stop may take ([`stop_timeout`]), what a sandbox id is ([`VmId`]) and the VMM its row
-//! names ([`VmBackend`]).
+//! stop may take ([`stop_timeout`]), what a sandbox id is ([`VmId`]), the VMM its row
+//! names ([`VmBackend`]) and the one that runs it ([`sandbox_vmm`], [`snapshot_vmm`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +16,7 @@ mod backend;
 mod id;
 mod liveness;
 
-pub use backend::VmBackend;
+pub use backend::{sandbox_vmm, snapshot_vmm, VmBackend};
 pub use id::VmId;
 pub use liveness::{row_is_live, row_is_stale};
 
