@@ -1713,10 +1713,18 @@ fn readonly_refuses_pull_and_remove_but_inspects() {
         assert!(a.dialog.is_none(), "{k}");
         assert!(status(&a).starts_with("read-only mode"));
     }
-    a.update(key(':'));
-    typed(&mut a, "pull --all");
-    assert!(a.update(code(KeyCode::Enter)).is_empty());
-    a.update(code(KeyCode::Esc));
+    for line in ["pull --all", "build codex"] {
+        a.update(key(':'));
+        typed(&mut a, line);
+        assert!(a.update(code(KeyCode::Enter)).is_empty(), "{line}");
+        assert!(
+            status(&a).starts_with("read-only mode: refusing to"),
+            "{line}: {}",
+            status(&a)
+        );
+        assert!(a.data.tasks.is_empty(), "{line}");
+        a.update(code(KeyCode::Esc));
+    }
     assert!(matches!(&a.update(key('i'))[..], [Effect::Inspect { .. }]));
     let footer = screen_rows(&a).pop().unwrap();
     assert!(
@@ -1911,6 +1919,14 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             Box::new(|task| Effect::RunStart {
                 task,
                 spec: support::tui::preset_start("codex", "vm-never", 512),
+            }),
+        ),
+        (
+            TaskKind::Build,
+            Box::new(|task| Effect::RunBuild {
+                task,
+                preset: "codex".into(),
+                base: None,
             }),
         ),
         (
@@ -3859,6 +3875,11 @@ fn tab_in_the_upload_form_asks_the_worker_and_changes_nothing_itself() {
 fn the_log_view_never_follows_a_link_in_the_logs_place() {
     let h = support::Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
+    let disk = h.tmp.path().join("disk");
+    std::fs::write(&disk, b"x").unwrap();
+    for id in ["vm-link1", "vm-real1"] {
+        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, "stopped", &disk, &disk);
+    }
     let secret = h.tmp.path().join("secret");
     std::fs::write(&secret, "SECRET-LINE\n").unwrap();
     std::os::unix::fs::symlink(&secret, h.data.join("vm-link1.log")).unwrap();

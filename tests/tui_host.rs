@@ -715,3 +715,169 @@ fn the_dashboards_vm_log_is_the_one_sandbox_logs_reads() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "booting\nready\n");
     assert_eq!(dashboard(), ["booting", "ready"]);
 }
+
+/// Run palette `line` in a dashboard working in `env` until its task ends (or `until`
+/// holds while it runs, then `x` on it and until it ends): the task as it ended.
+fn palette_task(
+    env: &smolvm::sys::env::Env,
+    line: &str,
+    until: Option<&dyn Fn(&App) -> bool>,
+) -> Task {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let cx = Context::local(env);
+        let mut workers = Workers::new(tx, cx.clone());
+        let mut a = app();
+        a.presets = cx.presets().clone();
+        let fx = palette(&mut a, line);
+        assert!(!fx.is_empty(), "{line}: {:?}", a.status);
+        for f in fx {
+            workers.run(f);
+        }
+        if let Some(until) = until {
+            drive(&mut a, &mut workers, &mut rx, |a| until(a) || finished(a)).await;
+            assert!(!finished(&a), "{line} ended before it could be cancelled");
+            a.update(key('4'));
+            let fx = a.update(key('x'));
+            let task = a.data.tasks[0].id;
+            assert_eq!(fx, vec![Effect::Cancel { task }]);
+            assert!(
+                a.status.as_deref().unwrap_or("").contains("rolls back"),
+                "{:?}",
+                a.status
+            );
+            for f in fx {
+                workers.run(f);
+            }
+        }
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    })
+}
+
+/// `:build PRESET` is core's `image build --preset`: what the command refuses, the task
+/// fails with, in the command's words.
+#[test]
+fn the_dashboards_build_fails_as_image_build_does() {
+    let h = support::Home::new();
+    h.user_presets("[marker]\nlaunch = \"true\"\n");
+    let env = h.env();
+    for (line, preset) in [("build nope", "nope"), ("build marker", "marker")] {
+        let out = h
+            .smolvm()
+            .args([
+                "image",
+                "build",
+                "--preset",
+                preset,
+                "--kernel",
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let cli = String::from_utf8_lossy(&out.stderr);
+        let task = palette_task(&env, line, None);
+        assert_eq!(task.kind, smolvm::core::job::JobKind::Build);
+        assert_eq!(task.state, TaskState::Failed, "{task:?}");
+        let message = task.summary.trim_start_matches("usage_error: ");
+        assert!(
+            cli.contains(&format!("Error: {message}")),
+            "{cli}\n{task:?}"
+        );
+    }
+}
+
+/// `x` on a dashboard build kills the step running — a real debootstrap, in its own
+/// namespaces — and removes what was staged: the task ends cancelled, rolled back, and
+/// no process, mount or staging of it is left.
+#[test]
+fn x_on_a_dashboards_build_kills_its_step_and_leaves_nothing() {
+    let has_debootstrap = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("debootstrap").is_file()));
+    if !nix::unistd::geteuid().is_root() || !has_debootstrap {
+        eprintln!("SKIPPED: needs root and debootstrap");
+        return;
+    }
+    use sha2::{Digest, Sha256};
+    let h = support::Home::new();
+    h.user_presets("[marker]\nlaunch = \"true\"\n[marker.debian]\nsteps = [\"true\"]\n");
+    // The kernel the build ships: the manifest's, from a release on 127.0.0.1.
+    let dir = h.tmp.path().join("release");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kernel = b"\x7fELF pretend kernel\n".to_vec();
+    let k = Sha256::digest(&kernel)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<String>();
+    std::fs::write(dir.join("vmlinux-amd64.image"), &kernel).unwrap();
+    let mut images = String::new();
+    for vmm in ["qemu", "firecracker"] {
+        if !images.is_empty() {
+            images.push(',');
+        }
+        images.push_str(&format!(
+            r#"{{"preset": "codex", "arch": "amd64", "vmm": "{vmm}", "os": "ubuntu",
+                "kernel_url": "vmlinux-amd64.image", "kernel_sha256": "{k}",
+                "rootfs_url": "none", "rootfs_sha256": "{k}"}}"#
+        ));
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!(r#"{{"release": "build-test", "images": [{images}]}}"#),
+    )
+    .unwrap();
+    let server = support::http_server::Server::start(dir.clone());
+    let mut vars: Vec<(String, std::ffi::OsString)> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    vars.push(("SMOLVM_MANIFEST".into(), server.url("manifest.json").into()));
+    if let Some(m) = std::env::var_os("SMOLVM_TEST_DEBIAN_MIRROR").filter(|m| !m.is_empty()) {
+        vars.push(("SMOLVM_DEBIAN_MIRROR".into(), m));
+    }
+    let env = smolvm::sys::env::Env::from_vars(vars, nix::unistd::geteuid().as_raw());
+    let cache = h.images();
+    let staging = |c: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(c)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().contains(".marker-local.staging-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // debootstrap has begun writing the new root.
+    let writing = |_: &App| {
+        staging(&cache)
+            .iter()
+            .any(|s| s.join("root/debootstrap").is_dir())
+    };
+    let task = palette_task(&env, "build marker --base debian", Some(&writing));
+    assert_eq!(task.state, TaskState::Cancelled, "{task:?}");
+    assert_eq!(
+        task.summary, "Image build of 'marker-local' cancelled; rolled back",
+        "{task:?}"
+    );
+    assert!(staging(&cache).is_empty(), "{:?}", staging(&cache));
+    assert!(!cache.join("marker-local").exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(cache.to_str().unwrap()), "{mounts}");
+    // Its namespace's processes end with it (a moment after the kill).
+    let word = format!("{}/.marker-local.staging-", cache.display());
+    let runs = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains(&word))
+    };
+    let t0 = std::time::Instant::now();
+    while runs() && t0.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!runs(), "a process of the cancelled build runs on");
+}

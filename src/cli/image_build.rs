@@ -35,11 +35,8 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, cx: &Context) ->
             Progress::none()
         } else {
             Progress::new(|e: BuildEvent| match e {
-                BuildEvent::Cached => {
-                    line("Up to date (cached): inputs unchanged, nothing to build")
-                }
-                BuildEvent::Engine(engine) => line(format!("Building with the {engine} engine")),
-                BuildEvent::Step(s) => line(format!("  {s}")),
+                BuildEvent::Step(_) => line(format!("  {}", e.text())),
+                _ => line(e.text()),
             })
         }
     };
@@ -50,36 +47,19 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, cx: &Context) ->
             ))
         }
         None if args.preset.is_some() => {
-            let presets = cx.presets().clone();
-            for p in &presets.problems {
+            for p in &cx.presets().problems {
                 super::output::warn(p);
             }
-            let preset = presets.lookup(args.preset.as_deref().unwrap_or_default())?;
-            let base = args.base.unwrap_or(Base::Debian);
-            preset.recipe(base)?;
-            let name = crate::core::preset_image::local_name(&preset.name);
-            builder::check_replaceable(&cache_dir, &name)?;
-            let engine = args.engine;
-            builder::preflight(env, base, engine, &cache_dir, &name)?;
-            let kernel = match &args.kernel {
-                Some(k) => k.clone(),
-                None => {
-                    let vmm = cx.host().backend(crate::core::host::Backend::Auto).value;
-                    crate::core::preset_image::manifest_kernel(env, &cx.paths().images_root, vmm)?
-                }
-            };
-            let opts = crate::core::preset_image::PresetBuildOptions {
-                preset: preset.clone(),
-                base,
+            let req = crate::core::preset_image::PresetBuildRequest {
+                preset: args.preset.clone().unwrap_or_default(),
+                base: args.base,
                 engine: args.engine,
-                kernel,
+                kernel: args.kernel.clone(),
                 cache_dir: cache_dir.clone(),
                 size_mib: args.size,
-                install_timeout: args
-                    .install_timeout
-                    .unwrap_or(crate::core::preset_image::DEFAULT_INSTALL_TIMEOUT),
+                install_timeout: args.install_timeout,
             };
-            crate::core::preset_image::build(env, &opts, &progress())
+            crate::core::preset_image::build_requested(cx, &req, &progress())
         }
         Some(tag) => {
             // Before the kernel download: never replace what smolvm did not build, the
@@ -177,13 +157,7 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, cx: &Context) ->
             if args.json {
                 output::print_json(command, 0, Some(&r), None);
             } else {
-                line(format!(
-                    "Image {} {}: kernel {} rootfs {}",
-                    r.name,
-                    if r.cached { "(cached)" } else { "built" },
-                    r.kernel_path.display(),
-                    r.rootfs_path.display()
-                ));
+                line(r.summary());
             }
             0
         }

@@ -57,6 +57,62 @@ pub struct PresetBuildOptions {
     pub install_timeout: Duration,
 }
 
+/// What `image build --preset P` asks for, from either face.
+#[derive(Debug, Clone)]
+pub struct PresetBuildRequest {
+    /// The preset's name or alias (the context's registry, the user's file included).
+    pub preset: String,
+    /// Default: Debian.
+    pub base: Option<Base>,
+    pub engine: Engine,
+    /// Default: the manifest's kernel for this host's VMM.
+    pub kernel: Option<PathBuf>,
+    /// The images root (or `--image-dir`).
+    pub cache_dir: PathBuf,
+    pub size_mib: Option<u64>,
+    /// Default: [`DEFAULT_INSTALL_TIMEOUT`].
+    pub install_timeout: Option<Duration>,
+}
+
+/// `image build --preset P`, the CLI's and the dashboard's: the preset looked up, its
+/// recipe for the base, the image's place and the engine checked before anything slow
+/// (the kernel download), the kernel (given, or the manifest's for the VMM this host
+/// uses), then the build ([`build`]; stopped by its progress's cancel or a signal).
+pub fn build_requested(
+    cx: &crate::core::context::Context,
+    req: &PresetBuildRequest,
+    progress: &Progress<BuildEvent>,
+) -> Result<BuildReport> {
+    let env = cx.env();
+    let preset = cx.presets().lookup(&req.preset)?;
+    let base = req.base.unwrap_or(Base::Debian);
+    preset.recipe(base)?;
+    let name = local_name(&preset.name);
+    // A cancel that came first: nothing starts.
+    let job = builder::Job::new(&name, progress);
+    job.check()?;
+    builder::check_replaceable(&req.cache_dir, &name)?;
+    builder::preflight(env, base, req.engine, &req.cache_dir, &name)?;
+    let kernel = match &req.kernel {
+        Some(k) => k.clone(),
+        None => {
+            let vmm = cx.host().backend(crate::core::host::Backend::Auto).value;
+            manifest_kernel(env, &cx.paths().images_root, vmm, progress)?
+        }
+    };
+    job.check()?;
+    let opts = PresetBuildOptions {
+        preset: preset.clone(),
+        base,
+        engine: req.engine,
+        kernel,
+        cache_dir: req.cache_dir.clone(),
+        size_mib: req.size_mib,
+        install_timeout: req.install_timeout.unwrap_or(DEFAULT_INSTALL_TIMEOUT),
+    };
+    build(env, &opts, progress)
+}
+
 /// The key the builder's SSH step is given: a well-formed ed25519 key no one holds (all
 /// zero), removed again after the install. A preset image carries no key of its own —
 /// each boot passes smolvm's (`smolvm.authorized_key_b64=`) — so one image serves every
@@ -124,7 +180,14 @@ pub fn build(
 /// The kernel a preset image ships when none is given: the manifest's kernel for this CPU
 /// and `vmm` — also with `SMOLVM_USE_PUBLISHED=0`, which makes only the root file system
 /// local.
-pub fn manifest_kernel(env: &Env, images_root: &Path, vmm: Vmm) -> Result<PathBuf> {
+///
+/// The download stops at `progress`'s cancel (the build's), as an `interrupted` error.
+pub fn manifest_kernel(
+    env: &Env,
+    images_root: &Path,
+    vmm: Vmm,
+    progress: &Progress<BuildEvent>,
+) -> Result<PathBuf> {
     use crate::core::images::{self, pull, Manifest};
     let manifest = Manifest::load(env)?;
     let arch = images::host_arch()?;
@@ -137,8 +200,13 @@ pub fn manifest_kernel(env: &Env, images_root: &Path, vmm: Vmm) -> Result<PathBu
         .with_recovery("Point SMOLVM_MANIFEST at a manifest with a kernel for this host."));
     };
     let opts = pull::PullOptions::for_manifest(env, images_root, &manifest)?;
-    pull::pull_kernel(&opts, image, &Progress::none())
-        .map_err(|e| Error::runtime(format!("Failed to download kernel: {}", e.message)))
+    pull::pull_kernel(&opts, image, &progress.beside(|_| {})).map_err(|e| {
+        if crate::core::job::is_cancel(&e) {
+            e
+        } else {
+            Error::runtime(format!("Failed to download kernel: {}", e.message))
+        }
+    })
 }
 
 /// The preset's local image for a start, built first when it is missing or its recipe,
@@ -156,7 +224,7 @@ pub fn ensure_local(
         preset: preset.clone(),
         base,
         engine: Engine::Auto,
-        kernel: manifest_kernel(env, images_root, vmm)?,
+        kernel: manifest_kernel(env, images_root, vmm, progress)?,
         cache_dir: images_root.to_path_buf(),
         size_mib: None,
         install_timeout: install_timeout.unwrap_or(DEFAULT_INSTALL_TIMEOUT),

@@ -144,6 +144,12 @@ impl Workers {
                 let cancel = self.cancel_flag(task);
                 tokio::task::spawn_blocking(move || run_pull_all(task, &tx, &cx, cancel));
             }
+            Effect::RunBuild { task, preset, base } => {
+                let cancel = self.cancel_flag(task);
+                tokio::task::spawn_blocking(move || {
+                    run_build(task, &tx, &cx, cancel, preset, base)
+                });
+            }
             Effect::RunRemoveImages { task, names } => {
                 let cancel = self.cancel_token(task);
                 tokio::task::spawn_blocking(move || {

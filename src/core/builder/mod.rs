@@ -191,6 +191,17 @@ pub enum BuildEvent {
     Step(String),
 }
 
+impl BuildEvent {
+    /// How both faces say it (the CLI indents a step under its engine's line).
+    pub fn text(&self) -> String {
+        match self {
+            BuildEvent::Cached => "Up to date (cached): inputs unchanged, nothing to build".into(),
+            BuildEvent::Engine(engine) => format!("Building with the {engine} engine"),
+            BuildEvent::Step(s) => s.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BuildReport {
     pub name: String,
@@ -207,6 +218,20 @@ pub struct BuildReport {
     /// A Dockerfile build's platform and boot (SmolVM's `arch`, `backend`, `boot_args`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub platform: Option<BuildPlatform>,
+}
+
+impl BuildReport {
+    /// The one line both faces end a build with: `Image NAME built: kernel K rootfs R`
+    /// (`(cached)` when nothing ran).
+    pub fn summary(&self) -> String {
+        format!(
+            "Image {} {}: kernel {} rootfs {}",
+            self.name,
+            if self.cached { "(cached)" } else { "built" },
+            self.kernel_path.display(),
+            self.rootfs_path.display()
+        )
+    }
 }
 
 /// What `image build -t` built for.

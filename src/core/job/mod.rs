@@ -26,6 +26,8 @@ text_enum! {
         Stop = "stop",
         Start = "start",
         Pull = "pull",
+        /// A preset's local image built (`image build --preset P`).
+        Build = "image build",
         RemoveImages = "remove images",
         Pause = "pause",
         Resume = "resume",
@@ -57,8 +59,9 @@ pub enum Cancel {
     /// It checks its token between items (caches, VMs, images, snapshots, chunks of a
     /// transfer) and stops before the next one; what is done stays done.
     BetweenItems,
-    /// It stops at its next wait (a start's or a restore's boot) and rolls back what it
-    /// made, as a failure would: the VM is left as it was before.
+    /// It stops at its next wait (a start's or a restore's boot; an image build's step,
+    /// killed) and rolls back what it made, as a failure would: the VM, or the image
+    /// cache, is left as it was before.
     RollsBack,
     /// It cannot be stopped midway; the text says why (shown when asked to).
     Not(&'static str),
@@ -68,7 +71,7 @@ impl JobKind {
     /// Whether this kind can be cancelled (the one place that says so).
     pub fn cancel(self) -> Cancel {
         match self {
-            JobKind::Start | JobKind::Restore => Cancel::RollsBack,
+            JobKind::Start | JobKind::Restore | JobKind::Build => Cancel::RollsBack,
             JobKind::Port => Cancel::Not("a port change is one step; it cannot be cancelled"),
             JobKind::Network => {
                 Cancel::Not("a network policy change is one step; it cannot be cancelled")

@@ -72,6 +72,15 @@ impl App {
                 self.focus(Pane::Images);
                 self.act(Action::Pull)
             }
+            // `image build --preset P [--base B]`: the preset's local image, as a task `x`
+            // stops (the step running is killed, what was staged removed).
+            ("build", [p]) => self.build(p, None)?,
+            ("build", [p, "--base", b]) => {
+                let base = crate::core::builder::Base::parse(b).ok_or_else(|| {
+                    format!("--base takes debian or alpine, not '{b}'")
+                })?;
+                self.build(p, Some(base))?
+            }
             ("sandbox", ["prune"]) => self.sandbox_prune(false),
             ("sandbox", ["prune", "--include-saved"]) => self.sandbox_prune(true),
             ("bridge", ["check", bridge]) => {
@@ -107,12 +116,36 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull [preset|--all], sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull [preset|--all], build <preset> [--base debian|alpine], sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }
         };
         Ok(fx)
+    }
+
+    /// `:build PRESET [--base B]`: a task running core's build of the preset's image,
+    /// which decides everything (an unknown preset, a base it has no recipe for: the
+    /// task fails with the command's error).
+    fn build(
+        &mut self,
+        preset: &str,
+        base: Option<crate::core::builder::Base>,
+    ) -> Result<Vec<Effect>, String> {
+        if self.refuse_readonly(Mutation::ImageBuild) {
+            return Ok(Vec::new());
+        }
+        let title = match base {
+            Some(b) => format!("image build --preset {preset} --base {}", b.as_str()),
+            None => format!("image build --preset {preset}"),
+        };
+        let task = self.new_task(TaskKind::Build, title);
+        self.focus(Pane::Tasks);
+        Ok(vec![Effect::RunBuild {
+            task,
+            preset: preset.to_string(),
+            base,
+        }])
     }
 
     /// `:sandbox prune [--include-saved]`: ask for the plan (`core::leftovers::plan`, as

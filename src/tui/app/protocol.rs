@@ -63,6 +63,13 @@ pub enum Effect {
     RunPullAll {
         task: u64,
     },
+    /// `image build --preset PRESET [--base BASE]`: the preset's local image, as the
+    /// command builds it (core's `preset_image::build_requested`).
+    RunBuild {
+        task: u64,
+        preset: String,
+        base: Option<crate::core::builder::Base>,
+    },
     /// Remove these current-version images (by image name), as `image rm`.
     RunRemoveImages {
         task: u64,

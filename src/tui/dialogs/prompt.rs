@@ -29,7 +29,7 @@ pub struct Palette {
 }
 
 /// The palette's commands, and whether they take an argument.
-const COMMANDS: [(&str, bool); 14] = [
+const COMMANDS: [(&str, bool); 15] = [
     ("prune", false),
     ("cleanup", true),
     ("start", true),
@@ -37,6 +37,7 @@ const COMMANDS: [(&str, bool); 14] = [
     ("network", true),
     ("filter", true),
     ("pull", true),
+    ("build", true),
     ("doctor", false),
     ("refresh", false),
     ("help", false),
@@ -106,7 +107,7 @@ impl Palette {
         self.candidates.clear();
     }
 
-    /// Complete the command word, a preset after `start`, a VM id after `logs` and
+    /// Complete the command word, a preset after `start` and `build`, a VM id after `logs` and
     /// `network`, `--all`
     /// after `cleanup`: one candidate is filled in, several fill in what they share and
     /// are listed under the line.
@@ -120,7 +121,7 @@ impl Palette {
             ),
             Some((cmd, arg)) if !arg.contains(' ') => {
                 let options = match cmd.trim_start_matches(':') {
-                    "start" => self.presets.clone(),
+                    "start" | "build" => self.presets.clone(),
                     "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
                     "cleanup" => vec!["--all".to_string()],
                     "pull" => self
@@ -221,7 +222,7 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
                 "Command",
                 err.cloned().unwrap_or_else(|| {
                     if p.candidates.is_empty() {
-                        format!("{} complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · pull [preset|--all] · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit", form_key(app, Action::NextField))
+                        format!("{} complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · pull [preset|--all] · build <preset> · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit", form_key(app, Action::NextField))
                     } else {
                         p.candidates.join(" · ")
                     }

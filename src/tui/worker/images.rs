@@ -381,3 +381,35 @@ pub fn inspect(
 ) -> Result<crate::tui::data::ImageInspect, String> {
     crate::core::detail::image(cx, version, name).map_err(|e| e.message)
 }
+
+/// Build a preset's local image (`core::preset_image::build_requested`, as `image build
+/// --preset` builds it): each step as the task's phase; `x` kills the running step and
+/// removes what was staged (the cache keeps what it had).
+pub(super) fn run_build(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    cancel: Arc<AtomicBool>,
+    preset: String,
+    base: Option<crate::core::builder::Base>,
+) {
+    use crate::core::builder::{BuildEvent, Engine};
+    use crate::core::preset_image::{build_requested, PresetBuildRequest};
+    let t0 = Instant::now();
+    let ptx = tx.clone();
+    let progress = Progress::new(move |e: BuildEvent| {
+        send(&ptx, task, TaskUpdate::Phase(e.text()));
+    })
+    .with_cancel(cancel);
+    let req = PresetBuildRequest {
+        preset,
+        base,
+        engine: Engine::Auto,
+        kernel: None,
+        cache_dir: cx.paths().images_root.clone(),
+        size_mib: None,
+        install_timeout: None,
+    };
+    let r = build_requested(cx, &req, &progress).map(|r| r.summary());
+    finish_with(tx, task, r, t0);
+}
