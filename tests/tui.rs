@@ -4932,3 +4932,62 @@ fn the_vms_pane_shows_the_template_a_sandbox_came_from_when_there_is_room() {
         "{line}"
     );
 }
+
+/// SIGTERM, SIGHUP or SIGINT to the dashboard: every running task that can be cancelled is
+/// (as `x` would: it stops or rolls back), the ones that cannot are waited for, and it
+/// quits when none runs; a second signal quits at once. With nothing running it quits at
+/// once.
+#[test]
+fn a_signal_cancels_what_runs_then_quits() {
+    use smolvm::core::job::JobKind;
+    let done = |id| {
+        Input::Msg(Msg::Task {
+            id,
+            update: TaskUpdate::Finished {
+                state: TaskState::Cancelled,
+                summary: "cancelled".into(),
+                took_ms: 1,
+            },
+        })
+    };
+    let mut a = sized_app();
+    let pull = a.data.add_task(JobKind::Pull, "pull codex".into());
+    let port = a.data.add_task(JobKind::Port, "port".into());
+    let build = a
+        .data
+        .add_task(JobKind::Build, "image build --preset codex".into());
+    let fx = a.update(Input::Terminate("SIGTERM".into()));
+    let mut cancelled: Vec<u64> = fx
+        .iter()
+        .map(|f| match f {
+            Effect::Cancel { task } => *task,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    cancelled.sort();
+    assert_eq!(cancelled, [pull, build]);
+    assert!(!a.should_quit);
+    assert!(
+        status(&a).starts_with("SIGTERM: cancelling 3 running task(s)"),
+        "{}",
+        status(&a)
+    );
+    a.update(done(pull));
+    a.update(done(build));
+    assert!(!a.should_quit, "the port change still runs");
+    a.update(done(port));
+    assert!(a.should_quit);
+
+    // A second signal does not wait.
+    let mut a = sized_app();
+    a.data.add_task(JobKind::Start, "start".into());
+    assert_eq!(a.update(Input::Terminate("SIGHUP".into())).len(), 1);
+    assert!(!a.should_quit);
+    assert!(a.update(Input::Terminate("SIGHUP".into())).is_empty());
+    assert!(a.should_quit);
+
+    // Nothing runs: at once.
+    let mut a = sized_app();
+    assert!(a.update(Input::Terminate("SIGINT".into())).is_empty());
+    assert!(a.should_quit);
+}

@@ -321,6 +321,75 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
     t.wait("the shell to run a command", |s| s.contains("done-2"));
 }
 
+/// `kill` (SIGTERM) of a running dashboard gives the terminal back as it found it: the
+/// alternate screen left, the shell's prompt and a working line (it died with the
+/// dashboard drawn over the shell and the terminal raw).
+#[test]
+fn sigterm_gives_the_terminal_back_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs tmux");
+        return;
+    }
+    let h = Home::new();
+    let env: Vec<String> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
+        .collect();
+    let t = Tmux {
+        socket: format!("smolvm-e2e-sigterm-{}", std::process::id()),
+    };
+    t.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='PROMPT> ' bash --norc --noprofile -i",
+    ]);
+    t.wait("the shell", |s| s.contains("PROMPT>"));
+    let shell: i32 = t
+        .run(&["list-panes", "-t", "dash", "-F", "#{pane_pid}"])
+        .trim()
+        .parse()
+        .unwrap();
+    let cmd = format!(
+        "env -i {} TERM=xterm-256color {}; echo exit=$?",
+        env.join(" "),
+        assert_cmd::cargo::cargo_bin("smolvm").display()
+    );
+    t.keys(&[&cmd, "Enter"]);
+    let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
+    t.wait("the dashboard", dashboard);
+    // The dashboard: the shell's child, by the binary it runs.
+    let bin = assert_cmd::cargo::cargo_bin("smolvm");
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|x| x.parse::<i32>().ok());
+            ppid == Some(shell)
+                && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == bin)
+        })
+        .expect("the dashboard's process");
+    // SAFETY: signalling the dashboard process this test started (through tmux).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    t.wait("the shell after SIGTERM", |s| {
+        !dashboard(s) && s.contains("exit=0") && s.trim_end().ends_with("PROMPT>")
+    });
+    t.keys(&["echo done-$((1+1))", "Enter"]);
+    t.wait("the shell to run a command", |s| s.contains("done-2"));
+}
+
 /// An HTTP GET of 127.0.0.1:port inside the namespace: the body, or "".
 fn http_get(ns: &NetNs, port: u16) -> String {
     let out = Command::new("ip")

@@ -30,6 +30,13 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Error> {
     Ok(out)
 }
 
+/// The face's event loop takes SIGINT, SIGTERM and SIGHUP from now on (the dashboard:
+/// it cancels its running jobs and quits); a job no longer holds them back to roll back
+/// on its own — its cancel token does that.
+pub fn signals_owned_by_the_loop() {
+    crate::sys::signals::owned_by_the_loop();
+}
+
 /// Stop this process as Ctrl-Z would, until the shell continues it (a face that put its
 /// terminal in raw mode gives it back first).
 pub fn stop_self() {

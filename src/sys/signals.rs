@@ -35,6 +35,16 @@ const SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 /// The first signal caught since the guards were installed (0: none).
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
 
+/// The process's own loop takes SIGINT, SIGTERM and SIGHUP (the dashboard: it cancels its
+/// jobs and quits): guards leave them alone, and jobs stop through their cancel tokens.
+static OWNED_BY_THE_LOOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on this process's event loop handles SIGINT, SIGTERM and SIGHUP itself:
+/// [`Interrupts::catch`] installs nothing and reports nothing.
+pub fn owned_by_the_loop() {
+    OWNED_BY_THE_LOOP.store(true, Ordering::SeqCst);
+}
+
 /// How many guards live, and the dispositions to restore when the last one drops.
 static INSTALLED: Mutex<(usize, Vec<(Signal, SigAction)>)> = Mutex::new((0, Vec::new()));
 
@@ -47,11 +57,15 @@ extern "C" fn record(sig: libc::c_int) {
 /// one drops.
 #[derive(Debug)]
 pub struct Interrupts {
-    _private: (),
+    /// `false`: the loop owns the signals ([`owned_by_the_loop`]); this guard is inert.
+    active: bool,
 }
 
 impl Interrupts {
     pub fn catch() -> io::Result<Interrupts> {
+        if OWNED_BY_THE_LOOP.load(Ordering::SeqCst) {
+            return Ok(Interrupts { active: false });
+        }
         let mut st = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
         if st.0 == 0 {
             CAUGHT.store(0, Ordering::SeqCst);
@@ -82,11 +96,14 @@ impl Interrupts {
             st.1 = old;
         }
         st.0 += 1;
-        Ok(Interrupts { _private: () })
+        Ok(Interrupts { active: true })
     }
 
     /// The signal that arrived since the guards were installed, if any.
     pub fn caught(&self) -> Option<i32> {
+        if !self.active {
+            return None;
+        }
         match CAUGHT.load(Ordering::SeqCst) {
             0 => None,
             s => Some(s),
@@ -96,6 +113,9 @@ impl Interrupts {
 
 impl Drop for Interrupts {
     fn drop(&mut self) {
+        if !self.active {
+            return;
+        }
         let mut st = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
         st.0 = st.0.saturating_sub(1);
         if st.0 == 0 {

@@ -114,6 +114,9 @@ pub struct App {
     pub status: Option<String>,
     pub spinner: usize,
     pub should_quit: bool,
+    /// A signal asked the dashboard to end (its name): running tasks are being cancelled,
+    /// and it quits when none runs.
+    pub terminating: Option<String>,
     /// A VM to select as soon as a snapshot shows it (a start just finished).
     pub pending_select: Option<String>,
     /// `Ctrl-r` / `:refresh` asked for a refresh: its answer is said in the status line.
@@ -159,6 +162,7 @@ impl App {
             status: None,
             spinner: 0,
             should_quit: false,
+            terminating: None,
             pending_select: None,
             refreshing: false,
             version: 0,
@@ -397,7 +401,13 @@ impl App {
                 self.spinner = self.spinner.wrapping_add(1);
                 Vec::new()
             }
+            Input::Terminate(sig) => self.terminate(sig),
         };
+        // Ending on a signal: once nothing runs, quit (nothing new is started meanwhile).
+        if self.terminating.is_some() && self.running_tasks() == 0 {
+            self.should_quit = true;
+            return Vec::new();
+        }
         self.rebuild_views();
         self.clamp();
         if let Some(mut d) = self.dialog.take() {
@@ -409,6 +419,36 @@ impl App {
             self.detail = Some(d);
         }
         fx
+    }
+
+    /// A signal asks the dashboard to end: cancel every running task that can be (each
+    /// stops or rolls back as `x` would: a kill leaves the host as it was), wait for the
+    /// others (one step each), then quit. A second signal quits at once.
+    fn terminate(&mut self, sig: String) -> Vec<Effect> {
+        if self.terminating.is_some() {
+            self.should_quit = true;
+            return Vec::new();
+        }
+        let running: Vec<(u64, TaskKind)> = self
+            .data
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Running)
+            .map(|t| (t.id, t.kind))
+            .collect();
+        self.dialog = None;
+        self.attach_after.clear();
+        self.session_after.clear();
+        self.status = Some(format!(
+            "{sig}: cancelling {} running task(s), then quitting ({sig} again: quit now)",
+            running.len()
+        ));
+        self.terminating = Some(sig);
+        running
+            .into_iter()
+            .filter(|(_, k)| k.cancellable())
+            .map(|(task, _)| Effect::Cancel { task })
+            .collect()
     }
 
     fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {

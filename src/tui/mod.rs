@@ -158,6 +158,10 @@ async fn event_loop(
     let mut workers = worker::Workers::new(tx, cx.clone()).with_completion_script(completion);
     workers.run(Effect::Refresh { slow: true });
     let mut events = Some(EventStream::new());
+    // SIGTERM, SIGHUP and SIGINT (a `kill`, a closed terminal): the loop cancels what runs
+    // and quits, leaving the terminal as it found it; no job holds them back meanwhile.
+    crate::core::runtime::signals_owned_by_the_loop();
+    let mut signals = Signals::new();
     let mut tick = tokio::time::interval(Duration::from_millis(120));
     let mut dirty = true;
     loop {
@@ -191,6 +195,7 @@ async fn event_loop(
                 None => return Ok(()),
             },
             _ = tick.tick(), if app.animating() => Input::Tick,
+            sig = signals.next() => Input::Terminate(sig.to_string()),
         };
         let before = app.version();
         for fx in app.update(input) {
@@ -251,4 +256,41 @@ fn copy_osc52(text: &str) {
         base64::engine::general_purpose::STANDARD.encode(text)
     );
     let _ = out.flush();
+}
+
+/// The signals that end the dashboard, as a stream of their names.
+struct Signals {
+    streams: Vec<(&'static str, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = [
+            ("SIGTERM", SignalKind::terminate()),
+            ("SIGHUP", SignalKind::hangup()),
+            ("SIGINT", SignalKind::interrupt()),
+        ]
+        .into_iter()
+        .filter_map(|(name, kind)| signal(kind).ok().map(|s| (name, s)))
+        .collect();
+        Signals { streams }
+    }
+
+    /// The next one to come (never, when none could be taken).
+    async fn next(&mut self) -> &'static str {
+        if self.streams.is_empty() {
+            return std::future::pending().await;
+        }
+        let (name, _, _) = futures::future::select_all(
+            self.streams
+                .iter_mut()
+                .map(|(name, s)| Box::pin(async move { s.recv().await.map(|_| *name) })),
+        )
+        .await;
+        match name {
+            Some(n) => n,
+            None => std::future::pending().await,
+        }
+    }
 }

@@ -246,4 +246,7 @@ pub enum Input {
     Resize(u16, u16),
     Msg(Msg),
     Tick,
+    /// SIGTERM, SIGHUP or SIGINT came (its name): cancel what runs, then quit; a second
+    /// one quits at once.
+    Terminate(String),
 }
