@@ -387,23 +387,11 @@ exec chroot "$t" /bin/sh -c "$2"
 fn run_step(tree: &Path, step: &str, timeout: Duration, job: &Job<'_>) -> Result<(bool, String)> {
     job.check()?;
     let ca = format!("{HOST_DIR}/ca.pem");
-    let mut argv: Vec<&OsStr> = [
-        "unshare",
-        "--mount",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        STEP_SCRIPT,
-        "smolvm-step",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
+    let mut argv: Vec<&OsStr> = crate::sys::child::OWN_NAMESPACES
+        .into_iter()
+        .chain(["/bin/sh", "-c", STEP_SCRIPT, "smolvm-step"])
+        .map(OsStr::new)
+        .collect();
     argv.push(tree.as_os_str());
     argv.push(OsStr::new(step));
     let mut env: Vec<(&str, &OsStr)> = [

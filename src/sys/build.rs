@@ -23,23 +23,16 @@ pub fn debootstrap(
     mirror: &str,
     stop: &dyn Fn() -> bool,
 ) -> io::Result<Option<Output>> {
-    let mut c = Command::new("unshare");
-    c.args([
-        "--mount",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--propagation",
-        "private",
-        "--",
-    ])
-    .arg(bin)
-    .arg("--variant=minbase")
-    .arg(format!("--include={packages}"))
-    .arg(suite)
-    .arg(tree)
-    .arg(mirror);
-    crate::sys::child::output_unless(c, true, stop)
+    let [unshare, isolate @ ..] = crate::sys::child::OWN_NAMESPACES;
+    let mut c = Command::new(unshare);
+    c.args(isolate)
+        .arg(bin)
+        .arg("--variant=minbase")
+        .arg(format!("--include={packages}"))
+        .arg(suite)
+        .arg(tree)
+        .arg(mirror);
+    crate::sys::child::output_unless(c, stop)
 }
 
 /// `docker build --platform <platform> -t <tag> <ctx>`; `stop` kills the client
@@ -73,7 +66,7 @@ pub fn docker_build(
         c.arg("--build-arg").arg(format!("{k}={v}"));
     }
     c.arg(ctx);
-    crate::sys::child::output_unless(c, true, stop)
+    crate::sys::child::output_unless(c, stop)
 }
 
 /// `docker create <tag>` (the container id is its stdout).
@@ -192,7 +185,7 @@ pub fn mkfs_ext4(
         .arg(tree)
         .arg(out)
         .arg(format!("{size_mib}M"));
-    crate::sys::child::output_unless(c, true, stop)
+    crate::sys::child::output_unless(c, stop)
 }
 
 /// An exclusive lock on the directory itself (no lock file), held until dropped.

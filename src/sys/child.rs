@@ -290,6 +290,19 @@ pub fn pipeline<A: AsRef<OsStr>, B: AsRef<OsStr>>(
     ))
 }
 
+/// `unshare` into a mount and PID namespace of the child's own, which dies with it (and
+/// with smolvm): `argv` prefix for a step whose mounts and processes must not outlive it.
+pub const OWN_NAMESPACES: [&str; 8] = [
+    "unshare",
+    "--mount",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--propagation",
+    "private",
+    "--",
+];
+
 /// Run `argv` with only the environment `env` (nothing inherited), output (stdout then
 /// stderr) collected, bounded by `timeout` and by `stop` (`Ok(None)`: it was killed). The
 /// child gets SIGKILL when smolvm dies, so a step smolvm no longer watches cannot outlive
@@ -300,15 +313,40 @@ pub fn run_isolated_bounded<S: AsRef<OsStr>>(
     timeout: Duration,
     stop: &dyn Fn() -> bool,
 ) -> io::Result<Option<(bool, String)>> {
-    use std::os::unix::process::CommandExt;
     let mut cmd = command(argv)?;
-    cmd.env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.env_clear();
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let out = collect(cmd, Some(Instant::now() + timeout), stop)?;
+    Ok(out.map(|o| {
+        let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&o.stderr));
+        (o.status.success(), text)
+    }))
+}
+
+/// Run `cmd` (stdin `/dev/null`, its output collected) until it ends or `stop` answers
+/// true; then it is killed (`Ok(None)`). It also gets SIGKILL when smolvm dies. A build
+/// step smolvm may be asked to cancel.
+pub fn output_unless(
+    cmd: Command,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Option<std::process::Output>> {
+    collect(cmd, None, stop)
+}
+
+/// `cmd` run to its end, its deadline or `stop` (killed then: `None`), its output
+/// collected; SIGKILL when smolvm dies.
+fn collect(
+    mut cmd: Command,
+    deadline: Option<Instant>,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Option<std::process::Output>> {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
     unsafe {
         cmd.pre_exec(|| {
@@ -319,42 +357,7 @@ pub fn run_isolated_bounded<S: AsRef<OsStr>>(
     let mut child = Child(cmd.spawn()?);
     let out = read_all(child.take_stdout());
     let err = read_all(child.take_stderr());
-    let status = wait_until(
-        &mut child,
-        Some(Instant::now() + timeout),
-        Duration::from_millis(50),
-        stop,
-    )?;
-    let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
-    text.push_str(&String::from_utf8_lossy(&err.join().unwrap_or_default()));
-    Ok(status.map(|s| (s.success(), text)))
-}
-
-/// Run `cmd` (stdin `/dev/null`, its output collected) until it ends or `stop` answers
-/// true; then it is killed (`Ok(None)`). With `own_death`, it also gets SIGKILL when
-/// smolvm dies. A build step smolvm may be asked to cancel.
-pub fn output_unless(
-    mut cmd: Command,
-    own_death: bool,
-    stop: &dyn Fn() -> bool,
-) -> io::Result<Option<std::process::Output>> {
-    use std::os::unix::process::CommandExt;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if own_death {
-        // SAFETY: prctl is async-signal-safe; nothing is allocated after the fork.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(io::Error::from)
-            });
-        }
-    }
-    let mut child = Child(cmd.spawn()?);
-    let out = read_all(child.take_stdout());
-    let err = read_all(child.take_stderr());
-    let status = wait_until(&mut child, None, Duration::from_millis(50), stop)?;
+    let status = wait_until(&mut child, deadline, Duration::from_millis(50), stop)?;
     let (stdout, stderr) = (
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default(),
@@ -414,11 +417,11 @@ mod tests {
         let stop = || asked.fetch_add(1, Ordering::SeqCst) >= 3;
         let mut c = Command::new("sh");
         c.args(["-c", "echo started; exec sleep 600"]);
-        assert!(output_unless(c, true, &stop).unwrap().is_none());
+        assert!(output_unless(c, &stop).unwrap().is_none());
         // One that ends by itself keeps its status and output.
         let mut c = Command::new("sh");
         c.args(["-c", "echo out; echo err >&2; exit 5"]);
-        let o = output_unless(c, false, NEVER).unwrap().unwrap();
+        let o = output_unless(c, NEVER).unwrap().unwrap();
         assert_eq!(o.status.code(), Some(5));
         assert_eq!((o.stdout, o.stderr), (b"out\n".to_vec(), b"err\n".to_vec()));
     }
