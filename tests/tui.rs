@@ -4991,3 +4991,28 @@ fn a_signal_cancels_what_runs_then_quits() {
     assert!(a.update(Input::Terminate("SIGINT".into())).is_empty());
     assert!(a.should_quit);
 }
+
+/// The worker keeps a task's cancel token while its job runs, not for the whole session:
+/// after many tasks it holds only what may still be cancelled.
+#[test]
+fn the_worker_lets_go_of_the_cancel_tokens_of_ended_tasks() {
+    use smolvm::tui::app::TaskKind;
+    let h = support::Home::new();
+    let kept = support::tui::RealWorker::block_on(&h.env(), |mut w| async move {
+        let mut a = sized_app();
+        for _ in 0..6 {
+            let task = a
+                .data
+                .add_task(TaskKind::RemoveImages, "image rm nope".into());
+            w.run(Effect::RunRemoveImages {
+                task,
+                names: vec!["nope".into()],
+            });
+            w.finish_first_task(&mut a, 30).await;
+            assert_eq!(a.data.tasks[0].state, TaskState::Failed);
+        }
+        w.workers.kept_cancels()
+    });
+    // At most the last task's (its job may not have dropped it yet) and the one before.
+    assert!(kept <= 2, "{kept} tokens kept for 6 ended tasks");
+}

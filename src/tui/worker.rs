@@ -44,7 +44,9 @@ pub const LOG_TAIL: usize = 5000;
 pub struct Workers {
     tx: UnboundedSender<Msg>,
     cx: Context,
-    cancels: HashMap<u64, CancelToken>,
+    /// Each task's cancel token, and whether its job was started (it holds a clone while
+    /// it runs; once it has dropped it, the entry goes).
+    cancels: HashMap<u64, (CancelToken, bool)>,
     refresh: mpsc::UnboundedSender<bool>,
     log_task: Option<JoinHandle<()>>,
     completion_script: Option<CompletionScript>,
@@ -134,7 +136,7 @@ impl Workers {
                 tokio::spawn(run_ssh_wait(task, tx, cx, cancel, id));
             }
             Effect::Cancel { task } => {
-                self.cancel_token(task).cancel();
+                self.cancels.entry(task).or_default().0.cancel();
             }
             Effect::RunPull { task, names } => {
                 let cancel = self.cancel_flag(task);
@@ -294,10 +296,21 @@ impl Workers {
         self.cancel_token(task).flag()
     }
 
-    /// The cancel token of task `task`, kept so that `Effect::Cancel` reaches it (a cancel
-    /// that came first is kept too: the task then stops before its first item).
+    /// The cancel token of task `task`'s job, kept so that `Effect::Cancel` reaches it (a
+    /// cancel that came first is kept too: the task then stops before its first item).
+    /// The tokens of jobs that have ended (no one holds them but this map) are let go.
     fn cancel_token(&mut self, task: u64) -> CancelToken {
-        self.cancels.entry(task).or_default().clone()
+        self.cancels
+            .retain(|id, (t, started)| *id == task || !*started || t.in_use());
+        let (token, started) = self.cancels.entry(task).or_default();
+        *started = true;
+        token.clone()
+    }
+
+    /// How many tasks' cancel tokens are kept (the running ones', and cancels that came
+    /// before their task).
+    pub fn kept_cancels(&self) -> usize {
+        self.cancels.len()
     }
 }
 

@@ -134,6 +134,11 @@ impl CancelToken {
     pub fn flag(&self) -> Arc<AtomicBool> {
         self.0.clone()
     }
+
+    /// A job still holds it (a clone or its flag lives beside this one).
+    pub fn in_use(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
 }
 
 /// Latest answer wins: each request of a read job takes the next generation; an answer
