@@ -5000,7 +5000,11 @@ fn the_worker_lets_go_of_the_cancel_tokens_of_ended_tasks() {
     let h = support::Home::new();
     let kept = support::tui::RealWorker::block_on(&h.env(), |mut w| async move {
         let mut a = sized_app();
-        for _ in 0..6 {
+        for i in 0..7 {
+            if i == 6 {
+                // The ended jobs' threads return a moment after their last message.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
             let task = a
                 .data
                 .add_task(TaskKind::RemoveImages, "image rm nope".into());
@@ -5013,6 +5017,6 @@ fn the_worker_lets_go_of_the_cancel_tokens_of_ended_tasks() {
         }
         w.workers.kept_cancels()
     });
-    // At most the last task's (its job may not have dropped it yet) and the one before.
-    assert!(kept <= 2, "{kept} tokens kept for 6 ended tasks");
+    // The last task's at most (its job may not have dropped it yet).
+    assert!(kept <= 1, "{kept} tokens kept for 7 ended tasks");
 }
