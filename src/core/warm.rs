@@ -352,11 +352,12 @@ async fn ensure_template(
         .map(drop),
         Err(e) => Err(e),
     };
-    // The source is never resumed: it goes whether the snapshot was made or not.
+    // The source is never resumed: it goes whether the snapshot was made or not, within
+    // `sandbox stop`'s own budget (no one waits on its shutdown).
     let gone = super::lifecycle::delete(
         ctx,
         std::slice::from_ref(&source_id),
-        std::time::Duration::from_secs(3),
+        crate::core::vm::SANDBOX_STOP_TIMEOUT,
         &Progress::none(),
     )
     .await;
