@@ -881,3 +881,112 @@ fn x_on_a_dashboards_build_kills_its_step_and_leaves_nothing() {
     }
     assert!(!runs(), "a process of the cancelled build runs on");
 }
+
+/// `:save IMAGE FILE` and `:load FILE --force` are `image save` and `image load`: the
+/// dashboard's archive is the command's (the command loads it), its task ends with the
+/// command's line, a load of it puts the same image back, and what the command refuses
+/// the task fails with. Neither can be cancelled, and `x` says so.
+#[test]
+fn the_dashboards_image_save_and_load_are_the_commands() {
+    let h = support::Home::new();
+    let dir = h.images().join("my-img");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = std::fs::File::create(dir.join("rootfs.ext4")).unwrap();
+    f.set_len(16 << 20).unwrap();
+    drop(f);
+    let st = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "rootfs"])
+        .arg(dir.join("rootfs.ext4"))
+        .status()
+        .expect("mkfs.ext4");
+    assert!(st.success());
+    std::fs::write(dir.join("vmlinux.bin"), vec![9u8; 1 << 20]).unwrap();
+    std::fs::write(dir.join(".fingerprint"), "fp-test-1\n").unwrap();
+    let files = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&dir);
+    let env = h.env();
+    // The dashboard saves (a path from the home, as typed in the palette).
+    let task = palette_task(&env, "save my-img ~/dash.tar.zst", None);
+    assert_eq!(task.kind, smolvm::core::job::JobKind::Save);
+    assert_eq!(task.state, TaskState::Done, "{task:?}");
+    let archive = h.home.join("dash.tar.zst");
+    assert!(archive.is_file());
+    // The command's line for the same save.
+    let out = h
+        .smolvm()
+        .args(["image", "save", "my-img", "-o"])
+        .arg(h.home.join("cli.tar.zst"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(cli.replace("cli.tar.zst", "dash.tar.zst"), task.summary);
+    // The command loads the dashboard's archive; the dashboard loads it back over it.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = h
+        .smolvm()
+        .args(["image", "load", "-i"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(files(&dir), before);
+    let task = palette_task(&env, "load ~/dash.tar.zst --force", None);
+    assert_eq!(task.kind, smolvm::core::job::JobKind::Load);
+    assert_eq!(task.state, TaskState::Done, "{task:?}");
+    assert!(
+        task.summary
+            .starts_with("Loaded built image my-img (replaced) into"),
+        "{task:?}"
+    );
+    assert_eq!(files(&dir), before);
+    // Refused as the command refuses: an archive that is not there, an image in place
+    // without --force.
+    let out = h
+        .smolvm()
+        .args(["image", "load", "-i", "/nonexistent.tar.zst"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let task = palette_task(&env, "load /nonexistent.tar.zst", None);
+    assert_eq!(task.state, TaskState::Failed);
+    let message = task.summary.trim_start_matches("invalid_input: ");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(message),
+        "{out:?} {task:?}"
+    );
+    let task = palette_task(&env, "load ~/dash.tar.zst", None);
+    assert_eq!(task.state, TaskState::Failed, "{task:?}");
+    assert_eq!(files(&dir), before);
+    // x on either says why it cannot stop it.
+    for kind in [
+        smolvm::core::job::JobKind::Save,
+        smolvm::core::job::JobKind::Load,
+    ] {
+        let mut a = app();
+        a.data.add_task(kind, kind.as_str().into());
+        a.update(key('4'));
+        assert!(a.update(key('x')).is_empty());
+        assert!(
+            a.status
+                .as_deref()
+                .unwrap_or("")
+                .contains("cannot be cancelled"),
+            "{:?}",
+            a.status
+        );
+    }
+}

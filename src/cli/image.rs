@@ -667,15 +667,7 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, cx: &Context) -> i
                 ],
             )
         },
-        |r, home| {
-            line(format!(
-                "Saved {} image {} to {} ({})",
-                r.kind.as_str(),
-                r.name,
-                display_path(&r.output, home),
-                format_size(r.archive_bytes)
-            ))
-        },
+        |r, home| line(r.summary(home)),
     )
 }
 
@@ -686,21 +678,6 @@ pub fn save(command: &str, args: &super::args::ImageSaveArgs, cx: &Context) -> i
 pub fn load(command: &str, args: &super::args::ImageLoadArgs, cx: &Context) -> i32 {
     let env = cx.env();
     use crate::core::images::archive::{self, LoadOptions};
-    // A file that cannot be opened is SmolVM's `invalid_input` (exit 2).
-    if let Err(e) = std::fs::metadata(&args.input) {
-        let err = crate::core::Error::new(
-            crate::core::ErrorCode::InvalidInput,
-            format!(
-                "Could not open '{}': {}",
-                args.input.display(),
-                crate::core::error::io_reason(&e)
-            ),
-        )
-        .with_recovery(
-            "Check that the file was created by 'smolvm image save' and is not corrupted.",
-        );
-        return output::fail(command, args.json, &err);
-    }
     let opts = LoadOptions {
         input: args.input.clone(),
         force: args.force,
@@ -724,13 +701,7 @@ pub fn load(command: &str, args: &super::args::ImageLoadArgs, cx: &Context) -> i
             )
         },
         |r, home| {
-            line(format!(
-                "Loaded {} image {}{} into {}",
-                r.kind.as_str(),
-                r.name,
-                if r.replaced { " (replaced)" } else { "" },
-                display_path(&r.image_dir, home)
-            ));
+            line(r.summary(home));
             line(format!("  kernel: {}", display_path(&r.kernel_path, home)));
             line(format!("  rootfs: {}", display_path(&r.rootfs_path, home)));
         },

@@ -152,6 +152,17 @@ impl Workers {
                     run_build(task, &tx, &cx, cancel, preset, base)
                 });
             }
+            Effect::RunSave {
+                task,
+                name,
+                output,
+                force,
+            } => {
+                tokio::task::spawn_blocking(move || run_save(task, &tx, &cx, name, output, force));
+            }
+            Effect::RunLoad { task, input, force } => {
+                tokio::task::spawn_blocking(move || run_load(task, &tx, &cx, input, force));
+            }
             Effect::RunRemoveImages { task, names } => {
                 let cancel = self.cancel_token(task);
                 tokio::task::spawn_blocking(move || {

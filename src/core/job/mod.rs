@@ -28,6 +28,10 @@ text_enum! {
         Pull = "pull",
         /// A preset's local image built (`image build --preset P`).
         Build = "image build",
+        /// A cached image written to an archive (`image save`).
+        Save = "image save",
+        /// An archive put back into the cache (`image load`).
+        Load = "image load",
         RemoveImages = "remove images",
         Pause = "pause",
         Resume = "resume",
@@ -82,6 +86,12 @@ impl JobKind {
             JobKind::CompletionInstall => {
                 Cancel::Not("a completion install is one step; it cannot be cancelled")
             }
+            JobKind::Save => Cancel::Not(
+                "an image archive is written in one pass; it cannot be cancelled (a failed save leaves no file)",
+            ),
+            JobKind::Load => Cancel::Not(
+                "an image archive is read in one pass; it cannot be cancelled (a failed load leaves the cache as it was)",
+            ),
             JobKind::Prune
             | JobKind::Cleanup
             | JobKind::Delete

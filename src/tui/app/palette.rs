@@ -81,6 +81,11 @@ impl App {
                 })?;
                 self.build(p, Some(base))?
             }
+            // `image save NAME -o PATH [--force]` and `image load -i PATH [--force]`.
+            ("save", [name, path]) => self.archive(Some(name), path, false),
+            ("save", [name, path, "--force"]) => self.archive(Some(name), path, true),
+            ("load", [path]) => self.archive(None, path, false),
+            ("load", [path, "--force"]) => self.archive(None, path, true),
             ("sandbox", ["prune"]) => self.sandbox_prune(false),
             ("sandbox", ["prune", "--include-saved"]) => self.sandbox_prune(true),
             ("bridge", ["check", bridge]) => {
@@ -116,7 +121,7 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull [preset|--all], build <preset> [--base debian|alpine], sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull [preset|--all], build <preset> [--base debian|alpine], save <image> <file> [--force], load <file> [--force], sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }
@@ -146,6 +151,44 @@ impl App {
             preset: preset.to_string(),
             base,
         }])
+    }
+
+    /// `:save NAME PATH` (`name`) or `:load PATH`: a task over core's `image save` or
+    /// `image load`; the path as typed (`~/` is the home, a relative one from where the
+    /// dashboard was started).
+    fn archive(&mut self, name: Option<&str>, path: &str, force: bool) -> Vec<Effect> {
+        let mutation = if name.is_some() {
+            Mutation::ImageSave
+        } else {
+            Mutation::ImageLoad
+        };
+        if self.refuse_readonly(mutation) {
+            return Vec::new();
+        }
+        let force_word = if force { " --force" } else { "" };
+        let fx = match name {
+            Some(name) => {
+                let title = format!("image save {name} -o {path}{force_word}");
+                let task = self.new_task(TaskKind::Save, title);
+                Effect::RunSave {
+                    task,
+                    name: name.to_string(),
+                    output: path.to_string(),
+                    force,
+                }
+            }
+            None => {
+                let title = format!("image load -i {path}{force_word}");
+                let task = self.new_task(TaskKind::Load, title);
+                Effect::RunLoad {
+                    task,
+                    input: path.to_string(),
+                    force,
+                }
+            }
+        };
+        self.focus(Pane::Tasks);
+        vec![fx]
     }
 
     /// `:sandbox prune [--include-saved]`: ask for the plan (`core::leftovers::plan`, as

@@ -63,6 +63,19 @@ pub enum Effect {
     RunPullAll {
         task: u64,
     },
+    /// `image save NAME -o OUTPUT [--force]` (the path as typed: `~/` is the home).
+    RunSave {
+        task: u64,
+        name: String,
+        output: String,
+        force: bool,
+    },
+    /// `image load -i INPUT [--force]` (the path as typed).
+    RunLoad {
+        task: u64,
+        input: String,
+        force: bool,
+    },
     /// `image build --preset PRESET [--base BASE]`: the preset's local image, as the
     /// command builds it (core's `preset_image::build_requested`).
     RunBuild {

@@ -29,7 +29,7 @@ pub struct Palette {
 }
 
 /// The palette's commands, and whether they take an argument.
-const COMMANDS: [(&str, bool); 15] = [
+const COMMANDS: [(&str, bool); 17] = [
     ("prune", false),
     ("cleanup", true),
     ("start", true),
@@ -38,6 +38,8 @@ const COMMANDS: [(&str, bool); 15] = [
     ("filter", true),
     ("pull", true),
     ("build", true),
+    ("save", true),
+    ("load", true),
     ("doctor", false),
     ("refresh", false),
     ("help", false),
@@ -107,7 +109,7 @@ impl Palette {
         self.candidates.clear();
     }
 
-    /// Complete the command word, a preset after `start` and `build`, a VM id after `logs` and
+    /// Complete the command word, a preset after `start` and `build`, an image after `save`, a VM id after `logs` and
     /// `network`, `--all`
     /// after `cleanup`: one candidate is filled in, several fill in what they share and
     /// are listed under the line.
@@ -122,6 +124,7 @@ impl Palette {
             Some((cmd, arg)) if !arg.contains(' ') => {
                 let options = match cmd.trim_start_matches(':') {
                     "start" | "build" => self.presets.clone(),
+                    "save" => data.images.iter().map(|i| i.name.clone()).collect(),
                     "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
                     "cleanup" => vec!["--all".to_string()],
                     "pull" => self
@@ -222,7 +225,7 @@ pub(super) fn render(f: &mut Frame, app: &App, m: &Dialog, input: &TextArea<'sta
                 "Command",
                 err.cloned().unwrap_or_else(|| {
                     if p.candidates.is_empty() {
-                        format!("{} complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · pull [preset|--all] · build <preset> · logs <vm> · network [vm] · filter <text> · doctor · refresh · help · quit", form_key(app, Action::NextField))
+                        format!("{} complete · ↑↓ history · prune · cleanup [prefix|--all] · start <preset> · pull [preset|--all] · build <preset> · save <image> <file> · load <file> · logs <vm> · network [vm] · filter · doctor · refresh · quit", form_key(app, Action::NextField))
                     } else {
                         p.candidates.join(" · ")
                     }

@@ -461,12 +461,9 @@ impl TransferForm {
     }
 
     fn local_path(&self) -> String {
-        let text = text_of(&self.local);
-        match text.strip_prefix("~/") {
-            Some(rest) => self.home.join(rest).display().to_string(),
-            None if text == "~" => self.home.display().to_string(),
-            None => text,
-        }
+        super::local_path(&self.home, &text_of(&self.local))
+            .display()
+            .to_string()
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {

@@ -413,3 +413,89 @@ pub(super) fn run_build(
     let r = build_requested(cx, &req, &progress).map(|r| r.summary());
     finish_with(tx, task, r, t0);
 }
+
+/// The progress of an image archive's save or load: each file and its bytes as the
+/// task's phase and count.
+fn archive_progress(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+) -> Progress<crate::core::images::archive::ArchiveEvent> {
+    let ptx = tx.clone();
+    Progress::new(move |e: crate::core::images::archive::ArchiveEvent| {
+        send(
+            &ptx,
+            task,
+            TaskUpdate::Phase(format!("{}: {}", e.file, e.phase.as_str())),
+        );
+        send(
+            &ptx,
+            task,
+            TaskUpdate::Progress {
+                done: e.bytes,
+                total: e.total,
+            },
+        );
+    })
+}
+
+/// Write a cached image to an archive (`core::images::archive::save`, as `image save`).
+pub(super) fn run_save(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    name: String,
+    output: String,
+    force: bool,
+) {
+    use crate::core::images::archive::{self, Format, SaveOptions};
+    let t0 = Instant::now();
+    let paths = cx.paths().clone();
+    let opts = SaveOptions {
+        name,
+        output: typed_path(&paths.home, &output),
+        force,
+        format: Format::Native,
+    };
+    let r = image_version(cx.env())
+        .and_then(|v| archive::save(&paths, &v, &opts, &archive_progress(tx, task)))
+        .map(|r| r.summary(&paths.home));
+    finish_with(tx, task, r, t0);
+}
+
+/// Put an archive back into the cache (`core::images::archive::load`, as `image load`).
+pub(super) fn run_load(
+    task: u64,
+    tx: &UnboundedSender<Msg>,
+    cx: &Context,
+    input: String,
+    force: bool,
+) {
+    use crate::core::images::archive::{self, LoadOptions};
+    use crate::core::images::Manifest;
+    let t0 = Instant::now();
+    let paths = cx.paths().clone();
+    let env = cx.env().clone();
+    let opts = LoadOptions {
+        input: typed_path(&paths.home, &input),
+        force,
+    };
+    let r = image_version(cx.env())
+        .and_then(|v| {
+            archive::load(
+                &paths,
+                &v,
+                || Manifest::load(&env),
+                &opts,
+                &archive_progress(tx, task),
+            )
+        })
+        .map(|r| r.summary(&paths.home));
+    finish_with(tx, task, r, t0);
+}
+
+/// A path typed in the palette as the command would get it from a shell: `~/` is the
+/// home, a relative one is from where the dashboard was started.
+fn typed_path(home: &std::path::Path, text: &str) -> PathBuf {
+    let p = crate::tui::dialogs::local_path(home, text);
+    std::path::absolute(&p).unwrap_or(p)
+}

@@ -160,6 +160,20 @@ pub fn load(
     progress: &Progress<ArchiveEvent>,
 ) -> Result<LoadReport> {
     let input = &opts.input;
+    // A file that cannot be opened is SmolVM's `invalid_input` (exit 2).
+    if let Err(e) = std::fs::metadata(input) {
+        return Err(Error::new(
+            crate::core::error::ErrorCode::InvalidInput,
+            format!(
+                "Could not open '{}': {}",
+                input.display(),
+                crate::core::error::io_reason(&e)
+            ),
+        )
+        .with_recovery(
+            "Check that the file was created by 'smolvm image save' and is not corrupted.",
+        ));
+    }
     let file = open::open_read(input).map_err(|e| io_err("cannot read", input, &e))?;
     let mut head = [0u8; 512];
     let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0)

@@ -181,7 +181,33 @@ pub struct LoadReport {
     pub format: Format,
 }
 
+impl SaveReport {
+    /// The line both faces end a save with: `Saved KIND image NAME to PATH (SIZE)`, paths
+    /// under `home` shown from `~`.
+    pub fn summary(&self, home: &Path) -> String {
+        format!(
+            "Saved {} image {} to {} ({})",
+            self.kind.as_str(),
+            self.name,
+            crate::sys::paths::display_path(&self.output, home),
+            crate::core::units::format_size(self.archive_bytes)
+        )
+    }
+}
+
 impl LoadReport {
+    /// The line both faces end a load with: `Loaded KIND image NAME[ (replaced)] into
+    /// DIR`, paths under `home` shown from `~`.
+    pub fn summary(&self, home: &Path) -> String {
+        format!(
+            "Loaded {} image {}{} into {}",
+            self.kind.as_str(),
+            self.name,
+            if self.replaced { " (replaced)" } else { "" },
+            crate::sys::paths::display_path(&self.image_dir, home)
+        )
+    }
+
     /// What the loaded image's directory takes on disk (allocated blocks: SmolVM's
     /// `size_bytes`).
     pub fn size_on_disk(&self) -> u64 {
