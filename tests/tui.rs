@@ -4978,6 +4978,21 @@ fn a_signal_cancels_what_runs_then_quits() {
     a.update(done(port));
     assert!(a.should_quit);
 
+    // Meanwhile nothing new starts; the quit key does not wait.
+    let mut a = sized_app();
+    a.data.add_task(JobKind::Start, "start".into());
+    a.update(Input::Terminate("SIGTERM".into()));
+    assert!(
+        status(&a).ends_with("(SIGTERM again or q: quit now)"),
+        "{}",
+        status(&a)
+    );
+    assert!(a.update(key('p')).is_empty());
+    assert!(a.dialog.is_none());
+    assert!(!a.should_quit);
+    a.update(key('q'));
+    assert!(a.should_quit);
+
     // A second signal does not wait.
     let mut a = sized_app();
     a.data.add_task(JobKind::Start, "start".into());

@@ -439,8 +439,9 @@ impl App {
         self.dialog = None;
         self.attach_after.clear();
         self.session_after.clear();
+        let quit = self.keymap.hint(self.focus.scope(), Action::Quit);
         self.status = Some(format!(
-            "{sig}: cancelling {} running task(s), then quitting ({sig} again: quit now)",
+            "{sig}: cancelling {} running task(s), then quitting ({sig} again or {quit}: quit now)",
             running.len()
         ));
         self.terminating = Some(sig);
@@ -453,6 +454,15 @@ impl App {
 
     fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         if k.kind != crossterm::event::KeyEventKind::Press {
+            return Vec::new();
+        }
+        if self.terminating.is_some() {
+            // Ending on a signal: nothing new starts; quit is the one key left, and it
+            // does not wait.
+            let key = Key::from_event(&k);
+            if self.keymap.lookup(self.focus.scope(), &key) == Some(Action::Quit) {
+                self.should_quit = true;
+            }
             return Vec::new();
         }
         if self.dialog.is_some() {
