@@ -412,6 +412,14 @@ pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// What a follower of the console log at `path` compares to see it changed: its length
+/// and inode (`None`: no file yet).
+pub fn log_stamp(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), std::os::unix::fs::MetadataExt::ino(&m)))
+}
+
 /// Whether the sandbox's VMM is still running (for `logs -f`).
 pub fn is_running(ctx: &Ctx, id: &VmId) -> bool {
     match ctx.store.get_vm(id) {

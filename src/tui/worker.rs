@@ -505,9 +505,7 @@ async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
     // What was last read (none yet: the first look is always sent, no file included).
     let mut last: Option<Option<(u64, u64)>> = None;
     loop {
-        let meta = std::fs::metadata(&file)
-            .ok()
-            .map(|m| (m.len(), std::os::unix::fs::MetadataExt::ino(&m)));
+        let meta = crate::core::lifecycle::log_stamp(&file);
         if last != Some(meta) {
             last = Some(meta);
             // As `sandbox logs` reads it: never through a link in the log's place.
