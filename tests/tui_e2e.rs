@@ -269,20 +269,10 @@ fn without_a_terminal_smolvm_prints_help_and_tui_exits_2() {
 /// Ctrl-Z suspends the dashboard as it does any terminal program: the terminal guard gives
 /// the terminal back (main screen, cooked mode), the shell reports the job stopped, `fg`
 /// brings the dashboard back, and `q` leaves the shell a working terminal.
-#[test]
-fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: needs tmux");
-        return;
-    }
-    let h = Home::new();
-    let env: Vec<String> = h
-        .env_vars()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
-        .collect();
+/// An interactive bash (prompt `PROMPT> `) in a tmux session of its own, 120×30.
+fn shell_in_tmux(name: &str) -> Tmux {
     let t = Tmux {
-        socket: format!("smolvm-e2e-suspend-{}", std::process::id()),
+        socket: format!("smolvm-e2e-{name}-{}", std::process::id()),
     };
     t.run(&[
         "new-session",
@@ -296,12 +286,32 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
         "env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='PROMPT> ' bash --norc --noprofile -i",
     ]);
     t.wait("the shell", |s| s.contains("PROMPT>"));
-    let cmd = format!(
+    t
+}
+
+/// The shell line that opens the dashboard with `h`'s environment only.
+fn dashboard_command(h: &Home) -> String {
+    let env: Vec<String> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
+        .collect();
+    format!(
         "env -i {} TERM=xterm-256color {}",
         env.join(" "),
         assert_cmd::cargo::cargo_bin("smolvm").display()
-    );
-    t.keys(&[&cmd, "Enter"]);
+    )
+}
+
+#[test]
+fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs tmux");
+        return;
+    }
+    let h = Home::new();
+    let t = shell_in_tmux("suspend");
+    t.keys(&[&dashboard_command(&h), "Enter"]);
     let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
     t.wait("the dashboard", dashboard);
     t.keys(&["C-z"]);
@@ -331,37 +341,13 @@ fn sigterm_gives_the_terminal_back_in_tmux() {
         return;
     }
     let h = Home::new();
-    let env: Vec<String> = h
-        .env_vars()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", v.to_string_lossy()))
-        .collect();
-    let t = Tmux {
-        socket: format!("smolvm-e2e-sigterm-{}", std::process::id()),
-    };
-    t.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "dash",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        "env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='PROMPT> ' bash --norc --noprofile -i",
-    ]);
-    t.wait("the shell", |s| s.contains("PROMPT>"));
+    let t = shell_in_tmux("sigterm");
     let shell: i32 = t
         .run(&["list-panes", "-t", "dash", "-F", "#{pane_pid}"])
         .trim()
         .parse()
         .unwrap();
-    let cmd = format!(
-        "env -i {} TERM=xterm-256color {}; echo exit=$?",
-        env.join(" "),
-        assert_cmd::cargo::cargo_bin("smolvm").display()
-    );
-    t.keys(&[&cmd, "Enter"]);
+    t.keys(&[&format!("{}; echo exit=$?", dashboard_command(&h)), "Enter"]);
     let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
     t.wait("the dashboard", dashboard);
     // The dashboard: the shell's child, by the binary it runs.
