@@ -37,7 +37,7 @@ pub(super) struct Plan<'a> {
 
 /// The cache check, the engine check, the lock, the staging directory, `populate` (the
 /// engine's tree), `mkfs.ext4 -d`, the kernel, the fingerprint and the atomic swap-in.
-/// Until the swap-in, a stop ([`Stop`]) ends the build: the step running is killed and
+/// Until the swap-in, a stop ([`Job`]) ends the build: the step running is killed and
 /// the staging directory removed; the cache holds what it held before.
 pub(super) fn run_plan(
     plan: &Plan<'_>,

@@ -11,8 +11,9 @@ use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::progress::Progress;
 use crate::sys::signals::Interrupts;
 
-/// A start's or restore's stop check; while it lives, the signals are held back (recorded,
-/// not fatal) so the process rolls back before it goes.
+/// A rolling-back job's stop check (a start's, a restore's, a build's); once it holds
+/// them, the signals are held back (recorded, not fatal) so the process rolls back before
+/// it goes.
 pub(crate) struct Abort {
     interrupts: Option<Interrupts>,
     what: String,
