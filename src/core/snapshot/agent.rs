@@ -117,7 +117,13 @@ mod tests {
 mount -t tmpfs run /run
 mount -t tmpfs dev /dev
 mknod -m 666 /dev/null c 1 3
-mknod -m 666 /dev/ttyS1 c $2
+if [ \"$2\" = pty ]; then
+  mkdir /dev/pts
+  mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+  mknod -m 666 /dev/ttyS1 c 5 2
+else
+  mknod -m 666 /dev/ttyS1 c $2
+fi
 sh -c \"$1\"
 [ -e /run/smolvm-clone-agent.ready ] && echo ready-at-return
 sleep 0.3
@@ -127,8 +133,11 @@ kill $p 2>/dev/null || true
 echo \"$comm\"
 ls /run";
 
-    /// The launch with `stdin` as the agent and `ttyS1` the char device `numbers`:
-    /// whether it succeeded, and what it printed.
+    /// The launch with `stdin` as the agent and `ttyS1` the char device `numbers` (or,
+    /// for `pty`, a new pseudo-terminal's master no one writes to: its reads block, as a
+    /// serial port's do — on a device that reads as end of file the shell agent ends at
+    /// once, and its launch could see it gone before its ready file): whether it
+    /// succeeded, and what it printed.
     fn launch_on(stdin: &[u8], numbers: &str) -> (bool, Vec<String>) {
         let cmd = agent_launch_command();
         let argv = [
@@ -152,7 +161,7 @@ ls /run";
     }
 
     fn launch(stdin: &[u8]) -> Vec<String> {
-        let (ok, lines) = launch_on(stdin, "1 3");
+        let (ok, lines) = launch_on(stdin, "pty");
         assert!(ok, "{lines:?}");
         lines
     }
