@@ -5035,3 +5035,69 @@ fn the_worker_lets_go_of_the_cancel_tokens_of_ended_tasks() {
     // The last task's at most (its job may not have dropped it yet).
     assert!(kept <= 1, "{kept} tokens kept for 7 ended tasks");
 }
+
+/// `s` on VMs none of which runs starts them again (`sandbox start`, as a task, no
+/// confirmation: nothing is lost); on running ones it stops them after a confirmation, as
+/// before; read-only mode refuses the start.
+#[test]
+fn s_starts_stopped_vms_again_and_stops_running_ones_after_a_confirmation() {
+    let pick = |a: &mut App, text: &str| {
+        a.update(key(':'));
+        typed(a, &format!("filter {text}"));
+        a.update(code(KeyCode::Enter));
+    };
+    let mut a = full_app(160, 48);
+    pick(&mut a, "production");
+    let fx = a.update(key('s'));
+    match fx.as_slice() {
+        [Effect::RunBoot { task, ids }] => {
+            assert_eq!(ids, &[vid("production-vm")]);
+            assert_eq!(a.data.tasks[0].id, *task);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(a.dialog.is_none());
+    assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::Start);
+    assert_eq!(a.data.tasks[0].title, "start production-vm");
+
+    let mut a = full_app(160, 48);
+    pick(&mut a, "vm-agent");
+    assert!(a.update(key('s')).is_empty());
+    assert!(matches!(
+        a.dialog,
+        Some(Dialog::Confirm(ConfirmAction::Stop(_)))
+    ));
+
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    pick(&mut a, "production");
+    assert!(a.update(key('s')).is_empty());
+    assert_eq!(status(&a), "read-only mode: refusing to start sandboxes");
+}
+
+/// The dashboard's start of a stopped VM is `sandbox start`'s: a VM that is not there
+/// fails with the command's words.
+#[test]
+fn the_dashboards_start_of_a_vm_fails_as_sandbox_start_does() {
+    let h = support::Home::new();
+    let out = h.run(&["sandbox", "start", "vm-gone-1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stderr).to_string();
+    let t = support::tui::RealWorker::block_on(&h.env(), |mut w| async move {
+        let mut a = sized_app();
+        let task = a
+            .data
+            .add_task(smolvm::core::job::JobKind::Start, "start vm-gone-1".into());
+        w.run(Effect::RunBoot {
+            task,
+            ids: vec![vid("vm-gone-1")],
+        });
+        w.finish_first_task(&mut a, 30).await;
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    let detail = &t.items[0].detail;
+    let message = detail.split_once(": ").map_or(detail.as_str(), |(_, m)| m);
+    assert!(cli.contains(message), "{cli}\n{t:?}");
+}

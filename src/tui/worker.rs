@@ -204,6 +204,10 @@ impl Workers {
                     });
                 }
             }
+            Effect::RunBoot { task, ids } => {
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_boot(task, tx, cx, cancel, ids));
+            }
             Effect::RunPause { task, ids, paused } => {
                 let cancel = self.cancel_flag(task);
                 tokio::spawn(run_pause(task, tx, cx, cancel, ids, paused));

@@ -371,6 +371,12 @@ impl App {
                 self.focus(Pane::Tasks);
                 return vec![Effect::RunPull { task, names }];
             }
+            Request::Boot { ids } => {
+                let task = self.new_task(TaskKind::Start, format!("start {}", ids.join(", ")));
+                self.vms.marks.clear();
+                self.focus(Pane::Tasks);
+                return vec![Effect::RunBoot { task, ids }];
+            }
             Request::Pause { ids, paused } => {
                 let (kind, verb) = if paused {
                     (TaskKind::Pause, "pause")

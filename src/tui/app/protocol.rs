@@ -103,6 +103,12 @@ pub enum Effect {
         generation: u64,
         env: Option<u64>,
     },
+    /// Boot these stopped VMs again, one by one (`core::start::start_existing`, as
+    /// `sandbox start`).
+    RunBoot {
+        task: u64,
+        ids: Vec<VmId>,
+    },
     /// Pause (or resume) these VMs (`core::lifecycle::set_paused`).
     RunPause {
         task: u64,

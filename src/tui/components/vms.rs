@@ -259,6 +259,8 @@ impl Component for VmsPane {
 /// What a VM action on `ids` changes (read-only mode refuses it).
 pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
     Some(match a {
+        // Start again when none of them is live.
+        Action::Stop if none_live(ids, cx) => Mutation::Start,
         Action::Stop => Mutation::Stop,
         // Resume when every one of them is paused.
         Action::Pause if all_paused(ids, cx) => Mutation::Resume,
@@ -271,6 +273,20 @@ pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
         Action::Upload => Mutation::FileUpload,
         Action::Download => Mutation::FileDownload,
         _ => return None,
+    })
+}
+
+/// None of `ids` runs or is paused (each is stopped, created or in error): `s` starts
+/// them instead of stopping them.
+fn none_live(ids: &[VmId], cx: &Cx) -> bool {
+    ids.iter().all(|id| {
+        cx.data.vms.iter().any(|r| {
+            r.info.id == *id
+                && matches!(
+                    r.info.status,
+                    VmStatus::Stopped | VmStatus::Created | VmStatus::Error
+                )
+        })
     })
 }
 
@@ -309,6 +325,9 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
     }
     let open = |d: Dialog| vec![Intent::open(d)];
     match a {
+        Action::Stop if none_live(&ids, cx) => {
+            vec![Intent::Request(crate::tui::dialogs::Request::Boot { ids })]
+        }
         Action::Stop => open(Dialog::Confirm(ConfirmAction::Stop(ids))),
         Action::Pause => {
             let paused = !all_paused(&ids, cx);

@@ -140,6 +140,10 @@ pub enum Request {
     Pull {
         names: Vec<String>,
     },
+    /// Boot these stopped VMs again (`sandbox start`).
+    Boot {
+        ids: Vec<VmId>,
+    },
     /// Pause these VMs (resume them: `paused` false).
     Pause {
         ids: Vec<VmId>,
@@ -195,6 +199,7 @@ impl Request {
             Request::Start(_) => Mutation::Create,
             Request::Restore(_) => Mutation::SnapshotRestore,
             Request::Pull { .. } => Mutation::ImagePull,
+            Request::Boot { .. } => Mutation::Start,
             Request::Pause { paused: true, .. } => Mutation::Pause,
             Request::Pause { paused: false, .. } => Mutation::Resume,
             Request::Snapshot { .. } => Mutation::SnapshotCreate,

@@ -353,6 +353,42 @@ pub(super) async fn run_pause(
     .await;
 }
 
+/// Boot stopped VMs again one by one (`core::start::start_existing`, as `sandbox start`):
+/// each boot's phase shown; a cancel stops the boot under way (it rolls back, the VM as
+/// it was) and starts no other.
+pub(super) async fn run_boot(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    ids: Vec<VmId>,
+) {
+    let t0 = Instant::now();
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
+    };
+    let flag = cancel.clone();
+    each_vm(&tx, task, &cancel, &ids, "started", t0, |id| {
+        let (ctx, tx, flag) = (&ctx, tx.clone(), flag.clone());
+        async move {
+            let shown = id.clone();
+            let progress = Progress::new(move |e: crate::core::start::StartEvent| {
+                if let crate::core::start::StartEvent::PhaseStarted(p) = e {
+                    send(
+                        &tx,
+                        task,
+                        TaskUpdate::Phase(format!("{shown}: {}", p.as_str())),
+                    );
+                }
+            })
+            .with_cancel(flag);
+            let r = crate::core::start::start_existing(ctx, &id, None, None, &progress).await?;
+            Ok(Done::Acted(r.summary()))
+        }
+    })
+    .await;
+}
+
 /// Snapshot VMs one by one (`core::snapshot::create`, as `sandbox snapshot create`).
 pub(super) async fn run_snapshot(
     task: u64,
