@@ -1922,6 +1922,14 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
             }),
         ),
         (
+            TaskKind::Clone,
+            Box::new(|task| Effect::RunClone {
+                task,
+                snapshot: "snap-gone".into(),
+                count: 2,
+            }),
+        ),
+        (
             TaskKind::Build,
             Box::new(|task| Effect::RunBuild {
                 task,
@@ -5099,5 +5107,59 @@ fn the_dashboards_start_of_a_vm_fails_as_sandbox_start_does() {
     assert_eq!(t.state, TaskState::Failed, "{t:?}");
     let detail = &t.items[0].detail;
     let message = detail.split_once(": ").map_or(detail.as_str(), |(_, m)| m);
+    assert!(cli.contains(message), "{cli}\n{t:?}");
+}
+
+/// `:clone SNAPSHOT [COUNT]` is `sandbox clone`: a task over core's clone, failing in the
+/// command's words for a snapshot that is not there; a bad count is refused on the line;
+/// read-only mode refuses it.
+#[test]
+fn the_dashboards_clone_is_sandbox_clones() {
+    let mut a = full_app(160, 48);
+    a.update(key(':'));
+    typed(&mut a, "clone snap-1 3");
+    match a.update(code(KeyCode::Enter)).as_slice() {
+        [Effect::RunClone {
+            snapshot, count, ..
+        }] => assert_eq!((snapshot.as_str(), *count), ("snap-1", 3)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::Clone);
+    a.update(key(':'));
+    typed(&mut a, "clone snap-1 0");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+
+    let mut ro = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    ro.update(Input::Resize(160, 48));
+    ro.update(key(':'));
+    typed(&mut ro, "clone snap-1");
+    assert!(ro.update(code(KeyCode::Enter)).is_empty());
+    assert_eq!(
+        status(&ro),
+        "read-only mode: refusing to clone snapshots into sandboxes"
+    );
+
+    let h = support::Home::new();
+    let out = h.run(&["sandbox", "clone", "snap-gone"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stderr).to_string();
+    let t = support::tui::RealWorker::block_on(&h.env(), |mut w| async move {
+        let mut a = sized_app();
+        let task = a
+            .data
+            .add_task(smolvm::core::job::JobKind::Clone, "clone snap-gone".into());
+        w.run(Effect::RunClone {
+            task,
+            snapshot: "snap-gone".into(),
+            count: 1,
+        });
+        w.finish_first_task(&mut a, 30).await;
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    let message = t
+        .summary
+        .split_once(": ")
+        .map_or(t.summary.as_str(), |(_, m)| m);
     assert!(cli.contains(message), "{cli}\n{t:?}");
 }

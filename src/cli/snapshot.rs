@@ -280,13 +280,7 @@ pub fn clone(a: &CloneArgs, cx: &Context) -> i32 {
             0
         }
         Ok(rep) => {
-            line(format!(
-                "Cloned snapshot {} into {} sandbox{} in {:.2} s.",
-                rep.snapshot_id,
-                rep.clones.len(),
-                if rep.clones.len() == 1 { "" } else { "es" },
-                rep.elapsed_ms / 1000.0
-            ));
+            line(rep.summary());
             clone_table(&rep.clones);
             0
         }

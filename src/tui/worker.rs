@@ -208,6 +208,14 @@ impl Workers {
                 let cancel = self.cancel_flag(task);
                 tokio::spawn(run_boot(task, tx, cx, cancel, ids));
             }
+            Effect::RunClone {
+                task,
+                snapshot,
+                count,
+            } => {
+                let cancel = self.cancel_flag(task);
+                tokio::spawn(run_clone(task, tx, cx, cancel, snapshot, count));
+            }
             Effect::RunPause { task, ids, paused } => {
                 let cancel = self.cancel_flag(task);
                 tokio::spawn(run_pause(task, tx, cx, cancel, ids, paused));

@@ -38,6 +38,8 @@ text_enum! {
         Snapshot = "snapshot",
         /// A running sandbox branched into clones (`sandbox branch`).
         Branch = "branch",
+        /// New sandboxes from a `--for-clone` snapshot (`sandbox clone`).
+        Clone = "clone",
         Restore = "restore",
         DeleteSnapshot = "delete snapshot",
         Port = "port",
@@ -102,6 +104,7 @@ impl JobKind {
             | JobKind::Resume
             | JobKind::Snapshot
             | JobKind::Branch
+            | JobKind::Clone
             | JobKind::DeleteSnapshot
             | JobKind::Upload
             | JobKind::Download

@@ -65,6 +65,20 @@ pub struct CloneReport {
     pub elapsed_ms: f64,
 }
 
+impl CloneReport {
+    /// The line both faces end a clone with: `Cloned snapshot S into N sandbox(es) in
+    /// T s.`
+    pub fn summary(&self) -> String {
+        format!(
+            "Cloned snapshot {} into {} sandbox{} in {:.2} s.",
+            self.snapshot_id,
+            self.clones.len(),
+            if self.clones.len() == 1 { "" } else { "es" },
+            self.elapsed_ms / 1000.0
+        )
+    }
+}
+
 /// One clone: the restored sandbox's keys, and how long it took.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClonedVm {
@@ -201,6 +215,13 @@ pub async fn clone(
     tracing::info!(snapshot = %opts.snapshot_id, count = opts.count, "cloning snapshot");
     let t0 = Instant::now();
     check_usage(opts)?;
+    // A cancel that came first: nothing begins.
+    if progress.cancelled() {
+        return Err(Error::new(
+            crate::core::error::ErrorCode::Interrupted,
+            format!("Clone of snapshot '{}' cancelled", opts.snapshot_id),
+        ));
+    }
     let (_, info) = checked_snapshot(ctx, &opts.snapshot_id)?;
     let ids = clone_ids(ctx, opts)?;
     let made = clone_all(

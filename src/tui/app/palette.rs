@@ -86,6 +86,16 @@ impl App {
             ("save", [name, path, "--force"]) => self.archive(Some(name), path, true),
             ("load", [path]) => self.archive(None, path, false),
             ("load", [path, "--force"]) => self.archive(None, path, true),
+            // `sandbox clone SNAPSHOT [--count N]`.
+            ("clone", [snapshot]) => self.clone_snapshot(snapshot, 1),
+            ("clone", [snapshot, n]) => {
+                let count = n
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|c| *c >= 1)
+                    .ok_or_else(|| format!("clone takes a count of 1 or more, not '{n}'"))?;
+                self.clone_snapshot(snapshot, count)
+            }
             ("sandbox", ["prune"]) => self.sandbox_prune(false),
             ("sandbox", ["prune", "--include-saved"]) => self.sandbox_prune(true),
             ("bridge", ["check", bridge]) => {
@@ -121,7 +131,7 @@ impl App {
             ("", []) => Vec::new(),
             _ => {
                 return Err(format!(
-                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull [preset|--all], build <preset> [--base debian|alpine], save <image> <file> [--force], load <file> [--force], sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
+                    "unknown command ':{}'; try prune, cleanup [prefix|--all], start <preset>, logs <vm>, network [vm], filter <text>, pull [preset|--all], build <preset> [--base debian|alpine], save <image> <file> [--force], load <file> [--force], clone <snapshot> [count], sandbox prune [--include-saved], bridge check <bridge>, completion <shell> --install, doctor, refresh, help, quit",
                     line.trim().trim_start_matches(':')
                 ))
             }
@@ -189,6 +199,21 @@ impl App {
         };
         self.focus(Pane::Tasks);
         vec![fx]
+    }
+
+    /// `:clone SNAPSHOT [COUNT]`: a task over core's `sandbox clone` (the snapshot is
+    /// checked there, as for the command).
+    fn clone_snapshot(&mut self, snapshot: &str, count: u32) -> Vec<Effect> {
+        if self.refuse_readonly(Mutation::SnapshotClone) {
+            return Vec::new();
+        }
+        let task = self.new_task(TaskKind::Clone, format!("clone {snapshot} ×{count}"));
+        self.focus(Pane::Tasks);
+        vec![Effect::RunClone {
+            task,
+            snapshot: snapshot.to_string(),
+            count,
+        }]
     }
 
     /// `:sandbox prune [--include-saved]`: ask for the plan (`core::leftovers::plan`, as

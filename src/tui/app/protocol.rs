@@ -121,6 +121,13 @@ pub enum Effect {
         ids: Vec<VmId>,
         spec: SnapshotSpec,
     },
+    /// `count` new sandboxes from snapshot `snapshot` (`core::snapshot::clone`, as
+    /// `sandbox clone`).
+    RunClone {
+        task: u64,
+        snapshot: String,
+        count: u32,
+    },
     /// Branch VM `id` into `count` clones (`core::snapshot::branch`).
     RunBranch {
         task: u64,

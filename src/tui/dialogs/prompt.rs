@@ -29,7 +29,7 @@ pub struct Palette {
 }
 
 /// The palette's commands, and whether they take an argument.
-const COMMANDS: [(&str, bool); 17] = [
+const COMMANDS: [(&str, bool); 18] = [
     ("prune", false),
     ("cleanup", true),
     ("start", true),
@@ -40,6 +40,7 @@ const COMMANDS: [(&str, bool); 17] = [
     ("build", true),
     ("save", true),
     ("load", true),
+    ("clone", true),
     ("doctor", false),
     ("refresh", false),
     ("help", false),

@@ -438,7 +438,6 @@ pub(super) async fn run_branch(
     prefix: Option<String>,
 ) {
     use crate::core::snapshot::{branch, BranchEvent, BranchOptions};
-    use crate::core::start::StartEvent;
     let t0 = Instant::now();
     let Some(ctx) = opened(&tx, task, &cx, t0) else {
         return;
@@ -473,33 +472,10 @@ pub(super) async fn run_branch(
                 },
             );
         }
-        BranchEvent::Clone(id, StartEvent::PhaseStarted(p)) => send(
-            &ptx,
-            task,
-            TaskUpdate::Phase(format!("{id}: {}", p.as_str())),
-        ),
-        BranchEvent::Clone(id, StartEvent::RollingBack(why)) => send(
-            &ptx,
-            task,
-            TaskUpdate::Phase(format!("{id}: rolling back: {why}")),
-        ),
-        BranchEvent::Clone(..) => {}
+        BranchEvent::Clone(id, e) => clone_phase(&ptx, task, &id, e),
         BranchEvent::Cloned(c) => {
             let done = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            send(
-                &ptx,
-                task,
-                TaskUpdate::Item(item(
-                    c.vm.name.clone(),
-                    true,
-                    format!(
-                        "{}, ssh port {}, ready in {:.2} s",
-                        c.vm.ip_address,
-                        c.vm.ssh_port.map(|p| p.to_string()).unwrap_or("-".into()),
-                        c.elapsed_ms / 1000.0
-                    ),
-                )),
-            );
+            send(&ptx, task, TaskUpdate::Item(cloned_item(&c)));
             send(&ptx, task, TaskUpdate::Progress { done, total });
         }
     })
@@ -510,6 +486,77 @@ pub(super) async fn run_branch(
     };
     let r = branch(&ctx, &opts, &progress).await;
     finish_with(&tx, task, r.map(|r| r.summary()), t0);
+}
+
+/// A clone's start step as the task's phase (its boot's phase, or its roll-back).
+fn clone_phase(tx: &UnboundedSender<Msg>, task: u64, id: &VmId, e: crate::core::start::StartEvent) {
+    use crate::core::start::StartEvent;
+    match e {
+        StartEvent::PhaseStarted(p) => {
+            send(tx, task, TaskUpdate::Phase(format!("{id}: {}", p.as_str())))
+        }
+        StartEvent::RollingBack(why) => send(
+            tx,
+            task,
+            TaskUpdate::Phase(format!("{id}: rolling back: {why}")),
+        ),
+        _ => {}
+    }
+}
+
+/// A clone that answers SSH, as a task's item.
+fn cloned_item(c: &crate::core::snapshot::ClonedVm) -> TaskItem {
+    item(
+        c.vm.name.clone(),
+        true,
+        format!(
+            "{}, ssh port {}, ready in {:.2} s",
+            c.vm.ip_address,
+            c.vm.ssh_port.map(|p| p.to_string()).unwrap_or("-".into()),
+            c.elapsed_ms / 1000.0
+        ),
+    )
+}
+
+/// `count` new sandboxes from a `--for-clone` snapshot (`core::snapshot::clone`, as
+/// `sandbox clone`): each clone's boot as the phase, each clone made as an item; `x`
+/// rolls back the clones under way and begins no other (the ones made stay).
+pub(super) async fn run_clone(
+    task: u64,
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    cancel: Arc<AtomicBool>,
+    snapshot: String,
+    count: u32,
+) {
+    use crate::core::snapshot::{clone, CloneOptions};
+    let t0 = Instant::now();
+    let Some(ctx) = opened(&tx, task, &cx, t0) else {
+        return;
+    };
+    let ptx = tx.clone();
+    let progress = Progress::new(move |(id, e): (VmId, crate::core::start::StartEvent)| {
+        clone_phase(&ptx, task, &id, e)
+    })
+    .with_cancel(cancel);
+    let opts = CloneOptions {
+        snapshot_id: snapshot,
+        count,
+        prefix: None,
+        name: None,
+        boot_timeout: None,
+        copy_memory: false,
+        network: None,
+        parallel: None,
+        keep_agent_socket: false,
+    };
+    let r = clone(&ctx, &opts, &progress).await.map(|r| {
+        for c in &r.clones {
+            send(&tx, task, TaskUpdate::Item(cloned_item(c)));
+        }
+        r.summary()
+    });
+    finish_with(&tx, task, r, t0);
 }
 
 /// Restore a snapshot and resume it (`core::snapshot::restore::restore --resume`), its
