@@ -1781,10 +1781,23 @@ fn run_cancelled(
     kind: smolvm::tui::app::TaskKind,
     run: impl FnOnce(u64) -> Effect,
 ) -> smolvm::tui::app::Task {
-    support::tui::RealWorker::block_on(&env, |mut w| async move {
+    run_task(&env, kind, true, run)
+}
+
+/// A task of `kind` that `run` starts, through a real worker over `env` (cancelled
+/// before it starts with `cancel_first`), until it ends: the task as it ended.
+fn run_task(
+    env: &smolvm::sys::env::Env,
+    kind: smolvm::tui::app::TaskKind,
+    cancel_first: bool,
+    run: impl FnOnce(u64) -> Effect,
+) -> smolvm::tui::app::Task {
+    support::tui::RealWorker::block_on(env, |mut w| async move {
         let mut a = sized_app();
         let task = a.data.add_task(kind, "t".into());
-        w.run(Effect::Cancel { task });
+        if cancel_first {
+            w.run(Effect::Cancel { task });
+        }
         w.run(run(task));
         w.finish_first_task(&mut a, 30).await;
         a.data.tasks[0].clone()
@@ -5092,17 +5105,11 @@ fn the_dashboards_start_of_a_vm_fails_as_sandbox_start_does() {
     let out = h.run(&["sandbox", "start", "vm-gone-1"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let cli = String::from_utf8_lossy(&out.stderr).to_string();
-    let t = support::tui::RealWorker::block_on(&h.env(), |mut w| async move {
-        let mut a = sized_app();
-        let task = a
-            .data
-            .add_task(smolvm::core::job::JobKind::Start, "start vm-gone-1".into());
-        w.run(Effect::RunBoot {
+    let t = run_task(&h.env(), smolvm::core::job::JobKind::Start, false, |task| {
+        Effect::RunBoot {
             task,
             ids: vec![vid("vm-gone-1")],
-        });
-        w.finish_first_task(&mut a, 30).await;
-        a.data.tasks[0].clone()
+        }
     });
     assert_eq!(t.state, TaskState::Failed, "{t:?}");
     let detail = &t.items[0].detail;
@@ -5143,18 +5150,12 @@ fn the_dashboards_clone_is_sandbox_clones() {
     let out = h.run(&["sandbox", "clone", "snap-gone"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let cli = String::from_utf8_lossy(&out.stderr).to_string();
-    let t = support::tui::RealWorker::block_on(&h.env(), |mut w| async move {
-        let mut a = sized_app();
-        let task = a
-            .data
-            .add_task(smolvm::core::job::JobKind::Clone, "clone snap-gone".into());
-        w.run(Effect::RunClone {
+    let t = run_task(&h.env(), smolvm::core::job::JobKind::Clone, false, |task| {
+        Effect::RunClone {
             task,
             snapshot: "snap-gone".into(),
             count: 1,
-        });
-        w.finish_first_task(&mut a, 30).await;
-        a.data.tasks[0].clone()
+        }
     });
     assert_eq!(t.state, TaskState::Failed, "{t:?}");
     let message = t

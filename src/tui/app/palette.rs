@@ -74,12 +74,12 @@ impl App {
             }
             // `image build --preset P [--base B]`: the preset's local image, as a task `x`
             // stops (the step running is killed, what was staged removed).
-            ("build", [p]) => self.build(p, None)?,
+            ("build", [p]) => self.build(p, None),
             ("build", [p, "--base", b]) => {
                 let base = crate::core::builder::Base::parse(b).ok_or_else(|| {
                     format!("--base takes debian or alpine, not '{b}'")
                 })?;
-                self.build(p, Some(base))?
+                self.build(p, Some(base))
             }
             // `image save NAME -o PATH [--force]` and `image load -i PATH [--force]`.
             ("save", [name, path]) => self.archive(Some(name), path, false),
@@ -142,13 +142,9 @@ impl App {
     /// `:build PRESET [--base B]`: a task running core's build of the preset's image,
     /// which decides everything (an unknown preset, a base it has no recipe for: the
     /// task fails with the command's error).
-    fn build(
-        &mut self,
-        preset: &str,
-        base: Option<crate::core::builder::Base>,
-    ) -> Result<Vec<Effect>, String> {
+    fn build(&mut self, preset: &str, base: Option<crate::core::builder::Base>) -> Vec<Effect> {
         if self.refuse_readonly(Mutation::ImageBuild) {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         let title = match base {
             Some(b) => format!("image build --preset {preset} --base {}", b.as_str()),
@@ -156,11 +152,11 @@ impl App {
         };
         let task = self.new_task(TaskKind::Build, title);
         self.focus(Pane::Tasks);
-        Ok(vec![Effect::RunBuild {
+        vec![Effect::RunBuild {
             task,
             preset: preset.to_string(),
             base,
-        }])
+        }]
     }
 
     /// `:save NAME PATH` (`name`) or `:load PATH`: a task over core's `image save` or

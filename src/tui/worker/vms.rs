@@ -372,16 +372,8 @@ pub(super) async fn run_boot(
         let (ctx, tx, flag) = (&ctx, tx.clone(), flag.clone());
         async move {
             let shown = id.clone();
-            let progress = Progress::new(move |e: crate::core::start::StartEvent| {
-                if let crate::core::start::StartEvent::PhaseStarted(p) = e {
-                    send(
-                        &tx,
-                        task,
-                        TaskUpdate::Phase(format!("{shown}: {}", p.as_str())),
-                    );
-                }
-            })
-            .with_cancel(flag);
+            let progress =
+                Progress::new(move |e| vm_start_phase(&tx, task, &shown, e)).with_cancel(flag);
             let r = crate::core::start::start_existing(ctx, &id, None, None, &progress).await?;
             Ok(Done::Acted(r.summary()))
         }
@@ -472,7 +464,7 @@ pub(super) async fn run_branch(
                 },
             );
         }
-        BranchEvent::Clone(id, e) => clone_phase(&ptx, task, &id, e),
+        BranchEvent::Clone(id, e) => vm_start_phase(&ptx, task, &id, e),
         BranchEvent::Cloned(c) => {
             let done = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             send(&ptx, task, TaskUpdate::Item(cloned_item(&c)));
@@ -488,8 +480,14 @@ pub(super) async fn run_branch(
     finish_with(&tx, task, r.map(|r| r.summary()), t0);
 }
 
-/// A clone's start step as the task's phase (its boot's phase, or its roll-back).
-fn clone_phase(tx: &UnboundedSender<Msg>, task: u64, id: &VmId, e: crate::core::start::StartEvent) {
+/// One VM's start step, in a task over several, as the task's phase (its boot's phase,
+/// or its roll-back): a clone's, a stopped VM's started again.
+fn vm_start_phase(
+    tx: &UnboundedSender<Msg>,
+    task: u64,
+    id: &VmId,
+    e: crate::core::start::StartEvent,
+) {
     use crate::core::start::StartEvent;
     match e {
         StartEvent::PhaseStarted(p) => {
@@ -536,7 +534,7 @@ pub(super) async fn run_clone(
     };
     let ptx = tx.clone();
     let progress = Progress::new(move |(id, e): (VmId, crate::core::start::StartEvent)| {
-        clone_phase(&ptx, task, &id, e)
+        vm_start_phase(&ptx, task, &id, e)
     })
     .with_cancel(cancel);
     let opts = CloneOptions {
