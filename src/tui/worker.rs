@@ -25,12 +25,14 @@ use crate::core::version::image_version;
 
 mod host;
 mod images;
+mod run;
 mod vms;
 
 pub use host::CompletionScript;
 use host::*;
 pub use images::inspect;
 use images::*;
+use run::*;
 use vms::*;
 pub use vms::{env_keys, load_detail};
 
@@ -107,67 +109,47 @@ impl Workers {
                 });
             }
             Effect::RunPrune { task, plan } => {
-                let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || run_prune(task, &tx, &cx, cancel, &plan));
+                self.spawn_blocking(task, move |run, cx| run_prune(run, cx, &plan))
             }
             Effect::RunCleanup {
                 task,
                 prefix,
                 all,
                 plan,
-            } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_cleanup(task, tx, cx, cancel, prefix, all, plan));
-            }
+            } => self.spawn(task, move |run, cx| run_cleanup(run, cx, prefix, all, plan)),
             Effect::RunDelete { task, ids } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_delete(task, tx, cx, cancel, ids));
+                self.spawn(task, move |run, cx| run_delete(run, cx, ids))
             }
             Effect::RunStop { task, ids } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_stop(task, tx, cx, cancel, ids));
+                self.spawn(task, move |run, cx| run_stop(run, cx, ids))
             }
             Effect::RunStart { task, spec } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_start(task, tx, cx, cancel, spec));
+                self.spawn(task, move |run, cx| run_start(run, cx, spec))
             }
             Effect::RunSshWait { task, id } => {
-                let cancel = self.cancel_token(task);
-                tokio::spawn(run_ssh_wait(task, tx, cx, cancel, id));
+                self.spawn(task, move |run, cx| run_ssh_wait(run, cx, id))
             }
             Effect::Cancel { task } => {
                 self.cancels.entry(task).or_default().0.cancel();
             }
             Effect::RunPull { task, names } => {
-                let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || run_pull(task, &tx, &cx, cancel, names));
+                self.spawn_blocking(task, move |run, cx| run_pull(run, cx, names))
             }
-            Effect::RunPullAll { task } => {
-                let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || run_pull_all(task, &tx, &cx, cancel));
-            }
+            Effect::RunPullAll { task } => self.spawn_blocking(task, run_pull_all),
             Effect::RunBuild { task, preset, base } => {
-                let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || {
-                    run_build(task, &tx, &cx, cancel, preset, base)
-                });
+                self.spawn_blocking(task, move |run, cx| run_build(run, cx, preset, base))
             }
             Effect::RunSave {
                 task,
                 name,
                 output,
                 force,
-            } => {
-                tokio::task::spawn_blocking(move || run_save(task, &tx, &cx, name, output, force));
-            }
+            } => self.spawn_blocking(task, move |run, cx| run_save(run, cx, name, output, force)),
             Effect::RunLoad { task, input, force } => {
-                tokio::task::spawn_blocking(move || run_load(task, &tx, &cx, input, force));
+                self.spawn_blocking(task, move |run, cx| run_load(run, cx, input, force))
             }
             Effect::RunRemoveImages { task, names } => {
-                let cancel = self.cancel_token(task);
-                tokio::task::spawn_blocking(move || {
-                    run_remove_images(task, &tx, &cx, &cancel, names)
-                });
+                self.spawn_blocking(task, move |run, cx| run_remove_images(run, cx, names))
             }
             Effect::Inspect {
                 generation,
@@ -205,45 +187,32 @@ impl Workers {
                 }
             }
             Effect::RunBoot { task, ids } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_boot(task, tx, cx, cancel, ids));
+                self.spawn(task, move |run, cx| run_boot(run, cx, ids))
             }
             Effect::RunClone {
                 task,
                 snapshot,
                 count,
-            } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_clone(task, tx, cx, cancel, snapshot, count));
-            }
+            } => self.spawn(task, move |run, cx| run_clone(run, cx, snapshot, count)),
             Effect::RunPause { task, ids, paused } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_pause(task, tx, cx, cancel, ids, paused));
+                self.spawn(task, move |run, cx| run_pause(run, cx, ids, paused))
             }
             Effect::RunSnapshot { task, ids, spec } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_snapshot(task, tx, cx, cancel, ids, spec));
+                self.spawn(task, move |run, cx| run_snapshot(run, cx, ids, spec))
             }
             Effect::RunBranch {
                 task,
                 id,
                 count,
                 prefix,
-            } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_branch(task, tx, cx, cancel, id, count, prefix));
-            }
+            } => self.spawn(task, move |run, cx| run_branch(run, cx, id, count, prefix)),
             Effect::RunRestore {
                 task,
                 snapshot,
                 force,
-            } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_restore(task, tx, cx, cancel, snapshot, force));
-            }
+            } => self.spawn(task, move |run, cx| run_restore(run, cx, snapshot, force)),
             Effect::RunDeleteSnapshots { task, ids } => {
-                let cancel = self.cancel_flag(task);
-                tokio::spawn(run_delete_snapshots(task, tx, cx, cancel, ids));
+                self.spawn(task, move |run, cx| run_delete_snapshots(run, cx, ids))
             }
             Effect::RunPort {
                 task,
@@ -251,31 +220,26 @@ impl Workers {
                 close,
                 host,
                 guest,
-            } => {
-                tokio::task::spawn_blocking(move || {
-                    run_port(task, &tx, &cx, &id, close, host, guest)
-                });
-            }
+            } => self.spawn_blocking(task, move |run, cx| {
+                run_port(run, cx, &id, close, host, guest)
+            }),
             Effect::RunNetwork {
                 task,
                 id,
                 policy,
                 publish_ssh,
-            } => {
-                tokio::spawn(run_network(task, tx, cx, id, policy, publish_ssh));
-            }
+            } => self.spawn(task, move |run, cx| {
+                run_network(run, cx, id, policy, publish_ssh)
+            }),
             Effect::RunTransfer {
                 task,
                 id,
                 upload,
                 local,
                 guest,
-            } => {
-                let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || {
-                    run_transfer(task, &tx, &cx, cancel, &id, upload, &local, &guest)
-                });
-            }
+            } => self.spawn_blocking(task, move |run, cx| {
+                run_transfer(run, cx, &id, upload, &local, &guest)
+            }),
             Effect::ListDir {
                 generation,
                 dir,
@@ -296,38 +260,18 @@ impl Workers {
                 });
             }
             Effect::RunSandboxPrune { task, plan } => {
-                let cancel = self.cancel_flag(task);
-                tokio::task::spawn_blocking(move || {
-                    run_sandbox_prune(task, &tx, &cx, cancel, plan)
-                });
+                self.spawn_blocking(task, move |run, cx| run_sandbox_prune(run, cx, plan))
             }
             Effect::RunBridgeCheck { task, bridge } => {
-                tokio::spawn(run_bridge_check(task, tx, bridge));
+                self.spawn(task, move |run, _| run_bridge_check(run, bridge))
             }
             Effect::RunCompletionInstall { task, shell } => {
                 let script = self.completion_script;
-                tokio::task::spawn_blocking(move || {
-                    run_completion_install(task, &tx, &cx, script, shell)
-                });
+                self.spawn_blocking(task, move |_, cx| run_completion_install(cx, script, shell))
             }
             // The event loop owns the terminal.
             Effect::Copy(_) | Effect::Mouse(_) | Effect::Session { .. } => {}
         }
-    }
-
-    fn cancel_flag(&mut self, task: u64) -> Arc<AtomicBool> {
-        self.cancel_token(task).flag()
-    }
-
-    /// The cancel token of task `task`'s job, kept so that `Effect::Cancel` reaches it (a
-    /// cancel that came first is kept too: the task then stops before its first item).
-    /// The tokens of jobs that have ended (no one holds them but this map) are let go.
-    fn cancel_token(&mut self, task: u64) -> CancelToken {
-        self.cancels
-            .retain(|id, (t, started)| *id == task || !*started || t.in_use());
-        let (token, started) = self.cancels.entry(task).or_default();
-        *started = true;
-        token.clone()
     }
 
     /// How many tasks' cancel tokens are kept (the running ones', and cancels that came
@@ -335,91 +279,6 @@ impl Workers {
     pub fn kept_cancels(&self) -> usize {
         self.cancels.len()
     }
-}
-
-fn send(tx: &UnboundedSender<Msg>, id: u64, update: TaskUpdate) {
-    let _ = tx.send(Msg::Task { id, update });
-}
-
-fn finish(tx: &UnboundedSender<Msg>, id: u64, state: TaskState, summary: String, t0: Instant) {
-    send(
-        tx,
-        id,
-        TaskUpdate::Finished {
-            state,
-            summary,
-            took_ms: t0.elapsed().as_millis() as u64,
-        },
-    );
-}
-
-/// End a task with its core operation's result: the report's summary, stopped by its
-/// cancel (core's message says what stayed), or failed with its code.
-fn finish_with(
-    tx: &UnboundedSender<Msg>,
-    id: u64,
-    r: crate::core::error::Result<String>,
-    t0: Instant,
-) {
-    match r {
-        Ok(summary) => finish(tx, id, TaskState::Done, summary, t0),
-        Err(e) if crate::core::job::is_cancel(&e) => {
-            finish(tx, id, TaskState::Cancelled, e.message, t0)
-        }
-        Err(e) => finish(tx, id, TaskState::Failed, failure(&e), t0),
-    }
-}
-
-/// How a task that can be cancelled ended.
-fn end_state(cancelled: bool, failed: bool) -> TaskState {
-    if cancelled {
-        TaskState::Cancelled
-    } else if failed {
-        TaskState::Failed
-    } else {
-        TaskState::Done
-    }
-}
-
-/// How a start or a restore that did not succeed ended: stopped by its cancel (and rolled
-/// back, as core's message says) or failed.
-fn stopped_or_failed(e: &crate::core::Error) -> TaskState {
-    if crate::core::job::is_cancel(e) {
-        TaskState::Cancelled
-    } else {
-        TaskState::Failed
-    }
-}
-
-/// A failed item's detail: its error code, then the message (`refused: VM … not deleted`).
-fn failure(e: &crate::core::Error) -> String {
-    format!("{}: {}", e.code.as_str(), e.message)
-}
-
-fn item(name: String, ok: bool, detail: String) -> TaskItem {
-    TaskItem { name, ok, detail }
-}
-
-/// The progress sink of a deleting task of `total` items: shows the phase, then each
-/// event as the item `to_item` makes of it, moving the count on.
-fn deleting<E: Send + 'static>(
-    tx: &UnboundedSender<Msg>,
-    task: u64,
-    total: u64,
-    cancel: Arc<AtomicBool>,
-    to_item: impl Fn(E) -> TaskItem + Send + Sync + 'static,
-) -> Progress<E> {
-    send(tx, task, TaskUpdate::Phase("deleting".into()));
-    send(tx, task, TaskUpdate::Progress { done: 0, total });
-    let ptx = tx.clone();
-    let done = std::sync::atomic::AtomicU64::new(0);
-    Progress::new(move |ev: E| {
-        let item = to_item(ev);
-        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        send(&ptx, task, TaskUpdate::Item(item));
-        send(&ptx, task, TaskUpdate::Progress { done: n, total });
-    })
-    .with_cancel(cancel)
 }
 
 async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Msg>, cx: Context) {

@@ -19,20 +19,11 @@ pub(super) fn leftovers_plan(cx: &Context, include_saved: bool) -> Result<Leftov
 
 /// Delete the leftover files of the confirmed plan (`core::leftovers::remove_with`), one
 /// item each; a cancel stops before the next file.
-pub(super) fn run_sandbox_prune(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    cancel: Arc<AtomicBool>,
-    plan: LeftoverPlan,
-) {
-    let t0 = Instant::now();
-    let Some(ctx) = vms::opened(tx, task, cx, t0) else {
-        return;
-    };
+pub(super) fn run_sandbox_prune(run: &Run, cx: &Context, plan: LeftoverPlan) -> Outcome {
+    let ctx = run.open(cx)?;
     let home = ctx.paths.home.clone();
     let total = plan.candidates.len() as u64;
-    let progress = deleting(tx, task, total, cancel, move |ev: LeftoverEvent| {
+    let progress = run.deleting(total, move |ev: LeftoverEvent| {
         let shown = |l: &leftovers::Leftover| display_path(&l.path, &home);
         match ev {
             LeftoverEvent::Removed(l) => item(
@@ -48,70 +39,45 @@ pub(super) fn run_sandbox_prune(
             LeftoverEvent::Failed(l, why) => item(shown(&l), false, why),
         }
     });
-    match leftovers::remove_with(&ctx, plan, &progress) {
-        Ok(r) => {
-            let state = end_state(r.cancelled, !r.failed.is_empty());
-            finish(tx, task, state, r.summary(), t0);
-        }
-        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
-    }
+    let r = leftovers::remove_with(&ctx, plan, &progress)?;
+    Ok(End::batch(r.cancelled, !r.failed.is_empty(), r.summary()))
 }
 
 /// `bridge check BRIDGE` (`core::bridge::inspect`): its line is the task's summary and the
 /// info overlay's text; a bridge that is not ready is a failed task, as the command's
 /// exit 1.
-pub(super) async fn run_bridge_check(task: u64, tx: UnboundedSender<Msg>, bridge: String) {
-    let t0 = Instant::now();
-    send(&tx, task, TaskUpdate::Phase("reading the links".into()));
-    match crate::core::bridge::inspect(&bridge).await {
-        Ok(r) => {
-            let line = r.summary();
-            let _ = tx.send(Msg::Note {
-                title: format!("bridge check {bridge}"),
-                lines: vec![line.clone()],
-            });
-            let state = end_state(false, !r.ok);
-            finish(&tx, task, state, line, t0);
-        }
-        Err(e) => finish(&tx, task, TaskState::Failed, e.message, t0),
-    }
+pub(super) async fn run_bridge_check(run: Run, bridge: String) -> Outcome {
+    run.phase("reading the links");
+    let r = crate::core::bridge::inspect(&bridge).await?;
+    let line = r.summary();
+    run.note(Msg::Note {
+        title: format!("bridge check {bridge}"),
+        lines: vec![line.clone()],
+    });
+    Ok(End::batch(false, !r.ok, line))
 }
 
 /// `completion SHELL --install` (`core::completion::install`, with the script the entry
 /// point handed in): its message is the task's summary.
 pub(super) fn run_completion_install(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
     cx: &Context,
     script: Option<CompletionScript>,
     shell: InstallShell,
-) {
-    let t0 = Instant::now();
-    let Some(script) = script else {
-        let e = "this dashboard was started without the completion scripts".to_string();
-        return finish(tx, task, TaskState::Failed, e, t0);
-    };
-    match completion::install(cx.env(), shell, || script(shell, cx)) {
-        Ok(Installed::Here(message)) => finish(tx, task, TaskState::Done, message, t0),
-        Ok(Installed::AsInvoker(0)) => finish(
-            tx,
-            task,
-            TaskState::Done,
-            format!(
+) -> Outcome {
+    let script = script
+        .ok_or_else(|| "this dashboard was started without the completion scripts".to_string())?;
+    Ok(
+        match completion::install(cx.env(), shell, || script(shell, cx))? {
+            Installed::Here(message) => End::done(message),
+            Installed::AsInvoker(0) => End::done(format!(
                 "{} completion installed as the user who ran sudo",
                 shell.as_str()
-            ),
-            t0,
-        ),
-        Ok(Installed::AsInvoker(code)) => finish(
-            tx,
-            task,
-            TaskState::Failed,
-            format!("the install as the user who ran sudo exited {code}"),
-            t0,
-        ),
-        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
-    }
+            )),
+            Installed::AsInvoker(code) => End::failed(format!(
+                "the install as the user who ran sudo exited {code}"
+            )),
+        },
+    )
 }
 
 /// The options `cleanup --prefix PREFIX [--all] [--dry-run]` runs with: the same
@@ -138,27 +104,18 @@ pub(super) async fn cleanup_preview(
 /// Clean up what the user confirmed (`confirmed`, the dry run the dialog showed): the plan
 /// is made again for real, and whatever became a target since is left alone and said so.
 pub(super) async fn run_cleanup(
-    task: u64,
-    tx: UnboundedSender<Msg>,
+    run: Run,
     cx: Context,
-    cancel: Arc<AtomicBool>,
     prefix: String,
     all: bool,
     confirmed: cleanup::PlanView,
-) {
-    let t0 = Instant::now();
-    let opts = match cleanup_opts(&cx, Some(prefix), all, false) {
-        Ok(o) => o,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e, t0),
-    };
-    send(&tx, task, TaskUpdate::Phase("reconciling".into()));
-    let mut plan = match cleanup::prepare(opts).await {
-        Ok(p) => p,
-        Err(e) => return finish(&tx, task, TaskState::Failed, e.message, t0),
-    };
+) -> Outcome {
+    let opts = cleanup_opts(&cx, Some(prefix), all, false)?;
+    run.phase("reconciling");
+    let mut plan = cleanup::prepare(opts).await?;
     plan.keep_confirmed(&confirmed);
     let total = (plan.targets.len() + plan.stale_resources.len()) as u64;
-    let progress = deleting(&tx, task, total, cancel, |ev: CleanupEvent| match ev {
+    let progress = run.deleting(total, |ev: CleanupEvent| match ev {
         CleanupEvent::Deleted { vm_id } => item(vm_id, true, "deleted".into()),
         CleanupEvent::Failed { vm_id, error } => item(vm_id, false, failure(&error)),
         CleanupEvent::Cleaned(r) => item(r.label(), true, "cleaned".into()),
@@ -166,12 +123,11 @@ pub(super) async fn run_cleanup(
     });
     let report = cleanup::execute(plan, &progress).await;
     for w in &report.warnings {
-        send(
-            &tx,
-            task,
-            TaskUpdate::Item(item("warning".into(), true, w.clone())),
-        );
+        run.item("warning", true, w.clone());
     }
-    let state = end_state(report.cancelled, report.failure_count() > 0);
-    finish(&tx, task, state, report.summary(), t0);
+    Ok(End::batch(
+        report.cancelled,
+        report.failure_count() > 0,
+        report.summary(),
+    ))
 }

@@ -39,63 +39,33 @@ pub(super) fn prune_preview(cx: &Context) -> Result<PrunePreview, String> {
 
 /// Prune the confirmed plan (`core::prune::run_confirmed`): a cache stale since the
 /// preview is kept and said as an item.
-pub(super) fn run_prune(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    cancel: Arc<AtomicBool>,
-    confirmed: &[PathBuf],
-) {
-    let t0 = Instant::now();
-    let (opts, home) = match prune_opts(cx, false) {
-        Ok(x) => x,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
-    };
-    send(tx, task, TaskUpdate::Phase("scanning".into()));
-    let ptx = tx.clone();
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+pub(super) fn run_prune(run: &Run, cx: &Context, confirmed: &[PathBuf]) -> Outcome {
+    let (opts, home) = prune_opts(cx, false)?;
+    run.phase("scanning");
+    let r = run.clone();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let total = std::sync::atomic::AtomicU64::new(0);
     let progress = Progress::new(move |ev: PruneEvent| {
         let shown = |p: &Path| display_path(p, &home);
         if let PruneEvent::Kept(k) = &ev {
             if k.reason == prune::KeepReason::NotConfirmed {
-                let it = item(shown(&k.path), false, format!("kept: {}", k.reason));
-                send(&ptx, task, TaskUpdate::Item(it));
+                r.item(shown(&k.path), false, format!("kept: {}", k.reason));
             }
         }
         if let PruneEvent::Planned { stale, .. } = &ev {
             total.store(*stale as u64, Ordering::Relaxed);
-            send(&ptx, task, TaskUpdate::Phase("removing".into()));
-            send(
-                &ptx,
-                task,
-                TaskUpdate::Progress {
-                    done: 0,
-                    total: *stale as u64,
-                },
-            );
+            r.phase("removing");
+            r.progress(0, *stale as u64);
         }
         if let Some(item) = ev_item(&ev, &shown) {
             let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            send(&ptx, task, TaskUpdate::Item(item));
-            send(
-                &ptx,
-                task,
-                TaskUpdate::Progress {
-                    done: n,
-                    total: total.load(Ordering::Relaxed),
-                },
-            );
+            r.send(TaskUpdate::Item(item));
+            r.progress(n, total.load(Ordering::Relaxed));
         }
     })
-    .with_cancel(cancel);
-    match prune::run_confirmed(&opts, confirmed, &progress) {
-        Ok(r) => {
-            let state = end_state(r.cancelled, !r.failed.is_empty());
-            finish(tx, task, state, r.summary(), t0);
-        }
-        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
-    }
+    .with_cancel(run.flag());
+    let r = prune::run_confirmed(&opts, confirmed, &progress)?;
+    Ok(End::batch(r.cancelled, !r.failed.is_empty(), r.summary()))
 }
 
 pub(super) fn ev_item(ev: &PruneEvent, shown: &dyn Fn(&Path) -> String) -> Option<TaskItem> {
@@ -128,49 +98,41 @@ pub(super) fn pull_setup(
     crate::core::images::pull::setup(cx.env(), &cx.paths().images_root).map_err(|e| e.message)
 }
 
-/// A pull's progress as the task's phase and bar (`image: download rootfs` …).
+/// A pull's progress as the task's phase and bar (`image: download rootfs` …); carries
+/// the task's cancel.
 pub(super) fn pull_progress(
-    tx: &UnboundedSender<Msg>,
-    task: u64,
+    run: &Run,
     name: &str,
 ) -> Progress<crate::core::images::pull::PullEvent> {
     use crate::core::images::pull::PullEvent;
-    let (ptx, name) = (tx.clone(), name.to_string());
+    let (r, name) = (run.clone(), name.to_string());
     Progress::new(move |ev: PullEvent| match ev {
         PullEvent::Progress {
             artifact,
             phase,
             bytes,
             total,
-        } => pull_bytes(&ptx, task, &name, artifact, phase, bytes, total),
-        PullEvent::Waiting { artifact } => send(
-            &ptx,
-            task,
-            TaskUpdate::Phase(format!(
-                "{name}: waiting for the {} lock",
-                artifact.as_str()
-            )),
-        ),
+        } => pull_bytes(&r, &name, artifact, phase, bytes, total),
+        PullEvent::Waiting { artifact } => r.phase(format!(
+            "{name}: waiting for the {} lock",
+            artifact.as_str()
+        )),
         PullEvent::Retry {
             artifact,
             attempt,
             reason,
-        } => send(
-            &ptx,
-            task,
-            TaskUpdate::Phase(format!(
-                "{name}: retry {attempt} of {} ({reason})",
-                artifact.as_str()
-            )),
-        ),
+        } => r.phase(format!(
+            "{name}: retry {attempt} of {} ({reason})",
+            artifact.as_str()
+        )),
         PullEvent::Cached { .. } | PullEvent::Ready { .. } => {}
     })
+    .with_cancel(run.flag())
 }
 
 /// A pull's bytes as the task's phase (`NAME: download rootfs`) and its bar.
 pub(super) fn pull_bytes(
-    tx: &UnboundedSender<Msg>,
-    task: u64,
+    run: &Run,
     name: &str,
     artifact: crate::core::images::pull::Artifact,
     phase: crate::core::images::pull::Phase,
@@ -183,13 +145,9 @@ pub(super) fn pull_bytes(
         PullPhase::Verify => "verify",
         _ => "decompress",
     };
-    send(
-        tx,
-        task,
-        TaskUpdate::Phase(format!("{name}: {what} {}", artifact.as_str())),
-    );
+    run.phase(format!("{name}: {what} {}", artifact.as_str()));
     if let Some(total) = total {
-        send(tx, task, TaskUpdate::Progress { done: bytes, total });
+        run.progress(bytes, total);
     }
 }
 
@@ -200,176 +158,101 @@ pub(super) fn pulled_item(r: &crate::core::images::pull::PullReport) -> TaskItem
 
 /// Pull the current version of these images (`core::images::pull::pull`, as `smolvm image
 /// pull`), one after the other; each an item.
-pub(super) fn run_pull(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    cancel: Arc<AtomicBool>,
-    names: Vec<String>,
-) {
+pub(super) fn run_pull(run: &Run, cx: &Context, names: Vec<String>) -> Outcome {
     use crate::core::images::pull;
-    let t0 = Instant::now();
-    let (manifest, opts) = match pull_setup(cx) {
-        Ok(x) => x,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
-    };
+    let (manifest, opts) = pull_setup(cx)?;
     let total = names.len() as u64;
     let mut failed = 0;
     for (n, name) in names.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
+        if run.cancelled() {
             let summary = format!("{n} of {total} pulled");
-            return finish(tx, task, TaskState::Cancelled, summary, t0);
+            return Ok(End::with(TaskState::Cancelled, summary));
         }
         let platform = (None, None, None);
         let result = match pull::resolve(cx.presets(), &manifest, name, platform, cx.host()) {
             Err(e) => Err(failure(&e)),
-            Ok((t, img)) => {
-                let progress = pull_progress(tx, task, &t.name()).with_cancel(cancel.clone());
-                match pull::pull(&opts, img, &progress) {
-                    Err(e) if crate::core::job::is_cancel(&e) => {
-                        let summary = format!(
-                            "cancelled: {} stopped (its partial files removed); {} of {total} pulled",
-                            t.name(),
-                            n as u64 - failed
-                        );
-                        return finish(tx, task, TaskState::Cancelled, summary, t0);
-                    }
-                    r => r.map_err(|e| failure(&e)),
+            Ok((t, img)) => match pull::pull(&opts, img, &pull_progress(run, &t.name())) {
+                Err(e) if crate::core::job::is_cancel(&e) => {
+                    let summary = format!(
+                        "cancelled: {} stopped (its partial files removed); {} of {total} pulled",
+                        t.name(),
+                        n as u64 - failed
+                    );
+                    return Ok(End::with(TaskState::Cancelled, summary));
                 }
-            }
+                r => r.map_err(|e| failure(&e)),
+            },
         };
-        let it = match result {
-            Ok(r) => pulled_item(&r),
+        match result {
+            Ok(r) => run.send(TaskUpdate::Item(pulled_item(&r))),
             Err(e) => {
                 failed += 1;
-                item(name.clone(), false, e)
+                run.item(name.clone(), false, e)
             }
-        };
-        send(tx, task, TaskUpdate::Item(it));
+        }
     }
-    let state = end_state(false, failed > 0);
     let summary = format!("{} pulled, {failed} failed", total - failed);
-    finish(tx, task, state, summary, t0);
+    Ok(End::batch(false, failed > 0, summary))
 }
 
 /// `image pull --all` (`core::images::pull::pull_all`): every image published for this
 /// host's platform; a failure does not stop the others.
-pub(super) fn run_pull_all(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    cancel: Arc<AtomicBool>,
-) {
+pub(super) fn run_pull_all(run: &Run, cx: &Context) -> Outcome {
     use crate::core::images::{pull, Target};
-    let t0 = Instant::now();
-    let (manifest, opts) = match pull_setup(cx) {
-        Ok(x) => x,
-        Err(e) => return finish(tx, task, TaskState::Failed, e, t0),
-    };
-    let host = cx.host().clone();
-    let target = match Target::named("all", None, None, None, &host) {
-        Ok(t) => t,
-        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
-    };
-    let report = pull::pull_all(
+    let (manifest, opts) = pull_setup(cx)?;
+    let target = Target::named("all", None, None, None, cx.host())?;
+    let r = pull::pull_all(
         &opts,
         &manifest,
         &target,
         None,
-        |name| pull_progress(tx, task, name).with_cancel(cancel.clone()),
-        |r| {
-            let it = match r {
-                Ok(r) => pulled_item(r),
-                Err(f) => item(f.name.clone(), false, failure(&f.error)),
-            };
-            send(tx, task, TaskUpdate::Item(it));
+        |name| pull_progress(run, name),
+        |r| match r {
+            Ok(r) => run.send(TaskUpdate::Item(pulled_item(r))),
+            Err(f) => run.item(f.name.clone(), false, failure(&f.error)),
         },
-    );
-    match report {
-        Ok(r) => {
-            let cancelled = cancel.load(Ordering::Relaxed);
-            let state = end_state(cancelled, !r.failed.is_empty());
-            let summary = if cancelled {
-                format!("cancelled: {}", r.summary())
-            } else {
-                r.summary()
-            };
-            finish(tx, task, state, summary, t0);
-        }
-        Err(e) => finish(tx, task, TaskState::Failed, e.message, t0),
-    }
+    )?;
+    let cancelled = run.cancelled();
+    let summary = if cancelled {
+        format!("cancelled: {}", r.summary())
+    } else {
+        r.summary()
+    };
+    Ok(End::batch(cancelled, !r.failed.is_empty(), summary))
 }
 
 /// Remove cached images of the current version (`core::images::catalog::remove`, as
 /// `smolvm image rm`: an image in use — by a VM or held open by a live process — is kept).
-pub(super) fn run_remove_images(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    cancel: &CancelToken,
-    names: Vec<String>,
-) {
+pub(super) fn run_remove_images(run: &Run, cx: &Context, names: Vec<String>) -> Outcome {
     use crate::core::images::catalog;
-    let t0 = Instant::now();
-    let paths = cx.paths().clone();
-    let version = match image_version(cx.env()) {
-        Ok(v) => v,
-        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
-    };
-    send(tx, task, TaskUpdate::Phase("removing".into()));
-    let r = match catalog::remove_until(
+    let paths = cx.paths();
+    let version = image_version(cx.env())?;
+    run.phase("removing");
+    let r = catalog::remove_until(
         cx.presets(),
         &paths.images_root,
         &version,
         &paths.existing_state_dbs(),
         &names,
         false,
-        cancel,
-    ) {
-        Ok(r) => r,
-        Err(e) => return finish(tx, task, TaskState::Failed, e.message, t0),
-    };
+        run.token(),
+    )?;
     for w in &r.warnings {
-        send(
-            tx,
-            task,
-            TaskUpdate::Item(item("warning".into(), true, w.clone())),
-        );
+        run.item("warning", true, w.clone());
     }
     let shown = |p: &Path| display_path(p, &paths.home);
     for e in &r.removed {
-        let detail = format!(
-            "removed ({})",
-            crate::core::units::format_size(e.on_disk_bytes)
-        );
-        send(
-            tx,
-            task,
-            TaskUpdate::Item(item(shown(&e.path), true, detail)),
-        );
+        let size = crate::core::units::format_size(e.on_disk_bytes);
+        run.item(shown(&e.path), true, format!("removed ({size})"));
     }
     for (e, why) in &r.kept {
-        send(
-            tx,
-            task,
-            TaskUpdate::Item(item(shown(&e.path), false, format!("kept: {why}"))),
-        );
+        run.item(shown(&e.path), false, format!("kept: {why}"));
     }
     for (e, m) in &r.failed {
-        send(
-            tx,
-            task,
-            TaskUpdate::Item(item(shown(&e.path), false, m.clone())),
-        );
+        run.item(shown(&e.path), false, m.clone());
     }
     let problems = r.kept.len() + r.failed.len();
-    finish(
-        tx,
-        task,
-        end_state(r.cancelled, problems > 0),
-        r.summary(),
-        t0,
-    );
+    Ok(End::batch(r.cancelled, problems > 0, r.summary()))
 }
 
 /// `image inspect` of the cache `<version>/<name>` (`core::detail::image`: the command's
@@ -386,21 +269,15 @@ pub fn inspect(
 /// --preset` builds it): each step as the task's phase; `x` kills the running step and
 /// removes what was staged (the cache keeps what it had).
 pub(super) fn run_build(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
+    run: &Run,
     cx: &Context,
-    cancel: Arc<AtomicBool>,
     preset: String,
     base: Option<crate::core::builder::Base>,
-) {
+) -> Outcome {
     use crate::core::builder::{BuildEvent, Engine};
     use crate::core::preset_image::{build_requested, PresetBuildRequest};
-    let t0 = Instant::now();
-    let ptx = tx.clone();
-    let progress = Progress::new(move |e: BuildEvent| {
-        send(&ptx, task, TaskUpdate::Phase(e.text()));
-    })
-    .with_cancel(cancel);
+    let r = run.clone();
+    let progress = Progress::new(move |e: BuildEvent| r.phase(e.text())).with_cancel(run.flag());
     let req = PresetBuildRequest {
         preset,
         base,
@@ -410,46 +287,31 @@ pub(super) fn run_build(
         size_mib: None,
         install_timeout: None,
     };
-    let r = build_requested(cx, &req, &progress).map(|r| r.summary());
-    finish_with(tx, task, r, t0);
+    Ok(End::of(
+        build_requested(cx, &req, &progress).map(|r| r.summary()),
+    ))
 }
 
 /// The progress of an image archive's save or load: each file and its bytes as the
 /// task's phase and count.
-fn archive_progress(
-    tx: &UnboundedSender<Msg>,
-    task: u64,
-) -> Progress<crate::core::images::archive::ArchiveEvent> {
-    let ptx = tx.clone();
+fn archive_progress(run: &Run) -> Progress<crate::core::images::archive::ArchiveEvent> {
+    let r = run.clone();
     Progress::new(move |e: crate::core::images::archive::ArchiveEvent| {
-        send(
-            &ptx,
-            task,
-            TaskUpdate::Phase(format!("{}: {}", e.file, e.phase.as_str())),
-        );
-        send(
-            &ptx,
-            task,
-            TaskUpdate::Progress {
-                done: e.bytes,
-                total: e.total,
-            },
-        );
+        r.phase(format!("{}: {}", e.file, e.phase.as_str()));
+        r.progress(e.bytes, e.total);
     })
 }
 
 /// Write a cached image to an archive (`core::images::archive::save`, as `image save`).
 pub(super) fn run_save(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
+    run: &Run,
     cx: &Context,
     name: String,
     output: String,
     force: bool,
-) {
+) -> Outcome {
     use crate::core::images::archive::{self, Format, SaveOptions};
-    let t0 = Instant::now();
-    let paths = cx.paths().clone();
+    let paths = cx.paths();
     let opts = SaveOptions {
         name,
         output: typed_path(&paths.home, &output),
@@ -457,40 +319,25 @@ pub(super) fn run_save(
         format: Format::Native,
     };
     let r = image_version(cx.env())
-        .and_then(|v| archive::save(&paths, &v, &opts, &archive_progress(tx, task)))
+        .and_then(|v| archive::save(paths, &v, &opts, &archive_progress(run)))
         .map(|r| r.summary(&paths.home));
-    finish_with(tx, task, r, t0);
+    Ok(End::of(r))
 }
 
 /// Put an archive back into the cache (`core::images::archive::load`, as `image load`).
-pub(super) fn run_load(
-    task: u64,
-    tx: &UnboundedSender<Msg>,
-    cx: &Context,
-    input: String,
-    force: bool,
-) {
+pub(super) fn run_load(run: &Run, cx: &Context, input: String, force: bool) -> Outcome {
     use crate::core::images::archive::{self, LoadOptions};
     use crate::core::images::Manifest;
-    let t0 = Instant::now();
-    let paths = cx.paths().clone();
-    let env = cx.env().clone();
+    let paths = cx.paths();
     let opts = LoadOptions {
         input: typed_path(&paths.home, &input),
         force,
     };
+    let manifest = || Manifest::load(cx.env());
     let r = image_version(cx.env())
-        .and_then(|v| {
-            archive::load(
-                &paths,
-                &v,
-                || Manifest::load(&env),
-                &opts,
-                &archive_progress(tx, task),
-            )
-        })
+        .and_then(|v| archive::load(paths, &v, manifest, &opts, &archive_progress(run)))
         .map(|r| r.summary(&paths.home));
-    finish_with(tx, task, r, t0);
+    Ok(End::of(r))
 }
 
 /// A path typed in the palette as the command would get it from a shell: `~/` is the
