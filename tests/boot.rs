@@ -548,7 +548,7 @@ fn assert_failed_cleanly(e: &Env, out: &std::process::Output, id: &str, message:
     );
     let v = json(out);
     assert_eq!(v["ok"], false);
-    let m = v["error"]["message"].as_str().unwrap();
+    let m = support::error_message(&v);
     assert!(m.contains(message), "{m:?} lacks {message:?}");
     assert_eq!(e.leftovers(id), Vec::<String>::new());
     assert!(support::cleanup::row_ids(&e.h.data).is_empty());
@@ -609,7 +609,7 @@ fn sigint_during_a_start_cancels_it_and_rolls_back() {
     );
     let v = json(&out);
     assert_eq!(v["ok"], false);
-    let m = v["error"]["message"].as_str().unwrap();
+    let m = support::error_message(&v);
     assert!(
         m.contains("Start of sandbox 'vm-int' cancelled by SIGINT; rolled back"),
         "{m}"

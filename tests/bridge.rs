@@ -5,7 +5,7 @@
 mod support;
 
 use support::cleanup::NetNs;
-use support::{is_root, json, Home};
+use support::{json, Home};
 
 /// SmolVM's `bridge check NAME --json` in `ns`: (exit code, envelope).
 fn smolvm_py(ns: &NetNs, h: &Home, name: &str) -> (i32, serde_json::Value) {
@@ -19,10 +19,7 @@ fn ours(ns: &NetNs, h: &Home, name: &str) -> (i32, serde_json::Value) {
 
 #[test]
 fn bridge_check_says_what_smolvm_says_at_every_step() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces)");
-        return;
-    }
+    require_root!("(network namespaces)");
     let (ns, h) = (NetNs::new(), Home::new());
     ns.sh("ip link set lo up
            ip link add veth0 type veth peer name veth1");

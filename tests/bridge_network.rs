@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::cleanup::NetNs;
 use support::images::{self, Init};
-use support::{is_root, json, Home};
+use support::{json, Home};
 
 /// A namespace with `br0` (a bridge ready for `bridge check`: up, no address, a veth
 /// member) whose veth peer sits in `peer` with 10.77.0.1/24.
@@ -78,10 +78,7 @@ fn banner_from(peer: &NetNs, ip: &str) -> String {
 
 #[test]
 fn a_bridged_guest_is_a_machine_on_the_bridge_and_only_its_own_tap_is_removed() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
-        return;
-    }
+    require_root!("(network namespaces, TAPs)");
     let ((ns, peer), h) = (lab(), Home::new());
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);
@@ -233,10 +230,7 @@ fn a_bridged_guest_is_a_machine_on_the_bridge_and_only_its_own_tap_is_removed() 
 
 #[test]
 fn smolvm_0_0_36_lists_inspects_and_deletes_a_bridged_sandbox_smolvm_created() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
-        return;
-    }
+    require_root!("(network namespaces, TAPs)");
     let ((ns, _peer), h) = (lab(), Home::new());
     let k = h.tmp.path().join("kernel");
     let r = h.tmp.path().join("rootfs.ext4");
@@ -275,10 +269,7 @@ fn smolvm_0_0_36_lists_inspects_and_deletes_a_bridged_sandbox_smolvm_created() {
     let v = json(&out);
     assert_eq!(v["error"]["code"], "invalid_input", "{v}");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("bridge-attached"),
+        support::error_message(&v).contains("bridge-attached"),
         "{v}"
     );
 
@@ -300,10 +291,7 @@ fn smolvm_0_0_36_lists_inspects_and_deletes_a_bridged_sandbox_smolvm_created() {
 
 #[test]
 fn a_bridged_create_is_refused_clearly_before_anything_is_made() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces)");
-        return;
-    }
+    require_root!("(network namespaces)");
     let ((ns, _peer), h) = (lab(), Home::new());
     let k = h.tmp.path().join("kernel");
     let r = h.tmp.path().join("rootfs.ext4");
@@ -408,10 +396,7 @@ fn a_bridged_create_is_refused_clearly_before_anything_is_made() {
 /// start take the same TAP back.
 #[test]
 fn a_routed_bridged_guest_runs_commands_over_ssh_across_a_restart() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
-        return;
-    }
+    require_root!("(network namespaces, TAPs)");
     let ((ns, peer), h) = (lab(), Home::new());
     let veth = format!("r{}", std::process::id() % 100_000);
     let out = Command::new("sh")
@@ -519,10 +504,7 @@ fn a_routed_bridged_guest_runs_commands_over_ssh_across_a_restart() {
     let v = json(&out);
     assert_eq!(out.status.code(), Some(1), "{v}");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not supported with bridge mode"),
+        support::error_message(&v).contains("not supported with bridge mode"),
         "{v}"
     );
     let tap: String = rusqlite::Connection::open(h.data.join("smolvm.db"))
@@ -569,10 +551,7 @@ fn a_routed_bridged_guest_runs_commands_over_ssh_across_a_restart() {
 /// its state loaded) on its bridge, through a TAP of SmolVM's shape enslaved to it again.
 #[test]
 fn a_bridged_sandbox_is_restored_from_its_snapshots_on_its_bridge() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces, TAPs)");
-        return;
-    }
+    require_root!("(network namespaces, TAPs)");
     let ((ns, _peer), h) = (lab(), Home::new());
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::Ready);

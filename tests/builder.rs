@@ -607,7 +607,7 @@ fn the_engine_is_checked_before_the_kernel_download() {
             .unwrap();
         let v = json(&out);
         assert_eq!(out.status.code(), Some(1), "{v:#}");
-        let msg = v["error"]["message"].as_str().unwrap();
+        let msg = support::error_message(&v);
         assert!(msg.starts_with(expected), "{engine}: {msg}");
         assert_eq!(
             server.requests("manifest.json"),
@@ -815,7 +815,7 @@ fn docker_socket_this_user_may_not_open() {
         .unwrap();
     let v = json(&out);
     assert_eq!(out.status.code(), Some(1), "{v:#}");
-    let msg = v["error"]["message"].as_str().unwrap();
+    let msg = support::error_message(&v);
     let prefix = "Docker is installed, but this user cannot access the Docker daemon socket. Make sure Docker Desktop is running or grant access to /var/run/docker.sock. Original Docker error: ";
     assert!(msg.starts_with(prefix), "{msg}");
     let details = &msg[prefix.len()..];
@@ -960,7 +960,7 @@ fn build_over(h: &Home) -> std::process::Output {
 
 fn assert_refused_naming(out: &std::process::Output, dir: &Path) {
     let v = json_exit(out, 1);
-    let m = v["error"]["message"].as_str().unwrap();
+    let m = support::error_message(&v);
     assert!(
         m.contains(&dir.display().to_string()) && m.contains("not an image smolvm built"),
         "{m:?} should name {}",
@@ -1158,18 +1158,9 @@ fn a_debootstrap_build_stopped_midway_leaves_no_process_mount_or_staging() {
 
 #[test]
 fn a_dockerfile_build_stopped_midway_ends_its_docker_build() {
-    if !is_root() {
-        assert!(
-            !support::docker::required(),
-            "the Docker test must run here"
-        );
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let Some(dockerd) = support::docker::Dockerd::start() else {
+    let Some(dockerd) = support::docker::Dockerd::for_root_test() else {
         return;
     };
-    dockerd.ensure_debian_base();
     let (bz, _) = images::kernel();
     let h = Home::new();
     let ctx = h.tmp.path().join("ctx");

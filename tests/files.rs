@@ -126,7 +126,7 @@ impl Drop for Env {
 fn assert_refused(out: &std::process::Output, path: &Path, why: &str) {
     let v = json_exit(out, 1);
     assert_eq!(v["ok"], false);
-    let m = v["error"]["message"].as_str().unwrap();
+    let m = support::error_message(&v);
     assert!(
         m.contains(&path.display().to_string()) && m.contains(why),
         "{m:?} should name {} and say {why:?}",

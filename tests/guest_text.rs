@@ -14,7 +14,7 @@ use support::cleanup::{insert_rows, NetNs, QemuStandIn, Row};
 use support::images::{self, Init};
 use support::pty::run_on_pty;
 use support::sandbox::{create_args, Sandboxes};
-use support::{is_root, Home};
+use support::Home;
 
 /// A console log as a hostile guest writes it.
 const HOSTILE: &[u8] = b"boot ok\r\n\x1b]52;c;ZXZpbA==\x07clip\n\x1b]0;pwned\x07title\n\x1b[2J\x1b[Hcleared\nreal\rfake\n\x7fdel \xc2\x9b31mcsi \xff\xfe bad\ttab\n";
@@ -102,10 +102,7 @@ fn sandbox_logs_on_a_terminal_shows_control_bytes_visibly() {
 
 #[test]
 fn a_log_split_anywhere_by_a_follower_still_shows_whole_characters() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (a QEMU stand-in in a network namespace)");
-        return;
-    }
+    require_root!("(a QEMU stand-in in a network namespace)");
     // A UTF-8 character and a \r\n cut where -f has read so far: the rest arrives later.
     // Nothing is shown as invalid, nothing as a lone carriage return.
     let h = Home::new();

@@ -194,7 +194,7 @@ fn an_existing_image_is_replaced_only_with_force() {
     let changed = snapshot(&dir);
     let v = json_exit(&load(&h, &file, &[]), 1);
     assert_eq!(v["error"]["code"], "refused");
-    let msg = v["error"]["message"].as_str().unwrap();
+    let msg = support::error_message(&v);
     assert!(
         msg.starts_with(&format!("an image named {NAME} already exists at ")),
         "{msg}"
@@ -214,10 +214,7 @@ fn an_existing_image_is_replaced_only_with_force() {
     std::fs::write(dir.join("precious"), "mine").unwrap();
     let v = json_exit(&load(&h, &file, &["--force"]), 1);
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("is not an image smolvm built"),
+        support::error_message(&v).contains("is not an image smolvm built"),
         "{v}"
     );
     assert_eq!(names(&dir), ["precious"]);
@@ -261,13 +258,7 @@ fn save_refuses_unknown_names_and_an_existing_file() {
     let link = h.tmp.path().join("link.tar.zst");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let v = json_exit(&save(&h, &link, &["--force"]), 1);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("symbolic link"),
-        "{v}"
-    );
+    assert!(support::error_message(&v).contains("symbolic link"), "{v}");
     assert_eq!(std::fs::read(&target).unwrap(), b"target");
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
@@ -336,7 +327,7 @@ fn load_fails(h: &Home, file: &Path, want: &str) {
     assert_eq!(v["error"]["code"], "invalid_input");
     assert_eq!(v["command"], "image.load");
     assert_eq!(v["ok"], false);
-    let msg = v["error"]["message"].as_str().unwrap();
+    let msg = support::error_message(&v);
     assert!(msg.contains(want), "{want:?} not in {msg:?}");
     assert!(
         msg.starts_with(&format!("invalid image archive {}", file.display())),
@@ -440,10 +431,7 @@ fn tampered_cut_and_hostile_archives_change_nothing() {
     let v = json_exit(&load(&h, &h.tmp.path().join("missing.tar.zst"), &[]), 2);
     assert_eq!(v["error"]["code"], "invalid_input", "{v}");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Could not open "),
+        support::error_message(&v).starts_with("Could not open "),
         "{v}"
     );
     // And the good one still loads after all that.
@@ -546,7 +534,7 @@ fn a_pulled_image_round_trips_and_boots_offline_from_the_cache() {
         &cmd(&["image", "load", "-i", bad.to_str().unwrap(), "--json"]),
         2,
     );
-    let msg = v["error"]["message"].as_str().unwrap();
+    let msg = support::error_message(&v);
     assert!(msg.contains("SHA-256 mismatch for rootfs.ext4"), "{msg}");
     assert_eq!(names(&h.images()), Vec::<String>::new());
 
@@ -560,7 +548,7 @@ fn a_pulled_image_round_trips_and_boots_offline_from_the_cache() {
         .output()
         .unwrap();
     let v = json_exit(&out, 1);
-    let msg = v["error"]["message"].as_str().unwrap();
+    let msg = support::error_message(&v);
     assert!(
         msg.contains(&format!("of image version {CURRENT}")) && msg.contains("0.0.99"),
         "{msg}"

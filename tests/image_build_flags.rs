@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::cleanup::NetNs;
-use support::{is_root, json_exit, Home};
+use support::{json_exit, Home};
 
 fn context(h: &Home, dockerfile: &str) -> std::path::PathBuf {
     let ctx = h.tmp.path().join("ctx");
@@ -46,7 +46,7 @@ fn build_flags_that_cannot_work_here_are_clear_errors_before_anything_runs() {
     for b in ["libkrun", "vz"] {
         let (code, v) = run(&["--backend", b]);
         assert_eq!(code, Some(1), "{v}");
-        let msg = v["error"]["message"].as_str().unwrap();
+        let msg = support::error_message(&v);
         assert!(msg.contains("macOS only") && msg.contains(b), "{msg}");
     }
     let other = if std::env::consts::ARCH == "aarch64" {
@@ -65,7 +65,7 @@ fn build_flags_that_cannot_work_here_are_clear_errors_before_anything_runs() {
     {
         let (code, v) = run(&["--arch", other]);
         assert_eq!(code, Some(1), "{v}");
-        let msg = v["error"]["message"].as_str().unwrap();
+        let msg = support::error_message(&v);
         assert!(msg.contains("binfmt_misc") && msg.contains(other), "{msg}");
     }
     for bad in ["sbin/init", "/sbin/my init", "/../init", ""] {
@@ -95,18 +95,9 @@ fn build_flags_that_cannot_work_here_are_clear_errors_before_anything_runs() {
 
 #[test]
 fn build_arch_backend_and_init_with_docker_and_the_sandbox_boots_with_that_init() {
-    if !is_root() {
-        assert!(
-            !support::docker::required(),
-            "the Docker test must run here"
-        );
-        eprintln!("SKIPPED (LOUDLY): needs root; the Docker engine was not exercised");
-        return;
-    }
-    let Some(dockerd) = support::docker::Dockerd::start() else {
+    let Some(dockerd) = support::docker::Dockerd::for_root_test() else {
         return;
     };
-    dockerd.ensure_debian_base();
     let h = Home::new();
     let kernel = h.tmp.path().join("vmlinux");
     std::fs::write(&kernel, b"a kernel").unwrap();

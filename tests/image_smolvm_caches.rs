@@ -224,10 +224,7 @@ fn image_rm_of_a_smolvm_cache_that_is_a_symlink_removes_the_link_only() {
 
 #[test]
 fn image_rm_refuses_a_smolvm_cache_that_is_a_mount_point() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root (mount)");
-        return;
-    }
+    require_root!("(mount)");
     let h = Home::new();
     let d = smolvm_cache(&h, "codex-v0.0.36-amd64-qemu");
     std::fs::remove_dir_all(&d).unwrap();

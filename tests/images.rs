@@ -365,10 +365,7 @@ fn wrong_checksum_is_rejected_and_nothing_is_left() {
     let v = json(&out);
     assert_eq!(v["ok"], false);
     assert_eq!(v["error"]["code"], "runtime_error");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("SHA-256 mismatch for "));
+    assert!(support::error_message(&v).starts_with("SHA-256 mismatch for "));
 }
 
 #[test]
@@ -960,10 +957,7 @@ fn pull_on_small_tmpfs(r: &Release) -> (std::process::Output, String) {
 /// clear error while the file system keeps its reserve free, and leave nothing behind.
 #[test]
 fn a_zstd_bomb_or_an_endless_body_never_fills_the_disk() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root (a tmpfs in a private mount namespace)");
-        return;
-    }
+    require_root!("(a tmpfs in a private mount namespace)");
     let bomb = {
         let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         let block = vec![0x5au8; 1 << 20];
@@ -1185,7 +1179,7 @@ fn pull_vmm_libkrun_is_refused_as_macos_only() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         let v = json(&out);
         assert_eq!(v["error"]["code"], "runtime_error", "{v}");
-        let msg = v["error"]["message"].as_str().unwrap();
+        let msg = support::error_message(&v);
         assert!(msg.contains("macOS only"), "{msg}");
         assert!(
             v["error"]["recovery"]

@@ -100,7 +100,7 @@ fn assert_busy(e: &Env, args: &[&str], busy_start: &str, holder_pid: u32) {
     support::assert_exit(args, &out, 1);
     let v = json(&out);
     assert_eq!(v["error"]["code"], "busy", "{args:?}: {v}");
-    let m = v["error"]["message"].as_str().unwrap();
+    let m = support::error_message(&v);
     assert!(
         m.starts_with(busy_start)
             && m.contains("python3 -c import fcntl, sys, time f = open(")
@@ -169,7 +169,7 @@ fn two_concurrent_starts_leave_one_running_vm_and_never_error() {
         let err = json(lost);
         let (code, msg) = (
             err["error"]["code"].as_str().unwrap().to_string(),
-            err["error"]["message"].as_str().unwrap().to_string(),
+            support::error_message(&err).to_string(),
         );
         // Either it waited and found the sandbox running, or the boot outlasted its wait.
         assert!(
@@ -331,7 +331,7 @@ fn smolvm_holding_the_lock_is_named_and_a_failed_sandbox_with_its_disk_starts_ag
     );
     let v = json(&out);
     assert_eq!(v["error"]["code"], "busy", "{v}");
-    let m = v["error"]["message"].as_str().unwrap();
+    let m = support::error_message(&v);
     assert!(
         m.starts_with(&format!(
             "Sandbox 'vm-err' is busy: 'smolvm sandbox start vm-err' (pid {})",

@@ -613,7 +613,7 @@ fn a_guard_that_cannot_be_applied_stops_the_start_and_leaves_nothing() {
     );
     let out = ns.smolvm(&h, &args);
     let v = json_exit(&out, 1);
-    let msg = v["error"]["message"].as_str().unwrap();
+    let msg = support::error_message(&v);
     assert!(
         msg.contains("cannot apply the network guard for 'vm-g'"),
         "{msg}"

@@ -99,16 +99,6 @@ fn recorded_pids(e: &Sandboxes) -> Vec<i32> {
         .collect()
 }
 
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
 /// The listening sockets on `port` in the namespace, as `ss` prints their local address.
 fn listeners(e: &Sandboxes, port: u16) -> Vec<String> {
     e.ns.sh("ss -Hltn")
@@ -133,7 +123,10 @@ fn open_ui(e: &Sandboxes) -> serde_json::Value {
 }
 
 fn gone(e: &Sandboxes, pid: i32, port: u16) {
-    assert!(!alive(pid), "the forward process {pid} is still there");
+    assert!(
+        !support::alive(pid as u32),
+        "the forward process {pid} is still there"
+    );
     assert!(listeners(e, port).is_empty(), "{:?}", listeners(e, port));
     assert_eq!(fetch(e, port), "", "port {port} still answers");
 }
@@ -167,7 +160,7 @@ fn open_ui_forwards_the_guests_loopback_dashboard_and_port_close_stop_and_delete
     assert_eq!(listeners(&e, hp), [format!("127.0.0.1:{hp}")]);
     let pids = recorded_pids(&e);
     assert_eq!(pids.len(), 1, "{pids:?}");
-    assert!(alive(pids[0]));
+    assert!(support::alive(pids[0] as u32));
 
     // The guest cannot reach the forward at the host's side of its network.
     // (The same probe reaches the guest's own gateway: it can tell.)
@@ -261,7 +254,7 @@ fn open_ui_forwards_the_guests_loopback_dashboard_and_port_close_stop_and_delete
             .contains(&format!("{pid} ssh (127.0.0.1:{hp} -> {ID}:18789)")),
         "{dry}"
     );
-    assert!(alive(pid));
+    assert!(support::alive(pid as u32));
     e.ok(&["cleanup", "--force", "--json"]);
     gone(&e, pid, hp);
     assert!(!e.h.data.join("tunnels").join(format!("{ID}.json")).exists());

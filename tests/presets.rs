@@ -635,10 +635,7 @@ fn mounts_need_qemu_and_an_existing_folder() {
         let out = h.smolvm().args(&args).output().unwrap();
         let v = support::json_exit(&out, 2);
         assert_eq!(v["error"]["code"], "usage_error");
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains(want),
-            "{args:?}: {v}"
-        );
+        assert!(support::error_message(&v).contains(want), "{args:?}: {v}");
     }
 }
 
@@ -659,7 +656,7 @@ fn dangerous_mounts_are_refused_unless_unsafe_mount_and_nothing_changes() {
         let out = h.smolvm().args(args).output().unwrap();
         let v = support::json_exit(&out, 2);
         assert_eq!(v["error"]["code"], "usage_error", "{args:?}: {v}");
-        let m = v["error"]["message"].as_str().unwrap();
+        let m = support::error_message(&v);
         for w in want {
             assert!(m.contains(w), "{args:?}: {m:?} lacks {w:?}");
         }

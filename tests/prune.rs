@@ -420,10 +420,7 @@ fn an_images_root_that_is_a_file_is_a_clear_error() {
 
 #[test]
 fn an_unreadable_images_root_is_a_clear_error_for_an_unprivileged_user() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root to run the binary as another user");
-        return;
-    }
+    require_root!("to run the binary as another user");
     let h = Home::new();
     h.cache("0.0.12", 4096);
     use std::os::unix::fs::PermissionsExt;

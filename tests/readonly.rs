@@ -94,10 +94,7 @@ fn every_mutating_command_refuses_with_code_readonly() {
             let v = json(&out);
             assert_eq!(v["error"]["code"], "readonly", "{argv:?} ({how}): {v:#}");
             assert!(
-                v["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("Read-only mode: refusing to "),
+                support::error_message(&v).starts_with("Read-only mode: refusing to "),
                 "{v:#}"
             );
             assert_ne!(v["command"], "smolvm", "{argv:?}: the command's own name");

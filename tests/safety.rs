@@ -100,16 +100,6 @@ fn user_db_dir(h: &Home) -> std::path::PathBuf {
     h.home.join(".local/state/smolvm")
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
 // 3. cleanup killed processes that are not its VMMs: any process whose arguments name a
 //    control socket in the socket dir, and a VM recorded in another candidate database.
 #[test]
@@ -143,7 +133,10 @@ fn cleanup_never_signals_a_process_that_is_not_provably_its_vmm() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["data"]["stale_resources"], serde_json::json!([]));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(alive(tail.id()), "a tail -f of a socket path was killed");
+    assert!(
+        support::alive(tail.id()),
+        "a tail -f of a socket path was killed"
+    );
     assert!(users.alive(), "a VM in the user's database was stopped");
     assert!(
         stranger.alive(),

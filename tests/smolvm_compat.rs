@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::cleanup::NetNs;
-use support::{is_root, json, Home};
+use support::{json, Home};
 
 /// SmolVM 0.0.36's CLI (`smolvm` of its venv) on this home's data dir; (exit code, stdout,
 /// stderr).
@@ -28,10 +28,7 @@ fn kernel_and_rootfs(h: &Home) -> (PathBuf, PathBuf) {
 
 #[test]
 fn smolvm_0_0_36_lists_and_inspects_a_sandbox_smolvm_created() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces)");
-        return;
-    }
+    require_root!("(network namespaces)");
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
     let ns = NetNs::with_uplink();
@@ -662,10 +659,7 @@ fn doctor_json_has_smolvms_keys() {
 /// jq, create → exec → exit code from JSON, env set/list/unset, stop, delete → summary.
 #[test]
 fn smolvms_everyday_scripts_run_against_smolvm_with_a_real_guest() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (network namespaces)");
-        return;
-    }
+    require_root!("(network namespaces)");
     let vm = support::sandbox::Sandboxes::debian_codex();
     let id = "vm-script";
     let started = vm.codex_start(id);

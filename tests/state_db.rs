@@ -296,10 +296,7 @@ fn invalid_rows_are_reported_and_skipped_by_sandbox_list() {
 
 #[test]
 fn invalid_rows_are_reported_and_never_acted_on_by_cleanup() {
-    if !is_root() {
-        eprintln!("SKIPPED: cleanup tests need root (network namespaces)");
-        return;
-    }
+    require_root!("(network namespaces)");
     let (h, ns) = (Home::new(), NetNs::new());
     mixed_db(&h.data);
     // What the path-shaped id would name if it were ever used as one.

@@ -113,10 +113,7 @@ fn owner(p: &Path) -> u32 {
 
 #[test]
 fn a_sudo_run_leaves_the_users_folders_theirs_and_its_own_roots() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (a test user, network namespaces)");
-        return;
-    }
+    require_root!("(a test user, network namespaces)");
     let tmp = tempfile::tempdir().unwrap();
     let Some((home, user)) = user_with_home(tmp.path()) else {
         return;

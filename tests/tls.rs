@@ -160,7 +160,7 @@ fn https_trusts_the_platforms_roots_and_only_them() {
     let out = inspect(&pki.join("other.pem"));
     let v = json(&out);
     assert_eq!(out.status.code(), Some(1), "{v:#}");
-    let msg = v["error"]["message"].as_str().unwrap().to_lowercase();
+    let msg = support::error_message(&v).to_lowercase();
     assert!(
         msg.contains("certificate") || msg.contains("tls") || msg.contains("https"),
         "{msg}"

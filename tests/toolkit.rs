@@ -609,10 +609,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         (false.into(), 1.into())
     );
     assert_eq!(slow["error"]["code"], "runtime_error", "{slow}");
-    assert!(slow["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("timed out after 2s"));
+    assert!(support::error_message(&slow).contains("timed out after 2s"));
     let dry = vm.ok_json(&["sandbox", "delete", id, "--dry-run", "--json"]);
     assert_eq!(dry["data"]["dry_run"], true);
     let refused = json(&vm.run(&["sandbox", "delete", "--all", "--json"]));

@@ -1354,10 +1354,7 @@ fn the_detail_and_sandbox_info_json_report_the_same_fields() {
 #[test]
 fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
     use support::cleanup::{fake_firecracker, insert_rows, Row};
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root (reads nftables)");
-        return;
-    }
+    require_root!("(reads nftables)");
     let h = support::Home::new();
     let sockets = h.sockets();
     let vmm = support::Reap(fake_firecracker(&sockets, "vm-bare", false));
@@ -4305,7 +4302,7 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
 
     let v = cli("my-debian");
     let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();
-    assert_eq!(e, v["error"]["message"].as_str().unwrap());
+    assert_eq!(e, support::error_message(&v));
 }
 
 /// A built image is listed in the Images pane (as `image ls` lists it); `P` on it says it

@@ -510,7 +510,7 @@ fn the_dashboards_pull_resolves_a_name_as_image_pull_does() {
             format!(
                 "{}: {}",
                 v["error"]["code"].as_str().unwrap(),
-                v["error"]["message"].as_str().unwrap()
+                support::error_message(&v)
             )
         })
         .collect();

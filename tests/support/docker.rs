@@ -39,6 +39,20 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 impl Dockerd {
+    /// A private daemon with the Debian base imported, for a test run as root: `None` when
+    /// not root (a failure where the Docker tests are required) or when dockerd is missing,
+    /// with a loud line on stderr.
+    pub fn for_root_test() -> Option<Dockerd> {
+        if !super::is_root() {
+            assert!(!required(), "the Docker test must run here");
+            eprintln!("SKIPPED (LOUDLY): needs root; the Docker engine was not exercised");
+            return None;
+        }
+        let dockerd = Dockerd::start()?;
+        dockerd.ensure_debian_base();
+        Some(dockerd)
+    }
+
     /// Start the daemon and wait until it answers; `None` (with a loud line on stderr)
     /// when dockerd is not installed and the tests are not required to run.
     pub fn start() -> Option<Dockerd> {

@@ -432,6 +432,24 @@ pub fn stored_config(data: &Path, id: &str) -> serde_json::Value {
     serde_json::from_str(&config).unwrap()
 }
 
+/// The message of a `--json` envelope's error.
+pub fn error_message(v: &serde_json::Value) -> &str {
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {v}"))
+}
+
+/// Whether process `pid` runs (exists and is not a zombie waiting to be reaped).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
 /// The `key` text of each object in JSON array `v` (the names, kinds… a test compares).
 pub fn texts<'a>(v: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
     v.as_array()

@@ -261,12 +261,16 @@ impl Drop for Sandboxes {
     }
 }
 
-/// Skip (loudly) a test that needs root: namespaces, TAPs, nftables.
+/// Skip (loudly) a test that needs root: namespaces, TAPs, nftables, or what `$why` says
+/// (`"(a test user)"`, `"to run the binary as another user"`).
 #[macro_export]
 macro_rules! require_root {
     () => {
+        require_root!("(network namespaces, TAPs, nftables)")
+    };
+    ($why:literal) => {
         if !support::is_root() {
-            eprintln!("SKIPPED: needs root (network namespaces, TAPs, nftables)");
+            eprintln!(concat!("SKIPPED: needs root ", $why));
             return;
         }
     };
