@@ -14,17 +14,11 @@ use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::images::catalog::{self, Entry};
 use crate::core::images::listing::{Kind, Row};
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
-use crate::core::images::{Arch, Layout, Manifest, Os, Target, Vmm};
+use crate::core::images::{Layout, Manifest, Os, Platform, Target};
 use crate::core::progress::Progress;
 use crate::core::units::format_size;
 use crate::core::version::image_version;
 use crate::core::{display_path, Paths};
-
-struct Platform {
-    arch: Option<Arch>,
-    vmm: Option<Vmm>,
-    os: Option<Os>,
-}
 
 /// The image store `ls`, `rm` and `inspect` act on: its paths (`--image-dir` or the
 /// default) and the current image version.
@@ -117,11 +111,9 @@ pub fn pull(command: &str, args: &ImagePullArgs, cx: &Context) -> i32 {
 
     if !args.all {
         let preset = args.preset.as_deref().unwrap_or_default();
-        let platform = (p.arch, p.vmm, p.os);
-        let r =
-            pull::resolve(cx.presets(), &manifest, preset, platform, host).and_then(|(t, img)| {
-                pull::pull(&opts, img, &bars.progress(&t.name(), args.store.json))
-            });
+        let r = pull::resolve(cx.presets(), &manifest, preset, p, host).and_then(|(t, img)| {
+            pull::pull(&opts, img, &bars.progress(&t.name(), args.store.json))
+        });
         bars.clear();
         return match r {
             Err(e) => output::fail(command, args.store.json, &e),
@@ -137,7 +129,7 @@ pub fn pull(command: &str, args: &ImagePullArgs, cx: &Context) -> i32 {
     }
 
     // --all: every (preset, os) published for this platform, filtered by --os.
-    let t = match Target::named("all", p.arch, p.vmm, p.os, host) {
+    let t = match Target::named("all", p, host) {
         Ok(t) => t,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
@@ -375,14 +367,15 @@ pub fn rm(command: &str, args: &ImageRmArgs, cx: &Context) -> i32 {
         Ok(s) => s,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
-    let r = match catalog::remove(
-        cx.presets(),
-        &paths.images_root,
-        &version,
-        &paths.existing_state_dbs(),
-        &args.presets,
-        args.dry_run,
-    ) {
+    let req = catalog::RmRequest {
+        images_root: &paths.images_root,
+        current_version: &version,
+        state_dbs: &paths.existing_state_dbs(),
+        args: &args.presets,
+        dry_run: args.dry_run,
+    };
+    let never = crate::core::job::CancelToken::new();
+    let r = match catalog::remove(cx.presets(), &req, &never) {
         Ok(r) => r,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
@@ -521,14 +514,7 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, cx: &Context) -> i32 {
         Ok(p) => p,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
-    let r = catalog::inspect_named(
-        env,
-        cx.host(),
-        cx.presets(),
-        &layout,
-        &args.preset,
-        (p.arch, p.vmm, p.os),
-    );
+    let r = catalog::inspect_named(env, cx.host(), cx.presets(), &layout, &args.preset, p);
     let (i, m) = match r {
         Ok(x) => x,
         Err(e) => return output::fail(command, args.store.json, &e),
@@ -762,6 +748,7 @@ fn with_archive<T: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::images::{Arch, Vmm};
 
     #[test]
     fn image_rm_json_entries_keep_their_keys_order_and_spellings() {

@@ -268,24 +268,38 @@ pub fn clone(a: &CloneArgs, cx: &Context) -> i32 {
         block_on(snapshot::clone(&ctx, &opts, &events))?
     })();
     match r {
-        Ok(rep) if a.json => {
+        Ok(rep) => {
             let data = serde_json::json!({
                 "snapshot_id": rep.snapshot_id,
                 "template_vm_id": rep.template_vm_id,
-                "clones": rep.clones,
-                "count": rep.clones.len(),
-                "elapsed_ms": rep.elapsed_ms,
             });
-            output::print_json(CMD, 0, Some(&data), None);
-            0
-        }
-        Ok(rep) => {
-            line(rep.summary());
-            clone_table(&rep.clones);
-            0
+            let summary = rep.summary();
+            print_clones(CMD, a.json, data, &rep.clones, rep.elapsed_ms, summary)
         }
         Err(e) => output::fail(CMD, a.json, &e),
     }
+}
+
+/// What a command that made clones prints: its `data` with the clones, their count and
+/// the time added (`--json`); else its summary line and a row per clone.
+fn print_clones(
+    cmd: &str,
+    json: bool,
+    mut data: serde_json::Value,
+    clones: &[snapshot::ClonedVm],
+    elapsed_ms: f64,
+    summary: String,
+) -> i32 {
+    if json {
+        data["clones"] = serde_json::json!(clones);
+        data["count"] = clones.len().into();
+        data["elapsed_ms"] = elapsed_ms.into();
+        output::print_json(cmd, 0, Some(&data), None);
+    } else {
+        line(summary);
+        clone_table(clones);
+    }
+    0
 }
 
 /// The clones made, one row each.
@@ -337,23 +351,15 @@ pub fn branch(a: &BranchArgs, cx: &Context) -> i32 {
         block_on(snapshot::branch(&ctx, &opts, &events))?
     })();
     match r {
-        Ok(rep) if a.json => {
+        Ok(rep) => {
             let data = serde_json::json!({
                 "sandbox": rep.sandbox,
                 "source_status": rep.source_status,
                 "snapshot_id": rep.snapshot.id,
                 "snapshot": rep.snapshot,
-                "clones": rep.clones,
-                "count": rep.clones.len(),
-                "elapsed_ms": rep.elapsed_ms,
             });
-            output::print_json(CMD, 0, Some(&data), None);
-            0
-        }
-        Ok(rep) => {
-            line(rep.summary());
-            clone_table(&rep.clones);
-            0
+            let summary = rep.summary();
+            print_clones(CMD, a.json, data, &rep.clones, rep.elapsed_ms, summary)
         }
         Err(e) => output::fail(CMD, a.json, &e),
     }

@@ -95,41 +95,34 @@ fn bar(json: bool, label: &str) -> (Progress<FileProgress>, Option<indicatif::Pr
     (p, Some(b))
 }
 
-/// One file transfer: `op` with a byte bar labelled `label` (cleared before the result is
-/// printed), then the result as [`finish`] prints it.
+/// One file transfer of sandbox `id` as `flags` log in: `op` with a byte bar labelled
+/// `label` (cleared before the result is printed), then the result as [`finish`] prints it.
 fn transfer<T: Serialize>(
     command: &str,
-    json: bool,
+    (id, flags): (&str, &super::toolkit_args::ToolkitFlags),
     label: &str,
     cx: &Context,
-    op: impl FnOnce(&Ctx, &Progress<FileProgress>) -> Result<T>,
+    op: impl FnOnce(&Ctx, &VmId, &SshLogin, &Progress<FileProgress>) -> Result<T>,
     human: impl FnOnce(&T),
 ) -> i32 {
-    let (progress, b) = bar(json, label);
-    let r = open_ctx(cx).and_then(|ctx| op(&ctx, &progress));
+    let (progress, b) = bar(flags.json, label);
+    let r = open_ctx(cx).and_then(|ctx| op(&ctx, &VmId::parse(id)?, &flags.ssh.login(), &progress));
     if let Some(b) = b {
         b.finish_and_clear();
     }
-    finish_smolvm(command, json, r, human)
+    finish_smolvm(command, flags.json, r, human)
 }
 
 pub fn file(cmd: FileCommand, cx: &Context) -> i32 {
     match cmd {
         FileCommand::Upload(a) => transfer(
             "sandbox.file.upload",
-            a.flags.json,
+            (&a.id, &a.flags),
             "upload",
             cx,
-            |ctx, progress| {
-                files::upload(
-                    ctx,
-                    &VmId::parse(&a.id)?,
-                    &a.flags.ssh.login(),
-                    &a.local,
-                    &a.guest,
-                    !a.no_create_dirs,
-                    progress,
-                )
+            |ctx, id, login, progress| {
+                let dirs = !a.no_create_dirs;
+                files::upload(ctx, id, login, &a.local, &a.guest, dirs, progress)
             },
             |t| {
                 line(format!(
@@ -140,22 +133,15 @@ pub fn file(cmd: FileCommand, cx: &Context) -> i32 {
         ),
         FileCommand::Download(a) => transfer(
             "sandbox.file.download",
-            a.flags.json,
+            (&a.id, &a.flags),
             "download",
             cx,
-            |ctx, progress| {
-                files::download(
-                    ctx,
-                    &VmId::parse(&a.id)?,
-                    &a.flags.ssh.login(),
-                    &a.guest,
-                    &a.local,
-                    files::DownloadOptions {
-                        create_dirs: !a.no_create_dirs,
-                        max_bytes: a.max_bytes,
-                    },
-                    progress,
-                )
+            |ctx, id, login, progress| {
+                let opts = files::DownloadOptions {
+                    create_dirs: !a.no_create_dirs,
+                    max_bytes: a.max_bytes,
+                };
+                files::download(ctx, id, login, &a.guest, &a.local, opts, progress)
             },
             |t| {
                 line(format!(

@@ -31,7 +31,7 @@ pub fn image(cx: &Context, version: &str, name: &str) -> Result<ImageInspect> {
         cx.presets(),
         &layout,
         name,
-        (None, None, None),
+        Default::default(),
     )?;
     let h = &paths.home;
     Ok(ImageInspect {

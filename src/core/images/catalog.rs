@@ -227,41 +227,35 @@ pub struct RmReport {
     pub cancelled: bool,
 }
 
-/// Remove the current version's cached images named by `args` (presets, aliases or full
-/// names). An argument that matches nothing is an error before anything is removed; an
-/// image in use is kept, by the same check `prune` makes ([`InUse`]). With `dry_run`
-/// nothing is removed: `removed` is what would go.
+/// Which cached images `image rm` removes: the current version's under `images_root`
+/// named by `args` (presets, aliases or full names), kept when a VM of `state_dbs` uses
+/// them; with `dry_run` none.
+#[derive(Debug, Clone, Copy)]
+pub struct RmRequest<'a> {
+    pub images_root: &'a Path,
+    pub current_version: &'a str,
+    pub state_dbs: &'a [PathBuf],
+    pub args: &'a [String],
+    pub dry_run: bool,
+}
+
+/// Remove the images `req` names. An argument that matches nothing is an error before
+/// anything is removed; an image in use is kept, by the same check `prune` makes
+/// ([`InUse`]). With `dry_run` nothing is removed: `removed` is what would go. `cancel`
+/// is checked before each image: once it is set, the images not yet handled stay and the
+/// report says it was cancelled.
 pub fn remove(
     presets: &Registry,
-    images_root: &Path,
-    current_version: &str,
-    state_dbs: &[PathBuf],
-    args: &[String],
-    dry_run: bool,
+    req: &RmRequest,
+    cancel: &crate::core::job::CancelToken,
 ) -> Result<RmReport> {
-    let never = crate::core::job::CancelToken::new();
-    remove_until(
-        presets,
+    let RmRequest {
         images_root,
         current_version,
         state_dbs,
         args,
         dry_run,
-        &never,
-    )
-}
-
-/// [`remove`], checking `cancel` before each image: once it is set, the images not yet
-/// handled stay and the report says it was cancelled.
-pub fn remove_until(
-    presets: &Registry,
-    images_root: &Path,
-    current_version: &str,
-    state_dbs: &[PathBuf],
-    args: &[String],
-    dry_run: bool,
-    cancel: &crate::core::job::CancelToken,
-) -> Result<RmReport> {
+    } = *req;
     let all: Vec<Entry> = list(images_root, current_version, state_dbs)?
         .into_iter()
         .filter(|e| e.current)
@@ -395,9 +389,13 @@ pub fn inspect_named(
     presets: &Registry,
     layout: &super::Layout,
     arg: &str,
-    platform: (Option<Arch>, Option<Vmm>, Option<Os>),
+    asked: super::Platform,
 ) -> Result<(Inspect, super::Manifest)> {
-    let (mut arch, mut vmm, mut os) = platform;
+    let super::Platform {
+        mut arch,
+        mut vmm,
+        mut os,
+    } = asked;
     let mut preset = arg.to_string();
     check_entry_name(arg)?;
     // The user's presets too (`presets`: the context's, as `start` finds them).
@@ -437,7 +435,8 @@ pub fn inspect_named(
         }
     }
     let m = super::Manifest::load(env)?;
-    let t = super::Target::resolve(presets, &preset, arch, vmm, os, host)?;
+    let asked = super::Platform { arch, vmm, os };
+    let t = super::Target::resolve(presets, &preset, asked, host)?;
     let i = inspect(layout, t.lookup(&m)?);
     Ok((i, m))
 }

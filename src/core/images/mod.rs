@@ -99,6 +99,15 @@ pub struct Target {
     pub os: Os,
 }
 
+/// The platform an image command asks for (`--arch`, `--vmm`, `--os`); each one unset is
+/// the host's choice ([`Target::named`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Platform {
+    pub arch: Option<Arch>,
+    pub vmm: Option<Vmm>,
+    pub os: Option<Os>,
+}
+
 impl Target {
     /// Resolve flags and host facts for a preset by its canonical name in `presets` (an
     /// alias, the user's included, means its preset; another name stays as given):
@@ -106,32 +115,24 @@ impl Target {
     pub fn resolve(
         presets: &crate::core::presets::Registry,
         preset: &str,
-        arch: Option<Arch>,
-        vmm: Option<Vmm>,
-        os: Option<Os>,
+        asked: Platform,
         host: &Host,
     ) -> Result<Self> {
-        Target::named(presets.canonical(preset), arch, vmm, os, host)
+        Target::named(presets.canonical(preset), asked, host)
     }
 
     /// The image of `preset`, a canonical name (a preset already found, or `all`):
     /// `--arch` or the CPU's, `--vmm` or the host's `--backend auto` choice (the one
     /// `start` makes), `--os` or `ubuntu`.
-    pub fn named(
-        preset: &str,
-        arch: Option<Arch>,
-        vmm: Option<Vmm>,
-        os: Option<Os>,
-        host: &Host,
-    ) -> Result<Self> {
+    pub fn named(preset: &str, asked: Platform, host: &Host) -> Result<Self> {
         Ok(Target {
             preset: preset.to_string(),
-            arch: match arch {
+            arch: match asked.arch {
                 Some(a) => a,
                 None => host_arch()?,
             },
-            vmm: host.backend(Backend::from_vmm(vmm)).value,
-            os: os.unwrap_or(Os::Ubuntu),
+            vmm: host.backend(Backend::from_vmm(asked.vmm)).value,
+            os: asked.os.unwrap_or(Os::Ubuntu),
         })
     }
 
@@ -325,9 +326,12 @@ mod tests {
         assert!(user.problems.is_empty(), "{:?}", user.problems);
         let host = Host::default();
         let name = |r: &Registry, p: &str| {
-            Target::resolve(r, p, Some(Arch::Amd64), Some(Vmm::Qemu), None, &host)
-                .unwrap()
-                .name()
+            let asked = Platform {
+                arch: Some(Arch::Amd64),
+                vmm: Some(Vmm::Qemu),
+                os: None,
+            };
+            Target::resolve(r, p, asked, &host).unwrap().name()
         };
         assert_eq!(
             name(&Registry::builtin(), "claude"),

@@ -223,10 +223,10 @@ pub fn resolve<'m>(
     presets: &crate::core::presets::Registry,
     manifest: &'m Manifest,
     name: &str,
-    platform: (Option<super::Arch>, Option<super::Vmm>, Option<super::Os>),
+    asked: super::Platform,
     host: &crate::core::host::Host,
 ) -> Result<(super::Target, &'m Image)> {
-    let (arch, vmm, os) = platform;
+    let super::Platform { arch, vmm, os } = asked;
     let target = match super::parse_image_name(name) {
         Some((preset, a, v, o)) if presets.find(name).is_none() => super::Target {
             preset,
@@ -234,7 +234,7 @@ pub fn resolve<'m>(
             vmm: vmm.unwrap_or(v),
             os: os.unwrap_or(o),
         },
-        _ => super::Target::resolve(presets, name, arch, vmm, os, host)?,
+        _ => super::Target::resolve(presets, name, asked, host)?,
     };
     if !manifest.images.iter().any(|i| i.preset == target.preset) {
         return Err(Error::new(

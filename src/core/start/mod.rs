@@ -279,7 +279,15 @@ fn resolve_image(
 ) -> Result<(PathBuf, PathBuf)> {
     if let Some(preset) = preset {
         let manifest = Manifest::load(&ctx.env)?;
-        let target = Target::named(&preset.name, None, Some(vmm), opts.os, &ctx.host)?;
+        let target = Target::named(
+            &preset.name,
+            crate::core::images::Platform {
+                arch: None,
+                vmm: Some(vmm),
+                os: opts.os,
+            },
+            &ctx.host,
+        )?;
         let layout = Layout::new(&ctx.paths.images_root, &image_version(&ctx.env)?);
         return match images::boot_source(&ctx.env, &ctx.paths.images_root, &manifest, &target) {
             Ok(BootSource::Published(img)) => {

@@ -168,8 +168,8 @@ pub(super) fn run_pull(run: &Run, cx: &Context, names: Vec<String>) -> Outcome {
             let summary = format!("{n} of {total} pulled");
             return Ok(End::with(TaskState::Cancelled, summary));
         }
-        let platform = (None, None, None);
-        let result = match pull::resolve(cx.presets(), &manifest, name, platform, cx.host()) {
+        let asked = crate::core::images::Platform::default();
+        let result = match pull::resolve(cx.presets(), &manifest, name, asked, cx.host()) {
             Err(e) => Err(failure(&e)),
             Ok((t, img)) => match pull::pull(&opts, img, &pull_progress(run, &t.name())) {
                 Err(e) if crate::core::job::is_cancel(&e) => {
@@ -200,7 +200,7 @@ pub(super) fn run_pull(run: &Run, cx: &Context, names: Vec<String>) -> Outcome {
 pub(super) fn run_pull_all(run: &Run, cx: &Context) -> Outcome {
     use crate::core::images::{pull, Target};
     let (manifest, opts) = pull_setup(cx)?;
-    let target = Target::named("all", None, None, None, cx.host())?;
+    let target = Target::named("all", Default::default(), cx.host())?;
     let r = pull::pull_all(
         &opts,
         &manifest,
@@ -228,15 +228,14 @@ pub(super) fn run_remove_images(run: &Run, cx: &Context, names: Vec<String>) -> 
     let paths = cx.paths();
     let version = image_version(cx.env())?;
     run.phase("removing");
-    let r = catalog::remove_until(
-        cx.presets(),
-        &paths.images_root,
-        &version,
-        &paths.existing_state_dbs(),
-        &names,
-        false,
-        run.token(),
-    )?;
+    let req = catalog::RmRequest {
+        images_root: &paths.images_root,
+        current_version: &version,
+        state_dbs: &paths.existing_state_dbs(),
+        args: &names,
+        dry_run: false,
+    };
+    let r = catalog::remove(cx.presets(), &req, run.token())?;
     for w in &r.warnings {
         run.item("warning", true, w.clone());
     }
