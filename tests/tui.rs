@@ -688,6 +688,56 @@ fn x_cancels_each_cancellable_task_kind_and_refuses_the_others_saying_why() {
     }
 }
 
+/// A task rolling back (a start giving back what it made) shows its phase in the theme's
+/// warning colour; any other phase is muted. The worker reports a typed phase, so the pane
+/// knows a roll-back without reading its words.
+#[test]
+fn a_tasks_roll_back_is_shown_in_the_warning_colour() {
+    use smolvm::core::job::JobKind;
+    use smolvm::tui::data::{Step, TaskPhase};
+    let theme = Theme::defaults(false);
+    assert_ne!(theme.warn().fg, theme.muted().fg);
+    for (phase, style) in [
+        (
+            TaskPhase::RollingBack {
+                vm: None,
+                why: "the guest did not answer".into(),
+            },
+            theme.warn(),
+        ),
+        (TaskPhase::Step(Step::Stopping), theme.muted()),
+    ] {
+        let mut a = App::new(Keymap::defaults(), theme.clone(), false);
+        a.update(Input::Resize(160, 48));
+        let task = a.data.add_task(JobKind::Start, "start codex".into());
+        let text = phase.to_string();
+        a.update(Input::Msg(Msg::Task {
+            id: task,
+            update: TaskUpdate::Phase(phase),
+        }));
+        a.update(key('4'));
+        let mut t = Terminal::new(TestBackend::new(160, 48)).unwrap();
+        t.draw(|f| ui::render(f, &a)).unwrap();
+        let buf = t.backend().buffer().clone();
+        let row = (0..buf.area.height)
+            .find(|&y| {
+                let line: String = (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect();
+                line.contains(&text)
+            })
+            .unwrap_or_else(|| panic!("{text:?} is not on screen:\n{}", render(&a)));
+        let line: String = (0..buf.area.width)
+            .map(|x| buf[(x, row)].symbol().to_string())
+            .collect();
+        let col = line.find(&text).unwrap();
+        // The column of the phase's first character (all cells are one byte wide before it).
+        let x = line[..col].chars().count() as u16;
+        let fg = style.fg.unwrap_or(ratatui::style::Color::Reset);
+        assert_eq!(buf[(x, row)].fg, fg, "{text}");
+    }
+}
+
 /// A full app focused on `pane`, set up so each of its commands has something to act on:
 /// log lines and a search in Logs, a running cancellable task in Tasks.
 fn app_on(pane: Pane) -> App {
@@ -2148,7 +2198,13 @@ fn with_tasks(a: &mut App) {
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Task {
         id: 2,
-        update: TaskUpdate::Phase("download".into()),
+        update: TaskUpdate::Phase(smolvm::tui::data::TaskPhase::Pull {
+            name: "image".into(),
+            step: smolvm::tui::data::PullStep::Bytes(
+                smolvm::core::images::pull::Phase::Download,
+                smolvm::core::images::pull::Artifact::Rootfs,
+            ),
+        }),
     }));
     a.update(Input::Msg(Msg::Task {
         id: 2,

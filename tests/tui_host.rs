@@ -446,7 +446,7 @@ fn cancel_a_download(
         let task = a.data.add_task(kind, kind.as_str().into());
         workers.run(run(task));
         drive(&mut a, &mut workers, &mut rx, |a| {
-            a.data.tasks[0].phase.contains(phase) || finished(a)
+            a.data.tasks[0].phase.to_string().contains(phase) || finished(a)
         })
         .await;
         assert!(!finished(&a), "the pull ended before it could be cancelled");

@@ -102,6 +102,8 @@ pub struct Snapshot {
     pub home: PathBuf,
 }
 
+pub use super::phase::{PullStep, Step, TaskPhase, TemplateStep};
+
 /// A task's kind is its core job's kind (whether it can be cancelled is said there).
 pub use crate::core::job::JobKind as TaskKind;
 
@@ -126,7 +128,7 @@ pub struct Task {
     pub kind: TaskKind,
     pub title: String,
     pub state: TaskState,
-    pub phase: String,
+    pub phase: TaskPhase,
     pub done: u64,
     pub total: u64,
     pub items: Vec<TaskItem>,
@@ -137,7 +139,7 @@ pub struct Task {
 /// A worker's report on a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskUpdate {
-    Phase(String),
+    Phase(TaskPhase),
     Progress {
         done: u64,
         total: u64,
@@ -392,7 +394,7 @@ impl Data {
             kind,
             title,
             state: TaskState::Running,
-            phase: "starting".into(),
+            phase: Step::Starting.into(),
             done: 0,
             total: 0,
             items: Vec::new(),
@@ -438,13 +440,7 @@ impl Data {
                 took_ms,
             } => {
                 t.state = *state;
-                t.phase = match state {
-                    TaskState::Done => "done",
-                    TaskState::Failed => "failed",
-                    TaskState::Cancelled => "cancelled",
-                    TaskState::Running => "running",
-                }
-                .into();
+                t.phase = TaskPhase::Ended(*state);
                 t.summary.clone_from(summary);
                 t.took_ms = Some(*took_ms);
                 Some(format!("task {id} {}: {summary}", t.phase))

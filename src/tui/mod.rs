@@ -9,6 +9,7 @@ pub mod data;
 pub mod dialogs;
 pub mod keymap;
 pub mod layout;
+pub mod phase;
 pub mod terminal;
 pub mod theme;
 pub mod ui;

@@ -16,6 +16,7 @@ use super::app::{
     TaskUpdate,
 };
 use super::data::{self, CpuSampler};
+use super::phase::{PullStep, Step, TaskPhase, TemplateStep};
 use crate::core::context::Context;
 use crate::core::display_path;
 use crate::core::job::CancelToken;

@@ -213,7 +213,15 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
         let mut spans = vec![
             Span::styled(format!("{icon} "), style),
             Span::raw(format!("#{} {}", task.id, task.title)),
-            Span::styled(format!("  {}", task.phase), t.muted()),
+            // A roll-back is giving back what the task made: said in the warning colour.
+            Span::styled(
+                format!("  {}", task.phase),
+                if task.phase.is_roll_back() {
+                    t.warn()
+                } else {
+                    t.muted()
+                },
+            ),
         ];
         if task.state == TaskState::Running && task.total > 0 {
             spans.push(Span::raw(format!("  {}", bar(task.done, task.total, 12))));

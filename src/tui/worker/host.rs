@@ -47,7 +47,7 @@ pub(super) fn run_sandbox_prune(run: &Run, cx: &Context, plan: LeftoverPlan) -> 
 /// info overlay's text; a bridge that is not ready is a failed task, as the command's
 /// exit 1.
 pub(super) async fn run_bridge_check(run: Run, bridge: String) -> Outcome {
-    run.phase("reading the links");
+    run.phase(Step::ReadingLinks);
     let r = crate::core::bridge::inspect(&bridge).await?;
     let line = r.summary();
     run.note(Msg::Note {
@@ -111,7 +111,7 @@ pub(super) async fn run_cleanup(
     confirmed: cleanup::PlanView,
 ) -> Outcome {
     let opts = cleanup_opts(&cx, Some(prefix), all, false)?;
-    run.phase("reconciling");
+    run.phase(Step::Reconciling);
     let mut plan = cleanup::prepare(opts).await?;
     plan.keep_confirmed(&confirmed);
     let total = (plan.targets.len() + plan.stale_resources.len()) as u64;

@@ -41,7 +41,7 @@ pub(super) fn prune_preview(cx: &Context) -> Result<PrunePreview, String> {
 /// preview is kept and said as an item.
 pub(super) fn run_prune(run: &Run, cx: &Context, confirmed: &[PathBuf]) -> Outcome {
     let (opts, home) = prune_opts(cx, false)?;
-    run.phase("scanning");
+    run.phase(Step::Scanning);
     let r = run.clone();
     let done = std::sync::atomic::AtomicU64::new(0);
     let total = std::sync::atomic::AtomicU64::new(0);
@@ -54,7 +54,7 @@ pub(super) fn run_prune(run: &Run, cx: &Context, confirmed: &[PathBuf]) -> Outco
         }
         if let PruneEvent::Planned { stale, .. } = &ev {
             total.store(*stale as u64, Ordering::Relaxed);
-            r.phase("removing");
+            r.phase(Step::Removing);
             r.progress(0, *stale as u64);
         }
         if let Some(item) = ev_item(&ev, &shown) {
@@ -113,18 +113,22 @@ pub(super) fn pull_progress(
             bytes,
             total,
         } => pull_bytes(&r, &name, artifact, phase, bytes, total),
-        PullEvent::Waiting { artifact } => r.phase(format!(
-            "{name}: waiting for the {} lock",
-            artifact.as_str()
-        )),
+        PullEvent::Waiting { artifact } => r.phase(TaskPhase::Pull {
+            name: name.clone(),
+            step: PullStep::Waiting(artifact),
+        }),
         PullEvent::Retry {
             artifact,
             attempt,
             reason,
-        } => r.phase(format!(
-            "{name}: retry {attempt} of {} ({reason})",
-            artifact.as_str()
-        )),
+        } => r.phase(TaskPhase::Pull {
+            name: name.clone(),
+            step: PullStep::Retry {
+                artifact,
+                attempt,
+                reason,
+            },
+        }),
         PullEvent::Cached { .. } | PullEvent::Ready { .. } => {}
     })
     .with_cancel(run.flag())
@@ -139,13 +143,10 @@ pub(super) fn pull_bytes(
     bytes: u64,
     total: Option<u64>,
 ) {
-    use crate::core::images::pull::Phase as PullPhase;
-    let what = match phase {
-        PullPhase::Download => "download",
-        PullPhase::Verify => "verify",
-        _ => "decompress",
-    };
-    run.phase(format!("{name}: {what} {}", artifact.as_str()));
+    run.phase(TaskPhase::Pull {
+        name: name.to_string(),
+        step: PullStep::Bytes(phase, artifact),
+    });
     if let Some(total) = total {
         run.progress(bytes, total);
     }
@@ -227,7 +228,7 @@ pub(super) fn run_remove_images(run: &Run, cx: &Context, names: Vec<String>) -> 
     use crate::core::images::catalog;
     let paths = cx.paths();
     let version = image_version(cx.env())?;
-    run.phase("removing");
+    run.phase(Step::Removing);
     let req = catalog::RmRequest {
         images_root: &paths.images_root,
         current_version: &version,
@@ -276,7 +277,8 @@ pub(super) fn run_build(
     use crate::core::builder::{BuildEvent, Engine};
     use crate::core::preset_image::{build_requested, PresetBuildRequest};
     let r = run.clone();
-    let progress = Progress::new(move |e: BuildEvent| r.phase(e.text())).with_cancel(run.flag());
+    let progress = Progress::new(move |e: BuildEvent| r.phase(TaskPhase::Build(e.text())))
+        .with_cancel(run.flag());
     let req = PresetBuildRequest {
         preset,
         base,
@@ -296,7 +298,10 @@ pub(super) fn run_build(
 fn archive_progress(run: &Run) -> Progress<crate::core::images::archive::ArchiveEvent> {
     let r = run.clone();
     Progress::new(move |e: crate::core::images::archive::ArchiveEvent| {
-        r.phase(format!("{}: {}", e.file, e.phase.as_str()));
+        r.phase(TaskPhase::Archive {
+            file: e.file,
+            phase: e.phase,
+        });
         r.progress(e.bytes, e.total);
     })
 }

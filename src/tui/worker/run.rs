@@ -112,8 +112,8 @@ impl Run {
         let _ = self.tx.send(msg);
     }
 
-    pub fn phase(&self, text: impl Into<String>) {
-        self.send(TaskUpdate::Phase(text.into()));
+    pub fn phase(&self, phase: impl Into<TaskPhase>) {
+        self.send(TaskUpdate::Phase(phase.into()));
     }
 
     pub fn item(&self, name: impl Into<String>, ok: bool, detail: impl Into<String>) {
@@ -125,8 +125,8 @@ impl Run {
     }
 
     /// A new phase, its bar reset.
-    pub fn step(&self, text: impl Into<String>) {
-        self.phase(text);
+    pub fn begin(&self, phase: impl Into<TaskPhase>) {
+        self.phase(phase);
         self.progress(0, 0);
     }
 
@@ -169,7 +169,7 @@ impl Run {
         total: u64,
         to_item: impl Fn(E) -> TaskItem + Send + Sync + 'static,
     ) -> Progress<E> {
-        self.phase("deleting");
+        self.phase(Step::Deleting);
         self.progress(0, total);
         let run = self.clone();
         let done = std::sync::atomic::AtomicU64::new(0);
@@ -337,7 +337,7 @@ mod tests {
             completion_script: None,
         };
         w.spawn(1, |run, _| async move {
-            run.phase("working");
+            run.phase(Step::Applying);
             Err(crate::core::Error::runtime("it broke"))?;
             Ok(End::done("never"))
         });
@@ -360,7 +360,7 @@ mod tests {
         }
         assert_eq!(ends[&1], (TaskState::Failed, "it broke".to_string()));
         assert_eq!(ends[&2], (TaskState::Done, "1 done".to_string()));
-        assert!(seen.contains(&(1, TaskUpdate::Phase("working".into()))));
+        assert!(seen.contains(&(1, TaskUpdate::Phase(Step::Applying.into()))));
         assert!(seen.contains(&(2, TaskUpdate::Item(item("a".into(), true, "ok".into())))));
     }
 }

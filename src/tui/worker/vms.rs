@@ -12,24 +12,17 @@ pub(super) fn start_progress(run: &Run) -> Progress<crate::core::start::StartEve
     use crate::core::images::pull::PullEvent;
     use crate::core::start::StartEvent;
     let r = run.clone();
-    let step = std::sync::Mutex::new(None::<String>);
+    let template = std::sync::Mutex::new(None::<TemplateStep>);
     Progress::new(move |ev: StartEvent| match ev {
-        StartEvent::PhaseStarted(p) => {
-            let under = step.lock().ok().and_then(|s| s.clone());
-            r.step(match under {
-                Some(s) => format!("{s}: {}", p.as_str()),
-                None => p.as_str().to_string(),
-            });
-        }
+        StartEvent::PhaseStarted(phase) => r.begin(TaskPhase::Start {
+            template: template.lock().ok().and_then(|t| t.clone()),
+            phase,
+        }),
         StartEvent::Template { id, making } => {
-            let text = if making {
-                format!("making template {id} (once)")
-            } else {
-                format!("cloning template {id}")
-            };
-            r.step(text.clone());
-            if let Ok(mut s) = step.lock() {
-                *s = Some(text);
+            let step = TemplateStep { id, making };
+            r.begin(TaskPhase::Template(step.clone()));
+            if let Ok(mut t) = template.lock() {
+                *t = Some(step);
             }
         }
         StartEvent::PhaseDone(p, d) => {
@@ -41,7 +34,7 @@ pub(super) fn start_progress(run: &Run) -> Progress<crate::core::start::StartEve
             bytes,
             total,
         }) => pull_bytes(&r, "image", artifact, phase, bytes, total),
-        StartEvent::RollingBack(why) => r.phase(format!("rolling back: {why}")),
+        StartEvent::RollingBack(why) => r.phase(TaskPhase::RollingBack { vm: None, why }),
         StartEvent::Warning(w) => r.item("warning", true, w),
         StartEvent::Pull(_) => {}
     })
@@ -70,7 +63,7 @@ pub(super) async fn run_start(run: Run, cx: Context, spec: StartSpec) -> Outcome
 /// a cancel stops it between tries. Done: the session may open.
 pub(super) async fn run_ssh_wait(run: Run, cx: Context, id: VmId) -> Outcome {
     let ctx = run.open(&cx)?;
-    run.phase("waiting for the guest's sshd…");
+    run.phase(Step::WaitingForSsh);
     let stop = || run.cancelled();
     let wait = crate::core::session::DEFAULT_SSH_WAIT;
     crate::core::guest::wait_answering_unless(&ctx, &id, wait, stop)
@@ -105,7 +98,7 @@ pub(super) async fn run_stop(run: Run, cx: Context, ids: Vec<VmId>) -> Outcome {
     use crate::core::lifecycle;
     let ctx = run.open(&cx)?;
     let timeout = lifecycle::sandbox_stop_timeout(cx.env(), None)?;
-    run.phase("stopping");
+    run.phase(Step::Stopping);
     let ctx = &ctx;
     Ok(run
         .each(&ids, "stopped", |id| async move {
@@ -138,7 +131,11 @@ pub fn env_keys(cx: &Context, id: &VmId) -> Result<Vec<String>, String> {
 pub(super) async fn run_pause(run: Run, cx: Context, ids: Vec<VmId>, paused: bool) -> Outcome {
     let ctx = run.open(&cx)?;
     let verb = if paused { "paused" } else { "resumed" };
-    run.phase(if paused { "pausing" } else { "resuming" });
+    run.phase(if paused {
+        Step::Pausing
+    } else {
+        Step::Resuming
+    });
     let ctx = &ctx;
     Ok(run
         .each(&ids, verb, |id| async move {
@@ -179,7 +176,7 @@ pub(super) async fn run_snapshot(
     let (ctx, r, spec) = (&ctx, &run, &spec);
     Ok(run
         .each(&ids, "snapshotted", |id| async move {
-            r.phase(format!("snapshotting {id}"));
+            r.phase(TaskPhase::Snapshotting(id.clone()));
             let opts = CreateOptions {
                 snapshot_id: spec.id.clone(),
                 kind: spec.kind,
@@ -214,10 +211,10 @@ pub(super) async fn run_branch(
     let made = std::sync::atomic::AtomicU64::new(0);
     let total = count as u64;
     let progress = Progress::new(move |e: BranchEvent| match e {
-        BranchEvent::Snapshotting => r.phase("snapshotting for clones (the VM runs on)"),
+        BranchEvent::Snapshotting => r.phase(Step::SnapshottingForClones),
         BranchEvent::Snapshotted(s) => r.item(s, true, "template snapshot written"),
         BranchEvent::Cloning { id, index, count } => {
-            r.phase(format!("clone {index}/{count}: {id}"));
+            r.phase(TaskPhase::Clone { index, count, id });
             r.progress(made.load(Ordering::SeqCst), count as u64);
         }
         BranchEvent::Clone(id, e) => vm_start_phase(&r, &id, e),
@@ -249,8 +246,11 @@ fn vm_start_progress(run: &Run, vm: VmId) -> Progress<crate::core::start::StartE
 fn vm_start_phase(run: &Run, id: &VmId, e: crate::core::start::StartEvent) {
     use crate::core::start::StartEvent;
     match e {
-        StartEvent::PhaseStarted(p) => run.phase(format!("{id}: {}", p.as_str())),
-        StartEvent::RollingBack(why) => run.phase(format!("{id}: rolling back: {why}")),
+        StartEvent::PhaseStarted(p) => run.phase(TaskPhase::VmStart(id.clone(), p)),
+        StartEvent::RollingBack(why) => run.phase(TaskPhase::RollingBack {
+            vm: Some(id.clone()),
+            why,
+        }),
         _ => {}
     }
 }
@@ -319,7 +319,7 @@ pub(super) async fn run_restore(run: Run, cx: Context, snapshot: String, force: 
 /// the VM tasks ([`Run::each`]: the count moves on, a cancel stops before the next one).
 pub(super) async fn run_delete_snapshots(run: Run, cx: Context, ids: Vec<String>) -> Outcome {
     let ctx = Arc::new(run.open(&cx)?);
-    run.phase("deleting");
+    run.phase(Step::Deleting);
     Ok(run
         .each(&ids, "snapshot(s) deleted", |id| {
             let ctx = ctx.clone();
@@ -371,7 +371,7 @@ pub(super) async fn run_network(
     publish_ssh: bool,
 ) -> Outcome {
     let ctx = run.open(&cx)?;
-    run.phase("applying");
+    run.phase(Step::Applying);
     let r = crate::core::egress::set(&ctx, &id, policy, Some(publish_ssh)).await?;
     let when = if r.connections_cut {
         "applied now; connections it no longer allows were cut"
@@ -399,7 +399,11 @@ pub(super) fn run_transfer(
     use crate::core::files::{self, FileProgress};
     use crate::core::lifecycle::SshLogin;
     let ctx = run.open(cx)?;
-    run.phase(if upload { "uploading" } else { "downloading" });
+    run.phase(if upload {
+        Step::Uploading
+    } else {
+        Step::Downloading
+    });
     let r = run.clone();
     let progress =
         Progress::new(move |p: FileProgress| r.progress(p.done, p.total)).with_cancel(run.flag());
@@ -449,10 +453,10 @@ mod tests {
         while let Ok(m) = rx.try_recv() {
             if let Msg::Task {
                 id: 7,
-                update: TaskUpdate::Phase(s),
+                update: TaskUpdate::Phase(p),
             } = m
             {
-                phases.push(s);
+                phases.push(p.to_string());
             }
         }
         assert_eq!(
