@@ -2805,6 +2805,13 @@ snap_both!(port_form_error, |a| {
         },
     }));
 });
+snap_both!(env_form_typing, |a| {
+    a.update(key('j'));
+    a.update(key('E'));
+    typed(a, "API_KEY");
+    a.update(code(KeyCode::Tab));
+    typed(a, "sk-secret-never-drawn");
+});
 snap_both!(port_form_typing, |a| {
     a.update(key('j'));
     a.update(key('e'));
@@ -5168,6 +5175,139 @@ fn the_dashboards_start_of_a_vm_fails_as_sandbox_start_does() {
     let detail = &t.items[0].detail;
     let message = detail.split_once(": ").map_or(detail.as_str(), |(_, m)| m);
     assert!(cli.contains(message), "{cli}\n{t:?}");
+}
+
+/// `E` is `sandbox env set` / `unset` on the selected VM: a form whose key is checked
+/// with core's rule as you type and whose value is masked (never drawn, never in the
+/// task's title); `Enter` starts one task and the form waits for it, core's refusal stays
+/// in it, success closes it. Tab to the verb and a choice key make it an unset. Read-only
+/// mode refuses it.
+#[test]
+fn e_sets_and_unsets_a_vms_env_var_without_ever_drawing_the_value() {
+    use smolvm::core::guest_env::{EnvChange, EnvValue};
+    let secret = "sk-secret-never-drawn";
+    let mut a = full_app(160, 48);
+    a.update(key('j'));
+    a.update(key('E'));
+    assert!(matches!(a.dialog, Some(Dialog::Env(_))), "{:?}", a.status);
+    typed(&mut a, "1BAD");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    let shown = render(&a);
+    assert!(
+        shown.contains("Invalid environment variable name \"1BAD\""),
+        "{shown}"
+    );
+    for _ in 0..4 {
+        a.update(code(KeyCode::Backspace));
+    }
+    typed(&mut a, "API_KEY");
+    a.update(code(KeyCode::Tab));
+    typed(&mut a, secret);
+    let shown = render(&a);
+    assert!(
+        !shown.contains(secret) && shown.contains("•••••"),
+        "{shown}"
+    );
+    let fx = a.update(code(KeyCode::Enter));
+    let [Effect::RunEnv { task, id, change }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(id.as_str(), "vm-agent-1");
+    assert_eq!(
+        *change,
+        EnvChange::Set {
+            key: "API_KEY".into(),
+            value: EnvValue(secret.as_bytes().to_vec()),
+        }
+    );
+    let t = a.data.tasks.iter().find(|t| t.id == *task).unwrap();
+    assert_eq!(t.kind, smolvm::core::job::JobKind::Env);
+    assert!(
+        !t.title.contains(secret) && t.title.contains("API_KEY"),
+        "{}",
+        t.title
+    );
+    assert!(
+        !format!("{fx:?}").contains(secret),
+        "the value is printed by Debug"
+    );
+    // Core's refusal stays in the form; the value is still not drawn.
+    let refusal = "Sandbox 'vm-agent-1' is not running (status: stopped).";
+    a.update(Input::Msg(Msg::Task {
+        id: *task,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: refusal.into(),
+            took_ms: 3,
+        },
+    }));
+    let shown = render(&a);
+    assert!(matches!(a.dialog, Some(Dialog::Env(_))));
+    assert!(
+        shown.contains(refusal) && !shown.contains(secret),
+        "{shown}"
+    );
+    // An unset: the verb field, a choice key; then success closes the form.
+    a.update(code(KeyCode::BackTab));
+    a.update(code(KeyCode::BackTab));
+    a.update(code(KeyCode::Right));
+    let fx = a.update(code(KeyCode::Enter));
+    let [Effect::RunEnv { task, change, .. }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(
+        *change,
+        EnvChange::Unset {
+            key: "API_KEY".into()
+        }
+    );
+    a.update(Input::Msg(Msg::Task {
+        id: *task,
+        update: TaskUpdate::Finished {
+            state: TaskState::Done,
+            summary: "Unset API_KEY in vm-agent-1.".into(),
+            took_ms: 3,
+        },
+    }));
+    assert!(a.dialog.is_none());
+    assert_eq!(status(&a), "Unset API_KEY in vm-agent-1.");
+
+    let mut ro = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    ro.update(Input::Resize(160, 48));
+    ro.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    ro.update(key('E'));
+    assert!(ro.dialog.is_none());
+    assert!(
+        status(&ro).starts_with("read-only mode: refusing to change a sandbox's environment"),
+        "{}",
+        status(&ro)
+    );
+}
+
+/// The dashboard's env change is `sandbox env set`'s: on a sandbox that is not there it
+/// fails in the command's words.
+#[test]
+fn the_dashboards_env_set_fails_as_sandbox_env_set_does() {
+    use smolvm::core::guest_env::{EnvChange, EnvValue};
+    let h = support::Home::new();
+    let out = h.run(&["sandbox", "env", "set", "vm-gone-1", "K=v"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stderr).to_string();
+    let t = run_task(&h.env(), smolvm::core::job::JobKind::Env, false, |task| {
+        Effect::RunEnv {
+            task,
+            id: vid("vm-gone-1"),
+            change: EnvChange::Set {
+                key: "K".into(),
+                value: EnvValue(b"v".to_vec()),
+            },
+        }
+    });
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    assert!(
+        !t.summary.is_empty() && cli.contains(&t.summary),
+        "{cli}\n{t:?}"
+    );
 }
 
 /// `:clone SNAPSHOT [COUNT]` is `sandbox clone`: a task over core's clone, failing in the

@@ -156,33 +156,6 @@ pub fn file(cmd: FileCommand, cx: &Context) -> i32 {
     }
 }
 
-/// SmolVM's guest command that loads the env file in a running shell.
-const RELOAD_HINT: &str = "source /etc/profile.d/smolvm_env.sh";
-
-/// `env set`'s data: SmolVM's keys, plus the file's path.
-#[derive(Serialize)]
-struct EnvSet {
-    vm_id: String,
-    path: &'static str,
-    /// The keys asked for, sorted.
-    requested_keys: Vec<String>,
-    /// Every key of the file now, sorted.
-    present_keys: Vec<String>,
-    reload_hint: &'static str,
-}
-
-/// `env unset`'s data: SmolVM's keys, plus the file's path.
-#[derive(Serialize)]
-struct EnvUnset {
-    vm_id: String,
-    path: &'static str,
-    requested_keys: Vec<String>,
-    removed_keys: Vec<String>,
-    /// Keys asked to be removed that were not there.
-    missing_keys: Vec<String>,
-    reload_hint: &'static str,
-}
-
 /// `env list`'s data: SmolVM's `variables` (values as `****` unless --show-values) and
 /// `masked`, plus the file's path.
 #[derive(Serialize)]
@@ -191,13 +164,6 @@ struct EnvListing {
     path: &'static str,
     masked: bool,
     variables: BTreeMap<String, String>,
-}
-
-fn sorted(keys: &[String]) -> Vec<String> {
-    let mut v = keys.to_vec();
-    v.sort();
-    v.dedup();
-    v
 }
 
 pub fn env_cmd(cmd: EnvCommand, cx: &Context) -> i32 {
@@ -210,26 +176,9 @@ pub fn env_cmd(cmd: EnvCommand, cx: &Context) -> i32 {
                     .map(|p| guest_env::parse_assignment(p.as_bytes()).map_err(invalid_input))
                     .collect::<Result<Vec<_>>>()?;
                 let ctx = open_ctx(cx)?;
-                let id = VmId::parse(&a.id)?;
-                let file = guest_env::update_as(&ctx, &id, &a.flags.ssh.login(), &pairs, &[])?;
-                let requested: Vec<String> = pairs.into_iter().map(|(k, _)| k).collect();
-                let present: Vec<String> = file.keys().map(str::to_string).collect();
-                Ok(EnvSet {
-                    vm_id: a.id.clone(),
-                    path: guest_env::GUEST_PATH,
-                    requested_keys: sorted(&requested),
-                    present_keys: sorted(&present),
-                    reload_hint: RELOAD_HINT,
-                })
+                guest_env::set(&ctx, &VmId::parse(&a.id)?, &a.flags.ssh.login(), &pairs)
             })();
-            finish_smolvm("sandbox.env.set", a.flags.json, r, |d| {
-                line(format!(
-                    "Set {} in {} ({}).",
-                    d.requested_keys.join(", "),
-                    d.vm_id,
-                    d.path
-                ))
-            })
+            finish_smolvm("sandbox.env.set", a.flags.json, r, |d| line(d.summary()))
         }
         EnvCommand::Unset(a) => {
             let r = (|| {
@@ -237,34 +186,14 @@ pub fn env_cmd(cmd: EnvCommand, cx: &Context) -> i32 {
                     guest_env::check_key(k).map_err(invalid_input)?;
                 }
                 let ctx = open_ctx(cx)?;
-                let login = a.flags.ssh.login();
-                let id = VmId::parse(&a.id)?;
-                let before = guest_env::read_as(&ctx, &id, &login)?;
-                guest_env::update_as(&ctx, &id, &login, &[], &a.keys)?;
-                let (removed, missing): (Vec<String>, Vec<String>) = a
-                    .keys
-                    .iter()
-                    .cloned()
-                    .partition(|k| before.get(k).is_some());
-                Ok(EnvUnset {
-                    vm_id: a.id.clone(),
-                    path: guest_env::GUEST_PATH,
-                    requested_keys: sorted(&a.keys),
-                    removed_keys: sorted(&removed),
-                    missing_keys: sorted(&missing),
-                    reload_hint: RELOAD_HINT,
-                })
+                guest_env::unset(&ctx, &VmId::parse(&a.id)?, &a.flags.ssh.login(), &a.keys)
             })();
             finish_smolvm("sandbox.env.unset", a.flags.json, r, |d| {
-                if !d.removed_keys.is_empty() {
-                    line(format!(
-                        "Unset {} in {}.",
-                        d.removed_keys.join(", "),
-                        d.vm_id
-                    ));
+                if let Some(l) = d.summary() {
+                    line(l);
                 }
-                for k in &d.missing_keys {
-                    output::warn(format!("{k} was not set in {}.", d.vm_id));
+                for w in d.warnings() {
+                    output::warn(w);
                 }
             })
         }

@@ -286,6 +286,147 @@ pub fn update_as(
     )
 }
 
+/// SmolVM's guest command that loads the env file in a running shell.
+pub const RELOAD_HINT: &str = "source /etc/profile.d/smolvm_env.sh";
+
+/// What `sandbox env set` did: SmolVM's keys, plus the file's path. Keys only: the values
+/// never leave core.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SetReport {
+    pub vm_id: String,
+    pub path: &'static str,
+    /// The keys asked for, sorted.
+    pub requested_keys: Vec<String>,
+    /// Every key of the file now, sorted.
+    pub present_keys: Vec<String>,
+    pub reload_hint: &'static str,
+}
+
+impl SetReport {
+    /// `Set A, B in vm-1 (/etc/profile.d/smolvm_env.sh).`
+    pub fn summary(&self) -> String {
+        format!(
+            "Set {} in {} ({}).",
+            self.requested_keys.join(", "),
+            self.vm_id,
+            self.path
+        )
+    }
+}
+
+/// What `sandbox env unset` did: SmolVM's keys, plus the file's path.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnsetReport {
+    pub vm_id: String,
+    pub path: &'static str,
+    pub requested_keys: Vec<String>,
+    pub removed_keys: Vec<String>,
+    /// Keys asked to be removed that were not there.
+    pub missing_keys: Vec<String>,
+    pub reload_hint: &'static str,
+}
+
+impl UnsetReport {
+    /// `Unset A in vm-1.` (`None` when none of the keys was there).
+    pub fn summary(&self) -> Option<String> {
+        (!self.removed_keys.is_empty())
+            .then(|| format!("Unset {} in {}.", self.removed_keys.join(", "), self.vm_id))
+    }
+
+    /// `B was not set in vm-1.`, one per key that was not there.
+    pub fn warnings(&self) -> Vec<String> {
+        self.missing_keys
+            .iter()
+            .map(|k| format!("{k} was not set in {}.", self.vm_id))
+            .collect()
+    }
+}
+
+fn sorted(keys: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = keys.into_iter().collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A value to set: the guest's bytes, never printed (`Debug` shows `****`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnvValue(pub Vec<u8>);
+
+impl std::fmt::Debug for EnvValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvValue(****)")
+    }
+}
+
+/// One change of a sandbox's env file, as the dashboard asks for it (`sandbox env set ID
+/// KEY=VALUE` or `sandbox env unset ID KEY`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvChange {
+    Set { key: String, value: EnvValue },
+    Unset { key: String },
+}
+
+impl EnvChange {
+    pub fn key(&self) -> &str {
+        match self {
+            EnvChange::Set { key, .. } | EnvChange::Unset { key } => key,
+        }
+    }
+
+    /// Carry it out as root with smolvm's key: [`set`] or [`unset`]; the line the command
+    /// prints (an unset of a key that was not there says so).
+    pub fn apply(&self, ctx: &Ctx, id: &VmId) -> Result<String> {
+        let login = SshLogin::default();
+        Ok(match self {
+            EnvChange::Set { key, value } => {
+                set(ctx, id, &login, &[(key.clone(), value.0.clone())])?.summary()
+            }
+            EnvChange::Unset { key } => {
+                let r = unset(ctx, id, &login, std::slice::from_ref(key))?;
+                r.summary().unwrap_or_else(|| r.warnings().join(" "))
+            }
+        })
+    }
+}
+
+/// `sandbox env set ID KEY=VALUE…` as `login`: the pairs merged into the file ([`update_as`]).
+pub fn set(
+    ctx: &Ctx,
+    id: &VmId,
+    login: &SshLogin,
+    pairs: &[(String, Vec<u8>)],
+) -> Result<SetReport> {
+    let file = update_as(ctx, id, login, pairs, &[])?;
+    Ok(SetReport {
+        vm_id: id.to_string(),
+        path: GUEST_PATH,
+        requested_keys: sorted(pairs.iter().map(|(k, _)| k.clone())),
+        present_keys: sorted(file.keys().map(str::to_string)),
+        reload_hint: RELOAD_HINT,
+    })
+}
+
+/// `sandbox env unset ID KEY…` as `login`: the keys removed from the file; a key that was
+/// not there is said, not an error.
+pub fn unset(ctx: &Ctx, id: &VmId, login: &SshLogin, keys: &[String]) -> Result<UnsetReport> {
+    for k in keys {
+        check_key(k)?;
+    }
+    let before = read_as(ctx, id, login)?;
+    update_as(ctx, id, login, &[], keys)?;
+    let (removed, missing): (Vec<String>, Vec<String>) =
+        keys.iter().cloned().partition(|k| before.get(k).is_some());
+    Ok(UnsetReport {
+        vm_id: id.to_string(),
+        path: GUEST_PATH,
+        requested_keys: sorted(keys.iter().cloned()),
+        removed_keys: sorted(removed),
+        missing_keys: sorted(missing),
+        reload_hint: RELOAD_HINT,
+    })
+}
+
 /// The one read-merge-write of the env file, over any transport: `read` returns the
 /// current file ([`READ_SCRIPT`]'s output), `write` puts the new one in place
 /// ([`WRITE_SCRIPT`] with the file on stdin). Keys and values are checked before anything
@@ -694,5 +835,47 @@ mod tests {
         assert_eq!(parse_assignment(b"K").unwrap_err().exit_code(), 2);
         assert_eq!(parse_assignment(b"1K=x").unwrap_err().exit_code(), 2);
         assert_eq!(parse_assignment(b"K=a\0b").unwrap_err().exit_code(), 2);
+    }
+
+    /// A value to set never shows in `Debug` (a face's effects, a log line); the reports
+    /// say what `env set` and `env unset` print, keys only.
+    #[test]
+    fn a_change_never_prints_its_value_and_the_reports_say_the_commands_lines() {
+        let c = EnvChange::Set {
+            key: "API_KEY".into(),
+            value: EnvValue(b"sk-secret".to_vec()),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("sk-secret") && shown.contains("API_KEY"),
+            "{shown}"
+        );
+        assert_eq!(c.key(), "API_KEY");
+        let set = SetReport {
+            vm_id: "vm-1".into(),
+            path: GUEST_PATH,
+            requested_keys: vec!["A".into(), "B".into()],
+            present_keys: vec!["A".into(), "B".into(), "C".into()],
+            reload_hint: RELOAD_HINT,
+        };
+        assert_eq!(
+            set.summary(),
+            "Set A, B in vm-1 (/etc/profile.d/smolvm_env.sh)."
+        );
+        let unset = UnsetReport {
+            vm_id: "vm-1".into(),
+            path: GUEST_PATH,
+            requested_keys: vec!["A".into(), "Z".into()],
+            removed_keys: vec!["A".into()],
+            missing_keys: vec!["Z".into()],
+            reload_hint: RELOAD_HINT,
+        };
+        assert_eq!(unset.summary().as_deref(), Some("Unset A in vm-1."));
+        assert_eq!(unset.warnings(), ["Z was not set in vm-1."]);
+        let none = UnsetReport {
+            removed_keys: vec![],
+            ..unset
+        };
+        assert_eq!(none.summary(), None);
     }
 }

@@ -691,8 +691,14 @@ impl App {
                 }
                 self.status = Some(summary);
                 let mut fx = vec![Effect::Refresh { slow: true }];
+                // An environment change is read again (the keys live in the guest).
+                let env_changed = self
+                    .data
+                    .tasks
+                    .iter()
+                    .any(|t| t.id == task && t.kind == TaskKind::Env);
                 if let Some(d) = &self.detail {
-                    let (generation, env) = self.data.want_detail(&d.id, false);
+                    let (generation, env) = self.data.want_detail(&d.id, env_changed);
                     fx.push(Effect::LoadDetail {
                         id: d.id.clone(),
                         generation,

@@ -90,6 +90,8 @@ actions! {
     Upload => "upload", "upload file";
     Download => "download", "download file";
     Network => "network", "network policy";
+    /// Set or unset one variable of a VM's environment (`sandbox env set|unset`).
+    Env => "env", "set / unset env var";
     Confirm => "confirm", "confirm";
     Close => "close", "close / cancel";
     NextSnapshot => "next_snapshot", "next snapshot";
@@ -115,12 +117,13 @@ actions! {
 impl Action {
     /// The actions on the marked VMs (or the selected one) that are handed to the VMs'
     /// task runner, in the order the footer and the detail view show them.
-    pub const ON_VMS: [Action; 9] = [
+    pub const ON_VMS: [Action; 10] = [
         Action::Pause,
         Action::Snapshot,
         Action::Branch,
         Action::Port,
         Action::Network,
+        Action::Env,
         Action::Attach,
         Action::Shell,
         Action::Upload,

@@ -54,6 +54,8 @@ text_enum! {
         BridgeCheck = "bridge check",
         /// `completion SHELL --install`.
         CompletionInstall = "completion",
+        /// `sandbox env set|unset`: one key of a sandbox's environment.
+        Env = "env",
     }
 }
 
@@ -87,6 +89,9 @@ impl JobKind {
             }
             JobKind::CompletionInstall => {
                 Cancel::Not("a completion install is one step; it cannot be cancelled")
+            }
+            JobKind::Env => {
+                Cancel::Not("an environment change is one write; it cannot be cancelled")
             }
             JobKind::Save => Cancel::Not(
                 "an image archive is written in one pass; it cannot be cancelled (a failed save leaves no file)",

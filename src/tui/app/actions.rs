@@ -450,6 +450,21 @@ impl App {
                     publish_ssh,
                 }];
             }
+            Request::Env { id, change } => {
+                let verb = match change {
+                    crate::core::guest_env::EnvChange::Set { .. } => "set",
+                    crate::core::guest_env::EnvChange::Unset { .. } => "unset",
+                };
+                // The key only: the value is never shown.
+                let task = self.new_task(
+                    TaskKind::Env,
+                    format!("env {verb} {} of {id}", change.key()),
+                );
+                if let Some(d) = &mut self.dialog {
+                    d.wait_for(task);
+                }
+                return vec![Effect::RunEnv { task, id, change }];
+            }
             Request::ListDir { dir, word } => {
                 // A late answer to an earlier Tab, or another form's, is dropped (latest
                 // answer wins).

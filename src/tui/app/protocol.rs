@@ -163,6 +163,13 @@ pub enum Effect {
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
+    /// Set or unset one variable of a VM's environment (`core::guest_env`, as `sandbox env
+    /// set|unset`).
+    RunEnv {
+        task: u64,
+        id: VmId,
+        change: crate::core::guest_env::EnvChange,
+    },
     /// Copy a file or directory into (`upload`) or out of a VM (`core::files`).
     RunTransfer {
         task: u64,

@@ -242,6 +242,7 @@ impl Component for VmsPane {
             | Action::Branch
             | Action::Port
             | Action::Network
+            | Action::Env
             | Action::Attach
             | Action::Shell
             | Action::Upload
@@ -269,6 +270,7 @@ pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
         Action::Branch => Mutation::Branch,
         Action::Port => Mutation::PortExpose,
         Action::Network => Mutation::NetworkSet,
+        Action::Env => Mutation::EnvSet,
         Action::Attach | Action::Shell => Mutation::Shell,
         Action::Upload => Mutation::FileUpload,
         Action::Download => Mutation::FileDownload,
@@ -316,7 +318,7 @@ fn one_vm<'a>(ids: &[VmId], what: &str, cx: &'a Cx) -> Result<&'a VmRow, Vec<Int
     }
 }
 
-/// A VM action (stop, pause, snapshot, port, network, attach, shell, upload, download) on
+/// A VM action (stop, pause, snapshot, port, network, env, attach, shell, upload, download) on
 /// these VMs, from the VMs pane or the detail view (read-only mode was checked:
 /// [`vm_mutation`]).
 pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
@@ -360,6 +362,12 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
                     existing,
                 ))))
             }
+            Err(i) => i,
+        },
+        Action::Env => match one_vm(&ids, "an environment", cx) {
+            Ok(r) => open(Dialog::Env(Box::new(crate::tui::dialogs::EnvForm::new(
+                r.info.id.clone(),
+            )))),
             Err(i) => i,
         },
         Action::Network => match one_vm(&ids, "a network policy", cx) {

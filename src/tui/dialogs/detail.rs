@@ -286,7 +286,7 @@ impl DetailView {
 
 /// The detail view's commands, in its hint's order: its own, then the VMs pane's on its
 /// VM.
-fn declared() -> [Command; 13] {
+fn declared() -> [Command; 14] {
     [
         Command::labelled(Action::Close, "back"),
         Command::pair(Action::Down, Action::Up, "scroll"),
@@ -297,6 +297,7 @@ fn declared() -> [Command; 13] {
         Command::labelled(Action::Snapshot, "snapshot"),
         Command::labelled(Action::Port, "port"),
         Command::labelled(Action::Network, "network"),
+        Command::labelled(Action::Env, "env"),
         Command::labelled(Action::Attach, "attach"),
         Command::labelled(Action::Shell, "shell"),
         Command::labelled(Action::Upload, "upload"),

@@ -6,13 +6,15 @@
 //! `info.rs` help and doctor · `prompt.rs` palette, filter, search · `confirm.rs` the one
 //! typed confirmation of destructive actions · `prune.rs` and `cleanup.rs` the previews
 //! that confirm themselves · `start.rs` the start form · `vmforms.rs` the VM actions' forms
-//! · `egress.rs` the egress fields the start and network forms share.
+//! · `egress.rs` the egress fields the start and network forms share · `env.rs` one
+//! variable of a VM's environment, set or unset.
 
 mod branch;
 mod cleanup;
 mod confirm;
 mod detail;
 mod egress;
+mod env;
 mod info;
 mod prompt;
 mod prune;
@@ -33,6 +35,7 @@ pub use cleanup::{CleanupDialog, CleanupPreview};
 pub use confirm::ConfirmAction;
 pub use detail::{vm_actions, DetailView};
 pub use egress::{items as egress_items, EgressFields};
+pub use env::EnvForm;
 pub use info::Scroll;
 pub use prompt::Palette;
 pub use prune::PrunePreview;
@@ -82,6 +85,9 @@ pub enum Dialog {
     Transfer(Box<TransferForm>),
     /// `N`: a VM's egress policy and SSH publication (core's errors stay in the form).
     Network(Box<NetworkForm>),
+    /// `E`: set or unset one variable of a VM's environment (core's errors stay in the
+    /// form).
+    Env(Box<EnvForm>),
 }
 
 /// What a key did to a dialog.
@@ -186,6 +192,12 @@ pub enum Request {
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
+    /// Set or unset one variable of VM `id`'s environment (`core::guest_env`); the form
+    /// waits for the answer.
+    Env {
+        id: VmId,
+        change: crate::core::guest_env::EnvChange,
+    },
 }
 
 impl Request {
@@ -209,6 +221,11 @@ impl Request {
             Request::Transfer { upload: true, .. } => Mutation::FileUpload,
             Request::Transfer { upload: false, .. } => Mutation::FileDownload,
             Request::Network { .. } => Mutation::NetworkSet,
+            Request::Env {
+                change: crate::core::guest_env::EnvChange::Set { .. },
+                ..
+            } => Mutation::EnvSet,
+            Request::Env { .. } => Mutation::EnvUnset,
             Request::CleanupPreview { .. }
             | Request::Filter { .. }
             | Request::Search(_)
@@ -359,6 +376,7 @@ impl Dialog {
             Dialog::Port(form) => form.handle_key(k, keymap),
             Dialog::Transfer(form) => form.handle_key(k, keymap),
             Dialog::Network(form) => form.handle_key(k, keymap),
+            Dialog::Env(form) => form.handle_key(k, keymap),
         }
     }
 
@@ -379,6 +397,7 @@ impl Dialog {
             Dialog::Port(form) => form.render(f, app),
             Dialog::Transfer(form) => form.render(f, app),
             Dialog::Network(form) => form.render(f, app),
+            Dialog::Env(form) => form.render(f, app),
         }
     }
 
@@ -400,6 +419,7 @@ impl Dialog {
         match self {
             Dialog::Port(f) => f.pending = Some(task),
             Dialog::Network(f) => f.pending = Some(task),
+            Dialog::Env(f) => f.pending = Some(task),
             _ => {}
         }
     }
@@ -410,6 +430,7 @@ impl Dialog {
         let (pending, error) = match self {
             Dialog::Port(f) => (&mut f.pending, &mut f.error),
             Dialog::Network(f) => (&mut f.pending, &mut f.error),
+            Dialog::Env(f) => (&mut f.pending, &mut f.error),
             _ => return false,
         };
         if *pending != Some(task) {

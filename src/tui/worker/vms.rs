@@ -387,6 +387,19 @@ pub(super) async fn run_network(
     Ok(End::done(format!("{id}: internet {} ({when})", r.summary)))
 }
 
+/// Set or unset one variable of a VM's environment (`core::guest_env`, as `sandbox env
+/// set|unset`): the command's line is the task's summary; core's error stays in the form.
+pub(super) fn run_env(
+    run: &Run,
+    cx: &Context,
+    id: &VmId,
+    change: &crate::core::guest_env::EnvChange,
+) -> Outcome {
+    let ctx = run.open(cx)?;
+    run.phase(Step::Applying);
+    Ok(End::done(change.apply(&ctx, id)?))
+}
+
 /// Copy into or out of a VM (`core::files::{upload, download}`), bytes as progress.
 pub(super) fn run_transfer(
     run: &Run,
