@@ -16,12 +16,12 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use smolvm::core::sandbox::SandboxInfo;
 use smolvm::tui::app::{App, Input, Msg};
-use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
+use smolvm::tui::data::{ImageRow, Readout, Slow, VmRow};
 use smolvm::tui::keymap::Keymap;
 use smolvm::tui::theme::Theme;
 
-fn snapshot(vms: usize, caches: usize) -> Snapshot {
-    Snapshot {
+fn readout(vms: usize, caches: usize) -> Readout {
+    Readout {
         vms: (0..vms)
             .map(|i| VmRow {
                 info: SandboxInfo {
@@ -111,7 +111,7 @@ fn main() {
     let rss_before = rss_kb();
     let mut app = App::new(Keymap::defaults(), Theme::defaults(false), false);
     app.update(Input::Resize(160, 48));
-    app.update(Input::Msg(Msg::Snapshot(Box::new(snapshot(vms, caches)))));
+    app.update(Input::Msg(Msg::Readout(Box::new(readout(vms, caches)))));
     let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
     let keys = [
         KeyCode::Char('j'),

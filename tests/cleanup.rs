@@ -987,7 +987,7 @@ fn dashboard_face() {
         }
         loop {
             let msg = next!();
-            let snap = matches!(msg, Msg::Snapshot(_));
+            let snap = matches!(msg, Msg::Readout(_));
             a.update(Input::Msg(msg));
             if snap && a.vm_view().iter().any(|v| v.info.id == id) {
                 break;

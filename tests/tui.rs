@@ -16,7 +16,7 @@ use smolvm::tui::app::{
     App, CleanupPreview, ConfirmAction, Dialog, Effect, Input, LogSource, Msg, Pane, Preview,
     PrunePreview, StartImage, StartSpec, TaskItem, TaskState, TaskUpdate,
 };
-use smolvm::tui::data::{ImageRow, Slow, Snapshot, VmRow};
+use smolvm::tui::data::{ImageRow, Readout, Slow, VmRow};
 use smolvm::tui::keymap::Keymap;
 use smolvm::tui::theme::Theme;
 use smolvm::tui::ui;
@@ -150,14 +150,14 @@ fn image(version: &str, name: &str, current: bool, kept: Option<&str>, users: &[
     }
 }
 
-fn full_snapshot() -> Snapshot {
-    let mut s = snapshot_without_policies();
+fn full_readout() -> Readout {
+    let mut s = readout_without_policies();
     fixture_networks(&mut s.vms);
     s
 }
 
-fn snapshot_without_policies() -> Snapshot {
-    Snapshot {
+fn readout_without_policies() -> Readout {
+    Readout {
         vms: vec![
             vm(
                 "vm-12345",
@@ -228,7 +228,7 @@ fn app() -> App {
 fn full_app(w: u16, h: u16) -> App {
     let mut a = app();
     a.update(Input::Resize(w, h));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     a
 }
 
@@ -507,7 +507,7 @@ fn cleanup_dialog_previews_live_and_ignores_stale_answers() {
 #[test]
 fn readonly_mode_refuses_every_destructive_action() {
     let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     for k in ['p', 'c', 'n', 's', 'd'] {
         assert!(a.update(key(k)).is_empty(), "{k}");
         assert!(a.dialog.is_none(), "{k} opened a dialog in read-only mode");
@@ -999,7 +999,7 @@ fn a_finished_start_selects_the_new_vm_when_it_appears() {
         },
     }));
     assert_eq!(a.pending_select.as_deref(), Some("vm-new"));
-    let mut snap = full_snapshot();
+    let mut snap = full_readout();
     snap.vms.push(vm(
         "vm-new",
         "running",
@@ -1008,7 +1008,7 @@ fn a_finished_start_selects_the_new_vm_when_it_appears() {
         Some("172.16.0.9"),
         Some(2209),
     ));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+    a.update(Input::Msg(Msg::Readout(Box::new(snap))));
     assert_eq!(a.selected_vm().unwrap().info.id, "vm-new");
     assert!(a.pending_select.is_none());
 }
@@ -1024,10 +1024,10 @@ fn worker_messages_change_the_data_and_leave_the_view_alone() {
     let (focus, list, images) = (a.focus, a.vms.clone(), a.images.clone());
     // The same messages applied to a bare `Data` give the app's data.
     let mut data = a.data.clone();
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     s.vms.pop();
-    data.apply_snapshot(s.clone());
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    data.apply_readout(s.clone());
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     a.update(Input::Msg(Msg::Log {
         source: LogSource::Vm("vm-12345".into()),
         lines: vec!["late".into()],
@@ -1042,11 +1042,11 @@ fn worker_messages_change_the_data_and_leave_the_view_alone() {
 fn an_unchanged_refresh_costs_no_frame() {
     let mut a = full_app(160, 48);
     let v = a.version();
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     assert_eq!(a.version(), v);
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     s.vms.pop();
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     assert_ne!(a.version(), v);
 }
 
@@ -1324,13 +1324,11 @@ fn the_detail_shows_what_sandbox_network_show_reports() {
     // And the view shows it.
     let mut a = app();
     a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(
-        smolvm::tui::data::load(
-            &smolvm::core::context::Context::local(&h.env()),
-            &mut Default::default(),
-            false,
-        ),
-    ))));
+    a.update(Input::Msg(Msg::Readout(Box::new(smolvm::tui::data::load(
+        &smolvm::core::context::Context::local(&h.env()),
+        &mut Default::default(),
+        false,
+    )))));
     a.update(code(KeyCode::Enter));
     a.update(Input::Msg(Msg::Detail {
         id: vid("vm-detail"),
@@ -1540,13 +1538,13 @@ fn the_header_names_the_state_database_and_images_root_it_reads() {
     assert!(!l.contains("db ") && !l.contains("smolvm.db"), "{l}");
     // 80 columns with room: shown, cut with `…` where it must be, its end kept.
     let mut a = full_app(80, 24);
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     s.slow = None;
     s.state = source(
         "/home/u/.local/state/a-rather-long-folder-name/smolvm/smolvm.db",
         true,
     );
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     a.data.slow = None;
     let l = line2(&a);
     assert!(l.starts_with("4 VM(s)"), "{l}");
@@ -1555,21 +1553,21 @@ fn the_header_names_the_state_database_and_images_root_it_reads() {
     assert!(l.chars().count() <= 80, "{l}");
     // No database yet, and a database read that is not where changes go.
     let mut a = full_app(200, 50);
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     s.state = source("/home/u/.local/state/smolvm/smolvm.db", false);
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     assert!(
         line2(&a).contains("db ~/.local/state/smolvm/smolvm.db (none yet)"),
         "{}",
         line2(&a)
     );
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     s.state = StateSource {
         db: "/var/lib/smolvm/smolvm.db".into(),
         exists: true,
         writes_to: Some("/home/u/.local/state/smolvm/smolvm.db".into()),
     };
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     assert!(
         line2(&a).contains(
             "db /var/lib/smolvm/smolvm.db (changes go to ~/.local/state/smolvm/smolvm.db)"
@@ -1752,7 +1750,7 @@ fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
 fn readonly_refuses_pull_and_remove_but_inspects() {
     let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
     a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     a.update(key('2'));
     a.update(key('G'));
     for k in ['u', 'd'] {
@@ -2231,7 +2229,7 @@ macro_rules! snap_both {
 
 snap_both!(main_full, |_a| {});
 snap_both!(main_empty, |a| {
-    a.update(Input::Msg(Msg::Snapshot(Box::new(Snapshot {
+    a.update(Input::Msg(Msg::Readout(Box::new(Readout {
         vms: vec![],
         slow: None,
         errors: vec![],
@@ -2350,13 +2348,13 @@ snap_both!(images_marked_remove, |a| {
 #[test]
 fn vms_pane_network_columns_120x30() {
     let mut a = full_app(120, 30);
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     s.vms[0].info.stale = false;
     s.vms[0].net = Some(NetworkSummary {
         unguarded: true,
         ..NetworkSummary::default()
     });
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     insta::assert_snapshot!("vms_pane_network_columns_120x30", render(&a));
 }
 
@@ -2396,7 +2394,7 @@ fn screenshots_render_to_png() {
     for (name, setup) in shots {
         let mut a = App::new(Keymap::defaults(), Theme::defaults(false), false);
         a.update(Input::Resize(160, 48));
-        a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+        a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
         setup(&mut a);
         let mut t = Terminal::new(TestBackend::new(160, 48)).unwrap();
         t.draw(|f| ui::render(f, &a)).unwrap();
@@ -2508,7 +2506,7 @@ fn the_copied_ssh_command_is_the_clis_and_names_the_key() {
     );
     let mut a = app();
     a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+    a.update(Input::Msg(Msg::Readout(Box::new(snap))));
     assert_eq!(a.selected_vm().map(|v| v.info.id.as_str()), Some("vm-ssh"));
     let fx = a.update(key('y'));
     let [Effect::Copy(copied)] = &fx[..] else {
@@ -2875,7 +2873,7 @@ fn app_with_keymap(text: &str, w: u16, h: u16) -> App {
     assert!(km.problems.is_empty(), "{:?}", km.problems);
     let mut a = App::new(km, Theme::defaults(true), false);
     a.update(Input::Resize(w, h));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     a
 }
 
@@ -3234,9 +3232,9 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
     );
     assert!(a.vms.marks.is_empty());
     // Once shown paused, z resumes.
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     s.vms[1].info.status = smolvm::core::VmStatus::Paused;
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     a.update(key('g'));
     a.update(key('j'));
     assert!(render(&a).contains("paused"));
@@ -3588,7 +3586,7 @@ fn the_network_form_stores_what_sandbox_network_set_stores() {
             &mut Default::default(),
             false,
         );
-        a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+        a.update(Input::Msg(Msg::Readout(Box::new(snap))));
         a.update(key('j'));
         assert_eq!(a.selected_vm().unwrap().info.id, "vm-by-form");
         a.update(key('N'));
@@ -3799,7 +3797,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
 fn readonly_refuses_the_vm_actions() {
     let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
     a.update(Input::Resize(80, 24));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     a.update(key('j'));
     for c in ['z', 'S', 'e', 'N', 'a', '!', 'U', 'D'] {
         assert!(a.update(key(c)).is_empty(), "{c}");
@@ -4305,7 +4303,7 @@ fn pulling_a_smolvm_named_cache_pulls_its_image() {
         true,
     );
     let mut a = sized_app();
-    a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+    a.update(Input::Msg(Msg::Readout(Box::new(snap))));
     a.update(key('2'));
     a.update(key('g'));
     for _ in 0..2 {
@@ -4372,13 +4370,13 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
 /// is a built image, not that prune removes it (pull is `u`).
 #[test]
 fn pull_on_a_built_image_row_says_it_is_built() {
-    let mut s = full_snapshot();
+    let mut s = full_readout();
     let mut b = image("", "my-debian", true, None, &[]);
     b.kind = smolvm::core::images::listing::Kind::Built;
     s.slow.as_mut().unwrap().images = vec![b];
     let mut a = app();
     a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
     a.update(key('2'));
     let effects = a.update(key('u'));
     assert!(effects.is_empty(), "{effects:?}");
@@ -4453,7 +4451,7 @@ fn a_corrupt_state_database_is_shown_in_the_vms_pane_not_as_no_vms() {
     );
     assert!(snap.vms.is_empty());
     let mut a = full_app(160, 48);
-    a.update(Input::Msg(Msg::Snapshot(Box::new(snap))));
+    a.update(Input::Msg(Msg::Readout(Box::new(snap))));
     let screen = render(&a);
     assert!(!screen.contains("No VMs. Press"), "{screen}");
     assert!(screen.contains("could not be listed"), "{screen}");
@@ -4638,7 +4636,7 @@ fn every_config_problem_is_shown_not_only_the_last() {
     let theme = Theme::with_user(Some("accent = \"plaid\"\n"), "theme.toml", true);
     let mut a = App::new(km, theme, false);
     a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     let screen = render(&a);
     for p in [
         "unknown action vms.fly",
@@ -4751,7 +4749,7 @@ fn refresh_says_what_it_found() {
     assert_eq!(status(&a), "refreshing…");
     // The answer is the same rows as before: still said.
     let before = a.version();
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     assert_eq!(status(&a), "refreshed: 4 VMs, 3 images");
     assert!(a.version() > before, "the status line is not redrawn");
     a.status = None;
@@ -4761,7 +4759,7 @@ fn refresh_says_what_it_found() {
         a.update(code(KeyCode::Enter)),
         vec![Effect::Refresh { slow: true }]
     );
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     assert_eq!(status(&a), "refreshed: 4 VMs, 3 images");
 }
 
@@ -4770,12 +4768,12 @@ fn refresh_says_what_it_found() {
 #[test]
 fn keys_in_empty_panes_say_so() {
     let mut a = sized_app();
-    let mut empty = full_snapshot();
+    let mut empty = full_readout();
     empty.vms.clear();
     if let Some(s) = empty.slow.as_mut() {
         s.images.clear();
     }
-    a.update(Input::Msg(Msg::Snapshot(Box::new(empty))));
+    a.update(Input::Msg(Msg::Readout(Box::new(empty))));
     for k in [
         key('s'),
         key('d'),
@@ -4903,7 +4901,7 @@ fn the_images_pane_keeps_state_and_cuts_with_an_ellipsis() {
     for (w, h) in [(120, 36), (80, 24)] {
         let mut a = sized_app();
         a.update(Input::Resize(w, h));
-        let mut s = full_snapshot();
+        let mut s = full_readout();
         if let Some(slow) = s.slow.as_mut() {
             slow.images.push(image(
                 "0.0.14.post3-dev2",
@@ -4913,7 +4911,7 @@ fn the_images_pane_keeps_state_and_cuts_with_an_ellipsis() {
                 &[],
             ));
         }
-        a.update(Input::Msg(Msg::Snapshot(Box::new(s))));
+        a.update(Input::Msg(Msg::Readout(Box::new(s))));
         a.update(key('2'));
         let pane_of = |a: &App| -> String {
             render(a)
@@ -4970,7 +4968,7 @@ fn the_vms_pane_uses_a_wide_terminal() {
 #[test]
 fn the_vms_pane_shows_the_template_a_sandbox_came_from_when_there_is_room() {
     let template = "warm-claude-code-1a2b3c4d-5e6f7a8b";
-    let mut snap = full_snapshot();
+    let mut snap = full_readout();
     snap.vms[1].info.cloned_from = Some(template.into());
     let cli_cell = snap.vms[1]
         .info
@@ -4979,7 +4977,7 @@ fn the_vms_pane_shows_the_template_a_sandbox_came_from_when_there_is_room() {
     for (w, shown) in [(230, true), (160, false)] {
         let mut a = app();
         a.update(Input::Resize(w, 48));
-        a.update(Input::Msg(Msg::Snapshot(Box::new(snap.clone()))));
+        a.update(Input::Msg(Msg::Readout(Box::new(snap.clone()))));
         let rows = screen_rows(&a);
         let header = rows.iter().find(|r| r.contains("STATUS")).unwrap();
         assert_eq!(header.contains("TEMPLATE"), shown, "{w}: {header}");
@@ -5151,7 +5149,7 @@ fn s_starts_stopped_vms_again_and_stops_running_ones_after_a_confirmation() {
 
     let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
     a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     pick(&mut a, "production");
     assert!(a.update(key('s')).is_empty());
     assert_eq!(status(&a), "read-only mode: refusing to start sandboxes");
@@ -5274,7 +5272,7 @@ fn e_sets_and_unsets_a_vms_env_var_without_ever_drawing_the_value() {
 
     let mut ro = App::new(Keymap::defaults(), Theme::defaults(true), true);
     ro.update(Input::Resize(160, 48));
-    ro.update(Input::Msg(Msg::Snapshot(Box::new(full_snapshot()))));
+    ro.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
     ro.update(key('E'));
     assert!(ro.dialog.is_none());
     assert!(

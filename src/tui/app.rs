@@ -23,7 +23,7 @@ pub use super::components::{
 };
 use super::components::{Component, Cx, Intent};
 pub use super::data::{Data, ImageInspect, Task, TaskItem, TaskKind, TaskState, TaskUpdate};
-use super::data::{ImageRow, Snapshot, VmRow};
+use super::data::{ImageRow, Readout, VmRow};
 use super::keymap::{Action, Key, Keymap, Scope};
 use super::layout::Areas;
 use super::theme::Theme;
@@ -117,7 +117,7 @@ pub struct App {
     /// A signal asked the dashboard to end (its name): running tasks are being cancelled,
     /// and it quits when none runs.
     pub terminating: Option<String>,
-    /// A VM to select as soon as a snapshot shows it (a start just finished).
+    /// A VM to select as soon as a refresh's readout shows it (a start just finished).
     pub pending_select: Option<String>,
     /// `Ctrl-r` / `:refresh` asked for a refresh: its answer is said in the status line.
     refreshing: bool,
@@ -362,7 +362,7 @@ impl App {
     /// Apply one input; returns the effects to run.
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
         // A refresh that changed nothing must not cost a frame.
-        if let Input::Msg(Msg::Snapshot(s)) = &input {
+        if let Input::Msg(Msg::Readout(s)) = &input {
             // The answer to `Ctrl-r`: said even when nothing changed.
             let answered = self.refreshing && s.slow.is_some();
             if answered {
@@ -570,10 +570,10 @@ impl App {
     /// follows (keeps the selected VM, re-runs the log search, selects a started VM).
     fn on_msg(&mut self, m: Msg) -> Vec<Effect> {
         match m {
-            Msg::Snapshot(s) => {
+            Msg::Readout(s) => {
                 let selected_id = self.selected_vm().map(|r| r.info.id.to_string());
                 let log_before = self.data.app_log.len();
-                self.data.apply_snapshot(*s);
+                self.data.apply_readout(*s);
                 if self.data.app_log.len() != log_before {
                     self.app_log_changed();
                 }

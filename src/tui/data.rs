@@ -87,8 +87,10 @@ pub struct Slow {
     pub built_images: Vec<String>,
 }
 
+/// What one refresh read: VMs, image caches, host facts (a VM's snapshots are something
+/// else: `core::snapshot`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
+pub struct Readout {
     pub vms: Vec<VmRow>,
     /// The sandboxes could not be listed (a corrupt or unreadable state database): the
     /// error and its fix, shown in the VMs pane instead of an empty list.
@@ -162,14 +164,14 @@ pub use crate::core::detail::{ImageInspect, SnapshotRow, VmDetail};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Data {
     pub vms: Vec<VmRow>,
-    /// Why the VM list is empty when it could not be read ([`Snapshot::vms_error`]).
+    /// Why the VM list is empty when it could not be read ([`Readout::vms_error`]).
     pub vms_error: Option<String>,
     pub images: Vec<ImageRow>,
     /// Host facts, image caches, disk use, doctor (the slow refresh; `None` until the first).
     pub slow: Option<Slow>,
     /// Problems the last refresh met.
     pub errors: Vec<String>,
-    /// The state database the last refresh read ([`Snapshot::state`]).
+    /// The state database the last refresh read ([`Readout::state`]).
     pub state: StateSource,
     /// The images root the last refresh listed.
     pub images_root: PathBuf,
@@ -248,7 +250,7 @@ impl Data {
     }
 
     /// A refresh that would change nothing shown.
-    pub fn unchanged_by(&self, s: &Snapshot) -> bool {
+    pub fn unchanged_by(&self, s: &Readout) -> bool {
         (s.slow.is_none() || s.slow == self.slow)
             && s.vms == self.vms
             && s.errors == self.errors
@@ -258,7 +260,7 @@ impl Data {
 
     /// Take a refresh's rows (images and host facts only when it computed them); errors
     /// not seen before go to the app log.
-    pub fn apply_snapshot(&mut self, s: Snapshot) {
+    pub fn apply_readout(&mut self, s: Readout) {
         self.vms = s.vms;
         self.vms_error = s.vms_error;
         if let Some(slow) = s.slow {
@@ -455,7 +457,7 @@ impl Data {
 }
 
 /// Load VMs (always) and, when `slow` is asked for, images and host facts.
-pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot {
+pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Readout {
     let paths = cx.paths();
     let mut errors = Vec::new();
     let mut vms_error = None;
@@ -495,7 +497,7 @@ pub fn load(cx: &Context, sampler: &mut CpuSampler, with_slow: bool) -> Snapshot
             info,
         })
         .collect();
-    Snapshot {
+    Readout {
         vms,
         vms_error,
         slow: with_slow.then(|| load_slow(cx, paths, &mut errors)),

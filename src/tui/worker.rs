@@ -310,7 +310,7 @@ async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Ms
         .await;
         match snap {
             Ok(s) => {
-                if tx.send(Msg::Snapshot(Box::new(s))).is_err() {
+                if tx.send(Msg::Readout(Box::new(s))).is_err() {
                     return;
                 }
             }

@@ -217,7 +217,7 @@ pub enum Effect {
 /// Messages from workers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
-    Snapshot(Box<Snapshot>),
+    Readout(Box<Readout>),
     Log {
         source: LogSource,
         lines: Vec<String>,
