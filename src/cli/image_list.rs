@@ -83,41 +83,10 @@ pub fn list(command: &str, args: &ImageListArgs, cx: &Context) -> i32 {
         state_line(&listed.state_dbs, &paths.home);
         return 0;
     }
-    let dash = |s: &str| {
-        if s.is_empty() {
-            "-".to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    let cells: Vec<[String; 10]> = rows
+    // One cell per column of `image ls`'s view, by the column's field (never by position).
+    let cells: Vec<[String; table::IMAGE_LS.len()]> = rows
         .iter()
-        .map(|r| {
-            let mut status = r.state();
-            if !r.ready {
-                status.push_str(" (incomplete)");
-            }
-            if r.kind != Kind::Cache {
-                status = format!("{status} [{}]", r.kind);
-            }
-            let preset = if r.kind == Kind::Built || r.preset.is_empty() {
-                &r.name
-            } else {
-                &r.preset
-            };
-            [
-                dash(&r.version),
-                preset.clone(),
-                dash(r.arch_str()),
-                dash(r.vmm_str()),
-                r.os.map_or("-", |o| o.as_str()).to_string(),
-                format_size(r.compressed_bytes),
-                format_size(r.unpacked_bytes),
-                format_size(r.size_bytes),
-                status,
-                dash(&r.in_use_by.join(", ")),
-            ]
-        })
+        .map(|r| table::IMAGE_LS.map(|c| ls_cell(r, c.id)))
         .collect();
     for l in table::text_table(table::titles(&table::IMAGE_LS), &cells) {
         line(l);
@@ -130,6 +99,48 @@ pub fn list(command: &str, args: &ImageListArgs, cx: &Context) -> i32 {
     ));
     state_line(&listed.state_dbs, &paths.home);
     0
+}
+
+/// Row `r`'s cell in `image ls`'s column `col`: `-` for what is unknown; STATUS says an
+/// incomplete cache and a kind other than a pulled cache; a built image (or a cache of no
+/// preset) shows its name as its PRESET.
+fn ls_cell(r: &Row, col: table::ImageCol) -> String {
+    use table::ImageCol;
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    match col {
+        ImageCol::Version => dash(&r.version),
+        ImageCol::Image => r.name.clone(),
+        ImageCol::Preset => {
+            if r.kind == Kind::Built || r.preset.is_empty() {
+                r.name.clone()
+            } else {
+                r.preset.clone()
+            }
+        }
+        ImageCol::Arch => dash(r.arch_str()),
+        ImageCol::Vmm => dash(r.vmm_str()),
+        ImageCol::Os => r.os.map_or("-", |o| o.as_str()).to_string(),
+        ImageCol::Compressed => format_size(r.compressed_bytes),
+        ImageCol::Unpacked => format_size(r.unpacked_bytes),
+        ImageCol::OnDisk | ImageCol::Size => format_size(r.size_bytes),
+        ImageCol::Status | ImageCol::State => {
+            let mut status = r.state();
+            if !r.ready {
+                status.push_str(" (incomplete)");
+            }
+            if r.kind != Kind::Cache {
+                status = format!("{status} [{}]", r.kind);
+            }
+            status
+        }
+        ImageCol::InUseBy => dash(&r.in_use_by.join(", ")),
+    }
 }
 
 /// The state databases IN USE was read from, on stderr as `sandbox list`'s line (stdout
