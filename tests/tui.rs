@@ -3006,7 +3006,7 @@ fn confirm_dialogs_read_their_keys_from_the_keymap() {
 fn the_detail_view_reads_its_keys_from_the_keymap() {
     let mut a = app_with_keymap(
         "[detail]\nclose = [\"h\"]\nrestore = [\"R\"]\ndelete_snapshot = [\"X\"]\nnext_snapshot = [\"right\"]\ndown = [\"J\"]\n",
-        160,
+        200,
         48,
     );
     open_detail(&mut a);

@@ -697,6 +697,10 @@ impl App {
                     .tasks
                     .iter()
                     .any(|t| t.id == task && t.kind == TaskKind::Env);
+                // With no detail view to read them again, the keys last read are stale.
+                if env_changed && self.detail.is_none() {
+                    self.data.env_keys = None;
+                }
                 if let Some(d) = &self.detail {
                     let (generation, env) = self.data.want_detail(&d.id, env_changed);
                     fx.push(Effect::LoadDetail {

@@ -266,7 +266,7 @@ impl Drop for Sandboxes {
 #[macro_export]
 macro_rules! require_root {
     () => {
-        require_root!("(network namespaces, TAPs, nftables)")
+        $crate::require_root!("(network namespaces, TAPs, nftables)")
     };
     ($why:literal) => {
         if !support::is_root() {

@@ -244,18 +244,19 @@ impl DetailView {
                 .collect::<Vec<_>>()
                 .join(" · ")
         };
-        let own = if r.width >= 140 {
-            format!(" {} · ", listed(&cmds[..5]))
-        } else {
-            format!(
-                " {} · {}/{}/{} snapshots · ",
-                key(Action::Close),
-                key(Action::NextSnapshot),
-                key(Action::Restore),
-                key(Action::DeleteSnapshot)
-            )
-        };
-        let hint = format!("{own}{} ", listed(&cmds[5..]));
+        let full = format!(" {} · ", listed(&cmds[..5]));
+        let compact = format!(
+            " {} · {}/{}/{} snapshots · ",
+            key(Action::Close),
+            key(Action::NextSnapshot),
+            key(Action::Restore),
+            key(Action::DeleteSnapshot)
+        );
+        let hint = fit_hint(
+            &[full, compact],
+            &cmds[5..],
+            usize::from(r.width).saturating_sub(2),
+        );
         let mut blk = Block::default()
             .borders(Borders::ALL)
             .border_type(BorderType::Thick)
@@ -282,6 +283,37 @@ impl DetailView {
             r,
         );
     }
+}
+
+/// The hint that fits in `width` cells: the first of `own` (the view's own keys, spelt out,
+/// then compact) after which every VM command fits; else the last with as many of them as
+/// fit, then `…`.
+fn fit_hint(own: &[String], vm: &[CommandInfo], width: usize) -> String {
+    let listed: Vec<String> = vm
+        .iter()
+        .map(|c| format!("{} {}", c.key, c.label))
+        .collect();
+    let whole = |own: &str| format!("{own}{} ", listed.join(" · "));
+    if let Some(h) = own
+        .iter()
+        .map(|o| whole(o))
+        .find(|h| h.chars().count() <= width)
+    {
+        return h;
+    }
+    let mut hint = own.last().cloned().unwrap_or_default();
+    for (i, l) in listed.iter().enumerate() {
+        let sep = if i == 0 { "" } else { " · " };
+        // Room for this one and a closing ` … `.
+        if hint.chars().count() + sep.chars().count() + l.chars().count() + 3 > width {
+            hint.push_str(" … ");
+            return hint;
+        }
+        hint.push_str(sep);
+        hint.push_str(l);
+    }
+    hint.push(' ');
+    hint
 }
 
 /// The detail view's commands, in its hint's order: its own, then the VMs pane's on its
