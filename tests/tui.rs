@@ -225,6 +225,14 @@ fn app() -> App {
     App::new(Keymap::defaults(), Theme::defaults(true), false)
 }
 
+/// [`full_app`] in read-only mode (`--readonly`).
+fn readonly_full_app(w: u16, h: u16) -> App {
+    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
+    a.update(Input::Resize(w, h));
+    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
+    a
+}
+
 fn full_app(w: u16, h: u16) -> App {
     let mut a = app();
     a.update(Input::Resize(w, h));
@@ -1748,9 +1756,7 @@ fn images_pane_pulls_removes_and_inspects_selected_or_marked_rows() {
 
 #[test]
 fn readonly_refuses_pull_and_remove_but_inspects() {
-    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
-    a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
+    let mut a = readonly_full_app(160, 48);
     a.update(key('2'));
     a.update(key('G'));
     for k in ['u', 'd'] {
@@ -3795,9 +3801,7 @@ fn a_start_with_attach_attaches_once_the_vm_is_up() {
 
 #[test]
 fn readonly_refuses_the_vm_actions() {
-    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
-    a.update(Input::Resize(80, 24));
-    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
+    let mut a = readonly_full_app(80, 24);
     a.update(key('j'));
     for c in ['z', 'S', 'e', 'N', 'a', '!', 'U', 'D'] {
         assert!(a.update(key(c)).is_empty(), "{c}");
@@ -5147,9 +5151,7 @@ fn s_starts_stopped_vms_again_and_stops_running_ones_after_a_confirmation() {
         Some(Dialog::Confirm(ConfirmAction::Stop(_)))
     ));
 
-    let mut a = App::new(Keymap::defaults(), Theme::defaults(true), true);
-    a.update(Input::Resize(160, 48));
-    a.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
+    let mut a = readonly_full_app(160, 48);
     pick(&mut a, "production");
     assert!(a.update(key('s')).is_empty());
     assert_eq!(status(&a), "read-only mode: refusing to start sandboxes");
@@ -5270,9 +5272,7 @@ fn e_sets_and_unsets_a_vms_env_var_without_ever_drawing_the_value() {
     assert!(a.dialog.is_none());
     assert_eq!(status(&a), "Unset API_KEY in vm-agent-1.");
 
-    let mut ro = App::new(Keymap::defaults(), Theme::defaults(true), true);
-    ro.update(Input::Resize(160, 48));
-    ro.update(Input::Msg(Msg::Readout(Box::new(full_readout()))));
+    let mut ro = readonly_full_app(160, 48);
     ro.update(key('E'));
     assert!(ro.dialog.is_none());
     assert!(

@@ -169,17 +169,13 @@ impl EnvForm {
             );
             f.render_widget(&self.value, v);
         }
-        let note = if let Some(e) = &self.error {
-            Span::styled(e.clone(), t.error())
-        } else if self.pending.is_some() {
-            Span::styled(
-                if self.unset {
-                    "unsetting…"
-                } else {
-                    "setting…"
-                },
-                t.accent(),
-            )
+        let busy = if self.unset {
+            "unsetting…"
+        } else {
+            "setting…"
+        };
+        let note = if let Some(n) = super::awaiting(t, self.error.as_ref(), self.pending, busy) {
+            n
         } else {
             match self.change() {
                 Some(Err(e)) => Span::styled(e, t.error()),

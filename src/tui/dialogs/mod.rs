@@ -488,6 +488,21 @@ pub(super) fn framed(f: &mut Frame, app: &App, r: Rect, title: &str) -> Rect {
     inner
 }
 
+/// The note of a form that waits for its task (port, env): core's refusal of the last
+/// submission, else `busy` while the task runs; `None` when neither (the form says its own).
+pub(super) fn awaiting(
+    t: &super::theme::Theme,
+    error: Option<&String>,
+    pending: Option<u64>,
+    busy: &'static str,
+) -> Option<Span<'static>> {
+    match (error, pending) {
+        (Some(e), _) => Some(Span::styled(e.clone(), t.error())),
+        (None, Some(_)) => Some(Span::styled(busy, t.accent())),
+        (None, None) => None,
+    }
+}
+
 /// A form of `rows` one-line rows in a `w`-wide dialog centred on the screen.
 pub(super) fn form_rows(f: &mut Frame, app: &App, w: u16, rows: u16, title: &str) -> Rc<[Rect]> {
     let inner = framed(f, app, centered(f.area(), w, rows + 2), title);

@@ -353,17 +353,13 @@ impl PortForm {
             l,
         );
         f.render_widget(&self.input, v);
-        let note = if let Some(e) = &self.error {
-            Span::styled(e.clone(), t.error())
-        } else if self.pending.is_some() {
-            Span::styled(
-                if self.close {
-                    "closing…"
-                } else {
-                    "exposing…"
-                },
-                t.accent(),
-            )
+        let busy = if self.close {
+            "closing…"
+        } else {
+            "exposing…"
+        };
+        let note = if let Some(n) = super::awaiting(t, self.error.as_ref(), self.pending, busy) {
+            n
         } else {
             match self.parsed() {
                 Some(Err(e)) => Span::styled(e.message, t.error()),
