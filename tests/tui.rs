@@ -5188,8 +5188,14 @@ fn e_sets_and_unsets_a_vms_env_var_without_ever_drawing_the_value() {
     let secret = "sk-secret-never-drawn";
     let mut a = full_app(160, 48);
     a.update(key('j'));
-    a.update(key('E'));
+    // The form asks for the VM's keys (its reminder), as the detail view reads them.
+    let fx = a.update(key('E'));
     assert!(matches!(a.dialog, Some(Dialog::Env(_))), "{:?}", a.status);
+    assert!(
+        matches!(fx.as_slice(), [Effect::LoadDetail { id, env: Some(_), .. }] if id.as_str() == "vm-agent-1"),
+        "{fx:?}"
+    );
+    assert!(render(&a).contains("Set now: reading…"));
     typed(&mut a, "1BAD");
     assert!(a.update(code(KeyCode::Enter)).is_empty());
     let shown = render(&a);

@@ -157,6 +157,15 @@ impl App {
                 }
                 Intent::Session { id, attach } => fx.extend(self.open_session(id, attach)),
                 Intent::Detail(id) => fx.extend(self.open_detail(id)),
+                Intent::ReadEnvKeys(id) if self.detail.is_none() => {
+                    let (generation, env) = self.data.want_detail(&id, true);
+                    fx.push(Effect::LoadDetail {
+                        id,
+                        generation,
+                        env,
+                    });
+                }
+                Intent::ReadEnvKeys(_) => {}
                 Intent::Inspect { version, name } => {
                     // The answer to an earlier inspect is void.
                     self.data.inspect = Preview::Loading;

@@ -51,6 +51,9 @@ pub enum Intent {
     Close,
     /// Open VM `id`'s detail view.
     Detail(VmId),
+    /// Read VM `id`'s env keys (`env list`'s keys: the env form's reminder), unless a
+    /// detail view reads them.
+    ReadEnvKeys(VmId),
     /// Open a scrollable note: its title and lines (a task's whole message).
     Note(String, Vec<String>),
     /// `image inspect` of the cache `<version>/<name>`.

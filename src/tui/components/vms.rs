@@ -365,9 +365,12 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
             Err(i) => i,
         },
         Action::Env => match one_vm(&ids, "an environment", cx) {
-            Ok(r) => open(Dialog::Env(Box::new(crate::tui::dialogs::EnvForm::new(
-                r.info.id.clone(),
-            )))),
+            Ok(r) => vec![
+                Intent::open(Dialog::Env(Box::new(crate::tui::dialogs::EnvForm::new(
+                    r.info.id.clone(),
+                )))),
+                Intent::ReadEnvKeys(r.info.id.clone()),
+            ],
             Err(i) => i,
         },
         Action::Network => match one_vm(&ids, "a network policy", cx) {

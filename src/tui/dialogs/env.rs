@@ -199,7 +199,10 @@ impl EnvForm {
             }
             Some((id, Preview::Ready(k))) if *id == self.id.as_str() => k.join(", "),
             Some((id, Preview::Loading)) if *id == self.id.as_str() => "reading…".to_string(),
-            _ => "not read (the detail view reads them)".to_string(),
+            Some((id, Preview::Failed(e))) if *id == self.id.as_str() => {
+                format!("cannot be read: {e}")
+            }
+            _ => "not read".to_string(),
         };
         f.render_widget(
             Paragraph::new(Span::styled(format!("Set now: {keys}"), t.muted()))
