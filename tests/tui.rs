@@ -5253,8 +5253,16 @@ fn e_sets_and_unsets_a_vms_env_var_without_ever_drawing_the_value() {
         shown.contains(refusal) && !shown.contains(secret),
         "{shown}"
     );
-    // An unset: the verb field, a choice key; then success closes the form.
+    // An unset: the verb field, a choice key; then success closes the form. Away from its
+    // field, the value is a fixed mask: not even its length shows.
     a.update(code(KeyCode::BackTab));
+    let shown = render(&a);
+    let longest = shown
+        .split(|c| c != '•')
+        .map(|run| run.chars().count())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(longest, 8, "{shown}");
     a.update(code(KeyCode::BackTab));
     a.update(code(KeyCode::Right));
     let fx = a.update(code(KeyCode::Enter));

@@ -20,6 +20,9 @@ use crate::tui::keymap::{Action, Keymap};
 /// What the masked field shows for each character of the value.
 const MASK: char = '•';
 
+/// How many mask characters stand for a value when its field is not focused.
+const HIDDEN_WIDTH: usize = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     /// Set or unset (a choice).
@@ -167,7 +170,13 @@ impl EnvForm {
                 Paragraph::new(label(self.field == Field::Value, "Value")),
                 l,
             );
-            f.render_widget(&self.value, v);
+            // Typed, it shows a mask per character; away from it, not even its length.
+            if self.field == Field::Value || text_of(&self.value).is_empty() {
+                f.render_widget(&self.value, v);
+            } else {
+                let hidden: String = std::iter::repeat_n(MASK, HIDDEN_WIDTH).collect();
+                f.render_widget(Paragraph::new(hidden), v);
+            }
         }
         let busy = if self.unset {
             "unsetting…"
