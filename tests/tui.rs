@@ -5322,6 +5322,50 @@ fn the_dashboards_env_set_fails_as_sandbox_env_set_does() {
     );
 }
 
+/// `:open-ui ID` is `openclaw open-ui ID --no-browser`: a task whose one-time link goes to
+/// a note (never to the task's summary); a bad id is refused on the line; read-only mode
+/// refuses it as the command does (it forwards a port). Of a sandbox that is not there it
+/// fails in the command's words.
+#[test]
+fn the_dashboards_open_ui_is_openclaw_open_ui() {
+    let mut a = full_app(160, 48);
+    a.update(key(':'));
+    typed(&mut a, "open-ui vm-agent-1");
+    match a.update(code(KeyCode::Enter)).as_slice() {
+        [Effect::RunOpenUi { id, .. }] => assert_eq!(id.as_str(), "vm-agent-1"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::OpenUi);
+    a.update(key(':'));
+    typed(&mut a, "open-ui ../x");
+    assert!(a.update(code(KeyCode::Enter)).is_empty());
+
+    let mut ro = readonly_full_app(160, 48);
+    ro.update(key(':'));
+    typed(&mut ro, "open-ui vm-agent-1");
+    assert!(ro.update(code(KeyCode::Enter)).is_empty());
+    assert!(ro.data.tasks.is_empty());
+
+    let h = support::Home::new();
+    let out = h.run(&["openclaw", "open-ui", "vm-gone-1", "--no-browser"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stderr).to_string();
+    let t = run_task(
+        &h.env(),
+        smolvm::core::job::JobKind::OpenUi,
+        false,
+        |task| Effect::RunOpenUi {
+            task,
+            id: vid("vm-gone-1"),
+        },
+    );
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    assert!(
+        t.summary.contains("was not found") && cli.contains(&t.summary),
+        "{cli}\n{t:?}"
+    );
+}
+
 /// `:clone SNAPSHOT [COUNT]` is `sandbox clone`: a task over core's clone, failing in the
 /// command's words for a snapshot that is not there; a bad count is refused on the line;
 /// read-only mode refuses it.

@@ -6,7 +6,6 @@ use super::args::OpenUiArgs;
 use super::output::line;
 use super::toolkit::{finish, open_ctx};
 use crate::core::context::Context;
-use crate::core::escape::escape;
 use crate::core::openclaw;
 
 /// `command`: its name as invoked (`claw.open-ui` for `smolvm claw open-ui`).
@@ -21,15 +20,8 @@ pub fn open_ui(command: &str, a: &OpenUiArgs, cx: &Context) -> i32 {
         Ok(ui)
     });
     finish(command, json, r, |ui| {
-        if ui.opened {
-            line(format!("Opened OpenClaw at {}", escape(ui.url.as_bytes())));
-        } else {
-            line("Open this one-time OpenClaw link within 10 minutes:");
-            line(escape(ui.browser_url.as_bytes()));
+        for l in ui.lines() {
+            line(l);
         }
-        line(format!(
-            "Stop sharing it with: {}",
-            escape(ui.close_command.as_bytes())
-        ));
     })
 }

@@ -39,6 +39,31 @@ pub struct OpenUi {
     pub close_command: String,
 }
 
+impl OpenUi {
+    /// What both faces say of it, as SmolVM prints it: the one-time link (or where a
+    /// browser opened it) and the command that stops sharing it; every address escaped
+    /// (it came from the guest, checked but shown as text).
+    pub fn lines(&self) -> Vec<String> {
+        use super::escape::escape;
+        let mut lines = if self.opened {
+            vec![format!(
+                "Opened OpenClaw at {}",
+                escape(self.url.as_bytes())
+            )]
+        } else {
+            vec![
+                "Open this one-time OpenClaw link within 10 minutes:".to_string(),
+                escape(self.browser_url.as_bytes()),
+            ]
+        };
+        lines.push(format!(
+            "Stop sharing it with: {}",
+            escape(self.close_command.as_bytes())
+        ));
+        lines
+    }
+}
+
 /// Point an OpenClaw loopback address at `host_port` on the host: `None` unless it is
 /// `http|https|ws|wss://` + `127.0.0.1|localhost|[::1]` + `:18789`, with no user part,
 /// and the rest (path, query, fragment) is printable ASCII without spaces.
@@ -293,6 +318,35 @@ fn find_version(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both faces say an open-ui as SmolVM prints it: the one-time link, or where a browser
+    /// opened it, then how to stop sharing; what the guest said is escaped.
+    #[test]
+    fn an_open_uis_lines_are_smolvms() {
+        let mut ui = OpenUi {
+            sandbox: "claw-1".into(),
+            guest_port: DASHBOARD_PORT,
+            host_port: 40123,
+            url: "http://127.0.0.1:40123/".into(),
+            browser_url: "http://127.0.0.1:40123/#token=\x1b[31m".into(),
+            ws_url: None,
+            opened: false,
+            close_command: "smolvm sandbox port close claw-1 40123:18789".into(),
+        };
+        assert_eq!(
+            ui.lines(),
+            [
+                "Open this one-time OpenClaw link within 10 minutes:",
+                "http://127.0.0.1:40123/#token=\\x1b[31m",
+                "Stop sharing it with: smolvm sandbox port close claw-1 40123:18789",
+            ]
+        );
+        ui.browser_url = "http://127.0.0.1:40123/#token=\u{1b}[31m".into();
+        assert!(!ui.lines()[1].contains('\u{1b}'), "{:?}", ui.lines());
+        ui.opened = true;
+        assert_eq!(ui.lines()[0], "Opened OpenClaw at http://127.0.0.1:40123/");
+        assert_eq!(ui.lines().len(), 2);
+    }
 
     #[test]
     fn only_the_guests_loopback_gateway_is_rewritten() {

@@ -232,6 +232,9 @@ impl Workers {
             } => self.spawn(task, move |run, cx| {
                 run_network(run, cx, id, policy, publish_ssh)
             }),
+            Effect::RunOpenUi { task, id } => {
+                self.spawn_blocking(task, move |run, cx| run_open_ui(run, cx, &id))
+            }
             Effect::RunEnv { task, id, change } => {
                 self.spawn_blocking(task, move |run, cx| run_env(run, cx, &id, &change))
             }

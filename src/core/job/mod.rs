@@ -56,6 +56,8 @@ text_enum! {
         CompletionInstall = "completion",
         /// `sandbox env set|unset`: one key of a sandbox's environment.
         Env = "env",
+        /// `openclaw open-ui`: the OpenClaw dashboard of a sandbox, forwarded to the host.
+        OpenUi = "open-ui",
     }
 }
 
@@ -93,6 +95,9 @@ impl JobKind {
             JobKind::Env => {
                 Cancel::Not("an environment change is one write; it cannot be cancelled")
             }
+            JobKind::OpenUi => Cancel::Not(
+                "open-ui is a few short steps in the guest; it cannot be cancelled (port close ends what it forwarded)",
+            ),
             JobKind::Save => Cancel::Not(
                 "an image archive is written in one pass; it cannot be cancelled (a failed save leaves no file)",
             ),

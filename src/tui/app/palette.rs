@@ -98,6 +98,15 @@ impl App {
             }
             ("sandbox", ["prune"]) => self.sandbox_prune(false),
             ("sandbox", ["prune", "--include-saved"]) => self.sandbox_prune(true),
+            ("open-ui", [id]) => {
+                let id = VmId::parse(id).map_err(|e| e.message)?;
+                if self.refuse_readonly(Mutation::PortExpose) {
+                    Vec::new()
+                } else {
+                    let task = self.new_task(TaskKind::OpenUi, format!("openclaw open-ui {id}"));
+                    vec![Effect::RunOpenUi { task, id }]
+                }
+            }
             ("bridge", ["check", bridge]) => {
                 let task = self.new_task(TaskKind::BridgeCheck, format!("bridge check {bridge}"));
                 vec![Effect::RunBridgeCheck {

@@ -163,6 +163,11 @@ pub enum Effect {
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
+    /// `openclaw open-ui ID` (`core::openclaw::open_ui`): its lines in a note.
+    RunOpenUi {
+        task: u64,
+        id: VmId,
+    },
     /// Set or unset one variable of a VM's environment (`core::guest_env`, as `sandbox env
     /// set|unset`).
     RunEnv {

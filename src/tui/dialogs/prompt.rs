@@ -29,7 +29,7 @@ pub struct Palette {
 }
 
 /// The palette's commands, and whether they take an argument.
-const COMMANDS: [(&str, bool); 18] = [
+const COMMANDS: [(&str, bool); 19] = [
     ("prune", false),
     ("cleanup", true),
     ("start", true),
@@ -41,6 +41,7 @@ const COMMANDS: [(&str, bool); 18] = [
     ("save", true),
     ("load", true),
     ("clone", true),
+    ("open-ui", true),
     ("doctor", false),
     ("refresh", false),
     ("help", false),
@@ -126,7 +127,9 @@ impl Palette {
                 let options = match cmd.trim_start_matches(':') {
                     "start" | "build" => self.presets.clone(),
                     "save" => data.images.iter().map(|i| i.name.clone()).collect(),
-                    "logs" | "network" => data.vms.iter().map(|v| v.info.id.to_string()).collect(),
+                    "logs" | "network" | "open-ui" => {
+                        data.vms.iter().map(|v| v.info.id.to_string()).collect()
+                    }
                     "cleanup" => vec!["--all".to_string()],
                     "pull" => self
                         .presets

@@ -57,6 +57,24 @@ pub(super) async fn run_bridge_check(run: Run, bridge: String) -> Outcome {
     Ok(End::batch(false, !r.ok, line))
 }
 
+/// `openclaw open-ui ID` (`core::openclaw::open_ui`, without a browser): the one-time link
+/// and how to stop sharing it in a note, as the command prints them. The link carries a
+/// token: it goes to the note only, never to the task's summary or the app log.
+pub(super) fn run_open_ui(run: &Run, cx: &Context, id: &crate::core::vm::VmId) -> Outcome {
+    let ctx = run.open(cx)?;
+    run.phase(Step::Applying);
+    let login = crate::core::lifecycle::SshLogin::default();
+    let ui = crate::core::openclaw::open_ui(&ctx, id.as_str(), None, &login)?;
+    run.note(Msg::Note {
+        title: format!("openclaw open-ui {id}"),
+        lines: ui.lines(),
+    });
+    Ok(End::done(format!(
+        "OpenClaw's dashboard of {id} on 127.0.0.1:{}; its one-time link is in the note",
+        ui.host_port
+    )))
+}
+
 /// `completion SHELL --install` (`core::completion::install`, with the script the entry
 /// point handed in): its message is the task's summary.
 pub(super) fn run_completion_install(
