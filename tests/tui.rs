@@ -5322,6 +5322,57 @@ fn the_dashboards_env_set_fails_as_sandbox_env_set_does() {
     );
 }
 
+/// `:exec ID -- COMMAND…` is `sandbox exec ID -- COMMAND…`: a task (its title names the
+/// VM, not the command) whose output goes to a note; a line without `--` or a command is
+/// refused with its form; read-only mode refuses it as the command. Of a sandbox that is
+/// not there it fails in the command's words.
+#[test]
+fn the_dashboards_exec_is_sandbox_exec() {
+    let mut a = full_app(160, 48);
+    a.update(key(':'));
+    typed(&mut a, "exec vm-agent-1 -- cat /etc/hostname");
+    match a.update(code(KeyCode::Enter)).as_slice() {
+        [Effect::RunExec { id, command, .. }] => {
+            assert_eq!(id.as_str(), "vm-agent-1");
+            assert_eq!(command, &["cat", "/etc/hostname"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let t = &a.data.tasks[0];
+    assert_eq!(t.kind, smolvm::core::job::JobKind::Exec);
+    assert!(!t.title.contains("hostname"), "{}", t.title);
+    for bad in ["exec vm-agent-1 cat", "exec vm-agent-1 --"] {
+        a.update(key(':'));
+        typed(&mut a, bad);
+        assert!(a.update(code(KeyCode::Enter)).is_empty(), "{bad}");
+        assert!(render(&a).contains("exec ID -- COMMAND"), "{bad}");
+        a.update(code(KeyCode::Esc));
+    }
+
+    let mut ro = readonly_full_app(160, 48);
+    ro.update(key(':'));
+    typed(&mut ro, "exec vm-agent-1 -- true");
+    assert!(ro.update(code(KeyCode::Enter)).is_empty());
+    assert!(ro.data.tasks.is_empty());
+
+    let h = support::Home::new();
+    let out = h.run(&["sandbox", "exec", "vm-gone-1", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stderr).to_string();
+    let t = run_task(&h.env(), smolvm::core::job::JobKind::Exec, false, |task| {
+        Effect::RunExec {
+            task,
+            id: vid("vm-gone-1"),
+            command: vec!["true".into()],
+        }
+    });
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    assert!(
+        !t.summary.is_empty() && cli.contains(&t.summary),
+        "{cli}\n{t:?}"
+    );
+}
+
 /// `:open-ui ID` is `openclaw open-ui ID --no-browser`: a task whose one-time link goes to
 /// a note (never to the task's summary); a bad id is refused on the line; read-only mode
 /// refuses it as the command does (it forwards a port). Of a sandbox that is not there it

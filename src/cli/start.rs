@@ -641,15 +641,6 @@ fn logs_tail(a: &super::args::LogsArgs, cx: &Context) -> i32 {
     }
 }
 
-/// Wait for a booting sandbox's SSH when `--boot-timeout` is given (an unknown or stopped
-/// sandbox is reported by the SSH recipe itself).
-fn wait_for_ssh(ctx: &Ctx, id: &VmId, boot_timeout: Option<Duration>) -> Result<()> {
-    let Some(t) = boot_timeout else {
-        return Ok(());
-    };
-    crate::core::runtime::block_on(crate::core::guest::wait_answering(ctx, id, t))?
-}
-
 /// An interactive login shell over SSH, in place of this process (its exit code becomes
 /// ours): `sandbox ssh ID` and `sandbox shell ID`.
 pub fn ssh_session(
@@ -706,139 +697,40 @@ fn exec_ssh(
     )
 }
 
-#[derive(Serialize)]
-struct ExecResult {
-    vm_id: String,
-    exit_code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    timed_out: bool,
-}
-
-/// `sandbox exec ID [--start] [--boot-timeout F] [--timeout N] [--json] -- cmd…`.
+/// `sandbox exec ID [--start] [--boot-timeout F] [--timeout N] [--json] -- cmd…`: core's
+/// `exec::ready`, then the command on this terminal, or captured for `--json`.
 fn exec(a: &super::args::ExecArgs, cx: &Context) -> i32 {
+    use crate::core::exec;
     const CMD: &str = "sandbox.exec";
-    let login = lifecycle::SshLogin::default();
     let ctx = match open_ctx(cx) {
         Ok(c) => c,
         Err(e) => return output::fail(CMD, a.json, &e),
     };
-    // No sandbox has an invalid id: SmolVM's not-found, as the lookup says it.
-    let id = match VmId::parse(&a.id) {
+    let opts = exec::ExecOptions {
+        start: a.start,
+        boot_timeout: a.boot_timeout,
+    };
+    let id = match crate::core::runtime::block_on(exec::ready(&ctx, &a.id, &opts, &progress(true)))
+        .and_then(|r| r)
+    {
         Ok(id) => id,
         Err(e) => return output::fail(CMD, a.json, &e),
     };
-    // --start boots a created, stopped or failed sandbox first (and waits for it to be
-    // ready), under the sandbox's lock: one that is running by then is left as it is.
-    if a.start && lifecycle::running_ip(&ctx, &id).is_err() {
-        if let Err(e) = lifecycle::info(&ctx, &id) {
-            return output::fail(CMD, a.json, &e);
-        }
-        let r = crate::core::runtime::block_on(start::ensure_running(
-            &ctx,
-            &id,
-            a.boot_timeout,
-            &progress(true),
-        ))
-        .and_then(|r| r);
-        if let Err(e) = r {
-            return output::fail(CMD, a.json, &e);
-        }
-    }
-    // SmolVM's answer for a sandbox that is not running (without --start).
-    if !a.start {
-        match lifecycle::info(&ctx, &id) {
-            Ok(i) if i.summary.status != crate::core::VmStatus::Running || i.summary.stale => {
-                let status = if i.summary.stale {
-                    crate::core::VmStatus::Error
-                } else {
-                    i.summary.status
-                };
-                let recovery = format!(
-                    "Run 'smolvm sandbox start {}' first, or add --start to start it automatically.",
-                    a.id
-                );
-                let e = Error::new(
-                    crate::core::ErrorCode::NotRunning,
-                    format!("Sandbox '{}' is not running ({status}). {recovery}", a.id),
-                )
-                .with_recovery(recovery);
-                return output::fail(CMD, a.json, &e);
-            }
-            Ok(_) => {}
-            Err(e) => return output::fail(CMD, a.json, &e),
-        }
-    }
-    // Ready on the console is not always sshd listening yet (a TCG guest's restart):
-    // after --start the command waits for the port too (the boot timeout, else a
-    // session's wait).
-    let ssh_wait = a
-        .boot_timeout
-        .or(a.start.then_some(crate::core::session::DEFAULT_SSH_WAIT));
-    if let Err(e) = wait_for_ssh(&ctx, &id, ssh_wait) {
-        let e = if lifecycle::info(&ctx, &id).is_ok() && !a.start {
-            e.with_recovery(format!(
-                "Run 'smolvm sandbox start {}' first, or pass --start.",
-                a.id
-            ))
-        } else {
-            e
-        };
-        return output::fail(CMD, a.json, &e);
-    }
     // SmolVM's default: 30 s.
     let t = Duration::from_secs(a.timeout);
-    let timeout = Some(t);
     if !a.json {
+        let login = lifecycle::SshLogin::default();
         return match crate::core::guest::run_attached(&ctx, &id, &login, &a.command, t) {
             Ok(Some(code)) => code,
-            Ok(None) => output::fail(CMD, false, &exec_timed_out(&a.command, t)),
+            Ok(None) => output::fail(CMD, false, &exec::timed_out(&a.command, t)),
             Err(e) => output::fail(CMD, false, &e),
         };
     }
-    match crate::core::guest::run(&ctx, &id, &login, &a.command, None, timeout) {
-        Ok(o) if o.exit_code == Some(crate::core::guest::SSH_FAILED) => output::fail(
-            CMD,
-            true,
-            &crate::core::guest::unreachable(&a.id, &o.stderr),
-        ),
-        Ok(o) => {
-            let code = match (o.timed_out, o.exit_code) {
-                (true, _) => 1,
-                (false, Some(c)) => c,
-                (false, None) => 1,
-            };
-            let err = if o.timed_out {
-                Some(exec_timed_out(&a.command, t))
-            } else {
-                // SmolVM's: a non-zero exit is a failure of the envelope too.
-                (code != 0).then(|| {
-                    Error::new(
-                        crate::core::ErrorCode::CommandFailed,
-                        format!("Command exited with status {code}."),
-                    )
-                })
-            };
-            let data = ExecResult {
-                vm_id: a.id.clone(),
-                exit_code: o.exit_code,
-                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-                timed_out: o.timed_out,
-            };
-            output::print_json(CMD, code, Some(&data), err.as_ref());
-            code
+    match exec::run(&ctx, &id, &a.command, t) {
+        Ok(r) => {
+            output::print_json(CMD, r.code(), Some(&r), r.error().as_ref());
+            r.code()
         }
         Err(e) => output::fail(CMD, true, &e),
     }
-}
-
-/// SmolVM's exec timeout: its SSH run raises `OperationTimeoutError`, which its CLI
-/// reports as a `runtime_error` with exit 1.
-fn exec_timed_out(command: &[String], t: Duration) -> Error {
-    Error::runtime(format!(
-        "Operation '{}' timed out after {}s",
-        command.join(" "),
-        t.as_secs()
-    ))
 }

@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod egress;
 pub mod error;
 pub mod escape;
+pub mod exec;
 pub mod files;
 pub mod guest;
 pub mod guest_env;

@@ -33,6 +33,8 @@ text_enum! {
         Reconciling = "reconciling",
         /// Bridge check reading the links.
         ReadingLinks = "reading the links",
+        /// A command running in the guest (`exec`).
+        Executing = "running the command",
         /// A dashboard session waiting for the guest.
         WaitingForSsh = "waiting for the guest's sshd…",
         /// Branch: the snapshot its clones come from.

@@ -232,6 +232,9 @@ impl Workers {
             } => self.spawn(task, move |run, cx| {
                 run_network(run, cx, id, policy, publish_ssh)
             }),
+            Effect::RunExec { task, id, command } => {
+                self.spawn_blocking(task, move |run, cx| run_exec(run, cx, &id, &command))
+            }
             Effect::RunOpenUi { task, id } => {
                 self.spawn_blocking(task, move |run, cx| run_open_ui(run, cx, &id))
             }

@@ -58,6 +58,8 @@ text_enum! {
         Env = "env",
         /// `openclaw open-ui`: the OpenClaw dashboard of a sandbox, forwarded to the host.
         OpenUi = "open-ui",
+        /// `sandbox exec ID -- cmd…`: a command in a sandbox, its output kept.
+        Exec = "exec",
     }
 }
 
@@ -95,6 +97,9 @@ impl JobKind {
             JobKind::Env => {
                 Cancel::Not("an environment change is one write; it cannot be cancelled")
             }
+            JobKind::Exec => Cancel::Not(
+                "a command runs to its end or its 30 s timeout; it cannot be cancelled",
+            ),
             JobKind::OpenUi => Cancel::Not(
                 "open-ui is a few short steps in the guest; it cannot be cancelled (port close ends what it forwarded)",
             ),

@@ -98,6 +98,18 @@ impl App {
             }
             ("sandbox", ["prune"]) => self.sandbox_prune(false),
             ("sandbox", ["prune", "--include-saved"]) => self.sandbox_prune(true),
+            ("exec", [id, "--", command @ ..]) if !command.is_empty() => {
+                let id = VmId::parse(id).map_err(|e| e.message)?;
+                if self.refuse_readonly(Mutation::Exec) {
+                    Vec::new()
+                } else {
+                    // The command's words stay out of the title (the note shows them).
+                    let task = self.new_task(TaskKind::Exec, format!("exec in {id}"));
+                    let command = command.iter().map(|w| w.to_string()).collect();
+                    vec![Effect::RunExec { task, id, command }]
+                }
+            }
+            ("exec", _) => return Err("exec ID -- COMMAND [ARGS…]".into()),
             ("open-ui", [id]) => {
                 let id = VmId::parse(id).map_err(|e| e.message)?;
                 if self.refuse_readonly(Mutation::PortExpose) {

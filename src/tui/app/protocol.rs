@@ -163,6 +163,12 @@ pub enum Effect {
         policy: crate::core::egress::Policy,
         publish_ssh: bool,
     },
+    /// `sandbox exec ID -- cmd…` (`core::exec`): its output in a note.
+    RunExec {
+        task: u64,
+        id: VmId,
+        command: Vec<String>,
+    },
     /// `openclaw open-ui ID` (`core::openclaw::open_ui`): its lines in a note.
     RunOpenUi {
         task: u64,

@@ -29,7 +29,7 @@ pub struct Palette {
 }
 
 /// The palette's commands, and whether they take an argument.
-const COMMANDS: [(&str, bool); 19] = [
+const COMMANDS: [(&str, bool); 20] = [
     ("prune", false),
     ("cleanup", true),
     ("start", true),
@@ -42,6 +42,7 @@ const COMMANDS: [(&str, bool); 19] = [
     ("load", true),
     ("clone", true),
     ("open-ui", true),
+    ("exec", true),
     ("doctor", false),
     ("refresh", false),
     ("help", false),
@@ -127,7 +128,7 @@ impl Palette {
                 let options = match cmd.trim_start_matches(':') {
                     "start" | "build" => self.presets.clone(),
                     "save" => data.images.iter().map(|i| i.name.clone()).collect(),
-                    "logs" | "network" | "open-ui" => {
+                    "logs" | "network" | "open-ui" | "exec" => {
                         data.vms.iter().map(|v| v.info.id.to_string()).collect()
                     }
                     "cleanup" => vec!["--all".to_string()],

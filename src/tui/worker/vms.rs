@@ -387,6 +387,55 @@ pub(super) async fn run_network(
     Ok(End::done(format!("{id}: internet {} ({when})", r.summary)))
 }
 
+/// The most lines of a command's output the note keeps (its last ones).
+const EXEC_LINES: usize = 2000;
+
+/// `sandbox exec ID -- cmd…` (`core::exec`: the sandbox must run, its sshd answer; then
+/// the command within SmolVM's 30 s): its exit and output in a note, every line escaped
+/// (the guest wrote it); the task's summary says only how it ended.
+pub(super) fn run_exec(run: &Run, cx: &Context, id: &VmId, command: &[String]) -> Outcome {
+    use crate::core::escape::escape;
+    use crate::core::exec;
+    let ctx = run.open(cx)?;
+    run.phase(Step::WaitingForSsh);
+    let (opts, progress) = (exec::ExecOptions::default(), start_progress(run));
+    let ready = exec::ready(&ctx, id.as_str(), &opts, &progress);
+    tokio::runtime::Handle::current().block_on(ready)?;
+    run.phase(Step::Executing);
+    let r = exec::run(&ctx, id, command, exec::DEFAULT_TIMEOUT)?;
+    let mut lines = vec![format!("$ {}", escape(command.join(" ").as_bytes()))];
+    let out: Vec<&str> = r.stdout.lines().collect();
+    let err: Vec<&str> = r.stderr.lines().collect();
+    let shown = |all: &[&str], lines: &mut Vec<String>| {
+        if all.len() > EXEC_LINES {
+            lines.push(format!(
+                "(the first {} lines are left out)",
+                all.len() - EXEC_LINES
+            ));
+        }
+        let from = all.len().saturating_sub(EXEC_LINES);
+        lines.extend(all[from..].iter().map(|l| escape(l.as_bytes())));
+    };
+    shown(&out, &mut lines);
+    if !err.is_empty() {
+        lines.push(String::new());
+        lines.push("stderr:".into());
+        shown(&err, &mut lines);
+    }
+    let end = match r.error() {
+        Some(e) => e.message,
+        None => "exited 0".to_string(),
+    };
+    lines.push(String::new());
+    lines.push(end.clone());
+    run.note(Msg::Note {
+        title: format!("exec in {id}"),
+        lines,
+    });
+    let summary = format!("exec in {id}: {end} (output in the note)");
+    Ok(End::batch(false, r.code() != 0, summary))
+}
+
 /// Set or unset one variable of a VM's environment (`core::guest_env`, as `sandbox env
 /// set|unset`): the command's line is the task's summary; core's error stays in the form.
 pub(super) fn run_env(
