@@ -1825,6 +1825,31 @@ fn remove_worker_removes_through_core_and_keeps_an_image_held_open() {
     assert!(old.exists(), "an old version is prune's, not rm's");
 }
 
+/// Run `argv`, a command that fails (exit 1), and the task of `kind` that `run` starts
+/// through a real worker in a home of its own: the task fails, and what it says (its first
+/// item's detail, else its summary; a `code: ` prefix dropped) is in the command's words.
+fn fails_as_the_command(
+    argv: &[&str],
+    kind: smolvm::core::job::JobKind,
+    run: impl FnOnce(u64) -> Effect,
+) {
+    let h = support::Home::new();
+    let out = h.run(argv);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stderr).to_string();
+    let t = run_task(&h.env(), kind, false, run);
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    let said = t
+        .items
+        .first()
+        .map_or(t.summary.as_str(), |i| i.detail.as_str());
+    let message = said
+        .split_once(": ")
+        .filter(|(code, _)| !code.contains(' '))
+        .map_or(said, |(_, m)| m);
+    assert!(!message.is_empty() && cli.contains(message), "{cli}\n{t:?}");
+}
+
 /// Run effect `run` of task `task` in a real worker whose cancel for that task came
 /// first; the task as it ended.
 fn run_cancelled(
@@ -5161,20 +5186,14 @@ fn s_starts_stopped_vms_again_and_stops_running_ones_after_a_confirmation() {
 /// fails with the command's words.
 #[test]
 fn the_dashboards_start_of_a_vm_fails_as_sandbox_start_does() {
-    let h = support::Home::new();
-    let out = h.run(&["sandbox", "start", "vm-gone-1"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let cli = String::from_utf8_lossy(&out.stderr).to_string();
-    let t = run_task(&h.env(), smolvm::core::job::JobKind::Start, false, |task| {
-        Effect::RunBoot {
+    fails_as_the_command(
+        &["sandbox", "start", "vm-gone-1"],
+        smolvm::core::job::JobKind::Start,
+        |task| Effect::RunBoot {
             task,
             ids: vec![vid("vm-gone-1")],
-        }
-    });
-    assert_eq!(t.state, TaskState::Failed, "{t:?}");
-    let detail = &t.items[0].detail;
-    let message = detail.split_once(": ").map_or(detail.as_str(), |(_, m)| m);
-    assert!(cli.contains(message), "{cli}\n{t:?}");
+        },
+    );
 }
 
 /// `E` is `sandbox env set` / `unset` on the selected VM: a form whose key is checked
@@ -5301,24 +5320,17 @@ fn e_sets_and_unsets_a_vms_env_var_without_ever_drawing_the_value() {
 #[test]
 fn the_dashboards_env_set_fails_as_sandbox_env_set_does() {
     use smolvm::core::guest_env::{EnvChange, EnvValue};
-    let h = support::Home::new();
-    let out = h.run(&["sandbox", "env", "set", "vm-gone-1", "K=v"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let cli = String::from_utf8_lossy(&out.stderr).to_string();
-    let t = run_task(&h.env(), smolvm::core::job::JobKind::Env, false, |task| {
-        Effect::RunEnv {
+    fails_as_the_command(
+        &["sandbox", "env", "set", "vm-gone-1", "K=v"],
+        smolvm::core::job::JobKind::Env,
+        |task| Effect::RunEnv {
             task,
             id: vid("vm-gone-1"),
             change: EnvChange::Set {
                 key: "K".into(),
                 value: EnvValue(b"v".to_vec()),
             },
-        }
-    });
-    assert_eq!(t.state, TaskState::Failed, "{t:?}");
-    assert!(
-        !t.summary.is_empty() && cli.contains(&t.summary),
-        "{cli}\n{t:?}"
+        },
     );
 }
 
@@ -5355,21 +5367,14 @@ fn the_dashboards_exec_is_sandbox_exec() {
     assert!(ro.update(code(KeyCode::Enter)).is_empty());
     assert!(ro.data.tasks.is_empty());
 
-    let h = support::Home::new();
-    let out = h.run(&["sandbox", "exec", "vm-gone-1", "--", "true"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let cli = String::from_utf8_lossy(&out.stderr).to_string();
-    let t = run_task(&h.env(), smolvm::core::job::JobKind::Exec, false, |task| {
-        Effect::RunExec {
+    fails_as_the_command(
+        &["sandbox", "exec", "vm-gone-1", "--", "true"],
+        smolvm::core::job::JobKind::Exec,
+        |task| Effect::RunExec {
             task,
             id: vid("vm-gone-1"),
             command: vec!["true".into()],
-        }
-    });
-    assert_eq!(t.state, TaskState::Failed, "{t:?}");
-    assert!(
-        !t.summary.is_empty() && cli.contains(&t.summary),
-        "{cli}\n{t:?}"
+        },
     );
 }
 
@@ -5397,23 +5402,13 @@ fn the_dashboards_open_ui_is_openclaw_open_ui() {
     assert!(ro.update(code(KeyCode::Enter)).is_empty());
     assert!(ro.data.tasks.is_empty());
 
-    let h = support::Home::new();
-    let out = h.run(&["openclaw", "open-ui", "vm-gone-1", "--no-browser"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let cli = String::from_utf8_lossy(&out.stderr).to_string();
-    let t = run_task(
-        &h.env(),
+    fails_as_the_command(
+        &["openclaw", "open-ui", "vm-gone-1", "--no-browser"],
         smolvm::core::job::JobKind::OpenUi,
-        false,
         |task| Effect::RunOpenUi {
             task,
             id: vid("vm-gone-1"),
         },
-    );
-    assert_eq!(t.state, TaskState::Failed, "{t:?}");
-    assert!(
-        t.summary.contains("was not found") && cli.contains(&t.summary),
-        "{cli}\n{t:?}"
     );
 }
 
@@ -5446,21 +5441,13 @@ fn the_dashboards_clone_is_sandbox_clones() {
         "read-only mode: refusing to clone snapshots into sandboxes"
     );
 
-    let h = support::Home::new();
-    let out = h.run(&["sandbox", "clone", "snap-gone"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let cli = String::from_utf8_lossy(&out.stderr).to_string();
-    let t = run_task(&h.env(), smolvm::core::job::JobKind::Clone, false, |task| {
-        Effect::RunClone {
+    fails_as_the_command(
+        &["sandbox", "clone", "snap-gone"],
+        smolvm::core::job::JobKind::Clone,
+        |task| Effect::RunClone {
             task,
             snapshot: "snap-gone".into(),
             count: 1,
-        }
-    });
-    assert_eq!(t.state, TaskState::Failed, "{t:?}");
-    let message = t
-        .summary
-        .split_once(": ")
-        .map_or(t.summary.as_str(), |(_, m)| m);
-    assert!(cli.contains(message), "{cli}\n{t:?}");
+        },
+    );
 }
