@@ -5211,7 +5211,7 @@ fn e_sets_and_unsets_a_vms_env_var_without_ever_drawing_the_value() {
     let fx = a.update(key('E'));
     assert!(matches!(a.dialog, Some(Dialog::Env(_))), "{:?}", a.status);
     assert!(
-        matches!(fx.as_slice(), [Effect::LoadDetail { id, env: Some(_), .. }] if id.as_str() == "vm-agent-1"),
+        matches!(fx.as_slice(), [Effect::LoadEnvKeys { id, .. }] if id.as_str() == "vm-agent-1"),
         "{fx:?}"
     );
     assert!(render(&a).contains("Set now: reading…"));

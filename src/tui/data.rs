@@ -323,10 +323,14 @@ impl Data {
             self.detail = Some((id.to_string(), Preview::Loading));
         }
         let env = env || self.env_keys.as_ref().map(|(i, _)| i.as_str()) != Some(id);
-        if env {
-            self.env_keys = Some((id.to_string(), Preview::Loading));
-        }
-        (self.detail_gen.ask(), env.then(|| self.env_gen.ask()))
+        (self.detail_gen.ask(), env.then(|| self.want_env_keys(id)))
+    }
+
+    /// Ask for VM `id`'s env keys alone (shown loading): the generation the answer must
+    /// carry.
+    pub fn want_env_keys(&mut self, id: &str) -> u64 {
+        self.env_keys = Some((id.to_string(), Preview::Loading));
+        self.env_gen.ask()
     }
 
     /// A detail worker's answer; one to an earlier request (another VM's, or a refresh

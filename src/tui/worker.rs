@@ -177,16 +177,10 @@ impl Workers {
                     });
                 });
                 if let Some(generation) = env {
-                    tokio::task::spawn_blocking(move || {
-                        let result = env_keys(&cx, &id);
-                        let _ = tx.send(Msg::EnvKeys {
-                            id,
-                            generation,
-                            result,
-                        });
-                    });
+                    load_env_keys(tx, cx, id, generation);
                 }
             }
+            Effect::LoadEnvKeys { id, generation } => load_env_keys(tx, cx, id, generation),
             Effect::RunBoot { task, ids } => {
                 self.spawn(task, move |run, cx| run_boot(run, cx, ids))
             }
@@ -289,6 +283,23 @@ impl Workers {
     pub fn kept_cancels(&self) -> usize {
         self.cancels.len()
     }
+}
+
+/// Read VM `id`'s env keys off the async threads; the answer carries `generation`.
+fn load_env_keys(
+    tx: UnboundedSender<Msg>,
+    cx: Context,
+    id: crate::core::vm::VmId,
+    generation: u64,
+) {
+    tokio::task::spawn_blocking(move || {
+        let result = env_keys(&cx, &id);
+        let _ = tx.send(Msg::EnvKeys {
+            id,
+            generation,
+            result,
+        });
+    });
 }
 
 async fn refresher(mut rx: mpsc::UnboundedReceiver<bool>, tx: UnboundedSender<Msg>, cx: Context) {

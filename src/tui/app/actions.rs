@@ -158,12 +158,8 @@ impl App {
                 Intent::Session { id, attach } => fx.extend(self.open_session(id, attach)),
                 Intent::Detail(id) => fx.extend(self.open_detail(id)),
                 Intent::ReadEnvKeys(id) if self.detail.is_none() => {
-                    let (generation, env) = self.data.want_detail(&id, true);
-                    fx.push(Effect::LoadDetail {
-                        id,
-                        generation,
-                        env,
-                    });
+                    let generation = self.data.want_env_keys(id.as_str());
+                    fx.push(Effect::LoadEnvKeys { id, generation });
                 }
                 Intent::ReadEnvKeys(_) => {}
                 Intent::Inspect { version, name } => {

@@ -103,6 +103,11 @@ pub enum Effect {
         generation: u64,
         env: Option<u64>,
     },
+    /// VM `id`'s env keys alone (answered with `generation`): the env form's reminder.
+    LoadEnvKeys {
+        id: VmId,
+        generation: u64,
+    },
     /// Boot these stopped VMs again, one by one (`core::start::start_existing`, as
     /// `sandbox start`).
     RunBoot {

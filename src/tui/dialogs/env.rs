@@ -183,9 +183,7 @@ impl EnvForm {
         } else {
             "setting…"
         };
-        let note = if let Some(n) = super::awaiting(t, self.error.as_ref(), self.pending, busy) {
-            n
-        } else {
+        let note = super::awaiting(t, self.error.as_ref(), self.pending, busy, || {
             match self.change() {
                 Some(Err(e)) => Span::styled(e, t.error()),
                 _ => Span::styled(
@@ -196,7 +194,7 @@ impl EnvForm {
                     t.muted(),
                 ),
             }
-        };
+        });
         f.render_widget(
             Paragraph::new(Line::from(note)).wrap(Wrap { trim: false }),
             rows[4],

@@ -489,17 +489,18 @@ pub(super) fn framed(f: &mut Frame, app: &App, r: Rect, title: &str) -> Rect {
 }
 
 /// The note of a form that waits for its task (port, env): core's refusal of the last
-/// submission, else `busy` while the task runs; `None` when neither (the form says its own).
+/// submission, else `busy` while the task runs, else what the form says (`otherwise`).
 pub(super) fn awaiting(
     t: &super::theme::Theme,
     error: Option<&String>,
     pending: Option<u64>,
     busy: &'static str,
-) -> Option<Span<'static>> {
+    otherwise: impl FnOnce() -> Span<'static>,
+) -> Span<'static> {
     match (error, pending) {
-        (Some(e), _) => Some(Span::styled(e.clone(), t.error())),
-        (None, Some(_)) => Some(Span::styled(busy, t.accent())),
-        (None, None) => None,
+        (Some(e), _) => Span::styled(e.clone(), t.error()),
+        (None, Some(_)) => Span::styled(busy, t.accent()),
+        (None, None) => otherwise(),
     }
 }
 

@@ -358,9 +358,7 @@ impl PortForm {
         } else {
             "exposing…"
         };
-        let note = if let Some(n) = super::awaiting(t, self.error.as_ref(), self.pending, busy) {
-            n
-        } else {
+        let note = super::awaiting(t, self.error.as_ref(), self.pending, busy, || {
             match self.parsed() {
                 Some(Err(e)) => Span::styled(e.message, t.error()),
                 Some(Ok((h, g))) if !self.close => Span::styled(
@@ -375,7 +373,7 @@ impl PortForm {
                 None if self.close => Span::styled("e.g. 8080:80", t.muted()),
                 None => Span::styled("e.g. 8080:80, or 80 for a free host port", t.muted()),
             }
-        };
+        });
         f.render_widget(
             Paragraph::new(Line::from(note)).wrap(Wrap { trim: false }),
             rows[2],
