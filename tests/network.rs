@@ -404,21 +404,25 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
         ""
     );
     assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
-    // The resolver runs unprivileged, with CAP_NET_ADMIN only.
+    // What reads the guests' packets runs unprivileged with no capability at all; only
+    // its allower (its one child) keeps CAP_NET_ADMIN, also unprivileged.
     let pid = lab.resolver_pid().expect("a resolver record");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .unwrap()
-            .split_whitespace()
-            .skip(1)
-            .map(String::from)
-            .collect::<Vec<_>>()
+    let resolver = support::privileges(pid as i64);
+    assert!(resolver.uids.iter().all(|u| *u != 0), "{resolver:?}");
+    assert!(resolver.no_new_privs, "{resolver:?}");
+    assert_eq!(resolver.cap_eff, 0, "{resolver:?}");
+    let allower = match support::children_of(pid)[..] {
+        [one] => one,
+        ref other => panic!("the resolver has children {other:?}, not one allower"),
     };
-    assert!(field("Uid:").iter().all(|u| u != "0"), "{status}");
-    assert_eq!(field("CapEff:"), ["0000000000001000"], "{status}");
+    let a = support::privileges(allower as i64);
+    assert_eq!(a.uids, resolver.uids, "{a:?}");
+    assert!(a.no_new_privs, "{a:?}");
+    assert_eq!(
+        a.cap_eff,
+        1 << 12,
+        "the allower keeps CAP_NET_ADMIN only: {a:?}"
+    );
 
     // Kept across pause/resume and stop/start (the resolver goes with the last sandbox
     // that needs it and comes back with the next).
@@ -432,6 +436,11 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
         "the resolver outlived its last sandbox"
     );
     assert!(!smolvm::sys::process::is_alive(pid));
+    wait_until(
+        "the allower to end with it",
+        Duration::from_secs(10),
+        || !smolvm::sys::process::is_alive(allower),
+    );
     lab.ok(&["sandbox", "start", "vm-r", "--json"]);
     assert_eq!(lab.network("vm-r")["summary"], "restricted: allowed.test");
     lab.in_guest("vm-r", "echo 'nameserver 8.8.8.8' > /etc/resolv.conf");
@@ -440,10 +449,14 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
 
     // The resolver killed: no answers, and still no new address (fail closed).
     let pid = lab.resolver_pid().unwrap();
+    let allower = support::children_of(pid);
+    assert_eq!(allower.len(), 1, "{allower:?}");
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until("the resolver to die", Duration::from_secs(10), || {
-        !smolvm::sys::process::is_alive(pid)
-    });
+    wait_until(
+        "the resolver and its allower to die",
+        Duration::from_secs(10),
+        || !smolvm::sys::process::is_alive(pid) && !smolvm::sys::process::is_alive(allower[0]),
+    );
     assert_eq!(
         lab.in_guest("vm-r", "getent hosts allowed.test || true")
             .trim(),

@@ -409,6 +409,25 @@ pub fn privileges(pid: i64) -> Privileges {
     }
 }
 
+/// The processes whose parent is `pid` (from `/proc/*/stat`).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: the command may hold spaces and parentheses.
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        if after.split_whitespace().nth(1) == Some(&pid.to_string()) {
+            out.push(child);
+        }
+    }
+    out
+}
+
 /// The VMM `pid` runs as `uid` (every id of it), never root in any group, with no
 /// capability, no way back up, under a seccomp filter.
 pub fn assert_unprivileged_vmm(pid: i64, uid: u32) {

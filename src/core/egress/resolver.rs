@@ -9,13 +9,18 @@
 //!
 //! One resolver per data dir, started by the first sandbox that needs it (it outlives that
 //! command), stopped with the last one ([`sync`]) and swept by `cleanup`. It binds as root,
-//! then runs as the `smolvm` system user with only `CAP_NET_ADMIN` (to add addresses to
-//! the guard's sets). If it dies, its sandboxes get no answers and no new addresses: they
+//! forks its allower (the `smolvm` system user with only `CAP_NET_ADMIN`, which adds
+//! addresses to the guard's sets and nothing else: [`allower`]), then runs as the `smolvm`
+//! user with no capability at all: what reads the guests' packets cannot change the
+//! host's network. If it dies, its sandboxes get no answers and no new addresses: they
 //! fail closed.
+//!
+//! [`allower`]: crate::sys::resolver::allower
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +34,7 @@ use crate::core::context::Ctx;
 use crate::core::error::{Error, Result};
 use crate::sys::env::Env;
 use crate::sys::net::guard;
+use crate::sys::resolver::allower::{self, Allow, Allower};
 use crate::sys::state::StateStore;
 use crate::sys::{dnswire, resolver as proc_};
 
@@ -36,9 +42,9 @@ use crate::sys::{dnswire, resolver as proc_};
 pub const SUBCOMMAND: &str = crate::sys::resolver::SUBCOMMAND;
 
 /// The shortest time an allowed address stays reachable after an answer.
-pub const MIN_TTL_SECS: u64 = 60;
+pub const MIN_TTL_SECS: u64 = allower::MIN_TTL_SECS;
 /// The longest (a day), whatever the record says.
-const MAX_TTL_SECS: u64 = 86_400;
+const MAX_TTL_SECS: u64 = allower::MAX_TTL_SECS;
 /// How long the resolver waits for the host's resolver.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(4);
 /// Queries answered at once; more are dropped until one ends.
@@ -216,7 +222,8 @@ struct State {
 }
 
 /// `smolvm __egress-dns --data-dir DIR`: run the resolver until told to quit. Binds as
-/// root, records itself, then drops to the `smolvm` user with `CAP_NET_ADMIN` only.
+/// root, records itself, forks its allower, then drops to the `smolvm` user with no
+/// capability.
 pub fn serve_main(args: &[std::ffi::OsString], env: &Env) -> i32 {
     match serve(args, env) {
         Ok(()) => 0,
@@ -245,13 +252,17 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
     };
     proc_::write_record(&data_dir, &record).map_err(|e| format!("record: {e}"))?;
     let user = crate::sys::users::ensure_service_user().map_err(|e| e.to_string())?;
-    crate::sys::users::drop_to(user, &[crate::sys::users::CAP_NET_ADMIN])
-        .map_err(|e| format!("dropping privileges: {e}"))?;
+    let allower = allower::fork(user, &[udp.as_raw_fd(), tcp.as_raw_fd(), ctl.as_raw_fd()])
+        .map_err(|e| format!("allower: {e}"))?;
+    crate::sys::users::drop_to(user, &[]).map_err(|e| format!("dropping privileges: {e}"))?;
     log(&format!(
-        "listening on {}:{port} (udp, tcp) as uid {}, forwarding to {upstream}",
+        "listening on {}:{port} (udp, tcp) as uid {} without capabilities, forwarding to \
+         {upstream}; allower: process {}",
         crate::sys::net::HOST_IP,
-        user.uid
+        user.uid,
+        allower.pid
     ));
+    let allower = Arc::new(allower);
     for s in [
         udp.set_nonblocking(true),
         tcp.set_nonblocking(true),
@@ -277,6 +288,7 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         {
             let (udp, state, in_flight) = (udp.clone(), state.clone(), in_flight.clone());
+            let allower = allower.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 loop {
@@ -287,10 +299,11 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
                         continue;
                     };
                     let q = buf[..n].to_vec();
-                    let (udp, state) = (udp.clone(), state.clone());
+                    let (udp, state, allower) = (udp.clone(), state.clone(), allower.clone());
                     tokio::spawn(async move {
                         let _permit = permit;
-                        if let Some(reply) = answer(&state, &q, from, upstream, false).await {
+                        let reply = answer(&state, &allower, &q, from, upstream, false).await;
+                        if let Some(reply) = reply {
                             let _ = udp.send_to(&reply, from).await;
                         }
                     });
@@ -299,6 +312,7 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
         }
         {
             let (state, in_flight) = (state.clone(), in_flight.clone());
+            let allower = allower.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((mut s, from)) = tcp.accept().await else {
@@ -307,7 +321,7 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
                     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                         continue;
                     };
-                    let state = state.clone();
+                    let (state, allower) = (state.clone(), allower.clone());
                     tokio::spawn(async move {
                         let _permit = permit;
                         let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -315,7 +329,7 @@ fn serve(args: &[std::ffi::OsString], env: &Env) -> std::result::Result<(), Stri
                             s.read_exact(&mut len).await.ok()?;
                             let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
                             s.read_exact(&mut q).await.ok()?;
-                            let reply = answer(&state, &q, from, upstream, true).await?;
+                            let reply = answer(&state, &allower, &q, from, upstream, true).await?;
                             let mut out = (reply.len() as u16).to_be_bytes().to_vec();
                             out.extend_from_slice(&reply);
                             s.write_all(&out).await.ok()
@@ -406,6 +420,7 @@ fn control(state: &Mutex<State>, line: &str, port: u16) -> (serde_json::Value, b
 /// The reply to one query from `from` (`None`: nothing is sent back).
 async fn answer(
     state: &Arc<Mutex<State>>,
+    allower: &Arc<Allower>,
     q: &[u8],
     from: SocketAddr,
     upstream: SocketAddr,
@@ -446,6 +461,13 @@ async fn answer(
     {
         let st = state.lock().unwrap_or_else(|p| p.into_inner());
         for (addr, ttl) in dnswire::answer_addrs(&resp) {
+            if !allower::nameable(addr) {
+                log(&format!(
+                    "not allowing {addr} for {} ({}): never reachable by name",
+                    entry.vm_id, question.name
+                ));
+                continue;
+            }
             let ttl = (ttl as u64).clamp(MIN_TTL_SECS, MAX_TTL_SECS);
             let fresh = st
                 .allowed_until
@@ -456,10 +478,20 @@ async fn answer(
             }
         }
     }
-    for (ttl, addrs) in by_ttl {
-        let tap = entry.tap.clone();
-        let a = addrs.clone();
-        let r = tokio::task::spawn_blocking(move || guard::allow_resolved(&tap, &a, ttl)).await;
+    let requests = by_ttl.into_iter().flat_map(|(ttl, addrs)| {
+        addrs
+            .chunks(allower::MAX_ADDRS)
+            .map(|a| (ttl, a.to_vec()))
+            .collect::<Vec<_>>()
+    });
+    for (ttl, addrs) in requests {
+        let req = Allow {
+            tap: entry.tap.clone(),
+            ttl_secs: ttl,
+            addrs: addrs.clone(),
+        };
+        let allower = allower.clone();
+        let r = tokio::task::spawn_blocking(move || allower.allow(&req)).await;
         match r {
             Ok(Ok(())) => {
                 let mut st = state.lock().unwrap_or_else(|p| p.into_inner());

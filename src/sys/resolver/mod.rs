@@ -17,7 +17,9 @@ use std::time::Duration;
 use rustix::net::{sockopt, AddressFamily, SocketType};
 use serde::{Deserialize, Serialize};
 
-use super::process::{self, OwnedProcess, ProcInfo};
+use crate::sys::process::{self, OwnedProcess, ProcInfo};
+
+pub mod allower;
 
 /// The hidden subcommand the resolver runs as.
 pub const SUBCOMMAND: &str = "__egress-dns";
