@@ -342,31 +342,10 @@ fn sigterm_gives_the_terminal_back_in_tmux() {
     }
     let h = Home::new();
     let t = shell_in_tmux("sigterm");
-    let shell: i32 = t
-        .run(&["list-panes", "-t", "dash", "-F", "#{pane_pid}"])
-        .trim()
-        .parse()
-        .unwrap();
     t.keys(&[&format!("{}; echo exit=$?", dashboard_command(&h)), "Enter"]);
     let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
     t.wait("the dashboard", dashboard);
-    // The dashboard: the shell's child, by the binary it runs.
-    let bin = assert_cmd::cargo::cargo_bin("smolvm");
-    let pid = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().nth(1))
-                .and_then(|x| x.parse::<i32>().ok());
-            ppid == Some(shell)
-                && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == bin)
-        })
-        .expect("the dashboard's process");
+    let pid = dashboard_pid(&t);
     // SAFETY: signalling the dashboard process this test started (through tmux).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     t.wait("the shell after SIGTERM", |s| {
@@ -374,6 +353,65 @@ fn sigterm_gives_the_terminal_back_in_tmux() {
     });
     t.keys(&["echo done-$((1+1))", "Enter"]);
     t.wait("the shell to run a command", |s| s.contains("done-2"));
+}
+
+/// The dashboard running in `t`'s shell: the shell's child or grandchild (through a
+/// subshell), by the binary it runs.
+fn dashboard_pid(t: &Tmux) -> i32 {
+    let shell: i32 = t
+        .run(&["list-panes", "-t", "dash", "-F", "#{pane_pid}"])
+        .trim()
+        .parse()
+        .unwrap();
+    let ppid = |p: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|x| x.parse::<i32>().ok())
+    };
+    let bin = assert_cmd::cargo::cargo_bin("smolvm");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|p| {
+            let parent = ppid(*p);
+            (parent == Some(shell) || parent.and_then(ppid) == Some(shell))
+                && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == bin)
+        })
+        .expect("the dashboard's process")
+}
+
+/// A dashboard started with SIGHUP ignored (`nohup`, `trap '' HUP`) keeps it ignored: a
+/// hang-up does not end it (it took SIGHUP over and quit).
+#[test]
+fn a_dashboard_started_with_sighup_ignored_outlives_a_hangup_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs tmux");
+        return;
+    }
+    let h = Home::new();
+    let t = shell_in_tmux("nohup");
+    t.keys(&[
+        &format!("(trap '' HUP; {}); echo exit=$?", dashboard_command(&h)),
+        "Enter",
+    ]);
+    let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
+    t.wait("the dashboard", dashboard);
+    let sub = dashboard_pid(&t);
+    // SAFETY: signalling the dashboard process this test started (through tmux).
+    assert_eq!(unsafe { libc::kill(sub, libc::SIGHUP) }, 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        support::alive(sub as u32),
+        "the hang-up ended the dashboard"
+    );
+    assert!(dashboard(&t.screen()), "{}", t.screen());
+    t.keys(&["q"]);
+    t.wait("the shell after quitting", |s| {
+        !dashboard(s) && s.contains("exit=0") && s.trim_end().ends_with("PROMPT>")
+    });
 }
 
 /// An HTTP GET of 127.0.0.1:port inside the namespace: the body, or "".

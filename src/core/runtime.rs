@@ -37,6 +37,12 @@ pub fn signals_owned_by_the_loop() {
     crate::sys::signals::owned_by_the_loop();
 }
 
+/// Whether this process was started with `sig` ignored (`nohup`'s SIGHUP, a background
+/// job's SIGINT): a face that takes signals itself must leave it so.
+pub fn signal_ignored(sig: i32) -> bool {
+    crate::sys::signals::is_ignored(sig)
+}
+
 /// Stop this process as Ctrl-Z would, until the shell continues it (a face that put its
 /// terminal in raw mode gives it back first).
 pub fn stop_self() {

@@ -127,6 +127,17 @@ impl Drop for Interrupts {
     }
 }
 
+/// Whether this process ignores `sig`, as whoever started it may have set (`nohup`'s
+/// SIGHUP, a background job's SIGINT): a face that takes signals itself leaves such a one
+/// ignored. Reads the disposition without changing it.
+pub fn is_ignored(sig: i32) -> bool {
+    // SAFETY: an all-zero sigaction is a valid out-parameter.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the disposition into `now`.
+    let r = unsafe { libc::sigaction(sig, std::ptr::null(), &mut now) };
+    r == 0 && now.sa_sigaction == libc::SIG_IGN
+}
+
 /// Stop this process as a terminal's Ctrl-Z does (`SIGTSTP` to itself); returns once the
 /// process is continued (`fg`, `SIGCONT`).
 pub fn stop_self() {
@@ -164,9 +175,29 @@ mod tests {
         ours(now.handler())
     }
 
+    /// The tests that set SIGHUP's disposition take turns.
+    static SIGHUP_TESTS: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn an_ignored_signal_reads_as_ignored_and_nothing_changes() {
+        let _turn = SIGHUP_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: setting SIGHUP ignored, and putting back what was there after.
+        let before = unsafe { sigaction(Signal::SIGHUP, &ign) }.unwrap();
+        assert!(is_ignored(libc::SIGHUP));
+        assert!(is_ignored(libc::SIGHUP), "reading it changed it");
+        // SAFETY: putting it back.
+        unsafe { sigaction(Signal::SIGHUP, &before) }.unwrap();
+        assert_eq!(
+            is_ignored(libc::SIGHUP),
+            matches!(before.handler(), SigHandler::SigIgn)
+        );
+    }
+
     #[test]
     fn a_signal_is_recorded_while_a_guard_lives_and_the_old_disposition_returns() {
         // SIGHUP only: the test harness's own SIGINT/SIGTERM stay untouched by assertions.
+        let _turn = SIGHUP_TESTS.lock().unwrap_or_else(|p| p.into_inner());
         let g = Interrupts::catch().unwrap();
         let inner = Interrupts::catch().unwrap();
         assert_eq!(g.caught(), None);

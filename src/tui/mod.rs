@@ -266,16 +266,27 @@ struct Signals {
 
 impl Signals {
     fn new() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        let streams = [
+        let streams = Signals::to_take(crate::core::runtime::signal_ignored)
+            .into_iter()
+            .filter_map(|(name, kind)| tokio::signal::unix::signal(kind).ok().map(|s| (name, s)))
+            .collect();
+        Signals { streams }
+    }
+
+    /// The ending signals to take: not one this process was started with ignored
+    /// (`nohup smolvm` keeps running when its terminal goes, as `nohup` promises).
+    fn to_take(
+        ignored: impl Fn(i32) -> bool,
+    ) -> Vec<(&'static str, tokio::signal::unix::SignalKind)> {
+        use tokio::signal::unix::SignalKind;
+        [
             ("SIGTERM", SignalKind::terminate()),
             ("SIGHUP", SignalKind::hangup()),
             ("SIGINT", SignalKind::interrupt()),
         ]
         .into_iter()
-        .filter_map(|(name, kind)| signal(kind).ok().map(|s| (name, s)))
-        .collect();
-        Signals { streams }
+        .filter(|(_, kind)| !ignored(kind.as_raw_value()))
+        .collect()
     }
 
     /// The next one to come (never, when none could be taken).
