@@ -333,21 +333,23 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     assert_eq!(e.leftovers("vm-killed"), Vec::<String>::new());
 }
 
-/// A plain sandbox's VMM is exec'd as the system user `smolvm` (made on first use): every
-/// uid and gid its own, no capability, no-new-privileges, QEMU's seccomp filter on. Its
-/// control socket is root's alone, `sandbox info` names its user, and the lifecycle
-/// (reach, stop, start again, delete) works as before.
+/// A plain sandbox's VMM is exec'd as a uid and gid of its own (no account's, from
+/// smolvm's VMM ids): every uid and gid its own, no capability, no-new-privileges, QEMU's
+/// seccomp filter on. Two sandboxes' VMMs never share it: one a guest broke out of (played
+/// here by a process running as its ids) can neither signal the other nor open its memory
+/// or its environment — as it could when every VMM was the one `smolvm` user. Its control
+/// socket is root's alone, `sandbox info` names its user, and the lifecycle (reach, stop,
+/// start again, delete) works as before.
 #[test]
-fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
+fn the_vmm_of_a_plain_sandbox_runs_as_ids_of_its_own_under_seccomp() {
     require_root!();
     let (e, v) = busybox_started("vm-priv");
-    let smolvm_uid = nix::unistd::User::from_name("smolvm")
-        .unwrap()
-        .expect("the smolvm user was made")
-        .uid
-        .as_raw();
+    let vmm_ids = 0x7E00_0000u32..0x7E01_0000;
     let pid = v["data"]["pid"].as_i64().unwrap();
-    support::assert_unprivileged_vmm(pid, smolvm_uid);
+    let uid = support::privileges(pid).uids[0];
+    assert!(vmm_ids.contains(&uid), "{uid}");
+    support::assert_unprivileged_vmm(pid, uid);
+    assert_eq!(support::privileges(pid).gids, [uid; 4]);
     let cmd = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
         .replace('\0', " ");
     assert!(
@@ -366,15 +368,60 @@ fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
         "SSH-2.0-smolvm-test-busybox"
     );
     let info = e.ok_json(&["sandbox", "info", "vm-priv", "--json"]);
-    assert_eq!(info["data"]["vmm"]["user"], "smolvm", "{info}");
-    assert_eq!(info["data"]["vmm"]["uid"], smolvm_uid, "{info}");
+    assert_eq!(info["data"]["vmm"]["user"], format!("uid {uid}"), "{info}");
+    assert_eq!(info["data"]["vmm"]["uid"], uid, "{info}");
     assert_eq!(info["data"]["vmm"]["seccomp"], true, "{info}");
     let text = stdout(&e.run(&["sandbox", "info", "vm-priv"]));
-    assert!(text.contains("VMM user: smolvm (uid "), "{text}");
+    assert!(
+        text.contains(&format!("VMM user: uid {uid} (its own, seccomp filter)")),
+        "{text}"
+    );
+
+    // A second sandbox: ids of its own, and out of the first VMM's reach.
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let v2 = e.ok_json(&create_start(&kernel, &rootfs, "vm-other", &[]));
+    let pid2 = v2["data"]["pid"].as_i64().unwrap();
+    let uid2 = support::privileges(pid2).uids[0];
+    assert!(vmm_ids.contains(&uid2) && uid2 != uid, "{uid} {uid2}");
+    support::assert_unprivileged_vmm(pid2, uid2);
+    let as_first_vmm = |script: &str| {
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (what, script) in [
+        ("signal it", format!("kill -0 {pid2}")),
+        ("open its memory", format!("exec 3</proc/{pid2}/mem")),
+        (
+            "read its environment",
+            format!("exec 3</proc/{pid2}/environ"),
+        ),
+    ] {
+        let (code, err) = as_first_vmm(&script);
+        assert_ne!(code, Some(0), "the first VMM's ids could {what}: {err}");
+    }
+    // The same checks pass on its own process: they test the isolation, not the shell.
+    assert_eq!(
+        as_first_vmm(&format!("kill -0 {pid} && exec 3</proc/{pid}/mem")).0,
+        Some(0)
+    );
+    e.ok_json(&["sandbox", "delete", "vm-other", "--timeout", "3", "--json"]);
+
     e.ok_json(&["sandbox", "stop", "vm-priv", "--timeout", "3", "--json"]);
     assert!(!pid_alive(pid));
     let again = e.ok_json(&["sandbox", "start", "vm-priv", "--json"]);
-    support::assert_unprivileged_vmm(again["data"]["pid"].as_i64().unwrap(), smolvm_uid);
+    let pid = again["data"]["pid"].as_i64().unwrap();
+    support::assert_unprivileged_vmm(pid, support::privileges(pid).uids[0]);
+    assert!(vmm_ids.contains(&support::privileges(pid).uids[0]));
     assert_eq!(
         e.first_line("172.16.0.2", 22),
         "SSH-2.0-smolvm-test-busybox"
@@ -385,7 +432,7 @@ fn the_vmm_of_a_plain_sandbox_runs_as_smolvm_under_seccomp() {
 
 /// FAKE hardware KVM (`SMOLVM_SYS_MODULE` names a folder holding `kvm_intel`; this PVM host
 /// has none), so a `--backend firecracker` start runs its whole path with the real binary:
-/// Firecracker is exec'd as `smolvm` (every uid, no-new-privileges, no capability, its own
+/// Firecracker is exec'd as ids of its own (every uid, no-new-privileges, no capability, its own
 /// seccomp filters installed), its API socket is taken over by root, and it accepts the
 /// whole configuration through what root handed it — the kernel and disk at
 /// `/proc/self/fd/N`, the TAP it may attach to as its user, `/dev/kvm` — and starts the
@@ -458,13 +505,10 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
         std::thread::sleep(Duration::from_millis(5));
     }
     let out = child.wait_with_output().unwrap();
-    let smolvm_uid = nix::unistd::User::from_name("smolvm")
-        .unwrap()
-        .unwrap()
-        .uid
-        .as_raw();
     let (pid, pr, threads) = seen.expect("the Firecracker process was never seen");
-    assert_eq!(pr.uids, [smolvm_uid; 4], "{pr:?}");
+    // Ids of its own, from smolvm's VMM ids.
+    assert!((0x7E00_0000..0x7E01_0000).contains(&pr.uids[0]), "{pr:?}");
+    assert_eq!(pr.uids, [pr.uids[0]; 4], "{pr:?}");
     assert!(
         pr.no_new_privs && pr.cap_eff == 0 && !pr.gids.contains(&0),
         "{pr:?}"

@@ -219,7 +219,8 @@ fn doctor_names_the_vmms_user_and_warns_of_a_firecracker_without_seccomp_policie
     assert_eq!(status_of(&s, "vmm-user"), "pass", "{v:#}");
     let m = message_of(&v, "vmm-user");
     assert!(
-        m.contains("VMMs run as smolvm") && m.contains("never root"),
+        m.contains("VMMs run each as a uid and gid of their own (2113929216…2113994751")
+            && m.contains("never root"),
         "{m}"
     );
     assert_eq!(status_of(&s, "qemu-seccomp"), "pass", "{v:#}");

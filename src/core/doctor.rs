@@ -400,11 +400,11 @@ fn privileges(root: bool, net_admin: bool) -> Check {
     }
 }
 
-/// Whom sandboxes' VMMs run as: the system user `smolvm` (or, with writable mounts, the
-/// folders' owner), never root. A user of that name that smolvm did not make fails: no
-/// sandbox could start.
+/// Whom sandboxes' VMMs run as: each a uid and gid of its own (or, with writable mounts,
+/// the folders' owner), never root. A user named `smolvm` that smolvm did not make fails:
+/// the resolver and a sockets' folder VMMs cannot write need smolvm's own.
 fn vmm_user(root: bool) -> Check {
-    use crate::sys::users::{self, SERVICE_USER};
+    use crate::sys::users::{self, SERVICE_USER, VMM_IDS};
     let rest = "with writable mounts, the mounted folders' owner; QEMU under its seccomp \
                 filter (-sandbox on), Firecracker under its own filters";
     if !root {
@@ -420,20 +420,14 @@ fn vmm_user(root: bool) -> Check {
         );
     }
     match users::lookup_service_user() {
-        Ok(Some(id)) => check(
+        Ok(_) => check(
             "vmm-user",
             Status::Ok,
             format!(
-                "VMMs run as {SERVICE_USER} (uid {}, gid {}), never root; {rest}",
-                id.uid, id.gid
-            ),
-            "",
-        ),
-        Ok(None) => check(
-            "vmm-user",
-            Status::Ok,
-            format!(
-                "VMMs run as {SERVICE_USER}, a system user made on the first start, never root; {rest}"
+                "VMMs run each as a uid and gid of their own ({}…{}, no account; none can \
+                 signal, trace or read another), never root; {rest}",
+                VMM_IDS.start,
+                VMM_IDS.end - 1
             ),
             "",
         ),
@@ -441,7 +435,9 @@ fn vmm_user(root: bool) -> Check {
             "vmm-user",
             Status::Fail,
             crate::core::error::io_reason(&e),
-            &format!("Remove or rename that user (userdel {SERVICE_USER}); smolvm then makes its own"),
+            &format!(
+                "Remove or rename that user (userdel {SERVICE_USER}); smolvm then makes its own"
+            ),
         ),
     }
 }

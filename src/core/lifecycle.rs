@@ -48,18 +48,19 @@ pub struct VmmInfo {
 }
 
 impl VmmInfo {
-    /// `smolvm (uid 999, seccomp filter)`.
+    /// `uid 2113929216 (its own, seccomp filter)`, or with an account (writable mounts'
+    /// owner) `alice (uid 1000, seccomp filter)`.
     pub fn describe(&self) -> String {
-        format!(
-            "{} (uid {}, {})",
-            self.user,
-            self.uid,
-            if self.seccomp {
-                "seccomp filter"
-            } else {
-                "no seccomp filter"
-            }
-        )
+        let filter = if self.seccomp {
+            "seccomp filter"
+        } else {
+            "no seccomp filter"
+        };
+        if crate::sys::users::is_vmm_id(self.uid) {
+            format!("{} (its own, {filter})", self.user)
+        } else {
+            format!("{} (uid {}, {filter})", self.user, self.uid)
+        }
     }
 }
 
@@ -71,7 +72,7 @@ pub fn info(ctx: &Ctx, id: &VmId) -> Result<Info> {
         .filter(|_| !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir))
         .and_then(|pid| crate::sys::procfs::confinement(i32::try_from(pid).ok()?))
         .map(|c| VmmInfo {
-            user: crate::sys::users::user_name(c.uid),
+            user: crate::core::start::vmm_user_name(c.uid),
             uid: c.uid,
             seccomp: c.seccomp,
         });

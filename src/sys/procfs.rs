@@ -158,6 +158,34 @@ pub fn confinement(pid: i32) -> Option<Confinement> {
     })
 }
 
+/// Every user and group id some process runs with (real, effective, saved and file-system
+/// ids, from `/proc/*/status`).
+pub fn ids_in_use() -> std::collections::HashSet<u32> {
+    let mut ids = std::collections::HashSet::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return ids;
+    };
+    for e in rd.flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(s) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        for l in s.lines() {
+            if let Some(v) = l.strip_prefix("Uid:").or_else(|| l.strip_prefix("Gid:")) {
+                ids.extend(v.split_whitespace().filter_map(|n| n.parse::<u32>().ok()));
+            }
+        }
+    }
+    ids
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
 pub fn ticks_per_second() -> u64 {
     match rustix::param::clock_ticks_per_second() {

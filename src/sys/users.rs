@@ -140,6 +140,45 @@ pub fn lookup(name: &str) -> Option<Identity> {
     })
 }
 
+/// The ids a sandbox's VMM runs as: a uid and gid of its own (the same number), from a
+/// range no account, no distribution and no container manager hands out (within systemd's
+/// "unused" 1879048192…2147352575): 0x7E000000 and the 65535 after it. A VMM one guest
+/// broke out of cannot signal, trace or read the memory of another sandbox's VMM, as it
+/// could when they shared one user.
+pub const VMM_IDS: std::ops::Range<u32> = 0x7E00_0000..0x7E01_0000;
+
+/// Whether `uid` is one of [`VMM_IDS`].
+pub fn is_vmm_id(uid: u32) -> bool {
+    VMM_IDS.contains(&uid)
+}
+
+/// An id for a VMM of sandbox `key` (its id): the first of [`VMM_IDS`], from a point `key`
+/// names, that no account and no group has and no process in `busy` (every uid and gid
+/// some process runs with) runs as. The caller holds the pool's lock until the VMM runs
+/// as it, so two starts never take the same one.
+pub fn pick_vmm_identity(key: &str, busy: &std::collections::HashSet<u32>) -> io::Result<Identity> {
+    let size = VMM_IDS.end - VMM_IDS.start;
+    // FNV-1a: a sandbox usually gets the same id back, which reads well in `ps`.
+    let from = key.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    }) % size;
+    (0..size)
+        .map(|i| VMM_IDS.start + (from + i) % size)
+        .find(|id| {
+            !busy.contains(id)
+                && User::from_uid(Uid::from_raw(*id)).ok().flatten().is_none()
+                && Group::from_gid(Gid::from_raw(*id)).ok().flatten().is_none()
+        })
+        .map(|id| Identity { uid: id, gid: id })
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "every VMM id ({}…{}) is in use",
+                VMM_IDS.start,
+                VMM_IDS.end - 1
+            ))
+        })
+}
+
 /// The name of a user id, for messages (`smolvm`, `1000`).
 pub fn user_name(uid: u32) -> String {
     User::from_uid(Uid::from_raw(uid))
@@ -282,5 +321,27 @@ mod tests {
         assert_eq!(user_name(0), "root");
         assert_eq!(user_name(4_000_000_000), "4000000000");
         assert_eq!(group_name(0), "root");
+    }
+
+    #[test]
+    fn a_vmm_id_is_its_own_and_never_one_in_use() {
+        let none = std::collections::HashSet::new();
+        let a = pick_vmm_identity("vm-a", &none).unwrap();
+        assert!(is_vmm_id(a.uid) && a.gid == a.uid, "{a:?}");
+        // The same sandbox gets the same id back while it is free; another, another one.
+        assert_eq!(pick_vmm_identity("vm-a", &none).unwrap(), a);
+        assert_ne!(pick_vmm_identity("vm-b", &none).unwrap(), a);
+        // An id a process runs as is skipped: the next free one.
+        let busy: std::collections::HashSet<u32> = [a.uid].into();
+        let next = pick_vmm_identity("vm-a", &busy).unwrap();
+        assert!(is_vmm_id(next.uid) && next.uid != a.uid, "{next:?}");
+        // The range wraps around, and when every id is taken, it says so.
+        let all: std::collections::HashSet<u32> = VMM_IDS.collect();
+        let e = pick_vmm_identity("vm-a", &all).unwrap_err().to_string();
+        assert_eq!(e, "every VMM id (2113929216…2113994751) is in use");
+        let last: std::collections::HashSet<u32> =
+            VMM_IDS.filter(|i| *i != VMM_IDS.start).collect();
+        assert_eq!(pick_vmm_identity("vm-a", &last).unwrap().uid, VMM_IDS.start);
+        assert!(!is_vmm_id(VMM_IDS.end) && !is_vmm_id(VMM_IDS.start - 1));
     }
 }

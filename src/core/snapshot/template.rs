@@ -15,7 +15,8 @@
 //! private (8.2's `rom=on` is the read-only way): the file is handed over as a descriptor
 //! and is mode 0666 inside the snapshot's 0700 folder, so only a process holding it can
 //! reach it. A QEMU compromised by its guest could write into the file its sibling clones
-//! map — the trust all VMMs of the `smolvm` user already share.
+//! map: the one thing clones of a snapshot still share (each VMM runs as ids of its own;
+//! QEMU 8.2's `rom=on` would close this).
 
 use std::path::Path;
 use std::time::Duration;

@@ -60,7 +60,7 @@ use report::{mark_failed, put_back};
 pub(crate) use report::{ms, report, roll_back};
 pub(crate) use vmm::{
     claim_leftover_socket, control_socket_up, qmp_when_up, record_spawned, settle, spawn_vmm,
-    VmmJob, VmmUser,
+    vmm_user_name, VmmJob, VmmUser,
 };
 
 /// SmolVM's ready line on the serial console.

@@ -2,7 +2,9 @@
 //! disk, the kernel and the shared folders opened and handed over as descriptors; the
 //! sockets' folder and `/dev/kvm` made reachable — and the VMM is exec'd already as its
 //! user:
-//! - a sandbox without writable mounts: the system user `smolvm` (made on first use);
+//! - a sandbox without writable mounts: a uid and gid of its own, no account's
+//!   ([`users::VMM_IDS`], picked for each VMM under a host-wide lock), so a VMM a guest
+//!   broke out of cannot signal, trace or read another sandbox's VMM;
 //! - a sandbox with writable mounts: the owner of the mounted folders, so what the guest
 //!   writes there is theirs (one owner for all of them, never root).
 //!
@@ -40,22 +42,44 @@ pub(crate) struct VmmUser {
     pub name: String,
 }
 
-/// The user the VMM of a sandbox with `mounts` runs as (see the module's rules), before
-/// the groups it keeps are known. Refused: writable mounts of different owners, or owned
-/// by root (or a user whose group is root's).
-pub(crate) fn base_identity(mounts: &[Mount]) -> Result<Option<Identity>> {
+/// Where the VMM ids' lock lives: host-wide, as the ids are (root's `/run`).
+const VMM_IDS_LOCK: &str = "/run/smolvm/vmm-ids.lock";
+
+/// Held while a VMM id is picked and until the VMM runs as it.
+pub(crate) struct IdsLock(#[allow(dead_code)] Option<crate::sys::lock::Held>);
+
+/// Take the VMM ids' lock (nothing to take when smolvm is not root: its VMMs run as it).
+pub(crate) fn lock_vmm_ids() -> Result<IdsLock> {
+    if !crate::sys::users::is_root() {
+        return Ok(IdsLock(None));
+    }
+    crate::sys::lock::acquire(
+        Path::new(VMM_IDS_LOCK),
+        "picking a VMM id",
+        Duration::from_secs(30),
+    )
+    .map(|h| IdsLock(Some(h)))
+    .map_err(|e| rt(format!("cannot pick an id for the VMM: {e}")))
+}
+
+/// The user the VMM of sandbox `vm_id` with `mounts` runs as (see the module's rules),
+/// before the groups it keeps are known; the caller holds [`lock_vmm_ids`]. Refused:
+/// writable mounts of different owners, or owned by root (or a user whose group is
+/// root's).
+pub(crate) fn base_identity(
+    mounts: &[Mount],
+    vm_id: &str,
+    _ids: &IdsLock,
+) -> Result<Option<Identity>> {
     if !crate::sys::users::is_root() {
         return Ok(None);
     }
     let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
     if writable.is_empty() {
-        return users::ensure_service_user().map(Some).map_err(|e| {
-            rt(format!(
-                "cannot prepare the VMM's user '{}': {}",
-                users::SERVICE_USER,
-                io_reason(&e)
-            ))
-        });
+        let busy = crate::sys::procfs::ids_in_use();
+        return users::pick_vmm_identity(vm_id, &busy)
+            .map(Some)
+            .map_err(|e| rt(format!("cannot pick an id for the VMM: {}", io_reason(&e))));
     }
     Ok(Some(mount_owner(&writable)?))
 }
@@ -120,8 +144,14 @@ fn mount_owner(writable: &[&Mount]) -> Result<Identity> {
 
 /// Whom the VMM of this start runs as, with the groups it keeps: the sockets' folder made
 /// reachable for it, and `/dev/kvm` for a KVM guest or Firecracker.
-pub(crate) fn vmm_user(ctx: &Ctx, runtime: &Runtime, mounts: &[Mount]) -> Result<VmmUser> {
-    let Some(id) = base_identity(mounts)? else {
+pub(crate) fn vmm_user(
+    ctx: &Ctx,
+    runtime: &Runtime,
+    mounts: &[Mount],
+    vm_id: &str,
+    ids: &IdsLock,
+) -> Result<VmmUser> {
+    let Some(id) = base_identity(mounts, vm_id, ids)? else {
         let me = crate::sys::users::euid();
         return Ok(VmmUser {
             identity: None,
@@ -161,9 +191,18 @@ pub(crate) fn vmm_user(ctx: &Ctx, runtime: &Runtime, mounts: &[Mount]) -> Result
         }
     }
     Ok(VmmUser {
-        name: users::user_name(id.uid),
+        name: vmm_user_name(id.uid),
         identity: Some(user),
     })
+}
+
+/// How messages name the user of a VMM: its account, or `uid N` for an id of its own.
+pub(crate) fn vmm_user_name(uid: u32) -> String {
+    if users::is_vmm_id(uid) {
+        format!("uid {uid}")
+    } else {
+        users::user_name(uid)
+    }
 }
 
 /// A spawned VMM and what the caller still needs of it.
@@ -251,7 +290,9 @@ fn open_err(what: &str, p: &Path, e: &std::io::Error) -> Error {
 /// line (kernel, disk, TAP and shared folders handed over), or Firecracker listening on
 /// its API socket (its TAP, disk and kernel made reachable for it).
 pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result<Spawned> {
-    let user = vmm_user(ctx, runtime, &job.checked.mounts)?;
+    // Held until the VMM runs as the id picked for it.
+    let ids = lock_vmm_ids()?;
+    let user = vmm_user(ctx, runtime, &job.checked.mounts, &job.row.id, &ids)?;
     let who = user.identity.clone();
     let id = job.row.id.as_str();
     let cannot = |e: std::io::Error| {
@@ -371,6 +412,7 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
     };
     tracing::info!(vm = %id, user = %user.name, argv = %launch.argv().join(" "), "spawning VMM");
     let child = launch.spawn(Some(job.log)).map_err(cannot)?;
+    drop(ids);
     Ok(Spawned {
         child,
         user,

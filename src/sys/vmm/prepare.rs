@@ -225,8 +225,9 @@ pub fn remove_exchange_dir(x: &Path) {
 }
 
 /// Remove VM `vm_id`'s exchange folders in `dir` — exactly the names [`exchange_dir`]
-/// makes (`.snapshot-<vm id>-<pid>-<12 hex>`), directories owned by `uid`, checked without
-/// following a link — whose creating process no longer runs.
+/// makes (`.snapshot-<vm id>-<pid>-<12 hex>`), directories owned by `uid` or by a VMM id
+/// (an earlier VMM of the VM ran as another one), checked without following a link — whose
+/// creating process no longer runs.
 fn sweep_exchange_dirs(dir: &Path, vm_id: &str, uid: u32) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -242,8 +243,11 @@ fn sweep_exchange_dirs(dir: &Path, vm_id: &str, uid: u32) {
         };
         let ours = random.len() == 12
             && random.bytes().all(|b| b.is_ascii_hexdigit())
-            && e.metadata()
-                .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink() && m.uid() == uid);
+            && e.metadata().is_ok_and(|m| {
+                m.is_dir()
+                    && !m.file_type().is_symlink()
+                    && (m.uid() == uid || crate::sys::users::is_vmm_id(m.uid()))
+            });
         let dead = pid
             .parse::<i32>()
             .is_ok_and(|p| !crate::sys::process::is_alive(p));
