@@ -472,6 +472,10 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
     let mut seen: Option<(i64, support::Privileges, Vec<u32>)> = None;
     let mut console = String::new();
     let mut socket_mode = None;
+    // Who owned the disk, each change while it was there: the VMM's user while Firecracker
+    // configured it (too short a moment to be sure to see), root again once it held it open.
+    let disk = e.h.data.join("disks/vm-fc.ext4");
+    let mut disk_owners: Vec<u32> = Vec::new();
     while child.try_wait().unwrap().is_none() {
         for p in smolvm::sys::process::vmm_processes(Some(&e.h.sockets())) {
             if p.vm_id == "vm-fc" {
@@ -497,6 +501,12 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
             socket_mode = Some((m.uid(), m.permissions().mode() & 0o777));
         }
+        if let Ok(m) = std::fs::symlink_metadata(&disk) {
+            use std::os::unix::fs::MetadataExt;
+            if disk_owners.last() != Some(&m.uid()) {
+                disk_owners.push(m.uid());
+            }
+        }
         if let Ok(t) = std::fs::read_to_string(&log) {
             if t.len() > console.len() {
                 console = t;
@@ -518,6 +528,11 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
         "no thread of {pid} under a seccomp filter: {threads:?}"
     );
     assert_eq!(socket_mode, Some((0, 0o600)), "the API socket is root's");
+    assert_eq!(
+        disk_owners.last(),
+        Some(&0),
+        "the disk stayed the VMM's once configured: {disk_owners:?}"
+    );
     let v = json(&out);
     eprintln!(
         "firecracker start: {v}\nconsole tail: {}",
@@ -552,8 +567,8 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
         e.ok_json(&["sandbox", "delete", "vm-fc", "--timeout", "3", "--json"]);
     }
     assert_eq!(e.leftovers("vm-fc"), Vec::<String>::new());
-    // The disk was given to the VMM's user while it ran; it is gone with the sandbox.
-    assert!(!e.h.data.join("disks/vm-fc.ext4").exists());
+    // It is gone with the sandbox.
+    assert!(!disk.exists());
 }
 
 /// A HOME without presets where sandbox `id` was created and started (`--start`) from the

@@ -646,5 +646,26 @@ fn attach_from_the_start_form_then_pause_resume_and_expose_through_the_keys_in_t
     });
     t.keys(&["Escape"]);
     t.wait("the detail view closed", |s| !s.contains("┏ VM vm-att"));
+
+    // :exec: what the guest prints reaches the screen escaped, shown, never obeyed — an
+    // OSC 0 would retitle the operator's window, a CSI 2J clear the screen.
+    let title = || t.run(&["display-message", "-p", "-t", "dash", "#{pane_title}"]);
+    let before = title();
+    t.keys(&[":"]);
+    t.run(&[
+        "send-keys",
+        "-t",
+        "dash",
+        "-l",
+        r"exec vm-att -- printf '\033]0;PWNED\007EXEC-MARK\033[2J'",
+    ]);
+    t.keys(&["Enter"]);
+    t.wait("the exec note", |s| {
+        s.contains(r"\x1b]0;PWNED\x07EXEC-MARK\x1b[2J") && s.contains("exited 0")
+    });
+    assert_eq!(title(), before, "the guest retitled the operator's window");
+    assert!(!title().contains("PWNED"));
+    t.keys(&["Escape"]);
+    t.wait("the note closed", |s| !s.contains("EXEC-MARK"));
     t.keys(&["q"]);
 }

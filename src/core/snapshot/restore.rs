@@ -404,6 +404,7 @@ async fn bring_up(
                     crate::sys::vmm::prepare::remove_exchange_dir(x);
                 }
                 loaded?;
+                start::give_disk_back(&user, &checked.rootfs)?;
                 progress.emit(StartEvent::PhaseDone(
                     start::Phase::Spawn,
                     t_spawn.elapsed(),

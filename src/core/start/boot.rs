@@ -12,7 +12,8 @@ use super::checked::CheckedConfig;
 use super::network::setup_network;
 use super::report::{ms, report};
 use super::vmm::{
-    claim_leftover_socket, control_socket_up, record_spawned, settle, spawn_vmm, VmmJob,
+    claim_leftover_socket, control_socket_up, give_disk_back, record_spawned, settle, spawn_vmm,
+    VmmJob,
 };
 use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
@@ -125,6 +126,7 @@ pub(crate) async fn boot(
             firecracker::configure_and_start(&socket, &cfg, Duration::from_secs(10))
                 .await
                 .map_err(rt)?;
+            give_disk_back(&user, &checked.rootfs)?;
         }
         let spawn_time = t_spawn.elapsed();
         progress.emit(StartEvent::PhaseDone(Phase::Spawn, spawn_time));

@@ -59,8 +59,8 @@ pub(crate) use network::setup_network;
 use report::{mark_failed, put_back};
 pub(crate) use report::{ms, report, roll_back};
 pub(crate) use vmm::{
-    claim_leftover_socket, control_socket_up, qmp_when_up, record_spawned, settle, spawn_vmm,
-    vmm_user_name, VmmJob, VmmUser,
+    claim_leftover_socket, control_socket_up, give_disk_back, qmp_when_up, record_spawned, settle,
+    spawn_vmm, vmm_user_name, VmmJob, VmmUser,
 };
 
 /// SmolVM's ready line on the serial console.

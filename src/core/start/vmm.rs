@@ -421,6 +421,21 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
     })
 }
 
+/// Once a Firecracker of `user` has configured (or loaded) its disk, give the disk back to
+/// root ([`prepare::give_back`]); nothing to do for a VMM that runs as this process.
+pub(crate) fn give_disk_back(user: &VmmUser, disk: &Path) -> Result<()> {
+    if user.identity.is_none() {
+        return Ok(());
+    }
+    prepare::give_back(disk).map_err(|e| {
+        rt(format!(
+            "cannot give the disk {} back to root: {}",
+            disk.display(),
+            io_reason(&e)
+        ))
+    })
+}
+
 /// The uid the VMM of `user` runs as.
 fn vmm_uid(user: &VmmUser) -> u32 {
     user.identity

@@ -158,6 +158,21 @@ pub fn give_to(file: &File, id: crate::sys::users::Identity) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// Make a VM's disk root's again (0600) once its Firecracker holds it open: it reopens the
+/// disk by name only while it is configured (or loads a snapshot), so from then on its
+/// descriptor is all it needs, and a later VMM that happens to be given the same id finds
+/// nothing of this VM's its own. Opened without following a link; a regular file only.
+pub fn give_back(disk: &Path) -> io::Result<()> {
+    let f = crate::sys::open::open_read(disk)?;
+    nix::unistd::fchown(
+        &f,
+        Some(nix::unistd::Uid::from_raw(0)),
+        Some(nix::unistd::Gid::from_raw(0)),
+    )
+    .map_err(io::Error::from)?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+}
+
 /// The prefix of the folders snapshot files pass through ([`exchange_dir`]).
 const EXCHANGE_PREFIX: &str = ".snapshot-";
 
