@@ -270,7 +270,12 @@ fn without_a_terminal_smolvm_prints_help_and_tui_exits_2() {
 /// the terminal back (main screen, cooked mode), the shell reports the job stopped, `fg`
 /// brings the dashboard back, and `q` leaves the shell a working terminal.
 /// An interactive bash (prompt `PROMPT> `) in a tmux session of its own, 120×30.
-fn shell_in_tmux(name: &str) -> Tmux {
+/// `None` (the test skipped, and says so) where there is no tmux.
+fn shell_in_tmux(name: &str) -> Option<Tmux> {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: needs tmux");
+        return None;
+    }
     let t = Tmux {
         socket: format!("smolvm-e2e-{name}-{}", std::process::id()),
     };
@@ -286,7 +291,12 @@ fn shell_in_tmux(name: &str) -> Tmux {
         "env -i PATH=/usr/bin:/bin TERM=xterm-256color PS1='PROMPT> ' bash --norc --noprofile -i",
     ]);
     t.wait("the shell", |s| s.contains("PROMPT>"));
-    t
+    Some(t)
+}
+
+/// The dashboard's screen (its panes' titles), not the shell's.
+fn is_dashboard(s: &str) -> bool {
+    s.contains("Images") && s.contains("Tasks")
 }
 
 /// The shell line that opens the dashboard with `h`'s environment only.
@@ -305,14 +315,12 @@ fn dashboard_command(h: &Home) -> String {
 
 #[test]
 fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: needs tmux");
-        return;
-    }
     let h = Home::new();
-    let t = shell_in_tmux("suspend");
+    let Some(t) = shell_in_tmux("suspend") else {
+        return;
+    };
     t.keys(&[&dashboard_command(&h), "Enter"]);
-    let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
+    let dashboard = is_dashboard;
     t.wait("the dashboard", dashboard);
     t.keys(&["C-z"]);
     t.wait("the shell, the dashboard stopped", |s| {
@@ -336,14 +344,12 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
 /// dashboard drawn over the shell and the terminal raw).
 #[test]
 fn sigterm_gives_the_terminal_back_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: needs tmux");
-        return;
-    }
     let h = Home::new();
-    let t = shell_in_tmux("sigterm");
+    let Some(t) = shell_in_tmux("sigterm") else {
+        return;
+    };
     t.keys(&[&format!("{}; echo exit=$?", dashboard_command(&h)), "Enter"]);
-    let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
+    let dashboard = is_dashboard;
     t.wait("the dashboard", dashboard);
     let pid = dashboard_pid(&t);
     // SAFETY: signalling the dashboard process this test started (through tmux).
@@ -387,17 +393,15 @@ fn dashboard_pid(t: &Tmux) -> i32 {
 /// hang-up does not end it (it took SIGHUP over and quit).
 #[test]
 fn a_dashboard_started_with_sighup_ignored_outlives_a_hangup_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: needs tmux");
-        return;
-    }
     let h = Home::new();
-    let t = shell_in_tmux("nohup");
+    let Some(t) = shell_in_tmux("nohup") else {
+        return;
+    };
     t.keys(&[
         &format!("(trap '' HUP; {}); echo exit=$?", dashboard_command(&h)),
         "Enter",
     ]);
-    let dashboard = |s: &str| s.contains("Images") && s.contains("Tasks");
+    let dashboard = is_dashboard;
     t.wait("the dashboard", dashboard);
     let sub = dashboard_pid(&t);
     // SAFETY: signalling the dashboard process this test started (through tmux).
