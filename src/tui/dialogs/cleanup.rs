@@ -10,7 +10,9 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{capped, centered, form_action, form_key, Answer, Outcome, Preview, Request, SPINNER};
+use super::{
+    capped, centered, form_action_or_end, form_key, Answer, Outcome, Preview, Request, SPINNER,
+};
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::data::Data;
 use crate::tui::keymap::{key_list, Action, Keymap};
@@ -38,10 +40,10 @@ impl CleanupDialog {
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, data: &Data, keymap: &Keymap) -> Outcome {
-        let action = form_action(&k, keymap);
-        if action == Some(Action::Close) {
-            return Outcome::Close;
-        }
+        let action = match form_action_or_end(&k, keymap, false) {
+            Ok(action) => action,
+            Err(end) => return end.into(),
+        };
         // On the buttons the destructive answer comes first (whatever else the key is in
         // the [form] keys); Enter is never one of them.
         if self.on_buttons {

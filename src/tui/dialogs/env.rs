@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{edit_field, form_action, form_hint, Outcome, Request};
+use super::{edit_field, form_action_or_end, form_hint, Outcome, Request};
 use crate::core::guest_env::{self, EnvChange, EnvValue};
 use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App, Preview};
@@ -92,13 +92,10 @@ impl EnvForm {
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
-        let action = form_action(&k, keymap);
-        if action == Some(Action::Close) {
-            return Outcome::Close;
-        }
-        if self.pending.is_some() {
-            return Outcome::Keep;
-        }
+        let action = match form_action_or_end(&k, keymap, self.pending.is_some()) {
+            Ok(action) => action,
+            Err(end) => return end.into(),
+        };
         match action {
             Some(Action::NextField | Action::Down) => self.move_field(1),
             Some(Action::PrevField | Action::Up) => self.move_field(-1),

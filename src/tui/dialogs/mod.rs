@@ -271,6 +271,38 @@ pub(super) fn form_action(k: &KeyEvent, keymap: &Keymap) -> Option<Action> {
     keymap.lookup_in(Scope::Form, &Key::from_event(k))
 }
 
+/// How a form's key ends before the form looks at it ([`form_action_or_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyEnd {
+    /// `Close`: the form closes.
+    Close,
+    /// The form waits for its task: the key is held.
+    Held,
+}
+
+impl From<KeyEnd> for Outcome {
+    fn from(e: KeyEnd) -> Outcome {
+        match e {
+            KeyEnd::Close => Outcome::Close,
+            KeyEnd::Held => Outcome::Keep,
+        }
+    }
+}
+
+/// A form's key as its `[form]` action, unless the form ends there: `Close` closes it
+/// (even while it waits for its task), and while it `waits` every other key is held.
+pub(super) fn form_action_or_end(
+    k: &KeyEvent,
+    keymap: &Keymap,
+    waits: bool,
+) -> Result<Option<Action>, KeyEnd> {
+    match form_action(k, keymap) {
+        Some(Action::Close) => Err(KeyEnd::Close),
+        _ if waits => Err(KeyEnd::Held),
+        action => Ok(action),
+    }
+}
+
 /// Key `k` in a form's text field `t`: the keymap's `[form]` `delete_back` and
 /// `delete_forward` (by default Backspace or Ctrl-H, Delete or Ctrl-D) delete a character;
 /// one of those four keys that neither binds deletes nothing, so a rebinding moves the

@@ -13,7 +13,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{edit_field, form_action, Outcome, Request};
+use super::{edit_field, form_action_or_end, Outcome, Request};
 use crate::core::presets::{self, Preset, Registry};
 use crate::core::start::StartOptions;
 use crate::core::{Env, Paths, Result};
@@ -233,10 +233,10 @@ impl StartForm {
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
-        let action = form_action(&k, keymap);
-        if action == Some(Action::Close) {
-            return Outcome::Close;
-        }
+        let action = match form_action_or_end(&k, keymap, false) {
+            Ok(action) => action,
+            Err(end) => return end.into(),
+        };
         let n = self.presets.len() + self.built.len();
         match k.code {
             // The `[form]` keys wrap around; the arrows stop at the ends.

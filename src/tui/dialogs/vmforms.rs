@@ -12,7 +12,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, edit_field, form_action, form_key, Outcome, Request};
+use super::{centered, edit_field, form_action_or_end, form_key, Outcome, Request};
 use crate::core::snapshot::SnapshotType;
 use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
@@ -119,10 +119,10 @@ impl SnapshotForm {
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
-        let action = form_action(&k, keymap);
-        if action == Some(Action::Close) {
-            return Outcome::Close;
-        }
+        let action = match form_action_or_end(&k, keymap, false) {
+            Ok(action) => action,
+            Err(end) => return end.into(),
+        };
         use SnapField::*;
         let next = matches!(action, Some(Action::NextField | Action::Down));
         let prev = matches!(action, Some(Action::PrevField | Action::Up));
@@ -285,13 +285,10 @@ impl PortForm {
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
-        let action = form_action(&k, keymap);
-        if action == Some(Action::Close) {
-            return Outcome::Close;
-        }
-        if self.pending.is_some() {
-            return Outcome::Keep;
-        }
+        let action = match form_action_or_end(&k, keymap, self.pending.is_some()) {
+            Ok(action) => action,
+            Err(end) => return end.into(),
+        };
         match k.code {
             _ if matches!(action, Some(Action::NextField | Action::PrevField)) => {
                 self.close = !self.close;
@@ -461,10 +458,10 @@ impl TransferForm {
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
-        let action = form_action(&k, keymap);
-        if action == Some(Action::Close) {
-            return Outcome::Close;
-        }
+        let action = match form_action_or_end(&k, keymap, false) {
+            Ok(action) => action,
+            Err(end) => return end.into(),
+        };
         let field = matches!(action, Some(Action::NextField | Action::PrevField));
         match k.code {
             _ if action == Some(Action::NextField) && self.on_local => return self.complete(),
@@ -696,14 +693,11 @@ impl NetworkForm {
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
-        let action = form_action(&k, keymap);
+        let action = match form_action_or_end(&k, keymap, self.pending.is_some()) {
+            Ok(action) => action,
+            Err(end) => return end.into(),
+        };
         let choice = matches!(action, Some(Action::ChoiceNext | Action::ChoicePrev));
-        if action == Some(Action::Close) {
-            return Outcome::Close;
-        }
-        if self.pending.is_some() {
-            return Outcome::Keep;
-        }
         match k.code {
             _ if action == Some(Action::NextField) => self.step(false),
             _ if action == Some(Action::PrevField) => self.step(true),
