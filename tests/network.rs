@@ -404,6 +404,22 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
         ""
     );
     assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+    // A name is a guest's bytes: the resolver's log shows it escaped, on its one line — no
+    // escape sequence for the operator's terminal (an OSC 52 clipboard write here), no
+    // newline forging a line of its own. (Through dd: one datagram, as bash's printf
+    // writes at each newline.)
+    lab.in_guest(
+        "vm-r",
+        r"printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0c\x1b]52;c;SGk=\x07\x07\nFORGED\x00\x00\x01\x00\x01' | dd bs=4096 iflag=fullblock count=1 2>/dev/null > /dev/udp/10.254.0.3/53; sleep 1; true",
+    );
+    let log = std::fs::read(lab.h.data.join("egress-dns.log")).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.contains(r"refused \x1b]52;c;sgk=\x07.\x0aforged for vm-r (not allowed)"),
+        "{text}"
+    );
+    assert!(!log.contains(&0x1b), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("forged")), "{text}");
     // What reads the guests' packets runs unprivileged with no capability at all; only
     // its allower (its one child) keeps CAP_NET_ADMIN, also unprivileged.
     let pid = lab.resolver_pid().expect("a resolver record");

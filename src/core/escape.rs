@@ -35,6 +35,12 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// [`escape`] for text that must stay on one line (a log line naming what a guest sent):
+/// newlines and tabs are shown as `\x0a` and `\x09` too, so no line can be forged.
+pub fn escape_line(bytes: &[u8]) -> String {
+    escape(bytes).replace('\n', "\\x0a").replace('\t', "\\x09")
+}
+
 /// [`escape`] for a stream read in pieces (`sandbox logs -f`): a UTF-8 character or a
 /// `\r\n` cut between two pieces is shown whole, as if read at once.
 #[derive(Debug, Default)]
@@ -162,6 +168,15 @@ pub fn tail_start(b: &[u8], n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_stays_one_line() {
+        assert_eq!(
+            escape_line(b"a\nFORGED\tx\x1b]0;t\x07\r\nz"),
+            r"a\x0aFORGED\x09x\x1b]0;t\x07\x0az"
+        );
+        assert_eq!(escape_line("b\u{9b}2J".as_bytes()), r"b\u{9b}2J");
+    }
 
     #[test]
     fn controls_are_shown_visibly_and_text_passes() {

@@ -430,29 +430,25 @@ async fn answer(
     let SocketAddr::V4(from4) = from else {
         return None;
     };
+    // The name as the log shows it: a guest's bytes, so escaped (an operator reads the log
+    // on a terminal; a newline would forge a line of its own).
+    let name = crate::core::escape::escape_line(question.name.as_bytes());
     let entry = {
         let st = state.lock().unwrap_or_else(|p| p.into_inner());
         st.by_ip.get(from4.ip()).cloned()
     };
     let Some(entry) = entry else {
-        log(&format!(
-            "refused {} from unknown {}",
-            question.name,
-            from4.ip()
-        ));
+        log(&format!("refused {name} from unknown {}", from4.ip()));
         return Some(dnswire::reply_code(q, &question, 5));
     };
     if !entry.domains.iter().any(|d| d.matches(&question.name)) {
-        log(&format!(
-            "refused {} for {} (not allowed)",
-            question.name, entry.vm_id
-        ));
+        log(&format!("refused {name} for {} (not allowed)", entry.vm_id));
         return Some(dnswire::reply_code(q, &question, 5));
     }
     let resp = match forward(q, upstream, tcp).await {
         Some(r) if dnswire::message_id(&r) == Some(question.id) => r,
         _ => {
-            log(&format!("no answer from {upstream} for {}", question.name));
+            log(&format!("no answer from {upstream} for {name}"));
             return Some(dnswire::reply_code(q, &question, 2));
         }
     };
@@ -463,8 +459,8 @@ async fn answer(
         for (addr, ttl) in dnswire::answer_addrs(&resp) {
             if !allower::nameable(addr) {
                 log(&format!(
-                    "not allowing {addr} for {} ({}): never reachable by name",
-                    entry.vm_id, question.name
+                    "not allowing {addr} for {} ({name}): never reachable by name",
+                    entry.vm_id
                 ));
                 continue;
             }
@@ -500,8 +496,8 @@ async fn answer(
                         .insert((entry.tap.clone(), *addr), now + Duration::from_secs(ttl));
                 }
                 log(&format!(
-                    "allowed {} for {}: {:?} for {ttl} s",
-                    question.name, entry.vm_id, addrs
+                    "allowed {name} for {}: {:?} for {ttl} s",
+                    entry.vm_id, addrs
                 ));
             }
             Ok(Err(e)) => {
