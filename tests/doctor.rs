@@ -249,6 +249,32 @@ fn doctor_names_the_vmms_user_and_warns_of_a_firecracker_without_seccomp_policie
     );
 }
 
+/// In a user namespace that does not map smolvm's VMM ids (an unprivileged container's,
+/// played here by `unshare --user --map-root-user`, which maps root alone), `doctor` warns
+/// that the VMMs would share the system user, and says where they would not.
+#[test]
+fn doctor_warns_where_the_vmm_ids_are_not_mapped() {
+    if !support::is_root() || !has_tool("unshare") {
+        eprintln!("SKIPPED: needs root and unshare");
+        return;
+    }
+    let h = Home::new();
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--user", "--map-root-user"])
+        .arg(assert_cmd::cargo::cargo_bin("smolvm"))
+        .args(["doctor", "--json"])
+        .env_clear()
+        .envs(h.env_vars());
+    let v = json(&c.output().unwrap());
+    assert_eq!(status_of(&statuses(&v), "vmm-user"), "warn", "{v:#}");
+    let m = message_of(&v, "vmm-user");
+    assert!(
+        m.starts_with("this user namespace does not map smolvm's VMM ids (2113929216…2113994751): VMMs share the system user smolvm"),
+        "{m}"
+    );
+    assert!(fix_of(&v, "vmm-user").contains("uid and gid maps include them"));
+}
+
 fn probe_dirs() -> Vec<String> {
     std::fs::read_dir("/tmp")
         .unwrap()

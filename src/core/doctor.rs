@@ -420,6 +420,18 @@ fn vmm_user(root: bool) -> Check {
         );
     }
     match users::lookup_service_user() {
+        Ok(_) if !users::vmm_ids_mapped() => check(
+            "vmm-user",
+            Status::Warn,
+            format!(
+                "this user namespace does not map smolvm's VMM ids ({}…{}): VMMs share the \
+                 system user {SERVICE_USER}, never root, so one a guest broke out of could \
+                 reach the others; {rest}",
+                VMM_IDS.start,
+                VMM_IDS.end - 1
+            ),
+            "Run smolvm where those ids are mapped (the host, or a container whose uid and gid maps include them)",
+        ),
         Ok(_) => check(
             "vmm-user",
             Status::Ok,

@@ -152,6 +152,27 @@ pub fn is_vmm_id(uid: u32) -> bool {
     VMM_IDS.contains(&uid)
 }
 
+/// Whether this process's user namespace maps every one of [`VMM_IDS`] as uids and gids
+/// (`/proc/self/uid_map`, `gid_map`): the host's always does; a container's may map only
+/// 65536 ids, and a VMM could not switch to an unmapped one.
+pub fn vmm_ids_mapped() -> bool {
+    ["/proc/self/uid_map", "/proc/self/gid_map"]
+        .iter()
+        .all(|f| std::fs::read_to_string(f).is_ok_and(|m| maps_range(&m, &VMM_IDS)))
+}
+
+/// Whether an id map (`inside outside count` lines) covers all of `ids` on its inside.
+fn maps_range(map: &str, ids: &std::ops::Range<u32>) -> bool {
+    map.lines().any(|l| {
+        let n: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        matches!(n[..], [inside, _, count]
+            if inside <= u64::from(ids.start) && u64::from(ids.end) <= inside + count)
+    })
+}
+
 /// An id for a VMM of sandbox `key` (its id): the first of [`VMM_IDS`], from a point `key`
 /// names, that no account and no group has and no process in `busy` (every uid and gid
 /// some process runs with) runs as. The caller holds the pool's lock until the VMM runs
@@ -321,6 +342,22 @@ mod tests {
         assert_eq!(user_name(0), "root");
         assert_eq!(user_name(4_000_000_000), "4000000000");
         assert_eq!(group_name(0), "root");
+    }
+
+    #[test]
+    fn the_vmm_ids_are_usable_only_where_the_namespace_maps_them_all() {
+        let ids = VMM_IDS;
+        assert!(maps_range("         0          0 4294967295\n", &ids));
+        // An unprivileged container's map: 65536 ids.
+        assert!(!maps_range("0 100000 65536\n", &ids));
+        // A map that covers part of the range, or covers it in two pieces, is not enough.
+        assert!(!maps_range("0 0 2113929300\n", &ids));
+        assert!(!maps_range(
+            "0 0 2113960000\n2113960000 2113960000 100000\n",
+            &ids
+        ));
+        assert!(maps_range("0 0 1000\n2113929216 5000000 65536\n", &ids));
+        assert!(!maps_range("", &ids));
     }
 
     #[test]

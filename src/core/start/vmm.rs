@@ -4,7 +4,8 @@
 //! user:
 //! - a sandbox without writable mounts: a uid and gid of its own, no account's
 //!   ([`users::VMM_IDS`], picked for each VMM under a host-wide lock), so a VMM a guest
-//!   broke out of cannot signal, trace or read another sandbox's VMM;
+//!   broke out of cannot signal, trace or read another sandbox's VMM (in a user namespace
+//!   that does not map those ids, the system user `smolvm`, shared);
 //! - a sandbox with writable mounts: the owner of the mounted folders, so what the guest
 //!   writes there is theirs (one owner for all of them, never root).
 //!
@@ -75,6 +76,17 @@ pub(crate) fn base_identity(
         return Ok(None);
     }
     let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
+    if writable.is_empty() && !users::vmm_ids_mapped() {
+        // A user namespace that maps none of them (an unprivileged container): the VMMs
+        // share the system user, as `doctor` warns.
+        return users::ensure_service_user().map(Some).map_err(|e| {
+            rt(format!(
+                "cannot prepare the VMM's user '{}': {}",
+                users::SERVICE_USER,
+                io_reason(&e)
+            ))
+        });
+    }
     if writable.is_empty() {
         let busy = crate::sys::procfs::ids_in_use();
         return users::pick_vmm_identity(vm_id, &busy)
