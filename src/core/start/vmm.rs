@@ -49,9 +49,10 @@ const VMM_IDS_LOCK: &str = "/run/smolvm/vmm-ids.lock";
 /// Held while a VMM id is picked and until the VMM runs as it.
 pub(crate) struct IdsLock(#[allow(dead_code)] Option<crate::sys::lock::Held>);
 
-/// Take the VMM ids' lock (nothing to take when smolvm is not root: its VMMs run as it).
+/// Take the VMM ids' lock (nothing to take when smolvm is not root, its VMMs running as
+/// it, or where the ids are not mapped, its VMMs sharing the system user).
 pub(crate) fn lock_vmm_ids() -> Result<IdsLock> {
-    if !crate::sys::users::is_root() {
+    if !crate::sys::users::is_root() || !users::vmm_ids_mapped() {
         return Ok(IdsLock(None));
     }
     crate::sys::lock::acquire(
