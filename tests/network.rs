@@ -420,6 +420,29 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
     );
     assert!(!log.contains(&0x1b), "{text}");
     assert!(!text.lines().any(|l| l.starts_with("forged")), "{text}");
+    // A flood of names cannot fill the host's disk through that log: it takes a burst,
+    // then ten lines a second, and says how many it left out.
+    let t = std::time::Instant::now();
+    lab.in_guest(
+        "vm-r",
+        r"exec 3>/dev/udp/10.254.0.3/53; for i in $(seq 1000); do printf '\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05flood\x04test\x00\x00\x01\x00\x01' >&3; done; sleep 2; true",
+    );
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        lab.in_guest("vm-r", "getent hosts other.test || true")
+            .trim(),
+        ""
+    );
+    let text = std::fs::read_to_string(lab.h.data.join("egress-dns.log")).unwrap();
+    let flood = text.matches("refused flood.test for vm-r").count();
+    assert!(
+        flood >= 50 && (flood as f64) <= 100.0 + 10.0 * (secs + 5.0),
+        "{flood} lines of the flood in {secs:.1} s"
+    );
+    assert!(
+        text.contains(" lines left out: more than 10 a second)"),
+        "{text}"
+    );
     // What reads the guests' packets runs unprivileged with no capability at all; only
     // its allower (its one child) keeps CAP_NET_ADMIN, also unprivileged.
     let pid = lab.resolver_pid().expect("a resolver record");

@@ -211,8 +211,68 @@ async fn start(exe: &Path, data_dir: &Path) -> Result<proc_::Record> {
 
 // ---- the resolver process ----
 
+/// Log lines in one burst at the most, and lines a second after it: a guest sending names
+/// as fast as it can must not fill the host's disk through the resolver's log.
+const LOG_BURST: f64 = 100.0;
+const LOG_PER_SEC: f64 = 10.0;
+/// Past this size the log starts again (emptied, with a line saying so).
+const LOG_MAX_BYTES: u64 = 8 << 20;
+
+/// A token bucket over the log's lines, and how many it left out.
+#[derive(Debug)]
+struct LogLimit {
+    tokens: f64,
+    last: Instant,
+    left_out: u64,
+}
+
+impl LogLimit {
+    fn new(now: Instant) -> LogLimit {
+        LogLimit {
+            tokens: LOG_BURST,
+            last: now,
+            left_out: 0,
+        }
+    }
+
+    /// Whether a line may be written at `now`: `Some(n)`, with the `n` lines left out
+    /// since the last one written; `None`, left out.
+    fn take(&mut self, now: Instant) -> Option<u64> {
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * LOG_PER_SEC;
+        self.tokens = (self.tokens + refill).min(LOG_BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            self.left_out += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.left_out))
+    }
+}
+
+static LOG_LIMIT: Mutex<Option<LogLimit>> = Mutex::new(None);
+
 fn log(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{} {line}", crate::sys::time::iso_now());
+    let now = Instant::now();
+    let mut limit = LOG_LIMIT.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(left_out) = limit.get_or_insert_with(|| LogLimit::new(now)).take(now) else {
+        return;
+    };
+    let at = crate::sys::time::iso_now();
+    let mut err = std::io::stderr();
+    if proc_::cap_log(&err, LOG_MAX_BYTES).unwrap_or(false) {
+        let _ = writeln!(
+            err,
+            "{at} (the log passed {LOG_MAX_BYTES} bytes: started again)"
+        );
+    }
+    if left_out > 0 {
+        let _ = writeln!(
+            err,
+            "{at} ({left_out} lines left out: more than {LOG_PER_SEC} a second)"
+        );
+    }
+    let _ = writeln!(err, "{at} {line}");
 }
 
 struct State {
@@ -546,4 +606,27 @@ async fn forward(q: &[u8], upstream: SocketAddr, tcp: bool) -> Option<Vec<u8>> {
     .await
     .ok()
     .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_log_lines_is_cut_to_a_burst_then_a_rate_and_counted() {
+        let t0 = Instant::now();
+        let mut l = LogLimit::new(t0);
+        let written = (0..1000).filter(|_| l.take(t0).is_some()).count();
+        assert_eq!(written, LOG_BURST as usize);
+        // A second later, ten more; the first says how many were left out before it.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(l.take(t1), Some(900));
+        let more = (0..100).filter(|_| l.take(t1).is_some()).count();
+        assert_eq!(more, LOG_PER_SEC as usize - 1);
+        // Quiet for a while: the whole burst again, never more.
+        let t2 = t1 + Duration::from_secs(3600);
+        assert_eq!(l.take(t2), Some(91));
+        let burst = (0..1000).filter(|_| l.take(t2).is_some()).count();
+        assert_eq!(burst, LOG_BURST as usize - 1);
+    }
 }
