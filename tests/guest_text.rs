@@ -161,3 +161,104 @@ fn an_error_quoting_the_console_log_is_escaped_on_a_terminal() {
     );
     assert!(!out.contains(&0x1b) && !out.contains(&0x07), "{text:?}");
 }
+
+/// A guest flooding its serial console cannot fill the host's disk through its log: with
+/// `SMOLVM_CONSOLE_LOG_MAX` at 128 KiB, the 1 MiB it writes before its ready line leaves a
+/// log within the bound that says it started again, and the ready line that came after
+/// (the start succeeds). The pump writing the log runs as the system user `smolvm`, not as
+/// the VMM's ids, and ends with the VMM.
+#[test]
+fn a_guest_flooding_its_console_cannot_fill_the_disk() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Flood);
+    let mut e = Sandboxes::new();
+    e.extra
+        .push(("SMOLVM_CONSOLE_LOG_MAX".into(), "131072".into()));
+    let args = create_args(
+        kernel.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+        "vm-flood",
+        "qemu",
+        &[
+            "--accel",
+            "tcg",
+            "--start",
+            "--boot-timeout",
+            "120",
+            "--json",
+        ],
+    );
+    let v = e.ok_json(&args);
+    let log_path = e.h.data.join("vm-flood.log");
+    let log = std::fs::read(&log_path).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    assert!(log.len() <= 131072 + 4096, "{} bytes", log.len());
+    assert!(
+        text.contains("[smolvm: this console log passed 131072 bytes; it starts again here]"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    assert!(text.contains("SmolVM init complete: IP="), "{}", text.len());
+    // The pump: smolvm's hidden subcommand, as the smolvm user, writing this log.
+    let pumps: Vec<i32> = smolvm::sys::process::all_pids()
+        .into_iter()
+        .filter(|p| {
+            smolvm::sys::process::info(*p).is_some_and(|i| {
+                i.cmdline.get(1).map(String::as_str) == Some("__console-log")
+                    && std::fs::read_link(format!("/proc/{p}/fd/1")).is_ok_and(|t| t == log_path)
+            })
+        })
+        .collect();
+    let [pump] = pumps[..] else {
+        panic!("not one pump for the log: {pumps:?}");
+    };
+    let smolvm_uid = nix::unistd::User::from_name("smolvm")
+        .unwrap()
+        .expect("the smolvm user")
+        .uid
+        .as_raw();
+    let p = support::privileges(i64::from(pump));
+    assert_eq!(p.uids, [smolvm_uid; 4], "{p:?}");
+    assert_eq!(p.cap_eff, 0, "{p:?}");
+    let vmm = support::privileges(v["data"]["pid"].as_i64().unwrap());
+    assert_ne!(vmm.uids[0], smolvm_uid);
+    // `sandbox logs -f` follows a log that starts again from its start.
+    let mut follower = e
+        .command(&["sandbox", "logs", "vm-flood", "-f"], &[])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        f.set_len(0).unwrap();
+        f.write_all(b"the log started again here\n").unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    while !seen && std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = l.contains("the log started again here");
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(seen, "the follower missed the log that started again");
+    e.ok_json(&["sandbox", "delete", "vm-flood", "--timeout", "3", "--json"]);
+    support::cleanup::wait_for(
+        || !smolvm::sys::process::is_alive(pump),
+        "the pump to end with its VMM",
+    );
+}

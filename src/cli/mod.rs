@@ -85,6 +85,13 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     {
         return Outcome::Exit(crate::core::egress::resolver::serve_main(&argv[2..], &env));
     }
+    // A VM's console log pump (started by smolvm itself for each VMM): as early.
+    if argv
+        .get(1)
+        .is_some_and(|a| a == crate::core::start::CONSOLE_LOG_SUBCOMMAND)
+    {
+        return Outcome::Exit(crate::core::start::console_log_main(&argv[2..]));
+    }
     crate::core::sudo::init(&env);
     let started = std::time::Instant::now();
     // The one context of this command: every handler works in it.

@@ -515,6 +515,11 @@ fn logs(id: &VmId, follow: bool, from: u64, mut esc: Option<Escaper>, cx: &Conte
         let mut pos = from;
         loop {
             let mut buf = Vec::new();
+            // A console log past its bound starts again (its pump empties it): so does
+            // the follower.
+            if f.metadata().is_ok_and(|m| m.len() < pos) {
+                pos = 0;
+            }
             f.seek(SeekFrom::Start(pos))
                 .map_err(|e| Error::runtime(e.to_string()))?;
             let n = f

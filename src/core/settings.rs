@@ -101,6 +101,13 @@ pub const SETTINGS: &[Setting] = &[
         check: |env| Ok(HttpConfig::backoff(env).map(drop)?),
     },
     Setting {
+        name: "SMOLVM_CONSOLE_LOG_MAX",
+        doc: "The bound of a VM's console log (`<data dir>/<id>.log`), in bytes (at least \
+              65536): past it the log starts again, so a guest cannot fill the disk.",
+        default: "67108864 (64 MiB)",
+        check: |env| super::start::console_log_max(env).map(drop),
+    },
+    Setting {
         name: "SMOLVM_STOP_TIMEOUT",
         doc: "How long a stop waits for the guest to power off, in seconds (--timeout wins).",
         default: "3 for sandbox stop, 10 for cleanup and the dashboard",

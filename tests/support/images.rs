@@ -162,6 +162,8 @@ pub enum Init {
     NeverReady,
     /// Never gets ready; its last console line holds terminal escapes (a title change).
     Hostile,
+    /// Floods its console with 1 MiB first, then as [`Init::Ready`].
+    Flood,
 }
 
 const BUSYBOX_INIT: &str = r#"#!/bin/sh
@@ -197,10 +199,16 @@ while true; do printf 'not ready \033]0;owned by the guest\007 \033[2J\n'; sleep
 
 /// A busybox ext4 rootfs (32 MiB).
 pub fn busybox_rootfs(init: Init) -> PathBuf {
+    let flood_init = BUSYBOX_INIT.replacen(
+        "ip=172.16.0.2",
+        "yes FLOODFLOODFLOODFLOODFLOODFLOOD | head -c 1048576\nip=172.16.0.2",
+        1,
+    );
     let script = match init {
         Init::Ready => BUSYBOX_INIT,
         Init::NeverReady => NEVER_READY_INIT,
         Init::Hostile => HOSTILE_INIT,
+        Init::Flood => &flood_init,
     };
     let bb = std::fs::read("/bin/busybox").expect("/bin/busybox (install busybox-static)");
     let key = hash(&[script.as_bytes(), &bb]);

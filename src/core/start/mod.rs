@@ -62,6 +62,7 @@ pub(crate) use vmm::{
     claim_leftover_socket, control_socket_up, give_disk_back, qmp_when_up, record_spawned, settle,
     spawn_vmm, vmm_user_name, VmmJob, VmmUser,
 };
+pub use vmm::{console_log_main, console_log_max, CONSOLE_LOG_SUBCOMMAND};
 
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";

@@ -27,7 +27,7 @@ use crate::core::presets::mounts::Mount;
 use crate::sys::state::{Network, VmRecord, VmStatus};
 use crate::sys::users::{self, Identity};
 use crate::sys::vmm::launch::{self, Launch, VmmIdentity};
-use crate::sys::vmm::{firecracker, prepare, qmp::Qmp, Accel};
+use crate::sys::vmm::{console, firecracker, prepare, qmp::Qmp, Accel};
 
 /// Where a Firecracker VMM finds its disk and kernel: fixed descriptor numbers, so the
 /// names in a snapshot's state (`/proc/self/fd/200`) hold in the VMM that restores it.
@@ -424,7 +424,10 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
         }
     };
     tracing::info!(vm = %id, user = %user.name, argv = %launch.argv().join(" "), "spawning VMM");
-    let child = launch.spawn(Some(job.log)).map_err(cannot)?;
+    let console = console_of(ctx, job.log)?;
+    let child = launch.spawn(Some(&console)).map_err(cannot)?;
+    // The VMM holds the pipe now: the pump ends when it does.
+    drop(console);
     drop(ids);
     Ok(Spawned {
         child,
@@ -433,6 +436,60 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
         fc_rootfs,
     })
 }
+
+/// `SMOLVM_CONSOLE_LOG_MAX`: the bound of a VM's console log, in bytes.
+pub fn console_log_max(env: &crate::sys::env::Env) -> Result<u64> {
+    Ok(env.count(
+        "SMOLVM_CONSOLE_LOG_MAX",
+        DEFAULT_CONSOLE_LOG_MAX,
+        console::MIN_MAX_BYTES,
+        u64::MAX,
+    )?)
+}
+
+/// A console log's bound unless `SMOLVM_CONSOLE_LOG_MAX` says otherwise: 64 MiB.
+const DEFAULT_CONSOLE_LOG_MAX: u64 = 64 << 20;
+
+/// What the VMM writes its console and messages into: the pipe of a pump bounding `log`
+/// ([`console`]). Run from anything but smolvm itself (a program using the library), the
+/// pump cannot be started (it is smolvm's hidden subcommand): the log itself, unbounded.
+fn console_of(ctx: &Ctx, log: &std::fs::File) -> Result<std::fs::File> {
+    let max = console_log_max(&ctx.env)?;
+    let exe = std::env::current_exe().ok().filter(|e| {
+        e.file_name()
+            .is_some_and(|n| n == "smolvm" || n.to_string_lossy().starts_with("smolvm-"))
+    });
+    let Some(exe) = exe else {
+        return log
+            .try_clone()
+            .map_err(|e| rt(format!("cannot hand the log over: {}", io_reason(&e))));
+    };
+    let user = if users::is_root() {
+        Some(users::ensure_service_user().map_err(|e| {
+            rt(format!(
+                "cannot prepare the console log's user '{}': {}",
+                users::SERVICE_USER,
+                io_reason(&e)
+            ))
+        })?)
+    } else {
+        None
+    };
+    console::pump(&exe, log, max, user).map_err(|e| {
+        rt(format!(
+            "cannot start the console log's pump: {}",
+            io_reason(&e)
+        ))
+    })
+}
+
+/// `smolvm __console-log --max BYTES`: the pump ([`console`]).
+pub fn console_log_main(args: &[std::ffi::OsString]) -> i32 {
+    console::serve_main(args)
+}
+
+/// The hidden subcommand the pump runs as.
+pub const CONSOLE_LOG_SUBCOMMAND: &str = console::SUBCOMMAND;
 
 /// Once a Firecracker of `user` has configured (or loaded) its disk, give the disk back to
 /// root ([`prepare::give_back`]); nothing to do for a VMM that runs as this process.

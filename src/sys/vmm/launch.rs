@@ -262,6 +262,9 @@ impl Exec {
             }
             // What the VMM creates (its control socket) is its own only.
             libc::umask(0o077);
+            // Its console goes through a pipe (`console`): a pump that is gone costs the
+            // console's output, never the guest.
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         }
         match (&self.user, self.root) {
             (Some(u), true) => crate::sys::users::drop_to_groups(u.id, &u.groups, &[])?,

@@ -4,6 +4,7 @@
 //! [`core::host`](crate::core::host)).
 
 pub mod agent;
+pub mod console;
 pub mod firecracker;
 pub mod launch;
 pub mod prepare;
