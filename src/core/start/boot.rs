@@ -317,7 +317,7 @@ async fn wait_ready(
 /// `: <last console line>` for error messages, when the log has one.
 pub(crate) fn log_tail(log: &std::fs::File) -> String {
     use std::os::unix::fs::FileExt;
-    let len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = settled_len(log);
     let from = len.saturating_sub(64 << 10);
     let mut text = vec![0u8; (len - from) as usize];
     let n = log.read_at(&mut text, from).unwrap_or(0);
@@ -328,6 +328,24 @@ pub(crate) fn log_tail(log: &std::fs::File) -> String {
         None => String::new(),
     }
 }
+/// The log's length once what the VMM last wrote has reached it: the VMM writes into its
+/// console pump's pipe ([`crate::sys::vmm::console`]), which appends a moment later, so
+/// an error quoting the log (QEMU's own message, just written) waits until the length
+/// holds still for 50 ms, a second at the most (a guest that never stops writing).
+fn settled_len(log: &std::fs::File) -> u64 {
+    let len = || log.metadata().map(|m| m.len()).unwrap_or(0);
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut last = len();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = len();
+        if now == last || Instant::now() >= until {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Boot args as SmolVM builds them: QEMU drops `pci=off` and adds `root=/dev/vda rw`; the
 /// public key as `smolvm.authorized_key_b64=`; NAT `ip=<guest>::<gw>:<mask>::eth0:off`.
 pub fn boot_args(base: &str, vmm: Vmm, public_key: Option<&str>, net: &Network) -> String {
