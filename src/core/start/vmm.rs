@@ -455,10 +455,9 @@ const DEFAULT_CONSOLE_LOG_MAX: u64 = 64 << 20;
 /// pump cannot be started (it is smolvm's hidden subcommand): the log itself, unbounded.
 fn console_of(ctx: &Ctx, log: &std::fs::File) -> Result<std::fs::File> {
     let max = console_log_max(&ctx.env)?;
-    let exe = std::env::current_exe().ok().filter(|e| {
-        e.file_name()
-            .is_some_and(|n| n == "smolvm" || n.to_string_lossy().starts_with("smolvm-"))
-    });
+    let exe = std::env::current_exe()
+        .ok()
+        .filter(|e| e.file_name().is_some_and(|n| n == "smolvm"));
     let Some(exe) = exe else {
         return log
             .try_clone()
