@@ -33,6 +33,9 @@ pub fn pump(exe: &Path, log: &File, max: u64, user: Option<Identity>) -> io::Res
     // Both ends close-on-exec: only the pump (as its stdin) and the VMM (as its stdout and
     // stderr) get one.
     let (r, w) = io::pipe()?;
+    // Appending, so that once the pump empties the log its writes start at its top.
+    let flags = rustix::fs::fcntl_getfl(log)?;
+    rustix::fs::fcntl_setfl(log, flags | rustix::fs::OFlags::APPEND)?;
     let mut c = Command::new(exe);
     c.arg(SUBCOMMAND)
         .arg("--max")
