@@ -76,13 +76,13 @@ impl Interrupts {
             );
             let mut old = Vec::new();
             for sig in SIGNALS {
+                // Ignored on purpose by whoever started us: left so, not even replaced for
+                // the moment it would take to put it back.
+                if is_ignored(sig as i32) {
+                    continue;
+                }
                 // SAFETY: the handler only stores into an atomic.
                 match unsafe { sigaction(sig, &ours) } {
-                    Ok(prev) if matches!(prev.handler(), SigHandler::SigIgn) => {
-                        // Ignored on purpose by whoever started us: keep it so.
-                        // SAFETY: restoring the disposition we just replaced.
-                        let _ = unsafe { sigaction(sig, &prev) };
-                    }
                     Ok(prev) => old.push((sig, prev)),
                     Err(e) => {
                         for (s, a) in old {
@@ -192,6 +192,22 @@ mod tests {
             is_ignored(libc::SIGHUP),
             matches!(before.handler(), SigHandler::SigIgn)
         );
+    }
+
+    #[test]
+    fn a_guard_leaves_a_signal_it_found_ignored_ignored() {
+        let _turn = SIGHUP_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+        let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: setting SIGHUP ignored, and putting back what was there after.
+        let before = unsafe { sigaction(Signal::SIGHUP, &ign) }.unwrap();
+        let g = Interrupts::catch().unwrap();
+        assert!(is_ignored(libc::SIGHUP));
+        nix::sys::signal::raise(Signal::SIGHUP).unwrap();
+        assert_eq!(g.caught(), None);
+        drop(g);
+        assert!(is_ignored(libc::SIGHUP));
+        // SAFETY: putting it back.
+        unsafe { sigaction(Signal::SIGHUP, &before) }.unwrap();
     }
 
     #[test]
