@@ -8,6 +8,9 @@
 //! leaves nothing behind). The directory is made 0700 and the file 0600, opened without
 //! following a symbolic link; any failure turns file logging off for the process rather
 //! than failing the command.
+//!
+//! The logs of the unprivileged helpers (the resolver's, a VM's console pump's) cannot be
+//! moved aside where they live: [`empty_past`] starts them again instead.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -28,6 +31,21 @@ pub fn log_path(data_dir: &Path) -> PathBuf {
 /// The data directory the log goes into: the first of `candidates` that exists.
 pub fn log_dir(candidates: &[PathBuf]) -> Option<&PathBuf> {
     candidates.iter().find(|d| d.is_dir())
+}
+
+/// Empty the log open at `f` (for appending, handed over by whoever opened it) when
+/// `coming` more bytes would take it past `max`: whether it was emptied. For a writer that
+/// cannot rename files where its log lives, and so starts the log again instead of moving
+/// it aside (the resolver and a VM's console pump, both unprivileged); a pipe or a
+/// terminal is left alone.
+pub fn empty_past(f: &impl std::os::fd::AsFd, max: u64, coming: u64) -> io::Result<bool> {
+    let st = rustix::fs::fstat(f)?;
+    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    if !regular || (st.st_size.max(0) as u64).saturating_add(coming) <= max {
+        return Ok(false);
+    }
+    rustix::fs::ftruncate(f, 0)?;
+    Ok(true)
 }
 
 /// A size-capped, lazily opened log file.
@@ -112,6 +130,27 @@ impl Write for CappedLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_that_would_pass_its_bound_starts_again_and_a_pipe_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("egress-dns.log");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap();
+        f.write_all(&[b'x'; 100]).unwrap();
+        assert!(!empty_past(&f, 100, 0).unwrap());
+        assert!(!empty_past(&f, 110, 10).unwrap());
+        f.write_all(b"y").unwrap();
+        assert!(!empty_past(&f, 110, 9).unwrap());
+        assert!(empty_past(&f, 100, 0).unwrap());
+        f.write_all(b"again\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"again\n");
+        let (r, _w) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(!empty_past(&r, 0, 1).unwrap());
+    }
 
     #[test]
     fn nothing_without_a_data_dir_then_capped_with_one_old_file() {

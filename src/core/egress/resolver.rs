@@ -260,7 +260,7 @@ fn log(line: &str) {
     };
     let at = crate::sys::time::iso_now();
     let mut err = std::io::stderr();
-    if proc_::cap_log(&err, LOG_MAX_BYTES).unwrap_or(false) {
+    if crate::sys::logfile::empty_past(&err, LOG_MAX_BYTES, 0).unwrap_or(false) {
         let _ = writeln!(
             err,
             "{at} (the log passed {LOG_MAX_BYTES} bytes: started again)"

@@ -185,19 +185,6 @@ pub fn prove(data_dir: &Path) -> io::Result<Option<(OwnedProcess, Record)>> {
     }
 }
 
-/// Empty the log open at `f` (the resolver's stderr, opened for appending by whoever
-/// started it) once it is larger than `max` bytes: whether it was emptied. The resolver
-/// cannot rename files in the data dir it runs unprivileged in, so it starts again.
-pub fn cap_log(f: &impl AsFd, max: u64) -> io::Result<bool> {
-    let st = rustix::fs::fstat(f)?;
-    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-    if !regular || (st.st_size as u64) <= max {
-        return Ok(false);
-    }
-    rustix::fs::ftruncate(f, 0)?;
-    Ok(true)
-}
-
 /// Start time of this process, for its record.
 pub fn own_start_ticks() -> io::Result<u64> {
     process::info(std::process::id() as i32)
@@ -271,26 +258,6 @@ mod tests {
         assert!(process::is_alive(pid));
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
-    }
-
-    #[test]
-    fn a_log_past_its_size_starts_again_and_a_pipe_is_left_alone() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("egress-dns.log");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .unwrap();
-        f.write_all(&[b'x'; 100]).unwrap();
-        assert!(!cap_log(&f, 100).unwrap());
-        f.write_all(b"y").unwrap();
-        assert!(cap_log(&f, 100).unwrap());
-        f.write_all(b"again\n").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"again\n");
-        let (r, _w) = std::os::unix::net::UnixStream::pair().unwrap();
-        assert!(!cap_log(&r, 0).unwrap());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! SIGPIPE, so a pump that is gone costs console output, never the guest.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -72,7 +72,10 @@ pub fn serve_main(args: &[std::ffi::OsString]) -> i32 {
     let Some(max) = max.filter(|m| *m >= MIN_MAX_BYTES) else {
         return 2;
     };
-    match copy_bounded(&mut io::stdin().lock(), &io::stdout(), max) {
+    let Ok(out) = io::stdout().as_fd().try_clone_to_owned() else {
+        return 1;
+    };
+    match copy_bounded(&mut io::stdin().lock(), &File::from(out), max) {
         Ok(()) => 0,
         Err(_) => 1,
     }
@@ -81,7 +84,7 @@ pub fn serve_main(args: &[std::ffi::OsString]) -> i32 {
 /// Copy `input` to the log `out` (appending) until end of file, emptying the log first
 /// whenever a chunk would take it past `max` bytes. A log that cannot be written (a full
 /// disk) drops what comes, but the input is still read to its end: the VMM never waits.
-pub fn copy_bounded(input: &mut impl Read, out: &impl AsFd, max: u64) -> io::Result<()> {
+pub fn copy_bounded(input: &mut impl Read, mut out: &File, max: u64) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match input.read(&mut buf) {
@@ -90,27 +93,14 @@ pub fn copy_bounded(input: &mut impl Read, out: &impl AsFd, max: u64) -> io::Res
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        // Its size now: smolvm appends its own lines to the same log.
-        let size = rustix::fs::fstat(out).map_or(0, |s| s.st_size.max(0) as u64);
-        if size + n as u64 > max && rustix::fs::ftruncate(out, 0).is_ok() {
+        // Measured at each chunk: smolvm appends its own lines to the same log.
+        if crate::sys::logfile::empty_past(out, max, n as u64).unwrap_or(false) {
             let mark =
                 format!("[smolvm: this console log passed {max} bytes; it starts again here]\n");
-            let _ = write_all(out, mark.as_bytes());
+            let _ = out.write_all(mark.as_bytes());
         }
-        let _ = write_all(out, &buf[..n]);
+        let _ = out.write_all(&buf[..n]);
     }
-}
-
-fn write_all(out: &impl AsFd, mut b: &[u8]) -> io::Result<()> {
-    while !b.is_empty() {
-        match rustix::io::write(out, b) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => b = &b[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
