@@ -162,19 +162,8 @@ pub fn confinement(pid: i32) -> Option<Confinement> {
 /// ids, from `/proc/*/status`).
 pub fn ids_in_use() -> std::collections::HashSet<u32> {
     let mut ids = std::collections::HashSet::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return ids;
-    };
-    for e in rd.flatten() {
-        if !e
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(s) = std::fs::read_to_string(e.path().join("status")) else {
+    for pid in super::process::all_pids() {
+        let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
         for l in s.lines() {

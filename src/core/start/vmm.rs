@@ -46,21 +46,33 @@ pub(crate) struct VmmUser {
 /// Where the VMM ids' lock lives: host-wide, as the ids are (root's `/run`).
 const VMM_IDS_LOCK: &str = "/run/smolvm/vmm-ids.lock";
 
-/// Held while a VMM id is picked and until the VMM runs as it.
-pub(crate) struct IdsLock(#[allow(dead_code)] Option<crate::sys::lock::Held>);
+/// Whether this VMM may get ids of its own (smolvm is root and the user namespace maps
+/// them, read once per spawn), and if so the ids' lock, held until the VMM runs as the id
+/// picked for it.
+pub(crate) struct IdsLock {
+    own_ids: bool,
+    #[allow(dead_code)]
+    held: Option<crate::sys::lock::Held>,
+}
 
 /// Take the VMM ids' lock (nothing to take when smolvm is not root, its VMMs running as
 /// it, or where the ids are not mapped, its VMMs sharing the system user).
 pub(crate) fn lock_vmm_ids() -> Result<IdsLock> {
     if !crate::sys::users::is_root() || !users::vmm_ids_mapped() {
-        return Ok(IdsLock(None));
+        return Ok(IdsLock {
+            own_ids: false,
+            held: None,
+        });
     }
     crate::sys::lock::acquire(
         Path::new(VMM_IDS_LOCK),
         "picking a VMM id",
         Duration::from_secs(30),
     )
-    .map(|h| IdsLock(Some(h)))
+    .map(|h| IdsLock {
+        own_ids: true,
+        held: Some(h),
+    })
     .map_err(|e| rt(format!("cannot pick an id for the VMM: {e}")))
 }
 
@@ -71,13 +83,16 @@ pub(crate) fn lock_vmm_ids() -> Result<IdsLock> {
 pub(crate) fn base_identity(
     mounts: &[Mount],
     vm_id: &str,
-    _ids: &IdsLock,
+    ids: &IdsLock,
 ) -> Result<Option<Identity>> {
     if !crate::sys::users::is_root() {
         return Ok(None);
     }
     let writable: Vec<&Mount> = mounts.iter().filter(|m| m.writable).collect();
-    if writable.is_empty() && !users::vmm_ids_mapped() {
+    if !writable.is_empty() {
+        return Ok(Some(mount_owner(&writable)?));
+    }
+    if !ids.own_ids {
         // A user namespace that maps none of them (an unprivileged container): the VMMs
         // share the system user, as `doctor` warns.
         return users::ensure_service_user().map(Some).map_err(|e| {
@@ -88,13 +103,10 @@ pub(crate) fn base_identity(
             ))
         });
     }
-    if writable.is_empty() {
-        let busy = crate::sys::procfs::ids_in_use();
-        return users::pick_vmm_identity(vm_id, &busy)
-            .map(Some)
-            .map_err(|e| rt(format!("cannot pick an id for the VMM: {}", io_reason(&e))));
-    }
-    Ok(Some(mount_owner(&writable)?))
+    let busy = crate::sys::procfs::ids_in_use();
+    users::pick_vmm_identity(vm_id, &busy)
+        .map(Some)
+        .map_err(|e| rt(format!("cannot pick an id for the VMM: {}", io_reason(&e))))
 }
 
 /// Refuse (usage error) writable mounts whose VMM could not run as their one non-root

@@ -60,8 +60,9 @@ pub struct TapGuard {
 }
 
 /// Whether a TAP name is one smolvm makes (`tap<N>`, `svmb<hex>`): the only names that
-/// become chain, set and counter names here.
-fn check_tap(tap: &str) -> io::Result<()> {
+/// become chain, set and counter names here (and the only ones the resolver's allower
+/// takes).
+pub fn check_tap(tap: &str) -> io::Result<()> {
     if super::is_nat_tap_name(tap) || super::is_bridge_tap_name(tap) {
         Ok(())
     } else {

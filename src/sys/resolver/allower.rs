@@ -85,9 +85,7 @@ impl Allow {
                 ))
             })?;
         let tap = words.next().unwrap_or_default();
-        if !(crate::sys::net::is_nat_tap_name(tap) || crate::sys::net::is_bridge_tap_name(tap)) {
-            return Err(bad(format!("not a smolvm TAP name: {tap:?}")));
-        }
+        crate::sys::net::guard::check_tap(tap).map_err(|e| bad(e.to_string()))?;
         let mut addrs = Vec::new();
         for w in words {
             let a: Ipv4Addr = w
