@@ -369,23 +369,11 @@ fn dashboard_pid(t: &Tmux) -> i32 {
         .trim()
         .parse()
         .unwrap();
-    let ppid = |p: i32| {
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-        stat.rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().nth(1))
-            .and_then(|x| x.parse::<i32>().ok())
-    };
     let bin = assert_cmd::cargo::cargo_bin("smolvm");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|p| {
-            let parent = ppid(*p);
-            (parent == Some(shell) || parent.and_then(ppid) == Some(shell))
-                && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == bin)
-        })
+    support::children_of(shell)
+        .into_iter()
+        .flat_map(|c| std::iter::once(c).chain(support::children_of(c)))
+        .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == bin))
         .expect("the dashboard's process")
 }
 
