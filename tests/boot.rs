@@ -418,10 +418,32 @@ fn the_vmm_of_a_plain_sandbox_runs_as_ids_of_its_own_under_seccomp() {
 
     e.ok_json(&["sandbox", "stop", "vm-priv", "--timeout", "3", "--json"]);
     assert!(!pid_alive(pid));
+    // A TAP whose owner is the id this sandbox had (what a stopped or crashed Firecracker's
+    // TAP keeps): whoever runs as that id may attach to it, so no VMM is given it again.
+    // The stopped VMM is reparented and reaped by init: its id is free once it is gone.
+    let runs_as = |id: u32| {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read_to_string(p.path().join("status")).is_ok_and(|s| {
+                s.lines().any(|l| {
+                    l.starts_with("Uid:") && l.split_whitespace().any(|w| w == id.to_string())
+                })
+            })
+        })
+    };
+    let t = std::time::Instant::now();
+    while runs_as(uid) && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!runs_as(uid), "the stopped VMM's id {uid} is still in use");
+    // A TAP whose owner is that id (what a stopped or crashed Firecracker's TAP keeps):
+    // whoever runs as it may attach to the TAP, so no VMM is given it again.
+    e.ns.sh(&format!("ip tuntap add dev fcstale mode tap user {uid}"));
     let again = e.ok_json(&["sandbox", "start", "vm-priv", "--json"]);
     let pid = again["data"]["pid"].as_i64().unwrap();
-    support::assert_unprivileged_vmm(pid, support::privileges(pid).uids[0]);
-    assert!(vmm_ids.contains(&support::privileges(pid).uids[0]));
+    let uid_again = support::privileges(pid).uids[0];
+    support::assert_unprivileged_vmm(pid, uid_again);
+    assert!(vmm_ids.contains(&uid_again));
+    assert_ne!(uid_again, uid, "a VMM was given the id a TAP is owned by");
     assert_eq!(
         e.first_line("172.16.0.2", 22),
         "SSH-2.0-smolvm-test-busybox"

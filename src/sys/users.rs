@@ -174,8 +174,8 @@ fn maps_range(map: &str, ids: &std::ops::Range<u32>) -> bool {
 }
 
 /// An id for a VMM of sandbox `key` (its id): the first of [`VMM_IDS`], from a point `key`
-/// names, that no account and no group has and no process in `busy` (every uid and gid
-/// some process runs with) runs as. The caller holds the pool's lock until the VMM runs
+/// names, that no account and no group has and that is not in `busy` (every uid and gid
+/// some process runs with, or some TAP names as its owner). The caller holds the pool's lock until the VMM runs
 /// as it, so two starts never take the same one.
 pub fn pick_vmm_identity(key: &str, busy: &std::collections::HashSet<u32>) -> io::Result<Identity> {
     let size = VMM_IDS.end - VMM_IDS.start;

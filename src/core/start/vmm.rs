@@ -103,7 +103,10 @@ pub(crate) fn base_identity(
             ))
         });
     }
-    let busy = crate::sys::procfs::ids_in_use();
+    // Busy: the ids processes run with, and those a TAP names as its owner (a stopped
+    // Firecracker's TAP keeps its VMM's uid; a later VMM given that uid could attach to it).
+    let mut busy = crate::sys::procfs::ids_in_use();
+    busy.extend(crate::sys::net::tap::owner_ids());
     users::pick_vmm_identity(vm_id, &busy)
         .map(Some)
         .map_err(|e| rt(format!("cannot pick an id for the VMM: {}", io_reason(&e))))

@@ -104,6 +104,31 @@ pub fn set_owner(name: &str, uid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Every user and group id some TAP in this network namespace names as its owner or group
+/// (`TUNSETOWNER`, `TUNSETGROUP`: `/sys/class/net/<tap>/owner` and `group`, `-1` for
+/// none). Whoever runs as such an id may attach to that TAP by name and send as the
+/// sandbox it belongs to, even while no VMM holds it (a stopped or crashed Firecracker's
+/// TAP keeps the owner it was given).
+pub fn owner_ids() -> std::collections::HashSet<u32> {
+    let mut ids = std::collections::HashSet::new();
+    let Ok(links) = std::fs::read_dir("/sys/class/net") else {
+        return ids;
+    };
+    for link in links.flatten() {
+        let dir = link.path();
+        if !dir.join("tun_flags").exists() {
+            continue;
+        }
+        for f in ["owner", "group"] {
+            let v = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            if let Ok(id) = v.trim().parse::<u32>() {
+                ids.insert(id);
+            }
+        }
+    }
+    ids
+}
+
 /// Whether some process holds the single-queue TAP `name` open: attaching to it is refused
 /// with `EBUSY` exactly then (a TAP in another network namespace is not this one). Asked
 /// of the kernel for this one device, so its cost does not grow with the processes on the
