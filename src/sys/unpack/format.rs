@@ -26,7 +26,7 @@ pub(super) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, Unpac
 
 /// Read and drop `n` bytes plus the padding to the next block.
 pub(super) fn skip_data(r: &mut impl Read, n: u64) -> Result<(), UnpackError> {
-    let mut left = padded(n);
+    let mut left = padded(n)?;
     let mut buf = [0u8; 8192];
     while left > 0 {
         let k = left.min(buf.len() as u64) as usize;
@@ -38,8 +38,11 @@ pub(super) fn skip_data(r: &mut impl Read, n: u64) -> Result<(), UnpackError> {
     Ok(())
 }
 
-pub(super) fn padded(n: u64) -> u64 {
-    n.div_ceil(BLOCK as u64) * BLOCK as u64
+/// `n` bytes and their padding to the next block; a size whose padding passes the
+/// largest number (a header's `size=18446744073709551615`) is malformed.
+pub(super) fn padded(n: u64) -> Result<u64, UnpackError> {
+    n.checked_next_multiple_of(BLOCK as u64)
+        .ok_or_else(|| malformed(format!("an entry of {n} bytes")))
 }
 
 /// Read a metadata entry's data (at most `cap` bytes) and its padding.
@@ -54,7 +57,7 @@ pub(super) fn read_meta(
             "a {what} of {n} bytes (the limit is {cap})"
         )));
     }
-    let mut v = vec![0u8; padded(n) as usize];
+    let mut v = vec![0u8; padded(n)? as usize];
     if !read_full(r, &mut v)? {
         return Err(malformed("the stream ended in the middle of an entry"));
     }

@@ -19,7 +19,8 @@ impl Tar {
         h.set_cksum();
         self.0.extend_from_slice(h.as_bytes());
         self.0.extend_from_slice(data);
-        self.0.resize(padded(self.0.len() as u64) as usize, 0);
+        self.0
+            .resize(padded(self.0.len() as u64).unwrap() as usize, 0);
         self
     }
     fn file(self, name: &str, mode: u32, data: &[u8]) -> Self {
@@ -287,6 +288,18 @@ fn broken_and_oversized_streams_are_errors_not_allocations() {
         matches!(e, UnpackError::Malformed(ref m) if m.contains("long name")),
         "{e}"
     );
+    // A pax size at the largest number on entries whose data is skipped (a folder, a
+    // FIFO) or read (a file): malformed, never an overflow.
+    let huge = "29 size=18446744073709551615\n";
+    assert_eq!(huge.len(), 29);
+    for kind in [b'5', b'6', b'0'] {
+        let s = Tar::default()
+            .raw(b"./PaxHeaders/x", b'x', 0o644, huge.as_bytes(), b"")
+            .raw(b"./e", kind, 0o755, b"", b"")
+            .end();
+        let e = run(&s, &root).unwrap_err();
+        assert!(matches!(e, UnpackError::Malformed(_)), "{e}");
+    }
     // A bad checksum.
     let mut s = Tar::default().file("./a", 0o644, b"x").end();
     s[0] ^= 1;

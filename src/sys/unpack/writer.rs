@@ -330,7 +330,7 @@ impl Unpacker {
             f.write_all(&buf[..k]).map_err(UnpackError::Io)?;
             left -= k as u64;
         }
-        let pad = (padded(size) - size) as usize;
+        let pad = (padded(size)? - size) as usize;
         if pad > 0 && !read_full(r, &mut buf[..pad])? {
             return Err(malformed("the stream ended in the middle of a file"));
         }
