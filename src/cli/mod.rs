@@ -389,6 +389,44 @@ mod tests {
             .collect()
     }
 
+    /// A user's preset named, or aliased, like one of smolvm's own commands is left out
+    /// with a word why; the grammar with the presets in force still builds (clap refuses
+    /// two subcommands of one name, which ended every command in a panic).
+    #[test]
+    fn no_preset_takes_a_command_word() {
+        use crate::core::presets::{Registry, RESERVED};
+        use clap::CommandFactory;
+        let base = super::Cli::command();
+        let mut words: Vec<&str> = Vec::new();
+        for s in base.get_subcommands() {
+            words.extend(std::iter::once(s.get_name()).chain(s.get_all_aliases()));
+        }
+        words.retain(|w| !w.starts_with("__"));
+        assert!(words.contains(&"bridge") && words.contains(&"completion"));
+        for w in words {
+            assert!(RESERVED.contains(&w), "{w} is not reserved");
+            for text in [
+                format!("[{w}]\nlaunch = \"x\"\n"),
+                format!("[mine]\naliases = [\"{w}\"]\nlaunch = \"x\"\n"),
+            ] {
+                let r = Registry::with_user(Some(&text), "presets.toml");
+                assert!(
+                    r.problems
+                        .iter()
+                        .any(|p| p.contains(&format!("{w:?} is a smolvm command"))),
+                    "{w}: {:?}",
+                    r.problems
+                );
+                r.presets
+                    .iter()
+                    .fold(super::Cli::command(), |c, p| {
+                        c.subcommand(super::args::preset_subcommand(p))
+                    })
+                    .debug_assert();
+            }
+        }
+    }
+
     /// SmolVM 0.0.36's recovery lines for these usage errors, as its CLI prints them: the
     /// words as typed, two of them (three in `sandbox env|file|…`), a positional one too.
     #[test]

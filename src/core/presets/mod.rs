@@ -209,9 +209,23 @@ impl RawPreset {
     }
 }
 
-/// Words `smolvm` itself uses as subcommands: no preset may take them.
-const RESERVED: &[&str] = &[
-    "tui", "prune", "image", "images", "cleanup", "sandbox", "doctor", "help", "version",
+/// Words `smolvm` itself uses as subcommands (and `version`): no preset may take them as
+/// its name or an alias — two subcommands of one name are no grammar. The CLI's tests hold
+/// every top-level subcommand of its grammar here.
+pub const RESERVED: &[&str] = &[
+    "tui",
+    "prune",
+    "image",
+    "images",
+    "cleanup",
+    "sandbox",
+    "doctor",
+    "bridge",
+    "completions",
+    "completion",
+    "man",
+    "help",
+    "version",
 ];
 
 fn is_plain_name(s: &str) -> bool {
