@@ -276,10 +276,18 @@ fn highlight<'a>(text: &'a str, q: &str, t: &Theme, current: bool) -> Line<'a> {
     if q.is_empty() {
         return Line::raw(text);
     }
-    let lower = text.to_lowercase();
-    if lower.len() != text.len() {
-        // Case folding changed byte lengths: fall back to marking the whole line.
-        return if lower.contains(q) {
+    // Lowercased a character at a time, so a match's bytes in `lower` are the same bytes of
+    // `text` — unless some character's lowercase has another length (`K` → `k`, `İ` → `i̇`;
+    // the total may still be the same): then the whole line is marked.
+    let mut lower = String::with_capacity(text.len());
+    let mut aligned = true;
+    for c in text.chars() {
+        let before = lower.len();
+        lower.extend(c.to_lowercase());
+        aligned &= lower.len() - before == c.len_utf8();
+    }
+    if !aligned {
+        return if text.to_lowercase().contains(q) {
             Line::styled(text, t.search_match())
         } else {
             Line::raw(text)
@@ -307,7 +315,24 @@ fn highlight<'a>(text: &'a str, q: &str, t: &Theme, current: bool) -> Line<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::follow_start;
+    use super::{follow_start, highlight};
+
+    /// Guest console text whose lowercase moves character boundaries while keeping the
+    /// byte count (`K` is 3 bytes, `k` 1; `İ` is 2, `i̇` 3) marks the whole line instead
+    /// of slicing it mid-character; plain text marks just the match.
+    #[test]
+    fn a_search_in_text_whose_case_folding_moves_bytes_marks_the_line() {
+        let t = crate::tui::theme::Theme::defaults(false);
+        let text = "\u{212A}\u{130}\u{130}";
+        assert_eq!(text.len(), text.to_lowercase().len());
+        let line = highlight(text, "i", &t, true);
+        assert_eq!(line.spans.len(), 1);
+        assert_eq!(line.spans[0].content, text);
+        assert_eq!(line.style.patch(line.spans[0].style), t.search_match());
+        let line = highlight("Boot OK now", "ok", &t, false);
+        let parts: Vec<&str> = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(parts, ["Boot ", "OK", " now"]);
+    }
 
     /// With wrap on, a followed log shows its last line: long lines take several rows, so
     /// the window starts later than one row per line would put it.
