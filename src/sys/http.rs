@@ -278,7 +278,17 @@ impl Http {
                     *offset = 0;
                     return Attempt::Retry("the server resumed at the wrong offset".into());
                 }
-                sink.total(length.map(|l| l + *offset));
+                // A length past the largest number is no honest server's answer.
+                match length.map(|l| l.checked_add(*offset)) {
+                    Some(None) => {
+                        return Attempt::Fail(FetchError::Network(format!(
+                            "the server resumed at byte {offset} with a body of {} bytes, \
+                             more than any file",
+                            length.unwrap_or_default()
+                        )))
+                    }
+                    end => sink.total(end.flatten()),
+                }
             }
             s if s.is_server_error()
                 || s == StatusCode::TOO_MANY_REQUESTS
@@ -288,7 +298,7 @@ impl Http {
             }
             s => return Attempt::Fail(FetchError::Status(s)),
         }
-        let expected_end = length.map(|l| l + *offset);
+        let expected_end = length.map(|l| l.saturating_add(*offset));
         let mut buf = vec![0u8; 256 << 10];
         loop {
             match resp.read(&mut buf) {
@@ -397,6 +407,37 @@ fn io_chain(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that cuts the body, then resumes with a `Content-Length` whose end passes
+    /// the largest number: the download fails with a word why (it overflowed before).
+    #[test]
+    fn a_resumed_body_longer_than_any_file_is_refused() {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/f", l.local_addr().unwrap())).unwrap();
+        std::thread::spawn(move || {
+            for (i, conn) in l.incoming().take(2).enumerate() {
+                let mut conn = conn.unwrap();
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                let answer = if i == 0 {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_string() + &"x".repeat(100)
+                } else {
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: 18446744073709551613\r\n\
+                     Content-Range: bytes 100-999/1000\r\n\r\nxx"
+                        .to_string()
+                };
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        let env = Env::from_vars([("SMOLVM_HTTP_BACKOFF_MS", "10")], 1000);
+        let http = Http::new(HttpConfig::from_env(&env).unwrap()).unwrap();
+        let e = http.get_bytes(&url).unwrap_err();
+        assert!(e.to_string().contains("more than any file"), "{e}");
+    }
 
     #[test]
     fn content_range_parsing() {
