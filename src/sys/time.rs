@@ -20,10 +20,16 @@ fn civil(days: i64) -> (i64, u32, u32) {
 /// (year, month, day, hour, minute, second, microsecond) of a time.
 fn parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = d.as_secs();
+    let (y, mo, day, h, mi, s) = parts_of(d.as_secs());
+    (y, mo, day, h, mi, s, d.subsec_micros())
+}
+
+/// (year, month, day, hour, minute, second) of whole seconds since the epoch: any `u64`
+/// (a file system may hold a time near the largest one), no `SystemTime` arithmetic.
+fn parts_of(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     let (y, mo, day) = civil((secs / 86_400) as i64);
     let s = secs % 86_400;
-    (y, mo, day, s / 3600, s / 60 % 60, s % 60, d.subsec_micros())
+    (y, mo, day, s / 3600, s / 60 % 60, s % 60)
 }
 
 /// SmolVM's state-DB timestamp.
@@ -42,10 +48,10 @@ pub fn isoformat(t: SystemTime) -> String {
     let mut secs = whole as u64;
     let mut us = ((f - whole) * 1e6).round_ties_even() as u32;
     if us >= 1_000_000 {
-        secs += 1;
+        secs = secs.saturating_add(1);
         us -= 1_000_000;
     }
-    let (y, mo, d, h, mi, s, _) = parts(UNIX_EPOCH + Duration::from_secs(secs));
+    let (y, mo, d, h, mi, s) = parts_of(secs);
     let frac = if us == 0 {
         String::new()
     } else {
@@ -103,6 +109,10 @@ mod tests {
         assert_eq!(at(1, 0), "1970-01-01T00:00:01+00:00");
         assert_eq!(at(1, 999_999_900), "1970-01-01T00:00:02+00:00");
         assert_eq!(at(86_400, 250_000_000), "1970-01-02T00:00:00.250000+00:00");
+        // A file time near the largest (tmpfs keeps `touch -d @9223372036854775807`):
+        // a far year, not an overflow.
+        let far = isoformat(UNIX_EPOCH + Duration::from_secs(i64::MAX as u64));
+        assert!(far.ends_with("+00:00") && far.len() > 25, "{far}");
     }
 
     #[test]
