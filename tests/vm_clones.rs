@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use support::sandbox::Sandboxes;
@@ -143,6 +144,45 @@ fn clones_of_a_running_sandbox_have_its_processes_and_their_own_addresses() {
         assert_eq!(e.exec(n, "cat /dev/shm/marker"), "shm-marker");
     }
     assert!(ssh_up(&e, &tpl_ip), "the template still answers");
+
+    // The clones map one sealed in-memory copy of the snapshot's RAM, never `ram.bin`
+    // (QEMU 7.2 opens a RAM file read-write): through the descriptor a clone's VMM holds,
+    // not even root can change what its sibling maps.
+    let ram_bin =
+        std::path::Path::new(s["data"]["snapshot"]["path"].as_str().unwrap()).join("ram.bin");
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let m = std::fs::metadata(&ram_bin).unwrap();
+        assert_eq!((m.uid(), m.permissions().mode() & 0o777), (0, 0o600));
+    }
+    let mut inodes = Vec::new();
+    for x in &clones {
+        let pid = x["pid"].as_i64().unwrap();
+        let fds: Vec<(PathBuf, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|f| {
+                let to = std::fs::read_link(f.path()).ok()?;
+                Some((f.path(), to.to_string_lossy().into_owned()))
+            })
+            .collect();
+        assert!(
+            !fds.iter().any(|(_, to)| to.ends_with("ram.bin")),
+            "{pid}: {fds:?}"
+        );
+        let (fd, _) = fds
+            .iter()
+            .find(|(_, to)| to.starts_with("/memfd:smolvm-ram"))
+            .unwrap_or_else(|| panic!("{pid} maps no sealed RAM: {fds:?}"));
+        let mut f = std::fs::OpenOptions::new().write(true).open(fd).unwrap();
+        use std::io::Write;
+        let err = f.write_all(b"poison").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(1), "{err}"); // EPERM: sealed
+        assert!(f.set_len(0).is_err(), "shrunk");
+        use std::os::unix::fs::MetadataExt;
+        inodes.push(f.metadata().unwrap().ino());
+    }
+    assert_eq!(inodes[0], inodes[1], "the run's clones share one copy");
 
     // Their random number generators were reseeded apart.
     let (r1, r2, r0) = (

@@ -102,7 +102,7 @@ pub struct CloneArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Load the snapshot's RAM into each clone's own memory (as a restore does) instead
-    /// of sharing its RAM file copy-on-write.
+    /// of sharing one sealed copy of its RAM file copy-on-write.
     #[arg(long)]
     pub copy_memory: bool,
     /// Seconds to wait for each clone (at most 86400).

@@ -20,6 +20,7 @@
 //! address. SSH host keys are the template's: every clone has the same ones.
 
 use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -314,10 +315,11 @@ pub(super) async fn clone_all(
     let _snapshot_lock = ctx.lock_snapshot(snapshot_id, &what).await?;
     // Checked again under the lock: the snapshot may have gone meanwhile.
     let (row, info) = checked_snapshot(ctx, snapshot_id)?;
+    let memory = SharedRam::begin(&info, opts);
     let parallel = opts.parallel.unwrap_or_else(default_parallel).max(1);
     tracing::debug!(snapshot = %snapshot_id, count = ids.len(), parallel, "cloning at once");
     let stop = AtomicBool::new(false);
-    let (row, info, stop) = (&row, &info, &stop);
+    let (row, info, stop, memory) = (&row, &info, &stop, memory.as_ref());
     let mut results: Vec<(usize, Option<Result<ClonedVm>>)> =
         // Owned items: the stream stays `Send` for the dashboard's task.
         futures::stream::iter(ids.iter().cloned().zip(locks).enumerate())
@@ -327,7 +329,7 @@ pub(super) async fn clone_all(
                 }
                 (hooks.starting)(i, &id);
                 let p = (hooks.progress)(&id);
-                let r = clone_one(ctx, row, info, &id, lock, opts, &p).await;
+                let r = clone_one(ctx, row, info, memory, &id, lock, opts, &p).await;
                 match &r {
                     Ok(c) => (hooks.done)(c),
                     Err(_) => stop.store(true, Ordering::SeqCst),
@@ -369,10 +371,75 @@ pub(super) async fn clone_all(
     Ok(made)
 }
 
+/// The snapshot's RAM as one sealed in-memory copy for every clone of a run to map
+/// private ([`start::Ram::Maps`]). Clones never map `ram.bin` itself: QEMU 7.2 opens a
+/// RAM file read-write even to map it private, so a VMM its guest took over could write
+/// into what its siblings map. The copy begins with the run, beside each clone's disk
+/// and network, and a clone waits for it only as its QEMU is about to spawn.
+pub(super) struct SharedRam {
+    copying: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<OwnedFd>>>>,
+    copied: tokio::sync::OnceCell<OwnedFd>,
+}
+
+impl SharedRam {
+    /// Begin the copy when the snapshot has a RAM file and `--copy-memory` is not asked
+    /// for; `None`: each clone loads the RAM from `state.bin` into its own memory.
+    fn begin(info: &SnapshotInfo, opts: &CloneOptions) -> Option<SharedRam> {
+        let (ram, ram_state) = (
+            info.path.join(super::template::RAM),
+            info.path.join(super::template::CLONE_STATE),
+        );
+        let regular = |p: &std::path::Path| matches!(open::kind(p), Ok(Some(open::Kind::File)));
+        if opts.copy_memory || !regular(&ram) || !regular(&ram_state) {
+            return None;
+        }
+        let copying = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            let copy = open::open_read(&ram).and_then(|f| crate::sys::vmm::prepare::sealed_ram(&f));
+            let mib = copy.as_ref().ok().and_then(|m| {
+                use std::os::unix::fs::MetadataExt;
+                let m = std::fs::File::from(m.try_clone().ok()?).metadata().ok()?;
+                Some((m.blocks() * 512) >> 20)
+            });
+            tracing::debug!(
+                ms = start::ms(t.elapsed()),
+                mib,
+                "clone: RAM copied and sealed"
+            );
+            copy.map_err(|e| {
+                rt(format!(
+                    "cannot copy the snapshot's RAM ({}): {}",
+                    ram.display(),
+                    io_reason(&e)
+                ))
+            })
+        });
+        Some(SharedRam {
+            copying: std::sync::Mutex::new(Some(copying)),
+            copied: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The sealed copy, once it is made (the first clone to ask waits for it).
+    async fn get(&self) -> Result<&OwnedFd> {
+        self.copied
+            .get_or_try_init(|| async {
+                let copying = self.copying.lock().map_err(rt)?.take();
+                match copying {
+                    Some(c) => c.await.map_err(rt)?,
+                    None => Err(rt("the snapshot's RAM could not be copied")),
+                }
+            })
+            .await
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn clone_one(
     ctx: &Ctx,
     row: &crate::sys::state::SnapshotRecord,
     info: &SnapshotInfo,
+    memory: Option<&SharedRam>,
     id: &VmId,
     _lock: crate::core::lock::VmLock,
     opts: &CloneOptions,
@@ -398,7 +465,12 @@ async fn clone_one(
         None => crate::core::egress::snapshot_settings(&ctx.store, &info.id, &row.vm_config),
     };
     let r = match crate::core::egress::save(&ctx.store, id, &settings) {
-        Ok(()) => bring_up(ctx, info, &runtime, id, &disk, opts, &abort, progress).await,
+        Ok(()) => {
+            let up = bring_up(
+                ctx, info, memory, &runtime, id, &disk, opts, &abort, progress,
+            );
+            up.await
+        }
         Err(e) => Err(e),
     };
     let r = r.and_then(|v| abort.check(progress).map(|()| v));
@@ -504,6 +576,7 @@ fn readdr_line(nonce: &str, net: &Network) -> Result<String> {
 async fn bring_up(
     ctx: &Ctx,
     info: &SnapshotInfo,
+    memory: Option<&SharedRam>,
     runtime: &crate::core::host::Runtime,
     id: &VmId,
     disk: &std::path::Path,
@@ -543,16 +616,17 @@ async fn bring_up(
         .paths
         .agent_socket(id)
         .ok_or_else(|| start::invalid_id(id))?;
-    // The snapshot's RAM file mapped private when it has one, else its RAM copied in.
-    let (ram, ram_state) = (
-        info.path.join(super::template::RAM),
-        info.path.join(super::template::CLONE_STATE),
-    );
-    let regular = |p: &std::path::Path| matches!(open::kind(p), Ok(Some(open::Kind::File)));
-    let shared = !opts.copy_memory && regular(&ram) && regular(&ram_state);
+    // The run's sealed copy of the snapshot's RAM mapped private when it has one, else
+    // its RAM loaded from the state.
+    let ram_state = info.path.join(super::template::CLONE_STATE);
+    let shared = memory.is_some();
     progress.emit(StartEvent::PhaseStarted(start::Phase::Spawn));
     let t_spawn = Instant::now();
     let checked = start::check_disk_to_come(ctx, id, &row.config)?;
+    let ram = match memory {
+        Some(m) => Some(m.get().await?),
+        None => None,
+    };
     let spawned = start::spawn_vmm(
         ctx,
         runtime,
@@ -560,7 +634,7 @@ async fn bring_up(
             incoming: true,
             disk: Some(&disk_file),
             agent_socket: Some(&agent_socket),
-            ram: shared.then_some((ram.as_path(), false)),
+            ram: ram.map(start::Ram::Maps),
             ..start::VmmJob::new(&row, &checked, &net, &socket, &log)
         },
     )?;

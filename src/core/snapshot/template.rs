@@ -1,22 +1,25 @@
-//! A `--for-clone` snapshot's shared memory: the guest's RAM as one file, `ram.bin`, that
-//! every clone maps private (copy-on-write: pages a clone never writes stay the page
-//! cache's one copy), and `clone-state.bin`, the device state without the RAM.
+//! A `--for-clone` snapshot's shared memory: the guest's RAM as one file, `ram.bin`, and
+//! `clone-state.bin`, the device state without the RAM. A clone run copies `ram.bin` once
+//! into a sealed memfd that every clone of the run maps private (copy-on-write: pages a
+//! clone never writes stay that copy's one page).
 //!
 //! The source sandbox runs on anonymous RAM like every sandbox, so it never writes into
-//! the file clones map: after its full `state.bin` is written, a second QEMU — the same
-//! machine and devices, its RAM a `memory-backend-file,share=on` of `ram.bin` named like
-//! the machine's own RAM block (`pc.ram`, `microvm.ram`) so the state loads, its NIC on a
-//! throwaway TAP of its own instead of the sandbox's, never run — loads `state.bin` (writing the RAM into the
-//! file) and saves again with QEMU's `x-ignore-shared` migration capability, which leaves
-//! shared file-backed RAM out of the stream. A clone's QEMU maps `ram.bin` with
-//! `share=off` and loads `clone-state.bin` with the same capability.
+//! the file: after its full `state.bin` is written, a second QEMU — the same machine and
+//! devices, its RAM a `memory-backend-file,share=on` of `ram.bin` named like the
+//! machine's own RAM block (`pc.ram`, `microvm.ram`) so the state loads, its NIC on a
+//! throwaway TAP of its own instead of the sandbox's, never run — loads `state.bin`
+//! (writing the RAM into the file) and saves again with QEMU's `x-ignore-shared`
+//! migration capability, which leaves shared file-backed RAM out of the stream. A clone's
+//! QEMU maps the sealed copy with `share=off` and loads `clone-state.bin` with the same
+//! capability.
 //!
-//! The VMM runs unprivileged and QEMU 7.2 opens a RAM file read-write even to map it
-//! private (8.2's `rom=on` is the read-only way): the file is handed over as a descriptor
-//! and is mode 0666 inside the snapshot's 0700 folder, so only a process holding it can
-//! reach it. A QEMU compromised by its guest could write into the file its sibling clones
-//! map: the one thing clones of a snapshot still share (each VMM runs as ids of its own;
-//! QEMU 8.2's `rom=on` would close this).
+//! That QEMU runs unprivileged and reopens its RAM file through `/proc/self/fd/N`, which
+//! checks the file's own mode: `ram.bin` is mode 0666 (inside the snapshot's 0700 folder)
+//! while it writes it, root's 0600 after. Clones never get `ram.bin` itself: QEMU 7.2
+//! opens a RAM file read-write even to map it private (8.2 has `rom=on`), so a clone's
+//! VMM its guest took over could write into what its siblings map. The sealed copy cannot
+//! be written, grown, shrunk, punched or unsealed by anyone
+//! ([`sealed_ram`](crate::sys::vmm::prepare::sealed_ram)).
 
 use std::path::Path;
 use std::time::Duration;
@@ -77,7 +80,7 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
         &runtime,
         start::VmmJob {
             incoming: true,
-            ram: Some((&ram, true)),
+            ram: Some(start::Ram::Writes(&ram)),
             throwaway_tap: true,
             ..start::VmmJob::new(vm, &checked, &net, &socket, &log)
         },
@@ -117,7 +120,12 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
     start::claim_leftover_socket(&socket, &user);
     let _ = open::remove_socket(&socket);
     r?;
+    // Root's alone from here on: clones map a sealed copy of it, never the file.
     open::open_read(&ram)
-        .and_then(|f| f.sync_all())
+        .and_then(|f| {
+            use std::os::unix::fs::PermissionsExt;
+            f.sync_all()?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        })
         .map_err(|e| rt(format!("cannot sync {}: {}", ram.display(), io_reason(&e))))
 }

@@ -60,7 +60,7 @@ use report::{mark_failed, put_back};
 pub(crate) use report::{ms, report, roll_back};
 pub(crate) use vmm::{
     claim_leftover_socket, control_socket_up, give_disk_back, qmp_when_up, record_spawned, settle,
-    spawn_vmm, vmm_user_name, VmmJob, VmmUser,
+    spawn_vmm, vmm_user_name, Ram, VmmJob, VmmUser,
 };
 pub use vmm::{console_log_main, console_log_max, CONSOLE_LOG_SUBCOMMAND};
 

@@ -257,11 +257,22 @@ pub(crate) struct VmmJob<'a> {
     /// The disk, already open (a clone's copy still going in under a temporary name),
     /// handed over instead of `checked.rootfs` opened anew.
     pub disk: Option<&'a std::fs::File>,
-    /// Guest RAM in this file (handed over), mapped shared or private.
-    pub ram: Option<(&'a Path, bool)>,
+    /// Guest RAM from a file handed over instead of anonymous memory.
+    pub ram: Option<Ram<'a>>,
     /// The NIC on a TAP of its own that goes with it instead of the sandbox's (a QEMU
     /// that never runs the guest).
     pub throwaway_tap: bool,
+}
+
+/// Where a VMM's guest RAM comes from ([`VmmJob::ram`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Ram<'a> {
+    /// This file, opened read-write and mapped shared: the QEMU that writes a snapshot's
+    /// `ram.bin` (it never runs the guest).
+    Writes(&'a Path),
+    /// This sealed copy ([`sealed_ram`](crate::sys::vmm::prepare::sealed_ram)), mapped private: a clone's, whose writes
+    /// stay its own and which neither it nor anyone can change under its siblings.
+    Maps(&'a OwnedFd),
 }
 
 impl<'a> VmmJob<'a> {
@@ -370,14 +381,18 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
             })?;
             let tap_fd = Some(launch.hand_over(fd));
             let ram = match job.ram {
-                Some((p, share)) => {
-                    let f = crate::sys::open::open_existing_rw(p)
-                        .map_err(|e| open_err("RAM file", p, &e))?;
+                Some(ram) => {
+                    let (fd, share) = match ram {
+                        Ram::Writes(p) => (
+                            crate::sys::open::open_existing_rw(p)
+                                .map(OwnedFd::from)
+                                .map_err(|e| open_err("RAM file", p, &e))?,
+                            true,
+                        ),
+                        Ram::Maps(fd) => (fd.try_clone().map_err(rt)?, false),
+                    };
                     Some(crate::sys::vmm::qemu::RamFile {
-                        path: PathBuf::from(format!(
-                            "/proc/self/fd/{}",
-                            launch.hand_over(OwnedFd::from(f))
-                        )),
+                        path: PathBuf::from(format!("/proc/self/fd/{}", launch.hand_over(fd))),
                         share,
                     })
                 }

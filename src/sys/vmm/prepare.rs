@@ -130,13 +130,75 @@ pub fn readable_by(file: File, user: &VmmIdentity) -> io::Result<OwnedFd> {
     if user.may(m.uid(), m.gid(), m.mode(), 0o4) {
         return Ok(OwnedFd::from(file));
     }
+    let mut src = file;
+    sealed(MEMFD_KERNEL, |out| io::copy(&mut src, out).map(drop))
+}
+
+/// The name a kernel's sealed copy shows in `/proc/<pid>/fd` (`/memfd:smolvm-kernel`).
+pub const MEMFD_KERNEL: &str = "smolvm-kernel";
+/// The name the guest RAM clones map shows in `/proc/<pid>/fd` (`/memfd:smolvm-ram`).
+pub const MEMFD_RAM: &str = "smolvm-ram";
+
+/// A sealed in-memory copy of `file` (a snapshot's `ram.bin`) for VMMs to map private
+/// (copy-on-write), shared by every VMM handed it: its data runs only, so a sparse RAM
+/// file takes the memory its data does (QEMU leaves a page it would fill with zeros a
+/// hole), copied in the kernel (`sendfile`). Sealed against writes, growing and
+/// shrinking, and the seals themselves sealed: a VMM its guest took over can neither
+/// write into it (not by `write`, not through a shared mapping, not by punching holes)
+/// nor unseal it, so what the other VMMs map stays as it was saved.
+pub fn sealed_ram(file: &File) -> io::Result<OwnedFd> {
+    let len = file.metadata()?.len();
+    sealed(MEMFD_RAM, |out| {
+        out.set_len(len)?;
+        for (start, end) in data_runs(file, len)? {
+            rustix::fs::seek(&*out, rustix::fs::SeekFrom::Start(start))?;
+            let mut at = start;
+            while at < end {
+                let left = (end - at) as usize;
+                let n = rustix::fs::sendfile(&*out, file, Some(&mut at), left)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the RAM file shrank while it was copied",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The runs of `file` (of length `len`) that hold data (`SEEK_DATA`/`SEEK_HOLE`), as
+/// `[start, end)` byte ranges.
+fn data_runs(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
+    use rustix::fs::SeekFrom;
+    let mut runs = Vec::new();
+    let mut pos = 0u64;
+    while pos < len {
+        let data = match rustix::fs::seek(file, SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            // Only a hole remains.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let hole = rustix::fs::seek(file, SeekFrom::Hole(data))?.min(len);
+        if hole > data {
+            runs.push((data, hole));
+        }
+        pos = hole.max(data + 1);
+    }
+    Ok(runs)
+}
+
+/// A new memfd named `name`, filled by `fill`, then sealed for good (no write, grow,
+/// shrink, or further seal change).
+fn sealed(name: &str, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<OwnedFd> {
     let memfd = rustix::fs::memfd_create(
-        "smolvm-kernel",
+        name,
         rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
     )?;
     let mut out = File::from(memfd);
-    let mut src = file;
-    io::copy(&mut src, &mut out)?;
+    fill(&mut out)?;
     rustix::fs::fcntl_add_seals(
         &out,
         rustix::fs::SealFlags::WRITE
@@ -287,6 +349,90 @@ mod tests {
             id: Identity { uid: 900, gid: 900 },
             groups: Vec::new(),
         }
+    }
+
+    /// The sealed RAM: the file's bytes (its holes read back as zeros but take no memory),
+    /// and nothing can change it — not a write, a length change, a shared
+    /// writable mapping or an unsealing — while a private mapping's writes stay its own.
+    #[test]
+    fn sealed_ram_holds_the_files_bytes_and_cannot_be_changed() {
+        use std::os::unix::fs::FileExt;
+        let t = tempfile::tempdir().unwrap();
+        let f = File::create(t.path().join("ram.bin")).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.write_all_at(b"page one", 4096).unwrap();
+        f.write_all_at(&[7u8; 8192], 1 << 20).unwrap();
+        f.write_all_at(b"the end", (64 << 20) - 7).unwrap();
+        let src = File::open(t.path().join("ram.bin")).unwrap();
+        let ram = File::from(sealed_ram(&src).unwrap());
+        let m = ram.metadata().unwrap();
+        assert_eq!(m.len(), 64 << 20);
+        // Four pages of data: the holes were not copied.
+        assert!(m.blocks() * 512 <= 4 * 4096, "{} blocks", m.blocks());
+        let mut got = [0u8; 8];
+        ram.read_exact_at(&mut got, 4096).unwrap();
+        assert_eq!(&got, b"page one");
+        let mut got = [0u8; 7];
+        ram.read_exact_at(&mut got, (64 << 20) - 7).unwrap();
+        assert_eq!(&got, b"the end");
+        let mut got = [1u8; 4];
+        ram.read_exact_at(&mut got, 1 << 20).unwrap();
+        assert_eq!(got, [7; 4]);
+        ram.read_exact_at(&mut got, 2 << 20).unwrap();
+        assert_eq!(got, [0; 4]);
+
+        // Reopened read-write, as QEMU does through /proc/self/fd/N.
+        let rw = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/self/fd/{}", ram.as_raw_fd()))
+            .unwrap();
+        assert!(rw.write_all_at(b"poison", 4096).is_err());
+        assert!(rw.set_len(0).is_err() && rw.set_len(128 << 20).is_err());
+        assert!(rustix::fs::fcntl_add_seals(&rw, rustix::fs::SealFlags::empty()).is_err());
+        let len = 64 << 20;
+        // SAFETY: fresh mappings of a valid fd, unmapped below.
+        let shared = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                rw.as_raw_fd(),
+                0,
+            )
+        };
+        assert_eq!(shared, libc::MAP_FAILED);
+        let private = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE,
+                rw.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(private, libc::MAP_FAILED);
+        // SAFETY: inside the mapping just made.
+        unsafe {
+            let p = (private as *mut u8).add(4096);
+            assert_eq!(*p, b'p');
+            *p = b'P';
+            libc::munmap(private, len);
+        }
+        let mut got = [0u8; 8];
+        ram.read_exact_at(&mut got, 4096).unwrap();
+        assert_eq!(&got, b"page one");
+        let punch = unsafe {
+            libc::fallocate(
+                rw.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                8192,
+            )
+        };
+        assert_eq!(punch, -1);
     }
 
     #[test]
