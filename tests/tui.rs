@@ -5427,9 +5427,21 @@ fn the_dashboards_clone_is_sandbox_clones() {
         other => panic!("{other:?}"),
     }
     assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::Clone);
-    a.update(key(':'));
-    typed(&mut a, "clone snap-1 0");
-    assert!(a.update(code(KeyCode::Enter)).is_empty());
+    // Counts outside 1…64 (what `--count` takes) are refused on the line: a huge one ran
+    // core's id search for billions of clones.
+    for bad in ["0", "65", "4000000000"] {
+        a.update(key(':'));
+        typed(&mut a, &format!("clone snap-1 {bad}"));
+        assert!(a.update(code(KeyCode::Enter)).is_empty(), "{bad}");
+        let Some(Dialog::Palette(p)) = &a.dialog else {
+            panic!("no palette")
+        };
+        assert_eq!(
+            p.error.as_deref(),
+            Some(format!("clone takes a count from 1 to 64, not '{bad}'").as_str())
+        );
+        a.update(code(KeyCode::Esc));
+    }
 
     let mut ro = App::new(Keymap::defaults(), Theme::defaults(true), true);
     ro.update(Input::Resize(160, 48));

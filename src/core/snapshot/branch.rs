@@ -114,9 +114,7 @@ pub async fn branch(
     progress: &Progress<BranchEvent>,
 ) -> Result<BranchReport> {
     let t0 = Instant::now();
-    if opts.count == 0 {
-        return Err(Error::usage("--count must be at least 1"));
-    }
+    super::clone::check_count(opts.count)?;
     if progress.cancelled() {
         return Err(Error::new(
             ErrorCode::Interrupted,

@@ -89,11 +89,23 @@ pub struct ClonedVm {
     pub elapsed_ms: f64,
 }
 
+/// The most clones one run makes (`--count`, the dashboard's `:clone` and branch form).
+pub const MAX_CLONES: u32 = 64;
+
+/// A clone count is 1 to [`MAX_CLONES`].
+pub(super) fn check_count(count: u32) -> Result<()> {
+    if (1..=MAX_CLONES).contains(&count) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "--count must be from 1 to {MAX_CLONES}, got {count}"
+        )))
+    }
+}
+
 /// The usage errors of `opts`, before anything is looked up.
 fn check_usage(opts: &CloneOptions) -> Result<()> {
-    if opts.count == 0 {
-        return Err(Error::usage("--count must be at least 1"));
-    }
+    check_count(opts.count)?;
     if let Some(n) = &opts.name {
         if opts.count != 1 {
             return Err(Error::usage(
@@ -734,6 +746,23 @@ async fn bring_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Core refuses a count outside 1…64 whichever face asks (the CLI's `--count`, the
+    /// dashboard's `:clone`, a branch).
+    #[test]
+    fn a_clone_count_is_one_to_sixty_four() {
+        for ok in [1, 64] {
+            assert!(check_count(ok).is_ok());
+        }
+        for bad in [0, 65, 4_000_000_000] {
+            let e = check_count(bad).unwrap_err();
+            assert_eq!(e.code, crate::core::ErrorCode::Usage);
+            assert_eq!(
+                e.message,
+                format!("--count must be from 1 to 64, got {bad}")
+            );
+        }
+    }
 
     #[test]
     fn netmasks_become_prefix_lengths_and_bad_ones_do_not() {

@@ -30,7 +30,7 @@ use serde::Serialize;
 pub(crate) use agent::{agent_launch_command, AGENT_BIN};
 pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
 pub(crate) use clone::remove_agent_socket;
-pub use clone::{clone, CloneOptions, CloneReport, ClonedVm};
+pub use clone::{clone, CloneOptions, CloneReport, ClonedVm, MAX_CLONES};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
 use super::context::Ctx;

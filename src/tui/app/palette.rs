@@ -92,8 +92,13 @@ impl App {
                 let count = n
                     .parse::<u32>()
                     .ok()
-                    .filter(|c| *c >= 1)
-                    .ok_or_else(|| format!("clone takes a count of 1 or more, not '{n}'"))?;
+                    .filter(|c| (1..=crate::core::snapshot::MAX_CLONES).contains(c))
+                    .ok_or_else(|| {
+                        format!(
+                            "clone takes a count from 1 to {}, not '{n}'",
+                            crate::core::snapshot::MAX_CLONES
+                        )
+                    })?;
                 self.clone_snapshot(snapshot, count)
             }
             ("sandbox", ["prune"]) => self.sandbox_prune(false),

@@ -14,8 +14,7 @@ use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::keymap::{Action, Keymap};
 
-/// The most clones one branch makes (as `--count`).
-pub const MAX_CLONES: u32 = 64;
+pub use crate::core::snapshot::MAX_CLONES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
