@@ -593,6 +593,70 @@ fn firecracker_is_execd_unprivileged_with_what_root_handed_it_on_fake_hardware_k
     assert!(!disk.exists());
 }
 
+/// `sandbox create` boots what it creates, as SmolVM's does (a SmolVM script goes on with
+/// `exec`); `--no-start` creates only, and asking for both is a usage error.
+#[test]
+fn a_create_boots_like_smolvms_unless_no_start() {
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::Ready);
+    let (k, r) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
+    let e = Env::with_presets(&[]);
+    let base = |id: &'static str| {
+        vec![
+            "sandbox",
+            "create",
+            "--kernel",
+            k,
+            "--rootfs",
+            r,
+            "--name",
+            id,
+            "--backend",
+            "qemu",
+        ]
+    };
+    let mut args = base("vm-boots");
+    args.push("--json");
+    let v = e.ok_json(&args);
+    assert_eq!(v["command"], "sandbox.create", "{v}");
+    assert_eq!(v["data"]["vm"]["status"], "running", "{v}");
+    assert!(pid_alive(v["data"]["pid"].as_i64().unwrap()), "{v}");
+    assert_eq!(
+        e.first_line("172.16.0.2", 22),
+        "SSH-2.0-smolvm-test-busybox"
+    );
+
+    let mut args = base("vm-only");
+    args.extend(["--no-start", "--json"]);
+    let v = e.ok_json(&args);
+    assert_eq!(v["data"]["vm"]["status"], "created", "{v}");
+    assert!(v["data"]["pid"].is_null(), "{v}");
+
+    let mut args = base("vm-both");
+    args.extend(["--start", "--no-start"]);
+    let out = e.run(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+
+    e.ok_json(&[
+        "sandbox",
+        "delete",
+        "vm-boots",
+        "vm-only",
+        "--timeout",
+        "3",
+        "--json",
+    ]);
+    for id in ["vm-boots", "vm-only"] {
+        assert_eq!(e.leftovers(id), Vec::<String>::new());
+    }
+}
+
 /// A HOME without presets where sandbox `id` was created and started (`--start`) from the
 /// test kernel and the busybox image: the HOME and the envelope.
 fn busybox_started(id: &str) -> (Env, serde_json::Value) {
@@ -910,6 +974,7 @@ fn firecracker_without_a_binary_gives_smolvms_install_hint() {
         rootfs.to_str().unwrap(),
         "--backend",
         "firecracker",
+        "--no-start",
         "--json",
     ]);
     assert_eq!(out.status.code(), Some(1));

@@ -181,7 +181,7 @@ fn build_arch_backend_and_init_with_docker_and_the_sandbox_boots_with_that_init(
             "--name",
             "vm-init",
         ])
-        .args(["--backend", "qemu", "--json"])
+        .args(["--backend", "qemu", "--no-start", "--json"])
         .timeout(Duration::from_secs(120))
         .output()
         .unwrap();

@@ -264,6 +264,7 @@ fn claude_local_image_boots_runs_claude_and_forwards_the_hosts_key_and_login() {
         "claude",
         "--backend",
         "qemu",
+        "--no-start",
         "--json",
     ]);
     let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

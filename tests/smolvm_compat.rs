@@ -50,6 +50,7 @@ fn smolvm_0_0_36_lists_and_inspects_a_sandbox_smolvm_created() {
             "384",
             "--cpus",
             "3",
+            "--no-start",
             "--json",
         ])
         .timeout(Duration::from_secs(120))

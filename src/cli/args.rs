@@ -515,7 +515,7 @@ pub enum SandboxCommand {
     /// List sandboxes with their live status.
     #[command(alias = "ls")]
     List(ListArgs),
-    /// Create a sandbox from a preset or a kernel and rootfs (and boot it with --start).
+    /// Create a sandbox from a preset, a built image, or a kernel and rootfs, and boot it (--no-start: create it only).
     Create(Box<CreateArgs>),
     /// Show one sandbox.
     Info(IdArgs),
@@ -619,9 +619,13 @@ pub struct CreateArgs {
     /// A custom image built with `smolvm image build` (its name in the images root).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["preset", "kernel", "rootfs"])]
     pub image: Option<String>,
-    /// Boot it now.
+    /// Boot it: the default, as SmolVM's create boots what it creates (kept for earlier
+    /// smolvm scripts).
     #[arg(long)]
     pub start: bool,
+    /// Create it only, without booting it (`sandbox start` boots it later).
+    #[arg(long, conflicts_with = "start")]
+    pub no_start: bool,
     #[command(flatten)]
     pub flags: StartFlags,
     #[command(flatten)]

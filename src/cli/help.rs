@@ -181,7 +181,7 @@ mod tests {
         let after = create.get_after_help().unwrap().to_string();
         assert!(after.starts_with("Examples:"), "{after}");
         assert!(
-            after.contains("smolvm sandbox create --preset codex --start"),
+            after.contains("smolvm sandbox create --preset codex\n"),
             "{after}"
         );
         let cleanup = cmd.find_subcommand("cleanup").unwrap();

@@ -40,7 +40,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Start Claude Code in a fresh sandbox and attach to it.",
     ),
     (
-        "smolvm sandbox create --preset codex --start",
+        "smolvm sandbox create --preset codex",
         "Create and boot a sandbox of the codex image.",
     ),
     (

@@ -322,7 +322,7 @@ fn create(args: &CreateArgs, cx: &Context) -> i32 {
         if let Some(name) = &args.image {
             opts.use_built_image(cx.paths(), name)?;
         }
-        opts.create_only = !args.start;
+        opts.create_only = args.no_start;
         (opts.bridge, opts.bridge_address) = args.attach.attachment()?;
         let ctx = open_ctx(cx)?;
         crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(json)))?

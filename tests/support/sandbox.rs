@@ -296,6 +296,10 @@ pub fn create_args<'a>(
         "--backend",
         backend,
     ];
+    // A create boots unless told not to (SmolVM's rule): without `--start`, these create only.
+    if !more.contains(&"--start") {
+        args.push("--no-start");
+    }
     args.extend_from_slice(more);
     args
 }

@@ -368,10 +368,22 @@ pub async fn create(
         "creating sandbox"
     );
     let t0 = Instant::now();
-    if opts.preset.is_some() == (opts.kernel.is_some() || opts.rootfs.is_some()) {
-        return Err(Error::usage(
-            "Pass either --preset or --kernel and --rootfs, not both",
-        ));
+    match (
+        opts.preset.is_some(),
+        opts.kernel.is_some() || opts.rootfs.is_some(),
+    ) {
+        (true, true) => {
+            return Err(Error::usage(
+                "Pass either --preset or --kernel and --rootfs, not both",
+            ))
+        }
+        (false, false) => {
+            return Err(Error::usage(
+                "Pass --preset NAME, --image NAME, or --kernel and --rootfs: smolvm builds no \
+                 default image for a create that names none (SmolVM's auto-configured guest)",
+            ))
+        }
+        _ => {}
     }
     let presets = &ctx.presets;
     for p in &presets.problems {
