@@ -845,7 +845,7 @@ fn delete_reports_each_failed_id_in_the_order_asked() {
         .collect();
     let want: Vec<(&str, String)> = asked
         .iter()
-        .map(|id| (*id, format!("Sandbox '{id}' not found")))
+        .map(|id| (*id, format!("VM '{id}' not found")))
         .collect();
     assert_eq!(
         failed

@@ -174,7 +174,7 @@ fn failures_are_logged_as_failures_with_the_message_and_the_subcommand() {
     assert!(
         err.contains("ERROR")
             && err.contains("command=sandbox.info")
-            && err.contains("Sandbox 'vm-nope' not found"),
+            && err.contains("VM 'vm-nope' not found"),
         "{err}"
     );
     let log = log_text(&h);

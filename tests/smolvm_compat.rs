@@ -437,6 +437,20 @@ fn sandbox_info_and_lifecycle_json_nest_smolvms_vm_object() {
         compare(&h, &f, &["sandbox", verb, "nope", "--json"], &[]);
     }
     compare(&h, &f, &["sandbox", "resume", "vm-stopped", "--json"], &[]);
+    // Their words too, where a script may look for them: an unknown id, a pause or resume
+    // of a sandbox that does not run.
+    for args in [
+        &["sandbox", "info", "nope", "--json"][..],
+        &["sandbox", "stop", "nope", "--json"],
+        &["sandbox", "pause", "vm-created", "--json"],
+        &["sandbox", "resume", "vm-stopped", "--json"],
+    ] {
+        let (theirs, ours) = compare(&h, &f, args, &[]);
+        assert_eq!(
+            ours["error"]["message"], theirs["error"]["message"],
+            "{args:?}"
+        );
+    }
 }
 
 #[test]

@@ -186,7 +186,7 @@ fn a_corrupt_database_found_by_sandbox_info_is_reported_on_stderr() {
         )) && err.contains(&moved[0]),
         "{err}"
     );
-    assert_eq!(json(&out)["error"]["message"], "Sandbox 'vm-1' not found");
+    assert_eq!(json(&out)["error"]["message"], "VM 'vm-1' not found");
 }
 
 /// Raw rows in SmolVM's schema: `(id, status, pid, network JSON)` (`pid` and `id` as SQL

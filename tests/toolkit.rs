@@ -698,7 +698,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     vm.fails(
         &["sandbox", "port", "expose", id, "8000"],
         1,
-        &format!("Sandbox '{id}' not found"),
+        &format!("VM '{id}' not found"),
     );
 }
 
@@ -736,7 +736,7 @@ fn toolkit_errors_without_a_vm() {
         let out = run(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         assert!(
-            stderr(&out).contains("Sandbox 'vm-none' not found"),
+            stderr(&out).contains("VM 'vm-none' not found"),
             "{args:?}: {}",
             stderr(&out)
         );

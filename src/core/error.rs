@@ -106,7 +106,7 @@ pub use crate::sys::io_reason;
 /// The error for a sandbox id that names no sandbox (or is no valid id at all): what
 /// every verb and the VM lock say.
 pub fn not_found(id: &str) -> Error {
-    Error::runtime(format!("Sandbox '{id}' not found"))
+    Error::runtime(format!("VM '{id}' not found"))
         .with_recovery("Run 'smolvm sandbox list' to see sandboxes.")
 }
 

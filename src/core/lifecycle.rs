@@ -253,15 +253,19 @@ pub async fn set_paused(ctx: &Ctx, id: &VmId, paused: bool) -> Result<PauseRepor
     };
     let live = crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir);
     if !live {
-        return Err(Error::runtime(format!(
-            "Sandbox '{id}' is not running (status: {})",
-            if vm.status.is_active() {
-                "error"
-            } else {
-                vm.status.as_str()
-            }
-        ))
-        .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
+        // SmolVM's words, its way out inside them.
+        return Err(Error::runtime(if vm.status.is_active() {
+            format!(
+                "VM '{id}' is not running — its process has exited; run 'smolvm sandbox \
+                 delete {id}' to clear it."
+            )
+        } else {
+            let way_out = match vm.status {
+                VmStatus::Error => format!("; run 'smolvm sandbox delete {id}' to clear it"),
+                _ => format!("; run 'smolvm sandbox start {id}' to start it"),
+            };
+            format!("Cannot {verb} VM in state '{}'{way_out}.", vm.status)
+        }));
     }
     if vm.status == want {
         return Ok(PauseReport {

@@ -19,7 +19,7 @@ impl VmId {
     }
 
     /// `id` as a sandbox to look up: one that is no valid id names no sandbox, the same
-    /// error (`Sandbox '<id>' not found`) every verb and the VM lock give.
+    /// error (`VM '<id>' not found`, SmolVM's words) every verb and the VM lock give.
     pub fn parse(id: &str) -> Result<VmId, Error> {
         VmId::new(id).ok_or_else(|| not_found(id))
     }
