@@ -243,3 +243,109 @@ fn image_rm_refuses_a_smolvm_cache_that_is_a_mount_point() {
     assert_eq!(code, Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(kept, "a file on the mount was removed");
 }
+
+/// `image rm` of a SmolVM cache reports what SmolVM's own CLI reports for it, key by key:
+/// a dry run's `dry_run`, `would_remove` (`name`, `path`, `size_bytes`) and
+/// `would_free_bytes`; a real run's `removed` items and `freed_bytes` (the files' blocks,
+/// not the directory's).
+#[test]
+fn image_rm_reports_smolvms_keys_for_a_smolvm_cache() {
+    let name = "codex-v0.0.36-amd64-qemu";
+    for dry in [true, false] {
+        let mut args = vec!["image", "rm", name, "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let h = Home::new();
+        smolvm_cache(&h, name);
+        let theirs = smolvm_py(&h, &args);
+        let h = Home::new();
+        smolvm_cache(&h, name);
+        let v = json(&ours(&h, &args));
+        let (t, o) = (&theirs["data"], &v["data"]);
+        // Each home has its own path; the rest is the same.
+        let strip = |x: &serde_json::Value| {
+            let mut x = x.clone();
+            for list in ["would_remove", "removed"] {
+                if let Some(a) = x.get_mut(list).and_then(|a| a.as_array_mut()) {
+                    for item in a {
+                        item.as_object_mut().unwrap().remove("path");
+                    }
+                }
+            }
+            x
+        };
+        let (t, o) = (strip(t), strip(o));
+        for (k, tv) in t.as_object().unwrap() {
+            match tv {
+                serde_json::Value::Array(items) => {
+                    let ours_items = o[k].as_array().unwrap_or_else(|| panic!("{k}: {o}"));
+                    assert_eq!(items.len(), ours_items.len(), "{k}");
+                    for (ti, oi) in items.iter().zip(ours_items) {
+                        same_keys(k, ti, oi, &[]);
+                    }
+                }
+                _ => assert_eq!(o.get(k), Some(tv), "{k}\nours {o}\nSmolVM {t}"),
+            }
+        }
+    }
+}
+
+/// An image `image build` made (what `image ls` lists as `built`) is inspected and removed
+/// by its name, as SmolVM inspects and removes any directory of the images root; a dry run
+/// leaves it, and one a sandbox boots from is kept.
+#[test]
+fn a_built_image_is_inspected_and_removed_by_its_name() {
+    let h = Home::new();
+    let dir = h.images().join("my-built");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".fingerprint"), "fp\n").unwrap();
+    std::fs::write(dir.join("vmlinux.bin"), vec![7u8; 3000]).unwrap();
+    std::fs::write(dir.join("rootfs.ext4"), vec![1u8; 9000]).unwrap();
+    std::fs::write(dir.join(".init"), "/sbin/custom-init\n").unwrap();
+
+    let ls = json(&ours(&h, &["image", "ls", "--json"]));
+    assert_eq!(row(&ls, "my-built")["kind"], "built", "{ls}");
+    let v = json(&ours(&h, &["image", "inspect", "my-built", "--json"]));
+    let i = &v["data"][0];
+    assert_eq!(i["kind"], "built", "{v}");
+    assert_eq!(i["path"], dir.to_str().unwrap());
+    assert_eq!(i["init"], "/sbin/custom-init");
+    assert!(i["preset"].is_null() && i["manifest"].is_null(), "{v}");
+    let files = support::texts(&i["files"], "name");
+    assert_eq!(
+        files,
+        [".fingerprint", ".init", "rootfs.ext4", "vmlinux.bin"]
+    );
+    assert_eq!(i["size_bytes"], row(&ls, "my-built")["size_bytes"], "{v}");
+    let text = support::stdout(&ours(&h, &["image", "inspect", "my-built"]));
+    assert!(text.contains("built (smolvm image build)"), "{text}");
+
+    let v = json(&ours(
+        &h,
+        &["image", "rm", "my-built", "--dry-run", "--json"],
+    ));
+    assert_eq!(v["data"]["would_remove"][0]["name"], "my-built", "{v}");
+    assert!(dir.is_dir());
+    // A sandbox that boots the image's kernel and rootfs: kept, exit 1.
+    std::fs::create_dir_all(&h.data).unwrap();
+    let db = h.data.join("smolvm.db");
+    support::smolvm_db_with_vm(
+        &db,
+        "vm-b",
+        "running",
+        &dir.join("rootfs.ext4"),
+        &dir.join("vmlinux.bin"),
+    );
+    let v = json_exit(&ours(&h, &["image", "rm", "my-built", "--json"]), 1);
+    assert_eq!(v["data"]["kept"][0]["name"], "my-built", "{v}");
+    assert!(dir.is_dir());
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("DELETE FROM vms WHERE id = 'vm-b'", [])
+        .unwrap();
+    let v = json(&ours(&h, &["image", "rm", "my-built", "--json"]));
+    assert_eq!(v["data"]["removed"][0]["name"], "my-built", "{v}");
+    assert!(!exists(&dir));
+    json_exit(&ours(&h, &["image", "inspect", "my-built", "--json"]), 1);
+}

@@ -4349,8 +4349,8 @@ fn pulling_a_smolvm_named_cache_pulls_its_image() {
 }
 
 /// #23: `image inspect` is one core read model: the dashboard's inspect of a cache and
-/// `image inspect <name>` name the same row and files, and for a name that is no published
-/// row (a built image, listed in the Images pane) both say the same error.
+/// `image inspect <name>` name the same row and files; for a name that is nothing both say
+/// the same error, and a built image both show in the same lines.
 #[test]
 fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
     let h = support::Home::new();
@@ -4393,12 +4393,38 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
     let v = cli("my-debian");
     let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();
     assert_eq!(e, support::error_message(&v));
+
+    // Once `image build` made it (the Images pane lists it as built), both show it, in
+    // the same labelled lines.
+    let dir = h.images().join("my-debian");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
+        std::fs::write(dir.join(f), b"x").unwrap();
+    }
+    let d = smolvm::tui::worker::inspect(&cx, "", "my-debian").unwrap();
+    let text = support::stdout(&h.run(&["image", "inspect", "my-debian"]));
+    let labelled: Vec<(String, String)> = text
+        .lines()
+        .take_while(|l| !l.starts_with("  "))
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_string(), v.trim_start().to_string())
+        })
+        .collect();
+    assert_eq!(labelled, d.fields);
+    assert!(
+        d.fields
+            .contains(&("Kind".into(), "built (smolvm image build)".into())),
+        "{:?}",
+        d.fields
+    );
+    assert_eq!(d.files.len(), 3);
 }
 
-/// A built image is listed in the Images pane (as `image ls` lists it); `P` on it says it
-/// is a built image, not that prune removes it (pull is `u`).
+/// A built image is listed in the Images pane (as `image ls` lists it); `u` on it says it
+/// is a built image, not a published one; `i` inspects it and `d` removes it by its name.
 #[test]
-fn pull_on_a_built_image_row_says_it_is_built() {
+fn a_built_image_row_is_inspected_and_removed_but_not_pulled() {
     let mut s = full_readout();
     let mut b = image("", "my-debian", true, None, &[]);
     b.kind = smolvm::core::images::listing::Kind::Built;
@@ -4413,6 +4439,18 @@ fn pull_on_a_built_image_row_says_it_is_built() {
         status(&a),
         "my-debian is a built image (image build), not a published one"
     );
+    // It is inspected and removed by its name, as `image inspect` and `image rm` take it.
+    let fx = a.update(key('i'));
+    assert!(
+        matches!(fx.as_slice(), [Effect::Inspect { name, .. }] if name == "my-debian"),
+        "{fx:?}"
+    );
+    a.update(code(KeyCode::Esc));
+    a.update(key('d'));
+    let Some(Dialog::Confirm(ConfirmAction::RemoveImages(names))) = &a.dialog else {
+        panic!("no remove confirmation: {:?}", a.status)
+    };
+    assert_eq!(names, &["my-debian"]);
 }
 
 /// The Tasks pane lists the newest task first; selection follows what is drawn: `g` is

@@ -11,8 +11,8 @@ use super::args::{ImageInspectArgs, ImagePullArgs, ImageRmArgs, PlatformArgs};
 use super::output::{self, line, warn};
 use crate::core::context::Context;
 use crate::core::error::{Error, ErrorCode, Result};
-use crate::core::images::catalog::{self, Entry};
-use crate::core::images::listing::{Kind, Row};
+use crate::core::images::catalog;
+use crate::core::images::listing::Row;
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
 use crate::core::images::{Layout, Manifest, Os, Platform, Target};
 use crate::core::progress::Progress;
@@ -332,20 +332,28 @@ pub(super) fn entry_data(r: &Row) -> EntryData<'_> {
     }
 }
 
-/// A catalog entry as the cache row it is.
-fn cache_row(e: &Entry) -> Row {
-    Row::from_entry(e.clone(), Kind::Cache)
-}
-
 pub use super::image_list::list;
 
 #[derive(Serialize)]
 struct RmData<'a> {
+    /// What went (with `--dry-run`: what would go; SmolVM's `would_remove` too).
     removed: Vec<EntryData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_remove: Option<Vec<WouldRemove<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_free_bytes: Option<u64>,
     kept: Vec<KeptData<'a>>,
     failed: Vec<RmFailure<'a>>,
     freed_bytes: u64,
     dry_run: bool,
+}
+
+/// SmolVM's item of a dry run's `would_remove`.
+#[derive(Serialize)]
+struct WouldRemove<'a> {
+    name: &'a str,
+    path: &'a Path,
+    size_bytes: u64,
 }
 
 /// A kept image: its entry and why (`in use by VM …`, `open by process …`).
@@ -367,7 +375,8 @@ pub fn rm(command: &str, args: &ImageRmArgs, cx: &Context) -> i32 {
         Ok(s) => s,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
-    let req = catalog::RmRequest {
+    use crate::core::images::remove;
+    let req = remove::RmRequest {
         images_root: &paths.images_root,
         current_version: &version,
         state_dbs: &paths.existing_state_dbs(),
@@ -375,14 +384,14 @@ pub fn rm(command: &str, args: &ImageRmArgs, cx: &Context) -> i32 {
         dry_run: args.dry_run,
     };
     let never = crate::core::job::CancelToken::new();
-    let r = match catalog::remove(cx.presets(), &req, &never) {
+    let r = match remove::remove(cx.presets(), &req, &never) {
         Ok(r) => r,
         Err(e) => return output::fail(command, args.store.json, &e),
     };
     for w in &r.warnings {
         warn(w.clone());
     }
-    let freed: u64 = r.removed.iter().map(|e| e.on_disk_bytes).sum();
+    let freed = r.freed_bytes();
     let problems = r.kept.len() + r.failed.len();
     let code = if problems == 0 { 0 } else { 1 };
     if args.store.json {
@@ -392,14 +401,21 @@ pub fn rm(command: &str, args: &ImageRmArgs, cx: &Context) -> i32 {
                 format!("{problems} image(s) could not be removed"),
             )
         });
-        let removed: Vec<Row> = r.removed.iter().map(cache_row).collect();
-        let kept: Vec<(Row, String)> = r
-            .kept
-            .iter()
-            .map(|(e, why)| (cache_row(e), why.to_string()))
-            .collect();
+        let kept: Vec<(&Row, String)> =
+            r.kept.iter().map(|(e, why)| (e, why.to_string())).collect();
         let data = RmData {
-            removed: removed.iter().map(entry_data).collect(),
+            removed: r.removed.iter().map(entry_data).collect(),
+            would_remove: args.dry_run.then(|| {
+                r.removed
+                    .iter()
+                    .map(|e| WouldRemove {
+                        name: &e.name,
+                        path: &e.path,
+                        size_bytes: e.files_bytes,
+                    })
+                    .collect()
+            }),
+            would_free_bytes: args.dry_run.then_some(freed),
             kept: kept
                 .iter()
                 .map(|(e, why)| KeptData {
@@ -516,7 +532,8 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, cx: &Context) -> i32 {
     };
     let r = catalog::inspect_named(env, cx.host(), cx.presets(), &layout, &args.preset, p);
     let (i, m) = match r {
-        Ok(x) => x,
+        Ok(catalog::Inspected::Cache(i, m)) => (*i, *m),
+        Ok(catalog::Inspected::Built(b)) => return inspect_built(command, args.store.json, &b, cx),
         Err(e) => return output::fail(command, args.store.json, &e),
     };
     let data = InspectData {
@@ -580,6 +597,78 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, cx: &Context) -> i32 {
         line(format!("{:<16}{value}", format!("{label}:")));
     }
     for f in &data.files {
+        line(format!(
+            "  {}  {} ({} on disk)",
+            display_path(f.path, h),
+            format_size(f.size_bytes),
+            format_size(f.on_disk_bytes)
+        ));
+    }
+    0
+}
+
+/// SmolVM's keys of an inspected directory that is no published image's cache (its
+/// `kind: other`; ours says `built`): no preset, platform, version or manifest.
+#[derive(Serialize)]
+struct BuiltData<'a> {
+    name: &'a str,
+    kind: &'a str,
+    preset: Option<&'a str>,
+    version: Option<&'a str>,
+    arch: Option<&'a str>,
+    vmm: Option<&'a str>,
+    os: Option<&'a str>,
+    current: Option<bool>,
+    created: Option<&'a str>,
+    size_bytes: u64,
+    path: &'a Path,
+    /// The `--init` it boots with.
+    init: &'a str,
+    files: Vec<FileData<'a>>,
+    rootfs_sidecar: Option<&'a str>,
+    manifest: Option<ManifestData<'a>>,
+}
+
+/// `image inspect NAME` of a built image: SmolVM's shape, and the same labelled lines as
+/// the dashboard's inspect.
+fn inspect_built(command: &str, json: bool, b: &catalog::BuiltInspect, cx: &Context) -> i32 {
+    let files: Vec<FileData> = b
+        .files
+        .iter()
+        .map(|f| FileData {
+            name: &f.name,
+            path: &f.path,
+            size_bytes: f.size_bytes,
+            on_disk_bytes: f.on_disk_bytes,
+            size_on_disk_bytes: f.on_disk_bytes,
+        })
+        .collect();
+    if json {
+        let data = BuiltData {
+            name: &b.name,
+            kind: "built",
+            preset: None,
+            version: None,
+            arch: None,
+            vmm: None,
+            os: None,
+            current: None,
+            created: b.created.as_deref(),
+            size_bytes: b.files_bytes,
+            path: &b.path,
+            init: b.init.as_deref().unwrap_or("/init"),
+            files,
+            rootfs_sidecar: None,
+            manifest: None,
+        };
+        output::print_json(command, 0, Some(&[&data]), None);
+        return 0;
+    }
+    let h = &cx.paths().home;
+    for (label, value) in b.fields(h) {
+        line(format!("{:<16}{value}", format!("{label}:")));
+    }
+    for f in &files {
         line(format!(
             "  {}  {} ({} on disk)",
             display_path(f.path, h),
@@ -748,6 +837,8 @@ fn with_archive<T: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::images::catalog::Entry;
+    use crate::core::images::listing::Kind;
     use crate::core::images::{Arch, Vmm};
 
     #[test]
@@ -771,7 +862,7 @@ mod tests {
             in_use_by: vec!["vm-1".into()],
         };
         assert_eq!(
-            serde_json::to_string(&entry_data(&cache_row(&e))).unwrap(),
+            serde_json::to_string(&entry_data(&Row::from_entry(e, Kind::Cache))).unwrap(),
             concat!(
                 r#"{"version":"0.0.36","name":"codex-arm64-firecracker-alpine","preset":"codex","#,
                 r#""arch":"arm64","vmm":"firecracker","os":"alpine","#,

@@ -8,8 +8,9 @@ use super::error::Result;
 use super::images::{catalog, Layout};
 use crate::sys::paths::display_path;
 
-/// `image inspect` of one cached image, as the inspect dialog shows it: its manifest row
-/// and what of it is on disk (`core::images::catalog::inspect_named`).
+/// `image inspect` of one cached or built image, as the inspect dialog shows it: a cache's
+/// manifest row and what of it is on disk, or a built image's files
+/// (`core::images::catalog::inspect_named`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInspect {
     pub name: String,
@@ -25,7 +26,7 @@ pub struct ImageInspect {
 pub fn image(cx: &Context, version: &str, name: &str) -> Result<ImageInspect> {
     let paths = cx.paths();
     let layout = Layout::new(&paths.images_root, version);
-    let (i, m) = catalog::inspect_named(
+    let i = catalog::inspect_named(
         cx.env(),
         cx.host(),
         cx.presets(),
@@ -38,12 +39,12 @@ pub fn image(cx: &Context, version: &str, name: &str) -> Result<ImageInspect> {
         name: name.to_string(),
         version: version.to_string(),
         fields: i
-            .fields(&m, h)
+            .fields(h)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         files: i
-            .files
+            .files()
             .iter()
             .map(|f| (display_path(&f.path, h), f.size_bytes, f.on_disk_bytes))
             .collect(),

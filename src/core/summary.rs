@@ -5,8 +5,8 @@
 use super::bridge::BridgeInspection;
 use super::cleanup::CleanupReport;
 use super::files::Transfer;
-use super::images::catalog::RmReport;
 use super::images::pull::{PullAllReport, PullReport};
+use super::images::remove::RmReport;
 use super::leftovers::LeftoverReport;
 use super::lifecycle::DeleteReport;
 use super::prune::{KeepReason, PruneReport};
@@ -145,11 +145,10 @@ impl PruneReport {
 impl RmReport {
     /// `1 removed, freed 1.0 MiB, 1 kept (in use), cancelled before the rest`
     pub fn summary(&self) -> String {
-        let freed: u64 = self.removed.iter().map(|e| e.on_disk_bytes).sum();
         let mut s = format!(
             "{} removed, freed {}",
             self.removed.len(),
-            format_size(freed)
+            format_size(self.freed_bytes())
         );
         if !self.kept.is_empty() {
             s.push_str(&format!(", {} kept (in use)", self.kept.len()));

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::{parse_image_name, Arch, Image, Os, Vmm, ROOTFS, ROOTFS_ZST, SIDECAR, SIDECAR_PREFIX};
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::presets::Registry;
-use crate::core::prune::{cache_version, InUse, KeepReason};
-use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
+use crate::core::prune::{cache_version, InUse};
+use crate::sys::fs::{disk_usage, HardLinks};
 
 /// One cached image directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,111 +213,6 @@ pub fn matches(presets: &Registry, arg: &str, e: &Entry) -> bool {
     e.name == arg || e.preset == presets.canonical(arg)
 }
 
-/// What `image rm` did.
-#[derive(Debug, Clone, Default)]
-pub struct RmReport {
-    pub removed: Vec<Entry>,
-    /// In use (by a VM, or open in a live process): not removed, with why.
-    pub kept: Vec<(Entry, KeepReason)>,
-    pub failed: Vec<(Entry, String)>,
-    /// A state database that could not be read ([`InUse::warnings`]).
-    pub warnings: Vec<String>,
-    /// Stopped by its cancel token before every chosen image was handled: the ones not
-    /// reached are in none of the lists.
-    pub cancelled: bool,
-}
-
-/// Which cached images `image rm` removes: the current version's under `images_root`
-/// named by `args` (presets, aliases or full names), kept when a VM of `state_dbs` uses
-/// them; with `dry_run` none.
-#[derive(Debug, Clone, Copy)]
-pub struct RmRequest<'a> {
-    pub images_root: &'a Path,
-    pub current_version: &'a str,
-    pub state_dbs: &'a [PathBuf],
-    pub args: &'a [String],
-    pub dry_run: bool,
-}
-
-/// Remove the images `req` names. An argument that matches nothing is an error before
-/// anything is removed; an image in use is kept, by the same check `prune` makes
-/// ([`InUse`]). With `dry_run` nothing is removed: `removed` is what would go. `cancel`
-/// is checked before each image: once it is set, the images not yet handled stay and the
-/// report says it was cancelled.
-pub fn remove(
-    presets: &Registry,
-    req: &RmRequest,
-    cancel: &crate::core::job::CancelToken,
-) -> Result<RmReport> {
-    let RmRequest {
-        images_root,
-        current_version,
-        state_dbs,
-        args,
-        dry_run,
-    } = *req;
-    let all: Vec<Entry> = list(images_root, current_version, state_dbs)?
-        .into_iter()
-        .filter(|e| e.current)
-        .collect();
-    // SmolVM's caches only by their full name (one directory each, any version): a
-    // preset argument never reaches into another installation's caches.
-    let smolvm = list_smolvm(images_root, current_version, state_dbs);
-    let names_smolvm = |a: &str, e: &Entry| e.name == a.trim_end_matches('/');
-    for a in args {
-        if !all.iter().any(|e| matches(presets, a, e)) && !smolvm.iter().any(|e| names_smolvm(a, e))
-        {
-            return Err(Error::runtime(format!("No cached image named '{a}'."))
-                .with_recovery("Run 'smolvm image list' to see cached images."));
-        }
-    }
-    let chosen: Vec<Entry> = all
-        .into_iter()
-        .filter(|e| args.iter().any(|a| matches(presets, a, e)))
-        .chain(
-            smolvm
-                .into_iter()
-                .filter(|e| args.iter().any(|a| names_smolvm(a, e))),
-        )
-        .collect();
-    let in_use = InUse::read(state_dbs);
-    let dirs: Vec<(PathBuf, bool)> = chosen
-        .iter()
-        .map(|e| {
-            let link = std::fs::symlink_metadata(&e.path).is_ok_and(|m| m.file_type().is_symlink());
-            (e.path.clone(), link)
-        })
-        .collect();
-    let reasons = in_use.reasons(&dirs);
-    let mut report = RmReport {
-        warnings: in_use.warnings,
-        ..RmReport::default()
-    };
-    for (e, reason) in chosen.into_iter().zip(reasons) {
-        if cancel.is_cancelled() {
-            report.cancelled = true;
-            break;
-        }
-        if let Some(r) = reason {
-            report.kept.push((e, r));
-            continue;
-        }
-        if dry_run {
-            report.removed.push(e);
-            continue;
-        }
-        let parent = e.path.parent().unwrap_or(images_root).to_path_buf();
-        match remove_entry(&parent, std::ffi::OsStr::new(&e.name)) {
-            Ok(()) => report.removed.push(e),
-            Err(err) => {
-                let msg = err.to_string();
-                report.failed.push((e, msg));
-            }
-        }
-    }
-    Ok(report)
-}
-
 /// One file of an inspected image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
@@ -390,7 +285,7 @@ pub fn inspect_named(
     layout: &super::Layout,
     arg: &str,
     asked: super::Platform,
-) -> Result<(Inspect, super::Manifest)> {
+) -> Result<Inspected> {
     let super::Platform {
         mut arch,
         mut vmm,
@@ -418,7 +313,14 @@ pub fn inspect_named(
                 );
             }
             let i = inspect_smolvm(&found, &layout.version, t.lookup(&m)?);
-            return Ok((i, m));
+            return Ok(Inspected::Cache(Box::new(i), Box::new(m)));
+        }
+        // An `image build` output, by its name (what `image ls` lists as built).
+        if super::store::built_image(&layout.images_root, flat_name).is_ok() {
+            return Ok(Inspected::Built(inspect_built(
+                &layout.images_root,
+                flat_name,
+            )));
         }
         if let Some((name, a, v, o)) = parse_image_name(&preset) {
             preset = name;
@@ -438,7 +340,85 @@ pub fn inspect_named(
     let asked = super::Platform { arch, vmm, os };
     let t = super::Target::resolve(presets, &preset, asked, host)?;
     let i = inspect(layout, t.lookup(&m)?);
-    Ok((i, m))
+    Ok(Inspected::Cache(Box::new(i), Box::new(m)))
+}
+
+/// What `image inspect NAME` found: a published image's cache (its manifest row and what
+/// of it is on disk), or an image `image build` made.
+#[derive(Debug, Clone)]
+pub enum Inspected {
+    Cache(Box<Inspect>, Box<super::Manifest>),
+    Built(BuiltInspect),
+}
+
+impl Inspected {
+    /// The labelled lines `image inspect` prints and the dashboard's inspect shows, in
+    /// that order, paths under `home` as `~/…`.
+    pub fn fields(&self, home: &Path) -> Vec<(&'static str, String)> {
+        match self {
+            Inspected::Cache(i, m) => i.fields(m, home),
+            Inspected::Built(b) => b.fields(home),
+        }
+    }
+
+    /// Its files, each once.
+    pub fn files(&self) -> &[FileInfo] {
+        match self {
+            Inspected::Cache(i, _) => &i.files,
+            Inspected::Built(b) => &b.files,
+        }
+    }
+}
+
+/// An image `image build` made (`<images root>/<name>/`: `.fingerprint`, kernel, rootfs,
+/// maybe `.init`), as `image inspect` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltInspect {
+    pub name: String,
+    pub path: PathBuf,
+    /// The `--init` it was built with, when not `/init`.
+    pub init: Option<String>,
+    pub files: Vec<FileInfo>,
+    /// SmolVM's `created` and `size_bytes` of the directory.
+    pub created: Option<String>,
+    pub files_bytes: u64,
+}
+
+impl BuiltInspect {
+    pub fn fields(&self, home: &Path) -> Vec<(&'static str, String)> {
+        let mut f = vec![
+            ("Name", self.name.clone()),
+            ("Kind", "built (smolvm image build)".to_string()),
+            ("Path", crate::sys::paths::display_path(&self.path, home)),
+            ("Init", self.init.clone().unwrap_or_else(|| "/init".into())),
+            ("Size", crate::core::units::format_size(self.files_bytes)),
+        ];
+        if let Some(c) = &self.created {
+            f.push(("Created", c.clone()));
+        }
+        f
+    }
+}
+
+/// The built image `name` under `images_root` (its every regular file, sorted).
+fn inspect_built(images_root: &Path, name: &str) -> BuiltInspect {
+    let path = images_root.join(name);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&path)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    let init = crate::sys::open::read_to_string(&path.join(super::store::INIT_FILE))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| super::store::validate_init(t).is_ok());
+    BuiltInspect {
+        name: name.to_string(),
+        init,
+        files: names.into_iter().filter_map(file_info).collect(),
+        created: created(&path),
+        files_bytes: files_bytes(&path),
+        path,
+    }
 }
 
 impl Inspect {

@@ -93,7 +93,13 @@ impl Row {
         }
     }
 
-    fn plain(kind: Kind, name: String, version: String, path: PathBuf, size: u64) -> Row {
+    pub(super) fn plain(
+        kind: Kind,
+        name: String,
+        version: String,
+        path: PathBuf,
+        size: u64,
+    ) -> Row {
         let (files_bytes, created) = (catalog::files_bytes(&path), catalog::created(&path));
         Row {
             kind,

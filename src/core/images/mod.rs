@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod listing;
 pub mod manifest;
 pub mod pull;
+pub mod remove;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -235,16 +236,7 @@ pub fn built_init(paths: &crate::core::Paths, name: &str) -> Result<Option<Strin
 /// The names [`resolve_image`] accepts: every finished `image build` in the images root
 /// (a valid name, `.fingerprint`, kernel and rootfs), sorted.
 pub fn built_images(paths: &crate::core::Paths) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(&paths.images_root) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .filter(|n| resolve_image(paths, n).is_ok())
-        .collect();
-    names.sort();
-    names
+    store::built_names(&paths.images_root)
 }
 
 #[cfg(test)]

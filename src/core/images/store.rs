@@ -72,6 +72,20 @@ pub fn built_image(cache_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)> {
     }
 }
 
+/// The names [`built_image`] accepts under `cache_dir` (the images root), sorted.
+pub fn built_names(cache_dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(cache_dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| built_image(cache_dir, n).is_ok())
+        .collect();
+    names.sort();
+    names
+}
+
 /// `.<name>.staging-` followed by what [`open::create_unique_dir`] (`<pid>-<hex>`) or an
 /// older smolvm (`<pid>`) appends: a staging directory some build of `name` made.
 pub(crate) fn is_staging_name(entry: &str, prefix: &str) -> bool {

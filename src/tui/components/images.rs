@@ -117,11 +117,11 @@ const COMMANDS: [Action; 9] = [
     Action::Palette,
 ];
 
-/// The published image names of `rows` (each once), and what to say about the rows that
-/// are not published images (a flat or odd cache directory, a built image): they are left
-/// out.
+/// The names `image rm` and `image inspect` take for `rows` (each once): a cache's full
+/// name, a built image's name; and what to say about the rows they do not take (a flat
+/// or odd cache directory of another version): they are left out.
 pub fn image_names(rows: &[&ImageRow]) -> (Vec<String>, Option<String>) {
-    names_by(rows, |r| {
+    names_by(rows, true, |r| {
         crate::core::images::parse_image_name(&r.name).map(|_| r.name.clone())
     })
 }
@@ -130,18 +130,25 @@ pub fn image_names(rows: &[&ImageRow]) -> (Vec<String>, Option<String>) {
 /// [`published_name`](crate::core::images::listing::Row::published_name); SmolVM's
 /// `hermes-v0.0.36-amd64-firecracker` is `hermes-amd64-firecracker`).
 pub fn pull_names(rows: &[&ImageRow]) -> (Vec<String>, Option<String>) {
-    names_by(rows, ImageRow::published_name)
+    names_by(rows, false, ImageRow::published_name)
 }
 
+/// `name_of` each row, or its name for a built image when `built_ok` (else it is left
+/// out, with a word why).
 fn names_by(
     rows: &[&ImageRow],
+    built_ok: bool,
     name_of: impl Fn(&ImageRow) -> Option<String>,
 ) -> (Vec<String>, Option<String>) {
     let mut names: Vec<String> = Vec::new();
     let mut odd = Vec::new();
     let mut built = Vec::new();
     for r in rows {
-        if r.kind == Kind::Built {
+        if r.kind == Kind::Built && built_ok {
+            if !names.contains(&r.name) {
+                names.push(r.name.clone());
+            }
+        } else if r.kind == Kind::Built {
             built.push(r.name.clone());
         } else {
             match name_of(r) {

@@ -19,7 +19,7 @@ pub enum ConfirmAction {
     Delete(Vec<VmId>),
     /// Stop these VMs (`core::lifecycle::stop`).
     Stop(Vec<VmId>),
-    /// Remove these cached images of the current version (`core::images::catalog::remove`,
+    /// Remove these cached images of the current version (`core::images::remove::remove`,
     /// as `smolvm image rm`: one in use is kept).
     RemoveImages(Vec<String>),
     /// Restore a snapshot over the VM it was taken of, which exists (`restore --resume

@@ -222,10 +222,10 @@ pub(super) fn run_pull_all(run: &Run, cx: &Context) -> Outcome {
     Ok(End::batch(cancelled, !r.failed.is_empty(), summary))
 }
 
-/// Remove cached images of the current version (`core::images::catalog::remove`, as
-/// `smolvm image rm`: an image in use — by a VM or held open by a live process — is kept).
+/// Remove cached or built images (`core::images::remove::remove`, as `smolvm image rm`: an
+/// image in use — by a VM or held open by a live process — is kept).
 pub(super) fn run_remove_images(run: &Run, cx: &Context, names: Vec<String>) -> Outcome {
-    use crate::core::images::catalog;
+    use crate::core::images::remove as catalog;
     let paths = cx.paths();
     let version = image_version(cx.env())?;
     run.phase(Step::Removing);
@@ -242,7 +242,7 @@ pub(super) fn run_remove_images(run: &Run, cx: &Context, names: Vec<String>) -> 
     }
     let shown = |p: &Path| display_path(p, &paths.home);
     for e in &r.removed {
-        let size = crate::core::units::format_size(e.on_disk_bytes);
+        let size = crate::core::units::format_size(e.files_bytes);
         run.item(shown(&e.path), true, format!("removed ({size})"));
     }
     for (e, why) in &r.kept {
