@@ -57,8 +57,8 @@ fn create(
     id: &str,
     extra: &[&str],
 ) -> std::process::Output {
-    let mut args = support::sandbox::create_args(kernel, rootfs, id, "qemu", &["--json"]);
-    args.extend_from_slice(extra);
+    let more = [&["--json"][..], extra].concat();
+    let args = support::sandbox::create_args(kernel, rootfs, id, "qemu", &more);
     ns.cmd(h, "smolvm")
         .args(&args)
         .timeout(Duration::from_secs(300))

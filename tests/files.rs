@@ -72,17 +72,12 @@ impl Env {
     /// `sandbox create` of a QEMU sandbox `name` (with `--start` when `start`).
     fn create(&self, name: &str, start: bool) -> std::process::Output {
         let (k, r) = self.kernel_and_rootfs();
-        let mut args = create_args(
-            k.to_str().unwrap(),
-            r.to_str().unwrap(),
-            name,
-            "qemu",
-            &["--accel", "tcg"],
-        );
-        if start {
-            args.push("--start");
-        }
-        args.push("--json");
+        let more: &[&str] = if start {
+            &["--accel", "tcg", "--start", "--json"]
+        } else {
+            &["--accel", "tcg", "--json"]
+        };
+        let args = create_args(k.to_str().unwrap(), r.to_str().unwrap(), name, "qemu", more);
         self.smolvm(&args)
     }
 
