@@ -731,10 +731,11 @@ fn dockerfile_form_needs_docker_and_checks_its_arguments() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(empty.as_os_str(), &["-t", "myimg"], h.tmp.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(json(&out)["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("no Dockerfile in the build context"));
+    assert_eq!(
+        json(&out)["error"]["message"],
+        format!("No Dockerfile at '{}/Dockerfile'.", h.tmp.path().display())
+    );
+    assert_eq!(json(&out)["error"]["code"], "invalid_input");
     let out = run(
         empty.as_os_str(),
         &["-t", "myimg", "--base", "debian"],

@@ -73,6 +73,43 @@ fn build_flags_that_cannot_work_here_are_clear_errors_before_anything_runs() {
         assert_eq!(code, Some(2), "{bad}: {v}");
         assert_eq!(v["error"]["code"], "invalid_input", "{bad}: {v}");
     }
+    // SmolVM's checks of the context and the Dockerfile come before anything is fetched:
+    // without --kernel (the published one would be downloaded; there is no manifest to
+    // reach here) they are still its words, exit 2.
+    let file = h.tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let empty = h.tmp.path().join("empty-ctx");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (context, extra, message) in [
+        (
+            file.clone(),
+            vec![],
+            format!("'{}' is not a folder.", file.display()),
+        ),
+        (
+            empty.clone(),
+            vec![],
+            format!("No Dockerfile at '{}/Dockerfile'.", empty.display()),
+        ),
+        (
+            empty.clone(),
+            vec!["-f", "/nonexistent/Dockerfile"],
+            "No Dockerfile at '/nonexistent/Dockerfile'.".to_string(),
+        ),
+    ] {
+        let out = h
+            .smolvm()
+            .args(["image", "build", "-t", "flagged"])
+            .arg(&context)
+            .args(&extra)
+            .arg("--json")
+            .env("SMOLVM_MANIFEST", "http://127.0.0.1:9/manifest.json")
+            .output()
+            .unwrap();
+        let v = json_exit(&out, 2);
+        assert_eq!(v["error"]["code"], "invalid_input", "{v}");
+        assert_eq!(v["error"]["message"], message.as_str(), "{v}");
+    }
     // Nothing was made.
     assert!(support::names(&h.images()).is_empty());
     // Without -t the flags are usage errors (they belong to the Dockerfile form).

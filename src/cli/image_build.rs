@@ -82,13 +82,10 @@ pub fn build(command: &str, args: &super::args::ImageBuildArgs, cx: &Context) ->
                 .as_ref()
                 .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()));
             let build_args = builder::parse_build_args(&args.build_args)?;
-            // A missing Dockerfile is the build's usage error, before the engine's.
-            let file = dockerfile
-                .clone()
-                .unwrap_or_else(|| context.join("Dockerfile"));
-            if file.is_file() {
-                builder::preflight(env, Base::Alpine, Engine::Docker, &cache_dir, tag)?;
-            }
+            // SmolVM's checks of the context and the Dockerfile, then the engine's: all
+            // before the kernel download.
+            builder::check_dockerfile_inputs(tag, &context, dockerfile.as_deref())?;
+            builder::preflight(env, Base::Alpine, Engine::Docker, &cache_dir, tag)?;
             let opts = builder::DockerfileOptions {
                 name: tag.clone(),
                 context: std::path::absolute(&context).unwrap_or(context),

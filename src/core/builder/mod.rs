@@ -517,6 +517,36 @@ pub fn parse_build_args(raw: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// SmolVM's checks of `image build -t NAME CONTEXT [-f FILE]`'s inputs, in its words
+/// (`invalid_input`, exit 2): the context is a folder, and the Dockerfile (`FILE`, else
+/// `CONTEXT/Dockerfile`) a file. Made before anything is fetched or run.
+pub fn check_dockerfile_inputs(
+    name: &str,
+    context: &Path,
+    dockerfile: Option<&Path>,
+) -> Result<()> {
+    use crate::core::error::ErrorCode::InvalidInput;
+    if !context.is_dir() {
+        return Err(Error::new(
+            InvalidInput,
+            format!("'{}' is not a folder.", context.display()),
+        )
+        .with_recovery(format!(
+            "Pass the folder with the files your Dockerfile copies (use '.' for the current \
+             one), e.g. 'smolvm image build -t {name} .'."
+        )));
+    }
+    let file = dockerfile.map_or_else(|| context.join("Dockerfile"), Path::to_path_buf);
+    if !file.is_file() {
+        return Err(Error::new(
+            InvalidInput,
+            format!("No Dockerfile at '{}'.", file.display()),
+        )
+        .with_recovery("Create it, or point at one with the -f option."));
+    }
+    Ok(())
+}
+
 /// Build `<cache dir>/<name>/` from a Docker build context; `/init` is installed when the
 /// image has none (SSH access comes from the key smolvm passes at boot).
 pub fn build_dockerfile(
@@ -525,24 +555,7 @@ pub fn build_dockerfile(
     progress: &Progress<BuildEvent>,
 ) -> Result<BuildReport> {
     check_replaceable(&opts.cache_dir, &opts.name)?;
-    match &opts.dockerfile {
-        Some(f) if !f.is_file() => {
-            return Err(Error::new(
-                crate::core::error::ErrorCode::InvalidInput,
-                format!(
-                    "the Dockerfile {} does not exist or is not a file",
-                    f.display()
-                ),
-            ))
-        }
-        None if !opts.context.join("Dockerfile").is_file() => {
-            return Err(Error::usage(format!(
-                "no Dockerfile in the build context {}",
-                opts.context.display()
-            )));
-        }
-        _ => {}
-    }
+    check_dockerfile_inputs(&opts.name, &opts.context, opts.dockerfile.as_deref())?;
     validate_init(&opts.init)?;
     check_build_arch(opts.arch)?;
     let platform = format!("linux/{}", opts.arch);
