@@ -349,3 +349,41 @@ fn a_built_image_is_inspected_and_removed_by_its_name() {
     assert!(!exists(&dir));
     json_exit(&ours(&h, &["image", "inspect", "my-built", "--json"]), 1);
 }
+
+/// `prune --dry-run --json` of a stale SmolVM cache reports SmolVM's sizes: the blocks of
+/// the regular files in it (its folders' own blocks are not counted), item and total.
+#[test]
+fn prune_sizes_a_stale_smolvm_cache_as_smolvm_does() {
+    let make = |h: &Home| {
+        let d = h.images().join("codex-v0.0.11-amd64-qemu");
+        std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+        std::fs::write(d.join("rootfs.ext4"), vec![1u8; 10_000]).unwrap();
+        std::fs::write(d.join("sub/deeper/x"), b"hi").unwrap();
+        d
+    };
+    let args = ["prune", "--dry-run", "--json"];
+    let h = Home::new();
+    let theirs_dir = make(&h);
+    let theirs = smolvm_py(&h, &args);
+    let h2 = Home::new();
+    let ours_dir = make(&h2);
+    let v = json(&ours(&h2, &args));
+    let size_of = |doc: &serde_json::Value, dir: &Path| {
+        doc["data"]["would_remove"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"] == dir.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{dir:?} not in {doc}"))["size_bytes"]
+            .clone()
+    };
+    assert_eq!(
+        size_of(&v, &ours_dir),
+        size_of(&theirs, &theirs_dir),
+        "{v}\n{theirs}"
+    );
+    assert_eq!(
+        v["data"]["would_free_bytes"],
+        theirs["data"]["would_free_bytes"]
+    );
+}

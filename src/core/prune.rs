@@ -16,7 +16,7 @@ use regex::Regex;
 
 use super::error::{io_reason, Error, Result};
 use super::progress::Progress;
-use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
+use crate::sys::fs::{files_usage, remove_entry, HardLinks};
 use crate::sys::paths::Paths;
 use crate::sys::{procfs, pysmolvm, state};
 
@@ -282,12 +282,12 @@ pub fn plan(opts: &PruneOptions) -> Result<PrunePlan> {
         .stale
         .par_iter()
         .map(|s| {
+            // SmolVM's figure: what the regular files in it take (a link frees nothing
+            // but itself, which takes no file's blocks).
             if s.is_symlink {
-                std::fs::symlink_metadata(&s.path)
-                    .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
-                    .unwrap_or(0)
+                0
             } else {
-                disk_usage(&s.path, &links)
+                files_usage(&s.path, &links)
             }
         })
         .collect();

@@ -176,12 +176,42 @@ fn list(fd: &OwnedFd) -> nix::Result<Vec<(CString, Option<Type>)>> {
 /// leaving the file system `path` is on, hard links count once per `links`. Unreadable
 /// parts are skipped (counted as what could be seen), a missing path is 0.
 pub fn disk_usage(path: &Path, links: &HardLinks) -> u64 {
+    usage(path, links, Count::All)
+}
+
+/// [`disk_usage`] of the regular files alone (no directory's or link's own blocks): what
+/// SmolVM's `prune` reports for a cache (`size_bytes`, `freed_bytes`).
+pub fn files_usage(path: &Path, links: &HardLinks) -> u64 {
+    usage(path, links, Count::Files)
+}
+
+/// What a usage walk adds up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// Every entry's blocks, directories included (`du -s`).
+    All,
+    /// Regular files' blocks only.
+    Files,
+}
+
+impl Count {
+    fn of(self, st: &FileStat) -> u64 {
+        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        if self == Count::All || regular {
+            blocks_bytes(st)
+        } else {
+            0
+        }
+    }
+}
+
+fn usage(path: &Path, links: &HardLinks, count: Count) -> u64 {
     let Ok(st) = nix::sys::stat::lstat(path) else {
         return 0;
     };
     if !is_dir(&st) {
         return if links.first_sighting(&st) {
-            blocks_bytes(&st)
+            count.of(&st)
         } else {
             0
         };
@@ -191,14 +221,14 @@ pub fn disk_usage(path: &Path, links: &HardLinks) -> u64 {
     };
     match openat(nix::fcntl::AT_FDCWD, c.as_c_str(), DIR_FLAGS, Mode::empty()) {
         Ok(fd) => match mount_id(&fd) {
-            Ok(mnt) => blocks_bytes(&st) + dir_usage(&fd, mnt, links),
-            Err(_) => blocks_bytes(&st),
+            Ok(mnt) => count.of(&st) + dir_usage(&fd, mnt, links, count),
+            Err(_) => count.of(&st),
         },
-        Err(_) => blocks_bytes(&st),
+        Err(_) => count.of(&st),
     }
 }
 
-fn dir_usage(fd: &OwnedFd, mnt: u64, links: &HardLinks) -> u64 {
+fn dir_usage(fd: &OwnedFd, mnt: u64, links: &HardLinks, count: Count) -> u64 {
     let Ok(entries) = list(fd) else {
         return 0;
     };
@@ -215,7 +245,7 @@ fn dir_usage(fd: &OwnedFd, mnt: u64, links: &HardLinks) -> u64 {
         if is_dir(&st) {
             subdirs.push(name);
         } else if links.first_sighting(&st) {
-            total += blocks_bytes(&st);
+            total += count.of(&st);
         }
     }
     let walk = |name: &CString| -> u64 {
@@ -228,7 +258,7 @@ fn dir_usage(fd: &OwnedFd, mnt: u64, links: &HardLinks) -> u64 {
         if mount_id(&child).ok() != Some(mnt) {
             return 0; // something is mounted here: not ours to count
         }
-        blocks_bytes(&st) + dir_usage(&child, mnt, links)
+        count.of(&st) + dir_usage(&child, mnt, links, count)
     };
     total
         + if subdirs.len() > 1 {
