@@ -466,6 +466,14 @@ fn exec_logs_port_env_and_snapshot_json_without_a_guest_are_smolvms() {
     );
     // logs: no log file is `not_found`, exit 1; --follow with --json is refused.
     compare(&h, &f, &["sandbox", "logs", "vm-stopped", "--json"], &[]);
+    // Its message holds its way out: said once on a terminal too.
+    let out = h
+        .smolvm()
+        .args(["sandbox", "logs", "vm-stopped"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("to generate logs").count(), 1, "{err}");
     // SmolVM's default tail: the last 200 lines.
     let log: String = (1..=250).map(|i| format!("line {i}\n")).collect();
     std::fs::write(f.join("vm-stopped.log"), log).unwrap();

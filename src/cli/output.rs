@@ -103,10 +103,7 @@ pub fn fail(command: &str, json: bool, err: &Error) -> i32 {
     if json {
         print_json::<()>(command, err.exit_code(), None, Some(err));
     } else {
-        err_line(format!("Error: {}", err.message));
-        if let Some(r) = &err.recovery {
-            err_line(r);
-        }
+        human_error(err);
     }
     err.exit_code()
 }
@@ -118,12 +115,18 @@ pub fn fail_with(command: &str, json: bool, err: &Error, exit_code: i32) -> i32 
     if json {
         print_json::<()>(command, exit_code, None, Some(err));
     } else {
-        err_line(format!("Error: {}", err.message));
-        if let Some(r) = &err.recovery {
-            err_line(r);
-        }
+        human_error(err);
     }
     exit_code
+}
+
+/// `Error: <message>` on stderr, then the recovery hint unless the message already says
+/// it (SmolVM words some messages with their way out inside).
+fn human_error(err: &Error) {
+    err_line(format!("Error: {}", err.message));
+    if let Some(r) = err.recovery.as_deref().filter(|r| !err.message.contains(r)) {
+        err_line(r);
+    }
 }
 
 /// A warning on stderr.
