@@ -4,7 +4,7 @@
 //! image (the Debian test image, 512 MiB), runs alternated, medians reported; then, with a
 //! template that dirtied 240 MiB of its RAM before the snapshot, the private memory
 //! (`Private_Clean + Private_Dirty` of `/proc/<pid>/smaps_rollup`) and Pss of 4 clones'
-//! QEMUs mapping the snapshot's RAM file against 4 clones with `--copy-memory` (the RAM
+//! QEMUs mapping the run's sealed copy of the snapshot's RAM file against 4 clones with `--copy-memory` (the RAM
 //! loaded into each one's own memory, as a plain restore does). `SMOLVM_BENCH_RUNS` sets
 //! the count of each timing (default 3).
 //!
@@ -143,7 +143,7 @@ fn main() {
         f / c
     );
     for (what, extra) in [
-        ("shared RAM file", &[][..]),
+        ("one sealed RAM copy", &[][..]),
         ("--copy-memory", &["--copy-memory"][..]),
     ] {
         let (_, v) = clone("4", extra);
