@@ -4348,6 +4348,17 @@ fn pulling_a_smolvm_named_cache_pulls_its_image() {
     assert_eq!(names, ["codex-amd64-qemu", "hermes-amd64-firecracker"]);
 }
 
+/// `image inspect`'s labelled lines (those before the files), as (label, value).
+fn labelled(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .take_while(|l| !l.starts_with("  "))
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_string(), v.trim_start().to_string())
+        })
+        .collect()
+}
+
 /// #23: `image inspect` is one core read model: the dashboard's inspect of a cache and
 /// `image inspect <name>` name the same row and files; for a name that is nothing both say
 /// the same error, and a built image both show in the same lines.
@@ -4380,15 +4391,7 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let labelled: Vec<(String, String)> = text
-        .lines()
-        .take_while(|l| !l.starts_with("  "))
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.to_string(), v.trim_start().to_string())
-        })
-        .collect();
-    assert_eq!(labelled, d.fields);
+    assert_eq!(labelled(&text), d.fields);
 
     let v = cli("my-debian");
     let e = smolvm::tui::worker::inspect(&cx, cur, "my-debian").unwrap_err();
@@ -4403,15 +4406,7 @@ fn the_dashboard_and_image_inspect_resolve_a_name_the_same_way() {
     }
     let d = smolvm::tui::worker::inspect(&cx, "", "my-debian").unwrap();
     let text = support::stdout(&h.run(&["image", "inspect", "my-debian"]));
-    let labelled: Vec<(String, String)> = text
-        .lines()
-        .take_while(|l| !l.starts_with("  "))
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.to_string(), v.trim_start().to_string())
-        })
-        .collect();
-    assert_eq!(labelled, d.fields);
+    assert_eq!(labelled(&text), d.fields);
     assert!(
         d.fields
             .contains(&("Kind".into(), "built (smolvm image build)".into())),

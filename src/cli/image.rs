@@ -519,6 +519,18 @@ struct FileData<'a> {
     size_on_disk_bytes: u64,
 }
 
+impl<'a> FileData<'a> {
+    fn of(f: &'a catalog::FileInfo) -> FileData<'a> {
+        FileData {
+            name: &f.name,
+            path: &f.path,
+            size_bytes: f.size_bytes,
+            on_disk_bytes: f.on_disk_bytes,
+            size_on_disk_bytes: f.on_disk_bytes,
+        }
+    }
+}
+
 pub fn inspect(command: &str, args: &ImageInspectArgs, cx: &Context) -> i32 {
     let env = cx.env();
     let (paths, version) = match image_store(cx, args.store.image_dir.as_deref()) {
@@ -557,17 +569,7 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, cx: &Context) -> i32 {
         ready: i.ready,
         rootfs_sidecar: i.sidecar.as_deref(),
         expected_sidecar: &i.expected_sidecar,
-        files: i
-            .files
-            .iter()
-            .map(|f| FileData {
-                name: &f.name,
-                path: &f.path,
-                size_bytes: f.size_bytes,
-                on_disk_bytes: f.on_disk_bytes,
-                size_on_disk_bytes: f.on_disk_bytes,
-            })
-            .collect(),
+        files: i.files.iter().map(FileData::of).collect(),
         kind: "image",
         layout: if i.smolvm_layout {
             "smolvm"
@@ -591,19 +593,8 @@ pub fn inspect(command: &str, args: &ImageInspectArgs, cx: &Context) -> i32 {
         output::print_json(command, 0, Some(&[&data]), None);
         return 0;
     }
-    let h = &paths.home;
     // The same labelled lines as the dashboard's inspect (`Inspect::fields`).
-    for (label, value) in i.fields(&m, h) {
-        line(format!("{:<16}{value}", format!("{label}:")));
-    }
-    for f in &data.files {
-        line(format!(
-            "  {}  {} ({} on disk)",
-            display_path(f.path, h),
-            format_size(f.size_bytes),
-            format_size(f.on_disk_bytes)
-        ));
-    }
+    print_inspected(i.fields(&m, &paths.home), &data.files, &paths.home);
     0
 }
 
@@ -632,17 +623,7 @@ struct BuiltData<'a> {
 /// `image inspect NAME` of a built image: SmolVM's shape, and the same labelled lines as
 /// the dashboard's inspect.
 fn inspect_built(command: &str, json: bool, b: &catalog::BuiltInspect, cx: &Context) -> i32 {
-    let files: Vec<FileData> = b
-        .files
-        .iter()
-        .map(|f| FileData {
-            name: &f.name,
-            path: &f.path,
-            size_bytes: f.size_bytes,
-            on_disk_bytes: f.on_disk_bytes,
-            size_on_disk_bytes: f.on_disk_bytes,
-        })
-        .collect();
+    let files: Vec<FileData> = b.files.iter().map(FileData::of).collect();
     if json {
         let data = BuiltData {
             name: &b.name,
@@ -665,18 +646,24 @@ fn inspect_built(command: &str, json: bool, b: &catalog::BuiltInspect, cx: &Cont
         return 0;
     }
     let h = &cx.paths().home;
-    for (label, value) in b.fields(h) {
+    print_inspected(b.fields(h), &files, h);
+    0
+}
+
+/// `image inspect`'s lines: the labelled fields (the dashboard's inspect shows the same),
+/// then each file with its sizes.
+fn print_inspected(fields: Vec<(&str, String)>, files: &[FileData], home: &Path) {
+    for (label, value) in fields {
         line(format!("{:<16}{value}", format!("{label}:")));
     }
-    for f in &files {
+    for f in files {
         line(format!(
             "  {}  {} ({} on disk)",
-            display_path(f.path, h),
+            display_path(f.path, home),
             format_size(f.size_bytes),
             format_size(f.on_disk_bytes)
         ));
     }
-    0
 }
 
 /// A byte bar per file on stderr when it is a terminal (and not `--json`); nothing else.
