@@ -262,7 +262,6 @@ impl Http {
                     }
                     *offset = 0;
                 }
-                sink.total(length);
             }
             StatusCode::PARTIAL_CONTENT if *offset > 0 => {
                 let start = resp
@@ -278,17 +277,6 @@ impl Http {
                     *offset = 0;
                     return Attempt::Retry("the server resumed at the wrong offset".into());
                 }
-                // A length past the largest number is no honest server's answer.
-                match length.map(|l| l.checked_add(*offset)) {
-                    Some(None) => {
-                        return Attempt::Fail(FetchError::Network(format!(
-                            "the server resumed at byte {offset} with a body of {} bytes, \
-                             more than any file",
-                            length.unwrap_or_default()
-                        )))
-                    }
-                    end => sink.total(end.flatten()),
-                }
             }
             s if s.is_server_error()
                 || s == StatusCode::TOO_MANY_REQUESTS
@@ -298,7 +286,19 @@ impl Http {
             }
             s => return Attempt::Fail(FetchError::Status(s)),
         }
-        let expected_end = length.map(|l| l.saturating_add(*offset));
+        // Where the body ends, from byte 0 (a 200 starts there, a 206 at `offset`): the
+        // sink's total. A length past the largest number is no honest server's answer.
+        let expected_end = match length.map(|l| l.checked_add(*offset)) {
+            Some(None) => {
+                return Attempt::Fail(FetchError::Network(format!(
+                    "the server resumed at byte {offset} with a body of {} bytes, more than \
+                     any file",
+                    length.unwrap_or_default()
+                )))
+            }
+            end => end.flatten(),
+        };
+        sink.total(expected_end);
         let mut buf = vec![0u8; 256 << 10];
         loop {
             match resp.read(&mut buf) {
