@@ -93,13 +93,14 @@ impl Row {
         }
     }
 
-    pub(super) fn plain(
-        kind: Kind,
-        name: String,
-        version: String,
-        path: PathBuf,
-        size: u64,
-    ) -> Row {
+    /// The image `image build` made as `name` under `images_root`.
+    pub(super) fn built(images_root: &std::path::Path, name: String, links: &HardLinks) -> Row {
+        let path = images_root.join(&name);
+        let size = disk_usage(&path, links);
+        Row::plain(Kind::Built, name, String::new(), path, size)
+    }
+
+    fn plain(kind: Kind, name: String, version: String, path: PathBuf, size: u64) -> Row {
         let (files_bytes, created) = (catalog::files_bytes(&path), catalog::created(&path));
         Row {
             kind,
@@ -222,9 +223,7 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
     }
     rows.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
     for name in built_images(paths) {
-        let path = paths.images_root.join(&name);
-        let size = disk_usage(&path, &links);
-        rows.push(Row::plain(Kind::Built, name, String::new(), path, size));
+        rows.push(Row::built(&paths.images_root, name, &links));
     }
     out.rows = rows;
     Ok(out)

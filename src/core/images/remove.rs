@@ -10,7 +10,7 @@ use super::listing::{Kind, Row};
 use crate::core::error::{Error, Result};
 use crate::core::presets::Registry;
 use crate::core::prune::{InUse, KeepReason};
-use crate::sys::fs::{disk_usage, remove_entry, HardLinks};
+use crate::sys::fs::{remove_entry, HardLinks};
 
 /// What `image rm` did.
 #[derive(Debug, Clone, Default)]
@@ -142,9 +142,7 @@ fn choose(presets: &Registry, req: &RmRequest) -> Result<Vec<Row>> {
         .into_iter()
         .filter(|n| args.iter().any(|a| full(a) == *n))
     {
-        let path = images_root.join(&name);
-        let size = disk_usage(&path, &links);
-        rows.push(Row::plain(Kind::Built, name, String::new(), path, size));
+        rows.push(Row::built(images_root, name, &links));
     }
     Ok(rows)
 }
