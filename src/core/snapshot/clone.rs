@@ -408,11 +408,11 @@ impl SharedRam {
         let copying = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             let copy = open::open_read(&ram).and_then(|f| crate::sys::vmm::prepare::sealed_ram(&f));
-            let mib = copy.as_ref().ok().and_then(|m| {
-                use std::os::unix::fs::MetadataExt;
-                let m = std::fs::File::from(m.try_clone().ok()?).metadata().ok()?;
-                Some((m.blocks() * 512) >> 20)
-            });
+            let mib = copy
+                .as_ref()
+                .ok()
+                .and_then(|m| rustix::fs::fstat(m).ok())
+                .map(|st| (st.st_blocks as u64 * 512) >> 20);
             tracing::debug!(
                 ms = start::ms(t.elapsed()),
                 mib,

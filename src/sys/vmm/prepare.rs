@@ -391,28 +391,21 @@ mod tests {
         assert!(rw.set_len(0).is_err() && rw.set_len(128 << 20).is_err());
         assert!(rustix::fs::fcntl_add_seals(&rw, rustix::fs::SealFlags::empty()).is_err());
         let len = 64 << 20;
-        // SAFETY: fresh mappings of a valid fd, unmapped below.
-        let shared = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                rw.as_raw_fd(),
-                0,
-            )
+        let map = |flags| {
+            // SAFETY: a fresh mapping of a valid fd (the private one is unmapped below).
+            unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    flags,
+                    rw.as_raw_fd(),
+                    0,
+                )
+            }
         };
-        assert_eq!(shared, libc::MAP_FAILED);
-        let private = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE,
-                rw.as_raw_fd(),
-                0,
-            )
-        };
+        assert_eq!(map(libc::MAP_SHARED), libc::MAP_FAILED);
+        let private = map(libc::MAP_PRIVATE);
         assert_ne!(private, libc::MAP_FAILED);
         // SAFETY: inside the mapping just made.
         unsafe {
