@@ -411,8 +411,8 @@ impl SharedRam {
             let mib = copy
                 .as_ref()
                 .ok()
-                .and_then(|m| rustix::fs::fstat(m).ok())
-                .map(|st| (st.st_blocks as u64 * 512) >> 20);
+                .and_then(crate::sys::vmm::prepare::memory_bytes)
+                .map(|b| b >> 20);
             tracing::debug!(
                 ms = start::ms(t.elapsed()),
                 mib,

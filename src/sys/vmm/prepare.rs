@@ -168,6 +168,13 @@ pub fn sealed_ram(file: &File) -> io::Result<OwnedFd> {
     })
 }
 
+/// The memory a sealed copy takes (its blocks), for the log; `None` when it cannot be read.
+pub fn memory_bytes(fd: &OwnedFd) -> Option<u64> {
+    rustix::fs::fstat(fd)
+        .ok()
+        .map(|st| st.st_blocks as u64 * 512)
+}
+
 /// The runs of `file` (of length `len`) that hold data (`SEEK_DATA`/`SEEK_HOLE`), as
 /// `[start, end)` byte ranges.
 fn data_runs(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
