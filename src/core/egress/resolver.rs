@@ -465,8 +465,11 @@ fn control(state: &Mutex<State>, line: &str, port: u16) -> (serde_json::Value, b
             };
             let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
             st.by_ip = entries.into_iter().map(|e| (e.ip, e)).collect();
-            let known: Vec<String> = st.by_ip.values().map(|e| e.tap.clone()).collect();
-            st.allowed_until.retain(|(tap, _), _| known.contains(tap));
+            // A sync comes with some sandbox's guard written anew (its start, or before and
+            // after its `network set`), whose set of resolved addresses starts empty.
+            // Forget every address allowed so far: the next answer of each name asks the
+            // allower again (one request more), never trusts a set that was flushed.
+            st.allowed_until.clear();
             log(&format!("serving {} sandbox(es)", st.by_ip.len()));
             (serde_json::json!({"ok": true}), false)
         }
