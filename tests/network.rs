@@ -1,8 +1,9 @@
 //! Network containment, tested the way an attacker would try it: root in a real Debian
 //! guest (QEMU, TCG here) over smolvm's real TAPs and nftables, as root, in network
 //! namespaces of the test's own — one for the host, one for the LAN (a veth between them,
-//! the host's default route through it, servers at 10.254.0.2 and 10.254.0.3 and a DNS
-//! server of the test's own). Each attack also runs once with the guard table removed, to
+//! the host's default route through it, servers at 10.254.0.2 and 10.254.0.3, a neighbour
+//! at 198.51.100.2 on a public network the host is also attached to, a DNS server of the
+//! test's own, and "the internet" beyond the LAN router at 203.0.113.80). Each attack also runs once with the guard table removed, to
 //! show the test catches what it claims to (it succeeds there).
 
 mod support;
@@ -42,7 +43,8 @@ def echo(addr, port):
             c, _ = s.accept()
             threading.Thread(target=serve, args=(c,), daemon=True).start()
     threading.Thread(target=loop, daemon=True).start()
-ZONE = {"allowed.test": "10.254.0.2", "other.test": "10.254.0.3"}
+ZONE = {"allowed.test": "203.0.113.80", "other.test": "10.254.0.3",
+        "inside.lan.test": "10.254.0.3", "near.lan.test": "198.51.100.2"}
 def dns_answer(q):
     qid, flags, qd = struct.unpack(">HHH", q[:6])
     i, labels = 12, []
@@ -67,6 +69,7 @@ def dns(addr):
 which = sys.argv[1]
 if which == "lan":
     banner("10.254.0.2", 80, "ALLOWED-2"); banner("10.254.0.3", 80, "OTHER-3")
+    banner("198.51.100.2", 80, "NEIGHBOUR"); banner("203.0.113.80", 80, "INTERNET")
     echo("10.254.0.3", 81); dns("10.254.0.2")
 else:
     banner("127.0.0.1", 7777, "SECRET-LOOPBACK")
@@ -130,12 +133,12 @@ impl Lab {
             l = lan.name
         );
         support::run_ok(Command::new("sh").arg("-ec").arg(&script), &script);
-        host.sh(
-            "ip link set lo up; ip addr add 10.254.0.1/24 dev h0; ip link set h0 up
-             ip route add default via 10.254.0.2 dev h0",
-        );
+        host.sh("ip link set lo up; ip addr add 10.254.0.1/24 dev h0
+             ip addr add 198.51.100.1/24 dev h0; ip link set h0 up
+             ip route add default via 10.254.0.2 dev h0");
         lan.sh(
             "ip link set lo up; ip addr add 10.254.0.2/24 dev l0; ip addr add 10.254.0.3/24 dev l0
+             ip addr add 198.51.100.2/24 dev l0; ip addr add 203.0.113.80/32 dev l0
              ip link set l0 up; ip route add 172.16.0.0/16 via 10.254.0.1",
         );
         let servers = vec![start_servers(&lan, "lan"), start_servers(&host, "host")];
@@ -286,7 +289,7 @@ fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
     let exposed = lab.ok(&["sandbox", "port", "expose", "vm-evil", "22", "--json"]);
     let hp = exposed["data"]["host_port"].as_u64().unwrap() as u16;
     assert!(lab.ssh_answers(&lab.host, "127.0.0.1", hp));
-    assert_eq!(lab.fetch("vm-evil", "10.254.0.2", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-evil", "203.0.113.80", 80), "INTERNET");
 
     // 1. The host's loopback services, through the guest's own routes: nothing.
     assert_eq!(lab.in_guest("vm-evil", LOOPBACK_TRICK).trim(), "");
@@ -295,12 +298,18 @@ fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
     assert_eq!(lab.fetch("vm-evil", "10.254.0.1", 7778), "");
     // 3. The metadata range: refused, and listed among the blocked destinations.
     assert_eq!(lab.fetch("vm-evil", "169.254.169.254", 80), "");
+    // 5. The LAN: a private range, and a public network the host itself is attached to
+    // (the router's neighbours), though open mode reaches the internet beyond them.
+    assert_eq!(lab.fetch("vm-evil", "10.254.0.2", 80), "");
+    assert_eq!(lab.fetch("vm-evil", "198.51.100.2", 80), "");
     let n = lab.network("vm-evil");
     let blocked = n["blocked_destinations"].as_array().unwrap();
     for (addr, p) in [
         ("169.254.169.254", 80),
         ("127.0.0.1", 7777),
         ("10.254.0.1", 7778),
+        ("10.254.0.2", 80),
+        ("198.51.100.2", 80),
     ] {
         assert!(
             blocked
@@ -312,6 +321,21 @@ fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
     assert!(n["blocked"]["packets"].as_u64().unwrap() > 0);
     assert!(n["allowed"]["packets"].as_u64().unwrap() > 0);
     assert_eq!(n["internet"]["mode"], "open");
+    let lan: Vec<&str> = n["lan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    for range in ["10.0.0.0/8", "192.168.0.0/16", "198.51.100.0/24"] {
+        assert!(lan.contains(&range), "{range} not in {lan:?}");
+    }
+    let human = stdout(&lab.smolvm(&["sandbox", "network", "show", "vm-evil"]));
+    assert!(
+        human.contains("LAN (only through an --allow-cidr range): ")
+            && human.contains("198.51.100.0/24"),
+        "{human}"
+    );
     // 4. Another sandbox.
     lab.guest("vm-other", &[]);
     assert!(lab.ssh_answers(&lab.host, "172.16.0.3", 22));
@@ -334,6 +358,8 @@ fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
         lab.in_guest("vm-evil", LOOPBACK_TRICK).trim(),
         "SECRET-LOOPBACK"
     );
+    assert_eq!(lab.fetch("vm-evil", "10.254.0.2", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-evil", "198.51.100.2", 80), "NEIGHBOUR");
     assert!(lab.ssh_answers(&lab.lan, "172.16.0.2", 22));
     let n = lab.network("vm-evil");
     assert_eq!(n["guarded"], false);
@@ -366,10 +392,20 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
     assert_eq!(lab.fetch("vm-r", "10.254.0.2", 80), "ALLOWED-2");
     assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
 
-    // Open: everything through the outbound interface; a long-lived connection to .3.
+    // Open: the internet through the outbound interface, not the LAN ...
     let s = lab.set("vm-r", &["--internet", "open"]);
     assert_eq!(s["internet"]["mode"], "open");
+    assert_eq!(lab.fetch("vm-r", "203.0.113.80", 80), "INTERNET");
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+    // ... but for the LAN ranges listed with it; a long-lived connection to .3.
+    let s = lab.set(
+        "vm-r",
+        &["--internet", "open", "--allow-cidr", "10.254.0.3"],
+    );
+    assert_eq!(s["summary"], "open + 10.254.0.3/32");
     assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "OTHER-3");
+    assert_eq!(lab.fetch("vm-r", "10.254.0.2", 80), "");
+    assert_eq!(lab.fetch("vm-r", "203.0.113.80", 80), "INTERNET");
     lab.in_guest(
         "vm-r",
         "nohup bash -c 'exec 3<>/dev/tcp/10.254.0.3/81 || exit; while true; do echo ping >&3; \
@@ -396,13 +432,45 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
     assert_eq!(s["dns_via_resolver"], true);
     lab.in_guest("vm-r", "echo 'nameserver 10.254.0.3' > /etc/resolv.conf");
     let got = lab.in_guest("vm-r", "getent hosts allowed.test || true");
-    assert!(got.starts_with("10.254.0.2"), "{got}");
-    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "ALLOWED-2");
+    assert!(got.starts_with("203.0.113.80"), "{got}");
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "INTERNET");
     assert_eq!(
         lab.in_guest("vm-r", "getent hosts other.test || true")
             .trim(),
         ""
     );
+    assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
+    // An allowed name that resolves into the LAN (a private range, the host's own network)
+    // opens nothing: a name under an allowed suffix cannot rebind the guest into the LAN.
+    lab.set(
+        "vm-r",
+        &[
+            "--allow-domain",
+            "allowed.test",
+            "--allow-domain",
+            "*.lan.test",
+        ],
+    );
+    let got = lab.in_guest("vm-r", "getent hosts inside.lan.test || true");
+    assert!(got.starts_with("10.254.0.3"), "{got}");
+    assert_eq!(lab.fetch("vm-r", "inside.lan.test", 80), "");
+    assert_eq!(lab.fetch("vm-r", "near.lan.test", 80), "");
+    let text = std::fs::read_to_string(lab.h.data.join("egress-dns.log")).unwrap();
+    assert!(
+        text.contains("not allowing 10.254.0.3 for vm-r (inside.lan.test): a LAN address"),
+        "{text}"
+    );
+    // A policy written anew keeps its names working at once (the resolver forgets what
+    // the old guard had allowed).
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "INTERNET");
+    // Listed as a range, the LAN address is reachable (by the range).
+    lab.set(
+        "vm-r",
+        &["--allow-cidr", "10.254.0.3", "--allow-domain", "*.lan.test"],
+    );
+    assert_eq!(lab.fetch("vm-r", "inside.lan.test", 80), "OTHER-3");
+    lab.set("vm-r", &["--allow-domain", "allowed.test"]);
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "INTERNET");
     assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
     // A name is a guest's bytes: the resolver's log shows it escaped, on its one line — no
     // escape sequence for the operator's terminal (an OSC 52 clipboard write here), no
@@ -483,7 +551,7 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
     lab.ok(&["sandbox", "start", "vm-r", "--json"]);
     assert_eq!(lab.network("vm-r")["summary"], "restricted: allowed.test");
     lab.in_guest("vm-r", "echo 'nameserver 8.8.8.8' > /etc/resolv.conf");
-    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "INTERNET");
     assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
 
     // The resolver killed: no answers, and still no new address (fail closed).
@@ -513,7 +581,7 @@ fn egress_policies_switch_live_and_names_are_allowed_at_connection_time() {
     lab.ok(&["sandbox", "delete", "vm-r", "--json"]);
     lab.ok(&["sandbox", "snapshot", "restore", &sid, "--resume", "--json"]);
     assert_eq!(lab.network("vm-r")["summary"], "restricted: allowed.test");
-    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "ALLOWED-2");
+    assert_eq!(lab.fetch("vm-r", "allowed.test", 80), "INTERNET");
     assert_eq!(lab.fetch("vm-r", "10.254.0.3", 80), "");
 
     // cleanup sweeps it all, the resolver too.
@@ -548,6 +616,10 @@ fn policies_are_validated_and_stored_as_smolvm_0_0_36_accepts_them() {
             vec!["--internet", "off", "--allow-domain", "pypi.org"],
             "--allow-cidr and --allow-domain need --internet restricted (not off); set that mode or remove them.",
         ),
+        (
+            vec!["--internet", "open", "--allow-domain", "pypi.org"],
+            "--allow-domain needs --internet restricted (open reaches every public name already); set that mode, or list a LAN range with --allow-cidr.",
+        ),
     ] {
         let out = create("vm-bad", &flags);
         let v = json_exit(&out, 2);
@@ -557,8 +629,13 @@ fn policies_are_validated_and_stored_as_smolvm_0_0_36_accepts_them() {
     let list = ns.smolvm(&h, &["sandbox", "list", "--all", "--json"]);
     assert_eq!(json(&list)["data"]["vms"].as_array().unwrap().len(), 0);
 
-    let cases: [(&str, Vec<&str>, &str); 5] = [
+    let cases: [(&str, Vec<&str>, &str); 6] = [
         ("vm-open", vec![], "open"),
+        (
+            "vm-lan",
+            vec!["--internet", "open", "--allow-cidr", "192.168.1.0/24"],
+            "open + 192.168.1.0/24",
+        ),
         ("vm-off", vec!["--internet", "off"], "off"),
         (
             "vm-cidr",
@@ -625,6 +702,7 @@ for vm_id, config in db.execute("SELECT id, config FROM vms ORDER BY id"):
         [
             "vm-both restricted 203.0.113.7/32",
             "vm-cidr restricted 203.0.113.0/24",
+            "vm-lan absent",
             "vm-names off ",
             "vm-off off ",
             "vm-open absent",

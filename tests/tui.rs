@@ -2746,6 +2746,7 @@ fn network_fixture() -> smolvm::core::egress::NetworkReport {
             blocked("169.254.169.254", "tcp", Some(80), 3, 95),
             blocked("192.0.2.53", "icmp", None, 2, 3_700),
         ],
+        lan: smolvm::core::egress::policy::lan(&[]),
         connections_cut: false,
     }
 }

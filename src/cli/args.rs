@@ -323,7 +323,8 @@ pub struct StartFlags {
 /// `--internet`: what the guest may reach beyond its sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InternetArg {
-    /// The internet through the host's outbound interface.
+    /// The internet through the host's outbound interface; the LAN only through
+    /// --allow-cidr ranges.
     Open,
     /// Nothing.
     Off,
@@ -351,7 +352,8 @@ pub struct EgressFlags {
     /// --allow-domain (the default when either is given).
     #[arg(long, value_enum, value_name = "MODE")]
     pub internet: Option<InternetArg>,
-    /// An IPv4 address or range the guest may reach (repeatable; restricted mode).
+    /// An IPv4 address or range the guest may reach (repeatable): restricted mode's
+    /// allow-list, or with --internet open the LAN ranges it may reach too.
     #[arg(long = "allow-cidr", value_name = "CIDR")]
     pub allow_cidrs: Vec<String>,
     /// A name the guest may resolve and reach (repeatable; exact, or *.example.com for

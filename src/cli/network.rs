@@ -85,6 +85,13 @@ fn print(r: &NetworkReport) {
     if r.dns_via_resolver {
         line("  DNS: smolvm's resolver (allowed names only)");
     }
+    if !r.lan.is_empty() {
+        let lan: Vec<String> = r.lan.iter().map(|c| c.to_string()).collect();
+        line(format!(
+            "  LAN (only through an --allow-cidr range): {}",
+            lan.join(", ")
+        ));
+    }
     line(format!(
         "  allowed out: {} packets, {}",
         r.allowed.packets,

@@ -104,19 +104,29 @@ fn check_attachment(net: &Network, s: &Settings) -> Result<()> {
     Ok(())
 }
 
-fn guard_of(s: &Settings, tap: &str, guest_ip: Ipv4Addr, iface: &str) -> TapGuard {
+/// The LAN as it is now ([`policy::lan`] of the host's attached networks): read when a
+/// guard is written, so a start or `network set` takes in a network the host joined.
+/// Unreadable routes fail the guard (closed), never an open LAN.
+fn lan_now() -> Result<Vec<Cidr>> {
+    let attached = crate::sys::net::attached_networks().map_err(|e| {
+        Error::runtime(format!(
+            "cannot read the host's routes (/proc/net/route) for the network guard: {}",
+            crate::sys::io_reason(&e)
+        ))
+    })?;
+    Ok(policy::lan(&attached))
+}
+
+fn guard_of(s: &Settings, tap: &str, guest_ip: Ipv4Addr, iface: &str, lan: &[Cidr]) -> TapGuard {
+    let strings = |v: &[Cidr]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let egress = match s.internet.mode {
         Mode::Open => Egress::Open {
             iface: iface.to_string(),
+            cidrs: strings(&s.internet.allowed_cidrs),
         },
         Mode::Off => Egress::Off,
         Mode::Restricted => Egress::Restricted {
-            cidrs: s
-                .internet
-                .allowed_cidrs
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
+            cidrs: strings(&s.internet.allowed_cidrs),
             names: !s.internet.allowed_domains.is_empty(),
         },
     };
@@ -125,6 +135,7 @@ fn guard_of(s: &Settings, tap: &str, guest_ip: Ipv4Addr, iface: &str) -> TapGuar
         guest_ip,
         egress,
         publish_ssh: s.publish_ssh,
+        lan: strings(lan),
     }
 }
 
@@ -155,7 +166,7 @@ pub(crate) async fn apply(ctx: &Ctx, id: &VmId, net: &Network, iface: &str) -> R
     if s.internet.needs_resolver() {
         resolver::sync(ctx, Some(id)).await?;
     }
-    let g = guard_of(&s, &tap, ip, iface);
+    let g = guard_of(&s, &tap, ip, iface, &lan_now()?);
     tokio::task::spawn_blocking(move || guard::apply(&g))
         .await
         .map_err(rt)?
@@ -207,6 +218,10 @@ pub struct NetworkReport {
     pub dns_via_resolver: bool,
     pub allowed: Traffic,
     pub blocked: Traffic,
+    /// The LAN, where the policy could otherwise reach it (open, or allowed names):
+    /// ranges reached only through an allowed range — private, shared and special ranges
+    /// and the host's attached networks. Empty for `off` and ranges-only `restricted`.
+    pub lan: Vec<Cidr>,
     /// The most recent refused destinations (at most 20), newest first.
     pub blocked_destinations: Vec<BlockedDestination>,
     /// Set by [`set`]: connections the new policy no longer allows were cut.
@@ -252,6 +267,11 @@ fn report(
         })
         .collect();
     blocked.truncate(20);
+    let lan = if s.internet.mode == Mode::Open || !s.internet.allowed_domains.is_empty() {
+        lan_now().unwrap_or_else(|_| policy::lan(&[]))
+    } else {
+        Vec::new()
+    };
     NetworkReport {
         vm_id: VmId::known(&row.id),
         status: row.status,
@@ -271,6 +291,7 @@ fn report(
             packets: c.blocked_packets,
             bytes: c.blocked_bytes,
         },
+        lan,
         blocked_destinations: blocked,
         connections_cut: false,
     }
@@ -387,7 +408,7 @@ pub async fn set(
             }
             let iface = outbound_interface().await?;
             set_ssh_publication(&net, new.publish_ssh).await?;
-            let g = guard_of(&new, &tap, ip, &iface);
+            let g = guard_of(&new, &tap, ip, &iface, &lan_now()?);
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 guard::apply(&g)?;
                 guard::cut_connections_from(ip)

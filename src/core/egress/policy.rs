@@ -26,6 +26,22 @@ text_enum! {
     }
 }
 
+impl Mode {
+    /// What a guest in this mode reaches, for people (the CLI's help, the dashboard's
+    /// forms).
+    pub fn reach(self) -> &'static str {
+        match self {
+            Mode::Open => {
+                "the internet; the LAN only where listed (--allow-cidr); never the host, 169.254.0.0/16 or other sandboxes"
+            }
+            Mode::Off => "nothing at all",
+            Mode::Restricted => {
+                "only these IPv4 ranges and names (*.example.com; never into the LAN)"
+            }
+        }
+    }
+}
+
 /// An IPv4 range, starting at its first address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cidr {
@@ -133,6 +149,22 @@ impl<'de> Deserialize<'de> for Cidr {
 /// The ranges no policy may allow (SmolVM's): the sandboxes' own and link-local
 /// (cloud metadata at 169.254.169.254).
 pub const FORBIDDEN: [Cidr; 2] = [Cidr::new(172, 16, 0, 0, 16), Cidr::new(169, 254, 0, 0, 16)];
+
+/// The LAN: what an open sandbox, and an address an allowed name resolves to, never
+/// reach unless an allowed range covers it — the private, shared and special ranges
+/// ([`LAN_RANGES`](crate::sys::net::LAN_RANGES)) and every network the host is attached
+/// to (`attached`, [`attached_networks`](crate::sys::net::attached_networks)), collapsed.
+pub fn lan(attached: &[(Ipv4Addr, u8)]) -> Vec<Cidr> {
+    let all = crate::sys::net::LAN_RANGES
+        .iter()
+        .chain(attached)
+        .map(|(addr, prefix)| Cidr {
+            addr: Ipv4Addr::from(u32::from(*addr) & Cidr::mask(*prefix)),
+            prefix: *prefix,
+        })
+        .collect();
+    collapse(all)
+}
 
 fn invalid(message: String) -> Error {
     Error::new(ErrorCode::InvalidInput, message)
@@ -292,9 +324,14 @@ impl Policy {
             Mode::Restricted if !anything => Err(invalid(
                 "--internet restricted needs at least one --allow-cidr or --allow-domain; use --internet off to deny all access.".into(),
             )),
-            Mode::Open | Mode::Off if anything => Err(invalid(format!(
-                "--allow-cidr and --allow-domain need --internet restricted (not {mode}); set that mode or remove them."
-            ))),
+            Mode::Off if anything => Err(invalid(
+                "--allow-cidr and --allow-domain need --internet restricted (not off); set that mode or remove them.".into(),
+            )),
+            // Open reaches every public address already; a name would add nothing but a
+            // way into the LAN, which only a listed range opens.
+            Mode::Open if !allowed_domains.is_empty() => Err(invalid(
+                "--allow-domain needs --internet restricted (open reaches every public name already); set that mode, or list a LAN range with --allow-cidr.".into(),
+            )),
             _ => Ok(Policy {
                 mode,
                 allowed_cidrs,
@@ -359,8 +396,13 @@ impl Policy {
         r.unwrap_or(off)
     }
 
-    /// One line for people: `open`, `off`, `restricted: 10.0.0.0/8, api.openai.com`.
+    /// One line for people: `open`, `open + 10.1.2.0/24` (LAN ranges it may reach too),
+    /// `off`, `restricted: 10.0.0.0/8, api.openai.com`.
     pub fn summary(&self) -> String {
+        if self.mode == Mode::Open && !self.allowed_cidrs.is_empty() {
+            let ranges: Vec<String> = self.allowed_cidrs.iter().map(|c| c.to_string()).collect();
+            return format!("open + {}", ranges.join(", "));
+        }
         if self.mode != Mode::Restricted {
             return self.mode.to_string();
         }
@@ -457,12 +499,50 @@ mod tests {
             .message
             .contains("need --internet restricted"));
         assert_eq!(Policy::new(None, &[], &[]).unwrap(), Policy::default());
+        // Open with ranges: the LAN ranges it may reach too (stored for SmolVM as open).
+        let lan = Policy::new(Some(Mode::Open), &["192.168.1.50".into()], &[]).unwrap();
+        assert_eq!(lan.summary(), "open + 192.168.1.50/32");
+        assert_eq!(lan.smolvm_internet_settings(), None);
+        assert!(err(Some(Mode::Open), &[], &["pypi.org"])
+            .message
+            .starts_with("--allow-domain needs --internet restricted"));
+        assert!(err(Some(Mode::Open), &["169.254.169.254"], &[])
+            .message
+            .starts_with("Sandbox and link-local"));
         let off = Policy::new(Some(Mode::Off), &[], &[]).unwrap();
         assert_eq!(
             off.smolvm_internet_settings(),
             Some(serde_json::json!({"mode": "off"}))
         );
         assert_eq!(Policy::default().smolvm_internet_settings(), None);
+    }
+
+    #[test]
+    fn the_lan_is_the_special_ranges_and_the_hosts_networks_collapsed() {
+        let shown = |v: Vec<Cidr>| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let fixed = shown(lan(&[]));
+        assert_eq!(
+            fixed,
+            [
+                "0.0.0.0/8",
+                "10.0.0.0/8",
+                "100.64.0.0/10",
+                "172.16.0.0/12",
+                "192.0.0.0/24",
+                "192.168.0.0/16",
+                "198.18.0.0/15",
+                // Multicast and the reserved range, merged.
+                "224.0.0.0/3"
+            ]
+        );
+        // A network inside a range adds nothing; a public one the host sits on is added;
+        // an address with host bits names its network.
+        let with = shown(lan(&[
+            (Ipv4Addr::new(10, 254, 0, 0), 24),
+            (Ipv4Addr::new(192, 0, 2, 9), 24),
+        ]));
+        assert_eq!(with.len(), fixed.len() + 1);
+        assert!(with.contains(&"192.0.2.0/24".to_string()), "{with:?}");
     }
 
     #[test]

@@ -521,8 +521,13 @@ async fn answer(
         let st = state.lock().unwrap_or_else(|p| p.into_inner());
         for (addr, ttl) in dnswire::answer_addrs(&resp) {
             if !allower::nameable(addr) {
+                let why = if crate::sys::net::in_lan_ranges(addr) {
+                    "a LAN address, reachable only through an --allow-cidr range"
+                } else {
+                    "never reachable by name"
+                };
                 log(&format!(
-                    "not allowing {addr} for {} ({name}): never reachable by name",
+                    "not allowing {addr} for {} ({name}): {why}",
                     entry.vm_id
                 ));
                 continue;

@@ -40,8 +40,9 @@ pub const BLOCKED_TTL_SECS: u64 = 3600;
 /// What a TAP may reach beyond the guard's fixed rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Egress {
-    /// Anything through the host's outbound interface.
-    Open { iface: String },
+    /// Anything through the host's outbound interface but the LAN ([`TapGuard::lan`]),
+    /// and these ranges (`a.b.c.d/n`, the LAN's included).
+    Open { iface: String, cidrs: Vec<String> },
     /// Nothing.
     Off,
     /// These ranges (`a.b.c.d/n`), and with `names` the addresses the resolver let
@@ -57,6 +58,9 @@ pub struct TapGuard {
     pub egress: Egress,
     /// SSH (guest port 22) reachable through its published forward from other hosts.
     pub publish_ssh: bool,
+    /// The LAN (`a.b.c.d/n`, disjoint): what neither open mode nor an allowed name
+    /// reaches; only a listed range does.
+    pub lan: Vec<String>,
 }
 
 /// Whether a TAP name is one smolvm makes (`tap<N>`, `svmb<hex>`): the only names that
@@ -162,8 +166,23 @@ fn tap_commands(g: &TapGuard) -> Vec<String> {
     c.push(format!(
         "add rule {t} egress_{tap} ct state established,related {tx}"
     ));
+    // The LAN, as an anonymous set (empty: a range no packet has).
+    let lan = if g.lan.is_empty() {
+        "0.0.0.0/32".to_string()
+    } else {
+        g.lan.join(", ")
+    };
     match &g.egress {
-        Egress::Open { iface } => {
+        Egress::Open { iface, cidrs } => {
+            if !cidrs.is_empty() {
+                c.push(format!(
+                    "add rule {t} egress_{tap} ip daddr {{ {} }} {tx}",
+                    cidrs.join(", ")
+                ));
+            }
+            c.push(format!(
+                "add rule {t} egress_{tap} ip daddr {{ {lan} }} goto reject_{tap}"
+            ));
             c.push(format!(
                 "add rule {t} egress_{tap} oifname {} {tx}",
                 quote(iface)
@@ -184,7 +203,7 @@ fn tap_commands(g: &TapGuard) -> Vec<String> {
             }
             if *names {
                 c.push(format!(
-                    "add rule {t} egress_{tap} ip daddr @dyn_{tap} {tx}"
+                    "add rule {t} egress_{tap} ip daddr @dyn_{tap} ip daddr != {{ {lan} }} {tx}"
                 ));
             }
         }
@@ -538,8 +557,11 @@ mod tests {
                 names: true,
             },
             publish_ssh: false,
+            lan: vec!["10.0.0.0/8".into(), "192.0.2.0/24".into()],
         };
         let c = tap_commands(&g);
+        // A name that resolves into the LAN opens nothing.
+        assert!(c.contains(&"add rule inet smolvm_guard egress_tap2 ip daddr @dyn_tap2 ip daddr != { 10.0.0.0/8, 192.0.2.0/24 } counter name \"tx_tap2\" accept".to_string()));
         assert!(c.contains(&"add rule inet smolvm_guard egress_tap2 meta l4proto { tcp, udp } th dport 53 goto reject_tap2".to_string()));
         assert!(c.contains(
             &"add rule inet smolvm_guard raw_tap2 ip saddr != 172.16.0.2 goto drop_tap2"
@@ -555,6 +577,35 @@ mod tests {
         })
         .is_err());
         assert!(remove("lo", None).is_err());
+    }
+
+    #[test]
+    fn open_reaches_the_outbound_interface_but_not_the_lan_save_listed_ranges() {
+        let g = TapGuard {
+            tap: "tap7".into(),
+            guest_ip: Ipv4Addr::new(172, 16, 0, 7),
+            egress: Egress::Open {
+                iface: "eth0".into(),
+                cidrs: vec!["10.1.2.3/32".into()],
+            },
+            publish_ssh: false,
+            lan: vec!["10.0.0.0/8".into(), "198.51.100.0/24".into()],
+        };
+        let c = tap_commands(&g);
+        let egress: Vec<&str> = c
+            .iter()
+            .filter_map(|r| r.strip_prefix("add rule inet smolvm_guard egress_tap7 "))
+            .collect();
+        assert_eq!(
+            egress,
+            [
+                "ct state established,related counter name \"tx_tap7\" accept",
+                "ip daddr { 10.1.2.3/32 } counter name \"tx_tap7\" accept",
+                "ip daddr { 10.0.0.0/8, 198.51.100.0/24 } goto reject_tap7",
+                "oifname \"eth0\" counter name \"tx_tap7\" accept",
+                "goto reject_tap7",
+            ]
+        );
     }
 
     #[test]

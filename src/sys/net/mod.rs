@@ -166,6 +166,74 @@ pub async fn links() -> io::Result<Vec<Link>> {
     Ok(out)
 }
 
+/// The IPv4 ranges a guest on smolvm's network never reaches unless the user lists them
+/// (`--allow-cidr`): the private and shared ranges a LAN, a VPN or a container network
+/// uses (RFC 1918, 100.64.0.0/10), `0.0.0.0/8`, IETF protocol assignments, the
+/// benchmarking range, multicast and the reserved `240.0.0.0/4`. Loopback and link-local
+/// are refused outright elsewhere. With the networks of the outbound interface itself
+/// ([`attached_networks`]) this is what smolvm calls the LAN.
+pub const LAN_RANGES: [(std::net::Ipv4Addr, u8); 9] = {
+    use std::net::Ipv4Addr as A;
+    [
+        (A::new(0, 0, 0, 0), 8),
+        (A::new(10, 0, 0, 0), 8),
+        (A::new(100, 64, 0, 0), 10),
+        (A::new(172, 16, 0, 0), 12),
+        (A::new(192, 0, 0, 0), 24),
+        (A::new(192, 168, 0, 0), 16),
+        (A::new(198, 18, 0, 0), 15),
+        (A::new(224, 0, 0, 0), 4),
+        (A::new(240, 0, 0, 0), 4),
+    ]
+};
+
+/// Whether `a` is in one of the [`LAN_RANGES`].
+pub fn in_lan_ranges(a: std::net::Ipv4Addr) -> bool {
+    LAN_RANGES.iter().any(|(net, prefix)| {
+        let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
+        u32::from(a) & mask == u32::from(*net)
+    })
+}
+
+/// The IPv4 networks this host is attached to: every route of the main table without a
+/// gateway (`/proc/net/route` of this network namespace), as network and prefix — the
+/// machines a guest would reach without a router. A prefix shorter than /8 (a default
+/// route without a gateway, say) is left out: it would be most of the internet.
+pub fn attached_networks() -> io::Result<Vec<(std::net::Ipv4Addr, u8)>> {
+    Ok(parse_routes(&std::fs::read_to_string("/proc/net/route")?))
+}
+
+fn parse_routes(text: &str) -> Vec<(std::net::Ipv4Addr, u8)> {
+    const RTF_UP: u32 = 0x1;
+    const RTF_GATEWAY: u32 = 0x2;
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(dest), Some(gw), Some(flags), Some(mask)) = (
+            f.get(1).and_then(|s| hex(s)),
+            f.get(2).and_then(|s| hex(s)),
+            f.get(3).and_then(|s| hex(s)),
+            f.get(7).and_then(|s| hex(s)),
+        ) else {
+            continue;
+        };
+        // The kernel prints each big-endian word as the host reads it.
+        let (dest, mask) = (u32::from_be(dest), u32::from_be(mask));
+        let prefix = mask.leading_ones();
+        if flags & RTF_UP == 0
+            || flags & RTF_GATEWAY != 0
+            || gw != 0
+            || prefix < 8
+            || mask.count_ones() != prefix
+        {
+            continue;
+        }
+        out.push((std::net::Ipv4Addr::from(dest & mask), prefix as u8));
+    }
+    out
+}
+
 /// SmolVM's NAT TAP names: `tap<N>`, N a pool index (0..=65535, no leading zero).
 pub fn is_nat_tap_name(name: &str) -> bool {
     name.strip_prefix("tap").is_some_and(|n| {
@@ -317,5 +385,63 @@ pub async fn delete_link(tap: &OwnedTap) -> io::Result<bool> {
             Ok(false)
         }
         Err(e) => Err(nl_error(&format!("delete TAP device {name}"), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn attached_networks_are_the_routes_without_a_gateway() {
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+tap2\t020010AC\t00000000\t0005\t0\t0\t0\tFFFFFFFF\t0\t0\t0
+wg0\t0000000A\t00000000\t0001\t0\t0\t0\t000000FF\t0\t0\t0
+ppp0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0
+eth1\t0000A8C0\t0101A8C0\t0003\t0\t0\t0\t0000FFFF\t0\t0\t0
+down\t0000A8C0\t00000000\t0000\t0\t0\t0\t0000FFFF\t0\t0\t0
+garbage line
+";
+        let nets = parse_routes(text);
+        let want = [
+            (Ipv4Addr::new(192, 0, 2, 0), 24),
+            (Ipv4Addr::new(172, 16, 0, 2), 32),
+            (Ipv4Addr::new(10, 0, 0, 0), 8),
+        ];
+        assert_eq!(nets, want, "{nets:?}");
+        // This machine's own table reads (whatever it holds).
+        attached_networks().unwrap();
+    }
+
+    #[test]
+    fn the_lan_ranges_are_private_shared_and_special_not_public() {
+        for a in [
+            "10.9.8.7",
+            "100.64.0.1",
+            "172.31.0.1",
+            "192.168.0.1",
+            "0.0.0.1",
+            "224.0.0.251",
+            "255.255.255.255",
+            "198.18.0.1",
+            "192.0.0.9",
+        ] {
+            assert!(in_lan_ranges(a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "8.8.8.8",
+            "100.128.0.1",
+            "172.32.0.1",
+            "192.169.0.1",
+            "203.0.113.80",
+            "127.0.0.1",
+            "169.254.169.254",
+        ] {
+            assert!(!in_lan_ranges(a.parse().unwrap()), "{a}");
+        }
     }
 }

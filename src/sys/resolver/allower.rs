@@ -38,17 +38,13 @@ pub struct Allow {
 }
 
 /// Whether a DNS answer's address may be made reachable by name at all: never this host's
-/// or the sandboxes' own addresses (`0.0.0.0/8`, loopback, link-local, the sandboxes'
-/// `172.16.0.0/16`), nor multicast, broadcast or the reserved `240.0.0.0/4`. The guard
-/// refuses most of them on its own; the allower refuses them before they reach it.
+/// or the sandboxes' own addresses (loopback, link-local, the sandboxes'
+/// `172.16.0.0/16`), nor the LAN's ranges ([`LAN_RANGES`](crate::sys::net::LAN_RANGES):
+/// private, shared, multicast, reserved), which a guest reaches only through an
+/// `--allow-cidr` range (a name under an allowed suffix must not rebind to the LAN). The
+/// guard refuses them on its own; the allower refuses them before they reach it.
 pub fn nameable(a: Ipv4Addr) -> bool {
-    let [o1, o2, ..] = a.octets();
-    !(o1 == 0
-        || a.is_loopback()
-        || a.is_link_local()
-        || (o1 == 172 && o2 == 16)
-        || a.is_multicast()
-        || o1 >= 240)
+    !(a.is_loopback() || a.is_link_local() || crate::sys::net::in_lan_ranges(a))
 }
 
 impl Allow {
@@ -265,8 +261,8 @@ mod tests {
 
     #[test]
     fn a_request_reads_back_as_it_was_sent() {
-        let a = allow("tap3", 300, &["93.184.216.34", "10.0.0.7"]);
-        assert_eq!(a.encode(7), "7 300 tap3 93.184.216.34 10.0.0.7");
+        let a = allow("tap3", 300, &["93.184.216.34", "203.0.113.7"]);
+        assert_eq!(a.encode(7), "7 300 tap3 93.184.216.34 203.0.113.7");
         assert_eq!(Allow::parse(a.encode(7).as_bytes()), Ok((7, a)));
         let b = allow("svmb0a1b2c3d", MAX_TTL_SECS, &["198.51.100.1"]);
         assert_eq!(Allow::parse(b.encode(1).as_bytes()), Ok((1, b)));
@@ -301,6 +297,8 @@ mod tests {
             "224.0.0.1",
             "255.255.255.255",
             "240.0.0.1",
+            "10.0.0.7",
+            "192.168.1.1",
         ] {
             assert!(
                 refused(&format!("1 60 tap0 {a}")).contains("never reachable"),
@@ -319,14 +317,8 @@ mod tests {
     }
 
     #[test]
-    fn only_addresses_beyond_the_host_and_its_sandboxes_are_nameable() {
-        for a in [
-            "93.184.216.34",
-            "10.1.2.3",
-            "192.168.1.1",
-            "172.17.0.1",
-            "8.8.8.8",
-        ] {
+    fn only_addresses_beyond_the_host_its_sandboxes_and_the_lan_are_nameable() {
+        for a in ["93.184.216.34", "8.8.8.8", "203.0.113.80", "172.32.0.1"] {
             assert!(nameable(a.parse().unwrap()), "{a}");
         }
         for a in [
@@ -335,6 +327,13 @@ mod tests {
             "172.16.255.255",
             "0.1.2.3",
             "239.1.1.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.17.0.1",
+            "172.31.255.255",
+            "100.100.100.100",
+            "198.19.0.1",
+            "255.255.255.255",
         ] {
             assert!(!nameable(a.parse().unwrap()), "{a}");
         }

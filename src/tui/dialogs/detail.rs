@@ -477,6 +477,16 @@ fn network_lines(
         )
     };
     lines.push(field("Guard", guard));
+    if !r.lan.is_empty() {
+        lines.push(field(
+            "LAN",
+            Span::styled("only through an allowed range:", t.muted()),
+        ));
+        let lan: Vec<String> = r.lan.iter().map(|c| c.to_string()).collect();
+        for chunk in lan.chunks(4) {
+            lines.push(field("", Span::styled(chunk.join(", "), t.muted())));
+        }
+    }
     let traffic = |x: &crate::core::egress::Traffic| {
         Span::raw(format!("{} packets · {}", x.packets, format_size(x.bytes)))
     };

@@ -91,11 +91,8 @@ impl EgressFields {
             Err(e) => Span::styled(e.message, t.error()),
             Ok(_) => Span::styled(
                 match self.mode {
-                    Mode::Open => "the internet; never the host, 169.254.0.0/16 or other sandboxes",
-                    Mode::Off => "nothing at all",
-                    Mode::Restricted => {
-                        "only these IPv4 ranges and names (*.example.com), comma or space separated"
-                    }
+                    Mode::Restricted => format!("{}, comma or space separated", self.mode.reach()),
+                    _ => self.mode.reach().to_string(),
                 },
                 t.muted(),
             ),
@@ -124,7 +121,10 @@ mod tests {
         assert_eq!(text_of(&f.cidrs), "10.0.0.0/8, 203.0.113.7/32");
         f.cycle_mode(false);
         assert_eq!(f.mode, Mode::Open);
-        assert!(f.policy().is_err(), "open with allowed ranges is refused");
+        assert!(f.policy().is_err(), "open with allowed names is refused");
+        f.domains = line_input("");
+        let open = f.policy().unwrap();
+        assert_eq!(open.summary(), "open + 10.0.0.0/8, 203.0.113.7/32");
         f.cycle_mode(true);
         f.cycle_mode(true);
         assert_eq!(f.mode, Mode::Off);
