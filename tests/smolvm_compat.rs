@@ -546,6 +546,9 @@ fn usage_errors_carry_smolvms_recovery_line() {
         &["sandbox", "snapshot", "list", "extra", "--json"],
         &["sandbox", "env", "set", "--json"],
         &["sandbox", "exec", "vm-stopped", "--json"],
+        // SmolVM's ranges: a stop waits more than 0 s, logs show at least one line.
+        &["sandbox", "stop", "vm-stopped", "--timeout", "0", "--json"],
+        &["sandbox", "logs", "vm-stopped", "--tail", "0", "--json"],
     ] {
         let (theirs, ours) = compare(&h, &f, args, &[]);
         assert_eq!(theirs["error"]["code"], "usage_error", "{theirs}");

@@ -663,9 +663,9 @@ pub struct SandboxStartArgs {
 #[derive(Debug, Args)]
 pub struct StopArgs {
     pub id: String,
-    /// Seconds to wait for the VM to stop before killing it (0 to 86400; default:
-    /// $SMOLVM_STOP_TIMEOUT, else 3, SmolVM's).
-    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    /// Seconds to wait for the VM to stop before killing it (more than 0, SmolVM's range,
+    /// up to 86400; default: $SMOLVM_STOP_TIMEOUT, else 3, SmolVM's).
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub timeout: Option<Duration>,
     /// Print the result as JSON.
     #[arg(long)]
@@ -700,8 +700,8 @@ pub struct LogsArgs {
     /// Keep printing new output until the VM stops (or Ctrl-C).
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Print only the last N lines first.
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    /// Print only the last N lines first (1 or more, SmolVM's range).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub tail: u64,
     /// Print the log as JSON (`path`, `lines`); not with -f.
     #[arg(long)]
