@@ -27,8 +27,7 @@ text_enum! {
 }
 
 impl Mode {
-    /// What a guest in this mode reaches, for people (the CLI's help, the dashboard's
-    /// forms).
+    /// What a guest in this mode reaches, for people (the dashboard's egress forms).
     pub fn reach(self) -> &'static str {
         match self {
             Mode::Open => {
