@@ -336,6 +336,41 @@ fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
             && human.contains("198.51.100.0/24"),
         "{human}"
     );
+    assert_eq!(n["guard_outdated"], false);
+    // A guard an older smolvm wrote (open mode's rules before the LAN was kept out, no
+    // version) is in force until it is written anew: `network show` and `doctor` say so,
+    // and `network set` renews it.
+    lab.host.sh("nft flush chain inet smolvm_guard egress_tap2
+         nft add rule inet smolvm_guard egress_tap2 ct state established,related accept
+         nft add rule inet smolvm_guard egress_tap2 oifname h0 accept
+         nft add rule inet smolvm_guard egress_tap2 goto reject_tap2");
+    assert_eq!(lab.fetch("vm-evil", "10.254.0.2", 80), "ALLOWED-2");
+    assert_eq!(lab.network("vm-evil")["guard_outdated"], true);
+    let human = stdout(&lab.smolvm(&["sandbox", "network", "show", "vm-evil"]));
+    assert!(
+        human.contains("guard: written by an older smolvm"),
+        "{human}"
+    );
+    let doctor = json(&lab.smolvm(&["doctor", "--json"]));
+    let check = doctor["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "network-guard")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["message"].as_str().unwrap().contains("vm-evil")
+            && check["fix"]
+                .as_str()
+                .unwrap()
+                .contains("network set vm-evil"),
+        "{check}"
+    );
+    lab.set("vm-evil", &[]);
+    assert_eq!(lab.network("vm-evil")["guard_outdated"], false);
+    assert_eq!(lab.fetch("vm-evil", "10.254.0.2", 80), "");
     // 4. Another sandbox.
     lab.guest("vm-other", &[]);
     assert!(lab.ssh_answers(&lab.host, "172.16.0.3", 22));

@@ -2732,6 +2732,7 @@ fn network_fixture() -> smolvm::core::egress::NetworkReport {
         tap: Some("tap3".into()),
         ssh_host_port: Some(2201),
         guarded: true,
+        guard_outdated: false,
         dns_via_resolver: true,
         allowed: Traffic {
             packets: 41_210,

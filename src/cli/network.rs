@@ -74,6 +74,12 @@ fn print(r: &NetworkReport) {
             r.vm_id
         ));
     }
+    if r.guard_outdated {
+        line(format!(
+            "  guard: written by an older smolvm (the LAN is not kept out); run 'smolvm sandbox network set {}' to write it anew",
+            r.vm_id
+        ));
+    }
     if r.connections_cut {
         line("  applied now; connections the policy no longer allows were cut");
     } else if !r.guarded {

@@ -358,6 +358,18 @@ fn network_guard(dbs: &[PathBuf]) -> Check {
                 h.unguarded[0]
             ),
         ),
+        Ok(h) if !h.outdated.is_empty() => check(
+            "network-guard",
+            Status::Warn,
+            format!(
+                "running sandbox(es) held by an older smolvm's guard rules (open mode and allowed names still reach the LAN): {}",
+                h.outdated.join(", ")
+            ),
+            &format!(
+                "smolvm sandbox network set {} (writes its guard anew)",
+                h.outdated[0]
+            ),
+        ),
         Ok(h) if h.table => check(
             "network-guard",
             Status::Ok,

@@ -215,6 +215,9 @@ pub struct NetworkReport {
     /// Whether the guard currently holds its TAP (a running sandbox always; a stopped one
     /// is not guarded and cannot send).
     pub guarded: bool,
+    /// Held by rules an older smolvm wrote (before the LAN rule): in force until its next
+    /// start or `network set` writes them anew.
+    pub guard_outdated: bool,
     pub dns_via_resolver: bool,
     pub allowed: Traffic,
     pub blocked: Traffic,
@@ -282,6 +285,7 @@ fn report(
         tap: net.tap_device,
         ssh_host_port: net.ssh_host_port,
         guarded: c.guarded,
+        guard_outdated: outdated(&c),
         dns_via_resolver: c.dns_redirected,
         allowed: Traffic {
             packets: c.allowed_packets,
@@ -295,6 +299,11 @@ fn report(
         blocked_destinations: blocked,
         connections_cut: false,
     }
+}
+
+/// A guarded TAP whose rules are older than this smolvm's ([`guard::VERSION`]).
+fn outdated(c: &guard::TapCounters) -> bool {
+    c.guarded && c.version.is_none_or(|v| v < guard::VERSION)
 }
 
 fn guard_counters() -> std::collections::BTreeMap<String, guard::TapCounters> {
@@ -456,6 +465,8 @@ pub struct GuardHealth {
     pub table: bool,
     pub guarded: usize,
     pub unguarded: Vec<String>,
+    /// Running sandboxes held by rules an older smolvm wrote.
+    pub outdated: Vec<String>,
 }
 
 /// The guard against the running sandboxes of `store` (nftables must be readable).
@@ -466,12 +477,15 @@ pub fn guard_health(store: Option<&StateStore>) -> std::io::Result<GuardHealth> 
         table,
         guarded: counters.values().filter(|c| c.guarded).count(),
         unguarded: Vec::new(),
+        outdated: Vec::new(),
     };
     if let Some(rows) = store.and_then(|s| s.list_vms().ok()) {
         for r in &rows.vms {
             if let Some(tap) = guarded_tap(r) {
-                if !counters.get(tap).is_some_and(|c| c.guarded) {
-                    h.unguarded.push(r.id.clone());
+                match counters.get(tap) {
+                    Some(c) if outdated(c) => h.outdated.push(r.id.clone()),
+                    Some(c) if c.guarded => {}
+                    _ => h.unguarded.push(r.id.clone()),
                 }
             }
         }

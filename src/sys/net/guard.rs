@@ -34,6 +34,12 @@ pub const TABLE: &str = "smolvm_guard";
 /// The sandboxes' gateway, where the resolver listens.
 const GATEWAY: &str = super::HOST_IP;
 
+/// The version of the per-TAP rules, written as a comment on the first rule of each TAP's
+/// egress chain (`guard:v2`): 2 keeps the LAN out of open mode and allowed names. A chain
+/// that says less, or nothing, was written by an older smolvm and is in force until the
+/// sandbox's next start or `network set` writes it anew.
+pub const VERSION: u32 = 2;
+
 /// How long a refused destination stays listed after its last packet.
 pub const BLOCKED_TTL_SECS: u64 = 3600;
 
@@ -164,7 +170,7 @@ fn tap_commands(g: &TapGuard) -> Vec<String> {
     c.push(format!("add rule {t} input_{tap} goto reject_{tap}"));
     let tx = format!("counter name \"tx_{tap}\" accept");
     c.push(format!(
-        "add rule {t} egress_{tap} ct state established,related {tx}"
+        "add rule {t} egress_{tap} ct state established,related {tx} comment \"guard:v{VERSION}\""
     ));
     // The LAN, as an anonymous set (empty: a range no packet has).
     let lan = if g.lan.is_empty() {
@@ -415,6 +421,8 @@ pub struct TapCounters {
     pub ssh_published: bool,
     /// The guest address its chains name (anti-spoofing rule).
     pub guest_ip: Option<Ipv4Addr>,
+    /// The [`VERSION`] its egress chain was written with (`None`: before versions).
+    pub version: Option<u32>,
 }
 
 /// The guard's counters of every TAP, read in one `nft -j list table`.
@@ -476,8 +484,19 @@ pub fn counters() -> io::Result<std::collections::BTreeMap<String, TapCounters>>
                 }
             }
         } else if let Some(rule) = item.get("rule") {
-            // raw_<tap>'s `ip saddr != <guest ip>` names the guest of the TAP.
+            // raw_<tap>'s `ip saddr != <guest ip>` names the guest of the TAP;
+            // egress_<tap>'s `guard:vN` comment the rules' version.
             let chain = rule.get("chain").and_then(Value::as_str).unwrap_or("");
+            if let Some(tap) = chain.strip_prefix("egress_") {
+                let v = rule
+                    .get("comment")
+                    .and_then(Value::as_str)
+                    .and_then(|c| c.strip_prefix("guard:v"))
+                    .and_then(|n| n.parse().ok());
+                if v.is_some() {
+                    out.entry(tap.to_string()).or_default().version = v;
+                }
+            }
             if let Some(tap) = chain.strip_prefix("raw_").filter(|c| *c != "pre") {
                 if let Some(ip) = saddr_of(rule) {
                     tap_ips.push((tap.to_string(), ip));
@@ -599,7 +618,7 @@ mod tests {
         assert_eq!(
             egress,
             [
-                "ct state established,related counter name \"tx_tap7\" accept",
+                "ct state established,related counter name \"tx_tap7\" accept comment \"guard:v2\"",
                 "ip daddr { 10.1.2.3/32 } counter name \"tx_tap7\" accept",
                 "ip daddr { 10.0.0.0/8, 198.51.100.0/24 } goto reject_tap7",
                 "oifname \"eth0\" counter name \"tx_tap7\" accept",

@@ -461,6 +461,14 @@ fn network_lines(
             ),
             t.error(),
         )
+    } else if r.guard_outdated {
+        Span::styled(
+            format!(
+                "written by an older smolvm: the LAN is not kept out ({} and Enter write it anew)",
+                app.keymap.hint(Scope::Vms, Action::Network)
+            ),
+            t.warn(),
+        )
     } else if r.guarded {
         Span::raw(if r.dns_via_resolver {
             "enforced · DNS: smolvm's resolver (allowed names only)"
