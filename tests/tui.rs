@@ -111,6 +111,7 @@ fn fixture_networks(vms: &mut [VmRow]) {
                     egress_bytes: Some(48_213_000),
                     blocked_packets: Some(17),
                     unguarded: false,
+                    outdated: false,
                 })
             }
             "production-vm" => {
@@ -1453,6 +1454,14 @@ fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
         ]
     );
     assert_eq!(snap.vms[0].net.as_ref().unwrap().egress_bytes, None);
+    // Held by rules an older smolvm wrote (core's `outdated`, which `network show` and
+    // tests/network.rs check live): the cell says so.
+    let mut row = snap.vms[1].clone();
+    row.net = Some(smolvm::core::egress::NetworkSummary {
+        outdated: true,
+        ..Default::default()
+    });
+    assert_eq!(row.net_cell(), "outdated");
 }
 
 #[test]

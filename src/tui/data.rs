@@ -36,11 +36,12 @@ pub struct VmRow {
 }
 
 impl VmRow {
-    /// The NET cell: the policy's mode, or `unguarded` when a running sandbox's policy is
-    /// not enforced.
+    /// The NET cell: the policy's mode, `unguarded` when a running sandbox's policy is
+    /// not enforced, `outdated` when rules an older smolvm wrote enforce it.
     pub fn net_cell(&self) -> String {
         match &self.net {
             Some(n) if n.unguarded => "unguarded".into(),
+            Some(n) if n.outdated => "outdated".into(),
             Some(n) => n.internet.mode.to_string(),
             None => "-".into(),
         }

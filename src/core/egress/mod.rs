@@ -332,6 +332,8 @@ pub struct NetworkSummary {
     /// Running (its VMM alive) on a TAP of smolvm's, yet the guard does not hold that TAP
     /// (SmolVM started it, or the table was changed by hand): its policy is not enforced.
     pub unguarded: bool,
+    /// Held by rules an older smolvm wrote ([`NetworkReport::guard_outdated`]).
+    pub outdated: bool,
 }
 
 /// The TAP the guard must hold for a row: an active, NAT-attached sandbox on a TAP of
@@ -374,6 +376,7 @@ pub fn summaries(
                 egress_bytes: c.flatten().map(|c| c.allowed_bytes),
                 blocked_packets: c.flatten().map(|c| c.blocked_packets),
                 unguarded: alive && guarded_tap(r).is_some() && matches!(c, Some(None)),
+                outdated: c.flatten().is_some_and(outdated),
             },
         );
     }

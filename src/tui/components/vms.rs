@@ -60,6 +60,7 @@ impl DataToCell<VmCol> for VmRow {
             VmCol::Status => Some(t.status(self.info.status, self.info.stale)),
             // A running sandbox whose policy is not enforced stands out.
             VmCol::Net if self.net.as_ref().is_some_and(|n| n.unguarded) => Some(t.error()),
+            VmCol::Net if self.net.as_ref().is_some_and(|n| n.outdated) => Some(t.warn()),
             _ => None,
         }
     }
