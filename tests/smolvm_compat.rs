@@ -143,7 +143,8 @@ m.create_vm(VMConfig(vm_id="vm-theirs", vcpu_count=3, memory=640,
 
 /// The fixture state dir, written once per test through SmolVM 0.0.36's own state layer:
 /// `vm-stopped` (stopped, with a NAT lease: IP, TAP, SSH port, and one disk snapshot),
-/// `vm-dead` (marked running, its process gone), `vm-created` (never started).
+/// `vm-dead` and `vm-a-dead` (marked running, their process gone), `vm-created` (never
+/// started), `vm-errored` (already in `error`).
 fn smolvm_fixture(h: &Home) -> PathBuf {
     let template = h.tmp.path().join("fixture-state");
     std::fs::create_dir_all(&template).unwrap();
@@ -171,6 +172,10 @@ m.update_vm("vm-stopped", status=VMState.STOPPED, network=net)
 m.create_vm(cfg("vm-dead"))
 m.update_vm("vm-dead", status=VMState.RUNNING, pid=dead_pid)
 m.create_vm(cfg("vm-created"))
+m.create_vm(cfg("vm-a-dead"))
+m.update_vm("vm-a-dead", status=VMState.RUNNING, pid=dead_pid)
+m.create_vm(cfg("vm-errored"))
+m.update_vm("vm-errored", status=VMState.ERROR)
 m.create_snapshot(SnapshotInfo(snapshot_id="snap-one", vm_id="vm-stopped", backend="qemu",
     artifacts=SnapshotArtifacts(disk_path=db.parent / "snap-one.qcow2"),
     vm_config=cfg("vm-stopped"), network_config=net,
@@ -392,7 +397,8 @@ fn sandbox_delete_json_is_smolvms() {
     // --all --json without --force: refused before anything is read (a dry run is not:
     // docs/coming-from-smolvm.md).
     compare(&h, &f, &["sandbox", "delete", "--all", "--json"], &[]);
-    // --all: every sandbox, oldest first, with the dead "running" one reconciled.
+    // --all: every sandbox, oldest first; `reconciled_stale_ids` names the dead "running"
+    // ones this run reconciled, sorted (not the row already in `error`).
     compare(
         &h,
         &f,

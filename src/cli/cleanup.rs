@@ -118,7 +118,7 @@ fn data(r: &CleanupReport) -> Data<'_> {
             &r.deleted,
             &r.failed,
             r.dry_run,
-            Some(&r.stale_ids),
+            Some(&r.reconciled),
         ),
         stale_resources: r
             .stale_resources
@@ -309,10 +309,10 @@ fn print_plan(plan: &CleanupPlan) {
     for w in &plan.warnings {
         warn(w);
     }
-    if !plan.stale_ids.is_empty() {
+    if !plan.reconciled.is_empty() {
         line(format!(
             "Reconciled stale VMs: {}",
-            plan.stale_ids.join(", ")
+            plan.reconciled.join(", ")
         ));
     }
     if plan.targets.is_empty() && plan.stale_resources.is_empty() {

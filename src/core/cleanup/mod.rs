@@ -197,8 +197,9 @@ pub struct StaleResource {
 pub struct CleanupPlan {
     pub opts: CleanupOptions,
     pub corruption: Option<Corruption>,
-    /// Stale VMs: newly reconciled, then rows already in `error`.
-    pub stale_ids: Vec<String>,
+    /// The running or paused rows this run finds with no live process (it marks them
+    /// `error`), sorted: SmolVM's `reconciled_stale_ids`.
+    pub reconciled: Vec<String>,
     pub targets: Vec<Target>,
     pub stale_resources: Vec<StaleResource>,
     pub warnings: Vec<String>,
@@ -315,7 +316,8 @@ pub enum CleanupEvent {
 pub struct CleanupReport {
     pub dry_run: bool,
     pub corruption: Option<Corruption>,
-    pub stale_ids: Vec<String>,
+    /// [`CleanupPlan::reconciled`].
+    pub reconciled: Vec<String>,
     pub targets: Vec<String>,
     pub deleted: Vec<String>,
     /// Each failed target with its error (code included).
@@ -496,10 +498,12 @@ pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
         );
         Vec::new()
     };
+    let mut reconciled = newly_stale;
+    reconciled.sort();
     Ok(CleanupPlan {
         opts,
         corruption,
-        stale_ids,
+        reconciled,
         targets,
         stale_resources,
         warnings,
@@ -518,7 +522,7 @@ pub async fn execute(plan: CleanupPlan, progress: &Progress<CleanupEvent>) -> Cl
     let mut report = CleanupReport {
         dry_run: plan.opts.dry_run,
         corruption: plan.corruption.clone(),
-        stale_ids: plan.stale_ids.clone(),
+        reconciled: plan.reconciled.clone(),
         targets: plan.targets.iter().map(|t| t.vm.id.clone()).collect(),
         deleted: Vec::new(),
         failed: Vec::new(),
