@@ -1963,6 +1963,7 @@ fn x_stops_each_cancellable_worker_task_before_its_next_item() {
                 spec: smolvm::tui::app::SnapshotSpec {
                     id: None,
                     kind: Default::default(),
+                    flush: Default::default(),
                     resume_source: false,
                 },
             }),
@@ -3257,7 +3258,7 @@ fn the_detail_view_loads_lazily_scrolls_and_acts_on_its_vm() {
 
 #[test]
 fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
-    use smolvm::core::snapshot::SnapshotType;
+    use smolvm::core::snapshot::{FlushPolicy, SnapshotType};
     use smolvm::tui::app::SnapshotSpec;
     let mut a = full_app(160, 48);
     // Mark two VMs: pause both.
@@ -3301,7 +3302,14 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
         a.update(code(KeyCode::Backspace));
     }
     a.update(code(KeyCode::Tab));
+    // A full snapshot needs no flush: the field is skipped, and says why.
+    assert!(render(&a).contains("not needed: a full snapshot keeps the guest's memory"));
     a.update(key(' ')); // disk
+    a.update(code(KeyCode::Tab));
+    // Disk: SmolVM's default policy, its meaning from core; space picks the next one.
+    assert!(render(&a).contains("sync the guest's file systems first, or fail"));
+    a.update(key(' ')); // best-effort
+    assert!(render(&a).contains("try to sync them, go on without"));
     a.update(code(KeyCode::Tab));
     a.update(key(' ')); // resume the source
     let fx = a.update(code(KeyCode::Enter));
@@ -3313,6 +3321,7 @@ fn pause_resumes_when_every_target_is_paused_and_snapshot_submits_a_spec() {
             spec: SnapshotSpec {
                 id: None,
                 kind: SnapshotType::Disk,
+                flush: FlushPolicy::BestEffort,
                 resume_source: true
             }
         }]

@@ -165,6 +165,40 @@ fn snapshots_restore_a_deleted_sandbox_with_its_processes_and_pause_stops_it() {
     assert_eq!(e.status_of(id), "running");
     assert!(e.ssh_up(&ip));
 
+    // The guest's `sync` fails: a disk snapshot with SmolVM's default flush policy
+    // (required) is refused, with the way out, and leaves no snapshot and the source
+    // running; `best-effort` goes on without the sync, `skip` does not try.
+    e.exec(
+        id,
+        "printf '#!/bin/sh\\necho no-sync >&2; exit 1\\n' > /usr/local/bin/sync; \
+         chmod +x /usr/local/bin/sync",
+    );
+    fn disk_args<'a>(id: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
+            "sandbox",
+            "snapshot",
+            "create",
+            id,
+            "--snapshot-id",
+            "snap-noflush",
+            "--snapshot-type",
+            "disk",
+            "--resume-source",
+        ];
+        a.extend_from_slice(extra);
+        a
+    }
+    e.fails(&disk_args(id, &[]), 1, "--flush-policy best-effort");
+    assert!(!e.snap_dir("snap-noflush").exists());
+    assert_eq!(e.status_of(id), "running");
+    assert!(e.snapshots().is_empty());
+    for flush in ["best-effort", "skip"] {
+        let b = e.ok_json(&disk_args(id, &["--flush-policy", flush, "--json"]));
+        assert_eq!(b["data"]["source_status"], "running", "{flush}: {b}");
+        e.ok_json(&["sandbox", "snapshot", "delete", "snap-noflush", "--json"]);
+    }
+    e.exec(id, "rm /usr/local/bin/sync");
+
     // A disk snapshot of a file (flushed by the snapshot), the source resumed.
     e.exec(id, "echo on-disk > /root/file");
     let d = e.ok_json(&[

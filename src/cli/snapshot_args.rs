@@ -47,8 +47,9 @@ pub struct SnapshotCreateArgs {
     /// Refuse a sandbox that is not running.
     #[arg(long)]
     pub live_only: bool,
-    /// Sync the guest's file systems before a disk snapshot of a running sandbox.
-    #[arg(long, value_enum, default_value = "best-effort")]
+    /// Sync the guest's file systems before a disk snapshot of a running sandbox:
+    /// required fails on error, best-effort continues, skip does not try.
+    #[arg(long, value_enum, default_value = "required")]
     pub flush_policy: FlushPolicy,
     /// A template for `sandbox clone`: start the clone agent in the guest first (a full
     /// snapshot of a running QEMU sandbox).

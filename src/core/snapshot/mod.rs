@@ -68,15 +68,34 @@ text_enum! {
 text_enum! {
     /// `--flush-policy`: whether the guest's file systems are synced (`sync` over SSH) before
     /// a `disk` snapshot of a running sandbox. A `full` snapshot keeps the page cache in
-    /// memory, so it never needs one.
+    /// memory, so it never needs one. `required` by default, as in SmolVM 0.0.36.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub enum FlushPolicy {
         /// The sync must succeed, or nothing is snapshotted.
+        #[default]
         Required = "required",
         /// Try; go on without it when the guest does not answer.
-        #[default]
         BestEffort = "best-effort",
         Skip = "skip",
+    }
+}
+
+impl SnapshotType {
+    /// Whether a snapshot of this type of a running sandbox syncs the guest's file
+    /// systems first (as its [`FlushPolicy`] says): a `disk` one only.
+    pub fn flushes(self) -> bool {
+        self == SnapshotType::Disk
+    }
+}
+
+impl FlushPolicy {
+    /// What the policy does, in a few words (the dashboard's form shows it).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            FlushPolicy::Required => "sync the guest's file systems first, or fail",
+            FlushPolicy::BestEffort => "try to sync them, go on without",
+            FlushPolicy::Skip => "do not sync them",
+        }
     }
 }
 
@@ -101,7 +120,7 @@ pub struct CreateOptions {
 
 impl CreateOptions {
     /// A snapshot of `vm_id` with every other option at its default (a full snapshot,
-    /// the source left paused, a best-effort flush).
+    /// the source left paused, a required flush: read for a disk snapshot only).
     pub fn of(vm_id: VmId) -> CreateOptions {
         CreateOptions {
             vm_id,
@@ -569,11 +588,11 @@ async fn write_snapshot(
         agent::launch_agent(ctx, vm).await?;
     }
     if live && vm.status == VmStatus::Running {
-        if opts.kind == SnapshotType::Disk && opts.flush != FlushPolicy::Skip {
+        if opts.kind.flushes() && opts.flush != FlushPolicy::Skip {
             if let Err(e) = flush_guest(ctx, vm).await {
                 if opts.flush == FlushPolicy::Required {
                     return Err(e.with_recovery(
-                        "Use --flush-policy best-effort or skip to snapshot without it.",
+                        "Take it without the sync: flush policy best-effort or skip (--flush-policy best-effort).",
                     ));
                 }
             }

@@ -13,7 +13,7 @@ use ratatui::Frame;
 use tui_textarea::TextArea;
 
 use super::{centered, edit_field, form_action_or_end, form_key, Outcome, Request};
-use crate::core::snapshot::SnapshotType;
+use crate::core::snapshot::{FlushPolicy, SnapshotType};
 use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::keymap::{Action, Keymap};
@@ -70,11 +70,13 @@ fn targets(ids: &[VmId]) -> String {
 // ---- snapshot ---------------------------------------------------------------------------
 
 /// What `S` asks for: `sandbox snapshot create [--snapshot-id S] [--snapshot-type T]
-/// [--resume-source]`.
+/// [--flush-policy F] [--resume-source]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotSpec {
     pub id: Option<String>,
     pub kind: SnapshotType,
+    /// Read for a `disk` snapshot only (core's rule).
+    pub flush: FlushPolicy,
     pub resume_source: bool,
 }
 
@@ -82,6 +84,8 @@ pub struct SnapshotSpec {
 enum SnapField {
     Id,
     Kind,
+    /// Offered for a `disk` snapshot only.
+    Flush,
     Resume,
 }
 
@@ -89,6 +93,7 @@ pub struct SnapshotForm {
     pub ids: Vec<VmId>,
     pub id: TextArea<'static>,
     pub kind: SnapshotType,
+    pub flush: FlushPolicy,
     pub resume_source: bool,
     field: SnapField,
 }
@@ -99,6 +104,7 @@ impl SnapshotForm {
             ids,
             id: line_input(""),
             kind: SnapshotType::Full,
+            flush: FlushPolicy::default(),
             resume_source: false,
             field: SnapField::Id,
         }
@@ -127,11 +133,13 @@ impl SnapshotForm {
         let next = matches!(action, Some(Action::NextField | Action::Down));
         let prev = matches!(action, Some(Action::PrevField | Action::Up));
         let choice = matches!(action, Some(Action::ChoiceNext | Action::ChoicePrev));
+        let flushes = self.kind.flushes();
         match k.code {
             _ if next => {
                 self.field = match self.field {
                     Id => Kind,
-                    Kind => Resume,
+                    Kind if flushes => Flush,
+                    Kind | Flush => Resume,
                     Resume => Id,
                 }
             }
@@ -139,6 +147,8 @@ impl SnapshotForm {
                 self.field = match self.field {
                     Id => Resume,
                     Kind => Id,
+                    Flush => Kind,
+                    Resume if flushes => Flush,
                     Resume => Kind,
                 }
             }
@@ -149,6 +159,7 @@ impl SnapshotForm {
                     spec: SnapshotSpec {
                         id: (!id.is_empty()).then_some(id),
                         kind: self.kind,
+                        flush: self.flush,
                         resume_source: self.resume_source,
                     },
                 });
@@ -159,6 +170,16 @@ impl SnapshotForm {
                     SnapshotType::Full => SnapshotType::Disk,
                     _ => SnapshotType::Full,
                 }
+            }
+            _ if choice && self.field == Flush => {
+                let all = FlushPolicy::ALL;
+                let at = all.iter().position(|p| *p == self.flush).unwrap_or(0);
+                let step = if action == Some(Action::ChoicePrev) {
+                    all.len() - 1
+                } else {
+                    1
+                };
+                self.flush = all[(at + step) % all.len()];
             }
             _ if self.field == Resume && (choice || action == Some(Action::Toggle)) => {
                 self.resume_source = !self.resume_source
@@ -173,7 +194,7 @@ impl SnapshotForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let rows = super::form_rows(f, app, 72, 9, "Snapshot");
+        let rows = super::form_rows(f, app, 72, 11, "Snapshot");
         f.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(format!("  {:<15}", "Of"), t.header()),
@@ -224,6 +245,27 @@ impl SnapshotForm {
         );
         let (l, v) = split(rows[5]);
         f.render_widget(
+            Paragraph::new(label(app, self.field == SnapField::Flush, "Flush")),
+            l,
+        );
+        let (flush, note) = if self.kind.flushes() {
+            let mut spans = Vec::new();
+            for p in FlushPolicy::ALL {
+                spans.push(choice(self.flush == *p, p.as_str()));
+                spans.push(Span::raw(" "));
+            }
+            (Line::from(spans), self.flush.meaning())
+        } else {
+            (
+                Line::default(),
+                "not needed: a full snapshot keeps the guest's memory",
+            )
+        };
+        f.render_widget(Paragraph::new(flush), v);
+        let (_, nv) = split(rows[6]);
+        f.render_widget(Paragraph::new(Span::styled(note, t.muted())), nv);
+        let (l, v) = split(rows[7]);
+        f.render_widget(
             Paragraph::new(label(app, self.field == SnapField::Resume, "Resume")),
             l,
         );
@@ -245,7 +287,7 @@ impl SnapshotForm {
                     (Hint::Form(Action::Close), "cancel"),
                 ],
             )),
-            rows[7],
+            rows[9],
         );
     }
 }

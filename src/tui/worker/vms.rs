@@ -180,6 +180,7 @@ pub(super) async fn run_snapshot(
             let opts = CreateOptions {
                 snapshot_id: spec.id.clone(),
                 kind: spec.kind,
+                flush: spec.flush,
                 resume_source: spec.resume_source,
                 ..CreateOptions::of(id)
             };
