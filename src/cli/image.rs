@@ -14,7 +14,7 @@ use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::images::catalog;
 use crate::core::images::listing::Row;
 use crate::core::images::pull::{self, Artifact, Phase, PullEvent, PullReport};
-use crate::core::images::{Layout, Manifest, Os, Platform, Target};
+use crate::core::images::{Arch, Layout, Manifest, Os, Platform, Target, Vmm};
 use crate::core::progress::Progress;
 use crate::core::units::format_size;
 use crate::core::version::image_version;
@@ -291,12 +291,14 @@ impl Bars {
 /// `image ls --json` row.
 #[derive(Serialize)]
 pub(super) struct EntryData<'a> {
-    version: &'a str,
+    /// Null where the row has none (a built image, an entry neither layout describes),
+    /// as in SmolVM's rows and in `image inspect`; likewise `preset`, `arch`, `vmm`, `os`.
+    version: Option<&'a str>,
     name: &'a str,
-    preset: &'a str,
-    arch: &'a str,
-    vmm: &'a str,
-    os: &'a str,
+    preset: Option<&'a str>,
+    arch: Option<&'a str>,
+    vmm: Option<&'a str>,
+    os: Option<&'a str>,
     path: &'a Path,
     compressed_bytes: u64,
     unpacked_bytes: u64,
@@ -311,14 +313,15 @@ pub(super) struct EntryData<'a> {
     created: Option<&'a str>,
 }
 
-pub(super) fn entry_data(r: &Row) -> EntryData<'_> {
+pub(super) fn entry_data<'a>(r: &'a Row) -> EntryData<'a> {
+    let known = |s: &'a str| (!s.is_empty()).then_some(s);
     EntryData {
-        version: &r.version,
+        version: known(&r.version),
         name: &r.name,
-        preset: &r.preset,
-        arch: r.arch_str(),
-        vmm: r.vmm_str(),
-        os: r.os.map_or("", Os::as_str),
+        preset: known(&r.preset),
+        arch: r.arch.map(Arch::as_str),
+        vmm: r.vmm.map(Vmm::as_str),
+        os: r.os.map(Os::as_str),
         path: &r.path,
         compressed_bytes: r.compressed_bytes,
         unpacked_bytes: r.unpacked_bytes,

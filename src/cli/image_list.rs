@@ -211,7 +211,7 @@ mod tests {
                 r#""vmm":"qemu","os":"ubuntu","path":"/i/0.0.36/codex-amd64-qemu","compressed_bytes":1,"#,
                 r#""unpacked_bytes":2,"on_disk_bytes":3,"current":false,"status":"stale","ready":true,"#,
                 r#""in_use_by":["vm-1"],"size_bytes":4,"created":null,"kind":"cache","kept":"in use"},"#,
-                r#"{"version":"","name":"mine","preset":"","arch":"","vmm":"","os":"","#,
+                r#"{"version":null,"name":"mine","preset":null,"arch":null,"vmm":null,"os":null,"#,
                 r#""path":"/i/built/mine","compressed_bytes":0,"unpacked_bytes":0,"on_disk_bytes":9,"#,
                 r#""current":true,"status":"current","ready":true,"in_use_by":[],"size_bytes":8,"#,
                 r#""created":null,"kind":"built","kept":null}]"#
