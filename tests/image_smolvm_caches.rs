@@ -392,3 +392,39 @@ fn prune_sizes_a_stale_smolvm_cache_as_smolvm_does() {
         theirs["data"]["would_free_bytes"]
     );
 }
+
+/// A folder of the images root that is no image (a user's, SmolVM's `custom/`, an
+/// interrupted load's `.partial`) is listed as SmolVM lists it — kind `other`, its size
+/// and path, null for what it has not — so no disk use under the root is hidden; prune and
+/// `image rm` leave it alone (it is not smolvm's to remove), and `rm` says so.
+#[test]
+fn a_folder_that_is_no_image_is_listed_as_smolvm_lists_it_and_left_alone() {
+    let h = Home::new();
+    let dir = h.images().join("mystuff");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/notes.txt"), vec![b'n'; 10_000]).unwrap();
+    std::fs::write(h.images().join("loose-file"), b"x").unwrap();
+    let theirs = smolvm_py(&h, &["image", "list", "--json"]);
+    let mine = json(&ours(&h, &["image", "ls", "--json"]));
+    let (t, o) = (row(&theirs, "mystuff"), row(&mine, "mystuff"));
+    assert_eq!(t["kind"], "other");
+    // SmolVM's `current` is null for it; ours says not current (a bool, as on every row).
+    same_keys("mystuff", t, o, &["current"]);
+    assert_eq!(o["current"], false);
+    assert_eq!(o["kept"], "not an image, left alone", "{o}");
+    // Files are no entries, in both.
+    assert_eq!(
+        support::texts(&mine["data"]["images"], "name"),
+        support::texts(&theirs["data"]["images"], "name")
+    );
+
+    let p = json(&ours(&h, &["prune", "--dry-run", "--json"]));
+    assert!(!p.to_string().contains("mystuff"), "{p}");
+    let out = ours(&h, &["image", "rm", "mystuff"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = support::stderr(&out);
+    assert!(err.contains("'mystuff' is not an image"), "{err}");
+    assert!(dir.join("sub/notes.txt").is_file());
+    json(&ours(&h, &["prune", "--json"]));
+    assert!(dir.join("sub/notes.txt").is_file());
+}

@@ -4276,8 +4276,9 @@ fn o_steps_the_sort_through_each_pane_column_and_wraps() {
 }
 
 /// #23: the Images pane and `image ls` are one read model: a current and a stale cache in
-/// smolvm's layout, SmolVM's flat caches (stale and current version) and a built image are
-/// listed by both faces, the same names with the same kind and state.
+/// smolvm's layout, SmolVM's flat caches (stale and current version), a built image and
+/// folders that are no image (a user's, an interrupted load's `.partial`) are listed by
+/// both faces, the same names with the same kind and state.
 #[test]
 fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
     let h = support::Home::new();
@@ -4291,6 +4292,10 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
     for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
         std::fs::write(built.join(f), b"x").unwrap();
     }
+    for d in ["mystuff", ".partial"] {
+        std::fs::create_dir_all(h.images().join(d)).unwrap();
+        std::fs::write(h.images().join(d).join("f"), b"x").unwrap();
+    }
 
     let out = h.run(&["image", "ls", "--json"]);
     assert_eq!(out.status.code(), Some(0));
@@ -4303,7 +4308,11 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
             (
                 i["name"].as_str().unwrap().to_string(),
                 i["kind"].as_str().unwrap_or("?").to_string(),
-                i["status"].as_str().unwrap().to_string(),
+                format!(
+                    "{} {}",
+                    i["status"].as_str().unwrap(),
+                    i["kept"].as_str().unwrap_or("-")
+                ),
             )
         })
         .collect();
@@ -4320,19 +4329,32 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
         .unwrap()
         .images
         .iter()
-        .map(|r| (r.name.clone(), r.kind.to_string(), r.status().to_string()))
+        .map(|r| {
+            (
+                r.name.clone(),
+                r.kind.to_string(),
+                format!("{} {}", r.status(), r.kept.as_deref().unwrap_or("-")),
+            )
+        })
         .collect();
     pane.sort();
     let names: Vec<&str> = cli.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         names,
         [
+            ".partial",
             "codex-amd64-qemu",
             "codex-v0.0.1-amd64-qemu",
             &format!("hermes-v{cur}-amd64-firecracker"),
             "my-debian",
+            "mystuff",
             "pi-arm64-firecracker-alpine",
         ]
+    );
+    let mine = cli.iter().find(|r| r.0 == "mystuff").unwrap();
+    assert_eq!(
+        (mine.1.as_str(), mine.2.as_str()),
+        ("other", "stale not an image, left alone")
     );
     assert_eq!(cli, pane);
 }
@@ -4466,6 +4488,29 @@ fn a_built_image_row_is_inspected_and_removed_but_not_pulled() {
         panic!("no remove confirmation: {:?}", a.status)
     };
     assert_eq!(names, &["my-debian"]);
+}
+
+/// A folder of the images root that is no image is listed (as `image ls` lists it), but
+/// `u`, `i` and `d` on it do nothing but say so: it is not smolvm's to pull or remove.
+#[test]
+fn a_folder_that_is_no_image_is_listed_but_not_pulled_inspected_or_removed() {
+    use smolvm::core::images::listing::{Kind, NOT_AN_IMAGE};
+    let mut s = full_readout();
+    let mut b = image("", "mystuff", false, None, &[]);
+    b.kind = Kind::Other;
+    b.kept = Some(NOT_AN_IMAGE.to_string());
+    s.slow.as_mut().unwrap().images = vec![b];
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
+    a.update(key('2'));
+    assert!(render(&a).contains("kept: not an image, left alone"));
+    for k in ['u', 'i', 'd'] {
+        let fx = a.update(key(k));
+        assert!(fx.is_empty(), "{k}: {fx:?}");
+        assert!(a.dialog.is_none(), "{k}");
+        assert_eq!(status(&a), "mystuff: not an image, left alone", "{k}");
+    }
 }
 
 /// The Tasks pane lists the newest task first; selection follows what is drawn: `g` is

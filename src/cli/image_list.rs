@@ -131,7 +131,8 @@ fn ls_cell(r: &Row, col: table::ImageCol) -> String {
         ImageCol::OnDisk | ImageCol::Size => format_size(r.size_bytes),
         ImageCol::Status | ImageCol::State => {
             let mut status = r.state();
-            if !r.ready {
+            // Incomplete says a cache lacks a file; an entry that is no cache has none.
+            if !r.ready && r.kind != Kind::Other {
                 status.push_str(" (incomplete)");
             }
             if r.kind != Kind::Cache {

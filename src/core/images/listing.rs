@@ -21,12 +21,17 @@ text_enum! {
         Cache = "cache",
         /// SmolVM's own `<preset>-v<version>-<arch>-<vmm>[-alpine]/`.
         SmolvmCache = "smolvm-cache",
-        /// A stale-named entry neither layout describes (prune removes it).
+        /// A stale-named entry neither layout describes (prune removes it), or a folder
+        /// that is no image at all (kept: [`NOT_AN_IMAGE`]; nothing removes it).
         Other = "other",
         /// An `image build` output, named by its image name (never pruned).
         Built = "built",
     }
 }
+
+/// Why a folder of the images root that is no image is kept: it is listed (as SmolVM
+/// lists it) so no disk use there is hidden, but neither prune nor `image rm` touches it.
+pub const NOT_AN_IMAGE: &str = "not an image, left alone";
 
 /// One listed image directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +73,12 @@ impl Row {
             }
             _ => None,
         }
+    }
+
+    /// A folder of the images root that is no image ([`NOT_AN_IMAGE`]): listed, never
+    /// removed or pulled.
+    pub fn not_an_image(&self) -> bool {
+        self.kind == Kind::Other && self.kept.as_deref() == Some(NOT_AN_IMAGE)
     }
 
     /// A catalog entry as a row of this `kind`.
@@ -222,9 +233,43 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
         Err(e) => out.warnings.push(e.message),
     }
     rows.sort_by(|a, b| (&a.version, &a.name).cmp(&(&b.version, &b.name)));
-    for name in built_images(paths) {
-        rows.push(Row::built(&paths.images_root, name, &links));
-    }
+    let built: Vec<Row> = built_images(paths)
+        .into_iter()
+        .map(|name| Row::built(&paths.images_root, name, &links))
+        .collect();
+    let covered: Vec<PathBuf> = rows.iter().chain(&built).map(|r| r.path.clone()).collect();
+    rows.extend(
+        not_images(&paths.images_root, &covered)
+            .into_iter()
+            .map(|(name, path)| {
+                let size = disk_usage(&path, &links);
+                let mut row = Row::plain(Kind::Other, name, String::new(), path, size);
+                row.kept = Some(NOT_AN_IMAGE.to_string());
+                row
+            }),
+    );
+    rows.extend(built);
     out.rows = rows;
     Ok(out)
+}
+
+/// The folders of `root` (not links, not files) that hold none of the `covered` rows and
+/// whose name no cache layout claims, sorted by name: what SmolVM lists as `other`.
+fn not_images(root: &std::path::Path, covered: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, PathBuf)> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let path = e.path();
+            let claimed =
+                cache_version(&name).is_some() || covered.iter().any(|c| c.starts_with(&path));
+            (!claimed).then_some((name, path))
+        })
+        .collect();
+    found.sort();
+    found
 }

@@ -99,6 +99,25 @@ pub fn remove(
     Ok(report)
 }
 
+/// The error for an argument that names no image: a folder of the images root that is
+/// no image is listed (`image ls`) but not smolvm's to remove, and the words say so.
+fn not_named(images_root: &Path, a: &str) -> Error {
+    let name = a.trim_end_matches('/');
+    let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+    let is_dir = std::fs::symlink_metadata(images_root.join(name)).is_ok_and(|m| m.is_dir());
+    if plain && is_dir {
+        return Error::runtime(format!(
+            "'{name}' is not an image smolvm or SmolVM made, so smolvm leaves it alone."
+        ))
+        .with_recovery(format!(
+            "Remove {} yourself if you no longer need it.",
+            images_root.join(name).display()
+        ));
+    }
+    Error::runtime(format!("No cached image named '{a}'."))
+        .with_recovery("Run 'smolvm image list' to see cached images.")
+}
+
 /// The rows `req.args` name, each once: our current caches by preset (or alias) or full
 /// name, SmolVM's caches (any version) by full name only — a preset never reaches into
 /// another installation's caches — and built images by name.
@@ -122,8 +141,7 @@ fn choose(presets: &Registry, req: &RmRequest) -> Result<Vec<Row>> {
             || smolvm.iter().any(|e| e.name == full(a))
             || built.contains(&full(a));
         if !named {
-            return Err(Error::runtime(format!("No cached image named '{a}'."))
-                .with_recovery("Run 'smolvm image list' to see cached images."));
+            return Err(not_named(images_root, a));
         }
     }
     let links = HardLinks::default();

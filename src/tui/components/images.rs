@@ -11,7 +11,7 @@ use ratatui::Frame;
 
 use super::table::{self, DataToCell, TableList};
 use super::{Command, Component, Cx, Intent, TABLE};
-use crate::core::images::listing::Kind;
+use crate::core::images::listing::{Kind, NOT_AN_IMAGE};
 use crate::core::readonly::Action as Mutation;
 use crate::core::table::ImageCol;
 use crate::core::units::format_size;
@@ -142,9 +142,12 @@ fn names_by(
 ) -> (Vec<String>, Option<String>) {
     let mut names: Vec<String> = Vec::new();
     let mut odd = Vec::new();
+    let mut not_images = Vec::new();
     let mut built = Vec::new();
     for r in rows {
-        if r.kind == Kind::Built && built_ok {
+        if r.not_an_image() {
+            not_images.push(r.name.clone());
+        } else if r.kind == Kind::Built && built_ok {
             if !names.contains(&r.name) {
                 names.push(r.name.clone());
             }
@@ -170,6 +173,9 @@ fn names_by(
             "{} is a built image (image build), not a published one",
             built.join(", ")
         ));
+    }
+    if !not_images.is_empty() {
+        status = Some(format!("{}: {NOT_AN_IMAGE}", not_images.join(", ")));
     }
     (names, status)
 }
@@ -231,7 +237,7 @@ impl Component for ImagesPane {
                 let targets = self.targets(rows);
                 let old: Vec<String> = targets
                     .iter()
-                    .filter(|r| !r.current)
+                    .filter(|r| !r.current && !r.not_an_image())
                     .map(|r| format!("{}/{}", r.version, r.name))
                     .collect();
                 if !old.is_empty() {
