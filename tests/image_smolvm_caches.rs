@@ -428,3 +428,37 @@ fn a_folder_that_is_no_image_is_listed_as_smolvm_lists_it_and_left_alone() {
     json(&ours(&h, &["prune", "--json"]));
     assert!(dir.join("sub/notes.txt").is_file());
 }
+
+/// A folder of the images root that something is mounted on is listed, but not walked:
+/// another file system's use is not this one's (and a listing must not hang on a network
+/// mount), so its sizes are 0; nothing on it is removed.
+#[test]
+fn a_mounted_folder_that_is_no_image_is_listed_but_not_walked() {
+    require_root!("(mount)");
+    let h = Home::new();
+    let d = h.images().join("data");
+    std::fs::create_dir_all(&d).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&d)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(d.join("big"), vec![b'b'; 200_000]).unwrap();
+    let v = json(&ours(&h, &["image", "ls", "--json"]));
+    let rm = ours(&h, &["image", "rm", "data"]);
+    let kept = d.join("big").is_file();
+    let _ = std::process::Command::new("umount").arg(&d).status();
+    let r = row(&v, "data");
+    assert_eq!(
+        (r["kind"].as_str(), r["kept"].as_str()),
+        (Some("other"), Some("not an image, left alone"))
+    );
+    assert_eq!(
+        (r["size_bytes"].as_u64(), r["on_disk_bytes"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(rm.status.code(), Some(1));
+    assert!(kept, "a file on the mount was removed");
+}

@@ -148,6 +148,26 @@ fn open_config_dir(dir: &Path) -> io::Result<OwnedFd> {
     .map_err(errno_io)
 }
 
+/// Whether the directory `name` in `dir` is on a mount of its own (something is mounted
+/// there), or cannot be told: a walk that must not leave `dir`'s file system stops here.
+/// A symbolic link, or no directory, is not one.
+pub fn is_mount_below(dir: &Path, name: &OsStr) -> bool {
+    let Ok(parent) = open_config_dir(dir) else {
+        return true;
+    };
+    let Ok(c) = cpath(name) else {
+        return true;
+    };
+    match open_dir_at(&parent, c.as_c_str()) {
+        Ok(child) => match (mount_id(&parent), mount_id(&child)) {
+            (Ok(a), Ok(b)) => a != b,
+            _ => true,
+        },
+        Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => false,
+        Err(_) => true,
+    }
+}
+
 /// Open `name` under `parent` as a directory, refusing symlinks.
 fn open_dir_at(parent: impl AsFd, name: &CStr) -> nix::Result<OwnedFd> {
     openat(parent, name, DIR_FLAGS, Mode::empty())

@@ -10,7 +10,7 @@ use super::{built_images, Arch, Os, Vmm};
 use crate::core::error::Result;
 use crate::core::prune::{self, cache_version, PruneOptions};
 use crate::core::Paths;
-use crate::sys::fs::{disk_usage, HardLinks};
+use crate::sys::fs::{disk_usage, is_mount_below, HardLinks};
 
 text_enum! {
     /// What a listed directory is.
@@ -111,8 +111,41 @@ impl Row {
         Row::plain(Kind::Built, name, String::new(), path, size)
     }
 
+    /// A folder of the images root that is no image: listed with its size, unless
+    /// something is mounted on it (another file system's use is not this one's, and a
+    /// listing does not walk a network mount): then 0.
+    fn folder(
+        images_root: &std::path::Path,
+        name: String,
+        path: PathBuf,
+        links: &HardLinks,
+    ) -> Row {
+        let mounted = is_mount_below(images_root, std::ffi::OsStr::new(&name));
+        let mut row = if mounted {
+            let created = catalog::created(&path);
+            Row::sized(Kind::Other, name, String::new(), path, (0, 0), created)
+        } else {
+            let size = disk_usage(&path, links);
+            Row::plain(Kind::Other, name, String::new(), path, size)
+        };
+        row.kept = Some(NOT_AN_IMAGE.to_string());
+        row
+    }
+
     fn plain(kind: Kind, name: String, version: String, path: PathBuf, size: u64) -> Row {
         let (files_bytes, created) = (catalog::files_bytes(&path), catalog::created(&path));
+        Row::sized(kind, name, version, path, (size, files_bytes), created)
+    }
+
+    /// A row of no platform: `(size_bytes, files_bytes)` as given.
+    fn sized(
+        kind: Kind,
+        name: String,
+        version: String,
+        path: PathBuf,
+        (size, files_bytes): (u64, u64),
+        created: Option<String>,
+    ) -> Row {
         Row {
             kind,
             version,
@@ -241,12 +274,7 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
     rows.extend(
         not_images(&paths.images_root, &covered)
             .into_iter()
-            .map(|(name, path)| {
-                let size = disk_usage(&path, &links);
-                let mut row = Row::plain(Kind::Other, name, String::new(), path, size);
-                row.kept = Some(NOT_AN_IMAGE.to_string());
-                row
-            }),
+            .map(|(name, path)| Row::folder(&paths.images_root, name, path, &links)),
     );
     rows.extend(built);
     out.rows = rows;
