@@ -425,6 +425,10 @@ fn a_folder_that_is_no_image_is_listed_as_smolvm_lists_it_and_left_alone() {
     let err = support::stderr(&out);
     assert!(err.contains("'mystuff' is not an image"), "{err}");
     assert!(dir.join("sub/notes.txt").is_file());
+    // A folder a cache layout names (another version's) is prune's: not "left alone".
+    std::fs::create_dir_all(h.images().join("0.0.1")).unwrap();
+    let err = support::stderr(&ours(&h, &["image", "rm", "0.0.1"]));
+    assert!(err.contains("No cached image named '0.0.1'"), "{err}");
     json(&ours(&h, &["prune", "--json"]));
     assert!(dir.join("sub/notes.txt").is_file());
 }

@@ -100,10 +100,15 @@ pub fn remove(
 }
 
 /// The error for an argument that names no image: a folder of the images root that is
-/// no image is listed (`image ls`) but not smolvm's to remove, and the words say so.
+/// no image (no cache layout claims its name: `image ls` lists it as `other`, left alone)
+/// is not smolvm's to remove, and the words say so.
 fn not_named(images_root: &Path, a: &str) -> Error {
     let name = a.trim_end_matches('/');
-    let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+    let plain = !name.is_empty()
+        && !name.contains('/')
+        && name != "."
+        && name != ".."
+        && crate::core::prune::cache_version(name).is_none();
     let is_dir = std::fs::symlink_metadata(images_root.join(name)).is_ok_and(|m| m.is_dir());
     if plain && is_dir {
         return Error::runtime(format!(
