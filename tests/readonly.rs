@@ -172,19 +172,79 @@ fn looking_and_dry_runs_still_work() {
         &["sandbox", "snapshot", "list"],
         &["cleanup", "--dry-run"],
         &["sandbox", "delete", "vm-nope", "--dry-run"],
+        &["sandbox", "delete", "--all", "--dry-run"],
+        &["sandbox", "prune", "--dry-run"],
+        &["sandbox", "info", "vm-nope"],
+        &["sandbox", "logs", "vm-nope"],
+        &["sandbox", "network", "show", "vm-nope"],
+        &["sandbox", "port", "list", "vm-nope"],
+        &["sandbox", "env", "list", "vm-nope"],
     ] {
-        let out = h
-            .smolvm()
-            .arg("--readonly")
-            .args(argv)
-            .arg("--json")
-            .output()
-            .unwrap();
-        let v = json(&out);
-        assert_ne!(v["error"]["code"], "readonly", "{argv:?}: {v:#}");
+        // Read-only or not, looking creates no state on a fresh machine: no data dir, no
+        // database, no log.
+        for readonly in [true, false] {
+            let mut c = h.smolvm();
+            if readonly {
+                c.arg("--readonly");
+            }
+            let out = c.args(argv).arg("--json").output().unwrap();
+            let v = json(&out);
+            assert_ne!(v["error"]["code"], "readonly", "{argv:?}: {v:#}");
+            assert!(
+                !h.data.exists(),
+                "{argv:?} (readonly {readonly}) created the data dir"
+            );
+        }
     }
+    let out = h.run(&["sandbox", "snapshot", "list"]);
+    assert!(stderr(&out).contains("(none yet)"), "{}", stderr(&out));
     // A value other than 1/true/yes leaves it off: prune runs.
     let out = h.run_env(&["prune", "--json"], "SMOLVM_READONLY", "0");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!stale.exists());
+}
+
+/// Looking at a corrupt state database leaves it where it is, read-only or not: `sandbox
+/// info` says how to repair it (as `sandbox list` does) and moves nothing aside — only a
+/// command that changes something may.
+#[test]
+fn looking_at_a_corrupt_database_leaves_it_as_it_is() {
+    let h = Home::new();
+    std::fs::create_dir_all(&h.data).unwrap();
+    let db = h.data.join("smolvm.db");
+    std::fs::write(
+        &db,
+        b"this is not sqlite, not at all, and long enough to tell",
+    )
+    .unwrap();
+    // What is in the data dir but smolvm's own log (every command appends its line).
+    let state = |d: &std::path::Path| -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "logs")
+            .collect();
+        names.sort();
+        names
+    };
+    let before = state(&h.data);
+    for argv in [
+        &["--readonly", "sandbox", "info", "vm-x"][..],
+        &["sandbox", "info", "vm-x"],
+        &["sandbox", "snapshot", "list"],
+        &["sandbox", "logs", "vm-x"],
+    ] {
+        let out = h.smolvm().args(argv).arg("--json").output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{argv:?}: {}", stdout(&out));
+        let v = json(&out);
+        assert!(
+            support::error_message(&v).contains("is corrupt"),
+            "{argv:?}: {v:#}"
+        );
+        assert_eq!(state(&h.data), before, "{argv:?} changed the data dir");
+        assert_eq!(
+            std::fs::read(&db).unwrap(),
+            b"this is not sqlite, not at all, and long enough to tell"
+        );
+    }
 }

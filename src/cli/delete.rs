@@ -112,7 +112,7 @@ fn special(a: &DeleteArgs, cx: &Context) -> Option<i32> {
     }
     // A dry run of ids: what would go, nothing changed, never a prompt. (An unknown id is
     // a failure here, exit 1, where SmolVM lists it as a target.)
-    let r = open_ctx(cx).map(|ctx| {
+    let r = super::start::open_reader(cx).map(|ctx| {
         let mut targets = Vec::new();
         let mut failed = Vec::new();
         for id in &a.ids {

@@ -46,7 +46,12 @@ fn entry(l: &Leftover) -> Entry<'_> {
 }
 
 pub fn run(args: &SandboxPruneArgs, cx: &Context) -> i32 {
-    let ctx = match super::start::open_ctx(cx) {
+    let open = if args.dry_run {
+        super::start::open_reader
+    } else {
+        super::start::open_ctx
+    };
+    let ctx = match open(cx) {
         Ok(c) => c,
         Err(e) => return output::fail(COMMAND, args.json, &e),
     };

@@ -12,7 +12,7 @@ pub fn run(c: NetworkCommand, cx: &Context) -> i32 {
         NetworkCommand::Show(a) => finish(
             "sandbox.network.show",
             a.json,
-            open_ctx(cx).and_then(|ctx| egress::show(&ctx, &VmId::parse(&a.id)?)),
+            super::start::open_reader(cx).and_then(|ctx| egress::show(&ctx, &VmId::parse(&a.id)?)),
             print,
         ),
         NetworkCommand::Set(a) => finish("sandbox.network.set", a.json, set(&a, cx), print),

@@ -172,8 +172,11 @@ struct Listing<'a> {
 
 fn list(vm_id: Option<&str>, json: bool, cx: &Context) -> i32 {
     const CMD: &str = "sandbox.snapshot.list";
-    let r = open_ctx(cx).and_then(|ctx| {
-        snapshot::list(&ctx, vm_id).map(|l| (l, ctx.source(), ctx.paths.home.clone()))
+    let r = super::start::open_reader(cx).and_then(|ctx| {
+        snapshot::list(&ctx, vm_id).map(|l| {
+            let source = crate::core::context::StateSource::of(&ctx.paths);
+            (l, source, ctx.paths.home.clone())
+        })
     });
     let ((snaps, warnings), source, home) = match r {
         Ok(v) => v,

@@ -103,15 +103,24 @@ fn say(e: &StartEvent, json: bool, label: &str) {
     }
 }
 
-/// [`Ctx::open`], its corruption report (the database was moved aside) shown as a
-/// warning on stderr, in both modes like every warning of these commands.
-/// The command's context, with what every command says of it first: a corrupt database
-/// moved aside, reads and writes at two databases.
+/// The command's context, with what every command says of it first (a warning on
+/// stderr, in both modes like every warning of these commands): a corrupt database moved
+/// aside, reads and writes at two databases.
 pub(super) fn open_ctx(cx: &Context) -> Result<Ctx> {
     let ctx = cx.job()?;
     if let Some(c) = &ctx.corruption {
         warn(c.to_string());
     }
+    if let Some(s) = &ctx.split {
+        warn(s.notice());
+    }
+    Ok(ctx)
+}
+
+/// The context of a command that only reads ([`Context::reading`]: nothing on disk
+/// changes, none of the state is created), with the two-databases notice first.
+pub(super) fn open_reader(cx: &Context) -> Result<Ctx> {
+    let ctx = cx.reading()?;
     if let Some(s) = &ctx.split {
         warn(s.notice());
     }
@@ -344,7 +353,7 @@ pub fn sandbox(cmd: SandboxCommand, cx: &Context) -> i32 {
         SandboxCommand::List(a) => super::sandbox::list(&a, cx),
         SandboxCommand::Create(a) => create(&a, cx),
         SandboxCommand::Info(a) => {
-            let r = open_ctx(cx).and_then(|ctx| {
+            let r = open_reader(cx).and_then(|ctx| {
                 let id = VmId::parse(&a.id)?;
                 let i = lifecycle::info(&ctx, &id)?;
                 // SmolVM asks a running guest (JSON only here: the human lines show neither).
@@ -499,7 +508,7 @@ fn show(out: &mut impl std::io::Write, bytes: &[u8], esc: &mut Option<Escaper>) 
 fn logs(id: &VmId, follow: bool, from: u64, mut esc: Option<Escaper>, cx: &Context) -> i32 {
     use std::io::{Read, Seek, SeekFrom, Write};
     let r = (|| -> Result<()> {
-        let ctx = open_ctx(cx)?;
+        let ctx = open_reader(cx)?;
         let path = lifecycle::log_path(&ctx, id)?;
         let mut f = match lifecycle::open_log(&ctx, id)? {
             Some(f) => f,
@@ -573,7 +582,7 @@ fn logs_tail(a: &super::args::LogsArgs, cx: &Context) -> i32 {
         return output::fail_with(CMD, true, &e, 1);
     }
     let r = (|| -> Result<(LogLines, Vec<u8>)> {
-        let ctx = open_ctx(cx)?;
+        let ctx = open_reader(cx)?;
         let id = VmId::parse(&a.id)?;
         let path = lifecycle::log_path(&ctx, &id)?;
         let mut bytes = Vec::new();

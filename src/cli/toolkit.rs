@@ -199,7 +199,7 @@ pub fn env_cmd(cmd: EnvCommand, cx: &Context) -> i32 {
         }
         EnvCommand::List(a) => {
             let r = (|| {
-                let ctx = open_ctx(cx)?;
+                let ctx = super::start::open_reader(cx)?;
                 let file = guest_env::read_as(&ctx, &VmId::parse(&a.id)?, &a.flags.ssh.login())?;
                 let values: Vec<(String, Vec<u8>)> = file
                     .iter()
@@ -325,7 +325,7 @@ pub fn port(cmd: PortCommand, cx: &Context) -> i32 {
         }
         PortCommand::List(a) => {
             let r = a.flags.ssh.login().check().and_then(|_| {
-                let ctx = open_ctx(cx)?;
+                let ctx = super::start::open_reader(cx)?;
                 let forwards = match VmId::parse(&a.id).and_then(|id| ports::list(&ctx, &id)) {
                     Ok(f) => f,
                     // SmolVM lists no forwards of a sandbox it does not know (exit 0).

@@ -92,6 +92,17 @@ impl Context {
             .get_or_init(|| Arc::new(Registry::load(&self.0.env)))
     }
 
+    /// [`Context::job`] for a job that only reads (`sandbox info`, `logs`, `snapshot
+    /// list`, a dry run): see [`Ctx::open_reading`].
+    pub fn reading(&self) -> Result<Ctx> {
+        Ctx::open_reading(
+            &self.0.env,
+            self.0.paths.clone(),
+            self.host().clone(),
+            self.presets().clone(),
+        )
+    }
+
     /// Open the state store for one job ([`Ctx`]), with this context's paths, host facts
     /// and presets.
     pub fn job(&self) -> Result<Ctx> {
@@ -293,6 +304,49 @@ impl Ctx {
             data_dir,
             store: Arc::new(store),
             corruption,
+            host,
+            presets,
+        })
+    }
+
+    /// [`Ctx::open_with`] for a job that only reads, changing nothing on disk as `sandbox
+    /// list` reads: the first existing state database ([`read_db`]) read as it is — no
+    /// data directory or database is created, none is migrated, a corrupt one is not
+    /// moved aside (it is an error saying how to repair it) — and none yet reads as
+    /// empty. `--readonly` and every dry run read this way.
+    pub fn open_reading(
+        env: &Env,
+        paths: Paths,
+        host: Host,
+        presets: Arc<Registry>,
+    ) -> Result<Ctx> {
+        let split = WorldSplit::of(&paths);
+        let (data_dir, store) = match super::sandbox::open_for_reading(&paths, None)? {
+            Some(store) => {
+                let dir = store.path().parent().map(std::path::Path::to_path_buf);
+                (dir.unwrap_or_default(), store)
+            }
+            None => {
+                let dir = paths
+                    .data_dir_planned()
+                    .or_else(|| paths.data_dir_candidates().into_iter().next())
+                    .unwrap_or_default();
+                let (store, _) = StateStore::open(
+                    &dir.join(STATE_DB_FILE),
+                    OpenMode::DryRun,
+                    crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+                )
+                .map_err(|e| Error::runtime(e.to_string()))?;
+                (dir, store)
+            }
+        };
+        Ok(Ctx {
+            env: env.clone(),
+            paths,
+            split,
+            data_dir,
+            store: Arc::new(store),
+            corruption: None,
             host,
             presets,
         })

@@ -378,7 +378,7 @@ async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
     let found = {
         let (cx, id) = (cx.clone(), id.clone());
         tokio::task::spawn_blocking(move || {
-            let ctx = cx.job()?;
+            let ctx = cx.reading()?;
             crate::core::lifecycle::log_path(&ctx, &crate::core::vm::VmId::parse(&id)?)
         })
         .await

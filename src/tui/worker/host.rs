@@ -13,7 +13,7 @@ pub type CompletionScript = fn(InstallShell, &Context) -> String;
 
 /// `sandbox prune`'s plan (`core::leftovers::plan`): what the confirm dialog shows.
 pub(super) fn leftovers_plan(cx: &Context, include_saved: bool) -> Result<LeftoverPlan, String> {
-    let ctx = cx.job().map_err(|e| e.message)?;
+    let ctx = cx.reading().map_err(|e| e.message)?;
     leftovers::plan(&ctx, include_saved).map_err(|e| e.message)
 }
 

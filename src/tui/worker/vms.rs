@@ -115,14 +115,14 @@ pub(super) async fn run_stop(run: Run, cx: Context, ids: Vec<VmId>) -> Outcome {
 /// One VM's detail (`core::detail::vm`: the same `lifecycle::info` as `sandbox info`,
 /// with its mounts, forwards, snapshots and network).
 pub fn load_detail(cx: &Context, id: &VmId) -> Result<crate::tui::data::VmDetail, String> {
-    let ctx = cx.job().map_err(|e| e.message)?;
+    let ctx = cx.reading().map_err(|e| e.message)?;
     crate::core::detail::vm(&ctx, id).map_err(|e| e.message)
 }
 
 /// The names of the guest's env keys (`core::guest_env::keys`, `env list`'s keys); the
 /// values never leave core.
 pub fn env_keys(cx: &Context, id: &VmId) -> Result<Vec<String>, String> {
-    let ctx = cx.job().map_err(|e| e.message)?;
+    let ctx = cx.reading().map_err(|e| e.message)?;
     crate::core::guest_env::keys(&ctx, id).map_err(|e| e.message)
 }
 
