@@ -143,8 +143,9 @@ fn run_parsed(argv: &[OsString], cx: &Context, command: clap::Command, id: &Comm
             return Outcome::Exit(usage_error(argv, e));
         }
     };
-    // Every SMOLVM_* variable is checked before anything runs (doctor reports them instead).
-    if matches.subcommand_name() != Some("doctor") {
+    // Every SMOLVM_* variable is checked before anything runs (doctor reports them
+    // instead; `man` documents them, and is where the refusal sends the user).
+    if !matches!(matches.subcommand_name(), Some("doctor" | "man")) {
         if let Err(e) = crate::core::settings::check(env) {
             let json = argv.iter().skip(1).any(|a| a == "--json");
             return Outcome::Exit(output::fail(id.as_str(), json, &e));

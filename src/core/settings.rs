@@ -110,7 +110,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "SMOLVM_STOP_TIMEOUT",
         doc: "How long a stop waits for the guest to power off, in seconds (--timeout wins).",
-        default: "3 for sandbox stop, 10 for cleanup and the dashboard",
+        default: "3 for sandbox stop and the dashboard's, 10 for cleanup",
         check: |env| super::vm::stop_timeout(env, None).map(drop),
     },
     Setting {
@@ -158,7 +158,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "SMOLVM_FIRECRACKER_BIN",
         doc: "The Firecracker binary to run.",
-        default: "~/.smolvm/bin/firecracker, else firecracker on PATH",
+        default: "firecracker on PATH, else ~/.smolvm/bin/firecracker",
         check: any,
     },
     Setting {
