@@ -117,7 +117,7 @@ pub struct ImageBuildArgs {
     /// when the image has none): sandboxes of it boot with init=PATH.
     #[arg(long, value_name = "PATH", requires = "tag")]
     pub init: Option<String>,
-    /// Image name (default: alpine-ssh, alpine-ssh-key or debian-ssh-key).
+    /// Image name (default: alpine-ssh, alpine-ssh-key, debian-ssh or debian-ssh-key).
     #[arg(long)]
     pub name: Option<String>,
     /// Root file system size in MiB (default: 512 alpine, 2048 debian, the preset's disk;

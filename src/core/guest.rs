@@ -125,7 +125,7 @@ pub struct LiveFacts {
 /// SmolVM's script for [`LiveFacts`], word for word.
 const LIVE_FACTS: &str = "(. /etc/os-release 2>/dev/null && printf '%s' \"${PRETTY_NAME:-}\"); printf '\\n---\\n'; free -m 2>/dev/null | awk 'NR==2 {print $3}'";
 
-/// Ask running sandbox `id` for [`LiveFacts`] over SSH, within 10 s (SmolVM: 5 s); nothing
+/// Ask running sandbox `id` for [`LiveFacts`] over SSH, within 5 s (as SmolVM); nothing
 /// on any failure (SmolVM shows its placeholders then, without an error). A bridged
 /// sandbox is not asked (SmolVM reaches those over vsock only).
 pub fn live_facts(ctx: &Ctx, id: &VmId) -> LiveFacts {

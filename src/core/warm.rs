@@ -4,7 +4,7 @@
 //! (and the cold fallbacks) once and says why.
 //!
 //! A template is a `--for-clone` snapshot (RAM in one file clones map, see
-//! `snapshot::template`) kept in the snapshots folder of smolvm's data dir as
+//! `snapshot::template`) kept in `~/.smolvm/snapshots/` (with the other snapshots) as
 //! `warm-<preset>-<slot>-<fingerprint>` ([`Key`]): the slot is what the start asks for
 //! (preset, OS, sizes, VMM, accelerator, machine), the fingerprint everything the guest's
 //! state depends on besides — the kernel (its SHA-256), the root file system (its identity
