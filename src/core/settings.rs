@@ -79,7 +79,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "SMOLVM_DOCKER_TIMEOUT_MS",
         doc: "How long `docker version` may take before Docker counts as down (milliseconds).",
-        default: "the built-in limit",
+        default: "10000 (10 s)",
         check: |env| Ok(super::docker::info_timeout(env).map(drop)?),
     },
     Setting {
@@ -116,13 +116,13 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "SMOLVM_LOCK_TIMEOUT",
         doc: "How long a command waits for another's lock on a VM, in seconds.",
-        default: "the built-in wait",
+        default: "10",
         check: |env| super::lock::lock_timeout(env).map(drop),
     },
     Setting {
         name: "SMOLVM_DB_BUSY_TIMEOUT",
         doc: "How long cleanup waits for a busy state database, in seconds.",
-        default: "the built-in wait",
+        default: "30",
         check: |env| super::cleanup::busy_timeout(env).map(drop),
     },
     Setting {
@@ -228,6 +228,23 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Env {
         Env::from_vars(vars.iter().copied(), 1000)
+    }
+
+    /// The defaults `man` states are the ones the code uses.
+    #[test]
+    fn stated_defaults_are_the_codes() {
+        let stated = |name: &str| SETTINGS.iter().find(|s| s.name == name).unwrap().default;
+        let secs = |d: std::time::Duration| d.as_secs().to_string();
+        assert_eq!(
+            stated("SMOLVM_LOCK_TIMEOUT"),
+            secs(super::super::lock::DEFAULT_LOCK_TIMEOUT)
+        );
+        assert_eq!(
+            stated("SMOLVM_DB_BUSY_TIMEOUT"),
+            secs(crate::sys::state::DEFAULT_BUSY_TIMEOUT)
+        );
+        let ms = super::super::docker::INFO_TIMEOUT.as_millis();
+        assert!(stated("SMOLVM_DOCKER_TIMEOUT_MS").starts_with(&format!("{ms} ")));
     }
 
     #[test]
