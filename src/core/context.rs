@@ -17,7 +17,7 @@ use super::teardown::TeardownOptions;
 use super::vm::VmId;
 use crate::sys::env::Env;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
-use crate::sys::state::{Corruption, OpenMode, StateStore, VmRecord};
+use crate::sys::state::{Corruption, OpenMode, StateStore, VmRecord, DEFAULT_BUSY_TIMEOUT};
 
 /// Which host the context works on. Only this machine exists today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -133,6 +133,36 @@ pub fn read_db(paths: &Paths) -> Option<PathBuf> {
         .into_iter()
         .map(|d| d.join(STATE_DB_FILE))
         .find(|p| p.exists())
+}
+
+/// The one fix every face gives for a corrupt state database (`sandbox list`, `doctor`,
+/// the dashboard): reads never change it, and cleanup is what moves it aside.
+pub const CORRUPT_DB_FIX: &str = "Run 'smolvm cleanup --dry-run' to see what cleanup finds, then 'smolvm cleanup --force' to move the database aside and rebuild it from the running sandboxes.";
+
+/// The first existing state database, opened without changing anything on disk (`None`
+/// when there is none); a corrupt one is an error saying how to repair it.
+pub(crate) fn open_for_reading(
+    paths: &Paths,
+    busy_timeout: Option<Duration>,
+) -> Result<Option<StateStore>> {
+    let Some(db) = read_db(paths) else {
+        return Ok(None);
+    };
+    let (store, corrupt) = StateStore::open(
+        &db,
+        OpenMode::DryRun,
+        busy_timeout.unwrap_or(DEFAULT_BUSY_TIMEOUT),
+    )
+    .map_err(|e| Error::runtime(e.to_string()))?;
+    if let Some(c) = corrupt {
+        return Err(Error::runtime(format!(
+            "state database {} is corrupt ({})",
+            c.path.display(),
+            c.reason
+        ))
+        .with_recovery(CORRUPT_DB_FIX));
+    }
+    Ok(Some(store))
 }
 
 /// Which state database a list read, for every face to name: the one [`read_db`] found
@@ -290,7 +320,7 @@ impl Ctx {
         let (store, corruption) = StateStore::open(
             &data_dir.join(STATE_DB_FILE),
             OpenMode::ReadWrite,
-            crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+            DEFAULT_BUSY_TIMEOUT,
         )
         .map_err(|e| Error::runtime(e.to_string()))?;
         tracing::debug!(data_dir = %data_dir.display(), "state database opened");
@@ -321,7 +351,7 @@ impl Ctx {
         presets: Arc<Registry>,
     ) -> Result<Ctx> {
         let split = WorldSplit::of(&paths);
-        let (data_dir, store) = match super::sandbox::open_for_reading(&paths, None)? {
+        let (data_dir, store) = match open_for_reading(&paths, None)? {
             Some(store) => {
                 let dir = store.path().parent().map(std::path::Path::to_path_buf);
                 (dir.unwrap_or_default(), store)
@@ -334,7 +364,7 @@ impl Ctx {
                 let (store, _) = StateStore::open(
                     &dir.join(STATE_DB_FILE),
                     OpenMode::DryRun,
-                    crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+                    DEFAULT_BUSY_TIMEOUT,
                 )
                 .map_err(|e| Error::runtime(e.to_string()))?;
                 (dir, store)
@@ -390,7 +420,7 @@ impl Ctx {
             socket_dir: self.paths.socket_dir.clone(),
             stop_timeout,
             parallel: 1,
-            busy_timeout: crate::sys::state::DEFAULT_BUSY_TIMEOUT,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
             candidate_dbs: self.paths.candidate_state_dbs(),
         }
     }

@@ -10,7 +10,7 @@ use super::vm::{VmBackend, VmId};
 use crate::sys::fs::{disk_usage, HardLinks};
 use crate::sys::paths::Paths;
 use crate::sys::procfs;
-use crate::sys::state::{OpenMode, StateStore, VmRecord, DEFAULT_BUSY_TIMEOUT};
+use crate::sys::state::VmRecord;
 
 /// SmolVM's VM id pattern, which a sandbox name must match. It lives in sys (which
 /// validates every id it reads before it names a path) and is re-exported here on purpose:
@@ -19,9 +19,7 @@ pub use crate::sys::process::is_vm_id;
 
 use crate::sys::state::VmStatus;
 
-/// The one fix every face gives for a corrupt state database (`sandbox list`, `doctor`,
-/// the dashboard): reads never change it, and cleanup is what moves it aside.
-pub const CORRUPT_DB_FIX: &str = "Run 'smolvm cleanup --dry-run' to see what cleanup finds, then 'smolvm cleanup --force' to move the database aside and rebuild it from the running sandboxes.";
+pub use super::context::CORRUPT_DB_FIX;
 
 /// One sandbox as `sandbox list` and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -109,37 +107,11 @@ pub struct Listing {
     pub warnings: Vec<String>,
 }
 
-/// The first existing state database, opened without changing anything on disk (`None`
-/// when there is none); a corrupt one is an error saying how to repair it.
-pub(crate) fn open_for_reading(
-    paths: &Paths,
-    busy_timeout: Option<Duration>,
-) -> Result<Option<StateStore>> {
-    let Some(db) = super::context::read_db(paths) else {
-        return Ok(None);
-    };
-    let (store, corrupt) = StateStore::open(
-        &db,
-        OpenMode::DryRun,
-        busy_timeout.unwrap_or(DEFAULT_BUSY_TIMEOUT),
-    )
-    .map_err(|e| Error::runtime(e.to_string()))?;
-    if let Some(c) = corrupt {
-        return Err(Error::runtime(format!(
-            "state database {} is corrupt ({})",
-            c.path.display(),
-            c.reason
-        ))
-        .with_recovery(CORRUPT_DB_FIX));
-    }
-    Ok(Some(store))
-}
-
 /// Every sandbox in the first existing state database, oldest first. Read-only: changes
 /// nothing on disk. Rows with invalid values are not listed but reported in `warnings`.
 /// The snapshots' ids, read as `sandbox list` reads (nothing on disk changes).
 pub fn snapshot_ids(paths: &Paths) -> Result<Vec<String>> {
-    let Some(store) = open_for_reading(paths, None)? else {
+    let Some(store) = super::context::open_for_reading(paths, None)? else {
         return Ok(Vec::new());
     };
     let (rows, _) = store
@@ -149,10 +121,10 @@ pub fn snapshot_ids(paths: &Paths) -> Result<Vec<String>> {
 }
 
 /// What `sandbox list` reads: every valid row of the first existing state database (see
-/// [`open_for_reading`]), reconciled, and the warnings.
+/// [`open_for_reading`](super::context::open_for_reading)), reconciled, and the warnings.
 pub fn list(paths: &Paths, busy_timeout: Option<Duration>) -> Result<Listing> {
     let source = super::context::StateSource::of(paths);
-    let Some(store) = open_for_reading(paths, busy_timeout)? else {
+    let Some(store) = super::context::open_for_reading(paths, busy_timeout)? else {
         return Ok(Listing {
             source,
             ..Listing::default()

@@ -352,7 +352,7 @@ pub fn summaries(
     paths: &crate::sys::paths::Paths,
 ) -> Result<std::collections::BTreeMap<String, NetworkSummary>> {
     let mut out = std::collections::BTreeMap::new();
-    let Some(store) = super::sandbox::open_for_reading(paths, None)? else {
+    let Some(store) = super::context::open_for_reading(paths, None)? else {
         return Ok(out);
     };
     let rows = store.list_vms().map_err(rt)?.vms;
