@@ -51,7 +51,9 @@ pub struct LeftoverPlan {
 
 impl LeftoverPlan {
     pub fn bytes(&self) -> u64 {
-        self.candidates.iter().map(|l| l.size_bytes).sum()
+        self.candidates
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.size_bytes))
     }
 }
 

@@ -179,7 +179,8 @@ fn bar(done: u64, total: u64, width: usize) -> String {
         "[{}{}] {}%",
         "█".repeat(filled),
         "·".repeat(width - filled),
-        done.min(total) * 100 / total
+        // In u128: a task's counts are whatever its job reports.
+        (u128::from(done.min(total)) * 100 / u128::from(total)) as u64
     )
 }
 

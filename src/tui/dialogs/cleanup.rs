@@ -119,7 +119,11 @@ impl CleanupDialog {
         let inner = super::framed(
             f,
             app,
-            centered(area, 78, (body + 7).clamp(9, area.height.saturating_sub(2))),
+            // At least 9 rows, at most what the screen has (a short terminal wins).
+            centered(area, 78, {
+                let room = area.height.saturating_sub(2);
+                (body + 7).clamp(9.min(room), room)
+            }),
             "Clean up VMs",
         );
         let [prefix_r, opts_r, _, body_r, btn_r] = Layout::vertical([
