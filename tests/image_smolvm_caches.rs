@@ -222,19 +222,24 @@ fn image_rm_of_a_smolvm_cache_that_is_a_symlink_removes_the_link_only() {
     assert!(outside.join("rootfs.ext4").exists());
 }
 
+/// A fresh tmpfs mounted on `d` (made first); the test unmounts it.
+fn mount_tmpfs(d: &Path) {
+    std::fs::create_dir_all(d).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(d)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 #[test]
 fn image_rm_refuses_a_smolvm_cache_that_is_a_mount_point() {
     require_root!("(mount)");
     let h = Home::new();
     let d = smolvm_cache(&h, "codex-v0.0.36-amd64-qemu");
     std::fs::remove_dir_all(&d).unwrap();
-    std::fs::create_dir_all(&d).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "tmpfs"])
-        .arg(&d)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    mount_tmpfs(&d);
     std::fs::write(d.join("keep"), b"k").unwrap();
     let out = ours(&h, &["image", "rm", "codex-v0.0.36-amd64-qemu", "--json"]);
     let code = out.status.code();
@@ -441,13 +446,7 @@ fn a_mounted_folder_that_is_no_image_is_listed_but_not_walked() {
     require_root!("(mount)");
     let h = Home::new();
     let d = h.images().join("data");
-    std::fs::create_dir_all(&d).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "tmpfs"])
-        .arg(&d)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    mount_tmpfs(&d);
     std::fs::write(d.join("big"), vec![b'b'; 200_000]).unwrap();
     let v = json(&ours(&h, &["image", "ls", "--json"]));
     let rm = ours(&h, &["image", "rm", "data"]);

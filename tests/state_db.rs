@@ -112,13 +112,27 @@ fn doctor_reads_past_a_hot_journal_without_calling_it_corrupt_or_changing_anythi
     assert_eq!(snapshot(&h.data), before, "doctor changed the data dir");
 }
 
+/// A hot journal: `sandbox info` (a read) sees the rows as they were before the
+/// interrupted write and leaves both files as they are; the next command that writes
+/// recovers the journal in place — never "corrupt", never moved aside.
 #[test]
-fn sandbox_info_recovers_a_hot_journal_instead_of_moving_the_database_aside() {
+fn a_hot_journal_is_read_by_info_and_recovered_in_place_by_a_writer() {
     require_python!();
     let h = Home::new();
     hot_journal_db(&h.data.join("smolvm.db"), 30, SCHEMA);
+    let before = snapshot(&h.data);
     let out = h.ok(&["sandbox", "info", "vm-17", "--json"]);
     assert_eq!(json(&out)["data"]["id"], "vm-17");
+    assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
+    assert_eq!(
+        snapshot(&h.data).len(),
+        before.len(),
+        "a read changed the data dir"
+    );
+    assert!(h.data.join("smolvm.db-journal").exists());
+
+    let out = h.ok(&["sandbox", "delete", "vm-17", "--json"]);
+    assert_eq!(json(&out)["data"]["deleted"][0], "vm-17");
     assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
     no_corrupt_copies(&h.data);
     assert!(!h.data.join("smolvm.db-journal").exists());
@@ -126,7 +140,7 @@ fn sandbox_info_recovers_a_hot_journal_instead_of_moving_the_database_aside() {
     let n: i64 = c
         .query_row("SELECT COUNT(*) FROM vms", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(n, 30);
+    assert_eq!(n, 29);
 }
 
 #[test]
@@ -162,8 +176,11 @@ fn a_user_who_cannot_write_the_database_reads_a_private_copy() {
     );
 }
 
+/// A command that writes (here `sandbox stop`) and finds the database corrupt moves it
+/// aside, starts a new one and says so on stderr; a read (`sandbox info`) leaves it:
+/// tests/readonly.rs.
 #[test]
-fn a_corrupt_database_found_by_sandbox_info_is_reported_on_stderr() {
+fn a_corrupt_database_found_by_a_writer_is_reported_on_stderr() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
     std::fs::write(
@@ -171,7 +188,7 @@ fn a_corrupt_database_found_by_sandbox_info_is_reported_on_stderr() {
         b"this is not a database, just some text that is long enough",
     )
     .unwrap();
-    let out = h.run(&["sandbox", "info", "vm-1", "--json"]);
+    let out = h.run(&["sandbox", "stop", "vm-1", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     let moved: Vec<String> = snapshot(&h.data)

@@ -95,18 +95,17 @@ impl Context {
     /// [`Context::job`] for a job that only reads (`sandbox info`, `logs`, `snapshot
     /// list`, a dry run): see [`Ctx::open_reading`].
     pub fn reading(&self) -> Result<Ctx> {
-        Ctx::open_reading(
-            &self.0.env,
-            self.0.paths.clone(),
-            self.host().clone(),
-            self.presets().clone(),
-        )
+        self.open_ctx(Ctx::open_reading)
     }
 
     /// Open the state store for one job ([`Ctx`]), with this context's paths, host facts
     /// and presets.
     pub fn job(&self) -> Result<Ctx> {
-        Ctx::open_with(
+        self.open_ctx(Ctx::open_with)
+    }
+
+    fn open_ctx(&self, open: fn(&Env, Paths, Host, Arc<Registry>) -> Result<Ctx>) -> Result<Ctx> {
+        open(
             &self.0.env,
             self.0.paths.clone(),
             self.host().clone(),
