@@ -381,16 +381,6 @@ impl Ctx {
         })
     }
 
-    /// The database this job reads and writes, for a face to name.
-    pub fn source(&self) -> StateSource {
-        let db = self.data_dir.join(STATE_DB_FILE);
-        StateSource {
-            writes_to: Some(db.clone()),
-            db,
-            exists: true,
-        }
-    }
-
     /// Sandbox `id`'s row, or SmolVM's "not found" (the one lookup every verb makes).
     pub fn vm(&self, id: &VmId) -> Result<VmRecord> {
         self.store
