@@ -62,9 +62,7 @@ impl EgressFields {
 
     /// The next (or previous) mode.
     pub fn cycle_mode(&mut self, back: bool) {
-        let i = MODES.iter().position(|m| *m == self.mode).unwrap_or(0);
-        let n = MODES.len();
-        self.mode = MODES[if back { (i + n - 1) % n } else { (i + 1) % n }];
+        self.mode = super::cycled(&MODES, self.mode, back);
     }
 
     /// The mode choice, the chosen one highlighted.

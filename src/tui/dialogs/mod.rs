@@ -488,6 +488,14 @@ impl Dialog {
 pub(super) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 /// A centred rectangle of at most `w`×`h` cells.
+/// The item after `cur` in `all` (before it with `back`), wrapping around: how a form's
+/// choice or field steps. An item not in `all` steps from the first.
+pub(super) fn cycled<T: Copy + PartialEq>(all: &[T], cur: T, back: bool) -> T {
+    let i = all.iter().position(|x| *x == cur).unwrap_or(0);
+    let n = all.len();
+    all[if back { (i + n - 1) % n } else { (i + 1) % n }]
+}
+
 pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);

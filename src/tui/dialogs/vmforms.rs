@@ -172,14 +172,8 @@ impl SnapshotForm {
                 }
             }
             _ if choice && self.field == Flush => {
-                let all = FlushPolicy::ALL;
-                let at = all.iter().position(|p| *p == self.flush).unwrap_or(0);
-                let step = if action == Some(Action::ChoicePrev) {
-                    all.len() - 1
-                } else {
-                    1
-                };
-                self.flush = all[(at + step) % all.len()];
+                let back = action == Some(Action::ChoicePrev);
+                self.flush = super::cycled(FlushPolicy::ALL, self.flush, back);
             }
             _ if self.field == Resume && (choice || action == Some(Action::Toggle)) => {
                 self.resume_source = !self.resume_source
@@ -726,12 +720,7 @@ impl NetworkForm {
     }
 
     fn step(&mut self, back: bool) {
-        let i = NET_FIELDS
-            .iter()
-            .position(|f| *f == self.field)
-            .unwrap_or(0);
-        let n = NET_FIELDS.len();
-        self.field = NET_FIELDS[if back { (i + n - 1) % n } else { (i + 1) % n }];
+        self.field = super::cycled(&NET_FIELDS, self.field, back);
     }
 
     pub(super) fn handle_key(&mut self, k: KeyEvent, keymap: &Keymap) -> Outcome {
