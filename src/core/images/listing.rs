@@ -283,7 +283,7 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
 
 /// The folders of `root` (not links, not files) that hold none of the `covered` rows and
 /// whose name no cache layout claims, sorted by name: what SmolVM lists as `other`.
-fn not_images(root: &std::path::Path, covered: &[PathBuf]) -> Vec<(String, PathBuf)> {
+pub(super) fn not_images(root: &std::path::Path, covered: &[PathBuf]) -> Vec<(String, PathBuf)> {
     let Ok(rd) = std::fs::read_dir(root) else {
         return Vec::new();
     };

@@ -104,13 +104,9 @@ pub fn remove(
 /// is not smolvm's to remove, and the words say so.
 fn not_named(images_root: &Path, a: &str) -> Error {
     let name = a.trim_end_matches('/');
-    let plain = !name.is_empty()
-        && !name.contains('/')
-        && name != "."
-        && name != ".."
-        && crate::core::prune::cache_version(name).is_none();
-    let is_dir = std::fs::symlink_metadata(images_root.join(name)).is_ok_and(|m| m.is_dir());
-    if plain && is_dir {
+    // The listing's own rule (every built image was named before this is reached).
+    let folders = super::listing::not_images(images_root, &[]);
+    if folders.iter().any(|(n, _)| n == name) {
         return Error::runtime(format!(
             "'{name}' is not an image smolvm or SmolVM made, so smolvm leaves it alone."
         ))
