@@ -465,3 +465,61 @@ fn a_mounted_folder_that_is_no_image_is_listed_but_not_walked() {
     assert_eq!(rm.status.code(), Some(1));
     assert!(kept, "a file on the mount was removed");
 }
+
+/// What is mounted below an image's folder is another file system's: `image ls` and
+/// `image inspect` size a SmolVM cache, a built image and a folder that is no image
+/// without it (SmolVM's `size_bytes` and our `on_disk_bytes`), as prune sizes what it
+/// removes, and a listing does not walk into a mount (a network one could hang it).
+#[test]
+fn sizes_stop_at_a_mount_below_an_images_folder() {
+    require_root!("(mount)");
+    let h = Home::new();
+    let cache = "codex-v0.0.36-amd64-qemu";
+    let built = h.images().join("my-built");
+    std::fs::create_dir_all(&built).unwrap();
+    std::fs::write(built.join(".fingerprint"), "fp\n").unwrap();
+    std::fs::write(built.join("rootfs.ext4"), vec![1u8; 9000]).unwrap();
+    let dirs = [
+        (cache, smolvm_cache(&h, cache)),
+        ("my-built", built),
+        ("notes", h.images().join("notes")),
+    ];
+    let mut subs = Vec::new();
+    for (_, d) in &dirs {
+        let sub = d.join("deep/mnt");
+        std::fs::create_dir_all(&sub).unwrap();
+        subs.push(sub);
+    }
+    let sizes = |h: &Home| -> Vec<(u64, u64, Option<u64>)> {
+        let ls = json(&ours(h, &["image", "ls", "--json"]));
+        dirs.iter()
+            .map(|(name, _)| {
+                let r = row(&ls, name);
+                let inspected = (r["kind"] != "other").then(|| {
+                    let v = json(&ours(h, &["image", "inspect", name, "--json"]));
+                    v["data"][0]["size_bytes"].as_u64().unwrap()
+                });
+                (
+                    r["size_bytes"].as_u64().unwrap(),
+                    r["on_disk_bytes"].as_u64().unwrap(),
+                    inspected,
+                )
+            })
+            .collect()
+    };
+    let before = sizes(&h);
+    for sub in &subs {
+        mount_tmpfs(sub);
+        std::fs::write(sub.join("big"), vec![b'b'; 300_000]).unwrap();
+    }
+    let after = sizes(&h);
+    for sub in &subs {
+        let _ = std::process::Command::new("umount").arg(sub).status();
+    }
+    for (((name, _), b), a) in dirs.iter().zip(&before).zip(&after) {
+        // The files' figure is the same; the folder's own drops the mount point's block.
+        assert_eq!((a.0, a.2), (b.0, b.2), "{name}: before {b:?}, after {a:?}");
+        assert!(a.1 <= b.1, "{name}: before {b:?}, after {a:?}");
+        assert_eq!(a.2.unwrap_or(a.0), a.0, "{name}: inspect and ls differ");
+    }
+}

@@ -196,63 +196,105 @@ fn list(fd: &OwnedFd) -> nix::Result<Vec<(CString, Option<Type>)>> {
 /// leaving the file system `path` is on, hard links count once per `links`. Unreadable
 /// parts are skipped (counted as what could be seen), a missing path is 0.
 pub fn disk_usage(path: &Path, links: &HardLinks) -> u64 {
-    usage(path, links, Count::All)
+    walk_usage(path, links, links).on_disk
 }
 
-/// [`disk_usage`] of the regular files alone (no directory's or link's own blocks): what
-/// SmolVM's `prune` reports for a cache (`size_bytes`, `freed_bytes`).
+/// [`disk_usage`] of the regular files alone (no directory's or link's own blocks), hard
+/// links once per `links`: what SmolVM's `prune` reports for a cache (`size_bytes`,
+/// `freed_bytes`).
 pub fn files_usage(path: &Path, links: &HardLinks) -> u64 {
-    usage(path, links, Count::Files)
+    walk_usage(path, links, links).files
 }
 
-/// What a usage walk adds up.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Count {
-    /// Every entry's blocks, directories included (`du -s`).
-    All,
-    /// Regular files' blocks only.
-    Files,
+/// What one walk of a tree adds up (the walk of [`disk_usage`]: never through a symlink,
+/// never across a mount below where it starts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// [`disk_usage`]: every entry's blocks, hard links once per the caller's tracker.
+    pub on_disk: u64,
+    /// The regular files' blocks, a hard-linked file once within this tree (SmolVM's
+    /// `size_bytes` of an image: two caches sharing a file each count it).
+    pub files: u64,
 }
 
-impl Count {
-    fn of(self, st: &FileStat) -> u64 {
-        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-        if self == Count::All || regular {
-            blocks_bytes(st)
-        } else {
-            0
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, o: Usage) -> Usage {
+        Usage {
+            on_disk: self.on_disk.saturating_add(o.on_disk),
+            files: self.files.saturating_add(o.files),
         }
     }
 }
 
-fn usage(path: &Path, links: &HardLinks, count: Count) -> u64 {
-    let Ok(st) = nix::sys::stat::lstat(path) else {
-        return 0;
-    };
-    if !is_dir(&st) {
-        return if links.first_sighting(&st) {
-            count.of(&st)
-        } else {
-            0
-        };
-    }
-    let Ok(c) = cpath(path.as_os_str()) else {
-        return 0;
-    };
-    match openat(nix::fcntl::AT_FDCWD, c.as_c_str(), DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => match mount_id(&fd) {
-            Ok(mnt) => count.of(&st) + dir_usage(&fd, mnt, links, count),
-            Err(_) => count.of(&st),
-        },
-        Err(_) => count.of(&st),
+impl std::iter::Sum for Usage {
+    fn sum<I: Iterator<Item = Usage>>(it: I) -> Usage {
+        it.fold(Usage::default(), |a, b| a + b)
     }
 }
 
-fn dir_usage(fd: &OwnedFd, mnt: u64, links: &HardLinks, count: Count) -> u64 {
-    let Ok(entries) = list(fd) else {
-        return 0;
+/// Both figures of `path` in one walk: `on_disk` with hard links once per `links`, `files`
+/// with hard links once within `path`.
+pub fn usage(path: &Path, links: &HardLinks) -> Usage {
+    walk_usage(path, links, &HardLinks::default())
+}
+
+/// The two trackers: `disk` for `on_disk`, `files` for `files` (they may be one).
+struct Trackers<'a> {
+    disk: &'a HardLinks,
+    files: &'a HardLinks,
+}
+
+impl Trackers<'_> {
+    /// What one entry adds: a directory its own blocks to `on_disk`; anything else once
+    /// per tracker, and only a regular file to `files`.
+    fn of(&self, st: &FileStat) -> Usage {
+        let bytes = blocks_bytes(st);
+        if is_dir(st) {
+            return Usage {
+                on_disk: bytes,
+                files: 0,
+            };
+        }
+        let first_on_disk = self.disk.first_sighting(st);
+        let first_in_files = if std::ptr::eq(self.disk, self.files) {
+            first_on_disk
+        } else {
+            self.files.first_sighting(st)
+        };
+        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        Usage {
+            on_disk: if first_on_disk { bytes } else { 0 },
+            files: if regular && first_in_files { bytes } else { 0 },
+        }
+    }
+}
+
+fn walk_usage(path: &Path, disk: &HardLinks, files: &HardLinks) -> Usage {
+    let t = Trackers { disk, files };
+    let Ok(st) = nix::sys::stat::lstat(path) else {
+        return Usage::default();
     };
-    let mut total = 0u64;
+    if !is_dir(&st) {
+        return t.of(&st);
+    }
+    let Ok(c) = cpath(path.as_os_str()) else {
+        return Usage::default();
+    };
+    match openat(nix::fcntl::AT_FDCWD, c.as_c_str(), DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => match mount_id(&fd) {
+            Ok(mnt) => t.of(&st) + dir_usage(&fd, mnt, &t),
+            Err(_) => t.of(&st),
+        },
+        Err(_) => t.of(&st),
+    }
+}
+
+fn dir_usage(fd: &OwnedFd, mnt: u64, t: &Trackers) -> Usage {
+    let Ok(entries) = list(fd) else {
+        return Usage::default();
+    };
+    let mut total = Usage::default();
     let mut subdirs: Vec<CString> = Vec::new();
     for (name, kind) in entries {
         if kind == Some(Type::Directory) {
@@ -264,27 +306,27 @@ fn dir_usage(fd: &OwnedFd, mnt: u64, links: &HardLinks, count: Count) -> u64 {
         };
         if is_dir(&st) {
             subdirs.push(name);
-        } else if links.first_sighting(&st) {
-            total += count.of(&st);
+        } else {
+            total = total + t.of(&st);
         }
     }
-    let walk = |name: &CString| -> u64 {
+    let walk = |name: &CString| -> Usage {
         let Ok(child) = open_dir_at(fd, name.as_c_str()) else {
-            return 0;
+            return Usage::default();
         };
         let Ok(st) = fstat(&child) else {
-            return 0;
+            return Usage::default();
         };
         if mount_id(&child).ok() != Some(mnt) {
-            return 0; // something is mounted here: not ours to count
+            return Usage::default(); // something is mounted here: not ours to count
         }
-        count.of(&st) + dir_usage(&child, mnt, links, count)
+        t.of(&st) + dir_usage(&child, mnt, t)
     };
     total
         + if subdirs.len() > 1 {
-            subdirs.par_iter().map(walk).sum::<u64>()
+            subdirs.par_iter().map(walk).sum::<Usage>()
         } else {
-            subdirs.iter().map(walk).sum::<u64>()
+            subdirs.iter().map(walk).sum::<Usage>()
         }
 }
 

@@ -7,7 +7,7 @@ use super::{parse_image_name, Arch, Image, Os, Vmm, ROOTFS, ROOTFS_ZST, SIDECAR,
 use crate::core::error::{io_reason, Error, Result};
 use crate::core::presets::Registry;
 use crate::core::prune::{cache_version, InUse};
-use crate::sys::fs::{disk_usage, HardLinks};
+use crate::sys::fs::{usage, HardLinks};
 
 /// One cached image directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,12 +166,13 @@ pub(super) fn entry(
             .is_some_and(|s| s.starts_with(SIDECAR_PREFIX));
     let is_symlink = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
     let in_use_by = in_use.vms_using(&path, is_symlink);
+    let sizes = usage(&path, links);
     Entry {
         current: version == current_version,
         compressed_bytes: len(ROOTFS_ZST),
         unpacked_bytes: len(ROOTFS),
-        on_disk_bytes: disk_usage(&path, links),
-        files_bytes: files_bytes(&path),
+        on_disk_bytes: sizes.on_disk,
+        files_bytes: sizes.files,
         created: created(&path),
         version,
         name,
@@ -187,18 +188,10 @@ pub(super) fn entry(
 }
 
 /// The blocks of every regular file under `dir` (`st_blocks * 512`), never through a
-/// symbolic link; what SmolVM's `image list` reports as `size_bytes`.
+/// symbolic link nor into a mount below it; what SmolVM's `image list` reports as
+/// `size_bytes`.
 pub fn files_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match std::fs::symlink_metadata(e.path()) {
-            Ok(m) if m.is_file() => m.blocks() * 512,
-            Ok(m) if m.is_dir() => files_bytes(&e.path()),
-            _ => 0,
-        })
-        .sum()
+    usage(dir, &HardLinks::default()).files
 }
 
 /// A directory's mtime as SmolVM's `created` (ISO 8601 UTC).

@@ -10,7 +10,7 @@ use super::{built_images, Arch, Os, Vmm};
 use crate::core::error::Result;
 use crate::core::prune::{self, cache_version, PruneOptions};
 use crate::core::Paths;
-use crate::sys::fs::{disk_usage, is_mount_below, HardLinks};
+use crate::sys::fs::{is_mount_below, usage, HardLinks};
 
 text_enum! {
     /// What a listed directory is.
@@ -107,8 +107,7 @@ impl Row {
     /// The image `image build` made as `name` under `images_root`.
     pub(super) fn built(images_root: &std::path::Path, name: String, links: &HardLinks) -> Row {
         let path = images_root.join(&name);
-        let size = disk_usage(&path, links);
-        Row::plain(Kind::Built, name, String::new(), path, size)
+        Row::plain(Kind::Built, name, String::new(), path, links)
     }
 
     /// A folder of the images root that is no image: listed with its size, unless
@@ -125,16 +124,17 @@ impl Row {
             let created = catalog::created(&path);
             Row::sized(Kind::Other, name, String::new(), path, (0, 0), created)
         } else {
-            let size = disk_usage(&path, links);
-            Row::plain(Kind::Other, name, String::new(), path, size)
+            Row::plain(Kind::Other, name, String::new(), path, links)
         };
         row.kept = Some(NOT_AN_IMAGE.to_string());
         row
     }
 
-    fn plain(kind: Kind, name: String, version: String, path: PathBuf, size: u64) -> Row {
-        let (files_bytes, created) = (catalog::files_bytes(&path), catalog::created(&path));
-        Row::sized(kind, name, version, path, (size, files_bytes), created)
+    /// A row of no platform, sized by one walk of its folder (hard links once per `links`
+    /// in `size_bytes`, as every row's; once within the folder in `files_bytes`).
+    fn plain(kind: Kind, name: String, version: String, path: PathBuf, links: &HardLinks) -> Row {
+        let (u, created) = (usage(&path, links), catalog::created(&path));
+        Row::sized(kind, name, version, path, (u.on_disk, u.files), created)
     }
 
     /// A row of no platform: `(size_bytes, files_bytes)` as given.
@@ -235,12 +235,12 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
             let stale = plan
                 .stale
                 .iter()
-                .map(|s| (s.path.clone(), s.version.clone(), s.size_bytes, None));
+                .map(|s| (s.path.clone(), s.version.clone(), None));
             let kept = plan
                 .kept
                 .iter()
-                .map(|k| (k.path.clone(), String::new(), 0, Some(k.reason.to_string())));
-            for (path, version, size, kept) in stale.chain(kept) {
+                .map(|k| (k.path.clone(), String::new(), Some(k.reason.to_string())));
+            for (path, version, kept) in stale.chain(kept) {
                 let mut covered = false;
                 for r in rows.iter_mut().filter(|r| r.path.starts_with(&path)) {
                     r.kept.clone_from(&kept);
@@ -258,7 +258,7 @@ pub fn list(paths: &Paths, current_version: &str) -> Result<Listing> {
                 } else {
                     version
                 };
-                let mut row = Row::plain(Kind::Other, name, version, path, size);
+                let mut row = Row::plain(Kind::Other, name, version, path, &links);
                 row.kept = kept;
                 rows.push(row);
             }

@@ -87,6 +87,37 @@ fn usage_counts_blocks_not_apparent_size_and_hard_links_once() {
     );
 }
 
+/// One walk, both figures: `files` leaves out directories and links and counts a file
+/// hard-linked within the tree once, but again in another tree (SmolVM's `size_bytes` of
+/// each image); `on_disk` counts it once across every tree sharing the tracker.
+#[test]
+fn usage_gives_both_figures_in_one_walk() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir_all(a.join("sub")).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(a.join("sub/data"), vec![7u8; 1 << 20]).unwrap();
+    std::fs::hard_link(a.join("sub/data"), a.join("again")).unwrap();
+    std::fs::hard_link(a.join("sub/data"), b.join("data")).unwrap();
+    symlink("sub/data", a.join("link")).unwrap();
+    let links = HardLinks::default();
+    let (ua, ub) = (usage(&a, &links), usage(&b, &links));
+    let data = std::fs::metadata(a.join("sub/data")).unwrap().blocks() * 512;
+    assert_eq!((ua.files, ub.files), (data, data));
+    assert!(
+        ua.on_disk > data,
+        "the directories' and the link's blocks: {ua:?}"
+    );
+    assert!(ub.on_disk < data, "counted again across trees: {ub:?}");
+    assert_eq!(ua.on_disk, disk_usage(&a, &HardLinks::default()));
+    assert_eq!(ua.files, files_usage(&a, &HardLinks::default()));
+    // files_usage shares its tracker, as prune's total does.
+    let shared = HardLinks::default();
+    assert_eq!(files_usage(&a, &shared) + files_usage(&b, &shared), data);
+    assert_eq!(usage(&t.path().join("missing"), &links), Usage::default());
+}
+
 #[test]
 fn usage_does_not_follow_symlinks() {
     let t = tempfile::tempdir().unwrap();
