@@ -523,3 +523,50 @@ fn sizes_stop_at_a_mount_below_an_images_folder() {
         assert_eq!(a.2.unwrap_or(a.0), a.0, "{name}: inspect and ls differ");
     }
 }
+
+/// The staging folder a killed build or load left (`.<image>.staging-<pid>-<hex>`) is
+/// smolvm's own: listed as SmolVM lists any folder, but named for what it is — whose
+/// staging it is, and that the next build or load of that image removes it — and left to
+/// that build (prune and `image rm` leave it; `rm` says whose it is and what removes it).
+#[test]
+fn a_killed_builds_staging_folder_is_named_for_what_it_is() {
+    let h = Home::new();
+    let name = ".team-img.staging-4242-9f3a";
+    let dir = h.images().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("rootfs.ext4"), vec![b'r'; 10_000]).unwrap();
+    let theirs = smolvm_py(&h, &["image", "list", "--json"]);
+    let mine = json(&ours(&h, &["image", "ls", "--json"]));
+    let (t, o) = (row(&theirs, name), row(&mine, name));
+    same_keys(name, t, o, &["current"]);
+    assert_eq!(o["kind"], "other");
+    assert_eq!(
+        o["kept"], "staging of 'team-img', left to its next build or load",
+        "{o}"
+    );
+    let human = support::stdout(&ours(&h, &["image", "ls"]));
+    assert!(human.contains("staging of 'team-img'"), "{human}");
+
+    let p = json(&ours(&h, &["prune", "--dry-run", "--json"]));
+    assert!(!p.to_string().contains("staging"), "{p}");
+    json(&ours(&h, &["prune", "--json"]));
+    let out = ours(&h, &["image", "rm", name]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "'{name}' is where a build or load of 'team-img' stages its files"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("Build or load 'team-img' again"), "{err}");
+    assert!(dir.join("rootfs.ext4").is_file());
+    // A name that only looks like one is any folder.
+    for odd in [".team-img.staging-x1", "team-img.staging-1", "..staging-1"] {
+        std::fs::create_dir_all(h.images().join(odd)).unwrap();
+    }
+    let mine = json(&ours(&h, &["image", "ls", "--json"]));
+    for odd in [".team-img.staging-x1", "team-img.staging-1", "..staging-1"] {
+        assert_eq!(row(&mine, odd)["kept"], "not an image, left alone", "{odd}");
+    }
+}

@@ -3955,7 +3955,7 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
     for f in [".fingerprint", "vmlinux.bin", "rootfs.ext4"] {
         std::fs::write(built.join(f), b"x").unwrap();
     }
-    for d in ["mystuff", ".partial"] {
+    for d in ["mystuff", ".partial", ".my-debian.staging-77-ab"] {
         std::fs::create_dir_all(h.images().join(d)).unwrap();
         std::fs::write(h.images().join(d).join("f"), b"x").unwrap();
     }
@@ -4005,6 +4005,7 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
     assert_eq!(
         names,
         [
+            ".my-debian.staging-77-ab",
             ".partial",
             "codex-amd64-qemu",
             "codex-v0.0.1-amd64-qemu",
@@ -4018,6 +4019,11 @@ fn the_images_pane_and_image_ls_list_the_same_caches_and_built_images() {
     assert_eq!(
         (mine.1.as_str(), mine.2.as_str()),
         ("other", "stale not an image, left alone")
+    );
+    // A build's staging folder says whose it is, in both.
+    assert_eq!(
+        cli[0].2,
+        "stale staging of 'my-debian', left to its next build or load"
     );
     assert_eq!(cli, pane);
 }
@@ -4174,6 +4180,20 @@ fn a_folder_that_is_no_image_is_listed_but_not_pulled_inspected_or_removed() {
         assert!(a.dialog.is_none(), "{k}");
         assert_eq!(status(&a), "mystuff: not an image, left alone", "{k}");
     }
+    // A build's staging folder: the same, by core's reason.
+    let name = ".my-debian.staging-77-ab";
+    let mut st = image("", name, false, None, &[]);
+    st.kind = Kind::Other;
+    st.kept = Some(smolvm::core::images::listing::left_alone(name));
+    let mut s = full_readout();
+    s.slow.as_mut().unwrap().images = vec![st];
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
+    let fx = a.update(key('d'));
+    assert!(fx.is_empty() && a.dialog.is_none(), "{fx:?}");
+    assert_eq!(
+        status(&a),
+        ".my-debian.staging-77-ab: staging of 'my-debian', left to its next build or load"
+    );
 }
 
 /// The Tasks pane lists the newest task first; selection follows what is drawn: `g` is

@@ -33,6 +33,16 @@ text_enum! {
 /// lists it) so no disk use there is hidden, but neither prune nor `image rm` touches it.
 pub const NOT_AN_IMAGE: &str = "not an image, left alone";
 
+/// Why the folder `name` of the images root, which is no image, is left alone:
+/// [`NOT_AN_IMAGE`], or for the staging folder of a build or load (one that was killed, or
+/// runs now) that the next build or load of its image removes.
+pub fn left_alone(name: &str) -> String {
+    match super::store::staged_image(name) {
+        Some(image) => format!("staging of '{image}', left to its next build or load"),
+        None => NOT_AN_IMAGE.to_string(),
+    }
+}
+
 /// One listed image directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
@@ -75,10 +85,10 @@ impl Row {
         }
     }
 
-    /// A folder of the images root that is no image ([`NOT_AN_IMAGE`]): listed, never
+    /// A folder of the images root that is no image ([`left_alone`]): listed, never
     /// removed or pulled.
     pub fn not_an_image(&self) -> bool {
-        self.kind == Kind::Other && self.kept.as_deref() == Some(NOT_AN_IMAGE)
+        self.kind == Kind::Other && self.kept.as_deref() == Some(left_alone(&self.name).as_str())
     }
 
     /// A catalog entry as a row of this `kind`.
@@ -126,7 +136,7 @@ impl Row {
         } else {
             Row::plain(Kind::Other, name, String::new(), path, links)
         };
-        row.kept = Some(NOT_AN_IMAGE.to_string());
+        row.kept = Some(left_alone(&row.name));
         row
     }
 

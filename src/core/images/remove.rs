@@ -106,17 +106,27 @@ fn not_named(images_root: &Path, a: &str) -> Error {
     let name = a.trim_end_matches('/');
     // The listing's own rule (every built image was named before this is reached).
     let folders = super::listing::not_images(images_root, &[]);
-    if folders.iter().any(|(n, _)| n == name) {
+    if !folders.iter().any(|(n, _)| n == name) {
+        return Error::runtime(format!("No cached image named '{a}'."))
+            .with_recovery("Run 'smolvm image list' to see cached images.");
+    }
+    let path = images_root.join(name);
+    if let Some(image) = super::store::staged_image(name) {
         return Error::runtime(format!(
-            "'{name}' is not an image smolvm or SmolVM made, so smolvm leaves it alone."
+            "'{name}' is where a build or load of '{image}' stages its files; smolvm leaves it to the next build or load of '{image}', which removes it."
         ))
         .with_recovery(format!(
-            "Remove {} yourself if you no longer need it.",
-            images_root.join(name).display()
+            "Build or load '{image}' again, or remove {} yourself once no build or load of '{image}' runs.",
+            path.display()
         ));
     }
-    Error::runtime(format!("No cached image named '{a}'."))
-        .with_recovery("Run 'smolvm image list' to see cached images.")
+    Error::runtime(format!(
+        "'{name}' is not an image smolvm or SmolVM made, so smolvm leaves it alone."
+    ))
+    .with_recovery(format!(
+        "Remove {} yourself if you no longer need it.",
+        path.display()
+    ))
 }
 
 /// The rows `req.args` name, each once: our current caches by preset (or alias) or full

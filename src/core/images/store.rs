@@ -97,6 +97,14 @@ pub(crate) fn is_staging_name(entry: &str, prefix: &str) -> bool {
     })
 }
 
+/// The image whose staging directory `entry` is by its name (`.<name>.staging-…`, as
+/// [`Staging`] names them), or `None`.
+pub(crate) fn staged_image(entry: &str) -> Option<&str> {
+    let (name, _) = entry.strip_prefix('.')?.rsplit_once(".staging-")?;
+    let named = !name.is_empty() && is_staging_name(entry, &format!(".{name}.staging-"));
+    named.then_some(name)
+}
+
 /// Remove the staging directories a killed build or load of `name` left in `cache_dir`
 /// (the caller holds the cache dir's lock, so none is in use): only names they generate,
 /// removed without following a symbolic link or crossing a mount. Returns the prefix a new

@@ -11,7 +11,7 @@ use ratatui::Frame;
 
 use super::table::{self, DataToCell, TableList};
 use super::{Command, Component, Cx, Intent, TABLE};
-use crate::core::images::listing::{Kind, NOT_AN_IMAGE};
+use crate::core::images::listing::Kind;
 use crate::core::readonly::Action as Mutation;
 use crate::core::table::ImageCol;
 use crate::core::units::format_size;
@@ -146,7 +146,11 @@ fn names_by(
     let mut built = Vec::new();
     for r in rows {
         if r.not_an_image() {
-            not_images.push(r.name.clone());
+            not_images.push(format!(
+                "{}: {}",
+                r.name,
+                r.kept.as_deref().unwrap_or_default()
+            ));
         } else if r.kind == Kind::Built && built_ok {
             if !names.contains(&r.name) {
                 names.push(r.name.clone());
@@ -175,7 +179,7 @@ fn names_by(
         ));
     }
     if !not_images.is_empty() {
-        status = Some(format!("{}: {NOT_AN_IMAGE}", not_images.join(", ")));
+        status = Some(not_images.join("; "));
     }
     (names, status)
 }
