@@ -137,6 +137,57 @@ fn a_log_split_anywhere_by_a_follower_still_shows_whole_characters() {
     drop(vmm);
 }
 
+/// `logs -f` follows a running sandbox until its VMM exits, then ends by itself (exit 0,
+/// as `docker logs -f` does; SmolVM's follows until Ctrl-C): what was written before the
+/// exit is shown, and a script following a sandbox finishes with it.
+#[test]
+fn a_follower_ends_when_the_vmm_exits() {
+    require_root!("(a QEMU stand-in in a network namespace)");
+    let h = Home::new();
+    let ns = NetNs::new();
+    let vmm = QemuStandIn::start(&ns, &h.sockets(), "vm-end", None);
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row {
+            id: "vm-end",
+            status: "running",
+            pid: Some(vmm.pid()),
+            tap: None,
+            backend: "qemu",
+        }],
+    );
+    let log = h.data.join("vm-end.log");
+    std::fs::write(&log, b"first\n").unwrap();
+    let mut follower = smolvm(&h, &["sandbox", "logs", "vm-end", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "ended while the VMM ran"
+    );
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"last words\n").unwrap();
+    drop(vmm); // killed and reaped
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = follower.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = follower.kill();
+            panic!("still following a minute after the VMM exited");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(follower.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert_eq!(out, "first\nlast words\n");
+}
+
 #[test]
 fn an_error_quoting_the_console_log_is_escaped_on_a_terminal() {
     require_root!();
