@@ -876,3 +876,33 @@ fn delete_reports_each_failed_id_in_the_order_asked() {
         .collect();
     assert_eq!(ids, asked, "{lines:?}");
 }
+
+/// A `--json` report that cannot be written as asked (a path in it that is not UTF-8)
+/// still goes out as one envelope, naming why, and the process exits with the code that
+/// envelope says (it said 1 while the process exited 0).
+#[test]
+fn a_json_report_that_cannot_be_written_exits_as_its_envelope_says() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = Home::new();
+    let dir = h.home.join(std::ffi::OsStr::from_bytes(b"images-\xff"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = smolvm_std(&h, "smolvm")
+        .args(["image", "ls", "--json", "--image-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_no_panic(&out, "image ls");
+    let v = json(&out);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["exit_code"], 1, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("cannot write the JSON report"), "{v}");
+    // The human list of the same folder is fine.
+    let out = smolvm_std(&h, "smolvm")
+        .args(["image", "ls", "--image-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -98,7 +98,11 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     let cx = context(&env);
     let grammar = full_command(&cx);
     let command = CommandId::of(&grammar, cx.presets(), &argv);
-    let outcome = run_parsed(&argv, &cx, grammar, &command);
+    let outcome = match run_parsed(&argv, &cx, grammar, &command) {
+        // A `--json` document that went out as the fallback envelope: exit as it says.
+        Outcome::Exit(code) => Outcome::Exit(output::settled(code)),
+        dashboard => dashboard,
+    };
     // One line per command: its name and outcome, never its arguments (they may hold
     // secrets: `sandbox env set ID KEY=VALUE`; the name is the grammar's words only).
     match outcome {

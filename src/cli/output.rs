@@ -7,6 +7,8 @@
 //! stream is a closed pipe. These ignore write errors (see [`crate::core::runtime`], where
 //! the stream writers live so the dashboard can use them too).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 
 use crate::core::runtime::out_bytes;
@@ -33,8 +35,24 @@ struct ErrorBody<'a> {
     recovery: Option<&'a str>,
 }
 
+/// Set when [`print_json`] could not write the document it was given and wrote its
+/// fallback envelope (`ok: false`, a non-zero `exit_code`) instead.
+static FELL_BACK: AtomicBool = AtomicBool::new(false);
+
+/// The exit code a command ends with: `code`, or 1 where it was 0 but a `--json` document
+/// went out as [`print_json`]'s fallback, so the process exits as its envelope says.
+pub fn settled(code: i32) -> i32 {
+    if code == 0 && FELL_BACK.load(Ordering::Relaxed) {
+        1
+    } else {
+        code
+    }
+}
+
 /// Print SmolVM's envelope: `{"ok", "command", "exit_code", "data", "error"}`.
-/// `ok` is true only for exit code 0 with no error.
+/// `ok` is true only for exit code 0 with no error. Should the data not serialize (a
+/// path that is not UTF-8), one valid envelope still goes out: a `runtime_error` saying
+/// so, whose `exit_code` (1 in place of 0) the process exits with ([`settled`]).
 pub fn print_json<T: Serialize>(
     command: &str,
     exit_code: i32,
@@ -57,12 +75,12 @@ pub fn print_json<T: Serialize>(
         }),
     };
     let text = serde_json::to_string_pretty(&env).unwrap_or_else(|e| {
-        // Serialising our own plain data cannot fail; if it ever did, still emit one valid
-        // document rather than nothing.
+        FELL_BACK.store(true, Ordering::Relaxed);
         format!(
-            "{{\n  \"ok\": false,\n  \"command\": {},\n  \"exit_code\": 1,\n  \"data\": null,\n  \"error\": {{\n    \"code\": \"runtime_error\",\n    \"message\": {}\n  }}\n}}",
+            "{{\n  \"ok\": false,\n  \"command\": {},\n  \"exit_code\": {},\n  \"data\": null,\n  \"error\": {{\n    \"code\": \"runtime_error\",\n    \"message\": {}\n  }}\n}}",
             serde_json::Value::from(command),
-            serde_json::Value::from(e.to_string())
+            settled(exit_code),
+            serde_json::Value::from(format!("cannot write the JSON report: {e}"))
         )
     });
     out_bytes(format!("{}\n", json_safe(&text)).as_bytes());
