@@ -100,6 +100,23 @@ fn sandbox_logs_on_a_terminal_shows_control_bytes_visibly() {
     );
 }
 
+/// A QEMU stand-in for sandbox `id`, recorded as running in `h`'s state database.
+fn running_stand_in(h: &Home, ns: &NetNs, id: &str) -> QemuStandIn {
+    let vmm = QemuStandIn::start(ns, &h.sockets(), id, None);
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row {
+            id,
+            status: "running",
+            pid: Some(vmm.pid()),
+            tap: None,
+            backend: "qemu",
+        }],
+    );
+    vmm
+}
+
 #[test]
 fn a_log_split_anywhere_by_a_follower_still_shows_whole_characters() {
     require_root!("(a QEMU stand-in in a network namespace)");
@@ -107,18 +124,7 @@ fn a_log_split_anywhere_by_a_follower_still_shows_whole_characters() {
     // Nothing is shown as invalid, nothing as a lone carriage return.
     let h = Home::new();
     let ns = NetNs::new();
-    let vmm = QemuStandIn::start(&ns, &h.sockets(), "vm-split", None);
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[Row {
-            id: "vm-split",
-            status: "running",
-            pid: Some(vmm.pid()),
-            tap: None,
-            backend: "qemu",
-        }],
-    );
+    let vmm = running_stand_in(&h, &ns, "vm-split");
     let log = h.data.join("vm-split.log");
     std::fs::write(&log, b"caf\xc3").unwrap();
     let writer = std::thread::spawn(move || {
@@ -145,18 +151,7 @@ fn a_follower_ends_when_the_vmm_exits() {
     require_root!("(a QEMU stand-in in a network namespace)");
     let h = Home::new();
     let ns = NetNs::new();
-    let vmm = QemuStandIn::start(&ns, &h.sockets(), "vm-end", None);
-    insert_rows(
-        &h.data,
-        &h.sockets(),
-        &[Row {
-            id: "vm-end",
-            status: "running",
-            pid: Some(vmm.pid()),
-            tap: None,
-            backend: "qemu",
-        }],
-    );
+    let vmm = running_stand_in(&h, &ns, "vm-end");
     let log = h.data.join("vm-end.log");
     std::fs::write(&log, b"first\n").unwrap();
     let mut follower = smolvm(&h, &["sandbox", "logs", "vm-end", "-f"])
