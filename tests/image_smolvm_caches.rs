@@ -570,3 +570,34 @@ fn a_killed_builds_staging_folder_is_named_for_what_it_is() {
         assert_eq!(row(&mine, odd)["kept"], "not an image, left alone", "{odd}");
     }
 }
+
+/// A folder of the images root whose name is no UTF-8 is listed too (its name and path
+/// shown lossily), so its disk use is not hidden, and the JSON report still goes out;
+/// `image rm` of the name it is shown by leaves it alone and names its folder.
+#[test]
+fn a_folder_whose_name_is_no_utf8_is_listed_and_left_alone() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = Home::new();
+    let dir = h.images().join(std::ffi::OsStr::from_bytes(b"odd-\xff"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), vec![b'd'; 50_000]).unwrap();
+    let v = json(&ours(&h, &["image", "ls", "--json"]));
+    let r = row(&v, "odd-\u{fffd}");
+    assert_eq!(
+        (r["kind"].as_str(), r["kept"].as_str()),
+        (Some("other"), Some("not an image, left alone")),
+        "{r}"
+    );
+    assert!(r["size_bytes"].as_u64() >= Some(50_000), "{r}");
+    assert_eq!(
+        r["path"].as_str(),
+        Some(h.images().join("odd-\u{fffd}").to_str().unwrap())
+    );
+    let human = support::stdout(&ours(&h, &["image", "ls"]));
+    assert!(human.contains("odd-\u{fffd}"), "{human}");
+    let out = ours(&h, &["image", "rm", "odd-\u{fffd}"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = support::stderr(&out);
+    assert!(err.contains("is not an image"), "{err}");
+    assert!(dir.join("data").is_file());
+}

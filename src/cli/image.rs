@@ -299,6 +299,8 @@ pub(super) struct EntryData<'a> {
     arch: Option<&'a str>,
     vmm: Option<&'a str>,
     os: Option<&'a str>,
+    /// Lossy where the folder's name is no UTF-8 (its `name` is too).
+    #[serde(serialize_with = "super::shapes::lossy_path")]
     path: &'a Path,
     compressed_bytes: u64,
     unpacked_bytes: u64,

@@ -13,6 +13,15 @@ pub fn object<T: Serialize>(data: &T) -> Map<String, Value> {
     }
 }
 
+/// A path as JSON text, lossily where it is no UTF-8 (`serialize_with`): the report
+/// still goes out, where serde's own refuses the whole document.
+pub fn lossy_path<S: serde::Serializer>(
+    p: &&std::path::Path,
+    ser: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(&p.to_string_lossy())
+}
+
 /// A lifecycle verb's data (`start`, `stop`, `pause`, `resume`): ours, plus SmolVM's
 /// `vm{name, status}`.
 pub fn with_vm<T: Serialize>(data: &T, name: &str, status: &str) -> Value {

@@ -129,7 +129,9 @@ impl Row {
         path: PathBuf,
         links: &HardLinks,
     ) -> Row {
-        let mounted = is_mount_below(images_root, std::ffi::OsStr::new(&name));
+        let mounted = path
+            .file_name()
+            .is_none_or(|entry| is_mount_below(images_root, entry));
         let mut row = if mounted {
             let created = catalog::created(&path);
             Row::sized(Kind::Other, name, String::new(), path, (0, 0), created)
@@ -301,7 +303,8 @@ pub(super) fn not_images(root: &std::path::Path, covered: &[PathBuf]) -> Vec<(St
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
+            // A name that is no UTF-8 is listed too (as SmolVM lists it), shown lossily.
+            let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
             let claimed =
                 cache_version(&name).is_some() || covered.iter().any(|c| c.starts_with(&path));

@@ -106,11 +106,10 @@ fn not_named(images_root: &Path, a: &str) -> Error {
     let name = a.trim_end_matches('/');
     // The listing's own rule (every built image was named before this is reached).
     let folders = super::listing::not_images(images_root, &[]);
-    if !folders.iter().any(|(n, _)| n == name) {
+    let Some((_, path)) = folders.iter().find(|(n, _)| n == name) else {
         return Error::runtime(format!("No cached image named '{a}'."))
             .with_recovery("Run 'smolvm image list' to see cached images.");
-    }
-    let path = images_root.join(name);
+    };
     if let Some(image) = super::store::staged_image(name) {
         return Error::runtime(format!(
             "'{name}' is where a build or load of '{image}' stages its files; smolvm leaves it to the next build or load of '{image}', which removes it."
