@@ -1292,3 +1292,59 @@ fn a_dry_run_as_root_looks_at_the_data_dir_the_real_run_uses() {
     );
     assert!(h.tmp.path().join("system-state/smolvm.db").is_file());
 }
+
+/// A second cleanup (or `sandbox delete --all`) waits for the one that holds the cleanup
+/// lock at most `SMOLVM_LOCK_TIMEOUT`, as every other operation waits for a lock, then
+/// fails `busy` (exit 1) naming the holder: it used to wait as long as the holder lived,
+/// printing nothing (a dashboard's run, or a stuck one, hung every script behind it).
+#[test]
+fn a_cleanup_behind_another_waits_its_lock_timeout_then_is_busy() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    seed_rows(&h);
+    let db = std::fs::read(h.data.join("smolvm.db")).unwrap();
+    let lock = h.data.join("cleanup.lock");
+    // `-o`: the lock is flock's own, not its child's, so killing flock lets it go.
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    wait_for(
+        || {
+            std::fs::read_to_string("/proc/locks")
+                .unwrap_or_default()
+                .contains(&format!(" {} ", holder.id()))
+        },
+        "flock to hold the cleanup lock",
+    );
+    for args in [
+        &["cleanup", "--force", "--json"][..],
+        &["sandbox", "delete", "--all", "--force", "--json"],
+    ] {
+        let mut c = ns.smolvm_command(&h, args);
+        c.env("SMOLVM_LOCK_TIMEOUT", "1");
+        let out = c.output().unwrap();
+        let v = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {v}");
+        assert_eq!(v["error"]["code"], "busy", "{args:?}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("Cleanup is busy: ")
+                && msg.contains(&format!("(pid {})", holder.id()))
+                && msg.ends_with("(waited 1 s)"),
+            "{args:?}: {msg}"
+        );
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        std::fs::read(h.data.join("smolvm.db")).unwrap(),
+        db,
+        "a busy cleanup changed the database"
+    );
+    // Once it is free, the next one runs.
+    let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -156,6 +156,14 @@ impl Face {
             Face::SandboxDeleteAll => "sandbox.delete",
         }
     }
+
+    /// The run as a waiter's `busy` message names it.
+    fn operation(self) -> &'static str {
+        match self {
+            Face::Cleanup => "cleanup",
+            Face::SandboxDeleteAll => "sandbox delete --all",
+        }
+    }
 }
 
 /// Run a cleanup; `program` is how the user invoked it (`smolvm cleanup` or
@@ -224,7 +232,10 @@ async fn run_async(face: Face, program: &str, args: &CleanupArgs, cx: &Context) 
     }
 
     let opts = match CleanupOptions::new(&paths, env, args.all, prefix, args.dry_run) {
-        Ok(o) => o,
+        Ok(o) => CleanupOptions {
+            operation: face.operation().to_string(),
+            ..o
+        },
         Err(e) => return output::fail(cmd, args.json, &e),
     };
     let plan = match cleanup::prepare(opts).await {

@@ -12,7 +12,8 @@
 //! A second operation waits for the holder at most `SMOLVM_LOCK_TIMEOUT` seconds (default
 //! [`DEFAULT_LOCK_TIMEOUT`], 0 to 24 h, `0` means do not wait), then fails with exit 1 and
 //! the JSON error code `busy`, naming what holds the lock (smolvm's operation and PID, or
-//! the holder's command line from `/proc/locks`).
+//! the holder's command line from `/proc/locks`). A cleanup waits so for another cleanup's
+//! lock (`<data dir>/cleanup.lock`) too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -163,6 +164,12 @@ pub struct SnapshotLock {
 /// The error of a lock that could not be taken: `busy` (exit 1) naming the holder, or a
 /// runtime error for a lock file that cannot be used. `noun` is `Sandbox` or `Snapshot`.
 fn busy(noun: &str, id: &str, wait: Duration, e: LockError) -> Error {
+    busy_doing(&format!("{noun} '{id}'"), wait, e)
+}
+
+/// [`busy`] for what `subject` names (`Sandbox 'vm-a'`, `Cleanup`): `busy` (exit 1)
+/// naming the holder, or a runtime error for a lock file that cannot be used.
+pub(crate) fn busy_doing(subject: &str, wait: Duration, e: LockError) -> Error {
     match e {
         LockError::Busy { holder, .. } => {
             let who = match (&holder.operation, &holder.command, holder.pid) {
@@ -175,7 +182,7 @@ fn busy(noun: &str, id: &str, wait: Duration, e: LockError) -> Error {
             Error::new(
                 ErrorCode::Busy,
                 format!(
-                    "{noun} '{id}' is busy: {who} is working on it (waited {})",
+                    "{subject} is busy: {who} is working on it (waited {})",
                     seconds(wait)
                 ),
             )

@@ -115,7 +115,7 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "SMOLVM_LOCK_TIMEOUT",
-        doc: "How long a command waits for another's lock on a VM, in seconds.",
+        doc: "How long a command waits for another's lock on a VM or a cleanup, in seconds.",
         default: "10",
         check: |env| super::lock::lock_timeout(env).map(drop),
     },

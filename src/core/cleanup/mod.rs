@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::error::{io_reason, rt, Error, Result};
+use super::error::{rt, Error, Result};
 use super::lock::VmLock;
 use super::progress::Progress;
 use crate::sys::env::Env;
 use crate::sys::fs::{self, VmFile};
-use crate::sys::lock::FileLock;
+use crate::sys::lock::Held;
 use crate::sys::paths::{Paths, STATE_DB_FILE};
 use crate::sys::process;
 use crate::sys::state::{
@@ -97,8 +97,12 @@ pub struct CleanupOptions {
     /// there; snapshots themselves are never a cleanup's (nor a VM teardown's) to delete.
     pub snapshots_dir: PathBuf,
     /// How long a target's teardown waits for the sandbox's lock (another operation on
-    /// it) before it fails `busy` (`SMOLVM_LOCK_TIMEOUT`).
+    /// it), and the run for another cleanup's, before it fails `busy`
+    /// (`SMOLVM_LOCK_TIMEOUT`).
     pub lock_wait: Duration,
+    /// What this run is, written into the cleanup lock for a waiter's message (`cleanup`,
+    /// `sandbox delete --all`).
+    pub operation: String,
 }
 
 impl CleanupOptions {
@@ -164,6 +168,7 @@ impl CleanupOptions {
             },
             snapshots_dir: paths.snapshots_dir.clone(),
             lock_wait,
+            operation: "cleanup".to_string(),
         })
     }
 }
@@ -193,7 +198,7 @@ pub struct StaleResource {
 
 /// Everything a cleanup will do, computed before anything is deleted (the confirmation
 /// prompt shows it). Holds the cleanup lock, so a second cleanup waits until this one is
-/// executed or dropped.
+/// executed or dropped (at most its `lock_wait`).
 pub struct CleanupPlan {
     pub opts: CleanupOptions,
     pub corruption: Option<Corruption>,
@@ -205,7 +210,7 @@ pub struct CleanupPlan {
     pub warnings: Vec<String>,
     store: Arc<StateStore>,
     known: Arc<Known>,
-    _lock: Option<FileLock>,
+    _lock: Option<Held>,
 }
 
 impl CleanupPlan {
@@ -340,20 +345,19 @@ impl CleanupReport {
     }
 }
 
-/// Take the cleanup lock (waiting for another cleanup to finish), open the store,
-/// reconcile it with the live system (stored unless a dry run) and compute the targets
-/// and orphans. Deletes nothing.
+/// Take the cleanup lock (waiting for another cleanup to finish, at most
+/// `opts.lock_wait`: then `busy`, naming it), open the store, reconcile it with the live
+/// system (stored unless a dry run) and compute the targets and orphans. Deletes nothing.
 pub async fn prepare(opts: CleanupOptions) -> Result<CleanupPlan> {
     let lock = if opts.dry_run {
         None
     } else {
         let path = opts.teardown.data_dir.join("cleanup.lock");
+        let (what, wait) = (opts.operation.clone(), opts.lock_wait);
         Some(
-            tokio::task::spawn_blocking(move || -> Result<FileLock> {
-                let f = crate::sys::open::open_lock(&path, 0o600)
-                    .map_err(|e| rt(format!("cannot open {}: {e}", path.display())))?;
-                crate::sys::lock::lock_file(f)
-                    .map_err(|e| rt(format!("cannot lock {}: {}", path.display(), io_reason(&e))))
+            tokio::task::spawn_blocking(move || {
+                crate::sys::lock::acquire(&path, &what, wait)
+                    .map_err(|e| super::lock::busy_doing("Cleanup", wait, e))
             })
             .await
             .map_err(rt)??,

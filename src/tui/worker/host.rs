@@ -128,7 +128,10 @@ pub(super) async fn run_cleanup(
     all: bool,
     confirmed: cleanup::PlanView,
 ) -> Outcome {
-    let opts = cleanup_opts(&cx, Some(prefix), all, false)?;
+    let opts = CleanupOptions {
+        operation: "cleanup (the dashboard's)".to_string(),
+        ..cleanup_opts(&cx, Some(prefix), all, false)?
+    };
     run.phase(Step::Reconciling);
     let mut plan = cleanup::prepare(opts).await?;
     plan.keep_confirmed(&confirmed);
