@@ -906,3 +906,71 @@ fn a_json_report_that_cannot_be_written_exits_as_its_envelope_says() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// `--json` after `--` is the guest command's word, not smolvm's: an error found before
+/// the handler runs (a usage error, a bad setting, read-only mode) is reported as text,
+/// as asked, where it used to come out as a JSON envelope.
+#[test]
+fn a_json_word_after_the_double_dash_is_the_guest_commands() {
+    let h = Home::new();
+    let cases: [(&[&str], &[(&str, &str)], i32); 3] = [
+        (
+            &[
+                "sandbox",
+                "exec",
+                "nosuch",
+                "--timeout",
+                "0",
+                "--",
+                "echo",
+                "--json",
+            ],
+            &[],
+            2,
+        ),
+        (
+            &["sandbox", "exec", "nosuch", "--", "echo", "--json"],
+            &[("SMOLVM_STOP_TIMEOUT", "abc")],
+            2,
+        ),
+        (
+            &[
+                "--readonly",
+                "sandbox",
+                "exec",
+                "nosuch",
+                "--",
+                "echo",
+                "--json",
+            ],
+            &[],
+            1,
+        ),
+    ];
+    for (args, env, code) in cases {
+        let out = smolvm_std(&h, "smolvm")
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_no_panic(&out, "exec");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("Error:"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        // Before the `--`, it is smolvm's.
+        let mut with_json: Vec<&str> = args.to_vec();
+        let dd = with_json.iter().position(|a| *a == "--").unwrap();
+        with_json.insert(dd, "--json");
+        let out = smolvm_std(&h, "smolvm")
+            .args(&with_json)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let v = json(&out);
+        assert_eq!(v["exit_code"], code, "{with_json:?}: {v}");
+    }
+}

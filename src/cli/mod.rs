@@ -125,6 +125,16 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
     outcome
 }
 
+/// Whether the words ask for `--json`, for an error reported before (or instead of) a
+/// handler: the flag among the words before a `--`. What follows `--` is a guest
+/// command's own (`sandbox exec ID -- jq --json`), never smolvm's.
+fn wants_json(argv: &[OsString]) -> bool {
+    argv.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
 /// The context every command works in: the one place the CLI chooses its host (only
 /// this machine today; a second host is chosen here). [`run`] opens it once per command
 /// and hands it to the handler, which takes its paths, host facts, presets and state
@@ -151,7 +161,7 @@ fn run_parsed(argv: &[OsString], cx: &Context, command: clap::Command, id: &Comm
     // instead; `man` documents them, and is where the refusal sends the user).
     if !matches!(matches.subcommand_name(), Some("doctor" | "man")) {
         if let Err(e) = crate::core::settings::check(env) {
-            let json = argv.iter().skip(1).any(|a| a == "--json");
+            let json = wants_json(argv);
             return Outcome::Exit(output::fail(id.as_str(), json, &e));
         }
     }
@@ -166,7 +176,7 @@ fn run_parsed(argv: &[OsString], cx: &Context, command: clap::Command, id: &Comm
             }
             if let Some(("open-ui", m)) = sub.subcommand() {
                 if readonly::enabled(env, matches.get_flag("readonly")) {
-                    let json = argv.iter().skip(1).any(|a| a == "--json");
+                    let json = wants_json(argv);
                     return Outcome::Exit(output::fail(
                         id.as_str(),
                         json,
@@ -179,7 +189,7 @@ fn run_parsed(argv: &[OsString], cx: &Context, command: clap::Command, id: &Comm
                 });
             }
             if readonly::enabled(env, matches.get_flag("readonly")) {
-                let json = argv.iter().skip(1).any(|a| a == "--json");
+                let json = wants_json(argv);
                 return Outcome::Exit(output::fail(
                     id.as_str(),
                     json,
@@ -210,7 +220,7 @@ fn run_parsed(argv: &[OsString], cx: &Context, command: clap::Command, id: &Comm
     let readonly = readonly::enabled(env, cli.readonly);
     if readonly {
         if let Some(action) = cli.command.as_ref().and_then(mutation) {
-            let json = argv.iter().skip(1).any(|a| a == "--json");
+            let json = wants_json(argv);
             return Outcome::Exit(output::fail(id.as_str(), json, &readonly::refusal(action)));
         }
     }
@@ -366,7 +376,7 @@ fn usage_error_with(
         _ => {}
     }
     let rendered = e.render().to_string();
-    let json = argv.iter().skip(1).any(|a| a == "--json");
+    let json = wants_json(argv);
     if json {
         // The first paragraph: clap's one-line message, unless a value quoted in it holds a
         // newline of its own (`--prefix $'vm-\n'`).
