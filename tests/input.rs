@@ -974,3 +974,50 @@ fn a_json_word_after_the_double_dash_is_the_guest_commands() {
         assert_eq!(v["exit_code"], code, "{with_json:?}: {v}");
     }
 }
+
+/// An operation on a sandbox the database does not know is "not found" (exit 1) and leaves
+/// no lock file behind: a mistyped id used to leave `locks/<id>.create.lock` (and a
+/// snapshot create one more `snapshot-<random>.lock` on every call).
+#[test]
+fn a_verb_on_an_unknown_sandbox_leaves_no_lock_file() {
+    use support::cleanup::{insert_rows, Row};
+    let h = Home::new();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-known")]);
+    let locks = |h: &Home| -> Vec<String> {
+        std::fs::read_dir(h.data.join("locks"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = locks(&h);
+    for args in [
+        &["sandbox", "stop", "nosuch", "--json"][..],
+        &["sandbox", "start", "nosuch", "--json"],
+        &["sandbox", "pause", "nosuch", "--json"],
+        &["sandbox", "resume", "nosuch", "--json"],
+        &["sandbox", "delete", "nosuch", "--force", "--json"],
+        &[
+            "sandbox",
+            "network",
+            "set",
+            "nosuch",
+            "--internet",
+            "off",
+            "--json",
+        ],
+        &["sandbox", "snapshot", "create", "nosuch", "--json"],
+        &[
+            "sandbox", "exec", "nosuch", "--start", "--json", "--", "true",
+        ],
+    ] {
+        let out = smolvm_std(&h, "smolvm").args(args).output().unwrap();
+        assert_no_panic(&out, "verb");
+        let v = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {v}");
+        assert!(v.to_string().contains("not found"), "{args:?}: {v}");
+        assert_eq!(locks(&h), before, "{args:?} left a lock file");
+    }
+}

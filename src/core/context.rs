@@ -426,6 +426,15 @@ impl Ctx {
         VmLock::acquire(&self.data_dir, id, what, lock_timeout(&self.env)?).await
     }
 
+    /// [`Ctx::lock`] of a sandbox that exists: one the database does not know is "not
+    /// found" before any lock file is made for it (a mistyped id leaves nothing behind).
+    /// The caller reads the row again under the lock.
+    pub async fn lock_existing(&self, id: &VmId, what: &str) -> Result<VmLock> {
+        let wait = lock_timeout(&self.env)?;
+        self.vm(id)?;
+        VmLock::acquire(&self.data_dir, id, what, wait).await
+    }
+
     /// [`Ctx::lock`] plus SmolVM's snapshot locks of the sandbox and of `snapshot_id`.
     pub async fn lock_for_snapshot(
         &self,

@@ -111,7 +111,7 @@ pub use super::vm::{sandbox_stop_timeout, stop_timeout};
 /// leases, nftables entries and disk stay for the next `start`.
 pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport> {
     tracing::info!(vm = %id, timeout_s = timeout.as_secs(), "stopping sandbox");
-    let _lock = ctx.lock(id, &format!("sandbox stop {id}")).await?;
+    let _lock = ctx.lock_existing(id, &format!("sandbox stop {id}")).await?;
     let vm = ctx.vm(id)?;
     // A stopped VM forwards nothing: its local port forwards go with the process.
     let close_forwards = || match super::ports::close_all(&ctx.data_dir, id) {
@@ -244,7 +244,9 @@ pub(crate) async fn set_vcpus_paused(ctx: &Ctx, vm: &VmRecord, paused: bool) -> 
 pub async fn set_paused(ctx: &Ctx, id: &VmId, paused: bool) -> Result<PauseReport> {
     tracing::info!(vm = %id, paused, "pausing or resuming sandbox");
     let verb = if paused { "pause" } else { "resume" };
-    let _lock = ctx.lock(id, &format!("sandbox {verb} {id}")).await?;
+    let _lock = ctx
+        .lock_existing(id, &format!("sandbox {verb} {id}"))
+        .await?;
     let vm = ctx.vm(id)?;
     let want = if paused {
         VmStatus::Paused
@@ -330,7 +332,7 @@ pub async fn delete(
         }
         // Each sandbox under its lock, taken before its row is read (and released before
         // the next one is taken).
-        let r = match ctx.lock(id, &format!("sandbox delete {id}")).await {
+        let r = match ctx.lock_existing(id, &format!("sandbox delete {id}")).await {
             Ok(_lock) => match ctx.vm(id) {
                 Ok(_) => {
                     teardown::teardown_vm(ctx.store.clone(), id, ctx.teardown_options(timeout))

@@ -394,7 +394,9 @@ pub async fn set(
     publish_ssh: Option<bool>,
 ) -> Result<NetworkReport> {
     // One operation per sandbox: a start or stop in flight finishes first.
-    let _vm_lock = ctx.lock(id, &format!("sandbox network set {id}")).await?;
+    let _vm_lock = ctx
+        .lock_existing(id, &format!("sandbox network set {id}"))
+        .await?;
     let row = ctx.vm(id)?;
     let old = settings_of(&ctx.store, &row);
     let new = Settings {

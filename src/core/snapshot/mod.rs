@@ -419,6 +419,9 @@ pub async fn create(ctx: &Ctx, opts: &CreateOptions) -> Result<CreateReport> {
         Some(s) => s.clone(),
         None => random_snapshot_id(),
     };
+    // A sandbox the database does not know is "not found" before any lock file is made
+    // for it or for the snapshot (the row is read again under the lock).
+    ctx.vm(&opts.vm_id)?;
     let _lock = ctx
         .lock_for_snapshot(
             &opts.vm_id,

@@ -652,7 +652,9 @@ pub async fn start_existing(
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
-    let _lock = ctx.lock(id, &format!("sandbox start {id}")).await?;
+    let _lock = ctx
+        .lock_existing(id, &format!("sandbox start {id}"))
+        .await?;
     start_locked(ctx, id, accel, boot_timeout, progress).await
 }
 
@@ -664,7 +666,9 @@ pub async fn ensure_running(
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<Option<StartReport>> {
-    let _lock = ctx.lock(id, &format!("sandbox exec --start {id}")).await?;
+    let _lock = ctx
+        .lock_existing(id, &format!("sandbox exec --start {id}"))
+        .await?;
     let row = ctx.vm(id)?;
     if crate::core::vm::row_is_live(&row, &ctx.paths.socket_dir) {
         return Ok(None);
