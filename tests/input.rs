@@ -913,7 +913,9 @@ fn a_json_report_that_cannot_be_written_exits_as_its_envelope_says() {
 #[test]
 fn a_json_word_after_the_double_dash_is_the_guest_commands() {
     let h = Home::new();
-    let cases: [(&[&str], &[(&str, &str)], i32); 3] = [
+    // (the words, the environment, the exit code)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32);
+    let cases: [Case; 3] = [
         (
             &[
                 "sandbox",
