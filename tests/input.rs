@@ -1023,3 +1023,47 @@ fn a_verb_on_an_unknown_sandbox_leaves_no_lock_file() {
         assert_eq!(locks(&h), before, "{args:?} left a lock file");
     }
 }
+
+/// A request core refuses as it stands (a usage error of `sandbox create`, a preset start,
+/// `clone`, `branch`) changes nothing on disk: no state database is made for it (one was
+/// opened, and so created, before the request was checked). The app log aside.
+#[test]
+fn a_refused_create_or_clone_makes_no_state_database() {
+    for args in [
+        &["sandbox", "create", "--json"][..],
+        &["sandbox", "create", "--preset", "nosuchpreset", "--json"],
+        &[
+            "sandbox", "create", "--preset", "codex", "--name", "Bad Name", "--json",
+        ],
+        &[
+            "sandbox", "create", "--preset", "codex", "--memory", "1", "--json",
+        ],
+        &["codex", "start", "--name", "Bad Name", "--json"],
+        &[
+            "sandbox", "clone", "nosuch", "--count", "2", "--name", "x", "--json",
+        ],
+        &[
+            "sandbox", "clone", "nosuch", "--count", "2", "--prefix", "A B", "--json",
+        ],
+        &["sandbox", "branch", "nosuch", "--prefix", "A_B", "--json"],
+        &[
+            "sandbox",
+            "branch",
+            "nosuch",
+            "--snapshot-id",
+            "../x",
+            "--json",
+        ],
+    ] {
+        let h = Home::new();
+        let out = smolvm_std(&h, "smolvm").args(args).output().unwrap();
+        assert_no_panic(&out, "refused");
+        let v = json(&out);
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {v}");
+        assert_eq!(v["ok"], false, "{args:?}: {v}");
+        assert!(
+            !h.data.join("smolvm.db").exists(),
+            "{args:?} made a state database: {v}"
+        );
+    }
+}

@@ -266,6 +266,7 @@ pub fn clone(a: &CloneArgs, cx: &Context) -> i32 {
             parallel: None,
             keep_agent_socket: false,
         };
+        snapshot::check_clone(&opts)?;
         let ctx = open_ctx(cx)?;
         let events = super::start::progress_of_each(a.json, a.count > 1);
         block_on(snapshot::clone(&ctx, &opts, &events))?
@@ -335,6 +336,7 @@ pub fn branch(a: &BranchArgs, cx: &Context) -> i32 {
             boot_timeout: a.boot_timeout,
             ..snapshot::BranchOptions::of(VmId::parse(&a.id)?, a.count)
         };
+        snapshot::check_branch(&opts)?;
         let ctx = open_ctx(cx)?;
         let each = super::start::progress_of_each(json, a.count > 1);
         let events = Progress::new(move |e| match e {

@@ -220,6 +220,7 @@ pub fn preset_start(
     let r = (|| {
         let mut opts = options(flags, cx)?;
         opts.preset = Some(preset.to_string());
+        start::check_create(&opts, cx.presets())?;
         let ctx = open_ctx(cx)?;
         let ask = crate::core::warm::Ask::from_flags(args.warm, args.cold);
         let p = progress(flags.json);
@@ -333,6 +334,9 @@ fn create(args: &CreateArgs, cx: &Context) -> i32 {
         }
         opts.create_only = args.no_start;
         (opts.bridge, opts.bridge_address) = args.attach.attachment()?;
+        // A request core refuses as it stands changes nothing: checked before the state
+        // database is opened (and made).
+        start::check_create(&opts, cx.presets())?;
         let ctx = open_ctx(cx)?;
         crate::core::runtime::block_on(start::create(&ctx, &opts, &progress(json)))?
     })();

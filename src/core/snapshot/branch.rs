@@ -106,6 +106,21 @@ impl BranchReport {
     }
 }
 
+/// The usage errors of `opts`, before anything is looked up (the count, the clones' ids
+/// the prefix makes, the snapshot id): a face makes these checks before it opens the state
+/// database, so a bad request changes nothing on disk.
+pub fn check_branch(opts: &BranchOptions) -> Result<()> {
+    super::clone::check_clone(&CloneOptions {
+        count: opts.count,
+        prefix: Some(opts.prefix()),
+        ..CloneOptions::default()
+    })?;
+    match &opts.snapshot_id {
+        Some(s) if !crate::sys::process::is_vm_id(s) => Err(super::invalid_snapshot_id(s)),
+        _ => Ok(()),
+    }
+}
+
 /// Snapshot `opts.vm_id` for cloning (the source runs on) and make `opts.count` clones of
 /// it, several at once.
 pub async fn branch(
@@ -114,7 +129,7 @@ pub async fn branch(
     progress: &Progress<BranchEvent>,
 ) -> Result<BranchReport> {
     let t0 = Instant::now();
-    super::clone::check_count(opts.count)?;
+    check_branch(opts)?;
     if progress.cancelled() {
         return Err(Error::new(
             ErrorCode::Interrupted,

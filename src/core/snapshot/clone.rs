@@ -103,8 +103,9 @@ pub(super) fn check_count(count: u32) -> Result<()> {
     }
 }
 
-/// The usage errors of `opts`, before anything is looked up.
-fn check_usage(opts: &CloneOptions) -> Result<()> {
+/// The usage errors of `opts`, before anything is looked up: a face makes these checks
+/// before it opens the state database, so a bad request changes nothing on disk.
+pub fn check_clone(opts: &CloneOptions) -> Result<()> {
     check_count(opts.count)?;
     if let Some(n) = &opts.name {
         if opts.count != 1 {
@@ -114,7 +115,24 @@ fn check_usage(opts: &CloneOptions) -> Result<()> {
         }
         VmId::name(n)?;
     }
+    if let Some(p) = &opts.prefix {
+        check_prefix(p, opts.count)?;
+    }
     Ok(())
+}
+
+/// `prefix` makes valid sandbox ids (`<prefix>-<n>`, the first `count` of them).
+fn check_prefix(prefix: &str, count: u32) -> Result<()> {
+    match VmId::new(&format!("{prefix}-{count}")) {
+        Some(_) => Ok(()),
+        None => Err(bad_prefix(prefix)),
+    }
+}
+
+fn bad_prefix(prefix: &str) -> Error {
+    Error::usage(format!(
+        "--prefix '{prefix}' does not make valid sandbox ids (lower-case letters, digits, '-' and '_')"
+    ))
 }
 
 /// The ids the clones get, checked before anything is made.
@@ -133,9 +151,7 @@ pub(super) fn clone_ids(ctx: &Ctx, opts: &CloneOptions) -> Result<Vec<VmId>> {
             let mut i = 1u32;
             while ids.len() < opts.count as usize {
                 let Some(id) = VmId::new(&format!("{p}-{i}")) else {
-                    return Err(Error::usage(format!(
-                        "--prefix '{p}' does not make valid sandbox ids (lower-case letters, digits, '-' and '_')"
-                    )));
+                    return Err(bad_prefix(p));
                 };
                 if ctx.store.get_vm(&id).map_err(rt)?.is_none() {
                     ids.push(id);
@@ -227,7 +243,7 @@ pub async fn clone(
 ) -> Result<CloneReport> {
     tracing::info!(snapshot = %opts.snapshot_id, count = opts.count, "cloning snapshot");
     let t0 = Instant::now();
-    check_usage(opts)?;
+    check_clone(opts)?;
     // A cancel that came first: nothing begins.
     if progress.cancelled() {
         return Err(Error::new(

@@ -28,9 +28,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub(crate) use agent::{agent_launch_command, AGENT_BIN};
-pub use branch::{branch, BranchEvent, BranchOptions, BranchReport};
+pub use branch::{branch, check_branch, BranchEvent, BranchOptions, BranchReport};
 pub(crate) use clone::remove_agent_socket;
-pub use clone::{clone, CloneOptions, CloneReport, ClonedVm, MAX_CLONES};
+pub use clone::{check_clone, clone, CloneOptions, CloneReport, ClonedVm, MAX_CLONES};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
 use super::context::Ctx;

@@ -31,6 +31,7 @@ use super::progress::Progress;
 use super::teardown;
 use super::version::image_version;
 use super::vm::VmId;
+use crate::core::presets::Registry;
 use crate::sys::http::HttpConfig;
 use crate::sys::open;
 use crate::sys::state::{StateError, VmConfig, VmExtras, VmRecord, VmStatus};
@@ -355,19 +356,18 @@ fn resolve_image(
     Ok((real("kernel", k)?, real("rootfs", r)?))
 }
 
-/// Create a sandbox and (unless `create_only`) start it. On failure nothing it created is
-/// left: row, leases, TAP, nftables elements, disk, log, socket, process.
-pub async fn create(
-    ctx: &Ctx,
-    opts: &StartOptions,
-    progress: &Progress<StartEvent>,
-) -> Result<StartReport> {
-    tracing::info!(
-        preset = %opts.preset.as_deref().unwrap_or("-"),
-        name = %opts.name.as_deref().unwrap_or("-"),
-        "creating sandbox"
-    );
-    let t0 = Instant::now();
+/// What a create's options name, checked before anything is opened or made.
+struct Checked {
+    preset: Option<String>,
+    id: VmId,
+    bridge_address: Option<bridged::GuestAddress>,
+}
+
+/// The checks of a create's options that need no state: one source (a preset, or a
+/// kernel and rootfs), a known preset, the limits, the name, a bridge request. [`create`]
+/// makes them first; a face calls [`check_create`] before it opens the state, so a bad
+/// request changes nothing on disk.
+fn checked(opts: &StartOptions, presets: &Registry) -> Result<Checked> {
     match (
         opts.preset.is_some(),
         opts.kernel.is_some() || opts.rootfs.is_some(),
@@ -385,16 +385,11 @@ pub async fn create(
         }
         _ => {}
     }
-    let presets = &ctx.presets;
-    for p in &presets.problems {
-        progress.emit(StartEvent::Warning(p.clone()));
-    }
-    let registry = opts
+    let preset = opts
         .preset
         .as_deref()
-        .map(|p| presets.lookup(p))
+        .map(|p| presets.lookup(p).map(|p| p.name.to_string()))
         .transpose()?;
-    let preset = registry.map(|p| p.name.to_string());
     super::presets::check_limits(opts.memory_mib, opts.vcpus, opts.disk_size_mib)?;
     let id = match &opts.name {
         Some(n) => VmId::name(n)?,
@@ -404,6 +399,45 @@ pub async fn create(
         Some(b) => Some(bridged::check_request(opts, b)?),
         None => None,
     };
+    Ok(Checked {
+        preset,
+        id,
+        bridge_address,
+    })
+}
+
+/// [`create`]'s checks of `opts` alone, for a face to make before it opens the state
+/// database (a usage error then leaves nothing behind).
+pub fn check_create(opts: &StartOptions, presets: &Registry) -> Result<()> {
+    checked(opts, presets).map(drop)
+}
+
+/// Create a sandbox and (unless `create_only`) start it. On failure nothing it created is
+/// left: row, leases, TAP, nftables elements, disk, log, socket, process.
+pub async fn create(
+    ctx: &Ctx,
+    opts: &StartOptions,
+    progress: &Progress<StartEvent>,
+) -> Result<StartReport> {
+    tracing::info!(
+        preset = %opts.preset.as_deref().unwrap_or("-"),
+        name = %opts.name.as_deref().unwrap_or("-"),
+        "creating sandbox"
+    );
+    let t0 = Instant::now();
+    for p in &ctx.presets.problems {
+        progress.emit(StartEvent::Warning(p.clone()));
+    }
+    let Checked {
+        preset,
+        id,
+        bridge_address,
+    } = checked(opts, &ctx.presets)?;
+    let registry = opts
+        .preset
+        .as_deref()
+        .map(|p| ctx.presets.lookup(p))
+        .transpose()?;
     // The new id's lock (SmolVM's create lock) before its row is looked for: a second
     // create of the same name, or any operation on it, waits for this one.
     let _lock = ctx.lock(&id, &format!("sandbox create {id}")).await?;
