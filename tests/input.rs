@@ -1067,3 +1067,64 @@ fn a_refused_create_or_clone_makes_no_state_database() {
         );
     }
 }
+
+/// `SMOLVM_DATA_DIR` naming a regular file is said, by readers and writers alike (exit
+/// 1, the same message and way out), and by `doctor`'s `state-db` check: `sandbox list`
+/// used to find "none yet" there and list nothing, as if every sandbox were gone.
+#[test]
+fn a_data_dir_that_is_a_file_is_said_by_every_face() {
+    let h = Home::new();
+    let file = h.home.join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for args in [
+        &["sandbox", "list", "--json"][..],
+        &["sandbox", "info", "vm-a", "--json"],
+        &["sandbox", "snapshot", "list", "--json"],
+        &["sandbox", "stop", "vm-a", "--json"],
+        &["sandbox", "prune", "--dry-run", "--json"],
+        &["cleanup", "--dry-run", "--json"],
+    ] {
+        let out = smolvm_std(&h, "smolvm")
+            .args(args)
+            .env("SMOLVM_DATA_DIR", &file)
+            .output()
+            .unwrap();
+        assert_no_panic(&out, "data dir");
+        let v = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {v}");
+        assert_eq!(
+            v["error"]["message"],
+            format!(
+                "SMOLVM_DATA_DIR is {}, which is not a directory.",
+                file.display()
+            ),
+            "{args:?}: {v}"
+        );
+        assert!(
+            v["error"]["recovery"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unset it"),
+            "{args:?}: {v}"
+        );
+    }
+    let out = smolvm_std(&h, "smolvm")
+        .args(["doctor", "--json"])
+        .env("SMOLVM_DATA_DIR", &file)
+        .output()
+        .unwrap();
+    let v = json(&out);
+    let check = v["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "state-db")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(check["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a directory"));
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}

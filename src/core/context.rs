@@ -144,6 +144,9 @@ pub(crate) fn open_for_reading(
     paths: &Paths,
     busy_timeout: Option<Duration>,
 ) -> Result<Option<StateStore>> {
+    if let Some(p) = paths.data_dir_override_not_a_dir() {
+        return Err(data_dir_not_a_dir(p));
+    }
     let Some(db) = read_db(paths) else {
         return Ok(None);
     };
@@ -162,6 +165,16 @@ pub(crate) fn open_for_reading(
         .with_recovery(CORRUPT_DB_FIX));
     }
     Ok(Some(store))
+}
+
+/// The error of a `SMOLVM_DATA_DIR` that names no directory, for readers and writers
+/// alike (a read used to find "none yet" there, and list nothing).
+pub(crate) fn data_dir_not_a_dir(p: &std::path::Path) -> Error {
+    Error::runtime(format!(
+        "SMOLVM_DATA_DIR is {}, which is not a directory.",
+        p.display()
+    ))
+    .with_recovery("Point SMOLVM_DATA_DIR at a directory (it is made if missing), or unset it.")
 }
 
 /// Which state database a list read, for every face to name: the one [`read_db`] found
@@ -312,6 +325,9 @@ impl Ctx {
         let split = WorldSplit::of(&paths);
         if let Some(s) = split.as_ref().filter(|s| s.must_choose(env.euid())) {
             return Err(s.refusal());
+        }
+        if let Some(p) = paths.data_dir_override_not_a_dir() {
+            return Err(data_dir_not_a_dir(p));
         }
         let data_dir = paths
             .data_dir()

@@ -123,7 +123,19 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
         ),
     });
     push(disk(&paths.home.join(".smolvm")));
-    push(state_db(&paths.existing_state_dbs()));
+    push(match paths.data_dir_override_not_a_dir() {
+        // No state can be read or made there: every other command refuses it too.
+        Some(p) => {
+            let e = crate::core::context::data_dir_not_a_dir(p);
+            check(
+                "state-db",
+                Status::Fail,
+                e.message,
+                e.recovery.as_deref().unwrap_or_default(),
+            )
+        }
+        None => state_db(&paths.existing_state_dbs()),
+    });
     push(ports());
     push(settings(env));
     out

@@ -83,6 +83,13 @@ impl Paths {
         }
     }
 
+    /// `SMOLVM_DATA_DIR` when it names something that exists and is no directory (a file,
+    /// a link to one): no state can be read or made there, and every face says so.
+    pub fn data_dir_override_not_a_dir(&self) -> Option<&Path> {
+        let p = self.data_dir_override.as_deref()?;
+        std::fs::metadata(p).ok().filter(|m| !m.is_dir()).map(|_| p)
+    }
+
     /// The data directory [`Paths::data_dir`] would choose, found without creating
     /// anything (for a dry run, which must look where the real run works): the override,
     /// else the first candidate that exists and is writable, or does not exist yet under a
