@@ -770,6 +770,44 @@ fn garbage_and_truncated_databases_are_moved_aside_and_rebuilt_from_live_vmms() 
     }
 }
 
+/// A corrupt database found by a command that is not cleanup (here a `sandbox stop` of a
+/// mistyped id) is left where it is, with the fix: it used to be moved aside and a new
+/// one started, so the next cleanup found the running sandboxes in no database and
+/// stopped them as orphans. Cleanup, which adopts them into the database it starts anew,
+/// then keeps the sandbox outside its prefix running.
+#[test]
+fn a_corrupt_database_is_left_for_cleanup_which_keeps_the_running_sandboxes() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    h.sockets();
+    std::fs::create_dir_all(&h.data).unwrap();
+    let garbage = b"definitely not sqlite, just garbage bytes ...".to_vec();
+    std::fs::write(h.data.join("smolvm.db"), &garbage).unwrap();
+    let mut prod = QemuStandIn::started_here(&ns, &h, "prod-db", None);
+    let out = ns.smolvm(&h, &["sandbox", "stop", "typo", "--json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("is corrupt"), "{v}");
+    assert!(
+        v["error"]["recovery"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("smolvm cleanup --force"),
+        "{v}"
+    );
+    assert_eq!(std::fs::read(h.data.join("smolvm.db")).unwrap(), garbage);
+    let out = ns.smolvm(&h, &["cleanup", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        prod.alive(),
+        "cleanup stopped a running sandbox: {}",
+        stdout(&out)
+    );
+    assert_eq!(row_ids(&h.data), ["prod-db"]);
+}
+
 #[test]
 fn two_cleanups_at_once_each_vm_deleted_once() {
     require_root!();

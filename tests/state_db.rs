@@ -176,34 +176,57 @@ fn a_user_who_cannot_write_the_database_reads_a_private_copy() {
     );
 }
 
-/// A command that writes (here `sandbox stop`) and finds the database corrupt moves it
-/// aside, starts a new one and says so on stderr; a read (`sandbox info`) leaves it:
-/// tests/readonly.rs.
+/// A command that writes (here `sandbox stop`) and finds the database corrupt leaves it
+/// byte for byte where it is and fails with the fix (cleanup, which adopts the running
+/// sandboxes into a new database, is what moves it aside: tests/cleanup.rs); a read
+/// (`sandbox info`) leaves it too: tests/readonly.rs.
 #[test]
-fn a_corrupt_database_found_by_a_writer_is_reported_on_stderr() {
+fn a_corrupt_database_found_by_a_writer_is_left_with_the_fix() {
     let h = Home::new();
     std::fs::create_dir_all(&h.data).unwrap();
-    std::fs::write(
-        h.data.join("smolvm.db"),
-        b"this is not a database, just some text that is long enough",
-    )
-    .unwrap();
-    let out = h.run(&["sandbox", "stop", "vm-1", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    let moved: Vec<String> = snapshot(&h.data)
-        .into_keys()
-        .filter(|n| n.starts_with("smolvm.db.corrupt-"))
-        .collect();
-    assert_eq!(moved.len(), 1, "{moved:?}");
-    assert!(
-        err.starts_with(&format!(
-            "Warning: state database {} was corrupt (",
-            h.data.join("smolvm.db").display()
-        )) && err.contains(&moved[0]),
-        "{err}"
-    );
-    assert_eq!(json(&out)["error"]["message"], "VM 'vm-1' not found");
+    let garbage = b"this is not a database, just some text that is long enough";
+    std::fs::write(h.data.join("smolvm.db"), garbage).unwrap();
+    for args in [
+        &["sandbox", "stop", "vm-1", "--json"][..],
+        &["sandbox", "delete", "vm-1", "--force", "--json"],
+        &[
+            "sandbox",
+            "network",
+            "set",
+            "vm-1",
+            "--internet",
+            "off",
+            "--json",
+        ],
+    ] {
+        let out = h.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let v = json(&out);
+        assert_eq!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .split(" (")
+                .next(),
+            Some(
+                format!(
+                    "state database {} is corrupt",
+                    h.data.join("smolvm.db").display()
+                )
+                .as_str()
+            ),
+            "{args:?}: {v}"
+        );
+        assert!(
+            v["error"]["recovery"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Run 'smolvm cleanup --dry-run'"),
+            "{args:?}: {v}"
+        );
+        no_corrupt_copies(&h.data);
+        assert_eq!(std::fs::read(h.data.join("smolvm.db")).unwrap(), garbage);
+    }
 }
 
 /// Raw rows in SmolVM's schema: `(id, status, pid, network JSON)` (`pid` and `id` as SQL

@@ -104,13 +104,10 @@ fn say(e: &StartEvent, json: bool, label: &str) {
 }
 
 /// The command's context, with what every command says of it first (a warning on
-/// stderr, in both modes like every warning of these commands): a corrupt database moved
-/// aside, reads and writes at two databases.
+/// stderr, in both modes like every warning of these commands): reads and writes at two
+/// databases. (A corrupt database is an error saying how to repair it.)
 pub(super) fn open_ctx(cx: &Context) -> Result<Ctx> {
     let ctx = cx.job()?;
-    if let Some(c) = &ctx.corruption {
-        warn(c.to_string());
-    }
     if let Some(s) = &ctx.split {
         warn(s.notice());
     }

@@ -156,15 +156,21 @@ pub(crate) fn open_for_reading(
         busy_timeout.unwrap_or(DEFAULT_BUSY_TIMEOUT),
     )
     .map_err(|e| Error::runtime(e.to_string()))?;
-    if let Some(c) = corrupt {
-        return Err(Error::runtime(format!(
-            "state database {} is corrupt ({})",
-            c.path.display(),
-            c.reason
-        ))
-        .with_recovery(CORRUPT_DB_FIX));
+    match corrupt {
+        Some(c) => Err(corrupt_error(&c)),
+        None => Ok(Some(store)),
     }
-    Ok(Some(store))
+}
+
+/// A corrupt state database found by a read or a write that is not cleanup's: an error
+/// saying how to repair it; the file stays where it is.
+fn corrupt_error(c: &Corruption) -> Error {
+    Error::runtime(format!(
+        "state database {} is corrupt ({})",
+        c.path.display(),
+        c.reason
+    ))
+    .with_recovery(CORRUPT_DB_FIX)
 }
 
 /// The error of a `SMOLVM_DATA_DIR` that names no directory, for readers and writers
@@ -298,9 +304,6 @@ pub struct Ctx {
     pub split: Option<WorldSplit>,
     pub data_dir: PathBuf,
     pub store: Arc<StateStore>,
-    /// The state database was corrupt and moved aside while opening: every caller shows
-    /// this to the user (`Display` is the warning text).
-    pub corruption: Option<Corruption>,
     /// This host, probed once: every runtime and image decision of this start reads it.
     pub host: Host,
     /// The presets in force, read once (its context's).
@@ -332,23 +335,25 @@ impl Ctx {
         let data_dir = paths
             .data_dir()
             .map_err(|e| Error::runtime(e.to_string()))?;
+        // A corrupt database is left for cleanup, which alone moves it aside and adopts
+        // the running sandboxes into the new one (started anew here, they would be
+        // orphans to the next cleanup).
         let (store, corruption) = StateStore::open(
             &data_dir.join(STATE_DB_FILE),
-            OpenMode::ReadWrite,
+            OpenMode::KeepCorrupt,
             DEFAULT_BUSY_TIMEOUT,
         )
         .map_err(|e| Error::runtime(e.to_string()))?;
-        tracing::debug!(data_dir = %data_dir.display(), "state database opened");
         if let Some(c) = &corruption {
-            tracing::warn!(data_dir = %data_dir.display(), warning = %c, "state database was corrupt");
+            return Err(corrupt_error(c));
         }
+        tracing::debug!(data_dir = %data_dir.display(), "state database opened");
         Ok(Ctx {
             env: env.clone(),
             paths,
             split,
             data_dir,
             store: Arc::new(store),
-            corruption,
             host,
             presets,
         })
@@ -391,7 +396,6 @@ impl Ctx {
             split,
             data_dir,
             store: Arc::new(store),
-            corruption: None,
             host,
             presets,
         })

@@ -97,8 +97,14 @@ pub enum StateError {
 /// How to open the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
-    /// Create or migrate as needed; corrupt files are moved aside.
+    /// Create or migrate as needed; corrupt files are moved aside (cleanup's: it adopts
+    /// the running sandboxes into the new database).
     ReadWrite,
+    /// [`OpenMode::ReadWrite`], but a corrupt file is left where it is: reported
+    /// (`moved_to: None`) with an empty read-only store, for the caller to refuse to go
+    /// on. Every writer but cleanup opens so: a database started anew without cleanup's
+    /// adoption would make the running sandboxes orphans to the next cleanup.
+    KeepCorrupt,
     /// Change nothing on disk: read the file (or a private copy of it) read-only; an
     /// absent or corrupt file reads as an empty store (corruption is reported, the file
     /// left where it is).
@@ -201,7 +207,7 @@ impl StateStore {
         match mode {
             OpenMode::DryRun if !exists => Ok((Self::empty(path, busy_timeout)?, None)),
             OpenMode::DryRun => Self::open_read_only(path, busy_timeout),
-            OpenMode::ReadWrite if !exists => {
+            OpenMode::ReadWrite | OpenMode::KeepCorrupt if !exists => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
                         path: path.to_path_buf(),
@@ -210,7 +216,7 @@ impl StateStore {
                 }
                 Ok((Self::create(path, busy_timeout)?, None))
             }
-            OpenMode::ReadWrite => {
+            OpenMode::ReadWrite | OpenMode::KeepCorrupt => {
                 // Check first without changing anything (read-write SQLite would already
                 // have rolled back, or deleted, a damaged file's journal), so that a
                 // damaged file is moved aside exactly as it was found.
@@ -228,6 +234,16 @@ impl StateStore {
                 };
                 drop(read_only);
                 let reason = reason.unwrap_or_default();
+                if mode == OpenMode::KeepCorrupt {
+                    return Ok((
+                        Self::empty(path, busy_timeout)?,
+                        Some(Corruption {
+                            path: path.to_path_buf(),
+                            reason,
+                            moved_to: None,
+                        }),
+                    ));
+                }
                 let moved_to = move_aside(path)?;
                 let store = Self::create(path, busy_timeout)?;
                 Ok((

@@ -387,6 +387,30 @@ fn an_unopenable_database_is_an_error_and_nothing_is_moved() {
     }
 }
 
+/// `KeepCorrupt` reports a corrupt file and leaves it byte for byte, with nothing beside
+/// it; `ReadWrite` (cleanup's) moves it aside and starts a new one.
+#[test]
+fn keep_corrupt_leaves_a_corrupt_file_where_read_write_moves_it() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("smolvm.db");
+    let garbage = b"not a database at all, but long enough to be read as one".to_vec();
+    std::fs::write(&db, &garbage).unwrap();
+    let (s, c) = StateStore::open(&db, OpenMode::KeepCorrupt, Duration::from_secs(1)).unwrap();
+    let c = c.expect("reported");
+    assert_eq!(
+        (c.path.as_path(), c.moved_to.as_ref()),
+        (db.as_path(), None)
+    );
+    assert!(s.list_vms().unwrap().vms.is_empty());
+    drop(s);
+    assert_eq!(std::fs::read(&db).unwrap(), garbage);
+    let names: Vec<String> = snapshot(t.path()).into_keys().collect();
+    assert_eq!(names, ["smolvm.db"]);
+    let (_, c) = StateStore::open(&db, OpenMode::ReadWrite, Duration::from_secs(1)).unwrap();
+    assert!(c.and_then(|c| c.moved_to).is_some_and(|to| to.exists()));
+    assert_ne!(std::fs::read(&db).unwrap(), garbage);
+}
+
 /// A database in SmolVM's schema with rows inserted raw (values as SQL literals).
 fn raw_store(t: &Path, vms: &[(&str, &str, &str, &str)], extra_sql: &str) -> StateStore {
     let db = t.join("smolvm.db");

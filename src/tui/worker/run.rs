@@ -152,14 +152,10 @@ impl Run {
         });
     }
 
-    /// The job context (`core::start::Ctx`) of this dashboard's context; a state database
-    /// found corrupt and moved aside while opening is said as an item.
+    /// The job context (`core::start::Ctx`) of this dashboard's context (a corrupt state
+    /// database is the task's error, saying how to repair it).
     pub fn open(&self, cx: &Context) -> Result<crate::core::start::Ctx, End> {
-        let ctx = cx.job()?;
-        if let Some(c) = &ctx.corruption {
-            self.item("state database", false, c.to_string());
-        }
-        Ok(ctx)
+        Ok(cx.job()?)
     }
 
     /// The progress sink of a deleting task of `total` items: shows the phase, then each
