@@ -106,6 +106,14 @@ pub fn run(readonly: bool, completion: worker::CompletionScript) -> i32 {
         return 2;
     }
     let env = Env::from_process();
+    // A terminal that says it cannot move the cursor (an editor's shell buffer) would
+    // get the screen's escape codes as text.
+    if env.get_str("TERM") == Some("dumb") {
+        err_line(
+            "Error: the dashboard needs a terminal that can draw (TERM=dumb); run a subcommand instead (smolvm --help)",
+        );
+        return 2;
+    }
     // The screen is the dashboard's now: `-v` must not write over it.
     crate::core::logging::quiet_stderr();
     terminal::restore_on_panic();
