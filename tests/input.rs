@@ -1113,14 +1113,7 @@ fn a_data_dir_that_is_a_file_is_said_by_every_face() {
         .env("SMOLVM_DATA_DIR", &file)
         .output()
         .unwrap();
-    let v = json(&out);
-    let check = v["data"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "state-db")
-        .cloned()
-        .unwrap();
+    let check = support::doctor_check(&json(&out), "state-db");
     assert_eq!(check["status"], "fail", "{check}");
     assert!(check["message"]
         .as_str()
