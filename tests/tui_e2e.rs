@@ -266,15 +266,15 @@ fn without_a_terminal_smolvm_prints_help_and_tui_exits_2() {
     }
 }
 
-/// On a terminal that says it cannot draw (`TERM=dumb`: an editor's shell buffer) the
-/// dashboard refuses, exit 2, and writes no escape code: it used to fill that buffer
+/// On a terminal that says it cannot draw (`TERM=dumb`: an editor's shell buffer) `smolvm
+/// tui` refuses, exit 2, and bare `smolvm` prints its help; neither writes an escape code: it used to fill that buffer
 /// with the alternate screen, mouse capture and colours as text. (`script` gives it a
 /// terminal on stdin, stdout and stderr alike; one that opened is stopped after 20 s.)
 #[test]
 fn on_a_dumb_terminal_the_dashboard_refuses_and_draws_nothing() {
     let h = Home::new();
     let bin = assert_cmd::cargo::cargo_bin("smolvm");
-    for args in ["tui", "--readonly tui", ""] {
+    for args in ["tui", "--readonly tui"] {
         let out = Command::new("script")
             .args(["-q", "-e", "-c"])
             .arg(format!("timeout 20 {} {args}", bin.display()))
@@ -293,6 +293,21 @@ fn on_a_dumb_terminal_the_dashboard_refuses_and_draws_nothing() {
         );
         assert!(!out.stdout.contains(&0x1b), "{args:?}: {text:?}");
     }
+    // Bare `smolvm` there prints its help, as without a terminal.
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("timeout 20 {}", bin.display()))
+        .arg("/dev/null")
+        .env_clear()
+        .envs(h.env_vars())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Usage: smolvm [OPTIONS] [COMMAND]"), "{text}");
+    assert!(!out.stdout.contains(&0x1b), "{text:?}");
 }
 
 /// Ctrl-Z suspends the dashboard as it does any terminal program: the terminal guard gives

@@ -247,10 +247,12 @@ fn run_parsed(argv: &[OsString], cx: &Context, command: clap::Command, id: &Comm
         Some(Command::Guard(a)) => guard(&a, cx),
         None => {
             use std::io::IsTerminal;
-            if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            let draws = env.get_str("TERM") != Some("dumb");
+            if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && draws {
                 return Outcome::Dashboard { readonly };
             }
-            // Scripts get the help text, not a dashboard: on stdout, exit 0 (SmolVM's).
+            // Scripts (and a terminal that cannot draw) get the help text, not a dashboard:
+            // on stdout, exit 0 (SmolVM's).
             output::line(command.clone().render_help().to_string());
             0
         }
