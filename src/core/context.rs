@@ -135,7 +135,8 @@ pub fn read_db(paths: &Paths) -> Option<PathBuf> {
 }
 
 /// The one fix every face gives for a corrupt state database (`sandbox list`, `doctor`,
-/// the dashboard): reads never change it, and cleanup is what moves it aside.
+/// the dashboard, every writer): nothing but cleanup changes it, and cleanup is what
+/// moves it aside (adopting the running sandboxes into the new one).
 pub const CORRUPT_DB_FIX: &str = "Run 'smolvm cleanup --dry-run' to see what cleanup finds, then 'smolvm cleanup --force' to move the database aside and rebuild it from the running sandboxes.";
 
 /// The first existing state database, opened without changing anything on disk (`None`
