@@ -274,8 +274,8 @@ fn without_a_terminal_smolvm_prints_help_and_tui_exits_2() {
 fn on_a_dumb_terminal_the_dashboard_refuses_and_draws_nothing() {
     let h = Home::new();
     let bin = assert_cmd::cargo::cargo_bin("smolvm");
-    for args in ["tui", "--readonly tui"] {
-        let out = Command::new("script")
+    let under_script = |args: &str| {
+        Command::new("script")
             .args(["-q", "-e", "-c"])
             .arg(format!("timeout 20 {} {args}", bin.display()))
             .arg("/dev/null")
@@ -284,7 +284,10 @@ fn on_a_dumb_terminal_the_dashboard_refuses_and_draws_nothing() {
             .env("TERM", "dumb")
             .stdin(std::process::Stdio::null())
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    for args in ["tui", "--readonly tui"] {
+        let out = under_script(args);
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
         assert!(
@@ -294,16 +297,7 @@ fn on_a_dumb_terminal_the_dashboard_refuses_and_draws_nothing() {
         assert!(!out.stdout.contains(&0x1b), "{args:?}: {text:?}");
     }
     // Bare `smolvm` there prints its help, as without a terminal.
-    let out = Command::new("script")
-        .args(["-q", "-e", "-c"])
-        .arg(format!("timeout 20 {}", bin.display()))
-        .arg("/dev/null")
-        .env_clear()
-        .envs(h.env_vars())
-        .env("TERM", "dumb")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = under_script("");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("Usage: smolvm [OPTIONS] [COMMAND]"), "{text}");
