@@ -145,9 +145,7 @@ pub(crate) fn open_for_reading(
     paths: &Paths,
     busy_timeout: Option<Duration>,
 ) -> Result<Option<StateStore>> {
-    if let Some(p) = paths.data_dir_override_not_a_dir() {
-        return Err(data_dir_not_a_dir(p));
-    }
+    check_data_dir(paths)?;
     let Some(db) = read_db(paths) else {
         return Ok(None);
     };
@@ -174,14 +172,20 @@ fn corrupt_error(c: &Corruption) -> Error {
     .with_recovery(CORRUPT_DB_FIX)
 }
 
-/// The error of a `SMOLVM_DATA_DIR` that names no directory, for readers and writers
-/// alike (a read used to find "none yet" there, and list nothing).
-pub(crate) fn data_dir_not_a_dir(p: &std::path::Path) -> Error {
-    Error::runtime(format!(
-        "SMOLVM_DATA_DIR is {}, which is not a directory.",
-        p.display()
-    ))
-    .with_recovery("Point SMOLVM_DATA_DIR at a directory (it is made if missing), or unset it.")
+/// `SMOLVM_DATA_DIR` names no directory (a file, a link to one): the one error readers,
+/// writers, cleanup and doctor give for it (a read used to find "none yet" there, and
+/// list nothing).
+pub(crate) fn check_data_dir(paths: &Paths) -> Result<()> {
+    match paths.data_dir_override_not_a_dir() {
+        Some(p) => Err(Error::runtime(format!(
+            "SMOLVM_DATA_DIR is {}, which is not a directory.",
+            p.display()
+        ))
+        .with_recovery(
+            "Point SMOLVM_DATA_DIR at a directory (it is made if missing), or unset it.",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Which state database a list read, for every face to name: the one [`read_db`] found
@@ -330,9 +334,7 @@ impl Ctx {
         if let Some(s) = split.as_ref().filter(|s| s.must_choose(env.euid())) {
             return Err(s.refusal());
         }
-        if let Some(p) = paths.data_dir_override_not_a_dir() {
-            return Err(data_dir_not_a_dir(p));
-        }
+        check_data_dir(&paths)?;
         let data_dir = paths
             .data_dir()
             .map_err(|e| Error::runtime(e.to_string()))?;

@@ -123,18 +123,15 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
         ),
     });
     push(disk(&paths.home.join(".smolvm")));
-    push(match paths.data_dir_override_not_a_dir() {
+    push(match crate::core::context::check_data_dir(&paths) {
         // No state can be read or made there: every other command refuses it too.
-        Some(p) => {
-            let e = crate::core::context::data_dir_not_a_dir(p);
-            check(
-                "state-db",
-                Status::Fail,
-                e.message,
-                e.recovery.as_deref().unwrap_or_default(),
-            )
-        }
-        None => state_db(&paths.existing_state_dbs()),
+        Err(e) => check(
+            "state-db",
+            Status::Fail,
+            e.message,
+            e.recovery.as_deref().unwrap_or_default(),
+        ),
+        Ok(()) => state_db(&paths.existing_state_dbs()),
     });
     push(ports());
     push(settings(env));

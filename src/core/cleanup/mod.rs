@@ -135,9 +135,7 @@ impl CleanupOptions {
                 return Err(s.refusal());
             }
         }
-        if let Some(p) = paths.data_dir_override_not_a_dir() {
-            return Err(super::context::data_dir_not_a_dir(p));
-        }
+        super::context::check_data_dir(paths)?;
         // A dry run looks where the real run will work (it creates nothing to find it).
         let data_dir = if dry_run {
             paths.data_dir_planned().ok_or_else(|| {
