@@ -315,9 +315,31 @@ pub struct Ctx {
     pub presets: Arc<Registry>,
 }
 
+/// What opening found: the database and where it is (both openers end here).
+struct Opened {
+    split: Option<WorldSplit>,
+    data_dir: PathBuf,
+    store: StateStore,
+}
+
+impl Opened {
+    fn into_ctx(self, env: &Env, paths: Paths, host: Host, presets: Arc<Registry>) -> Ctx {
+        Ctx {
+            env: env.clone(),
+            paths,
+            split: self.split,
+            data_dir: self.data_dir,
+            store: Arc::new(self.store),
+            host,
+            presets,
+        }
+    }
+}
+
 impl Ctx {
     /// Resolve paths and open the state store for writing (read-only when the file is
-    /// not this user's to write). A corruption report is in [`Ctx::corruption`].
+    /// not this user's to write). A corrupt database is an error saying how to repair
+    /// it, left where it is for cleanup.
     pub fn open(env: &Env) -> Result<Ctx> {
         Ctx::open_with(
             env,
@@ -351,15 +373,12 @@ impl Ctx {
             return Err(corrupt_error(c));
         }
         tracing::debug!(data_dir = %data_dir.display(), "state database opened");
-        Ok(Ctx {
-            env: env.clone(),
-            paths,
+        let opened = Opened {
             split,
             data_dir,
-            store: Arc::new(store),
-            host,
-            presets,
-        })
+            store,
+        };
+        Ok(opened.into_ctx(env, paths, host, presets))
     }
 
     /// [`Ctx::open_with`] for a job that only reads, changing nothing on disk as `sandbox
@@ -393,15 +412,12 @@ impl Ctx {
                 (dir, store)
             }
         };
-        Ok(Ctx {
-            env: env.clone(),
-            paths,
+        let opened = Opened {
             split,
             data_dir,
-            store: Arc::new(store),
-            host,
-            presets,
-        })
+            store,
+        };
+        Ok(opened.into_ctx(env, paths, host, presets))
     }
 
     /// Sandbox `id`'s row, or SmolVM's "not found" (the one lookup every verb makes).
