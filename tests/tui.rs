@@ -890,6 +890,45 @@ fn screen_rows(a: &App) -> Vec<String> {
         .collect()
 }
 
+/// A form taller than the terminal scrolls: each of its fields, moved to in turn, is
+/// drawn with its focus mark, and the frame says which way more rows are. (The rows a
+/// short terminal had no room for were squeezed out, the focused field's too.)
+#[test]
+fn every_form_keeps_its_focused_field_in_view_on_a_short_terminal() {
+    // The key opening it on the running VM, the key to its next field, its fields.
+    let forms = [
+        ('n', KeyCode::Tab, 13),
+        ('N', KeyCode::Tab, 4),
+        ('S', KeyCode::Tab, 3),
+        ('b', KeyCode::Tab, 2),
+        ('E', KeyCode::Tab, 3),
+        ('U', KeyCode::Down, 2),
+    ];
+    for h in [7, 12, 18, 40] {
+        for (open, next, fields) in forms {
+            let mut a = full_app(100, h);
+            a.update(key('j'));
+            a.update(key(open));
+            assert!(a.dialog.is_some(), "{open}: {:?}", a.status);
+            let mut seen = std::collections::BTreeSet::new();
+            let mut scrolled = false;
+            for _ in 0..fields {
+                let rows = screen_rows(&a);
+                let focused: Vec<&String> = rows.iter().filter(|r| r.contains('›')).collect();
+                assert_eq!(focused.len(), 1, "{open} at {h} rows: {rows:#?}");
+                seen.insert(focused[0].clone());
+                scrolled |= rows.iter().any(|r| r.contains("↑ more"));
+                a.update(code(next));
+            }
+            assert_eq!(seen.len(), fields, "{open} at {h} rows: {seen:#?}");
+            // The start form (22 rows) scrolls below 24 rows; at 40 all of it shows.
+            if open == 'n' {
+                assert_eq!(scrolled, h < 24, "{open} at {h} rows");
+            }
+        }
+    }
+}
+
 #[test]
 fn help_scrolls_to_its_last_line_on_a_small_terminal() {
     let mut a = full_app(80, 24);

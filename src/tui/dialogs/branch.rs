@@ -98,7 +98,11 @@ impl BranchForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let rows = super::form_rows(f, app, 72, 8, "Branch into clones");
+        let focus = match self.field {
+            Field::Count => 0..5,
+            Field::Prefix => 3..7,
+        };
+        let rows = super::form_rows(f, app, 72, 8, "Branch into clones", focus);
         let label = |on: bool, text: &str| {
             Span::styled(
                 format!("{}{text:<14}", if on { "› " } else { "  " }),

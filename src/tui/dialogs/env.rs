@@ -133,7 +133,12 @@ impl EnvForm {
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
         let title = format!("Environment of {}", self.id);
-        let rows = super::form_rows(f, app, 72, 9, &title);
+        let focus = match self.field {
+            Field::Verb => 0..1,
+            Field::Key => 1..5,
+            Field::Value => 2..5,
+        };
+        let rows = super::form_rows(f, app, 72, 9, &title, focus);
         let label = |on: bool, text: &str| {
             Span::styled(
                 format!("{}{text:<10}", if on { "› " } else { "  " }),

@@ -22,9 +22,9 @@ mod start;
 mod vmforms;
 
 use crossterm::event::KeyEvent;
-use std::rc::Rc;
+use std::ops::Range;
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph};
 use ratatui::Frame;
@@ -544,10 +544,69 @@ pub(super) fn awaiting(
     }
 }
 
-/// A form of `rows` one-line rows in a `w`-wide dialog centred on the screen.
-pub(super) fn form_rows(f: &mut Frame, app: &App, w: u16, rows: u16, title: &str) -> Rc<[Rect]> {
-    let inner = framed(f, app, centered(f.area(), w, rows + 2), title);
-    Layout::vertical(vec![Constraint::Length(1); usize::from(rows)]).split(inner)
+/// A form of `rows` one-line rows in a `w`-wide dialog centred on the screen, keeping the
+/// rows `focus` (the focused field's, with its note) in view: see [`form_layout`].
+pub(super) fn form_rows(
+    f: &mut Frame,
+    app: &App,
+    w: u16,
+    rows: u16,
+    title: &str,
+    focus: Range<usize>,
+) -> Vec<Rect> {
+    form_layout(f, app, w, &vec![1; usize::from(rows)], title, focus)
+}
+
+/// A form of rows this high in a `w`-wide dialog centred on the screen. On a screen too
+/// short for all of them the form scrolls: the rows `focus` (the focused field's, with
+/// its note) stay in view, as many rows above them as fit, and the frame says `↑ more` /
+/// `↓ more` where rows are out of view. A row out of view is an empty `Rect` (drawing
+/// into it draws nothing); one partly in view is cut to what shows.
+pub(super) fn form_layout(
+    f: &mut Frame,
+    app: &App,
+    w: u16,
+    heights: &[u16],
+    title: &str,
+    focus: Range<usize>,
+) -> Vec<Rect> {
+    let total: u16 = heights.iter().sum();
+    let r = centered(f.area(), w, total.saturating_add(2));
+    let inner = framed(f, app, r, title);
+    let top_of = |i: usize| -> u16 { heights[..i.min(heights.len())].iter().sum() };
+    let (first, last) = (top_of(focus.start), top_of(focus.end.max(focus.start + 1)));
+    let seen = inner.height;
+    // Scrolled just enough that the focused rows end in view, never past their start.
+    let offset = last
+        .saturating_sub(seen)
+        .min(first)
+        .min(total.saturating_sub(seen));
+    let mut rows = Vec::with_capacity(heights.len());
+    for (i, h) in heights.iter().enumerate() {
+        let (from, to) = (top_of(i), top_of(i) + h);
+        let (from, to) = (
+            from.saturating_sub(offset).min(seen),
+            to.saturating_sub(offset).min(seen),
+        );
+        rows.push(Rect::new(inner.x, inner.y + from, inner.width, to - from));
+    }
+    let more = |text: &'static str, y: u16| {
+        let width = (text.chars().count() as u16).min(r.width.saturating_sub(2));
+        let x = r.right().saturating_sub(width + 2).max(r.x);
+        (
+            Rect::new(x, y, width, 1),
+            Span::styled(text, app.theme.accent()),
+        )
+    };
+    if offset > 0 && r.height > 0 {
+        let (at, s) = more(" ↑ more ", r.y);
+        f.render_widget(Paragraph::new(s), at);
+    }
+    if offset + seen < total && r.height > 1 {
+        let (at, s) = more(" ↓ more ", r.bottom() - 1);
+        f.render_widget(Paragraph::new(s), at);
+    }
+    rows
 }
 
 fn dialog<'a>(app: &App, title: &str) -> Block<'a> {

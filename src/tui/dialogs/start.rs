@@ -309,7 +309,25 @@ impl StartForm {
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let form = self;
         let t = &app.theme;
-        let rows = super::form_rows(f, app, 76, 22, "Start a sandbox");
+        // Each field's row, a note under the text fields; the egress note is three high.
+        let mut heights = [1; 20];
+        heights[15] = 3;
+        let focus = match form.field {
+            Field::Image => 0..1,
+            Field::Name => 1..3,
+            Field::Memory => 3..5,
+            Field::Cpus => 5..7,
+            Field::Disk => 7..9,
+            Field::Mounts => 9..11,
+            Field::Writable => 11..12,
+            Field::Internet => 12..16,
+            Field::Cidrs => 13..16,
+            Field::Domains => 14..16,
+            Field::Publish => 16..17,
+            Field::Attach => 17..18,
+            Field::Warm => 18..20,
+        };
+        let rows = super::form_layout(f, app, 76, &heights, "Start a sandbox", focus);
         let errors = field_errors(form);
         let label = |i: Field, text: &str| {
             let style = if form.field == i {
@@ -389,10 +407,7 @@ impl StartForm {
         f.render_widget(&form.egress.domains, v);
         // The policy's error (or what the mode lets the guest reach), on three lines: core's
         // messages are long.
-        let (_, v) = split(Rect {
-            height: 3,
-            ..rows[15]
-        });
+        let (_, v) = split(rows[15]);
         f.render_widget(
             Paragraph::new(form.egress.note(app)).wrap(ratatui::widgets::Wrap { trim: false }),
             v,
@@ -413,20 +428,20 @@ impl StartForm {
                 "  the guest writes to the mounted host folders",
             ),
             (
-                18,
+                16,
                 Field::Publish,
                 "Publish SSH",
                 form.egress.publish_ssh,
                 "  also on the host's outbound interface",
             ),
             (
-                19,
+                17,
                 Field::Attach,
                 "Attach",
                 form.attach,
                 "  open the agent (a shell for an image) once it is up",
             ),
-            (20, Field::Warm, "Warm", form.warm, warm_note),
+            (18, Field::Warm, "Warm", form.warm, warm_note),
         ];
         for (row, i, name, on, note) in checks {
             let (l, v) = split(rows[row]);
@@ -436,7 +451,7 @@ impl StartForm {
         let ok = errors.iter().all(Option::is_none);
         f.render_widget(
             Paragraph::new(super::form_hint(app, t, "choose", "start", ok)),
-            rows[21],
+            rows[19],
         );
     }
 }

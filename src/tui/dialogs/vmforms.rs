@@ -12,7 +12,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
-use super::{centered, edit_field, form_action_or_end, form_key, Outcome, Request};
+use super::{edit_field, form_action_or_end, form_key, Outcome, Request};
 use crate::core::snapshot::{FlushPolicy, SnapshotType};
 use crate::core::vm::VmId;
 use crate::tui::app::{line_input, text_of, App};
@@ -188,7 +188,13 @@ impl SnapshotForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let rows = super::form_rows(f, app, 72, 11, "Snapshot");
+        let focus = match self.field {
+            SnapField::Id => 0..4,
+            SnapField::Kind => 4..5,
+            SnapField::Flush => 5..7,
+            SnapField::Resume => 7..10,
+        };
+        let rows = super::form_rows(f, app, 72, 11, "Snapshot", focus);
         f.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(format!("  {:<15}", "Of"), t.header()),
@@ -353,25 +359,13 @@ impl PortForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let inner = super::framed(
-            f,
-            app,
-            centered(f.area(), 72, 10),
-            &format!(
-                "{} a port of {}",
-                if self.close { "Close" } else { "Expose" },
-                self.id
-            ),
+        let title = format!(
+            "{} a port of {}",
+            if self.close { "Close" } else { "Expose" },
+            self.id
         );
-        let rows = Layout::vertical([
-            Constraint::Length(1),
-            Constraint::Length(1),
-            Constraint::Length(2),
-            Constraint::Length(1),
-            Constraint::Length(1),
-            Constraint::Length(1),
-        ])
-        .split(inner);
+        // The mapping, a note two high (core's refusals are long), the forwards, the keys.
+        let rows = super::form_layout(f, app, 72, &[1, 1, 2, 1, 1, 1, 1], &title, 0..3);
         let (l, v) = split(rows[0]);
         f.render_widget(
             Paragraph::new(label(
@@ -600,9 +594,10 @@ impl TransferForm {
         } else {
             format!("Download from {}", self.id)
         };
-        let rows = super::form_rows(f, app, 76, 8, &title);
         let local_row = if self.upload { 0 } else { 2 };
         let guest_row = 2 - local_row;
+        let on = if self.on_local { local_row } else { guest_row };
+        let rows = super::form_rows(f, app, 76, 8, &title, on..on + 2);
         let (l, v) = split(rows[local_row]);
         f.render_widget(
             Paragraph::new(label(
@@ -768,25 +763,17 @@ impl NetworkForm {
 
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
-        let inner = super::framed(
-            f,
-            app,
-            centered(f.area(), 78, 14),
-            &format!("Network policy of {}", self.id),
-        );
-        let rows = Layout::vertical([
-            Constraint::Length(1), // now
-            Constraint::Length(1),
-            Constraint::Length(1), // mode
-            Constraint::Length(1), // ranges
-            Constraint::Length(1), // names
-            Constraint::Length(3), // the policy's error, or what the mode allows
-            Constraint::Length(1), // publish
-            Constraint::Length(1), // when it applies
-            Constraint::Length(1),
-            Constraint::Length(1), // keys
-        ])
-        .split(inner);
+        // Now, mode, ranges, names, the policy's error or what the mode allows (three
+        // high), publish, when it applies, the keys.
+        let heights = [1, 1, 1, 1, 1, 3, 1, 1, 1, 1];
+        let focus = match self.field {
+            NetField::Mode => 2..6,
+            NetField::Cidrs => 3..6,
+            NetField::Domains => 4..6,
+            NetField::Publish => 6..10,
+        };
+        let title = format!("Network policy of {}", self.id);
+        let rows = super::form_layout(f, app, 78, &heights, &title, focus);
         f.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(format!("  {:<15}", "Now"), t.header()),
