@@ -3914,6 +3914,92 @@ fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_v
     assert_no_controls(&a, &["clip", "cleared"]);
 }
 
+/// What a guest (or whoever named a folder) sent is shown as the CLI shows it on a
+/// terminal, each control character escaped (`\x1b`, `\x0d`, `\u{9b}`): not dropped,
+/// which left `]52;c;…` and `[2J` behind as if the guest had written them as text.
+#[test]
+fn guest_control_bytes_are_shown_escaped_as_the_cli_shows_them() {
+    use smolvm::core::images::listing::{Kind, NOT_AN_IMAGE};
+    let parts = [
+        r"\x1b]52;c;ZXZpbA==\x07clip",
+        r"\x1b[2J\x1b[Hcleared",
+        r"\x0dfake",
+        r"\u{9b}31mcsi",
+        r"\x7fdel",
+        r"\x00nul",
+    ];
+    // The CLI's rule, which the dashboard follows.
+    let escaped = smolvm::core::escape::escape(HOSTILE_LINE.as_bytes());
+    for p in parts {
+        assert!(escaped.contains(p), "{p} in {escaped}");
+    }
+    // A console log, in the Logs pane, wrapped or not; its search finds what is shown.
+    for wrap in [false, true] {
+        let mut a = full_app(240, 48);
+        a.update(key('l'));
+        vm_log(&mut a, vec![HOSTILE_LINE.into(), "a plain line".into()]);
+        if wrap {
+            a.update(key('w'));
+        }
+        assert_no_controls(&a, &parts);
+    }
+    // The env keys the detail view read over SSH.
+    let mut a = full_app(240, 48);
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+    a.update(Input::Msg(Msg::Detail {
+        id: vid("vm-agent-1"),
+        generation: a.data.detail_gen.newest(),
+        result: Ok(Box::new(detail_fixture())),
+    }));
+    a.update(Input::Msg(Msg::EnvKeys {
+        id: vid("vm-agent-1"),
+        generation: a.data.env_gen.newest(),
+        result: Ok(vec!["OK_KEY".into(), "BAD\x1b[2JKEY".into()]),
+    }));
+    assert_no_controls(&a, &["OK_KEY", r"BAD\x1b[2JKEY"]);
+    // A folder of the images root, in the Images pane and in what the status line says.
+    let mut s = full_readout();
+    let mut b = image("", "evil\x1b[2Jname", false, None, &[]);
+    b.kind = Kind::Other;
+    b.kept = Some(NOT_AN_IMAGE.to_string());
+    s.slow.as_mut().unwrap().images = vec![b];
+    let mut a = app();
+    a.update(Input::Resize(160, 48));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
+    a.update(key('2'));
+    a.update(key('d'));
+    assert_no_controls(&a, &[r"evil\x1b[2Jname", r"evil\x1b[2Jname: not an image"]);
+    // A task's item and summary (core quotes names and what a guest said), in the Tasks
+    // pane and in the task's whole message.
+    let mut a = full_app(240, 48);
+    a.update(key('p'));
+    prune_preview(&mut a, vec![("~/.smolvm/images/0.0.12/".into(), 1)], 1);
+    a.update(key('y'));
+    a.update(Input::Msg(Msg::Task {
+        id: 1,
+        update: TaskUpdate::Item(TaskItem {
+            name: "item\x1b[2Jname".into(),
+            ok: false,
+            detail: "said \x1b]0;pwned\x07".into(),
+        }),
+    }));
+    a.update(Input::Msg(Msg::Task {
+        id: 1,
+        update: TaskUpdate::Finished {
+            state: TaskState::Failed,
+            summary: HOSTILE_LINE.into(),
+            took_ms: 1,
+        },
+    }));
+    a.update(key('4'));
+    let shown = [r"item\x1b[2Jname", r"said \x1b]0;pwned\x07", parts[0]];
+    assert_no_controls(&a, &shown);
+    a.update(code(KeyCode::Enter));
+    assert!(matches!(a.dialog, Some(Dialog::Note(_))), "{:?}", a.status);
+    assert_no_controls(&a, &shown);
+}
+
 /// One context per dashboard: the dashboard opens `core::context::Context` once and hands it
 /// to every job; no file of it resolves paths, probes the host or opens the state store
 /// itself (that is the seam a remote host plugs into).

@@ -27,6 +27,25 @@ pub fn has_controls(text: &str) -> bool {
     text.chars().any(needs_escape)
 }
 
+/// `text` as a terminal may show it: [`escape`]d where it has a control character, else
+/// itself (already shown text comes back unchanged).
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if has_controls(text) {
+        std::borrow::Cow::Owned(escape(text.as_bytes()))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// [`shown`] of an owned string (no copy when nothing is escaped).
+pub fn into_shown(text: String) -> String {
+    if has_controls(&text) {
+        escape(text.as_bytes())
+    } else {
+        text
+    }
+}
+
 /// `bytes` as a terminal may show them (see the module's rules).
 pub fn escape(bytes: &[u8]) -> String {
     let mut e = Escaper::default();

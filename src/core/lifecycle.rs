@@ -384,10 +384,11 @@ pub fn open_log(ctx: &Ctx, id: &VmId) -> Result<Option<std::fs::File>> {
     }
 }
 
-/// The last `n` lines of the console log at `path` (lossy UTF-8, a line's trailing `\r`s
-/// dropped), reading at most its last 4 MiB: what the dashboard's log view shows. Opened
-/// as `logs` opens it, never through a symbolic link; no file is no lines, anything but a
-/// regular file an error naming the path.
+/// The last `n` lines of the console log at `path`, reading at most its last 4 MiB: what
+/// the dashboard's log view shows. Each line is as `sandbox logs` shows it on a terminal
+/// (its trailing `\r`s dropped, control characters and bytes that are not UTF-8 escaped:
+/// [`super::escape`]). Opened as `logs` opens it, never through a symbolic link; no file
+/// is no lines, anything but a regular file an error naming the path.
 pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
     use std::io::{Read, Seek, SeekFrom};
     let cannot = |e: std::io::Error| {
@@ -407,11 +408,17 @@ pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
     f.seek(SeekFrom::Start(start)).map_err(cannot)?;
     let mut buf = Vec::new();
     f.read_to_end(&mut buf).map_err(cannot)?;
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<String> = text
-        .lines()
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+    let mut lines: Vec<String> = body
+        .split(|&b| b == b'\n')
         .skip(usize::from(start > 0))
-        .map(|l| l.trim_end_matches('\r').to_string())
+        .map(|l| {
+            let end = l.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
+            super::escape::escape(&l[..end])
+        })
         .collect();
     if lines.len() > n {
         lines.drain(..lines.len() - n);
@@ -469,4 +476,36 @@ pub fn ssh_argv_as(
         command,
         interactive,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The dashboard's log lines are `sandbox logs`'s on a terminal: a guest's escape
+    /// sequences, lone carriage returns and bytes that are not UTF-8 shown escaped, a
+    /// serial console's `\r\n` a plain line end.
+    #[test]
+    fn log_tail_shows_each_line_as_logs_shows_it_on_a_terminal() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("vm-1.log");
+        std::fs::write(&log, b"").unwrap();
+        assert!(super::log_tail(&log, 10).unwrap().is_empty());
+        std::fs::write(
+            &log,
+            b"boot\r\r\n\x1b]0;pwned\x07title\r\nfake\rover\n\xff\xfe bytes\n\nlast",
+        )
+        .unwrap();
+        let want = [
+            "boot",
+            r"\x1b]0;pwned\x07title",
+            r"fake\x0dover",
+            r"\xff\xfe bytes",
+            "",
+            "last",
+        ];
+        assert_eq!(super::log_tail(&log, 10).unwrap(), want);
+        assert_eq!(super::log_tail(&log, 2).unwrap(), want[4..]);
+        assert!(super::log_tail(&t.path().join("none.log"), 10)
+            .unwrap()
+            .is_empty());
+    }
 }

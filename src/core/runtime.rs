@@ -74,8 +74,8 @@ pub fn stdout_is_terminal() -> bool {
 
 /// `text` as it may go to the stream: escaped on a terminal, as is on a pipe.
 fn shown(text: &str, stderr: bool) -> std::borrow::Cow<'_, str> {
-    if is_tty(stderr) && super::escape::has_controls(text) {
-        std::borrow::Cow::Owned(super::escape::escape(text.as_bytes()))
+    if is_tty(stderr) {
+        super::escape::shown(text)
     } else {
         std::borrow::Cow::Borrowed(text)
     }

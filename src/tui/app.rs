@@ -216,7 +216,7 @@ impl App {
     pub fn log(&mut self, line: impl Into<String>) {
         let line = line.into();
         tracing::info!(target: "dashboard", "{line}");
-        self.data.app_log.push(line);
+        self.data.log_app(line);
         self.app_log_changed();
     }
 

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use crate::core::context::{Context, StateSource};
 use crate::core::egress::NetworkSummary;
+use crate::core::escape::into_shown;
 use crate::core::host::Host;
 use crate::core::images::listing;
 use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
@@ -178,9 +179,10 @@ pub struct Data {
     pub images_root: PathBuf,
     pub home: PathBuf,
     pub tasks: Vec<Task>,
-    /// The dashboard's own log.
+    /// The dashboard's own log, as shown (control characters escaped: [`Data::log_app`]).
     pub app_log: Vec<String>,
-    /// The VM whose console log is followed, and the lines its follower reported.
+    /// The VM whose console log is followed, and the lines its follower reported, as
+    /// shown (a guest's control characters escaped as the CLI shows them).
     pub vm_log: Option<(String, Vec<String>)>,
     /// The last prune dry run.
     pub prune_preview: Preview<PrunePreview>,
@@ -272,7 +274,7 @@ impl Data {
         for e in &s.errors {
             if !self.errors.contains(e) {
                 tracing::warn!(target: "dashboard", "{e}");
-                self.app_log.push(format!("error: {e}"));
+                self.log_app(format!("error: {e}"));
             }
         }
         self.errors = s.errors;
@@ -287,14 +289,21 @@ impl Data {
         self.vm_log = Some((id.to_string(), Vec::new()));
     }
 
-    /// A VM's console lines as its follower read them; an older follower's late lines
-    /// (another VM) are dropped.
+    /// A VM's console lines as its follower read them, each shown as the CLI shows a
+    /// guest's text on a terminal (its control characters escaped, never dropped); an
+    /// older follower's late lines (another VM) are dropped.
     pub fn apply_vm_log(&mut self, id: &str, lines: Vec<String>) {
         if let Some((followed, old)) = &mut self.vm_log {
             if followed == id {
-                *old = lines;
+                *old = lines.into_iter().map(into_shown).collect();
             }
         }
+    }
+
+    /// Append a line to the dashboard's own log, its control characters escaped (it
+    /// quotes names and errors, which may hold what a guest wrote).
+    pub fn log_app(&mut self, line: String) {
+        self.app_log.push(into_shown(line));
     }
 
     /// The lines of VM `id`'s console log, if they are the ones reported last.
@@ -453,10 +462,10 @@ impl Data {
                 Some(format!("task {id} {}: {summary}", t.phase))
             }
         };
-        if let Some(l) = &line {
+        if let Some(l) = line {
             tracing::info!(target: "dashboard", "{l}");
+            self.log_app(l);
         }
-        self.app_log.extend(line);
         true
     }
 }

@@ -8,9 +8,27 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::app::{App, Pane, TaskState};
+use crate::core::escape::into_shown;
 use crate::core::units::format_size;
 
 pub(crate) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// `line` as a terminal may show it: each span's control characters escaped as the CLI
+/// escapes them ([`crate::core::escape`]). ratatui drops them silently, which shows the
+/// rest of an escape sequence (`]52;c;…`, `[2J`) as if it were the text.
+pub fn shown_line(mut line: Line<'_>) -> Line<'_> {
+    for s in &mut line.spans {
+        if crate::core::escape::has_controls(&s.content) {
+            s.content = crate::core::escape::escape(s.content.as_bytes()).into();
+        }
+    }
+    line
+}
+
+/// [`shown_line`] of each line.
+pub fn shown_lines(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
+    lines.into_iter().map(shown_line).collect()
+}
 
 pub fn render(f: &mut Frame, app: &App) {
     let a = super::layout::areas(f.area(), app);
@@ -118,7 +136,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
     }
     let running = app.running_tasks();
     let items = if let Some(s) = &app.status {
-        vec![(0, vec![Span::styled(s.clone(), t.warn())])]
+        vec![(0, vec![Span::styled(into_shown(s.clone()), t.warn())])]
     } else if running > 0 {
         vec![(
             0,
@@ -128,7 +146,10 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
             ],
         )]
     } else if let Some(e) = app.data.errors.first() {
-        vec![(0, vec![Span::styled(format!("error: {e}"), t.error())])]
+        vec![(
+            0,
+            vec![Span::styled(into_shown(format!("error: {e}")), t.error())],
+        )]
     } else {
         let failed = app
             .data
@@ -157,7 +178,8 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
         items
     };
     let l2 = with_sources(app, items, r.width);
-    f.render_widget(Paragraph::new(vec![Line::from(l1), l2]), r);
+    let lines = shown_lines(vec![Line::from(l1), l2]);
+    f.render_widget(Paragraph::new(lines), r);
 }
 
 /// The fewest columns the state database's path is cut to before it is left out.

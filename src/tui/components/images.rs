@@ -27,8 +27,9 @@ pub type ImagesPane = TableList<ImageCol>;
 impl DataToCell<ImageCol> for ImageRow {
     const MARK_COLUMN: ImageCol = ImageCol::Image;
 
+    /// As a terminal may show it: a folder's name is anyone's (control characters escaped).
     fn cell_text(&self, col: ImageCol) -> String {
-        match col {
+        crate::core::escape::into_shown(match col {
             ImageCol::Version => self.version.clone(),
             ImageCol::Image => self.name.clone(),
             ImageCol::Preset => self.preset.clone(),
@@ -44,7 +45,7 @@ impl DataToCell<ImageCol> for ImageRow {
             ImageCol::State => self.shown_state(),
             ImageCol::Status => self.state(),
             ImageCol::InUseBy => self.in_use_by.join(", "),
-        }
+        })
     }
 
     fn cell_style(&self, col: ImageCol, t: &Theme) -> Option<Style> {

@@ -255,5 +255,6 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
         }
     }
     lines.truncate(height.max(1));
+    let lines = crate::tui::ui::shown_lines(lines);
     f.render_widget(Paragraph::new(lines).block(blk), r);
 }

@@ -32,10 +32,11 @@ impl DataToCell<VmCol> for VmRow {
     const MARK_COLUMN: VmCol = VmCol::Id;
 
     /// The columns a row alone decides are `sandbox list`'s cells (core's
-    /// `SandboxInfo::cell`); the live ones are the pane's.
+    /// `SandboxInfo::cell`, control characters escaped as `sandbox list` shows them on a
+    /// terminal); the live ones are the pane's.
     fn cell_text(&self, col: VmCol) -> String {
         if let Some(c) = self.info.cell(col) {
-            return c;
+            return crate::core::escape::into_shown(c);
         }
         let dash = || "-".to_string();
         match col {
@@ -447,7 +448,8 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
     let blk = crate::tui::ui::block(app, Pane::Vms, title);
     if let (0, Some(e)) = (shown, &app.data.vms_error) {
         // Not "no VMs": the list could not be read, and the fix says what to do.
-        let text = format!("The sandboxes could not be listed: {e}");
+        let text =
+            crate::core::escape::into_shown(format!("The sandboxes could not be listed: {e}"));
         f.render_widget(
             Paragraph::new(text)
                 .style(t.error())

@@ -76,7 +76,13 @@ impl DetailView {
         self.snapshot = self.snapshot.min(n.saturating_sub(1));
     }
 
+    /// The view's lines, as a terminal may show them (a guest's env keys and errors
+    /// escaped: [`crate::tui::ui::shown_lines`]).
     pub fn lines(&self, app: &App) -> Vec<Line<'static>> {
+        crate::tui::ui::shown_lines(self.raw_lines(app))
+    }
+
+    fn raw_lines(&self, app: &App) -> Vec<Line<'static>> {
         let t = &app.theme;
         let dash = || "-".to_string();
         let field = |k: &str, v: String| {

@@ -75,7 +75,7 @@ fn layout(app: &App, area: Rect, which: Info) -> (Rect, Paragraph<'static>, usiz
     };
     let title = which.title(app);
     let w = w.min(area.width);
-    let p = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let p = Paragraph::new(crate::tui::ui::shown_lines(lines)).wrap(Wrap { trim: false });
     let total = p.line_count(w.saturating_sub(2));
     let h = (total + 2).min(usize::from(area.height.saturating_sub(2)).max(3)) as u16;
     (centered(area, w, h), p.block(dialog(app, &title)), total)
