@@ -929,6 +929,28 @@ fn every_form_keeps_its_focused_field_in_view_on_a_short_terminal() {
     }
 }
 
+/// A refresh's warnings (a row of the state database skipped, an images root that could
+/// not be read) stay as long as their cause: the header's second line says them beside
+/// the counts and doctor's verdict, not instead of them, and the app log has each.
+#[test]
+fn a_lasting_refresh_warning_leaves_the_counts_and_doctor_in_the_header() {
+    let warning = "skipped vms row 'Bad Id': not a valid sandbox id";
+    for (w, whole) in [(200, true), (80, false)] {
+        let mut s = full_readout();
+        s.errors = vec![warning.into(), "another warning".into()];
+        let mut a = app();
+        a.update(Input::Resize(w, 24));
+        a.update(Input::Msg(Msg::Readout(Box::new(s))));
+        let rows = screen_rows(&a);
+        let line = &rows[1];
+        assert!(line.contains("4 VM(s) · 3 image cache(s)"), "{w}: {line}");
+        assert!(line.contains("2 warnings"), "{w}: {line}");
+        assert_eq!(line.contains(warning), whole, "{w}: {line}");
+        assert_eq!(line.contains("doctor: 2 OK"), whole, "{w}: {line}");
+        assert!(a.data.app_log.iter().any(|l| l.contains(warning)));
+    }
+}
+
 #[test]
 fn help_scrolls_to_its_last_line_on_a_small_terminal() {
     let mut a = full_app(80, 24);

@@ -145,11 +145,6 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
                 Span::raw(format!(" {running} task(s) running")),
             ],
         )]
-    } else if let Some(e) = app.data.errors.first() {
-        vec![(
-            0,
-            vec![Span::styled(into_shown(format!("error: {e}")), t.error())],
-        )]
     } else {
         let failed = app
             .data
@@ -174,6 +169,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
                 t.muted(),
             )],
         )];
+        items.extend(refresh_warnings(app));
         items.extend(doctor_summary(app));
         items
     };
@@ -283,6 +279,36 @@ fn cut_middle(text: &str, width: usize) -> String {
     out.push('…');
     out.extend(text.chars().skip(n - tail));
     out
+}
+
+/// The last refresh's warnings, as line 2's items: how many (ranked with doctor's
+/// verdict, before it), then the first (with doctor's check names, before them). They
+/// last as long as their cause (a skipped row stays in the state database), so they sit
+/// beside the counts, not over them; the app log has each.
+fn refresh_warnings(app: &App) -> Vec<(usize, Vec<Span<'static>>)> {
+    let t = &app.theme;
+    let Some(first) = app.data.errors.first() else {
+        return Vec::new();
+    };
+    let n = app.data.errors.len();
+    let count = if n == 1 {
+        "⚠ 1 warning".to_string()
+    } else {
+        format!("⚠ {n} warnings")
+    };
+    vec![
+        (
+            1,
+            vec![
+                Span::styled("  │  ", t.muted()),
+                Span::styled(count, t.error()),
+            ],
+        ),
+        (
+            3,
+            vec![Span::styled(into_shown(format!(": {first}")), t.error())],
+        ),
+    ]
 }
 
 /// `doctor: 7 OK · 4 WARN (kvm, firecracker, …) — :doctor for fixes`, coloured by the
