@@ -3986,12 +3986,18 @@ fn guest_control_bytes_are_shown_escaped_as_the_cli_shows_them() {
     b.kind = Kind::Other;
     b.kept = Some(NOT_AN_IMAGE.to_string());
     s.slow.as_mut().unwrap().images = vec![b];
+    s.images_root = "/srv/x\x1b[2J/images".into();
     let mut a = app();
     a.update(Input::Resize(160, 48));
     a.update(Input::Msg(Msg::Readout(Box::new(s))));
     a.update(key('2'));
     a.update(key('d'));
-    assert_no_controls(&a, &[r"evil\x1b[2Jname", r"evil\x1b[2Jname: not an image"]);
+    let shown = [
+        r"evil\x1b[2Jname",
+        r"evil\x1b[2Jname: not an image",
+        r"images /srv/x\x1b[2J/images",
+    ];
+    assert_no_controls(&a, &shown);
     // A task's item and summary (core quotes names and what a guest said), in the Tasks
     // pane and in the task's whole message.
     let mut a = full_app(240, 48);

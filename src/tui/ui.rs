@@ -192,7 +192,7 @@ fn with_sources(app: &App, items: Vec<(usize, Vec<Span<'static>>)>, width: u16) 
     if d.state.db.as_os_str().is_empty() {
         return fit_line(items, width); // no refresh yet: nothing was read
     }
-    let shown = |p: &std::path::Path| crate::core::display_path(p, &d.home);
+    let shown = |p: &std::path::Path| into_shown(crate::core::display_path(p, &d.home));
     let mut db = shown(&d.state.db);
     if !d.state.exists {
         db.push_str(" (none yet)");
