@@ -3892,95 +3892,66 @@ fn assert_no_controls(a: &App, visible: &[&str]) {
     }
 }
 
-#[test]
-fn guest_control_bytes_never_reach_the_screen_from_the_logs_pane_or_the_detail_view() {
-    for wrap in [false, true] {
-        let mut a = full_app(160, 48);
-        a.update(key('l'));
-        vm_log(&mut a, vec![HOSTILE_LINE.into(), "a plain line".into()]);
-        if wrap {
-            a.update(key('w'));
-            assert!(a.logs.wrap);
-        }
-        assert_no_controls(&a, &["clip", "cleared", "a plain line"]);
-    }
-    // The detail view: env keys and the errors it quotes come from the guest over SSH.
-    let mut a = full_app(160, 48);
-    a.update(key('j'));
-    a.update(code(KeyCode::Enter));
-    a.update(Input::Msg(Msg::Detail {
-        id: vid("vm-agent-1"),
-        generation: a.data.detail_gen.newest(),
-        result: Ok(Box::new(detail_fixture())),
-    }));
-    a.update(Input::Msg(Msg::EnvKeys {
-        id: vid("vm-agent-1"),
-        generation: a.data.env_gen.newest(),
-        result: Err(HOSTILE_LINE.into()),
-    }));
-    assert_no_controls(&a, &["VM vm-agent-1", "clip", "cleared"]);
-    a.update(Input::Msg(Msg::EnvKeys {
-        id: vid("vm-agent-1"),
-        generation: a.data.env_gen.newest(),
-        result: Ok(vec![HOSTILE_LINE.into(), "OK_KEY".into()]),
-    }));
-    assert_no_controls(&a, &["OK_KEY", "clip"]);
-    let mut a = full_app(160, 48);
-    a.update(key('j'));
-    a.update(code(KeyCode::Enter));
-    a.update(Input::Msg(Msg::Detail {
-        id: vid("vm-agent-1"),
-        generation: a.data.detail_gen.newest(),
-        result: Err(HOSTILE_LINE.into()),
-    }));
-    assert_no_controls(&a, &["clip", "cleared"]);
-}
+/// What a guest sent is shown as the CLI shows it on a terminal, each control character
+/// escaped (`\x1b`, `\x0d`, `\u{9b}`): never drawn raw, and not dropped either, which
+/// left `]52;c;…` and `[2J` behind as if the guest had written them as text.
+const HOSTILE_SHOWN: [&str; 6] = [
+    r"\x1b]52;c;ZXZpbA==\x07clip",
+    r"\x1b[2J\x1b[Hcleared",
+    r"\x0dfake",
+    r"\u{9b}31mcsi",
+    r"\x7fdel",
+    r"\x00nul",
+];
 
-/// What a guest (or whoever named a folder) sent is shown as the CLI shows it on a
-/// terminal, each control character escaped (`\x1b`, `\x0d`, `\u{9b}`): not dropped,
-/// which left `]52;c;…` and `[2J` behind as if the guest had written them as text.
 #[test]
-fn guest_control_bytes_are_shown_escaped_as_the_cli_shows_them() {
-    use smolvm::core::images::listing::{Kind, NOT_AN_IMAGE};
-    let parts = [
-        r"\x1b]52;c;ZXZpbA==\x07clip",
-        r"\x1b[2J\x1b[Hcleared",
-        r"\x0dfake",
-        r"\u{9b}31mcsi",
-        r"\x7fdel",
-        r"\x00nul",
-    ];
+fn guest_control_bytes_are_shown_escaped_in_the_logs_pane_and_the_detail_view() {
     // The CLI's rule, which the dashboard follows.
     let escaped = smolvm::core::escape::escape(HOSTILE_LINE.as_bytes());
-    for p in parts {
+    for p in HOSTILE_SHOWN {
         assert!(escaped.contains(p), "{p} in {escaped}");
     }
-    // A console log, in the Logs pane, wrapped or not; its search finds what is shown.
     for wrap in [false, true] {
         let mut a = full_app(240, 48);
         a.update(key('l'));
         vm_log(&mut a, vec![HOSTILE_LINE.into(), "a plain line".into()]);
         if wrap {
             a.update(key('w'));
+            assert!(a.logs.wrap);
         }
-        assert_no_controls(&a, &parts);
+        assert_no_controls(&a, &HOSTILE_SHOWN);
+        assert_no_controls(&a, &["a plain line"]);
     }
-    // The env keys the detail view read over SSH.
-    let mut a = full_app(240, 48);
-    a.update(key('j'));
-    a.update(code(KeyCode::Enter));
-    a.update(Input::Msg(Msg::Detail {
-        id: vid("vm-agent-1"),
-        generation: a.data.detail_gen.newest(),
-        result: Ok(Box::new(detail_fixture())),
-    }));
-    a.update(Input::Msg(Msg::EnvKeys {
-        id: vid("vm-agent-1"),
-        generation: a.data.env_gen.newest(),
-        result: Ok(vec!["OK_KEY".into(), "BAD\x1b[2JKEY".into()]),
-    }));
-    assert_no_controls(&a, &["OK_KEY", r"BAD\x1b[2JKEY"]);
-    // A folder of the images root, in the Images pane and in what the status line says.
+    // The detail view: env keys and the errors it quotes come from the guest over SSH.
+    let detail = |result: Result<Box<_>, String>| {
+        let mut a = full_app(240, 48);
+        a.update(key('j'));
+        a.update(code(KeyCode::Enter));
+        a.update(Input::Msg(Msg::Detail {
+            id: vid("vm-agent-1"),
+            generation: a.data.detail_gen.newest(),
+            result,
+        }));
+        a
+    };
+    let mut a = detail(Ok(Box::new(detail_fixture())));
+    for keys in [Err(HOSTILE_LINE.into()), Ok(vec![HOSTILE_LINE.into()])] {
+        a.update(Input::Msg(Msg::EnvKeys {
+            id: vid("vm-agent-1"),
+            generation: a.data.env_gen.newest(),
+            result: keys,
+        }));
+        assert_no_controls(&a, &["VM vm-agent-1", HOSTILE_SHOWN[0], HOSTILE_SHOWN[1]]);
+    }
+    let a = detail(Err(HOSTILE_LINE.into()));
+    assert_no_controls(&a, &[HOSTILE_SHOWN[0], HOSTILE_SHOWN[1]]);
+}
+
+/// The same for a folder's name (anyone's) in the Images pane, the status line and the
+/// header, and for what a task quotes in the Tasks pane and its whole message.
+#[test]
+fn control_characters_in_names_and_tasks_are_shown_escaped() {
+    use smolvm::core::images::listing::{Kind, NOT_AN_IMAGE};
     let mut s = full_readout();
     let mut b = image("", "evil\x1b[2Jname", false, None, &[]);
     b.kind = Kind::Other;
@@ -3998,8 +3969,6 @@ fn guest_control_bytes_are_shown_escaped_as_the_cli_shows_them() {
         r"images /srv/x\x1b[2J/images",
     ];
     assert_no_controls(&a, &shown);
-    // A task's item and summary (core quotes names and what a guest said), in the Tasks
-    // pane and in the task's whole message.
     let mut a = full_app(240, 48);
     a.update(key('p'));
     prune_preview(&mut a, vec![("~/.smolvm/images/0.0.12/".into(), 1)], 1);
@@ -4021,7 +3990,11 @@ fn guest_control_bytes_are_shown_escaped_as_the_cli_shows_them() {
         },
     }));
     a.update(key('4'));
-    let shown = [r"item\x1b[2Jname", r"said \x1b]0;pwned\x07", parts[0]];
+    let shown = [
+        r"item\x1b[2Jname",
+        r"said \x1b]0;pwned\x07",
+        HOSTILE_SHOWN[0],
+    ];
     assert_no_controls(&a, &shown);
     a.update(code(KeyCode::Enter));
     assert!(matches!(a.dialog, Some(Dialog::Note(_))), "{:?}", a.status);
