@@ -2048,7 +2048,8 @@ fn prune_removes_the_confirmed_plan_and_keeps_a_cache_stale_since() {
 
 // ---- snapshots of every pane and dialog ---------------------------------------------
 
-fn with_tasks(a: &mut App) {
+/// A prune of one cache confirmed and run as task 1: its one item, then its end.
+fn prune_task(a: &mut App, item: TaskItem, state: TaskState, summary: &str) {
     a.update(key('p'));
     prune_preview(
         a,
@@ -2056,22 +2057,23 @@ fn with_tasks(a: &mut App) {
         412_000_000,
     );
     a.update(key('y'));
-    a.update(Input::Msg(Msg::Task {
-        id: 1,
-        update: TaskUpdate::Item(TaskItem {
-            name: "~/.smolvm/images/0.0.12".into(),
-            ok: true,
-            detail: "412 MB".into(),
-        }),
-    }));
-    a.update(Input::Msg(Msg::Task {
-        id: 1,
-        update: TaskUpdate::Finished {
-            state: TaskState::Done,
-            summary: "reclaimed 412 MB (1 removed)".into(),
-            took_ms: 40,
-        },
-    }));
+    let update = TaskUpdate::Item(item);
+    a.update(Input::Msg(Msg::Task { id: 1, update }));
+    let update = TaskUpdate::Finished {
+        state,
+        summary: summary.into(),
+        took_ms: 40,
+    };
+    a.update(Input::Msg(Msg::Task { id: 1, update }));
+}
+
+fn with_tasks(a: &mut App) {
+    let item = TaskItem {
+        name: "~/.smolvm/images/0.0.12".into(),
+        ok: true,
+        detail: "412 MB".into(),
+    };
+    prune_task(a, item, TaskState::Done, "reclaimed 412 MB (1 removed)");
     a.update(key('1'));
     a.update(key('n'));
     a.update(code(KeyCode::Enter));
@@ -3970,25 +3972,12 @@ fn control_characters_in_names_and_tasks_are_shown_escaped() {
     ];
     assert_no_controls(&a, &shown);
     let mut a = full_app(240, 48);
-    a.update(key('p'));
-    prune_preview(&mut a, vec![("~/.smolvm/images/0.0.12/".into(), 1)], 1);
-    a.update(key('y'));
-    a.update(Input::Msg(Msg::Task {
-        id: 1,
-        update: TaskUpdate::Item(TaskItem {
-            name: "item\x1b[2Jname".into(),
-            ok: false,
-            detail: "said \x1b]0;pwned\x07".into(),
-        }),
-    }));
-    a.update(Input::Msg(Msg::Task {
-        id: 1,
-        update: TaskUpdate::Finished {
-            state: TaskState::Failed,
-            summary: HOSTILE_LINE.into(),
-            took_ms: 1,
-        },
-    }));
+    let item = TaskItem {
+        name: "item\x1b[2Jname".into(),
+        ok: false,
+        detail: "said \x1b]0;pwned\x07".into(),
+    };
+    prune_task(&mut a, item, TaskState::Failed, HOSTILE_LINE);
     a.update(key('4'));
     let shown = [
         r"item\x1b[2Jname",
