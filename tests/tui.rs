@@ -951,6 +951,39 @@ fn a_lasting_refresh_warning_leaves_the_counts_and_doctor_in_the_header() {
     }
 }
 
+/// Help's note of the tasks `x` cannot cancel wraps under its column, after a comma; the
+/// detail view's frame on a terminal with no room inside says no range (it said `1–0`).
+#[test]
+fn help_wraps_its_notes_under_their_column_and_an_empty_frame_says_no_range() {
+    let mut a = full_app(80, 24);
+    a.update(key('4'));
+    a.update(key('?'));
+    let rows = screen_rows(&a);
+    let note: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.split('║').nth(1))
+        .skip_while(|r| !r.contains("not for:"))
+        .take_while(|r| !r.contains("Enter"))
+        .collect();
+    assert!(note.len() > 1, "the note fits one line: nothing to test");
+    for line in &note {
+        assert!(line.starts_with(&" ".repeat(18)), "{line:?} in {note:#?}");
+    }
+    let (last, broken) = note.split_last().unwrap();
+    assert!(
+        broken.iter().all(|l| l.trim_end().ends_with(',')) && !last.trim_end().ends_with(','),
+        "{note:#?}"
+    );
+    for (w, h) in [(20, 5), (36, 5)] {
+        let mut a = full_app(w, h);
+        a.update(key('j'));
+        a.update(code(KeyCode::Enter));
+        let screen = render(&a);
+        assert!(screen.contains("VM vm-"), "{screen}");
+        assert!(!screen.contains(" of "), "{screen}");
+    }
+}
+
 #[test]
 fn help_scrolls_to_its_last_line_on_a_small_terminal() {
     let mut a = full_app(80, 24);

@@ -269,7 +269,8 @@ impl DetailView {
             .border_style(t.border(true))
             .title(Span::styled(format!(" VM {} ", self.id), t.accent()))
             .title_bottom(Line::styled(hint, t.muted()));
-        if lines.len() > page {
+        // Where the view is, once it shows a line (a frame with no room inside says nothing).
+        if lines.len() > page && page > 0 {
             blk = blk.title(
                 Line::styled(
                     format!(
