@@ -984,6 +984,64 @@ fn help_wraps_its_notes_under_their_column_and_an_empty_frame_says_no_range() {
     }
 }
 
+/// A paste is text, never keys: typed into the focused text field of a form, the palette
+/// or the cleanup prefix; on a pane, a choice or the cleanup dialog's buttons it does
+/// nothing (a pasted "… s … d … y" used to start, delete and confirm).
+#[test]
+fn pasted_text_is_typed_into_a_text_field_and_never_acts_as_keys() {
+    let paste = |a: &mut App, text: &str| a.update(Input::Paste(text.into()));
+    // On a pane: nothing but the status saying so.
+    let mut a = full_app(160, 48);
+    a.update(key('j'));
+    let before = (a.data.clone(), a.focus);
+    assert!(paste(&mut a, "see the dummy log: ready\nd y s x :q").is_empty());
+    assert!(a.dialog.is_none(), "{:?}", a.status);
+    assert_eq!((a.data.clone(), a.focus), before);
+    assert_eq!(status(&a), "pasted text ignored: paste into a text field");
+    // Into the start form's name; its own line break does not submit it.
+    a.update(key('n'));
+    a.update(code(KeyCode::Tab));
+    assert!(paste(&mut a, "my-box\n").is_empty());
+    let Some(Dialog::Start(f)) = &a.dialog else {
+        panic!("{:?}", a.status)
+    };
+    assert_eq!(f.name.lines().join(""), "my-box");
+    // On a choice (the preset) it types nothing and chooses nothing.
+    a.update(Input::Key(KeyEvent::new(
+        KeyCode::BackTab,
+        KeyModifiers::SHIFT,
+    )));
+    let preset = |a: &App| match &a.dialog {
+        Some(Dialog::Start(f)) => (f.preset, f.name.lines().join("")),
+        _ => panic!("the form closed"),
+    };
+    let was = preset(&a);
+    assert!(paste(&mut a, "  \t ").is_empty());
+    assert_eq!(preset(&a), was);
+    a.update(code(KeyCode::Esc));
+    // The cleanup dialog: typed into the prefix, never to the buttons, where y deletes.
+    a.update(key('c'));
+    let prefix = |a: &App| match &a.dialog {
+        Some(Dialog::Cleanup(d)) => d.prefix.lines().join(""),
+        _ => panic!("the cleanup dialog closed"),
+    };
+    let typed = format!("{}prod", prefix(&a));
+    paste(&mut a, "prod\r\n");
+    assert_eq!(prefix(&a), typed);
+    a.update(code(KeyCode::Enter));
+    let fx = paste(&mut a, "y");
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(prefix(&a), typed);
+    // The palette: a pasted command is typed, Enter (a key) runs it.
+    a.update(code(KeyCode::Esc));
+    a.update(key(':'));
+    paste(&mut a, "filter agent");
+    let Some(Dialog::Palette(p)) = &a.dialog else {
+        panic!("{:?}", a.status)
+    };
+    assert_eq!(p.input.lines().join(""), "filter agent");
+}
+
 #[test]
 fn help_scrolls_to_its_last_line_on_a_small_terminal() {
     let mut a = full_app(80, 24);

@@ -377,6 +377,37 @@ fn ctrl_z_suspends_to_the_shell_and_fg_brings_the_dashboard_back_in_tmux() {
     t.wait("the shell to run a command", |s| s.contains("done-2"));
 }
 
+/// A paste reaches the dashboard as text, not keys (bracketed paste): a pasted `q` does not
+/// quit, the status says it was ignored, and a paste into the palette is typed there.
+#[test]
+fn a_paste_is_text_not_keys_in_tmux() {
+    let h = Home::new();
+    let Some(t) = shell_in_tmux("paste") else {
+        return;
+    };
+    t.keys(&[&dashboard_command(&h), "Enter"]);
+    t.wait("the dashboard", is_dashboard);
+    let paste = |text: &str| {
+        t.run(&["set-buffer", "-b", "p", text]);
+        t.run(&["paste-buffer", "-p", "-b", "p", "-t", "dash"]);
+    };
+    paste("q");
+    t.wait("the paste ignored", |s| {
+        is_dashboard(s) && s.contains("pasted text ignored")
+    });
+    t.keys(&[":"]);
+    paste("filter pasted-q");
+    t.wait("the paste in the palette", |s| {
+        s.contains("║filter pasted-q")
+    });
+    t.keys(&["Escape"]);
+    t.wait("the palette closed", |s| !s.contains("║filter pasted-q"));
+    t.keys(&["q"]);
+    t.wait("the shell after quitting", |s| {
+        !is_dashboard(s) && s.trim_end().ends_with("PROMPT>")
+    });
+}
+
 /// `kill` (SIGTERM) of a running dashboard gives the terminal back as it found it: the
 /// alternate screen left, the shell's prompt and a working line (it died with the
 /// dashboard drawn over the shell and the terminal raw).

@@ -392,6 +392,7 @@ impl App {
         let fx = match input {
             Input::Key(k) => self.on_key(k),
             Input::Mouse(m) => self.on_mouse(m),
+            Input::Paste(text) => self.on_paste(&text),
             Input::Resize(w, h) => {
                 self.size = (w, h);
                 Vec::new()
@@ -450,6 +451,37 @@ impl App {
             .filter(|(_, k)| k.cancellable())
             .map(|(task, _)| Effect::Cancel { task })
             .collect()
+    }
+    /// A paste: typed into the focused text field of the open dialog, a character at a
+    /// time as keys typed there are (a line break or tab as a space, other control
+    /// characters left out), stopping if the focus leaves the field. Anywhere else it is
+    /// not keys — a `d` or `y` in it does nothing — and the status says it was ignored.
+    fn on_paste(&mut self, text: &str) -> Vec<Effect> {
+        if !self.dialog.as_ref().is_some_and(Dialog::takes_text) {
+            self.status = Some("pasted text ignored: paste into a text field".into());
+            return Vec::new();
+        }
+        let mut fx = Vec::new();
+        // A copied line's own line break ends it, it does not type a space.
+        let typed = text
+            .trim_end_matches(['\n', '\r'])
+            .chars()
+            .map(|c| {
+                if matches!(c, '\n' | '\r' | '\t') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .filter(|c| !c.is_control());
+        for c in typed {
+            if !self.dialog.as_ref().is_some_and(Dialog::takes_text) {
+                break;
+            }
+            let k = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
+            fx.extend(self.on_key(k));
+        }
+        fx
     }
 
     fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {

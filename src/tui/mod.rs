@@ -194,6 +194,7 @@ async fn event_loop(
                 }
                 Some(Ok(Event::Key(k))) => Input::Key(k),
                 Some(Ok(Event::Mouse(m))) => Input::Mouse(m),
+                Some(Ok(Event::Paste(text))) => Input::Paste(text),
                 Some(Ok(Event::Resize(w, h))) => Input::Resize(w, h),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e),

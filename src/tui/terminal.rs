@@ -1,10 +1,12 @@
-//! The terminal guard: raw mode and the alternate screen (and mouse capture when on) are
-//! entered by one value and left when it drops — on return, on error and on panic (the
-//! panic hook restores first, so the message is readable) — and Ctrl-Z suspends: the
-//! terminal is given back, the process stops itself, and the screen is taken again when
-//! the shell continues it.
+//! The terminal guard: raw mode, the alternate screen and bracketed paste (and mouse
+//! capture when on) are entered by one value and left when it drops — on return, on error
+//! and on panic (the panic hook restores first, so the message is readable) — and Ctrl-Z
+//! suspends: the terminal is given back, the process stops itself, and the screen is
+//! taken again when the shell continues it.
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
@@ -31,7 +33,12 @@ impl TerminalGuard {
     pub fn resume(&mut self) -> std::io::Result<()> {
         enable_raw_mode()?;
         self.entered = true;
-        execute!(std::io::stdout(), EnterAlternateScreen)?;
+        // A paste comes as one event, not as keys (pasted text must never act).
+        execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableBracketedPaste
+        )?;
         if self.mouse {
             execute!(std::io::stdout(), EnableMouseCapture)?;
         }
@@ -77,6 +84,7 @@ pub fn restore() {
     let _ = execute!(
         std::io::stdout(),
         DisableMouseCapture,
+        DisableBracketedPaste,
         LeaveAlternateScreen,
         crossterm::cursor::Show
     );

@@ -293,6 +293,9 @@ pub enum Input {
     Key(KeyEvent),
     Mouse(MouseEvent),
     Resize(u16, u16),
+    /// Text the terminal pasted (bracketed paste): typed into a focused text field, never
+    /// read as keys.
+    Paste(String),
     Msg(Msg),
     Tick,
     /// SIGTERM, SIGHUP or SIGINT came (its name): cancel what runs, then quit; a second

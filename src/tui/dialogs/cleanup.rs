@@ -30,6 +30,11 @@ pub struct CleanupDialog {
 }
 
 impl CleanupDialog {
+    /// Whether the prefix field has the keys (a paste goes there; never to the buttons).
+    pub(super) fn takes_text(&self) -> bool {
+        !self.on_buttons
+    }
+
     pub fn new(prefix: &str, all: bool, generation: u64) -> CleanupDialog {
         CleanupDialog {
             prefix: line_input(prefix),

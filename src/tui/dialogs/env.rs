@@ -46,6 +46,11 @@ pub struct EnvForm {
 }
 
 impl EnvForm {
+    /// Whether the focused field takes text (a paste goes there).
+    pub(super) fn takes_text(&self) -> bool {
+        self.field != Field::Verb
+    }
+
     pub fn new(id: VmId) -> EnvForm {
         let mut value = line_input("");
         value.set_mask_char(MASK);

@@ -412,6 +412,26 @@ impl Dialog {
         }
     }
 
+    /// Whether the dialog's focused element is a text field: a paste is typed there, and
+    /// nowhere else (pasted text is never keys: a `y` in it confirms nothing).
+    pub fn takes_text(&self) -> bool {
+        match self {
+            Dialog::Palette(_) | Dialog::Filter(_) | Dialog::Search(_) => true,
+            Dialog::Branch(_) | Dialog::Port(_) | Dialog::Transfer(_) => true,
+            Dialog::Start(form) => form.takes_text(),
+            Dialog::Snapshot(form) => form.takes_text(),
+            Dialog::Network(form) => form.takes_text(),
+            Dialog::Env(form) => form.takes_text(),
+            Dialog::Cleanup(d) => d.takes_text(),
+            Dialog::Help(_)
+            | Dialog::Doctor(_)
+            | Dialog::Inspect(_)
+            | Dialog::Note(_)
+            | Dialog::Prune
+            | Dialog::Confirm(_) => false,
+        }
+    }
+
     pub fn render(&self, f: &mut Frame, app: &App) {
         match self {
             Dialog::Help(s) => info::render(f, app, s, info::Info::Help),

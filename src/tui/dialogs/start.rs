@@ -167,6 +167,15 @@ pub struct StartForm {
 }
 
 impl StartForm {
+    /// Whether the focused field takes text (a paste goes there).
+    pub(super) fn takes_text(&self) -> bool {
+        use Field::*;
+        matches!(
+            self.field,
+            Name | Memory | Cpus | Disk | Mounts | Cidrs | Domains
+        )
+    }
+
     /// The form over the built-in presets.
     pub fn new(built: Vec<String>) -> StartForm {
         StartForm::with_presets(Registry::builtin().presets, built)

@@ -99,6 +99,11 @@ pub struct SnapshotForm {
 }
 
 impl SnapshotForm {
+    /// Whether the focused field takes text (a paste goes there).
+    pub(super) fn takes_text(&self) -> bool {
+        self.field == SnapField::Id
+    }
+
     pub fn new(ids: Vec<VmId>) -> SnapshotForm {
         SnapshotForm {
             ids,
@@ -697,6 +702,11 @@ pub struct NetworkForm {
 }
 
 impl NetworkForm {
+    /// Whether the focused field takes text (a paste goes there).
+    pub(super) fn takes_text(&self) -> bool {
+        matches!(self.field, NetField::Cidrs | NetField::Domains)
+    }
+
     pub fn new(
         id: VmId,
         current: &crate::core::egress::Policy,
