@@ -94,6 +94,11 @@ fn prune_preview(a: &mut App, stale: Vec<(String, u64)>, total: u64) {
 
 /// `c`, and the cleanup preview answering it: three VMs (one stale) and `stale_resources`.
 fn cleanup_preview(a: &mut App, stale_resources: Vec<String>) {
+    cleanup_preview_warning(a, stale_resources, vec![]);
+}
+
+/// [`cleanup_preview`] with the dry run's `warnings`.
+fn cleanup_preview_warning(a: &mut App, stale_resources: Vec<String>, warnings: Vec<String>) {
     let fx = a.update(key('c'));
     let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
         unreachable!()
@@ -107,7 +112,7 @@ fn cleanup_preview(a: &mut App, stale_resources: Vec<String>) {
                 ("vm-demo".into(), "prefix".into()),
             ],
             stale_resources,
-            warnings: vec![],
+            warnings,
         }),
     }));
 }
@@ -1040,6 +1045,36 @@ fn pasted_text_is_typed_into_a_text_field_and_never_acts_as_keys() {
         panic!("{:?}", a.status)
     };
     assert_eq!(p.input.lines().join(""), "filter agent");
+}
+
+/// On a short terminal the cleanup dialog lists what it deletes before anything else:
+/// warnings (skipped rows, say) and leftovers give way first, and what is not listed is
+/// counted. (The warnings came first and hid every target while `y` still deleted.)
+#[test]
+fn the_cleanup_dialog_shows_its_targets_first_on_a_short_terminal() {
+    let warnings: Vec<String> = (1..=3)
+        .map(|i| format!("skipped vms row {i}: not a valid sandbox id"))
+        .collect();
+    for h in [8, 10, 12] {
+        let mut a = full_app(80, h);
+        cleanup_preview_warning(&mut a, vec!["tap9".into()], warnings.clone());
+        a.update(code(KeyCode::Enter));
+        let screen = render(&a);
+        assert!(screen.contains("Targets (3):"), "{h}: {screen}");
+        // A line each, or all on one line where there is no room for that.
+        let listed = ["vm-12345", "vm-agent-1", "vm-demo"]
+            .iter()
+            .filter(|id| screen.contains(*id))
+            .count();
+        assert!(listed == 3 || screen.contains("more"), "{h}: {screen}");
+        assert!(screen.contains("delete these"), "{h}: {screen}");
+    }
+    let mut a = full_app(80, 24);
+    cleanup_preview_warning(&mut a, vec![], warnings);
+    let screen = render(&a);
+    for w in ["vm-demo", "skipped vms row 1", "skipped vms row 3"] {
+        assert!(screen.contains(w), "{w}: {screen}");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
@@ -131,10 +131,12 @@ impl CleanupDialog {
             }),
             "Clean up VMs",
         );
+        // Short of room, the --all line and the spacer go before any target does.
+        let roomy = u16::from(inner.height >= 7);
         let [prefix_r, opts_r, _, body_r, btn_r] = Layout::vertical([
             Constraint::Length(1),
-            Constraint::Length(1),
-            Constraint::Length(1),
+            Constraint::Length(roomy),
+            Constraint::Length(roomy),
             Constraint::Min(1),
             Constraint::Length(1),
         ])
@@ -171,7 +173,6 @@ impl CleanupDialog {
             opts_r,
         );
         let mut lines: Vec<Line> = Vec::new();
-        let room = usize::from(body_r.height).max(3);
         match preview {
             Preview::Loading => lines.push(Line::from(vec![
                 Span::styled(SPINNER[app.spinner % SPINNER.len()], t.accent()),
@@ -179,37 +180,46 @@ impl CleanupDialog {
             ])),
             Preview::Failed(e) => lines.push(Line::styled(format!("Error: {e}"), t.error())),
             Preview::Ready(p) => {
-                for w in &p.warnings {
-                    lines.push(Line::styled(format!("Warning: {w}"), t.warn()));
-                }
+                // What would be deleted first, a line each or, short of room, all on one
+                // wrapped line; then the leftovers, then the warnings, which give way first
+                // on a short screen (a `…and N more` line says what is not listed).
                 if p.targets.is_empty() {
                     lines.push(Line::raw("No matching VMs to clean."));
+                } else if usize::from(body_r.height)
+                    < 1 + p.targets.len() + usize::from(!p.stale_resources.is_empty())
+                {
+                    let ids: Vec<String> = p
+                        .targets
+                        .iter()
+                        .map(|(id, why)| format!("{id} ({why})"))
+                        .collect();
+                    lines.push(Line::raw(format!(
+                        "Targets ({}): {}",
+                        p.targets.len(),
+                        ids.join(", ")
+                    )));
                 } else {
                     lines.push(Line::raw(format!("Targets ({}):", p.targets.len())));
                     let w = p.targets.iter().map(|x| x.0.len()).max().unwrap_or(0);
-                    let items = p
-                        .targets
-                        .iter()
-                        .map(|(id, why)| {
-                            Line::from(vec![
-                                Span::raw(format!("  - {id:<w$}  ")),
-                                Span::styled(
-                                    why.clone(),
-                                    if why == "stale" { t.warn() } else { t.muted() },
-                                ),
-                            ])
-                        })
-                        .collect();
-                    let cap = room
-                        .saturating_sub(2 + p.stale_resources.len().min(3))
-                        .max(2);
-                    lines.extend(capped(items, cap, t));
+                    lines.extend(p.targets.iter().map(|(id, why)| {
+                        Line::from(vec![
+                            Span::raw(format!("  - {id:<w$}  ")),
+                            Span::styled(
+                                why.clone(),
+                                if why == "stale" { t.warn() } else { t.muted() },
+                            ),
+                        ])
+                    }));
                 }
-                if !p.stale_resources.is_empty() {
+                // The leftovers it removes too: a line each (at most three), or one line.
+                let n = p.stale_resources.len();
+                if n > 0 && usize::from(body_r.height) < lines.len() + 1 + n.min(3) {
                     lines.push(Line::raw(format!(
-                        "Stale resources ({}):",
-                        p.stale_resources.len()
+                        "Stale resources ({n}): {}",
+                        p.stale_resources.join(", ")
                     )));
+                } else if n > 0 {
+                    lines.push(Line::raw(format!("Stale resources ({n}):")));
                     let items = p
                         .stale_resources
                         .iter()
@@ -217,9 +227,24 @@ impl CleanupDialog {
                         .collect();
                     lines.extend(capped(items, 3, t));
                 }
+                let left = usize::from(body_r.height).saturating_sub(lines.len());
+                match p.warnings.as_slice() {
+                    [] => {}
+                    [first, ..] if left < 2 && p.warnings.len() > 1 => lines.push(Line::styled(
+                        format!("Warnings ({}): {first} …", p.warnings.len()),
+                        t.warn(),
+                    )),
+                    all => {
+                        let warnings: Vec<Line> = all
+                            .iter()
+                            .map(|w| Line::styled(format!("Warning: {w}"), t.warn()))
+                            .collect();
+                        lines.extend(capped(warnings, left.max(2), t));
+                    }
+                }
             }
         }
-        f.render_widget(Paragraph::new(lines), body_r);
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body_r);
         let ready = matches!(preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
         let yes = key_list(&app.keymap.destructive_confirm_keys(), "/", 2);
         f.render_widget(
