@@ -909,7 +909,7 @@ fn every_form_keeps_its_focused_field_in_view_on_a_short_terminal() {
         ('E', KeyCode::Tab, 3),
         ('U', KeyCode::Down, 2),
     ];
-    for h in [7, 12, 18, 40] {
+    for h in [4, 5, 7, 12, 18, 40] {
         for (open, next, fields) in forms {
             let mut a = full_app(100, h);
             a.update(key('j'));

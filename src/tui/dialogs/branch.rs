@@ -99,7 +99,7 @@ impl BranchForm {
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
         let focus = match self.field {
-            Field::Count => 0..5,
+            Field::Count => 2..5,
             Field::Prefix => 3..7,
         };
         let rows = super::form_rows(f, app, 72, 8, "Branch into clones", focus);

@@ -578,8 +578,9 @@ pub(super) fn form_rows(
 }
 
 /// A form of rows this high in a `w`-wide dialog centred on the screen. On a screen too
-/// short for all of them the form scrolls: the rows `focus` (the focused field's, with
-/// its note) stay in view, as many rows above them as fit, and the frame says `↑ more` /
+/// short for all of them the form scrolls: the rows `focus` (the focused field's own row
+/// first, then its note) stay in view — as many of them as fit, the field's row always —
+/// with as many rows above them as fit, and the frame says `↑ more` /
 /// `↓ more` where rows are out of view. A row out of view is an empty `Rect` (drawing
 /// into it draws nothing); one partly in view is cut to what shows.
 pub(super) fn form_layout(

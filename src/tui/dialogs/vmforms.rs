@@ -194,7 +194,7 @@ impl SnapshotForm {
     pub(super) fn render(&self, f: &mut Frame, app: &App) {
         let t = &app.theme;
         let focus = match self.field {
-            SnapField::Id => 0..4,
+            SnapField::Id => 2..4,
             SnapField::Kind => 4..5,
             SnapField::Flush => 5..7,
             SnapField::Resume => 7..10,
