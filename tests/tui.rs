@@ -4050,6 +4050,20 @@ fn guest_control_bytes_are_shown_escaped_in_the_logs_pane_and_the_detail_view() 
         assert_no_controls(&a, &HOSTILE_SHOWN);
         assert_no_controls(&a, &["a plain line"]);
     }
+    // A tab is spaces to the next column of eight; a line of 4 MiB of NULs (16 MiB
+    // escaped, to wrap on every key) is cut, saying how much more it had.
+    let mut a = full_app(240, 48);
+    a.update(key('l'));
+    vm_log(&mut a, vec!["\0".repeat(1 << 22), "tabs\tand\ttabs".into()]);
+    a.update(key('w'));
+    assert_no_controls(&a, &["tabs    and     tabs"]);
+    let cut = &a.data.vm_log("vm-12345")[0];
+    let more = (4 << 22) - smolvm::tui::data::LOG_LINE_MAX;
+    assert!(
+        cut.ends_with(&format!(" … ({more} more characters)")),
+        "{}",
+        &cut[cut.len() - 60..]
+    );
     // The detail view: env keys and the errors it quotes come from the guest over SSH.
     let detail = |result: Result<Box<_>, String>| {
         let mut a = full_app(240, 48);
@@ -4081,10 +4095,15 @@ fn guest_control_bytes_are_shown_escaped_in_the_logs_pane_and_the_detail_view() 
 fn control_characters_in_names_and_tasks_are_shown_escaped() {
     use smolvm::core::images::listing::{Kind, NOT_AN_IMAGE};
     let mut s = full_readout();
-    let mut b = image("", "evil\x1b[2Jname", false, None, &[]);
-    b.kind = Kind::Other;
-    b.kept = Some(NOT_AN_IMAGE.to_string());
-    s.slow.as_mut().unwrap().images = vec![b];
+    let folder = |name: &str| {
+        let mut b = image("", name, false, None, &[]);
+        b.kind = Kind::Other;
+        b.kept = Some(NOT_AN_IMAGE.to_string());
+        b
+    };
+    // A newline shows as `\x0a` (a cell is one line) and a tab as spaces.
+    let (nl, tab) = (folder("nl\nname"), folder("tab\tname"));
+    s.slow.as_mut().unwrap().images = vec![folder("evil\x1b[2Jname"), nl, tab];
     s.images_root = "/srv/x\x1b[2J/images".into();
     let mut a = app();
     a.update(Input::Resize(160, 48));
@@ -4095,6 +4114,8 @@ fn control_characters_in_names_and_tasks_are_shown_escaped() {
         r"evil\x1b[2Jname",
         r"evil\x1b[2Jname: not an image",
         r"images /srv/x\x1b[2J/images",
+        r"nl\x0aname",
+        "tab     name",
     ];
     assert_no_controls(&a, &shown);
     let mut a = full_app(240, 48);

@@ -46,6 +46,46 @@ pub fn into_shown(text: String) -> String {
     }
 }
 
+/// `text` as one line of a full-screen view (the dashboard) shows it: [`escape`]d, a
+/// newline shown as `\x0a` (a line has no break to give it) and a tab as the spaces to
+/// the next column of eight (the screen draws no tab).
+pub fn on_screen(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| needs_escape(c) || c == '\n' || c == '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut col = 0usize;
+    for c in escape(text.as_bytes()).chars() {
+        match c {
+            '\n' => {
+                out.push_str("\\x0a");
+                col += 4;
+            }
+            '\t' => {
+                let n = 8 - col % 8;
+                out.extend(std::iter::repeat_n(' ', n));
+                col += n;
+            }
+            c => {
+                out.push(c);
+                col += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`on_screen`] of an owned string (no copy when nothing changes).
+pub fn into_on_screen(text: String) -> String {
+    match on_screen(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(s) => s,
+    }
+}
+
 /// `bytes` as a terminal may show them (see the module's rules).
 pub fn escape(bytes: &[u8]) -> String {
     let mut e = Escaper::default();
@@ -187,6 +227,20 @@ pub fn tail_start(b: &[u8], n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One line of the dashboard: escaped as on a terminal, a newline `\x0a`, a tab the
+    /// spaces to the next column of eight (counted as shown, escapes included); plain text
+    /// is not copied.
+    #[test]
+    fn on_screen_is_one_line_with_tabs_as_spaces() {
+        assert_eq!(on_screen("a\tb\n\x1bc\td"), "a       b\\x0a\\x1bc      d");
+        assert_eq!(on_screen("\t"), "        ");
+        assert!(matches!(
+            on_screen("plain ✓"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(into_on_screen("x\ry".into()), "x\\x0dy");
+    }
 
     #[test]
     fn a_line_stays_one_line() {

@@ -669,7 +669,14 @@ impl App {
                 id,
                 generation,
                 result,
-            } => self.data.apply_env_keys(generation, &id, preview(result)),
+            } => {
+                // Read over SSH: what the guest wrote, shown escaped wherever it is drawn.
+                let on_screen = crate::core::escape::into_on_screen;
+                let result = result
+                    .map(|keys| keys.into_iter().map(on_screen).collect())
+                    .map_err(on_screen);
+                self.data.apply_env_keys(generation, &id, preview(result))
+            }
             // The transfer form's own Tab: the newest asked for, taken by the form if it
             // still has the text.
             Msg::DirListing { generation, result } => {

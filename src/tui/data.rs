@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::core::context::{Context, StateSource};
 use crate::core::egress::NetworkSummary;
-use crate::core::escape::into_shown;
+use crate::core::escape::into_on_screen;
 use crate::core::host::Host;
 use crate::core::images::listing;
 use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
@@ -24,6 +24,24 @@ use super::dialogs::{CleanupPreview, Preview, PrunePreview};
 
 /// The dashboard keeps one sampler across refreshes (CPU% needs two samples).
 pub use crate::core::sandbox::CpuSampler;
+
+/// The most characters of a console line the Logs pane keeps (a guest's 4 MiB line of
+/// control bytes, escaped, would be 16 MB to wrap on every key).
+pub const LOG_LINE_MAX: usize = 4096;
+
+/// `line` cut to [`LOG_LINE_MAX`] characters, saying how many more it had.
+fn cut_long(line: String) -> String {
+    if line.len() <= LOG_LINE_MAX {
+        return line;
+    }
+    let n = line.chars().count();
+    if n <= LOG_LINE_MAX {
+        return line;
+    }
+    let mut kept: String = line.chars().take(LOG_LINE_MAX).collect();
+    kept.push_str(&format!(" … ({} more characters)", n - LOG_LINE_MAX));
+    kept
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmRow {
@@ -295,7 +313,10 @@ impl Data {
     pub fn apply_vm_log(&mut self, id: &str, lines: Vec<String>) {
         if let Some((followed, old)) = &mut self.vm_log {
             if followed == id {
-                *old = lines.into_iter().map(into_shown).collect();
+                *old = lines
+                    .into_iter()
+                    .map(|l| cut_long(into_on_screen(l)))
+                    .collect();
             }
         }
     }
@@ -303,7 +324,7 @@ impl Data {
     /// Append a line to the dashboard's own log, its control characters escaped (it
     /// quotes names and errors, which may hold what a guest wrote).
     pub fn log_app(&mut self, line: String) {
-        self.app_log.push(into_shown(line));
+        self.app_log.push(into_on_screen(line));
     }
 
     /// The lines of VM `id`'s console log, if they are the ones reported last.

@@ -8,18 +8,19 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::app::{App, Pane, TaskState};
-use crate::core::escape::into_shown;
+use crate::core::escape::into_on_screen;
 use crate::core::units::format_size;
 
 pub(crate) const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 /// `line` as a terminal may show it: each span's control characters escaped as the CLI
-/// escapes them ([`crate::core::escape`]). ratatui drops them silently, which shows the
-/// rest of an escape sequence (`]52;c;…`, `[2J`) as if it were the text.
+/// escapes them, a newline as `\x0a` and a tab as spaces ([`crate::core::escape::on_screen`]).
+/// ratatui drops them silently, which shows the rest of an escape sequence (`]52;c;…`,
+/// `[2J`) as if it were the text.
 pub fn shown_line(mut line: Line<'_>) -> Line<'_> {
     for s in &mut line.spans {
-        if crate::core::escape::has_controls(&s.content) {
-            s.content = crate::core::escape::escape(s.content.as_bytes()).into();
+        if let std::borrow::Cow::Owned(shown) = crate::core::escape::on_screen(&s.content) {
+            s.content = shown.into();
         }
     }
     line
@@ -136,7 +137,7 @@ fn header(f: &mut Frame, app: &App, r: Rect) {
     }
     let running = app.running_tasks();
     let items = if let Some(s) = &app.status {
-        vec![(0, vec![Span::styled(into_shown(s.clone()), t.warn())])]
+        vec![(0, vec![Span::styled(into_on_screen(s.clone()), t.warn())])]
     } else if running > 0 {
         vec![(
             0,
@@ -192,7 +193,7 @@ fn with_sources(app: &App, items: Vec<(usize, Vec<Span<'static>>)>, width: u16) 
     if d.state.db.as_os_str().is_empty() {
         return fit_line(items, width); // no refresh yet: nothing was read
     }
-    let shown = |p: &std::path::Path| into_shown(crate::core::display_path(p, &d.home));
+    let shown = |p: &std::path::Path| into_on_screen(crate::core::display_path(p, &d.home));
     let mut db = shown(&d.state.db);
     if !d.state.exists {
         db.push_str(" (none yet)");
@@ -306,7 +307,10 @@ fn refresh_warnings(app: &App) -> Vec<(usize, Vec<Span<'static>>)> {
         ),
         (
             3,
-            vec![Span::styled(into_shown(format!(": {first}")), t.error())],
+            vec![Span::styled(
+                into_on_screen(format!(": {first}")),
+                t.error(),
+            )],
         ),
     ]
 }

@@ -29,7 +29,7 @@ impl DataToCell<ImageCol> for ImageRow {
 
     /// As a terminal may show it: a folder's name is anyone's (control characters escaped).
     fn cell_text(&self, col: ImageCol) -> String {
-        crate::core::escape::into_shown(match col {
+        crate::core::escape::into_on_screen(match col {
             ImageCol::Version => self.version.clone(),
             ImageCol::Image => self.name.clone(),
             ImageCol::Preset => self.preset.clone(),

@@ -36,7 +36,7 @@ impl DataToCell<VmCol> for VmRow {
     /// terminal); the live ones are the pane's.
     fn cell_text(&self, col: VmCol) -> String {
         if let Some(c) = self.info.cell(col) {
-            return crate::core::escape::into_shown(c);
+            return crate::core::escape::into_on_screen(c);
         }
         let dash = || "-".to_string();
         match col {

@@ -490,7 +490,7 @@ impl Dialog {
         }
         *pending = None;
         if !ok {
-            *error = Some(summary.to_string());
+            *error = Some(crate::core::escape::into_on_screen(summary.to_string()));
         }
         ok
     }

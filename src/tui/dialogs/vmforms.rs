@@ -630,7 +630,10 @@ impl TransferForm {
         let (_, hint_r) = split(rows[local_row + 1]);
         let hint = match (&self.error, self.candidates.is_empty()) {
             (Some(e), _) => Span::styled(e.clone(), t.error()),
-            (None, false) => Span::styled(self.candidates.join("  "), t.muted()),
+            (None, false) => Span::styled(
+                crate::core::escape::into_on_screen(self.candidates.join("  ")),
+                t.muted(),
+            ),
             (None, true) if self.completing.is_some() => Span::styled("listing…", t.muted()),
             (None, true) => Span::styled(
                 format!(
