@@ -1130,6 +1130,28 @@ fn doctor_sizes_from_wrapped_lines_and_scrolls() {
     ] {
         assert!(s.contains(name), "{name} missing:\n{s}");
     }
+    // A name longer than the others' column keeps a space before its message, and the
+    // fix lines up under the messages.
+    let mut r = full_readout();
+    let checks = &mut r.slow.as_mut().unwrap().doctor;
+    checks[3].name = "network-guard";
+    checks[3].status = smolvm::core::doctor::Status::Warn;
+    checks[3].fix = "load nf_tables".into();
+    a.update(Input::Msg(Msg::Readout(Box::new(r))));
+    let rows = screen_rows(&a);
+    let line = |needle: &str| {
+        let row = rows.iter().find(|l| l.contains('║') && l.contains(needle));
+        row.and_then(|r| r.split('║').nth(1)).unwrap().to_string()
+    };
+    let guard = line("network-guard");
+    assert!(guard.contains("network-guard /usr/sbin/nft"), "{guard}");
+    let msg_col = guard.find("/usr/sbin/nft").unwrap();
+    assert_eq!(
+        line("fix: load nf_tables").find("fix:"),
+        Some(msg_col),
+        "{rows:#?}"
+    );
+    assert_eq!(line("KVM is PVM").find("KVM is PVM"), Some(msg_col));
 }
 
 #[test]

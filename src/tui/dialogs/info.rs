@@ -224,6 +224,8 @@ fn doctor_lines(app: &App) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     match app.data.slow.as_ref().map(|s| &s.doctor) {
         Some(checks) if !checks.is_empty() => {
+            // The names' column as wide as the longest name, and a space after it.
+            let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(0) + 1;
             for c in checks {
                 let style = match c.status {
                     Status::Ok => t.ok(),
@@ -232,12 +234,12 @@ fn doctor_lines(app: &App) -> Vec<Line<'static>> {
                 };
                 lines.push(Line::from(vec![
                     Span::styled(format!("{:<5}", c.status.label()), style),
-                    Span::styled(format!("{:<12}", c.name), t.accent()),
+                    Span::styled(format!("{:<w$}", c.name), t.accent()),
                     Span::raw(c.message.clone()),
                 ]));
                 if !c.fix.is_empty() && c.status != Status::Ok {
                     lines.push(Line::styled(
-                        format!("                 fix: {}", c.fix),
+                        format!("{:<1$}fix: {2}", "", 5 + w, c.fix),
                         t.muted(),
                     ));
                 }
