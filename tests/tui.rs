@@ -954,6 +954,16 @@ fn a_lasting_refresh_warning_leaves_the_counts_and_doctor_in_the_header() {
         assert_eq!(line.contains("doctor: 2 OK"), whole, "{w}: {line}");
         assert!(a.data.app_log.iter().any(|l| l.contains(warning)));
     }
+    // A long one is cut to 60 columns rather than left out, before doctor's hint goes.
+    let long = format!("{warning}; {}", "and then some more words ".repeat(6));
+    let mut s = full_readout();
+    s.errors = vec![long.clone()];
+    let mut a = app();
+    a.update(Input::Resize(200, 24));
+    a.update(Input::Msg(Msg::Readout(Box::new(s))));
+    let line = &screen_rows(&a)[1];
+    let cut: String = long.chars().take(59).collect();
+    assert!(line.contains(&format!("⚠ 1 warning: {cut}…")), "{line}");
 }
 
 /// Help's note of the tasks `x` cannot cancel wraps under its column, after a comma; the

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::app::{App, Pane, TaskState};
+use super::components::table::cut;
 use crate::core::escape::into_on_screen;
 use crate::core::units::format_size;
 
@@ -283,9 +284,10 @@ fn cut_middle(text: &str, width: usize) -> String {
 }
 
 /// The last refresh's warnings, as line 2's items: how many (ranked with doctor's
-/// verdict, before it), then the first (with doctor's check names, before them). They
-/// last as long as their cause (a skipped row stays in the state database), so they sit
-/// beside the counts, not over them; the app log has each.
+/// verdict, before it), then the first, cut to 60 columns (ranked with doctor's hint,
+/// before it and its check names). They last as long as their cause (a skipped row stays
+/// in the state database), so they sit beside the counts, not over them; the app log has
+/// each.
 fn refresh_warnings(app: &App) -> Vec<(usize, Vec<Span<'static>>)> {
     let t = &app.theme;
     let Some(first) = app.data.errors.first() else {
@@ -306,9 +308,9 @@ fn refresh_warnings(app: &App) -> Vec<(usize, Vec<Span<'static>>)> {
             ],
         ),
         (
-            3,
+            2,
             vec![Span::styled(
-                into_on_screen(format!(": {first}")),
+                format!(": {}", cut(into_on_screen(first.clone()), 60)),
                 t.error(),
             )],
         ),
