@@ -1087,6 +1087,29 @@ fn the_cleanup_dialog_shows_its_targets_first_on_a_short_terminal() {
     }
 }
 
+/// A text field scrolled sideways on a narrow screen shows its value from the start again
+/// once the screen is wide enough (it kept hiding the start of what would be submitted).
+#[test]
+fn a_text_field_shows_its_whole_value_again_after_the_screen_grows() {
+    let mut a = full_app(100, 30);
+    a.update(key('n'));
+    for _ in 0..5 {
+        a.update(code(KeyCode::Tab));
+    }
+    let mounts = "/home/user/projects/alpha:/work/alpha,/srv/data";
+    typed(&mut a, mounts);
+    for (w, h) in [(16, 30), (50, 30), (100, 30)] {
+        a.update(Input::Resize(w, h));
+        render(&a);
+    }
+    let screen = render(&a);
+    assert!(
+        screen.contains(&format!("› Mounts      {mounts}")),
+        "{screen}"
+    );
+    assert!(screen.contains("Memory MiB  2048"), "{screen}");
+}
+
 #[test]
 fn help_scrolls_to_its_last_line_on_a_small_terminal() {
     let mut a = full_app(80, 24);

@@ -395,6 +395,9 @@ impl App {
             Input::Paste(text) => self.on_paste(&text),
             Input::Resize(w, h) => {
                 self.size = (w, h);
+                if let Some(d) = &mut self.dialog {
+                    d.resized();
+                }
                 Vec::new()
             }
             Input::Msg(m) => self.on_msg(m),

@@ -46,6 +46,10 @@ pub struct EnvForm {
 }
 
 impl EnvForm {
+    pub(super) fn inputs(&mut self) -> Vec<&mut TextArea<'static>> {
+        vec![&mut self.key, &mut self.value]
+    }
+
     /// Whether the focused field takes text (a paste goes there).
     pub(super) fn takes_text(&self) -> bool {
         self.field != Field::Verb

@@ -412,6 +412,54 @@ impl Dialog {
         }
     }
 
+    /// Every text field of the dialog.
+    fn inputs(&mut self) -> Vec<&mut TextArea<'static>> {
+        match self {
+            Dialog::Palette(p) => vec![&mut p.input],
+            Dialog::Filter(t) | Dialog::Search(t) => vec![t],
+            Dialog::Cleanup(d) => vec![&mut d.prefix],
+            Dialog::Start(f) => {
+                let f = &mut **f;
+                let e = &mut f.egress;
+                let (cidrs, domains) = (&mut e.cidrs, &mut e.domains);
+                vec![
+                    &mut f.name,
+                    &mut f.memory,
+                    &mut f.cpus,
+                    &mut f.disk,
+                    &mut f.mounts,
+                    cidrs,
+                    domains,
+                ]
+            }
+            Dialog::Snapshot(f) => vec![&mut f.id],
+            Dialog::Branch(f) => vec![&mut f.count, &mut f.prefix],
+            Dialog::Port(f) => vec![&mut f.input],
+            Dialog::Transfer(f) => vec![&mut f.local, &mut f.guest],
+            Dialog::Network(f) => vec![&mut f.fields.cidrs, &mut f.fields.domains],
+            Dialog::Env(f) => f.inputs(),
+            Dialog::Help(_)
+            | Dialog::Doctor(_)
+            | Dialog::Inspect(_)
+            | Dialog::Note(_)
+            | Dialog::Prune
+            | Dialog::Confirm(_) => Vec::new(),
+        }
+    }
+
+    /// The terminal changed size: each text field shows from its start again, scrolled
+    /// only as far as its cursor needs (a field scrolled sideways on a narrow screen kept
+    /// hiding the start of its value when the screen grew).
+    pub fn resized(&mut self) {
+        use tui_textarea::CursorMove;
+        for t in self.inputs() {
+            let tui_textarea::DataCursor(row, col) = t.cursor();
+            t.scroll((0, -i16::MAX));
+            let to = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+            t.move_cursor(CursorMove::Jump(to(row), to(col)));
+        }
+    }
+
     /// Whether the dialog's focused element is a text field: a paste is typed there, and
     /// nowhere else (pasted text is never keys: a `y` in it confirms nothing).
     pub fn takes_text(&self) -> bool {
