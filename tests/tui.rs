@@ -789,6 +789,17 @@ fn logs_follow_search_and_step_through_matches() {
     assert_eq!(a.logs.scroll, 97, "N wraps backwards");
     a.update(key('f'));
     assert!(a.logs.follow);
+    // `/` again offers the last search selected: typing starts a new one (it was added
+    // to the old: `errorboom`), and a move keeps it to edit.
+    a.update(key('/'));
+    typed(&mut a, "boom");
+    a.update(code(KeyCode::Enter));
+    assert_eq!((a.logs.search.as_str(), a.logs.matches.len()), ("boom", 4));
+    a.update(key('/'));
+    a.update(code(KeyCode::End));
+    typed(&mut a, "!");
+    a.update(code(KeyCode::Enter));
+    assert_eq!(a.logs.search, "boom!");
     // A log for another VM (an old follow) is ignored.
     a.update(Input::Msg(Msg::Log {
         source: LogSource::Vm("other".into()),

@@ -156,7 +156,12 @@ impl Component for LogView {
                 self.follow = true;
                 self.scroll = len.saturating_sub(1);
             }
-            Action::Search => out.push(Intent::open(Dialog::Search(line_input(&self.search)))),
+            Action::Search => {
+                // The last search, selected: typing starts a new one, a move edits it.
+                let mut input = line_input(&self.search);
+                input.select_all();
+                out.push(Intent::open(Dialog::Search(input)))
+            }
             Action::NextMatch | Action::PrevMatch => {
                 out.push(Intent::Status(self.step_match(a == Action::NextMatch)))
             }
