@@ -1052,7 +1052,12 @@ fn pasted_text_is_typed_into_a_text_field_and_never_acts_as_keys() {
         _ => panic!("the cleanup dialog closed"),
     };
     let typed = format!("{}prod", prefix(&a));
-    paste(&mut a, "prod\r\n");
+    // One dry run for the paste, not one a character.
+    let fx = paste(&mut a, "prod\r\n");
+    assert!(
+        matches!(fx.as_slice(), [Effect::CleanupPreview { prefix, .. }] if *prefix == typed),
+        "{fx:?}"
+    );
     assert_eq!(prefix(&a), typed);
     a.update(code(KeyCode::Enter));
     let fx = paste(&mut a, "y");
@@ -1066,6 +1071,18 @@ fn pasted_text_is_typed_into_a_text_field_and_never_acts_as_keys() {
         panic!("{:?}", a.status)
     };
     assert_eq!(p.input.lines().join(""), "filter agent");
+    assert!(a.status.is_none(), "{:?}", a.status);
+    // A large paste goes in at once (a character at a time took minutes, the loop stuck).
+    a.update(code(KeyCode::Esc));
+    a.update(key('n'));
+    a.update(code(KeyCode::Tab));
+    let big = "x".repeat(99) + "\n";
+    paste(&mut a, &big.repeat(1000));
+    let Some(Dialog::Start(f)) = &a.dialog else {
+        panic!("{:?}", a.status)
+    };
+    assert_eq!(f.name.lines().join("").len(), 100 * 1000 - 1);
+    assert!(render(&a).contains("› Name"));
 }
 
 /// On a short terminal the cleanup dialog lists what it deletes before anything else:

@@ -455,18 +455,14 @@ impl App {
             .map(|(task, _)| Effect::Cancel { task })
             .collect()
     }
-    /// A paste: typed into the focused text field of the open dialog, a character at a
-    /// time as keys typed there are (a line break or tab as a space, other control
-    /// characters left out), stopping if the focus leaves the field. Anywhere else it is
-    /// not keys — a `d` or `y` in it does nothing — and the status says it was ignored.
+    /// A paste: typed into the focused text field of the open dialog (a line break or tab
+    /// as a space, other control characters left out) in one go — all but its last
+    /// character inserted at once, the last typed as a key, so the field reacts once (one
+    /// dry run, one filter), however long the paste. Anywhere else it is not keys — a `d`
+    /// or `y` in it does nothing — and the status says it was ignored.
     fn on_paste(&mut self, text: &str) -> Vec<Effect> {
-        if !self.dialog.as_ref().is_some_and(Dialog::takes_text) {
-            self.status = Some("pasted text ignored: paste into a text field".into());
-            return Vec::new();
-        }
-        let mut fx = Vec::new();
         // A copied line's own line break ends it, it does not type a space.
-        let typed = text
+        let typed: String = text
             .trim_end_matches(['\n', '\r'])
             .chars()
             .map(|c| {
@@ -476,15 +472,19 @@ impl App {
                     c
                 }
             })
-            .filter(|c| !c.is_control());
-        for c in typed {
-            if !self.dialog.as_ref().is_some_and(Dialog::takes_text) {
-                break;
-            }
-            let k = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
-            fx.extend(self.on_key(k));
-        }
-        fx
+            .filter(|c| !c.is_control())
+            .collect();
+        let Some(input) = self.dialog.as_mut().and_then(Dialog::focused_input) else {
+            self.status = Some("pasted text ignored: paste into a text field".into());
+            return Vec::new();
+        };
+        let Some(last) = typed.chars().last() else {
+            return Vec::new();
+        };
+        input.insert_str(&typed[..typed.len() - last.len_utf8()]);
+        self.status = None;
+        let k = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(last));
+        self.on_key(k)
     }
 
     fn on_key(&mut self, k: KeyEvent) -> Vec<Effect> {

@@ -30,6 +30,14 @@ pub struct BranchForm {
 }
 
 impl BranchForm {
+    /// The focused field (both take text; a paste goes there).
+    pub(super) fn focused_input(&mut self) -> Option<&mut TextArea<'static>> {
+        Some(match self.field {
+            Field::Count => &mut self.count,
+            Field::Prefix => &mut self.prefix,
+        })
+    }
+
     pub fn new(id: VmId) -> BranchForm {
         BranchForm {
             id,

@@ -30,9 +30,9 @@ pub struct CleanupDialog {
 }
 
 impl CleanupDialog {
-    /// Whether the prefix field has the keys (a paste goes there; never to the buttons).
-    pub(super) fn takes_text(&self) -> bool {
-        !self.on_buttons
+    /// The prefix field when it has the keys (a paste goes there; never to the buttons).
+    pub(super) fn focused_input(&mut self) -> Option<&mut TextArea<'static>> {
+        (!self.on_buttons).then_some(&mut self.prefix)
     }
 
     pub fn new(prefix: &str, all: bool, generation: u64) -> CleanupDialog {

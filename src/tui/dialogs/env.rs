@@ -50,9 +50,13 @@ impl EnvForm {
         vec![&mut self.key, &mut self.value]
     }
 
-    /// Whether the focused field takes text (a paste goes there).
-    pub(super) fn takes_text(&self) -> bool {
-        self.field != Field::Verb
+    /// The focused field when it takes text (a paste goes there).
+    pub(super) fn focused_input(&mut self) -> Option<&mut TextArea<'static>> {
+        match self.field {
+            Field::Verb => None,
+            Field::Key => Some(&mut self.key),
+            Field::Value => Some(&mut self.value),
+        }
     }
 
     pub fn new(id: VmId) -> EnvForm {

@@ -460,23 +460,30 @@ impl Dialog {
         }
     }
 
-    /// Whether the dialog's focused element is a text field: a paste is typed there, and
+    /// The dialog's focused element when it is a text field: a paste is typed there, and
     /// nowhere else (pasted text is never keys: a `y` in it confirms nothing).
-    pub fn takes_text(&self) -> bool {
+    pub fn focused_input(&mut self) -> Option<&mut TextArea<'static>> {
         match self {
-            Dialog::Palette(_) | Dialog::Filter(_) | Dialog::Search(_) => true,
-            Dialog::Branch(_) | Dialog::Port(_) | Dialog::Transfer(_) => true,
-            Dialog::Start(form) => form.takes_text(),
-            Dialog::Snapshot(form) => form.takes_text(),
-            Dialog::Network(form) => form.takes_text(),
-            Dialog::Env(form) => form.takes_text(),
-            Dialog::Cleanup(d) => d.takes_text(),
+            Dialog::Palette(p) => Some(&mut p.input),
+            Dialog::Filter(t) | Dialog::Search(t) => Some(t),
+            Dialog::Port(f) => Some(&mut f.input),
+            Dialog::Transfer(f) => Some(if f.on_local {
+                &mut f.local
+            } else {
+                &mut f.guest
+            }),
+            Dialog::Branch(form) => form.focused_input(),
+            Dialog::Start(form) => form.focused_input(),
+            Dialog::Snapshot(form) => form.focused_input(),
+            Dialog::Network(form) => form.focused_input(),
+            Dialog::Env(form) => form.focused_input(),
+            Dialog::Cleanup(d) => d.focused_input(),
             Dialog::Help(_)
             | Dialog::Doctor(_)
             | Dialog::Inspect(_)
             | Dialog::Note(_)
             | Dialog::Prune
-            | Dialog::Confirm(_) => false,
+            | Dialog::Confirm(_) => None,
         }
     }
 

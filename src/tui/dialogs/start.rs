@@ -167,13 +167,18 @@ pub struct StartForm {
 }
 
 impl StartForm {
-    /// Whether the focused field takes text (a paste goes there).
-    pub(super) fn takes_text(&self) -> bool {
-        use Field::*;
-        matches!(
-            self.field,
-            Name | Memory | Cpus | Disk | Mounts | Cidrs | Domains
-        )
+    /// The focused field when it takes text (a paste goes there).
+    pub(super) fn focused_input(&mut self) -> Option<&mut TextArea<'static>> {
+        match self.field {
+            Field::Name => Some(&mut self.name),
+            Field::Memory => Some(&mut self.memory),
+            Field::Cpus => Some(&mut self.cpus),
+            Field::Disk => Some(&mut self.disk),
+            Field::Mounts => Some(&mut self.mounts),
+            Field::Cidrs => Some(&mut self.egress.cidrs),
+            Field::Domains => Some(&mut self.egress.domains),
+            _ => None,
+        }
     }
 
     /// The form over the built-in presets.

@@ -99,9 +99,9 @@ pub struct SnapshotForm {
 }
 
 impl SnapshotForm {
-    /// Whether the focused field takes text (a paste goes there).
-    pub(super) fn takes_text(&self) -> bool {
-        self.field == SnapField::Id
+    /// The focused field when it takes text (a paste goes there).
+    pub(super) fn focused_input(&mut self) -> Option<&mut TextArea<'static>> {
+        (self.field == SnapField::Id).then_some(&mut self.id)
     }
 
     pub fn new(ids: Vec<VmId>) -> SnapshotForm {
@@ -705,9 +705,13 @@ pub struct NetworkForm {
 }
 
 impl NetworkForm {
-    /// Whether the focused field takes text (a paste goes there).
-    pub(super) fn takes_text(&self) -> bool {
-        matches!(self.field, NetField::Cidrs | NetField::Domains)
+    /// The focused field when it takes text (a paste goes there).
+    pub(super) fn focused_input(&mut self) -> Option<&mut TextArea<'static>> {
+        match self.field {
+            NetField::Cidrs => Some(&mut self.fields.cidrs),
+            NetField::Domains => Some(&mut self.fields.domains),
+            _ => None,
+        }
     }
 
     pub fn new(
