@@ -1108,10 +1108,49 @@ fn the_cleanup_dialog_shows_its_targets_first_on_a_short_terminal() {
         assert!(screen.contains("delete these"), "{h}: {screen}");
     }
     let mut a = full_app(80, 24);
-    cleanup_preview_warning(&mut a, vec![], warnings);
+    cleanup_preview_warning(&mut a, vec![], warnings.clone());
     let screen = render(&a);
     for w in ["vm-demo", "skipped vms row 1", "skipped vms row 3"] {
         assert!(screen.contains(w), "{w}: {screen}");
+    }
+    // Six targets on narrow, short screens: each id is listed or counted by `…and N more`
+    // (the packed line wrapped out of sight, saying nothing).
+    let ids: Vec<String> = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+        .iter()
+        .map(|n| format!("vm-{n}"))
+        .collect();
+    for (w, h) in [
+        (40, 5),
+        (40, 7),
+        (40, 9),
+        (40, 11),
+        (40, 12),
+        (80, 5),
+        (80, 7),
+        (60, 10),
+    ] {
+        let mut a = full_app(w, h);
+        let fx = a.update(key('c'));
+        let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
+            unreachable!()
+        };
+        a.update(Input::Msg(Msg::CleanupPreview {
+            generation,
+            result: Ok(CleanupPreview {
+                targets: ids.iter().map(|i| (i.clone(), "prefix".into())).collect(),
+                stale_resources: vec!["tap9".into()],
+                warnings: warnings.clone(),
+            }),
+        }));
+        let screen = render(&a);
+        let shown = ids.iter().filter(|i| screen.contains(i.as_str())).count();
+        let more: usize = screen
+            .split("…and ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .map_or(0, |n| n.parse().unwrap());
+        assert_eq!(shown + more, 6, "{w}x{h}: {screen}");
+        assert!(screen.contains("Targets (6)"), "{w}x{h}: {screen}");
     }
 }
 

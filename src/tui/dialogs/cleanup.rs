@@ -6,7 +6,7 @@
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use tui_textarea::TextArea;
 
@@ -14,6 +14,7 @@ use super::{
     capped, centered, form_action_or_end, form_key, Answer, Outcome, Preview, Request, SPINNER,
 };
 use crate::tui::app::{line_input, text_of, App};
+use crate::tui::components::table::cut;
 use crate::tui::data::Data;
 use crate::tui::keymap::{key_list, Action, Keymap};
 
@@ -131,8 +132,18 @@ impl CleanupDialog {
             }),
             "Clean up VMs",
         );
-        // Short of room, the --all line and the spacer go before any target does.
-        let roomy = u16::from(inner.height >= 7);
+        // Short of room, the --all line and the spacer go before any target does: they
+        // stay while the targets, packed, and a line of leftovers still fit below them.
+        let least = match preview {
+            Preview::Ready(p) if !p.targets.is_empty() => {
+                let ids = target_ids(&p.targets);
+                let head = format!("Targets ({}):", ids.len());
+                wrap(&head, &ids, usize::from(inner.width)).len()
+                    + usize::from(!p.stale_resources.is_empty())
+            }
+            _ => 1,
+        };
+        let roomy = u16::from(inner.height >= 7 && usize::from(inner.height) >= 4 + least);
         let [prefix_r, opts_r, _, body_r, btn_r] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(roomy),
@@ -180,71 +191,62 @@ impl CleanupDialog {
             ])),
             Preview::Failed(e) => lines.push(Line::styled(format!("Error: {e}"), t.error())),
             Preview::Ready(p) => {
-                // What would be deleted first, a line each or, short of room, all on one
-                // wrapped line; then the leftovers, then the warnings, which give way first
-                // on a short screen (a `…and N more` line says what is not listed).
+                // What would be deleted first: a line each or, short of room, packed after
+                // `Targets (N):` (what does not fit said by `…and N more`); then the
+                // leftovers it removes too, then the warnings, which give way first. Rows
+                // are counted as drawn: every line is cut to the width, none wraps.
+                let (rows, width) = (usize::from(body_r.height), usize::from(body_r.width));
+                let n_stale = p.stale_resources.len();
+                let stale_min = usize::from(n_stale > 0);
+                let ids = target_ids(&p.targets);
                 if p.targets.is_empty() {
                     lines.push(Line::raw("No matching VMs to clean."));
-                } else if usize::from(body_r.height)
-                    < 1 + p.targets.len() + usize::from(!p.stale_resources.is_empty())
-                {
-                    let ids: Vec<String> = p
-                        .targets
-                        .iter()
-                        .map(|(id, why)| format!("{id} ({why})"))
-                        .collect();
-                    lines.push(Line::raw(format!(
-                        "Targets ({}): {}",
-                        p.targets.len(),
-                        ids.join(", ")
-                    )));
-                } else {
-                    lines.push(Line::raw(format!("Targets ({}):", p.targets.len())));
+                } else if rows >= 1 + ids.len() + stale_min {
+                    lines.push(Line::raw(format!("Targets ({}):", ids.len())));
                     let w = p.targets.iter().map(|x| x.0.len()).max().unwrap_or(0);
                     lines.extend(p.targets.iter().map(|(id, why)| {
                         Line::from(vec![
-                            Span::raw(format!("  - {id:<w$}  ")),
+                            Span::raw(cut(format!("  - {id:<w$}  "), width)),
                             Span::styled(
                                 why.clone(),
                                 if why == "stale" { t.warn() } else { t.muted() },
                             ),
                         ])
                     }));
+                } else {
+                    let head = format!("Targets ({}):", ids.len());
+                    let room = rows.saturating_sub(stale_min).max(1);
+                    lines.extend(packed(&head, &ids, width, room).into_iter().map(Line::raw));
                 }
-                // The leftovers it removes too: a line each (at most three), or one line.
-                let n = p.stale_resources.len();
-                if n > 0 && usize::from(body_r.height) < lines.len() + 1 + n.min(3) {
-                    lines.push(Line::raw(format!(
-                        "Stale resources ({n}): {}",
-                        p.stale_resources.join(", ")
-                    )));
-                } else if n > 0 {
-                    lines.push(Line::raw(format!("Stale resources ({n}):")));
+                let left = rows.saturating_sub(lines.len());
+                if n_stale > 0 && left > n_stale.min(3) {
+                    lines.push(Line::raw(format!("Stale resources ({n_stale}):")));
                     let items = p
                         .stale_resources
                         .iter()
-                        .map(|s| Line::raw(format!("  - {s}")))
+                        .map(|s| Line::raw(cut(format!("  - {s}"), width)))
                         .collect();
                     lines.extend(capped(items, 3, t));
+                } else if n_stale > 0 {
+                    let head = format!("Stale resources ({n_stale}):");
+                    let packed = packed(&head, &p.stale_resources, width, left.max(1));
+                    lines.extend(packed.into_iter().map(Line::raw));
                 }
-                let left = usize::from(body_r.height).saturating_sub(lines.len());
+                let left = rows.saturating_sub(lines.len());
+                let warn = |text: String| Line::styled(cut(text, width), t.warn());
                 match p.warnings.as_slice() {
                     [] => {}
-                    [first, ..] if left < 2 && p.warnings.len() > 1 => lines.push(Line::styled(
-                        format!("Warnings ({}): {first} …", p.warnings.len()),
-                        t.warn(),
-                    )),
+                    [first, ..] if left < 2 && p.warnings.len() > 1 => {
+                        lines.push(warn(format!("Warnings ({}): {first}", p.warnings.len())))
+                    }
                     all => {
-                        let warnings: Vec<Line> = all
-                            .iter()
-                            .map(|w| Line::styled(format!("Warning: {w}"), t.warn()))
-                            .collect();
-                        lines.extend(capped(warnings, left.max(2), t));
+                        let warnings = all.iter().map(|w| warn(format!("Warning: {w}")));
+                        lines.extend(capped(warnings.collect(), left.max(2), t));
                     }
                 }
             }
         }
-        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body_r);
+        f.render_widget(Paragraph::new(lines), body_r);
         let ready = matches!(preview, Preview::Ready(p) if !p.targets.is_empty() || !p.stale_resources.is_empty());
         let yes = key_list(&app.keymap.destructive_confirm_keys(), "/", 2);
         f.render_widget(
@@ -277,4 +279,53 @@ impl CleanupDialog {
             btn_r,
         );
     }
+}
+
+/// The targets as the packed list names them: `id (why)`.
+fn target_ids(targets: &[(String, String)]) -> Vec<String> {
+    targets
+        .iter()
+        .map(|(id, why)| format!("{id} ({why})"))
+        .collect()
+}
+
+/// `head` then `items`, comma-separated, in lines of at most `width` columns, broken
+/// between items (an item wider than a line is cut with `…`).
+fn wrap(head: &str, items: &[String], width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = vec![cut(head.to_string(), width)];
+    for (i, item) in items.iter().enumerate() {
+        let part = if i + 1 < items.len() {
+            format!("{item},")
+        } else {
+            item.clone()
+        };
+        let last = lines.last_mut().expect("one line at least");
+        if last.chars().count() + 1 + part.chars().count() <= width {
+            last.push(' ');
+            last.push_str(&part);
+        } else {
+            lines.push(cut(part, width));
+        }
+    }
+    lines
+}
+
+/// [`wrap`] in at most `rows` lines: as many items as fit with `…and N more` after them
+/// for the rest (never a list that silently stops).
+fn packed(head: &str, items: &[String], width: usize, rows: usize) -> Vec<String> {
+    let rows = rows.max(1);
+    for k in (0..=items.len()).rev() {
+        let mut parts = items[..k].to_vec();
+        if k < items.len() {
+            parts.push(format!("…and {} more", items.len() - k));
+        }
+        let lines = wrap(head, &parts, width);
+        if lines.len() <= rows {
+            return lines;
+        }
+    }
+    let mut lines = wrap(head, &[format!("…and {} more", items.len())], width);
+    lines.truncate(rows);
+    lines
 }
