@@ -414,7 +414,9 @@ pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
     let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
     let mut lines: Vec<String> = body
         .split(|&b| b == b'\n')
-        .skip(usize::from(start > 0))
+        // The window's first line is cut where it began, unless it is all there is (the
+        // tail of one line longer than the window).
+        .skip(usize::from(start > 0 && body.contains(&b'\n')))
         .map(|l| {
             let end = l.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
             super::escape::escape(&l[..end])
@@ -507,5 +509,12 @@ mod tests {
         assert!(super::log_tail(&t.path().join("none.log"), 10)
             .unwrap()
             .is_empty());
+        // One line longer than the 4 MiB read: its tail, not nothing.
+        let mut long = b"before\n".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 5 << 20));
+        std::fs::write(&log, &long).unwrap();
+        let tail = super::log_tail(&log, 10).unwrap();
+        assert_eq!(tail.len(), 1);
+        assert_eq!(tail[0].len(), 4 << 20);
     }
 }
