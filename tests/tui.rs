@@ -795,11 +795,13 @@ fn logs_follow_search_and_step_through_matches() {
     typed(&mut a, "boom");
     a.update(code(KeyCode::Enter));
     assert_eq!((a.logs.search.as_str(), a.logs.matches.len()), ("boom", 4));
-    a.update(key('/'));
-    a.update(code(KeyCode::End));
-    typed(&mut a, "!");
-    a.update(code(KeyCode::Enter));
-    assert_eq!(a.logs.search, "boom!");
+    for (step, want) in [(KeyCode::End, "boom!"), (KeyCode::Right, "boom!!")] {
+        a.update(key('/'));
+        a.update(code(step));
+        typed(&mut a, "!");
+        a.update(code(KeyCode::Enter));
+        assert_eq!(a.logs.search, want, "{step:?}");
+    }
     // A log for another VM (an old follow) is ignored.
     a.update(Input::Msg(Msg::Log {
         source: LogSource::Vm("other".into()),

@@ -212,6 +212,19 @@ pub(super) fn search_key(t: &mut TextArea<'static>, k: KeyEvent, keymap: &Keymap
         Some(Action::Close) => Outcome::Close,
         Some(Action::Confirm) => Outcome::Done(Request::Search(text_of(t))),
         _ => {
+            // The last search comes selected: a character or a deletion replaces it, any
+            // other key (a move) ends the selection and edits it.
+            let replaces = matches!(
+                k.code,
+                crossterm::event::KeyCode::Char(_)
+                    | crossterm::event::KeyCode::Backspace
+                    | crossterm::event::KeyCode::Delete
+            ) && !k
+                .modifiers
+                .contains(crossterm::event::KeyModifiers::CONTROL);
+            if !replaces {
+                t.cancel_selection();
+            }
             edit_field(t, k, keymap);
             Outcome::Keep
         }
