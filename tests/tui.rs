@@ -99,22 +99,29 @@ fn cleanup_preview(a: &mut App, stale_resources: Vec<String>) {
 
 /// [`cleanup_preview`] with the dry run's `warnings`.
 fn cleanup_preview_warning(a: &mut App, stale_resources: Vec<String>, warnings: Vec<String>) {
+    let targets = vec![
+        ("vm-12345".into(), "stale".into()),
+        ("vm-agent-1".into(), "prefix".into()),
+        ("vm-demo".into(), "prefix".into()),
+    ];
+    cleanup_answered(
+        a,
+        CleanupPreview {
+            targets,
+            stale_resources,
+            warnings,
+        },
+    );
+}
+
+/// `c`, and `preview` answering it.
+fn cleanup_answered(a: &mut App, preview: CleanupPreview) {
     let fx = a.update(key('c'));
     let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
         unreachable!()
     };
-    a.update(Input::Msg(Msg::CleanupPreview {
-        generation,
-        result: Ok(CleanupPreview {
-            targets: vec![
-                ("vm-12345".into(), "stale".into()),
-                ("vm-agent-1".into(), "prefix".into()),
-                ("vm-demo".into(), "prefix".into()),
-            ],
-            stale_resources,
-            warnings,
-        }),
-    }));
+    let result = Ok(preview);
+    a.update(Input::Msg(Msg::CleanupPreview { generation, result }));
 }
 
 /// Lines of vm-12345's log arriving.
@@ -1132,18 +1139,14 @@ fn the_cleanup_dialog_shows_its_targets_first_on_a_short_terminal() {
         (60, 10),
     ] {
         let mut a = full_app(w, h);
-        let fx = a.update(key('c'));
-        let Effect::CleanupPreview { generation, .. } = fx[0].clone() else {
-            unreachable!()
-        };
-        a.update(Input::Msg(Msg::CleanupPreview {
-            generation,
-            result: Ok(CleanupPreview {
+        cleanup_answered(
+            &mut a,
+            CleanupPreview {
                 targets: ids.iter().map(|i| (i.clone(), "prefix".into())).collect(),
                 stale_resources: vec!["tap9".into()],
                 warnings: warnings.clone(),
-            }),
-        }));
+            },
+        );
         let screen = render(&a);
         let shown = ids.iter().filter(|i| screen.contains(i.as_str())).count();
         let more: usize = screen
