@@ -455,6 +455,7 @@ impl App {
             .map(|(task, _)| Effect::Cancel { task })
             .collect()
     }
+
     /// A paste: typed into the focused text field of the open dialog (a line break or tab
     /// as a space, other control characters left out) in one go — all but its last
     /// character inserted at once, the last typed as a key, so the field reacts once (one
