@@ -37,15 +37,6 @@ pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// [`shown`] of an owned string (no copy when nothing is escaped).
-pub fn into_shown(text: String) -> String {
-    if has_controls(&text) {
-        escape(text.as_bytes())
-    } else {
-        text
-    }
-}
-
 /// `text` as one line of a full-screen view (the dashboard) shows it: [`escape`]d, a
 /// newline shown as `\x0a` (a line has no break to give it) and a tab as the spaces to
 /// the next column of eight (the screen draws no tab).

@@ -448,8 +448,8 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
     let blk = crate::tui::ui::block(app, Pane::Vms, title);
     if let (0, Some(e)) = (shown, &app.data.vms_error) {
         // Not "no VMs": the list could not be read, and the fix says what to do.
-        let text =
-            crate::core::escape::into_shown(format!("The sandboxes could not be listed: {e}"));
+        let text = format!("The sandboxes could not be listed: {e}");
+        let text = crate::core::escape::shown(&text).into_owned();
         f.render_widget(
             Paragraph::new(text)
                 .style(t.error())

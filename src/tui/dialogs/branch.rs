@@ -97,10 +97,9 @@ impl BranchForm {
             }
             _ => {}
         }
-        match self.field {
-            Field::Count => edit_field(&mut self.count, k, keymap),
-            Field::Prefix => edit_field(&mut self.prefix, k, keymap),
-        };
+        if let Some(input) = self.focused_input() {
+            edit_field(input, k, keymap);
+        }
         Outcome::Keep
     }
 

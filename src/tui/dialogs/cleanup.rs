@@ -11,7 +11,8 @@ use ratatui::Frame;
 use tui_textarea::TextArea;
 
 use super::{
-    capped, centered, form_action_or_end, form_key, Answer, Outcome, Preview, Request, SPINNER,
+    capped, centered, form_action_or_end, form_key, pack_list, Answer, Outcome, Preview, Request,
+    SPINNER,
 };
 use crate::tui::app::{line_input, text_of, App};
 use crate::tui::components::table::cut;
@@ -134,11 +135,14 @@ impl CleanupDialog {
         );
         // Short of room, the --all line and the spacer go before any target does: they
         // stay while the targets, packed, and a line of leftovers still fit below them.
+        let ids = match preview {
+            Preview::Ready(p) => target_ids(&p.targets),
+            _ => Vec::new(),
+        };
         let least = match preview {
             Preview::Ready(p) if !p.targets.is_empty() => {
-                let ids = target_ids(&p.targets);
                 let head = format!("Targets ({}):", ids.len());
-                wrap(&head, &ids, usize::from(inner.width)).len()
+                pack_list(&head, &ids, usize::from(inner.width)).len()
                     + usize::from(!p.stale_resources.is_empty())
             }
             _ => 1,
@@ -198,7 +202,6 @@ impl CleanupDialog {
                 let (rows, width) = (usize::from(body_r.height), usize::from(body_r.width));
                 let n_stale = p.stale_resources.len();
                 let stale_min = usize::from(n_stale > 0);
-                let ids = target_ids(&p.targets);
                 if p.targets.is_empty() {
                     lines.push(Line::raw("No matching VMs to clean."));
                 } else if rows >= 1 + ids.len() + stale_min {
@@ -289,29 +292,7 @@ fn target_ids(targets: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-/// `head` then `items`, comma-separated, in lines of at most `width` columns, broken
-/// between items (an item wider than a line is cut with `…`).
-fn wrap(head: &str, items: &[String], width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let mut lines = vec![cut(head.to_string(), width)];
-    for (i, item) in items.iter().enumerate() {
-        let part = if i + 1 < items.len() {
-            format!("{item},")
-        } else {
-            item.clone()
-        };
-        let last = lines.last_mut().expect("one line at least");
-        if last.chars().count() + 1 + part.chars().count() <= width {
-            last.push(' ');
-            last.push_str(&part);
-        } else {
-            lines.push(cut(part, width));
-        }
-    }
-    lines
-}
-
-/// [`wrap`] in at most `rows` lines: as many items as fit with `…and N more` after them
+/// [`pack_list`] in at most `rows` lines: as many items as fit with `…and N more` after them
 /// for the rest (never a list that silently stops).
 fn packed(head: &str, items: &[String], width: usize, rows: usize) -> Vec<String> {
     let rows = rows.max(1);
@@ -320,12 +301,12 @@ fn packed(head: &str, items: &[String], width: usize, rows: usize) -> Vec<String
         if k < items.len() {
             parts.push(format!("…and {} more", items.len() - k));
         }
-        let lines = wrap(head, &parts, width);
+        let lines = pack_list(head, &parts, width);
         if lines.len() <= rows {
             return lines;
         }
     }
-    let mut lines = wrap(head, &[format!("…and {} more", items.len())], width);
+    let mut lines = pack_list(head, &[format!("…and {} more", items.len())], width);
     lines.truncate(rows);
     lines
 }

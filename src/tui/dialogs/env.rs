@@ -130,13 +130,10 @@ impl EnvForm {
                 None => self.error = Some("name the variable first".into()),
             },
             _ => {
-                let input = match self.field {
-                    Field::Verb => return Outcome::Keep,
-                    Field::Key => &mut self.key,
-                    Field::Value => &mut self.value,
-                };
-                if edit_field(input, k, keymap) {
-                    self.error = None;
+                if let Some(input) = self.focused_input() {
+                    if edit_field(input, k, keymap) {
+                        self.error = None;
+                    }
                 }
             }
         }

@@ -143,8 +143,7 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
                     .map(|k| k.as_str())
                     .collect();
                 // Under the label's column, wrapped there (help is 72 wide).
-                let said = format!("not for: {}", not.join(", "));
-                for part in wrap_after_commas(&said, 72 - 2 - 18) {
+                for part in super::pack_list("not for:", &not, 72 - 2 - 18) {
                     lines.push(Line::styled(format!("  {:<16}{part}", ""), t.muted()));
                 }
             }
@@ -251,20 +250,4 @@ fn doctor_lines(app: &App) -> Vec<Line<'static>> {
         )),
     }
     lines
-}
-
-/// A list's `text` in lines of at most `width` characters, broken only after its commas
-/// (an item never splits; a longer one stands alone on its line).
-fn wrap_after_commas(text: &str, width: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for item in text.split_inclusive(", ").map(str::trim_end) {
-        match out.last_mut() {
-            Some(line) if line.chars().count() + 1 + item.chars().count() <= width => {
-                line.push(' ');
-                line.push_str(item);
-            }
-            _ => out.push(item.to_string()),
-        }
-    }
-    out
 }

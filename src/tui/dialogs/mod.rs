@@ -418,20 +418,15 @@ impl Dialog {
             Dialog::Palette(p) => vec![&mut p.input],
             Dialog::Filter(t) | Dialog::Search(t) => vec![t],
             Dialog::Cleanup(d) => vec![&mut d.prefix],
-            Dialog::Start(f) => {
-                let f = &mut **f;
-                let e = &mut f.egress;
-                let (cidrs, domains) = (&mut e.cidrs, &mut e.domains);
-                vec![
-                    &mut f.name,
-                    &mut f.memory,
-                    &mut f.cpus,
-                    &mut f.disk,
-                    &mut f.mounts,
-                    cidrs,
-                    domains,
-                ]
-            }
+            Dialog::Start(f) => vec![
+                &mut f.name,
+                &mut f.memory,
+                &mut f.cpus,
+                &mut f.disk,
+                &mut f.mounts,
+                &mut f.egress.cidrs,
+                &mut f.egress.domains,
+            ],
             Dialog::Snapshot(f) => vec![&mut f.id],
             Dialog::Branch(f) => vec![&mut f.count, &mut f.prefix],
             Dialog::Port(f) => vec![&mut f.input],
@@ -467,11 +462,7 @@ impl Dialog {
             Dialog::Palette(p) => Some(&mut p.input),
             Dialog::Filter(t) | Dialog::Search(t) => Some(t),
             Dialog::Port(f) => Some(&mut f.input),
-            Dialog::Transfer(f) => Some(if f.on_local {
-                &mut f.local
-            } else {
-                &mut f.guest
-            }),
+            Dialog::Transfer(f) => Some(f.focused_input()),
             Dialog::Branch(form) => form.focused_input(),
             Dialog::Start(form) => form.focused_input(),
             Dialog::Snapshot(form) => form.focused_input(),
@@ -740,6 +731,29 @@ fn close_hint<'a>(app: &App) -> Line<'a> {
         km.hint(Scope::Dialog, Action::Close)
     };
     Line::styled(format!("[{key}] close"), app.theme.accent())
+}
+
+/// `head` then `items`, comma-separated, in lines of at most `width` columns, broken
+/// between items (an item wider than a line is cut with `…`).
+pub(super) fn pack_list(head: &str, items: &[impl AsRef<str>], width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = vec![crate::tui::components::table::cut(head.to_string(), width)];
+    for (i, item) in items.iter().enumerate() {
+        let item = item.as_ref();
+        let part = if i + 1 < items.len() {
+            format!("{item},")
+        } else {
+            item.to_string()
+        };
+        let last = lines.last_mut().expect("one line at least");
+        if last.chars().count() + 1 + part.chars().count() <= width {
+            last.push(' ');
+            last.push_str(&part);
+        } else {
+            lines.push(crate::tui::components::table::cut(part, width));
+        }
+    }
+    lines
 }
 
 /// At most `max` items, then `…and N more`.

@@ -305,16 +305,9 @@ impl StartForm {
                 }
             }
             _ => {
-                let input = match self.field {
-                    Field::Name => &mut self.name,
-                    Field::Memory => &mut self.memory,
-                    Field::Cpus => &mut self.cpus,
-                    Field::Mounts => &mut self.mounts,
-                    Field::Cidrs => &mut self.egress.cidrs,
-                    Field::Domains => &mut self.egress.domains,
-                    _ => &mut self.disk,
-                };
-                edit_field(input, k, keymap);
+                if let Some(input) = self.focused_input() {
+                    edit_field(input, k, keymap);
+                }
             }
         }
         Outcome::Keep

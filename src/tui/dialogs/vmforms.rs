@@ -472,6 +472,15 @@ fn split_local(text: &str) -> (&str, &str) {
 }
 
 impl TransferForm {
+    /// The path field with the keys (a paste goes there too).
+    pub(super) fn focused_input(&mut self) -> &mut TextArea<'static> {
+        if self.on_local {
+            &mut self.local
+        } else {
+            &mut self.guest
+        }
+    }
+
     pub fn new(id: VmId, upload: bool, home: std::path::PathBuf) -> TransferForm {
         TransferForm {
             id,
@@ -523,11 +532,9 @@ impl TransferForm {
                 }
             }
             _ => {
+                edit_field(self.focused_input(), k, keymap);
                 if self.on_local {
-                    edit_field(&mut self.local, k, keymap);
                     self.completing = None;
-                } else {
-                    edit_field(&mut self.guest, k, keymap);
                 }
                 self.error = None;
                 self.candidates.clear();
@@ -765,15 +772,12 @@ impl NetworkForm {
                 self.fields.publish_ssh = !self.fields.publish_ssh;
                 self.error = None;
             }
-            _ if self.field == NetField::Cidrs => {
-                edit_field(&mut self.fields.cidrs, k, keymap);
-                self.error = None;
+            _ => {
+                if let Some(input) = self.focused_input() {
+                    edit_field(input, k, keymap);
+                    self.error = None;
+                }
             }
-            _ if self.field == NetField::Domains => {
-                edit_field(&mut self.fields.domains, k, keymap);
-                self.error = None;
-            }
-            _ => {}
         }
         Outcome::Keep
     }
