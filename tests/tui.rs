@@ -4262,6 +4262,26 @@ fn control_characters_in_names_and_tasks_are_shown_escaped() {
     a.update(code(KeyCode::Enter));
     assert!(matches!(a.dialog, Some(Dialog::Note(_))), "{:?}", a.status);
     assert_no_controls(&a, &shown);
+    // Core's refusal kept in a form (it may quote what a guest said).
+    let mut a = full_app(160, 48);
+    a.update(key('j'));
+    a.update(key('e'));
+    typed(&mut a, "8080:80");
+    a.update(code(KeyCode::Enter));
+    let update = TaskUpdate::Finished {
+        state: TaskState::Failed,
+        summary: "refused: \x1b[2Jcleared".into(),
+        took_ms: 1,
+    };
+    a.update(Input::Msg(Msg::Task { id: 1, update }));
+    assert!(matches!(a.dialog, Some(Dialog::Port(_))));
+    assert_no_controls(&a, &[]);
+    let rows = screen_rows(&a);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains('║') && r.contains(r"refused: \x1b[2Jcleared")),
+        "{rows:#?}"
+    );
 }
 
 /// One context per dashboard: the dashboard opens `core::context::Context` once and hands it
