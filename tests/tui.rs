@@ -12,6 +12,7 @@ use ratatui::Terminal;
 
 use smolvm::core::context::StateSource;
 use smolvm::core::egress::{Mode, NetworkSummary, Policy};
+use smolvm::core::lifecycle::ConsoleLine;
 use smolvm::core::vm::VmId;
 use smolvm::tui::app::{
     App, CleanupPreview, ConfirmAction, Dialog, Effect, Input, LogSource, Msg, Pane, Preview,
@@ -128,8 +129,16 @@ fn cleanup_answered(a: &mut App, preview: CleanupPreview) {
 fn vm_log(a: &mut App, lines: Vec<String>) {
     a.update(Input::Msg(Msg::Log {
         source: LogSource::Vm("vm-12345".into()),
-        lines,
+        lines: console(lines),
     }));
+}
+
+/// A guest's console lines as core's log follower reports them.
+fn console(lines: Vec<String>) -> Vec<ConsoleLine> {
+    lines
+        .iter()
+        .map(|l| ConsoleLine::of(l.as_bytes()))
+        .collect()
 }
 
 fn render(a: &App) -> String {
@@ -812,7 +821,7 @@ fn logs_follow_search_and_step_through_matches() {
     // A log for another VM (an old follow) is ignored.
     a.update(Input::Msg(Msg::Log {
         source: LogSource::Vm("other".into()),
-        lines: vec!["x".into()],
+        lines: console(vec!["x".into()]),
     }));
     assert_eq!(a.log_lines().len(), 100);
 }
@@ -885,9 +894,9 @@ fn worker_messages_change_the_data_and_leave_the_view_alone() {
     a.update(Input::Msg(Msg::Readout(Box::new(s))));
     a.update(Input::Msg(Msg::Log {
         source: LogSource::Vm("vm-12345".into()),
-        lines: vec!["late".into()],
+        lines: console(vec!["late".into()]),
     }));
-    data.apply_vm_log("vm-12345", vec!["late".into()]);
+    data.apply_vm_log("vm-12345", console(vec!["late".into()]));
     assert_eq!(a.data, data);
     assert_eq!(a.data.vms.len(), 3);
     assert_eq!((a.focus, &a.vms, &a.images), (focus, &list, &images));
@@ -3999,7 +4008,7 @@ fn the_log_view_never_follows_a_link_in_the_logs_place() {
             loop {
                 if let Msg::Log { source, lines } = w.next_before(deadline).await {
                     if source == LogSource::Vm(id.into()) {
-                        got.push(lines);
+                        got.push(lines.into_iter().map(|l| l.escaped).collect::<Vec<_>>());
                         break;
                     }
                 }
@@ -4147,6 +4156,81 @@ fn assert_no_controls(a: &App, visible: &[&str]) {
     }
 }
 
+/// A guest's console colours (systemd's `[  OK  ]`) are painted in the Logs pane, their
+/// sequences never shown as text; `r` shows the line raw, every sequence escaped as
+/// `sandbox logs` shows it, and back. A search runs on what is shown. What is not a
+/// colour (a title, a screen clear, a background) stays escaped or ignored in both.
+#[test]
+fn a_guests_console_colours_are_painted_and_r_shows_them_raw() {
+    use ratatui::style::{Color, Modifier};
+    let mut a = full_app(160, 30);
+    a.theme = Theme::defaults(false);
+    a.update(key('l'));
+    vm_log(
+        &mut a,
+        vec![
+            "[\x1b[0;32m  OK  \x1b[0m] Started \x1b[1;39mssh.service\x1b[0m.".into(),
+            "\x1b[41m\x1b[8mhidden\x1b[0m \x1b]0;pwned\x07title \x1b[2Jclear".into(),
+        ],
+    );
+    let styled = |a: &App, text: &str| -> Vec<(Color, Color, bool)> {
+        let (w, h) = a.size;
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| ui::render(f, a)).unwrap();
+        let buf = t.backend().buffer().clone();
+        let shown = t.backend().to_string();
+        let row = shown
+            .lines()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("{text:?} not shown:\n{shown}"));
+        let line = shown.lines().nth(row).unwrap().trim_matches('"');
+        let col = line[..line.find(text).unwrap()].chars().count();
+        (col..col + text.chars().count())
+            .map(|x| {
+                let c = &buf[(x as u16, row as u16)];
+                (c.fg, c.bg, c.modifier.contains(Modifier::BOLD))
+            })
+            .collect()
+    };
+    assert_no_controls(&a, &["[  OK  ] Started ssh.service."]);
+    assert!(styled(&a, "  OK  ")
+        .iter()
+        .all(|(fg, _, _)| *fg == Color::Green));
+    assert!(styled(&a, "ssh.service").iter().all(|(_, _, bold)| *bold));
+    assert!(styled(&a, "] Started")
+        .iter()
+        .all(|(fg, _, bold)| *fg == Color::Reset && !bold));
+    // No background, no concealed text: `hidden` is drawn as any text is.
+    assert!(styled(&a, "hidden")
+        .iter()
+        .all(|(fg, bg, _)| *fg == Color::Reset && *bg == Color::Reset));
+    assert_no_controls(&a, &[r"\x1b]0;pwned\x07title \x1b[2Jclear"]);
+    assert!(!cells(&a).1.contains(r"\x1b[0;32m"));
+    // A search finds what is shown: the painted text, not the sequences.
+    a.update(key('/'));
+    typed(&mut a, "ok  ]");
+    a.update(code(KeyCode::Enter));
+    assert_eq!(a.logs.matches, [0]);
+    // Raw: the sequences shown escaped, unpainted; the search runs again on them.
+    a.update(key('r'));
+    assert!(a.logs.raw);
+    assert_eq!(a.logs.matches, Vec::<usize>::new());
+    assert_no_controls(
+        &a,
+        &[
+            r"[\x1b[0;32m  OK  \x1b[0m] Started \x1b[1;39mssh.service\x1b[0m.",
+            "· raw",
+        ],
+    );
+    assert!(styled(&a, "  OK  ")
+        .iter()
+        .all(|(fg, _, _)| *fg == Color::Reset));
+    a.update(key('r'));
+    assert!(!a.logs.raw);
+    assert_eq!(a.logs.matches, [0]);
+    assert!(!cells(&a).1.contains("· raw"));
+}
+
 /// What a guest sent is shown as the CLI shows it on a terminal, each control character
 /// escaped (`\x1b`, `\x0d`, `\u{9b}`): never drawn raw, and not dropped either, which
 /// left `]52;c;…` and `[2J` behind as if the guest had written them as text.
@@ -4184,8 +4268,8 @@ fn guest_control_bytes_are_shown_escaped_in_the_logs_pane_and_the_detail_view() 
     vm_log(&mut a, vec!["\0".repeat(1 << 22), "tabs\tand\ttabs".into()]);
     a.update(key('w'));
     assert_no_controls(&a, &["tabs    and     tabs"]);
-    let cut = &a.data.vm_log("vm-12345")[0];
-    let more = (4 << 22) - smolvm::tui::data::LOG_LINE_MAX;
+    let cut = &a.data.vm_log("vm-12345", false)[0];
+    let more = (4 << 22) - smolvm::core::paint::LINE_MAX;
     assert!(
         cut.ends_with(&format!(" … ({more} more characters)")),
         "{}",

@@ -39,6 +39,7 @@ use ratatui::layout::Rect;
 use ratatui::Terminal;
 
 use smolvm::core::leftovers::{Leftover, LeftoverPlan};
+use smolvm::core::lifecycle::ConsoleLine;
 use smolvm::core::vm::VmId;
 use smolvm::tui::app::{
     App, CleanupPreview, Effect, Input, LogSource, Msg, PrunePreview, TaskItem, TaskState,
@@ -930,7 +931,17 @@ fn text(r: &mut Rng) -> &'static str {
     r.pick(TEXTS)
 }
 
-fn lines(r: &mut Rng) -> (Vec<String>, String) {
+/// Console lines as core's log follower reports them (tests/tui.rs's `console`).
+fn lines(r: &mut Rng) -> (Vec<ConsoleLine>, String) {
+    let (lines, code) = texts(r);
+    let lines = lines
+        .iter()
+        .map(|l| ConsoleLine::of(l.as_bytes()))
+        .collect();
+    (lines, format!("console({code})"))
+}
+
+fn texts(r: &mut Rng) -> (Vec<String>, String) {
     match r.below(5) {
         0 => (vec![], "vec![]".into()),
         1 => (
@@ -1254,7 +1265,7 @@ fn unasked_message(r: &mut Rng, a: &App) -> Step {
         }
         5 => {
             let title = text(r);
-            let (lines, code) = lines(r);
+            let (lines, code) = texts(r);
             msg_step(
                 Msg::Note {
                     title: title.into(),

@@ -695,7 +695,7 @@ fn the_dashboards_vm_log_is_the_one_sandbox_logs_reads() {
                     .expect("the worker answered")
                     .unwrap();
                 if let Msg::Log { lines, .. } = msg {
-                    return lines;
+                    return lines.into_iter().map(|l| l.escaped).collect::<Vec<_>>();
                 }
             }
         })

@@ -384,12 +384,40 @@ pub fn open_log(ctx: &Ctx, id: &VmId) -> Result<Option<std::fs::File>> {
     }
 }
 
+/// One line of a console log as the dashboard shows it: `escaped`, every control sequence
+/// shown as text, as `sandbox logs` shows it on a terminal ([`super::escape`]); `painted`,
+/// its colours kept and nothing else ([`super::paint`]). Both are cut to
+/// [`super::paint::LINE_MAX`] characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleLine {
+    pub escaped: String,
+    pub painted: super::paint::Painted,
+}
+
+impl ConsoleLine {
+    /// One line of a guest's console (no newline in it), in both views.
+    pub fn of(line: &[u8]) -> ConsoleLine {
+        ConsoleLine {
+            escaped: super::paint::escaped(line),
+            painted: super::paint::painted(line),
+        }
+    }
+
+    /// A line of smolvm's own (an error reading the log), the same in both views.
+    pub fn note(text: String) -> ConsoleLine {
+        let escaped = super::paint::cut(super::escape::into_on_screen(text));
+        ConsoleLine {
+            painted: super::paint::Painted::plain(escaped.clone()),
+            escaped,
+        }
+    }
+}
+
 /// The last `n` lines of the console log at `path`, reading at most its last 4 MiB: what
-/// the dashboard's log view shows. Each line is as `sandbox logs` shows it on a terminal
-/// (its trailing `\r`s dropped, control characters and bytes that are not UTF-8 escaped:
-/// [`super::escape`]). Opened as `logs` opens it, never through a symbolic link; no file
-/// is no lines, anything but a regular file an error naming the path.
-pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
+/// the dashboard's log view shows, each line's trailing `\r`s dropped ([`ConsoleLine`]).
+/// Opened as `logs` opens it, never through a symbolic link; no file is no lines,
+/// anything but a regular file an error naming the path.
+pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<ConsoleLine>> {
     use std::io::{Read, Seek, SeekFrom};
     let cannot = |e: std::io::Error| {
         Error::runtime(format!(
@@ -412,20 +440,19 @@ pub fn log_tail(path: &std::path::Path, n: usize) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
-    let mut lines: Vec<String> = body
+    let mut lines: Vec<&[u8]> = body
         .split(|&b| b == b'\n')
         // The window's first line is cut where it began, unless it is all there is (the
         // tail of one line longer than the window).
         .skip(usize::from(start > 0 && body.contains(&b'\n')))
-        .map(|l| {
-            let end = l.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
-            super::escape::escape(&l[..end])
-        })
         .collect();
     if lines.len() > n {
         lines.drain(..lines.len() - n);
     }
-    Ok(lines)
+    Ok(lines
+        .into_iter()
+        .map(|l| ConsoleLine::of(&l[..l.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1)]))
+        .collect())
 }
 
 /// What a follower of the console log at `path` compares to see it changed: its length
@@ -482,9 +509,10 @@ pub fn ssh_argv_as(
 
 #[cfg(test)]
 mod tests {
-    /// The dashboard's log lines are `sandbox logs`'s on a terminal: a guest's escape
-    /// sequences, lone carriage returns and bytes that are not UTF-8 shown escaped, a
-    /// serial console's `\r\n` a plain line end.
+    /// The dashboard's log lines, escaped, are `sandbox logs`'s on a terminal: a guest's
+    /// escape sequences, lone carriage returns and bytes that are not UTF-8 shown escaped,
+    /// a serial console's `\r\n` a plain line end; painted, the same text with its colour
+    /// sequences taken out and nothing else.
     #[test]
     fn log_tail_shows_each_line_as_logs_shows_it_on_a_terminal() {
         let t = tempfile::tempdir().unwrap();
@@ -493,7 +521,7 @@ mod tests {
         assert!(super::log_tail(&log, 10).unwrap().is_empty());
         std::fs::write(
             &log,
-            b"boot\r\r\n\x1b]0;pwned\x07title\r\nfake\rover\n\xff\xfe bytes\n\nlast",
+            b"boot\r\r\n\x1b]0;pwned\x07title\r\nfake\rover\n\xff\xfe bytes\n\n\x1b[32mok\x1b[0m\nlast",
         )
         .unwrap();
         let want = [
@@ -502,19 +530,41 @@ mod tests {
             r"fake\x0dover",
             r"\xff\xfe bytes",
             "",
+            r"\x1b[32mok\x1b[0m",
             "last",
         ];
-        assert_eq!(super::log_tail(&log, 10).unwrap(), want);
-        assert_eq!(super::log_tail(&log, 2).unwrap(), want[4..]);
+        let escaped = |n| -> Vec<String> {
+            super::log_tail(&log, n)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.escaped)
+                .collect()
+        };
+        assert_eq!(escaped(10), want);
+        assert_eq!(escaped(2), want[5..]);
+        let painted: Vec<String> = super::log_tail(&log, 10)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.painted.text)
+            .collect();
+        let mut plain = want.map(String::from);
+        plain[5] = "ok".into();
+        assert_eq!(painted, plain);
         assert!(super::log_tail(&t.path().join("none.log"), 10)
             .unwrap()
             .is_empty());
-        // One line longer than the 4 MiB read: its tail, not nothing.
+        // One line longer than the 4 MiB read: its tail, not nothing, cut to what the
+        // screen keeps.
         let mut long = b"before\n".to_vec();
         long.extend(std::iter::repeat_n(b'x', 5 << 20));
         std::fs::write(&log, &long).unwrap();
         let tail = super::log_tail(&log, 10).unwrap();
         assert_eq!(tail.len(), 1);
-        assert_eq!(tail[0].len(), 4 << 20);
+        let more = (4 << 20) - super::super::paint::LINE_MAX;
+        let want = format!(
+            "{} … ({more} more characters)",
+            "x".repeat(super::super::paint::LINE_MAX)
+        );
+        assert_eq!((&tail[0].escaped, &tail[0].painted.text), (&want, &want));
     }
 }

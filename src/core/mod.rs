@@ -31,6 +31,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod logging;
 pub mod openclaw;
+pub mod paint;
 pub mod ports;
 pub mod preset_image;
 pub mod presets;

@@ -16,6 +16,8 @@ use crate::core::egress::NetworkSummary;
 use crate::core::escape::into_on_screen;
 use crate::core::host::Host;
 use crate::core::images::listing;
+use crate::core::lifecycle::ConsoleLine;
+use crate::core::paint::Paint;
 use crate::core::sandbox::{self, smolvm_disk_usage, SandboxInfo};
 use crate::core::version::image_version;
 use crate::core::Paths;
@@ -25,22 +27,14 @@ use super::dialogs::{CleanupPreview, Preview, PrunePreview};
 /// The dashboard keeps one sampler across refreshes (CPU% needs two samples).
 pub use crate::core::sandbox::CpuSampler;
 
-/// The most characters of a console line the Logs pane keeps (a guest's 4 MiB line of
-/// control bytes, escaped, would be 16 MB to wrap on every key).
-pub const LOG_LINE_MAX: usize = 4096;
-
-/// `line` cut to [`LOG_LINE_MAX`] characters, saying how many more it had.
-fn cut_long(line: String) -> String {
-    if line.len() <= LOG_LINE_MAX {
-        return line;
-    }
-    let n = line.chars().count();
-    if n <= LOG_LINE_MAX {
-        return line;
-    }
-    let mut kept: String = line.chars().take(LOG_LINE_MAX).collect();
-    kept.push_str(&format!(" … ({} more characters)", n - LOG_LINE_MAX));
-    kept
+/// The console log the Logs pane follows, in both its views ([`ConsoleLine`]): the lines
+/// escaped, and painted (their text and each one's paint).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VmLog {
+    pub id: String,
+    pub escaped: Vec<String>,
+    pub text: Vec<String>,
+    pub paint: Vec<Vec<(usize, Paint)>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,8 +194,8 @@ pub struct Data {
     /// The dashboard's own log, as shown (control characters escaped: [`Data::log_app`]).
     pub app_log: Vec<String>,
     /// The VM whose console log is followed, and the lines its follower reported, as
-    /// shown (a guest's control characters escaped as the CLI shows them).
-    pub vm_log: Option<(String, Vec<String>)>,
+    /// shown (core's [`ConsoleLine`]s: escaped as the CLI shows them, or painted).
+    pub vm_log: Option<VmLog>,
     /// The last prune dry run.
     pub prune_preview: Preview<PrunePreview>,
     /// The newest prune dry run asked for (an older answer is dropped).
@@ -304,19 +298,24 @@ impl Data {
     /// A follower of VM `id`'s console log was asked for: its lines replace the previous
     /// log's (none until it reports).
     pub fn follow_vm_log(&mut self, id: &str) {
-        self.vm_log = Some((id.to_string(), Vec::new()));
+        self.vm_log = Some(VmLog {
+            id: id.to_string(),
+            ..VmLog::default()
+        });
     }
 
-    /// A VM's console lines as its follower read them, each shown as the CLI shows a
-    /// guest's text on a terminal (its control characters escaped, never dropped); an
-    /// older follower's late lines (another VM) are dropped.
-    pub fn apply_vm_log(&mut self, id: &str, lines: Vec<String>) {
-        if let Some((followed, old)) = &mut self.vm_log {
-            if followed == id {
-                *old = lines
-                    .into_iter()
-                    .map(|l| cut_long(into_on_screen(l)))
-                    .collect();
+    /// A VM's console lines as its follower read them (core shows them: escaped as the
+    /// CLI shows a guest's text on a terminal, or painted with the colours it asked for);
+    /// an older follower's late lines (another VM) are dropped.
+    pub fn apply_vm_log(&mut self, id: &str, lines: Vec<ConsoleLine>) {
+        if let Some(log) = self.vm_log.as_mut().filter(|l| l.id == id) {
+            log.escaped.clear();
+            log.text.clear();
+            log.paint.clear();
+            for l in lines {
+                log.escaped.push(l.escaped);
+                log.text.push(l.painted.text);
+                log.paint.push(l.painted.runs);
             }
         }
     }
@@ -327,14 +326,23 @@ impl Data {
         self.app_log.push(into_on_screen(line));
     }
 
-    /// The lines of VM `id`'s console log, if they are the ones reported last.
-    pub fn vm_log(&self, id: &str) -> &[String] {
+    /// The lines of VM `id`'s console log, if they are the ones reported last: escaped, or
+    /// (`painted`) their text without the colour sequences.
+    pub fn vm_log(&self, id: &str, painted: bool) -> &[String] {
         match &self.vm_log {
-            Some((i, lines)) if i == id => lines,
+            Some(l) if l.id == id && painted => &l.text,
+            Some(l) if l.id == id => &l.escaped,
             _ => &[],
         }
     }
 
+    /// The paint of VM `id`'s console lines, line by line (empty: another VM's or none).
+    pub fn vm_log_paint(&self, id: &str) -> &[Vec<(usize, Paint)>] {
+        match &self.vm_log {
+            Some(l) if l.id == id => &l.paint,
+            _ => &[],
+        }
+    }
     /// The detail of VM `id` was asked for: its earlier answer stays until the new one
     /// comes (a reload does not blank the view); another VM's is dropped.
     /// The generation of the newest prune dry run asked for (its answer is the one kept).

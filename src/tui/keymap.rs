@@ -74,6 +74,8 @@ actions! {
     PrevMatch => "prev_match", "previous match";
     Follow => "follow", "follow";
     Wrap => "wrap", "wrap";
+    /// In Logs: a VM's console with its colour sequences shown as text, or painted.
+    Raw => "raw", "raw / colours";
     AppLog => "app_log", "app log / VM log";
     Cancel => "cancel", "cancel task";
     ToggleMouse => "toggle_mouse", "mouse";

@@ -8,6 +8,26 @@ use ratatui::style::{Color, Modifier, Style};
 
 pub const DEFAULT_THEME: &str = include_str!("../../assets/theme.toml");
 
+/// The 16 named colours, as the terminal's palette draws indexed colours 0–15.
+const NAMED: [Color; 16] = [
+    Color::Black,
+    Color::Red,
+    Color::Green,
+    Color::Yellow,
+    Color::Blue,
+    Color::Magenta,
+    Color::Cyan,
+    Color::Gray,
+    Color::DarkGray,
+    Color::LightRed,
+    Color::LightGreen,
+    Color::LightYellow,
+    Color::LightBlue,
+    Color::LightMagenta,
+    Color::LightCyan,
+    Color::White,
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Theme {
     pub color: bool,
@@ -114,6 +134,32 @@ impl Theme {
             (true, Some(bg), Some(fg)) => Style::new().bg(*bg).fg(*fg),
             _ => Style::new().add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
         }
+    }
+    /// The style a guest's console asked for ([`crate::core::paint`]): its colour (none
+    /// with `NO_COLOR`) and weight.
+    pub fn paint(&self, p: crate::core::paint::Paint) -> Style {
+        use crate::core::paint::Colour;
+        let mut style = Style::new();
+        if self.color {
+            style.fg = p.fg.map(|c| match c {
+                Colour::Indexed(n) => NAMED
+                    .get(usize::from(n))
+                    .copied()
+                    .unwrap_or(Color::Indexed(n)),
+                Colour::Rgb(r, g, b) => Color::Rgb(r, g, b),
+            });
+        }
+        for (on, m) in [
+            (p.bold, Modifier::BOLD),
+            (p.dim, Modifier::DIM),
+            (p.italic, Modifier::ITALIC),
+            (p.underline, Modifier::UNDERLINED),
+        ] {
+            if on {
+                style = style.add_modifier(m);
+            }
+        }
+        style
     }
     /// A VM status's colour.
     pub fn status(&self, status: crate::core::VmStatus, stale: bool) -> Style {

@@ -20,6 +20,7 @@ use super::phase::{PullStep, Step, TaskPhase, TemplateStep};
 use crate::core::context::Context;
 use crate::core::display_path;
 use crate::core::job::CancelToken;
+use crate::core::lifecycle::ConsoleLine;
 use crate::core::progress::Progress;
 use crate::core::prune::{self, PruneEvent, PruneOptions};
 use crate::core::version::image_version;
@@ -388,7 +389,7 @@ async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
         Ok(Err(e)) => {
             let _ = tx.send(Msg::Log {
                 source: LogSource::Vm(id),
-                lines: vec![format!("({})", e.message)],
+                lines: vec![ConsoleLine::note(format!("({})", e.message))],
             });
             return;
         }
@@ -402,7 +403,7 @@ async fn follow_log(tx: UnboundedSender<Msg>, cx: Context, id: String) {
             last = Some(meta);
             // As `sandbox logs` reads it: never through a link in the log's place.
             let lines = crate::core::lifecycle::log_tail(&file, LOG_TAIL)
-                .unwrap_or_else(|e| vec![format!("({})", e.message)]);
+                .unwrap_or_else(|e| vec![ConsoleLine::note(format!("({})", e.message))]);
             if tx
                 .send(Msg::Log {
                     source: LogSource::Vm(id.clone()),

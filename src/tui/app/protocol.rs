@@ -236,7 +236,7 @@ pub enum Msg {
     Readout(Box<Readout>),
     Log {
         source: LogSource,
-        lines: Vec<String>,
+        lines: Vec<crate::core::lifecycle::ConsoleLine>,
     },
     PrunePreview {
         generation: u64,

@@ -2,12 +2,13 @@
 //! not, searched (the lines are data: [`Data`]).
 
 use ratatui::layout::Rect;
-use ratatui::style::Modifier;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{Command, Component, Cx, Intent, MOVE};
+use crate::core::paint::Paint;
 use crate::core::readonly::Action as Mutation;
 use crate::tui::app::line_input;
 use crate::tui::app::{App, Pane};
@@ -28,6 +29,8 @@ pub struct LogView {
     pub source: LogSource,
     pub follow: bool,
     pub wrap: bool,
+    /// A VM's console shown raw (every escape sequence as text), not painted.
+    pub raw: bool,
     /// First line shown when not following.
     pub scroll: usize,
     pub search: String,
@@ -41,6 +44,7 @@ impl Default for LogView {
             source: LogSource::App,
             follow: true,
             wrap: false,
+            raw: false,
             scroll: 0,
             search: String::new(),
             matches: Vec::new(),
@@ -49,12 +53,13 @@ impl Default for LogView {
     }
 }
 
-const COMMANDS: [Action; 6] = [
+const COMMANDS: [Action; 7] = [
     Action::Search,
     Action::NextMatch,
     Action::PrevMatch,
     Action::Follow,
     Action::Wrap,
+    Action::Raw,
     Action::AppLog,
 ];
 
@@ -63,7 +68,15 @@ impl LogView {
     pub fn lines<'a>(&self, data: &'a Data) -> &'a [String] {
         match &self.source {
             LogSource::App => &data.app_log,
-            LogSource::Vm(id) => data.vm_log(id),
+            LogSource::Vm(id) => data.vm_log(id, !self.raw),
+        }
+    }
+
+    /// The paint of those lines, line by line (none: the app's log, or raw).
+    pub fn paint<'a>(&self, data: &'a Data) -> &'a [Vec<(usize, Paint)>] {
+        match &self.source {
+            LogSource::Vm(id) if !self.raw => data.vm_log_paint(id),
+            _ => &[],
         }
     }
 
@@ -172,6 +185,11 @@ impl Component for LogView {
                 }
             }
             Action::Wrap => self.wrap = !self.wrap,
+            // The same lines either way: the search runs again on what is shown.
+            Action::Raw => {
+                self.raw = !self.raw;
+                self.recompute_matches(cx.data);
+            }
             // The app's log and the selected VM's, in turn.
             Action::AppLog => {
                 let next = match &self.source {
@@ -201,6 +219,9 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
     }
     if l.wrap {
         flags.push("wrap".to_string());
+    }
+    if l.raw && matches!(l.source, LogSource::Vm(_)) {
+        flags.push("raw".to_string());
     }
     if !l.search.is_empty() {
         flags.push(format!(
@@ -235,6 +256,7 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
         l.scroll.min(last)
     };
     let q = l.search.to_lowercase();
+    let paint = l.paint(&app.data);
     let lines: Vec<Line> = shown
         .iter()
         .enumerate()
@@ -242,7 +264,8 @@ pub fn render(f: &mut Frame, app: &App, r: Rect) {
         .take(height)
         .map(|(i, text)| {
             let current = l.current.map(|c| l.matches[c]) == Some(i);
-            highlight(text, &q, t, current)
+            let runs = paint.get(i).map_or(&[][..], Vec::as_slice);
+            highlight(text, runs, &q, t, current)
         })
         .collect();
     let mut p = Paragraph::new(lines).block(blk);
@@ -276,45 +299,64 @@ fn follow_start<S: AsRef<str>>(shown: &[S], height: usize, wrap_width: Option<u1
     start.min(shown.len().saturating_sub(1))
 }
 
-/// A log line with every case-insensitive match of `q` highlighted.
-fn highlight<'a>(text: &'a str, q: &str, t: &Theme, current: bool) -> Line<'a> {
-    if q.is_empty() {
+/// A log line painted as its `runs` say ([`crate::core::paint::Painted`]), with every case-insensitive match
+/// of `q` highlighted over the paint.
+fn highlight<'a>(
+    text: &'a str,
+    runs: &[(usize, Paint)],
+    q: &str,
+    t: &Theme,
+    current: bool,
+) -> Line<'a> {
+    let mut mark = t.search_match();
+    if current {
+        mark = mark.add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
+    }
+    let mut matches: Vec<std::ops::Range<usize>> = Vec::new();
+    if !q.is_empty() {
+        // Lowercased a character at a time, so a match's bytes in `lower` are the same
+        // bytes of `text` — unless some character's lowercase has another length (`K` →
+        // `k`, `İ` → `i̇`; the total may still be the same): then the whole line is marked.
+        let mut lower = String::with_capacity(text.len());
+        let mut aligned = true;
+        for c in text.chars() {
+            let before = lower.len();
+            lower.extend(c.to_lowercase());
+            aligned &= lower.len() - before == c.len_utf8();
+        }
+        if !aligned {
+            if text.to_lowercase().contains(q) {
+                matches.push(0..text.len());
+                mark = t.search_match();
+            }
+        } else {
+            let mut at = 0;
+            while let Some(pos) = lower[at..].find(q) {
+                matches.push(at + pos..at + pos + q.len());
+                at += pos + q.len();
+            }
+        }
+    }
+    if runs.is_empty() && matches.is_empty() {
         return Line::raw(text);
     }
-    // Lowercased a character at a time, so a match's bytes in `lower` are the same bytes of
-    // `text` — unless some character's lowercase has another length (`K` → `k`, `İ` → `i̇`;
-    // the total may still be the same): then the whole line is marked.
-    let mut lower = String::with_capacity(text.len());
-    let mut aligned = true;
-    for c in text.chars() {
-        let before = lower.len();
-        lower.extend(c.to_lowercase());
-        aligned &= lower.len() - before == c.len_utf8();
-    }
-    if !aligned {
-        return if text.to_lowercase().contains(q) {
-            Line::styled(text, t.search_match())
-        } else {
-            Line::raw(text)
-        };
-    }
-    let mut spans = Vec::new();
-    let mut at = 0;
-    while let Some(pos) = lower[at..].find(q) {
-        let s = at + pos;
-        if s > at {
-            spans.push(Span::raw(&text[at..s]));
-        }
-        let mut style = t.search_match();
-        if current {
-            style = style.add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
-        }
-        spans.push(Span::styled(&text[s..s + q.len()], style));
-        at = s + q.len();
-    }
-    if at < text.len() {
-        spans.push(Span::raw(&text[at..]));
-    }
+    // Cut where a paint or a match begins or ends; each piece has one of each.
+    let mut cuts: Vec<usize> = runs.iter().map(|r| r.0).collect();
+    cuts.extend(matches.iter().flat_map(|m| [m.start, m.end]));
+    cuts.extend([0, text.len()]);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let spans = cuts
+        .windows(2)
+        .map(|w| {
+            let paint = runs.iter().take_while(|r| r.0 <= w[0]).last();
+            let mut style = paint.map_or_else(Style::new, |r| t.paint(r.1));
+            if matches.iter().any(|m| m.start <= w[0] && w[1] <= m.end) {
+                style = style.patch(mark);
+            }
+            Span::styled(&text[w[0]..w[1]], style)
+        })
+        .collect::<Vec<_>>();
     Line::from(spans)
 }
 
@@ -330,13 +372,51 @@ mod tests {
         let t = crate::tui::theme::Theme::defaults(false);
         let text = "\u{212A}\u{130}\u{130}";
         assert_eq!(text.len(), text.to_lowercase().len());
-        let line = highlight(text, "i", &t, true);
+        let line = highlight(text, &[], "i", &t, true);
         assert_eq!(line.spans.len(), 1);
         assert_eq!(line.spans[0].content, text);
         assert_eq!(line.style.patch(line.spans[0].style), t.search_match());
-        let line = highlight("Boot OK now", "ok", &t, false);
+        let line = highlight("Boot OK now", &[], "ok", &t, false);
         let parts: Vec<&str> = line.spans.iter().map(|s| s.content.as_ref()).collect();
         assert_eq!(parts, ["Boot ", "OK", " now"]);
+    }
+
+    /// A painted line keeps its paint where a match covers part of a run: the match's
+    /// mark is drawn over the run's colour, the rest of the run keeps it.
+    #[test]
+    fn a_match_is_marked_over_the_paint() {
+        use crate::core::paint::painted;
+        use ratatui::style::{Color, Modifier};
+        let t = crate::tui::theme::Theme::defaults(false);
+        let p = painted(b"[\x1b[1;32m  OK  \x1b[0m] Started ssh.");
+        let line = highlight(&p.text, &p.runs, "k  ] st", &t, false);
+        let parts: Vec<(&str, Option<Color>, bool)> = line
+            .spans
+            .iter()
+            .map(|s| {
+                let bold = s.style.add_modifier.contains(Modifier::BOLD);
+                (s.content.as_ref(), s.style.fg, bold)
+            })
+            .collect();
+        let mark = t.search_match().fg;
+        assert_eq!(
+            parts,
+            [
+                ("[", None, false),
+                ("  O", Some(Color::Green), true),
+                ("K  ", mark, true),
+                ("] St", mark, false),
+                ("arted ssh.", None, false),
+            ]
+        );
+        // Without a search, the paint alone; without paint or search, one raw span.
+        let line = highlight(&p.text, &p.runs, "", &t, false);
+        assert_eq!(line.spans.len(), 3);
+        let t = crate::tui::theme::Theme::defaults(true);
+        let line = highlight(&p.text, &p.runs, "", &t, false);
+        assert_eq!(line.spans[1].style.fg, None, "NO_COLOR: no colour");
+        assert!(line.spans[1].style.add_modifier.contains(Modifier::BOLD));
+        assert_eq!(highlight("plain", &[], "", &t, false).spans.len(), 1);
     }
 
     /// With wrap on, a followed log shows its last line: long lines take several rows, so
