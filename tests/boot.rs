@@ -263,6 +263,17 @@ fn debian_image_answers_ssh_and_exec() {
     // The remote exit code comes back.
     let out = e.run(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
+    // Without `--`, as SmolVM's exec reads it: the command's options are its own, exec's
+    // `--json` among them is exec's.
+    let v = e.ok_json(&["sandbox", "exec", "vm-deb", "uname", "--json", "-s"]);
+    assert_eq!(
+        (
+            v["data"]["exit_code"].as_i64(),
+            v["data"]["stdout"].as_str()
+        ),
+        (Some(0), Some("Linux\n")),
+        "{v}"
+    );
     // `sandbox info` asks the running guest for its OS and used memory, as SmolVM does.
     let vm = &e.ok_json(&["sandbox", "info", "vm-deb", "--json"])["data"]["vm"];
     assert_eq!(vm["os"], "Debian GNU/Linux 12 (bookworm)", "{vm}");

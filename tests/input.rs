@@ -1014,6 +1014,8 @@ fn a_verb_on_an_unknown_sandbox_leaves_no_lock_file() {
         &[
             "sandbox", "exec", "nosuch", "--start", "--json", "--", "true",
         ],
+        // Without `--`, as SmolVM reads it: `-la` is the command's, `--json` exec's.
+        &["sandbox", "exec", "nosuch", "ls", "-la", "--json"],
     ] {
         let out = smolvm_std(&h, "smolvm").args(args).output().unwrap();
         assert_no_panic(&out, "verb");

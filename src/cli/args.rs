@@ -744,7 +744,8 @@ pub struct ExecArgs {
     /// Print `exit_code`, `stdout` and `stderr` as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The command and its arguments, after `--`.
+    /// The command and its arguments: after `--`, or after the sandbox's id (then this
+    /// command's own options among them are its, as SmolVM reads them).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }

@@ -10,6 +10,7 @@ pub mod cleanup;
 mod command_id;
 mod delete;
 pub mod doctor;
+mod exec_argv;
 mod help;
 mod host_args;
 pub mod image;
@@ -93,6 +94,8 @@ pub fn run(argv: Vec<OsString>) -> Outcome {
         return Outcome::Exit(crate::core::start::console_log_main(&argv[2..]));
     }
     crate::core::sudo::init(&env);
+    // `sandbox exec ID COMMAND…` without `--`, as SmolVM reads it.
+    let argv = exec_argv::normalised(argv);
     let started = std::time::Instant::now();
     // The one context of this command: every handler works in it.
     let cx = context(&env);
