@@ -206,7 +206,9 @@ async fn warm_start(
         os: opts.os,
         kernel: &kernel,
         rootfs: &rootfs,
-        memory_mib: opts.memory_mib.unwrap_or(preset.memory_mib),
+        memory_mib: opts
+            .memory_mib
+            .unwrap_or_else(|| super::presets::default_memory_mib(Some(&preset))),
         vcpus: opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS),
         disk_mib: opts.disk_size_mib.unwrap_or(preset.disk_mib),
         runtime: &runtime,

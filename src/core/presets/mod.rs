@@ -558,6 +558,12 @@ pub const DEFAULT_VCPUS: u32 = crate::sys::state::DEFAULT_VCPUS;
 /// default).
 pub const DEFAULT_MEMORY_MIB: u32 = crate::sys::state::DEFAULT_MEMORY_MIB;
 
+/// The memory of a new sandbox that asks for none: its preset's, else
+/// [`DEFAULT_MEMORY_MIB`] (a built image, a kernel and rootfs). Both faces show it.
+pub fn default_memory_mib(preset: Option<&Preset>) -> u32 {
+    preset.map_or(DEFAULT_MEMORY_MIB, |p| p.memory_mib)
+}
+
 fn whole<T>(text: &str, range: &RangeInclusive<T>, what: &str) -> std::result::Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display,

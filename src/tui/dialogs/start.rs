@@ -193,7 +193,7 @@ impl StartForm {
             presets
         };
         StartForm {
-            memory: line_input(&presets[0].memory_mib.to_string()),
+            memory: line_input(&presets::default_memory_mib(presets.first()).to_string()),
             preset: 0,
             built,
             field: Field::Image,
@@ -210,10 +210,17 @@ impl StartForm {
     }
 
     /// Choose entry `i` of [`StartForm::choices`]; the warm toggle goes back to that
-    /// preset's `warm` key.
+    /// preset's `warm` key, and the memory, unless edited, to what core gives that image
+    /// ([`presets::default_memory_mib`]: a preset's own, a built image's default).
     pub fn choose(&mut self, i: usize) {
+        let untouched = text_of(&self.memory).trim()
+            == presets::default_memory_mib(self.chosen_preset()).to_string();
         self.preset = i;
         self.warm = self.chosen_preset().is_some_and(|p| p.warm);
+        if untouched {
+            self.memory =
+                line_input(&presets::default_memory_mib(self.chosen_preset()).to_string());
+        }
     }
 
     /// The chosen preset (`None`: a built image).
@@ -534,6 +541,30 @@ mod tests {
             KeyEvent::new(code, crossterm::event::KeyModifiers::NONE),
             &Keymap::defaults(),
         )
+    }
+
+    /// The memory the form offers is what core gives the chosen image when none is asked
+    /// for: a preset's own (a user's preset of 4096 MiB too), a built image's default; an
+    /// edited value stays when another image is chosen.
+    #[test]
+    fn the_memory_offered_is_cores_default_for_the_chosen_image() {
+        let mut presets = Registry::builtin().presets;
+        presets[1].memory_mib = 4096;
+        let mut f = StartForm::with_presets(presets.clone(), vec!["my-image".into()]);
+        let memory = |f: &StartForm| validate(f).unwrap().memory_mib;
+        assert_eq!(memory(&f), presets::default_memory_mib(presets.first()));
+        f.choose(1);
+        assert_eq!(memory(&f), 4096);
+        f.choose(presets.len());
+        assert_eq!(
+            validate(&f).unwrap().image,
+            StartImage::Built("my-image".into())
+        );
+        assert_eq!(memory(&f), presets::default_memory_mib(None));
+        assert_ne!(presets::default_memory_mib(None), presets[0].memory_mib);
+        f.memory = line_input("3000");
+        f.choose(0);
+        assert_eq!(memory(&f), 3000, "an edited value stays");
     }
 
     /// The choice keys are the keymap's `[form]` ones: rebound, the new key chooses the
