@@ -990,3 +990,63 @@ fn the_dashboards_image_save_and_load_are_the_commands() {
         );
     }
 }
+
+/// `SMOLVM_PUBLISH_SSH=1` publishes a sandbox's SSH when it is started again, from the
+/// dashboard as from `sandbox start` (core decides it: the CLI alone used to): the setting
+/// is stored before the boot, so it holds here though this disk cannot boot.
+#[test]
+fn publish_ssh_from_the_environment_holds_for_a_dashboard_start_as_for_sandbox_start() {
+    let h = support::Home::new();
+    let disk = h.tmp.path().join("disk");
+    file(&disk, 8);
+    std::fs::create_dir_all(&h.data).unwrap();
+    for id in ["vm-cli", "vm-tui"] {
+        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, "stopped", &disk, &disk);
+    }
+    let published = |id: &str| {
+        let out = h
+            .smolvm()
+            .args(["sandbox", "network", "show", id, "--json"])
+            .output()
+            .unwrap();
+        support::json(&out)["data"]["publish_ssh"].clone()
+    };
+    assert_eq!(published("vm-tui"), false);
+    let out = h
+        .smolvm()
+        .env("SMOLVM_PUBLISH_SSH", "1")
+        .args(["sandbox", "start", "vm-cli", "--json"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "this disk boots nothing");
+    assert_eq!(published("vm-cli"), true);
+    let mut vars: Vec<(String, std::ffi::OsString)> = h
+        .env_vars()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    vars.push(("SMOLVM_PUBLISH_SSH".into(), "1".into()));
+    let env = smolvm::sys::env::Env::from_vars(vars, nix::unistd::geteuid().as_raw());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let task = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(&env));
+        let mut a = app();
+        workers.run(Effect::Refresh { slow: false });
+        drive(&mut a, &mut workers, &mut rx, |a| {
+            a.data.vms.iter().any(|v| v.info.id == "vm-tui")
+        })
+        .await;
+        for f in palette(&mut a, "filter vm-tui") {
+            workers.run(f);
+        }
+        for f in a.update(key('s')) {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    });
+    assert_eq!(task.state, TaskState::Failed, "{task:?}");
+    assert!(task.title.contains("vm-tui"), "{task:?}");
+    assert_eq!(published("vm-tui"), true, "{task:?}");
+}

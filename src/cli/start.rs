@@ -412,21 +412,13 @@ pub fn sandbox(cmd: SandboxCommand, cx: &Context) -> i32 {
         SandboxCommand::Start(a) => {
             let r = (|| {
                 let ctx = open_ctx(cx)?;
-                let publish = match crate::core::egress::publish_from_env(env)? {
-                    _ if a.publish_ssh => Some(true),
-                    v => v,
-                };
                 let id = VmId::parse(&a.id)?;
-                if let Some(p) = publish {
-                    crate::core::runtime::block_on(crate::core::egress::set_publish_ssh(
-                        &ctx, &id, p,
-                    ))??;
-                }
                 crate::core::runtime::block_on(start::start_existing(
                     &ctx,
                     &id,
                     a.accel,
                     a.boot_timeout,
+                    a.publish_ssh,
                     &progress(a.json),
                 ))?
             })();

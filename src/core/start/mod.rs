@@ -497,7 +497,7 @@ pub async fn create(
     let disk = ctx.disk_path(&id)?;
     let mem = opts
         .memory_mib
-        .unwrap_or(registry.map_or(super::presets::DEFAULT_MEMORY_MIB, |p| p.memory_mib));
+        .unwrap_or_else(|| super::presets::default_memory_mib(registry));
     let vcpus = opts.vcpus.unwrap_or(super::presets::DEFAULT_VCPUS);
     let disk_mib = opts.disk_size_mib;
     let config = VmConfig {
@@ -676,16 +676,26 @@ pub(crate) fn preset_image(
 }
 
 /// `sandbox start <id>`: boot a created, stopped or failed sandbox again, holding its
-/// [`VmLock`] throughout (a second operation on it waits, then is `busy`). On failure the
-/// VMM this start spawned is stopped and the row marked `error` (SmolVM's rule); its
-/// resources stay for `delete` or another `start`.
+/// [`VmLock`] throughout (a second operation on it waits, then is `busy`). SSH is
+/// published first when `publish_ssh` (`--publish-ssh`) or `SMOLVM_PUBLISH_SSH` asks for
+/// it (`SMOLVM_PUBLISH_SSH=0` withdraws it), for both faces. On failure the VMM this start
+/// spawned is stopped and the row marked `error` (SmolVM's rule); its resources stay for
+/// `delete` or another `start`.
 pub async fn start_existing(
     ctx: &Ctx,
     id: &VmId,
     accel: Option<AccelRequest>,
     boot_timeout: Option<Duration>,
+    publish_ssh: bool,
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
+    let publish = match crate::core::egress::publish_from_env(&ctx.env)? {
+        _ if publish_ssh => Some(true),
+        v => v,
+    };
+    if let Some(p) = publish {
+        crate::core::egress::set_publish_ssh(ctx, id, p).await?;
+    }
     let _lock = ctx
         .lock_existing(id, &format!("sandbox start {id}"))
         .await?;

@@ -158,7 +158,8 @@ pub(super) async fn run_boot(run: Run, cx: Context, ids: Vec<VmId>) -> Outcome {
     Ok(run
         .each(&ids, "started", |id| async move {
             let progress = vm_start_progress(r, id.clone());
-            let rep = crate::core::start::start_existing(ctx, &id, None, None, &progress).await?;
+            let rep =
+                crate::core::start::start_existing(ctx, &id, None, None, false, &progress).await?;
             Ok(Done::Acted(rep.summary()))
         })
         .await)
