@@ -147,6 +147,19 @@ fn a_bridged_guest_is_a_machine_on_the_bridge_and_only_its_own_tap_is_removed() 
     assert_eq!(network["mode"], "bridge");
     assert_eq!(network["bridge"], "br0");
     assert!(network["guest_ip"].is_null(), "{network}");
+    // Every face shows the address the start reported (core's one `guest_ip` rule), though
+    // SmolVM's network column holds none for a bridged sandbox.
+    let info = json(&ns.smolvm(&h, &["sandbox", "info", "vm-br", "--json"]));
+    assert_eq!(info["data"]["vm"]["ip_address"], "10.77.0.20", "{info}");
+    let list = json(&ns.smolvm(&h, &["sandbox", "list", "--json"]));
+    assert!(
+        list["data"]["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "vm-br" && r["ip_address"] == "10.77.0.20"),
+        "{list}"
+    );
     let mac = format!(
         "02:53:{}",
         (0..4)

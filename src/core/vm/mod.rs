@@ -32,11 +32,17 @@ pub fn running_ip(store: &StateStore, socket_dir: &Path, id: &VmId) -> Result<St
         return Err(Error::runtime(format!("Sandbox '{id}' is not running"))
             .with_recovery(format!("Run 'smolvm sandbox start {id}' first.")));
     }
+    guest_ip(&vm)
+        .ok_or_else(|| Error::runtime(format!("Sandbox '{id}' has no network configuration")))
+}
+
+/// A sandbox's guest address, the one rule of every face (list, info, the dashboard's
+/// column and SSH command, exec): its NAT address, or a bridged sandbox's static one.
+pub fn guest_ip(vm: &crate::sys::state::VmRecord) -> Option<String> {
     vm.network
         .as_ref()
         .and_then(|n| n.guest_ip.clone())
-        .or_else(|| bridged_ip(&vm))
-        .ok_or_else(|| Error::runtime(format!("Sandbox '{id}' has no network configuration")))
+        .or_else(|| bridged_ip(vm))
 }
 
 /// A bridged sandbox's static address (smolvm's own, `a.b.c.d/prefix[,gateway]`):
