@@ -338,6 +338,17 @@ fn a_sigkilled_vm_is_reconciled_and_removed_by_cleanup() {
     )
     .unwrap();
     support::cleanup::wait_for(|| !pid_alive(pid), "the VM to die");
+    // Before cleanup, every view of it says what SmolVM's list says: `error`, no pid.
+    let info = e.ok_json(&["sandbox", "info", "vm-killed", "--json"]);
+    let list = e.ok_json(&["sandbox", "list", "--all", "--json"]);
+    let row = &list["data"]["vms"][0];
+    assert_eq!(
+        (&info["data"]["vm"]["status"], &info["data"]["vm"]["pid"]),
+        (&row["status"], &row["pid"]),
+        "{info}\n{list}"
+    );
+    assert_eq!(row["status"], "error", "{list}");
+    assert!(row["pid"].is_null(), "{list}");
     let c = e.ok_json(&["cleanup", "--force", "--json"]);
     assert_eq!(c["data"]["reconciled_stale_ids"][0], "vm-killed", "{c}");
     assert_eq!(c["data"]["deleted"][0], "vm-killed", "{c}");

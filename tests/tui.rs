@@ -1337,7 +1337,7 @@ fn filter_matches_what_a_row_shows() {
     a.update(key('/'));
     typed(&mut a, "stale");
     let ids: Vec<&str> = a.vm_view().iter().map(|v| v.info.id.as_str()).collect();
-    assert_eq!(ids, ["vm-12345"], "`running (stale)` is what the row shows");
+    assert_eq!(ids, ["vm-12345"], "`error (stale)` is what the row shows");
     a.update(code(KeyCode::Esc));
     a.update(code(KeyCode::Esc));
     a.update(key('2'));
@@ -1594,7 +1594,7 @@ fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
         cells,
         [
             ("running".to_string(), "unguarded".to_string()),
-            ("running (stale)".to_string(), "open".to_string()),
+            ("error (stale)".to_string(), "open".to_string()),
         ]
     );
     assert_eq!(snap.vms[0].net.as_ref().unwrap().egress_bytes, None);

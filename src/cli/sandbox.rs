@@ -55,17 +55,6 @@ struct Data<'a> {
     writes_to: Option<&'a std::path::Path>,
 }
 
-/// A row as SmolVM's list shows it: a running/paused row whose process is gone is
-/// `error` with no pid (SmolVM writes that back; a listing here changes nothing on disk,
-/// `smolvm cleanup` does).
-fn reconciled(mut v: sandbox::SandboxInfo) -> sandbox::SandboxInfo {
-    if v.stale {
-        v.status = VmStatus::Error;
-        v.pid = None;
-    }
-    v
-}
-
 pub fn list(args: &ListArgs, cx: &Context) -> i32 {
     list_as("sandbox.list", args, cx)
 }
@@ -102,7 +91,7 @@ pub fn list_as(command: &str, args: &ListArgs, cx: &Context) -> i32 {
         .vms
         .iter()
         .cloned()
-        .map(reconciled)
+        .map(sandbox::SandboxInfo::reconciled)
         .filter(|v| status.is_none_or(|s| v.status == s))
         .filter(|v| {
             preset

@@ -47,12 +47,9 @@ pub async fn ready(
     }
     if !opts.start {
         let i = lifecycle::info(ctx, &vid)?;
-        if i.summary.status != VmStatus::Running || i.summary.stale {
-            let status = if i.summary.stale {
-                VmStatus::Error
-            } else {
-                i.summary.status
-            };
+        // `info`'s status is SmolVM's: a dead process's row is `error`.
+        if i.summary.status != VmStatus::Running {
+            let status = i.summary.status;
             let recovery = format!(
                 "Run 'smolvm sandbox start {id}' first, or add --start to start it automatically."
             );

@@ -79,7 +79,8 @@ pub fn info(ctx: &Ctx, id: &VmId) -> Result<Info> {
     Ok(Info {
         internet: net.internet,
         publish_ssh: net.publish_ssh,
-        summary: SandboxInfo::of(&vm, &ctx.paths),
+        // As `sandbox list` shows it: a dead process's row is `error`, its pid gone.
+        summary: SandboxInfo::of(&vm, &ctx.paths).reconciled(),
         config: vm.config.clone(),
         smolvm: vm.config.extras.clone(),
         network: vm.network.clone(),

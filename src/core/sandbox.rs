@@ -47,17 +47,17 @@ pub struct SandboxInfo {
 impl SandboxInfo {
     pub fn of(vm: &VmRecord, paths: &Paths) -> Self {
         let net = vm.network.clone().unwrap_or_default();
+        let ip = super::vm::guest_ip(vm);
         SandboxInfo {
             id: VmId::known(&vm.id),
             status: vm.status,
             stale: row_is_stale(vm, &paths.socket_dir),
             backend: vm.backend().map(VmBackend::parse),
             preset: vm.preset().map(str::to_string),
-            ssh_command: net
-                .guest_ip
+            ssh_command: ip
                 .as_deref()
                 .map(|ip| super::ssh::ssh_command(&paths.keys_dir, ip)),
-            ip: net.guest_ip,
+            ip,
             ssh_port: net.ssh_host_port,
             tap: net.tap_device,
             pid: vm.pid,
@@ -66,10 +66,22 @@ impl SandboxInfo {
         }
     }
 
-    /// The status a person should see: `error (stale)` style hints for dead processes.
+    /// The row as SmolVM shows it, for every face: a running or paused row whose process
+    /// is gone is `error` with no pid (SmolVM writes that back; showing it here changes
+    /// nothing on disk, `smolvm cleanup` does). `stale` stays, to say why.
+    pub fn reconciled(mut self) -> Self {
+        if self.stale {
+            self.status = VmStatus::Error;
+            self.pid = None;
+        }
+        self
+    }
+
+    /// The status a person should see: [`SandboxInfo::reconciled`]'s, `(stale)` after
+    /// it when the process is gone (`error (stale)`).
     pub fn shown_status(&self) -> String {
         if self.stale {
-            format!("{} (stale)", self.status)
+            format!("{} (stale)", VmStatus::Error)
         } else {
             self.status.to_string()
         }
@@ -86,7 +98,11 @@ impl SandboxInfo {
             VmCol::Preset => self.preset.clone().unwrap_or_else(dash),
             VmCol::Ip => self.ip.clone().unwrap_or_else(dash),
             VmCol::Ssh => self.ssh_port.map_or_else(dash, |p| p.to_string()),
-            VmCol::Pid => self.pid.map_or_else(dash, |p| p.to_string()),
+            // A stale row's process is gone: no pid, as [`SandboxInfo::reconciled`] says.
+            VmCol::Pid => self
+                .pid
+                .filter(|_| !self.stale)
+                .map_or_else(dash, |p| p.to_string()),
             VmCol::Created => self.created_at.clone(),
             VmCol::Template => self.cloned_from.clone().unwrap_or_else(dash),
             VmCol::Net | VmCol::Egress | VmCol::Uptime | VmCol::Cpu | VmCol::Rss => return None,
