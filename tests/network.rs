@@ -397,7 +397,11 @@ fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
     assert_eq!(lab.fetch("vm-evil", "198.51.100.2", 80), "NEIGHBOUR");
     assert!(lab.ssh_answers(&lab.lan, "172.16.0.2", 22));
     let n = lab.network("vm-evil");
-    assert_eq!(n["guarded"], false);
+    assert_eq!(
+        (&n["guarded"], &n["unguarded"]),
+        (&false.into(), &true.into()),
+        "{n}"
+    );
     let human = lab.smolvm(&["sandbox", "network", "show", "vm-evil"]);
     assert!(
         stdout(&human).contains("guard: MISSING"),

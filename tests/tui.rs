@@ -1598,6 +1598,45 @@ fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
         ]
     );
     assert_eq!(snap.vms[0].net.as_ref().unwrap().egress_bytes, None);
+    // `network show` (what the detail view draws) and doctor say the same of each, by
+    // core's one rule: the live one is not contained, the dead one has nothing to contain
+    // (it is `error`, its policy applied when it starts).
+    let show = |id: &str| {
+        let out = h
+            .smolvm()
+            .args(["sandbox", "network", "show", id, "--json"])
+            .output()
+            .unwrap();
+        let human = h
+            .smolvm()
+            .args(["sandbox", "network", "show", id])
+            .output()
+            .unwrap();
+        let v = support::json(&out)["data"].clone();
+        (
+            v["unguarded"].clone(),
+            v["status"].clone(),
+            String::from_utf8_lossy(&human.stdout).contains("guard: MISSING"),
+            String::from_utf8_lossy(&human.stdout).contains("applied when it starts"),
+        )
+    };
+    assert_eq!(
+        show("vm-bare"),
+        (true.into(), "running".into(), true, false)
+    );
+    assert_eq!(show("vm-dead"), (false.into(), "error".into(), false, true));
+    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
+    let doctor = support::json(&out);
+    let guard = doctor["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "network-guard")
+        .cloned()
+        .unwrap();
+    let message = guard["message"].as_str().unwrap();
+    assert!(message.contains("vm-bare"), "{guard}");
+    assert!(!message.contains("vm-dead"), "{guard}");
     // Held by rules an older smolvm wrote (core's `outdated`, which `network show` and
     // tests/network.rs check live): the cell says so.
     let mut row = snap.vms[1].clone();

@@ -68,7 +68,7 @@ fn print(r: &NetworkReport) {
             format!("  ssh: 127.0.0.1:{p} only (not published)")
         });
     }
-    if r.status.is_active() && !r.guarded {
+    if r.unguarded {
         line(format!(
             "  guard: MISSING (its nftables table was changed by hand?); run 'smolvm sandbox network set {}' to apply it again",
             r.vm_id
@@ -82,7 +82,7 @@ fn print(r: &NetworkReport) {
     }
     if r.connections_cut {
         line("  applied now; connections the policy no longer allows were cut");
-    } else if !r.guarded {
+    } else if !r.status.is_active() {
         line(format!(
             "  not running ({}): applied when it starts",
             r.status.as_str()

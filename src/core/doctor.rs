@@ -95,7 +95,10 @@ pub fn run(env: &Env, host: &Host, progress: &Progress<Check>) -> Vec<Check> {
         });
     }
     push(ip_forward(Path::new("/proc/sys/net/ipv4/ip_forward")));
-    push(network_guard(&paths.existing_state_dbs()));
+    push(network_guard(
+        &paths.existing_state_dbs(),
+        &paths.socket_dir,
+    ));
     push(privileges(env.is_root(), cap_net_admin()));
     push(vmm_user(env.is_root()));
     push(match docker::check(env) {
@@ -335,7 +338,7 @@ fn ip_forward(path: &Path) -> Check {
 
 /// smolvm's nftables guard (`inet smolvm_guard`): present once a sandbox has started,
 /// and holding every running sandbox's TAP.
-fn network_guard(dbs: &[PathBuf]) -> Check {
+fn network_guard(dbs: &[PathBuf], socket_dir: &Path) -> Check {
     let store = dbs.first().and_then(|db| {
         crate::sys::state::StateStore::open(
             db,
@@ -345,7 +348,7 @@ fn network_guard(dbs: &[PathBuf]) -> Check {
         .ok()
         .map(|(s, _)| s)
     });
-    match crate::core::egress::guard_health(store.as_ref()) {
+    match crate::core::egress::guard_health(store.as_ref(), socket_dir) {
         Err(e) => check(
             "network-guard",
             Status::Warn,

@@ -422,6 +422,7 @@ pub fn network_fixture() -> smolvm::core::egress::NetworkReport {
         tap: Some("tap3".into()),
         ssh_host_port: Some(2201),
         guarded: true,
+        unguarded: false,
         guard_outdated: false,
         dns_via_resolver: true,
         allowed: Traffic {

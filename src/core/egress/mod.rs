@@ -13,6 +13,7 @@ pub mod policy;
 pub mod resolver;
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -215,6 +216,9 @@ pub struct NetworkReport {
     /// Whether the guard currently holds its TAP (a running sandbox always; a stopped one
     /// is not guarded and cannot send).
     pub guarded: bool,
+    /// Running (its VMM alive) on a TAP of smolvm's, yet the guard does not hold it: its
+    /// policy is not enforced ([`unguarded`], the rule of every face and of doctor).
+    pub unguarded: bool,
     /// Held by rules an older smolvm wrote (before the LAN rule): in force until its next
     /// start or `network set` writes them anew.
     pub guard_outdated: bool,
@@ -245,19 +249,41 @@ fn proto_name(p: u8) -> String {
     }
 }
 
-/// The report of a row, with the guard's counters for its TAP.
+type Counters = std::collections::BTreeMap<String, guard::TapCounters>;
+
+/// Whether the guard should hold `r`'s TAP and does not: its VMM alive (a row whose
+/// process is gone has no guest to contain), NAT-attached on a TAP of smolvm's (a
+/// bridge-attached one is never guarded), and the guard's counters read (`None`: they
+/// cannot be, not root; then nothing is claimed) without that TAP guarded. The one rule
+/// of `network show`, the dashboard's NET cell and detail view, and doctor.
+fn unguarded(r: &VmRecord, socket_dir: &Path, counters: Option<&Counters>) -> bool {
+    let Some(tap) = guarded_tap(r) else {
+        return false;
+    };
+    counters.is_some_and(|all| !all.get(tap).is_some_and(|c| c.guarded))
+        && !crate::core::vm::row_is_stale(r, socket_dir)
+}
+
+/// The report of a row, with the guard's counters for its TAP (`None`: unreadable). Its
+/// status is SmolVM's (a row whose process is gone is `error`).
 fn report(
     row: &VmRecord,
     s: Settings,
-    counters: &std::collections::BTreeMap<String, guard::TapCounters>,
+    counters: Option<&Counters>,
+    socket_dir: &Path,
 ) -> NetworkReport {
     let net = row.network.clone().unwrap_or_default();
     let c = net
         .tap_device
         .as_deref()
-        .and_then(|t| counters.get(t))
+        .and_then(|t| counters?.get(t))
         .cloned()
         .unwrap_or_default();
+    let status = if row.status.is_active() && crate::core::vm::row_is_stale(row, socket_dir) {
+        VmStatus::Error
+    } else {
+        row.status
+    };
     let mut blocked: Vec<BlockedDestination> = c
         .blocked
         .iter()
@@ -277,7 +303,7 @@ fn report(
     };
     NetworkReport {
         vm_id: VmId::known(&row.id),
-        status: row.status,
+        status,
         summary: s.internet.summary(),
         internet: s.internet,
         publish_ssh: s.publish_ssh,
@@ -285,6 +311,7 @@ fn report(
         tap: net.tap_device,
         ssh_host_port: net.ssh_host_port,
         guarded: c.guarded,
+        unguarded: unguarded(row, socket_dir, counters),
         guard_outdated: outdated(&c),
         dns_via_resolver: c.dns_redirected,
         allowed: Traffic {
@@ -306,15 +333,16 @@ fn outdated(c: &guard::TapCounters) -> bool {
     c.guarded && c.version.is_none_or(|v| v < guard::VERSION)
 }
 
-fn guard_counters() -> std::collections::BTreeMap<String, guard::TapCounters> {
-    guard::counters().unwrap_or_default()
-}
-
 /// `sandbox network show ID`.
 pub fn show(ctx: &Ctx, id: &VmId) -> Result<NetworkReport> {
     let row = ctx.vm(id)?;
     let s = settings_of(&ctx.store, &row);
-    Ok(report(&row, s, &guard_counters()))
+    Ok(report(
+        &row,
+        s,
+        guard::counters().ok().as_ref(),
+        &ctx.paths.socket_dir,
+    ))
 }
 
 /// One sandbox's network as the dashboard's VMs pane shows it: its stored policy and what
@@ -367,7 +395,6 @@ pub fn summaries(
         let c = counters
             .as_ref()
             .map(|all| tap.and_then(|t| all.get(t)).filter(|c| c.guarded));
-        let alive = !crate::core::vm::row_is_stale(r, &paths.socket_dir);
         out.insert(
             r.id.clone(),
             NetworkSummary {
@@ -375,7 +402,7 @@ pub fn summaries(
                 publish_ssh: s.publish_ssh,
                 egress_bytes: c.flatten().map(|c| c.allowed_bytes),
                 blocked_packets: c.flatten().map(|c| c.blocked_packets),
-                unguarded: alive && guarded_tap(r).is_some() && matches!(c, Some(None)),
+                unguarded: unguarded(r, &paths.socket_dir, counters.as_ref()),
                 outdated: c.flatten().is_some_and(outdated),
             },
         );
@@ -443,7 +470,12 @@ pub async fn set(
     // A resolver no sandbox needs any more stops.
     resolver::sync(ctx, None).await?;
     let row = ctx.vm(id)?;
-    let mut rep = report(&row, new, &guard_counters());
+    let mut rep = report(
+        &row,
+        new,
+        guard::counters().ok().as_ref(),
+        &ctx.paths.socket_dir,
+    );
     rep.connections_cut = cut;
     Ok(rep)
 }
@@ -474,8 +506,9 @@ pub struct GuardHealth {
     pub outdated: Vec<String>,
 }
 
-/// The guard against the running sandboxes of `store` (nftables must be readable).
-pub fn guard_health(store: Option<&StateStore>) -> std::io::Result<GuardHealth> {
+/// The guard against the running sandboxes of `store` (nftables must be readable; a row
+/// whose VMM is gone, under `socket_dir`, is not running).
+pub fn guard_health(store: Option<&StateStore>, socket_dir: &Path) -> std::io::Result<GuardHealth> {
     let table = guard::table_exists()?;
     let counters = guard::counters()?;
     let mut h = GuardHealth {
@@ -486,11 +519,11 @@ pub fn guard_health(store: Option<&StateStore>) -> std::io::Result<GuardHealth> 
     };
     if let Some(rows) = store.and_then(|s| s.list_vms().ok()) {
         for r in &rows.vms {
-            if let Some(tap) = guarded_tap(r) {
-                match counters.get(tap) {
-                    Some(c) if outdated(c) => h.outdated.push(r.id.clone()),
-                    Some(c) if c.guarded => {}
-                    _ => h.unguarded.push(r.id.clone()),
+            if unguarded(r, socket_dir, Some(&counters)) {
+                h.unguarded.push(r.id.clone());
+            } else if let Some(c) = guarded_tap(r).and_then(|t| counters.get(t)) {
+                if outdated(c) && !crate::core::vm::row_is_stale(r, socket_dir) {
+                    h.outdated.push(r.id.clone());
                 }
             }
         }

@@ -460,7 +460,7 @@ fn network_lines(
         Span::raw("no: 127.0.0.1 only")
     };
     lines.push(field("SSH published", ssh));
-    let guard = if r.status.is_active() && !r.guarded {
+    let guard = if r.unguarded {
         Span::styled(
             format!(
                 "MISSING: the policy is not enforced ({} and Enter apply it again)",
