@@ -5082,6 +5082,52 @@ fn a_session_on_a_stale_vm_says_its_vmm_is_gone() {
     }
 }
 
+/// Attach and shell on a VM that is not running go to core, as `sandbox ssh` / `shell`
+/// do (a stopped one is started, one in error refused by core with the way out), and
+/// attach to a VM without a preset is its login shell (core's `session_argv`): the
+/// dashboard refused all three itself ("a session needs a running VM", "no preset").
+#[test]
+fn a_session_on_a_vm_that_is_not_running_is_cores_to_bring_up() {
+    let mut a = full_app(160, 48);
+    a.update(key('/'));
+    typed(&mut a, "production");
+    a.update(code(KeyCode::Enter));
+    assert_eq!(
+        a.vms.target_ids(&a.data.vms),
+        vec!["production-vm".to_string()]
+    );
+    for (k, attach) in [('a', true), ('!', false)] {
+        let fx = a.update(key(k));
+        assert!(
+            matches!(&fx[..], [Effect::RunSshWait { id, .. }] if id.as_str() == "production-vm"),
+            "{k}: {fx:?} {:?}",
+            a.status
+        );
+        let task = a
+            .data
+            .tasks
+            .iter()
+            .find(|t| t.state == TaskState::Running)
+            .unwrap()
+            .id;
+        let fx = a.update(Input::Msg(Msg::Task {
+            id: task,
+            update: TaskUpdate::Finished {
+                state: TaskState::Done,
+                summary: "production-vm started; its sshd answers".into(),
+                took_ms: 1,
+            },
+        }));
+        assert!(
+            fx.contains(&Effect::Session {
+                id: vid("production-vm"),
+                attach
+            }),
+            "{fx:?}"
+        );
+    }
+}
+
 /// `Ctrl-r` and `:refresh` say they refresh and what the refresh found, even when
 /// nothing changed (they were silent; issue 26 item 4).
 #[test]

@@ -1050,3 +1050,55 @@ fn publish_ssh_from_the_environment_holds_for_a_dashboard_start_as_for_sandbox_s
     assert!(task.title.contains("vm-tui"), "{task:?}");
     assert_eq!(published("vm-tui"), true, "{task:?}");
 }
+
+/// The dashboard's attach on a VM that is not running brings it up as `sandbox ssh` does
+/// (core's `session::bring_up`): a stopped one is started (this disk cannot boot, so the
+/// start's own refusal ends the task), one in error is refused with core's way out.
+#[test]
+fn a_dashboard_session_brings_a_vm_up_as_sandbox_ssh_does() {
+    let h = support::Home::new();
+    let disk = h.tmp.path().join("disk");
+    file(&disk, 8);
+    std::fs::create_dir_all(&h.data).unwrap();
+    for (id, status) in [("vm-stopped", "stopped"), ("vm-err", "error")] {
+        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, status, &disk, &disk);
+    }
+    let ssh = |id: &str| {
+        let out = h
+            .smolvm()
+            .args(["sandbox", "ssh", id, "--", "true"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let env = h.env();
+    let task = |id: &'static str| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut workers = Workers::new(tx, Context::local(&env));
+            let mut a = app();
+            workers.run(Effect::Refresh { slow: false });
+            drive(&mut a, &mut workers, &mut rx, |a| {
+                a.data.vms.iter().any(|v| v.info.id == id)
+            })
+            .await;
+            for f in palette(&mut a, &format!("filter {id}")) {
+                workers.run(f);
+            }
+            for f in a.update(key('a')) {
+                workers.run(f);
+            }
+            drive(&mut a, &mut workers, &mut rx, finished).await;
+            a.data.tasks[0].clone()
+        })
+    };
+    let t = task("vm-stopped");
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    assert!(t.summary.contains("unusable disk"), "{t:?}");
+    assert!(ssh("vm-stopped").contains("unusable disk"));
+    let t = task("vm-err");
+    assert_eq!(t.state, TaskState::Failed, "{t:?}");
+    assert!(t.summary.contains("is in error state"), "{t:?}");
+    assert!(ssh("vm-err").contains("is in error state"));
+}

@@ -32,6 +32,34 @@ pub async fn bring_up(
     boot_timeout: Option<Duration>,
     progress: &Progress<StartEvent>,
 ) -> Result<BroughtUp> {
+    bring_up_then_wait(ctx, id, boot_timeout, boot_timeout, progress).await
+}
+
+/// [`bring_up`] for the dashboard's attach and shell: a running sandbox's sshd is waited
+/// for too (another task may have just booted it), at most [`DEFAULT_SSH_WAIT`]; a
+/// cancel (the progress's flag) stops the start or the wait.
+pub async fn bring_up_waiting(
+    ctx: &Ctx,
+    id: &super::vm::VmId,
+    progress: &Progress<StartEvent>,
+) -> Result<BroughtUp> {
+    bring_up_then_wait(ctx, id, None, Some(DEFAULT_SSH_WAIT), progress).await
+}
+
+/// [`bring_up`], a running sandbox's sshd waited for `running_wait` (none: not at all).
+async fn bring_up_then_wait(
+    ctx: &Ctx,
+    id: &super::vm::VmId,
+    boot_timeout: Option<Duration>,
+    running_wait: Option<Duration>,
+    progress: &Progress<StartEvent>,
+) -> Result<BroughtUp> {
+    if progress.cancelled() {
+        return Err(Error::new(
+            super::error::ErrorCode::Interrupted,
+            format!("Bringing sandbox '{id}' up for a session was cancelled"),
+        ));
+    }
     let row = ctx.vm(id)?;
     let stale =
         row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
@@ -52,11 +80,11 @@ pub async fn bring_up(
         _ => BroughtUp::AlreadyRunning,
     };
     let wait = match done {
-        BroughtUp::AlreadyRunning => boot_timeout,
+        BroughtUp::AlreadyRunning => running_wait,
         _ => Some(boot_timeout.unwrap_or(DEFAULT_SSH_WAIT)),
     };
     if let Some(t) = wait {
-        super::guest::wait_answering(ctx, id, t).await?;
+        super::guest::wait_answering_unless(ctx, id, t, || progress.cancelled()).await?;
     }
     Ok(done)
 }

@@ -398,6 +398,7 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
                 Ok(r) => r,
                 Err(i) => return i,
             };
+            // Core would refuse it too (its VMM is gone); said here with the way out.
             if r.info.stale {
                 return vec![Intent::Status(format!(
                     "{} is stale: its VMM is gone though the row says {}; {} (cleanup) removes the row",
@@ -406,24 +407,13 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
                     cx.keymap.hint(Scope::Vms, Action::Cleanup)
                 ))];
             }
-            if r.info.status != VmStatus::Running {
-                return vec![Intent::Status(format!(
-                    "{} is {}: a session needs a running VM",
-                    r.info.id,
-                    r.info.shown_status()
-                ))];
-            }
-            let attach = a == Action::Attach;
-            if attach && r.info.preset.is_none() {
-                return vec![Intent::Status(format!(
-                    "{} has no preset to attach to; {} opens a login shell",
-                    r.info.id,
-                    cx.keymap.hint(Scope::Vms, Action::Shell)
-                ))];
-            }
+            // Core decides the rest, as for `sandbox ssh` / `shell`: a created or stopped
+            // VM is started and a paused one resumed first, one in error (or whose VMM is
+            // gone) refused with the way out; attach to a VM without a preset is its login
+            // shell (`core::session`, `core::attach::session_argv`).
             vec![Intent::Session {
                 id: r.info.id.clone(),
-                attach,
+                attach: a == Action::Attach,
             }]
         }
         Action::Upload | Action::Download => match one_vm(&ids, "a copy", cx) {

@@ -58,19 +58,25 @@ pub(super) async fn run_start(run: Run, cx: Context, spec: StartSpec) -> Outcome
     Ok(End::done(r.summary()))
 }
 
-/// Wait for VM `id`'s sshd to answer (`core::guest::wait_answering`, the wait the CLI's
-/// `--boot-timeout` makes), at most a CLI session's wait (`core::session::DEFAULT_SSH_WAIT`);
-/// a cancel stops it between tries. Done: the session may open.
+/// Bring VM `id` up for a session as `sandbox ssh` / `shell` do
+/// (`core::session::bring_up_waiting`): a created or stopped VM started, a paused one
+/// resumed, then its sshd waited for (a running one's too), at most a CLI session's wait;
+/// a cancel stops the start (rolled back) or the wait. Done: the session may open.
 pub(super) async fn run_ssh_wait(run: Run, cx: Context, id: VmId) -> Outcome {
+    use crate::core::session::{bring_up_waiting, BroughtUp};
     let ctx = run.open(&cx)?;
     run.phase(Step::WaitingForSsh);
-    let stop = || run.cancelled();
-    let wait = crate::core::session::DEFAULT_SSH_WAIT;
-    crate::core::guest::wait_answering_unless(&ctx, &id, wait, stop)
+    let progress = vm_start_progress(&run, id.clone());
+    let done = bring_up_waiting(&ctx, &id, &progress)
         .await
         .map_err(End::stopped_or_failed)?;
+    let how = match done {
+        BroughtUp::AlreadyRunning => "",
+        BroughtUp::Started => "started; ",
+        BroughtUp::Resumed => "resumed; ",
+    };
     Ok(End::done(format!(
-        "{id}'s sshd answers; opening the session"
+        "{id} {how}its sshd answers; opening the session"
     )))
 }
 
