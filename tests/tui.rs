@@ -5526,6 +5526,17 @@ fn s_starts_stopped_vms_again_and_stops_running_ones_after_a_confirmation() {
     assert!(a.dialog.is_none());
     assert_eq!(a.data.tasks[0].kind, smolvm::core::job::JobKind::Start);
     assert_eq!(a.data.tasks[0].title, "start production-vm");
+    // A row that says running but whose VMM is gone is startable too, by core's rule
+    // (`sandbox start` boots it): `s` starts it, no stop confirmation.
+    let mut a = full_app(160, 48);
+    pick(&mut a, "vm-12345");
+    assert!(a.data.vms[0].info.stale);
+    let fx = a.update(key('s'));
+    assert!(
+        matches!(&fx[..], [Effect::RunBoot { ids, .. }] if ids == &[vid("vm-12345")]),
+        "{fx:?} {}",
+        a.dialog.is_some()
+    );
 
     let mut a = full_app(160, 48);
     pick(&mut a, "vm-agent");

@@ -77,6 +77,11 @@ impl SandboxInfo {
         self
     }
 
+    /// Whether it may be started ([`super::vm::startable`]).
+    pub fn startable(&self) -> bool {
+        super::vm::startable(self.status, self.stale)
+    }
+
     /// The status a person should see: [`SandboxInfo::reconciled`]'s, `(stale)` after
     /// it when the process is gone (`error (stale)`).
     pub fn shown_status(&self) -> String {

@@ -737,11 +737,7 @@ async fn start_locked(
     let row = ctx.vm(id)?;
     let stale =
         row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
-    if !(matches!(
-        row.status,
-        VmStatus::Created | VmStatus::Stopped | VmStatus::Error
-    ) || stale)
-    {
+    if !crate::core::vm::startable(row.status, stale) {
         return Err(Error::runtime(format!(
             "Cannot start VM in state '{}'",
             row.status

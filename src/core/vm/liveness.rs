@@ -36,3 +36,15 @@ fn carries_socket_of(info: &ProcInfo, vm: &VmRecord, socket_dir: &Path) -> bool 
                 || vm.socket_path.as_deref() == Some(path.to_string_lossy().as_ref()))
     })
 }
+
+/// Whether a row of `status` (`stale`: [`row_is_stale`]) may be started: created,
+/// stopped, in error, or a running/paused row whose VMM is gone. The one rule of `sandbox
+/// start` and of the dashboard's `s` (start rather than stop).
+pub fn startable(status: crate::sys::state::VmStatus, stale: bool) -> bool {
+    use crate::sys::state::VmStatus;
+    stale
+        || matches!(
+            status,
+            VmStatus::Created | VmStatus::Stopped | VmStatus::Error
+        )
+}

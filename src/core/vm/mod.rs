@@ -18,7 +18,7 @@ mod liveness;
 
 pub use backend::{sandbox_vmm, snapshot_vmm, VmBackend};
 pub use id::VmId;
-pub use liveness::{row_is_live, row_is_stale};
+pub use liveness::{row_is_live, row_is_stale, startable};
 
 /// The guest address of running sandbox `id` in `store`: an unknown id, a sandbox that is
 /// not running (or whose process is gone) and one without a network each give their own

@@ -280,17 +280,14 @@ pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
     })
 }
 
-/// None of `ids` runs or is paused (each is stopped, created or in error): `s` starts
-/// them instead of stopping them.
+/// Each of `ids` may be started (core's rule: stopped, created, in error, or its VMM
+/// gone): `s` starts them instead of stopping them.
 fn none_live(ids: &[VmId], cx: &Cx) -> bool {
     ids.iter().all(|id| {
-        cx.data.vms.iter().any(|r| {
-            r.info.id == *id
-                && matches!(
-                    r.info.status,
-                    VmStatus::Stopped | VmStatus::Created | VmStatus::Error
-                )
-        })
+        cx.data
+            .vms
+            .iter()
+            .any(|r| r.info.id == *id && r.info.startable())
     })
 }
 
