@@ -817,3 +817,45 @@ fn guard_objects_of_a_sandbox_smolvm_deleted_are_swept_by_cleanup() {
     let rules = ns.sh("nft list table inet smolvm_guard");
     assert!(!rules.contains("tap2"), "{rules}");
 }
+
+/// `network set` on a row that says running but whose VMM is gone stores the policy for
+/// its next start and writes no guard (core's liveness rule, as `stop` and `pause` use
+/// it): there is no guest to contain and its TAP may be another's by now. It used to
+/// apply a guard to that TAP and say "applied now".
+#[test]
+fn network_set_on_a_row_whose_vmm_is_gone_writes_no_guard() {
+    use support::cleanup::{insert_rows, Row};
+    require_root!();
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    insert_rows(
+        &h.data,
+        &h.sockets(),
+        &[Row {
+            status: "running",
+            pid: Some(i32::MAX - 7),
+            tap: Some(("tap4091", "172.16.15.251", 6091)),
+            ..Row::stopped("vm-dead")
+        }],
+    );
+    let out = ns.smolvm(
+        &h,
+        &[
+            "sandbox",
+            "network",
+            "set",
+            "vm-dead",
+            "--internet",
+            "off",
+            "--json",
+        ],
+    );
+    let v = json_exit(&out, 0);
+    assert_eq!(v["data"]["internet"]["mode"], "off", "{v}");
+    assert!(v["data"].get("connections_cut").is_none(), "{v}");
+    assert_eq!(v["data"]["status"], "error", "{v}");
+    let rules = ns.nft_ruleset();
+    assert!(!rules.contains("tap4091"), "{rules}");
+    let human = stdout(&ns.smolvm(&h, &["sandbox", "network", "show", "vm-dead"]));
+    assert!(human.contains("applied when it starts"), "{human}");
+}

@@ -433,7 +433,9 @@ pub async fn set(
     if let Some(net) = &row.network {
         check_attachment(net, &new)?;
     }
-    let live = row.status.is_active();
+    // A row whose VMM is gone has no guest to contain (its TAP may be another's now):
+    // stored for its next start, as for a stopped one.
+    let live = crate::core::vm::row_is_live(&row, &ctx.paths.socket_dir);
     let _lock = network_lock(ctx).await?;
     save(&ctx.store, id, &new)?;
     let mut cut = false;

@@ -380,7 +380,8 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
                         r.info.id
                     ))];
                 };
-                let live = r.info.status.is_active();
+                // Core's liveness: a row whose VMM is gone gets it at its next start.
+                let live = r.info.status.is_active() && !r.info.stale;
                 open(Dialog::Network(Box::new(NetworkForm::new(
                     r.info.id.clone(),
                     &net.internet,
