@@ -4591,6 +4591,76 @@ fn pulling_a_smolvm_named_cache_pulls_its_image() {
     assert_eq!(names, ["codex-amd64-qemu", "hermes-amd64-firecracker"]);
 }
 
+/// `d` in the Images pane asks to remove what `image rm` removes (core's
+/// `Row::rm_name`): SmolVM's flat caches of any version by their own name — the pane
+/// refused an older one as prune's, and called a current one "not a published image" —
+/// while an older cache of smolvm's layout is still prune's; the real worker then removes
+/// the SmolVM cache as `image rm` does.
+#[test]
+fn d_removes_what_image_rm_removes() {
+    let h = support::Home::new();
+    let cur = support::CURRENT;
+    let old_smolvm = h.cache("hermes-v0.0.30-amd64-firecracker", 4096);
+    h.cache(&format!("hermes-v{cur}-amd64-firecracker"), 4096);
+    h.cache("0.0.1/codex-amd64-qemu", 4096);
+    let load = || {
+        smolvm::tui::data::load(
+            &smolvm::core::context::Context::local(&h.env()),
+            &mut Default::default(),
+            true,
+        )
+    };
+    let mut a = sized_app();
+    a.update(Input::Msg(Msg::Readout(Box::new(load()))));
+    a.update(key('2'));
+    let mut asked = Vec::new();
+    for name in [
+        "hermes-v0.0.30-amd64-firecracker".to_string(),
+        format!("hermes-v{cur}-amd64-firecracker"),
+        "codex-amd64-qemu".to_string(),
+    ] {
+        a.update(key('/'));
+        typed(&mut a, &name);
+        a.update(code(KeyCode::Enter));
+        a.update(key('d'));
+        match &a.dialog {
+            Some(Dialog::Confirm(ConfirmAction::RemoveImages(names))) => {
+                asked.push((name.clone(), names.join(",")))
+            }
+            _ => asked.push((name.clone(), status(&a).to_string())),
+        }
+        a.update(code(KeyCode::Esc));
+        a.update(code(KeyCode::Esc));
+        a.update(code(KeyCode::Esc));
+    }
+    assert_eq!(asked[0].1, "hermes-v0.0.30-amd64-firecracker", "{asked:?}");
+    assert_eq!(asked[1].1, asked[1].0, "{asked:?}");
+    assert!(
+        asked[2].1.contains("is not the current version: prune"),
+        "{asked:?}"
+    );
+    // What the pane asks for, the worker removes through core, as `image rm` does.
+    let env = h.env();
+    support::tui::RealWorker::block_on(&env, |mut w| async move {
+        let mut a = sized_app();
+        let task = a
+            .data
+            .add_task(smolvm::tui::app::TaskKind::RemoveImages, "rm".into());
+        w.run(Effect::RunRemoveImages {
+            task,
+            names: vec!["hermes-v0.0.30-amd64-firecracker".into()],
+        });
+        w.finish_first_task(&mut a, 30).await;
+        assert_eq!(
+            a.data.tasks[0].state,
+            TaskState::Done,
+            "{:?}",
+            a.data.tasks[0]
+        );
+    });
+    assert!(!old_smolvm.exists());
+}
+
 /// `image inspect`'s labelled lines (those before the files), as (label, value).
 fn labelled(text: &str) -> Vec<(String, String)> {
     text.lines()

@@ -72,6 +72,17 @@ pub struct Row {
     pub in_use_by: Vec<String>,
 }
 
+/// Why `image rm` takes no name for a row ([`Row::rm_name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RmRefusal {
+    /// An older version of ours, or an entry neither layout describes: prune removes it.
+    PrunesIt,
+    /// A current cache whose name is not a published image's.
+    NotPublished,
+    /// No image at all (why it is left alone).
+    NotAnImage(String),
+}
+
 impl Row {
     /// The published image this cache holds, by the name a pull takes
     /// (`hermes-amd64-firecracker`, SmolVM's `hermes-v0.0.36-amd64-firecracker/` too);
@@ -82,6 +93,25 @@ impl Row {
                 Some(super::image_name(&self.preset, arch, vmm, os))
             }
             _ => None,
+        }
+    }
+
+    /// The name `image rm` takes for this row, or why it takes none: the one rule of
+    /// `image rm`'s choice ([`super::remove`]) and the Images pane's `d`. Ours of the
+    /// current version by its image name; SmolVM's caches, of any version, and built
+    /// images by their own name; an older cache of ours is prune's; a folder that is no
+    /// image is never removed.
+    pub fn rm_name(&self) -> std::result::Result<String, RmRefusal> {
+        match self.kind {
+            _ if self.not_an_image() => {
+                Err(RmRefusal::NotAnImage(self.kept.clone().unwrap_or_default()))
+            }
+            Kind::Built | Kind::SmolvmCache => Ok(self.name.clone()),
+            Kind::Cache if self.current && super::parse_image_name(&self.name).is_some() => {
+                Ok(self.name.clone())
+            }
+            Kind::Cache if self.current => Err(RmRefusal::NotPublished),
+            Kind::Cache | Kind::Other => Err(RmRefusal::PrunesIt),
         }
     }
 

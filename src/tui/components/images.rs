@@ -236,29 +236,47 @@ impl Component for ImagesPane {
                     out.push(Intent::Request(Request::Pull { names }));
                 }
             }
-            // Remove the selected or marked images of the current version, after the
-            // typed confirmation; older versions are prune's.
+            // Remove the selected or marked images `image rm` takes (core's rule: ours of
+            // the current version, SmolVM's caches of any, built images), after the typed
+            // confirmation; what it does not take is said (older caches are prune's).
             Action::Delete => {
-                let targets = self.targets(rows);
-                let old: Vec<String> = targets
-                    .iter()
-                    .filter(|r| !r.current && !r.not_an_image())
-                    .map(|r| format!("{}/{}", r.version, r.name))
-                    .collect();
-                if !old.is_empty() {
-                    out.push(Intent::Status(format!(
-                        "{} is not the current version: prune ({}) removes old caches",
-                        old.join(", "),
-                        cx.keymap.hint(Scope::Images, Action::Prune)
-                    )));
-                } else {
-                    let (names, status) = image_names(&targets);
-                    out.extend(status.map(Intent::Status));
-                    if !names.is_empty() {
-                        out.push(Intent::open(Dialog::Confirm(ConfirmAction::RemoveImages(
-                            names,
-                        ))));
+                use crate::core::images::listing::RmRefusal;
+                let mut names: Vec<String> = Vec::new();
+                let (mut pruned, mut odd, mut not_images) = (Vec::new(), Vec::new(), Vec::new());
+                for r in self.targets(rows) {
+                    match r.rm_name() {
+                        Ok(n) if !names.contains(&n) => names.push(n),
+                        Ok(_) => {}
+                        Err(RmRefusal::PrunesIt) => {
+                            pruned.push(format!("{}/{}", r.version, r.name))
+                        }
+                        Err(RmRefusal::NotPublished) => odd.push(r.name.clone()),
+                        Err(RmRefusal::NotAnImage(why)) => {
+                            not_images.push(format!("{}: {why}", r.name))
+                        }
                     }
+                }
+                let status = if !not_images.is_empty() {
+                    Some(not_images.join("; "))
+                } else if !pruned.is_empty() {
+                    Some(format!(
+                        "{} is not the current version: prune ({}) removes old caches",
+                        pruned.join(", "),
+                        cx.keymap.hint(Scope::Images, Action::Prune)
+                    ))
+                } else if !odd.is_empty() {
+                    Some(format!(
+                        "not a published image: {} (prune removes it)",
+                        odd.join(", ")
+                    ))
+                } else {
+                    None
+                };
+                out.extend(status.map(Intent::Status));
+                if pruned.is_empty() && !names.is_empty() {
+                    out.push(Intent::open(Dialog::Confirm(ConfirmAction::RemoveImages(
+                        names,
+                    ))));
                 }
             }
             // `image inspect` of the selected image.
