@@ -96,11 +96,11 @@ impl Row {
         }
     }
 
-    /// The name `image rm` takes for this row, or why it takes none: the one rule of
-    /// `image rm`'s choice ([`super::remove`]) and the Images pane's `d`. Ours of the
-    /// current version by its image name; SmolVM's caches, of any version, and built
-    /// images by their own name; an older cache of ours is prune's; a folder that is no
-    /// image is never removed.
+    /// The name `image rm` takes for this row, or why it takes none: `image rm`'s choice
+    /// ([`super::remove`]) said of a listed row, for the faces that list rows (the Images
+    /// pane's `d`; tests/tui.rs checks the two agree). Ours of the current version by its
+    /// image name; SmolVM's caches, of any version, and built images by their own name; an
+    /// older cache of ours is prune's; a folder that is no image is never removed.
     pub fn rm_name(&self) -> std::result::Result<String, RmRefusal> {
         match self.kind {
             _ if self.not_an_image() => {
