@@ -3374,7 +3374,9 @@ fn b_branches_a_running_vm_into_clones_through_a_form() {
         r.contains("Branch into clones") && r.contains("vm-agent-1-b-1"),
         "{r}"
     );
-    // The count field starts at 2: 0 is refused in the form, nothing runs.
+    // The count field starts at core's default (`sandbox branch`'s): 0 is refused in the
+    // form, nothing runs.
+    assert!(render(&a).contains("Clones") && render(&a).contains(" 1"));
     a.update(code(KeyCode::Backspace));
     typed(&mut a, "0");
     assert!(a.update(code(KeyCode::Enter)).is_empty());
@@ -3400,6 +3402,20 @@ fn b_branches_a_running_vm_into_clones_through_a_form() {
         }]
     );
     assert!(a.dialog.is_none());
+    // A prefix is checked as core checks it, for the count asked: 62 characters make
+    // ids of 64 for two clones (the form checked it for 64 clones and refused it).
+    let long = "p".repeat(62);
+    a.update(key('b'));
+    a.update(code(KeyCode::Backspace));
+    typed(&mut a, "2");
+    a.update(code(KeyCode::Tab));
+    typed(&mut a, &long);
+    let fx = a.update(code(KeyCode::Enter));
+    assert!(
+        matches!(&fx[..], [Effect::RunBranch { count: 2, prefix: Some(p), .. }] if *p == long),
+        "{fx:?}\n{}",
+        render(&a)
+    );
     // A stopped VM: told, no form.
     a.update(key('g'));
     for _ in 0..4 {

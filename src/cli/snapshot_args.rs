@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::args::positive_seconds;
-use crate::core::snapshot::{FlushPolicy, SnapshotType, MAX_CLONES};
+use crate::core::snapshot::{FlushPolicy, SnapshotType, DEFAULT_CLONES, MAX_CLONES};
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
@@ -94,7 +94,7 @@ pub struct CloneArgs {
     /// A full QEMU snapshot made with `snapshot create --for-clone`.
     pub snapshot: String,
     /// How many clones (each a sandbox of its own).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CLONES)))]
+    #[arg(long, default_value_t = DEFAULT_CLONES, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CLONES)))]
     pub count: u32,
     /// Clone ids PREFIX-1, PREFIX-2, … (ids taken are skipped; default: vm-<8 hex>).
     #[arg(long, conflicts_with = "name")]
@@ -120,7 +120,7 @@ pub struct BranchArgs {
     /// A running QEMU sandbox (booted by smolvm, so it has the clone agent's port).
     pub id: String,
     /// How many clones (each a sandbox of its own).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CLONES)))]
+    #[arg(long, default_value_t = DEFAULT_CLONES, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CLONES)))]
     pub count: u32,
     /// Clone ids PREFIX-1, PREFIX-2, … (ids taken are skipped; default: SANDBOX-b).
     #[arg(long)]

@@ -92,8 +92,12 @@ pub struct ClonedVm {
 /// The most clones one run makes (`--count`, the dashboard's `:clone` and branch form).
 pub const MAX_CLONES: u32 = 64;
 
+/// How many clones `sandbox clone` and `sandbox branch` make when no count is given (the
+/// dashboard's branch form and `:clone` too).
+pub const DEFAULT_CLONES: u32 = 1;
+
 /// A clone count is 1 to [`MAX_CLONES`].
-pub(super) fn check_count(count: u32) -> Result<()> {
+pub fn check_count(count: u32) -> Result<()> {
     if (1..=MAX_CLONES).contains(&count) {
         Ok(())
     } else {

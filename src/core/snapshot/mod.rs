@@ -30,7 +30,10 @@ use serde::Serialize;
 pub(crate) use agent::{agent_launch_command, AGENT_BIN};
 pub use branch::{branch, check_branch, BranchEvent, BranchOptions, BranchReport};
 pub(crate) use clone::remove_agent_socket;
-pub use clone::{check_clone, clone, CloneOptions, CloneReport, ClonedVm, MAX_CLONES};
+pub use clone::{
+    check_clone, check_count, clone, CloneOptions, CloneReport, ClonedVm, DEFAULT_CLONES,
+    MAX_CLONES,
+};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 
 use super::context::Ctx;

@@ -87,12 +87,14 @@ impl App {
             ("load", [path]) => self.archive(None, path, false),
             ("load", [path, "--force"]) => self.archive(None, path, true),
             // `sandbox clone SNAPSHOT [--count N]`.
-            ("clone", [snapshot]) => self.clone_snapshot(snapshot, 1),
+            ("clone", [snapshot]) => {
+                self.clone_snapshot(snapshot, crate::core::snapshot::DEFAULT_CLONES)
+            }
             ("clone", [snapshot, n]) => {
                 let count = n
                     .parse::<u32>()
                     .ok()
-                    .filter(|c| (1..=crate::core::snapshot::MAX_CLONES).contains(c))
+                    .filter(|c| crate::core::snapshot::check_count(*c).is_ok())
                     .ok_or_else(|| {
                         format!(
                             "clone takes a count from 1 to {}, not '{n}'",

@@ -15,6 +15,7 @@ use crate::tui::app::{line_input, text_of, App};
 use crate::tui::keymap::{Action, Keymap};
 
 pub use crate::core::snapshot::MAX_CLONES;
+use crate::core::snapshot::{check_branch, check_count, BranchOptions, DEFAULT_CLONES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -41,30 +42,37 @@ impl BranchForm {
     pub fn new(id: VmId) -> BranchForm {
         BranchForm {
             id,
-            count: line_input("2"),
+            count: line_input(&DEFAULT_CLONES.to_string()),
             prefix: line_input(""),
             field: Field::Count,
         }
     }
 
-    /// The clone count, or why it is not one.
+    /// The clone count, or why it is not one (core's range: [`check_count`]).
     fn count(&self) -> Result<u32, String> {
-        match text_of(&self.count).trim().parse::<u32>() {
-            Ok(n) if (1..=MAX_CLONES).contains(&n) => Ok(n),
-            _ => Err(format!("clones: a number from 1 to {MAX_CLONES}")),
-        }
+        text_of(&self.count)
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| check_count(*n).is_ok())
+            .ok_or_else(|| format!("clones: a number from 1 to {MAX_CLONES}"))
     }
 
     /// The clone ids' prefix as typed (`None`: core's default, `<id>-b`), or why it
-    /// cannot name sandboxes.
+    /// cannot name the clones: core's check of the branch (`sandbox branch`'s), for the
+    /// count typed.
     fn prefix(&self) -> Result<Option<String>, String> {
         let p = text_of(&self.prefix).trim().to_string();
         if p.is_empty() {
             return Ok(None);
         }
-        match VmId::new(&format!("{p}-{MAX_CLONES}")) {
-            Some(_) => Ok(Some(p)),
-            None => Err("prefix: a-z 0-9 - _, a letter or digit first".into()),
+        let opts = BranchOptions {
+            prefix: Some(p.clone()),
+            ..BranchOptions::of(self.id.clone(), self.count().unwrap_or(1))
+        };
+        match check_branch(&opts) {
+            Ok(()) => Ok(Some(p)),
+            Err(_) => Err("prefix: a-z 0-9 - _, a letter or digit first, ids of 64 at most".into()),
         }
     }
 
