@@ -20,6 +20,9 @@ const MUTATING: &[&[&str]] = &[
     &["sandbox", "delete", "vm-x"],
     &["sandbox", "delete", "--all", "--force"],
     &["sandbox", "exec", "vm-x", "--", "true"],
+    // Without `--` (as SmolVM reads exec): a `--readonly` after the command is smolvm's,
+    // never handed to the guest.
+    &["sandbox", "exec", "vm-x", "touch", "/x"],
     &["sandbox", "ssh", "vm-x"],
     &["sandbox", "shell", "vm-x"],
     &["sandbox", "pause", "vm-x"],

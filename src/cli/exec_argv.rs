@@ -9,8 +9,10 @@ use std::ffi::{OsStr, OsString};
 
 /// exec's own options that take a value (the next word, or after `=`).
 const WITH_VALUE: [&str; 2] = ["--timeout", "--boot-timeout"];
-/// exec's own flags.
-const FLAGS: [&str; 3] = ["--start", "--json", "--help"];
+/// exec's own flags, and smolvm's `--readonly` (read-only mode asked for is never handed
+/// to the guest's command: fail closed). `-v`/`--verbose` after the id are the command's
+/// (`grep -v`), as SmolVM, which has neither, reads them.
+const FLAGS: [&str; 4] = ["--start", "--json", "--help", "--readonly"];
 /// smolvm's global flags, which may stand before `sandbox` and `exec` (none takes a value).
 const GLOBAL: [&str; 3] = ["--readonly", "--verbose", "-v"];
 
@@ -165,6 +167,52 @@ mod tests {
         assert_eq!(
             n(&["sandbox", "exec", "vm", "ls", "-h"]),
             ["sandbox", "exec", "vm", "--", "ls", "-h"]
+        );
+        // `--readonly` anywhere before `--` is smolvm's (never the guest's); `-v` is the
+        // command's.
+        assert_eq!(
+            n(&[
+                "sandbox",
+                "exec",
+                "vm",
+                "--readonly",
+                "--json",
+                "--",
+                "true"
+            ]),
+            [
+                "sandbox",
+                "exec",
+                "vm",
+                "--readonly",
+                "--json",
+                "--",
+                "true"
+            ],
+            "clap reads it as it is"
+        );
+        assert_eq!(
+            n(&[
+                "sandbox",
+                "exec",
+                "vm",
+                "grep",
+                "-v",
+                "--verbose",
+                "x",
+                "--readonly"
+            ]),
+            [
+                "sandbox",
+                "exec",
+                "--readonly",
+                "vm",
+                "--",
+                "grep",
+                "-v",
+                "--verbose",
+                "x"
+            ]
         );
     }
 
