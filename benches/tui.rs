@@ -40,6 +40,7 @@ fn readout(vms: usize, caches: usize) -> Readout {
                     pid: Some(10_000 + i as i64),
                     created_at: format!("2026-05-07T12:{:02}:{:02}+00:00", i / 60 % 60, i % 60),
                     cloned_from: None,
+                    warnings: Vec::new(),
                     ssh_command: None,
                 },
                 cpu_pct: Some((i % 100) as f64 / 3.0),

@@ -761,3 +761,74 @@ fn smolvms_everyday_scripts_run_against_smolvm_with_a_real_guest() {
     assert_eq!(v["data"]["summary"]["deleted_count"], 1, "{v}");
     assert_eq!(v["error"], serde_json::Value::Null, "{v}");
 }
+
+/// A sandbox whose shared folder is gone from the host: `sandbox list` warns on its row
+/// as SmolVM 0.0.36 does, word for word (its `_vm_warnings`), in `--json` and after the
+/// table; a folder still there gives no warning.
+#[test]
+fn sandbox_list_warns_of_a_shared_folder_gone_as_smolvm_does() {
+    let h = Home::new();
+    let template = h.tmp.path().join("fixture-shared");
+    std::fs::create_dir_all(&template).unwrap();
+    let (k, r) = kernel_and_rootfs(&h);
+    let (gone, kept) = (h.tmp.path().join("project"), h.tmp.path().join("kept"));
+    std::fs::create_dir_all(&gone).unwrap();
+    std::fs::create_dir_all(&kept).unwrap();
+    let code = r#"
+import sys
+from pathlib import Path
+from smolvm.cli.state import create_cli_state_manager
+from smolvm.types import VMConfig, VMState, WorkspaceMount
+db, kernel, rootfs, gone, kept = [Path(a) for a in sys.argv[1:6]]
+m = create_cli_state_manager(db)
+for name, folder in (("vm-shared", gone), ("vm-kept", kept)):
+    m.create_vm(VMConfig(vm_id=name, vcpu_count=2, memory=512, kernel_path=kernel,
+        rootfs_path=rootfs, backend="qemu",
+        workspace_mounts=[WorkspaceMount(host_path=folder)]))
+    m.update_vm(name, status=VMState.STOPPED)
+m.close()
+"#;
+    support::smolvm_py::run(
+        code,
+        &[
+            template.join("smolvm.db").to_str().unwrap(),
+            k.to_str().unwrap(),
+            r.to_str().unwrap(),
+            gone.to_str().unwrap(),
+            kept.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_dir(&gone).unwrap();
+    let (theirs, ours) = compare(&h, &template, &["sandbox", "list", "--all", "--json"], &[]);
+    let warnings = |v: &serde_json::Value, name: &str| {
+        v["data"]["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["warnings"]
+            .clone()
+    };
+    let want = format!(
+        "Shared folder is missing on your machine: '{}'. Restore it, or run 'smolvm sandbox delete vm-shared' to remove the sandbox.",
+        gone.display()
+    );
+    assert_eq!(
+        warnings(&ours, "vm-shared"),
+        serde_json::json!([want]),
+        "{ours}"
+    );
+    assert_eq!(warnings(&theirs, "vm-shared"), warnings(&ours, "vm-shared"));
+    assert_eq!(warnings(&ours, "vm-kept"), serde_json::json!([]), "{ours}");
+    reset_state(&h, &template);
+    let out = h
+        .smolvm()
+        .args(["sandbox", "list", "--all"])
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains(&format!("Warnings:\n  • {want}\n")),
+        "{human}"
+    );
+}

@@ -26,7 +26,7 @@ impl<'a> Row<'a> {
             info,
             name: &info.id,
             ip_address: info.ip.as_deref(),
-            warnings: Vec::new(),
+            warnings: info.warnings.clone(),
         }
     }
 }
@@ -144,6 +144,14 @@ pub fn list_as(command: &str, args: &ListArgs, cx: &Context) -> i32 {
             .collect();
         for l in table::text_table(table::titles(&table::VM_LIST), &rows) {
             line(l);
+        }
+        // SmolVM's warnings about a row's configuration, after the table.
+        let flagged: Vec<&String> = vms.iter().flat_map(|v| &v.warnings).collect();
+        if !flagged.is_empty() {
+            line("Warnings:");
+            for w in flagged {
+                line(format!("  • {w}"));
+            }
         }
     }
     // Which database this was, on stderr: stdout stays the table alone for scripts.

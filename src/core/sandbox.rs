@@ -38,10 +38,32 @@ pub struct SandboxInfo {
     pub created_at: String,
     /// The snapshot it was cloned from (a warm start's template included).
     pub cloned_from: Option<String>,
+    /// SmolVM's warnings about its stored configuration (`sandbox list`'s per-row
+    /// `warnings`): each shared folder missing on this host ([`missing_folder_warnings`]).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     /// What `smolvm sandbox ssh <id>` runs, as one shell line
     /// ([`ssh_command`](super::lifecycle::ssh_command)); `None` without a guest IP.
     #[serde(skip)]
     pub ssh_command: Option<String>,
+}
+
+/// SmolVM 0.0.36's warning for each folder a sandbox shares that is missing on this host
+/// (its `_vm_warnings`, word for word). The path is only looked at (never opened),
+/// through a link as SmolVM's `exists()` looks; the faces escape it as they show it.
+pub fn missing_folder_warnings(vm: &VmRecord) -> Vec<String> {
+    vm.config
+        .shared_folders()
+        .into_iter()
+        .filter(|p| !p.exists())
+        .map(|p| {
+            format!(
+                "Shared folder is missing on your machine: '{}'. Restore it, or run 'smolvm sandbox delete {}' to remove the sandbox.",
+                p.display(),
+                vm.id
+            )
+        })
+        .collect()
 }
 
 impl SandboxInfo {
@@ -63,6 +85,7 @@ impl SandboxInfo {
             pid: vm.pid,
             created_at: vm.created_at.clone(),
             cloned_from: vm.config.extras.cloned_from.clone(),
+            warnings: missing_folder_warnings(vm),
         }
     }
 
@@ -242,6 +265,7 @@ mod tests {
             pid,
             created_at: String::new(),
             cloned_from: None,
+            warnings: Vec::new(),
             ssh_command: None,
         }
     }

@@ -131,6 +131,7 @@ pub fn vm(
                 ORDER.iter().position(|x| *x == id).unwrap_or(99)
             ),
             cloned_from: None,
+            warnings: Vec::new(),
             ssh_command: ip.map(|ip| {
                 smolvm::core::lifecycle::ssh_command(
                     std::path::Path::new("/home/u/.smolvm/keys"),

@@ -254,6 +254,34 @@ impl VmConfig {
         self.other.get("network_attachment")?.get("mode")?.as_str()
     }
 
+    /// The host folders this VM shares with its guest: SmolVM's `workspace_mounts`
+    /// (`host_path` of each) and smolvm's own `--mount`s (its extras), as stored —
+    /// unchecked, for reading only.
+    pub fn shared_folders(&self) -> Vec<PathBuf> {
+        let smolvm = self
+            .other
+            .get("workspace_mounts")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get("host_path")?.as_str());
+        let ours = self
+            .extras
+            .mounts
+            .as_ref()
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get("host_path")?.as_str());
+        let mut out: Vec<PathBuf> = Vec::new();
+        for p in smolvm.chain(ours).map(PathBuf::from) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
     /// The bridge of SmolVM's `network_attachment` when its mode is `bridge`.
     pub fn bridge(&self) -> Option<&str> {
         let a = self.other.get("network_attachment")?;

@@ -95,16 +95,24 @@ impl DetailView {
         let row = app.data.vms.iter().find(|r| r.info.id == self.id);
         let mut lines = Vec::new();
         match row {
-            Some(r) => lines.push(Line::from(vec![
-                Span::styled("  Status        ", t.accent()),
-                Span::styled(r.info.shown_status(), t.status(r.info.status, r.info.stale)),
-                Span::raw(format!(
-                    "   pid {}   up {}",
-                    r.info.pid.map_or_else(dash, |p| p.to_string()),
-                    r.uptime_secs
-                        .map_or_else(dash, crate::tui::data::fmt_duration)
-                )),
-            ])),
+            Some(r) => {
+                lines.push(Line::from(vec![
+                    Span::styled("  Status        ", t.accent()),
+                    Span::styled(r.info.shown_status(), t.status(r.info.status, r.info.stale)),
+                    Span::raw(format!(
+                        "   pid {}   up {}",
+                        r.info
+                            .cell(crate::core::table::VmCol::Pid)
+                            .unwrap_or_else(dash),
+                        r.uptime_secs
+                            .map_or_else(dash, crate::tui::data::fmt_duration)
+                    )),
+                ]));
+                // SmolVM's warnings about its configuration (`sandbox list`'s).
+                for w in &r.info.warnings {
+                    lines.push(Line::styled(format!("  ⚠ {w}"), t.warn()));
+                }
+            }
             None => lines.push(Line::styled("  gone from the state DB", t.warn())),
         }
         let d = match app.data.detail(&self.id) {
