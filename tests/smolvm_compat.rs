@@ -439,6 +439,13 @@ fn sandbox_info_and_lifecycle_json_nest_smolvms_vm_object() {
     compare(&h, &f, &["sandbox", "info", "vm-stopped", "--json"], &[]);
     compare(&h, &f, &["sandbox", "info", "vm-created", "--json"], &[]);
     compare(&h, &f, &["sandbox", "stop", "vm-stopped", "--json"], &[]);
+    // A stop of a sandbox that never ran (or failed) says `stopped`, as SmolVM's does: a
+    // script checks that it is not running now (ours adds its true status beside).
+    for id in ["vm-created", "vm-errored"] {
+        let (_, ours) = compare(&h, &f, &["sandbox", "stop", id, "--json"], &[]);
+        assert_eq!(ours["data"]["vm"]["status"], "stopped", "{ours}");
+        assert_eq!(ours["data"]["was_running"], false, "{ours}");
+    }
     for verb in ["info", "start", "stop", "pause", "resume", "logs"] {
         compare(&h, &f, &["sandbox", verb, "nope", "--json"], &[]);
     }

@@ -436,7 +436,11 @@ pub fn sandbox(cmd: SandboxCommand, cx: &Context) -> i32 {
             })();
             match r {
                 Ok(s) if a.json => {
-                    let data = super::shapes::with_vm(&s, &s.id, &s.status.to_string());
+                    // SmolVM's `vm.status` after a stop is `stopped` whatever the row was
+                    // (a created one stays `created` in the database, as in SmolVM's);
+                    // ours beside it, `status` and `was_running`, say what it was.
+                    let data =
+                        super::shapes::with_vm(&s, &s.id, crate::core::VmStatus::Stopped.as_str());
                     output::print_json("sandbox.stop", 0, Some(&data), None);
                     0
                 }
