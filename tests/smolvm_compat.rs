@@ -839,3 +839,100 @@ m.close()
         "{human}"
     );
 }
+
+/// A snapshot SmolVM 0.0.36 made keeps its files in SmolVM's own layout
+/// (`<data dir>/snapshots/<id>/`, as its row names them): `snapshot list` shows that
+/// directory, its size and no missing file; a restore refuses it clearly (smolvm cannot
+/// use SmolVM's files); `snapshot delete` removes that directory with the row, as
+/// SmolVM's does — it left every file behind. A directory holding a file SmolVM never
+/// writes is not removed.
+#[test]
+fn a_snapshot_smolvm_made_is_listed_and_deleted_where_its_files_are() {
+    let h = Home::new();
+    let (k, r) = kernel_and_rootfs(&h);
+    std::fs::create_dir_all(&h.data).unwrap();
+    let code = r#"
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from smolvm.cli.state import create_cli_state_manager
+from smolvm.types import (VMConfig, SnapshotInfo, SnapshotArtifacts, SnapshotType,
+    NetworkConfig)
+db, kernel, rootfs = [Path(a) for a in sys.argv[1:4]]
+net = NetworkConfig(guest_ip="172.16.0.5", gateway_ip="172.16.0.1", netmask="255.255.255.0",
+    tap_device="tap5", guest_mac="02:00:00:00:00:05", ssh_host_port=2205)
+m = create_cli_state_manager(db)
+cfg = VMConfig(vm_id="vm-src", vcpu_count=2, memory=512, kernel_path=kernel,
+    rootfs_path=rootfs, backend="firecracker")
+m.create_vm(cfg)
+for sid in ("snap-fc", "snap-odd"):
+    root = db.parent / "snapshots" / sid
+    root.mkdir(parents=True)
+    for f in ("vmstate.bin", "mem.bin", "disk.ext4"):
+        (root / f).write_bytes(b"x" * 8192)
+    m.create_snapshot(SnapshotInfo(snapshot_id=sid, vm_id="vm-src", backend="firecracker",
+        artifacts=SnapshotArtifacts(state_path=root / "vmstate.bin",
+            memory_path=root / "mem.bin", disk_path=root / "disk.ext4"),
+        vm_config=cfg, network_config=net,
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        snapshot_type=SnapshotType.FULL))
+(db.parent / "snapshots" / "snap-odd" / "notes.txt").write_text("mine")
+m.close()
+"#;
+    support::smolvm_py::run(
+        code,
+        &[
+            h.data.join("smolvm.db").to_str().unwrap(),
+            k.to_str().unwrap(),
+            r.to_str().unwrap(),
+        ],
+    );
+    let dir = h.data.join("snapshots/snap-fc");
+    let list = h
+        .smolvm()
+        .args(["sandbox", "snapshot", "list", "--json"])
+        .output()
+        .unwrap();
+    let v = support::json(&list);
+    let snap = v["data"]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "snap-fc")
+        .cloned()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(snap["path"], dir.to_str().unwrap(), "{snap}");
+    assert_eq!(snap["missing_files"], serde_json::json!([]), "{snap}");
+    assert!(snap["size_bytes"].as_u64().unwrap() >= 3 * 8192, "{snap}");
+    let out = h
+        .smolvm()
+        .args(["sandbox", "snapshot", "restore", "snap-fc", "--json"])
+        .output()
+        .unwrap();
+    let v = support::json(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        support::error_message(&v).contains("was made by SmolVM"),
+        "{v}"
+    );
+    assert!(
+        dir.join("mem.bin").is_file(),
+        "a refused restore changed nothing"
+    );
+    let out = h
+        .smolvm()
+        .args(["sandbox", "snapshot", "delete", "snap-fc", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stdout(&out));
+    assert!(!dir.exists(), "SmolVM's snapshot files were left behind");
+    // A file SmolVM never writes there: nothing of the directory is removed.
+    let odd = h.data.join("snapshots/snap-odd");
+    let out = h
+        .smolvm()
+        .args(["sandbox", "snapshot", "delete", "snap-odd", "--json"])
+        .output()
+        .unwrap();
+    assert!(odd.join("notes.txt").is_file() && odd.join("mem.bin").is_file());
+    assert_ne!(out.status.code(), Some(0), "{}", support::stdout(&out));
+}

@@ -721,10 +721,25 @@ pub const SNAPSHOT_FILES: [&str; 7] = [
     ".partial",
 ];
 
-/// Whether `name` is one smolvm writes in a snapshot directory ([`SNAPSHOT_FILES`] or a
-/// temporary copy of one).
+/// The files SmolVM 0.0.36 writes in its own snapshot directory
+/// (`<data dir>/snapshots/<id>/`): Firecracker's state and memory, the disk copy, QEMU's
+/// qcow2 disk or increment, and a live backup's manifests.
+pub const SMOLVM_SNAPSHOT_FILES: [&str; 7] = [
+    "vmstate.bin",
+    "mem.bin",
+    "disk.ext4",
+    "disk.qcow2",
+    "increment.qcow2",
+    "live-backup.json",
+    "manifest.json",
+];
+
+/// Whether `name` is one smolvm (or SmolVM, in its own layout) writes in a snapshot
+/// directory ([`SNAPSHOT_FILES`], [`SMOLVM_SNAPSHOT_FILES`] or a temporary copy of one of
+/// smolvm's).
 fn is_snapshot_file(name: &str) -> bool {
     SNAPSHOT_FILES.contains(&name)
+        || SMOLVM_SNAPSHOT_FILES.contains(&name)
         || SNAPSHOT_FILES.iter().any(|f| {
             name.strip_prefix('.')
                 .and_then(|r| r.strip_prefix(f))

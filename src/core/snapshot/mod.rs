@@ -161,12 +161,23 @@ pub struct SnapshotInfo {
     pub artifacts: Artifacts,
     /// A warm-start template: the preset whose warm starts clone it (`core::warm`).
     pub warm_template_for: Option<String>,
+    /// Made by SmolVM: its files in SmolVM's own layout (`<data dir>/snapshots/<id>/`, as
+    /// its row names them), which smolvm lists and deletes but does not restore.
+    pub smolvm_made: bool,
 }
 
 impl SnapshotInfo {
     /// Refuse a snapshot whose files are gone before anything is made of it (`verb`:
     /// `restored`, `cloned`): which files, where, and how to be rid of it.
     pub(super) fn require_files(&self, verb: &str) -> Result<()> {
+        if self.smolvm_made {
+            return Err(rt(format!(
+                "Snapshot '{}' was made by SmolVM (its files in {}); smolvm cannot use them, so it cannot be {verb}",
+                self.id,
+                self.path.display()
+            ))
+            .with_recovery("Restore it with SmolVM, or delete it with 'smolvm sandbox snapshot delete'."));
+        }
         if self.missing_files.is_empty() {
             return Ok(());
         }
@@ -243,17 +254,59 @@ pub(crate) fn snapshot_not_found(id: &str) -> Error {
         .with_recovery("Run 'smolvm sandbox snapshot list' to see snapshots.")
 }
 
+/// SmolVM 0.0.36's own directory of snapshot `id`: `<data dir>/snapshots/<id>` of the
+/// database that has its row (its `VMManager.snapshot_dir`), when its row names files in
+/// it — the proof that it is this snapshot's — with the names of those files.
+fn smolvm_layout(ctx: &Ctx, s: &SnapshotRecord) -> Option<(PathBuf, Vec<String>)> {
+    if !is_vm_id(&s.snapshot_id) {
+        return None;
+    }
+    let dir = ctx.data_dir.join("snapshots").join(&s.snapshot_id);
+    if ctx.paths.snapshot_dir(&s.snapshot_id).as_ref() == Some(&dir) {
+        return None;
+    }
+    let a = Artifacts::of(s);
+    let files: Vec<String> = [a.state_path, a.memory_path, Some(a.disk_path)]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .filter(|p| p.parent() == Some(dir.as_path()))
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+        .collect();
+    (!files.is_empty()).then_some((dir, files))
+}
+
+/// The directory that holds snapshot `s`'s files: SmolVM's ([`smolvm_layout`]) or
+/// smolvm's own, with whether it is SmolVM's.
+fn files_dir(ctx: &Ctx, s: &SnapshotRecord) -> (PathBuf, bool) {
+    match smolvm_layout(ctx, s) {
+        Some((dir, _)) => (dir, true),
+        None => (
+            ctx.paths
+                .snapshot_dir(&s.snapshot_id)
+                .unwrap_or_else(|| ctx.paths.snapshots_dir.clone()),
+            false,
+        ),
+    }
+}
+
 fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
-    let dir = ctx
-        .paths
-        .snapshot_dir(&s.snapshot_id)
-        .unwrap_or_else(|| ctx.paths.snapshots_dir.clone());
     let kind = SnapshotType::parse(s.kind()).unwrap_or_default();
     let backend = VmBackend::parse(s.backend());
-    let missing = files_of(&backend, kind)
-        .iter()
+    let (dir, names): (PathBuf, Vec<String>) = match smolvm_layout(ctx, s) {
+        Some(found) => found,
+        None => (
+            files_dir(ctx, s).0,
+            files_of(&backend, kind)
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+        ),
+    };
+    let smolvm_made = files_dir(ctx, s).1;
+    let missing = names
+        .into_iter()
         .filter(|f| !matches!(open::kind(&dir.join(f)), Ok(Some(open::Kind::File))))
-        .map(|f| f.to_string())
         .collect();
     SnapshotInfo {
         id: s.snapshot_id.clone(),
@@ -275,6 +328,7 @@ fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
             .warm_template
             .as_ref()
             .map(|_| s.vm_config.preset.clone().unwrap_or_default()),
+        smolvm_made,
     }
 }
 
@@ -311,8 +365,9 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
     let wait = crate::core::lock::lock_timeout(&ctx.env)?;
     let what = format!("sandbox snapshot delete {id}");
     let _lock = crate::core::lock::VmLock::snapshot_blocking(&ctx.data_dir, id, &what, wait)?;
-    let (_, info) = get(ctx, id)?;
-    let dir = snapshot_dir(ctx, id)?;
+    let (row, info) = get(ctx, id)?;
+    // Its files where its row says they are: smolvm's directory, or SmolVM's own.
+    let (dir, _) = files_dir(ctx, &row);
     if dir.is_dir() {
         // Marked first: a delete killed after the row went is finished by the next sweep.
         open::create_new(&dir.join(PARTIAL), 0o600)
@@ -328,7 +383,8 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
         let _ = open::sync_dir(&dir);
     }
     ctx.store.delete_snapshot(id).map_err(rt)?;
-    crate::sys::fs::remove_snapshot_dir(&ctx.paths.snapshots_dir, id).map_err(|e| {
+    let parent = dir.parent().unwrap_or(&ctx.paths.snapshots_dir);
+    crate::sys::fs::remove_snapshot_dir(parent, id).map_err(|e| {
         rt(format!(
             "cannot remove {}: {}",
             dir.display(),
@@ -828,6 +884,7 @@ mod tests {
                 disk_path: String::new(),
             },
             warm_template_for: None,
+            smolvm_made: false,
         };
         assert!(info.require_files("cloned").is_ok());
         info.missing_files = vec!["disk.ext4".into(), "state".into()];
