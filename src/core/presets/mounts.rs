@@ -140,13 +140,41 @@ fn check_guest(p: &str) -> Result<()> {
 /// `HOST[:GUEST]` specs as given on the command line: the host folder must exist (it is
 /// resolved to its real path); the guest path defaults to `/workspace` for one mount and
 /// `/workspace-<i>` for several. Usage errors (exit 2) name the spec.
+/// A path on this host as typed where no shell expands it (the dashboard's forms and
+/// palette): `~` and `~/…` are the user's home; anything else as written. One rule for
+/// every path a face takes as text.
+pub fn typed_path(home: &Path, text: &str) -> PathBuf {
+    match text.strip_prefix("~/") {
+        Some(rest) => home.join(rest),
+        None if text == "~" => home.to_path_buf(),
+        None => PathBuf::from(text),
+    }
+}
+
+/// A `--mount` spec (`HOST[:GUEST]`) as typed where no shell expands it: its host part
+/// read by [`typed_path`], split as [`parse_specs`] splits it.
+pub fn typed_spec(home: &Path, spec: &str) -> String {
+    let (host, guest) = split_spec(spec);
+    let host = typed_path(home, host).display().to_string();
+    match guest {
+        Some(g) => format!("{host}:{g}"),
+        None => host,
+    }
+}
+
+/// `HOST[:GUEST]`: the guest part only when it is an absolute path after a non-empty host.
+fn split_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.rsplit_once(':') {
+        Some((h, g)) if g.starts_with('/') && !h.is_empty() => (h, Some(g)),
+        _ => (spec, None),
+    }
+}
+
 pub fn parse_specs(specs: &[String], writable: bool) -> Result<Vec<Mount>> {
     let mut out: Vec<Mount> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        let (host, guest) = match spec.rsplit_once(':') {
-            Some((h, g)) if g.starts_with('/') && !h.is_empty() => (h, Some(g.to_string())),
-            _ => (spec.as_str(), None),
-        };
+        let (host, guest) = split_spec(spec);
+        let guest = guest.map(str::to_string);
         let guest = guest.unwrap_or_else(|| {
             if specs.len() == 1 {
                 "/workspace".to_string()

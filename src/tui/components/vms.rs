@@ -205,7 +205,8 @@ impl Component for VmsPane {
                     .map(|s| s.built_images.clone())
                     .unwrap_or_default();
                 vec![Intent::open(Dialog::Start(Box::new(
-                    StartForm::with_presets(cx.presets.to_vec(), built),
+                    StartForm::with_presets(cx.presets.to_vec(), built)
+                        .with_home(cx.data.home.clone()),
                 )))]
             }
             Action::Delete => {

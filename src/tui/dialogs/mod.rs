@@ -766,12 +766,8 @@ fn capped<'a>(mut lines: Vec<Line<'a>>, max: usize, t: &super::theme::Theme) -> 
     lines
 }
 
-/// A path on this host as typed in a form or the palette (no shell expands it): `~` and
-/// `~/…` are the user's home; anything else as written.
+/// A path on this host as typed in a form or the palette: core's rule
+/// ([`crate::core::presets::mounts::typed_path`]: `~` and `~/…` are the user's home).
 pub(crate) fn local_path(home: &std::path::Path, text: &str) -> std::path::PathBuf {
-    match text.strip_prefix("~/") {
-        Some(rest) => home.join(rest),
-        None if text == "~" => home.to_path_buf(),
-        None => std::path::PathBuf::from(text),
-    }
+    crate::core::presets::mounts::typed_path(home, text)
 }

@@ -153,6 +153,8 @@ pub struct StartForm {
     pub field: Field,
     pub name: TextArea<'static>,
     pub memory: TextArea<'static>,
+    /// The user's home (`~` in a mount's host folder).
+    pub home: std::path::PathBuf,
     pub cpus: TextArea<'static>,
     pub disk: TextArea<'static>,
     pub mounts: TextArea<'static>,
@@ -194,6 +196,7 @@ impl StartForm {
         };
         StartForm {
             memory: line_input(&presets::default_memory_mib(presets.first()).to_string()),
+            home: std::path::PathBuf::new(),
             preset: 0,
             built,
             field: Field::Image,
@@ -228,14 +231,21 @@ impl StartForm {
         self.presets.get(self.preset)
     }
 
-    /// The mount specs typed (comma-separated).
+    /// The mount specs typed (comma-separated), each host folder read as every path the
+    /// dashboard takes as text (`~/project` is in the home: core's `typed_spec`).
     pub fn mount_specs(&self) -> Vec<String> {
         text_of(&self.mounts)
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
+            .map(|s| presets::mounts::typed_spec(&self.home, s))
             .collect()
+    }
+
+    /// The form with the user's home, where a typed `~` leads.
+    pub fn with_home(mut self, home: std::path::PathBuf) -> StartForm {
+        self.home = home;
+        self
     }
 
     /// The names the first field cycles through: presets, then built images.
@@ -565,6 +575,29 @@ mod tests {
         f.memory = line_input("3000");
         f.choose(0);
         assert_eq!(memory(&f), 3000, "an edited value stays");
+    }
+
+    /// A mount's host folder typed as `~/…` is in the home, as every path the dashboard
+    /// takes as text (core's `typed_path`); the form refused it (no shell expands it
+    /// there, and the CLI's shell would have).
+    #[test]
+    fn a_mount_typed_with_a_tilde_is_in_the_home() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("project")).unwrap();
+        let mut f = StartForm::new(Vec::new()).with_home(home.path().to_path_buf());
+        for (typed, guest) in [("~/project", None), ("~/project:/work", Some("/work"))] {
+            f.mounts = line_input(typed);
+            assert_eq!(field_errors(&f)[5], None, "{typed}");
+            let spec = validate(&f).unwrap();
+            let want = home.path().join("project").display().to_string();
+            assert_eq!(
+                spec.mounts,
+                [guest.map_or(want.clone(), |g| format!("{want}:{g}"))],
+                "{typed}"
+            );
+        }
+        f.mounts = line_input("~/nowhere");
+        assert!(field_errors(&f)[5].is_some());
     }
 
     /// The choice keys are the keymap's `[form]` ones: rebound, the new key chooses the
