@@ -2030,6 +2030,36 @@ fn run_task(
     })
 }
 
+/// `network set` on a stopped sandbox says when its policy takes hold in the same words
+/// from both faces (core's `NetworkReport::when_applied`): the command's line and the
+/// dashboard task's summary.
+#[test]
+fn network_set_says_when_it_applies_the_same_from_both_faces() {
+    use support::cleanup::{insert_rows, Row};
+    let h = support::Home::new();
+    insert_rows(&h.data, &h.sockets(), &[Row::stopped("vm-net1")]);
+    let out = h.run(&["sandbox", "network", "set", "vm-net1", "--internet", "off"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cli = String::from_utf8_lossy(&out.stdout).to_string();
+    let t = run_task(
+        &h.env(),
+        smolvm::tui::app::TaskKind::Network,
+        false,
+        |task| Effect::RunNetwork {
+            task,
+            id: vid("vm-net1"),
+            policy: Policy::new(Some(Mode::Open), &[], &[]).unwrap(),
+            publish_ssh: false,
+        },
+    );
+    assert_eq!(t.state, TaskState::Done, "{t:?}");
+    assert_eq!(t.summary, "vm-net1: internet open (applied when it starts)");
+    assert!(
+        cli.contains("not running (stopped): applied when it starts"),
+        "{cli}"
+    );
+}
+
 /// Each cancellable task kind the worker runs stops at its token, before its first item:
 /// nothing is removed or deleted, and the task ends Cancelled (not Failed or Done).
 #[test]

@@ -81,11 +81,12 @@ fn print(r: &NetworkReport) {
         ));
     }
     if r.connections_cut {
-        line("  applied now; connections the policy no longer allows were cut");
+        line(format!("  {}", r.when_applied()));
     } else if !r.status.is_active() {
         line(format!(
-            "  not running ({}): applied when it starts",
-            r.status.as_str()
+            "  not running ({}): {}",
+            r.status.as_str(),
+            r.when_applied()
         ));
     }
     if r.dns_via_resolver {

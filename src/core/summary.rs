@@ -4,13 +4,14 @@
 
 use super::bridge::BridgeInspection;
 use super::cleanup::CleanupReport;
+use super::egress::NetworkReport;
 use super::files::Transfer;
 use super::images::pull::{PullAllReport, PullReport};
 use super::images::remove::RmReport;
 use super::leftovers::LeftoverReport;
 use super::lifecycle::DeleteReport;
 use super::prune::{KeepReason, PruneReport};
-use super::snapshot::RestoreReport;
+use super::snapshot::{CreateReport, RestoreReport};
 use super::start::StartReport;
 use super::units::format_size;
 
@@ -42,6 +43,41 @@ impl StartReport {
             self.accelerator,
             self.timings.total_ms / 1000.0,
             self.ssh_command
+        )
+    }
+}
+
+impl CreateReport {
+    /// `snap-1 (full, 1.2 GB), source paused`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({}, {}), source {}",
+            self.snapshot.id,
+            self.snapshot.kind,
+            format_size(self.snapshot.size_bytes),
+            self.source_status
+        )
+    }
+}
+
+impl NetworkReport {
+    /// When its policy takes hold: at once (with the connections it no longer allows cut)
+    /// or at its next start. `network show`/`set`'s line and the dashboard's task both.
+    pub fn when_applied(&self) -> &'static str {
+        if self.connections_cut {
+            "applied now; connections the policy no longer allows were cut"
+        } else {
+            "applied when it starts"
+        }
+    }
+
+    /// `vm-1: internet restricted … (applied now; …)`.
+    pub fn outcome(&self) -> String {
+        format!(
+            "{}: internet {} ({})",
+            self.vm_id,
+            self.summary,
+            self.when_applied()
         )
     }
 }

@@ -192,13 +192,7 @@ pub(super) async fn run_snapshot(
                 ..CreateOptions::of(id)
             };
             let rep = snapshot::create(ctx, &opts).await?;
-            Ok(Done::Acted(format!(
-                "{} ({}, {}), source {}",
-                rep.snapshot.id,
-                rep.snapshot.kind,
-                crate::core::units::format_size(rep.snapshot.size_bytes),
-                rep.source_status
-            )))
+            Ok(Done::Acted(rep.summary()))
         })
         .await)
 }
@@ -381,18 +375,13 @@ pub(super) async fn run_network(
     let ctx = run.open(&cx)?;
     run.phase(Step::Applying);
     let r = crate::core::egress::set(&ctx, &id, policy, Some(publish_ssh)).await?;
-    let when = if r.connections_cut {
-        "applied now; connections it no longer allows were cut"
-    } else {
-        "applied when it starts"
-    };
     let ssh = if r.publish_ssh {
         "SSH published"
     } else {
         "SSH on 127.0.0.1"
     };
-    run.item(id.to_string(), true, format!("{ssh}; {when}"));
-    Ok(End::done(format!("{id}: internet {} ({when})", r.summary)))
+    run.item(id.to_string(), true, format!("{ssh}; {}", r.when_applied()));
+    Ok(End::done(r.outcome()))
 }
 
 /// The most lines of a command's output the note keeps (its last ones).
