@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,6 +24,18 @@ fn kernel_and_rootfs(h: &Home) -> (PathBuf, PathBuf) {
     std::fs::write(&k, b"not a kernel").unwrap();
     std::fs::write(&r, vec![0u8; 4096]).unwrap();
     (k, r)
+}
+
+/// Run SmolVM 0.0.36's Python `code` to write its state database `db`: its arguments are
+/// the database, the kernel, the rootfs, then `extra`.
+fn smolvm_writes(code: &str, db: &Path, (k, r): (&Path, &Path), extra: &[&str]) {
+    let mut args = vec![
+        db.to_str().unwrap(),
+        k.to_str().unwrap(),
+        r.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    support::smolvm_py::run(code, &args);
 }
 
 #[test]
@@ -115,14 +127,7 @@ m = create_cli_state_manager(Path(sys.argv[1]))
 m.create_vm(VMConfig(vm_id="vm-theirs", vcpu_count=3, memory=640,
     kernel_path=Path(sys.argv[2]), rootfs_path=Path(sys.argv[3]), backend="qemu"))
 "#;
-    support::smolvm_py::run(
-        code,
-        &[
-            h.data.join("smolvm.db").to_str().unwrap(),
-            k.to_str().unwrap(),
-            r.to_str().unwrap(),
-        ],
-    );
+    smolvm_writes(code, &h.data.join("smolvm.db"), (&k, &r), &[]);
     let out = h
         .smolvm()
         .args(["sandbox", "info", "vm-theirs", "--json"])
@@ -183,14 +188,11 @@ m.create_snapshot(SnapshotInfo(snapshot_id="snap-one", vm_id="vm-stopped", backe
     snapshot_type=SnapshotType.DISK))
 m.close()
 "#;
-    support::smolvm_py::run(
+    smolvm_writes(
         code,
-        &[
-            template.join("smolvm.db").to_str().unwrap(),
-            k.to_str().unwrap(),
-            r.to_str().unwrap(),
-            &dead_pid.to_string(),
-        ],
+        &template.join("smolvm.db"),
+        (&k, &r),
+        &[&dead_pid.to_string()],
     );
     template
 }
@@ -795,15 +797,11 @@ for name, folder in (("vm-shared", gone), ("vm-kept", kept)):
     m.update_vm(name, status=VMState.STOPPED)
 m.close()
 "#;
-    support::smolvm_py::run(
+    smolvm_writes(
         code,
-        &[
-            template.join("smolvm.db").to_str().unwrap(),
-            k.to_str().unwrap(),
-            r.to_str().unwrap(),
-            gone.to_str().unwrap(),
-            kept.to_str().unwrap(),
-        ],
+        &template.join("smolvm.db"),
+        (&k, &r),
+        &[gone.to_str().unwrap(), kept.to_str().unwrap()],
     );
     std::fs::remove_dir(&gone).unwrap();
     let (theirs, ours) = compare(&h, &template, &["sandbox", "list", "--all", "--json"], &[]);
@@ -879,14 +877,7 @@ for sid in ("snap-fc", "snap-odd"):
 (db.parent / "snapshots" / "snap-odd" / "notes.txt").write_text("mine")
 m.close()
 "#;
-    support::smolvm_py::run(
-        code,
-        &[
-            h.data.join("smolvm.db").to_str().unwrap(),
-            k.to_str().unwrap(),
-            r.to_str().unwrap(),
-        ],
-    );
+    smolvm_writes(code, &h.data.join("smolvm.db"), (&k, &r), &[]);
     let dir = h.data.join("snapshots/snap-fc");
     let list = h
         .smolvm()

@@ -991,18 +991,49 @@ fn the_dashboards_image_save_and_load_are_the_commands() {
     }
 }
 
+/// A home whose state database has these sandboxes (id, status), each on a disk that
+/// cannot boot.
+fn home_with_vms(vms: &[(&str, &str)]) -> support::Home {
+    let h = support::Home::new();
+    let disk = h.tmp.path().join("disk");
+    file(&disk, 8);
+    std::fs::create_dir_all(&h.data).unwrap();
+    for (id, status) in vms {
+        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, status, &disk, &disk);
+    }
+    h
+}
+
+/// Press `k` on VM `id` in a dashboard working in `env` (its rows read by a real refresh)
+/// and run what it asks until its task ends: that task.
+fn key_on_vm(env: &smolvm::sys::env::Env, id: &str, k: char) -> Task {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut workers = Workers::new(tx, Context::local(env));
+        let mut a = app();
+        workers.run(Effect::Refresh { slow: false });
+        drive(&mut a, &mut workers, &mut rx, |a| {
+            a.data.vms.iter().any(|v| v.info.id == id)
+        })
+        .await;
+        for f in palette(&mut a, &format!("filter {id}")) {
+            workers.run(f);
+        }
+        for f in a.update(key(k)) {
+            workers.run(f);
+        }
+        drive(&mut a, &mut workers, &mut rx, finished).await;
+        a.data.tasks[0].clone()
+    })
+}
+
 /// `SMOLVM_PUBLISH_SSH=1` publishes a sandbox's SSH when it is started again, from the
 /// dashboard as from `sandbox start` (core decides it: the CLI alone used to): the setting
 /// is stored before the boot, so it holds here though this disk cannot boot.
 #[test]
 fn publish_ssh_from_the_environment_holds_for_a_dashboard_start_as_for_sandbox_start() {
-    let h = support::Home::new();
-    let disk = h.tmp.path().join("disk");
-    file(&disk, 8);
-    std::fs::create_dir_all(&h.data).unwrap();
-    for id in ["vm-cli", "vm-tui"] {
-        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, "stopped", &disk, &disk);
-    }
+    let h = home_with_vms(&[("vm-cli", "stopped"), ("vm-tui", "stopped")]);
     let published = |id: &str| {
         let out = h
             .smolvm()
@@ -1027,25 +1058,7 @@ fn publish_ssh_from_the_environment_holds_for_a_dashboard_start_as_for_sandbox_s
         .collect();
     vars.push(("SMOLVM_PUBLISH_SSH".into(), "1".into()));
     let env = smolvm::sys::env::Env::from_vars(vars, nix::unistd::geteuid().as_raw());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let task = rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut workers = Workers::new(tx, Context::local(&env));
-        let mut a = app();
-        workers.run(Effect::Refresh { slow: false });
-        drive(&mut a, &mut workers, &mut rx, |a| {
-            a.data.vms.iter().any(|v| v.info.id == "vm-tui")
-        })
-        .await;
-        for f in palette(&mut a, "filter vm-tui") {
-            workers.run(f);
-        }
-        for f in a.update(key('s')) {
-            workers.run(f);
-        }
-        drive(&mut a, &mut workers, &mut rx, finished).await;
-        a.data.tasks[0].clone()
-    });
+    let task = key_on_vm(&env, "vm-tui", 's');
     assert_eq!(task.state, TaskState::Failed, "{task:?}");
     assert!(task.title.contains("vm-tui"), "{task:?}");
     assert_eq!(published("vm-tui"), true, "{task:?}");
@@ -1056,13 +1069,7 @@ fn publish_ssh_from_the_environment_holds_for_a_dashboard_start_as_for_sandbox_s
 /// start's own refusal ends the task), one in error is refused with core's way out.
 #[test]
 fn a_dashboard_session_brings_a_vm_up_as_sandbox_ssh_does() {
-    let h = support::Home::new();
-    let disk = h.tmp.path().join("disk");
-    file(&disk, 8);
-    std::fs::create_dir_all(&h.data).unwrap();
-    for (id, status) in [("vm-stopped", "stopped"), ("vm-err", "error")] {
-        support::smolvm_db_with_vm(&h.data.join("smolvm.db"), id, status, &disk, &disk);
-    }
+    let h = home_with_vms(&[("vm-stopped", "stopped"), ("vm-err", "error")]);
     let ssh = |id: &str| {
         let out = h
             .smolvm()
@@ -1071,33 +1078,11 @@ fn a_dashboard_session_brings_a_vm_up_as_sandbox_ssh_does() {
             .unwrap();
         String::from_utf8_lossy(&out.stderr).to_string()
     };
-    let env = h.env();
-    let task = |id: &'static str| {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let mut workers = Workers::new(tx, Context::local(&env));
-            let mut a = app();
-            workers.run(Effect::Refresh { slow: false });
-            drive(&mut a, &mut workers, &mut rx, |a| {
-                a.data.vms.iter().any(|v| v.info.id == id)
-            })
-            .await;
-            for f in palette(&mut a, &format!("filter {id}")) {
-                workers.run(f);
-            }
-            for f in a.update(key('a')) {
-                workers.run(f);
-            }
-            drive(&mut a, &mut workers, &mut rx, finished).await;
-            a.data.tasks[0].clone()
-        })
-    };
-    let t = task("vm-stopped");
+    let t = key_on_vm(&h.env(), "vm-stopped", 'a');
     assert_eq!(t.state, TaskState::Failed, "{t:?}");
     assert!(t.summary.contains("unusable disk"), "{t:?}");
     assert!(ssh("vm-stopped").contains("unusable disk"));
-    let t = task("vm-err");
+    let t = key_on_vm(&h.env(), "vm-err", 'a');
     assert_eq!(t.state, TaskState::Failed, "{t:?}");
     assert!(t.summary.contains("is in error state"), "{t:?}");
     assert!(ssh("vm-err").contains("is in error state"));
