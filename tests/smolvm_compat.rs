@@ -925,5 +925,16 @@ m.close()
         .output()
         .unwrap();
     assert!(odd.join("notes.txt").is_file() && odd.join("mem.bin").is_file());
-    assert_ne!(out.status.code(), Some(0), "{}", support::stdout(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", support::stdout(&out));
+    // Refused before anything went: its row is still listed.
+    let list = h
+        .smolvm()
+        .args(["sandbox", "snapshot", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        support::stdout(&list).contains("\"snap-odd\""),
+        "{}",
+        support::stdout(&list)
+    );
 }

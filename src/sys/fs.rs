@@ -762,6 +762,16 @@ fn is_snapshot_file(name: &str) -> bool {
 /// and nothing is touched. The id must be a valid id; nothing is followed. `Ok(false)` when
 /// the directory does not exist.
 pub fn remove_snapshot_dir(snapshots_dir: &Path, id: &str) -> io::Result<bool> {
+    snapshot_dir_at(snapshots_dir, id, true)
+}
+
+/// Whether [`remove_snapshot_dir`] would remove `<snapshots dir>/<id>` (or find none):
+/// the same checks, nothing removed — asked before anything else of the snapshot goes.
+pub fn check_snapshot_dir(snapshots_dir: &Path, id: &str) -> io::Result<()> {
+    snapshot_dir_at(snapshots_dir, id, false).map(drop)
+}
+
+fn snapshot_dir_at(snapshots_dir: &Path, id: &str, remove: bool) -> io::Result<bool> {
     if !crate::sys::process::is_vm_id(id) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -794,6 +804,9 @@ pub fn remove_snapshot_dir(snapshots_dir: &Path, id: &str) -> io::Result<bool> {
                 here.display()
             )));
         }
+    }
+    if !remove {
+        return Ok(true);
     }
     for (name, _) in &entries {
         match unlinkat(&dfd, name.as_c_str(), UnlinkatFlags::NoRemoveDir) {

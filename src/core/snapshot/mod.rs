@@ -366,8 +366,20 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
     let what = format!("sandbox snapshot delete {id}");
     let _lock = crate::core::lock::VmLock::snapshot_blocking(&ctx.data_dir, id, &what, wait)?;
     let (row, info) = get(ctx, id)?;
-    // Its files where its row says they are: smolvm's directory, or SmolVM's own.
+    // Its files where its row says they are: smolvm's directory, or SmolVM's own; one
+    // that holds what neither writes refuses the delete before anything goes.
     let (dir, _) = files_dir(ctx, &row);
+    let parent = dir
+        .parent()
+        .unwrap_or(&ctx.paths.snapshots_dir)
+        .to_path_buf();
+    crate::sys::fs::check_snapshot_dir(&parent, id).map_err(|e| {
+        rt(format!(
+            "cannot remove {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
     if dir.is_dir() {
         // Marked first: a delete killed after the row went is finished by the next sweep.
         open::create_new(&dir.join(PARTIAL), 0o600)
@@ -383,8 +395,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
         let _ = open::sync_dir(&dir);
     }
     ctx.store.delete_snapshot(id).map_err(rt)?;
-    let parent = dir.parent().unwrap_or(&ctx.paths.snapshots_dir);
-    crate::sys::fs::remove_snapshot_dir(parent, id).map_err(|e| {
+    crate::sys::fs::remove_snapshot_dir(&parent, id).map_err(|e| {
         rt(format!(
             "cannot remove {}: {}",
             dir.display(),
