@@ -11,7 +11,6 @@ use crate::core::context::Context;
 use crate::core::error::{Error, Result};
 use crate::core::escape::{self, Escaper};
 use crate::core::images::pull::PullEvent;
-use crate::core::images::Os;
 use crate::core::lifecycle;
 use crate::core::progress::Progress;
 use crate::core::start::{self, Ctx, StartEvent, StartOptions, StartReport};
@@ -229,7 +228,7 @@ pub fn preset_start(
         Err(e) => return output::fail(command, flags.json, &e),
     };
     if flags.json {
-        let os = flags.os.unwrap_or(Os::Ubuntu).as_str();
+        let os = flags.os.unwrap_or_default().as_str();
         output::print_json(command, 0, Some(&preset_json(&rep, os)), None);
         return 0;
     }

@@ -41,6 +41,14 @@ text_enum! {
     }
 }
 
+/// The guest OS when none is asked for (`--os`): SmolVM's default, the images' plain
+/// names (no `-alpine`).
+impl Default for Os {
+    fn default() -> Self {
+        Os::Ubuntu
+    }
+}
+
 /// One row as written in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

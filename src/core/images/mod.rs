@@ -133,7 +133,7 @@ impl Target {
                 None => host_arch()?,
             },
             vmm: host.backend(Backend::from_vmm(asked.vmm)).value,
-            os: asked.os.unwrap_or(Os::Ubuntu),
+            os: asked.os.unwrap_or_default(),
         })
     }
 

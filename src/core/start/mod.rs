@@ -505,7 +505,7 @@ pub async fn create(
         preset: preset.clone(),
         vcpu_count: Some(vcpus),
         memory: Some(mem),
-        guest_os: Some(opts.os.unwrap_or(Os::Ubuntu).as_str().into()),
+        guest_os: Some(opts.os.unwrap_or_default().as_str().into()),
         boot_mode: Some("direct_kernel".into()),
         kernel_path: Some(kernel.clone()),
         initrd_path: None,
