@@ -352,13 +352,7 @@ fn a_hostile_guest_reaches_no_host_service_and_the_lan_reaches_no_guest() {
         "{human}"
     );
     let doctor = json(&lab.smolvm(&["doctor", "--json"]));
-    let check = doctor["data"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "network-guard")
-        .unwrap()
-        .clone();
+    let check = support::item(&doctor["data"]["checks"], "name", "network-guard");
     assert_eq!(check["status"], "warn", "{check}");
     assert!(
         check["message"].as_str().unwrap().contains("vm-evil")

@@ -806,13 +806,7 @@ m.close()
     std::fs::remove_dir(&gone).unwrap();
     let (theirs, ours) = compare(&h, &template, &["sandbox", "list", "--all", "--json"], &[]);
     let warnings = |v: &serde_json::Value, name: &str| {
-        v["data"]["vms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == name)
-            .unwrap()["warnings"]
-            .clone()
+        support::item(&v["data"]["vms"], "name", name)["warnings"].clone()
     };
     let want = format!(
         "Shared folder is missing on your machine: '{}'. Restore it, or run 'smolvm sandbox delete vm-shared' to remove the sandbox.",
@@ -826,11 +820,7 @@ m.close()
     assert_eq!(warnings(&theirs, "vm-shared"), warnings(&ours, "vm-shared"));
     assert_eq!(warnings(&ours, "vm-kept"), serde_json::json!([]), "{ours}");
     reset_state(&h, &template);
-    let out = h
-        .smolvm()
-        .args(["sandbox", "list", "--all"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "list", "--all"]);
     let human = String::from_utf8_lossy(&out.stdout);
     assert!(
         human.contains(&format!("Warnings:\n  • {want}\n")),
@@ -879,27 +869,12 @@ m.close()
 "#;
     smolvm_writes(code, &h.data.join("smolvm.db"), (&k, &r), &[]);
     let dir = h.data.join("snapshots/snap-fc");
-    let list = h
-        .smolvm()
-        .args(["sandbox", "snapshot", "list", "--json"])
-        .output()
-        .unwrap();
-    let v = support::json(&list);
-    let snap = v["data"]["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "snap-fc")
-        .cloned()
-        .unwrap_or_else(|| panic!("{v}"));
+    let v = support::json(&h.run(&["sandbox", "snapshot", "list", "--json"]));
+    let snap = support::item(&v["data"]["snapshots"], "id", "snap-fc");
     assert_eq!(snap["path"], dir.to_str().unwrap(), "{snap}");
     assert_eq!(snap["missing_files"], serde_json::json!([]), "{snap}");
     assert!(snap["size_bytes"].as_u64().unwrap() >= 3 * 8192, "{snap}");
-    let out = h
-        .smolvm()
-        .args(["sandbox", "snapshot", "restore", "snap-fc", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "snapshot", "restore", "snap-fc", "--json"]);
     let v = support::json(&out);
     assert_eq!(out.status.code(), Some(1), "{v}");
     assert!(
@@ -910,28 +885,16 @@ m.close()
         dir.join("mem.bin").is_file(),
         "a refused restore changed nothing"
     );
-    let out = h
-        .smolvm()
-        .args(["sandbox", "snapshot", "delete", "snap-fc", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "snapshot", "delete", "snap-fc", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", support::stdout(&out));
     assert!(!dir.exists(), "SmolVM's snapshot files were left behind");
     // A file SmolVM never writes there: nothing of the directory is removed.
     let odd = h.data.join("snapshots/snap-odd");
-    let out = h
-        .smolvm()
-        .args(["sandbox", "snapshot", "delete", "snap-odd", "--json"])
-        .output()
-        .unwrap();
+    let out = h.run(&["sandbox", "snapshot", "delete", "snap-odd", "--json"]);
     assert!(odd.join("notes.txt").is_file() && odd.join("mem.bin").is_file());
     assert_eq!(out.status.code(), Some(1), "{}", support::stdout(&out));
     // Refused before anything went: its row is still listed.
-    let list = h
-        .smolvm()
-        .args(["sandbox", "snapshot", "list", "--json"])
-        .output()
-        .unwrap();
+    let list = h.run(&["sandbox", "snapshot", "list", "--json"]);
     assert!(
         support::stdout(&list).contains("\"snap-odd\""),
         "{}",

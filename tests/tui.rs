@@ -1602,16 +1602,8 @@ fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
     // core's one rule: the live one is not contained, the dead one has nothing to contain
     // (it is `error`, its policy applied when it starts).
     let show = |id: &str| {
-        let out = h
-            .smolvm()
-            .args(["sandbox", "network", "show", id, "--json"])
-            .output()
-            .unwrap();
-        let human = h
-            .smolvm()
-            .args(["sandbox", "network", "show", id])
-            .output()
-            .unwrap();
+        let out = h.run(&["sandbox", "network", "show", id, "--json"]);
+        let human = h.run(&["sandbox", "network", "show", id]);
         let v = support::json(&out)["data"].clone();
         (
             v["unguarded"].clone(),
@@ -1625,15 +1617,8 @@ fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
         (true.into(), "running".into(), true, false)
     );
     assert_eq!(show("vm-dead"), (false.into(), "error".into(), false, true));
-    let out = h.smolvm().args(["doctor", "--json"]).output().unwrap();
-    let doctor = support::json(&out);
-    let guard = doctor["data"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "network-guard")
-        .cloned()
-        .unwrap();
+    let doctor = support::json(&h.run(&["doctor", "--json"]));
+    let guard = support::item(&doctor["data"]["checks"], "name", "network-guard");
     let message = guard["message"].as_str().unwrap();
     assert!(message.contains("vm-bare"), "{guard}");
     assert!(!message.contains("vm-dead"), "{guard}");

@@ -1035,11 +1035,7 @@ fn key_on_vm(env: &smolvm::sys::env::Env, id: &str, k: char) -> Task {
 fn publish_ssh_from_the_environment_holds_for_a_dashboard_start_as_for_sandbox_start() {
     let h = home_with_vms(&[("vm-cli", "stopped"), ("vm-tui", "stopped")]);
     let published = |id: &str| {
-        let out = h
-            .smolvm()
-            .args(["sandbox", "network", "show", id, "--json"])
-            .output()
-            .unwrap();
+        let out = h.run(&["sandbox", "network", "show", id, "--json"]);
         support::json(&out)["data"]["publish_ssh"].clone()
     };
     assert_eq!(published("vm-tui"), false);
@@ -1071,11 +1067,7 @@ fn publish_ssh_from_the_environment_holds_for_a_dashboard_start_as_for_sandbox_s
 fn a_dashboard_session_brings_a_vm_up_as_sandbox_ssh_does() {
     let h = home_with_vms(&[("vm-stopped", "stopped"), ("vm-err", "error")]);
     let ssh = |id: &str| {
-        let out = h
-            .smolvm()
-            .args(["sandbox", "ssh", id, "--", "true"])
-            .output()
-            .unwrap();
+        let out = h.run(&["sandbox", "ssh", id, "--", "true"]);
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     let t = key_on_vm(&h.env(), "vm-stopped", 'a');

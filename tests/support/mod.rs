@@ -246,6 +246,15 @@ pub fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{text}"))
 }
 
+/// The item of the JSON array `list` whose `key` is `value` (a copy); panics showing the
+/// list when none is.
+pub fn item(list: &serde_json::Value, key: &str, value: &str) -> serde_json::Value {
+    list.as_array()
+        .and_then(|l| l.iter().find(|i| i[key] == value))
+        .cloned()
+        .unwrap_or_else(|| panic!("no item with {key} = {value:?} in {list}"))
+}
+
 /// Assert the command exited with `code` (showing its stdout and stderr if not), then
 /// parse its stdout as [`json`].
 pub fn json_exit(out: &std::process::Output, code: i32) -> serde_json::Value {
