@@ -99,136 +99,65 @@ fn is_verbose_cluster(w: &OsStr) -> bool {
 mod tests {
     use super::normalised;
 
-    fn n(words: &[&str]) -> Vec<String> {
+    /// The words after the program's name, as clap gets them (words joined by spaces).
+    fn n(words: &str) -> String {
         let argv = std::iter::once("smolvm")
-            .chain(words.iter().copied())
+            .chain(words.split_whitespace())
             .map(Into::into)
             .collect();
-        normalised(argv)
+        let out: Vec<String> = normalised(argv)
             .into_iter()
             .skip(1)
             .map(|w| w.into_string().unwrap())
-            .collect()
+            .collect();
+        out.join(" ")
     }
 
     #[test]
     fn exec_words_are_read_as_smolvms_click_reads_them() {
-        // No `--`: the command's own options are its.
-        assert_eq!(
-            n(&["sandbox", "exec", "vm", "ls", "-la", "/root"]),
-            ["sandbox", "exec", "vm", "--", "ls", "-la", "/root"]
-        );
-        // exec's options wherever they stand before a `--`; after it, the command's.
-        assert_eq!(
-            n(&[
-                "sandbox",
-                "exec",
-                "vm",
-                "uname",
-                "--json",
-                "-a",
-                "--timeout",
-                "5",
-                "--start",
-                "--boot-timeout=9",
-                "--",
-                "--json"
-            ]),
-            [
-                "sandbox",
-                "exec",
-                "--json",
-                "--timeout",
-                "5",
-                "--start",
-                "--boot-timeout=9",
-                "vm",
-                "--",
-                "uname",
-                "-a",
-                "--json"
-            ]
-        );
-        // Options before the id, and globals before the words.
-        assert_eq!(
-            n(&["-vv", "sandbox", "--readonly", "exec", "--json", "vm", "id"]),
-            [
-                "-vv",
-                "sandbox",
-                "--readonly",
-                "exec",
-                "--json",
-                "vm",
-                "--",
-                "id"
-            ]
-        );
-        // `-h` is a guest command's (`ls -h`): SmolVM's help is `--help` only.
-        assert_eq!(
-            n(&["sandbox", "exec", "vm", "ls", "-h"]),
-            ["sandbox", "exec", "vm", "--", "ls", "-h"]
-        );
-        // `--readonly` anywhere before `--` is smolvm's (never the guest's); `-v` is the
-        // command's.
-        assert_eq!(
-            n(&[
-                "sandbox",
-                "exec",
-                "vm",
-                "--readonly",
-                "--json",
-                "--",
-                "true"
-            ]),
-            [
-                "sandbox",
-                "exec",
-                "vm",
-                "--readonly",
-                "--json",
-                "--",
-                "true"
-            ],
-            "clap reads it as it is"
-        );
-        assert_eq!(
-            n(&[
-                "sandbox",
-                "exec",
-                "vm",
-                "grep",
-                "-v",
-                "--verbose",
-                "x",
-                "--readonly"
-            ]),
-            [
-                "sandbox",
-                "exec",
-                "--readonly",
-                "vm",
-                "--",
-                "grep",
-                "-v",
-                "--verbose",
-                "x"
-            ]
-        );
+        for (typed, clap_gets) in [
+            // No `--`: the command's own options are its.
+            (
+                "sandbox exec vm ls -la /root",
+                "sandbox exec vm -- ls -la /root",
+            ),
+            // exec's options wherever they stand before a `--`; after it, the command's.
+            (
+                "sandbox exec vm uname --json -a --timeout 5 --start --boot-timeout=9 -- --json",
+                "sandbox exec --json --timeout 5 --start --boot-timeout=9 vm -- uname -a --json",
+            ),
+            // Options before the id, and globals before the words.
+            (
+                "-vv sandbox --readonly exec --json vm id",
+                "-vv sandbox --readonly exec --json vm -- id",
+            ),
+            // `-h` is a guest command's (`ls -h`): SmolVM's help is `--help` only.
+            ("sandbox exec vm ls -h", "sandbox exec vm -- ls -h"),
+            // `--readonly` anywhere before `--` is smolvm's (never the guest's); `-v` and
+            // `--verbose` after the id are the command's.
+            (
+                "sandbox exec vm grep -v --verbose x --readonly",
+                "sandbox exec --readonly vm -- grep -v --verbose x",
+            ),
+        ] {
+            assert_eq!(n(typed), clap_gets, "{typed}");
+        }
     }
 
     #[test]
     fn what_clap_reads_already_is_left_as_it_is() {
         for words in [
-            &["sandbox", "exec", "vm", "--", "ls", "-la"][..],
-            &["sandbox", "exec", "--json", "vm", "--", "true"],
-            &["sandbox", "exec", "vm"],
-            &["sandbox", "exec", "--json"],
-            &["sandbox", "exec", "--", "vm", "ls"],
-            &["sandbox", "list", "--json"],
-            &["sandbox", "logs", "vm", "ls"],
-            &["claude", "exec", "vm", "ls"],
-            &["sandbox"],
-            &[],
+            "sandbox exec vm -- ls -la",
+            "sandbox exec --json vm -- true",
+            "sandbox exec vm --readonly --json -- true",
+            "sandbox exec vm",
+            "sandbox exec --json",
+            "sandbox exec -- vm ls",
+            "sandbox list --json",
+            "sandbox logs vm ls",
+            "claude exec vm ls",
+            "sandbox",
+            "",
         ] {
             assert_eq!(n(words), words, "{words:?}");
         }

@@ -269,11 +269,20 @@ impl Painter {
 mod tests {
     use super::*;
 
-    fn red() -> Paint {
+    /// A paint of indexed colour `fg` (if any) and the attributes `attrs` names: `b`old,
+    /// `d`im, `i`talic, `u`nderline.
+    fn with(fg: Option<u8>, attrs: &str) -> Paint {
         Paint {
-            fg: Some(Colour::Indexed(1)),
-            ..Paint::default()
+            fg: fg.map(Colour::Indexed),
+            bold: attrs.contains('b'),
+            dim: attrs.contains('d'),
+            italic: attrs.contains('i'),
+            underline: attrs.contains('u'),
         }
+    }
+
+    fn red() -> Paint {
+        with(Some(1), "")
     }
 
     /// systemd's `[  OK  ]`: its colours are kept and its sequences gone; the text is what
@@ -282,14 +291,7 @@ mod tests {
     fn sgr_colours_are_kept_and_their_sequences_taken_out() {
         let p = painted(b"[\x1b[0;32m  OK  \x1b[0m] Started \x1b[1;39mssh\x1b[0m.");
         assert_eq!(p.text, "[  OK  ] Started ssh.");
-        let green = Paint {
-            fg: Some(Colour::Indexed(2)),
-            ..Paint::default()
-        };
-        let bold = Paint {
-            bold: true,
-            ..Paint::default()
-        };
+        let (green, bold) = (with(Some(2), ""), with(None, "b"));
         assert_eq!(
             p.pieces(),
             [
@@ -328,17 +330,7 @@ mod tests {
         let p = painted(b"\x1b[48;2;4;3;1;31mx");
         assert_eq!(p.pieces(), [("x", red())]);
         let p = painted(b"\x1b[1;2;3;4mA\x1b[22;23mB\x1b[24mC");
-        let all = Paint {
-            bold: true,
-            dim: true,
-            italic: true,
-            underline: true,
-            ..Paint::default()
-        };
-        let underline = Paint {
-            underline: true,
-            ..Paint::default()
-        };
+        let (all, underline) = (with(None, "bdiu"), with(None, "u"));
         assert_eq!(
             p.pieces(),
             [("A", all), ("B", underline), ("C", Paint::default())]
