@@ -111,10 +111,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "a directory holding only a regular .lock (the caller holds it); rmdir of an empty dir",
     ),
     (
-        "src/sys/fs.rs",
-        "remove_snapshot_dir",
+        "src/sys/fs/snapshot_dir.rs",
+        "snapshot_dir_at",
         "a validated snapshot id's directory, only when every entry is a regular file under \
-         a name smolvm writes there (dirfd, O_NOFOLLOW, mount ids compared)",
+         a name smolvm (or SmolVM, in its own layout) writes there (dirfd, O_NOFOLLOW, mount \
+         ids compared); its check-only mode removes nothing",
     ),
     (
         "src/sys/fs.rs",
