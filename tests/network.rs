@@ -853,3 +853,50 @@ fn network_set_on_a_row_whose_vmm_is_gone_writes_no_guard() {
     let human = stdout(&ns.smolvm(&h, &["sandbox", "network", "show", "vm-dead"]));
     assert!(human.contains("applied when it starts"), "{human}");
 }
+
+/// `sandbox start` of a sandbox that runs is refused, and `SMOLVM_PUBLISH_SSH=1` (or
+/// `--publish-ssh`) changes nothing under it: its SSH stays unpublished and no rule is
+/// written. The publication used to go first, before the start was refused.
+#[test]
+fn a_refused_start_publishes_nothing() {
+    use support::cleanup::{fake_firecracker, insert_rows, Row};
+    require_root!();
+    let h = Home::new();
+    let ns = NetNs::with_uplink();
+    let sockets = h.sockets();
+    let vmm = support::Reap(fake_firecracker(&sockets, "vm-live", false));
+    insert_rows(
+        &h.data,
+        &sockets,
+        &[Row {
+            status: "running",
+            pid: Some(vmm.0.id() as i32),
+            tap: Some(("tap4092", "172.16.15.252", 6092)),
+            backend: "firecracker",
+            ..Row::stopped("vm-live")
+        }],
+    );
+    for args in [
+        &["sandbox", "start", "vm-live", "--json"][..],
+        &["sandbox", "start", "vm-live", "--publish-ssh", "--json"],
+    ] {
+        let out = ns
+            .cmd(&h, "smolvm")
+            .env("SMOLVM_PUBLISH_SSH", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        let v = json_exit(&out, 1);
+        assert!(
+            support::error_message(&v).contains("Cannot start VM in state 'running'"),
+            "{v}"
+        );
+    }
+    let show = json_exit(
+        &ns.smolvm(&h, &["sandbox", "network", "show", "vm-live", "--json"]),
+        0,
+    );
+    assert_eq!(show["data"]["publish_ssh"], false, "{show}");
+    let rules = ns.nft_ruleset();
+    assert!(!rules.contains("6092"), "{rules}");
+}

@@ -694,6 +694,9 @@ pub async fn start_existing(
         v => v,
     };
     if let Some(p) = publish {
+        // Only for a start that can happen: a running sandbox's exposure never changes
+        // under a start that is refused.
+        startable_row(ctx, id)?;
         crate::core::egress::set_publish_ssh(ctx, id, p).await?;
     }
     let _lock = ctx
@@ -722,6 +725,21 @@ pub async fn ensure_running(
         .map(Some)
 }
 
+/// Sandbox `id`'s row when it may be started ([`crate::core::vm::startable`]), and
+/// whether its VMM is gone; else why not.
+fn startable_row(ctx: &Ctx, id: &VmId) -> Result<(crate::sys::state::VmRecord, bool)> {
+    let row = ctx.vm(id)?;
+    let stale =
+        row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
+    if !crate::core::vm::startable(row.status, stale) {
+        return Err(Error::runtime(format!(
+            "Cannot start VM in state '{}'",
+            row.status
+        )));
+    }
+    Ok((row, stale))
+}
+
 /// [`start_existing`] with the lock held. Startable: `created`, `stopped`, `error`, and a
 /// `running`/`paused` row whose VMM is gone (what cleanup would mark `error`) — as long as
 /// its disk is intact (the stored configuration passes [`checked::check`]) and no VMM of
@@ -734,15 +752,7 @@ async fn start_locked(
     progress: &Progress<StartEvent>,
 ) -> Result<StartReport> {
     tracing::info!(vm = %id, "starting sandbox");
-    let row = ctx.vm(id)?;
-    let stale =
-        row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
-    if !crate::core::vm::startable(row.status, stale) {
-        return Err(Error::runtime(format!(
-            "Cannot start VM in state '{}'",
-            row.status
-        )));
-    }
+    let (row, stale) = startable_row(ctx, id)?;
     // The VMM it was created with (a row without one is SmolVM's default, QEMU), and the
     // accelerator unless one is given now.
     let backend = Backend::from_vmm(Some(crate::core::vm::sandbox_vmm(&row)?));
