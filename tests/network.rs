@@ -859,23 +859,13 @@ fn network_set_on_a_row_whose_vmm_is_gone_writes_no_guard() {
 /// written. The publication used to go first, before the start was refused.
 #[test]
 fn a_refused_start_publishes_nothing() {
-    use support::cleanup::{fake_firecracker, insert_rows, Row};
+    use support::cleanup::{insert_rows, Row};
     require_root!();
     let h = Home::new();
     let ns = NetNs::with_uplink();
     let sockets = h.sockets();
-    let vmm = support::Reap(fake_firecracker(&sockets, "vm-live", false));
-    insert_rows(
-        &h.data,
-        &sockets,
-        &[Row {
-            status: "running",
-            pid: Some(vmm.0.id() as i32),
-            tap: Some(("tap4092", "172.16.15.252", 6092)),
-            backend: "firecracker",
-            ..Row::stopped("vm-live")
-        }],
-    );
+    let (row, _vmm) = Row::live(&sockets, "vm-live", ("tap4092", "172.16.15.252", 6092));
+    insert_rows(&h.data, &sockets, &[row]);
     for args in [
         &["sandbox", "start", "vm-live", "--json"][..],
         &["sandbox", "start", "vm-live", "--publish-ssh", "--json"],

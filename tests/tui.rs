@@ -1554,22 +1554,16 @@ fn the_detail_and_sandbox_info_json_report_the_same_fields() {
 /// policy is not enforced. Reads the host's nftables (changes nothing), so needs root.
 #[test]
 fn a_running_vm_the_guard_does_not_hold_is_unguarded() {
-    use support::cleanup::{fake_firecracker, insert_rows, Row};
+    use support::cleanup::{insert_rows, Row};
     require_root!("(reads nftables)");
     let h = support::Home::new();
     let sockets = h.sockets();
-    let vmm = support::Reap(fake_firecracker(&sockets, "vm-bare", false));
+    let (bare, _vmm) = Row::live(&sockets, "vm-bare", ("tap4090", "172.16.15.250", 6090));
     insert_rows(
         &h.data,
         &sockets,
         &[
-            Row {
-                status: "running",
-                pid: Some(vmm.0.id() as i32),
-                tap: Some(("tap4090", "172.16.15.250", 6090)),
-                backend: "firecracker",
-                ..Row::stopped("vm-bare")
-            },
+            bare,
             // Its VMM is gone: stale, nothing to guard.
             Row {
                 status: "running",
@@ -2622,21 +2616,11 @@ fn screenshots_render_to_png() {
 
 #[test]
 fn the_copied_ssh_command_is_the_clis_and_names_the_key() {
-    use support::cleanup::{fake_firecracker, insert_rows, Row};
+    use support::cleanup::{insert_rows, Row};
     let h = support::Home::new();
     let sockets = h.sockets();
-    let vmm = support::Reap(fake_firecracker(&sockets, "vm-ssh", false));
-    insert_rows(
-        &h.data,
-        &sockets,
-        &[Row {
-            status: "running",
-            pid: Some(vmm.0.id() as i32),
-            tap: Some(("tap7", "172.16.0.7", 2207)),
-            backend: "firecracker",
-            ..Row::stopped("vm-ssh")
-        }],
-    );
+    let (row, _vmm) = Row::live(&sockets, "vm-ssh", ("tap7", "172.16.0.7", 2207));
+    insert_rows(&h.data, &sockets, &[row]);
     // An `ssh` first on PATH that prints the arguments it was given, one per line.
     let bin = h.tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

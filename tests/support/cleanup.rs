@@ -350,6 +350,24 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// A running Firecracker row of `id` on `tap` whose VMM is a live
+    /// [`fake_firecracker`] with its socket under `socket_dir` (reaped on drop).
+    pub fn live(
+        socket_dir: &Path,
+        id: &'a str,
+        tap: (&'a str, &'a str, u16),
+    ) -> (Self, super::Reap) {
+        let vmm = super::Reap(fake_firecracker(socket_dir, id, false));
+        let row = Row {
+            status: "running",
+            pid: Some(vmm.0.id() as i32),
+            tap: Some(tap),
+            backend: "firecracker",
+            ..Row::stopped(id)
+        };
+        (row, vmm)
+    }
+
     pub fn stopped(id: &'a str) -> Self {
         Row {
             id,
