@@ -398,10 +398,15 @@ pub struct ConsoleLine {
 impl ConsoleLine {
     /// One line of a guest's console (no newline in it), in both views.
     pub fn of(line: &[u8]) -> ConsoleLine {
-        ConsoleLine {
-            escaped: super::paint::escaped(line),
-            painted: super::paint::painted(line),
-        }
+        let painted = super::paint::painted(line);
+        // Without an ESC there is no sequence to paint: the painted text is the escaped
+        // one (the line is escaped once).
+        let escaped = if line.contains(&0x1b) {
+            super::paint::escaped(line)
+        } else {
+            painted.text.clone()
+        };
+        ConsoleLine { escaped, painted }
     }
 
     /// A line of smolvm's own (an error reading the log), the same in both views.

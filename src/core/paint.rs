@@ -204,7 +204,8 @@ struct Painter {
     paint: Paint,
     /// The paint the text written last has.
     written: Paint,
-    chars: usize,
+    /// Columns of the line so far, the cut ones included (where a tab goes).
+    col: usize,
     more: usize,
 }
 
@@ -217,32 +218,26 @@ impl Painter {
         if bytes.is_empty() {
             return;
         }
-        // On screen, as `escaped` shows it: a tab goes to the next column of eight.
+        // On screen, as `escaped` shows it: a tab goes to the next column of eight, a
+        // newline (none in a line read from a log) is `\x0a`; past [`LINE_MAX`] each
+        // counts what it would have taken, as `escaped`'s cut counts it.
         let shown = escape(bytes);
         let mut piece = String::with_capacity(shown.len());
         for c in shown.chars() {
-            if self.chars >= LINE_MAX {
-                self.more += 1;
-                continue;
+            let width = match c {
+                '\t' => 8 - self.col % 8,
+                '\n' => 4,
+                _ => 1,
+            };
+            let room = width.min(LINE_MAX.saturating_sub(self.col));
+            match c {
+                '\t' => piece.extend(std::iter::repeat_n(' ', room)),
+                '\n' => piece.extend("\\x0a".chars().take(room)),
+                c if room > 0 => piece.push(c),
+                _ => {}
             }
-            if c == '\t' || c == '\n' {
-                // A newline (none in a line read from a log) as `\x0a`, a tab as spaces.
-                let (n, fill) = match c {
-                    '\t' => (8 - self.chars % 8, " "),
-                    _ => (4, "\\x0a"),
-                };
-                let room = n.min(LINE_MAX - self.chars);
-                if c == '\t' {
-                    piece.extend(std::iter::repeat_n(' ', room));
-                } else {
-                    piece.extend(fill.chars().take(room));
-                }
-                self.chars += room;
-                self.more += n - room;
-            } else {
-                piece.push(c);
-                self.chars += 1;
-            }
+            self.col += width;
+            self.more += width - room;
         }
         if piece.is_empty() {
             return;
@@ -406,6 +401,11 @@ mod tests {
         assert_eq!(pieces[0].1, red());
         assert_eq!(pieces[1], (" … (10 more characters)", Paint::default()));
         assert_eq!(escaped(&vec![b'x'; LINE_MAX + 10]), p.text);
+        // Past the cut a tab counts the columns it would have taken, as the escaped cut
+        // counts them (so both views say the same "more").
+        let mut tabs = vec![b'x'; LINE_MAX - 2];
+        tabs.extend(b"\t\ty\tz");
+        assert_eq!(painted(&tabs).text, escaped(&tabs));
         let only: Vec<u8> = b"\x1b[1m\x1b[31m".repeat(100_000);
         let p = painted(&only);
         assert_eq!((p.text.as_str(), p.runs.len()), ("", 0));
