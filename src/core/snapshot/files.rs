@@ -13,9 +13,10 @@ use crate::sys::process::is_vm_id;
 use crate::sys::state::SnapshotRecord;
 
 /// SmolVM 0.0.36's own directory of snapshot `id`: `<data dir>/snapshots/<id>` of the
-/// database that has its row (its `VMManager.snapshot_dir`), when its row names files in
-/// it — the proof that it is this snapshot's — with the names of those files.
-fn smolvm_layout(ctx: &Ctx, s: &SnapshotRecord) -> Option<(PathBuf, Vec<String>)> {
+/// database that has its row (its `VMManager.snapshot_dir`), when its row's artifacts `a`
+/// name files in it — the proof that it is this snapshot's — with the names of those
+/// files.
+fn smolvm_layout(ctx: &Ctx, s: &SnapshotRecord, a: &Artifacts) -> Option<(PathBuf, Vec<String>)> {
     if !is_vm_id(&s.snapshot_id) {
         return None;
     }
@@ -23,45 +24,51 @@ fn smolvm_layout(ctx: &Ctx, s: &SnapshotRecord) -> Option<(PathBuf, Vec<String>)
     if ctx.paths.snapshot_dir(&s.snapshot_id).as_ref() == Some(&dir) {
         return None;
     }
-    let a = Artifacts::of(s);
-    let files: Vec<String> = [a.state_path, a.memory_path, Some(a.disk_path)]
-        .into_iter()
-        .flatten()
-        .map(PathBuf::from)
-        .filter(|p| p.parent() == Some(dir.as_path()))
-        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
-        .collect();
+    let files: Vec<String> = [
+        a.state_path.as_deref(),
+        a.memory_path.as_deref(),
+        Some(a.disk_path.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(std::path::Path::new)
+    .filter(|p| p.parent() == Some(dir.as_path()))
+    .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+    .collect();
     (!files.is_empty()).then_some((dir, files))
 }
 
-/// The directory that holds snapshot `s`'s files: SmolVM's ([`smolvm_layout`]) or
-/// smolvm's own, with whether it is SmolVM's.
-pub(super) fn files_dir(ctx: &Ctx, s: &SnapshotRecord) -> (PathBuf, bool) {
-    match smolvm_layout(ctx, s) {
-        Some((dir, _)) => (dir, true),
+/// The directory that holds snapshot `s`'s files, and the names of the files SmolVM's row
+/// names there when it is SmolVM's ([`smolvm_layout`]; `None`: smolvm's own directory).
+fn place(ctx: &Ctx, s: &SnapshotRecord, a: &Artifacts) -> (PathBuf, Option<Vec<String>>) {
+    match smolvm_layout(ctx, s, a) {
+        Some((dir, files)) => (dir, Some(files)),
         None => (
             ctx.paths
                 .snapshot_dir(&s.snapshot_id)
                 .unwrap_or_else(|| ctx.paths.snapshots_dir.clone()),
-            false,
+            None,
         ),
     }
+}
+
+/// The directory that holds snapshot `s`'s files ([`place`]).
+pub(super) fn files_dir(ctx: &Ctx, s: &SnapshotRecord) -> PathBuf {
+    place(ctx, s, &Artifacts::of(s)).0
 }
 
 pub(super) fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
     let kind = SnapshotType::parse(s.kind()).unwrap_or_default();
     let backend = VmBackend::parse(s.backend());
-    let (dir, names): (PathBuf, Vec<String>) = match smolvm_layout(ctx, s) {
-        Some(found) => found,
-        None => (
-            files_dir(ctx, s).0,
-            files_of(&backend, kind)
-                .iter()
-                .map(|f| f.to_string())
-                .collect(),
-        ),
-    };
-    let smolvm_made = files_dir(ctx, s).1;
+    let artifacts = Artifacts::of(s);
+    let (dir, smolvm_files) = place(ctx, s, &artifacts);
+    let smolvm_made = smolvm_files.is_some();
+    let names = smolvm_files.unwrap_or_else(|| {
+        files_of(&backend, kind)
+            .iter()
+            .map(|f| f.to_string())
+            .collect()
+    });
     let missing = names
         .into_iter()
         .filter(|f| !matches!(open::kind(&dir.join(f)), Ok(Some(open::Kind::File))))
@@ -78,8 +85,8 @@ pub(super) fn info_of(ctx: &Ctx, s: &SnapshotRecord) -> SnapshotInfo {
         restored_vm_id: s.restored_vm_id.as_deref().map(VmId::known),
         missing_files: missing,
         snapshot_id: s.snapshot_id.clone(),
-        snapshot_type: SnapshotType::parse(s.kind()).unwrap_or_default(),
-        artifacts: Artifacts::of(s),
+        snapshot_type: kind,
+        artifacts,
         warm_template_for: s
             .vm_config
             .extras

@@ -291,7 +291,7 @@ pub fn delete(ctx: &Ctx, id: &str) -> Result<SnapshotInfo> {
     let (row, info) = get(ctx, id)?;
     // Its files where its row says they are: smolvm's directory, or SmolVM's own; one
     // that holds what neither writes refuses the delete before anything goes.
-    let (dir, _) = files_dir(ctx, &row);
+    let dir = files_dir(ctx, &row);
     let parent = dir
         .parent()
         .unwrap_or(&ctx.paths.snapshots_dir)
