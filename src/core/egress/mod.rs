@@ -251,17 +251,16 @@ fn proto_name(p: u8) -> String {
 
 type Counters = std::collections::BTreeMap<String, guard::TapCounters>;
 
-/// Whether the guard should hold `r`'s TAP and does not: its VMM alive (a row whose
-/// process is gone has no guest to contain), NAT-attached on a TAP of smolvm's (a
-/// bridge-attached one is never guarded), and the guard's counters read (`None`: they
+/// Whether the guard should hold `r`'s TAP and does not: its VMM alive (not `stale`: a
+/// row whose process is gone has no guest to contain), NAT-attached on a TAP of smolvm's
+/// (a bridge-attached one is never guarded), and the guard's counters read (`None`: they
 /// cannot be, not root; then nothing is claimed) without that TAP guarded. The one rule
 /// of `network show`, the dashboard's NET cell and detail view, and doctor.
-fn unguarded(r: &VmRecord, socket_dir: &Path, counters: Option<&Counters>) -> bool {
+fn unguarded(r: &VmRecord, stale: bool, counters: Option<&Counters>) -> bool {
     let Some(tap) = guarded_tap(r) else {
         return false;
     };
-    counters.is_some_and(|all| !all.get(tap).is_some_and(|c| c.guarded))
-        && !crate::core::vm::row_is_stale(r, socket_dir)
+    !stale && counters.is_some_and(|all| !all.get(tap).is_some_and(|c| c.guarded))
 }
 
 /// The report of a row, with the guard's counters for its TAP (`None`: unreadable). Its
@@ -279,11 +278,8 @@ fn report(
         .and_then(|t| counters?.get(t))
         .cloned()
         .unwrap_or_default();
-    let status = if row.status.is_active() && crate::core::vm::row_is_stale(row, socket_dir) {
-        VmStatus::Error
-    } else {
-        row.status
-    };
+    let stale = crate::core::vm::row_is_stale(row, socket_dir);
+    let status = if stale { VmStatus::Error } else { row.status };
     let mut blocked: Vec<BlockedDestination> = c
         .blocked
         .iter()
@@ -311,7 +307,7 @@ fn report(
         tap: net.tap_device,
         ssh_host_port: net.ssh_host_port,
         guarded: c.guarded,
-        unguarded: unguarded(row, socket_dir, counters),
+        unguarded: unguarded(row, stale, counters),
         guard_outdated: outdated(&c),
         dns_via_resolver: c.dns_redirected,
         allowed: Traffic {
@@ -402,7 +398,11 @@ pub fn summaries(
                 publish_ssh: s.publish_ssh,
                 egress_bytes: c.flatten().map(|c| c.allowed_bytes),
                 blocked_packets: c.flatten().map(|c| c.blocked_packets),
-                unguarded: unguarded(r, &paths.socket_dir, counters.as_ref()),
+                unguarded: unguarded(
+                    r,
+                    crate::core::vm::row_is_stale(r, &paths.socket_dir),
+                    counters.as_ref(),
+                ),
                 outdated: c.flatten().is_some_and(outdated),
             },
         );
@@ -521,10 +521,11 @@ pub fn guard_health(store: Option<&StateStore>, socket_dir: &Path) -> std::io::R
     };
     if let Some(rows) = store.and_then(|s| s.list_vms().ok()) {
         for r in &rows.vms {
-            if unguarded(r, socket_dir, Some(&counters)) {
+            let stale = crate::core::vm::row_is_stale(r, socket_dir);
+            if unguarded(r, stale, Some(&counters)) {
                 h.unguarded.push(r.id.clone());
             } else if let Some(c) = guarded_tap(r).and_then(|t| counters.get(t)) {
-                if outdated(c) && !crate::core::vm::row_is_stale(r, socket_dir) {
+                if outdated(c) && !stale {
                     h.outdated.push(r.id.clone());
                 }
             }
