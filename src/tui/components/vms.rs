@@ -264,7 +264,7 @@ impl Component for VmsPane {
 pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
     Some(match a {
         // Start again when none of them is live.
-        Action::Stop if none_live(ids, cx) => Mutation::Start,
+        Action::Stop if all_startable(ids, cx) => Mutation::Start,
         Action::Stop => Mutation::Stop,
         // Resume when every one of them is paused.
         Action::Pause if all_paused(ids, cx) => Mutation::Resume,
@@ -283,7 +283,7 @@ pub fn vm_mutation(a: Action, ids: &[VmId], cx: &Cx) -> Option<Mutation> {
 
 /// Each of `ids` may be started (core's rule: stopped, created, in error, or its VMM
 /// gone): `s` starts them instead of stopping them.
-fn none_live(ids: &[VmId], cx: &Cx) -> bool {
+fn all_startable(ids: &[VmId], cx: &Cx) -> bool {
     ids.iter().all(|id| {
         cx.data
             .vms
@@ -327,7 +327,7 @@ pub fn on_vms(a: Action, ids: Vec<VmId>, cx: &Cx) -> Vec<Intent> {
     }
     let open = |d: Dialog| vec![Intent::open(d)];
     match a {
-        Action::Stop if none_live(&ids, cx) => {
+        Action::Stop if all_startable(&ids, cx) => {
             vec![Intent::Request(crate::tui::dialogs::Request::Boot { ids })]
         }
         Action::Stop => open(Dialog::Confirm(ConfirmAction::Stop(ids))),

@@ -765,9 +765,3 @@ fn capped<'a>(mut lines: Vec<Line<'a>>, max: usize, t: &super::theme::Theme) -> 
     }
     lines
 }
-
-/// A path on this host as typed in a form or the palette: core's rule
-/// ([`crate::core::presets::mounts::typed_path`]: `~` and `~/…` are the user's home).
-pub(crate) fn local_path(home: &std::path::Path, text: &str) -> std::path::PathBuf {
-    crate::core::presets::mounts::typed_path(home, text)
-}

@@ -496,7 +496,7 @@ impl TransferForm {
     }
 
     fn local_path(&self) -> String {
-        super::local_path(&self.home, &text_of(&self.local))
+        crate::core::presets::mounts::typed_path(&self.home, &text_of(&self.local))
             .display()
             .to_string()
     }

@@ -347,6 +347,6 @@ pub(super) fn run_load(run: &Run, cx: &Context, input: String, force: bool) -> O
 /// A path typed in the palette as the command would get it from a shell: `~/` is the
 /// home, a relative one is from where the dashboard was started.
 fn typed_path(home: &std::path::Path, text: &str) -> PathBuf {
-    let p = crate::tui::dialogs::local_path(home, text);
+    let p = crate::core::presets::mounts::typed_path(home, text);
     std::path::absolute(&p).unwrap_or(p)
 }
