@@ -183,6 +183,41 @@ fn a_follower_ends_when_the_vmm_exits() {
     assert_eq!(out, "first\nlast words\n");
 }
 
+/// A follower reads the state database without changing it (a private copy, since no
+/// writer has it open): stopped as a user stops it, by Ctrl-C (SIGINT, no handler runs),
+/// or killed, it leaves nothing in the temporary directory — no copy of the database
+/// (every sandbox's config) piling up in `/tmp` at each `logs -f`.
+#[test]
+fn a_follower_stopped_by_ctrl_c_or_killed_leaves_no_copy_of_the_database() {
+    require_root!("(a QEMU stand-in in a network namespace)");
+    let h = Home::new();
+    let ns = NetNs::new();
+    let vmm = running_stand_in(&h, &ns, "vm-tail");
+    std::fs::write(h.data.join("vm-tail.log"), b"first\n").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for signal in [nix::sys::signal::SIGINT, nix::sys::signal::SIGKILL] {
+        let mut follower = smolvm(&h, &["sandbox", "logs", "vm-tail", "-f"])
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first line shown: the follower has read the database and is following.
+        let mut first = [0u8; 6];
+        std::io::Read::read_exact(follower.stdout.as_mut().unwrap(), &mut first).unwrap();
+        assert_eq!(&first, b"first\n");
+        let pid = nix::unistd::Pid::from_raw(follower.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let status = follower.wait().unwrap();
+        assert!(!status.success(), "{signal}: {status}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "after {signal}: {left:?} left in TMPDIR");
+    }
+    drop(vmm);
+}
+
 #[test]
 fn an_error_quoting_the_console_log_is_escaped_on_a_terminal() {
     require_root!();

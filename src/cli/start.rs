@@ -500,22 +500,13 @@ fn show(out: &mut impl std::io::Write, bytes: &[u8], esc: &mut Option<Escaper>) 
     r.and_then(|_| out.flush()).is_ok()
 }
 
-/// `logs [-f]`, starting at byte `from`; `esc` escapes for a terminal ([`shown_as`]).
-fn logs(id: &VmId, follow: bool, from: u64, mut esc: Option<Escaper>, cx: &Context) -> i32 {
+/// `logs -f` after the tail: the log `f` followed from byte `from` while the VM runs, with
+/// the context the tail was read with (one read of the state database per command: a
+/// follower stopped by Ctrl-C at any moment leaves no copy of it behind); `esc` escapes
+/// for a terminal ([`shown_as`]).
+fn follow(ctx: &Ctx, id: &VmId, mut f: std::fs::File, from: u64, mut esc: Option<Escaper>) -> i32 {
     use std::io::{Read, Seek, SeekFrom, Write};
     let r = (|| -> Result<()> {
-        let ctx = open_reader(cx)?;
-        let path = lifecycle::log_path(&ctx, id)?;
-        let mut f = match lifecycle::open_log(&ctx, id)? {
-            Some(f) => f,
-            None if !follow => return Ok(()),
-            None => {
-                return Err(Error::runtime(format!(
-                    "cannot open {}: No such file or directory",
-                    path.display()
-                )))
-            }
-        };
         let mut out = std::io::stdout().lock();
         let mut pos = from;
         loop {
@@ -534,7 +525,7 @@ fn logs(id: &VmId, follow: bool, from: u64, mut esc: Option<Escaper>, cx: &Conte
             if !show(&mut out, &buf, &mut esc) {
                 return Ok(()); // reader went away
             }
-            if !follow || (n == 0 && !lifecycle::is_running(&ctx, id)) {
+            if n == 0 && !lifecycle::is_running(ctx, id) {
                 if let Some(e) = &mut esc {
                     let _ = out.write_all(e.finish().as_bytes());
                     let _ = out.flush();
@@ -577,7 +568,7 @@ fn logs_tail(a: &super::args::LogsArgs, cx: &Context) -> i32 {
         .with_recovery(recovery);
         return output::fail_with(CMD, true, &e, 1);
     }
-    let r = (|| -> Result<(LogLines, Vec<u8>)> {
+    let r = (|| -> Result<(LogLines, Vec<u8>, Ctx, std::fs::File)> {
         let ctx = open_reader(cx)?;
         let id = VmId::parse(&a.id)?;
         let path = lifecycle::log_path(&ctx, &id)?;
@@ -611,14 +602,16 @@ fn logs_tail(a: &super::args::LogsArgs, cx: &Context) -> i32 {
                 lines,
             },
             bytes,
+            ctx,
+            f,
         ))
     })();
     match r {
-        Ok((l, _)) if a.json => {
+        Ok((l, ..)) if a.json => {
             output::print_json(CMD, 0, Some(&l), None);
             0
         }
-        Ok((l, bytes)) => {
+        Ok((l, bytes, ctx, f)) => {
             let mut esc = shown_as(a.raw);
             let start = escape::tail_start(&bytes, a.tail as usize);
             // A log within the tail is written whole, its bytes as they are (as the whole
@@ -642,7 +635,7 @@ fn logs_tail(a: &super::args::LogsArgs, cx: &Context) -> i32 {
                 }
             }
             if a.follow {
-                logs(&l.vm_id, true, bytes.len() as u64, esc, cx)
+                follow(&ctx, &l.vm_id, f, bytes.len() as u64, esc)
             } else {
                 0
             }

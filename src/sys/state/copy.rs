@@ -2,6 +2,8 @@
 //! run) or that cannot write the file (another user's database): the database and its
 //! `-journal`/`-wal` are copied into a fresh `0700` directory and SQLite opens the copy
 //! read-write, so a hot journal left by a killed writer is rolled back there, in the copy.
+//! The store then reads it into memory and the directory goes at once: a reader that
+//! lives on (`logs -f`) and is stopped by a signal, or replaced by `ssh`, leaves nothing.
 //!
 //! While copying, a shared lock is held on the original in SQLite's own locking protocol
 //! (an open-file-description lock on its PENDING byte, then its SHARED range), so a

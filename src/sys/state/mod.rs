@@ -148,9 +148,6 @@ pub struct StateStore {
     conn: Mutex<Connection>,
     read_only: bool,
     busy_timeout: Duration,
-    /// The private copy a read-only store reads, removed when the store is dropped
-    /// (after `conn`, which is declared first and so closed first).
-    _copy: Option<copy::PrivateDir>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -275,7 +272,6 @@ impl StateStore {
             conn: Mutex::new(conn),
             read_only: false,
             busy_timeout,
-            _copy: None,
         };
         store.init()?;
         Ok(store)
@@ -291,7 +287,6 @@ impl StateStore {
             conn: Mutex::new(conn),
             read_only: true,
             busy_timeout,
-            _copy: None,
         })
     }
 
@@ -336,7 +331,6 @@ impl StateStore {
                             conn: Mutex::new(conn),
                             read_only: true,
                             busy_timeout,
-                            _copy: None,
                         },
                         None,
                     ))
@@ -372,16 +366,39 @@ impl StateStore {
         )
         .map_err(sql)?;
         match health(&conn) {
-            Ok(None) => Ok((
-                StateStore {
-                    path: path.to_path_buf(),
-                    conn: Mutex::new(conn),
-                    read_only: true,
-                    busy_timeout,
-                    _copy: Some(dir),
-                },
-                None,
-            )),
+            Ok(None) => {
+                // Read into memory, then the copy goes: a reader stopped by a signal (no
+                // destructor runs: Ctrl-C on `logs -f`) leaves no database behind.
+                let mut memory = Connection::open_in_memory().map_err(sql)?;
+                // An in-memory database keeps the page size it starts with.
+                let page_size: i64 = conn
+                    .query_row("PRAGMA page_size", [], |r| r.get(0))
+                    .map_err(sql)?;
+                memory
+                    .execute_batch(&format!("PRAGMA page_size = {page_size}"))
+                    .map_err(sql)?;
+                // The whole file in one step (-1): nobody else has the private copy.
+                let step = rusqlite::backup::Backup::new(&conn, &mut memory)
+                    .and_then(|b| b.step(-1))
+                    .map_err(sql)?;
+                if step != rusqlite::backup::StepResult::Done {
+                    return Err(StateError::Locked {
+                        path: path.to_path_buf(),
+                        waited: 0.0,
+                    });
+                }
+                drop(conn);
+                drop(dir);
+                Ok((
+                    StateStore {
+                        path: path.to_path_buf(),
+                        conn: Mutex::new(memory),
+                        read_only: true,
+                        busy_timeout,
+                    },
+                    None,
+                ))
+            }
             Ok(Some(reason)) => corrupt(reason),
             Err(e) => Err(sql(e)),
         }
