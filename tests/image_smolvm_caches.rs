@@ -601,3 +601,46 @@ fn a_folder_whose_name_is_no_utf8_is_listed_and_left_alone() {
     assert!(err.contains("is not an image"), "{err}");
     assert!(dir.join("data").is_file());
 }
+
+/// `image rm` and `image inspect` read a name as SmolVM reads it, one rule for both: a
+/// name no cache entry can have (a path out of the images root, `custom` alone, a
+/// backslash) is SmolVM's `invalid_input` (exit 2) before anything is looked at, in its
+/// words; the absolute path `image ls` prints names its entry, and one outside the root
+/// is no name.
+#[test]
+fn image_rm_and_inspect_read_a_name_as_smolvm_does() {
+    let h = Home::new();
+    let name = "codex-v0.0.36-amd64-qemu";
+    let dir = smolvm_cache(&h, name);
+    std::fs::create_dir_all(h.home.join("etc-like")).unwrap();
+    let outside = h.home.join("etc-like");
+    let escaping = format!("{}/../etc-like", h.images().display());
+    for verb in ["inspect", "rm"] {
+        for bad in [
+            "../etc",
+            "a/../../b",
+            "custom",
+            "x\\y",
+            outside.to_str().unwrap(),
+            escaping.as_str(),
+        ] {
+            let args = ["image", verb, bad, "--json"];
+            let (code, out, _) = support::smolvm_py::cli(h.env_vars(), &args);
+            let theirs: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let mine = json(&ours(&h, &args));
+            assert_eq!(code, 2, "SmolVM {args:?}: {theirs}");
+            assert_eq!(mine["exit_code"], 2, "{args:?}: {mine}");
+            assert_eq!(mine["error"], theirs["error"], "{args:?}");
+        }
+    }
+    assert!(outside.is_dir() && dir.is_dir());
+    // The path `image ls` prints: SmolVM inspects it, and so do we; rm removes it.
+    let path = dir.to_str().unwrap();
+    let theirs = smolvm_py(&h, &["image", "inspect", path, "--json"]);
+    let mine = json(&ours(&h, &["image", "inspect", path, "--json"]));
+    assert_eq!(mine["data"][0]["name"], theirs["data"][0]["name"], "{mine}");
+    assert_eq!(mine["data"][0]["path"], path);
+    let rm = json(&ours(&h, &["image", "rm", &format!("{path}/"), "--json"]));
+    assert_eq!(rm["data"]["removed"][0]["name"], name, "{rm}");
+    assert!(!dir.exists());
+}

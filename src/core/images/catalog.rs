@@ -244,11 +244,43 @@ pub struct Inspect {
 /// (`codex-amd64-qemu[-alpine]`) that names its platform too, or SmolVM's own cache name
 /// (`codex-v0.0.36-amd64-qemu`, a directory in the images root, of any version); the
 /// manifest's row for it and what of it is cached.
+/// The cache-entry name `arg` gives, read as SmolVM reads what `image inspect` and `image
+/// rm` are given (`_normalize_rm_name`, then `_valid_entry_name`): trailing slashes
+/// dropped (tab completion); an absolute path inside `images_root` (what `image ls`
+/// prints) taken relative to it, word by word, never resolved through the file system
+/// (`<root>/../x` is no name); then [`check_entry_name`]. The one reading both verbs
+/// and both faces use.
+pub fn entry_name(images_root: &Path, arg: &str) -> Result<String> {
+    let trimmed = arg.trim_end_matches(['/', '\\']);
+    let candidate = Path::new(trimmed);
+    let mut name = trimmed.to_string();
+    if candidate.is_absolute() {
+        let resolved = std::fs::canonicalize(images_root).ok();
+        for base in std::iter::once(images_root).chain(resolved.as_deref()) {
+            if let Some(rel) = candidate
+                .strip_prefix(base)
+                .ok()
+                .and_then(|r| r.to_str())
+                .filter(|r| !r.is_empty())
+            {
+                name = rel.to_string();
+                break;
+            }
+        }
+    }
+    check_name(arg, &name)?;
+    Ok(name)
+}
+
 /// SmolVM's test of a cache name (`_valid_entry_name`, after dropping trailing slashes):
 /// one path segment other than `.`, `..`, `custom` and `macos`, or `custom/<name>[/<fp>]`
 /// and `macos/<name>`; no backslash. Anything else is its `invalid_input` (exit 2).
 pub fn check_entry_name(arg: &str) -> Result<()> {
-    let name = arg.trim_end_matches(['/', '\\']);
+    check_name(arg, arg.trim_end_matches(['/', '\\']))
+}
+
+/// [`check_entry_name`] of `name`, the error quoting what was typed (`arg`).
+fn check_name(arg: &str, name: &str) -> Result<()> {
     let segs: Vec<&str> = name.split('/').collect();
     let plain = |s: &str| !s.is_empty() && s != "." && s != "..";
     let ok = !name.is_empty()
@@ -284,11 +316,11 @@ pub fn inspect_named(
         mut vmm,
         mut os,
     } = asked;
-    let mut preset = arg.to_string();
-    check_entry_name(arg)?;
+    let name = entry_name(&layout.images_root, arg)?;
+    let mut preset = name.clone();
     // The user's presets too (`presets`: the context's, as `start` finds them).
     if presets.find(&preset).is_none() {
-        let flat_name = arg.trim_end_matches('/');
+        let flat_name = name.as_str();
         if let Some(found) = flat_cache(flat_name, layout.images_root.join(flat_name)) {
             let m = super::Manifest::load(env)?;
             let (p, a, v, o) = found.parsed.clone();

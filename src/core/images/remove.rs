@@ -102,12 +102,11 @@ pub fn remove(
 /// The error for an argument that names no image: a folder of the images root that is
 /// no image (no cache layout claims its name: `image ls` lists it as `other`, left alone)
 /// is not smolvm's to remove, and the words say so.
-fn not_named(images_root: &Path, a: &str) -> Error {
-    let name = a.trim_end_matches('/');
+fn not_named(images_root: &Path, name: &str) -> Error {
     // The listing's own rule (every built image was named before this is reached).
     let folders = super::listing::not_images(images_root, &[]);
     let Some((_, path)) = folders.iter().find(|(n, _)| n == name) else {
-        return Error::runtime(format!("No cached image named '{a}'."))
+        return Error::runtime(format!("No cached image named '{name}'."))
             .with_recovery("Run 'smolvm image list' to see cached images.");
     };
     if let Some(image) = super::store::staged_image(name) {
@@ -145,11 +144,15 @@ fn choose(presets: &Registry, req: &RmRequest) -> Result<Vec<Row>> {
         .collect();
     let smolvm = catalog::list_smolvm(images_root, current_version, state_dbs);
     let built = super::store::built_names(images_root);
-    let full = |a: &str| a.trim_end_matches('/').to_string();
-    for a in args {
+    // Each argument read as SmolVM reads it (an error before anything is looked at).
+    let args = args
+        .iter()
+        .map(|a| catalog::entry_name(images_root, a))
+        .collect::<Result<Vec<String>>>()?;
+    for a in &args {
         let named = ours.iter().any(|e| matches(presets, a, e))
-            || smolvm.iter().any(|e| e.name == full(a))
-            || built.contains(&full(a));
+            || smolvm.iter().any(|e| e.name == *a)
+            || built.contains(a);
         if !named {
             return Err(not_named(images_root, a));
         }
@@ -162,14 +165,11 @@ fn choose(presets: &Registry, req: &RmRequest) -> Result<Vec<Row>> {
         .chain(
             smolvm
                 .into_iter()
-                .filter(|e| args.iter().any(|a| e.name == full(a)))
+                .filter(|e| args.contains(&e.name))
                 .map(|e| Row::from_entry(e, Kind::SmolvmCache)),
         )
         .collect();
-    for name in built
-        .into_iter()
-        .filter(|n| args.iter().any(|a| full(a) == *n))
-    {
+    for name in built.into_iter().filter(|n| args.contains(n)) {
         rows.push(Row::built(images_root, name, &links));
     }
     Ok(rows)
