@@ -35,7 +35,7 @@ use std::time::Instant;
 use super::builder::{kernel_sha, sha256_hex, Base};
 use super::context::Ctx;
 use super::error::{rt, Error, Result};
-use super::host::{Backend, Runtime};
+use super::host::{Backend, Host, Runtime};
 use super::images::{Os, Vmm};
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
@@ -93,40 +93,74 @@ pub fn wanted(ask: Ask, preset: Option<&Preset>) -> WarmChoice {
     }
 }
 
-/// Why a warm start of `opts` starts cold instead, when what it carries says so (the
-/// runtime is [`fallback`]'s).
-fn cold_reason(opts: &StartOptions) -> Option<&'static str> {
-    if !opts.mounts.is_empty() {
-        return Some(
-            "--mount needs a cold start (QEMU cannot add a 9p share to a template's running clone)",
-        );
-    }
-    if opts.bridge.is_some() {
-        return Some("a bridged network needs a cold start");
-    }
-    None
+/// Why a warm start must start cold, decided before anything boots: what it carries
+/// (mounts, a bridge) or the VMM it would run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cold {
+    Mounts,
+    Bridge,
+    /// Clones need QEMU's file-backed RAM; the start runs this VMM.
+    NeedsQemu(Vmm),
 }
 
-/// A warm start's fallback: `Err(why)` when it must start cold (mounts, a bridge,
-/// Firecracker), else the runtime it clones on.
-fn fallback(ctx: &Ctx, opts: &StartOptions) -> Result<std::result::Result<Runtime, String>> {
-    if let Some(why) = cold_reason(opts) {
-        return Ok(Err(why.to_string()));
+impl Cold {
+    /// The start's warning (`warm start: {why}; starting cold`) and the report's `why`.
+    pub fn why(self) -> String {
+        match self {
+            Cold::Mounts => "--mount needs a cold start (QEMU cannot add a 9p share to a template's running clone)".into(),
+            Cold::Bridge => "a bridged network needs a cold start".into(),
+            Cold::NeedsQemu(vmm) => format!(
+                "warm starts need QEMU (a clone maps its template's RAM file), and this start runs {vmm}"
+            ),
+        }
     }
-    let needs_qemu = |vmm: &str| {
-        Ok(Err(format!(
-            "warm starts need QEMU (a clone maps its template's RAM file), and this start runs {vmm}"
-        )))
+
+    /// A few words for a form's note (the dashboard's start form).
+    pub fn short(self) -> String {
+        match self {
+            Cold::Mounts => "mounts need a cold start".into(),
+            Cold::Bridge => "a bridge needs a cold start".into(),
+            Cold::NeedsQemu(vmm) => format!("warm starts need QEMU, this host runs {vmm}"),
+        }
+    }
+}
+
+/// Why a warm start on `host` with `backend` asked, carrying mounts or a bridge, starts
+/// cold instead; `None`: it clones. `host` unknown (not read yet): only what the start
+/// carries is looked at. The one rule [`start`] and the dashboard's form both ask.
+pub fn cold(host: Option<&Host>, backend: Backend, mounts: bool, bridge: bool) -> Option<Cold> {
+    if mounts {
+        return Some(Cold::Mounts);
+    }
+    if bridge {
+        return Some(Cold::Bridge);
+    }
+    let vmm = match (backend, host) {
+        (Backend::Firecracker, _) => Vmm::Firecracker,
+        (_, Some(h)) => h.backend(backend).value,
+        (_, None) => return None,
     };
-    if opts.backend == Backend::Firecracker {
-        return needs_qemu("firecracker");
+    (vmm != Vmm::Qemu).then_some(Cold::NeedsQemu(vmm))
+}
+
+/// A warm start's fallback: `Err(why)` when it must start cold ([`cold`]), else the
+/// runtime it clones on.
+fn fallback(ctx: &Ctx, opts: &StartOptions) -> Result<std::result::Result<Runtime, String>> {
+    let carried = cold(
+        Some(&ctx.host),
+        opts.backend,
+        !opts.mounts.is_empty(),
+        opts.bridge.is_some(),
+    );
+    if let Some(c) = carried {
+        return Ok(Err(c.why()));
     }
     // The runtime as the start would resolve it (its TCG warning is the clone's to give).
     let runtime = ctx
         .host
         .runtime(opts.backend, opts.accel, opts.boot_timeout)?;
     if runtime.vmm != Vmm::Qemu {
-        return needs_qemu(runtime.vmm.as_str());
+        return Ok(Err(Cold::NeedsQemu(runtime.vmm).why()));
     }
     Ok(Ok(runtime))
 }
@@ -519,12 +553,33 @@ fn key(i: &Inputs<'_>) -> Result<Key> {
 mod tests {
     use super::*;
 
+    /// Mounts, a bridge and a VMM other than QEMU start cold, whoever asks: a host with
+    /// hardware KVM and a Firecracker binary runs Firecracker when no backend is asked
+    /// for, so a warm start there is cold (the dashboard's form says so before the start).
     #[test]
-    fn mounts_and_bridges_start_cold_and_the_flags_decide_over_the_preset() {
-        let mut o = StartOptions::default();
-        assert_eq!(cold_reason(&o), None);
-        o.mounts = crate::core::presets::mounts::parse_specs(&["/tmp".to_string()], false).unwrap();
-        assert!(cold_reason(&o).unwrap().contains("--mount"));
+    fn mounts_bridges_and_firecracker_start_cold_and_the_flags_decide_over_the_preset() {
+        use crate::core::host::{DevAccess, KvmKind};
+        let auto = Backend::default();
+        assert_eq!(cold(None, auto, false, false), None);
+        assert_eq!(cold(None, auto, true, false), Some(Cold::Mounts));
+        assert!(Cold::Mounts.why().contains("--mount"));
+        assert_eq!(cold(None, auto, false, true), Some(Cold::Bridge));
+        let pvm = Host {
+            kvm: KvmKind::Pvm,
+            qemu: Some("/usr/bin/qemu-system-x86_64".into()),
+            firecracker: Some("/usr/bin/firecracker".into()),
+            ..Host::default()
+        };
+        assert_eq!(cold(Some(&pvm), auto, false, false), None, "QEMU here");
+        let kvm = Host {
+            kvm: KvmKind::Hardware,
+            dev_kvm: DevAccess::ReadWrite,
+            ..pvm.clone()
+        };
+        let fc = Some(Cold::NeedsQemu(Vmm::Firecracker));
+        assert_eq!(cold(Some(&kvm), auto, false, false), fc);
+        assert_eq!(cold(None, Backend::Firecracker, false, false), fc);
+        assert_eq!(cold(Some(&kvm), Backend::Qemu, false, false), None);
         let mut p = Registry::builtin().presets[0].clone();
         let warm = |ask, p: Option<&Preset>| wanted(ask, p).warm;
         let flags = Ask::from_flags;

@@ -574,14 +574,10 @@ pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 /// A form's check box: `[x]` or `[ ]`, then what it means (muted).
-pub(super) fn checkbox(
-    on: bool,
-    note: &'static str,
-    t: &crate::tui::theme::Theme,
-) -> Paragraph<'static> {
+pub(super) fn checkbox(on: bool, note: &str, t: &crate::tui::theme::Theme) -> Paragraph<'static> {
     Paragraph::new(Line::from(vec![
         Span::raw(if on { "[x]" } else { "[ ]" }),
-        Span::styled(note, t.muted()),
+        Span::styled(note.to_string(), t.muted()),
     ]))
 }
 

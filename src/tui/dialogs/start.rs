@@ -212,6 +212,21 @@ impl StartForm {
         }
     }
 
+    /// What the Warm toggle does for this start, as core's start decides it
+    /// ([`crate::core::warm::cold`], on the host the dashboard last read): a built image
+    /// boots cold, and so does a preset with mounts or on a host whose VMM is not QEMU.
+    pub fn warm_note(&self, host: Option<&crate::core::host::Host>) -> String {
+        use crate::core::warm;
+        let backend = StartOptions::default().backend;
+        if !warm::wanted(warm::Ask::Warm, self.chosen_preset()).warm {
+            return "  presets only: a built image boots cold".into();
+        }
+        match warm::cold(host, backend, !self.mount_specs().is_empty(), false) {
+            Some(c) => format!("  {}: this one boots cold", c.short()),
+            None => "  clone the preset's template (the first start makes it)".into(),
+        }
+    }
+
     /// Choose entry `i` of [`StartForm::choices`]; the warm toggle goes back to that
     /// preset's `warm` key, and the memory, unless edited, to what core gives that image
     /// ([`presets::default_memory_mib`]: a preset's own, a built image's default).
@@ -436,13 +451,8 @@ impl StartForm {
             Paragraph::new(form.egress.note(app)).wrap(ratatui::widgets::Wrap { trim: false }),
             v,
         );
-        let warm_note = if form.chosen_preset().is_none() {
-            "  presets only: a built image boots cold"
-        } else if form.warm && !form.mount_specs().is_empty() {
-            "  mounts need a cold start: this one boots cold"
-        } else {
-            "  clone the preset's template (the first start makes it)"
-        };
+        let host = app.data.slow.as_ref().map(|s| &s.host);
+        let warm_note = form.warm_note(host);
         let checks = [
             (
                 11,
@@ -465,7 +475,7 @@ impl StartForm {
                 form.attach,
                 "  open the agent (a shell for an image) once it is up",
             ),
-            (18, Field::Warm, "Warm", form.warm, warm_note),
+            (18, Field::Warm, "Warm", form.warm, warm_note.as_str()),
         ];
         for (row, i, name, on, note) in checks {
             let (l, v) = split(rows[row]);
@@ -680,6 +690,46 @@ mod tests {
         assert_eq!(
             opts.preset.as_deref(),
             Some(Registry::builtin().presets[1].name.as_str())
+        );
+    }
+
+    /// The Warm toggle's note is core's decision of the start (`core::warm::cold`), on the
+    /// host the dashboard read: a host with hardware KVM and a Firecracker binary runs
+    /// Firecracker, so a warm start there boots cold, and the note says so before the start
+    /// (it used to promise a clone); mounts and a built image boot cold too.
+    #[test]
+    fn the_warm_note_is_cores_decision_on_the_host_read() {
+        use crate::core::host::{DevAccess, Host, KvmKind};
+        let qemu_host = Host {
+            kvm: KvmKind::Pvm,
+            qemu: Some("/usr/bin/qemu-system-x86_64".into()),
+            firecracker: Some("/usr/bin/firecracker".into()),
+            ..Host::default()
+        };
+        let fc_host = Host {
+            kvm: KvmKind::Hardware,
+            dev_kvm: DevAccess::ReadWrite,
+            ..qemu_host.clone()
+        };
+        let mut f = StartForm::new(vec!["my-debian".into()]);
+        let clones = "  clone the preset's template (the first start makes it)";
+        assert_eq!(f.warm_note(Some(&qemu_host)), clones);
+        assert_eq!(f.warm_note(None), clones, "no host read yet");
+        assert_eq!(
+            f.warm_note(Some(&fc_host)),
+            "  warm starts need QEMU, this host runs firecracker: this one boots cold"
+        );
+        f.mounts = line_input("/tmp");
+        assert_eq!(
+            f.warm_note(Some(&qemu_host)),
+            "  mounts need a cold start: this one boots cold"
+        );
+        f.mounts = line_input("");
+        let built = f.choices().count() - 1;
+        f.choose(built);
+        assert_eq!(
+            f.warm_note(Some(&qemu_host)),
+            "  presets only: a built image boots cold"
         );
     }
 
