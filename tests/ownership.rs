@@ -305,6 +305,7 @@ const TEST_FILES: &[&str] = &[
     "src/sys/state/fuzz.rs",
     "src/sys/fs/tests.rs",
     "src/sys/unpack/tests.rs",
+    "src/tui/dialogs/start/tests.rs",
 ];
 
 #[test]
