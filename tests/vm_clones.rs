@@ -292,3 +292,71 @@ fn a_running_sandbox_branches_into_clones_in_one_step() {
     }
     e.ok_json(&["sandbox", "snapshot", "delete", &snap, "--json"]);
 }
+
+/// The pids of the processes whose command line holds `needle`.
+fn processes_with(needle: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// A `--for-clone` snapshot killed while its helper QEMU writes the RAM file (SIGKILL: no
+/// handler of smolvm's runs) leaves no QEMU behind: the helper dies with smolvm, instead
+/// of waiting forever on its control socket, holding the snapshot's files and a TAP.
+#[test]
+fn a_for_clone_snapshot_killed_midway_leaves_no_helper_qemu() {
+    require_root!();
+    let id = "vm-held";
+    let (e, _) = Sandboxes::debian_codex_started(id);
+    let needle = "ram-snap-killed.sock";
+    let mut snap = e
+        .command(
+            &[
+                "sandbox",
+                "snapshot",
+                "create",
+                id,
+                "--snapshot-id",
+                "snap-killed",
+                "--for-clone",
+                "--resume-source",
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while processes_with(needle).is_empty() {
+        assert!(
+            snap.try_wait().unwrap().is_none(),
+            "the snapshot ended before its helper QEMU was seen"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(300), "no helper QEMU");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    snap.kill().unwrap();
+    snap.wait().unwrap();
+    let t0 = std::time::Instant::now();
+    while !processes_with(needle).is_empty() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            for pid in processes_with(needle) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+            panic!("the helper QEMU outlived the smolvm that started it");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -342,6 +342,10 @@ pub(crate) fn spawn_vmm(ctx: &Ctx, runtime: &Runtime, job: VmmJob<'_>) -> Result
         ))
     };
     let mut launch = Launch::new(&runtime.binary, who.clone()).map_err(cannot)?;
+    if job.throwaway_tap {
+        // A QEMU that never runs the guest is the job's helper: it dies with smolvm.
+        launch.die_with_parent();
+    }
     let kernel_fd = |l: &mut Launch, at: Option<i32>| -> Result<PathBuf> {
         let k = &job.checked.kernel;
         let f = crate::sys::open::open_read(k).map_err(|e| open_err("kernel", k, &e))?;

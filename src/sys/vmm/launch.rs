@@ -71,6 +71,8 @@ pub struct Launch {
     /// `None` when this process is not root: it cannot switch users, and is no more
     /// privileged than its own user anyway.
     user: Option<VmmIdentity>,
+    /// Killed when this process dies ([`Launch::die_with_parent`]).
+    die_with_parent: bool,
 }
 
 fn cstring(s: &OsStr) -> io::Result<CString> {
@@ -120,6 +122,7 @@ impl Launch {
             .collect(),
             keep: Vec::new(),
             user,
+            die_with_parent: false,
         })
     }
 
@@ -165,6 +168,14 @@ impl Launch {
         debug_assert!(at >= FIXED_FD_BASE);
         self.keep.push((fd, Some(at)));
         at
+    }
+
+    /// The VMM is this job's helper, not a VM that outlives the command (the QEMU that
+    /// writes a snapshot's RAM file and never runs the guest): the kernel kills it
+    /// (SIGKILL) when this process dies, so a command killed or stopped by Ctrl-C midway
+    /// leaves no QEMU waiting forever, holding its files and a TAP.
+    pub fn die_with_parent(&mut self) {
+        self.die_with_parent = true;
     }
 
     /// The command line as it will run, program first.
@@ -215,6 +226,8 @@ struct Exec {
     keep: Vec<(RawFd, Option<RawFd>)>,
     user: Option<VmmIdentity>,
     root: bool,
+    /// This process, when the child is to die with it.
+    parent: Option<libc::pid_t>,
 }
 
 // SAFETY: the raw pointers point into `launch`'s own CStrings, which move with it and are
@@ -240,6 +253,9 @@ impl Exec {
                 .collect(),
             user: launch.user.clone(),
             root: nix::unistd::geteuid().is_root(),
+            parent: launch
+                .die_with_parent
+                .then(|| nix::unistd::getpid().as_raw()),
             launch,
         }
     }
@@ -273,6 +289,21 @@ impl Exec {
                 // SAFETY: prctl with integer arguments only.
                 if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
                     return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        if let Some(parent) = self.parent {
+            // After the user switch, which clears it; a parent gone before this line is
+            // seen in getppid.
+            // SAFETY: prctl and getppid with integer arguments only.
+            unsafe {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(io::Error::other(
+                        "smolvm ended before its helper VMM started",
+                    ));
                 }
             }
         }
