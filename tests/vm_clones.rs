@@ -308,14 +308,32 @@ fn processes_with(needle: &str) -> Vec<i32> {
     found
 }
 
-/// A `--for-clone` snapshot killed while its helper QEMU writes the RAM file (SIGKILL: no
-/// handler of smolvm's runs) leaves no QEMU behind: the helper dies with smolvm, instead
-/// of waiting forever on its control socket, holding the snapshot's files and a TAP.
+/// A command killed midway (SIGKILL: no handler of smolvm's runs) leaves none of its
+/// helper processes behind: `sandbox exec`'s ssh (it ran on with the command's output
+/// pipe held open, so a CI job's pipe never closed), and a `--for-clone` snapshot's QEMU
+/// writing the RAM file (it waited forever on its control socket, holding the
+/// snapshot's files and a TAP).
 #[test]
-fn a_for_clone_snapshot_killed_midway_leaves_no_helper_qemu() {
+fn a_command_killed_midway_leaves_no_helper_process() {
     require_root!();
     let id = "vm-held";
     let (e, _) = Sandboxes::debian_codex_started(id);
+    // Killed while the command runs in the guest: its ssh goes with it.
+    let mut exec = e
+        .command(&["sandbox", "exec", id, "--", "sleep", "4321"], &[])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while processes_with("sleep 4321").is_empty() {
+        assert!(exec.try_wait().unwrap().is_none(), "exec ended first");
+        assert!(t0.elapsed() < Duration::from_secs(120), "no ssh seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    exec.kill().unwrap();
+    exec.wait().unwrap();
+    gone_within_20s("sleep 4321", "the exec's ssh");
+    // Killed while the snapshot's helper QEMU writes the RAM file: the QEMU goes.
     let needle = "ram-snap-killed.sock";
     let mut snap = e
         .command(
@@ -346,6 +364,12 @@ fn a_for_clone_snapshot_killed_midway_leaves_no_helper_qemu() {
     }
     snap.kill().unwrap();
     snap.wait().unwrap();
+    gone_within_20s(needle, "the helper QEMU");
+}
+
+/// Within 20 s no process's command line holds `needle` (what `what` is); else they are
+/// killed and the test fails.
+fn gone_within_20s(needle: &str, what: &str) {
     let t0 = std::time::Instant::now();
     while !processes_with(needle).is_empty() {
         if t0.elapsed() > Duration::from_secs(20) {
@@ -355,7 +379,7 @@ fn a_for_clone_snapshot_killed_midway_leaves_no_helper_qemu() {
                     nix::sys::signal::SIGKILL,
                 );
             }
-            panic!("the helper QEMU outlived the smolvm that started it");
+            panic!("{what} outlived the smolvm that started it");
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -221,8 +221,9 @@ pub fn run_attached(
 ) -> Result<Option<i32>> {
     use crate::sys::child::Io;
     let argv = argv(ctx, id, login, words)?;
-    let mut child = crate::sys::child::spawn(&argv, Io::Inherit, Io::Inherit, Io::Inherit)
-        .map_err(|e| Error::runtime(format!("cannot run ssh ({e}); install openssh-client")))?;
+    let mut child =
+        crate::sys::child::spawn_waited(&argv, Io::Inherit, Io::Inherit, Io::Inherit)
+            .map_err(|e| Error::runtime(format!("cannot run ssh ({e}); install openssh-client")))?;
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {

@@ -82,8 +82,40 @@ fn command<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<Command> {
 
 /// Start `argv` with its streams as given.
 pub fn spawn<S: AsRef<OsStr>>(argv: &[S], stdin: Io, stdout: Io, stderr: Io) -> io::Result<Child> {
-    command(argv)?
-        .stdin(stdin.stdio())
+    start(command(argv)?, stdin, stdout, stderr)
+}
+
+/// [`spawn`], for a caller that waits for the child on the thread that starts it: the
+/// kernel kills the child (SIGKILL) when that thread ends, smolvm killed included, so a
+/// killed `sandbox exec` leaves no `ssh` running on with the command's output pipe held
+/// open. (The signal follows the starting thread: a child handed to another thread, or
+/// started on one that ends before it, must not be started so.)
+pub fn spawn_waited<S: AsRef<OsStr>>(
+    argv: &[S],
+    stdin: Io,
+    stdout: Io,
+    stderr: Io,
+) -> io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let mut c = command(argv)?;
+    let parent = nix::unistd::getpid();
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated after the
+    // fork but on the error path of a parent already gone, which ends the child.
+    unsafe {
+        c.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(io::Error::from)?;
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    start(c, stdin, stdout, stderr)
+}
+
+fn start(mut c: Command, stdin: Io, stdout: Io, stderr: Io) -> io::Result<Child> {
+    c.stdin(stdin.stdio())
         .stdout(stdout.stdio())
         .stderr(stderr.stdio())
         .spawn()
@@ -174,7 +206,7 @@ pub fn run_with_input<S: AsRef<OsStr>>(
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
 ) -> io::Result<Captured> {
-    let mut child = spawn(
+    let mut child = spawn_waited(
         argv,
         if stdin.is_some() { Io::Piped } else { Io::Null },
         Io::Piped,
