@@ -582,3 +582,47 @@ fn a_built_images_init_record_round_trips_and_a_bad_one_is_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
     load_fails(&h, &file, ".init");
 }
+
+/// A save stopped by Ctrl-C (SIGINT to the process, as a terminal sends it) or SIGTERM
+/// ends `interrupted` (exit 130) and leaves nothing beside its `-o`: the temporary
+/// `.partial` file it was writing went with it (no destructor runs on a plain Ctrl-C).
+#[test]
+fn a_save_stopped_by_ctrl_c_leaves_no_partial_file() {
+    let h = Home::new();
+    let dir = built_image(&h);
+    // Enough to read that the save is caught midway.
+    std::fs::write(dir.join("vmlinux.bin"), noise(96 << 20, 11)).unwrap();
+    for signal in [nix::sys::signal::SIGINT, nix::sys::signal::SIGTERM] {
+        let out_dir = h.tmp.path().join(format!("out-{signal}"));
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let mut save = StdCommand::new(assert_cmd::cargo::cargo_bin("smolvm"))
+            .env_clear()
+            .envs(h.env_vars())
+            .args(["image", "save", "-o"])
+            .arg(out_dir.join("img.tar.zst"))
+            .arg(NAME)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        // The partial file appears once the files are hashed: stop it while it packs.
+        while names(&out_dir).is_empty() {
+            assert!(save.try_wait().unwrap().is_none(), "the save ended first");
+            assert!(t0.elapsed() < std::time::Duration::from_secs(120));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let pid = nix::unistd::Pid::from_raw(save.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let status = save.wait().unwrap();
+        let mut err = String::new();
+        save.stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(status.code(), Some(130), "{signal}: {err}");
+        assert!(err.contains("interrupted by"), "{err}");
+        assert_eq!(names(&out_dir), Vec::<String>::new(), "after {signal}");
+    }
+}

@@ -171,9 +171,11 @@ impl Launch {
     }
 
     /// The VMM is this job's helper, not a VM that outlives the command (the QEMU that
-    /// writes a snapshot's RAM file and never runs the guest): the kernel kills it
-    /// (SIGKILL) when this process dies, so a command killed or stopped by Ctrl-C midway
-    /// leaves no QEMU waiting forever, holding its files and a TAP.
+    /// writes a snapshot's RAM file and never runs the guest, doctor's Firecracker probe):
+    /// the kernel kills it (SIGKILL) when the thread that starts it ends, smolvm's death
+    /// included, so a command killed or stopped by Ctrl-C midway leaves no VMM waiting
+    /// forever, holding its files and a TAP. Only for a VMM that ends before that thread
+    /// does (a runtime's worker, the calling thread).
     pub fn die_with_parent(&mut self) {
         self.die_with_parent = true;
     }

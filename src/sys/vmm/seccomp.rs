@@ -74,6 +74,8 @@ pub fn probe_firecracker(bin: &Path, user: Option<VmmIdentity>) -> io::Result<Op
         let sock = dir.join("fc.sock");
         let mut l = Launch::new(bin, user)?;
         l.arg("--api-sock")?.arg(&sock)?;
+        // Measured and stopped on this thread: a doctor killed meanwhile takes it along.
+        l.die_with_parent();
         let mut child = l.spawn(None)?;
         let deadline = Instant::now() + Duration::from_secs(5);
         let r = loop {

@@ -280,6 +280,23 @@ fn stream(
     Ok((done, hex(&h.finalize())))
 }
 
+/// A reader that fails once `stop` says so (a caught Ctrl-C): a save stops between two
+/// chunks, and its temporary file goes with the error.
+struct Stoppable<'a, R> {
+    inner: R,
+    stop: &'a dyn Fn() -> bool,
+}
+
+impl<R: Read> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if (self.stop)() {
+            // Not `Interrupted`, which a copy loop retries.
+            return Err(io::Error::other("stopped by a signal"));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// A reader that hashes and counts what passes through.
 struct HashRead<'a, R> {
     inner: R,

@@ -159,18 +159,47 @@ pub(super) fn file_header(mut h: tar::Header, name: &str, size: u64) -> io::Resu
 /// Errors (exit 1 unless noted): no such image, an incomplete published image, `output`
 /// already there (a regular file: only with `force`; a symbolic link, a directory or a
 /// special file: never), a file that changes while it is saved; an invalid name is a usage
-/// error (exit 2). On any error no file is left at `output` or beside it.
+/// error (exit 2); Ctrl-C, SIGTERM or SIGHUP (caught while it saves) stop it between two
+/// chunks, `interrupted` (exit 130). On any error no file is left at `output` or beside it
+/// (the temporary file beside it went with a plain Ctrl-C, which ran no destructor).
 pub fn save(
     paths: &Paths,
     version: &str,
     opts: &SaveOptions,
     progress: &Progress<ArchiveEvent>,
 ) -> Result<SaveReport> {
-    if opts.format == Format::Smolvm
+    let interrupts = crate::sys::signals::Interrupts::catch()
+        .map_err(|e| Error::runtime(format!("cannot watch for Ctrl-C: {}", io_reason(&e))))?;
+    let stop = || interrupts.caught().is_some();
+    let r = if opts.format == Format::Smolvm
         || crate::core::images::catalog::flat_cache_name(&opts.name).is_some()
     {
-        return super::smolvm::save(paths, version, opts);
+        super::smolvm::save(paths, version, opts, &stop)
+    } else {
+        save_native(paths, version, opts, progress, &stop)
+    };
+    match (r, interrupts.caught()) {
+        (Err(_), Some(sig)) => Err(Error::new(
+            ErrorCode::Interrupted,
+            format!(
+                "Saving '{}' interrupted by {}; nothing was written to {}",
+                opts.name,
+                crate::sys::signals::name(sig),
+                opts.output.display()
+            ),
+        )),
+        (r, _) => r,
     }
+}
+
+/// [`save`] of smolvm's own format; `stop` ends it between two chunks.
+fn save_native(
+    paths: &Paths,
+    version: &str,
+    opts: &SaveOptions,
+    progress: &Progress<ArchiveEvent>,
+    stop: &dyn Fn() -> bool,
+) -> Result<SaveReport> {
     let src = locate(paths, version, &opts.name)?;
     let out = &opts.output;
     may_write(out, opts.force)?;
@@ -184,7 +213,10 @@ pub fn save(
             .map_err(|e| io_err("cannot read", path, &e))?
             .len();
         let (size, sha256) = stream(
-            At { file: &f, pos: 0 },
+            Stoppable {
+                inner: At { file: &f, pos: 0 },
+                stop,
+            },
             |_| Ok(()),
             |bytes| {
                 progress.emit(ArchiveEvent {
@@ -234,7 +266,11 @@ pub fn save(
         let mut sha = Sha256::new();
         let mut done = 0u64;
         let reader = HashRead {
-            inner: At { file: f, pos: 0 }.take(entry.size),
+            inner: Stoppable {
+                inner: At { file: f, pos: 0 },
+                stop,
+            }
+            .take(entry.size),
             sha: &mut sha,
             done: &mut done,
             tick: &|bytes| {

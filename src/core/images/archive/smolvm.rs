@@ -398,8 +398,14 @@ fn ustar(name: &str, size: u64) -> io::Result<tar::Header> {
 }
 
 /// `image save --format smolvm`: SmolVM's archive of a published cache at `opts.output`
-/// (written beside it and renamed into place, as the native save).
-pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveReport> {
+/// (written beside it and renamed into place, as the native save); `stop` ends it between
+/// two chunks.
+pub fn save(
+    paths: &Paths,
+    version: &str,
+    opts: &SaveOptions,
+    stop: &dyn Fn() -> bool,
+) -> Result<SaveReport> {
     let (name, files) = sources(paths, version, &opts.name)?;
     let out = &opts.output;
     super::save::may_write(out, opts.force)?;
@@ -420,7 +426,7 @@ pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveRepo
         let member = format!("files/{path}");
         let (enc, sha, size) = if path.ends_with(".zst") {
             let mut h = Hashing {
-                inner: f.take(size),
+                inner: super::Stoppable { inner: &f, stop }.take(size),
                 sha: Sha256::new(),
                 n: 0,
             };
@@ -443,7 +449,7 @@ pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveRepo
             let _scratch_guard = super::save::TempFile(Some(spath.clone()));
             // The size recorded is what was read and compressed (SmolVM's rule).
             let mut counted = Hashing {
-                inner: f.take(size),
+                inner: super::Stoppable { inner: &f, stop }.take(size),
                 sha: Sha256::new(),
                 n: 0,
             };
@@ -452,7 +458,11 @@ pub fn save(paths: &Paths, version: &str, opts: &SaveOptions) -> Result<SaveRepo
             scratch.rewind().map_err(werr)?;
             let zlen = scratch.metadata().map_err(werr)?.len();
             let mut h = Hashing {
-                inner: (&scratch).take(zlen),
+                inner: super::Stoppable {
+                    inner: &scratch,
+                    stop,
+                }
+                .take(zlen),
                 sha: Sha256::new(),
                 n: 0,
             };
