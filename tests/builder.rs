@@ -1092,11 +1092,7 @@ fn stop_a_build_midway(
 
 /// Whether a process whose command line holds `text` runs (other than this test's own).
 fn runs(text: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
-        .any(|c| String::from_utf8_lossy(&c).contains(text))
+    !support::processes_with(text).is_empty()
 }
 
 /// Wait (a bounded while) for `gone` to hold: what a killed step started ends a moment

@@ -868,13 +868,7 @@ fn x_on_a_dashboards_build_kills_its_step_and_leaves_nothing() {
     assert!(!mounts.contains(cache.to_str().unwrap()), "{mounts}");
     // Its namespace's processes end with it (a moment after the kill).
     let word = format!("{}/.marker-local.staging-", cache.display());
-    let runs = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
-            .any(|c| String::from_utf8_lossy(&c).contains(&word))
-    };
+    let runs = || !support::processes_with(&word).is_empty();
     let t0 = std::time::Instant::now();
     while runs() && t0.elapsed() < std::time::Duration::from_secs(30) {
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -293,21 +293,6 @@ fn a_running_sandbox_branches_into_clones_in_one_step() {
     e.ok_json(&["sandbox", "snapshot", "delete", &snap, "--json"]);
 }
 
-/// The pids of the processes whose command line holds `needle`.
-fn processes_with(needle: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// A command killed midway (SIGKILL: no handler of smolvm's runs) leaves none of its
 /// helper processes behind: `sandbox exec`'s ssh (it ran on with the command's output
 /// pipe held open, so a CI job's pipe never closed), and a `--for-clone` snapshot's QEMU
@@ -325,7 +310,7 @@ fn a_command_killed_midway_leaves_no_helper_process() {
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
-    while processes_with("sleep 4321").is_empty() {
+    while support::processes_with("sleep 4321").is_empty() {
         assert!(exec.try_wait().unwrap().is_none(), "exec ended first");
         assert!(t0.elapsed() < Duration::from_secs(120), "no ssh seen");
         std::thread::sleep(Duration::from_millis(20));
@@ -354,7 +339,7 @@ fn a_command_killed_midway_leaves_no_helper_process() {
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
-    while processes_with(needle).is_empty() {
+    while support::processes_with(needle).is_empty() {
         assert!(
             snap.try_wait().unwrap().is_none(),
             "the snapshot ended before its helper QEMU was seen"
@@ -371,9 +356,9 @@ fn a_command_killed_midway_leaves_no_helper_process() {
 /// killed and the test fails.
 fn gone_within_20s(needle: &str, what: &str) {
     let t0 = std::time::Instant::now();
-    while !processes_with(needle).is_empty() {
+    while !support::processes_with(needle).is_empty() {
         if t0.elapsed() > Duration::from_secs(20) {
-            for pid in processes_with(needle) {
+            for pid in support::processes_with(needle) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::SIGKILL,

@@ -61,8 +61,7 @@ async fn bring_up_then_wait(
         ));
     }
     let row = ctx.vm(id)?;
-    let stale =
-        row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
+    let stale = crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
     let done = match row.status {
         _ if stale || row.status == VmStatus::Error => {
             return Err(Error::runtime(format!(

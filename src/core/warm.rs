@@ -155,14 +155,11 @@ fn fallback(ctx: &Ctx, opts: &StartOptions) -> Result<std::result::Result<Runtim
     if let Some(c) = carried {
         return Ok(Err(c.why()));
     }
-    // The runtime as the start would resolve it (its TCG warning is the clone's to give).
-    let runtime = ctx
-        .host
-        .runtime(opts.backend, opts.accel, opts.boot_timeout)?;
-    if runtime.vmm != Vmm::Qemu {
-        return Ok(Err(Cold::NeedsQemu(runtime.vmm).why()));
-    }
-    Ok(Ok(runtime))
+    // The runtime as the start would resolve it (its TCG warning is the clone's to give);
+    // its VMM is the one `cold` found to be QEMU (`Host::runtime` runs `Host::backend`'s).
+    ctx.host
+        .runtime(opts.backend, opts.accel, opts.boot_timeout)
+        .map(Ok)
 }
 
 /// A start of `opts` from either face (`smolvm <preset> start`, the dashboard's start

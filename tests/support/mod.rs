@@ -418,6 +418,21 @@ pub fn privileges(pid: i64) -> Privileges {
     }
 }
 
+/// The processes whose command line holds `text` (from `/proc/*/cmdline`).
+pub fn processes_with(text: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains(text)
+                .then_some(pid)
+        })
+        .collect()
+}
+
 /// The processes whose parent is `pid` (from `/proc/*/stat`).
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();

@@ -239,17 +239,12 @@ pub struct Inspect {
     pub files_bytes: u64,
 }
 
-/// What `image inspect <arg>` and the dashboard's inspect show: `arg` is a preset (or an
-/// alias) on the given platform (the host's where unset), a cache name
-/// (`codex-amd64-qemu[-alpine]`) that names its platform too, or SmolVM's own cache name
-/// (`codex-v0.0.36-amd64-qemu`, a directory in the images root, of any version); the
-/// manifest's row for it and what of it is cached.
 /// The cache-entry name `arg` gives, read as SmolVM reads what `image inspect` and `image
 /// rm` are given (`_normalize_rm_name`, then `_valid_entry_name`): trailing slashes
 /// dropped (tab completion); an absolute path inside `images_root` (what `image ls`
 /// prints) taken relative to it, word by word, never resolved through the file system
-/// (`<root>/../x` is no name); then [`check_entry_name`]. The one reading both verbs
-/// and both faces use.
+/// (`<root>/../x` is no name); then SmolVM's test of a name ([`check_entry_name`]). The
+/// one reading both verbs and both faces use.
 pub fn entry_name(images_root: &Path, arg: &str) -> Result<String> {
     let trimmed = arg.trim_end_matches(['/', '\\']);
     let candidate = Path::new(trimmed);
@@ -268,19 +263,15 @@ pub fn entry_name(images_root: &Path, arg: &str) -> Result<String> {
             }
         }
     }
-    check_name(arg, &name)?;
+    check_entry_name(arg, &name)?;
     Ok(name)
 }
 
-/// SmolVM's test of a cache name (`_valid_entry_name`, after dropping trailing slashes):
-/// one path segment other than `.`, `..`, `custom` and `macos`, or `custom/<name>[/<fp>]`
-/// and `macos/<name>`; no backslash. Anything else is its `invalid_input` (exit 2).
-pub fn check_entry_name(arg: &str) -> Result<()> {
-    check_name(arg, arg.trim_end_matches(['/', '\\']))
-}
-
-/// [`check_entry_name`] of `name`, the error quoting what was typed (`arg`).
-fn check_name(arg: &str, name: &str) -> Result<()> {
+/// SmolVM's test of a cache name `name` (`_valid_entry_name`): one path segment other
+/// than `.`, `..`, `custom` and `macos`, or `custom/<name>[/<fp>]` and `macos/<name>`; no
+/// backslash. Anything else is its `invalid_input` (exit 2), quoting what was typed
+/// (`arg`).
+fn check_entry_name(arg: &str, name: &str) -> Result<()> {
     let segs: Vec<&str> = name.split('/').collect();
     let plain = |s: &str| !s.is_empty() && s != "." && s != "..";
     let ok = !name.is_empty()
@@ -303,6 +294,11 @@ fn check_name(arg: &str, name: &str) -> Result<()> {
     }
 }
 
+/// What `image inspect <arg>` and the dashboard's inspect show: `arg` is a preset (or an
+/// alias) on the given platform (the host's where unset), a cache name
+/// (`codex-amd64-qemu[-alpine]`) that names its platform too, or SmolVM's own cache name
+/// (`codex-v0.0.36-amd64-qemu`, a directory in the images root, of any version); the
+/// manifest's row for it and what of it is cached.
 pub fn inspect_named(
     env: &crate::core::Env,
     host: &crate::core::host::Host,

@@ -729,8 +729,7 @@ pub async fn ensure_running(
 /// whether its VMM is gone; else why not.
 fn startable_row(ctx: &Ctx, id: &VmId) -> Result<(crate::sys::state::VmRecord, bool)> {
     let row = ctx.vm(id)?;
-    let stale =
-        row.status.is_active() && crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
+    let stale = crate::core::vm::row_is_stale(&row, &ctx.paths.socket_dir);
     if !crate::core::vm::startable(row.status, stale) {
         return Err(Error::runtime(format!(
             "Cannot start VM in state '{}'",
