@@ -274,6 +274,58 @@ fn debian_image_answers_ssh_and_exec() {
         (Some(0), Some("Linux\n")),
         "{v}"
     );
+    // A guest printing more than smolvm keeps (16 MiB a stream) is cut, not held in the
+    // host's memory: the rest is read and counted, the command's exit code is its own,
+    // and the report and a warning say so.
+    let out = e.run(&[
+        "sandbox",
+        "exec",
+        "vm-deb",
+        "--json",
+        "--timeout",
+        "120",
+        "--",
+        "sh",
+        "-c",
+        "head -c 20000000 /dev/zero | tr '\\0' a; echo done >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = v["data"]["stdout"].as_str().unwrap();
+    assert_eq!(text.len(), 16 << 20);
+    assert!(text.bytes().all(|b| b == b'a'));
+    assert_eq!(v["data"]["stderr"], "done\n");
+    assert_eq!(
+        v["data"]["output_cut"],
+        serde_json::json!({
+            "kept_bytes": 16 << 20,
+            "stdout_dropped_bytes": 20_000_000 - (16 << 20),
+            "stderr_dropped_bytes": 0,
+        })
+    );
+    assert!(
+        stderr(&out).contains(
+            "Warning: sandbox 'vm-deb': stdout cut at 16 MiB, 3222784 more bytes dropped"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // An env file over that size is no file to merge into: `env set` refuses it and
+    // leaves it as it was (a cut copy written back would have lost its end).
+    let env_file = "/etc/profile.d/smolvm_env.sh";
+    let big = format!("head -c 17000000 /dev/zero | tr '\\0' '#' > {env_file}");
+    e.ok(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", &big]);
+    let out = e.run(&["sandbox", "env", "set", "vm-deb", "K=v"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains("Reading the environment file in sandbox 'vm-deb' printed more than 16 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    let size = format!("wc -c < {env_file}; rm {env_file}");
+    let out = e.run(&["sandbox", "exec", "vm-deb", "--", "sh", "-c", &size]);
+    assert_eq!(stdout(&out).trim(), "17000000");
     // `sandbox info` asks the running guest for its OS and used memory, as SmolVM does.
     let vm = &e.ok_json(&["sandbox", "info", "vm-deb", "--json"])["data"]["vm"];
     assert_eq!(vm["os"], "Debian GNU/Linux 12 (bookworm)", "{vm}");

@@ -731,6 +731,9 @@ fn exec(a: &super::args::ExecArgs, cx: &Context) -> i32 {
     }
     match exec::run(&ctx, &id, &a.command, t) {
         Ok(r) => {
+            for s in r.output_cut.iter().flat_map(|c| c.sentences(id.as_str())) {
+                output::warn(s);
+            }
             output::print_json(CMD, r.code(), Some(&r), r.error().as_ref());
             r.code()
         }

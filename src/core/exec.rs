@@ -86,11 +86,53 @@ pub struct ExecResult {
     pub stdout: String,
     pub stderr: String,
     pub timed_out: bool,
+    /// Only when the guest printed more than smolvm keeps (smolvm's key; SmolVM keeps
+    /// everything, so a guest printing without end took its host's memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_cut: Option<OutputCut>,
     /// The command and its timeout, for the error it may end with.
     #[serde(skip)]
     pub command: Vec<String>,
     #[serde(skip)]
     pub timeout: Duration,
+}
+
+/// How much of a command's output was not kept: each stream keeps its first
+/// `kept_bytes` ([`crate::sys::child::CAPTURE_LIMIT`]); the rest was read and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OutputCut {
+    pub kept_bytes: u64,
+    pub stdout_dropped_bytes: u64,
+    pub stderr_dropped_bytes: u64,
+}
+
+impl OutputCut {
+    /// A cut when either stream was cut.
+    fn of(stdout_dropped: u64, stderr_dropped: u64) -> Option<OutputCut> {
+        (stdout_dropped > 0 || stderr_dropped > 0).then_some(OutputCut {
+            kept_bytes: crate::sys::child::CAPTURE_LIMIT as u64,
+            stdout_dropped_bytes: stdout_dropped,
+            stderr_dropped_bytes: stderr_dropped,
+        })
+    }
+
+    /// One sentence per stream cut, for a face to show beside the output.
+    pub fn sentences(&self, id: &str) -> Vec<String> {
+        [
+            ("stdout", self.stdout_dropped_bytes),
+            ("stderr", self.stderr_dropped_bytes),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(stream, n)| {
+            format!(
+                "sandbox '{id}': {stream} cut at {} MiB, {n} more bytes dropped (smolvm keeps the first {} MiB of each stream)",
+                self.kept_bytes >> 20,
+                self.kept_bytes >> 20,
+            )
+        })
+        .collect()
+    }
 }
 
 impl ExecResult {
@@ -131,6 +173,7 @@ pub fn run(ctx: &Ctx, id: &VmId, command: &[String], timeout: Duration) -> Resul
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         timed_out: o.timed_out,
+        output_cut: OutputCut::of(o.stdout_dropped, o.stderr_dropped),
         command: command.to_vec(),
         timeout,
     })
@@ -161,6 +204,7 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             timed_out,
+            output_cut: None,
             command: vec!["sleep".into(), "9".into()],
             timeout: Duration::from_secs(2),
         };
@@ -188,5 +232,20 @@ mod tests {
         let order = ["vm_id", "exit_code", "stdout", "stderr", "timed_out"].map(at);
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert_eq!(text.matches("\":").count(), 5, "{text}");
+        // A cut output says so in a key of smolvm's, only then, and in one sentence per
+        // stream cut.
+        let mut cut = r(Some(0), false);
+        cut.output_cut = OutputCut::of(7, 0);
+        let v = serde_json::to_value(&cut).unwrap();
+        assert_eq!(
+            v["output_cut"],
+            serde_json::json!({"kept_bytes": 16 << 20, "stdout_dropped_bytes": 7, "stderr_dropped_bytes": 0})
+        );
+        assert_eq!(
+            cut.output_cut.unwrap().sentences("vm-1"),
+            ["sandbox 'vm-1': stdout cut at 16 MiB, 7 more bytes dropped (smolvm keeps the first 16 MiB of each stream)"]
+        );
+        assert_eq!(OutputCut::of(0, 0), None);
+        assert_eq!(OutputCut::of(0, 3).unwrap().sentences("v").len(), 1);
     }
 }

@@ -15,8 +15,12 @@ use super::vm::VmId;
 pub struct Output {
     /// The remote exit code (`None` when it was killed at the timeout).
     pub exit_code: Option<i32>,
+    /// The first [`crate::sys::child::CAPTURE_LIMIT`] bytes of each stream...
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// ...and how many more the guest printed (read, not kept).
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
     pub timed_out: bool,
 }
 
@@ -75,18 +79,18 @@ pub fn run(
     let argv = argv(ctx, id, login, words)?;
     let c = crate::sys::child::run_with_input(&argv, stdin, timeout)
         .map_err(|e| Error::runtime(format!("cannot run ssh ({e}); install openssh-client")))?;
-    let (status, stdout, stderr) = (c.status, c.stdout, c.stderr);
-    let timed_out = status.is_none();
     Ok(Output {
-        exit_code: status.and_then(|s| s.code()),
-        stdout,
-        stderr,
-        timed_out,
+        exit_code: c.status.and_then(|s| s.code()),
+        timed_out: c.status.is_none(),
+        stdout: c.stdout,
+        stderr: c.stderr,
+        stdout_dropped: c.stdout_dropped,
+        stderr_dropped: c.stderr_dropped,
     })
 }
 
 /// [`run`], and an error unless the command exited 0 (ssh's 255 as [`unreachable`], any
-/// other code with the remote stderr's first line).
+/// other code with the remote stderr's first line) and its stdout was kept whole.
 pub fn run_ok(
     ctx: &Ctx,
     id: &VmId,
@@ -97,6 +101,11 @@ pub fn run_ok(
 ) -> Result<Vec<u8>> {
     let o = run(ctx, id, login, words, stdin, Some(Duration::from_secs(120)))?;
     match o.exit_code {
+        // Cut output is no answer to read: nothing is made of part of it.
+        Some(0) if o.stdout_dropped > 0 => Err(Error::runtime(format!(
+            "{what} in sandbox '{id}' printed more than {} MiB",
+            crate::sys::child::CAPTURE_LIMIT >> 20
+        ))),
         Some(0) => Ok(o.stdout),
         Some(SSH_FAILED) => Err(unreachable(id, &o.stderr)),
         _ if o.timed_out => Err(Error::runtime(format!(

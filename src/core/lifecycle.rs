@@ -175,7 +175,6 @@ async fn sync_guest(ctx: &Ctx, id: &VmId, limit: Duration) {
     if limit.is_zero() {
         return;
     }
-    use crate::sys::child::Io;
     // `sh -c sync`, in batch mode (what `guest::sh("sync", &[])` spells).
     let words = ["sh", "-c", "sync", "sh"].map(String::from);
     let argv = match ssh_argv_as(ctx, id, &SshLogin::default(), &words, false) {
@@ -185,12 +184,9 @@ async fn sync_guest(ctx: &Ctx, id: &VmId, limit: Duration) {
             return;
         }
     };
-    match crate::sys::child::output_async(&argv, Io::Null, limit).await {
-        Ok(Some(c)) => match c.status {
-            Some(st) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
-            Some(st) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
-            None => {}
-        },
+    match crate::sys::child::status_async(&argv, limit).await {
+        Ok(Some(st)) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
+        Ok(Some(st)) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
         Err(e) => tracing::info!(vm = %id, error = %e, "cannot run ssh for the guest sync"),
         Ok(None) => {
             tracing::info!(vm = %id, limit_ms = limit.as_millis() as u64, "guest sync timed out")

@@ -156,14 +156,59 @@ pub fn exec<S: AsRef<OsStr>>(argv: &[S]) -> io::Error {
     }
 }
 
-fn read_all<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+/// The most bytes of one output stream a captured child leaves in smolvm's memory: what
+/// a guest prints is the guest's to choose, so a command printing without end must not
+/// take the host's memory with it. What comes after is read (so the child is never
+/// blocked on a full pipe and its exit status stays its own) and counted, not kept.
+pub const CAPTURE_LIMIT: usize = 16 << 20;
+
+/// The first `limit` bytes `r` yields and how many more it yielded, read to its end on a
+/// thread of its own.
+pub fn read_capped<R: Read + Send + 'static>(
+    r: Option<R>,
+    limit: usize,
+) -> std::thread::JoinHandle<(Vec<u8>, u64)> {
     std::thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut b);
+        let (mut kept, mut dropped) = (Vec::new(), 0u64);
+        let Some(mut r) = r else {
+            return (kept, dropped);
+        };
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = n.min(limit.saturating_sub(kept.len()));
+                    kept.extend_from_slice(&buf[..room]);
+                    dropped += (n - room) as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
         }
-        b
+        (kept, dropped)
     })
+}
+
+/// [`read_capped`] at [`CAPTURE_LIMIT`].
+fn read_all<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<(Vec<u8>, u64)> {
+    read_capped(r, CAPTURE_LIMIT)
+}
+
+/// The bytes a [`read_all`] kept, with a last line saying how many it dropped (for output
+/// shown as text, where no count travels beside it).
+fn kept_text(t: std::thread::JoinHandle<(Vec<u8>, u64)>) -> Vec<u8> {
+    let (mut kept, dropped) = t.join().unwrap_or_default();
+    if dropped > 0 {
+        kept.extend_from_slice(
+            format!(
+                "\n[smolvm kept the first {} MiB of this output; {dropped} more bytes were dropped]\n",
+                CAPTURE_LIMIT >> 20
+            )
+            .as_bytes(),
+        );
+    }
+    kept
 }
 
 /// Never stop a wait early (for [`wait_until`]'s `stop`).
@@ -191,12 +236,15 @@ fn wait_until(
 }
 
 /// What a finished (or timed-out) child left: its status (`None`: it was killed at the
-/// deadline) and all it printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// deadline) and what it printed, each stream's first [`CAPTURE_LIMIT`] bytes and how many
+/// more it printed (dropped).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Captured {
     pub status: Option<ExitStatus>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
 }
 
 /// Run `argv` with `stdin` fed to it (then closed; `None`: `/dev/null`), its output
@@ -225,10 +273,14 @@ pub fn run_with_input<S: AsRef<OsStr>>(
     let deadline = timeout.map(|t| Instant::now() + t);
     let status = wait_until(&mut child, deadline, Duration::from_millis(20), NEVER)?;
     let _ = feeder.join();
+    let (stdout, stdout_dropped) = t_out.join().unwrap_or_default();
+    let (stderr, stderr_dropped) = t_err.join().unwrap_or_default();
     Ok(Captured {
         status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
+        stdout,
+        stderr,
+        stdout_dropped,
+        stderr_dropped,
     })
 }
 
@@ -248,78 +300,25 @@ pub fn output<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<Captured> {
     run_with_input(argv, None, None)
 }
 
-/// Run `argv` (stdin `/dev/null`, output collected) from async code, killed when
-/// `timeout` passes first (`Ok(None)`).
-pub async fn output_async<S: AsRef<OsStr>>(
+/// Run `argv` (no input, its output to `/dev/null`) from async code, killed when `timeout`
+/// passes first (`Ok(None)`): its exit status.
+pub async fn status_async<S: AsRef<OsStr>>(
     argv: &[S],
-    stdout: Io,
     timeout: Duration,
-) -> io::Result<Option<Captured>> {
+) -> io::Result<Option<ExitStatus>> {
     let (first, rest) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no program to run"))?;
     let mut c = tokio::process::Command::new(first);
     c.args(rest)
         .stdin(Stdio::null())
-        .stdout(stdout.stdio())
-        .stderr(if stdout == Io::Null {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .kill_on_drop(true);
-    match tokio::time::timeout(timeout, c.output()).await {
-        Ok(out) => out.map(|o| {
-            Some(Captured {
-                status: Some(o.status),
-                stdout: o.stdout,
-                stderr: o.stderr,
-            })
-        }),
+    match tokio::time::timeout(timeout, c.status()).await {
+        Ok(st) => st.map(Some),
         Err(_) => Ok(None),
     }
-}
-
-/// Which program of a [`pipeline`] failed to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    First,
-    Second,
-}
-
-/// `first | second`: `first`'s stdout feeds `second`'s stdin; `second`'s stdout goes
-/// nowhere. Both run to the end; each one's status and stderr.
-pub fn pipeline<A: AsRef<OsStr>, B: AsRef<OsStr>>(
-    first: &[A],
-    second: &[B],
-) -> Result<(Captured, Captured), (Stage, io::Error)> {
-    let mut a = spawn(first, Io::Null, Io::Piped, Io::Piped).map_err(|e| (Stage::First, e))?;
-    let a_err = read_all(a.take_stderr());
-    let stream = a
-        .take_stdout()
-        .ok_or_else(|| (Stage::First, io::Error::other("no output")))?;
-    let b = command(second).and_then(|mut c| {
-        c.stdin(stream)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-    });
-    let a_status = a.wait();
-    let a_err = a_err.join().unwrap_or_default();
-    let b = b.map_err(|e| (Stage::Second, e))?;
-    let a_status = a_status.map_err(|e| (Stage::First, e))?;
-    Ok((
-        Captured {
-            status: Some(a_status),
-            stdout: Vec::new(),
-            stderr: a_err,
-        },
-        Captured {
-            status: Some(b.status),
-            stdout: Vec::new(),
-            stderr: b.stderr,
-        },
-    ))
 }
 
 /// `unshare` into a mount and PID namespace of the child's own, which dies with it (and
@@ -390,10 +389,7 @@ fn collect(
     let out = read_all(child.take_stdout());
     let err = read_all(child.take_stderr());
     let status = wait_until(&mut child, deadline, Duration::from_millis(50), stop)?;
-    let (stdout, stderr) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
+    let (stdout, stderr) = (kept_text(out), kept_text(err));
     Ok(status.map(|status| std::process::Output {
         status,
         stdout,
@@ -428,17 +424,29 @@ mod tests {
         );
     }
 
+    /// A child printing more than [`CAPTURE_LIMIT`] leaves only that much in memory; the
+    /// rest is read to its end (its exit status is its own) and counted. One printing
+    /// without end is bounded by its deadline, and still by the limit.
     #[test]
-    fn a_pipeline_feeds_the_second_from_the_first() {
-        let (a, b) = pipeline(
-            &["sh", "-c", "echo hello; echo a >&2"],
-            &["sh", "-c", "read x; echo \"got $x\" >&2; exit 4"],
-        )
-        .unwrap();
-        assert!(a.status.unwrap().success());
-        assert_eq!(a.stderr, b"a\n");
-        assert_eq!(b.status.and_then(|s| s.code()), Some(4));
-        assert_eq!(b.stderr, b"got hello\n");
+    fn captured_output_keeps_its_first_bytes_and_counts_the_rest() {
+        let over = CAPTURE_LIMIT as u64 + 12_345;
+        let script = format!("head -c {over} /dev/zero; head -c 10 /dev/zero >&2; exit 4");
+        let c = run_with_input(&["sh", "-c", &script], None, None).unwrap();
+        assert_eq!(c.status.and_then(|s| s.code()), Some(4));
+        assert_eq!((c.stdout.len(), c.stdout_dropped), (CAPTURE_LIMIT, 12_345));
+        assert_eq!((c.stderr.len(), c.stderr_dropped), (10, 0));
+        let c = run_with_input(&["yes"], None, Some(Duration::from_millis(1500))).unwrap();
+        assert!(c.status.is_none());
+        assert!(c.stdout.len() <= CAPTURE_LIMIT);
+        // Output shown as text says what it dropped.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("head -c {over} /dev/zero >&2")]);
+        let o = output_unless(cmd, NEVER).unwrap().unwrap();
+        let tail = String::from_utf8_lossy(&o.stderr[CAPTURE_LIMIT..]).into_owned();
+        assert_eq!(
+            tail,
+            "\n[smolvm kept the first 16 MiB of this output; 12345 more bytes were dropped]\n"
+        );
     }
 
     #[test]

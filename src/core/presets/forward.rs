@@ -55,7 +55,9 @@ impl Guest {
     }
 
     /// Run `script` with `input` on its stdin; `(exit code, stdout, stderr)`. SSH not
-    /// answering yet (exit 255 with nothing run) is retried until `wait` has passed.
+    /// answering yet (exit 255 with nothing run) is retried; the whole run, retries and
+    /// script, ends within `wait`: a script still running then (a guest that never ends
+    /// it) is killed, an error.
     pub fn run(
         &self,
         script: &str,
@@ -64,10 +66,21 @@ impl Guest {
     ) -> Result<(i32, Vec<u8>, String)> {
         let deadline = Instant::now() + wait;
         loop {
-            let out = crate::sys::child::run_with_input(&self.argv(script), Some(input), None)
-                .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
-            let code = out.status.and_then(|s| s.code()).unwrap_or(255);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let out = crate::sys::child::run_with_input(
+                &self.argv(script),
+                Some(input),
+                Some(left.max(Duration::from_secs(1))),
+            )
+            .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
             let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            let Some(code) = out.status.map(|s| s.code().unwrap_or(255)) else {
+                return Err(Error::runtime(format!(
+                    "the guest at {} did not finish within {} s",
+                    self.ip,
+                    wait.as_secs()
+                )));
+            };
             if code == 255 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(500));
                 continue;
@@ -310,12 +323,12 @@ impl Plan {
     }
 
     fn attempt(&self, argv: &[String]) -> Result<Attempt> {
-        use crate::sys::child::{spawn, Io};
+        use crate::sys::child::{read_capped, spawn, Io};
         let mut child = spawn(argv, Io::Piped, Io::Piped, Io::Piped)
             .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
         let stdin = child.take_stdin();
         let mut out = child.take_stdout();
-        let err_t = read_bounded(child.take_stderr());
+        let err_t = read_capped(child.take_stderr(), OUTPUT_LIMIT);
         let finish = |mut child: crate::sys::child::Child, kill: bool| {
             if kill {
                 // Its stderr is not waited for: what it said is not shown then.
@@ -324,7 +337,7 @@ impl Plan {
                 return (None, Vec::new());
             }
             let code = child.wait().ok().and_then(|s| s.code());
-            (code, err_t.join().unwrap_or_default())
+            (code, err_t.join().unwrap_or_default().0)
         };
         let garbage = |what: &str| {
             Error::runtime(format!(
@@ -422,12 +435,12 @@ impl Plan {
                 return Err(e);
             }
         };
-        let out_t = read_bounded(out.take());
+        let out_t = read_capped(out.take(), OUTPUT_LIMIT);
         if let Some(mut i) = stdin {
             // A guest that stops reading shows in its exit status and steps.
             let _ = std::io::Write::write_all(&mut i, &bundle);
         }
-        let rest = out_t.join().unwrap_or_default();
+        let rest = out_t.join().unwrap_or_default().0;
         let (code, err) = finish(child, false);
         // 4. Its steps.
         let lines: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
@@ -496,30 +509,6 @@ fn read_line(r: &mut impl std::io::Read, max: usize) -> Line {
             Err(_) => return Line::Bad,
         }
     }
-}
-
-/// Everything `r` yields, on a thread of its own, of which the first [`OUTPUT_LIMIT`]
-/// bytes are kept.
-fn read_bounded<R: std::io::Read + Send + 'static>(
-    r: Option<R>,
-) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let Some(mut r) = r else { return kept };
-        let mut buf = [0u8; 8192];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        kept
-    })
 }
 
 /// The one archive a session sends: `I.tar` per item, then `env` when given.

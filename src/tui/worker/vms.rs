@@ -424,6 +424,7 @@ pub(super) fn run_exec(run: &Run, cx: &Context, id: &VmId, command: &[String]) -
         None => "exited 0".to_string(),
     };
     lines.push(String::new());
+    lines.extend(r.output_cut.iter().flat_map(|c| c.sentences(id.as_str())));
     lines.push(end.clone());
     run.note(Msg::Note {
         title: format!("exec in {id}"),
