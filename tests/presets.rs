@@ -465,6 +465,24 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
         std::fs::read_to_string(shared.join("host.txt")).unwrap(),
         "from the host\n"
     );
+    // A guest that never ends the mount script (its root made `mkdir` hang) cannot hold a
+    // start: the mounts are part of being ready, within the boot timeout, and the start
+    // fails and rolls back.
+    e.sh(
+        "vm-ro",
+        "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/local/sbin/mkdir; chmod +x /usr/local/sbin/mkdir",
+    );
+    e.ok(&["sandbox", "stop", "vm-ro"]);
+    let out = e.run(&["sandbox", "start", "vm-ro", "--boot-timeout", "40"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("did not finish within"),
+        "{}",
+        stderr(&out)
+    );
+    let info = e.ok(&["sandbox", "info", "vm-ro", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_ne!(v["data"]["vm"]["status"], "running", "{v}");
     e.ok(&["sandbox", "delete", "vm-ro"]);
 }
 

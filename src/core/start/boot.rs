@@ -148,7 +148,11 @@ pub(crate) async fn boot(
         )
         .await?;
         if !checked.mounts.is_empty() {
-            mount_workspaces(ctx, &net, &checked.mounts).await?;
+            // Mounting is part of being ready: within the boot's time (a guest that never
+            // ends the script must not hold the start), never less than a login takes.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = left.max(MOUNT_WAIT_MIN);
+            mount_workspaces(ctx, &net, &checked.mounts, wait).await?;
             abort.check(progress)?;
         }
         let boot_time = t_boot.elapsed();
@@ -212,11 +216,17 @@ pub(crate) fn qemu_spec(
     }
 }
 
-/// Mount the VM's workspace folders in the guest (over SSH, once it is ready).
+/// The least time the workspace mounts get after a boot that took most of its timeout:
+/// a console can say ready a little before sshd takes a login.
+const MOUNT_WAIT_MIN: Duration = Duration::from_secs(15);
+
+/// Mount the VM's workspace folders in the guest (over SSH, once it is ready), within
+/// `wait`.
 async fn mount_workspaces(
     ctx: &Ctx,
     net: &Network,
     mounts: &[crate::core::presets::mounts::Mount],
+    wait: Duration,
 ) -> Result<()> {
     use crate::core::presets::{forward, mounts as m};
     let guest = forward::Guest {
@@ -224,10 +234,9 @@ async fn mount_workspaces(
         ip: net.guest_ip.clone().unwrap_or_default(),
     };
     let script = m::guest_script(mounts);
-    let (code, _, err) =
-        tokio::task::spawn_blocking(move || guest.run(&script, b"", forward::SSH_WAIT))
-            .await
-            .map_err(rt)??;
+    let (code, _, err) = tokio::task::spawn_blocking(move || guest.run(&script, b"", wait))
+        .await
+        .map_err(rt)??;
     if code != 0 {
         return Err(m::mount_failed(&err));
     }
