@@ -476,7 +476,8 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
     let out = e.run(&["sandbox", "start", "vm-ro", "--boot-timeout", "40"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("did not finish within"),
+        stderr(&out).contains("cannot mount the workspace folders in the guest: the guest at")
+            && stderr(&out).contains("did not finish within"),
         "{}",
         stderr(&out)
     );

@@ -236,7 +236,8 @@ async fn mount_workspaces(
     let script = m::guest_script(mounts);
     let (code, _, err) = tokio::task::spawn_blocking(move || guest.run(&script, b"", wait))
         .await
-        .map_err(rt)??;
+        .map_err(rt)?
+        .map_err(|e| m::mount_failed(&e.message))?;
     if code != 0 {
         return Err(m::mount_failed(&err));
     }
