@@ -137,7 +137,7 @@ fn content_size(path: &Path) -> u64 {
 
 /// Copy `from` to `to`, reporting bytes; stops quietly when the reader is done or the
 /// writer has gone (its exit status tells why). `false` when it stopped because the job
-/// was cancelled (checked before each chunk).
+/// was cancelled (checked before each chunk, and by a watched writer while it waits).
 fn pump(
     mut from: impl Read,
     mut to: impl Write,
@@ -155,8 +155,10 @@ fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if to.write_all(&buf[..n]).is_err() {
-            break;
+        match to.write_all(&buf[..n]) {
+            Err(e) if crate::sys::child::WatchedStdin::is_stop(&e) => return false,
+            Err(_) => break,
+            Ok(()) => {}
         }
         done += n as u64;
         progress.emit(FileProgress {
@@ -322,7 +324,22 @@ pub fn upload(
     })?;
     let ssh_err = stderr_of(&mut ssh);
     let tar_out = tar.take_stdout().expect("piped");
-    let ssh_in = ssh.take_stdin().expect("piped");
+    // A guest that stops taking the stream must not hold a cancel: the write is watched.
+    let cancel = || progress.cancelled();
+    let ssh_in =
+        match crate::sys::child::WatchedStdin::new(ssh.take_stdin().expect("piped"), &cancel) {
+            Ok(w) => w,
+            Err(e) => {
+                for c in [&mut ssh, &mut tar] {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(Error::runtime(format!(
+                    "cannot watch ssh's input: {}",
+                    io_reason(&e)
+                )));
+            }
+        };
     if !pump(tar_out, ssh_in, total, progress) {
         // Our own children, stopped: the guest's script sees its stream cut (a file's
         // temporary folder goes with it; a directory keeps what was unpacked so far).
@@ -829,4 +846,32 @@ pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// An upload whose peer stops taking the stream (a guest that never reads it) still
+    /// ends at the job's cancel, reported as cancelled, instead of blocking in a write.
+    #[test]
+    fn an_upload_whose_peer_stops_reading_ends_at_its_cancel() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let progress = Progress::none().with_cancel(flag.clone());
+        let mut peer =
+            crate::sys::child::spawn(&["sleep", "60"], Io::Piped, Io::Null, Io::Null).unwrap();
+        let cancel = || progress.cancelled();
+        let to = crate::sys::child::WatchedStdin::new(peer.take_stdin().unwrap(), &cancel).unwrap();
+        let total = 64 << 20;
+        let from = std::io::repeat(0).take(total);
+        let asker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, Ordering::SeqCst);
+        });
+        assert!(!pump(from, to, total, &progress));
+        asker.join().unwrap();
+        peer.kill().unwrap();
+        peer.wait().unwrap();
+    }
 }

@@ -156,6 +156,71 @@ pub fn exec<S: AsRef<OsStr>>(argv: &[S]) -> io::Error {
     }
 }
 
+/// A child's stdin written with a watch: the pipe is made non-blocking (smolvm's end
+/// only), and a write that finds it full waits with `poll` in short slices, asking `stop`
+/// between them. So a peer that stops reading (a guest that never takes what it is sent)
+/// never blocks a cancel: the write ends with an error [`WatchedStdin::is_stop`] knows.
+pub struct WatchedStdin<'a> {
+    inner: ChildStdin,
+    stop: &'a dyn Fn() -> bool,
+}
+
+/// The error of a write `stop` ended.
+#[derive(Debug)]
+struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+impl<'a> WatchedStdin<'a> {
+    /// Whether `e` is a write's that `stop` ended.
+    pub fn is_stop(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|e| e.is::<Stopped>())
+    }
+
+    pub fn new(inner: ChildStdin, stop: &'a dyn Fn() -> bool) -> io::Result<Self> {
+        use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+        let flags = fcntl_getfl(&inner)?;
+        fcntl_setfl(&inner, flags | OFlags::NONBLOCK)?;
+        Ok(WatchedStdin { inner, stop })
+    }
+}
+
+impl Write for WatchedStdin<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            if (self.stop)() {
+                return Err(io::Error::other(Stopped));
+            }
+            match self.inner.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut fds = [PollFd::new(&self.inner, PollFlags::OUT)];
+                    let slice = Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 100_000_000,
+                    };
+                    match poll(&mut fds, Some(&slice)) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The most bytes of one output stream a captured child leaves in smolvm's memory: what
 /// a guest prints is the guest's to choose, so a command printing without end must not
 /// take the host's memory with it. What comes after is read (so the child is never
@@ -447,6 +512,37 @@ mod tests {
             tail,
             "\n[smolvm kept the first 16 MiB of this output; 12345 more bytes were dropped]\n"
         );
+    }
+
+    /// A watched stdin delivers everything to a reader, and a writer whose reader never
+    /// reads ends when asked to stop instead of blocking for good.
+    #[test]
+    fn a_watched_stdin_writes_all_and_stops_when_asked_though_nobody_reads() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let data = vec![7u8; 1 << 20];
+        let mut wc = spawn(&["wc", "-c"], Io::Piped, Io::Piped, Io::Null).unwrap();
+        let out = read_all(wc.take_stdout());
+        let never = || false;
+        let mut w = WatchedStdin::new(wc.take_stdin().unwrap(), &never).unwrap();
+        w.write_all(&data).unwrap();
+        drop(w);
+        assert!(wc.wait().unwrap().success());
+        assert_eq!(out.join().unwrap().0, b"1048576\n");
+
+        let mut sleeper = spawn(&["sleep", "60"], Io::Piped, Io::Null, Io::Null).unwrap();
+        let asked = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = asked.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, Ordering::SeqCst);
+        });
+        let stop = || asked.load(Ordering::SeqCst);
+        let mut w = WatchedStdin::new(sleeper.take_stdin().unwrap(), &stop).unwrap();
+        let e = w.write_all(&data).unwrap_err();
+        assert!(WatchedStdin::is_stop(&e), "{e}");
+        t.join().unwrap();
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
     }
 
     #[test]
