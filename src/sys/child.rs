@@ -313,11 +313,22 @@ pub struct Captured {
 }
 
 /// Run `argv` with `stdin` fed to it (then closed; `None`: `/dev/null`), its output
-/// collected, killed at `timeout` (none: no limit).
+/// collected (each stream's first [`CAPTURE_LIMIT`] bytes: a guest's command may print
+/// without end), killed at `timeout` (none: no limit).
 pub fn run_with_input<S: AsRef<OsStr>>(
     argv: &[S],
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
+) -> io::Result<Captured> {
+    capture(argv, stdin, timeout, CAPTURE_LIMIT)
+}
+
+/// [`run_with_input`], keeping at most `limit` bytes of each stream.
+fn capture<S: AsRef<OsStr>>(
+    argv: &[S],
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+    limit: usize,
 ) -> io::Result<Captured> {
     let mut child = spawn_waited(
         argv,
@@ -333,8 +344,8 @@ pub fn run_with_input<S: AsRef<OsStr>>(
         }
         drop(pipe);
     });
-    let t_out = read_all(child.take_stdout());
-    let t_err = read_all(child.take_stderr());
+    let t_out = read_capped(child.take_stdout(), limit);
+    let t_err = read_capped(child.take_stderr(), limit);
     let deadline = timeout.map(|t| Instant::now() + t);
     let status = wait_until(&mut child, deadline, Duration::from_millis(20), NEVER)?;
     let _ = feeder.join();
@@ -360,9 +371,10 @@ pub fn run_bounded<S: AsRef<OsStr>>(
     Ok(c.status.map(|s| (s, text(c.stdout), text(c.stderr))))
 }
 
-/// Run `argv` (stdin `/dev/null`) to the end: its status and output.
+/// Run a program of the host's own (never one a guest answers through: its output is
+/// kept whole, however long) with stdin `/dev/null` to the end: its status and output.
 pub fn output<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<Captured> {
-    run_with_input(argv, None, None)
+    capture(argv, None, None, usize::MAX)
 }
 
 /// Run `argv` (no input, its output to `/dev/null`) from async code, killed when `timeout`
@@ -503,6 +515,9 @@ mod tests {
         let c = run_with_input(&["yes"], None, Some(Duration::from_millis(1500))).unwrap();
         assert!(c.status.is_none());
         assert!(c.stdout.len() <= CAPTURE_LIMIT);
+        // A program of the host's own (a config folder's tar) is kept whole.
+        let c = output(&["sh", "-c", &format!("head -c {over} /dev/zero")]).unwrap();
+        assert_eq!((c.stdout.len() as u64, c.stdout_dropped), (over, 0));
         // Output shown as text says what it dropped.
         let mut cmd = Command::new("sh");
         cmd.args(["-c", &format!("head -c {over} /dev/zero >&2")]);

@@ -457,3 +457,28 @@ fn the_agent_gives_what_the_ssh_session_gives_local() {
         .unwrap_err();
     assert!(why.contains("too large for the agent"), "{why}");
 }
+
+/// A config folder larger than what a guest's output may leave in memory is packed whole:
+/// it is the host's own, read by the host's `tar`.
+#[test]
+fn a_config_folder_past_the_guest_output_limit_is_packed_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join(".tool");
+    std::fs::create_dir(&dir).unwrap();
+    let big = vec![5u8; crate::sys::child::CAPTURE_LIMIT + 4096];
+    std::fs::write(dir.join("big"), &big).unwrap();
+    let archive = packed(&cfg(Path::new("/root/.tool"), 0o700), &dir).unwrap();
+    let mut a = tar::Archive::new(&archive[..]);
+    let sizes: Vec<(String, u64)> = a
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path().unwrap().display().to_string(), e.size())
+        })
+        .collect();
+    assert!(
+        sizes.contains(&("x/big".to_string(), big.len() as u64)),
+        "{sizes:?}"
+    );
+}
