@@ -465,13 +465,14 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
         std::fs::read_to_string(shared.join("host.txt")).unwrap(),
         "from the host\n"
     );
-    // A guest that never ends the mount script (its root made `mkdir` hang) cannot hold a
-    // start: the mounts are part of being ready, within the boot timeout, and the start
-    // fails and rolls back.
-    e.sh(
+    // A guest that never ends the mount script (its root made `mkdir` hang for the mount
+    // script's folders, the boot's own left working) cannot hold a start: the mounts are
+    // part of being ready, within the boot timeout, and the start fails and rolls back.
+    let wrapper = e.sh(
         "vm-ro",
-        "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/local/sbin/mkdir; chmod +x /usr/local/sbin/mkdir",
+        "printf '#!/bin/sh\\ncase \"$*\" in *smolvm-ws*) exec sleep 100000;; esac\\nexec /bin/mkdir \"$@\"\\n' > /usr/local/sbin/mkdir; chmod +x /usr/local/sbin/mkdir; cat /usr/local/sbin/mkdir",
     );
+    assert!(wrapper.contains("*smolvm-ws*) exec sleep"), "{wrapper}");
     e.ok(&["sandbox", "stop", "vm-ro"]);
     let out = e.run(&["sandbox", "start", "vm-ro", "--boot-timeout", "40"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
