@@ -24,6 +24,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
          guest's answer is refused or past its bound",
     ),
     (
+        "src/core/presets/forward.rs",
+        "watched",
+        "kills the ssh of the forwarding session it has just spawned itself (its own Child) \
+         when it cannot watch it",
+    ),
+    (
         "src/sys/tunnel.rs",
         "wait_listening",
         "kills the ssh forward it spawned itself (its own Child) when it never listens",
@@ -75,6 +81,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "kill",
         "Child::kill: a child smolvm spawned itself (ssh, tar, docker, a build step), never \
          another process",
+    ),
+    (
+        "src/sys/child.rs",
+        "new",
+        "Watchdog::new: SIGKILL through a pidfd opened on a child smolvm spawned itself while \
+         it was unreaped, so no other process can get it",
     ),
     (
         "src/sys/child.rs",

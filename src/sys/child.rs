@@ -156,6 +156,61 @@ pub fn exec<S: AsRef<OsStr>>(argv: &[S]) -> io::Error {
     }
 }
 
+/// A watch on one child of ours, on a thread of its own: once `stop` answers true (asked
+/// every 50 ms) the child gets SIGKILL through a pidfd opened while it was still ours
+/// (unreaped), so the signal can reach no other process. Every blocking read or write on
+/// its pipes then ends, whatever the peer behind it does. Dropped, it stops watching.
+pub struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn new(child: &Child, stop: impl Fn() -> bool + Send + 'static) -> io::Result<Watchdog> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let pid = rustix::process::Pid::from_raw(child.id() as i32)
+            .ok_or_else(|| io::Error::other("no process id"))?;
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+        let (done, fired) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (d, f) = (done.clone(), fired.clone());
+        let thread = std::thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                if stop() {
+                    f.store(true, Ordering::SeqCst);
+                    let _ =
+                        rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Ok(Watchdog {
+            done,
+            fired,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether it killed the child.
+    pub fn fired(&self) -> bool {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A child's stdin written with a watch: the pipe is made non-blocking (smolvm's end
 /// only), and a write that finds it full waits with `poll` in short slices, asking `stop`
 /// between them. So a peer that stops reading (a guest that never takes what it is sent)
@@ -527,6 +582,33 @@ mod tests {
             tail,
             "\n[smolvm kept the first 16 MiB of this output; 12345 more bytes were dropped]\n"
         );
+    }
+
+    /// A watchdog kills its child once asked, so a read blocked on the child's pipe
+    /// ends; one dropped first never fires.
+    #[test]
+    fn a_watchdog_kills_its_child_when_asked_and_not_before() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let mut c = spawn(&["sleep", "60"], Io::Null, Io::Piped, Io::Null).unwrap();
+        let asked = Arc::new(AtomicBool::new(false));
+        let flag = asked.clone();
+        let dog = Watchdog::new(&c, move || flag.load(Ordering::SeqCst)).unwrap();
+        let mut out = c.take_stdout().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!dog.fired() && c.try_wait().unwrap().is_none());
+        asked.store(true, Ordering::SeqCst);
+        // Blocked until the child is killed: then EOF.
+        let mut b = Vec::new();
+        out.read_to_end(&mut b).unwrap();
+        assert!(dog.fired());
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));
+        let mut c = spawn(&["true"], Io::Null, Io::Null, Io::Null).unwrap();
+        let dog = Watchdog::new(&c, || false).unwrap();
+        c.wait().unwrap();
+        assert!(!dog.fired());
+        drop(dog);
     }
 
     /// A watched stdin delivers everything to a reader, and a writer whose reader never

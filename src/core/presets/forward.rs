@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Preset;
-use crate::core::error::{io_reason, Error, Result};
+use crate::core::error::{io_reason, Error, ErrorCode, Result};
 use crate::core::guest_env;
+use crate::core::progress::Progress;
 use crate::sys::env::Env;
 
 /// SmolVM's `preset` object in a start's JSON.
@@ -231,6 +232,13 @@ pub struct Plan {
 /// The largest env file a guest may answer with.
 pub const ENV_LIMIT: u64 = 16 << 20;
 
+/// How long a forwarding session may run before what it sends is counted ([`SEND_RATE`]).
+const SESSION_TIME: Duration = Duration::from_secs(120);
+
+/// The least rate a forwarding session is given to send its archives at (bytes a second):
+/// 1 MiB/s, far below what even an emulated guest takes.
+const SEND_RATE: usize = 1 << 20;
+
 /// How much of the guest's other output (step lines, stderr) is kept.
 const OUTPUT_LIMIT: usize = 64 << 10;
 
@@ -252,9 +260,16 @@ impl Plan {
         rep
     }
 
-    /// Deliver the plan in one SSH session (see [`Plan`]).
-    pub fn over_ssh(&self, guest: &Guest, rep: ForwardReport) -> Result<ForwardReport> {
-        self.run(&guest.argv(&self.script()), &guest.ip, SSH_WAIT)?;
+    /// Deliver the plan in one SSH session (see [`Plan`]); `cancel`'s flag (the start's)
+    /// or a SIGINT, SIGTERM or SIGHUP stops it, as its time running out does.
+    pub fn over_ssh(
+        &self,
+        guest: &Guest,
+        rep: ForwardReport,
+        cancel: &Progress<()>,
+    ) -> Result<ForwardReport> {
+        let argv = guest.argv(&self.script());
+        self.run_until(&argv, &guest.ip, SSH_WAIT, SESSION_TIME, cancel)?;
         Ok(self.done(rep))
     }
 
@@ -302,12 +317,29 @@ impl Plan {
         s
     }
 
-    /// Run the session with `argv` (ssh running [`Plan::script`]), retrying while SSH does
-    /// not answer (until `wait` has passed).
+    /// [`Plan::run_until`] with [`SESSION_TIME`], that nothing cancels.
+    #[cfg(test)]
     fn run(&self, argv: &[String], ip: &str, wait: Duration) -> Result<()> {
+        self.run_until(argv, ip, wait, SESSION_TIME, &Progress::none())
+    }
+
+    /// Run the session with `argv` (ssh running [`Plan::script`]), retrying while SSH does
+    /// not answer (until `wait` has passed). A session that runs gets `time` and a second
+    /// per MiB it sends ([`SEND_RATE`]); a guest that takes longer (one that never ends
+    /// the script, or stops reading) has its ssh killed then, as on `cancel`.
+    fn run_until(
+        &self,
+        argv: &[String],
+        ip: &str,
+        wait: Duration,
+        time: Duration,
+        cancel: &Progress<()>,
+    ) -> Result<()> {
         let deadline = Instant::now() + wait;
+        let sent: usize = self.items.iter().map(|i| i.archive.len()).sum();
+        let limit = time + Duration::from_secs((sent / SEND_RATE) as u64);
         loop {
-            match self.attempt(argv)? {
+            match self.watched(argv, limit, cancel)? {
                 Attempt::Done => return Ok(()),
                 Attempt::Unreached(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(500))
@@ -322,10 +354,59 @@ impl Plan {
         }
     }
 
-    fn attempt(&self, argv: &[String]) -> Result<Attempt> {
-        use crate::sys::child::{read_capped, spawn, Io};
+    /// One [`Plan::attempt`] under a [`Watchdog`]: its ssh is killed once `limit` has
+    /// passed, `cancel` is set or a signal came, and that is the error.
+    fn watched(&self, argv: &[String], limit: Duration, cancel: &Progress<()>) -> Result<Attempt> {
+        use crate::sys::child::{spawn, Io, Watchdog};
+        use crate::sys::signals::{name, Interrupts};
         let mut child = spawn(argv, Io::Piped, Io::Piped, Io::Piped)
             .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
+        let deadline = Instant::now() + limit;
+        let token = cancel.beside(|()| {});
+        let interrupts = Interrupts::catch().ok();
+        let caught = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = caught.clone();
+        let stop = move || {
+            let sig = interrupts.as_ref().and_then(Interrupts::caught);
+            if let Some(sig) = sig {
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(sig);
+            }
+            sig.is_some() || token.cancelled() || Instant::now() >= deadline
+        };
+        let dog = match Watchdog::new(&child, stop) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::runtime(format!(
+                    "cannot watch ssh: {}",
+                    io_reason(&e)
+                )));
+            }
+        };
+        let r = self.attempt(child);
+        if !dog.fired() {
+            return r;
+        }
+        let sig = *caught.lock().unwrap_or_else(|p| p.into_inner());
+        Err(match sig {
+            Some(sig) => Error::new(
+                ErrorCode::Interrupted,
+                format!("Forwarding into the guest cancelled by {}", name(sig)),
+            ),
+            None if cancel.cancelled() => Error::new(
+                ErrorCode::Interrupted,
+                "Forwarding into the guest cancelled",
+            ),
+            None => Error::runtime(format!(
+                "the guest did not finish smolvm's forwarding script within {} s",
+                limit.as_secs()
+            )),
+        })
+    }
+
+    fn attempt(&self, mut child: crate::sys::child::Child) -> Result<Attempt> {
+        use crate::sys::child::read_capped;
         let stdin = child.take_stdin();
         let mut out = child.take_stdout();
         let err_t = read_capped(child.take_stderr(), OUTPUT_LIMIT);

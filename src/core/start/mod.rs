@@ -653,7 +653,8 @@ pub(crate) async fn forward(
         keys_dir: ctx.paths.keys_dir.clone(),
         ip: ip.to_string(),
     };
-    let rep = tokio::task::spawn_blocking(move || plan.over_ssh(&guest, rep))
+    let cancel = progress.beside(|()| {});
+    let rep = tokio::task::spawn_blocking(move || plan.over_ssh(&guest, rep, &cancel))
         .await
         .map_err(rt)??;
     Ok((rep, Some("ssh")))

@@ -482,3 +482,63 @@ fn a_config_folder_past_the_guest_output_limit_is_packed_whole() {
         "{sizes:?}"
     );
 }
+
+/// A guest that never ends the session (it stops after the greeting, or takes the
+/// archives and never finishes) has it killed when its time is up, and a cancel (the
+/// start's `x`) stops it at once: the start rolls back instead of waiting for good.
+#[test]
+fn a_guest_that_never_finishes_is_stopped_by_time_or_cancel_local_sh() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let t = tempfile::tempdir().unwrap();
+    let file_cfg = cfg(&t.path().join("cred"), 0o600);
+    let plan = Plan {
+        items: vec![Item {
+            host: t.path().join("host-cred"),
+            guest: file_cfg.guest.clone(),
+            mode: 0o600,
+            dir: false,
+            written: false,
+            archive: one_file_archive(&file_cfg, b"secret-cred-8").unwrap(),
+        }],
+        set: vec![("K".into(), b"v".to_vec())],
+        env_path: t.path().join("env.sh").display().to_string(),
+    };
+    for guest in [
+        "echo smolvm-forward; exec sleep 100",
+        "echo smolvm-forward; echo smolvm-env none; cat > /dev/null; exec sleep 100",
+    ] {
+        let (wait, time) = (Duration::from_secs(5), Duration::from_secs(1));
+        let e = plan
+            .run_until(&local_sh(guest), "local", wait, time, &Progress::none())
+            .unwrap_err();
+        assert_eq!(
+            e.message, "the guest did not finish smolvm's forwarding script within 1 s",
+            "{guest}"
+        );
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let cancel = Progress::none().with_cancel(flag.clone());
+    let asker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        flag.store(true, Ordering::SeqCst);
+    });
+    let guest = local_sh("echo smolvm-forward; exec sleep 100");
+    let e = plan
+        .run_until(
+            &guest,
+            "local",
+            Duration::from_secs(5),
+            SESSION_TIME,
+            &cancel,
+        )
+        .unwrap_err();
+    asker.join().unwrap();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            ErrorCode::Interrupted,
+            "Forwarding into the guest cancelled"
+        )
+    );
+}
