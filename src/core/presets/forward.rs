@@ -385,7 +385,8 @@ impl Plan {
             }
         };
         let r = self.attempt(child);
-        if !dog.fired() {
+        // A session that finished is done, even if the watch fired as it ended.
+        if !dog.fired() || matches!(r, Ok(Attempt::Done)) {
             return r;
         }
         let sig = *caught.lock().unwrap_or_else(|p| p.into_inner());
