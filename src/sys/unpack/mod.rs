@@ -140,7 +140,7 @@ impl<'a, R: Read + AsFd> Watched<'a, R> {
 
 impl<R: Read + AsFd> Read for Watched<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
+        let n = loop {
             if let Some(s) = (self.stop)() {
                 return Err(self.stopped(s));
             }
@@ -160,13 +160,15 @@ impl<R: Read + AsFd> Read for Watched<'_, R> {
             };
             match rustix::event::poll(&mut fds, Some(&slice)) {
                 Ok(0) | Err(Errno::INTR) => continue,
-                Ok(_) => break,
+                Ok(_) => {}
                 Err(e) => return Err(e.into()),
             }
-        }
-        let n = match self.inner.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            r => r?,
+            // A read a signal interrupted is asked again (never taken for the end of the
+            // stream, which would cut a download short at an entry's edge).
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
         };
         self.read += n as u64;
         if let Some(max) = self.max_bytes {

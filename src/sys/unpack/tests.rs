@@ -423,3 +423,42 @@ fn a_watched_pipe_stops_on_request_and_past_its_cap() {
     let e = watched.read(&mut buf).unwrap_err();
     assert_eq!(stop_of(&e), Some(Stop::TimedOut));
 }
+
+/// A read a signal interrupts is asked again: never taken for the end of the stream.
+#[test]
+fn a_watched_read_interrupted_by_a_signal_is_asked_again() {
+    use std::io::Read;
+    use std::os::fd::{AsFd, BorrowedFd};
+    struct Flaky {
+        pipe: std::fs::File,
+        interrupted: bool,
+    }
+    impl Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            self.pipe.read(buf)
+        }
+    }
+    impl AsFd for Flaky {
+        fn as_fd(&self) -> BorrowedFd<'_> {
+            self.pipe.as_fd()
+        }
+    }
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let mut w = std::fs::File::from(w);
+    w.write_all(b"hello").unwrap();
+    drop(w);
+    let flaky = Flaky {
+        pipe: std::fs::File::from(r),
+        interrupted: false,
+    };
+    let (stop, on_bytes) = (|| None, |_| {});
+    let mut got = Vec::new();
+    Watched::new(flaky, None, &stop, &on_bytes)
+        .read_to_end(&mut got)
+        .unwrap();
+    assert_eq!(got, b"hello");
+}
