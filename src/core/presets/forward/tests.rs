@@ -208,16 +208,13 @@ fn one_session_local_sh_gives_the_files_and_env_file_the_per_file_sessions_gave(
     assert_eq!(text, guest_env::edit(b"", &set, &[]));
 }
 
-/// A guest answering anything but the script's lines fails the start with a message
-/// naming what failed, never echoing what the guest sent, never hanging on a size it
-/// made up.
-#[test]
-fn a_guest_answering_garbage_fails_cleanly_local_sh() {
-    let t = tempfile::tempdir().unwrap();
-    let file_cfg = cfg(&t.path().join("cred"), 0o600);
-    let plan = Plan {
+/// A plan writing one credential file (`cred`) and one env key (`K`) under `root`, each
+/// with a secret value the guest must never see echoed.
+fn cred_and_env_plan(root: &Path) -> Plan {
+    let file_cfg = cfg(&root.join("cred"), 0o600);
+    Plan {
         items: vec![Item {
-            host: t.path().join("host-cred"),
+            host: root.join("host-cred"),
             guest: file_cfg.guest.clone(),
             mode: 0o600,
             dir: false,
@@ -225,8 +222,17 @@ fn a_guest_answering_garbage_fails_cleanly_local_sh() {
             archive: one_file_archive(&file_cfg, b"secret-cred-5").unwrap(),
         }],
         set: vec![("K".into(), b"secret-env-6".to_vec())],
-        env_path: t.path().join("env.sh").display().to_string(),
-    };
+        env_path: root.join("env.sh").display().to_string(),
+    }
+}
+
+/// A guest answering anything but the script's lines fails the start with a message
+/// naming what failed, never echoing what the guest sent, never hanging on a size it
+/// made up.
+#[test]
+fn a_guest_answering_garbage_fails_cleanly_local_sh() {
+    let t = tempfile::tempdir().unwrap();
+    let plan = cred_and_env_plan(t.path());
     let fails = |guest: &str| -> String {
         let e = plan
             .run(&local_sh(guest), "local", Duration::from_millis(600))
@@ -491,19 +497,7 @@ fn a_guest_that_never_finishes_is_stopped_by_time_or_cancel_local_sh() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let t = tempfile::tempdir().unwrap();
-    let file_cfg = cfg(&t.path().join("cred"), 0o600);
-    let plan = Plan {
-        items: vec![Item {
-            host: t.path().join("host-cred"),
-            guest: file_cfg.guest.clone(),
-            mode: 0o600,
-            dir: false,
-            written: false,
-            archive: one_file_archive(&file_cfg, b"secret-cred-8").unwrap(),
-        }],
-        set: vec![("K".into(), b"v".to_vec())],
-        env_path: t.path().join("env.sh").display().to_string(),
-    };
+    let plan = cred_and_env_plan(t.path());
     for guest in [
         "echo smolvm-forward; exec sleep 100",
         "echo smolvm-forward; echo smolvm-env none; cat > /dev/null; exec sleep 100",
