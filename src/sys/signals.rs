@@ -127,6 +127,23 @@ impl Drop for Interrupts {
     }
 }
 
+/// The signal a live guard (a start's, a restore's) has recorded, read without installing
+/// anything: for a step that must stop when its job was interrupted, on a thread of its own.
+/// `None` when no guard lives (a signal then ends the process as it always does).
+pub fn held() -> Option<i32> {
+    if OWNED_BY_THE_LOOP.load(Ordering::SeqCst) {
+        return None;
+    }
+    let st = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    if st.0 == 0 {
+        return None;
+    }
+    match CAUGHT.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
 /// Whether this process ignores `sig`, as whoever started it may have set (`nohup`'s
 /// SIGHUP, a background job's SIGINT): a face that takes signals itself leaves such a one
 /// ignored. Reads the disposition without changing it.
@@ -219,6 +236,7 @@ mod tests {
         assert_eq!(g.caught(), None);
         nix::sys::signal::raise(Signal::SIGHUP).unwrap();
         assert_eq!(g.caught(), Some(libc::SIGHUP));
+        assert_eq!(held(), Some(libc::SIGHUP));
         assert_eq!(name(libc::SIGHUP), "SIGHUP");
         drop(inner);
         // Still installed while the outer guard lives.

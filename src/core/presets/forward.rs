@@ -261,7 +261,8 @@ impl Plan {
     }
 
     /// Deliver the plan in one SSH session (see [`Plan`]); `cancel`'s flag (the start's)
-    /// or a SIGINT, SIGTERM or SIGHUP stops it, as its time running out does.
+    /// or a SIGINT, SIGTERM or SIGHUP the start holds back stops it, as its time running
+    /// out does.
     pub fn over_ssh(
         &self,
         guest: &Guest,
@@ -355,19 +356,19 @@ impl Plan {
     }
 
     /// One [`Plan::attempt`] under a [`Watchdog`]: its ssh is killed once `limit` has
-    /// passed, `cancel` is set or a signal came, and that is the error.
+    /// passed, `cancel` is set or a held signal came, and that is the error.
     fn watched(&self, argv: &[String], limit: Duration, cancel: &Progress<()>) -> Result<Attempt> {
         use crate::sys::child::{spawn, Io, Watchdog};
-        use crate::sys::signals::{name, Interrupts};
+        use crate::sys::signals::{held, name};
         let mut child = spawn(argv, Io::Piped, Io::Piped, Io::Piped)
             .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
         let deadline = Instant::now() + limit;
         let token = cancel.beside(|()| {});
-        let interrupts = Interrupts::catch().ok();
         let caught = std::sync::Arc::new(std::sync::Mutex::new(None));
         let seen = caught.clone();
+        // A signal the start holds back (it rolls back before it goes) stops the session.
         let stop = move || {
-            let sig = interrupts.as_ref().and_then(Interrupts::caught);
+            let sig = held();
             if let Some(sig) = sig {
                 *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(sig);
             }
