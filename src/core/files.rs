@@ -170,6 +170,29 @@ fn pump(
     true
 }
 
+/// The upload's ssh waited for once the whole stream is sent (`pumped`), until the job's
+/// cancel: a guest may take all of it and never end its script. `None` when it was
+/// cancelled, before or now: both children (our own) are then killed and reaped, and
+/// the guest's script sees its stream cut (a file's temporary folder goes with it; a
+/// directory keeps what was unpacked so far).
+fn settle_upload(
+    ssh: &mut Child,
+    tar: &mut Child,
+    pumped: bool,
+    progress: &Progress<FileProgress>,
+) -> Option<std::process::ExitStatus> {
+    let stop = || progress.cancelled().then_some(Stop::Cancelled);
+    let never = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+    let status = pumped.then(|| wait_child(ssh, &stop, never).ok()).flatten();
+    if status.is_none() {
+        let _ = ssh.kill();
+        let _ = tar.kill();
+        let _ = ssh.wait();
+        let _ = tar.wait();
+    }
+    status
+}
+
 /// A transfer stopped by its job's cancel (an interrupted error, so a face tells it from
 /// a failure).
 fn cancelled(what: String) -> Error {
@@ -340,22 +363,21 @@ pub fn upload(
                 )));
             }
         };
-    if !pump(tar_out, ssh_in, total, progress) {
-        // Our own children, stopped: the guest's script sees its stream cut (a file's
-        // temporary folder goes with it; a directory keeps what was unpacked so far).
-        let _ = ssh.kill();
-        let _ = tar.kill();
-        let _ = ssh.wait();
-        let _ = tar.wait();
-        return Err(cancelled(if is_dir {
+    let pumped = pump(tar_out, ssh_in, total, progress);
+    let Some(ssh_status) = settle_upload(&mut ssh, &mut tar, pumped, progress) else {
+        return Err(cancelled(if pumped {
+            // All was sent: the guest's script may have put it in place before it hung.
+            format!(
+                "Upload to sandbox '{id}' cancelled while the guest was finishing; {guest_path} may have been written"
+            )
+        } else if is_dir {
             format!(
                 "Upload to sandbox '{id}' cancelled; {guest_path} may hold part of the directory"
             )
         } else {
             format!("Upload to sandbox '{id}' cancelled; {guest_path} was not written")
         }));
-    }
-    let ssh_status = ssh.wait().map_err(|e| Error::runtime(e.to_string()))?;
+    };
     let tar_status = tar.wait().map_err(|e| Error::runtime(e.to_string()))?;
     let (ssh_err, tar_err) = (ssh_err.text(), tar_err.text());
     match ssh_status.code() {
@@ -849,29 +871,4 @@ pub fn list_dir(dir: &Path, word: &str) -> Result<Vec<(String, bool)>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicBool;
-
-    /// An upload whose peer stops taking the stream (a guest that never reads it) still
-    /// ends at the job's cancel, reported as cancelled, instead of blocking in a write.
-    #[test]
-    fn an_upload_whose_peer_stops_reading_ends_at_its_cancel() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let progress = Progress::none().with_cancel(flag.clone());
-        let mut peer =
-            crate::sys::child::spawn(&["sleep", "60"], Io::Piped, Io::Null, Io::Null).unwrap();
-        let cancel = || progress.cancelled();
-        let to = crate::sys::child::WatchedStdin::new(peer.take_stdin().unwrap(), &cancel).unwrap();
-        let total = 64 << 20;
-        let from = std::io::repeat(0).take(total);
-        let asker = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            flag.store(true, Ordering::SeqCst);
-        });
-        assert!(!pump(from, to, total, &progress));
-        asker.join().unwrap();
-        peer.kill().unwrap();
-        peer.wait().unwrap();
-    }
-}
+mod tests;
