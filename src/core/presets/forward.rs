@@ -74,6 +74,18 @@ impl Guest {
                 Some(left.max(Duration::from_secs(1))),
             )
             .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
+            // A Ctrl-C the start holds back (ssh, in the terminal's group, got it too and
+            // says 255) ends the run, not a retry.
+            if let Some(sig) = crate::sys::signals::held() {
+                return Err(Error::new(
+                    ErrorCode::Interrupted,
+                    format!(
+                        "The session with the guest at {} was cancelled by {}",
+                        self.ip,
+                        crate::sys::signals::name(sig)
+                    ),
+                ));
+            }
             let err = String::from_utf8_lossy(&out.stderr).into_owned();
             let Some(code) = out.status.map(|s| s.code().unwrap_or(255)) else {
                 return Err(Error::runtime(format!(
@@ -387,10 +399,18 @@ impl Plan {
         };
         let r = self.attempt(child);
         // A session that finished is done, even if the watch fired as it ended.
-        if !dog.fired() || matches!(r, Ok(Attempt::Done)) {
+        if matches!(r, Ok(Attempt::Done)) {
             return r;
         }
-        let sig = *caught.lock().unwrap_or_else(|p| p.into_inner());
+        // A terminal's Ctrl-C reaches ssh too, which may end before the watch looks: the
+        // signal the start holds is the session's end all the same.
+        let sig = caught
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .or_else(held);
+        if sig.is_none() && !cancel.cancelled() && !dog.fired() {
+            return r;
+        }
         Err(match sig {
             Some(sig) => Error::new(
                 ErrorCode::Interrupted,

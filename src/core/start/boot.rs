@@ -149,7 +149,7 @@ pub(crate) async fn boot(
         .await?;
         if !checked.mounts.is_empty() {
             // Mounting is part of being ready: within the boot's time (a guest that never
-            // ends the script must not hold the start), never less than a login takes.
+            // ends the script must not hold the start), never less than sshd's usual wait.
             let left = deadline.saturating_duration_since(Instant::now());
             let wait = left.max(MOUNT_WAIT_MIN);
             mount_workspaces(ctx, &net, &checked.mounts, wait).await?;
@@ -216,9 +216,9 @@ pub(crate) fn qemu_spec(
     }
 }
 
-/// The least time the workspace mounts get after a boot that took most of its timeout:
-/// a console can say ready a little before sshd takes a login.
-const MOUNT_WAIT_MIN: Duration = Duration::from_secs(15);
+/// The least time the workspace mounts get after a boot that took most of its timeout: a
+/// console can say ready before sshd takes a login (the wait a forwarding session has).
+const MOUNT_WAIT_MIN: Duration = crate::core::presets::forward::SSH_WAIT;
 
 /// Mount the VM's workspace folders in the guest (over SSH, once it is ready), within
 /// `wait`.
@@ -237,7 +237,13 @@ async fn mount_workspaces(
     let (code, _, err) = tokio::task::spawn_blocking(move || guest.run(&script, b"", wait))
         .await
         .map_err(rt)?
-        .map_err(|e| m::mount_failed(&e.message))?;
+        .map_err(|e| {
+            if crate::core::job::is_cancel(&e) {
+                e
+            } else {
+                m::mount_failed(&e.message)
+            }
+        })?;
     if code != 0 {
         return Err(m::mount_failed(&err));
     }
