@@ -41,20 +41,10 @@ impl Abort {
     /// `Err` (interrupted) once a signal came or the job was cancelled.
     pub(crate) fn check<E: Send + 'static>(&self, progress: &Progress<E>) -> Result<()> {
         if let Some(sig) = self.interrupts.as_ref().and_then(Interrupts::caught) {
-            return Err(Error::new(
-                ErrorCode::Interrupted,
-                format!(
-                    "{} cancelled by {}",
-                    self.what,
-                    crate::sys::signals::name(sig)
-                ),
-            ));
+            return Err(stopped(&self.what, Some(sig)));
         }
         if progress.cancelled() {
-            return Err(Error::new(
-                ErrorCode::Interrupted,
-                format!("{} cancelled", self.what),
-            ));
+            return Err(stopped(&self.what, None));
         }
         Ok(())
     }
@@ -63,6 +53,15 @@ impl Abort {
     pub(crate) fn stopped<E: Send + 'static>(&self, progress: &Progress<E>) -> bool {
         self.check(progress).is_err()
     }
+}
+
+/// The error of `what` stopped by its cancel (`sig`: `None`) or by a signal: `… cancelled`
+/// or `… cancelled by SIGINT`, interrupted (exit 130).
+pub(crate) fn stopped(what: &str, sig: Option<i32>) -> Error {
+    let by = sig.map_or(String::new(), |s| {
+        format!(" by {}", crate::sys::signals::name(s))
+    });
+    Error::new(ErrorCode::Interrupted, format!("{what} cancelled{by}"))
 }
 
 /// A stop's error once everything it made is gone: `…cancelled; rolled back`.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 mod abort;
-pub(crate) use abort::{rolled_back, Abort};
+pub(crate) use abort::{rolled_back, stopped, Abort};
 
 text_enum! {
     /// The kinds of long operation a face starts as a job.

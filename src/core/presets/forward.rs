@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Preset;
-use crate::core::error::{io_reason, Error, ErrorCode, Result};
+use crate::core::error::{io_reason, Error, Result};
 use crate::core::guest_env;
 use crate::core::progress::Progress;
 use crate::sys::env::Env;
@@ -77,14 +77,8 @@ impl Guest {
             // A Ctrl-C the start holds back (ssh, in the terminal's group, got it too and
             // says 255) ends the run, not a retry.
             if let Some(sig) = crate::sys::signals::held() {
-                return Err(Error::new(
-                    ErrorCode::Interrupted,
-                    format!(
-                        "The session with the guest at {} was cancelled by {}",
-                        self.ip,
-                        crate::sys::signals::name(sig)
-                    ),
-                ));
+                let what = format!("The session with the guest at {}", self.ip);
+                return Err(crate::core::job::stopped(&what, Some(sig)));
             }
             let err = String::from_utf8_lossy(&out.stderr).into_owned();
             let Some(code) = out.status.map(|s| s.code().unwrap_or(255)) else {
@@ -370,8 +364,9 @@ impl Plan {
     /// One [`Plan::attempt`] under a [`Watchdog`]: its ssh is killed once `limit` has
     /// passed, `cancel` is set or a held signal came, and that is the error.
     fn watched(&self, argv: &[String], limit: Duration, cancel: &Progress<()>) -> Result<Attempt> {
+        use crate::core::job::stopped;
         use crate::sys::child::{spawn, Io, Watchdog};
-        use crate::sys::signals::{held, name};
+        use crate::sys::signals::held;
         let mut child = spawn(argv, Io::Piped, Io::Piped, Io::Piped)
             .map_err(|e| Error::runtime(format!("cannot run ssh: {}", io_reason(&e))))?;
         let deadline = Instant::now() + limit;
@@ -412,14 +407,8 @@ impl Plan {
             return r;
         }
         Err(match sig {
-            Some(sig) => Error::new(
-                ErrorCode::Interrupted,
-                format!("Forwarding into the guest cancelled by {}", name(sig)),
-            ),
-            None if cancel.cancelled() => Error::new(
-                ErrorCode::Interrupted,
-                "Forwarding into the guest cancelled",
-            ),
+            Some(_) => stopped("Forwarding into the guest", sig),
+            None if cancel.cancelled() => stopped("Forwarding into the guest", None),
             None => Error::runtime(format!(
                 "the guest did not finish smolvm's forwarding script within {} s",
                 limit.as_secs()

@@ -531,7 +531,7 @@ fn a_guest_that_never_finishes_is_stopped_by_time_or_cancel_local_sh() {
     assert_eq!(
         (e.code, e.message.as_str()),
         (
-            ErrorCode::Interrupted,
+            crate::core::ErrorCode::Interrupted,
             "Forwarding into the guest cancelled"
         )
     );
