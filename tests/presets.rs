@@ -476,9 +476,12 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
     e.ok(&["sandbox", "stop", "vm-ro"]);
     let out = e.run(&["sandbox", "start", "vm-ro", "--boot-timeout", "40"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // The session ends at its bound: killed mid-script ("did not finish within"), or, on
+    // a loaded host where the guest's sshd came up late, still refused at the deadline.
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("cannot mount the workspace folders in the guest: the guest at")
-            && stderr(&out).contains("did not finish within"),
+        err.contains("cannot mount the workspace folders in the guest: the guest at")
+            && (err.contains("did not finish within") || err.contains("cannot reach the guest")),
         "{}",
         stderr(&out)
     );
