@@ -67,11 +67,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
          or while the guest finishes (its own Children)",
     ),
     (
-        "src/core/files.rs",
-        "upload",
-        "kills the ssh and tar it spawned itself when the upload is cancelled (its own Children)",
-    ),
-    (
         "src/core/egress/resolver.rs",
         "start",
         "kills the resolver it spawned itself (its own Child) when it never answered",

@@ -353,10 +353,8 @@ pub fn upload(
         match crate::sys::child::WatchedStdin::new(ssh.take_stdin().expect("piped"), &cancel) {
             Ok(w) => w,
             Err(e) => {
-                for c in [&mut ssh, &mut tar] {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
+                // Nothing was sent: both children are stopped as for a cancel.
+                settle_upload(&mut ssh, &mut tar, false, progress);
                 return Err(Error::runtime(format!(
                     "cannot watch ssh's input: {}",
                     io_reason(&e)
