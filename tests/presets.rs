@@ -468,22 +468,23 @@ fn no_attach_never_prompts_and_read_only_mounts_keep_guest_writes_off_the_host_a
     // A guest that never ends the mount script (its root made `mkdir` hang for the mount
     // script's folders, the boot's own left working) cannot hold a start: the mounts are
     // part of being ready, within the boot timeout, and the start fails and rolls back.
+    // (The wrapper is synced by the guest: this test is about the mount, not the stop's
+    // own sync. CI runs 7 and 8 lost it in a stop of old, the file left empty: `mkdir`
+    // then made nothing, sshd found no /run/sshd and the start met a refused port.)
     let wrapper = e.sh(
         "vm-ro",
-        "printf '#!/bin/sh\\ncase \"$*\" in *smolvm-ws*) exec sleep 100000;; esac\\nexec /bin/mkdir \"$@\"\\n' > /usr/local/sbin/mkdir; chmod +x /usr/local/sbin/mkdir; cat /usr/local/sbin/mkdir",
+        "printf '#!/bin/sh\\ncase \"$*\" in *smolvm-ws*) exec sleep 100000;; esac\\nexec /bin/mkdir \"$@\"\\n' > /usr/local/sbin/mkdir; chmod +x /usr/local/sbin/mkdir; sync; cat /usr/local/sbin/mkdir",
     );
     assert!(wrapper.contains("*smolvm-ws*) exec sleep"), "{wrapper}");
     e.ok(&["sandbox", "stop", "vm-ro"]);
     let out = e.run(&["sandbox", "start", "vm-ro", "--boot-timeout", "40"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    // The session ends at its bound: killed mid-script ("did not finish within"), or, on
-    // a loaded host where the guest's sshd came up late, still refused at the deadline.
+    // The session ends at its bound, killed mid-script.
     let err = stderr(&out);
     assert!(
         err.contains("cannot mount the workspace folders in the guest: ")
-            && (err.contains("did not finish within") || err.contains("cannot reach the guest")),
-        "{}",
-        stderr(&out)
+            && err.contains("did not finish within"),
+        "{err}"
     );
     let info = e.ok(&["sandbox", "info", "vm-ro", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();

@@ -452,6 +452,9 @@ pub fn sandbox(cmd: SandboxCommand, cx: &Context) -> i32 {
                             s.id, s.status
                         ));
                     }
+                    // What the stop could not do (the guest's sync, its forwards): `--json`
+                    // has them in `data.warnings`.
+                    s.warnings.iter().for_each(warn);
                     0
                 }
                 Err(e) => output::fail("sandbox.stop", a.json, &e),

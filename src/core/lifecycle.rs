@@ -138,14 +138,17 @@ pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport>
         });
     }
     // The disk stays for the next start: what the guest wrote reaches it before the
-    // power goes (a guest may not act on the power button, and the budget may be short).
-    let t = std::time::Instant::now();
-    if vm.status == VmStatus::Running && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir)
+    // power goes (a guest may not act on the power button). The sync has its own bound:
+    // a share of a short `--timeout` lost the last writes of a guest whose SSH login was
+    // slow (a loaded host under TCG); `--timeout 0` asks for no wait at all.
+    let mut unsynced = None;
+    if vm.status == VmStatus::Running
+        && !timeout.is_zero()
+        && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir)
     {
-        sync_guest(ctx, id, (timeout / 2).min(SYNC_LIMIT)).await;
+        unsynced = sync_guest(ctx, id, SYNC_LIMIT).await;
     }
-    let left = timeout.saturating_sub(t.elapsed()).max(timeout / 2);
-    teardown::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, left).await?;
+    teardown::stop_vm(&vm, &ctx.paths.socket_dir, &ctx.data_dir, timeout).await?;
     for f in [VmFile::QmpSocket, VmFile::FcSocket] {
         let _ = remove_vm_file(f, &ctx.data_dir, &ctx.paths.socket_dir, id);
     }
@@ -153,6 +156,11 @@ pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport>
         .set_status(id, &VmStatus::Stopped, None, None)
         .map_err(rt)?;
     let (closed_forwards, mut warnings) = close_forwards();
+    warnings.extend(unsynced.map(|why| {
+        format!(
+            "The file systems of sandbox '{id}' were not synced before the stop ({why}): what it wrote in its last seconds may not be on its disk."
+        )
+    }));
     if let Err(e) = super::egress::resolver::sync(ctx, None).await {
         warnings.push(e.message);
     }
@@ -165,33 +173,33 @@ pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport>
     })
 }
 
-/// The longest a stop waits for the guest's `sync`.
+/// The longest a stop waits for the guest's `sync` (an SSH login and `sync`), before and
+/// apart from the `--timeout` it gives the VMM to go.
 const SYNC_LIMIT: Duration = Duration::from_secs(10);
 
 /// `sync` in a running guest over its SSH, bounded by `limit`, so its page cache reaches
 /// the disk before the VMM stops. A guest without SSH (or too slow) is stopped all the
-/// same: the outcome is only logged.
-async fn sync_guest(ctx: &Ctx, id: &VmId, limit: Duration) {
-    if limit.is_zero() {
-        return;
-    }
+/// same; what is returned is why it was not synced, for the stop's warning.
+async fn sync_guest(ctx: &Ctx, id: &VmId, limit: Duration) -> Option<String> {
     // `sh -c sync`, in batch mode (what `guest::sh("sync", &[])` spells).
     let words = ["sh", "-c", "sync", "sh"].map(String::from);
     let argv = match ssh_argv_as(ctx, id, &SshLogin::default(), &words, false) {
         Ok(a) => a,
-        Err(e) => {
-            tracing::info!(vm = %id, error = %e.message, "no guest sync before the stop");
-            return;
-        }
+        Err(e) => return Some(e.message),
     };
-    match crate::sys::child::status_async(&argv, limit).await {
-        Ok(Some(st)) if st.success() => tracing::info!(vm = %id, "guest synced before the stop"),
-        Ok(Some(st)) => tracing::info!(vm = %id, status = %st, "guest sync failed"),
-        Err(e) => tracing::info!(vm = %id, error = %e, "cannot run ssh for the guest sync"),
-        Ok(None) => {
-            tracing::info!(vm = %id, limit_ms = limit.as_millis() as u64, "guest sync timed out")
+    let why = match crate::sys::child::status_async(&argv, limit).await {
+        Ok(Some(st)) if st.success() => {
+            tracing::info!(vm = %id, "guest synced before the stop");
+            return None;
         }
-    }
+        // ssh's own failure (no login) is 255; anything else is the guest's `sync`.
+        Ok(Some(st)) if st.code() == Some(255) => "no SSH login to the guest".to_string(),
+        Ok(Some(st)) => format!("its `sync` failed: {st}"),
+        Err(e) => format!("cannot run ssh: {e}"),
+        Ok(None) => format!("no answer within {} s", limit.as_secs()),
+    };
+    tracing::info!(vm = %id, reason = %why, "no guest sync before the stop");
+    Some(why)
 }
 
 /// What `pause` / `resume` did (JSON `sandbox.pause` / `sandbox.resume`).

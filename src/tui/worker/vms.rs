@@ -109,10 +109,17 @@ pub(super) async fn run_stop(run: Run, cx: Context, ids: Vec<VmId>) -> Outcome {
     Ok(run
         .each(&ids, "stopped", |id| async move {
             let r = lifecycle::stop(ctx, &id, timeout).await?;
+            // What the stop could not do (the guest's sync, its forwards), as the CLI warns.
+            let warned = r
+                .warnings
+                .iter()
+                .map(|w| format!("; {w}"))
+                .collect::<String>();
             Ok(if r.was_running {
-                Done::Acted("stopped".into())
+                Done::Acted(format!("stopped{warned}"))
             } else {
-                Done::Nothing(format!("was not running ({}): nothing to stop", r.status))
+                let why = format!("was not running ({}): nothing to stop", r.status);
+                Done::Nothing(format!("{why}{warned}"))
             })
         })
         .await)
