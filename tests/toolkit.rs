@@ -629,6 +629,56 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         "running"
     );
 
+    // --- A guest whose root made `tar` never read (the stream stalls once the pipes and
+    // the connection are full) holds no upload: a SIGINT to smolvm alone (not its process
+    // group: a supervisor's kill) stops it like the dashboard's cancel, exit 130, both of
+    // its children (ssh and the host's tar) stopped and reaped, none left holding the
+    // guest.
+    vm.login_sh(
+        id,
+        "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/local/bin/tar && chmod +x /usr/local/bin/tar",
+    );
+    let guest_file = "/root/never-read.bin";
+    let args = [
+        "sandbox",
+        "file",
+        "upload",
+        id,
+        big.to_str().unwrap(),
+        guest_file,
+        "--json",
+    ];
+    let mut up = vm.spawn_piped(&args, &[]);
+    let pid = up.id() as i32;
+    support::cleanup::wait_for(
+        || support::children_of(pid).len() >= 2,
+        "the upload's ssh and tar",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let children = support::children_of(pid);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    while up.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = up.kill();
+    let out = up.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        support::error_message(&json(&out)),
+        format!("Upload to sandbox '{id}' interrupted by SIGINT; {guest_file} was not written")
+    );
+    let left: Vec<i32> = children
+        .into_iter()
+        .filter(|c| support::alive(*c as u32))
+        .collect();
+    assert_eq!(left, Vec::<i32>::new(), "the upload's children outlived it");
+    vm.login_sh(id, "rm /usr/local/bin/tar");
+
     // --- Stop removes the forwards; a stopped VM is a clear error, `exec --start` boots it.
     vm.ok(&["sandbox", "port", "expose", id, "18081:8000"]);
     assert!(!vm.forward_rules(id).is_empty());

@@ -137,18 +137,20 @@ fn content_size(path: &Path) -> u64 {
 
 /// Copy `from` to `to`, reporting bytes; stops quietly when the reader is done or the
 /// writer has gone (its exit status tells why). `false` when it stopped because the job
-/// was cancelled (checked before each chunk, and by a watched writer while it waits).
+/// was stopped (`halted`: checked before each chunk, and by a watched writer while it
+/// waits).
 fn pump(
     mut from: impl Read,
     mut to: impl Write,
     total: u64,
     progress: &Progress<FileProgress>,
+    halted: &dyn Fn() -> bool,
 ) -> bool {
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = 0u64;
     progress.emit(FileProgress { done, total });
     loop {
-        if progress.cancelled() {
+        if halted() {
             return false;
         }
         let n = match from.read(&mut buf) {
@@ -170,27 +172,37 @@ fn pump(
     true
 }
 
-/// The upload's ssh waited for once the whole stream is sent (`pumped`), until the job's
-/// cancel: a guest may take all of it and never end its script. `None` when it was
-/// cancelled, before or now: both children (our own) are then killed and reaped, and
-/// the guest's script sees its stream cut (a file's temporary folder goes with it; a
-/// directory keeps what was unpacked so far).
+/// The upload's ssh waited for once the whole stream is sent (`pumped`), until the job is
+/// stopped (`stop`: its cancel, a signal): a guest may take all of it and never end its
+/// script. `Err` when it was stopped, before (`stopped`) or now: both children (our own)
+/// are then killed and reaped, and the guest's script sees its stream cut (a file's
+/// temporary folder goes with it; a directory keeps what was unpacked so far).
 fn settle_upload(
     ssh: &mut Child,
     tar: &mut Child,
-    pumped: bool,
-    progress: &Progress<FileProgress>,
-) -> Option<std::process::ExitStatus> {
-    let stop = || progress.cancelled().then_some(Stop::Cancelled);
+    stopped: Option<Stop>,
+    stop: &dyn Fn() -> Option<Stop>,
+) -> std::result::Result<std::process::ExitStatus, Stop> {
     let never = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
-    let status = pumped.then(|| wait_child(ssh, &stop, never).ok()).flatten();
-    if status.is_none() {
+    let status = match stopped {
+        Some(s) => Err(s),
+        None => wait_child(ssh, stop, never),
+    };
+    if status.is_err() {
         let _ = ssh.kill();
         let _ = tar.kill();
         let _ = ssh.wait();
         let _ = tar.wait();
     }
     status
+}
+
+/// What stopped an upload, for its error: `cancelled` or `interrupted by SIGINT`.
+fn upload_stop(s: Stop) -> String {
+    match s {
+        Stop::Signal(sig) => format!("interrupted by {}", crate::sys::signals::name(sig)),
+        _ => "cancelled".into(),
+    }
 }
 
 /// A transfer stopped by its job's cancel (an interrupted error, so a face tells it from
@@ -302,6 +314,14 @@ pub fn upload(
         ))
     })?;
     not_running_first(ctx, id, login)?;
+    // A Ctrl-C (or SIGTERM, SIGHUP) stops it as the dashboard's cancel does: both children
+    // stopped and reaped, never left holding a guest that does not read.
+    let interrupts = Interrupts::catch()
+        .map_err(|e| Error::runtime(format!("cannot watch for Ctrl-C: {}", io_reason(&e))))?;
+    let stop = || -> Option<Stop> {
+        (interrupts.caught().map(Stop::Signal))
+            .or_else(|| progress.cancelled().then_some(Stop::Cancelled))
+    };
     let total = content_size(&src);
     let (dir, entry, name) = if is_dir {
         (src.clone(), ".".to_string(), String::new())
@@ -347,34 +367,39 @@ pub fn upload(
     })?;
     let ssh_err = stderr_of(&mut ssh);
     let tar_out = tar.take_stdout().expect("piped");
-    // A guest that stops taking the stream must not hold a cancel: the write is watched.
-    let cancel = || progress.cancelled();
+    // A guest that stops taking the stream must not hold a stop: the write is watched.
+    let halted = || stop().is_some();
     let ssh_in =
-        match crate::sys::child::WatchedStdin::new(ssh.take_stdin().expect("piped"), &cancel) {
+        match crate::sys::child::WatchedStdin::new(ssh.take_stdin().expect("piped"), &halted) {
             Ok(w) => w,
             Err(e) => {
                 // Nothing was sent: both children are stopped as for a cancel.
-                settle_upload(&mut ssh, &mut tar, false, progress);
+                let _ = settle_upload(&mut ssh, &mut tar, Some(Stop::Cancelled), &stop);
                 return Err(Error::runtime(format!(
                     "cannot watch ssh's input: {}",
                     io_reason(&e)
                 )));
             }
         };
-    let pumped = pump(tar_out, ssh_in, total, progress);
-    let Some(ssh_status) = settle_upload(&mut ssh, &mut tar, pumped, progress) else {
-        return Err(cancelled(if pumped {
-            // All was sent: the guest's script may have put it in place before it hung.
-            format!(
-                "Upload to sandbox '{id}' cancelled while the guest was finishing; {guest_path} may have been written"
-            )
-        } else if is_dir {
-            format!(
-                "Upload to sandbox '{id}' cancelled; {guest_path} may hold part of the directory"
-            )
-        } else {
-            format!("Upload to sandbox '{id}' cancelled; {guest_path} was not written")
-        }));
+    let pumped = pump(tar_out, ssh_in, total, progress, &halted);
+    let stopped = (!pumped).then(|| stop().unwrap_or(Stop::Cancelled));
+    let ssh_status = match settle_upload(&mut ssh, &mut tar, stopped, &stop) {
+        Ok(st) => st,
+        Err(s) => {
+            let how = upload_stop(s);
+            return Err(cancelled(if pumped {
+                // All was sent: the guest's script may have put it in place before it hung.
+                format!(
+                    "Upload to sandbox '{id}' {how} while the guest was finishing; {guest_path} may have been written"
+                )
+            } else if is_dir {
+                format!(
+                    "Upload to sandbox '{id}' {how}; {guest_path} may hold part of the directory"
+                )
+            } else {
+                format!("Upload to sandbox '{id}' {how}; {guest_path} was not written")
+            }));
+        }
     };
     let tar_status = tar.wait().map_err(|e| Error::runtime(e.to_string()))?;
     let (ssh_err, tar_err) = (ssh_err.text(), tar_err.text());

@@ -17,7 +17,7 @@ fn an_upload_whose_peer_stops_reading_ends_at_its_cancel() {
         std::thread::sleep(Duration::from_millis(300));
         flag.store(true, Ordering::SeqCst);
     });
-    assert!(!pump(from, to, total, &progress));
+    assert!(!pump(from, to, total, &progress, &cancel));
     asker.join().unwrap();
     peer.kill().unwrap();
     peer.wait().unwrap();
@@ -29,13 +29,17 @@ fn an_upload_whose_peer_stops_reading_ends_at_its_cancel() {
 fn an_upload_whose_guest_never_finishes_ends_at_its_cancel() {
     let spawn = |argv: &[&str]| crate::sys::child::spawn(argv, Io::Null, Io::Null, Io::Null);
     let flag = Arc::new(AtomicBool::new(false));
-    let progress = Progress::none().with_cancel(flag.clone());
+    let progress: Progress<()> = Progress::none().with_cancel(flag.clone());
+    let stop = || progress.cancelled().then_some(Stop::Cancelled);
     let (mut ssh, mut tar) = (spawn(&["sleep", "60"]).unwrap(), spawn(&["true"]).unwrap());
     let asker = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         flag.store(true, Ordering::SeqCst);
     });
-    assert_eq!(settle_upload(&mut ssh, &mut tar, true, &progress), None);
+    assert_eq!(
+        settle_upload(&mut ssh, &mut tar, None, &stop),
+        Err(Stop::Cancelled)
+    );
     asker.join().unwrap();
     // Killed: no exit code of its own.
     assert_eq!(ssh.wait().unwrap().code(), None);
@@ -44,7 +48,7 @@ fn an_upload_whose_guest_never_finishes_ends_at_its_cancel() {
         spawn(&["sh", "-c", "exit 4"]).unwrap(),
         spawn(&["true"]).unwrap(),
     );
-    let st = settle_upload(&mut ssh, &mut tar, true, &Progress::none()).unwrap();
+    let st = settle_upload(&mut ssh, &mut tar, None, &|| None).unwrap();
     assert_eq!(st.code(), Some(4));
     tar.wait().unwrap();
 }
