@@ -140,7 +140,7 @@ pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport>
     // The disk stays for the next start: what the guest wrote reaches it before the
     // power goes (a guest may not act on the power button). The sync has its own bound:
     // a share of a short `--timeout` lost the last writes of a guest whose SSH login was
-    // slow (a loaded host under TCG); `--timeout 0` asks for no wait at all.
+    // slow (a loaded host under TCG). A budget of 0 (`SMOLVM_STOP_TIMEOUT=0`) waits for nothing.
     let mut unsynced = None;
     if vm.status == VmStatus::Running
         && !timeout.is_zero()
