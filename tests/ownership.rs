@@ -61,7 +61,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "kills the ssh client it spawned itself when the local side refuses (its own Child)",
     ),
     (
-        "src/core/files.rs",
+        "src/core/files/upload.rs",
         "settle_upload",
         "kills the ssh and tar the upload spawned itself when it is cancelled, while sending \
          or while the guest finishes (its own Children)",

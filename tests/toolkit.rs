@@ -630,10 +630,11 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
     );
 
     // --- A guest whose root made `tar` never read (the stream stalls once the pipes and
-    // the connection are full) holds no upload: a SIGINT to smolvm alone (not its process
-    // group: a supervisor's kill) stops it like the dashboard's cancel, exit 130, both of
-    // its children (ssh and the host's tar) stopped and reaped, none left holding the
-    // guest.
+    // the connection are full) holds no upload. A SIGINT stops it like the dashboard's
+    // cancel, exit 130, both of its children (ssh and the host's tar) stopped and reaped,
+    // none left holding the guest: sent to smolvm alone (a supervisor's kill), and to its
+    // whole process group (a terminal's Ctrl-C, which reaches ssh and tar too: their end
+    // is the interrupt's, not "cannot reach").
     vm.login_sh(
         id,
         "printf '#!/bin/sh\\nexec sleep 100000\\n' > /usr/local/bin/tar && chmod +x /usr/local/bin/tar",
@@ -648,35 +649,54 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         guest_file,
         "--json",
     ];
-    let mut up = vm.spawn_piped(&args, &[]);
-    let pid = up.id() as i32;
-    support::cleanup::wait_for(
-        || support::children_of(pid).len() >= 2,
-        "the upload's ssh and tar",
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let children = support::children_of(pid);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let t0 = std::time::Instant::now();
-    while up.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
+    for group in [false, true] {
+        use std::os::unix::process::CommandExt;
+        let mut up = vm
+            .command(&args, &[])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = up.id() as i32;
+        support::cleanup::wait_for(
+            || support::children_of(pid).len() >= 2,
+            "the upload's ssh and tar",
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        let children = support::children_of(pid);
+        let to = if group { -pid } else { pid };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(to),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        while up.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = up.kill();
+        let out = up.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "group {group}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            support::error_message(&json(&out)),
+            format!("Upload to sandbox '{id}' interrupted by SIGINT; {guest_file} was not written")
+        );
+        let left: Vec<i32> = children
+            .into_iter()
+            .filter(|c| support::alive(*c as u32))
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<i32>::new(),
+            "group {group}: children outlived it"
+        );
     }
-    let _ = up.kill();
-    let out = up.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert_eq!(
-        support::error_message(&json(&out)),
-        format!("Upload to sandbox '{id}' interrupted by SIGINT; {guest_file} was not written")
-    );
-    let left: Vec<i32> = children
-        .into_iter()
-        .filter(|c| support::alive(*c as u32))
-        .collect();
-    assert_eq!(left, Vec::<i32>::new(), "the upload's children outlived it");
     vm.login_sh(id, "rm /usr/local/bin/tar");
 
     // --- Stop removes the forwards; a stopped VM is a clear error, `exec --start` boots it.
