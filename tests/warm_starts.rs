@@ -251,6 +251,58 @@ fn warm_starts_clone_a_template_that_holds_no_secret_of_any_start() {
     assert!(ssh_up(&e, &ip1) && ssh_up(&e, &ip2));
     assert_eq!(e.exec("w2", "cat /root/.warm-cred"), cred2);
 
+    // A Ctrl-C (a SIGINT to smolvm alone) while a warm start forwards over SSH rolls its
+    // clone back, as a cold start's does: exit 130, no sandbox and no VMM of it left.
+    std::fs::write(e.h.home.join(".warm-cred"), "c".repeat(48 << 20)).unwrap();
+    let args = [
+        "warmy",
+        "start",
+        "--warm",
+        "-n",
+        "w5",
+        "--no-attach",
+        "--json",
+    ];
+    let mut child = e.spawn_piped(&args, &[("WARM_TOKEN", "tok-five")]);
+    let pid = child.id() as i32;
+    let is_ssh = |p: &i32| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "ssh")
+    };
+    let t0 = std::time::Instant::now();
+    while !support::children_of(pid).iter().any(is_ssh) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "it ended before forwarding"
+        );
+        assert!(t0.elapsed().as_secs() < 300, "no forwarding session");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let m = support::error_message(&support::json(&out)).to_string();
+    assert!(
+        m.contains("cancelled by SIGINT") && m.ends_with("rolled back"),
+        "{m}"
+    );
+    let info = e.run(&["sandbox", "info", "w5", "--json"]);
+    assert_eq!(info.status.code(), Some(1), "{}", stderr(&info));
+    assert!(
+        !smolvm::sys::process::vmm_processes(Some(&e.h.sockets()))
+            .iter()
+            .any(|v| v.vm_id == "w5"),
+        "the clone's VMM outlived the interrupt"
+    );
+
     e.ok(&["sandbox", "delete", "w1", "w2", "w4"]);
     e.ok(&["sandbox", "snapshot", "delete", &t4]);
 }

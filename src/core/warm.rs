@@ -37,6 +37,7 @@ use super::context::Ctx;
 use super::error::{rt, Error, Result};
 use super::host::{Backend, Host, Runtime};
 use super::images::{Os, Vmm};
+use super::job::Abort;
 use super::presets::{Preset, Registry};
 use super::progress::Progress;
 use super::snapshot::{self, CloneOptions, CreateOptions, SnapshotType};
@@ -253,6 +254,10 @@ async fn warm_start(
         id: template.clone(),
         making: false,
     });
+    // From the clone on, a Ctrl-C (SIGINT, SIGTERM, SIGHUP) rolls the clone back as a cold
+    // start's does: held from before the clone's own guard until this start's takes over,
+    // and through the forwarding (whose session stops at a held signal).
+    let bridge = crate::sys::signals::Interrupts::catch().ok();
     let clone = snapshot::clone(
         ctx,
         &CloneOptions {
@@ -272,7 +277,11 @@ async fn warm_start(
         .first()
         .ok_or_else(|| rt("the clone was not made"))?;
     let id = VmId::known(&c.vm.name);
+    let mut abort = Abort::new(format!("Start of sandbox '{id}'"));
+    abort.hold_signals();
+    drop(bridge);
     let r = async {
+        abort.check(progress)?;
         let row = ctx.vm(&id)?;
         let net = row.network.clone().unwrap_or_default();
         let mut rep = start::report(
@@ -291,6 +300,7 @@ async fn warm_start(
         let forwarded = start::forward(ctx, &preset, &rep.ip, Some(&socket), progress).await;
         snapshot::remove_agent_socket(ctx, &id);
         let (forwarded, over) = forwarded?;
+        abort.check(progress)?;
         rep.forwarded = Some(forwarded);
         rep.timings.image_ms = start::ms(image_time);
         rep.timings.boot_ms = c.elapsed_ms;
