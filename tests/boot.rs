@@ -346,7 +346,7 @@ fn debian_image_answers_ssh_and_exec() {
     // A stop keeps what the guest wrote just before it, even when the guest ignores the
     // power button (this image's init does) and ext4 would not commit for minutes: the
     // guest's file systems are synced first. Also when its SSH login is slow (a loaded
-    // host: here sshd's own `sshrc` waits 4 s), with the default `--timeout` of 3 s: the
+    // host: here sshd's own `sshrc` waits 2 s), with the default `--timeout` of 3 s: the
     // sync has its own bound (a share of the 3 s lost the guest's last writes).
     let out = e.run(&[
         "sandbox",
@@ -355,7 +355,7 @@ fn debian_image_answers_ssh_and_exec() {
         "--",
         "sh",
         "-c",
-        "mount -o remount,commit=600 / && echo kept > /root/written-before-stop && echo 'sleep 4' > /etc/ssh/sshrc",
+        "mount -o remount,commit=600 / && echo kept > /root/written-before-stop && echo 'sleep 2' > /etc/ssh/sshrc",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = e.ok_json(&["sandbox", "stop", "vm-deb", "--json"]);

@@ -100,7 +100,8 @@ pub struct StopReport {
     pub was_running: bool,
     /// Port forwards removed with it (`sandbox port expose`).
     pub closed_forwards: usize,
-    /// What could not be tidied (the forwards), the stop itself having succeeded.
+    /// What the stop could not do, the stop itself having succeeded: the guest's sync
+    /// (its last writes may be lost), the forwards.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -142,7 +143,10 @@ pub async fn stop(ctx: &Ctx, id: &VmId, timeout: Duration) -> Result<StopReport>
     // a share of a short `--timeout` lost the last writes of a guest whose SSH login was
     // slow (a loaded host under TCG). A budget of 0 (`SMOLVM_STOP_TIMEOUT=0`) waits for nothing.
     let mut unsynced = None;
-    if vm.status == VmStatus::Running
+    if vm.status == VmStatus::Paused {
+        // Its vCPUs do not run: nothing in it can sync.
+        unsynced = Some("it was paused".to_string());
+    } else if vm.status == VmStatus::Running
         && !timeout.is_zero()
         && !crate::core::vm::row_is_stale(&vm, &ctx.paths.socket_dir)
     {
@@ -196,7 +200,7 @@ async fn sync_guest(ctx: &Ctx, id: &VmId, limit: Duration) -> Option<String> {
         Ok(Some(st)) if st.code() == Some(255) => "no SSH login to the guest".to_string(),
         Ok(Some(st)) => format!("its `sync` failed: {st}"),
         Err(e) => format!("cannot run ssh: {e}"),
-        Ok(None) => format!("no answer within {} s", limit.as_secs()),
+        Ok(None) => format!("no login and sync within {} s", limit.as_secs()),
     };
     tracing::info!(vm = %id, reason = %why, "no guest sync before the stop");
     Some(why)

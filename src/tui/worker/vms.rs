@@ -113,7 +113,7 @@ pub(super) async fn run_stop(run: Run, cx: Context, ids: Vec<VmId>) -> Outcome {
             let warned = r
                 .warnings
                 .iter()
-                .map(|w| format!("; {w}"))
+                .map(|w| format!(". {w}"))
                 .collect::<String>();
             Ok(if r.was_running {
                 Done::Acted(format!("stopped{warned}"))
