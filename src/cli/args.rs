@@ -664,7 +664,8 @@ pub struct SandboxStartArgs {
 pub struct StopArgs {
     pub id: String,
     /// Seconds to wait for the VM to stop before killing it (more than 0, SmolVM's range,
-    /// up to 86400; default: $SMOLVM_STOP_TIMEOUT, else 3, SmolVM's).
+    /// up to 86400; default: $SMOLVM_STOP_TIMEOUT, else 3, SmolVM's). The guest's sync
+    /// over SSH comes first, up to 10 s of its own.
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub timeout: Option<Duration>,
     /// Print the result as JSON.
