@@ -77,9 +77,10 @@ pub(super) fn pump(
             total,
         });
     }
-    // A stream cut by the stop (a terminal's Ctrl-C ends the host's tar too) was not sent.
+    // A stream cut short by the stop (a terminal's Ctrl-C ends the host's tar too) was not
+    // sent; one that came whole (its contents at least) was.
     let _ = to.flush();
-    !halted()
+    done >= total || !halted()
 }
 
 /// The upload's ssh waited for once the whole stream is sent (`pumped`), until the job is
