@@ -130,7 +130,7 @@ fn preset_start_boots_a_reachable_vm_and_the_lifecycle_leaves_nothing() {
     let s = e.ok_json(&["sandbox", "stop", &id, "--timeout", "3", "--json"]);
     assert_eq!(s["data"]["status"], "stopped");
     // This guest's sshd is a stand-in that takes no login: the stop says its writes were
-    // not synced (and `sandbox stop` without `--json` prints it as a warning).
+    // not synced.
     assert_eq!(
         s["data"]["warnings"],
         serde_json::json!([format!(
