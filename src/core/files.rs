@@ -112,6 +112,30 @@ fn content_size(path: &Path) -> u64 {
     }
 }
 
+/// What stops a transfer, the same for both ways: SIGINT, SIGTERM or SIGHUP, held back
+/// while it lives (a Ctrl-C then stops it as the dashboard's cancel does), else its job's
+/// cancel.
+struct Stops<'a> {
+    interrupts: Interrupts,
+    progress: &'a Progress<FileProgress>,
+}
+
+impl<'a> Stops<'a> {
+    fn watch(progress: &'a Progress<FileProgress>) -> Result<Stops<'a>> {
+        let interrupts = Interrupts::catch()
+            .map_err(|e| Error::runtime(format!("cannot watch for Ctrl-C: {}", io_reason(&e))))?;
+        Ok(Stops {
+            interrupts,
+            progress,
+        })
+    }
+
+    fn now(&self) -> Option<Stop> {
+        (self.interrupts.caught().map(Stop::Signal))
+            .or_else(|| self.progress.cancelled().then_some(Stop::Cancelled))
+    }
+}
+
 /// A transfer stopped by its job's cancel or a signal (an interrupted error, so a face
 /// tells it from a failure).
 fn cancelled(what: String) -> Error {
@@ -242,18 +266,9 @@ pub fn download(
         return Err(stop_error(id, Stop::Cancelled, local));
     }
     not_running_first(ctx, id, login)?;
-    let interrupts = Interrupts::catch()
-        .map_err(|e| Error::runtime(format!("cannot watch for Ctrl-C: {}", io_reason(&e))))?;
+    let stops = Stops::watch(progress)?;
     let owner = ctx.env.sudo_ids().map(|(uid, gid)| Identity { uid, gid });
-    let stop = || -> Option<Stop> {
-        if let Some(s) = interrupts.caught() {
-            Some(Stop::Signal(s))
-        } else if progress.cancelled() {
-            Some(Stop::Cancelled)
-        } else {
-            None
-        }
-    };
+    let stop = || stops.now();
     let total = AtomicU64::new(0);
     let on_bytes = |done: u64| {
         let total = total.load(Ordering::Relaxed);

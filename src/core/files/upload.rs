@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     cancelled, check_guest_path, content_size, first_line, not_running_first, spawn, stderr_of,
-    wait_child, FileProgress, Transfer, IS_DIR, NOT_DIR, NO_PARENT,
+    wait_child, FileProgress, Stops, Transfer, IS_DIR, NOT_DIR, NO_PARENT,
 };
 use crate::core::context::Ctx;
 use crate::core::error::{io_reason, Error, Result};
@@ -18,7 +18,6 @@ use crate::core::progress::Progress;
 use crate::core::ssh::SshLogin;
 use crate::core::vm::VmId;
 use crate::sys::child::{Child, Io};
-use crate::sys::signals::Interrupts;
 use crate::sys::unpack::Stop;
 
 /// Upload: `$1` destination, `$2` 1 to create missing parents, `$3` the one entry's name
@@ -163,12 +162,8 @@ pub fn upload(
     not_running_first(ctx, id, login)?;
     // A Ctrl-C (or SIGTERM, SIGHUP) stops it as the dashboard's cancel does: both children
     // stopped and reaped, never left holding a guest that does not read.
-    let interrupts = Interrupts::catch()
-        .map_err(|e| Error::runtime(format!("cannot watch for Ctrl-C: {}", io_reason(&e))))?;
-    let stop = || -> Option<Stop> {
-        (interrupts.caught().map(Stop::Signal))
-            .or_else(|| progress.cancelled().then_some(Stop::Cancelled))
-    };
+    let stops = Stops::watch(progress)?;
+    let stop = || stops.now();
     let total = content_size(&src);
     let (dir, entry, name) = if is_dir {
         (src.clone(), ".".to_string(), String::new())
