@@ -477,6 +477,83 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
     assert!(h.data.join("notes.txt").is_file());
 }
 
+/// A snapshot or restore killed midway leaves its exchange folder in the socket dir, as
+/// large as the guest's RAM (before, only the next snapshot of that same VM swept it).
+/// Cleanup lists and removes it whatever became of the VM; not one whose process still
+/// runs, another user's, one named otherwise, nor what a link of that name points to.
+#[test]
+fn a_killed_snapshots_exchange_folders_are_cleaned_and_nothing_like_them() {
+    require_root!();
+    let (h, ns) = (Home::new(), NetNs::new());
+    ns.smolvm_nft("");
+    let sockets = h.sockets();
+    let mut killed = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = killed.id();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let mk = |name: String, owner: Option<u32>| {
+        let d = sockets.join(&name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("mem"), vec![7u8; 1 << 20]).unwrap();
+        if let Some(id) = owner {
+            std::os::unix::fs::chown(&d, Some(id), Some(id)).unwrap();
+        }
+        name
+    };
+    let hex = "0123456789ab";
+    let left = mk(format!(".snapshot-vm-gone-{pid}-{hex}"), None);
+    // Written by an unprivileged Firecracker: the folder is its VMM id's.
+    let vmms = mk(
+        format!(".snapshot-vm-b-{pid}-a1b2c3d4e5f6"),
+        Some(0x7E00_0005),
+    );
+    let running = mk(format!(".snapshot-vm-c-{}-{hex}", std::process::id()), None);
+    let strangers = mk(format!(".snapshot-vm-d-{pid}-{hex}"), Some(65534));
+    let odd = mk(format!(".snapshot-vm-e-{pid}-notours"), None);
+    let target = mk("precious".into(), None);
+    let link = format!(".snapshot-vm-f-{pid}-{hex}");
+    std::os::unix::fs::symlink(sockets.join(&target), sockets.join(&link)).unwrap();
+
+    let out = ns.smolvm(&h, &["cleanup", "--dry-run"]);
+    let s = sockets.display();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "No matching VMs to delete.\nStale resources (2):\n  - file {s}/{vmms} (VM vm-b)\n  - file {s}/{left} (VM vm-gone)\nDry run complete. No changes made.\n"
+        )
+    );
+    assert!(
+        sockets.join(&left).join("mem").is_file(),
+        "a dry run removed"
+    );
+    let out = ns.smolvm(&h, &["cleanup", "--force", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        support::texts(&v["data"]["stale_resources"], "kind"),
+        ["file", "file"],
+        "{v}"
+    );
+    assert!(!sockets.join(&left).exists() && !sockets.join(&vmms).exists());
+    for kept in [&running, &strangers, &odd, &link] {
+        assert!(
+            std::fs::symlink_metadata(sockets.join(kept)).is_ok(),
+            "{kept} was removed"
+        );
+    }
+    assert_eq!(
+        std::fs::read(sockets.join(&target).join("mem")).unwrap(),
+        vec![7u8; 1 << 20]
+    );
+    // Nothing stale is left to find.
+    let out = ns.smolvm(&h, &["cleanup", "--dry-run"]);
+    assert!(
+        !stdout(&out).contains("Stale resources"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 #[test]
 fn partial_failure_reports_the_failed_vm_and_continues() {
     require_root!();

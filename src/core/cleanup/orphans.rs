@@ -3,8 +3,9 @@
 //! `svmb<hex>` devices whose `smolvm-bridge:<id>` alias names no row, that no live process
 //! holds open; nftables elements and commented rules in `smolvm_nat`/`smolvm_filter` that
 //! belong to no row and no live TAP or VMM; control sockets in our socket dir and per-VM
-//! files in the data dir whose VM has no row and no live process. Each is proved again
-//! right before it is removed ([`remove_orphan`]).
+//! files in the data dir whose VM has no row and no live process; snapshot exchange
+//! folders in our socket dir whose process no longer runs. Each is proved again right
+//! before it is removed ([`remove_orphan`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use crate::sys::net::{self, guard, nft, Link, OwnedTap, TapClaim};
 use crate::sys::process::{self, is_vm_id, OwnedVmm, VmmClaim, VmmProcess};
 use crate::sys::procfs;
 use crate::sys::state::Known;
+use crate::sys::vmm::prepare as exchange;
 
 /// How an orphan is removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub(super) enum OrphanAction {
     Snapshot,
     /// An SSH forward of a VM no database records (its id, host and guest ports).
     Tunnel(String, u16, u16),
+    /// A snapshot's exchange folder in our socket dir whose process no longer runs.
+    Exchange(PathBuf),
 }
 
 /// The live system as cleanup sees it.
@@ -303,6 +307,19 @@ pub(super) fn orphans(
             }
         }
     }
+
+    // 7. The folders a snapshot or restore passes a VM's files through (in our socket
+    //    dir), left by a process killed midway: as large as the guest's RAM, and nobody
+    //    else's once that process is gone, whatever became of the VM.
+    let euid = crate::sys::users::euid();
+    for x in exchange::left_exchange_dirs(&opts.teardown.socket_dir, None, euid) {
+        out.push(StaleResource {
+            kind: ResourceKind::File,
+            name: x.path.display().to_string(),
+            vm_id: Some(x.vm_id),
+            action: OrphanAction::Exchange(x.path),
+        });
+    }
     out
 }
 
@@ -384,6 +401,11 @@ pub(super) async fn remove_orphan(
             .map_err(|e| e.to_string())?
             .map(drop)
             .map_err(|e| e.message)
+        }
+        OrphanAction::Exchange(path) => {
+            exchange::remove_left_exchange_dir(path, crate::sys::users::euid())
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         OrphanAction::Remove(file, id) => fs::remove_vm_file(
             *file,

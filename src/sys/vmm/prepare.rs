@@ -308,36 +308,83 @@ pub fn remove_exchange_dir(x: &Path) {
     }
 }
 
-/// Remove VM `vm_id`'s exchange folders in `dir` — exactly the names [`exchange_dir`]
-/// makes (`.snapshot-<vm id>-<pid>-<12 hex>`), directories owned by `uid` or by a VMM id
-/// (an earlier VMM of the VM ran as another one), checked without following a link — whose
-/// creating process no longer runs.
-fn sweep_exchange_dirs(dir: &Path, vm_id: &str, uid: u32) {
+/// An exchange folder a process which no longer runs left behind (a snapshot or restore
+/// killed midway): as large as its guest's RAM, and nobody's once its process is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftExchange {
+    /// The VM it was made for (its name says so).
+    pub vm_id: String,
+    pub path: std::path::PathBuf,
+}
+
+/// The exchange folders in `dir` left by processes that no longer run — of VM `vm_id`, or
+/// of any VM: exactly the names [`exchange_dir`] makes (`.snapshot-<vm id>-<pid>-<12
+/// hex>`, a valid VM id), directories owned by `uid` or by a VMM id (an earlier VMM of the
+/// VM ran as another one), checked without following a link. A folder whose process still
+/// runs (or whose PID another process now has) is not listed.
+pub fn left_exchange_dirs(dir: &Path, vm_id: Option<&str>, uid: u32) -> Vec<LeftExchange> {
     let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
+        return Vec::new();
     };
-    let prefix = format!("{EXCHANGE_PREFIX}{vm_id}-");
+    let mut out = Vec::new();
     for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some((pid, random)) = name
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.split_once('-'))
-        else {
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let ours = random.len() == 12
+        let mut parts = match name.strip_prefix(EXCHANGE_PREFIX) {
+            Some(rest) => rest.rsplitn(3, '-'),
+            None => continue,
+        };
+        let (Some(random), Some(pid), Some(vm)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let named = random.len() == 12
             && random.bytes().all(|b| b.is_ascii_hexdigit())
-            && e.metadata().is_ok_and(|m| {
-                m.is_dir()
-                    && !m.file_type().is_symlink()
-                    && (m.uid() == uid || crate::sys::users::is_vmm_id(m.uid()))
+            && crate::sys::process::is_vm_id(vm)
+            && vm_id.is_none_or(|want| want == vm);
+        let dead = pid.bytes().all(|b| b.is_ascii_digit())
+            && pid
+                .parse::<i32>()
+                .is_ok_and(|p| p > 0 && !crate::sys::process::is_alive(p));
+        let ours = named
+            && dead
+            && std::fs::symlink_metadata(e.path()).is_ok_and(|m| {
+                m.is_dir() && (m.uid() == uid || crate::sys::users::is_vmm_id(m.uid()))
             });
-        let dead = pid
-            .parse::<i32>()
-            .is_ok_and(|p| !crate::sys::process::is_alive(p));
-        if ours && dead {
-            let _ = crate::sys::fs::remove_entry(dir, &e.file_name());
+        if ours {
+            out.push(LeftExchange {
+                vm_id: vm.to_string(),
+                path: e.path(),
+            });
         }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Remove the exchange folder at `path` if it is still one [`left_exchange_dirs`] lists
+/// (proved again now, never following a link): `Ok(false)` when it no longer is.
+pub fn remove_left_exchange_dir(
+    path: &Path,
+    uid: u32,
+) -> Result<bool, crate::sys::fs::RemoveError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(false);
+    };
+    let still = left_exchange_dirs(dir, None, uid)
+        .iter()
+        .any(|x| x.path.file_name() == Some(name));
+    if still {
+        crate::sys::fs::remove_entry(dir, name)?;
+    }
+    Ok(still)
+}
+
+/// Remove VM `vm_id`'s exchange folders in `dir` that processes which no longer run left
+/// ([`left_exchange_dirs`]).
+fn sweep_exchange_dirs(dir: &Path, vm_id: &str, uid: u32) {
+    for x in left_exchange_dirs(dir, Some(vm_id), uid) {
+        let _ = remove_left_exchange_dir(&x.path, uid);
     }
 }
 
@@ -454,6 +501,7 @@ mod tests {
             std::fs::create_dir(t.path().join(n)).unwrap();
             n.to_string()
         };
+        // PIDs above the kernel's largest: processes that cannot run.
         let dead = mk(".snapshot-vm-a-2147483646-0123456789ab");
         let live = mk(&format!(
             ".snapshot-vm-a-{}-0123456789ab",
@@ -461,24 +509,47 @@ mod tests {
         ));
         let other_vm = mk(".snapshot-vm-b-2147483646-0123456789ab");
         let odd_name = mk(".snapshot-vm-a-2147483646-notours");
+        let bad_id = mk(".snapshot-VM..A-2147483646-0123456789ab");
+        let signed = mk(".snapshot-vm-a-+2147483646-0123456789ab");
+        std::fs::write(t.path().join(".snapshot-vm-a-2147483644-0123456789ab"), b"").unwrap();
         std::os::unix::fs::symlink(
             t.path().join(&other_vm),
             t.path().join(".snapshot-vm-a-2147483645-0123456789ab"),
         )
         .unwrap();
+        // What any VM's dead processes left: the two of them, with their VMs' ids.
+        let left = left_exchange_dirs(t.path(), None, me);
+        assert_eq!(
+            left.iter()
+                .map(|x| (x.vm_id.as_str(), x.path.clone()))
+                .collect::<Vec<_>>(),
+            [
+                ("vm-a", t.path().join(&dead)),
+                ("vm-b", t.path().join(&other_vm))
+            ]
+        );
+        // Another user's folders of those names are not ours.
+        assert!(left_exchange_dirs(t.path(), None, me + 1).is_empty());
         sweep_exchange_dirs(t.path(), "vm-a", me);
         let left = crate::sys::fs::sorted_names(t.path());
         assert!(!left.contains(&dead), "{left:?}");
-        for kept in [&live, &other_vm, &odd_name] {
+        for kept in [&live, &other_vm, &odd_name, &bad_id, &signed] {
             assert!(left.contains(kept), "{kept} went: {left:?}");
         }
-        assert!(
-            left.iter()
-                .any(|n| n == ".snapshot-vm-a-2147483645-0123456789ab"),
-            "a link is not followed nor removed"
-        );
-        // Another owner's folder of that name is not ours.
-        sweep_exchange_dirs(t.path(), "vm-a", me + 1);
+        for n in [
+            ".snapshot-vm-a-2147483645-0123456789ab",
+            ".snapshot-vm-a-2147483644-0123456789ab",
+        ] {
+            assert!(
+                left.iter().any(|l| l == n),
+                "{n}: a link or file is not ours"
+            );
+        }
+        assert!(t.path().join(&other_vm).is_dir(), "a link is not followed");
+        // Proved again at removal: a live one is not removed by its path.
+        assert!(!remove_left_exchange_dir(&t.path().join(&live), me).unwrap());
+        assert!(remove_left_exchange_dir(&t.path().join(&other_vm), me).unwrap());
+        assert!(!t.path().join(&other_vm).exists() && t.path().join(&live).is_dir());
     }
 
     #[test]
