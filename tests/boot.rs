@@ -931,6 +931,95 @@ fn sigint_during_sandbox_start_puts_the_row_back() {
     assert_eq!(e.leftovers(id), Vec::<String>::new());
 }
 
+/// A terminal's Ctrl-C goes to smolvm's whole process group, so the `nft` a create runs
+/// dies of it too. The create must still end as the interrupt it is (exit 130, "cancelled
+/// by SIGINT; rolled back", nothing left), not as nft's failure (exit 1). The `nft` is the
+/// real one, slowed by a wrapper on PATH so that the interrupt lands while it runs.
+#[test]
+fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let (kernel, _) = images::kernel();
+    let rootfs = images::busybox_rootfs(Init::NeverReady);
+    let e = Env::with_presets(&[]);
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v nft"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = e.h.tmp.path().join("slow-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mark = e.h.tmp.path().join("nft-applying");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = -f ]; then : > '{}'; sleep 30; fi\nexec {} \"$@\"\n",
+        mark.display(),
+        real.trim()
+    );
+    std::fs::write(bin.join("nft"), script).unwrap();
+    std::fs::set_permissions(
+        bin.join("nft"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let id = "vm-nftint";
+    let (k, r) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
+    let args = create_args(k, r, id, "qemu", &["--json"]);
+    let mut child = e
+        .command(&args, &[("PATH", &path)])
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !mark.exists() {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "ended before its nft batch: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no nft batch");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let group = -(child.id() as i32);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(group),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v = json(&out);
+    assert_eq!(
+        support::error_message(&v),
+        format!("Start of sandbox '{id}' cancelled by SIGINT; rolled back")
+    );
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+    assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+}
+
 #[test]
 fn a_vmm_that_exits_early_is_reported_and_rolled_back() {
     require_root!();

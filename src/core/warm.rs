@@ -313,7 +313,7 @@ async fn warm_start(
         Ok(rep)
     }
     .await;
-    match r {
+    match abort.settle(r, progress) {
         Ok(rep) => Ok(rep),
         // The clone is this start's: it goes when the start fails.
         Err(e) => Err(start::roll_back(ctx, &id, e, progress).await),

@@ -161,6 +161,11 @@ impl<'a> Job<'a> {
         self.abort.check(self.progress)
     }
 
+    /// The staging's result as it is to be told ([`crate::core::job::Abort::settle`]).
+    pub(crate) fn settle<T>(&self, r: Result<T>) -> Result<T> {
+        self.abort.settle(r, self.progress)
+    }
+
     /// Whether it was asked to stop (a running step's poll).
     pub fn stopped(&self) -> bool {
         self.abort.stopped(self.progress)

@@ -113,7 +113,7 @@ pub(super) fn run_plan(
         )?;
         job.check()
     })();
-    made.map_err(crate::core::job::rolled_back)?;
+    job.settle(made).map_err(crate::core::job::rolled_back)?;
     crate::sys::fs::remove_entry(&staging_path, std::ffi::OsStr::new("root"))
         .map_err(|e| Error::runtime(format!("cannot remove {e}")))?;
     copy_new(plan.kernel, &staging_path.join("vmlinux.bin"))?;

@@ -49,6 +49,30 @@ impl Abort {
         Ok(())
     }
 
+    /// The job's result as it is to be told: a stop that came as it finished is a stop
+    /// (what it made is rolled back), and so is a failure once a stop was recorded
+    /// ([`Abort::failure`]).
+    pub(crate) fn settle<T, E: Send + 'static>(
+        &self,
+        r: Result<T>,
+        progress: &Progress<E>,
+    ) -> Result<T> {
+        match r {
+            Ok(v) => self.check(progress).map(|()| v),
+            Err(e) => Err(self.failure(e, progress)),
+        }
+    }
+
+    /// A failure as it is to be told: once a stop was recorded, that stop. A terminal's
+    /// Ctrl-C reaches the job's helper tools too (`nft`, `tar`, `ssh`: the same process
+    /// group), and the tool that died of it is not the story.
+    pub(crate) fn failure<E: Send + 'static>(&self, e: Error, progress: &Progress<E>) -> Error {
+        if is_cancel(&e) {
+            return e;
+        }
+        self.check(progress).err().unwrap_or(e)
+    }
+
     /// Whether it should stop now (for a wait's poll).
     pub(crate) fn stopped<E: Send + 'static>(&self, progress: &Progress<E>) -> bool {
         self.check(progress).is_err()
@@ -104,5 +128,26 @@ mod tests {
         let f = Error::runtime("boom");
         assert!(!is_cancel(&f));
         assert_eq!(rolled_back(f).message, "boom");
+    }
+
+    /// A failure once the job was stopped is the stop (the helper that failed died of
+    /// it); before, it stays the failure. A success once stopped is the stop too.
+    #[test]
+    fn a_failure_after_a_stop_is_told_as_the_stop() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let p: Progress<()> = Progress::none().with_cancel(flag.clone());
+        let a = Abort::new("Start of sandbox 'vm-a'");
+        let nft = || Error::runtime("nft: Interrupted");
+        assert_eq!(a.failure(nft(), &p).message, "nft: Interrupted");
+        assert_eq!(a.settle(Ok(1), &p).unwrap(), 1);
+        flag.store(true, Ordering::Relaxed);
+        let e = a.failure(nft(), &p);
+        assert!(is_cancel(&e));
+        assert_eq!(e.message, "Start of sandbox 'vm-a' cancelled");
+        assert!(is_cancel(&a.settle(Ok(1), &p).unwrap_err()));
+        assert!(is_cancel(&a.settle::<(), _>(Err(nft()), &p).unwrap_err()));
+        // A stop already told keeps its words.
+        let own = stopped("Restore of snapshot 's1'", Some(2));
+        assert_eq!(a.failure(own.clone(), &p).message, own.message);
     }
 }

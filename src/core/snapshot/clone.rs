@@ -505,7 +505,7 @@ async fn clone_one(
         }
         Err(e) => Err(e),
     };
-    let r = r.and_then(|v| abort.check(progress).map(|()| v));
+    let r = abort.settle(r, progress);
     let (net, pid) = match r {
         Ok(v) => v,
         Err(e) => return Err(start::roll_back(ctx, id, e, progress).await),

@@ -224,8 +224,9 @@ pub async fn restore(
         }
         Err(e) => Err(e),
     };
-    // A stop that came as it finished still rolls back (nothing is recorded as restored).
-    let r = r.and_then(|v| abort.check(progress).map(|()| v));
+    // A stop that came as it finished still rolls back (nothing is recorded as restored),
+    // and a failure once one came is that stop.
+    let r = abort.settle(r, progress);
     let (status, pid) = match r {
         Ok(v) => v,
         Err(e) => return Err(start::roll_back(ctx, &id, e, progress).await),

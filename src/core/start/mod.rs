@@ -602,7 +602,7 @@ pub async fn create(
         Ok(rep)
     }
     .await;
-    match r {
+    match abort.settle(r, progress) {
         Ok(rep) => Ok(rep),
         Err(e) => Err(roll_back(ctx, &id, e, progress).await),
     }
@@ -791,7 +791,10 @@ async fn start_locked(
     crate::sys::fs::record_vm_id(&ctx.data_dir, id).map_err(rt)?;
     let (log, socket) = prepare_files(ctx, id, runtime.vmm, &checked.rootfs)?;
     let t0 = Instant::now();
-    match boot(ctx, id, &checked, &runtime, log, socket, &abort, progress).await {
+    // A failure once a stop came is that stop (a VMM that booted stays booted: `boot`
+    // stops it only on its way out with an error).
+    let booted = boot(ctx, id, &checked, &runtime, log, socket, &abort, progress).await;
+    match booted.map_err(|e| abort.failure(e, progress)) {
         Ok(mut rep) => {
             rep.preset = row.preset().map(str::to_string);
             rep.timings.total_ms = ms(t0.elapsed());
