@@ -251,15 +251,20 @@ pub(super) fn list_table(family: &str, table: &str) -> io::Result<Option<Value>>
         if err.contains("No such file or directory") {
             return Ok(None);
         }
-        return Err(nft_error(&err));
+        return Err(nft_error(&err, out.status));
     }
     serde_json::from_slice(&out.stdout)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("nft -j: {e}")))
 }
 
-pub(super) fn nft_error(stderr: &str) -> io::Error {
-    let first = stderr.lines().next().unwrap_or("nft failed").trim();
+pub(super) fn nft_error(stderr: &str, status: std::process::ExitStatus) -> io::Error {
+    let ended = format!("nft failed ({status})");
+    let first = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(&ended);
     if first.contains("Operation not permitted") {
         io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -378,7 +383,7 @@ pub(super) fn run_batch(commands: &[String]) -> io::Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(nft_error(&String::from_utf8_lossy(&out.stderr)))
+        Err(nft_error(&String::from_utf8_lossy(&out.stderr), out.status))
     }
 }
 
@@ -511,6 +516,30 @@ pub fn setup_commands(state: &NftState, iface: &str, vm: &VmNat<'_>) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// nft's own words when it printed some; how it ended when it printed none (killed by
+    /// a signal, say), never a bare "nft failed".
+    #[test]
+    fn an_nft_that_says_nothing_is_told_by_how_it_ended() {
+        let killed = std::process::Command::new("sh")
+            .args(["-c", "kill -INT $$"])
+            .status()
+            .unwrap();
+        assert_eq!(
+            nft_error("", killed).to_string(),
+            "nft: nft failed (signal: 2 (SIGINT))"
+        );
+        let failed = std::process::Command::new("sh")
+            .args(["-c", "exit 1"])
+            .status()
+            .unwrap();
+        assert_eq!(
+            nft_error("\nError: No such file or directory\nlist table x\n", failed).to_string(),
+            "nft: Error: No such file or directory"
+        );
+        let e = nft_error("Error: Operation not permitted", failed);
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+    }
 
     #[test]
     fn parses_nft_json_elements_and_rules() {
