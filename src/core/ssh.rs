@@ -238,6 +238,9 @@ pub async fn wait_ssh_unless(
     }
 }
 
+/// The prefix of the private folder a key is generated in ([`ensure_key`]).
+const KEYGEN_PREFIX: &str = ".keygen-";
+
 /// `~/.smolvm/keys/id_ed25519` (+ `.pub`), generated with `ssh-keygen` when missing: into a
 /// fresh private directory of our own (a name this process generated, mode 0700), then
 /// renamed into place, public key last, so a half-made pair is never used. A symbolic link
@@ -261,7 +264,15 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
     }
     crate::sys::sudo::create_dirs(dir).map_err(|e| path_err("create", dir, &e))?;
     let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    let tmp_dir = open::create_unique_dir(dir, ".keygen-", 0o700)
+    // What a generation killed midway left: its folder (named as below, this user's), once
+    // its process is gone.
+    let me = crate::sys::users::euid();
+    for left in open::left_unique_dirs(dir, KEYGEN_PREFIX, |uid| uid == me) {
+        if let (true, Some(name)) = (left.middle.is_empty(), left.path.file_name()) {
+            let _ = crate::sys::fs::remove_entry(dir, name);
+        }
+    }
+    let tmp_dir = open::create_unique_dir(dir, KEYGEN_PREFIX, 0o700)
         .map_err(|e| path_err("create a directory in", dir, &e))?;
     let r = (|| {
         let tmp = tmp_dir.join("id_ed25519");
@@ -311,6 +322,34 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pair is made when missing, through a folder of its own that goes after; the
+    /// folders a killed generation left go too, and nothing else in the folder.
+    #[test]
+    fn a_key_is_made_once_and_a_killed_generations_folder_swept() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("keys");
+        std::fs::create_dir(&dir).unwrap();
+        // A PID above the kernel's largest: a process that cannot run.
+        let pid = 2_147_483_646;
+        let left = dir.join(format!("{KEYGEN_PREFIX}{pid}-0123456789ab"));
+        std::fs::create_dir(&left).unwrap();
+        std::fs::write(left.join("id_ed25519"), b"half made").unwrap();
+        let running = format!("{KEYGEN_PREFIX}{}-0123456789ab", std::process::id());
+        let odd = format!("{KEYGEN_PREFIX}x{pid}-0123456789ab");
+        for kept in [&running, &odd] {
+            std::fs::create_dir(dir.join(kept)).unwrap();
+        }
+        let key = ensure_key(&dir).unwrap();
+        assert_eq!(key, dir.join("id_ed25519"));
+        let mut want = vec![odd, running, "id_ed25519".into(), "id_ed25519.pub".into()];
+        want.sort();
+        assert_eq!(crate::sys::fs::sorted_names(&dir), want);
+        let first = std::fs::read(&key).unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("PRIVATE KEY"));
+        assert_eq!(ensure_key(&dir).unwrap(), key);
+        assert_eq!(std::fs::read(&key).unwrap(), first, "made once");
+    }
 
     #[test]
     fn shell_quoting() {

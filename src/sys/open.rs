@@ -398,6 +398,63 @@ pub fn create_unique_dir(parent: &Path, prefix: &str, mode: u32) -> io::Result<P
     Err(last.unwrap_or_else(|| io::Error::other("cannot pick a directory name")))
 }
 
+/// A folder [`create_unique_dir`] made whose process no longer runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftDir {
+    /// What stood between the prefix and the PID: `vm-a-` of `.snapshot-vm-a-<pid>-<hex>`
+    /// made with the prefix `.snapshot-`; empty when the prefix was the whole of it.
+    pub middle: String,
+    pub path: PathBuf,
+}
+
+/// The folders in `dir` named as [`create_unique_dir`] names them with `prefix`
+/// (`<prefix><middle><pid>-<12 hex>`), directories (not links) of an owner `owned`
+/// accepts, whose process no longer runs — one whose PID another process has now is
+/// kept — in name order: what a process killed midway left.
+pub fn left_unique_dirs(dir: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -> Vec<LeftDir> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Some(rest) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let Some((head, random)) = rest.rsplit_once('-') else {
+            continue;
+        };
+        let (middle, pid) = head.rsplit_once('-').map_or(("", head), |(m, p)| (m, p));
+        let named = random.len() == 12
+            && random.bytes().all(|b| b.is_ascii_hexdigit())
+            && !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit());
+        let dead = named
+            && pid
+                .parse::<i32>()
+                .is_ok_and(|p| p > 0 && !crate::sys::process::is_alive(p));
+        let ours =
+            dead && std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && owned(m.uid()));
+        if ours {
+            out.push(LeftDir {
+                middle: if middle.is_empty() {
+                    String::new()
+                } else {
+                    format!("{middle}-")
+                },
+                path: e.path(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

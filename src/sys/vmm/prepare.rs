@@ -323,43 +323,19 @@ pub struct LeftExchange {
 /// VM ran as another one), checked without following a link. A folder whose process still
 /// runs (or whose PID another process now has) is not listed.
 pub fn left_exchange_dirs(dir: &Path, vm_id: Option<&str>, uid: u32) -> Vec<LeftExchange> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let Some(name) = e.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let mut parts = match name.strip_prefix(EXCHANGE_PREFIX) {
-            Some(rest) => rest.rsplitn(3, '-'),
-            None => continue,
-        };
-        let (Some(random), Some(pid), Some(vm)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let named = random.len() == 12
-            && random.bytes().all(|b| b.is_ascii_hexdigit())
-            && crate::sys::process::is_vm_id(vm)
-            && vm_id.is_none_or(|want| want == vm);
-        let dead = pid.bytes().all(|b| b.is_ascii_digit())
-            && pid
-                .parse::<i32>()
-                .is_ok_and(|p| p > 0 && !crate::sys::process::is_alive(p));
-        let ours = named
-            && dead
-            && std::fs::symlink_metadata(e.path()).is_ok_and(|m| {
-                m.is_dir() && (m.uid() == uid || crate::sys::users::is_vmm_id(m.uid()))
-            });
-        if ours {
-            out.push(LeftExchange {
-                vm_id: vm.to_string(),
-                path: e.path(),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
+    let owned = |u: u32| u == uid || crate::sys::users::is_vmm_id(u);
+    crate::sys::open::left_unique_dirs(dir, EXCHANGE_PREFIX, owned)
+        .into_iter()
+        .filter_map(|d| {
+            let vm = d.middle.strip_suffix('-')?;
+            (crate::sys::process::is_vm_id(vm) && vm_id.is_none_or(|want| want == vm)).then(|| {
+                LeftExchange {
+                    vm_id: vm.to_string(),
+                    path: d.path,
+                }
+            })
+        })
+        .collect()
 }
 
 /// Remove the exchange folder at `path` if it is still one [`left_exchange_dirs`] lists
