@@ -272,7 +272,17 @@ fn a_guest_flooding_its_console_cannot_fill_the_disk() {
     );
     let v = e.ok_json(&args);
     let log_path = e.h.data.join("vm-flood.log");
-    let log = std::fs::read(&log_path).unwrap();
+    // The start may be ready by sshd's banner before the pump, behind a flood on a loaded
+    // host, has written the ready line: the log is read once that line is in it.
+    let t0 = std::time::Instant::now();
+    let log = loop {
+        let log = std::fs::read(&log_path).unwrap();
+        let done = String::from_utf8_lossy(&log).contains("SmolVM init complete: IP=");
+        if done || t0.elapsed() > Duration::from_secs(60) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let text = String::from_utf8_lossy(&log);
     assert!(log.len() <= 131072 + 4096, "{} bytes", log.len());
     assert!(
