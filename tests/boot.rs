@@ -937,7 +937,6 @@ fn sigint_during_sandbox_start_puts_the_row_back() {
 /// real one, slowed by a wrapper on PATH so that the interrupt lands while it runs.
 #[test]
 fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft() {
-    use std::os::unix::process::CommandExt;
     require_root!();
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::NeverReady);
@@ -972,13 +971,7 @@ fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft()
     let id = "vm-nftint";
     let (k, r) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
     let args = create_args(k, r, id, "qemu", &["--json"]);
-    let mut child = e
-        .command(&args, &[("PATH", &path)])
-        .process_group(0)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = e.spawn_grouped(&args, &[("PATH", &path)]);
     let t0 = std::time::Instant::now();
     while !mark.exists() {
         if child.try_wait().unwrap().is_some() {
@@ -992,18 +985,7 @@ fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft()
         assert!(t0.elapsed() < Duration::from_secs(120), "no nft batch");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let group = -(child.id() as i32);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(group),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let t0 = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let out = support::sandbox::interrupt(child, true);
     assert_eq!(
         out.status.code(),
         Some(130),

@@ -650,14 +650,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         "--json",
     ];
     for group in [false, true] {
-        use std::os::unix::process::CommandExt;
-        let mut up = vm
-            .command(&args, &[])
-            .process_group(0)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let up = vm.spawn_grouped(&args, &[]);
         let pid = up.id() as i32;
         support::cleanup::wait_for(
             || support::children_of(pid).len() >= 2,
@@ -665,18 +658,7 @@ fn files_env_ports_and_smolvms_flags_on_a_live_debian_vm() {
         );
         std::thread::sleep(Duration::from_secs(3));
         let children = support::children_of(pid);
-        let to = if group { -pid } else { pid };
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(to),
-            nix::sys::signal::Signal::SIGINT,
-        )
-        .unwrap();
-        let t0 = std::time::Instant::now();
-        while up.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = up.kill();
-        let out = up.wait_with_output().unwrap();
+        let out = support::sandbox::interrupt(up, group);
         assert_eq!(
             out.status.code(),
             Some(130),

@@ -83,6 +83,18 @@ impl Sandboxes {
             .unwrap()
     }
 
+    /// [`Sandboxes::spawn_piped`] in a process group of its own, as a terminal runs its
+    /// foreground job: [`interrupt`] can then reach it and everything it runs.
+    pub fn spawn_grouped(&self, args: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        self.command(args, vars)
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Run to the end with `vars` added (killed after `limit`).
     pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut child = self.spawn_piped(args, vars);
@@ -318,4 +330,21 @@ pub fn exec_args<'a>(id: &'a str, shell: [&'a str; 2], script: &'a str) -> [&'a 
         flag,
         script,
     ]
+}
+
+/// SIGINT to `child` alone or, with `group`, to its whole process group (a terminal's
+/// Ctrl-C: [`Sandboxes::spawn_grouped`]); its output once it exits (killed after 60 s).
+pub fn interrupt(mut child: std::process::Child, group: bool) -> Output {
+    let pid = child.id() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(if group { -pid } else { pid }),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
 }
