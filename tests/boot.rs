@@ -953,9 +953,9 @@ fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft()
     std::fs::create_dir_all(&bin).unwrap();
     let mark = e.h.tmp.path().join("nft-applying");
     let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = -f ]; then : > '{}'; sleep 30; fi\nexec {} \"$@\"\n",
-        mark.display(),
-        real.trim()
+        "#!/bin/sh\nif [ \"$1\" = -f ] && [ ! -e '{m}' ]; then : > '{m}'; sleep 30; fi\nexec {} \"$@\"\n",
+        real.trim(),
+        m = mark.display(),
     );
     std::fs::write(bin.join("nft"), script).unwrap();
     std::fs::set_permissions(
@@ -972,20 +972,11 @@ fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft()
     let (k, r) = (kernel.to_str().unwrap(), rootfs.to_str().unwrap());
     let args = create_args(k, r, id, "qemu", &["--json"]);
     let mut child = e.spawn_grouped(&args, &[("PATH", &path)]);
-    let t0 = std::time::Instant::now();
-    while !mark.exists() {
-        if child.try_wait().unwrap().is_some() {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "ended before its nft batch: {}{}",
-                stdout(&out),
-                stderr(&out)
-            );
-        }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no nft batch");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&mut child, || mark.exists());
+    let t = std::time::Instant::now();
     let out = support::sandbox::interrupt(child, true);
+    // Not after the slowed nft's 30 s: the nft of the Ctrl-C died of it.
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -1000,6 +991,44 @@ fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft()
     );
     assert_eq!(e.leftovers(id), Vec::<String>::new());
     assert!(support::cleanup::row_ids(&e.h.data).is_empty());
+
+    // `sandbox start` of a created sandbox: its row goes back to `created`, as for any
+    // interrupt of its start (not `error`, as for nft's failure).
+    e.ok(&args);
+    std::fs::remove_file(&mark).unwrap();
+    let mut child = e.spawn_grouped(&["sandbox", "start", id, "--json"], &[("PATH", &path)]);
+    wait_until(&mut child, || mark.exists());
+    let out = support::sandbox::interrupt(child, true);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        support::error_message(&json(&out)),
+        format!("Start of sandbox '{id}' cancelled by SIGINT; rolled back")
+    );
+    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
+    let (status, pid): (String, Option<i64>) = c
+        .query_row("SELECT status, pid FROM vms WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), pid), ("created", None));
+    e.ok(&["sandbox", "delete", id, "--json"]);
+    assert_eq!(e.leftovers(id), Vec::<String>::new());
+}
+
+/// Wait (at most 120 s) until `ready`; `child` must not end first.
+fn wait_until(child: &mut std::process::Child, ready: impl Fn() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ready() {
+        if child.try_wait().unwrap().is_some() {
+            let mut out = String::new();
+            if let Some(mut o) = child.stdout.take() {
+                let _ = o.read_to_string(&mut out);
+            }
+            panic!("it ended first: {out}");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

@@ -247,6 +247,14 @@ const KEYGEN_PREFIX: &str = ".keygen-";
 /// (or anything but a regular file) at either name is refused, never followed. Under
 /// `sudo` the folder and the pair it makes are the invoking user's (`sys::sudo`).
 pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
+    // What a generation killed midway left (its folder, named as below, this user's), once
+    // its process is gone: looked for whether or not the pair is there by now.
+    let me = crate::sys::users::euid();
+    for left in open::left_unique_dirs(dir, KEYGEN_PREFIX, |uid| uid == me) {
+        if let (true, Some(name)) = (left.middle.is_empty(), left.path.file_name()) {
+            let _ = crate::sys::fs::remove_entry(dir, name);
+        }
+    }
     let key = dir.join("id_ed25519");
     let public = dir.join("id_ed25519.pub");
     let kinds = (open::kind(&key), open::kind(&public));
@@ -264,14 +272,6 @@ pub fn ensure_key(dir: &Path) -> Result<PathBuf> {
     }
     crate::sys::sudo::create_dirs(dir).map_err(|e| path_err("create", dir, &e))?;
     let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    // What a generation killed midway left: its folder (named as below, this user's), once
-    // its process is gone.
-    let me = crate::sys::users::euid();
-    for left in open::left_unique_dirs(dir, KEYGEN_PREFIX, |uid| uid == me) {
-        if let (true, Some(name)) = (left.middle.is_empty(), left.path.file_name()) {
-            let _ = crate::sys::fs::remove_entry(dir, name);
-        }
-    }
     let tmp_dir = open::create_unique_dir(dir, KEYGEN_PREFIX, 0o700)
         .map_err(|e| path_err("create a directory in", dir, &e))?;
     let r = (|| {
@@ -347,8 +347,13 @@ mod tests {
         assert_eq!(crate::sys::fs::sorted_names(&dir), want);
         let first = std::fs::read(&key).unwrap();
         assert!(String::from_utf8_lossy(&first).contains("PRIVATE KEY"));
+        // With the pair there, a leftover still goes; a name it never makes stays.
+        std::fs::create_dir(&left).unwrap();
+        let never = format!("{KEYGEN_PREFIX}-{pid}-0123456789ab");
+        std::fs::create_dir(dir.join(&never)).unwrap();
         assert_eq!(ensure_key(&dir).unwrap(), key);
         assert_eq!(std::fs::read(&key).unwrap(), first, "made once");
+        assert!(!left.exists() && dir.join(&never).is_dir());
     }
 
     #[test]

@@ -401,8 +401,9 @@ pub fn create_unique_dir(parent: &Path, prefix: &str, mode: u32) -> io::Result<P
 /// A folder [`create_unique_dir`] made whose process no longer runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeftDir {
-    /// What stood between the prefix and the PID: `vm-a-` of `.snapshot-vm-a-<pid>-<hex>`
-    /// made with the prefix `.snapshot-`; empty when the prefix was the whole of it.
+    /// What stood between the prefix and the PID, with its dash: `vm-a-` of
+    /// `.snapshot-vm-a-<pid>-<hex>` made with the prefix `.snapshot-`, `-` of
+    /// `.keygen--<pid>-<hex>`; empty only when the PID follows the prefix.
     pub middle: String,
     pub path: PathBuf,
 }
@@ -429,10 +430,17 @@ pub fn left_unique_dirs(dir: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -
         let Some((head, random)) = rest.rsplit_once('-') else {
             continue;
         };
-        let (middle, pid) = head.rsplit_once('-').map_or(("", head), |(m, p)| (m, p));
+        // `<middle>-<pid>` (the middle keeps its dash), or the PID alone.
+        let (middle, pid) = head
+            .rsplit_once('-')
+            .map_or((String::new(), head), |(m, p)| (format!("{m}-"), p));
+        // Exactly as this process's id and `random_hex` print them.
         let named = random.len() == 12
-            && random.bytes().all(|b| b.is_ascii_hexdigit())
+            && random
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             && !pid.is_empty()
+            && !pid.starts_with('0')
             && pid.bytes().all(|b| b.is_ascii_digit());
         let dead = named
             && pid
@@ -442,11 +450,7 @@ pub fn left_unique_dirs(dir: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -
             dead && std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && owned(m.uid()));
         if ours {
             out.push(LeftDir {
-                middle: if middle.is_empty() {
-                    String::new()
-                } else {
-                    format!("{middle}-")
-                },
+                middle,
                 path: e.path(),
             });
         }

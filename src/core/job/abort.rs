@@ -70,7 +70,13 @@ impl Abort {
         if is_cancel(&e) {
             return e;
         }
-        self.check(progress).err().unwrap_or(e)
+        match self.check(progress) {
+            Err(stop) => {
+                tracing::info!(failure = %e.message, "a failure after a stop is told as the stop");
+                stop
+            }
+            Ok(()) => e,
+        }
     }
 
     /// Whether it should stop now (for a wait's poll).

@@ -208,7 +208,8 @@ pub async fn restore(
         let budget = crate::core::vm::stop_timeout(&ctx.env, None)?;
         teardown::teardown_vm(ctx.store.clone(), &id, ctx.teardown_options(budget))
             .await
-            .map_err(|e| rt(format!("cannot replace sandbox '{id}': {e}")))?;
+            .map_err(|e| rt(format!("cannot replace sandbox '{id}': {e}")))
+            .map_err(|e| abort.failure(e, progress))?;
     }
 
     let disk = ctx.disk_path(&id)?;

@@ -160,8 +160,14 @@ pub(crate) async fn boot(
         Ok((spawn_time, boot_time))
     }
     .await;
-    let (spawn_time, boot_time) = settle(child, r, &[], &user)?;
-    let mut rep = report(ctx, id, runtime, None, &kernel, &net, Some(pid))?;
+    // The report before the VMM is settled: a failure to make it stops the VMM too.
+    let r = r.and_then(|times| {
+        Ok((
+            times,
+            report(ctx, id, runtime, None, &kernel, &net, Some(pid))?,
+        ))
+    });
+    let ((spawn_time, boot_time), mut rep) = settle(child, r, &[], &user)?;
     rep.timings = Timings {
         image_ms: 0.0,
         network_ms: ms(network_time),

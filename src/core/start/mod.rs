@@ -490,7 +490,8 @@ pub async fn create(
     abort.hold_signals();
     abort.check(progress)?;
 
-    let key = ctx.ssh_key()?;
+    // ssh-keygen, when it runs, takes a terminal's Ctrl-C too.
+    let key = ctx.ssh_key().map_err(|e| abort.failure(e, progress))?;
     let public_path = PathBuf::from(format!("{}.pub", key.display()));
     let public_key =
         open::read_to_string(&public_path).map_err(|e| path_err("read", &public_path, &e))?;

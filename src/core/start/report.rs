@@ -89,6 +89,20 @@ pub(crate) async fn roll_back(
 /// back to `status`, the one it had before, with no process or socket recorded. Returns
 /// the error to report (`…cancelled; rolled back`, or that putting it back failed).
 pub(super) async fn put_back(ctx: &Ctx, id: &str, status: &VmStatus, e: Error) -> Error {
+    // A row that records a live VMM by now is not this start's to put back (as in
+    // [`mark_failed`]): left as it is, and said.
+    if let Ok(Some(vm)) = ctx.store.get_vm(id) {
+        if crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir) {
+            return Error::new(
+                e.code,
+                format!(
+                    "{} (its row records a running VMM, pid {}: left as it is)",
+                    e.message,
+                    vm.pid.unwrap_or(0)
+                ),
+            );
+        }
+    }
     if let Err(re) = ctx.store.set_status(id, status, None, None) {
         return Error::new(
             e.code,
