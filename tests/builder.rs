@@ -342,6 +342,46 @@ fn docker_engine_builds_boot_and_log_in() {
     ]);
     assert_eq!(v["data"]["engine"], "docker", "{v:#}");
     assert_eq!(v["data"]["name"], "debian-ssh-key");
+    // A build's container goes with it. One a killed build left (labelled by a process
+    // that has ended: what a SIGKILL leaves, as no drop ran) goes at the next build, and
+    // only that one: not one of a process that runs, of another boot, or unlabelled.
+    let containers = || -> Vec<String> {
+        let out = dockerd
+            .docker()
+            .args(["ps", "--all", "--quiet", "--no-trunc"])
+            .output()
+            .unwrap();
+        stdout(&out).lines().map(str::to_string).collect()
+    };
+    assert_eq!(
+        containers(),
+        Vec::<String>::new(),
+        "build 1 left a container"
+    );
+    let create = |label: Option<&str>| -> String {
+        let mut c = dockerd.docker();
+        c.arg("create");
+        if let Some(l) = label {
+            c.arg("--label").arg(format!("smolvm.build={l}"));
+        }
+        let out = c
+            .args([support::docker::DEBIAN_BASE_TAG, "/bin/true"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    };
+    let mut killed = Command::new("sleep").arg("1000").spawn().unwrap();
+    let dead = smolvm::sys::process::token_of(killed.id() as i32).unwrap();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let live = smolvm::sys::process::token_of(std::process::id() as i32).unwrap();
+    let elsewhere = format!(
+        "00000000-0000-0000-0000-000000000000{}",
+        &dead[dead.find('.').unwrap()..]
+    );
+    let left = create(Some(&dead));
+    let kept = [create(Some(&live)), create(Some(&elsewhere)), create(None)];
     // 2. The Dockerfile form, with a marker of its own.
     let ctx = h.tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -367,6 +407,13 @@ fn docker_engine_builds_boot_and_log_in() {
         "1024",
     ]);
     assert_eq!(v["data"]["name"], "ctx-image", "{v:#}");
+    let mut now = containers();
+    now.sort();
+    let mut want = kept.to_vec();
+    want.sort();
+    assert_eq!(now, want, "only the killed build's container goes ({left})");
+    let rm = dockerd.docker().arg("rm").args(&kept).output().unwrap();
+    assert!(rm.status.success(), "{}", stderr(&rm));
     assert_eq!(
         ext4_cat(
             &h.images().join("ctx-image/rootfs.ext4"),

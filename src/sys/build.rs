@@ -69,14 +69,67 @@ pub fn docker_build(
     crate::sys::child::output_unless(c, stop)
 }
 
-/// `docker create <tag>` (the container id is its stdout).
+/// The label a build's container carries: which process made it
+/// ([`crate::sys::process::token_of`]), so that one a killed build left can be told from
+/// one a running build uses ([`sweep_build_containers`]).
+pub const BUILD_LABEL: &str = "smolvm.build";
+
+/// `docker create --label smolvm.build=<this process> <tag>` (the container id is its
+/// stdout).
 pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
-    Command::new(docker)
-        // A command of our own: `create` refuses an image without CMD ("No command
-        // specified"), and the container is only exported, never started.
-        .args(["create", tag, "/bin/true"])
-        .stdin(Stdio::null())
-        .output()
+    let mut c = Command::new(docker);
+    c.arg("create");
+    if let Some(me) = crate::sys::process::token_of(std::process::id() as i32) {
+        c.arg("--label").arg(format!("{BUILD_LABEL}={me}"));
+    }
+    // A command of our own: `create` refuses an image without CMD ("No command
+    // specified"), and the container is only exported, never started.
+    c.args([tag, "/bin/true"]).stdin(Stdio::null()).output()
+}
+
+/// Remove the containers that builds killed midway left (a [`Container`] is removed on
+/// drop, which a SIGKILL skips): only those labelled [`BUILD_LABEL`] by a process of this
+/// boot and PID namespace that no longer runs. A daemon that does not answer within 30 s
+/// is left alone. The ids removed.
+pub fn sweep_build_containers(docker: &Path) -> Vec<String> {
+    let bound = std::time::Duration::from_secs(30);
+    let list = [
+        docker.as_os_str().to_os_string(),
+        "ps".into(),
+        "--all".into(),
+        "--no-trunc".into(),
+        "--filter".into(),
+        format!("label={BUILD_LABEL}").into(),
+        "--format".into(),
+        format!("{{{{.ID}}}} {{{{.Label \"{BUILD_LABEL}\"}}}}").into(),
+    ];
+    let Ok(Some((st, out, _))) = crate::sys::child::run_bounded(&list, bound) else {
+        return Vec::new();
+    };
+    if !st.success() {
+        return Vec::new();
+    }
+    let mut removed = Vec::new();
+    for line in out.lines() {
+        let Some((id, token)) = line.trim().split_once(' ') else {
+            continue;
+        };
+        let is_id = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_id || crate::sys::process::token_ended(token.trim()) != Some(true) {
+            continue;
+        }
+        let rm = [
+            docker.as_os_str(),
+            "rm".as_ref(),
+            "-f".as_ref(),
+            id.as_ref(),
+        ];
+        if matches!(crate::sys::child::run_bounded(&rm, bound), Ok(Some((st, ..))) if st.success())
+        {
+            removed.push(id.to_string());
+        }
+    }
+    removed
 }
 
 /// A container this build created: removed (`docker rm -f`) on drop.

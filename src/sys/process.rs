@@ -119,6 +119,48 @@ pub fn is_alive(pid: i32) -> bool {
     info(pid).is_some_and(|i| !i.is_zombie())
 }
 
+/// A running process named so that another process can tell later, on this host, whether
+/// it still runs: `<boot id>.<PID namespace>.<pid>.<start ticks>` (a reused PID, another
+/// boot or another PID namespace never passes for it). `None` when it does not run.
+pub fn token_of(pid: i32) -> Option<String> {
+    let start = info(pid).filter(|i| !i.is_zombie())?.start_ticks;
+    Some(format!("{}.{}.{pid}.{start}", boot_id()?, pid_namespace()?))
+}
+
+/// Whether the process a [`token_of`] names has ended: `Some(true)` for a token of this
+/// boot and PID namespace whose process (that PID with that start time) no longer runs,
+/// `Some(false)` while it runs, `None` for a token of another boot or namespace, or for
+/// text that is not a token (not ours to judge).
+pub fn token_ended(token: &str) -> Option<bool> {
+    let mut parts = token.split('.');
+    let (boot, ns, pid, start) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || boot != boot_id()? || ns != pid_namespace()? {
+        return None;
+    }
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(start) {
+        return None;
+    }
+    let pid: i32 = pid.parse().ok().filter(|p| *p > 0)?;
+    let start: u64 = start.parse().ok()?;
+    Some(!info(pid).is_some_and(|i| !i.is_zombie() && i.start_ticks == start))
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`).
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .then(|| id.to_string())
+}
+
+/// This process's PID namespace (the inode of `/proc/self/ns/pid`, `pid:[N]`).
+fn pid_namespace() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let n = link.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.to_string())
+}
+
 /// Every PID in `/proc`.
 pub fn all_pids() -> Vec<i32> {
     std::fs::read_dir("/proc")
@@ -488,6 +530,41 @@ impl Pidfd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A token says whether its process runs: a running one, one that ended, and one whose
+    /// PID now has another start; a token of another boot or namespace, or none at all, is
+    /// not judged.
+    #[test]
+    fn a_process_token_tells_whether_that_process_still_runs() {
+        let me = token_of(std::process::id() as i32).unwrap();
+        assert_eq!(token_ended(&me), Some(false));
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let token = token_of(child.id() as i32).unwrap();
+        assert_eq!(token_ended(&token), Some(false));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(token_ended(&token), Some(true));
+        assert_eq!(token_of(child.id() as i32), None);
+        let parts: Vec<&str> = me.split('.').collect();
+        let [boot, ns, pid, start] = parts[..] else {
+            panic!("{me}");
+        };
+        let reused = format!("{boot}.{ns}.{pid}.{}", start.parse::<u64>().unwrap() + 1);
+        assert_eq!(token_ended(&reused), Some(true), "another start of the PID");
+        for other in [
+            format!("00000000-0000-0000-0000-000000000000.{ns}.{pid}.{start}"),
+            format!("{boot}.1.{pid}.{start}"),
+            format!("{boot}.{ns}.+{pid}.{start}"),
+            format!("{me}.1"),
+            "x".to_string(),
+            String::new(),
+        ] {
+            assert_eq!(token_ended(&other), None, "{other}");
+        }
+    }
 
     #[test]
     fn socket_names_and_ids() {

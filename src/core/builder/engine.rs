@@ -158,6 +158,14 @@ pub(super) fn docker_build(
         )
         .with_recovery("Run the build with sudo."));
     }
+    // What builds killed midway left on the daemon (their containers), before this one
+    // adds its own.
+    for id in proc::sweep_build_containers(&docker) {
+        job.emit(BuildEvent::Step(format!(
+            "removed container {} that a killed build left",
+            &id[..12]
+        )));
+    }
     let platform = input.platform.unwrap_or(match std::env::consts::ARCH {
         "aarch64" => "linux/arm64",
         _ => "linux/amd64",
