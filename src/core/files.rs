@@ -33,16 +33,13 @@ use super::ssh::SshLogin;
 use crate::core::vm::VmId;
 use crate::sys::child::{Child, Io};
 use crate::sys::fs::{remove_entry, replace_with_generated};
-use crate::sys::open::{create_unique_dir, left_unique_dirs, rename_noreplace};
+use crate::sys::open::{create_unique_dir, rename_noreplace};
 use crate::sys::signals::Interrupts;
 use crate::sys::unpack::{
     drain_padding, finish_root, make_parents, stop_of, unpack, Options as UnpackOptions, Stop,
     UnpackError, Unpacked, Watched,
 };
 use crate::sys::users::Identity;
-
-/// The prefix of a download's staging folder, beside its destination.
-const DOWNLOAD_PREFIX: &str = ".smolvm-download.";
 
 /// Bytes moved so far of about `total` (file contents; the tar stream is a little more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,15 +397,7 @@ pub fn download(
             )));
         }
     }
-    // What a download killed midway (SIGKILL: nothing of it ran after) left here: its
-    // staging folder, named as below and this user's, once its process is gone.
-    let me = crate::sys::users::euid();
-    for left in left_unique_dirs(&parent_dir, DOWNLOAD_PREFIX, |uid| uid == me) {
-        if let (true, Some(name)) = (left.middle.is_empty(), left.path.file_name()) {
-            let _ = remove_entry(&parent_dir, name);
-        }
-    }
-    let tmp = match create_unique_dir(&parent_dir, DOWNLOAD_PREFIX, 0o700) {
+    let tmp = match create_unique_dir(&parent_dir, ".smolvm-download.", 0o700) {
         Ok(t) => t,
         Err(e) => {
             return fail(Error::runtime(format!(
