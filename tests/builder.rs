@@ -308,6 +308,9 @@ fn docker_engine_builds_boot_and_log_in() {
         return;
     };
     dockerd.ensure_debian_base();
+    // The daemon's data root outlives a run (its images are a cache): no container an
+    // earlier run left counts here.
+    dockerd.remove_all_containers();
     let (bz, _) = images::kernel();
     let h = Home::new();
     let keys = h.tmp.path().join("keys");
@@ -342,9 +345,11 @@ fn docker_engine_builds_boot_and_log_in() {
     ]);
     assert_eq!(v["data"]["engine"], "docker", "{v:#}");
     assert_eq!(v["data"]["name"], "debian-ssh-key");
-    // A build's container goes with it. One a killed build left (labelled by a process
-    // that has ended: what a SIGKILL leaves, as no drop ran) goes at the next build, and
-    // only that one: not one of a process that runs, of another boot, or unlabelled.
+    // A build's container goes with it. One a killed build left (never started, named
+    // `smolvm-build-…`, labelled by a process that has ended: what a SIGKILL leaves, as
+    // no drop ran) goes at the next build, and only that one: not one of a process that
+    // runs, of another boot, unlabelled, started, or named otherwise; and no label's text
+    // can name another container.
     let containers = || -> Vec<String> {
         let out = dockerd
             .docker()
@@ -358,14 +363,15 @@ fn docker_engine_builds_boot_and_log_in() {
         Vec::<String>::new(),
         "build 1 left a container"
     );
-    let create = |label: Option<&str>| -> String {
+    let create = |verb: &[&str], name: &str, label: Option<&str>, cmd: &[&str]| -> String {
         let mut c = dockerd.docker();
-        c.arg("create");
+        c.args(verb).args(["--name", name]);
         if let Some(l) = label {
             c.arg("--label").arg(format!("smolvm.build={l}"));
         }
         let out = c
-            .args([support::docker::DEBIAN_BASE_TAG, "/bin/true"])
+            .arg(support::docker::DEBIAN_BASE_TAG)
+            .args(cmd)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
@@ -380,8 +386,42 @@ fn docker_engine_builds_boot_and_log_in() {
         "00000000-0000-0000-0000-000000000000{}",
         &dead[dead.find('.').unwrap()..]
     );
-    let left = create(Some(&dead));
-    let kept = [create(Some(&live)), create(Some(&elsewhere)), create(None)];
+    let left = create(
+        &["create"],
+        "smolvm-build-left",
+        Some(&dead),
+        &["/bin/true"],
+    );
+    let victim = create(&["create"], "smolvm-build-victim", None, &["/bin/true"]);
+    let injected = format!("x\n{victim} {dead}");
+    let kept = [
+        victim.clone(),
+        create(
+            &["create"],
+            "smolvm-build-live",
+            Some(&live),
+            &["/bin/true"],
+        ),
+        create(
+            &["create"],
+            "smolvm-build-else",
+            Some(&elsewhere),
+            &["/bin/true"],
+        ),
+        create(&["create"], "someone-else", Some(&dead), &["/bin/true"]),
+        create(
+            &["run", "--detach", "--network", "none"],
+            "smolvm-build-up",
+            Some(&dead),
+            &["sleep", "1000"],
+        ),
+        create(
+            &["create"],
+            "smolvm-build-inj",
+            Some(&injected),
+            &["/bin/true"],
+        ),
+    ];
     // 2. The Dockerfile form, with a marker of its own.
     let ctx = h.tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -412,7 +452,12 @@ fn docker_engine_builds_boot_and_log_in() {
     let mut want = kept.to_vec();
     want.sort();
     assert_eq!(now, want, "only the killed build's container goes ({left})");
-    let rm = dockerd.docker().arg("rm").args(&kept).output().unwrap();
+    let rm = dockerd
+        .docker()
+        .args(["rm", "-f"])
+        .args(&kept)
+        .output()
+        .unwrap();
     assert!(rm.status.success(), "{}", stderr(&rm));
     assert_eq!(
         ext4_cat(

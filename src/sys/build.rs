@@ -74,11 +74,18 @@ pub fn docker_build(
 /// one a running build uses ([`sweep_build_containers`]).
 pub const BUILD_LABEL: &str = "smolvm.build";
 
-/// `docker create --label smolvm.build=<this process> <tag>` (the container id is its
-/// stdout).
+/// The start of a build container's name (a label can be inherited from an image; a
+/// name is not).
+pub const BUILD_NAME_PREFIX: &str = "smolvm-build-";
+
+/// `docker create --name smolvm-build-<random> --label smolvm.build=<this process> <tag>`
+/// (the container id is its stdout).
 pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
     let mut c = Command::new(docker);
-    c.arg("create");
+    c.arg("create").arg("--name").arg(format!(
+        "{BUILD_NAME_PREFIX}{}",
+        crate::sys::open::random_hex(6)
+    ));
     if let Some(me) = crate::sys::process::token_of(std::process::id() as i32) {
         c.arg("--label").arg(format!("{BUILD_LABEL}={me}"));
     }
@@ -88,9 +95,11 @@ pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
 }
 
 /// Remove the containers that builds killed midway left (a [`Container`] is removed on
-/// drop, which a SIGKILL skips): only those labelled [`BUILD_LABEL`] by a process of this
-/// boot and PID namespace that no longer runs. A daemon that does not answer within 30 s
-/// is left alone. The ids removed.
+/// drop, which a SIGKILL skips): only those never started (`created`), named
+/// `smolvm-build-…` and labelled [`BUILD_LABEL`] by a process of this boot and PID
+/// namespace that no longer runs. The label is read JSON-quoted, so no value can pass for
+/// another container's line. A daemon that does not answer within 30 s is left alone. The
+/// ids removed.
 pub fn sweep_build_containers(docker: &Path) -> Vec<String> {
     let bound = std::time::Duration::from_secs(30);
     let list = [
@@ -100,8 +109,12 @@ pub fn sweep_build_containers(docker: &Path) -> Vec<String> {
         "--no-trunc".into(),
         "--filter".into(),
         format!("label={BUILD_LABEL}").into(),
+        "--filter".into(),
+        "status=created".into(),
+        "--filter".into(),
+        format!("name={BUILD_NAME_PREFIX}").into(),
         "--format".into(),
-        format!("{{{{.ID}}}} {{{{.Label \"{BUILD_LABEL}\"}}}}").into(),
+        format!("{{{{.ID}}}} {{{{json (.Label \"{BUILD_LABEL}\")}}}}").into(),
     ];
     let Ok(Some((st, out, _))) = crate::sys::child::run_bounded(&list, bound) else {
         return Vec::new();
@@ -111,11 +124,14 @@ pub fn sweep_build_containers(docker: &Path) -> Vec<String> {
     }
     let mut removed = Vec::new();
     for line in out.lines() {
-        let Some((id, token)) = line.trim().split_once(' ') else {
+        let Some((id, quoted)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(token) = serde_json::from_str::<String>(quoted) else {
             continue;
         };
         let is_id = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !is_id || crate::sys::process::token_ended(token.trim()) != Some(true) {
+        if !is_id || crate::sys::process::token_ended(&token) != Some(true) {
             continue;
         }
         let rm = [

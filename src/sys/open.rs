@@ -445,7 +445,7 @@ pub fn left_unique_dirs(dir: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -
         let dead = named
             && pid
                 .parse::<i32>()
-                .is_ok_and(|p| p > 0 && !crate::sys::process::is_alive(p));
+                .is_ok_and(|p| p > 0 && crate::sys::process::ended(p));
         let ours =
             dead && std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && owned(m.uid()));
         if ours {

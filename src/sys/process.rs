@@ -143,7 +143,28 @@ pub fn token_ended(token: &str) -> Option<bool> {
     }
     let pid: i32 = pid.parse().ok().filter(|p| *p > 0)?;
     let start: u64 = start.parse().ok()?;
-    Some(!info(pid).is_some_and(|i| !i.is_zombie() && i.start_ticks == start))
+    match info(pid) {
+        Some(i) => Some(i.is_zombie() || i.start_ticks != start),
+        // Ended only when no such process is there at all; one that cannot be read (a
+        // `/proc` mounted otherwise, out of descriptors) is not judged.
+        None => gone(pid).then_some(true),
+    }
+}
+
+/// The process with this PID has ended: a zombie, or no process at all (`/proc/<pid>` is
+/// not there). One that cannot be read has not, as far as anyone can tell.
+pub fn ended(pid: i32) -> bool {
+    match info(pid) {
+        Some(i) => i.is_zombie(),
+        None => gone(pid),
+    }
+}
+
+/// No process with this PID exists (`/proc/<pid>` is not there), as opposed to one that
+/// cannot be read.
+fn gone(pid: i32) -> bool {
+    std::fs::symlink_metadata(format!("/proc/{pid}"))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`).

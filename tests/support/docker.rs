@@ -185,6 +185,22 @@ impl Dockerd {
         );
     }
 
+    /// Remove every container of this daemon.
+    pub fn remove_all_containers(&self) {
+        let out = self
+            .docker()
+            .args(["ps", "--all", "--quiet", "--no-trunc"])
+            .output()
+            .unwrap();
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            super::run_ok(self.docker().args(["rm", "-f"]).args(&ids), "docker rm -f");
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("dockerd.log")).unwrap_or_default()
     }
