@@ -98,10 +98,10 @@ pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
 /// drop, which a SIGKILL skips): only those never started (`created`), named
 /// `smolvm-build-…` and labelled [`BUILD_LABEL`] by a process of this boot and PID
 /// namespace that no longer runs. The label is read JSON-quoted, so no value can pass for
-/// another container's line. A daemon that does not answer within 30 s is left alone. The
-/// ids removed.
-pub fn sweep_build_containers(docker: &Path) -> Vec<String> {
-    let bound = std::time::Duration::from_secs(30);
+/// another container's line. Each docker call gets 10 s (a daemon that does not answer is
+/// left alone), and `stop` ends the sweep between two removals. The ids removed.
+pub fn sweep_build_containers(docker: &Path, stop: &dyn Fn() -> bool) -> Vec<String> {
+    let bound = std::time::Duration::from_secs(10);
     let list = [
         docker.as_os_str().to_os_string(),
         "ps".into(),
@@ -124,6 +124,9 @@ pub fn sweep_build_containers(docker: &Path) -> Vec<String> {
     }
     let mut removed = Vec::new();
     for line in out.lines() {
+        if stop() {
+            break;
+        }
         let Some((id, quoted)) = line.split_once(' ') else {
             continue;
         };

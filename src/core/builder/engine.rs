@@ -160,7 +160,7 @@ pub(super) fn docker_build(
     }
     // What builds killed midway left on the daemon (their containers), before this one
     // adds its own.
-    for id in proc::sweep_build_containers(&docker) {
+    for id in proc::sweep_build_containers(&docker, &|| job.stopped()) {
         job.emit(BuildEvent::Step(format!(
             "removed container {} that a killed build left",
             &id[..12]
