@@ -826,17 +826,9 @@ fn sigint_during_a_start_cancels_it_and_rolls_back() {
     let (kernel, _) = images::kernel();
     let rootfs = images::busybox_rootfs(Init::NeverReady);
     let e = Env::with_presets(&[]);
-    let out = e.interrupted_during_boot(
-        &create_start(&kernel, &rootfs, "vm-int", &["--boot-timeout", "200"]),
-        "vm-int",
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let args = create_start(&kernel, &rootfs, "vm-int", &["--boot-timeout", "200"]);
+    let out = e.interrupted_during_boot(&args, "vm-int");
+    support::assert_exit(&args, &out, 130);
     let v = json(&out);
     assert_eq!(v["ok"], false);
     let m = support::error_message(&v);
@@ -852,27 +844,19 @@ fn sigint_during_a_start_cancels_it_and_rolls_back() {
         preset: "claude-code",
         rootfs: &rootfs,
     }]);
-    let out = p.interrupted_during_boot(
-        &[
-            "claude-code",
-            "start",
-            "--name",
-            "vm-int3",
-            "--backend",
-            "qemu",
-            "--boot-timeout",
-            "200",
-            "--json",
-        ],
+    let args = [
+        "claude-code",
+        "start",
+        "--name",
         "vm-int3",
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+        "--backend",
+        "qemu",
+        "--boot-timeout",
+        "200",
+        "--json",
+    ];
+    let out = p.interrupted_during_boot(&args, "vm-int3");
+    support::assert_exit(&args, &out, 130);
     let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
     assert!(m.contains("cancelled by SIGINT; rolled back"), "{m}");
     assert_eq!(p.leftovers("vm-int3"), Vec::<String>::new());
@@ -895,17 +879,9 @@ fn sigint_during_sandbox_start_puts_the_row_back() {
         "qemu",
         &["--json"],
     ));
-    let out = e.interrupted_during_boot(
-        &["sandbox", "start", id, "--boot-timeout", "200", "--json"],
-        id,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let args = ["sandbox", "start", id, "--boot-timeout", "200", "--json"];
+    let out = e.interrupted_during_boot(&args, id);
+    support::assert_exit(&args, &out, 130);
     let m = json(&out)["error"]["message"].as_str().unwrap().to_string();
     assert!(
         m.contains(&format!(
@@ -913,13 +889,7 @@ fn sigint_during_sandbox_start_puts_the_row_back() {
         )),
         "{m}"
     );
-    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
-    let (status, pid): (String, Option<i64>) = c
-        .query_row("SELECT status, pid FROM vms WHERE id = ?1", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!((status.as_str(), pid), ("created", None));
+    assert_eq!(status_and_pid(&e, id), ("created".to_string(), None));
     assert!(
         !smolvm::sys::process::vmm_processes(Some(&e.h.sockets()))
             .iter()
@@ -977,13 +947,7 @@ fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft()
     let out = support::sandbox::interrupt(child, true);
     // Not after the slowed nft's 30 s: the nft of the Ctrl-C died of it.
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    support::assert_exit(&args, &out, 130);
     let v = json(&out);
     assert_eq!(
         support::error_message(&v),
@@ -999,20 +963,23 @@ fn a_terminal_ctrl_c_while_nft_runs_is_told_as_the_interrupt_with_a_slowed_nft()
     let mut child = e.spawn_grouped(&["sandbox", "start", id, "--json"], &[("PATH", &path)]);
     wait_until(&mut child, || mark.exists());
     let out = support::sandbox::interrupt(child, true);
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    support::assert_exit(&["sandbox", "start", id], &out, 130);
     assert_eq!(
         support::error_message(&json(&out)),
         format!("Start of sandbox '{id}' cancelled by SIGINT; rolled back")
     );
-    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
-    let (status, pid): (String, Option<i64>) = c
-        .query_row("SELECT status, pid FROM vms WHERE id = ?1", [id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!((status.as_str(), pid), ("created", None));
+    assert_eq!(status_and_pid(&e, id), ("created".to_string(), None));
     e.ok(&["sandbox", "delete", id, "--json"]);
     assert_eq!(e.leftovers(id), Vec::<String>::new());
+}
+
+/// Sandbox `id`'s row: its status and pid.
+fn status_and_pid(e: &Env, id: &str) -> (String, Option<i64>) {
+    let c = rusqlite::Connection::open(e.h.data.join("smolvm.db")).unwrap();
+    c.query_row("SELECT status, pid FROM vms WHERE id = ?1", [id], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .unwrap()
 }
 
 /// Wait (at most 120 s) until `ready`; `child` must not end first.

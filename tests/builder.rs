@@ -350,16 +350,8 @@ fn docker_engine_builds_boot_and_log_in() {
     // no drop ran) goes at the next build, and only that one: not one of a process that
     // runs, of another boot, unlabelled, started, or named otherwise; and no label's text
     // can name another container.
-    let containers = || -> Vec<String> {
-        let out = dockerd
-            .docker()
-            .args(["ps", "--all", "--quiet", "--no-trunc"])
-            .output()
-            .unwrap();
-        stdout(&out).lines().map(str::to_string).collect()
-    };
     assert_eq!(
-        containers(),
+        dockerd.containers(),
         Vec::<String>::new(),
         "build 1 left a container"
     );
@@ -447,7 +439,7 @@ fn docker_engine_builds_boot_and_log_in() {
         "1024",
     ]);
     assert_eq!(v["data"]["name"], "ctx-image", "{v:#}");
-    let mut now = containers();
+    let mut now = dockerd.containers();
     now.sort();
     let mut want = kept.to_vec();
     want.sort();

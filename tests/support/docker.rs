@@ -120,15 +120,7 @@ impl Dockerd {
     /// Drop what earlier runs built (every fresh key is a new fingerprint, so a new tag):
     /// the data root keeps only the base image, and stays small between runs.
     fn tidy(&self) {
-        let out = self
-            .docker()
-            .args(["image", "ls", "-q", "--filter", "reference=smolvm-build/*"])
-            .output()
-            .unwrap();
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
+        let ids = self.ids(&["image", "ls", "-q", "--filter", "reference=smolvm-build/*"]);
         if !ids.is_empty() {
             let _ = self
                 .docker()
@@ -185,17 +177,23 @@ impl Dockerd {
         );
     }
 
+    /// The ids `docker ARGS` prints, one a line (`ps --quiet`, `image ls -q`).
+    pub fn ids(&self, args: &[&str]) -> Vec<String> {
+        let out = self.docker().args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every container of this daemon, by its full id.
+    pub fn containers(&self) -> Vec<String> {
+        self.ids(&["ps", "--all", "--quiet", "--no-trunc"])
+    }
+
     /// Remove every container of this daemon.
     pub fn remove_all_containers(&self) {
-        let out = self
-            .docker()
-            .args(["ps", "--all", "--quiet", "--no-trunc"])
-            .output()
-            .unwrap();
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let ids = self.containers();
         if !ids.is_empty() {
             super::run_ok(self.docker().args(["rm", "-f"]).args(&ids), "docker rm -f");
         }
