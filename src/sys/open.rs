@@ -408,55 +408,48 @@ pub struct LeftDir {
     pub path: PathBuf,
 }
 
-/// The folders in `dir` named as [`create_unique_dir`] names them with `prefix`
-/// (`<prefix><middle><pid>-<12 hex>`), directories (not links) of an owner `owned`
-/// accepts, whose process no longer runs — one whose PID another process has now is
-/// kept — in name order: what a process killed midway left.
+/// The folders in `dir` that [`left_unique_dir`] accepts, in name order: what processes
+/// killed midway left.
 pub fn left_unique_dirs(dir: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -> Vec<LeftDir> {
-    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let Some(rest) = e
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        let Some((head, random)) = rest.rsplit_once('-') else {
-            continue;
-        };
-        // `<middle>-<pid>` (the middle keeps its dash), or the PID alone.
-        let (middle, pid) = head
-            .rsplit_once('-')
-            .map_or((String::new(), head), |(m, p)| (format!("{m}-"), p));
-        // Exactly as this process's id and `random_hex` print them.
-        let named = random.len() == 12
-            && random
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            && !pid.is_empty()
-            && !pid.starts_with('0')
-            && pid.bytes().all(|b| b.is_ascii_digit());
-        let dead = named
-            && pid
-                .parse::<i32>()
-                .is_ok_and(|p| p > 0 && crate::sys::process::ended(p));
-        let ours =
-            dead && std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir() && owned(m.uid()));
-        if ours {
-            out.push(LeftDir {
-                middle,
-                path: e.path(),
-            });
-        }
-    }
+    let mut out: Vec<LeftDir> = rd
+        .flatten()
+        .filter_map(|e| left_unique_dir(&e.path(), prefix, &owned))
+        .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// `path` if it is a folder named as [`create_unique_dir`] names them with `prefix`
+/// (`<prefix><middle><pid>-<12 hex>`), a directory (not a link) of an owner `owned`
+/// accepts, whose process no longer runs — one whose PID another process has now is kept.
+pub fn left_unique_dir(path: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -> Option<LeftDir> {
+    use std::os::unix::fs::MetadataExt;
+    let rest = path.file_name()?.to_str()?.strip_prefix(prefix)?;
+    let (head, random) = rest.rsplit_once('-')?;
+    // `<middle>-<pid>` (the middle keeps its dash), or the PID alone.
+    let (middle, pid) = head
+        .rsplit_once('-')
+        .map_or((String::new(), head), |(m, p)| (format!("{m}-"), p));
+    // Exactly as this process's id and `random_hex` print them.
+    let named = random.len() == 12
+        && random
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && !pid.is_empty()
+        && !pid.starts_with('0')
+        && pid.bytes().all(|b| b.is_ascii_digit());
+    let dead = named
+        && pid
+            .parse::<i32>()
+            .is_ok_and(|p| p > 0 && crate::sys::process::ended(p));
+    let ours = dead && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && owned(m.uid()));
+    ours.then(|| LeftDir {
+        middle,
+        path: path.to_path_buf(),
+    })
 }
 
 #[cfg(test)]

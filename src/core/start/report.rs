@@ -91,17 +91,14 @@ pub(crate) async fn roll_back(
 pub(super) async fn put_back(ctx: &Ctx, id: &str, status: &VmStatus, e: Error) -> Error {
     // A row that records a live VMM by now is not this start's to put back (as in
     // [`mark_failed`]): left as it is, and said.
-    if let Ok(Some(vm)) = ctx.store.get_vm(id) {
-        if crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir) {
-            return Error::new(
-                e.code,
-                format!(
-                    "{} (its row records a running VMM, pid {}: left as it is)",
-                    e.message,
-                    vm.pid.unwrap_or(0)
-                ),
-            );
-        }
+    if let Some(pid) = live_vmm_recorded(ctx, id) {
+        return Error::new(
+            e.code,
+            format!(
+                "{} (its row records a running VMM, pid {pid}: left as it is)",
+                e.message
+            ),
+        );
     }
     if let Err(re) = ctx.store.set_status(id, status, None, None) {
         return Error::new(
@@ -123,12 +120,17 @@ pub(super) async fn put_back(ctx: &Ctx, id: &str, status: &VmStatus, e: Error) -
 /// SmolVM that takes no lock to start): it is left as it is, never moved to `error` by
 /// this failure.
 pub(super) async fn mark_failed(ctx: &Ctx, id: &str) {
-    if let Ok(Some(vm)) = ctx.store.get_vm(id) {
-        if crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir) {
-            tracing::warn!(vm = %id, pid = vm.pid.unwrap_or(0), "start failed; the row records another live VMM, left as it is");
-            return;
-        }
+    if let Some(pid) = live_vmm_recorded(ctx, id) {
+        tracing::warn!(vm = %id, pid, "start failed; the row records another live VMM, left as it is");
+        return;
     }
     let _ = ctx.store.set_status(id, &VmStatus::Error, None, None);
     let _ = crate::core::egress::resolver::sync(ctx, None).await;
+}
+
+/// The pid of the live VMM sandbox `id`'s row records by now (`None`: none, or no row): a
+/// failed or stopped start leaves such a row as it is.
+fn live_vmm_recorded(ctx: &Ctx, id: &str) -> Option<i64> {
+    let vm = ctx.store.get_vm(id).ok()??;
+    crate::core::vm::row_is_live(&vm, &ctx.paths.socket_dir).then(|| vm.pid.unwrap_or(0))
 }

@@ -323,23 +323,32 @@ pub struct LeftExchange {
 /// VM ran as another one), checked without following a link. A folder whose process still
 /// runs (or whose PID another process now has) is not listed.
 pub fn left_exchange_dirs(dir: &Path, vm_id: Option<&str>, uid: u32) -> Vec<LeftExchange> {
-    let owned = |u: u32| u == uid || crate::sys::users::is_vmm_id(u);
-    crate::sys::open::left_unique_dirs(dir, EXCHANGE_PREFIX, owned)
+    crate::sys::open::left_unique_dirs(dir, EXCHANGE_PREFIX, exchange_owner(uid))
         .into_iter()
-        .filter_map(|d| {
-            let vm = d.middle.strip_suffix('-')?;
-            (crate::sys::process::is_vm_id(vm) && vm_id.is_none_or(|want| want == vm)).then(|| {
-                LeftExchange {
-                    vm_id: vm.to_string(),
-                    path: d.path,
-                }
-            })
-        })
+        .filter_map(|d| left_exchange(d, vm_id))
         .collect()
 }
 
+/// Who may own an exchange folder: `uid`, or a VMM id (an earlier VMM of the VM ran as
+/// another one).
+fn exchange_owner(uid: u32) -> impl Fn(u32) -> bool {
+    move |u| u == uid || crate::sys::users::is_vmm_id(u)
+}
+
+/// A left folder as an exchange folder: its middle a valid VM id (`vm_id`'s, when given).
+fn left_exchange(d: crate::sys::open::LeftDir, vm_id: Option<&str>) -> Option<LeftExchange> {
+    let vm = d.middle.strip_suffix('-')?;
+    (crate::sys::process::is_vm_id(vm) && vm_id.is_none_or(|want| want == vm)).then(|| {
+        LeftExchange {
+            vm_id: vm.to_string(),
+            path: d.path,
+        }
+    })
+}
+
 /// Remove the exchange folder at `path` if it is still one [`left_exchange_dirs`] lists
-/// (proved again now, never following a link): `Ok(false)` when it no longer is.
+/// (proved again now, that folder alone, never following a link): `Ok(false)` when it no
+/// longer is.
 pub fn remove_left_exchange_dir(
     path: &Path,
     uid: u32,
@@ -347,9 +356,9 @@ pub fn remove_left_exchange_dir(
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(false);
     };
-    let still = left_exchange_dirs(dir, None, uid)
-        .iter()
-        .any(|x| x.path.file_name() == Some(name));
+    let still = crate::sys::open::left_unique_dir(path, EXCHANGE_PREFIX, exchange_owner(uid))
+        .and_then(|d| left_exchange(d, None))
+        .is_some();
     if still {
         crate::sys::fs::remove_entry(dir, name)?;
     }
@@ -357,10 +366,12 @@ pub fn remove_left_exchange_dir(
 }
 
 /// Remove VM `vm_id`'s exchange folders in `dir` that processes which no longer run left
-/// ([`left_exchange_dirs`]).
+/// ([`left_exchange_dirs`], which has just proved each).
 fn sweep_exchange_dirs(dir: &Path, vm_id: &str, uid: u32) {
     for x in left_exchange_dirs(dir, Some(vm_id), uid) {
-        let _ = remove_left_exchange_dir(&x.path, uid);
+        if let Some(name) = x.path.file_name() {
+            let _ = crate::sys::fs::remove_entry(dir, name);
+        }
     }
 }
 
