@@ -9,6 +9,7 @@
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -69,17 +70,18 @@ fn dangerous(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Run `args` in the background, poll `dir` every few milliseconds until `ready(dir)` has
-/// held for a second, asserting nothing dangerous ever appears; then send `sig` and
-/// return the output.
+/// Run `args` (with `vars`) in the background, poll `dir` every few milliseconds until
+/// `ready(dir)` has held for a second, asserting nothing dangerous ever appears; then send
+/// `sig` and return the output.
 fn interrupt_when(
     vm: &Sandboxes,
     args: &[&str],
+    vars: &[(&str, &str)],
     dir: &Path,
     ready: impl Fn(&Path) -> bool,
     sig: nix::sys::signal::Signal,
 ) -> Output {
-    let mut child = vm.spawn_piped(args, &[]);
+    let mut child = vm.spawn_piped(args, vars);
     let t0 = Instant::now();
     let mut ready_since: Option<Instant> = None;
     let mut polls = 0u64;
@@ -280,6 +282,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     let out = interrupt_when(
         &vm,
         &download_args(id, "/root/stall", &target, &[]),
+        &[],
         &stall_dir,
         |d| {
             walk(d)
@@ -298,6 +301,7 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     let out = interrupt_when(
         &vm,
         &download_args(id, "/root/slow", &slow_dir.join("got"), &[]),
+        &[],
         &slow_dir,
         |d| {
             walk(d)
@@ -308,6 +312,51 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     );
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert_eq!(names(&slow_dir), Vec::<String>::new());
+
+    // --- SIGKILL in the middle of an entry (a CI job's timeout): nothing can tidy up then,
+    // so the 0700 staging folder stays with the partial data. The next download into that
+    // folder removes it, but only one that would have made it: a download under sudo left
+    // this one (the user's), which root's own download leaves and the user's next removes.
+    let killed_dir = work.join("killed-parent");
+    std::fs::create_dir_all(&killed_dir).unwrap();
+    std::os::unix::fs::chown(&killed_dir, Some(4321), Some(4322)).unwrap();
+    let sudo = [("SUDO_UID", "4321"), ("SUDO_GID", "4322")];
+    let big = |d: &Path| {
+        walk(d)
+            .iter()
+            .any(|(p, m)| p.ends_with("big") && m.is_file() && m.len() > 0)
+    };
+    let out = interrupt_when(
+        &vm,
+        &download_args(id, "/root/slow", &killed_dir.join("got"), &[]),
+        &sudo,
+        &killed_dir,
+        big,
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert_eq!(out.status.signal(), Some(9), "{}", stderr(&out));
+    let left = names(&killed_dir);
+    assert!(
+        left.len() == 1 && left[0].starts_with(".smolvm-download."),
+        "{left:?}"
+    );
+    assert!(
+        big(&killed_dir),
+        "the partial data is what a killed download leaves"
+    );
+    vm.ok(&download_args(
+        id,
+        "/root/evil/sub/plain",
+        &killed_dir.join("root"),
+        &[],
+    ));
+    assert_eq!(names(&killed_dir), [left[0].clone(), "root".to_string()]);
+    let out = vm.run_with(
+        &download_args(id, "/root/evil/sub/plain", &killed_dir.join("user"), &[]),
+        &sudo,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(&killed_dir), ["root", "user"]);
 
     // --- An endless stream (the guest's du lies about it): --max-bytes cuts it, nothing
     // is left; an honest file announced larger than the cap is refused up front.

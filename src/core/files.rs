@@ -32,8 +32,8 @@ use super::progress::Progress;
 use super::ssh::SshLogin;
 use crate::core::vm::VmId;
 use crate::sys::child::{Child, Io};
-use crate::sys::fs::{remove_entry, replace_with_generated};
-use crate::sys::open::{create_unique_dir, rename_noreplace};
+use crate::sys::fs::{remove_entry, replace_with_generated, sweep_staging, Staging};
+use crate::sys::open::rename_noreplace;
 use crate::sys::signals::Interrupts;
 use crate::sys::unpack::{
     drain_padding, finish_root, make_parents, stop_of, unpack, Options as UnpackOptions, Stop,
@@ -231,6 +231,9 @@ const KEEP_FREE_TEXT: &str = "1 GiB";
 /// How long a guest may keep its side open once its archive has ended.
 const CLOSE_WITHIN: Duration = Duration::from_secs(60);
 
+/// The start of a download's staging folder's name, beside its destination.
+const DOWNLOAD_PREFIX: &str = ".smolvm-download.";
+
 /// An entry of the guest's stream that was not made on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedEntry {
@@ -397,7 +400,14 @@ pub fn download(
             )));
         }
     }
-    let tmp = match create_unique_dir(&parent_dir, ".smolvm-download.", 0o700) {
+    // What a download killed midway (SIGKILL, a lost machine) left beside its destination
+    // goes first: only a folder of ours that no download holds, whose process is gone.
+    // A download makes its folder (all but for an instant) and everything in it the
+    // user's under sudo, root's without it.
+    let ours = |uid: u32| owner.map_or(ctx.env.euid(), |o| o.uid) == uid;
+    sweep_staging(&parent_dir, DOWNLOAD_PREFIX, &ours);
+    // Held locked until the download ends, so no other download's sweep takes it.
+    let staging = match Staging::create(&parent_dir, DOWNLOAD_PREFIX, 0o700) {
         Ok(t) => t,
         Err(e) => {
             return fail(Error::runtime(format!(
@@ -407,6 +417,7 @@ pub fn download(
             )))
         }
     };
+    let tmp = staging.path().to_path_buf();
     let cleanup_tmp = |tmp: &Path| {
         if let (Some(p), Some(n)) = (tmp.parent(), tmp.file_name()) {
             let _ = remove_entry(p, n);

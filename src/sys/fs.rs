@@ -22,11 +22,13 @@ use nix::unistd::{unlinkat, UnlinkatFlags};
 use rayon::prelude::*;
 
 mod snapshot_dir;
+mod staging;
 #[cfg(test)]
 use snapshot_dir::is_snapshot_file;
 pub use snapshot_dir::{
     check_snapshot_dir, remove_snapshot_dir, SMOLVM_SNAPSHOT_FILES, SNAPSHOT_FILES,
 };
+pub use staging::{sweep_staging, Staging};
 
 /// Tracks inodes with more than one link, so a hard-linked file is counted once across
 /// every call that shares the tracker.
@@ -399,14 +401,22 @@ pub fn remove_entry(parent: &Path, name: &OsStr) -> Result<(), RemoveError> {
         ))));
     }
     let here = parent.join(name);
-    let contents = remove_contents(&dfd, &here, mnt);
+    let contents = remove_contents(&dfd, &here, mnt, &|_| true);
     drop(dfd);
     let this =
         unlinkat(&pfd, cname.as_c_str(), UnlinkatFlags::RemoveDir).map_err(|e| at(errno_io(e)));
     contents.and(this)
 }
 
-fn remove_contents(fd: &OwnedFd, path: &Path, mnt: u64) -> Result<(), RemoveError> {
+/// Remove everything in the directory `fd` (at `path`, on mount `mnt`). A directory below
+/// is entered only when `owned` accepts its owner (checked on the opened directory, so a
+/// swap cannot change what is entered); one it refuses is left with everything in it.
+fn remove_contents(
+    fd: &OwnedFd,
+    path: &Path,
+    mnt: u64,
+    owned: &dyn Fn(u32) -> bool,
+) -> Result<(), RemoveError> {
     let entries = list(fd).map_err(|e| RemoveError {
         path: path.to_path_buf(),
         error: errno_io(e),
@@ -414,7 +424,7 @@ fn remove_contents(fd: &OwnedFd, path: &Path, mnt: u64) -> Result<(), RemoveErro
     let mut first: Option<RemoveError> = None;
     for (name, kind) in entries {
         let child = path.join(OsStr::from_bytes(name.to_bytes()));
-        if let Err(e) = remove_child(fd, &name, kind, &child, mnt) {
+        if let Err(e) = remove_child(fd, &name, kind, &child, mnt, owned) {
             first.get_or_insert(e);
         }
     }
@@ -427,6 +437,7 @@ fn remove_child(
     kind: Option<Type>,
     path: &Path,
     mnt: u64,
+    owned: &dyn Fn(u32) -> bool,
 ) -> Result<(), RemoveError> {
     let at = |e: nix::errno::Errno| RemoveError {
         path: path.to_path_buf(),
@@ -461,7 +472,14 @@ fn remove_child(
             error: mount_point_error(),
         });
     }
-    let inner = remove_contents(&child, path, mnt);
+    let uid = fstat(&child).map_err(at)?.st_uid;
+    if !owned(uid) {
+        return Err(RemoveError {
+            path: path.to_path_buf(),
+            error: io::Error::other(format!("a directory of user {uid} is not ours to empty")),
+        });
+    }
+    let inner = remove_contents(&child, path, mnt, owned);
     drop(child);
     let this = unlinkat(fd, name, UnlinkatFlags::RemoveDir).map_err(at);
     inner.and(this)

@@ -427,13 +427,25 @@ pub fn left_unique_dirs(dir: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -
 /// accepts, whose process no longer runs — one whose PID another process has now is kept.
 pub fn left_unique_dir(path: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -> Option<LeftDir> {
     use std::os::unix::fs::MetadataExt;
-    let rest = path.file_name()?.to_str()?.strip_prefix(prefix)?;
+    let (middle, pid) = unique_dir_name(path.file_name()?.to_str()?, prefix)?;
+    let dead = crate::sys::process::ended(pid);
+    let ours = dead && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && owned(m.uid()));
+    ours.then(|| LeftDir {
+        middle,
+        path: path.to_path_buf(),
+    })
+}
+
+/// The middle (with its dash; see [`LeftDir::middle`]) and the PID of `name`, when it is
+/// exactly as [`create_unique_dir`] names a folder with `prefix`: `<prefix><middle><pid>-<12
+/// lower-case hex>`, the PID in decimal as this process's id prints it.
+pub fn unique_dir_name(name: &str, prefix: &str) -> Option<(String, i32)> {
+    let rest = name.strip_prefix(prefix)?;
     let (head, random) = rest.rsplit_once('-')?;
     // `<middle>-<pid>` (the middle keeps its dash), or the PID alone.
     let (middle, pid) = head
         .rsplit_once('-')
         .map_or((String::new(), head), |(m, p)| (format!("{m}-"), p));
-    // Exactly as this process's id and `random_hex` print them.
     let named = random.len() == 12
         && random
             .bytes()
@@ -441,15 +453,8 @@ pub fn left_unique_dir(path: &Path, prefix: &str, owned: impl Fn(u32) -> bool) -
         && !pid.is_empty()
         && !pid.starts_with('0')
         && pid.bytes().all(|b| b.is_ascii_digit());
-    let dead = named
-        && pid
-            .parse::<i32>()
-            .is_ok_and(|p| p > 0 && crate::sys::process::ended(p));
-    let ours = dead && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && owned(m.uid()));
-    ours.then(|| LeftDir {
-        middle,
-        path: path.to_path_buf(),
-    })
+    let pid = pid.parse::<i32>().ok().filter(|&p| named && p > 0)?;
+    Some((middle, pid))
 }
 
 #[cfg(test)]
