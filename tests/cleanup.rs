@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::os::unix::net::UnixListener;
 use std::process::Command;
 use std::time::Duration;
 
@@ -482,7 +483,7 @@ fn orphans_are_listed_and_cleaned_and_nothing_else_is_touched() {
 /// Cleanup lists and removes it whatever became of the VM; not one whose process still
 /// runs, another user's, one named otherwise, nor what a link of that name points to.
 #[test]
-fn a_killed_snapshots_exchange_folders_are_cleaned_and_nothing_like_them() {
+fn a_killed_snapshots_exchange_folders_and_ram_sockets_are_cleaned_and_nothing_like_them() {
     require_root!();
     let (h, ns) = (Home::new(), NetNs::new());
     ns.smolvm_nft("");
@@ -513,13 +514,19 @@ fn a_killed_snapshots_exchange_folders_are_cleaned_and_nothing_like_them() {
     let target = mk("precious".into(), None);
     let link = format!(".snapshot-vm-f-{pid}-{hex}");
     std::os::unix::fs::symlink(sockets.join(&target), sockets.join(&link)).unwrap();
+    // The control socket of a for-clone snapshot's RAM writer, named after the snapshot:
+    // one a killed snapshot left (nothing listens), one in use, one not of smolvm's names.
+    let dead_ram = "ram-snap-gone.sock";
+    drop(UnixListener::bind(sockets.join(dead_ram)).unwrap());
+    let _live_ram = UnixListener::bind(sockets.join("ram-snap-live.sock")).unwrap();
+    drop(UnixListener::bind(sockets.join("ram-Snap..x.sock")).unwrap());
 
     let out = ns.smolvm(&h, &["cleanup", "--dry-run"]);
     let s = sockets.display();
     assert_eq!(
         stdout(&out),
         format!(
-            "No matching VMs to delete.\nStale resources (2):\n  - file {s}/{vmms} (VM vm-b)\n  - file {s}/{left} (VM vm-gone)\nDry run complete. No changes made.\n"
+            "No matching VMs to delete.\nStale resources (3):\n  - socket {s}/{dead_ram}\n  - file {s}/{vmms} (VM vm-b)\n  - file {s}/{left} (VM vm-gone)\nDry run complete. No changes made.\n"
         )
     );
     assert!(
@@ -531,11 +538,13 @@ fn a_killed_snapshots_exchange_folders_are_cleaned_and_nothing_like_them() {
     let v = json(&out);
     assert_eq!(
         support::texts(&v["data"]["stale_resources"], "kind"),
-        ["file", "file"],
+        ["socket", "file", "file"],
         "{v}"
     );
     assert!(!sockets.join(&left).exists() && !sockets.join(&vmms).exists());
-    for kept in [&running, &strangers, &odd, &link] {
+    assert!(!sockets.join(dead_ram).exists());
+    let (live_ram, odd_ram) = ("ram-snap-live.sock".into(), "ram-Snap..x.sock".into());
+    for kept in [&running, &strangers, &odd, &link, &live_ram, &odd_ram] {
         assert!(
             std::fs::symlink_metadata(sockets.join(kept)).is_ok(),
             "{kept} was removed"

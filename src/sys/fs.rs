@@ -504,6 +504,10 @@ pub enum VmFile {
     VsockSocket,
     /// `<socket dir>/agent-<id>.sock`: a clone's agent port, while it is re-addressed.
     AgentSocket,
+    /// `<socket dir>/ram-<snapshot id>.sock`: the control socket of the QEMU that writes a
+    /// for-clone snapshot's RAM file. Named after a snapshot, not a VM: not in
+    /// [`VmFile::ALL`], so a VM's deletion never takes it.
+    RamSocket,
 }
 
 /// The ledger directory inside the data dir.
@@ -525,7 +529,11 @@ impl VmFile {
     pub fn is_socket(self) -> bool {
         matches!(
             self,
-            VmFile::FcSocket | VmFile::QmpSocket | VmFile::VsockSocket | VmFile::AgentSocket
+            VmFile::FcSocket
+                | VmFile::QmpSocket
+                | VmFile::VsockSocket
+                | VmFile::AgentSocket
+                | VmFile::RamSocket
         )
     }
 
@@ -549,6 +557,7 @@ impl VmFile {
             VmFile::QmpSocket => (socket_dir.to_path_buf(), format!("qmp-{vm_id}.sock")),
             VmFile::VsockSocket => (socket_dir.to_path_buf(), format!("vsock-{vm_id}.sock")),
             VmFile::AgentSocket => (socket_dir.to_path_buf(), format!("agent-{vm_id}.sock")),
+            VmFile::RamSocket => (socket_dir.to_path_buf(), format!("ram-{vm_id}.sock")),
         })
     }
 
@@ -559,8 +568,8 @@ impl VmFile {
     }
 
     /// The socket and the VM a file name in the socket dir stands for (`fc-<id>.sock`,
-    /// `qmp-<id>.sock`, `vsock-<id>.sock` with a valid id): exactly the names
-    /// [`VmFile::locate`] makes.
+    /// `qmp-<id>.sock`, `vsock-<id>.sock`, `agent-<id>.sock` with a valid id; the id of
+    /// `ram-<id>.sock` is a snapshot's): exactly the names [`VmFile::locate`] makes.
     pub fn parse_socket_name(name: &str) -> Option<(VmFile, &str)> {
         let stem = name.strip_suffix(".sock")?;
         [
@@ -568,6 +577,7 @@ impl VmFile {
             (VmFile::QmpSocket, "qmp-"),
             (VmFile::VsockSocket, "vsock-"),
             (VmFile::AgentSocket, "agent-"),
+            (VmFile::RamSocket, "ram-"),
         ]
         .into_iter()
         .find_map(|(f, prefix)| stem.strip_prefix(prefix).map(|id| (f, id)))

@@ -3,7 +3,8 @@
 //! `svmb<hex>` devices whose `smolvm-bridge:<id>` alias names no row, that no live process
 //! holds open; nftables elements and commented rules in `smolvm_nat`/`smolvm_filter` that
 //! belong to no row and no live TAP or VMM; control sockets in our socket dir and per-VM
-//! files in the data dir whose VM has no row and no live process; snapshot exchange
+//! files in the data dir whose VM has no row and no live process (and a for-clone
+//! snapshot's RAM writer's socket that no longer answers); snapshot exchange
 //! folders in our socket dir whose process no longer runs. Each is proved again right
 //! before it is removed ([`remove_orphan`]).
 
@@ -238,7 +239,8 @@ pub(super) fn orphans(
         }
     }
 
-    // 4. Dead control sockets in our socket dir (no listener) of VMs recorded nowhere.
+    // 4. Dead control sockets in our socket dir (no listener) of VMs recorded nowhere, and
+    //    of RAM writers a killed for-clone snapshot left.
     if let Ok(rd) = std::fs::read_dir(&opts.teardown.socket_dir) {
         let mut found: Vec<(String, VmFile, PathBuf)> = Vec::new();
         for e in rd.flatten() {
@@ -252,11 +254,14 @@ pub(super) fn orphans(
             // A socket still answering belongs to a live process, unless that is an
             // orphan VMM stopped just before (its socket then goes with it).
             let dying_vm = dying_ids.contains(id.as_str());
+            // A for-clone snapshot's RAM writer (named after the snapshot, not a VM) is
+            // alive exactly while its socket answers.
+            let of_dead_vm =
+                file == VmFile::RamSocket || (!known.ids.contains(id.as_str()) && !vm_alive(&id));
             if mine
-                && !known.ids.contains(id.as_str())
+                && of_dead_vm
                 && !known.sockets.contains(&e.path())
-                && !vm_alive(&id)
-                && (dying_vm || !socket_listening(&e.path()))
+                && ((dying_vm && file != VmFile::RamSocket) || !socket_listening(&e.path()))
             {
                 found.push((id, file, e.path()));
             }
@@ -334,7 +339,8 @@ fn push_removals(
         out.push(StaleResource {
             kind,
             name: path.display().to_string(),
-            vm_id: Some(id.clone()),
+            // A RAM writer's socket is named after a snapshot: no VM to show.
+            vm_id: (file != VmFile::RamSocket).then(|| id.clone()),
             action: OrphanAction::Remove(file, id),
         });
     }

@@ -69,7 +69,9 @@ pub(crate) async fn write(ctx: &Ctx, vm: &VmRecord, dir: &Path, snapshot_id: &st
     let mut checked = start::check_config(ctx, &vm.id, &vm.config)?;
     checked.rootfs = dir.join(DISK);
     let net = vm.network.clone().unwrap_or_default();
-    let socket = ctx.paths.socket_dir.join(format!("ram-{snapshot_id}.sock"));
+    let socket = crate::sys::fs::VmFile::RamSocket
+        .path(&ctx.data_dir, &ctx.paths.socket_dir, snapshot_id)
+        .ok_or_else(|| rt(format!("invalid snapshot id {snapshot_id:?}")))?;
     let _ = open::remove_socket(&socket);
     let log_path = crate::sys::fs::VmFile::Log
         .path(&ctx.data_dir, &ctx.paths.socket_dir, &vm.id)

@@ -55,6 +55,7 @@ fn socket_names_round_trip() {
         VmFile::QmpSocket,
         VmFile::VsockSocket,
         VmFile::AgentSocket,
+        VmFile::RamSocket,
     ] {
         let (_, name) = f.locate(Path::new("/d"), Path::new("/s"), "vm-1").unwrap();
         assert_eq!(VmFile::parse_socket_name(&name), Some((f, "vm-1")));
@@ -65,6 +66,8 @@ fn socket_names_round_trip() {
         "fc-vm-1",
         "x-vm-1.sock",
         "qmp-a/b.sock",
+        "ram-.sock",
+        "ram-snap..1.sock",
     ] {
         assert_eq!(VmFile::parse_socket_name(bad), None, "{bad}");
     }
