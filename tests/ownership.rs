@@ -181,6 +181,14 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "an entry an earlier member of the same stream made, inside the download's private \
          0700 temp folder (dirfds, no link followed)",
     ),
+    // Docker containers: only an OwnedContainer.
+    (
+        "src/sys/build.rs",
+        "remove_container",
+        "takes an OwnedContainer: one docker create made for this process, or one \
+         left_container proved a killed build's (never started, smolvm's name, a label naming \
+         a process of this boot and PID namespace that is gone)",
+    ),
     // Network links: only an OwnedTap.
     (
         "src/sys/net/mod.rs",
@@ -276,6 +284,9 @@ const PRIMITIVES: &[&str] = &[
     "\"flush ",
     "DELETE FROM",
     "run_batch(",
+    // `docker rm`: an argument of a docker command line.
+    "OsStr::new(\"rm\")",
+    "\"rm\", \"-f\"",
 ];
 
 /// (line number, enclosing function, line) of each destructive call outside tests.

@@ -4,10 +4,12 @@
 //! one step and hands back what it printed; what a failure means (a full disk, a bad size)
 //! and how it reads is the builder's decision (`core::builder`).
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// `debootstrap --variant=minbase --include=<packages> <suite> <tree> <mirror>`, in a
 /// mount and PID namespace of its own (`unshare --mount --pid --fork --kill-child
@@ -78,9 +80,9 @@ pub const BUILD_LABEL: &str = "smolvm.build";
 /// name is not).
 pub const BUILD_NAME_PREFIX: &str = "smolvm-build-";
 
-/// `docker create --name smolvm-build-<random> --label smolvm.build=<this process> <tag>`
-/// (the container id is its stdout).
-pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
+/// `docker create --name smolvm-build-<random> --label smolvm.build=<this process> <tag>`:
+/// the [`Container`] made, or what docker said when it made none.
+pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Result<Container, String>> {
     let mut c = Command::new(docker);
     c.arg("create").arg("--name").arg(format!(
         "{BUILD_NAME_PREFIX}{}",
@@ -91,17 +93,58 @@ pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Output> {
     }
     // A command of our own: `create` refuses an image without CMD ("No command
     // specified"), and the container is only exported, never started.
-    c.args([tag, "/bin/true"]).stdin(Stdio::null()).output()
+    let out = c.args([tag, "/bin/true"]).stdin(Stdio::null()).output()?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(match out.status.success() && is_container_id(&id) {
+        true => Ok(Container {
+            docker: docker.to_path_buf(),
+            owned: OwnedContainer(id),
+        }),
+        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    })
+}
+
+/// Docker's full container id: 64 lower-case hex digits.
+fn is_container_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The id of a container smolvm may remove. Made in two places only: from `docker
+/// create`'s answer to this process ([`docker_create`]), and by [`left_container`]'s proof
+/// that a killed build left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OwnedContainer(String);
+
+/// `docker rm -f`, within `bound`: the one place smolvm removes a container, and only an
+/// [`OwnedContainer`]. Whether docker said it did.
+fn remove_container(docker: &Path, c: &OwnedContainer, bound: Duration) -> bool {
+    let argv = [
+        docker.as_os_str(),
+        OsStr::new("rm"),
+        OsStr::new("-f"),
+        OsStr::new(&c.0),
+    ];
+    matches!(crate::sys::child::run_bounded(&argv, bound), Ok(Some((st, ..))) if st.success())
+}
+
+/// A line of the sweep's listing (`<id> <label as JSON>`) as a container a killed build
+/// left: a full id and a label that names a process of this boot and PID namespace that
+/// no longer runs. The JSON quoting means no label's text can pass for another line.
+fn left_container(line: &str) -> Option<OwnedContainer> {
+    let (id, quoted) = line.split_once(' ')?;
+    let token = serde_json::from_str::<String>(quoted).ok()?;
+    (is_container_id(id) && crate::sys::process::token_ended(&token) == Some(true))
+        .then(|| OwnedContainer(id.to_string()))
 }
 
 /// Remove the containers that builds killed midway left (a [`Container`] is removed on
 /// drop, which a SIGKILL skips): only those never started (`created`), named
 /// `smolvm-build-…` and labelled [`BUILD_LABEL`] by a process of this boot and PID
-/// namespace that no longer runs. The label is read JSON-quoted, so no value can pass for
-/// another container's line. Each docker call gets 10 s (a daemon that does not answer is
-/// left alone), and `stop` ends the sweep between two removals. The ids removed.
+/// namespace that no longer runs ([`left_container`]). Each docker call gets 10 s (a
+/// daemon that does not answer is left alone), and `stop` ends the sweep between two
+/// removals. The ids removed.
 pub fn sweep_build_containers(docker: &Path, stop: &dyn Fn() -> bool) -> Vec<String> {
-    let bound = std::time::Duration::from_secs(10);
+    let bound = Duration::from_secs(10);
     let list = [
         docker.as_os_str().to_os_string(),
         "ps".into(),
@@ -123,56 +166,32 @@ pub fn sweep_build_containers(docker: &Path, stop: &dyn Fn() -> bool) -> Vec<Str
         return Vec::new();
     }
     let mut removed = Vec::new();
-    for line in out.lines() {
+    for c in out.lines().filter_map(left_container) {
         if stop() {
             break;
         }
-        let Some((id, quoted)) = line.split_once(' ') else {
-            continue;
-        };
-        let Ok(token) = serde_json::from_str::<String>(quoted) else {
-            continue;
-        };
-        let is_id = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !is_id || crate::sys::process::token_ended(&token) != Some(true) {
-            continue;
-        }
-        let rm = [
-            docker.as_os_str(),
-            "rm".as_ref(),
-            "-f".as_ref(),
-            id.as_ref(),
-        ];
-        if matches!(crate::sys::child::run_bounded(&rm, bound), Ok(Some((st, ..))) if st.success())
-        {
-            removed.push(id.to_string());
+        if remove_container(docker, &c, bound) {
+            removed.push(c.0);
         }
     }
     removed
 }
 
-/// A container this build created: removed (`docker rm -f`) on drop.
+/// A container this build created ([`docker_create`]): removed (`docker rm -f`) on drop.
 pub struct Container {
     docker: PathBuf,
-    pub id: String,
+    owned: OwnedContainer,
 }
 
 impl Container {
-    pub fn new(docker: &Path, id: String) -> Self {
-        Container {
-            docker: docker.to_path_buf(),
-            id,
-        }
+    pub fn id(&self) -> &str {
+        &self.owned.0
     }
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new(&self.docker)
-            .args(["rm", "-f", &self.id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        remove_container(&self.docker, &self.owned, Duration::from_secs(60));
     }
 }
 
@@ -195,7 +214,7 @@ pub fn docker_export(
     tree: &Path,
 ) -> Result<(Output, Output), ExportError> {
     let mut export = Command::new(docker)
-        .args(["export", &container.id])
+        .args(["export", container.id()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -306,4 +325,35 @@ pub fn output_text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_full_id_with_a_label_of_an_ended_process_of_ours_is_a_left_container() {
+        let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+        let token = crate::sys::process::token_of(child.id() as i32).unwrap();
+        let me = crate::sys::process::token_of(std::process::id() as i32).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let id = "0123456789abcdef".repeat(4);
+        let line = |id: &str, label: &str| format!("{id} {}", serde_json::json!(label));
+        assert_eq!(
+            left_container(&line(&id, &token)),
+            Some(OwnedContainer(id.clone()))
+        );
+        for (why, l) in [
+            ("running", line(&id, &me)),
+            ("short id", line(&id[1..], &token)),
+            ("upper case", line(&id.to_uppercase(), &token)),
+            ("another boot", line(&id, &format!("x{token}"))),
+            ("unquoted", format!("{id} {token}")),
+            ("no label", format!("{id} \"\"")),
+            ("nothing", id.clone()),
+        ] {
+            assert_eq!(left_container(&l), None, "{why}: {l}");
+        }
+    }
 }

@@ -189,16 +189,9 @@ pub(super) fn docker_build(
         let text = proc::output_text(&out);
         return Err(staging_error(staging, &text, "docker build:\n", 15));
     }
-    let out = proc::docker_create(&docker, &tag)
-        .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?;
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || id.is_empty() {
-        return Err(Error::runtime(format!(
-            "Image build failed: docker create: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let container = proc::Container::new(&docker, id);
+    let container = proc::docker_create(&docker, &tag)
+        .map_err(|e| Error::runtime(format!("cannot run docker: {}", io_reason(&e))))?
+        .map_err(|said| Error::runtime(format!("Image build failed: docker create: {said}")))?;
     job.check()?;
     job.emit(BuildEvent::Step("docker export | tar -x".into()));
     std::fs::create_dir_all(tree).map_err(|e| io_err("cannot create", tree, e))?;
