@@ -73,7 +73,12 @@ fi
 # First-boot files reach the disk now: a stop that cuts the power later keeps them.
 sync
 
-/usr/sbin/sshd -e
-echo "SmolVM init complete: IP=$ip, SSH listening on port 22"
+# Ready only with an SSH server to log in to: else smolvm's start fails at once, naming
+# sshd's own complaint (printed just above, -e).
+if /usr/sbin/sshd -e; then
+  echo "SmolVM init complete: IP=$ip, SSH listening on port 22"
+else
+  echo "SmolVM init failed: sshd exited $?; no SSH server in this guest"
+fi
 
 while true; do sleep 3600 & wait $!; done

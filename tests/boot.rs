@@ -386,6 +386,27 @@ fn debian_image_answers_ssh_and_exec() {
         "{}",
         stderr(&out)
     );
+    // An image whose sshd does not start is not ready: the start fails at once with
+    // sshd's failure (not at its timeout, nor as a success with nothing to log in to).
+    e.ok(&[
+        "sandbox",
+        "exec",
+        "vm-deb",
+        "--",
+        "sh",
+        "-c",
+        "echo 'NoSuchOption yes' > /etc/ssh/sshd_config.d/zz-broken.conf && sync",
+    ]);
+    e.ok_json(&["sandbox", "stop", "vm-deb", "--json"]);
+    let out = e.run(&["sandbox", "start", "vm-deb", "--boot-timeout", "300"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "The guest's init failed: its SSH server did not start: SmolVM init failed: sshd exited 255"
+        ),
+        "{}",
+        stderr(&out)
+    );
     e.ok_json(&["sandbox", "delete", "vm-deb", "--timeout", "3", "--json"]);
     assert_eq!(e.leftovers("vm-deb"), Vec::<String>::new());
 }

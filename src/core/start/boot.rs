@@ -15,7 +15,7 @@ use super::vmm::{
     claim_leftover_socket, control_socket_up, give_disk_back, record_spawned, settle, spawn_vmm,
     VmmJob,
 };
-use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, READY_MARKER};
+use super::{rt, Ctx, Phase, StartEvent, StartReport, Timings, INIT_FAILED_MARKER, READY_MARKER};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::host::Runtime;
 use crate::core::images::Vmm;
@@ -291,6 +291,15 @@ async fn wait_ready(
             tail.push_str(&String::from_utf8_lossy(&buf));
             if tail.contains(READY_MARKER) {
                 return Ok(());
+            }
+            if tail.contains(INIT_FAILED_MARKER) {
+                return Err(Error::runtime(format!(
+                    "The guest's init failed: its SSH server did not start{}",
+                    log_tail(log)
+                ))
+                .with_recovery(
+                    "Check the image's SSH server configuration ('smolvm sandbox logs' shows the console).",
+                ));
             }
             if tail.len() > 4096 {
                 let cut = tail.len() - 256;

@@ -67,6 +67,10 @@ pub use vmm::{console_log_main, console_log_max, CONSOLE_LOG_SUBCOMMAND};
 
 /// SmolVM's ready line on the serial console.
 pub const READY_MARKER: &str = "SmolVM init complete";
+/// The line smolvm's own `/init` (`assets/init.sh`) prints instead of the ready line when
+/// the guest's SSH server did not start: the start fails at once rather than at its
+/// timeout, or, worse, counting as ready with nothing to log in to.
+pub const INIT_FAILED_MARKER: &str = "SmolVM init failed:";
 /// SmolVM's `SSH_BOOT_ARGS` (its images' `/init` is PID 1).
 pub const DEFAULT_BOOT_ARGS: &str = crate::sys::state::DEFAULT_BOOT_ARGS;
 
