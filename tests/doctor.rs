@@ -213,7 +213,22 @@ fn doctor_names_the_vmms_user_and_warns_of_a_firecracker_without_seccomp_policie
         eprintln!("SKIPPED (LOUDLY): SMOLVM_FIRECRACKER_BIN is not set; the Firecracker probe was not exercised");
     }
     let probes_before = probe_dirs();
+    // What a doctor killed midway left: its probe's folder (the VMM id's, holding the
+    // socket), which the next probe removes; a folder of that name of another user's stays.
+    let tag = format!("{:012x}", std::process::id());
+    let left = format!("/tmp/.smolvm-fc-probe-2147483646-{tag}");
+    let theirs = format!("/tmp/.smolvm-fc-probe-2147483645-{tag}");
+    for (d, owner) in [(&left, 0x7E00_0005), (&theirs, 65534)] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::write(format!("{d}/fc.sock"), b"").unwrap();
+        std::os::unix::fs::chown(d, Some(owner), Some(owner)).unwrap();
+    }
     let out = c.args(["doctor", "--json"]).output().unwrap();
+    let theirs_kept = std::path::Path::new(&theirs).join("fc.sock").exists();
+    let left_gone = !std::path::Path::new(&left).exists();
+    for d in [&left, &theirs] {
+        let _ = std::fs::remove_dir_all(d);
+    }
     let v = json(&out);
     let s = statuses(&v);
     assert_eq!(status_of(&s, "vmm-user"), "pass", "{v:#}");
@@ -234,6 +249,11 @@ fn doctor_names_the_vmms_user_and_warns_of_a_firecracker_without_seccomp_policie
         );
         assert!(m.contains("allows every system call"), "{m}");
         assert_eq!(probe_dirs(), probes_before, "the probe's folder is removed");
+        assert!(
+            left_gone,
+            "a killed probe's folder is swept by the next probe"
+        );
+        assert!(theirs_kept, "another user's folder of that name is left");
         let fc_name = f.file_name().unwrap().to_string_lossy().into_owned();
         let left = smolvm::sys::process::all_pids()
             .into_iter()

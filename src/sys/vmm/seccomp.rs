@@ -64,9 +64,16 @@ pub fn longest_filter(pid: i32) -> io::Result<Option<usize>> {
 
 /// Start Firecracker `bin` as `user` listening on a socket in a private folder (no VM),
 /// and measure the filters its API thread installs at once: the longest one's length
-/// (`None`: no filter at all). The process is stopped and the folder removed afterwards.
+/// (`None`: no filter at all). The process is stopped and the folder removed afterwards;
+/// the folders probes killed midway left (unlocked, their process gone, this user's or a
+/// VMM id's) go first.
 pub fn probe_firecracker(bin: &Path, user: Option<VmmIdentity>) -> io::Result<Option<usize>> {
-    let dir = crate::sys::open::create_unique_dir(Path::new("/tmp"), ".smolvm-fc-probe-", 0o700)?;
+    let tmp = Path::new("/tmp");
+    let me = crate::sys::users::euid();
+    let ours = |u: u32| u == me || crate::sys::users::is_vmm_id(u);
+    crate::sys::fs::sweep_staging(tmp, PROBE_PREFIX, &ours);
+    let staging = crate::sys::fs::Staging::create(tmp, PROBE_PREFIX, 0o700)?;
+    let dir = staging.path().to_path_buf();
     let r = (|| {
         if let Some(u) = &user {
             std::os::unix::fs::chown(&dir, Some(u.id.uid), Some(u.id.gid))?;
@@ -100,7 +107,10 @@ pub fn probe_firecracker(bin: &Path, user: Option<VmmIdentity>) -> io::Result<Op
         r
     })();
     if let Some(name) = dir.file_name() {
-        let _ = crate::sys::fs::remove_entry(Path::new("/tmp"), name);
+        let _ = crate::sys::fs::remove_entry(tmp, name);
     }
     r
 }
+
+/// The start of a probe's folder's name in `/tmp`.
+const PROBE_PREFIX: &str = ".smolvm-fc-probe-";
