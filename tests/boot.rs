@@ -388,15 +388,10 @@ fn debian_image_answers_ssh_and_exec() {
     );
     // An image whose sshd does not start is not ready: the start fails at once with
     // sshd's failure (not at its timeout, nor as a success with nothing to log in to).
-    e.ok(&[
-        "sandbox",
-        "exec",
+    e.exec(
         "vm-deb",
-        "--",
-        "sh",
-        "-c",
         "echo 'NoSuchOption yes' > /etc/ssh/sshd_config.d/zz-broken.conf && sync",
-    ]);
+    );
     e.ok_json(&["sandbox", "stop", "vm-deb", "--json"]);
     let out = e.run(&["sandbox", "start", "vm-deb", "--boot-timeout", "300"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));

@@ -388,24 +388,31 @@ pub fn remove_entry(parent: &Path, name: &OsStr) -> Result<(), RemoveError> {
             .map_err(|e| at(errno_io(e)));
     }
     let dfd = open_dir_at(&pfd, cname.as_c_str()).map_err(|e| at(errno_io(e)))?;
-    let mnt = mount_id(&pfd).map_err(at)?;
-    if mount_id(&dfd).map_err(at)? != mnt {
-        return Err(at(mount_point_error()));
-    }
-    // Refuse the whole tree, before anything in it is removed, when a mount lies below it
-    // (the per-directory check below still guards against one appearing mid-walk).
-    if let Some(m) = mounts_below(&dfd).map_err(at)?.first() {
-        return Err(at(io::Error::other(format!(
-            "{} is a mount point inside it; refusing to cross a mount boundary",
-            m.display()
-        ))));
-    }
+    let mnt = tree_mount(&pfd, &dfd).map_err(at)?;
     let here = parent.join(name);
     let contents = remove_contents(&dfd, &here, mnt, &|_| true);
     drop(dfd);
     let this =
         unlinkat(&pfd, cname.as_c_str(), UnlinkatFlags::RemoveDir).map_err(|e| at(errno_io(e)));
     contents.and(this)
+}
+
+/// The mount of directory `dfd`, when it and everything below it are on its parent
+/// `pfd`'s: a tree to remove is refused whole, before anything in it goes, when it is a
+/// mount point or one lies below it (the walk's per-directory check still guards against
+/// one appearing midway).
+fn tree_mount(pfd: &OwnedFd, dfd: &OwnedFd) -> io::Result<u64> {
+    let mnt = mount_id(pfd)?;
+    if mount_id(dfd)? != mnt {
+        return Err(mount_point_error());
+    }
+    if let Some(m) = mounts_below(dfd)?.first() {
+        return Err(io::Error::other(format!(
+            "{} is a mount point inside it; refusing to cross a mount boundary",
+            m.display()
+        )));
+    }
+    Ok(mnt)
 }
 
 /// Remove everything in the directory `fd` (at `path`, on mount `mnt`). A directory below

@@ -16,8 +16,8 @@ use nix::sys::stat::{fstat, fstatat};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use super::{
-    errno_io, list, mount_id, mount_point_error, mounts_below, open_config_dir, open_dir_at,
-    remove_contents, remove_entry, RemoveError,
+    errno_io, list, open_config_dir, open_dir_at, remove_contents, remove_entry, tree_mount,
+    RemoveError,
 };
 use crate::sys::lock::{try_lock_file, FileLock};
 use crate::sys::open::{create_unique_dir, dir_nofollow, unique_dir_name};
@@ -131,16 +131,7 @@ fn remove_unheld(
     };
     // A second descriptor of the same open file: the lock lasts while `lock` lives.
     let dfd = OwnedFd::from(lock.try_clone().map_err(at)?);
-    let mnt = mount_id(pfd).map_err(at)?;
-    if mount_id(&dfd).map_err(at)? != mnt {
-        return Err(at(mount_point_error()));
-    }
-    if let Some(m) = mounts_below(&dfd).map_err(at)?.first() {
-        return Err(at(io::Error::other(format!(
-            "{} is a mount point inside it; refusing to cross a mount boundary",
-            m.display()
-        ))));
-    }
+    let mnt = tree_mount(pfd, &dfd).map_err(at)?;
     remove_contents(&dfd, path, mnt, owned)?;
     let still = fstatat(pfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
         .is_ok_and(|now| (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino));
