@@ -213,12 +213,12 @@ fn doctor_names_the_vmms_user_and_warns_of_a_firecracker_without_seccomp_policie
         eprintln!("SKIPPED (LOUDLY): SMOLVM_FIRECRACKER_BIN is not set; the Firecracker probe was not exercised");
     }
     let probes_before = probe_dirs();
-    // What a doctor killed midway left: its probe's folder (the VMM id's, holding the
-    // socket), which the next probe removes; a folder of that name of another user's stays.
+    // What a doctor killed midway left: its probe's folder (holding the socket), which the
+    // next probe removes; a folder of that name of a user not the probe's (a VMM's) stays.
     let tag = format!("{:012x}", std::process::id());
     let left = format!("/tmp/.smolvm-fc-probe-2147483646-{tag}");
     let theirs = format!("/tmp/.smolvm-fc-probe-2147483645-{tag}");
-    for (d, owner) in [(&left, 0x7E00_0005), (&theirs, 65534)] {
+    for (d, owner) in [(&left, 0), (&theirs, 0x7E00_0005)] {
         std::fs::create_dir(d).unwrap();
         std::fs::write(format!("{d}/fc.sock"), b"").unwrap();
         std::os::unix::fs::chown(d, Some(owner), Some(owner)).unwrap();

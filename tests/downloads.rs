@@ -317,9 +317,10 @@ fn a_hostile_guest_cannot_plant_anything_through_a_download() {
     // so the 0700 staging folder stays with the partial data. The next download into that
     // folder removes it, but only one that would have made it: a download under sudo left
     // this one (the user's), which root's own download leaves and the user's next removes.
+    // (A folder of root's, 0755: the folder is no reason for either download to pass it by.)
     let killed_dir = work.join("killed-parent");
     std::fs::create_dir_all(&killed_dir).unwrap();
-    std::os::unix::fs::chown(&killed_dir, Some(4321), Some(4322)).unwrap();
+    std::fs::set_permissions(&killed_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let sudo = [("SUDO_UID", "4321"), ("SUDO_GID", "4322")];
     let big = |d: &Path| {
         walk(d)

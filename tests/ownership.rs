@@ -112,12 +112,13 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ),
     (
         "src/sys/fs/staging.rs",
-        "remove_unheld",
-        "a staging folder named as smolvm names them, of a PID gone here, locked by nobody, \
-         of an owner the caller accepts, in a folder nobody else may rename entries in: \
-         emptied through the descriptor it locked (directories entered only when of an \
-         accepted owner, O_NOFOLLOW, mount ids compared), then removed only while its name \
-         still names that directory",
+        "unlink_if_still",
+        "a staging folder this process made (Staging::remove), or one remove_unheld proved a \
+         killed process's (named as smolvm names them, of a PID gone here, locked by nobody, \
+         of an owner the caller accepts, in a local folder nobody else may rename entries \
+         in): emptied through the descriptor opened on it (directories entered only when of \
+         an accepted owner, O_NOFOLLOW, mount ids compared), its name removed only while \
+         it still names that directory",
     ),
     // Files: names smolvm generated, in dirs it owns, checked by type first.
     (

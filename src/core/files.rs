@@ -32,7 +32,7 @@ use super::progress::Progress;
 use super::ssh::SshLogin;
 use crate::core::vm::VmId;
 use crate::sys::child::{Child, Io};
-use crate::sys::fs::{remove_entry, replace_with_generated, sweep_staging, Staging};
+use crate::sys::fs::{replace_with_generated, sweep_staging, Staging};
 use crate::sys::open::rename_noreplace;
 use crate::sys::signals::Interrupts;
 use crate::sys::unpack::{
@@ -418,11 +418,6 @@ pub fn download(
         }
     };
     let tmp = staging.path().to_path_buf();
-    let cleanup_tmp = |tmp: &Path| {
-        if let (Some(p), Some(n)) = (tmp.parent(), tmp.file_name()) {
-            let _ = remove_entry(p, n);
-        }
-    };
     let keep_free = if opts.max_bytes.is_some() {
         0
     } else {
@@ -518,7 +513,8 @@ pub fn download(
         let _ = ssh.kill_on_error();
     }
     if r.is_err() || !is_dir {
-        cleanup_tmp(&tmp);
+        // Through the folder as made: under sudo it is the user's, who may rename it.
+        let _ = staging.remove(&ours);
     }
     // A signal that arrived while the result was being placed still ends the command
     // (after the download is complete: nothing half written).

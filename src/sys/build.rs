@@ -100,7 +100,13 @@ pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Result<Container, S
             docker: docker.to_path_buf(),
             owned: OwnedContainer(id),
         }),
-        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        false => {
+            let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            Err(match said.is_empty() {
+                true => format!("it answered {id:?}, not a container id ({})", out.status),
+                false => said,
+            })
+        }
     })
 }
 

@@ -413,6 +413,16 @@ pub(super) async fn remove_orphan(
                 .map(drop)
                 .map_err(|e| e.to_string())
         }
+        // A socket that answers again belongs to a live process (a snapshot retried under
+        // the same id while cleanup asked): not one to remove.
+        OrphanAction::Remove(file, id)
+            if file.is_socket()
+                && file
+                    .path(&opts.teardown.data_dir, &opts.teardown.socket_dir, id)
+                    .is_some_and(|p| socket_listening(&p)) =>
+        {
+            Err(format!("{} answers again; left alone", r.name))
+        }
         OrphanAction::Remove(file, id) => fs::remove_vm_file(
             *file,
             &opts.teardown.data_dir,
@@ -427,6 +437,41 @@ pub(super) async fn remove_orphan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A socket listed as dead that answers again when its turn comes (a snapshot retried
+    /// under the same id while cleanup waited for its answer) is left, and said so.
+    #[tokio::test]
+    async fn a_dead_socket_that_answers_again_is_left_at_its_removal() {
+        let t = tempfile::tempdir().unwrap();
+        let vars = [
+            ("HOME", t.path().as_os_str().to_owned()),
+            ("SMOLVM_SOCKET_DIR", t.path().join("s").into_os_string()),
+        ];
+        std::fs::create_dir(t.path().join("s")).unwrap();
+        let env = crate::sys::env::Env::from_vars(vars, crate::sys::users::euid());
+        let paths = crate::sys::paths::Paths::resolve(&env, None);
+        let opts = CleanupOptions::new(&paths, &env, false, None, false).unwrap();
+        let path = t.path().join("s/ram-snap-1.sock");
+        let stale = StaleResource {
+            kind: ResourceKind::Socket,
+            name: path.display().to_string(),
+            vm_id: None,
+            action: OrphanAction::Remove(VmFile::RamSocket, "snap-1".into()),
+        };
+        let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let err = remove_orphan(&stale, &opts, &Known::default()).await;
+        assert_eq!(
+            err,
+            Err(format!("{} answers again; left alone", path.display()))
+        );
+        assert!(path.exists());
+        drop(live);
+        assert_eq!(
+            remove_orphan(&stale, &opts, &Known::default()).await,
+            Ok(())
+        );
+        assert!(!path.exists());
+    }
 
     #[test]
     fn tap_names_and_pool_addresses() {

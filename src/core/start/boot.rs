@@ -292,10 +292,14 @@ async fn wait_ready(
             if tail.contains(READY_MARKER) {
                 return Ok(());
             }
-            if tail.contains(INIT_FAILED_MARKER) {
+            // The whole line (cut at 300 characters), whatever the console printed after.
+            let failed = tail
+                .find(INIT_FAILED_MARKER)
+                .and_then(|at| tail[at..].split_once('\n'));
+            if let Some((line, _)) = failed {
+                let line: String = line.trim().chars().take(300).collect();
                 return Err(Error::runtime(format!(
-                    "The guest's init failed: its SSH server did not start{}",
-                    log_tail(log)
+                    "The guest's init failed: its SSH server did not start: {line}"
                 ))
                 .with_recovery(
                     "Check the image's SSH server configuration ('smolvm sandbox logs' shows the console).",

@@ -1,9 +1,10 @@
 //! Staging folders that say whether they are in use: a folder [`create_unique_dir`] made,
 //! on which the process working in it holds an exclusive `flock` for as long as it does.
 //! A later run removes one only when nobody holds that lock *and* the PID in its name is
-//! gone here, so a folder in use is kept whether its process runs in another PID namespace,
-//! on another host sharing the folder (the lock is the proof there), or is an older smolvm
-//! that took no lock (the PID is).
+//! gone here, so a folder in use is kept whether its process runs in another PID namespace
+//! (the lock is the proof there) or is an older smolvm that took no lock (the PID is). Only
+//! on a local file system: on a network one a lock (or a PID) proves nothing about
+//! another host sharing the folder, so nothing is swept there.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -20,39 +21,105 @@ use super::{
     RemoveError,
 };
 use crate::sys::lock::{try_lock_file, FileLock};
-use crate::sys::open::{create_unique_dir, dir_nofollow, unique_dir_name};
+use crate::sys::open::{create_unique_dir, dir_nofollow, rename_noreplace, unique_dir_name};
 
 /// A new folder `<parent>/<prefix><pid>-<random>` (see [`create_unique_dir`]) that this
 /// process holds locked until the value is dropped; renaming it keeps the lock with it.
 #[derive(Debug)]
 pub struct Staging {
     path: PathBuf,
-    _lock: FileLock,
+    /// The folder as made, opened once: what [`Staging::remove`] empties, wherever it is.
+    dir: OwnedFd,
+    /// `None` where the file system refuses `flock` on a folder (some network ones): the
+    /// sweep removes nothing there anyway.
+    _lock: Option<FileLock>,
 }
+
+/// What a folder is named between its `mkdir` and its lock (`<prefix>new-<pid>-<random>`):
+/// a middle the sweep passes over, so no sweep can take a folder before it is locked.
+const UNLOCKED: &str = "new-";
 
 impl Staging {
     pub fn create(parent: &Path, prefix: &str, mode: u32) -> io::Result<Staging> {
-        let path = create_unique_dir(parent, prefix, mode)?;
-        let locked = dir_nofollow(&path)
-            .map(File::from)
-            .and_then(try_lock_file)
-            .and_then(|r| {
-                r.map_err(|_| io::Error::other("another process holds a folder just made"))
-            });
-        match locked {
-            Ok(lock) => Ok(Staging { path, _lock: lock }),
-            Err(e) => {
-                if let Some(name) = path.file_name() {
-                    let _ = remove_entry(parent, name);
+        let made = create_unique_dir(parent, &format!("{prefix}{UNLOCKED}"), mode)?;
+        let made_name = made
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let own = made_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|n| n.strip_prefix(UNLOCKED))
+            .map(|rest| parent.join(format!("{prefix}{rest}")));
+        let locked = (|| {
+            let path = own.ok_or_else(|| io::Error::other("a folder name that is not UTF-8"))?;
+            let dir = dir_nofollow(&made)?;
+            let lock = match try_lock_file(File::from(dir.try_clone()?)) {
+                Ok(Ok(lock)) => Some(lock),
+                Ok(Err(_)) => {
+                    return Err(io::Error::other("another process holds a folder just made"))
                 }
-                Err(e)
-            }
+                Err(_) => None,
+            };
+            rename_noreplace(&made, &path)?;
+            Ok(Staging {
+                path,
+                dir,
+                _lock: lock,
+            })
+        })();
+        if locked.is_err() {
+            let _ = remove_entry(parent, &made_name);
         }
+        locked
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Remove the folder this made: everything in it through the descriptor opened when it
+    /// was made (a folder below entered only when `owned` accepts its owner; no link
+    /// followed, no mount crossed), then its name, only while that still names it. Another
+    /// user who may rename things in it (the `sudo` user owns a download's) cannot swap
+    /// something of theirs in for it.
+    pub fn remove(&self, owned: &dyn Fn(u32) -> bool) -> Result<(), RemoveError> {
+        let at = |error: io::Error| RemoveError {
+            path: self.path.clone(),
+            error,
+        };
+        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return Ok(());
+        };
+        let pfd = open_config_dir(parent).map_err(at)?;
+        let cname = std::ffi::CString::new(name.as_encoded_bytes()).map_err(|e| at(e.into()))?;
+        let mnt = tree_mount(&pfd, &self.dir).map_err(at)?;
+        remove_contents(&self.dir, &self.path, mnt, owned)?;
+        unlink_if_still(&pfd, &cname, &self.dir, &self.path)
+    }
+}
+
+/// Unlink the (now empty) directory `name` of `pfd` only while it is still the one `dir`
+/// is open on.
+fn unlink_if_still(
+    pfd: &OwnedFd,
+    name: &CStr,
+    dir: &OwnedFd,
+    path: &Path,
+) -> Result<(), RemoveError> {
+    let at = |error: io::Error| RemoveError {
+        path: path.to_path_buf(),
+        error,
+    };
+    let st = fstat(dir).map_err(|e| at(errno_io(e)))?;
+    let still = fstatat(pfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|now| (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino));
+    if !still {
+        return Err(at(io::Error::other(
+            "the folder was moved while it was emptied",
+        )));
+    }
+    unlinkat(pfd, name, UnlinkatFlags::RemoveDir).map_err(|e| at(errno_io(e)))
 }
 
 /// Remove the staging folders in `parent` that processes killed midway left: named
@@ -63,8 +130,8 @@ impl Staging {
 /// and with it the staging folder), nothing is followed through a link and no mount is
 /// crossed. Only in a `parent` of root's or of an owner `owned` accepts that nobody else
 /// can rename entries in (not writable by group or others, or sticky): elsewhere another
-/// user could give one of their folders, or one of root's they may move, such a name. The
-/// paths removed whole, in name order.
+/// user could give one of their folders, or one of root's they may move, such a name; and
+/// only on a local file system ([`local_fs`]). The paths removed whole, in name order.
 pub fn sweep_staging(parent: &Path, prefix: &str, owned: &dyn Fn(u32) -> bool) -> Vec<PathBuf> {
     let Ok(pfd) = open_config_dir(parent) else {
         return Vec::new();
@@ -73,7 +140,7 @@ pub fn sweep_staging(parent: &Path, prefix: &str, owned: &dyn Fn(u32) -> bool) -
         (st.st_uid == 0 || owned(st.st_uid))
             && (st.st_mode & 0o022 == 0 || st.st_mode & libc::S_ISVTX != 0)
     });
-    if !private {
+    if !private || !local_fs(&pfd) {
         return Vec::new();
     }
     let Ok(mut names) = list(&pfd) else {
@@ -102,6 +169,26 @@ pub fn sweep_staging(parent: &Path, prefix: &str, owned: &dyn Fn(u32) -> bool) -
         }
     }
     gone
+}
+
+/// Whether the folder `fd` is on a local file system, where a `flock` and a PID are this
+/// host's to judge (ext2/3/4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS, overlayfs, bcachefs).
+fn local_fs(fd: &OwnedFd) -> bool {
+    const LOCAL: [i64; 9] = [
+        0xEF53,
+        0x5846_5342,
+        0x9123_683E,
+        0x0102_1994,
+        0x8584_58F6,
+        0xF2F5_2010,
+        0x2FC1_2FC1,
+        0x794C_7630,
+        0xCA45_1A4E,
+    ];
+    // `f_type` is a C long: an i64 here, an i32 on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    let local = |st: nix::sys::statfs::Statfs| LOCAL.contains(&(st.filesystem_type().0 as i64));
+    nix::sys::statfs::fstatfs(fd).is_ok_and(local)
 }
 
 /// Remove the folder `name` of `pfd` if it is a directory of an owner `owned` accepts
@@ -133,14 +220,7 @@ fn remove_unheld(
     let dfd = OwnedFd::from(lock.try_clone().map_err(at)?);
     let mnt = tree_mount(pfd, &dfd).map_err(at)?;
     remove_contents(&dfd, path, mnt, owned)?;
-    let still = fstatat(pfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-        .is_ok_and(|now| (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino));
-    if !still {
-        return Err(at(io::Error::other(
-            "the folder was moved while it was emptied",
-        )));
-    }
-    unlinkat(pfd, name, UnlinkatFlags::RemoveDir).map_err(|e| at(errno_io(e)))?;
+    unlink_if_still(pfd, name, &dfd, path)?;
     drop(lock);
     Ok(true)
 }

@@ -65,12 +65,13 @@ pub fn longest_filter(pid: i32) -> io::Result<Option<usize>> {
 /// Start Firecracker `bin` as `user` listening on a socket in a private folder (no VM),
 /// and measure the filters its API thread installs at once: the longest one's length
 /// (`None`: no filter at all). The process is stopped and the folder removed afterwards;
-/// the folders probes killed midway left (unlocked, their process gone, this user's or a
-/// VMM id's) go first.
+/// the folders probes killed midway left (unlocked, their process gone, this user's or the
+/// probe user's, whom doctor always picks the same way) go first.
 pub fn probe_firecracker(bin: &Path, user: Option<VmmIdentity>) -> io::Result<Option<usize>> {
     let tmp = Path::new("/tmp");
     let me = crate::sys::users::euid();
-    let ours = |u: u32| u == me || crate::sys::users::is_vmm_id(u);
+    let probe = user.as_ref().map(|u| u.id.uid);
+    let ours = |u: u32| u == me || Some(u) == probe;
     crate::sys::fs::sweep_staging(tmp, PROBE_PREFIX, &ours);
     let staging = crate::sys::fs::Staging::create(tmp, PROBE_PREFIX, 0o700)?;
     let dir = staging.path().to_path_buf();
@@ -106,9 +107,8 @@ pub fn probe_firecracker(bin: &Path, user: Option<VmmIdentity>) -> io::Result<Op
         let _ = child.wait();
         r
     })();
-    if let Some(name) = dir.file_name() {
-        let _ = crate::sys::fs::remove_entry(tmp, name);
-    }
+    // Through the folder as made: the probe's user owns it, and may rename it in /tmp.
+    let _ = staging.remove(&ours);
     r
 }
 

@@ -129,4 +129,56 @@ fn a_folder_of_another_owner_inside_is_left_whole_as_root() {
     assert_eq!(std::fs::read(theirs.join("keep")).unwrap(), b"theirs");
     assert_eq!(theirs.metadata().unwrap().uid(), 65534);
     assert!(!dead.join("part").exists() && !dead.join("sub/deeper").exists());
+    // In a folder of another user's, nothing is swept (they may rename entries in it).
+    let t = tempfile::tempdir().unwrap();
+    let dead = t.path().join(DEAD);
+    filled(&dead);
+    nix::unistd::chown(t.path(), Some(65534.into()), None).unwrap();
+    assert!(sweep_staging(t.path(), PREFIX, &|u| u == me()).is_empty());
+    assert!(dead.join("part").exists());
+    nix::unistd::chown(t.path(), Some(0.into()), None).unwrap();
+    assert_eq!(sweep_staging(t.path(), PREFIX, &|u| u == me()), [dead]);
+}
+
+#[test]
+fn a_folder_is_locked_before_it_has_a_name_the_sweep_takes_and_only_local_ones_are_swept() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Staging::create(t.path(), PREFIX, 0o700).unwrap();
+    let name = s.path().file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(
+        unique_dir_name(&name, PREFIX),
+        Some((String::new(), std::process::id() as i32))
+    );
+    assert_eq!(crate::sys::fs::sorted_names(t.path()), [name]);
+    // What a process killed between its mkdir and its lock left (the name it has then):
+    // never swept, though its PID is gone and nobody holds it.
+    let unlocked = t
+        .path()
+        .join(".smolvm-download.new-2147483646-0123456789ab");
+    filled(&unlocked);
+    assert!(sweep_staging(t.path(), PREFIX, &|u| u == me()).is_empty());
+    assert!(unlocked.join("part").exists());
+    // Local file systems only: a lock or PID proves nothing about another host's.
+    let fd = |p: &str| super::open_config_dir(Path::new(p)).unwrap();
+    assert!(local_fs(&fd(t.path().to_str().unwrap())));
+    assert!(!local_fs(&fd("/proc")) && !local_fs(&fd("/sys")));
+}
+
+#[test]
+fn a_folder_removes_what_it_made_and_never_what_was_swapped_in_under_its_name() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Staging::create(t.path(), PREFIX, 0o700).unwrap();
+    filled(s.path());
+    s.remove(&|u| u == me()).unwrap();
+    assert_eq!(crate::sys::fs::sorted_names(t.path()), Vec::<String>::new());
+    // Its owner renamed it away and put a folder of theirs under its name: the folder
+    // made is emptied where it is now, theirs is kept whole.
+    let s = Staging::create(t.path(), PREFIX, 0o700).unwrap();
+    filled(s.path());
+    let away = t.path().join("away");
+    crate::sys::open::rename_noreplace(s.path(), &away).unwrap();
+    filled(s.path());
+    assert!(s.remove(&|u| u == me()).is_err());
+    assert_eq!(crate::sys::fs::sorted_names(&away), Vec::<String>::new());
+    assert_eq!(std::fs::read(s.path().join("sub/deeper/f")).unwrap(), b"x");
 }
