@@ -393,14 +393,10 @@ fn debian_image_answers_ssh_and_exec() {
         "echo 'NoSuchOption yes' > /etc/ssh/sshd_config.d/zz-broken.conf && sync",
     );
     e.ok_json(&["sandbox", "stop", "vm-deb", "--json"]);
-    let out = e.run(&["sandbox", "start", "vm-deb", "--boot-timeout", "300"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stderr(&out).contains(
-            "The guest's init failed: its SSH server did not start: SmolVM init failed: sshd exited 255"
-        ),
-        "{}",
-        stderr(&out)
+    e.fails(
+        &["sandbox", "start", "vm-deb", "--boot-timeout", "300"],
+        1,
+        "The guest's init failed: its SSH server did not start: SmolVM init failed: sshd exited 255",
     );
     e.ok_json(&["sandbox", "delete", "vm-deb", "--timeout", "3", "--json"]);
     assert_eq!(e.leftovers("vm-deb"), Vec::<String>::new());
