@@ -218,7 +218,13 @@ fn doctor_names_the_vmms_user_and_warns_of_a_firecracker_without_seccomp_policie
     let tag = format!("{:012x}", std::process::id());
     let left = format!("/tmp/.smolvm-fc-probe-2147483646-{tag}");
     let theirs = format!("/tmp/.smolvm-fc-probe-2147483645-{tag}");
-    for (d, owner) in [(&left, 0), (&theirs, 0x7E00_0005)] {
+    // The probe runs as smolvm's service user, else nobody: the user its folder is given to.
+    let probe = smolvm::sys::users::lookup_service_user()
+        .ok()
+        .flatten()
+        .or_else(|| smolvm::sys::users::lookup("nobody"))
+        .map_or(0, |u| u.uid);
+    for (d, owner) in [(&left, probe), (&theirs, 0x7E00_0005)] {
         std::fs::create_dir(d).unwrap();
         std::fs::write(format!("{d}/fc.sock"), b"").unwrap();
         std::os::unix::fs::chown(d, Some(owner), Some(owner)).unwrap();

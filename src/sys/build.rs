@@ -102,8 +102,12 @@ pub fn docker_create(docker: &Path, tag: &str) -> io::Result<Result<Container, S
         }),
         false => {
             let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            Err(match said.is_empty() {
-                true => format!("it answered {id:?}, not a container id ({})", out.status),
+            Err(match out.status.success() || said.is_empty() {
+                true => format!(
+                    "it answered {:?}, not a container id ({})",
+                    id.chars().take(80).collect::<String>(),
+                    out.status
+                ),
                 false => said,
             })
         }

@@ -17,8 +17,7 @@ use nix::sys::stat::{fstat, fstatat};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use super::{
-    errno_io, list, open_config_dir, open_dir_at, remove_contents, remove_entry, tree_mount,
-    RemoveError,
+    errno_io, list, open_config_dir, open_dir_at, remove_contents, tree_mount, RemoveError,
 };
 use crate::sys::lock::{try_lock_file, FileLock};
 use crate::sys::open::{create_unique_dir, dir_nofollow, rename_noreplace, unique_dir_name};
@@ -40,38 +39,76 @@ pub struct Staging {
 const UNLOCKED: &str = "new-";
 
 impl Staging {
+    /// On a local file system the folder is made under a name the sweep passes over,
+    /// locked, then renamed (`RENAME_NOREPLACE`) to its own; elsewhere (nothing is swept
+    /// there, and NFS or 9p refuse that rename) or where the file system refuses the
+    /// rename's flag, it is made under its own name at once, locked if the file system
+    /// allows.
     pub fn create(parent: &Path, prefix: &str, mode: u32) -> io::Result<Staging> {
-        let made = create_unique_dir(parent, &format!("{prefix}{UNLOCKED}"), mode)?;
-        let made_name = made
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        let own = made_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix))
-            .and_then(|n| n.strip_prefix(UNLOCKED))
-            .map(|rest| parent.join(format!("{prefix}{rest}")));
-        let locked = (|| {
-            let path = own.ok_or_else(|| io::Error::other("a folder name that is not UTF-8"))?;
-            let dir = dir_nofollow(&made)?;
+        let local = open_config_dir(parent).is_ok_and(|fd| local_fs(&fd));
+        if local {
+            match Self::create_hidden(parent, prefix, mode) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                made => return made,
+            }
+        }
+        let path = create_unique_dir(parent, prefix, mode)?;
+        let made = (|| {
+            let dir = dir_nofollow(&path)?;
             let lock = match try_lock_file(File::from(dir.try_clone()?)) {
                 Ok(Ok(lock)) => Some(lock),
-                Ok(Err(_)) => {
-                    return Err(io::Error::other("another process holds a folder just made"))
-                }
-                Err(_) => None,
+                Ok(Err(_)) => return Err(held_already()),
+                Err(_) if !local => None,
+                Err(e) => return Err(e),
             };
-            rename_noreplace(&made, &path)?;
-            Ok(Staging {
+            Ok((dir, lock))
+        })();
+        match made {
+            Ok((dir, lock)) => Ok(Staging {
                 path,
                 dir,
                 _lock: lock,
-            })
-        })();
-        if locked.is_err() {
-            let _ = remove_entry(parent, &made_name);
+            }),
+            Err(e) => {
+                rmdir_made(&path, None);
+                Err(e)
+            }
         }
-        locked
+    }
+
+    /// Made as `<prefix>new-<pid>-<random>`, locked, renamed to `<prefix><pid>-<random>`.
+    fn create_hidden(parent: &Path, prefix: &str, mode: u32) -> io::Result<Staging> {
+        let made = create_unique_dir(parent, &format!("{prefix}{UNLOCKED}"), mode)?;
+        let dir = match dir_nofollow(&made) {
+            Ok(dir) => dir,
+            Err(e) => {
+                rmdir_made(&made, None);
+                return Err(e);
+            }
+        };
+        let renamed = (|| {
+            let own = made
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(|n| n.strip_prefix(UNLOCKED))
+                .map(|rest| parent.join(format!("{prefix}{rest}")))
+                .ok_or_else(|| io::Error::other("a folder name that is not UTF-8"))?;
+            let lock = try_lock_file(File::from(dir.try_clone()?))?.map_err(|_| held_already())?;
+            rename_noreplace(&made, &own)?;
+            Ok((own, lock))
+        })();
+        match renamed {
+            Ok((path, lock)) => Ok(Staging {
+                path,
+                dir,
+                _lock: Some(lock),
+            }),
+            Err(e) => {
+                rmdir_made(&made, Some(&dir));
+                Err(e)
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -96,6 +133,34 @@ impl Staging {
         let mnt = tree_mount(&pfd, &self.dir).map_err(at)?;
         remove_contents(&self.dir, &self.path, mnt, owned)?;
         unlink_if_still(&pfd, &cname, &self.dir, &self.path)
+    }
+}
+
+fn held_already() -> io::Error {
+    io::Error::other("another process holds a folder just made")
+}
+
+/// Undo a folder's `mkdir` when making it a staging folder failed: `rmdir` (it is still
+/// empty: nothing else removed), and with `dir` only while its name still names that
+/// directory. Without `dir` (it could not even be opened), by name: an `rmdir` removes
+/// nothing but an empty folder.
+fn rmdir_made(path: &Path, dir: Option<&OwnedFd>) {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let (Ok(pfd), Ok(cname)) = (
+        open_config_dir(parent),
+        std::ffi::CString::new(name.as_encoded_bytes()),
+    ) else {
+        return;
+    };
+    match dir {
+        Some(dir) => {
+            let _ = unlink_if_still(&pfd, &cname, dir, path);
+        }
+        None => {
+            let _ = unlinkat(&pfd, cname.as_c_str(), UnlinkatFlags::RemoveDir);
+        }
     }
 }
 
@@ -174,7 +239,7 @@ pub fn sweep_staging(parent: &Path, prefix: &str, owned: &dyn Fn(u32) -> bool) -
 /// Whether the folder `fd` is on a local file system, where a `flock` and a PID are this
 /// host's to judge (ext2/3/4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS, overlayfs, bcachefs).
 fn local_fs(fd: &OwnedFd) -> bool {
-    const LOCAL: [i64; 9] = [
+    const LOCAL: [u32; 9] = [
         0xEF53,
         0x5846_5342,
         0x9123_683E,
@@ -185,9 +250,8 @@ fn local_fs(fd: &OwnedFd) -> bool {
         0x794C_7630,
         0xCA45_1A4E,
     ];
-    // `f_type` is a C long: an i64 here, an i32 on 32-bit targets.
-    #[allow(clippy::unnecessary_cast)]
-    let local = |st: nix::sys::statfs::Statfs| LOCAL.contains(&(st.filesystem_type().0 as i64));
+    // `f_type` is a C long; the magic numbers are its low 32 bits.
+    let local = |st: nix::sys::statfs::Statfs| LOCAL.contains(&(st.filesystem_type().0 as u32));
     nix::sys::statfs::fstatfs(fd).is_ok_and(local)
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::sys::fs::remove_entry;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
 const PREFIX: &str = ".smolvm-download.";
@@ -141,7 +142,7 @@ fn a_folder_of_another_owner_inside_is_left_whole_as_root() {
 }
 
 #[test]
-fn a_folder_is_locked_before_it_has_a_name_the_sweep_takes_and_only_local_ones_are_swept() {
+fn a_folder_made_has_its_own_name_alone_a_new_name_is_never_swept_and_only_local_ones_are() {
     let t = tempfile::tempdir().unwrap();
     let s = Staging::create(t.path(), PREFIX, 0o700).unwrap();
     let name = s.path().file_name().unwrap().to_str().unwrap().to_string();
