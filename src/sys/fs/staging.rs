@@ -6,7 +6,7 @@
 //! on a local file system: on a network one a lock (or a PID) proves nothing about
 //! another host sharing the folder, so nothing is swept there.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -17,7 +17,7 @@ use nix::sys::stat::{fstat, fstatat};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use super::{
-    errno_io, list, open_config_dir, open_dir_at, remove_contents, tree_mount, RemoveError,
+    cpath, errno_io, list, open_config_dir, open_dir_at, remove_contents, tree_mount, RemoveError,
 };
 use crate::sys::lock::{try_lock_file, FileLock};
 use crate::sys::open::{create_unique_dir, dir_nofollow, rename_noreplace, unique_dir_name};
@@ -125,11 +125,7 @@ impl Staging {
             path: self.path.clone(),
             error,
         };
-        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
-            return Ok(());
-        };
-        let pfd = open_config_dir(parent).map_err(at)?;
-        let cname = std::ffi::CString::new(name.as_encoded_bytes()).map_err(|e| at(e.into()))?;
+        let (pfd, cname) = parent_and_name(&self.path).map_err(at)?;
         let mnt = tree_mount(&pfd, &self.dir).map_err(at)?;
         remove_contents(&self.dir, &self.path, mnt, owned)?;
         unlink_if_still(&pfd, &cname, &self.dir, &self.path)
@@ -145,13 +141,7 @@ fn held_already() -> io::Error {
 /// directory. Without `dir` (it could not even be opened), by name: an `rmdir` removes
 /// nothing but an empty folder.
 fn rmdir_made(path: &Path, dir: Option<&OwnedFd>) {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return;
-    };
-    let (Ok(pfd), Ok(cname)) = (
-        open_config_dir(parent),
-        std::ffi::CString::new(name.as_encoded_bytes()),
-    ) else {
+    let Ok((pfd, cname)) = parent_and_name(path) else {
         return;
     };
     match dir {
@@ -161,6 +151,17 @@ fn rmdir_made(path: &Path, dir: Option<&OwnedFd>) {
         None => {
             let _ = unlinkat(&pfd, cname.as_c_str(), UnlinkatFlags::RemoveDir);
         }
+    }
+}
+
+/// `path`'s folder, opened, and its last component as a C string.
+fn parent_and_name(path: &Path) -> io::Result<(OwnedFd, CString)> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((open_config_dir(parent)?, cpath(name)?)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a path with no folder and name",
+        )),
     }
 }
 
@@ -217,18 +218,17 @@ pub fn sweep_staging(parent: &Path, prefix: &str, owned: &dyn Fn(u32) -> bool) -
         if !matches!(kind, Some(Type::Directory) | None) {
             continue;
         }
-        let Some((_, pid)) = name
-            .to_str()
-            .ok()
-            .and_then(|n| unique_dir_name(n, prefix))
-            .filter(|(middle, _)| middle.is_empty())
+        let Ok(text) = name.to_str() else {
+            continue;
+        };
+        let Some((_, pid)) = unique_dir_name(text, prefix).filter(|(middle, _)| middle.is_empty())
         else {
             continue;
         };
         if !crate::sys::process::ended(pid) {
             continue;
         }
-        let path = parent.join(name.to_str().unwrap_or_default());
+        let path = parent.join(text);
         if remove_unheld(&pfd, &name, &path, owned).is_ok_and(|removed| removed) {
             gone.push(path);
         }
